@@ -1,0 +1,108 @@
+// The contract between the serving layer (server, `grpst run`, benchmarks) and the native
+// runtime. Everything above src/engine speaks these types; only src/engine talks to the addon.
+
+/** Sampling settings of one request. Defaults follow vLLM/OpenAI: temperature 1, no truncation. */
+export interface SamplingParams {
+  /** 0 means greedy (argmax), whatever the other fields say. */
+  temperature: number;
+  /** 0 or less: no top-k. */
+  topK: number;
+  /** 1: no nucleus truncation. */
+  topP: number;
+  /** 0: no min-p truncation. */
+  minP: number;
+  /** HF/vLLM repetition penalty over prompt and output tokens; 1 = off. */
+  repetitionPenalty: number;
+  /** OpenAI presence penalty over output tokens; 0 = off. */
+  presencePenalty: number;
+  /** OpenAI frequency penalty over output tokens; 0 = off. */
+  frequencyPenalty: number;
+  /** Same seed and same prompt give the same tokens. Undefined: a fresh random seed. */
+  seed?: number;
+}
+
+export const defaultSampling: SamplingParams = {
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  repetitionPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+};
+
+export interface SubmitRequest {
+  /** Prompt token ids (already templated and tokenized). */
+  tokens: Int32Array | number[];
+  sampling: SamplingParams;
+  /** Generation stops after this many new tokens (finish reason "length"). */
+  maxTokens: number;
+  /** Token ids that end generation (finish reason "stop"); the stop token itself is not emitted. */
+  stopTokenIds?: number[];
+  /** Keep generating past stop tokens (lm-eval, benchmarks). */
+  ignoreEos?: boolean;
+  /** Return the logprob of each sampled token and this many alternatives (0 = just the token). Undefined: none. */
+  logprobs?: number;
+  /** Return logprobs of the prompt tokens themselves (position 0 has none), with `logprobs` alternatives. */
+  promptLogprobs?: boolean;
+  /** Token ids that may never be sampled (grps_trtllm bad_words as single tokens). */
+  badTokenIds?: number[];
+  /** Compiled constrained-decoding grammar handle (structured outputs); undefined = free text. */
+  constraint?: unknown;
+  /** Abort: frees the sequence and its KV blocks at once; the iterator then ends with finish reason "cancelled". */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+
+export interface TopLogprob {
+  token: number;
+  logprob: number;
+}
+
+/** What the iterator of one request yields: one or more new tokens, in order. */
+export interface TokenEvent {
+  /** New token ids since the previous event (at least one, except in the final event). */
+  tokens: number[];
+  /** logprobs[i] belongs to tokens[i]; present when the request asked for logprobs. */
+  logprobs?: number[];
+  /** topLogprobs[i]: the alternatives at the step that produced tokens[i]. */
+  topLogprobs?: TopLogprob[][];
+  /** Set on the last event of the request. */
+  finishReason?: FinishReason;
+  /** On the last event when finishReason is "stop": the stop token id that ended it. */
+  stopTokenId?: number;
+  /** On the first event when promptLogprobs was asked: one entry per prompt token (null for position 0). */
+  promptLogprobs?: (null | { logprob: number; top: TopLogprob[] })[];
+  /** Prompt tokens found in the prefix cache (not recomputed), on the first event. */
+  cachedPromptTokens?: number;
+  /** Error message when finishReason is "error". */
+  error?: string;
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kvBlocksTotal: number;
+  kvBlocksUsed: number;
+  kvBlockSize: number;
+  prefixCacheHitTokens: number;
+  prefixCacheQueryTokens: number;
+  promptTokensTotal: number;
+  generatedTokensTotal: number;
+  steps: number;
+}
+
+export interface EngineInfo {
+  /** "cpu" or "cuda". */
+  device: string;
+  /** CPU kernels chosen at run time: avx512bf16, avx512, avx2, scalar; or the GPU's name. */
+  kernels: string;
+  threads: number;
+  maxBatchSize: number;
+  maxSeqLen: number;
+  maxNumTokens: number;
+  vocabSize: number;
+  quantization: string;
+  kvCacheDtype: string;
+}

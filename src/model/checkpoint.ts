@@ -1,0 +1,103 @@
+// A Hugging Face Qwen3 checkpoint folder: config.json, one or more safetensors files, tokenizer
+// files. Reads headers only and checks every tensor the model needs is there with its shape.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { badInput } from '../util/errors.js';
+import { readHfConfig, type HfConfig, type ModelConfig } from './config.js';
+import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
+
+export interface Checkpoint {
+  dir: string;
+  hf: HfConfig;
+  model: ModelConfig;
+  tensors: Map<string, TensorInfo>;
+  /** The safetensors files, in index order. */
+  files: string[];
+}
+
+export function checkpointFiles(dir: string): string[] {
+  const index = join(dir, 'model.safetensors.index.json');
+  if (existsSync(index)) {
+    let weightMap: Record<string, string>;
+    try {
+      weightMap = JSON.parse(readFileSync(index, 'utf8')).weight_map;
+    } catch (e) {
+      throw badInput(`${index} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (!weightMap || typeof weightMap !== 'object') throw badInput(`${index} has no weight_map`);
+    const files = [...new Set(Object.values(weightMap))];
+    for (const f of files) {
+      if (f.includes('/') || f.includes('\\')) throw badInput(`${index} names a shard outside the folder: ${f}`);
+      if (!existsSync(join(dir, f))) throw badInput(`${index} names ${f}, which is missing from ${dir}`, 'copy every shard of the checkpoint');
+    }
+    return files.map((f) => join(dir, f));
+  }
+  const single = join(dir, 'model.safetensors');
+  if (existsSync(single)) return [single];
+  throw badInput(
+    `${dir} holds no model.safetensors or model.safetensors.index.json`,
+    'point --model_dir at a Hugging Face checkpoint in safetensors format',
+  );
+}
+
+/** Shapes the model needs, by tensor name ([out, in] for projections, as Hugging Face stores them). */
+export function expectedShapes(m: ModelConfig): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  const H = m.hiddenSize;
+  const q = m.numHeads * m.headDim;
+  const kv = m.numKvHeads * m.headDim;
+  shapes.set('model.embed_tokens.weight', [m.vocabSize, H]);
+  for (let i = 0; i < m.numLayers; i++) {
+    const p = `model.layers.${i}.`;
+    shapes.set(p + 'input_layernorm.weight', [H]);
+    shapes.set(p + 'self_attn.q_proj.weight', [q, H]);
+    shapes.set(p + 'self_attn.k_proj.weight', [kv, H]);
+    shapes.set(p + 'self_attn.v_proj.weight', [kv, H]);
+    shapes.set(p + 'self_attn.o_proj.weight', [H, q]);
+    shapes.set(p + 'self_attn.q_norm.weight', [m.headDim]);
+    shapes.set(p + 'self_attn.k_norm.weight', [m.headDim]);
+    shapes.set(p + 'post_attention_layernorm.weight', [H]);
+    shapes.set(p + 'mlp.gate_proj.weight', [m.intermediateSize, H]);
+    shapes.set(p + 'mlp.up_proj.weight', [m.intermediateSize, H]);
+    shapes.set(p + 'mlp.down_proj.weight', [H, m.intermediateSize]);
+  }
+  shapes.set('model.norm.weight', [H]);
+  if (!m.tieWordEmbeddings) shapes.set('lm_head.weight', [m.vocabSize, H]);
+  return shapes;
+}
+
+export interface OpenCheckpointOptions {
+  /** Skip the shape check (pre-quantized checkpoints store other tensors). */
+  allowQuantized?: boolean;
+}
+
+export function openCheckpoint(dirArg: string, opts: OpenCheckpointOptions = {}): Checkpoint {
+  const dir = resolve(dirArg);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw badInput(`model folder ${dir} does not exist`, 'pass the folder that holds config.json and the safetensors files');
+  }
+  const { hf, model } = readHfConfig(join(dir, 'config.json'));
+  const files = checkpointFiles(dir);
+  const tensors = new Map<string, TensorInfo>();
+  for (const f of files) {
+    for (const t of readSafetensorsHeader(f).tensors) {
+      if (tensors.has(t.name)) throw badInput(`tensor ${t.name} appears in two files (${tensors.get(t.name)!.file} and ${f})`);
+      tensors.set(t.name, t);
+    }
+  }
+  if (!opts.allowQuantized) checkShapes(dir, model, tensors);
+  return { dir, hf, model, tensors, files };
+}
+
+function checkShapes(dir: string, model: ModelConfig, tensors: Map<string, TensorInfo>): void {
+  for (const [name, shape] of expectedShapes(model)) {
+    const t = tensors.get(name);
+    if (!t) throw badInput(`${dir}: tensor ${name} is missing`, 'the checkpoint is incomplete or not a Qwen3 dense model');
+    if (t.shape.join(',') !== shape.join(',')) {
+      throw badInput(`${t.file}: tensor ${name} has shape [${t.shape}] but config.json implies [${shape}]`);
+    }
+    if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') {
+      throw badInput(`${t.file}: tensor ${name} is ${t.dtype}; only bf16, fp16 and fp32 checkpoints load directly`, 'build an engine with grpst build for quantized checkpoints');
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// Qwen3's config.json, validated with zod and reduced to the numbers the runtime needs.
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { badInput } from '../util/errors.js';
+import { ropeTables } from './rope.js';
+
+const ropeScalingSchema = z
+  .object({
+    rope_type: z.string().optional(),
+    type: z.string().optional(),
+    factor: z.number().positive().optional(),
+    original_max_position_embeddings: z.number().int().positive().optional(),
+    beta_fast: z.number().optional(),
+    beta_slow: z.number().optional(),
+    attention_factor: z.number().optional(),
+    mscale: z.number().optional(),
+    mscale_all_dim: z.number().optional(),
+    truncate: z.boolean().optional(),
+    rope_theta: z.number().positive().optional(),
+  })
+  .passthrough();
+
+export const hfConfigSchema = z
+  .object({
+    model_type: z.string(),
+    architectures: z.array(z.string()).optional(),
+    hidden_size: z.number().int().positive(),
+    intermediate_size: z.number().int().positive(),
+    num_hidden_layers: z.number().int().positive(),
+    num_attention_heads: z.number().int().positive(),
+    num_key_value_heads: z.number().int().positive().optional(),
+    head_dim: z.number().int().positive().optional(),
+    vocab_size: z.number().int().positive(),
+    rms_norm_eps: z.number().positive().default(1e-6),
+    rope_theta: z.number().positive().optional(),
+    rope_scaling: ropeScalingSchema.nullable().optional(),
+    /** transformers 5 writes rope_theta and rope_scaling together under this key. */
+    rope_parameters: ropeScalingSchema.nullable().optional(),
+    tie_word_embeddings: z.boolean().default(false),
+    max_position_embeddings: z.number().int().positive().default(40960),
+    attention_bias: z.boolean().default(false),
+    hidden_act: z.string().default('silu'),
+    torch_dtype: z.string().optional(),
+    dtype: z.string().optional(),
+    bos_token_id: z.number().int().nullable().optional(),
+    eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullable().optional(),
+    use_sliding_window: z.boolean().optional(),
+    quantization_config: z.record(z.string(), z.unknown()).optional(),
+  })
+  .passthrough();
+
+export type HfConfig = z.infer<typeof hfConfigSchema>;
+
+/** What the native runtime needs to build Qwen3's graph. Field names match the addon's. */
+export interface ModelConfig {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  tieWordEmbeddings: boolean;
+  maxPositionEmbeddings: number;
+  ropeTheta: number;
+  /** "default" or "yarn". */
+  ropeType: string;
+  /** inverse frequencies, headDim/2 of them, as transformers computes them (YaRN blended). */
+  ropeInvFreq: number[];
+  /** multiplies cos and sin (YaRN's attention factor; 1 otherwise). */
+  ropeAttentionScaling: number;
+  eosTokenIds: number[];
+}
+
+export function parseHfConfig(raw: unknown, file = 'config.json'): { hf: HfConfig; model: ModelConfig } {
+  const parsed = hfConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw badInput(
+      `${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+      'point --model_dir at a Hugging Face Qwen3 checkpoint folder',
+    );
+  }
+  const hf = parsed.data;
+  const isQwen3 = hf.model_type === 'qwen3' || (hf.architectures ?? []).includes('Qwen3ForCausalLM');
+  if (!isQwen3) {
+    throw badInput(
+      `${file}: model_type is "${hf.model_type}"${hf.architectures ? ` (${hf.architectures.join(', ')})` : ''}, not qwen3`,
+      'grpst builds Qwen3 dense models (Qwen3-0.6B ... Qwen3-32B); use a Qwen3 checkpoint',
+    );
+  }
+  if (hf.attention_bias) throw badInput(`${file}: attention_bias is true; Qwen3 has no attention bias`, 'use an unmodified Qwen3 config.json');
+  if (hf.hidden_act !== 'silu') throw badInput(`${file}: hidden_act "${hf.hidden_act}" is not supported (Qwen3 uses silu)`);
+  const numHeads = hf.num_attention_heads;
+  const numKvHeads = hf.num_key_value_heads ?? numHeads;
+  if (numHeads % numKvHeads !== 0) {
+    throw badInput(`${file}: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  }
+  const headDim = hf.head_dim ?? Math.floor(hf.hidden_size / numHeads);
+  if (headDim % 2 !== 0) throw badInput(`${file}: head_dim ${headDim} must be even for rotary embeddings`);
+  const params = { ...(hf.rope_parameters ?? {}), ...(hf.rope_scaling ?? {}) };
+  const ropeTheta = hf.rope_theta ?? params.rope_theta ?? 10000;
+  const ropeType = params.rope_type ?? params.type ?? 'default';
+  if (ropeType !== 'default' && ropeType !== 'yarn') {
+    throw badInput(`${file}: rope_scaling type "${ropeType}" is not supported`, 'Qwen3 uses no rope scaling or YaRN ("rope_type": "yarn")');
+  }
+  const rope = ropeTables({
+    headDim,
+    theta: ropeTheta,
+    type: ropeType,
+    factor: params.factor ?? 1,
+    originalMaxPositionEmbeddings: params.original_max_position_embeddings ?? hf.max_position_embeddings,
+    betaFast: params.beta_fast,
+    betaSlow: params.beta_slow,
+    attentionFactor: params.attention_factor,
+    mscale: params.mscale,
+    mscaleAllDim: params.mscale_all_dim,
+    truncate: params.truncate,
+  });
+  const eos = hf.eos_token_id;
+  return {
+    hf,
+    model: {
+      hiddenSize: hf.hidden_size,
+      intermediateSize: hf.intermediate_size,
+      numLayers: hf.num_hidden_layers,
+      numHeads,
+      numKvHeads,
+      headDim,
+      vocabSize: hf.vocab_size,
+      rmsNormEps: hf.rms_norm_eps,
+      tieWordEmbeddings: hf.tie_word_embeddings,
+      maxPositionEmbeddings: hf.max_position_embeddings,
+      ropeTheta,
+      ropeType,
+      ropeInvFreq: rope.invFreq,
+      ropeAttentionScaling: rope.attentionScaling,
+      eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
+    },
+  };
+}
+
+export function readHfConfig(file: string): { hf: HfConfig; model: ModelConfig } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw badInput(`${file} not found`, 'a Hugging Face checkpoint folder holds config.json beside its safetensors files');
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw badInput(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseHfConfig(raw, file);
+}
