@@ -106,3 +106,33 @@ export interface EngineInfo {
   quantization: string;
   kvCacheDtype: string;
 }
+
+/** What `loadEngine` takes besides the path; every field has a default fitted to the device. */
+export interface LoadOptions {
+  /** "cpu", "cuda" or "auto" (cuda where the CUDA backend was built and a GPU is present). */
+  device?: 'cpu' | 'cuda' | 'auto';
+  /** CPU worker threads; default: the machine's cores. */
+  threads?: number;
+  maxBatchSize?: number;
+  maxNumTokens?: number;
+  maxSeqLen?: number;
+  /** Tokens per KV block (default 16). */
+  kvBlockSize?: number;
+  /** KV pool size, in this order of precedence: exact token count, bytes, fraction of free memory. */
+  maxTokensInPagedKvCache?: number;
+  kvCacheBytes?: number;
+  kvCacheFreeMemFraction?: number;
+  /** "auto" (the engine's), "bfloat16", "float32", "fp8", "int8". */
+  kvCacheDtype?: string;
+  enablePrefixCaching?: boolean;
+}
+
+/** A loaded model that generates: the native runtime behind a typed facade. */
+export interface GenerationEngine {
+  readonly info: EngineInfo;
+  /** Starts a request; tokens arrive in batches as the native loop produces them. */
+  submit(req: SubmitRequest): AsyncIterable<TokenEvent>;
+  stats(): EngineStats;
+  /** Cancels everything, stops the native loop and unmaps the weights. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,55 @@
+// Everything the HTTP server needs to know, already resolved from server.yml and the inference
+// conf (src/config maps the YAML files onto this; `grpst serve` and tests build it directly).
+import type { SamplingParams } from '../engine/types.js';
+
+export interface ServerOptions {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** The id /v1/models lists and requests must name (default "qwen3"). */
+  modelId: string;
+  /** When set, /v1/* and /tokenize, /detokenize require `Authorization: Bearer <key>`. */
+  apiKey?: string;
+  /** With apiKey set: whether /health and /metrics demand it too. */
+  authHealth: boolean;
+  authMetrics: boolean;
+  /** Requests generating at once; more wait in a queue of maxQueue, beyond that 429. */
+  maxConcurrency: number;
+  maxQueue: number;
+  /** Open sockets at once (node:http maxConnections). */
+  maxConnections: number;
+  /** Request bodies above this get 413. */
+  maxBodyBytes: number;
+  /** Default for requests that do not say (enable_thinking or chat_template_kwargs.enable_thinking). */
+  enableThinking: boolean;
+  /** true: the think block goes to reasoning_content; false: kept inline in content, as grps_trtllm does. */
+  reasoningParser: boolean;
+  /** Defaults for sampling fields a request leaves out (the inference conf's sampling section). */
+  sampling: Partial<SamplingParams>;
+  /** Extra stop strings applied to every request (inference conf stop_words). */
+  stopWords: string[];
+  /** Strings whose tokens are never generated (inference conf bad_words). */
+  badWords: string[];
+  skipSpecialTokens: boolean;
+  /** Serve the web chat page at GET / (server.yml switch). */
+  webUi: boolean;
+}
+
+export const defaultServerOptions: ServerOptions = {
+  host: '0.0.0.0',
+  port: 9997,
+  modelId: 'qwen3',
+  authHealth: false,
+  authMetrics: false,
+  maxConcurrency: 32,
+  maxQueue: 256,
+  maxConnections: 1024,
+  maxBodyBytes: 16 * 1024 * 1024,
+  enableThinking: false,
+  reasoningParser: false,
+  sampling: {},
+  stopWords: [],
+  badWords: [],
+  skipSpecialTokens: true,
+  webUi: true,
+};
