@@ -1,0 +1,115 @@
+// One choice's output path: decoded text -> stop strings -> think block -> tool calls. Stop
+// strings see the raw text (they end generation wherever they appear); the think splitter runs
+// only when thinking is on, so an answer never lands in reasoning; tool calls are parsed only
+// from the answer, never from inside the think block.
+import { ReasoningSplitter, type ReasoningSegment } from './reasoning.js';
+import { StopStringMatcher } from './stop-strings.js';
+import { ToolCallParser, type ParsedToolCall } from './tool-calls.js';
+
+export interface OutputOptions {
+  stops: readonly string[];
+  /** Thinking is on for this request: look for a think block. */
+  thinking: boolean;
+  /** The prompt ends inside an open `<think>`. */
+  startInReasoning?: boolean;
+  /** true: the think block goes to `reasoning`; false: it stays inline in `content`, tags included. */
+  separateReasoning: boolean;
+  /** Turn `<tool_call>` blocks of the answer into calls. */
+  toolCalls: boolean;
+}
+
+export interface OutputDelta {
+  content: string;
+  reasoning: string;
+  toolCalls: ParsedToolCall[];
+  /** A stop string matched: generation must end here. */
+  stopped: boolean;
+}
+
+export class OutputParser {
+  private readonly stops: StopStringMatcher;
+  private readonly splitter?: ReasoningSplitter;
+  private readonly tools?: ToolCallParser;
+  private readonly separate: boolean;
+  /** Reasoning mode drops the newlines between `</think>` and the answer. */
+  private stripLeadingNewlines = false;
+  private done = false;
+
+  constructor(opts: OutputOptions) {
+    this.stops = new StopStringMatcher(opts.stops);
+    if (opts.thinking) this.splitter = new ReasoningSplitter({ startInReasoning: opts.startInReasoning });
+    if (opts.toolCalls) this.tools = new ToolCallParser();
+    this.separate = opts.separateReasoning;
+  }
+
+  get toolCallCount(): number {
+    return this.tools?.callCount ?? 0;
+  }
+
+  push(text: string): OutputDelta {
+    const delta = emptyDelta();
+    if (this.done) return delta;
+    const r = this.stops.push(text);
+    this.route(r.text, delta);
+    if (r.stop !== undefined) {
+      this.flush(delta);
+      delta.stopped = true;
+    }
+    return delta;
+  }
+
+  finish(): OutputDelta {
+    const delta = emptyDelta();
+    if (this.done) return delta;
+    this.route(this.stops.finish(), delta);
+    this.flush(delta);
+    return delta;
+  }
+
+  private flush(delta: OutputDelta): void {
+    if (this.splitter) for (const seg of this.splitter.finish()) this.segment(seg.kind, seg.text, delta);
+    if (this.tools) this.answerEvents(this.tools.finish(), delta);
+    this.done = true;
+  }
+
+  private route(text: string, delta: OutputDelta): void {
+    if (text.length === 0) return;
+    if (!this.splitter) return this.answer(text, delta);
+    for (const seg of this.splitter.push(text)) this.segment(seg.kind, seg.text, delta);
+  }
+
+  private segment(kind: ReasoningSegment['kind'], text: string, delta: OutputDelta): void {
+    if (kind === 'content') return this.answer(text, delta);
+    if (!this.separate) {
+      delta.content += text;
+      return;
+    }
+    if (kind === 'reasoning') delta.reasoning += text;
+    else if (kind === 'close') this.stripLeadingNewlines = true;
+  }
+
+  private answer(text: string, delta: OutputDelta): void {
+    if (this.stripLeadingNewlines) {
+      const rest = text.replace(/^\n+/, '');
+      if (rest.length === 0) return;
+      this.stripLeadingNewlines = false;
+      text = rest;
+    }
+    if (!this.tools) {
+      delta.content += text;
+      return;
+    }
+    this.answerEvents(this.tools.push(text), delta);
+  }
+
+  private answerEvents(events: ReturnType<ToolCallParser['push']>, delta: OutputDelta): void {
+    for (const ev of events) {
+      if (ev.kind === 'content') delta.content += ev.text;
+      else delta.toolCalls.push(ev.call);
+    }
+  }
+}
+
+function emptyDelta(): OutputDelta {
+  return { content: '', reasoning: '', toolCalls: [], stopped: false };
+}
