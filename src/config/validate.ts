@@ -1,0 +1,129 @@
+// Turns zod issues into messages that name the file, the line, the key path and what is allowed,
+// and suggests the nearest valid key for a misspelt one (edit distance).
+import { closest, distance } from 'fastest-levenshtein';
+import { z } from 'zod';
+import { badInput } from '../util/errors.js';
+import { formatKeyPath, type YamlFile } from './yaml-file.js';
+
+/**
+ * The seed's confs leave unset keys empty (`max_tokens_in_paged_kv_cache:` is null). Null means
+ * "not set" everywhere, so nulls are dropped from maps before validation.
+ */
+export function stripNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(stripNulls);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = stripNulls(v);
+    return out;
+  }
+  return value;
+}
+
+export function validateConf<S extends z.ZodType>(schema: S, file: YamlFile, what: string): z.output<S> {
+  const data = stripNulls(file.data ?? {});
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw badInput(`${file.shown}: a ${what} is a YAML mapping of keys, found ${describe(data)}`, `start from the shipped conf/${what === 'server conf' ? 'server' : 'inference_qwen3'}.yml`);
+  }
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  const lines = result.error.issues.slice(0, 12).flatMap((issue) => issueLines(schema, file, data, issue));
+  const more = result.error.issues.length > 12 ? `\n  ... and ${result.error.issues.length - 12} more` : '';
+  const first = lines[0] ?? `${file.shown}: invalid ${what}`;
+  const rest = lines.slice(1).map((l) => `\n  ${l}`).join('');
+  throw badInput(`${first}${rest}${more}`, `edit ${file.shown} (the shipped conf/ files show every key with a comment)`);
+}
+
+function issueLines(schema: z.ZodType, file: YamlFile, data: unknown, issue: z.core.$ZodIssue): string[] {
+  const keyPath = issue.path as (string | number)[];
+  if (issue.code === 'unrecognized_keys') {
+    const allowed = objectKeysAt(schema, keyPath);
+    return issue.keys.map((key) => {
+      const full = [...keyPath, key];
+      return `${file.where(full)}: ${formatKeyPath(full)}: unknown key${suggest(key, allowed)}`;
+    });
+  }
+  const at = `${file.where(keyPath)}: ${formatKeyPath(keyPath)}`;
+  const got = valueAt(data, keyPath);
+  switch (issue.code) {
+    case 'invalid_value':
+      return [`${at}: ${show(got)} is not allowed; allowed values: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
+    case 'invalid_type':
+      if (got === undefined) return [`${at}: missing; expected ${issue.expected}`];
+      return [`${at}: expected ${issue.expected}, got ${show(got)} (${describe(got)})`];
+    case 'too_small':
+    case 'too_big':
+      return [`${at}: ${show(got)} is out of range: ${issue.message.replace(/^Too (small|big): expected \w+ to (be|have) /i, 'must be ')}`];
+    case 'invalid_union':
+      return [`${at}: ${show(got)} is not valid; ${issue.message}`];
+    default:
+      return [`${at}: ${issue.message}`];
+  }
+}
+
+export function suggest(key: string, allowed: string[]): string {
+  if (allowed.length === 0) return '';
+  const best = closest(key, allowed);
+  const limit = Math.max(2, Math.floor(key.length / 3));
+  if (distance(key.toLowerCase(), best.toLowerCase()) <= limit) return `; did you mean "${best}"?`;
+  return `; valid keys here: ${allowed.join(', ')}`;
+}
+
+// Follows a key path through the schema (objects, arrays, optional/default/nullable wrappers,
+// unions) to list the keys the object there accepts.
+function objectKeysAt(schema: z.ZodType, keyPath: (string | number)[]): string[] {
+  let current: z.ZodType | undefined = schema;
+  for (const key of keyPath) {
+    current = current && unwrap(current);
+    if (!current) return [];
+    const def = current._zod.def as unknown as Record<string, unknown>;
+    if (def.type === 'object') current = (def.shape as Record<string, z.ZodType>)[String(key)];
+    else if (def.type === 'array') current = def.element as z.ZodType;
+    else return [];
+  }
+  current = current && unwrap(current);
+  if (!current) return [];
+  const def = current._zod.def as unknown as Record<string, unknown>;
+  return def.type === 'object' ? Object.keys(def.shape as object) : [];
+}
+
+function unwrap(schema: z.ZodType): z.ZodType | undefined {
+  let current = schema;
+  for (let i = 0; i < 16; i++) {
+    const def = current._zod.def as unknown as Record<string, unknown>;
+    if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault') {
+      current = def.innerType as z.ZodType;
+    } else if (def.type === 'pipe') {
+      current = def.in as z.ZodType;
+    } else if (def.type === 'union') {
+      const options = def.options as z.ZodType[];
+      const obj = options.map(unwrap).find((o) => o && (o._zod.def as { type: string }).type === 'object');
+      return obj ?? current;
+    } else {
+      return current;
+    }
+  }
+  return current;
+}
+
+function valueAt(data: unknown, keyPath: (string | number)[]): unknown {
+  let current = data;
+  for (const key of keyPath) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) return String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'number' && !Number.isInteger(value)) return 'a decimal number';
+  return `a ${typeof value}`;
+}
