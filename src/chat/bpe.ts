@@ -55,7 +55,9 @@ export class BpeModel {
       this.byteIds[b] = id;
     }
     this.merges = new MergeTable(json.merges.length);
-    json.merges.forEach((m, rank) => {
+    const merges = json.merges;
+    for (let rank = 0; rank < merges.length; rank++) {
+      const m = merges[rank];
       let left: string, right: string;
       if (typeof m === 'string') {
         const sp = m.indexOf(' ');
@@ -63,7 +65,8 @@ export class BpeModel {
         right = m.slice(sp + 1);
         if (sp <= 0 || right.length === 0 || right.includes(' ')) throw badInput(`tokenizer.json: merge ${rank} ${JSON.stringify(m)} is not "left right"`);
       } else {
-        [left, right] = m;
+        left = m[0];
+        right = m[1];
       }
       const l = vocab.get(left);
       const r = vocab.get(right);
@@ -72,7 +75,7 @@ export class BpeModel {
         throw badInput(`tokenizer.json: merge ${rank} (${left} ${right}) names a token missing from the vocabulary`, 'the tokenizer.json is corrupt: copy it again from the checkpoint');
       }
       this.merges.set(l, r, rank, merged);
-    });
+    }
   }
 
   /** Appends the ids of one pre-token piece to `out`. */

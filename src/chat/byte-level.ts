@@ -21,16 +21,13 @@ export const CHAR_TO_BYTE: Int16Array = (() => {
 })();
 
 /**
- * Bytes of a vocabulary entry written in the byte-level alphabet, or null when it holds a
- * character outside the alphabet (only added tokens do; their bytes are their UTF-8 text).
+ * Writes the bytes of a vocabulary entry in the byte-level alphabet at out[at..]; a character
+ * outside the alphabet (never in a byte-level vocabulary) is written as its low byte.
  */
-export function byteLevelToBytes(token: string): Uint8Array | null {
-  const out = new Uint8Array(token.length);
+export function writeByteLevel(token: string, out: Uint8Array, at: number): void {
   for (let i = 0; i < token.length; i++) {
     const c = token.charCodeAt(i);
     const b = c < 512 ? CHAR_TO_BYTE[c] : -1;
-    if (b < 0) return null;
-    out[i] = b;
+    out[at + i] = b < 0 ? c & 0xff : b;
   }
-  return out;
 }

@@ -1,30 +1,33 @@
 // The raw bytes of every token id, packed in one buffer. Decoding concatenates them; constrained
 // decoding walks them to build masks over the vocabulary.
+import { writeByteLevel } from './byte-level.js';
 
 export class TokenTable {
   private readonly data: Uint8Array;
   private readonly offsets: Uint32Array;
   private views: Uint8Array[] | null = null;
 
-  constructor(size: number, bytesOf: (id: number) => Uint8Array | undefined) {
-    const parts: (Uint8Array | undefined)[] = new Array(size);
+  /**
+   * @param bpeTokens id -> token in the byte-level alphabet (one byte per character)
+   * @param addedTokens id -> added token text (its bytes are its UTF-8)
+   */
+  constructor(size: number, bpeTokens: readonly (string | undefined)[], addedTokens: ReadonlyMap<number, string>) {
+    const encoder = new TextEncoder();
+    const added = new Map<number, Uint8Array>();
+    for (const [id, text] of addedTokens) added.set(id, encoder.encode(text));
+    this.offsets = new Uint32Array(size + 1);
     let total = 0;
     for (let id = 0; id < size; id++) {
-      parts[id] = bytesOf(id);
-      total += parts[id]?.length ?? 0;
+      this.offsets[id] = total;
+      total += added.get(id)?.length ?? bpeTokens[id]?.length ?? 0;
     }
+    this.offsets[size] = total;
     this.data = new Uint8Array(total);
-    this.offsets = new Uint32Array(size + 1);
-    let at = 0;
     for (let id = 0; id < size; id++) {
-      this.offsets[id] = at;
-      const p = parts[id];
-      if (p) {
-        this.data.set(p, at);
-        at += p.length;
-      }
+      const a = added.get(id);
+      if (a) this.data.set(a, this.offsets[id]);
+      else if (bpeTokens[id] !== undefined) writeByteLevel(bpeTokens[id]!, this.data, this.offsets[id]);
     }
-    this.offsets[size] = at;
   }
 
   get size(): number {

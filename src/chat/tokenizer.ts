@@ -3,7 +3,6 @@
 import { badInput } from '../util/errors.js';
 import { AddedTokenMatcher, type AddedTokenJson, type ShieldedRanges } from './added-tokens.js';
 import { BpeModel } from './bpe.js';
-import { byteLevelToBytes } from './byte-level.js';
 import { PreTokenizer } from './pre-tokenizer.js';
 import { TokenTable } from './token-table.js';
 import {
@@ -56,8 +55,14 @@ export class Tokenizer {
 
   constructor(json: TokenizerJson, config: TokenizerConfigJson = {}) {
     const vocab = new Map<string, number>();
-    const bpeTokens: string[] = [];
-    for (const [tok, id] of Object.entries(json.model.vocab)) {
+    // Object.keys + indexed loop: several times faster than Object.entries or for-in over a
+    // 151k-key dictionary object, which matters for start-up time.
+    const vocabJson = json.model.vocab;
+    const keys = Object.keys(vocabJson);
+    const bpeTokens: string[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const tok = keys[i];
+      const id = vocabJson[tok];
       if (!Number.isInteger(id) || id < 0) throw badInput(`tokenizer.json: token ${JSON.stringify(tok)} has id ${id}`, 'copy tokenizer.json again from the checkpoint');
       vocab.set(tok, id);
       bpeTokens[id] = tok;
@@ -80,12 +85,7 @@ export class Tokenizer {
     this.normalize = normalizerFromJson(json.normalizer);
     this.matcher = new AddedTokenMatcher(this.addedTokens);
     checkDecoder(json.decoder);
-    this.table = new TokenTable(size, (id) => {
-      const a = this.addedById.get(id);
-      if (a) return new TextEncoder().encode(a.content);
-      const t = bpeTokens[id];
-      return t === undefined ? undefined : (byteLevelToBytes(t) ?? new TextEncoder().encode(t));
-    });
+    this.table = new TokenTable(size, bpeTokens, new Map(this.addedTokens.map((t) => [t.id, t.content])));
 
     this.config = config;
     const idOf = (name: string, spec: TokenizerConfigJson['eos_token']) => {
