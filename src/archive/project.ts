@@ -1,0 +1,142 @@
+// Decides what goes into a .mar: the project folder (conf/, anything else it holds) minus what
+// never belongs in a deploy (VCS data, caches, logs, other archives), engines only with
+// --include_engine. Engines outside the project are copied in and the inference confs that point
+// at them are rewritten to the copy, so the archive deploys anywhere.
+import fs from 'node:fs';
+import path from 'node:path';
+import { isMap, parseDocument } from 'yaml';
+import { engineBackendOf } from '../config/engine-folder.js';
+import { isInside } from '../config/paths.js';
+
+/** One file of the archive: read from disk, or generated (a rewritten conf). */
+export interface PlannedFile {
+  /** Path inside the archive, "/"-separated. */
+  name: string;
+  source: { real: string } | { data: Buffer };
+  size: number;
+  executable: boolean;
+}
+
+export interface ArchivePlan {
+  files: PlannedFile[];
+  /** One line each: skipped symlinks, engines left out, confs that could not be read. */
+  notes: string[];
+  includesEngine: boolean;
+}
+
+const skippedNames = new Set(['.git', '.hg', '.svn', 'node_modules', '.cache', '__pycache__', '.DS_Store', '.pytest_cache']);
+// Large binaries do not shrink under deflate; storing them keeps archive and extract fast.
+const storedExtensions = new Set(['.safetensors', '.bin', '.engine', '.gguf', '.pt', '.pth', '.npy', '.onnx', '.plan']);
+const weightExtensions = storedExtensions;
+
+export function shouldCompress(name: string, size: number): boolean {
+  return size < 64 * 1024 * 1024 && !storedExtensions.has(path.extname(name).toLowerCase());
+}
+
+export function planArchive(projectDir: string, opts: { includeEngine: boolean; exclude: string[] }): ArchivePlan {
+  const root = path.resolve(projectDir);
+  const excluded = new Set(opts.exclude.map((p) => path.resolve(p)));
+  const plan: ArchivePlan = { files: [], notes: [], includesEngine: opts.includeEngine };
+  const taken = new Set<string>();
+  const add = (file: PlannedFile) => {
+    taken.add(file.name);
+    plan.files.push(file);
+  };
+
+  walk(root, '', (real, name, stat) => {
+    if (excluded.has(real)) return;
+    add({ name, source: { real }, size: stat.size, executable: (stat.mode & 0o111) !== 0 });
+  }, (dir, name) => {
+    if (!opts.includeEngine && engineBackendOf(dir)) {
+      plan.notes.push(`${name}/: engine folder left out (pass --include_engine to pack it)`);
+      return false;
+    }
+    return true;
+  }, plan.notes);
+
+  if (opts.includeEngine) copyOutsideEngines(root, plan, add, taken);
+  plan.files.sort((a, b) => a.name.localeCompare(b.name));
+  return plan;
+}
+
+type OnFile = (real: string, name: string, stat: fs.Stats) => void;
+type OnDir = (real: string, name: string) => boolean;
+
+function walk(dir: string, prefix: string, onFile: OnFile, onDir: OnDir, notes: string[]): void {
+  const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  for (const entry of entries) {
+    const real = path.join(dir, entry.name);
+    const name = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+    if (skippedNames.has(entry.name)) continue;
+    if (prefix === '' && entry.name === 'logs') continue;
+    if (entry.isSymbolicLink()) {
+      notes.push(`${name}: symbolic link left out (archives hold plain files only; copy the target in)`);
+      continue;
+    }
+    if (entry.isDirectory()) {
+      if (onDir(real, name)) walk(real, name, onFile, onDir, notes);
+    } else if (entry.isFile()) {
+      if (entry.name.endsWith('.mar')) continue;
+      onFile(real, name, fs.statSync(real));
+    }
+  }
+}
+
+// For each conf/inference*.yml whose engine (or tokenizer) lives outside the project: copy it to
+// engines/<name>/ and add a rewritten conf that points there (relative to the deploy folder).
+function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFile) => void, taken: Set<string>): void {
+  const confDir = path.join(root, 'conf');
+  if (!fs.existsSync(confDir)) return;
+  const copied = new Map<string, string>();
+  const copyFolder = (real: string, wanted: string, filter: (f: string) => boolean, deep: boolean): string => {
+    const known = copied.get(real);
+    if (known) return known;
+    let target = `engines/${wanted}`;
+    for (let i = 2; [...taken].some((t) => t.startsWith(`${target}/`)); i++) target = `engines/${wanted}-${i}`;
+    walk(real, target, (file, name, stat) => {
+      if (filter(file)) add({ name, source: { real: file }, size: stat.size, executable: false });
+    }, () => deep, plan.notes);
+    copied.set(real, target);
+    return target;
+  };
+
+  for (const confName of fs.readdirSync(confDir).filter((f) => /^inference.*\.ya?ml$/.test(f)).sort()) {
+    const confPath = path.join(confDir, confName);
+    const doc = parseDocument(fs.readFileSync(confPath, 'utf8'));
+    if (doc.errors.length > 0 || !isMap(doc.contents)) {
+      plan.notes.push(`conf/${confName}: not valid YAML, its engine was not looked for`);
+      continue;
+    }
+    const argsPath = ['models', 0, 'inferer_args'];
+    const enginePath = doc.getIn([...argsPath, 'gpt_model_path']);
+    const tokenizerPath = doc.getIn([...argsPath, 'tokenizer_path']);
+    let changed = false;
+    if (typeof enginePath === 'string') {
+      const real = path.resolve(root, enginePath);
+      if (!isInside(root, real) && engineBackendOf(real)) {
+        const target = copyFolder(real, path.basename(real) || 'engine', () => true, true);
+        doc.setIn([...argsPath, 'gpt_model_path'], `./${target}`);
+        changed = true;
+      }
+    }
+    if (typeof tokenizerPath === 'string') {
+      const real = path.resolve(root, tokenizerPath);
+      const dir = fs.existsSync(real) && fs.statSync(real).isFile() ? path.dirname(real) : real;
+      if (!isInside(root, dir) && fs.existsSync(path.join(dir, 'tokenizer.json'))) {
+        // Only the tokenizer's own files (top level, no weights): a checkpoint folder also holds
+        // gigabytes of weights and, often, the engine built from it.
+        const isSmallFile = (f: string) => !weightExtensions.has(path.extname(f)) && fs.statSync(f).size < 64 * 1024 * 1024;
+        const target = copied.get(dir) ?? copyFolder(dir, `${path.basename(dir) || 'model'}-tokenizer`, isSmallFile, false);
+        doc.setIn([...argsPath, 'tokenizer_path'], `./${target}`);
+        changed = true;
+      }
+    }
+    if (changed) {
+      const data = Buffer.from(doc.toString());
+      const name = `conf/${confName}`;
+      plan.files = plan.files.filter((f) => f.name !== name);
+      add({ name, source: { data }, size: data.length, executable: false });
+      plan.notes.push(`${name}: engine copied in; paths rewritten to the copy`);
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// Writes a .mar: a zip of the planned files plus the sha256 manifest. Each file is read once;
+// its hash is taken while yazl deflates it. The archive appears under its name only when
+// complete (temporary file, then rename).
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import yazl from 'yazl';
+import { badInput } from '../util/errors.js';
+import { manifestFormat, manifestName, manifestVersion, type Manifest, type ManifestFile } from './manifest.js';
+import { planArchive, shouldCompress, type PlannedFile } from './project.js';
+
+export interface WriteArchiveOptions {
+  projectDir: string;
+  output: string;
+  includeEngine: boolean;
+}
+
+export interface WriteArchiveResult {
+  output: string;
+  files: number;
+  bytes: number;
+  notes: string[];
+}
+
+export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArchiveResult> {
+  const projectDir = path.resolve(opts.projectDir);
+  if (!fs.existsSync(projectDir) || !fs.statSync(projectDir).isDirectory()) {
+    throw badInput(`project folder ${opts.projectDir} does not exist`, 'run `grpst archive DIR` with the folder that holds conf/');
+  }
+  const output = path.resolve(opts.output);
+  if (!fs.existsSync(path.dirname(output))) {
+    throw badInput(`output folder ${path.dirname(output)} does not exist`, 'create it first, or pass -o with an existing folder');
+  }
+  const plan = planArchive(projectDir, { includeEngine: opts.includeEngine, exclude: [output] });
+  if (plan.files.length === 0) throw badInput(`project folder ${projectDir} holds no files to archive`, 'archive the folder that holds conf/');
+  if (!plan.files.some((f) => /^conf\/inference.*\.ya?ml$/.test(f.name))) {
+    plan.notes.push('no conf/inference*.yml in the project: `grpst start` will need --inference_conf with a file of its own');
+  }
+
+  const temp = `${output}.tmp-${process.pid}`;
+  try {
+    const entries = await writeZip(plan.files, temp, plan.includesEngine);
+    fs.renameSync(temp, output);
+    return { output, files: entries.length, bytes: entries.reduce((n, e) => n + e.size, 0), notes: plan.notes };
+  } catch (err) {
+    fs.rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+async function writeZip(files: PlannedFile[], target: string, includesEngine: boolean): Promise<ManifestFile[]> {
+  const zip = new yazl.ZipFile();
+  const written = pipeline(zip.outputStream, fs.createWriteStream(target, { flags: 'wx' }));
+  const hashed = files.map((file) => {
+    const mode = file.executable ? 0o755 : 0o644;
+    return new Promise<ManifestFile>((resolve, reject) => {
+      zip.addReadStreamLazy(
+        file.name,
+        { mode: 0o100000 | mode, compress: shouldCompress(file.name, file.size), size: file.size, mtime: new Date(0) },
+        (cb) => {
+          const source = 'real' in file.source ? fs.createReadStream(file.source.real) : Readable.from([file.source.data]);
+          const hash = createHash('sha256');
+          let size = 0;
+          const tap = new Transform({
+            transform(chunk: Buffer, _enc, done) {
+              hash.update(chunk);
+              size += chunk.length;
+              done(null, chunk);
+            },
+            flush(done) {
+              resolve({ path: file.name, size, sha256: hash.digest('hex'), mode });
+              done();
+            },
+          });
+          source.on('error', reject);
+          cb(null, source.pipe(tap));
+        },
+      );
+    });
+  });
+  // A failure of one file would leave the others waiting forever: race the hashes against the output.
+  let entries: ManifestFile[];
+  try {
+    entries = await Promise.race([Promise.all(hashed), written.then(() => Promise.all(hashed))]);
+  } catch (err) {
+    (zip.outputStream as unknown as Readable).destroy();
+    throw err;
+  }
+  const manifest: Manifest = { format: manifestFormat, version: manifestVersion, created: new Date().toISOString(), includesEngine, files: entries };
+  zip.addBuffer(Buffer.from(JSON.stringify(manifest, null, 1)), manifestName, { mode: 0o100644, mtime: new Date(0) });
+  zip.end();
+  await written;
+  return entries;
+}

@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultLimits, extractArchive } from '../../src/archive/extract.js';
+import { manifestName } from '../../src/archive/manifest.js';
+import { writeArchive } from '../../src/archive/write.js';
+import { loadDeployment } from '../../src/config/resolve.js';
+import { GrpstError } from '../../src/util/errors.js';
+import { repoRoot, tokenizerDir } from '../helpers/fixtures.js';
+import { rawZip, type RawEntry } from '../helpers/raw-zip.js';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-archive-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function put(file: string, data: string | Buffer, mode = 0o644): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, data, { mode });
+}
+
+function listFiles(dir: string, prefix = ''): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const name = prefix ? `${prefix}/${e.name}` : e.name;
+    return e.isDirectory() ? listFiles(path.join(dir, e.name), name) : [name];
+  }).sort();
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A .mar from raw entries with a manifest that vouches for every file entry (so only the entry itself is wrong). */
+function marOf(entries: RawEntry[], manifestEdit: (files: object[]) => object[] = (f) => f): Buffer {
+  const files = entries
+    .filter((e) => !e.name.endsWith('/') && ((e.mode ?? 0o100644) & 0o170000) === 0o100000)
+    .map((e) => ({ path: e.name, size: (e.data ?? Buffer.alloc(0)).length, sha256: sha(e.data ?? Buffer.alloc(0)), mode: 0o644 }));
+  const manifest = { format: 'grpst-mar', version: 1, created: new Date().toISOString(), includesEngine: false, files: manifestEdit(files) };
+  return rawZip([...entries, { name: manifestName, data: Buffer.from(JSON.stringify(manifest)) }]);
+}
+
+async function refusal(mar: Buffer, limits = defaultLimits()): Promise<{ err: GrpstError; dest: string; root: string }> {
+  const root = fs.mkdtempSync(path.join(tmp, 'case-'));
+  const file = path.join(root, 'server.mar');
+  fs.writeFileSync(file, mar);
+  const dest = path.join(root, 'home', 'deploy');
+  fs.mkdirSync(path.dirname(dest));
+  const err = await extractArchive(file, dest, limits).then(
+    () => {
+      throw new Error('extraction should have been refused');
+    },
+    (e: unknown) => e as GrpstError,
+  );
+  expect(err).toBeInstanceOf(GrpstError);
+  // Nothing half-written: the deploy folder is gone, and nothing appeared beside it.
+  expect(fs.existsSync(dest)).toBe(false);
+  expect(fs.readdirSync(path.dirname(dest))).toEqual([]);
+  expect(fs.readdirSync(root).sort()).toEqual(['home', 'server.mar']);
+  return { err, dest, root };
+}
+
+describe('grpst archive', () => {
+  it('packs the project with a sha256 manifest and extracts it byte for byte', async () => {
+    const project = path.join(tmp, 'project');
+    put(path.join(project, 'conf', 'inference.yml'), 'models: []\n');
+    put(path.join(project, 'conf', 'server.yml'), 'max_concurrency: 4\n');
+    put(path.join(project, 'data', 'deep', 'blob.bin'), Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7919) % 251)));
+    put(path.join(project, 'run.sh'), '#!/bin/sh\necho hi\n', 0o755);
+    put(path.join(project, '.git', 'HEAD'), 'ref\n');
+    put(path.join(project, 'logs', 'old.log'), 'old\n');
+    put(path.join(project, 'old.mar'), 'zip?');
+    put(path.join(project, 'engine', 'engine.json'), '{}');
+    fs.symlinkSync('/etc/passwd', path.join(project, 'passwd-link'));
+
+    const output = path.join(tmp, 'server.mar');
+    const result = await writeArchive({ projectDir: project, output, includeEngine: false });
+    expect(result.files).toBe(4);
+    expect(result.notes.join('\n')).toContain('engine/: engine folder left out (pass --include_engine');
+    expect(result.notes.join('\n')).toContain('passwd-link: symbolic link left out');
+    expect(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);
+
+    const dest = path.join(tmp, 'deployed');
+    const extracted = await extractArchive(output, dest);
+    expect(extracted.files).toBe(4);
+    expect(listFiles(dest)).toEqual(['conf/inference.yml', 'conf/server.yml', 'data/deep/blob.bin', 'run.sh']);
+    for (const f of listFiles(dest)) expect(fs.readFileSync(path.join(dest, f))).toEqual(fs.readFileSync(path.join(project, f)));
+    expect(fs.statSync(path.join(dest, 'run.sh')).mode & 0o777).toBe(0o755);
+    expect(fs.statSync(path.join(dest, 'conf', 'server.yml')).mode & 0o777).toBe(0o644);
+    expect(extracted.manifest.files.find((f) => f.path === 'data/deep/blob.bin')?.sha256).toBe(sha(fs.readFileSync(path.join(project, 'data/deep/blob.bin'))));
+
+    const withEngine = await writeArchive({ projectDir: project, output: path.join(tmp, 'with-engine.mar'), includeEngine: true });
+    expect(withEngine.files).toBe(5);
+  });
+
+  it('--include_engine copies an outside engine and tokenizer in and points the conf at the copies', async () => {
+    const outside = path.join(tmp, 'outside');
+    put(path.join(outside, 'ckpt', 'tokenizer.json'), fs.readFileSync(path.join(tokenizerDir, 'tokenizer.json')));
+    put(path.join(outside, 'ckpt', 'tokenizer_config.json'), fs.readFileSync(path.join(tokenizerDir, 'tokenizer_config.json')));
+    put(path.join(outside, 'ckpt', 'model.safetensors'), Buffer.alloc(1000));
+    put(path.join(outside, 'ckpt', 'engine', 'engine.json'), '{"format":1}');
+    put(path.join(outside, 'ckpt', 'engine', 'weights.bin'), Buffer.alloc(4096, 3));
+    const project = path.join(tmp, 'project2');
+    const conf = fs
+      .readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8')
+      .replace('tokenizer_path: /tmp/Qwen3-8B/', `tokenizer_path: ${path.join(outside, 'ckpt')}`)
+      .replace('gpt_model_path: /tmp/Qwen3-8B/engine/', `gpt_model_path: ${path.join(outside, 'ckpt', 'engine')}`);
+    put(path.join(project, 'conf', 'inference_qwen3.yml'), conf);
+    fs.copyFileSync(path.join(repoRoot, 'conf', 'server.yml'), path.join(project, 'conf', 'server.yml'));
+
+    const output = path.join(tmp, 'self-contained.mar');
+    await writeArchive({ projectDir: project, output, includeEngine: true });
+    const dest = path.join(tmp, 'deployed2');
+    const { manifest } = await extractArchive(output, dest);
+    expect(manifest.includesEngine).toBe(true);
+    expect(listFiles(dest)).toEqual([
+      'conf/inference_qwen3.yml',
+      'conf/server.yml',
+      'engines/ckpt-tokenizer/tokenizer.json',
+      'engines/ckpt-tokenizer/tokenizer_config.json',
+      'engines/engine/engine.json',
+      'engines/engine/weights.bin',
+    ]);
+    const rewritten = fs.readFileSync(path.join(dest, 'conf', 'inference_qwen3.yml'), 'utf8');
+    expect(rewritten).toContain('gpt_model_path: ./engines/engine');
+    expect(rewritten).toContain('# "<|im_end|>"'); // comments survive the rewrite
+    const d = loadDeployment({ inferenceConf: path.join(dest, 'conf', 'inference_qwen3.yml'), deployPath: dest, env: {} });
+    expect(d.enginePath).toBe(path.join(dest, 'engines', 'engine'));
+    expect(d.tokenizerPath).toBe(path.join(dest, 'engines', 'ckpt-tokenizer'));
+  });
+
+  it('a missing project folder is a clear error and writes nothing', async () => {
+    const output = path.join(tmp, 'never.mar');
+    await expect(writeArchive({ projectDir: path.join(tmp, 'missing'), output, includeEngine: false })).rejects.toThrow(/project folder .* does not exist/);
+    expect(fs.existsSync(output)).toBe(false);
+  });
+});
+
+describe('hostile archives are refused with nothing written', () => {
+  const good = { name: 'conf/a.yml', data: Buffer.from('a: 1\n') };
+
+  it('zip-slip "../" entries', async () => {
+    const { err, root } = await refusal(marOf([good, { name: '../../evil.txt', data: Buffer.from('pwned') }]));
+    expect(err.message).toMatch(/entry "\.\.\/\.\.\/evil\.txt": path climbs out with "\.\."/);
+    expect(fs.existsSync(path.join(root, 'evil.txt'))).toBe(false);
+    const nested = await refusal(marOf([{ name: 'conf/../../x', data: Buffer.from('x') }]));
+    expect(nested.err.message).toContain('path climbs out');
+  });
+
+  it('absolute paths', async () => {
+    const target = path.join(tmp, 'absolute-target.txt');
+    const { err } = await refusal(marOf([good, { name: target, data: Buffer.from('pwned') }]));
+    expect(err.message).toContain('absolute path');
+    expect(fs.existsSync(target)).toBe(false);
+  });
+
+  it('symlink entries', async () => {
+    const { err } = await refusal(marOf([{ name: 'conf/link', data: Buffer.from('/etc/passwd'), mode: 0o120777 }, good]));
+    expect(err.message).toContain('entry "conf/link" is a symbolic link');
+  });
+
+  it('duplicate entries, and a file that is also a folder', async () => {
+    expect((await refusal(marOf([good, { ...good, data: Buffer.from('b: 2\n') }]))).err.message).toContain('entry "conf/a.yml" appears twice');
+    expect((await refusal(marOf([{ name: 'conf', data: Buffer.from('x') }, good]))).err.message).toContain('"conf" is both a file and a folder');
+  });
+
+  it('a file whose checksum does not match the manifest', async () => {
+    const mar = marOf([good], (files) => files.map((f) => ({ ...f, sha256: sha(Buffer.from('a: 2\n')) })));
+    expect((await refusal(mar)).err.message).toContain('checksum mismatch for "conf/a.yml"');
+  });
+
+  it('files missing from or unknown to the manifest, and archives without one', async () => {
+    expect((await refusal(marOf([good], () => []))).err.message).toContain('entry "conf/a.yml" is not in the manifest');
+    expect((await refusal(marOf([], () => [{ path: 'x', size: 1, sha256: sha(Buffer.from('x')), mode: 0o644 }]))).err.message).toContain('"x" is in the manifest but missing');
+    const bare = await refusal(rawZip([good]));
+    expect(bare.err.message).toContain(`has no ${manifestName}`);
+    expect(bare.err.hint).toContain('grpst archive');
+  });
+
+  it('zip bombs: by compression ratio and by total size', async () => {
+    const zeros = Buffer.alloc(8 * 1024 * 1024);
+    const ratio = await refusal(marOf([{ name: 'zeros.bin', data: zeros, deflate: true }]));
+    expect(ratio.err.message).toMatch(/entry "zeros\.bin" inflates \d+:1 .* a zip bomb/);
+    const many = Array.from({ length: 4 }, (_, i) => ({ name: `f${i}.bin`, data: Buffer.alloc(1000, i) }));
+    const total = await refusal(marOf(many), { ...defaultLimits(), maxTotalBytes: 3000 });
+    expect(total.err.message).toContain('unpacks to more than 3000 bytes');
+    const count = await refusal(marOf(many), { ...defaultLimits(), maxEntries: 3 });
+    expect(count.err.message).toContain('5 entries, more than 3');
+  });
+
+  it('a file that is not a zip, and a truncated archive', async () => {
+    expect((await refusal(Buffer.from('not a zip at all'))).err.message).toMatch(/is not a valid \.mar/);
+    const whole = marOf([{ name: 'big.bin', data: Buffer.alloc(20000, 1) }]);
+    const truncated = Buffer.concat([whole.subarray(0, 5000), whole.subarray(whole.length - 200)]);
+    expect((await refusal(truncated)).err.message).toMatch(/refused|not a valid|damaged/);
+  });
+});
