@@ -1,0 +1,123 @@
+// What every route shares: the engine (once loaded), the tokenizer and template, options,
+// metrics, admission, and the set of requests in flight (for drain and close).
+import { randomUUID } from 'node:crypto';
+import type { Tokenizer } from '../chat/tokenizer.js';
+import type { GenerationEngine } from '../engine/types.js';
+import { Admission } from './admission.js';
+import { ApiError, modelNotFound, notReady, shuttingDown } from './errors.js';
+import type { StreamDecoder } from './generate.js';
+import { ServerMetrics } from './metrics.js';
+import type { ConstraintCompiler } from './openai/constraints.js';
+import type { TemplateMessage } from './openai/chat-messages.js';
+import type { ServerOptions } from './options.js';
+
+export interface RenderOptions {
+  addGenerationPrompt: boolean;
+  enableThinking: boolean;
+  tools?: unknown[];
+  /** chat_template_kwargs beyond enable_thinking. */
+  kwargs?: Record<string, unknown>;
+}
+
+/** The checkpoint's chat template applied and tokenized (user-typed special tokens stay text). */
+export type RenderFn = (messages: TemplateMessage[], opts: RenderOptions) => { text: string; ids: number[] };
+
+export type DecoderFactory = (skipSpecialTokens: boolean) => StreamDecoder;
+
+export type ServerState = 'loading' | 'ready' | 'failed' | 'draining' | 'closed';
+
+const version = '0.1.0';
+
+export class ServerContext {
+  readonly metrics = new ServerMetrics();
+  readonly admission: Admission;
+  readonly inflight = new Set<AbortController>();
+  state: ServerState = 'loading';
+  loadError?: string;
+  private loaded?: GenerationEngine;
+  private stopIds: number[] = [];
+  private banned: number[] = [];
+
+  constructor(
+    readonly options: ServerOptions,
+    readonly tokenizer: Tokenizer,
+    readonly render: RenderFn,
+    readonly decoder: DecoderFactory,
+    readonly log: (line: string) => void,
+    readonly constraints?: ConstraintCompiler,
+  ) {
+    this.admission = new Admission(options.maxConcurrency, options.maxQueue);
+    const ids = [tokenizer.eosTokenId, tokenizer.tokenToId('<|im_end|>'), tokenizer.tokenToId('<|endoftext|>')];
+    this.stopIds = [...new Set(ids.filter((x): x is number => x !== undefined))];
+    this.banned = this.badWordIds(options.badWords);
+  }
+
+  setEngine(engine: GenerationEngine): void {
+    this.loaded = engine;
+    if (this.state === 'loading') this.state = 'ready';
+  }
+
+  setFailed(message: string): void {
+    this.loadError = message;
+    if (this.state === 'loading') this.state = 'failed';
+  }
+
+  get engine(): GenerationEngine | undefined {
+    return this.loaded;
+  }
+
+  /** The engine, or 503 while loading / after a failed load / while draining. */
+  requireEngine(): GenerationEngine {
+    if (this.state === 'draining' || this.state === 'closed') throw shuttingDown();
+    if (!this.loaded) throw notReady(this.state === 'failed' ? `loading failed: ${this.loadError}` : 'loading');
+    return this.loaded;
+  }
+
+  checkModel(model: string | undefined): void {
+    if (model !== undefined && model !== this.options.modelId) throw modelNotFound(model, this.options.modelId);
+  }
+
+  get stopTokenIds(): number[] {
+    return this.stopIds;
+  }
+
+  get badTokenIds(): number[] | undefined {
+    return this.banned.length > 0 ? this.banned : undefined;
+  }
+
+  get fingerprint(): string {
+    const info = this.loaded?.info;
+    return info ? `fp_grpst_${version}_${info.device}_${info.quantization}` : `fp_grpst_${version}`;
+  }
+
+  newId(prefix: 'chatcmpl' | 'cmpl'): string {
+    return `${prefix}-${randomUUID().replace(/-/g, '')}`;
+  }
+
+  /** Registers a request so drain can wait for it and close can cancel it. */
+  track(ac: AbortController): () => void {
+    this.inflight.add(ac);
+    return () => this.inflight.delete(ac);
+  }
+
+  /** bad_words as the engine takes them: words that are one token, alone or after a space. */
+  private badWordIds(words: readonly string[]): number[] {
+    const ids = new Set<number>();
+    for (const word of words) {
+      let found = false;
+      for (const form of [word, ` ${word}`]) {
+        const enc = this.tokenizer.encode(form, { allowSpecial: false });
+        if (enc.length === 1) {
+          ids.add(enc[0]);
+          found = true;
+        }
+      }
+      if (!found) this.log(`bad_words: "${word}" is more than one token; only single-token words can be banned, so it is ignored`);
+    }
+    return [...ids];
+  }
+}
+
+export function isApiError(err: unknown): err is ApiError {
+  return err instanceof ApiError;
+}

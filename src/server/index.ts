@@ -1,0 +1,133 @@
+// The server's entry point: binds the port at once (so /health can say "loading"), serves once
+// the engine is there, and drains or closes on request. The daemon and `grpst serve` call this.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { IncrementalDecoder } from '../chat/incremental-decoder.js';
+import { renderPrompt } from '../chat/render-prompt.js';
+import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
+import type { Tokenizer } from '../chat/tokenizer.js';
+import type { GenerationEngine } from '../engine/types.js';
+import { GrpstError } from '../util/errors.js';
+import { ServerContext, type RenderFn } from './context.js';
+import { badRequest } from './errors.js';
+import type { ConstraintCompiler } from './openai/constraints.js';
+import type { ServerOptions } from './options.js';
+import { Router } from './router.js';
+import { routes } from './routes/index.js';
+
+export type { ServerOptions } from './options.js';
+export { defaultServerOptions } from './options.js';
+export type { ConstraintCompiler, ConstraintRequest } from './openai/constraints.js';
+
+export interface ServerDeps {
+  /** A promise binds the port first: /health answers 503 "loading" until it resolves. */
+  engine: GenerationEngine | Promise<GenerationEngine>;
+  tokenizer: Tokenizer;
+  template: ChatTemplate;
+  /** One line per event worth keeping (load failures, 500s, ignored bad_words); never carries the API key. */
+  log?: (line: string) => void;
+  /** Structured outputs: compiles response_format / forced tool_choice into an engine constraint. */
+  constraints?: ConstraintCompiler;
+}
+
+export interface RunningServer {
+  port: number;
+  url: string;
+  /** Resolves when the engine is loaded and requests are served; rejects if loading failed. */
+  ready: Promise<void>;
+  /** Stop accepting, let in-flight requests finish, then close; after timeoutMs the rest are cancelled. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Cancel everything in flight and close now. */
+  close(): Promise<void>;
+}
+
+export async function startServer(deps: ServerDeps, options: ServerOptions): Promise<RunningServer> {
+  const log = deps.log ?? (() => undefined);
+  const render = makeRender(deps.template, deps.tokenizer);
+  const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens });
+  const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints);
+  const router = new Router(ctx, routes);
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void router.handle(req, res));
+  server.maxConnections = options.maxConnections;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+
+  const ready = Promise.resolve(deps.engine).then(
+    (engine) => {
+      ctx.setEngine(engine);
+      log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${engine.info.maxSeqLen})`);
+    },
+    (err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.setFailed(message);
+      log(`loading the engine failed: ${message}`);
+      throw err;
+    },
+  );
+  // The caller may never await `ready`; a failed load is reported through /health and the log.
+  ready.catch(() => undefined);
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (timeoutMs: number) =>
+    (closing ??= (async () => {
+      if (ctx.state !== 'closed') ctx.state = 'draining';
+      const stopped = closeServer(server);
+      await waitIdle(ctx, timeoutMs);
+      for (const ac of ctx.inflight) ac.abort(new Error('the server is shutting down'));
+      server.closeAllConnections();
+      await stopped;
+      ctx.state = 'closed';
+    })());
+
+  return {
+    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    ready,
+    drain: (timeoutMs) => shutdown(timeoutMs),
+    close: () => shutdown(0),
+  };
+}
+
+function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
+  return (messages, opts) => {
+    try {
+      const p = renderPrompt(template, tokenizer, messages, {
+        addGenerationPrompt: opts.addGenerationPrompt,
+        enableThinking: opts.enableThinking,
+        tools: opts.tools as ChatTool[] | undefined,
+        kwargs: opts.kwargs,
+      });
+      return { text: p.text, ids: p.ids };
+    } catch (err) {
+      // The template rejects what the messages ask of it: that is the client's request to fix.
+      if (err instanceof GrpstError) throw badRequest(err.hint ? `${err.message}; ${err.hint}` : err.message, 'messages');
+      if (err instanceof RangeError) throw badRequest(`The messages are too deeply nested to render: ${err.message}`, 'messages');
+      throw err;
+    }
+  };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Idle keep-alive sockets would hold close() open; busy ones finish their request first.
+    server.closeIdleConnections();
+  });
+}
+
+async function waitIdle(ctx: ServerContext, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (ctx.inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}

@@ -1,0 +1,114 @@
+// Prometheus text exposition (format 0.0.4) for the few metric kinds the server needs: counters
+// with labels, histograms, and gauges read at scrape time (engine stats, queue lengths).
+import type { EngineStats } from '../engine/types.js';
+
+type Labels = Record<string, string>;
+
+function labelText(labels: Labels): string {
+  const keys = Object.keys(labels);
+  if (keys.length === 0) return '';
+  const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+  return `{${keys.map((k) => `${k}="${esc(labels[k])}"`).join(',')}}`;
+}
+
+class Counter {
+  private readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelText(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+  get(labels: Labels = {}): number {
+    return this.values.get(labelText(labels)) ?? 0;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    if (this.values.size === 0) lines.push(`${this.name} 0`);
+    for (const [labels, v] of this.values) lines.push(`${this.name}${labels} ${v}`);
+    return lines.join('\n');
+  }
+}
+
+class Histogram {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: number[],
+  ) {
+    this.counts = new Array(buckets.length).fill(0);
+  }
+  observe(value: number): void {
+    this.sum += value;
+    this.count++;
+    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) this.counts[i]++;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{le="${b}"} ${this.counts[i]}`));
+    lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
+    return lines.join('\n');
+  }
+}
+
+const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60];
+const e2eBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300, 600];
+
+/** What the scrape reads live rather than counting as it happens. */
+export interface LiveState {
+  ready: boolean;
+  running: number;
+  waiting: number;
+  engine?: EngineStats;
+}
+
+export class ServerMetrics {
+  readonly requests = new Counter('grpst_requests_total', 'HTTP requests answered, by route and status code.');
+  readonly finished = new Counter('grpst_request_finished_total', 'Generations finished, by finish reason (stop, length, tool_calls, cancelled, error).');
+  readonly promptTokens = new Counter('grpst_prompt_tokens_total', 'Prompt tokens of admitted generations.');
+  readonly generationTokens = new Counter('grpst_generation_tokens_total', 'Tokens generated.');
+  readonly ttft = new Histogram('grpst_time_to_first_token_seconds', 'From request arrival to its first generated token.', latencyBuckets);
+  readonly itl = new Histogram('grpst_inter_token_latency_seconds', 'Between consecutive token batches of one generation.', latencyBuckets);
+  readonly e2e = new Histogram('grpst_e2e_request_latency_seconds', 'From request arrival to its last token.', e2eBuckets);
+  readonly queueTime = new Histogram('grpst_queue_time_seconds', 'Time a request waited for admission.', latencyBuckets);
+
+  render(live: LiveState): string {
+    const gauge = (name: string, help: string, value: number) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}`;
+    const counter = (name: string, help: string, value: number) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}`;
+    const parts = [
+      gauge('grpst_model_ready', '1 once the engine is loaded and serving.', live.ready ? 1 : 0),
+      gauge('grpst_requests_running', 'Requests admitted and generating.', live.running),
+      gauge('grpst_requests_waiting', 'Requests queued for admission (the 429 limit counts these).', live.waiting),
+      this.requests.render(),
+      this.finished.render(),
+      this.promptTokens.render(),
+      this.generationTokens.render(),
+      this.ttft.render(),
+      this.itl.render(),
+      this.e2e.render(),
+      this.queueTime.render(),
+    ];
+    const s = live.engine;
+    if (s) {
+      parts.push(
+        gauge('grpst_engine_sequences_running', 'Sequences in the running batch.', s.running),
+        gauge('grpst_engine_sequences_waiting', 'Sequences waiting for KV blocks or a batch slot.', s.waiting),
+        gauge('grpst_kv_blocks_used', 'Paged KV cache blocks in use.', s.kvBlocksUsed),
+        gauge('grpst_kv_blocks_total', 'Paged KV cache blocks in the pool.', s.kvBlocksTotal),
+        gauge('grpst_kv_block_size_tokens', 'Tokens per KV block.', s.kvBlockSize),
+        gauge('grpst_kv_cache_usage_ratio', 'Fraction of KV blocks in use.', s.kvBlocksTotal > 0 ? s.kvBlocksUsed / s.kvBlocksTotal : 0),
+        counter('grpst_prefix_cache_hit_tokens_total', 'Prompt tokens served from the prefix cache.', s.prefixCacheHitTokens),
+        counter('grpst_prefix_cache_query_tokens_total', 'Prompt tokens looked up in the prefix cache.', s.prefixCacheQueryTokens),
+        counter('grpst_engine_prompt_tokens_total', 'Prompt tokens the engine processed.', s.promptTokensTotal),
+        counter('grpst_engine_generated_tokens_total', 'Tokens the engine generated.', s.generatedTokensTotal),
+        counter('grpst_engine_steps_total', 'Forward steps of the engine loop.', s.steps),
+      );
+    }
+    return parts.join('\n') + '\n';
+  }
+}

@@ -1,0 +1,144 @@
+// Choice updates -> /v1/chat/completions responses and stream chunks, in OpenAI's shapes.
+import { randomBytes } from 'node:crypto';
+import type { ParsedToolCall } from '../../parse/tool-calls.js';
+import type { ChoiceFinish, ChoiceUpdate } from '../generate.js';
+import { chatLogprobs, type ChatTokenLogprob, type TokenBytes } from './logprobs.js';
+
+export interface ResponseMeta {
+  id: string;
+  created: number;
+  model: string;
+  system_fingerprint: string;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details?: { cached_tokens: number };
+}
+
+export interface ChatView {
+  /** The conf's reasoning parser is on: reasoning goes to `reasoning_content`. */
+  reasoningField: boolean;
+  /** Logprobs were asked for, with this many alternatives. */
+  logprobs?: number;
+  tok: TokenBytes;
+}
+
+export interface ToolCallOut {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export function toolCallId(): string {
+  return `call_${randomBytes(12).toString('hex')}`;
+}
+
+export function toToolCall(call: ParsedToolCall): ToolCallOut {
+  return { id: toolCallId(), type: 'function', function: { name: call.name, arguments: call.arguments } };
+}
+
+/** Collects a choice's updates into the non-streaming message. */
+export class ChatChoiceAccumulator {
+  content = '';
+  reasoning = '';
+  toolCalls: ToolCallOut[] = [];
+  logprobs: ChatTokenLogprob[] = [];
+  finishReason: ChoiceFinish = 'stop';
+  completionTokens = 0;
+
+  constructor(
+    readonly index: number,
+    private readonly view: ChatView,
+  ) {}
+
+  add(u: ChoiceUpdate): void {
+    this.content += u.content;
+    this.reasoning += u.reasoning;
+    for (const c of u.toolCalls) this.toolCalls.push(toToolCall(c));
+    if (this.view.logprobs !== undefined) this.logprobs.push(...chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs));
+    if (u.finishReason) this.finishReason = u.finishReason;
+    this.completionTokens = u.completionTokens;
+  }
+
+  toChoice() {
+    const message: Record<string, unknown> = {
+      role: 'assistant',
+      content: this.content.length > 0 || this.toolCalls.length === 0 ? this.content : null,
+    };
+    if (this.view.reasoningField) message.reasoning_content = this.reasoning.length > 0 ? this.reasoning : null;
+    if (this.toolCalls.length > 0) message.tool_calls = this.toolCalls;
+    return {
+      index: this.index,
+      message,
+      logprobs: this.view.logprobs !== undefined ? { content: this.logprobs } : null,
+      finish_reason: this.finishReason,
+    };
+  }
+}
+
+export function chatResponse(meta: ResponseMeta, choices: ChatChoiceAccumulator[], usage: Usage) {
+  return {
+    id: meta.id,
+    object: 'chat.completion' as const,
+    created: meta.created,
+    model: meta.model,
+    system_fingerprint: meta.system_fingerprint,
+    choices: choices.map((c) => c.toChoice()),
+    usage,
+  };
+}
+
+/** Turns one choice's updates into stream deltas; tool calls go out name first, then arguments. */
+export class ChatChunker {
+  /** Tool calls sent so far, per choice: a call's `index` counts within its choice. */
+  private readonly calls = new Map<number, number>();
+
+  constructor(
+    private readonly meta: ResponseMeta,
+    private readonly view: ChatView,
+    private readonly withUsage: boolean,
+  ) {}
+
+  chunk(choices: unknown[], usage?: Usage | null): Record<string, unknown> {
+    const c: Record<string, unknown> = {
+      id: this.meta.id,
+      object: 'chat.completion.chunk',
+      created: this.meta.created,
+      model: this.meta.model,
+      system_fingerprint: this.meta.system_fingerprint,
+      choices,
+    };
+    if (this.withUsage) c.usage = usage ?? null;
+    return c;
+  }
+
+  roleChunk(index: number) {
+    return this.chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+  }
+
+  /** Zero or more chunks for one update (none when it carries nothing visible). */
+  updateChunks(u: ChoiceUpdate): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    const logprobs = this.view.logprobs !== undefined && u.logprobs.length > 0 ? { content: chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs) } : null;
+    const delta: Record<string, unknown> = {};
+    if (u.reasoning.length > 0) delta.reasoning_content = u.reasoning;
+    if (u.content.length > 0) delta.content = u.content;
+    const hasText = Object.keys(delta).length > 0;
+    if (hasText || (logprobs && u.toolCalls.length === 0)) out.push(this.chunk([{ index: u.index, delta, logprobs, finish_reason: null }]));
+    let pendingLogprobs = hasText ? null : logprobs;
+    for (const call of u.toolCalls) {
+      const at = this.calls.get(u.index) ?? 0;
+      this.calls.set(u.index, at + 1);
+      const head = { index: at, id: toolCallId(), type: 'function', function: { name: call.name, arguments: '' } };
+      out.push(this.chunk([{ index: u.index, delta: { tool_calls: [head] }, logprobs: null, finish_reason: null }]));
+      const args = { index: at, function: { arguments: call.arguments } };
+      out.push(this.chunk([{ index: u.index, delta: { tool_calls: [args] }, logprobs: pendingLogprobs, finish_reason: null }]));
+      pendingLogprobs = null;
+    }
+    if (u.finishReason) out.push(this.chunk([{ index: u.index, delta: {}, logprobs: null, finish_reason: u.finishReason }]));
+    return out;
+  }
+}

@@ -1,0 +1,44 @@
+// OpenAI chat messages -> the plain messages the checkpoint's chat template reads. Content parts
+// become one string; tool calls keep their arguments as the JSON text the model once wrote.
+import type { ChatMessage } from '../../chat/chat-template.js';
+import { badRequest } from '../errors.js';
+import type { ChatMessageInput, ToolInput } from './schema-chat.js';
+
+export type TemplateMessage = ChatMessage & { content: string };
+
+export function toTemplateMessages(messages: readonly ChatMessageInput[]): TemplateMessage[] {
+  return messages.map((m, i) => {
+    const content = contentText(m.content, i);
+    const role = m.role === 'developer' ? 'system' : m.role;
+    const out: TemplateMessage = { role, content };
+    if (m.name !== undefined) out.name = m.name;
+    if (m.role === 'assistant') {
+      if (m.tool_calls && m.tool_calls.length > 0)
+        out.tool_calls = m.tool_calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }));
+      if (typeof m.reasoning_content === 'string') out.reasoning_content = m.reasoning_content;
+    }
+    if (m.role === 'tool' && m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
+    return out;
+  });
+}
+
+function contentText(content: ChatMessageInput['content'], index: number): string {
+  if (content === null || content === undefined) return '';
+  if (typeof content === 'string') return content;
+  return content
+    .map((part, j) => {
+      if (part.type !== 'text' || typeof part.text !== 'string')
+        throw badRequest(
+          `Content part type '${part.type}' is not supported: this model reads text only. Send {"type": "text", "text": ...} parts or a string.`,
+          `messages.${index}.content.${j}.type`,
+          'unsupported_content',
+        );
+      return part.text;
+    })
+    .join('\n');
+}
+
+/** Tools as the template lists them (the OpenAI shape; Qwen3's template prints each as JSON). */
+export function toTemplateTools(tools: readonly ToolInput[] | null | undefined): ToolInput[] | undefined {
+  return tools && tools.length > 0 ? [...tools] : undefined;
+}

@@ -1,0 +1,67 @@
+// response_format and tool_choice: checked here against the request, then handed to the
+// structured-output compiler when one is plugged in. Without one, a request that needs its
+// output constrained gets a 400 instead of a silently unconstrained answer.
+import { badRequest } from '../errors.js';
+import type { ResponseFormat } from './schema-common.js';
+import type { ToolChoice, ToolInput } from './schema-chat.js';
+
+/** What a structured-output compiler receives; it returns the engine's constraint handle. */
+export interface ConstraintRequest {
+  responseFormat?: Exclude<ResponseFormat, { type: 'text' }>;
+  /** "required" or a named function: the turn must be tool calls to these tools. */
+  toolCalls?: { tools: ToolInput[]; only?: string };
+  /** Thinking is on: the constraint starts after `</think>`. */
+  thinking: boolean;
+}
+
+export interface ConstraintCompiler {
+  /** Throws ApiError 400 naming an unsupported schema feature. */
+  compile(req: ConstraintRequest): unknown;
+}
+
+export interface ToolPlan {
+  /** Tools the template lists in the prompt. */
+  tools?: ToolInput[];
+  /** Parse `<tool_call>` blocks out of the answer (false for tool_choice "none"). */
+  parseCalls: boolean;
+  /** The engine constraint handle, when the output must follow one. */
+  constraint?: unknown;
+}
+
+export function planTools(
+  tools: ToolInput[] | null | undefined,
+  choice: ToolChoice | null | undefined,
+  responseFormat: ResponseFormat | null | undefined,
+  thinking: boolean,
+  compiler: ConstraintCompiler | undefined,
+): ToolPlan {
+  const list = tools && tools.length > 0 ? tools : undefined;
+  const names = new Set(list?.map((t) => t.function.name) ?? []);
+  if (list && names.size !== list.length) throw badRequest('Two tools have the same function name; give each tool a unique name.', 'tools');
+  const mode = choice ?? (list ? 'auto' : 'none');
+  let only: string | undefined;
+  if (typeof mode === 'object') {
+    only = mode.function.name;
+    if (!names.has(only)) throw badRequest(`tool_choice names the function '${only}', which is not in tools. Add it to tools or name one of: ${[...names].join(', ') || '(none)'}.`, 'tool_choice');
+  } else if (mode === 'required' && !list) {
+    throw badRequest('tool_choice "required" needs at least one tool in tools.', 'tool_choice');
+  }
+  const request: ConstraintRequest = { thinking };
+  if (responseFormat && responseFormat.type !== 'text') request.responseFormat = responseFormat;
+  if (list && (mode === 'required' || only !== undefined)) request.toolCalls = { tools: list, only };
+  if (request.responseFormat && request.toolCalls)
+    throw badRequest('response_format and a forced tool_choice cannot both apply to one answer; send one of them.', 'response_format');
+  let constraint: unknown;
+  if (request.responseFormat || request.toolCalls) {
+    if (compiler) constraint = compiler.compile(request);
+    else if (request.responseFormat)
+      throw badRequest(
+        `response_format ${request.responseFormat.type} is not supported by this server yet; send {"type": "text"} or leave it out.`,
+        'response_format',
+        'unsupported_response_format',
+      );
+    // A forced tool_choice without a compiler is accepted: the prompt lists the tools and the
+    // answer's calls are parsed, but the model is not held to them.
+  }
+  return { tools: list, parseCalls: list !== undefined && mode !== 'none', constraint };
+}

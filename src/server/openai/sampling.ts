@@ -1,0 +1,66 @@
+// Request fields -> what one engine submit needs: sampling, limits, stop strings and stop ids.
+// Request values win over the inference conf's defaults, which win over OpenAI's defaults.
+import { defaultSampling, type SamplingParams } from '../../engine/types.js';
+import { badRequest, contextLengthExceeded } from '../errors.js';
+import type { ServerOptions } from '../options.js';
+import type { CommonRequest } from './schema-common.js';
+
+export function samplingFor(body: CommonRequest, options: ServerOptions): SamplingParams {
+  const conf = options.sampling;
+  const pick = <K extends keyof SamplingParams>(given: number | null | undefined, key: K): SamplingParams[K] =>
+    (given ?? conf[key] ?? defaultSampling[key]) as SamplingParams[K];
+  const sampling: SamplingParams = {
+    temperature: pick(body.temperature, 'temperature'),
+    topK: pick(body.top_k, 'topK'),
+    topP: pick(body.top_p, 'topP'),
+    minP: pick(body.min_p, 'minP'),
+    repetitionPenalty: pick(body.repetition_penalty, 'repetitionPenalty'),
+    presencePenalty: pick(body.presence_penalty, 'presencePenalty'),
+    frequencyPenalty: pick(body.frequency_penalty, 'frequencyPenalty'),
+  };
+  // top_p 0 keeps only the most likely token: that is greedy decoding.
+  if (sampling.topP <= 0) {
+    sampling.temperature = 0;
+    sampling.topP = 1;
+  }
+  if (sampling.topK < 0) sampling.topK = 0;
+  const seed = body.seed ?? conf.seed;
+  if (seed !== undefined && seed !== null) sampling.seed = seedToU32(seed);
+  return sampling;
+}
+
+/** Choice i of a seeded request uses seed + i, so n choices differ yet each is reproducible. */
+export function choiceSampling(base: SamplingParams, index: number): SamplingParams {
+  if (base.seed === undefined || index === 0) return base;
+  return { ...base, seed: (base.seed + index) >>> 0 };
+}
+
+/** Any integer the client sends maps onto the engine's 32-bit seed space. */
+export function seedToU32(seed: number): number {
+  const m = seed % 2 ** 32;
+  return (m < 0 ? m + 2 ** 32 : m) >>> 0;
+}
+
+/** Request stop strings plus the conf's stop_words. */
+export function stopStrings(body: CommonRequest, options: ServerOptions): string[] {
+  const given = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+  return [...new Set([...given, ...options.stopWords].filter((s) => s.length > 0))];
+}
+
+/**
+ * The generation budget: the request's max tokens, or what is left of the context. 400 with both
+ * numbers when the prompt and the budget do not fit.
+ */
+export function tokenBudget(requested: number | null | undefined, promptTokens: number, maxSeqLen: number, param: string): number {
+  if (requested === null || requested === undefined) {
+    if (promptTokens >= maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, 1, param);
+    return maxSeqLen - promptTokens;
+  }
+  if (promptTokens + requested > maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, requested, param);
+  return requested;
+}
+
+export function checkTokenIds(ids: readonly number[], vocabSize: number, param: string): void {
+  for (const id of ids)
+    if (id >= vocabSize) throw badRequest(`Token id ${id} is outside the vocabulary (0..${vocabSize - 1}).`, param, 'invalid_value');
+}

@@ -1,0 +1,70 @@
+// The /v1/chat/completions request body.
+import { z } from 'zod';
+import { responseFormatSchema, samplingFields } from './schema-common.js';
+
+/** Content parts are checked after parsing so a non-text part gets a message naming its type. */
+const contentPart = z.object({ type: z.string(), text: z.string().optional() });
+const content = z.union([z.string(), z.array(contentPart)]);
+
+const toolCall = z.object({
+  id: z.string().optional(),
+  type: z.literal('function').optional(),
+  function: z.object({
+    name: z.string(),
+    /** OpenAI sends a JSON string; some clients send the object. */
+    arguments: z.union([z.string(), z.record(z.string(), z.unknown())]),
+  }),
+});
+
+const message = z.discriminatedUnion('role', [
+  z.object({ role: z.literal('system'), content, name: z.string().optional() }),
+  z.object({ role: z.literal('developer'), content, name: z.string().optional() }),
+  z.object({ role: z.literal('user'), content, name: z.string().optional() }),
+  z.object({
+    role: z.literal('assistant'),
+    content: content.nullish(),
+    name: z.string().optional(),
+    tool_calls: z.array(toolCall).nullish(),
+    reasoning_content: z.string().nullish(),
+  }),
+  z.object({ role: z.literal('tool'), content, tool_call_id: z.string().optional(), name: z.string().optional() }),
+]);
+export type ChatMessageInput = z.infer<typeof message>;
+
+const functionName = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a function name is 1 to 64 letters, digits, _ . : or -');
+
+export const toolSchema = z.object({
+  type: z.literal('function'),
+  function: z.object({
+    name: functionName,
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullish(),
+  }),
+});
+export type ToolInput = z.infer<typeof toolSchema>;
+
+export const toolChoiceSchema = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: functionName }) }),
+]);
+export type ToolChoice = z.infer<typeof toolChoiceSchema>;
+
+export const chatRequestSchema = z.object({
+  ...samplingFields,
+  messages: z.array(message).min(1, 'send at least one message'),
+  max_completion_tokens: z.number().int().min(1).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  tools: z.array(toolSchema).max(128).nullish(),
+  tool_choice: toolChoiceSchema.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  response_format: responseFormatSchema.nullish(),
+  /** grps_trtllm's spelling. */
+  enable_thinking: z.boolean().nullish(),
+  /** vLLM's spelling: chat_template_kwargs.enable_thinking. */
+  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+  /** Render the prompt without the assistant header (vLLM). */
+  add_generation_prompt: z.boolean().nullish(),
+});
+export type ChatRequest = z.infer<typeof chatRequestSchema>;

@@ -1,0 +1,65 @@
+// Request fields that /v1/chat/completions and /v1/completions share, as zod schemas. Unknown
+// fields are dropped (clients send many we have no use for); known ones are range-checked so a
+// bad value gets a 400 naming it instead of reaching the engine.
+import { z } from 'zod';
+
+const finite = () => z.number().refine(Number.isFinite, 'expected a finite number');
+
+export const samplingFields = {
+  model: z.string().optional(),
+  max_tokens: z.number().int().min(0).nullish(),
+  temperature: finite().min(0).max(2).nullish(),
+  top_p: finite().min(0).max(1).nullish(),
+  /** -1 or 0: off (vLLM's spelling). */
+  top_k: z.number().int().min(-1).nullish(),
+  min_p: finite().min(0).max(1).nullish(),
+  presence_penalty: finite().min(-2).max(2).nullish(),
+  frequency_penalty: finite().min(-2).max(2).nullish(),
+  repetition_penalty: finite().gt(0).max(10).nullish(),
+  seed: z.number().int().nullish(),
+  stop: z.union([z.string(), z.array(z.string()).max(16)]).nullish(),
+  /** vLLM: extra token ids that end generation. */
+  stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
+  n: z.number().int().min(1).max(64).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  ignore_eos: z.boolean().nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  user: z.string().nullish(),
+};
+
+export const responseFormatSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text') }),
+  z.object({ type: z.literal('json_object') }),
+  z.object({
+    type: z.literal('json_schema'),
+    json_schema: z.object({
+      name: z.string().max(64),
+      description: z.string().optional(),
+      schema: z.record(z.string(), z.unknown()).optional(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
+export type ResponseFormat = z.infer<typeof responseFormatSchema>;
+
+/** The fields of either request that map onto engine sampling and limits. */
+export interface CommonRequest {
+  model?: string;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stop_token_ids?: number[] | null;
+  n?: number | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+  ignore_eos?: boolean | null;
+  skip_special_tokens?: boolean | null;
+}

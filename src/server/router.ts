@@ -1,0 +1,100 @@
+// The route table and the one wrapper every request goes through: CORS, auth, the handler, and
+// errors turned into OpenAI's envelope. Handlers never write error responses themselves.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiKeyCheck } from './auth.js';
+import type { ServerContext } from './context.js';
+import { methodNotAllowed, routeNotFound, toApiError } from './errors.js';
+import { sendError } from './http.js';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  server: ServerContext;
+  /** performance.now() when the request arrived. */
+  arrival: number;
+  /** Aborted when the client goes away before the response is complete, or the server closes. */
+  signal: AbortSignal;
+}
+
+export type Handler = (rc: RequestContext) => Promise<void>;
+
+/** Who must present the API key: every /v1 and tokenize route; health and metrics as configured. */
+export type Guard = 'api' | 'health' | 'metrics' | 'open';
+
+export interface Route {
+  method: 'GET' | 'POST';
+  path: string;
+  guard: Guard;
+  handler: Handler;
+}
+
+const corsHeaders = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-headers': 'authorization, content-type, x-api-key',
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+};
+
+export class Router {
+  private readonly byPath = new Map<string, Route[]>();
+  private readonly key?: ApiKeyCheck;
+
+  constructor(
+    private readonly server: ServerContext,
+    routes: Route[],
+  ) {
+    for (const r of routes) this.byPath.set(r.path, [...(this.byPath.get(r.path) ?? []), r]);
+    if (server.options.apiKey) this.key = new ApiKeyCheck(server.options.apiKey);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const arrival = performance.now();
+    const path = pathOf(req.url);
+    const method = req.method ?? 'GET';
+    const ac = new AbortController();
+    const untrack = this.server.track(ac);
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort(new Error('the client disconnected'));
+      untrack();
+    });
+    for (const [k, v] of Object.entries(corsHeaders)) res.setHeader(k, v);
+    let label = 'unknown';
+    try {
+      if (method === 'OPTIONS') {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      const candidates = this.byPath.get(path);
+      if (!candidates) throw routeNotFound(method, path);
+      const route = candidates.find((r) => r.method === method || (method === 'HEAD' && r.method === 'GET'));
+      if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));
+      label = route.path;
+      this.authorize(route.guard, req);
+      await route.handler({ req, res, server: this.server, arrival, signal: ac.signal });
+    } catch (err) {
+      const apiErr = toApiError(err);
+      if (apiErr.status >= 500 && apiErr.code !== 'cancelled' && apiErr.code !== 'model_not_ready' && apiErr.code !== 'shutting_down')
+        this.server.log(`${method} ${path}: ${apiErr.message}`);
+      if (!res.headersSent) sendError(res, apiErr);
+      else if (!res.writableEnded) res.end();
+    } finally {
+      this.server.metrics.requests.inc({ route: label, status: String(res.statusCode) });
+      if (res.writableFinished || res.destroyed) untrack();
+    }
+  }
+
+  private authorize(guard: Guard, req: IncomingMessage): void {
+    if (!this.key || guard === 'open') return;
+    const opts = this.server.options;
+    if (guard === 'health' && !opts.authHealth) return;
+    if (guard === 'metrics' && !opts.authMetrics) return;
+    this.key.verify(req);
+  }
+}
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const q = raw.indexOf('?');
+  const p = q >= 0 ? raw.slice(0, q) : raw;
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}

@@ -1,0 +1,35 @@
+// Shared by the route handlers: body parsing and the admission + tracking around a generation.
+import type { z } from 'zod';
+import { fromZod } from '../errors.js';
+import { readJson } from '../http.js';
+import type { RequestContext } from '../router.js';
+
+export async function parseBody<S extends z.ZodType>(rc: RequestContext, schema: S): Promise<z.infer<S>> {
+  const raw = await readJson(rc.req, rc.server.options.maxBodyBytes);
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw fromZod(parsed.error);
+  return parsed.data;
+}
+
+/** Waits for a generation slot (429 when the queue is full) and records the wait. */
+export async function admit(rc: RequestContext): Promise<() => void> {
+  const start = performance.now();
+  const release = await rc.server.admission.acquire(rc.signal);
+  rc.server.metrics.queueTime.observe((performance.now() - start) / 1000);
+  return release;
+}
+
+export function unixNow(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * A controller that follows the request's signal and that the route aborts itself when it ends,
+ * so no choice of a failed or finished request keeps generating.
+ */
+export function requestScope(signal: AbortSignal): AbortController {
+  const ac = new AbortController();
+  if (signal.aborted) ac.abort(signal.reason);
+  else signal.addEventListener('abort', () => ac.abort(signal.reason), { once: true });
+  return ac;
+}

@@ -1,0 +1,114 @@
+// POST /v1/completions: raw prompts (text or token ids, one or many) -> n submits each.
+import { badRequest } from '../errors.js';
+import { mergeChoices, runChoice, type ChoiceJob } from '../generate.js';
+import { sendJson } from '../http.js';
+import type { ResponseMeta } from '../openai/chat-mapping.js';
+import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt } from '../openai/completion-mapping.js';
+import { planTools } from '../openai/constraints.js';
+import { checkTokenIds, choiceSampling, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
+import type { RequestContext } from '../router.js';
+import { SseWriter } from '../sse.js';
+import { usageOf } from './chat.js';
+import { admit, parseBody, requestScope, unixNow } from './common.js';
+import { streamUpdates } from './stream.js';
+
+export async function completions(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, completionRequestSchema);
+  const s = rc.server;
+  s.checkModel(body.model);
+  const engine = s.requireEngine();
+  if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix');
+  const n = body.n ?? 1;
+  if (body.best_of != null && body.best_of !== n) throw badRequest('best_of must equal n (candidates are not ranked); leave it out.', 'best_of');
+  const plan = planTools(undefined, undefined, body.response_format, false, s.constraints);
+  const prompts = promptsOf(body, rc);
+  const echo = body.echo ?? false;
+  const logprobs = body.logprobs ?? undefined;
+  // lm-evaluation-harness scores a prompt with echo + logprobs + max_tokens 0.
+  const wantPromptLogprobs = echo && logprobs !== undefined;
+  const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, engine.info.maxSeqLen, 'prompt'));
+  if (budgets.some((b) => b === 0) && !echo) throw badRequest('max_tokens 0 generates nothing; use it with "echo": true to score the prompt.', 'max_tokens');
+  const sampling = samplingFor(body, s.options);
+  const stops = stopStrings(body, s.options);
+  const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
+  const jobs: ChoiceJob[] = [];
+  prompts.forEach((p, pi) => {
+    for (let i = 0; i < n; i++)
+      jobs.push({
+        index: pi * n + i,
+        submit: {
+          tokens: p.ids,
+          sampling: choiceSampling(sampling, i),
+          maxTokens: budgets[pi],
+          stopTokenIds: [...s.stopTokenIds, ...(body.stop_token_ids ?? [])],
+          ignoreEos: body.ignore_eos ?? false,
+          logprobs,
+          promptLogprobs: wantPromptLogprobs || undefined,
+          badTokenIds: s.badTokenIds,
+          constraint: plan.constraint,
+        },
+        output: { stops, thinking: false, separateReasoning: false, toolCalls: false },
+        decoder: s.decoder(skipSpecial),
+      });
+  });
+  const meta: ResponseMeta = { id: s.newId('cmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
+  const view = { echo, logprobs, tok: s.tokenizer };
+  const states = jobs.map((j) => new CompletionChoiceState(j.index, prompts[Math.floor(j.index / n)], view));
+  const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
+
+  const release = await admit(rc);
+  s.metrics.promptTokens.inc({}, promptTokens);
+  const scope = requestScope(rc.signal);
+  const updates = mergeChoices(jobs.map((job) => runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));
+  const cachedOf = (u: { index: number; cachedPromptTokens?: number }, prev: number | undefined) =>
+    u.index === 0 && u.cachedPromptTokens !== undefined ? u.cachedPromptTokens : prev;
+  try {
+    let cached: number | undefined;
+    if (!body.stream) {
+      for await (const u of updates) {
+        cached = cachedOf(u, cached);
+        states[u.index].add(u);
+      }
+      const usage = usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
+      return sendJson(rc.res, 200, completionResponse(meta, states, usage));
+    }
+    const withUsage = body.stream_options?.include_usage === true;
+    const sse = new SseWriter(rc.res);
+    sse.start();
+    const ok = await streamUpdates(sse, updates, async (u) => {
+      cached = cachedOf(u, cached);
+      const part = states[u.index].add(u);
+      const finish = u.finishReason ? states[u.index].finishReason : null;
+      if (part.text.length === 0 && !part.logprobs?.tokens.length && !finish) return;
+      await sse.send(completionChunk(meta, [{ index: u.index, text: part.text, logprobs: part.logprobs, finish_reason: finish }], withUsage));
+    });
+    if (!ok) return;
+    if (withUsage) {
+      const usage = usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
+      await sse.send(completionChunk(meta, [], true, usage));
+    }
+    sse.done();
+  } finally {
+    scope.abort('the request ended');
+    release();
+  }
+}
+
+function promptsOf(body: CompletionRequest, rc: RequestContext): CompletionPrompt[] {
+  const tok = rc.server.tokenizer;
+  const p = body.prompt;
+  const fromText = (text: string): CompletionPrompt => {
+    const ids = tok.encode(text);
+    if (ids.length === 0) throw badRequest('The prompt is empty; send at least one token of text.', 'prompt');
+    return { ids, text };
+  };
+  const fromIds = (ids: number[]): CompletionPrompt => {
+    checkTokenIds(ids, tok.vocabSize, 'prompt');
+    return { ids, text: tok.decode(ids) };
+  };
+  if (typeof p === 'string') return [fromText(p)];
+  if (p.length > 0 && typeof p[0] === 'string') return (p as string[]).map(fromText);
+  if (p.length > 0 && typeof p[0] === 'number') return [fromIds(p as number[])];
+  return (p as number[][]).map(fromIds);
+}

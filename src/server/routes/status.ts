@@ -1,0 +1,32 @@
+// GET /health, GET /metrics, GET /v1/models.
+import { sendJson, sendText } from '../http.js';
+import type { RequestContext } from '../router.js';
+
+export async function health(rc: RequestContext): Promise<void> {
+  const s = rc.server;
+  if (s.state === 'ready') return sendJson(rc.res, 200, { status: 'ok', model: s.options.modelId });
+  const body: Record<string, unknown> = { status: s.state };
+  if (s.state === 'failed') body.error = s.loadError;
+  sendJson(rc.res, 503, body, { 'retry-after': '2' });
+}
+
+export async function metrics(rc: RequestContext): Promise<void> {
+  const s = rc.server;
+  const text = s.metrics.render({
+    ready: s.state === 'ready',
+    running: s.admission.running,
+    waiting: s.admission.waiting,
+    engine: s.engine?.stats(),
+  });
+  sendText(rc.res, 200, text, 'text/plain; version=0.0.4; charset=utf-8');
+}
+
+const started = Math.floor(Date.now() / 1000);
+
+export async function models(rc: RequestContext): Promise<void> {
+  const s = rc.server;
+  const info = s.engine?.info;
+  const model: Record<string, unknown> = { id: s.options.modelId, object: 'model', created: started, owned_by: 'grpst' };
+  if (info) model.max_model_len = info.maxSeqLen;
+  sendJson(rc.res, 200, { object: 'list', data: [model] });
+}
