@@ -1,0 +1,145 @@
+// The settings of one `grpst build`, as flags and recipe keys spell them (snake_case, the seed's
+// names). A recipe and the command line fill the same schema; flags given on the command line win.
+import { z } from 'zod';
+import { badInput } from '../util/errors.js';
+
+export const qformats = ['full_prec', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq'] as const;
+export type QFormat = (typeof qformats)[number];
+
+export const dtypes = ['bfloat16', 'float16', 'float32'] as const;
+export type Dtype = (typeof dtypes)[number];
+
+export const kvCacheDtypes = ['auto', 'fp8', 'int8'] as const;
+export type KvCacheDtype = (typeof kvCacheDtypes)[number];
+
+export const backends = ['native', 'trtllm'] as const;
+export type Backend = (typeof backends)[number];
+
+const positiveInt = z.number().int().positive();
+
+/** Every key a recipe may hold; all optional here, defaults are applied after merging with flags. */
+export const buildSettingsSchema = z
+  .object({
+    model_dir: z.string().min(1),
+    output_dir: z.string().min(1),
+    dtype: z.enum(dtypes),
+    qformat: z.enum(qformats),
+    kv_cache_dtype: z.enum(kvCacheDtypes),
+    awq_block_size: positiveInt,
+    /** Calibration samples (text passages) to run; TensorRT-LLM's quantize.py defaults to 512. */
+    calib_size: positiveInt,
+    /** Tokens per calibration sample, at most. */
+    calib_max_seq_length: positiveInt,
+    /** A .txt (passages separated by blank lines) or .jsonl ({"text": ...} per line) file. */
+    calib_dataset: z.string().min(1),
+    /** SmoothQuant's migration strength for int8_sq. */
+    smoothquant_alpha: z.number().min(0).max(1),
+    max_batch_size: positiveInt,
+    max_input_len: positiveInt,
+    max_seq_len: positiveInt,
+    max_num_tokens: positiveInt,
+    /** Tensor parallel ranks; the engine format records it, the native build writes one rank today. */
+    tp_size: positiveInt,
+    backend: z.enum(backends),
+    /** Where TensorRT-LLM's source tree is (examples/...); also TRTLLM_DIR. */
+    trtllm_dir: z.string().min(1),
+    /** The Python that has tensorrt_llm installed; also TRTLLM_PYTHON. */
+    python: z.string().min(1),
+    /** The trtllm-build executable; also TRTLLM_BUILD. Default: found beside python, then on PATH. */
+    trtllm_build: z.string().min(1),
+    /** Keep TensorRT-LLM's intermediate checkpoint folder (tllm_checkpoint) in the output. */
+    keep_checkpoint: z.boolean(),
+    /** Held-out text for the accuracy report; default: the one shipped with grpst. */
+    eval_dataset: z.string().min(1),
+    /** Tokens of held-out text the accuracy report scores. */
+    eval_tokens: positiveInt,
+    force: z.boolean(),
+  })
+  .partial()
+  .strict();
+
+export type BuildSettingsInput = z.infer<typeof buildSettingsSchema>;
+
+export const buildDefaults = {
+  dtype: 'bfloat16',
+  qformat: 'full_prec',
+  kv_cache_dtype: 'auto',
+  awq_block_size: 128,
+  calib_size: 512,
+  calib_max_seq_length: 512,
+  smoothquant_alpha: 0.5,
+  max_batch_size: 16,
+  max_input_len: 32256,
+  max_seq_len: 32768,
+  max_num_tokens: 32256,
+  tp_size: 1,
+  backend: 'native',
+  keep_checkpoint: false,
+  eval_tokens: 1024,
+  force: false,
+} as const satisfies BuildSettingsInput;
+
+export interface BuildSettings {
+  model_dir: string;
+  output_dir: string;
+  dtype: Dtype;
+  qformat: QFormat;
+  kv_cache_dtype: KvCacheDtype;
+  awq_block_size: number;
+  calib_size: number;
+  calib_max_seq_length: number;
+  calib_dataset?: string;
+  smoothquant_alpha: number;
+  max_batch_size: number;
+  max_input_len: number;
+  max_seq_len: number;
+  max_num_tokens: number;
+  tp_size: number;
+  backend: Backend;
+  trtllm_dir?: string;
+  python?: string;
+  trtllm_build?: string;
+  keep_checkpoint: boolean;
+  eval_dataset?: string;
+  eval_tokens: number;
+  force: boolean;
+}
+
+/** Describes the first problem zod found, naming the key the way the user wrote it. */
+export function describeIssue(issue: z.core.$ZodIssue, where: string): string {
+  const key = issue.path.join('.');
+  if (issue.code === 'unrecognized_keys') {
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (issue.code === 'invalid_value' && 'values' in issue) {
+    return `${where}: ${key} must be one of ${(issue.values as unknown[]).map(String).join(', ')}`;
+  }
+  return `${where}: ${key || '(root)'}: ${issue.message}`;
+}
+
+export function parseSettings(raw: unknown, where: string): BuildSettingsInput {
+  const parsed = buildSettingsSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw badInput(describeIssue(parsed.error.issues[0], where), `see \`grpst build --help\` for the keys and their values`);
+  }
+  return parsed.data;
+}
+
+/** Recipe values, then flags, then defaults; checks what only the whole set can tell. */
+export function resolveSettings(recipe: BuildSettingsInput, flags: BuildSettingsInput): BuildSettings {
+  const defined = (o: BuildSettingsInput) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const merged = { ...buildDefaults, ...defined(recipe), ...defined(flags) } as Partial<BuildSettings>;
+  if (!merged.model_dir) throw badInput('no --model_dir given', 'pass --model_dir DIR (a Hugging Face Qwen3 checkpoint) or put model_dir in the recipe');
+  if (!merged.output_dir) throw badInput('no --output_dir given', 'pass --output_dir DIR (where the engine is written) or put output_dir in the recipe');
+  const s = merged as BuildSettings;
+  if (s.max_input_len > s.max_seq_len) {
+    throw badInput(`max_input_len ${s.max_input_len} is larger than max_seq_len ${s.max_seq_len}`, 'max_seq_len counts prompt and output tokens; raise it or lower max_input_len');
+  }
+  if (s.tp_size !== 1 && s.backend === 'native') {
+    throw badInput(`tp_size ${s.tp_size}: the native backend builds single-rank engines for now`, 'drop --tp_size or use --backend trtllm');
+  }
+  return s;
+}
+
+/** The flags of a build as `--key value` pairs, for messages and dry runs. */
+export const flagNames = Object.keys(buildSettingsSchema.shape) as (keyof BuildSettingsInput)[];

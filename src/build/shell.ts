@@ -1,0 +1,13 @@
+// Shell-quoting for the commands a dry run prints: pasting a printed line into sh runs exactly
+// the argv grpst would have run.
+
+const safe = /^[A-Za-z0-9_\-+=.,/:@%]+$/;
+
+export function shellQuote(arg: string): string {
+  if (arg !== '' && safe.test(arg)) return arg;
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+export function shellLine(argv: readonly string[]): string {
+  return argv.map(shellQuote).join(' ');
+}

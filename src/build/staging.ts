@@ -1,0 +1,98 @@
+// The output folder of a build is written as a temporary sibling and renamed into place at the
+// end, so a failed, interrupted or out-of-space build leaves nothing behind at --output_dir.
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { badInput, failed } from '../util/errors.js';
+
+/** Test hook: pretend the disk fills up after this many bytes written through a staging folder. */
+export const diskLimitEnv = 'GRPST_TEST_DISK_LIMIT_BYTES';
+
+export class Staging {
+  readonly output: string;
+  readonly tmp: string;
+  private written = 0;
+  private readonly limit: number;
+  private finished = false;
+
+  private constructor(output: string, tmp: string) {
+    this.output = output;
+    this.tmp = tmp;
+    const raw = process.env[diskLimitEnv];
+    this.limit = raw ? Number(raw) : Infinity;
+  }
+
+  /** Checks the output folder may be written, then creates the temporary one beside it. */
+  static begin(outputDir: string, force: boolean): Staging {
+    const output = resolve(outputDir);
+    checkOutput(output, force);
+    const parent = dirname(output);
+    try {
+      mkdirSync(parent, { recursive: true });
+    } catch (e) {
+      throw badInput(`cannot create ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
+    }
+    const tmp = join(parent, `.${basename(output)}.tmp-${process.pid}`);
+    rmSync(tmp, { recursive: true, force: true });
+    try {
+      mkdirSync(tmp);
+    } catch (e) {
+      throw badInput(`cannot write in ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
+    }
+    return new Staging(output, tmp);
+  }
+
+  path(...parts: string[]): string {
+    return join(this.tmp, ...parts);
+  }
+
+  /** Counts bytes about to be written; throws ENOSPC past the test limit. */
+  account(bytes: number): void {
+    this.written += bytes;
+    if (this.written > this.limit) {
+      const err = new Error(`ENOSPC: no space left on device (${diskLimitEnv}=${this.limit})`) as NodeJS.ErrnoException;
+      err.code = 'ENOSPC';
+      throw err;
+    }
+  }
+
+  /** Moves the finished folder into place (replacing an old one only under --force). */
+  commit(force: boolean): void {
+    checkOutput(this.output, force);
+    let old: string | undefined;
+    if (existsSync(this.output)) {
+      old = join(dirname(this.output), `.${basename(this.output)}.old-${process.pid}`);
+      renameSync(this.output, old);
+    }
+    renameSync(this.tmp, this.output);
+    this.finished = true;
+    if (old) rmSync(old, { recursive: true, force: true });
+  }
+
+  /** Removes the temporary folder; safe to call more than once and after commit. */
+  abort(): void {
+    if (this.finished) return;
+    this.finished = true;
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+function checkOutput(output: string, force: boolean): void {
+  if (!existsSync(output)) return;
+  if (!statSync(output).isDirectory()) {
+    throw badInput(`--output_dir ${output} exists and is a file`, 'pass a folder path that does not exist yet');
+  }
+  if (force) return;
+  const empty = readdirSync(output).length === 0;
+  if (!empty) {
+    throw badInput(`--output_dir ${output} already exists`, 'pass --force to replace it, or choose another --output_dir');
+  }
+}
+
+/** Turns an out-of-space error into one that says where space is needed. */
+export function explainWriteError(e: unknown, where: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return failed(`the disk is full while writing ${where} (${code}); nothing was left behind`, `free space on the disk of ${dirname(where)} or pass an --output_dir on a larger disk`, e);
+  }
+  return e;
+}

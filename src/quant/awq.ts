@@ -1,0 +1,127 @@
+// AWQ's activation-aware scale search (Lin et al. 2023, as AutoAWQ and ModelOpt's awq_lite run it):
+// for linears that read the same input, try per-input-channel factors
+//   s = x_mean^r / w_mean^(1 - r),  r = 0, 1/n, ..., (n-1)/n,  normalized by sqrt(max(s) * min(s)),
+// quantize W * s to int4 groups, and keep the r whose outputs on calibration activations are
+// closest to the float outputs. The input side is divided by s where that is exact (smoothing.ts).
+// Plain round-to-nearest (s = 1) is one of the candidates, so on the calibration data AWQ never
+// does worse than it.
+import { fakeQuantInt4 } from './int4.js';
+import type { Matrix } from './types.js';
+
+export interface AwqSearchInput {
+  /** [n, in]: calibration activations feeding these linears (a sample of tokens). */
+  x: Matrix;
+  /** [in]: mean |x| per input channel over all calibration tokens. */
+  xMean: Float32Array;
+  /** The linears that read x, [out, in] each. */
+  weights: Matrix[];
+  group: number;
+  /** Grid points for the ratio r (AutoAWQ: 20). */
+  grid?: number;
+  /**
+   * Channels that must share one factor (o_proj under grouped-query attention: the factor folds into
+   * v_proj rows, which serve every query head of a group). tie[c] = class id; undefined: none.
+   */
+  tie?: Int32Array;
+}
+
+export interface AwqSearchResult {
+  /** [in]: the chosen factors (all 1 when round-to-nearest won). */
+  scales: Float32Array;
+  /** The chosen ratio r, or null for round-to-nearest. */
+  ratio: number | null;
+  /** Mean squared output error of the chosen factors and of round-to-nearest. */
+  loss: number;
+  rtnLoss: number;
+}
+
+/** Mean over classes: every channel gets its class's mean (no-op without ties). */
+function tieMean(v: Float32Array, tie: Int32Array | undefined): Float32Array {
+  if (!tie) return v;
+  const sums = new Map<number, [number, number]>();
+  for (let c = 0; c < v.length; c++) {
+    const e = sums.get(tie[c]) ?? [0, 0];
+    e[0] += v[c];
+    e[1] += 1;
+    sums.set(tie[c], e);
+  }
+  return v.map((_, c) => {
+    const [s, n] = sums.get(tie[c])!;
+    return s / n;
+  });
+}
+
+/** AutoAWQ's w_mean: |w| relative to its group's absmax, averaged over all output rows. */
+export function awqWeightMean(weights: Matrix[], group: number): Float32Array {
+  const cols = weights[0].cols;
+  const sum = new Float64Array(cols);
+  let rows = 0;
+  for (const w of weights) {
+    for (let base = 0; base < w.rows * cols; base += group) {
+      let amax = 0;
+      for (let i = 0; i < group; i++) amax = Math.max(amax, Math.abs(w.data[base + i]));
+      const inv = 1 / (amax + 1e-6);
+      const c0 = base % cols;
+      for (let i = 0; i < group; i++) sum[c0 + i] += Math.abs(w.data[base + i]) * inv;
+    }
+    rows += w.rows;
+  }
+  return Float32Array.from(sum, (s) => s / rows);
+}
+
+export function awqCandidate(xMean: Float32Array, wMean: Float32Array, ratio: number): Float32Array {
+  const s = new Float32Array(xMean.length);
+  let max = 0;
+  let min = Infinity;
+  for (let c = 0; c < s.length; c++) {
+    const v = Math.max(1e-4, xMean[c] ** ratio / (wMean[c] ** (1 - ratio) + 1e-4));
+    s[c] = v;
+    max = Math.max(max, v);
+    min = Math.min(min, v);
+  }
+  const norm = Math.sqrt(max * min);
+  for (let c = 0; c < s.length; c++) s[c] /= norm;
+  return s;
+}
+
+/** Mean squared error between x W^T and x (Q(W s) / s)^T over all linears. */
+export function awqLoss(x: Matrix, weights: Matrix[], s: Float32Array | null, group: number): number {
+  const cols = x.cols;
+  let total = 0;
+  let count = 0;
+  for (const w of weights) {
+    const scaled = new Float32Array(w.data.length);
+    for (let i = 0; i < scaled.length; i++) scaled[i] = s ? w.data[i] * s[i % cols] : w.data[i];
+    const q = fakeQuantInt4({ data: scaled, rows: w.rows, cols }, group);
+    // delta = W - Q(W s) / s, one row at a time.
+    const delta = new Float32Array(cols);
+    for (let o = 0; o < w.rows; o++) {
+      const base = o * cols;
+      for (let c = 0; c < cols; c++) delta[c] = w.data[base + c] - (s ? q[base + c] / s[c] : q[base + c]);
+      for (let t = 0; t < x.rows; t++) {
+        const xb = t * cols;
+        let dot = 0;
+        for (let c = 0; c < cols; c++) dot += x.data[xb + c] * delta[c];
+        total += dot * dot;
+      }
+    }
+    count += w.rows * x.rows;
+  }
+  return total / count;
+}
+
+export function searchAwqScales(input: AwqSearchInput): AwqSearchResult {
+  const { x, weights, group } = input;
+  const grid = input.grid ?? 20;
+  const xMean = tieMean(input.xMean, input.tie);
+  const wMean = tieMean(awqWeightMean(weights, group), input.tie);
+  const rtnLoss = awqLoss(x, weights, null, group);
+  let best: AwqSearchResult = { scales: new Float32Array(x.cols).fill(1), ratio: null, loss: rtnLoss, rtnLoss };
+  for (let k = 0; k < grid; k++) {
+    const ratio = k / grid;
+    const s = awqCandidate(xMean, wMean, ratio);
+    const loss = awqLoss(x, weights, s, group);
+    if (loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };
+  }
+  return best;
+}

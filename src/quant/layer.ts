@@ -1,0 +1,136 @@
+// Quantizes one decoder layer: searches per-channel factors where the scheme has them (AWQ,
+// SmoothQuant), folds them into the previous operations, then quantizes each linear.
+import { searchAwqScales } from './awq.js';
+import { absMax, quantizeFp8 } from './fp8.js';
+import { checkGroup, int4Linear, quantizeInt4Symmetric } from './int4.js';
+import { quantizeInt8Wo } from './int8-wo.js';
+import { quantizeInt8Sq, smoothQuantScales } from './int8-sq.js';
+import {
+  divideRows,
+  divideVector,
+  gqaClasses,
+  linearGroups,
+  scaleColumns,
+  type AttentionShape,
+  type CapturePoint,
+  type LinearGroup,
+  type LinearName,
+} from './smoothing.js';
+import type { Matrix, QuantizedLinear } from './types.js';
+
+/** Formats the layer quantizer knows; int4_rtn is int4_awq without the search (the baseline AWQ must beat). */
+export type LayerFormat = 'int8_wo' | 'int4_awq' | 'int4_rtn' | 'fp8' | 'int8_sq';
+
+export interface LayerWeights {
+  inputNorm: Float32Array;
+  postNorm: Float32Array;
+  linears: Record<LinearName, Matrix>;
+}
+
+/** Statistics of one layer input over the calibration text (the runtime's calibration hook). */
+export interface CaptureStats {
+  /** [in]: max |x| per channel. */
+  absMax: Float32Array;
+  /** [in]: mean |x| per channel. */
+  absMean: Float32Array;
+  /** [n, in]: a sample of the token rows, for AWQ's search. */
+  samples: Matrix;
+}
+
+export interface LayerCalibration {
+  captures: Record<CapturePoint, CaptureStats>;
+  /** max |k| and |v| as the KV cache stores them (k after k_norm and rope). */
+  kAmax: number;
+  vAmax: number;
+}
+
+export interface LayerQuantOptions {
+  format: LayerFormat;
+  /** int4 group size (awq_block_size). */
+  group: number;
+  /** SmoothQuant alpha. */
+  alpha: number;
+  attention: AttentionShape;
+}
+
+export interface GroupNote {
+  input: CapturePoint;
+  /** AWQ: the chosen ratio (null: round-to-nearest won) and output errors on calibration samples. */
+  ratio?: number | null;
+  loss?: number;
+  rtnLoss?: number;
+}
+
+export interface LayerResult {
+  inputNorm: Float32Array;
+  postNorm: Float32Array;
+  linears: Map<LinearName, QuantizedLinear>;
+  notes: GroupNote[];
+}
+
+export function needsCalibration(format: LayerFormat): boolean {
+  return format === 'int4_awq' || format === 'fp8' || format === 'int8_sq';
+}
+
+function applyFactors(layer: LayerWeights, group: LinearGroup, s: Float32Array, attention: AttentionShape): void {
+  for (const name of group.linears) scaleColumns(layer.linears[name], s);
+  const fold = group.fold;
+  if (fold.kind === 'norm') divideVector(fold.norm === 'input_layernorm' ? layer.inputNorm : layer.postNorm, s);
+  else divideRows(layer.linears[fold.linear], s, fold.gqa ? gqaClasses(attention) : undefined);
+}
+
+/** Quantizes layer `index` in place of its float weights (the norms and linears are modified). */
+export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCalibration | undefined, opts: LayerQuantOptions): LayerResult {
+  const prefix = `model.layers.${index}.`;
+  const notes: GroupNote[] = [];
+  if (needsCalibration(opts.format) && !calib) throw new Error(`layer ${index}: ${opts.format} needs calibration statistics`);
+  if (opts.format === 'int4_awq' || opts.format === 'int4_rtn') {
+    for (const name of Object.keys(layer.linears) as LinearName[]) checkGroup(prefix + name, layer.linears[name].cols, opts.group);
+  }
+
+  // Factors are searched on the original weights of every group first, then applied: folding into
+  // v_proj / up_proj rows must not change what the qkv / gate-up searches saw (AutoAWQ's order).
+  if (opts.format === 'int4_awq' || opts.format === 'int8_sq') {
+    const factors: Float32Array[] = [];
+    for (const group of linearGroups) {
+      const stats = calib!.captures[group.input];
+      const weights = group.linears.map((n) => layer.linears[n]);
+      const tie = group.fold.kind === 'rows' && group.fold.gqa ? gqaClasses(opts.attention) : undefined;
+      if (opts.format === 'int4_awq') {
+        const r = searchAwqScales({ x: stats.samples, xMean: stats.absMean, weights, group: opts.group, tie });
+        notes.push({ input: group.input, ratio: r.ratio, loss: r.loss, rtnLoss: r.rtnLoss });
+        factors.push(r.scales);
+      } else {
+        factors.push(smoothQuantScales(stats.absMax, weights, opts.alpha, tie));
+        notes.push({ input: group.input });
+      }
+    }
+    linearGroups.forEach((g, k) => applyFactors(layer, g, factors[k], opts.attention));
+  }
+
+  const linears = new Map<LinearName, QuantizedLinear>();
+  for (const group of linearGroups) {
+    // TensorRT-LLM fuses q/k/v and gate/up: fp8 gives them one weight scale, the largest.
+    const sharedWeightAmax = Math.max(...group.linears.map((n) => absMax(layer.linears[n].data)));
+    for (const name of group.linears) {
+      const w = layer.linears[name];
+      const full = prefix + name;
+      switch (opts.format) {
+        case 'int8_wo':
+          linears.set(name, quantizeInt8Wo(full, w));
+          break;
+        case 'int4_awq':
+        case 'int4_rtn':
+          linears.set(name, int4Linear(full, quantizeInt4Symmetric(w, opts.group)));
+          break;
+        case 'fp8':
+          linears.set(name, quantizeFp8(full, w, sharedWeightAmax, absMax(calib!.captures[group.input].absMax)));
+          break;
+        case 'int8_sq':
+          linears.set(name, quantizeInt8Sq(full, w));
+          break;
+      }
+    }
+  }
+  return { inputNorm: layer.inputNorm, postNorm: layer.postNorm, linears, notes };
+}
