@@ -170,6 +170,48 @@ TEMPLATE_CASES = [
 ]
 
 
+OPEN, CLOSE = "\ufdd0", "\ufdd1"  # the markers grpst's prompt builder wraps shielded contents in
+
+
+def shielded_reference(tok, case, kwargs):
+    """grpst's prompt building, done with Hugging Face parts: contents of user, system and tool
+    messages are rendered between markers, added tokens are matched (leftmost-longest) only
+    outside them, and plain segments go through the backend's normalizer, pre-tokenizer and BPE."""
+    messages = [dict(m, content=OPEN + m["content"] + CLOSE)
+                if m["role"] in ("user", "system", "tool") and m.get("content") else m
+                for m in case["messages"]]
+    marked = tok.apply_chat_template(messages, **kwargs)
+    text, spans, start = [], [], None
+    for ch in marked:
+        if ch == OPEN:
+            start = len(text)
+        elif ch == CLOSE:
+            spans.append((start, len(text)))
+        else:
+            text.append(ch)
+    text = "".join(text)
+    added = sorted(tok.get_added_vocab().items(), key=lambda kv: -len(kv[0]))
+    backend = tok.backend_tokenizer
+
+    def plain_ids(seg):
+        pieces = backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(seg))
+        return [t.id for piece, _ in pieces for t in backend.model.tokenize(piece)]
+
+    ids, i, seg_start = [], 0, 0
+    while i < len(text):
+        for content, tid in added:
+            end = i + len(content)
+            if text.startswith(content, i) and not any(a < end and i < b for a, b in spans):
+                ids += plain_ids(text[seg_start:i]) if i > seg_start else []
+                ids.append(tid)
+                i = seg_start = end
+                break
+        else:
+            i += 1
+    ids += plain_ids(text[seg_start:]) if seg_start < len(text) else []
+    return text, ids
+
+
 def write_cases(path, env, cases):
     """One case per line: small diffs when goldens are recorded again."""
     with open(path, "w") as f:
@@ -205,7 +247,9 @@ def main():
             if key in case:
                 kwargs[key] = case[key]
         text = tok.apply_chat_template(case["messages"], **kwargs)
-        renders.append({**case, "text": text, "ids": tok.encode(text, add_special_tokens=False)})
+        shielded_text, shielded_ids = shielded_reference(tok, case, kwargs)
+        renders.append({**case, "text": text, "ids": tok.encode(text, add_special_tokens=False),
+                        "shielded_text": shielded_text, "shielded_ids": shielded_ids})
     write_cases(os.path.join(FIXTURES, "template-extra-goldens.json"), env, renders)
 
 

@@ -1,0 +1,132 @@
+// Prompt building that keeps user text as text. The contents of user, system and tool messages
+// are wrapped in two marker characters before rendering, so their spans can be found in the
+// rendered prompt; the markers are then removed and the prompt is tokenized with added tokens
+// recognized everywhere except inside those spans. A user typing "<|im_end|>" or "<think>" gets
+// the plain-text tokens of those characters, while the template's own markup gets the control
+// tokens. Anything without such strings tokenizes exactly as Hugging Face tokenizes the render.
+import { badInput } from '../util/errors.js';
+import type { ChatMessage, ChatTemplate, RenderOptions } from './chat-template.js';
+import type { Tokenizer } from './tokenizer.js';
+
+// Unicode noncharacters: reserved for a program's internal use, never meaningful in exchanged
+// text, so removing them from the input loses nothing.
+const OPEN = '\uFDD0';
+const CLOSE = '\uFDD1';
+const MARKERS = /[\uFDD0\uFDD1]/g;
+
+/** Roles whose content comes from outside (the user, the caller, tools) and must stay text. */
+const SHIELDED_ROLES = new Set(['user', 'system', 'tool']);
+
+export interface ContentPart {
+  type: string;
+  text?: string;
+  [key: string]: unknown;
+}
+
+/** A message as an API client sends it: content may be null or a list of text parts. */
+export interface InputMessage {
+  role: ChatMessage['role'];
+  content?: string | ContentPart[] | null;
+  reasoning_content?: string | null;
+  tool_calls?: ChatMessage['tool_calls'];
+  tool_call_id?: string;
+  name?: string;
+  [key: string]: unknown;
+}
+
+export interface Prompt {
+  /** The rendered prompt. */
+  text: string;
+  /** Its token ids. */
+  ids: number[];
+  /** Ranges [start, end) of `text` that were tokenized with added tokens not recognized. */
+  shielded: Array<[number, number]>;
+  /**
+   * False when the template itself looks at the content (e.g. Qwen3's check for a user message
+   * wrapped in <tool_response>): the content was then opaque to it, so `text` can differ from
+   * Hugging Face's rendering.
+   */
+  sameAsHf: boolean;
+}
+
+export interface PromptOptions extends RenderOptions {
+  /** Default true here: a served chat request always ends with the assistant header. */
+  addGenerationPrompt?: boolean;
+}
+
+export function renderPrompt(
+  template: ChatTemplate,
+  tokenizer: Tokenizer,
+  messages: readonly InputMessage[],
+  opts: PromptOptions = {},
+): Prompt {
+  const plain: ChatMessage[] = messages.map((m, i) => ({
+    ...(stripMarkers(m) as InputMessage),
+    content: flattenContent(stripMarkers(m.content) as InputMessage['content'], i),
+  }));
+  const marked = plain.map((m): ChatMessage =>
+    SHIELDED_ROLES.has(m.role) && m.content ? { ...m, content: OPEN + m.content + CLOSE } : m,
+  );
+  const renderOpts: RenderOptions = {
+    ...opts,
+    addGenerationPrompt: opts.addGenerationPrompt ?? true,
+    tools: opts.tools === undefined ? undefined : (stripMarkers(opts.tools) as RenderOptions['tools']),
+    kwargs: opts.kwargs === undefined ? undefined : (stripMarkers(opts.kwargs) as Record<string, unknown>),
+  };
+  const { text, shielded } = locateMarkers(template.render(marked, renderOpts));
+  const sameAsHf = text === template.render(plain, renderOpts);
+  return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }), shielded, sameAsHf };
+}
+
+function flattenContent(content: InputMessage['content'], index: number): string {
+  if (content === null || content === undefined) return '';
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) throw badInput(`messages[${index}].content must be a string or a list of text parts`);
+  return content
+    .map((part, j) => {
+      if (part?.type !== 'text' || typeof part.text !== 'string') {
+        throw badInput(`messages[${index}].content[${j}] is a ${String(part?.type)} part; this model takes text only`, 'send text parts only');
+      }
+      return part.text;
+    })
+    .join('\n');
+}
+
+/** Deep copy with the marker characters removed from every string. */
+function stripMarkers(value: unknown): unknown {
+  if (typeof value === 'string') return value.replace(MARKERS, '');
+  if (Array.isArray(value)) return value.map(stripMarkers);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k.replace(MARKERS, '')] = stripMarkers(v);
+    return out;
+  }
+  return value;
+}
+
+/** Removes the markers; returns the text and the ranges they enclosed. An unclosed range runs to the end. */
+function locateMarkers(rendered: string): { text: string; shielded: Array<[number, number]> } {
+  const shielded: Array<[number, number]> = [];
+  let text = '';
+  let open = -1;
+  let from = 0;
+  for (let i = rendered.search(MARKERS); i >= 0; i = nextMarker(rendered, from)) {
+    text += rendered.slice(from, i);
+    from = i + 1;
+    if (rendered[i] === OPEN) {
+      if (open < 0) open = text.length;
+    } else if (open >= 0) {
+      if (text.length > open) shielded.push([open, text.length]);
+      open = -1;
+    }
+  }
+  text += rendered.slice(from);
+  if (open >= 0 && text.length > open) shielded.push([open, text.length]);
+  return { text, shielded };
+}
+
+function nextMarker(s: string, from: number): number {
+  const a = s.indexOf(OPEN, from);
+  const b = s.indexOf(CLOSE, from);
+  return a < 0 ? b : b < 0 ? a : Math.min(a, b);
+}

@@ -1,0 +1,68 @@
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ChatTemplate, type ChatMessage, type ChatTool } from '../../src/chat/chat-template.js';
+import { GrpstError } from '../../src/util/errors.js';
+import { fixturesDir, readJson, tokenizerDir } from '../helpers/fixtures.js';
+
+interface TemplateCase {
+  name: string;
+  messages: ChatMessage[];
+  add_generation_prompt: boolean;
+  enable_thinking?: boolean;
+  tools?: ChatTool[];
+}
+
+const cases = readJson<{ cases: TemplateCase[] }>(join(fixturesDir, 'template-cases.json')).cases;
+const goldens = new Map(readJson<{ cases: { name: string; text: string }[] }>(join(fixturesDir, 'template-goldens.json')).cases.map((c) => [c.name, c.text]));
+const extra = readJson<{ cases: (TemplateCase & { text: string })[] }>(join(fixturesDir, 'template-extra-goldens.json')).cases;
+
+const template = ChatTemplate.fromDir(tokenizerDir);
+const render = (c: TemplateCase) =>
+  template.render(c.messages, { addGenerationPrompt: c.add_generation_prompt, enableThinking: c.enable_thinking, tools: c.tools });
+
+describe('ChatTemplate renders byte-exact with transformers apply_chat_template', () => {
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (name, c) => {
+    expect(goldens.has(name)).toBe(true);
+    expect(render(c)).toBe(goldens.get(name));
+  });
+
+  it.each(extra.map((c) => [c.name, c] as const))('extra: %s', (_name, c) => {
+    expect(render(c)).toBe(c.text);
+  });
+
+  it('does not change the messages it is given', () => {
+    const c = extra.find((x) => x.name === 'multi-step-tools-keep-reasoning')!;
+    const before = JSON.stringify(c);
+    render(c);
+    expect(JSON.stringify(c)).toBe(before);
+  });
+});
+
+describe('ChatTemplate.fromDir', () => {
+  it('prefers chat_template.jinja over tokenizer_config.json, as transformers does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grpst-tpl-'));
+    copyFileSync(join(tokenizerDir, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    writeFileSync(join(dir, 'chat_template.jinja'), '{% for m in messages %}[{{ m.role }}|{{ m.content }}]{% endfor %}{{ eos_token }}');
+    expect(ChatTemplate.fromDir(dir).render([{ role: 'user', content: 'hi' }])).toBe('[user|hi]<|im_end|>');
+  });
+
+  it('names a folder without a chat template and the fix', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grpst-tpl-'));
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: '<|endoftext|>' }));
+    try {
+      ChatTemplate.fromDir(dir);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(GrpstError);
+      expect((e as GrpstError).message).toMatch(/has no chat_template/);
+      expect((e as GrpstError).hint).toMatch(/instruct checkpoint/);
+    }
+  });
+
+  it('reports a template that fails on the messages as bad input', () => {
+    const t = new ChatTemplate("{{ raise_exception('Conversation roles must alternate') }}");
+    expect(() => t.render([{ role: 'user', content: 'x' }])).toThrow(/Conversation roles must alternate/);
+  });
+});
