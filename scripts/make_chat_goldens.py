@@ -26,6 +26,7 @@ EDGE_TEXTS = [
     "\r\n\r\n",
     "x\u0085\u0085y\u0085",             # NEL is whitespace for Oniguruma, not for JavaScript's \s
     "x\ufeff\ufeffy \ufeff",            # BOM is whitespace for JavaScript's \s, not for Oniguruma
+    "\ufeffa leading BOM stays",
     "a\u200bb \u180e c\u2028d\u2029e\u3000f\u00a0g",
     "x'ſſ x'SS x'Ll 'ſ",                 # case folding in the contraction alternative
     "don't I'M we'VE they'Re she'D",

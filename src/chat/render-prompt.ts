@@ -1,11 +1,11 @@
 // Prompt building that keeps user text as text. The contents of user, system and tool messages
-// are wrapped in two marker characters before rendering, so their spans can be found in the
+// (and tool descriptions) are wrapped in two marker characters before rendering, so their spans can be found in the
 // rendered prompt; the markers are then removed and the prompt is tokenized with added tokens
 // recognized everywhere except inside those spans. A user typing "<|im_end|>" or "<think>" gets
 // the plain-text tokens of those characters, while the template's own markup gets the control
 // tokens. Anything without such strings tokenizes exactly as Hugging Face tokenizes the render.
 import { badInput } from '../util/errors.js';
-import type { ChatMessage, ChatTemplate, RenderOptions } from './chat-template.js';
+import type { ChatMessage, ChatTemplate, ChatTool, RenderOptions } from './chat-template.js';
 import type { Tokenizer } from './tokenizer.js';
 
 // Unicode noncharacters: reserved for a program's internal use, never meaningful in exchanged
@@ -67,15 +67,37 @@ export function renderPrompt(
   const marked = plain.map((m): ChatMessage =>
     SHIELDED_ROLES.has(m.role) && m.content ? { ...m, content: OPEN + m.content + CLOSE } : m,
   );
-  const renderOpts: RenderOptions = {
+  const tools = opts.tools === undefined ? undefined : (stripMarkers(opts.tools) as ChatTool[]);
+  const base: RenderOptions = {
     ...opts,
     addGenerationPrompt: opts.addGenerationPrompt ?? true,
-    tools: opts.tools === undefined ? undefined : (stripMarkers(opts.tools) as RenderOptions['tools']),
+    tools,
     kwargs: opts.kwargs === undefined ? undefined : (stripMarkers(opts.kwargs) as Record<string, unknown>),
   };
-  const { text, shielded } = locateMarkers(template.render(marked, renderOpts));
-  const sameAsHf = text === template.render(plain, renderOpts);
-  return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }), shielded, sameAsHf };
+  const hf = template.render(plain, base);
+  // Tool descriptions are shielded too when the template only prints them (tojson); a template
+  // that compares them gets them plain. Content the template inspects stays shielded regardless.
+  const attempts: RenderOptions[] = tools ? [{ ...base, tools: shieldDescriptions(tools) as ChatTool[] }, base] : [base];
+  let located!: ReturnType<typeof locateMarkers>;
+  for (const attempt of attempts) {
+    located = locateMarkers(template.render(marked, attempt));
+    if (located.text === hf) break;
+  }
+  const { text, shielded } = located;
+  return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }), shielded, sameAsHf: text === hf };
+}
+
+/** Copy of the tools with every "description" string wrapped in the markers. */
+function shieldDescriptions(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(shieldDescriptions);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = k === 'description' && typeof v === 'string' && v.length > 0 ? OPEN + v + CLOSE : shieldDescriptions(v);
+    }
+    return out;
+  }
+  return value;
 }
 
 function flattenContent(content: InputMessage['content'], index: number): string {

@@ -123,7 +123,8 @@ export class Tokenizer {
 
   /** Text of the ids as Hugging Face decodes it: bytes joined, invalid UTF-8 becomes U+FFFD; unknown ids are dropped. */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    return new TextDecoder().decode(this.table.concat(ids, opts.skipSpecialTokens ? this.special : null));
+    // ignoreBOM: a leading U+FEFF is text to Hugging Face, not a byte-order mark to drop.
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.table.concat(ids, opts.skipSpecialTokens ? this.special : null));
   }
 
   /** Token string of an id as Hugging Face shows it (byte-level alphabet, e.g. "Ġworld"), or undefined. */
