@@ -1,0 +1,140 @@
+// Load generator for an OpenAI-compatible server: `concurrency` clients each stream requests
+// back to back until `requests` are done, timing every chunk as it arrives (undici, no SDK).
+import { Agent, request } from 'undici';
+
+export interface LoadSpec {
+  url: string;
+  model: string;
+  concurrency: number;
+  requests: number;
+  /** Token ids of each prompt (exact lengths, no template). */
+  prompt: (i: number) => number[];
+  outputTokens: number;
+  apiKey?: string;
+}
+
+export interface RequestTiming {
+  ok: boolean;
+  error?: string;
+  /** Seconds from sending to the first generated text. */
+  ttft: number;
+  /** Seconds between consecutive chunks that carried text. */
+  itl: number[];
+  e2e: number;
+  outputTokens: number;
+}
+
+export interface LoadResult {
+  spec: Omit<LoadSpec, 'prompt'> & { promptTokens: number };
+  wallSeconds: number;
+  timings: RequestTiming[];
+}
+
+export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const agent = new Agent({ connections: spec.concurrency * 2, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+  const timings: RequestTiming[] = [];
+  let next = 0;
+  const start = performance.now();
+  const worker = async () => {
+    for (let i = next++; i < spec.requests; i = next++) timings.push(await oneRequest(spec, agent, i));
+  };
+  await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  const wallSeconds = (performance.now() - start) / 1000;
+  await agent.close();
+  const { prompt, ...rest } = spec;
+  return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings };
+}
+
+async function oneRequest(spec: LoadSpec, agent: Agent, i: number): Promise<RequestTiming> {
+  const body = {
+    model: spec.model,
+    prompt: spec.prompt(i),
+    max_tokens: spec.outputTokens,
+    temperature: 0,
+    ignore_eos: true,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  const t0 = performance.now();
+  const timing: RequestTiming = { ok: false, ttft: 0, itl: [], e2e: 0, outputTokens: 0 };
+  try {
+    const res = await request(`${spec.url}/v1/completions`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/json', ...(spec.apiKey ? { authorization: `Bearer ${spec.apiKey}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    if (res.statusCode !== 200) {
+      timing.error = `HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`;
+      return timing;
+    }
+    let last = 0;
+    let buf = '';
+    let done = false;
+    for await (const chunk of res.body) {
+      const now = performance.now();
+      buf += chunk.toString();
+      let cut: number;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        if (!frame.startsWith('data: ')) continue;
+        const data = frame.slice(6);
+        if (data === '[DONE]') {
+          done = true;
+          continue;
+        }
+        const msg = JSON.parse(data) as { choices: { text: string }[]; usage?: { completion_tokens: number } | null; error?: { message: string } };
+        if (msg.error) throw new Error(msg.error.message);
+        if (msg.usage) timing.outputTokens = msg.usage.completion_tokens;
+        if (msg.choices.some((c) => c.text.length > 0)) {
+          if (last === 0) timing.ttft = (now - t0) / 1000;
+          else timing.itl.push((now - last) / 1000);
+          last = now;
+        }
+      }
+    }
+    timing.e2e = (performance.now() - t0) / 1000;
+    timing.ok = done && timing.outputTokens === spec.outputTokens;
+    if (!timing.ok) timing.error = done ? `got ${timing.outputTokens} of ${spec.outputTokens} tokens` : 'the stream ended without [DONE]';
+  } catch (err) {
+    timing.error = err instanceof Error ? err.message : String(err);
+  }
+  return timing;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank];
+}
+
+export interface LoadSummary {
+  concurrency: number;
+  requests: number;
+  failed: number;
+  requestsPerSecond: number;
+  outputTokensPerSecond: number;
+  /** Milliseconds: p50 / p90 / p99. */
+  ttftMs: [number, number, number];
+  tpotMs: [number, number, number];
+  itlMs: [number, number, number];
+}
+
+export function summarize(r: LoadResult): LoadSummary {
+  const ok = r.timings.filter((t) => t.ok);
+  const pct = (xs: number[]): [number, number, number] => [50, 90, 99].map((p) => percentile(xs, p) * 1000) as [number, number, number];
+  const tokens = ok.reduce((s, t) => s + t.outputTokens, 0);
+  return {
+    concurrency: r.spec.concurrency,
+    requests: r.timings.length,
+    failed: r.timings.length - ok.length,
+    requestsPerSecond: ok.length / r.wallSeconds,
+    outputTokensPerSecond: tokens / r.wallSeconds,
+    ttftMs: pct(ok.map((t) => t.ttft)),
+    // Time per output token after the first, per request.
+    tpotMs: pct(ok.filter((t) => t.outputTokens > 1).map((t) => (t.e2e - t.ttft) / (t.outputTokens - 1))),
+    itlMs: pct(ok.flatMap((t) => t.itl)),
+  };
+}

@@ -1,0 +1,108 @@
+// /v1/completions on the real runtime: raw prompts, echo, prompt logprobs as lm-evaluation-harness
+// asks for them, stop strings, several prompts and choices; checked against transformers' numbers.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { refs } from '../helpers/fixtures.js';
+import { loadTiny, post, serve, sseFrames, type TestServer, type TinyModel } from './server-harness.js';
+
+let model: TinyModel;
+let srv: TestServer;
+const ref = refs('tiny-a');
+const chatRef = ref.prompts.find((p) => p.name === 'chat')!;
+const englishRef = ref.prompts.find((p) => p.name === 'english')!;
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a');
+  srv = await serve(model);
+});
+
+afterAll(async () => {
+  await srv?.server.close();
+  await model?.engine.close();
+});
+
+describe('completions', () => {
+  it('greedy tokens from a token prompt match transformers', async () => {
+    const n = chatRef.greedy.ids.length;
+    const r = await srv.client.completions.create({ model: 'qwen3', prompt: chatRef.prompt_ids, max_tokens: n, temperature: 0, ignore_eos: true, logprobs: 0 } as any);
+    expect(r.id).toMatch(/^cmpl-/);
+    expect(r).toMatchObject({ object: 'text_completion', model: 'qwen3', choices: [{ index: 0, finish_reason: 'length' }] });
+    expect(r.usage).toMatchObject({ prompt_tokens: chatRef.prompt_ids.length, completion_tokens: n });
+    expect(r.choices[0].text).toBe(model.tokenizer.decode(chatRef.greedy.ids));
+    const lp = r.choices[0].logprobs!;
+    expect(lp.token_logprobs!.length).toBe(n);
+    lp.token_logprobs!.forEach((x, i) => expect(Math.abs(x! - chatRef.greedy.logprobs[i])).toBeLessThan(0.1));
+  });
+
+  it('echo + logprobs + max_tokens 0 returns the prompt logprobs (lm-evaluation-harness)', async () => {
+    const ids = englishRef.prompt_ids;
+    const r = await srv.client.completions.create({ model: 'qwen3', prompt: ids, max_tokens: 0, echo: true, logprobs: 1, temperature: 0 });
+    const c = r.choices[0];
+    expect(c.text).toBe(model.tokenizer.decode(ids));
+    const lp = c.logprobs!;
+    expect(lp.tokens!.length).toBe(ids.length);
+    expect(lp.token_logprobs![0]).toBeNull();
+    expect(lp.top_logprobs![0]).toBeNull();
+    // prompt_logprobs[k] is the logprob of ids[k + 1] given the ones before it.
+    const diffs = englishRef.prompt_logprobs.map((want, k) => Math.abs(lp.token_logprobs![k + 1]! - want));
+    expect(Math.max(...diffs)).toBeLessThan(0.5);
+    expect(diffs.reduce((a, b) => a + b, 0) / diffs.length).toBeLessThan(0.1);
+    for (let k = 1; k < ids.length; k++) {
+      const top = lp.top_logprobs![k]!;
+      // The dict holds the top alternative and the prompt token itself.
+      expect(top[lp.tokens![k]]).toBeCloseTo(lp.token_logprobs![k]!, 4);
+      expect(Math.max(...Object.values(top))).toBeGreaterThanOrEqual(lp.token_logprobs![k]! - 1e-6);
+    }
+    expect(lp.text_offset![0]).toBe(0);
+    expect(lp.text_offset![1]).toBe(lp.tokens![0].length);
+    expect(r.usage).toMatchObject({ prompt_tokens: ids.length, completion_tokens: 0 });
+  });
+
+  it('echo with a text prompt puts the prompt first; streaming gives the same text', async () => {
+    const req = { model: 'qwen3', prompt: 'The history of the ', max_tokens: 10, temperature: 0, echo: true, ignore_eos: true };
+    const r = await srv.client.completions.create(req);
+    expect(r.choices[0].text.startsWith('The history of the ')).toBe(true);
+    expect(r.choices[0].text.length).toBeGreaterThan('The history of the '.length);
+    const s = await srv.client.completions.create({ ...req, stream: true });
+    let text = '';
+    for await (const c of s) text += c.choices[0]?.text ?? '';
+    expect(text).toBe(r.choices[0].text);
+  });
+
+  it('several prompts times n: choices indexed prompt-major; usage counts each prompt once', async () => {
+    const r = await srv.client.completions.create({ model: 'qwen3', prompt: ['Hello', 'The sky is'], n: 2, max_tokens: 4, temperature: 0, ignore_eos: true });
+    expect(r.choices.map((c) => c.index).sort()).toEqual([0, 1, 2, 3]);
+    const byIndex = [...r.choices].sort((a, b) => a.index - b.index).map((c) => c.text);
+    expect(byIndex[0]).toBe(byIndex[1]);
+    expect(byIndex[2]).toBe(byIndex[3]);
+    expect(byIndex[0]).not.toBe(byIndex[2]);
+    const single = await srv.client.completions.create({ model: 'qwen3', prompt: 'The sky is', max_tokens: 4, temperature: 0, ignore_eos: true });
+    expect(byIndex[2]).toBe(single.choices[0].text);
+    expect(r.usage).toMatchObject({ prompt_tokens: 1 + single.usage!.prompt_tokens, completion_tokens: 16 });
+  });
+
+  it('stop strings never leak, whatever the token boundaries', async () => {
+    const base = { model: 'qwen3', prompt: chatRef.prompt_ids, max_tokens: 24, temperature: 0, ignore_eos: true };
+    const full = (await srv.client.completions.create(base)).choices[0].text;
+    const chars = Array.from(full);
+    for (const at of [2, Math.floor(chars.length / 2), chars.length - 4]) {
+      const stop = chars.slice(at, at + 3).join('');
+      const expected = full.slice(0, full.indexOf(stop));
+      const r = await srv.client.completions.create({ ...base, stop });
+      expect(r.choices[0].text).toBe(expected);
+      expect(r.choices[0].finish_reason).toBe('stop');
+      const raw = await post(`${srv.url}/v1/completions`, { ...base, stop, stream: true });
+      const frames = sseFrames(raw.text);
+      expect(frames.at(-1)).toBe('[DONE]');
+      expect(frames.slice(0, -1).map((f: any) => f.choices[0].text).join('')).toBe(expected);
+    }
+  });
+
+  it('seeded sampling is reproducible and differs between seeds', async () => {
+    const req = { model: 'qwen3', prompt: 'Once upon a time', max_tokens: 12, temperature: 1, top_p: 0.95, top_k: 50, ignore_eos: true };
+    const a = await srv.client.completions.create({ ...req, seed: 7 });
+    const b = await srv.client.completions.create({ ...req, seed: 7 });
+    const c = await srv.client.completions.create({ ...req, seed: 8 });
+    expect(a.choices[0].text).toBe(b.choices[0].text);
+    expect(a.choices[0].text).not.toBe(c.choices[0].text);
+  });
+});
