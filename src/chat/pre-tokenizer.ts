@@ -70,15 +70,12 @@ export function onigToJs(pattern: string): string {
   return out;
 }
 
-function unsupported(pattern: string, what: string) {
+function unsupported(source: string, what: string) {
   return badInput(
-    `tokenizer.json: pre-tokenizer pattern ${JSON.stringify(pattern)} uses ${what}, which grpst cannot translate`,
+    `tokenizer.json: the pre-tokenizer ${source} uses ${what}, which grpst does not support`,
     'use a Qwen2/Qwen3 checkpoint, whose tokenizer.json grpst supports',
   );
 }
-
-// GPT-2's pattern, used by a ByteLevel pre-tokenizer with use_regex: true.
-const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 export interface PreTokenizerJson {
   type: string;
@@ -90,50 +87,40 @@ export interface PreTokenizerJson {
   use_regex?: boolean;
 }
 
+/**
+ * The pre-tokenizer of Qwen2/Qwen3 (and other byte-level BPE tokenizers written the same way):
+ * Sequence[Split(regex, Isolated), ByteLevel(add_prefix_space false, use_regex false)].
+ */
 export class PreTokenizer {
-  private constructor(
-    private readonly regex: RegExp,
-    private readonly addPrefixSpace: boolean,
-  ) {}
+  private constructor(private readonly regex: RegExp) {}
 
   static fromJson(json: PreTokenizerJson | null | undefined): PreTokenizer {
     const steps = json?.type === 'Sequence' ? (json.pretokenizers ?? []) : json ? [json] : [];
-    let pattern: string | undefined;
-    let byteLevel = false;
-    let addPrefixSpace = false;
-    for (const step of steps) {
-      if (step.type === 'Split' && pattern === undefined && !byteLevel) {
-        if (step.behavior !== 'Isolated' || step.invert) throw unsupported(JSON.stringify(step), `Split behavior ${step.behavior}${step.invert ? ' inverted' : ''}`);
-        if (step.pattern?.Regex !== undefined) pattern = onigToJs(step.pattern.Regex);
-        else if (step.pattern?.String !== undefined) pattern = step.pattern.String.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        else throw unsupported(JSON.stringify(step), 'a Split without a pattern');
-      } else if (step.type === 'ByteLevel' && !byteLevel) {
-        byteLevel = true;
-        addPrefixSpace = step.add_prefix_space === true;
-        if (step.use_regex !== false) {
-          if (pattern !== undefined) throw unsupported(JSON.stringify(json), 'two splitting regexes');
-          pattern = onigToJs(GPT2_PATTERN);
-        }
-      } else {
-        throw unsupported(JSON.stringify(step), `a ${step.type} pre-tokenizer step here`);
-      }
+    const [split, byteLevel] = steps;
+    const shape = JSON.stringify(json);
+    if (steps.length !== 2 || split.type !== 'Split' || byteLevel.type !== 'ByteLevel') {
+      throw unsupported(shape, 'steps other than Split followed by ByteLevel');
     }
-    if (!byteLevel) throw unsupported(JSON.stringify(json), 'no ByteLevel step');
-    return new PreTokenizer(new RegExp(pattern ?? '[^]+', 'gu'), addPrefixSpace);
+    if (split.behavior !== 'Isolated' || split.invert) throw unsupported(shape, `Split behavior ${split.behavior}${split.invert ? ' inverted' : ''}`);
+    if (byteLevel.use_regex !== false || byteLevel.add_prefix_space) throw unsupported(shape, 'a ByteLevel step with its own regex or prefix space');
+    let pattern: string;
+    if (split.pattern?.Regex !== undefined) pattern = onigToJs(split.pattern.Regex);
+    else if (split.pattern?.String !== undefined) pattern = split.pattern.String.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    else throw unsupported(shape, 'a Split without a pattern');
+    return new PreTokenizer(new RegExp(pattern, 'gu'));
   }
 
   /** Calls `piece` for each pre-token of `text`, in order; together they cover all of `text`. */
   forEachPiece(text: string, piece: (p: string) => void): void {
-    if (this.addPrefixSpace && text.length > 0 && text[0] !== ' ') text = ' ' + text;
     const re = this.regex;
     re.lastIndex = 0;
     let end = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      if (m.index > end) piece(text.slice(end, m.index));
       if (m[0].length === 0) {
         re.lastIndex++;
         continue;
       }
+      if (m.index > end) piece(text.slice(end, m.index));
       piece(m[0]);
       end = m.index + m[0].length;
     }

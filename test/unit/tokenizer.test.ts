@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BYTE_TO_CHAR } from '../../src/chat/byte-level.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
 import { GrpstError } from '../../src/util/errors.js';
 import { fixturesDir, readJson, refs, tokenizerDir } from '../helpers/fixtures.js';
@@ -141,6 +142,37 @@ describe('bad tokenizer folders', () => {
       expect(e).toBeInstanceOf(GrpstError);
       expect((e as GrpstError).message).toContain('tokenizer.json is missing');
       expect((e as GrpstError).hint).toMatch(/copy tokenizer.json/);
+    }
+  });
+
+  it('builds a small byte-level BPE and rejects pipelines it cannot reproduce', () => {
+    const vocab: Record<string, number> = {};
+    BYTE_TO_CHAR.forEach((c, b) => (vocab[c] = b));
+    Object.assign(vocab, { he: 256, ll: 257, hell: 258, 'Ġw': 259 });
+    const qwen = readJson<Record<string, unknown>>(join(tokenizerDir, 'tokenizer.json'));
+    const small = () => ({
+      normalizer: { type: 'NFC' },
+      pre_tokenizer: structuredClone(qwen.pre_tokenizer),
+      decoder: qwen.decoder,
+      added_tokens: [{ id: 260, content: '<eos>', special: true }],
+      model: { type: 'BPE', vocab: { ...vocab }, merges: ['h e', ['l', 'l'], 'he ll', 'Ġ w'] },
+    });
+    const t = new Tokenizer(small() as never, { eos_token: '<eos>' });
+    expect(t.vocabSize).toBe(261);
+    expect(t.eosTokenId).toBe(260);
+    expect(t.encode('hello world<eos>')).toEqual([258, 111, 259, 111, 114, 108, 100, 260]);
+    const broken: Array<[string, (j: ReturnType<typeof small>) => void, RegExp]> = [
+      ['normalizer', (j) => (j.normalizer = { type: 'Lowercase' }), /normalizer Lowercase is not supported/],
+      ['pre-tokenizer', (j) => (j.pre_tokenizer = { type: 'Whitespace' }), /pre-tokenizer .* does not support/],
+      ['regex flags', (j) => ((j.pre_tokenizer as any).pretokenizers = [{ type: 'Split', pattern: { Regex: '(?x) a' }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', use_regex: false }]), /inline flags/],
+      ['decoder', (j) => (j.decoder = { type: 'WordPiece' } as never), /decoder .* is not ByteLevel/],
+      ['merge', (j) => j.model.merges.push('x yz'), /merge 4 \(x yz\) names a token missing/],
+      ['byte', (j) => delete j.model.vocab[BYTE_TO_CHAR[0]], /lacks the byte-level token for byte 0/],
+    ];
+    for (const [, mutate, message] of broken) {
+      const j = small();
+      mutate(j);
+      expect(() => new Tokenizer(j as never)).toThrow(message);
     }
   });
 
