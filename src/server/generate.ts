@@ -105,8 +105,14 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         }
       }
       if (ev.finishReason) {
-        if (ev.finishReason === 'error') throw new ApiError(500, `Generation failed: ${ev.error ?? 'unknown engine error'}`, { code: 'engine_error' });
-        if (ev.finishReason === 'cancelled') throw cancelledError(ctx.signal);
+        if (ev.finishReason === 'error') {
+          ctx.metrics.finished.inc({ reason: 'error' });
+          throw new ApiError(500, `Generation failed: ${ev.error ?? 'unknown engine error'}`, { code: 'engine_error' });
+        }
+        if (ev.finishReason === 'cancelled') {
+          ctx.metrics.finished.inc({ reason: 'cancelled' });
+          throw cancelledError(ctx.signal);
+        }
         const tail = parser.push(job.decoder.flush());
         const end = parser.finish();
         update.content += tail.content + end.content;
@@ -123,6 +129,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
       first = false;
     }
     // The iterator ended without a finish reason: only an abort does that.
+    ctx.metrics.finished.inc({ reason: 'cancelled' });
     throw cancelledError(ctx.signal);
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);

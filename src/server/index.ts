@@ -7,7 +7,7 @@ import { renderPrompt } from '../chat/render-prompt.js';
 import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
 import type { GenerationEngine } from '../engine/types.js';
-import { GrpstError } from '../util/errors.js';
+import { badInput, GrpstError } from '../util/errors.js';
 import { ServerContext, type RenderFn } from './context.js';
 import { badRequest } from './errors.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
@@ -47,23 +47,6 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens });
   const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints);
   const router = new Router(ctx, routes);
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void router.handle(req, res));
-  server.maxConnections = options.maxConnections;
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
-
   const ready = Promise.resolve(deps.engine).then(
     (engine) => {
       ctx.setEngine(engine);
@@ -76,8 +59,27 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       throw err;
     },
   );
-  // The caller may never await `ready`; a failed load is reported through /health and the log.
+  // Handlers go on at once so a rejected load is never unhandled; callers need not await
+  // `ready`: a failed load shows in /health and the log.
   ready.catch(() => undefined);
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void router.handle(req, res));
+  server.maxConnections = options.maxConnections;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: NodeJS.ErrnoException) => reject(listenError(err, options));
+    server.once('error', fail);
+    server.listen(options.port, options.host, () => {
+      server.off('error', fail);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+
 
   let closing: Promise<void> | undefined;
   const shutdown = (timeoutMs: number) =>
@@ -85,7 +87,11 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       if (ctx.state !== 'closed') ctx.state = 'draining';
       const stopped = closeServer(server);
       await waitIdle(ctx, timeoutMs);
-      for (const ac of ctx.inflight) ac.abort(new Error('the server is shutting down'));
+      if (ctx.inflight.size > 0) {
+        for (const ac of ctx.inflight) ac.abort(new Error('the server is shutting down'));
+        // Cancelled requests still answer: an envelope, or an error frame and [DONE] mid-stream.
+        await waitIdle(ctx, 2_000);
+      }
       server.closeAllConnections();
       await stopped;
       ctx.state = 'closed';
@@ -117,6 +123,14 @@ function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
       throw err;
     }
   };
+}
+
+function listenError(err: NodeJS.ErrnoException, options: ServerOptions): Error {
+  const where = `${options.host}:${options.port}`;
+  if (err.code === 'EADDRINUSE') return badInput(`port ${where} is already in use`, 'stop the process that holds it (grpst ps) or set another port in server.yml');
+  if (err.code === 'EACCES') return badInput(`not allowed to listen on ${where}`, 'use a port above 1023 or run with the rights to bind it');
+  if (err.code === 'EADDRNOTAVAIL') return badInput(`${options.host} is not an address of this machine`, 'set host to 0.0.0.0, 127.0.0.1 or one of its addresses');
+  return err;
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -1,0 +1,163 @@
+// Every error the server answers with, in OpenAI's envelope; readiness; API keys.
+import { APIError, NotFoundError } from 'openai';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GenerationEngine } from '../../src/engine/types.js';
+import { get, loadTiny, metric, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+
+let model: TinyModel;
+let srv: TestServer;
+const chat = (extra: Record<string, unknown> = {}) => ({ model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, temperature: 0, ...extra });
+
+function expectEnvelope(r: { status: number; json: any }, status: number, fields: { code?: string | null; param?: string | null; type?: string } = {}) {
+  expect(r.status).toBe(status);
+  expect(Object.keys(r.json)).toEqual(['error']);
+  expect(Object.keys(r.json.error).sort()).toEqual(['code', 'message', 'param', 'type']);
+  expect(typeof r.json.error.message).toBe('string');
+  expect(r.json.error.message.length).toBeGreaterThan(10);
+  expect(r.json.error).toMatchObject(fields);
+}
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a');
+  srv = await serve(model, { maxBodyBytes: 64 * 1024 });
+});
+
+afterAll(async () => {
+  await srv?.server.close();
+  await model?.engine.close();
+});
+
+describe('request errors', () => {
+  it('invalid JSON, invalid UTF-8, and bodies that are not objects: 400', async () => {
+    const url = `${srv.url}/v1/chat/completions`;
+    expectEnvelope(await post(url, '{"model": "qwen3", "messages": ['), 400, { code: 'invalid_json', type: 'invalid_request_error' });
+    expectEnvelope(await post(url, '[1, 2]'), 400, { code: 'invalid_json' });
+    expectEnvelope(await post(url, ''), 400, { code: 'invalid_json' });
+    const badUtf8 = Buffer.concat([Buffer.from('{"model": "qwen3", "messages": [{"role": "user", "content": "'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]);
+    expectEnvelope(await post(url, badUtf8), 400, { code: 'invalid_encoding' });
+  });
+
+  it('schema errors name the parameter', async () => {
+    const url = `${srv.url}/v1/chat/completions`;
+    expectEnvelope(await post(url, chat({ temperature: 7 })), 400, { param: 'temperature' });
+    expectEnvelope(await post(url, chat({ top_p: 7 })), 400, { param: 'top_p' });
+    expectEnvelope(await post(url, chat({ max_tokens: -1 })), 400, { param: 'max_tokens' });
+    expectEnvelope(await post(url, chat({ n: 0 })), 400, { param: 'n' });
+    expectEnvelope(await post(url, chat({ max_tokens: 1e300 })), 400, { param: 'max_tokens' });
+    expectEnvelope(await post(url, { model: 'qwen3', messages: 'hi' }), 400, { param: 'messages' });
+    expectEnvelope(await post(url, { model: 'qwen3', messages: [{ role: 'wizard', content: 'x' }] }), 400, { param: 'messages.0.role' });
+    expectEnvelope(await post(url, chat({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] })), 400, {
+      param: 'messages.0.content.0.type',
+    });
+    expectEnvelope(await post(url, chat({ tool_choice: { type: 'function', function: { name: 'nope' } } })), 400, { param: 'tool_choice' });
+    expectEnvelope(await post(url, chat({ top_logprobs: 2 })), 400, { param: 'top_logprobs' });
+    expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: [1, 2, 999999999] }), 400, { param: 'prompt' });
+    expectEnvelope(await post(`${srv.url}/detokenize`, { tokens: [999999999] }), 400, { param: 'tokens' });
+    // Unknown fields are ignored, as OpenAI clients send many.
+    expect((await post(url, chat({ store: false, metadata: { a: 1 }, parallel_tool_calls: true }))).status).toBe(200);
+  });
+
+  it('a model that is not served: 404 through the official client', async () => {
+    const err = await srv.client.chat.completions.create({ ...chat(), model: 'gpt-4o' } as any).catch((e) => e);
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(err.code).toBe('model_not_found');
+    expect(err.param).toBe('model');
+    expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen4', prompt: 'x' }), 404, { code: 'model_not_found' });
+  });
+
+  it('prompt plus max_tokens over max_seq_len: 400 context_length_exceeded with both numbers', async () => {
+    const r = await post(`${srv.url}/v1/chat/completions`, chat({ max_tokens: 5000 }));
+    expectEnvelope(r, 400, { code: 'context_length_exceeded', param: 'messages' });
+    const maxLen = model.engine.info.maxSeqLen;
+    const promptTokens = (await post(`${srv.url}/tokenize`, { messages: chat().messages })).json.count as number;
+    expect(r.json.error.message).toContain(String(maxLen));
+    expect(r.json.error.message).toContain(String(promptTokens + 5000));
+    const long = await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: Array(maxLen + 1).fill(9707), max_tokens: 1 });
+    expectEnvelope(long, 400, { code: 'context_length_exceeded', param: 'prompt' });
+  });
+
+  it('unknown routes 404, wrong methods 405, big bodies 413', async () => {
+    expectEnvelope(await get(`${srv.url}/v1/nothing`), 404, { code: 'unknown_url' });
+    const wrong = await get(`${srv.url}/v1/chat/completions`);
+    expectEnvelope(wrong, 405, { code: 'method_not_allowed' });
+    expect(wrong.headers.allow).toBe('POST');
+    const big = await post(`${srv.url}/v1/chat/completions`, chat({ messages: [{ role: 'user', content: 'x'.repeat(100 * 1024) }] }));
+    expectEnvelope(big, 413, { code: 'request_too_large' });
+    // The server lives on.
+    expect((await post(`${srv.url}/v1/chat/completions`, chat())).status).toBe(200);
+  });
+
+  it('queue full: 429 once max_concurrency run and max_queue wait', async () => {
+    const busy = await serve(model, { maxConcurrency: 1, maxQueue: 1 });
+    const ac = new AbortController();
+    const long = { ...chat({ max_tokens: 400, ignore_eos: true }), stream: true };
+    const open = async () => {
+      const res = await request(`${busy.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(long), headers: { 'content-type': 'application/json' }, signal: ac.signal });
+      res.body.on('error', () => undefined);
+      return res;
+    };
+    const first = await open();
+    expect(first.statusCode).toBe(200);
+    const second = open();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(metric((await get(`${busy.url}/metrics`)).text, 'grpst_requests_waiting')).toBe(1);
+    const third = await post(`${busy.url}/v1/chat/completions`, chat());
+    expectEnvelope(third, 429, { code: 'queue_full' });
+    expect(third.headers['retry-after']).toBeDefined();
+    const err = await busy.client.chat.completions.create(chat() as any).catch((e) => e);
+    expect(err).toBeInstanceOf(APIError);
+    expect(err.status).toBe(429);
+    ac.abort();
+    await second.catch(() => undefined);
+    await busy.server.close();
+  });
+});
+
+describe('readiness', () => {
+  it('/health answers 503 until the engine is loaded, and requests wait for nothing', async () => {
+    let resolve!: (e: GenerationEngine) => void;
+    const pending = new Promise<GenerationEngine>((r) => (resolve = r));
+    const early = await serve({ ...model, engine: pending });
+    const h = await get(`${early.url}/health`);
+    expect(h.status).toBe(503);
+    expect(h.json.status).toBe('loading');
+    expectEnvelope(await post(`${early.url}/v1/chat/completions`, chat()), 503, { code: 'model_not_ready' });
+    expect(metric((await get(`${early.url}/metrics`)).text, 'grpst_model_ready')).toBe(0);
+    resolve(model.engine);
+    await early.server.ready;
+    expect((await get(`${early.url}/health`)).status).toBe(200);
+    expect((await post(`${early.url}/v1/chat/completions`, chat())).status).toBe(200);
+    await early.server.close();
+
+    const failed = await serve({ ...model, engine: Promise.reject(new Error('weights file is truncated')) });
+    await failed.server.ready.catch(() => undefined);
+    const f = await get(`${failed.url}/health`);
+    expect(f.status).toBe(503);
+    expect(f.json).toMatchObject({ status: 'failed', error: 'weights file is truncated' });
+    expect(failed.logs.join('\n')).toContain('weights file is truncated');
+    await failed.server.close();
+  });
+});
+
+describe('API key', () => {
+  it('every /v1 route and tokenize demand it; health and metrics as configured; never logged', async () => {
+    const key = 'sk-test-0123456789';
+    const locked = await serve(model, { apiKey: key, authMetrics: true });
+    for (const [method, path] of [['POST', '/v1/chat/completions'], ['POST', '/v1/completions'], ['GET', '/v1/models'], ['POST', '/tokenize'], ['POST', '/detokenize'], ['GET', '/metrics']]) {
+      const none = method === 'GET' ? await get(`${locked.url}${path}`) : await post(`${locked.url}${path}`, {});
+      expectEnvelope(none, 401, { code: 'invalid_api_key' });
+      const wrong = method === 'GET' ? await get(`${locked.url}${path}`, { authorization: `Bearer ${key}x` }) : await post(`${locked.url}${path}`, {}, { authorization: `Bearer ${key}x` });
+      expect(wrong.status).toBe(401);
+      expect(wrong.text).not.toContain(key);
+    }
+    expect((await get(`${locked.url}/health`)).status).toBe(200);
+    expect((await get(`${locked.url}/metrics`, { authorization: `Bearer ${key}` })).status).toBe(200);
+    const r = await locked.client.chat.completions.create(chat() as any);
+    expect(r.choices.length).toBe(1);
+    const models = await locked.client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['qwen3']);
+    expect(locked.logs.join('\n')).not.toContain(key);
+    await locked.server.close();
+  });
+});
