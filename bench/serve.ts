@@ -1,0 +1,102 @@
+// bench:serve: request throughput, output tok/s, TTFT, TPOT and ITL percentiles of the real
+// server at several concurrencies. The server runs in its own process on a model folder (by
+// default the Qwen3-0.6B-shaped random checkpoint); the load generator streams /v1/completions
+// with fixed-length token prompts (distinct per request, so the prefix cache does not help) and
+// ignore_eos, so every request generates exactly --output-tokens.
+//
+//   npm run bench:serve [-- --model DIR] [--concurrency 1,8,32] [--rounds 2]
+//                       [--prompt-tokens 128] [--output-tokens 64] [--url http://host:port]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runLoad, summarize, type LoadSummary } from './serve-load.js';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    url: { type: 'string' },
+    concurrency: { type: 'string', default: '1,8,32' },
+    rounds: { type: 'string', default: '2' },
+    'prompt-tokens': { type: 'string', default: '128' },
+    'output-tokens': { type: 'string', default: '64' },
+    threads: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+async function defaultModel(): Promise<string> {
+  const maker = (await import('./qwen3-0.6b.js')) as { qwen3_06bCheckpoint: () => Promise<string> | string };
+  return maker.qwen3_06bCheckpoint();
+}
+
+async function startServerProcess(model: string): Promise<{ url: string; info: unknown; child: ChildProcess }> {
+  const extra = args.threads ? ['--threads', args.threads] : [];
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'serve-server.ts'), model, ...extra], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`the server process exited with code ${code} before it was ready`)));
+  });
+  return { ...(JSON.parse(first) as { url: string; info: unknown }), child };
+}
+
+/** Deterministic prompt of ordinary BPE tokens, different for every request index. */
+function promptFor(length: number) {
+  return (i: number) => {
+    let x = (i + 1) * 2654435761;
+    const ids: number[] = [];
+    for (let k = 0; k < length; k++) {
+      x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
+      ids.push(1000 + (x % 90000));
+    }
+    return ids;
+  };
+}
+
+function row(s: LoadSummary): string {
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 1) : '-');
+  const p = (xs: [number, number, number]) => xs.map(f).join(' / ');
+  return `| ${s.concurrency} | ${s.requests}${s.failed ? ` (${s.failed} failed)` : ''} | ${s.requestsPerSecond.toFixed(3)} | ${f(s.outputTokensPerSecond)} | ${p(s.ttftMs)} | ${p(s.tpotMs)} | ${p(s.itlMs)} |`;
+}
+
+const promptTokens = Number(args['prompt-tokens']);
+const outputTokens = Number(args['output-tokens']);
+let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+try {
+  let url = args.url;
+  if (!url) {
+    const model = args.model ?? (await defaultModel());
+    server = await startServerProcess(model);
+    url = server.url;
+    console.log(`server: ${url} ${JSON.stringify(server.info)}`);
+  }
+  const prompt = promptFor(promptTokens);
+  // One request first: page the weights in and warm the allocator.
+  await runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: (i) => prompt(10_000 + i), outputTokens: 4 });
+  console.log(`prompt ${promptTokens} tokens, output ${outputTokens} tokens per request\n`);
+  console.log('| concurrency | requests | req/s | output tok/s | TTFT ms p50 / p90 / p99 | TPOT ms p50 / p90 / p99 | ITL ms p50 / p90 / p99 |');
+  console.log('|---|---|---|---|---|---|---|');
+  const summaries: LoadSummary[] = [];
+  let offset = 0;
+  for (const c of args.concurrency.split(',').map(Number)) {
+    const requests = Math.max(4, c * Number(args.rounds));
+    const base = offset;
+    offset += requests;
+    const result = await runLoad({ url, model: 'qwen3', concurrency: c, requests, prompt: (i) => prompt(base + i), outputTokens });
+    const s = summarize(result);
+    summaries.push(s);
+    console.log(row(s));
+    const firstError = result.timings.find((t) => !t.ok)?.error;
+    if (firstError) console.log(`  first failure: ${firstError}`);
+  }
+  if (args.json) console.log(JSON.stringify({ promptTokens, outputTokens, summaries }));
+} finally {
+  server?.child.kill('SIGTERM');
+}
