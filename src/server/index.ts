@@ -119,7 +119,7 @@ function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
     } catch (err) {
       // The template rejects what the messages ask of it: that is the client's request to fix.
       if (err instanceof GrpstError) throw badRequest(err.hint ? `${err.message}; ${err.hint}` : err.message, 'messages');
-      if (err instanceof RangeError) throw badRequest(`The messages are too deeply nested to render: ${err.message}`, 'messages');
+      if (err instanceof RangeError) throw badRequest(`The messages or tools are too deeply nested to render (${err.message}); flatten them.`, 'messages', 'invalid_value');
       throw err;
     }
   };

@@ -4,7 +4,7 @@ import { responseFormatSchema, samplingFields } from './schema-common.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
-const content = z.union([z.string(), z.array(contentPart)]);
+const content = z.union([z.string(), z.array(contentPart)], { error: 'expected a string or an array of content parts' });
 
 const toolCall = z.object({
   id: z.string().optional(),
@@ -12,7 +12,7 @@ const toolCall = z.object({
   function: z.object({
     name: z.string(),
     /** OpenAI sends a JSON string; some clients send the object. */
-    arguments: z.union([z.string(), z.record(z.string(), z.unknown())]),
+    arguments: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'expected a JSON string or an object' }),
   }),
 });
 
@@ -44,10 +44,10 @@ export const toolSchema = z.object({
 });
 export type ToolInput = z.infer<typeof toolSchema>;
 
-export const toolChoiceSchema = z.union([
-  z.enum(['none', 'auto', 'required']),
-  z.object({ type: z.literal('function'), function: z.object({ name: functionName }) }),
-]);
+export const toolChoiceSchema = z.union(
+  [z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: functionName }) })],
+  { error: 'expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}' },
+);
 export type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
 export const chatRequestSchema = z.object({

@@ -17,7 +17,7 @@ export const samplingFields = {
   frequency_penalty: finite().min(-2).max(2).nullish(),
   repetition_penalty: finite().gt(0).max(10).nullish(),
   seed: z.number().int().nullish(),
-  stop: z.union([z.string(), z.array(z.string()).max(16)]).nullish(),
+  stop: z.union([z.string(), z.array(z.string()).max(16)], { error: 'expected a string or an array of at most 16 strings' }).nullish(),
   /** vLLM: extra token ids that end generation. */
   stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
   n: z.number().int().min(1).max(64).nullish(),

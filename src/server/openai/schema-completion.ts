@@ -6,7 +6,9 @@ const tokenIds = z.array(z.number().int().min(0)).min(1, 'a token prompt needs a
 
 export const completionRequestSchema = z.object({
   ...samplingFields,
-  prompt: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)]),
+  prompt: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)], {
+    error: 'expected a string, an array of strings, an array of token ids, or an array of such arrays',
+  }),
   echo: z.boolean().nullish(),
   /** The number of alternatives per position (0..20), OpenAI's legacy shape. */
   logprobs: z.number().int().min(0).max(20).nullish(),

@@ -21,7 +21,7 @@ export const tokenizeRequestSchema = z.union([
     chat_template_kwargs: chatShape.chat_template_kwargs,
     return_token_strs: z.boolean().nullish(),
   }),
-]);
+], { error: 'send "prompt" (a string) or "messages" (a chat)' });
 export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
 
 export const detokenizeRequestSchema = z.object({
