@@ -12,12 +12,13 @@ import { ServerContext, type RenderFn } from './context.js';
 import { badRequest } from './errors.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
 import type { ServerOptions } from './options.js';
-import { Router } from './router.js';
+import { Router, type Route } from './router.js';
 import { routes } from './routes/index.js';
 
 export type { ServerOptions } from './options.js';
 export { defaultServerOptions } from './options.js';
 export type { ConstraintCompiler, ConstraintRequest } from './openai/constraints.js';
+export type { Route, RequestContext, Handler, Guard } from './router.js';
 
 export interface ServerDeps {
   /** A promise binds the port first: /health answers 503 "loading" until it resolves. */
@@ -28,6 +29,8 @@ export interface ServerDeps {
   log?: (line: string) => void;
   /** Structured outputs: compiles response_format / forced tool_choice into an engine constraint. */
   constraints?: ConstraintCompiler;
+  /** More routes served next to the API (the web chat page at GET /), behind the same wrapper. */
+  extraRoutes?: Route[];
 }
 
 export interface RunningServer {
@@ -46,7 +49,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   const render = makeRender(deps.template, deps.tokenizer);
   const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens });
   const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints);
-  const router = new Router(ctx, routes);
+  const router = new Router(ctx, [...routes, ...(deps.extraRoutes ?? [])]);
   const ready = Promise.resolve(deps.engine).then(
     (engine) => {
       ctx.setEngine(engine);
