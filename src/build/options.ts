@@ -51,6 +51,8 @@ export const buildSettingsSchema = z
     keep_checkpoint: z.boolean(),
     /** Held-out text for the accuracy report; default: the one shipped with grpst. */
     eval_dataset: z.string().min(1),
+    /** The unquantized checkpoint the accuracy report compares with (default: model_dir, when it is unquantized). */
+    reference_dir: z.string().min(1),
     /** Tokens of held-out text the accuracy report scores. */
     eval_tokens: positiveInt,
     force: z.boolean(),
@@ -101,6 +103,7 @@ export interface BuildSettings {
   trtllm_build?: string;
   keep_checkpoint: boolean;
   eval_dataset?: string;
+  reference_dir?: string;
   eval_tokens: number;
   force: boolean;
 }

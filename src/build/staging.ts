@@ -7,6 +7,42 @@ import { badInput, failed } from '../util/errors.js';
 /** Test hook: pretend the disk fills up after this many bytes written through a staging folder. */
 export const diskLimitEnv = 'GRPST_TEST_DISK_LIMIT_BYTES';
 
+/** Staging folders of this process not yet committed or aborted: removed if the process exits. */
+const live = new Set<Staging>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const s of live) s.abort();
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes staging folders of earlier builds of the same output whose process is gone (killed with SIGKILL, power loss). */
+function removeStale(parent: string, name: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return;
+  }
+  const pattern = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(?:tmp|old)-(\\d+)$`);
+  for (const e of entries) {
+    const m = pattern.exec(e);
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) rmSync(join(parent, e), { recursive: true, force: true });
+  }
+}
+
 export class Staging {
   readonly output: string;
   readonly tmp: string;
@@ -31,6 +67,7 @@ export class Staging {
     } catch (e) {
       throw badInput(`cannot create ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
     }
+    removeStale(parent, basename(output));
     const tmp = join(parent, `.${basename(output)}.tmp-${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
     try {
@@ -38,7 +75,10 @@ export class Staging {
     } catch (e) {
       throw badInput(`cannot write in ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
     }
-    return new Staging(output, tmp);
+    const staging = new Staging(output, tmp);
+    live.add(staging);
+    installExitHook();
+    return staging;
   }
 
   path(...parts: string[]): string {
@@ -65,6 +105,7 @@ export class Staging {
     }
     renameSync(this.tmp, this.output);
     this.finished = true;
+    live.delete(this);
     if (old) rmSync(old, { recursive: true, force: true });
   }
 
@@ -72,6 +113,7 @@ export class Staging {
   abort(): void {
     if (this.finished) return;
     this.finished = true;
+    live.delete(this);
     rmSync(this.tmp, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,23 @@
+// Checks that need the checkpoint but no work: run first, so bad input fails in a second and
+// before any folder is created.
+import { checkGroup } from '../quant/int4.js';
+import { badInput } from '../util/errors.js';
+import type { SourceModel } from './native/source.js';
+import type { BuildSettings } from './options.js';
+
+/** Everything that can be checked before any work starts, so bad input fails in a second. */
+export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
+  const m = src.checkpoint.model;
+  if (src.awq) {
+    if (s.qformat !== 'full_prec' && s.qformat !== 'int4_awq') {
+      throw badInput(`${src.checkpoint.dir} is already quantized (AWQ int4); --qformat ${s.qformat} cannot apply`, 'drop --qformat (or pass int4_awq) to convert it as it is, or start from the unquantized checkpoint');
+    }
+    return;
+  }
+  if (s.qformat === 'int4_awq') {
+    checkGroup('q/k/v_proj and gate/up_proj (hidden_size)', m.hiddenSize, s.awq_block_size);
+    checkGroup('o_proj (num_attention_heads * head_dim)', m.numHeads * m.headDim, s.awq_block_size);
+    checkGroup('down_proj (intermediate_size)', m.intermediateSize, s.awq_block_size);
+  }
+}
+

@@ -1,0 +1,116 @@
+// Writes a rank's weights in engine order: embeddings, each layer (norms, then its seven linears
+// in the chosen format), the final norm, lm_head. Norms are stored as fp32: AWQ and SmoothQuant
+// fold factors into them, and rounding the folded values back to bf16 would add error for nothing.
+import type { ManifestLinear, ManifestRank } from '../manifest.js';
+import type { Dtype, QFormat } from '../options.js';
+import type { Reporter } from '../progress.js';
+import type { Staging } from '../staging.js';
+import { int4Linear } from '../../quant/int4.js';
+import { quantizeLayer, type GroupNote, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
+import { encodeFloats } from '../../quant/numeric.js';
+import { linearNames, type LinearName } from '../../quant/smoothing.js';
+import type { Matrix, PackedTensor, QuantizedLinear } from '../../quant/types.js';
+import { readAwqLinear, readFloat, readMatrix, type SourceModel } from './source.js';
+import { WeightFileWriter } from './weight-writer.js';
+
+export interface PackOptions {
+  dtype: Dtype;
+  qformat: QFormat;
+  awqBlockSize: number;
+  smoothquantAlpha: number;
+  /** false: int4 by round-to-nearest, without AWQ's search (the baseline AWQ is measured against). */
+  awqSearch: boolean;
+  /** Per layer, from the calibration pass; required by int4_awq, fp8 and int8_sq. */
+  calibration?: LayerCalibration[];
+}
+
+export interface PackResult {
+  rank: ManifestRank;
+  bytes: number;
+  sha256: string;
+  /** Per layer, what the AWQ search chose (empty for other formats). */
+  notes: GroupNote[][];
+}
+
+const engineDtype = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' } as const;
+
+export function layerFormat(qformat: QFormat, awqSearch: boolean): LayerFormat | undefined {
+  if (qformat === 'full_prec') return undefined;
+  if (qformat === 'int4_awq' && !awqSearch) return 'int4_rtn';
+  return qformat;
+}
+
+export async function packWeights(src: SourceModel, opts: PackOptions, staging: Staging, reporter: Reporter, signal?: AbortSignal): Promise<PackResult> {
+  const m = src.checkpoint.model;
+  const file = 'rank0.weights';
+  const writer = new WeightFileWriter(staging, file);
+  const linears: Record<string, ManifestLinear> = {};
+  const notes: GroupNote[][] = [];
+  const dt = engineDtype[opts.dtype];
+  const float = (name: string, values: Float32Array, shape: number[]): PackedTensor => ({ name, dtype: dt, shape, data: encodeFloats(values, dt) });
+  const f32 = (name: string, values: Float32Array): PackedTensor => ({ name, dtype: 'F32', shape: [values.length], data: encodeFloats(values, 'F32') });
+  const addLinear = (prefix: string, q: QuantizedLinear) => {
+    for (const t of q.tensors) writer.add(t);
+    linears[prefix] = q.entry;
+  };
+  const floatLinear = (prefix: string, w: Matrix): QuantizedLinear => ({
+    entry: { format: 'float', out_features: w.rows, in_features: w.cols, tensors: { weight: `${prefix}.weight` } },
+    tensors: [float(`${prefix}.weight`, w.data, [w.rows, w.cols])],
+  });
+  const format = src.awq ? undefined : layerFormat(opts.qformat, opts.awqSearch);
+  try {
+    const embed = readMatrix(src, 'model.embed_tokens.weight');
+    writer.add(float('model.embed_tokens.weight', embed.data, [embed.rows, embed.cols]));
+    for (let i = 0; i < m.numLayers; i++) {
+      // Let signals (Ctrl-C) and the spinner run between layers.
+      await new Promise((r) => setImmediate(r));
+      signal?.throwIfAborted();
+      reporter.progress(i / m.numLayers, `layer ${i + 1}/${m.numLayers}`);
+      const p = `model.layers.${i}.`;
+      const layer: LayerWeights = {
+        inputNorm: readFloat(src, p + 'input_layernorm.weight'),
+        postNorm: readFloat(src, p + 'post_attention_layernorm.weight'),
+        linears: {} as Record<LinearName, Matrix>,
+      };
+      let quantized: Map<LinearName, QuantizedLinear>;
+      if (src.awq) {
+        quantized = new Map();
+        for (const name of linearNames) {
+          const prefix = p + name;
+          quantized.set(name, src.awq.quantized.has(prefix) ? int4Linear(prefix, readAwqLinear(src, prefix)) : floatLinear(prefix, readMatrix(src, `${prefix}.weight`)));
+        }
+      } else {
+        for (const name of linearNames) layer.linears[name] = readMatrix(src, `${p}${name}.weight`);
+        if (format) {
+          const r = quantizeLayer(i, layer, opts.calibration?.[i], {
+            format,
+            group: opts.awqBlockSize,
+            alpha: opts.smoothquantAlpha,
+            attention: { numHeads: m.numHeads, numKvHeads: m.numKvHeads, headDim: m.headDim },
+          });
+          quantized = r.linears;
+          notes.push(r.notes);
+        } else {
+          quantized = new Map(linearNames.map((n) => [n, floatLinear(p + n, layer.linears[n])]));
+        }
+      }
+      writer.add(f32(p + 'input_layernorm.weight', layer.inputNorm));
+      writer.add(f32(p + 'post_attention_layernorm.weight', layer.postNorm));
+      writer.add(f32(p + 'self_attn.q_norm.weight', readFloat(src, p + 'self_attn.q_norm.weight')));
+      writer.add(f32(p + 'self_attn.k_norm.weight', readFloat(src, p + 'self_attn.k_norm.weight')));
+      for (const name of linearNames) addLinear(p + name, quantized.get(name)!);
+    }
+    writer.add(f32('model.norm.weight', readFloat(src, 'model.norm.weight')));
+    if (m.tieWordEmbeddings) {
+      linears['lm_head'] = { format: 'float', out_features: embed.rows, in_features: embed.cols, tensors: { weight: 'model.embed_tokens.weight' } };
+    } else {
+      addLinear('lm_head', floatLinear('lm_head', readMatrix(src, 'lm_head.weight')));
+    }
+    reporter.progress(1, `${m.numLayers} layers`);
+    const { bytes, sha256 } = writer.close();
+    return { rank: { rank: 0, file, tensors: writer.tensors, linears }, bytes, sha256, notes };
+  } catch (e) {
+    writer.discard();
+    throw e;
+  }
+}

@@ -1,0 +1,178 @@
+// The native backend: checkpoint -> (calibrate) -> quantize and pack -> engine folder -> accuracy
+// report, written in a staging folder and renamed into place only when every step succeeded.
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Tokenizer } from '../../chat/tokenizer.js';
+import { needsCalibration } from '../../quant/layer.js';
+import type { LayerCalibration } from '../../quant/layer.js';
+import {
+  ENGINE_FORMAT,
+  ENGINE_FORMAT_VERSION,
+  MANIFEST_FILE,
+  manifestSchema,
+  type AccuracyReport,
+  type EngineManifest,
+} from '../manifest.js';
+import type { BuildSettings } from '../options.js';
+import type { Reporter } from '../progress.js';
+import { explainWriteError, Staging } from '../staging.js';
+import { accuracyReport, formatAccuracy } from './accuracy.js';
+import { layerFormat, packWeights, type PackResult } from './pack.js';
+import type { RuntimeBridge } from './runtime-bridge.js';
+import { copyTokenizerFiles, openSource, sourceName, type SourceModel } from './source.js';
+import { checkBuildInputs } from '../checks.js';
+import { calibrationSequences, heldoutTokens, loadTextSet, type TextSet } from './text-data.js';
+import { sha256File } from './weight-writer.js';
+import { kvCacheScales } from './kv-scales.js';
+
+export interface NativeBuildContext {
+  reporter: Reporter;
+  /** The runtime; loaded on first use (calibration, accuracy report). */
+  bridge: () => Promise<RuntimeBridge>;
+  /** false: int4 without AWQ's search (the round-to-nearest baseline). */
+  awqSearch?: boolean;
+  version: string;
+  signal?: AbortSignal;
+}
+
+export interface NativeBuildResult {
+  manifest: EngineManifest;
+  output: string;
+  bytes: number;
+  accuracy?: AccuracyReport;
+}
+
+/** Rows of calibration activations kept per layer input for AWQ's search. */
+const AWQ_SAMPLE_ROWS = 256;
+
+async function sourceIdentity(src: SourceModel): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  out['config.json'] = createHash('sha256').update(readFileSync(join(src.checkpoint.dir, 'config.json'))).digest('hex');
+  for (const f of src.checkpoint.files) out[basename(f)] = await sha256File(f);
+  return out;
+}
+
+async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenizer, ctx: NativeBuildContext): Promise<{ layers: LayerCalibration[]; set: TextSet; samples: number; tokens: number }> {
+  const set = loadTextSet(s.calib_dataset, 'calibration');
+  const sequences = calibrationSequences(set, (t) => tokenizer.encode(t), s.calib_size, s.calib_max_seq_length);
+  const tokens = sequences.reduce((a, q) => a + q.length, 0);
+  ctx.reporter.phase('calibrate', `${sequences.length} samples, ${tokens} tokens from ${set.name === 'builtin' ? 'the built-in set' : set.name}`);
+  const bridge = await ctx.bridge();
+  const layers = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f) });
+  ctx.reporter.done();
+  return { layers, set, samples: sequences.length, tokens };
+}
+
+function writeManifest(staging: Staging, manifest: EngineManifest): void {
+  const text = `${JSON.stringify(manifestSchema.parse(manifest), null, 2)}\n`;
+  staging.account(Buffer.byteLength(text));
+  writeFileSync(staging.path(MANIFEST_FILE), text);
+}
+
+export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Promise<NativeBuildResult> {
+  const { reporter } = ctx;
+  reporter.phase('check', s.model_dir);
+  const src = openSource(s.model_dir);
+  checkBuildInputs(s, src);
+  const qformat = src.awq ? 'int4_awq' : s.qformat;
+  const tokenizer = Tokenizer.fromDir(src.checkpoint.dir);
+  const staging = Staging.begin(s.output_dir, s.force);
+  try {
+    const identity = await sourceIdentity(src);
+    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? ', AWQ int4' : ''}`);
+
+    const format = src.awq ? undefined : layerFormat(qformat, ctx.awqSearch ?? true);
+    const wantKv = s.kv_cache_dtype !== 'auto';
+    let calib: Awaited<ReturnType<typeof calibrate>> | undefined;
+    if ((format && needsCalibration(format)) || (wantKv && !src.awq)) calib = await calibrate(s, src.checkpoint.dir, tokenizer, ctx);
+
+    reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${src.awq?.group ?? s.awq_block_size}${src.awq ? ', from the AWQ checkpoint' : ''})` : ''}`);
+    let packed: PackResult;
+    try {
+      packed = await packWeights(
+        src,
+        { dtype: s.dtype, qformat, awqBlockSize: s.awq_block_size, smoothquantAlpha: s.smoothquant_alpha, awqSearch: ctx.awqSearch ?? true, calibration: calib?.layers },
+        staging,
+        reporter,
+        ctx.signal,
+      );
+    } catch (e) {
+      throw explainWriteError(e, staging.output);
+    }
+    reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB`);
+
+    reporter.phase('write', 'tokenizer and engine.json');
+    const tokenizerFiles = copyTokenizerFiles(src, (f) => staging.path(f));
+    const files: EngineManifest['files'] = { [packed.rank.file]: { bytes: packed.bytes, sha256: packed.sha256 } };
+    for (const f of tokenizerFiles) files[f] = { bytes: statSync(staging.path(f)).size, sha256: await sha256File(staging.path(f)) };
+    const { quantization_config: _dropped, ...modelConfig } = src.checkpoint.hf as Record<string, unknown>;
+    const manifest: EngineManifest = {
+      format: ENGINE_FORMAT,
+      format_version: ENGINE_FORMAT_VERSION,
+      backend: 'native',
+      created_by: `grpst ${ctx.version}`,
+      source: { name: sourceName(src), sha256: identity, ...(src.awq ? { quantized: 'awq' } : {}) },
+      model_config: modelConfig,
+      dtype: s.dtype,
+      quantization: {
+        qformat,
+        ...(qformat === 'int4_awq' ? { awq_block_size: src.awq?.group ?? s.awq_block_size } : {}),
+        ...(qformat === 'int8_sq' ? { smoothquant_alpha: s.smoothquant_alpha } : {}),
+        excluded: qformat === 'full_prec' ? [] : ['lm_head'],
+        ...(calib ? { calibration: { dataset: calib.set.name, sha256: calib.set.sha256, samples: calib.samples, tokens: calib.tokens } } : {}),
+      },
+      kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },
+      limits: { max_batch_size: s.max_batch_size, max_input_len: s.max_input_len, max_seq_len: s.max_seq_len, max_num_tokens: s.max_num_tokens },
+      mapping: { tp_size: 1, pp_size: 1 },
+      ranks: [packed.rank],
+      tokenizer_files: tokenizerFiles,
+      files: Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))),
+    };
+    writeManifest(staging, manifest);
+    if (wantKv) {
+      // An AWQ checkpoint has no float model to calibrate on: its KV scales come from the engine itself.
+      if (!calib) calib = await calibrate(s, staging.tmp, tokenizer, ctx);
+      manifest.kv_cache.scales = kvCacheScales(calib.layers, s.kv_cache_dtype as 'fp8' | 'int8');
+      writeManifest(staging, manifest);
+    }
+    reporter.done();
+
+    const accuracy = await measureAccuracy(s, src, tokenizer, staging, ctx);
+    if (accuracy) {
+      manifest.accuracy = accuracy;
+      writeManifest(staging, manifest);
+      reporter.info(formatAccuracy(accuracy));
+    }
+    staging.commit(s.force);
+    return { manifest, output: staging.output, bytes: packed.bytes, accuracy };
+  } catch (e) {
+    staging.abort();
+    throw explainWriteError(e, staging.output);
+  }
+}
+
+async function measureAccuracy(s: BuildSettings, src: SourceModel, tokenizer: Tokenizer, staging: Staging, ctx: NativeBuildContext): Promise<AccuracyReport | undefined> {
+  const referenceDir = s.reference_dir ?? (src.awq ? undefined : src.checkpoint.dir);
+  if (!referenceDir) {
+    ctx.reporter.info('accuracy report skipped: the checkpoint came quantized; pass --reference_dir with the unquantized model to compare');
+    return undefined;
+  }
+  const set = loadTextSet(s.eval_dataset, 'heldout');
+  const tokens = heldoutTokens(set, (t) => tokenizer.encode(t), s.eval_tokens);
+  ctx.reporter.phase('verify', `${tokens.length} held-out tokens against ${basename(referenceDir)}`);
+  const bridge = await ctx.bridge();
+  const reference = await bridge.openScorer(referenceDir);
+  try {
+    const engine = await bridge.openScorer(staging.tmp);
+    try {
+      const report = await accuracyReport(reference, engine, tokens, basename(referenceDir), (f) => ctx.reporter.progress(f));
+      ctx.reporter.done();
+      return report;
+    } finally {
+      await engine.close();
+    }
+  } finally {
+    await reference.close();
+  }
+}

@@ -1,0 +1,29 @@
+// What a native build needs from the runtime: calibration statistics of the unquantized model,
+// and full next-token distributions of a model (checkpoint or engine folder) for the accuracy
+// report. Implemented over the addon in src/engine; builds ask for it only when they need it.
+import type { LayerCalibration } from '../../quant/layer.js';
+
+export interface CalibrationRequest {
+  /** Token sequences, each run as its own prompt. */
+  sequences: Int32Array[];
+  /** Token rows kept per layer input for AWQ's search (a deterministic, evenly spread sample). */
+  sampleRows: number;
+  onProgress?: (fraction: number) => void;
+}
+
+export interface Scorer {
+  readonly vocabSize: number;
+  /**
+   * Log-softmax of the logits after each position of `tokens`, in chunks of rows:
+   * onRows(firstPosition, rows [count, vocab], count).
+   */
+  logprobs(tokens: Int32Array, onRows: (first: number, rows: Float32Array, count: number) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RuntimeBridge {
+  /** Per decoder layer: statistics of the four linear inputs and of the cached k / v. */
+  calibrate(modelDir: string, req: CalibrationRequest): Promise<LayerCalibration[]>;
+  /** A checkpoint folder or an engine folder, loaded for scoring. */
+  openScorer(dir: string): Promise<Scorer>;
+}

@@ -1,0 +1,154 @@
+// The checkpoint a native build reads: an unquantized Qwen3 (bf16 / fp16 / fp32 tensors) or an
+// AutoAWQ one (int4 qweight / qzeros / scales per linear). Tensor data is read on demand, one
+// tensor at a time, so a build never holds more than a layer in memory.
+import { closeSync, copyFileSync, existsSync, openSync, readSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { expectedShapes, openCheckpoint, type Checkpoint } from '../../model/checkpoint.js';
+import type { TensorInfo } from '../../model/safetensors.js';
+import { awqToInt4, type AwqTensors } from '../../quant/autoawq.js';
+import type { Int4Weights } from '../../quant/int4.js';
+import { decodeFloats } from '../../quant/numeric.js';
+import { linearNames } from '../../quant/smoothing.js';
+import type { Matrix } from '../../quant/types.js';
+import { badInput } from '../../util/errors.js';
+
+/** Files a tokenizer may need, copied into the engine when the checkpoint has them. */
+export const tokenizerFileNames = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'vocab.json',
+  'merges.txt',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'chat_template.jinja',
+  'generation_config.json',
+];
+
+export interface AwqSource {
+  group: number;
+  /** Linears stored as AutoAWQ int4 (others stay float: modules_to_not_convert). */
+  quantized: Set<string>;
+}
+
+export interface SourceModel {
+  checkpoint: Checkpoint;
+  awq?: AwqSource;
+  tokenizerFiles: string[];
+}
+
+export function openSource(dir: string): SourceModel {
+  if (!existsSync(dir)) {
+    throw badInput(`--model_dir ${dir} does not exist`, 'pass the folder of a Hugging Face Qwen3 checkpoint (config.json, *.safetensors, tokenizer.json)');
+  }
+  const probe = openCheckpoint(dir, { allowQuantized: true });
+  const qc = probe.hf.quantization_config as Record<string, unknown> | undefined;
+  const tokenizerFiles = tokenizerFileNames.filter((f) => existsSync(join(probe.dir, f)));
+  if (!tokenizerFiles.includes('tokenizer.json')) {
+    throw badInput(`${probe.dir} has no tokenizer.json`, 'copy the tokenizer files of the model (tokenizer.json, tokenizer_config.json) into the checkpoint folder');
+  }
+  if (!qc) return { checkpoint: openCheckpoint(dir), tokenizerFiles };
+  const method = String(qc.quant_method ?? '');
+  if (method !== 'awq') {
+    throw badInput(
+      `${probe.dir}/config.json: quantization_config.quant_method "${method}" is not supported`,
+      'grpst reads unquantized checkpoints and AutoAWQ ("awq", version "gemm") ones; start from the unquantized model',
+    );
+  }
+  const bits = Number(qc.bits ?? qc.w_bit ?? 4);
+  const group = Number(qc.group_size ?? qc.q_group_size ?? 128);
+  const version = String(qc.version ?? 'gemm').toLowerCase();
+  if (bits !== 4) throw badInput(`${probe.dir}: AWQ with ${bits} bits is not supported (4 bits only)`);
+  if (version !== 'gemm') throw badInput(`${probe.dir}: AWQ version "${version}" is not supported`, 'use an AutoAWQ checkpoint saved with version "gemm" (the common one)');
+  return { checkpoint: probe, awq: { group, quantized: checkAwqShapes(probe, group) }, tokenizerFiles };
+}
+
+/** Checks an AWQ checkpoint's tensors; returns the linears that are int4. */
+function checkAwqShapes(ck: Checkpoint, group: number): Set<string> {
+  const quantized = new Set<string>();
+  const need = (name: string, dtype: string, shape: number[]) => {
+    const t = ck.tensors.get(name);
+    if (!t) throw badInput(`${ck.dir}: tensor ${name} is missing`, 'the AWQ checkpoint is incomplete');
+    if (t.dtype !== dtype || t.shape.join(',') !== shape.join(',')) {
+      throw badInput(`${t.file}: tensor ${name} is ${t.dtype} [${t.shape}], expected ${dtype} [${shape}] (AutoAWQ GEMM, group ${group})`);
+    }
+  };
+  for (const [name, shape] of expectedShapes(ck.model)) {
+    const prefix = name.replace(/\.weight$/, '');
+    const isLinear = linearNames.some((l) => prefix.endsWith(l));
+    if (isLinear && ck.tensors.has(`${prefix}.qweight`)) {
+      const [out, inF] = shape;
+      if (inF % group !== 0 || out % 8 !== 0) throw badInput(`${ck.dir}: ${prefix} [${out}, ${inF}] does not fit AWQ group ${group}`);
+      need(`${prefix}.qweight`, 'I32', [inF, out / 8]);
+      need(`${prefix}.qzeros`, 'I32', [inF / group, out / 8]);
+      need(`${prefix}.scales`, 'F16', [inF / group, out]);
+      quantized.add(prefix);
+      continue;
+    }
+    const t = ck.tensors.get(name);
+    if (!t) throw badInput(`${ck.dir}: tensor ${name} is missing`, 'the checkpoint is incomplete or not a Qwen3 dense model');
+    if (t.shape.join(',') !== shape.join(',')) throw badInput(`${t.file}: tensor ${name} has shape [${t.shape}] but config.json implies [${shape}]`);
+  }
+  return quantized;
+}
+
+export function readBytes(t: TensorInfo): Uint8Array {
+  const buf = Buffer.allocUnsafe(t.nbytes);
+  const fd = openSync(t.file, 'r');
+  try {
+    let done = 0;
+    while (done < t.nbytes) {
+      const n = readSync(fd, buf, done, t.nbytes - done, t.offset + done);
+      if (n === 0) throw badInput(`${t.file} ended inside tensor ${t.name}`, 'the file is truncated; copy it again');
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+function tensor(src: SourceModel, name: string): TensorInfo {
+  const t = src.checkpoint.tensors.get(name);
+  if (!t) throw badInput(`${src.checkpoint.dir}: tensor ${name} is missing`);
+  return t;
+}
+
+/** A float tensor as fp32 values (bf16 / fp16 / fp32 in the checkpoint). */
+export function readFloat(src: SourceModel, name: string): Float32Array {
+  const t = tensor(src, name);
+  if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') throw badInput(`${t.file}: tensor ${name} is ${t.dtype}, expected a float type`);
+  return decodeFloats(readBytes(t), t.dtype);
+}
+
+export function readMatrix(src: SourceModel, name: string): Matrix {
+  const t = tensor(src, name);
+  return { data: readFloat(src, name), rows: t.shape[0], cols: t.shape.slice(1).reduce((a, b) => a * b, 1) };
+}
+
+/** An AutoAWQ linear in the engine's int4 layout. */
+export function readAwqLinear(src: SourceModel, prefix: string): Int4Weights {
+  const qweight = tensor(src, `${prefix}.qweight`);
+  const scales = tensor(src, `${prefix}.scales`);
+  const i32 = (t: TensorInfo) => {
+    const b = readBytes(t);
+    return new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  const t: AwqTensors = {
+    qweight: i32(qweight),
+    qzeros: i32(tensor(src, `${prefix}.qzeros`)),
+    scales: decodeFloats(readBytes(scales), 'F16'),
+    inFeatures: qweight.shape[0],
+    outFeatures: scales.shape[1],
+    group: src.awq!.group,
+  };
+  return awqToInt4(t);
+}
+
+export function copyTokenizerFiles(src: SourceModel, dest: (name: string) => string): string[] {
+  for (const f of src.tokenizerFiles) copyFileSync(join(src.checkpoint.dir, f), dest(f));
+  return src.tokenizerFiles;
+}
+
+export function sourceName(src: SourceModel): string {
+  return basename(src.checkpoint.dir);
+}

@@ -1,0 +1,87 @@
+// --backend trtllm: the seed's TensorRT-LLM commands, run in a staging folder beside the output.
+// The intermediate TensorRT-LLM checkpoint goes to <staging>/tllm_checkpoint, the engine to the
+// staging folder itself; build.log collects every line the tools print.
+import { copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { GrpstError } from '../../util/errors.js';
+import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, MANIFEST_FILE } from '../manifest.js';
+import type { BuildSettings } from '../options.js';
+import type { Reporter } from '../progress.js';
+import { Staging } from '../staging.js';
+import { openSource } from '../native/source.js';
+import { checkBuildInputs } from '../checks.js';
+import { needsQuantizeScript, trtllmSteps, type TrtllmDirs, type TrtllmStep } from './commands.js';
+import { locateTools, plannedTools } from './locate.js';
+import { runStep } from './run-step.js';
+
+export const LOG_FILE = 'build.log';
+export const CHECKPOINT_DIR = 'tllm_checkpoint';
+
+export interface TrtllmBuildResult {
+  output: string;
+  steps: TrtllmStep[];
+  log: string;
+}
+
+/** The commands a dry run prints: paths as they will be once the build is in place. */
+export function plannedTrtllmSteps(s: BuildSettings, preQuantized: boolean, env: NodeJS.ProcessEnv = process.env): TrtllmStep[] {
+  const dirs: TrtllmDirs = { checkpoint: join(s.output_dir, CHECKPOINT_DIR), engine: s.output_dir };
+  return trtllmSteps(s, plannedTools(s, env), dirs, preQuantized);
+}
+
+export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; version: string; signal?: AbortSignal; env?: NodeJS.ProcessEnv }): Promise<TrtllmBuildResult> {
+  const { reporter } = ctx;
+  const env = ctx.env ?? process.env;
+  reporter.phase('check', s.model_dir);
+  const src = openSource(s.model_dir);
+  const preQuantized = Boolean(src.awq);
+  checkBuildInputs(s, src);
+  const tools = locateTools(s, { convert: !needsQuantizeScript(s, preQuantized), quantize: needsQuantizeScript(s, preQuantized) }, env);
+  const staging = Staging.begin(s.output_dir, s.force);
+  const log = staging.path(LOG_FILE);
+  writeFileSync(log, `# grpst ${ctx.version}: TensorRT-LLM build of ${src.checkpoint.dir}\n`);
+  reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);
+  const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp }, preQuantized);
+  try {
+    for (const step of steps) {
+      reporter.phase(step.name, basename(step.argv[1] ?? step.argv[0]));
+      await runStep(step, { log, reporter, signal: ctx.signal, env: { ...env } });
+      reporter.done();
+    }
+    reporter.phase('write', 'tokenizer and engine.json');
+    if (!s.keep_checkpoint) rmSync(staging.path(CHECKPOINT_DIR), { recursive: true, force: true });
+    for (const f of src.tokenizerFiles) copyFileSync(join(src.checkpoint.dir, f), staging.path(f));
+    const manifest = {
+      format: ENGINE_FORMAT,
+      format_version: ENGINE_FORMAT_VERSION,
+      backend: 'trtllm',
+      created_by: `grpst ${ctx.version}`,
+      source: { name: basename(src.checkpoint.dir), ...(preQuantized ? { quantized: 'awq' } : {}) },
+      dtype: s.dtype,
+      quantization: { qformat: preQuantized ? 'int4_awq' : s.qformat, ...(s.qformat === 'int4_awq' && !preQuantized ? { awq_block_size: s.awq_block_size } : {}) },
+      kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },
+      limits: { max_batch_size: s.max_batch_size, max_input_len: s.max_input_len, max_seq_len: s.max_seq_len, max_num_tokens: s.max_num_tokens },
+      mapping: { tp_size: s.tp_size, pp_size: 1 },
+      tokenizer_files: src.tokenizerFiles,
+      commands: steps.map((st) => st.argv.map((a) => a.split(staging.tmp).join(staging.output))),
+    };
+    writeFileSync(staging.path(MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    staging.commit(s.force);
+    reporter.done();
+    return { output: staging.output, steps, log: join(staging.output, LOG_FILE) };
+  } catch (e) {
+    // The log of a failed build outlives the staging folder: it is what the person needs next.
+    const kept = join(tmpdir(), `grpst-build-${basename(staging.output)}-${process.pid}.log`);
+    try {
+      if (statSync(log).isFile()) copyFileSync(log, kept);
+    } catch {
+      /* no log yet */
+    }
+    staging.abort();
+    if (e instanceof GrpstError && e.hint?.startsWith('see the whole log')) {
+      throw new GrpstError(e.message, { exitCode: e.exitCode, hint: `see the whole log in ${kept}`, cause: e.cause });
+    }
+    throw e;
+  }
+}
