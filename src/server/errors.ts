@@ -1,6 +1,7 @@
 // Every error the server answers with, in OpenAI's envelope {"error":{message,type,param,code}}.
 // Routes throw ApiError; the router's one wrapper turns anything thrown into an envelope.
 import type { z } from 'zod';
+import { ExitCode, GrpstError } from '../util/errors.js';
 
 export interface ErrorEnvelope {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -99,9 +100,11 @@ export function fromZod(err: z.ZodError, root?: string): ApiError {
   return badRequest(param ? `Invalid value for '${param}': ${what}` : `Invalid request: ${what}`, param, 'invalid_value');
 }
 
-/** Anything thrown that is not an ApiError is our fault: 500 without internals beyond the message. */
+/** Anything thrown that is not an ApiError is ours (500), except input the engine refused (400). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof GrpstError && err.exitCode === ExitCode.badInput)
+    return badRequest(err.hint ? `${err.message}; ${err.hint}` : err.message, null, 'invalid_value');
   const message = err instanceof Error ? err.message : String(err);
   return new ApiError(500, `Internal error: ${message}`, { code: 'internal_error' });
 }
