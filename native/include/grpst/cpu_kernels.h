@@ -1,0 +1,68 @@
+// The CPU kernels as a table of function pointers, one table per instruction-set level
+// (AVX-512, AVX2+FMA, scalar), chosen at run time. Kernels never allocate and never throw.
+// Each output element is computed by the same instruction sequence whatever the batch shape
+// (rows M, the thread split, the other sequences in a step), so results are batch-invariant.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace grpst {
+
+enum class CpuLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+/** One query row against one KV head of a paged cache: the G query heads that share it. */
+struct AttentionArgs {
+  const float* q;              // [group, head_dim]
+  int group;
+  int head_dim;
+  const void* k_pool;          // this layer's key pool (float or bf16 elements)
+  const void* v_pool;          // this layer's value pool
+  bool kv_bf16;
+  int64_t block_stride;        // elements from one block to the next
+  int64_t head_offset;         // elements from a block's start to this KV head's [block_size, head_dim]
+  int block_size;
+  const int32_t* block_table;  // pool block of each logical block
+  int ctx_len;                 // attend to positions [0, ctx_len)
+  float scale;
+  float* out;                  // [group, head_dim]
+  float* scratch;              // [group, ctx_len] scores
+};
+
+struct CpuKernels {
+  CpuLevel level;
+  const char* name;
+  /** y[m, n] = sum_k x[m, k] * w[n, k] for m < M and n0 <= n < n1; w is bf16 [N, K] (ldw per row). */
+  void (*gemm_bf16)(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0,
+                    int n1, int K);
+  /** y = w * (x / sqrt(mean(x^2) + eps)), as transformers' RMSNorm in fp32. */
+  void (*rmsnorm)(const float* x, const float* w, float* y, int n, float eps);
+  void (*attention)(const AttentionArgs& a);
+  /** out = silu(gate) * up. */
+  void (*silu_mul)(const float* gate, const float* up, float* out, int n);
+  /** x += y. */
+  void (*add)(float* x, const float* y, int n);
+  void (*bf16_to_f32)(const uint16_t* src, float* dst, int n);
+  void (*f32_to_bf16)(const float* src, uint16_t* dst, int n);
+  /** max_i x[i] and sum_i exp(x[i] - max) over a logits row (for log-softmax). */
+  void (*max_and_sum_exp)(const float* x, int n, float* max_out, double* sum_out);
+  /** Reads `bytes` (multiple of 256, 64-byte aligned) and returns a value that depends on them. */
+  float (*stream_read)(const void* p, size_t bytes);
+};
+
+/** Whether this CPU (and OS) can run the level. */
+bool cpu_supports(CpuLevel level);
+/** Levels this CPU runs, best first. */
+std::vector<CpuLevel> cpu_levels_available();
+const CpuKernels& cpu_kernels(CpuLevel level);
+const char* cpu_level_name(CpuLevel level);
+/** "avx512", "avx2" or "scalar"; throws Error on anything else. */
+CpuLevel parse_cpu_level(const std::string& name);
+/**
+ * The level to use: the best the CPU runs, or `requested` ("" = best; else at most what the CPU
+ * runs, so forcing avx512 on an AVX2 machine is an error). GRPST_CPU_KERNELS is read by callers.
+ */
+CpuLevel choose_cpu_level(const std::string& requested);
+
+}  // namespace grpst

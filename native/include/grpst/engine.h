@@ -1,0 +1,98 @@
+// The engine: a model runner, the paged KV cache, the scheduler and the sampler, driven by one
+// native thread. Requests and cancels arrive from any thread; every step's outputs leave
+// through one callback (the addon forwards them to JS in one call per step or fewer).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpst/block_manager.h"
+#include "grpst/model_runner.h"
+#include "grpst/request.h"
+#include "grpst/sampler.h"
+#include "grpst/scheduler.h"
+
+namespace grpst {
+
+struct EngineOptions {
+  int max_batch_size = 16;
+  int max_num_tokens = 512;
+  int max_seq_len = 0;               // 0: the model's max_position_embeddings
+  int kv_block_size = 16;
+  int64_t max_tokens_in_kv = 0;      // KV pool size, first of these that is set
+  int64_t kv_cache_bytes = 0;
+  double kv_free_mem_fraction = 0;   // 0: the default fraction of available memory
+  std::string kv_dtype = "auto";
+  bool prefix_caching = true;
+};
+
+/** Defaults filled in and limits checked against the model; KV pool size resolved. */
+struct ResolvedEngineOptions {
+  EngineOptions opts;
+  int max_logit_rows = 256;
+  KvCacheSpec kv;
+};
+ResolvedEngineOptions resolve_engine_options(const EngineOptions& opts, const ModelConfig& cfg,
+                                             size_t kv_bytes_per_token);
+
+struct EngineInfo {
+  std::string device, kernels, quantization, kv_dtype;
+  int threads = 0, max_batch_size = 0, max_seq_len = 0, max_num_tokens = 0, vocab_size = 0;
+  int kv_blocks = 0, kv_block_size = 0;
+  int64_t weight_bytes_per_step = 0;
+  int64_t kv_bytes_per_token = 0;
+};
+
+struct EngineStats {
+  int running = 0, waiting = 0;
+  int kv_blocks_total = 0, kv_blocks_used = 0, kv_block_size = 0;
+  uint64_t prefix_hit_tokens = 0, prefix_query_tokens = 0, prompt_tokens = 0, generated_tokens = 0;
+  uint64_t steps = 0, preemptions = 0;
+};
+
+class Engine {
+ public:
+  using EventSink = std::function<void(std::vector<SeqEvent>&&)>;
+
+  Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, MaxSumExpFn max_sum_exp,
+         const std::string& quantization, EventSink sink);
+  ~Engine();
+
+  /** Queues a request; its events arrive through the sink. Thread-safe. */
+  void submit(Request req);
+  /** Cancels at the next step boundary (a cancelled event follows). Thread-safe. */
+  void cancel(uint64_t id);
+  /** Finishes everything as cancelled and stops the loop thread (waits for the current step). */
+  void shutdown();
+
+  EngineStats stats() const;
+  const EngineInfo& info() const { return info_; }
+
+ private:
+  void loop();
+  void publish_stats();
+
+  std::unique_ptr<ModelRunner> runner_;
+  ResolvedEngineOptions ro_;
+  EngineInfo info_;
+  BlockManager blocks_;
+  Sampler sampler_;
+  Scheduler scheduler_;
+  EventSink sink_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::unique_ptr<Sequence>> incoming_;
+  std::vector<uint64_t> cancels_;
+  bool stop_ = false;
+  EngineStats stats_;
+  std::thread thread_;
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace grpst

@@ -1,0 +1,79 @@
+// The model forward pass behind a device-neutral interface. The scheduler builds a StepBatch
+// (a flat list of tokens from several sequences, decode tokens and prefill chunks mixed) and a
+// runner (CPU today, CUDA later) turns it into logits for the rows that need them. Runners own
+// their KV storage; which block holds which tokens is decided outside (BlockManager).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpst/model_config.h"
+
+namespace grpst {
+
+enum class KvDType : uint8_t { BF16, F32 };
+const char* kv_dtype_name(KvDType d);
+/** "auto"/"bfloat16"/"bf16" -> BF16, "float32"/"fp32" -> F32; others throw Error. */
+KvDType parse_kv_dtype(const std::string& name);
+size_t kv_dtype_size(KvDType d);
+
+struct KvCacheSpec {
+  int num_blocks = 0;
+  int block_size = 16;
+  KvDType dtype = KvDType::BF16;
+};
+
+/** One sequence's part of a step. */
+struct SeqSlice {
+  int first_row = 0;        // index of its first token in StepBatch::tokens
+  int num_tokens = 0;       // its tokens in this step (1 when decoding, a chunk when prefilling)
+  int start_pos = 0;        // position of its first token; positions run start_pos .. +num_tokens
+  const int32_t* block_table = nullptr;  // KV blocks covering positions [0, start_pos + num_tokens)
+  int num_blocks = 0;
+};
+
+struct StepBatch {
+  std::vector<int32_t> tokens;      // [T]
+  std::vector<SeqSlice> seqs;
+  std::vector<int32_t> logit_rows;  // rows of `tokens` whose next-token logits are wanted, in output order
+  int num_tokens() const { return int(tokens.size()); }
+};
+
+class ModelRunner {
+ public:
+  virtual ~ModelRunner() = default;
+  virtual const ModelConfig& config() const = 0;
+  /** "cpu" or "cuda". */
+  virtual std::string device() const = 0;
+  /** The kernels in use (e.g. "avx512"), for EngineInfo. */
+  virtual std::string kernels() const = 0;
+  virtual int threads() const = 0;
+  /** Bytes of KV cache one token takes across all layers. */
+  virtual size_t kv_bytes_per_token(KvDType dtype) const = 0;
+  /** Allocates the KV pool; called once before the first forward. */
+  virtual void allocate_kv(const KvCacheSpec& spec) = 0;
+  /**
+   * Runs the model on `batch` (at most max_tokens tokens and max_logit_rows logit rows), writes
+   * K/V of every token into its block, and fills logits [batch.logit_rows.size(), vocab].
+   */
+  virtual void forward(const StepBatch& batch, float* logits) = 0;
+  /** Weight bytes a decode step reads (the memory roofline's numerator). */
+  virtual int64_t weight_bytes_per_step() const = 0;
+};
+
+struct CpuRunnerOptions {
+  int threads = 1;
+  int max_tokens = 512;       // tokens per step (activation buffers are sized for it)
+  int max_logit_rows = 256;
+  int max_seq_len = 4096;     // longest context (attention scratch)
+  std::string kernel_level;   // "" = best; "avx512", "avx2", "scalar"
+  std::string quantization;   // engine quantization scheme; "none" for checkpoints
+};
+
+class TensorStore;
+/** Builds the CPU runner for a Qwen3 model whose tensors are in `store` (kept alive by the runner). */
+std::unique_ptr<ModelRunner> make_cpu_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
+                                             const CpuRunnerOptions& opts);
+
+}  // namespace grpst

@@ -1,0 +1,79 @@
+// What a request asks for and what comes back, in native form (the addon converts from and to
+// src/engine/types.ts's SubmitRequest and TokenEvent).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace grpst {
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0: greedy
+  int top_k = 0;             // <= 0: off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;  // over prompt and output tokens
+  float presence_penalty = 0.0f;    // over output tokens
+  float frequency_penalty = 0.0f;   // over output tokens
+  bool has_seed = false;
+  uint64_t seed = 0;
+};
+
+/**
+ * Constrained decoding (structured outputs): one instance per sequence, consulted before every
+ * sample. A grammar is compiled once into a ConstraintFactory; each sequence starts its own state.
+ */
+class TokenConstraint {
+ public:
+  virtual ~TokenConstraint() = default;
+  /** Sets bit t of `allowed` (ceil(vocab/32) words, all zero on entry) for every token allowed next. */
+  virtual void fill_allowed(uint32_t* allowed, int vocab) = 0;
+  /** Advances the state past the sampled token (always one that fill_allowed allowed). */
+  virtual void accept(int32_t token) = 0;
+};
+
+class ConstraintFactory {
+ public:
+  virtual ~ConstraintFactory() = default;
+  virtual std::unique_ptr<TokenConstraint> start() const = 0;
+};
+
+struct Request {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int max_tokens = 16;
+  std::vector<int32_t> stop_token_ids;
+  bool ignore_eos = false;             // keep going past stop tokens
+  int logprobs = -1;                   // -1: none; N >= 0: the token's logprob and N alternatives
+  bool prompt_logprobs = false;
+  std::vector<int32_t> bad_token_ids;  // never sampled
+  std::shared_ptr<const ConstraintFactory> constraint;
+};
+
+enum class FinishReason : uint8_t { None = 0, Stop = 1, Length = 2, Cancelled = 3, Error = 4 };
+
+struct TopEntry {
+  int32_t token;
+  float logprob;
+};
+
+/** New output of one sequence in one step (the addon batches many of these per JS call). */
+struct SeqEvent {
+  uint64_t id = 0;
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;          // per token, when the request asked for logprobs
+  std::vector<int32_t> top_counts;      // per token: how many entries of `top` belong to it
+  std::vector<TopEntry> top;
+  FinishReason finish = FinishReason::None;
+  int32_t stop_token = -1;
+  std::string error;
+  int cached_prompt_tokens = -1;        // on the first event
+  bool has_prompt_logprobs = false;     // on the first event, when asked
+  std::vector<float> prompt_logprobs;   // [prompt_len]; entry 0 is NaN (no logprob)
+  std::vector<int32_t> prompt_top_counts;
+  std::vector<TopEntry> prompt_top;
+};
+
+}  // namespace grpst

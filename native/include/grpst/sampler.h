@@ -1,0 +1,66 @@
+// Token sampling on one logits row (device-neutral C++): bad-token and constraint masks,
+// repetition / presence / frequency penalties, then greedy (temperature 0) or temperature ->
+// top_k -> top_p -> min_p -> a draw from the sequence's own seeded PRNG. Logprobs come from the
+// raw model distribution (log-softmax of the logits before penalties and temperature).
+#pragma once
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "grpst/request.h"
+
+namespace grpst {
+
+/** xoshiro256** seeded through splitmix64: the same seed gives the same stream everywhere. */
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 0) { reseed(seed); }
+  void reseed(uint64_t seed);
+  uint64_t next();
+  /** Uniform in [0, 1) with 53 random bits. */
+  double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }
+
+ private:
+  uint64_t s_[4];
+};
+
+/** Per-sequence sampling state: the PRNG and token counts for penalties. */
+struct SamplerState {
+  Rng rng;
+  std::unordered_map<int32_t, int> output_counts;
+  std::vector<int32_t> prompt_tokens_sorted;  // unique, for the repetition penalty
+};
+
+struct SampleResult {
+  int32_t token = -1;
+  float logprob = 0.0f;  // raw distribution
+  std::vector<TopEntry> top;
+};
+
+/** The fast math the sampler needs over a vocabulary row (the CPU kernels provide it). */
+using MaxSumExpFn = void (*)(const float* x, int n, float* max_out, double* sum_out);
+
+class Sampler {
+ public:
+  explicit Sampler(MaxSumExpFn max_sum_exp) : max_sum_exp_(max_sum_exp) {}
+
+  void init_state(const Request& req, SamplerState& st) const;
+  /** Samples the next token; returns token -1 if the masks leave nothing to sample. */
+  SampleResult sample(const float* logits, int vocab, const Request& req, SamplerState& st, TokenConstraint* c);
+  /** log-softmax of the raw row at `token`, and the `top_n` best alternatives (ties: lower id first). */
+  void logprobs(const float* logits, int vocab, int32_t token, int top_n, float* token_logprob,
+                std::vector<TopEntry>* top);
+  /** Records a token the sequence emitted (penalty counts). */
+  static void observe(SamplerState& st, int32_t token) { st.output_counts[token]++; }
+
+ private:
+  void apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const;
+  int32_t draw(float* l, int vocab, const SamplingParams& p, Rng& rng);
+
+  MaxSumExpFn max_sum_exp_;
+  std::vector<float> work_;
+  std::vector<int32_t> idx_;
+  std::vector<uint32_t> mask_;
+};
+
+}  // namespace grpst

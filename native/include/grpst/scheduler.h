@@ -1,0 +1,109 @@
+// In-flight batching (device-neutral): which tokens of which sequences go into the next step.
+// Each step: every running sequence that is decoding gets its one token first, then prompt
+// chunks fill the rest of max_num_tokens (chunked prefill), then waiting requests are admitted
+// while max_batch_size and the KV pool allow. A request whose prompt does not fit waits; a
+// running sequence that needs a block when none is left preempts the youngest running one,
+// which frees its blocks and is recomputed later (its full blocks usually stay in the prefix
+// cache, so recomputing is cheap).
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpst/block_manager.h"
+#include "grpst/model_runner.h"
+#include "grpst/request.h"
+#include "grpst/sampler.h"
+
+namespace grpst {
+
+struct Sequence {
+  Request req;
+  std::vector<int32_t> tokens;          // prompt, then generated tokens
+  int num_prompt = 0;
+  int num_computed = 0;                 // leading tokens whose K/V are in the cache
+  std::vector<int32_t> blocks;          // block table
+  std::vector<uint64_t> block_hashes;   // prefix hashes of the leading full, computed blocks
+  SamplerState sampler;
+  std::unique_ptr<TokenConstraint> constraint;
+  int cached_prompt_tokens = -1;        // set at first admission
+  bool admitted_once = false;
+  bool first_event_sent = false;
+  int prompt_lp_done = 1;               // prompt positions [1, prompt_lp_done) have their logprobs
+  std::vector<float> prompt_lp;         // [num_prompt], NaN at 0
+  std::vector<std::vector<TopEntry>> prompt_top;
+
+  int num_generated() const { return int(tokens.size()) - num_prompt; }
+  int pending() const { return int(tokens.size()) - num_computed; }
+};
+
+struct SchedulerConfig {
+  int max_batch_size = 16;
+  int max_num_tokens = 512;
+  int max_logit_rows = 256;
+  int max_seq_len = 4096;
+  int vocab_size = 0;
+};
+
+struct SchedulerCounters {
+  uint64_t prefix_hit_tokens = 0;
+  uint64_t prefix_query_tokens = 0;
+  uint64_t prompt_tokens = 0;
+  uint64_t generated_tokens = 0;
+  uint64_t preemptions = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, Sampler& sampler);
+
+  void add(std::unique_ptr<Sequence> seq);
+  /** Finishes the request as cancelled (freeing its blocks); false if it is unknown or done. */
+  bool cancel(uint64_t id, std::vector<SeqEvent>& events);
+  /** Finishes everything with `reason` (engine shutdown). */
+  void finish_all(FinishReason reason, const std::string& error, std::vector<SeqEvent>& events);
+
+  /** Builds the next step into `batch`; false when nothing can run. Rejected requests add events. */
+  bool schedule(StepBatch& batch, std::vector<SeqEvent>& events);
+  /** Consumes the step's logits: prompt logprobs, sampling, stop checks, events, freeing. */
+  void complete(const float* logits, std::vector<SeqEvent>& events);
+  /** The step's forward pass failed: its sequences finish with the error. */
+  void fail_step(const std::string& error, std::vector<SeqEvent>& events);
+
+  int num_running() const { return int(running_.size()); }
+  int num_waiting() const { return int(waiting_.size()); }
+  bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  const SchedulerCounters& counters() const { return counters_; }
+
+ private:
+  struct Scheduled {
+    Sequence* seq;
+    int num_tokens;
+    int lp_first_pos;   // first position whose row gives a prompt logprob
+    int lp_rows;        // how many such rows
+    int logit_begin;    // index of its first logit row in the step's output
+    bool samples;       // its last row samples the next token
+  };
+
+  bool ensure_blocks(Sequence& s, int num_tokens);
+  void preempt(Sequence* s);
+  bool admit(std::unique_ptr<Sequence>& s, std::vector<SeqEvent>& events, bool& stop);
+  void add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, int& logit_budget);
+  int chunk_size(const Sequence& s, int budget, int logit_budget) const;
+  void finish(Sequence& s, FinishReason reason, SeqEvent& ev);
+  SeqEvent make_event(Sequence& s);
+  void release_blocks(Sequence& s);
+  void remove_running(Sequence* s);
+
+  SchedulerConfig cfg_;
+  BlockManager& bm_;
+  Sampler& sampler_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;  // oldest admission first
+  std::vector<Scheduled> scheduled_;
+  SchedulerCounters counters_;
+};
+
+}  // namespace grpst

@@ -1,0 +1,299 @@
+#include "addon/engine_wrap.h"
+
+#include <cstdlib>
+#include <thread>
+
+#include "addon/convert.h"
+#include "grpst/cpu_kernels.h"
+#include "grpst/tensor_store.h"
+
+namespace grpst::addon {
+
+Napi::FunctionReference NativeEngine::constructor;
+Napi::FunctionReference NativeConstraint::constructor;
+
+namespace {
+
+/** Drains the channel on the JS thread and hands the batch to the JS callback. */
+void deliver(Napi::Env env, Napi::Function callback, EventChannel* ch) {
+  std::vector<SeqEvent> events;
+  {
+    std::lock_guard<std::mutex> lock(ch->mutex);
+    events.swap(ch->pending);
+    ch->call_queued = false;
+  }
+  if (events.empty() || env == nullptr) return;
+  for (const SeqEvent& e : events) {
+    if (e.finish != FinishReason::None && --ch->active == 0) ch->tsfn.Unref(env);
+  }
+  callback.Call({events_to_js(env, events)});
+}
+
+/** The TSFN's data: a strong reference, so the channel outlives every queued call. */
+using ChannelRef = std::shared_ptr<EventChannel>;
+
+void on_tsfn_call(Napi::Env env, Napi::Function callback, ChannelRef* ref) {
+  std::unique_ptr<ChannelRef> owned(ref);
+  if (env != nullptr) deliver(env, callback, owned->get());
+}
+
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, ModelConfig cfg, std::vector<TensorDesc> table, EngineOptions eopts,
+             CpuRunnerOptions ropts, std::shared_ptr<EventChannel> channel, Napi::Function on_events)
+      : Napi::AsyncWorker(env),
+        on_events_(Napi::Persistent(on_events)),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        cfg_(std::move(cfg)),
+        table_(std::move(table)),
+        eopts_(eopts),
+        ropts_(ropts),
+        channel_(std::move(channel)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      auto store = std::make_shared<TensorStore>(std::move(table_));
+      // KV bytes per token do not depend on the runner's buffers: size them from the config.
+      const KvDType kvd = parse_kv_dtype(eopts_.kv_dtype);
+      const size_t kv_bpt = size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * kv_dtype_size(kvd);
+      ResolvedEngineOptions ro = resolve_engine_options(eopts_, cfg_, kv_bpt);
+      ropts_.max_tokens = ro.opts.max_num_tokens;
+      ropts_.max_logit_rows = ro.max_logit_rows;
+      ropts_.max_seq_len = ro.opts.max_seq_len;
+      auto runner = make_cpu_runner(cfg_, store, ropts_);
+      const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
+      std::weak_ptr<EventChannel> weak = channel_;
+      engine_ = std::make_unique<Engine>(std::move(runner), ro, k.max_and_sum_exp, ropts_.quantization,
+                                         [weak](std::vector<SeqEvent>&& events) {
+                                           auto ch = weak.lock();
+                                           if (!ch) return;
+                                           std::lock_guard<std::mutex> lock(ch->mutex);
+                                           if (ch->closed) return;
+                                           for (auto& e : events) ch->pending.push_back(std::move(e));
+                                           if (!ch->call_queued) {
+                                             ch->call_queued = true;
+                                             auto* ref = new ChannelRef(ch);
+                                             if (ch->tsfn.NonBlockingCall(ref, on_tsfn_call) != napi_ok) {
+                                               delete ref;
+                                               ch->call_queued = false;
+                                             }
+                                           }
+                                         });
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Object obj = NativeEngine::constructor.New({});
+    NativeEngine::Unwrap(obj)->attach(std::move(engine_), channel_, on_events_.Value());
+    deferred_.Resolve(obj);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    {
+      std::lock_guard<std::mutex> lock(channel_->mutex);
+      channel_->closed = true;
+    }
+    channel_->tsfn.Release();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::FunctionReference on_events_;
+  Napi::Promise::Deferred deferred_;
+  ModelConfig cfg_;
+  std::vector<TensorDesc> table_;
+  EngineOptions eopts_;
+  CpuRunnerOptions ropts_;
+  std::shared_ptr<EventChannel> channel_;
+  std::unique_ptr<Engine> engine_;
+};
+
+class CloseWorker : public Napi::AsyncWorker {
+ public:
+  CloseWorker(Napi::Env env, std::unique_ptr<Engine> engine, std::shared_ptr<EventChannel> channel,
+              Napi::Function on_events)
+      : Napi::AsyncWorker(env),
+        on_events_(Napi::Persistent(on_events)),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        engine_(std::move(engine)),
+        channel_(std::move(channel)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  // Joining the loop thread waits for the step in progress, so it happens off the JS thread;
+  // the engine (weights, KV cache) is freed here too.
+  void Execute() override {
+    engine_->shutdown();
+    engine_.reset();
+  }
+  void OnOK() override {
+    // The final "cancelled" events of the shutdown reach JS before the promise resolves.
+    deliver(Env(), on_events_.Value(), channel_.get());
+    {
+      std::lock_guard<std::mutex> lock(channel_->mutex);
+      channel_->closed = true;
+    }
+    channel_->tsfn.Release();
+    deferred_.Resolve(Env().Undefined());
+  }
+
+ private:
+  Napi::FunctionReference on_events_;
+  Napi::Promise::Deferred deferred_;
+  std::unique_ptr<Engine> engine_;
+  std::shared_ptr<EventChannel> channel_;
+};
+
+class AllowedTokens final : public ConstraintFactory {
+ public:
+  explicit AllowedTokens(std::vector<int32_t> ids) : ids_(std::move(ids)) {}
+  std::unique_ptr<TokenConstraint> start() const override {
+    struct State final : TokenConstraint {
+      const std::vector<int32_t>* ids;
+      void fill_allowed(uint32_t* allowed, int vocab) override {
+        for (int32_t t : *ids)
+          if (t >= 0 && t < vocab) allowed[t >> 5] |= 1u << (t & 31);
+      }
+      void accept(int32_t) override {}
+    };
+    auto s = std::make_unique<State>();
+    s->ids = &ids_;
+    return s;
+  }
+
+ private:
+  std::vector<int32_t> ids_;
+};
+
+}  // namespace
+
+Napi::Function NativeEngine::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "NativeEngine",
+                                 {InstanceMethod("submit", &NativeEngine::Submit),
+                                  InstanceMethod("cancel", &NativeEngine::Cancel),
+                                  InstanceMethod("stats", &NativeEngine::Stats),
+                                  InstanceMethod("info", &NativeEngine::Info),
+                                  InstanceMethod("close", &NativeEngine::Close)});
+  constructor = Napi::Persistent(f);
+  constructor.SuppressDestruct();
+  return f;
+}
+
+NativeEngine::NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {}
+
+NativeEngine::~NativeEngine() {
+  // Collected without close(): stop the loop quietly, dropping its final events.
+  if (engine_ && !closing_) {
+    {
+      std::lock_guard<std::mutex> lock(channel_->mutex);
+      channel_->closed = true;
+    }
+    engine_->shutdown();
+    channel_->tsfn.Release();
+  }
+}
+
+void NativeEngine::attach(std::unique_ptr<Engine> engine, std::shared_ptr<EventChannel> channel,
+                          Napi::Function on_events) {
+  engine_ = std::move(engine);
+  channel_ = std::move(channel);
+  on_events_ = Napi::Persistent(on_events);
+}
+
+Engine& NativeEngine::engine() {
+  if (!engine_ || closing_) throw Error("the engine is closed");
+  return *engine_;
+}
+
+Napi::Value NativeEngine::Submit(const Napi::CallbackInfo& info) {
+  Engine& e = engine();
+  if (info.Length() < 3 || !info[2].IsObject()) throw Error("submit(id, tokens, params) needs three arguments");
+  Napi::Object params = info[2].As<Napi::Object>();
+  Request r = request_from_js(info[0], info[1], params);
+  if (params.Has("constraint") && !params.Get("constraint").IsUndefined() && !params.Get("constraint").IsNull()) {
+    Napi::Value c = params.Get("constraint");
+    if (!c.IsObject() || !c.As<Napi::Object>().InstanceOf(NativeConstraint::constructor.Value()))
+      throw Error("constraint must be a handle created by the native addon (e.g. createAllowedTokensConstraint)");
+    r.constraint = NativeConstraint::Unwrap(c.As<Napi::Object>())->factory;
+  }
+  e.submit(std::move(r));
+  if (channel_->active++ == 0) channel_->tsfn.Ref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeEngine::Cancel(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Error("cancel(id) needs a request id");
+  engine().cancel(uint64_t(info[0].As<Napi::Number>().DoubleValue()));
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeEngine::Stats(const Napi::CallbackInfo& info) { return stats_to_js(info.Env(), engine().stats()); }
+
+Napi::Value NativeEngine::Info(const Napi::CallbackInfo& info) { return info_to_js(info.Env(), engine().info()); }
+
+Napi::Value NativeEngine::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!engine_ || closing_) {
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Resolve(env.Undefined());
+    return d.Promise();
+  }
+  closing_ = true;
+  auto* w = new CloseWorker(env, std::move(engine_), channel_, on_events_.Value());
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Function NativeConstraint::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "NativeConstraint", {});
+  constructor = Napi::Persistent(f);
+  constructor.SuppressDestruct();
+  return f;
+}
+
+NativeConstraint::NativeConstraint(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeConstraint>(info) {}
+
+Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsArray() || !info[2].IsObject() || !info[3].IsFunction())
+    throw Error("createEngine(modelConfig, tensorTable, options, onEvents) needs four arguments");
+  ModelConfig cfg = model_config_from_js(info[0].As<Napi::Object>());
+  std::vector<TensorDesc> table = tensor_table_from_js(info[1].As<Napi::Array>());
+  Napi::Object opts = info[2].As<Napi::Object>();
+  EngineOptions eopts = engine_options_from_js(opts);
+  CpuRunnerOptions ropts;
+  unsigned hw = std::thread::hardware_concurrency();
+  ropts.threads = int(get_number(opts, "threads", hw ? hw : 1));
+  if (ropts.threads < 1 || ropts.threads > 1024) throw Error("threads must be between 1 and 1024");
+  ropts.kernel_level = get_string(opts, "cpuKernels", "");
+  ropts.quantization = get_string(opts, "quantization", "none");
+  const std::string device = get_string(opts, "device", "cpu");
+  if (device != "cpu" && device != "auto")
+    throw Error("device \"" + device + "\" is not available: this build has only the CPU backend");
+  choose_cpu_level(ropts.kernel_level);  // fail fast on a bad level
+  Napi::Function on_events = info[3].As<Napi::Function>();
+
+  auto channel = std::make_shared<EventChannel>();
+  channel->tsfn = Napi::ThreadSafeFunction::New(env, on_events, "grpst-engine-events", 0, 1);
+  channel->tsfn.Unref(env);
+  auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events);
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value CreateAllowedTokensConstraint(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Error("createAllowedTokensConstraint(ids) needs an Int32Array");
+  Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
+  Napi::Object obj = NativeConstraint::constructor.New({});
+  NativeConstraint::Unwrap(obj)->factory =
+      std::make_shared<AllowedTokens>(std::vector<int32_t>(ids.Data(), ids.Data() + ids.ElementLength()));
+  return obj;
+}
+
+}  // namespace grpst::addon

@@ -1,0 +1,79 @@
+// Row-wise kernels: RMSNorm, SwiGLU's silu(gate) * up, residual add, bf16 <-> fp32, and the
+// max / sum-of-exp pass of a log-softmax over a logits row.
+#include <algorithm>
+#include <cmath>
+
+#include "grpst/common.h"
+#include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/simd.h"
+
+namespace grpst::cpu::GRPST_ISA {
+
+void rmsnorm(const float* x, const float* w, float* y, int n, float eps) {
+  const int full = n / kWidth * kWidth;
+  VF ss = vzero();
+  for (int i = 0; i < full; i += kWidth) {
+    VF v = vload(x + i);
+    ss = vfma(v, v, ss);
+  }
+  if (full < n) {
+    VF v = vload_n(x + full, n - full);
+    ss = vfma(v, v, ss);
+  }
+  const float r = 1.0f / std::sqrt(vsum(ss) / float(n) + eps);
+  VF vr = vset1(r);
+  for (int i = 0; i < full; i += kWidth) vstore(y + i, vmul(vload(w + i), vmul(vload(x + i), vr)));
+  if (full < n) vstore_n(y + full, vmul(vload_n(w + full, n - full), vmul(vload_n(x + full, n - full), vr)), n - full);
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int n) {
+  // The exponential dominates nothing here (one per intermediate feature), so it stays exact.
+  for (int i = 0; i < n; i++) {
+    float g = gate[i];
+    float sig = 1.0f / (1.0f + std::exp(-g));
+    out[i] = (g * sig) * up[i];
+  }
+}
+
+void add(float* x, const float* y, int n) {
+  const int full = n / kWidth * kWidth;
+  for (int i = 0; i < full; i += kWidth) vstore(x + i, vadd(vload(x + i), vload(y + i)));
+  for (int i = full; i < n; i++) x[i] += y[i];
+}
+
+void bf16_to_f32(const uint16_t* src, float* dst, int n) {
+  for (int i = 0; i < n; i++) dst[i] = grpst::bf16_to_f32(src[i]);
+}
+
+void f32_to_bf16(const float* src, uint16_t* dst, int n) {
+  for (int i = 0; i < n; i++) dst[i] = grpst::f32_to_bf16(src[i]);
+}
+
+void max_and_sum_exp(const float* x, int n, float* max_out, double* sum_out) {
+  const int full = n / kWidth * kWidth;
+  VF m = vset1(-INFINITY);
+  for (int i = 0; i < full; i += kWidth) m = vmax(m, vload(x + i));
+  float mx = vhmax(m);
+  for (int i = full; i < n; i++) mx = std::max(mx, x[i]);
+  // Float lanes summed over short runs, runs summed in double: the total stays accurate to
+  // ~1e-7 even over a 150k-token vocabulary.
+  VF vmx = vset1(mx);
+  double sum = 0;
+  constexpr int kRun = 64 * kWidth;
+  for (int r0 = 0; r0 < full; r0 += kRun) {
+    const int r1 = std::min(full, r0 + kRun);
+    VF s0 = vzero(), s1 = vzero();
+    int i = r0;
+    for (; i + 2 * kWidth <= r1; i += 2 * kWidth) {
+      s0 = vadd(s0, vexp_neg(vsub(vload(x + i), vmx)));
+      s1 = vadd(s1, vexp_neg(vsub(vload(x + i + kWidth), vmx)));
+    }
+    for (; i < r1; i += kWidth) s0 = vadd(s0, vexp_neg(vsub(vload(x + i), vmx)));
+    sum += double(vsum(vadd(s0, s1)));
+  }
+  for (int j = full; j < n; j++) sum += std::exp(double(x[j]) - double(mx));
+  *max_out = mx;
+  *sum_out = sum;
+}
+
+}  // namespace grpst::cpu::GRPST_ISA

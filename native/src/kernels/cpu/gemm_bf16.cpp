@@ -1,0 +1,72 @@
+// y = x * w^T with bf16 weights in Hugging Face's [out, in] layout and fp32 activations and
+// accumulators. A register tile of MR rows x NR outputs walks along K; each output element
+// accumulates its products lane by lane in K order and is reduced by one vsum, so its value does
+// not depend on which tile (or thread, or batch) computed it.
+#include <algorithm>
+
+#include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/simd.h"
+
+namespace grpst::cpu::GRPST_ISA {
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kMR = 4;  // 16 accumulators + 4 weights + 1 input of 32 registers
+#elif defined(__AVX2__)
+constexpr int kMR = 2;  // 8 accumulators + 4 weights + 1 input of 16 registers
+#else
+constexpr int kMR = 4;
+#endif
+constexpr int kNR = 4;
+
+template <int MR, int NR>
+inline void tile(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int K) {
+  VF acc[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) acc[i][j] = vzero();
+  int k = 0;
+  for (; k + kWidth <= K; k += kWidth) {
+    VF wv[NR];
+    for (int j = 0; j < NR; j++) wv[j] = vload_bf16(w + j * ldw + k);
+    for (int i = 0; i < MR; i++) {
+      VF xv = vload(x + i * ldx + k);
+      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    int rest = K - k;
+    VF wv[NR];
+    for (int j = 0; j < NR; j++) wv[j] = vload_bf16_n(w + j * ldw + k, rest);
+    for (int i = 0; i < MR; i++) {
+      VF xv = vload_n(x + i * ldx + k, rest);
+      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
+}
+
+template <int NR>
+inline void rows(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int m0, int m1,
+                 int K) {
+  int m = m0;
+  for (; m + kMR <= m1; m += kMR) tile<kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+  for (; m < m1; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+}
+
+}  // namespace
+
+void gemm_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0,
+               int n1, int K) {
+  // Rows are taken in chunks whose activations stay in L2 while the weight tiles stream past.
+  int chunk = std::max(kMR, int((512 * 1024) / (int64_t(K) * 4)) / kMR * kMR);
+  for (int mc = 0; mc < M; mc += chunk) {
+    int mend = std::min(M, mc + chunk);
+    int n = n0;
+    for (; n + kNR <= n1; n += kNR) rows<kNR>(x, ldx, w + n * ldw, ldw, y + n, ldy, mc, mend, K);
+    for (; n < n1; n++) rows<1>(x, ldx, w + n * ldw, ldw, y + n, ldy, mc, mend, K);
+  }
+}
+
+}  // namespace grpst::cpu::GRPST_ISA

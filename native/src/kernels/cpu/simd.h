@@ -1,0 +1,147 @@
+// A minimal vector type for the CPU kernels, one definition per instruction-set level. Every
+// kernel source is compiled three times (see CMakeLists.txt): with AVX-512 flags, with
+// AVX2+FMA flags, and with none; the compiler's own macros pick the matching definition here and
+// GRPST_ISA names the namespace, so the three copies never collide.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#ifndef GRPST_ISA
+#error "GRPST_ISA must name the instruction-set level (avx512, avx2, scalar)"
+#endif
+
+namespace grpst::cpu::GRPST_ISA {
+
+#if defined(__AVX512F__)
+
+constexpr int kWidth = 16;
+using VF = __m512;
+inline VF vzero() { return _mm512_setzero_ps(); }
+inline VF vset1(float x) { return _mm512_set1_ps(x); }
+inline VF vload(const float* p) { return _mm512_loadu_ps(p); }
+inline VF vload_n(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p); }
+inline void vstore(float* p, VF v) { _mm512_storeu_ps(p, v); }
+inline void vstore_n(float* p, VF v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v); }
+inline VF vfma(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+inline VF vadd(VF a, VF b) { return _mm512_add_ps(a, b); }
+inline VF vsub(VF a, VF b) { return _mm512_sub_ps(a, b); }
+inline VF vmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
+inline VF vmax(VF a, VF b) { return _mm512_max_ps(a, b); }
+inline float vsum(VF v) { return _mm512_reduce_add_ps(v); }
+inline float vhmax(VF v) { return _mm512_reduce_max_ps(v); }
+/** 16 bf16 values widened to fp32 (exact: bf16 is the top half of an fp32). */
+inline VF vload_bf16(const uint16_t* p) {
+  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline VF vload_bf16_n(const uint16_t* p, int n) {
+  __m256i h = _mm256_maskz_loadu_epi16(__mmask16((1u << n) - 1), p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline VF vfloor(VF x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+inline VF vscale_pow2(VF r, VF n) { return _mm512_scalef_ps(r, n); }
+
+#elif defined(__AVX2__)
+
+constexpr int kWidth = 8;
+using VF = __m256;
+inline __m256i tail_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline VF vzero() { return _mm256_setzero_ps(); }
+inline VF vset1(float x) { return _mm256_set1_ps(x); }
+inline VF vload(const float* p) { return _mm256_loadu_ps(p); }
+inline VF vload_n(const float* p, int n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+inline void vstore(float* p, VF v) { _mm256_storeu_ps(p, v); }
+inline void vstore_n(float* p, VF v, int n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+inline VF vfma(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
+inline VF vadd(VF a, VF b) { return _mm256_add_ps(a, b); }
+inline VF vsub(VF a, VF b) { return _mm256_sub_ps(a, b); }
+inline VF vmul(VF a, VF b) { return _mm256_mul_ps(a, b); }
+inline VF vmax(VF a, VF b) { return _mm256_max_ps(a, b); }
+inline float vsum(VF v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline float vhmax(VF v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline VF vload_bf16(const uint16_t* p) {
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline VF vload_bf16_n(const uint16_t* p, int n) {
+  uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(tmp, p, size_t(n) * 2);
+  return vload_bf16(tmp);
+}
+inline VF vfloor(VF x) { return _mm256_floor_ps(x); }
+inline VF vscale_pow2(VF r, VF n) {
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(r, _mm256_castsi256_ps(e));
+}
+
+#else
+
+constexpr int kWidth = 1;
+using VF = float;
+inline VF vzero() { return 0.0f; }
+inline VF vset1(float x) { return x; }
+inline VF vload(const float* p) { return *p; }
+inline VF vload_n(const float* p, int n) { return n > 0 ? *p : 0.0f; }
+inline void vstore(float* p, VF v) { *p = v; }
+inline void vstore_n(float* p, VF v, int n) {
+  if (n > 0) *p = v;
+}
+inline VF vfma(VF a, VF b, VF c) { return std::fma(a, b, c); }
+inline VF vadd(VF a, VF b) { return a + b; }
+inline VF vsub(VF a, VF b) { return a - b; }
+inline VF vmul(VF a, VF b) { return a * b; }
+inline VF vmax(VF a, VF b) { return a > b ? a : b; }
+inline float vsum(VF v) { return v; }
+inline float vhmax(VF v) { return v; }
+inline VF vload_bf16(const uint16_t* p) {
+  uint32_t bits = uint32_t(*p) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline VF vload_bf16_n(const uint16_t* p, int n) { return n > 0 ? vload_bf16(p) : 0.0f; }
+
+#endif
+
+/**
+ * e^x for x <= 0 (softmax arguments), to about 2 ulp: x = n*ln2 + r, |r| <= ln2/2, a degree-6
+ * polynomial for e^r, then scaled by 2^n. Arguments below -87 give 0 (as expf underflows).
+ */
+inline VF vexp_neg(VF x) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  x = vmax(x, vset1(-87.0f));
+  VF n = vfloor(vfma(x, vset1(1.44269504088896341f), vset1(0.5f)));
+  // r = x - n*ln2 in two steps (Cody-Waite) so r keeps its low bits.
+  VF r = vfma(n, vset1(-0.693359375f), x);
+  r = vfma(n, vset1(2.12194440e-4f), r);
+  VF p = vset1(1.9875691500e-4f);
+  p = vfma(p, r, vset1(1.3981999507e-3f));
+  p = vfma(p, r, vset1(8.3334519073e-3f));
+  p = vfma(p, r, vset1(4.1665795894e-2f));
+  p = vfma(p, r, vset1(1.6666665459e-1f));
+  p = vfma(p, r, vset1(5.0000001201e-1f));
+  p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
+  return vscale_pow2(p, n);
+#else
+  return std::exp(x);
+#endif
+}
+
+}  // namespace grpst::cpu::GRPST_ISA

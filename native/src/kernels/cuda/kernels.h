@@ -1,0 +1,224 @@
+// The CUDA kernels' host API: one launcher per op, each enqueues on Exec::stream, checks the
+// launch and returns a Status (never exits). Tensors are row-major; shapes are in comments.
+// Every launcher has a CPU twin in test/gpu/kernels/reference.cpp and a parity test there.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cuda_status.h"
+
+namespace grpst::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// ---- embeddings, norms, activations ------------------------------------------------------------
+
+// out[t] = table[ids[t]]; ids outside [0, V) give a zero row.
+Status embedding(const int32_t* ids /*[T]*/, const bf16* table /*[V,H]*/, bf16* out /*[T,H]*/,
+                 int T, int H, int V, const Exec& ex);
+
+// HF Qwen3RMSNorm: y = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))). With `residual`, x is first
+// replaced by bf16(x + residual) and that sum is written to residual_out (may alias x).
+Status rmsnorm(const bf16* x /*[M,H]*/, const bf16* residual /*[M,H] or null*/,
+               bf16* residual_out /*[M,H] or null*/, const bf16* w /*[H]*/, bf16* y /*[M,H]*/,
+               int M, int H, float eps, const Exec& ex);
+
+// out[m,j] = bf16(bf16(silu(g)) * u) with (g,u) = gate_up[m, 2j], gate_up[m, 2j+1]: the engine's
+// gate and up rows are interleaved at load so one GEMM produces both.
+Status swiglu(const bf16* gate_up /*[M,2I]*/, bf16* out /*[M,I]*/, int M, int I, const Exec& ex);
+
+// ---- paged KV cache ----------------------------------------------------------------------------
+
+enum class KvDtype : int { bf16 = 0, fp8 = 1, int8 = 2 };
+
+// One layer's cache: k and v are [num_blocks, nkv, block_size, head_dim] of `dtype`; fp8/int8
+// store value / scale (per-tensor scales, 1 for bf16).
+struct KvLayer {
+  void* k;
+  void* v;
+  float k_scale;
+  float v_scale;
+};
+struct KvGeometry {
+  int num_blocks;
+  int block_size;
+  int nkv;
+  int head_dim;
+  KvDtype dtype;
+};
+struct PagedTables {
+  const int32_t* block_tables;  // [num_seqs, max_blocks_per_seq] cache block of each page
+  int max_blocks_per_seq;
+};
+// RoPE as transformers computes it: angle = pos * inv_freq[i] in fp32 (inv_freq from the model
+// config, YaRN/linear/dynamic already folded in), cos/sin scaled by attention_scaling.
+struct Rope {
+  const float* inv_freq;  // [head_dim/2], device
+  float attention_scaling;
+};
+
+// qkv rows hold [q heads | k heads | v heads]. Writes q (q_norm, RoPE) to q_out and k (k_norm,
+// RoPE) and v to the cache at slot = block * block_size + offset (slot < 0: not written).
+// q_norm_w / k_norm_w may be null (no per-head norm).
+Status qk_norm_rope_kv(const bf16* qkv /*[T,(nh+2*nkv)*hd]*/, const int32_t* positions /*[T]*/,
+                       const int32_t* slots /*[T]*/, const bf16* q_norm_w /*[hd]*/,
+                       const bf16* k_norm_w /*[hd]*/, float eps, Rope rope, int T, int nh,
+                       KvGeometry geo, KvLayer kv, bf16* q_out /*[T,nh,hd]*/, const Exec& ex);
+
+// ---- attention ---------------------------------------------------------------------------------
+
+// One query row per entry r: attends keys [0, ctx[r] + ctx_add) of block-table row
+// seq_of_row[r] (r itself when null). GQA: query head h reads kv head h / (nh / nkv). The
+// sequence is split into num_splits parts reduced at the end (long contexts, small batches);
+// workspace holds attention_decode_workspace() floats when num_splits > 1.
+Status attention_decode(const bf16* q /*[R,nh,hd]*/, const int32_t* ctx /*[R]*/, int ctx_add,
+                        const int32_t* seq_of_row /*[R] or null*/, PagedTables tables, int R,
+                        int nh, KvGeometry geo, KvLayer kv, float softmax_scale, int num_splits,
+                        float* workspace, bf16* out /*[R,nh*hd]*/, const Exec& ex);
+size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits);
+// Splits that fill the GPU for R rows at contexts up to max_ctx.
+int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms);
+
+// Prefill chunks: sequence s has q_len[s] query rows starting at row q_start[s] of q; they are
+// the last q_len[s] positions of its ctx_len[s] cached keys (causal). Head dims 64 and 128 use a
+// tensor-core flash-attention kernel; others fall back to the decode kernel row by row, which
+// needs token_pos / token_seq (per query row: position, block-table row).
+struct PrefillBatch {
+  int num_seqs;
+  int max_q_len;
+  int num_tokens;
+  const int32_t* q_start;    // [S]
+  const int32_t* q_len;      // [S]
+  const int32_t* ctx_len;    // [S]
+  const int32_t* seq_index;  // [S] block-table row
+  const int32_t* token_pos;  // [T]
+  const int32_t* token_seq;  // [T]
+};
+Status attention_prefill(const bf16* q /*[T,nh,hd]*/, const PrefillBatch& batch,
+                         PagedTables tables, int nh, KvGeometry geo, KvLayer kv,
+                         float softmax_scale, bf16* out /*[T,nh*hd]*/, const Exec& ex);
+
+// ---- linear layers -----------------------------------------------------------------------------
+
+// The activation a linear layer multiplies: x, optionally RMS-normalised first (HF rounding) and
+// then scaled per input channel (AWQ pre-quant scale, SmoothQuant smoothing): a = bf16(a * s).
+struct LinearIn {
+  const bf16* x = nullptr;          // [M,K]
+  const bf16* norm_w = nullptr;     // [K] or null
+  float eps = 1e-6f;
+  const bf16* act_scale = nullptr;  // [K] or null
+};
+enum class Epilogue : int {
+  store = 0,         // y[m,n] = acc (bf16 rounded, or fp32 when f32_out)
+  residual_add = 1,  // y[m,n] = bf16(y[m,n] + bf16(acc)), in place
+  swiglu = 2,        // rows (2j, 2j+1) are (gate, up): y[m,j] = bf16(bf16(silu(g)) * u), y is [M,N/2]
+};
+struct LinearOut {
+  void* y = nullptr;
+  Epilogue epi = Epilogue::store;
+  bool f32_out = false;  // store only
+};
+
+enum class WeightFormat : int { bf16 = 0, int8_wo = 1, int4_awq = 2, fp8 = 3, int8_sq = 4 };
+const char* weight_format_name(WeightFormat f);
+
+// A linear weight [N,K] as the GPU kernels read it.
+//  bf16:     data bf16 [N,K]
+//  int8_wo:  data int8 in mma-fragment order (repack_int8_wo), channel_scale [N]
+//  int4_awq: data uint32 in mma-fragment order (repack_int4), group_scale / group_zero bf16 in
+//            [N/16][K/G][16] order; zero holds 128 + z (null: symmetric, z = 8)
+//  fp8:      data e4m3 [N,K], w_scale and x_scale per-tensor (device floats)
+//  int8_sq:  data int8 [N,K], channel_scale [N]; activations are quantized per token
+struct Weight {
+  WeightFormat format = WeightFormat::bf16;
+  int N = 0, K = 0;
+  const void* data = nullptr;
+  const float* channel_scale = nullptr;
+  const bf16* group_scale = nullptr;
+  const bf16* group_zero = nullptr;
+  int group_size = 0;
+  const float* w_scale = nullptr;
+  const float* x_scale = nullptr;
+};
+
+// Weight-streaming bf16 GEMV for M <= 8 rows: y = a(x) . w^T with the prologue and epilogue fused.
+Status gemv_bf16(const LinearIn& in, const bf16* w /*[N,K]*/, const LinearOut& out, int M, int N,
+                 int K, const Exec& ex);
+constexpr int kGemvMaxRows = 8;
+
+// Tensor-core skinny GEMM for quantized weights at M <= 64 tokens: the weight tile is decoded
+// in registers (int4/int8 -> bf16; fp8 and int8_sq run e4m3 / s8 mma directly); the prologue and
+// epilogue are fused. All formats except bf16.
+Status linear_skinny(const LinearIn& in, const Weight& w, const LinearOut& out, int M,
+                     const Exec& ex);
+constexpr int kSkinnyMaxRows = 64;
+
+// cuBLASLt: handle, workspace and cached algorithms per shape.
+struct LtContext;
+Status lt_create(LtContext** ctx, size_t workspace_bytes);
+void lt_destroy(LtContext* ctx);
+// y[M,N] (+)= x[M,K] . w[N,K]^T; y bf16 or fp32; accumulate adds into y (residual).
+Status gemm_bf16(LtContext* ctx, const bf16* x, const bf16* w, void* y, bool f32_out,
+                 bool accumulate, int M, int N, int K, const Exec& ex);
+// y[M,N] (+)= (x_scale * w_scale) * xq[M,K] . wq[N,K]^T, e4m3 inputs, bf16 out.
+Status gemm_fp8(LtContext* ctx, const uint8_t* xq, const uint8_t* wq, const float* x_scale,
+                const float* w_scale, bf16* y, bool accumulate, int M, int N, int K,
+                const Exec& ex);
+// acc[M,N] = xq[M,K] . wq[N,K]^T in int32 (int8 tensor cores).
+Status gemm_int8(LtContext* ctx, const int8_t* xq, const int8_t* wq, int32_t* acc, int M, int N,
+                 int K, const Exec& ex);
+
+// ---- quantization helpers ----------------------------------------------------------------------
+
+// xq = e4m3(a(x) / x_scale), per-tensor static scale.
+Status quantize_fp8(const LinearIn& in, const float* x_scale, uint8_t* xq /*[M,K]*/, int M, int K,
+                    const Exec& ex);
+// xq = round(a(x) * 127 / amax_m), x_scales[m] = amax_m / 127.
+Status quantize_int8_rows(const LinearIn& in, int8_t* xq /*[M,K]*/, float* x_scales /*[M]*/,
+                          int M, int K, const Exec& ex);
+// The int8_sq GEMM epilogue: v = acc * x_scales[m] * w_scales[n], then `out` as for linears.
+Status dequant_int32(const int32_t* acc /*[M,N]*/, const float* x_scales, const float* w_scales,
+                     const LinearOut& out, int M, int N, const Exec& ex);
+// int8_wo / int4_awq weights -> bf16 [N,K] (prefill: dequantize then cuBLASLt).
+Status dequant_weight(const Weight& w, bf16* out /*[N,K]*/, const Exec& ex);
+
+// Load-time repacks from the engine's natural layouts:
+//  int8_wo natural: int8 [N,K];  int4 natural: uint8 [N,K/2], element k in byte k/2, low nibble
+//  first, unsigned 0..15; scales / zeros bf16 [N,K/G] (zeros as integers 0..15).
+// N must be a multiple of 16 and K of 64 (zero-padded by the caller otherwise).
+Status repack_int8_wo(const int8_t* natural, int N, int K, int8_t* packed, const Exec& ex);
+Status repack_int4(const uint8_t* natural, const bf16* scales, const bf16* zeros, int N, int K,
+                   int group_size, uint32_t* packed, bf16* packed_scales, bf16* packed_zeros,
+                   const Exec& ex);
+
+// ---- sampling ----------------------------------------------------------------------------------
+
+// One row's sampling settings (the CPU sampler's semantics): penalties over the slot's token
+// history, temperature (0 = greedy), top_k, top_p, min_p, then a draw seeded by (seed, step).
+struct SampleParams {
+  float temperature;
+  float top_p;
+  float min_p;
+  float repetition_penalty;
+  float presence_penalty;
+  float frequency_penalty;
+  int top_k;
+  int slot;  // row of the history tables, -1: no penalties
+  unsigned long long seed;
+  unsigned long long step;
+};
+// History per slot: output_counts [slots, V] (times each token was generated), prompt_mask
+// [slots, ceil(V/32)] (bit set: token in the prompt). sample() adds each sampled token to its
+// slot's counts. Logits are modified in place (penalties, temperature).
+struct SampleHistory {
+  int32_t* output_counts;
+  const uint32_t* prompt_mask;
+};
+Status sample(float* logits /*[B,V]*/, const SampleParams* params /*[B], device*/,
+              SampleHistory history, int B, int V, int32_t* tokens /*[B]*/,
+              float* logprobs /*[B] log-softmax of the raw logits at the token, or null*/,
+              const Exec& ex);
+
+}  // namespace grpst::cuda

@@ -1,0 +1,281 @@
+// Qwen3 forward pass on the CPU: activations fp32, weights bf16 (or a quantized format), fp32
+// accumulation. One GEMM per projection over all T tokens of the step; attention per token row
+// over its sequence's paged KV. Every per-token value is computed independently of the other
+// tokens in the step, so a sequence's outputs do not depend on what it is batched with.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "grpst/cpu_kernels.h"
+#include "grpst/linear.h"
+#include "grpst/model_runner.h"
+#include "grpst/tensor_store.h"
+#include "grpst/thread_pool.h"
+#include "model/qwen3_weights.h"
+
+namespace grpst {
+
+namespace {
+
+/** An fp32 activation buffer, 64-byte aligned. */
+class Activations {
+ public:
+  void resize(size_t n) { buf_ = std::make_unique<AlignedBuffer>(n * sizeof(float)); }
+  float* get() const { return static_cast<float*>(buf_->ptr); }
+
+ private:
+  std::unique_ptr<AlignedBuffer> buf_;
+};
+
+class CpuRunner final : public ModelRunner {
+ public:
+  CpuRunner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store, const CpuRunnerOptions& opts)
+      : cfg_(cfg),
+        store_(std::move(store)),
+        opts_(opts),
+        k_(cpu_kernels(choose_cpu_level(opts.kernel_level))),
+        pool_(opts.threads) {
+    w_ = load_qwen3_weights(*store_, cfg_, weight_format_for_scheme(opts.quantization));
+    const size_t T = size_t(std::max(1, opts_.max_tokens));
+    const size_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+    x_.resize(T * H);
+    h_.resize(T * std::max(H, size_t(cfg_.q_dim())));
+    q_.resize(T * cfg_.q_dim());
+    kx_.resize(T * cfg_.kv_dim());
+    vx_.resize(T * cfg_.kv_dim());
+    attn_.resize(T * cfg_.q_dim());
+    gate_.resize(T * I);
+    up_.resize(T * I);
+    final_.resize(size_t(std::max(1, opts_.max_logit_rows)) * H);
+    rope_.resize(T * cfg_.head_dim);  // [T, head_dim/2 cos | head_dim/2 sin]
+    const int group = std::min(cfg_.num_heads / cfg_.num_kv_heads, 16);
+    scratch_.resize(pool_.size());
+    for (auto& s : scratch_) s.resize(size_t(group) * std::max(1, opts_.max_seq_len));
+    slots_.resize(T);
+    positions_.resize(T);
+    seq_of_row_.resize(T);
+  }
+
+  const ModelConfig& config() const override { return cfg_; }
+  std::string device() const override { return "cpu"; }
+  std::string kernels() const override { return k_.name; }
+  int threads() const override { return pool_.size(); }
+  int64_t weight_bytes_per_step() const override { return w_.decode_bytes(cfg_); }
+
+  size_t kv_bytes_per_token(KvDType dtype) const override {
+    return size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * kv_dtype_size(dtype);
+  }
+
+  void allocate_kv(const KvCacheSpec& spec) override {
+    kv_ = spec;
+    const size_t per_layer = size_t(spec.num_blocks) * spec.block_size * cfg_.kv_dim() * kv_dtype_size(spec.dtype);
+    k_pool_.clear();
+    v_pool_.clear();
+    for (int l = 0; l < cfg_.num_layers; l++) {
+      // Large allocations are mapped lazily by the OS: unused blocks cost no memory.
+      k_pool_.push_back(std::make_unique<AlignedBuffer>(per_layer));
+      v_pool_.push_back(std::make_unique<AlignedBuffer>(per_layer));
+    }
+  }
+
+  void forward(const StepBatch& b, float* logits) override;
+
+ private:
+  void prepare_rows(const StepBatch& b);
+  void attention_layer(const StepBatch& b, int layer);
+  void qk_norm_rope_store(int T, int layer);
+
+  ModelConfig cfg_;
+  std::shared_ptr<TensorStore> store_;
+  CpuRunnerOptions opts_;
+  const CpuKernels& k_;
+  ThreadPool pool_;
+  Qwen3Weights w_;
+  KvCacheSpec kv_;
+  std::vector<std::unique_ptr<AlignedBuffer>> k_pool_, v_pool_;  // per layer [blocks, kv_heads, block_size, head_dim]
+  Activations x_, h_, q_, kx_, vx_, attn_, gate_, up_, final_, rope_;
+  std::vector<std::vector<float>> scratch_;  // per thread: attention scores
+  std::vector<int64_t> slots_;               // per row: block * block_size + offset in the pool
+  std::vector<int32_t> positions_;
+  std::vector<int32_t> seq_of_row_;
+};
+
+void CpuRunner::prepare_rows(const StepBatch& b) {
+  const int T = b.num_tokens();
+  if (T > opts_.max_tokens) throw Error("step of " + std::to_string(T) + " tokens exceeds max_tokens");
+  if (int(b.logit_rows.size()) > opts_.max_logit_rows) throw Error("step asks for too many logit rows");
+  if (k_pool_.empty()) throw Error("KV cache not allocated");
+  for (int s = 0; s < int(b.seqs.size()); s++) {
+    const SeqSlice& sl = b.seqs[s];
+    if (sl.start_pos + sl.num_tokens > opts_.max_seq_len) throw Error("sequence longer than max_seq_len");
+    if ((sl.start_pos + sl.num_tokens + kv_.block_size - 1) / kv_.block_size > sl.num_blocks)
+      throw Error("sequence has too few KV blocks for its context");
+    for (int i = 0; i < sl.num_tokens; i++) {
+      const int row = sl.first_row + i, pos = sl.start_pos + i;
+      positions_[row] = pos;
+      seq_of_row_[row] = s;
+      const int32_t block = sl.block_table[pos / kv_.block_size];
+      if (block < 0 || block >= kv_.num_blocks) throw Error("KV block id out of range");
+      slots_[row] = int64_t(block) * kv_.block_size + pos % kv_.block_size;
+    }
+  }
+  for (int r = 0; r < T; r++) {
+    if (b.tokens[r] < 0 || b.tokens[r] >= cfg_.vocab_size)
+      throw Error("token id " + std::to_string(b.tokens[r]) + " is outside the vocabulary (size " +
+                  std::to_string(cfg_.vocab_size) + ")");
+  }
+  // cos/sin tables per row, as transformers builds them: angle = pos * inv_freq in fp32.
+  const int half = cfg_.head_dim / 2;
+  float* rope = rope_.get();
+  for (int r = 0; r < T; r++) {
+    for (int i = 0; i < half; i++) {
+      const float angle = float(positions_[r]) * cfg_.rope_inv_freq[i];
+      rope[size_t(r) * cfg_.head_dim + i] = float(std::cos(double(angle))) * cfg_.rope_attention_scaling;
+      rope[size_t(r) * cfg_.head_dim + half + i] = float(std::sin(double(angle))) * cfg_.rope_attention_scaling;
+    }
+  }
+}
+
+/** Per-head RMSNorm of q and k, rotary embedding, then K/V written into their cache slots. */
+void CpuRunner::qk_norm_rope_store(int T, int layer) {
+  const Qwen3Layer& L = w_.layers[layer];
+  const int D = cfg_.head_dim, half = D / 2, qd = cfg_.q_dim(), kvd = cfg_.kv_dim();
+  const float eps = cfg_.rms_norm_eps;
+  float* q = q_.get();
+  float* kx = kx_.get();
+  const float* vx = vx_.get();
+  const float* rope = rope_.get();
+  const bool bf16 = kv_.dtype == KvDType::BF16;
+  const int64_t bs = kv_.block_size;
+  void* kpool = k_pool_[layer]->ptr;
+  void* vpool = v_pool_[layer]->ptr;
+  auto rotate = [&](float* v, const float* cs) {
+    const float* c = cs;
+    const float* s = cs + half;
+    for (int i = 0; i < half; i++) {
+      const float x1 = v[i], x2 = v[i + half];
+      // q*cos + rotate_half(q)*sin, in this order, as transformers computes it
+      const float a = x1 * c[i], bterm = (-x2) * s[i];
+      const float cterm = x2 * c[i], d = x1 * s[i];
+      v[i] = a + bterm;
+      v[i + half] = cterm + d;
+    }
+  };
+  pool_.parallel_for(T, [&](int r, int) {
+    const float* cs = rope + size_t(r) * D;
+    for (int h = 0; h < cfg_.num_heads; h++) {
+      float* v = q + size_t(r) * qd + size_t(h) * D;
+      k_.rmsnorm(v, L.q_norm, v, D, eps);
+      rotate(v, cs);
+    }
+    const int64_t block = slots_[r] / bs, off = slots_[r] % bs;
+    for (int h = 0; h < cfg_.num_kv_heads; h++) {
+      float* kv = kx + size_t(r) * kvd + size_t(h) * D;
+      k_.rmsnorm(kv, L.k_norm, kv, D, eps);
+      rotate(kv, cs);
+      // pool layout: [block][kv_head][slot][head_dim]
+      const int64_t dst = ((block * cfg_.num_kv_heads + h) * bs + off) * D;
+      const float* vv = vx + size_t(r) * kvd + size_t(h) * D;
+      if (bf16) {
+        k_.f32_to_bf16(kv, static_cast<uint16_t*>(kpool) + dst, D);
+        k_.f32_to_bf16(vv, static_cast<uint16_t*>(vpool) + dst, D);
+      } else {
+        std::copy(kv, kv + D, static_cast<float*>(kpool) + dst);
+        std::copy(vv, vv + D, static_cast<float*>(vpool) + dst);
+      }
+    }
+  });
+}
+
+void CpuRunner::attention_layer(const StepBatch& b, int layer) {
+  const int T = b.num_tokens();
+  const int D = cfg_.head_dim, G = cfg_.num_heads / cfg_.num_kv_heads, nkv = cfg_.num_kv_heads;
+  const float scale = float(std::pow(double(D), -0.5));
+  const float* q = q_.get();
+  float* out = attn_.get();
+  pool_.parallel_for(T * nkv, [&](int item, int thread) {
+    const int r = item / nkv, h = item % nkv;
+    const SeqSlice& sl = b.seqs[seq_of_row_[r]];
+    AttentionArgs a;
+    a.q = q + size_t(r) * cfg_.q_dim() + size_t(h) * G * D;
+    a.group = G;
+    a.head_dim = D;
+    a.k_pool = k_pool_[layer]->ptr;
+    a.v_pool = v_pool_[layer]->ptr;
+    a.kv_bf16 = kv_.dtype == KvDType::BF16;
+    a.block_stride = int64_t(nkv) * kv_.block_size * D;
+    a.head_offset = int64_t(h) * kv_.block_size * D;
+    a.block_size = kv_.block_size;
+    a.block_table = sl.block_table;
+    a.ctx_len = positions_[r] + 1;
+    a.scale = scale;
+    a.out = out + size_t(r) * cfg_.q_dim() + size_t(h) * G * D;
+    a.scratch = scratch_[thread].data();
+    k_.attention(a);
+  });
+}
+
+void CpuRunner::forward(const StepBatch& b, float* logits) {
+  prepare_rows(b);
+  const int T = b.num_tokens();
+  const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  const float eps = cfg_.rms_norm_eps;
+  float *x = x_.get(), *h = h_.get(), *gate = gate_.get(), *up = up_.get();
+
+  pool_.parallel_for(T, [&](int r, int) {
+    k_.bf16_to_f32(w_.embed + size_t(b.tokens[r]) * H, x + size_t(r) * H, H);
+  });
+  for (int l = 0; l < cfg_.num_layers; l++) {
+    const Qwen3Layer& L = w_.layers[l];
+    pool_.parallel_for(T, [&](int r, int) { k_.rmsnorm(x + size_t(r) * H, L.input_norm, h + size_t(r) * H, H, eps); });
+    {
+      const LinearWeight* ws[3] = {&L.q, &L.k, &L.v};
+      float* ys[3] = {q_.get(), kx_.get(), vx_.get()};
+      linear_forward_multi(ws, ys, 3, h, T, k_, pool_);
+    }
+    qk_norm_rope_store(T, l);
+    attention_layer(b, l);
+    linear_forward(L.o, attn_.get(), h, T, k_, pool_);
+    pool_.parallel_for(T, [&](int r, int) {
+      k_.add(x + size_t(r) * H, h + size_t(r) * H, H);
+      k_.rmsnorm(x + size_t(r) * H, L.post_norm, h + size_t(r) * H, H, eps);
+    });
+    {
+      const LinearWeight* ws[2] = {&L.gate, &L.up};
+      float* ys[2] = {gate, up};
+      linear_forward_multi(ws, ys, 2, h, T, k_, pool_);
+    }
+    pool_.parallel_for(T, [&](int r, int) {
+      k_.silu_mul(gate + size_t(r) * I, up + size_t(r) * I, gate + size_t(r) * I, I);
+    });
+    linear_forward(L.down, gate, h, T, k_, pool_);
+    pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
+  }
+  const int R = int(b.logit_rows.size());
+  if (R == 0) return;
+  float* fin = final_.get();
+  pool_.parallel_for(R, [&](int i, int) {
+    k_.rmsnorm(x + size_t(b.logit_rows[i]) * H, w_.final_norm, fin + size_t(i) * H, H, eps);
+  });
+  linear_forward(w_.lm_head, fin, logits, R, k_, pool_);
+}
+
+}  // namespace
+
+const char* kv_dtype_name(KvDType d) { return d == KvDType::BF16 ? "bfloat16" : "float32"; }
+
+KvDType parse_kv_dtype(const std::string& name) {
+  if (name.empty() || name == "auto" || name == "bfloat16" || name == "bf16") return KvDType::BF16;
+  if (name == "float32" || name == "fp32") return KvDType::F32;
+  throw Error("KV cache dtype \"" + name + "\" is not supported on the CPU (use bfloat16 or float32)");
+}
+
+size_t kv_dtype_size(KvDType d) { return d == KvDType::BF16 ? 2 : 4; }
+
+std::unique_ptr<ModelRunner> make_cpu_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
+                                             const CpuRunnerOptions& opts) {
+  return std::make_unique<CpuRunner>(cfg, std::move(store), opts);
+}
+
+}  // namespace grpst

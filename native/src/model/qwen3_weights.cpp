@@ -1,0 +1,67 @@
+#include "model/qwen3_weights.h"
+
+#include <string>
+
+namespace grpst {
+
+void ModelConfig::validate() const {
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw Error("invalid Qwen3 config: " + what);
+  };
+  need(hidden_size > 0 && intermediate_size > 0 && num_layers > 0, "sizes must be positive");
+  need(num_heads > 0 && num_kv_heads > 0 && num_heads % num_kv_heads == 0,
+       "num_attention_heads must be a multiple of num_key_value_heads");
+  need(head_dim > 0 && head_dim % 2 == 0, "head_dim must be even");
+  need(vocab_size > 0, "vocab_size must be positive");
+  need(int(rope_inv_freq.size()) == head_dim / 2, "ropeInvFreq must hold head_dim / 2 entries");
+  need(rms_norm_eps > 0, "rms_norm_eps must be positive");
+}
+
+Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt) {
+  cfg.validate();
+  const LinearFormatOps& ops = linear_format_ops(fmt);
+  const int H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim;
+  Qwen3Weights w;
+  w.embed = store.bf16("model.embed_tokens.weight", {cfg.vocab_size, H});
+  for (int i = 0; i < cfg.num_layers; i++) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Qwen3Layer l;
+    l.input_norm = store.f32(p + "input_layernorm.weight", {H});
+    l.post_norm = store.f32(p + "post_attention_layernorm.weight", {H});
+    l.q_norm = store.f32(p + "self_attn.q_norm.weight", {D});
+    l.k_norm = store.f32(p + "self_attn.k_norm.weight", {D});
+    l.q = ops.load(store, p + "self_attn.q_proj", cfg.q_dim(), H);
+    l.k = ops.load(store, p + "self_attn.k_proj", cfg.kv_dim(), H);
+    l.v = ops.load(store, p + "self_attn.v_proj", cfg.kv_dim(), H);
+    l.o = ops.load(store, p + "self_attn.o_proj", H, cfg.q_dim());
+    l.gate = ops.load(store, p + "mlp.gate_proj", I, H);
+    l.up = ops.load(store, p + "mlp.up_proj", I, H);
+    l.down = ops.load(store, p + "mlp.down_proj", H, I);
+    w.layers.push_back(l);
+  }
+  w.final_norm = store.f32("model.norm.weight", {H});
+  if (cfg.tie_word_embeddings) {
+    w.lm_head.fmt = WeightFormat::BF16;
+    w.lm_head.out_features = cfg.vocab_size;
+    w.lm_head.in_features = H;
+    w.lm_head.w = w.embed;
+    w.lm_head.ldw = H;
+  } else {
+    // The output head stays bf16 in every format: it decides the sampled token.
+    w.lm_head = linear_format_ops(WeightFormat::BF16).load(store, "lm_head", cfg.vocab_size, H);
+  }
+  return w;
+}
+
+int64_t Qwen3Weights::decode_bytes(const ModelConfig& cfg) const {
+  int64_t n = 0;
+  auto add = [&](const LinearWeight& lw) { n += linear_format_ops(lw.fmt).bytes(lw); };
+  for (const auto& l : layers) {
+    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) add(*lw);
+  }
+  add(lm_head);
+  n += int64_t(cfg.hidden_size) * 2;  // one embedding row
+  return n;
+}
+
+}  // namespace grpst

@@ -1,0 +1,34 @@
+// Qwen3's tensors by role, resolved once from a TensorStore by their Hugging Face names.
+#pragma once
+#include <vector>
+
+#include "grpst/linear.h"
+#include "grpst/model_config.h"
+#include "grpst/tensor_store.h"
+
+namespace grpst {
+
+struct Qwen3Layer {
+  const float* input_norm = nullptr;  // [hidden]
+  const float* post_norm = nullptr;   // [hidden]
+  const float* q_norm = nullptr;      // [head_dim]
+  const float* k_norm = nullptr;      // [head_dim]
+  LinearWeight q, k, v;               // [heads*head_dim, hidden], [kv_heads*head_dim, hidden] x2
+  LinearWeight o;                     // [hidden, heads*head_dim]
+  LinearWeight gate, up;              // [intermediate, hidden]
+  LinearWeight down;                  // [hidden, intermediate]
+};
+
+struct Qwen3Weights {
+  const uint16_t* embed = nullptr;    // bf16 [vocab, hidden]
+  std::vector<Qwen3Layer> layers;
+  const float* final_norm = nullptr;  // [hidden]
+  LinearWeight lm_head;               // [vocab, hidden]; a view of embed when tied
+
+  /** Bytes of weights one decode step reads (projections, lm_head, one embedding row). */
+  int64_t decode_bytes(const ModelConfig& cfg) const;
+};
+
+Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt);
+
+}  // namespace grpst

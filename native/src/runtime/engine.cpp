@@ -1,0 +1,210 @@
+#include "grpst/engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "grpst/tensor_store.h"
+
+namespace grpst {
+
+namespace {
+
+constexpr double kDefaultKvMemFraction = 0.3;
+
+/** Memory the OS could give us now (MemAvailable), in bytes. */
+int64_t available_memory() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t value;
+  std::string unit;
+  while (f >> key >> value >> unit) {
+    if (key == "MemAvailable:") return value * 1024;
+  }
+  long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? int64_t(pages) * page : int64_t(1) << 30;
+}
+
+}  // namespace
+
+ResolvedEngineOptions resolve_engine_options(const EngineOptions& in, const ModelConfig& cfg,
+                                             size_t kv_bytes_per_token) {
+  ResolvedEngineOptions r;
+  EngineOptions& o = r.opts;
+  o = in;
+  if (o.max_batch_size <= 0) throw Error("maxBatchSize must be at least 1");
+  if (o.kv_block_size <= 0 || o.kv_block_size > 1024) throw Error("kvBlockSize must be between 1 and 1024");
+  if (o.max_seq_len <= 0) o.max_seq_len = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 4096;
+  if (o.max_seq_len < 2) throw Error("maxSeqLen must be at least 2");
+  if (o.max_num_tokens <= 0) throw Error("maxNumTokens must be at least 1");
+  // Every running sequence must be able to decode in one step.
+  o.max_num_tokens = std::max(o.max_num_tokens, o.max_batch_size);
+  r.max_logit_rows = std::max(256, o.max_batch_size);
+  r.kv.block_size = o.kv_block_size;
+  r.kv.dtype = parse_kv_dtype(o.kv_dtype);
+  const int64_t bpt = int64_t(kv_bytes_per_token);
+  int64_t tokens;
+  if (o.max_tokens_in_kv > 0) {
+    tokens = o.max_tokens_in_kv;
+  } else if (o.kv_cache_bytes > 0) {
+    tokens = o.kv_cache_bytes / bpt;
+  } else {
+    const double frac = o.kv_free_mem_fraction > 0 ? o.kv_free_mem_fraction : kDefaultKvMemFraction;
+    if (frac > 1) throw Error("kvCacheFreeMemFraction must be at most 1");
+    tokens = int64_t(double(available_memory()) * frac) / bpt;
+    // More than every sequence at full length is never needed.
+    tokens = std::min<int64_t>(tokens, int64_t(o.max_batch_size) * o.max_seq_len);
+  }
+  const int64_t blocks = tokens / o.kv_block_size;
+  if (blocks < 1)
+    throw Error("the KV cache would hold no block of " + std::to_string(o.kv_block_size) +
+                " tokens; raise maxTokensInPagedKvCache / kvCacheBytes");
+  if (blocks > (int64_t(1) << 30)) throw Error("KV cache size is absurdly large");
+  r.kv.num_blocks = int(blocks);
+  return r;
+}
+
+Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, MaxSumExpFn max_sum_exp,
+               const std::string& quantization, EventSink sink)
+    : runner_(std::move(runner)),
+      ro_(ro),
+      blocks_(ro.kv.num_blocks, ro.kv.block_size, ro.opts.prefix_caching),
+      sampler_(max_sum_exp),
+      scheduler_(SchedulerConfig{ro.opts.max_batch_size, ro.opts.max_num_tokens, ro.max_logit_rows,
+                                 ro.opts.max_seq_len, runner_->config().vocab_size},
+                 blocks_, sampler_),
+      sink_(std::move(sink)) {
+  runner_->allocate_kv(ro_.kv);
+  info_.device = runner_->device();
+  info_.kernels = runner_->kernels();
+  info_.quantization = quantization.empty() ? "none" : quantization;
+  info_.kv_dtype = kv_dtype_name(ro_.kv.dtype);
+  info_.threads = runner_->threads();
+  info_.max_batch_size = ro_.opts.max_batch_size;
+  info_.max_seq_len = ro_.opts.max_seq_len;
+  info_.max_num_tokens = ro_.opts.max_num_tokens;
+  info_.vocab_size = runner_->config().vocab_size;
+  info_.kv_blocks = ro_.kv.num_blocks;
+  info_.kv_block_size = ro_.kv.block_size;
+  info_.weight_bytes_per_step = runner_->weight_bytes_per_step();
+  info_.kv_bytes_per_token = int64_t(runner_->kv_bytes_per_token(ro_.kv.dtype));
+  publish_stats();
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { shutdown(); }
+
+void Engine::submit(Request req) {
+  auto seq = std::make_unique<Sequence>();
+  seq->num_prompt = int(req.prompt.size());
+  seq->tokens = req.prompt;
+  sampler_.init_state(req, seq->sampler);
+  if (req.constraint) seq->constraint = req.constraint->start();
+  seq->req = std::move(req);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) throw Error("the engine is closed");
+    incoming_.push_back(std::move(seq));
+  }
+  wake_.notify_one();
+}
+
+void Engine::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancels_.push_back(id);
+  }
+  wake_.notify_one();
+}
+
+void Engine::shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  });
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void Engine::publish_stats() {
+  EngineStats s;
+  s.running = scheduler_.num_running();
+  s.waiting = scheduler_.num_waiting();
+  s.kv_blocks_total = blocks_.num_blocks();
+  s.kv_blocks_used = blocks_.num_used();
+  s.kv_block_size = blocks_.block_size();
+  const SchedulerCounters& c = scheduler_.counters();
+  s.prefix_hit_tokens = c.prefix_hit_tokens;
+  s.prefix_query_tokens = c.prefix_query_tokens;
+  s.prompt_tokens = c.prompt_tokens;
+  s.generated_tokens = c.generated_tokens;
+  s.preemptions = c.preemptions;
+  std::lock_guard<std::mutex> lock(mutex_);
+  s.steps = stats_.steps;
+  s.waiting += int(incoming_.size());
+  stats_ = s;
+}
+
+void Engine::loop() {
+  const int vocab = runner_->config().vocab_size;
+  AlignedBuffer logits(size_t(ro_.max_logit_rows) * vocab * sizeof(float));
+  StepBatch batch;
+  bool stalled = false;  // nothing could be scheduled: wait for new input instead of spinning
+  for (;;) {
+    std::vector<std::unique_ptr<Sequence>> incoming;
+    std::vector<uint64_t> cancels;
+    bool stop;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] {
+        return stop_ || !incoming_.empty() || !cancels_.empty() || (scheduler_.has_work() && !stalled);
+      });
+      incoming.swap(incoming_);
+      cancels.swap(cancels_);
+      stop = stop_;
+    }
+    std::vector<SeqEvent> events;
+    try {
+      for (auto& s : incoming) scheduler_.add(std::move(s));
+      if (!incoming.empty()) stalled = false;
+      for (uint64_t id : cancels) {
+        if (scheduler_.cancel(id, events)) stalled = false;
+      }
+      if (stop) {
+        scheduler_.finish_all(FinishReason::Cancelled, "", events);
+        publish_stats();
+        if (!events.empty()) sink_(std::move(events));
+        return;
+      }
+      if (scheduler_.has_work() && !stalled) {
+        if (scheduler_.schedule(batch, events)) {
+          try {
+            runner_->forward(batch, static_cast<float*>(logits.ptr));
+            scheduler_.complete(static_cast<const float*>(logits.ptr), events);
+          } catch (const std::exception& e) {
+            scheduler_.fail_step(std::string("forward pass failed: ") + e.what(), events);
+          }
+          std::lock_guard<std::mutex> lock(mutex_);
+          stats_.steps++;
+        } else {
+          stalled = true;
+        }
+      }
+    } catch (const std::exception& e) {
+      scheduler_.finish_all(FinishReason::Error, std::string("engine error: ") + e.what(), events);
+    }
+    publish_stats();
+    if (!events.empty()) sink_(std::move(events));
+  }
+}
+
+}  // namespace grpst

@@ -1,0 +1,187 @@
+#include "grpst/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+
+namespace grpst {
+
+namespace {
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+/** Orders candidates best first: higher value, then lower token id (deterministic ties). */
+struct BetterFirst {
+  const float* v;
+  bool operator()(int32_t a, int32_t b) const { return v[a] > v[b] || (v[a] == v[b] && a < b); }
+};
+
+}  // namespace
+
+void Rng::reseed(uint64_t seed) {
+  uint64_t x = seed;
+  for (auto& s : s_) s = splitmix64(x);
+}
+
+uint64_t Rng::next() {
+  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+void Sampler::init_state(const Request& req, SamplerState& st) const {
+  uint64_t seed = req.sampling.seed;
+  if (!req.sampling.has_seed) {
+    std::random_device rd;
+    seed = (uint64_t(rd()) << 32) ^ rd();
+  }
+  st.rng.reseed(seed);
+  st.output_counts.clear();
+  st.prompt_tokens_sorted.clear();
+  if (req.sampling.repetition_penalty != 1.0f) {
+    st.prompt_tokens_sorted = req.prompt;
+    std::sort(st.prompt_tokens_sorted.begin(), st.prompt_tokens_sorted.end());
+    st.prompt_tokens_sorted.erase(std::unique(st.prompt_tokens_sorted.begin(), st.prompt_tokens_sorted.end()),
+                                  st.prompt_tokens_sorted.end());
+  }
+}
+
+void Sampler::logprobs(const float* logits, int vocab, int32_t token, int top_n, float* token_logprob,
+                       std::vector<TopEntry>* top) {
+  float mx;
+  double sum;
+  max_sum_exp_(logits, vocab, &mx, &sum);
+  const double lse = double(mx) + std::log(sum);
+  if (token_logprob) *token_logprob = float(double(logits[token]) - lse);
+  if (top && top_n > 0) {
+    top_n = std::min(top_n, vocab);
+    idx_.resize(vocab);
+    for (int i = 0; i < vocab; i++) idx_[i] = i;
+    BetterFirst cmp{logits};
+    std::partial_sort(idx_.begin(), idx_.begin() + top_n, idx_.end(), cmp);
+    top->clear();
+    for (int i = 0; i < top_n; i++) top->push_back({idx_[i], float(double(logits[idx_[i]]) - lse)});
+  }
+}
+
+void Sampler::apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const {
+  const SamplingParams& p = req.sampling;
+  if (p.repetition_penalty != 1.0f) {
+    auto penalise = [&](int32_t t) { l[t] = l[t] > 0 ? l[t] / p.repetition_penalty : l[t] * p.repetition_penalty; };
+    for (int32_t t : st.prompt_tokens_sorted) penalise(t);
+    for (auto& kv : st.output_counts)
+      if (!std::binary_search(st.prompt_tokens_sorted.begin(), st.prompt_tokens_sorted.end(), kv.first))
+        penalise(kv.first);
+  }
+  if (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+    for (auto& kv : st.output_counts)
+      l[kv.first] -= p.frequency_penalty * float(kv.second) + p.presence_penalty;
+  }
+}
+
+int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
+  if (p.temperature <= 0.0f) {
+    int32_t best = -1;
+    for (int i = 0; i < vocab; i++)
+      if (l[i] != kNegInf && (best < 0 || l[i] > l[best])) best = i;
+    return best;
+  }
+  // Candidates: every token still possible, then cut by top_k, top_p and min_p.
+  idx_.clear();
+  float mx = kNegInf;
+  for (int i = 0; i < vocab; i++) {
+    if (l[i] == kNegInf) continue;
+    l[i] /= p.temperature;
+    idx_.push_back(i);
+    mx = std::max(mx, l[i]);
+  }
+  if (idx_.empty()) return -1;
+  for (int32_t t : idx_) l[t] = std::exp(l[t] - mx);  // unnormalised probabilities, the best is 1
+  BetterFirst cmp{l};
+  size_t n = idx_.size();
+  bool sorted = false;
+  if (p.top_k > 0 && size_t(p.top_k) < n) {
+    std::nth_element(idx_.begin(), idx_.begin() + p.top_k, idx_.end(), cmp);
+    n = size_t(p.top_k);
+    std::sort(idx_.begin(), idx_.begin() + n, cmp);
+    sorted = true;
+  }
+  if (p.top_p < 1.0f) {
+    double total = 0;
+    for (size_t i = 0; i < n; i++) total += l[idx_[i]];
+    const double target = double(p.top_p) * total;
+    // Most nucleus cuts fall within the best few hundred tokens: sort those first.
+    size_t head = sorted ? n : std::min<size_t>(n, 1024);
+    if (!sorted) {
+      std::nth_element(idx_.begin(), idx_.begin() + head, idx_.begin() + n, cmp);
+      std::sort(idx_.begin(), idx_.begin() + head, cmp);
+    }
+    double cum = 0;
+    size_t keep = 0;
+    while (keep < head && cum < target) cum += l[idx_[keep++]];
+    if (cum < target && head < n) {  // rare: the nucleus is wider than the head
+      std::sort(idx_.begin(), idx_.begin() + n, cmp);
+      cum = 0;
+      keep = 0;
+      while (keep < n && cum < target) cum += l[idx_[keep++]];
+    }
+    n = std::max<size_t>(1, keep);
+    sorted = true;
+  }
+  if (p.min_p > 0.0f) {
+    float best = 0;
+    for (size_t i = 0; i < n; i++) best = std::max(best, l[idx_[i]]);
+    const float cut = p.min_p * best;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+      if (l[idx_[i]] >= cut) idx_[w++] = idx_[i];
+    n = w;
+  }
+  double total = 0;
+  for (size_t i = 0; i < n; i++) total += l[idx_[i]];
+  const double u = rng.uniform() * total;
+  double cum = 0;
+  for (size_t i = 0; i < n; i++) {
+    cum += l[idx_[i]];
+    if (u < cum) return idx_[i];
+  }
+  return idx_[n - 1];
+}
+
+SampleResult Sampler::sample(const float* logits, int vocab, const Request& req, SamplerState& st,
+                             TokenConstraint* c) {
+  work_.assign(logits, logits + vocab);
+  float* l = work_.data();
+  for (int32_t t : req.bad_token_ids)
+    if (t >= 0 && t < vocab) l[t] = kNegInf;
+  if (c) {
+    mask_.assign(size_t(vocab + 31) / 32, 0u);
+    c->fill_allowed(mask_.data(), vocab);
+    for (int i = 0; i < vocab; i++)
+      if (!(mask_[size_t(i) >> 5] >> (i & 31) & 1u)) l[i] = kNegInf;
+  }
+  apply_penalties(l, vocab, req, st);
+  SampleResult r;
+  r.token = draw(l, vocab, req.sampling, st.rng);
+  if (r.token >= 0 && req.logprobs >= 0)
+    logprobs(logits, vocab, r.token, req.logprobs, &r.logprob, req.logprobs > 0 ? &r.top : nullptr);
+  return r;
+}
+
+}  // namespace grpst

@@ -1,0 +1,340 @@
+#include "grpst/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace grpst {
+
+namespace {
+int ceil_div(int a, int b) { return (a + b - 1) / b; }
+}  // namespace
+
+Scheduler::Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, Sampler& sampler)
+    : cfg_(cfg), bm_(blocks), sampler_(sampler) {}
+
+void Scheduler::add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
+
+void Scheduler::release_blocks(Sequence& s) {
+  for (int32_t b : s.blocks) bm_.release(b);
+  s.blocks.clear();
+  s.block_hashes.clear();
+  s.num_computed = 0;
+}
+
+void Scheduler::remove_running(Sequence* s) {
+  running_.erase(std::remove_if(running_.begin(), running_.end(), [&](auto& p) { return p.get() == s; }),
+                 running_.end());
+}
+
+SeqEvent Scheduler::make_event(Sequence& s) {
+  SeqEvent ev;
+  ev.id = s.req.id;
+  if (!s.first_event_sent) {
+    ev.cached_prompt_tokens = std::max(0, s.cached_prompt_tokens);
+    if (s.req.prompt_logprobs && s.prompt_lp_done >= s.num_prompt) {
+      ev.has_prompt_logprobs = true;
+      ev.prompt_logprobs = s.prompt_lp;
+      for (const auto& top : s.prompt_top) {
+        ev.prompt_top_counts.push_back(int32_t(top.size()));
+        ev.prompt_top.insert(ev.prompt_top.end(), top.begin(), top.end());
+      }
+    }
+  }
+  return ev;
+}
+
+void Scheduler::finish(Sequence& s, FinishReason reason, SeqEvent& ev) {
+  ev.finish = reason;
+  release_blocks(s);
+}
+
+bool Scheduler::cancel(uint64_t id, std::vector<SeqEvent>& events) {
+  auto emit = [&](Sequence& s) {
+    SeqEvent ev = make_event(s);
+    finish(s, FinishReason::Cancelled, ev);
+    events.push_back(std::move(ev));
+  };
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if ((*it)->req.id == id) {
+      emit(**it);
+      waiting_.erase(it);
+      return true;
+    }
+  }
+  for (auto& p : running_) {
+    if (p->req.id == id) {
+      emit(*p);
+      remove_running(p.get());
+      return true;
+    }
+  }
+  return false;
+}
+
+void Scheduler::finish_all(FinishReason reason, const std::string& error, std::vector<SeqEvent>& events) {
+  auto emit = [&](Sequence& s) {
+    SeqEvent ev = make_event(s);
+    ev.error = error;
+    finish(s, reason, ev);
+    events.push_back(std::move(ev));
+  };
+  for (auto& p : running_) emit(*p);
+  for (auto& p : waiting_) emit(*p);
+  running_.clear();
+  waiting_.clear();
+}
+
+bool Scheduler::ensure_blocks(Sequence& s, int num_tokens) {
+  while (int(s.blocks.size()) * bm_.block_size() < num_tokens) {
+    int32_t b = bm_.allocate();
+    if (b < 0) return false;
+    s.blocks.push_back(b);
+  }
+  return true;
+}
+
+void Scheduler::preempt(Sequence* s) {
+  release_blocks(*s);
+  counters_.preemptions++;
+  for (auto it = running_.begin(); it != running_.end(); ++it) {
+    if (it->get() == s) {
+      waiting_.push_front(std::move(*it));
+      running_.erase(it);
+      return;
+    }
+  }
+}
+
+int Scheduler::chunk_size(const Sequence& s, int budget, int logit_budget) const {
+  const int c = s.num_computed, size = int(s.tokens.size());
+  int n = std::min(s.pending(), budget);
+  // Blocks limit the chunk: what is held plus what could still be allocated.
+  n = std::min(n, (int(s.blocks.size()) + bm_.num_available()) * bm_.block_size() - c);
+  auto rows = [&](int k) {
+    int r = (c + k == size) ? 1 : 0;
+    if (s.req.prompt_logprobs) r += std::max(0, std::min(c + k, s.num_prompt - 1) - std::max(c, s.prompt_lp_done - 1));
+    return r;
+  };
+  while (n > 0 && rows(n) > logit_budget) n--;
+  return std::max(0, n);
+}
+
+void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, int& logit_budget) {
+  const int c = s.num_computed;
+  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false};
+  SeqSlice sl;
+  sl.first_row = batch.num_tokens();
+  sl.num_tokens = n;
+  sl.start_pos = c;
+  sl.block_table = s.blocks.data();
+  sl.num_blocks = int(s.blocks.size());
+  batch.seqs.push_back(sl);
+  batch.tokens.insert(batch.tokens.end(), s.tokens.begin() + c, s.tokens.begin() + c + n);
+  if (s.req.prompt_logprobs) {
+    const int first = std::max(c, s.prompt_lp_done - 1), last = std::min(c + n, s.num_prompt - 1);
+    sc.lp_first_pos = first;
+    sc.lp_rows = std::max(0, last - first);
+    for (int p = first; p < last; p++) batch.logit_rows.push_back(sl.first_row + (p - c));
+  }
+  sc.samples = c + n == int(s.tokens.size());
+  if (sc.samples) batch.logit_rows.push_back(sl.first_row + n - 1);
+  budget -= n;
+  logit_budget -= sc.lp_rows + (sc.samples ? 1 : 0);
+  scheduled_.push_back(sc);
+}
+
+bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& events, bool& stop) {
+  Sequence& s = *sp;
+  const int bs = bm_.block_size();
+  auto reject = [&](const std::string& msg) {
+    SeqEvent ev = make_event(s);
+    ev.error = msg;
+    finish(s, FinishReason::Error, ev);
+    events.push_back(std::move(ev));
+    return false;
+  };
+  if (!s.admitted_once) {
+    if (s.tokens.empty()) return reject("the prompt is empty; send at least one token");
+    if (int(s.tokens.size()) >= cfg_.max_seq_len)
+      return reject("the prompt has " + std::to_string(s.tokens.size()) + " tokens but max_seq_len is " +
+                    std::to_string(cfg_.max_seq_len) + "; shorten the prompt or load the engine with a larger maxSeqLen");
+    for (int32_t t : s.tokens)
+      if (t < 0 || t >= cfg_.vocab_size)
+        return reject("prompt token id " + std::to_string(t) + " is outside the vocabulary (size " +
+                      std::to_string(cfg_.vocab_size) + ")");
+  }
+  const int size = int(s.tokens.size());
+  const int total_needed = ceil_div(std::min(size + 1, cfg_.max_seq_len), bs);
+  if (total_needed > bm_.num_blocks())
+    return reject("the request needs " + std::to_string(total_needed) + " KV cache blocks (" + std::to_string(size + 1) +
+                  " tokens) but the whole cache holds " + std::to_string(bm_.num_blocks()) + " blocks of " +
+                  std::to_string(bs) + " tokens; raise maxTokensInPagedKvCache / kvCacheBytes or shorten the prompt");
+  const bool wants_prompt_lp = s.req.prompt_logprobs && s.prompt_lp_done < s.num_prompt;
+  std::vector<int32_t> blocks;
+  std::vector<uint64_t> hashes;
+  int matched = 0;
+  if (!wants_prompt_lp) matched = bm_.match_prefix(s.tokens.data(), size, (size - 1) / bs, blocks, hashes);
+  if (ceil_div(size, bs) - matched > bm_.num_available()) {
+    for (int32_t b : blocks) bm_.release(b);
+    stop = true;  // first come, first served: later requests wait behind this one
+    return false;
+  }
+  s.blocks = std::move(blocks);
+  s.block_hashes = std::move(hashes);
+  s.num_computed = matched * bs;
+  // The whole prompt's blocks are taken now, so its later chunks never wait for blocks.
+  ensure_blocks(s, size);
+  if (!s.admitted_once) {
+    s.admitted_once = true;
+    s.cached_prompt_tokens = matched * bs;
+    counters_.prompt_tokens += uint64_t(s.num_prompt);
+    if (bm_.prefix_caching() && !wants_prompt_lp) {
+      counters_.prefix_query_tokens += uint64_t(s.num_prompt);
+      counters_.prefix_hit_tokens += uint64_t(matched * bs);
+    }
+  }
+  running_.push_back(std::move(sp));
+  return true;
+}
+
+bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
+  scheduled_.clear();
+  batch.tokens.clear();
+  batch.seqs.clear();
+  batch.logit_rows.clear();
+  int budget = cfg_.max_num_tokens, logit_budget = cfg_.max_logit_rows;
+
+  // 1. Decoding sequences, oldest first; the youngest give way when blocks run out.
+  for (size_t i = 0; i < running_.size();) {
+    Sequence* s = running_[i].get();
+    if (s->pending() != 1) {
+      i++;
+      continue;
+    }
+    if (budget < 1 || logit_budget < 1) break;
+    bool ok = ensure_blocks(*s, s->num_computed + 1);
+    while (!ok && running_.back().get() != s) {
+      preempt(running_.back().get());
+      ok = ensure_blocks(*s, s->num_computed + 1);
+    }
+    if (!ok) {
+      if (running_.size() == 1) {
+        SeqEvent ev = make_event(*s);
+        ev.error = "the KV cache is full: this sequence alone fills all " + std::to_string(bm_.num_blocks()) +
+                   " blocks; raise maxTokensInPagedKvCache / kvCacheBytes or lower maxTokens";
+        finish(*s, FinishReason::Error, ev);
+        events.push_back(std::move(ev));
+        remove_running(s);
+      } else {
+        preempt(s);
+      }
+      continue;
+    }
+    add_to_batch(*s, 1, batch, budget, logit_budget);
+    i++;
+  }
+  // 2. Prompt chunks of running sequences.
+  for (auto& p : running_) {
+    Sequence& s = *p;
+    if (s.pending() <= 1 || budget <= 0) continue;
+    const int n = chunk_size(s, budget, logit_budget);
+    if (n <= 0 || !ensure_blocks(s, s.num_computed + n)) continue;
+    add_to_batch(s, n, batch, budget, logit_budget);
+  }
+  // 3. Admit waiting requests while there is room.
+  bool stop = false;
+  while (!stop && !waiting_.empty() && int(running_.size()) < cfg_.max_batch_size && budget > 0) {
+    std::unique_ptr<Sequence> s = std::move(waiting_.front());
+    waiting_.pop_front();
+    Sequence* raw = s.get();
+    if (!admit(s, events, stop)) {
+      if (stop) waiting_.push_front(std::move(s));
+      continue;
+    }
+    const int n = chunk_size(*raw, budget, logit_budget);
+    if (n > 0 && ensure_blocks(*raw, raw->num_computed + n)) add_to_batch(*raw, n, batch, budget, logit_budget);
+  }
+  return !batch.tokens.empty();
+}
+
+void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events) {
+  const int vocab = cfg_.vocab_size, bs = bm_.block_size();
+  std::vector<Sequence*> done;
+  for (const Scheduled& sc : scheduled_) {
+    Sequence& s = *sc.seq;
+    s.num_computed += sc.num_tokens;
+    // Newly completed blocks join the prefix cache.
+    while (int(s.block_hashes.size()) < s.num_computed / bs) {
+      const size_t i = s.block_hashes.size();
+      const uint64_t parent = i ? s.block_hashes[i - 1] : 0;
+      s.block_hashes.push_back(bm_.register_full(s.blocks[i], parent, s.tokens.data() + i * bs));
+    }
+    const int top_n = std::max(0, s.req.logprobs);
+    for (int j = 0; j < sc.lp_rows; j++) {
+      const int pos = sc.lp_first_pos + j;  // this row predicts prompt token pos + 1
+      const float* row = logits + size_t(sc.logit_begin + j) * vocab;
+      if (s.prompt_lp.empty()) {
+        s.prompt_lp.assign(s.num_prompt, std::numeric_limits<float>::quiet_NaN());
+        s.prompt_top.assign(s.num_prompt, {});
+      }
+      sampler_.logprobs(row, vocab, s.tokens[pos + 1], top_n, &s.prompt_lp[pos + 1], &s.prompt_top[pos + 1]);
+      s.prompt_lp_done = pos + 2;
+    }
+    if (s.req.prompt_logprobs && s.num_prompt == 1 && s.prompt_lp.empty()) {
+      s.prompt_lp.assign(1, std::numeric_limits<float>::quiet_NaN());
+      s.prompt_top.assign(1, {});
+    }
+    if (!sc.samples) continue;
+    SeqEvent ev = make_event(s);
+    if (s.num_generated() >= s.req.max_tokens) {
+      finish(s, FinishReason::Length, ev);
+    } else {
+      const float* row = logits + size_t(sc.logit_begin + sc.lp_rows) * vocab;
+      SampleResult r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get());
+      const bool is_stop = r.token >= 0 && !s.req.ignore_eos &&
+                           std::find(s.req.stop_token_ids.begin(), s.req.stop_token_ids.end(), r.token) !=
+                               s.req.stop_token_ids.end();
+      if (r.token < 0) {
+        ev.error = "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
+        finish(s, FinishReason::Error, ev);
+      } else if (is_stop) {
+        ev.stop_token = r.token;
+        finish(s, FinishReason::Stop, ev);
+      } else {
+        s.tokens.push_back(r.token);
+        Sampler::observe(s.sampler, r.token);
+        if (s.constraint) s.constraint->accept(r.token);
+        counters_.generated_tokens++;
+        ev.tokens.push_back(r.token);
+        if (s.req.logprobs >= 0) {
+          ev.logprobs.push_back(r.logprob);
+          ev.top_counts.push_back(int32_t(r.top.size()));
+          ev.top.insert(ev.top.end(), r.top.begin(), r.top.end());
+        }
+        if (s.num_generated() >= s.req.max_tokens || int(s.tokens.size()) >= cfg_.max_seq_len)
+          finish(s, FinishReason::Length, ev);
+      }
+    }
+    s.first_event_sent = true;
+    if (ev.finish != FinishReason::None) done.push_back(&s);
+    events.push_back(std::move(ev));
+  }
+  scheduled_.clear();
+  for (Sequence* s : done) remove_running(s);
+}
+
+void Scheduler::fail_step(const std::string& error, std::vector<SeqEvent>& events) {
+  std::vector<Sequence*> failed;
+  for (const Scheduled& sc : scheduled_) {
+    SeqEvent ev = make_event(*sc.seq);
+    ev.error = error;
+    finish(*sc.seq, FinishReason::Error, ev);
+    events.push_back(std::move(ev));
+    failed.push_back(sc.seq);
+  }
+  scheduled_.clear();
+  for (Sequence* s : failed) remove_running(s);
+}
+
+}  // namespace grpst

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// Builds the native runtime (native/ -> native/build/Release/grpst_native.node) with cmake-js.
+// Runs on `npm install` and `npm run build`. Node-API headers come from npm packages
+// (node-api-headers, node-addon-api): nothing is downloaded. Skips the build when the binary is
+// newer than every source file, unless --force. Missing tools are named with the command that
+// installs them, and the script exits non-zero.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const nativeDir = join(root, 'native');
+const buildDir = join(nativeDir, 'build');
+const output = join(buildDir, 'Release', 'grpst_native.node');
+const force = process.argv.includes('--force');
+const cmakeArgs = process.argv.filter((a) => a.startsWith('--CD'));
+
+function fail(message, fix) {
+  console.error(`grpst: cannot build the native runtime: ${message}`);
+  if (fix) console.error(`  fix: ${fix}`);
+  process.exit(1);
+}
+
+function has(cmd, args = ['--version']) {
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+function newestSource(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'build') continue;
+    const p = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+if (!force && existsSync(output) && statSync(output).mtimeMs > newestSource(nativeDir)) {
+  console.log(`grpst: native runtime is up to date (${output})`);
+  process.exit(0);
+}
+
+const missing = [];
+if (!has('cmake')) missing.push(['cmake (3.18 or newer)', 'cmake']);
+const cxx = process.env.CXX || 'c++';
+if (!has(cxx)) missing.push([`a C++17 compiler (${cxx})`, 'g++']);
+if (!has('make') && !has('ninja')) missing.push(['make or ninja', 'make']);
+if (missing.length) {
+  fail(
+    `missing ${missing.map((m) => m[0]).join(', ')}`,
+    `sudo apt-get install -y ${[...new Set(missing.map((m) => m[1]))].join(' ')}  (Debian/Ubuntu; other systems: install the same tools)`,
+  );
+}
+
+const cmakeJs = join(root, 'node_modules', '.bin', 'cmake-js');
+if (!existsSync(cmakeJs)) fail('node_modules/.bin/cmake-js is missing', 'run npm install in the project folder first');
+for (const pkg of ['node-addon-api', 'node-api-headers']) {
+  const found = [join(root, 'node_modules', pkg), join(root, 'node_modules', 'cmake-js', 'node_modules', pkg)].some(existsSync);
+  if (!found) fail(`the npm package ${pkg} is missing`, 'run npm install in the project folder (it provides the Node-API headers)');
+}
+
+const parallel = String(Math.max(1, cpus().length));
+const args = ['build', '-d', nativeDir, '-O', buildDir, '-B', 'Release', '-p', parallel, '-m', ...cmakeArgs];
+console.log(`grpst: building the native runtime (cmake-js ${args.join(' ')})`);
+const r = spawnSync(cmakeJs, args, { stdio: 'inherit', cwd: root });
+if (r.status !== 0 || !existsSync(output)) {
+  fail(
+    `cmake-js exited with ${r.status ?? r.signal}`,
+    'read the compiler output above; `npm run build:native` retries from a clean configuration',
+  );
+}
+console.log(`grpst: built ${output}`);

@@ -1,0 +1,206 @@
+// Engine: the GenerationEngine over the native runtime. Requests go to the native scheduler
+// with a numeric id; the engine thread's outputs arrive in batches (one JS call per step or
+// fewer) and are fanned out here to each request's AsyncIterable.
+import { badInput, failed } from '../util/errors.js';
+import type { ModelConfig } from '../model/config.js';
+import { RequestStream } from './request-stream.js';
+import {
+  nativeFinishReasons,
+  type NativeAddon,
+  type NativeConstraint,
+  type NativeEngine,
+  type NativeEngineInfo,
+  type NativeEngineOptions,
+  type NativeEventBatch,
+  type NativeRequestParams,
+  type NativeTensorEntry,
+} from './native.js';
+import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent, TopLogprob } from './types.js';
+
+interface Pending {
+  stream: RequestStream;
+  wantsTop: boolean;
+  detach?: () => void;
+}
+
+export class Engine implements GenerationEngine {
+  readonly info: EngineInfo;
+  /** The runtime's own view, including KV pool size and the weight bytes a decode step reads. */
+  readonly nativeInfo: NativeEngineInfo;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+  private native!: NativeEngine;
+
+  private constructor(
+    private readonly addon: NativeAddon,
+    native: NativeEngine,
+  ) {
+    this.native = native;
+    this.nativeInfo = native.info();
+    const n = this.nativeInfo;
+    this.info = {
+      device: n.device,
+      kernels: n.kernels,
+      threads: n.threads,
+      maxBatchSize: n.maxBatchSize,
+      maxSeqLen: n.maxSeqLen,
+      maxNumTokens: n.maxNumTokens,
+      vocabSize: n.vocabSize,
+      quantization: n.quantization,
+      kvCacheDtype: n.kvCacheDtype,
+    };
+  }
+
+  /** Loads a model from a tensor table on the runtime's worker thread. */
+  static async create(
+    addon: NativeAddon,
+    model: ModelConfig,
+    tensors: NativeTensorEntry[],
+    options: NativeEngineOptions,
+    source: string,
+  ): Promise<Engine> {
+    let engine: Engine | undefined;
+    let native: NativeEngine;
+    try {
+      native = await addon.createEngine(model, tensors, options, (batch) => engine?.onEvents(batch));
+    } catch (e) {
+      throw badInput(`cannot load ${source}: ${(e as Error).message}`, 'check the model folder and the load options');
+    }
+    engine = new Engine(addon, native);
+    return engine;
+  }
+
+  /** A constraint that lets only these tokens be sampled (a simple SubmitRequest.constraint). */
+  allowedTokensConstraint(ids: number[]): NativeConstraint {
+    return this.addon.createAllowedTokensConstraint(Int32Array.from(ids));
+  }
+
+  submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
+    if (this.closed) throw failed('the engine is closed', 'load it again with loadEngine');
+    const tokens = req.tokens instanceof Int32Array ? req.tokens : Int32Array.from(req.tokens);
+    if (tokens.length === 0) throw badInput('the prompt is empty', 'send at least one token');
+    if (tokens.length >= this.info.maxSeqLen) {
+      throw badInput(
+        `the prompt has ${tokens.length} tokens but the engine's max_seq_len is ${this.info.maxSeqLen}`,
+        'shorten the prompt or load the engine with a larger maxSeqLen',
+      );
+    }
+    const id = this.nextId++;
+    const stream = new RequestStream(() => this.cancel(id));
+    const entry: Pending = { stream, wantsTop: (req.logprobs ?? 0) > 0 };
+    if (req.signal?.aborted) {
+      stream.push({ tokens: [], finishReason: 'cancelled' });
+      return stream;
+    }
+    const s = req.sampling;
+    const params: NativeRequestParams = {
+      temperature: s.temperature,
+      topK: s.topK,
+      topP: s.topP,
+      minP: s.minP,
+      repetitionPenalty: s.repetitionPenalty,
+      presencePenalty: s.presencePenalty,
+      frequencyPenalty: s.frequencyPenalty,
+      seed: s.seed,
+      maxTokens: req.maxTokens,
+      stopTokenIds: req.stopTokenIds,
+      ignoreEos: req.ignoreEos,
+      logprobs: req.logprobs ?? -1,
+      promptLogprobs: req.promptLogprobs,
+      badTokenIds: req.badTokenIds,
+      constraint: req.constraint as NativeConstraint | undefined,
+    };
+    try {
+      this.native.submit(id, tokens, params);
+    } catch (e) {
+      throw badInput(`invalid request: ${(e as Error).message}`);
+    }
+    this.pending.set(id, entry);
+    if (req.signal) {
+      const signal = req.signal;
+      const onAbort = () => this.cancel(id);
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.detach = () => signal.removeEventListener('abort', onAbort);
+    }
+    return stream;
+  }
+
+  private cancel(id: number): void {
+    if (this.pending.has(id) && !this.closed) this.native.cancel(id);
+  }
+
+  stats(): EngineStats {
+    if (this.closed) throw failed('the engine is closed');
+    const s = this.native.stats();
+    return {
+      running: s.running,
+      waiting: s.waiting,
+      kvBlocksTotal: s.kvBlocksTotal,
+      kvBlocksUsed: s.kvBlocksUsed,
+      kvBlockSize: s.kvBlockSize,
+      prefixCacheHitTokens: s.prefixCacheHitTokens,
+      prefixCacheQueryTokens: s.prefixCacheQueryTokens,
+      promptTokensTotal: s.promptTokensTotal,
+      generatedTokensTotal: s.generatedTokensTotal,
+      steps: s.steps,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.native.close();  // delivers the final "cancelled" events first
+    this.closed = true;
+    for (const [, p] of this.pending) p.stream.push({ tokens: [], finishReason: 'cancelled' });
+    this.pending.clear();
+  }
+
+  /** Fans a batch of native outputs out to the requests' streams. */
+  private onEvents(b: NativeEventBatch): void {
+    let t = 0;
+    let k = 0;
+    for (let i = 0; i < b.ids.length; i++) {
+      const id = b.ids[i];
+      const n = b.counts[i];
+      const p = this.pending.get(id);
+      const ev: TokenEvent = { tokens: Array.from(b.tokens.subarray(t, t + n)) };
+      if (b.hasLogprobs[i]) ev.logprobs = Array.from(b.logprobs.subarray(t, t + n));
+      const tops: TopLogprob[][] = [];
+      for (let j = 0; j < n; j++) {
+        const c = b.topCounts[t + j];
+        const top: TopLogprob[] = [];
+        for (let q = 0; q < c; q++) top.push({ token: b.topIds[k + q], logprob: b.topLogprobs[k + q] });
+        tops.push(top);
+        k += c;
+      }
+      if (p?.wantsTop && n > 0) ev.topLogprobs = tops;
+      t += n;
+      const reason = nativeFinishReasons[b.finish[i]];
+      if (reason) ev.finishReason = reason;
+      if (reason === 'stop' && b.stopTokens[i] >= 0) ev.stopTokenId = b.stopTokens[i];
+      if (b.cachedPromptTokens[i] >= 0) ev.cachedPromptTokens = b.cachedPromptTokens[i];
+      const err = b.errors[i];
+      if (err !== undefined) ev.error = err;
+      const pl = b.promptLogprobs[i];
+      if (pl) ev.promptLogprobs = promptLogprobs(pl.logprobs, pl.topCounts, pl.topIds, pl.topLogprobs);
+      if (!p) continue;
+      p.stream.push(ev);
+      if (reason) {
+        p.detach?.();
+        this.pending.delete(id);
+      }
+    }
+  }
+}
+
+function promptLogprobs(lp: Float32Array, counts: Int32Array, ids: Int32Array, lps: Float32Array): TokenEvent['promptLogprobs'] {
+  const out: NonNullable<TokenEvent['promptLogprobs']> = [];
+  let k = 0;
+  for (let i = 0; i < lp.length; i++) {
+    const top: TopLogprob[] = [];
+    for (let q = 0; q < counts[i]; q++) top.push({ token: ids[k + q], logprob: lps[k + q] });
+    k += counts[i];
+    out.push(i === 0 ? null : { logprob: lp[i], top });
+  }
+  return out;
+}

@@ -1,0 +1,53 @@
+// loadEngine(): a Hugging Face checkpoint folder (or, later, an engine folder) -> a running Engine.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { openCheckpoint } from '../model/checkpoint.js';
+import { badInput } from '../util/errors.js';
+import { loadAddon } from './addon.js';
+import { Engine } from './engine.js';
+import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
+import type { LoadOptions } from './types.js';
+
+/** LoadOptions plus the process-wide switches (GRPST_CPU_KERNELS forces a lower kernel level). */
+export function nativeOptions(opts: LoadOptions, quantization = 'none'): NativeEngineOptions {
+  return {
+    device: opts.device ?? 'auto',
+    threads: opts.threads,
+    maxBatchSize: opts.maxBatchSize,
+    maxNumTokens: opts.maxNumTokens,
+    maxSeqLen: opts.maxSeqLen,
+    kvBlockSize: opts.kvBlockSize,
+    maxTokensInPagedKvCache: opts.maxTokensInPagedKvCache,
+    kvCacheBytes: opts.kvCacheBytes,
+    kvCacheFreeMemFraction: opts.kvCacheFreeMemFraction,
+    kvCacheDtype: opts.kvCacheDtype,
+    enablePrefixCaching: opts.enablePrefixCaching,
+    cpuKernels: process.env.GRPST_CPU_KERNELS || undefined,
+    quantization,
+  };
+}
+
+/**
+ * Loads `path` and starts its engine thread. `path` is a Hugging Face Qwen3 checkpoint folder
+ * (config.json + safetensors); weights are mapped by the runtime, never copied into JS.
+ */
+export async function loadEngine(path: string, opts: LoadOptions = {}): Promise<Engine> {
+  const dir = resolve(path);
+  if (existsSync(join(dir, 'engine.json'))) {
+    // ENGINE FOLDERS (grpst build): read engine.json, turn its manifest into the same tensor
+    // table (prepacked / quantized tensors with their scales) and pass its quantization scheme
+    // as the second argument of nativeOptions(). The runtime side (TensorStore, LinearFormatOps)
+    // already loads through that table.
+    throw badInput(`${dir} is an engine folder; this runtime loads Hugging Face checkpoint folders only so far`, 'point at the source checkpoint folder');
+  }
+  const ckpt = openCheckpoint(dir);
+  const tensors: NativeTensorEntry[] = [...ckpt.tensors.values()].map((t) => ({
+    name: t.name,
+    file: t.file,
+    offset: t.offset,
+    nbytes: t.nbytes,
+    dtype: t.dtype,
+    shape: t.shape,
+  }));
+  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts), dir);
+}

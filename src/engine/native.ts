@@ -1,0 +1,170 @@
+// The typed mirror of the native addon (native/src/addon): every function, class and object
+// shape it exposes. Only src/engine talks to the addon, through these types.
+import type { ModelConfig } from '../model/config.js';
+
+/** One tensor of the generic tensor table: a byte range of a mapped file. */
+export interface NativeTensorEntry {
+  name: string;
+  /** Absolute path of the file holding the bytes. */
+  file: string;
+  offset: number;
+  nbytes: number;
+  /** safetensors spelling: BF16, F16, F32, I8, U8, I32, F8_E4M3. */
+  dtype: string;
+  shape: number[];
+}
+
+/** What createEngine takes besides the model: LoadOptions plus the runtime's own switches. */
+export interface NativeEngineOptions {
+  device?: string;
+  threads?: number;
+  maxBatchSize?: number;
+  maxNumTokens?: number;
+  maxSeqLen?: number;
+  kvBlockSize?: number;
+  maxTokensInPagedKvCache?: number;
+  kvCacheBytes?: number;
+  kvCacheFreeMemFraction?: number;
+  kvCacheDtype?: string;
+  enablePrefixCaching?: boolean;
+  /** "avx512", "avx2" or "scalar"; empty: the best this CPU runs. */
+  cpuKernels?: string;
+  /** Engine quantization scheme; "none" for Hugging Face checkpoints. */
+  quantization?: string;
+}
+
+/** The third argument of NativeEngine.submit: SamplingParams flattened with the request's switches. */
+export interface NativeRequestParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  seed?: number;
+  maxTokens: number;
+  stopTokenIds?: number[];
+  ignoreEos?: boolean;
+  /** -1 or absent: none; N: the token's logprob and N alternatives. */
+  logprobs?: number;
+  promptLogprobs?: boolean;
+  badTokenIds?: number[];
+  constraint?: NativeConstraint;
+}
+
+/** Finish codes in NativeEventBatch.finish, by index. */
+export const nativeFinishReasons = [undefined, 'stop', 'length', 'cancelled', 'error'] as const;
+
+export interface NativePromptLogprobs {
+  /** [promptLen]; NaN at position 0. */
+  logprobs: Float32Array;
+  /** [promptLen]: alternatives per position. */
+  topCounts: Int32Array;
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+}
+
+/**
+ * The outputs of one or more engine steps, delivered in one JS call. Entry i belongs to request
+ * ids[i] and owns counts[i] consecutive tokens of `tokens` (and of logprobs / topCounts).
+ */
+export interface NativeEventBatch {
+  ids: Float64Array;
+  counts: Int32Array;
+  finish: Uint8Array;
+  /** The stop token when finish is Stop, else -1. */
+  stopTokens: Int32Array;
+  /** Prefix-cache hits on the request's first entry, else -1. */
+  cachedPromptTokens: Int32Array;
+  hasLogprobs: Uint8Array;
+  tokens: Int32Array;
+  logprobs: Float32Array;
+  topCounts: Int32Array;
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+  /** Sparse: a message where finish is Error. */
+  errors: (string | undefined)[];
+  /** Sparse: on the first entry of requests that asked for prompt logprobs. */
+  promptLogprobs: (NativePromptLogprobs | undefined)[];
+}
+
+export interface NativeEngineStats {
+  running: number;
+  waiting: number;
+  kvBlocksTotal: number;
+  kvBlocksUsed: number;
+  kvBlockSize: number;
+  prefixCacheHitTokens: number;
+  prefixCacheQueryTokens: number;
+  promptTokensTotal: number;
+  generatedTokensTotal: number;
+  steps: number;
+  preemptions: number;
+}
+
+export interface NativeEngineInfo {
+  device: string;
+  kernels: string;
+  threads: number;
+  maxBatchSize: number;
+  maxSeqLen: number;
+  maxNumTokens: number;
+  vocabSize: number;
+  quantization: string;
+  kvCacheDtype: string;
+  kvBlocks: number;
+  kvBlockSize: number;
+  /** Weight bytes one decode step reads (the roofline's numerator). */
+  weightBytesPerStep: number;
+  kvBytesPerToken: number;
+}
+
+export interface NativeEngine {
+  /** Queues a request; throws on malformed parameters. */
+  submit(id: number, tokens: Int32Array, params: NativeRequestParams): void;
+  /** Cancels at the next step boundary; a Cancelled entry follows. */
+  cancel(id: number): void;
+  stats(): NativeEngineStats;
+  info(): NativeEngineInfo;
+  /** Finishes every request as cancelled, stops the engine thread, frees weights and cache. */
+  close(): Promise<void>;
+}
+
+/** A compiled decoding constraint (opaque), accepted as SubmitRequest.constraint. */
+export interface NativeConstraint {
+  readonly __nativeConstraint?: never;
+}
+
+export interface KernelSelfTestResult {
+  gemmBf16: number;
+  gemmBatchInvariant: boolean;
+  attentionF32: number;
+  attentionBf16: number;
+  rowKernels: number;
+  maxSumExp: number;
+}
+
+export interface NativeProbe {
+  version: string;
+  /** Levels this CPU runs, best first. */
+  cpuKernels: string[];
+  bestCpuKernels: string;
+  cuda: boolean;
+}
+
+export interface NativeAddon {
+  probe(): NativeProbe;
+  /** Best sequential read bandwidth in bytes/s over `iterations` passes of `bytes`. */
+  measureMemoryBandwidth(bytes: number, iterations: number, threads: number): number;
+  /** Each kernel of `level` against the scalar twin: max relative errors and batch invariance. */
+  kernelSelfTest(level: string): KernelSelfTestResult;
+  createEngine(
+    model: ModelConfig,
+    tensors: NativeTensorEntry[],
+    options: NativeEngineOptions,
+    onEvents: (batch: NativeEventBatch) => void,
+  ): Promise<NativeEngine>;
+  /** A constraint that allows only these token ids. */
+  createAllowedTokensConstraint(ids: Int32Array): NativeConstraint;
+}
