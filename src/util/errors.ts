@@ -4,6 +4,8 @@
 
 export const ExitCode = {
   ok: 0,
+  /** What the user named (a server) does not exist. */
+  notFound: 1,
   /** A flag, file or conf the user gave is wrong. */
   badInput: 2,
   /** Something that must be installed (compiler, python, TensorRT-LLM, the native addon) is missing. */
@@ -27,6 +29,10 @@ export class GrpstError extends Error {
 
 export function badInput(message: string, hint?: string): GrpstError {
   return new GrpstError(message, { hint, exitCode: ExitCode.badInput });
+}
+
+export function notFound(message: string, hint?: string): GrpstError {
+  return new GrpstError(message, { hint, exitCode: ExitCode.notFound });
 }
 
 export function missingTool(message: string, hint?: string): GrpstError {

@@ -1,0 +1,30 @@
+// `grpst archive [DIR] [-o FILE] [--include_engine]`: a project folder -> server.mar.
+import path from 'node:path';
+import type { Command } from 'commander';
+import { writeArchive } from '../archive/write.js';
+
+export function register(program: Command): void {
+  program
+    .command('archive')
+    .description('pack a project folder (conf/ and anything else it holds) into server.mar, with a sha256 manifest')
+    .argument('[dir]', 'project folder', '.')
+    .option('-o, --output <file>', 'archive to write', 'server.mar')
+    .option('--include_engine', 'copy the engines the inference confs name into the archive (self-contained)', false)
+    .action(async (dir: string, opts: { output: string; include_engine: boolean }) => {
+      const result = await writeArchive({ projectDir: dir, output: opts.output, includeEngine: opts.include_engine });
+      for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
+      const shown = path.relative(process.cwd(), result.output) || result.output;
+      process.stdout.write(`${shown}: ${result.files} files, ${formatBytes(result.bytes)}, sha256 manifest\n`);
+    });
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

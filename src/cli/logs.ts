@@ -1,0 +1,24 @@
+// `grpst logs NAME [-f] [-n N]`
+import type { Command } from 'commander';
+import { grpstHome } from '../config/paths.js';
+import { showLogs } from '../daemon/logs.js';
+import { positiveInt } from './options.js';
+
+export function register(program: Command): void {
+  program
+    .command('logs')
+    .description("print a server's log")
+    .argument('<name>', 'server name (see grpst ps)')
+    .option('-f, --follow', 'keep printing new lines until the server stops', false)
+    .option('-n, --lines <n>', 'print only the last N lines first', positiveInt('--lines'))
+    .action(async (name: string, opts: { follow: boolean; lines?: number }) => {
+      const abort = new AbortController();
+      const onInt = () => abort.abort();
+      process.once('SIGINT', onInt);
+      try {
+        await showLogs(name, grpstHome(), { follow: opts.follow, lines: opts.lines, signal: abort.signal });
+      } finally {
+        process.off('SIGINT', onInt);
+      }
+    });
+}

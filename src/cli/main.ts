@@ -1,0 +1,66 @@
+// grpst's command line. Each command lives in its own module that exports register(program);
+// adding a command is one import and one entry in `commands`.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { ExitCode, errorText, GrpstError } from '../util/errors.js';
+import { register as registerArchive } from './archive.js';
+import { register as registerBuild } from './build.js';
+import { register as registerLogs } from './logs.js';
+import { register as registerPs } from './ps.js';
+import { register as registerServe } from './serve.js';
+import { register as registerStart } from './start.js';
+import { register as registerStop } from './stop.js';
+
+const commands: ((program: Command) => void)[] = [registerBuild, registerArchive, registerStart, registerPs, registerStop, registerLogs, registerServe];
+
+export function buildProgram(): Command {
+  const program = new Command('grpst')
+    .description('Build, pack and serve Qwen3 engines with an OpenAI-compatible API')
+    .version(packageVersion())
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of commands) register(program);
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.exitCode = exitCodeOf(err);
+  }
+}
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // Commander has printed its message (or the help) already.
+    return err.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
+  }
+  process.stderr.write(`error: ${errorText(err)}\n`);
+  if (err instanceof GrpstError) return err.exitCode;
+  if (!(err instanceof Error) || process.env.GRPST_DEBUG) return ExitCode.failed;
+  if (err.stack) process.stderr.write(`${err.stack.split('\n').slice(1, 4).join('\n')}\n`);
+  return ExitCode.failed;
+}
+
+function packageVersion(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(here, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function isEntryPoint(): boolean {
+  try {
+    return process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+// Run when executed directly (the daemon is spawned on this file); bin/grpst.js calls main().
+if (isEntryPoint()) await main();

@@ -1,0 +1,44 @@
+// `grpst ps [--json] [--prune]`: the seed's table, every entry probed (process and /health).
+import type { Command } from 'commander';
+import { grpstHome } from '../config/paths.js';
+import { probeServer, type ProbedServer } from '../daemon/probe.js';
+import { listStates, removeState } from '../daemon/state.js';
+
+const column = 20;
+
+export function register(program: Command): void {
+  program
+    .command('ps')
+    .description('list servers: PORT(HTTP,RPC)  NAME  PID  DEPLOY_PATH  STATUS')
+    .option('--json', 'print JSON', false)
+    .option('--prune', 'remove the entries of servers that died', false)
+    .action(async (opts: { json: boolean; prune: boolean }) => {
+      const home = grpstHome();
+      const probed = await Promise.all(listStates(home).map((s) => probeServer(s)));
+      if (opts.prune) for (const p of probed) if (p.status === 'dead') removeState(p.state.name, home);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(probed.map(toJson), null, 2)}\n`);
+        return;
+      }
+      const rows = [['PORT(HTTP,RPC)', 'NAME', 'PID', 'DEPLOY_PATH', 'STATUS'], ...probed.map(toRow)];
+      process.stdout.write(rows.map((r) => r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(Math.max(column, cell.length + 1)) : cell)).join('')).join('\n') + '\n');
+      if (opts.prune) {
+        const pruned = probed.filter((p) => p.status === 'dead').length;
+        if (pruned > 0) process.stderr.write(`pruned ${pruned} dead ${pruned === 1 ? 'entry' : 'entries'}\n`);
+      }
+    });
+}
+
+function ports(p: ProbedServer): string {
+  return p.state.rpcPort ? `${p.state.httpPort},${p.state.rpcPort}` : String(p.state.httpPort);
+}
+
+function toRow(p: ProbedServer): string[] {
+  const status = p.status === 'dead' && p.strays.length > 0 ? `dead (${p.strays.length} stray processes: grpst stop ${p.state.name})` : p.status;
+  return [ports(p), p.state.name, String(p.state.pid), p.state.deployPath, status];
+}
+
+function toJson(p: ProbedServer) {
+  const s = p.state;
+  return { name: s.name, pid: s.pid, status: p.status, httpPort: s.httpPort, rpcPort: s.rpcPort ?? null, host: s.host, deployPath: s.deployPath, backend: s.backend, logFile: s.logFile, startedAt: s.startedAt, strayPids: p.strays };
+}

@@ -1,0 +1,72 @@
+// `grpst logs NAME [-f]`: the server's log, followed across daily rotation (the live file is
+// truncated in place), ending by itself when the server stops.
+import fs from 'node:fs';
+import path from 'node:path';
+import { lifecyclePaths } from '../config/paths.js';
+import { notFound } from '../util/errors.js';
+import { logFileName, tailLines } from './log-file.js';
+import { pidAlive, sleep } from './processes.js';
+import { readState } from './state.js';
+
+export interface LogsOptions {
+  follow: boolean;
+  /** Print only the last N lines first (default: the whole current file). */
+  lines?: number;
+  out?: NodeJS.WritableStream;
+  signal?: AbortSignal;
+}
+
+/** The log of a running server, or of a stopped one whose deploy folder is still there. */
+export function logFileOf(name: string, home: string): { file: string; pid?: number; procStart?: string } {
+  const state = readState(name, home);
+  if (state) return { file: state.logFile, pid: state.pid, procStart: state.procStart };
+  const fallback = path.join(lifecyclePaths(name, home).deploy, 'logs', logFileName);
+  if (fs.existsSync(fallback)) return { file: fallback };
+  throw notFound(`no server named ${name} and no log at ${fallback}`, 'see `grpst ps` for the servers that run');
+}
+
+export async function showLogs(name: string, home: string, opts: LogsOptions): Promise<void> {
+  const out = opts.out ?? process.stdout;
+  const { file, pid, procStart } = logFileOf(name, home);
+  let position = 0;
+  if (opts.lines !== undefined) {
+    const lines = tailLines(file, opts.lines);
+    if (lines.length > 0) out.write(`${lines.join('\n')}\n`);
+    position = fs.existsSync(file) ? fs.statSync(file).size : 0;
+  } else {
+    position = copyFrom(file, 0, out);
+  }
+  if (!opts.follow) return;
+  for (;;) {
+    if (opts.signal?.aborted) return;
+    const running = pid !== undefined && pidAlive(pid, procStart);
+    position = copyFrom(file, position, out);
+    if (!running) return;
+    await sleep(250);
+  }
+}
+
+// Writes the bytes of file from `position` on and returns the new position; a file that shrank
+// was rotated, so it is read again from the start.
+function copyFrom(file: string, position: number, out: NodeJS.WritableStream): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return position;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    let at = size < position ? 0 : position;
+    const buf = Buffer.alloc(64 * 1024);
+    while (at < size) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, size - at), at);
+      if (n <= 0) break;
+      out.write(Buffer.from(buf.subarray(0, n)));
+      at += n;
+    }
+    return at;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

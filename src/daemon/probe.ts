@@ -1,0 +1,50 @@
+// What `ps` and `start` ask of a server: is its process alive, and what does /health say.
+import { groupMembers, pidAlive } from './processes.js';
+import type { ServerState } from './state.js';
+
+export type ServerStatus = 'running' | 'loading' | 'unhealthy' | 'dead';
+
+/** The address to reach a server bound to host (a wildcard bind is reached on loopback). */
+export function probeHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+export function healthUrl(host: string, port: number): string {
+  return `http://${probeHost(host)}:${port}/health`;
+}
+
+export type HealthAnswer = 'ok' | 'loading' | 'auth' | 'error' | 'none';
+
+export async function probeHealth(url: string, opts: { timeoutMs?: number; apiKey?: string } = {}): Promise<HealthAnswer> {
+  try {
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 2000),
+      headers: opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {},
+    });
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.status === 200) return 'ok';
+    if (res.status === 503) return 'loading';
+    if (res.status === 401 || res.status === 403) return 'auth';
+    return 'error';
+  } catch {
+    return 'none';
+  }
+}
+
+export interface ProbedServer {
+  state: ServerState;
+  status: ServerStatus;
+  /** Processes of the group still alive although the server process is gone (stop cleans them). */
+  strays: number[];
+}
+
+export async function probeServer(state: ServerState): Promise<ProbedServer> {
+  if (!pidAlive(state.pid, state.procStart)) {
+    return { state, status: 'dead', strays: groupMembers(state.pgid) };
+  }
+  const answer = await probeHealth(healthUrl(state.host, state.httpPort));
+  const status: ServerStatus = answer === 'ok' || (answer === 'auth' && state.authHealth) ? 'running' : answer === 'loading' ? 'loading' : 'unhealthy';
+  return { state, status, strays: [] };
+}

@@ -1,0 +1,137 @@
+// `grpst serve`: the server in the foreground, for containers, systemd and the daemon that
+// `grpst start` launches. Native engines are served in this process; TensorRT-LLM engines by a
+// trtllm-serve child in the same process group. SIGTERM drains (stop accepting, in-flight
+// requests finish) and exits 0.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { loadDeployment, type Deployment } from '../config/resolve.js';
+import type { GenerationEngine, LoadOptions } from '../engine/types.js';
+import { errorText } from '../util/errors.js';
+import { createLogger, scheduleDailyRotation, type Logger } from './log-file.js';
+import { atomicWrite } from './state.js';
+import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
+import { freePort } from './ports.js';
+
+export interface ServeInput {
+  inferenceConf: string;
+  serverConf?: string;
+  /** Base of relative conf paths (the deploy folder); default: the current folder. */
+  deployPath?: string;
+  /** Daemon mode: stdout/stderr already append to this file; rotate it daily. */
+  logFile?: string;
+  /** Daemon mode: write the bound port here once listening. */
+  portFile?: string;
+  /** Processes (GPUs) to split the model across; only trtllm-serve takes more than 1 today. */
+  tpSize?: number;
+}
+
+/** Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes later anyway). */
+const drainTimeoutMs = Number(process.env.GRPST_DRAIN_TIMEOUT_S ?? 600) * 1000;
+
+export async function runServe(input: ServeInput, log: Logger = createLogger()): Promise<number> {
+  const deployPath = path.resolve(input.deployPath ?? process.cwd());
+  log.info(`grpst serve (pid ${process.pid}): ${input.inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
+  const d = loadDeployment({ inferenceConf: input.inferenceConf, serverConf: input.serverConf, deployPath });
+  for (const warning of d.warnings) log.warn(warning);
+  const stopRotation = input.logFile ? scheduleDailyRotation(input.logFile, d.log.backupCount) : () => undefined;
+  try {
+    if (d.backend === 'trtllm') return await serveTrtllm(d, input, log);
+    return await serveNative(d, input, log);
+  } finally {
+    stopRotation();
+  }
+}
+
+async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promise<number> {
+  if ((input.tpSize ?? 1) > 1) throw new Error('the native runtime serves one device per server; --mpi_np above 1 needs a TensorRT-LLM engine');
+  const [{ startServer }, { Tokenizer }, { ChatTemplate }] = await Promise.all([
+    import('../server/index.js'),
+    import('../chat/tokenizer.js'),
+    import('../chat/chat-template.js'),
+  ]);
+  const tokenizer = Tokenizer.fromDir(d.tokenizerPath);
+  const template = ChatTemplate.fromDir(d.tokenizerPath);
+  log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'})`);
+  const engine = loadNativeEngine(d.enginePath, d.runtime.load);
+  const server = await startServer({ engine, tokenizer, template, log: (line) => log.info(line) }, d.runtime.server);
+  if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);
+  log.info(`listening on ${server.url} (model ${d.runtime.server.modelId})`);
+
+  const done = new Promise<number>((resolve) => {
+    let draining = false;
+    const drain = (signal: NodeJS.Signals) => {
+      if (draining) {
+        if (signal === 'SIGINT') {
+          log.warn('second interrupt: cancelling the requests in flight');
+          void server.close().then(() => resolve(130));
+        }
+        return;
+      }
+      draining = true;
+      log.info(`${signal}: draining (no new requests; in-flight requests finish)`);
+      void server
+        .drain(drainTimeoutMs)
+        .then(() => engine.then((e) => e.close(), () => undefined))
+        .then(() => {
+          log.info('drained; exiting');
+          resolve(0);
+        });
+    };
+    process.on('SIGTERM', () => drain('SIGTERM'));
+    process.on('SIGINT', () => drain('SIGINT'));
+  });
+  const failed = server.ready.then(
+    () => undefined,
+    async (err: unknown) => {
+      // A server that cannot load its engine must not linger half-alive: `start` sees it exit
+      // and shows these lines.
+      log.error(`the engine could not be loaded: ${errorText(err)}`);
+      await server.close();
+      return 1;
+    },
+  );
+  const early = await Promise.race([failed, done]);
+  return early ?? (await done);
+}
+
+// The runtime's entry point is looked up when serving starts, so confs, archives and the
+// daemon work (and are tested) on machines where the native addon is not built.
+async function loadNativeEngine(enginePath: string, options: LoadOptions): Promise<GenerationEngine> {
+  const modulePath = '../engine/index.js';
+  const runtime = (await import(modulePath)) as { loadEngine(p: string, o: LoadOptions): Promise<GenerationEngine> };
+  return runtime.loadEngine(enginePath, options);
+}
+
+async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promise<number> {
+  const executable = requireTrtllmServe(d.enginePath);
+  const host = d.runtime.server.host;
+  const port = d.runtime.server.port === 0 ? await freePort(host) : d.runtime.server.port;
+  const extra = writeTrtllmExtraOptions(d, path.join(d.deployPath, 'conf'));
+  const argv = trtllmServeArgs(d, { host, port, tpSize: input.tpSize ?? 1, extraOptionsFile: extra });
+  log.info(`serving the TensorRT-LLM engine ${d.enginePath} with ${executable} ${argv.join(' ')}`);
+  // Same process group: `grpst stop` signals both; stdout/stderr go where ours go (the log).
+  const child = spawn(executable, argv, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NCCL_NVLS_ENABLE: '0' } });
+  if (input.portFile) atomicWrite(input.portFile, `${port}\n`);
+  // Forward SIGTERM (docker stop and `kill` reach only this process; a repeat is harmless to
+  // uvicorn). SIGINT from a terminal already reaches the whole group: forwarding would turn it
+  // into uvicorn's "second interrupt, exit now".
+  const onTerm = () => {
+    log.info('SIGTERM: trtllm-serve drains and exits');
+    child.kill('SIGTERM');
+  };
+  const onInt = () => undefined;
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  return await new Promise<number>((resolve) => {
+    child.on('error', (err) => {
+      log.error(`trtllm-serve could not be started: ${err.message}`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      log.info(`trtllm-serve exited (${signal ?? `code ${code}`})`);
+      resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
+    });
+  });
+}

@@ -1,0 +1,250 @@
+// `grpst start`: verify and extract the archive, validate both confs, refuse a running name or a
+// taken port, launch the daemon, wait for /health. Everything is checked before anything starts,
+// and a daemon that dies while starting leaves no state behind, only its log.
+import fs from 'node:fs';
+import path from 'node:path';
+import { extractArchive } from '../archive/extract.js';
+import { manifestName } from '../archive/manifest.js';
+import { isInside, lifecyclePaths, validateName } from '../config/paths.js';
+import { loadDeployment, type Deployment } from '../config/resolve.js';
+import { badInput, failed } from '../util/errors.js';
+import { checkMpiNp } from './gpus.js';
+import { logFileIn, tailLines } from './log-file.js';
+import { tryBind } from './ports.js';
+import { healthUrl, probeHealth } from './probe.js';
+import { groupMembers, pidAlive, procStartTime, signalGroup, sleep, waitGroupGone } from './processes.js';
+import { spawnDaemon } from './spawn.js';
+import { listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
+import { requireTrtllmServe } from './trtllm.js';
+
+export interface Progress {
+  step(text: string): void;
+  warn(text: string): void;
+}
+
+export interface StartInput {
+  mar: string;
+  inferenceConf?: string;
+  serverConf?: string;
+  name: string;
+  mpiNp: number;
+  timeoutS: number;
+  home: string;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  progress: Progress;
+}
+
+export interface StartResult {
+  state: ServerState;
+  url: string;
+  modelId: string;
+}
+
+export async function startServerDaemon(input: StartInput): Promise<StartResult> {
+  validateName(input.name);
+  const cwd = input.cwd ?? process.cwd();
+  const env = input.env ?? process.env;
+  const paths = lifecyclePaths(input.name, input.home);
+  fs.mkdirSync(input.home, { recursive: true });
+  checkMpiNp(input.mpiNp);
+  const release = lockName(input.name, input.home);
+  const staging = path.join(input.home, `.staging-${input.name}-${process.pid}`);
+  try {
+    clearDeadState(input, paths.state);
+    input.progress.step(`verifying and extracting ${input.mar}`);
+    fs.rmSync(staging, { recursive: true, force: true });
+    const { manifest } = await extractArchive(path.resolve(cwd, input.mar), staging);
+    fs.writeFileSync(path.join(staging, manifestName), JSON.stringify(manifest, null, 1));
+
+    input.progress.step('validating the confs');
+    const confs = chooseConfs(input, staging, cwd);
+    const d = loadDeployment({
+      inferenceConf: confs.inference.staged,
+      serverConf: confs.server?.staged,
+      deployPath: paths.deploy,
+      checkRoot: staging,
+      shownInference: confs.inference.shown,
+      shownServer: confs.server?.shown,
+      env,
+    });
+    for (const warning of d.warnings) input.progress.warn(warning);
+    if (d.backend === 'trtllm') requireTrtllmServe(d.enginePath, env);
+    else if (input.mpiNp > 1) throw badInput(`--mpi_np ${input.mpiNp}: the native runtime serves a model on one device`, 'drop --mpi_np, or serve a TensorRT-LLM engine (grpst build --backend trtllm) across GPUs');
+    await checkPort(d, input.home);
+
+    replaceDeploy(staging, paths.deploy, d);
+    const logFile = logFileIn(d.log.dir);
+    const portFile = portFileOf(paths);
+    fs.rmSync(portFile, { force: true });
+    const logOffset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+    const serveArgs = ['--inference_conf', path.join(paths.deploy, confs.inference.relative), '--deploy_path', paths.deploy, '--log_file', logFile, '--port_file', portFile, '--mpi_np', String(input.mpiNp)];
+    if (confs.server) serveArgs.push('--server_conf', path.join(paths.deploy, confs.server.relative));
+
+    input.progress.step(`starting ${input.name}`);
+    const pid = spawnDaemon({ serveArgs, cwd: paths.deploy, logFile, env });
+    const state: ServerState = {
+      name: input.name,
+      pid,
+      pgid: pid,
+      procStart: procStartTime(pid),
+      deployPath: paths.deploy,
+      host: d.runtime.server.host,
+      httpPort: d.runtime.server.port,
+      rpcPort: d.runtime.rpcPort,
+      backend: d.backend,
+      logFile,
+      inferenceConf: path.join(paths.deploy, confs.inference.relative),
+      serverConf: confs.server ? path.join(paths.deploy, confs.server.relative) : undefined,
+      startedAt: new Date().toISOString(),
+      authHealth: Boolean(d.runtime.server.apiKey && d.runtime.server.authHealth),
+    };
+    writeState(state, input.home);
+
+    input.progress.step(`waiting for ${input.name} to load the model (pid ${pid})`);
+    await waitHealthy(state, portFile, d.runtime.server.apiKey, input.timeoutS * 1000, logOffset, input.home);
+    const url = healthUrl(state.host, state.httpPort).replace(/\/health$/, '');
+    return { state, url, modelId: d.runtime.server.modelId };
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+    release();
+  }
+}
+
+function clearDeadState(input: StartInput, stateFile: string): void {
+  const previous = readState(input.name, input.home);
+  if (!previous) {
+    if (fs.existsSync(stateFile)) removeState(input.name, input.home);
+    return;
+  }
+  if (pidAlive(previous.pid, previous.procStart)) {
+    throw badInput(
+      `${input.name} is already running (pid ${previous.pid}, port ${previous.httpPort})`,
+      `stop it first with \`grpst stop ${input.name}\`, or start this one under another --name`,
+    );
+  }
+  if (groupMembers(previous.pgid).length > 0) signalGroup(previous.pgid, 'SIGKILL');
+  removeState(input.name, input.home);
+  input.progress.warn(`${input.name} had died (pid ${previous.pid}); its state was cleared`);
+}
+
+interface ChosenConf {
+  /** The copy inside the staging folder that is validated. */
+  staged: string;
+  /** Path relative to the deploy folder, where the daemon reads it. */
+  relative: string;
+  /** How the user sees it in messages. */
+  shown: string;
+}
+
+// --inference_conf names the user's file (relative to the current folder, as the seed's users
+// run start from the project folder) or, failing that, a file inside the archive. The chosen conf
+// is copied into the deploy's conf/ so the server does not depend on files outside it.
+function chooseConfs(input: StartInput, staging: string, cwd: string): { inference: ChosenConf; server?: ChosenConf } {
+  const pick = (given: string | undefined, flag: string, fallbacks: string[]): ChosenConf | undefined => {
+    if (given !== undefined) {
+      const local = path.resolve(cwd, given);
+      const inArchive = path.resolve(staging, given);
+      if (fs.existsSync(local) && fs.statSync(local).isFile()) {
+        const relative = path.join('conf', path.basename(local));
+        fs.mkdirSync(path.join(staging, 'conf'), { recursive: true });
+        fs.copyFileSync(local, path.join(staging, relative));
+        return { staged: path.join(staging, relative), relative, shown: given };
+      }
+      if (!path.isAbsolute(given) && isInside(staging, inArchive) && fs.existsSync(inArchive) && fs.statSync(inArchive).isFile()) {
+        return { staged: inArchive, relative: path.relative(staging, inArchive), shown: `${given} (from ${input.mar})` };
+      }
+      throw badInput(`${flag}=${given}: no such file in ${cwd} or in ${input.mar}`, `pass the path of the conf, e.g. ${flag}=conf/${flag === '--server_conf' ? 'server' : 'inference_qwen3'}.yml`);
+    }
+    for (const fallback of fallbacks) {
+      if (fs.existsSync(path.join(staging, fallback))) return { staged: path.join(staging, fallback), relative: fallback, shown: `${fallback} (from ${input.mar})` };
+    }
+    return undefined;
+  };
+  const archived = fs.existsSync(path.join(staging, 'conf')) ? fs.readdirSync(path.join(staging, 'conf')).filter((f) => /^inference.*\.ya?ml$/.test(f)) : [];
+  const inference = pick(input.inferenceConf, '--inference_conf', ['conf/inference.yml', ...(archived.length === 1 ? [`conf/${archived[0]}`] : [])]);
+  if (!inference) {
+    throw badInput(`no inference conf given and ${input.mar} has ${archived.length === 0 ? 'no conf/inference*.yml' : `several (${archived.join(', ')})`}`, 'pass --inference_conf=conf/inference_qwen3.yml');
+  }
+  return { inference, server: pick(input.serverConf, '--server_conf', ['conf/server.yml']) };
+}
+
+async function checkPort(d: Deployment, home: string): Promise<void> {
+  const { host, port } = d.runtime.server;
+  if (port === 0) return;
+  const result = await tryBind(host, port);
+  if (result === 'free') return;
+  if (result === 'EADDRINUSE') {
+    const owner = listStates(home).find((s) => s.httpPort === port && pidAlive(s.pid, s.procStart));
+    throw badInput(
+      `port ${port} is taken${owner ? ` by grpst server ${owner.name} (pid ${owner.pid})` : ' by another program'}`,
+      owner ? `stop it with \`grpst stop ${owner.name}\`, or set another interface.port in server.yml` : 'set another interface.port in server.yml (and pass it with --server_conf), or stop the program holding the port',
+    );
+  }
+  throw badInput(`cannot listen on ${host}:${port} (${result})`, result === 'EACCES' ? 'ports below 1024 need privileges; use a port above 1023' : 'check interface.host in server.yml names an address of this machine');
+}
+
+// The deploy folder is replaced whole, so files of an older archive never linger; only its
+// logs carry over. A folder grpst did not create is never deleted.
+function replaceDeploy(staging: string, deploy: string, d: Deployment): void {
+  if (fs.existsSync(deploy)) {
+    if (!fs.existsSync(path.join(deploy, manifestName))) {
+      throw badInput(`${deploy} exists and was not created by grpst start`, `move it away, set GRPST_HOME to another folder, or pick another --name`);
+    }
+    const oldLogs = path.join(deploy, path.relative(d.deployPath, d.log.dir));
+    const newLogs = path.join(staging, path.relative(d.deployPath, d.log.dir));
+    if (isInside(deploy, oldLogs) && fs.existsSync(oldLogs) && !fs.existsSync(newLogs)) {
+      fs.mkdirSync(path.dirname(newLogs), { recursive: true });
+      fs.renameSync(oldLogs, newLogs);
+    }
+    fs.rmSync(deploy, { recursive: true, force: true });
+  }
+  fs.renameSync(staging, deploy);
+  fs.mkdirSync(d.log.dir, { recursive: true });
+}
+
+async function waitHealthy(state: ServerState, portFile: string, apiKey: string | undefined, timeoutMs: number, logOffset: number, home: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!pidAlive(state.pid, state.procStart)) {
+      await abandon(state, home);
+      throw failed(`${state.name} exited while starting${formatTail(state.logFile, logOffset)}`, `fix what the log says, then start again (full log: ${state.logFile})`);
+    }
+    if (state.httpPort === 0) {
+      const bound = Number(readText(portFile));
+      if (bound > 0) {
+        state.httpPort = bound;
+        writeState(state, home);
+      }
+    }
+    if (state.httpPort !== 0) {
+      const answer = await probeHealth(healthUrl(state.host, state.httpPort), { apiKey, timeoutMs: 2000 });
+      if (answer === 'ok') return;
+    }
+    if (Date.now() >= deadline) {
+      await abandon(state, home);
+      throw failed(`${state.name} did not become healthy within ${Math.round(timeoutMs / 1000)} s${formatTail(state.logFile, logOffset)}`, `raise --timeout if the model needs longer to load (full log: ${state.logFile})`);
+    }
+    await sleep(200);
+  }
+}
+
+async function abandon(state: ServerState, home: string): Promise<void> {
+  signalGroup(state.pgid, 'SIGTERM');
+  if (!(await waitGroupGone(state.pgid, 5000))) signalGroup(state.pgid, 'SIGKILL');
+  await waitGroupGone(state.pgid, 5000);
+  removeState(state.name, home);
+}
+
+function formatTail(logFile: string, offset: number): string {
+  const lines = tailLines(logFile, 30, offset);
+  return lines.length === 0 ? ' (the log is empty)' : `; the last lines of its log:\n${lines.map((l) => `  | ${l}`).join('\n')}`;
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}

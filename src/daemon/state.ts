@@ -1,0 +1,120 @@
+// State files of running servers: $GRPST_HOME/.run/<name>.json (what ps shows and stop needs)
+// and <name>.pid, written atomically; a lock file keeps two `start`s of one name apart.
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { lifecyclePaths, runDirOf, type LifecyclePaths } from '../config/paths.js';
+import { badInput } from '../util/errors.js';
+
+export const serverStateSchema = z.object({
+  name: z.string(),
+  /** The server process (`grpst serve`), leader of its own process group. */
+  pid: z.number().int(),
+  pgid: z.number().int(),
+  /** /proc start time of pid: tells our process from a later one that reused the pid. */
+  procStart: z.string().optional(),
+  deployPath: z.string(),
+  host: z.string(),
+  httpPort: z.number().int(),
+  rpcPort: z.number().int().optional(),
+  backend: z.enum(['native', 'trtllm']),
+  logFile: z.string(),
+  inferenceConf: z.string(),
+  serverConf: z.string().optional(),
+  startedAt: z.string(),
+  /** /health needs the API key (server.yml auth.health); probes then accept 401 as "answering". */
+  authHealth: z.boolean().default(false),
+});
+export type ServerState = z.output<typeof serverStateSchema>;
+
+export function writeState(state: ServerState, home?: string): void {
+  const p = lifecyclePaths(state.name, home);
+  fs.mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
+  atomicWrite(p.state, `${JSON.stringify(state, null, 2)}\n`);
+  atomicWrite(p.pid, `${state.pid}\n`);
+}
+
+export function readState(name: string, home?: string): ServerState | undefined {
+  const p = lifecyclePaths(name, home);
+  let text: string;
+  try {
+    text = fs.readFileSync(p.state, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const parsed = serverStateSchema.safeParse(safeJson(text));
+  return parsed.success ? parsed.data : undefined;
+}
+
+export function listStates(home?: string): ServerState[] {
+  const dir = runDirOf(home);
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => readState(f.slice(0, -'.json'.length), home))
+    .filter((s): s is ServerState => s !== undefined)
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function removeState(name: string, home?: string): void {
+  const p = lifecyclePaths(name, home);
+  for (const file of [p.state, p.pid, portFileOf(p)]) fs.rmSync(file, { force: true });
+}
+
+/** Where `serve` writes the port it bound (port 0 in server.yml picks a free one). */
+export function portFileOf(p: LifecyclePaths): string {
+  return path.join(p.runDir, `${path.basename(p.state, '.json')}.port`);
+}
+
+/**
+ * Takes the start lock of a name, or explains who holds it. A lock whose holder died is stale
+ * and taken over. Returns the release function.
+ */
+export function lockName(name: string, home?: string): () => void {
+  const p = lifecyclePaths(name, home);
+  fs.mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(p.lock, `${process.pid}\n`, { flag: 'wx' });
+      return () => {
+        try {
+          if (fs.readFileSync(p.lock, 'utf8').trim() === String(process.pid)) fs.rmSync(p.lock, { force: true });
+        } catch {
+          // Already gone.
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(fs.readFileSync(p.lock, 'utf8').trim());
+      if (Number.isInteger(holder) && holder > 0 && pidExists(holder)) {
+        throw badInput(`another \`grpst start --name ${name}\` is running (pid ${holder})`, `wait for it to finish, or start under another --name`);
+      }
+      fs.rmSync(p.lock, { force: true });
+    }
+  }
+  throw badInput(`could not take the start lock ${p.lock}`, `remove ${p.lock} if no grpst start is running`);
+}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function atomicWrite(file: string, text: string): void {
+  const temp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(temp, text, { mode: 0o600 });
+  fs.renameSync(temp, file);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

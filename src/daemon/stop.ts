@@ -1,0 +1,50 @@
+// `grpst stop`: SIGTERM to the server's process group (the server drains: no new requests,
+// in-flight ones finish), SIGKILL to the group after the timeout, then the state is removed.
+import { lifecyclePaths } from '../config/paths.js';
+import { notFound } from '../util/errors.js';
+import { groupMembers, pidAlive, procStartTime, signalGroup, waitGroupGone } from './processes.js';
+import { listStates, readState, removeState, type ServerState } from './state.js';
+
+export interface StopResult {
+  state: ServerState;
+  /** false: it had already died; only its state (and any stray processes) were cleaned. */
+  wasRunning: boolean;
+  /** true: it did not drain within the timeout and was killed. */
+  killed: boolean;
+}
+
+export function requireState(name: string, home: string): ServerState {
+  lifecyclePaths(name, home);
+  const state = readState(name, home);
+  if (!state) {
+    const known = listStates(home).map((s) => s.name);
+    throw notFound(`no server named ${name}`, known.length > 0 ? `running servers: ${known.join(', ')} (see \`grpst ps\`)` : 'no server is running; start one with `grpst start ./server.mar --inference_conf=...`');
+  }
+  return state;
+}
+
+export async function stopServer(name: string, home: string, timeoutS: number, onDrain: (s: ServerState) => void = () => undefined): Promise<StopResult> {
+  const state = requireState(name, home);
+  const alive = pidAlive(state.pid, state.procStart);
+  // A pid that now belongs to another process (after a reboot or a long time) is not ours to signal.
+  const current = procStartTime(state.pid);
+  const reused = !alive && state.procStart !== undefined && current !== undefined && current !== state.procStart;
+  if (!alive) {
+    if (!reused && groupMembers(state.pgid).length > 0) {
+      signalGroup(state.pgid, 'SIGKILL');
+      await waitGroupGone(state.pgid, 5000);
+    }
+    removeState(name, home);
+    return { state, wasRunning: false, killed: false };
+  }
+  onDrain(state);
+  signalGroup(state.pgid, 'SIGTERM');
+  let killed = false;
+  if (!(await waitGroupGone(state.pgid, timeoutS * 1000))) {
+    killed = true;
+    signalGroup(state.pgid, 'SIGKILL');
+    await waitGroupGone(state.pgid, 10_000);
+  }
+  removeState(name, home);
+  return { state, wasRunning: true, killed };
+}
