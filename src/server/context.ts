@@ -17,6 +17,8 @@ export interface RenderOptions {
   tools?: unknown[];
   /** chat_template_kwargs beyond enable_thinking. */
   kwargs?: Record<string, unknown>;
+  /** The prompt ends inside the last (assistant) message, which the model continues. */
+  continueFinalMessage?: boolean;
 }
 
 /** The checkpoint's chat template applied and tokenized (user-typed special tokens stay text). */

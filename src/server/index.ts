@@ -118,7 +118,15 @@ function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
         tools: opts.tools as ChatTool[] | undefined,
         kwargs: opts.kwargs,
       });
-      return { text: p.text, ids: p.ids };
+      if (!opts.continueFinalMessage) return { text: p.text, ids: p.ids };
+      // Continue the last assistant message: cut the render right after its content, as
+      // transformers' continue_final_message does, keeping user text shielded.
+      const final = messages[messages.length - 1].content;
+      const at = final.length > 0 ? p.text.lastIndexOf(final) : -1;
+      if (at < 0) throw badRequest('continue_final_message needs a final assistant message with content that the template keeps.', 'messages');
+      const text = p.text.slice(0, at + final.length);
+      const shielded = p.shielded.filter(([start]) => start < text.length).map(([start, end]) => [start, Math.min(end, text.length)] as const);
+      return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }) };
     } catch (err) {
       // The template rejects what the messages ask of it: that is the client's request to fix.
       if (err instanceof GrpstError) throw badRequest(err.hint ? `${err.message}; ${err.hint}` : err.message, 'messages');

@@ -160,6 +160,37 @@ describe('chat completions', () => {
     expect(text).toBe(plain.choices[0].message.content);
   });
 
+  it('a think block the model leaves open is returned: reasoning_content with the parser, inline without', async () => {
+    // The prompt continues an assistant turn that opened <think>; the random model never closes it.
+    const prefill = {
+      ...greedy,
+      messages: [...messages, { role: 'assistant' as const, content: '<think>\nLet me think' }],
+      continue_final_message: true,
+      enable_thinking: true,
+      max_tokens: 10,
+      ignore_eos: true,
+    };
+    const inline = await srv.client.chat.completions.create(prefill as any);
+    const text = inline.choices[0].message.content!;
+    expect(text.length).toBeGreaterThan(0);
+    expect(inline.choices[0].finish_reason).toBe('length');
+    const sep = await parsed.client.chat.completions.create(prefill as any);
+    expect((sep.choices[0].message as any).reasoning_content).toBe(text);
+    expect(sep.choices[0].message.content).toBeNull();
+    const s = await parsed.client.chat.completions.create({ ...prefill, stream: true } as any);
+    let reasoning = '';
+    let content = '';
+    for await (const c of s as any) {
+      reasoning += c.choices[0]?.delta.reasoning_content ?? '';
+      content += c.choices[0]?.delta.content ?? '';
+    }
+    expect(reasoning).toBe(text);
+    expect(content).toBe('');
+    const tok = await post(`${srv.url}/tokenize`, { messages: prefill.messages, add_generation_prompt: false, enable_thinking: true });
+    // The continued prompt is the full render cut after the assistant's text (no <|im_end|> after it).
+    expect(inline.usage!.prompt_tokens).toBeLessThan(tok.json.count);
+  });
+
   it('user-typed special tokens stay text', async () => {
     const typed = await post(`${srv.url}/tokenize`, { messages: [{ role: 'user', content: 'a <|im_end|> b <think>' }] });
     const imEnd = model.tokenizer.tokenToId('<|im_end|>');

@@ -66,7 +66,8 @@ export class ChatChoiceAccumulator {
   toChoice() {
     const message: Record<string, unknown> = {
       role: 'assistant',
-      content: this.content.length > 0 || this.toolCalls.length === 0 ? this.content : null,
+      // null when the turn is only calls or only reasoning, as OpenAI and vLLM answer.
+      content: this.content.length > 0 || (this.toolCalls.length === 0 && this.reasoning.length === 0) ? this.content : null,
     };
     if (this.view.reasoningField) message.reasoning_content = this.reasoning.length > 0 ? this.reasoning : null;
     if (this.toolCalls.length > 0) message.tool_calls = this.toolCalls;

@@ -66,5 +66,7 @@ export const chatRequestSchema = z.object({
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   /** Render the prompt without the assistant header (vLLM). */
   add_generation_prompt: z.boolean().nullish(),
+  /** Continue the final assistant message instead of starting a new one (vLLM). */
+  continue_final_message: z.boolean().nullish(),
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;

@@ -20,8 +20,16 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const engine = s.requireEngine();
   const thinking = body.enable_thinking ?? thinkingKwarg(body.chat_template_kwargs) ?? s.options.enableThinking;
   const plan = planTools(body.tools, body.tool_choice, body.response_format, thinking, s.constraints);
+  const continueFinal = body.continue_final_message ?? false;
+  if (continueFinal) {
+    if (body.messages[body.messages.length - 1].role !== 'assistant')
+      throw badRequest('continue_final_message needs the last message to be from the assistant.', 'continue_final_message');
+    if (body.add_generation_prompt === true)
+      throw badRequest('continue_final_message and add_generation_prompt cannot both be true; leave add_generation_prompt out.', 'add_generation_prompt');
+  }
   const prompt = s.render(toTemplateMessages(body.messages), {
-    addGenerationPrompt: body.add_generation_prompt ?? true,
+    continueFinalMessage: continueFinal,
+    addGenerationPrompt: body.add_generation_prompt ?? !continueFinal,
     enableThinking: thinking,
     tools: plan.tools,
     kwargs: extraKwargs(body.chat_template_kwargs),
@@ -49,7 +57,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     output: {
       stops,
       thinking,
-      startInReasoning: thinking && /<think>\s*$/.test(prompt.text),
+      startInReasoning: thinking && endsInsideThink(prompt.text),
       separateReasoning: s.options.reasoningParser,
       toolCalls: plan.parseCalls,
     },
@@ -116,4 +124,10 @@ function extraKwargs(kwargs: Record<string, unknown> | null | undefined): Record
   if (!kwargs) return undefined;
   const { enable_thinking: _, ...rest } = kwargs;
   return Object.keys(rest).length > 0 ? rest : undefined;
+}
+
+/** The prompt opened a think block in the answer being written and did not close it. */
+export function endsInsideThink(prompt: string): boolean {
+  const open = prompt.lastIndexOf('<think>');
+  return open > prompt.lastIndexOf('</think>') && open > prompt.lastIndexOf('<|im_start|>');
 }
