@@ -47,15 +47,16 @@ export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.en
 
 /** The paths as they would be, without requiring them to exist (dry runs print these). */
 export function plannedTools(input: LocateInput, env: NodeJS.ProcessEnv = process.env): TrtllmTools {
-  const trtllmDir = input.trtllm_dir ?? env.TRTLLM_DIR ?? '$TRTLLM_DIR';
+  // An empty variable counts as unset.
+  const trtllmDir = input.trtllm_dir || env.TRTLLM_DIR || '$TRTLLM_DIR';
   const dirKnown = trtllmDir !== '$TRTLLM_DIR';
   const convert = (dirKnown && convertScriptPaths.map((p) => join(trtllmDir, p)).find((p) => existsSync(p))) || join(trtllmDir, convertScriptPaths[0]);
   return {
-    python: input.python ?? env.TRTLLM_PYTHON ?? 'python3',
+    python: input.python || env.TRTLLM_PYTHON || 'python3',
     trtllmDir,
     convertScript: convert,
     quantizeScript: join(trtllmDir, quantizeScriptPath),
-    trtllmBuild: input.trtllm_build ?? env.TRTLLM_BUILD ?? 'trtllm-build',
+    trtllmBuild: input.trtllm_build || env.TRTLLM_BUILD || 'trtllm-build',
   };
 }
 

@@ -1,0 +1,198 @@
+// `grpst build --backend trtllm` against stand-ins of TensorRT-LLM's scripts that accept only the
+// flags the real argparse defines (test/fixtures/trtllm/flags.json) and record their argv.
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpoint } from '../helpers/fixtures.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { awqCheckpoint, leftovers, recorded, trtllmEnv, trtllmFixtures } from './build-helpers.js';
+
+let work: string;
+let cli: Cli;
+let tinyA: string;
+let n = 0;
+
+function fresh(): { out: string; record: string } {
+  n++;
+  return { out: join(work, `engine-${n}`), record: join(work, `record-${n}.jsonl`) };
+}
+
+const seedBuildFlags = [
+  '--gemm_plugin', 'bfloat16',
+  '--max_batch_size', '16',
+  '--paged_kv_cache', 'enable',
+  '--use_paged_context_fmha', 'enable',
+  '--max_input_len', '32256',
+  '--max_seq_len', '32768',
+  '--max_num_tokens', '32256',
+];
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'grpst-build-trtllm-'));
+  cli = makeCli();
+  tinyA = checkpoint('tiny-a');
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(cli.home, { recursive: true, force: true });
+});
+
+describe('grpst build --backend trtllm', () => {
+  it('runs the seed commands for bf16 and writes an engine folder with its log, tokenizer and engine.json', async () => {
+    const { out, record } = fresh();
+    const r = await cli.run(['build', '--model_dir', tinyA, `--output_dir=${out}`, '--backend', 'trtllm'], { env: trtllmEnv(record) });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const calls = recorded(record);
+    expect(calls.map((c) => c.tool)).toEqual(['convert_checkpoint.py', 'trtllm-build']);
+    const staged = calls[0].argv[calls[0].argv.indexOf('--output_dir') + 1];
+    expect(calls[0].argv).toEqual(['--model_dir', tinyA, '--output_dir', staged, '--dtype', 'bfloat16', '--load_model_on_cpu']);
+    expect(staged).toMatch(/\.engine-\d+\.tmp-\d+\/tllm_checkpoint$/);
+    const engineDir = calls[1].argv[calls[1].argv.indexOf('--output_dir') + 1];
+    expect(calls[1].argv).toEqual(['--checkpoint_dir', staged, '--output_dir', engineDir, ...seedBuildFlags]);
+    expect(readdirSync(out).sort()).toEqual(['build.log', 'config.json', 'engine.json', 'generation_config.json', 'rank0.engine', 'tokenizer.json', 'tokenizer_config.json']);
+    const manifest = JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8'));
+    expect(manifest).toMatchObject({ format: 'grpst-engine', backend: 'trtllm', quantization: { qformat: 'full_prec' }, limits: { max_batch_size: 16, max_seq_len: 32768 } });
+    const log = readFileSync(join(out, 'build.log'), 'utf8');
+    expect(log).toContain('Loading checkpoint shards: 100%');
+    expect(log).toContain('Total time of building all engines');
+    expect(leftovers(work)).toEqual([]);
+    expect(r.stdout).toMatch(/engine written to .*engine-\d+/);
+  });
+
+  it.each([
+    ['int8_wo', [], ['--qformat', 'int8_wo']],
+    ['int4_awq', ['--awq_block_size', '32'], ['--qformat', 'int4_awq', '--awq_block_size', '32']],
+    ['fp8', ['--kv_cache_dtype', 'fp8'], ['--qformat', 'fp8', '--kv_cache_dtype', 'fp8']],
+    ['int8_sq', ['--kv_cache_dtype=int8'], ['--qformat', 'int8_sq', '--kv_cache_dtype', 'int8']],
+  ])('runs quantize.py for %s, then trtllm-build', async (qformat, extra, expected) => {
+    const { out, record } = fresh();
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend=trtllm', '--qformat', qformat, ...extra], { env: trtllmEnv(record) });
+    expect(r.code, r.stderr).toBe(0);
+    const calls = recorded(record);
+    expect(calls.map((c) => c.tool)).toEqual(['quantize.py', 'trtllm-build']);
+    const staged = calls[0].argv[calls[0].argv.indexOf('--output_dir') + 1];
+    expect(calls[0].argv).toEqual(['--model_dir', tinyA, '--dtype', 'bfloat16', ...expected, '--output_dir', staged]);
+    expect(calls[1].argv.slice(4)).toEqual(seedBuildFlags);
+    expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).quantization.qformat).toBe(qformat);
+  });
+
+  it('converts a pre-quantized AWQ checkpoint with convert_checkpoint.py, as the seed does for Qwen3-14B-AWQ', async () => {
+    const { out, record } = fresh();
+    const awq = awqCheckpoint('tiny-a', 32);
+    const r = await cli.run(['build', '--model_dir', awq, '--output_dir', out, '--backend', 'trtllm'], { env: trtllmEnv(record) });
+    expect(r.code, r.stderr).toBe(0);
+    const calls = recorded(record);
+    expect(calls[0].tool).toBe('convert_checkpoint.py');
+    expect(calls[0].argv).toContain('--load_model_on_cpu');
+    expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).quantization.qformat).toBe('int4_awq');
+  });
+
+  it('finds convert_checkpoint.py in the newer examples/models/core/qwen layout', async () => {
+    const { out, record } = fresh();
+    const tree = join(work, 'trtllm-new');
+    cpSync(join(trtllmFixtures, 'TensorRT-LLM', 'examples', 'quantization'), join(tree, 'examples', 'quantization'), { recursive: true });
+    cpSync(join(trtllmFixtures, 'TensorRT-LLM', 'examples', 'qwen'), join(tree, 'examples', 'models', 'core', 'qwen'), { recursive: true });
+    cpSync(join(trtllmFixtures, 'standin.py'), join(tree, 'standin.py'));
+    cpSync(join(trtllmFixtures, 'flags.json'), join(tree, 'flags.json'));
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--trtllm_dir', tree], { env: trtllmEnv(record) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(recorded(record)[0].tool).toBe('convert_checkpoint.py');
+  });
+
+  it('prints shell-quoted commands with --dry-run and runs nothing', async () => {
+    const { out, record } = fresh();
+    const odd = join(work, "it's here");
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', odd, '--backend', 'trtllm', '--qformat', 'fp8', '--dry-run'], { env: trtllmEnv(record) });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[1]).toMatch(/^python3 \S+\/examples\/quantization\/quantize\.py --model_dir \S+ --dtype bfloat16 --qformat fp8 --output_dir '.*it'\\''s here\/tllm_checkpoint'$/);
+    expect(lines[2]).toContain(`--output_dir '${odd.replace("'", `'\\''`)}' ${seedBuildFlags.join(' ')}`);
+    expect(recorded(record)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+    // What is printed is what a shell runs: the quoted path comes back whole.
+    const echoed = await execa('sh', ['-c', `printf '%s\\n' ${lines[2].split(' --output_dir ')[1].split(' --gemm_plugin')[0]}`]);
+    expect(echoed.stdout).toBe(odd);
+  });
+
+  it('prints a JSON summary with --json', async () => {
+    const { out, record } = fresh();
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--json'], { env: trtllmEnv(record) });
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary).toMatchObject({ ok: true, backend: 'trtllm', qformat: 'full_prec', output_dir: out, log: join(out, 'build.log') });
+    expect(summary.commands).toHaveLength(2);
+    expect(r.stderr).toMatch(/convert/); // progress lines went to stderr
+  });
+});
+
+describe('grpst build --backend trtllm: what goes wrong', () => {
+  it('says what to install when TensorRT-LLM, Python or trtllm-build is missing (exit 3)', async () => {
+    const { out, record } = fresh();
+    const noDir = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm'], { env: { ...trtllmEnv(record), TRTLLM_DIR: '' } });
+    expect(noDir.code).toBe(3);
+    expect(noDir.stderr).toMatch(/TensorRT-LLM's source tree is needed.*\n.*fix: .*--trtllm_dir/);
+    const noPython = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--python', '/nonexistent/python3'], { env: trtllmEnv(record) });
+    expect(noPython.code).toBe(3);
+    expect(noPython.stderr).toMatch(/Python interpreter "\/nonexistent\/python3" not found[\s\S]*pip install tensorrt_llm/);
+    const noBuild = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm'], { env: { ...trtllmEnv(record), TRTLLM_BUILD: join(work, 'no-trtllm-build') } });
+    expect(noBuild.code).toBe(3);
+    expect(noBuild.stderr).toMatch(/trtllm-build not found[\s\S]*pip install tensorrt_llm/);
+    const emptyTree = join(work, 'empty-tree');
+    cpSync(join(trtllmFixtures, 'bin'), join(emptyTree, 'bin'), { recursive: true });
+    const noScript = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--trtllm_dir', emptyTree], { env: trtllmEnv(record) });
+    expect(noScript.code).toBe(3);
+    expect(noScript.stderr).toMatch(/has neither examples\/qwen\/convert_checkpoint\.py/);
+    expect(recorded(record)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+    expect(leftovers(work)).toEqual([]);
+  });
+
+  it('shows the last lines and exit code of a failing step and leaves nothing behind (exit 4)', async () => {
+    const { out, record } = fresh();
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--qformat', 'int8_sq'], {
+      env: trtllmEnv(record, { GRPST_STANDIN_FAIL: 'quantize.py' }),
+    });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/quantize failed \(exit code 1\)\. Last lines:/);
+    expect(r.stderr).toContain('RuntimeError: quantize.py failed on purpose');
+    expect(r.stderr).toContain('working on layer 29');
+    const logPath = /see the whole log in (\S+)/.exec(r.stderr)![1];
+    expect(readFileSync(logPath, 'utf8')).toContain('working on layer 0');
+    rmSync(logPath);
+    expect(recorded(record).map((c) => c.tool)).toEqual(['quantize.py']);
+    expect(existsSync(out)).toBe(false);
+    expect(leftovers(work)).toEqual([]);
+  });
+
+  it('explains the FP8 error of a GPU without FP8 in plain words', async () => {
+    const { out, record } = fresh();
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--qformat', 'fp8'], {
+      env: trtllmEnv(record, { GRPST_STANDIN_NO_FP8: '1' }),
+    });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/this GPU cannot run FP8/);
+    expect(r.stderr).toMatch(/compute capability 8\.9/);
+    expect(r.stderr).toMatch(/fix: build int8_sq, int8_wo or int4_awq instead/);
+    expect(r.stderr).toContain('Networks with FP8 precision require hardware with FP8 support');
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('the TensorRT-LLM stand-ins', () => {
+  it('reject flags the real argparse does not define, and bad choices, as argparse does', async () => {
+    const convert = join(trtllmFixtures, 'TensorRT-LLM', 'examples', 'qwen', 'convert_checkpoint.py');
+    const unknown = await execa('python3', [convert, '--model_dir', 'x', '--qformat', 'fp8'], { reject: false, cwd: work });
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toContain('unrecognized arguments: --qformat fp8');
+    const choice = await execa(join(trtllmFixtures, 'bin', 'trtllm-build'), ['--checkpoint_dir', 'x', '--paged_kv_cache', 'enable', '--use_paged_context_fmha', 'maybe'], { reject: false, cwd: work });
+    expect(choice.exitCode).toBe(2);
+    expect(choice.stderr).toContain("argument --use_paged_context_fmha: invalid choice: 'maybe'");
+    // A flag only some recorded versions define is refused: commands must work on all of them.
+    const newer = await execa(join(trtllmFixtures, 'bin', 'trtllm-build'), ['--checkpoint_dir', 'x', '--reduce_fusion', 'enable'], { reject: false, cwd: work });
+    expect(newer.exitCode).toBe(2);
+  });
+});
