@@ -48,7 +48,7 @@ export function planArchive(projectDir: string, opts: { includeEngine: boolean; 
     add({ name, source: { real }, size: stat.size, executable: (stat.mode & 0o111) !== 0 });
   }, (dir, name) => {
     if (!opts.includeEngine && engineBackendOf(dir)) {
-      plan.notes.push(`${name}/: engine folder left out (pass --include_engine to pack it)`);
+      plan.notes.push(`${name}/: engine or model folder left out (pass --include_engine to pack it)`);
       return false;
     }
     return true;

@@ -1,6 +1,7 @@
 // Tells a native engine folder (engine.json, from `grpst build`) from a TensorRT-LLM one
 // (`grpst build --backend trtllm` / trtllm-build: config.json with pretrained_config and
-// build_config, and rank<N>.engine files), so `start` knows which server to launch.
+// build_config, and rank<N>.engine files), so `start` knows which server to launch. The native
+// runtime also serves a Hugging Face checkpoint folder as it is (bf16, no build step).
 import fs from 'node:fs';
 import path from 'node:path';
 import { badInput } from '../util/errors.js';
@@ -12,14 +13,26 @@ export function engineBackendOf(dir: string): EngineBackend | undefined {
   if (isFile(path.join(dir, 'rank0.engine'))) return 'trtllm';
   const config = path.join(dir, 'config.json');
   if (isFile(config)) {
+    let parsed: unknown;
     try {
-      const parsed = JSON.parse(fs.readFileSync(config, 'utf8')) as Record<string, unknown>;
-      if (parsed && typeof parsed === 'object' && 'pretrained_config' in parsed && 'build_config' in parsed) return 'trtllm';
+      parsed = JSON.parse(fs.readFileSync(config, 'utf8'));
     } catch {
-      // Not JSON: not an engine; the caller says so.
+      return undefined; // Not JSON: not an engine; the caller says so.
     }
+    if (parsed && typeof parsed === 'object' && 'pretrained_config' in parsed && 'build_config' in parsed) return 'trtllm';
+    if (isCheckpoint(dir)) return 'native';
   }
   return undefined;
+}
+
+/** A Hugging Face checkpoint folder: config.json and safetensors weights. */
+export function isCheckpoint(dir: string): boolean {
+  if (!isFile(path.join(dir, 'config.json'))) return false;
+  try {
+    return fs.readdirSync(dir).some((f) => f.endsWith('.safetensors'));
+  } catch {
+    return false;
+  }
 }
 
 /** Checks that gpt_model_path is an engine folder and says which kind, or explains the fix. */
@@ -35,12 +48,9 @@ export function requireEngineFolder(dir: string, where: string): EngineBackend {
   }
   const backend = engineBackendOf(dir);
   if (!backend) {
-    const looksLikeCheckpoint = isFile(path.join(dir, 'config.json')) && fs.readdirSync(dir).some((f) => f.endsWith('.safetensors'));
     throw badInput(
-      `${where}: ${dir} is not an engine folder (no engine.json, no TensorRT-LLM config.json or rank0.engine)`,
-      looksLikeCheckpoint
-        ? `that is a Hugging Face checkpoint; build an engine from it: grpst build --model_dir ${dir} --output_dir ${path.join(dir, 'engine')}`
-        : 'point gpt_model_path at the folder `grpst build --output_dir` wrote',
+      `${where}: ${dir} is not an engine folder (no engine.json, no TensorRT-LLM config.json or rank0.engine, no Hugging Face checkpoint)`,
+      'point gpt_model_path at the folder `grpst build --output_dir` wrote',
     );
   }
   return backend;

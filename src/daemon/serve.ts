@@ -94,12 +94,11 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   return early ?? (await done);
 }
 
-// The runtime's entry point is looked up when serving starts, so confs, archives and the
-// daemon work (and are tested) on machines where the native addon is not built.
+// The runtime is imported when serving starts: the other commands stay quick to start and work
+// where the native addon is not built.
 async function loadNativeEngine(enginePath: string, options: LoadOptions): Promise<GenerationEngine> {
-  const modulePath = '../engine/index.js';
-  const runtime = (await import(modulePath)) as { loadEngine(p: string, o: LoadOptions): Promise<GenerationEngine> };
-  return runtime.loadEngine(enginePath, options);
+  const { loadEngine } = await import('../engine/index.js');
+  return loadEngine(enginePath, options);
 }
 
 async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promise<number> {

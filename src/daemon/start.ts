@@ -137,27 +137,28 @@ interface ChosenConf {
   shown: string;
 }
 
-// --inference_conf names the user's file (relative to the current folder, as the seed's users
-// run start from the project folder) or, failing that, a file inside the archive. The chosen conf
-// is copied into the deploy's conf/ so the server does not depend on files outside it.
+// --inference_conf names a conf inside the archive (what was archived is what is deployed, with
+// the paths --include_engine rewrote) or, when the archive has no such file, one of the user's
+// (relative to the current folder). A user's conf is copied into the deploy's conf/ so the
+// server depends on no file outside the deploy folder.
 function chooseConfs(input: StartInput, staging: string, cwd: string): { inference: ChosenConf; server?: ChosenConf } {
   const pick = (given: string | undefined, flag: string, fallbacks: string[]): ChosenConf | undefined => {
     if (given !== undefined) {
-      const local = path.resolve(cwd, given);
       const inArchive = path.resolve(staging, given);
+      if (!path.isAbsolute(given) && isInside(staging, inArchive) && fs.existsSync(inArchive) && fs.statSync(inArchive).isFile()) {
+        return { staged: inArchive, relative: path.relative(staging, inArchive), shown: given };
+      }
+      const local = path.resolve(cwd, given);
       if (fs.existsSync(local) && fs.statSync(local).isFile()) {
         const relative = path.join('conf', path.basename(local));
         fs.mkdirSync(path.join(staging, 'conf'), { recursive: true });
         fs.copyFileSync(local, path.join(staging, relative));
         return { staged: path.join(staging, relative), relative, shown: given };
       }
-      if (!path.isAbsolute(given) && isInside(staging, inArchive) && fs.existsSync(inArchive) && fs.statSync(inArchive).isFile()) {
-        return { staged: inArchive, relative: path.relative(staging, inArchive), shown: `${given} (from ${input.mar})` };
-      }
-      throw badInput(`${flag}=${given}: no such file in ${cwd} or in ${input.mar}`, `pass the path of the conf, e.g. ${flag}=conf/${flag === '--server_conf' ? 'server' : 'inference_qwen3'}.yml`);
+      throw badInput(`${flag}=${given}: no such file in ${input.mar} or in ${cwd}`, `pass the path of the conf, e.g. ${flag}=conf/${flag === '--server_conf' ? 'server' : 'inference_qwen3'}.yml`);
     }
     for (const fallback of fallbacks) {
-      if (fs.existsSync(path.join(staging, fallback))) return { staged: path.join(staging, fallback), relative: fallback, shown: `${fallback} (from ${input.mar})` };
+      if (fs.existsSync(path.join(staging, fallback))) return { staged: path.join(staging, fallback), relative: fallback, shown: fallback };
     }
     return undefined;
   };

@@ -11,6 +11,7 @@ import {
   type NativeEngine,
   type NativeEngineInfo,
   type NativeEngineOptions,
+  type NativeEngineStats,
   type NativeEventBatch,
   type NativeRequestParams,
   type NativeTensorEntry,
@@ -145,6 +146,12 @@ export class Engine implements GenerationEngine {
       generatedTokensTotal: s.generatedTokensTotal,
       steps: s.steps,
     };
+  }
+
+  /** The runtime's counters, including preemptions (beyond EngineStats). */
+  runtimeStats(): NativeEngineStats {
+    if (this.closed) throw failed('the engine is closed');
+    return this.native.stats();
   }
 
   async close(): Promise<void> {

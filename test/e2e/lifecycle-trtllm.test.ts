@@ -94,19 +94,25 @@ describe('a TensorRT-LLM engine under grpst start', () => {
     const port = await freePort('127.0.0.1');
     const dir = await archived('p2', serverOn(port));
     expect((await cli.run(['start', './server.mar', '--inference_conf=conf/inference_qwen3.yml', '--name', 'drain'], { cwd: dir })).code).toBe(0);
+    const ended: number[] = [];
     const streams = Array.from({ length: 8 }, async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ stream: true, max_tokens: 30, messages: [] }) });
-      return res.text();
+      const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ stream: true, max_tokens: 60, messages: [] }) });
+      const text = await res.text();
+      ended.push(Date.now());
+      return text;
     });
     await new Promise((r) => setTimeout(r, 300));
     const stopped = await cli.run(['stop', 'drain', '--timeout', '30']);
     const bodies = await Promise.all(streams);
     for (const body of bodies) {
-      expect(body.match(/"content":"w\d+ "/g)).toHaveLength(30);
+      expect(body.match(/"content":"w\d+ "/g)).toHaveLength(60);
       expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true);
     }
     expect(stopped.code).toBe(0);
     expect(stopped.stderr).toContain('drain stopped');
+    const log = fs.readFileSync(path.join(cli.home, 'drain', 'logs', 'grpst_server.log'), 'utf8');
+    const sigterm = Date.parse(/^(\S+) INFO SIGTERM: trtllm-serve drains/m.exec(log)![1]);
+    expect(Math.min(...ended)).toBeGreaterThan(sigterm);
   });
 
   it('refuses a running name and a taken port, with the fix', async () => {

@@ -76,7 +76,7 @@ describe('grpst archive', () => {
     const output = path.join(tmp, 'server.mar');
     const result = await writeArchive({ projectDir: project, output, includeEngine: false });
     expect(result.files).toBe(4);
-    expect(result.notes.join('\n')).toContain('engine/: engine folder left out (pass --include_engine');
+    expect(result.notes.join('\n')).toContain('engine/: engine or model folder left out (pass --include_engine');
     expect(result.notes.join('\n')).toContain('passwd-link: symbolic link left out');
     expect(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);
 

@@ -268,15 +268,16 @@ describe('conf errors', () => {
     expect(abs.log.dir).toBe(path.join(tmp, 'elsewhere'));
   });
 
-  it('gpt_model_path must be an engine folder; a checkpoint gets the build command', () => {
+  it('gpt_model_path must be an engine folder or a Hugging Face checkpoint', () => {
     const ckpt = path.join(tmp, 'ckpt');
     fs.mkdirSync(ckpt, { recursive: true });
     fs.writeFileSync(path.join(ckpt, 'config.json'), '{"model_type":"qwen3"}');
-    fs.writeFileSync(path.join(ckpt, 'model.safetensors'), '');
     const file = qwen3Conf((t) => t.replace(`gpt_model_path: ${engineDir}`, `gpt_model_path: ${ckpt}`));
     const err = errorOf(() => loadDeployment({ inferenceConf: file, deployPath: tmp }));
-    expect(err.message).toContain('is not an engine folder');
-    expect(err.hint).toContain(`grpst build --model_dir ${ckpt}`);
+    expect(err.message).toContain(`${ckpt} is not an engine folder`);
+    expect(err.hint).toContain('grpst build --output_dir');
+    fs.writeFileSync(path.join(ckpt, 'model.safetensors'), '');
+    expect(loadDeployment({ inferenceConf: file, deployPath: tmp, env: {} }).backend).toBe('native');
   });
 
   it('a TensorRT-LLM engine folder is recognised by its config.json', () => {

@@ -5,7 +5,7 @@ import { copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { GrpstError } from '../../util/errors.js';
-import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION, MANIFEST_FILE } from '../manifest.js';
+import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION } from '../manifest.js';
 import type { BuildSettings } from '../options.js';
 import type { Reporter } from '../progress.js';
 import { Staging } from '../staging.js';
@@ -17,6 +17,11 @@ import { runStep } from './run-step.js';
 
 export const LOG_FILE = 'build.log';
 export const CHECKPOINT_DIR = 'tllm_checkpoint';
+/**
+ * The build record of a TensorRT-LLM engine folder. Not engine.json: that name marks a native engine
+ * (src/config/engine-folder.ts); TensorRT-LLM's own config.json and rank<N>.engine mark this kind.
+ */
+export const RECORD_FILE = 'build.json';
 
 export interface TrtllmBuildResult {
   output: string;
@@ -66,7 +71,7 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
       tokenizer_files: src.tokenizerFiles,
       commands: steps.map((st) => st.argv.map((a) => a.split(staging.tmp).join(staging.output))),
     };
-    writeFileSync(staging.path(MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    writeFileSync(staging.path(RECORD_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     staging.commit(s.force);
     reporter.done();
     return { output: staging.output, steps, log: join(staging.output, LOG_FILE) };

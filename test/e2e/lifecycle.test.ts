@@ -1,0 +1,164 @@
+// The README's flow with real processes and the real runtime on a tiny Qwen3 checkpoint:
+// archive (self-contained) -> start -> ps -> chat with the official openai client -> stop, plus
+// drain under load, a crash while loading, and the API key kept out of logs, argv and ps.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/daemon/ports.js';
+import { groupMembers } from '../../src/daemon/processes.js';
+import { checkpoint, repoRoot } from '../helpers/fixtures.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+
+let work: string;
+let cli: Cli;
+let model: string;
+
+/** A project like the README's: conf/ with the shipped tiny conf pointed at a model folder. */
+function project(name: string, serverYml: string, modelDir = model): string {
+  const dir = path.join(work, name);
+  fs.mkdirSync(path.join(dir, 'conf'), { recursive: true });
+  const conf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', modelDir);
+  fs.writeFileSync(path.join(dir, 'conf', 'inference_tiny.yml'), conf);
+  fs.writeFileSync(path.join(dir, 'conf', 'server.yml'), serverYml);
+  return dir;
+}
+
+const serverOn = (port: number, extra = '') => `interface:\n  host: 127.0.0.1\n  port: ${port}\nmax_concurrency: 16\n${extra}`;
+const stateOf = (name: string) => JSON.parse(fs.readFileSync(path.join(cli.home, '.run', `${name}.json`), 'utf8')) as { pid: number; pgid: number };
+
+async function startProject(dir: string, name: string, flags: string[] = ['--include_engine']): Promise<void> {
+  const archived = await cli.run(['archive', '.', ...flags], { cwd: dir });
+  expect(archived.code, archived.stderr).toBe(0);
+  const started = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', name], { cwd: dir });
+  expect(started.code, started.stderr).toBe(0);
+}
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-lifecycle-'));
+  model = checkpoint('tiny-a');
+  cli = makeCli();
+});
+
+afterAll(async () => {
+  const run = path.join(cli.home, '.run');
+  for (const f of fs.existsSync(run) ? fs.readdirSync(run) : []) if (f.endsWith('.json')) await cli.run(['stop', f.slice(0, -5), '--timeout', '5']);
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(cli.home, { recursive: true, force: true });
+});
+
+describe('grpst lifecycle on the native runtime', () => {
+  it('archive --include_engine -> start -> ps -> chat (stream and not) -> stop', async () => {
+    const port = await freePort('127.0.0.1');
+    const dir = project('readme', serverOn(port));
+    await startProject(dir, 'my_grps');
+    // The archive is self-contained: the model was copied in and the conf points at the copy.
+    const deployed = fs.readFileSync(path.join(cli.home, 'my_grps', 'conf', 'inference_tiny.yml'), 'utf8');
+    expect(deployed).toContain('gpt_model_path: ./engines/tiny-a');
+
+    const ps = await cli.run(['ps']);
+    expect(ps.stdout.split('\n')[0]).toMatch(/^PORT\(HTTP,RPC\)\s+NAME\s+PID\s+DEPLOY_PATH\s+STATUS$/);
+    expect(ps.stdout).toMatch(new RegExp(`^${port}\\s+my_grps\\s+${stateOf('my_grps').pid}\\s+${path.join(cli.home, 'my_grps')}\\s+running$`, 'm'));
+
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const reply = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0 });
+    expect(reply.id).toMatch(/^chatcmpl-/);
+    expect(reply.usage?.completion_tokens).toBeGreaterThan(0);
+    const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0, stream: true });
+    let streamed = '';
+    for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? '';
+    expect(streamed).toBe(reply.choices[0].message.content);
+
+    const { pgid } = stateOf('my_grps');
+    const stopped = await cli.run(['stop', 'my_grps']);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(groupMembers(pgid)).toEqual([]);
+    expect((await cli.run(['ps'])).stdout.trim().split('\n')).toHaveLength(1);
+    const log = fs.readFileSync(path.join(cli.home, 'my_grps', 'logs', 'grpst_server.log'), 'utf8');
+    expect(log).toMatch(/model qwen3 ready[\s\S]*SIGTERM: draining[\s\S]*drained; exiting/);
+  });
+
+  it('SIGTERM during 8 streaming requests: all 8 complete, then the server exits 0', async () => {
+    const port = await freePort('127.0.0.1');
+    await startProject(project('drain', serverOn(port)), 'drainer');
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
+    let firstChunks = 0;
+    const ended: number[] = [];
+    const streams = Array.from({ length: 8 }, async (_, i) => {
+      const stream = await client.chat.completions.create({
+        model: 'qwen3',
+        messages: [{ role: 'user', content: `Count to ${i}` }],
+        max_tokens: 300,
+        stream: true,
+        stream_options: { include_usage: true },
+        // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
+        ignore_eos: true,
+      });
+      let finish: string | null | undefined;
+      let tokens = 0;
+      let seen = false;
+      for await (const chunk of stream) {
+        if (!seen) {
+          seen = true;
+          firstChunks++;
+        }
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+        if (chunk.usage) tokens = chunk.usage.completion_tokens;
+      }
+      ended.push(Date.now());
+      return { finish, tokens };
+    });
+    while (firstChunks < 8) await new Promise((r) => setTimeout(r, 20));
+    const stopped = await cli.run(['stop', 'drainer', '--timeout', '120']);
+    const results = await Promise.all(streams);
+    expect(results).toEqual(Array.from({ length: 8 }, () => ({ finish: 'length', tokens: 300 })));
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stderr).toContain('drainer stopped');
+    const log = fs.readFileSync(path.join(cli.home, 'drainer', 'logs', 'grpst_server.log'), 'utf8');
+    expect(log).toContain('drained; exiting');
+    // Every stream was still running when the server got SIGTERM: the drain is what let them finish.
+    const sigterm = Date.parse(/^(\S+) INFO SIGTERM: draining/m.exec(log)![1]);
+    expect(Math.min(...ended)).toBeGreaterThan(sigterm);
+  });
+
+  it('a crash while loading (corrupt weights): start fails with the log tail and no state', async () => {
+    const corrupt = path.join(work, 'corrupt-model');
+    fs.cpSync(model, corrupt, { recursive: true });
+    const weights = path.join(corrupt, 'model.safetensors');
+    fs.truncateSync(weights, Math.floor(fs.statSync(weights).size / 2));
+    const port = await freePort('127.0.0.1');
+    const dir = project('corrupt', serverOn(port), corrupt);
+    const archived = await cli.run(['archive', '.'], { cwd: dir });
+    expect(archived.code).toBe(0);
+    const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', 'broken'], { cwd: dir });
+    expect(res.code).toBe(4);
+    expect(res.stderr).toContain('broken exited while starting; the last lines of its log:');
+    expect(res.stderr).toMatch(/\| .*ERROR the engine could not be loaded: .*model\.safetensors/);
+    expect(fs.existsSync(path.join(cli.home, '.run', 'broken.json'))).toBe(false);
+    expect((await cli.run(['ps'])).stdout).not.toContain('broken');
+  });
+
+  it('with an API key: /v1 demands it, and the key appears in no log, argv, state file or ps output', async () => {
+    const key = `sk-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    const port = await freePort('127.0.0.1');
+    const dir = project('auth', serverOn(port, 'api_key_file: secrets/key\n'));
+    fs.mkdirSync(path.join(dir, 'secrets'));
+    fs.writeFileSync(path.join(dir, 'secrets', 'key'), `${key}\n`, { mode: 0o600 });
+    await startProject(dir, 'locked');
+
+    const denied = await fetch(`http://127.0.0.1:${port}/v1/models`);
+    expect(denied.status).toBe(401);
+    const allowed = await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+    expect(allowed.status).toBe(200);
+    const ps = await cli.run(['ps', '--json']);
+    expect(JSON.parse(ps.stdout)[0].status).toBe('running');
+
+    const { pid } = stateOf('locked');
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const texts = [ps.stdout, (await cli.run(['ps'])).stdout, cmdline, fs.readFileSync(path.join(cli.home, '.run', 'locked.json'), 'utf8')];
+    expect((await cli.run(['stop', 'locked'])).code).toBe(0);
+    texts.push(fs.readFileSync(path.join(cli.home, 'locked', 'logs', 'grpst_server.log'), 'utf8'));
+    for (const text of texts) expect(text).not.toContain(key);
+  });
+});
