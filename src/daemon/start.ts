@@ -52,6 +52,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
   const staging = path.join(input.home, `.staging-${input.name}-${process.pid}`);
   try {
     clearDeadState(input, paths.state);
+    removeAbandonedStaging(input.home, input.name);
     input.progress.step(`verifying and extracting ${input.mar}`);
     fs.rmSync(staging, { recursive: true, force: true });
     const { manifest } = await extractArchive(path.resolve(cwd, input.mar), staging);
@@ -126,6 +127,17 @@ function clearDeadState(input: StartInput, stateFile: string): void {
   if (groupMembers(previous.pgid).length > 0) signalGroup(previous.pgid, 'SIGKILL');
   removeState(input.name, input.home);
   input.progress.warn(`${input.name} had died (pid ${previous.pid}); its state was cleared`);
+}
+
+// A start interrupted while extracting (Ctrl-C, a crash) leaves its staging folder; the pid in
+// its name tells whether that start is still running.
+function removeAbandonedStaging(home: string, name: string): void {
+  const prefix = `.staging-${name}-`;
+  for (const entry of fs.readdirSync(home)) {
+    if (!entry.startsWith(prefix)) continue;
+    const pid = Number(entry.slice(prefix.length));
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) fs.rmSync(path.join(home, entry), { recursive: true, force: true });
+  }
 }
 
 interface ChosenConf {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
 import { groupMembers } from '../../src/daemon/processes.js';
 import { repoRoot, tokenizerDir } from '../helpers/fixtures.js';
-import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { makeCli, standInDir, type Cli } from '../helpers/grpst-cli.js';
 
 let work: string;
 let engine: string;
@@ -181,6 +181,20 @@ describe('a TensorRT-LLM engine under grpst start', () => {
     expect(res.stderr).toContain('slow did not become healthy within 1 s');
     expect(res.stderr).toContain('fix: raise --timeout');
     expect(fs.existsSync(path.join(cli.home, '.run', 'slow.json'))).toBe(false);
+  });
+
+  it('--mpi_np 2 on a two-GPU host runs trtllm-serve with tensor parallelism 2', async () => {
+    const port = await freePort('127.0.0.1');
+    const dir = await archived('p11', serverOn(port));
+    const twoGpus = { PATH: `${path.join(standInDir, 'two-gpus')}${path.delimiter}${cli.env.PATH}` };
+    const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_qwen3.yml', '--name', 'tp2', '--mpi_np=2'], { cwd: dir, env: twoGpus });
+    expect(res.code, res.stderr).toBe(0);
+    const argv = calls().at(-1)!.argv;
+    expect(argv[argv.indexOf('--tp_size') + 1]).toBe('2');
+    expect((await cli.run(['stop', 'tp2'])).code).toBe(0);
+    const three = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_qwen3.yml', '--name', 'tp3', '--mpi_np', '3'], { cwd: dir, env: twoGpus });
+    expect(three.stderr).toContain('--mpi_np 3 needs 3 GPUs, but 2 are available (nvidia-smi lists 2)');
+    expect(three.stderr).toContain('fix: pass --mpi_np 2 or less');
   });
 
   it('without trtllm-serve on PATH: a clear error naming the native alternative', async () => {

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
@@ -120,6 +121,22 @@ describe('grpst lifecycle on the native runtime', () => {
     // Every stream was still running when the server got SIGTERM: the drain is what let them finish.
     const sigterm = Date.parse(/^(\S+) INFO SIGTERM: draining/m.exec(log)![1]);
     expect(Math.min(...ended)).toBeGreaterThan(sigterm);
+  });
+
+  it('grpst serve runs in the foreground and exits 0 after draining on SIGTERM', async () => {
+    const port = await freePort('127.0.0.1');
+    const dir = project('foreground', serverOn(port));
+    const child = execa(process.execPath, ['--import', path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs'), path.join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env });
+    let health = 0;
+    for (let i = 0; i < 300 && health !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
+    }
+    expect(health).toBe(200);
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.exitCode).toBe(0);
+    expect(String(result.stdout)).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+[\s\S]*SIGTERM: draining[\s\S]*drained; exiting/);
   });
 
   it('a crash while loading (corrupt weights): start fails with the log tail and no state', async () => {
