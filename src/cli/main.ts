@@ -7,7 +7,6 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, errorText, GrpstError } from '../util/errors.js';
 import { register as registerArchive } from './archive.js';
 import { register as registerBuild } from './build.js';
-import { register as registerBuild } from './build.js';
 import { register as registerLogs } from './logs.js';
 import { register as registerPs } from './ps.js';
 import { register as registerServe } from './serve.js';
