@@ -79,6 +79,9 @@ export class Engine implements GenerationEngine {
 
   submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
     if (this.closed) throw failed('the engine is closed', 'load it again with loadEngine');
+    if (!(req.tokens instanceof Int32Array) && !req.tokens.every((t) => Number.isInteger(t))) {
+      throw badInput('prompt tokens must be integers (token ids)');
+    }
     const tokens = req.tokens instanceof Int32Array ? req.tokens : Int32Array.from(req.tokens);
     if (tokens.length === 0) throw badInput('the prompt is empty', 'send at least one token');
     if (tokens.length >= this.info.maxSeqLen) {

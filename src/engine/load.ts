@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { badInput } from '../util/errors.js';
 import { loadAddon } from './addon.js';
+import { loadEngineFolder } from './engine-folder.js';
 import { Engine } from './engine.js';
 import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
 import type { LoadOptions } from './types.js';
@@ -33,13 +34,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none'): NativeE
  */
 export async function loadEngine(path: string, opts: LoadOptions = {}): Promise<Engine> {
   const dir = resolve(path);
-  if (existsSync(join(dir, 'engine.json'))) {
-    // ENGINE FOLDERS (grpst build): read engine.json, turn its manifest into the same tensor
-    // table (prepacked / quantized tensors with their scales) and pass its quantization scheme
-    // as the second argument of nativeOptions(). The runtime side (TensorStore, LinearFormatOps)
-    // already loads through that table.
-    throw badInput(`${dir} is an engine folder; this runtime loads Hugging Face checkpoint folders only so far`, 'point at the source checkpoint folder');
-  }
+  if (existsSync(join(dir, 'engine.json'))) return loadEngineFolder(dir, opts);
   const ckpt = openCheckpoint(dir);
   const tensors: NativeTensorEntry[] = [...ckpt.tensors.values()].map((t) => ({
     name: t.name,

@@ -15,7 +15,10 @@ namespace grpst {
 
 enum class WeightFormat : uint8_t {
   BF16 = 0,
-  // INT8_WO, INT4_AWQ, FP8, INT8_SQ: added with their linear_<format>.cpp files.
+  INT8_WO = 1,  // linear_int8_wo.cpp
+  INT4 = 2,     // linear_int4.cpp (int4_awq engines)
+  FP8 = 3,      // linear_fp8.cpp
+  INT8_SQ = 4,  // linear_int8_sq.cpp
 };
 
 struct LinearWeight {

@@ -9,17 +9,30 @@
 namespace grpst {
 
 extern const LinearFormatOps kLinearBf16;
+extern const LinearFormatOps kLinearInt8Wo, kLinearInt4, kLinearFp8, kLinearInt8Sq;
 
 const LinearFormatOps& linear_format_ops(WeightFormat fmt) {
   switch (fmt) {
     case WeightFormat::BF16:
       return kLinearBf16;
+    case WeightFormat::INT8_WO:
+      return kLinearInt8Wo;
+    case WeightFormat::INT4:
+      return kLinearInt4;
+    case WeightFormat::FP8:
+      return kLinearFp8;
+    case WeightFormat::INT8_SQ:
+      return kLinearInt8Sq;
   }
   throw Error("unknown weight format " + std::to_string(int(fmt)));
 }
 
 WeightFormat weight_format_for_scheme(const std::string& scheme) {
   if (scheme.empty() || scheme == "none" || scheme == "bf16" || scheme == "full_prec") return WeightFormat::BF16;
+  if (scheme == "int8_wo") return WeightFormat::INT8_WO;
+  if (scheme == "int4_awq") return WeightFormat::INT4;
+  if (scheme == "fp8") return WeightFormat::FP8;
+  if (scheme == "int8_sq") return WeightFormat::INT8_SQ;
   throw Error("quantization scheme \"" + scheme + "\" has no CPU kernels in this build");
 }
 

@@ -211,13 +211,18 @@ struct SampleParams {
 };
 // History per slot: output_counts [slots, V] (times each token was generated), prompt_mask
 // [slots, ceil(V/32)] (bit set: token in the prompt). sample() adds each sampled token to its
-// slot's counts. Logits are modified in place (penalties, temperature).
+// slot's counts. Order: repetition penalty (prompt and output tokens), presence / frequency
+// penalties (output tokens), greedy argmax when temperature is 0, else logits / temperature,
+// top_k (ties at the k-th value kept), top_p over the top_k survivors (smallest set whose mass
+// reaches top_p), min_p (p >= min_p * p_max), and a Gumbel-max draw whose noise is a hash of
+// (seed, step, token): the same seed gives the same tokens on every run and batch layout.
 struct SampleHistory {
   int32_t* output_counts;
   const uint32_t* prompt_mask;
 };
-Status sample(float* logits /*[B,V]*/, const SampleParams* params /*[B], device*/,
-              SampleHistory history, int B, int V, int32_t* tokens /*[B]*/,
+// logits are left as they are; work holds B*V floats.
+Status sample(const float* logits /*[B,V]*/, const SampleParams* params /*[B], device*/,
+              SampleHistory history, int B, int V, float* work /*[B,V]*/, int32_t* tokens /*[B]*/,
               float* logprobs /*[B] log-softmax of the raw logits at the token, or null*/,
               const Exec& ex);
 

@@ -1,0 +1,206 @@
+// Kernels of the quantized formats, compiled once per instruction-set level (see quant_kernels.h).
+// Weight-only formats decode a block of rows to fp32 in cache and multiply it with an fp32 tile
+// kernel; int8_sq multiplies int8 activations with int8 weights exactly in int32 (VNNI on AVX-512).
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/simd.h"
+
+namespace grpst::cpu::GRPST_ISA {
+
+namespace {
+
+/** fp32 value of each e4m3 byte (scalar paths). */
+struct E4m3Table {
+  float v[256];
+  E4m3Table() {
+    for (int b = 0; b < 256; b++) {
+      const int e = (b >> 3) & 0xf, m = b & 7;
+      float mag = e == 0 ? float(m) * (1.0f / 512) : (1.0f + float(m) / 8) * std::ldexp(1.0f, e - 7);
+      if (e == 15 && m == 7) mag = 0;  // NaN codes never appear in engines (quantizers saturate)
+      v[b] = (b & 0x80) ? -mag : mag;
+    }
+  }
+};
+const E4m3Table kE4m3;
+
+#if defined(__AVX512F__)
+constexpr int kMR = 4;
+#elif defined(__AVX2__)
+constexpr int kMR = 2;
+#else
+constexpr int kMR = 4;
+#endif
+constexpr int kNR = 4;
+
+template <int MR, int NR>
+inline void tile(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int K) {
+  VF acc[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) acc[i][j] = vzero();
+  int k = 0;
+  for (; k + kWidth <= K; k += kWidth) {
+    VF wv[NR];
+    for (int j = 0; j < NR; j++) wv[j] = vload(w + j * ldw + k);
+    for (int i = 0; i < MR; i++) {
+      VF xv = vload(x + i * ldx + k);
+      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const int rest = K - k;
+    VF wv[NR];
+    for (int j = 0; j < NR; j++) wv[j] = vload_n(w + j * ldw + k, rest);
+    for (int i = 0; i < MR; i++) {
+      VF xv = vload_n(x + i * ldx + k, rest);
+      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
+}
+
+template <int NR>
+inline void tile_rows(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
+  int m = 0;
+  for (; m + kMR <= M; m += kMR) tile<kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+  for (; m < M; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+}
+
+inline int32_t dot_i8(const int8_t* a, const int8_t* b, int K) {
+  int k = 0;
+  int32_t total = 0;
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+  // |a| as unsigned times b with a's sign: dpbusd multiplies u8 by s8 exactly.
+  __m512i acc = _mm512_setzero_si512();
+  for (; k < K; k += 64) {
+    const int rest = std::min(64, K - k);
+    const __mmask64 mask = rest == 64 ? ~__mmask64(0) : ((__mmask64(1) << rest) - 1);
+    const __m512i av = _mm512_maskz_loadu_epi8(mask, a + k);
+    const __m512i bv = _mm512_maskz_loadu_epi8(mask, b + k);
+    const __m512i sb = _mm512_mask_sub_epi8(bv, _mm512_movepi8_mask(av), _mm512_setzero_si512(), bv);
+    acc = _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(av), sb);
+  }
+  return _mm512_reduce_add_epi32(acc);
+#elif defined(__AVX2__)
+  __m256i acc = _mm256_setzero_si256();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (; k + 32 <= K; k += 32) {
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k));
+    const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + k));
+    // |a| * sign(a) b: pairs sum to at most 2 * 127 * 127, inside int16.
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(av, av), _mm256_sign_epi8(bv, av));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
+  }
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  total = _mm_cvtsi128_si32(s);
+#endif
+  for (; k < K; k++) total += int32_t(a[k]) * int32_t(b[k]);
+  return total;
+}
+
+}  // namespace
+
+void decode_i8_rows(const int8_t* q, int64_t ldq, int rows, int K, float* out) {
+  for (int r = 0; r < rows; r++) {
+    const int8_t* src = q + r * ldq;
+    float* dst = out + int64_t(r) * K;
+    int k = 0;
+#if defined(__AVX512F__)
+    for (; k + 16 <= K; k += 16)
+      _mm512_storeu_ps(dst + k, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k)))));
+#elif defined(__AVX2__)
+    for (; k + 8 <= K; k += 8)
+      _mm256_storeu_ps(dst + k, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + k)))));
+#endif
+    for (; k < K; k++) dst[k] = float(src[k]);
+  }
+}
+
+void decode_i4_rows(const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros, int groups,
+                    int group, int rows, int K, float* out) {
+  for (int r = 0; r < rows; r++) {
+    const uint8_t* src = packed + r * ldp;
+    float* dst = out + int64_t(r) * K;
+    for (int g = 0; g < groups; g++) {
+      const float s = scales[int64_t(r) * groups + g];
+      const float z = float(zeros[int64_t(r) * groups + g]);
+      int k = g * group;
+      const int end = k + group;
+#if defined(__AVX512F__)
+      if (group % 16 == 0) {
+        const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(z);
+        for (; k < end; k += 16) {
+          const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + k / 2));
+          const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+          const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f));
+          const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+          _mm512_storeu_ps(dst + k, _mm512_mul_ps(_mm512_sub_ps(v, vz), vs));
+        }
+      }
+#elif defined(__AVX2__)
+      if (group % 8 == 0) {
+        const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z);
+        for (; k < end; k += 8) {
+          int32_t four;
+          std::memcpy(&four, src + k / 2, 4);
+          const __m128i b = _mm_cvtsi32_si128(four);
+          const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+          const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f));
+          const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+          _mm256_storeu_ps(dst + k, _mm256_mul_ps(_mm256_sub_ps(v, vz), vs));
+        }
+      }
+#endif
+      for (; k < end; k++) {
+        const uint8_t byte = src[k / 2];
+        const int q = (k & 1) ? byte >> 4 : byte & 0x0f;
+        dst[k] = (float(q) - z) * s;
+      }
+    }
+  }
+}
+
+void decode_e4m3_rows(const uint8_t* w, int64_t ldw, int rows, int K, float* out) {
+  for (int r = 0; r < rows; r++) {
+    const uint8_t* src = w + r * ldw;
+    float* dst = out + int64_t(r) * K;
+    int k = 0;
+    // e4m3 bits moved into an fp16 (sign, exponent, mantissa shifted by 7) give the value times 2^-8.
+#if defined(__AVX512F__)
+    const __m512 k256 = _mm512_set1_ps(256.0f);
+    for (; k + 16 <= K; k += 16) {
+      const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k)));
+      const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8),
+                                        _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7));
+      _mm512_storeu_ps(dst + k, _mm512_mul_ps(_mm512_cvtph_ps(h), k256));
+    }
+#elif defined(__AVX2__)
+    const __m256 k256 = _mm256_set1_ps(256.0f);
+    for (; k + 8 <= K; k += 8) {
+      const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + k)));
+      const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
+                                     _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7));
+      _mm256_storeu_ps(dst + k, _mm256_mul_ps(_mm256_cvtph_ps(h), k256));
+    }
+#endif
+    for (; k < K; k++) dst[k] = kE4m3.v[src[k]];
+  }
+}
+
+void gemm_f32w(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
+  int n = 0;
+  for (; n + kNR <= N; n += kNR) tile_rows<kNR>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+  for (; n < N; n++) tile_rows<1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+}
+
+void gemm_i8i8(const int8_t* xq, int64_t ldxq, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M, int N,
+               int K) {
+  for (int n = 0; n < N; n++)
+    for (int m = 0; m < M; m++) acc[m * ldacc + n] = dot_i8(xq + m * ldxq, w + n * ldw, K);
+}
+
+}  // namespace grpst::cpu::GRPST_ISA

@@ -1,0 +1,51 @@
+// fp8: e4m3 weights [out, in] with one fp32 weight scale, activations rounded to e4m3 with one
+// static (calibrated) input scale: y = (e4m3(x / input_scale) . w) * input_scale * weight_scale.
+// The CPU has no fp8 arithmetic: both operands are exact in fp32, so the products are the ones an
+// FP8 tensor core forms; only the accumulation order differs.
+#include "grpst/linear.h"
+#include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/quant_linear_common.h"
+
+namespace grpst {
+
+namespace {
+
+LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in) {
+  LinearWeight w;
+  w.fmt = WeightFormat::FP8;
+  w.out_features = out;
+  w.in_features = in;
+  w.w = quant::tensor(store, prefix + ".weight", DType::F8_E4M3, {out, in});
+  w.ldw = in;
+  w.scales = static_cast<const float*>(quant::tensor(store, prefix + ".weight_scale", DType::F32, {1}));
+  w.input_scale = *static_cast<const float*>(quant::tensor(store, prefix + ".input_scale", DType::F32, {1}));
+  if (!(w.input_scale > 0) || !(w.scales[0] > 0)) throw Error(prefix + ": fp8 scales must be positive");
+  return w;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
+             int n0, int n1) {
+  const QuantKernels& q = quant_kernels(k.level);
+  const int K = w.in_features, nb = quant::block_rows(K);
+  thread_local std::vector<float> rows_buf, xr_buf;
+  float* rows = quant::scratch(rows_buf, size_t(nb) * K);
+  float* xr = quant::scratch(xr_buf, size_t(M) * K);
+  round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
+  const float out_scale = w.input_scale * w.scales[0];
+  const uint8_t* base = static_cast<const uint8_t*>(w.w);
+  for (int n = n0; n < n1; n += nb) {
+    const int cnt = std::min(nb, n1 - n);
+    q.decode_e4m3_rows(base + n * w.ldw, w.ldw, cnt, K, rows);
+    q.gemm_f32w(xr, K, rows, K, y + n, ldy, M, cnt, K);
+    for (int m = 0; m < M; m++)
+      for (int j = 0; j < cnt; j++) y[m * ldy + n + j] *= out_scale;
+  }
+}
+
+int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_features + 8; }
+
+}  // namespace
+
+extern const LinearFormatOps kLinearFp8 = {"fp8", load, columns, bytes};
+
+}  // namespace grpst

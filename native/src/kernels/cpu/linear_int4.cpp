@@ -1,0 +1,55 @@
+// int4 groups (int4_awq): nibbles [out, in / 2] (element 2j low, 2j + 1 high), fp32 scales and
+// uint8 zero points [out, in / group]; w = (q - zero) * scale. Used for AWQ engines built by
+// grpst and for AutoAWQ checkpoints converted to engines.
+#include "grpst/linear.h"
+#include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/quant_linear_common.h"
+
+namespace grpst {
+
+namespace {
+
+LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in) {
+  const TensorDesc& s = store.desc(prefix + ".scales");
+  if (s.shape.size() != 2 || s.shape[1] <= 0 || in % s.shape[1] != 0)
+    throw Error("tensor " + prefix + ".scales does not divide in_features " + std::to_string(in) + " into groups");
+  const int groups = int(s.shape[1]), group = in / groups;
+  if (group % 2 != 0) throw Error(prefix + ": int4 group size " + std::to_string(group) + " must be even");
+  LinearWeight w;
+  w.fmt = WeightFormat::INT4;
+  w.out_features = out;
+  w.in_features = in;
+  w.group_size = group;
+  w.w = quant::tensor(store, prefix + ".qweight", DType::U8, {out, in / 2});
+  w.ldw = in / 2;
+  w.scales = static_cast<const float*>(quant::tensor(store, prefix + ".scales", DType::F32, {out, groups}));
+  w.zeros = quant::tensor(store, prefix + ".zeros", DType::U8, {out, groups});
+  return w;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
+             int n0, int n1) {
+  const QuantKernels& q = quant_kernels(k.level);
+  const int K = w.in_features, nb = quant::block_rows(K), groups = K / w.group_size;
+  thread_local std::vector<float> rows_buf;
+  float* rows = quant::scratch(rows_buf, size_t(nb) * K);
+  const uint8_t* base = static_cast<const uint8_t*>(w.w);
+  const uint8_t* zeros = static_cast<const uint8_t*>(w.zeros);
+  for (int n = n0; n < n1; n += nb) {
+    const int cnt = std::min(nb, n1 - n);
+    q.decode_i4_rows(base + n * w.ldw, w.ldw, w.scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
+                     w.group_size, cnt, K, rows);
+    q.gemm_f32w(x, ldx, rows, K, y + n, ldy, M, cnt, K);
+  }
+}
+
+int64_t bytes(const LinearWeight& w) {
+  const int64_t groups = w.in_features / w.group_size;
+  return int64_t(w.out_features) * (w.in_features / 2 + groups * 5);
+}
+
+}  // namespace
+
+extern const LinearFormatOps kLinearInt4 = {"int4", load, columns, bytes};
+
+}  // namespace grpst

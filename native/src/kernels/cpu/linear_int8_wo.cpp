@@ -1,0 +1,44 @@
+// int8_wo: int8 weights [out, in] with one fp32 scale per output channel; fp32 activations.
+// y[m, n] = scale[n] * sum_k x[m, k] * q[n, k].
+#include "grpst/linear.h"
+#include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/quant_linear_common.h"
+
+namespace grpst {
+
+namespace {
+
+LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in) {
+  LinearWeight w;
+  w.fmt = WeightFormat::INT8_WO;
+  w.out_features = out;
+  w.in_features = in;
+  w.w = quant::tensor(store, prefix + ".qweight", DType::I8, {out, in});
+  w.ldw = in;
+  w.scales = static_cast<const float*>(quant::tensor(store, prefix + ".scales", DType::F32, {out}));
+  return w;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
+             int n0, int n1) {
+  const QuantKernels& q = quant_kernels(k.level);
+  const int K = w.in_features, nb = quant::block_rows(K);
+  thread_local std::vector<float> rows_buf;
+  float* rows = quant::scratch(rows_buf, size_t(nb) * K);
+  const int8_t* base = static_cast<const int8_t*>(w.w);
+  for (int n = n0; n < n1; n += nb) {
+    const int cnt = std::min(nb, n1 - n);
+    q.decode_i8_rows(base + n * w.ldw, w.ldw, cnt, K, rows);
+    q.gemm_f32w(x, ldx, rows, K, y + n, ldy, M, cnt, K);
+    for (int m = 0; m < M; m++)
+      for (int j = 0; j < cnt; j++) y[m * ldy + n + j] *= w.scales[n + j];
+  }
+}
+
+int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_features + int64_t(w.out_features) * 4; }
+
+}  // namespace
+
+extern const LinearFormatOps kLinearInt8Wo = {"int8_wo", load, columns, bytes};
+
+}  // namespace grpst

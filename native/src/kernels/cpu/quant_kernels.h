@@ -1,0 +1,55 @@
+// CPU kernels of the quantized weight formats (int8_wo, int4 groups, fp8, int8_sq), one table per
+// instruction-set level like CpuKernels. gemm_quant.cpp is compiled once per level; the
+// linear_<format>.cpp files pick the table matching the runner's level. Byte layouts of the
+// weights: src/quant/LAYOUTS.md.
+#pragma once
+#include <cstdint>
+
+#include "grpst/cpu_kernels.h"
+
+#define GRPST_DECLARE_QUANT_KERNELS(ns)                                                                           \
+  namespace grpst::cpu::ns {                                                                                      \
+  void decode_i8_rows(const int8_t* q, int64_t ldq, int rows, int K, float* out);                                 \
+  void decode_i4_rows(const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros, int groups, \
+                      int group, int rows, int K, float* out);                                                    \
+  void decode_e4m3_rows(const uint8_t* w, int64_t ldw, int rows, int K, float* out);                              \
+  void gemm_f32w(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int N,   \
+                 int K);                                                                                          \
+  void gemm_i8i8(const int8_t* xq, int64_t ldxq, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M, \
+                 int N, int K);                                                                                   \
+  }
+
+GRPST_DECLARE_QUANT_KERNELS(avx512)
+GRPST_DECLARE_QUANT_KERNELS(avx2)
+GRPST_DECLARE_QUANT_KERNELS(scalar)
+
+namespace grpst {
+
+struct QuantKernels {
+  /** out[r, k] = q[r, k] (int8 -> float), rows of K. */
+  void (*decode_i8_rows)(const int8_t* q, int64_t ldq, int rows, int K, float* out);
+  /** out[r, k] = (nibble(r, k) - zeros[r, k / group]) * scales[r, k / group]; `groups` per row. */
+  void (*decode_i4_rows)(const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros, int groups,
+                         int group, int rows, int K, float* out);
+  /** out[r, k] = e4m3 value of byte w[r, k] (exact in fp32). */
+  void (*decode_e4m3_rows)(const uint8_t* w, int64_t ldw, int rows, int K, float* out);
+  /**
+   * y[m, n] = sum_k x[m, k] * w[n, k] for m < M, n < N, fp32 weights; each output accumulates lane
+   * by lane in K order and is reduced once, so it does not depend on M, N or the tile that made it.
+   */
+  void (*gemm_f32w)(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int N,
+                    int K);
+  /** acc[m, n] = sum_k xq[m, k] * w[n, k], exact in int32 (|xq| <= 127). */
+  void (*gemm_i8i8)(const int8_t* xq, int64_t ldxq, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M,
+                    int N, int K);
+};
+
+const QuantKernels& quant_kernels(CpuLevel level);
+
+/** Per-row symmetric int8: xs[m] = amax / 127, xq = round-half-even(x / xs) (SmoothQuant's per-token activations). */
+void quantize_rows_int8(const float* x, int64_t ldx, int M, int K, int8_t* xq, float* xs);
+
+/** out = value of e4m3(x / scale) (round to nearest even, saturating at +-448), as fp32. */
+void round_rows_e4m3(const float* x, int64_t ldx, int M, int K, float scale, float* out);
+
+}  // namespace grpst

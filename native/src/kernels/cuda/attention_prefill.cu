@@ -1,0 +1,266 @@
+// Flash-attention (FA2 schedule) prefill over the paged KV cache: a block takes 128 query rows
+// of one head (16 per warp), streams 64-key tiles of K and V through shared memory (two stages,
+// cp.async for bf16 caches; fp8/int8 caches are dequantized on the way in), computes S = QK^T
+// and O += PV on tensor cores with an online softmax in registers. Causal: query row i of a
+// chunk sits at position ctx_len - q_len + i. Head dims other than 64/128 use the decode kernel
+// row by row.
+#include <type_traits>
+
+#include "device_utils.cuh"
+#include "kernels.h"
+#include "mma_utils.cuh"
+
+namespace grpst::cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kBM = 16 * kWarps;  // query rows per block
+constexpr int kBN = 64;           // keys per tile
+constexpr float kLog2e = 1.4426950408889634f;
+
+template <int HD>
+__device__ __forceinline__ int swz(int row, int chunk) {  // element offset of a 16-byte chunk
+  return row * HD + ((chunk ^ (row & 7)) << 3);
+}
+
+template <int HD>
+constexpr size_t prefill_smem_bytes() {
+  return static_cast<size_t>(kBM + 4 * kBN) * HD * sizeof(bf16);
+}
+
+// Loads keys [key0, key0 + kBN) of one kv head into a swizzled [kBN][HD] tile; keys at or past
+// ctx_len become zeros.
+template <int HD, class Kv>
+__device__ __forceinline__ void load_kv_tile(bf16* tile, const typename Kv::T* cache, float scale,
+                                             const int32_t* bt, int key0, int ctx_len, int nkv,
+                                             int g, int block_size) {
+  constexpr int CH = HD / 8;
+  for (int idx = threadIdx.x; idx < kBN * CH; idx += kWarps * 32) {
+    const int r = idx / CH, c = idx % CH;
+    const int key = key0 + r;
+    const bool valid = key < ctx_len;
+    const int page = valid ? bt[key / block_size] : 0;
+    const typename Kv::T* src =
+        cache + ((static_cast<size_t>(page) * nkv + g) * block_size + (valid ? key % block_size : 0)) * HD + c * 8;
+    bf16* dst = tile + swz<HD>(r, c);
+    if constexpr (std::is_same_v<Kv, KvBf16>) {
+      cp_async16(dst, src, valid);
+    } else {
+      float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      if (valid) Kv::load8(src, scale, f);
+      *reinterpret_cast<uint4*>(dst) = pack8(f);
+    }
+  }
+}
+
+template <int HD, class Kv>
+__global__ void __launch_bounds__(kWarps * 32, 1) attention_prefill_kernel(
+    const bf16* __restrict__ q /*[T,nh,HD]*/, PrefillBatch batch, PagedTables tables, int nh,
+    int nkv, int block_size, KvLayer kv, float scale_log2, bf16* __restrict__ out /*[T,nh*HD]*/) {
+  constexpr int CH = HD / 8;
+  constexpr int KSTEPS = HD / 16;  // k16 steps over the head dim (QK^T)
+  constexpr int DT = HD / 8;       // 8-wide column tiles of O
+  constexpr int NT = kBN / 8;      // 8-wide key tiles of S
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* sq = reinterpret_cast<bf16*>(smem_raw);  // [kBM][HD]
+  bf16* sk = sq + kBM * HD;                       // [2][kBN][HD]
+  bf16* sv = sk + 2 * kBN * HD;                   // [2][kBN][HD]
+
+  griddep_wait();
+  griddep_launch_dependents();
+  const int s = blockIdx.z, h = blockIdx.y;
+  const int q_len = batch.q_len[s];
+  const int tile = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);  // long tiles first
+  const int row0 = tile * kBM;
+  if (row0 >= q_len) return;
+  const int ctx_len = batch.ctx_len[s];
+  const int q_start = batch.q_start[s];
+  const int pos0 = ctx_len - q_len;  // position of query row 0
+  const int g = h / (nh / nkv);
+  const int32_t* bt = tables.block_tables + static_cast<size_t>(batch.seq_index[s]) * tables.max_blocks_per_seq;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int gid = lane >> 2, tig = lane & 3;
+
+  const int last_row = min(q_len, row0 + kBM) - 1;
+  const int n_keys = pos0 + last_row + 1;
+  const int n_tiles = (n_keys + kBN - 1) / kBN;
+  const typename Kv::T* kc = reinterpret_cast<const typename Kv::T*>(kv.k);
+  const typename Kv::T* vc = reinterpret_cast<const typename Kv::T*>(kv.v);
+
+  for (int idx = threadIdx.x; idx < kBM * CH; idx += kWarps * 32) {
+    const int r = idx / CH, c = idx % CH;
+    const bool valid = row0 + r < q_len;
+    const bf16* src = q + (static_cast<size_t>(q_start + (valid ? row0 + r : 0)) * nh + h) * HD + c * 8;
+    cp_async16(sq + swz<HD>(r, c), src, valid);
+  }
+  load_kv_tile<HD, Kv>(sk, kc, kv.k_scale, bt, 0, ctx_len, nkv, g, block_size);
+  load_kv_tile<HD, Kv>(sv, vc, kv.v_scale, bt, 0, ctx_len, nkv, g, block_size);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+
+  uint32_t qa[KSTEPS][4];
+#pragma unroll
+  for (int ks = 0; ks < KSTEPS; ++ks) {
+    const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+    ldmatrix_x4(qa[ks], sq + swz<HD>(r, ks * 2 + (lane >> 4)));
+  }
+  float o[DT][4];
+#pragma unroll
+  for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  const int pr0 = pos0 + row0 + warp * 16 + gid, pr1 = pr0 + 8;
+
+  for (int kt = 0; kt < n_tiles; ++kt) {
+    const int st = kt & 1;
+    if (kt + 1 < n_tiles) {
+      load_kv_tile<HD, Kv>(sk + (st ^ 1) * kBN * HD, kc, kv.k_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
+      load_kv_tile<HD, Kv>(sv + (st ^ 1) * kBN * HD, vc, kv.v_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* tk = sk + st * kBN * HD;
+    const bf16* tv = sv + st * kBN * HD;
+
+    float sacc[NT][4];
+#pragma unroll
+    for (int i = 0; i < NT; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < KSTEPS; ++ks) {
+#pragma unroll
+      for (int np = 0; np < NT / 2; ++np) {
+        uint32_t b[4];
+        const int r = np * 16 + (lane & 7) + ((lane >> 4) & 1) * 8;
+        ldmatrix_x4(b, tk + swz<HD>(r, ks * 2 + ((lane >> 3) & 1)));
+        mma_bf16(sacc[2 * np], qa[ks], b[0], b[1]);
+        mma_bf16(sacc[2 * np + 1], qa[ks], b[2], b[3]);
+      }
+    }
+
+    // Mask (causal and past the context), online softmax in the log2 domain.
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int k0 = kt * kBN + nt * 8 + 2 * tig;
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = k0 + e;
+        const bool ok_key = key < ctx_len;
+        sacc[nt][e] = (ok_key && key <= pr0) ? sacc[nt][e] * scale_log2 : -INFINITY;
+        sacc[nt][2 + e] = (ok_key && key <= pr1) ? sacc[nt][2 + e] * scale_log2 : -INFINITY;
+        mx0 = fmaxf(mx0, sacc[nt][e]);
+        mx1 = fmaxf(mx1, sacc[nt][2 + e]);
+      }
+    }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+    }
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+    const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+    const float c0 = exp2f(m0 - mu0), c1 = exp2f(m1 - mu1);
+    m0 = mn0;
+    m1 = mn1;
+    float rs0 = 0.f, rs1 = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      sacc[nt][0] = exp2f(sacc[nt][0] - mu0);
+      sacc[nt][1] = exp2f(sacc[nt][1] - mu0);
+      sacc[nt][2] = exp2f(sacc[nt][2] - mu1);
+      sacc[nt][3] = exp2f(sacc[nt][3] - mu1);
+      rs0 += sacc[nt][0] + sacc[nt][1];
+      rs1 += sacc[nt][2] + sacc[nt][3];
+    }
+    l0 = l0 * c0 + rs0;
+    l1 = l1 * c1 + rs1;
+#pragma unroll
+    for (int i = 0; i < DT; ++i) {
+      o[i][0] *= c0;
+      o[i][1] *= c0;
+      o[i][2] *= c1;
+      o[i][3] *= c1;
+    }
+
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      uint32_t pa[4];
+      pa[0] = pack_bf16x2(sacc[2 * kk][0], sacc[2 * kk][1]);
+      pa[1] = pack_bf16x2(sacc[2 * kk][2], sacc[2 * kk][3]);
+      pa[2] = pack_bf16x2(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
+      pa[3] = pack_bf16x2(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+#pragma unroll
+      for (int dp = 0; dp < DT / 2; ++dp) {
+        uint32_t b[4];
+        const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        ldmatrix_x4_trans(b, tv + swz<HD>(r, dp * 2 + (lane >> 4)));
+        mma_bf16(o[2 * dp], pa, b[0], b[1]);
+        mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // everyone is done with this stage before it is refilled
+  }
+
+#pragma unroll
+  for (int off = 1; off <= 2; off <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+  }
+  const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+  const int r0 = row0 + warp * 16 + gid, r1 = r0 + 8;
+#pragma unroll
+  for (int i = 0; i < DT; ++i) {
+    const int d = i * 8 + 2 * tig;
+    if (r0 < q_len)
+      *reinterpret_cast<uint32_t*>(out + (static_cast<size_t>(q_start + r0) * nh + h) * HD + d) =
+          pack_bf16x2(o[i][0] * inv0, o[i][1] * inv0);
+    if (r1 < q_len)
+      *reinterpret_cast<uint32_t*>(out + (static_cast<size_t>(q_start + r1) * nh + h) * HD + d) =
+          pack_bf16x2(o[i][2] * inv1, o[i][3] * inv1);
+  }
+}
+
+template <int HD, class Kv>
+Status launch_prefill(const bf16* q, const PrefillBatch& b, PagedTables tables, int nh,
+                      KvGeometry geo, KvLayer kv, float scale_log2, bf16* out, const Exec& ex) {
+  constexpr size_t smem = prefill_smem_bytes<HD>();
+  auto kernel = attention_prefill_kernel<HD, Kv>;
+  GRPST_TRY(allow_smem("attention_prefill", kernel, smem));
+  const dim3 grid(ceil_div(b.max_q_len, kBM), nh, b.num_seqs);
+  return launch("attention_prefill", kernel, grid, dim3(kWarps * 32), smem, ex, q, b, tables, nh,
+                geo.nkv, geo.block_size, kv, scale_log2, out);
+}
+
+template <class Kv>
+Status prefill_hd(const bf16* q, const PrefillBatch& b, PagedTables tables, int nh, KvGeometry geo,
+                  KvLayer kv, float scale_log2, bf16* out, const Exec& ex) {
+  if (geo.head_dim == 128) return launch_prefill<128, Kv>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
+  return launch_prefill<64, Kv>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
+}
+
+}  // namespace
+
+Status attention_prefill(const bf16* q, const PrefillBatch& batch, PagedTables tables, int nh,
+                         KvGeometry geo, KvLayer kv, float softmax_scale, bf16* out,
+                         const Exec& ex) {
+  if (nh % geo.nkv != 0) return invalid("attention_prefill", "num_heads must be a multiple of num_kv_heads");
+  if (batch.num_seqs == 0 || batch.num_tokens == 0) return ok_status();
+  if (geo.head_dim != 64 && geo.head_dim != 128) {
+    if (!batch.token_pos || !batch.token_seq)
+      return invalid("attention_prefill", "head_dim other than 64/128 needs token_pos and token_seq");
+    return attention_decode(q, batch.token_pos, 1, batch.token_seq, tables, batch.num_tokens, nh,
+                            geo, kv, softmax_scale, 1, nullptr, out, ex);
+  }
+  const float scale_log2 = softmax_scale * kLog2e;
+  switch (geo.dtype) {
+    case KvDtype::bf16: return prefill_hd<KvBf16>(q, batch, tables, nh, geo, kv, scale_log2, out, ex);
+    case KvDtype::fp8: return prefill_hd<KvFp8>(q, batch, tables, nh, geo, kv, scale_log2, out, ex);
+    case KvDtype::int8: return prefill_hd<KvInt8>(q, batch, tables, nh, geo, kv, scale_log2, out, ex);
+  }
+  return invalid("attention_prefill", "unknown KV cache dtype");
+}
+
+}  // namespace grpst::cuda

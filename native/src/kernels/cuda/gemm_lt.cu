@@ -1,0 +1,183 @@
+// GEMMs through cuBLASLt for prefill and large batches: bf16 (fp32 or bf16 out, optional
+// accumulate into the output for residual adds), fp8 e4m3 with per-tensor scale pointers, and
+// int8 with int32 results. Row-major y[M,N] = x[M,K] . w[N,K]^T is the column-major product
+// y^T = op_T(w) . x, the "TN" form the fp8 and int8 paths require. Descriptors and the chosen
+// algorithm are cached per shape; nothing here synchronizes, so the calls can be captured in
+// CUDA graphs.
+#include <cublasLt.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "device_utils.cuh"
+#include "kernels.h"
+
+namespace grpst::cuda {
+
+namespace {
+enum class GemmKind : int { bf16 = 0, fp8 = 1, int8 = 2 };
+using GemmKey = std::tuple<int, int, int, int, bool, bool>;  // kind, M, N, K, f32_out, accumulate
+
+struct GemmPlan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo;
+};
+
+Status lt_error(const char* op, cublasStatus_t s) {
+  Status st;
+  st.op = op;
+  st.code = static_cast<int>(s);
+  st.detail = std::string("cuBLAS status ") + std::to_string(static_cast<int>(s));
+  return st;
+}
+#define GRPST_LT_CHECK(op, expr)                                  \
+  do {                                                            \
+    cublasStatus_t lt_s_ = (expr);                                \
+    if (lt_s_ != CUBLAS_STATUS_SUCCESS) return lt_error(op, lt_s_); \
+  } while (0)
+}  // namespace
+
+struct LtContext {
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  std::mutex mu;
+  std::map<GemmKey, GemmPlan> plans;
+};
+
+Status lt_create(LtContext** out, size_t workspace_bytes) {
+  auto* ctx = new LtContext();
+  cublasStatus_t s = cublasLtCreate(&ctx->handle);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    delete ctx;
+    return lt_error("cublasLtCreate", s);
+  }
+  cudaError_t e = cudaMalloc(&ctx->workspace, workspace_bytes);
+  if (e != cudaSuccess) {
+    cublasLtDestroy(ctx->handle);
+    delete ctx;
+    return cuda_error("cuBLASLt workspace", e);
+  }
+  ctx->workspace_bytes = workspace_bytes;
+  *out = ctx;
+  return ok_status();
+}
+
+void lt_destroy(LtContext* ctx) {
+  if (!ctx) return;
+  for (auto& [key, p] : ctx->plans) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatrixLayoutDestroy(p.d);
+    cublasLtMatmulDescDestroy(p.op);
+  }
+  cudaFree(ctx->workspace);
+  cublasLtDestroy(ctx->handle);
+  delete ctx;
+}
+
+namespace {
+
+Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_out, bool accumulate,
+                 GemmPlan** plan) {
+  const GemmKey key{static_cast<int>(kind), M, N, K, f32_out, accumulate};
+  std::lock_guard<std::mutex> lock(ctx->mu);
+  auto it = ctx->plans.find(key);
+  if (it != ctx->plans.end()) {
+    *plan = &it->second;
+    return ok_status();
+  }
+  GemmPlan p;
+  cudaDataType_t ab, cd, scale;
+  cublasComputeType_t compute;
+  switch (kind) {
+    case GemmKind::bf16: ab = CUDA_R_16BF; cd = f32_out ? CUDA_R_32F : CUDA_R_16BF; compute = CUBLAS_COMPUTE_32F; scale = CUDA_R_32F; break;
+    case GemmKind::fp8: ab = CUDA_R_8F_E4M3; cd = CUDA_R_16BF; compute = CUBLAS_COMPUTE_32F; scale = CUDA_R_32F; break;
+    default: ab = CUDA_R_8I; cd = CUDA_R_32I; compute = CUBLAS_COMPUTE_32I; scale = CUDA_R_32I; break;
+  }
+  GRPST_LT_CHECK("cublasLtMatmulDescCreate", cublasLtMatmulDescCreate(&p.op, compute, scale));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  GRPST_LT_CHECK("cublasLt TRANSA", cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  GRPST_LT_CHECK("cublasLt TRANSB", cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  // A = w viewed column-major as [K,N]; B = x as [K,M]; C = D = y as [N,M].
+  GRPST_LT_CHECK("cublasLt layout A", cublasLtMatrixLayoutCreate(&p.a, ab, K, N, K));
+  GRPST_LT_CHECK("cublasLt layout B", cublasLtMatrixLayoutCreate(&p.b, ab, K, M, K));
+  GRPST_LT_CHECK("cublasLt layout C", cublasLtMatrixLayoutCreate(&p.c, cd, N, M, N));
+  GRPST_LT_CHECK("cublasLt layout D", cublasLtMatrixLayoutCreate(&p.d, cd, N, M, N));
+  if (kind == GemmKind::fp8) {
+    // Placeholders so the heuristic sees a scaled fp8 product; the real pointers are set per call.
+    static float* one = nullptr;
+    if (!one) {
+      GRPST_CUDA_CHECK("fp8 scale placeholder", cudaMalloc(&one, sizeof(float)));
+      const float v = 1.f;
+      GRPST_CUDA_CHECK("fp8 scale placeholder", cudaMemcpy(one, &v, sizeof(v), cudaMemcpyHostToDevice));
+    }
+    GRPST_LT_CHECK("cublasLt A scale", cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &one, sizeof(one)));
+    GRPST_LT_CHECK("cublasLt B scale", cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &one, sizeof(one)));
+  }
+  cublasLtMatmulPreference_t pref;
+  GRPST_LT_CHECK("cublasLtMatmulPreferenceCreate", cublasLtMatmulPreferenceCreate(&pref));
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ctx->workspace_bytes,
+                                       sizeof(ctx->workspace_bytes));
+  cublasLtMatmulHeuristicResult_t result = {};
+  int found = 0;
+  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(ctx->handle, p.op, p.a, p.b, p.c, p.d, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatrixLayoutDestroy(p.d);
+    cublasLtMatmulDescDestroy(p.op);
+    Status st = lt_error("cublasLtMatmulAlgoGetHeuristic", hs == CUBLAS_STATUS_SUCCESS ? CUBLAS_STATUS_NOT_SUPPORTED : hs);
+    st.detail += " (no algorithm for M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) + ")";
+    return st;
+  }
+  p.algo = result.algo;
+  auto ins = ctx->plans.emplace(key, p);
+  *plan = &ins.first->second;
+  return ok_status();
+}
+
+}  // namespace
+
+Status gemm_bf16(LtContext* ctx, const bf16* x, const bf16* w, void* y, bool f32_out, bool accumulate,
+                 int M, int N, int K, const Exec& ex) {
+  if (M == 0) return ok_status();
+  GemmPlan* p;
+  GRPST_TRY(make_plan(ctx, GemmKind::bf16, M, N, K, f32_out, accumulate, &p));
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+  GRPST_LT_CHECK("gemm_bf16", cublasLtMatmul(ctx->handle, p->op, &alpha, w, p->a, x, p->b, &beta, y, p->c, y,
+                                             p->d, &p->algo, ctx->workspace, ctx->workspace_bytes, ex.stream));
+  return ok_status();
+}
+
+Status gemm_fp8(LtContext* ctx, const uint8_t* xq, const uint8_t* wq, const float* x_scale,
+                const float* w_scale, bf16* y, bool accumulate, int M, int N, int K, const Exec& ex) {
+  if (M == 0) return ok_status();
+  GemmPlan* p;
+  GRPST_TRY(make_plan(ctx, GemmKind::fp8, M, N, K, false, accumulate, &p));
+  std::lock_guard<std::mutex> lock(ctx->mu);  // the scale pointers live in the shared descriptor
+  GRPST_LT_CHECK("gemm_fp8 A scale", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof(w_scale)));
+  GRPST_LT_CHECK("gemm_fp8 B scale", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof(x_scale)));
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+  GRPST_LT_CHECK("gemm_fp8", cublasLtMatmul(ctx->handle, p->op, &alpha, wq, p->a, xq, p->b, &beta, y, p->c, y,
+                                            p->d, &p->algo, ctx->workspace, ctx->workspace_bytes, ex.stream));
+  return ok_status();
+}
+
+Status gemm_int8(LtContext* ctx, const int8_t* xq, const int8_t* wq, int32_t* acc, int M, int N, int K,
+                 const Exec& ex) {
+  if (M == 0) return ok_status();
+  GemmPlan* p;
+  GRPST_TRY(make_plan(ctx, GemmKind::int8, M, N, K, false, false, &p));
+  const int32_t alpha = 1, beta = 0;
+  GRPST_LT_CHECK("gemm_int8", cublasLtMatmul(ctx->handle, p->op, &alpha, wq, p->a, xq, p->b, &beta, acc, p->c, acc,
+                                             p->d, &p->algo, ctx->workspace, ctx->workspace_bytes, ex.stream));
+  return ok_status();
+}
+
+}  // namespace grpst::cuda

@@ -1,0 +1,97 @@
+// What every small-batch linear kernel fuses around its product:
+//  prologue: per-row statistics (RMSNorm rstd, per-token int8 amax) and the element transform
+//            a = bf16(w_norm * bf16(x * rstd)), then a = bf16(a * act_scale), HF's rounding;
+//  epilogue: store (bf16 / fp32), residual add in place, or SwiGLU over (gate, up) row pairs.
+#pragma once
+#include "device_utils.cuh"
+#include "kernels.h"
+
+namespace grpst::cuda {
+
+// Statistics of rows [0, M) into shared arrays: rstd[m] (1 without a norm) and, when amax is
+// requested, amax[m] of the transformed row. Every thread of the block must call it.
+__device__ __forceinline__ void linear_row_stats(const LinearIn& in, int M, int K, bool want_amax,
+                                                 float* rstd, float* amax) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  for (int m = warp; m < M; m += nwarps) {
+    const uint4* row = reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m) * K);
+    float r = 1.f;
+    if (in.norm_w) {
+      float ss = 0.f;
+      for (int j = lane; j < K / 8; j += 32) {
+        float f[8];
+        unpack8(row[j], f);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) ss = fmaf(f[e], f[e], ss);
+      }
+      r = rsqrtf(warp_sum(ss) / static_cast<float>(K) + in.eps);
+    }
+    if (lane == 0) rstd[m] = r;
+    if (want_amax) {
+      float mx = 0.f;
+      for (int j = lane; j < K / 8; j += 32) {
+        float f[8];
+        unpack8(row[j], f);
+        if (in.norm_w || in.act_scale) {
+          // same transform as linear_transform8, inlined to avoid a dependency on rstd in smem
+          float w8[8], s8[8];
+          if (in.norm_w) unpack8(reinterpret_cast<const uint4*>(in.norm_w)[j], w8);
+          if (in.act_scale) unpack8(reinterpret_cast<const uint4*>(in.act_scale)[j], s8);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            if (in.norm_w) f[e] = round_bf16(w8[e] * round_bf16(f[e] * r));
+            if (in.act_scale) f[e] = round_bf16(f[e] * s8[e]);
+          }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; ++e) mx = fmaxf(mx, fabsf(f[e]));
+      }
+      mx = warp_max(mx);
+      if (lane == 0) amax[m] = mx;
+    }
+  }
+}
+
+// Loads 8 activations of row m at column k (a multiple of 8) and applies the prologue.
+__device__ __forceinline__ void linear_load8(const LinearIn& in, int K, int m, int k, float rstd,
+                                             float* f) {
+  unpack8(*reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m) * K + k), f);
+  if (in.norm_w) {
+    float w8[8];
+    unpack8(*reinterpret_cast<const uint4*>(in.norm_w + k), w8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
+  }
+  if (in.act_scale) {
+    float s8[8];
+    unpack8(*reinterpret_cast<const uint4*>(in.act_scale + k), s8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
+  }
+}
+
+__device__ __forceinline__ float silu_bf16(float g) {
+  return round_bf16(g / (1.f + expf(-g)));
+}
+
+// y[m, n] for a finished accumulator value v (dequantization scales already applied).
+__device__ __forceinline__ void linear_store(const LinearOut& out, int N, int m, int n, float v) {
+  const size_t i = static_cast<size_t>(m) * N + n;
+  if (out.epi == Epilogue::residual_add) {
+    bf16* y = reinterpret_cast<bf16*>(out.y);
+    y[i] = __float2bfloat16_rn(to_f32(y[i]) + round_bf16(v));
+  } else if (out.f32_out) {
+    reinterpret_cast<float*>(out.y)[i] = v;
+  } else {
+    reinterpret_cast<bf16*>(out.y)[i] = __float2bfloat16_rn(v);
+  }
+}
+
+// SwiGLU epilogue: rows 2j and 2j+1 are gate and up; y is [M, N/2].
+__device__ __forceinline__ void linear_store_swiglu(const LinearOut& out, int N, int m, int j,
+                                                    float gate, float up) {
+  const float v = silu_bf16(round_bf16(gate)) * round_bf16(up);
+  reinterpret_cast<bf16*>(out.y)[static_cast<size_t>(m) * (N / 2) + j] = __float2bfloat16_rn(v);
+}
+
+}  // namespace grpst::cuda

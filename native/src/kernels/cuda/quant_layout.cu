@@ -1,0 +1,178 @@
+// Load-time layout changes for the weight-only formats and the reverse (dequantization to bf16
+// for the prefill GEMM path). The packed layouts put each lane's mma A fragment in one 16-byte
+// load (int4: 4 k16 steps per uint4; int8: 2 per uint4); see linear_skinny.cu.
+// Within a k16 step for row tile base n0 and lane (g = lane / 4, t = lane % 4) the 8 elements are
+//   e0 W[g][2t]  e1 W[g][2t+1]  e2 W[g+8][2t]  e3 W[g+8][2t+1]
+//   e4 W[g][2t+8] e5 W[g][2t+9] e6 W[g+8][2t+8] e7 W[g+8][2t+9]
+// int8 stores them as bytes e0..e7; int4 stores nibbles in the order e0 e2 e4 e6 e1 e3 e5 e7 so
+// that (word >> 4i) & 0x000F000F yields the bf16x2 pair (e2i, e2i+1).
+#include "device_utils.cuh"
+#include "kernels.h"
+
+namespace grpst::cuda {
+namespace {
+
+__device__ __forceinline__ void frag_coords(int lane, int e, int* dr, int* dk) {
+  const int g = lane >> 2, t = lane & 3;
+  *dr = g + ((e >> 1) & 1) * 8;
+  *dk = 2 * t + (e & 1) + (e >> 2) * 8;
+}
+
+// One thread per (tile, kb, lane): 32 bytes out.
+__global__ void repack_int8_kernel(const int8_t* __restrict__ nat /*[N,K]*/, int N, int K, int nkb,
+                                   int8_t* __restrict__ packed) {
+  const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
+  if (id >= total) return;
+  const int lane = static_cast<int>(id % 32);
+  const int kb = static_cast<int>((id / 32) % nkb);
+  const int tile = static_cast<int>(id / (32 * static_cast<size_t>(nkb)));
+  uint32_t words[8];
+  for (int w = 0; w < 4; ++w) {
+    uint32_t lo = 0, hi = 0;
+    for (int e = 0; e < 8; ++e) {
+      int dr, dk;
+      frag_coords(lane, e, &dr, &dk);
+      const int n = tile * 16 + dr, k = kb * 64 + w * 16 + dk;
+      const uint32_t b = (n < N && k < K) ? static_cast<uint8_t>(nat[static_cast<size_t>(n) * K + k]) : 0u;
+      if (e < 4) lo |= b << (8 * e); else hi |= b << (8 * (e - 4));
+    }
+    words[2 * w] = lo;
+    words[2 * w + 1] = hi;
+  }
+  uint4* dst = reinterpret_cast<uint4*>(packed) + id * 2;
+  dst[0] = make_uint4(words[0], words[1], words[2], words[3]);
+  dst[1] = make_uint4(words[4], words[5], words[6], words[7]);
+}
+
+__device__ __forceinline__ int nibble_slot(int e) { return (e & 1) ? 4 + (e >> 1) : (e >> 1); }
+
+__device__ __forceinline__ uint32_t int4_at(const uint8_t* nat, int N, int K, int n, int k) {
+  if (n >= N || k >= K) return 8u;
+  const uint8_t b = nat[static_cast<size_t>(n) * (K / 2) + k / 2];
+  return (k & 1) ? (b >> 4) : (b & 0xF);
+}
+
+// One thread per (tile, kb, lane): one uint4 out.
+__global__ void repack_int4_kernel(const uint8_t* __restrict__ nat /*[N,K/2]*/, int N, int K, int nkb,
+                                   uint32_t* __restrict__ packed) {
+  const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
+  if (id >= total) return;
+  const int lane = static_cast<int>(id % 32);
+  const int kb = static_cast<int>((id / 32) % nkb);
+  const int tile = static_cast<int>(id / (32 * static_cast<size_t>(nkb)));
+  uint32_t words[4];
+  for (int w = 0; w < 4; ++w) {
+    uint32_t word = 0;
+    for (int e = 0; e < 8; ++e) {
+      int dr, dk;
+      frag_coords(lane, e, &dr, &dk);
+      word |= int4_at(nat, N, K, tile * 16 + dr, kb * 64 + w * 16 + dk) << (4 * nibble_slot(e));
+    }
+    words[w] = word;
+  }
+  reinterpret_cast<uint4*>(packed)[id] = make_uint4(words[0], words[1], words[2], words[3]);
+}
+
+// [N, ngroups] -> [ntiles][ngroups][16]; zeros become bf16(128 + z).
+__global__ void repack_groups_kernel(const bf16* __restrict__ nat, int N, int ngroups, bool as_zero,
+                                     bf16* __restrict__ packed) {
+  const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * ngroups * 16;
+  if (id >= total) return;
+  const int r = static_cast<int>(id % 16);
+  const int gi = static_cast<int>((id / 16) % ngroups);
+  const int tile = static_cast<int>(id / (16 * static_cast<size_t>(ngroups)));
+  const int n = tile * 16 + r;
+  float v = n < N ? to_f32(nat[static_cast<size_t>(n) * ngroups + gi]) : 0.f;
+  if (as_zero) v = n < N ? 128.f + v : 136.f;
+  packed[id] = __float2bfloat16_rn(v);
+}
+
+__global__ void dequant_int8_kernel(const int8_t* __restrict__ packed, const float* __restrict__ scale, int N,
+                                    int K, int nkb, bf16* __restrict__ out) {
+  const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
+  if (id >= total) return;
+  const int lane = static_cast<int>(id % 32);
+  const int kb = static_cast<int>((id / 32) % nkb);
+  const int tile = static_cast<int>(id / (32 * static_cast<size_t>(nkb)));
+  const int8_t* src = packed + id * 32;
+  for (int w = 0; w < 4; ++w)
+    for (int e = 0; e < 8; ++e) {
+      int dr, dk;
+      frag_coords(lane, e, &dr, &dk);
+      const int n = tile * 16 + dr, k = kb * 64 + w * 16 + dk;
+      if (n < N && k < K)
+        out[static_cast<size_t>(n) * K + k] = __float2bfloat16_rn(static_cast<float>(src[w * 8 + e]) * scale[n]);
+    }
+}
+
+__global__ void dequant_int4_kernel(const uint32_t* __restrict__ packed, const bf16* __restrict__ scales,
+                                    const bf16* __restrict__ zeros, int N, int K, int G, int nkb,
+                                    bf16* __restrict__ out) {
+  const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
+  if (id >= total) return;
+  const int lane = static_cast<int>(id % 32);
+  const int kb = static_cast<int>((id / 32) % nkb);
+  const int tile = static_cast<int>(id / (32 * static_cast<size_t>(nkb)));
+  const int ngroups = (K + G - 1) / G;
+  const uint4 v = reinterpret_cast<const uint4*>(packed)[id];
+  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+  for (int w = 0; w < 4; ++w)
+    for (int e = 0; e < 8; ++e) {
+      int dr, dk;
+      frag_coords(lane, e, &dr, &dk);
+      const int n = tile * 16 + dr, k = kb * 64 + w * 16 + dk;
+      if (n >= N || k >= K) continue;
+      const size_t gidx = (static_cast<size_t>(tile) * ngroups + k / G) * 16 + dr;
+      const float q = static_cast<float>((words[w] >> (4 * nibble_slot(e))) & 0xF);
+      const float z = zeros ? to_f32(zeros[gidx]) - 128.f : 8.f;
+      out[static_cast<size_t>(n) * K + k] = __float2bfloat16_rn((q - z) * to_f32(scales[gidx]));
+    }
+}
+
+int blocks_for(size_t total) { return static_cast<int>((total + 255) / 256); }
+
+}  // namespace
+
+Status repack_int8_wo(const int8_t* natural, int N, int K, int8_t* packed, const Exec& ex) {
+  const int nkb = ceil_div(K, 64);
+  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
+  return launch("repack_int8_wo", repack_int8_kernel, dim3(blocks_for(total)), dim3(256), 0, ex, natural, N, K,
+                nkb, packed);
+}
+
+Status repack_int4(const uint8_t* natural, const bf16* scales, const bf16* zeros, int N, int K, int group_size,
+                   uint32_t* packed, bf16* packed_scales, bf16* packed_zeros, const Exec& ex) {
+  if (K % 2 != 0) return invalid("repack_int4", "K must be even");
+  const int nkb = ceil_div(K, 64);
+  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
+  GRPST_TRY(launch("repack_int4", repack_int4_kernel, dim3(blocks_for(total)), dim3(256), 0, ex, natural, N, K,
+                   nkb, packed));
+  const int ngroups = ceil_div(K, group_size);
+  const size_t gtotal = static_cast<size_t>(ceil_div(N, 16)) * ngroups * 16;
+  GRPST_TRY(launch("repack_int4 scales", repack_groups_kernel, dim3(blocks_for(gtotal)), dim3(256), 0, ex, scales,
+                   N, ngroups, false, packed_scales));
+  if (zeros)
+    GRPST_TRY(launch("repack_int4 zeros", repack_groups_kernel, dim3(blocks_for(gtotal)), dim3(256), 0, ex, zeros,
+                     N, ngroups, true, packed_zeros));
+  return ok_status();
+}
+
+Status dequant_weight(const Weight& w, bf16* out, const Exec& ex) {
+  const int nkb = ceil_div(w.K, 64);
+  const size_t total = static_cast<size_t>(ceil_div(w.N, 16)) * nkb * 32;
+  if (w.format == WeightFormat::int8_wo)
+    return launch("dequant_weight int8_wo", dequant_int8_kernel, dim3(blocks_for(total)), dim3(256), 0, ex,
+                  reinterpret_cast<const int8_t*>(w.data), w.channel_scale, w.N, w.K, nkb, out);
+  if (w.format == WeightFormat::int4_awq)
+    return launch("dequant_weight int4_awq", dequant_int4_kernel, dim3(blocks_for(total)), dim3(256), 0, ex,
+                  reinterpret_cast<const uint32_t*>(w.data), w.group_scale, w.group_zero, w.N, w.K, w.group_size,
+                  nkb, out);
+  return invalid("dequant_weight", std::string("no dequantization for ") + weight_format_name(w.format));
+}
+
+}  // namespace grpst::cuda

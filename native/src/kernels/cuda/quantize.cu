@@ -1,0 +1,108 @@
+// Activation quantization for the fp8 / int8_sq GEMM paths and the int32 -> bf16 epilogue of the
+// int8 GEMM. One block per row; the prologue (RMSNorm, per-channel scale) is the same code the
+// small-batch kernels fuse.
+#include "device_utils.cuh"
+#include "kernels.h"
+#include "linear_common.cuh"
+
+namespace grpst::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void __launch_bounds__(kThreads) quantize_fp8_kernel(LinearIn in, const float* __restrict__ x_scale,
+                                                                uint8_t* __restrict__ xq, int M, int K) {
+  __shared__ float rstd[kThreads / 32], unused[kThreads / 32];
+  griddep_wait();
+  griddep_launch_dependents();
+  const int m0 = blockIdx.x * (kThreads / 32);
+  LinearIn rows = in;
+  rows.x = in.x + static_cast<size_t>(m0) * K;
+  const int rows_here = min(kThreads / 32, M - m0);
+  linear_row_stats(rows, rows_here, K, false, rstd, unused);
+  __syncthreads();
+  const float inv = 1.f / *x_scale;
+  for (int idx = threadIdx.x; idx < rows_here * (K / 8); idx += kThreads) {
+    const int m = idx / (K / 8), k = (idx % (K / 8)) * 8;
+    float f[8];
+    linear_load8(rows, K, m, k, rstd[m], f);
+    uint32_t lo = 0, hi = 0;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      lo |= static_cast<uint32_t>(f32_to_e4m3(f[e] * inv)) << (8 * e);
+      hi |= static_cast<uint32_t>(f32_to_e4m3(f[e + 4] * inv)) << (8 * e);
+    }
+    *reinterpret_cast<uint2*>(xq + static_cast<size_t>(m0 + m) * K + k) = make_uint2(lo, hi);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) quantize_int8_kernel(LinearIn in, int8_t* __restrict__ xq,
+                                                                 float* __restrict__ x_scales, int M, int K) {
+  __shared__ float rstd[kThreads / 32], amax[kThreads / 32];
+  griddep_wait();
+  griddep_launch_dependents();
+  const int m0 = blockIdx.x * (kThreads / 32);
+  LinearIn rows = in;
+  rows.x = in.x + static_cast<size_t>(m0) * K;
+  const int rows_here = min(kThreads / 32, M - m0);
+  linear_row_stats(rows, rows_here, K, true, rstd, amax);
+  __syncthreads();
+  if (threadIdx.x < rows_here) x_scales[m0 + threadIdx.x] = amax[threadIdx.x] / 127.f;
+  for (int idx = threadIdx.x; idx < rows_here * (K / 8); idx += kThreads) {
+    const int m = idx / (K / 8), k = (idx % (K / 8)) * 8;
+    const float inv = amax[m] > 0.f ? 127.f / amax[m] : 0.f;
+    float f[8];
+    linear_load8(rows, K, m, k, rstd[m], f);
+    uint32_t lo = 0, hi = 0;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      lo |= static_cast<uint32_t>(static_cast<uint8_t>(f32_to_i8(f[e] * inv))) << (8 * e);
+      hi |= static_cast<uint32_t>(static_cast<uint8_t>(f32_to_i8(f[e + 4] * inv))) << (8 * e);
+    }
+    *reinterpret_cast<uint2*>(xq + static_cast<size_t>(m0 + m) * K + k) = make_uint2(lo, hi);
+  }
+}
+
+__global__ void dequant_int32_kernel(const int32_t* __restrict__ acc, const float* __restrict__ x_scales,
+                                     const float* __restrict__ w_scales, LinearOut out, int M, int N) {
+  griddep_wait();
+  griddep_launch_dependents();
+  const size_t total = out.epi == Epilogue::swiglu ? static_cast<size_t>(M) * (N / 2) : static_cast<size_t>(M) * N;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    if (out.epi == Epilogue::swiglu) {
+      const int m = static_cast<int>(i / (N / 2)), j = static_cast<int>(i % (N / 2));
+      const size_t a = static_cast<size_t>(m) * N + 2 * j;
+      const float gate = static_cast<float>(acc[a]) * x_scales[m] * w_scales[2 * j];
+      const float up = static_cast<float>(acc[a + 1]) * x_scales[m] * w_scales[2 * j + 1];
+      linear_store_swiglu(out, N, m, j, gate, up);
+    } else {
+      const int m = static_cast<int>(i / N), n = static_cast<int>(i % N);
+      linear_store(out, N, m, n, static_cast<float>(acc[i]) * x_scales[m] * w_scales[n]);
+    }
+  }
+}
+
+}  // namespace
+
+Status quantize_fp8(const LinearIn& in, const float* x_scale, uint8_t* xq, int M, int K, const Exec& ex) {
+  if (K % 8 != 0) return invalid("quantize_fp8", "K must be a multiple of 8");
+  return launch("quantize_fp8", quantize_fp8_kernel, dim3(ceil_div(M, kThreads / 32)), dim3(kThreads), 0, ex,
+                in, x_scale, xq, M, K);
+}
+
+Status quantize_int8_rows(const LinearIn& in, int8_t* xq, float* x_scales, int M, int K, const Exec& ex) {
+  if (K % 8 != 0) return invalid("quantize_int8_rows", "K must be a multiple of 8");
+  return launch("quantize_int8_rows", quantize_int8_kernel, dim3(ceil_div(M, kThreads / 32)), dim3(kThreads), 0,
+                ex, in, xq, x_scales, M, K);
+}
+
+Status dequant_int32(const int32_t* acc, const float* x_scales, const float* w_scales, const LinearOut& out,
+                     int M, int N, const Exec& ex) {
+  const size_t total = static_cast<size_t>(M) * N;
+  const int blocks = static_cast<int>((total + 255) / 256 < 132 * 16 ? (total + 255) / 256 : 132 * 16);
+  return launch("dequant_int32", dequant_int32_kernel, dim3(blocks), dim3(256), 0, ex, acc, x_scales, w_scales,
+                out, M, N);
+}
+
+}  // namespace grpst::cuda

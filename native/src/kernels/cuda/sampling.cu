@@ -1,0 +1,174 @@
+// Sampling on the GPU, one block per row, no host round trip: penalties, temperature, top_k /
+// top_p thresholds found by bisection over the order-preserving integer image of the float
+// logits (exact, no sort, no atomics), min_p, then a Gumbel-max draw. See kernels.h for the
+// order of operations.
+#include "device_utils.cuh"
+#include "kernels.h"
+
+namespace grpst::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+
+__device__ __forceinline__ uint32_t order_key(float f) {
+  const uint32_t u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+// Uniform in (0, 1) from (seed, step, token).
+__device__ __forceinline__ float uniform(uint64_t seed, uint64_t step, int token) {
+  const uint64_t h = mix64(mix64(seed ^ mix64(step)) + static_cast<uint64_t>(token));
+  return (static_cast<float>(h >> 40) + 0.5f) * (1.f / 16777216.f);
+}
+
+struct ArgMax {
+  float v;
+  int i;
+};
+__device__ __forceinline__ ArgMax better(ArgMax a, ArgMax b) {
+  return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
+}
+__device__ ArgMax block_argmax(ArgMax a, ArgMax* scratch) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    ArgMax b{__shfl_xor_sync(0xffffffffu, a.v, o), __shfl_xor_sync(0xffffffffu, a.i, o)};
+    a = better(a, b);
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = a;
+  __syncthreads();
+  if (warp == 0) {
+    a = lane < (kThreads >> 5) ? scratch[lane] : ArgMax{-INFINITY, 0x7fffffff};
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      ArgMax b{__shfl_xor_sync(0xffffffffu, a.v, o), __shfl_xor_sync(0xffffffffu, a.i, o)};
+      a = better(a, b);
+    }
+    if (lane == 0) scratch[32] = a;
+  }
+  __syncthreads();
+  return scratch[32];
+}
+
+__global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits,
+                                                          const SampleParams* __restrict__ params,
+                                                          SampleHistory hist, int V, float* __restrict__ work,
+                                                          int32_t* __restrict__ tokens, float* __restrict__ logprobs) {
+  __shared__ float scratch[33];
+  __shared__ ArgMax am_scratch[33];
+  griddep_wait();
+  griddep_launch_dependents();
+  const int b = blockIdx.x;
+  const SampleParams p = params[b];
+  const float* raw = logits + static_cast<size_t>(b) * V;
+  float* lg = work + static_cast<size_t>(b) * V;
+  const bool penal = p.slot >= 0 && hist.output_counts &&
+                     (p.repetition_penalty != 1.f || p.presence_penalty != 0.f || p.frequency_penalty != 0.f);
+  const int32_t* counts = penal ? hist.output_counts + static_cast<size_t>(p.slot) * V : nullptr;
+  const uint32_t* pmask = (penal && hist.prompt_mask) ? hist.prompt_mask + static_cast<size_t>(p.slot) * ((V + 31) / 32) : nullptr;
+  const bool greedy = p.temperature <= 0.f;
+  const float inv_t = greedy ? 1.f : 1.f / p.temperature;
+
+  // Pass 1: raw max; modified logits (penalties, temperature) into work and their max.
+  float raw_max = -INFINITY, mod_max = -INFINITY;
+  for (int i = threadIdx.x; i < V; i += kThreads) {
+    float l = raw[i];
+    raw_max = fmaxf(raw_max, l);
+    if (penal) {
+      const int c = counts[i];
+      const bool seen = c > 0 || (pmask && ((pmask[i >> 5] >> (i & 31)) & 1u));
+      if (seen && p.repetition_penalty != 1.f) l = l > 0.f ? l / p.repetition_penalty : l * p.repetition_penalty;
+      l -= static_cast<float>(c) * p.frequency_penalty + (c > 0 ? p.presence_penalty : 0.f);
+    }
+    l *= inv_t;
+    lg[i] = l;
+    mod_max = fmaxf(mod_max, l);
+  }
+  raw_max = block_max(raw_max, scratch);
+  mod_max = block_max(mod_max, scratch);
+  // The work row is read back by other threads below.
+  __syncthreads();
+
+  float raw_sum = 0.f;
+  if (logprobs) {
+    for (int i = threadIdx.x; i < V; i += kThreads) raw_sum += expf(raw[i] - raw_max);
+    raw_sum = block_sum(raw_sum, scratch);
+  }
+
+  int chosen;
+  if (greedy) {
+    ArgMax a{-INFINITY, 0x7fffffff};
+    for (int i = threadIdx.x; i < V; i += kThreads) a = better(a, ArgMax{lg[i], i});
+    chosen = block_argmax(a, am_scratch).i;
+  } else {
+    // top_k: the largest key t with count(key >= t) >= k.
+    uint32_t key_k = 0;
+    if (p.top_k > 0 && p.top_k < V) {
+      uint32_t lo = 0, hi = order_key(mod_max);  // invariant: count(>= lo) >= k
+      while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo + 1) / 2;
+        float c = 0.f;
+        for (int i = threadIdx.x; i < V; i += kThreads) c += order_key(lg[i]) >= mid ? 1.f : 0.f;
+        c = block_sum(c, scratch);
+        if (c >= static_cast<float>(p.top_k)) lo = mid; else hi = mid - 1;
+      }
+      key_k = lo;
+    }
+    // top_p over the top_k survivors: the largest key t with mass(key >= t) >= top_p * mass(top_k).
+    uint32_t key_p = 0;
+    if (p.top_p < 1.f) {
+      float z = 0.f;
+      for (int i = threadIdx.x; i < V; i += kThreads) {
+        const float l = lg[i];
+        if (order_key(l) >= key_k) z += expf(l - mod_max);
+      }
+      z = block_sum(z, scratch);
+      const float target = p.top_p * z;
+      uint32_t lo = key_k, hi = order_key(mod_max);  // mass(>= lo) = z >= target
+      while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo + 1) / 2;
+        float m = 0.f;
+        for (int i = threadIdx.x; i < V; i += kThreads) {
+          const float l = lg[i];
+          if (order_key(l) >= mid) m += expf(l - mod_max);
+        }
+        m = block_sum(m, scratch);
+        if (m >= target) lo = mid; else hi = mid - 1;
+      }
+      key_p = lo;
+    }
+    const uint32_t key_min = key_k > key_p ? key_k : key_p;
+    const float min_l = p.min_p > 0.f ? mod_max + logf(p.min_p) : -INFINITY;
+    ArgMax a{-INFINITY, 0x7fffffff};
+    for (int i = threadIdx.x; i < V; i += kThreads) {
+      const float l = lg[i];
+      if (order_key(l) < key_min || l < min_l) continue;
+      const float gumbel = -logf(-logf(uniform(p.seed, p.step, i)));
+      a = better(a, ArgMax{l + gumbel, i});
+    }
+    chosen = block_argmax(a, am_scratch).i;
+  }
+  if (threadIdx.x == 0) {
+    tokens[b] = chosen;
+    if (logprobs) logprobs[b] = raw[chosen] - raw_max - logf(raw_sum);
+    if (p.slot >= 0 && hist.output_counts) hist.output_counts[static_cast<size_t>(p.slot) * V + chosen] += 1;
+  }
+}
+
+}  // namespace
+
+Status sample(const float* logits, const SampleParams* params, SampleHistory history, int B, int V, float* work,
+              int32_t* tokens, float* logprobs, const Exec& ex) {
+  if (!work) return invalid("sample", "a [B,V] float workspace is required");
+  return launch("sample", sample_kernel, dim3(B), dim3(kThreads), 0, ex, logits, params, history, V, work, tokens,
+                logprobs);
+}
+
+}  // namespace grpst::cuda

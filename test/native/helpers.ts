@@ -1,0 +1,43 @@
+// Shared pieces of the native runtime tests: run a request to completion, greedy settings.
+import { defaultSampling, type SamplingParams, type SubmitRequest, type TokenEvent } from '../../src/engine/types.js';
+import type { GenerationEngine } from '../../src/engine/types.js';
+
+export const greedy: SamplingParams = { ...defaultSampling, temperature: 0 };
+
+export interface RunResult {
+  tokens: number[];
+  logprobs: number[];
+  events: TokenEvent[];
+  finish: TokenEvent['finishReason'];
+  last: TokenEvent;
+  first: TokenEvent;
+}
+
+/** Drains one request's stream. */
+export async function collect(stream: AsyncIterable<TokenEvent>): Promise<RunResult> {
+  const events: TokenEvent[] = [];
+  for await (const ev of stream) events.push(ev);
+  const tokens = events.flatMap((e) => e.tokens);
+  const logprobs = events.flatMap((e) => e.logprobs ?? []);
+  const last = events[events.length - 1];
+  return { tokens, logprobs, events, finish: last?.finishReason, last, first: events[0] };
+}
+
+export function run(engine: GenerationEngine, req: SubmitRequest): Promise<RunResult> {
+  return collect(engine.submit(req));
+}
+
+/** Index of the first step whose reference top-2 margin is under `tol` (a near tie), else the length. */
+export function firstNearTie(margins: number[], tol = 1e-2): number {
+  const i = margins.findIndex((m) => m < tol);
+  return i < 0 ? margins.length : i;
+}
+
+/** Resolves once `pred` holds, polling (for engine state that changes on the native thread). */
+export async function waitFor(pred: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -1,0 +1,68 @@
+// Each CPU kernel level against its scalar twin (native/src/addon/kernel_tests.cpp runs them on
+// random data), and the addon's load probe.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadAddon, probeAddon } from '../../src/engine/index.js';
+import { GrpstError, ExitCode } from '../../src/util/errors.js';
+
+const levels = probeAddon().cpuKernels;
+
+describe('CPU kernels', () => {
+  it('include the scalar fallback on every machine', () => {
+    expect(levels).toContain('scalar');
+    expect(levels[levels.length - 1]).toBe('scalar');
+  });
+
+  it.each(levels)('%s agrees with the scalar twin and is batch-invariant', (level) => {
+    const r = loadAddon().kernelSelfTest(level);
+    expect(r.gemmBf16).toBeLessThan(1e-5);
+    expect(r.gemmBatchInvariant).toBe(true);
+    expect(r.attentionF32).toBeLessThan(1e-5);
+    expect(r.attentionBf16).toBeLessThan(1e-5);
+    expect(r.rowKernels).toBeLessThan(1e-5);
+    expect(r.maxSumExp).toBeLessThan(1e-6);
+  });
+
+  it('refuse a level name they do not know', () => {
+    expect(() => loadAddon().kernelSelfTest('sse9')).toThrow(/avx512, avx2 or scalar/);
+  });
+});
+
+describe('addon probe', () => {
+  it('reports the version and kernel levels from a child process', () => {
+    const p = probeAddon();
+    expect(p.version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(p.bestCpuKernels).toBe(levels[0]);
+    expect(typeof p.cuda).toBe('boolean');
+  });
+
+  it('turns a broken binary into a clear error instead of a crash', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grpst-probe-'));
+    const bad = join(dir, 'grpst_native.node');
+    writeFileSync(bad, 'not an ELF file');
+    let err: unknown;
+    try {
+      probeAddon(bad);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GrpstError);
+    expect((err as GrpstError).exitCode).toBe(ExitCode.missingTool);
+    expect((err as GrpstError).message).toContain(bad);
+    expect((err as GrpstError).hint).toMatch(/npm run build:native/);
+  });
+
+  it('names a missing binary and how to build it', () => {
+    expect(() => probeAddon('/nonexistent/grpst_native.node')).toThrow(/not built/);
+  });
+});
+
+describe('memory bandwidth probe', () => {
+  it('measures a plausible read bandwidth', () => {
+    const bw = loadAddon().measureMemoryBandwidth(64 << 20, 2, 1);
+    expect(bw).toBeGreaterThan(1e9);
+    expect(bw).toBeLessThan(1e13);
+  });
+});
