@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "grpst/forward_observer.h"
 #include "grpst/model_config.h"
 
 namespace grpst {
@@ -69,6 +70,7 @@ struct CpuRunnerOptions {
   int max_seq_len = 4096;     // longest context (attention scratch)
   std::string kernel_level;   // "" = best; "avx512", "avx2", "scalar"
   std::string quantization;   // engine quantization scheme; "none" for checkpoints
+  ForwardObserver* observer = nullptr;  // calibration: sees each linear group's input (not owned)
 };
 
 class TensorStore;

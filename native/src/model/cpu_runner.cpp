@@ -229,18 +229,22 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   for (int l = 0; l < cfg_.num_layers; l++) {
     const Qwen3Layer& L = w_.layers[l];
     pool_.parallel_for(T, [&](int r, int) { k_.rmsnorm(x + size_t(r) * H, L.input_norm, h + size_t(r) * H, H, eps); });
+    if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::AttnIn, h, T, H);
     {
       const LinearWeight* ws[3] = {&L.q, &L.k, &L.v};
       float* ys[3] = {q_.get(), kx_.get(), vx_.get()};
       linear_forward_multi(ws, ys, 3, h, T, k_, pool_);
     }
     qk_norm_rope_store(T, l);
+    if (opts_.observer) opts_.observer->kv(l, kx_.get(), vx_.get(), T, cfg_.kv_dim());
     attention_layer(b, l);
+    if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::OIn, attn_.get(), T, cfg_.q_dim());
     linear_forward(L.o, attn_.get(), h, T, k_, pool_);
     pool_.parallel_for(T, [&](int r, int) {
       k_.add(x + size_t(r) * H, h + size_t(r) * H, H);
       k_.rmsnorm(x + size_t(r) * H, L.post_norm, h + size_t(r) * H, H, eps);
     });
+    if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::MlpIn, h, T, H);
     {
       const LinearWeight* ws[2] = {&L.gate, &L.up};
       float* ys[2] = {gate, up};
@@ -249,6 +253,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     pool_.parallel_for(T, [&](int r, int) {
       k_.silu_mul(gate + size_t(r) * I, up + size_t(r) * I, gate + size_t(r) * I, I);
     });
+    if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::DownIn, gate, T, I);
     linear_forward(L.down, gate, h, T, k_, pool_);
     pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
   }
