@@ -1,0 +1,358 @@
+// createModelTool(config, tensors, options) -> NativeModelTool: a model without a scheduler, for
+// `grpst build`. logprobs(tokens) returns the log-softmax of the logits after every position (the
+// accuracy report compares full distributions); calibrate(sequences, sampleRows) runs text
+// through the model and returns, per layer, statistics of each linear group's input and of the
+// cached K/V (AWQ, SmoothQuant and fp8 scales). Work runs on a worker thread, one call at a time.
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "addon/convert.h"
+#include "grpst/cpu_kernels.h"
+#include "grpst/forward_observer.h"
+#include "grpst/model_runner.h"
+#include "grpst/tensor_store.h"
+
+namespace grpst::addon {
+
+namespace {
+
+constexpr int kChunk = 128;      // tokens per forward call
+constexpr int kBlockSize = 16;   // KV block size of the tool's private cache
+
+struct Capture {
+  int cols = 0;
+  std::vector<float> abs_max;
+  std::vector<double> abs_sum;
+  std::vector<float> samples;  // [kept, cols]
+  int kept = 0;
+};
+
+struct LayerStats {
+  Capture cap[4];
+  float k_amax = 0, v_amax = 0;
+};
+
+/** Accumulates statistics over every token; keeps every `stride`-th token row as a sample. */
+class CalibrationObserver final : public ForwardObserver {
+ public:
+  CalibrationObserver(int layers, int64_t stride, int max_samples) : layers_(layers), stride_(stride), max_samples_(max_samples) {}
+
+  void begin_chunk(int64_t first_token) { first_ = first_token; }
+  int64_t tokens() const { return tokens_; }
+  void count(int rows) { tokens_ += rows; }
+  std::vector<LayerStats>& layers() { return layers_; }
+
+  void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) override {
+    Capture& c = layers_[layer].cap[int(point)];
+    if (c.cols == 0) {
+      c.cols = cols;
+      c.abs_max.assign(cols, 0.0f);
+      c.abs_sum.assign(cols, 0.0);
+    }
+    for (int r = 0; r < rows; r++) {
+      const float* row = x + int64_t(r) * cols;
+      for (int i = 0; i < cols; i++) {
+        const float a = std::fabs(row[i]);
+        c.abs_max[i] = std::max(c.abs_max[i], a);
+        c.abs_sum[i] += a;
+      }
+      if ((first_ + r) % stride_ == 0 && c.kept < max_samples_) {
+        c.samples.insert(c.samples.end(), row, row + cols);
+        c.kept++;
+      }
+    }
+  }
+
+  void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
+    LayerStats& s = layers_[layer];
+    for (int64_t i = 0; i < int64_t(rows) * kv_dim; i++) {
+      s.k_amax = std::max(s.k_amax, std::fabs(k[i]));
+      s.v_amax = std::max(s.v_amax, std::fabs(v[i]));
+    }
+  }
+
+ private:
+  std::vector<LayerStats> layers_;
+  int64_t stride_;
+  int max_samples_;
+  int64_t first_ = 0;
+  int64_t tokens_ = 0;
+};
+
+/** Forwards to whichever observer the current operation set (none outside calibration). */
+class ProxyObserver final : public ForwardObserver {
+ public:
+  ForwardObserver* target = nullptr;
+  void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) override {
+    if (target) target->linear_input(layer, point, x, rows, cols);
+  }
+  void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
+    if (target) target->kv(layer, k, v, rows, kv_dim);
+  }
+};
+
+struct Tool {
+  ModelConfig cfg;
+  std::shared_ptr<TensorStore> store;
+  CpuRunnerOptions ropts;
+  int max_seq_len = 0;
+  ProxyObserver proxy;
+  std::unique_ptr<ModelRunner> runner;  // built once, with its own KV pool
+  std::mutex mutex;                     // one operation at a time
+
+  void load() {
+    CpuRunnerOptions o = ropts;
+    o.observer = &proxy;
+    runner = make_cpu_runner(cfg, store, o);
+    KvCacheSpec kv;
+    kv.block_size = kBlockSize;
+    kv.num_blocks = (max_seq_len + kBlockSize - 1) / kBlockSize;
+    kv.dtype = KvDType::F32;
+    runner->allocate_kv(kv);
+  }
+
+  /** Runs one sequence from position 0 in chunks; `on_logits(first, rows, count)` gets each chunk's logits. */
+  template <typename F>
+  void run(ModelRunner& r, const int32_t* tokens, int n, bool want_logits, std::vector<float>& logits, F on_chunk) {
+    if (n > max_seq_len) throw Error("sequence of " + std::to_string(n) + " tokens exceeds the tool's max_seq_len");
+    std::vector<int32_t> table((max_seq_len + kBlockSize - 1) / kBlockSize);
+    for (size_t i = 0; i < table.size(); i++) table[i] = int32_t(i);
+    for (int p = 0; p < n; p += kChunk) {
+      const int c = std::min(kChunk, n - p);
+      StepBatch b;
+      b.tokens.assign(tokens + p, tokens + p + c);
+      SeqSlice s;
+      s.first_row = 0;
+      s.num_tokens = c;
+      s.start_pos = p;
+      s.block_table = table.data();
+      s.num_blocks = int(table.size());
+      b.seqs.push_back(s);
+      if (want_logits)
+        for (int i = 0; i < c; i++) b.logit_rows.push_back(i);
+      on_chunk(p, c, true);
+      r.forward(b, want_logits ? logits.data() : nullptr);
+      on_chunk(p, c, false);
+    }
+  }
+};
+
+class NativeModelTool : public Napi::ObjectWrap<NativeModelTool> {
+ public:
+  static Napi::FunctionReference constructor;
+  static Napi::Function Init(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "NativeModelTool",
+                                   {InstanceMethod("logprobs", &NativeModelTool::Logprobs),
+                                    InstanceMethod("calibrate", &NativeModelTool::Calibrate),
+                                    InstanceMethod("close", &NativeModelTool::Close)});
+    constructor = Napi::Persistent(f);
+    constructor.SuppressDestruct();
+    return f;
+  }
+  explicit NativeModelTool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModelTool>(info) {}
+  std::shared_ptr<Tool> tool;
+
+ private:
+  Napi::Value Logprobs(const Napi::CallbackInfo& info);
+  Napi::Value Calibrate(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    tool.reset();
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<Tool> need_tool(Napi::Env env) {
+    if (!tool) throw Napi::Error::New(env, "model tool is closed");
+    return tool;
+  }
+};
+
+Napi::FunctionReference NativeModelTool::constructor;
+
+/** Runs `work` on a worker thread; `done` converts the result on the JS thread. */
+class Job : public Napi::AsyncWorker {
+ public:
+  Job(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(done_(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+};
+
+Napi::Value NativeModelTool::Logprobs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto t = need_tool(env);
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "logprobs(tokens): tokens must be an Int32Array");
+  Napi::Int32Array arr = info[0].As<Napi::Int32Array>();
+  auto tokens = std::make_shared<std::vector<int32_t>>(arr.Data(), arr.Data() + arr.ElementLength());
+  auto out = std::make_shared<std::vector<float>>();
+  auto* job = new Job(
+      env,
+      [t, tokens, out]() {
+        std::lock_guard<std::mutex> lock(t->mutex);
+        const int V = t->cfg.vocab_size, n = int(tokens->size());
+        const CpuKernels& k = cpu_kernels(choose_cpu_level(t->ropts.kernel_level));
+        ModelRunner& r = *t->runner;
+        std::vector<float> logits(size_t(kChunk) * V);
+        out->resize(size_t(n) * V);
+        t->run(r, tokens->data(), n, true, logits, [&](int first, int count, bool before) {
+          if (before) return;
+          for (int i = 0; i < count; i++) {
+            const float* row = logits.data() + size_t(i) * V;
+            float mx;
+            double sum;
+            k.max_and_sum_exp(row, V, &mx, &sum);
+            const float lse = mx + float(std::log(sum));
+            float* dst = out->data() + size_t(first + i) * V;
+            for (int v = 0; v < V; v++) dst[v] = row[v] - lse;
+          }
+        });
+      },
+      [out](Napi::Env e) -> Napi::Value {
+        Napi::Float32Array a = Napi::Float32Array::New(e, out->size());
+        std::copy(out->begin(), out->end(), a.Data());
+        return a;
+      });
+  job->Queue();
+  return job->promise();
+}
+
+Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto t = need_tool(env);
+  if (!info[0].IsArray() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "calibrate(sequences: Int32Array[], sampleRows: number)");
+  Napi::Array seqs = info[0].As<Napi::Array>();
+  auto sequences = std::make_shared<std::vector<std::vector<int32_t>>>();
+  int64_t total = 0;
+  for (uint32_t i = 0; i < seqs.Length(); i++) {
+    Napi::Value v = seqs.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, "calibrate: every sequence must be an Int32Array");
+    Napi::Int32Array a = v.As<Napi::Int32Array>();
+    sequences->emplace_back(a.Data(), a.Data() + a.ElementLength());
+    total += int64_t(a.ElementLength());
+  }
+  const int sample_rows = std::max(0, info[1].As<Napi::Number>().Int32Value());
+  const int64_t stride = std::max<int64_t>(1, sample_rows > 0 ? total / sample_rows : total + 1);
+  auto obs = std::make_shared<CalibrationObserver>(t->cfg.num_layers, stride, sample_rows);
+  auto* job = new Job(
+      env,
+      [t, sequences, obs]() {
+        std::lock_guard<std::mutex> lock(t->mutex);
+        t->proxy.target = obs.get();
+        try {
+          std::vector<float> none;
+          for (const auto& s : *sequences) {
+            t->run(*t->runner, s.data(), int(s.size()), false, none, [&](int first, int count, bool before) {
+              if (before) obs->begin_chunk(obs->tokens());
+              else obs->count(count);
+            });
+          }
+        } catch (...) {
+          t->proxy.target = nullptr;
+          throw;
+        }
+        t->proxy.target = nullptr;
+      },
+      [obs](Napi::Env e) -> Napi::Value {
+        static const char* names[4] = {"attn_in", "o_in", "mlp_in", "down_in"};
+        const double n = double(std::max<int64_t>(1, obs->tokens()));
+        Napi::Array layers = Napi::Array::New(e, obs->layers().size());
+        for (size_t l = 0; l < obs->layers().size(); l++) {
+          const LayerStats& s = obs->layers()[l];
+          Napi::Object o = Napi::Object::New(e);
+          for (int p = 0; p < 4; p++) {
+            const Capture& c = s.cap[p];
+            Napi::Object co = Napi::Object::New(e);
+            Napi::Float32Array mx = Napi::Float32Array::New(e, c.cols), mean = Napi::Float32Array::New(e, c.cols);
+            for (int i = 0; i < c.cols; i++) {
+              mx[i] = c.abs_max[i];
+              mean[i] = float(c.abs_sum[i] / n);
+            }
+            Napi::Float32Array smp = Napi::Float32Array::New(e, c.samples.size());
+            std::copy(c.samples.begin(), c.samples.end(), smp.Data());
+            co.Set("absMax", mx);
+            co.Set("absMean", mean);
+            co.Set("samples", smp);
+            co.Set("sampleRows", c.kept);
+            co.Set("cols", c.cols);
+            o.Set(names[p], co);
+          }
+          o.Set("kAmax", s.k_amax);
+          o.Set("vAmax", s.v_amax);
+          layers[l] = o;
+        }
+        Napi::Object result = Napi::Object::New(e);
+        result.Set("tokens", double(obs->tokens()));
+        result.Set("layers", layers);
+        return result;
+      });
+  job->Queue();
+  return job->promise();
+}
+
+/** createModelTool(config, tensors, {threads, cpuKernels, quantization, maxSeqLen}) -> Promise<NativeModelTool>. */
+Napi::Value CreateModelTool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[1].IsArray() || !info[2].IsObject())
+    throw Napi::TypeError::New(env, "createModelTool(config, tensors, options)");
+  auto t = std::make_shared<Tool>();
+  t->cfg = model_config_from_js(info[0].As<Napi::Object>());
+  auto table = std::make_shared<std::vector<TensorDesc>>(tensor_table_from_js(info[1].As<Napi::Array>()));
+  Napi::Object opts = info[2].As<Napi::Object>();
+  const unsigned hw = std::thread::hardware_concurrency();
+  t->ropts.threads = int(get_number(opts, "threads", hw ? hw : 1));
+  t->ropts.kernel_level = get_string(opts, "cpuKernels", "");
+  t->ropts.quantization = get_string(opts, "quantization", "none");
+  t->max_seq_len = int(get_number(opts, "maxSeqLen", 4096));
+  t->ropts.max_tokens = kChunk;
+  t->ropts.max_logit_rows = kChunk;
+  t->ropts.max_seq_len = t->max_seq_len;
+  choose_cpu_level(t->ropts.kernel_level);
+  auto* job = new Job(
+      env,
+      [t, table]() {
+        t->store = std::make_shared<TensorStore>(std::move(*table));
+        // Load the weights here, so format and shape errors surface at creation.
+        t->load();
+      },
+      [t](Napi::Env e) -> Napi::Value {
+        Napi::Object obj = NativeModelTool::constructor.New({});
+        NativeModelTool::Unwrap(obj)->tool = t;
+        return obj;
+      });
+  job->Queue();
+  return job->promise();
+}
+
+}  // namespace
+
+void RegisterModelTools(Napi::Env env, Napi::Object exports) {
+  exports.Set("createModelTool", Napi::Function::New(env, CreateModelTool, "createModelTool"));
+  exports.Set("NativeModelTool", NativeModelTool::Init(env));
+}
+
+}  // namespace grpst::addon
