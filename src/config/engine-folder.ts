@@ -9,7 +9,16 @@ import { badInput } from '../util/errors.js';
 export type EngineBackend = 'native' | 'trtllm';
 
 export function engineBackendOf(dir: string): EngineBackend | undefined {
-  if (isFile(path.join(dir, 'engine.json'))) return 'native';
+  const manifest = path.join(dir, 'engine.json');
+  if (isFile(manifest)) {
+    // `grpst build --backend trtllm` writes an engine.json too, saying so.
+    try {
+      if ((JSON.parse(fs.readFileSync(manifest, 'utf8')) as { backend?: unknown })?.backend === 'trtllm') return 'trtllm';
+    } catch {
+      // A damaged engine.json: the runtime reports it when loading.
+    }
+    return 'native';
+  }
   if (isFile(path.join(dir, 'rank0.engine'))) return 'trtllm';
   const config = path.join(dir, 'config.json');
   if (isFile(config)) {

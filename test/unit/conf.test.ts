@@ -286,6 +286,9 @@ describe('conf errors', () => {
     fs.writeFileSync(path.join(trt, 'config.json'), JSON.stringify({ pretrained_config: {}, build_config: {} }));
     const file = qwen3Conf((t) => t.replace(`gpt_model_path: ${engineDir}`, `gpt_model_path: ${trt}`));
     expect(loadDeployment({ inferenceConf: file, deployPath: tmp, env: {} }).backend).toBe('trtllm');
+    // grpst build --backend trtllm adds an engine.json that says so.
+    fs.writeFileSync(path.join(trt, 'engine.json'), JSON.stringify({ format: 'grpst-engine', backend: 'trtllm' }));
+    expect(loadDeployment({ inferenceConf: file, deployPath: tmp, env: {} }).backend).toBe('trtllm');
     const err = errorOf(() => loadDeployment({ inferenceConf: file, deployPath: tmp, env: { GRPST_API_KEY: 'secret-key-123' } }));
     expect(err.message).toContain('cannot be enforced for a TensorRT-LLM engine');
   });
