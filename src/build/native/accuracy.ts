@@ -5,7 +5,7 @@ import type { AccuracyReport } from '../manifest.js';
 import type { Scorer } from './runtime-bridge.js';
 
 /** Tokens per scored window: long enough for real context, small enough to hold two [window, vocab] blocks. */
-export const WINDOW = 256;
+export const WINDOW = 128;
 
 interface Rows {
   data: Float32Array;
