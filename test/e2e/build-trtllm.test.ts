@@ -53,8 +53,8 @@ describe('grpst build --backend trtllm', () => {
     expect(staged).toMatch(/\.engine-\d+\.tmp-\d+\/tllm_checkpoint$/);
     const engineDir = calls[1].argv[calls[1].argv.indexOf('--output_dir') + 1];
     expect(calls[1].argv).toEqual(['--checkpoint_dir', staged, '--output_dir', engineDir, ...seedBuildFlags]);
-    expect(readdirSync(out).sort()).toEqual(['build.json', 'build.log', 'config.json', 'generation_config.json', 'rank0.engine', 'tokenizer.json', 'tokenizer_config.json']);
-    const manifest = JSON.parse(readFileSync(join(out, 'build.json'), 'utf8'));
+    expect(readdirSync(out).sort()).toEqual(['build.log', 'config.json', 'engine.json', 'generation_config.json', 'rank0.engine', 'tokenizer.json', 'tokenizer_config.json']);
+    const manifest = JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8'));
     expect(manifest).toMatchObject({ format: 'grpst-engine', backend: 'trtllm', quantization: { qformat: 'full_prec' }, limits: { max_batch_size: 16, max_seq_len: 32768 } });
     const log = readFileSync(join(out, 'build.log'), 'utf8');
     expect(log).toContain('Loading checkpoint shards: 100%');
@@ -77,7 +77,7 @@ describe('grpst build --backend trtllm', () => {
     const staged = calls[0].argv[calls[0].argv.indexOf('--output_dir') + 1];
     expect(calls[0].argv).toEqual(['--model_dir', tinyA, '--dtype', 'bfloat16', ...expected, '--output_dir', staged]);
     expect(calls[1].argv.slice(4)).toEqual(seedBuildFlags);
-    expect(JSON.parse(readFileSync(join(out, 'build.json'), 'utf8')).quantization.qformat).toBe(qformat);
+    expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).quantization.qformat).toBe(qformat);
   });
 
   it('converts a pre-quantized AWQ checkpoint with convert_checkpoint.py, as the seed does for Qwen3-14B-AWQ', async () => {
@@ -88,7 +88,7 @@ describe('grpst build --backend trtllm', () => {
     const calls = recorded(record);
     expect(calls[0].tool).toBe('convert_checkpoint.py');
     expect(calls[0].argv).toContain('--load_model_on_cpu');
-    expect(JSON.parse(readFileSync(join(out, 'build.json'), 'utf8')).quantization.qformat).toBe('int4_awq');
+    expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).quantization.qformat).toBe('int4_awq');
   });
 
   it('finds convert_checkpoint.py in the newer examples/models/core/qwen layout', async () => {

@@ -17,11 +17,8 @@ import { runStep } from './run-step.js';
 
 export const LOG_FILE = 'build.log';
 export const CHECKPOINT_DIR = 'tllm_checkpoint';
-/**
- * The build record of a TensorRT-LLM engine folder. Not engine.json: that name marks a native engine
- * (src/config/engine-folder.ts); TensorRT-LLM's own config.json and rank<N>.engine mark this kind.
- */
-export const RECORD_FILE = 'build.json';
+/** The build record of a TensorRT-LLM engine folder: engine.json with backend "trtllm" (no tensor table). */
+export const RECORD_FILE = 'engine.json';
 
 export interface TrtllmBuildResult {
   output: string;
