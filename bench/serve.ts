@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad, summarize, type LoadSummary } from './serve-load.js';
+import { qwen3_06bShapedCheckpoint } from './serve-model.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 
@@ -28,10 +29,6 @@ const { values: args } = parseArgs({
   },
 });
 
-async function defaultModel(): Promise<string> {
-  const maker = (await import('./qwen3-0.6b.js')) as { qwen3_06bCheckpoint: () => Promise<string> | string };
-  return maker.qwen3_06bCheckpoint();
-}
 
 async function startServerProcess(model: string): Promise<{ url: string; info: unknown; child: ChildProcess }> {
   const extra = args.threads ? ['--threads', args.threads] : [];
@@ -72,7 +69,7 @@ let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
 try {
   let url = args.url;
   if (!url) {
-    const model = args.model ?? (await defaultModel());
+    const model = args.model ?? qwen3_06bShapedCheckpoint();
     server = await startServerProcess(model);
     url = server.url;
     console.log(`server: ${url} ${JSON.stringify(server.info)}`);
