@@ -8,6 +8,8 @@
 
 namespace grpst {
 
+struct Request;
+
 struct SamplingParams {
   float temperature = 1.0f;  // 0: greedy
   int top_k = 0;             // <= 0: off
@@ -37,6 +39,8 @@ class ConstraintFactory {
  public:
   virtual ~ConstraintFactory() = default;
   virtual std::unique_ptr<TokenConstraint> start() const = 0;
+  /** The state for one request; factories that need its limits (max_tokens, stop tokens) override it. */
+  virtual std::unique_ptr<TokenConstraint> start_for(const Request& request) const { return start(); }
 };
 
 struct Request {

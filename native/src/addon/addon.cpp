@@ -13,6 +13,9 @@
 namespace grpst::addon {
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info);  // kernel_tests.cpp
+Napi::Value BenchGemm(const Napi::CallbackInfo& info);       // kernel_tests.cpp
+void RegisterGrammar(Napi::Env env, Napi::Object exports);   // grammar_wrap.cpp
+void RegisterModelTools(Napi::Env env, Napi::Object exports);  // model_tools.cpp
 
 namespace {
 
@@ -74,11 +77,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("measureMemoryBandwidth", Napi::Function::New(env, MeasureMemoryBandwidth, "measureMemoryBandwidth"));
   exports.Set("kernelSelfTest", Napi::Function::New(env, KernelSelfTest, "kernelSelfTest"));
+  exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine, "createEngine"));
   exports.Set("createAllowedTokensConstraint",
               Napi::Function::New(env, CreateAllowedTokensConstraint, "createAllowedTokensConstraint"));
   exports.Set("NativeEngine", NativeEngine::Init(env));
   exports.Set("NativeConstraint", NativeConstraint::Init(env));
+  RegisterGrammar(env, exports);
+  RegisterModelTools(env, exports);
   return exports;
 }
 

@@ -4,12 +4,15 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "grpst/common.h"
 #include "grpst/cpu_kernels.h"
+#include "grpst/linear.h"
+#include "grpst/thread_pool.h"
 
 namespace grpst::addon {
 
@@ -152,6 +155,40 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("rowKernels", test_rows(k, ref, r));
   o.Set("maxSumExp", test_softmax_sums(k, ref, r));
   return o;
+}
+
+}  // namespace grpst::addon
+
+namespace grpst::addon {
+
+/**
+ * benchGemm(level, M, N, K, threads, iterations) -> seconds per y[M,N] = x[M,K] * w[N,K]^T, the
+ * best of `iterations`, with the weights cycling through buffers larger than the caches (as a
+ * decode step streams them from DRAM).
+ */
+Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
+  const CpuLevel level = parse_cpu_level(info[0].As<Napi::String>().Utf8Value());
+  const int M = info[1].As<Napi::Number>().Int32Value(), N = info[2].As<Napi::Number>().Int32Value(),
+            K = info[3].As<Napi::Number>().Int32Value(), threads = info[4].As<Napi::Number>().Int32Value(),
+            iters = info[5].As<Napi::Number>().Int32Value();
+  const CpuKernels& k = cpu_kernels(level);
+  const size_t wbytes = size_t(N) * K * 2;
+  const int copies = int(std::max<size_t>(1, (256u << 20) / wbytes));
+  std::vector<std::vector<uint16_t>> ws(copies, std::vector<uint16_t>(size_t(N) * K, 0x3f80));
+  std::vector<float> x(size_t(M) * K, 0.5f), y(size_t(M) * N);
+  ThreadPool pool(threads);
+  LinearWeight lw;
+  lw.out_features = N;
+  lw.in_features = K;
+  lw.ldw = K;
+  double best = 1e30;
+  for (int it = 0; it < iters; it++) {
+    lw.w = ws[it % copies].data();
+    auto t0 = std::chrono::steady_clock::now();
+    linear_forward(lw, x.data(), y.data(), M, k, pool);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return Napi::Number::New(info.Env(), best);
 }
 
 }  // namespace grpst::addon

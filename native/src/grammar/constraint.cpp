@@ -30,6 +30,26 @@ std::unique_ptr<TokenConstraint> GrammarConstraintFactory::start() const {
   return std::make_unique<GrammarConstraint>(matcher_, options_);
 }
 
+int think_budget(int max_tokens, int64_t shortest_answer) {
+  const int64_t reserve = std::max<int64_t>(shortest_answer + 16, std::min(max_tokens / 2, 1024));
+  return int(std::max<int64_t>(0, int64_t(max_tokens) - reserve));
+}
+
+std::unique_ptr<TokenConstraint> GrammarConstraintFactory::start_for(const Request& request) const {
+  ConstraintOptions o = options_;
+  if (o.max_tokens == 0) o.max_tokens = request.max_tokens;
+  if (o.eos.empty()) o.eos = request.stop_token_ids;
+  if (o.think_max_tokens < 0 && o.max_tokens > 0) {
+    int64_t shortest;
+    {
+      std::lock_guard<std::mutex> lock(matcher_->mutex());
+      shortest = matcher_->distance(matcher_->initial_state());
+    }
+    o.think_max_tokens = think_budget(o.max_tokens, shortest);
+  }
+  return std::make_unique<GrammarConstraint>(matcher_, o);
+}
+
 GrammarConstraint::GrammarConstraint(std::shared_ptr<Matcher> matcher, const ConstraintOptions& options)
     : matcher_(std::move(matcher)), options_(options), state_(matcher_->initial_state()) {}
 

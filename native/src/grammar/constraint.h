@@ -15,18 +15,27 @@
 namespace grpst::grammar {
 
 struct ConstraintOptions {
-  /** The request's max_tokens; 0: no answer budget. */
+  /** The request's max_tokens; 0: no answer budget (start_for() takes the request's). */
   int max_tokens = 0;
-  /** End-of-sequence tokens, allowed once the output is complete. */
+  /** End-of-sequence tokens, allowed once the output is complete (start_for(): the request's stop tokens if empty). */
   std::vector<int32_t> eos;
-  /** Tokens the think block may use before only its closing token is allowed; < 0: unbounded. */
+  /** Tokens the think block may use before only its closing token is allowed; < 0: unbounded (start_for(): see think_budget). */
   int think_max_tokens = -1;
 };
+
+/**
+ * The think block's share of max_tokens: all but a reserve for the answer of
+ * max(shortest answer + 16, min(max_tokens / 2, 1024)) tokens, so a long thought never leaves
+ * the answer less than half of a small budget or less than 1024 tokens of a large one.
+ */
+int think_budget(int max_tokens, int64_t shortest_answer);
 
 class GrammarConstraintFactory final : public ConstraintFactory {
  public:
   GrammarConstraintFactory(std::shared_ptr<Matcher> matcher, ConstraintOptions options);
   std::unique_ptr<TokenConstraint> start() const override;
+  /** Fills what the options leave open from the request: max_tokens, stop tokens, the think budget. */
+  std::unique_ptr<TokenConstraint> start_for(const Request& request) const override;
   const std::shared_ptr<Matcher>& matcher() const { return matcher_; }
   const ConstraintOptions& options() const { return options_; }
 

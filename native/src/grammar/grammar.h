@@ -3,6 +3,7 @@
 // rule is a small automaton; a call edge enters another rule and records where to continue
 // when that rule ends (a node with kAccept). src/structured/ builds and serializes it.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -123,6 +123,7 @@ int32_t Matcher::advance(int32_t state, int32_t symbol) {
   if (state < 0 || symbol < 0 || symbol >= grammar_.num_symbols()) return kDead;
   int32_t* r = row(state);
   if (r[symbol] != kUnknown) return r[symbol];
+  transitions_++;
   scratch_.clear();
   visit_mark_++;
   bool complete = false;
@@ -254,6 +255,7 @@ MatcherStats Matcher::stats() const {
   s.mask_bytes = mask_bytes_;
   s.masks_computed = masks_computed_;
   s.mask_hits = mask_hits_;
+  s.transitions = transitions_;
   s.mask_seconds = std::chrono::duration<double>(mask_time_).count();
   return s;
 }

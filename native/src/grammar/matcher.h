@@ -38,6 +38,7 @@ struct MatcherStats {
   int64_t mask_bytes = 0;
   int64_t masks_computed = 0;
   int64_t mask_hits = 0;
+  int64_t transitions = 0;  // (state, symbol) pairs computed
   double mask_seconds = 0;  // time spent computing masks (cache misses and budget filters)
 };
 
@@ -129,6 +130,7 @@ class Matcher {
   int64_t cached_masks_ = 0;
   int64_t masks_computed_ = 0;
   int64_t mask_hits_ = 0;
+  int64_t transitions_ = 0;
   std::chrono::steady_clock::duration mask_time_{};
   mutable std::mutex mutex_;
 };

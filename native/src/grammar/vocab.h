@@ -3,6 +3,7 @@
 // mask is one linear pass that skips whole subtrees the grammar rejects. Built once per
 // tokenizer and shared by every compiled grammar.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>

@@ -101,7 +101,7 @@ void Engine::submit(Request req) {
   seq->num_prompt = int(req.prompt.size());
   seq->tokens = req.prompt;
   sampler_.init_state(req, seq->sampler);
-  if (req.constraint) seq->constraint = req.constraint->start();
+  if (req.constraint) seq->constraint = req.constraint->start_for(req);
   seq->req = std::move(req);
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -43,12 +43,12 @@ struct ColumnTask {
   int n0, n1;
 };
 
-// Few large tasks for big batches (activations are re-read per task), enough small ones for
-// balance at batch 1; boundaries on multiples of 16 keep register tiles whole.
+// About 16 tasks per thread: a thread that the OS deschedules mid-job holds up at most one
+// small task. Boundaries on multiples of 16 keep register tiles whole.
 std::vector<ColumnTask> make_tasks(const LinearWeight* const* ws, int count, int M, int threads) {
   int64_t total = 0;
   for (int i = 0; i < count; i++) total += ws[i]->out_features;
-  int64_t per = std::max<int64_t>(16, total / (int64_t(threads) * 4));
+  int64_t per = std::max<int64_t>(16, total / (int64_t(threads) * 16));
   per = (per + 15) / 16 * 16;
   std::vector<ColumnTask> tasks;
   for (int i = 0; i < count; i++) {

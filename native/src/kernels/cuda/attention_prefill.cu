@@ -251,8 +251,9 @@ Status attention_prefill(const bf16* q, const PrefillBatch& batch, PagedTables t
   if (geo.head_dim != 64 && geo.head_dim != 128) {
     if (!batch.token_pos || !batch.token_seq)
       return invalid("attention_prefill", "head_dim other than 64/128 needs token_pos and token_seq");
-    return attention_decode(q, batch.token_pos, 1, batch.token_seq, tables, batch.num_tokens, nh,
-                            geo, kv, softmax_scale, 1, nullptr, out, ex);
+    const size_t off = static_cast<size_t>(batch.first_row) * nh * geo.head_dim;
+    return attention_decode(q + off, batch.token_pos, 1, batch.token_seq, tables, batch.num_tokens, nh,
+                            geo, kv, softmax_scale, 1, nullptr, out + off, ex);
   }
   const float scale_log2 = softmax_scale * kLog2e;
   switch (geo.dtype) {

@@ -93,8 +93,9 @@ struct PrefillBatch {
   const int32_t* q_len;      // [S]
   const int32_t* ctx_len;    // [S]
   const int32_t* seq_index;  // [S] block-table row
-  const int32_t* token_pos;  // [T]
+  const int32_t* token_pos;  // [T] for the rows [first_row, first_row + num_tokens)
   const int32_t* token_seq;  // [T]
+  int first_row;             // first query row of the prefill part (fallback path)
 };
 Status attention_prefill(const bf16* q /*[T,nh,hd]*/, const PrefillBatch& batch,
                          PagedTables tables, int nh, KvGeometry geo, KvLayer kv,
@@ -172,6 +173,8 @@ Status gemm_int8(LtContext* ctx, const int8_t* xq, const int8_t* wq, int32_t* ac
 
 // ---- quantization helpers ----------------------------------------------------------------------
 
+// out = a(x) in bf16 (the prologue materialized for the GEMM path).
+Status linear_prologue(const LinearIn& in, bf16* out /*[M,K]*/, int M, int K, const Exec& ex);
 // xq = e4m3(a(x) / x_scale), per-tensor static scale.
 Status quantize_fp8(const LinearIn& in, const float* x_scale, uint8_t* xq /*[M,K]*/, int M, int K,
                     const Exec& ex);

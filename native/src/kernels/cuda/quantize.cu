@@ -10,6 +10,24 @@ namespace {
 
 constexpr int kThreads = 256;
 
+__global__ void __launch_bounds__(kThreads) prologue_kernel(LinearIn in, bf16* __restrict__ out, int M, int K) {
+  __shared__ float rstd[kThreads / 32], unused[kThreads / 32];
+  griddep_wait();
+  griddep_launch_dependents();
+  const int m0 = blockIdx.x * (kThreads / 32);
+  LinearIn rows = in;
+  rows.x = in.x + static_cast<size_t>(m0) * K;
+  const int rows_here = min(kThreads / 32, M - m0);
+  linear_row_stats(rows, rows_here, K, false, rstd, unused);
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < rows_here * (K / 8); idx += kThreads) {
+    const int m = idx / (K / 8), k = (idx % (K / 8)) * 8;
+    float f[8];
+    linear_load8(rows, K, m, k, rstd[m], f);
+    *reinterpret_cast<uint4*>(out + static_cast<size_t>(m0 + m) * K + k) = pack8(f);
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) quantize_fp8_kernel(LinearIn in, const float* __restrict__ x_scale,
                                                                 uint8_t* __restrict__ xq, int M, int K) {
   __shared__ float rstd[kThreads / 32], unused[kThreads / 32];
@@ -84,6 +102,12 @@ __global__ void dequant_int32_kernel(const int32_t* __restrict__ acc, const floa
 }
 
 }  // namespace
+
+Status linear_prologue(const LinearIn& in, bf16* out, int M, int K, const Exec& ex) {
+  if (K % 8 != 0) return invalid("linear_prologue", "K must be a multiple of 8");
+  return launch("linear_prologue", prologue_kernel, dim3(ceil_div(M, kThreads / 32)), dim3(kThreads), 0, ex, in,
+                out, M, K);
+}
 
 Status quantize_fp8(const LinearIn& in, const float* x_scale, uint8_t* xq, int M, int K, const Exec& ex) {
   if (K % 8 != 0) return invalid("quantize_fp8", "K must be a multiple of 8");

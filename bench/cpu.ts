@@ -1,0 +1,129 @@
+// npm run bench:cpu — the native runtime on this machine's CPU with a Qwen3-0.6B-shaped
+// checkpoint: measured DRAM read bandwidth, prefill and decode tok/s at batch 1 and 8, and the
+// batch-1 decode roofline (weight bytes read per token / bandwidth).
+//
+//   npm run bench:cpu [-- --threads N --decode-tokens N --prompt-tokens N --json]
+import { availableParallelism, cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { loadAddon, loadEngine, type Engine } from '../src/engine/index.js';
+import { defaultSampling, type TokenEvent } from '../src/engine/types.js';
+import { randomQwen3_0_6b } from './make-random-checkpoint.js';
+
+const { values: args } = parseArgs({
+  options: {
+    threads: { type: 'string' },
+    'decode-tokens': { type: 'string', default: '64' },
+    'prompt-tokens': { type: 'string', default: '512' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const threads = Number(args.threads ?? availableParallelism());
+const decodeTokens = Number(args['decode-tokens']);
+const promptTokens = Number(args['prompt-tokens']);
+const greedy = { ...defaultSampling, temperature: 0 };
+
+/** Deterministic token ids in the ordinary-text range, different for every `salt`. */
+function promptOf(n: number, salt: number): number[] {
+  return Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 100000));
+}
+
+interface Timed {
+  firstAt: number;
+  lastAt: number;
+  tokens: number;
+}
+
+async function timed(stream: AsyncIterable<TokenEvent>, t0: number): Promise<Timed> {
+  let firstAt = 0;
+  let lastAt = 0;
+  let tokens = 0;
+  for await (const ev of stream) {
+    const now = performance.now() - t0;
+    if (ev.error) throw new Error(ev.error);
+    if (ev.tokens.length && !firstAt) firstAt = now;
+    if (ev.tokens.length) lastAt = now;
+    tokens += ev.tokens.length;
+  }
+  return { firstAt, lastAt, tokens };
+}
+
+/** Prompt tok/s: `batch` prompts of `n` tokens submitted together, until every first token. */
+async function prefill(engine: Engine, batch: number, n: number, salt: number): Promise<number> {
+  const t0 = performance.now();
+  const runs = await Promise.all(
+    Array.from({ length: batch }, (_, i) => timed(engine.submit({ tokens: promptOf(n, salt + i), sampling: greedy, maxTokens: 1 }), t0)),
+  );
+  const end = Math.max(...runs.map((r) => r.firstAt));
+  return (batch * n) / (end / 1000);
+}
+
+/** Decode tok/s: `batch` sequences generating together, timed from the last first token to the end. */
+async function decode(engine: Engine, batch: number, salt: number): Promise<number> {
+  const t0 = performance.now();
+  const runs = await Promise.all(
+    Array.from({ length: batch }, (_, i) =>
+      timed(engine.submit({ tokens: promptOf(32, salt + i), sampling: greedy, maxTokens: decodeTokens, ignoreEos: true }), t0),
+    ),
+  );
+  // Tokens after the first of each sequence, over the span in which all sequences decode.
+  const start = Math.max(...runs.map((r) => r.firstAt));
+  const end = Math.max(...runs.map((r) => r.lastAt));
+  const tokens = runs.reduce((a, r) => a + r.tokens - 1, 0);
+  return tokens / ((end - start) / 1000);
+}
+
+async function main(): Promise<void> {
+  const dir = randomQwen3_0_6b();
+  const addon = loadAddon();
+  const bw1 = addon.measureMemoryBandwidth(1 << 30, 5, 1);
+  const bwAll = addon.measureMemoryBandwidth(1 << 30, 5, threads);
+  const engine = await loadEngine(dir, {
+    threads,
+    maxBatchSize: 8,
+    maxNumTokens: Math.max(512, promptTokens),
+    maxSeqLen: 4096,
+    maxTokensInPagedKvCache: 16384,
+    enablePrefixCaching: false,
+  });
+  try {
+    // Warm-up: pages every weight in and settles the thread pool.
+    await decode(engine, 1, 99);
+    const pre1 = await prefill(engine, 1, promptTokens, 1);
+    const pre8 = await prefill(engine, 8, Math.max(16, promptTokens / 8), 10);
+    const dec1 = await decode(engine, 1, 20);
+    const dec8 = await decode(engine, 8, 30);
+    const bytes = engine.nativeInfo.weightBytesPerStep;
+    const roofline = bwAll / bytes;
+    const result = {
+      machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores`,
+      kernels: engine.info.kernels,
+      threads: engine.info.threads,
+      kvCacheDtype: engine.info.kvCacheDtype,
+      bandwidth1ThreadGBs: bw1 / 1e9,
+      bandwidthGBs: bwAll / 1e9,
+      weightBytesPerToken: bytes,
+      decodeRooflineTokS: roofline,
+      prefillBatch1TokS: pre1,
+      prefillBatch8TokS: pre8,
+      decodeBatch1TokS: dec1,
+      decodeBatch8TokS: dec8,
+      decodeBatch1OfRoofline: dec1 / roofline,
+      promptTokens,
+      decodeTokens,
+    };
+    if (args.json) {
+      console.log(JSON.stringify(result, null, 2));
+      return;
+    }
+    const f = (x: number, d = 1) => x.toFixed(d);
+    console.log(`machine            ${result.machine}; kernels ${result.kernels}, ${result.threads} threads, KV ${result.kvCacheDtype}`);
+    console.log(`DRAM read          ${f(result.bandwidthGBs)} GB/s (${threads} threads), ${f(result.bandwidth1ThreadGBs)} GB/s (1 thread)`);
+    console.log(`weights per token  ${f(bytes / 1e9, 3)} GB  -> batch-1 decode roofline ${f(roofline)} tok/s`);
+    console.log(`prefill            batch 1: ${f(pre1)} tok/s (${promptTokens}-token prompt)   batch 8: ${f(pre8)} tok/s`);
+    console.log(`decode             batch 1: ${f(dec1)} tok/s (${f(100 * result.decodeBatch1OfRoofline)}% of roofline)   batch 8: ${f(dec8)} tok/s`);
+  } finally {
+    await engine.close();
+  }
+}
+
+await main();

@@ -1,0 +1,80 @@
+# The CUDA backend, included by native/CMakeLists.txt (and by test/gpu/CMakeLists.txt to build the
+# kernel harness alone). In: GRPST_CUDA (AUTO: build where nvcc and cuBLASLt are found; ON: require
+# them; OFF: skip), GRPST_NATIVE_DIR (the native/ folder). Out: GRPST_HAVE_CUDA and, when ON, the
+# static library grpst_cuda (kernels + CUDA runtime pieces) and the executable grpst_gpu_harness.
+# Code: sm_90a machine code (Hopper: H100/H200) plus compute_90 PTX that newer GPUs JIT-compile;
+# GRPST_CUDA_GENCODE overrides it.
+set(GRPST_HAVE_CUDA OFF)
+if(NOT GRPST_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  set(grpst_cuda_missing "")
+  if(NOT CMAKE_CUDA_COMPILER)
+    set(grpst_cuda_missing "nvcc was not found (put it on PATH or set CUDACXX=/path/to/nvcc)")
+  else()
+    find_package(CUDAToolkit QUIET)
+    if(NOT CUDAToolkit_FOUND OR NOT TARGET CUDA::cublasLt)
+      set(grpst_cuda_missing "the CUDA toolkit's cuBLASLt was not found (set CUDAToolkit_ROOT to the toolkit folder)")
+    endif()
+  endif()
+  if(grpst_cuda_missing)
+    if(GRPST_CUDA STREQUAL "ON")
+      message(FATAL_ERROR "GRPST_CUDA=ON but ${grpst_cuda_missing}")
+    endif()
+    message(STATUS "grpst: CUDA backend not built: ${grpst_cuda_missing}")
+  else()
+    set(GRPST_HAVE_CUDA ON)
+    # Architectures are given as -gencode flags (sm_90a needs the "a" form CMake 3.18 lacks).
+    set(CMAKE_CUDA_ARCHITECTURES OFF)
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(GRPST_CUDA_GENCODE "-gencode=arch=compute_90a,code=sm_90a;-gencode=arch=compute_90,code=compute_90"
+        CACHE STRING "nvcc -gencode flags of the CUDA backend")
+    message(STATUS "grpst: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, CUDA toolkit ${CUDAToolkit_VERSION})")
+
+    set(grpst_cuda_dir ${GRPST_NATIVE_DIR}/src/kernels/cuda)
+    add_library(grpst_cuda STATIC
+      ${grpst_cuda_dir}/cuda_status.cu
+      ${grpst_cuda_dir}/embedding.cu
+      ${grpst_cuda_dir}/rmsnorm.cu
+      ${grpst_cuda_dir}/swiglu.cu
+      ${grpst_cuda_dir}/qk_norm_rope.cu
+      ${grpst_cuda_dir}/attention_decode.cu
+      ${grpst_cuda_dir}/attention_prefill.cu
+      ${grpst_cuda_dir}/gemv_bf16.cu
+      ${grpst_cuda_dir}/linear_skinny.cu
+      ${grpst_cuda_dir}/gemm_lt.cu
+      ${grpst_cuda_dir}/quantize.cu
+      ${grpst_cuda_dir}/quant_layout.cu
+      ${grpst_cuda_dir}/sampling.cu
+      ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward.cu
+    )
+    set_target_properties(grpst_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
+    target_compile_options(grpst_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3 -lineinfo -Xptxas=-warn-spills>)
+    target_include_directories(grpst_cuda PUBLIC ${GRPST_NATIVE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
+    target_link_libraries(grpst_cuda PUBLIC CUDA::cudart_static CUDA::cublasLt)
+
+    # Kernel parity tests and benchmarks (test/gpu/kernels): every kernel against its CPU twin.
+    set(grpst_harness_dir ${GRPST_NATIVE_DIR}/../test/gpu/kernels)
+    if(EXISTS ${grpst_harness_dir}/main.cu)
+      add_executable(grpst_gpu_harness
+        ${grpst_harness_dir}/main.cu
+        ${grpst_harness_dir}/harness.cu
+        ${grpst_harness_dir}/reference.cpp
+        ${grpst_harness_dir}/weights.cu
+        ${grpst_harness_dir}/device_fill.cu
+        ${grpst_harness_dir}/test_elementwise.cu
+        ${grpst_harness_dir}/test_attention.cu
+        ${grpst_harness_dir}/test_linear.cu
+        ${grpst_harness_dir}/test_sampling.cu
+        ${grpst_harness_dir}/bench_kernels.cu
+        ${grpst_harness_dir}/bench_model.cu
+        ${grpst_harness_dir}/model_parity.cu
+      )
+      target_compile_options(grpst_gpu_harness PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3>
+                             $<$<COMPILE_LANGUAGE:CXX>:-O2>)
+      target_link_libraries(grpst_gpu_harness PRIVATE grpst_cuda)
+    endif()
+  endif()
+endif()

@@ -1,0 +1,191 @@
+#include "cuda_forward.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace grpst::cuda {
+
+namespace {
+bool has_format(const ModelWeights& w, WeightFormat f) {
+  for (const auto& l : w.layers)
+    if (l.qkv.format == f || l.o.format == f || l.gate_up.format == f || l.down.format == f) return true;
+  return w.lm_head.format == f;
+}
+// Rows up to which the weight-streaming kernels beat cuBLASLt.
+int small_rows(WeightFormat f) { return f == WeightFormat::bf16 ? kGemvMaxRows : kSkinnyMaxRows; }
+}  // namespace
+
+Status Forward::create(const ModelDims& dims, ModelWeights weights, KvCache kv, const ForwardLimits& limits,
+                       LtContext* lt, int num_sms, std::unique_ptr<Forward>* out) {
+  if (static_cast<int>(weights.layers.size()) != dims.layers || static_cast<int>(kv.layers.size()) != dims.layers)
+    return invalid("Forward", "weights / KV cache do not have one entry per layer");
+  std::unique_ptr<Forward> f(new Forward());
+  f->dims_ = dims;
+  f->w_ = std::move(weights);
+  f->kv_ = std::move(kv);
+  f->limits_ = limits;
+  f->lt_ = lt;
+  f->num_sms_ = num_sms;
+  GRPST_TRY(f->allocate());
+  *out = std::move(f);
+  return ok_status();
+}
+
+Forward::~Forward() {
+  for (void* p : allocations_) cudaFree(p);
+}
+
+Status Forward::allocate() {
+  const size_t T = limits_.max_tokens, L = limits_.max_logits;
+  const size_t H = dims_.hidden, I = dims_.intermediate, hd = dims_.head_dim;
+  const size_t qkv_n = (dims_.heads + 2 * dims_.kv_heads) * hd, attn_n = dims_.heads * hd;
+  const size_t max_k = std::max({H, I, attn_n});
+  const size_t max_n = std::max({qkv_n, 2 * I, H});
+  auto alloc = [&](size_t bytes, void** p) -> Status {
+    if (bytes == 0) return ok_status();
+    GRPST_CUDA_CHECK("Forward scratch", cudaMalloc(p, bytes));
+    allocations_.push_back(*p);
+    scratch_bytes_ += bytes;
+    return ok_status();
+  };
+  GRPST_TRY(alloc(T * H * 2, reinterpret_cast<void**>(&h_)));
+  GRPST_TRY(alloc(T * qkv_n * 2, reinterpret_cast<void**>(&qkv_)));
+  GRPST_TRY(alloc(T * attn_n * 2, reinterpret_cast<void**>(&q_)));
+  GRPST_TRY(alloc(T * attn_n * 2, reinterpret_cast<void**>(&attn_)));
+  GRPST_TRY(alloc(T * I * 2, reinterpret_cast<void**>(&act_)));
+  GRPST_TRY(alloc(T * max_k * 2, reinterpret_cast<void**>(&xn_)));
+  GRPST_TRY(alloc(T * 2 * I * 2, reinterpret_cast<void**>(&tmp_)));
+  GRPST_TRY(alloc(L * H * 2, reinterpret_cast<void**>(&gathered_)));
+  const int split_rows = std::min<int>(limits_.max_tokens, 64);
+  GRPST_TRY(alloc(attention_decode_workspace(split_rows, dims_.heads, dims_.head_dim, limits_.max_decode_splits) * 4,
+                  reinterpret_cast<void**>(&attn_ws_)));
+  if (has_format(w_, WeightFormat::fp8) || has_format(w_, WeightFormat::int8_sq))
+    GRPST_TRY(alloc(T * max_k, reinterpret_cast<void**>(&xq_)));
+  if (has_format(w_, WeightFormat::int8_sq)) {
+    GRPST_TRY(alloc(T * 4, reinterpret_cast<void**>(&xs_)));
+    GRPST_TRY(alloc(T * max_n * 4, reinterpret_cast<void**>(&acc_)));
+  }
+  if (has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq))
+    GRPST_TRY(alloc(max_n * max_k * 2, reinterpret_cast<void**>(&wtmp_)));
+  return ok_status();
+}
+
+Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
+  if (M <= small_rows(w.format)) {
+    if (w.format == WeightFormat::bf16)
+      return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
+    return linear_skinny(in, w, out, M, ex);
+  }
+  if (M > limits_.max_tokens) return invalid("linear", "more rows than the scratch buffers hold");
+  const bool swiglu = out.epi == Epilogue::swiglu;
+  const bool accumulate = out.epi == Epilogue::residual_add;
+  if (w.format == WeightFormat::int8_sq) {
+    GRPST_TRY(quantize_int8_rows(in, reinterpret_cast<int8_t*>(xq_), xs_, M, w.K, ex));
+    GRPST_TRY(gemm_int8(lt_, reinterpret_cast<const int8_t*>(xq_), static_cast<const int8_t*>(w.data), acc_, M,
+                        w.N, w.K, ex));
+    return dequant_int32(acc_, xs_, w.channel_scale, out, M, w.N, ex);
+  }
+  void* y = swiglu ? static_cast<void*>(tmp_) : out.y;
+  if (w.format == WeightFormat::fp8) {
+    if (out.f32_out) return invalid("linear", "fp8 weights cannot produce fp32 logits");
+    GRPST_TRY(quantize_fp8(in, w.x_scale, xq_, M, w.K, ex));
+    GRPST_TRY(gemm_fp8(lt_, xq_, static_cast<const uint8_t*>(w.data), w.x_scale, w.w_scale,
+                       static_cast<bf16*>(y), accumulate, M, w.N, w.K, ex));
+  } else {
+    const bf16* x = in.x;
+    if (in.norm_w || in.act_scale) {
+      GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));
+      x = xn_;
+    }
+    const bf16* wb = static_cast<const bf16*>(w.data);
+    if (w.format != WeightFormat::bf16) {
+      GRPST_TRY(dequant_weight(w, wtmp_, ex));
+      wb = wtmp_;
+    }
+    GRPST_TRY(gemm_bf16(lt_, x, wb, y, out.f32_out && !swiglu, accumulate, M, w.N, w.K, ex));
+  }
+  if (swiglu) return grpst::cuda::swiglu(tmp_, static_cast<bf16*>(out.y), M, w.N / 2, ex);
+  return ok_status();
+}
+
+Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
+  const int T = in.num_tokens, R = in.num_decode;
+  if (T <= 0) return ok_status();
+  if (T > limits_.max_tokens) return invalid("Forward::run", "batch larger than max_tokens");
+  if (in.num_logits > limits_.max_logits && in.logit_rows)
+    return invalid("Forward::run", "more logits rows than max_logits");
+  const ModelDims& d = dims_;
+  const float softmax_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
+  const Rope rope{w_.inv_freq, w_.attention_scaling};
+  int splits = 1;
+  if (R > 0 && R <= 64)
+    splits = std::min(limits_.max_decode_splits, attention_decode_splits(R, d.kv_heads, in.max_context, num_sms_));
+
+  GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));
+  for (int l = 0; l < d.layers; ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    const KvLayer& kv = kv_.layers[l];
+    LinearIn a;
+    a.x = h_;
+    a.norm_w = lw.input_norm;
+    a.eps = d.eps;
+    a.act_scale = lw.qkv_act_scale;
+    LinearOut o;
+    o.y = qkv_;
+    GRPST_TRY(linear(a, lw.qkv, o, T, ex));
+    GRPST_TRY(qk_norm_rope_kv(qkv_, in.positions, in.slots, lw.q_norm, lw.k_norm, d.eps, rope, T, d.heads, kv_.geo,
+                              kv, q_, ex));
+    if (R > 0)
+      GRPST_TRY(attention_decode(q_, in.positions, 1, in.token_seq, in.tables, R, d.heads, kv_.geo, kv,
+                                 softmax_scale, splits, attn_ws_, attn_, ex));
+    if (in.prefill.num_seqs > 0) {
+      PrefillBatch pb = in.prefill;
+      pb.num_tokens = T - R;
+      pb.first_row = R;
+      pb.token_pos = in.positions + R;
+      pb.token_seq = in.token_seq + R;
+      GRPST_TRY(attention_prefill(q_, pb, in.tables, d.heads, kv_.geo, kv, softmax_scale, attn_, ex));
+    }
+
+    a = LinearIn();
+    a.x = attn_;
+    a.act_scale = lw.o_act_scale;
+    o.y = h_;
+    o.epi = Epilogue::residual_add;
+    GRPST_TRY(linear(a, lw.o, o, T, ex));
+
+    a = LinearIn();
+    a.x = h_;
+    a.norm_w = lw.post_norm;
+    a.eps = d.eps;
+    a.act_scale = lw.gate_up_act_scale;
+    o.y = act_;
+    o.epi = Epilogue::swiglu;
+    GRPST_TRY(linear(a, lw.gate_up, o, T, ex));
+
+    a = LinearIn();
+    a.x = act_;
+    a.act_scale = lw.down_act_scale;
+    o.y = h_;
+    o.epi = Epilogue::residual_add;
+    GRPST_TRY(linear(a, lw.down, o, T, ex));
+  }
+
+  LinearIn a;
+  a.norm_w = w_.final_norm;
+  a.eps = d.eps;
+  LinearOut o;
+  o.y = logits;
+  o.f32_out = true;
+  int L = T;
+  if (in.logit_rows) {
+    L = in.num_logits;
+    GRPST_TRY(embedding(in.logit_rows, h_, gathered_, L, d.hidden, T, ex));
+    a.x = gathered_;
+  } else {
+    a.x = h_;
+  }
+  return linear(a, w_.lm_head, o, L, ex);
+}
+
+}  // namespace grpst::cuda

@@ -1,0 +1,118 @@
+// Qwen3's forward pass on the GPU over device tensors: embedding, per layer (fused QKV with the
+// input RMSNorm, q/k norm + RoPE + KV write, paged attention for decode rows and prefill chunks,
+// O with the residual add, gate_up with the post-attention norm and SwiGLU, down with the
+// residual add), then the final norm and the LM head for the rows that need logits.
+// Small batches run the fused weight-streaming kernels; large ones cuBLASLt. Nothing in run()
+// synchronizes with the host, so a decode step can be captured in a CUDA graph.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "../kernels/cuda/kernels.h"
+
+namespace grpst::cuda {
+
+struct ModelDims {
+  int hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
+  float eps = 1e-6f;
+};
+
+struct LayerWeights {
+  const bf16* input_norm = nullptr;  // [H]
+  const bf16* post_norm = nullptr;   // [H]
+  const bf16* q_norm = nullptr;      // [hd] or null
+  const bf16* k_norm = nullptr;      // [hd] or null
+  Weight qkv;                        // [(nh + 2 nkv) hd, H]: q rows, k rows, v rows
+  Weight o;                          // [H, nh hd]
+  Weight gate_up;                    // [2I, H]: rows interleaved gate_0, up_0, gate_1, ...
+  Weight down;                       // [H, I]
+  // Per-input-channel activation scales (AWQ pre-quant scale, SmoothQuant) or null.
+  const bf16* qkv_act_scale = nullptr;
+  const bf16* o_act_scale = nullptr;
+  const bf16* gate_up_act_scale = nullptr;
+  const bf16* down_act_scale = nullptr;
+};
+
+struct ModelWeights {
+  const bf16* embed = nullptr;       // [V, H]
+  const bf16* final_norm = nullptr;  // [H]
+  Weight lm_head;                    // [V, H] (the embedding when tied)
+  std::vector<LayerWeights> layers;
+  const float* inv_freq = nullptr;   // [hd/2], device
+  float attention_scaling = 1.f;
+};
+
+struct KvCache {
+  KvGeometry geo;
+  std::vector<KvLayer> layers;
+};
+
+// One step's batch; every pointer is device memory. Rows [0, num_decode) are decode tokens (one
+// per sequence); rows [num_decode, num_tokens) are prefill chunks described by `prefill`
+// (q_start counted from row 0 of the whole batch).
+struct StepInput {
+  int num_tokens = 0;
+  int num_decode = 0;
+  const int32_t* tokens = nullptr;     // [T]
+  const int32_t* positions = nullptr;  // [T]
+  const int32_t* slots = nullptr;      // [T] cache slot written by each token
+  const int32_t* token_seq = nullptr;  // [T] block-table row of each token
+  PrefillBatch prefill;                // num_seqs = 0 when there is no prefill
+  PagedTables tables;
+  int num_logits = 0;                  // L
+  const int32_t* logit_rows = nullptr; // [L] rows that need logits; null: all T rows, in order
+  int max_context = 0;                 // host hint: longest context in the batch (split-K choice)
+};
+
+struct ForwardLimits {
+  int max_tokens = 8192;     // rows per step
+  int max_logits = 256;      // rows of logits per step
+  int max_decode_splits = 64;
+};
+
+class Forward {
+ public:
+  static Status create(const ModelDims& dims, ModelWeights weights, KvCache kv, const ForwardLimits& limits,
+                       LtContext* lt, int num_sms, std::unique_ptr<Forward>* out);
+  ~Forward();
+  Forward(const Forward&) = delete;
+  Forward& operator=(const Forward&) = delete;
+
+  // logits: [L, V] fp32.
+  Status run(const StepInput& in, float* logits, const Exec& ex);
+
+  // y = a(x) . w^T with the epilogue, choosing the kernel for M rows (public for the harness).
+  Status linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
+
+  const ModelDims& dims() const { return dims_; }
+  size_t scratch_bytes() const { return scratch_bytes_; }
+
+ private:
+  Forward() = default;
+  Status allocate();
+
+  ModelDims dims_;
+  ModelWeights w_;
+  KvCache kv_;
+  ForwardLimits limits_;
+  LtContext* lt_ = nullptr;
+  int num_sms_ = 132;
+  size_t scratch_bytes_ = 0;
+  std::vector<void*> allocations_;
+  // activations
+  bf16* h_ = nullptr;       // [T, H] residual stream
+  bf16* qkv_ = nullptr;     // [T, (nh + 2 nkv) hd]
+  bf16* q_ = nullptr;       // [T, nh hd]
+  bf16* attn_ = nullptr;    // [T, nh hd]
+  bf16* act_ = nullptr;     // [T, I]
+  bf16* xn_ = nullptr;      // [T, max K] materialized prologue (large batches)
+  bf16* tmp_ = nullptr;     // [T, 2I] GEMM output before SwiGLU (large batches)
+  bf16* gathered_ = nullptr;  // [L, H] rows that need logits
+  float* attn_ws_ = nullptr;  // split-K partials
+  uint8_t* xq_ = nullptr;     // [T, max K] quantized activations (fp8 / int8_sq)
+  float* xs_ = nullptr;       // [T] per-token scales (int8_sq)
+  int32_t* acc_ = nullptr;    // [T, max N] int32 products (int8_sq)
+  bf16* wtmp_ = nullptr;      // [max N * max K] dequantized weight (int8_wo / int4 prefill)
+};
+
+}  // namespace grpst::cuda
