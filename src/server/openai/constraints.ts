@@ -17,6 +17,8 @@ export interface ConstraintRequest {
 export interface ConstraintCompiler {
   /** Throws ApiError 400 naming an unsupported schema feature. */
   compile(req: ConstraintRequest): unknown;
+  /** tool_choice "none" with tools listed: a constraint under which no tool call can be opened. */
+  forbidToolCalls?(): unknown;
 }
 
 export interface ToolPlan {
@@ -62,6 +64,8 @@ export function planTools(
       );
     // A forced tool_choice without a compiler is accepted: the prompt lists the tools and the
     // answer's calls are parsed, but the model is not held to them.
+  } else if (list && mode === 'none' && compiler?.forbidToolCalls) {
+    constraint = compiler.forbidToolCalls();
   }
   return { tools: list, parseCalls: list !== undefined && mode !== 'none', constraint };
 }

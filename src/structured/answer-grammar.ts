@@ -1,0 +1,89 @@
+// The whole answer as one grammar: an optional free-text think block (when thinking is on),
+// then either a JSON value (response_format) or one or more tool calls in Qwen3's format:
+//   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
+// separated by "\n", exactly as the chat template writes them back into later prompts.
+import type { Tokenizer } from '../chat/tokenizer.js';
+import { alt, freeText, lit, opt, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
+import { anyJsonObject } from './json-grammar.js';
+import { SchemaCompiler } from './schema-compiler.js';
+import { isObject, SchemaError } from './schema-errors.js';
+
+export interface ToolSpec {
+  name: string;
+  /** JSON Schema of the arguments; undefined: the tool takes none ("{}"). */
+  parameters?: unknown;
+}
+
+export type AnswerSpec =
+  | { kind: 'json_object' }
+  | { kind: 'json_schema'; schema: unknown }
+  | { kind: 'tool_calls'; tools: ToolSpec[] };
+
+export interface SpecialTokens {
+  thinkOpen?: number;
+  thinkClose?: number;
+  toolCallOpen?: number;
+  toolCallClose?: number;
+}
+
+export function specialTokens(tokenizer: Tokenizer): SpecialTokens {
+  return {
+    thinkOpen: tokenizer.tokenToId('<think>'),
+    thinkClose: tokenizer.tokenToId('</think>'),
+    toolCallOpen: tokenizer.tokenToId('<tool_call>'),
+    toolCallClose: tokenizer.tokenToId('</tool_call>'),
+  };
+}
+
+/** A SchemaError from one tool's parameters, so the 400 can say which tool. */
+export class ToolSchemaError extends SchemaError {
+  constructor(
+    readonly tool: string,
+    cause: SchemaError,
+  ) {
+    super(`tool "${tool}": ${cause.reason}`, cause.path);
+  }
+}
+
+export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: SpecialTokens): Grammar {
+  const rules = new RuleSet();
+  let answer: Expr;
+  if (spec.kind === 'json_object') answer = anyJsonObject(rules);
+  else if (spec.kind === 'json_schema') answer = new SchemaCompiler(rules, 'r:', spec.schema).compileRoot();
+  else answer = toolCalls(rules, spec.tools, tokens);
+  if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
+    // Qwen3 writes "<think>\n...\n</think>\n\n" before the answer; a model may also skip it.
+    const think = seq(special(tokens.thinkOpen), freeText, special(tokens.thinkClose), rep(lit('\n'), 0, 2));
+    answer = seq(opt(think), answer);
+  }
+  return rules.grammar(answer);
+}
+
+function toolCalls(rules: RuleSet, tools: ToolSpec[], tokens: SpecialTokens): Expr {
+  if (tokens.toolCallOpen === undefined || tokens.toolCallClose === undefined)
+    throw new SchemaError('the tokenizer has no <tool_call> tokens, so tool calls cannot be enforced', '#');
+  if (tools.length === 0) throw new SchemaError('no tools to call', '#');
+  const bodies = tools.map((tool, i) => {
+    let args: Expr;
+    try {
+      args = argumentsExpr(rules, tool, i);
+    } catch (err) {
+      throw err instanceof SchemaError ? new ToolSchemaError(tool.name, err) : err;
+    }
+    return seq(lit(`{"name": ${JSON.stringify(tool.name)}, "arguments": `), args, lit('}'));
+  });
+  const call = rules.define('tool-call', () =>
+    seq(special(tokens.toolCallOpen!), lit('\n'), alt(...bodies), lit('\n'), special(tokens.toolCallClose!)),
+  );
+  return seq(call, star(seq(lit('\n'), call)));
+}
+
+function argumentsExpr(rules: RuleSet, tool: ToolSpec, index: number): Expr {
+  const p = tool.parameters;
+  if (p === undefined) return lit('{}');
+  if (!isObject(p)) throw new SchemaError('"parameters" must be a JSON Schema object', '#');
+  const keys = Object.keys(p).filter((k) => !['title', 'description', '$schema'].includes(k));
+  if (keys.length === 0) return anyJsonObject(rules);
+  if (p.type !== undefined && p.type !== 'object') throw new SchemaError('"parameters" must describe an object ("type": "object")', '#');
+  return new SchemaCompiler(rules, `t${index}:`, { type: 'object', ...p }).compileRoot();
+}

@@ -1,0 +1,49 @@
+// The server's structured-output compiler (src/server/openai/constraints.ts ConstraintCompiler):
+// response_format and forced tool_choice become an engine constraint, or a 400 that names
+// the schema feature that cannot be enforced and where it is.
+import type { Tokenizer } from '../chat/tokenizer.js';
+import { badRequest } from '../server/errors.js';
+import type { ConstraintCompiler, ConstraintRequest } from '../server/openai/constraints.js';
+import { ToolSchemaError, type AnswerSpec } from './answer-grammar.js';
+import { SchemaError } from './schema-errors.js';
+import { StructuredOutputs, type StructuredOutputsOptions } from './structured-outputs.js';
+
+/** What a constraint request asks the answer to be. */
+export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
+  const rf = req.responseFormat;
+  if (rf?.type === 'json_object') return { kind: 'json_object' };
+  if (rf?.type === 'json_schema') return { kind: 'json_schema', schema: rf.json_schema.schema ?? true };
+  if (req.toolCalls) {
+    const tools = req.toolCalls.tools.filter((t) => req.toolCalls!.only === undefined || t.function.name === req.toolCalls!.only);
+    return { kind: 'tool_calls', tools: tools.map((t) => ({ name: t.function.name, parameters: t.function.parameters })) };
+  }
+  return undefined;
+}
+
+export class ServerConstraintCompiler implements ConstraintCompiler {
+  readonly outputs: StructuredOutputs;
+
+  constructor(tokenizer: Tokenizer, options: StructuredOutputsOptions = {}) {
+    this.outputs = new StructuredOutputs(tokenizer, options);
+  }
+
+  compile(req: ConstraintRequest): unknown {
+    const spec = answerSpec(req);
+    if (!spec) return undefined;
+    try {
+      // The engine fills in the request's max_tokens and stop tokens when the sequence starts.
+      return this.outputs.compile(spec, req.thinking).grammar.constraint();
+    } catch (err) {
+      if (!(err instanceof SchemaError)) throw err;
+      if (err instanceof ToolSchemaError) {
+        throw badRequest(`The parameters of tool '${err.tool}' cannot be enforced: ${err.message.replace(/^tool "[^"]*": /, '')}. Simplify that schema or use tool_choice "auto".`, 'tools', 'unsupported_schema');
+      }
+      throw badRequest(`response_format cannot be enforced: ${err.message}. Simplify the schema or use {"type": "json_object"}.`, 'response_format', 'unsupported_schema');
+    }
+  }
+
+  /** tool_choice "none": the answer may be any text but never a tool call. */
+  forbidToolCalls(): unknown {
+    return this.outputs.withoutToolCalls().constraint();
+  }
+}

@@ -1,0 +1,67 @@
+// Helpers for the structured-output tests: the real Qwen3 tokenizer, a compiler over it, and
+// constrained "decoding" without a model: at every step a token is drawn at random from those
+// the native matcher allows (what a random-weight model does under a constraint, thousands of
+// times faster), so grammars can be checked against a real validator on many outputs.
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { Tokenizer } from '../../src/chat/tokenizer.js';
+import type { NativeGrammar } from '../../src/structured/native.js';
+import { StructuredOutputs } from '../../src/structured/structured-outputs.js';
+import { tokenizerDir } from '../helpers/fixtures.js';
+
+export const tokenizer = Tokenizer.fromDir(tokenizerDir);
+export const outputs = new StructuredOutputs(tokenizer);
+export const imEnd = tokenizer.tokenToId('<|im_end|>')!;
+
+export function schemaGrammar(schema: unknown, thinking = false): NativeGrammar {
+  return outputs.compile({ kind: 'json_schema', schema }, thinking).grammar;
+}
+
+const enc = new TextEncoder();
+export function match(g: NativeGrammar, text: string): string {
+  return g.match(enc.encode(text));
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface Sample {
+  text: string;
+  tokens: number[];
+  /** Ended with the end-of-sequence token (not cut by max_tokens). */
+  finished: boolean;
+}
+
+/**
+ * Draws tokens uniformly from the allowed set until end-of-sequence or maxTokens; the matcher
+ * gets maxTokens as its budget, so it must always finish in time.
+ */
+export function sample(g: NativeGrammar, seed: number, maxTokens = 400, opts: { thinkMaxTokens?: number } = {}): Sample {
+  const m = g.matcher({ eosTokenIds: [imEnd], maxTokens, thinkMaxTokens: opts.thinkMaxTokens });
+  const next = rng(seed);
+  const tokens: number[] = [];
+  for (let i = 0; i < maxTokens; i++) {
+    const allowed = m.allowed();
+    if (allowed.length === 0) throw new Error(`no token allowed after ${JSON.stringify(tokenizer.decode(tokens))}`);
+    const t = allowed[Math.floor(next() * allowed.length)];
+    if (t === imEnd) return { text: tokenizer.decode(tokens), tokens, finished: true };
+    if (!m.accept(t)) throw new Error(`allowed token ${t} was refused`);
+    tokens.push(t);
+  }
+  return { text: tokenizer.decode(tokens), tokens, finished: false };
+}
+
+export function validator() {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  return ajv;
+}

@@ -1,0 +1,157 @@
+// The JSON Schema compiler: which texts its grammars accept (checked byte by byte by the
+// native matcher), that random constrained outputs always validate with ajv, and which
+// schemas it refuses, with the keyword and the place named.
+import { describe, expect, it } from 'vitest';
+import { SchemaError } from '../../src/structured/schema-errors.js';
+import { match, sample, schemaGrammar, validator } from './structured-sample.js';
+
+const ajv = validator();
+
+describe('schema grammars accept exactly the valid texts', () => {
+  it('strings: escapes, unicode, and nothing JSON forbids', () => {
+    const g = schemaGrammar({ type: 'string' });
+    for (const ok of ['""', '"a\\"b\\\\c\\/d"', '"\\b\\f\\n\\r\\t"', '"\\u00e9\\u20AC\\uFFFF"', '"é中😀"', '"\u007f"']) expect(match(g, ok), ok).toBe('complete');
+    for (const bad of ['"\\x41"', '"\\ud800"', '"\\uDFFF"', '"a\nb"', '"\t"', '"\\u12"', '"abc', "'a'"]) expect(match(g, bad), bad).not.toBe('complete');
+    // Invalid UTF-8: a lone continuation byte, an overlong form, a surrogate encoded directly.
+    for (const bytes of [[0x22, 0x80, 0x22], [0x22, 0xc0, 0xaf, 0x22], [0x22, 0xed, 0xa0, 0x80, 0x22], [0x22, 0xf5, 0x80, 0x80, 0x80, 0x22]])
+      expect(g.match(Uint8Array.from(bytes))).toBe('rejected');
+    expect(match(g, '"abc')).toBe('prefix');
+  });
+
+  it('string length bounds count code points', () => {
+    const g = schemaGrammar({ type: 'string', minLength: 2, maxLength: 3 });
+    expect(match(g, '"a')).toBe('prefix');
+    expect(match(g, '"a"')).toBe('rejected');
+    expect(match(g, '"ab"')).toBe('complete');
+    expect(match(g, '"😀中é"')).toBe('complete');
+    expect(match(g, '"\\n\\u0041x"')).toBe('complete');
+    expect(match(g, '"abcd"')).toBe('rejected');
+  });
+
+  it('numbers: signs, fractions, exponents; no leading zeros', () => {
+    const num = schemaGrammar({ type: 'number' });
+    for (const ok of ['0', '-0', '12', '-3.25', '1e5', '1E+05', '-2.5e-3', '0.000001']) expect(match(num, ok), ok).toBe('complete');
+    for (const bad of ['01', '+1', '.5', '1.', '1e', 'NaN', 'Infinity', '1e+']) expect(match(num, bad), bad).not.toBe('complete');
+    const int = schemaGrammar({ type: 'integer' });
+    expect(match(int, '-42')).toBe('complete');
+    expect(match(int, '4.2')).toBe('rejected');
+    expect(match(int, '1e3')).toBe('rejected');
+  });
+
+  it('integer and number ranges are exact', () => {
+    const g = schemaGrammar({ type: 'integer', minimum: -17, exclusiveMaximum: 230 });
+    for (let x = -300; x <= 300; x++) expect(match(g, String(x)) === 'complete', String(x)).toBe(x >= -17 && x < 230);
+    const p = schemaGrammar({ type: 'number', minimum: 0, maximum: 1 });
+    for (const ok of ['0', '0.5', '1', '1.000', '0.999']) expect(match(p, ok), ok).toBe('complete');
+    for (const bad of ['1.5', '-0.1', '2', '1.0001']) expect(match(p, bad), bad).not.toBe('complete');
+    const open = schemaGrammar({ type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 2 });
+    for (const ok of ['0.01', '1', '1.9']) expect(match(open, ok), ok).toBe('complete');
+    for (const bad of ['0', '0.0', '2', '2.0']) expect(match(open, bad), bad).not.toBe('complete');
+  });
+
+  it('objects: required and optional properties in schema order, one space allowed after : and ,', () => {
+    const g = schemaGrammar({ type: 'object', properties: { a: { type: 'integer' }, b: { type: 'boolean' }, c: { type: 'null' } }, required: ['b'] });
+    for (const ok of ['{"b":true}', '{"a":1,"b":false}', '{"a": 1, "b": true, "c": null}', '{"b":true,"c":null}']) expect(match(g, ok), ok).toBe('complete');
+    for (const bad of ['{}', '{"a":1}', '{"b":true,"a":1}', '{"b":true,"d":1}', '{ "b":true}', '{"b" :true}', '{"b":true,}', '{"b":  true}'])
+      expect(match(g, bad), bad).not.toBe('complete');
+  });
+
+  it('empty arrays and objects, and item counts', () => {
+    expect(match(schemaGrammar({ type: 'array' }), '[]')).toBe('complete');
+    expect(match(schemaGrammar({ type: 'object' }), '{}')).toBe('complete');
+    expect(match(schemaGrammar({ type: 'object', properties: { a: {} } }), '{}')).toBe('complete');
+    const g = schemaGrammar({ type: 'array', items: { type: 'integer' }, minItems: 1, maxItems: 3 });
+    expect(match(g, '[')).toBe('prefix');
+    expect(match(g, '[]')).toBe('rejected');
+    expect(match(g, '[1, 2,3]')).toBe('complete');
+    expect(match(g, '[1,2,3,4]')).toBe('rejected');
+    const tuple = schemaGrammar({ type: 'array', prefixItems: [{ type: 'string' }, { type: 'integer' }], items: false });
+    for (const ok of ['[]', '["a"]', '["a",1]']) expect(match(tuple, ok), ok).toBe('complete');
+    for (const bad of ['[1]', '["a",1,2]']) expect(match(tuple, bad), bad).not.toBe('complete');
+  });
+
+  it('deep nesting: a recursive $ref is followed a bounded number of levels', () => {
+    const g = schemaGrammar({ $ref: '#/$defs/list', $defs: { list: { type: 'array', items: { $ref: '#/$defs/list' } } } });
+    const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    expect(match(g, nested(7))).toBe('complete');
+    expect(match(g, nested(40))).toBe('rejected');
+    const free = schemaGrammar({});
+    expect(match(free, '[[[[[[[[1]]]]]]]]')).toBe('complete');
+    expect(match(free, '{"a":{"b":{"c":[{"d":[true,{"e":null}]}]}}}')).toBe('complete');
+  });
+
+  it('enum, const, anyOf, nullable, type lists', () => {
+    const e = schemaGrammar({ enum: ['red', 'green', 3, null, { k: [1] }] });
+    for (const ok of ['"red"', '"green"', '3', 'null', '{"k":[1]}']) expect(match(e, ok), ok).toBe('complete');
+    expect(match(e, '"blue"')).toBe('rejected');
+    expect(match(schemaGrammar({ const: 'x"y' }), '"x\\"y"')).toBe('complete');
+    const any = schemaGrammar({ anyOf: [{ type: 'integer' }, { type: 'string', maxLength: 1 }] });
+    expect(match(any, '12')).toBe('complete');
+    expect(match(any, '"ab"')).toBe('rejected');
+    expect(match(schemaGrammar({ type: 'string', nullable: true }), 'null')).toBe('complete');
+    expect(match(schemaGrammar({ type: ['boolean', 'null'] }), 'false')).toBe('complete');
+  });
+});
+
+const schemas: Record<string, unknown> = {
+  person: {
+    type: 'object',
+    properties: { name: { type: 'string', minLength: 1, maxLength: 12 }, age: { type: 'integer', minimum: 0, maximum: 130 }, email: { type: 'string', format: 'email' }, tags: { type: 'array', items: { type: 'string', maxLength: 5 }, maxItems: 3 } },
+    required: ['name', 'age'],
+    additionalProperties: false,
+  },
+  tree: { $defs: { node: { type: 'object', properties: { value: { type: 'number' }, children: { type: 'array', items: { $ref: '#/$defs/node' } } }, required: ['value', 'children'] } }, $ref: '#/$defs/node' },
+  union: { anyOf: [{ type: 'string', enum: ['a', 'b'] }, { type: 'null' }, { type: 'object', properties: { x: { const: 3 } }, required: ['x'] }] },
+  formats: { type: 'object', properties: { at: { type: 'string', format: 'date-time' }, day: { type: 'string', format: 'date' }, id: { type: 'string', format: 'uuid' }, ip: { type: 'string', format: 'ipv4' } }, required: ['at', 'day', 'id', 'ip'] },
+  ranges: { type: 'object', properties: { p: { type: 'number', minimum: 0, maximum: 1 }, n: { type: 'integer', exclusiveMinimum: -3, maximum: 3 } }, required: ['p', 'n'] },
+  map: { type: 'object', additionalProperties: { type: 'integer' }, minProperties: 1, maxProperties: 4 },
+  anything: {},
+  oneOf: { oneOf: [{ type: 'boolean' }, { type: 'array', items: { type: 'null' }, minItems: 2 }] },
+};
+
+describe('random constrained outputs always validate', () => {
+  for (const [name, schema] of Object.entries(schemas)) {
+    it(name, () => {
+      const g = schemaGrammar(schema);
+      const check = ajv.compile(schema as object);
+      for (let seed = 1; seed <= 12; seed++) {
+        const s = sample(g, seed, 200);
+        expect(s.finished, s.text).toBe(true);
+        expect(check(JSON.parse(s.text)), `${s.text}\n${ajv.errorsText(check.errors)}`).toBe(true);
+      }
+    });
+  }
+});
+
+describe('refused schemas name the feature and where it is', () => {
+  const refused: [string, unknown, RegExp][] = [
+    ['pattern', { type: 'object', properties: { zip: { type: 'string', pattern: '^\\d{5}$' } } }, /"pattern".*#\/properties\/zip/],
+    ['not', { not: { type: 'string' } }, /"not"/],
+    ['if/then', { if: { type: 'string' }, then: { minLength: 1 } }, /"if"/],
+    ['uniqueItems', { type: 'array', uniqueItems: true }, /uniqueItems/],
+    ['multipleOf', { type: 'number', multipleOf: 0.5 }, /multipleOf/],
+    ['unknown keyword', { type: 'string', maxLenght: 3 }, /unknown keyword "maxLenght"/],
+    ['unknown format', { type: 'string', format: 'hostname' }, /format.*hostname/],
+    ['remote $ref', { $ref: 'https://example.com/s.json' }, /local references/],
+    ['missing $ref target', { $ref: '#/$defs/none' }, /points at nothing/],
+    ['allOf of two', { allOf: [{ type: 'string' }, { maxLength: 3 }] }, /allOf/],
+    ['overlapping oneOf', { oneOf: [{ type: 'integer' }, { type: 'number' }] }, /oneOf/],
+    ['minLength beyond the limit', { type: 'string', minLength: 5000 }, /minLength/],
+    ['bounds without an integer', { type: 'number', minimum: 0.2, maximum: 0.8 }, /no integer/],
+    ['unknown type', { type: 'decimal' }, /unknown type/],
+    ['unsatisfiable', { type: 'object', required: ['a'], additionalProperties: false }, /no object satisfies/],
+    ['recursion without a base case', { $defs: { n: { type: 'object', properties: { next: { $ref: '#/$defs/n' } }, required: ['next'] } }, $ref: '#/$defs/n' }, /no JSON value satisfies/],
+  ];
+  for (const [name, schema, message] of refused) {
+    it(name, () => {
+      let err: unknown;
+      try {
+        schemaGrammar(schema);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SchemaError);
+      expect((err as Error).message).toMatch(message);
+    });
+  }
+});
