@@ -9,7 +9,9 @@ export interface CliProgress extends Progress {
 }
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr): CliProgress {
-  if (!stream.isTTY) {
+  // A terminal that reports no width (some pseudo-terminals) would make the spinner redraw
+  // without end: plain lines there too.
+  if (!stream.isTTY || !(stream.columns > 0)) {
     return {
       step: (text) => stream.write(`${text} ...\n`),
       warn: (text) => stream.write(`warning: ${text}\n`),
