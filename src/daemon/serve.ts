@@ -44,16 +44,18 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
 
 async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promise<number> {
   if ((input.tpSize ?? 1) > 1) throw new Error('the native runtime serves one device per server; --mpi_np above 1 needs a TensorRT-LLM engine');
-  const [{ startServer }, { Tokenizer }, { ChatTemplate }] = await Promise.all([
+  const [{ startServer }, { Tokenizer }, { ChatTemplate }, { ServerConstraintCompiler }] = await Promise.all([
     import('../server/index.js'),
     import('../chat/tokenizer.js'),
     import('../chat/chat-template.js'),
+    import('../structured/server-compiler.js'),
   ]);
   const tokenizer = Tokenizer.fromDir(d.tokenizerPath);
   const template = ChatTemplate.fromDir(d.tokenizerPath);
   log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'})`);
   const engine = loadNativeEngine(d.enginePath, d.runtime.load);
-  const server = await startServer({ engine, tokenizer, template, log: (line) => log.info(line) }, d.runtime.server);
+  const constraints = new ServerConstraintCompiler(tokenizer);
+  const server = await startServer({ engine, tokenizer, template, constraints, log: (line) => log.info(line) }, d.runtime.server);
   if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);
   log.info(`listening on ${server.url} (model ${d.runtime.server.modelId})`);
 
