@@ -23,7 +23,12 @@ export interface AwqSearchInput {
    * v_proj rows, which serve every query head of a group). tie[c] = class id; undefined: none.
    */
   tie?: Int32Array;
+  /** The objective (awqLoss below, or the runtime's native twin of it for real model sizes). */
+  loss?: AwqLossFn;
 }
+
+/** Mean squared output error of int4 with factors s (null: round-to-nearest) over the samples x. */
+export type AwqLossFn = (x: Matrix, w: Matrix, s: Float32Array | null, group: number) => number;
 
 export interface AwqSearchResult {
   /** [in]: the chosen factors (all 1 when round-to-nearest won). */
@@ -110,17 +115,33 @@ export function awqLoss(x: Matrix, weights: Matrix[], s: Float32Array | null, gr
   return total / count;
 }
 
+/** The linears of a group stacked into one [sum of out, in] matrix (their outputs side by side). */
+export function stackRows(weights: Matrix[]): Matrix {
+  if (weights.length === 1) return weights[0];
+  const cols = weights[0].cols;
+  const rows = weights.reduce((a, w) => a + w.rows, 0);
+  const data = new Float32Array(rows * cols);
+  let at = 0;
+  for (const w of weights) {
+    data.set(w.data, at);
+    at += w.data.length;
+  }
+  return { data, rows, cols };
+}
+
 export function searchAwqScales(input: AwqSearchInput): AwqSearchResult {
   const { x, weights, group } = input;
   const grid = input.grid ?? 20;
+  const lossOf = input.loss ?? ((xm, w, s, g) => awqLoss(xm, [w], s, g));
+  const stacked = stackRows(weights);
   const xMean = tieMean(input.xMean, input.tie);
   const wMean = tieMean(awqWeightMean(weights, group), input.tie);
-  const rtnLoss = awqLoss(x, weights, null, group);
+  const rtnLoss = lossOf(x, stacked, null, group);
   let best: AwqSearchResult = { scales: new Float32Array(x.cols).fill(1), ratio: null, loss: rtnLoss, rtnLoss };
   for (let k = 0; k < grid; k++) {
     const ratio = k / grid;
     const s = awqCandidate(xMean, wMean, ratio);
-    const loss = awqLoss(x, weights, s, group);
+    const loss = lossOf(x, stacked, s, group);
     if (loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };
   }
   return best;

@@ -1,6 +1,6 @@
 // Quantizes one decoder layer: searches per-channel factors where the scheme has them (AWQ,
 // SmoothQuant), folds them into the previous operations, then quantizes each linear.
-import { searchAwqScales } from './awq.js';
+import { searchAwqScales, type AwqLossFn } from './awq.js';
 import { absMax, quantizeFp8 } from './fp8.js';
 import { checkGroup, int4Linear, quantizeInt4Symmetric } from './int4.js';
 import { quantizeInt8Wo } from './int8-wo.js';
@@ -51,6 +51,8 @@ export interface LayerQuantOptions {
   /** SmoothQuant alpha. */
   alpha: number;
   attention: AttentionShape;
+  /** AWQ's objective; default: the TypeScript reference (slow beyond fixture sizes). */
+  awqLoss?: AwqLossFn;
 }
 
 export interface GroupNote {
@@ -97,7 +99,7 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
       const weights = group.linears.map((n) => layer.linears[n]);
       const tie = group.fold.kind === 'rows' && group.fold.gqa ? gqaClasses(opts.attention) : undefined;
       if (opts.format === 'int4_awq') {
-        const r = searchAwqScales({ x: stats.samples, xMean: stats.absMean, weights, group: opts.group, tie });
+        const r = searchAwqScales({ x: stats.samples, xMean: stats.absMean, weights, group: opts.group, tie, loss: opts.awqLoss });
         notes.push({ input: group.input, ratio: r.ratio, loss: r.loss, rtnLoss: r.rtnLoss });
         factors.push(r.scales);
       } else {

@@ -1,9 +1,9 @@
 // Helpers of the build tests: a tiny AutoAWQ checkpoint packed from a fixture, the stand-in
 // TensorRT-LLM environment, and engine-folder readers.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
-import { writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.js';
+import { readSafetensorsHeader, writeSafetensors, type TensorToWrite } from '../../src/model/safetensors.js';
 import { quantizeLikeAutoAwq } from '../../src/quant/autoawq.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/quant/numeric.js';
 import { linearNames } from '../../src/quant/smoothing.js';
@@ -78,5 +78,32 @@ export function awqCheckpoint(name: CheckpointName, group: number): string {
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
   openCheckpoint(dir, { allowQuantized: true });
+  return dir;
+}
+
+/**
+ * A fixture with outlier activation channels, as trained LLMs have: a few channels of every
+ * RMSNorm weight scaled by 8 (exact in bf16). The random fixtures have none, which is the case
+ * AWQ helps least.
+ */
+export function outlierCheckpoint(name: CheckpointName): string {
+  const dir = join(cacheDir, `${name}-outliers`);
+  if (existsSync(join(dir, 'config.json'))) return dir;
+  const src = checkpoint(name);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  cpSync(src, tmp, { recursive: true });
+  for (const f of readdirSync(tmp).filter((e) => e.endsWith('.safetensors'))) {
+    const p = join(tmp, f);
+    const buf = readFileSync(p);
+    for (const t of readSafetensorsHeader(p).tensors) {
+      if (!/layernorm\.weight$/.test(t.name) || t.dtype !== 'BF16') continue;
+      for (const c of [3, 17, 40]) buf.writeUInt16LE(buf.readUInt16LE(t.offset + c * 2) + (3 << 7), t.offset + c * 2);
+    }
+    writeFileSync(p, buf);
+  }
+  rmSync(join(tmp, 'weights.sha256'), { force: true });
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
   return dir;
 }

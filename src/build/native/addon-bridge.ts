@@ -28,6 +28,7 @@ interface NativeModelTool {
 }
 
 interface ModelToolAddon {
+  awqLoss(x: Float32Array, n: number, K: number, w: Float32Array, rows: number, scales: Float32Array | null, group: number): number;
   createModelTool(
     config: ModelConfig,
     tensors: NativeTensorEntry[],
@@ -68,10 +69,13 @@ function capture(raw: RawCapture): CaptureStats {
 }
 
 export async function createAddonBridge(): Promise<RuntimeBridge> {
-  if (typeof (loadAddon() as unknown as Partial<ModelToolAddon>).createModelTool !== 'function') {
-    throw new Error('the native addon predates its model tools; rebuild it');
+  const addon = loadAddon() as unknown as Partial<ModelToolAddon>;
+  if (typeof addon.createModelTool !== 'function' || typeof addon.awqLoss !== 'function') {
+    throw new Error('the native addon predates its build tools; rebuild it');
   }
+  const native = addon as ModelToolAddon;
   return {
+    awqLoss: (x, w, s, group) => native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group),
     async calibrate(modelDir: string, req: CalibrationRequest): Promise<LayerCalibration[]> {
       const longest = Math.max(16, ...req.sequences.map((s) => s.length));
       const { tool } = await openTool(modelDir, longest);

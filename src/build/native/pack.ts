@@ -6,6 +6,7 @@ import type { Dtype, QFormat } from '../options.js';
 import type { Reporter } from '../progress.js';
 import type { Staging } from '../staging.js';
 import { int4Linear } from '../../quant/int4.js';
+import type { AwqLossFn } from '../../quant/awq.js';
 import { quantizeLayer, type GroupNote, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
 import { encodeFloats } from '../../quant/numeric.js';
 import { linearNames, type LinearName } from '../../quant/smoothing.js';
@@ -22,6 +23,8 @@ export interface PackOptions {
   awqSearch: boolean;
   /** Per layer, from the calibration pass; required by int4_awq, fp8 and int8_sq. */
   calibration?: LayerCalibration[];
+  /** AWQ's objective, computed by the runtime (native) when it is loaded. */
+  awqLoss?: AwqLossFn;
 }
 
 export interface PackResult {
@@ -87,6 +90,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
             group: opts.awqBlockSize,
             alpha: opts.smoothquantAlpha,
             attention: { numHeads: m.numHeads, numKvHeads: m.numKvHeads, headDim: m.headDim },
+            awqLoss: opts.awqLoss,
           });
           quantized = r.linears;
           notes.push(r.notes);

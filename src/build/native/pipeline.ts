@@ -92,7 +92,15 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
     try {
       packed = await packWeights(
         src,
-        { dtype: s.dtype, qformat, awqBlockSize: s.awq_block_size, smoothquantAlpha: s.smoothquant_alpha, awqSearch: ctx.awqSearch ?? true, calibration: calib?.layers },
+        {
+          dtype: s.dtype,
+          qformat,
+          awqBlockSize: s.awq_block_size,
+          smoothquantAlpha: s.smoothquant_alpha,
+          awqSearch: ctx.awqSearch ?? true,
+          calibration: calib?.layers,
+          awqLoss: format === 'int4_awq' ? (await ctx.bridge()).awqLoss : undefined,
+        },
         staging,
         reporter,
         ctx.signal,

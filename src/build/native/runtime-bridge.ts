@@ -1,6 +1,7 @@
 // What a native build needs from the runtime: calibration statistics of the unquantized model,
 // and full next-token distributions of a model (checkpoint or engine folder) for the accuracy
 // report. Implemented over the addon in src/engine; builds ask for it only when they need it.
+import type { AwqLossFn } from '../../quant/awq.js';
 import type { LayerCalibration } from '../../quant/layer.js';
 
 export interface CalibrationRequest {
@@ -26,4 +27,6 @@ export interface RuntimeBridge {
   calibrate(modelDir: string, req: CalibrationRequest): Promise<LayerCalibration[]>;
   /** A checkpoint folder or an engine folder, loaded for scoring. */
   openScorer(dir: string): Promise<Scorer>;
+  /** AWQ's search objective in native code (see src/quant/awq.ts awqLoss for the definition). */
+  awqLoss: AwqLossFn;
 }
