@@ -16,6 +16,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info);  // kernel_tests.cpp
 Napi::Value BenchGemm(const Napi::CallbackInfo& info);       // kernel_tests.cpp
 void RegisterGrammar(Napi::Env env, Napi::Object exports);   // grammar_wrap.cpp
 void RegisterModelTools(Napi::Env env, Napi::Object exports);  // model_tools.cpp
+void RegisterQuantTools(Napi::Env env, Napi::Object exports);  // quant_tools.cpp
 
 namespace {
 
@@ -85,6 +86,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeConstraint", NativeConstraint::Init(env));
   RegisterGrammar(env, exports);
   RegisterModelTools(env, exports);
+  RegisterQuantTools(env, exports);
   return exports;
 }
 
