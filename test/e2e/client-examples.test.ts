@@ -1,0 +1,169 @@
+// The client examples in client/ run as a person runs them (a child process: tsx client/NAME.ts
+// HOST:PORT ...) against the real server on the tiny fixture model, and what they print is
+// checked. The tool and agent examples need the model to call a tool, which the random-weight
+// fixture never does: those prompts get recorded model outputs (ScriptedEngine), so the server's
+// tool-call parser, the template's tool turns and the examples' own logic are what is tested.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/daemon/ports.js';
+import { repoRoot } from '../helpers/fixtures.js';
+import { ScriptedEngine, type ScriptRule } from './scripted-engine.js';
+import { loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+
+const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+const novel = path.join(repoRoot, 'client', 'data', 'opticks_32k.txt');
+
+/** Runs client/NAME.ts as `tsx client/NAME.ts args...` would. */
+async function example(name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = await execa(process.execPath, ['--import', loader, path.join(repoRoot, 'client', `${name}.ts`), ...args], {
+    cwd: repoRoot,
+    reject: false,
+    timeout: 180_000,
+    stdin: 'ignore',
+    env: { ...process.env, OPENAI_API_KEY: undefined, GRPST_API_KEY: undefined, ...env },
+  });
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+const weatherCall = '<tool_call>\n{"name": "get_current_weather", "arguments": {"location": "Boston, MA", "unit": "fahrenheit"}}\n</tool_call>';
+const postcodeCall = '<tool_call>\n{"name": "get_postcode", "arguments": {"location": "Boston, MA"}}\n</tool_call>';
+const agentCall = '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Boston, MA", "unit": "fahrenheit"}}\n</tool_call>';
+// Qwen3's template wraps each tool message in <tool_response>; a reply only comes back when the
+// example's results reached the prompt in that form.
+const rules: ScriptRule[] = [
+  { whenPromptHas: "What's the weather like in Boston today?", reply: weatherCall },
+  { whenPromptHas: "What's the postcode of Boston and what's the weather like in Boston today?", reply: `${postcodeCall}\n${weatherCall}` },
+  { whenPromptHas: 'What is the weather in Boston today?', reply: agentCall },
+  { whenPromptHas: '<tool_response>\n59\n</tool_response>', reply: 'It is 59 degrees Fahrenheit in Boston today.' },
+  { whenPromptHas: '<tool_response>\n02138\n</tool_response>\n<tool_response>\n59\n</tool_response>', reply: "Boston's postcode is 02138 and it is 59 °F there." },
+];
+
+let model: TinyModel;
+let scripted: ScriptedEngine;
+let srv: TestServer;
+let host: string;
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a', { maxSeqLen: 4096 });
+  scripted = new ScriptedEngine(model.engine, model.tokenizer, rules);
+  srv = await serve({ ...model, engine: scripted }, { enableThinking: false });
+  host = new URL(srv.url).host;
+});
+
+afterAll(async () => {
+  await srv?.server.close();
+  await model?.engine.close();
+});
+
+const promptTokens = async (content: string, extra: Record<string, unknown> = {}) =>
+  (await post(`${srv.url}/tokenize`, { model: 'qwen3', messages: [{ role: 'user', content }], ...extra })).json.count as number;
+
+describe('openai_cli', () => {
+  it('non-streaming: prints the response and the token counts the server reported', async () => {
+    const r = await example('openai_cli', [host, 'Hello, who are you?', 'false', '--max_tokens', '6']);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout.slice(0, r.stdout.indexOf('\nLatency:')));
+    expect(json).toMatchObject({ object: 'chat.completion', model: 'qwen3', choices: [{ message: { role: 'assistant' } }] });
+    expect(json.id).toMatch(/^chatcmpl-/);
+    const n = await promptTokens('Hello, who are you?');
+    expect(json.usage).toMatchObject({ prompt_tokens: n, completion_tokens: 6, total_tokens: n + 6 });
+    expect(r.stdout).toMatch(new RegExp(`^Input tokens: ${n}, Output tokens: 6, Total tokens: ${n + 6}$`, 'm'));
+    expect(r.stdout).toMatch(/^Speed: [\d.]+ tokens\/s$/m);
+  });
+
+  it('streaming: one chunk per line with one id, the role first, usage last', async () => {
+    const r = await example('openai_cli', [host, 'Hello', 'true', '--max_tokens', '5']);
+    expect(r.code, r.stderr).toBe(0);
+    const chunks = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks[0].choices[0].delta.role).toBe('assistant');
+    expect(chunks.filter((c) => c.choices[0]?.delta?.content).length).toBeGreaterThan(0);
+    expect(chunks.at(-1).usage).toMatchObject({ completion_tokens: 5 });
+    expect(r.stdout).toMatch(/^Input tokens: \d+, Output tokens: 5, Total tokens: \d+$/m);
+  });
+
+  it('--enable_thinking reaches the template; errors name the fix', async () => {
+    const on = await example('openai_cli', [host, 'Hi', 'false', '--max_tokens', '1', '--enable_thinking', 'true']);
+    const off = await example('openai_cli', [host, 'Hi', 'false', '--max_tokens', '1', '--enable_thinking', 'false']);
+    expect(on.stdout).toMatch(new RegExp(`Input tokens: ${await promptTokens('Hi', { enable_thinking: true })},`));
+    expect(off.stdout).toMatch(new RegExp(`Input tokens: ${await promptTokens('Hi', { enable_thinking: false })},`));
+
+    const usage = await example('openai_cli', [host]);
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toContain('Usage: npx tsx client/openai_cli.ts <server HOST:PORT> <prompt> <stream true|false>');
+    const port = await freePort('127.0.0.1');
+    const closed = await example('openai_cli', [`127.0.0.1:${port}`, 'Hi', 'false']);
+    expect(closed.code).toBe(1);
+    expect(closed.stderr).toMatch(new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*grpst ps`));
+  });
+});
+
+describe('openai_txt_cli', () => {
+  it('the shipped text is a ~32k-token prompt', async () => {
+    const n = await promptTokens(fs.readFileSync(novel, 'utf8') + 'What is this text about?');
+    expect(n).toBeGreaterThan(28_000);
+    expect(n).toBeLessThan(32_768 - 1024);
+  });
+
+  it('sends the file plus the question and shows prompt_tokens (stream and not)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-txt-'));
+    const text = fs.readFileSync(novel, 'utf8').split('\n\n').slice(0, 12).join('\n\n');
+    const file = path.join(dir, 'part.txt');
+    fs.writeFileSync(file, text);
+    const n = await promptTokens(`${text}\nWho wrote this?`);
+    for (const stream of ['false', 'true']) {
+      const r = await example('openai_txt_cli', [host, file, '\nWho wrote this?', stream, '--max_tokens', '4']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`Text: ${file} (${text.length} characters), question: \nWho wrote this?`);
+      expect(r.stdout).toMatch(new RegExp(`^prompt_tokens: ${n}$`, 'm'));
+      expect(r.stdout).toMatch(new RegExp(`^Input tokens: ${n}, Output tokens: 4, Total tokens: ${n + 4}$`, 'm'));
+    }
+    const missing = await example('openai_txt_cli', [host, path.join(dir, 'nope.txt'), 'q', 'false']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('cannot read');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('tool calling', () => {
+  it('openai_func_call: runs get_current_weather and sends the result back', async () => {
+    const before = scripted.matched.length;
+    const r = await example('openai_func_call', [host]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("Query server with question: What's the weather like in Boston today? ...");
+    expect(r.stdout).toContain('call local function(get_current_weather) with arguments: location=Boston, MA, unit=fahrenheit');
+    expect(r.stdout).toContain('Send the result back to the server with function result(59) ...');
+    expect(r.stdout).toContain('Final server response: It is 59 degrees Fahrenheit in Boston today.');
+    // The second request carried the assistant's call and the tool result through the template.
+    const second = scripted.matched.slice(before)[1].prompt;
+    expect(second).toMatch(/<\|im_start\|>assistant\n<tool_call>\n\{"name": "get_current_weather", "arguments": \{"location": ?"Boston, MA", ?"unit": ?"fahrenheit"\}\}\n<\/tool_call><\|im_end\|>\n<\|im_start\|>user\n<tool_response>\n59\n<\/tool_response>/);
+  });
+
+  it('openai_func_call2: two calls in one turn, both results in one request', async () => {
+    const r = await example('openai_func_call2', [host]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('The model called 2 tools: get_postcode, get_current_weather');
+    expect(r.stdout).toContain('call local function(get_postcode) with arguments: location=Boston, MA');
+    expect(r.stdout).toContain('call local function(get_current_weather) with arguments: location=Boston, MA, unit=fahrenheit');
+    expect(r.stdout).toContain("Final server response: Boston's postcode is 02138 and it is 59 °F there.");
+  });
+
+  it('llamaindex_ai_agent: the agent calls the weather tool and answers with its result', async () => {
+    const r = await example('llamaindex_ai_agent', [host]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Query: What is the weather in Boston today?');
+    expect(r.stdout).toContain('Calling tool get_weather with {"location":"Boston, MA","unit":"fahrenheit"}');
+    expect(r.stdout).toContain('Tool get_weather returned 59');
+    expect(r.stdout).toContain('Response: It is 59 degrees Fahrenheit in Boston today.');
+  });
+
+  it('a model that answers without a call: the example says so and exits 1', async () => {
+    // tool_choice none: the tools stay in the prompt, but no call is parsed out of the answer.
+    const r = await example('openai_func_call', [host, '--tool_choice', 'none', '--max_tokens', '4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('The model answered without calling get_current_weather');
+  });
+});

@@ -1,0 +1,70 @@
+// Replays recorded model outputs through the real server. The random-weight fixtures never write
+// a think block, a tool call or markdown by themselves; with this in front of the real engine a
+// prompt that contains a rule's text gets the rule's reply (tokenized by the real tokenizer, as
+// the model would have produced it), and every other prompt goes to the real engine.
+import type { Tokenizer } from '../../src/chat/tokenizer.js';
+import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent } from '../../src/engine/types.js';
+
+export interface ScriptRule {
+  /** Applies when the rendered prompt contains this text. */
+  whenPromptHas: string;
+  /** The recorded output, special tokens (<think>, <tool_call>) written as text. */
+  reply: string;
+}
+
+export interface ScriptOptions {
+  /** Tokens per event and the pause between events, so streaming is visible to a client. */
+  tokensPerEvent?: number;
+  delayMs?: number;
+}
+
+const imEnd = 151645;
+
+export class ScriptedEngine implements GenerationEngine {
+  /** Prompts that matched a rule, decoded, in arrival order. */
+  readonly matched: { rule: ScriptRule; prompt: string }[] = [];
+
+  constructor(
+    private readonly real: GenerationEngine,
+    private readonly tokenizer: Tokenizer,
+    private readonly rules: ScriptRule[],
+    private readonly opts: ScriptOptions = {},
+  ) {}
+
+  get info(): EngineInfo {
+    return this.real.info;
+  }
+
+  stats(): EngineStats {
+    return this.real.stats();
+  }
+
+  close(): Promise<void> {
+    return this.real.close();
+  }
+
+  submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
+    const prompt = this.tokenizer.decode(Array.from(req.tokens));
+    // The last rule whose text the prompt holds wins: later rules are for later turns.
+    const rule = [...this.rules].reverse().find((r) => prompt.includes(r.whenPromptHas));
+    if (!rule) return this.real.submit(req);
+    this.matched.push({ rule, prompt });
+    return this.replay(this.tokenizer.encode(rule.reply), req);
+  }
+
+  private async *replay(ids: number[], req: SubmitRequest): AsyncGenerator<TokenEvent> {
+    const per = this.opts.tokensPerEvent ?? 1;
+    const delay = this.opts.delayMs ?? 0;
+    const limit = Math.min(ids.length, req.maxTokens);
+    for (let at = 0; at < limit; at += per) {
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      if (req.signal?.aborted) {
+        yield { tokens: [], finishReason: 'cancelled' };
+        return;
+      }
+      const tokens = ids.slice(at, Math.min(at + per, limit));
+      yield at === 0 ? { tokens, cachedPromptTokens: 0 } : { tokens };
+    }
+    yield limit < ids.length ? { tokens: [], finishReason: 'length' } : { tokens: [], finishReason: 'stop', stopTokenId: imEnd };
+  }
+}
