@@ -8,6 +8,7 @@ import { manifestName } from '../archive/manifest.js';
 import { isInside, lifecyclePaths, validateName } from '../config/paths.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { badInput, failed } from '../util/errors.js';
+import { verifyEngineFiles } from './engine-check.js';
 import { checkMpiNp } from './gpus.js';
 import { logFileIn, tailLines } from './log-file.js';
 import { tryBind } from './ports.js';
@@ -71,7 +72,16 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     });
     for (const warning of d.warnings) input.progress.warn(warning);
     if (d.backend === 'trtllm') requireTrtllmServe(d.enginePath, env);
-    else if (input.mpiNp > 1) throw badInput(`--mpi_np ${input.mpiNp}: the native runtime serves a model on one device`, 'drop --mpi_np, or serve a TensorRT-LLM engine (grpst build --backend trtllm) across GPUs');
+    else {
+      const known = new Map(manifest.files.map((f) => [path.join(staging, ...f.path.split('/')), f.sha256]));
+      let announced = false;
+      const onHashing = () => {
+        if (!announced) input.progress.step('verifying the engine files (sha256, once per engine)');
+        announced = true;
+      };
+      await verifyEngineFiles(stagedPath(d.enginePath, paths.deploy, staging), input.home, { known, onHashing });
+    }
+    if (d.backend === 'native' && input.mpiNp > 1) throw badInput(`--mpi_np ${input.mpiNp}: the native runtime serves a model on one device`, 'drop --mpi_np, or serve a TensorRT-LLM engine (grpst build --backend trtllm) across GPUs');
     await checkPort(d, input.home);
 
     replaceDeploy(staging, paths.deploy, d);
@@ -110,6 +120,11 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     fs.rmSync(staging, { recursive: true, force: true });
     release();
   }
+}
+
+/** Where a path of the deploy folder lies while it is still staged. */
+function stagedPath(p: string, deploy: string, staging: string): string {
+  return isInside(deploy, p) ? path.join(staging, path.relative(deploy, p)) : p;
 }
 
 function clearDeadState(input: StartInput, stateFile: string): void {

@@ -1,0 +1,78 @@
+// An engine changed or truncated after `grpst build` is refused at start, before anything runs;
+// verified hashes are remembered so a large engine is hashed once, not at every start.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyEngineFiles } from '../../src/daemon/engine-check.js';
+import { repoRoot, tokenizerDir } from '../helpers/fixtures.js';
+import { makeCli } from '../helpers/grpst-cli.js';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-engine-check-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** An engine folder as `grpst build` leaves it: engine.json listing size and sha256 of each file. */
+function engineFolder(name: string): { dir: string; weights: string } {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir, { recursive: true });
+  const weights = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 31) % 256));
+  fs.writeFileSync(path.join(dir, 'rank0.weights'), weights);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(tokenizerDir, f), path.join(dir, f));
+  const files: Record<string, { bytes: number; sha256: string }> = {};
+  for (const f of ['rank0.weights', 'tokenizer.json', 'tokenizer_config.json']) {
+    const data = fs.readFileSync(path.join(dir, f));
+    files[f] = { bytes: data.length, sha256: sha(data) };
+  }
+  fs.writeFileSync(path.join(dir, 'engine.json'), JSON.stringify({ format: 'grpst-engine', backend: 'native', files }));
+  return { dir, weights: path.join(dir, 'rank0.weights') };
+}
+
+describe('engine files are checked against engine.json', () => {
+  it('hashes once, then trusts unchanged files; a change of content is caught', async () => {
+    const home = path.join(tmp, 'home');
+    const { dir, weights } = engineFolder('e1');
+    expect(await verifyEngineFiles(dir, home)).toBe(3);
+    expect(await verifyEngineFiles(dir, home)).toBe(0);
+    const data = fs.readFileSync(weights);
+    data[500] ^= 0xff;
+    fs.writeFileSync(weights, data); // same size, new content (and mtime)
+    await expect(verifyEngineFiles(dir, home)).rejects.toThrow(/rank0\.weights was changed after the build \(sha256/);
+  });
+
+  it('a truncated or missing file is named with the fix', async () => {
+    const home = path.join(tmp, 'home2');
+    const { dir, weights } = engineFolder('e2');
+    fs.truncateSync(weights, 1000);
+    await expect(verifyEngineFiles(dir, home)).rejects.toThrow(/has 1000 bytes but engine.json records 100000 \(truncated or replaced\)/);
+    fs.rmSync(weights);
+    await expect(verifyEngineFiles(dir, home)).rejects.toThrow(/rank0\.weights is missing/);
+  });
+
+  it('grpst start refuses a changed engine before anything starts', async () => {
+    const cli = makeCli();
+    const { dir, weights } = engineFolder('e3');
+    const data = fs.readFileSync(weights);
+    data[0] ^= 1;
+    fs.writeFileSync(weights, data);
+    const project = path.join(tmp, 'project');
+    fs.mkdirSync(path.join(project, 'conf'), { recursive: true });
+    fs.writeFileSync(
+      path.join(project, 'conf', 'inference_tiny.yml'),
+      fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', dir),
+    );
+    expect((await cli.run(['archive', '.'], { cwd: project })).code).toBe(0);
+    const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml'], { cwd: project });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('rank0.weights was changed after the build');
+    expect(res.stderr).toContain('fix: rebuild the engine with `grpst build`');
+    expect(fs.existsSync(path.join(cli.home, 'my_grps'))).toBe(false);
+    expect(fs.existsSync(path.join(cli.home, '.run', 'my_grps.json'))).toBe(false);
+    fs.rmSync(cli.home, { recursive: true, force: true });
+  });
+});
