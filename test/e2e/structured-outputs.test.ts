@@ -1,0 +1,233 @@
+// Structured outputs end to end: the real server with its structured-output compiler, the real
+// native runtime on a tiny random-weight checkpoint (which never writes JSON on its own), and the
+// official openai client. Every answer must parse and validate (ajv), whatever the model wanted.
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions, type ServerOptions } from '../../src/server/options.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
+
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+
+const weatherTool = {
+  type: 'function' as const,
+  function: {
+    name: 'get_current_weather',
+    description: 'Get the current weather in a given location',
+    parameters: {
+      type: 'object',
+      properties: {
+        location: { type: 'string', description: 'The city and state, e.g. San Francisco, CA' },
+        unit: { type: 'string', enum: ['celsius', 'fahrenheit'] },
+      },
+      required: ['location'],
+    },
+  },
+};
+const postcodeTool = {
+  type: 'function' as const,
+  function: {
+    name: 'get_postcode',
+    description: 'Get the postcode of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] },
+  },
+};
+
+/** A dozen schemas covering what the compiler enforces. */
+const schemas: Record<string, object> = {
+  person: {
+    type: 'object',
+    properties: { name: { type: 'string', minLength: 1, maxLength: 20 }, age: { type: 'integer', minimum: 0, maximum: 120 }, email: { type: 'string', format: 'email' } },
+    required: ['name', 'age'],
+    additionalProperties: false,
+  },
+  todoList: {
+    type: 'array',
+    items: { type: 'object', properties: { id: { type: 'integer' }, done: { type: 'boolean' }, note: { type: 'string', maxLength: 30 } }, required: ['id', 'done'] },
+    minItems: 1,
+    maxItems: 3,
+  },
+  tree: { $defs: { node: { type: 'object', properties: { label: { type: 'string', maxLength: 8 }, children: { type: 'array', items: { $ref: '#/$defs/node' }, maxItems: 2 } }, required: ['label', 'children'] } }, $ref: '#/$defs/node' },
+  union: { anyOf: [{ type: 'string', enum: ['yes', 'no'] }, { type: 'null' }, { type: 'object', properties: { code: { const: 42 } }, required: ['code'] }] },
+  formats: { type: 'object', properties: { at: { type: 'string', format: 'date-time' }, day: { type: 'string', format: 'date' }, id: { type: 'string', format: 'uuid' } }, required: ['at', 'day', 'id'] },
+  numbers: { type: 'object', properties: { p: { type: 'number', minimum: 0, maximum: 1 }, t: { type: 'number' }, n: { type: 'integer', exclusiveMinimum: -5, exclusiveMaximum: 5 } }, required: ['p', 't', 'n'] },
+  scores: { type: 'object', additionalProperties: { type: 'integer', minimum: 0 }, minProperties: 1, maxProperties: 3 },
+  color: { enum: ['red', 'green', 'blue'] },
+  nested: { type: 'object', properties: { a: { type: 'object', properties: { b: { type: 'object', properties: { c: { type: 'object', properties: { d: { type: 'boolean' } }, required: ['d'] } }, required: ['c'] } } } }, required: ['a'] },
+  tuple: { type: 'array', prefixItems: [{ type: 'string', maxLength: 10 }, { type: 'integer' }, { type: 'boolean' }], items: false, minItems: 3 },
+  text: { type: 'object', properties: { summary: { type: 'string', minLength: 3, maxLength: 60 }, words: { type: 'array', items: { type: 'string', maxLength: 12 }, maxItems: 4 } }, required: ['summary', 'words'] },
+  nullable: { type: 'object', properties: { a: { type: ['string', 'null'], maxLength: 10 }, b: { type: 'number', nullable: true } }, required: ['a', 'b'] },
+};
+
+let model: TinyModel;
+let server: RunningServer;
+let client: OpenAI;
+
+async function start(overrides: Partial<ServerOptions> = {}): Promise<{ server: RunningServer; client: OpenAI }> {
+  const options: ServerOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 0, ...overrides };
+  const constraints = new ServerConstraintCompiler(model.tokenizer);
+  const s = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, options);
+  return { server: s, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 300_000 }) };
+}
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a');
+  ({ server, client } = await start());
+});
+
+afterAll(async () => {
+  await server?.close();
+  await model?.engine.close();
+});
+
+const ask = (content: string) => [{ role: 'user' as const, content }];
+
+describe('response_format', () => {
+  it('100 requests across a dozen schemas: every answer parses and validates', async () => {
+    const jobs: { name: string; schema: object; run: () => Promise<{ text: string; finish: string | null }> }[] = [];
+    const names = Object.keys(schemas);
+    for (let i = 0; i < 100; i++) {
+      const name = names[i % names.length];
+      const schema = schemas[name];
+      const response_format = { type: 'json_schema' as const, json_schema: { name, schema, strict: true } };
+      const seed = 1000 + i;
+      if (i % 4 === 3) {
+        // /v1/completions takes response_format too.
+        jobs.push({ name, schema, run: async () => {
+          const r = await client.completions.create({ model: 'qwen3', prompt: `Give me ${name} as JSON:`, max_tokens: 300, seed, response_format } as any);
+          return { text: r.choices[0].text, finish: r.choices[0].finish_reason };
+        } });
+      } else {
+        jobs.push({ name, schema, run: async () => {
+          const r = await client.chat.completions.create({ model: 'qwen3', messages: ask(`Describe a ${name} as JSON.`), max_tokens: 300, seed, temperature: i % 3 === 0 ? 0 : 1, response_format });
+          return { text: r.choices[0].message.content ?? '', finish: r.choices[0].finish_reason };
+        } });
+      }
+    }
+    // Sixteen at a time: constrained requests decode together in the engine's batch.
+    const results: { name: string; schema: object; text: string; finish: string | null }[] = [];
+    for (let i = 0; i < jobs.length; i += 16) {
+      const batch = jobs.slice(i, i + 16);
+      const out = await Promise.all(batch.map((j) => j.run()));
+      out.forEach((o, k) => results.push({ name: batch[k].name, schema: batch[k].schema, ...o }));
+    }
+    expect(results).toHaveLength(100);
+    for (const r of results) {
+      let value: unknown;
+      expect(() => (value = JSON.parse(r.text)), `${r.name}: ${r.text}`).not.toThrow();
+      const ok = ajv.validate(r.schema, value);
+      expect(ok, `${r.name}: ${r.text}\n${ajv.errorsText()}`).toBe(true);
+      expect(r.finish).toBe('stop');
+    }
+  });
+
+  it('json_object: an object, also when streamed', async () => {
+    const r = await client.chat.completions.create({ model: 'qwen3', messages: ask('JSON please'), max_tokens: 200, seed: 7, response_format: { type: 'json_object' } });
+    const value = JSON.parse(r.choices[0].message.content!);
+    expect(typeof value === 'object' && value !== null && !Array.isArray(value)).toBe(true);
+    const stream = await client.chat.completions.create({ model: 'qwen3', messages: ask('JSON please'), max_tokens: 200, seed: 7, stream: true, response_format: { type: 'json_object' } });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toBe(r.choices[0].message.content);
+  });
+
+  it('a schema feature that cannot be enforced is a 400 naming it', async () => {
+    const r = await post(`${server.url}/v1/chat/completions`, {
+      model: 'qwen3',
+      messages: ask('hi'),
+      response_format: { type: 'json_schema', json_schema: { name: 'zip', schema: { type: 'object', properties: { zip: { type: 'string', pattern: '^[0-9]{5}$' } } } } },
+    });
+    expect(r.status).toBe(400);
+    expect(r.json.error.param).toBe('response_format');
+    expect(r.json.error.message).toContain('"pattern"');
+    expect(r.json.error.message).toContain('#/properties/zip');
+    await expect(client.chat.completions.create({ model: 'qwen3', messages: ask('hi'), response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { not: {} } } } })).rejects.toMatchObject({ status: 400 });
+  });
+
+  it('with thinking on, the think block stays free text and the answer after it validates', async () => {
+    const s = await start({ reasoningParser: true });
+    try {
+      const schema = schemas.person;
+      for (const seed of [1, 2, 3]) {
+        const r = await s.client.chat.completions.create({ model: 'qwen3', messages: ask('Think, then answer.'), max_tokens: 120, seed, enable_thinking: true, response_format: { type: 'json_schema', json_schema: { name: 'person', schema } } } as any);
+        const msg = r.choices[0].message as { content: string; reasoning_content?: string };
+        expect(ajv.validate(schema, JSON.parse(msg.content)), msg.content).toBe(true);
+        expect(r.choices[0].finish_reason).toBe('stop');
+      }
+    } finally {
+      await s.server.close();
+    }
+  });
+});
+
+describe('tool_choice', () => {
+  const tools = [weatherTool, postcodeTool];
+  const checks = new Map(tools.map((t) => [t.function.name, ajv.compile(t.function.parameters)]));
+
+  it('required: tool calls to the listed tools whose arguments validate', async () => {
+    const seen = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const r = await client.chat.completions.create({ model: 'qwen3', messages: ask("What's the weather like in Boston today?"), tools, tool_choice: 'required', max_tokens: 200, seed });
+      const choice = r.choices[0];
+      expect(choice.finish_reason).toBe('tool_calls');
+      expect(choice.message.tool_calls!.length).toBeGreaterThan(0);
+      for (const call of choice.message.tool_calls!) {
+        if (call.type !== 'function') throw new Error('not a function call');
+        expect(checks.get(call.function.name)!(JSON.parse(call.function.arguments)), call.function.arguments).toBe(true);
+        seen.add(call.function.name);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(0);
+  });
+
+  it('named: only that tool, also streamed; the follow-up turn with the results renders through the template', async () => {
+    const tool_choice = { type: 'function' as const, function: { name: 'get_postcode' } };
+    const r = await client.chat.completions.create({ model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice, max_tokens: 150, seed: 3 });
+    const calls = r.choices[0].message.tool_calls!;
+    expect(calls.map((c) => (c.type === 'function' ? c.function.name : ''))).toEqual(calls.map(() => 'get_postcode'));
+    for (const c of calls) if (c.type === 'function') expect(checks.get('get_postcode')!(JSON.parse(c.function.arguments))).toBe(true);
+
+    const res = await post(`${server.url}/v1/chat/completions`, { model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice, max_tokens: 150, seed: 3, stream: true });
+    const deltas = sseFrames(res.text).filter((f) => f !== '[DONE]').flatMap((f) => f.choices[0]?.delta?.tool_calls ?? []);
+    expect(deltas.filter((d: any) => d.function?.name).map((d: any) => d.function.name)).toEqual(calls.map(() => 'get_postcode'));
+
+    const followUp = [
+      ...ask('Postcode of Paris?'),
+      { role: 'assistant' as const, content: null, tool_calls: calls },
+      ...calls.map((c) => ({ role: 'tool' as const, tool_call_id: c.id, content: '{"postcode": "75001"}' })),
+    ];
+    const tok = await post(`${server.url}/tokenize`, { model: 'qwen3', messages: followUp, tools });
+    expect(tok.status).toBe(200);
+    const prompt = model.tokenizer.decode(tok.json.tokens);
+    const first = calls[0].type === 'function' ? calls[0].function : undefined;
+    expect(prompt).toContain(`<tool_call>\n{"name": "get_postcode", "arguments": ${first!.arguments}}\n</tool_call>`);
+    expect(prompt).toContain('<tool_response>\n{"postcode": "75001"}\n</tool_response>');
+    const next = await client.chat.completions.create({ model: 'qwen3', messages: followUp, tools, max_tokens: 8, seed: 1 });
+    expect(next.usage!.prompt_tokens).toBe(tok.json.count);
+  });
+
+  it('none: the answer carries no tool call (the matcher tests show <tool_call> is masked out)', async () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const r = await client.chat.completions.create({ model: 'qwen3', messages: ask('Weather in Boston?'), tools, tool_choice: 'none', max_tokens: 40, seed });
+      expect(r.choices[0].message.tool_calls ?? []).toEqual([]);
+      expect(r.choices[0].message.content ?? '').not.toContain('<tool_call>');
+    }
+  });
+});
+
+describe('sharing the batch', () => {
+  it('an unconstrained greedy answer is the same alone and beside constrained requests', async () => {
+    const plain = { model: 'qwen3', messages: ask('Tell me a story.'), max_tokens: 48, temperature: 0 };
+    const alone = await client.chat.completions.create(plain);
+    const constrained = Array.from({ length: 8 }, (_, i) =>
+      client.chat.completions.create({ model: 'qwen3', messages: ask('JSON'), max_tokens: 64, seed: i, response_format: { type: 'json_schema', json_schema: { name: 'todo', schema: schemas.todoList } } }),
+    );
+    const [together, ...others] = await Promise.all([client.chat.completions.create(plain), ...constrained]);
+    expect(together.choices[0].message.content).toBe(alone.choices[0].message.content);
+    for (const o of others) expect(ajv.validate(schemas.todoList, JSON.parse(o.choices[0].message.content!))).toBe(true);
+  });
+});
