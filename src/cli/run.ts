@@ -1,0 +1,122 @@
+// `grpst run --engine_dir DIR --input_text "..."`: the seed's run.py check without a server. Loads
+// the engine (or a Hugging Face checkpoint), applies the chat template, streams the answer to the
+// terminal and ends with token counts and prefill / decode speeds.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { ChatTemplate } from '../chat/chat-template.js';
+import { IncrementalDecoder } from '../chat/incremental-decoder.js';
+import { renderPrompt } from '../chat/render-prompt.js';
+import { Tokenizer } from '../chat/tokenizer.js';
+import { loadEngine } from '../engine/load.js';
+import { defaultSampling, type FinishReason } from '../engine/types.js';
+import { badInput } from '../util/errors.js';
+
+function number(min: number, max = Infinity) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min}${max < Infinity ? ` to ${max}` : ' up'}.`);
+    return n;
+  };
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number.');
+  return n;
+}
+
+/** End-of-turn ids: the tokenizer's eos, generation_config.json's and the model config's. */
+export function stopTokenIds(tokenizer: Tokenizer, dirs: string[]): number[] {
+  const ids = new Set<number>();
+  if (tokenizer.eosTokenId !== undefined) ids.add(tokenizer.eosTokenId);
+  for (const dir of dirs) {
+    for (const file of ['generation_config.json', 'config.json']) {
+      const p = join(dir, file);
+      if (!existsSync(p)) continue;
+      try {
+        const eos = (JSON.parse(readFileSync(p, 'utf8')) as { eos_token_id?: number | number[] }).eos_token_id;
+        for (const id of Array.isArray(eos) ? eos : eos === undefined ? [] : [eos]) ids.add(id);
+      } catch {
+        /* unreadable optional file: the tokenizer's eos still applies */
+      }
+    }
+  }
+  return [...ids];
+}
+
+interface RunOptions {
+  engine_dir: string;
+  tokenizer_dir?: string;
+  input_text: string;
+  max_output_len: number;
+  enable_thinking?: boolean;
+  temperature: number;
+  top_k?: number;
+  top_p?: number;
+  seed?: number;
+  threads?: number;
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('Load an engine, generate an answer to --input_text and report the speed (no server)')
+    .requiredOption('--engine_dir <dir>', 'engine folder from grpst build (or a Hugging Face checkpoint folder)')
+    .option('--tokenizer_dir <dir>', 'folder with tokenizer.json and the chat template (default: the engine folder)')
+    .requiredOption('--input_text <text>', 'the user message')
+    .option('--max_output_len <n>', 'tokens to generate at most', positiveInt, 50)
+    .option('--enable_thinking', 'let Qwen3 think first (its <think> block is printed too)')
+    .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)', number(0, 100), 0)
+    .option('--top_k <k>', 'sample among the k likeliest tokens', positiveInt)
+    .option('--top_p <p>', 'nucleus sampling mass', number(0, 1))
+    .option('--seed <n>', 'seed for sampling', number(0))
+    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt)
+    .action(async (opts: RunOptions) => {
+      const engineDir = resolve(opts.engine_dir);
+      if (!existsSync(engineDir)) throw badInput(`--engine_dir ${engineDir} does not exist`, 'pass the folder grpst build wrote (--output_dir)');
+      const tokenizerDir = resolve(opts.tokenizer_dir ?? engineDir);
+      if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) {
+        throw badInput(`${tokenizerDir} has no tokenizer.json`, 'pass --tokenizer_dir with the Hugging Face checkpoint (engines from grpst build carry their tokenizer)');
+      }
+      const tokenizer = Tokenizer.fromDir(tokenizerDir);
+      const template = ChatTemplate.fromDir(tokenizerDir);
+      const prompt = renderPrompt(template, tokenizer, [{ role: 'user', content: opts.input_text }], { enableThinking: opts.enable_thinking === true });
+      const engine = await loadEngine(engineDir, { threads: opts.threads, maxSeqLen: Math.max(4096, prompt.ids.length + opts.max_output_len + 16) });
+      const out = process.stdout;
+      try {
+        const decoder = new IncrementalDecoder(tokenizer, { skipSpecialTokens: true });
+        const start = performance.now();
+        let firstAt = 0;
+        let generated = 0;
+        let finish: FinishReason | undefined;
+        for await (const ev of engine.submit({
+          tokens: prompt.ids,
+          sampling: { ...defaultSampling, temperature: opts.temperature, topK: opts.top_k ?? 0, topP: opts.top_p ?? 1, seed: opts.seed },
+          maxTokens: opts.max_output_len,
+          stopTokenIds: stopTokenIds(tokenizer, [engineDir, tokenizerDir]),
+        })) {
+          if (ev.tokens.length > 0 && generated === 0) firstAt = performance.now();
+          generated += ev.tokens.length;
+          out.write(decoder.push(ev.tokens));
+          if (ev.finishReason) finish = ev.finishReason;
+          if (ev.finishReason === 'error') throw new Error(ev.error ?? 'generation failed');
+        }
+        out.write(`${decoder.flush()}\n`);
+        const end = performance.now();
+        const prefillS = (firstAt - start) / 1000;
+        const decodeS = (end - firstAt) / 1000;
+        const info = engine.info;
+        const lines = [
+          `---`,
+          `engine: ${engineDir} (${info.quantization}, ${info.device} ${info.kernels}, ${info.threads} threads)`,
+          `prompt tokens: ${prompt.ids.length}, output tokens: ${generated} (${finish === 'stop' ? 'stopped at end of turn' : finish === 'length' ? 'reached --max_output_len' : finish})`,
+          `prefill: ${(prompt.ids.length / Math.max(prefillS, 1e-9)).toFixed(1)} tok/s (first token after ${(prefillS * 1000).toFixed(0)} ms)`,
+          `decode: ${generated > 1 ? ((generated - 1) / Math.max(decodeS, 1e-9)).toFixed(1) : '-'} tok/s`,
+        ];
+        out.write(`${lines.join('\n')}\n`);
+      } finally {
+        await engine.close();
+      }
+    });
+}
