@@ -1,0 +1,248 @@
+// Kernel benches: the two ceilings (device copy bandwidth, bf16 GEMM rate), every Qwen3-8B
+// linear shape at batch 1 in every format against the copy bandwidth (and cuBLASLt bf16 at M=1
+// as the bar to beat), decode attention at long contexts, and prefill attention's TFLOP/s.
+#include <cmath>
+
+#include "device_fill.h"
+#include "harness.h"
+#include "tests.h"
+#include "weights.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+double g_copy_gbs = 0;  // measured in bench_ceilings, used for rooflines
+
+namespace {
+
+__global__ void read_kernel(const uint4* __restrict__ p, size_t n, uint32_t* sink) {
+  uint32_t acc = 0;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const uint4 v = p[i];
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x12345678u) *sink = acc;
+}
+
+// Times `launches` enqueued by fn captured as one graph; returns ms per launch.
+template <class F>
+double graph_ms(F&& fn, int launches, cudaStream_t s) {
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+  bool ok = true;
+  for (int i = 0; i < launches && ok; ++i) ok = fn(i);
+  cudaStreamEndCapture(s, &g);
+  if (!ok || cudaGraphInstantiate(&ge, g, 0) != cudaSuccess) {
+    cudaGraphDestroy(g);
+    Checks::get().expect("bench graph capture", false);
+    return -1;
+  }
+  const double ms = time_ms([&] { return cudaGraphLaunch(ge, s) == cudaSuccess; }, 3, 15, s);
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  return ms / launches;
+}
+
+size_t weight_bytes(const cu::Weight& w) {
+  const size_t n = static_cast<size_t>(w.N) * w.K;
+  switch (w.format) {
+    case cu::WeightFormat::bf16: return n * 2;
+    case cu::WeightFormat::int8_wo:
+    case cu::WeightFormat::int8_sq: return n + w.N * 4;
+    case cu::WeightFormat::int4_awq: return n / 2 + n / w.group_size * 2;
+    case cu::WeightFormat::fp8: return n;
+  }
+  return n;
+}
+
+}  // namespace
+
+void bench_ceilings() {
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  const size_t bytes = size_t(4) << 30;
+  Dev<uint8_t> a(bytes), b(bytes);
+  fill_bytes(a.p, bytes, 1);
+  fill_bytes(b.p, bytes, 2);
+  cudaDeviceSynchronize();
+  const double copy_ms = time_ms([&] { return cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice, s) == cudaSuccess; }, 2, 10, s);
+  g_copy_gbs = 2.0 * bytes / (copy_ms * 1e-3) / 1e9;
+  Bench::get().add("ceiling", "device copy bandwidth (read+write)", g_copy_gbs, "GB/s", "4 GiB cudaMemcpyAsync D2D, median of 10");
+  Dev<uint32_t> sink(1);
+  const double read_ms = time_ms([&] {
+    read_kernel<<<132 * 8, 512, 0, s>>>(reinterpret_cast<const uint4*>(a.p), bytes / 16, sink.p);
+    return cudaGetLastError() == cudaSuccess;
+  }, 2, 10, s);
+  Bench::get().add("ceiling", "device read bandwidth", bytes / (read_ms * 1e-3) / 1e9, "GB/s", "4 GiB streamed by a kernel");
+
+  cu::LtContext* lt = nullptr;
+  if (!Checks::get().status("bench lt_create", cu::lt_create(&lt, 64u << 20))) return;
+  const int n = 8192;
+  Dev<uint16_t> x(size_t(n) * n), w(size_t(n) * n), y(size_t(n) * n);
+  fill_bf16(reinterpret_cast<cu::bf16*>(x.p), x.n, 1.f, 0.f, 3);
+  fill_bf16(reinterpret_cast<cu::bf16*>(w.p), w.n, 1.f, 0.f, 4);
+  cudaDeviceSynchronize();
+  cu::Exec ex{s, false};
+  const double gemm_ms = time_ms([&] {
+    return cu::gemm_bf16(lt, x.as<cu::bf16>(), w.as<cu::bf16>(), y.p, false, false, n, n, n, ex).ok();
+  }, 3, 10, s);
+  Bench::get().add("ceiling", "bf16 GEMM 8192^3 (cuBLASLt)", 2.0 * n * n * n / (gemm_ms * 1e-3) / 1e12, "TFLOP/s", "random data");
+  Dev<uint8_t> xq(size_t(n) * n), wq(size_t(n) * n);
+  fill_e4m3(xq.p, xq.n, 4.f, 5);
+  fill_e4m3(wq.p, wq.n, 4.f, 6);
+  Dev<float> one(std::vector<float>{1.f});
+  const double fp8_ms = time_ms([&] {
+    return cu::gemm_fp8(lt, xq.p, wq.p, one.p, one.p, y.as<cu::bf16>(), false, n, n, n, ex).ok();
+  }, 3, 10, s);
+  Bench::get().add("ceiling", "fp8 GEMM 8192^3 (cuBLASLt)", 2.0 * n * n * n / (fp8_ms * 1e-3) / 1e12, "TFLOP/s", "random data");
+  cu::lt_destroy(lt);
+  cudaStreamDestroy(s);
+}
+
+void bench_kernels() {
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  cu::LtContext* lt = nullptr;
+  if (!Checks::get().status("bench lt_create", cu::lt_create(&lt, 64u << 20))) return;
+  struct Shape { const char* name; int N, K; };
+  const Shape shapes[] = {{"qkv 6144x4096", 6144, 4096}, {"o 4096x4096", 4096, 4096}, {"gate_up 24576x4096", 24576, 4096},
+                          {"down 4096x12288", 4096, 12288}, {"lm_head 151936x4096", 151936, 4096}};
+  const cu::WeightFormat formats[] = {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq,
+                                      cu::WeightFormat::fp8, cu::WeightFormat::int8_sq};
+  Rng r(1);
+  for (const auto& sh : shapes) {
+    Dev<uint16_t> x(size_t(16) * sh.K), y(size_t(16) * sh.N * 2);
+    fill_bf16(x.as<cu::bf16>(), x.n, 1.f, 0.f, 9);
+    for (auto f : formats) {
+      // Enough copies that the rotation does not run out of L2 (60 MB).
+      cu::Weight proto;
+      proto.format = f;
+      proto.N = sh.N;
+      proto.K = sh.K;
+      proto.group_size = 128;
+      const size_t wb = weight_bytes(proto);
+      const int copies = static_cast<int>(std::min<size_t>(8, std::max<size_t>(2, (size_t(512) << 20) / wb)));
+      std::vector<DevWeight> ws;
+      for (int c = 0; c < copies; ++c) {
+        DevWeight d;
+        d.w = proto;
+        const size_t n = static_cast<size_t>(sh.N) * sh.K;
+        switch (f) {
+          case cu::WeightFormat::bf16: { auto* p = static_cast<cu::bf16*>(d.dev(n * 2)); fill_bf16(p, n, 0.02f, 0, c); d.w.data = p; break; }
+          case cu::WeightFormat::int8_wo:
+          case cu::WeightFormat::int8_sq: {
+            void* p = d.dev(n);
+            fill_bytes(p, n, c);
+            auto* cs = static_cast<float*>(d.dev(sh.N * 4));
+            fill_f32(cs, sh.N, 0.0001f, 0.0002f, c);
+            d.w.data = p;
+            d.w.channel_scale = cs;
+            break;
+          }
+          case cu::WeightFormat::int4_awq: {
+            void* p = d.dev(n / 2);
+            fill_bytes(p, n / 2, c);
+            auto* gs = static_cast<cu::bf16*>(d.dev(n / 128 * 2));
+            fill_bf16(gs, n / 128, 0.001f, 0.002f, c);
+            d.w.data = p;
+            d.w.group_scale = gs;
+            break;
+          }
+          case cu::WeightFormat::fp8: {
+            auto* p = static_cast<uint8_t*>(d.dev(n));
+            fill_e4m3(p, n, 8.f, c);
+            d.w.data = p;
+            d.w.w_scale = d.upload(std::vector<float>{0.002f});
+            d.w.x_scale = d.upload(std::vector<float>{0.05f});
+            break;
+          }
+        }
+        ws.push_back(std::move(d));
+      }
+      cudaDeviceSynchronize();
+      for (int M : {1, 8}) {
+        if (M == 8 && f != cu::WeightFormat::bf16 && f != cu::WeightFormat::int4_awq) continue;
+        cu::LinearIn in;
+        in.x = x.as<cu::bf16>();
+        cu::LinearOut out;
+        out.y = y.p;
+        const cu::Exec ex{s, true};
+        const double ms = graph_ms([&](int i) {
+          const cu::Weight& w = ws[i % copies].w;
+          return (f == cu::WeightFormat::bf16 ? cu::gemv_bf16(in, static_cast<const cu::bf16*>(w.data), out, M, w.N, w.K, ex)
+                                              : cu::linear_skinny(in, w, out, M, ex)).ok();
+        }, 4 * copies, s);
+        const double gbs = wb / (ms * 1e-3) / 1e9;
+        char note[160];
+        std::snprintf(note, sizeof note, "%.1f us, %.0f GB/s = %.1f%% of copy bw", ms * 1e3, gbs, 100.0 * gbs / g_copy_gbs);
+        Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=" + std::to_string(M),
+                         gbs, "GB/s", note);
+      }
+      if (f == cu::WeightFormat::bf16) {
+        const cu::Exec ex{s, false};
+        const double ms = graph_ms([&](int i) {
+          const cu::Weight& w = ws[i % copies].w;
+          return cu::gemm_bf16(lt, x.as<cu::bf16>(), static_cast<const cu::bf16*>(w.data), y.p, false, false, 1, w.N, w.K, ex).ok();
+        }, 4 * copies, s);
+        const double gbs = wb / (ms * 1e-3) / 1e9;
+        char note[160];
+        std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
+        Bench::get().add("linear", std::string(sh.name) + " cuBLASLt bf16 M=1", gbs, "GB/s", note);
+      }
+    }
+  }
+
+  // Attention: decode at long contexts (bandwidth), prefill (TFLOP/s).
+  const int nh = 32, nkv = 8, hd = 128, bs = 16;
+  for (auto cfg : {std::pair<int, int>{1, 32768}, std::pair<int, int>{64, 1536}}) {
+    const int B = cfg.first, ctx = cfg.second, bps = (ctx + bs - 1) / bs;
+    Dev<uint16_t> kc(size_t(B) * bps * nkv * bs * hd), vc(kc.n), q(size_t(B) * nh * hd), o(q.n);
+    fill_bf16(kc.as<cu::bf16>(), kc.n, 1.f, 0, 1);
+    fill_bf16(vc.as<cu::bf16>(), vc.n, 1.f, 0, 2);
+    fill_bf16(q.as<cu::bf16>(), q.n, 1.f, 0, 3);
+    std::vector<int32_t> tables(size_t(B) * bps), ctxs(B, ctx);
+    for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
+    Dev<int32_t> dt(tables), dc(ctxs);
+    const int splits = cu::attention_decode_splits(B, nkv, ctx, 132);
+    Dev<float> ws(cu::attention_decode_workspace(B, nh, hd, splits) + 1);
+    const cu::KvGeometry geo{B * bps, bs, nkv, hd, cu::KvDtype::bf16};
+    const cu::KvLayer layer{kc.p, vc.p, 1.f, 1.f};
+    const cu::Exec ex{s, true};
+    const double ms = graph_ms([&](int) {
+      return cu::attention_decode(q.as<cu::bf16>(), dc.p, 0, nullptr, {dt.p, bps}, B, nh, geo, layer, 0.088f, splits, ws.p,
+                                  o.as<cu::bf16>(), ex).ok();
+    }, 20, s);
+    const double bytes = 2.0 * B * ctx * nkv * hd * 2;
+    char note[128];
+    std::snprintf(note, sizeof note, "%.1f us per layer, %d splits, %.1f%% of copy bw", ms * 1e3, splits,
+                  100.0 * bytes / (ms * 1e-3) / 1e9 / g_copy_gbs);
+    Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx), bytes / (ms * 1e-3) / 1e9, "GB/s", note);
+  }
+  for (int T : {8192, 32768}) {
+    const int bps = T / bs;
+    Dev<uint16_t> kc(size_t(bps) * nkv * bs * hd), vc(kc.n), q(size_t(T) * nh * hd), o(q.n);
+    fill_bf16(kc.as<cu::bf16>(), kc.n, 1.f, 0, 1);
+    fill_bf16(vc.as<cu::bf16>(), vc.n, 1.f, 0, 2);
+    fill_bf16(q.as<cu::bf16>(), q.n, 1.f, 0, 3);
+    std::vector<int32_t> tables(bps);
+    for (int i = 0; i < bps; ++i) tables[i] = i;
+    Dev<int32_t> dt(tables), qs(std::vector<int32_t>{0}), ql(std::vector<int32_t>{T}), cl(std::vector<int32_t>{T}),
+        si(std::vector<int32_t>{0});
+    const cu::PrefillBatch pb{1, T, T, qs.p, ql.p, cl.p, si.p, nullptr, nullptr, 0};
+    const cu::KvGeometry geo{bps, bs, nkv, hd, cu::KvDtype::bf16};
+    const cu::KvLayer layer{kc.p, vc.p, 1.f, 1.f};
+    const cu::Exec ex{s, false};
+    const double ms = time_ms([&] {
+      return cu::attention_prefill(q.as<cu::bf16>(), pb, {dt.p, bps}, nh, geo, layer, 0.088f, o.as<cu::bf16>(), ex).ok();
+    }, 2, 5, s);
+    const double flops = 4.0 * nh * hd * (static_cast<double>(T) * (T + 1) / 2);
+    char note[96];
+    std::snprintf(note, sizeof note, "%.2f ms per layer (causal FLOPs)", ms);
+    Bench::get().add("attention", "prefill T=" + std::to_string(T), flops / (ms * 1e-3) / 1e12, "TFLOP/s", note);
+  }
+  cu::lt_destroy(lt);
+  cudaStreamDestroy(s);
+}
+
+}  // namespace harness

@@ -1,0 +1,333 @@
+// Whole-model benches through the CUDA forward on a Qwen3-8B-shaped model with random weights:
+// batch-1 decode per weight format (CUDA graph, programmatic dependent launch) against its
+// roofline, a 64-sequence decode step, and prefill TTFT for long prompts.
+#include <cmath>
+#include <sstream>
+
+#include "../../../native/src/runtime/cuda_forward.h"
+#include "device_fill.h"
+#include "harness.h"
+#include "tests.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+extern double g_copy_gbs;
+
+namespace {
+
+struct Allocs {
+  std::vector<void*> ptrs;
+  size_t bytes = 0;
+  void* get(size_t n) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, n ? n : 16) != cudaSuccess) return nullptr;
+    ptrs.push_back(p);
+    bytes += n;
+    return p;
+  }
+  ~Allocs() { for (void* p : ptrs) cudaFree(p); }
+};
+
+struct Model {
+  cu::ModelDims d;
+  Allocs a;
+  cu::ModelWeights w;
+  cu::KvCache kv;
+  size_t streamed_bytes = 0;  // read once per decode step: linears, scales, norms, lm_head
+  int num_blocks = 0;
+};
+
+const cu::ModelDims kQwen3_8B = [] {
+  cu::ModelDims d;
+  d.hidden = 4096; d.intermediate = 12288; d.layers = 36; d.heads = 32; d.kv_heads = 8; d.head_dim = 128; d.vocab = 151936;
+  return d;
+}();
+
+bool make_weight(Model& m, cu::WeightFormat f, int N, int K, uint64_t seed, cu::Weight* out) {
+  cu::Weight& w = *out;
+  w.format = f;
+  w.N = N;
+  w.K = K;
+  const size_t n = static_cast<size_t>(N) * K;
+  switch (f) {
+    case cu::WeightFormat::bf16: {
+      auto* p = static_cast<cu::bf16*>(m.a.get(n * 2));
+      if (!p) return false;
+      fill_bf16(p, n, 1.7f / std::sqrt(static_cast<float>(K)), 0, seed);
+      w.data = p;
+      m.streamed_bytes += n * 2;
+      break;
+    }
+    case cu::WeightFormat::int8_wo:
+    case cu::WeightFormat::int8_sq: {
+      void* p = m.a.get(n);
+      auto* cs = static_cast<float*>(m.a.get(N * 4));
+      if (!p || !cs) return false;
+      fill_bytes(p, n, seed);
+      fill_f32(cs, N, 0.3f / 127 / std::sqrt(static_cast<float>(K)), 1.f / 127 / std::sqrt(static_cast<float>(K)), seed);
+      w.data = p;
+      w.channel_scale = cs;
+      m.streamed_bytes += n + N * 4;
+      break;
+    }
+    case cu::WeightFormat::int4_awq: {
+      void* p = m.a.get(n / 2);
+      auto* gs = static_cast<cu::bf16*>(m.a.get(n / 128 * 2));
+      if (!p || !gs) return false;
+      fill_bytes(p, n / 2, seed);
+      fill_bf16(gs, n / 128, 0.05f / std::sqrt(static_cast<float>(K)), 0.2f / std::sqrt(static_cast<float>(K)), seed);
+      w.data = p;
+      w.group_scale = gs;
+      w.group_size = 128;
+      m.streamed_bytes += n / 2 + n / 128 * 2;
+      break;
+    }
+    case cu::WeightFormat::fp8: {
+      auto* p = static_cast<uint8_t*>(m.a.get(n));
+      auto* sc = static_cast<float*>(m.a.get(8));
+      if (!p || !sc) return false;
+      fill_e4m3(p, n, 64.f, seed);
+      fill_f32(sc, 1, 0.f, 1.7f / std::sqrt(static_cast<float>(K)) / 64.f, 0);
+      fill_f32(sc + 1, 1, 0.f, 0.1f, 0);
+      w.data = p;
+      w.w_scale = sc;
+      w.x_scale = sc + 1;
+      m.streamed_bytes += n;
+      break;
+    }
+  }
+  return true;
+}
+
+bool build(Model& m, cu::WeightFormat f, cu::WeightFormat head, int num_blocks) {
+  m.d = kQwen3_8B;
+  const auto& d = m.d;
+  const int H = d.hidden, I = d.intermediate, hd = d.head_dim, qkv = (d.heads + 2 * d.kv_heads) * hd;
+  auto norm = [&](int n, uint64_t seed) {
+    auto* p = static_cast<cu::bf16*>(m.a.get(n * 2));
+    if (p) fill_bf16(p, n, 0.1f, 1.f, seed);
+    m.streamed_bytes += n * 2;
+    return p;
+  };
+  m.w.embed = static_cast<cu::bf16*>(m.a.get(size_t(d.vocab) * H * 2));
+  if (!m.w.embed) return false;
+  fill_bf16(const_cast<cu::bf16*>(m.w.embed), size_t(d.vocab) * H, 1.f, 0, 7);
+  m.w.final_norm = norm(H, 8);
+  if (!make_weight(m, head, d.vocab, H, 9, &m.w.lm_head)) return false;
+  for (int l = 0; l < d.layers; ++l) {
+    cu::LayerWeights lw;
+    lw.input_norm = norm(H, 100 + l);
+    lw.post_norm = norm(H, 200 + l);
+    lw.q_norm = norm(hd, 300 + l);
+    lw.k_norm = norm(hd, 400 + l);
+    if (!make_weight(m, f, qkv, H, 1000 + l, &lw.qkv) || !make_weight(m, f, H, d.heads * hd, 2000 + l, &lw.o) ||
+        !make_weight(m, f, 2 * I, H, 3000 + l, &lw.gate_up) || !make_weight(m, f, H, I, 4000 + l, &lw.down))
+      return false;
+    m.w.layers.push_back(lw);
+  }
+  std::vector<float> inv(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  auto* dinv = static_cast<float*>(m.a.get(inv.size() * 4));
+  cudaMemcpy(dinv, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice);
+  m.w.inv_freq = dinv;
+  m.num_blocks = num_blocks;
+  m.kv.geo = cu::KvGeometry{num_blocks, 16, d.kv_heads, hd, cu::KvDtype::bf16};
+  const size_t kv_bytes = size_t(num_blocks) * d.kv_heads * 16 * hd * 2;
+  for (int l = 0; l < d.layers; ++l) {
+    void* k = m.a.get(kv_bytes);
+    void* v = m.a.get(kv_bytes);
+    if (!k || !v) return false;
+    fill_bf16(static_cast<cu::bf16*>(k), kv_bytes / 2, 1.f, 0, 500 + l);
+    fill_bf16(static_cast<cu::bf16*>(v), kv_bytes / 2, 1.f, 0, 600 + l);
+    m.kv.layers.push_back(cu::KvLayer{k, v, 1.f, 1.f});
+  }
+  return cudaDeviceSynchronize() == cudaSuccess;
+}
+
+// Device arrays of one step.
+struct StepBuffers {
+  Dev<int32_t> tokens, positions, slots, token_seq, tables, q_start, q_len, ctx_len, seq_index, logit_rows;
+};
+
+// B decode rows at context ctx (each sequence owns ceil(ctx/16) consecutive blocks).
+cu::StepInput decode_step(StepBuffers& b, int B, int ctx, int vocab) {
+  const int bps = (ctx + 15) / 16;
+  std::vector<int32_t> tok(B), pos(B, ctx - 1), slot(B), seq(B), tables(size_t(B) * bps);
+  for (int i = 0; i < B; ++i) {
+    tok[i] = (i * 7919) % vocab;
+    seq[i] = i;
+    for (int j = 0; j < bps; ++j) tables[size_t(i) * bps + j] = i * bps + j;
+    slot[i] = tables[size_t(i) * bps + (ctx - 1) / 16] * 16 + (ctx - 1) % 16;
+  }
+  b.tokens.upload(tok);
+  b.positions.upload(pos);
+  b.slots.upload(slot);
+  b.token_seq.upload(seq);
+  b.tables.upload(tables);
+  cu::StepInput in;
+  in.num_tokens = B;
+  in.num_decode = B;
+  in.tokens = b.tokens.p;
+  in.positions = b.positions.p;
+  in.slots = b.slots.p;
+  in.token_seq = b.token_seq.p;
+  in.prefill = cu::PrefillBatch{0, 0, 0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
+  in.tables = cu::PagedTables{b.tables.p, bps};
+  in.num_logits = B;
+  in.max_context = ctx;
+  return in;
+}
+
+// One sequence of T prompt tokens prefilled [start, start + chunk).
+cu::StepInput prefill_step(StepBuffers& b, int start, int chunk, int total, int vocab) {
+  const int bps = (total + 15) / 16;
+  std::vector<int32_t> tok(chunk), pos(chunk), slot(chunk), seq(chunk, 0), tables(bps);
+  for (int j = 0; j < bps; ++j) tables[j] = j;
+  for (int i = 0; i < chunk; ++i) {
+    tok[i] = ((start + i) * 7919) % vocab;
+    pos[i] = start + i;
+    slot[i] = pos[i];
+  }
+  b.tokens.upload(tok);
+  b.positions.upload(pos);
+  b.slots.upload(slot);
+  b.token_seq.upload(seq);
+  b.tables.upload(tables);
+  b.q_start.upload({0});
+  b.q_len.upload({chunk});
+  b.ctx_len.upload({start + chunk});
+  b.seq_index.upload({0});
+  b.logit_rows.upload({chunk - 1});
+  cu::StepInput in;
+  in.num_tokens = chunk;
+  in.num_decode = 0;
+  in.tokens = b.tokens.p;
+  in.positions = b.positions.p;
+  in.slots = b.slots.p;
+  in.token_seq = b.token_seq.p;
+  in.prefill = cu::PrefillBatch{1, chunk, chunk, b.q_start.p, b.q_len.p, b.ctx_len.p, b.seq_index.p, nullptr, nullptr, 0};
+  in.tables = cu::PagedTables{b.tables.p, bps};
+  in.num_logits = 1;
+  in.logit_rows = b.logit_rows.p;
+  in.max_context = start + chunk;
+  return in;
+}
+
+// Captures one decode step as a graph and returns ms per replay (-1 on failure).
+double decode_ms(cu::Forward& fwd, const cu::StepInput& in, float* logits, bool graph, bool pdl, cudaStream_t s) {
+  const cu::Exec ex{s, pdl};
+  if (!graph) return time_ms([&] { return Checks::get().status("forward eager", fwd.run(in, logits, ex)); }, 3, 20, s);
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  if (cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return -1;
+  const cu::Status st = fwd.run(in, logits, ex);
+  cudaStreamEndCapture(s, &g);
+  if (!Checks::get().status("forward capture", st)) return -1;
+  if (!cuda_ok(cudaGraphInstantiate(&ge, g, 0), "graph instantiate")) return -1;
+  const double ms = time_ms([&] { return cudaGraphLaunch(ge, s) == cudaSuccess; }, 5, 50, s);
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  return ms;
+}
+
+cu::WeightFormat parse_format(const std::string& s) {
+  if (s == "int8_wo") return cu::WeightFormat::int8_wo;
+  if (s == "int4_awq") return cu::WeightFormat::int4_awq;
+  if (s == "fp8") return cu::WeightFormat::fp8;
+  if (s == "int8_sq") return cu::WeightFormat::int8_sq;
+  return cu::WeightFormat::bf16;
+}
+
+}  // namespace
+
+void bench_model(const std::string& formats, const std::string& prefill_lengths) {
+  cudaStream_t s;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  int sms = 132;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  cu::LtContext* lt = nullptr;
+  if (!Checks::get().status("model lt_create", cu::lt_create(&lt, 64u << 20))) return;
+  const int b1_ctx = 512, serve_ctx = 1536, serve_b = 64;
+  std::vector<int> prompts;
+  {
+    std::stringstream ss(prefill_lengths);
+    std::string t;
+    while (std::getline(ss, t, ',')) if (!t.empty()) prompts.push_back(std::stoi(t));
+  }
+  int max_prompt = 0;
+  for (int p : prompts) max_prompt = std::max(max_prompt, p);
+  std::stringstream fs(formats);
+  std::string spec;
+  while (std::getline(fs, spec, ',')) {
+    // "int4_awq" or "int4_awq:head" (the LM head quantized too)
+    const bool quant_head = spec.size() > 5 && spec.substr(spec.size() - 5) == ":head";
+    const std::string fname = quant_head ? spec.substr(0, spec.size() - 5) : spec;
+    const cu::WeightFormat f = parse_format(fname);
+    const bool is_bf16 = f == cu::WeightFormat::bf16;
+    const int blocks = std::max(serve_b * ((serve_ctx + 15) / 16), is_bf16 ? (max_prompt + 15) / 16 : 0);
+    Model m;
+    if (!Checks::get().expect("model build " + spec, build(m, f, quant_head ? f : cu::WeightFormat::bf16, blocks))) continue;
+    cu::ForwardLimits lim;
+    lim.max_tokens = is_bf16 ? std::max(max_prompt, serve_b) : serve_b;
+    lim.max_logits = serve_b;
+    std::unique_ptr<cu::Forward> fwd;
+    cu::KvCache kv = m.kv;
+    if (!Checks::get().status("Forward::create " + spec, cu::Forward::create(m.d, m.w, kv, lim, lt, sms, &fwd))) continue;
+    Dev<float> logits(size_t(serve_b) * m.d.vocab);
+    StepBuffers bufs;
+    const double kv_tok = 2.0 * m.d.layers * m.d.kv_heads * m.d.head_dim * 2;  // bytes of K+V per cached token
+    const std::string label = fname + (quant_head ? " (+lm_head)" : "");
+
+    auto report_decode = [&](const std::string& what, int B, int ctx, double ms) {
+      if (ms <= 0) return;
+      const double bytes = m.streamed_bytes + kv_tok * B * ctx + 2.0 * B * m.d.hidden;
+      const double roof_ms = bytes / (g_copy_gbs * 1e9) * 1e3;
+      char note[200];
+      std::snprintf(note, sizeof note, "%.3f ms/step; roofline %.3f ms (%.2f GB/step) -> %.1f%% of roofline", ms, roof_ms,
+                    bytes / 1e9, 100.0 * roof_ms / ms);
+      Bench::get().add("decode", label + " " + what, B * 1000.0 / ms, "tok/s", note);
+    };
+    cu::StepInput in1 = decode_step(bufs, 1, b1_ctx, m.d.vocab);
+    report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+    if (is_bf16) {
+      report_decode("b1 ctx512 graph", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, false, s));
+      report_decode("b1 ctx512 eager", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, false, false, s));
+      cu::StepInput in8 = decode_step(bufs, 8, b1_ctx, m.d.vocab);
+      report_decode("b8 ctx512 graph+pdl", 8, b1_ctx, decode_ms(*fwd, in8, logits.p, true, true, s));
+    }
+    cu::StepInput in64 = decode_step(bufs, serve_b, serve_ctx, m.d.vocab);
+    report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+
+    if (is_bf16) {
+      for (int T : prompts) {
+        const int chunk = std::min(T, lim.max_tokens);
+        const cu::Exec ex{s, false};
+        std::vector<cu::StepInput> steps;
+        std::vector<std::unique_ptr<StepBuffers>> sb;
+        for (int start = 0; start < T; start += chunk) {
+          sb.emplace_back(new StepBuffers());
+          steps.push_back(prefill_step(*sb.back(), start, std::min(chunk, T - start), T, m.d.vocab));
+        }
+        const double ms = time_ms([&] {
+          for (auto& st : steps)
+            if (!Checks::get().status("prefill", fwd->run(st, logits.p, ex))) return false;
+          return true;
+        }, 1, 3, s);
+        if (ms <= 0) continue;
+        double linear_flops = 0;
+        for (const auto& lw : m.w.layers)
+          for (const cu::Weight* w : {&lw.qkv, &lw.o, &lw.gate_up, &lw.down}) linear_flops += 2.0 * w->N * w->K;
+        const double flops = linear_flops * T + 4.0 * m.d.layers * m.d.heads * m.d.head_dim * (double(T) * (T + 1) / 2) +
+                             2.0 * m.d.vocab * m.d.hidden;
+        char note[200];
+        std::snprintf(note, sizeof note, "TTFT %.1f ms, %.0f TFLOP/s achieved, chunk %d", ms, flops / (ms * 1e-3) / 1e12, chunk);
+        Bench::get().add("prefill", label + " prompt " + std::to_string(T), T / (ms * 1e-3), "tok/s", note);
+      }
+    }
+    fwd.reset();
+  }
+  cu::lt_destroy(lt);
+  cudaStreamDestroy(s);
+}
+
+}  // namespace harness

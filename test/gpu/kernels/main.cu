@@ -1,0 +1,65 @@
+// grpst_gpu_harness: parity tests and benchmarks of the CUDA kernels and the CUDA forward.
+//   grpst_gpu_harness test                  kernel parity tests (CPU twins)
+//   grpst_gpu_harness parity DIR            whole-model parity on the tiny fixtures (DIR from export-fixtures)
+//   grpst_gpu_harness bench [FORMATS] [PROMPTS]  ceilings, kernels, whole model (random Qwen3-8B shape)
+//   --json FILE                             writes {"device", "checks", "bench"}
+// Exit status: 0 when every check passed, 1 otherwise.
+#include <cstdio>
+#include <string>
+
+#include "harness.h"
+#include "tests.h"
+
+int main(int argc, char** argv) {
+  using namespace harness;
+  std::string json;
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--json" && i + 1 < argc) json = argv[++i];
+    else args.push_back(a);
+  }
+  if (args.empty()) {
+    std::fprintf(stderr, "usage: grpst_gpu_harness test | parity DIR | bench [FORMATS] [PROMPTS] [--json FILE]\n");
+    return 2;
+  }
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+    std::fprintf(stderr, "grpst_gpu_harness: no CUDA device\n");
+    return 2;
+  }
+  std::printf("device: %s, %d SMs, %.1f GiB, L2 %.0f MiB, cc %d.%d\n", prop.name, prop.multiProcessorCount,
+              prop.totalGlobalMem / 1073741824.0, prop.l2CacheSize / 1048576.0, prop.major, prop.minor);
+  const std::string cmd = args[0];
+  if (cmd == "test") {
+    test_elementwise();
+    test_attention();
+    test_linear();
+    test_sampling();
+  } else if (cmd == "parity") {
+    model_parity(args.size() > 1 ? args[1] : ".carry/fixtures");
+  } else if (cmd == "bench") {
+    bench_ceilings();
+    bench_kernels();
+    bench_model(args.size() > 1 ? args[1] : "bf16,int8_wo,int4_awq,fp8,int8_sq",
+                args.size() > 2 ? args[2] : "1024,8192,32768");
+    Bench::get().print();
+  } else {
+    std::fprintf(stderr, "unknown command %s\n", cmd.c_str());
+    return 2;
+  }
+  const cudaError_t e = cudaDeviceSynchronize();
+  if (e != cudaSuccess) Checks::get().expect("device state at exit", false, cudaGetErrorString(e));
+  Checks::get().print();
+  if (!json.empty()) {
+    if (FILE* f = std::fopen(json.c_str(), "w")) {
+      std::fprintf(f, "{\"device\":\"%s\",\"checks\":", prop.name);
+      Checks::get().write_json(f);
+      std::fprintf(f, ",\"bench\":");
+      Bench::get().write_json(f);
+      std::fprintf(f, "}\n");
+      std::fclose(f);
+    }
+  }
+  return Checks::get().failures() == 0 ? 0 : 1;
+}

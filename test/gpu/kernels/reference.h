@@ -1,0 +1,70 @@
+// CPU twins of the CUDA kernels: plain C++ with the same rounding points (bf16 roundings where
+// transformers rounds), sums in double. The parity tests compare each kernel with its twin.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "harness.h"
+
+namespace ref {
+
+using V16 = std::vector<uint16_t>;
+using VF = std::vector<float>;
+using grpst::cuda::Epilogue;
+using grpst::cuda::KvDtype;
+using grpst::cuda::WeightFormat;
+
+void embedding(const std::vector<int32_t>& ids, const V16& table, int H, int V, V16& out);
+void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const V16& w, int M, int H, float eps, V16& y);
+void swiglu(const V16& gate_up, int M, int I, V16& out);
+
+// A paged cache in host memory with the device layout [num_blocks, nkv, block_size, hd].
+struct KvHost {
+  KvDtype dtype = KvDtype::bf16;
+  int num_blocks = 0, block_size = 0, nkv = 0, hd = 0;
+  float k_scale = 1.f, v_scale = 1.f;
+  std::vector<uint8_t> k, v;  // raw bytes
+  std::vector<float> kf, vf;  // dequantized copies (dequantize_all) used by attention_row
+  int elem() const { return dtype == KvDtype::bf16 ? 2 : 1; }
+  size_t index(int block, int h, int off, int d) const {
+    return ((static_cast<size_t>(block) * nkv + h) * block_size + off) * hd + d;
+  }
+  float get(bool is_k, size_t i) const;
+  void put(bool is_k, size_t i, float value);  // quantizes like the kernels
+  void allocate();
+  void dequantize_all();
+};
+
+void qk_norm_rope_kv(const V16& qkv, const std::vector<int32_t>& positions, const std::vector<int32_t>& slots,
+                     const V16& q_norm_w, const V16& k_norm_w, float eps, const std::vector<float>& inv_freq,
+                     float attention_scaling, int T, int nh, KvHost& kv, V16& q_out);
+
+// out[nh*hd] for one query row attending keys [0, ctx) through one block-table row; needs
+// kv.dequantize_all() first.
+void attention_row(const uint16_t* q /*[nh*hd]*/, int nh, int ctx, const int32_t* block_table, const KvHost& kv,
+                   float softmax_scale, float* out);
+
+// Activation prologue as the kernels apply it: bf16-rounded floats [M,K].
+VF linear_act(const V16& x, const V16* norm_w, float eps, const V16* act_scale, int M, int K);
+
+// A quantized weight as the reference sees it (natural layouts).
+struct HostWeight {
+  WeightFormat format = WeightFormat::bf16;
+  int N = 0, K = 0;
+  V16 bf16;                      // bf16 [N,K]
+  std::vector<int8_t> i8;        // int8_wo / int8_sq [N,K]
+  std::vector<uint8_t> i4;       // int4 [N,K/2], low nibble first
+  V16 group_scale, group_zero;   // int4 [N, K/G]; zero may be empty (8)
+  int group_size = 0;
+  std::vector<float> channel_scale;  // [N]
+  std::vector<uint8_t> e4m3;     // fp8 [N,K]
+  float w_scale = 1.f, x_scale = 1.f;
+  float weight(int n, int k) const;  // dequantized value the kernels multiply with
+};
+
+// y[M,N] (or [M,N/2] for SwiGLU): y holds bf16 values as floats, fp32 when f32_out; for the
+// residual epilogue y is read and updated.
+void linear(const V16& x, const V16* norm_w, float eps, const V16* act_scale, const HostWeight& w, Epilogue epi,
+            bool f32_out, int M, VF& y);
+
+}  // namespace ref

@@ -1,0 +1,160 @@
+// Parity: paged decode attention (GQA, split-K, bf16/fp8/int8 caches) and flash-attention
+// prefill over paged blocks (chunks with history, causal), against a double-precision twin.
+#include "harness.h"
+#include "reference.h"
+#include "tests.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+namespace {
+
+struct PagedSetup {
+  ref::KvHost kv;
+  std::vector<int32_t> tables;  // [S, max_blocks]
+  int max_blocks = 0;
+  Dev<uint8_t> dk, dv;
+  Dev<int32_t> dtables;
+};
+
+// S sequences of the given lengths in a cache whose blocks are handed out in random order.
+void make_paged(PagedSetup& p, const std::vector<int>& lens, int nkv, int hd, int bs, cu::KvDtype dtype, Rng& r) {
+  int total = 0, longest = 0;
+  for (int l : lens) {
+    total += (l + bs - 1) / bs;
+    longest = std::max(longest, l);
+  }
+  p.max_blocks = (longest + bs - 1) / bs;
+  p.kv.dtype = dtype;
+  p.kv.num_blocks = total + 3;
+  p.kv.block_size = bs;
+  p.kv.nkv = nkv;
+  p.kv.hd = hd;
+  p.kv.k_scale = dtype == cu::KvDtype::bf16 ? 1.f : dtype == cu::KvDtype::fp8 ? 0.01f : 0.02f;
+  p.kv.v_scale = dtype == cu::KvDtype::bf16 ? 1.f : dtype == cu::KvDtype::fp8 ? 0.008f : 0.015f;
+  p.kv.allocate();
+  const size_t n = static_cast<size_t>(p.kv.num_blocks) * nkv * bs * hd;
+  for (size_t i = 0; i < n; ++i) {
+    p.kv.put(true, i, r.sym(2.f));
+    p.kv.put(false, i, r.sym(2.f));
+  }
+  std::vector<int32_t> order(p.kv.num_blocks);
+  for (int i = 0; i < p.kv.num_blocks; ++i) order[i] = i;
+  for (int i = p.kv.num_blocks - 1; i > 0; --i) std::swap(order[i], order[r.below(i + 1)]);
+  p.tables.assign(lens.size() * p.max_blocks, 0);
+  int next = 0;
+  for (size_t s = 0; s < lens.size(); ++s)
+    for (int b = 0; b < (lens[s] + bs - 1) / bs; ++b) p.tables[s * p.max_blocks + b] = order[next++];
+  p.kv.dequantize_all();
+  p.dk.upload(p.kv.k);
+  p.dv.upload(p.kv.v);
+  p.dtables.upload(p.tables);
+}
+
+const char* kv_name(cu::KvDtype d) { return d == cu::KvDtype::bf16 ? "bf16" : d == cu::KvDtype::fp8 ? "fp8" : "int8"; }
+
+void test_decode(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool via_positions) {
+  Rng r(101 + nh * 7 + hd + splits * 3 + static_cast<int>(dtype));
+  const std::vector<int> lens = {1, 17, 300, 1029, 64};
+  PagedSetup p;
+  make_paged(p, lens, nkv, hd, 16, dtype, r);
+  const int R = static_cast<int>(lens.size());
+  auto q = rand_bf16(r, static_cast<size_t>(R) * nh * hd, 1.f);
+  // via_positions: the forward's call (ctx = position + 1, rows mapped to sequences in reverse).
+  std::vector<int32_t> ctx(R), seq(R);
+  for (int i = 0; i < R; ++i) {
+    seq[i] = via_positions ? R - 1 - i : i;
+    ctx[i] = via_positions ? lens[seq[i]] - 1 : lens[i];
+  }
+  Dev<uint16_t> dq(q), dout(static_cast<size_t>(R) * nh * hd);
+  Dev<int32_t> dctx(ctx), dseq(seq);
+  Dev<float> ws(cu::attention_decode_workspace(R, nh, hd, splits) + 1);
+  dout.poison();
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  cu::KvGeometry geo{p.kv.num_blocks, 16, nkv, hd, dtype};
+  cu::KvLayer layer{p.dk.p, p.dv.p, p.kv.k_scale, p.kv.v_scale};
+  const std::string name = "attention_decode nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
+                           " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype) + " splits=" + std::to_string(splits) +
+                           (via_positions ? " rows->seqs" : "");
+  Checks::get().status(name, cu::attention_decode(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
+                                                  via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks}, R, nh,
+                                                  geo, layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
+  std::vector<float> want(static_cast<size_t>(R) * nh * hd);
+  for (int i = 0; i < R; ++i)
+    ref::attention_row(&q[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks], p.kv,
+                       scale, &want[static_cast<size_t>(i) * nh * hd]);
+  Checks::get().compare(name, bf16_to_f32(dout.download()), want, 6e-3);
+}
+
+void test_prefill(int nh, int nkv, int hd, cu::KvDtype dtype) {
+  Rng r(202 + nh + hd + static_cast<int>(dtype));
+  // (ctx_len, q_len): whole prompts, chunks with history, a 1-token chunk, one long prompt.
+  const std::vector<std::pair<int, int>> seqs = {{300, 300}, {1000, 129}, {77, 1}, {130, 64}, {700, 700}};
+  std::vector<int> lens;
+  for (auto& s : seqs) lens.push_back(s.first);
+  PagedSetup p;
+  make_paged(p, lens, nkv, hd, 16, dtype, r);
+  const int S = static_cast<int>(seqs.size());
+  std::vector<int32_t> q_start(S), q_len(S), ctx_len(S), seq_index(S), tok_pos, tok_seq;
+  int T = 0, max_q = 0;
+  for (int s = 0; s < S; ++s) {
+    q_start[s] = T;
+    q_len[s] = seqs[s].second;
+    ctx_len[s] = seqs[s].first;
+    seq_index[s] = s;
+    for (int i = 0; i < q_len[s]; ++i) {
+      tok_pos.push_back(ctx_len[s] - q_len[s] + i);
+      tok_seq.push_back(s);
+    }
+    T += q_len[s];
+    max_q = std::max(max_q, q_len[s]);
+  }
+  auto q = rand_bf16(r, static_cast<size_t>(T) * nh * hd, 1.f);
+  Dev<uint16_t> dq(q), dout(static_cast<size_t>(T) * nh * hd);
+  Dev<int32_t> dqs(q_start), dql(q_len), dcl(ctx_len), dsi(seq_index), dtp(tok_pos), dts(tok_seq);
+  dout.poison();
+  cu::PrefillBatch b{S, max_q, T, dqs.p, dql.p, dcl.p, dsi.p, dtp.p, dts.p, 0};
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  cu::KvGeometry geo{p.kv.num_blocks, 16, nkv, hd, dtype};
+  cu::KvLayer layer{p.dk.p, p.dv.p, p.kv.k_scale, p.kv.v_scale};
+  const std::string name = "attention_prefill nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
+                           " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype);
+  Checks::get().status(name, cu::attention_prefill(dq.as<cu::bf16>(), b, {p.dtables.p, p.max_blocks}, nh, geo, layer,
+                                                   scale, dout.as<cu::bf16>(), {}));
+  // The twin is slow: check every 5th row plus the last row of each sequence.
+  const auto got_all = bf16_to_f32(dout.download());
+  size_t nonfinite = 0;
+  for (float v : got_all) nonfinite += std::isfinite(v) ? 0 : 1;
+  Checks::get().expect(name + " all rows written", nonfinite == 0, std::to_string(nonfinite) + " non-finite");
+  std::vector<float> got, want;
+  std::vector<float> row(static_cast<size_t>(nh) * hd);
+  for (int t = 0; t < T; ++t) {
+    const bool last = t + 1 == T || tok_seq[t + 1] != tok_seq[t];
+    if (t % 5 != 0 && !last) continue;
+    ref::attention_row(&q[static_cast<size_t>(t) * nh * hd], nh, tok_pos[t] + 1, &p.tables[tok_seq[t] * p.max_blocks],
+                       p.kv, scale, row.data());
+    want.insert(want.end(), row.begin(), row.end());
+    got.insert(got.end(), got_all.begin() + static_cast<size_t>(t) * nh * hd,
+               got_all.begin() + static_cast<size_t>(t + 1) * nh * hd);
+  }
+  // P is rounded to bf16 before the PV product on tensor cores: looser than decode.
+  Checks::get().compare(name, got, want, 1.5e-2);
+}
+
+}  // namespace
+
+void test_attention() {
+  for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) {
+    test_decode(32, 8, 128, d, 1, false);
+    test_decode(32, 8, 128, d, 7, true);
+  }
+  test_decode(6, 2, 24, cu::KvDtype::bf16, 3, true);
+  test_decode(4, 1, 16, cu::KvDtype::bf16, 1, false);
+  test_decode(4, 2, 32, cu::KvDtype::int8, 2, false);
+  test_decode(16, 2, 64, cu::KvDtype::bf16, 4, false);
+  for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) test_prefill(32, 8, 128, d);
+  test_prefill(16, 4, 64, cu::KvDtype::bf16);
+  test_prefill(6, 2, 24, cu::KvDtype::bf16);  // fallback path
+}
+
+}  // namespace harness

@@ -1,0 +1,129 @@
+// Parity: embedding gather, RMSNorm (+ residual), SwiGLU, q/k norm + RoPE + KV-cache write.
+#include "harness.h"
+#include "reference.h"
+#include "tests.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+static const char* kv_name(cu::KvDtype d) {
+  return d == cu::KvDtype::bf16 ? "bf16" : d == cu::KvDtype::fp8 ? "fp8" : "int8";
+}
+
+static void test_embedding() {
+  Rng r(11);
+  const int V = 1000, H = 264, T = 37;
+  auto table = rand_bf16(r, static_cast<size_t>(V) * H);
+  std::vector<int32_t> ids(T);
+  for (auto& i : ids) i = r.below(V);
+  ids[3] = -1;
+  ids[5] = V;  // out of range -> zero rows
+  Dev<uint16_t> dt(table);
+  Dev<int32_t> di(ids);
+  Dev<uint16_t> out(static_cast<size_t>(T) * H);
+  out.poison();
+  Checks::get().status("embedding launch", cu::embedding(di.p, dt.as<cu::bf16>(), out.as<cu::bf16>(), T, H, V, {}));
+  ref::V16 want;
+  ref::embedding(ids, table, H, V, want);
+  Checks::get().compare("embedding", bf16_to_f32(out.download()), bf16_to_f32(want), 0.0);
+}
+
+static void test_rmsnorm(bool with_residual, int M, int H) {
+  Rng r(21 + M + H);
+  auto x = rand_bf16(r, static_cast<size_t>(M) * H, 3.f);
+  auto res = rand_bf16(r, static_cast<size_t>(M) * H, 2.f);
+  auto w = rand_bf16(r, H, 0.2f, 1.f);
+  Dev<uint16_t> dx(x), dres(res), dw(w), dy(static_cast<size_t>(M) * H);
+  dy.poison();
+  const std::string name = std::string("rmsnorm") + (with_residual ? "+residual" : "") + " M=" + std::to_string(M) +
+                           " H=" + std::to_string(H);
+  // The residual sum is written in place of x (residual_out aliases x), as the runner does.
+  Checks::get().status(name, cu::rmsnorm(dx.as<cu::bf16>(), with_residual ? dres.as<cu::bf16>() : nullptr,
+                                         with_residual ? dx.as<cu::bf16>() : nullptr, dw.as<cu::bf16>(),
+                                         dy.as<cu::bf16>(), M, H, 1e-6f, {}));
+  ref::V16 y, sum;
+  ref::rmsnorm(x, with_residual ? &res : nullptr, with_residual ? &sum : nullptr, w, M, H, 1e-6f, y);
+  Checks::get().compare(name, bf16_to_f32(dy.download()), bf16_to_f32(y), 4e-3);
+  if (with_residual) Checks::get().compare(name + " sum", bf16_to_f32(dx.download()), bf16_to_f32(sum), 0.0);
+}
+
+static void test_swiglu() {
+  Rng r(31);
+  const int M = 19, I = 1000;
+  auto gu = rand_bf16(r, static_cast<size_t>(M) * 2 * I, 6.f);
+  Dev<uint16_t> dg(gu), dout(static_cast<size_t>(M) * I);
+  dout.poison();
+  Checks::get().status("swiglu launch", cu::swiglu(dg.as<cu::bf16>(), dout.as<cu::bf16>(), M, I, {}));
+  ref::V16 want;
+  ref::swiglu(gu, M, I, want);
+  Checks::get().compare("swiglu", bf16_to_f32(dout.download()), bf16_to_f32(want), 4e-3);
+}
+
+static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float att_scaling, bool norms) {
+  Rng r(41 + nh + hd + static_cast<int>(dtype));
+  const int T = 23, bs = 16, blocks = 8;
+  ref::KvHost kv;
+  kv.dtype = dtype;
+  kv.num_blocks = blocks;
+  kv.block_size = bs;
+  kv.nkv = nkv;
+  kv.hd = hd;
+  kv.k_scale = dtype == cu::KvDtype::int8 ? 0.05f : dtype == cu::KvDtype::fp8 ? 0.02f : 1.f;
+  kv.v_scale = dtype == cu::KvDtype::int8 ? 0.03f : dtype == cu::KvDtype::fp8 ? 0.01f : 1.f;
+  kv.allocate();
+  auto qkv = rand_bf16(r, static_cast<size_t>(T) * (nh + 2 * nkv) * hd, 2.f);
+  ref::V16 qn = norms ? rand_bf16(r, hd, 0.2f, 1.f) : ref::V16(), kn = norms ? rand_bf16(r, hd, 0.2f, 1.f) : ref::V16();
+  std::vector<int32_t> pos(T), slots(T);
+  for (int t = 0; t < T; ++t) {
+    pos[t] = t < 3 ? 30000 + 7 * t : r.below(4096);  // large positions exercise the angle reduction
+    slots[t] = t == 4 ? -1 : (t * 5) % (blocks * bs);
+  }
+  std::vector<float> inv(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  Dev<uint16_t> dqkv(qkv), dqn(qn), dkn(kn), dq(static_cast<size_t>(T) * nh * hd);
+  Dev<int32_t> dpos(pos), dslots(slots);
+  Dev<float> dinv(inv);
+  Dev<uint8_t> dk(kv.k.size()), dv(kv.v.size());
+  cudaMemset(dk.p, 0, dk.n);
+  cudaMemset(dv.p, 0, dv.n);
+  dq.poison();
+  const std::string name = "qk_norm_rope_kv nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
+                           " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype) + (norms ? "" : " no-norm");
+  cu::KvGeometry geo{blocks, bs, nkv, hd, dtype};
+  cu::KvLayer layer{dk.p, dv.p, kv.k_scale, kv.v_scale};
+  Checks::get().status(name, cu::qk_norm_rope_kv(dqkv.as<cu::bf16>(), dpos.p, dslots.p,
+                                                 norms ? dqn.as<cu::bf16>() : nullptr,
+                                                 norms ? dkn.as<cu::bf16>() : nullptr, 1e-6f,
+                                                 cu::Rope{dinv.p, att_scaling}, T, nh, geo, layer,
+                                                 dq.as<cu::bf16>(), {}));
+  ref::V16 q_want;
+  ref::qk_norm_rope_kv(qkv, pos, slots, qn, kn, 1e-6f, inv, att_scaling, T, nh, kv, q_want);
+  Checks::get().compare(name + " q", bf16_to_f32(dq.download()), bf16_to_f32(q_want), 4e-3);
+  ref::KvHost got = kv;
+  got.k = dk.download();
+  got.v = dv.download();
+  std::vector<float> gk, wk, gv, wv;
+  for (size_t i = 0; i < static_cast<size_t>(blocks) * nkv * bs * hd; ++i) {
+    gk.push_back(got.get(true, i));
+    wk.push_back(kv.get(true, i));
+    gv.push_back(got.get(false, i));
+    wv.push_back(kv.get(false, i));
+  }
+  const double tol = dtype == cu::KvDtype::bf16 ? 4e-3 : 2e-2;
+  Checks::get().compare(name + " k cache", gk, wk, tol);
+  Checks::get().compare(name + " v cache", gv, wv, tol);
+}
+
+void test_elementwise() {
+  test_embedding();
+  test_rmsnorm(false, 7, 4096);
+  test_rmsnorm(true, 33, 4096);
+  test_rmsnorm(true, 5, 96);
+  test_swiglu();
+  for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) test_qk_norm_rope(32, 8, 128, d, 1.f, true);
+  test_qk_norm_rope(6, 2, 24, cu::KvDtype::bf16, 1.f, true);
+  test_qk_norm_rope(4, 1, 16, cu::KvDtype::bf16, 1.1386f, true);
+  test_qk_norm_rope(4, 2, 32, cu::KvDtype::bf16, 1.f, false);
+}
+
+}  // namespace harness

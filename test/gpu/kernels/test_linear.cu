@@ -1,0 +1,207 @@
+// Parity: bf16 GEMV, the skinny tensor-core kernel in every quantized format, cuBLASLt bf16 /
+// fp8 / int8 GEMMs with their quantize / dequantize helpers, the prologue, and the weight
+// repack + dequantization, each with the fused prologue / epilogue variants the forward uses.
+#include "harness.h"
+#include "reference.h"
+#include "tests.h"
+#include "weights.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+namespace {
+
+struct Case {
+  int M, N, K;
+  bool norm, act_scale;
+  cu::Epilogue epi;
+  bool f32_out;
+};
+
+std::string describe(const char* kernel, cu::WeightFormat f, const Case& c) {
+  std::string s = std::string(kernel) + " " + cu::weight_format_name(f) + " M=" + std::to_string(c.M) +
+                  " N=" + std::to_string(c.N) + " K=" + std::to_string(c.K);
+  if (c.norm) s += " +norm";
+  if (c.act_scale) s += " +scale";
+  if (c.epi == cu::Epilogue::residual_add) s += " +residual";
+  if (c.epi == cu::Epilogue::swiglu) s += " +swiglu";
+  if (c.f32_out) s += " f32";
+  return s;
+}
+
+// Runs one linear through `run` (gemv / skinny / a GEMM path) and compares with the twin.
+template <class Run>
+void check_linear(const std::string& name, const ref::HostWeight& hw, const Case& c, double tol, Run&& run) {
+  Rng r(static_cast<uint64_t>(c.M) * 7919 + c.N * 31 + c.K);
+  const auto x = rand_bf16(r, static_cast<size_t>(c.M) * c.K, 2.f);
+  const auto nw = rand_bf16(r, c.K, 0.2f, 1.f);
+  const auto as = rand_bf16(r, c.K, 0.5f, 1.f);
+  const int out_n = c.epi == cu::Epilogue::swiglu ? c.N / 2 : c.N;
+  const size_t out_count = static_cast<size_t>(c.M) * out_n;
+  std::vector<float> y0(out_count);
+  for (auto& v : y0) v = rbf(r.sym(1.f));
+  Dev<uint16_t> dx(x), dnw(nw), das(as);
+  Dev<uint8_t> dy(out_count * (c.f32_out ? 4 : 2));
+  if (c.epi == cu::Epilogue::residual_add) {
+    std::vector<uint16_t> b(out_count);
+    for (size_t i = 0; i < out_count; ++i) b[i] = f2bf(y0[i]);
+    cudaMemcpy(dy.p, b.data(), b.size() * 2, cudaMemcpyHostToDevice);
+  } else {
+    dy.poison();
+  }
+  cu::LinearIn in;
+  in.x = dx.as<cu::bf16>();
+  in.norm_w = c.norm ? dnw.as<cu::bf16>() : nullptr;
+  in.eps = 1e-6f;
+  in.act_scale = c.act_scale ? das.as<cu::bf16>() : nullptr;
+  cu::LinearOut out;
+  out.y = dy.p;
+  out.epi = c.epi;
+  out.f32_out = c.f32_out;
+  if (!Checks::get().status(name, run(in, out))) return;
+  std::vector<float> want = y0;
+  ref::linear(x, c.norm ? &nw : nullptr, 1e-6f, c.act_scale ? &as : nullptr, hw, c.epi, c.f32_out, c.M, want);
+  std::vector<float> got(out_count);
+  if (c.f32_out) {
+    cudaMemcpy(got.data(), dy.p, out_count * 4, cudaMemcpyDeviceToHost);
+  } else {
+    std::vector<uint16_t> b(out_count);
+    cudaMemcpy(b.data(), dy.p, out_count * 2, cudaMemcpyDeviceToHost);
+    got = bf16_to_f32(b);
+  }
+  Checks::get().compare(name, got, want, tol);
+}
+
+void test_gemv() {
+  Rng r(501);
+  const std::vector<Case> cases = {
+      {1, 1000, 4096, true, false, cu::Epilogue::store, false},
+      {3, 998, 4096, false, false, cu::Epilogue::residual_add, false},
+      {8, 512, 12288, false, true, cu::Epilogue::store, false},  // several K chunks
+      {2, 2048, 4096, true, false, cu::Epilogue::swiglu, false},
+      {5, 3001, 4096, true, false, cu::Epilogue::store, true},   // logits
+      {1, 96, 160, true, true, cu::Epilogue::store, false},      // tiny shapes
+      {4, 320, 64, true, false, cu::Epilogue::swiglu, false},
+  };
+  for (const auto& c : cases) {
+    auto hw = random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r);
+    auto dw = to_device(hw);
+    check_linear(describe("gemv", cu::WeightFormat::bf16, c), hw, c, 4e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+      return cu::gemv_bf16(in, static_cast<const cu::bf16*>(dw.w.data), out, c.M, c.N, c.K, {});
+    });
+  }
+}
+
+void test_skinny() {
+  Rng r(601);
+  const cu::WeightFormat formats[] = {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq, cu::WeightFormat::fp8,
+                                      cu::WeightFormat::int8_sq};
+  const std::vector<Case> cases = {
+      {1, 1024, 4096, true, false, cu::Epilogue::store, false},
+      {5, 512, 12288, false, true, cu::Epilogue::residual_add, false},
+      {16, 768, 4096, true, false, cu::Epilogue::swiglu, false},
+      {29, 512, 4096, false, false, cu::Epilogue::store, true},
+      {64, 256, 4096, true, true, cu::Epilogue::residual_add, false},
+      {3, 96, 160, true, false, cu::Epilogue::store, false},  // K not a multiple of 64, N not of 16
+  };
+  for (auto f : formats)
+    for (const auto& c : cases) {
+      const int group = c.K % 128 == 0 ? 128 : 32;
+      auto hw = random_host_weight(f, c.N, c.K, r, group, c.M == 5 || c.M == 3);
+      auto dw = to_device(hw);
+      // Quantized activations can flip one rounding step: a little looser than bf16.
+      const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 5e-3;
+      check_linear(describe("skinny", f, c), hw, c, tol,
+                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_skinny(in, dw.w, out, c.M, {}); });
+    }
+}
+
+void test_gemm_paths(cu::LtContext* lt) {
+  Rng r(701);
+  // bf16 through cuBLASLt: store / accumulate / fp32 out; prologue materialized first.
+  for (const auto& c : std::vector<Case>{{100, 1000, 512, true, false, cu::Epilogue::store, false},
+                                         {300, 256, 1024, false, false, cu::Epilogue::residual_add, false},
+                                         {77, 640, 256, true, false, cu::Epilogue::store, true}}) {
+    auto hw = random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r);
+    auto dw = to_device(hw);
+    Dev<uint16_t> xn(static_cast<size_t>(c.M) * c.K);
+    check_linear(describe("gemm_bf16", cu::WeightFormat::bf16, c), hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+      const cu::bf16* x = in.x;
+      if (in.norm_w || in.act_scale) {
+        Status s = cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
+        if (!s.ok()) return s;
+        x = xn.as<cu::bf16>();
+      }
+      return cu::gemm_bf16(lt, x, static_cast<const cu::bf16*>(dw.w.data), out.y, out.f32_out,
+                           out.epi == cu::Epilogue::residual_add, c.M, c.N, c.K, {});
+    });
+  }
+  // fp8: static per-tensor activation scale, e4m3 GEMM, bf16 out (M not a multiple of 16 too).
+  for (const auto& c : std::vector<Case>{{128, 1024, 512, true, true, cu::Epilogue::store, false},
+                                         {100, 512, 1024, false, false, cu::Epilogue::residual_add, false}}) {
+    auto hw = random_host_weight(cu::WeightFormat::fp8, c.N, c.K, r);
+    auto dw = to_device(hw);
+    Dev<uint8_t> xq(static_cast<size_t>(c.M) * c.K);
+    check_linear(describe("gemm_fp8", cu::WeightFormat::fp8, c), hw, c, 1.2e-2, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+      Status s = cu::quantize_fp8(in, dw.w.x_scale, xq.p, c.M, c.K, {});
+      if (!s.ok()) return s;
+      return cu::gemm_fp8(lt, xq.p, static_cast<const uint8_t*>(dw.w.data), dw.w.x_scale, dw.w.w_scale,
+                          static_cast<cu::bf16*>(out.y), out.epi == cu::Epilogue::residual_add, c.M, c.N, c.K, {});
+    });
+  }
+  // int8_sq: per-token quantization, int8 GEMM, dequant epilogue (store / SwiGLU / residual).
+  for (const auto& c : std::vector<Case>{{128, 1024, 512, true, true, cu::Epilogue::store, false},
+                                         {96, 512, 1024, false, false, cu::Epilogue::swiglu, false},
+                                         {100, 256, 512, false, true, cu::Epilogue::residual_add, false}}) {
+    auto hw = random_host_weight(cu::WeightFormat::int8_sq, c.N, c.K, r);
+    auto dw = to_device(hw);
+    Dev<int8_t> xq(static_cast<size_t>(c.M) * c.K);
+    Dev<float> xs(c.M);
+    Dev<int32_t> acc(static_cast<size_t>(c.M) * c.N);
+    check_linear(describe("gemm_int8", cu::WeightFormat::int8_sq, c), hw, c, 1.2e-2, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+      Status s = cu::quantize_int8_rows(in, xq.p, xs.p, c.M, c.K, {});
+      if (!s.ok()) return s;
+      s = cu::gemm_int8(lt, xq.p, static_cast<const int8_t*>(dw.w.data), acc.p, c.M, c.N, c.K, {});
+      if (!s.ok()) return s;
+      return cu::dequant_int32(acc.p, xs.p, dw.w.channel_scale, out, c.M, c.N, {});
+    });
+  }
+}
+
+void test_dequant_weight() {
+  Rng r(801);
+  for (auto f : {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq})
+    for (bool zeros : {false, true}) {
+      if (f == cu::WeightFormat::int8_wo && zeros) continue;
+      const int N = 100, K = 320, G = 64;
+      auto hw = random_host_weight(f, N, K, r, G, zeros);
+      auto dw = to_device(hw);
+      Dev<uint16_t> out(static_cast<size_t>(N) * K);
+      out.poison();
+      const std::string name = std::string("dequant_weight ") + cu::weight_format_name(f) + (zeros ? " zeros" : "");
+      Checks::get().status(name, cu::dequant_weight(dw.w, out.as<cu::bf16>(), {}));
+      std::vector<float> want(static_cast<size_t>(N) * K);
+      for (int n = 0; n < N; ++n)
+        for (int k = 0; k < K; ++k) {
+          float v = hw.weight(n, k);
+          if (f == cu::WeightFormat::int8_wo) v = rbf(v * hw.channel_scale[n]);
+          want[static_cast<size_t>(n) * K + k] = v;
+        }
+      Checks::get().compare(name, bf16_to_f32(out.download()), want, 0.0);
+    }
+}
+
+}  // namespace
+
+void test_linear() {
+  test_gemv();
+  test_skinny();
+  cu::LtContext* lt = nullptr;
+  if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {
+    test_gemm_paths(lt);
+    cu::lt_destroy(lt);
+  }
+  test_dequant_weight();
+}
+
+}  // namespace harness

@@ -1,0 +1,28 @@
+// Random test weights in every format: the host twin (natural layout) and the device Weight
+// (repacked where the kernels want another layout).
+#pragma once
+#include <memory>
+
+#include "harness.h"
+#include "reference.h"
+
+namespace harness {
+
+struct DevWeight {
+  grpst::cuda::Weight w;
+  std::vector<std::shared_ptr<void>> buffers;  // device allocations, freed with the weight
+  void* dev(size_t bytes);
+  template <class T>
+  T* upload(const std::vector<T>& v) {
+    T* p = static_cast<T*>(dev(v.size() * sizeof(T)));
+    cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
+    return p;
+  }
+};
+
+// host twin + device weight, N x K, values scaled like a trained linear (about 1/sqrt(K)).
+ref::HostWeight random_host_weight(grpst::cuda::WeightFormat f, int N, int K, Rng& r, int group_size = 128,
+                                   bool zeros = false);
+DevWeight to_device(const ref::HostWeight& h);
+
+}  // namespace harness
