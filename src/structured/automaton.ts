@@ -162,7 +162,12 @@ function determinize(nfa: Nfa, start: number, end: number, budget: { dfa: number
     }
     return id;
   };
-  intern(nfa.closure([start]));
+  // A subset is keyed by its nodes that matter (those with symbol or call edges, the end, free
+  // text): nodes with only empty steps add nothing once their closure is taken, and leaving them
+  // out merges states that differ only in how they were reached (a loop's entry and its return).
+  const important = (set: number[]) => set.filter((n) => n === end || nfa.free[n] || nfa.sym[n].length > 0 || nfa.calls[n].length > 0);
+  const closure = (from: Iterable<number>) => important(nfa.closure(from));
+  intern(closure([start]));
   for (let d = 0; d < sets.length; d++) {
     const out: SymEdge[] = [];
     for (const n of sets[d]) out.push(...nfa.sym[n]);
@@ -178,7 +183,7 @@ function determinize(nfa: Nfa, start: number, end: number, budget: { dfa: number
         last = undefined;
         continue;
       }
-      const to = intern(nfa.closure(targets));
+      const to = intern(closure(targets));
       if (last && last.to === to && last.hi + 1 === lo) last.hi = hi;
       else {
         last = { lo, hi, to };
@@ -193,7 +198,7 @@ function determinize(nfa: Nfa, start: number, end: number, budget: { dfa: number
         byRule.set(c.rule, list);
       }
     }
-    for (const [rule, tos] of byRule) dfa.calls[d].push({ rule, to: intern(nfa.closure(tos)) });
+    for (const [rule, tos] of byRule) dfa.calls[d].push({ rule, to: intern(closure(tos)) });
   }
   return dfa;
 }
