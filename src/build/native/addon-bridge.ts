@@ -70,12 +70,13 @@ function capture(raw: RawCapture): CaptureStats {
 
 export async function createAddonBridge(): Promise<RuntimeBridge> {
   const addon = loadAddon() as unknown as Partial<ModelToolAddon>;
-  if (typeof addon.createModelTool !== 'function' || typeof addon.awqLoss !== 'function') {
-    throw new Error('the native addon predates its build tools; rebuild it');
-  }
+  if (typeof addon.createModelTool !== 'function') throw new Error('the native addon predates its model tools; rebuild it');
   const native = addon as ModelToolAddon;
   return {
-    awqLoss: (x, w, s, group) => native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group),
+    awqLoss: (x, w, s, group) => {
+      if (typeof native.awqLoss !== 'function') throw new Error('the native addon predates its AWQ objective; rebuild it with npm run build:native');
+      return native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group);
+    },
     async calibrate(modelDir: string, req: CalibrationRequest): Promise<LayerCalibration[]> {
       const longest = Math.max(16, ...req.sequences.map((s) => s.length));
       const { tool } = await openTool(modelDir, longest);

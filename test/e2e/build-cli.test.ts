@@ -1,0 +1,174 @@
+// `grpst build` and `grpst run` as a person or a CI job runs them: real processes, exit codes,
+// messages that name the problem and the fix, and nothing left behind when a build fails.
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpoint } from '../helpers/fixtures.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { leftovers } from './build-helpers.js';
+
+let work: string;
+let cli: Cli;
+let tinyA: string;
+let engine: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'grpst-build-cli-'));
+  cli = makeCli();
+  tinyA = checkpoint('tiny-a');
+  engine = join(work, 'engine');
+  const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--qformat', 'int8_wo', '--eval_tokens', '130', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+}, 180_000);
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(cli.home, { recursive: true, force: true });
+});
+
+function variant(name: string, edit: (dir: string) => void): string {
+  const dir = join(work, name);
+  cpSync(tinyA, dir, { recursive: true });
+  edit(dir);
+  return dir;
+}
+
+async function failing(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string; out: string }> {
+  const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
+  const r = await cli.run(['build', '--output_dir', out, ...args], { env });
+  expect(existsSync(out), 'nothing may be left at --output_dir').toBe(false);
+  expect(leftovers(work)).toEqual([]);
+  return { code: r.code, stderr: r.stderr, out };
+}
+
+describe('grpst build on the command line', () => {
+  it('prints a JSON summary with the accuracy report, progress on stderr', async () => {
+    const manifest = JSON.parse(readFileSync(join(engine, 'engine.json'), 'utf8'));
+    expect(manifest.quantization.qformat).toBe('int8_wo');
+    const again = await cli.run(['build', '--model_dir', tinyA, '--output_dir', join(work, 'json'), '--eval_tokens=130', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const summary = JSON.parse(again.stdout);
+    expect(summary).toMatchObject({ ok: true, backend: 'native', qformat: 'full_prec', dtype: 'bfloat16', output_dir: join(work, 'json') });
+    expect(summary.accuracy).toMatchObject({ top1_agreement: 1, mean_kl: 0 });
+    expect(again.stderr).toMatch(/quantize done/);
+    expect(again.stderr).toMatch(/top-1 agreement +100\.00%/);
+  });
+
+  it('builds from a recipe, with flags overriding its keys', async () => {
+    const recipe = join(work, 'tiny.yml');
+    writeFileSync(recipe, `name: tiny\nmodel_dir: ${tinyA}\noutput_dir: ${join(work, 'never')}\nqformat: fp8\neval_tokens: 130\n`);
+    const out = join(work, 'from-recipe');
+    const r = await cli.run(['build', recipe, '--output_dir', out, '--dry-run']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`--output_dir=${out}`);
+    expect(r.stdout).toContain('--qformat=fp8');
+    expect(r.stdout).toMatch(/calibrate on the built-in calibration text/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses an existing output folder unless --force', async () => {
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--eval_tokens', '130']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--output_dir .*engine already exists\n.*fix: pass --force/);
+    const before = readFileSync(join(engine, 'engine.json'), 'utf8');
+    const forced = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--eval_tokens', '130', '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(engine, 'engine.json'), 'utf8')).quantization.qformat).toBe('full_prec');
+    expect(before).not.toBe(readFileSync(join(engine, 'engine.json'), 'utf8'));
+    expect(leftovers(work)).toEqual([]);
+    const back = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--qformat', 'int8_wo', '--eval_tokens', '130', '--force']);
+    expect(back.code, back.stderr).toBe(0);
+  });
+});
+
+describe('grpst build: bad input and a full disk', () => {
+  it('a missing --model_dir', async () => {
+    const r = await failing(['--model_dir', join(work, 'nope')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--model_dir .*nope does not exist\n.*fix: pass the folder of a Hugging Face Qwen3 checkpoint/);
+  });
+
+  it('a folder that is not a checkpoint', async () => {
+    const empty = join(work, 'empty');
+    mkdirSync(empty, { recursive: true });
+    const r = await failing(['--model_dir', empty]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/config\.json not found/);
+  });
+
+  it('a config that is not Qwen3', async () => {
+    const llama = variant('llama', (d) => {
+      const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+      writeFileSync(join(d, 'config.json'), JSON.stringify({ ...c, model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
+    });
+    const r = await failing(['--model_dir', llama]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/model_type is "llama" \(LlamaForCausalLM\), not qwen3\n.*fix: grpst builds Qwen3 dense models/);
+  });
+
+  it('a truncated safetensors file', async () => {
+    const cut = variant('truncated', (d) => truncateSync(join(d, 'model.safetensors'), 1_000_000));
+    const r = await failing(['--model_dir', cut, '--qformat', 'int8_wo']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/model\.safetensors is not a valid safetensors file: tensor .* ends at byte \d+ but the file has 1000000 bytes \(truncated\?\)/);
+  });
+
+  it('an unknown qformat', async () => {
+    const r = await failing(['--model_dir', tinyA, '--qformat', 'int3']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/argument 'int3' is invalid\. Allowed choices are full_prec, int8_wo, int4_awq, fp8, int8_sq/);
+  });
+
+  it('an int4 block size that does not divide the input dimension', async () => {
+    const r = await failing(['--model_dir', tinyA, '--qformat', 'int4_awq', '--awq_block_size', '128']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/awq_block_size 128 does not divide the input dimension 64 of q\/k\/v_proj and gate\/up_proj \(hidden_size\)\n.*fix: use an --awq_block_size that divides 64: 16, 32, 64/);
+  });
+
+  it('a full disk: the build stops with a clear error and leaves nothing behind', async () => {
+    const r = await failing(['--model_dir', tinyA, '--qformat', 'int8_wo'], { GRPST_TEST_DISK_LIMIT_BYTES: '2000000' });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/the disk is full while writing .* \(ENOSPC\); nothing was left behind\n.*fix: free space/);
+  });
+});
+
+describe('grpst run', () => {
+  it('streams an answer and ends with token counts and speeds', async () => {
+    const r = await cli.run(['run', '--engine_dir', engine, '--input_text', '你好，你是谁？', '--max_output_len', '12']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toContain('---');
+    expect(r.stdout).toMatch(/engine: .* \(int8_wo, cpu /);
+    expect(r.stdout).toMatch(/prompt tokens: \d+, output tokens: (12 \(reached --max_output_len\)|\d+ \(stopped at end of turn\))/);
+    expect(r.stdout).toMatch(/prefill: [\d.]+ tok\/s \(first token after \d+ ms\)/);
+    expect(r.stdout).toMatch(/decode: [\d.]+ tok\/s/);
+  });
+
+  it('is greedy and repeatable by default, and reads the tokenizer from --tokenizer_dir', async () => {
+    const a = await cli.run(['run', '--engine_dir', engine, '--input_text', 'Hello', '--max_output_len', '8']);
+    const b = await cli.run(['run', '--engine_dir', engine, '--tokenizer_dir', tinyA, '--input_text', 'Hello', '--max_output_len', '8', '--enable_thinking']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const text = (s: string) => s.split('\n---\n')[0];
+    const again = await cli.run(['run', '--engine_dir', engine, '--input_text', 'Hello', '--max_output_len', '8']);
+    expect(text(again.stdout)).toBe(text(a.stdout));
+    // Thinking changes the prompt (no empty think block), so the prompt is longer without it.
+    const promptTokens = (s: string) => Number(/prompt tokens: (\d+)/.exec(s)![1]);
+    expect(promptTokens(a.stdout)).toBeGreaterThan(promptTokens(b.stdout));
+  });
+
+  it('explains a missing engine folder and a TensorRT-LLM engine', async () => {
+    const missing = await cli.run(['run', '--engine_dir', join(work, 'nope'), '--input_text', 'hi']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--engine_dir .* does not exist/);
+    const trt = join(work, 'trt');
+    mkdirSync(trt);
+    cpSync(join(tinyA, 'tokenizer.json'), join(trt, 'tokenizer.json'));
+    cpSync(join(tinyA, 'tokenizer_config.json'), join(trt, 'tokenizer_config.json'));
+    writeFileSync(join(trt, 'engine.json'), JSON.stringify({ format: 'grpst-engine', format_version: 1, backend: 'trtllm' }));
+    const r = await cli.run(['run', '--engine_dir', trt, '--input_text', 'hi']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/holds a TensorRT-LLM engine .*\n.*fix: serve it with TensorRT-LLM/);
+  });
+});
