@@ -12,7 +12,11 @@ namespace grpst {
 
 enum class CpuLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
-/** One query row against one KV head of a paged cache: the G query heads that share it. */
+/**
+ * One query row against one KV head of a paged cache: the G query heads that share it. Within a
+ * block, a head's keys are stored transposed, [head_dim][block_size], and its values as
+ * [block_size][head_dim].
+ */
 struct AttentionArgs {
   const float* q;              // [group, head_dim]
   int group;

@@ -3,7 +3,10 @@
 // over its sequence's paged KV. Every per-token value is computed independently of the other
 // tokens in the step, so a sequence's outputs do not depend on what it is batched with.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -17,6 +20,47 @@
 namespace grpst {
 
 namespace {
+
+/**
+ * Wall time per phase of the forward pass, on when GRPST_PROFILE is set: printed to stderr
+ * when the runner is destroyed. A diagnostic for kernel work, off in normal runs.
+ */
+class PhaseProfile {
+ public:
+  enum Phase { Embed, Norms, Qkv, RopeKv, Attention, OProj, GateUp, Silu, Down, LmHead, kCount };
+  PhaseProfile() : on_(std::getenv("GRPST_PROFILE") != nullptr) {}
+  ~PhaseProfile() {
+    if (!on_ || steps_ == 0) return;
+    static const char* names[kCount] = {"embed", "norms+residual", "q/k/v proj", "qk-norm+rope+kv", "attention",
+                                        "o proj", "gate/up proj", "silu*up", "down proj", "lm_head"};
+    double total = 0;
+    for (double t : total_) total += t;
+    std::fprintf(stderr, "grpst profile: %llu steps, %llu tokens, %.3f s\n", (unsigned long long)steps_,
+                 (unsigned long long)tokens_, total);
+    for (int i = 0; i < kCount; i++)
+      std::fprintf(stderr, "  %-18s %8.3f s  %5.1f%%\n", names[i], total_[i], 100 * total_[i] / (total > 0 ? total : 1));
+  }
+  bool on() const { return on_; }
+  void step(int tokens) {
+    steps_++;
+    tokens_ += uint64_t(tokens);
+    last_ = Clock::now();
+  }
+  /** Charges the time since the previous mark to `p`. */
+  void mark(Phase p) {
+    if (!on_) return;
+    auto now = Clock::now();
+    total_[p] += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool on_;
+  uint64_t steps_ = 0, tokens_ = 0;
+  double total_[kCount] = {};
+  Clock::time_point last_;
+};
 
 /** An fp32 activation buffer, 64-byte aligned. */
 class Activations {
@@ -93,12 +137,14 @@ class CpuRunner final : public ModelRunner {
   ThreadPool pool_;
   Qwen3Weights w_;
   KvCacheSpec kv_;
-  std::vector<std::unique_ptr<AlignedBuffer>> k_pool_, v_pool_;  // per layer [blocks, kv_heads, block_size, head_dim]
+  // Per layer: keys [blocks, kv_heads, head_dim, block_size], values [blocks, kv_heads, block_size, head_dim].
+  std::vector<std::unique_ptr<AlignedBuffer>> k_pool_, v_pool_;
   Activations x_, h_, q_, kx_, vx_, attn_, gate_, up_, final_, rope_;
   std::vector<std::vector<float>> scratch_;  // per thread: attention scores
   std::vector<int64_t> slots_;               // per row: block * block_size + offset in the pool
   std::vector<int32_t> positions_;
   std::vector<int32_t> seq_of_row_;
+  PhaseProfile prof_;
 };
 
 void CpuRunner::prepare_rows(const StepBatch& b) {
@@ -174,15 +220,17 @@ void CpuRunner::qk_norm_rope_store(int T, int layer) {
       float* kv = kx + size_t(r) * kvd + size_t(h) * D;
       k_.rmsnorm(kv, L.k_norm, kv, D, eps);
       rotate(kv, cs);
-      // pool layout: [block][kv_head][slot][head_dim]
-      const int64_t dst = ((block * cfg_.num_kv_heads + h) * bs + off) * D;
+      // Pool layout per block and KV head: keys [head_dim][slot], values [slot][head_dim].
+      const int64_t head_base = (block * cfg_.num_kv_heads + h) * bs * D;
       const float* vv = vx + size_t(r) * kvd + size_t(h) * D;
       if (bf16) {
-        k_.f32_to_bf16(kv, static_cast<uint16_t*>(kpool) + dst, D);
-        k_.f32_to_bf16(vv, static_cast<uint16_t*>(vpool) + dst, D);
+        uint16_t* kd = static_cast<uint16_t*>(kpool) + head_base + off;
+        for (int d = 0; d < D; d++) kd[d * bs] = f32_to_bf16(kv[d]);
+        k_.f32_to_bf16(vv, static_cast<uint16_t*>(vpool) + head_base + off * D, D);
       } else {
-        std::copy(kv, kv + D, static_cast<float*>(kpool) + dst);
-        std::copy(vv, vv + D, static_cast<float*>(vpool) + dst);
+        float* kd = static_cast<float*>(kpool) + head_base + off;
+        for (int d = 0; d < D; d++) kd[d * bs] = kv[d];
+        std::copy(vv, vv + D, static_cast<float*>(vpool) + head_base + off * D);
       }
     }
   });
@@ -219,6 +267,7 @@ void CpuRunner::attention_layer(const StepBatch& b, int layer) {
 void CpuRunner::forward(const StepBatch& b, float* logits) {
   prepare_rows(b);
   const int T = b.num_tokens();
+  prof_.step(T);
   const int H = cfg_.hidden_size, I = cfg_.intermediate_size;
   const float eps = cfg_.rms_norm_eps;
   float *x = x_.get(), *h = h_.get(), *gate = gate_.get(), *up = up_.get();
@@ -226,36 +275,47 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   pool_.parallel_for(T, [&](int r, int) {
     k_.bf16_to_f32(w_.embed + size_t(b.tokens[r]) * H, x + size_t(r) * H, H);
   });
+  prof_.mark(PhaseProfile::Embed);
   for (int l = 0; l < cfg_.num_layers; l++) {
     const Qwen3Layer& L = w_.layers[l];
     pool_.parallel_for(T, [&](int r, int) { k_.rmsnorm(x + size_t(r) * H, L.input_norm, h + size_t(r) * H, H, eps); });
+    prof_.mark(PhaseProfile::Norms);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::AttnIn, h, T, H);
     {
       const LinearWeight* ws[3] = {&L.q, &L.k, &L.v};
       float* ys[3] = {q_.get(), kx_.get(), vx_.get()};
       linear_forward_multi(ws, ys, 3, h, T, k_, pool_);
     }
+    prof_.mark(PhaseProfile::Qkv);
     qk_norm_rope_store(T, l);
+    prof_.mark(PhaseProfile::RopeKv);
     if (opts_.observer) opts_.observer->kv(l, kx_.get(), vx_.get(), T, cfg_.kv_dim());
     attention_layer(b, l);
+    prof_.mark(PhaseProfile::Attention);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::OIn, attn_.get(), T, cfg_.q_dim());
     linear_forward(L.o, attn_.get(), h, T, k_, pool_);
+    prof_.mark(PhaseProfile::OProj);
     pool_.parallel_for(T, [&](int r, int) {
       k_.add(x + size_t(r) * H, h + size_t(r) * H, H);
       k_.rmsnorm(x + size_t(r) * H, L.post_norm, h + size_t(r) * H, H, eps);
     });
+    prof_.mark(PhaseProfile::Norms);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::MlpIn, h, T, H);
     {
       const LinearWeight* ws[2] = {&L.gate, &L.up};
       float* ys[2] = {gate, up};
       linear_forward_multi(ws, ys, 2, h, T, k_, pool_);
     }
+    prof_.mark(PhaseProfile::GateUp);
     pool_.parallel_for(T, [&](int r, int) {
       k_.silu_mul(gate + size_t(r) * I, up + size_t(r) * I, gate + size_t(r) * I, I);
     });
+    prof_.mark(PhaseProfile::Silu);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::DownIn, gate, T, I);
     linear_forward(L.down, gate, h, T, k_, pool_);
+    prof_.mark(PhaseProfile::Down);
     pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
+    prof_.mark(PhaseProfile::Norms);
   }
   const int R = int(b.logit_rows.size());
   if (R == 0) return;
@@ -264,6 +324,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     k_.rmsnorm(x + size_t(b.logit_rows[i]) * H, w_.final_norm, fin + size_t(i) * H, H, eps);
   });
   linear_forward(w_.lm_head, fin, logits, R, k_, pool_);
+  prof_.mark(PhaseProfile::LmHead);
 }
 
 }  // namespace

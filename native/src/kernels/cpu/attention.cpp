@@ -25,25 +25,22 @@ void attention_group(const AttentionArgs& a, int g0, int G) {
   const Elem* vpool = static_cast<const Elem*>(a.v_pool);
   const float* q = a.q + int64_t(g0) * D;
   float* scores = a.scratch;  // [G, L]
-  const int dfull = D / kWidth * kWidth, drest = D - dfull;
 
-  // scores[g, j] = (q_g . k_j) * scale
+  // scores[g, j] = (q_g . k_j) * scale. Keys are stored transposed per block ([head_dim][slot]),
+  // so a vector holds one dimension of consecutive keys: no horizontal sums.
   for (int j0 = 0, blk = 0; j0 < L; j0 += bs, blk++) {
     const Elem* kb = kpool + int64_t(a.block_table[blk]) * a.block_stride + a.head_offset;
     const int nj = std::min(bs, L - j0);
-    for (int jj = 0; jj < nj; jj++) {
-      const Elem* kr = kb + int64_t(jj) * D;
+    for (int s0 = 0; s0 < nj; s0 += kWidth) {
+      const int cnt = std::min(kWidth, nj - s0);
       VF acc[kMaxGroup];
       for (int g = 0; g < G; g++) acc[g] = vzero();
-      for (int d = 0; d < dfull; d += kWidth) {
-        VF kv = load_elem(kr + d);
-        for (int g = 0; g < G; g++) acc[g] = vfma(vload(q + g * D + d), kv, acc[g]);
+      for (int d = 0; d < D; d++) {
+        const Elem* kd = kb + int64_t(d) * bs + s0;
+        VF kv = cnt == kWidth ? load_elem(kd) : load_elem_n(kd, cnt);
+        for (int g = 0; g < G; g++) acc[g] = vfma(vset1(q[g * D + d]), kv, acc[g]);
       }
-      if (drest) {
-        VF kv = load_elem_n(kr + dfull, drest);
-        for (int g = 0; g < G; g++) acc[g] = vfma(vload_n(q + g * D + dfull, drest), kv, acc[g]);
-      }
-      for (int g = 0; g < G; g++) scores[int64_t(g) * L + j0 + jj] = vsum(acc[g]) * a.scale;
+      for (int g = 0; g < G; g++) vstore_n(scores + int64_t(g) * L + j0 + s0, vmul(acc[g], vset1(a.scale)), cnt);
     }
   }
 

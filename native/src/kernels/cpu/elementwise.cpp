@@ -27,11 +27,17 @@ void rmsnorm(const float* x, const float* w, float* y, int n, float eps) {
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int n) {
-  // The exponential dominates nothing here (one per intermediate feature), so it stays exact.
-  for (int i = 0; i < n; i++) {
-    float g = gate[i];
-    float sig = 1.0f / (1.0f + std::exp(-g));
-    out[i] = (g * sig) * up[i];
+  // silu(g) = g / (1 + e^-g), as torch computes it.
+  const int full = n / kWidth * kWidth;
+  const VF one = vset1(1.0f), zero = vzero();
+  for (int i = 0; i < full; i += kWidth) {
+    VF g = vload(gate + i);
+    VF s = vdiv(g, vadd(one, vexp(vsub(zero, g))));
+    vstore(out + i, vmul(s, vload(up + i)));
+  }
+  for (int i = full; i < n; i++) {
+    const float g = gate[i];
+    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
   }
 }
 

@@ -32,6 +32,8 @@ inline VF vadd(VF a, VF b) { return _mm512_add_ps(a, b); }
 inline VF vsub(VF a, VF b) { return _mm512_sub_ps(a, b); }
 inline VF vmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
 inline VF vmax(VF a, VF b) { return _mm512_max_ps(a, b); }
+inline VF vmin(VF a, VF b) { return _mm512_min_ps(a, b); }
+inline VF vdiv(VF a, VF b) { return _mm512_div_ps(a, b); }
 inline float vsum(VF v) { return _mm512_reduce_add_ps(v); }
 inline float vhmax(VF v) { return _mm512_reduce_max_ps(v); }
 /** 16 bf16 values widened to fp32 (exact: bf16 is the top half of an fp32). */
@@ -64,6 +66,8 @@ inline VF vadd(VF a, VF b) { return _mm256_add_ps(a, b); }
 inline VF vsub(VF a, VF b) { return _mm256_sub_ps(a, b); }
 inline VF vmul(VF a, VF b) { return _mm256_mul_ps(a, b); }
 inline VF vmax(VF a, VF b) { return _mm256_max_ps(a, b); }
+inline VF vmin(VF a, VF b) { return _mm256_min_ps(a, b); }
+inline VF vdiv(VF a, VF b) { return _mm256_div_ps(a, b); }
 inline float vsum(VF v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -108,6 +112,8 @@ inline VF vadd(VF a, VF b) { return a + b; }
 inline VF vsub(VF a, VF b) { return a - b; }
 inline VF vmul(VF a, VF b) { return a * b; }
 inline VF vmax(VF a, VF b) { return a > b ? a : b; }
+inline VF vmin(VF a, VF b) { return a < b ? a : b; }
+inline VF vdiv(VF a, VF b) { return a / b; }
 inline float vsum(VF v) { return v; }
 inline float vhmax(VF v) { return v; }
 inline VF vload_bf16(const uint16_t* p) {
@@ -121,12 +127,13 @@ inline VF vload_bf16_n(const uint16_t* p, int n) { return n > 0 ? vload_bf16(p) 
 #endif
 
 /**
- * e^x for x <= 0 (softmax arguments), to about 2 ulp: x = n*ln2 + r, |r| <= ln2/2, a degree-6
- * polynomial for e^r, then scaled by 2^n. Arguments below -87 give 0 (as expf underflows).
+ * e^x to about 2 ulp: x = n*ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r, then scaled
+ * by 2^n. Arguments are clamped to [-87, 88] (e^-87 is the smallest normal float's order, e^88
+ * the largest finite one's), which only matters where the exact result is ~0 or overflows.
  */
-inline VF vexp_neg(VF x) {
+inline VF vexp(VF x) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-  x = vmax(x, vset1(-87.0f));
+  x = vmin(vmax(x, vset1(-87.0f)), vset1(88.0f));
   VF n = vfloor(vfma(x, vset1(1.44269504088896341f), vset1(0.5f)));
   // r = x - n*ln2 in two steps (Cody-Waite) so r keeps its low bits.
   VF r = vfma(n, vset1(-0.693359375f), x);
@@ -143,5 +150,8 @@ inline VF vexp_neg(VF x) {
   return std::exp(x);
 #endif
 }
+
+/** e^x for softmax arguments (x <= 0). */
+inline VF vexp_neg(VF x) { return vexp(x); }
 
 }  // namespace grpst::cpu::GRPST_ISA
