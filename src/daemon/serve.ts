@@ -54,8 +54,11 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   const template = ChatTemplate.fromDir(d.tokenizerPath);
   log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'})`);
   const engine = loadNativeEngine(d.enginePath, d.runtime.load);
+  // The server takes the rejection once it listens; until then it must not count as unhandled.
+  engine.catch(() => undefined);
   const constraints = new ServerConstraintCompiler(tokenizer);
-  const server = await startServer({ engine, tokenizer, template, constraints, log: (line) => log.info(line) }, d.runtime.server);
+  const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutes() : [];
+  const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, log: (line) => log.info(line) }, d.runtime.server);
   if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);
   log.info(`listening on ${server.url} (model ${d.runtime.server.modelId})`);
 
