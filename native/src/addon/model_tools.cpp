@@ -41,7 +41,8 @@ struct LayerStats {
 /** Accumulates statistics over every token; keeps every `stride`-th token row as a sample. */
 class CalibrationObserver final : public ForwardObserver {
  public:
-  CalibrationObserver(int layers, int64_t stride, int max_samples) : layers_(layers), stride_(stride), max_samples_(max_samples) {}
+  CalibrationObserver(int layers, int64_t stride, int max_samples, int64_t first_token)
+      : layers_(layers), stride_(stride), max_samples_(max_samples), base_(first_token) {}
 
   void begin_chunk(int64_t first_token) { first_ = first_token; }
   int64_t tokens() const { return tokens_; }
@@ -62,7 +63,7 @@ class CalibrationObserver final : public ForwardObserver {
         c.abs_max[i] = std::max(c.abs_max[i], a);
         c.abs_sum[i] += a;
       }
-      if ((first_ + r) % stride_ == 0 && c.kept < max_samples_) {
+      if ((base_ + first_ + r) % stride_ == 0 && c.kept < max_samples_) {
         c.samples.insert(c.samples.end(), row, row + cols);
         c.kept++;
       }
@@ -81,6 +82,7 @@ class CalibrationObserver final : public ForwardObserver {
   std::vector<LayerStats> layers_;
   int64_t stride_;
   int max_samples_;
+  int64_t base_;
   int64_t first_ = 0;
   int64_t tokens_ = 0;
 };
@@ -256,8 +258,12 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
     total += int64_t(a.ElementLength());
   }
   const int sample_rows = std::max(0, info[1].As<Napi::Number>().Int32Value());
-  const int64_t stride = std::max<int64_t>(1, sample_rows > 0 ? total / sample_rows : total + 1);
-  auto obs = std::make_shared<CalibrationObserver>(t->cfg.num_layers, stride, sample_rows);
+  // A caller that splits its text into several calls passes the sampling stride and the index of
+  // this call's first token, so the kept rows are the same as in one call over all the text.
+  const int64_t stride_arg = info.Length() > 2 && info[2].IsNumber() ? int64_t(info[2].As<Napi::Number>().DoubleValue()) : 0;
+  const int64_t first_token = info.Length() > 3 && info[3].IsNumber() ? int64_t(info[3].As<Napi::Number>().DoubleValue()) : 0;
+  const int64_t stride = stride_arg > 0 ? stride_arg : std::max<int64_t>(1, sample_rows > 0 ? total / sample_rows : total + 1);
+  auto obs = std::make_shared<CalibrationObserver>(t->cfg.num_layers, stride, sample_rows, first_token);
   auto* job = new Job(
       env,
       [t, sequences, obs]() {

@@ -23,7 +23,7 @@ type RawLayer = Record<CapturePoint, RawCapture> & { kAmax: number; vAmax: numbe
 
 interface NativeModelTool {
   logprobs(tokens: Int32Array): Promise<Float32Array>;
-  calibrate(sequences: Int32Array[], sampleRows: number): Promise<{ tokens: number; layers: RawLayer[] }>;
+  calibrate(sequences: Int32Array[], sampleRows: number, stride: number, firstToken: number): Promise<{ tokens: number; layers: RawLayer[] }>;
   close(): void;
 }
 
@@ -64,8 +64,77 @@ async function openTool(dir: string, maxSeqLen: number): Promise<{ tool: NativeM
   return { tool, model: m.model };
 }
 
-function capture(raw: RawCapture): CaptureStats {
-  return { absMax: raw.absMax, absMean: raw.absMean, samples: { data: raw.samples, rows: raw.sampleRows, cols: raw.cols } };
+const CALIB_BATCH_TOKENS = 4096;
+
+function* batches(sequences: Int32Array[]): Generator<Int32Array[]> {
+  let batch: Int32Array[] = [];
+  let tokens = 0;
+  for (const s of sequences) {
+    batch.push(s);
+    tokens += s.length;
+    if (tokens >= CALIB_BATCH_TOKENS) {
+      yield batch;
+      batch = [];
+      tokens = 0;
+    }
+  }
+  if (batch.length) yield batch;
+}
+
+interface MergedCapture {
+  cols: number;
+  absMax: Float32Array;
+  /** Sum of |x| per channel (the native side reports means; weighted back by token counts). */
+  absSum: Float64Array;
+  rows: Float32Array[];
+}
+
+interface Merged {
+  tokens: number;
+  layers: (Record<CapturePoint, MergedCapture> & { kAmax: number; vAmax: number })[];
+}
+
+const points: CapturePoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
+
+function merge(into: Merged | undefined, layers: RawLayer[], tokens: number): Merged {
+  const m: Merged = into ?? {
+    tokens: 0,
+    layers: layers.map((l) => ({
+      kAmax: 0,
+      vAmax: 0,
+      ...(Object.fromEntries(points.map((p) => [p, { cols: l[p].cols, absMax: new Float32Array(l[p].cols), absSum: new Float64Array(l[p].cols), rows: [] }])) as unknown as Record<CapturePoint, MergedCapture>),
+    })),
+  };
+  layers.forEach((l, i) => {
+    const dst = m.layers[i];
+    dst.kAmax = Math.max(dst.kAmax, l.kAmax);
+    dst.vAmax = Math.max(dst.vAmax, l.vAmax);
+    for (const p of points) {
+      const c = dst[p];
+      const raw = l[p];
+      for (let k = 0; k < c.cols; k++) {
+        c.absMax[k] = Math.max(c.absMax[k], raw.absMax[k]);
+        c.absSum[k] += raw.absMean[k] * tokens;
+      }
+      for (let r = 0; r < raw.sampleRows; r++) c.rows.push(raw.samples.subarray(r * c.cols, (r + 1) * c.cols));
+    }
+  });
+  m.tokens += tokens;
+  return m;
+}
+
+function finish(m: Merged): LayerCalibration[] {
+  const n = Math.max(1, m.tokens);
+  const capture = (c: MergedCapture): CaptureStats => {
+    const data = new Float32Array(c.rows.length * c.cols);
+    c.rows.forEach((row, r) => data.set(row, r * c.cols));
+    return { absMax: c.absMax, absMean: Float32Array.from(c.absSum, (v) => v / n), samples: { data, rows: c.rows.length, cols: c.cols } };
+  };
+  return m.layers.map((l) => ({
+    captures: { attn_in: capture(l.attn_in), o_in: capture(l.o_in), mlp_in: capture(l.mlp_in), down_in: capture(l.down_in) },
+    kAmax: l.kAmax,
+    vAmax: l.vAmax,
+  }));
 }
 
 export async function createAddonBridge(): Promise<RuntimeBridge> {
@@ -79,16 +148,21 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
     },
     async calibrate(modelDir: string, req: CalibrationRequest): Promise<LayerCalibration[]> {
       const longest = Math.max(16, ...req.sequences.map((s) => s.length));
+      const total = req.sequences.reduce((a, s) => a + s.length, 0);
+      const stride = Math.max(1, Math.floor(total / Math.max(1, req.sampleRows)));
       const { tool } = await openTool(modelDir, longest);
       try {
-        req.onProgress?.(0);
-        const r = await tool.calibrate(req.sequences, req.sampleRows);
-        req.onProgress?.(1);
-        return r.layers.map((l) => ({
-          captures: { attn_in: capture(l.attn_in), o_in: capture(l.o_in), mlp_in: capture(l.mlp_in), down_in: capture(l.down_in) },
-          kAmax: l.kAmax,
-          vAmax: l.vAmax,
-        }));
+        // Several calls of about CALIB_BATCH_TOKENS tokens each, so progress can be shown.
+        let merged: Merged | undefined;
+        let done = 0;
+        for (const batch of batches(req.sequences)) {
+          const kept = merged ? merged.layers[0].attn_in.rows.length : 0;
+          const r = await tool.calibrate(batch, Math.max(0, req.sampleRows - kept), stride, done);
+          merged = merge(merged, r.layers, r.tokens);
+          done += r.tokens;
+          req.onProgress?.(done / total);
+        }
+        return finish(merged!);
       } finally {
         tool.close();
       }

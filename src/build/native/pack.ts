@@ -11,7 +11,7 @@ import { quantizeLayer, type GroupNote, type LayerCalibration, type LayerFormat,
 import { encodeFloats } from '../../quant/numeric.js';
 import { linearNames, type LinearName } from '../../quant/smoothing.js';
 import type { Matrix, PackedTensor, QuantizedLinear } from '../../quant/types.js';
-import { readAwqLinear, readFloat, readMatrix, type SourceModel } from './source.js';
+import { readAwqLinear, readBytes, readFloat, readMatrix, type SourceModel } from './source.js';
 import { WeightFileWriter } from './weight-writer.js';
 
 export interface PackOptions {
@@ -56,14 +56,22 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
     for (const t of q.tensors) writer.add(t);
     linears[prefix] = q.entry;
   };
-  const floatLinear = (prefix: string, w: Matrix): QuantizedLinear => ({
-    entry: { format: 'float', out_features: w.rows, in_features: w.cols, tensors: { weight: `${prefix}.weight` } },
-    tensors: [float(`${prefix}.weight`, w.data, [w.rows, w.cols])],
-  });
+  // A float tensor already in the engine dtype is copied as it is (no fp32 round trip: an 8B
+  // model's embeddings alone are 1.2 GB in bf16).
+  const copied = (name: string, as = name): PackedTensor => {
+    const t = src.checkpoint.tensors.get(name)!;
+    if (t.dtype === dt) return { name: as, dtype: dt, shape: t.shape, data: readBytes(t) };
+    return float(as, readFloat(src, name), t.shape);
+  };
+  const copiedLinear = (prefix: string): QuantizedLinear => {
+    const t = copied(`${prefix}.weight`);
+    return { entry: { format: 'float', out_features: t.shape[0], in_features: t.shape[1], tensors: { weight: t.name } }, tensors: [t] };
+  };
   const format = src.awq ? undefined : layerFormat(opts.qformat, opts.awqSearch);
   try {
-    const embed = readMatrix(src, 'model.embed_tokens.weight');
-    writer.add(float('model.embed_tokens.weight', embed.data, [embed.rows, embed.cols]));
+    const embed = copied('model.embed_tokens.weight');
+    writer.add(embed);
+    const [vocab, hidden] = embed.shape;
     for (let i = 0; i < m.numLayers; i++) {
       // Let signals (Ctrl-C) and the spinner run between layers.
       await new Promise((r) => setImmediate(r));
@@ -80,23 +88,21 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
         quantized = new Map();
         for (const name of linearNames) {
           const prefix = p + name;
-          quantized.set(name, src.awq.quantized.has(prefix) ? int4Linear(prefix, readAwqLinear(src, prefix)) : floatLinear(prefix, readMatrix(src, `${prefix}.weight`)));
+          quantized.set(name, src.awq.quantized.has(prefix) ? int4Linear(prefix, readAwqLinear(src, prefix)) : copiedLinear(prefix));
         }
+      } else if (!format) {
+        quantized = new Map(linearNames.map((n) => [n, copiedLinear(p + n)]));
       } else {
         for (const name of linearNames) layer.linears[name] = readMatrix(src, `${p}${name}.weight`);
-        if (format) {
-          const r = quantizeLayer(i, layer, opts.calibration?.[i], {
-            format,
-            group: opts.awqBlockSize,
-            alpha: opts.smoothquantAlpha,
-            attention: { numHeads: m.numHeads, numKvHeads: m.numKvHeads, headDim: m.headDim },
-            awqLoss: opts.awqLoss,
-          });
-          quantized = r.linears;
-          notes.push(r.notes);
-        } else {
-          quantized = new Map(linearNames.map((n) => [n, floatLinear(p + n, layer.linears[n])]));
-        }
+        const r = quantizeLayer(i, layer, opts.calibration?.[i], {
+          format,
+          group: opts.awqBlockSize,
+          alpha: opts.smoothquantAlpha,
+          attention: { numHeads: m.numHeads, numKvHeads: m.numKvHeads, headDim: m.headDim },
+          awqLoss: opts.awqLoss,
+        });
+        quantized = r.linears;
+        notes.push(r.notes);
       }
       writer.add(f32(p + 'input_layernorm.weight', layer.inputNorm));
       writer.add(f32(p + 'post_attention_layernorm.weight', layer.postNorm));
@@ -106,9 +112,9 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
     }
     writer.add(f32('model.norm.weight', readFloat(src, 'model.norm.weight')));
     if (m.tieWordEmbeddings) {
-      linears['lm_head'] = { format: 'float', out_features: embed.rows, in_features: embed.cols, tensors: { weight: 'model.embed_tokens.weight' } };
+      linears['lm_head'] = { format: 'float', out_features: vocab, in_features: hidden, tensors: { weight: 'model.embed_tokens.weight' } };
     } else {
-      addLinear('lm_head', floatLinear('lm_head', readMatrix(src, 'lm_head.weight')));
+      addLinear('lm_head', copiedLinear('lm_head'));
     }
     reporter.progress(1, `${m.numLayers} layers`);
     const { bytes, sha256 } = writer.close();
