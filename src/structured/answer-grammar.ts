@@ -1,9 +1,9 @@
-// The whole answer as one grammar: an optional free-text think block (when thinking is on),
+// The whole answer as one grammar: a free-text think block (when thinking is on),
 // then either a JSON value (response_format) or one or more tool calls in Qwen3's format:
 //   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
 // separated by "\n", exactly as the chat template writes them back into later prompts.
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { alt, freeText, lit, opt, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
+import { alt, freeText, lit, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
 import { anyJsonObject } from './json-grammar.js';
 import { SchemaCompiler } from './schema-compiler.js';
 import { isObject, SchemaError } from './schema-errors.js';
@@ -52,9 +52,10 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   else if (spec.kind === 'json_schema') answer = new SchemaCompiler(rules, 'r:', spec.schema).compileRoot();
   else answer = toolCalls(rules, spec.tools, tokens);
   if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
-    // Qwen3 writes "<think>\n...\n</think>\n\n" before the answer; a model may also skip it.
+    // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;
+    // the think block may be empty, and the matcher bounds its length (think_budget).
     const think = seq(special(tokens.thinkOpen), freeText, special(tokens.thinkClose), rep(lit('\n'), 0, 2));
-    answer = seq(opt(think), answer);
+    answer = seq(think, answer);
   }
   return rules.grammar(answer);
 }

@@ -152,12 +152,16 @@ describe('response_format', () => {
     const s = await start({ reasoningParser: true });
     try {
       const schema = schemas.person;
+      let reasoned = 0;
       for (const seed of [1, 2, 3]) {
         const r = await s.client.chat.completions.create({ model: 'qwen3', messages: ask('Think, then answer.'), max_tokens: 120, seed, enable_thinking: true, response_format: { type: 'json_schema', json_schema: { name: 'person', schema } } } as any);
         const msg = r.choices[0].message as { content: string; reasoning_content?: string };
         expect(ajv.validate(schema, JSON.parse(msg.content)), msg.content).toBe(true);
+        // The think budget (half of max_tokens here) closes the block in time for the answer.
+        reasoned += msg.reasoning_content ? 1 : 0;
         expect(r.choices[0].finish_reason).toBe('stop');
       }
+      expect(reasoned).toBeGreaterThan(0);
     } finally {
       await s.server.close();
     }

@@ -87,9 +87,7 @@ describe('budgets', () => {
   it('the think block is free text, closes once its budget is spent, and the JSON follows', () => {
     const g = schemaGrammar({ type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] }, true);
     const m = g.matcher({ eosTokenIds: [imEnd], thinkMaxTokens: 6 });
-    const first = new Set(m.allowed());
-    expect(first.has(think)).toBe(true);
-    expect(first.has(tokenizer.encode('{')[0])).toBe(true);
+    expect([...m.allowed()]).toEqual([think]);
     expect(m.accept(think)).toBe(true);
     const text = tokenizer.encode('\nHello, "world" {');
     for (const t of text.slice(0, 5)) {
