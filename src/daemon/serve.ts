@@ -57,6 +57,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   // The server takes the rejection once it listens; until then it must not count as unhandled.
   engine.catch(() => undefined);
   const constraints = new ServerConstraintCompiler(tokenizer);
+  constraints.warm(); // while the engine loads on its worker thread
   const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutes() : [];
   const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, log: (line) => log.info(line) }, d.runtime.server);
   if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);

@@ -1,12 +1,12 @@
 // Replays recorded model outputs through the real server. The random-weight fixtures never write
 // a think block, a tool call or markdown by themselves; with this in front of the real engine a
-// prompt that contains a rule's text gets the rule's reply (tokenized by the real tokenizer, as
+// prompt whose latest user turn contains a rule's text gets the rule's reply (tokenized by the real tokenizer, as
 // the model would have produced it), and every other prompt goes to the real engine.
 import type { Tokenizer } from '../../src/chat/tokenizer.js';
 import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent } from '../../src/engine/types.js';
 
 export interface ScriptRule {
-  /** Applies when the rendered prompt contains this text. */
+  /** Applies when the latest user turn of the rendered prompt contains this text. */
   whenPromptHas: string;
   /** The recorded output, special tokens (<think>, <tool_call>) written as text. */
   reply: string;
@@ -45,8 +45,10 @@ export class ScriptedEngine implements GenerationEngine {
 
   submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
     const prompt = this.tokenizer.decode(Array.from(req.tokens));
-    // The last rule whose text the prompt holds wins: later rules are for later turns.
-    const rule = [...this.rules].reverse().find((r) => prompt.includes(r.whenPromptHas));
+    // Only the latest user turn (tool results included) counts: earlier turns of the history
+    // must not trigger their old replies. The last rule that matches wins.
+    const latest = prompt.slice(Math.max(0, prompt.lastIndexOf('<|im_start|>user')));
+    const rule = [...this.rules].reverse().find((r) => latest.includes(r.whenPromptHas));
     if (!rule) return this.real.submit(req);
     this.matched.push({ rule, prompt });
     return this.replay(this.tokenizer.encode(rule.reply), req);

@@ -1,0 +1,60 @@
+// Debian's Chromium driven by playwright-core for the web UI tests: headless, no downloads, a
+// fresh profile per launch, nothing reaching out to the network.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { repoRoot } from '../helpers/fixtures.js';
+
+export const chromiumPath = '/usr/bin/chromium';
+export const artifactsDir = path.join(repoRoot, 'test-artifacts');
+
+export interface Browser {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  if (!fs.existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: install it with apt-get install -y chromium (.ci/run does)`);
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-chromium-'));
+  // launchPersistentContext is how playwright takes --user-data-dir: a fresh folder each run.
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1200, height: 820 },
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Page errors and console errors, for a test to assert there were none. */
+export function collectErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+  });
+  return errors;
+}
+
+/** Bodies of the chat requests the page sent, parsed, in order. */
+export function collectChatRequests(page: Page): any[] {
+  const bodies: any[] = [];
+  page.on('request', (req) => {
+    if (req.url().endsWith('/v1/chat/completions') && req.method() === 'POST') bodies.push(JSON.parse(req.postData() ?? '{}'));
+  });
+  return bodies;
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  fs.mkdirSync(artifactsDir, { recursive: true });
+  const file = path.join(artifactsDir, name);
+  await page.screenshot({ path: file });
+  return file;
+}

@@ -1,0 +1,264 @@
+// The chat page: multi-turn conversation kept in memory only (a reload starts afresh), answers
+// streamed and rendered as markdown (raw HTML in model output is shown as text, never run), the
+// think block collapsed apart from the answer, Stop aborts the request. Settings and the API key
+// live in sessionStorage: they survive a reload of this tab and nothing else.
+import { ApiError, fetchModel, streamChat } from './chat-stream.js';
+import { ThinkSplitter } from './think-splitter.js';
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  messages: $('messages'),
+  hint: $('empty-hint'),
+  form: $('composer'),
+  prompt: $('prompt'),
+  send: $('send'),
+  stop: $('stop'),
+  newChat: $('new-chat'),
+  status: $('model-status'),
+  thinking: $('thinking'),
+  system: $('system-prompt'),
+  temperature: $('temperature'),
+  topP: $('top-p'),
+  topK: $('top-k'),
+  maxTokens: $('max-tokens'),
+  apiKey: $('api-key'),
+};
+
+const md = window.markdownit({ html: false, linkify: true, breaks: true });
+// Links from model output open elsewhere and carry nothing back to this page.
+const defaultLinkOpen = md.renderer.rules.link_open || ((tokens, i, options, env, self) => self.renderToken(tokens, i, options));
+md.renderer.rules.link_open = (tokens, i, options, env, self) => {
+  tokens[i].attrSet('target', '_blank');
+  tokens[i].attrSet('rel', 'noopener noreferrer');
+  return defaultLinkOpen(tokens, i, options, env, self);
+};
+
+/** Sent back to the server on every turn: user messages and the answers (without their think blocks). */
+let history = [];
+let model = null;
+let inflight = null;
+
+// ---- settings (sessionStorage: this tab only) ----
+const stored = ['thinking', 'system', 'temperature', 'topP', 'topK', 'maxTokens', 'apiKey'];
+const storageKey = (name) => `grpst.${name}`;
+
+function loadSettings() {
+  for (const name of stored) {
+    const value = sessionStorage.getItem(storageKey(name));
+    if (value === null) continue;
+    if (els[name].type === 'checkbox') els[name].checked = value === 'true';
+    else els[name].value = value;
+  }
+}
+
+function saveSetting(name) {
+  const el = els[name];
+  sessionStorage.setItem(storageKey(name), el.type === 'checkbox' ? String(el.checked) : el.value);
+}
+
+function numberOf(el) {
+  if (el.value.trim() === '') return undefined;
+  const n = Number(el.value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function requestBody() {
+  const messages = [];
+  const system = els.system.value.trim();
+  if (system) messages.push({ role: 'system', content: system });
+  messages.push(...history);
+  const body = { model, messages, enable_thinking: els.thinking.checked };
+  const fields = { temperature: els.temperature, top_p: els.topP, top_k: els.topK, max_tokens: els.maxTokens };
+  for (const [key, el] of Object.entries(fields)) {
+    const v = numberOf(el);
+    if (v !== undefined) body[key] = v;
+  }
+  return body;
+}
+
+// ---- rendering ----
+function addMessage(role) {
+  els.hint.hidden = true;
+  const wrap = document.createElement('div');
+  wrap.className = `msg ${role}`;
+  els.messages.append(wrap);
+  return wrap;
+}
+
+function addUserMessage(text) {
+  const wrap = addMessage('user');
+  const body = document.createElement('div');
+  body.className = 'text';
+  body.textContent = text;
+  wrap.append(body);
+}
+
+/** An assistant message: think block (hidden until there is reasoning), answer, and a status line. */
+function addAssistantMessage() {
+  const wrap = addMessage('assistant');
+  const think = document.createElement('details');
+  think.className = 'think';
+  think.hidden = true;
+  const summary = document.createElement('summary');
+  summary.textContent = 'Thinking…';
+  const thinkText = document.createElement('div');
+  thinkText.className = 'think-text';
+  think.append(summary, thinkText);
+  const answer = document.createElement('div');
+  answer.className = 'answer markdown';
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  wrap.append(think, answer, meta);
+  wrap.dataset.state = 'streaming';
+
+  let reasoning = '';
+  let content = '';
+  let scheduled = false;
+  const render = () => {
+    scheduled = false;
+    if (reasoning) {
+      think.hidden = false;
+      thinkText.textContent = reasoning.trim();
+    }
+    // html: false in markdown-it: tags in the answer come out escaped, as text.
+    answer.innerHTML = md.render(content);
+    els.messages.scrollTop = els.messages.scrollHeight;
+  };
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      requestAnimationFrame(render);
+    }
+  };
+  return {
+    addReasoning(text) {
+      if (!text) return;
+      reasoning += text;
+      schedule();
+    },
+    addContent(text) {
+      if (!text) return;
+      content += text;
+      schedule();
+    },
+    get content() {
+      return content;
+    },
+    finish(state, note, seconds) {
+      render();
+      wrap.dataset.state = state;
+      summary.textContent = seconds === undefined ? 'Thought' : `Thought for ${seconds.toFixed(1)} s`;
+      meta.textContent = note;
+    },
+    fail(message) {
+      render();
+      wrap.dataset.state = 'error';
+      const err = document.createElement('div');
+      err.className = 'error';
+      err.textContent = message;
+      wrap.append(err);
+    },
+  };
+}
+
+// ---- one turn ----
+async function send(text) {
+  history.push({ role: 'user', content: text });
+  addUserMessage(text);
+  const view = addAssistantMessage();
+  const controller = new AbortController();
+  inflight = controller;
+  setBusy(true);
+  const splitter = new ThinkSplitter();
+  const begin = performance.now();
+  let thoughtSeconds;
+  let usage = null;
+  let finish = null;
+  const take = (part) => {
+    view.addReasoning(part.reasoning);
+    if (part.content && thoughtSeconds === undefined && splitter.state === 'content') thoughtSeconds = (performance.now() - begin) / 1000;
+    view.addContent(part.content);
+  };
+  try {
+    if (!model) model = await fetchModel(els.apiKey.value, controller.signal);
+    for await (const chunk of streamChat(requestBody(), { apiKey: els.apiKey.value, signal: controller.signal })) {
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices && chunk.choices[0];
+      if (!choice) continue;
+      const delta = choice.delta || {};
+      // reasoning_content: servers with a reasoning parser; inline <think>: the seed's default.
+      if (delta.reasoning_content) view.addReasoning(delta.reasoning_content);
+      if (delta.content) take(splitter.push(delta.content));
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+    take(splitter.finish());
+    const seconds = (performance.now() - begin) / 1000;
+    const tokens = usage ? `${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '';
+    view.finish('done', [tokens, finish === 'length' ? 'cut at max_tokens' : ''].filter(Boolean).join(' · '), thoughtSeconds);
+    history.push({ role: 'assistant', content: view.content });
+  } catch (err) {
+    take(splitter.finish());
+    if (controller.signal.aborted) {
+      // A stopped answer stays in the conversation as far as it got.
+      view.finish('stopped', 'stopped', thoughtSeconds);
+      history.push({ role: 'assistant', content: view.content });
+    } else {
+      // A failed turn leaves the history as it was, so the question can simply be sent again.
+      history.pop();
+      view.fail(err instanceof Error ? err.message : String(err));
+      if (err instanceof ApiError && err.status === 401) els.apiKey.focus();
+    }
+  } finally {
+    inflight = null;
+    setBusy(false);
+  }
+}
+
+function setBusy(busy) {
+  els.send.hidden = busy;
+  els.stop.hidden = !busy;
+  els.prompt.disabled = false;
+  document.body.dataset.busy = String(busy);
+}
+
+async function refreshModel() {
+  try {
+    model = await fetchModel(els.apiKey.value);
+    els.status.textContent = `model ${model}`;
+    els.status.dataset.state = 'ok';
+  } catch (err) {
+    model = null;
+    els.status.textContent = err instanceof ApiError && err.status === 401 ? 'API key needed (Settings)' : `server not ready: ${err.message}`;
+    els.status.dataset.state = 'error';
+  }
+}
+
+// ---- wiring ----
+loadSettings();
+for (const name of stored) els[name].addEventListener('change', () => saveSetting(name));
+els.apiKey.addEventListener('change', () => void refreshModel());
+
+els.form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = els.prompt.value.trim();
+  if (!text || inflight) return;
+  els.prompt.value = '';
+  void send(text);
+});
+els.prompt.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    els.form.requestSubmit();
+  }
+});
+els.stop.addEventListener('click', () => inflight?.abort());
+els.newChat.addEventListener('click', () => {
+  inflight?.abort();
+  history = [];
+  els.messages.replaceChildren();
+  els.hint.hidden = false;
+  els.prompt.focus();
+});
+
+void refreshModel();
+els.prompt.focus();
