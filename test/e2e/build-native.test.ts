@@ -62,7 +62,9 @@ describe('native builds of tiny-a in every format', () => {
 
   it.each(Object.keys(bounds) as (keyof typeof bounds)[])('%s: accuracy within its bound, a valid engine folder the runtime runs', async (qformat) => {
     const tinyA = checkpoint('tiny-a');
-    const r = await build({ model_dir: tinyA, qformat, awq_block_size: 32 });
+    // As the seed's recipes: fp8 with an fp8 KV cache, int8_sq with an int8 one.
+    const kv = qformat === 'fp8' ? 'fp8' : qformat === 'int8_sq' ? 'int8' : 'auto';
+    const r = await build({ model_dir: tinyA, qformat, awq_block_size: 32, kv_cache_dtype: kv });
     results[qformat] = r;
     const acc = r.accuracy!;
     expect(acc.tokens).toBeGreaterThan(250);
@@ -85,6 +87,19 @@ describe('native builds of tiny-a in every format', () => {
     const formats = new Set(Object.entries(m.ranks[0].linears).filter(([k]) => k !== 'lm_head').map(([, l]) => l.format));
     expect([...formats]).toEqual([{ full_prec: 'float', int8_wo: 'int8_wo', int8_sq: 'int8_sq', fp8: 'fp8', int4_awq: 'int4' }[qformat]]);
     for (const t of Object.values(m.ranks[0].tensors)) expect(t.offset % 64).toBe(0);
+    if (kv === 'auto') {
+      expect(m.kv_cache).toEqual({ dtype: 'bfloat16' });
+    } else {
+      // One [k, v] scale pair per layer: amax / 448 (fp8) or / 127 (int8) of what the cache holds.
+      expect(m.kv_cache.dtype).toBe(kv);
+      expect(m.kv_cache.scales).toHaveLength(2);
+      for (const [k, v] of m.kv_cache.scales!) {
+        expect(k).toBeGreaterThan(0);
+        expect(v).toBeGreaterThan(0);
+        // q/k-norm keeps k near unit RMS per head: its amax is a few units, not hundreds.
+        expect(k * (kv === 'fp8' ? 448 : 127)).toBeLessThan(50);
+      }
+    }
     // The runtime serves it: greedy tokens from the engine folder.
     const tokens = await greedy(out, [9707, 11, 847, 829, 374], 6);
     expect(tokens).toHaveLength(6);

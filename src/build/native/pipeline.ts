@@ -143,6 +143,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
       if (!calib) calib = await calibrate(s, staging.tmp, tokenizer, ctx);
       manifest.kv_cache.scales = kvCacheScales(calib.layers, s.kv_cache_dtype as 'fp8' | 'int8');
       writeManifest(staging, manifest);
+      reporter.info(`KV cache: ${s.kv_cache_dtype} scales for ${manifest.kv_cache.scales.length} layers in engine.json; the accuracy report below runs the KV cache unquantized`);
     }
     reporter.done();
 
