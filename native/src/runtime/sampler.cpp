@@ -70,13 +70,18 @@ void Sampler::logprobs(const float* logits, int vocab, int32_t token, int top_n,
   const double lse = double(mx) + std::log(sum);
   if (token_logprob) *token_logprob = float(double(logits[token]) - lse);
   if (top && top_n > 0) {
+    // One pass keeping the best top_n in a small sorted list (best first; ties: lower id).
     top_n = std::min(top_n, vocab);
-    idx_.resize(vocab);
-    for (int i = 0; i < vocab; i++) idx_[i] = i;
+    idx_.clear();
     BetterFirst cmp{logits};
-    std::partial_sort(idx_.begin(), idx_.begin() + top_n, idx_.end(), cmp);
+    for (int i = 0; i < vocab; i++) {
+      if (int(idx_.size()) == top_n && !cmp(i, idx_.back())) continue;
+      auto at = std::upper_bound(idx_.begin(), idx_.end(), i, cmp);
+      idx_.insert(at, i);
+      if (int(idx_.size()) > top_n) idx_.pop_back();
+    }
     top->clear();
-    for (int i = 0; i < top_n; i++) top->push_back({idx_[i], float(double(logits[idx_[i]]) - lse)});
+    for (int32_t t : idx_) top->push_back({t, float(double(logits[t]) - lse)});
   }
 }
 

@@ -291,12 +291,20 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events) {
       finish(s, FinishReason::Length, ev);
     } else {
       const float* row = logits + size_t(sc.logit_begin + sc.lp_rows) * vocab;
-      SampleResult r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get());
+      SampleResult r;
+      std::string failure;
+      try {
+        r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get());
+        if (r.token < 0) failure = "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
+      } catch (const std::exception& e) {
+        // A failing constraint ends its own request, not the batch.
+        failure = std::string("sampling failed: ") + e.what();
+      }
       const bool is_stop = r.token >= 0 && !s.req.ignore_eos &&
                            std::find(s.req.stop_token_ids.begin(), s.req.stop_token_ids.end(), r.token) !=
                                s.req.stop_token_ids.end();
-      if (r.token < 0) {
-        ev.error = "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
+      if (!failure.empty()) {
+        ev.error = failure;
         finish(s, FinishReason::Error, ev);
       } else if (is_stop) {
         ev.stop_token = r.token;
@@ -304,7 +312,13 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events) {
       } else {
         s.tokens.push_back(r.token);
         Sampler::observe(s.sampler, r.token);
-        if (s.constraint) s.constraint->accept(r.token);
+        if (s.constraint) {
+          try {
+            s.constraint->accept(r.token);
+          } catch (const std::exception& e) {
+            ev.error = std::string("constraint failed: ") + e.what();
+          }
+        }
         counters_.generated_tokens++;
         ev.tokens.push_back(r.token);
         if (s.req.logprobs >= 0) {
@@ -312,7 +326,9 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events) {
           ev.top_counts.push_back(int32_t(r.top.size()));
           ev.top.insert(ev.top.end(), r.top.begin(), r.top.end());
         }
-        if (s.num_generated() >= s.req.max_tokens || int(s.tokens.size()) >= cfg_.max_seq_len)
+        if (!ev.error.empty())
+          finish(s, FinishReason::Error, ev);
+        else if (s.num_generated() >= s.req.max_tokens || int(s.tokens.size()) >= cfg_.max_seq_len)
           finish(s, FinishReason::Length, ev);
       }
     }
