@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, errorText, GrpstError } from '../util/errors.js';
 import { register as registerArchive } from './archive.js';
 import { register as registerBuild } from './build.js';
+import { register as registerChat } from './chat.js';
 import { register as registerRun } from './run.js';
 import { register as registerLogs } from './logs.js';
 import { register as registerPs } from './ps.js';
@@ -14,7 +15,7 @@ import { register as registerServe } from './serve.js';
 import { register as registerStart } from './start.js';
 import { register as registerStop } from './stop.js';
 
-const commands: ((program: Command) => void)[] = [registerBuild, registerRun, registerArchive, registerStart, registerPs, registerStop, registerLogs, registerServe];
+const commands: ((program: Command) => void)[] = [registerBuild, registerRun, registerArchive, registerStart, registerPs, registerStop, registerLogs, registerServe, registerChat];
 
 export function buildProgram(): Command {
   const program = new Command('grpst')

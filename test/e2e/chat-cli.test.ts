@@ -1,0 +1,168 @@
+// `grpst chat NAME` as a person uses it: a server started with `grpst start` (API key in its
+// server.yml) is found by name, questions go in on stdin, answers stream out; multi-turn history,
+// /think, Ctrl-C stopping an answer (the server frees the slot), and the errors for a wrong name,
+// a wrong key and a dead server. Thinking shown dimmed needs a think block, which the random
+// model never writes: that part talks to an in-process server replaying a recorded output, found
+// through a state file like any other server.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/daemon/ports.js';
+import { writeState } from '../../src/daemon/state.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
+import { checkpoint, repoRoot } from '../helpers/fixtures.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { ScriptedEngine } from './scripted-engine.js';
+import { get, loadTiny, metric, post, waitFor, type TinyModel } from './server-harness.js';
+
+const apiKey = 'chat-cli-test-key-42';
+const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+const entry = path.join(repoRoot, 'src', 'cli', 'main.ts');
+let work: string;
+let cli: Cli;
+let port: number;
+const base = () => `http://127.0.0.1:${port}`;
+
+/** `grpst chat ARGS` with stdin fed by the test. */
+function chat(args: string[], env: NodeJS.ProcessEnv = {}): ResultPromise<{ reject: false; stdin: 'pipe' }> {
+  return execa(process.execPath, ['--import', loader, entry, 'chat', ...args], {
+    env: { ...cli.env, NO_COLOR: '1', FORCE_COLOR: undefined, GRPST_API_KEY: undefined, ...env },
+    cwd: cli.home,
+    reject: false,
+    stdin: 'pipe',
+    timeout: 120_000,
+  }) as ResultPromise<{ reject: false; stdin: 'pipe' }>;
+}
+
+async function chatWith(args: string[], input: string, env: NodeJS.ProcessEnv = {}) {
+  const child = chat(args, env);
+  child.stdin!.end(input);
+  const r = await child;
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+const statsLines = (stdout: string) => [...stdout.matchAll(/^\((?:stopped, )?prompt (\d+) tokens, answer (\d+) tokens, [\d.]+ tokens\/s(, cut at max_tokens)?\)$/gm)];
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-chat-'));
+  cli = makeCli();
+  port = await freePort('127.0.0.1');
+  const dir = path.join(work, 'project');
+  fs.mkdirSync(path.join(dir, 'conf'), { recursive: true });
+  const conf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', checkpoint('tiny-a'));
+  fs.writeFileSync(path.join(dir, 'conf', 'inference_tiny.yml'), conf);
+  fs.writeFileSync(path.join(dir, 'conf', 'server.yml'), `interface:\n  host: 127.0.0.1\n  port: ${port}\napi_key: ${apiKey}\n`);
+  const archived = await cli.run(['archive', '.', '--include_engine'], { cwd: dir });
+  expect(archived.code, archived.stderr).toBe(0);
+  const started = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', 'chatty'], { cwd: dir });
+  expect(started.code, started.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  await cli?.run(['stop', 'chatty', '--timeout', '5']);
+  fs.rmSync(work, { recursive: true, force: true });
+  if (cli) fs.rmSync(cli.home, { recursive: true, force: true });
+});
+
+describe('grpst chat against a started server', () => {
+  it('finds the server and its API key by name; multi-turn answers stream; /think and /exit', async () => {
+    const r = await chatWith(['chatty', '--max_tokens', '6'], 'Hello\n/think off\nAnd a second question\n/exit\nnever sent\n');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`chatting with chatty (model qwen3 at ${base()}); /help for commands`);
+    expect(r.stdout).toContain('thinking off');
+    const stats = statsLines(r.stdout);
+    expect(stats).toHaveLength(2);
+    expect(stats.map((m) => Number(m[2]))).toEqual([6, 6]);
+    expect(stats.every((m) => m[3] === ', cut at max_tokens')).toBe(true);
+    // The first turn uses the conf's default (thinking on); the second carries the history.
+    const first = await post(`${base()}/tokenize`, { model: 'qwen3', messages: [{ role: 'user', content: 'Hello' }] }, { authorization: `Bearer ${apiKey}` });
+    expect(Number(stats[0][1])).toBe(first.json.count);
+    expect(Number(stats[1][1])).toBeGreaterThan(first.json.count + 6);
+  });
+
+  it('Ctrl-C stops the answer (the server cancels it) and the chat goes on', async () => {
+    const cancelled = async () => Number(/^grpst_request_finished_total\{reason="cancelled"\} (\d+)$/m.exec((await get(`${base()}/metrics`)).text)?.[1] ?? 0);
+    const before = await cancelled();
+    const child = chat(['chatty', '--max_tokens', '3000']);
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    child.stdin!.write('Write a long story\n');
+    await waitFor(async () => out.length > 200, 60_000);
+    child.kill('SIGINT');
+    await waitFor(async () => /^\(stopped/m.test(out), 20_000);
+    await waitFor(async () => (await cancelled()) > before);
+    expect(metric((await get(`${base()}/metrics`)).text, 'grpst_requests_running')).toBe(0);
+    child.stdin!.end('/exit\n');
+    const r = await child;
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('a wrong key, an unknown name and a dead server are named with the fix', async () => {
+    const wrongKey = await chatWith(['chatty'], 'Hello\n', { GRPST_API_KEY: 'not-the-right-key' });
+    expect(wrongKey.code).toBe(2);
+    expect(wrongKey.stderr).toContain('the server chatty refused the API key');
+    expect(wrongKey.stderr).toContain('fix: pass --api_key KEY or set GRPST_API_KEY');
+
+    const unknown = await chatWith(['nobody'], '');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no server named nobody');
+    expect(unknown.stderr).toContain('running servers: chatty');
+
+    const state = JSON.parse(fs.readFileSync(path.join(cli.home, '.run', 'chatty.json'), 'utf8'));
+    writeState({ ...state, name: 'ghost', pid: 999_999, pgid: 999_999, procStart: undefined }, cli.home);
+    const dead = await chatWith(['ghost'], '');
+    expect(dead.code).toBe(2);
+    expect(dead.stderr).toContain('the server ghost is not running (pid 999999 died)');
+    fs.rmSync(path.join(cli.home, '.run', 'ghost.json'));
+    fs.rmSync(path.join(cli.home, '.run', 'ghost.pid'));
+  });
+});
+
+describe('grpst chat shows thinking dimmed', () => {
+  let model: TinyModel;
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    model = await loadTiny('tiny-a');
+    const scripted = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Think first', reply: '<think>\nWeighing the options.\n</think>\n\nThe answer is 42.' }]);
+    server = await startServer({ engine: scripted, tokenizer: model.tokenizer, template: model.template }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: true });
+    await server.ready;
+    const url = new URL(server.url);
+    // A state file like `grpst start` writes, for a server this test process runs.
+    writeState(
+      { name: 'replay', pid: process.pid, pgid: process.pid, deployPath: work, host: url.hostname, httpPort: Number(url.port), backend: 'native', logFile: path.join(work, 'replay.log'), inferenceConf: path.join(work, 'none.yml'), startedAt: new Date().toISOString(), authHealth: false },
+      cli.home,
+    );
+  });
+
+  afterAll(async () => {
+    fs.rmSync(path.join(cli.home, '.run', 'replay.json'), { force: true });
+    fs.rmSync(path.join(cli.home, '.run', 'replay.pid'), { force: true });
+    await server?.close();
+    await model?.engine.close();
+  });
+
+  it('dim think block, plain answer, and the turn goes back into the history', async () => {
+    const r = await chatWith(['replay'], 'Think first\nThink first\n', { NO_COLOR: undefined, FORCE_COLOR: '1' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('\x1b[2mthinking: Weighing the options.\n\x1b[22m\nThe answer is 42.\n');
+    const stats = [...r.stdout.matchAll(/prompt (\d+) tokens/g)].map((m) => Number(m[1]));
+    expect(stats).toHaveLength(2);
+    // The second prompt holds the first turn: the question and the answer.
+    const withHistory = await post(`${server.url}/tokenize`, {
+      messages: [
+        { role: 'user', content: 'Think first' },
+        { role: 'assistant', content: 'The answer is 42.' },
+        { role: 'user', content: 'Think first' },
+      ],
+    });
+    expect(stats[1]).toBe(withHistory.json.count);
+
+    const plain = await chatWith(['replay'], 'Think first\n');
+    expect(plain.stdout).not.toContain('\x1b[');
+    expect(plain.stdout).toContain('thinking: Weighing the options.\n\nThe answer is 42.\n');
+  });
+});
