@@ -44,6 +44,9 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       throw Error("cannot map " + path + ": " + std::strerror(e));
     }
     data_ = static_cast<const uint8_t*>(p);
+    // Start reading the file in the background: the first forward pass then finds the weights
+    // in memory instead of faulting them in page by page.
+    ::madvise(p, size_, MADV_WILLNEED);
   }
   ::close(fd);
 }
