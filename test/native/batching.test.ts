@@ -91,4 +91,14 @@ describe('batched equals unbatched', () => {
     expect(tight.runtimeStats().preemptions).toBeGreaterThan(0);
     expect(tight.stats().kvBlocksUsed).toBe(0);
   });
+
+  it('the thread count does not change a single bit', async () => {
+    const reqs: SubmitRequest[] = refs('tiny-b').prompts.map((p) => ({ tokens: p.prompt_ids, sampling: greedy, maxTokens: 8, logprobs: 2, promptLogprobs: true }));
+    const one = await open('tiny-b', { threads: 1 });
+    const three = await open('tiny-b', { threads: 3 });
+    expect(one.info.threads).toBe(1);
+    const a = await serial(one, reqs);
+    const b = await Promise.all(reqs.map((r) => run(three, r)));
+    expect(b.map(comparable)).toEqual(a.map(comparable));
+  });
 });
