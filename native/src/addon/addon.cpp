@@ -2,8 +2,11 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "addon/engine_wrap.h"
 #include "grpst/cpu_kernels.h"
@@ -57,18 +60,27 @@ Napi::Value MeasureMemoryBandwidth(const Napi::CallbackInfo& info) {
   AlignedBuffer buf(bytes);
   std::memset(buf.ptr, 1, bytes);  // touch every page before timing
   const CpuKernels& k = cpu_kernels(cpu_levels_available().front());
-  ThreadPool pool(threads);
   double best = 0;
-  volatile float sink = 0;
+  std::atomic<float> sink{0};
   for (int it = 0; it < iterations; it++) {
+    // One plain thread per slice, all released at once: every slice is read concurrently.
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> readers;
+    const size_t per = bytes / threads;
+    for (int t = 0; t < threads; t++) {
+      readers.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        float v = k.stream_read(static_cast<const char*>(buf.ptr) + per * t, per);
+        sink.store(sink.load() + v);
+      });
+    }
+    while (ready.load() != threads) std::this_thread::yield();
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> partial(threads);
-    pool.on_all([&](int t, int nt) {
-      const size_t per = bytes / nt;
-      partial[t] = k.stream_read(static_cast<const char*>(buf.ptr) + per * t, per);
-    });
+    go.store(true, std::memory_order_release);
+    for (auto& r : readers) r.join();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (float p : partial) sink = sink + p;
     best = std::max(best, double(bytes) / s);
   }
   return Napi::Number::New(info.Env(), best);
