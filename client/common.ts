@@ -1,4 +1,4 @@
-// What every client example shares: the command line (the seed's positional arguments plus a few
+// What every client example shares: the command line (grps_trtllm's positional arguments plus a few
 // --options), a client for http://HOST:PORT/v1, and the model id the server actually serves.
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
@@ -62,7 +62,7 @@ export async function connect(server: string, args: ExampleArgs): Promise<Connec
   }
 }
 
-/** `true`/`1` as the seed reads its stream argument. */
+/** `true`/`1`, as grps_trtllm's scripts read their stream argument. */
 export function truthy(value: string): boolean {
   return value.toLowerCase() === 'true' || value === '1';
 }

@@ -1,4 +1,4 @@
-// An agent on LlamaIndex.TS with one weather tool, as the seed's client/llamaindex_ai_agent.py:
+// An agent on LlamaIndex.TS with one weather tool, as grps_trtllm's client/llamaindex_ai_agent.py:
 // the agent asks the model, runs the tool the model calls, and answers with its result.
 //   npx tsx client/llamaindex_ai_agent.ts 127.0.0.1:9997 [--tool_choice auto|required]
 // --tool_choice applies to the agent's first step only: forcing every step would never let the
@@ -11,8 +11,8 @@ import { connect, parseExampleArgs, positiveInt, run } from './common.js';
 import { getCurrentWeather, toolChoiceOf } from './tools.js';
 
 const usage = `Usage: npx tsx client/llamaindex_ai_agent.ts <server HOST:PORT>
-  [--tool_choice auto|required (auto)] [--max_tokens N (1024)] [--api_key KEY] [--model NAME]`;
-const { server, args } = parseExampleArgs(usage, [], { tool_choice: { type: 'string' }, max_tokens: { type: 'string' } });
+  [--tool_choice auto|required (auto)] [--max_tokens N (1024)] [--seed N] [--api_key KEY] [--model NAME]`;
+const { server, args } = parseExampleArgs(usage, [], { tool_choice: { type: 'string' }, max_tokens: { type: 'string' }, seed: { type: 'string' } });
 const question = 'What is the weather in Boston today?';
 
 const getWeather = tool({
@@ -36,6 +36,7 @@ run(async () => {
     maxTokens: positiveInt(args.options.max_tokens, 'max_tokens', 1024),
     maxRetries: 0,
     timeout: 600_000,
+    additionalChatOptions: args.options.seed === undefined ? undefined : { seed: positiveInt(args.options.seed, 'seed', 0) },
   });
   const firstStepChoice = args.options.tool_choice;
   if (firstStepChoice !== undefined && firstStepChoice !== 'auto') {

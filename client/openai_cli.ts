@@ -1,4 +1,4 @@
-// Chat completion from the command line, as the seed's client/openai_cli.py:
+// Chat completion from the command line, as grps_trtllm's client/openai_cli.py:
 //   npx tsx client/openai_cli.ts 127.0.0.1:9997 "Hello, who are you?" false
 // Prints the response (or every stream chunk), then latency, token counts and speed.
 import { connect, parseExampleArgs, positiveInt, printStats, run, truthy } from './common.js';

@@ -1,4 +1,4 @@
-// A long text plus a question in one prompt, as the seed's client/openai_txt_cli.py (its 32k
+// A long text plus a question in one prompt, as grps_trtllm's client/openai_txt_cli.py (its 32k
 // novel test). client/data/opticks_32k.txt is about 30,000 tokens:
 //   npx tsx client/openai_txt_cli.ts 127.0.0.1:9997 client/data/opticks_32k.txt "What is this text about?" false
 // Shows prompt_tokens, so one sees how long the prompt really was.

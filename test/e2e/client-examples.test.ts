@@ -1,16 +1,20 @@
 // The client examples in client/ run as a person runs them (a child process: tsx client/NAME.ts
 // HOST:PORT ...) against the real server on the tiny fixture model, and what they print is
-// checked. The tool and agent examples need the model to call a tool, which the random-weight
-// fixture never does: those prompts get recorded model outputs (ScriptedEngine), so the server's
-// tool-call parser, the template's tool turns and the examples' own logic are what is tested.
+// checked. The tool and agent examples run twice: with tool_choice forcing a call, enforced by
+// constrained decoding on the real model; and with grps_trtllm's tool_choice auto, where the
+// random-weight model would never call a tool by itself, so those prompts get recorded model
+// outputs (ScriptedEngine): two calls in one turn, as a real Qwen3 writes them.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { ScriptedEngine, type ScriptRule } from './scripted-engine.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
 import { loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
 
 const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
@@ -45,15 +49,24 @@ let model: TinyModel;
 let scripted: ScriptedEngine;
 let srv: TestServer;
 let host: string;
+/** The real model behind constrained decoding; every prompt recorded. */
+let recorder: ScriptedEngine;
+let forced: RunningServer;
+let forcedHost: string;
 
 beforeAll(async () => {
   model = await loadTiny('tiny-a', { maxSeqLen: 4096 });
   scripted = new ScriptedEngine(model.engine, model.tokenizer, rules);
   srv = await serve({ ...model, engine: scripted }, { enableThinking: false });
   host = new URL(srv.url).host;
+  recorder = new ScriptedEngine(model.engine, model.tokenizer, []);
+  const options = { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: false };
+  forced = await startServer({ engine: recorder, tokenizer: model.tokenizer, template: model.template, constraints: new ServerConstraintCompiler(model.tokenizer) }, options);
+  forcedHost = new URL(forced.url).host;
 });
 
 afterAll(async () => {
+  await forced?.close();
   await srv?.server.close();
   await model?.engine.close();
 });
@@ -128,7 +141,75 @@ describe('openai_txt_cli', () => {
   });
 });
 
-describe('tool calling', () => {
+describe('openai_txt_cli on the whole shipped text', () => {
+  // About 30,000 prompt tokens: minutes of prefill on two CPU cores, so opt-in.
+  it.skipIf(!process.env.GRPST_LONG_TESTS)('answers and shows its ~30k prompt_tokens (GRPST_LONG_TESTS=1)', async () => {
+    const long = await loadTiny('tiny-a', { maxSeqLen: 32_768, maxTokensInPagedKvCache: 33 * 1024 });
+    const s = await serve(long, { enableThinking: false });
+    try {
+      const question = '\nWhat does the author prove in the first book?';
+      const n = (await post(`${s.url}/tokenize`, { messages: [{ role: 'user', content: fs.readFileSync(novel, 'utf8') + question }] })).json.count;
+      const r = await example('openai_txt_cli', [new URL(s.url).host, novel, question, 'true', '--max_tokens', '8']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^prompt_tokens: ${n}$`, 'm'));
+      expect(n).toBeGreaterThan(28_000);
+    } finally {
+      await s.server.close();
+      await long.engine.close();
+    }
+  }, 1_800_000);
+});
+
+describe('tool calling forced by tool_choice, on the real model', () => {
+  // Seeded, so the constrained calls are the same on every run; their arguments are whatever the
+  // random-weight model writes inside the schema.
+  const forcedArgs = ['--max_tokens', '200', '--seed', '7'];
+  const toolResponses = (prompt: string) => [...prompt.matchAll(/<tool_response>\n(.*?)\n<\/tool_response>/gs)].map((m) => m[1]);
+
+  for (const choice of ['required', 'get_current_weather']) {
+    it(`openai_func_call --tool_choice ${choice}: the call is run and its result sent back`, async () => {
+      const before = recorder.prompts.length;
+      const r = await example('openai_func_call', [forcedHost, '--tool_choice', choice, ...forcedArgs]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^Server response: thought: .*call local function\(get_current_weather\) with arguments: location=.*, unit=(celsius|fahrenheit)$/ms);
+      expect(r.stdout).toContain('Send the result back to the server with function result(59) ...');
+      expect(r.stdout).toMatch(/^Final server response: /m);
+      const prompts = recorder.prompts.slice(before);
+      expect(prompts).toHaveLength(2);
+      expect(prompts[1]).toMatch(/<\|im_start\|>assistant\n<tool_call>\n\{"name": "get_current_weather", "arguments": \{"location":/);
+      expect(toolResponses(prompts[1])).toEqual(['59']);
+    });
+  }
+
+  it('openai_func_call2 --tool_choice required: every call is run, all results go back in one request', async () => {
+    const before = recorder.prompts.length;
+    const r = await example('openai_func_call2', [forcedHost, '--tool_choice', 'required', ...forcedArgs]);
+    expect(r.code, r.stderr).toBe(0);
+    const called = /^The model called (\d+) tools?: (.*)$/m.exec(r.stdout);
+    expect(called).not.toBeNull();
+    const names = called![2].split(', ');
+    expect(names).toHaveLength(Number(called![1]));
+    for (const name of names) expect(['get_postcode', 'get_current_weather']).toContain(name);
+    expect(r.stdout.match(/call local function\(/g)).toHaveLength(names.length);
+    const prompts = recorder.prompts.slice(before);
+    expect(toolResponses(prompts[1])).toEqual(names.map((n) => (n === 'get_postcode' ? '02138' : '59')));
+  });
+
+  it('llamaindex_ai_agent --tool_choice required: the agent runs the tool, then answers', async () => {
+    const before = recorder.prompts.length;
+    const r = await example('llamaindex_ai_agent', [forcedHost, '--tool_choice', 'required', ...forcedArgs]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Calling tool get_weather with \{"location":/m);
+    expect(r.stdout).toContain('Tool get_weather returned 59');
+    expect(r.stdout).toMatch(/^Response: /m);
+    // Forced on the first step only: the second request may answer, and did.
+    const prompts = recorder.prompts.slice(before);
+    expect(prompts).toHaveLength(2);
+    expect(toolResponses(prompts[1])).toEqual(['59']);
+  });
+});
+
+describe('tool calling with tool_choice auto, on recorded model outputs', () => {
   it('openai_func_call: runs get_current_weather and sends the result back', async () => {
     const before = scripted.matched.length;
     const r = await example('openai_func_call', [host]);

@@ -23,6 +23,8 @@ const imEnd = 151645;
 export class ScriptedEngine implements GenerationEngine {
   /** Prompts that matched a rule, decoded, in arrival order. */
   readonly matched: { rule: ScriptRule; prompt: string }[] = [];
+  /** Every prompt, decoded, in arrival order (the real engine's too). */
+  readonly prompts: string[] = [];
 
   constructor(
     private readonly real: GenerationEngine,
@@ -45,6 +47,7 @@ export class ScriptedEngine implements GenerationEngine {
 
   submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
     const prompt = this.tokenizer.decode(Array.from(req.tokens));
+    this.prompts.push(prompt);
     // Only the latest user turn (tool results included) counts: earlier turns of the history
     // must not trigger their old replies. The last rule that matches wins.
     const latest = prompt.slice(Math.max(0, prompt.lastIndexOf('<|im_start|>user')));
