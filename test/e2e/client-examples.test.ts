@@ -21,11 +21,11 @@ const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 const novel = path.join(repoRoot, 'client', 'data', 'opticks_32k.txt');
 
 /** Runs client/NAME.ts as `tsx client/NAME.ts args...` would. */
-async function example(name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+async function example(name: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000) {
   const r = await execa(process.execPath, ['--import', loader, path.join(repoRoot, 'client', `${name}.ts`), ...args], {
     cwd: repoRoot,
     reject: false,
-    timeout: 180_000,
+    timeout: timeoutMs,
     stdin: 'ignore',
     env: { ...process.env, OPENAI_API_KEY: undefined, GRPST_API_KEY: undefined, ...env },
   });
@@ -149,7 +149,7 @@ describe('openai_txt_cli on the whole shipped text', () => {
     try {
       const question = '\nWhat does the author prove in the first book?';
       const n = (await post(`${s.url}/tokenize`, { messages: [{ role: 'user', content: fs.readFileSync(novel, 'utf8') + question }] })).json.count;
-      const r = await example('openai_txt_cli', [new URL(s.url).host, novel, question, 'true', '--max_tokens', '8']);
+      const r = await example('openai_txt_cli', [new URL(s.url).host, novel, question, 'true', '--max_tokens', '8'], {}, 1_700_000);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^prompt_tokens: ${n}$`, 'm'));
       expect(n).toBeGreaterThan(28_000);
