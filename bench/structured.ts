@@ -90,6 +90,8 @@ function prompt(i: number, length = 32): number[] {
 
 interface Window {
   stepMs: number;
+  /** Process CPU time per step (all threads): steadier than wall time on a busy machine. */
+  cpuMs: number;
   steps: number;
 }
 
@@ -100,11 +102,13 @@ async function decodeWindow(engine: GenerationEngine, batch: number, tokens: num
   let started = 0;
   let t0 = 0;
   let s0 = 0;
+  let c0 = process.cpuUsage();
   let window: Window | undefined;
   const close = () => {
     if (window) return;
-    const steps = engine.stats().steps - s0;
-    window = { stepMs: (performance.now() - t0) / Math.max(1, steps), steps };
+    const steps = Math.max(1, engine.stats().steps - s0);
+    const cpu = process.cpuUsage(c0);
+    window = { stepMs: (performance.now() - t0) / steps, cpuMs: (cpu.user + cpu.system) / 1e3 / steps, steps };
     for (const ac of acs) ac.abort();
   };
   await Promise.all(
@@ -121,6 +125,7 @@ async function decodeWindow(engine: GenerationEngine, batch: number, tokens: num
         if (counts[i] === 0 && ev.tokens.length > 0 && ++started === batch) {
           t0 = performance.now();
           s0 = engine.stats().steps;
+          c0 = process.cpuUsage();
         }
         counts[i] += ev.tokens.length;
         if (started === batch && (counts[i] > tokens || ev.finishReason)) close();
@@ -152,24 +157,28 @@ async function main() {
     maxTokensInPagedKvCache: Math.max(...batches) * 256,
   });
   console.log(`\n## decode step time, ${args.greedy ? 'greedy' : 'temperature 1'}, ${engine.info.kernels}, ${engine.info.threads} threads, ${dir}`);
+  console.log('wall time per step (CPU time per step, all threads), median of the repetitions:\n');
   console.log('| batch | unconstrained | constrained, cold caches | overhead | constrained, warm caches | overhead |');
   console.log('| --- | --- | --- | --- | --- | --- |');
   try {
     await decodeWindow(engine, 1, 4); // warm the engine up
     for (const batch of batches) {
-      const free: number[] = [];
-      const cold: number[] = [];
-      const warm: number[] = [];
+      const runs: Record<'free' | 'cold' | 'warm', Window[]> = { free: [], cold: [], warm: [] };
       for (let r = 0; r < reps; r++) {
-        free.push((await decodeWindow(engine, batch, tokens)).stepMs);
+        runs.free.push(await decodeWindow(engine, batch, tokens));
         // A fresh compiler: a new matcher whose caches start empty.
         const grammar = new StructuredOutputs(tokenizer).compile({ kind: 'json_schema', schema }, false).grammar;
-        cold.push((await decodeWindow(engine, batch, tokens, grammar.constraint())).stepMs);
-        warm.push((await decodeWindow(engine, batch, tokens, grammar.constraint())).stepMs);
+        runs.cold.push(await decodeWindow(engine, batch, tokens, grammar.constraint()));
+        runs.warm.push(await decodeWindow(engine, batch, tokens, grammar.constraint()));
       }
-      const base = median(free);
-      const pct = (x: number) => `${(((x - base) / base) * 100).toFixed(1)}%`;
-      console.log(`| ${batch} | ${ms(base)} | ${ms(median(cold))} | ${pct(median(cold))} | ${ms(median(warm))} | ${pct(median(warm))} |`);
+      const wall = (k: keyof typeof runs) => median(runs[k].map((w) => w.stepMs));
+      const cpu = (k: keyof typeof runs) => median(runs[k].map((w) => w.cpuMs));
+      const cell = (k: keyof typeof runs) => `${ms(wall(k))} (${ms(cpu(k))})`;
+      const pct = (k: keyof typeof runs) => {
+        const p = (a: number, b: number) => `${(((a - b) / b) * 100).toFixed(1)}%`;
+        return `${p(wall(k), wall('free'))} (${p(cpu(k), cpu('free'))})`;
+      };
+      console.log(`| ${batch} | ${cell('free')} | ${cell('cold')} | ${pct('cold')} | ${cell('warm')} | ${pct('warm')} |`);
     }
   } finally {
     await engine.close();

@@ -10,6 +10,7 @@ import { arrayExpr, objectExpr } from './schema-containers.js';
 import { enforcedKeywords, ignoredKeywords, jsonTypes, keywordTypes, refusedKeywords, type JsonType } from './schema-keywords.js';
 import { literalKinds, literalMatches, schemaKinds } from './schema-literals.js';
 import { count, isObject, MAX_LENGTH_BOUND, MAX_RECURSION, SchemaError, upperCount, type SchemaObject } from './schema-errors.js';
+import { patternBody, RegexError } from './regex.js';
 import { stringFormats } from './string-formats.js';
 
 /** Per-path recursion counts of the $refs being expanded. */
@@ -153,6 +154,17 @@ export class SchemaCompiler {
   private string(schema: SchemaObject, path: string): Expr {
     const min = count(schema, 'minLength', path, MAX_LENGTH_BOUND) ?? 0;
     const max = upperCount(schema, 'maxLength', path, MAX_LENGTH_BOUND);
+    if (schema.pattern !== undefined) {
+      if (typeof schema.pattern !== 'string') throw new SchemaError('"pattern" must be a string', path);
+      if (schema.format !== undefined || schema.minLength !== undefined || schema.maxLength !== undefined)
+        throw new SchemaError('"pattern" together with "format", "minLength" or "maxLength" is not supported', path);
+      try {
+        return seq(lit('"'), patternBody(schema.pattern), lit('"'));
+      } catch (err) {
+        if (err instanceof RegexError) throw new SchemaError(`"pattern" ${JSON.stringify(schema.pattern)}: ${err.message}`, path);
+        throw err;
+      }
+    }
     if (schema.format !== undefined) {
       const body = stringFormats.get(String(schema.format));
       if (!body) throw new SchemaError(`"format": ${JSON.stringify(schema.format)} is not supported (supported: ${[...stringFormats.keys()].join(', ')})`, path);

@@ -49,6 +49,7 @@ export const enforcedKeywords = new Set([
   'minLength',
   'maxLength',
   'format',
+  'pattern',
   'minimum',
   'maximum',
   'exclusiveMinimum',
@@ -58,7 +59,6 @@ export const enforcedKeywords = new Set([
 
 /** Keywords that are valid JSON Schema but not enforced: a schema using them is refused. */
 export const refusedKeywords = new Map<string, string>([
-  ['pattern', 'regular-expression patterns on strings'],
   ['patternProperties', 'properties matched by pattern'],
   ['propertyNames', 'constraints on property names'],
   ['dependencies', 'property dependencies'],
@@ -95,6 +95,7 @@ export const keywordTypes: Record<string, string> = {
   minLength: 'string',
   maxLength: 'string',
   format: 'string',
+  pattern: 'string',
   minimum: 'number',
   maximum: 'number',
   exclusiveMinimum: 'number',

@@ -42,6 +42,11 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
     }
   }
 
+  /** Builds what every constrained request needs (the vocabulary trie) ahead of the first one. */
+  warm(): void {
+    this.outputs.warm();
+  }
+
   /** tool_choice "none": the answer may be any text but never a tool call. */
   forbidToolCalls(): unknown {
     return this.outputs.withoutToolCalls().constraint();

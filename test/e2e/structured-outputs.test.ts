@@ -139,11 +139,12 @@ describe('response_format', () => {
     const r = await post(`${server.url}/v1/chat/completions`, {
       model: 'qwen3',
       messages: ask('hi'),
-      response_format: { type: 'json_schema', json_schema: { name: 'zip', schema: { type: 'object', properties: { zip: { type: 'string', pattern: '^[0-9]{5}$' } } } } },
+      response_format: { type: 'json_schema', json_schema: { name: 'zip', schema: { type: 'object', properties: { zip: { type: 'string', pattern: '^(\\d)\\1{4}$' } } } } },
     });
     expect(r.status).toBe(400);
     expect(r.json.error.param).toBe('response_format');
     expect(r.json.error.message).toContain('"pattern"');
+    expect(r.json.error.message).toContain('backreferences');
     expect(r.json.error.message).toContain('#/properties/zip');
     await expect(client.chat.completions.create({ model: 'qwen3', messages: ask('hi'), response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { not: {} } } } })).rejects.toMatchObject({ status: 400 });
   });

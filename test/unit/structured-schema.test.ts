@@ -3,7 +3,7 @@
 // schemas it refuses, with the keyword and the place named.
 import { describe, expect, it } from 'vitest';
 import { SchemaError } from '../../src/structured/schema-errors.js';
-import { match, sample, schemaGrammar, validator } from './structured-sample.js';
+import { match, rng, sample, schemaGrammar, validator } from './structured-sample.js';
 
 const ajv = validator();
 
@@ -70,6 +70,41 @@ describe('schema grammars accept exactly the valid texts', () => {
     for (const bad of ['[1]', '["a",1,2]']) expect(match(tuple, bad), bad).not.toBe('complete');
   });
 
+  it('patterns: anchored or found anywhere, classes, escapes, unicode, as ECMAScript matches them', () => {
+    const zip = schemaGrammar({ type: 'string', pattern: '^\\d{5}(-\\d{4})?$' });
+    for (const ok of ['"12345"', '"12345-6789"']) expect(match(zip, ok), ok).toBe('complete');
+    for (const bad of ['"1234"', '"123456"', '"12345-678"', '"abcde"']) expect(match(zip, bad), bad).not.toBe('complete');
+    const inside = schemaGrammar({ type: 'string', pattern: 'ab+c' });
+    for (const ok of ['"abc"', '"xx abbbc yy"']) expect(match(inside, ok), ok).toBe('complete');
+    expect(match(inside, '"ac"')).not.toBe('complete');
+    const name = schemaGrammar({ type: 'string', pattern: '^[A-Z][a-z]+( [A-Z][a-z]+)*$|^n/a$' });
+    for (const ok of ['"Ada"', '"Ada Lovelace"', '"n/a"']) expect(match(name, ok), ok).toBe('complete');
+    for (const bad of ['"ada"', '"Ada "', '"A"']) expect(match(name, bad), bad).not.toBe('complete');
+    // Characters JSON escapes are written escaped; "." is any character but a line break.
+    expect(match(schemaGrammar({ type: 'string', pattern: '^a"b\\\\c$' }), '"a\\"b\\\\c"')).toBe('complete');
+    const two = schemaGrammar({ type: 'string', pattern: '^.{2}$' });
+    expect(match(two, '"é中"')).toBe('complete');
+    expect(match(two, '"a\\n"')).not.toBe('complete');
+    const accents = schemaGrammar({ type: 'string', pattern: '^[^\\sa-z]+$' });
+    expect(match(accents, '"ÉÀ12"')).toBe('complete');
+    expect(match(accents, '"É a"')).not.toBe('complete');
+  });
+
+  it('patterns agree with ECMAScript RegExp on random strings', () => {
+    const patterns = ['^a*b?$', 'a.b', '^[^a-z]{1,3}$', '^(ab|b1)+$', '\\d\\s', '^\\W*$', '^[\\w-]{2,}$|^é+$', '^.?中$', '"', '^[\\\\"]+$'];
+    const alphabet = ['a', 'A', 'b', '1', ' ', '_', '-', '"', '\\', '\n', 'é', '中', '.'];
+    const next = rng(5);
+    for (const pattern of patterns) {
+      const g = schemaGrammar({ type: 'string', pattern });
+      const re = new RegExp(pattern, 'u');
+      for (let i = 0; i < 300; i++) {
+        const len = Math.floor(next() * 6);
+        const text = Array.from({ length: len }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
+        expect(match(g, JSON.stringify(text)) === 'complete', `${pattern} on ${JSON.stringify(text)}`).toBe(re.test(text));
+      }
+    }
+  });
+
   it('deep nesting: a recursive $ref is followed a bounded number of levels', () => {
     const g = schemaGrammar({ $ref: '#/$defs/list', $defs: { list: { type: 'array', items: { $ref: '#/$defs/list' } } } });
     const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
@@ -103,6 +138,7 @@ const schemas: Record<string, unknown> = {
   tree: { $defs: { node: { type: 'object', properties: { value: { type: 'number' }, children: { type: 'array', items: { $ref: '#/$defs/node' } } }, required: ['value', 'children'] } }, $ref: '#/$defs/node' },
   union: { anyOf: [{ type: 'string', enum: ['a', 'b'] }, { type: 'null' }, { type: 'object', properties: { x: { const: 3 } }, required: ['x'] }] },
   formats: { type: 'object', properties: { at: { type: 'string', format: 'date-time' }, day: { type: 'string', format: 'date' }, id: { type: 'string', format: 'uuid' }, ip: { type: 'string', format: 'ipv4' } }, required: ['at', 'day', 'id', 'ip'] },
+  patterns: { type: 'object', properties: { zip: { type: 'string', pattern: '^[0-9]{5}(-[0-9]{4})?$' }, code: { type: 'string', pattern: '[A-Z]{3}' }, word: { type: 'string', pattern: '^\\w+$' } }, required: ['zip', 'code', 'word'] },
   ranges: { type: 'object', properties: { p: { type: 'number', minimum: 0, maximum: 1 }, n: { type: 'integer', exclusiveMinimum: -3, maximum: 3 } }, required: ['p', 'n'] },
   map: { type: 'object', additionalProperties: { type: 'integer' }, minProperties: 1, maxProperties: 4 },
   anything: {},
@@ -125,7 +161,10 @@ describe('random constrained outputs always validate', () => {
 
 describe('refused schemas name the feature and where it is', () => {
   const refused: [string, unknown, RegExp][] = [
-    ['pattern', { type: 'object', properties: { zip: { type: 'string', pattern: '^\\d{5}$' } } }, /"pattern".*#\/properties\/zip/],
+    ['pattern with a backreference', { type: 'object', properties: { zip: { type: 'string', pattern: '^(a)\\1$' } } }, /"pattern".*backreferences.*#\/properties\/zip/],
+    ['pattern with lookahead', { type: 'string', pattern: '^(?=a)' }, /lookahead/],
+    ['pattern with \\p{...}', { type: 'string', pattern: '\\p{L}' }, /property escapes/],
+    ['patternProperties', { type: 'object', patternProperties: { '^x': {} } }, /"patternProperties"/],
     ['not', { not: { type: 'string' } }, /"not"/],
     ['if/then', { if: { type: 'string' }, then: { minLength: 1 } }, /"if"/],
     ['uniqueItems', { type: 'array', uniqueItems: true }, /uniqueItems/],
