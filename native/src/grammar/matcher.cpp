@@ -15,7 +15,7 @@ constexpr size_t kMaxStates = size_t(1) << 20;
 constexpr size_t kMaxStacks = size_t(1) << 22;
 constexpr int32_t kMaxStackDepth = 1 << 14;
 // Cached masks beyond this are dropped and recomputed on demand.
-constexpr int64_t kMaxMaskBytes = int64_t(512) << 20;
+constexpr int64_t kMaxMaskBytes = int64_t(128) << 20;
 
 }  // namespace
 
