@@ -163,7 +163,9 @@ function addAssistantMessage() {
 
 // ---- one turn ----
 async function send(text) {
-  history.push({ role: 'user', content: text });
+  // New chat may replace `history` while this turn streams: the turn finishes in its own conversation.
+  const conversation = history;
+  conversation.push({ role: 'user', content: text });
   addUserMessage(text);
   const view = addAssistantMessage();
   const controller = new AbortController();
@@ -195,16 +197,16 @@ async function send(text) {
     const seconds = (performance.now() - begin) / 1000;
     const tokens = usage ? `${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '';
     view.finish('done', [tokens, finish === 'length' ? 'cut at max_tokens' : ''].filter(Boolean).join(' · '), thoughtSeconds);
-    history.push({ role: 'assistant', content: view.content });
+    conversation.push({ role: 'assistant', content: view.content });
   } catch (err) {
     take(splitter.finish());
     if (controller.signal.aborted) {
       // A stopped answer stays in the conversation as far as it got.
       view.finish('stopped', 'stopped', thoughtSeconds);
-      history.push({ role: 'assistant', content: view.content });
+      conversation.push({ role: 'assistant', content: view.content });
     } else {
       // A failed turn leaves the history as it was, so the question can simply be sent again.
-      history.pop();
+      conversation.pop();
       view.fail(err instanceof Error ? err.message : String(err));
       if (err instanceof ApiError && err.status === 401) els.apiKey.focus();
     }
@@ -217,7 +219,6 @@ async function send(text) {
 function setBusy(busy) {
   els.send.hidden = busy;
   els.stop.hidden = !busy;
-  els.prompt.disabled = false;
   document.body.dataset.busy = String(busy);
 }
 

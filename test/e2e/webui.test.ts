@@ -247,15 +247,20 @@ describe('web chat page', () => {
     expect(errors.filter((e) => !e.includes('401'))).toEqual([]);
   });
 
-  it('New chat forgets the conversation', async () => {
+  it('New chat forgets the conversation, also in the middle of an answer', async () => {
     await page.goto(open.url);
     await sendMessage(page, 'Answer plainly');
     await waitDone(page);
+    await page.fill('#max-tokens', '3000');
+    await sendMessage(page, 'Write a long story');
+    await expect.poll(async () => ((await lastAssistant(page).locator('.answer').textContent()) ?? '').length, { timeout: 30_000 }).toBeGreaterThan(10);
     await page.click('#new-chat');
     expect(await page.locator('.msg').count()).toBe(0);
+    await expect.poll(() => page.isVisible('#send')).toBe(true);
     await sendMessage(page, 'Answer plainly');
     await waitDone(page);
     expect(chats.at(-1).messages).toEqual([{ role: 'user', content: 'Answer plainly' }]);
+    expect(await page.locator('.msg').count()).toBe(2);
   });
 });
 
