@@ -24,7 +24,9 @@ export interface ReporterOptions {
 }
 
 export function createReporter(opts: ReporterOptions): Reporter {
-  const interactive = !opts.plain && opts.stream.isTTY === true && process.env.CI === undefined;
+  // A terminal that reports no width (some ptys) would make the spinner's redraw arithmetic
+  // divide by zero: plain lines there too.
+  const interactive = !opts.plain && opts.stream.isTTY === true && (opts.stream.columns ?? 0) > 0 && process.env.CI === undefined;
   return interactive ? new SpinnerReporter(opts.stream, opts.now) : new LineReporter(opts.stream, opts.now);
 }
 
