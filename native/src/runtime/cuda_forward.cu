@@ -15,19 +15,26 @@ bool has_format(const ModelWeights& w, WeightFormat f) {
 int small_rows(WeightFormat f) { return f == WeightFormat::bf16 ? kGemvMaxRows : kSkinnyMaxRows; }
 }  // namespace
 
-Status Forward::create(const ModelDims& dims, ModelWeights weights, KvCache kv, const ForwardLimits& limits,
-                       LtContext* lt, int num_sms, std::unique_ptr<Forward>* out) {
-  if (static_cast<int>(weights.layers.size()) != dims.layers || static_cast<int>(kv.layers.size()) != dims.layers)
-    return invalid("Forward", "weights / KV cache do not have one entry per layer");
+Status Forward::create(const ModelDims& dims, ModelWeights weights, const ForwardLimits& limits, LtContext* lt,
+                       int num_sms, std::unique_ptr<Forward>* out) {
+  if (static_cast<int>(weights.layers.size()) != dims.layers)
+    return invalid("Forward", "the weights do not have one entry per layer");
   std::unique_ptr<Forward> f(new Forward());
   f->dims_ = dims;
   f->w_ = std::move(weights);
-  f->kv_ = std::move(kv);
   f->limits_ = limits;
   f->lt_ = lt;
   f->num_sms_ = num_sms;
   GRPST_TRY(f->allocate());
   *out = std::move(f);
+  return ok_status();
+}
+
+Status Forward::set_kv(KvCache kv) {
+  if (static_cast<int>(kv.layers.size()) != dims_.layers) return invalid("Forward", "the KV cache needs one entry per layer");
+  if (kv.geo.nkv != dims_.kv_heads || kv.geo.head_dim != dims_.head_dim)
+    return invalid("Forward", "the KV cache geometry does not match the model");
+  kv_ = std::move(kv);
   return ok_status();
 }
 
@@ -41,6 +48,9 @@ Status Forward::allocate() {
   const size_t qkv_n = (dims_.heads + 2 * dims_.kv_heads) * hd, attn_n = dims_.heads * hd;
   const size_t max_k = std::max({H, I, attn_n});
   const size_t max_n = std::max({qkv_n, 2 * I, H});
+  size_t max_weight = 0;  // elements of the largest layer weight (the dequantization scratch)
+  for (const auto& l : w_.layers)
+    for (const Weight* w : {&l.qkv, &l.o, &l.gate_up, &l.down}) max_weight = std::max(max_weight, size_t(w->N) * w->K);
   auto alloc = [&](size_t bytes, void** p) -> Status {
     if (bytes == 0) return ok_status();
     GRPST_CUDA_CHECK("Forward scratch", cudaMalloc(p, bytes));
@@ -66,7 +76,7 @@ Status Forward::allocate() {
     GRPST_TRY(alloc(T * max_n * 4, reinterpret_cast<void**>(&acc_)));
   }
   if (has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq))
-    GRPST_TRY(alloc(max_n * max_k * 2, reinterpret_cast<void**>(&wtmp_)));
+    GRPST_TRY(alloc(max_weight * 2, reinterpret_cast<void**>(&wtmp_)));
   return ok_status();
 }
 
@@ -112,6 +122,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   const int T = in.num_tokens, R = in.num_decode;
   if (T <= 0) return ok_status();
   if (T > limits_.max_tokens) return invalid("Forward::run", "batch larger than max_tokens");
+  if (kv_.layers.empty()) return invalid("Forward::run", "no KV cache (set_kv)");
   if (in.num_logits > limits_.max_logits && in.logit_rows)
     return invalid("Forward::run", "more logits rows than max_logits");
   const ModelDims& d = dims_;

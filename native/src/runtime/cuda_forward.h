@@ -18,10 +18,10 @@ struct ModelDims {
 };
 
 struct LayerWeights {
-  const bf16* input_norm = nullptr;  // [H]
-  const bf16* post_norm = nullptr;   // [H]
-  const bf16* q_norm = nullptr;      // [hd] or null
-  const bf16* k_norm = nullptr;      // [hd] or null
+  const float* input_norm = nullptr;  // [H] (norm weights stay fp32, as engines store them)
+  const float* post_norm = nullptr;   // [H]
+  const float* q_norm = nullptr;      // [hd] or null
+  const float* k_norm = nullptr;      // [hd] or null
   Weight qkv;                        // [(nh + 2 nkv) hd, H]: q rows, k rows, v rows
   Weight o;                          // [H, nh hd]
   Weight gate_up;                    // [2I, H]: rows interleaved gate_0, up_0, gate_1, ...
@@ -35,7 +35,7 @@ struct LayerWeights {
 
 struct ModelWeights {
   const bf16* embed = nullptr;       // [V, H]
-  const bf16* final_norm = nullptr;  // [H]
+  const float* final_norm = nullptr;  // [H]
   Weight lm_head;                    // [V, H] (the embedding when tied)
   std::vector<LayerWeights> layers;
   const float* inv_freq = nullptr;   // [hd/2], device
@@ -72,8 +72,10 @@ struct ForwardLimits {
 
 class Forward {
  public:
-  static Status create(const ModelDims& dims, ModelWeights weights, KvCache kv, const ForwardLimits& limits,
-                       LtContext* lt, int num_sms, std::unique_ptr<Forward>* out);
+  // Allocates the activation scratch; the KV cache comes later (set_kv), sized from what is left.
+  static Status create(const ModelDims& dims, ModelWeights weights, const ForwardLimits& limits, LtContext* lt,
+                       int num_sms, std::unique_ptr<Forward>* out);
+  Status set_kv(KvCache kv);
   ~Forward();
   Forward(const Forward&) = delete;
   Forward& operator=(const Forward&) = delete;

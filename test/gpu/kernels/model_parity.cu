@@ -100,6 +100,8 @@ struct DevModel {
     return static_cast<const T*>(p);
   }
   const cu::bf16* bf(const std::vector<uint16_t>& v) { return reinterpret_cast<const cu::bf16*>(up(v)); }
+  // norm weights: fp32 on the device, as engines store them (bf16 -> fp32 is exact)
+  const float* f32(const std::vector<uint16_t>& v) { return up(harness::bf16_to_f32(v)); }
   void* raw(size_t bytes) {
     void* p = nullptr;
     cudaMalloc(&p, bytes);
@@ -132,17 +134,17 @@ int run_fixture(const Fixture& f, cu::LtContext* lt) {
   cu::ModelWeights w;
   const auto embed = tensor_values(f, "model.embed_tokens.weight", "embed_tokens", size_t(f.V) * f.H, f.H);
   w.embed = dm.bf(embed);
-  w.final_norm = dm.bf(tensor_values(f, "model.norm.weight", "norm", f.H, 0));
+  w.final_norm = dm.f32(tensor_values(f, "model.norm.weight", "norm", f.H, 0));
   w.lm_head = f.tie ? bf16_weight(dm, embed, f.V, f.H)
                     : bf16_weight(dm, tensor_values(f, "lm_head.weight", "lm_head", size_t(f.V) * f.H, f.H), f.V, f.H);
   const int q = f.nh * f.hd, kv = f.nkv * f.hd;
   for (int l = 0; l < f.L; ++l) {
     const std::string p = P + std::to_string(l) + ".";
     cu::LayerWeights lw;
-    lw.input_norm = dm.bf(tensor_values(f, p + "input_layernorm.weight", "norm", f.H, 0));
-    lw.post_norm = dm.bf(tensor_values(f, p + "post_attention_layernorm.weight", "norm", f.H, 0));
-    lw.q_norm = dm.bf(tensor_values(f, p + "self_attn.q_norm.weight", "norm", f.hd, 0));
-    lw.k_norm = dm.bf(tensor_values(f, p + "self_attn.k_norm.weight", "norm", f.hd, 0));
+    lw.input_norm = dm.f32(tensor_values(f, p + "input_layernorm.weight", "norm", f.H, 0));
+    lw.post_norm = dm.f32(tensor_values(f, p + "post_attention_layernorm.weight", "norm", f.H, 0));
+    lw.q_norm = dm.f32(tensor_values(f, p + "self_attn.q_norm.weight", "norm", f.hd, 0));
+    lw.k_norm = dm.f32(tensor_values(f, p + "self_attn.k_norm.weight", "norm", f.hd, 0));
     auto wq = tensor_values(f, p + "self_attn.q_proj.weight", "linear", size_t(q) * f.H, f.H);
     auto wk = tensor_values(f, p + "self_attn.k_proj.weight", "linear", size_t(kv) * f.H, f.H);
     auto wv = tensor_values(f, p + "self_attn.v_proj.weight", "linear", size_t(kv) * f.H, f.H);
@@ -175,8 +177,12 @@ int run_fixture(const Fixture& f, cu::LtContext* lt) {
   lim.max_tokens = max_len;
   lim.max_logits = max_len;
   std::unique_ptr<cu::Forward> fwd;
-  if (!Checks::get().status("parity Forward::create " + f.name, cu::Forward::create(d, w, cache, lim, lt, 132, &fwd))) return 1;
+  if (!Checks::get().status("parity Forward::create " + f.name, cu::Forward::create(d, w, lim, lt, 132, &fwd)) ||
+      !Checks::get().status("parity Forward::set_kv " + f.name, fwd->set_kv(cache)))
+    return 1;
 
+  cudaStream_t stream;  // a blocking stream: the synchronous copies below order against it
+  cudaStreamCreate(&stream);
   std::vector<int32_t> tables(blocks);
   for (int i = 0; i < blocks; ++i) tables[i] = i;
   Dev<int32_t> dtables(tables);
@@ -241,13 +247,15 @@ int run_fixture(const Fixture& f, cu::LtContext* lt) {
       dstep.tables = cu::PagedTables{dtables.p, blocks};
       dstep.num_logits = 1;
       dstep.max_context = p + 1;
-      if (!Checks::get().status("parity decode " + tag, fwd->run(dstep, l1.p, cu::Exec{nullptr, true}))) break;
+      if (!Checks::get().status("parity decode " + tag, fwd->run(dstep, l1.p, cu::Exec{stream, true}))) break;
+      cudaStreamSynchronize(stream);
       const auto row = l1.download();
       tok = static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
     }
     Checks::get().expect("model parity greedy " + tag, !diverged,
                          std::to_string(matched) + "/" + std::to_string(compared) + " tokens equal before a near-tie");
   }
+  cudaStreamDestroy(stream);
   return 0;
 }
 

@@ -16,7 +16,7 @@ void embedding(const std::vector<int32_t>& ids, const V16& table, int H, int V, 
       std::copy_n(table.begin() + static_cast<size_t>(ids[t]) * H, H, out.begin() + t * H);
 }
 
-void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const V16& w, int M, int H, float eps, V16& y) {
+void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const VF& w, int M, int H, float eps, V16& y) {
   y.assign(static_cast<size_t>(M) * H, 0);
   if (residual_out) residual_out->resize(static_cast<size_t>(M) * H);
   std::vector<float> row(H);
@@ -31,7 +31,7 @@ void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const V16& w,
       ss += static_cast<double>(f) * f;
     }
     const float rstd = 1.f / std::sqrt(static_cast<float>(ss / H) + eps);
-    for (int k = 0; k < H; ++k) y[static_cast<size_t>(m) * H + k] = f2bf(bf2f(w[k]) * rbf(row[k] * rstd));
+    for (int k = 0; k < H; ++k) y[static_cast<size_t>(m) * H + k] = f2bf(w[k] * rbf(row[k] * rstd));
   }
 }
 
@@ -76,7 +76,7 @@ float KvHost::get(bool is_k, size_t i) const {
 
 void KvHost::put(bool is_k, size_t i, float value) {
   std::vector<uint8_t>& b = is_k ? k : v;
-  const float inv = 1.f / (is_k ? k_scale : v_scale);
+  const float scale = is_k ? k_scale : v_scale;
   switch (dtype) {
     case KvDtype::bf16: {
       const uint16_t h = f2bf(value);
@@ -84,13 +84,13 @@ void KvHost::put(bool is_k, size_t i, float value) {
       b[2 * i + 1] = h >> 8;
       break;
     }
-    case KvDtype::fp8: b[i] = harness::f2e4m3(value * inv); break;
-    case KvDtype::int8: b[i] = static_cast<uint8_t>(harness::f2i8(value * inv)); break;
+    case KvDtype::fp8: b[i] = harness::f2e4m3(value / scale); break;
+    case KvDtype::int8: b[i] = static_cast<uint8_t>(harness::f2i8(value / scale)); break;
   }
 }
 
 void qk_norm_rope_kv(const V16& qkv, const std::vector<int32_t>& positions, const std::vector<int32_t>& slots,
-                     const V16& q_norm_w, const V16& k_norm_w, float eps, const std::vector<float>& inv_freq,
+                     const VF& q_norm_w, const VF& k_norm_w, float eps, const std::vector<float>& inv_freq,
                      float attention_scaling, int T, int nh, KvHost& kv, V16& q_out) {
   const int hd = kv.hd, nkv = kv.nkv, heads = nh + 2 * nkv, half = hd / 2;
   q_out.assign(static_cast<size_t>(T) * nh * hd, 0);
@@ -106,7 +106,7 @@ void qk_norm_rope_kv(const V16& qkv, const std::vector<int32_t>& positions, cons
         continue;
       }
       const bool is_q = h < nh;
-      const V16& nw = is_q ? q_norm_w : k_norm_w;
+      const VF& nw = is_q ? q_norm_w : k_norm_w;
       double ss = 0;
       for (int d = 0; d < hd; ++d) {
         y[d] = bf2f(src[d]);
@@ -114,7 +114,7 @@ void qk_norm_rope_kv(const V16& qkv, const std::vector<int32_t>& positions, cons
       }
       if (!nw.empty()) {
         const float rstd = 1.f / std::sqrt(static_cast<float>(ss / hd) + eps);
-        for (int d = 0; d < hd; ++d) y[d] = rbf(bf2f(nw[d]) * rbf(y[d] * rstd));
+        for (int d = 0; d < hd; ++d) y[d] = rbf(nw[d] * rbf(y[d] * rstd));
       }
       if (!is_q && slot < 0) continue;
       for (int i = 0; i < half; ++i) {
@@ -158,7 +158,7 @@ void attention_row(const uint16_t* q, int nh, int ctx, const int32_t* bt, const 
   }
 }
 
-VF linear_act(const V16& x, const V16* norm_w, float eps, const V16* act_scale, int M, int K) {
+VF linear_act(const V16& x, const VF* norm_w, float eps, const V16* act_scale, int M, int K) {
   VF a(static_cast<size_t>(M) * K);
   for (int m = 0; m < M; ++m) {
     float rstd = 1.f;
@@ -172,7 +172,7 @@ VF linear_act(const V16& x, const V16* norm_w, float eps, const V16* act_scale, 
     }
     for (int k = 0; k < K; ++k) {
       float f = bf2f(x[static_cast<size_t>(m) * K + k]);
-      if (norm_w) f = rbf(bf2f((*norm_w)[k]) * rbf(f * rstd));
+      if (norm_w) f = rbf((*norm_w)[k] * rbf(f * rstd));
       if (act_scale) f = rbf(f * bf2f((*act_scale)[k]));
       a[static_cast<size_t>(m) * K + k] = f;
     }
@@ -191,15 +191,15 @@ float HostWeight::weight(int n, int k) const {
       const float q = static_cast<float>((k & 1) ? (b >> 4) : (b & 0xF));
       const int ng = (K + group_size - 1) / group_size;
       const size_t gi = static_cast<size_t>(n) * ng + k / group_size;
-      const float z = group_zero.empty() ? 8.f : bf2f(group_zero[gi]);
-      return rbf((q - z) * bf2f(group_scale[gi]));
+      const float z = group_zero.empty() ? 8.f : static_cast<float>(group_zero[gi]);
+      return rbf((q - z) * rbf(group_scale[gi]));
     }
     case WeightFormat::fp8: return harness::e4m32f(e4m3[i]);
   }
   return 0;
 }
 
-void linear(const V16& x, const V16* norm_w, float eps, const V16* act_scale, const HostWeight& w, Epilogue epi,
+void linear(const V16& x, const VF* norm_w, float eps, const V16* act_scale, const HostWeight& w, Epilogue epi,
             bool f32_out, int M, VF& y) {
   const int N = w.N, K = w.K;
   VF a = linear_act(x, norm_w, eps, act_scale, M, K);
@@ -211,8 +211,8 @@ void linear(const V16& x, const V16* norm_w, float eps, const V16* act_scale, co
     for (int m = 0; m < M; ++m) {
       float amax = 0;
       for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(a[static_cast<size_t>(m) * K + k]));
-      const float inv = amax > 0 ? 127.f / amax : 0.f;
-      for (int k = 0; k < K; ++k) a[static_cast<size_t>(m) * K + k] = harness::f2i8(a[static_cast<size_t>(m) * K + k] * inv);
+      const float div = amax > 0 ? amax / 127.f : 1.f;
+      for (int k = 0; k < K; ++k) a[static_cast<size_t>(m) * K + k] = harness::f2i8(a[static_cast<size_t>(m) * K + k] / div);
       row_scale[m] = amax / 127.f;
     }
   }

@@ -15,7 +15,7 @@ using grpst::cuda::KvDtype;
 using grpst::cuda::WeightFormat;
 
 void embedding(const std::vector<int32_t>& ids, const V16& table, int H, int V, V16& out);
-void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const V16& w, int M, int H, float eps, V16& y);
+void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const VF& w, int M, int H, float eps, V16& y);
 void swiglu(const V16& gate_up, int M, int I, V16& out);
 
 // A paged cache in host memory with the device layout [num_blocks, nkv, block_size, hd].
@@ -36,7 +36,7 @@ struct KvHost {
 };
 
 void qk_norm_rope_kv(const V16& qkv, const std::vector<int32_t>& positions, const std::vector<int32_t>& slots,
-                     const V16& q_norm_w, const V16& k_norm_w, float eps, const std::vector<float>& inv_freq,
+                     const VF& q_norm_w, const VF& k_norm_w, float eps, const std::vector<float>& inv_freq,
                      float attention_scaling, int T, int nh, KvHost& kv, V16& q_out);
 
 // out[nh*hd] for one query row attending keys [0, ctx) through one block-table row; needs
@@ -45,7 +45,7 @@ void attention_row(const uint16_t* q /*[nh*hd]*/, int nh, int ctx, const int32_t
                    float softmax_scale, float* out);
 
 // Activation prologue as the kernels apply it: bf16-rounded floats [M,K].
-VF linear_act(const V16& x, const V16* norm_w, float eps, const V16* act_scale, int M, int K);
+VF linear_act(const V16& x, const VF* norm_w, float eps, const V16* act_scale, int M, int K);
 
 // A quantized weight as the reference sees it (natural layouts).
 struct HostWeight {
@@ -54,7 +54,8 @@ struct HostWeight {
   V16 bf16;                      // bf16 [N,K]
   std::vector<int8_t> i8;        // int8_wo / int8_sq [N,K]
   std::vector<uint8_t> i4;       // int4 [N,K/2], low nibble first
-  V16 group_scale, group_zero;   // int4 [N, K/G]; zero may be empty (8)
+  VF group_scale;                   // int4 [N, K/G] fp32 (the kernels use bf16(scale))
+  std::vector<uint8_t> group_zero;  // int4 [N, K/G], 0..15; empty: 8
   int group_size = 0;
   std::vector<float> channel_scale;  // [N]
   std::vector<uint8_t> e4m3;     // fp8 [N,K]
@@ -64,7 +65,7 @@ struct HostWeight {
 
 // y[M,N] (or [M,N/2] for SwiGLU): y holds bf16 values as floats, fp32 when f32_out; for the
 // residual epilogue y is read and updated.
-void linear(const V16& x, const V16* norm_w, float eps, const V16* act_scale, const HostWeight& w, Epilogue epi,
+void linear(const V16& x, const VF* norm_w, float eps, const V16* act_scale, const HostWeight& w, Epilogue epi,
             bool f32_out, int M, VF& y);
 
 }  // namespace ref

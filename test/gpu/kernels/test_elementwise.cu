@@ -32,14 +32,16 @@ static void test_rmsnorm(bool with_residual, int M, int H) {
   Rng r(21 + M + H);
   auto x = rand_bf16(r, static_cast<size_t>(M) * H, 3.f);
   auto res = rand_bf16(r, static_cast<size_t>(M) * H, 2.f);
-  auto w = rand_bf16(r, H, 0.2f, 1.f);
-  Dev<uint16_t> dx(x), dres(res), dw(w), dy(static_cast<size_t>(M) * H);
+  std::vector<float> w(H);
+  for (auto& v : w) v = 1.f + r.sym(0.2f);
+  Dev<uint16_t> dx(x), dres(res), dy(static_cast<size_t>(M) * H);
+  Dev<float> dw(w);
   dy.poison();
   const std::string name = std::string("rmsnorm") + (with_residual ? "+residual" : "") + " M=" + std::to_string(M) +
                            " H=" + std::to_string(H);
   // The residual sum is written in place of x (residual_out aliases x), as the runner does.
   Checks::get().status(name, cu::rmsnorm(dx.as<cu::bf16>(), with_residual ? dres.as<cu::bf16>() : nullptr,
-                                         with_residual ? dx.as<cu::bf16>() : nullptr, dw.as<cu::bf16>(),
+                                         with_residual ? dx.as<cu::bf16>() : nullptr, dw.p,
                                          dy.as<cu::bf16>(), M, H, 1e-6f, {}));
   ref::V16 y, sum;
   ref::rmsnorm(x, with_residual ? &res : nullptr, with_residual ? &sum : nullptr, w, M, H, 1e-6f, y);
@@ -72,7 +74,13 @@ static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float 
   kv.v_scale = dtype == cu::KvDtype::int8 ? 0.03f : dtype == cu::KvDtype::fp8 ? 0.01f : 1.f;
   kv.allocate();
   auto qkv = rand_bf16(r, static_cast<size_t>(T) * (nh + 2 * nkv) * hd, 2.f);
-  ref::V16 qn = norms ? rand_bf16(r, hd, 0.2f, 1.f) : ref::V16(), kn = norms ? rand_bf16(r, hd, 0.2f, 1.f) : ref::V16();
+  ref::VF qn, kn;
+  if (norms) {
+    qn.resize(hd);
+    kn.resize(hd);
+    for (auto& v : qn) v = 1.f + r.sym(0.2f);
+    for (auto& v : kn) v = 1.f + r.sym(0.2f);
+  }
   std::vector<int32_t> pos(T), slots(T);
   for (int t = 0; t < T; ++t) {
     pos[t] = t < 3 ? 30000 + 7 * t : r.below(4096);  // large positions exercise the angle reduction
@@ -80,7 +88,8 @@ static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float 
   }
   std::vector<float> inv(hd / 2);
   for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
-  Dev<uint16_t> dqkv(qkv), dqn(qn), dkn(kn), dq(static_cast<size_t>(T) * nh * hd);
+  Dev<uint16_t> dqkv(qkv), dq(static_cast<size_t>(T) * nh * hd);
+  Dev<float> dqn(qn), dkn(kn);
   Dev<int32_t> dpos(pos), dslots(slots);
   Dev<float> dinv(inv);
   Dev<uint8_t> dk(kv.k.size()), dv(kv.v.size());
@@ -92,8 +101,7 @@ static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float 
   cu::KvGeometry geo{blocks, bs, nkv, hd, dtype};
   cu::KvLayer layer{dk.p, dv.p, kv.k_scale, kv.v_scale};
   Checks::get().status(name, cu::qk_norm_rope_kv(dqkv.as<cu::bf16>(), dpos.p, dslots.p,
-                                                 norms ? dqn.as<cu::bf16>() : nullptr,
-                                                 norms ? dkn.as<cu::bf16>() : nullptr, 1e-6f,
+                                                 norms ? dqn.p : nullptr, norms ? dkn.p : nullptr, 1e-6f,
                                                  cu::Rope{dinv.p, att_scaling}, T, nh, geo, layer,
                                                  dq.as<cu::bf16>(), {}));
   ref::V16 q_want;

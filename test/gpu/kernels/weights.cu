@@ -34,10 +34,10 @@ ref::HostWeight random_host_weight(cu::WeightFormat f, int N, int K, Rng& r, int
       for (auto& b : h.i4) b = static_cast<uint8_t>(r.below(256));
       const int ng = (K + group_size - 1) / group_size;
       h.group_scale.resize(static_cast<size_t>(N) * ng);
-      for (auto& s : h.group_scale) s = f2bf(a / 7.f * (0.5f + r.uniform()));
+      for (auto& s : h.group_scale) s = a / 7.f * (0.5f + r.uniform());
       if (zeros) {
         h.group_zero.resize(static_cast<size_t>(N) * ng);
-        for (auto& z : h.group_zero) z = f2bf(static_cast<float>(r.below(16)));
+        for (auto& z : h.group_zero) z = static_cast<uint8_t>(r.below(16));
       }
       break;
     }
@@ -78,9 +78,9 @@ DevWeight to_device(const ref::HostWeight& h) {
       auto* packed = static_cast<uint32_t*>(d.dev(tiles * 16 * ((h.K + 63) / 64) * 64 / 2));
       auto* ps = static_cast<cu::bf16*>(d.dev(tiles * ng * 16 * 2));
       cu::bf16* pz = h.group_zero.empty() ? nullptr : static_cast<cu::bf16*>(d.dev(tiles * ng * 16 * 2));
-      const cu::bf16* zs = h.group_zero.empty() ? nullptr : reinterpret_cast<const cu::bf16*>(d.upload(h.group_zero));
-      Checks::get().status("repack_int4", cu::repack_int4(nat, reinterpret_cast<const cu::bf16*>(d.upload(h.group_scale)),
-                                                          zs, h.N, h.K, h.group_size, packed, ps, pz, {}));
+      const uint8_t* zs = h.group_zero.empty() ? nullptr : d.upload(h.group_zero);
+      Checks::get().status("repack_int4", cu::repack_int4(nat, d.upload(h.group_scale), zs, h.N, h.K, h.group_size,
+                                                          packed, ps, pz, {}));
       w.data = packed;
       w.group_scale = ps;
       w.group_zero = pz;

@@ -55,6 +55,18 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
     target_include_directories(grpst_cuda PUBLIC ${GRPST_NATIVE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
     target_link_libraries(grpst_cuda PUBLIC CUDA::cudart_static CUDA::cublasLt)
 
+    # The CUDA ModelRunner (uses the runtime library grpst_core, defined by native/CMakeLists.txt).
+    if(NOT GRPST_CUDA_HARNESS_ONLY)
+      add_library(grpst_cuda_runner STATIC
+        ${GRPST_NATIVE_DIR}/src/runtime/cuda_runner.cu
+        ${GRPST_NATIVE_DIR}/src/runtime/cuda_weights.cu
+      )
+      set_target_properties(grpst_cuda_runner PROPERTIES POSITION_INDEPENDENT_CODE ON)
+      target_compile_options(grpst_cuda_runner PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3>)
+      target_include_directories(grpst_cuda_runner PRIVATE ${GRPST_NATIVE_DIR}/include ${GRPST_NATIVE_DIR}/src)
+      target_link_libraries(grpst_cuda_runner PUBLIC grpst_cuda grpst_core)
+    endif()
+
     # Kernel parity tests and benchmarks (test/gpu/kernels): every kernel against its CPU twin.
     set(grpst_harness_dir ${GRPST_NATIVE_DIR}/../test/gpu/kernels)
     if(EXISTS ${grpst_harness_dir}/main.cu)

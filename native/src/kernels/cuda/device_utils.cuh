@@ -38,13 +38,13 @@ Status launch(const char* op, void (*kernel)(KArgs...), dim3 grid, dim3 block, s
   return ok_status();
 }
 
-// Raises a kernel's dynamic shared-memory limit once (needed above 48 KB).
+// Raises a kernel's dynamic shared-memory limit (needed near and above 48 KB, which static
+// shared memory also counts against). Remembers the largest limit set per kernel, so later
+// calls, e.g. inside a CUDA graph capture, change nothing.
+Status allow_smem_bytes(const char* op, const void* kernel, size_t bytes);
 template <typename... KArgs>
 Status allow_smem(const char* op, void (*kernel)(KArgs...), size_t bytes) {
-  if (bytes <= 48 * 1024) return ok_status();
-  GRPST_CUDA_CHECK(op, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(bytes)));
-  return ok_status();
+  return allow_smem_bytes(op, reinterpret_cast<const void*>(kernel), bytes);
 }
 
 __device__ __forceinline__ void griddep_wait() {
@@ -102,14 +102,14 @@ __device__ __forceinline__ int8_t f32_to_i8(float v) {
 }
 
 // Cache element types. Load8 reads 8 consecutive elements and returns them as floats times
-// `scale` (the per-tensor dequantization scale; 1 for bf16); store1 quantizes one value.
+// `scale` (the per-tensor dequantization scale; 1 for bf16); store1 stores round(v / scale).
 struct KvBf16 {
   using T = bf16;
   static constexpr int kBytes = 2;
   __device__ static void load8(const T* p, float scale, float* f) {
     unpack8(*reinterpret_cast<const uint4*>(p), f);
   }
-  __device__ static T store1(float v, float inv_scale) { return __float2bfloat16_rn(v); }
+  __device__ static T store1(float v, float scale) { return __float2bfloat16_rn(v); }
 };
 struct KvFp8 {
   using T = uint8_t;
@@ -127,7 +127,7 @@ struct KvFp8 {
       f[i * 4 + 2] = b.x * scale; f[i * 4 + 3] = b.y * scale;
     }
   }
-  __device__ static T store1(float v, float inv_scale) { return f32_to_e4m3(v * inv_scale); }
+  __device__ static T store1(float v, float scale) { return f32_to_e4m3(__fdiv_rn(v, scale)); }
 };
 struct KvInt8 {
   using T = int8_t;
@@ -140,7 +140,7 @@ struct KvInt8 {
 #pragma unroll
       for (int j = 0; j < 4; ++j) f[i * 4 + j] = static_cast<float>(static_cast<int8_t>(w[i] >> (8 * j))) * scale;
   }
-  __device__ static T store1(float v, float inv_scale) { return f32_to_i8(v * inv_scale); }
+  __device__ static T store1(float v, float scale) { return f32_to_i8(__fdiv_rn(v, scale)); }
 };
 
 // ---- reductions --------------------------------------------------------------------------------

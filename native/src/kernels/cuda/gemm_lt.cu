@@ -41,6 +41,7 @@ Status lt_error(const char* op, cublasStatus_t s) {
 
 struct LtContext {
   cublasLtHandle_t handle = nullptr;
+  float* one = nullptr;  // device 1.0f: the fp8 scale placeholder while choosing algorithms
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
   std::mutex mu;
@@ -61,6 +62,14 @@ Status lt_create(LtContext** out, size_t workspace_bytes) {
     return cuda_error("cuBLASLt workspace", e);
   }
   ctx->workspace_bytes = workspace_bytes;
+  const float one = 1.f;
+  if ((e = cudaMalloc(&ctx->one, sizeof(float))) != cudaSuccess ||
+      (e = cudaMemcpy(ctx->one, &one, sizeof(float), cudaMemcpyHostToDevice)) != cudaSuccess) {
+    cudaFree(ctx->workspace);
+    cublasLtDestroy(ctx->handle);
+    delete ctx;
+    return cuda_error("cuBLASLt scale placeholder", e);
+  }
   *out = ctx;
   return ok_status();
 }
@@ -75,6 +84,7 @@ void lt_destroy(LtContext* ctx) {
     cublasLtMatmulDescDestroy(p.op);
   }
   cudaFree(ctx->workspace);
+  cudaFree(ctx->one);
   cublasLtDestroy(ctx->handle);
   delete ctx;
 }
@@ -109,12 +119,7 @@ Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_ou
   GRPST_LT_CHECK("cublasLt layout D", cublasLtMatrixLayoutCreate(&p.d, cd, N, M, N));
   if (kind == GemmKind::fp8) {
     // Placeholders so the heuristic sees a scaled fp8 product; the real pointers are set per call.
-    static float* one = nullptr;
-    if (!one) {
-      GRPST_CUDA_CHECK("fp8 scale placeholder", cudaMalloc(&one, sizeof(float)));
-      const float v = 1.f;
-      GRPST_CUDA_CHECK("fp8 scale placeholder", cudaMemcpy(one, &v, sizeof(v), cudaMemcpyHostToDevice));
-    }
+    const float* one = ctx->one;
     GRPST_LT_CHECK("cublasLt A scale", cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &one, sizeof(one)));
     GRPST_LT_CHECK("cublasLt B scale", cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &one, sizeof(one)));
   }

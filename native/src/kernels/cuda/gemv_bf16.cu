@@ -13,7 +13,7 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kRW = 2;  // rows per warp (a gate/up pair for SwiGLU)
 constexpr int kU = 4;   // 16-byte loads per row in flight per lane
-constexpr int kSmemBytes = 48 * 1024;
+constexpr int kSmemBytes = 40 * 1024;
 
 template <int MB>
 __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, const bf16* __restrict__ w /*[N,K]*/,

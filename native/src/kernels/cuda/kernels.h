@@ -19,10 +19,11 @@ using bf16 = __nv_bfloat16;
 Status embedding(const int32_t* ids /*[T]*/, const bf16* table /*[V,H]*/, bf16* out /*[T,H]*/,
                  int T, int H, int V, const Exec& ex);
 
-// HF Qwen3RMSNorm: y = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))). With `residual`, x is first
-// replaced by bf16(x + residual) and that sum is written to residual_out (may alias x).
+// HF Qwen3RMSNorm: y = bf16(w * bf16(x * rsqrt(mean(x^2) + eps))), w in fp32 as engines store
+// norms (folded AWQ / SmoothQuant factors stay exact). With `residual`, x is first replaced by
+// bf16(x + residual) and that sum is written to residual_out (may alias x).
 Status rmsnorm(const bf16* x /*[M,H]*/, const bf16* residual /*[M,H] or null*/,
-               bf16* residual_out /*[M,H] or null*/, const bf16* w /*[H]*/, bf16* y /*[M,H]*/,
+               bf16* residual_out /*[M,H] or null*/, const float* w /*[H]*/, bf16* y /*[M,H]*/,
                int M, int H, float eps, const Exec& ex);
 
 // out[m,j] = bf16(bf16(silu(g)) * u) with (g,u) = gate_up[m, 2j], gate_up[m, 2j+1]: the engine's
@@ -34,7 +35,7 @@ Status swiglu(const bf16* gate_up /*[M,2I]*/, bf16* out /*[M,I]*/, int M, int I,
 enum class KvDtype : int { bf16 = 0, fp8 = 1, int8 = 2 };
 
 // One layer's cache: k and v are [num_blocks, nkv, block_size, head_dim] of `dtype`; fp8/int8
-// store value / scale (per-tensor scales, 1 for bf16).
+// store round(value / scale) (per-tensor scales, 1 for bf16).
 struct KvLayer {
   void* k;
   void* v;
@@ -63,8 +64,8 @@ struct Rope {
 // RoPE) and v to the cache at slot = block * block_size + offset (slot < 0: not written).
 // q_norm_w / k_norm_w may be null (no per-head norm).
 Status qk_norm_rope_kv(const bf16* qkv /*[T,(nh+2*nkv)*hd]*/, const int32_t* positions /*[T]*/,
-                       const int32_t* slots /*[T]*/, const bf16* q_norm_w /*[hd]*/,
-                       const bf16* k_norm_w /*[hd]*/, float eps, Rope rope, int T, int nh,
+                       const int32_t* slots /*[T]*/, const float* q_norm_w /*[hd]*/,
+                       const float* k_norm_w /*[hd]*/, float eps, Rope rope, int T, int nh,
                        KvGeometry geo, KvLayer kv, bf16* q_out /*[T,nh,hd]*/, const Exec& ex);
 
 // ---- attention ---------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ Status attention_prefill(const bf16* q /*[T,nh,hd]*/, const PrefillBatch& batch,
 // then scaled per input channel (AWQ pre-quant scale, SmoothQuant smoothing): a = bf16(a * s).
 struct LinearIn {
   const bf16* x = nullptr;          // [M,K]
-  const bf16* norm_w = nullptr;     // [K] or null
+  const float* norm_w = nullptr;    // [K] or null (fp32, as engines store norms)
   float eps = 1e-6f;
   const bf16* act_scale = nullptr;  // [K] or null
 };
@@ -129,9 +130,12 @@ const char* weight_format_name(WeightFormat f);
 //  bf16:     data bf16 [N,K]
 //  int8_wo:  data int8 in mma-fragment order (repack_int8_wo), channel_scale [N]
 //  int4_awq: data uint32 in mma-fragment order (repack_int4), group_scale / group_zero bf16 in
-//            [N/16][K/G][16] order; zero holds 128 + z (null: symmetric, z = 8)
-//  fp8:      data e4m3 [N,K], w_scale and x_scale per-tensor (device floats)
-//  int8_sq:  data int8 [N,K], channel_scale [N]; activations are quantized per token
+//            [N/16][K/G][16] order; zero holds 128 + z (null: symmetric, z = 8). The engine's
+//            fp32 scales become bf16 here: the tensor cores multiply bf16((q - z) * s).
+//  fp8:      data e4m3 [N,K], w_scale and x_scale per-tensor (device floats):
+//            y = (e4m3(x / x_scale) . w) * x_scale * w_scale
+//  int8_sq:  data int8 [N,K], channel_scale [N]; activations quantized per token:
+//            xs = amax / 127, xq = round_half_even(x / xs)
 struct Weight {
   WeightFormat format = WeightFormat::bf16;
   int N = 0, K = 0;
@@ -189,10 +193,11 @@ Status dequant_weight(const Weight& w, bf16* out /*[N,K]*/, const Exec& ex);
 
 // Load-time repacks from the engine's natural layouts:
 //  int8_wo natural: int8 [N,K];  int4 natural: uint8 [N,K/2], element k in byte k/2, low nibble
-//  first, unsigned 0..15; scales / zeros bf16 [N,K/G] (zeros as integers 0..15).
+//  first, unsigned 0..15; scales fp32 [N,K/G], zeros uint8 [N,K/G] (null: 8). See
+//  src/quant/LAYOUTS.md.
 // N must be a multiple of 16 and K of 64 (zero-padded by the caller otherwise).
 Status repack_int8_wo(const int8_t* natural, int N, int K, int8_t* packed, const Exec& ex);
-Status repack_int4(const uint8_t* natural, const bf16* scales, const bf16* zeros, int N, int K,
+Status repack_int4(const uint8_t* natural, const float* scales, const uint8_t* zeros, int N, int K,
                    int group_size, uint32_t* packed, bf16* packed_scales, bf16* packed_zeros,
                    const Exec& ex);
 

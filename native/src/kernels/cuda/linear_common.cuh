@@ -8,6 +8,12 @@
 
 namespace grpst::cuda {
 
+__device__ __forceinline__ void load_f32x8(const float* p, float* f) {
+  const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+  f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
+  f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+
 // Statistics of rows [0, M) into shared arrays: rstd[m] (1 without a norm) and, when amax is
 // requested, amax[m] of the transformed row. Every thread of the block must call it.
 __device__ __forceinline__ void linear_row_stats(const LinearIn& in, int M, int K, bool want_amax,
@@ -35,7 +41,7 @@ __device__ __forceinline__ void linear_row_stats(const LinearIn& in, int M, int 
         if (in.norm_w || in.act_scale) {
           // same transform as linear_transform8, inlined to avoid a dependency on rstd in smem
           float w8[8], s8[8];
-          if (in.norm_w) unpack8(reinterpret_cast<const uint4*>(in.norm_w)[j], w8);
+          if (in.norm_w) load_f32x8(in.norm_w + j * 8, w8);
           if (in.act_scale) unpack8(reinterpret_cast<const uint4*>(in.act_scale)[j], s8);
 #pragma unroll
           for (int e = 0; e < 8; ++e) {
@@ -58,7 +64,7 @@ __device__ __forceinline__ void linear_load8(const LinearIn& in, int K, int m, i
   unpack8(*reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m) * K + k), f);
   if (in.norm_w) {
     float w8[8];
-    unpack8(*reinterpret_cast<const uint4*>(in.norm_w + k), w8);
+    load_f32x8(in.norm_w + k, w8);
 #pragma unroll
     for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
   }

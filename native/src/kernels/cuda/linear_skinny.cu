@@ -202,8 +202,8 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
   linear_row_stats(in, M, K, Dec::kX == XKind::int8, rstd, rowq);
   for (int i = threadIdx.x; i < (ROWS - M) * xstride / 16; i += NT)  // padding tokens stay zero
     reinterpret_cast<uint4*>(smem + M * xstride)[i] = make_uint4(0, 0, 0, 0);
-  float x_inv = 1.f;
-  if constexpr (Dec::kX == XKind::e4m3) x_inv = 1.f / *W.x_scale;
+  float x_div = 1.f;
+  if constexpr (Dec::kX == XKind::e4m3) x_div = *W.x_scale;
 
   Acc acc[J][4];
 #pragma unroll
@@ -222,12 +222,14 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
       if constexpr (Dec::kX == XKind::bf16) {
         *reinterpret_cast<uint4*>(dst) = pack8(f);
       } else {
-        const float inv = Dec::kX == XKind::e4m3 ? x_inv : (rowq[m] > 0.f ? 127.f / rowq[m] : 0.f);
+        // e4m3: x / x_scale; int8: x / (amax / 127), zero rows stay zero
+        const float div = Dec::kX == XKind::e4m3 ? x_div : (rowq[m] > 0.f ? rowq[m] / 127.f : 1.f);
         uint32_t lo = 0, hi = 0;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const uint32_t b0 = Dec::kX == XKind::e4m3 ? f32_to_e4m3(f[e] * inv) : static_cast<uint8_t>(f32_to_i8(f[e] * inv));
-          const uint32_t b1 = Dec::kX == XKind::e4m3 ? f32_to_e4m3(f[e + 4] * inv) : static_cast<uint8_t>(f32_to_i8(f[e + 4] * inv));
+          const float a = __fdiv_rn(f[e], div), b = __fdiv_rn(f[e + 4], div);
+          const uint32_t b0 = Dec::kX == XKind::e4m3 ? f32_to_e4m3(a) : static_cast<uint8_t>(f32_to_i8(a));
+          const uint32_t b1 = Dec::kX == XKind::e4m3 ? f32_to_e4m3(b) : static_cast<uint8_t>(f32_to_i8(b));
           lo |= b0 << (8 * e);
           hi |= b1 << (8 * e);
         }

@@ -13,8 +13,8 @@ constexpr int kWarps = 4;
 template <class Kv>
 __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
     const bf16* __restrict__ qkv /*[T,(nh+2nkv)*hd]*/, const int32_t* __restrict__ positions,
-    const int32_t* __restrict__ slots, const bf16* __restrict__ q_norm_w,
-    const bf16* __restrict__ k_norm_w, float eps, Rope rope, int nh, int nkv, int hd,
+    const int32_t* __restrict__ slots, const float* __restrict__ q_norm_w,
+    const float* __restrict__ k_norm_w, float eps, Rope rope, int nh, int nkv, int hd,
     int block_size, KvLayer kv, bf16* __restrict__ q_out /*[T,nh,hd]*/) {
   griddep_wait();
   griddep_launch_dependents();
@@ -33,8 +33,7 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
     const int kvh = head - nh - nkv;
     typename Kv::T* dst = reinterpret_cast<typename Kv::T*>(kv.v) +
         ((static_cast<size_t>(slot / block_size) * nkv + kvh) * block_size + slot % block_size) * hd;
-    const float inv = 1.f / kv.v_scale;
-    for (int d = lane; d < hd; d += 32) dst[d] = Kv::store1(to_f32(src[d]), inv);
+    for (int d = lane; d < hd; d += 32) dst[d] = Kv::store1(to_f32(src[d]), kv.v_scale);
     return;
   }
 
@@ -51,15 +50,15 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
       ss = fmaf(x1[c], x1[c], fmaf(x2[c], x2[c], ss));
     }
   }
-  const bf16* nw = is_q ? q_norm_w : k_norm_w;
+  const float* nw = is_q ? q_norm_w : k_norm_w;
   if (nw) {
     const float rstd = rsqrtf(warp_sum(ss) / static_cast<float>(hd) + eps);
 #pragma unroll
     for (int c = 0; c < kMaxPairs; ++c) {
       const int i = lane + 32 * c;
       if (i < half) {
-        x1[c] = round_bf16(to_f32(nw[i]) * round_bf16(x1[c] * rstd));
-        x2[c] = round_bf16(to_f32(nw[i + half]) * round_bf16(x2[c] * rstd));
+        x1[c] = round_bf16(nw[i] * round_bf16(x1[c] * rstd));
+        x2[c] = round_bf16(nw[i + half] * round_bf16(x2[c] * rstd));
       }
     }
   }
@@ -74,7 +73,7 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
     dst_k = reinterpret_cast<typename Kv::T*>(kv.k) +
         ((static_cast<size_t>(slot / block_size) * nkv + kvh) * block_size + slot % block_size) * hd;
   }
-  const float inv_k = 1.f / kv.k_scale;
+
 #pragma unroll
   for (int c = 0; c < kMaxPairs; ++c) {
     const int i = lane + 32 * c;
@@ -89,8 +88,8 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
       dst_q[i] = __float2bfloat16_rn(o1);
       dst_q[i + half] = __float2bfloat16_rn(o2);
     } else {
-      dst_k[i] = Kv::store1(o1, inv_k);
-      dst_k[i + half] = Kv::store1(o2, inv_k);
+      dst_k[i] = Kv::store1(o1, kv.k_scale);
+      dst_k[i + half] = Kv::store1(o2, kv.k_scale);
     }
   }
 }
@@ -98,7 +97,7 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
 }  // namespace
 
 Status qk_norm_rope_kv(const bf16* qkv, const int32_t* positions, const int32_t* slots,
-                       const bf16* q_norm_w, const bf16* k_norm_w, float eps, Rope rope, int T,
+                       const float* q_norm_w, const float* k_norm_w, float eps, Rope rope, int T,
                        int nh, KvGeometry geo, KvLayer kv, bf16* q_out, const Exec& ex) {
   if (geo.head_dim % 2 != 0 || geo.head_dim > 256)
     return invalid("qk_norm_rope_kv", "head_dim must be even and at most 256");

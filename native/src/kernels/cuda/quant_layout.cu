@@ -75,9 +75,9 @@ __global__ void repack_int4_kernel(const uint8_t* __restrict__ nat /*[N,K/2]*/, 
   reinterpret_cast<uint4*>(packed)[id] = make_uint4(words[0], words[1], words[2], words[3]);
 }
 
-// [N, ngroups] -> [ntiles][ngroups][16]; zeros become bf16(128 + z).
-__global__ void repack_groups_kernel(const bf16* __restrict__ nat, int N, int ngroups, bool as_zero,
-                                     bf16* __restrict__ packed) {
+// [N, ngroups] -> [ntiles][ngroups][16]: scales fp32 -> bf16; zeros (uint8) -> bf16(128 + z).
+__global__ void repack_groups_kernel(const float* __restrict__ scales, const uint8_t* __restrict__ zeros, int N,
+                                     int ngroups, bf16* __restrict__ packed) {
   const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   const size_t total = static_cast<size_t>(ceil_div(N, 16)) * ngroups * 16;
   if (id >= total) return;
@@ -85,8 +85,10 @@ __global__ void repack_groups_kernel(const bf16* __restrict__ nat, int N, int ng
   const int gi = static_cast<int>((id / 16) % ngroups);
   const int tile = static_cast<int>(id / (16 * static_cast<size_t>(ngroups)));
   const int n = tile * 16 + r;
-  float v = n < N ? to_f32(nat[static_cast<size_t>(n) * ngroups + gi]) : 0.f;
-  if (as_zero) v = n < N ? 128.f + v : 136.f;
+  const size_t src = static_cast<size_t>(n) * ngroups + gi;
+  float v;
+  if (zeros) v = n < N ? 128.f + static_cast<float>(zeros[src]) : 136.f;
+  else v = n < N ? scales[src] : 0.f;
   packed[id] = __float2bfloat16_rn(v);
 }
 
@@ -145,7 +147,7 @@ Status repack_int8_wo(const int8_t* natural, int N, int K, int8_t* packed, const
                 nkb, packed);
 }
 
-Status repack_int4(const uint8_t* natural, const bf16* scales, const bf16* zeros, int N, int K, int group_size,
+Status repack_int4(const uint8_t* natural, const float* scales, const uint8_t* zeros, int N, int K, int group_size,
                    uint32_t* packed, bf16* packed_scales, bf16* packed_zeros, const Exec& ex) {
   if (K % 2 != 0) return invalid("repack_int4", "K must be even");
   const int nkb = ceil_div(K, 64);
@@ -155,10 +157,10 @@ Status repack_int4(const uint8_t* natural, const bf16* scales, const bf16* zeros
   const int ngroups = ceil_div(K, group_size);
   const size_t gtotal = static_cast<size_t>(ceil_div(N, 16)) * ngroups * 16;
   GRPST_TRY(launch("repack_int4 scales", repack_groups_kernel, dim3(blocks_for(gtotal)), dim3(256), 0, ex, scales,
-                   N, ngroups, false, packed_scales));
+                   static_cast<const uint8_t*>(nullptr), N, ngroups, packed_scales));
   if (zeros)
-    GRPST_TRY(launch("repack_int4 zeros", repack_groups_kernel, dim3(blocks_for(gtotal)), dim3(256), 0, ex, zeros,
-                     N, ngroups, true, packed_zeros));
+    GRPST_TRY(launch("repack_int4 zeros", repack_groups_kernel, dim3(blocks_for(gtotal)), dim3(256), 0, ex,
+                     static_cast<const float*>(nullptr), zeros, N, ngroups, packed_zeros));
   return ok_status();
 }
 

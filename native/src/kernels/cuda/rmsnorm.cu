@@ -10,7 +10,7 @@ constexpr int kThreads = 256;
 
 __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(
     const bf16* __restrict__ x /*[M,H]*/, const bf16* residual /*[M,H] or null*/,
-    bf16* residual_out /*[M,H] or null, may alias x*/, const bf16* __restrict__ w /*[H]*/,
+    bf16* residual_out /*[M,H] or null, may alias x*/, const float* __restrict__ w /*[H]*/,
     bf16* __restrict__ y /*[M,H]*/, int H, float eps) {
   __shared__ float scratch[33];
   griddep_wait();
@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(
   const float rstd = rsqrtf(total / static_cast<float>(H) + eps);
   // Pass 2: normalise; each thread reads back only the chunks it wrote itself.
   const uint4* src = (rr && ro) ? reinterpret_cast<const uint4*>(residual_out + row) : xr;
-  const uint4* wr = reinterpret_cast<const uint4*>(w);
+  const float4* wr = reinterpret_cast<const float4*>(w);
   uint4* yr = reinterpret_cast<uint4*>(y + row);
   for (int i = threadIdx.x; i < H / 8; i += kThreads) {
     float f[8], wf[8];
@@ -49,7 +49,9 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(
 #pragma unroll
       for (int j = 0; j < 8; ++j) f[j] = round_bf16(f[j] + r[j]);
     }
-    unpack8(wr[i], wf);
+    const float4 w0 = wr[2 * i], w1 = wr[2 * i + 1];
+    wf[0] = w0.x; wf[1] = w0.y; wf[2] = w0.z; wf[3] = w0.w;
+    wf[4] = w1.x; wf[5] = w1.y; wf[6] = w1.z; wf[7] = w1.w;
 #pragma unroll
     for (int j = 0; j < 8; ++j) f[j] = wf[j] * round_bf16(f[j] * rstd);
     yr[i] = pack8(f);
@@ -58,7 +60,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(
 
 }  // namespace
 
-Status rmsnorm(const bf16* x, const bf16* residual, bf16* residual_out, const bf16* w, bf16* y,
+Status rmsnorm(const bf16* x, const bf16* residual, bf16* residual_out, const float* w, bf16* y,
                int M, int H, float eps, const Exec& ex) {
   if (H % 8 != 0) return invalid("rmsnorm", "hidden size must be a multiple of 8");
   return launch("rmsnorm", rmsnorm_kernel, dim3(M), dim3(kThreads), 0, ex, x, residual,

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fills .carry/ (git-ignored) with what the GPU machine needs and cannot fetch, within the
+# device tool's 64 MiB:
+#   fixtures/   the tiny-checkpoint references as text (scripts/gpu/export-fixtures.ts)
+#   bin/        the kernel harness, prebuilt with nvcc (saves device minutes; run.sh rebuilds
+#               there when it does not start)
+#   node.xz, node-api/, node_modules/   Node and the packages the served benchmark needs (--node)
+#   addon/      grpst_native.node built with the CUDA backend (--node)
+# Usage: bash scripts/gpu/pack.sh [--no-harness] [--node]
+# Environment: CUDA_HOME (default /usr/local/cuda) names the toolkit whose nvcc builds the binaries.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CARRY=.carry
+HARNESS=1
+NODE=0
+for a in "$@"; do
+  case $a in
+    --no-harness) HARNESS=0 ;;
+    --node) NODE=1 ;;
+    *) echo "pack.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$CARRY"
+npx tsx scripts/gpu/export-fixtures.ts "$CARRY/fixtures"
+
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+if [ "$HARNESS" = 1 ]; then
+  [ -x "$CUDA_HOME/bin/nvcc" ] || { echo "pack.sh: no nvcc at $CUDA_HOME/bin/nvcc; set CUDA_HOME or pass --no-harness" >&2; exit 3; }
+  CUDACXX=$CUDA_HOME/bin/nvcc cmake -S test/gpu -B .cache/gpu-harness -DGRPST_CUDA=ON -DCUDAToolkit_ROOT="$CUDA_HOME" >/dev/null
+  cmake --build .cache/gpu-harness -j "$(nproc)"
+  mkdir -p "$CARRY/bin"
+  cp .cache/gpu-harness/grpst_gpu_harness "$CARRY/bin/"
+  strip "$CARRY/bin/grpst_gpu_harness" || true
+fi
+
+if [ "$NODE" = 1 ]; then
+  bash scripts/gpu/pack-node.sh "$CARRY"
+fi
+du -sh "$CARRY"/* 2>/dev/null
+echo "total: $(du -sb "$CARRY" | cut -f1) bytes (the device tool carries at most 64 MiB with the working tree)"

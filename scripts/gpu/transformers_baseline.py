@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Hugging Face transformers baseline for bench:gpu, on a Qwen3-8B-shaped model with random
+weights made on the GPU (no download): greedy generate at batch 1 and batch 64, bf16, eager
+attention (the configuration of the reference figures in the CUDA issue), 128 prompt tokens and
+128 new tokens per sequence.
+
+    python3 scripts/gpu/transformers_baseline.py OUT.json [--save-dir DIR]
+
+With --save-dir the same random model is also written as a Hugging Face checkpoint (safetensors,
+bf16) for `grpst build` and the served benchmark.
+"""
+import argparse
+import json
+import time
+
+import torch
+import transformers
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+QWEN3_8B = dict(
+    hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+    num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
+    rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False,
+)
+
+
+def timed_generate(model, batch, prompt_len, new_tokens):
+    gen = torch.Generator(device="cuda").manual_seed(batch)
+    ids = torch.randint(0, 151000, (batch, prompt_len), device="cuda", generator=gen)
+    mask = torch.ones_like(ids)
+    kw = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    model.generate(ids, attention_mask=mask, **{**kw, "max_new_tokens": 8, "min_new_tokens": 8})  # warm-up
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = model.generate(ids, attention_mask=mask, **kw)
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    produced = (out.shape[1] - prompt_len) * batch
+    return {"batch": batch, "prompt_tokens": prompt_len, "new_tokens": new_tokens, "seconds": dt,
+            "output_tok_s": produced / dt}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--save-dir")
+    ap.add_argument("--attn", default="eager")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    cfg = Qwen3Config(**QWEN3_8B, torch_dtype="bfloat16")
+    cfg._attn_implementation = args.attn
+    torch.set_default_dtype(torch.bfloat16)
+    t0 = time.perf_counter()
+    with torch.device("cuda"):
+        model = Qwen3ForCausalLM(cfg)
+    model.eval()
+    torch.cuda.synchronize()
+    made = time.perf_counter() - t0
+    result = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+              "transformers": transformers.__version__, "attention": args.attn,
+              "model": "Qwen3-8B shape, random bf16 weights", "init_seconds": made, "runs": []}
+    with torch.inference_mode():
+        for b in (1, 64):
+            r = timed_generate(model, b, 128, 128)
+            print(json.dumps(r), flush=True)
+            result["runs"].append(r)
+    if args.save_dir:
+        t0 = time.perf_counter()
+        model.save_pretrained(args.save_dir, safe_serialization=True)
+        result["save_seconds"] = time.perf_counter() - t0
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
