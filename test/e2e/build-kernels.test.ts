@@ -1,0 +1,51 @@
+// The quantized-format CPU kernels at every instruction-set level this CPU runs (AVX-512, AVX2,
+// scalar) give the same distributions on real engines: each level is its own code path.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBuild } from '../../src/build/index.js';
+import { resolveSettings } from '../../src/build/options.js';
+import { MemoryReporter } from '../../src/build/progress.js';
+import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
+import { loadAddon } from '../../src/engine/addon.js';
+import { checkpoint } from '../helpers/fixtures.js';
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'grpst-build-kernels-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function logprobs(dir: string, level: string, tokens: Int32Array): Promise<Float32Array> {
+  const saved = process.env.GRPST_CPU_KERNELS;
+  process.env.GRPST_CPU_KERNELS = level;
+  try {
+    const scorer = await (await loadRuntimeBridge()).openScorer(dir);
+    let rows = new Float32Array(0);
+    await scorer.logprobs(tokens, (_, r) => (rows = r));
+    await scorer.close();
+    return rows;
+  } finally {
+    if (saved === undefined) delete process.env.GRPST_CPU_KERNELS;
+    else process.env.GRPST_CPU_KERNELS = saved;
+  }
+}
+
+describe('quantized kernels at every CPU level', () => {
+  const levels = (loadAddon() as unknown as { probe(): { cpuKernels: string[] } }).probe().cpuKernels;
+
+  it.each(['int8_wo', 'int4_awq', 'fp8', 'int8_sq'])('%s: the levels agree', async (qformat) => {
+    const out = join(work, qformat);
+    const s = resolveSettings({}, { model_dir: checkpoint('tiny-b'), output_dir: out, qformat: qformat as 'int8_wo', awq_block_size: 16, eval_tokens: 2 });
+    await runBuild(s, { reporter: new MemoryReporter(), version: 'test', bridge: loadRuntimeBridge });
+    const tokens = Int32Array.from({ length: 40 }, (_, i) => 1000 + ((i * 7919) % 5000));
+    const best = await logprobs(out, levels[0], tokens);
+    for (const level of levels.slice(1)) {
+      const other = await logprobs(out, level, tokens);
+      let worst = 0;
+      for (let i = 0; i < best.length; i++) if (best[i] > -20) worst = Math.max(worst, Math.abs(best[i] - other[i]));
+      expect(worst, `${qformat} ${levels[0]} vs ${level}`).toBeLessThan(2e-3);
+    }
+  });
+});
