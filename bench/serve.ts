@@ -4,7 +4,7 @@
 // with fixed-length token prompts (distinct per request, so the prefix cache does not help) and
 // ignore_eos, so every request generates exactly --output-tokens.
 //
-//   npm run bench:serve [-- --model DIR] [--concurrency 1,8,32] [--rounds 2]
+//   npm run bench:serve [-- --model DIR] [--concurrency 1,8,32] [--rounds 1]
 //                       [--prompt-tokens 128] [--output-tokens 64] [--url http://host:port]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -21,7 +21,7 @@ const { values: args } = parseArgs({
     model: { type: 'string' },
     url: { type: 'string' },
     concurrency: { type: 'string', default: '1,8,32' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '1' },
     'prompt-tokens': { type: 'string', default: '128' },
     'output-tokens': { type: 'string', default: '64' },
     threads: { type: 'string' },
@@ -66,6 +66,12 @@ function row(s: LoadSummary): string {
 const promptTokens = Number(args['prompt-tokens']);
 const outputTokens = Number(args['output-tokens']);
 let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+// Interrupted: take the server process down with us.
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    server?.child.kill('SIGTERM');
+    process.exit(130);
+  });
 try {
   let url = args.url;
   if (!url) {
