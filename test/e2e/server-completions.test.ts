@@ -97,6 +97,29 @@ describe('completions', () => {
     }
   });
 
+  it("the conf's stop_words and bad_words apply to every request", async () => {
+    const base = { model: 'qwen3', max_tokens: 12, temperature: 0, ignore_eos: true, logprobs: 0 };
+    const plain = await srv.client.completions.create({ ...base, prompt: 'Hello' });
+    const first = plain.choices[0].logprobs!.tokens![0];
+    // bad_words take words that are one token; this one is.
+    expect(model.tokenizer.encode(first, { allowSpecial: false }).length).toBe(1);
+    const banned = await serve(model, { badWords: [first.trim()] });
+    const b = await banned.client.completions.create({ ...base, prompt: 'Hello' });
+    expect(b.choices[0].logprobs!.tokens!).not.toContain(first);
+    expect(b.choices[0].logprobs!.tokens!).not.toContain(first.trim());
+    expect(b.usage!.completion_tokens).toBe(12);
+    await banned.server.close();
+
+    const varied = { ...base, prompt: chatRef.prompt_ids };
+    const full = (await srv.client.completions.create(varied)).choices[0].text;
+    const stopWord = Array.from(full).slice(4, 7).join('');
+    const stopping = await serve(model, { stopWords: [stopWord] });
+    const s = await stopping.client.completions.create(varied);
+    expect(s.choices[0].text).toBe(full.slice(0, full.indexOf(stopWord)));
+    expect(s.choices[0].finish_reason).toBe('stop');
+    await stopping.server.close();
+  });
+
   it('seeded sampling is reproducible and differs between seeds', async () => {
     const req = { model: 'qwen3', prompt: 'Once upon a time', max_tokens: 12, temperature: 1, top_p: 0.95, top_k: 50, ignore_eos: true };
     const a = await srv.client.completions.create({ ...req, seed: 7 });
