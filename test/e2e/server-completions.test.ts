@@ -69,13 +69,13 @@ describe('completions', () => {
   });
 
   it('several prompts times n: choices indexed prompt-major; usage counts each prompt once', async () => {
-    const r = await srv.client.completions.create({ model: 'qwen3', prompt: ['Hello', 'The sky is'], n: 2, max_tokens: 4, temperature: 0, ignore_eos: true });
+    const r = await srv.client.completions.create({ model: 'qwen3', prompt: ['Hello', 'The sky is'], n: 2, max_tokens: 4, temperature: 0, ignore_eos: true } as any);
     expect(r.choices.map((c) => c.index).sort()).toEqual([0, 1, 2, 3]);
     const byIndex = [...r.choices].sort((a, b) => a.index - b.index).map((c) => c.text);
     expect(byIndex[0]).toBe(byIndex[1]);
     expect(byIndex[2]).toBe(byIndex[3]);
     expect(byIndex[0]).not.toBe(byIndex[2]);
-    const single = await srv.client.completions.create({ model: 'qwen3', prompt: 'The sky is', max_tokens: 4, temperature: 0, ignore_eos: true });
+    const single = await srv.client.completions.create({ model: 'qwen3', prompt: 'The sky is', max_tokens: 4, temperature: 0, ignore_eos: true } as any);
     expect(byIndex[2]).toBe(single.choices[0].text);
     expect(r.usage).toMatchObject({ prompt_tokens: 1 + single.usage!.prompt_tokens, completion_tokens: 16 });
   });

@@ -93,7 +93,7 @@ export function* splits(text: string): Generator<string[]> {
   yield [text];
   yield chars;
   for (let i = 1; i < chars.length; i++) yield [at(0, i), at(i, chars.length)];
-  const step = Math.max(1, Math.floor(chars.length / 100));
+  const step = Math.max(1, Math.floor(chars.length / 50));
   for (let i = 1; i < chars.length; i += step)
     for (let j = i + 1; j < chars.length; j++) yield [at(0, i), at(i, j), at(j, chars.length)];
 }

@@ -117,7 +117,8 @@ describe('API key', () => {
   it('accepts the key as Bearer or x-api-key, refuses others with 401', () => {
     expect(status(() => check.verify(req({ authorization: 'Bearer s3cret-key' })))).toBeNull();
     expect(status(() => check.verify(req({ 'x-api-key': 's3cret-key' })))).toBeNull();
-    for (const h of [{}, { authorization: 'Bearer s3cret-ke' }, { authorization: 'Bearer s3cret-key2' }, { authorization: 'Basic abc' }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer s3cret-ke' }, { authorization: 'Bearer s3cret-key2' }, { authorization: 'Basic abc' }];
+    for (const h of attempts) {
       const err = status(() => check.verify(req(h)));
       expect(err).toMatchObject({ status: 401, code: 'invalid_api_key' });
       expect(err?.message).not.toContain('s3cret');
