@@ -72,13 +72,15 @@ export class Router {
       this.authorize(route.guard, req);
       await route.handler({ req, res, server: this.server, arrival, signal: ac.signal });
     } catch (err) {
+      // A client that left (while queued or generating) needs no answer and is no server fault.
+      if (ac.signal.aborted && res.destroyed) return;
       const apiErr = toApiError(err);
       if (apiErr.status >= 500 && apiErr.code !== 'cancelled' && apiErr.code !== 'model_not_ready' && apiErr.code !== 'shutting_down')
         this.server.log(`${method} ${path}: ${apiErr.message}`);
       if (!res.headersSent) sendError(res, apiErr);
       else if (!res.writableEnded) res.end();
     } finally {
-      this.server.metrics.requests.inc({ route: label, status: String(res.statusCode) });
+      this.server.metrics.requests.inc({ route: label, status: res.headersSent ? String(res.statusCode) : 'disconnected' });
       if (res.writableFinished || res.destroyed) untrack();
     }
   }
