@@ -59,8 +59,13 @@ inline void tile(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, fl
       for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
+  for (int i = 0; i < MR; i++) {
+    if constexpr (NR == 4) {
+      vsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3], y + i * ldy);
+    } else {
+      for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
+    }
+  }
 }
 
 template <int NR>

@@ -34,7 +34,30 @@ inline VF vmul(VF a, VF b) { return _mm512_mul_ps(a, b); }
 inline VF vmax(VF a, VF b) { return _mm512_max_ps(a, b); }
 inline VF vmin(VF a, VF b) { return _mm512_min_ps(a, b); }
 inline VF vdiv(VF a, VF b) { return _mm512_div_ps(a, b); }
-inline float vsum(VF v) { return _mm512_reduce_add_ps(v); }
+/** Sum of the 16 lanes by a fixed tree: lane i + lane i+8, then +4, +2, +1. */
+inline float vsum(VF v) {
+  __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+  b = _mm_add_ss(b, _mm_movehdup_ps(b));
+  return _mm_cvtss_f32(b);
+}
+/**
+ * vsum of four vectors at once, stored to out[0..3]: the same additions in the same tree as
+ * vsum (so a value does not depend on which of the two computed it), about half the shuffles.
+ */
+inline void vsum4(VF a, VF b, VF c, VF d, float* out) {
+  // lanes i + (i + 8): [a | b] and [c | d], eight lanes each
+  VF ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  VF cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  // + (i + 4): four lanes per vector, [a | b | c | d]
+  VF t = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  // + (i + 2), then + (i + 1), within each 128-bit group
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, 0x4E));
+  t = _mm512_add_ps(t, _mm512_permute_ps(t, 0xB1));
+  const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, t)));
+}
 inline float vhmax(VF v) { return _mm512_reduce_max_ps(v); }
 /** 16 bf16 values widened to fp32 (exact: bf16 is the top half of an fp32). */
 inline VF vload_bf16(const uint16_t* p) {
@@ -73,6 +96,12 @@ inline float vsum(VF v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+inline void vsum4(VF a, VF b, VF c, VF d, float* out) {
+  out[0] = vsum(a);
+  out[1] = vsum(b);
+  out[2] = vsum(c);
+  out[3] = vsum(d);
 }
 inline float vhmax(VF v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -115,6 +144,12 @@ inline VF vmax(VF a, VF b) { return a > b ? a : b; }
 inline VF vmin(VF a, VF b) { return a < b ? a : b; }
 inline VF vdiv(VF a, VF b) { return a / b; }
 inline float vsum(VF v) { return v; }
+inline void vsum4(VF a, VF b, VF c, VF d, float* out) {
+  out[0] = a;
+  out[1] = b;
+  out[2] = c;
+  out[3] = d;
+}
 inline float vhmax(VF v) { return v; }
 inline VF vload_bf16(const uint16_t* p) {
   uint32_t bits = uint32_t(*p) << 16;
