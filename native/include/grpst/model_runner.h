@@ -34,10 +34,27 @@ struct SeqSlice {
   int num_blocks = 0;
 };
 
+/**
+ * A logits row the runner samples itself, on its device (runners whose samples_on_device() is
+ * true): requests without penalties, constraints, bad tokens or top logprobs. The draw follows the
+ * sampler's steps (temperature, top_k, top_p, min_p) with a counter-based generator seeded by
+ * (seed, step): reproducible for a seed on one device, not the CPU sampler's stream.
+ */
+struct DeviceSample {
+  int logit_row = 0;  // index into StepBatch::logit_rows
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  int top_k = 0;
+  uint64_t seed = 0;
+  uint64_t step = 0;  // tokens the sequence generated before this one
+};
+
 struct StepBatch {
   std::vector<int32_t> tokens;      // [T]
   std::vector<SeqSlice> seqs;
   std::vector<int32_t> logit_rows;  // rows of `tokens` whose next-token logits are wanted, in output order
+  std::vector<DeviceSample> device_samples;  // empty unless the runner samples on its device
   int num_tokens() const { return int(tokens.size()); }
 };
 
@@ -61,6 +78,16 @@ class ModelRunner {
   virtual void forward(const StepBatch& batch, float* logits) = 0;
   /** Weight bytes a decode step reads (the memory roofline's numerator). */
   virtual int64_t weight_bytes_per_step() const = 0;
+  /** Whether forward_sampled() draws StepBatch::device_samples itself (logits stay on the device). */
+  virtual bool samples_on_device() const { return false; }
+  /**
+   * forward() plus the draws of batch.device_samples: tokens[i] and logprobs[i] (log-softmax of
+   * the raw logits at the token) belong to device_samples[i]. The logits of those rows may be
+   * left unwritten; every other logit row is filled as forward() fills it.
+   */
+  virtual void forward_sampled(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) {
+    forward(batch, logits);
+  }
 };
 
 struct CpuRunnerOptions {

@@ -27,6 +27,7 @@ class Rng {
 /** Per-sequence sampling state: the PRNG and token counts for penalties. */
 struct SamplerState {
   Rng rng;
+  uint64_t seed = 0;  // the stream's seed (device-side sampling derives its draws from it)
   std::unordered_map<int32_t, int> output_counts;
   std::vector<int32_t> prompt_tokens_sorted;  // unique, for the repetition penalty
 };

@@ -45,6 +45,7 @@ struct SchedulerConfig {
   int max_logit_rows = 256;
   int max_seq_len = 4096;
   int vocab_size = 0;
+  bool device_sampling = false;  // the runner samples eligible rows itself (StepBatch::device_samples)
 };
 
 struct SchedulerCounters {
@@ -68,7 +69,8 @@ class Scheduler {
   /** Builds the next step into `batch`; false when nothing can run. Rejected requests add events. */
   bool schedule(StepBatch& batch, std::vector<SeqEvent>& events);
   /** Consumes the step's logits: prompt logprobs, sampling, stop checks, events, freeing. */
-  void complete(const float* logits, std::vector<SeqEvent>& events);
+  void complete(const float* logits, std::vector<SeqEvent>& events, const int32_t* device_tokens = nullptr,
+                const float* device_logprobs = nullptr);
   /** The step's forward pass failed: its sequences finish with the error. */
   void fail_step(const std::string& error, std::vector<SeqEvent>& events);
 
@@ -85,6 +87,7 @@ class Scheduler {
     int lp_rows;        // how many such rows
     int logit_begin;    // index of its first logit row in the step's output
     bool samples;       // its last row samples the next token
+    int device_sample;  // index into StepBatch::device_samples, -1: sampled here
   };
 
   bool ensure_blocks(Sequence& s, int num_tokens);

@@ -6,6 +6,7 @@
 #include "addon/convert.h"
 #include "grpst/cpu_kernels.h"
 #include "grpst/tensor_store.h"
+#include "runtime/cuda_select.h"
 
 namespace grpst::addon {
 
@@ -40,8 +41,10 @@ void on_tsfn_call(Napi::Env env, Napi::Function callback, ChannelRef* ref) {
 class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, ModelConfig cfg, std::vector<TensorDesc> table, EngineOptions eopts,
-             CpuRunnerOptions ropts, std::shared_ptr<EventChannel> channel, Napi::Function on_events)
+             CpuRunnerOptions ropts, std::shared_ptr<EventChannel> channel, Napi::Function on_events,
+             std::string device)
       : Napi::AsyncWorker(env),
+        device_(std::move(device)),
         on_events_(Napi::Persistent(on_events)),
         deferred_(Napi::Promise::Deferred::New(env)),
         cfg_(std::move(cfg)),
@@ -62,7 +65,7 @@ class LoadWorker : public Napi::AsyncWorker {
       ropts_.max_tokens = ro.opts.max_num_tokens;
       ropts_.max_logit_rows = ro.max_logit_rows;
       ropts_.max_seq_len = ro.opts.max_seq_len;
-      auto runner = make_cpu_runner(cfg_, store, ropts_);
+      auto runner = make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro);
       const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
       std::weak_ptr<EventChannel> weak = channel_;
       engine_ = std::make_unique<Engine>(std::move(runner), ro, k.max_and_sum_exp, ropts_.quantization,
@@ -102,6 +105,7 @@ class LoadWorker : public Napi::AsyncWorker {
   }
 
  private:
+  std::string device_;
   Napi::FunctionReference on_events_;
   Napi::Promise::Deferred deferred_;
   ModelConfig cfg_;
@@ -271,15 +275,14 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   ropts.kernel_level = get_string(opts, "cpuKernels", "");
   ropts.quantization = get_string(opts, "quantization", "none");
   const std::string device = get_string(opts, "device", "cpu");
-  if (device != "cpu" && device != "auto")
-    throw Error("device \"" + device + "\" is not available: this build has only the CPU backend");
+  check_device_name(device);
   choose_cpu_level(ropts.kernel_level);  // fail fast on a bad level
   Napi::Function on_events = info[3].As<Napi::Function>();
 
   auto channel = std::make_shared<EventChannel>();
   channel->tsfn = Napi::ThreadSafeFunction::New(env, on_events, "grpst-engine-events", 0, 1);
   channel->tsfn.Unref(env);
-  auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events);
+  auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events, device);
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

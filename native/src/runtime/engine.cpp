@@ -73,7 +73,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
       blocks_(ro.kv.num_blocks, ro.kv.block_size, ro.opts.prefix_caching),
       sampler_(max_sum_exp),
       scheduler_(SchedulerConfig{ro.opts.max_batch_size, ro.opts.max_num_tokens, ro.max_logit_rows,
-                                 ro.opts.max_seq_len, runner_->config().vocab_size},
+                                 ro.opts.max_seq_len, runner_->config().vocab_size, runner_->samples_on_device()},
                  blocks_, sampler_),
       sink_(std::move(sink)) {
   runner_->allocate_kv(ro_.kv);
@@ -158,6 +158,8 @@ void Engine::loop() {
   const int vocab = runner_->config().vocab_size;
   AlignedBuffer logits(size_t(ro_.max_logit_rows) * vocab * sizeof(float));
   StepBatch batch;
+  std::vector<int32_t> sampled;  // device-side draws (runners that sample on their device)
+  std::vector<float> sampled_lp;
   bool stalled = false;  // nothing could be scheduled: wait for new input instead of spinning
   for (;;) {
     std::vector<std::unique_ptr<Sequence>> incoming;
@@ -188,8 +190,15 @@ void Engine::loop() {
       if (scheduler_.has_work() && !stalled) {
         if (scheduler_.schedule(batch, events)) {
           try {
-            runner_->forward(batch, static_cast<float*>(logits.ptr));
-            scheduler_.complete(static_cast<const float*>(logits.ptr), events);
+            if (runner_->samples_on_device()) {
+              sampled.resize(batch.device_samples.size());
+              sampled_lp.resize(batch.device_samples.size());
+              runner_->forward_sampled(batch, static_cast<float*>(logits.ptr), sampled.data(), sampled_lp.data());
+              scheduler_.complete(static_cast<const float*>(logits.ptr), events, sampled.data(), sampled_lp.data());
+            } else {
+              runner_->forward(batch, static_cast<float*>(logits.ptr));
+              scheduler_.complete(static_cast<const float*>(logits.ptr), events);
+            }
           } catch (const std::exception& e) {
             scheduler_.fail_step(std::string("forward pass failed: ") + e.what(), events);
           }

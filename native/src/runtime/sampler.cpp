@@ -52,6 +52,7 @@ void Sampler::init_state(const Request& req, SamplerState& st) const {
     seed = (uint64_t(rd()) << 32) ^ rd();
   }
   st.rng.reseed(seed);
+  st.seed = seed;
   st.output_counts.clear();
   st.prompt_tokens_sorted.clear();
   if (req.sampling.repetition_penalty != 1.0f) {

@@ -122,7 +122,7 @@ int Scheduler::chunk_size(const Sequence& s, int budget, int logit_budget) const
 
 void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, int& logit_budget) {
   const int c = s.num_computed;
-  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false};
+  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false, -1};
   SeqSlice sl;
   sl.first_row = batch.num_tokens();
   sl.num_tokens = n;
@@ -139,6 +139,20 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   }
   sc.samples = c + n == int(s.tokens.size());
   if (sc.samples) batch.logit_rows.push_back(sl.first_row + n - 1);
+  const SamplingParams& sp = s.req.sampling;
+  if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.logprobs <= 0 &&
+      sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
+    DeviceSample d;
+    d.logit_row = int(batch.logit_rows.size()) - 1;
+    d.temperature = sp.temperature;
+    d.top_p = sp.top_p;
+    d.min_p = sp.min_p;
+    d.top_k = sp.top_k;
+    d.seed = s.sampler.seed;
+    d.step = uint64_t(s.num_generated());
+    sc.device_sample = int(batch.device_samples.size());
+    batch.device_samples.push_back(d);
+  }
   budget -= n;
   logit_budget -= sc.lp_rows + (sc.samples ? 1 : 0);
   scheduled_.push_back(sc);
@@ -203,6 +217,7 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   batch.tokens.clear();
   batch.seqs.clear();
   batch.logit_rows.clear();
+  batch.device_samples.clear();
   int budget = cfg_.max_num_tokens, logit_budget = cfg_.max_logit_rows;
 
   // 1. Decoding sequences, oldest first; the youngest give way when blocks run out.
@@ -258,7 +273,8 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   return !batch.tokens.empty();
 }
 
-void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events) {
+void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, const int32_t* device_tokens,
+                         const float* device_logprobs) {
   const int vocab = cfg_.vocab_size, bs = bm_.block_size();
   std::vector<Sequence*> done;
   for (const Scheduled& sc : scheduled_) {
@@ -294,7 +310,12 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events) {
       SampleResult r;
       std::string failure;
       try {
-        r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get());
+        if (sc.device_sample >= 0 && device_tokens) {
+          r.token = device_tokens[sc.device_sample];
+          r.logprob = device_logprobs ? device_logprobs[sc.device_sample] : 0.0f;
+        } else {
+          r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get());
+        }
         if (r.token < 0) failure = "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
       } catch (const std::exception& e) {
         // A failing constraint ends its own request, not the batch.

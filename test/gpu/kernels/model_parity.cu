@@ -19,7 +19,7 @@ namespace {
 
 // Tolerances (bf16 activations against the fp32 reference).
 constexpr double kMaxLogprobDiff = 0.25;
-constexpr double kMeanLogprobDiff = 0.04;
+constexpr double kMeanLogprobDiff = 0.06;
 constexpr double kNearTie = 0.1;  // greedy comparison stops at the first reference margin below this
 
 struct PromptRef {

@@ -24,6 +24,7 @@ cu::SampleParams params(float temp, int top_k, float top_p, float min_p, int slo
   p.repetition_penalty = 1.f;
   p.presence_penalty = 0.f;
   p.frequency_penalty = 0.f;
+  p.row = 0;
   p.slot = slot;
   p.seed = seed;
   p.step = step;
@@ -74,6 +75,7 @@ void check_distribution(const std::string& name, const std::vector<float>& logit
   for (int i = 0; i < draws; ++i) {
     std::copy(logits.begin(), logits.end(), all.begin() + static_cast<size_t>(i) * V);
     ps[i].step = i;
+    ps[i].row = i;
   }
   Dev<float> dl(all), work(all.size());
   Dev<cu::SampleParams> dp(ps);
@@ -114,6 +116,7 @@ void test_greedy_and_penalties() {
   counts[static_cast<size_t>(2) * V + 77] = 3;  // slot 2 generated token 77 three times
   mask[static_cast<size_t>(2) * ((V + 31) / 32) + 78 / 32] |= 1u << (78 % 32);  // 78 in the prompt
   std::vector<cu::SampleParams> ps = {params(0, 0, 1, 0), params(0, 0, 1, 0), params(0, 0, 1, 0, 2)};
+  for (int b = 0; b < B; ++b) ps[b].row = b;
   ps[2].repetition_penalty = 1.1f;
   ps[2].presence_penalty = 0.5f;
   ps[2].frequency_penalty = 0.4f;
@@ -159,6 +162,7 @@ void test_stochastic() {
     std::copy(logits.begin(), logits.end(), all.begin() + static_cast<size_t>(i) * V);
     a[i] = params(1.f, 0, 1.f, 0.f, -1, 1234, i);
     b[i] = params(1.f, 0, 1.f, 0.f, -1, 999, i);
+    a[i].row = b[i].row = i;
   }
   Dev<float> dl(all), work(all.size());
   Dev<cu::SampleParams> da(a), db(b);

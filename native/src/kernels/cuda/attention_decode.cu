@@ -34,8 +34,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
   __shared__ float sm_m[kWarps][G], sm_l[kWarps][G];
   __shared__ float sm_acc[kWarps][G][HD];
 
+  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
-  griddep_launch_dependents();
   const int g = blockIdx.x, r = blockIdx.y, s = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int sub = lane % LPT, slot_in_warp = lane / LPT;
@@ -168,8 +168,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
 // Combines the splits of one (row, head): weights 2^(lse_s - max lse).
 __global__ void attention_reduce_kernel(const float* __restrict__ ws_o, const float* __restrict__ ws_lse,
                                         int num_splits, int hd, bf16* __restrict__ out) {
+  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
-  griddep_launch_dependents();
   const size_t rh = blockIdx.x;  // row * nh + head
   const float* lse = ws_lse + rh * num_splits;
   float mx = -INFINITY;

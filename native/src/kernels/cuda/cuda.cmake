@@ -68,8 +68,9 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
     endif()
 
     # Kernel parity tests and benchmarks (test/gpu/kernels): every kernel against its CPU twin.
+    # Built by test/gpu/CMakeLists.txt (and by the native build with -DGRPST_GPU_HARNESS=ON).
     set(grpst_harness_dir ${GRPST_NATIVE_DIR}/../test/gpu/kernels)
-    if(EXISTS ${grpst_harness_dir}/main.cu)
+    if(EXISTS ${grpst_harness_dir}/main.cu AND (GRPST_CUDA_HARNESS_ONLY OR GRPST_GPU_HARNESS))
       add_executable(grpst_gpu_harness
         ${grpst_harness_dir}/main.cu
         ${grpst_harness_dir}/harness.cu

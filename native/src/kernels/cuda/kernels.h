@@ -213,6 +213,7 @@ struct SampleParams {
   float presence_penalty;
   float frequency_penalty;
   int top_k;
+  int row;   // logits row to sample (output b goes to tokens[b])
   int slot;  // row of the history tables, -1: no penalties
   unsigned long long seed;
   unsigned long long step;

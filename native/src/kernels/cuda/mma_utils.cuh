@@ -55,6 +55,9 @@ __device__ __forceinline__ void mma_s8(int* c, const uint32_t* a, uint32_t b0, u
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Hint: bring the 128-byte line at p into L2 (no register, no wait).
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
+
 // Streaming 16-byte load that skips L1 (weights are read once per step).
 __device__ __forceinline__ uint4 ldg_stream(const void* p) {
   uint4 v;

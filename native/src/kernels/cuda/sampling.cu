@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   griddep_launch_dependents();
   const int b = blockIdx.x;
   const SampleParams p = params[b];
-  const float* raw = logits + static_cast<size_t>(b) * V;
+  const float* raw = logits + static_cast<size_t>(p.row) * V;
   float* lg = work + static_cast<size_t>(b) * V;
   const bool penal = p.slot >= 0 && hist.output_counts &&
                      (p.repetition_penalty != 1.f || p.presence_penalty != 0.f || p.frequency_penalty != 0.f);

@@ -1,0 +1,162 @@
+// bench:gpu: the CUDA backend on a Qwen3-8B-shaped checkpoint with random weights, on the GPU
+// machine. One table, every row measured in this run:
+//   ceilings        device copy bandwidth, bf16 GEMM TFLOP/s           (kernel harness)
+//   decode b1       per weight format, against its roofline           (harness: the CUDA forward in a CUDA graph)
+//                   bf16 through the real server as well
+//   prefill         1k / 8k / 32k prompts: tok/s, TTFT, TFLOP/s        (harness and the real server)
+//   serving         64 concurrent requests, 1,024 prompt / 512 output tokens, through the HTTP server
+//   baseline        transformers generate, batch 1 and 64, same shape and GPU
+//
+//   npm run bench:gpu -- --checkpoint DIR [--harness BIN | --harness-json FILE]
+//                        [--baseline-json FILE] [--out DIR]
+// The checkpoint is made by scripts/gpu/transformers_baseline.py --save-dir (see scripts/gpu/run.sh).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ChatTemplate } from '../src/chat/chat-template.js';
+import { Tokenizer } from '../src/chat/tokenizer.js';
+import { loadEngine } from '../src/engine/index.js';
+import { startServer } from '../src/server/index.js';
+import { defaultServerOptions } from '../src/server/options.js';
+import { runLoad, summarize, type LoadSummary } from './serve-load.js';
+
+const { values: args } = parseArgs({
+  options: {
+    checkpoint: { type: 'string' },
+    harness: { type: 'string' },
+    'harness-json': { type: 'string' },
+    'baseline-json': { type: 'string' },
+    out: { type: 'string', default: 'bench-gpu-out' },
+    'serve-child': { type: 'string' },
+    requests: { type: 'string', default: '64' },
+  },
+});
+
+// ---- server child: loads the checkpoint on the GPU and serves it -------------------------------
+if (args['serve-child']) {
+  const dir = args['serve-child'];
+  const engine = await loadEngine(dir, { device: 'cuda', maxBatchSize: 64, maxSeqLen: 34816, maxNumTokens: 8192 });
+  const server = await startServer(
+    { engine, tokenizer: Tokenizer.fromDir(dir), template: ChatTemplate.fromDir(dir), log: (l) => process.stderr.write(`${l}\n`) },
+    { ...defaultServerOptions, host: '127.0.0.1', port: 0, maxConcurrency: 128, maxQueue: 1024 },
+  );
+  process.stdout.write(`${JSON.stringify({ url: server.url, info: engine.info })}\n`);
+  const stop = async () => {
+    await server.close();
+    await engine.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  await new Promise(() => {});
+}
+
+interface HarnessRow { group: string; name: string; value: number; unit: string; note: string }
+interface Row { section: string; measure: string; value: string; target: string; note: string }
+const rows: Row[] = [];
+const add = (section: string, measure: string, value: string, target = '', note = '') => {
+  rows.push({ section, measure, value, target, note });
+  console.log(`[${section}] ${measure}: ${value} ${target ? `(target ${target})` : ''} ${note}`);
+};
+const outDir = resolve(args.out);
+mkdirSync(outDir, { recursive: true });
+const device = spawnSync('nvidia-smi', ['--query-gpu=name,memory.total,driver_version', '--format=csv,noheader']).stdout?.toString().trim() ?? 'unknown';
+
+// ---- 1. the kernel harness: ceilings, per-format decode, prefill ------------------------------
+let harness: HarnessRow[] = [];
+if (args['harness-json']) {
+  harness = JSON.parse(readFileSync(args['harness-json'], 'utf8')).bench;
+} else if (args.harness) {
+  const json = join(outDir, 'harness-bench.json');
+  const r = spawnSync(args.harness, ['bench', 'bf16,int8_wo,int4_awq,fp8,int8_sq', '1024,8192,32768', '--json', json], { stdio: 'inherit' });
+  if (existsSync(json)) harness = JSON.parse(readFileSync(json, 'utf8')).bench;
+  else console.error(`the harness exited with ${r.status}`);
+}
+const h = (group: string, name: string) => harness.find((x) => x.group === group && x.name === name);
+const copyGbs = h('ceiling', 'device copy bandwidth (read+write)')?.value ?? NaN;
+add('ceilings', 'device-to-device copy bandwidth', `${copyGbs.toFixed(0)} GB/s`, '', '4 GiB cudaMemcpyAsync, bytes read + written');
+const gemm = h('ceiling', 'bf16 GEMM 8192^3 (cuBLASLt)');
+if (gemm) add('ceilings', 'bf16 GEMM 8192^3', `${gemm.value.toFixed(0)} TFLOP/s`, '', 'cuBLASLt, random data');
+const b1 = (fmt: string) => h('decode', `${fmt} b1 ctx512 graph+pdl`);
+const bf16Tok = b1('bf16')?.value ?? NaN;
+for (const fmt of ['bf16', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq']) {
+  const r = b1(fmt);
+  if (!r) continue;
+  const target = fmt === 'bf16' ? '>= 90% of roofline' : fmt === 'int4_awq' ? '>= 3x bf16' : fmt === 'fp8' ? '>= 1.8x bf16' : '';
+  const ratio = fmt === 'bf16' ? '' : `, ${(r.value / bf16Tok).toFixed(2)}x bf16`;
+  add('decode b1', `${fmt} (CUDA forward, graph)`, `${r.value.toFixed(1)} tok/s`, target, `${r.note}${ratio}`);
+}
+for (const T of [1024, 8192, 32768]) {
+  const r = h('prefill', `bf16 prompt ${T}`);
+  if (r) add('prefill', `bf16 ${T} tokens (CUDA forward)`, `${r.value.toFixed(0)} tok/s`, T === 32768 ? 'TTFT <= 2.5 s' : '', r.note);
+}
+
+// ---- 2. the real server on the GPU ------------------------------------------------------------
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+let serving: LoadSummary | undefined;
+if (args.checkpoint) {
+  const self = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [...process.execArgv, self, '--serve-child', resolve(args.checkpoint)], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const first = await new Promise<string>((res, rej) => {
+      createInterface({ input: child.stdout! }).once('line', res);
+      child.once('exit', (code) => rej(new Error(`the server exited with ${code} before it was ready`)));
+    });
+    const { url, info } = JSON.parse(first) as { url: string; info: { weightBytesPerStep: number; kvBytesPerToken: number; kernels: string } };
+    console.log(`server ready at ${url} on ${info.kernels}`);
+    const prompt = (len: number, salt: number) => (i: number) => {
+      let x = (i + 1 + salt * 7919) * 2654435761;
+      return Array.from({ length: len }, () => {
+        x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
+        return 1000 + (x % 90000);
+      });
+    };
+    const one = (len: number, out: number, salt: number) =>
+      runLoad({ url, model: 'bench', concurrency: 1, requests: 1, prompt: prompt(len, salt), outputTokens: out });
+    await one(64, 8, 0); // warm-up: graphs, cuBLASLt algorithms
+    const d = summarize(await one(128, 256, 1));
+    const tpot = d.tpotMs[0];
+    const roof = (copyGbs * 1e9) / (info.weightBytesPerStep + 200 * info.kvBytesPerToken);
+    add('decode b1', 'bf16 through the HTTP server', `${(1000 / tpot).toFixed(1)} tok/s`, '>= 90% of roofline',
+      `TPOT ${tpot.toFixed(2)} ms; roofline ${roof.toFixed(0)} tok/s (${(info.weightBytesPerStep / 1e9).toFixed(2)} GB/token) -> ${((100 * 1000) / tpot / roof).toFixed(1)}%`);
+    for (const [k, T] of [1024, 8192, 32768].entries()) {
+      await one(T, 1, 100 + k); // first request of this length (graph of its chunking, allocator)
+      const s = summarize(await one(T, 1, 200 + k));
+      add('prefill', `bf16 ${T} tokens (HTTP server)`, `TTFT ${s.ttftMs[0].toFixed(0)} ms`, T === 32768 ? 'TTFT <= 2.5 s' : '',
+        `${((T * 1000) / s.ttftMs[0]).toFixed(0)} tok/s incl. HTTP, tokenization-free token prompt`);
+    }
+    const n = Number(args.requests);
+    serving = summarize(await runLoad({ url, model: 'bench', concurrency: 64, requests: n, prompt: prompt(1024, 3), outputTokens: 512 }));
+    const kvStep = 64 * (1024 + 256) * info.kvBytesPerToken;
+    const roofServe = (64 * copyGbs * 1e9) / (info.weightBytesPerStep + kvStep);
+    add('serving', `64 concurrent, 1024 in / 512 out, ${n} requests`, `${serving.outputTokensPerSecond.toFixed(0)} output tok/s`,
+      '>= 70% of roofline, >= 3x transformers b64',
+      `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context 1280) -> ${((100 * serving.outputTokensPerSecond) / roofServe).toFixed(1)}%; ` +
+        `TTFT p50/p99 ${serving.ttftMs[0].toFixed(0)}/${serving.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${serving.itlMs[0].toFixed(1)}/${serving.itlMs[2].toFixed(1)} ms; failed ${serving.failed}`);
+  } catch (err) {
+    add('serving', 'HTTP server', 'failed', '', err instanceof Error ? err.message : String(err));
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+// ---- 3. the transformers baseline ------------------------------------------------------------
+if (args['baseline-json'] && existsSync(args['baseline-json'])) {
+  const b = JSON.parse(readFileSync(args['baseline-json'], 'utf8')) as { runs: { batch: number; output_tok_s: number }[]; transformers: string; attention: string };
+  for (const r of b.runs)
+    add('baseline', `transformers ${b.transformers} generate, batch ${r.batch}`, `${r.output_tok_s.toFixed(1)} tok/s`, '',
+      `${b.attention} attention, bf16, 128 prompt / 128 new tokens`);
+  const b64 = b.runs.find((r) => r.batch === 64)?.output_tok_s;
+  if (b64 && serving) add('serving', 'against transformers batch 64', `${(serving.outputTokensPerSecond / b64).toFixed(2)}x`, '>= 3x');
+}
+
+const table = ['| section | measure | value | target | note |', '| --- | --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${r.section} | ${r.measure} | ${r.value} | ${r.target} | ${r.note} |`)].join('\n');
+console.log(`\ndevice: ${device}\n${table}`);
+writeFileSync(join(outDir, 'bench-gpu.md'), `device: ${device}\n\n${table}\n`);
+writeFileSync(join(outDir, 'bench-gpu.json'), JSON.stringify({ device, rows, serving }, null, 1));

@@ -1,0 +1,400 @@
+#include "runtime/cuda_runner.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+#include "grpst/tensor_store.h"
+#include "model/qwen3_weights.h"
+#include "runtime/cuda_forward.h"
+#include "runtime/cuda_weights.h"
+
+namespace grpst {
+
+namespace cu = grpst::cuda;
+
+namespace {
+
+void check(const cu::Status& s) {
+  if (!s.ok()) throw Error("CUDA backend: " + s.message());
+}
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(std::string("CUDA backend: ") + what + ": " + cudaGetErrorString(e));
+}
+
+// Graph buckets: decode batches are padded up to one of these sizes.
+int batch_bucket(int n) {
+  static const int kBuckets[] = {1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 192, 224, 256};
+  for (int b : kBuckets)
+    if (n <= b) return b;
+  return -1;
+}
+int context_bucket(int ctx, int max_seq_len) {
+  int c = 512;
+  while (c < ctx) c *= 2;
+  return std::min(c, std::max(512, max_seq_len));
+}
+
+// Step metadata, laid out identically in pinned host memory and in device memory.
+struct StepArrays {
+  int32_t* tokens;
+  int32_t* positions;
+  int32_t* slots;
+  int32_t* token_seq;
+  int32_t* logit_rows;
+  int32_t* q_start;
+  int32_t* q_len;
+  int32_t* ctx_len;
+  int32_t* seq_index;
+  int32_t* tables;  // [max_seqs, table_width]
+};
+
+class CudaRunner final : public ModelRunner {
+ public:
+  CudaRunner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store, const CudaRunnerOptions& o)
+      : cfg_(cfg), store_(std::move(store)), opts_(o) {
+    check(cudaSetDevice(o.device), "cudaSetDevice");
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, o.device), "cudaGetDeviceProperties");
+    if (prop.major < 8)
+      throw Error(std::string("CUDA backend: ") + prop.name + " (compute capability " + std::to_string(prop.major) + "." +
+                  std::to_string(prop.minor) + ") is too old; the kernels need sm_80 or newer (built for sm_90a)");
+    num_sms_ = prop.multiProcessorCount;
+    kernels_ = std::string(prop.name) + " (sm_" + std::to_string(prop.major * 10 + prop.minor) + ", cuda)";
+    const char* g = std::getenv("GRPST_CUDA_GRAPHS");
+    if (g && std::string(g) == "0") opts_.cuda_graphs = false;
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cu::lt_create(&lt_, size_t(64) << 20));
+
+    const WeightFormat fmt = weight_format_for_scheme(o.quantization.empty() ? "none" : o.quantization);
+    Qwen3Weights hw = load_qwen3_weights(*store_, cfg_, fmt);
+    weights_ = upload_qwen3(cfg_, hw, mem_, &weight_bytes_);
+
+    cu::ModelDims d;
+    d.hidden = cfg.hidden_size;
+    d.intermediate = cfg.intermediate_size;
+    d.layers = cfg.num_layers;
+    d.heads = cfg.num_heads;
+    d.kv_heads = cfg.num_kv_heads;
+    d.head_dim = cfg.head_dim;
+    d.vocab = cfg.vocab_size;
+    d.eps = cfg.rms_norm_eps;
+    cu::ForwardLimits lim;
+    max_tokens_ = std::max(o.max_tokens, batch_bucket_limit());
+    lim.max_tokens = max_tokens_;
+    lim.max_logits = std::max(o.max_logit_rows, batch_bucket_limit());
+    std::unique_ptr<cu::Forward> f;
+    check(cu::Forward::create(d, weights_, lim, lt_, num_sms_, &f));
+    forward_ = std::move(f);
+
+    // Step metadata: fixed addresses, so graphs captured once stay valid.
+    max_seqs_ = std::max(o.max_batch_size, batch_bucket_limit());
+    table_width_ = (o.max_seq_len + o.kv_block_size - 1) / o.kv_block_size + 1;
+    const size_t T = max_tokens_, L = lim.max_logits, S = max_seqs_;
+    meta_ints_ = 4 * T + L + 4 * S + S * size_t(table_width_);
+    check(cudaMallocHost(&host_meta_, meta_ints_ * 4), "cudaMallocHost");
+    dev_meta_ = static_cast<int32_t*>(mem_.get(meta_ints_ * 4, "step metadata"));
+    host_ = arrays(host_meta_);
+    dev_ = arrays(dev_meta_);
+    logits_dev_ = static_cast<float*>(mem_.get(L * size_t(cfg.vocab_size) * 4, "logits"));
+    check(cudaMallocHost(&logits_host_, L * size_t(cfg.vocab_size) * 4), "cudaMallocHost logits");
+    // Device sampling: parameters in, tokens and their logprobs out, a [rows, vocab] workspace.
+    max_logits_ = int(L);
+    sample_work_ = static_cast<float*>(mem_.get(L * size_t(cfg.vocab_size) * 4, "sampling workspace"));
+    sample_dev_ = static_cast<cu::SampleParams*>(mem_.get(L * sizeof(cu::SampleParams), "sampling parameters"));
+    sampled_dev_ = static_cast<int32_t*>(mem_.get(L * 4, "sampled tokens"));
+    sampled_lp_dev_ = static_cast<float*>(mem_.get(L * 4, "sampled logprobs"));
+    check(cudaMallocHost(&sample_host_, L * sizeof(cu::SampleParams)), "cudaMallocHost");
+    check(cudaMallocHost(&sampled_host_, L * 8), "cudaMallocHost");
+  }
+
+  ~CudaRunner() override {
+    cudaStreamSynchronize(stream_);
+    for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g);
+    forward_.reset();
+    if (kv_) cudaFree(kv_);
+    if (host_meta_) cudaFreeHost(host_meta_);
+    if (logits_host_) cudaFreeHost(logits_host_);
+    if (sample_host_) cudaFreeHost(sample_host_);
+    if (sampled_host_) cudaFreeHost(sampled_host_);
+    cu::lt_destroy(lt_);
+    cudaStreamDestroy(stream_);
+  }
+
+  const ModelConfig& config() const override { return cfg_; }
+  std::string device() const override { return "cuda"; }
+  std::string kernels() const override { return kernels_; }
+  int threads() const override { return 1; }
+  int64_t weight_bytes_per_step() const override { return weight_bytes_; }
+  bool samples_on_device() const override { return true; }
+
+  void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, nullptr); }
+  void forward_sampled(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) override {
+    step(batch, logits, tokens, logprobs);
+  }
+
+  size_t kv_bytes_per_token(KvDType dtype) const override {
+    return size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * 2;  // bf16 on the GPU
+  }
+
+  void allocate_kv(const KvCacheSpec& spec) override {
+    if (spec.dtype != KvDType::BF16)
+      throw Error(std::string("CUDA backend: KV cache dtype ") + kv_dtype_name(spec.dtype) +
+                  " is not supported on the GPU; use kvCacheDtype \"auto\" or \"bfloat16\"");
+    if (spec.block_size != opts_.kv_block_size)
+      throw Error("CUDA backend: KV block size changed after load");
+    const size_t per_layer = size_t(spec.num_blocks) * cfg_.num_kv_heads * spec.block_size * cfg_.head_dim * 2;
+    check(cudaMalloc(&kv_, per_layer * 2 * cfg_.num_layers),
+          "cudaMalloc KV cache (lower kvCacheFreeMemFraction or maxTokensInPagedKvCache)");
+    cu::KvCache kv;
+    kv.geo = cu::KvGeometry{spec.num_blocks, spec.block_size, cfg_.num_kv_heads, cfg_.head_dim, cu::KvDtype::bf16};
+    for (int l = 0; l < cfg_.num_layers; ++l) {
+      uint8_t* base = static_cast<uint8_t*>(kv_) + per_layer * 2 * l;
+      kv.layers.push_back(cu::KvLayer{base, base + per_layer, 1.f, 1.f});
+    }
+    check(forward_->set_kv(kv));
+    block_size_ = spec.block_size;
+  }
+
+ private:
+  // One step: the forward pass, the device draws, and the logits rows the host still needs.
+  void step(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) {
+    const int T = batch.num_tokens();
+    if (T == 0) return;
+    if (T > max_tokens_) throw Error("CUDA backend: a step of " + std::to_string(T) + " tokens exceeds max_tokens");
+    if (int(batch.seqs.size()) > max_seqs_) throw Error("CUDA backend: more sequences in a step than max_batch_size");
+    // Decode rows (one token per sequence) first, then the prefill chunks.
+    std::vector<int> order;  // sequences in execution order
+    int R = 0;
+    for (size_t s = 0; s < batch.seqs.size(); ++s)
+      if (batch.seqs[s].num_tokens == 1) order.push_back(int(s)), ++R;
+    for (size_t s = 0; s < batch.seqs.size(); ++s)
+      if (batch.seqs[s].num_tokens != 1) order.push_back(int(s));
+    std::vector<int> new_row(T, -1);
+    int row = 0, max_ctx = 0, P = 0, max_q = 0;
+    for (int si = 0; si < int(order.size()); ++si) {
+      const SeqSlice& sl = batch.seqs[order[si]];
+      const int ctx = sl.start_pos + sl.num_tokens;
+      if (ctx > sl.num_blocks * block_size_) throw Error("CUDA backend: a sequence's block table is too short");
+      if (sl.num_blocks > table_width_) throw Error("CUDA backend: a sequence is longer than max_seq_len");
+      max_ctx = std::max(max_ctx, ctx);
+      std::memcpy(host_.tables + size_t(si) * table_width_, sl.block_table, size_t(sl.num_blocks) * 4);
+      if (si >= R) {
+        host_.q_start[P] = row;
+        host_.q_len[P] = sl.num_tokens;
+        host_.ctx_len[P] = ctx;
+        host_.seq_index[P] = si;
+        max_q = std::max(max_q, sl.num_tokens);
+        ++P;
+      }
+      for (int j = 0; j < sl.num_tokens; ++j, ++row) {
+        const int pos = sl.start_pos + j;
+        new_row[sl.first_row + j] = row;
+        host_.tokens[row] = batch.tokens[sl.first_row + j];
+        host_.positions[row] = pos;
+        host_.slots[row] = sl.block_table[pos / block_size_] * block_size_ + pos % block_size_;
+        host_.token_seq[row] = si;
+      }
+    }
+    const int L = int(batch.logit_rows.size());
+    bool identity = L == T;
+    for (int i = 0; i < L; ++i) {
+      host_.logit_rows[i] = new_row[batch.logit_rows[i]];
+      identity = identity && host_.logit_rows[i] == i;
+    }
+
+    const cu::Exec ex{stream_, true};
+    const bool decode_only = R == T && P == 0;
+    const int bucket = decode_only && identity && opts_.cuda_graphs ? batch_bucket(T) : -1;
+    if (bucket > 0 && bucket <= max_tokens_) {
+      // Padding rows write no KV (slot -1) and read block 0 at position 0.
+      for (int r = T; r < bucket; ++r) {
+        host_.tokens[r] = 0;
+        host_.positions[r] = 0;
+        host_.slots[r] = -1;
+        host_.token_seq[r] = r;
+        std::memset(host_.tables + size_t(r) * table_width_, 0, size_t(table_width_) * 4);
+      }
+      upload(bucket, 0, 0, bucket);
+      const int cb = context_bucket(max_ctx, opts_.max_seq_len);
+      run_graph(bucket, cb);
+    } else {
+      upload(T, L, P, int(order.size()));
+      cu::StepInput in = step_input(T, R, P, max_q, L, identity, max_ctx);
+      check(forward_->run(in, logits_dev_, ex));
+    }
+    const int D = tokens ? int(batch.device_samples.size()) : 0;
+    if (D > 0) {
+      for (int i = 0; i < D; ++i) {
+        const DeviceSample& d = batch.device_samples[i];
+        cu::SampleParams& p = sample_host_[i];
+        p.temperature = d.temperature;
+        p.top_p = d.top_p;
+        p.min_p = d.min_p;
+        p.repetition_penalty = 1.f;
+        p.presence_penalty = 0.f;
+        p.frequency_penalty = 0.f;
+        p.top_k = d.top_k;
+        p.row = d.logit_row;
+        p.slot = -1;
+        p.seed = d.seed;
+        p.step = d.step;
+      }
+      check(cudaMemcpyAsync(sample_dev_, sample_host_, size_t(D) * sizeof(cu::SampleParams), cudaMemcpyHostToDevice, stream_),
+            "copy sampling parameters");
+      check(cu::sample(logits_dev_, sample_dev_, cu::SampleHistory{nullptr, nullptr}, D, cfg_.vocab_size, sample_work_,
+                       sampled_dev_, sampled_lp_dev_, cu::Exec{stream_, false}));
+      check(cudaMemcpyAsync(sampled_host_, sampled_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_), "copy tokens");
+      check(cudaMemcpyAsync(sampled_host_ + max_logits_, sampled_lp_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_),
+            "copy logprobs");
+    }
+    const bool host_rows = L > D;  // some rows are sampled (or read for logprobs) on the host
+    if (host_rows)
+      check(cudaMemcpyAsync(logits_host_, logits_dev_, size_t(L) * cfg_.vocab_size * 4, cudaMemcpyDeviceToHost, stream_),
+            "copy logits");
+    check(cudaStreamSynchronize(stream_), "forward step");
+    if (host_rows) std::memcpy(logits, logits_host_, size_t(L) * cfg_.vocab_size * 4);
+    if (D > 0) {
+      std::memcpy(tokens, sampled_host_, size_t(D) * 4);
+      std::memcpy(logprobs, sampled_host_ + max_logits_, size_t(D) * 4);
+    }
+  }
+
+  int batch_bucket_limit() const { return std::min(256, std::max(1, opts_.max_batch_size)); }
+
+  StepArrays arrays(int32_t* base) const {
+    const size_t T = max_tokens_, S = max_seqs_;
+    const size_t L = meta_ints_ - 4 * T - 4 * S - S * size_t(table_width_);
+    StepArrays a;
+    a.tokens = base;
+    a.positions = a.tokens + T;
+    a.slots = a.positions + T;
+    a.token_seq = a.slots + T;
+    a.logit_rows = a.token_seq + T;
+    a.q_start = a.logit_rows + L;
+    a.q_len = a.q_start + S;
+    a.ctx_len = a.q_len + S;
+    a.seq_index = a.ctx_len + S;
+    a.tables = a.seq_index + S;
+    return a;
+  }
+
+  void copy(int32_t* dst, const int32_t* src, size_t n) {
+    if (n) check(cudaMemcpyAsync(dst, src, n * 4, cudaMemcpyHostToDevice, stream_), "copy step metadata");
+  }
+
+  // Copies the used part of each array (the stream orders them before the step's kernels).
+  void upload(int T, int L, int P, int S) {
+    copy(dev_.tokens, host_.tokens, T);
+    copy(dev_.positions, host_.positions, T);
+    copy(dev_.slots, host_.slots, T);
+    copy(dev_.token_seq, host_.token_seq, T);
+    copy(dev_.logit_rows, host_.logit_rows, L);
+    copy(dev_.q_start, host_.q_start, P);
+    copy(dev_.q_len, host_.q_len, P);
+    copy(dev_.ctx_len, host_.ctx_len, P);
+    copy(dev_.seq_index, host_.seq_index, P);
+    copy(dev_.tables, host_.tables, size_t(S) * table_width_);
+  }
+
+  cu::StepInput step_input(int T, int R, int P, int max_q, int L, bool identity, int max_ctx) const {
+    cu::StepInput in;
+    in.num_tokens = T;
+    in.num_decode = R;
+    in.tokens = dev_.tokens;
+    in.positions = dev_.positions;
+    in.slots = dev_.slots;
+    in.token_seq = dev_.token_seq;
+    in.prefill = cu::PrefillBatch{P, max_q, T - R, dev_.q_start, dev_.q_len, dev_.ctx_len, dev_.seq_index, nullptr, nullptr, 0};
+    in.tables = cu::PagedTables{dev_.tables, table_width_};
+    in.num_logits = L;
+    in.logit_rows = identity ? nullptr : dev_.logit_rows;
+    in.max_context = max_ctx;
+    return in;
+  }
+
+  // Replays (capturing on first use) the decode graph of `bucket` rows at contexts up to `ctx`.
+  void run_graph(int bucket, int ctx) {
+    const int64_t key = int64_t(bucket) << 32 | ctx;
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      const cu::StepInput in = step_input(bucket, bucket, 0, 0, bucket, true, ctx);
+      const cu::Exec ex{stream_, true};
+      // One eager step first: algorithm choices and kernel attributes are settled outside capture.
+      check(forward_->run(in, logits_dev_, ex));
+      check(cudaStreamSynchronize(stream_), "decode warm-up");
+      cudaGraph_t graph;
+      check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin graph capture");
+      const cu::Status st = forward_->run(in, logits_dev_, ex);
+      const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+      check(st);
+      check(e, "end graph capture");
+      cudaGraphExec_t exec;
+      const cudaError_t ie = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      check(ie, "instantiate decode graph");
+      it = graphs_.emplace(key, exec).first;
+      return;  // the warm-up step already produced this step's logits
+    }
+    check(cudaGraphLaunch(it->second, stream_), "launch decode graph");
+  }
+
+  ModelConfig cfg_;
+  std::shared_ptr<TensorStore> store_;
+  CudaRunnerOptions opts_;
+  std::string kernels_;
+  int num_sms_ = 132;
+  cudaStream_t stream_ = nullptr;
+  cu::LtContext* lt_ = nullptr;
+  DeviceMemory mem_;
+  cu::ModelWeights weights_;
+  int64_t weight_bytes_ = 0;
+  std::unique_ptr<cu::Forward> forward_;
+  void* kv_ = nullptr;
+  int block_size_ = 16;
+  int max_tokens_ = 0, max_seqs_ = 0, table_width_ = 0;
+  size_t meta_ints_ = 0;
+  int32_t* host_meta_ = nullptr;
+  int32_t* dev_meta_ = nullptr;
+  StepArrays host_{}, dev_{};
+  float* logits_dev_ = nullptr;
+  float* logits_host_ = nullptr;
+  int max_logits_ = 0;
+  float* sample_work_ = nullptr;
+  cu::SampleParams* sample_dev_ = nullptr;
+  cu::SampleParams* sample_host_ = nullptr;
+  int32_t* sampled_dev_ = nullptr;
+  float* sampled_lp_dev_ = nullptr;
+  int32_t* sampled_host_ = nullptr;  // [tokens | logprob bits], max_logits_ each
+  std::map<int64_t, cudaGraphExec_t> graphs_;
+};
+
+}  // namespace
+
+bool cuda_device_available(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    if (why) *why = e != cudaSuccess ? std::string("no usable CUDA driver or device (") + cudaGetErrorString(e) + ")"
+                                     : std::string("no CUDA device is visible");
+    return false;
+  }
+  return true;
+}
+
+int64_t cuda_free_memory_bytes(int device) {
+  size_t free_b = 0, total = 0;
+  cudaSetDevice(device);
+  if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) return 0;
+  return int64_t(free_b);
+}
+
+std::unique_ptr<ModelRunner> make_cuda_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
+                                              const CudaRunnerOptions& opts) {
+  return std::make_unique<CudaRunner>(cfg, std::move(store), opts);
+}
+
+}  // namespace grpst

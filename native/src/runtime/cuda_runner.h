@@ -1,0 +1,34 @@
+// The CUDA ModelRunner: the same model interface as the CPU runner, on one NVIDIA GPU. Weights
+// are uploaded once (bf16 and every quantized format, repacked for the GPU kernels where that
+// pays), the paged KV cache lives in device memory, decode steps replay CUDA graphs bucketed by
+// batch size and context length, and no host synchronization happens inside a step (the one
+// sync is the copy of the logits the scheduler needs).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "grpst/model_runner.h"
+
+namespace grpst {
+
+struct CudaRunnerOptions {
+  int device = 0;
+  int max_tokens = 512;      // tokens per step
+  int max_logit_rows = 256;
+  int max_seq_len = 4096;
+  int max_batch_size = 16;   // sequences per step (block-table rows)
+  int kv_block_size = 16;
+  std::string quantization;  // engine scheme: none/full_prec, int8_wo, int4_awq, fp8, int8_sq
+  bool cuda_graphs = true;   // GRPST_CUDA_GRAPHS=0 turns them off
+};
+
+/** True when a CUDA device is usable; otherwise `why` says what is missing. */
+bool cuda_device_available(std::string* why);
+/** Free device memory now, in bytes (after the runner's allocations: what the KV pool may use). */
+int64_t cuda_free_memory_bytes(int device);
+
+std::unique_ptr<ModelRunner> make_cuda_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
+                                              const CudaRunnerOptions& opts);
+
+}  // namespace grpst

@@ -1,0 +1,63 @@
+#include "runtime/cuda_select.h"
+
+#include <algorithm>
+
+#include "grpst/common.h"
+#ifdef GRPST_WITH_CUDA
+#include "runtime/cuda_runner.h"
+#endif
+
+namespace grpst {
+
+void check_device_name(const std::string& device) {
+  if (device != "cpu" && device != "cuda" && device != "auto")
+    throw Error("device \"" + device + "\" is unknown: use \"cpu\", \"cuda\" or \"auto\"");
+  if (device == "cuda" && !built_with_cuda())
+    throw Error("device \"cuda\" is not available: this build has only the CPU backend (install the CUDA toolkit with "
+                "nvcc and cuBLAS, then rebuild with npm run build:native)");
+}
+
+bool built_with_cuda() {
+#ifdef GRPST_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
+                                                    std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
+                                                    const EngineOptions& eo, ResolvedEngineOptions& ro) {
+  check_device_name(device);
+#ifdef GRPST_WITH_CUDA
+  std::string why;
+  const bool gpu = cuda_device_available(&why);
+  if (device == "cuda" && !gpu) throw Error("device \"cuda\" is not available: " + why);
+  if (gpu && device != "cpu") {
+    CudaRunnerOptions o;
+    o.max_tokens = ro.opts.max_num_tokens;
+    o.max_logit_rows = ro.max_logit_rows;
+    o.max_seq_len = ro.opts.max_seq_len;
+    o.max_batch_size = ro.opts.max_batch_size;
+    o.kv_block_size = ro.kv.block_size;
+    o.quantization = cpu.quantization;
+    auto runner = make_cuda_runner(cfg, std::move(store), o);
+    if (eo.max_tokens_in_kv <= 0 && eo.kv_cache_bytes <= 0) {
+      const double frac = eo.kv_free_mem_fraction > 0 ? eo.kv_free_mem_fraction : 0.9;
+      if (frac > 1) throw Error("kvCacheFreeMemFraction must be at most 1");
+      const int64_t bpt = int64_t(runner->kv_bytes_per_token(ro.kv.dtype));
+      int64_t tokens = int64_t(double(cuda_free_memory_bytes(o.device)) * frac) / bpt;
+      tokens = std::min<int64_t>(tokens, int64_t(ro.opts.max_batch_size) * ro.opts.max_seq_len);
+      const int64_t blocks = tokens / ro.kv.block_size;
+      if (blocks < 1)
+        throw Error("no GPU memory is left for the KV cache after the weights; use a smaller model, a quantized "
+                    "engine, or lower maxNumTokens");
+      ro.kv.num_blocks = int(std::min<int64_t>(blocks, int64_t(1) << 30));
+    }
+    return runner;
+  }
+#endif
+  return make_cpu_runner(cfg, std::move(store), cpu);
+}
+
+}  // namespace grpst

@@ -1,0 +1,24 @@
+// Chooses the model runner for LoadOptions.device: "cpu", "cuda", or "auto" (CUDA when this build
+// has the CUDA backend and a GPU is visible, else CPU). For CUDA the KV pool is sized the way
+// TensorRT-LLM sizes it: free GPU memory after the weights and activations times
+// kvCacheFreeMemFraction (default 0.9), unless maxTokensInPagedKvCache or kvCacheBytes fix it.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "grpst/engine.h"
+#include "grpst/model_runner.h"
+
+namespace grpst {
+
+/** "cpu", "cuda" or "auto"; anything else throws Error naming the choices. */
+void check_device_name(const std::string& device);
+/** Whether this build includes the CUDA backend. */
+bool built_with_cuda();
+
+/** The runner for `device`; may change ro.kv.num_blocks (CUDA: sized from free GPU memory). */
+std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
+                                                    std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
+                                                    const EngineOptions& eo, ResolvedEngineOptions& ro);
+
+}  // namespace grpst

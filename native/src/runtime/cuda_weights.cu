@@ -1,0 +1,232 @@
+#include "runtime/cuda_weights.h"
+
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <string>
+
+namespace grpst {
+
+namespace cu = grpst::cuda;
+
+namespace {
+
+void check(cudaError_t e, const std::string& what) {
+  if (e != cudaSuccess) throw Error("CUDA backend: " + what + ": " + cudaGetErrorString(e));
+}
+void check(const cu::Status& s) {
+  if (!s.ok()) throw Error("CUDA backend: " + s.message());
+}
+
+cu::WeightFormat to_cuda(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::BF16: return cu::WeightFormat::bf16;
+    case WeightFormat::INT8_WO: return cu::WeightFormat::int8_wo;
+    case WeightFormat::INT4: return cu::WeightFormat::int4_awq;
+    case WeightFormat::FP8: return cu::WeightFormat::fp8;
+    case WeightFormat::INT8_SQ: return cu::WeightFormat::int8_sq;
+  }
+  throw Error("CUDA backend: unknown weight format");
+}
+
+// Bytes of one stored row of the weight itself, and the distance between rows in the source.
+size_t row_bytes(const LinearWeight& w) {
+  switch (w.fmt) {
+    case WeightFormat::BF16: return size_t(w.in_features) * 2;
+    case WeightFormat::INT4: return size_t(w.in_features) / 2;
+    default: return size_t(w.in_features);
+  }
+}
+size_t src_pitch(const LinearWeight& w) { return w.fmt == WeightFormat::BF16 ? size_t(w.ldw) * 2 : size_t(w.ldw); }
+
+// Rows of several host matrices into one device matrix: concatenated, or interleaved (row r of
+// part p becomes row r * parts + p; the parts then have the same number of rows).
+struct Part {
+  const void* src;
+  size_t pitch;
+  int rows;
+};
+void copy_rows(void* dst, const std::vector<Part>& parts, size_t width, bool interleave, const char* what) {
+  size_t row = 0;
+  const size_t P = parts.size();
+  for (size_t p = 0; p < P; ++p) {
+    const Part& pt = parts[p];
+    uint8_t* d = static_cast<uint8_t*>(dst) + (interleave ? p * width : row * width);
+    check(cudaMemcpy2D(d, interleave ? P * width : width, pt.src, pt.pitch, width, pt.rows, cudaMemcpyHostToDevice), what);
+    row += pt.rows;
+  }
+}
+
+struct Uploader {
+  DeviceMemory& mem;
+  int64_t bytes = 0;  // read per decode step
+
+  template <class T>
+  const T* vec(const T* host, size_t n, const char* what) {
+    void* d = mem.get(n * sizeof(T), what);
+    check(cudaMemcpy(d, host, n * sizeof(T), cudaMemcpyHostToDevice), what);
+    return static_cast<const T*>(d);
+  }
+
+  // q/k/v (concatenated) or gate/up (interleaved) as one device weight; a single part otherwise.
+  cu::Weight linear(const std::vector<const LinearWeight*>& ws, bool interleave, const std::string& name) {
+    const LinearWeight& w0 = *ws[0];
+    cu::Weight out;
+    out.format = to_cuda(w0.fmt);
+    out.K = w0.in_features;
+    out.N = 0;
+    for (const LinearWeight* w : ws) {
+      if (w->fmt != w0.fmt || w->in_features != w0.in_features)
+        throw Error("CUDA backend: " + name + ": fused projections differ in format or width");
+      out.N += w->out_features;
+    }
+    const int N = out.N, K = out.K;
+    std::vector<Part> rows;
+    for (const LinearWeight* w : ws) rows.push_back({w->w, src_pitch(*w), w->out_features});
+    const size_t rb = row_bytes(w0);
+    auto per_row = [&](const void* (*get)(const LinearWeight&), size_t width) {
+      std::vector<Part> p;
+      for (const LinearWeight* w : ws) p.push_back({get(*w), width, w->out_features});
+      return p;
+    };
+    switch (w0.fmt) {
+      case WeightFormat::BF16:
+      case WeightFormat::FP8:
+      case WeightFormat::INT8_SQ: {
+        void* d = mem.get(size_t(N) * rb, name.c_str());
+        copy_rows(d, rows, rb, interleave, name.c_str());
+        out.data = d;
+        bytes += int64_t(N) * rb;
+        if (w0.fmt == WeightFormat::INT8_SQ) {
+          void* s = mem.get(size_t(N) * 4, "scales");
+          copy_rows(s, per_row([](const LinearWeight& w) { return static_cast<const void*>(w.scales); }, 4), 4, interleave, "scales");
+          out.channel_scale = static_cast<const float*>(s);
+          bytes += int64_t(N) * 4;
+        }
+        if (w0.fmt == WeightFormat::FP8) {
+          for (const LinearWeight* w : ws)
+            if (w->scales[0] != w0.scales[0] || w->input_scale != w0.input_scale)
+              throw Error("CUDA backend: " + name + ": fused fp8 projections need one weight_scale and one input_scale "
+                          "(rebuild the engine with grpst build)");
+          const float sc[2] = {w0.scales[0], w0.input_scale};
+          const float* d2 = vec(sc, 2, "fp8 scales");
+          out.w_scale = d2;
+          out.x_scale = d2 + 1;
+        }
+        break;
+      }
+      case WeightFormat::INT8_WO: {
+        void* nat = nullptr;
+        check(cudaMalloc(&nat, size_t(N) * K), "int8 staging");
+        copy_rows(nat, rows, rb, interleave, name.c_str());
+        const size_t packed = size_t((N + 15) / 16) * 16 * size_t((K + 63) / 64) * 64;
+        void* d = mem.get(packed, name.c_str());
+        const cu::Status st = cu::repack_int8_wo(static_cast<const int8_t*>(nat), N, K, static_cast<int8_t*>(d), {});
+        check(cudaDeviceSynchronize(), "repack int8");
+        cudaFree(nat);
+        check(st);
+        out.data = d;
+        void* s = mem.get(size_t(N) * 4, "scales");
+        copy_rows(s, per_row([](const LinearWeight& w) { return static_cast<const void*>(w.scales); }, 4), 4, interleave, "scales");
+        out.channel_scale = static_cast<const float*>(s);
+        bytes += int64_t(packed) + int64_t(N) * 4;
+        break;
+      }
+      case WeightFormat::INT4: {
+        const int G = w0.group_size, ng = (K + G - 1) / G;
+        for (const LinearWeight* w : ws)
+          if (w->group_size != G) throw Error("CUDA backend: " + name + ": fused projections differ in group size");
+        // Symmetric engines store zeros = 8 everywhere: the kernels then use the constant.
+        bool symmetric = true;
+        for (const LinearWeight* w : ws) {
+          const uint8_t* z = static_cast<const uint8_t*>(w->zeros);
+          for (size_t i = 0; z && symmetric && i < size_t(w->out_features) * ng; ++i) symmetric = z[i] == 8;
+        }
+        void *nat = nullptr, *nat_s = nullptr, *nat_z = nullptr;
+        check(cudaMalloc(&nat, size_t(N) * K / 2), "int4 staging");
+        check(cudaMalloc(&nat_s, size_t(N) * ng * 4), "int4 staging");
+        copy_rows(nat, rows, rb, interleave, name.c_str());
+        copy_rows(nat_s, per_row([](const LinearWeight& w) { return static_cast<const void*>(w.scales); }, size_t(ng) * 4),
+                  size_t(ng) * 4, interleave, "int4 scales");
+        if (!symmetric) {
+          check(cudaMalloc(&nat_z, size_t(N) * ng), "int4 staging");
+          copy_rows(nat_z, per_row([](const LinearWeight& w) { return w.zeros; }, size_t(ng)), size_t(ng), interleave, "int4 zeros");
+        }
+        const size_t tiles = (N + 15) / 16;
+        const size_t packed = tiles * 16 * size_t((K + 63) / 64) * 64 / 2;
+        void* d = mem.get(packed, name.c_str());
+        void* ps = mem.get(tiles * ng * 16 * 2, "int4 scales");
+        void* pz = symmetric ? nullptr : mem.get(tiles * ng * 16 * 2, "int4 zeros");
+        const cu::Status st = cu::repack_int4(static_cast<const uint8_t*>(nat), static_cast<const float*>(nat_s),
+                                              static_cast<const uint8_t*>(nat_z), N, K, G, static_cast<uint32_t*>(d),
+                                              static_cast<cu::bf16*>(ps), static_cast<cu::bf16*>(pz), {});
+        check(cudaDeviceSynchronize(), "repack int4");
+        cudaFree(nat);
+        cudaFree(nat_s);
+        if (nat_z) cudaFree(nat_z);
+        check(st);
+        out.data = d;
+        out.group_scale = static_cast<const cu::bf16*>(ps);
+        out.group_zero = static_cast<const cu::bf16*>(pz);
+        out.group_size = G;
+        bytes += int64_t(packed) + int64_t(tiles) * ng * 16 * (symmetric ? 2 : 4);
+        break;
+      }
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+void* DeviceMemory::get(size_t n, const char* what) {
+  void* p = nullptr;
+  check(cudaMalloc(&p, n ? n : 16), std::string("cudaMalloc ") + what + " (" + std::to_string(n >> 20) + " MiB)");
+  ptrs.push_back(p);
+  bytes += int64_t(n);
+  return p;
+}
+
+DeviceMemory::~DeviceMemory() {
+  for (void* p : ptrs) cudaFree(p);
+}
+
+cu::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, DeviceMemory& mem, int64_t* decode_bytes) {
+  Uploader up{mem};
+  const int H = cfg.hidden_size, D = cfg.head_dim;
+  cu::ModelWeights w;
+  const cu::bf16* embed = reinterpret_cast<const cu::bf16*>(up.vec(hw.embed, size_t(cfg.vocab_size) * H, "embeddings"));
+  w.embed = embed;
+  w.final_norm = up.vec(hw.final_norm, H, "norm");
+  for (int i = 0; i < cfg.num_layers; ++i) {
+    const Qwen3Layer& l = hw.layers[i];
+    const std::string p = "layer " + std::to_string(i) + " ";
+    cu::LayerWeights lw;
+    lw.input_norm = up.vec(l.input_norm, H, "norm");
+    lw.post_norm = up.vec(l.post_norm, H, "norm");
+    lw.q_norm = up.vec(l.q_norm, D, "norm");
+    lw.k_norm = up.vec(l.k_norm, D, "norm");
+    lw.qkv = up.linear({&l.q, &l.k, &l.v}, false, p + "qkv");
+    lw.o = up.linear({&l.o}, false, p + "o_proj");
+    lw.gate_up = up.linear({&l.gate, &l.up}, true, p + "gate_up");
+    lw.down = up.linear({&l.down}, false, p + "down_proj");
+    up.bytes += int64_t(4) * (2 * H + 2 * D);
+    w.layers.push_back(lw);
+  }
+  if (cfg.tie_word_embeddings) {
+    w.lm_head.format = cu::WeightFormat::bf16;
+    w.lm_head.N = cfg.vocab_size;
+    w.lm_head.K = H;
+    w.lm_head.data = embed;
+    up.bytes += int64_t(cfg.vocab_size) * H * 2;
+  } else {
+    w.lm_head = up.linear({&hw.lm_head}, false, "lm_head");
+  }
+  up.bytes += int64_t(H) * 2;  // one embedding row per token
+  w.inv_freq = up.vec(cfg.rope_inv_freq.data(), cfg.rope_inv_freq.size(), "rope table");
+  w.attention_scaling = cfg.rope_attention_scaling;
+  *decode_bytes = up.bytes;
+  return w;
+}
+
+}  // namespace grpst
