@@ -77,7 +77,14 @@ void ThreadPool::run(int n, Thunk thunk, void* ctx) {
     wake_.notify_all();
   }
   work(gen, 0);
-  while (job.done.load(std::memory_order_acquire) != n) GRPST_PAUSE();
+  // Waiting for tasks other threads hold: spin a little, then yield the core, so that on a busy
+  // machine a descheduled worker can finish its task on this core instead of us spinning.
+  for (int spin = 0; job.done.load(std::memory_order_acquire) != n; spin++) {
+    if (spin < kSpinIterations)
+      GRPST_PAUSE();
+    else
+      std::this_thread::yield();
+  }
   if (error_) std::rethrow_exception(error_);
 }
 
