@@ -35,10 +35,17 @@ Matcher::Matcher(std::shared_ptr<const Vocabulary> vocab, Grammar grammar)
   walk_states_.assign(size_t(vocab_->max_depth()) + 1, kDead);
   bool complete = false;
   scratch_.clear();
-  visit_mark_++;
+  next_visit_mark();
   closure(intern_stack(grammar_.root(), -1), complete);
   initial_ = intern_state(scratch_, complete);
   if (initial_ == kDead) throw Error("grammar: the root rule matches nothing");
+}
+
+void Matcher::next_visit_mark() {
+  if (++visit_mark_ == 0) {  // wrapped: old marks could look current
+    std::fill(visited_.begin(), visited_.end(), 0u);
+    visit_mark_ = 1;
+  }
 }
 
 int32_t Matcher::intern_stack(int32_t node, int32_t parent) {
@@ -125,7 +132,7 @@ int32_t Matcher::advance(int32_t state, int32_t symbol) {
   if (r[symbol] != kUnknown) return r[symbol];
   transitions_++;
   scratch_.clear();
-  visit_mark_++;
+  next_visit_mark();
   bool complete = false;
   // Copy: closure() may grow stacks_, and the state's own list must not move under the loop.
   const std::vector<int32_t> from = states_[size_t(state)].stacks;

@@ -96,6 +96,7 @@ class Matcher {
 
   int32_t intern_stack(int32_t node, int32_t parent);
   int32_t intern_state(std::vector<int32_t>& stacks, bool complete);
+  void next_visit_mark();
   /** Adds to scratch_ the stacks that `stack` stands for once calls are entered and ended rules return. */
   void closure(int32_t stack, bool& complete);
   int32_t* row(int32_t state);
