@@ -93,7 +93,7 @@ describe('grpst chat against a started server', () => {
     await waitFor(async () => out.length > 200, 60_000);
     child.kill('SIGINT');
     await waitFor(async () => /^\(stopped/m.test(out), 20_000);
-    await waitFor(async () => (await cancelled()) > before);
+    await waitFor(async () => (await cancelled()) > before, 30_000);
     expect(metric((await get(`${base()}/metrics`)).text, 'grpst_requests_running')).toBe(0);
     child.stdin!.end('/exit\n');
     const r = await child;

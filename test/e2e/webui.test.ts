@@ -30,6 +30,8 @@ const thinkReply = [
 ].join('\n');
 
 const apiKey = 'webui-test-key-0123';
+/** Page loads and model answers take a while on a busy two-core machine. */
+const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
 let scripted: ScriptedEngine;
 let open: RunningServer;
@@ -111,7 +113,7 @@ describe('web chat page', () => {
 
   it('streams an answer from the model, with the sampling settings in the request', async () => {
     await page.goto(open.url);
-    await expect.poll(() => page.textContent('#model-status')).toBe('model qwen3');
+    await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
     await page.fill('#max-tokens', '96');
     await page.fill('#temperature', '0.5');
     await page.fill('#top-k', '20');
@@ -145,7 +147,7 @@ describe('web chat page', () => {
     await page.goto(open.url);
     await sendMessage(page, 'Show me some formatting');
     const think = lastAssistant(page).locator('details.think');
-    await expect.poll(() => think.isVisible(), { timeout: 30_000 }).toBe(true);
+    await expect.poll(() => think.isVisible(), polling).toBe(true);
     expect(await think.getAttribute('open')).toBeNull();
     await waitDone(page);
     const answer = lastAssistant(page).locator('.answer');
@@ -190,12 +192,12 @@ describe('web chat page', () => {
     await page.fill('#max-tokens', '3000');
     await sendMessage(page, 'Write a long story');
     const answer = lastAssistant(page).locator('.answer');
-    await expect.poll(async () => ((await answer.textContent()) ?? '').length, { timeout: 30_000 }).toBeGreaterThan(10);
+    await expect.poll(async () => ((await answer.textContent()) ?? '').length, polling).toBeGreaterThan(10);
     await page.click('#stop');
     await waitDone(page, 'stopped');
     expect(await lastAssistant(page).locator('.meta').textContent()).toBe('stopped');
     const stoppedAt = await answer.textContent();
-    await waitFor(async () => cancelledCount(await metrics(open)) > cancelledBefore);
+    await waitFor(async () => cancelledCount(await metrics(open)) > cancelledBefore, 30_000);
     expect(metric(await metrics(open), 'grpst_requests_running')).toBe(0);
     await page.waitForTimeout(300);
     expect(await answer.textContent()).toBe(stoppedAt);
@@ -209,14 +211,14 @@ describe('web chat page', () => {
 
   it('works with an API key kept for this tab only; a reload keeps the key but not the conversation', async () => {
     await page.goto(keyed.url);
-    await expect.poll(() => page.textContent('#model-status')).toBe('API key needed (Settings)');
+    await expect.poll(() => page.textContent('#model-status'), polling).toBe('API key needed (Settings)');
     await sendMessage(page, 'Answer plainly');
     await waitDone(page, 'error');
     expect(await lastAssistant(page).locator('.error').textContent()).toContain('Set the API key in Settings.');
 
     await page.fill('#api-key', apiKey);
     await page.press('#api-key', 'Tab');
-    await expect.poll(() => page.textContent('#model-status')).toBe('model qwen3');
+    await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
     await sendMessage(page, 'Answer plainly');
     await waitDone(page);
     // The failed turn was not kept: the retry sends one user message.
@@ -227,15 +229,15 @@ describe('web chat page', () => {
     await page.fill('#max-tokens', '3000');
     await page.press('#max-tokens', 'Tab');
     await sendMessage(page, 'Write a long story');
-    await expect.poll(async () => ((await lastAssistant(page).locator('.answer').textContent()) ?? '').length, { timeout: 30_000 }).toBeGreaterThan(10);
+    await expect.poll(async () => ((await lastAssistant(page).locator('.answer').textContent()) ?? '').length, polling).toBeGreaterThan(10);
     await page.reload();
-    await waitFor(async () => cancelledCount(await metrics(keyed)) > cancelledBefore);
+    await waitFor(async () => cancelledCount(await metrics(keyed)) > cancelledBefore, 30_000);
     expect(metric(await metrics(keyed), 'grpst_requests_running')).toBe(0);
     expect(await page.locator('.msg').count()).toBe(0);
     expect(await page.inputValue('#prompt')).toBe('');
     expect(await page.inputValue('#api-key')).toBe(apiKey);
     expect(await page.inputValue('#max-tokens')).toBe('3000');
-    await expect.poll(() => page.textContent('#model-status')).toBe('model qwen3');
+    await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
     expect(page.url()).not.toContain(apiKey);
 
@@ -253,10 +255,10 @@ describe('web chat page', () => {
     await waitDone(page);
     await page.fill('#max-tokens', '3000');
     await sendMessage(page, 'Write a long story');
-    await expect.poll(async () => ((await lastAssistant(page).locator('.answer').textContent()) ?? '').length, { timeout: 30_000 }).toBeGreaterThan(10);
+    await expect.poll(async () => ((await lastAssistant(page).locator('.answer').textContent()) ?? '').length, polling).toBeGreaterThan(10);
     await page.click('#new-chat');
     expect(await page.locator('.msg').count()).toBe(0);
-    await expect.poll(() => page.isVisible('#send')).toBe(true);
+    await expect.poll(() => page.isVisible('#send'), polling).toBe(true);
     await sendMessage(page, 'Answer plainly');
     await waitDone(page);
     expect(chats.at(-1).messages).toEqual([{ role: 'user', content: 'Answer plainly' }]);
