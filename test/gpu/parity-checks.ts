@@ -94,6 +94,9 @@ export async function gpuParityChecks(log: (line: string) => void = () => {}): P
         add(`${tag} greedy tokens vs the CPU backend`, equalPrefix(g.tokens, c.tokens, nCpu), `${nCpu} tokens before a near-tie`);
         const e = await run(eager, reqs[i]);
         add(`${tag} CUDA graphs on = off`, equalPrefix(g.tokens, e.tokens, nearTie(g.margins)), `${g.tokens.length} tokens`);
+        // Without logprobs the runner samples on the GPU (no logits copied): the same greedy tokens.
+        const d = await run(gpu, { tokens: p.prompt_ids, sampling: greedy, maxTokens: 24 });
+        add(`${tag} GPU sampling = host sampling (greedy)`, equalPrefix(g.tokens, d.tokens, nearTie(g.margins)), `${d.tokens.length} tokens`);
       }
       // Concurrent requests (one batch, mixed prefill and decode) against the serial runs.
       const together = await Promise.all(reqs.map((r) => run(gpu, r)));

@@ -11,8 +11,18 @@ bool has_format(const ModelWeights& w, WeightFormat f) {
     if (l.qkv.format == f || l.o.format == f || l.gate_up.format == f || l.down.format == f) return true;
   return w.lm_head.format == f;
 }
-// Rows up to which the weight-streaming kernels beat cuBLASLt.
-int small_rows(WeightFormat f) { return f == WeightFormat::bf16 ? kGemvMaxRows : kSkinnyMaxRows; }
+// Rows up to which the weight-streaming kernels beat cuBLASLt (measured on an H200): the bf16
+// GEMV turns instruction-bound past 4 rows; fp8 and int8_sq have tensor-core GEMMs in cuBLASLt
+// that win beyond 16; int4 and int8_wo would need their weights dequantized for cuBLASLt, so the
+// skinny kernel keeps them up to 64.
+int small_rows(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::bf16: return 4;
+    case WeightFormat::fp8:
+    case WeightFormat::int8_sq: return 16;
+    default: return kSkinnyMaxRows;
+  }
+}
 }  // namespace
 
 Status Forward::create(const ModelDims& dims, ModelWeights weights, const ForwardLimits& limits, LtContext* lt,

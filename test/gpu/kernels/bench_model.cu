@@ -296,8 +296,10 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     if (is_bf16) {
       report_decode("b1 ctx512 graph", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, false, s));
       report_decode("b1 ctx512 eager", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, false, false, s));
-      cu::StepInput in8 = decode_step(bufs, 8, b1_ctx, m.d.vocab);
-      report_decode("b8 ctx512 graph+pdl", 8, b1_ctx, decode_ms(*fwd, in8, logits.p, true, true, s));
+      for (int B : {4, 8, 16}) {
+        cu::StepInput inb = decode_step(bufs, B, b1_ctx, m.d.vocab);
+        report_decode("b" + std::to_string(B) + " ctx512 graph+pdl", B, b1_ctx, decode_ms(*fwd, inb, logits.p, true, true, s));
+      }
     }
     cu::StepInput in64 = decode_step(bufs, serve_b, serve_ctx, m.d.vocab);
     report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));

@@ -70,30 +70,40 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
   const int32_t* bt = tables.block_tables + static_cast<size_t>(seq) * tables.max_blocks_per_seq;
   const typename Kv::T* kbase = reinterpret_cast<const typename Kv::T*>(kv.k);
   const typename Kv::T* vbase = reinterpret_cast<const typename Kv::T*>(kv.v);
-  constexpr int U = 2;  // tokens per slot per iteration: more loads in flight
+  // Tokens per slot per iteration: their K/V rows are all loaded (raw) before the first is used,
+  // so each warp keeps U * 2 * 16 bytes per lane in flight (the loop is latency-bound otherwise).
+  constexpr int U = G >= 8 ? 4 : 8;
   for (int tb = t0 + warp * SPW; tb < t1; tb += NSLOTS * U) {
-    float kf[U][8], vf[U][8];
+    typename Kv::Raw kr[U], vr[U];
     bool valid[U];
+    int page[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int t = tb + u * NSLOTS + slot_in_warp;
       valid[u] = t < t1;
+      page[u] = valid[u] ? bt[t / block_size] : 0;
+    }
 #pragma unroll
-      for (int e = 0; e < 8; ++e) kf[u][e] = vf[u][e] = 0.f;
+    for (int u = 0; u < U; ++u) {
+      const int t = tb + u * NSLOTS + slot_in_warp;
+      kr[u] = typename Kv::Raw{};
+      vr[u] = typename Kv::Raw{};
       if (valid[u] && active) {
-        const int page = bt[t / block_size];
-        const size_t off = ((static_cast<size_t>(page) * nkv + g) * block_size + t % block_size) * HD + sub * 8;
-        Kv::load8(kbase + off, kv.k_scale, kf[u]);
-        Kv::load8(vbase + off, kv.v_scale, vf[u]);
+        const size_t off = ((static_cast<size_t>(page[u]) * nkv + g) * block_size + t % block_size) * HD + sub * 8;
+        kr[u] = Kv::load_raw(kbase + off);
+        vr[u] = Kv::load_raw(vbase + off);
       }
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
+      float kf[8], vf[8];
+      Kv::convert(kr[u], kv.k_scale, kf);
+      Kv::convert(vr[u], kv.v_scale, vf);
 #pragma unroll
       for (int j = 0; j < G; ++j) {
         float sc = 0.f;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) sc = fmaf(qf[j][e], kf[u][e], sc);
+        for (int e = 0; e < 8; ++e) sc = fmaf(qf[j][e], kf[e], sc);
 #pragma unroll
         for (int o = LPT / 2; o >= 1; o >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, o);
         if (valid[u]) {
@@ -102,7 +112,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
           const float p = exp2f(sc - mn);
           l[j] = l[j] * corr + p;
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc[j][e] = fmaf(p, vf[u][e], acc[j][e] * corr);
+          for (int e = 0; e < 8; ++e) acc[j][e] = fmaf(p, vf[e], acc[j][e] * corr);
           m[j] = mn;
         }
       }

@@ -105,7 +105,10 @@ __device__ __forceinline__ int8_t f32_to_i8(float v) {
 // `scale` (the per-tensor dequantization scale; 1 for bf16); store1 stores round(v / scale).
 struct KvBf16 {
   using T = bf16;
+  using Raw = uint4;  // 8 elements as loaded
   static constexpr int kBytes = 2;
+  __device__ static Raw load_raw(const T* p) { return *reinterpret_cast<const uint4*>(p); }
+  __device__ static void convert(const Raw& r, float scale, float* f) { unpack8(r, f); }
   __device__ static void load8(const T* p, float scale, float* f) {
     unpack8(*reinterpret_cast<const uint4*>(p), f);
   }
@@ -113,9 +116,11 @@ struct KvBf16 {
 };
 struct KvFp8 {
   using T = uint8_t;
+  using Raw = uint2;
   static constexpr int kBytes = 1;
-  __device__ static void load8(const T* p, float scale, float* f) {
-    uint2 v = *reinterpret_cast<const uint2*>(p);
+  __device__ static Raw load_raw(const T* p) { return *reinterpret_cast<const uint2*>(p); }
+  __device__ static void load8(const T* p, float scale, float* f) { convert(load_raw(p), scale, f); }
+  __device__ static void convert(const Raw& v, float scale, float* f) {
     const uint32_t w[2] = {v.x, v.y};
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
@@ -131,9 +136,11 @@ struct KvFp8 {
 };
 struct KvInt8 {
   using T = int8_t;
+  using Raw = uint2;
   static constexpr int kBytes = 1;
-  __device__ static void load8(const T* p, float scale, float* f) {
-    uint2 v = *reinterpret_cast<const uint2*>(p);
+  __device__ static Raw load_raw(const T* p) { return *reinterpret_cast<const uint2*>(p); }
+  __device__ static void load8(const T* p, float scale, float* f) { convert(load_raw(p), scale, f); }
+  __device__ static void convert(const Raw& v, float scale, float* f) {
     const uint32_t w[2] = {v.x, v.y};
 #pragma unroll
     for (int i = 0; i < 2; ++i)
