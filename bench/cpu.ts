@@ -101,12 +101,23 @@ async function main(): Promise<void> {
     };
     const pre1r = await best((r) => prefill(engine, 1, promptTokens, 1 + r * 100), Math.max(1, Math.ceil(rounds / 2)));
     const pre8r = await best((r) => prefill(engine, 8, Math.max(16, promptTokens / 8), 10 + r * 100), Math.max(1, Math.ceil(rounds / 2)));
-    const dec1r = await best((r) => decode(engine, 1, 20 + r * 100), rounds);
+    // Batch-1 decode rounds alternate with bandwidth measurements, so each round also has a
+    // roofline measured next to it (the machine's bandwidth drifts when it is shared).
+    const pairedRatios: number[] = [];
+    const pairedBandwidth: number[] = [];
+    const dec1r = await best(async (r) => {
+      const bw = addon.measureMemoryBandwidth(512 << 20, 3, threads);
+      const tokS = await decode(engine, 1, 20 + r * 100);
+      pairedBandwidth.push(bw);
+      pairedRatios.push((tokS * engine.nativeInfo.weightBytesPerStep) / bw);
+      return tokS;
+    }, rounds);
     const dec8r = await best((r) => decode(engine, 8, 30 + r * 100), rounds);
     const [pre1, pre8, dec1, dec8] = [pre1r.best, pre8r.best, dec1r.best, dec8r.best];
     const after = bandwidth();
     const bw1 = Math.max(before.one, after.one);
-    const bwAll = Math.max(before.all, after.all);
+    const bwAll = Math.max(before.all, after.all, ...pairedBandwidth);
+    const medianRatio = [...pairedRatios].sort((a, b) => a - b)[Math.floor(pairedRatios.length / 2)];
     const bytes = engine.nativeInfo.weightBytesPerStep;
     const roofline = bwAll / bytes;
     const result = {
@@ -123,6 +134,7 @@ async function main(): Promise<void> {
       decodeBatch1TokS: dec1,
       decodeBatch8TokS: dec8,
       decodeBatch1OfRoofline: dec1 / roofline,
+      decodeBatch1OfPairedRoofline: { median: medianRatio, perRound: pairedRatios },
       medians: { prefillBatch1TokS: pre1r.median, prefillBatch8TokS: pre8r.median, decodeBatch1TokS: dec1r.median, decodeBatch8TokS: dec8r.median },
       rounds,
       promptTokens,
@@ -138,6 +150,7 @@ async function main(): Promise<void> {
     console.log(`weights per token  ${f(bytes / 1e9, 3)} GB  -> batch-1 decode roofline ${f(roofline)} tok/s`);
     console.log(`prefill            batch 1: ${f(pre1)} tok/s (${promptTokens}-token prompt)   batch 8: ${f(pre8)} tok/s`);
     console.log(`decode             batch 1: ${f(dec1)} tok/s (${f(100 * result.decodeBatch1OfRoofline)}% of roofline)   batch 8: ${f(dec8)} tok/s`);
+    console.log(`                   per round, against the bandwidth measured just before it: median ${f(100 * medianRatio)}% (${pairedRatios.map((x) => f(100 * x, 0) + '%').join(', ')})`);
     const m = result.medians;
     console.log(`medians            prefill ${f(m.prefillBatch1TokS)} / ${f(m.prefillBatch8TokS)}, decode ${f(m.decodeBatch1TokS)} / ${f(m.decodeBatch8TokS)} tok/s (best of ${rounds} rounds above)`);
   } finally {
