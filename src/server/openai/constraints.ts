@@ -55,7 +55,7 @@ export function planTools(
     throw badRequest('response_format and a forced tool_choice cannot both apply to one answer; send one of them.', 'response_format');
   let constraint: unknown;
   if (request.responseFormat || request.toolCalls) {
-    if (compiler) constraint = compiler.compile(request);
+    if (compiler) constraint = compileOrRefuse(compiler, request);
     else if (request.responseFormat)
       throw badRequest(
         `response_format ${request.responseFormat.type} is not supported by this server yet; send {"type": "text"} or leave it out.`,
@@ -68,4 +68,16 @@ export function planTools(
     constraint = compiler.forbidToolCalls();
   }
   return { tools: list, parseCalls: list !== undefined && mode !== 'none', constraint };
+}
+
+// A schema nested deeper than the compiler's recursion can go is the client's to flatten, not
+// a server fault: a 400 naming the field instead of a 500.
+function compileOrRefuse(compiler: ConstraintCompiler, request: ConstraintRequest): unknown {
+  try {
+    return compiler.compile(request);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    const param = request.responseFormat ? 'response_format' : 'tools';
+    throw badRequest(`The ${param === 'tools' ? 'tool parameters' : 'schema'} are nested too deeply to compile (${err.message}); flatten them.`, param, 'invalid_value');
+  }
 }

@@ -18,12 +18,16 @@ export function samplingFor(body: CommonRequest, options: ServerOptions): Sampli
     presencePenalty: pick(body.presence_penalty, 'presencePenalty'),
     frequencyPenalty: pick(body.frequency_penalty, 'frequencyPenalty'),
   };
-  // top_p 0 keeps only the most likely token: that is greedy decoding.
-  if (sampling.topP <= 0) {
+  // top_p 0 keeps only the most likely token: that is greedy decoding. The engine takes 32-bit
+  // floats, so a top_p too small for one (1e-64) is 0 there too.
+  if (Math.fround(sampling.topP) <= 0) {
     sampling.temperature = 0;
     sampling.topP = 1;
   }
-  if (sampling.topK < 0) sampling.topK = 0;
+  // Any top_k past the vocabulary keeps every token, which is what 0 means to the engine (a 32-bit int).
+  if (sampling.topK < 0 || sampling.topK >= 2 ** 31) sampling.topK = 0;
+  if (!(Math.fround(sampling.repetitionPenalty) > 0))
+    throw badRequest(`repetition_penalty ${sampling.repetitionPenalty} is too small to apply; send a value of at least 1e-6 (1 means no penalty).`, 'repetition_penalty', 'invalid_value');
   const seed = body.seed ?? conf.seed;
   if (seed !== undefined && seed !== null) sampling.seed = seedToU32(seed);
   return sampling;

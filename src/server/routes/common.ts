@@ -1,8 +1,12 @@
 // Shared by the route handlers: body parsing and the admission + tracking around a generation.
+import { setMaxListeners } from 'node:events';
 import type { z } from 'zod';
 import { fromZod } from '../errors.js';
 import { readJson } from '../http.js';
 import type { RequestContext } from '../router.js';
+
+/** Choices of one request (completions' cap on prompts × n) plus the request's own listeners. */
+const maxChoiceListeners = 256 + 8;
 
 export async function parseBody<S extends z.ZodType>(rc: RequestContext, schema: S): Promise<z.infer<S>> {
   const raw = await readJson(rc.req, rc.server.options.maxBodyBytes);
@@ -29,6 +33,8 @@ export function unixNow(): number {
  */
 export function requestScope(signal: AbortSignal): AbortController {
   const ac = new AbortController();
+  // Every choice of the request listens on it (up to 256 of them): not a listener leak.
+  setMaxListeners(maxChoiceListeners, ac.signal);
   if (signal.aborted) ac.abort(signal.reason);
   else signal.addEventListener('abort', () => ac.abort(signal.reason), { once: true });
   return ac;

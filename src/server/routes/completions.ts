@@ -30,6 +30,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, engine.info.maxSeqLen, 'prompt'));
   if (budgets.some((b) => b === 0) && !echo) throw badRequest('max_tokens 0 generates nothing; use it with "echo": true to score the prompt.', 'max_tokens');
   const sampling = samplingFor(body, s.options);
+  checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   const jobs: ChoiceJob[] = [];
@@ -95,9 +96,24 @@ export async function completions(rc: RequestContext): Promise<void> {
   }
 }
 
+/**
+ * Generations one request may start (prompts × n). Each is an engine sequence the admission
+ * queue counts as one request, so an unbounded prompt array would let a single request take
+ * the whole engine and stall every other client.
+ */
+export const maxChoicesPerRequest = 256;
+
 function promptsOf(body: CompletionRequest, rc: RequestContext): CompletionPrompt[] {
   const tok = rc.server.tokenizer;
   const p = body.prompt;
+  const count = typeof p === 'string' || typeof p[0] === 'number' ? 1 : p.length;
+  const n = body.n ?? 1;
+  if (count * n > maxChoicesPerRequest)
+    throw badRequest(
+      `${count} prompts × n ${n} asks for ${count * n} completions in one request; at most ${maxChoicesPerRequest} are allowed. Split the prompts over several requests.`,
+      'prompt',
+      'invalid_value',
+    );
   const fromText = (text: string): CompletionPrompt => {
     const ids = tok.encode(text);
     if (ids.length === 0) throw badRequest('The prompt is empty; send at least one token of text.', 'prompt');
