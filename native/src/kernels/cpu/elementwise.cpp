@@ -48,7 +48,9 @@ void add(float* x, const float* y, int n) {
 }
 
 void bf16_to_f32(const uint16_t* src, float* dst, int n) {
-  for (int i = 0; i < n; i++) dst[i] = grpst::bf16_to_f32(src[i]);
+  const int full = n / kWidth * kWidth;
+  for (int i = 0; i < full; i += kWidth) vstore(dst + i, vload_bf16(src + i));
+  for (int i = full; i < n; i++) dst[i] = grpst::bf16_to_f32(src[i]);
 }
 
 void f32_to_bf16(const float* src, uint16_t* dst, int n) {
