@@ -96,6 +96,9 @@ for (const T of [1024, 8192, 32768]) {
 // ---- 2. the real server on the GPU ------------------------------------------------------------
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 let serving: LoadSummary | undefined;
+// The prefill block shape the harness measured faster (GRPST_CUDA_PREFILL_WARPS, 8 by default).
+const shape = h('attention', 'prefill block shape used below');
+if (shape && !process.env.GRPST_CUDA_PREFILL_WARPS) process.env.GRPST_CUDA_PREFILL_WARPS = String(shape.value);
 if (args.checkpoint) {
   const self = fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, [...process.execArgv, self, '--serve-child', resolve(args.checkpoint)], {
@@ -117,7 +120,11 @@ if (args.checkpoint) {
       });
     };
     const one = (len: number, out: number, salt: number) =>
-      runLoad({ url, model: 'bench', concurrency: 1, requests: 1, prompt: prompt(len, salt), outputTokens: out });
+      runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: prompt(len, salt), outputTokens: out }).then((r) => {
+        const bad = r.timings.find((t) => !t.ok);
+        if (bad) throw new Error(`request failed: ${bad.error}`);
+        return r;
+      });
     await one(64, 8, 0); // warm-up: graphs, cuBLASLt algorithms
     const d = summarize(await one(128, 256, 1));
     const tpot = d.tpotMs[0];
@@ -131,7 +138,10 @@ if (args.checkpoint) {
         `${((T * 1000) / s.ttftMs[0]).toFixed(0)} tok/s incl. HTTP, tokenization-free token prompt`);
     }
     const n = Number(args.requests);
-    serving = summarize(await runLoad({ url, model: 'bench', concurrency: 64, requests: n, prompt: prompt(1024, 3), outputTokens: 512 }));
+    const load = await runLoad({ url, model: 'qwen3', concurrency: 64, requests: n, prompt: prompt(1024, 3), outputTokens: 512 });
+    const bad = load.timings.find((t) => !t.ok);
+    if (bad) console.error(`a served request failed: ${bad.error}`);
+    serving = summarize(load);
     const kvStep = 64 * (1024 + 256) * info.kvBytesPerToken;
     const roofServe = (64 * copyGbs * 1e9) / (info.weightBytesPerStep + kvStep);
     add('serving', `64 concurrent, 1024 in / 512 out, ${n} requests`, `${serving.outputTokensPerSecond.toFixed(0)} output tok/s`,

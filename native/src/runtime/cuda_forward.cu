@@ -12,13 +12,12 @@ bool has_format(const ModelWeights& w, WeightFormat f) {
   return w.lm_head.format == f;
 }
 // Rows up to which the weight-streaming kernels beat cuBLASLt (measured on an H200): the bf16
-// GEMV turns instruction-bound past 4 rows; fp8 and int8_sq have tensor-core GEMMs in cuBLASLt
-// that win beyond 16; int4 and int8_wo would need their weights dequantized for cuBLASLt, so the
-// skinny kernel keeps them up to 64.
+// GEMV turns instruction-bound past 4 rows; int8_sq's int8 tensor-core GEMM in cuBLASLt wins
+// beyond 16; int4 and int8_wo would need their weights dequantized for cuBLASLt, so the skinny
+// kernel keeps them up to 64, and fp8 too (cuBLASLt refused its fp8 GEMM at 64 rows on an H200).
 int small_rows(WeightFormat f) {
   switch (f) {
     case WeightFormat::bf16: return 4;
-    case WeightFormat::fp8:
     case WeightFormat::int8_sq: return 16;
     default: return kSkinnyMaxRows;
   }
@@ -91,7 +90,11 @@ Status Forward::allocate() {
 }
 
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
-  if (M <= small_rows(w.format)) {
+  // A long, narrow bf16 matrix without a fused prologue (down_proj) streams faster through
+  // cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
+  const bool narrow = w.format == WeightFormat::bf16 && !in.norm_w && !in.act_scale &&
+                      out.epi == Epilogue::residual_add && w.K > 2 * w.N;
+  if (M <= small_rows(w.format) && !narrow) {
     if (w.format == WeightFormat::bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
     return linear_skinny(in, w, out, M, ex);
@@ -109,8 +112,19 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   if (w.format == WeightFormat::fp8) {
     if (out.f32_out) return invalid("linear", "fp8 weights cannot produce fp32 logits");
     GRPST_TRY(quantize_fp8(in, w.x_scale, xq_, M, w.K, ex));
-    GRPST_TRY(gemm_fp8(lt_, xq_, static_cast<const uint8_t*>(w.data), w.x_scale, w.w_scale,
-                       static_cast<bf16*>(y), accumulate, M, w.N, w.K, ex));
+    const Status st = gemm_fp8(lt_, xq_, static_cast<const uint8_t*>(w.data), w.x_scale, w.w_scale,
+                               static_cast<bf16*>(y), accumulate, M, w.N, w.K, ex);
+    if (!st.ok()) {
+      // cuBLASLt has no fp8 algorithm for this shape: the skinny kernel, 64 rows at a time.
+      for (int m0 = 0; m0 < M; m0 += kSkinnyMaxRows) {
+        LinearIn part = in;
+        part.x = in.x + static_cast<size_t>(m0) * w.K;
+        LinearOut po;
+        po.y = static_cast<bf16*>(y) + static_cast<size_t>(m0) * w.N;
+        po.epi = accumulate ? Epilogue::residual_add : Epilogue::store;
+        GRPST_TRY(linear_skinny(part, w, po, std::min(kSkinnyMaxRows, M - m0), ex));
+      }
+    }
   } else {
     const bf16* x = in.x;
     if (in.norm_w || in.act_scale) {

@@ -2,6 +2,7 @@
 // linear shape at batch 1 in every format against the copy bandwidth (and cuBLASLt bf16 at M=1
 // as the bar to beat), decode attention at long contexts, and prefill attention's TFLOP/s.
 #include <cmath>
+#include <cstdlib>
 
 #include "device_fill.h"
 #include "harness.h"
@@ -219,6 +220,7 @@ void bench_kernels() {
                   100.0 * bytes / (ms * 1e-3) / 1e9 / g_copy_gbs);
     Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx), bytes / (ms * 1e-3) / 1e9, "GB/s", note);
   }
+  double best_ms[2] = {0, 0};  // 32k prefill per layer with 8 and with 4 warps per block
   for (int T : {8192, 32768}) {
     const int bps = T / bs;
     Dev<uint16_t> kc(size_t(bps) * nkv * bs * hd), vc(kc.n), q(size_t(T) * nh * hd), o(q.n);
@@ -233,14 +235,24 @@ void bench_kernels() {
     const cu::KvGeometry geo{bps, bs, nkv, hd, cu::KvDtype::bf16};
     const cu::KvLayer layer{kc.p, vc.p, 1.f, 1.f};
     const cu::Exec ex{s, false};
-    const double ms = time_ms([&] {
-      return cu::attention_prefill(q.as<cu::bf16>(), pb, {dt.p, bps}, nh, geo, layer, 0.088f, o.as<cu::bf16>(), ex).ok();
-    }, 2, 5, s);
-    const double flops = 4.0 * nh * hd * (static_cast<double>(T) * (T + 1) / 2);
-    char note[96];
-    std::snprintf(note, sizeof note, "%.2f ms per layer (causal FLOPs)", ms);
-    Bench::get().add("attention", "prefill T=" + std::to_string(T), flops / (ms * 1e-3) / 1e12, "TFLOP/s", note);
+    for (const char* warps : {"8", "4"}) {  // the two block shapes of attention_prefill.cu
+      setenv("GRPST_CUDA_PREFILL_WARPS", warps, 1);
+      const double ms = time_ms([&] {
+        return cu::attention_prefill(q.as<cu::bf16>(), pb, {dt.p, bps}, nh, geo, layer, 0.088f, o.as<cu::bf16>(), ex).ok();
+      }, 2, 5, s);
+      const double flops = 4.0 * nh * hd * (static_cast<double>(T) * (T + 1) / 2);
+      char note[96];
+      std::snprintf(note, sizeof note, "%.2f ms per layer (causal FLOPs), %s warps per block", ms, warps);
+      Bench::get().add("attention", "prefill T=" + std::to_string(T) + " warps=" + warps, flops / (ms * 1e-3) / 1e12,
+                       "TFLOP/s", note);
+      if (T == 32768) best_ms[warps[0] == '4'] = ms;
+    }
+    unsetenv("GRPST_CUDA_PREFILL_WARPS");
   }
+  // The model benches that follow use the faster block shape.
+  const bool four = best_ms[1] > 0 && best_ms[1] < best_ms[0];
+  setenv("GRPST_CUDA_PREFILL_WARPS", four ? "4" : "8", 1);
+  Bench::get().add("attention", "prefill block shape used below", four ? 4 : 8, "warps", "the faster at T=32768");
   cu::lt_destroy(lt);
   cudaStreamDestroy(s);
 }

@@ -34,8 +34,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
   __shared__ float sm_m[kWarps][G], sm_l[kWarps][G];
   __shared__ float sm_acc[kWarps][G][HD];
 
-  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
+  griddep_launch_dependents();
   const int g = blockIdx.x, r = blockIdx.y, s = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int sub = lane % LPT, slot_in_warp = lane / LPT;
@@ -70,40 +70,30 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
   const int32_t* bt = tables.block_tables + static_cast<size_t>(seq) * tables.max_blocks_per_seq;
   const typename Kv::T* kbase = reinterpret_cast<const typename Kv::T*>(kv.k);
   const typename Kv::T* vbase = reinterpret_cast<const typename Kv::T*>(kv.v);
-  // Tokens per slot per iteration: their K/V rows are all loaded (raw) before the first is used,
-  // so each warp keeps U * 2 * 16 bytes per lane in flight (the loop is latency-bound otherwise).
-  constexpr int U = G >= 8 ? 4 : 8;
+  constexpr int U = 2;  // tokens per slot per iteration: more loads in flight
   for (int tb = t0 + warp * SPW; tb < t1; tb += NSLOTS * U) {
-    typename Kv::Raw kr[U], vr[U];
+    float kf[U][8], vf[U][8];
     bool valid[U];
-    int page[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int t = tb + u * NSLOTS + slot_in_warp;
       valid[u] = t < t1;
-      page[u] = valid[u] ? bt[t / block_size] : 0;
-    }
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int t = tb + u * NSLOTS + slot_in_warp;
-      kr[u] = typename Kv::Raw{};
-      vr[u] = typename Kv::Raw{};
+      for (int e = 0; e < 8; ++e) kf[u][e] = vf[u][e] = 0.f;
       if (valid[u] && active) {
-        const size_t off = ((static_cast<size_t>(page[u]) * nkv + g) * block_size + t % block_size) * HD + sub * 8;
-        kr[u] = Kv::load_raw(kbase + off);
-        vr[u] = Kv::load_raw(vbase + off);
+        const int page = bt[t / block_size];
+        const size_t off = ((static_cast<size_t>(page) * nkv + g) * block_size + t % block_size) * HD + sub * 8;
+        Kv::load8(kbase + off, kv.k_scale, kf[u]);
+        Kv::load8(vbase + off, kv.v_scale, vf[u]);
       }
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      float kf[8], vf[8];
-      Kv::convert(kr[u], kv.k_scale, kf);
-      Kv::convert(vr[u], kv.v_scale, vf);
 #pragma unroll
       for (int j = 0; j < G; ++j) {
         float sc = 0.f;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) sc = fmaf(qf[j][e], kf[e], sc);
+        for (int e = 0; e < 8; ++e) sc = fmaf(qf[j][e], kf[u][e], sc);
 #pragma unroll
         for (int o = LPT / 2; o >= 1; o >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, o);
         if (valid[u]) {
@@ -112,7 +102,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
           const float p = exp2f(sc - mn);
           l[j] = l[j] * corr + p;
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc[j][e] = fmaf(p, vf[e], acc[j][e] * corr);
+          for (int e = 0; e < 8; ++e) acc[j][e] = fmaf(p, vf[u][e], acc[j][e] * corr);
           m[j] = mn;
         }
       }
@@ -178,8 +168,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
 // Combines the splits of one (row, head): weights 2^(lse_s - max lse).
 __global__ void attention_reduce_kernel(const float* __restrict__ ws_o, const float* __restrict__ ws_lse,
                                         int num_splits, int hd, bf16* __restrict__ out) {
-  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
+  griddep_launch_dependents();
   const size_t rh = blockIdx.x;  // row * nh + head
   const float* lse = ws_lse + rh * num_splits;
   float mx = -INFINITY;
@@ -241,7 +231,7 @@ size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits) {
 int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms) {
   const int blocks = std::max(1, R * nkv);
   int splits = std::max(1, (2 * num_sms + blocks - 1) / blocks);
-  splits = std::min(splits, std::max(1, max_ctx / 128));  // at least ~128 keys per split
+  splits = std::min(splits, std::max(1, max_ctx / 32));  // at least ~32 keys per split
   return std::min(splits, 64);
 }
 

@@ -4,6 +4,8 @@
 // and O += PV on tensor cores with an online softmax in registers. Causal: query row i of a
 // chunk sits at position ctx_len - q_len + i. Head dims other than 64/128 use the decode kernel
 // row by row.
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "device_utils.cuh"
@@ -13,9 +15,7 @@
 namespace grpst::cuda {
 namespace {
 
-constexpr int kWarps = 8;
-constexpr int kBM = 16 * kWarps;  // query rows per block
-constexpr int kBN = 64;           // keys per tile
+constexpr int kBN = 64;  // keys per tile
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <int HD>
@@ -23,14 +23,16 @@ __device__ __forceinline__ int swz(int row, int chunk) {  // element offset of a
   return row * HD + ((chunk ^ (row & 7)) << 3);
 }
 
-template <int HD>
+// kWarps warps of 16 query rows each: 8 (one 128-row block per SM) or 4 (two 64-row blocks per
+// SM, which hide each other's barriers and copy waits).
+template <int HD, int kWarps>
 constexpr size_t prefill_smem_bytes() {
-  return static_cast<size_t>(kBM + 4 * kBN) * HD * sizeof(bf16);
+  return static_cast<size_t>(16 * kWarps + 4 * kBN) * HD * sizeof(bf16);
 }
 
 // Loads keys [key0, key0 + kBN) of one kv head into a swizzled [kBN][HD] tile; keys at or past
 // ctx_len become zeros.
-template <int HD, class Kv>
+template <int HD, class Kv, int kWarps>
 __device__ __forceinline__ void load_kv_tile(bf16* tile, const typename Kv::T* cache, float scale,
                                              const int32_t* bt, int key0, int ctx_len, int nkv,
                                              int g, int block_size) {
@@ -53,10 +55,11 @@ __device__ __forceinline__ void load_kv_tile(bf16* tile, const typename Kv::T* c
   }
 }
 
-template <int HD, class Kv>
-__global__ void __launch_bounds__(kWarps * 32, 1) attention_prefill_kernel(
+template <int HD, class Kv, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_kernel(
     const bf16* __restrict__ q /*[T,nh,HD]*/, PrefillBatch batch, PagedTables tables, int nh,
     int nkv, int block_size, KvLayer kv, float scale_log2, bf16* __restrict__ out /*[T,nh*HD]*/) {
+  constexpr int kBM = 16 * kWarps;  // query rows per block
   constexpr int CH = HD / 8;
   constexpr int KSTEPS = HD / 16;  // k16 steps over the head dim (QK^T)
   constexpr int DT = HD / 8;       // 8-wide column tiles of O
@@ -93,8 +96,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_prefill_kernel(
     const bf16* src = q + (static_cast<size_t>(q_start + (valid ? row0 + r : 0)) * nh + h) * HD + c * 8;
     cp_async16(sq + swz<HD>(r, c), src, valid);
   }
-  load_kv_tile<HD, Kv>(sk, kc, kv.k_scale, bt, 0, ctx_len, nkv, g, block_size);
-  load_kv_tile<HD, Kv>(sv, vc, kv.v_scale, bt, 0, ctx_len, nkv, g, block_size);
+  load_kv_tile<HD, Kv, kWarps>(sk, kc, kv.k_scale, bt, 0, ctx_len, nkv, g, block_size);
+  load_kv_tile<HD, Kv, kWarps>(sv, vc, kv.v_scale, bt, 0, ctx_len, nkv, g, block_size);
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
@@ -114,8 +117,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_prefill_kernel(
   for (int kt = 0; kt < n_tiles; ++kt) {
     const int st = kt & 1;
     if (kt + 1 < n_tiles) {
-      load_kv_tile<HD, Kv>(sk + (st ^ 1) * kBN * HD, kc, kv.k_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
-      load_kv_tile<HD, Kv>(sv + (st ^ 1) * kBN * HD, vc, kv.v_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
+      load_kv_tile<HD, Kv, kWarps>(sk + (st ^ 1) * kBN * HD, kc, kv.k_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
+      load_kv_tile<HD, Kv, kWarps>(sv + (st ^ 1) * kBN * HD, vc, kv.v_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -223,13 +226,13 @@ __global__ void __launch_bounds__(kWarps * 32, 1) attention_prefill_kernel(
   }
 }
 
-template <int HD, class Kv>
+template <int HD, class Kv, int kWarps>
 Status launch_prefill(const bf16* q, const PrefillBatch& b, PagedTables tables, int nh,
                       KvGeometry geo, KvLayer kv, float scale_log2, bf16* out, const Exec& ex) {
-  constexpr size_t smem = prefill_smem_bytes<HD>();
-  auto kernel = attention_prefill_kernel<HD, Kv>;
+  constexpr size_t smem = prefill_smem_bytes<HD, kWarps>();
+  auto kernel = attention_prefill_kernel<HD, Kv, kWarps>;
   GRPST_TRY(allow_smem("attention_prefill", kernel, smem));
-  const dim3 grid(ceil_div(b.max_q_len, kBM), nh, b.num_seqs);
+  const dim3 grid(ceil_div(b.max_q_len, 16 * kWarps), nh, b.num_seqs);
   return launch("attention_prefill", kernel, grid, dim3(kWarps * 32), smem, ex, q, b, tables, nh,
                 geo.nkv, geo.block_size, kv, scale_log2, out);
 }
@@ -237,8 +240,13 @@ Status launch_prefill(const bf16* q, const PrefillBatch& b, PagedTables tables, 
 template <class Kv>
 Status prefill_hd(const bf16* q, const PrefillBatch& b, PagedTables tables, int nh, KvGeometry geo,
                   KvLayer kv, float scale_log2, bf16* out, const Exec& ex) {
-  if (geo.head_dim == 128) return launch_prefill<128, Kv>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
-  return launch_prefill<64, Kv>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
+  const char* env = std::getenv("GRPST_CUDA_PREFILL_WARPS");
+  const bool four = env && std::string(env) == "4";
+  if (geo.head_dim == 128)
+    return four ? launch_prefill<128, Kv, 4>(q, b, tables, nh, geo, kv, scale_log2, out, ex)
+                : launch_prefill<128, Kv, 8>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
+  return four ? launch_prefill<64, Kv, 4>(q, b, tables, nh, geo, kv, scale_log2, out, ex)
+              : launch_prefill<64, Kv, 8>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
 }
 
 }  // namespace

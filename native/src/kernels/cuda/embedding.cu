@@ -8,8 +8,8 @@ namespace {
 __global__ void embedding_kernel(const int32_t* __restrict__ ids /*[T]*/,
                                  const bf16* __restrict__ table /*[V,H]*/,
                                  bf16* __restrict__ out /*[T,H]*/, int H, int V) {
-  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
+  griddep_launch_dependents();
   const int t = blockIdx.x;
   const int id = ids[t];
   const bool valid = id >= 0 && id < V;

@@ -31,26 +31,16 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
     wr[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row_ok[r] ? row0 + r : 0) * K);
   }
 
-  // Weights do not depend on the previous kernel: start streaming them before waiting on it
-  // (the first group into registers, the next rows' lines into L2).
-  constexpr int kG = 32 * kU;  // 16-byte chunks per row per group
-  auto load = [&](uint4 (&dst)[kRW][kU], int c8, int j0, int n8) {
-#pragma unroll
-    for (int u = 0; u < kU; ++u)
-#pragma unroll
-      for (int r = 0; r < kRW; ++r) {
-        const int j = j0 + u * 32 + lane;
-        dst[r][u] = (j < n8 && row_ok[r]) ? ldg_stream(wr[r] + c8 + j) : make_uint4(0, 0, 0, 0);
-      }
-  };
-  uint4 wa[kRW][kU], wb[kRW][kU];
+  // Weights do not depend on the previous kernel: start streaming them before waiting on it.
+  uint4 wv[kRW][kU];
   const int kc0 = min(K, KC) / 8;
-  load(wa, 0, 0, kc0);
 #pragma unroll
-  for (int r = 0; r < kRW; ++r)
-    if (row_ok[r])
-      for (int line = kG * 16 / 128 + lane; line < min(K * 2, 32768) / 128; line += 32)
-        prefetch_l2(reinterpret_cast<const char*>(wr[r]) + line * 128);
+  for (int u = 0; u < kU; ++u)
+#pragma unroll
+    for (int r = 0; r < kRW; ++r) {
+      const int j = u * 32 + lane;
+      wv[r][u] = (j < kc0 && row_ok[r]) ? ldg_stream(wr[r] + j) : make_uint4(0, 0, 0, 0);
+    }
   griddep_wait();
   griddep_launch_dependents();
   linear_row_stats(in, M, K, false, rstd, amax_unused);
@@ -61,44 +51,46 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
 #pragma unroll
     for (int m = 0; m < MB; ++m) acc[r][m] = 0.f;
 
-  auto compute = [&](const uint4 (&src)[kRW][kU], int j0, int n8) {
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const int j = j0 + u * 32 + lane;
-      if (j >= n8) break;
-      float wf[kRW][8];
-#pragma unroll
-      for (int r = 0; r < kRW; ++r) unpack8(src[r][u], wf[r]);
-#pragma unroll
-      for (int m = 0; m < MB; ++m) {
-        float xf[8];
-        unpack8(*reinterpret_cast<const uint4*>(xs + m * KC + j * 8), xf);
-#pragma unroll
-        for (int r = 0; r < kRW; ++r)
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[r][m] = fmaf(wf[r][e], xf[e], acc[r][m]);
-      }
-    }
-  };
-
+  bool preloaded = true;
   for (int c0 = 0; c0 < K; c0 += KC) {
     const int kc = min(KC, K - c0);
-    const int n8 = kc / 8;
     __syncthreads();  // rstd ready / previous chunk consumed
-    for (int idx = threadIdx.x; idx < MB * n8; idx += kWarps * 32) {
-      const int m = idx / n8, j = idx % n8;
+    for (int idx = threadIdx.x; idx < MB * (kc / 8); idx += kWarps * 32) {
+      const int m = idx / (kc / 8), j = idx % (kc / 8);
       float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       if (m < M) linear_load8(in, K, m, c0 + j * 8, rstd[m], f);
       *reinterpret_cast<uint4*>(xs + m * KC + j * 8) = pack8(f);
     }
     __syncthreads();
-    if (c0 > 0) load(wa, c0 / 8, 0, n8);
-    // Two register buffers: the next group is in flight while this one is multiplied.
-    for (int j0 = 0; j0 < n8; j0 += 2 * kG) {
-      load(wb, c0 / 8, j0 + kG, n8);
-      compute(wa, j0, n8);
-      load(wa, c0 / 8, j0 + 2 * kG, n8);
-      compute(wb, j0 + kG, n8);
+    const int n8 = kc / 8;
+    for (int j0 = 0; j0 < n8; j0 += 32 * kU) {
+      if (!preloaded) {
+#pragma unroll
+        for (int u = 0; u < kU; ++u)
+#pragma unroll
+          for (int r = 0; r < kRW; ++r) {
+            const int j = j0 + u * 32 + lane;
+            wv[r][u] = (j < n8 && row_ok[r]) ? ldg_stream(wr[r] + c0 / 8 + j) : make_uint4(0, 0, 0, 0);
+          }
+      }
+      preloaded = false;
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int j = j0 + u * 32 + lane;
+        if (j >= n8) break;
+        float wf[kRW][8];
+#pragma unroll
+        for (int r = 0; r < kRW; ++r) unpack8(wv[r][u], wf[r]);
+#pragma unroll
+        for (int m = 0; m < MB; ++m) {
+          float xf[8];
+          unpack8(*reinterpret_cast<const uint4*>(xs + m * KC + j * 8), xf);
+#pragma unroll
+          for (int r = 0; r < kRW; ++r)
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[r][m] = fmaf(wf[r][e], xf[e], acc[r][m]);
+        }
+      }
     }
   }
 

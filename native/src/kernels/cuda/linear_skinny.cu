@@ -22,7 +22,6 @@ enum class XKind { bf16, e4m3, int8 };
 
 struct DecInt4 {
   static constexpr XKind kX = XKind::bf16;
-  static constexpr int kPacked = 1;  // 512 bytes per (tile, kb), contiguous
   using Acc = float;
   struct Raw { uint4 w; };
   __device__ static Raw load(const Weight& W, int tile, int kb, int lane, int nkb) {
@@ -76,7 +75,6 @@ __device__ __forceinline__ float i8_byte_to_f32(uint32_t xored, int i) {
 
 struct DecInt8Wo {
   static constexpr XKind kX = XKind::bf16;
-  static constexpr int kPacked = 2;  // 1024 bytes per (tile, kb)
   using Acc = float;
   struct Raw { uint4 lo, hi; };
   __device__ static Raw load(const Weight& W, int tile, int kb, int lane, int nkb) {
@@ -129,7 +127,6 @@ __device__ __forceinline__ Natural8Raw load_natural8(const Weight& W, int tile, 
 
 struct DecFp8 {
   static constexpr XKind kX = XKind::e4m3;
-  static constexpr int kPacked = 0;
   using Acc = float;
   using Raw = Natural8Raw;
   __device__ static Raw load(const Weight& W, int tile, int kb, int lane, int nkb) { return load_natural8(W, tile, kb, lane); }
@@ -152,7 +149,6 @@ struct DecFp8 {
 
 struct DecInt8Sq {
   static constexpr XKind kX = XKind::int8;
-  static constexpr int kPacked = 0;
   using Acc = int;
   using Raw = Natural8Raw;
   __device__ static Raw load(const Weight& W, int tile, int kb, int lane, int nkb) { return load_natural8(W, tile, kb, lane); }
@@ -194,32 +190,12 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
   const int N = W.N, K = W.K, nkb = (K + 63) / 64;
   const bool tile_ok = tile * 16 < N;
 
-  Acc acc[J][4];
-#pragma unroll
-  for (int j = 0; j < J; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0;
-  typename Dec::Raw ra[U], rb[U];
-  auto load = [&](typename Dec::Raw (&dst)[U], int kb0, int kb_end) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int kb = kb0 + u * KS;
-      if (tile_ok && kb < kb_end) dst[u] = Dec::load(W, tile, kb, lane, nkb);
-    }
-  };
-  auto compute = [&](const typename Dec::Raw (&src)[U], int kb0, int c, int kb_end) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int kb = kb0 + u * KS;
-      if (tile_ok && kb < kb_end)
-        Dec::template compute<J>(src[u], W, tile, kb, lane, smem + (kb - c) * 64 * XB, xstride, acc);
-    }
-  };
+  typename Dec::Raw raw[U];
   const int ckb0 = min(CKB, nkb);
-  load(ra, ks, ckb0);
-  if constexpr (Dec::kPacked) {  // this warp's next fragments into L2 (one 512-byte block per kb)
-    if (tile_ok)
-      for (int kb = ks + U * KS + (lane >> 2) * KS; kb < nkb; kb += 8 * KS)
-        prefetch_l2(static_cast<const char*>(W.data) + (static_cast<size_t>(tile) * nkb + kb) * 512 * Dec::kPacked +
-                    (lane & 3) * 128);
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int kb = ks + u * KS;
+    if (tile_ok && kb < ckb0) raw[u] = Dec::load(W, tile, kb, lane, nkb);
   }
   griddep_wait();
   griddep_launch_dependents();
@@ -229,6 +205,11 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
   float x_div = 1.f;
   if constexpr (Dec::kX == XKind::e4m3) x_div = *W.x_scale;
 
+  Acc acc[J][4];
+#pragma unroll
+  for (int j = 0; j < J; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0;
+
+  bool preloaded = true;
   for (int c = 0; c < nkb; c += CKB) {
     const int ckb = min(CKB, nkb - c);
     __syncthreads();  // stats ready / previous chunk consumed
@@ -256,14 +237,21 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
       }
     }
     __syncthreads();
-    const int kb_end = c + ckb;
-    if (c > 0) load(ra, c + ks, kb_end);
-    // Two register buffers: the next fragments are in flight while these are multiplied.
-    for (int kb0 = c + ks; kb0 < kb_end; kb0 += 2 * KS * U) {
-      load(rb, kb0 + KS * U, kb_end);
-      compute(ra, kb0, c, kb_end);
-      load(ra, kb0 + 2 * KS * U, kb_end);
-      compute(rb, kb0 + KS * U, c, kb_end);
+    for (int kb0 = c + ks; kb0 < c + ckb; kb0 += KS * U) {
+      if (!preloaded) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const int kb = kb0 + u * KS;
+          if (tile_ok && kb < c + ckb) raw[u] = Dec::load(W, tile, kb, lane, nkb);
+        }
+      }
+      preloaded = false;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int kb = kb0 + u * KS;
+        if (tile_ok && kb < c + ckb)
+          Dec::template compute<J>(raw[u], W, tile, kb, lane, smem + (kb - c) * 64 * XB, xstride, acc);
+      }
     }
   }
 

@@ -16,8 +16,8 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
     const int32_t* __restrict__ slots, const float* __restrict__ q_norm_w,
     const float* __restrict__ k_norm_w, float eps, Rope rope, int nh, int nkv, int hd,
     int block_size, KvLayer kv, bf16* __restrict__ q_out /*[T,nh,hd]*/) {
-  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
+  griddep_launch_dependents();
   const int t = blockIdx.x;
   const int head = blockIdx.y * kWarps + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;

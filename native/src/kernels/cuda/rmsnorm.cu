@@ -13,8 +13,8 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(
     bf16* residual_out /*[M,H] or null, may alias x*/, const float* __restrict__ w /*[H]*/,
     bf16* __restrict__ y /*[M,H]*/, int H, float eps) {
   __shared__ float scratch[33];
-  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
+  griddep_launch_dependents();
   const size_t row = static_cast<size_t>(blockIdx.x) * H;
   const uint4* xr = reinterpret_cast<const uint4*>(x + row);
   const uint4* rr = residual ? reinterpret_cast<const uint4*>(residual + row) : nullptr;

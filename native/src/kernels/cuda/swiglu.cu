@@ -15,8 +15,8 @@ __device__ __forceinline__ float swiglu1(float g, float u) {
 
 __global__ void swiglu_kernel(const bf16* __restrict__ gu /*[M,2I]*/, bf16* __restrict__ out /*[M,I]*/,
                               int M, int I) {
-  griddep_launch_dependents();  // small kernel: let the next one start its weight prefetch
   griddep_wait();
+  griddep_launch_dependents();
   // Each thread: 4 outputs from 8 interleaved inputs (one 16-byte load).
   const size_t quads = static_cast<size_t>(M) * I / 4;
   for (size_t q = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; q < quads;
