@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { Tokenizer } from '../src/chat/tokenizer.js';
 import { loadEngine } from '../src/engine/index.js';
 import type { GenerationEngine, SubmitRequest } from '../src/engine/types.js';
-import { nativeVocabulary } from '../src/structured/native.js';
+import { nativeVocabulary, type NativeGrammar } from '../src/structured/native.js';
 import { StructuredOutputs } from '../src/structured/structured-outputs.js';
 import { checkpoint } from '../test/helpers/fixtures.js';
 import { qwen3_06bShapedCheckpoint } from './serve-model.js';
@@ -92,11 +92,15 @@ interface Window {
   stepMs: number;
   /** Process CPU time per step (all threads): steadier than wall time on a busy machine. */
   cpuMs: number;
+  /** Time the grammar matcher took per step (all rows' masks, cache misses included), timed in native code. */
+  matcherMs: number;
   steps: number;
 }
 
 /** Decode step time while `batch` requests are all decoding, between their first token and the first that reaches `tokens`. */
-async function decodeWindow(engine: GenerationEngine, batch: number, tokens: number, constraint?: unknown): Promise<Window> {
+async function decodeWindow(engine: GenerationEngine, batch: number, tokens: number, grammar?: NativeGrammar): Promise<Window> {
+  const constraint = grammar?.constraint();
+  let f0 = 0;
   const acs = Array.from({ length: batch }, () => new AbortController());
   const counts = new Array<number>(batch).fill(0);
   let started = 0;
@@ -108,7 +112,8 @@ async function decodeWindow(engine: GenerationEngine, batch: number, tokens: num
     if (window) return;
     const steps = Math.max(1, engine.stats().steps - s0);
     const cpu = process.cpuUsage(c0);
-    window = { stepMs: (performance.now() - t0) / steps, cpuMs: (cpu.user + cpu.system) / 1e3 / steps, steps };
+    const matcherMs = grammar ? ((grammar.stats().fillSeconds - f0) * 1e3) / steps : 0;
+    window = { stepMs: (performance.now() - t0) / steps, cpuMs: (cpu.user + cpu.system) / 1e3 / steps, matcherMs, steps };
     for (const ac of acs) ac.abort();
   };
   await Promise.all(
@@ -126,6 +131,7 @@ async function decodeWindow(engine: GenerationEngine, batch: number, tokens: num
           t0 = performance.now();
           s0 = engine.stats().steps;
           c0 = process.cpuUsage();
+          f0 = grammar?.stats().fillSeconds ?? 0;
         }
         counts[i] += ev.tokens.length;
         if (started === batch && (counts[i] > tokens || ev.finishReason)) close();
@@ -157,9 +163,10 @@ async function main() {
     maxTokensInPagedKvCache: Math.max(...batches) * 256,
   });
   console.log(`\n## decode step time, ${args.greedy ? 'greedy' : 'temperature 1'}, ${engine.info.kernels}, ${engine.info.threads} threads, ${dir}`);
-  console.log('wall time per step (CPU time per step, all threads), median of the repetitions:\n');
-  console.log('| batch | unconstrained | constrained, cold caches | overhead | constrained, warm caches | overhead |');
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log('wall time per step (CPU time per step, all threads), median of the repetitions; matcher: the');
+  console.log("grammar matcher's own time per step (all rows, cache misses included), timed in native code:\n");
+  console.log('| batch | unconstrained | constrained, cold caches | overhead | matcher | constrained, warm caches | overhead | matcher |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   try {
     await decodeWindow(engine, 1, 4); // warm the engine up
     for (const batch of batches) {
@@ -168,8 +175,8 @@ async function main() {
         runs.free.push(await decodeWindow(engine, batch, tokens));
         // A fresh compiler: a new matcher whose caches start empty.
         const grammar = new StructuredOutputs(tokenizer).compile({ kind: 'json_schema', schema }, false).grammar;
-        runs.cold.push(await decodeWindow(engine, batch, tokens, grammar.constraint()));
-        runs.warm.push(await decodeWindow(engine, batch, tokens, grammar.constraint()));
+        runs.cold.push(await decodeWindow(engine, batch, tokens, grammar));
+        runs.warm.push(await decodeWindow(engine, batch, tokens, grammar));
       }
       const wall = (k: keyof typeof runs) => median(runs[k].map((w) => w.stepMs));
       const cpu = (k: keyof typeof runs) => median(runs[k].map((w) => w.cpuMs));
@@ -178,7 +185,8 @@ async function main() {
         const p = (a: number, b: number) => `${(((a - b) / b) * 100).toFixed(1)}%`;
         return `${p(wall(k), wall('free'))} (${p(cpu(k), cpu('free'))})`;
       };
-      console.log(`| ${batch} | ${cell('free')} | ${cell('cold')} | ${pct('cold')} | ${cell('warm')} | ${pct('warm')} |`);
+      const matcher = (k: keyof typeof runs) => ms(median(runs[k].map((w) => w.matcherMs)));
+      console.log(`| ${batch} | ${cell('free')} | ${cell('cold')} | ${pct('cold')} | ${matcher('cold')} | ${cell('warm')} | ${pct('warm')} | ${matcher('warm')} |`);
     }
   } finally {
     await engine.close();

@@ -27,6 +27,11 @@ export interface NativeGrammarStats {
   masksComputed: number;
   maskHits: number;
   maskSeconds: number;
+  /** (state, symbol) transitions computed. */
+  transitions: number;
+  /** Masks handed to the sampler, and the seconds they took in all (computing included). */
+  fills: number;
+  fillSeconds: number;
 }
 
 /** One sequence's matcher, stepped from JS (tests, benchmarks). */

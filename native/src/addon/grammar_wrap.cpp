@@ -191,6 +191,8 @@ class NativeGrammar : public Napi::ObjectWrap<NativeGrammar> {
     o.Set("maskHits", double(s.mask_hits));
     o.Set("transitions", double(s.transitions));
     o.Set("maskSeconds", s.mask_seconds);
+    o.Set("fills", double(s.fills));
+    o.Set("fillSeconds", s.fill_seconds);
     return o;
   }
   Napi::Value Shortest(const Napi::CallbackInfo& info) {

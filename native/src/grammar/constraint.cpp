@@ -1,6 +1,7 @@
 #include "grammar/constraint.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace grpst::grammar {
 
@@ -65,8 +66,10 @@ bool GrammarConstraint::complete() const {
 }
 
 void GrammarConstraint::fill_allowed(uint32_t* allowed, int vocab) {
+  const auto t0 = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(matcher_->mutex());
   fill_locked(allowed, vocab);
+  matcher_->record_fill(std::chrono::steady_clock::now() - t0);
 }
 
 void GrammarConstraint::fill_locked(uint32_t* allowed, int vocab) {

@@ -264,6 +264,8 @@ MatcherStats Matcher::stats() const {
   s.mask_hits = mask_hits_;
   s.transitions = transitions_;
   s.mask_seconds = std::chrono::duration<double>(mask_time_).count();
+  s.fills = fills_;
+  s.fill_seconds = std::chrono::duration<double>(fill_time_).count();
   return s;
 }
 

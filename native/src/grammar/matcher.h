@@ -40,6 +40,8 @@ struct MatcherStats {
   int64_t mask_hits = 0;
   int64_t transitions = 0;  // (state, symbol) pairs computed
   double mask_seconds = 0;  // time spent computing masks (cache misses and budget filters)
+  int64_t fills = 0;        // masks handed to the sampler
+  double fill_seconds = 0;  // time those took in all, computing included
 };
 
 class Matcher {
@@ -75,6 +77,11 @@ class Matcher {
   void fill_free_text_exits(int32_t state, uint32_t* allowed, int vocab);
 
   MatcherStats stats() const;
+  /** Counts one mask handed out and the time it took (callers time fill_allowed). */
+  void record_fill(std::chrono::steady_clock::duration d) {
+    fills_++;
+    fill_time_ += d;
+  }
 
  private:
   struct Stack {
@@ -133,6 +140,8 @@ class Matcher {
   int64_t mask_hits_ = 0;
   int64_t transitions_ = 0;
   std::chrono::steady_clock::duration mask_time_{};
+  int64_t fills_ = 0;
+  std::chrono::steady_clock::duration fill_time_{};
   mutable std::mutex mutex_;
 };
 
