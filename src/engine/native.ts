@@ -141,6 +141,8 @@ export interface KernelSelfTestResult {
   gemmBatchInvariant: boolean;
   attentionF32: number;
   attentionBf16: number;
+  /** Several query rows in one call give the same bits as one row per call. */
+  attentionRowInvariant: boolean;
   rowKernels: number;
   maxSumExp: number;
 }

@@ -21,6 +21,7 @@ describe('CPU kernels', () => {
     expect(r.gemmBatchInvariant).toBe(true);
     expect(r.attentionF32).toBeLessThan(1e-5);
     expect(r.attentionBf16).toBeLessThan(1e-5);
+    expect(r.attentionRowInvariant).toBe(true);
     expect(r.rowKernels).toBeLessThan(1e-5);
     expect(r.maxSumExp).toBeLessThan(1e-6);
   });

@@ -13,26 +13,32 @@ namespace grpst {
 enum class CpuLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
 /**
- * One query row against one KV head of a paged cache: the G query heads that share it. Within a
- * block, a head's keys are stored transposed, [head_dim][block_size], and its values as
+ * Query rows at consecutive positions of one sequence against one KV head of a paged cache, for
+ * the G query heads that share it. Row r attends to positions [0, ctx_len + r). Within a block,
+ * a head's keys are stored transposed, [head_dim][block_size], and its values as
  * [block_size][head_dim].
  */
 struct AttentionArgs {
-  const float* q;              // [group, head_dim]
+  const float* q;              // row r, head g: q[r * row_stride + g * head_dim + d]
   int group;
   int head_dim;
+  int rows = 1;
+  int64_t row_stride = 0;      // elements between consecutive rows of q and of out
   const void* k_pool;          // this layer's key pool (float or bf16 elements)
   const void* v_pool;          // this layer's value pool
   bool kv_bf16;
   int64_t block_stride;        // elements from one block to the next
-  int64_t head_offset;         // elements from a block's start to this KV head's [block_size, head_dim]
+  int64_t head_offset;         // elements from a block's start to this KV head's data
   int block_size;
   const int32_t* block_table;  // pool block of each logical block
-  int ctx_len;                 // attend to positions [0, ctx_len)
+  int ctx_len;                 // the first row attends to positions [0, ctx_len)
   float scale;
-  float* out;                  // [group, head_dim]
-  float* scratch;              // [group, ctx_len] scores
+  float* out;                  // like q
+  float* scratch;              // attention_scratch_floats(ctx_len + rows - 1) floats
 };
+
+/** Scratch floats one attention call needs for contexts up to max_ctx keys. */
+inline size_t attention_scratch_floats(int max_ctx) { return size_t(16) * size_t(max_ctx > 0 ? max_ctx : 1); }
 
 struct CpuKernels {
   CpuLevel level;

@@ -66,11 +66,13 @@ double test_gemm(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool& inva
   return worst;
 }
 
-double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool kv_bf16) {
+double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool kv_bf16, bool& row_invariant) {
   double worst = 0;
-  const int cases[][4] = {{2, 128, 16, 40}, {3, 24, 16, 300}, {1, 16, 4, 5}, {20, 32, 16, 33}};  // G, D, bs, L
+  const int cases[][5] = {{2, 128, 16, 40, 1}, {3, 24, 16, 300, 13}, {1, 16, 4, 5, 3}, {20, 32, 16, 33, 2},
+                          {2, 128, 16, 200, 16}, {8, 64, 16, 90, 7}};  // G, D, bs, ctx of row 0, rows
   for (auto& c : cases) {
-    const int G = c[0], D = c[1], bs = c[2], L = c[3];
+    const int G = c[0], D = c[1], bs = c[2], L0 = c[3], R = c[4];
+    const int L = L0 + R - 1;  // the last row's context
     const int nkv = 2, blocks = (L + bs - 1) / bs + 3;
     const size_t pool_elems = size_t(blocks) * nkv * bs * D;
     auto kf = r.floats(pool_elems), vf = r.floats(pool_elems);
@@ -81,12 +83,16 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool 
     }
     std::vector<int32_t> table;  // scattered blocks
     for (int b = 0; b < (L + bs - 1) / bs; b++) table.push_back((b * 5 + 2) % blocks);
-    auto q = r.floats(size_t(G) * D, -2, 2);
-    std::vector<float> out(size_t(G) * D), outr(size_t(G) * D), scratch(size_t(std::min(G, 16)) * L);
+    auto q = r.floats(size_t(R) * G * D, -2, 2);
+    const size_t out_elems = size_t(R) * G * D;
+    std::vector<float> out(out_elems), outr(out_elems), single(out_elems);
+    std::vector<float> scratch(attention_scratch_floats(L));
     AttentionArgs a{};
     a.q = q.data();
     a.group = G;
     a.head_dim = D;
+    a.rows = R;
+    a.row_stride = int64_t(G) * D;
     a.k_pool = kv_bf16 ? static_cast<const void*>(kb.data()) : kf.data();
     a.v_pool = kv_bf16 ? static_cast<const void*>(vb.data()) : vf.data();
     a.kv_bf16 = kv_bf16;
@@ -94,7 +100,7 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool 
     a.head_offset = int64_t(1) * bs * D;
     a.block_size = bs;
     a.block_table = table.data();
-    a.ctx_len = L;
+    a.ctx_len = L0;
     a.scale = 1.0f / std::sqrt(float(D));
     a.out = out.data();
     a.scratch = scratch.data();
@@ -102,6 +108,16 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool 
     a.out = outr.data();
     ref.attention(a);
     worst = std::max(worst, rel_err(out, outr));
+    // Row by row: the same bits as all rows together.
+    for (int row = 0; row < R; row++) {
+      AttentionArgs one = a;
+      one.rows = 1;
+      one.q = q.data() + size_t(row) * G * D;
+      one.out = single.data() + size_t(row) * G * D;
+      one.ctx_len = L0 + row;
+      k.attention(one);
+    }
+    if (single != out) row_invariant = false;
   }
   return worst;
 }
@@ -150,8 +166,10 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("gemmBf16", test_gemm(k, ref, r, invariant));
   o.Set("gemmBatchInvariant", invariant);
-  o.Set("attentionF32", test_attention(k, ref, r, false));
-  o.Set("attentionBf16", test_attention(k, ref, r, true));
+  bool rows_invariant = true;
+  o.Set("attentionF32", test_attention(k, ref, r, false, rows_invariant));
+  o.Set("attentionBf16", test_attention(k, ref, r, true, rows_invariant));
+  o.Set("attentionRowInvariant", rows_invariant);
   o.Set("rowKernels", test_rows(k, ref, r));
   o.Set("maxSumExp", test_softmax_sums(k, ref, r));
   return o;

@@ -72,6 +72,9 @@ class Activations {
   std::unique_ptr<AlignedBuffer> buf_;
 };
 
+// Query rows of one sequence that one attention call handles together (they share K/V loads).
+constexpr int kAttnRows = 16;
+
 class CpuRunner final : public ModelRunner {
  public:
   CpuRunner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store, const CpuRunnerOptions& opts)
@@ -93,12 +96,11 @@ class CpuRunner final : public ModelRunner {
     up_.resize(T * I);
     final_.resize(size_t(std::max(1, opts_.max_logit_rows)) * H);
     rope_.resize(T * cfg_.head_dim);  // [T, head_dim/2 cos | head_dim/2 sin]
-    const int group = std::min(cfg_.num_heads / cfg_.num_kv_heads, 16);
-    scratch_.resize(pool_.size());
-    for (auto& s : scratch_) s.resize(size_t(group) * std::max(1, opts_.max_seq_len));
+    for (int t = 0; t < pool_.size(); t++)
+      scratch_.push_back(std::make_unique<AlignedBuffer>(
+          attention_scratch_floats(std::max(1, opts_.max_seq_len) + kAttnRows) * sizeof(float)));
     slots_.resize(T);
     positions_.resize(T);
-    seq_of_row_.resize(T);
   }
 
   const ModelConfig& config() const override { return cfg_; }
@@ -140,10 +142,13 @@ class CpuRunner final : public ModelRunner {
   // Per layer: keys [blocks, kv_heads, head_dim, block_size], values [blocks, kv_heads, block_size, head_dim].
   std::vector<std::unique_ptr<AlignedBuffer>> k_pool_, v_pool_;
   Activations x_, h_, q_, kx_, vx_, attn_, gate_, up_, final_, rope_;
-  std::vector<std::vector<float>> scratch_;  // per thread: attention scores
+  std::vector<std::unique_ptr<AlignedBuffer>> scratch_;  // per thread: attention scores
+  struct AttnItem {
+    int slice, head, row0, row1;
+  };
+  std::vector<AttnItem> attn_items_;  // this step's attention work
   std::vector<int64_t> slots_;               // per row: block * block_size + offset in the pool
   std::vector<int32_t> positions_;
-  std::vector<int32_t> seq_of_row_;
   PhaseProfile prof_;
 };
 
@@ -160,11 +165,18 @@ void CpuRunner::prepare_rows(const StepBatch& b) {
     for (int i = 0; i < sl.num_tokens; i++) {
       const int row = sl.first_row + i, pos = sl.start_pos + i;
       positions_[row] = pos;
-      seq_of_row_[row] = s;
       const int32_t block = sl.block_table[pos / kv_.block_size];
       if (block < 0 || block >= kv_.num_blocks) throw Error("KV block id out of range");
       slots_[row] = int64_t(block) * kv_.block_size + pos % kv_.block_size;
     }
+  }
+  // Attention work: up to kAttnRows consecutive rows of one sequence, per KV head.
+  attn_items_.clear();
+  for (int s = 0; s < int(b.seqs.size()); s++) {
+    const SeqSlice& sl = b.seqs[s];
+    for (int r0 = sl.first_row; r0 < sl.first_row + sl.num_tokens; r0 += kAttnRows)
+      for (int h = 0; h < cfg_.num_kv_heads; h++)
+        attn_items_.push_back({s, h, r0, std::min(sl.first_row + sl.num_tokens, r0 + kAttnRows)});
   }
   for (int r = 0; r < T; r++) {
     if (b.tokens[r] < 0 || b.tokens[r] >= cfg_.vocab_size)
@@ -237,29 +249,27 @@ void CpuRunner::qk_norm_rope_store(int T, int layer) {
 }
 
 void CpuRunner::attention_layer(const StepBatch& b, int layer) {
-  const int T = b.num_tokens();
   const int D = cfg_.head_dim, G = cfg_.num_heads / cfg_.num_kv_heads, nkv = cfg_.num_kv_heads;
   const float scale = float(std::pow(double(D), -0.5));
-  const float* q = q_.get();
-  float* out = attn_.get();
-  pool_.parallel_for(T * nkv, [&](int item, int thread) {
-    const int r = item / nkv, h = item % nkv;
-    const SeqSlice& sl = b.seqs[seq_of_row_[r]];
+  pool_.parallel_for(int(attn_items_.size()), [&](int i, int thread) {
+    const AttnItem& it = attn_items_[i];
     AttentionArgs a;
-    a.q = q + size_t(r) * cfg_.q_dim() + size_t(h) * G * D;
+    a.q = q_.get() + size_t(it.row0) * cfg_.q_dim() + size_t(it.head) * G * D;
+    a.out = attn_.get() + size_t(it.row0) * cfg_.q_dim() + size_t(it.head) * G * D;
+    a.rows = it.row1 - it.row0;
+    a.row_stride = cfg_.q_dim();
     a.group = G;
     a.head_dim = D;
     a.k_pool = k_pool_[layer]->ptr;
     a.v_pool = v_pool_[layer]->ptr;
     a.kv_bf16 = kv_.dtype == KvDType::BF16;
     a.block_stride = int64_t(nkv) * kv_.block_size * D;
-    a.head_offset = int64_t(h) * kv_.block_size * D;
+    a.head_offset = int64_t(it.head) * kv_.block_size * D;
     a.block_size = kv_.block_size;
-    a.block_table = sl.block_table;
-    a.ctx_len = positions_[r] + 1;
+    a.block_table = b.seqs[it.slice].block_table;
+    a.ctx_len = positions_[it.row0] + 1;
     a.scale = scale;
-    a.out = out + size_t(r) * cfg_.q_dim() + size_t(h) * G * D;
-    a.scratch = scratch_[thread].data();
+    a.scratch = static_cast<float*>(scratch_[thread]->ptr);
     k_.attention(a);
   });
 }

@@ -1,7 +1,8 @@
-// Attention of one query row over a paged KV cache, for the G query heads that share one KV
-// head (GQA): scores = q.k * scale, softmax in fp32, out = sum p * v. Keys are read once for
-// all G heads. The computation depends only on this row's query and its context, never on the
-// rest of the batch or on how a prompt was chunked.
+// Attention over a paged KV cache for one KV head and the G query heads that share it (GQA), for
+// one or several query rows at consecutive positions of one sequence: scores = q.k * scale,
+// softmax in fp32, out = sum p * v. Every K/V vector loaded is used by all rows and heads of a
+// pass. Each output element is accumulated in the same order whatever the number of rows or
+// heads processed together, so a row's result never depends on the batch or on prompt chunking.
 #include <algorithm>
 
 #include "kernels/cpu/isa_kernels.h"
@@ -13,7 +14,7 @@ namespace {
 
 // G is a template parameter so the accumulators live in registers; wider groups are split.
 constexpr int kMaxGroup = 8;
-// Vector accumulators a pass may keep live (AVX-512 has 32 registers, AVX2 16).
+// Vector accumulators a pass keeps live (AVX-512 has 32 registers, AVX2 16).
 constexpr int kAccRegs = kWidth == 16 ? 16 : 8;
 
 inline VF load_elem(const float* p) { return vload(p); }
@@ -21,63 +22,45 @@ inline VF load_elem(const uint16_t* p) { return vload_bf16(p); }
 inline VF load_elem_n(const float* p, int n) { return vload_n(p, n); }
 inline VF load_elem_n(const uint16_t* p, int n) { return vload_bf16_n(p, n); }
 
-/**
- * scores[g, j] = (q_g . k_j) * scale for one block's keys, stored transposed ([head_dim][slot]):
- * a vector holds one dimension of kWidth consecutive keys. P interleaved partial sums per head
- * (over d mod P) keep enough independent FMA chains in flight; they are added in a fixed order.
- */
-template <int G, class Elem>
-inline void block_scores(const float* q, const Elem* kb, int D, int bs, int nj, float scale, float* scores,
-                         int64_t ld) {
-  constexpr int P = std::max(1, std::min(4, kAccRegs / G));
-  for (int s0 = 0; s0 < nj; s0 += kWidth) {
-    const int cnt = std::min(kWidth, nj - s0);
-    VF acc[G][P];
-    for (int g = 0; g < G; g++)
-      for (int p = 0; p < P; p++) acc[g][p] = vzero();
-    int d = 0;
-    for (; d + P <= D; d += P) {
-      for (int p = 0; p < P; p++) {
-        const Elem* kd = kb + int64_t(d + p) * bs + s0;
-        VF kv = cnt == kWidth ? load_elem(kd) : load_elem_n(kd, cnt);
-        for (int g = 0; g < G; g++) acc[g][p] = vfma(vset1(q[g * D + d + p]), kv, acc[g][p]);
-      }
-    }
-    for (; d < D; d++) {
-      const Elem* kd = kb + int64_t(d) * bs + s0;
-      VF kv = cnt == kWidth ? load_elem(kd) : load_elem_n(kd, cnt);
-      for (int g = 0; g < G; g++) acc[g][0] = vfma(vset1(q[g * D + d]), kv, acc[g][0]);
-    }
-    for (int g = 0; g < G; g++) {
-      VF sum = acc[g][0];
-      for (int p = 1; p < P; p++) sum = vadd(sum, acc[g][p]);
-      vstore_n(scores + g * ld + s0, vmul(sum, vset1(scale)), cnt);
-    }
-  }
-}
+/** A run of up to kWidth consecutive keys inside one block. */
+template <class Elem>
+struct KeyChunk {
+  const Elem* k;  // first key's slot in the transposed block: element d of key s at k[d * bs + s]
+  int j;          // position of the first key
+  int cnt;        // keys in the chunk
+};
 
-/** out[g, :] += sum_j p[g, j] * v_j over one block ([slot][head_dim]). */
-template <int G, class Elem>
-inline void block_values(const float* probs, int64_t ld, const Elem* vb, int D, int nj, float* out) {
-  constexpr int CH = std::max(1, kAccRegs / G);  // vector columns of the head per pass
-  for (int d0 = 0; d0 < D; d0 += CH * kWidth) {
-    VF acc[G][CH];
-    int dn[CH];
-    for (int c = 0; c < CH; c++) dn[c] = std::max(0, std::min(kWidth, D - (d0 + c * kWidth)));
+/**
+ * Scores of R rows x G heads against S key chunks: scores[r][g][j] = (q . k_j) * scale, one
+ * accumulator per (row, head, chunk) running over d in order. Row r stores only the keys its
+ * causal context covers (positions < ctx0 + r).
+ */
+template <int G, int R, int S, class Elem>
+inline void score_chunks(const float* q, int64_t q_stride, int D, int bs, const KeyChunk<Elem>* ch, int nch,
+                         float scale, int ctx0, float* scores, int64_t ld) {
+  VF acc[R][G][S];
+  for (int r = 0; r < R; r++)
     for (int g = 0; g < G; g++)
-      for (int c = 0; c < CH; c++) acc[g][c] = dn[c] ? vload_n(out + g * D + d0 + c * kWidth, dn[c]) : vzero();
-    for (int j = 0; j < nj; j++) {
-      const Elem* vr = vb + int64_t(j) * D + d0;
-      for (int c = 0; c < CH; c++) {
-        if (!dn[c]) continue;
-        VF vv = dn[c] == kWidth ? load_elem(vr + c * kWidth) : load_elem_n(vr + c * kWidth, dn[c]);
-        for (int g = 0; g < G; g++) acc[g][c] = vfma(vset1(probs[g * ld + j]), vv, acc[g][c]);
-      }
+      for (int c = 0; c < S; c++) acc[r][g][c] = vzero();
+  for (int d = 0; d < D; d++) {
+    VF kv[S];
+    for (int c = 0; c < S; c++) {
+      const Elem* kd = ch[c].k + int64_t(d) * bs;
+      kv[c] = c < nch ? (ch[c].cnt == kWidth ? load_elem(kd) : load_elem_n(kd, ch[c].cnt)) : vzero();
     }
-    for (int g = 0; g < G; g++)
-      for (int c = 0; c < CH; c++)
-        if (dn[c]) vstore_n(out + g * D + d0 + c * kWidth, acc[g][c], dn[c]);
+    for (int r = 0; r < R; r++)
+      for (int g = 0; g < G; g++) {
+        const VF qv = vset1(q[r * q_stride + g * D + d]);
+        for (int c = 0; c < S; c++) acc[r][g][c] = vfma(qv, kv[c], acc[r][g][c]);
+      }
   }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < nch; c++) {
+      const int n = std::min(ch[c].cnt, ctx0 + r - ch[c].j);
+      if (n <= 0) continue;
+      for (int g = 0; g < G; g++)
+        vstore_n(scores + (int64_t(r) * G + g) * ld + ch[c].j, vmul(acc[r][g][c], vset1(scale)), n);
+    }
 }
 
 /** In place: s[0, n) <- softmax(s). */
@@ -103,23 +86,102 @@ inline void softmax_row(float* s, int n) {
   if (rest) vstore_n(s + full, vmul(vload_n(s + full, rest), inv), rest);
 }
 
-template <int G, class Elem>
-void attention_group(const AttentionArgs& a, int g0) {
-  const int D = a.head_dim, L = a.ctx_len, bs = a.block_size;
+/**
+ * out[r][g] += sum_j p[r][g][j] * v_j over one block ([slot][head_dim]), CH vector columns of the
+ * head at a time; row r takes the block's first nj[r] keys.
+ */
+template <int G, int R, int CH, class Elem>
+inline void block_values(const float* probs, int64_t ld, int j0, const Elem* vb, int D, const int* nj, int nj_max,
+                         float* out, int64_t out_stride) {
+  for (int d0 = 0; d0 < D; d0 += CH * kWidth) {
+    int dn[CH];
+    for (int c = 0; c < CH; c++) dn[c] = std::max(0, std::min(kWidth, D - (d0 + c * kWidth)));
+    VF acc[R][G][CH];
+    for (int r = 0; r < R; r++)
+      for (int g = 0; g < G; g++)
+        for (int c = 0; c < CH; c++)
+          acc[r][g][c] = dn[c] ? vload_n(out + r * out_stride + g * D + d0 + c * kWidth, dn[c]) : vzero();
+    for (int j = 0; j < nj_max; j++) {
+      const Elem* vr = vb + int64_t(j) * D + d0;
+      VF vv[CH];
+      for (int c = 0; c < CH; c++)
+        vv[c] = dn[c] == kWidth ? load_elem(vr + c * kWidth) : dn[c] ? load_elem_n(vr + c * kWidth, dn[c]) : vzero();
+      for (int r = 0; r < R; r++) {
+        if (j >= nj[r]) continue;
+        for (int g = 0; g < G; g++) {
+          const VF p = vset1(probs[(int64_t(r) * G + g) * ld + j0 + j]);
+          for (int c = 0; c < CH; c++) acc[r][g][c] = vfma(p, vv[c], acc[r][g][c]);
+        }
+      }
+    }
+    for (int r = 0; r < R; r++)
+      for (int g = 0; g < G; g++)
+        for (int c = 0; c < CH; c++)
+          if (dn[c]) vstore_n(out + r * out_stride + g * D + d0 + c * kWidth, acc[r][g][c], dn[c]);
+  }
+}
+
+/** Rows [r0, r0 + R) and heads [g0, g0 + G) of the call. */
+template <int G, int R, class Elem>
+void attention_rows(const AttentionArgs& a, int g0, int r0) {
+  // One row: several key chunks and head columns in flight; several rows: those give the
+  // parallelism. Either way an element's arithmetic is the same.
+  constexpr int S = R == 1 ? std::max(1, kAccRegs / G) : 1;
+  constexpr int CH = std::max(1, kAccRegs / (G * R));
+  const int D = a.head_dim, bs = a.block_size;
+  const int ctx0 = a.ctx_len + r0;  // first row's context; row r sees ctx0 + r keys
+  const int L = ctx0 + R - 1;       // the longest context among these rows
   const Elem* kpool = static_cast<const Elem*>(a.k_pool);
   const Elem* vpool = static_cast<const Elem*>(a.v_pool);
-  const float* q = a.q + int64_t(g0) * D;
-  float* scores = a.scratch;  // [G, L]
+  const float* q = a.q + r0 * a.row_stride + int64_t(g0) * D;
+  float* scores = a.scratch;  // [R][G][L]
+
+  KeyChunk<Elem> chunks[S];
+  int nch = 0;
   for (int j0 = 0, blk = 0; j0 < L; j0 += bs, blk++) {
     const Elem* kb = kpool + int64_t(a.block_table[blk]) * a.block_stride + a.head_offset;
-    block_scores<G>(q, kb, D, bs, std::min(bs, L - j0), a.scale, scores + j0, L);
+    const int nj = std::min(bs, L - j0);
+    for (int s0 = 0; s0 < nj; s0 += kWidth) {
+      chunks[nch++] = {kb + s0, j0 + s0, std::min(kWidth, nj - s0)};
+      if (nch == S) {
+        score_chunks<G, R, S>(q, a.row_stride, D, bs, chunks, nch, a.scale, ctx0, scores, L);
+        nch = 0;
+      }
+    }
   }
-  for (int g = 0; g < G; g++) softmax_row(scores + int64_t(g) * L, L);
-  float* out = a.out + int64_t(g0) * D;
-  std::fill(out, out + int64_t(G) * D, 0.0f);
+  if (nch) score_chunks<G, R, S>(q, a.row_stride, D, bs, chunks, nch, a.scale, ctx0, scores, L);
+
+  for (int r = 0; r < R; r++)
+    for (int g = 0; g < G; g++) softmax_row(scores + (int64_t(r) * G + g) * L, ctx0 + r);
+
+  float* out = a.out + r0 * a.row_stride + int64_t(g0) * D;
+  for (int r = 0; r < R; r++) std::fill(out + r * a.row_stride, out + r * a.row_stride + int64_t(G) * D, 0.0f);
   for (int j0 = 0, blk = 0; j0 < L; j0 += bs, blk++) {
     const Elem* vb = vpool + int64_t(a.block_table[blk]) * a.block_stride + a.head_offset;
-    block_values<G>(scores + j0, L, vb, D, std::min(bs, L - j0), out);
+    int nj[R];
+    for (int r = 0; r < R; r++) nj[r] = std::max(0, std::min(bs, ctx0 + r - j0));
+    block_values<G, R, CH>(scores, L, j0, vb, D, nj, std::min(bs, L - j0), out, a.row_stride);
+  }
+}
+
+/** Splits the rows into passes of R rows, R as large as the register budget allows. */
+template <int G, class Elem>
+void attention_group(const AttentionArgs& a, int g0) {
+  // Rows x heads up to half the accumulator budget: wider passes spill registers (measured).
+  constexpr int kMaxRows = std::max(1, std::min(4, kAccRegs / 2 / G));
+  int r0 = 0;
+  while (r0 < a.rows) {
+    const int left = a.rows - r0;
+    if (kMaxRows >= 4 && left >= 4) {
+      attention_rows<G, (kMaxRows >= 4 ? 4 : 1), Elem>(a, g0, r0);
+      r0 += 4;
+    } else if (kMaxRows >= 2 && left >= 2) {
+      attention_rows<G, (kMaxRows >= 2 ? 2 : 1), Elem>(a, g0, r0);
+      r0 += 2;
+    } else {
+      attention_rows<G, 1, Elem>(a, g0, r0);
+      r0 += 1;
+    }
   }
 }
 
