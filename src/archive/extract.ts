@@ -78,6 +78,12 @@ export async function extractArchive(marPath: string, dest: string, limits: Extr
       if (total > limits.maxTotalBytes) throw refuse(`it unpacks to more than ${limits.maxTotalBytes} bytes (set ${envVars.maxMarBytes} to allow more)`);
       files.set(key, entry);
     }
+    // Entries each under the per-entry floor (or sharing one compressed stream) can still add up
+    // to a bomb: the archive as a whole may not inflate past the same ratio either.
+    const archiveBytes = Math.max(fs.statSync(marPath).size, 1);
+    if (total > limits.ratioFloorBytes && total / archiveBytes > limits.maxRatio) {
+      throw refuse(`it inflates ${Math.round(total / archiveBytes)}:1 overall (${total} bytes from ${archiveBytes}), more than ${limits.maxRatio}:1: a zip bomb`);
+    }
     // A file may not also be the folder of another entry ("a" and "a/b").
     for (const key of files.keys()) {
       for (let parent = path.posix.dirname(key); parent !== '.'; parent = path.posix.dirname(parent)) {
