@@ -1,0 +1,91 @@
+// The API key, beyond the e2e checks: every route of the route table that reaches the model
+// demands it (none can be added without a guard), /health and /metrics in all four settings,
+// path spellings that could slip past an exact-match router, keys of every length and form,
+// and the key kept out of the server's log.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routes } from '../../src/server/routes/index.js';
+import { webUiRoutes } from '../../src/server/webui/routes.js';
+import { get, loadTiny, post, serve, type TestServer, type TinyModel } from '../e2e/server-harness.js';
+
+const key = 'sk-reliability-0123456789abcdef';
+let model: TinyModel;
+let locked: TestServer;
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a');
+  locked = await serve(model, { apiKey: key, authHealth: false, authMetrics: false });
+});
+
+afterAll(async () => {
+  await locked?.server.close();
+  await model?.engine.close();
+});
+
+/** A body each POST route accepts, so "not 401" with the key means it really served. */
+const validBody: Record<string, unknown> = {
+  '/v1/chat/completions': { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 },
+  '/v1/completions': { model: 'qwen3', prompt: 'hi', max_tokens: 1 },
+  '/tokenize': { prompt: 'hi' },
+  '/detokenize': { tokens: [1, 2] },
+};
+
+async function call(method: string, path: string, headers: Record<string, string> = {}, s: TestServer = locked) {
+  if (method === 'POST') return post(`${s.url}${path}`, validBody[path] ?? {}, headers);
+  return get(`${s.url}${path}`, headers);
+}
+
+describe('API key', () => {
+  it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
+    const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || /tokenize/.test(r.path));
+    expect(modelRoutes.map((r) => r.path).sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/models']);
+    for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
+    // The web page's static files need no key (the page asks the user for it); they reach no model.
+    for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);
+  });
+
+  it('no key, a wrong key, a key of any length or form: 401 on every guarded route; the key: served', async () => {
+    const wrongs = ['', ' ', 'sk', key.slice(0, -1), `${key}x`, key.toUpperCase(), `${key} ${key}`, 'k'.repeat(10_000), 'clé\u00ff', `Basic ${Buffer.from(`user:${key}`).toString('base64')}`];
+    for (const r of routes.filter((x) => x.guard === 'api')) {
+      expect((await call(r.method, r.path)).status, r.path).toBe(401);
+      for (const w of wrongs) {
+        const res = await call(r.method, r.path, { authorization: w.startsWith('Basic') ? w : `Bearer ${w}` });
+        expect(res.status, `${r.path} with ${w.slice(0, 20)}`).toBe(401);
+        expect(res.json.error.code).toBe('invalid_api_key');
+        expect(res.text).not.toContain(key);
+      }
+      expect((await call(r.method, r.path, { 'x-api-key': `${key}-` })).status).toBe(401);
+      expect((await call(r.method, r.path, { authorization: `Bearer ${key}` })).status, r.path).toBe(200);
+      expect((await call(r.method, r.path, { authorization: `bearer   ${key}  ` })).status, r.path).toBe(200);
+      expect((await call(r.method, r.path, { 'x-api-key': key })).status, r.path).toBe(200);
+    }
+    // HEAD is served as GET, behind the same guard.
+    const head = await fetch(`${locked.url}/v1/models`, { method: 'HEAD' });
+    expect(head.status).toBe(401);
+  });
+
+  it('path spellings an exact-match router might miss never serve without the key', async () => {
+    for (const p of ['/v1/models/', '/v1/models?x=1', '//v1/models', '/V1/models', '/v1/./models', '/v1/%6dodels', '/v1/models%00', '/v1/models#x', '/v1//models', '/tokenize/']) {
+      const r = await get(`${locked.url}${p}`);
+      expect([401, 404, 405], p).toContain(r.status);
+      if (r.status !== 401) expect(r.text).not.toContain('"object":"list"');
+    }
+  });
+
+  it('/health and /metrics demand the key exactly as configured', async () => {
+    for (const authHealth of [false, true]) {
+      for (const authMetrics of [false, true]) {
+        const s = await serve(model, { apiKey: key, authHealth, authMetrics });
+        expect((await get(`${s.url}/health`)).status).toBe(authHealth ? 401 : 200);
+        expect((await get(`${s.url}/metrics`)).status).toBe(authMetrics ? 401 : 200);
+        expect((await get(`${s.url}/health`, { authorization: `Bearer ${key}` })).status).toBe(200);
+        expect((await get(`${s.url}/metrics`, { authorization: `Bearer ${key}` })).status).toBe(200);
+        await s.server.close();
+      }
+    }
+  });
+
+  it('the key never reaches the log', async () => {
+    expect(locked.logs.length).toBeGreaterThan(0);
+    expect(locked.logs.join('\n')).not.toContain(key);
+  });
+});
