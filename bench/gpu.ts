@@ -43,7 +43,10 @@ if (args['serve-child']) {
     { engine, tokenizer: Tokenizer.fromDir(dir), template: ChatTemplate.fromDir(dir), log: (l) => process.stderr.write(`${l}\n`) },
     { ...defaultServerOptions, host: '127.0.0.1', port: 0, maxConcurrency: 128, maxQueue: 1024 },
   );
-  process.stdout.write(`${JSON.stringify({ url: server.url, info: engine.info })}\n`);
+  // The roofline needs the runtime's byte counts, which only its native info carries.
+  const native = (engine as unknown as { nativeInfo: { weightBytesPerStep: number; kvBytesPerToken: number } }).nativeInfo;
+  const info = { ...engine.info, weightBytesPerStep: native.weightBytesPerStep, kvBytesPerToken: native.kvBytesPerToken };
+  process.stdout.write(`${JSON.stringify({ url: server.url, info })}\n`);
   const stop = async () => {
     await server.close();
     await engine.close();

@@ -100,6 +100,16 @@ for stage in "${STAGES[@]}"; do
         --baseline-json "$OUT/transformers.json" --out /tmp/bench-gpu --requests "${SERVE_REQUESTS:-64}"
       rc=$?; cp /tmp/bench-gpu/bench-gpu.md /tmp/bench-gpu/bench-gpu.json "$OUT/" 2>/dev/null; SUMMARY+=("bench:gpu: exit $rc")
       ;;
+    profile)
+      # Nsight Compute on one launch of each key kernel (clocks left as they are).
+      H=$(harness_bin) || { SUMMARY+=("profile: harness build FAILED"); continue; }
+      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      stamp "ncu: $NCU"
+      timeout "${T_PROFILE:-200}" "$NCU" --clock-control none -k "regex:gemv|skinny|attention" --section SpeedOfLight --section Occupancy \
+        --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis "$H" profile > "$OUT/ncu.txt" 2>&1
+      rc=$?; SUMMARY+=("profile: exit $rc")
+      grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|One or More|Theoretical Occupancy" "$OUT/ncu.txt" | head -120
+      ;;
     *) echo "unknown stage $stage" ;;
   esac
 done

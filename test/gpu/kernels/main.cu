@@ -2,6 +2,7 @@
 //   grpst_gpu_harness test                  kernel parity tests (CPU twins)
 //   grpst_gpu_harness parity DIR            whole-model parity on the tiny fixtures (DIR from export-fixtures)
 //   grpst_gpu_harness bench [FORMATS] [PROMPTS]  ceilings, kernels, whole model (random Qwen3-8B shape)
+//   grpst_gpu_harness profile               one launch of each key kernel (for ncu)
 //   --json FILE                             writes {"device", "checks", "bench"}
 // Exit status: 0 when every check passed, 1 otherwise.
 #include <cstdio>
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
     test_attention();
     test_linear();
     test_sampling();
+  } else if (cmd == "profile") {
+    profile_kernels();
   } else if (cmd == "parity") {
     model_parity(args.size() > 1 ? args[1] : ".carry/fixtures");
   } else if (cmd == "bench") {

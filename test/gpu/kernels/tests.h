@@ -11,4 +11,5 @@ void bench_ceilings();
 void bench_kernels();
 void bench_model(const std::string& formats, const std::string& prefill_lengths);
 int model_parity(const std::string& fixtures_dir);
+void profile_kernels();
 }  // namespace harness

@@ -84,6 +84,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_model.cu
         ${grpst_harness_dir}/model_parity.cu
+        ${grpst_harness_dir}/profile.cu
       )
       target_compile_options(grpst_gpu_harness PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3>
                              $<$<COMPILE_LANGUAGE:CXX>:-O2>)

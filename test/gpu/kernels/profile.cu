@@ -1,0 +1,83 @@
+// grpst_gpu_harness profile: one launch of each kernel that decides a benchmark target, on
+// Qwen3-8B shapes with random data, for Nsight Compute (scripts/gpu/run.sh profile):
+// the bf16 GEMV (o_proj, gate_up), the skinny kernel (int4 and fp8 gate_up), decode attention at
+// 64 x 1536 tokens, and prefill attention over 8k tokens.
+#include "device_fill.h"
+#include "harness.h"
+#include "tests.h"
+#include "weights.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+void profile_kernels() {
+  const cu::Exec ex{nullptr, false};
+  Dev<uint16_t> x(size_t(16) * 12288), y(size_t(16) * 24576 * 2);
+  fill_bf16(x.as<cu::bf16>(), x.n, 1.f, 0.f, 1);
+  cu::LinearIn in;
+  in.x = x.as<cu::bf16>();
+  cu::LinearOut out;
+  out.y = y.p;
+  for (auto sh : {std::pair<int, int>{4096, 4096}, std::pair<int, int>{24576, 4096}}) {
+    Dev<uint16_t> w(size_t(sh.first) * sh.second);
+    fill_bf16(w.as<cu::bf16>(), w.n, 0.02f, 0, 2);
+    Checks::get().status("profile gemv", cu::gemv_bf16(in, w.as<cu::bf16>(), out, 1, sh.first, sh.second, ex));
+  }
+  Rng r(3);
+  for (auto f : {cu::WeightFormat::int4_awq, cu::WeightFormat::fp8}) {
+    const int N = 24576, K = 4096;
+    DevWeight d;
+    d.w.format = f;
+    d.w.N = N;
+    d.w.K = K;
+    const size_t n = size_t(N) * K;
+    if (f == cu::WeightFormat::int4_awq) {
+      void* p = d.dev(n / 2);
+      fill_bytes(p, n / 2, 4);
+      auto* gs = static_cast<cu::bf16*>(d.dev(n / 128 * 2));
+      fill_bf16(gs, n / 128, 0.001f, 0.002f, 5);
+      d.w.data = p;
+      d.w.group_scale = gs;
+      d.w.group_size = 128;
+    } else {
+      auto* p = static_cast<uint8_t*>(d.dev(n));
+      fill_e4m3(p, n, 8.f, 6);
+      d.w.data = p;
+      d.w.w_scale = d.upload(std::vector<float>{0.002f});
+      d.w.x_scale = d.upload(std::vector<float>{0.05f});
+    }
+    Checks::get().status("profile skinny", cu::linear_skinny(in, d.w, out, 1, ex));
+  }
+  {
+    const int B = 64, ctx = 1536, nh = 32, nkv = 8, hd = 128, bs = 16, bps = ctx / bs;
+    Dev<uint16_t> kc(size_t(B) * bps * nkv * bs * hd), vc(kc.n), q(size_t(B) * nh * hd), o(q.n);
+    fill_bf16(kc.as<cu::bf16>(), kc.n, 1.f, 0, 7);
+    fill_bf16(vc.as<cu::bf16>(), vc.n, 1.f, 0, 8);
+    fill_bf16(q.as<cu::bf16>(), q.n, 1.f, 0, 9);
+    std::vector<int32_t> tables(size_t(B) * bps), ctxs(B, ctx);
+    for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
+    Dev<int32_t> dt(tables), dc(ctxs);
+    Checks::get().status("profile decode attention",
+                         cu::attention_decode(q.as<cu::bf16>(), dc.p, 0, nullptr, {dt.p, bps}, B, nh,
+                                              {B * bps, bs, nkv, hd, cu::KvDtype::bf16}, {kc.p, vc.p, 1.f, 1.f}, 0.088f,
+                                              1, nullptr, o.as<cu::bf16>(), ex));
+  }
+  {
+    const int T = 8192, nh = 32, nkv = 8, hd = 128, bs = 16, bps = T / bs;
+    Dev<uint16_t> kc(size_t(bps) * nkv * bs * hd), vc(kc.n), q(size_t(T) * nh * hd), o(q.n);
+    fill_bf16(kc.as<cu::bf16>(), kc.n, 1.f, 0, 10);
+    fill_bf16(vc.as<cu::bf16>(), vc.n, 1.f, 0, 11);
+    fill_bf16(q.as<cu::bf16>(), q.n, 1.f, 0, 12);
+    std::vector<int32_t> tables(bps);
+    for (int i = 0; i < bps; ++i) tables[i] = i;
+    Dev<int32_t> dt(tables), qs(std::vector<int32_t>{0}), ql(std::vector<int32_t>{T}), cl(std::vector<int32_t>{T}),
+        si(std::vector<int32_t>{0});
+    const cu::PrefillBatch pb{1, T, T, qs.p, ql.p, cl.p, si.p, nullptr, nullptr, 0};
+    Checks::get().status("profile prefill attention",
+                         cu::attention_prefill(q.as<cu::bf16>(), pb, {dt.p, bps}, nh, {bps, bs, nkv, hd, cu::KvDtype::bf16},
+                                               {kc.p, vc.p, 1.f, 1.f}, 0.088f, o.as<cu::bf16>(), ex));
+  }
+  cudaDeviceSynchronize();
+}
+
+}  // namespace harness
