@@ -11,11 +11,12 @@ namespace grpst::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kRW = 2;  // rows per warp (a gate/up pair for SwiGLU)
 constexpr int kU = 4;   // 16-byte loads per row in flight per lane
 constexpr int kSmemBytes = 40 * 1024;
 
-template <int MB>
+// kRW rows per warp: 2 (a gate/up pair for SwiGLU, and wide matrices), or 1 for matrices of
+// at most 8192 rows, where two rows per warp leave too few warps to keep the memory busy.
+template <int MB, int kRW>
 __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, const bf16* __restrict__ w /*[N,K]*/,
                                                                 LinearOut out, int M, int N, int K, int KC) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -101,9 +102,13 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
 #pragma unroll
   for (int m = 0; m < MB; ++m) {
     if (lane != m || m >= M) continue;
-    if (out.epi == Epilogue::swiglu) {
-      if (row_ok[1]) linear_store_swiglu(out, N, m, row0 / 2, acc[0][m], acc[1][m]);
-    } else {
+    if constexpr (kRW == 2) {
+      if (out.epi == Epilogue::swiglu) {
+        if (row_ok[1]) linear_store_swiglu(out, N, m, row0 / 2, acc[0][m], acc[kRW - 1][m]);
+        continue;
+      }
+    }
+    {
 #pragma unroll
       for (int r = 0; r < kRW; ++r)
         if (row_ok[r]) linear_store(out, N, m, row0 + r, acc[r][m]);
@@ -114,12 +119,15 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
 template <int MB>
 Status launch_gemv(const LinearIn& in, const bf16* w, const LinearOut& out, int M, int N, int K,
                    const Exec& ex) {
+  const bool one_row = out.epi != Epilogue::swiglu && N <= 8192;
   int KC = kSmemBytes / (MB * 2);
   KC = (KC / 256) * 256;
   if (KC >= K) KC = K;
   const size_t smem = static_cast<size_t>(MB) * KC * 2;
-  const int blocks = ceil_div(N, kWarps * kRW);
-  return launch("gemv_bf16", gemv_bf16_kernel<MB>, dim3(blocks), dim3(kWarps * 32), smem, ex, in,
+  if (one_row)
+    return launch("gemv_bf16", gemv_bf16_kernel<MB, 1>, dim3(ceil_div(N, kWarps)), dim3(kWarps * 32), smem, ex, in,
+                  w, out, M, N, K, KC);
+  return launch("gemv_bf16", gemv_bf16_kernel<MB, 2>, dim3(ceil_div(N, kWarps * 2)), dim3(kWarps * 32), smem, ex, in,
                 w, out, M, N, K, KC);
 }
 
