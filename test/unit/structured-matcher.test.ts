@@ -4,6 +4,7 @@
 // out in Qwen3's format, and compiled grammars are cached.
 import { describe, expect, it } from 'vitest';
 import { ToolCallParser } from '../../src/parse/tool-calls.js';
+import { nativeVocabulary, structuredAddon } from '../../src/structured/native.js';
 import { SchemaError } from '../../src/structured/schema-errors.js';
 import { imEnd, outputs, sample, schemaGrammar, tokenizer, validator } from './structured-sample.js';
 
@@ -66,6 +67,23 @@ describe('token masks', () => {
     const m = schemaGrammar({ type: 'boolean' }).matcher();
     expect(m.accept(tokenizer.encode('"')[0])).toBe(false);
     expect(m.allowed().length).toBe(0);
+  });
+});
+
+describe('malformed grammars are refused with an error, never a crash', () => {
+  it('bad header, truncated data, dead ends, unknown special tokens', () => {
+    const addon = structuredAddon();
+    const vocab = nativeVocabulary(tokenizer);
+    const MAGIC = 0x47524d31;
+    const a = 'a'.charCodeAt(0);
+    expect(() => addon.compileGrammar(vocab, Int32Array.from([1, 1, 0, 0, 0, 0, 1]))).toThrow(/magic/);
+    expect(() => addon.compileGrammar(vocab, Int32Array.from([MAGIC, 2, 0, 0, 1, 0, 0, a]))).toThrow(/ends before/);
+    // Node 1 is reached by "a" but can never finish.
+    expect(() => addon.compileGrammar(vocab, Int32Array.from([MAGIC, 2, 0, 0, 1, 0, 0, a, a, 1, 1, 0]))).toThrow(/dead end/);
+    // A special symbol must be an added token of the vocabulary.
+    expect(() => addon.compileGrammar(vocab, Int32Array.from([MAGIC, 2, 0, 1, 1, 0, 500, 0, 256, 256, 1, 0, 1]))).toThrow(/not an added token/);
+    const ok = addon.compileGrammar(vocab, Int32Array.from([MAGIC, 2, 0, 0, 1, 0, 0, a, a, 1, 0, 1]));
+    expect(ok.match(Uint8Array.from([a]))).toBe('complete');
   });
 });
 
