@@ -10,6 +10,7 @@ import { defaultSampling, type TokenEvent } from '../src/engine/types.js';
 import { randomQwen3_0_6b } from './make-random-checkpoint.js';
 
 const { values: args } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== '--'),
   options: {
     threads: { type: 'string' },
     'decode-tokens': { type: 'string', default: '48' },
