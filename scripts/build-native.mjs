@@ -6,6 +6,7 @@
 // installs them, and the script exits non-zero.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
@@ -55,17 +56,32 @@ if (missing.length) {
   );
 }
 
-const cmakeJs = join(root, 'node_modules', '.bin', 'cmake-js');
-if (!existsSync(cmakeJs)) fail('node_modules/.bin/cmake-js is missing', 'run npm install in the project folder first');
-for (const pkg of ['node-addon-api', 'node-api-headers']) {
-  const found = [join(root, 'node_modules', pkg), join(root, 'node_modules', 'cmake-js', 'node_modules', pkg)].some(existsSync);
-  if (!found) fail(`the npm package ${pkg} is missing`, 'run npm install in the project folder (it provides the Node-API headers)');
+// Resolved like any dependency, so a hoisted install (grpst inside another project) works too.
+const requireHere = createRequire(join(root, 'package.json'));
+function packageDir(name) {
+  try {
+    return dirname(requireHere.resolve(`${name}/package.json`));
+  } catch {
+    return undefined;
+  }
+}
+const cmakeJsDir = packageDir('cmake-js');
+if (!cmakeJsDir) fail('the npm package cmake-js is missing', 'run npm install in the project folder first');
+const cmakeJs = join(cmakeJsDir, 'bin', 'cmake-js');
+const requireCmakeJs = createRequire(join(cmakeJsDir, 'package.json'));
+if (!packageDir('node-addon-api')) {
+  fail('the npm package node-addon-api is missing', 'run npm install in the project folder (it provides the C++ Node-API headers)');
+}
+try {
+  requireCmakeJs.resolve('node-api-headers/package.json');
+} catch {
+  fail('the npm package node-api-headers is missing', 'run npm install in the project folder (it provides the Node-API C headers)');
 }
 
 const parallel = String(Math.max(1, cpus().length));
 const args = ['build', '-d', nativeDir, '-O', buildDir, '-B', 'Release', '-p', parallel, '-m', ...cmakeArgs];
 console.log(`grpst: building the native runtime (cmake-js ${args.join(' ')})`);
-const r = spawnSync(cmakeJs, args, { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, [cmakeJs, ...args], { stdio: 'inherit', cwd: root });
 if (r.status !== 0 || !existsSync(output)) {
   fail(
     `cmake-js exited with ${r.status ?? r.signal}`,
