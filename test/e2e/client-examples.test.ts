@@ -142,8 +142,8 @@ describe('openai_txt_cli', () => {
 });
 
 describe('openai_txt_cli on the whole shipped text', () => {
-  // About 30,000 prompt tokens: minutes of prefill on two CPU cores, so opt-in.
-  it.skipIf(!process.env.GRPST_LONG_TESTS)('answers and shows its ~30k prompt_tokens (GRPST_LONG_TESTS=1)', async () => {
+  // About 30,000 prompt tokens through the client example: the seed's novel test.
+  it('answers and shows its ~30k prompt_tokens', async () => {
     const long = await loadTiny('tiny-a', { maxSeqLen: 32_768, maxTokensInPagedKvCache: 33 * 1024 });
     const s = await serve(long, { enableThinking: false });
     try {
