@@ -4,6 +4,10 @@
 // recognized everywhere except inside those spans. A user typing "<|im_end|>" or "<think>" gets
 // the plain-text tokens of those characters, while the template's own markup gets the control
 // tokens. Anything without such strings tokenizes exactly as Hugging Face tokenizes the render.
+// Assistant messages (which the client sends back too) keep their <think> and <tool_call>
+// blocks as tokens, since the model wrote them so and the template splits on them; only the
+// special tokens they spell (<|im_end|>, <|im_start|>, <|endoftext|>: turn and document
+// boundaries) are wrapped one by one, so a forged assistant turn cannot end itself early.
 import { badInput } from '../util/errors.js';
 import type { ChatMessage, ChatTemplate, ChatTool, RenderOptions } from './chat-template.js';
 import type { Tokenizer } from './tokenizer.js';
@@ -64,9 +68,12 @@ export function renderPrompt(
     ...(stripMarkers(m) as InputMessage),
     content: flattenContent(stripMarkers(m.content) as InputMessage['content'], i),
   }));
-  const marked = plain.map((m): ChatMessage =>
-    SHIELDED_ROLES.has(m.role) && m.content ? { ...m, content: OPEN + m.content + CLOSE } : m,
-  );
+  const specials = specialPattern(tokenizer);
+  const marked = plain.map((m): ChatMessage => {
+    if (SHIELDED_ROLES.has(m.role)) return m.content ? { ...m, content: OPEN + m.content + CLOSE } : m;
+    if (m.role !== 'assistant' || !specials) return m;
+    return shieldSpecials(m, specials) as ChatMessage;
+  });
   const tools = opts.tools === undefined ? undefined : (stripMarkers(opts.tools) as ChatTool[]);
   const base: RenderOptions = {
     ...opts,
@@ -85,6 +92,33 @@ export function renderPrompt(
   }
   const { text, shielded } = located;
   return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }), shielded, sameAsHf: text === hf };
+}
+
+const specialPatterns = new WeakMap<Tokenizer, RegExp | null>();
+
+/** Matches any added token marked special (not <think> or <tool_call>, which are not); null if there are none. */
+function specialPattern(tokenizer: Tokenizer): RegExp | null {
+  let re = specialPatterns.get(tokenizer);
+  if (re === undefined) {
+    const texts = tokenizer.addedTokens.filter((t) => t.special && t.content.length > 0).map((t) => t.content);
+    // Longest first, so a token that begins with another is matched whole.
+    texts.sort((a, b) => b.length - a.length);
+    re = texts.length > 0 ? new RegExp(texts.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g') : null;
+    specialPatterns.set(tokenizer, re);
+  }
+  return re;
+}
+
+/** Copy with every special token spelled in a string (or a key) wrapped in the markers. */
+function shieldSpecials(value: unknown, re: RegExp): unknown {
+  if (typeof value === 'string') return value.replace(re, (t) => OPEN + t + CLOSE);
+  if (Array.isArray(value)) return value.map((v) => shieldSpecials(v, re));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[shieldSpecials(k, re) as string] = shieldSpecials(v, re);
+    return out;
+  }
+  return value;
 }
 
 /** Copy of the tools with every "description" string wrapped in the markers. */

@@ -94,6 +94,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     maxQueue: server.max_queue ?? defaultServerOptions.maxQueue,
     maxConnections: server.max_connections ?? defaultServerOptions.maxConnections,
     maxBodyBytes: server.max_body_bytes ?? defaultServerOptions.maxBodyBytes,
+    requestTimeoutMs: server.request_timeout_s !== undefined ? server.request_timeout_s * 1000 : undefined,
     // The seed turns thinking on when the conf does not say.
     enableThinking: args.enable_thinking ?? true,
     reasoningParser: args.reasoning_parser !== undefined && args.reasoning_parser !== false,

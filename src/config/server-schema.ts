@@ -23,6 +23,8 @@ export const serverConfSchema = z.strictObject({
   /** Requests that may wait for a slot beyond max_concurrency; more get 429. */
   max_queue: int(0).optional(),
   max_body_bytes: int(1024).optional(),
+  /** Seconds a client may take to send a whole request (not to read the answer); slower ones get 408. */
+  request_timeout_s: z.number().positive().optional(),
   gpu: z
     .strictObject({
       devices: z.array(int()).optional(),

@@ -68,6 +68,24 @@ export const bodyTooLarge = (limit: number) =>
     code: 'request_too_large',
   });
 
+export const requestTimeout = (headersMs: number, requestMs: number) =>
+  new ApiError(
+    408,
+    `The request did not arrive in time: the server waits ${seconds(headersMs)} for a request's headers and ${seconds(requestMs)} for the whole request. ` +
+      'Send the request at once, or raise request_timeout_s in server.yml.',
+    { code: 'request_timeout' },
+  );
+
+export const headersTooLarge = () =>
+  new ApiError(431, 'The request headers are larger than the server accepts (16 KiB in all). Send fewer or shorter headers.', {
+    code: 'headers_too_large',
+  });
+
+export const invalidHttp = (why: string) =>
+  new ApiError(400, `The request is not valid HTTP/1.1 (${why}). Send a well-formed request.`, { code: 'invalid_http' });
+
+const seconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`;
+
 export const unauthorized = (reason: string) =>
   new ApiError(401, `${reason}. Send the server's key as "Authorization: Bearer <key>".`, {
     code: 'invalid_api_key',

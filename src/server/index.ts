@@ -8,10 +8,11 @@ import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
 import type { GenerationEngine } from '../engine/types.js';
 import { badInput, GrpstError } from '../util/errors.js';
+import { ClientErrors } from './client-errors.js';
 import { ServerContext, type RenderFn } from './context.js';
 import { badRequest } from './errors.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
-import type { ServerOptions } from './options.js';
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, type ServerOptions } from './options.js';
 import { Router, type Route } from './router.js';
 import { routes } from './routes/index.js';
 
@@ -65,12 +66,26 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   // Handlers go on at once so a rejected load is never unhandled; callers need not await
   // `ready`: a failed load shows in /health and the log.
   ready.catch(() => undefined);
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void router.handle(req, res));
+  // Only receiving a request is timed: an answer (a long stream) may take as long as it needs.
+  const requestMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const headersDefault = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const headersMs = requestMs > 0 ? Math.min(headersDefault, requestMs) : headersDefault;
+  const clientErrors = new ClientErrors({ headersMs, requestMs });
+  const server = createServer(
+    {
+      keepAliveTimeout: 65_000,
+      requestTimeout: requestMs,
+      headersTimeout: headersMs,
+      // How often node looks for requests past their time: often enough that short timeouts hold.
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersMs / 4))),
+    },
+    (req, res) => {
+      clientErrors.track(req, res);
+      void router.handle(req, res);
+    },
+  );
   server.maxConnections = options.maxConnections;
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-  });
+  server.on('clientError', clientErrors.handle);
 
   await new Promise<void>((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException) => reject(listenError(err, options));

@@ -20,6 +20,13 @@ export interface ServerOptions {
   maxConnections: number;
   /** Request bodies above this get 413. */
   maxBodyBytes: number;
+  /**
+   * Milliseconds a client may take to send a whole request (headers and body; not the answer)
+   * and its headers alone; slower ones get 408. Defaults: DEFAULT_REQUEST_TIMEOUT_MS and
+   * DEFAULT_HEADERS_TIMEOUT_MS (never above the request timeout).
+   */
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
   /** Default for requests that do not say (enable_thinking or chat_template_kwargs.enable_thinking). */
   enableThinking: boolean;
   /** true: the think block goes to reasoning_content; false: kept inline in content, as grps_trtllm does. */
@@ -34,6 +41,10 @@ export interface ServerOptions {
   /** Serve the web chat page at GET / (server.yml switch). */
   webUi: boolean;
 }
+
+/** Node's own defaults: 5 minutes for a whole request, one for its headers. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 60_000;
 
 export const defaultServerOptions: ServerOptions = {
   host: '0.0.0.0',

@@ -17,7 +17,8 @@ export interface ToolSpec {
 export type AnswerSpec =
   | { kind: 'json_object' }
   | { kind: 'json_schema'; schema: unknown }
-  | { kind: 'tool_calls'; tools: ToolSpec[] };
+  /** parallel false (parallel_tool_calls: false): exactly one call; otherwise one or more. */
+  | { kind: 'tool_calls'; tools: ToolSpec[]; parallel?: boolean };
 
 export interface SpecialTokens {
   thinkOpen?: number;
@@ -47,10 +48,12 @@ export class ToolSchemaError extends SchemaError {
 
 export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: SpecialTokens): Grammar {
   const rules = new RuleSet();
+  // One budget of sub-schemas for the whole answer, every tool's parameters together.
+  const budget = { parts: 0 };
   let answer: Expr;
   if (spec.kind === 'json_object') answer = anyJsonObject(rules);
-  else if (spec.kind === 'json_schema') answer = new SchemaCompiler(rules, 'r:', spec.schema).compileRoot();
-  else answer = toolCalls(rules, spec.tools, tokens);
+  else if (spec.kind === 'json_schema') answer = new SchemaCompiler(rules, 'r:', spec.schema, budget).compileRoot();
+  else answer = toolCalls(rules, spec.tools, tokens, spec.parallel ?? true, budget);
   if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
     // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;
     // the think block may be empty, and the matcher bounds its length (think_budget).
@@ -60,14 +63,14 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   return rules.grammar(answer);
 }
 
-function toolCalls(rules: RuleSet, tools: ToolSpec[], tokens: SpecialTokens): Expr {
+function toolCalls(rules: RuleSet, tools: ToolSpec[], tokens: SpecialTokens, parallel: boolean, budget: { parts: number }): Expr {
   if (tokens.toolCallOpen === undefined || tokens.toolCallClose === undefined)
     throw new SchemaError('the tokenizer has no <tool_call> tokens, so tool calls cannot be enforced', '#');
   if (tools.length === 0) throw new SchemaError('no tools to call', '#');
   const bodies = tools.map((tool, i) => {
     let args: Expr;
     try {
-      args = argumentsExpr(rules, tool, i);
+      args = argumentsExpr(rules, tool, i, budget);
     } catch (err) {
       throw err instanceof SchemaError ? new ToolSchemaError(tool.name, err) : err;
     }
@@ -76,15 +79,15 @@ function toolCalls(rules: RuleSet, tools: ToolSpec[], tokens: SpecialTokens): Ex
   const call = rules.define('tool-call', () =>
     seq(special(tokens.toolCallOpen!), lit('\n'), alt(...bodies), lit('\n'), special(tokens.toolCallClose!)),
   );
-  return seq(call, star(seq(lit('\n'), call)));
+  return parallel ? seq(call, star(seq(lit('\n'), call))) : call;
 }
 
-function argumentsExpr(rules: RuleSet, tool: ToolSpec, index: number): Expr {
+function argumentsExpr(rules: RuleSet, tool: ToolSpec, index: number, budget: { parts: number }): Expr {
   const p = tool.parameters;
   if (p === undefined) return lit('{}');
   if (!isObject(p)) throw new SchemaError('"parameters" must be a JSON Schema object', '#');
   const keys = Object.keys(p).filter((k) => !['title', 'description', '$schema'].includes(k));
   if (keys.length === 0) return anyJsonObject(rules);
   if (p.type !== undefined && p.type !== 'object') throw new SchemaError('"parameters" must describe an object ("type": "object")', '#');
-  return new SchemaCompiler(rules, `t${index}:`, { type: 'object', ...p }).compileRoot();
+  return new SchemaCompiler(rules, `t${index}:`, { type: 'object', ...p }, budget).compileRoot();
 }

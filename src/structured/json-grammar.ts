@@ -2,7 +2,7 @@
 // compact JSON where ':' and ',' may be followed by one space (Python's json.dumps style, which
 // is how Qwen writes tool calls), and no other whitespace. Strings are valid UTF-8 and count
 // length in code points, as JSON Schema does; \u escapes never produce lone surrogates.
-import { alt, bytes, lit, opt, rep, seq, type Expr, type RuleSet } from './grammar.js';
+import { alt, bytes, lit, opt, rep, repViaRule, seq, type Expr, type RuleSet } from './grammar.js';
 import { anyNumber } from './number-range.js';
 
 export const colon = seq(lit(':'), opt(lit(' ')));
@@ -29,9 +29,20 @@ const utf8Multibyte = alt(
 /** One character of a JSON string body: printable ASCII except '"' and '\', an escape, or UTF-8. */
 export const stringChar = alt(bytes([0x20, 0x21], [0x23, 0x5b], [0x5d, 0x7f]), escape, utf8Multibyte);
 
-/** A JSON string of min..max characters. */
+/** Counted characters past this go through one shared rule instead of one copy per count. */
+const INLINE_COUNT = 32;
+
+/**
+ * A JSON string of min..max characters. Long bounds count through one shared character rule
+ * (a character is a prefix-free code and the closing quote is never one), so maxLength 2000
+ * costs 2000 small states, not 2000 copies of the UTF-8 and escape automaton.
+ */
 export function jsonString(min = 0, max = Infinity): Expr {
-  return seq(lit('"'), rep(stringChar, min, max), lit('"'));
+  let chars: Expr;
+  if (max !== Infinity && max > INLINE_COUNT) chars = repViaRule(stringChar, min, max, 'json-char');
+  else if (max === Infinity && min > INLINE_COUNT) chars = seq(repViaRule(stringChar, min, min, 'json-char'), rep(stringChar, 0, Infinity));
+  else chars = rep(stringChar, min, max);
+  return seq(lit('"'), chars, lit('"'));
 }
 
 /** The one spelling of a JSON value that constrained output uses for constants: compact. */

@@ -62,6 +62,8 @@ export interface NativeGrammar {
 export interface StructuredAddon {
   createVocabulary(data: Uint8Array, offsets: Uint32Array, addedIds: Int32Array): NativeVocabulary;
   compileGrammar(vocab: NativeVocabulary, grammar: Int32Array): NativeGrammar;
+  /** Sets the logits of tokens whose bit in `words` is clear to -Infinity, in place, as the sampler applies a mask. */
+  maskLogits(words: Uint32Array, logits: Float32Array): void;
 }
 
 export function structuredAddon(): StructuredAddon {

@@ -3,15 +3,27 @@
 // written); every keyword it cannot enforce is refused with a SchemaError naming it.
 // Recursion through $ref is followed at most MAX_RECURSION levels deep; past that only the
 // alternatives that do not recurse remain (empty arrays, optional properties left out, null).
-import { alt, lit, nothing, seq, type Expr, type RuleSet } from './grammar.js';
-import { anyJson, jsonLiteral, jsonString } from './json-grammar.js';
+import { MAX_GRAMMAR_SIZE, MAX_NODES } from './automaton.js';
+import { alt, exprSize, lit, literalChoice, literalTrie, nothing, seq, type Expr, type RuleSet } from './grammar.js';
+import { anyJson, jsonString } from './json-grammar.js';
 import { anyInteger, anyNumber, integerBounds, integerRange, numberRange, type Bound } from './number-range.js';
 import { arrayExpr, objectExpr } from './schema-containers.js';
 import { enforcedKeywords, ignoredKeywords, jsonTypes, keywordTypes, refusedKeywords, type JsonType } from './schema-keywords.js';
 import { literalKinds, literalMatches, schemaKinds } from './schema-literals.js';
 import { count, isObject, MAX_LENGTH_BOUND, MAX_RECURSION, SchemaError, upperCount, type SchemaObject } from './schema-errors.js';
 import { patternBody, RegexError } from './regex.js';
+import { recursivePointers } from './schema-refs.js';
 import { stringFormats } from './string-formats.js';
+
+/** Enums of more values than this are a trie rule of their own (built directly, without subset construction). */
+const INLINE_LITERALS = 16;
+/** Sub-schemas one grammar may compile (the same sub-schema counts once per recursion depth it is expanded at). */
+export const MAX_SCHEMA_PARTS = 10_000;
+/** Largest total size of an enum's values written as JSON. */
+export const MAX_LITERAL_BYTES = 4_000_000;
+
+const utf8 = new TextEncoder();
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** Per-path recursion counts of the $refs being expanded. */
 export type RefDepth = ReadonlyMap<string, number>;
@@ -19,16 +31,21 @@ export type RefDepth = ReadonlyMap<string, number>;
 export class SchemaCompiler {
   private readonly ids = new WeakMap<object, number>();
   private nextId = 0;
+  private readonly targets = new Map<string, unknown>();
+  /** The references that can recur ("all" when the schema is too large to tell). */
+  private recursive?: Set<string> | 'all';
 
   /**
    * @param rules where rules go (shared by the schemas of one grammar)
    * @param ns a prefix that keeps this schema's rule names apart from other schemas'
    * @param document the whole schema, which "#/..." references point into
+   * @param budget sub-schemas compiled so far, shared by the schemas of one grammar
    */
   constructor(
     readonly rules: RuleSet,
     private readonly ns: string,
     private readonly document: unknown,
+    private readonly budget: { parts: number } = { parts: 0 },
   ) {}
 
   /** The grammar of the whole document. */
@@ -37,6 +54,22 @@ export class SchemaCompiler {
   }
 
   value(schema: unknown, path: string, refs: RefDepth): Expr {
+    // Each $ref is expanded once per recursion depth of every $ref around it, so mutually
+    // recursive definitions multiply: bounded here, before they can take the server's time.
+    if (++this.budget.parts > MAX_SCHEMA_PARTS)
+      throw new SchemaError(
+        `the schema expands to more than ${fmt(MAX_SCHEMA_PARTS)} parts to compile (its sub-schemas, a recursive "$ref" counted again at each of up to ${MAX_RECURSION} levels it is followed inside itself, so mutually recursive definitions multiply); make it smaller or flatten the recursion`,
+        path,
+      );
+    const e = this.unsized(schema, path, refs);
+    // Checked part by part on the way up, so the refusal names the innermost part that is too large.
+    const size = exprSize(e);
+    if (size > MAX_GRAMMAR_SIZE)
+      throw new SchemaError(`this part of the schema is too large to enforce: written out, its grammar has about ${fmt(size)} states; the limit is ${fmt(MAX_GRAMMAR_SIZE)}`, path);
+    return e;
+  }
+
+  private unsized(schema: unknown, path: string, refs: RefDepth): Expr {
     if (schema === true) return anyJson(this.rules);
     if (schema === false) return nothing;
     if (!isObject(schema)) throw new SchemaError('a schema must be an object or a boolean', path);
@@ -53,10 +86,15 @@ export class SchemaCompiler {
   /** A sub-schema as a rule of its own (array items, $ref targets): written once, called where used. */
   rule(schema: unknown, path: string, refs: RefDepth): Expr {
     if (!isObject(schema)) return this.value(schema, path, refs);
+    const id = this.idOf(schema);
+    const depth = [...refs].filter(([, n]) => n > 0).map(([p, n]) => `${p}=${n}`).sort().join(',');
+    return this.rules.define(`${this.ns}s${id}[${depth}]`, () => this.value(schema, path, refs), path);
+  }
+
+  private idOf(schema: object): number {
     let id = this.ids.get(schema);
     if (id === undefined) this.ids.set(schema, (id = this.nextId++));
-    const depth = [...refs].filter(([, n]) => n > 0).map(([p, n]) => `${p}=${n}`).sort().join(',');
-    return this.rules.define(`${this.ns}s${id}[${depth}]`, () => this.value(schema, path, refs));
+    return id;
   }
 
   private checkKeywords(schema: SchemaObject, path: string): void {
@@ -77,7 +115,12 @@ export class SchemaCompiler {
     if (extra.length > 0) throw new SchemaError(`"$ref" next to other keywords (${extra.join(', ')}) is not supported; move them into the referenced schema`, path);
     const pointer = schema.$ref;
     if (typeof pointer !== 'string' || !pointer.startsWith('#')) throw new SchemaError('only local references ("#/$defs/...") are supported in "$ref"', path);
-    const target = resolvePointer(this.document, pointer, path);
+    let target = this.targets.get(pointer);
+    if (target === undefined) this.targets.set(pointer, (target = resolvePointer(this.document, pointer, path)));
+    // A reference that cannot lead back to itself is not counted, so a definition shared by
+    // many others compiles once, not once per path to it.
+    this.recursive ??= recursivePointers(this.document) ?? 'all';
+    if (this.recursive !== 'all' && !this.recursive.has(pointer)) return this.rule(target, pointer, refs);
     const depth = refs.get(pointer) ?? 0;
     if (depth > MAX_RECURSION) return nothing;
     const inner = new Map(refs);
@@ -113,7 +156,35 @@ export class SchemaCompiler {
     const types = this.types(schema, path, false);
     const kept = values.filter((v) => literalMatches(v, schema, types));
     if (kept.length === 0) throw new SchemaError('no value of "enum"/"const" satisfies the other keywords of the schema', path);
-    return alt(...kept.map(jsonLiteral));
+    // String values share their quotes: the trie holds what is between them, so an enum of n
+    // strings costs its distinct prefixes once, not once more for each value's closing quote.
+    const strings: Uint8Array[] = [];
+    const others: Uint8Array[] = [];
+    let total = 0;
+    for (const v of kept) {
+      const json = utf8.encode(JSON.stringify(v));
+      total += json.length;
+      if (typeof v === 'string') strings.push(json.subarray(1, json.length - 1));
+      else others.push(json);
+    }
+    // Measured before the tries are built: their nodes are at most the values' bytes.
+    const tries = total > MAX_LITERAL_BYTES ? undefined : [strings, others].map((group) => (group.length > 0 ? literalTrie(group) : undefined));
+    // A trie of n nodes is n states and about as many edges, plus one accepting step per value.
+    const size = tries ? tries.reduce((sum, t) => sum + (t ? 2 * t.nodes + t.sorted.length : 0), 0) : Infinity;
+    const nodes = tries ? tries.reduce((sum, t) => sum + (t?.nodes ?? 0), 0) : Infinity;
+    const what = `"enum" is too large to enforce: its ${fmt(kept.length)} values take ${fmt(total)} bytes as JSON`;
+    if (!tries) throw new SchemaError(`${what}; the limit is ${fmt(MAX_LITERAL_BYTES)} bytes`, path);
+    if (size > MAX_GRAMMAR_SIZE) throw new SchemaError(`${what}, a grammar of about ${fmt(size)} states; the limit is ${fmt(MAX_GRAMMAR_SIZE)} states`, path);
+    if (nodes > MAX_NODES) throw new SchemaError(`${what}, a trie of ${fmt(nodes)} states; the limit is ${fmt(MAX_NODES)} states`, path);
+    const [stringTrie, otherTrie] = tries;
+    const id = this.idOf(schema);
+    // A large trie is a rule of its own, which the automaton builder turns into states directly.
+    const choice = (sorted: Uint8Array[], suffix: string) =>
+      sorted.length <= INLINE_LITERALS ? literalChoice(sorted) : this.rules.define(`${this.ns}enum${id}${suffix}`, () => literalChoice(sorted), path);
+    return alt(
+      ...(stringTrie ? [seq(lit('"'), choice(stringTrie.sorted, 's'), lit('"'))] : []),
+      ...(otherTrie ? [choice(otherTrie.sorted, 'v')] : []),
+    );
   }
 
   /** The schema's types: "type" (plus null for OpenAPI "nullable"), else inferred from keywords; undefined: any. */
@@ -158,12 +229,22 @@ export class SchemaCompiler {
       if (typeof schema.pattern !== 'string') throw new SchemaError('"pattern" must be a string', path);
       if (schema.format !== undefined || schema.minLength !== undefined || schema.maxLength !== undefined)
         throw new SchemaError('"pattern" together with "format", "minLength" or "maxLength" is not supported', path);
+      const pattern = schema.pattern;
+      let body: Expr;
       try {
-        return seq(lit('"'), patternBody(schema.pattern), lit('"'));
+        body = patternBody(pattern);
       } catch (err) {
-        if (err instanceof RegexError) throw new SchemaError(`"pattern" ${JSON.stringify(schema.pattern)}: ${err.message}`, path);
+        if (err instanceof RegexError) throw new SchemaError(`"pattern" ${JSON.stringify(pattern)}: ${err.message}`, path);
         throw err;
       }
+      const size = exprSize(body);
+      if (size > MAX_GRAMMAR_SIZE)
+        throw new SchemaError(
+          `"pattern" ${JSON.stringify(pattern)} is too large to enforce: its counted repetitions write out about ${fmt(size)} states; the limit is ${fmt(MAX_GRAMMAR_SIZE)}. Use smaller counts or "*" / "+"`,
+          path,
+        );
+      // A rule of its own, so a pattern whose automaton is too large to build is refused by name.
+      return seq(lit('"'), this.rules.define(`${this.ns}pattern${this.idOf(schema)}`, () => body, path), lit('"'));
     }
     if (schema.format !== undefined) {
       const body = stringFormats.get(String(schema.format));

@@ -15,7 +15,11 @@ export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
   if (rf?.type === 'json_schema') return { kind: 'json_schema', schema: rf.json_schema.schema ?? true };
   if (req.toolCalls) {
     const tools = req.toolCalls.tools.filter((t) => req.toolCalls!.only === undefined || t.function.name === req.toolCalls!.only);
-    return { kind: 'tool_calls', tools: tools.map((t) => ({ name: t.function.name, parameters: t.function.parameters })) };
+    return {
+      kind: 'tool_calls',
+      tools: tools.map((t) => ({ name: t.function.name, parameters: t.function.parameters })),
+      parallel: req.toolCalls.parallel ?? true,
+    };
   }
   return undefined;
 }

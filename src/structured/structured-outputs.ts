@@ -2,16 +2,19 @@
 // list) compiles once, and its matcher, with every token mask it has computed, is shared by all
 // later requests that use it. Failed compilations are cached too, so a refused schema is
 // refused at once the next time.
+import { createHash } from 'node:crypto';
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { answerGrammar, specialTokens, type AnswerSpec, type SpecialTokens } from './answer-grammar.js';
+import { answerGrammar, specialTokens, ToolSchemaError, type AnswerSpec, type SpecialTokens } from './answer-grammar.js';
 import { buildAutomaton, GrammarTooLarge } from './automaton.js';
-import { bytes, RuleSet, special, star, alt, type Expr } from './grammar.js';
+import { bytes, RuleSet, special, star, alt, type Expr, type Grammar } from './grammar.js';
 import { nativeVocabulary, structuredAddon, type NativeGrammar, type NativeVocabulary } from './native.js';
 import { SchemaError } from './schema-errors.js';
 
 export interface StructuredOutputsOptions {
   /** Compiled grammars kept (least recently used dropped first). */
   cacheSize?: number;
+  /** Refuse a grammar whose automaton takes longer than this to build (default automaton.ts DEFAULT_BUILD_DEADLINE_MS). */
+  buildDeadlineMs?: number;
 }
 
 export interface CompiledAnswer {
@@ -25,6 +28,7 @@ export interface CompiledAnswer {
 export class StructuredOutputs {
   private readonly cache = new Map<string, NativeGrammar | SchemaError>();
   private readonly cacheSize: number;
+  private readonly buildDeadlineMs?: number;
   private readonly tokens: SpecialTokens;
   private vocab?: NativeVocabulary;
   private noToolCalls?: NativeGrammar;
@@ -34,12 +38,14 @@ export class StructuredOutputs {
     options: StructuredOutputsOptions = {},
   ) {
     this.cacheSize = options.cacheSize ?? 64;
+    this.buildDeadlineMs = options.buildDeadlineMs;
     this.tokens = specialTokens(tokenizer);
   }
 
   /** The grammar of an answer; throws SchemaError for what it cannot enforce. */
   compile(spec: AnswerSpec, thinking: boolean): CompiledAnswer {
-    const key = JSON.stringify([spec, thinking]);
+    // A digest, so 64 cached schemas of up to a body's size each do not keep their text.
+    const key = createHash('sha256').update(JSON.stringify([spec, thinking])).digest('base64');
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.cache.delete(key);
@@ -49,11 +55,15 @@ export class StructuredOutputs {
     }
     const t0 = performance.now();
     let grammar: NativeGrammar;
+    let rules: Grammar | undefined;
     try {
-      grammar = this.build(answerGrammar(spec, thinking, this.tokens));
+      rules = answerGrammar(spec, thinking, this.tokens);
+      grammar = this.build(rules);
     } catch (err) {
-      const refused = asSchemaError(err);
-      if (refused) this.remember(key, refused);
+      const refused = asSchemaError(err, rules, spec);
+      // A deadline depends on how busy the machine is: the same schema may build next time.
+      const timedOut = err instanceof GrammarTooLarge && err.timedOut;
+      if (refused && !timedOut) this.remember(key, refused);
       throw refused ?? err;
     }
     this.remember(key, grammar);
@@ -80,8 +90,8 @@ export class StructuredOutputs {
     return this.cache.size;
   }
 
-  private build(g: ReturnType<RuleSet['grammar']>): NativeGrammar {
-    const automaton = buildAutomaton(g);
+  private build(g: Grammar): NativeGrammar {
+    const automaton = buildAutomaton(g, { deadlineMs: this.buildDeadlineMs });
     this.vocab ??= nativeVocabulary(this.tokenizer);
     return structuredAddon().compileGrammar(this.vocab, automaton.data);
   }
@@ -93,9 +103,15 @@ export class StructuredOutputs {
 }
 
 /** Refusals a client can fix (schema features, size, unsatisfiable schemas) as SchemaErrors. */
-function asSchemaError(err: unknown): SchemaError | undefined {
+function asSchemaError(err: unknown, rules: Grammar | undefined, spec: AnswerSpec): SchemaError | undefined {
   if (err instanceof SchemaError) return err;
-  if (err instanceof GrammarTooLarge) return new SchemaError('the schema is too large to enforce (its grammar has more than 400,000 states)', '#');
+  if (err instanceof GrammarTooLarge) {
+    const where = (err.rule !== undefined && rules?.where?.get(err.rule)) || '#';
+    const refused = new SchemaError(`this part of the schema is too large to enforce: ${err.reason}`, where);
+    // Rules of tool parameters are named t<index>:...; say which tool.
+    const tool = spec.kind === 'tool_calls' ? /^t(\d+):/.exec(err.rule ?? '') : null;
+    return tool && spec.kind === 'tool_calls' ? new ToolSchemaError(spec.tools[Number(tool[1])].name, refused) : refused;
+  }
   if (err instanceof Error && err.message === 'no output satisfies the grammar')
     return new SchemaError('no JSON value satisfies the schema within the supported limits (e.g. recursion deeper than 6 levels is required)', '#');
   return undefined;

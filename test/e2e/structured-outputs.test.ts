@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions, type ServerOptions } from '../../src/server/options.js';
-import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { answerSpec, ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });
@@ -66,17 +66,18 @@ const schemas: Record<string, object> = {
 let model: TinyModel;
 let server: RunningServer;
 let client: OpenAI;
+let compiler: ServerConstraintCompiler;
 
-async function start(overrides: Partial<ServerOptions> = {}): Promise<{ server: RunningServer; client: OpenAI }> {
+async function start(overrides: Partial<ServerOptions> = {}): Promise<{ server: RunningServer; client: OpenAI; compiler: ServerConstraintCompiler }> {
   const options: ServerOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 0, ...overrides };
   const constraints = new ServerConstraintCompiler(model.tokenizer);
   const s = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, options);
-  return { server: s, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 300_000 }) };
+  return { server: s, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 300_000 }), compiler: constraints };
 }
 
 beforeAll(async () => {
   model = await loadTiny('tiny-a');
-  ({ server, client } = await start());
+  ({ server, client, compiler } = await start());
 });
 
 afterAll(async () => {
@@ -149,6 +150,46 @@ describe('response_format', () => {
     await expect(client.chat.completions.create({ model: 'qwen3', messages: ask('hi'), response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { not: {} } } } })).rejects.toMatchObject({ status: 400 });
   });
 
+  it('schemas too large to enforce are a 400 naming the part and the limit; the server serves on', async () => {
+    const refused = async (schema: object, tools?: OpenAI.Chat.Completions.ChatCompletionTool[]) => {
+      const body = tools
+        ? { model: 'qwen3', messages: ask('hi'), tools, tool_choice: 'required' as const, max_tokens: 8 }
+        : { model: 'qwen3', messages: ask('hi'), max_tokens: 8, response_format: { type: 'json_schema' as const, json_schema: { name: 'big', schema } } };
+      const err = await client.chat.completions.create(body).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+      expect(e.code).toBe('unsupported_schema');
+      return { message: e.message, param: e.param };
+    };
+    // Counted repetitions that multiply: refused before anything is built.
+    const blowUp = await refused({ type: 'object', properties: { code: { type: 'string', pattern: '(a|b){1,1000}(x{1,1000}){1,1000}' } } });
+    expect(blowUp.param).toBe('response_format');
+    expect(blowUp.message).toMatch(/"pattern" .*too large to enforce.*the limit is 1,000,000.*#\/properties\/code/);
+    // A pattern whose automaton explodes, in a tool's parameters: the tool is named.
+    const tool = { type: 'function' as const, function: { name: 'lookup', parameters: { type: 'object', properties: { p: { type: 'string', pattern: '^(a|b)*a(a|b){20}$' } } } } };
+    const inTool = await refused({}, [tool]);
+    expect(inTool.param).toBe('tools');
+    expect(inTool.message).toMatch(/tool 'lookup'.*more than 6,000,000 steps.*#\/properties\/p/);
+    // Mutually recursive definitions.
+    const defs = Object.fromEntries(
+      Array.from({ length: 6 }, (_, i) => [`d${i}`, { type: 'object', properties: Object.fromEntries(Array.from({ length: 6 }, (_, j) => [`p${j}`, { $ref: `#/$defs/d${j}` }])) }]),
+    );
+    expect((await refused({ $defs: defs, $ref: '#/$defs/d0' })).message).toMatch(/more than 10,000 parts.*flatten the recursion/);
+    // An enum of 200,000 values compiles, and answers with one of them.
+    const values = Array.from({ length: 200_000 }, (_, i) => `v${i}`);
+    const r = await client.chat.completions.create({
+      model: 'qwen3',
+      messages: ask('Pick one.'),
+      max_tokens: 16,
+      seed: 1,
+      response_format: { type: 'json_schema', json_schema: { name: 'pick', schema: { enum: values } } },
+    });
+    expect(values).toContain(JSON.parse(r.choices[0].message.content!));
+  });
+
   it('with thinking on, the think block stays free text and the answer after it validates', async () => {
     const s = await start({ reasoningParser: true });
     try {
@@ -213,6 +254,28 @@ describe('tool_choice', () => {
     expect(prompt).toContain('<tool_response>\n{"postcode": "75001"}\n</tool_response>');
     const next = await client.chat.completions.create({ model: 'qwen3', messages: followUp, tools, max_tokens: 8, seed: 1 });
     expect(next.usage!.prompt_tokens).toBe(tok.json.count);
+  });
+
+  it('parallel_tool_calls false: exactly one call; the grammar the server compiled for it allows nothing after one', async () => {
+    for (const seed of [1, 2]) {
+      const r = await client.chat.completions.create({ model: 'qwen3', messages: ask('Postcode of Paris?'), tools: [postcodeTool], tool_choice: 'required', max_tokens: 120, seed, n: 4, temperature: 2, parallel_tool_calls: false });
+      for (const c of r.choices) {
+        expect(c.finish_reason).toBe('tool_calls');
+        expect(c.message.tool_calls!.length).toBe(1);
+      }
+    }
+    // The random model seldom goes on to a second call on its own, so the grammar is checked
+    // directly: the one these requests compiled (a cache hit now) ends after one call, where the
+    // grammar of the same tools without the flag lets another call follow.
+    const imEnd = model.tokenizer.tokenToId('<|im_end|>')!;
+    const afterOneCall = (parallel: boolean) => {
+      const compiled = compiler.outputs.compile(answerSpec({ thinking: false, toolCalls: { tools: [postcodeTool], parallel } })!, false);
+      const m = compiled.grammar.matcher({ eosTokenIds: [imEnd] });
+      for (const t of model.tokenizer.encode('<tool_call>\n{"name": "get_postcode", "arguments": {"city": "Paris"}}\n</tool_call>')) expect(m.accept(t)).toBe(true);
+      return { compileMs: compiled.compileMs, allowed: [...m.allowed()] };
+    };
+    expect(afterOneCall(false)).toEqual({ compileMs: 0, allowed: [imEnd] });
+    expect(afterOneCall(true).allowed.length).toBeGreaterThan(1);
   });
 
   it('none: the answer carries no tool call (the matcher tests show <tool_call> is masked out)', async () => {

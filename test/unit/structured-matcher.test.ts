@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ToolCallParser } from '../../src/parse/tool-calls.js';
 import { nativeVocabulary, structuredAddon } from '../../src/structured/native.js';
 import { SchemaError } from '../../src/structured/schema-errors.js';
-import { imEnd, outputs, sample, schemaGrammar, tokenizer, validator } from './structured-sample.js';
+import { imEnd, outputs, rng, sample, schemaGrammar, tokenizer, validator } from './structured-sample.js';
 
 const ajv = validator();
 const think = tokenizer.tokenToId('<think>')!;
@@ -149,6 +149,25 @@ describe('tool calls', () => {
     expect(names).toEqual(new Set(['get_postcode']));
   });
 
+  it('parallel false: after one complete call only end-of-sequence may follow', () => {
+    const call = `<tool_call>\n{"name": "get_postcode", "arguments": {"city": "Paris"}}\n</tool_call>`;
+    const after = (parallel: boolean) => {
+      const m = outputs.compile({ kind: 'tool_calls', tools: [postcode], parallel }, false).grammar.matcher({ eosTokenIds: [imEnd] });
+      for (const t of tokenizer.encode(call)) expect(m.accept(t)).toBe(true);
+      return [...m.allowed()];
+    };
+    expect(after(false)).toEqual([imEnd]);
+    // Parallel (the default): a newline and another call may follow.
+    expect(after(true)).toContain(imEnd);
+    expect(after(true).length).toBeGreaterThan(1);
+    const one = outputs.compile({ kind: 'tool_calls', tools: [weather, postcode], parallel: false }, false).grammar;
+    for (let seed = 0; seed < 8; seed++) {
+      const s = sample(one, seed, 200);
+      expect(s.finished, s.text).toBe(true);
+      expect(parse(s.text).calls.length).toBe(1);
+    }
+  });
+
   it('tool_choice none: free text in which <tool_call> cannot be opened', () => {
     const m = outputs.withoutToolCalls().matcher({ eosTokenIds: [imEnd] });
     const allowed = new Set(m.allowed());
@@ -181,6 +200,33 @@ describe('the compiled-grammar cache', () => {
     expect(again.tokens).toEqual(first.tokens);
     expect(after.masksComputed).toBe(before.masksComputed);
     expect(after.maskHits - before.maskHits).toBe(again.tokens.length + 1);
+  });
+});
+
+describe('the sampler applies a mask word by word', () => {
+  it('the same logits as testing every bit: all-zero, all-one and mixed words, tails, nothing past the vocabulary', () => {
+    const next = rng(5);
+    const word = (): number => {
+      const kind = Math.floor(next() * 5);
+      if (kind === 0) return 0;
+      if (kind === 1) return 0xffffffff;
+      if (kind === 2) return (1 << Math.floor(next() * 32)) >>> 0; // one token
+      if (kind === 3) return ~(1 << Math.floor(next() * 32)) >>> 0; // all but one
+      return Math.floor(next() * 2 ** 32) >>> 0;
+    };
+    // The model's vocabulary (a multiple of 32), the tokenizer's (a tail of 21 tokens), and a small one.
+    for (const vocab of [151_936, tokenizer.vocabSize, 37]) {
+      for (let round = 0; round < 4; round++) {
+        const words = Uint32Array.from({ length: Math.ceil(vocab / 32) }, word);
+        const buffer = Float32Array.from({ length: vocab + 8 }, () => next() * 20 - 10);
+        const expected = buffer.slice();
+        for (let t = 0; t < vocab; t++) if (!((words[t >>> 5] >>> (t & 31)) & 1)) expected[t] = -Infinity;
+        structuredAddon().maskLogits(words, buffer.subarray(0, vocab));
+        // The 8 values past the vocabulary are a guard: a bit set or clear there changes nothing.
+        const first = buffer.findIndex((v, t) => !Object.is(v, expected[t]));
+        expect(first, `vocab ${vocab}, token ${first}: ${buffer[first]} instead of ${expected[first]}`).toBe(-1);
+      }
+    }
   });
 });
 

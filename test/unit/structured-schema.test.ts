@@ -3,7 +3,8 @@
 // schemas it refuses, with the keyword and the place named.
 import { describe, expect, it } from 'vitest';
 import { SchemaError } from '../../src/structured/schema-errors.js';
-import { match, rng, sample, schemaGrammar, validator } from './structured-sample.js';
+import { StructuredOutputs } from '../../src/structured/structured-outputs.js';
+import { match, outputs, rng, sample, schemaGrammar, tokenizer, validator } from './structured-sample.js';
 
 const ajv = validator();
 
@@ -193,4 +194,97 @@ describe('refused schemas name the feature and where it is', () => {
       expect((err as Error).message).toMatch(message);
     });
   }
+});
+
+describe('hostile and very large schemas: refused by a bound that names the part and the limit, or compiled cheaply', () => {
+  const refusal = (schema: unknown): SchemaError => {
+    try {
+      schemaGrammar(schema);
+    } catch (e) {
+      expect(e).toBeInstanceOf(SchemaError);
+      return e as SchemaError;
+    }
+    throw new Error('the schema was accepted');
+  };
+
+  // Each of these grew without bound (memory or time) before the compiler had bounds: the
+  // per-test timeouts are only there so a regression fails instead of hanging the run.
+  it('counted repetitions that multiply: refused before anything is built', { timeout: 30_000 }, () => {
+    const e = refusal({ type: 'object', properties: { code: { type: 'string', pattern: '(a|b){1,1000}(x{1,1000}){1,1000}' } } });
+    expect(e.path).toBe('#/properties/code');
+    expect(e.reason).toMatch(/"pattern" .* is too large to enforce: .* about 2,00\d,\d{3} states; the limit is 1,000,000/);
+  });
+
+  it('a pattern whose automaton explodes (2^20 subsets): refused by the work bound, naming the property', { timeout: 30_000 }, () => {
+    const e = refusal({ type: 'object', properties: { p: { type: 'string', pattern: '^(a|b)*a(a|b){20}$' } } });
+    expect(e.path).toBe('#/properties/p');
+    expect(e.reason).toMatch(/too large to enforce: building its automaton takes more than 6,000,000 steps/);
+  });
+
+  it('mutually recursive definitions (7^6 expansions): refused by the parts bound', { timeout: 30_000 }, () => {
+    const defs = Object.fromEntries(
+      Array.from({ length: 6 }, (_, i) => [`d${i}`, { type: 'object', properties: Object.fromEntries(Array.from({ length: 6 }, (_, j) => [`p${j}`, { $ref: `#/$defs/d${j}` }])) }]),
+    );
+    expect(refusal({ $defs: defs, $ref: '#/$defs/d0' }).reason).toMatch(/expands to more than 10,000 parts.*flatten the recursion/);
+  });
+
+  it('definitions shared along many paths (a chain of 24 diamonds) compile once each', { timeout: 30_000 }, () => {
+    const defs: Record<string, unknown> = { a24: { type: 'integer' } };
+    for (let i = 0; i < 24; i++) {
+      defs[`a${i}`] = { type: 'object', properties: { l: { $ref: `#/$defs/b${i}` }, r: { $ref: `#/$defs/c${i}` } }, required: ['l', 'r'] };
+      defs[`b${i}`] = { type: 'object', properties: { x: { $ref: `#/$defs/a${i + 1}` } }, required: ['x'] };
+      defs[`c${i}`] = { type: 'object', properties: { y: { $ref: `#/$defs/a${i + 1}` } }, required: ['y'] };
+    }
+    const g = schemaGrammar({ $defs: defs, $ref: '#/$defs/a0' });
+    expect(g.stats().nodes).toBeLessThan(5_000);
+    let text = '1';
+    for (let i = 23; i >= 0; i--) text = `{"l":{"x":${text}},"r":{"y":${text}}}`;
+    expect(match(g, text.slice(0, 2_000))).toBe('prefix');
+  });
+
+  it('an enum of 200,000 values is a trie: one state per distinct prefix', { timeout: 30_000 }, () => {
+    const values = Array.from({ length: 200_000 }, (_, i) => `value${i}`);
+    const g = schemaGrammar({ type: 'object', properties: { v: { enum: values } }, required: ['v'] });
+    // "value" + 0..199999: 7 prefix nodes, then the digits' trie (222,222 nodes below "value").
+    expect(g.stats().nodes).toBeLessThan(230_000);
+    for (const v of ['value0', 'value199999', 'value12345']) expect(match(g, `{"v":"${v}"}`), v).toBe('complete');
+    for (const v of ['value200000', 'value', 'valu0', 'value01']) expect(match(g, `{"v":"${v}"}`), v).not.toBe('complete');
+  });
+
+  it('an enum too large even as a trie is refused with its size and the limit', { timeout: 30_000 }, () => {
+    // 100,000 random words of 12 letters share little beyond their first four letters: about
+    // 900,000 distinct prefixes.
+    const next = rng(7);
+    const word = () => Array.from({ length: 12 }, () => String.fromCharCode(97 + Math.floor(next() * 26))).join('');
+    const words = Array.from({ length: 100_000 }, word);
+    expect(new Set(words).size).toBe(100_000);
+    const e = refusal({ type: 'object', properties: { w: { enum: words } } });
+    expect(e.path).toBe('#/properties/w');
+    expect(e.reason).toMatch(/"enum" is too large to enforce: its 100,000 values .*; the limit is 1,000,000 states/);
+  });
+
+  it('a build past its deadline is refused, naming the part, and not remembered: a quieter machine may build it', () => {
+    // A deadline of 0 ms has passed by the time the first rule is built.
+    const hurried = new StructuredOutputs(tokenizer, { buildDeadlineMs: 0 });
+    const schema = { type: 'object', properties: { p: { type: 'string', pattern: '^[a-z]+$' } } };
+    for (let i = 0; i < 2; i++) {
+      expect(() => hurried.compile({ kind: 'json_schema', schema }, false)).toThrow(/too large to enforce: building its automaton takes too long/);
+      expect(hurried.cachedGrammars).toBe(0);
+    }
+    // A refusal by size is remembered.
+    expect(() => hurried.compile({ kind: 'json_schema', schema: { type: 'string', pattern: '(x{1,1000}){1,1000}' } }, false)).toThrow(/the limit is 1,000,000/);
+    expect(hurried.cachedGrammars).toBe(1);
+    expect(outputs.compile({ kind: 'json_schema', schema }, false).grammar.match(new TextEncoder().encode('{"p":"ok"}'))).toBe('complete');
+  });
+
+  it('long strings count through one shared character rule: 20 properties of maxLength 2000 fit', { timeout: 30_000 }, () => {
+    const props = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`p${i}`, { type: 'string', maxLength: 2000 }]));
+    const g = schemaGrammar({ type: 'object', properties: props, required: Object.keys(props) });
+    expect(g.stats().nodes).toBeLessThan(50_000);
+    const long = 'é'.repeat(2000);
+    expect(match(schemaGrammar({ type: 'string', maxLength: 2000 }), `"${long}"`)).toBe('complete');
+    expect(match(schemaGrammar({ type: 'string', maxLength: 2000 }), `"${long}a"`)).toBe('rejected');
+    expect(match(schemaGrammar({ type: 'string', minLength: 100 }), `"${'a'.repeat(99)}"`)).toBe('rejected');
+    expect(match(schemaGrammar({ type: 'string', minLength: 100 }), `"${'a'.repeat(300)}"`)).toBe('complete');
+  });
 });

@@ -231,6 +231,21 @@ Napi::Value CompileGrammar(const Napi::CallbackInfo& info) {
   return obj;
 }
 
+/**
+ * maskLogits(words: Uint32Array, logits: Float32Array): sets the logits of tokens whose bit is
+ * clear to -Infinity, in place, as the sampler applies a constraint's mask (tests check it
+ * against testing every bit).
+ */
+Napi::Value MaskLogits(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2) throw Error("maskLogits(words, logits) needs two arguments");
+  Napi::Uint32Array words = typed_array<Napi::Uint32Array>(info[0], napi_uint32_array, "words must be a Uint32Array");
+  Napi::Float32Array logits = typed_array<Napi::Float32Array>(info[1], napi_float32_array, "logits must be a Float32Array");
+  const size_t vocab = logits.ElementLength();
+  if (words.ElementLength() < (vocab + 31) / 32) throw Error("words must hold one bit per logit");
+  grammar::mask_logits(words.Data(), logits.Data(), int(vocab));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterGrammar(Napi::Env env, Napi::Object exports) {
@@ -239,6 +254,7 @@ void RegisterGrammar(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeGrammarMatcher", NativeGrammarMatcher::Init(env));
   exports.Set("createVocabulary", Napi::Function::New(env, CreateVocabulary, "createVocabulary"));
   exports.Set("compileGrammar", Napi::Function::New(env, CompileGrammar, "compileGrammar"));
+  exports.Set("maskLogits", Napi::Function::New(env, MaskLogits, "maskLogits"));
 }
 
 }  // namespace grpst::addon

@@ -1,6 +1,7 @@
 #include "grammar/matcher.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "grpst/common.h"
@@ -16,6 +17,8 @@ constexpr size_t kMaxStacks = size_t(1) << 22;
 constexpr int32_t kMaxStackDepth = 1 << 14;
 // Cached masks beyond this are dropped and recomputed on demand.
 constexpr int64_t kMaxMaskBytes = int64_t(128) << 20;
+// Transition rows of one matcher; a grammar that needs more fails its request.
+constexpr int64_t kMaxRowBytes = int64_t(256) << 20;
 
 }  // namespace
 
@@ -84,9 +87,15 @@ int32_t Matcher::intern_state(std::vector<int32_t>& stacks, bool complete) {
   st.stacks = stacks;
   st.complete = complete;
   st.dist = complete ? 0 : INT64_MAX;
+  st.first_symbol = grammar_.num_symbols();
   for (int32_t s : stacks) {
+    const int32_t node = stacks_[size_t(s)].node;
     st.dist = std::min(st.dist, stacks_[size_t(s)].dist);
-    if (grammar_.free_text(stacks_[size_t(s)].node)) st.free_text = true;
+    if (grammar_.free_text(node)) st.free_text = true;
+    for (const SymbolEdge* e = grammar_.edges_begin(node); e != grammar_.edges_end(node); ++e) {
+      st.first_symbol = std::min(st.first_symbol, e->lo);
+      st.last_symbol = std::max(st.last_symbol, e->hi);
+    }
   }
   states_.push_back(std::move(st));
   rows_.push_back(nullptr);
@@ -119,8 +128,11 @@ void Matcher::closure(int32_t start, bool& complete) {
 int32_t* Matcher::row(int32_t state) {
   auto& r = rows_[size_t(state)];
   if (!r) {
-    const int n = grammar_.num_symbols();
-    r.reset(new int32_t[size_t(n)]);
+    const State& st = states_[size_t(state)];
+    const int n = std::max(0, st.last_symbol - st.first_symbol + 1);
+    if (row_bytes_ > kMaxRowBytes) throw Error("grammar: the matcher outgrew its memory limit");
+    row_bytes_ += int64_t(n) * 4;
+    r.reset(new int32_t[size_t(std::max(n, 1))]);
     std::fill(r.get(), r.get() + n, kUnknown);
   }
   return r.get();
@@ -128,8 +140,10 @@ int32_t* Matcher::row(int32_t state) {
 
 int32_t Matcher::advance(int32_t state, int32_t symbol) {
   if (state < 0 || symbol < 0 || symbol >= grammar_.num_symbols()) return kDead;
+  const int32_t first = states_[size_t(state)].first_symbol;
+  if (symbol < first || symbol > states_[size_t(state)].last_symbol) return kDead;
   int32_t* r = row(state);
-  if (r[symbol] != kUnknown) return r[symbol];
+  if (r[symbol - first] != kUnknown) return r[symbol - first];
   transitions_++;
   scratch_.clear();
   next_visit_mark();
@@ -142,7 +156,7 @@ int32_t Matcher::advance(int32_t state, int32_t symbol) {
       if (e->lo <= symbol && symbol <= e->hi) closure(intern_stack(e->to, parent), complete);
   }
   const int32_t next = intern_state(scratch_, complete);
-  rows_[size_t(state)][symbol] = next;
+  rows_[size_t(state)][symbol - first] = next;
   return next;
 }
 
@@ -252,6 +266,24 @@ void Matcher::fill_free_text_exits(int32_t state, uint32_t* allowed, int vocab) 
     const int32_t next = step(state, kByteSymbols + int32_t(k));
     if (next >= 0 && !states_[size_t(next)].free_text) set_bit(allowed, sp[k], vocab);
   }
+}
+
+void mask_logits(const uint32_t* allowed, float* logits, int vocab) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int full = vocab >> 5;  // words whose 32 tokens are all inside the vocabulary
+  for (int w = 0; w < full; w++) {
+    const uint32_t bits = allowed[w];
+    if (bits == ~0u) continue;
+    float* l = logits + size_t(w) * 32;
+    if (bits == 0u) {
+      std::fill(l, l + 32, kNegInf);
+      continue;
+    }
+    for (int b = 0; b < 32; b++)
+      if (!(bits >> b & 1u)) l[b] = kNegInf;
+  }
+  for (int t = full * 32; t < vocab; t++)
+    if (!(allowed[size_t(t) >> 5] >> (t & 31) & 1u)) logits[t] = kNegInf;
 }
 
 MatcherStats Matcher::stats() const {

@@ -31,6 +31,15 @@ struct TokenMask {
   int64_t max_after = 0;       //                      most symbols still needed after the token
 };
 
+/**
+ * Sets logits[t] to -infinity for every token t < vocab whose bit in `allowed` (ceil(vocab/32)
+ * words) is clear: what the sampler does with a constraint's mask each step. Whole words are
+ * settled at once: an all-one word (most of a string's vocabulary is allowed) leaves its 32
+ * logits alone and an all-zero word (outside strings nearly everything is masked) fills them;
+ * only mixed words are read bit by bit. The same result as testing every token's bit.
+ */
+void mask_logits(const uint32_t* allowed, float* logits, int vocab);
+
 struct MatcherStats {
   int64_t states = 0;
   int64_t stacks = 0;
@@ -95,6 +104,11 @@ class Matcher {
     bool complete = false;
     bool free_text = false;
     int64_t dist = 0;
+    // Symbols some top node has an edge for: the state's row covers only these, so a state
+    // deep inside a large enum's trie (one or two bytes possible) holds a row of that size,
+    // not one entry per symbol.
+    int32_t first_symbol = 0;
+    int32_t last_symbol = -1;
     std::unique_ptr<TokenMask> mask;
   };
   struct KeyHash {
@@ -108,8 +122,9 @@ class Matcher {
   void closure(int32_t stack, bool& complete);
   int32_t* row(int32_t state);
   int32_t step(int32_t state, int32_t symbol) {
-    int32_t* r = row(state);
-    const int32_t v = r[symbol];
+    const State& st = states_[size_t(state)];
+    if (symbol < st.first_symbol || symbol > st.last_symbol) return kDead;
+    const int32_t v = row(state)[symbol - st.first_symbol];
     return v != kUnknown ? v : advance(state, symbol);
   }
   /** One pass over the trie from `state`; calls on_token(token, state_after) for every token the grammar allows. */
@@ -127,7 +142,8 @@ class Matcher {
   std::vector<Stack> stacks_;
   std::unordered_map<uint64_t, int32_t> stack_ids_;
   std::vector<State> states_;
-  std::vector<std::unique_ptr<int32_t[]>> rows_;  // per state: next state for each symbol, kUnknown until asked
+  std::vector<std::unique_ptr<int32_t[]>> rows_;  // per state: next state for symbols first..last_symbol, kUnknown until asked
+  int64_t row_bytes_ = 0;
   std::unordered_map<std::vector<int32_t>, int32_t, KeyHash> state_ids_;
   std::vector<uint32_t> visited_;  // closure marks, by stack id
   uint32_t visit_mark_ = 0;

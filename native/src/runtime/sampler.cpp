@@ -1,5 +1,7 @@
 #include "grpst/sampler.h"
 
+#include "grammar/matcher.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -179,8 +181,7 @@ SampleResult Sampler::sample(const float* logits, int vocab, const Request& req,
   if (c) {
     mask_.assign(size_t(vocab + 31) / 32, 0u);
     c->fill_allowed(mask_.data(), vocab);
-    for (int i = 0; i < vocab; i++)
-      if (!(mask_[size_t(i) >> 5] >> (i & 31) & 1u)) l[i] = kNegInf;
+    grammar::mask_logits(mask_.data(), l, vocab);
   }
   apply_penalties(l, vocab, req, st);
   SampleResult r;

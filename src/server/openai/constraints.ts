@@ -8,8 +8,11 @@ import type { ToolChoice, ToolInput } from './schema-chat.js';
 /** What a structured-output compiler receives; it returns the engine's constraint handle. */
 export interface ConstraintRequest {
   responseFormat?: Exclude<ResponseFormat, { type: 'text' }>;
-  /** "required" or a named function: the turn must be tool calls to these tools. */
-  toolCalls?: { tools: ToolInput[]; only?: string };
+  /**
+   * "required" or a named function: the turn must be tool calls to these tools; exactly one
+   * when `parallel` is false (parallel_tool_calls: false), one or more otherwise.
+   */
+  toolCalls?: { tools: ToolInput[]; only?: string; parallel?: boolean };
   /** Thinking is on: the constraint starts after `</think>`. */
   thinking: boolean;
 }
@@ -36,6 +39,7 @@ export function planTools(
   responseFormat: ResponseFormat | null | undefined,
   thinking: boolean,
   compiler: ConstraintCompiler | undefined,
+  parallelToolCalls?: boolean | null,
 ): ToolPlan {
   const list = tools && tools.length > 0 ? tools : undefined;
   const names = new Set(list?.map((t) => t.function.name) ?? []);
@@ -50,7 +54,10 @@ export function planTools(
   }
   const request: ConstraintRequest = { thinking };
   if (responseFormat && responseFormat.type !== 'text') request.responseFormat = responseFormat;
-  if (list && (mode === 'required' || only !== undefined)) request.toolCalls = { tools: list, only };
+  if (list && (mode === 'required' || only !== undefined)) {
+    request.toolCalls = { tools: list, only };
+    if (parallelToolCalls === false) request.toolCalls.parallel = false;
+  }
   if (request.responseFormat && request.toolCalls)
     throw badRequest('response_format and a forced tool_choice cannot both apply to one answer; send one of them.', 'response_format');
   let constraint: unknown;

@@ -1,10 +1,14 @@
 // The /v1/chat/completions request body.
 import { z } from 'zod';
+import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS, tooMany } from './limits.js';
 import { responseFormatSchema, samplingFields } from './schema-common.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
-const content = z.union([z.string(), z.array(contentPart)], { error: 'expected a string or an array of content parts' });
+// The part count is checked after the union, so its error names the limit (a union's own error cannot).
+const content = z
+  .union([z.string(), z.array(contentPart)], { error: 'expected a string or an array of content parts' })
+  .refine((c) => typeof c === 'string' || c.length <= MAX_CONTENT_PARTS, tooMany(MAX_CONTENT_PARTS, 'content parts of one message', 'join the text into fewer parts'));
 
 const toolCall = z.object({
   id: z.string().optional(),
@@ -24,7 +28,7 @@ const message = z.discriminatedUnion('role', [
     role: z.literal('assistant'),
     content: content.nullish(),
     name: z.string().optional(),
-    tool_calls: z.array(toolCall).nullish(),
+    tool_calls: z.array(toolCall).max(MAX_TOOL_CALLS, tooMany(MAX_TOOL_CALLS, 'tool calls of one assistant message', 'send fewer calls per turn')).nullish(),
     reasoning_content: z.string().nullish(),
   }),
   z.object({ role: z.literal('tool'), content, tool_call_id: z.string().optional(), name: z.string().optional() }),
@@ -52,11 +56,14 @@ export type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
 export const chatRequestSchema = z.object({
   ...samplingFields,
-  messages: z.array(message).min(1, 'send at least one message'),
+  messages: z
+    .array(message)
+    .min(1, 'send at least one message')
+    .max(MAX_MESSAGES, tooMany(MAX_MESSAGES, 'messages', 'drop or summarize the oldest turns')),
   max_completion_tokens: z.number().int().min(1).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
-  tools: z.array(toolSchema).max(128).nullish(),
+  tools: z.array(toolSchema).max(MAX_TOOLS, tooMany(MAX_TOOLS, 'tools', 'send only the tools this turn may need')).nullish(),
   tool_choice: toolChoiceSchema.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   response_format: responseFormatSchema.nullish(),

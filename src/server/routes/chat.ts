@@ -19,7 +19,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   s.checkModel(body.model);
   const engine = s.requireEngine();
   const thinking = body.enable_thinking ?? thinkingKwarg(body.chat_template_kwargs) ?? s.options.enableThinking;
-  const plan = planTools(body.tools, body.tool_choice, body.response_format, thinking, s.constraints);
+  const plan = planTools(body.tools, body.tool_choice, body.response_format, thinking, s.constraints, body.parallel_tool_calls);
   const continueFinal = body.continue_final_message ?? false;
   if (continueFinal) {
     if (body.messages[body.messages.length - 1].role !== 'assistant')

@@ -1,0 +1,24 @@
+// How many items one request may hold. Each bounds work the server does before any token is
+// generated (validation, template rendering, grammar compilation) that the body size alone does
+// not: a 16 MB body holds a million empty messages. Past a limit the answer is a 400 naming the
+// field, the limit and what to do.
+
+/** Messages of one chat request (OpenAI's own limit). */
+export const MAX_MESSAGES = 2048;
+/** Content parts of one message. */
+export const MAX_CONTENT_PARTS = 256;
+/** Tool calls of one assistant message. */
+export const MAX_TOOL_CALLS = 128;
+/** Tools of one request (OpenAI's own limit). */
+export const MAX_TOOLS = 128;
+/** Stop strings of one request. */
+export const MAX_STOP_STRINGS = 16;
+/** Stop token ids of one request. */
+export const MAX_STOP_TOKEN_IDS = 64;
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+/** The message of a count limit: "at most 2,048 messages are accepted in one request; ..." */
+export function tooMany(limit: number, what: string, fix: string): string {
+  return `at most ${fmt(limit)} ${what} are accepted in one request; ${fix}`;
+}
