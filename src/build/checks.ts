@@ -2,13 +2,19 @@
 // before any folder is created.
 import { checkGroup } from '../quant/int4.js';
 import { badInput } from '../util/errors.js';
+import { checkInt4Split, checkTpSize } from './shard.js';
 import type { SourceModel } from './native/source.js';
 import type { BuildSettings } from './options.js';
 
 /** Everything that can be checked before any work starts, so bad input fails in a second. */
 export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
   const m = src.checkpoint.model;
+  if (s.backend === 'native') checkTpSize(m, s.tp_size);
   if (src.awq) {
+    checkInt4Split(m, s.tp_size, src.awq.group);
+    if (s.tp_size > 1 && s.kv_cache_dtype !== 'auto') {
+      throw badInput(`an AWQ checkpoint's KV cache scales are calibrated on its engine, which runs unsharded only`, `build with --tp_size 1 and --kv_cache_dtype ${s.kv_cache_dtype}, or with tp_size ${s.tp_size} and the default KV cache`);
+    }
     if (s.qformat !== 'full_prec' && s.qformat !== 'int4_awq') {
       throw badInput(`${src.checkpoint.dir} is already quantized (AWQ int4); --qformat ${s.qformat} cannot apply`, 'drop --qformat (or pass int4_awq) to convert it as it is, or start from the unquantized checkpoint');
     }
@@ -18,6 +24,7 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
     checkGroup('q/k/v_proj and gate/up_proj (hidden_size)', m.hiddenSize, s.awq_block_size);
     checkGroup('o_proj (num_attention_heads * head_dim)', m.numHeads * m.headDim, s.awq_block_size);
     checkGroup('down_proj (intermediate_size)', m.intermediateSize, s.awq_block_size);
+    checkInt4Split(m, s.tp_size, s.awq_block_size);
   }
 }
 

@@ -38,6 +38,19 @@ const rankSchema = z.object({
   tensors: z.record(z.string(), tensorSchema),
   /** Every linear layer by its Hugging Face module name (model.layers.0.self_attn.q_proj, lm_head). */
   linears: z.record(z.string(), linearSchema),
+  /**
+   * Engines of tp_size > 1: what this rank's shard holds (src/build/shard.ts). Its query heads,
+   * KV heads and MLP channels are the rank-th equal slice; its vocabulary rows [vocab_start, vocab_end).
+   */
+  shard: z
+    .object({
+      num_heads: z.number().int().positive(),
+      num_kv_heads: z.number().int().positive(),
+      intermediate_size: z.number().int().positive(),
+      vocab_start: z.number().int().nonnegative(),
+      vocab_end: z.number().int().positive(),
+    })
+    .optional(),
 });
 
 const accuracySchema = z.object({

@@ -38,7 +38,7 @@ export const buildSettingsSchema = z
     max_input_len: positiveInt,
     max_seq_len: positiveInt,
     max_num_tokens: positiveInt,
-    /** Tensor parallel ranks; the engine format records it, the native build writes one rank today. */
+    /** Tensor parallel ranks: one weight shard (rank<r>.weights) per GPU. */
     tp_size: positiveInt,
     backend: z.enum(backends),
     /** Where TensorRT-LLM's source tree is (examples/...); also TRTLLM_DIR. */
@@ -137,9 +137,6 @@ export function resolveSettings(recipe: BuildSettingsInput, flags: BuildSettings
   const s = merged as BuildSettings;
   if (s.max_input_len > s.max_seq_len) {
     throw badInput(`max_input_len ${s.max_input_len} is larger than max_seq_len ${s.max_seq_len}`, 'max_seq_len counts prompt and output tokens; raise it or lower max_input_len');
-  }
-  if (s.tp_size !== 1 && s.backend === 'native') {
-    throw badInput(`tp_size ${s.tp_size}: the native backend builds single-rank engines for now`, 'drop --tp_size or use --backend trtllm');
   }
   return s;
 }

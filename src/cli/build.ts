@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .option('--max_input_len <n>', 'engine limit: prompt tokens (default 32256)', positiveInt)
     .option('--max_seq_len <n>', 'engine limit: prompt + output tokens (default 32768)', positiveInt)
     .option('--max_num_tokens <n>', 'engine limit: tokens per step (default 32256)', positiveInt)
-    .option('--tp_size <n>', 'tensor parallel ranks (trtllm backend; native: 1)', positiveInt)
+    .option('--tp_size <n>', 'tensor parallel ranks: one weight shard per GPU (default 1)', positiveInt)
     .addOption(new Option('--backend <backend>', 'native (default) or trtllm (TensorRT-LLM\'s own tools)').choices(backends))
     .option('--trtllm_dir <dir>', 'TensorRT-LLM source checkout (its examples/); also TRTLLM_DIR')
     .option('--python <path>', 'Python with tensorrt_llm installed; also TRTLLM_PYTHON (default python3)')

@@ -11,6 +11,7 @@ import { createLogger, scheduleDailyRotation, type Logger } from './log-file.js'
 import { atomicWrite } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
 import { freePort } from './ports.js';
+import { checkTensorParallelHost, launchTensorParallelWorkers, tensorParallelSize, type TensorParallelGroup } from './tp-launch.js';
 
 export interface ServeInput {
   inferenceConf: string;
@@ -21,7 +22,7 @@ export interface ServeInput {
   logFile?: string;
   /** Daemon mode: write the bound port here once listening. */
   portFile?: string;
-  /** Processes (GPUs) to split the model across; only trtllm-serve takes more than 1 today. */
+  /** Processes (GPUs) to split the model across (--mpi_np); a native engine's own tp_size when 1. */
   tpSize?: number;
 }
 
@@ -43,7 +44,7 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
 }
 
 async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promise<number> {
-  if ((input.tpSize ?? 1) > 1) throw new Error('the native runtime serves one device per server; --mpi_np above 1 needs a TensorRT-LLM engine');
+  const tp = tensorParallelSize(d.enginePath, input.tpSize ?? 1);
   const [{ startServer }, { Tokenizer }, { ChatTemplate }, { ServerConstraintCompiler }] = await Promise.all([
     import('../server/index.js'),
     import('../chat/tokenizer.js'),
@@ -52,8 +53,9 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   ]);
   const tokenizer = Tokenizer.fromDir(d.tokenizerPath);
   const template = ChatTemplate.fromDir(d.tokenizerPath);
-  log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'})`);
-  const engine = loadNativeEngine(d.enginePath, d.runtime.load);
+  log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'}${tp > 1 ? `, tensor parallel ${tp}` : ''})`);
+  const group = tp > 1 ? await startGroup(d, tp, log) : undefined;
+  const engine = loadNativeEngine(d.enginePath, d.runtime.load, group);
   // The server takes the rejection once it listens; until then it must not count as unhandled.
   engine.catch(() => undefined);
   const constraints = new ServerConstraintCompiler(tokenizer);
@@ -78,6 +80,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
       void server
         .drain(drainTimeoutMs)
         .then(() => engine.then((e) => e.close(), () => undefined))
+        .then(() => group?.stop())
         .then(() => {
           log.info('drained; exiting');
           resolve(0);
@@ -92,19 +95,40 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
       // A server that cannot load its engine must not linger half-alive: `start` sees it exit
       // and shows these lines.
       log.error(`the engine could not be loaded: ${errorText(err)}`);
+      group?.kill();
       await server.close();
       return 1;
     },
   );
-  const early = await Promise.race([failed, done]);
+  // A rank that dies takes the group with it: rank 0 would wait for it in NCCL forever.
+  const rankLost = group
+    ? group.failed.then(async (why) => {
+        log.error(`${why}; the tensor-parallel group cannot go on, stopping the server`);
+        group.kill();
+        process.exit(1);
+        return 1;
+      })
+    : new Promise<number>(() => undefined);
+  const early = await Promise.race([failed, done, rankLost]);
   return early ?? (await done);
 }
 
 // The runtime is imported when serving starts: the other commands stay quick to start and work
 // where the native addon is not built.
-async function loadNativeEngine(enginePath: string, options: LoadOptions): Promise<GenerationEngine> {
+async function loadNativeEngine(enginePath: string, options: LoadOptions, group?: TensorParallelGroup): Promise<GenerationEngine> {
+  if (group) {
+    const { loadEngineFolder } = await import('../engine/engine-folder.js');
+    return loadEngineFolder(enginePath, options, { ncclId: group.ncclId });
+  }
   const { loadEngine } = await import('../engine/index.js');
   return loadEngine(enginePath, options);
+}
+
+/** Ranks 1..tp-1 of a tensor-parallel engine, started before rank 0 (this process) joins them. */
+async function startGroup(d: Deployment, tp: number, log: Logger): Promise<TensorParallelGroup> {
+  const { ncclUniqueId, tensorParallelUnavailable } = await import('../engine/tensor-parallel.js');
+  checkTensorParallelHost(tp, tensorParallelUnavailable);
+  return launchTensorParallelWorkers(d.enginePath, tp, ncclUniqueId(), d.runtime.load, { info: (l) => log.info(l), error: (l) => log.error(l) });
 }
 
 async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promise<number> {

@@ -17,6 +17,7 @@ import { groupMembers, pidAlive, procStartTime, signalGroup, sleep, waitGroupGon
 import { spawnDaemon } from './spawn.js';
 import { listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
 import { requireTrtllmServe } from './trtllm.js';
+import { checkTensorParallelHost, multicastOffEnv, tensorParallelSize } from './tp-launch.js';
 
 export interface Progress {
   step(text: string): void;
@@ -81,7 +82,15 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       };
       await verifyEngineFiles(stagedPath(d.enginePath, paths.deploy, staging), input.home, { known, onHashing });
     }
-    if (d.backend === 'native' && input.mpiNp > 1) throw badInput(`--mpi_np ${input.mpiNp}: the native runtime serves a model on one device`, 'drop --mpi_np, or serve a TensorRT-LLM engine (grpst build --backend trtllm) across GPUs');
+    let processes = input.mpiNp;
+    if (d.backend === 'native') {
+      // A tensor-parallel engine runs one process per GPU: its tp_size, whatever --mpi_np says (they must agree).
+      processes = tensorParallelSize(stagedPath(d.enginePath, paths.deploy, staging), input.mpiNp);
+      if (processes > 1) {
+        const { tensorParallelUnavailable } = await import('../engine/tensor-parallel.js');
+        checkTensorParallelHost(processes, tensorParallelUnavailable);
+      }
+    }
     await checkPort(d, input.home);
 
     replaceDeploy(staging, paths.deploy, d);
@@ -89,11 +98,11 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     const portFile = portFileOf(paths);
     fs.rmSync(portFile, { force: true });
     const logOffset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
-    const serveArgs = ['--inference_conf', path.join(paths.deploy, confs.inference.relative), '--deploy_path', paths.deploy, '--log_file', logFile, '--port_file', portFile, '--mpi_np', String(input.mpiNp)];
+    const serveArgs = ['--inference_conf', path.join(paths.deploy, confs.inference.relative), '--deploy_path', paths.deploy, '--log_file', logFile, '--port_file', portFile, '--mpi_np', String(processes)];
     if (confs.server) serveArgs.push('--server_conf', path.join(paths.deploy, confs.server.relative));
 
     input.progress.step(`starting ${input.name}`);
-    const pid = spawnDaemon({ serveArgs, cwd: paths.deploy, logFile, env });
+    const pid = spawnDaemon({ serveArgs, cwd: paths.deploy, logFile, env: processes > 1 ? { ...env, ...multicastOffEnv } : env });
     const state: ServerState = {
       name: input.name,
       pid,

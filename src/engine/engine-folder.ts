@@ -1,22 +1,29 @@
 // Engine folders (`grpst build` output): engine.json -> the runtime's tensor table, model config
 // and quantization scheme. The weights are mapped where they lie (64-byte aligned in
-// rank0.weights); nothing is converted in JS. loadEngine() calls this for folders with engine.json.
+// rank<r>.weights); nothing is converted in JS. loadEngine() calls this for folders with engine.json.
+// A tensor-parallel engine (tp_size > 1) has one table per rank; each process maps its own rank's.
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readManifest, type EngineManifest } from '../build/manifest.js';
 import { parseHfConfig, type ModelConfig } from '../model/config.js';
+import { rankShard } from '../build/shard.js';
 import { badInput } from '../util/errors.js';
 import { loadAddon } from './addon.js';
 import { Engine } from './engine.js';
+import { resolveKvCache } from './kv-cache.js';
 import { nativeOptions } from './load.js';
-import type { NativeTensorEntry } from './native.js';
+import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
 import type { LoadOptions } from './types.js';
 
 export interface EngineFolder {
   dir: string;
   manifest: EngineManifest;
   model: ModelConfig;
+  /** Rank 0's tensor table (the whole model when tp_size is 1). */
   tensors: NativeTensorEntry[];
+  /** Every rank's tensor table, by rank. */
+  rankTensors: NativeTensorEntry[][];
+  tpSize: number;
   /** The scheme name the runtime maps to a weight format (full_prec, int8_wo, int4_awq, fp8, int8_sq). */
   quantization: string;
 }
@@ -31,14 +38,24 @@ export function readEngineFolder(path: string): EngineFolder {
     const size = statSync(p).size;
     if (size !== info.bytes) throw badInput(`${p} has ${size} bytes but engine.json records ${info.bytes} (truncated or replaced)`, 'copy the engine folder again, or rebuild it');
   }
-  if (manifest.mapping.tp_size !== 1 || manifest.ranks.length !== 1) {
-    throw badInput(`${dir} is a ${manifest.mapping.tp_size}-rank engine; this runtime loads single-rank engines`, 'rebuild it with --tp_size 1');
-  }
-  const rank = manifest.ranks[0];
-  const file = join(dir, rank.file);
-  const tensors = Object.entries(rank.tensors).map(([name, t]) => ({ name, file, offset: t.offset, nbytes: t.nbytes, dtype: t.dtype, shape: t.shape }));
+  const tp = manifest.mapping.tp_size;
+  const damaged = (what: string) => badInput(`${join(dir, 'engine.json')}: ${what}`, 'the engine folder is damaged; rebuild it with grpst build');
+  if (manifest.mapping.pp_size !== 1) throw badInput(`${dir} is split into ${manifest.mapping.pp_size} pipeline stages; grpst runs tensor parallelism only`, 'rebuild it with --pp_size 1');
+  if (manifest.ranks.length !== tp) throw damaged(`mapping.tp_size is ${tp} but ${manifest.ranks.length} ranks are listed`);
   const { model } = parseHfConfig(manifest.model_config, join(dir, 'engine.json: model_config'));
-  return { dir, manifest, model, tensors, quantization: manifest.quantization.qformat };
+  const rankTensors = manifest.ranks.map((rank, r) => {
+    if (rank.rank !== r) throw damaged(`ranks[${r}] is rank ${rank.rank}`);
+    if (tp > 1 && JSON.stringify(rank.shard) !== JSON.stringify(rankShard(model, tp, r))) throw damaged(`ranks[${r}].shard does not match an even split of the model across ${tp} ranks`);
+    const file = join(dir, rank.file);
+    return Object.entries(rank.tensors).map(([name, t]) => ({ name, file, offset: t.offset, nbytes: t.nbytes, dtype: t.dtype, shape: t.shape }));
+  });
+  return { dir, manifest, model, tensors: rankTensors[0], rankTensors, tpSize: tp, quantization: manifest.quantization.qformat };
+}
+
+/** How rank 0 of a tensor-parallel engine joins its group (src/daemon/tp-launch.ts starts the others). */
+export interface TensorParallelJoin {
+  /** NCCL's unique id from addon.ncclUniqueId(), hex; every rank initialises with it. */
+  ncclId: string;
 }
 
 /** The engine's build limits become the defaults of the load options (explicit options win). */
@@ -51,8 +68,20 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export async function loadEngineFolder(path: string, opts: LoadOptions = {}): Promise<Engine> {
+/** What the runtime is given to load `folder` with `opts` (every rank of a tensor-parallel engine alike). */
+export function folderNativeOptions(folder: EngineFolder, opts: LoadOptions): NativeEngineOptions {
+  return nativeOptions(engineLoadOptions(folder, opts), folder.quantization, resolveKvCache(opts.kvCacheDtype, folder.manifest.kv_cache, folder.dir));
+}
+
+export async function loadEngineFolder(path: string, opts: LoadOptions = {}, tp?: TensorParallelJoin): Promise<Engine> {
   const folder = readEngineFolder(path);
-  const options = nativeOptions(engineLoadOptions(folder, opts), folder.quantization);
+  const options = folderNativeOptions(folder, opts);
+  if (folder.tpSize > 1 && !tp) {
+    throw badInput(
+      `${folder.dir} is a tensor-parallel engine of ${folder.tpSize} ranks: it runs as ${folder.tpSize} processes, one per GPU`,
+      `serve it with \`grpst start ... --mpi_np ${folder.tpSize}\` or \`grpst serve ... --mpi_np ${folder.tpSize}\`, or rebuild it with --tp_size 1`,
+    );
+  }
+  if (tp) options.tensorParallel = { size: folder.tpSize, ncclId: tp.ncclId };
   return Engine.create(loadAddon(), folder.model, folder.tensors, options, folder.dir);
 }

@@ -148,6 +148,7 @@ export class Engine implements GenerationEngine {
       promptTokensTotal: s.promptTokensTotal,
       generatedTokensTotal: s.generatedTokensTotal,
       steps: s.steps,
+      kvCacheDtype: this.nativeInfo.kvCacheDtype,
     };
   }
 

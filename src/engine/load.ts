@@ -6,11 +6,15 @@ import { badInput } from '../util/errors.js';
 import { loadAddon } from './addon.js';
 import { loadEngineFolder } from './engine-folder.js';
 import { Engine } from './engine.js';
+import { resolveKvCache, type KvCacheChoice } from './kv-cache.js';
 import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
 import type { LoadOptions } from './types.js';
 
-/** LoadOptions plus the process-wide switches (GRPST_CPU_KERNELS forces a lower kernel level). */
-export function nativeOptions(opts: LoadOptions, quantization = 'none'): NativeEngineOptions {
+/**
+ * LoadOptions plus the process-wide switches (GRPST_CPU_KERNELS forces a lower kernel level). `kv`:
+ * the KV cache resolved against the model (resolveKvCache); default: opts.kvCacheDtype as given.
+ */
+export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvCacheChoice): NativeEngineOptions {
   return {
     device: opts.device ?? 'auto',
     threads: opts.threads,
@@ -21,7 +25,8 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none'): NativeE
     maxTokensInPagedKvCache: opts.maxTokensInPagedKvCache,
     kvCacheBytes: opts.kvCacheBytes,
     kvCacheFreeMemFraction: opts.kvCacheFreeMemFraction,
-    kvCacheDtype: opts.kvCacheDtype,
+    kvCacheDtype: kv ? kv.kvCacheDtype : opts.kvCacheDtype,
+    kvCacheScales: kv?.kvCacheScales,
     enablePrefixCaching: opts.enablePrefixCaching,
     cpuKernels: process.env.GRPST_CPU_KERNELS || undefined,
     quantization,
@@ -44,5 +49,5 @@ export async function loadEngine(path: string, opts: LoadOptions = {}): Promise<
     dtype: t.dtype,
     shape: t.shape,
   }));
-  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts), dir);
+  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts, 'none', resolveKvCache(opts.kvCacheDtype, undefined, dir)), dir);
 }

@@ -26,11 +26,26 @@ export interface NativeEngineOptions {
   kvCacheBytes?: number;
   kvCacheFreeMemFraction?: number;
   kvCacheDtype?: string;
+  /** fp8 / int8 cache: [k_scale, v_scale] per layer (engine.json kv_cache.scales); absent: see LoadOptions.kvCacheDtype. */
+  kvCacheScales?: [number, number][];
   enablePrefixCaching?: boolean;
   /** "avx512", "avx2" or "scalar"; empty: the best this CPU runs. */
   cpuKernels?: string;
   /** Engine quantization scheme; "none" for Hugging Face checkpoints. */
   quantization?: string;
+  /**
+   * Rank 0 of a tensor-parallel engine: the tensors given are rank 0's shard, and the other ranks
+   * (runTensorParallelWorker in their own processes) join through NCCL with the same id. Or, for
+   * tests and CPU scoring, `rankTensors`: every rank's table, all run in this process on the CPU.
+   */
+  tensorParallel?: { size: number; ncclId?: string; rankTensors?: NativeTensorEntry[][] };
+}
+
+/** The fourth argument of runTensorParallelWorker: which rank this process is, and the group's id. */
+export interface NativeTensorParallelRank {
+  rank: number;
+  size: number;
+  ncclId: string;
 }
 
 /** The third argument of NativeEngine.submit: SamplingParams flattened with the request's switches. */
@@ -141,8 +156,15 @@ export interface KernelSelfTestResult {
   gemmBatchInvariant: boolean;
   attentionF32: number;
   attentionBf16: number;
+  /** fp8 (e4m3) and int8 KV pools with per-tensor scales, against the scalar twin. */
+  attentionFp8: number;
+  attentionInt8: number;
+  /** fp8 / int8 pools against fp32 attention over the values their codes stand for (code * scale). */
+  attentionQuantVsFloat: number;
   /** Several query rows in one call give the same bits as one row per call. */
   attentionRowInvariant: boolean;
+  /** Mismatches of the KV quantizers (e4m3 nearest-even saturating, int8 half-even clamped) against brute force. */
+  kvQuantRounding: number;
   rowKernels: number;
   maxSumExp: number;
 }
@@ -153,6 +175,8 @@ export interface NativeProbe {
   cpuKernels: string[];
   bestCpuKernels: string;
   cuda: boolean;
+  /** Built with NCCL: tensor-parallel engines can run across GPUs. */
+  nccl?: boolean;
 }
 
 export interface NativeAddon {
@@ -169,4 +193,11 @@ export interface NativeAddon {
   ): Promise<NativeEngine>;
   /** A constraint that allows only these token ids. */
   createAllowedTokensConstraint(ids: Int32Array): NativeConstraint;
+  /** NCCL's unique id (hex) for a new tensor-parallel group; throws when the build has no NCCL. */
+  ncclUniqueId?(): string;
+  /**
+   * Ranks > 0 of a tensor-parallel engine: loads this rank's shard on GPU `rank`, joins the group
+   * and replays rank 0's steps; resolves when rank 0 closes its engine, rejects on a failure.
+   */
+  runTensorParallelWorker?(model: ModelConfig, tensors: NativeTensorEntry[], options: NativeEngineOptions, tp: NativeTensorParallelRank): Promise<void>;
 }

@@ -91,6 +91,8 @@ export interface EngineStats {
   promptTokensTotal: number;
   generatedTokensTotal: number;
   steps: number;
+  /** Element type of the KV cache blocks: bfloat16, float32, fp8 (e4m3) or int8 (as EngineInfo.kvCacheDtype). */
+  kvCacheDtype: string;
 }
 
 export interface EngineInfo {
@@ -122,7 +124,11 @@ export interface LoadOptions {
   maxTokensInPagedKvCache?: number;
   kvCacheBytes?: number;
   kvCacheFreeMemFraction?: number;
-  /** "auto" (the engine's), "bfloat16", "float32", "fp8", "int8". */
+  /**
+   * "auto" (the engine's: fp8 / int8 with its calibrated scales when built with --kv_cache_dtype,
+   * else bfloat16), "bfloat16", "float32", "fp8", "int8". fp8 without calibrated scales runs with
+   * scale 1.0; int8 needs an engine built with --kv_cache_dtype (docs/build.md, "Quantized KV cache").
+   */
   kvCacheDtype?: string;
   enablePrefixCaching?: boolean;
 }

@@ -39,9 +39,17 @@ export interface CaptureStats {
 
 export interface LayerCalibration {
   captures: Record<CapturePoint, CaptureStats>;
-  /** max |k| and |v| as the KV cache stores them (k after k_norm and rope). */
+  /** max |k| and |v| as the KV cache of the calibrated model stores them (k after k_norm and rope). */
   kAmax: number;
   vAmax: number;
+  /** [kv_dim]: max |v| per channel (v_proj output row). */
+  vAbsMax: Float32Array;
+}
+
+/** max |k| and |v| of what a layer's KV cache holds in the engine: the calibration amax of quantized KV caches. */
+export interface KvAmax {
+  k: number;
+  v: number;
 }
 
 export interface LayerQuantOptions {
@@ -68,10 +76,24 @@ export interface LayerResult {
   postNorm: Float32Array;
   linears: Map<LinearName, QuantizedLinear>;
   notes: GroupNote[];
+  /** The engine's KV cache amax (with calibration). */
+  kvAmax?: KvAmax;
 }
 
 export function needsCalibration(format: LayerFormat): boolean {
   return format === 'int4_awq' || format === 'fp8' || format === 'int8_sq';
+}
+
+/**
+ * The engine's max |v|: o_proj's factors folded into v_proj rows divide each v channel by its own
+ * factor (s[c] for every o_proj input channel c reading v row tie[c]), so the float model's amax no
+ * longer describes the cache; k is unchanged by every fold.
+ */
+export function foldedVAmax(vAbsMax: Float32Array, s: Float32Array, attention: AttentionShape): number {
+  const tie = gqaClasses(attention);
+  let amax = 0;
+  for (let c = 0; c < s.length; c++) amax = Math.max(amax, vAbsMax[tie[c]] / s[c]);
+  return amax;
 }
 
 function applyFactors(layer: LayerWeights, group: LinearGroup, s: Float32Array, attention: AttentionShape): void {
@@ -90,6 +112,7 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
     for (const name of Object.keys(layer.linears) as LinearName[]) checkGroup(prefix + name, layer.linears[name].cols, opts.group);
   }
 
+  let kvAmax: KvAmax | undefined = calib ? { k: calib.kAmax, v: calib.vAmax } : undefined;
   // Factors are searched on the original weights of every group first, then applied: folding into
   // v_proj / up_proj rows must not change what the qkv / gate-up searches saw (AutoAWQ's order).
   if (opts.format === 'int4_awq' || opts.format === 'int8_sq') {
@@ -108,6 +131,8 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
       }
     }
     linearGroups.forEach((g, k) => applyFactors(layer, g, factors[k], opts.attention));
+    const vFold = linearGroups.findIndex((g) => g.fold.kind === 'rows' && g.fold.linear === 'self_attn.v_proj');
+    kvAmax = { k: calib!.kAmax, v: foldedVAmax(calib!.vAbsMax, factors[vFold], opts.attention) };
   }
 
   const linears = new Map<LinearName, QuantizedLinear>();
@@ -134,5 +159,5 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
       }
     }
   }
-  return { inputNorm: layer.inputNorm, postNorm: layer.postNorm, linears, notes };
+  return { inputNorm: layer.inputNorm, postNorm: layer.postNorm, linears, notes, kvAmax };
 }

@@ -120,6 +120,17 @@ describe('grpst build: bad input and a full disk', () => {
     expect(r.stderr).toMatch(/argument 'int3' is invalid\. Allowed choices are full_prec, int8_wo, int4_awq, fp8, int8_sq/);
   });
 
+  it('an unknown KV cache dtype, on the command line and in a recipe', async () => {
+    const r = await failing(['--model_dir', tinyA, '--kv_cache_dtype', 'fp4']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/argument 'fp4' is invalid\. Allowed choices are auto, fp8, int8/);
+    const recipe = join(work, 'bad-kv.yml');
+    writeFileSync(recipe, `model_dir: ${tinyA}\nkv_cache_dtype: float16\n`);
+    const fromRecipe = await failing([recipe]);
+    expect(fromRecipe.code).toBe(2);
+    expect(fromRecipe.stderr).toMatch(/kv_cache_dtype must be one of auto, fp8, int8\n.*fix: /);
+  });
+
   it('an int4 block size that does not divide the input dimension', async () => {
     const r = await failing(['--model_dir', tinyA, '--qformat', 'int4_awq', '--awq_block_size', '128']);
     expect(r.code).toBe(2);
@@ -139,10 +150,22 @@ describe('grpst run', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toContain('---');
-    expect(r.stdout).toMatch(/engine: .* \(int8_wo, cpu /);
+    expect(r.stdout).toMatch(/engine: .* \(int8_wo, KV cache bfloat16, cpu \w+, \d+ threads?\)/);
     expect(r.stdout).toMatch(/prompt tokens: \d+, output tokens: (12 \(reached --max_output_len\)|\d+ \(stopped at end of turn\))/);
     expect(r.stdout).toMatch(/prefill: [\d.]+ tok\/s \(first token after \d+ ms\)/);
     expect(r.stdout).toMatch(/decode: [\d.]+ tok\/s/);
+  });
+
+  it('runs an engine built with an fp8 KV cache, and says so', async () => {
+    const fp8 = join(work, 'engine-fp8-kv');
+    const b = await cli.run(['build', '--model_dir', tinyA, '--output_dir', fp8, '--kv_cache_dtype', 'fp8', '--eval_tokens', '130', '--json']);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/runs the engine with its fp8 KV cache/);
+    const r = await cli.run(['run', '--engine_dir', fp8, '--input_text', '你好，你是谁？', '--max_output_len', '12']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/engine: .* \(full_prec, KV cache fp8, cpu \w+, \d+ threads?\)/);
+    expect(r.stdout).toMatch(/prompt tokens: \d+, output tokens: (12 \(reached --max_output_len\)|\d+ \(stopped at end of turn\))/);
+    expect(r.stdout.split('\n---\n')[0].trim()).not.toBe('');
   });
 
   it('is greedy and repeatable by default, and reads the tokenizer from --tokenizer_dir', async () => {

@@ -12,6 +12,8 @@ import { readManifest } from '../../src/build/manifest.js';
 import { resolveSettings, type BuildSettingsInput } from '../../src/build/options.js';
 import { MemoryReporter } from '../../src/build/progress.js';
 import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
+import { calibrationSequences, loadTextSet } from '../../src/build/native/text-data.js';
+import { Tokenizer } from '../../src/chat/tokenizer.js';
 import { loadEngine } from '../../src/engine/load.js';
 import { defaultSampling } from '../../src/engine/types.js';
 import { checkpoint } from '../helpers/fixtures.js';
@@ -41,6 +43,14 @@ async function greedy(dir: string, prompt: number[], count: number): Promise<num
   } finally {
     await engine.close();
   }
+}
+
+/** max |k| and |v| per layer of what an engine folder's KV cache holds, over the built-in calibration text. */
+async function engineKvAmax(dir: string): Promise<{ k: number; v: number }[]> {
+  const tokenizer = Tokenizer.fromDir(dir);
+  const sequences = calibrationSequences(loadTextSet(undefined, 'calibration'), (t) => tokenizer.encode(t), 512, 512);
+  const layers = await (await loadRuntimeBridge()).calibrate(dir, { sequences, sampleRows: 0 });
+  return layers.map((l) => ({ k: l.kAmax, v: l.vAmax }));
 }
 
 function sha256(file: string): string {
@@ -99,6 +109,16 @@ describe('native builds of tiny-a in every format', () => {
         // q/k-norm keeps k near unit RMS per head: its amax is a few units, not hundreds.
         expect(k * (kv === 'fp8' ? 448 : 127)).toBeLessThan(50);
       }
+      // The scales describe what this engine's cache holds: SmoothQuant folds o_proj's factors into
+      // v_proj rows, so its v is the float model's divided channel by channel (amax 1.2 here
+      // against the float model's 4.6). Measured on the engine itself, the amax agree within the
+      // engine's own quantization error (0.3%).
+      const top = kv === 'fp8' ? 448 : 127;
+      const own = await engineKvAmax(out);
+      m.kv_cache.scales!.forEach(([k, v], layer) => {
+        expect(Math.abs((k * top) / own[layer].k - 1)).toBeLessThan(0.03);
+        expect(Math.abs((v * top) / own[layer].v - 1)).toBeLessThan(0.03);
+      });
     }
     // The runtime serves it: greedy tokens from the engine folder.
     const tokens = await greedy(out, [9707, 11, 847, 829, 374], 6);

@@ -21,6 +21,11 @@ describe('CPU kernels', () => {
     expect(r.gemmBatchInvariant).toBe(true);
     expect(r.attentionF32).toBeLessThan(1e-5);
     expect(r.attentionBf16).toBeLessThan(1e-5);
+    // Quantized KV pools: widened in the inner loops like bf16, scales applied per score / probability.
+    expect(r.attentionFp8).toBeLessThan(1e-5);
+    expect(r.attentionInt8).toBeLessThan(1e-5);
+    expect(r.attentionQuantVsFloat).toBeLessThan(1e-5);
+    expect(r.kvQuantRounding).toBe(0);
     expect(r.attentionRowInvariant).toBe(true);
     expect(r.rowKernels).toBeLessThan(1e-5);
     expect(r.maxSumExp).toBeLessThan(1e-6);

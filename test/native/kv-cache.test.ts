@@ -75,15 +75,19 @@ describe('blocks and limits', () => {
   });
 
   it('a request that does not fit now waits for blocks, then runs', async () => {
-    // 24 blocks: each 300-token request needs 19, so the second waits for the first.
+    // 24 blocks: each 300-token prompt needs 19, so the second waits for the first. The first
+    // decodes 60 tokens (23 blocks by its end), so the wait lasts 60 steps: long enough for the
+    // poll below to see it however fast a step is (6 steps took about 5 ms, which a 5 ms poll missed).
     const engine = await open({ maxTokensInPagedKvCache: 24 * 16 });
     const solo = await open();
-    const req = (off: number): SubmitRequest => ({ tokens: [...long.slice(off), ...long.slice(0, off)], sampling: greedy, maxTokens: 6 });
-    const streams = [engine.submit(req(0)), engine.submit(req(100))];
+    const req = (off: number, maxTokens: number): SubmitRequest => ({ tokens: [...long.slice(off), ...long.slice(0, off)], sampling: greedy, maxTokens, ignoreEos: true });
+    const streams = [engine.submit(req(0, 60)), engine.submit(req(100, 6))];
     await waitFor(() => engine.stats().waiting === 1 && engine.stats().running === 1);
     const [a, b] = await Promise.all(streams.map(collect));
-    expect(a.tokens).toEqual((await run(solo, req(0))).tokens);
-    expect(b.tokens).toEqual((await run(solo, req(100))).tokens);
+    expect(a.tokens).toHaveLength(60);
+    expect(a.tokens).toEqual((await run(solo, req(0, 60))).tokens);
+    expect(b.tokens).toEqual((await run(solo, req(100, 6))).tokens);
+    expect(engine.runtimeStats().preemptions).toBe(0);
   });
 
   it('a sequence that alone outgrows the pool ends with an error naming the cache', async () => {

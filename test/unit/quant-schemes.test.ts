@@ -4,6 +4,7 @@ import { fakeQuantE4m3, fp8Scale, quantizeFp8 } from '../../src/quant/fp8.js';
 import { checkGroup, dequantizeInt4, fakeQuantInt4, quantizeInt4Symmetric } from '../../src/quant/int4.js';
 import { dequantizeRowsInt8, quantizeRowsInt8 } from '../../src/quant/int8-wo.js';
 import { smoothQuantScales } from '../../src/quant/int8-sq.js';
+import { foldedVAmax } from '../../src/quant/layer.js';
 import { e4m3ToF32 } from '../../src/quant/numeric.js';
 import { divideRows, divideVector, gqaClasses, scaleColumns } from '../../src/quant/smoothing.js';
 import type { Matrix } from '../../src/quant/types.js';
@@ -163,6 +164,23 @@ describe('folding factors into the previous operation', () => {
     scaleColumns(wo2, s);
     divideRows(wv2, s, tie);
     expect(maxAbsDiff(matmulT(attnOut(wv2), wo2), before)).toBeLessThan(1e-5);
+  });
+
+  it('v_proj rows: the KV cache amax of the folded model follows from the per-channel amax of v', () => {
+    const shape = { numHeads: 4, numKvHeads: 2, headDim: 3 };
+    const tie = gqaClasses(shape);
+    const vIn = randomMatrix(16, 8, 21);
+    const wv = randomMatrix(6, 8, 22);
+    const channelMax = (v: Float64Array) => Float32Array.from({ length: 6 }, (_, c) => Math.max(...Array.from({ length: 16 }, (_, t) => Math.abs(v[t * 6 + c]))));
+    const vAbsMax = channelMax(matmulT(vIn, wv));
+    const classFactor = [0.5, 2, 3, 1.5, 0.25, 4];
+    const s = Float32Array.from(tie, (k) => classFactor[k]);
+    const folded = { ...wv, data: wv.data.slice() };
+    divideRows(folded, s, tie);
+    const engineAmax = Math.max(...channelMax(matmulT(vIn, folded)));
+    expect(foldedVAmax(vAbsMax, s, shape)).toBeCloseTo(engineAmax, 5);
+    // Not the float model's amax: the factors moved it.
+    expect(Math.abs(Math.max(...vAbsMax) - engineAmax)).toBeGreaterThan(0.1);
   });
 
   it('up_proj rows: silu(gate) * up / s fed to down * s gives the same outputs', () => {

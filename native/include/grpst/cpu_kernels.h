@@ -12,6 +12,9 @@ namespace grpst {
 
 enum class CpuLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
 
+/** Element type of a KV pool: fp32, bf16, or 1-byte e4m3 / int8 codes read as value * scale. */
+enum class KvElem : uint8_t { F32, BF16, FP8, INT8 };
+
 /**
  * Query rows at consecutive positions of one sequence against one KV head of a paged cache, for
  * the G query heads that share it. Row r attends to positions [0, ctx_len + r). Within a block,
@@ -24,9 +27,11 @@ struct AttentionArgs {
   int head_dim;
   int rows = 1;
   int64_t row_stride = 0;      // elements between consecutive rows of q and of out
-  const void* k_pool;          // this layer's key pool (float or bf16 elements)
+  const void* k_pool;          // this layer's key pool (elements of kv_elem)
   const void* v_pool;          // this layer's value pool
-  bool kv_bf16;
+  KvElem kv_elem = KvElem::F32;
+  float k_scale = 1.0f;        // fp8 / int8: key = code * k_scale (1 for float pools)
+  float v_scale = 1.0f;        // fp8 / int8: value = code * v_scale
   int64_t block_stride;        // elements from one block to the next
   int64_t head_offset;         // elements from a block's start to this KV head's data
   int block_size;

@@ -28,6 +28,7 @@ struct EngineOptions {
   int64_t kv_cache_bytes = 0;
   double kv_free_mem_fraction = 0;   // 0: the default fraction of available memory
   std::string kv_dtype = "auto";
+  std::vector<float> kv_scales;      // fp8 / int8 cache: [layer][k_scale, v_scale] flattened
   bool prefix_caching = true;
 };
 

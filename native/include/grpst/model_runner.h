@@ -10,20 +10,39 @@
 
 #include "grpst/forward_observer.h"
 #include "grpst/model_config.h"
+#include "grpst/tensor_parallel.h"
 
 namespace grpst {
 
-enum class KvDType : uint8_t { BF16, F32 };
+/** KV cache element types: float ones, and the 1-byte quantized ones (src/quant/LAYOUTS.md, "KV cache"). */
+enum class KvDType : uint8_t { BF16, F32, FP8, INT8 };
+/** "bfloat16", "float32", "fp8", "int8" (engine.json's spellings). */
 const char* kv_dtype_name(KvDType d);
-/** "auto"/"bfloat16"/"bf16" -> BF16, "float32"/"fp32" -> F32; others throw Error. */
+/** "auto"/"bfloat16"/"bf16" -> BF16, "float32"/"fp32" -> F32, "fp8" -> FP8 (e4m3), "int8"; others throw Error. */
 KvDType parse_kv_dtype(const std::string& name);
 size_t kv_dtype_size(KvDType d);
+inline bool kv_dtype_quantized(KvDType d) { return d == KvDType::FP8 || d == KvDType::INT8; }
+/** Bytes of KV cache one token takes across all layers (keys and values). */
+size_t kv_cache_bytes_per_token(const ModelConfig& cfg, KvDType d);
 
 struct KvCacheSpec {
   int num_blocks = 0;
   int block_size = 16;
   KvDType dtype = KvDType::BF16;
+  // fp8 / int8: one scale per layer for keys and one for values (TensorRT-LLM's per-tensor KV
+  // scales): the cache stores quantize(x / scale) and attention reads value * scale. Empty for
+  // float caches.
+  std::vector<float> k_scales, v_scales;
 };
+
+/**
+ * The per-layer scales of a quantized cache from `scales` ([layer][k, v] flattened, as engine.json
+ * records them): checked (one pair per layer, finite and positive) and written into spec. An fp8
+ * cache without scales gets 1.0 everywhere (TensorRT-LLM's default without calibration); an int8
+ * cache without scales throws Error (rounding to integers without a scale would destroy the cache).
+ * Float caches ignore `scales`.
+ */
+void set_kv_scales(KvCacheSpec& spec, const std::vector<float>& scales, int num_layers);
 
 /** One sequence's part of a step. */
 struct SeqSlice {
@@ -98,10 +117,14 @@ struct CpuRunnerOptions {
   std::string kernel_level;   // "" = best; "avx512", "avx2", "scalar"
   std::string quantization;   // engine quantization scheme; "none" for checkpoints
   ForwardObserver* observer = nullptr;  // calibration: sees each linear group's input (not owned)
+  TensorParallel tp;                    // a rank's shard of a tensor-parallel engine (off by default)
 };
 
 class TensorStore;
-/** Builds the CPU runner for a Qwen3 model whose tensors are in `store` (kept alive by the runner). */
+/**
+ * Builds the CPU runner for a Qwen3 model whose tensors are in `store` (kept alive by the runner).
+ * With opts.tp on, `store` holds that rank's shard and `cfg` is still the whole model.
+ */
 std::unique_ptr<ModelRunner> make_cpu_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
                                              const CpuRunnerOptions& opts);
 

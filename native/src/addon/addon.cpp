@@ -12,6 +12,7 @@
 #include "grpst/cpu_kernels.h"
 #include "grpst/tensor_store.h"
 #include "grpst/thread_pool.h"
+#include "runtime/collective_nccl.h"
 
 namespace grpst::addon {
 
@@ -20,6 +21,7 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info);       // kernel_tests.cpp
 void RegisterGrammar(Napi::Env env, Napi::Object exports);   // grammar_wrap.cpp
 void RegisterModelTools(Napi::Env env, Napi::Object exports);  // model_tools.cpp
 void RegisterQuantTools(Napi::Env env, Napi::Object exports);  // quant_tools.cpp
+void RegisterTensorParallel(Napi::Env env, Napi::Object exports);  // tp_wrap.cpp
 
 namespace {
 
@@ -44,6 +46,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 #else
   o.Set("cuda", false);
 #endif
+  o.Set("nccl", built_with_nccl());
   return o;
 }
 
@@ -99,6 +102,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterGrammar(env, exports);
   RegisterModelTools(env, exports);
   RegisterQuantTools(env, exports);
+  RegisterTensorParallel(env, exports);
   return exports;
 }
 

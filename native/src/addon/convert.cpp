@@ -119,6 +119,25 @@ std::vector<TensorDesc> tensor_table_from_js(const Napi::Array& a) {
   return out;
 }
 
+std::vector<float> kv_scales_from_js(const Napi::Object& o) {
+  std::vector<float> out;
+  if (!present(o, "kvCacheScales")) return out;
+  Napi::Value v = o.Get("kvCacheScales");
+  if (!v.IsArray()) type_error("kvCacheScales must be an array of [k_scale, v_scale] pairs, one per layer");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value pair = a.Get(i);
+    if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2)
+      type_error("kvCacheScales[" + std::to_string(i) + "] must be a [k_scale, v_scale] pair");
+    for (uint32_t j = 0; j < 2; j++) {
+      Napi::Value e = pair.As<Napi::Array>().Get(j);
+      if (!e.IsNumber()) type_error("kvCacheScales[" + std::to_string(i) + "] must hold numbers");
+      out.push_back(float(e.As<Napi::Number>().DoubleValue()));
+    }
+  }
+  return out;
+}
+
 EngineOptions engine_options_from_js(const Napi::Object& o) {
   EngineOptions e;
   e.max_batch_size = get_int(o, "maxBatchSize", e.max_batch_size);
@@ -129,6 +148,7 @@ EngineOptions engine_options_from_js(const Napi::Object& o) {
   e.kv_cache_bytes = int64_t(get_number(o, "kvCacheBytes", 0));
   e.kv_free_mem_fraction = get_number(o, "kvCacheFreeMemFraction", 0);
   e.kv_dtype = get_string(o, "kvCacheDtype", "auto");
+  e.kv_scales = kv_scales_from_js(o);
   e.prefix_caching = get_bool(o, "enablePrefixCaching", true);
   return e;
 }

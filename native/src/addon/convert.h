@@ -15,6 +15,8 @@ namespace grpst::addon {
 ModelConfig model_config_from_js(const Napi::Object& o);
 std::vector<TensorDesc> tensor_table_from_js(const Napi::Array& a);
 EngineOptions engine_options_from_js(const Napi::Object& o);
+/** options.kvCacheScales ([k_scale, v_scale] per layer) flattened; empty when absent. */
+std::vector<float> kv_scales_from_js(const Napi::Object& o);
 /** `constraint` is resolved by the caller (it is an addon object). */
 Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const Napi::Object& params);
 

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "addon/convert.h"
+#include "addon/tp_wrap.h"
 #include "grpst/cpu_kernels.h"
 #include "grpst/tensor_store.h"
 #include "runtime/cuda_select.h"
@@ -42,9 +43,10 @@ class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, ModelConfig cfg, std::vector<TensorDesc> table, EngineOptions eopts,
              CpuRunnerOptions ropts, std::shared_ptr<EventChannel> channel, Napi::Function on_events,
-             std::string device)
+             std::string device, TpLoad tp)
       : Napi::AsyncWorker(env),
         device_(std::move(device)),
+        tp_(std::move(tp)),
         on_events_(Napi::Persistent(on_events)),
         deferred_(Napi::Promise::Deferred::New(env)),
         cfg_(std::move(cfg)),
@@ -59,13 +61,14 @@ class LoadWorker : public Napi::AsyncWorker {
     try {
       auto store = std::make_shared<TensorStore>(std::move(table_));
       // KV bytes per token do not depend on the runner's buffers: size them from the config.
-      const KvDType kvd = parse_kv_dtype(eopts_.kv_dtype);
-      const size_t kv_bpt = size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * kv_dtype_size(kvd);
+      // (A tensor-parallel rank holds its share of the KV heads.)
+      const size_t kv_bpt = kv_cache_bytes_per_token(tp_rank0_config(cfg_, tp_), parse_kv_dtype(eopts_.kv_dtype));
       ResolvedEngineOptions ro = resolve_engine_options(eopts_, cfg_, kv_bpt);
       ropts_.max_tokens = ro.opts.max_num_tokens;
       ropts_.max_logit_rows = ro.max_logit_rows;
       ropts_.max_seq_len = ro.opts.max_seq_len;
-      auto runner = make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro);
+      auto runner = tp_.size > 0 ? make_tp_leader_runner(tp_, device_, cfg_, store, ropts_, eopts_, ro)
+                                 : make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro);
       const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
       std::weak_ptr<EventChannel> weak = channel_;
       engine_ = std::make_unique<Engine>(std::move(runner), ro, k.max_and_sum_exp, ropts_.quantization,
@@ -106,6 +109,7 @@ class LoadWorker : public Napi::AsyncWorker {
 
  private:
   std::string device_;
+  TpLoad tp_;
   Napi::FunctionReference on_events_;
   Napi::Promise::Deferred deferred_;
   ModelConfig cfg_;
@@ -282,7 +286,8 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   auto channel = std::make_shared<EventChannel>();
   channel->tsfn = Napi::ThreadSafeFunction::New(env, on_events, "grpst-engine-events", 0, 1);
   channel->tsfn.Unref(env);
-  auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events, device);
+  TpLoad tp = tp_load_from_js(opts);
+  auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events, device, std::move(tp));
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

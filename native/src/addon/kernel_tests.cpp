@@ -11,6 +11,7 @@
 
 #include "grpst/common.h"
 #include "grpst/cpu_kernels.h"
+#include "grpst/kv_quant.h"
 #include "grpst/linear.h"
 #include "grpst/thread_pool.h"
 
@@ -66,7 +67,56 @@ double test_gemm(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool& inva
   return worst;
 }
 
-double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool kv_bf16, bool& row_invariant) {
+/** A random pool of `n` elements of `elem`, and what each element reads as (value * scale) in fp32. */
+struct TestPool {
+  std::vector<float> f32;         // F32 pools, and the values every other pool reads as
+  std::vector<uint16_t> bf16;
+  std::vector<uint8_t> fp8;
+  std::vector<int8_t> i8;
+  float scale = 1.0f;
+  const void* data(KvElem e) const {
+    switch (e) {
+      case KvElem::BF16: return bf16.data();
+      case KvElem::FP8: return fp8.data();
+      case KvElem::INT8: return i8.data();
+      default: return f32.data();
+    }
+  }
+};
+
+TestPool make_pool(Rand& r, KvElem elem, size_t n) {
+  TestPool p;
+  p.f32 = r.floats(n, -3, 3);
+  // Scales as calibration gives them (amax / 448 or / 127), so codes span their whole range.
+  p.scale = elem == KvElem::FP8 ? 3.0f / 448 : elem == KvElem::INT8 ? 3.0f / 127 : 1.0f;
+  for (size_t i = 0; i < n; i++) {
+    float& x = p.f32[i];
+    switch (elem) {
+      case KvElem::BF16:
+        p.bf16.push_back(f32_to_bf16(x));
+        x = bf16_to_f32(p.bf16.back());
+        break;
+      case KvElem::FP8:
+        p.fp8.push_back(kv_quantize_fp8(x, p.scale));
+        x = e4m3_to_f32(p.fp8.back()) * p.scale;
+        break;
+      case KvElem::INT8:
+        p.i8.push_back(kv_quantize_int8(x, p.scale));
+        x = float(p.i8.back()) * p.scale;
+        break;
+      default: break;
+    }
+  }
+  return p;
+}
+
+/**
+ * Attention over a pool of `elem` on several shapes: the level against the scalar twin (returned,
+ * max relative error), rows one by one against rows together (row_invariant), and, for quantized
+ * pools, against fp32 attention over the values the codes stand for, code * scale (vs_float).
+ */
+double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, KvElem elem, bool& row_invariant,
+                      double* vs_float = nullptr) {
   double worst = 0;
   const int cases[][5] = {{2, 128, 16, 40, 1}, {3, 24, 16, 300, 13}, {1, 16, 4, 5, 3}, {20, 32, 16, 33, 2},
                           {2, 128, 16, 200, 16}, {8, 64, 16, 90, 7}};  // G, D, bs, ctx of row 0, rows
@@ -75,12 +125,7 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool 
     const int L = L0 + R - 1;  // the last row's context
     const int nkv = 2, blocks = (L + bs - 1) / bs + 3;
     const size_t pool_elems = size_t(blocks) * nkv * bs * D;
-    auto kf = r.floats(pool_elems), vf = r.floats(pool_elems);
-    std::vector<uint16_t> kb(pool_elems), vb(pool_elems);
-    for (size_t i = 0; i < pool_elems; i++) {
-      kb[i] = f32_to_bf16(kf[i]);
-      vb[i] = f32_to_bf16(vf[i]);
-    }
+    const TestPool kp = make_pool(r, elem, pool_elems), vp = make_pool(r, elem, pool_elems);
     std::vector<int32_t> table;  // scattered blocks
     for (int b = 0; b < (L + bs - 1) / bs; b++) table.push_back((b * 5 + 2) % blocks);
     auto q = r.floats(size_t(R) * G * D, -2, 2);
@@ -93,9 +138,11 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool 
     a.head_dim = D;
     a.rows = R;
     a.row_stride = int64_t(G) * D;
-    a.k_pool = kv_bf16 ? static_cast<const void*>(kb.data()) : kf.data();
-    a.v_pool = kv_bf16 ? static_cast<const void*>(vb.data()) : vf.data();
-    a.kv_bf16 = kv_bf16;
+    a.k_pool = kp.data(elem);
+    a.v_pool = vp.data(elem);
+    a.kv_elem = elem;
+    a.k_scale = kp.scale;
+    a.v_scale = vp.scale;
     a.block_stride = int64_t(nkv) * bs * D;
     a.head_offset = int64_t(1) * bs * D;
     a.block_size = bs;
@@ -108,6 +155,17 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool 
     a.out = outr.data();
     ref.attention(a);
     worst = std::max(worst, rel_err(out, outr));
+    if (vs_float) {
+      AttentionArgs f = a;
+      f.k_pool = kp.f32.data();
+      f.v_pool = vp.f32.data();
+      f.kv_elem = KvElem::F32;
+      f.k_scale = f.v_scale = 1.0f;
+      std::vector<float> outf(out_elems);
+      f.out = outf.data();
+      ref.attention(f);
+      *vs_float = std::max(*vs_float, rel_err(out, outf));
+    }
     // Row by row: the same bits as all rows together.
     for (int row = 0; row < R; row++) {
       AttentionArgs one = a;
@@ -120,6 +178,44 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool 
     if (single != out) row_invariant = false;
   }
   return worst;
+}
+
+/**
+ * The KV cache quantizers against brute force: every e4m3 code round-trips; random values (and
+ * the midpoints between neighbouring codes) go to the nearest code, ties to the even one, and
+ * beyond 448 saturate; int8 rounds half to even and clamps at +-127. Returns the mismatches.
+ */
+int test_kv_rounding() {
+  int bad = 0;
+  std::vector<float> codes;  // value of each finite non-negative code 0x00..0x7e, increasing
+  for (int c = 0; c <= 0x7e; c++) {
+    codes.push_back(e4m3_to_f32(uint8_t(c)));
+    if (f32_to_e4m3(codes.back()) != c || f32_to_e4m3(-codes.back()) != (c | 0x80)) bad++;
+    if (c > 0 && !(codes[c] > codes[c - 1])) bad++;
+  }
+  auto nearest = [&](float x) {
+    const float a = std::fabs(x);
+    int best = 0;
+    for (int c = 1; c <= 0x7e; c++) {
+      const float d = std::fabs(codes[c] - a), db = std::fabs(codes[best] - a);
+      if (d < db || (d == db && (c & 1) == 0)) best = c;
+    }
+    return uint8_t((std::signbit(x) ? 0x80 : 0) | best);
+  };
+  std::mt19937 gen(77);
+  std::vector<float> xs = {0.0f, 448.0f, 449.0f, 464.0f, 1e9f, -1e9f, 1e-12f};
+  for (int c = 0; c < 0x7e; c++) xs.push_back((codes[c] + codes[c + 1]) / 2);  // exact midpoints: ties
+  for (int i = 0; i < 20000; i++) {
+    const float mag = std::ldexp(std::uniform_real_distribution<float>(1, 2)(gen), int(gen() % 24) - 14);
+    xs.push_back(gen() % 2 ? mag : -mag);
+  }
+  for (float x : xs)
+    if (f32_to_e4m3(x) != nearest(x)) bad++;
+  const float int8_cases[][3] = {{2.5f, 1, 2}, {3.5f, 1, 4}, {-2.5f, 1, -2}, {1000, 1, 127}, {-1000, 1, -127},
+                                 {0.74f, 0.5f, 1}, {-0.76f, 0.5f, -2}, {126.6f, 1, 127}};
+  for (auto& c : int8_cases)
+    if (kv_quantize_int8(c[0], c[1]) != int8_t(c[2])) bad++;
+  return bad;
 }
 
 double test_rows(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
@@ -167,9 +263,14 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("gemmBf16", test_gemm(k, ref, r, invariant));
   o.Set("gemmBatchInvariant", invariant);
   bool rows_invariant = true;
-  o.Set("attentionF32", test_attention(k, ref, r, false, rows_invariant));
-  o.Set("attentionBf16", test_attention(k, ref, r, true, rows_invariant));
+  double quant_vs_float = 0;
+  o.Set("attentionF32", test_attention(k, ref, r, KvElem::F32, rows_invariant));
+  o.Set("attentionBf16", test_attention(k, ref, r, KvElem::BF16, rows_invariant));
+  o.Set("attentionFp8", test_attention(k, ref, r, KvElem::FP8, rows_invariant, &quant_vs_float));
+  o.Set("attentionInt8", test_attention(k, ref, r, KvElem::INT8, rows_invariant, &quant_vs_float));
+  o.Set("attentionQuantVsFloat", quant_vs_float);
   o.Set("attentionRowInvariant", rows_invariant);
+  o.Set("kvQuantRounding", test_kv_rounding());
   o.Set("rowKernels", test_rows(k, ref, r));
   o.Set("maxSumExp", test_softmax_sums(k, ref, r));
   return o;

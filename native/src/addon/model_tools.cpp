@@ -17,6 +17,7 @@
 #include "grpst/forward_observer.h"
 #include "grpst/model_runner.h"
 #include "grpst/tensor_store.h"
+#include "runtime/tp_runner.h"
 
 namespace grpst::addon {
 
@@ -36,6 +37,9 @@ struct Capture {
 struct LayerStats {
   Capture cap[4];
   float k_amax = 0, v_amax = 0;
+  // [kv_dim]: max |v| per channel. A build that folds o_proj's factors into v_proj rows (AWQ,
+  // SmoothQuant) divides each channel by its own factor, so the engine's cache amax follows from these.
+  std::vector<float> v_abs_max;
 };
 
 /** Accumulates statistics over every token; keeps every `stride`-th token row as a sample. */
@@ -72,9 +76,15 @@ class CalibrationObserver final : public ForwardObserver {
 
   void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
     LayerStats& s = layers_[layer];
-    for (int64_t i = 0; i < int64_t(rows) * kv_dim; i++) {
-      s.k_amax = std::max(s.k_amax, std::fabs(k[i]));
-      s.v_amax = std::max(s.v_amax, std::fabs(v[i]));
+    if (s.v_abs_max.empty()) s.v_abs_max.assign(kv_dim, 0.0f);
+    for (int r = 0; r < rows; r++) {
+      const float* kr = k + int64_t(r) * kv_dim;
+      const float* vr = v + int64_t(r) * kv_dim;
+      for (int i = 0; i < kv_dim; i++) {
+        s.k_amax = std::max(s.k_amax, std::fabs(kr[i]));
+        s.v_abs_max[i] = std::max(s.v_abs_max[i], std::fabs(vr[i]));
+        s.v_amax = std::max(s.v_amax, s.v_abs_max[i]);
+      }
     }
   }
 
@@ -102,20 +112,31 @@ class ProxyObserver final : public ForwardObserver {
 struct Tool {
   ModelConfig cfg;
   std::shared_ptr<TensorStore> store;
+  // A tensor-parallel engine: one store per rank, run as an in-process group on the CPU.
+  std::vector<std::shared_ptr<TensorStore>> rank_stores;
   CpuRunnerOptions ropts;
   int max_seq_len = 0;
+  // The cache the scores are measured with: fp32 (calibration, checkpoints) or the engine's fp8 /
+  // int8 cache with its scales, so a build's accuracy report includes the KV quantization.
+  KvDType kv_dtype = KvDType::F32;
+  std::vector<float> kv_scales;
   ProxyObserver proxy;
   std::unique_ptr<ModelRunner> runner;  // built once, with its own KV pool
   std::mutex mutex;                     // one operation at a time
 
   void load() {
     CpuRunnerOptions o = ropts;
-    o.observer = &proxy;
-    runner = make_cpu_runner(cfg, store, o);
+    if (rank_stores.size() > 1) {
+      runner = make_in_process_tp(cfg, rank_stores, o);
+    } else {
+      o.observer = &proxy;
+      runner = make_cpu_runner(cfg, store, o);
+    }
     KvCacheSpec kv;
     kv.block_size = kBlockSize;
     kv.num_blocks = (max_seq_len + kBlockSize - 1) / kBlockSize;
-    kv.dtype = KvDType::F32;
+    kv.dtype = kv_dtype;
+    set_kv_scales(kv, kv_scales, cfg.num_layers);
     runner->allocate_kv(kv);
   }
 
@@ -257,6 +278,8 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
     sequences->emplace_back(a.Data(), a.Data() + a.ElementLength());
     total += int64_t(a.ElementLength());
   }
+  if (t->rank_stores.size() > 1)
+    throw Napi::Error::New(env, "calibration runs on a single-rank model; calibrate the checkpoint (or a --tp_size 1 engine) instead");
   const int sample_rows = std::max(0, info[1].As<Napi::Number>().Int32Value());
   // A caller that splits its text into several calls passes the sampling stride and the index of
   // this call's first token, so the kept rows are the same as in one call over all the text.
@@ -309,6 +332,9 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
           }
           o.Set("kAmax", s.k_amax);
           o.Set("vAmax", s.v_amax);
+          Napi::Float32Array vmax = Napi::Float32Array::New(e, s.v_abs_max.size());
+          std::copy(s.v_abs_max.begin(), s.v_abs_max.end(), vmax.Data());
+          o.Set("vAbsMax", vmax);
           layers[l] = o;
         }
         Napi::Object result = Napi::Object::New(e);
@@ -320,28 +346,45 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
   return job->promise();
 }
 
-/** createModelTool(config, tensors, {threads, cpuKernels, quantization, maxSeqLen}) -> Promise<NativeModelTool>. */
+/**
+ * createModelTool(config, tensors, {threads, cpuKernels, quantization, maxSeqLen, kvCacheDtype, kvCacheScales})
+ * -> Promise<NativeModelTool>. The KV cache is fp32 unless kvCacheDtype names another (an engine's fp8 /
+ * int8 cache with its scales). `tensors` is one table, or one table per rank of a tensor-parallel engine (run in this process).
+ */
 Napi::Value CreateModelTool(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject() || !info[1].IsArray() || !info[2].IsObject())
     throw Napi::TypeError::New(env, "createModelTool(config, tensors, options)");
   auto t = std::make_shared<Tool>();
   t->cfg = model_config_from_js(info[0].As<Napi::Object>());
-  auto table = std::make_shared<std::vector<TensorDesc>>(tensor_table_from_js(info[1].As<Napi::Array>()));
+  Napi::Array tables_js = info[1].As<Napi::Array>();
+  auto tables = std::make_shared<std::vector<std::vector<TensorDesc>>>();
+  if (tables_js.Length() > 0 && tables_js.Get(0u).IsArray()) {
+    for (uint32_t r = 0; r < tables_js.Length(); r++) {
+      Napi::Value v = tables_js.Get(r);
+      if (!v.IsArray()) throw Napi::TypeError::New(env, "createModelTool: every rank's tensor table must be an array");
+      tables->push_back(tensor_table_from_js(v.As<Napi::Array>()));
+    }
+  } else {
+    tables->push_back(tensor_table_from_js(tables_js));
+  }
   Napi::Object opts = info[2].As<Napi::Object>();
   const unsigned hw = std::thread::hardware_concurrency();
   t->ropts.threads = int(get_number(opts, "threads", hw ? hw : 1));
   t->ropts.kernel_level = get_string(opts, "cpuKernels", "");
   t->ropts.quantization = get_string(opts, "quantization", "none");
   t->max_seq_len = int(get_number(opts, "maxSeqLen", 4096));
+  if (get_string(opts, "kvCacheDtype", "") != "") t->kv_dtype = parse_kv_dtype(get_string(opts, "kvCacheDtype", ""));
+  t->kv_scales = kv_scales_from_js(opts);
   t->ropts.max_tokens = kChunk;
   t->ropts.max_logit_rows = kChunk;
   t->ropts.max_seq_len = t->max_seq_len;
   choose_cpu_level(t->ropts.kernel_level);
   auto* job = new Job(
       env,
-      [t, table]() {
-        t->store = std::make_shared<TensorStore>(std::move(*table));
+      [t, tables]() {
+        for (auto& table : *tables) t->rank_stores.push_back(std::make_shared<TensorStore>(std::move(table)));
+        t->store = t->rank_stores[0];
         // Load the weights here, so format and shape errors surface at creation.
         t->load();
       },

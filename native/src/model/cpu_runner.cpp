@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "grpst/cpu_kernels.h"
+#include "grpst/kv_quant.h"
 #include "grpst/linear.h"
 #include "grpst/model_runner.h"
 #include "grpst/tensor_store.h"
@@ -72,13 +73,23 @@ class Activations {
   std::unique_ptr<AlignedBuffer> buf_;
 };
 
+KvElem kv_elem(KvDType d) {
+  switch (d) {
+    case KvDType::BF16: return KvElem::BF16;
+    case KvDType::FP8: return KvElem::FP8;
+    case KvDType::INT8: return KvElem::INT8;
+    default: return KvElem::F32;
+  }
+}
+
 // Query rows of one sequence that one attention call handles together (they share K/V loads).
 constexpr int kAttnRows = 16;
 
 class CpuRunner final : public ModelRunner {
  public:
   CpuRunner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store, const CpuRunnerOptions& opts)
-      : cfg_(cfg),
+      : full_(cfg),
+        cfg_(opts.tp.on() ? shard_config(cfg, opts.tp.shard) : cfg),
         store_(std::move(store)),
         opts_(opts),
         k_(cpu_kernels(choose_cpu_level(opts.kernel_level))),
@@ -103,7 +114,7 @@ class CpuRunner final : public ModelRunner {
     positions_.resize(T);
   }
 
-  const ModelConfig& config() const override { return cfg_; }
+  const ModelConfig& config() const override { return full_; }
   std::string device() const override { return "cpu"; }
   std::string kernels() const override { return k_.name; }
   int threads() const override { return pool_.size(); }
@@ -114,6 +125,9 @@ class CpuRunner final : public ModelRunner {
   }
 
   void allocate_kv(const KvCacheSpec& spec) override {
+    if (kv_dtype_quantized(spec.dtype) &&
+        (int(spec.k_scales.size()) != cfg_.num_layers || int(spec.v_scales.size()) != cfg_.num_layers))
+      throw Error("a quantized KV cache needs one k and one v scale per layer");
     kv_ = spec;
     const size_t per_layer = size_t(spec.num_blocks) * spec.block_size * cfg_.kv_dim() * kv_dtype_size(spec.dtype);
     k_pool_.clear();
@@ -131,8 +145,15 @@ class CpuRunner final : public ModelRunner {
   void prepare_rows(const StepBatch& b);
   void attention_layer(const StepBatch& b, int layer);
   void qk_norm_rope_store(int T, int layer);
+  void embed(const StepBatch& b, float* x);
+  void lm_head(const StepBatch& b, const float* fin, float* logits);
+  /** Tensor parallel: the sum over ranks of each rank's partial [T, H] (o_proj / down_proj). */
+  void reduce_partials(float* y, int T) {
+    if (opts_.tp.on()) opts_.tp.comm->all_reduce_sum(y, size_t(T) * cfg_.hidden_size, CollDType::F32, nullptr);
+  }
 
-  ModelConfig cfg_;
+  ModelConfig full_;  // the whole model (what config() reports: the vocabulary of the logits)
+  ModelConfig cfg_;   // what this runner's weights hold: full_, or one rank's shard of it
   std::shared_ptr<TensorStore> store_;
   CpuRunnerOptions opts_;
   const CpuKernels& k_;
@@ -149,6 +170,7 @@ class CpuRunner final : public ModelRunner {
   std::vector<AttnItem> attn_items_;  // this step's attention work
   std::vector<int64_t> slots_;               // per row: block * block_size + offset in the pool
   std::vector<int32_t> positions_;
+  std::vector<float> tp_logits_, tp_gathered_;  // tensor parallel: [R, V/N] of this rank, [N, R, V/N]
   PhaseProfile prof_;
 };
 
@@ -179,9 +201,9 @@ void CpuRunner::prepare_rows(const StepBatch& b) {
         attn_items_.push_back({s, h, r0, std::min(sl.first_row + sl.num_tokens, r0 + kAttnRows)});
   }
   for (int r = 0; r < T; r++) {
-    if (b.tokens[r] < 0 || b.tokens[r] >= cfg_.vocab_size)
+    if (b.tokens[r] < 0 || b.tokens[r] >= full_.vocab_size)
       throw Error("token id " + std::to_string(b.tokens[r]) + " is outside the vocabulary (size " +
-                  std::to_string(cfg_.vocab_size) + ")");
+                  std::to_string(full_.vocab_size) + ")");
   }
   // cos/sin tables per row, as transformers builds them: angle = pos * inv_freq in fp32.
   const int half = cfg_.head_dim / 2;
@@ -204,10 +226,11 @@ void CpuRunner::qk_norm_rope_store(int T, int layer) {
   float* kx = kx_.get();
   const float* vx = vx_.get();
   const float* rope = rope_.get();
-  const bool bf16 = kv_.dtype == KvDType::BF16;
   const int64_t bs = kv_.block_size;
   void* kpool = k_pool_[layer]->ptr;
   void* vpool = v_pool_[layer]->ptr;
+  const bool quantized = kv_dtype_quantized(kv_.dtype);
+  const float ks = quantized ? kv_.k_scales[layer] : 1.0f, vs = quantized ? kv_.v_scales[layer] : 1.0f;
   auto rotate = [&](float* v, const float* cs) {
     const float* c = cs;
     const float* s = cs + half;
@@ -235,14 +258,33 @@ void CpuRunner::qk_norm_rope_store(int T, int layer) {
       // Pool layout per block and KV head: keys [head_dim][slot], values [slot][head_dim].
       const int64_t head_base = (block * cfg_.num_kv_heads + h) * bs * D;
       const float* vv = vx + size_t(r) * kvd + size_t(h) * D;
-      if (bf16) {
-        uint16_t* kd = static_cast<uint16_t*>(kpool) + head_base + off;
-        for (int d = 0; d < D; d++) kd[d * bs] = f32_to_bf16(kv[d]);
-        k_.f32_to_bf16(vv, static_cast<uint16_t*>(vpool) + head_base + off * D, D);
-      } else {
-        float* kd = static_cast<float*>(kpool) + head_base + off;
-        for (int d = 0; d < D; d++) kd[d * bs] = kv[d];
-        std::copy(vv, vv + D, static_cast<float*>(vpool) + head_base + off * D);
+      switch (kv_.dtype) {
+        case KvDType::BF16: {
+          uint16_t* kd = static_cast<uint16_t*>(kpool) + head_base + off;
+          for (int d = 0; d < D; d++) kd[d * bs] = f32_to_bf16(kv[d]);
+          k_.f32_to_bf16(vv, static_cast<uint16_t*>(vpool) + head_base + off * D, D);
+          break;
+        }
+        case KvDType::F32: {
+          float* kd = static_cast<float*>(kpool) + head_base + off;
+          for (int d = 0; d < D; d++) kd[d * bs] = kv[d];
+          std::copy(vv, vv + D, static_cast<float*>(vpool) + head_base + off * D);
+          break;
+        }
+        case KvDType::FP8: {
+          uint8_t* kd = static_cast<uint8_t*>(kpool) + head_base + off;
+          uint8_t* vd = static_cast<uint8_t*>(vpool) + head_base + off * D;
+          for (int d = 0; d < D; d++) kd[d * bs] = kv_quantize_fp8(kv[d], ks);
+          for (int d = 0; d < D; d++) vd[d] = kv_quantize_fp8(vv[d], vs);
+          break;
+        }
+        case KvDType::INT8: {
+          int8_t* kd = static_cast<int8_t*>(kpool) + head_base + off;
+          int8_t* vd = static_cast<int8_t*>(vpool) + head_base + off * D;
+          for (int d = 0; d < D; d++) kd[d * bs] = kv_quantize_int8(kv[d], ks);
+          for (int d = 0; d < D; d++) vd[d] = kv_quantize_int8(vv[d], vs);
+          break;
+        }
       }
     }
   });
@@ -262,7 +304,11 @@ void CpuRunner::attention_layer(const StepBatch& b, int layer) {
     a.head_dim = D;
     a.k_pool = k_pool_[layer]->ptr;
     a.v_pool = v_pool_[layer]->ptr;
-    a.kv_bf16 = kv_.dtype == KvDType::BF16;
+    a.kv_elem = kv_elem(kv_.dtype);
+    if (kv_dtype_quantized(kv_.dtype)) {
+      a.k_scale = kv_.k_scales[layer];
+      a.v_scale = kv_.v_scales[layer];
+    }
     a.block_stride = int64_t(nkv) * kv_.block_size * D;
     a.head_offset = int64_t(it.head) * kv_.block_size * D;
     a.block_size = kv_.block_size;
@@ -282,9 +328,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   const float eps = cfg_.rms_norm_eps;
   float *x = x_.get(), *h = h_.get(), *gate = gate_.get(), *up = up_.get();
 
-  pool_.parallel_for(T, [&](int r, int) {
-    k_.bf16_to_f32(w_.embed + size_t(b.tokens[r]) * H, x + size_t(r) * H, H);
-  });
+  embed(b, x);
   prof_.mark(PhaseProfile::Embed);
   for (int l = 0; l < cfg_.num_layers; l++) {
     const Qwen3Layer& L = w_.layers[l];
@@ -304,6 +348,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     prof_.mark(PhaseProfile::Attention);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::OIn, attn_.get(), T, cfg_.q_dim());
     linear_forward(L.o, attn_.get(), h, T, k_, pool_);
+    reduce_partials(h, T);
     prof_.mark(PhaseProfile::OProj);
     pool_.parallel_for(T, [&](int r, int) {
       k_.add(x + size_t(r) * H, h + size_t(r) * H, H);
@@ -323,6 +368,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     prof_.mark(PhaseProfile::Silu);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::DownIn, gate, T, I);
     linear_forward(L.down, gate, h, T, k_, pool_);
+    reduce_partials(h, T);
     prof_.mark(PhaseProfile::Down);
     pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
     prof_.mark(PhaseProfile::Norms);
@@ -333,21 +379,43 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   pool_.parallel_for(R, [&](int i, int) {
     k_.rmsnorm(x + size_t(b.logit_rows[i]) * H, w_.final_norm, fin + size_t(i) * H, H, eps);
   });
-  linear_forward(w_.lm_head, fin, logits, R, k_, pool_);
+  lm_head(b, fin, logits);
   prof_.mark(PhaseProfile::LmHead);
 }
 
-}  // namespace
-
-const char* kv_dtype_name(KvDType d) { return d == KvDType::BF16 ? "bfloat16" : "float32"; }
-
-KvDType parse_kv_dtype(const std::string& name) {
-  if (name.empty() || name == "auto" || name == "bfloat16" || name == "bf16") return KvDType::BF16;
-  if (name == "float32" || name == "fp32") return KvDType::F32;
-  throw Error("KV cache dtype \"" + name + "\" is not supported on the CPU (use bfloat16 or float32)");
+// Tensor parallel: this rank holds vocabulary rows [vocab_start, vocab_start + vocab_rows); other
+// tokens get a zero row, and the all-reduce leaves each token's one real row on every rank.
+void CpuRunner::embed(const StepBatch& b, float* x) {
+  const int T = b.num_tokens(), H = cfg_.hidden_size;
+  const int start = opts_.tp.on() ? opts_.tp.shard.vocab_start : 0;
+  pool_.parallel_for(T, [&](int r, int) {
+    const int id = b.tokens[r] - start;
+    if (id >= 0 && id < cfg_.vocab_size) k_.bf16_to_f32(w_.embed + size_t(id) * H, x + size_t(r) * H, H);
+    else std::fill(x + size_t(r) * H, x + size_t(r + 1) * H, 0.0f);
+  });
+  if (opts_.tp.on()) opts_.tp.comm->all_reduce_sum(x, size_t(T) * H, CollDType::F32, nullptr);
 }
 
-size_t kv_dtype_size(KvDType d) { return d == KvDType::BF16 ? 2 : 4; }
+// Tensor parallel: each rank computes the logits of its vocabulary rows; an all-gather gives
+// every rank all of them, [rank][row][V/N], reordered here into [row][V].
+void CpuRunner::lm_head(const StepBatch& b, const float* fin, float* logits) {
+  const int R = int(b.logit_rows.size());
+  if (!opts_.tp.on()) {
+    linear_forward(w_.lm_head, fin, logits, R, k_, pool_);
+    return;
+  }
+  const int N = opts_.tp.shard.size;
+  const size_t Vl = size_t(cfg_.vocab_size), V = size_t(full_.vocab_size);
+  tp_logits_.resize(size_t(R) * Vl);
+  tp_gathered_.resize(size_t(N) * R * Vl);
+  linear_forward(w_.lm_head, fin, tp_logits_.data(), R, k_, pool_);
+  opts_.tp.comm->all_gather(tp_logits_.data(), tp_gathered_.data(), size_t(R) * Vl, CollDType::F32, nullptr);
+  for (int n = 0; n < N; n++)
+    for (int r = 0; r < R; r++)
+      std::copy_n(tp_gathered_.data() + (size_t(n) * R + r) * Vl, Vl, logits + size_t(r) * V + size_t(n) * Vl);
+}
+
+}  // namespace
 
 std::unique_ptr<ModelRunner> make_cpu_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
                                              const CpuRunnerOptions& opts) {

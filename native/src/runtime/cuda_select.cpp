@@ -27,14 +27,21 @@ bool built_with_cuda() {
 
 std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
                                                     std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
-                                                    const EngineOptions& eo, ResolvedEngineOptions& ro) {
+                                                    const EngineOptions& eo, ResolvedEngineOptions& ro,
+                                                    const TensorParallel& tp) {
   check_device_name(device);
+  if (tp.on() && tp.comm->on_device() && (device == "cpu" || !built_with_cuda()))
+    throw Error("a tensor-parallel engine across processes runs on GPUs: load it with device \"cuda\" or \"auto\" on a "
+                "build with the CUDA backend");
 #ifdef GRPST_WITH_CUDA
   std::string why;
   const bool gpu = cuda_device_available(&why);
   if (device == "cuda" && !gpu) throw Error("device \"cuda\" is not available: " + why);
-  if (gpu && device != "cpu") {
+  if (tp.on() && tp.comm->on_device() && !gpu) throw Error("a tensor-parallel engine across processes needs GPUs: " + why);
+  if (gpu && device != "cpu" && !(tp.on() && !tp.comm->on_device())) {
     CudaRunnerOptions o;
+    o.tp = tp;
+    o.device = tp.on() ? tp.shard.rank : 0;
     o.max_tokens = ro.opts.max_num_tokens;
     o.max_logit_rows = ro.max_logit_rows;
     o.max_seq_len = ro.opts.max_seq_len;
@@ -57,7 +64,9 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
     return runner;
   }
 #endif
-  return make_cpu_runner(cfg, std::move(store), cpu);
+  CpuRunnerOptions c = cpu;
+  c.tp = tp;
+  return make_cpu_runner(cfg, std::move(store), c);
 }
 
 }  // namespace grpst

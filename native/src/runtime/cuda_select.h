@@ -16,9 +16,13 @@ void check_device_name(const std::string& device);
 /** Whether this build includes the CUDA backend. */
 bool built_with_cuda();
 
-/** The runner for `device`; may change ro.kv.num_blocks (CUDA: sized from free GPU memory). */
+/**
+ * The runner for `device`; may change ro.kv.num_blocks (CUDA: sized from free GPU memory). With
+ * `tp` on (a device group), the runner is that rank's shard on GPU `tp.shard.rank`.
+ */
 std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
                                                     std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
-                                                    const EngineOptions& eo, ResolvedEngineOptions& ro);
+                                                    const EngineOptions& eo, ResolvedEngineOptions& ro,
+                                                    const TensorParallel& tp = {});
 
 }  // namespace grpst

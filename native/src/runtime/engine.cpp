@@ -44,6 +44,7 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& in, const Mode
   r.max_logit_rows = std::max(256, o.max_batch_size);
   r.kv.block_size = o.kv_block_size;
   r.kv.dtype = parse_kv_dtype(o.kv_dtype);
+  set_kv_scales(r.kv, o.kv_scales, cfg.num_layers);
   const int64_t bpt = int64_t(kv_bytes_per_token);
   int64_t tokens;
   if (o.max_tokens_in_kv > 0) {

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadAddon } from '../../engine/addon.js';
 import { readEngineFolder } from '../../engine/engine-folder.js';
+import { resolveKvCache, type KvCacheChoice } from '../../engine/kv-cache.js';
 import type { NativeTensorEntry } from '../../engine/native.js';
 import type { ModelConfig } from '../../model/config.js';
 import { openCheckpoint } from '../../model/checkpoint.js';
@@ -19,7 +20,7 @@ interface RawCapture {
   cols: number;
 }
 
-type RawLayer = Record<CapturePoint, RawCapture> & { kAmax: number; vAmax: number };
+type RawLayer = Record<CapturePoint, RawCapture> & { kAmax: number; vAmax: number; vAbsMax: Float32Array };
 
 interface NativeModelTool {
   logprobs(tokens: Int32Array): Promise<Float32Array>;
@@ -31,35 +32,41 @@ interface ModelToolAddon {
   awqLoss(x: Float32Array, n: number, K: number, w: Float32Array, rows: number, scales: Float32Array | null, group: number): number;
   createModelTool(
     config: ModelConfig,
-    tensors: NativeTensorEntry[],
-    options: { threads?: number; cpuKernels?: string; quantization: string; maxSeqLen: number },
+    /** One table, or one per rank of a tensor-parallel engine (run together on the CPU). */
+    tensors: NativeTensorEntry[] | NativeTensorEntry[][],
+    options: { threads?: number; cpuKernels?: string; quantization: string; maxSeqLen: number; kvCacheDtype?: string; kvCacheScales?: [number, number][] },
   ): Promise<NativeModelTool>;
 }
 
 interface Loaded {
   model: ModelConfig;
-  tensors: NativeTensorEntry[];
+  tensors: NativeTensorEntry[] | NativeTensorEntry[][];
   quantization: string;
+  /** An engine's fp8 / int8 KV cache (kv_cache.scales), which its scores must include. */
+  kv?: KvCacheChoice;
 }
 
 function loadModel(dirArg: string): Loaded {
   const dir = resolve(dirArg);
   if (existsSync(join(dir, 'engine.json'))) {
     const f = readEngineFolder(dir);
-    return { model: f.model, tensors: f.tensors, quantization: f.quantization };
+    const kv = resolveKvCache(undefined, f.manifest.kv_cache, dir);
+    return { model: f.model, tensors: f.tpSize > 1 ? f.rankTensors : f.tensors, quantization: f.quantization, kv: kv.kvCacheScales ? kv : undefined };
   }
   const ck = openCheckpoint(dir);
   const tensors = [...ck.tensors.values()].map((t) => ({ name: t.name, file: t.file, offset: t.offset, nbytes: t.nbytes, dtype: t.dtype, shape: t.shape }));
   return { model: ck.model, tensors, quantization: 'none' };
 }
 
-async function openTool(dir: string, maxSeqLen: number): Promise<{ tool: NativeModelTool; model: ModelConfig }> {
+/** `withKvCache`: run an engine's quantized KV cache (scoring); calibration always runs an fp32 cache. */
+async function openTool(dir: string, maxSeqLen: number, withKvCache = false): Promise<{ tool: NativeModelTool; model: ModelConfig }> {
   const addon = loadAddon() as unknown as ModelToolAddon;
   const m = loadModel(dir);
   const tool = await addon.createModelTool(m.model, m.tensors, {
     quantization: m.quantization,
     maxSeqLen,
     cpuKernels: process.env.GRPST_CPU_KERNELS || undefined,
+    ...(withKvCache && m.kv ? m.kv : {}),
   });
   return { tool, model: m.model };
 }
@@ -91,7 +98,7 @@ interface MergedCapture {
 
 interface Merged {
   tokens: number;
-  layers: (Record<CapturePoint, MergedCapture> & { kAmax: number; vAmax: number })[];
+  layers: (Record<CapturePoint, MergedCapture> & { kAmax: number; vAmax: number; vAbsMax: Float32Array })[];
 }
 
 const points: CapturePoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
@@ -102,6 +109,7 @@ function merge(into: Merged | undefined, layers: RawLayer[], tokens: number): Me
     layers: layers.map((l) => ({
       kAmax: 0,
       vAmax: 0,
+      vAbsMax: new Float32Array(l.vAbsMax.length),
       ...(Object.fromEntries(points.map((p) => [p, { cols: l[p].cols, absMax: new Float32Array(l[p].cols), absSum: new Float64Array(l[p].cols), rows: [] }])) as unknown as Record<CapturePoint, MergedCapture>),
     })),
   };
@@ -109,6 +117,7 @@ function merge(into: Merged | undefined, layers: RawLayer[], tokens: number): Me
     const dst = m.layers[i];
     dst.kAmax = Math.max(dst.kAmax, l.kAmax);
     dst.vAmax = Math.max(dst.vAmax, l.vAmax);
+    for (let c = 0; c < dst.vAbsMax.length; c++) dst.vAbsMax[c] = Math.max(dst.vAbsMax[c], l.vAbsMax[c]);
     for (const p of points) {
       const c = dst[p];
       const raw = l[p];
@@ -134,6 +143,7 @@ function finish(m: Merged): LayerCalibration[] {
     captures: { attn_in: capture(l.attn_in), o_in: capture(l.o_in), mlp_in: capture(l.mlp_in), down_in: capture(l.down_in) },
     kAmax: l.kAmax,
     vAmax: l.vAmax,
+    vAbsMax: l.vAbsMax,
   }));
 }
 
@@ -168,7 +178,7 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
       }
     },
     async openScorer(dir: string): Promise<Scorer> {
-      const { tool, model } = await openTool(dir, 1024);
+      const { tool, model } = await openTool(dir, 1024, true);
       return {
         vocabSize: model.vocabSize,
         async logprobs(tokens, onRows) {

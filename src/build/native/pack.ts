@@ -1,18 +1,20 @@
-// Writes a rank's weights in engine order: embeddings, each layer (norms, then its seven linears
-// in the chosen format), the final norm, lm_head. Norms are stored as fp32: AWQ and SmoothQuant
+// Writes the weights of every rank in engine order: embeddings, each layer (norms, then its seven
+// linears in the chosen format), the final norm, lm_head; with tp_size > 1 each tensor is cut into
+// one slice per rank as src/build/shard.ts says. Norms are stored as fp32: AWQ and SmoothQuant
 // fold factors into them, and rounding the folded values back to bf16 would add error for nothing.
-import type { ManifestLinear, ManifestRank } from '../manifest.js';
+import type { ManifestRank } from '../manifest.js';
 import type { Dtype, QFormat } from '../options.js';
 import type { Reporter } from '../progress.js';
 import type { Staging } from '../staging.js';
 import { int4Linear } from '../../quant/int4.js';
 import type { AwqLossFn } from '../../quant/awq.js';
-import { quantizeLayer, type GroupNote, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
+import { quantizeLayer, type GroupNote, type KvAmax, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
 import { encodeFloats } from '../../quant/numeric.js';
 import { linearNames, type LinearName } from '../../quant/smoothing.js';
 import type { Matrix, PackedTensor, QuantizedLinear } from '../../quant/types.js';
 import { readAwqLinear, readBytes, readFloat, readMatrix, type SourceModel } from './source.js';
-import { WeightFileWriter } from './weight-writer.js';
+import { linearSplit } from '../shard.js';
+import { RankWriters, type RankFile } from './rank-writers.js';
 
 export interface PackOptions {
   dtype: Dtype;
@@ -25,14 +27,23 @@ export interface PackOptions {
   calibration?: LayerCalibration[];
   /** AWQ's objective, computed by the runtime (native) when it is loaded. */
   awqLoss?: AwqLossFn;
+  /** Tensor-parallel ranks: one weight file each (src/build/shard.ts); default 1. */
+  tp?: number;
 }
 
 export interface PackResult {
-  rank: ManifestRank;
+  /** One entry per tensor-parallel rank. */
+  ranks: ManifestRank[];
+  files: RankFile[];
+  /** Bytes of all weight files together. */
   bytes: number;
-  sha256: string;
   /** Per layer, what the AWQ search chose (empty for other formats). */
   notes: GroupNote[][];
+  /**
+   * Per layer, max |k| and |v| of what the engine's KV cache holds (AWQ and SmoothQuant rescale v's
+   * channels); absent without calibration statistics (an AWQ checkpoint: calibrate the engine).
+   */
+  kvAmax?: KvAmax[];
 }
 
 const engineDtype = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' } as const;
@@ -45,16 +56,16 @@ export function layerFormat(qformat: QFormat, awqSearch: boolean): LayerFormat |
 
 export async function packWeights(src: SourceModel, opts: PackOptions, staging: Staging, reporter: Reporter, signal?: AbortSignal): Promise<PackResult> {
   const m = src.checkpoint.model;
-  const file = 'rank0.weights';
-  const writer = new WeightFileWriter(staging, file);
-  const linears: Record<string, ManifestLinear> = {};
+  const writer = new RankWriters(staging, opts.tp ?? 1);
   const notes: GroupNote[][] = [];
+  const kvAmax: (KvAmax | undefined)[] = [];
   const dt = engineDtype[opts.dtype];
   const float = (name: string, values: Float32Array, shape: number[]): PackedTensor => ({ name, dtype: dt, shape, data: encodeFloats(values, dt) });
   const f32 = (name: string, values: Float32Array): PackedTensor => ({ name, dtype: 'F32', shape: [values.length], data: encodeFloats(values, 'F32') });
+  // Every linear of a layer ends in .q_proj .. .down_proj; lm_head is split by vocabulary rows.
   const addLinear = (prefix: string, q: QuantizedLinear) => {
-    for (const t of q.tensors) writer.add(t);
-    linears[prefix] = q.entry;
+    const name = linearNames.find((n) => prefix.endsWith(n));
+    writer.linear(prefix, q, name ? linearSplit[name] : 'rows');
   };
   // A float tensor already in the engine dtype is copied as it is (no fp32 round trip: an 8B
   // model's embeddings alone are 1.2 GB in bf16).
@@ -70,7 +81,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
   const format = src.awq ? undefined : layerFormat(opts.qformat, opts.awqSearch);
   try {
     const embed = copied('model.embed_tokens.weight');
-    writer.add(embed);
+    writer.rows(embed);
     const [vocab, hidden] = embed.shape;
     for (let i = 0; i < m.numLayers; i++) {
       // Let signals (Ctrl-C) and the spinner run between layers.
@@ -84,6 +95,8 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
         linears: {} as Record<LinearName, Matrix>,
       };
       let quantized: Map<LinearName, QuantizedLinear>;
+      const calib = opts.calibration?.[i];
+      kvAmax.push(calib && { k: calib.kAmax, v: calib.vAmax });
       if (src.awq) {
         quantized = new Map();
         for (const name of linearNames) {
@@ -94,7 +107,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
         quantized = new Map(linearNames.map((n) => [n, copiedLinear(p + n)]));
       } else {
         for (const name of linearNames) layer.linears[name] = readMatrix(src, `${p}${name}.weight`);
-        const r = quantizeLayer(i, layer, opts.calibration?.[i], {
+        const r = quantizeLayer(i, layer, calib, {
           format,
           group: opts.awqBlockSize,
           alpha: opts.smoothquantAlpha,
@@ -103,22 +116,24 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
         });
         quantized = r.linears;
         notes.push(r.notes);
+        kvAmax[i] = r.kvAmax;
       }
-      writer.add(f32(p + 'input_layernorm.weight', layer.inputNorm));
-      writer.add(f32(p + 'post_attention_layernorm.weight', layer.postNorm));
-      writer.add(f32(p + 'self_attn.q_norm.weight', readFloat(src, p + 'self_attn.q_norm.weight')));
-      writer.add(f32(p + 'self_attn.k_norm.weight', readFloat(src, p + 'self_attn.k_norm.weight')));
+      writer.replicated(f32(p + 'input_layernorm.weight', layer.inputNorm));
+      writer.replicated(f32(p + 'post_attention_layernorm.weight', layer.postNorm));
+      writer.replicated(f32(p + 'self_attn.q_norm.weight', readFloat(src, p + 'self_attn.q_norm.weight')));
+      writer.replicated(f32(p + 'self_attn.k_norm.weight', readFloat(src, p + 'self_attn.k_norm.weight')));
       for (const name of linearNames) addLinear(p + name, quantized.get(name)!);
     }
-    writer.add(f32('model.norm.weight', readFloat(src, 'model.norm.weight')));
+    writer.replicated(f32('model.norm.weight', readFloat(src, 'model.norm.weight')));
     if (m.tieWordEmbeddings) {
-      linears['lm_head'] = { format: 'float', out_features: vocab, in_features: hidden, tensors: { weight: 'model.embed_tokens.weight' } };
+      writer.entryOnly('lm_head', { format: 'float', out_features: vocab, in_features: hidden, tensors: { weight: 'model.embed_tokens.weight' } });
     } else {
       addLinear('lm_head', copiedLinear('lm_head'));
     }
     reporter.progress(1, `${m.numLayers} layers`);
-    const { bytes, sha256 } = writer.close();
-    return { rank: { rank: 0, file, tensors: writer.tensors, linears }, bytes, sha256, notes };
+    const { ranks, files } = writer.close(m);
+    const complete = kvAmax.every((a) => a !== undefined);
+    return { ranks, files, bytes: files.reduce((a, f) => a + f.bytes, 0), notes, ...(complete ? { kvAmax: kvAmax as KvAmax[] } : {}) };
   } catch (e) {
     writer.discard();
     throw e;

@@ -100,6 +100,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
           awqSearch: ctx.awqSearch ?? true,
           calibration: calib?.layers,
           awqLoss: format === 'int4_awq' ? (await ctx.bridge()).awqLoss : undefined,
+          tp: s.tp_size,
         },
         staging,
         reporter,
@@ -112,7 +113,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
 
     reporter.phase('write', 'tokenizer and engine.json');
     const tokenizerFiles = copyTokenizerFiles(src, (f) => staging.path(f));
-    const files: EngineManifest['files'] = { [packed.rank.file]: { bytes: packed.bytes, sha256: packed.sha256 } };
+    const files: EngineManifest['files'] = Object.fromEntries(packed.files.map((f) => [f.file, { bytes: f.bytes, sha256: f.sha256 }]));
     for (const f of tokenizerFiles) files[f] = { bytes: statSync(staging.path(f)).size, sha256: await sha256File(staging.path(f)) };
     const { quantization_config: _dropped, ...modelConfig } = src.checkpoint.hf as Record<string, unknown>;
     const manifest: EngineManifest = {
@@ -132,18 +133,22 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
       },
       kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },
       limits: { max_batch_size: s.max_batch_size, max_input_len: s.max_input_len, max_seq_len: s.max_seq_len, max_num_tokens: s.max_num_tokens },
-      mapping: { tp_size: 1, pp_size: 1 },
-      ranks: [packed.rank],
+      mapping: { tp_size: s.tp_size, pp_size: 1 },
+      ranks: packed.ranks,
       tokenizer_files: tokenizerFiles,
       files: Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))),
     };
     writeManifest(staging, manifest);
     if (wantKv) {
       // An AWQ checkpoint has no float model to calibrate on: its KV scales come from the engine itself.
-      if (!calib) calib = await calibrate(s, staging.tmp, tokenizer, ctx);
-      manifest.kv_cache.scales = kvCacheScales(calib.layers, s.kv_cache_dtype as 'fp8' | 'int8');
+      let amax = packed.kvAmax;
+      if (!amax) {
+        const own = await calibrate(s, staging.tmp, tokenizer, ctx);
+        amax = own.layers.map((l) => ({ k: l.kAmax, v: l.vAmax }));
+      }
+      manifest.kv_cache.scales = kvCacheScales(amax, s.kv_cache_dtype as 'fp8' | 'int8');
       writeManifest(staging, manifest);
-      reporter.info(`KV cache: ${s.kv_cache_dtype} scales for ${manifest.kv_cache.scales.length} layers in engine.json; the accuracy report below runs the KV cache unquantized`);
+      reporter.info(`KV cache: ${s.kv_cache_dtype} scales for ${manifest.kv_cache.scales.length} layers in engine.json; the accuracy report below runs the engine with its ${s.kv_cache_dtype} KV cache`);
     }
     reporter.done();
 

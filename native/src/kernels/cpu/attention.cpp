@@ -3,6 +3,10 @@
 // softmax in fp32, out = sum p * v. Every K/V vector loaded is used by all rows and heads of a
 // pass. Each output element is accumulated in the same order whatever the number of rows or
 // heads processed together, so a row's result never depends on the batch or on prompt chunking.
+// Quantized pools (fp8 e4m3, int8) are widened to fp32 as they are loaded, in the inner loops; their
+// per-tensor scales are applied once per score (k_scale, with the softmax scale) and once per
+// probability (v_scale, with the softmax normalizer) instead of once per element: mathematically
+// the same products, without a multiply per cached element.
 #include <algorithm>
 
 #include "kernels/cpu/isa_kernels.h"
@@ -19,8 +23,12 @@ constexpr int kAccRegs = kWidth == 16 ? 16 : 8;
 
 inline VF load_elem(const float* p) { return vload(p); }
 inline VF load_elem(const uint16_t* p) { return vload_bf16(p); }
+inline VF load_elem(const uint8_t* p) { return vload_e4m3(p); }
+inline VF load_elem(const int8_t* p) { return vload_i8(p); }
 inline VF load_elem_n(const float* p, int n) { return vload_n(p, n); }
 inline VF load_elem_n(const uint16_t* p, int n) { return vload_bf16_n(p, n); }
+inline VF load_elem_n(const uint8_t* p, int n) { return vload_e4m3_n(p, n); }
+inline VF load_elem_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
 
 /** A run of up to kWidth consecutive keys inside one block. */
 template <class Elem>
@@ -63,8 +71,8 @@ inline void score_chunks(const float* q, int64_t q_stride, int D, int bs, const 
     }
 }
 
-/** In place: s[0, n) <- softmax(s). */
-inline void softmax_row(float* s, int n) {
+/** In place: s[0, n) <- softmax(s) * post (post = 1 gives exactly the softmax). */
+inline void softmax_row(float* s, int n, float post) {
   const int full = n / kWidth * kWidth, rest = n - full;
   VF m = vset1(-INFINITY);
   for (int j = 0; j < full; j += kWidth) m = vmax(m, vload(s + j));
@@ -81,7 +89,7 @@ inline void softmax_row(float* s, int n) {
     vstore_n(s + full, e, rest);
     sum = vadd(sum, vload_n(s + full, rest));
   }
-  VF inv = vset1(1.0f / vsum(sum));
+  VF inv = vset1(post / vsum(sum));
   for (int j = 0; j < full; j += kWidth) vstore(s + j, vmul(vload(s + j), inv));
   if (rest) vstore_n(s + full, vmul(vload_n(s + full, rest), inv), rest);
 }
@@ -131,6 +139,7 @@ void attention_rows(const AttentionArgs& a, int g0, int r0) {
   const int D = a.head_dim, bs = a.block_size;
   const int ctx0 = a.ctx_len + r0;  // first row's context; row r sees ctx0 + r keys
   const int L = ctx0 + R - 1;       // the longest context among these rows
+  const float qk_scale = a.scale * a.k_scale;  // k_scale is 1 for float pools: the same bits
   const Elem* kpool = static_cast<const Elem*>(a.k_pool);
   const Elem* vpool = static_cast<const Elem*>(a.v_pool);
   const float* q = a.q + r0 * a.row_stride + int64_t(g0) * D;
@@ -144,15 +153,15 @@ void attention_rows(const AttentionArgs& a, int g0, int r0) {
     for (int s0 = 0; s0 < nj; s0 += kWidth) {
       chunks[nch++] = {kb + s0, j0 + s0, std::min(kWidth, nj - s0)};
       if (nch == S) {
-        score_chunks<G, R, S>(q, a.row_stride, D, bs, chunks, nch, a.scale, ctx0, scores, L);
+        score_chunks<G, R, S>(q, a.row_stride, D, bs, chunks, nch, qk_scale, ctx0, scores, L);
         nch = 0;
       }
     }
   }
-  if (nch) score_chunks<G, R, S>(q, a.row_stride, D, bs, chunks, nch, a.scale, ctx0, scores, L);
+  if (nch) score_chunks<G, R, S>(q, a.row_stride, D, bs, chunks, nch, qk_scale, ctx0, scores, L);
 
   for (int r = 0; r < R; r++)
-    for (int g = 0; g < G; g++) softmax_row(scores + (int64_t(r) * G + g) * L, ctx0 + r);
+    for (int g = 0; g < G; g++) softmax_row(scores + (int64_t(r) * G + g) * L, ctx0 + r, a.v_scale);
 
   float* out = a.out + r0 * a.row_stride + int64_t(g0) * D;
   for (int r = 0; r < R; r++) std::fill(out + r * a.row_stride, out + r * a.row_stride + int64_t(G) * D, 0.0f);
@@ -204,10 +213,12 @@ void attention_typed(const AttentionArgs& a) {
 }  // namespace
 
 void attention(const AttentionArgs& a) {
-  if (a.kv_bf16)
-    attention_typed<uint16_t>(a);
-  else
-    attention_typed<float>(a);
+  switch (a.kv_elem) {
+    case KvElem::F32: attention_typed<float>(a); break;
+    case KvElem::BF16: attention_typed<uint16_t>(a); break;
+    case KvElem::FP8: attention_typed<uint8_t>(a); break;
+    case KvElem::INT8: attention_typed<int8_t>(a); break;
+  }
 }
 
 }  // namespace grpst::cpu::GRPST_ISA

@@ -11,6 +11,8 @@
 #include <immintrin.h>
 #endif
 
+#include "grpst/kv_quant.h"
+
 #ifndef GRPST_ISA
 #error "GRPST_ISA must name the instruction-set level (avx512, avx2, scalar)"
 #endif
@@ -68,6 +70,25 @@ inline VF vload_bf16_n(const uint16_t* p, int n) {
   __m256i h = _mm256_maskz_loadu_epi16(__mmask16((1u << n) - 1), p);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
+/** 16 int8 values widened to fp32 (exact). */
+inline VF vload_i8(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+inline VF vload_i8_n(const int8_t* p, int n) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(__mmask16((1u << n) - 1), p)));
+}
+/**
+ * 16 e4m3 codes as fp32, exact: the code's bits moved into an fp16 (sign, then exponent and
+ * mantissa shifted by 7) give the value times 2^-8, fp16 subnormals covering e4m3's.
+ */
+inline VF e4m3_widen(__m128i bytes) {
+  const __m256i b = _mm256_cvtepu8_epi16(bytes);
+  const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8),
+                                    _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7));
+  return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+}
+inline VF vload_e4m3(const uint8_t* p) { return e4m3_widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline VF vload_e4m3_n(const uint8_t* p, int n) { return e4m3_widen(_mm_maskz_loadu_epi8(__mmask16((1u << n) - 1), p)); }
 inline VF vfloor(VF x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
 inline VF vscale_pow2(VF r, VF n) { return _mm512_scalef_ps(r, n); }
 
@@ -118,6 +139,26 @@ inline VF vload_bf16_n(const uint16_t* p, int n) {
   std::memcpy(tmp, p, size_t(n) * 2);
   return vload_bf16(tmp);
 }
+inline VF vload_i8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline VF vload_i8_n(const int8_t* p, int n) {
+  int8_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(tmp, p, size_t(n));
+  return vload_i8(tmp);
+}
+/** 8 e4m3 codes as fp32, exact (see the AVX-512 version). */
+inline VF vload_e4m3(const uint8_t* p) {
+  const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
+                                 _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7));
+  return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+}
+inline VF vload_e4m3_n(const uint8_t* p, int n) {
+  uint8_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(tmp, p, size_t(n));
+  return vload_e4m3(tmp);
+}
 inline VF vfloor(VF x) { return _mm256_floor_ps(x); }
 inline VF vscale_pow2(VF r, VF n) {
   __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
@@ -158,6 +199,10 @@ inline VF vload_bf16(const uint16_t* p) {
   return f;
 }
 inline VF vload_bf16_n(const uint16_t* p, int n) { return n > 0 ? vload_bf16(p) : 0.0f; }
+inline VF vload_i8(const int8_t* p) { return float(*p); }
+inline VF vload_i8_n(const int8_t* p, int n) { return n > 0 ? float(*p) : 0.0f; }
+inline VF vload_e4m3(const uint8_t* p) { return e4m3_to_f32(*p); }
+inline VF vload_e4m3_n(const uint8_t* p, int n) { return n > 0 ? e4m3_to_f32(*p) : 0.0f; }
 
 #endif
 
