@@ -89,7 +89,10 @@ for (const fmt of ['bf16', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq']) {
   if (!r) continue;
   const target = fmt === 'bf16' ? '>= 90% of roofline' : fmt === 'int4_awq' ? '>= 3x bf16' : fmt === 'fp8' ? '>= 1.8x bf16' : '';
   const ratio = fmt === 'bf16' ? '' : `, ${(r.value / bf16Tok).toFixed(2)}x bf16`;
-  add('decode b1', `${fmt} (CUDA forward, graph)`, `${r.value.toFixed(1)} tok/s`, target, `${r.note}${ratio}`);
+  // The same step on the kernels the streaming GEMV and fused decode attention replaced.
+  const prev = h('decode', `${fmt} b1 ctx512 graph+pdl previous kernels`);
+  const before = prev ? `; previous kernels ${prev.value.toFixed(1)} tok/s` : '';
+  add('decode b1', `${fmt} (CUDA forward, graph)`, `${r.value.toFixed(1)} tok/s`, target, `${r.note}${ratio}${before}`);
 }
 for (const T of [1024, 8192, 32768]) {
   const r = h('prefill', `bf16 prompt ${T}`);

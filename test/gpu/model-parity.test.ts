@@ -1,9 +1,11 @@
-// The CUDA backend against transformers and the CPU backend (test/gpu/parity-checks.ts). Runs
+// The CUDA backend against transformers and the CPU backend (test/gpu/parity-checks.ts), with
+// bf16 and quantized KV caches (test/gpu/kv-checks.ts). Runs
 // where the addon was built with CUDA and a GPU is visible (scripts/gpu/run.sh runs the same
 // checks on the GPU machine); skipped everywhere else, including CI, which has no GPU.
 import { describe, expect, it } from 'vitest';
 import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
+import { kvCacheChecks } from './kv-checks.js';
 import { gpuParityChecks } from './parity-checks.js';
 
 async function gpuAvailable(): Promise<boolean> {
@@ -27,6 +29,11 @@ const hasGpu = await gpuAvailable();
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {
   it('matches transformers and the CPU backend on the tiny fixtures', async () => {
     const failed = (await gpuParityChecks()).filter((c) => !c.pass);
+    expect(failed).toEqual([]);
+  }, 600_000);
+
+  it('runs fp8 and int8 KV caches like the CPU backend with the same scales', async () => {
+    const failed = (await kvCacheChecks()).filter((c) => !c.pass);
     expect(failed).toEqual([]);
   }, 600_000);
 });

@@ -22,13 +22,13 @@ export interface CheckOutcome {
 
 const greedy = { ...defaultSampling, temperature: 0 };
 
-interface Outcome {
+export interface Outcome {
   tokens: number[];
   promptLogprobs: number[];
   margins: number[];  // top-2 margin at each generated step
 }
 
-async function run(engine: Engine, req: SubmitRequest): Promise<Outcome> {
+export async function run(engine: Engine, req: SubmitRequest): Promise<Outcome> {
   const events: TokenEvent[] = [];
   for await (const ev of engine.submit(req)) events.push(ev);
   const tokens = events.flatMap((e) => e.tokens);
@@ -41,12 +41,13 @@ async function run(engine: Engine, req: SubmitRequest): Promise<Outcome> {
   };
 }
 
-function nearTie(margins: number[]): number {
-  const i = margins.findIndex((m) => m < NEAR_TIE);
+/** Steps before the first top-2 margin under `tie` (all of them when none is). */
+export function nearTie(margins: number[], tie = NEAR_TIE): number {
+  const i = margins.findIndex((m) => m < tie);
   return i < 0 ? margins.length : i;
 }
 
-function equalPrefix(a: number[], b: number[], n: number): boolean {
+export function equalPrefix(a: number[], b: number[], n: number): boolean {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
   return true;
 }

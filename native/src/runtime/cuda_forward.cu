@@ -1,7 +1,10 @@
 #include "cuda_forward.h"
 
+#include "cuda_tp.h"
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace grpst::cuda {
 
@@ -10,6 +13,12 @@ bool has_format(const ModelWeights& w, WeightFormat f) {
   for (const auto& l : w.layers)
     if (l.qkv.format == f || l.o.format == f || l.gate_up.format == f || l.down.format == f) return true;
   return w.lm_head.format == f;
+}
+bool has_quantized_layers(const ModelWeights& w) {
+  for (const auto& l : w.layers)
+    for (const Weight* x : {&l.qkv, &l.o, &l.gate_up, &l.down})
+      if (x->format != WeightFormat::bf16) return true;
+  return false;
 }
 // Rows up to which the weight-streaming kernels beat cuBLASLt (measured on an H200): the bf16
 // GEMV turns instruction-bound past 4 rows; int8_sq's int8 tensor-core GEMM in cuBLASLt wins
@@ -34,6 +43,13 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->limits_ = limits;
   f->lt_ = lt;
   f->num_sms_ = num_sms;
+  // GRPST_CUDA_FUSED_DECODE=0 keeps the previous decode kernels (scripts/gpu/run.sh falls back to
+  // them when the new ones fail their parity tests, so the other figures still get measured).
+  const char* fused = std::getenv("GRPST_CUDA_FUSED_DECODE");
+  f->fused_decode_ = !(fused && fused[0] == '0');
+  const char* stream_bf16 = std::getenv("GRPST_CUDA_STREAM_BF16");
+  f->stream_bf16_ = stream_bf16 && stream_bf16[0] == '1';
+  f->quantized_ = has_quantized_layers(f->w_);
   GRPST_TRY(f->allocate());
   *out = std::move(f);
   return ok_status();
@@ -76,8 +92,9 @@ Status Forward::allocate() {
   GRPST_TRY(alloc(T * 2 * I * 2, reinterpret_cast<void**>(&tmp_)));
   GRPST_TRY(alloc(L * H * 2, reinterpret_cast<void**>(&gathered_)));
   const int split_rows = std::min<int>(limits_.max_tokens, 64);
-  GRPST_TRY(alloc(attention_decode_workspace(split_rows, dims_.heads, dims_.head_dim, limits_.max_decode_splits) * 4,
-                  reinterpret_cast<void**>(&attn_ws_)));
+  const size_t ws_bytes = attention_decode_workspace(split_rows, dims_.heads, dims_.head_dim, limits_.max_decode_splits) * 4;
+  GRPST_TRY(alloc(ws_bytes, reinterpret_cast<void**>(&attn_ws_)));
+  if (attn_ws_) GRPST_CUDA_CHECK("Forward scratch", cudaMemset(attn_ws_, 0, ws_bytes));  // merge counters start at 0
   if (has_format(w_, WeightFormat::fp8) || has_format(w_, WeightFormat::int8_sq))
     GRPST_TRY(alloc(T * max_k, reinterpret_cast<void**>(&xq_)));
   if (has_format(w_, WeightFormat::int8_sq)) {
@@ -90,6 +107,11 @@ Status Forward::allocate() {
 }
 
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
+  // Decode batches: the weight-streaming tensor-core GEMV for quantized formats (bf16 on request),
+  // where it fits.
+  const bool stream_format = w.format != WeightFormat::bf16 || stream_bf16_;
+  if (fused_decode_ && stream_format && M <= kStreamMaxRows && linear_stream_supported(w, M))
+    return linear_stream(in, w, out, M, ex);
   // A long, narrow bf16 matrix without a fused prologue (down_proj) streams faster through
   // cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
   const bool narrow = w.format == WeightFormat::bf16 && !in.norm_w && !in.act_scale &&
@@ -156,7 +178,19 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   if (R > 0 && R <= 64)
     splits = std::min(limits_.max_decode_splits, attention_decode_splits(R, d.kv_heads, in.max_context, num_sms_));
 
-  GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));
+  const size_t qkv_n = static_cast<size_t>(d.heads + 2 * d.kv_heads) * d.head_dim;
+  const size_t attn_n = static_cast<size_t>(d.heads) * d.head_dim;
+  // The streaming decode path (weight-streaming GEMV, fused decode attention) serves quantized
+  // weights; bf16 models keep the bf16 GEMV and the separate norm + RoPE and register-streaming
+  // attention, which measured faster for them on an H200 (docs/benchmarks.md).
+  const bool streaming = fused_decode_ && (quantized_ || stream_bf16_);
+  const bool fused = streaming && R > 0 && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
+
+  if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));
+  else GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));
+  // Tensor parallel: ranks other than 0 store their o_proj / down_proj partial sums in place of
+  // the residual stream, and the all-reduce after the linear restores it (cuda_tp.h).
+  const Epilogue residual = !tp_ || tp_->keeps_residual() ? Epilogue::residual_add : Epilogue::store;
   for (int l = 0; l < d.layers; ++l) {
     const LayerWeights& lw = w_.layers[l];
     const KvLayer& kv = kv_.layers[l];
@@ -168,11 +202,18 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     LinearOut o;
     o.y = qkv_;
     GRPST_TRY(linear(a, lw.qkv, o, T, ex));
-    GRPST_TRY(qk_norm_rope_kv(qkv_, in.positions, in.slots, lw.q_norm, lw.k_norm, d.eps, rope, T, d.heads, kv_.geo,
-                              kv, q_, ex));
-    if (R > 0)
+    // Decode rows: norm + RoPE + KV write inside the attention kernel; the other rows here.
+    const int first = fused ? R : 0;
+    if (T > first)
+      GRPST_TRY(qk_norm_rope_kv(qkv_ + static_cast<size_t>(first) * qkv_n, in.positions + first, in.slots + first,
+                                lw.q_norm, lw.k_norm, d.eps, rope, T - first, d.heads, kv_.geo, kv,
+                                q_ + static_cast<size_t>(first) * attn_n, ex));
+    if (R > 0 && fused)
+      GRPST_TRY(attention_decode_fused(qkv_, in.positions, in.slots, in.token_seq, lw.q_norm, lw.k_norm, d.eps, rope,
+                                       in.tables, R, d.heads, kv_.geo, kv, softmax_scale, splits, attn_ws_, attn_, ex));
+    else if (R > 0)
       GRPST_TRY(attention_decode(q_, in.positions, 1, in.token_seq, in.tables, R, d.heads, kv_.geo, kv,
-                                 softmax_scale, splits, attn_ws_, attn_, ex));
+                                 softmax_scale, splits, attn_ws_, attn_, ex, streaming));
     if (in.prefill.num_seqs > 0) {
       PrefillBatch pb = in.prefill;
       pb.num_tokens = T - R;
@@ -186,8 +227,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     a.x = attn_;
     a.act_scale = lw.o_act_scale;
     o.y = h_;
-    o.epi = Epilogue::residual_add;
+    o.epi = residual;
     GRPST_TRY(linear(a, lw.o, o, T, ex));
+    if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
 
     a = LinearIn();
     a.x = h_;
@@ -202,15 +244,16 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     a.x = act_;
     a.act_scale = lw.down_act_scale;
     o.y = h_;
-    o.epi = Epilogue::residual_add;
+    o.epi = residual;
     GRPST_TRY(linear(a, lw.down, o, T, ex));
+    if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
   }
 
   LinearIn a;
   a.norm_w = w_.final_norm;
   a.eps = d.eps;
   LinearOut o;
-  o.y = logits;
+  o.y = tp_ ? tp_->local_logits() : logits;
   o.f32_out = true;
   int L = T;
   if (in.logit_rows) {
@@ -220,7 +263,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   } else {
     a.x = h_;
   }
-  return linear(a, w_.lm_head, o, L, ex);
+  if (!tp_) return linear(a, w_.lm_head, o, L, ex);
+  GRPST_TRY(linear(a, w_.lm_head, o, L, ex));
+  return tp_->gather_logits(logits, L, ex);
 }
 
 }  // namespace grpst::cuda

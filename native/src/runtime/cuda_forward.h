@@ -2,7 +2,8 @@
 // input RMSNorm, q/k norm + RoPE + KV write, paged attention for decode rows and prefill chunks,
 // O with the residual add, gate_up with the post-attention norm and SwiGLU, down with the
 // residual add), then the final norm and the LM head for the rows that need logits.
-// Small batches run the fused weight-streaming kernels; large ones cuBLASLt. Nothing in run()
+// Small batches run weight-streaming kernels; large ones cuBLASLt. In models with quantized layers
+// decode rows take their q/k norm + RoPE + KV write inside the attention kernel. Nothing in run()
 // synchronizes with the host, so a decode step can be captured in a CUDA graph.
 #pragma once
 #include <memory>
@@ -11,6 +12,8 @@
 #include "../kernels/cuda/kernels.h"
 
 namespace grpst::cuda {
+
+class TensorParallelHooks;  // runtime/cuda_tp.h
 
 struct ModelDims {
   int hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
@@ -76,6 +79,9 @@ class Forward {
   static Status create(const ModelDims& dims, ModelWeights weights, const ForwardLimits& limits, LtContext* lt,
                        int num_sms, std::unique_ptr<Forward>* out);
   Status set_kv(KvCache kv);
+  // A rank of a tensor-parallel group: the dims and weights are this rank's shard, and `tp`
+  // (owned by the caller) combines the partial results. Null (the default): the whole model.
+  void set_tensor_parallel(TensorParallelHooks* tp) { tp_ = tp; }
   ~Forward();
   Forward(const Forward&) = delete;
   Forward& operator=(const Forward&) = delete;
@@ -86,12 +92,22 @@ class Forward {
   // y = a(x) . w^T with the epilogue, choosing the kernel for M rows (public for the harness).
   Status linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
 
+  // The streaming decode path: the weight-streaming tensor-core GEMV and the fused decode
+  // attention, for models with quantized layers (on by default; GRPST_CUDA_FUSED_DECODE=0 or
+  // off: the previous kernels, which the harness compares in the same run).
+  void set_fused_decode(bool on) { fused_decode_ = on; }
+  // The streaming path for bf16 models too (off by default: on an H200 it measured slower than
+  // the bf16 GEMV with the separate attention kernels, docs/benchmarks.md;
+  // GRPST_CUDA_STREAM_BF16=1 turns it on).
+  void set_stream_bf16(bool on) { stream_bf16_ = on; }
+
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
 
  private:
   Forward() = default;
   Status allocate();
+  TensorParallelHooks* tp_ = nullptr;
 
   ModelDims dims_;
   ModelWeights w_;
@@ -99,6 +115,9 @@ class Forward {
   ForwardLimits limits_;
   LtContext* lt_ = nullptr;
   int num_sms_ = 132;
+  bool fused_decode_ = true;
+  bool stream_bf16_ = false;
+  bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   size_t scratch_bytes_ = 0;
   std::vector<void*> allocations_;
   // activations

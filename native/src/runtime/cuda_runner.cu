@@ -10,6 +10,7 @@
 #include "grpst/tensor_store.h"
 #include "model/qwen3_weights.h"
 #include "runtime/cuda_forward.h"
+#include "runtime/cuda_tp.h"
 #include "runtime/cuda_weights.h"
 
 namespace grpst {
@@ -55,7 +56,7 @@ struct StepArrays {
 class CudaRunner final : public ModelRunner {
  public:
   CudaRunner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store, const CudaRunnerOptions& o)
-      : cfg_(cfg), store_(std::move(store)), opts_(o) {
+      : full_(cfg), cfg_(o.tp.on() ? shard_config(cfg, o.tp.shard) : cfg), store_(std::move(store)), opts_(o) {
     check(cudaSetDevice(o.device), "cudaSetDevice");
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, o.device), "cudaGetDeviceProperties");
@@ -74,14 +75,14 @@ class CudaRunner final : public ModelRunner {
     weights_ = upload_qwen3(cfg_, hw, mem_, &weight_bytes_);
 
     cu::ModelDims d;
-    d.hidden = cfg.hidden_size;
-    d.intermediate = cfg.intermediate_size;
-    d.layers = cfg.num_layers;
-    d.heads = cfg.num_heads;
-    d.kv_heads = cfg.num_kv_heads;
-    d.head_dim = cfg.head_dim;
-    d.vocab = cfg.vocab_size;
-    d.eps = cfg.rms_norm_eps;
+    d.hidden = cfg_.hidden_size;
+    d.intermediate = cfg_.intermediate_size;
+    d.layers = cfg_.num_layers;
+    d.heads = cfg_.num_heads;
+    d.kv_heads = cfg_.num_kv_heads;
+    d.head_dim = cfg_.head_dim;
+    d.vocab = cfg_.vocab_size;
+    d.eps = cfg_.rms_norm_eps;
     cu::ForwardLimits lim;
     max_tokens_ = std::max(o.max_tokens, batch_bucket_limit());
     lim.max_tokens = max_tokens_;
@@ -89,6 +90,10 @@ class CudaRunner final : public ModelRunner {
     std::unique_ptr<cu::Forward> f;
     check(cu::Forward::create(d, weights_, lim, lt_, num_sms_, &f));
     forward_ = std::move(f);
+    if (o.tp.on()) {
+      tp_hooks_ = cu::make_tensor_parallel_hooks(o.tp.comm, o.tp.shard, cfg.vocab_size, max_tokens_, lim.max_logits);
+      forward_->set_tensor_parallel(tp_hooks_.get());
+    }
 
     // Step metadata: fixed addresses, so graphs captured once stay valid.
     max_seqs_ = std::max(o.max_batch_size, batch_bucket_limit());
@@ -124,7 +129,7 @@ class CudaRunner final : public ModelRunner {
     cudaStreamDestroy(stream_);
   }
 
-  const ModelConfig& config() const override { return cfg_; }
+  const ModelConfig& config() const override { return full_; }
   std::string device() const override { return "cuda"; }
   std::string kernels() const override { return kernels_; }
   int threads() const override { return 1; }
@@ -137,23 +142,33 @@ class CudaRunner final : public ModelRunner {
   }
 
   size_t kv_bytes_per_token(KvDType dtype) const override {
-    return size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * 2;  // bf16 on the GPU
+    // bf16 (float32 caches are refused below), or 1 byte for fp8 / int8
+    return size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * (kv_dtype_quantized(dtype) ? 1 : 2);
   }
 
   void allocate_kv(const KvCacheSpec& spec) override {
-    if (spec.dtype != KvDType::BF16)
-      throw Error(std::string("CUDA backend: KV cache dtype ") + kv_dtype_name(spec.dtype) +
-                  " is not supported on the GPU; use kvCacheDtype \"auto\" or \"bfloat16\"");
+    if (spec.dtype == KvDType::F32)
+      throw Error("CUDA backend: KV cache dtype float32 is not supported on the GPU; use kvCacheDtype \"auto\", "
+                  "\"bfloat16\", \"fp8\" or \"int8\"");
     if (spec.block_size != opts_.kv_block_size)
       throw Error("CUDA backend: KV block size changed after load");
-    const size_t per_layer = size_t(spec.num_blocks) * cfg_.num_kv_heads * spec.block_size * cfg_.head_dim * 2;
+    const bool quantized = kv_dtype_quantized(spec.dtype);
+    if (quantized && (int(spec.k_scales.size()) != cfg_.num_layers || int(spec.v_scales.size()) != cfg_.num_layers))
+      throw Error("CUDA backend: a quantized KV cache needs one k and one v scale per layer");
+    const size_t per_layer =
+        size_t(spec.num_blocks) * cfg_.num_kv_heads * spec.block_size * cfg_.head_dim * (quantized ? 1 : 2);
     check(cudaMalloc(&kv_, per_layer * 2 * cfg_.num_layers),
           "cudaMalloc KV cache (lower kvCacheFreeMemFraction or maxTokensInPagedKvCache)");
     cu::KvCache kv;
-    kv.geo = cu::KvGeometry{spec.num_blocks, spec.block_size, cfg_.num_kv_heads, cfg_.head_dim, cu::KvDtype::bf16};
+    const cu::KvDtype dt = spec.dtype == KvDType::FP8 ? cu::KvDtype::fp8
+                           : spec.dtype == KvDType::INT8 ? cu::KvDtype::int8
+                                                         : cu::KvDtype::bf16;
+    kv.geo = cu::KvGeometry{spec.num_blocks, spec.block_size, cfg_.num_kv_heads, cfg_.head_dim, dt};
     for (int l = 0; l < cfg_.num_layers; ++l) {
       uint8_t* base = static_cast<uint8_t*>(kv_) + per_layer * 2 * l;
-      kv.layers.push_back(cu::KvLayer{base, base + per_layer, 1.f, 1.f});
+      // The engine's calibrated per-layer scales (engine.json kv_cache.scales), as the CPU runner uses them.
+      const float ks = quantized ? spec.k_scales[l] : 1.f, vs = quantized ? spec.v_scales[l] : 1.f;
+      kv.layers.push_back(cu::KvLayer{base, base + per_layer, ks, vs});
     }
     check(forward_->set_kv(kv));
     block_size_ = spec.block_size;
@@ -245,7 +260,7 @@ class CudaRunner final : public ModelRunner {
       }
       check(cudaMemcpyAsync(sample_dev_, sample_host_, size_t(D) * sizeof(cu::SampleParams), cudaMemcpyHostToDevice, stream_),
             "copy sampling parameters");
-      check(cu::sample(logits_dev_, sample_dev_, cu::SampleHistory{nullptr, nullptr}, D, cfg_.vocab_size, sample_work_,
+      check(cu::sample(logits_dev_, sample_dev_, cu::SampleHistory{nullptr, nullptr}, D, full_.vocab_size, sample_work_,
                        sampled_dev_, sampled_lp_dev_, cu::Exec{stream_, false}));
       check(cudaMemcpyAsync(sampled_host_, sampled_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_), "copy tokens");
       check(cudaMemcpyAsync(sampled_host_ + max_logits_, sampled_lp_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_),
@@ -253,10 +268,10 @@ class CudaRunner final : public ModelRunner {
     }
     const bool host_rows = L > D;  // some rows are sampled (or read for logprobs) on the host
     if (host_rows)
-      check(cudaMemcpyAsync(logits_host_, logits_dev_, size_t(L) * cfg_.vocab_size * 4, cudaMemcpyDeviceToHost, stream_),
+      check(cudaMemcpyAsync(logits_host_, logits_dev_, size_t(L) * full_.vocab_size * 4, cudaMemcpyDeviceToHost, stream_),
             "copy logits");
     check(cudaStreamSynchronize(stream_), "forward step");
-    if (host_rows) std::memcpy(logits, logits_host_, size_t(L) * cfg_.vocab_size * 4);
+    if (host_rows) std::memcpy(logits, logits_host_, size_t(L) * full_.vocab_size * 4);
     if (D > 0) {
       std::memcpy(tokens, sampled_host_, size_t(D) * 4);
       std::memcpy(logprobs, sampled_host_ + max_logits_, size_t(D) * 4);
@@ -342,7 +357,9 @@ class CudaRunner final : public ModelRunner {
     check(cudaGraphLaunch(it->second, stream_), "launch decode graph");
   }
 
-  ModelConfig cfg_;
+  ModelConfig full_;  // the whole model: the vocabulary of the logits
+  ModelConfig cfg_;   // what this runner's weights hold: full_, or its tensor-parallel shard
+  std::unique_ptr<cu::TensorParallelHooks> tp_hooks_;
   std::shared_ptr<TensorStore> store_;
   CudaRunnerOptions opts_;
   std::string kernels_;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "grpst/model_runner.h"
+#include "grpst/tensor_parallel.h"
 
 namespace grpst {
 
@@ -21,6 +22,7 @@ struct CudaRunnerOptions {
   int kv_block_size = 16;
   std::string quantization;  // engine scheme: none/full_prec, int8_wo, int4_awq, fp8, int8_sq
   bool cuda_graphs = true;   // GRPST_CUDA_GRAPHS=0 turns them off
+  TensorParallel tp;         // a rank's shard (comm: a device group); cfg stays the whole model
 };
 
 /** True when a CUDA device is usable; otherwise `why` says what is missing. */

@@ -162,24 +162,30 @@ void bench_kernels() {
         ws.push_back(std::move(d));
       }
       cudaDeviceSynchronize();
-      for (int M : {1, 8}) {
-        if (M == 8 && f != cu::WeightFormat::bf16 && f != cu::WeightFormat::int4_awq) continue;
-        cu::LinearIn in;
-        in.x = x.as<cu::bf16>();
-        cu::LinearOut out;
-        out.y = y.p;
-        const cu::Exec ex{s, true};
-        const double ms = graph_ms([&](int i) {
-          const cu::Weight& w = ws[i % copies].w;
-          return (f == cu::WeightFormat::bf16 ? cu::gemv_bf16(in, static_cast<const cu::bf16*>(w.data), out, M, w.N, w.K, ex)
-                                              : cu::linear_skinny(in, w, out, M, ex)).ok();
-        }, 4 * copies, s);
-        const double gbs = wb / (ms * 1e-3) / 1e9;
-        char note[160];
-        std::snprintf(note, sizeof note, "%.1f us, %.0f GB/s = %.1f%% of copy bw", ms * 1e3, gbs, 100.0 * gbs / g_copy_gbs);
-        Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=" + std::to_string(M),
-                         gbs, "GB/s", note);
-      }
+      // The weight-streaming GEMV (what the forward runs up to 8 rows) and, as "previous", the
+      // bf16 GEMV / skinny kernel it replaced.
+      for (int M : {1, 8})
+        for (bool stream : {true, false}) {
+          if (stream && (!new_decode_kernels() || !cu::linear_stream_supported(ws[0].w, M))) continue;
+          if (!stream && M == 8 && f != cu::WeightFormat::bf16 && f != cu::WeightFormat::int4_awq) continue;
+          cu::LinearIn in;
+          in.x = x.as<cu::bf16>();
+          cu::LinearOut out;
+          out.y = y.p;
+          const cu::Exec ex{s, true};
+          const double ms = graph_ms([&](int i) {
+            const cu::Weight& w = ws[i % copies].w;
+            if (stream) return cu::linear_stream(in, w, out, M, ex).ok();
+            return (f == cu::WeightFormat::bf16 ? cu::gemv_bf16(in, static_cast<const cu::bf16*>(w.data), out, M, w.N, w.K, ex)
+                                                : cu::linear_skinny(in, w, out, M, ex)).ok();
+          }, 4 * copies, s);
+          const double gbs = wb / (ms * 1e-3) / 1e9;
+          char note[160];
+          std::snprintf(note, sizeof note, "%.1f us, %.0f GB/s = %.1f%% of copy bw", ms * 1e3, gbs, 100.0 * gbs / g_copy_gbs);
+          Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=" + std::to_string(M) +
+                                         (stream ? "" : " previous kernel"),
+                           gbs, "GB/s", note);
+        }
       if (f == cu::WeightFormat::bf16) {
         const cu::Exec ex{s, false};
         const double ms = graph_ms([&](int i) {
@@ -207,18 +213,25 @@ void bench_kernels() {
     Dev<int32_t> dt(tables), dc(ctxs);
     const int splits = cu::attention_decode_splits(B, nkv, ctx, 132);
     Dev<float> ws(cu::attention_decode_workspace(B, nh, hd, splits) + 1);
+    cudaMemset(ws.p, 0, ws.n * sizeof(float));  // the merge counters start at zero
     const cu::KvGeometry geo{B * bps, bs, nkv, hd, cu::KvDtype::bf16};
     const cu::KvLayer layer{kc.p, vc.p, 1.f, 1.f};
     const cu::Exec ex{s, true};
-    const double ms = graph_ms([&](int) {
-      return cu::attention_decode(q.as<cu::bf16>(), dc.p, 0, nullptr, {dt.p, bps}, B, nh, geo, layer, 0.088f, splits, ws.p,
-                                  o.as<cu::bf16>(), ex).ok();
-    }, 20, s);
-    const double bytes = 2.0 * B * ctx * nkv * hd * 2;
-    char note[128];
-    std::snprintf(note, sizeof note, "%.1f us per layer, %d splits, %.1f%% of copy bw", ms * 1e3, splits,
-                  100.0 * bytes / (ms * 1e-3) / 1e9 / g_copy_gbs);
-    Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx), bytes / (ms * 1e-3) / 1e9, "GB/s", note);
+    for (bool legacy : {false, true}) {  // the staged kernel, then the register-streaming one it replaced
+      if (!legacy && !new_decode_kernels()) continue;
+      if (legacy) setenv("GRPST_CUDA_LEGACY_DECODE", "1", 1);
+      const double ms = graph_ms([&](int) {
+        return cu::attention_decode(q.as<cu::bf16>(), dc.p, 0, nullptr, {dt.p, bps}, B, nh, geo, layer, 0.088f, splits, ws.p,
+                                    o.as<cu::bf16>(), ex).ok();
+      }, 20, s);
+      if (new_decode_kernels()) unsetenv("GRPST_CUDA_LEGACY_DECODE");
+      const double bytes = 2.0 * B * ctx * nkv * hd * 2;
+      char note[128];
+      std::snprintf(note, sizeof note, "%.1f us per layer, %d splits, %.1f%% of copy bw", ms * 1e3, splits,
+                    100.0 * bytes / (ms * 1e-3) / 1e9 / g_copy_gbs);
+      Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx) + (legacy ? " previous kernel" : ""),
+                       bytes / (ms * 1e-3) / 1e9, "GB/s", note);
+    }
   }
   double best_ms[2] = {0, 0};  // 32k prefill per layer with 8 and with 4 warps per block
   for (int T : {8192, 32768}) {

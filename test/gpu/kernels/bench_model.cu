@@ -2,6 +2,7 @@
 // batch-1 decode per weight format (CUDA graph, programmatic dependent launch) against its
 // roofline, a 64-sequence decode step, and prefill TTFT for long prompts.
 #include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 #include "../../../native/src/runtime/cuda_forward.h"
@@ -291,8 +292,23 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                     bytes / 1e9, 100.0 * roof_ms / ms);
       Bench::get().add("decode", label + " " + what, B * 1000.0 / ms, "tok/s", note);
     };
+    // The previous kernels (bf16 GEMV / skinny, qk_norm_rope_kv + register-streaming attention +
+    // reduce) on the same model, for the before/after in one run.
+    auto previous = [&](bool on) {
+      fwd->set_fused_decode(!on && new_decode_kernels());
+      if (on) setenv("GRPST_CUDA_LEGACY_DECODE", "1", 1);
+      else if (new_decode_kernels()) unsetenv("GRPST_CUDA_LEGACY_DECODE");
+    };
     cu::StepInput in1 = decode_step(bufs, 1, b1_ctx, m.d.vocab);
     report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+    previous(true);
+    report_decode("b1 ctx512 graph+pdl previous kernels", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+    previous(false);
+    if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well
+      fwd->set_stream_bf16(true);
+      report_decode("b1 ctx512 graph+pdl stream bf16", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      fwd->set_stream_bf16(false);
+    }
     if (is_bf16) {
       report_decode("b1 ctx512 graph", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, false, s));
       report_decode("b1 ctx512 eager", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, false, false, s));
@@ -303,6 +319,11 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     }
     cu::StepInput in64 = decode_step(bufs, serve_b, serve_ctx, m.d.vocab);
     report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+    if (is_bf16) {
+      previous(true);
+      report_decode("b64 ctx1536 graph+pdl previous kernels", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+      previous(false);
+    }
 
     if (is_bf16) {
       for (int T : prompts) {

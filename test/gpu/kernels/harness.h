@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -129,6 +130,14 @@ inline std::vector<float> bf16_to_f32(const std::vector<uint16_t>& v) {
   std::vector<float> f(v.size());
   for (size_t i = 0; i < v.size(); ++i) f[i] = bf2f(v[i]);
   return f;
+}
+
+// Whether the new decode kernels (weight-streaming GEMV, staged / fused decode attention) may run:
+// GRPST_CUDA_FUSED_DECODE=0 (scripts/gpu/run.sh, after they failed their parity tests) keeps the
+// benches on the previous kernels, so a broken kernel cannot take the rest of the run down.
+inline bool new_decode_kernels() {
+  const char* v = std::getenv("GRPST_CUDA_FUSED_DECODE");
+  return !(v && v[0] == '0');
 }
 
 // ---- timing ------------------------------------------------------------------------------------

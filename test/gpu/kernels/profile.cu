@@ -1,6 +1,6 @@
 // grpst_gpu_harness profile: one launch of each kernel that decides a benchmark target, on
 // Qwen3-8B shapes with random data, for Nsight Compute (scripts/gpu/run.sh profile):
-// the bf16 GEMV (o_proj, gate_up), the skinny kernel (int4 and fp8 gate_up), decode attention at
+// the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up), decode attention at
 // 64 x 1536 tokens, and prefill attention over 8k tokens.
 #include "device_fill.h"
 #include "harness.h"
@@ -21,7 +21,11 @@ void profile_kernels() {
   for (auto sh : {std::pair<int, int>{4096, 4096}, std::pair<int, int>{24576, 4096}}) {
     Dev<uint16_t> w(size_t(sh.first) * sh.second);
     fill_bf16(w.as<cu::bf16>(), w.n, 0.02f, 0, 2);
-    Checks::get().status("profile gemv", cu::gemv_bf16(in, w.as<cu::bf16>(), out, 1, sh.first, sh.second, ex));
+    cu::Weight wt;
+    wt.N = sh.first;
+    wt.K = sh.second;
+    wt.data = w.p;
+    Checks::get().status("profile stream bf16", cu::linear_stream(in, wt, out, 1, ex));
   }
   Rng r(3);
   for (auto f : {cu::WeightFormat::int4_awq, cu::WeightFormat::fp8}) {
@@ -46,7 +50,7 @@ void profile_kernels() {
       d.w.w_scale = d.upload(std::vector<float>{0.002f});
       d.w.x_scale = d.upload(std::vector<float>{0.05f});
     }
-    Checks::get().status("profile skinny", cu::linear_skinny(in, d.w, out, 1, ex));
+    Checks::get().status("profile stream", cu::linear_stream(in, d.w, out, 1, ex));
   }
   {
     const int B = 64, ctx = 1536, nh = 32, nkv = 8, hd = 128, bs = 16, bps = ctx / bs;

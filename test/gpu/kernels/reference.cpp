@@ -192,7 +192,8 @@ float HostWeight::weight(int n, int k) const {
       const int ng = (K + group_size - 1) / group_size;
       const size_t gi = static_cast<size_t>(n) * ng + k / group_size;
       const float z = group_zero.empty() ? 8.f : static_cast<float>(group_zero[gi]);
-      return rbf((q - z) * rbf(group_scale[gi]));
+      const float s = rbf(group_scale[gi]);
+      return int4_fp32_groups ? (q - z) * s : rbf((q - z) * s);
     }
     case WeightFormat::fp8: return harness::e4m32f(e4m3[i]);
   }

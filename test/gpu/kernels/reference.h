@@ -60,6 +60,9 @@ struct HostWeight {
   std::vector<float> channel_scale;  // [N]
   std::vector<uint8_t> e4m3;     // fp8 [N,K]
   float w_scale = 1.f, x_scale = 1.f;
+  // int4 as the streaming GEMV computes it: each group's sum finished in fp32,
+  // s * sum (q - z) x, instead of the tensor cores multiplying bf16((q - z) * s).
+  bool int4_fp32_groups = false;
   float weight(int n, int k) const;  // dequantized value the kernels multiply with
 };
 

@@ -1,4 +1,5 @@
-// Parity: paged decode attention (GQA, split-K, bf16/fp8/int8 caches) and flash-attention
+// Parity: paged decode attention (GQA, split-K, bf16/fp8/int8 caches), the fused decode step
+// (q/k norm + RoPE + KV write + attention), and flash-attention
 // prefill over paged blocks (chunks with history, causal), against a double-precision twin.
 #include "harness.h"
 #include "reference.h"
@@ -69,6 +70,7 @@ void test_decode(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool vi
   Dev<uint16_t> dq(q), dout(static_cast<size_t>(R) * nh * hd);
   Dev<int32_t> dctx(ctx), dseq(seq);
   Dev<float> ws(cu::attention_decode_workspace(R, nh, hd, splits) + 1);
+  cudaMemset(ws.p, 0, ws.n * sizeof(float));  // the merge counters start at zero
   dout.poison();
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
   cu::KvGeometry geo{p.kv.num_blocks, 16, nkv, hd, dtype};
@@ -76,14 +78,89 @@ void test_decode(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool vi
   const std::string name = "attention_decode nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
                            " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype) + " splits=" + std::to_string(splits) +
                            (via_positions ? " rows->seqs" : "");
-  Checks::get().status(name, cu::attention_decode(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
-                                                  via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks}, R, nh,
-                                                  geo, layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
   std::vector<float> want(static_cast<size_t>(R) * nh * hd);
   for (int i = 0; i < R; ++i)
     ref::attention_row(&q[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks], p.kv,
                        scale, &want[static_cast<size_t>(i) * nh * hd]);
-  Checks::get().compare(name, bf16_to_f32(dout.download()), want, 6e-3);
+  // Twice: the second launch finds the merge counters the first one left.
+  for (int run = 0; run < (splits > 1 ? 2 : 1); ++run) {
+    const std::string n = run ? name + " again" : name;
+    dout.poison();
+    Checks::get().status(n, cu::attention_decode(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
+                                                 via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks}, R, nh,
+                                                 geo, layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
+    Checks::get().compare(n, bf16_to_f32(dout.download()), want, 6e-3);
+  }
+}
+
+// The fused decode step: q/k norm + RoPE of the QKV rows, the new K/V written to the cache, and
+// attention over the history plus the new token, against qk_norm_rope_kv's and attention's twins.
+void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool norms) {
+  Rng r(303 + nh * 5 + hd + splits * 11 + static_cast<int>(dtype));
+  const std::vector<int> lens = {1, 17, 300, 1029, 64};  // keys per sequence, the new token included
+  PagedSetup p;
+  make_paged(p, lens, nkv, hd, 16, dtype, r);  // the device cache holds stale values at the new slots
+  const int R = static_cast<int>(lens.size());
+  std::vector<int32_t> pos(R), slots(R), seq(R);
+  for (int i = 0; i < R; ++i) {
+    seq[i] = R - 1 - i;
+    pos[i] = lens[seq[i]] - 1;
+    slots[i] = p.tables[seq[i] * p.max_blocks + pos[i] / 16] * 16 + pos[i] % 16;
+  }
+  auto qkv = rand_bf16(r, static_cast<size_t>(R) * (nh + 2 * nkv) * hd, 2.f);
+  ref::VF qn, kn;
+  if (norms) {
+    qn.resize(hd);
+    kn.resize(hd);
+    for (auto& v : qn) v = 1.f + r.sym(0.2f);
+    for (auto& v : kn) v = 1.f + r.sym(0.2f);
+  }
+  std::vector<float> inv(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  Dev<uint16_t> dqkv(qkv), dout(static_cast<size_t>(R) * nh * hd);
+  Dev<float> dqn(qn), dkn(kn), dinv(inv);
+  Dev<int32_t> dpos(pos), dslots(slots), dseq(seq);
+  Dev<float> ws(cu::attention_decode_workspace(R, nh, hd, splits) + 1);
+  cudaMemset(ws.p, 0, ws.n * sizeof(float));
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  cu::KvGeometry geo{p.kv.num_blocks, 16, nkv, hd, dtype};
+  cu::KvLayer layer{p.dk.p, p.dv.p, p.kv.k_scale, p.kv.v_scale};
+  const std::string name = "attention_decode_fused nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
+                           " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype) + " splits=" + std::to_string(splits) +
+                           (norms ? "" : " no-norm");
+  if (!Checks::get().expect(name + " supported", cu::attention_decode_fused_supported(geo, nh, R, splits))) return;
+  ref::V16 q_want;
+  ref::qk_norm_rope_kv(qkv, pos, slots, qn, kn, 1e-6f, inv, 1.f, R, nh, p.kv, q_want);
+  p.kv.dequantize_all();
+  std::vector<float> want(static_cast<size_t>(R) * nh * hd);
+  for (int i = 0; i < R; ++i)
+    ref::attention_row(&q_want[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks],
+                       p.kv, scale, &want[static_cast<size_t>(i) * nh * hd]);
+  for (int run = 0; run < 2; ++run) {  // the second launch also finds the counters the first left
+    const std::string n = run ? name + " again" : name;
+    dout.poison();
+    Checks::get().status(n, cu::attention_decode_fused(dqkv.as<cu::bf16>(), dpos.p, dslots.p, dseq.p,
+                                                       norms ? dqn.p : nullptr, norms ? dkn.p : nullptr, 1e-6f,
+                                                       cu::Rope{dinv.p, 1.f}, {p.dtables.p, p.max_blocks}, R, nh, geo,
+                                                       layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
+    Checks::get().compare(n, bf16_to_f32(dout.download()), want, 6e-3);
+  }
+  ref::KvHost got = p.kv;
+  got.k = p.dk.download();
+  got.v = p.dv.download();
+  std::vector<float> gk, wk, gv, wv;
+  for (int i = 0; i < R; ++i)
+    for (int h = 0; h < nkv; ++h)
+      for (int d = 0; d < hd; ++d) {
+        const size_t idx = p.kv.index(slots[i] / 16, h, slots[i] % 16, d);
+        gk.push_back(got.get(true, idx));
+        wk.push_back(p.kv.get(true, idx));
+        gv.push_back(got.get(false, idx));
+        wv.push_back(p.kv.get(false, idx));
+      }
+  const double tol = dtype == cu::KvDtype::bf16 ? 4e-3 : 2e-2;
+  Checks::get().compare(name + " k cache", gk, wk, tol);
+  Checks::get().compare(name + " v cache", gv, wv, tol);
 }
 
 void test_prefill(int nh, int nkv, int hd, cu::KvDtype dtype) {
@@ -152,6 +229,14 @@ void test_attention() {
   test_decode(4, 1, 16, cu::KvDtype::bf16, 1, false);
   test_decode(4, 2, 32, cu::KvDtype::int8, 2, false);
   test_decode(16, 2, 64, cu::KvDtype::bf16, 4, false);
+  test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 1, true);
+  test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 7, true);
+  test_decode_fused(32, 8, 128, cu::KvDtype::fp8, 5, true);
+  test_decode_fused(32, 8, 128, cu::KvDtype::int8, 3, true);
+  test_decode_fused(6, 2, 24, cu::KvDtype::bf16, 3, true);
+  test_decode_fused(4, 1, 16, cu::KvDtype::bf16, 2, true);
+  test_decode_fused(4, 2, 32, cu::KvDtype::int8, 1, false);
+  test_decode_fused(16, 2, 64, cu::KvDtype::bf16, 4, true);
   for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) test_prefill(32, 8, 128, d);
   test_prefill(16, 4, 64, cu::KvDtype::bf16);
   test_prefill(6, 2, 24, cu::KvDtype::bf16);  // fallback path

@@ -1,4 +1,5 @@
-// Parity: bf16 GEMV, the skinny tensor-core kernel in every quantized format, cuBLASLt bf16 /
+// Parity: bf16 GEMV, the skinny tensor-core kernel in every quantized format, the weight-streaming
+// tensor-core GEMV in every format, cuBLASLt bf16 /
 // fp8 / int8 GEMMs with their quantize / dequantize helpers, the prologue, and the weight
 // repack + dequantization, each with the fused prologue / epilogue variants the forward uses.
 #include "harness.h"
@@ -118,6 +119,49 @@ void test_skinny() {
     }
 }
 
+// The weight-streaming GEMV in every format: one to eight tokens, K of many rounds per tile and
+// of a few items, N off the 16-row tiles, int4 groups of 64 / 128 / 256 with and without zeros.
+void test_stream() {
+  Rng r(901);
+  const cu::WeightFormat formats[] = {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq,
+                                      cu::WeightFormat::fp8, cu::WeightFormat::int8_sq};
+  const std::vector<Case> cases = {
+      {1, 1000, 4096, true, false, cu::Epilogue::store, false},
+      {3, 998, 4096, false, false, cu::Epilogue::residual_add, false},
+      {2, 512, 12288, false, true, cu::Epilogue::residual_add, false},  // many rounds per tile
+      {8, 768, 4096, true, false, cu::Epilogue::swiglu, false},
+      {5, 3001, 1024, true, false, cu::Epilogue::store, true},           // logits
+      {1, 96, 320, true, true, cu::Epilogue::store, false},              // K of five items
+      {4, 200, 192, false, false, cu::Epilogue::swiglu, false},
+  };
+  for (auto f : formats)
+    for (const auto& c : cases) {
+      const int group = c.K % 128 == 0 ? 128 : 64;
+      auto hw = random_host_weight(f, c.N, c.K, r, group, c.M == 3 || c.M == 4);
+      hw.int4_fp32_groups = true;  // the twin of this kernel's int4 arithmetic
+      auto dw = to_device(hw);
+      const std::string name = describe("stream", f, c);
+      if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
+      // Quantized activations (fp8, int8_sq) can flip one rounding step; the rest differ from the
+      // twin only in the order of fp32 sums and the final bf16 rounding.
+      const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
+      check_linear(name, hw, c, tol,
+                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+    }
+  for (int group : {64, 256})
+    for (bool zeros : {false, true}) {
+      const Case c{2, 640, 4096, true, false, cu::Epilogue::store, false};
+      auto hw = random_host_weight(cu::WeightFormat::int4_awq, c.N, c.K, r, group, zeros);
+      hw.int4_fp32_groups = true;
+      auto dw = to_device(hw);
+      const std::string name = describe("stream", cu::WeightFormat::int4_awq, c) + " G=" + std::to_string(group) +
+                               (zeros ? " zeros" : "");
+      if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
+      check_linear(name, hw, c, 4e-3,
+                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+    }
+}
+
 void test_gemm_paths(cu::LtContext* lt) {
   Rng r(701);
   // bf16 through cuBLASLt: store / accumulate / fp32 out; prologue materialized first.
@@ -198,6 +242,7 @@ void test_dequant_weight() {
 void test_linear() {
   test_gemv();
   test_skinny();
+  test_stream();
   cu::LtContext* lt = nullptr;
   if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {
     test_gemm_paths(lt);

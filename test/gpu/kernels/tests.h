@@ -11,5 +11,8 @@ void bench_ceilings();
 void bench_kernels();
 void bench_model(const std::string& formats, const std::string& prefill_lengths);
 int model_parity(const std::string& fixtures_dir);
+struct Fixture;
+// The fixture with two tensor-parallel ranks on this one GPU against one rank (model_parity_tp.cu).
+void tensor_parallel_parity(const Fixture& f);
 void profile_kernels();
 }  // namespace harness

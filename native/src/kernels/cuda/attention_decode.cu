@@ -1,11 +1,15 @@
 // Paged attention for one query row per entry (decode, and the prefill fallback): GQA (each
 // block serves the G query heads of one kv head, so K/V are read once per group) and split-K
-// along the sequence with a log-sum-exp reduce for long contexts at small batch.
+// along the sequence with a log-sum-exp reduce for long contexts at small batch. Geometries
+// with 16-byte K/V rows go to the staged kernel (attention_decode_staged.cu); this file keeps
+// the register-streaming kernel for the others (fp8 / int8 caches with head_dim 24).
 //
 // Inside a block, a token is handled by LPT lanes (8 elements each); a warp holds 32/LPT such
 // token slots, each running its own online softmax; slots, then warps, are merged at the end.
 #include <algorithm>
+#include <cstdlib>
 
+#include "attention_decode_staged.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 
@@ -225,7 +229,7 @@ Status dispatch_hd(int hd, int group, dim3 grid, const Exec& ex, const bf16* q, 
 }  // namespace
 
 size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits) {
-  return num_splits <= 1 ? 0 : static_cast<size_t>(R) * nh * num_splits * (head_dim + 1);
+  return num_splits <= 1 ? 0 : kDecodeCounters + static_cast<size_t>(R) * nh * num_splits * (head_dim + 1);
 }
 
 int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms) {
@@ -238,13 +242,30 @@ int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms) {
 Status attention_decode(const bf16* q, const int32_t* ctx, int ctx_add, const int32_t* seq_of_row,
                         PagedTables tables, int R, int nh, KvGeometry geo, KvLayer kv,
                         float softmax_scale, int num_splits, float* workspace, bf16* out,
-                        const Exec& ex) {
+                        const Exec& ex, bool staged) {
   if (nh % geo.nkv != 0) return invalid("attention_decode", "num_heads must be a multiple of num_kv_heads");
   if (num_splits < 1) num_splits = 1;
   if (num_splits > 1 && !workspace) return invalid("attention_decode", "split-K needs a workspace");
   const int group = nh / geo.nkv;
-  float* ws_o = workspace;
-  float* ws_lse = workspace ? workspace + static_cast<size_t>(R) * nh * num_splits * geo.head_dim : nullptr;
+  // workspace: [kDecodeCounters ints][partial o: R, nh, splits, hd][partial lse: R, nh, splits]
+  float* ws_o = workspace ? workspace + kDecodeCounters : nullptr;
+  float* ws_lse = workspace ? ws_o + static_cast<size_t>(R) * nh * num_splits * geo.head_dim : nullptr;
+  const char* legacy = std::getenv("GRPST_CUDA_LEGACY_DECODE");  // benches compare the two kernels
+  if (staged && !(legacy && legacy[0] == '1') && attention_decode_staged_supported(geo, nh, R, num_splits)) {
+    DecodeArgs a;
+    a.q = q;
+    a.ctx_lens = ctx;
+    a.ctx_add = ctx_add;
+    a.seq_of_row = seq_of_row;
+    a.tables = tables;
+    a.kv = kv;
+    a.scale_log2 = softmax_scale * kLog2e;
+    a.ws_o = ws_o;
+    a.ws_lse = ws_lse;
+    a.counters = reinterpret_cast<int*>(workspace);
+    a.out = out;
+    return attention_decode_staged(a, geo, R, nh, num_splits, false, ex);
+  }
   const dim3 grid(geo.nkv, R, num_splits);
   const float scale_log2 = softmax_scale * kLog2e;
   Status st;

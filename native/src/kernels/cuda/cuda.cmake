@@ -41,9 +41,11 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/swiglu.cu
       ${grpst_cuda_dir}/qk_norm_rope.cu
       ${grpst_cuda_dir}/attention_decode.cu
+      ${grpst_cuda_dir}/attention_decode_staged.cu
       ${grpst_cuda_dir}/attention_prefill.cu
       ${grpst_cuda_dir}/gemv_bf16.cu
       ${grpst_cuda_dir}/linear_skinny.cu
+      ${grpst_cuda_dir}/linear_stream.cu
       ${grpst_cuda_dir}/gemm_lt.cu
       ${grpst_cuda_dir}/quantize.cu
       ${grpst_cuda_dir}/quant_layout.cu
@@ -60,6 +62,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       add_library(grpst_cuda_runner STATIC
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_runner.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_weights.cu
+        ${GRPST_NATIVE_DIR}/src/runtime/cuda_tp.cu
       )
       set_target_properties(grpst_cuda_runner PROPERTIES POSITION_INDEPENDENT_CODE ON)
       target_compile_options(grpst_cuda_runner PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3>)
@@ -83,9 +86,14 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/test_sampling.cu
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_model.cu
+        ${grpst_harness_dir}/fixture_model.cu
         ${grpst_harness_dir}/model_parity.cu
+        ${grpst_harness_dir}/model_parity_tp.cu
         ${grpst_harness_dir}/profile.cu
+        # the tensor-parallel hooks the runner uses, driven by model_parity_tp.cu's two-rank group
+        ${GRPST_NATIVE_DIR}/src/runtime/cuda_tp.cu
       )
+      target_include_directories(grpst_gpu_harness PRIVATE ${GRPST_NATIVE_DIR}/include)
       target_compile_options(grpst_gpu_harness PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3>
                              $<$<COMPILE_LANGUAGE:CXX>:-O2>)
       target_link_libraries(grpst_gpu_harness PRIVATE grpst_cuda)

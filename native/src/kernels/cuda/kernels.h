@@ -73,14 +73,30 @@ Status qk_norm_rope_kv(const bf16* qkv /*[T,(nh+2*nkv)*hd]*/, const int32_t* pos
 // One query row per entry r: attends keys [0, ctx[r] + ctx_add) of block-table row
 // seq_of_row[r] (r itself when null). GQA: query head h reads kv head h / (nh / nkv). The
 // sequence is split into num_splits parts reduced at the end (long contexts, small batches);
-// workspace holds attention_decode_workspace() floats when num_splits > 1.
+// workspace holds attention_decode_workspace() floats when num_splits > 1 and must be zeroed
+// once when it is allocated (it starts with merge counters that every launch leaves at zero).
+// Geometries with 16-byte K/V rows take the kernel that stages K/V through shared memory and
+// merges splits in place; staged = false (or GRPST_CUDA_LEGACY_DECODE=1) keeps the
+// register-streaming kernel with its separate reduce, which measured faster at short contexts.
 Status attention_decode(const bf16* q /*[R,nh,hd]*/, const int32_t* ctx /*[R]*/, int ctx_add,
                         const int32_t* seq_of_row /*[R] or null*/, PagedTables tables, int R,
                         int nh, KvGeometry geo, KvLayer kv, float softmax_scale, int num_splits,
-                        float* workspace, bf16* out /*[R,nh*hd]*/, const Exec& ex);
+                        float* workspace, bf16* out /*[R,nh*hd]*/, const Exec& ex, bool staged = true);
 size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits);
 // Splits that fill the GPU for R rows at contexts up to max_ctx.
 int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms);
+
+// Decode rows [0, R) straight from the QKV projection, in one launch: each row's q_norm /
+// k_norm + RoPE at position positions[r] (as qk_norm_rope_kv), its new K/V written to the cache
+// at slots[r] (slot < 0: not written), and attention over keys [0, positions[r] + 1) as
+// attention_decode with ctx_add = 1 (the newest key taken from the block, not re-read).
+bool attention_decode_fused_supported(KvGeometry geo, int nh, int R, int num_splits);
+Status attention_decode_fused(const bf16* qkv /*[R,(nh+2*nkv)*hd]*/, const int32_t* positions /*[R]*/,
+                              const int32_t* slots /*[R]*/, const int32_t* seq_of_row /*[R] or null*/,
+                              const float* q_norm_w, const float* k_norm_w, float eps, Rope rope,
+                              PagedTables tables, int R, int nh, KvGeometry geo, KvLayer kv,
+                              float softmax_scale, int num_splits, float* workspace,
+                              bf16* out /*[R,nh*hd]*/, const Exec& ex);
 
 // Prefill chunks: sequence s has q_len[s] query rows starting at row q_start[s] of q; they are
 // the last q_len[s] positions of its ctx_len[s] cached keys (causal). Head dims 64 and 128 use a
@@ -159,6 +175,15 @@ constexpr int kGemvMaxRows = 8;
 Status linear_skinny(const LinearIn& in, const Weight& w, const LinearOut& out, int M,
                      const Exec& ex);
 constexpr int kSkinnyMaxRows = 64;
+
+// Weight-streaming tensor-core GEMV for decode (M <= kStreamMaxRows tokens) in every format,
+// with the same prologue and epilogue; the fastest path at small batch where it applies
+// (linear_stream_supported: bf16 K % 8, fp8 / int8_sq K % 16, int4 groups of 64, 128 or 256,
+// activations within shared memory). int4 groups are finished in fp32, y = sum over groups of
+// s * sum_k (q - z) x, instead of multiplying bf16((q - z) * s) on the tensor cores.
+bool linear_stream_supported(const Weight& w, int M);
+Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
+constexpr int kStreamMaxRows = 8;
 
 // cuBLASLt: handle, workspace and cached algorithms per shape.
 struct LtContext;

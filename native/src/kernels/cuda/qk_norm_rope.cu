@@ -1,9 +1,8 @@
 // Per-head q_norm / k_norm, rotary embedding (rotate-half form) and the KV-cache write, one warp
-// per (token, head). Rounding follows transformers' bf16 graph step by step so the CPU twin and
-// the reference agree: norm -> bf16, cos/sin -> bf16, q*cos and rotate_half(q)*sin -> bf16, sum
-// -> bf16.
+// per (token, head); the per-head math (and its bf16 rounding points) is norm_rope_head.
 #include "device_utils.cuh"
 #include "kernels.h"
+#include "norm_rope.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -37,32 +36,10 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
     return;
   }
 
-  constexpr int kMaxPairs = 4;  // head_dim <= 256
-  float x1[kMaxPairs], x2[kMaxPairs];
-  float ss = 0.f;
-#pragma unroll
-  for (int c = 0; c < kMaxPairs; ++c) {
-    const int i = lane + 32 * c;
-    x1[c] = x2[c] = 0.f;
-    if (i < half) {
-      x1[c] = to_f32(src[i]);
-      x2[c] = to_f32(src[i + half]);
-      ss = fmaf(x1[c], x1[c], fmaf(x2[c], x2[c], ss));
-    }
-  }
   const float* nw = is_q ? q_norm_w : k_norm_w;
-  if (nw) {
-    const float rstd = rsqrtf(warp_sum(ss) / static_cast<float>(hd) + eps);
-#pragma unroll
-    for (int c = 0; c < kMaxPairs; ++c) {
-      const int i = lane + 32 * c;
-      if (i < half) {
-        x1[c] = round_bf16(nw[i] * round_bf16(x1[c] * rstd));
-        x2[c] = round_bf16(nw[i + half] * round_bf16(x2[c] * rstd));
-      }
-    }
-  }
   const float pos = static_cast<float>(positions[t]);
+  float o1[kRopeMaxPairs], o2[kRopeMaxPairs];
+  norm_rope_head(src, hd, nw, eps, rope, pos, lane, o1, o2);
   bf16* dst_q = nullptr;
   typename Kv::T* dst_k = nullptr;
   if (is_q) {
@@ -73,23 +50,16 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
     dst_k = reinterpret_cast<typename Kv::T*>(kv.k) +
         ((static_cast<size_t>(slot / block_size) * nkv + kvh) * block_size + slot % block_size) * hd;
   }
-
 #pragma unroll
-  for (int c = 0; c < kMaxPairs; ++c) {
+  for (int c = 0; c < kRopeMaxPairs; ++c) {
     const int i = lane + 32 * c;
     if (i >= half) continue;
-    float sn, cs;
-    sincosf(pos * rope.inv_freq[i], &sn, &cs);
-    cs = round_bf16(cs * rope.attention_scaling);
-    sn = round_bf16(sn * rope.attention_scaling);
-    const float o1 = round_bf16(round_bf16(x1[c] * cs) + round_bf16(-x2[c] * sn));
-    const float o2 = round_bf16(round_bf16(x2[c] * cs) + round_bf16(x1[c] * sn));
     if (dst_q) {
-      dst_q[i] = __float2bfloat16_rn(o1);
-      dst_q[i + half] = __float2bfloat16_rn(o2);
+      dst_q[i] = __float2bfloat16_rn(o1[c]);
+      dst_q[i + half] = __float2bfloat16_rn(o2[c]);
     } else {
-      dst_k[i] = Kv::store1(o1, kv.k_scale);
-      dst_k[i + half] = Kv::store1(o2, kv.k_scale);
+      dst_k[i] = Kv::store1(o1[c], kv.k_scale);
+      dst_k[i + half] = Kv::store1(o2[c], kv.k_scale);
     }
   }
 }
