@@ -7,6 +7,7 @@ import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { gpuParityChecks } from './parity-checks.js';
+import { wideHeadChecks } from './wide-head-checks.js';
 
 async function gpuAvailable(): Promise<boolean> {
   try {
@@ -34,6 +35,11 @@ describe.skipIf(!hasGpu)('CUDA backend parity', () => {
 
   it('runs fp8 and int8 KV caches like the CPU backend with the same scales', async () => {
     const failed = (await kvCacheChecks()).filter((c) => !c.pass);
+    expect(failed).toEqual([]);
+  }, 600_000);
+
+  it('runs real head sizes (64, 128) and long contexts like the CPU backend', async () => {
+    const failed = (await wideHeadChecks()).filter((c) => !c.pass);
     expect(failed).toEqual([]);
   }, 600_000);
 });

@@ -49,6 +49,8 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->fused_decode_ = !(fused && fused[0] == '0');
   const char* stream_bf16 = std::getenv("GRPST_CUDA_STREAM_BF16");
   f->stream_bf16_ = stream_bf16 && stream_bf16[0] == '1';
+  const char* mma_decode = std::getenv("GRPST_CUDA_MMA_DECODE");
+  f->mma_decode_ = !(mma_decode && mma_decode[0] == '0');
   f->quantized_ = has_quantized_layers(f->w_);
   GRPST_TRY(f->allocate());
   *out = std::move(f);
@@ -181,8 +183,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   const size_t qkv_n = static_cast<size_t>(d.heads + 2 * d.kv_heads) * d.head_dim;
   const size_t attn_n = static_cast<size_t>(d.heads) * d.head_dim;
   // The streaming decode path (weight-streaming GEMV, fused decode attention) serves quantized
-  // weights; bf16 models keep the bf16 GEMV and the separate norm + RoPE and register-streaming
-  // attention, which measured faster for them on an H200 (docs/benchmarks.md).
+  // weights; bf16 models keep the bf16 GEMV and the separate norm + RoPE, which measured faster
+  // for them on an H200 (docs/benchmarks.md), with the tensor-core decode attention for bf16
+  // caches (2.5x the register-streaming kernel at 64 x 1,536 keys) and that kernel otherwise.
   const bool streaming = fused_decode_ && (quantized_ || stream_bf16_);
   const bool fused = streaming && R > 0 && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
 
@@ -211,6 +214,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     if (R > 0 && fused)
       GRPST_TRY(attention_decode_fused(qkv_, in.positions, in.slots, in.token_seq, lw.q_norm, lw.k_norm, d.eps, rope,
                                        in.tables, R, d.heads, kv_.geo, kv, softmax_scale, splits, attn_ws_, attn_, ex));
+    else if (R > 0 && mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads))
+      GRPST_TRY(attention_decode_mma(q_, in.positions, 1, in.token_seq, in.tables, R, d.heads, kv_.geo, kv,
+                                     softmax_scale, splits, attn_ws_, attn_, ex));
     else if (R > 0)
       GRPST_TRY(attention_decode(q_, in.positions, 1, in.token_seq, in.tables, R, d.heads, kv_.geo, kv,
                                  softmax_scale, splits, attn_ws_, attn_, ex, streaming));

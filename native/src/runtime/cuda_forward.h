@@ -100,6 +100,9 @@ class Forward {
   // the bf16 GEMV with the separate attention kernels, docs/benchmarks.md;
   // GRPST_CUDA_STREAM_BF16=1 turns it on).
   void set_stream_bf16(bool on) { stream_bf16_ = on; }
+  // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,
+  // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
+  void set_mma_decode(bool on) { mma_decode_ = on; }
 
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -117,6 +120,7 @@ class Forward {
   int num_sms_ = 132;
   bool fused_decode_ = true;
   bool stream_bf16_ = false;
+  bool mma_decode_ = true;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   size_t scratch_bytes_ = 0;
   std::vector<void*> allocations_;

@@ -232,8 +232,33 @@ void bench_kernels() {
       Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx) + (legacy ? " previous kernel" : ""),
                        bytes / (ms * 1e-3) / 1e9, "GB/s", note);
     }
+    // The tensor-core kernel, at the runtime's splits and at twice as many (tail of the last wave).
+    for (int sp : {splits, 2 * splits}) {
+      Dev<float> ws2(cu::attention_decode_workspace(B, nh, hd, sp) + 1);
+      cudaMemset(ws2.p, 0, ws2.n * sizeof(float));
+      const double ms = graph_ms([&](int) {
+        return cu::attention_decode_mma(q.as<cu::bf16>(), dc.p, 0, nullptr, {dt.p, bps}, B, nh, geo, layer, 0.088f, sp,
+                                        ws2.p, o.as<cu::bf16>(), ex).ok();
+      }, 20, s);
+      const double bytes = 2.0 * B * ctx * nkv * hd * 2;
+      char note[128];
+      std::snprintf(note, sizeof note, "%.1f us per layer, %d splits, %.1f%% of copy bw", ms * 1e3, sp,
+                    100.0 * bytes / (ms * 1e-3) / 1e9 / g_copy_gbs);
+      Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx) + " mma" +
+                       (sp == splits ? "" : " 2x splits"), bytes / (ms * 1e-3) / 1e9, "GB/s", note);
+    }
   }
-  double best_ms[2] = {0, 0};  // 32k prefill per layer with 8 and with 4 warps per block
+  // Prefill: the FA2-layout kernel with 4 (the default) and 8 warps per block, then the
+  // 16-rows-per-warp one with 8 and with 4 warps per block (GRPST_CUDA_PREFILL_V1=1).
+  struct PrefillVariant {
+    const char* name;
+    const char* v1;
+    const char* warps;  // GRPST_CUDA_PREFILL_FA2_WARPS or GRPST_CUDA_PREFILL_WARPS
+  };
+  const PrefillVariant variants[] = {
+      {"fa2 warps=4", "0", "4"}, {"fa2 warps=8", "0", "8"}, {"v1 warps=8", "1", "8"}, {"v1 warps=4", "1", "4"}};
+  constexpr int kVariants = 4;
+  double best_ms[kVariants] = {0, 0, 0, 0};  // 32k prefill per layer of each variant
   for (int T : {8192, 32768}) {
     const int bps = T / bs;
     Dev<uint16_t> kc(size_t(bps) * nkv * bs * hd), vc(kc.n), q(size_t(T) * nh * hd), o(q.n);
@@ -248,24 +273,28 @@ void bench_kernels() {
     const cu::KvGeometry geo{bps, bs, nkv, hd, cu::KvDtype::bf16};
     const cu::KvLayer layer{kc.p, vc.p, 1.f, 1.f};
     const cu::Exec ex{s, false};
-    for (const char* warps : {"8", "4"}) {  // the two block shapes of attention_prefill.cu
-      setenv("GRPST_CUDA_PREFILL_WARPS", warps, 1);
+    for (int v = 0; v < kVariants; ++v) {
+      setenv("GRPST_CUDA_PREFILL_V1", variants[v].v1, 1);
+      setenv(variants[v].v1[0] == '1' ? "GRPST_CUDA_PREFILL_WARPS" : "GRPST_CUDA_PREFILL_FA2_WARPS", variants[v].warps, 1);
       const double ms = time_ms([&] {
         return cu::attention_prefill(q.as<cu::bf16>(), pb, {dt.p, bps}, nh, geo, layer, 0.088f, o.as<cu::bf16>(), ex).ok();
       }, 2, 5, s);
       const double flops = 4.0 * nh * hd * (static_cast<double>(T) * (T + 1) / 2);
       char note[96];
-      std::snprintf(note, sizeof note, "%.2f ms per layer (causal FLOPs), %s warps per block", ms, warps);
-      Bench::get().add("attention", "prefill T=" + std::to_string(T) + " warps=" + warps, flops / (ms * 1e-3) / 1e12,
+      std::snprintf(note, sizeof note, "%.2f ms per layer (causal FLOPs), %s", ms, variants[v].name);
+      Bench::get().add("attention", "prefill T=" + std::to_string(T) + " " + variants[v].name, flops / (ms * 1e-3) / 1e12,
                        "TFLOP/s", note);
-      if (T == 32768) best_ms[warps[0] == '4'] = ms;
+      if (T == 32768) best_ms[v] = ms;
     }
-    unsetenv("GRPST_CUDA_PREFILL_WARPS");
   }
-  // The model benches that follow use the faster block shape.
-  const bool four = best_ms[1] > 0 && best_ms[1] < best_ms[0];
-  setenv("GRPST_CUDA_PREFILL_WARPS", four ? "4" : "8", 1);
-  Bench::get().add("attention", "prefill block shape used below", four ? 4 : 8, "warps", "the faster at T=32768");
+  // The model benches that follow use the faster prefill kernel at T=32768.
+  int best = 0;
+  for (int v = 1; v < kVariants; ++v)
+    if (best_ms[v] > 0 && (best_ms[best] <= 0 || best_ms[v] < best_ms[best])) best = v;
+  setenv("GRPST_CUDA_PREFILL_V1", variants[best].v1, 1);
+  setenv(variants[best].v1[0] == '1' ? "GRPST_CUDA_PREFILL_WARPS" : "GRPST_CUDA_PREFILL_FA2_WARPS", variants[best].warps, 1);
+  Bench::get().add("attention", std::string("prefill kernel used below: ") + variants[best].name, best_ms[best], "ms",
+                   "the faster at T=32768 (per layer)");
   cu::lt_destroy(lt);
   cudaStreamDestroy(s);
 }

@@ -293,9 +293,11 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       Bench::get().add("decode", label + " " + what, B * 1000.0 / ms, "tok/s", note);
     };
     // The previous kernels (bf16 GEMV / skinny, qk_norm_rope_kv + register-streaming attention +
-    // reduce) on the same model, for the before/after in one run.
+    // reduce, not the tensor-core decode attention) on the same model, for the before/after in one run.
     auto previous = [&](bool on) {
       fwd->set_fused_decode(!on && new_decode_kernels());
+      const char* mma = std::getenv("GRPST_CUDA_MMA_DECODE");  // previous = register-streaming attention too
+      fwd->set_mma_decode(!on && !(mma && mma[0] == '0'));
       if (on) setenv("GRPST_CUDA_LEGACY_DECODE", "1", 1);
       else if (new_decode_kernels()) unsetenv("GRPST_CUDA_LEGACY_DECODE");
     };
@@ -319,6 +321,36 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     }
     cu::StepInput in64 = decode_step(bufs, serve_b, serve_ctx, m.d.vocab);
     report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+    if (is_bf16) {  // bf16 caches: the tensor-core decode attention against the register-streaming one
+      fwd->set_mma_decode(false);
+      report_decode("b1 ctx512 graph+pdl register-streaming attention", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      report_decode("b64 ctx1536 graph+pdl register-streaming attention", serve_b, serve_ctx,
+                    decode_ms(*fwd, in64, logits.p, true, true, s));
+      cudaStreamSynchronize(s);
+      const std::vector<float> before = logits.download();
+      fwd->set_mma_decode(true);
+      report_decode("b1 ctx512 graph+pdl mma attention", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      report_decode("b64 ctx1536 graph+pdl mma attention", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+      cudaStreamSynchronize(s);
+      const std::vector<float> after = logits.download();
+      // The same step's logits on both kernels (same weights, cache and positions): end to end
+      // through the runtime's selection at the 8B shape, which the tiny fixtures (head_dim 24/32) miss.
+      double num = 0, den = 0, worst = 0;
+      size_t nonfinite = 0;
+      for (size_t i = 0; i < after.size() && i < before.size(); ++i) {
+        if (!std::isfinite(after[i])) ++nonfinite;
+        const double d = double(after[i]) - before[i];
+        num += d * d;
+        den += double(before[i]) * before[i];
+        worst = std::max(worst, std::fabs(d));
+      }
+      char note[160];
+      std::snprintf(note, sizeof note, "b64 ctx1536 step logits: max abs diff %.4f, %zu non-finite", worst, nonfinite);
+      Bench::get().add("decode", label + " logits rel_l2 mma vs register-streaming attention",
+                       den > 0 ? std::sqrt(num / den) : -1, "rel_l2", note);
+      const char* mma = std::getenv("GRPST_CUDA_MMA_DECODE");
+      fwd->set_mma_decode(!(mma && mma[0] == '0'));
+    }
     if (is_bf16) {
       previous(true);
       report_decode("b64 ctx1536 graph+pdl previous kernels", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));

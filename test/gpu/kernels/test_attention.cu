@@ -93,6 +93,50 @@ void test_decode(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool vi
   }
 }
 
+// The tensor-core decode kernel (bf16 caches): GQA groups of 1..8 heads, head dims 64 and 128,
+// contexts from 1 to 32k keys (tile and block edges, an empty split), several splits, rows
+// mapped to sequences of different lengths, cache blocks of 16 and 32 keys.
+void test_decode_mma(int nh, int nkv, int hd, int splits, const std::vector<int>& lens, int bs, bool via_positions) {
+  Rng r(211 + nh * 7 + nkv * 5 + hd + splits * 3 + bs + static_cast<int>(lens.size()));
+  PagedSetup p;
+  make_paged(p, lens, nkv, hd, bs, cu::KvDtype::bf16, r);
+  const int R = static_cast<int>(lens.size());
+  auto q = rand_bf16(r, static_cast<size_t>(R) * nh * hd, 1.f);
+  std::vector<int32_t> ctx(R), seq(R);
+  for (int i = 0; i < R; ++i) {
+    seq[i] = via_positions ? R - 1 - i : i;
+    ctx[i] = via_positions ? lens[seq[i]] - 1 : lens[i];
+  }
+  Dev<uint16_t> dq(q), dout(static_cast<size_t>(R) * nh * hd);
+  Dev<int32_t> dctx(ctx), dseq(seq);
+  Dev<float> ws(cu::attention_decode_workspace(R, nh, hd, splits) + 1);
+  cudaMemset(ws.p, 0, ws.n * sizeof(float));
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  cu::KvGeometry geo{p.kv.num_blocks, bs, nkv, hd, cu::KvDtype::bf16};
+  cu::KvLayer layer{p.dk.p, p.dv.p, 1.f, 1.f};
+  int longest = 0;
+  for (int l : lens) longest = std::max(longest, l);
+  const std::string name = "attention_decode_mma nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
+                           " hd=" + std::to_string(hd) + " splits=" + std::to_string(splits) + " bs=" +
+                           std::to_string(bs) + " rows=" + std::to_string(R) + " longest=" + std::to_string(longest) +
+                           (via_positions ? " rows->seqs" : "");
+  if (!Checks::get().expect(name + " supported", cu::attention_decode_mma_supported(geo, nh))) return;
+  std::vector<float> want(static_cast<size_t>(R) * nh * hd);
+  for (int i = 0; i < R; ++i)
+    ref::attention_row(&q[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks], p.kv,
+                       scale, &want[static_cast<size_t>(i) * nh * hd]);
+  dout.poison();
+  Checks::get().status(name, cu::attention_decode_mma(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
+                                                      via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks}, R,
+                                                      nh, geo, layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
+  const auto got = bf16_to_f32(dout.download());
+  size_t nonfinite = 0;
+  for (float v : got) nonfinite += std::isfinite(v) ? 0 : 1;
+  Checks::get().expect(name + " all rows written", nonfinite == 0, std::to_string(nonfinite) + " non-finite");
+  // P is rounded to bf16 before the PV product on tensor cores, as in prefill.
+  Checks::get().compare(name, got, want, 1e-2);
+}
+
 // The fused decode step: q/k norm + RoPE of the QKV rows, the new K/V written to the cache, and
 // attention over the history plus the new token, against qk_norm_rope_kv's and attention's twins.
 void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool norms) {
@@ -163,7 +207,7 @@ void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, b
   Checks::get().compare(name + " v cache", gv, wv, tol);
 }
 
-void test_prefill(int nh, int nkv, int hd, cu::KvDtype dtype) {
+void test_prefill(int nh, int nkv, int hd, cu::KvDtype dtype, const std::string& kernel = "") {
   Rng r(202 + nh + hd + static_cast<int>(dtype));
   // (ctx_len, q_len): whole prompts, chunks with history, a 1-token chunk, one long prompt.
   const std::vector<std::pair<int, int>> seqs = {{300, 300}, {1000, 129}, {77, 1}, {130, 64}, {700, 700}};
@@ -195,7 +239,7 @@ void test_prefill(int nh, int nkv, int hd, cu::KvDtype dtype) {
   cu::KvGeometry geo{p.kv.num_blocks, 16, nkv, hd, dtype};
   cu::KvLayer layer{p.dk.p, p.dv.p, p.kv.k_scale, p.kv.v_scale};
   const std::string name = "attention_prefill nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
-                           " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype);
+                           " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype) + kernel;
   Checks::get().status(name, cu::attention_prefill(dq.as<cu::bf16>(), b, {p.dtables.p, p.max_blocks}, nh, geo, layer,
                                                    scale, dout.as<cu::bf16>(), {}));
   // The twin is slow: check every 5th row plus the last row of each sequence.
@@ -229,6 +273,21 @@ void test_attention() {
   test_decode(4, 1, 16, cu::KvDtype::bf16, 1, false);
   test_decode(4, 2, 32, cu::KvDtype::int8, 2, false);
   test_decode(16, 2, 64, cu::KvDtype::bf16, 4, false);
+  {
+    const std::vector<int> mixed = {1, 15, 16, 17, 31, 33, 300, 1029, 64, 2};
+    for (int hd : {64, 128}) {
+      test_decode_mma(8, 8, hd, 1, mixed, 16, false);   // G = 1
+      test_decode_mma(16, 8, hd, 3, mixed, 16, true);   // G = 2
+      test_decode_mma(32, 8, hd, 7, mixed, 16, true);   // G = 4 (Qwen3-8B)
+      test_decode_mma(16, 2, hd, 16, mixed, 32, false); // G = 8
+      test_decode_mma(32, 8, hd, 1, mixed, 32, true);
+    }
+    test_decode_mma(6, 2, 128, 2, mixed, 16, false);  // G = 3: padded rows
+    test_decode_mma(16, 2, 128, 16, {32768, 5, 2049, 4097}, 16, true);
+    test_decode_mma(16, 2, 128, 1, {32768, 1}, 16, false);
+    test_decode_mma(4, 1, 64, 32, {32768, 20000, 7}, 32, true);
+    test_decode_mma(32, 8, 128, 64, {3, 100}, 16, false);  // more splits than tiles: empty splits
+  }
   test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 1, true);
   test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 7, true);
   test_decode_fused(32, 8, 128, cu::KvDtype::fp8, 5, true);
@@ -237,8 +296,19 @@ void test_attention() {
   test_decode_fused(4, 1, 16, cu::KvDtype::bf16, 2, true);
   test_decode_fused(4, 2, 32, cu::KvDtype::int8, 1, false);
   test_decode_fused(16, 2, 64, cu::KvDtype::bf16, 4, true);
-  for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) test_prefill(32, 8, 128, d);
-  test_prefill(16, 4, 64, cu::KvDtype::bf16);
+  // The FA2-layout prefill kernel with 4 warps per block (the default) and with 8
+  // (GRPST_CUDA_PREFILL_FA2_WARPS=8), then the 16-rows-per-warp one (GRPST_CUDA_PREFILL_V1=1).
+  for (const char* variant : {"", " fa2 warps=8", " v1"}) {
+    const std::string tag = variant;
+    setenv("GRPST_CUDA_PREFILL_V1", tag == " v1" ? "1" : "0", 1);
+    setenv("GRPST_CUDA_PREFILL_FA2_WARPS", tag == " fa2 warps=8" ? "8" : "4", 1);
+    for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) test_prefill(32, 8, 128, d, tag);
+    test_prefill(16, 4, 64, cu::KvDtype::bf16, tag);
+    test_prefill(8, 8, 128, cu::KvDtype::bf16, tag);  // no grouping
+    test_prefill(12, 2, 64, cu::KvDtype::fp8, tag);   // 6 query heads per kv head
+  }
+  unsetenv("GRPST_CUDA_PREFILL_V1");
+  unsetenv("GRPST_CUDA_PREFILL_FA2_WARPS");
   test_prefill(6, 2, 24, cu::KvDtype::bf16);  // fallback path
 }
 

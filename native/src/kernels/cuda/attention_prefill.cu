@@ -1,16 +1,15 @@
-// Flash-attention (FA2 schedule) prefill over the paged KV cache: a block takes 128 query rows
+// Flash-attention prefill over the paged KV cache (v1): a block takes 128 query rows
 // of one head (16 per warp), streams 64-key tiles of K and V through shared memory (two stages,
 // cp.async for bf16 caches; fp8/int8 caches are dequantized on the way in), computes S = QK^T
 // and O += PV on tensor cores with an online softmax in registers. Causal: query row i of a
 // chunk sits at position ctx_len - q_len + i. Head dims other than 64/128 use the decode kernel
-// row by row.
+// row by row. The default for head_dim 64/128 is the FA2-layout kernel (attention_prefill_fa2.cu);
+// GRPST_CUDA_PREFILL_V1=1 selects this one.
 #include <cstdlib>
 #include <string>
 #include <type_traits>
 
-#include "device_utils.cuh"
-#include "kernels.h"
-#include "mma_utils.cuh"
+#include "attention_prefill_tiles.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -18,41 +17,11 @@ namespace {
 constexpr int kBN = 64;  // keys per tile
 constexpr float kLog2e = 1.4426950408889634f;
 
-template <int HD>
-__device__ __forceinline__ int swz(int row, int chunk) {  // element offset of a 16-byte chunk
-  return row * HD + ((chunk ^ (row & 7)) << 3);
-}
-
 // kWarps warps of 16 query rows each: 8 (one 128-row block per SM) or 4 (two 64-row blocks per
 // SM, which hide each other's barriers and copy waits).
 template <int HD, int kWarps>
 constexpr size_t prefill_smem_bytes() {
   return static_cast<size_t>(16 * kWarps + 4 * kBN) * HD * sizeof(bf16);
-}
-
-// Loads keys [key0, key0 + kBN) of one kv head into a swizzled [kBN][HD] tile; keys at or past
-// ctx_len become zeros.
-template <int HD, class Kv, int kWarps>
-__device__ __forceinline__ void load_kv_tile(bf16* tile, const typename Kv::T* cache, float scale,
-                                             const int32_t* bt, int key0, int ctx_len, int nkv,
-                                             int g, int block_size) {
-  constexpr int CH = HD / 8;
-  for (int idx = threadIdx.x; idx < kBN * CH; idx += kWarps * 32) {
-    const int r = idx / CH, c = idx % CH;
-    const int key = key0 + r;
-    const bool valid = key < ctx_len;
-    const int page = valid ? bt[key / block_size] : 0;
-    const typename Kv::T* src =
-        cache + ((static_cast<size_t>(page) * nkv + g) * block_size + (valid ? key % block_size : 0)) * HD + c * 8;
-    bf16* dst = tile + swz<HD>(r, c);
-    if constexpr (std::is_same_v<Kv, KvBf16>) {
-      cp_async16(dst, src, valid);
-    } else {
-      float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      if (valid) Kv::load8(src, scale, f);
-      *reinterpret_cast<uint4*>(dst) = pack8(f);
-    }
-  }
 }
 
 template <int HD, class Kv, int kWarps>
@@ -96,8 +65,8 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_ker
     const bf16* src = q + (static_cast<size_t>(q_start + (valid ? row0 + r : 0)) * nh + h) * HD + c * 8;
     cp_async16(sq + swz<HD>(r, c), src, valid);
   }
-  load_kv_tile<HD, Kv, kWarps>(sk, kc, kv.k_scale, bt, 0, ctx_len, nkv, g, block_size);
-  load_kv_tile<HD, Kv, kWarps>(sv, vc, kv.v_scale, bt, 0, ctx_len, nkv, g, block_size);
+  load_kv_tile<HD, Kv, kBN, kWarps * 32>(sk, kc, kv.k_scale, bt, 0, ctx_len, nkv, g, block_size);
+  load_kv_tile<HD, Kv, kBN, kWarps * 32>(sv, vc, kv.v_scale, bt, 0, ctx_len, nkv, g, block_size);
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
@@ -117,8 +86,8 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_ker
   for (int kt = 0; kt < n_tiles; ++kt) {
     const int st = kt & 1;
     if (kt + 1 < n_tiles) {
-      load_kv_tile<HD, Kv, kWarps>(sk + (st ^ 1) * kBN * HD, kc, kv.k_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
-      load_kv_tile<HD, Kv, kWarps>(sv + (st ^ 1) * kBN * HD, vc, kv.v_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
+      load_kv_tile<HD, Kv, kBN, kWarps * 32>(sk + (st ^ 1) * kBN * HD, kc, kv.k_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
+      load_kv_tile<HD, Kv, kBN, kWarps * 32>(sv + (st ^ 1) * kBN * HD, vc, kv.v_scale, bt, (kt + 1) * kBN, ctx_len, nkv, g, block_size);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -249,6 +218,15 @@ Status prefill_hd(const bf16* q, const PrefillBatch& b, PagedTables tables, int 
               : launch_prefill<64, Kv, 8>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
 }
 
+// GRPST_CUDA_PREFILL_V1=1: the 16-rows-per-warp kernel above; 0: the FA2-layout one; unset: the
+// default below.
+constexpr bool kV1Default = false;
+bool use_v1_kernel() {
+  const char* env = std::getenv("GRPST_CUDA_PREFILL_V1");
+  if (!env || !*env) return kV1Default;
+  return std::string(env) != "0";
+}
+
 }  // namespace
 
 Status attention_prefill(const bf16* q, const PrefillBatch& batch, PagedTables tables, int nh,
@@ -264,6 +242,7 @@ Status attention_prefill(const bf16* q, const PrefillBatch& batch, PagedTables t
                             geo, kv, softmax_scale, 1, nullptr, out + off, ex);
   }
   const float scale_log2 = softmax_scale * kLog2e;
+  if (!use_v1_kernel()) return attention_prefill_fa2(q, batch, tables, nh, geo, kv, scale_log2, out, ex);
   switch (geo.dtype) {
     case KvDtype::bf16: return prefill_hd<KvBf16>(q, batch, tables, nh, geo, kv, scale_log2, out, ex);
     case KvDtype::fp8: return prefill_hd<KvFp8>(q, batch, tables, nh, geo, kv, scale_log2, out, ex);

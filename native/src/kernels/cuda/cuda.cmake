@@ -42,7 +42,9 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/qk_norm_rope.cu
       ${grpst_cuda_dir}/attention_decode.cu
       ${grpst_cuda_dir}/attention_decode_staged.cu
+      ${grpst_cuda_dir}/attention_decode_mma.cu
       ${grpst_cuda_dir}/attention_prefill.cu
+      ${grpst_cuda_dir}/attention_prefill_fa2.cu
       ${grpst_cuda_dir}/gemv_bf16.cu
       ${grpst_cuda_dir}/linear_skinny.cu
       ${grpst_cuda_dir}/linear_stream.cu

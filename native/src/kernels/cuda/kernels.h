@@ -86,6 +86,16 @@ size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits);
 // Splits that fill the GPU for R rows at contexts up to max_ctx.
 int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms);
 
+// attention_decode on tensor cores (attention_decode_mma.cu): the query heads of a kv head form
+// the rows of an mma tile against its K/V, split-K merged by a reduce. bf16 caches with head_dim
+// 64 or 128, at most 8 query heads per kv head and block_size a multiple of 16; the workspace is
+// attention_decode_workspace()'s. P is rounded to bf16 for the PV product.
+bool attention_decode_mma_supported(KvGeometry geo, int nh);
+Status attention_decode_mma(const bf16* q /*[R,nh,hd]*/, const int32_t* ctx /*[R]*/, int ctx_add,
+                            const int32_t* seq_of_row /*[R] or null*/, PagedTables tables, int R, int nh,
+                            KvGeometry geo, KvLayer kv, float softmax_scale, int num_splits, float* workspace,
+                            bf16* out /*[R,nh*hd]*/, const Exec& ex);
+
 // Decode rows [0, R) straight from the QKV projection, in one launch: each row's q_norm /
 // k_norm + RoPE at position positions[r] (as qk_norm_rope_kv), its new K/V written to the cache
 // at slots[r] (slot < 0: not written), and attention over keys [0, positions[r] + 1) as

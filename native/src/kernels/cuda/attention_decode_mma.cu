@@ -1,0 +1,275 @@
+// Tensor-core paged decode attention for bf16 caches: the G query heads of one kv head (GQA)
+// form the rows of an m16n8k16 tile against the K/V of that kv head, so a warp spends two
+// shuffle levels per 32 tokens on the softmax instead of a dot-product reduction per token and
+// head. Split-K along the sequence for long contexts at small batch, merged by a reduce.
+//
+// Both products take their operands straight from global memory into registers, no shared-memory
+// staging: a contraction may visit its index in any order as long as both operands agree.
+//   S = Q K^T  (m16n8k16: rows = query heads, cols = 8 tokens, k = head_dim): lane (g, t) loads
+//              16-byte chunks t, t+4, ... of token g's key and of head g's query; chunk t + 4i
+//              feeds k-steps 2i and 2i+1 (its words 0,1 and 2,3 as the fragment's two halves).
+//   O^T = V^T P^T  (rows = head_dim, cols = query heads, k = 16 tokens): P^T's fragment is S's
+//              accumulator as it stands (lane (g, t) holds head g at tokens 2t, 2t+1, 2t+8, 2t+9);
+//              lane (g, t) loads those four tokens' value chunks g (and g + 8) and pairs their
+//              elements with byte permutes: m-tile row g of tile mt is head_dim 8g + mt (+ 64).
+// Rows of S past G are padding (zero queries); their results are never stored.
+#include <algorithm>
+
+#include "attention_decode_staged.cuh"
+#include "device_utils.cuh"
+#include "kernels.h"
+#include "mma_utils.cuh"
+
+namespace grpst::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kTile = 16;  // tokens per k-step of the PV product (two S column tiles)
+constexpr int kUnroll = 2;  // tiles loaded before any is used: 32 tokens in flight per warp
+constexpr int kMaxGroup = 8;
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float exp2_or_zero(float x, float m) { return m == -INFINITY ? 0.f : exp2f(x - m); }
+
+__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+// bf16 element e of a and of b, as one bf16x2 (a in the low half).
+__device__ __forceinline__ uint32_t pair_elems(const uint4& a, const uint4& b, int e) {
+  return __byte_perm(word(a, e >> 1), word(b, e >> 1), (e & 1) ? 0x7632 : 0x5410);
+}
+// head_dim index of virtual column tile vt (8 columns per tile, 8 elements per 16-byte chunk).
+__device__ __forceinline__ int hd_of(int vt, int g) { return 64 * (vt >> 3) + 8 * g + (vt & 7); }
+
+template <int HD>
+__global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
+    const bf16* __restrict__ q /*[R,nh,HD]*/, const int32_t* __restrict__ ctx_lens /*[R]*/, int ctx_add,
+    const int32_t* __restrict__ seq_of_row, PagedTables tables, int nh, int nkv, int block_size, KvLayer kv,
+    float scale_log2, int num_splits, float* __restrict__ ws_o /*[R,nh,S,HD]*/,
+    float* __restrict__ ws_lse /*[R,nh,S]*/, bf16* __restrict__ out /*[R,nh*HD]*/) {
+  constexpr int KI = HD / 32;       // key chunks per lane per token
+  constexpr int KS = HD / 16;       // k-steps of S = Q K^T
+  constexpr int VC = HD / 64;       // value chunks per lane per token
+  constexpr int MT = HD / 16;       // m-tiles of O^T (16 head_dim rows each)
+  __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
+  __shared__ float sm_acc[kWarps][kMaxGroup][HD];
+
+  griddep_wait();
+  griddep_launch_dependents();
+  const int kvh = blockIdx.x, r = blockIdx.y, s = blockIdx.z;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int group = nh / nkv;
+  const int ctx = ctx_lens[r] + ctx_add;
+  const int seq = seq_of_row ? seq_of_row[r] : r;
+  // Splits start on tile boundaries, and tiles never straddle a cache block (block_size % 16 == 0).
+  const int chunk = ((ctx + num_splits - 1) / num_splits + kTile - 1) / kTile * kTile;
+  const int t0 = s * chunk, t1 = min(ctx, t0 + chunk);
+
+  // Q fragments (a0, a2 per k-step; rows g + 8 are zero): [KS][2] bf16x2.
+  uint32_t qa[KS][2];
+  {
+    const bf16* qrow = q + (static_cast<size_t>(r) * nh + kvh * group + g) * HD;
+#pragma unroll
+    for (int i = 0; i < KI; ++i) {
+      const uint4 v = g < group ? *reinterpret_cast<const uint4*>(qrow + (t + 4 * i) * 8) : make_uint4(0, 0, 0, 0);
+      qa[2 * i][0] = v.x;
+      qa[2 * i][1] = v.y;
+      qa[2 * i + 1][0] = v.z;
+      qa[2 * i + 1][1] = v.w;
+    }
+  }
+  float m = -INFINITY, l = 0.f;  // head g, shared by the four lanes t
+  float acc[MT][4];              // O^T: rows hd_of(mt, g) / hd_of(mt + MT, g), heads 2t, 2t+1
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) acc[mt][0] = acc[mt][1] = acc[mt][2] = acc[mt][3] = 0.f;
+
+  const int32_t* bt = tables.block_tables + static_cast<size_t>(seq) * tables.max_blocks_per_seq;
+  const bf16* kbase = reinterpret_cast<const bf16*>(kv.k);
+  const bf16* vbase = reinterpret_cast<const bf16*>(kv.v);
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  for (int tb = t0 + warp * kTile * kUnroll; tb < t1; tb += kWarps * kTile * kUnroll) {
+    uint4 kr[kUnroll][2][KI];  // keys of tokens g and 8 + g, chunks t + 4i
+    uint4 vr[kUnroll][4][VC];  // values of tokens 2t, 2t+1, 2t+8, 2t+9, chunks g + 8c
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int base = tb + u * kTile;
+      size_t row0 = 0;
+      if (base < t1) {
+        const int page = bt[base / block_size];
+        row0 = (static_cast<size_t>(page) * nkv + kvh) * block_size + base % block_size;
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int tok = g + 8 * h;
+        const bool ok = base + tok < t1;
+        const bf16* p = kbase + (row0 + tok) * HD + t * 8;
+#pragma unroll
+        for (int i = 0; i < KI; ++i) kr[u][h][i] = ok ? ldg_stream(p + 32 * i) : zero;
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int tok = 2 * t + (j & 1) + 8 * (j >> 1);
+        const bool ok = base + tok < t1;
+        const bf16* p = vbase + (row0 + tok) * HD + g * 8;
+#pragma unroll
+        for (int c = 0; c < VC; ++c) vr[u][j][c] = ok ? ldg_stream(p + 64 * c) : zero;
+      }
+    }
+
+    // S for the 32 tokens: sc[u][h] = head g (c0, c1) at tokens base + 8h + 2t, +1.
+    float sc[kUnroll][2][4];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float* c = sc[u][h];
+        c[0] = c[1] = c[2] = c[3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+          const uint32_t a[4] = {qa[ks][0], 0u, qa[ks][1], 0u};
+          const uint4& kk = kr[u][h][ks >> 1];
+          mma_bf16(c, a, word(kk, (ks & 1) * 2), word(kk, (ks & 1) * 2 + 1));
+        }
+        const int tok = tb + u * kTile + 8 * h + 2 * t;
+        c[0] = tok < t1 ? c[0] * scale_log2 : -INFINITY;
+        c[1] = tok + 1 < t1 ? c[1] * scale_log2 : -INFINITY;
+        mx = fmaxf(mx, fmaxf(c[0], c[1]));
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mn = fmaxf(m, mx);  // finite: token tb is always valid
+    const float corr = exp2_or_zero(m, mn);
+    m = mn;
+    l *= corr;
+    uint32_t pb[kUnroll][2];  // P^T fragments: tokens 2t, 2t+1 and 2t+8, 2t+9 of head g
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float p0 = exp2f(sc[u][h][0] - mn), p1 = exp2f(sc[u][h][1] - mn);
+        l += p0 + p1;
+        pb[u][h] = pack_bf16x2(p0, p1);
+      }
+    }
+    // Rescale O^T: its columns are heads 2t and 2t + 1, whose corrections lanes 8t and 8t + 4 hold.
+    const float ca = __shfl_sync(0xffffffffu, corr, 8 * t), cb = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      acc[mt][0] *= ca;
+      acc[mt][1] *= cb;
+      acc[mt][2] *= ca;
+      acc[mt][3] *= cb;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        constexpr int kHalf = MT;  // virtual tile of rows g + 8: mt + MT
+        const int v0 = mt, v1 = mt + kHalf;
+        const int c0 = v0 >> 3, e0 = v0 & 7, c1 = v1 >> 3, e1 = v1 & 7;
+        uint32_t a[4];
+        a[0] = pair_elems(vr[u][0][c0], vr[u][1][c0], e0);
+        a[1] = pair_elems(vr[u][0][c1], vr[u][1][c1], e1);
+        a[2] = pair_elems(vr[u][2][c0], vr[u][3][c0], e0);
+        a[3] = pair_elems(vr[u][2][c1], vr[u][3][c1], e1);
+        mma_bf16(acc[mt], a, pb[u][0], pb[u][1]);
+      }
+    }
+  }
+
+  // The row sum over the four lanes of head g, then the warps merged through shared memory.
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if (t == 0) {
+    sm_m[warp][g] = m;
+    sm_l[warp][g] = l;
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    const int d0 = hd_of(mt, g), d1 = hd_of(mt + MT, g);
+    sm_acc[warp][2 * t][d0] = acc[mt][0];
+    sm_acc[warp][2 * t + 1][d0] = acc[mt][1];
+    sm_acc[warp][2 * t][d1] = acc[mt][2];
+    sm_acc[warp][2 * t + 1][d1] = acc[mt][3];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * HD; idx += kWarps * 32) {
+    const int j = idx / HD, d = idx % HD;
+    float mm = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][j]);
+    float L = 0.f, A = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float e = exp2_or_zero(sm_m[w][j], mm);
+      L = fmaf(sm_l[w][j], e, L);
+      A = fmaf(sm_acc[w][j][d], e, A);
+    }
+    const int h = kvh * group + j;
+    const float o = L > 0.f ? A / L : 0.f;
+    if (num_splits == 1) {
+      out[(static_cast<size_t>(r) * nh + h) * HD + d] = __float2bfloat16_rn(o);
+    } else {
+      const size_t part = (static_cast<size_t>(r) * nh + h) * num_splits + s;
+      ws_o[part * HD + d] = o;
+      if (d == 0) ws_lse[part] = L > 0.f ? mm + log2f(L) : -INFINITY;
+    }
+  }
+}
+
+// Combines the splits of one (row, head): weights 2^(lse_s - max lse).
+__global__ void attention_mma_reduce_kernel(const float* __restrict__ ws_o, const float* __restrict__ ws_lse,
+                                            int num_splits, int hd, bf16* __restrict__ out) {
+  griddep_wait();
+  griddep_launch_dependents();
+  const size_t rh = blockIdx.x;  // row * nh + head
+  const float* lse = ws_lse + rh * num_splits;
+  float mx = -INFINITY;
+  for (int s = 0; s < num_splits; ++s) mx = fmaxf(mx, lse[s]);
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float num = 0.f, den = 0.f;
+    for (int s = 0; s < num_splits; ++s) {
+      const float w = exp2_or_zero(lse[s], mx);
+      num = fmaf(w, ws_o[(rh * num_splits + s) * hd + d], num);
+      den += w;
+    }
+    out[rh * hd + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
+  }
+}
+
+}  // namespace
+
+bool attention_decode_mma_supported(KvGeometry geo, int nh) {
+  return geo.dtype == KvDtype::bf16 && (geo.head_dim == 64 || geo.head_dim == 128) && geo.nkv > 0 &&
+         nh % geo.nkv == 0 && nh / geo.nkv <= kMaxGroup && geo.block_size > 0 && geo.block_size % kTile == 0;
+}
+
+Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const int32_t* seq_of_row,
+                            PagedTables tables, int R, int nh, KvGeometry geo, KvLayer kv, float softmax_scale,
+                            int num_splits, float* workspace, bf16* out, const Exec& ex) {
+  if (!attention_decode_mma_supported(geo, nh))
+    return invalid("attention_decode_mma", "needs a bf16 cache, head_dim 64 or 128, at most 8 query heads per kv head "
+                                           "and a block size that is a multiple of 16");
+  if (num_splits < 1) num_splits = 1;
+  if (num_splits > 1 && !workspace) return invalid("attention_decode_mma", "split-K needs a workspace");
+  // Same workspace layout as attention_decode: [counters][partial o: R, nh, S, hd][lse: R, nh, S].
+  float* ws_o = workspace ? workspace + kDecodeCounters : nullptr;
+  float* ws_lse = workspace ? ws_o + static_cast<size_t>(R) * nh * num_splits * geo.head_dim : nullptr;
+  const dim3 grid(geo.nkv, R, num_splits), block(kWarps * 32);
+  const float scale_log2 = softmax_scale * kLog2e;
+  Status st;
+  if (geo.head_dim == 128)
+    st = launch("attention_decode_mma", attention_decode_mma_kernel<128>, grid, block, 0, ex, q, ctx, ctx_add,
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, out);
+  else
+    st = launch("attention_decode_mma", attention_decode_mma_kernel<64>, grid, block, 0, ex, q, ctx, ctx_add,
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, out);
+  if (!st.ok() || num_splits == 1) return st;
+  return launch("attention_decode_mma_reduce", attention_mma_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
+                ws_lse, num_splits, geo.head_dim, out);
+}
+
+}  // namespace grpst::cuda
