@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "attention_decode_staged.cuh"
+#include "attention_splits.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 
@@ -23,7 +24,6 @@ __host__ __device__ constexpr int lanes_per_token(int hd) {
   return hd / 8 <= 2 ? 2 : hd / 8 <= 4 ? 4 : hd / 8 <= 8 ? 8 : hd / 8 <= 16 ? 16 : 32;
 }
 
-__device__ __forceinline__ float safe_exp2(float x, float m) { return m == -INFINITY ? 0.f : exp2f(x - m); }
 
 template <int HD, class Kv, int G>
 __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
         for (int o = LPT / 2; o >= 1; o >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, o);
         if (valid[u]) {
           const float mn = fmaxf(m[j], sc);
-          const float corr = safe_exp2(m[j], mn);
+          const float corr = exp2_or_zero(m[j], mn);
           const float p = exp2f(sc - mn);
           l[j] = l[j] * corr + p;
 #pragma unroll
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
       const float mo = __shfl_xor_sync(0xffffffffu, m[j], o);
       const float lo = __shfl_xor_sync(0xffffffffu, l[j], o);
       const float mn = fmaxf(m[j], mo);
-      const float a = safe_exp2(m[j], mn), b = safe_exp2(mo, mn);
+      const float a = exp2_or_zero(m[j], mn), b = exp2_or_zero(mo, mn);
       l[j] = l[j] * a + lo * b;
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
@@ -145,49 +145,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
     }
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * HD; idx += kWarps * 32) {
-    const int j = idx / HD, d = idx % HD;
-    float mm = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][j]);
-    float L = 0.f, A = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float e = safe_exp2(sm_m[w][j], mm);
-      L = fmaf(sm_l[w][j], e, L);
-      A = fmaf(sm_acc[w][j][d], e, A);
-    }
-    const int h = g * group + j;
-    const float o = L > 0.f ? A / L : 0.f;
-    if (num_splits == 1) {
-      out[(static_cast<size_t>(r) * nh + h) * HD + d] = __float2bfloat16_rn(o);
-    } else {
-      const size_t part = (static_cast<size_t>(r) * nh + h) * num_splits + s;
-      ws_o[part * HD + d] = o;
-      if (d == 0) ws_lse[part] = L > 0.f ? mm + log2f(L) : -INFINITY;
-    }
-  }
+  merge_warps_and_store(sm_m, sm_l, sm_acc, group, g * group, r, nh, s, num_splits, out, ws_o, ws_lse);
 }
 
-// Combines the splits of one (row, head): weights 2^(lse_s - max lse).
-__global__ void attention_reduce_kernel(const float* __restrict__ ws_o, const float* __restrict__ ws_lse,
-                                        int num_splits, int hd, bf16* __restrict__ out) {
-  griddep_wait();
-  griddep_launch_dependents();
-  const size_t rh = blockIdx.x;  // row * nh + head
-  const float* lse = ws_lse + rh * num_splits;
-  float mx = -INFINITY;
-  for (int s = 0; s < num_splits; ++s) mx = fmaxf(mx, lse[s]);
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float num = 0.f, den = 0.f;
-    for (int s = 0; s < num_splits; ++s) {
-      const float w = safe_exp2(lse[s], mx);
-      num = fmaf(w, ws_o[(rh * num_splits + s) * hd + d], num);
-      den += w;
-    }
-    out[rh * hd + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
-  }
-}
 
 template <int HD, class Kv>
 Status dispatch_group(int group, dim3 grid, const Exec& ex, const bf16* q, const int32_t* ctx,
@@ -284,7 +244,7 @@ Status attention_decode(const bf16* q, const int32_t* ctx, int ctx_add, const in
       break;
   }
   if (!st.ok() || num_splits == 1) return st;
-  return launch("attention_reduce", attention_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
+  return launch("attention_reduce", split_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
                 ws_lse, num_splits, geo.head_dim, out);
 }
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 
 #include "attention_decode_staged.cuh"
+#include "attention_splits.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 #include "mma_utils.cuh"
@@ -29,7 +30,6 @@ constexpr int kUnroll = 2;  // tiles loaded before any is used: 32 tokens in fli
 constexpr int kMaxGroup = 8;
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ float exp2_or_zero(float x, float m) { return m == -INFINITY ? 0.f : exp2f(x - m); }
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
@@ -196,49 +196,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
     sm_acc[warp][2 * t + 1][d1] = acc[mt][3];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * HD; idx += kWarps * 32) {
-    const int j = idx / HD, d = idx % HD;
-    float mm = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][j]);
-    float L = 0.f, A = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float e = exp2_or_zero(sm_m[w][j], mm);
-      L = fmaf(sm_l[w][j], e, L);
-      A = fmaf(sm_acc[w][j][d], e, A);
-    }
-    const int h = kvh * group + j;
-    const float o = L > 0.f ? A / L : 0.f;
-    if (num_splits == 1) {
-      out[(static_cast<size_t>(r) * nh + h) * HD + d] = __float2bfloat16_rn(o);
-    } else {
-      const size_t part = (static_cast<size_t>(r) * nh + h) * num_splits + s;
-      ws_o[part * HD + d] = o;
-      if (d == 0) ws_lse[part] = L > 0.f ? mm + log2f(L) : -INFINITY;
-    }
-  }
+  merge_warps_and_store(sm_m, sm_l, sm_acc, group, kvh * group, r, nh, s, num_splits, out, ws_o, ws_lse);
 }
 
-// Combines the splits of one (row, head): weights 2^(lse_s - max lse).
-__global__ void attention_mma_reduce_kernel(const float* __restrict__ ws_o, const float* __restrict__ ws_lse,
-                                            int num_splits, int hd, bf16* __restrict__ out) {
-  griddep_wait();
-  griddep_launch_dependents();
-  const size_t rh = blockIdx.x;  // row * nh + head
-  const float* lse = ws_lse + rh * num_splits;
-  float mx = -INFINITY;
-  for (int s = 0; s < num_splits; ++s) mx = fmaxf(mx, lse[s]);
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float num = 0.f, den = 0.f;
-    for (int s = 0; s < num_splits; ++s) {
-      const float w = exp2_or_zero(lse[s], mx);
-      num = fmaf(w, ws_o[(rh * num_splits + s) * hd + d], num);
-      den += w;
-    }
-    out[rh * hd + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
-  }
-}
 
 }  // namespace
 
@@ -268,7 +228,7 @@ Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, cons
     st = launch("attention_decode_mma", attention_decode_mma_kernel<64>, grid, block, 0, ex, q, ctx, ctx_add,
                 seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, out);
   if (!st.ok() || num_splits == 1) return st;
-  return launch("attention_decode_mma_reduce", attention_mma_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
+  return launch("attention_decode_mma_reduce", split_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
                 ws_lse, num_splits, geo.head_dim, out);
 }
 
