@@ -4,7 +4,8 @@
 import { copyFileSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { writeSafetensors, type SafetensorsDtype, type TensorToWrite } from './safetensors.js';
+import { decodeFloats, encodeFloats, f32ToBf16Bits } from '../quant/numeric.js';
+import { writeSafetensors, type TensorToWrite } from './safetensors.js';
 
 export interface TinySpec {
   seed: number;
@@ -53,15 +54,6 @@ function mix32(x: number): number {
   x = Math.imul(x, 0x846ca68b);
   x ^= x >>> 16;
   return x >>> 0;
-}
-
-const f32buf = new Float32Array(1);
-const u32buf = new Uint32Array(f32buf.buffer);
-
-function f32ToBf16Bits(x: number): number {
-  f32buf[0] = x;
-  const bits = u32buf[0];
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) / 65536) >>> 0 & 0xffff;
 }
 
 /** bf16 bit patterns of one tensor, row-major. */
@@ -163,43 +155,10 @@ export function configJson(spec: TinySpec, vocab: number): Record<string, unknow
 export type SourceDtype = 'bfloat16' | 'float16' | 'float32';
 
 function encode(t: TinyTensor, dtype: SourceDtype): TensorToWrite {
-  if (dtype === 'bfloat16') {
-    return { name: t.name, dtype: 'BF16', shape: t.shape, data: new Uint8Array(t.bf16.buffer, t.bf16.byteOffset, t.bf16.byteLength) };
-  }
-  const f = new Float32Array(t.bf16.length);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < t.bf16.length; i++) u[i] = t.bf16[i] << 16;
-  if (dtype === 'float32') return { name: t.name, dtype: 'F32', shape: t.shape, data: new Uint8Array(f.buffer) };
-  const h = new Uint16Array(f.length);
-  for (let i = 0; i < f.length; i++) h[i] = f32ToF16Bits(f[i]);
-  return { name: t.name, dtype: 'F16' as SafetensorsDtype, shape: t.shape, data: new Uint8Array(h.buffer) };
-}
-
-/** IEEE half with round-to-nearest-even (subnormals included). */
-export function f32ToF16Bits(x: number): number {
-  f32buf[0] = x;
-  const b = u32buf[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = mant & ((1 << shift) - 1);
-    let m = mant >>> shift;
-    if (rest > half || (rest === half && (m & 1))) m++;
-    return sign | m;
-  }
-  let m = mant >>> 13;
-  const rest = mant & 0x1fff;
-  let out = sign | (e << 10) | m;
-  if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) out++;
-  return out;
+  const data = new Uint8Array(t.bf16.buffer, t.bf16.byteOffset, t.bf16.byteLength);
+  if (dtype === 'bfloat16') return { name: t.name, dtype: 'BF16', shape: t.shape, data };
+  const st = dtype === 'float32' ? 'F32' : 'F16';
+  return { name: t.name, dtype: st, shape: t.shape, data: encodeFloats(decodeFloats(data, 'BF16'), st) };
 }
 
 export interface WriteTinyOptions {
