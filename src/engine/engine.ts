@@ -176,15 +176,13 @@ export class Engine implements GenerationEngine {
       const p = this.pending.get(id);
       const ev: TokenEvent = { tokens: Array.from(b.tokens.subarray(t, t + n)) };
       if (b.hasLogprobs[i]) ev.logprobs = Array.from(b.logprobs.subarray(t, t + n));
-      const tops: TopLogprob[][] = [];
+      // Alternatives are built only for requests that asked for them; the others just skip theirs.
+      if (p?.wantsTop && n > 0) ev.topLogprobs = [];
       for (let j = 0; j < n; j++) {
         const c = b.topCounts[t + j];
-        const top: TopLogprob[] = [];
-        for (let q = 0; q < c; q++) top.push({ token: b.topIds[k + q], logprob: b.topLogprobs[k + q] });
-        tops.push(top);
+        ev.topLogprobs?.push(topAt(b.topIds, b.topLogprobs, k, c));
         k += c;
       }
-      if (p?.wantsTop && n > 0) ev.topLogprobs = tops;
       t += n;
       const reason = nativeFinishReasons[b.finish[i]];
       if (reason) ev.finishReason = reason;
@@ -208,10 +206,15 @@ function promptLogprobs(lp: Float32Array, counts: Int32Array, ids: Int32Array, l
   const out: NonNullable<TokenEvent['promptLogprobs']> = [];
   let k = 0;
   for (let i = 0; i < lp.length; i++) {
-    const top: TopLogprob[] = [];
-    for (let q = 0; q < counts[i]; q++) top.push({ token: ids[k + q], logprob: lps[k + q] });
+    out.push(i === 0 ? null : { logprob: lp[i], top: topAt(ids, lps, k, counts[i]) });
     k += counts[i];
-    out.push(i === 0 ? null : { logprob: lp[i], top });
   }
   return out;
+}
+
+/** The `count` alternatives stored from index `start` of the flat id / logprob arrays. */
+function topAt(ids: Int32Array, lps: Float32Array, start: number, count: number): TopLogprob[] {
+  const top: TopLogprob[] = [];
+  for (let q = start; q < start + count; q++) top.push({ token: ids[q], logprob: lps[q] });
+  return top;
 }
