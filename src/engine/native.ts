@@ -1,6 +1,7 @@
 // The typed mirror of the native addon (native/src/addon): every function, class and object
 // shape it exposes. Only src/engine talks to the addon, through these types.
 import type { ModelConfig } from '../model/config.js';
+import type { EngineInfo, EngineStats } from './types.js';
 
 /** One tensor of the generic tensor table: a byte range of a mapped file. */
 export interface NativeTensorEntry {
@@ -104,30 +105,13 @@ export interface NativeEventBatch {
   promptLogprobs: (NativePromptLogprobs | undefined)[];
 }
 
-export interface NativeEngineStats {
-  running: number;
-  waiting: number;
-  kvBlocksTotal: number;
-  kvBlocksUsed: number;
-  kvBlockSize: number;
-  prefixCacheHitTokens: number;
-  prefixCacheQueryTokens: number;
-  promptTokensTotal: number;
-  generatedTokensTotal: number;
-  steps: number;
+/** EngineStats as the runtime counts them: its KV dtype is in NativeEngineInfo, and it also counts preemptions. */
+export interface NativeEngineStats extends Omit<EngineStats, 'kvCacheDtype'> {
   preemptions: number;
 }
 
-export interface NativeEngineInfo {
-  device: string;
-  kernels: string;
-  threads: number;
-  maxBatchSize: number;
-  maxSeqLen: number;
-  maxNumTokens: number;
-  vocabSize: number;
-  quantization: string;
-  kvCacheDtype: string;
+/** EngineInfo plus the runtime's KV pool size and the figures of its roofline. */
+export interface NativeEngineInfo extends EngineInfo {
   kvBlocks: number;
   kvBlockSize: number;
   /** Weight bytes one decode step reads (the roofline's numerator). */
