@@ -9,14 +9,7 @@ namespace grpst {
 namespace {
 
 LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in) {
-  LinearWeight w;
-  w.fmt = WeightFormat::INT8_WO;
-  w.out_features = out;
-  w.in_features = in;
-  w.w = quant::tensor(store, prefix + ".qweight", DType::I8, {out, in});
-  w.ldw = in;
-  w.scales = static_cast<const float*>(quant::tensor(store, prefix + ".scales", DType::F32, {out}));
-  return w;
+  return quant::per_channel_int8(store, prefix, WeightFormat::INT8_WO, out, in);
 }
 
 void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "grpst/common.h"
+#include "grpst/linear.h"
 #include "grpst/tensor_store.h"
 
 namespace grpst::quant {
@@ -21,6 +22,19 @@ inline const void* tensor(TensorStore& store, const std::string& name, DType dty
                 want + "] (engine folder damaged or built by another grpst?)");
   }
   return store.raw(name);
+}
+
+/** int8 weights [out, in] (`.qweight`) with one fp32 scale per output channel (`.scales`): the
+ * layout int8_wo and int8_sq share; they differ only in what they do with the activations. */
+inline LinearWeight per_channel_int8(TensorStore& store, const std::string& prefix, WeightFormat fmt, int out, int in) {
+  LinearWeight w;
+  w.fmt = fmt;
+  w.out_features = out;
+  w.in_features = in;
+  w.w = tensor(store, prefix + ".qweight", DType::I8, {out, in});
+  w.ldw = in;
+  w.scales = static_cast<const float*>(tensor(store, prefix + ".scales", DType::F32, {out}));
+  return w;
 }
 
 /** Weight rows decoded per block: about 256 KiB of fp32, a multiple of 4 rows. */
