@@ -1,6 +1,7 @@
 // A Qwen3-0.6B-shaped checkpoint with deterministic random weights, written locally (no
 // download, no Python) for the CPU benchmarks: the real model's shapes (hidden 1024, 28 layers,
-// 16 query heads x 128, 8 KV heads, MLP 3072, tied embeddings, vocabulary 151,936).
+// 16 query heads x 128, 8 KV heads, MLP 3072, tied embeddings, vocabulary 151,936). Speed
+// depends only on the shapes, so random weights measure what the real checkpoint would.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +36,7 @@ export function randomQwen3_0_6b(): string {
   const stamp = join(dir, 'weights.sha256');
   if (existsSync(stamp) && readFileSync(stamp, 'utf8').length === 64) return dir;
   const f = specFile();
-  console.log(`writing a Qwen3-0.6B-shaped random checkpoint to ${dir} ...`);
+  process.stderr.write(`writing a Qwen3-0.6B-shaped random checkpoint to ${dir} ...\n`);
   const digest = writeTinyCheckpoint(dir, qwen3_0_6bSpec, f.vocab_size, f.init, { tokenizerDir });
   writeFileSync(stamp, digest);
   return dir;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad, summarize, type LoadSummary } from './serve-load.js';
-import { qwen3_06bShapedCheckpoint } from './serve-model.js';
+import { randomQwen3_0_6b } from './make-random-checkpoint.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 
@@ -75,7 +75,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
 try {
   let url = args.url;
   if (!url) {
-    const model = args.model ?? qwen3_06bShapedCheckpoint();
+    const model = args.model ?? randomQwen3_0_6b();
     server = await startServerProcess(model);
     url = server.url;
     console.log(`server: ${url} ${JSON.stringify(server.info)}`);

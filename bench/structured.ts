@@ -13,7 +13,7 @@ import type { GenerationEngine, SubmitRequest } from '../src/engine/types.js';
 import { nativeVocabulary, type NativeGrammar } from '../src/structured/native.js';
 import { StructuredOutputs } from '../src/structured/structured-outputs.js';
 import { checkpoint } from '../test/helpers/fixtures.js';
-import { qwen3_06bShapedCheckpoint } from './serve-model.js';
+import { randomQwen3_0_6b } from './make-random-checkpoint.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -143,7 +143,7 @@ async function decodeWindow(engine: GenerationEngine, batch: number, tokens: num
 }
 
 async function main() {
-  const dir = !args.model ? qwen3_06bShapedCheckpoint() : ['tiny-a', 'tiny-b'].includes(args.model) ? checkpoint(args.model as 'tiny-a') : args.model;
+  const dir = !args.model ? randomQwen3_0_6b() : ['tiny-a', 'tiny-b'].includes(args.model) ? checkpoint(args.model as 'tiny-a') : args.model;
   const tokenizer = Tokenizer.fromDir(dir);
   const m = matcherFigures(tokenizer);
   console.log('## grammar matcher (one thread)');
