@@ -2,6 +2,7 @@
 // end, so a failed, interrupted or out-of-space build leaves nothing behind at --output_dir.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { pidAlive } from '../daemon/processes.js';
 import { badInput, failed } from '../util/errors.js';
 
 /** Test hook: pretend the disk fills up after this many bytes written through a staging folder. */
@@ -17,15 +18,6 @@ function installExitHook(): void {
   process.on('exit', () => {
     for (const s of live) s.abort();
   });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Removes staging folders of earlier builds of the same output whose process is gone (killed with SIGKILL, power loss). */

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { lifecyclePaths, runDirOf, type LifecyclePaths } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
+import { pidAlive } from './processes.js';
 
 export const serverStateSchema = z.object({
   name: z.string(),
@@ -87,22 +88,13 @@ export function lockName(name: string, home?: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = Number(fs.readFileSync(p.lock, 'utf8').trim());
-      if (Number.isInteger(holder) && holder > 0 && pidExists(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
         throw badInput(`another \`grpst start --name ${name}\` is running (pid ${holder})`, `wait for it to finish, or start under another --name`);
       }
       fs.rmSync(p.lock, { force: true });
     }
   }
   throw badInput(`could not take the start lock ${p.lock}`, `remove ${p.lock} if no grpst start is running`);
-}
-
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export function atomicWrite(file: string, text: string): void {
