@@ -97,16 +97,8 @@ export class Engine implements GenerationEngine {
       stream.push({ tokens: [], finishReason: 'cancelled' });
       return stream;
     }
-    const s = req.sampling;
     const params: NativeRequestParams = {
-      temperature: s.temperature,
-      topK: s.topK,
-      topP: s.topP,
-      minP: s.minP,
-      repetitionPenalty: s.repetitionPenalty,
-      presencePenalty: s.presencePenalty,
-      frequencyPenalty: s.frequencyPenalty,
-      seed: s.seed,
+      ...req.sampling,
       maxTokens: req.maxTokens,
       stopTokenIds: req.stopTokenIds,
       ignoreEos: req.ignoreEos,

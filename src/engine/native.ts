@@ -1,7 +1,7 @@
 // The typed mirror of the native addon (native/src/addon): every function, class and object
 // shape it exposes. Only src/engine talks to the addon, through these types.
 import type { ModelConfig } from '../model/config.js';
-import type { EngineInfo, EngineStats } from './types.js';
+import type { EngineInfo, EngineStats, LoadOptions, SamplingParams, SubmitRequest } from './types.js';
 
 /** One tensor of the generic tensor table: a byte range of a mapped file. */
 export interface NativeTensorEntry {
@@ -16,20 +16,10 @@ export interface NativeTensorEntry {
 }
 
 /** What createEngine takes besides the model: LoadOptions plus the runtime's own switches. */
-export interface NativeEngineOptions {
+export interface NativeEngineOptions extends Omit<LoadOptions, 'device'> {
   device?: string;
-  threads?: number;
-  maxBatchSize?: number;
-  maxNumTokens?: number;
-  maxSeqLen?: number;
-  kvBlockSize?: number;
-  maxTokensInPagedKvCache?: number;
-  kvCacheBytes?: number;
-  kvCacheFreeMemFraction?: number;
-  kvCacheDtype?: string;
   /** fp8 / int8 cache: [k_scale, v_scale] per layer (engine.json kv_cache.scales); absent: see LoadOptions.kvCacheDtype. */
   kvCacheScales?: [number, number][];
-  enablePrefixCaching?: boolean;
   /** "avx512", "avx2" or "scalar"; empty: the best this CPU runs. */
   cpuKernels?: string;
   /** Engine quantization scheme; "none" for Hugging Face checkpoints. */
@@ -50,22 +40,11 @@ export interface NativeTensorParallelRank {
 }
 
 /** The third argument of NativeEngine.submit: SamplingParams flattened with the request's switches. */
-export interface NativeRequestParams {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repetitionPenalty: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  seed?: number;
-  maxTokens: number;
-  stopTokenIds?: number[];
-  ignoreEos?: boolean;
+export interface NativeRequestParams
+  extends SamplingParams,
+    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'promptLogprobs' | 'badTokenIds'> {
   /** -1 or absent: none; N: the token's logprob and N alternatives. */
   logprobs?: number;
-  promptLogprobs?: boolean;
-  badTokenIds?: number[];
   constraint?: NativeConstraint;
 }
 
