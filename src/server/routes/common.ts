@@ -5,8 +5,15 @@ import { fromZod } from '../errors.js';
 import { readJson } from '../http.js';
 import type { RequestContext } from '../router.js';
 
-/** Choices of one request (completions' cap on prompts × n) plus the request's own listeners. */
-const maxChoiceListeners = 256 + 8;
+/**
+ * Generations one request may start (prompts × n). Each is an engine sequence the admission
+ * queue counts as one request, so an unbounded prompt array would let a single request take
+ * the whole engine and stall every other client.
+ */
+export const maxChoicesPerRequest = 256;
+
+/** Choices of one request plus the request's own listeners. */
+const maxChoiceListeners = maxChoicesPerRequest + 8;
 
 export async function parseBody<S extends z.ZodType>(rc: RequestContext, schema: S): Promise<z.infer<S>> {
   const raw = await readJson(rc.req, rc.server.options.maxBodyBytes);

@@ -10,7 +10,7 @@ import { completionRequestSchema, type CompletionRequest } from '../openai/schem
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { usageOf } from './chat.js';
-import { admit, parseBody, requestScope, unixNow } from './common.js';
+import { admit, maxChoicesPerRequest, parseBody, requestScope, unixNow } from './common.js';
 import { streamUpdates } from './stream.js';
 
 export async function completions(rc: RequestContext): Promise<void> {
@@ -95,13 +95,6 @@ export async function completions(rc: RequestContext): Promise<void> {
     release();
   }
 }
-
-/**
- * Generations one request may start (prompts × n). Each is an engine sequence the admission
- * queue counts as one request, so an unbounded prompt array would let a single request take
- * the whole engine and stall every other client.
- */
-export const maxChoicesPerRequest = 256;
 
 function promptsOf(body: CompletionRequest, rc: RequestContext): CompletionPrompt[] {
   const tok = rc.server.tokenizer;
