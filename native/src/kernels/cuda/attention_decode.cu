@@ -10,7 +10,7 @@
 #include <cstdlib>
 
 #include "attention_decode_staged.cuh"
-#include "attention_splits.cuh"
+#include "attention_split_reduce.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 
@@ -114,23 +114,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
   }
 
   // Merge the slots of this warp (lanes sub, sub+LPT, ...), then the warps through shared memory.
-#pragma unroll
-  for (int o = LPT; o < 32; o <<= 1) {
-#pragma unroll
-    for (int j = 0; j < G; ++j) {
-      const float mo = __shfl_xor_sync(0xffffffffu, m[j], o);
-      const float lo = __shfl_xor_sync(0xffffffffu, l[j], o);
-      const float mn = fmaxf(m[j], mo);
-      const float a = exp2_or_zero(m[j], mn), b = exp2_or_zero(mo, mn);
-      l[j] = l[j] * a + lo * b;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float ao = __shfl_xor_sync(0xffffffffu, acc[j][e], o);
-        acc[j][e] = acc[j][e] * a + ao * b;
-      }
-      m[j] = mn;
-    }
-  }
+  merge_lane_slots<G, LPT>(m, l, acc);
   if (slot_in_warp == 0) {
 #pragma unroll
     for (int j = 0; j < G; ++j) {
@@ -145,7 +129,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
     }
   }
   __syncthreads();
-  merge_warps_and_store(sm_m, sm_l, sm_acc, group, g * group, r, nh, s, num_splits, out, ws_o, ws_lse);
+  merge_warps_and_store<HD, kWarps, G>(&sm_m[0][0], &sm_l[0][0], &sm_acc[0][0][0], group, g * group, r, nh, s, num_splits, out, ws_o, ws_lse);
 }
 
 

@@ -16,7 +16,7 @@
 #include <algorithm>
 
 #include "attention_decode_staged.cuh"
-#include "attention_splits.cuh"
+#include "attention_split_reduce.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 #include "mma_utils.cuh"
@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
     sm_acc[warp][2 * t + 1][d1] = acc[mt][3];
   }
   __syncthreads();
-  merge_warps_and_store(sm_m, sm_l, sm_acc, group, kvh * group, r, nh, s, num_splits, out, ws_o, ws_lse);
+  merge_warps_and_store<HD, kWarps, kMaxGroup>(&sm_m[0][0], &sm_l[0][0], &sm_acc[0][0][0], group, kvh * group, r, nh, s, num_splits, out, ws_o, ws_lse);
 }
 
 

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "attention_decode_staged.cuh"
+#include "attention_splits.cuh"
 #include "device_utils.cuh"
 #include "mma_utils.cuh"
 #include "norm_rope.cuh"
@@ -27,7 +28,6 @@ __host__ __device__ constexpr int lanes_per_token(int hd) {
   return hd / 8 <= 2 ? 2 : hd / 8 <= 4 ? 4 : hd / 8 <= 8 ? 8 : hd / 8 <= 16 ? 16 : 32;
 }
 
-__device__ __forceinline__ float safe_exp2(float x, float m) { return m == -INFINITY ? 0.f : exp2f(x - m); }
 
 template <int HD, class Kv>
 struct Tiling {
@@ -253,23 +253,7 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 4 : 2) attention_decode_sta
   }
 
   // Merge the slots of this warp (lanes sub, sub + LPT, ...), then the warps through shared memory.
-#pragma unroll
-  for (int o = LPT; o < 32; o <<= 1) {
-#pragma unroll
-    for (int j = 0; j < G; ++j) {
-      const float mo = __shfl_xor_sync(0xffffffffu, m[j], o);
-      const float lo = __shfl_xor_sync(0xffffffffu, l[j], o);
-      const float mn = fmaxf(m[j], mo);
-      const float ea = safe_exp2(m[j], mn), eb = safe_exp2(mo, mn);
-      l[j] = l[j] * ea + lo * eb;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float ao = __shfl_xor_sync(0xffffffffu, acc[j][e], o);
-        acc[j][e] = acc[j][e] * ea + ao * eb;
-      }
-      m[j] = mn;
-    }
-  }
+  merge_lane_slots<G, LPT>(m, l, acc);
   cp_async_wait<0>();
   __syncthreads();  // the ring becomes the merge buffer
   float* sm_acc = reinterpret_cast<float*>(smem);  // [kWarps][G][HD]
@@ -289,28 +273,8 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 4 : 2) attention_decode_sta
     }
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * HD; idx += kThreads) {
-    const int j = idx / HD, d = idx % HD;
-    float mm = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w * G + j]);
-    float L = 0.f, A = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float e = safe_exp2(sm_m[w * G + j], mm);
-      L = fmaf(sm_l[w * G + j], e, L);
-      A = fmaf(sm_acc[(w * G + j) * HD + d], e, A);
-    }
-    const size_t rh = static_cast<size_t>(r) * nh + g * group + j;
-    const float o = L > 0.f ? A / L : 0.f;
-    if (num_splits == 1) {
-      a.out[rh * HD + d] = __float2bfloat16_rn(o);
-    } else {
-      const size_t part = rh * num_splits + s;
-      a.ws_o[part * HD + d] = o;
-      if (d == 0) a.ws_lse[part] = L > 0.f ? mm + log2f(L) : -INFINITY;
-    }
-  }
+  merge_warps_and_store<HD, kWarps, G>(sm_m, sm_l, sm_acc, group, g * group, r, nh, s, num_splits, a.out, a.ws_o,
+                                       a.ws_lse);
   if (num_splits == 1) return;
 
   // The last split block of this (row, kv head) to finish merges all partials (weights
@@ -330,7 +294,7 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 4 : 2) attention_decode_sta
     for (int q = 0; q < num_splits; ++q) mx = fmaxf(mx, __ldcg(lse + q));
     float num = 0.f, den = 0.f;
     for (int q = 0; q < num_splits; ++q) {
-      const float w = safe_exp2(__ldcg(lse + q), mx);
+      const float w = exp2_or_zero(__ldcg(lse + q), mx);
       num = fmaf(w, __ldcg(a.ws_o + (rh * num_splits + q) * HD + d), num);
       den += w;
     }
