@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "grpst/cpu_kernels.h"
 #include "grpst/tensor_store.h"
@@ -37,11 +38,16 @@ struct LinearFormatOps {
   const char* name;
   /** Reads `<prefix>.weight` (and the format's companions) and checks shapes. */
   LinearWeight (*load)(TensorStore& store, const std::string& prefix, int out_features, int in_features);
-  /** y[m, n] for all m < M and n0 <= n < n1 (x: [M, in] row stride ldx, y: row stride ldy). */
-  void (*columns)(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy,
-                  int M, int n0, int n1);
+  /** y[m, n] for all m < M and n0 <= n < n1 (x: [M, in] row stride ldx, y: row stride ldy;
+   * prepared: what `prepare` made of x, nullptr for a format without one). */
+  void (*columns)(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void* prepared,
+                  float* y, int64_t ldy, int M, int n0, int n1);
   /** Bytes of weights (and scales) one forward pass reads. */
   int64_t (*bytes)(const LinearWeight& w);
+  /** Optional (nullptr: none): the format's activation operand (quantized or rounded rows of x),
+   * made once per call into `buf` before the column tasks run. Every task reads all M rows, so
+   * making it inside `columns` would repeat it for each task. */
+  const void* (*prepare)(const LinearWeight& w, const float* x, int64_t ldx, int M, std::vector<uint8_t>& buf);
 };
 
 const LinearFormatOps& linear_format_ops(WeightFormat fmt);

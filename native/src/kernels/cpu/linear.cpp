@@ -66,11 +66,19 @@ void linear_forward_multi(const LinearWeight* const* ws, float* const* ys, int c
   const int in = ws[0]->in_features;
   for (int i = 1; i < count; i++)
     if (ws[i]->in_features != in) throw Error("linear_forward_multi: projections disagree on in_features");
+  thread_local std::vector<std::vector<uint8_t>> bufs;
+  if (int(bufs.size()) < count) bufs.resize(count);
+  std::vector<const void*> prepared(count, nullptr);
+  for (int i = 0; i < count; i++) {
+    const LinearFormatOps& ops = linear_format_ops(ws[i]->fmt);
+    if (ops.prepare) prepared[i] = ops.prepare(*ws[i], x, in, M, bufs[i]);
+  }
   std::vector<ColumnTask> tasks = make_tasks(ws, count, M, pool.size());
   pool.parallel_for(int(tasks.size()), [&](int t, int) {
     const ColumnTask& task = tasks[t];
     const LinearWeight& w = *ws[task.weight];
-    linear_format_ops(w.fmt).columns(w, k, x, in, ys[task.weight], w.out_features, M, task.n0, task.n1);
+    linear_format_ops(w.fmt).columns(w, k, x, in, prepared[task.weight], ys[task.weight], w.out_features, M, task.n0,
+                                     task.n1);
   });
 }
 

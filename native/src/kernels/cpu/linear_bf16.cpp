@@ -15,8 +15,8 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return w;
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
-             int n0, int n1) {
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void*, float* y,
+             int64_t ldy, int M, int n0, int n1) {
   k.gemm_bf16(x, ldx, static_cast<const uint16_t*>(w.w), w.ldw, y, ldy, M, n0, n1, w.in_features);
 }
 
@@ -24,6 +24,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearBf16 = {"bf16", load, columns, bytes};
+extern const LinearFormatOps kLinearBf16 = {"bf16", load, columns, bytes, nullptr};
 
 }  // namespace grpst

@@ -23,14 +23,21 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return w;
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
-             int n0, int n1) {
+// The activations rounded to e4m3 (and divided by input_scale): fp32 [M, in].
+const void* prepare(const LinearWeight& w, const float* x, int64_t ldx, int M, std::vector<uint8_t>& buf) {
+  const int K = w.in_features;
+  float* xr = reinterpret_cast<float*>(quant::scratch(buf, size_t(M) * K * sizeof(float)));
+  round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
+  return xr;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float*, int64_t, const void* prepared, float* y,
+             int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
   const int K = w.in_features, nb = quant::block_rows(K);
-  thread_local std::vector<float> rows_buf, xr_buf;
+  thread_local std::vector<float> rows_buf;
   float* rows = quant::scratch(rows_buf, size_t(nb) * K);
-  float* xr = quant::scratch(xr_buf, size_t(M) * K);
-  round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
+  const float* xr = static_cast<const float*>(prepared);
   const float out_scale = w.input_scale * w.scales[0];
   const uint8_t* base = static_cast<const uint8_t*>(w.w);
   for (int n = n0; n < n1; n += nb) {
@@ -46,6 +53,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearFp8 = {"fp8", load, columns, bytes};
+extern const LinearFormatOps kLinearFp8 = {"fp8", load, columns, bytes, prepare};
 
 }  // namespace grpst

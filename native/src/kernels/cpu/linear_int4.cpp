@@ -27,8 +27,8 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return w;
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
-             int n0, int n1) {
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void*, float* y,
+             int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
   const int K = w.in_features, nb = quant::block_rows(K), groups = K / w.group_size;
   thread_local std::vector<float> rows_buf;
@@ -50,6 +50,6 @@ int64_t bytes(const LinearWeight& w) {
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt4 = {"int4", load, columns, bytes};
+extern const LinearFormatOps kLinearInt4 = {"int4", load, columns, bytes, nullptr};
 
 }  // namespace grpst

@@ -13,17 +13,24 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return quant::per_channel_int8(store, prefix, WeightFormat::INT8_SQ, out, in);
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
-             int n0, int n1) {
+// The activations quantized per token: int8 [M, in], then (at a 64-byte boundary) fp32 scales [M].
+size_t scales_offset(int M, int K) { return (size_t(M) * K + 63) / 64 * 64; }
+
+const void* prepare(const LinearWeight& w, const float* x, int64_t ldx, int M, std::vector<uint8_t>& buf) {
+  const int K = w.in_features;
+  uint8_t* p = quant::scratch(buf, scales_offset(M, K) + size_t(M) * sizeof(float));
+  quantize_rows_int8(x, ldx, M, K, reinterpret_cast<int8_t*>(p), reinterpret_cast<float*>(p + scales_offset(M, K)));
+  return p;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float*, int64_t, const void* prepared, float* y,
+             int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
   const int K = w.in_features, nb = 64;
-  thread_local std::vector<int8_t> xq_buf;
-  thread_local std::vector<float> xs_buf;
   thread_local std::vector<int32_t> acc_buf;
-  int8_t* xq = quant::scratch(xq_buf, size_t(M) * K);
-  float* xs = quant::scratch(xs_buf, size_t(M));
   int32_t* acc = quant::scratch(acc_buf, size_t(M) * nb);
-  quantize_rows_int8(x, ldx, M, K, xq, xs);
+  const int8_t* xq = static_cast<const int8_t*>(prepared);
+  const float* xs = reinterpret_cast<const float*>(static_cast<const uint8_t*>(prepared) + scales_offset(M, K));
   const int8_t* base = static_cast<const int8_t*>(w.w);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
@@ -37,6 +44,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt8Sq = {"int8_sq", load, columns, bytes};
+extern const LinearFormatOps kLinearInt8Sq = {"int8_sq", load, columns, bytes, prepare};
 
 }  // namespace grpst

@@ -12,8 +12,8 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return quant::per_channel_int8(store, prefix, WeightFormat::INT8_WO, out, in);
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, float* y, int64_t ldy, int M,
-             int n0, int n1) {
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void*, float* y,
+             int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
   const int K = w.in_features, nb = quant::block_rows(K);
   thread_local std::vector<float> rows_buf;
@@ -32,6 +32,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt8Wo = {"int8_wo", load, columns, bytes};
+extern const LinearFormatOps kLinearInt8Wo = {"int8_wo", load, columns, bytes, nullptr};
 
 }  // namespace grpst
