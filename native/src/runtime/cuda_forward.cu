@@ -21,12 +21,12 @@ bool has_quantized_layers(const ModelWeights& w) {
   return false;
 }
 // Rows up to which the weight-streaming kernels beat cuBLASLt (measured on an H200): the bf16
-// GEMV turns instruction-bound past 4 rows; int8_sq's int8 tensor-core GEMM in cuBLASLt wins
-// beyond 16; int4 and int8_wo would need their weights dequantized for cuBLASLt, so the skinny
+// GEMV up to Forward's gemv_max_rows_ (kDefaultGemvMaxRows); int8_sq's int8 tensor-core GEMM in
+// cuBLASLt wins beyond 16; int4 and int8_wo would need their weights dequantized for cuBLASLt, so the skinny
 // kernel keeps them up to 64, and fp8 too (cuBLASLt refused its fp8 GEMM at 64 rows on an H200).
-int small_rows(WeightFormat f) {
+int small_rows(WeightFormat f, int bf16_rows) {
   switch (f) {
-    case WeightFormat::bf16: return 4;
+    case WeightFormat::bf16: return std::min(bf16_rows, kGemvMaxRows);
     case WeightFormat::int8_sq: return 16;
     default: return kSkinnyMaxRows;
   }
@@ -51,6 +51,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->stream_bf16_ = stream_bf16 && stream_bf16[0] == '1';
   const char* mma_decode = std::getenv("GRPST_CUDA_MMA_DECODE");
   f->mma_decode_ = !(mma_decode && mma_decode[0] == '0');
+  if (const char* rows = std::getenv("GRPST_CUDA_GEMV_MAX_ROWS")) f->gemv_max_rows_ = std::atoi(rows);
   f->quantized_ = has_quantized_layers(f->w_);
   GRPST_TRY(f->allocate());
   *out = std::move(f);
@@ -118,7 +119,7 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   // cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
   const bool narrow = w.format == WeightFormat::bf16 && !in.norm_w && !in.act_scale &&
                       out.epi == Epilogue::residual_add && w.K > 2 * w.N;
-  if (M <= small_rows(w.format) && !narrow) {
+  if (M <= small_rows(w.format, gemv_max_rows_) && !narrow) {
     if (w.format == WeightFormat::bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
     return linear_skinny(in, w, out, M, ex);
@@ -176,10 +177,6 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   const ModelDims& d = dims_;
   const float softmax_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
   const Rope rope{w_.inv_freq, w_.attention_scaling};
-  int splits = 1;
-  if (R > 0 && R <= 64)
-    splits = std::min(limits_.max_decode_splits, attention_decode_splits(R, d.kv_heads, in.max_context, num_sms_));
-
   const size_t qkv_n = static_cast<size_t>(d.heads + 2 * d.kv_heads) * d.head_dim;
   const size_t attn_n = static_cast<size_t>(d.heads) * d.head_dim;
   // The streaming decode path (weight-streaming GEMV, fused decode attention) serves quantized
@@ -187,6 +184,14 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   // for them on an H200 (docs/benchmarks.md), with the tensor-core decode attention for bf16
   // caches (2.5x the register-streaming kernel at 64 x 1,536 keys) and that kernel otherwise.
   const bool streaming = fused_decode_ && (quantized_ || stream_bf16_);
+  // Split-K of the decode attention: about two blocks per SM, one for the tensor-core kernel at
+  // contexts up to mma_one_block_max_ctx_ (measured, kMmaOneBlockPerSmMaxContext).
+  const bool mma = !streaming && mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);
+  const int blocks_per_sm = mma && in.max_context <= mma_one_block_max_ctx_ ? 1 : 2;
+  int splits = 1;
+  if (R > 0 && R <= 64)
+    splits = std::min(limits_.max_decode_splits,
+                      attention_decode_splits(R, d.kv_heads, in.max_context, num_sms_, blocks_per_sm));
   const bool fused = streaming && R > 0 && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));

@@ -73,6 +73,15 @@ struct ForwardLimits {
   int max_decode_splits = 64;
 };
 
+// Rows up to which bf16 weights take the GEMV rather than cuBLASLt: on an H200 the Qwen3-8B
+// decode step at 2 / 4 rows took 5.22 / 5.34 ms through cuBLASLt (timed algorithms) against
+// 5.68 / 8.09 ms through the GEMV, which stays ahead at one row (docs/benchmarks.md).
+constexpr int kDefaultGemvMaxRows = 1;
+// Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two
+// beyond (the other decode kernels: two). One sequence on an H200: 4,096 keys in 16 splits gave a
+// 3% faster step than in 33, 32,768 keys in 33 splits a 3% faster one than in 17.
+constexpr int kMmaOneBlockPerSmMaxContext = 8192;
+
 class Forward {
  public:
   // Allocates the activation scratch; the KV cache comes later (set_kv), sized from what is left.
@@ -103,6 +112,10 @@ class Forward {
   // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,
   // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
   void set_mma_decode(bool on) { mma_decode_ = on; }
+  // bf16 weights take the GEMV up to this many rows (at most kGemvMaxRows), cuBLASLt beyond
+  // (GRPST_CUDA_GEMV_MAX_ROWS overrides the measured default).
+  void set_gemv_max_rows(int rows) { gemv_max_rows_ = rows; }
+  void set_mma_one_block_max_context(int ctx) { mma_one_block_max_ctx_ = ctx; }
 
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -121,6 +134,8 @@ class Forward {
   bool fused_decode_ = true;
   bool stream_bf16_ = false;
   bool mma_decode_ = true;
+  int gemv_max_rows_ = kDefaultGemvMaxRows;
+  int mma_one_block_max_ctx_ = kMmaOneBlockPerSmMaxContext;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   size_t scratch_bytes_ = 0;
   std::vector<void*> allocations_;
