@@ -1,6 +1,7 @@
 // Parity: paged decode attention (GQA, split-K, bf16/fp8/int8 caches), the fused decode step
 // (q/k norm + RoPE + KV write + attention), and flash-attention
 // prefill over paged blocks (chunks with history, causal), against a double-precision twin.
+#include <cstdlib>
 #include "harness.h"
 #include "reference.h"
 #include "tests.h"
@@ -125,16 +126,25 @@ void test_decode_mma(int nh, int nkv, int hd, int splits, const std::vector<int>
   for (int i = 0; i < R; ++i)
     ref::attention_row(&q[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks], p.kv,
                        scale, &want[static_cast<size_t>(i) * nh * hd]);
-  dout.poison();
-  Checks::get().status(name, cu::attention_decode_mma(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
-                                                      via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks}, R,
-                                                      nh, geo, layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
-  const auto got = bf16_to_f32(dout.download());
-  size_t nonfinite = 0;
-  for (float v : got) nonfinite += std::isfinite(v) ? 0 : 1;
-  Checks::get().expect(name + " all rows written", nonfinite == 0, std::to_string(nonfinite) + " non-finite");
-  // P is rounded to bf16 before the PV product on tensor cores, as in prefill.
-  Checks::get().compare(name, got, want, 1e-2);
+  // Splits merged by the last block (twice: the first launch must leave its counters at zero for
+  // the second), then by the separate reduce kernel.
+  const char* modes[] = {"in-kernel merge", "in-kernel merge, second launch", "reduce kernel"};
+  for (int mode = 0; mode < 3; ++mode) {
+    const std::string label = name + (splits > 1 ? std::string(" ") + modes[mode] : "");
+    if (splits == 1 && mode > 0) break;
+    setenv("GRPST_CUDA_MMA_SPLIT_REDUCE", mode == 2 ? "1" : "0", 1);
+    dout.poison();
+    Checks::get().status(label, cu::attention_decode_mma(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
+                                                         via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks},
+                                                         R, nh, geo, layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
+    const auto got = bf16_to_f32(dout.download());
+    size_t nonfinite = 0;
+    for (float v : got) nonfinite += std::isfinite(v) ? 0 : 1;
+    Checks::get().expect(label + " all rows written", nonfinite == 0, std::to_string(nonfinite) + " non-finite");
+    // P is rounded to bf16 before the PV product on tensor cores, as in prefill.
+    Checks::get().compare(label, got, want, 1e-2);
+  }
+  unsetenv("GRPST_CUDA_MMA_SPLIT_REDUCE");
 }
 
 // The fused decode step: q/k norm + RoPE of the QKV rows, the new K/V written to the cache, and

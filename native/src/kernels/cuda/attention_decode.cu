@@ -176,9 +176,9 @@ size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits) {
   return num_splits <= 1 ? 0 : kDecodeCounters + static_cast<size_t>(R) * nh * num_splits * (head_dim + 1);
 }
 
-int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms) {
+int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms, int blocks_per_sm) {
   const int blocks = std::max(1, R * nkv);
-  int splits = std::max(1, (2 * num_sms + blocks - 1) / blocks);
+  int splits = std::max(1, (std::max(1, blocks_per_sm) * num_sms + blocks - 1) / blocks);
   splits = std::min(splits, std::max(1, max_ctx / 32));  // at least ~32 keys per split
   return std::min(splits, 64);
 }

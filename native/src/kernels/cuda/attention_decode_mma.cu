@@ -1,7 +1,8 @@
 // Tensor-core paged decode attention for bf16 caches: the G query heads of one kv head (GQA)
 // form the rows of an m16n8k16 tile against the K/V of that kv head, so a warp spends two
 // shuffle levels per 32 tokens on the softmax instead of a dot-product reduction per token and
-// head. Split-K along the sequence for long contexts at small batch, merged by a reduce.
+// head. Split-K along the sequence for long contexts at small batch, merged by the last block of
+// each (row, kv head) to finish (GRPST_CUDA_MMA_SPLIT_REDUCE=1: by a second kernel instead).
 //
 // Both products take their operands straight from global memory into registers, no shared-memory
 // staging: a contraction may visit its index in any order as long as both operands agree.
@@ -14,6 +15,7 @@
 //              elements with byte permutes: m-tile row g of tile mt is head_dim 8g + mt (+ 64).
 // Rows of S past G are padding (zero queries); their results are never stored.
 #include <algorithm>
+#include <cstdlib>
 
 #include "attention_decode_staged.cuh"
 #include "attention_split_reduce.cuh"
@@ -46,13 +48,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
     const bf16* __restrict__ q /*[R,nh,HD]*/, const int32_t* __restrict__ ctx_lens /*[R]*/, int ctx_add,
     const int32_t* __restrict__ seq_of_row, PagedTables tables, int nh, int nkv, int block_size, KvLayer kv,
     float scale_log2, int num_splits, float* __restrict__ ws_o /*[R,nh,S,HD]*/,
-    float* __restrict__ ws_lse /*[R,nh,S]*/, bf16* __restrict__ out /*[R,nh*HD]*/) {
+    float* __restrict__ ws_lse /*[R,nh,S]*/, int* __restrict__ counters /*[R,nkv] or null*/,
+    bf16* __restrict__ out /*[R,nh*HD]*/) {
   constexpr int KI = HD / 32;       // key chunks per lane per token
   constexpr int KS = HD / 16;       // k-steps of S = Q K^T
   constexpr int VC = HD / 64;       // value chunks per lane per token
   constexpr int MT = HD / 16;       // m-tiles of O^T (16 head_dim rows each)
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
   __shared__ float sm_acc[kWarps][kMaxGroup][HD];
+  __shared__ int sm_last;
 
   griddep_wait();
   griddep_launch_dependents();
@@ -197,6 +201,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
   }
   __syncthreads();
   merge_warps_and_store<HD, kWarps, kMaxGroup>(&sm_m[0][0], &sm_l[0][0], &sm_acc[0][0][0], group, kvh * group, r, nh, s, num_splits, out, ws_o, ws_lse);
+  if (num_splits > 1 && counters)
+    merge_splits_if_last<HD, kWarps * 32>(counters, r, nkv, kvh, group, nh, num_splits, ws_o, ws_lse, out, &sm_last);
 }
 
 
@@ -220,14 +226,19 @@ Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, cons
   float* ws_lse = workspace ? ws_o + static_cast<size_t>(R) * nh * num_splits * geo.head_dim : nullptr;
   const dim3 grid(geo.nkv, R, num_splits), block(kWarps * 32);
   const float scale_log2 = softmax_scale * kLog2e;
+  // Splits merge in this launch (counters at the workspace's start) unless a second kernel is asked for.
+  const char* second = std::getenv("GRPST_CUDA_MMA_SPLIT_REDUCE");
+  const bool in_kernel = num_splits > 1 && !(second && second[0] == '1') &&
+                         static_cast<long>(R) * geo.nkv <= kDecodeCounters;
+  int* counters = in_kernel ? reinterpret_cast<int*>(workspace) : nullptr;
   Status st;
   if (geo.head_dim == 128)
     st = launch("attention_decode_mma", attention_decode_mma_kernel<128>, grid, block, 0, ex, q, ctx, ctx_add,
-                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, out);
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out);
   else
     st = launch("attention_decode_mma", attention_decode_mma_kernel<64>, grid, block, 0, ex, q, ctx, ctx_add,
-                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, out);
-  if (!st.ok() || num_splits == 1) return st;
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out);
+  if (!st.ok() || num_splits == 1 || in_kernel) return st;
   return launch("attention_decode_mma_reduce", split_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
                 ws_lse, num_splits, geo.head_dim, out);
 }

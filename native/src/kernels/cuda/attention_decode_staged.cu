@@ -277,29 +277,7 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 4 : 2) attention_decode_sta
                                        a.ws_lse);
   if (num_splits == 1) return;
 
-  // The last split block of this (row, kv head) to finish merges all partials (weights
-  // 2^(lse_s - max lse)) and puts the counter back to zero for the next launch.
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) sm_last = atomicAdd(a.counters + r * nkv + g, 1) == num_splits - 1;
-  __syncthreads();
-  if (!sm_last) return;
-  __threadfence();
-  if (threadIdx.x == 0) a.counters[r * nkv + g] = 0;
-  for (int idx = threadIdx.x; idx < group * HD; idx += kThreads) {
-    const int j = idx / HD, d = idx % HD;
-    const size_t rh = static_cast<size_t>(r) * nh + g * group + j;
-    const float* lse = a.ws_lse + rh * num_splits;
-    float mx = -INFINITY;
-    for (int q = 0; q < num_splits; ++q) mx = fmaxf(mx, __ldcg(lse + q));
-    float num = 0.f, den = 0.f;
-    for (int q = 0; q < num_splits; ++q) {
-      const float w = exp2_or_zero(__ldcg(lse + q), mx);
-      num = fmaf(w, __ldcg(a.ws_o + (rh * num_splits + q) * HD + d), num);
-      den += w;
-    }
-    a.out[rh * HD + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
-  }
+  merge_splits_if_last<HD, kThreads>(a.counters, r, nkv, g, group, nh, num_splits, a.ws_o, a.ws_lse, a.out, &sm_last);
 }
 
 template <int HD, class Kv, int G, bool kFused>

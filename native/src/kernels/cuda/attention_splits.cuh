@@ -4,8 +4,8 @@
 // left, per query head j of its KV head's group, its running max m (log2 units), its sum l and
 // its unnormalized output acc[HD] in shared memory; merge_warps_and_store combines the warps and
 // writes the head's output (one split), or the split's partial output and log-sum-exp (several
-// splits), which split_reduce_kernel (attention_split_reduce.cuh) or the fused kernel's last
-// block then combines across splits.
+// splits), which split_reduce_kernel (attention_split_reduce.cuh) or, in the same launch, the
+// last block of the (row, kv head) to finish (merge_splits_if_last) combines across splits.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -70,6 +70,37 @@ __device__ __forceinline__ void merge_warps_and_store(const float* sm_m, const f
       ws_o[part * HD + d] = o;
       if (d == 0) ws_lse[part] = L > 0.f ? mm + log2f(L) : -INFINITY;
     }
+  }
+}
+
+// After merge_warps_and_store with several splits: the last split block of (row r, kv head kvh)
+// to finish merges all partials of its `group` heads (weights 2^(lse_s - max lse)) and puts its
+// counter back to zero for the next launch. counters: [R, nkv], zero between launches; sm_last:
+// a __shared__ int of the block. Every thread of the block must call it.
+template <int HD, int Threads>
+__device__ __forceinline__ void merge_splits_if_last(int* counters, int r, int nkv, int kvh, int group, int nh,
+                                                     int num_splits, const float* ws_o, const float* ws_lse,
+                                                     bf16* out, int* sm_last) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) *sm_last = atomicAdd(counters + r * nkv + kvh, 1) == num_splits - 1;
+  __syncthreads();
+  if (!*sm_last) return;
+  __threadfence();
+  if (threadIdx.x == 0) counters[r * nkv + kvh] = 0;
+  for (int idx = threadIdx.x; idx < group * HD; idx += Threads) {
+    const int j = idx / HD, d = idx % HD;
+    const size_t rh = static_cast<size_t>(r) * nh + kvh * group + j;
+    const float* lse = ws_lse + rh * num_splits;
+    float mx = -INFINITY;
+    for (int q = 0; q < num_splits; ++q) mx = fmaxf(mx, __ldcg(lse + q));
+    float num = 0.f, den = 0.f;
+    for (int q = 0; q < num_splits; ++q) {
+      const float w = exp2_or_zero(__ldcg(lse + q), mx);
+      num = fmaf(w, __ldcg(ws_o + (rh * num_splits + q) * HD + d), num);
+      den += w;
+    }
+    out[rh * HD + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
   }
 }
 

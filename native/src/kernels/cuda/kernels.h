@@ -83,13 +83,16 @@ Status attention_decode(const bf16* q /*[R,nh,hd]*/, const int32_t* ctx /*[R]*/,
                         int nh, KvGeometry geo, KvLayer kv, float softmax_scale, int num_splits,
                         float* workspace, bf16* out /*[R,nh*hd]*/, const Exec& ex, bool staged = true);
 size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits);
-// Splits that fill the GPU for R rows at contexts up to max_ctx.
-int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms);
+// Splits for R rows at contexts up to max_ctx: about blocks_per_sm blocks per SM, each split of
+// at least ~32 keys.
+int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms, int blocks_per_sm = 2);
 
 // attention_decode on tensor cores (attention_decode_mma.cu): the query heads of a kv head form
-// the rows of an mma tile against its K/V, split-K merged by a reduce. bf16 caches with head_dim
-// 64 or 128, at most 8 query heads per kv head and block_size a multiple of 16; the workspace is
-// attention_decode_workspace()'s. P is rounded to bf16 for the PV product.
+// the rows of an mma tile against its K/V, split-K merged by the last block of each (row, kv head)
+// to finish (GRPST_CUDA_MMA_SPLIT_REDUCE=1: by a reduce kernel). bf16 caches with head_dim 64 or
+// 128, at most 8 query heads per kv head and block_size a multiple of 16; the workspace is
+// attention_decode_workspace()'s (zeroed once: its merge counters return to zero after every
+// launch). P is rounded to bf16 for the PV product.
 bool attention_decode_mma_supported(KvGeometry geo, int nh);
 Status attention_decode_mma(const bf16* q /*[R,nh,hd]*/, const int32_t* ctx /*[R]*/, int ctx_add,
                             const int32_t* seq_of_row /*[R] or null*/, PagedTables tables, int R, int nh,
