@@ -2,6 +2,7 @@
 // tensor-core GEMV in every format, cuBLASLt bf16 /
 // fp8 / int8 GEMMs with their quantize / dequantize helpers, the prologue, and the weight
 // repack + dequantization, each with the fused prologue / epilogue variants the forward uses.
+#include <cstdlib>
 #include "harness.h"
 #include "reference.h"
 #include "tests.h"
@@ -145,8 +146,15 @@ void test_stream() {
       // Quantized activations (fp8, int8_sq) can flip one rounding step; the rest differ from the
       // twin only in the order of fp32 sums and the final bf16 rounding.
       const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
-      check_linear(name, hw, c, tol,
-                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+      // int4 and fp8 also in the occupancy variant (three blocks per SM, half the loads per round)
+      const bool variant = f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8;
+      for (const char* occ : {"2", "3"}) {
+        if (occ[0] == '3' && !variant) break;
+        setenv("GRPST_CUDA_STREAM_OCCUPANCY", occ, 1);
+        check_linear(name + (occ[0] == '3' ? " 3 blocks/SM" : ""), hw, c, tol,
+                     [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+      }
+      unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
     }
   for (int group : {64, 256})
     for (bool zeros : {false, true}) {
@@ -157,8 +165,12 @@ void test_stream() {
       const std::string name = describe("stream", cu::WeightFormat::int4_awq, c) + " G=" + std::to_string(group) +
                                (zeros ? " zeros" : "");
       if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
-      check_linear(name, hw, c, 4e-3,
-                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+      for (const char* occ : {"2", "3"}) {
+        setenv("GRPST_CUDA_STREAM_OCCUPANCY", occ, 1);
+        check_linear(name + (occ[0] == '3' ? " 3 blocks/SM" : ""), hw, c, 4e-3,
+                     [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+      }
+      unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
     }
 }
 
@@ -167,7 +179,10 @@ void test_gemm_paths(cu::LtContext* lt) {
   // bf16 through cuBLASLt: store / accumulate / fp32 out; prologue materialized first.
   for (const auto& c : std::vector<Case>{{100, 1000, 512, true, false, cu::Epilogue::store, false},
                                          {300, 256, 1024, false, false, cu::Epilogue::residual_add, false},
-                                         {77, 640, 256, true, false, cu::Epilogue::store, true}}) {
+                                         {77, 640, 256, true, false, cu::Epilogue::store, true},
+                                         // decode batches, which bf16 models send to cuBLASLt from two rows
+                                         {64, 1024, 4096, false, false, cu::Epilogue::residual_add, false},
+                                         {1, 512, 12288, false, false, cu::Epilogue::residual_add, false}}) {
     auto hw = random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r);
     auto dw = to_device(hw);
     Dev<uint16_t> xn(static_cast<size_t>(c.M) * c.K);
