@@ -186,6 +186,20 @@ void bench_kernels() {
                                          (stream ? "" : " previous kernel"),
                            gbs, "GB/s", note);
         }
+      if ((f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8) && new_decode_kernels()) {
+        setenv("GRPST_CUDA_STREAM_OCCUPANCY", "3", 1);  // the occupancy variant
+        cu::LinearIn in;
+        in.x = x.as<cu::bf16>();
+        cu::LinearOut out;
+        out.y = y.p;
+        const cu::Exec ex{s, true};
+        const double ms = graph_ms([&](int i) { return cu::linear_stream(in, ws[i % copies].w, out, 1, ex).ok(); }, 4 * copies, s);
+        unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
+        const double gbs = wb / (ms * 1e-3) / 1e9;
+        char note[160];
+        std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
+        Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=1 3 blocks/SM", gbs, "GB/s", note);
+      }
       if (f == cu::WeightFormat::bf16) {
         const cu::Exec ex{s, false};
         const double ms = graph_ms([&](int i) {
@@ -202,7 +216,7 @@ void bench_kernels() {
 
   // Attention: decode at long contexts (bandwidth), prefill (TFLOP/s).
   const int nh = 32, nkv = 8, hd = 128, bs = 16;
-  for (auto cfg : {std::pair<int, int>{1, 32768}, std::pair<int, int>{64, 1536}}) {
+  for (auto cfg : {std::pair<int, int>{1, 512}, std::pair<int, int>{1, 32768}, std::pair<int, int>{64, 1536}}) {
     const int B = cfg.first, ctx = cfg.second, bps = (ctx + bs - 1) / bs;
     Dev<uint16_t> kc(size_t(B) * bps * nkv * bs * hd), vc(kc.n), q(size_t(B) * nh * hd), o(q.n);
     fill_bf16(kc.as<cu::bf16>(), kc.n, 1.f, 0, 1);

@@ -234,6 +234,33 @@ double decode_ms(cu::Forward& fwd, const cu::StepInput& in, float* logits, bool 
   return ms;
 }
 
+// The bf16 decode choices measured against each other in one run (docs/benchmarks.md takes the
+// defaults from these): the rows up to which the GEMV beats cuBLASLt, and the blocks per SM that
+// the tensor-core decode attention's splits aim at (one or two), at one sequence of 512 to 32k keys.
+template <class Report>
+void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logits, cudaStream_t s) {
+  StepBuffers bufs;  // a step's arrays stay allocated while it is in use
+  for (int B : {1, 2, 3, 4}) {
+    cu::StepInput inb = decode_step(bufs, B, 512, vocab);
+    for (int rows : {0, 1, 2, 4}) {
+      if (rows > B) continue;
+      fwd.set_gemv_max_rows(rows);
+      report("b" + std::to_string(B) + " ctx512 gemv up to " + std::to_string(rows) + " rows", B, 512,
+             decode_ms(fwd, inb, logits, true, true, s));
+    }
+  }
+  fwd.set_gemv_max_rows(cu::kDefaultGemvMaxRows);
+  for (int ctx : {512, 4096, 32768}) {
+    cu::StepInput in = decode_step(bufs, 1, ctx, vocab);
+    for (int bps : {1, 2}) {
+      fwd.set_mma_one_block_max_context(bps == 1 ? 1 << 30 : 0);
+      report("b1 ctx" + std::to_string(ctx) + " attention splits for " + std::to_string(bps) + " block(s) per SM", 1, ctx,
+             decode_ms(fwd, in, logits, true, true, s));
+    }
+  }
+  fwd.set_mma_one_block_max_context(cu::kMmaOneBlockPerSmMaxContext);
+}
+
 cu::WeightFormat parse_format(const std::string& s) {
   if (s == "int8_wo") return cu::WeightFormat::int8_wo;
   if (s == "int4_awq") return cu::WeightFormat::int4_awq;
@@ -279,7 +306,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
         !Checks::get().status("Forward::set_kv " + spec, fwd->set_kv(m.kv)))
       continue;
     Dev<float> logits(size_t(serve_b) * m.d.vocab);
-    StepBuffers bufs;
+    StepBuffers bufs, bufs1, bufs64;  // one per step kept in use (upload reallocates on a new size)
     const double kv_tok = 2.0 * m.d.layers * m.d.kv_heads * m.d.head_dim * 2;  // bytes of K+V per cached token
     const std::string label = fname + (quant_head ? " (+lm_head)" : "");
 
@@ -301,11 +328,16 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       if (on) setenv("GRPST_CUDA_LEGACY_DECODE", "1", 1);
       else if (new_decode_kernels()) unsetenv("GRPST_CUDA_LEGACY_DECODE");
     };
-    cu::StepInput in1 = decode_step(bufs, 1, b1_ctx, m.d.vocab);
+    cu::StepInput in1 = decode_step(bufs1, 1, b1_ctx, m.d.vocab);
     report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
     previous(true);
     report_decode("b1 ctx512 graph+pdl previous kernels", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
     previous(false);
+    if ((f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8) && new_decode_kernels()) {
+      setenv("GRPST_CUDA_STREAM_OCCUPANCY", "2", 1);  // without the occupancy variant
+      report_decode("b1 ctx512 graph+pdl 2 blocks/SM everywhere", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
+    }
     if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well
       fwd->set_stream_bf16(true);
       report_decode("b1 ctx512 graph+pdl stream bf16", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
@@ -314,12 +346,13 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     if (is_bf16) {
       report_decode("b1 ctx512 graph", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, false, s));
       report_decode("b1 ctx512 eager", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, false, false, s));
-      for (int B : {4, 8, 16}) {
+      for (int B : {2, 4, 8, 16}) {
         cu::StepInput inb = decode_step(bufs, B, b1_ctx, m.d.vocab);
         report_decode("b" + std::to_string(B) + " ctx512 graph+pdl", B, b1_ctx, decode_ms(*fwd, inb, logits.p, true, true, s));
       }
+      sweep_bf16_decode(*fwd, m.d.vocab, report_decode, logits.p, s);
     }
-    cu::StepInput in64 = decode_step(bufs, serve_b, serve_ctx, m.d.vocab);
+    cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
     report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
     if (is_bf16) {  // bf16 caches: the tensor-core decode attention against the register-streaming one
       fwd->set_mma_decode(false);
