@@ -11,9 +11,13 @@
 # serve     the addon with the CUDA backend: GPU parity checks through the runtime (bf16, fp8 and
 #           int8 KV caches; a one-rank NCCL group), then bench:gpu (the HTTP server on the saved
 #           checkpoint, and the one summary table)
+# tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
+#           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
+#           checked against tp1 (scripts/gpu/tp-multi.ts)
 # profile   Nsight Compute on one launch of each key kernel
 # Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json,
-# transformers.json, gpu-parity.log, bench-gpu.json, ncu.txt (bench:gpu's table is in run.log).
+# transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt (bench:gpu's table is
+# in run.log; a run keeps 8 of them).
 set -uo pipefail
 OUT=${OUT:-/tmp/grpst-gpu-out}
 mkdir -p "$OUT"
@@ -130,6 +134,13 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_SERVE:-240}" node .carry/js/bench-gpu.mjs --checkpoint "$CKPT" --harness-json "$OUT/bench.json" \
         --baseline-json "$OUT/transformers.json" --out /tmp/bench-gpu --requests "${SERVE_REQUESTS:-64}"
       rc=$?; cp /tmp/bench-gpu/bench-gpu.json "$OUT/" 2>/dev/null; SUMMARY+=("bench:gpu: exit $rc")
+      ;;
+    tp-multi)
+      node_setup || { SUMMARY+=("tp-multi: node setup FAILED"); continue; }
+      stamp "tensor parallelism across GPUs: $(nvidia-smi -L 2>/dev/null | wc -l) listed"
+      timeout "${T_TP_MULTI:-400}" node .carry/js/tp-multi.mjs /tmp/grpst-tp-multi > "$OUT/tp-multi.log" 2>&1
+      rc=$?; grep -E "FAIL|checks|GPUs" "$OUT/tp-multi.log" | head -40
+      SUMMARY+=("tp multi-GPU: exit $rc, $(tail -1 "$OUT/tp-multi.log")")
       ;;
     profile)
       # Nsight Compute on one launch of each key kernel (clocks left as they are).
