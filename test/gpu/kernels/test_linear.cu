@@ -122,6 +122,20 @@ void test_skinny() {
 
 // The weight-streaming GEMV in every format: one to eight tokens, K of many rounds per tile and
 // of a few items, N off the 16-row tiles, int4 groups of 64 / 128 / 256 with and without zeros.
+// The streaming GEMV's variants, chosen through its environment switches.
+struct StreamVariant {
+  const char* label;      // "" for the register kernel at the standard occupancy
+  const char* occupancy;  // GRPST_CUDA_STREAM_OCCUPANCY
+  const char* ring;       // GRPST_CUDA_STREAM_RING
+};
+const StreamVariant kStreamVariants[] = {{"", "2", "0"}, {" 3 blocks/SM", "3", "0"}, {" cp.async ring", "2", "1"}};
+void set_stream_variant(const StreamVariant& v) {
+  if (v.occupancy) setenv("GRPST_CUDA_STREAM_OCCUPANCY", v.occupancy, 1);
+  else unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
+  if (v.ring) setenv("GRPST_CUDA_STREAM_RING", v.ring, 1);
+  else unsetenv("GRPST_CUDA_STREAM_RING");
+}
+
 void test_stream() {
   Rng r(901);
   const cu::WeightFormat formats[] = {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq,
@@ -147,14 +161,16 @@ void test_stream() {
       // twin only in the order of fp32 sums and the final bf16 rounding.
       const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
       // int4 and fp8 also in the occupancy variant (three blocks per SM, half the loads per round)
+      // and with the cp.async ring (where its shared memory fits; the register kernel otherwise,
+      // which the first entry checks)
       const bool variant = f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8;
-      for (const char* occ : {"2", "3"}) {
-        if (occ[0] == '3' && !variant) break;
-        setenv("GRPST_CUDA_STREAM_OCCUPANCY", occ, 1);
-        check_linear(name + (occ[0] == '3' ? " 3 blocks/SM" : ""), hw, c, tol,
+      for (const StreamVariant& sv : kStreamVariants) {
+        if (!variant && sv.label[0]) break;
+        set_stream_variant(sv);
+        check_linear(name + sv.label, hw, c, tol,
                      [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
       }
-      unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
+      set_stream_variant({});
     }
   for (int group : {64, 256})
     for (bool zeros : {false, true}) {
@@ -165,12 +181,12 @@ void test_stream() {
       const std::string name = describe("stream", cu::WeightFormat::int4_awq, c) + " G=" + std::to_string(group) +
                                (zeros ? " zeros" : "");
       if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
-      for (const char* occ : {"2", "3"}) {
-        setenv("GRPST_CUDA_STREAM_OCCUPANCY", occ, 1);
-        check_linear(name + (occ[0] == '3' ? " 3 blocks/SM" : ""), hw, c, 4e-3,
+      for (const StreamVariant& sv : kStreamVariants) {
+        set_stream_variant(sv);
+        check_linear(name + sv.label, hw, c, 4e-3,
                      [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
       }
-      unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
+      set_stream_variant({});
     }
 }
 

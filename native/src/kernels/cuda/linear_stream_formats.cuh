@@ -1,0 +1,230 @@
+// The weight formats of the streaming GEMV (linear_stream.cu): how a lane finds its 16-byte
+// weight pieces of an item (64 k columns of a 16-row tile) and multiplies them on the tensor
+// cores, and how the block stages the activations in the layout each format reads.
+#pragma once
+#include <type_traits>
+
+#include "device_utils.cuh"
+#include "kernels.h"
+#include "linear_common.cuh"
+#include "mma_utils.cuh"
+
+namespace grpst::cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+
+enum class XLayout { bf16_natural, bf16_frag, i8_natural };
+
+// ---- formats -----------------------------------------------------------------------------------
+// kVecs uint4 per lane per item (64 k columns of 16 rows); kU items per round; kKpg items per
+// group (int4; 1 otherwise). sources() gives where lane's pieces of an item are, ok[i] false for
+// pieces past N or K (zeros; src[i] then points at the weight's start, valid but unread).
+
+struct FmtBf16 {
+  static constexpr XLayout kX = XLayout::bf16_natural;
+  static constexpr int kVecs = 4, kU = 2, kKpg = 1;
+  static constexpr bool kGroups = false;
+  using Acc = float;
+  __device__ static void sources(const Weight& W, int tile, int item, int lane, int, const void* (&src)[kVecs],
+                                 bool (&ok)[kVecs]) {
+    const int g = lane >> 2, t = lane & 3;
+    const int k = item * 64 + 16 * t;
+    const bf16* base = static_cast<const bf16*>(W.data);
+    const int r0 = tile * 16 + g, r1 = r0 + 8;
+    const bool a0 = r0 < W.N, a1 = r1 < W.N, k0 = k < W.K, k1 = k + 8 < W.K;
+    ok[0] = a0 && k0;
+    ok[1] = a0 && k1;
+    ok[2] = a1 && k0;
+    ok[3] = a1 && k1;
+    src[0] = ok[0] ? base + static_cast<size_t>(r0) * W.K + k : W.data;
+    src[1] = ok[1] ? base + static_cast<size_t>(r0) * W.K + k + 8 : W.data;
+    src[2] = ok[2] ? base + static_cast<size_t>(r1) * W.K + k : W.data;
+    src[3] = ok[3] ? base + static_cast<size_t>(r1) * W.K + k + 8 : W.data;
+  }
+  // x: 32 bytes = activations k = 64i + 16t .. +15 of token g.
+  __device__ static void compute(const uint4 (&v)[kVecs], const uint4 (&x)[2], Acc (&acc)[4]) {
+    uint32_t a[4];
+    a[0] = v[0].x; a[1] = v[2].x; a[2] = v[0].y; a[3] = v[2].y;
+    mma_bf16(acc, a, x[0].x, x[0].y);
+    a[0] = v[0].z; a[1] = v[2].z; a[2] = v[0].w; a[3] = v[2].w;
+    mma_bf16(acc, a, x[0].z, x[0].w);
+    a[0] = v[1].x; a[1] = v[3].x; a[2] = v[1].y; a[3] = v[3].y;
+    mma_bf16(acc, a, x[1].x, x[1].y);
+    a[0] = v[1].z; a[1] = v[3].z; a[2] = v[1].w; a[3] = v[3].w;
+    mma_bf16(acc, a, x[1].z, x[1].w);
+  }
+  __device__ static float scale(float v, const Weight&, int, int, const float*) { return v; }
+};
+
+__device__ __forceinline__ float i8_byte_to_f32(uint32_t xored, int i) {
+  // xored = bytes ^ 0x80: 2^23 + (q + 128) as a float, minus that offset, is q exactly
+  return __uint_as_float(__byte_perm(xored, 0x4B000000u, 0x7440u + i)) - 8388736.f;
+}
+
+struct FmtInt8Wo {
+  static constexpr XLayout kX = XLayout::bf16_frag;
+  static constexpr int kVecs = 2, kU = 4, kKpg = 1;
+  static constexpr bool kGroups = false;
+  using Acc = float;
+  __device__ static void sources(const Weight& W, int tile, int item, int lane, int nitems, const void* (&src)[kVecs],
+                                 bool (&ok)[kVecs]) {
+    const uint4* p = reinterpret_cast<const uint4*>(W.data) + ((static_cast<size_t>(tile) * nitems + item) * 32 + lane) * 2;
+    src[0] = p;
+    src[1] = p + 1;
+    ok[0] = ok[1] = true;
+  }
+  // x: 8 words, (b0, b1) of the four k16 steps.
+  __device__ static void compute(const uint4 (&v)[kVecs], const uint4 (&x)[2], Acc (&acc)[4]) {
+    const uint32_t w8[8] = {v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w};
+    const uint32_t xb[8] = {x[0].x, x[0].y, x[0].z, x[0].w, x[1].x, x[1].y, x[1].z, x[1].w};
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const uint32_t x0 = w8[2 * w] ^ 0x80808080u, x1 = w8[2 * w + 1] ^ 0x80808080u;
+      uint32_t a[4];
+      a[0] = pack_bf16x2(i8_byte_to_f32(x0, 0), i8_byte_to_f32(x0, 1));
+      a[1] = pack_bf16x2(i8_byte_to_f32(x0, 2), i8_byte_to_f32(x0, 3));
+      a[2] = pack_bf16x2(i8_byte_to_f32(x1, 0), i8_byte_to_f32(x1, 1));
+      a[3] = pack_bf16x2(i8_byte_to_f32(x1, 2), i8_byte_to_f32(x1, 3));
+      mma_bf16(acc, a, xb[2 * w], xb[2 * w + 1]);
+    }
+  }
+  __device__ static float scale(float v, const Weight& W, int n, int, const float*) { return v * W.channel_scale[n]; }
+};
+
+template <int KPG, int U = 8>
+struct FmtInt4 {
+  static constexpr XLayout kX = XLayout::bf16_frag;
+  static constexpr int kVecs = 1, kU = U, kKpg = KPG;
+  static constexpr bool kGroups = true;
+  using Acc = float;
+  __device__ static void sources(const Weight& W, int tile, int item, int lane, int nitems, const void* (&src)[kVecs],
+                                 bool (&ok)[kVecs]) {
+    src[0] = reinterpret_cast<const uint4*>(W.data) + (static_cast<size_t>(tile) * nitems + item) * 32 + lane;
+    ok[0] = true;
+  }
+  __device__ static void compute(const uint4 (&v)[kVecs], const uint4 (&x)[2], Acc (&acc)[4]) {
+    const uint32_t words[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
+    const uint32_t xb[8] = {x[0].x, x[0].y, x[0].z, x[0].w, x[1].x, x[1].y, x[1].z, x[1].w};
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      uint32_t a[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) a[i] = ((words[w] >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
+      mma_bf16(acc, a, xb[2 * w], xb[2 * w + 1]);
+    }
+  }
+  __device__ static float scale(float v, const Weight&, int, int, const float*) { return v; }
+};
+
+template <bool kInt8, int U = 4>
+struct FmtNatural8 {
+  static constexpr XLayout kX = XLayout::i8_natural;
+  static constexpr int kVecs = 2, kU = U, kKpg = 1;
+  static constexpr bool kGroups = false;
+  using Acc = std::conditional_t<kInt8, int, float>;
+  __device__ static void sources(const Weight& W, int tile, int item, int lane, int, const void* (&src)[kVecs],
+                                 bool (&ok)[kVecs]) {
+    const int g = lane >> 2, t = lane & 3;
+    const int k = item * 64 + 16 * t;
+    const uint8_t* base = static_cast<const uint8_t*>(W.data);
+    const int r0 = tile * 16 + g, r1 = r0 + 8;
+    ok[0] = r0 < W.N && k < W.K;
+    ok[1] = r1 < W.N && k < W.K;
+    src[0] = ok[0] ? base + static_cast<size_t>(r0) * W.K + k : W.data;
+    src[1] = ok[1] ? base + static_cast<size_t>(r1) * W.K + k : W.data;
+  }
+  // x: 16 bytes (k = 64i + 16t .. +15) in x[0].
+  __device__ static void compute(const uint4 (&v)[kVecs], const uint4 (&x)[2], Acc (&acc)[4]) {
+    uint32_t a[4];
+    a[0] = v[0].x; a[1] = v[1].x; a[2] = v[0].y; a[3] = v[1].y;
+    if constexpr (kInt8) mma_s8(acc, a, x[0].x, x[0].y); else mma_e4m3(acc, a, x[0].x, x[0].y);
+    a[0] = v[0].z; a[1] = v[1].z; a[2] = v[0].w; a[3] = v[1].w;
+    if constexpr (kInt8) mma_s8(acc, a, x[0].z, x[0].w); else mma_e4m3(acc, a, x[0].z, x[0].w);
+  }
+  __device__ static float scale(float v, const Weight& W, int n, int m, const float* rowq) {
+    if constexpr (kInt8) return v * (rowq[m] / 127.f) * W.channel_scale[n];
+    else return v * (*W.x_scale) * (*W.w_scale);
+  }
+};
+
+// Lane's pieces of an item into registers (streaming loads, zeros past N or K).
+template <class F>
+__device__ __forceinline__ void load_item(const Weight& W, int tile, int item, int lane, int nitems,
+                                          uint4 (&v)[F::kVecs]) {
+  const void* src[F::kVecs];
+  bool ok[F::kVecs];
+  F::sources(W, tile, item, lane, nitems, src, ok);
+#pragma unroll
+  for (int i = 0; i < F::kVecs; ++i) v[i] = ok[i] ? ldg_stream(src[i]) : make_uint4(0, 0, 0, 0);
+}
+
+// ---- activation staging ------------------------------------------------------------------------
+
+struct Geometry {
+  int nitems;   // 64-column items per 16-row tile
+  int nchunks;  // items grouped by kKpg (int4: the quantization groups)
+  int rounds;   // rounds per tile per warp
+  int xs;       // bytes per token row of the staged activations
+  int kp;       // staged columns (zero past K)
+  int ngroups;  // int4 groups (0 otherwise)
+  int red_off;  // byte offset of the reduction buffers
+  int ring_off;  // byte offset of the cp.async ring (kernels with one)
+};
+
+// Stages the prologue-applied activations of M tokens in the format's layout; for int4 also the
+// per-group sums (segments of G/8 consecutive lanes share a group).
+template <class F>
+__device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geometry& geo, uint8_t* smem,
+                        const float* rstd, const float* rowq) {
+  const int K = W.K, nch = geo.kp / 8;
+  float* sums = reinterpret_cast<float*>(smem + M * geo.xs);
+  const int seg = F::kGroups ? W.group_size / 8 : 1;
+  float x_div = 1.f;
+  if constexpr (F::kX == XLayout::i8_natural && !std::is_same_v<typename F::Acc, int>) x_div = *W.x_scale;
+  const int total = M * nch;
+  for (int base = (threadIdx.x & ~31); base < total; base += kThreads) {
+    const int idx = base + (threadIdx.x & 31);
+    const bool live = idx < total;
+    const int m = live ? idx / nch : 0, j = live ? idx % nch : 0;
+    const int k = j * 8;
+    float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (live && k < K) linear_load8(in, K, m, k, rstd[m], f);
+    uint8_t* row = smem + m * geo.xs;
+    if (live) {
+      if constexpr (F::kX == XLayout::bf16_natural) {
+        *reinterpret_cast<uint4*>(row + k * 2) = pack8(f);
+      } else if constexpr (F::kX == XLayout::bf16_frag) {
+        // chunk j = 8 columns of k16 step w (first or second half): pair p goes to lane t = p
+        const int item = j / 8, c = j % 8, w = c / 2, half = c & 1;
+        uint32_t* dst = reinterpret_cast<uint32_t*>(row + item * 128) + w * 2 + half;
+#pragma unroll
+        for (int p = 0; p < 4; ++p) dst[p * 8] = pack_bf16x2(f[2 * p], f[2 * p + 1]);
+      } else {
+        constexpr bool kInt8 = std::is_same_v<typename F::Acc, int>;
+        const float div = kInt8 ? (rowq[m] > 0.f ? rowq[m] / 127.f : 1.f) : x_div;
+        uint32_t lo = 0, hi = 0;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float a = __fdiv_rn(f[e], div), b = __fdiv_rn(f[e + 4], div);
+          const uint32_t b0 = kInt8 ? static_cast<uint8_t>(f32_to_i8(a)) : f32_to_e4m3(a);
+          const uint32_t b1 = kInt8 ? static_cast<uint8_t>(f32_to_i8(b)) : f32_to_e4m3(b);
+          lo |= b0 << (8 * e);
+          hi |= b1 << (8 * e);
+        }
+        *reinterpret_cast<uint2*>(row + k) = make_uint2(lo, hi);
+      }
+    }
+    if constexpr (F::kGroups) {
+      // the values the mma multiplies are the bf16-rounded ones: sum those
+      float s = 0.f;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s += round_bf16(f[e]);
+      for (int o = 1; o < seg; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      if (live && (threadIdx.x & (seg - 1)) == 0) sums[m * geo.ngroups + j / seg] = s;
+    }
+  }
+}
+}  // namespace
+}  // namespace grpst::cuda
