@@ -187,18 +187,26 @@ void bench_kernels() {
                            gbs, "GB/s", note);
         }
       if ((f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8) && new_decode_kernels()) {
-        setenv("GRPST_CUDA_STREAM_OCCUPANCY", "3", 1);  // the occupancy variant
-        cu::LinearIn in;
-        in.x = x.as<cu::bf16>();
-        cu::LinearOut out;
-        out.y = y.p;
-        const cu::Exec ex{s, true};
-        const double ms = graph_ms([&](int i) { return cu::linear_stream(in, ws[i % copies].w, out, 1, ex).ok(); }, 4 * copies, s);
+        // The streaming GEMV's variants at one row: register buffers at two and at three blocks per
+        // SM, and the cp.async ring (where it does not fit, the register kernel runs).
+        const char* variants[][3] = {{"register 2 blocks/SM", "2", "0"}, {"register 3 blocks/SM", "3", "0"},
+                                     {"cp.async ring", "2", "1"}};
+        for (const auto& v : variants) {
+          setenv("GRPST_CUDA_STREAM_OCCUPANCY", v[1], 1);
+          setenv("GRPST_CUDA_STREAM_RING", v[2], 1);
+          cu::LinearIn in;
+          in.x = x.as<cu::bf16>();
+          cu::LinearOut out;
+          out.y = y.p;
+          const cu::Exec ex{s, true};
+          const double ms = graph_ms([&](int i) { return cu::linear_stream(in, ws[i % copies].w, out, 1, ex).ok(); }, 4 * copies, s);
+          const double gbs = wb / (ms * 1e-3) / 1e9;
+          char note[160];
+          std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
+          Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=1 " + v[0], gbs, "GB/s", note);
+        }
         unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
-        const double gbs = wb / (ms * 1e-3) / 1e9;
-        char note[160];
-        std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
-        Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=1 3 blocks/SM", gbs, "GB/s", note);
+        unsetenv("GRPST_CUDA_STREAM_RING");
       }
       if (f == cu::WeightFormat::bf16) {
         const cu::Exec ex{s, false};

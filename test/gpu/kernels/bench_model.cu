@@ -334,9 +334,17 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     report_decode("b1 ctx512 graph+pdl previous kernels", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
     previous(false);
     if ((f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8) && new_decode_kernels()) {
-      setenv("GRPST_CUDA_STREAM_OCCUPANCY", "2", 1);  // without the occupancy variant
-      report_decode("b1 ctx512 graph+pdl 2 blocks/SM everywhere", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
-      unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
+      // The streaming GEMV's variants against each other: register buffers (three blocks per SM
+      // for wide matrices, or two everywhere) and the cp.async ring.
+      const char* variants[][3] = {{"register kernel", "", "0"}, {"register kernel 2 blocks/SM everywhere", "2", "0"},
+                                   {"cp.async ring", "", "1"}};
+      for (const auto& v : variants) {
+        if (v[1][0]) setenv("GRPST_CUDA_STREAM_OCCUPANCY", v[1], 1);
+        setenv("GRPST_CUDA_STREAM_RING", v[2], 1);
+        report_decode(std::string("b1 ctx512 graph+pdl ") + v[0], 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+        unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
+        unsetenv("GRPST_CUDA_STREAM_RING");
+      }
     }
     if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well
       fwd->set_stream_bf16(true);
