@@ -21,8 +21,9 @@ import type { Engine } from '../../src/engine/engine.js';
 import { loadEngineFolder } from '../../src/engine/engine-folder.js';
 import { loadEngine } from '../../src/engine/index.js';
 import { ncclUniqueId } from '../../src/engine/tensor-parallel.js';
-import { defaultSampling, type LoadOptions, type SubmitRequest, type TokenEvent } from '../../src/engine/types.js';
+import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
+import { steps as run } from '../../test/gpu/wide-head-checks.js';
 import { checkpoint, refs, specFile, tokenizerDir } from '../../test/helpers/fixtures.js';
 
 Object.assign(process.env, multicastOffEnv);
@@ -31,23 +32,6 @@ const limits: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedK
 const MAX_LOGPROB_DIFF = 0.25;
 const MEAN_LOGPROB_DIFF = 0.1;
 const NEAR_TIE = 0.1;
-
-interface Run {
-  tokens: number[];
-  prompt: number[];
-  margins: number[];
-}
-
-async function run(engine: Engine, req: SubmitRequest): Promise<Run> {
-  const events: TokenEvent[] = [];
-  for await (const ev of engine.submit(req)) events.push(ev);
-  const top = events.flatMap((e) => e.topLogprobs ?? []);
-  return {
-    tokens: events.flatMap((e) => e.tokens),
-    prompt: (events[0]?.promptLogprobs ?? []).slice(1).map((e) => e?.logprob ?? NaN),
-    margins: top.map((t) => (t.length >= 2 ? t[0].logprob - t[1].logprob : Infinity)),
-  };
-}
 
 /** Steps before the first whose top-2 margin is under NEAR_TIE. */
 const beforeTie = (margins: number[]) => {
@@ -98,10 +82,10 @@ async function compare(label: string, modelDir: string, tp: number, prompts: num
       const tag = `${label} tp${tp} prompt ${i}`;
       const a = await run(plain, r);
       const b = await run(rank0, r);
-      const d = a.prompt.map((x, j) => Math.abs(x - b.prompt[j]));
+      const d = a.promptLogprobs.map((x, j) => Math.abs(x - b.promptLogprobs[j]));
       const max = Math.max(...d);
       const mean = d.reduce((s, x) => s + x, 0) / Math.max(1, d.length);
-      add(`${tag} prompt logprobs vs tp1`, d.length > 0 && d.length === b.prompt.length && max <= MAX_LOGPROB_DIFF && mean <= MEAN_LOGPROB_DIFF,
+      add(`${tag} prompt logprobs vs tp1`, d.length > 0 && d.length === b.promptLogprobs.length && max <= MAX_LOGPROB_DIFF && mean <= MEAN_LOGPROB_DIFF,
         `${d.length} positions, max ${max.toFixed(4)} (tol ${MAX_LOGPROB_DIFF}), mean ${mean.toFixed(4)} (tol ${MEAN_LOGPROB_DIFF})`);
       const n = Math.min(beforeTie(a.margins), beforeTie(b.margins));
       add(`${tag} greedy tokens vs tp1 until a near-tie`, a.tokens.slice(0, n).every((t, j) => t === b.tokens[j]) && b.tokens.length === 24,

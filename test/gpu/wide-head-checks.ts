@@ -49,14 +49,15 @@ const NEW_TOKENS = 24;
 const limits = { maxSeqLen: 4096, maxTokensInPagedKvCache: 32768, maxBatchSize: 8 };
 const greedy = { ...defaultSampling, temperature: 0 };
 
-interface Steps {
+export interface Steps {
   tokens: number[];
   promptLogprobs: number[];
   second: number[];  // logprob of the runner-up at each generated step (the top-1 is ~0 on these peaked models)
   margins: number[];
 }
 
-async function steps(engine: Engine, req: SubmitRequest): Promise<Steps> {
+/** One request's generated tokens, prompt logprobs and per-step top-2 figures (asks for logprobs: 2). */
+export async function steps(engine: Engine, req: SubmitRequest): Promise<Steps> {
   const events: TokenEvent[] = [];
   for await (const ev of engine.submit(req)) events.push(ev);
   const tops = events.flatMap((e) => e.topLogprobs ?? []);
