@@ -68,11 +68,6 @@ struct DecInt4 {
   __device__ static float scale(float v, const Weight& W, int n, int m, const float* rowq) { return v; }
 };
 
-__device__ __forceinline__ float i8_byte_to_f32(uint32_t xored, int i) {
-  // xored = bytes ^ 0x80: 2^23 + (q + 128) as a float, minus that offset, is q exactly
-  return __uint_as_float(__byte_perm(xored, 0x4B000000u, 0x7440u + i)) - 8388736.f;
-}
-
 struct DecInt8Wo {
   static constexpr XKind kX = XKind::bf16;
   using Acc = float;
@@ -88,12 +83,8 @@ struct DecInt8Wo {
     const uint32_t words[8] = {raw.lo.x, raw.lo.y, raw.lo.z, raw.lo.w, raw.hi.x, raw.hi.y, raw.hi.z, raw.hi.w};
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
-      const uint32_t x0 = words[2 * w] ^ 0x80808080u, x1 = words[2 * w + 1] ^ 0x80808080u;
       uint32_t a[4];
-      a[0] = pack_bf16x2(i8_byte_to_f32(x0, 0), i8_byte_to_f32(x0, 1));
-      a[1] = pack_bf16x2(i8_byte_to_f32(x0, 2), i8_byte_to_f32(x0, 3));
-      a[2] = pack_bf16x2(i8_byte_to_f32(x1, 0), i8_byte_to_f32(x1, 1));
-      a[3] = pack_bf16x2(i8_byte_to_f32(x1, 2), i8_byte_to_f32(x1, 3));
+      int8_words_to_bf16_frag(words[2 * w], words[2 * w + 1], a);
 #pragma unroll
       for (int j = 0; j < J; ++j) {
         const uint8_t* xr = xk + (j * 8 + g) * xstride + (w * 16 + 2 * t) * 2;

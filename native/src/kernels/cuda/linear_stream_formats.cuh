@@ -58,11 +58,6 @@ struct FmtBf16 {
   __device__ static float scale(float v, const Weight&, int, int, const float*) { return v; }
 };
 
-__device__ __forceinline__ float i8_byte_to_f32(uint32_t xored, int i) {
-  // xored = bytes ^ 0x80: 2^23 + (q + 128) as a float, minus that offset, is q exactly
-  return __uint_as_float(__byte_perm(xored, 0x4B000000u, 0x7440u + i)) - 8388736.f;
-}
-
 struct FmtInt8Wo {
   static constexpr XLayout kX = XLayout::bf16_frag;
   static constexpr int kVecs = 2, kU = 4, kKpg = 1;
@@ -81,12 +76,8 @@ struct FmtInt8Wo {
     const uint32_t xb[8] = {x[0].x, x[0].y, x[0].z, x[0].w, x[1].x, x[1].y, x[1].z, x[1].w};
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
-      const uint32_t x0 = w8[2 * w] ^ 0x80808080u, x1 = w8[2 * w + 1] ^ 0x80808080u;
       uint32_t a[4];
-      a[0] = pack_bf16x2(i8_byte_to_f32(x0, 0), i8_byte_to_f32(x0, 1));
-      a[1] = pack_bf16x2(i8_byte_to_f32(x0, 2), i8_byte_to_f32(x0, 3));
-      a[2] = pack_bf16x2(i8_byte_to_f32(x1, 0), i8_byte_to_f32(x1, 1));
-      a[3] = pack_bf16x2(i8_byte_to_f32(x1, 2), i8_byte_to_f32(x1, 3));
+      int8_words_to_bf16_frag(w8[2 * w], w8[2 * w + 1], a);
       mma_bf16(acc, a, xb[2 * w], xb[2 * w + 1]);
     }
   }

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "device_utils.cuh"
+
 namespace grpst::cuda {
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -15,6 +17,20 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pr
   const int bytes = pred ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(bytes));
 }
+// int8_wo fragment-packed weights (repack_int8_wo): two words of signed bytes -> the bf16 A
+// fragment of one m16n8k16 step, exactly. Each byte q is flipped to q + 128 and placed as the low
+// mantissa byte of 2^23, so the float is 2^23 + 128 + q and subtracting that offset leaves q.
+__device__ __forceinline__ float i8_byte_to_f32(uint32_t xored, int i) {
+  return __uint_as_float(__byte_perm(xored, 0x4B000000u, 0x7440u + i)) - 8388736.f;
+}
+__device__ __forceinline__ void int8_words_to_bf16_frag(uint32_t w0, uint32_t w1, uint32_t (&a)[4]) {
+  const uint32_t x0 = w0 ^ 0x80808080u, x1 = w1 ^ 0x80808080u;
+  a[0] = pack_bf16x2(i8_byte_to_f32(x0, 0), i8_byte_to_f32(x0, 1));
+  a[1] = pack_bf16x2(i8_byte_to_f32(x0, 2), i8_byte_to_f32(x0, 3));
+  a[2] = pack_bf16x2(i8_byte_to_f32(x1, 0), i8_byte_to_f32(x1, 1));
+  a[3] = pack_bf16x2(i8_byte_to_f32(x1, 2), i8_byte_to_f32(x1, 3));
+}
+
 // 4 bytes, through L1 (cp.async copies of under 16 bytes must use .ca).
 __device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(smem)), "l"(gmem));
