@@ -79,7 +79,6 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_fa2
     int nkv, int block_size, int bs_shift, KvLayer kv, float scale_log2, bf16* __restrict__ out /*[T,nh*HD]*/) {
   constexpr int kThreads = kWarps * 32;
   constexpr int kBM = 32 * kWarps;  // query rows per block
-  constexpr int CH = HD / 8;
   constexpr int KSTEPS = HD / 16;  // k16 steps over the head dim (QK^T)
   constexpr int DT = HD / 8;       // 8-wide column tiles of O
   constexpr int NT = kBN / 8;      // 8-wide key tiles of S
@@ -90,31 +89,17 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_fa2
 
   griddep_wait();
   griddep_launch_dependents();
-  const int s = blockIdx.z, h = blockIdx.y;
-  const int q_len = batch.q_len[s];
-  const int tile = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);  // long tiles first
-  const int row0 = tile * kBM;
-  if (row0 >= q_len) return;
-  const int ctx_len = batch.ctx_len[s];
-  const int q_start = batch.q_start[s];
-  const int pos0 = ctx_len - q_len;  // position of query row 0
-  const int g = h / (nh / nkv);
-  const int32_t* bt = tables.block_tables + static_cast<size_t>(batch.seq_index[s]) * tables.max_blocks_per_seq;
+  PrefillRows rows;
+  if (!prefill_rows<kBM, kBN>(batch, tables, nh, nkv, rows)) return;
+  const int h = rows.h, q_len = rows.q_len, row0 = rows.row0, ctx_len = rows.ctx_len, q_start = rows.q_start;
+  const int pos0 = rows.pos0, g = rows.g, n_tiles = rows.n_tiles;
+  const int32_t* bt = rows.bt;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int gid = lane >> 2, tig = lane & 3;
-
-  const int last_row = min(q_len, row0 + kBM) - 1;
-  const int n_keys = pos0 + last_row + 1;
-  const int n_tiles = (n_keys + kBN - 1) / kBN;
   const typename Kv::T* kc = reinterpret_cast<const typename Kv::T*>(kv.k);
   const typename Kv::T* vc = reinterpret_cast<const typename Kv::T*>(kv.v);
 
-  for (int idx = threadIdx.x; idx < kBM * CH; idx += kThreads) {
-    const int r = idx / CH, c = idx % CH;
-    const bool valid = row0 + r < q_len;
-    const bf16* src = q + (static_cast<size_t>(q_start + (valid ? row0 + r : 0)) * nh + h) * HD + c * 8;
-    cp_async16(sq + swz<HD>(r, c), src, valid);
-  }
+  load_q_tile<HD, kBM, kThreads>(sq, q, rows, nh);
   const size_t head_off = static_cast<size_t>(g) * block_size * HD;
   const size_t page_stride = static_cast<size_t>(nkv) * block_size * HD;
   auto load_kv = [&](int stage, int key0) {

@@ -16,6 +16,48 @@ __device__ __forceinline__ int swz(int row, int chunk) {  // element offset of a
   return row * HD + ((chunk ^ (row & 7)) << 3);
 }
 
+// The rows of a prefill chunk one block owns: kBM query rows of sequence blockIdx.z for query
+// head h = blockIdx.y, the last row tiles first (they see the most keys, so they start first).
+struct PrefillRows {
+  int h, q_len, row0, ctx_len, q_start;
+  int pos0;     // position of query row 0 of the chunk
+  int g;        // kv head
+  int n_tiles;  // key tiles of kBN the block's last row sees
+  const int32_t* bt;  // the sequence's block table
+};
+// false when the block has no rows (the grid covers the longest chunk of the batch).
+template <int kBM, int kBN>
+__device__ __forceinline__ bool prefill_rows(const PrefillBatch& batch, const PagedTables& tables, int nh, int nkv,
+                                             PrefillRows& p) {
+  const int s = blockIdx.z;
+  p.h = blockIdx.y;
+  p.q_len = batch.q_len[s];
+  const int tile = static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x);
+  p.row0 = tile * kBM;
+  if (p.row0 >= p.q_len) return false;
+  p.ctx_len = batch.ctx_len[s];
+  p.q_start = batch.q_start[s];
+  p.pos0 = p.ctx_len - p.q_len;
+  p.g = p.h / (nh / nkv);
+  p.bt = tables.block_tables + static_cast<size_t>(batch.seq_index[s]) * tables.max_blocks_per_seq;
+  const int last_row = min(p.q_len, p.row0 + kBM) - 1;
+  p.n_tiles = (p.pos0 + last_row + 1 + kBN - 1) / kBN;
+  return true;
+}
+
+// The block's query rows into a swizzled [kBM][HD] tile through cp.async (rows past the chunk
+// become zeros; the caller commits and waits). q: [T, nh, HD].
+template <int HD, int kBM, int kThreads>
+__device__ __forceinline__ void load_q_tile(bf16* sq, const bf16* q, const PrefillRows& p, int nh) {
+  constexpr int CH = HD / 8;
+  for (int idx = threadIdx.x; idx < kBM * CH; idx += kThreads) {
+    const int r = idx / CH, c = idx % CH;
+    const bool valid = p.row0 + r < p.q_len;
+    const bf16* src = q + (static_cast<size_t>(p.q_start + (valid ? p.row0 + r : 0)) * nh + p.h) * HD + c * 8;
+    cp_async16(sq + swz<HD>(r, c), src, valid);
+  }
+}
+
 // Loads keys [key0, key0 + kRows) of kv head g into a swizzled [kRows][HD] tile with kThreads
 // threads; keys at or past ctx_len become zeros. bf16 caches go through cp.async (the caller
 // commits and waits); fp8/int8 caches are dequantized on the way in.
