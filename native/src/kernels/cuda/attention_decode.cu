@@ -191,9 +191,9 @@ Status attention_decode(const bf16* q, const int32_t* ctx, int ctx_add, const in
   if (num_splits < 1) num_splits = 1;
   if (num_splits > 1 && !workspace) return invalid("attention_decode", "split-K needs a workspace");
   const int group = nh / geo.nkv;
-  // workspace: [kDecodeCounters ints][partial o: R, nh, splits, hd][partial lse: R, nh, splits]
-  float* ws_o = workspace ? workspace + kDecodeCounters : nullptr;
-  float* ws_lse = workspace ? ws_o + static_cast<size_t>(R) * nh * num_splits * geo.head_dim : nullptr;
+  const SplitWorkspace ws = split_workspace(workspace, R, nh, num_splits, geo.head_dim);
+  float* ws_o = ws.o;
+  float* ws_lse = ws.lse;
   const char* legacy = std::getenv("GRPST_CUDA_LEGACY_DECODE");  // benches compare the two kernels
   if (staged && !(legacy && legacy[0] == '1') && attention_decode_staged_supported(geo, nh, R, num_splits)) {
     DecodeArgs a;
@@ -204,9 +204,9 @@ Status attention_decode(const bf16* q, const int32_t* ctx, int ctx_add, const in
     a.tables = tables;
     a.kv = kv;
     a.scale_log2 = softmax_scale * kLog2e;
-    a.ws_o = ws_o;
-    a.ws_lse = ws_lse;
-    a.counters = reinterpret_cast<int*>(workspace);
+    a.ws_o = ws.o;
+    a.ws_lse = ws.lse;
+    a.counters = ws.counters;
     a.out = out;
     return attention_decode_staged(a, geo, R, nh, num_splits, false, ex);
   }

@@ -221,16 +221,16 @@ Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, cons
                                            "and a block size that is a multiple of 16");
   if (num_splits < 1) num_splits = 1;
   if (num_splits > 1 && !workspace) return invalid("attention_decode_mma", "split-K needs a workspace");
-  // Same workspace layout as attention_decode: [counters][partial o: R, nh, S, hd][lse: R, nh, S].
-  float* ws_o = workspace ? workspace + kDecodeCounters : nullptr;
-  float* ws_lse = workspace ? ws_o + static_cast<size_t>(R) * nh * num_splits * geo.head_dim : nullptr;
+  const SplitWorkspace ws = split_workspace(workspace, R, nh, num_splits, geo.head_dim);
+  float* ws_o = ws.o;
+  float* ws_lse = ws.lse;
   const dim3 grid(geo.nkv, R, num_splits), block(kWarps * 32);
   const float scale_log2 = softmax_scale * kLog2e;
-  // Splits merge in this launch (counters at the workspace's start) unless a second kernel is asked for.
+  // Splits merge in this launch unless a second kernel is asked for.
   const char* second = std::getenv("GRPST_CUDA_MMA_SPLIT_REDUCE");
   const bool in_kernel = num_splits > 1 && !(second && second[0] == '1') &&
                          static_cast<long>(R) * geo.nkv <= kDecodeCounters;
-  int* counters = in_kernel ? reinterpret_cast<int*>(workspace) : nullptr;
+  int* counters = in_kernel ? ws.counters : nullptr;
   Status st;
   if (geo.head_dim == 128)
     st = launch("attention_decode_mma", attention_decode_mma_kernel<128>, grid, block, 0, ex, q, ctx, ctx_add,

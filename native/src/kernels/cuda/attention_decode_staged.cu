@@ -360,11 +360,10 @@ Status attention_decode_fused(const bf16* qkv, const int32_t* positions, const i
   a.tables = tables;
   a.kv = kv;
   a.scale_log2 = softmax_scale * 1.4426950408889634f;
-  if (workspace) {
-    a.counters = reinterpret_cast<int*>(workspace);
-    a.ws_o = workspace + kDecodeCounters;
-    a.ws_lse = a.ws_o + static_cast<size_t>(R) * nh * num_splits * geo.head_dim;
-  }
+  const SplitWorkspace ws = split_workspace(workspace, R, nh, num_splits, geo.head_dim);
+  a.counters = ws.counters;
+  a.ws_o = ws.o;
+  a.ws_lse = ws.lse;
   a.out = out;
   a.slots = slots;
   a.q_norm_w = q_norm_w;

@@ -10,6 +10,19 @@ namespace grpst::cuda {
 // when allocated) and the merging block puts its counter back to zero.
 constexpr int kDecodeCounters = 4096;
 
+// The split-K workspace of every decode attention kernel (attention_decode_workspace() floats):
+// [kDecodeCounters merge counters][partial o: R, nh, splits, hd][partial lse: R, nh, splits].
+struct SplitWorkspace {
+  int* counters = nullptr;
+  float* o = nullptr;
+  float* lse = nullptr;
+};
+inline SplitWorkspace split_workspace(float* workspace, int R, int nh, int num_splits, int head_dim) {
+  if (!workspace) return {};
+  float* o = workspace + kDecodeCounters;
+  return {reinterpret_cast<int*>(workspace), o, o + static_cast<size_t>(R) * nh * num_splits * head_dim};
+}
+
 struct DecodeArgs {
   const bf16* q = nullptr;  // [R, nh, hd]; fused: the qkv rows [R, (nh + 2 nkv) hd]
   const int32_t* ctx_lens = nullptr;  // fused: the positions (ctx = position + 1)
