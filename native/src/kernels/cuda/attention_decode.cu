@@ -63,13 +63,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_decode_kernel(
     }
   }
   float m[G], l[G], acc[G][8];
-#pragma unroll
-  for (int j = 0; j < G; ++j) {
-    m[j] = -INFINITY;
-    l[j] = 0.f;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[j][e] = 0.f;
-  }
+  reset_softmax_state(m, l, acc);
 
   const int32_t* bt = tables.block_tables + static_cast<size_t>(seq) * tables.max_blocks_per_seq;
   const typename Kv::T* kbase = reinterpret_cast<const typename Kv::T*>(kv.k);

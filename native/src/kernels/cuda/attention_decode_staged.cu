@@ -190,13 +190,7 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 4 : 2) attention_decode_sta
     }
   }
   float m[G], l[G], acc[G][8];
-#pragma unroll
-  for (int j = 0; j < G; ++j) {
-    m[j] = -INFINITY;
-    l[j] = 0.f;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[j][e] = 0.f;
-  }
+  reset_softmax_state(m, l, acc);
 
   for (int i = 0; i < ntile; ++i) {
     cp_async_wait<P - 2>();

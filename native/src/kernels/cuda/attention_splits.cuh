@@ -18,6 +18,18 @@ namespace {
 // 2^(x - m), and 0 when nothing was seen yet (m = -inf), where exp2f would give NaN.
 __device__ __forceinline__ float exp2_or_zero(float x, float m) { return m == -INFINITY ? 0.f : exp2f(x - m); }
 
+// The empty running softmax state of G query heads: no max yet (-inf), zero sum and output.
+template <int G>
+__device__ __forceinline__ void reset_softmax_state(float (&m)[G], float (&l)[G], float (&acc)[G][8]) {
+#pragma unroll
+  for (int j = 0; j < G; ++j) {
+    m[j] = -INFINITY;
+    l[j] = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) acc[j][e] = 0.f;
+  }
+}
+
 // Merges the running softmax states (max m, sum l, output acc) that the lanes of one token slot
 // hold with those of the other slots of the warp: after it, lanes sub, sub + LPT, ... all hold
 // the warp's state. m, l: [G]; acc: [G][8] (this lane's 8 elements of the head dim).
