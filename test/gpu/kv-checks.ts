@@ -62,8 +62,9 @@ export async function kvCacheChecks(log: (line: string) => void = () => {}): Pro
     log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
   };
   const all = scales();
-  // streaming: the bf16 fixture on the streaming decode path quantized models take (its fused
-  // attention writes and reads the quantized cache), through GRPST_CUDA_STREAM_BF16 at load.
+  // streaming: the bf16 fixture on the streaming decode path (the weight-streaming GEMV, and the
+  // fused decode attention, which writes and reads the quantized cache itself), through
+  // GRPST_CUDA_STREAM_BF16 and GRPST_CUDA_FUSED_DECODE_MAX_ROWS at load.
   const cases: { name: CheckpointName; kv: KvType; calibrated: boolean; streaming?: boolean }[] = [
     { name: 'tiny-a', kv: 'fp8', calibrated: true },
     { name: 'tiny-a', kv: 'int8', calibrated: true },
@@ -91,14 +92,17 @@ export async function kvCacheChecks(log: (line: string) => void = () => {}): Pro
         for (const r of reqs) runs.push(await run(bf16, r));
         baselines.set(c.name, runs);
       }
-      const prev = process.env.GRPST_CUDA_STREAM_BF16;
-      if (c.streaming) process.env.GRPST_CUDA_STREAM_BF16 = '1';
+      const streamingEnv: Record<string, string> = { GRPST_CUDA_STREAM_BF16: '1', GRPST_CUDA_FUSED_DECODE_MAX_ROWS: '64' };
+      const prev = Object.fromEntries(Object.keys(streamingEnv).map((k) => [k, process.env[k]]));
+      if (c.streaming) Object.assign(process.env, streamingEnv);
       let gpu: Engine;
       try {
         gpu = await open(c.calibrated ? loadWithScales(dir, 'cuda', c.kv, all[c.name][c.kv]) : loadEngine(dir, { ...limits, device: 'cuda', kvCacheDtype: c.kv }));
       } finally {
-        if (prev === undefined) delete process.env.GRPST_CUDA_STREAM_BF16;
-        else process.env.GRPST_CUDA_STREAM_BF16 = prev;
+        for (const [k, v] of Object.entries(prev)) {
+          if (v === undefined) delete process.env[k];
+          else process.env[k] = v;
+        }
       }
       const cpu = await open(c.calibrated ? loadWithScales(dir, 'cpu', c.kv, all[c.name][c.kv]) : loadEngine(dir, { ...limits, device: 'cpu', kvCacheDtype: c.kv }));
       add(`${tag}: the GPU engine runs it`, gpu.info.device === 'cuda' && gpu.info.kvCacheDtype === c.kv && cpu.info.kvCacheDtype === c.kv,

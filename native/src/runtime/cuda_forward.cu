@@ -22,14 +22,20 @@ bool has_quantized_layers(const ModelWeights& w) {
 }
 // Rows up to which the weight-streaming kernels beat cuBLASLt (measured on an H200): the bf16
 // GEMV up to Forward's gemv_max_rows_ (kDefaultGemvMaxRows); int8_sq's int8 tensor-core GEMM in
-// cuBLASLt wins beyond 16; int4 and int8_wo would need their weights dequantized for cuBLASLt, so the skinny
-// kernel keeps them up to 64, and fp8 too (cuBLASLt refused its fp8 GEMM at 64 rows on an H200).
-int small_rows(WeightFormat f, int bf16_rows) {
+// cuBLASLt wins beyond 16; int4 and int8_wo take the skinny kernel up to skinny_max_rows_
+// (kDefaultSkinnyMaxRows), then a dequantized weight through cuBLASLt; fp8 up to
+// fp8_skinny_max_rows_ (kDefaultFp8SkinnyMaxRows), then fp8 activations through cuBLASLt.
+int small_rows(WeightFormat f, int bf16_rows, int quant_rows, int fp8_rows) {
   switch (f) {
     case WeightFormat::bf16: return std::min(bf16_rows, kGemvMaxRows);
     case WeightFormat::int8_sq: return 16;
-    default: return kSkinnyMaxRows;
+    case WeightFormat::fp8: return std::min(fp8_rows, kSkinnyMaxRows);
+    default: return std::min(quant_rows, kSkinnyMaxRows);
   }
+}
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && v[0] ? std::atoi(v) : fallback;
 }
 }  // namespace
 
@@ -51,7 +57,13 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->stream_bf16_ = stream_bf16 && stream_bf16[0] == '1';
   const char* mma_decode = std::getenv("GRPST_CUDA_MMA_DECODE");
   f->mma_decode_ = !(mma_decode && mma_decode[0] == '0');
-  if (const char* rows = std::getenv("GRPST_CUDA_GEMV_MAX_ROWS")) f->gemv_max_rows_ = std::atoi(rows);
+  f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
+  f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
+  const char* pass = std::getenv("GRPST_CUDA_SKINNY_PROLOGUE_PASS");
+  f->skinny_prologue_pass_ = pass ? pass[0] == '1' : kDefaultSkinnyProloguePass;
+  f->skinny_max_rows_ = env_int("GRPST_CUDA_SKINNY_MAX_ROWS", f->skinny_max_rows_);
+  f->fp8_skinny_max_rows_ = env_int("GRPST_CUDA_FP8_SKINNY_MAX_ROWS", f->fp8_skinny_max_rows_);
+  f->fused_decode_max_rows_ = env_int("GRPST_CUDA_FUSED_DECODE_MAX_ROWS", f->fused_decode_max_rows_);
   f->quantized_ = has_quantized_layers(f->w_);
   GRPST_TRY(f->allocate());
   *out = std::move(f);
@@ -103,9 +115,36 @@ Status Forward::allocate() {
   if (has_format(w_, WeightFormat::int8_sq)) {
     GRPST_TRY(alloc(T * 4, reinterpret_cast<void**>(&xs_)));
     GRPST_TRY(alloc(T * max_n * 4, reinterpret_cast<void**>(&acc_)));
+    acc_cols_ = max_n;
   }
-  if (has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq))
+  if (has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq)) {
     GRPST_TRY(alloc(max_weight * 2, reinterpret_cast<void**>(&wtmp_)));
+    wtmp_elems_ = max_weight;
+  }
+  return ok_status();
+}
+
+Status Forward::skinny(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
+  if (skinny_prologue_pass_ && (in.norm_w || in.act_scale)) {
+    // Each skinny block stages all M rows of x: normalize / scale them once here instead of in
+    // every block (which also reads x twice for the RMSNorm statistics).
+    GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));
+    LinearIn plain;
+    plain.x = xn_;
+    return linear_skinny(plain, w, out, M, ex);
+  }
+  return linear_skinny(in, w, out, M, ex);
+}
+
+Status Forward::skinny_rows(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
+  const size_t row_bytes = static_cast<size_t>(out.epi == Epilogue::swiglu ? w.N / 2 : w.N) * (out.f32_out ? 4 : 2);
+  for (int m0 = 0; m0 < M; m0 += kSkinnyMaxRows) {
+    LinearIn part = in;
+    part.x = in.x + static_cast<size_t>(m0) * w.K;
+    LinearOut po = out;
+    po.y = static_cast<char*>(out.y) + m0 * row_bytes;
+    GRPST_TRY(skinny(part, w, po, std::min(kSkinnyMaxRows, M - m0), ex));
+  }
   return ok_status();
 }
 
@@ -115,18 +154,24 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   const bool stream_format = w.format != WeightFormat::bf16 || stream_bf16_;
   if (fused_decode_ && stream_format && M <= kStreamMaxRows && linear_stream_supported(w, M))
     return linear_stream(in, w, out, M, ex);
-  // A long, narrow bf16 matrix without a fused prologue (down_proj) streams faster through
-  // cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
-  const bool narrow = w.format == WeightFormat::bf16 && !in.norm_w && !in.act_scale &&
+  // On request (set_narrow_lt), a long, narrow bf16 matrix without a fused prologue (down_proj)
+  // through cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
+  const bool narrow = narrow_lt_ && w.format == WeightFormat::bf16 && !in.norm_w && !in.act_scale &&
                       out.epi == Epilogue::residual_add && w.K > 2 * w.N;
-  if (M <= small_rows(w.format, gemv_max_rows_) && !narrow) {
+  if (M <= small_rows(w.format, gemv_max_rows_, skinny_max_rows_, fp8_skinny_max_rows_) && !narrow) {
     if (w.format == WeightFormat::bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
-    return linear_skinny(in, w, out, M, ex);
+    return skinny(in, w, out, M, ex);
   }
   if (M > limits_.max_tokens) return invalid("linear", "more rows than the scratch buffers hold");
   const bool swiglu = out.epi == Epilogue::swiglu;
   const bool accumulate = out.epi == Epilogue::residual_add;
+  // Weights larger than the GEMM path's scratch (a quantized LM head: the scratch is sized for the
+  // layers) take the skinny kernel, 64 rows at a time.
+  if ((w.format == WeightFormat::int8_sq && static_cast<size_t>(w.N) > acc_cols_) ||
+      ((w.format == WeightFormat::int8_wo || w.format == WeightFormat::int4_awq) &&
+       static_cast<size_t>(w.N) * w.K > wtmp_elems_))
+    return skinny_rows(in, w, out, M, ex);
   if (w.format == WeightFormat::int8_sq) {
     GRPST_TRY(quantize_int8_rows(in, reinterpret_cast<int8_t*>(xq_), xs_, M, w.K, ex));
     GRPST_TRY(gemm_int8(lt_, reinterpret_cast<const int8_t*>(xq_), static_cast<const int8_t*>(w.data), acc_, M,
@@ -141,14 +186,11 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
                                static_cast<bf16*>(y), accumulate, M, w.N, w.K, ex);
     if (!st.ok()) {
       // cuBLASLt has no fp8 algorithm for this shape: the skinny kernel, 64 rows at a time.
-      for (int m0 = 0; m0 < M; m0 += kSkinnyMaxRows) {
-        LinearIn part = in;
-        part.x = in.x + static_cast<size_t>(m0) * w.K;
-        LinearOut po;
-        po.y = static_cast<bf16*>(y) + static_cast<size_t>(m0) * w.N;
-        po.epi = accumulate ? Epilogue::residual_add : Epilogue::store;
-        GRPST_TRY(linear_skinny(part, w, po, std::min(kSkinnyMaxRows, M - m0), ex));
-      }
+      if (fp8_gemm_refusal_.empty()) fp8_gemm_refusal_ = st.message() + " (M=" + std::to_string(M) + ")";
+      LinearOut po;
+      po.y = y;
+      po.epi = accumulate ? Epilogue::residual_add : Epilogue::store;
+      GRPST_TRY(skinny_rows(in, w, po, M, ex));
     }
   } else {
     const bf16* x = in.x;
@@ -179,20 +221,26 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   const Rope rope{w_.inv_freq, w_.attention_scaling};
   const size_t qkv_n = static_cast<size_t>(d.heads + 2 * d.kv_heads) * d.head_dim;
   const size_t attn_n = static_cast<size_t>(d.heads) * d.head_dim;
-  // The streaming decode path (weight-streaming GEMV, fused decode attention) serves quantized
-  // weights; bf16 models keep the bf16 GEMV and the separate norm + RoPE, which measured faster
-  // for them on an H200 (docs/benchmarks.md), with the tensor-core decode attention for bf16
-  // caches (2.5x the register-streaming kernel at 64 x 1,536 keys) and that kernel otherwise.
+  // The streaming decode path (weight-streaming GEMV) serves quantized weights; bf16 models keep
+  // the bf16 GEMV, which measured faster for them on an H200 (docs/benchmarks.md). Both take the
+  // separate q/k norm + RoPE kernel and the tensor-core decode attention for bf16 caches (2.5x the
+  // register-streaming kernel at 64 x 1,536 keys), the register-streaming / staged kernel
+  // otherwise; the fused decode attention up to fused_decode_max_rows_ decode rows (0 by default).
   const bool streaming = fused_decode_ && (quantized_ || stream_bf16_);
+  const bool fused_rows = streaming && R > 0 && R <= fused_decode_max_rows_;
   // Split-K of the decode attention: about two blocks per SM, one for the tensor-core kernel at
   // contexts up to mma_one_block_max_ctx_ (measured, kMmaOneBlockPerSmMaxContext).
-  const bool mma = !streaming && mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);
+  const bool mma = !fused_rows && mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);
   const int blocks_per_sm = mma && in.max_context <= mma_one_block_max_ctx_ ? 1 : 2;
   int splits = 1;
   if (R > 0 && R <= 64)
     splits = std::min(limits_.max_decode_splits,
                       attention_decode_splits(R, d.kv_heads, in.max_context, num_sms_, blocks_per_sm));
-  const bool fused = streaming && R > 0 && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
+  // Short contexts in fewer splits than filling the GPU asks for (kMmaMinSplits): fewer partial
+  // results to merge, and each block's four warps busy.
+  if (mma && mma_split_keys_ > 0)
+    splits = std::min(splits, std::max({1, mma_min_splits_, in.max_context / mma_split_keys_}));
+  const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));
   else GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));

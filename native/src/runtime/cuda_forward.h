@@ -7,6 +7,7 @@
 // synchronizes with the host, so a decode step can be captured in a CUDA graph.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../kernels/cuda/kernels.h"
@@ -81,6 +82,29 @@ constexpr int kDefaultGemvMaxRows = 1;
 // beyond (the other decode kernels: two). One sequence on an H200: 4,096 keys in 16 splits gave a
 // 3% faster step than in 33, 32,768 keys in 33 splits a 3% faster one than in 17.
 constexpr int kMmaOneBlockPerSmMaxContext = 8192;
+// Split-K of the tensor-core decode attention at short contexts: at most max(kMmaMinSplits,
+// context / kDefaultMmaSplitKeys) splits, fewer than filling the GPU asks for. One sequence on an
+// H200 (docs/benchmarks.md): 512 keys in 8 splits gave a 3.8% faster step than in 16 (2.4% than in
+// 4), 1,024 and 2,048 keys in 8 a 4.8% and 3.9% faster one than in 17; from 4,096 keys the
+// GPU-filling count stays.
+constexpr int kMmaMinSplits = 8;
+constexpr int kDefaultMmaSplitKeys = 256;
+// Rows up to which int4_awq / int8_wo weights take the skinny tensor-core kernel; larger batches
+// dequantize the weight into scratch and run cuBLASLt. On an H200 (Qwen3-8B shape, docs/benchmarks.md)
+// the skinny kernel won at 16 rows (int4 step 9.5 against 13.9 ms; int8_wo 8.8 against 15.4), tied
+// (int4) or won (int8_wo 14.4 against 16.1) at 32 and lost at 64 (int4 25.8 against 16.3 ms).
+constexpr int kDefaultSkinnyMaxRows = 32;
+// The same for fp8, whose larger batches quantize the activations and run cuBLASLt's fp8 GEMM
+// (qkv at 16 rows: 9.5 us against 39.8 in the skinny kernel): past the streaming GEMV's 8 rows.
+constexpr int kDefaultFp8SkinnyMaxRows = 8;
+// The skinny kernel's RMSNorm / activation-scale prologue as a pass of its own before it (true), or
+// inside every block (false; GRPST_CUDA_SKINNY_PROLOGUE_PASS=0|1).
+constexpr bool kDefaultSkinnyProloguePass = true;
+// Decode rows up to which quantized models take the fused decode attention (q/k norm + RoPE + KV
+// write inside it); more rows take the separate norm kernel and the tensor-core decode attention.
+// 0: on an H200 the separate kernels measured faster at every batch from 1 to 64, for every format
+// (int4_awq b1 307 against 285 tok/s, int8_sq b64 11.8 against 17.7 ms per step; docs/benchmarks.md).
+constexpr int kDefaultFusedDecodeMaxRows = 0;
 
 class Forward {
  public:
@@ -116,6 +140,23 @@ class Forward {
   // (GRPST_CUDA_GEMV_MAX_ROWS overrides the measured default).
   void set_gemv_max_rows(int rows) { gemv_max_rows_ = rows; }
   void set_mma_one_block_max_context(int ctx) { mma_one_block_max_ctx_ = ctx; }
+  // The short-context split cap above (GRPST_CUDA_MMA_SPLIT_KEYS; 0 turns it off).
+  void set_mma_split_cap(int min_splits, int keys) {
+    mma_min_splits_ = min_splits;
+    mma_split_keys_ = keys;
+  }
+  // down_proj (bf16, K > 2N, no prologue) at one row through cuBLASLt's split-K (true) or the
+  // bf16 GEMV (false, the default: with PDL it measured 1.7-2.8% faster per step than cuBLASLt).
+  void set_narrow_lt(bool on) { narrow_lt_ = on; }
+  // Why cuBLASLt's fp8 GEMM was refused (the skinny kernel ran instead); empty if it never was.
+  const std::string& fp8_gemm_refusal() const { return fp8_gemm_refusal_; }
+  // Crossovers for quantized models (GRPST_CUDA_SKINNY_MAX_ROWS, GRPST_CUDA_FUSED_DECODE_MAX_ROWS).
+  void set_skinny_max_rows(int rows, int fp8_rows) {
+    skinny_max_rows_ = rows;
+    fp8_skinny_max_rows_ = fp8_rows;
+  }
+  void set_fused_decode_max_rows(int rows) { fused_decode_max_rows_ = rows; }
+  void set_skinny_prologue_pass(bool on) { skinny_prologue_pass_ = on; }
 
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -123,6 +164,10 @@ class Forward {
  private:
   Forward() = default;
   Status allocate();
+  // The skinny kernel, with its prologue as a pass of its own when skinny_prologue_pass_.
+  Status skinny(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
+  // The skinny kernel over any number of rows, 64 at a time (no cuBLASLt path for this weight).
+  Status skinny_rows(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
   TensorParallelHooks* tp_ = nullptr;
 
   ModelDims dims_;
@@ -136,6 +181,14 @@ class Forward {
   bool mma_decode_ = true;
   int gemv_max_rows_ = kDefaultGemvMaxRows;
   int mma_one_block_max_ctx_ = kMmaOneBlockPerSmMaxContext;
+  int mma_min_splits_ = kMmaMinSplits;
+  int mma_split_keys_ = kDefaultMmaSplitKeys;
+  bool narrow_lt_ = false;
+  std::string fp8_gemm_refusal_;
+  int skinny_max_rows_ = kDefaultSkinnyMaxRows;
+  int fp8_skinny_max_rows_ = kDefaultFp8SkinnyMaxRows;
+  bool skinny_prologue_pass_ = kDefaultSkinnyProloguePass;
+  int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   size_t scratch_bytes_ = 0;
   std::vector<void*> allocations_;
@@ -153,6 +206,8 @@ class Forward {
   float* xs_ = nullptr;       // [T] per-token scales (int8_sq)
   int32_t* acc_ = nullptr;    // [T, max N] int32 products (int8_sq)
   bf16* wtmp_ = nullptr;      // [max N * max K] dequantized weight (int8_wo / int4 prefill)
+  size_t acc_cols_ = 0;       // N that acc_ holds per row
+  size_t wtmp_elems_ = 0;     // elements that wtmp_ holds (the largest layer weight)
 };
 
 }  // namespace grpst::cuda

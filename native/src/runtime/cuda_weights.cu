@@ -108,10 +108,11 @@ struct Uploader {
             if (w->scales[0] != w0.scales[0] || w->input_scale != w0.input_scale)
               throw Error("CUDA backend: " + name + ": fused fp8 projections need one weight_scale and one input_scale "
                           "(rebuild the engine with grpst build)");
-          const float sc[2] = {w0.scales[0], w0.input_scale};
-          const float* d2 = vec(sc, 2, "fp8 scales");
-          out.w_scale = d2;
-          out.x_scale = d2 + 1;
+          // Each scale in its own allocation: cuBLASLt's fp8 GEMM refused the call (status 15,
+          // not supported) with the input scale 4 bytes after the weight scale, and the runtime
+          // then fell back to the skinny kernel for every batch of more than 8 rows and prefill.
+          out.w_scale = vec(&w0.scales[0], 1, "fp8 weight scale");
+          out.x_scale = vec(&w0.input_scale, 1, "fp8 input scale");
         }
         break;
       }

@@ -113,7 +113,9 @@ void bench_kernels() {
                                       cu::WeightFormat::fp8, cu::WeightFormat::int8_sq};
   Rng r(1);
   for (const auto& sh : shapes) {
-    Dev<uint16_t> x(size_t(16) * sh.K), y(size_t(16) * sh.N * 2);
+    Dev<uint16_t> x(size_t(64) * sh.K), y(size_t(64) * sh.N * 2);
+    Dev<uint8_t> xq(size_t(64) * sh.K);  // e4m3 activations for cuBLASLt's fp8 GEMM
+    fill_e4m3(xq.p, xq.n, 1.f, 11);
     fill_bf16(x.as<cu::bf16>(), x.n, 1.f, 0.f, 9);
     for (auto f : formats) {
       // Enough copies that the rotation does not run out of L2 (60 MB).
@@ -208,6 +210,52 @@ void bench_kernels() {
         unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
         unsetenv("GRPST_CUDA_STREAM_RING");
       }
+      if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_wo || f == cu::WeightFormat::int4_awq) {
+        // Batched decode rows: the skinny kernel, and for fp8 cuBLASLt's fp8 GEMM (what the
+        // forward takes past its skinny crossover; a refusal is reported with cuBLASLt's status).
+        for (int M : {16, 64}) {
+          cu::LinearIn in;
+          in.x = x.as<cu::bf16>();
+          cu::LinearOut out;
+          out.y = y.p;
+          const cu::Exec ex{s, true};
+          const double ms = graph_ms([&](int i) { return cu::linear_skinny(in, ws[i % copies].w, out, M, ex).ok(); }, 4 * copies, s);
+          const double gbs = wb / (ms * 1e-3) / 1e9;
+          char note[200];
+          std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
+          Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=" + std::to_string(M) + " skinny",
+                           gbs, "GB/s", note);
+          if (f != cu::WeightFormat::fp8) {
+            if (M != 64 || sh.N > 24576) continue;
+            // The GEMM path's dequantization to bf16 (bytes read + written, against the copy).
+            Dev<uint16_t> wt(size_t(sh.N) * sh.K);
+            const double dq_ms = graph_ms([&](int i) { return cu::dequant_weight(ws[i % copies].w, wt.as<cu::bf16>(), ex).ok(); },
+                                          2 * copies, s);
+            const double dq_gbs = (wb + 2.0 * sh.N * sh.K) / (dq_ms * 1e-3) / 1e9;
+            std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw (read + written)", dq_ms * 1e3, 100.0 * dq_gbs / g_copy_gbs);
+            Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " dequantize to bf16", dq_gbs,
+                             "GB/s", note);
+            continue;
+          }
+          const cu::Weight& w0 = ws[0].w;
+          const cu::Status st = cu::gemm_fp8(lt, xq.p, static_cast<const uint8_t*>(w0.data), w0.x_scale, w0.w_scale,
+                                             y.as<cu::bf16>(), false, M, w0.N, w0.K, cu::Exec{s, false});
+          cudaStreamSynchronize(s);
+          if (!st.ok()) {
+            std::snprintf(note, sizeof note, "refused: %s", st.message().c_str());
+            Bench::get().add("linear", std::string(sh.name) + " fp8 M=" + std::to_string(M) + " cuBLASLt", 0, "GB/s", note);
+            continue;
+          }
+          const double lt_ms = graph_ms([&](int i) {
+            const cu::Weight& w = ws[i % copies].w;
+            return cu::gemm_fp8(lt, xq.p, static_cast<const uint8_t*>(w.data), w.x_scale, w.w_scale, y.as<cu::bf16>(), false,
+                                M, w.N, w.K, cu::Exec{s, false}).ok();
+          }, 4 * copies, s);
+          const double lt_gbs = wb / (lt_ms * 1e-3) / 1e9;
+          std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", lt_ms * 1e3, 100.0 * lt_gbs / g_copy_gbs);
+          Bench::get().add("linear", std::string(sh.name) + " fp8 M=" + std::to_string(M) + " cuBLASLt", lt_gbs, "GB/s", note);
+        }
+      }
       if (f == cu::WeightFormat::bf16) {
         const cu::Exec ex{s, false};
         const double ms = graph_ms([&](int i) {
@@ -254,8 +302,12 @@ void bench_kernels() {
       Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx) + (legacy ? " previous kernel" : ""),
                        bytes / (ms * 1e-3) / 1e9, "GB/s", note);
     }
-    // The tensor-core kernel, at the runtime's splits and at twice as many (tail of the last wave).
-    for (int sp : {splits, 2 * splits}) {
+    // The tensor-core kernel, at the runtime's splits and at twice as many (tail of the last wave);
+    // one sequence at 512 keys also at a quarter and half as many (fewer partials to merge, every
+    // warp of a block busy).
+    std::vector<int> split_counts{splits, 2 * splits};
+    if (B == 1 && ctx <= 512) split_counts.insert(split_counts.end(), {std::max(1, splits / 4), std::max(1, splits / 2)});
+    for (int sp : split_counts) {
       Dev<float> ws2(cu::attention_decode_workspace(B, nh, hd, sp) + 1);
       cudaMemset(ws2.p, 0, ws2.n * sizeof(float));
       const double ms = graph_ms([&](int) {
@@ -267,7 +319,8 @@ void bench_kernels() {
       std::snprintf(note, sizeof note, "%.1f us per layer, %d splits, %.1f%% of copy bw", ms * 1e3, sp,
                     100.0 * bytes / (ms * 1e-3) / 1e9 / g_copy_gbs);
       Bench::get().add("attention", "decode B=" + std::to_string(B) + " ctx=" + std::to_string(ctx) + " mma" +
-                       (sp == splits ? "" : " 2x splits"), bytes / (ms * 1e-3) / 1e9, "GB/s", note);
+                       (sp == splits ? "" : sp == 2 * splits ? " 2x splits" : " " + std::to_string(sp) + " splits"),
+                       bytes / (ms * 1e-3) / 1e9, "GB/s", note);
     }
   }
   // Prefill: the FA2-layout kernel with 4 (the default) and 8 warps per block, then the

@@ -85,14 +85,16 @@ bool make_weight(Model& m, cu::WeightFormat f, int N, int K, uint64_t seed, cu::
     }
     case cu::WeightFormat::fp8: {
       auto* p = static_cast<uint8_t*>(m.a.get(n));
-      auto* sc = static_cast<float*>(m.a.get(8));
-      if (!p || !sc) return false;
+      // The scales apart, as the runtime uploads them (cuBLASLt refuses an unaligned scale pointer).
+      auto* ws = static_cast<float*>(m.a.get(4));
+      auto* xs = static_cast<float*>(m.a.get(4));
+      if (!p || !ws || !xs) return false;
       fill_e4m3(p, n, 64.f, seed);
-      fill_f32(sc, 1, 0.f, 1.7f / std::sqrt(static_cast<float>(K)) / 64.f, 0);
-      fill_f32(sc + 1, 1, 0.f, 0.1f, 0);
+      fill_f32(ws, 1, 0.f, 1.7f / std::sqrt(static_cast<float>(K)) / 64.f, 0);
+      fill_f32(xs, 1, 0.f, 0.1f, 0);
       w.data = p;
-      w.w_scale = sc;
-      w.x_scale = sc + 1;
+      w.w_scale = ws;
+      w.x_scale = xs;
       m.streamed_bytes += n;
       break;
     }
@@ -250,6 +252,7 @@ void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logi
     }
   }
   fwd.set_gemv_max_rows(cu::kDefaultGemvMaxRows);
+  fwd.set_mma_split_cap(0, 0);  // the blocks-per-SM choice alone
   for (int ctx : {512, 4096, 32768}) {
     cu::StepInput in = decode_step(bufs, 1, ctx, vocab);
     for (int bps : {1, 2}) {
@@ -259,6 +262,47 @@ void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logi
     }
   }
   fwd.set_mma_one_block_max_context(cu::kMmaOneBlockPerSmMaxContext);
+  // The short-context split cap: off (the GPU-filling count), and at most max(S, ctx / 256) splits.
+  for (int ctx : {512, 1024, 2048}) {
+    cu::StepInput in = decode_step(bufs, 1, ctx, vocab);
+    for (int min_splits : {0, 4, 8, 12}) {
+      fwd.set_mma_split_cap(min_splits, min_splits ? cu::kDefaultMmaSplitKeys : 0);
+      report("b1 ctx" + std::to_string(ctx) + " attention splits " +
+                 (min_splits ? "capped at max(" + std::to_string(min_splits) + ", ctx/256)" : std::string("filling the GPU")),
+             1, ctx, decode_ms(fwd, in, logits, true, true, s));
+    }
+  }
+  fwd.set_mma_split_cap(cu::kMmaMinSplits, cu::kDefaultMmaSplitKeys);
+}
+
+// The quantized decode choices (the defaults in cuda_forward.h come from these): the fused decode
+// attention against the separate q/k norm + tensor-core decode attention, and past the streaming
+// GEMV's 8 rows the skinny tensor-core kernel against a dequantized weight (int4 / int8_wo) or fp8
+// activations (fp8) through cuBLASLt. int8_sq keeps its own crossover (cuBLASLt from 17 rows).
+template <class Report>
+void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int ctx, Report&& report, float* logits,
+                            cudaStream_t s) {
+  StepBuffers bufs;
+  for (int B : {1, 8, 16, 32, 64}) {
+    const int c = B == 1 ? 512 : ctx;
+    cu::StepInput in = decode_step(bufs, B, c, vocab);
+    const std::string at = "b" + std::to_string(B) + " ctx" + std::to_string(c) + " graph+pdl ";
+    if (B <= cu::kStreamMaxRows) {
+      for (int fused : {0, 64}) {
+        fwd.set_fused_decode_max_rows(fused);
+        report(at + (fused ? "fused attention" : "norm kernel + mma attention"), B, c, decode_ms(fwd, in, logits, true, true, s));
+      }
+      fwd.set_fused_decode_max_rows(cu::kDefaultFusedDecodeMaxRows);
+    } else if (f != cu::WeightFormat::int8_sq) {
+      for (int rows : {8, 64}) {
+        fwd.set_skinny_max_rows(rows, rows);
+        report(at + (rows < B ? "cuBLASLt" : "skinny kernel"), B, c, decode_ms(fwd, in, logits, true, true, s));
+      }
+      fwd.set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows);
+    }
+  }
+  if (!fwd.fp8_gemm_refusal().empty())
+    Bench::get().add("decode", std::string(cu::weight_format_name(f)) + " cuBLASLt fp8 GEMM refused", 0, "", fwd.fp8_gemm_refusal());
 }
 
 cu::WeightFormat parse_format(const std::string& s) {
@@ -352,6 +396,15 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       fwd->set_stream_bf16(false);
     }
     if (is_bf16) {
+      fwd->set_narrow_lt(true);
+      report_decode("b1 ctx512 graph+pdl down_proj via cuBLASLt", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      fwd->set_narrow_lt(false);
+      setenv("GRPST_CUDA_GEMV_DIRECT_X", "0", 1);  // o_proj's GEMV stages x in shared memory
+      report_decode("b1 ctx512 graph+pdl GEMV x staged in shared memory", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      unsetenv("GRPST_CUDA_GEMV_DIRECT_X");
+      setenv("GRPST_CUDA_MMA_PREFETCH", "0", 1);  // decode attention loads every key after the wait
+      report_decode("b1 ctx512 graph+pdl attention without early K/V loads", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      unsetenv("GRPST_CUDA_MMA_PREFETCH");
       report_decode("b1 ctx512 graph", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, false, s));
       report_decode("b1 ctx512 eager", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, false, false, s));
       for (int B : {2, 4, 8, 16}) {
@@ -362,6 +415,8 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     }
     cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
     report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+    if (!is_bf16 && !quant_head && new_decode_kernels())
+      sweep_quantized_decode(*fwd, f, m.d.vocab, serve_ctx, report_decode, logits.p, s);
     if (is_bf16) {  // bf16 caches: the tensor-core decode attention against the register-streaming one
       fwd->set_mma_decode(false);
       report_decode("b1 ctx512 graph+pdl register-streaming attention", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));

@@ -20,9 +20,10 @@ constexpr double kMaxLogprobDiff = 0.25;
 constexpr double kMeanLogprobDiff = 0.06;
 constexpr double kNearTie = 0.1;  // greedy comparison stops at the first reference margin below this
 
-// streaming: the bf16 model through the streaming decode path (weight-streaming GEMV, fused
-// decode attention) that quantized models take, instead of its default kernels.
-int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming) {
+// streaming: the bf16 model through the streaming decode path (weight-streaming GEMV) that
+// quantized models take, instead of its default kernels; fused: with the fused decode attention
+// (q/k norm + RoPE + KV write inside it) instead of the separate kernels.
+int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming, bool fused) {
   const int max_len = 512;
   FixtureModel m;
   if (!Checks::get().expect("parity upload " + f.name, upload_fixture(f, 0, 1, max_len, m))) return 1;
@@ -35,6 +36,7 @@ int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming) {
       !Checks::get().status("parity Forward::set_kv " + f.name, fwd->set_kv(m.cache)))
     return 1;
   fwd->set_stream_bf16(streaming);
+  fwd->set_fused_decode_max_rows(fused ? 64 : 0);
 
   cudaStream_t stream;  // a blocking stream: the synchronous copies below order against it
   cudaStreamCreate(&stream);
@@ -42,7 +44,7 @@ int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming) {
   for (int i = 0; i < blocks; ++i) tables[i] = i;
   Dev<int32_t> dtables(tables);
   for (const auto& pr : f.prompts) {
-    const std::string tag = f.name + "/" + pr.name + (streaming ? " (streaming path)" : "");
+    const std::string tag = f.name + "/" + pr.name + (streaming ? " (streaming path)" : "") + (fused ? " (fused attention)" : "");
     const int n = static_cast<int>(pr.ids.size());
     std::vector<int32_t> pos(n), seq(n, 0);
     for (int i = 0; i < n; ++i) pos[i] = i;
@@ -124,8 +126,9 @@ int model_parity(const std::string& dir) {
     if (!Checks::get().expect(std::string("parity fixture ") + name, load_fixture(dir + "/" + name + ".txt", f),
                               "run scripts/gpu/export-fixtures.ts first"))
       continue;
-    run_fixture(f, lt, false);
-    run_fixture(f, lt, true);
+    run_fixture(f, lt, false, false);
+    run_fixture(f, lt, true, false);
+    run_fixture(f, lt, true, true);
     if (f.nkv % 2 == 0) tensor_parallel_parity(f);
   }
   cu::lt_destroy(lt);

@@ -86,6 +86,12 @@ void test_gemv() {
       {5, 3001, 4096, true, false, cu::Epilogue::store, true},   // logits
       {1, 96, 160, true, true, cu::Epilogue::store, false},      // tiny shapes
       {4, 320, 64, true, false, cu::Epilogue::swiglu, false},
+      // one row without a prologue: x read by each lane from global memory (no shared staging)
+      {1, 998, 4096, false, false, cu::Epilogue::residual_add, false},  // o_proj-like, partial last block
+      {1, 1024, 12288, false, false, cu::Epilogue::store, false},       // down_proj-like, long K
+      {1, 2050, 4096, false, false, cu::Epilogue::swiglu, false},       // two rows per warp
+      {1, 9001, 256, false, false, cu::Epilogue::store, false},         // wide: two rows per warp, odd N
+      {1, 37, 168, false, false, cu::Epilogue::store, true},            // K below one pass of the warp
   };
   for (const auto& c : cases) {
     auto hw = random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r);
@@ -247,15 +253,18 @@ void test_gemm_paths(cu::LtContext* lt) {
 
 void test_dequant_weight() {
   Rng r(801);
+  // One partial block of k (320 = 5 of 8 k-blocks), and three blocks with a partial last (1088).
+  for (auto shape : {std::pair<int, int>{100, 320}, std::pair<int, int>{40, 1088}})
   for (auto f : {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq})
     for (bool zeros : {false, true}) {
       if (f == cu::WeightFormat::int8_wo && zeros) continue;
-      const int N = 100, K = 320, G = 64;
+      const int N = shape.first, K = shape.second, G = 64;
       auto hw = random_host_weight(f, N, K, r, G, zeros);
       auto dw = to_device(hw);
       Dev<uint16_t> out(static_cast<size_t>(N) * K);
       out.poison();
-      const std::string name = std::string("dequant_weight ") + cu::weight_format_name(f) + (zeros ? " zeros" : "");
+      const std::string name = std::string("dequant_weight ") + cu::weight_format_name(f) + (zeros ? " zeros" : "") + " " +
+                               std::to_string(N) + "x" + std::to_string(K);
       Checks::get().status(name, cu::dequant_weight(dw.w, out.as<cu::bf16>(), {}));
       std::vector<float> want(static_cast<size_t>(N) * K);
       for (int n = 0; n < N; ++n)

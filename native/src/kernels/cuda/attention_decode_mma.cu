@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
     const int32_t* __restrict__ seq_of_row, PagedTables tables, int nh, int nkv, int block_size, KvLayer kv,
     float scale_log2, int num_splits, float* __restrict__ ws_o /*[R,nh,S,HD]*/,
     float* __restrict__ ws_lse /*[R,nh,S]*/, int* __restrict__ counters /*[R,nkv] or null*/,
-    bf16* __restrict__ out /*[R,nh*HD]*/) {
+    bf16* __restrict__ out /*[R,nh*HD]*/, bool prefetch) {
   constexpr int KI = HD / 32;       // key chunks per lane per token
   constexpr int KS = HD / 16;       // k-steps of S = Q K^T
   constexpr int VC = HD / 64;       // value chunks per lane per token
@@ -58,17 +58,61 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
   __shared__ float sm_acc[kWarps][kMaxGroup][HD];
   __shared__ int sm_last;
 
-  griddep_wait();
-  griddep_launch_dependents();
   const int kvh = blockIdx.x, r = blockIdx.y, s = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int group = nh / nkv;
+  // Step inputs (lengths, tables) and the cached keys before the newest are not written by the
+  // previous kernel: read them before waiting on it (PDL).
   const int ctx = ctx_lens[r] + ctx_add;
   const int seq = seq_of_row ? seq_of_row[r] : r;
   // Splits start on tile boundaries, and tiles never straddle a cache block (block_size % 16 == 0).
   const int chunk = ((ctx + num_splits - 1) / num_splits + kTile - 1) / kTile * kTile;
   const int t0 = s * chunk, t1 = min(ctx, t0 + chunk);
+  const int newest = ctx - 1;  // written by the previous kernel (q/k norm + RoPE + KV write)
+
+  const int32_t* bt = tables.block_tables + static_cast<size_t>(seq) * tables.max_blocks_per_seq;
+  const bf16* kbase = reinterpret_cast<const bf16*>(kv.k);
+  const bf16* vbase = reinterpret_cast<const bf16*>(kv.v);
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  uint4 kr[kUnroll][2][KI];  // keys of tokens g and 8 + g, chunks t + 4i
+  uint4 vr[kUnroll][4][VC];  // values of tokens 2t, 2t+1, 2t+8, 2t+9, chunks g + 8c
+  // Loads the K/V of tokens [tb, tb + 32) below `limit`, and only token `only` when it is >= 0.
+  auto load_tiles = [&](int tb, int limit, int only) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int base = tb + u * kTile;
+      if (only >= 0 && (only < base || only >= base + kTile)) continue;
+      size_t row0 = 0;
+      if (base < limit) {
+        const int page = bt[base / block_size];
+        row0 = (static_cast<size_t>(page) * nkv + kvh) * block_size + base % block_size;
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int tok = g + 8 * h;
+        if (only >= 0 && base + tok != only) continue;
+        const bool ok = base + tok < limit;
+        const bf16* p = kbase + (row0 + tok) * HD + t * 8;
+#pragma unroll
+        for (int i = 0; i < KI; ++i) kr[u][h][i] = ok ? ldg_stream(p + 32 * i) : zero;
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int tok = 2 * t + (j & 1) + 8 * (j >> 1);
+        if (only >= 0 && base + tok != only) continue;
+        const bool ok = base + tok < limit;
+        const bf16* p = vbase + (row0 + tok) * HD + g * 8;
+#pragma unroll
+        for (int c = 0; c < VC; ++c) vr[u][j][c] = ok ? ldg_stream(p + 64 * c) : zero;
+      }
+    }
+  };
+  const int tb0 = t0 + warp * kTile * kUnroll;
+  if (prefetch && tb0 < t1) load_tiles(tb0, min(t1, newest), -1);
+  griddep_wait();
+  griddep_launch_dependents();
+  if (prefetch && tb0 < t1 && newest >= tb0 && newest < min(t1, tb0 + kTile * kUnroll)) load_tiles(tb0, t1, newest);
 
   // Q fragments (a0, a2 per k-step; rows g + 8 are zero): [KS][2] bf16x2.
   uint32_t qa[KS][2];
@@ -88,38 +132,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) acc[mt][0] = acc[mt][1] = acc[mt][2] = acc[mt][3] = 0.f;
 
-  const int32_t* bt = tables.block_tables + static_cast<size_t>(seq) * tables.max_blocks_per_seq;
-  const bf16* kbase = reinterpret_cast<const bf16*>(kv.k);
-  const bf16* vbase = reinterpret_cast<const bf16*>(kv.v);
-  const uint4 zero = make_uint4(0, 0, 0, 0);
-  for (int tb = t0 + warp * kTile * kUnroll; tb < t1; tb += kWarps * kTile * kUnroll) {
-    uint4 kr[kUnroll][2][KI];  // keys of tokens g and 8 + g, chunks t + 4i
-    uint4 vr[kUnroll][4][VC];  // values of tokens 2t, 2t+1, 2t+8, 2t+9, chunks g + 8c
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int base = tb + u * kTile;
-      size_t row0 = 0;
-      if (base < t1) {
-        const int page = bt[base / block_size];
-        row0 = (static_cast<size_t>(page) * nkv + kvh) * block_size + base % block_size;
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int tok = g + 8 * h;
-        const bool ok = base + tok < t1;
-        const bf16* p = kbase + (row0 + tok) * HD + t * 8;
-#pragma unroll
-        for (int i = 0; i < KI; ++i) kr[u][h][i] = ok ? ldg_stream(p + 32 * i) : zero;
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int tok = 2 * t + (j & 1) + 8 * (j >> 1);
-        const bool ok = base + tok < t1;
-        const bf16* p = vbase + (row0 + tok) * HD + g * 8;
-#pragma unroll
-        for (int c = 0; c < VC; ++c) vr[u][j][c] = ok ? ldg_stream(p + 64 * c) : zero;
-      }
-    }
+  for (int tb = tb0; tb < t1; tb += kWarps * kTile * kUnroll) {
+    if (!prefetch || tb != tb0) load_tiles(tb, t1, -1);
 
     // S for the 32 tokens: sc[u][h] = head g (c0, c1) at tokens base + 8h + 2t, +1.
     float sc[kUnroll][2][4];
@@ -231,13 +245,16 @@ Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, cons
   const bool in_kernel = num_splits > 1 && !(second && second[0] == '1') &&
                          static_cast<long>(R) * geo.nkv <= kDecodeCounters;
   int* counters = in_kernel ? ws.counters : nullptr;
+  // GRPST_CUDA_MMA_PREFETCH=0: every K/V load after waiting on the previous kernel.
+  const char* pre = std::getenv("GRPST_CUDA_MMA_PREFETCH");
+  const bool prefetch = !(pre && pre[0] == '0');
   Status st;
   if (geo.head_dim == 128)
     st = launch("attention_decode_mma", attention_decode_mma_kernel<128>, grid, block, 0, ex, q, ctx, ctx_add,
-                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out);
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out, prefetch);
   else
     st = launch("attention_decode_mma", attention_decode_mma_kernel<64>, grid, block, 0, ex, q, ctx, ctx_add,
-                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out);
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out, prefetch);
   if (!st.ok() || num_splits == 1 || in_kernel) return st;
   return launch("attention_decode_mma_reduce", split_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
                 ws_lse, num_splits, geo.head_dim, out);

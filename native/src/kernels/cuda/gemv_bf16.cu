@@ -2,6 +2,8 @@
 // 16-byte streaming loads, the activations (RMSNorm-ed / scaled in the prologue) sit in shared
 // memory, and the epilogue (residual add, SwiGLU, fp32 logits) is fused. Warps own RW rows over
 // the whole K; the first weight loads are issued before waiting on the previous kernel (PDL).
+#include <cstdlib>
+
 #include "device_utils.cuh"
 #include "kernels.h"
 #include "linear_common.cuh"
@@ -16,7 +18,12 @@ constexpr int kSmemBytes = 40 * 1024;
 
 // kRW rows per warp: 2 (a gate/up pair for SwiGLU, and wide matrices), or 1 for matrices of
 // at most 8192 rows, where two rows per warp leave too few warps to keep the memory busy.
-template <int MB, int kRW>
+// kDirectX (one row, no prologue: o_proj, down_proj): each lane reads its x chunks straight from
+// global memory (L1 serves the block's other warps) instead of the block staging all of x in shared
+// memory first, which at one wave of blocks put a full read of x from L2 before the first FMA. With
+// a prologue it measured slower (every warp reducing the RMSNorm statistics and reading the fp32
+// norm weights itself: the bf16 step 5.18 against 4.89 ms on an H200), so those keep the staging.
+template <int MB, int kRW, bool kDirectX>
 __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, const bf16* __restrict__ w /*[N,K]*/,
                                                                 LinearOut out, int M, int N, int K, int KC) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -44,7 +51,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
     }
   griddep_wait();
   griddep_launch_dependents();
-  linear_row_stats(in, M, K, false, rstd, amax_unused);
+  if constexpr (!kDirectX) linear_row_stats(in, M, K, false, rstd, amax_unused);
 
   float acc[kRW][MB];
 #pragma unroll
@@ -53,7 +60,42 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
     for (int m = 0; m < MB; ++m) acc[r][m] = 0.f;
 
   bool preloaded = true;
-  for (int c0 = 0; c0 < K; c0 += KC) {
+  if constexpr (kDirectX) {
+    const uint4* xg = reinterpret_cast<const uint4*>(in.x);  // [K/8]
+    const int n8 = K / 8;
+    for (int j0 = 0; j0 < n8; j0 += 32 * kU) {
+      uint4 xv[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int j = j0 + u * 32 + lane;
+        xv[u] = j < n8 ? __ldg(xg + j) : make_uint4(0, 0, 0, 0);
+      }
+      if (!preloaded) {
+#pragma unroll
+        for (int u = 0; u < kU; ++u)
+#pragma unroll
+          for (int r = 0; r < kRW; ++r) {
+            const int j = j0 + u * 32 + lane;
+            wv[r][u] = (j < n8 && row_ok[r]) ? ldg_stream(wr[r] + j) : make_uint4(0, 0, 0, 0);
+          }
+      }
+      preloaded = false;
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int j = j0 + u * 32 + lane;
+        if (j >= n8) break;
+        float xf[8], wf[8];
+        unpack8(xv[u], xf);
+#pragma unroll
+        for (int r = 0; r < kRW; ++r) {
+          unpack8(wv[r][u], wf);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[r][0] = fmaf(wf[e], xf[e], acc[r][0]);
+        }
+      }
+    }
+  }
+  for (int c0 = 0; !kDirectX && c0 < K; c0 += KC) {
     const int kc = min(KC, K - c0);
     __syncthreads();  // rstd ready / previous chunk consumed
     for (int idx = threadIdx.x; idx < MB * (kc / 8); idx += kWarps * 32) {
@@ -124,11 +166,22 @@ Status launch_gemv(const LinearIn& in, const bf16* w, const LinearOut& out, int 
   KC = (KC / 256) * 256;
   if (KC >= K) KC = K;
   const size_t smem = static_cast<size_t>(MB) * KC * 2;
+  if constexpr (MB == 1) {
+    // GRPST_CUDA_GEMV_DIRECT_X=0 keeps the shared-memory staging for these too.
+    const char* direct = std::getenv("GRPST_CUDA_GEMV_DIRECT_X");
+    if (!in.norm_w && !in.act_scale && !(direct && direct[0] == '0')) {
+      if (one_row)
+        return launch("gemv_bf16", gemv_bf16_kernel<1, 1, true>, dim3(ceil_div(N, kWarps)), dim3(kWarps * 32), 0, ex,
+                      in, w, out, M, N, K, K);
+      return launch("gemv_bf16", gemv_bf16_kernel<1, 2, true>, dim3(ceil_div(N, kWarps * 2)), dim3(kWarps * 32), 0, ex,
+                    in, w, out, M, N, K, K);
+    }
+  }
   if (one_row)
-    return launch("gemv_bf16", gemv_bf16_kernel<MB, 1>, dim3(ceil_div(N, kWarps)), dim3(kWarps * 32), smem, ex, in,
-                  w, out, M, N, K, KC);
-  return launch("gemv_bf16", gemv_bf16_kernel<MB, 2>, dim3(ceil_div(N, kWarps * 2)), dim3(kWarps * 32), smem, ex, in,
-                w, out, M, N, K, KC);
+    return launch("gemv_bf16", gemv_bf16_kernel<MB, 1, false>, dim3(ceil_div(N, kWarps)), dim3(kWarps * 32), smem, ex,
+                  in, w, out, M, N, K, KC);
+  return launch("gemv_bf16", gemv_bf16_kernel<MB, 2, false>, dim3(ceil_div(N, kWarps * 2)), dim3(kWarps * 32), smem, ex,
+                in, w, out, M, N, K, KC);
 }
 
 }  // namespace

@@ -92,48 +92,76 @@ __global__ void repack_groups_kernel(const float* __restrict__ scales, const uin
   packed[id] = __float2bfloat16_rn(v);
 }
 
-__global__ void dequant_int8_kernel(const int8_t* __restrict__ packed, const float* __restrict__ scale, int N,
-                                    int K, int nkb, bf16* __restrict__ out) {
-  const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
-  if (id >= total) return;
-  const int lane = static_cast<int>(id % 32);
-  const int kb = static_cast<int>((id / 32) % nkb);
-  const int tile = static_cast<int>(id / (32 * static_cast<size_t>(nkb)));
-  const int8_t* src = packed + id * 32;
-  for (int w = 0; w < 4; ++w)
-    for (int e = 0; e < 8; ++e) {
-      int dr, dk;
-      frag_coords(lane, e, &dr, &dk);
-      const int n = tile * 16 + dr, k = kb * 64 + w * 16 + dk;
-      if (n < N && k < K)
-        out[static_cast<size_t>(n) * K + k] = __float2bfloat16_rn(static_cast<float>(src[w * 8 + e]) * scale[n]);
+// Dequantization to bf16 [N,K] for the GEMM path: one block per 16-row tile and kDequantKb
+// 64-wide k blocks. Each warp decodes one k block's fragments (one coalesced 16 or 32-byte load per
+// lane) into a shared [16][kDequantKb * 64] tile, which the block then writes out as whole 16-byte
+// row segments (per-element stores straight from the fragment layout left every 32-byte sector
+// a quarter written and ran at a few percent of the copy bandwidth).
+constexpr int kDequantKb = 8;  // = warps per block
+constexpr int kDequantCols = kDequantKb * 64;
+
+__device__ __forceinline__ void store_dequant_tile(const bf16 (*tile)[kDequantCols], int tile_idx, int kb0, int N,
+                                                   int K, bf16* __restrict__ out) {
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < 16 * kDequantCols / 8; idx += blockDim.x) {
+    const int r = idx / (kDequantCols / 8), c = (idx % (kDequantCols / 8)) * 8;
+    const int n = tile_idx * 16 + r, k = kb0 * 64 + c;
+    if (n >= N || k >= K) continue;
+    bf16* dst = out + static_cast<size_t>(n) * K + k;
+    if (k + 8 <= K && K % 8 == 0) {
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(&tile[r][c]);
+    } else {
+      for (int e = 0; e < 8 && k + e < K; ++e) dst[e] = tile[r][c + e];
     }
+  }
 }
 
-__global__ void dequant_int4_kernel(const uint32_t* __restrict__ packed, const bf16* __restrict__ scales,
-                                    const bf16* __restrict__ zeros, int N, int K, int G, int nkb,
-                                    bf16* __restrict__ out) {
-  const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
-  if (id >= total) return;
-  const int lane = static_cast<int>(id % 32);
-  const int kb = static_cast<int>((id / 32) % nkb);
-  const int tile = static_cast<int>(id / (32 * static_cast<size_t>(nkb)));
-  const int ngroups = (K + G - 1) / G;
-  const uint4 v = reinterpret_cast<const uint4*>(packed)[id];
-  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-  for (int w = 0; w < 4; ++w)
-    for (int e = 0; e < 8; ++e) {
-      int dr, dk;
-      frag_coords(lane, e, &dr, &dk);
-      const int n = tile * 16 + dr, k = kb * 64 + w * 16 + dk;
-      if (n >= N || k >= K) continue;
-      const size_t gidx = (static_cast<size_t>(tile) * ngroups + k / G) * 16 + dr;
-      const float q = static_cast<float>((words[w] >> (4 * nibble_slot(e))) & 0xF);
-      const float z = zeros ? to_f32(zeros[gidx]) - 128.f : 8.f;
-      out[static_cast<size_t>(n) * K + k] = __float2bfloat16_rn((q - z) * to_f32(scales[gidx]));
-    }
+__global__ void __launch_bounds__(kDequantKb * 32) dequant_int8_kernel(const int8_t* __restrict__ packed,
+                                                                       const float* __restrict__ scale, int N, int K,
+                                                                       int nkb, bf16* __restrict__ out) {
+  __shared__ __align__(16) bf16 tile[16][kDequantCols];
+  const int tile_idx = blockIdx.y, kb0 = blockIdx.x * kDequantKb;
+  const int lane = threadIdx.x & 31, kb = kb0 + (threadIdx.x >> 5);
+  if (kb < nkb) {
+    const int8_t* src = packed + ((static_cast<size_t>(tile_idx) * nkb + kb) * 32 + lane) * 32;
+    int8_t v[32];
+    *reinterpret_cast<uint4*>(v) = reinterpret_cast<const uint4*>(src)[0];
+    *reinterpret_cast<uint4*>(v + 16) = reinterpret_cast<const uint4*>(src)[1];
+    for (int w = 0; w < 4; ++w)
+      for (int e = 0; e < 8; ++e) {
+        int dr, dk;
+        frag_coords(lane, e, &dr, &dk);
+        const int n = tile_idx * 16 + dr;
+        tile[dr][(kb - kb0) * 64 + w * 16 + dk] =
+            __float2bfloat16_rn(static_cast<float>(v[w * 8 + e]) * (n < N ? scale[n] : 0.f));
+      }
+  }
+  store_dequant_tile(tile, tile_idx, kb0, N, K, out);
+}
+
+__global__ void __launch_bounds__(kDequantKb * 32) dequant_int4_kernel(const uint32_t* __restrict__ packed,
+                                                                       const bf16* __restrict__ scales,
+                                                                       const bf16* __restrict__ zeros, int N, int K,
+                                                                       int G, int nkb, bf16* __restrict__ out) {
+  __shared__ __align__(16) bf16 tile[16][kDequantCols];
+  const int tile_idx = blockIdx.y, kb0 = blockIdx.x * kDequantKb;
+  const int lane = threadIdx.x & 31, kb = kb0 + (threadIdx.x >> 5);
+  if (kb < nkb) {
+    const int ngroups = (K + G - 1) / G;
+    const uint4 v = reinterpret_cast<const uint4*>(packed)[(static_cast<size_t>(tile_idx) * nkb + kb) * 32 + lane];
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+    for (int w = 0; w < 4; ++w)
+      for (int e = 0; e < 8; ++e) {
+        int dr, dk;
+        frag_coords(lane, e, &dr, &dk);
+        const int k = min(kb * 64 + w * 16 + dk, K - 1);  // padding columns are never stored
+        const size_t gidx = (static_cast<size_t>(tile_idx) * ngroups + k / G) * 16 + dr;
+        const float q = static_cast<float>((words[w] >> (4 * nibble_slot(e))) & 0xF);
+        const float z = zeros ? to_f32(zeros[gidx]) - 128.f : 8.f;
+        tile[dr][(kb - kb0) * 64 + w * 16 + dk] = __float2bfloat16_rn((q - z) * to_f32(scales[gidx]));
+      }
+  }
+  store_dequant_tile(tile, tile_idx, kb0, N, K, out);
 }
 
 int blocks_for(size_t total) { return static_cast<int>((total + 255) / 256); }
@@ -166,12 +194,13 @@ Status repack_int4(const uint8_t* natural, const float* scales, const uint8_t* z
 
 Status dequant_weight(const Weight& w, bf16* out, const Exec& ex) {
   const int nkb = ceil_div(w.K, 64);
-  const size_t total = static_cast<size_t>(ceil_div(w.N, 16)) * nkb * 32;
+  if (ceil_div(w.N, 16) > 65535) return invalid("dequant_weight", "more than 65535 row tiles");
+  const dim3 grid(ceil_div(nkb, kDequantKb), ceil_div(w.N, 16));
   if (w.format == WeightFormat::int8_wo)
-    return launch("dequant_weight int8_wo", dequant_int8_kernel, dim3(blocks_for(total)), dim3(256), 0, ex,
+    return launch("dequant_weight int8_wo", dequant_int8_kernel, grid, dim3(kDequantKb * 32), 0, ex,
                   reinterpret_cast<const int8_t*>(w.data), w.channel_scale, w.N, w.K, nkb, out);
   if (w.format == WeightFormat::int4_awq)
-    return launch("dequant_weight int4_awq", dequant_int4_kernel, dim3(blocks_for(total)), dim3(256), 0, ex,
+    return launch("dequant_weight int4_awq", dequant_int4_kernel, grid, dim3(kDequantKb * 32), 0, ex,
                   reinterpret_cast<const uint32_t*>(w.data), w.group_scale, w.group_zero, w.N, w.K, w.group_size,
                   nkb, out);
   return invalid("dequant_weight", std::string("no dequantization for ") + weight_format_name(w.format));
