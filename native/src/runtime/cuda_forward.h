@@ -91,9 +91,9 @@ constexpr int kMmaMinSplits = 8;
 constexpr int kDefaultMmaSplitKeys = 256;
 // Rows up to which int4_awq / int8_wo weights take the skinny tensor-core kernel; larger batches
 // dequantize the weight into scratch and run cuBLASLt. On an H200 (Qwen3-8B shape, docs/benchmarks.md)
-// the skinny kernel won at 16 rows (int4 step 9.5 against 13.9 ms; int8_wo 8.8 against 15.4), tied
-// (int4) or won (int8_wo 14.4 against 16.1) at 32 and lost at 64 (int4 25.8 against 16.3 ms).
-constexpr int kDefaultSkinnyMaxRows = 32;
+// the skinny kernel won at 16 rows (int4 step 9.4 against 10.4 ms; int8_wo 8.7 against 10.9) and
+// lost at 32 (int4 14.8 against 11.2) and 64 (int4 25.6 against 13.0).
+constexpr int kDefaultSkinnyMaxRows = 16;
 // The same for fp8, whose larger batches quantize the activations and run cuBLASLt's fp8 GEMM
 // (qkv at 16 rows: 9.5 us against 39.8 in the skinny kernel): past the streaming GEMV's 8 rows.
 constexpr int kDefaultFp8SkinnyMaxRows = 8;

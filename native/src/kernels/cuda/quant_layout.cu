@@ -94,13 +94,26 @@ __global__ void repack_groups_kernel(const float* __restrict__ scales, const uin
 
 // Dequantization to bf16 [N,K] for the GEMM path: one block per 16-row tile and kDequantKb
 // 64-wide k blocks. Each warp decodes one k block's fragments (one coalesced 16 or 32-byte load per
-// lane) into a shared [16][kDequantKb * 64] tile, which the block then writes out as whole 16-byte
+// lane) into a shared [16][kDequantCols] tile, which the block then writes out as whole 16-byte
 // row segments (per-element stores straight from the fragment layout left every 32-byte sector
-// a quarter written and ran at a few percent of the copy bandwidth).
+// a quarter written and ran at a few percent of the copy bandwidth). A lane's fragment holds rows
+// g and g + 8 only, at element pairs (2t, 2t + 1): scales (and int4 zeros) are read once per row
+// and k16 step, and the tile is written a bf16 pair at a time.
 constexpr int kDequantKb = 8;  // = warps per block
 constexpr int kDequantCols = kDequantKb * 64;
+constexpr int kDequantStride = kDequantCols + 8;  // 16 bytes of padding: the 8 rows g of a store hit different banks
 
-__device__ __forceinline__ void store_dequant_tile(const bf16 (*tile)[kDequantCols], int tile_idx, int kb0, int N,
+// Writes the fragment's 8 values of k16 step w (element order e0..e7 of the layout above).
+__device__ __forceinline__ void put_fragment(bf16 (*tile)[kDequantStride], int col0, int lane, const float (&v)[8]) {
+  const int g = lane >> 2, t = lane & 3;
+  const int c = col0 + 2 * t;
+  *reinterpret_cast<__nv_bfloat162*>(&tile[g][c]) = __floats2bfloat162_rn(v[0], v[1]);
+  *reinterpret_cast<__nv_bfloat162*>(&tile[g + 8][c]) = __floats2bfloat162_rn(v[2], v[3]);
+  *reinterpret_cast<__nv_bfloat162*>(&tile[g][c + 8]) = __floats2bfloat162_rn(v[4], v[5]);
+  *reinterpret_cast<__nv_bfloat162*>(&tile[g + 8][c + 8]) = __floats2bfloat162_rn(v[6], v[7]);
+}
+
+__device__ __forceinline__ void store_dequant_tile(const bf16 (*tile)[kDequantStride], int tile_idx, int kb0, int N,
                                                    int K, bf16* __restrict__ out) {
   __syncthreads();
   for (int idx = threadIdx.x; idx < 16 * kDequantCols / 8; idx += blockDim.x) {
@@ -119,47 +132,55 @@ __device__ __forceinline__ void store_dequant_tile(const bf16 (*tile)[kDequantCo
 __global__ void __launch_bounds__(kDequantKb * 32) dequant_int8_kernel(const int8_t* __restrict__ packed,
                                                                        const float* __restrict__ scale, int N, int K,
                                                                        int nkb, bf16* __restrict__ out) {
-  __shared__ __align__(16) bf16 tile[16][kDequantCols];
+  __shared__ __align__(16) bf16 tile[16][kDequantStride];
   const int tile_idx = blockIdx.y, kb0 = blockIdx.x * kDequantKb;
   const int lane = threadIdx.x & 31, kb = kb0 + (threadIdx.x >> 5);
   if (kb < nkb) {
     const int8_t* src = packed + ((static_cast<size_t>(tile_idx) * nkb + kb) * 32 + lane) * 32;
-    int8_t v[32];
-    *reinterpret_cast<uint4*>(v) = reinterpret_cast<const uint4*>(src)[0];
-    *reinterpret_cast<uint4*>(v + 16) = reinterpret_cast<const uint4*>(src)[1];
-    for (int w = 0; w < 4; ++w)
-      for (int e = 0; e < 8; ++e) {
-        int dr, dk;
-        frag_coords(lane, e, &dr, &dk);
-        const int n = tile_idx * 16 + dr;
-        tile[dr][(kb - kb0) * 64 + w * 16 + dk] =
-            __float2bfloat16_rn(static_cast<float>(v[w * 8 + e]) * (n < N ? scale[n] : 0.f));
-      }
+    int8_t q[32];
+    *reinterpret_cast<uint4*>(q) = reinterpret_cast<const uint4*>(src)[0];
+    *reinterpret_cast<uint4*>(q + 16) = reinterpret_cast<const uint4*>(src)[1];
+    const int n = tile_idx * 16 + (lane >> 2);
+    const float s_g = n < N ? scale[n] : 0.f, s_g8 = n + 8 < N ? scale[n + 8] : 0.f;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      float v[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v[e] = static_cast<float>(q[w * 8 + e]) * ((e >> 1) & 1 ? s_g8 : s_g);
+      put_fragment(tile, (kb - kb0) * 64 + w * 16, lane, v);
+    }
   }
   store_dequant_tile(tile, tile_idx, kb0, N, K, out);
 }
 
+// Group size G: a multiple of 16 (dequant_weight checks), so a k16 step lies in one group.
 __global__ void __launch_bounds__(kDequantKb * 32) dequant_int4_kernel(const uint32_t* __restrict__ packed,
                                                                        const bf16* __restrict__ scales,
                                                                        const bf16* __restrict__ zeros, int N, int K,
                                                                        int G, int nkb, bf16* __restrict__ out) {
-  __shared__ __align__(16) bf16 tile[16][kDequantCols];
+  __shared__ __align__(16) bf16 tile[16][kDequantStride];
   const int tile_idx = blockIdx.y, kb0 = blockIdx.x * kDequantKb;
   const int lane = threadIdx.x & 31, kb = kb0 + (threadIdx.x >> 5);
   if (kb < nkb) {
     const int ngroups = (K + G - 1) / G;
-    const uint4 v = reinterpret_cast<const uint4*>(packed)[(static_cast<size_t>(tile_idx) * nkb + kb) * 32 + lane];
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-    for (int w = 0; w < 4; ++w)
+    const uint4 raw = reinterpret_cast<const uint4*>(packed)[(static_cast<size_t>(tile_idx) * nkb + kb) * 32 + lane];
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    const int g = lane >> 2;
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      const int k = min(kb * 64 + w * 16, K - 1);  // padding columns are never stored
+      const size_t gidx = (static_cast<size_t>(tile_idx) * ngroups + k / G) * 16 + g;
+      const float s_g = to_f32(scales[gidx]), s_g8 = to_f32(scales[gidx + 8]);
+      const float z_g = zeros ? to_f32(zeros[gidx]) - 128.f : 8.f;
+      const float z_g8 = zeros ? to_f32(zeros[gidx + 8]) - 128.f : 8.f;
+      float v[8];
+#pragma unroll
       for (int e = 0; e < 8; ++e) {
-        int dr, dk;
-        frag_coords(lane, e, &dr, &dk);
-        const int k = min(kb * 64 + w * 16 + dk, K - 1);  // padding columns are never stored
-        const size_t gidx = (static_cast<size_t>(tile_idx) * ngroups + k / G) * 16 + dr;
         const float q = static_cast<float>((words[w] >> (4 * nibble_slot(e))) & 0xF);
-        const float z = zeros ? to_f32(zeros[gidx]) - 128.f : 8.f;
-        tile[dr][(kb - kb0) * 64 + w * 16 + dk] = __float2bfloat16_rn((q - z) * to_f32(scales[gidx]));
+        v[e] = (e >> 1) & 1 ? (q - z_g8) * s_g8 : (q - z_g) * s_g;
       }
+      put_fragment(tile, (kb - kb0) * 64 + w * 16, lane, v);
+    }
   }
   store_dequant_tile(tile, tile_idx, kb0, N, K, out);
 }
@@ -199,10 +220,13 @@ Status dequant_weight(const Weight& w, bf16* out, const Exec& ex) {
   if (w.format == WeightFormat::int8_wo)
     return launch("dequant_weight int8_wo", dequant_int8_kernel, grid, dim3(kDequantKb * 32), 0, ex,
                   reinterpret_cast<const int8_t*>(w.data), w.channel_scale, w.N, w.K, nkb, out);
-  if (w.format == WeightFormat::int4_awq)
+  if (w.format == WeightFormat::int4_awq) {
+    if (w.group_size < 16 || w.group_size % 16 != 0)
+      return invalid("dequant_weight", "int4 group size must be a multiple of 16");
     return launch("dequant_weight int4_awq", dequant_int4_kernel, grid, dim3(kDequantKb * 32), 0, ex,
                   reinterpret_cast<const uint32_t*>(w.data), w.group_scale, w.group_zero, w.N, w.K, w.group_size,
                   nkb, out);
+  }
   return invalid("dequant_weight", std::string("no dequantization for ") + weight_format_name(w.format));
 }
 
