@@ -39,16 +39,19 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
     wr[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row_ok[r] ? row0 + r : 0) * K);
   }
 
-  // Weights do not depend on the previous kernel: start streaming them before waiting on it.
+  // One round of weight loads per row: 16-byte chunks c8 + j0 + u * 32 + lane, below c8 + n8.
   uint4 wv[kRW][kU];
-  const int kc0 = min(K, KC) / 8;
+  auto load_round = [&](int c8, int j0, int n8) {
 #pragma unroll
-  for (int u = 0; u < kU; ++u)
+    for (int u = 0; u < kU; ++u)
 #pragma unroll
-    for (int r = 0; r < kRW; ++r) {
-      const int j = u * 32 + lane;
-      wv[r][u] = (j < kc0 && row_ok[r]) ? ldg_stream(wr[r] + j) : make_uint4(0, 0, 0, 0);
-    }
+      for (int r = 0; r < kRW; ++r) {
+        const int j = j0 + u * 32 + lane;
+        wv[r][u] = (j < n8 && row_ok[r]) ? ldg_stream(wr[r] + c8 + j) : make_uint4(0, 0, 0, 0);
+      }
+  };
+  // Weights do not depend on the previous kernel: start streaming them before waiting on it.
+  load_round(0, 0, min(K, KC) / 8);
   griddep_wait();
   griddep_launch_dependents();
   if constexpr (!kDirectX) linear_row_stats(in, M, K, false, rstd, amax_unused);
@@ -70,15 +73,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
         const int j = j0 + u * 32 + lane;
         xv[u] = j < n8 ? __ldg(xg + j) : make_uint4(0, 0, 0, 0);
       }
-      if (!preloaded) {
-#pragma unroll
-        for (int u = 0; u < kU; ++u)
-#pragma unroll
-          for (int r = 0; r < kRW; ++r) {
-            const int j = j0 + u * 32 + lane;
-            wv[r][u] = (j < n8 && row_ok[r]) ? ldg_stream(wr[r] + j) : make_uint4(0, 0, 0, 0);
-          }
-      }
+      if (!preloaded) load_round(0, j0, n8);
       preloaded = false;
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
@@ -107,15 +102,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_bf16_kernel(LinearIn in, con
     __syncthreads();
     const int n8 = kc / 8;
     for (int j0 = 0; j0 < n8; j0 += 32 * kU) {
-      if (!preloaded) {
-#pragma unroll
-        for (int u = 0; u < kU; ++u)
-#pragma unroll
-          for (int r = 0; r < kRW; ++r) {
-            const int j = j0 + u * 32 + lane;
-            wv[r][u] = (j < n8 && row_ok[r]) ? ldg_stream(wr[r] + c0 / 8 + j) : make_uint4(0, 0, 0, 0);
-          }
-      }
+      if (!preloaded) load_round(c0 / 8, j0, n8);
       preloaded = false;
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
