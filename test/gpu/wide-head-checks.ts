@@ -23,8 +23,8 @@ import { equalPrefix, nearTie, type CheckOutcome } from './parity-checks.js';
 // kernel); the runner-up's logprob at decode steps 0.28 / 0.10 against the CPU, and 0.29 / 0.093
 // between the tensor-core decode attention and the previous kernel. A misplaced head, split or
 // position moves logprobs by whole units.
-const TOL_MAX_LOGPROB = 0.6;
-const TOL_MEAN_LOGPROB = 0.15;
+export const TOL_MAX_LOGPROB = 0.6;
+export const TOL_MEAN_LOGPROB = 0.15;
 
 const base: Omit<TinySpec, 'seed' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim'> = {
   hidden_size: 256,
