@@ -11,6 +11,7 @@
 # serve     the addon with the CUDA backend: GPU parity checks through the runtime (bf16, fp8 and
 #           int8 KV caches; a one-rank NCCL group), then bench:gpu (the HTTP server on the saved
 #           checkpoint, and the one summary table)
+# parity    the GPU parity checks through the runtime alone (the first part of serve)
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
 #           checked against tp1 (scripts/gpu/tp-multi.ts)
@@ -87,6 +88,15 @@ node_setup() {
   stamp "node $(node --version), addon $(node -e "console.log(JSON.stringify(require(process.env.GRPST_NATIVE_ADDON).probe()))")"
 }
 
+# The parity checks through the real runtime (scripts/gpu/parity.ts), after node_setup.
+gpu_parity() {
+  stamp "GPU parity through the runtime"
+  timeout "${T_GPU_PARITY:-240}" node .carry/js/gpu-parity.mjs > "$OUT/gpu-parity.log" 2>&1
+  local rc=$?
+  grep -E "FAIL|checks" "$OUT/gpu-parity.log" | head -30
+  SUMMARY+=("gpu parity: exit $rc, $(tail -1 "$OUT/gpu-parity.log")")
+}
+
 for stage in "${STAGES[@]}"; do
   case $stage in
     kernels)
@@ -123,9 +133,7 @@ for stage in "${STAGES[@]}"; do
     serve)
       [ "${RUNTIME_FALLBACK:-0}" = 1 ] && export GRPST_CUDA_FUSED_DECODE=0 GRPST_CUDA_LEGACY_DECODE=1
       node_setup || { SUMMARY+=("serve: node setup FAILED"); continue; }
-      stamp "GPU parity through the runtime"
-      timeout "${T_GPU_PARITY:-180}" node .carry/js/gpu-parity.mjs > "$OUT/gpu-parity.log" 2>&1
-      rc=$?; grep -E "FAIL|checks" "$OUT/gpu-parity.log" | head -30; SUMMARY+=("gpu parity: exit $rc, $(tail -1 "$OUT/gpu-parity.log")")
+      gpu_parity
       stamp "tensor parallelism: a one-rank NCCL group against the plain engine"
       timeout "${T_TP:-90}" node .carry/js/tp-parity.mjs > /tmp/tp-parity.log 2>&1
       rc=$?; cat /tmp/tp-parity.log >> "$OUT/gpu-parity.log"; grep -E "FAIL|checks" /tmp/tp-parity.log | head -20
@@ -134,6 +142,10 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_SERVE:-240}" node .carry/js/bench-gpu.mjs --checkpoint "$CKPT" --harness-json "$OUT/bench.json" \
         --baseline-json "$OUT/transformers.json" --out /tmp/bench-gpu --requests "${SERVE_REQUESTS:-64}"
       rc=$?; cp /tmp/bench-gpu/bench-gpu.json "$OUT/" 2>/dev/null; SUMMARY+=("bench:gpu: exit $rc")
+      ;;
+    parity)
+      node_setup || { SUMMARY+=("parity: node setup FAILED"); continue; }
+      gpu_parity
       ;;
     tp-multi)
       node_setup || { SUMMARY+=("tp-multi: node setup FAILED"); continue; }

@@ -1,5 +1,6 @@
 // The CUDA backend against transformers and the CPU backend (test/gpu/parity-checks.ts), with
-// bf16 and quantized KV caches (test/gpu/kv-checks.ts). Runs
+// bf16 and quantized KV caches (test/gpu/kv-checks.ts), real head sizes (wide-head-checks.ts) and
+// quantized engines (quant-checks.ts). Runs
 // where the addon was built with CUDA and a GPU is visible (scripts/gpu/run.sh runs the same
 // checks on the GPU machine); skipped everywhere else, including CI, which has no GPU.
 import { describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { gpuParityChecks } from './parity-checks.js';
+import { quantizedEngineChecks } from './quant-checks.js';
 import { wideHeadChecks } from './wide-head-checks.js';
 
 async function gpuAvailable(): Promise<boolean> {
@@ -40,6 +42,11 @@ describe.skipIf(!hasGpu)('CUDA backend parity', () => {
 
   it('runs real head sizes (64, 128) and long contexts like the CPU backend', async () => {
     const failed = (await wideHeadChecks()).filter((c) => !c.pass);
+    expect(failed).toEqual([]);
+  }, 600_000);
+
+  it('runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', async () => {
+    const failed = (await quantizedEngineChecks()).filter((c) => !c.pass);
     expect(failed).toEqual([]);
   }, 600_000);
 });

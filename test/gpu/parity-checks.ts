@@ -26,6 +26,7 @@ export interface Outcome {
   tokens: number[];
   promptLogprobs: number[];
   margins: number[];  // top-2 margin at each generated step
+  chosen: number[];   // logprob of the top token at each generated step
 }
 
 export async function run(engine: Engine, req: SubmitRequest): Promise<Outcome> {
@@ -38,6 +39,7 @@ export async function run(engine: Engine, req: SubmitRequest): Promise<Outcome> 
     tokens,
     promptLogprobs: pl.slice(1).map((e) => e?.logprob ?? NaN),
     margins: tops.map((t) => (t.length > 1 ? t[0].logprob - t[1].logprob : Infinity)),
+    chosen: tops.map((t) => t[0]?.logprob ?? NaN),
   };
 }
 
