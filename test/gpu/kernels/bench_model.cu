@@ -399,7 +399,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       fwd->set_narrow_lt(true);
       report_decode("b1 ctx512 graph+pdl down_proj via cuBLASLt", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       fwd->set_narrow_lt(false);
-      setenv("GRPST_CUDA_GEMV_DIRECT_X", "0", 1);  // o_proj's GEMV stages x in shared memory
+      setenv("GRPST_CUDA_GEMV_DIRECT_X", "0", 1);  // o_proj and down_proj stage x in shared memory
       report_decode("b1 ctx512 graph+pdl GEMV x staged in shared memory", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       unsetenv("GRPST_CUDA_GEMV_DIRECT_X");
       setenv("GRPST_CUDA_MMA_PREFETCH", "0", 1);  // decode attention loads every key after the wait
