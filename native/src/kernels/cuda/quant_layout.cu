@@ -96,7 +96,8 @@ __global__ void repack_groups_kernel(const float* __restrict__ scales, const uin
 // 64-wide k blocks. Each warp decodes one k block's fragments (one coalesced 16 or 32-byte load per
 // lane) into a shared [16][kDequantCols] tile, which the block then writes out as whole 16-byte
 // row segments (per-element stores straight from the fragment layout left every 32-byte sector
-// a quarter written and ran at a few percent of the copy bandwidth). A lane's fragment holds rows
+// a quarter written: on an H200 the int4 decode step at 16 rows took 50.3 ms through them, 10.4
+// through this). A lane's fragment holds rows
 // g and g + 8 only, at element pairs (2t, 2t + 1): scales (and int4 zeros) are read once per row
 // and k16 step, and the tile is written a bf16 pair at a time.
 constexpr int kDequantKb = 8;  // = warps per block
