@@ -1,6 +1,7 @@
 #include "cuda_forward.h"
 
 #include "cuda_tp.h"
+#include "../kernels/cuda/env_switch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -33,10 +34,6 @@ int small_rows(WeightFormat f, int bf16_rows, int quant_rows, int fp8_rows) {
     default: return std::min(quant_rows, kSkinnyMaxRows);
   }
 }
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v && v[0] ? std::atoi(v) : fallback;
-}
 }  // namespace
 
 Status Forward::create(const ModelDims& dims, ModelWeights weights, const ForwardLimits& limits, LtContext* lt,
@@ -51,16 +48,12 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->num_sms_ = num_sms;
   // GRPST_CUDA_FUSED_DECODE=0 keeps the previous decode kernels (scripts/gpu/run.sh falls back to
   // them when the new ones fail their parity tests, so the other figures still get measured).
-  const char* fused = std::getenv("GRPST_CUDA_FUSED_DECODE");
-  f->fused_decode_ = !(fused && fused[0] == '0');
-  const char* stream_bf16 = std::getenv("GRPST_CUDA_STREAM_BF16");
-  f->stream_bf16_ = stream_bf16 && stream_bf16[0] == '1';
-  const char* mma_decode = std::getenv("GRPST_CUDA_MMA_DECODE");
-  f->mma_decode_ = !(mma_decode && mma_decode[0] == '0');
+  f->fused_decode_ = env_int("GRPST_CUDA_FUSED_DECODE", 1) != 0;
+  f->stream_bf16_ = env_int("GRPST_CUDA_STREAM_BF16", 0) == 1;
+  f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
   f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
-  const char* pass = std::getenv("GRPST_CUDA_SKINNY_PROLOGUE_PASS");
-  f->skinny_prologue_pass_ = pass ? pass[0] == '1' : kDefaultSkinnyProloguePass;
+  f->skinny_prologue_pass_ = env_int("GRPST_CUDA_SKINNY_PROLOGUE_PASS", kDefaultSkinnyProloguePass ? 1 : 0) == 1;
   f->skinny_max_rows_ = env_int("GRPST_CUDA_SKINNY_MAX_ROWS", f->skinny_max_rows_);
   f->fp8_skinny_max_rows_ = env_int("GRPST_CUDA_FP8_SKINNY_MAX_ROWS", f->fp8_skinny_max_rows_);
   f->fused_decode_max_rows_ = env_int("GRPST_CUDA_FUSED_DECODE_MAX_ROWS", f->fused_decode_max_rows_);

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "grpst/tensor_store.h"
+#include "kernels/cuda/env_switch.h"
 #include "model/qwen3_weights.h"
 #include "runtime/cuda_forward.h"
 #include "runtime/cuda_tp.h"
@@ -65,8 +66,7 @@ class CudaRunner final : public ModelRunner {
                   std::to_string(prop.minor) + ") is too old; the kernels need sm_80 or newer (built for sm_90a)");
     num_sms_ = prop.multiProcessorCount;
     kernels_ = std::string(prop.name) + " (sm_" + std::to_string(prop.major * 10 + prop.minor) + ", cuda)";
-    const char* g = std::getenv("GRPST_CUDA_GRAPHS");
-    if (g && std::string(g) == "0") opts_.cuda_graphs = false;
+    if (cu::env_int("GRPST_CUDA_GRAPHS", 1) == 0) opts_.cuda_graphs = false;
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     check(cu::lt_create(&lt_, size_t(64) << 20));
 

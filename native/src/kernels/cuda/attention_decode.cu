@@ -12,6 +12,7 @@
 #include "attention_decode_staged.cuh"
 #include "attention_split_reduce.cuh"
 #include "device_utils.cuh"
+#include "env_switch.h"
 #include "kernels.h"
 
 namespace grpst::cuda {
@@ -188,8 +189,8 @@ Status attention_decode(const bf16* q, const int32_t* ctx, int ctx_add, const in
   const SplitWorkspace ws = split_workspace(workspace, R, nh, num_splits, geo.head_dim);
   float* ws_o = ws.o;
   float* ws_lse = ws.lse;
-  const char* legacy = std::getenv("GRPST_CUDA_LEGACY_DECODE");  // benches compare the two kernels
-  if (staged && !(legacy && legacy[0] == '1') && attention_decode_staged_supported(geo, nh, R, num_splits)) {
+  const bool legacy = env_int("GRPST_CUDA_LEGACY_DECODE", 0) == 1;  // benches compare the two kernels
+  if (staged && !legacy && attention_decode_staged_supported(geo, nh, R, num_splits)) {
     DecodeArgs a;
     a.q = q;
     a.ctx_lens = ctx;

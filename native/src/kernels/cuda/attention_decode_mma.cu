@@ -20,6 +20,7 @@
 #include "attention_decode_staged.cuh"
 #include "attention_split_reduce.cuh"
 #include "device_utils.cuh"
+#include "env_switch.h"
 #include "kernels.h"
 #include "mma_utils.cuh"
 
@@ -241,13 +242,11 @@ Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, cons
   const dim3 grid(geo.nkv, R, num_splits), block(kWarps * 32);
   const float scale_log2 = softmax_scale * kLog2e;
   // Splits merge in this launch unless a second kernel is asked for.
-  const char* second = std::getenv("GRPST_CUDA_MMA_SPLIT_REDUCE");
-  const bool in_kernel = num_splits > 1 && !(second && second[0] == '1') &&
+  const bool in_kernel = num_splits > 1 && env_int("GRPST_CUDA_MMA_SPLIT_REDUCE", 0) != 1 &&
                          static_cast<long>(R) * geo.nkv <= kDecodeCounters;
   int* counters = in_kernel ? ws.counters : nullptr;
   // GRPST_CUDA_MMA_PREFETCH=0: every K/V load after waiting on the previous kernel.
-  const char* pre = std::getenv("GRPST_CUDA_MMA_PREFETCH");
-  const bool prefetch = !(pre && pre[0] == '0');
+  const bool prefetch = env_int("GRPST_CUDA_MMA_PREFETCH", 1) != 0;
   Status st;
   if (geo.head_dim == 128)
     st = launch("attention_decode_mma", attention_decode_mma_kernel<128>, grid, block, 0, ex, q, ctx, ctx_add,

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "attention_prefill_tiles.cuh"
+#include "env_switch.h"
 
 namespace grpst::cuda {
 namespace {
@@ -194,8 +195,7 @@ Status launch_prefill(const bf16* q, const PrefillBatch& b, PagedTables tables, 
 template <class Kv>
 Status prefill_hd(const bf16* q, const PrefillBatch& b, PagedTables tables, int nh, KvGeometry geo,
                   KvLayer kv, float scale_log2, bf16* out, const Exec& ex) {
-  const char* env = std::getenv("GRPST_CUDA_PREFILL_WARPS");
-  const bool four = env && std::string(env) == "4";
+  const bool four = env_int("GRPST_CUDA_PREFILL_WARPS", 8) == 4;
   if (geo.head_dim == 128)
     return four ? launch_prefill<128, Kv, 4>(q, b, tables, nh, geo, kv, scale_log2, out, ex)
                 : launch_prefill<128, Kv, 8>(q, b, tables, nh, geo, kv, scale_log2, out, ex);
@@ -207,9 +207,7 @@ Status prefill_hd(const bf16* q, const PrefillBatch& b, PagedTables tables, int 
 // default below.
 constexpr bool kV1Default = false;
 bool use_v1_kernel() {
-  const char* env = std::getenv("GRPST_CUDA_PREFILL_V1");
-  if (!env || !*env) return kV1Default;
-  return std::string(env) != "0";
+  return env_int("GRPST_CUDA_PREFILL_V1", kV1Default ? 1 : 0) != 0;
 }
 
 }  // namespace

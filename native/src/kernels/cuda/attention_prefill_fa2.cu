@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "attention_prefill_tiles.cuh"
+#include "env_switch.h"
 
 namespace grpst::cuda {
 namespace {
@@ -301,8 +302,7 @@ Status fa2_hd(const bf16* q, const PrefillBatch& b, PagedTables tables, int nh, 
   // 8 warps (256-row blocks) for long chunks: 26.2 against 27.1 ms per layer at 32k tokens on an
   // H200, equal at 8k; 4 warps otherwise (less padding on short chunks, more blocks to spread).
   // GRPST_CUDA_PREFILL_FA2_WARPS=4|8 overrides.
-  const char* env = std::getenv("GRPST_CUDA_PREFILL_FA2_WARPS");
-  const bool eight = env && *env ? std::string(env) == "8" : b.max_q_len >= 16384;
+  const bool eight = env_int("GRPST_CUDA_PREFILL_FA2_WARPS", b.max_q_len >= 16384 ? 8 : 4) == 8;
   if (geo.head_dim == 128)
     return eight ? launch_fa2<128, Kv, 8>(q, b, tables, nh, geo, kv, scale_log2, out, ex)
                  : launch_fa2<128, Kv, 4>(q, b, tables, nh, geo, kv, scale_log2, out, ex);

@@ -2,9 +2,8 @@
 // 16-byte streaming loads, the activations (RMSNorm-ed / scaled in the prologue) sit in shared
 // memory, and the epilogue (residual add, SwiGLU, fp32 logits) is fused. Warps own RW rows over
 // the whole K; the first weight loads are issued before waiting on the previous kernel (PDL).
-#include <cstdlib>
-
 #include "device_utils.cuh"
+#include "env_switch.h"
 #include "kernels.h"
 #include "linear_common.cuh"
 #include "mma_utils.cuh"
@@ -155,8 +154,7 @@ Status launch_gemv(const LinearIn& in, const bf16* w, const LinearOut& out, int 
   const size_t smem = static_cast<size_t>(MB) * KC * 2;
   if constexpr (MB == 1) {
     // GRPST_CUDA_GEMV_DIRECT_X=0 keeps the shared-memory staging for these too.
-    const char* direct = std::getenv("GRPST_CUDA_GEMV_DIRECT_X");
-    if (!in.norm_w && !in.act_scale && !(direct && direct[0] == '0')) {
+    if (!in.norm_w && !in.act_scale && env_int("GRPST_CUDA_GEMV_DIRECT_X", 1) != 0) {
       if (one_row)
         return launch("gemv_bf16", gemv_bf16_kernel<1, 1, true>, dim3(ceil_div(N, kWarps)), dim3(kWarps * 32), 0, ex,
                       in, w, out, M, N, K, K);

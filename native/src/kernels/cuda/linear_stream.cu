@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "env_switch.h"
 #include "linear_stream_formats.cuh"
 
 namespace grpst::cuda {
@@ -353,8 +354,8 @@ bool fits(const Weight& w, int M, size_t max_smem = kMaxSmem) {
 // loads, bind), so int4 does not. GRPST_CUDA_STREAM_RING=0|1 forces it off or on at any row count.
 constexpr int kRingStages = 4;
 bool ring_wanted(int M, bool by_default) {
-  const char* env = std::getenv("GRPST_CUDA_STREAM_RING");
-  if (env && (env[0] == '0' || env[0] == '1')) return env[0] == '1';
+  const int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
+  if (ring == 0 || ring == 1) return ring == 1;
   return by_default && M == 1;
 }
 
@@ -372,8 +373,8 @@ Status launch_ring(const LinearIn& in, const Weight& w, const LinearOut& out, in
 template <class F>
 bool dense_wanted(const Weight& w, int M) {
   if (!fits<F>(w, M, kDenseMaxSmem)) return false;
-  const char* env = std::getenv("GRPST_CUDA_STREAM_OCCUPANCY");
-  if (env && (env[0] == '2' || env[0] == '3')) return env[0] == '3';
+  const int occupancy = env_int("GRPST_CUDA_STREAM_OCCUPANCY", 0);
+  if (occupancy == 2 || occupancy == 3) return occupancy == 3;
   return M == 1 && ceil_div(w.N, 16) > kBlocksPerSm * sm_count();
 }
 
