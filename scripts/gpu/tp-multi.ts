@@ -25,18 +25,18 @@ import { ncclUniqueId } from '../../src/engine/tensor-parallel.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
 import { steps as run, TOL_MAX_LOGPROB, TOL_MEAN_LOGPROB } from '../../test/gpu/wide-head-checks.js';
+import { distance, showDistance, within, type Bound } from '../../test/gpu/parity-checks.js';
 import { checkpoint, refs, specFile, tokenizerDir } from '../../test/helpers/fixtures.js';
 
 Object.assign(process.env, multicastOffEnv);
 const work = path.resolve(process.argv[2] ?? '/tmp/grpst-tp-multi');
 const limits: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
-type Tolerance = { max: number; mean: number };
 // The tiny fixtures: the two-rank bounds of model_parity_tp.cu.
-const FIXTURE_TOL: Tolerance = { max: 0.25, mean: 0.1 };
+const FIXTURE_TOL: Bound = { max: 0.25, mean: 0.1 };
 // The wider random checkpoint has larger logits, so bf16 rounding moves its logprobs further: the
 // bounds of the wide-head checks, the same kind of checkpoint (the first two-GPU run measured tp2
 // against tp1 at max 0.26-0.28 / mean 0.083-0.099 on two of its prompts, greedy tokens equal).
-const WIDE_TOL: Tolerance = { max: TOL_MAX_LOGPROB, mean: TOL_MEAN_LOGPROB };
+const WIDE_TOL: Bound = { max: TOL_MAX_LOGPROB, mean: TOL_MEAN_LOGPROB };
 const NEAR_TIE = 0.1;
 
 /** Steps before the first whose top-2 margin is under NEAR_TIE. */
@@ -70,7 +70,7 @@ function gpuOfPids(): Map<number, string> {
   }));
 }
 
-async function compare(label: string, modelDir: string, tp: number, prompts: number[][], tol: Tolerance): Promise<void> {
+async function compare(label: string, modelDir: string, tp: number, prompts: number[][], tol: Bound): Promise<void> {
   const one = await build(modelDir, 1, path.join(work, `${label}-tp1`));
   const many = await build(modelDir, tp, path.join(work, `${label}-tp${tp}`));
   let plain: Engine | undefined;
@@ -91,11 +91,9 @@ async function compare(label: string, modelDir: string, tp: number, prompts: num
       const tag = `${label} tp${tp} prompt ${i}`;
       const a = await run(plain, r);
       const b = await run(rank0, r);
-      const d = a.promptLogprobs.map((x, j) => Math.abs(x - b.promptLogprobs[j]));
-      const max = Math.max(...d);
-      const mean = d.reduce((s, x) => s + x, 0) / Math.max(1, d.length);
-      add(`${tag} prompt logprobs vs tp1`, d.length > 0 && d.length === b.promptLogprobs.length && max <= tol.max && mean <= tol.mean,
-        `${d.length} positions, max ${max.toFixed(4)} (tol ${tol.max}), mean ${mean.toFixed(4)} (tol ${tol.mean})`);
+      const d = distance(a.promptLogprobs, b.promptLogprobs, a.promptLogprobs.length);
+      add(`${tag} prompt logprobs vs tp1`, d.n > 0 && d.n === b.promptLogprobs.length && within(d, tol),
+        `${d.n} positions, ${showDistance(d, tol)}`);
       const n = Math.min(beforeTie(a.margins), beforeTie(b.margins));
       add(`${tag} greedy tokens vs tp1 until a near-tie`, a.tokens.slice(0, n).every((t, j) => t === b.tokens[j]) && b.tokens.length === 24,
         `${n} of ${a.tokens.length} steps compared`);

@@ -15,7 +15,7 @@ import { loadEngine, nativeOptions } from '../../src/engine/load.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
 import { checkpoint, refs, repoRoot, type CheckpointName } from '../helpers/fixtures.js';
-import { equalPrefix, nearTie, run, type CheckOutcome, type Outcome } from './parity-checks.js';
+import { distance, equalPrefix, nearTie, run, showDistance, within, type Bound, type CheckOutcome, type Distance, type Outcome } from './parity-checks.js';
 
 type KvType = 'fp8' | 'int8';
 
@@ -47,13 +47,8 @@ function loadWithScales(dir: string, device: 'cuda' | 'cpu', kvCacheDtype: KvTyp
   return Engine.create(loadAddon(), ck.model, tensors, nativeOptions({ ...limits, device }, 'none', { kvCacheDtype, kvCacheScales }), dir);
 }
 
-function logprobDiff(a: Outcome, b: Outcome): { max: number; mean: number } {
-  const d = a.promptLogprobs.map((lp, i) => Math.abs(lp - b.promptLogprobs[i]));
-  return { max: Math.max(...d), mean: d.reduce((x, y) => x + y, 0) / d.length };
-}
-const fmt = (d: { max: number; mean: number }, b: { max: number; mean: number }) =>
-  `max ${d.max.toFixed(4)} (tol ${b.max}), mean ${d.mean.toFixed(4)} (tol ${b.mean})`;
-const within = (d: { max: number; mean: number }, b: { max: number; mean: number }) => d.max <= b.max && d.mean <= b.mean;
+const logprobDiff = (a: Outcome, b: Outcome): Distance => distance(a.promptLogprobs, b.promptLogprobs, a.promptLogprobs.length);
+const inBound = (d: Distance, b: Bound) => d.n > 0 && within(d, b);
 
 export async function kvCacheChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
   const out: CheckOutcome[] = [];
@@ -115,9 +110,9 @@ export async function kvCacheChecks(log: (line: string) => void = () => {}): Pro
         onGpu.push(g);
         const ptag = `${tag} ${p.name}`;
         const vsBf16 = logprobDiff(g, baselines.get(c.name)![i]);
-        add(`${ptag} prompt logprobs vs a bf16 cache (GPU)`, within(vsBf16, bound), fmt(vsBf16, bound));
+        add(`${ptag} prompt logprobs vs a bf16 cache (GPU)`, inBound(vsBf16, bound), showDistance(vsBf16, bound));
         const vsCpu = logprobDiff(g, h);
-        add(`${ptag} prompt logprobs vs the CPU backend, same cache`, within(vsCpu, bound), fmt(vsCpu, bound));
+        add(`${ptag} prompt logprobs vs the CPU backend, same cache`, inBound(vsCpu, bound), showDistance(vsCpu, bound));
         const n = Math.min(nearTie(g.margins, NEAR_TIE[c.kv]), nearTie(h.margins, NEAR_TIE[c.kv]));
         add(`${ptag} greedy tokens vs the CPU backend, same cache`, equalPrefix(g.tokens, h.tokens, n), `${n} tokens before a near-tie`);
       }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { kvCacheChecks } from './kv-checks.js';
-import { gpuParityChecks } from './parity-checks.js';
+import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
 import { quantizedEngineChecks } from './quant-checks.js';
 import { wideHeadChecks } from './wide-head-checks.js';
 
@@ -29,24 +29,18 @@ async function gpuAvailable(): Promise<boolean> {
 }
 const hasGpu = await gpuAvailable();
 
+// Each suite returns one outcome per check; a test passes when none failed.
+const suites: [string, () => Promise<CheckOutcome[]>][] = [
+  ['matches transformers and the CPU backend on the tiny fixtures', () => gpuParityChecks()],
+  ['runs fp8 and int8 KV caches like the CPU backend with the same scales', () => kvCacheChecks()],
+  ['runs real head sizes (64, 128) and long contexts like the CPU backend', () => wideHeadChecks()],
+  ['runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', () => quantizedEngineChecks()],
+];
+
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {
-  it('matches transformers and the CPU backend on the tiny fixtures', async () => {
-    const failed = (await gpuParityChecks()).filter((c) => !c.pass);
-    expect(failed).toEqual([]);
-  }, 600_000);
-
-  it('runs fp8 and int8 KV caches like the CPU backend with the same scales', async () => {
-    const failed = (await kvCacheChecks()).filter((c) => !c.pass);
-    expect(failed).toEqual([]);
-  }, 600_000);
-
-  it('runs real head sizes (64, 128) and long contexts like the CPU backend', async () => {
-    const failed = (await wideHeadChecks()).filter((c) => !c.pass);
-    expect(failed).toEqual([]);
-  }, 600_000);
-
-  it('runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', async () => {
-    const failed = (await quantizedEngineChecks()).filter((c) => !c.pass);
-    expect(failed).toEqual([]);
-  }, 600_000);
+  for (const [name, checks] of suites)
+    it(name, async () => {
+      const failed = (await checks()).filter((c) => !c.pass);
+      expect(failed).toEqual([]);
+    }, 600_000);
 });

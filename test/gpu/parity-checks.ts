@@ -49,6 +49,30 @@ export function nearTie(margins: number[], tie = NEAR_TIE): number {
   return i < 0 ? margins.length : i;
 }
 
+export interface Bound {
+  max: number;
+  mean: number;
+}
+export interface Distance extends Bound {
+  n: number;  // entries compared
+}
+
+/** Largest and mean absolute difference of the first n entries; a NaN (or a missing entry) is an infinite one. */
+export function distance(a: number[], b: number[], n = Math.min(a.length, b.length)): Distance {
+  if (n === 0) return { max: 0, mean: 0, n };
+  let max = 0;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    max = Math.max(max, Number.isNaN(d) ? Infinity : d);
+    sum += d;
+  }
+  return { max, mean: sum / n, n };
+}
+export const within = (d: Distance, b: Bound): boolean => d.max <= b.max && d.mean <= b.mean;
+export const showDistance = (d: Distance, b: Bound): string =>
+  `max ${d.max.toFixed(4)} (tol ${b.max}), mean ${d.mean.toFixed(4)} (tol ${b.mean})`;
+
 export function equalPrefix(a: number[], b: number[], n: number): boolean {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -85,11 +109,9 @@ export async function gpuParityChecks(log: (line: string) => void = () => {}): P
       for (const [i, p] of refs(name).prompts.entries()) {
         const g = onGpu[i];
         const tag = `${name}/${p.name}`;
-        const diffs = g.promptLogprobs.map((lp, j) => Math.abs(lp - p.prompt_logprobs[j]));
-        const max = Math.max(...diffs);
-        const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
-        add(`${tag} prompt logprobs vs transformers`, max <= TOL_MAX_LOGPROB && mean <= TOL_MEAN_LOGPROB,
-          `max ${max.toFixed(4)} (tol ${TOL_MAX_LOGPROB}), mean ${mean.toFixed(4)} (tol ${TOL_MEAN_LOGPROB})`);
+        const lp = distance(g.promptLogprobs, p.prompt_logprobs, g.promptLogprobs.length);
+        const bound = { max: TOL_MAX_LOGPROB, mean: TOL_MEAN_LOGPROB };
+        add(`${tag} prompt logprobs vs transformers`, lp.n > 0 && within(lp, bound), showDistance(lp, bound));
         const nRef = nearTie(p.greedy.margins);
         add(`${tag} greedy tokens vs transformers`, equalPrefix(g.tokens, p.greedy.ids, nRef), `${nRef} tokens before a near-tie`);
         const c = await run(cpu, reqs[i]);

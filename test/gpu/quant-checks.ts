@@ -20,7 +20,7 @@ import { loadEngine } from '../../src/engine/load.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
 import { refs, repoRoot, specFile, tokenizerDir } from '../helpers/fixtures.js';
-import { equalPrefix, nearTie, run, type CheckOutcome, type Outcome } from './parity-checks.js';
+import { distance, equalPrefix, nearTie, run, showDistance, within, type Bound, type CheckOutcome, type Distance, type Outcome } from './parity-checks.js';
 
 // GPU against CPU on the same quantized engine. Both dequantize the same codes; they differ in
 // where bf16 rounding happens (the GPU keeps activations in bf16 as transformers does, the CPU in
@@ -45,20 +45,14 @@ const BATCH = 24;
 const limits: LoadOptions = { maxSeqLen: 1024, maxTokensInPagedKvCache: 16384, maxBatchSize: 32 };
 const greedy = { ...defaultSampling, temperature: 0 };
 
-type Diff = { max: number; mean: number; n: number };
-function diff(a: number[], b: number[]): Diff {
-  const d = a.map((x, i) => Math.abs(x - b[i]));
-  return { max: d.length ? Math.max(...d) : 0, mean: d.length ? d.reduce((x, y) => x + y, 0) / d.length : 0, n: d.length };
-}
 /** Prompt logprobs, and the top token's logprob at the decode steps both sides generated alike. */
-function compare(a: Outcome, b: Outcome): { prompt: Diff; decode: Diff } {
+function compare(a: Outcome, b: Outcome): { prompt: Distance; decode: Distance } {
   let same = 0;
   while (same < a.tokens.length && same < b.tokens.length && a.tokens[same] === b.tokens[same]) same++;
-  return { prompt: diff(a.promptLogprobs, b.promptLogprobs), decode: diff(a.chosen.slice(0, same), b.chosen.slice(0, same)) };
+  return { prompt: distance(a.promptLogprobs, b.promptLogprobs, a.promptLogprobs.length), decode: distance(a.chosen, b.chosen, same) };
 }
-const within = (d: Diff, b: { max: number; mean: number }) => d.n > 0 && d.max <= b.max && d.mean <= b.mean;
-const show = (d: Diff, b: { max: number; mean: number }) =>
-  `${d.n} positions, max ${d.max.toFixed(4)} (tol ${b.max}), mean ${d.mean.toFixed(4)} (tol ${b.mean})`;
+const inBound = (d: Distance, b: Bound) => d.n > 0 && within(d, b);
+const show = (d: Distance, b: Bound) => `${d.n} positions, ${showDistance(d, b)}`;
 
 const spec = (): TinySpec => ({
   ...specFile().checkpoints['tiny-a'], seed: 5005, hidden_size: 128, intermediate_size: 384,
@@ -105,8 +99,8 @@ export async function quantizedEngineChecks(log: (line: string) => void = () => 
           alone.push(g);
           const b = BOUND[qformat];
           const d = compare(g, h);
-          add(`${tag} ${p.name} prompt logprobs vs the CPU backend`, within(d.prompt, b), show(d.prompt, b));
-          add(`${tag} ${p.name} decode-step logprobs vs the CPU backend`, within(d.decode, b), show(d.decode, b));
+          add(`${tag} ${p.name} prompt logprobs vs the CPU backend`, inBound(d.prompt, b), show(d.prompt, b));
+          add(`${tag} ${p.name} decode-step logprobs vs the CPU backend`, inBound(d.decode, b), show(d.decode, b));
           const n = Math.min(nearTie(g.margins, NEAR_TIE[qformat]), nearTie(h.margins, NEAR_TIE[qformat]));
           add(`${tag} ${p.name} greedy tokens vs the CPU backend`, g.tokens.length === 24 && equalPrefix(g.tokens, h.tokens, n),
             `${n} tokens before a near-tie`);
@@ -115,7 +109,7 @@ export async function quantizedEngineChecks(log: (line: string) => void = () => 
         // past 16), so the same bounds rather than equal bits.
         const batch = Array.from({ length: BATCH }, (_, i) => reqs[i % reqs.length]);
         const together = await Promise.all(batch.map((r) => run(gpu, r)));
-        let worst: Diff = { max: 0, mean: 0, n: 0 };
+        let worst: Distance = { max: 0, mean: 0, n: 0 };
         let tokensAgree = true;
         for (const [i, t] of together.entries()) {
           const a = alone[i % alone.length];

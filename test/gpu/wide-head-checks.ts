@@ -13,7 +13,7 @@ import { loadEngine, type Engine } from '../../src/engine/index.js';
 import { defaultSampling, type SubmitRequest, type TokenEvent } from '../../src/engine/types.js';
 import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
 import { cacheDir, specFile, tokenizerDir } from '../helpers/fixtures.js';
-import { equalPrefix, nearTie, type CheckOutcome } from './parity-checks.js';
+import { distance as diff, equalPrefix, nearTie, showDistance, within as withinBound, type CheckOutcome, type Distance } from './parity-checks.js';
 
 // Bounds for these wider random models (hidden 256; the fixtures' 0.25 / 0.06 hold at hidden 64):
 // their logits are larger, so the GPU's bf16 rounding points (activations, P for the tensor
@@ -88,19 +88,9 @@ function prompt(length: number, seed: number): number[] {
   });
 }
 
-function diff(a: number[], b: number[], n = Math.min(a.length, b.length)): { max: number; mean: number } {
-  if (n === 0) return { max: 0, mean: 0 };
-  let max = 0;
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    max = Math.max(max, Number.isNaN(d) ? Infinity : d);
-    sum += d;
-  }
-  return { max, mean: sum / n };
-}
-const fmt = (d: { max: number; mean: number }) => `max ${d.max.toFixed(4)} (tol ${TOL_MAX_LOGPROB}), mean ${d.mean.toFixed(4)} (tol ${TOL_MEAN_LOGPROB})`;
-const within = (d: { max: number; mean: number }) => d.max <= TOL_MAX_LOGPROB && d.mean <= TOL_MEAN_LOGPROB;
+const BOUND = { max: TOL_MAX_LOGPROB, mean: TOL_MEAN_LOGPROB };
+const fmt = (d: Distance) => showDistance(d, BOUND);
+const within = (d: Distance) => withinBound(d, BOUND);
 
 async function withEnv<T>(name: string, value: string | undefined, f: () => Promise<T>): Promise<T> {
   const prev = process.env[name];
