@@ -93,8 +93,7 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_ker
         uint32_t b[4];
         const int r = np * 16 + (lane & 7) + ((lane >> 4) & 1) * 8;
         ldmatrix_x4(b, tk + swz<HD>(r, ks * 2 + ((lane >> 3) & 1)));
-        mma_bf16(sacc[2 * np], qa[ks], b[0], b[1]);
-        mma_bf16(sacc[2 * np + 1], qa[ks], b[2], b[3]);
+        mma_bf16_x2(sacc[2 * np], sacc[2 * np + 1], qa[ks], b);
       }
     }
 
@@ -155,8 +154,7 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_ker
         uint32_t b[4];
         const int r = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
         ldmatrix_x4_trans(b, tv + swz<HD>(r, dp * 2 + (lane >> 4)));
-        mma_bf16(o[2 * dp], pa, b[0], b[1]);
-        mma_bf16(o[2 * dp + 1], pa, b[2], b[3]);
+        mma_bf16_x2(o[2 * dp], o[2 * dp + 1], pa, b);
       }
     }
     __syncthreads();  // everyone is done with this stage before it is refilled

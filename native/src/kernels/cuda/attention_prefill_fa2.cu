@@ -173,10 +173,7 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_fa2
           uint32_t b[4];
           ldsm_x4(b, tk + np * 16 * HD * 2 + ((ks * 32) ^ zk));
 #pragma unroll
-          for (int mi = 0; mi < 2; ++mi) {
-            mma_bf16(sacc[mi][2 * np], qa[mi], b[0], b[1]);
-            mma_bf16(sacc[mi][2 * np + 1], qa[mi], b[2], b[3]);
-          }
+          for (int mi = 0; mi < 2; ++mi) mma_bf16_x2(sacc[mi][2 * np], sacc[mi][2 * np + 1], qa[mi], b);
         }
       }
 
@@ -253,10 +250,7 @@ __global__ void __launch_bounds__(kWarps * 32, 8 / kWarps) attention_prefill_fa2
           uint32_t b[4];
           ldsm_x4_trans(b, tv + kk * 16 * HD * 2 + ((dp * 32) ^ zv));
 #pragma unroll
-          for (int mi = 0; mi < 2; ++mi) {
-            mma_bf16(o[mi][2 * dp], pa[mi], b[0], b[1]);
-            mma_bf16(o[mi][2 * dp + 1], pa[mi], b[2], b[3]);
-          }
+          for (int mi = 0; mi < 2; ++mi) mma_bf16_x2(o[mi][2 * dp], o[mi][2 * dp + 1], pa[mi], b);
         }
       }
     }

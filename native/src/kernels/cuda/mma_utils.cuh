@@ -58,6 +58,11 @@ __device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// Two adjacent 8-column tiles from one ldmatrix.x4 of B: c0 += a . b[0:2], c1 += a . b[2:4].
+__device__ __forceinline__ void mma_bf16_x2(float* c0, float* c1, const uint32_t* a, const uint32_t (&b)[4]) {
+  mma_bf16(c0, a, b[0], b[1]);
+  mma_bf16(c1, a, b[2], b[3]);
+}
 // c += a . b, e4m3 inputs, fp32 accumulators (m16n8k32).
 __device__ __forceinline__ void mma_e4m3(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
   asm volatile(
