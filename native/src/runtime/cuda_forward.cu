@@ -49,7 +49,9 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   // GRPST_CUDA_FUSED_DECODE=0 keeps the previous decode kernels (scripts/gpu/run.sh falls back to
   // them when the new ones fail their parity tests, so the other figures still get measured).
   f->fused_decode_ = env_int("GRPST_CUDA_FUSED_DECODE", 1) != 0;
-  f->stream_bf16_ = env_int("GRPST_CUDA_STREAM_BF16", 0) == 1;
+  const int stream_bf16 = env_int("GRPST_CUDA_STREAM_BF16", -1);
+  f->stream_bf16_ = stream_bf16 == 1;
+  if (stream_bf16 >= 0) f->stream_bf16_one_row_ = stream_bf16 == 2;
   f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
   f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
@@ -142,9 +144,9 @@ Status Forward::skinny_rows(const LinearIn& in, const Weight& w, const LinearOut
 }
 
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
-  // Decode batches: the weight-streaming tensor-core GEMV for quantized formats (bf16 on request),
-  // where it fits.
-  const bool stream_format = w.format != WeightFormat::bf16 || stream_bf16_;
+  // Decode batches: the weight-streaming tensor-core GEMV for quantized formats (bf16: see
+  // set_stream_bf16 / set_stream_bf16_one_row), where it fits.
+  const bool stream_format = w.format != WeightFormat::bf16 || stream_bf16_ || (stream_bf16_one_row_ && M == 1);
   if (fused_decode_ && stream_format && M <= kStreamMaxRows && linear_stream_supported(w, M))
     return linear_stream(in, w, out, M, ex);
   // On request (set_narrow_lt), a long, narrow bf16 matrix without a fused prologue (down_proj)
@@ -214,11 +216,11 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   const Rope rope{w_.inv_freq, w_.attention_scaling};
   const size_t qkv_n = static_cast<size_t>(d.heads + 2 * d.kv_heads) * d.head_dim;
   const size_t attn_n = static_cast<size_t>(d.heads) * d.head_dim;
-  // The streaming decode path (weight-streaming GEMV) serves quantized weights; bf16 models keep
-  // the bf16 GEMV, which measured faster for them on an H200 (docs/benchmarks.md). Both take the
-  // separate q/k norm + RoPE kernel and the tensor-core decode attention for bf16 caches (2.5x the
-  // register-streaming kernel at 64 x 1,536 keys), the register-streaming / staged kernel
-  // otherwise; the fused decode attention up to fused_decode_max_rows_ decode rows (0 by default).
+  // The streaming decode path (weight-streaming GEMV at every decode batch) serves quantized
+  // weights; bf16 models take it at one row (see linear()). Both take the separate q/k norm +
+  // RoPE kernel and the tensor-core decode attention for bf16 caches (2.5x the register-streaming
+  // kernel at 64 x 1,536 keys), the register-streaming / staged kernel otherwise; the fused
+  // decode attention up to fused_decode_max_rows_ decode rows (0 by default).
   const bool streaming = fused_decode_ && (quantized_ || stream_bf16_);
   const bool fused_rows = streaming && R > 0 && R <= fused_decode_max_rows_;
   // Split-K of the decode attention: about two blocks per SM, one for the tensor-core kernel at

@@ -78,6 +78,8 @@ struct ForwardLimits {
 // decode step at 2 / 4 rows took 5.22 / 5.34 ms through cuBLASLt (timed algorithms) against
 // 5.68 / 8.09 ms through the GEMV, which stays ahead at one row (docs/benchmarks.md).
 constexpr int kDefaultGemvMaxRows = 1;
+// bf16 weights at one row through the weight-streaming GEMV (set_stream_bf16_one_row).
+constexpr bool kDefaultStreamBf16OneRow = true;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two
 // beyond (the other decode kernels: two). One sequence on an H200: 4,096 keys in 16 splits gave a
 // 3% faster step than in 33, 32,768 keys in 33 splits a 3% faster one than in 17.
@@ -129,10 +131,12 @@ class Forward {
   // attention, for models with quantized layers (on by default; GRPST_CUDA_FUSED_DECODE=0 or
   // off: the previous kernels, which the harness compares in the same run).
   void set_fused_decode(bool on) { fused_decode_ = on; }
-  // The streaming path for bf16 models too (off by default: on an H200 it measured slower than
-  // the bf16 GEMV with the separate attention kernels, docs/benchmarks.md;
-  // GRPST_CUDA_STREAM_BF16=1 turns it on).
+  // The weight-streaming GEMV for bf16 weights too: at every decode batch up to kStreamMaxRows
+  // (set_stream_bf16, off by default), or at one row (set_stream_bf16_one_row, on by default: with
+  // its exact one-token kernel the step measured 2% faster than with the bf16 GEMV on an H200,
+  // docs/benchmarks.md). GRPST_CUDA_STREAM_BF16: 0 neither, 1 every batch, 2 one row.
   void set_stream_bf16(bool on) { stream_bf16_ = on; }
+  void set_stream_bf16_one_row(bool on) { stream_bf16_one_row_ = on; }
   // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,
   // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
   void set_mma_decode(bool on) { mma_decode_ = on; }
@@ -178,6 +182,7 @@ class Forward {
   int num_sms_ = 132;
   bool fused_decode_ = true;
   bool stream_bf16_ = false;
+  bool stream_bf16_one_row_ = kDefaultStreamBf16OneRow;
   bool mma_decode_ = true;
   int gemv_max_rows_ = kDefaultGemvMaxRows;
   int mma_one_block_max_ctx_ = kMmaOneBlockPerSmMaxContext;

@@ -190,12 +190,15 @@ void bench_kernels() {
         }
       if ((f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8) && new_decode_kernels()) {
         // The streaming GEMV's variants at one row: register buffers at two and at three blocks per
-        // SM, and the cp.async ring (where it does not fit, the register kernel runs).
-        const char* variants[][3] = {{"register 2 blocks/SM", "2", "0"}, {"register 3 blocks/SM", "3", "0"},
-                                     {"cp.async ring", "2", "1"}};
+        // SM, and the cp.async ring (where it does not fit, the register kernel runs); each as the
+        // exact one-token kernel (what these shapes take) and as the general one.
+        const char* variants[][4] = {{"register 2 blocks/SM", "2", "0", "1"}, {"register 3 blocks/SM", "3", "0", "1"},
+                                     {"cp.async ring", "2", "1", "1"}, {"register 2 blocks/SM general", "2", "0", "0"},
+                                     {"register 3 blocks/SM general", "3", "0", "0"}, {"cp.async ring general", "2", "1", "0"}};
         for (const auto& v : variants) {
           setenv("GRPST_CUDA_STREAM_OCCUPANCY", v[1], 1);
           setenv("GRPST_CUDA_STREAM_RING", v[2], 1);
+          setenv("GRPST_CUDA_STREAM_EXACT", v[3], 1);
           cu::LinearIn in;
           in.x = x.as<cu::bf16>();
           cu::LinearOut out;
@@ -209,6 +212,7 @@ void bench_kernels() {
         }
         unsetenv("GRPST_CUDA_STREAM_OCCUPANCY");
         unsetenv("GRPST_CUDA_STREAM_RING");
+        unsetenv("GRPST_CUDA_STREAM_EXACT");
       }
       if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_wo || f == cu::WeightFormat::int4_awq) {
         // Batched decode rows: the skinny kernel, and for fp8 cuBLASLt's fp8 GEMM (what the

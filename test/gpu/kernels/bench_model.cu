@@ -242,6 +242,7 @@ double decode_ms(cu::Forward& fwd, const cu::StepInput& in, float* logits, bool 
 template <class Report>
 void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logits, cudaStream_t s) {
   StepBuffers bufs;  // a step's arrays stay allocated while it is in use
+  fwd.set_stream_bf16_one_row(false);  // the GEMV / cuBLASLt crossover, one row included
   for (int B : {1, 2, 3, 4}) {
     cu::StepInput inb = decode_step(bufs, B, 512, vocab);
     for (int rows : {0, 1, 2, 4}) {
@@ -252,6 +253,7 @@ void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logi
     }
   }
   fwd.set_gemv_max_rows(cu::kDefaultGemvMaxRows);
+  fwd.set_stream_bf16_one_row(cu::kDefaultStreamBf16OneRow);
   fwd.set_mma_split_cap(0, 0);  // the blocks-per-SM choice alone
   for (int ctx : {512, 4096, 32768}) {
     cu::StepInput in = decode_step(bufs, 1, ctx, vocab);
@@ -390,18 +392,29 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
         unsetenv("GRPST_CUDA_STREAM_RING");
       }
     }
+    if (!is_bf16 && new_decode_kernels()) {  // the general streaming GEMV instead of the exact one-token one
+      setenv("GRPST_CUDA_STREAM_EXACT", "0", 1);
+      report_decode("b1 ctx512 graph+pdl general streaming GEMV", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      unsetenv("GRPST_CUDA_STREAM_EXACT");
+    }
     if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well
+      // at every batch (b1 is the same kernels as the default), and the bf16 GEMV at one row
       fwd->set_stream_bf16(true);
       report_decode("b1 ctx512 graph+pdl stream bf16", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       fwd->set_stream_bf16(false);
-    }
-    if (is_bf16) {
+      // the bf16 GEMV at one row, and its own choices against their alternatives
+      fwd->set_stream_bf16_one_row(false);
+      report_decode("b1 ctx512 graph+pdl bf16 GEMV", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       fwd->set_narrow_lt(true);
-      report_decode("b1 ctx512 graph+pdl down_proj via cuBLASLt", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      report_decode("b1 ctx512 graph+pdl bf16 GEMV, down_proj via cuBLASLt", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       fwd->set_narrow_lt(false);
       setenv("GRPST_CUDA_GEMV_DIRECT_X", "0", 1);  // o_proj and down_proj stage x in shared memory
-      report_decode("b1 ctx512 graph+pdl GEMV x staged in shared memory", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      report_decode("b1 ctx512 graph+pdl bf16 GEMV, x staged in shared memory", 1, b1_ctx,
+                    decode_ms(*fwd, in1, logits.p, true, true, s));
       unsetenv("GRPST_CUDA_GEMV_DIRECT_X");
+      fwd->set_stream_bf16_one_row(cu::kDefaultStreamBf16OneRow);
+    }
+    if (is_bf16) {
       setenv("GRPST_CUDA_MMA_PREFETCH", "0", 1);  // decode attention loads every key after the wait
       report_decode("b1 ctx512 graph+pdl attention without early K/V loads", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       unsetenv("GRPST_CUDA_MMA_PREFETCH");

@@ -178,6 +178,40 @@ void test_stream() {
       }
       set_stream_variant({});
     }
+  // One token in whole tiles and rounds (every projection of the 8B shape): the exact kernel,
+  // whose item offsets are compile-time constants, and the general one on the same weights.
+  const std::vector<Case> exact_cases = {
+      {1, 1024, 4096, true, false, cu::Epilogue::store, false},          // qkv-like, 1 or 2 rounds
+      {1, 512, 12288, false, false, cu::Epilogue::residual_add, false},  // down_proj-like, 3-12 rounds
+      {1, 2048, 4096, true, true, cu::Epilogue::swiglu, false},
+      {1, 640, 4096, true, false, cu::Epilogue::store, true},            // logits
+  };
+  for (auto f : formats)
+    for (const auto& c : exact_cases)
+      for (int group : {64, 128, 256}) {
+        if (f != cu::WeightFormat::int4_awq && group != 128) continue;
+        auto hw = random_host_weight(f, c.N, c.K, r, group, group != 128);
+        hw.int4_fp32_groups = true;
+        auto dw = to_device(hw);
+        const std::string name = describe("stream", f, c) + (f == cu::WeightFormat::int4_awq ? " G=" + std::to_string(group) : "");
+        if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
+        const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
+        const bool variant = f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8;
+        for (const StreamVariant& sv : kStreamVariants) {
+          if (!variant && sv.label[0]) break;
+          set_stream_variant(sv);
+          for (bool exact : {true, false}) {
+            setenv("GRPST_CUDA_STREAM_EXACT", exact ? "1" : "0", 1);
+            const std::string label = name + sv.label + (exact ? " exact" : " general");
+            check_linear(label, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+              return cu::linear_stream(in, dw.w, out, c.M, {});
+            });
+            Checks::get().expect(label + " took the kernel asked for", cu::linear_stream_last_exact() == exact);
+          }
+          unsetenv("GRPST_CUDA_STREAM_EXACT");
+        }
+        set_stream_variant({});
+      }
   for (int group : {64, 256})
     for (bool zeros : {false, true}) {
       const Case c{2, 640, 4096, true, false, cu::Epilogue::store, false};

@@ -42,7 +42,12 @@ constexpr size_t kDenseMaxSmem = 72 * 1024;
 // S = 0: each warp keeps its next round in registers (two buffers). S >= 3: each warp's rounds
 // go through a ring of S stages in shared memory that cp.async fills S - 1 rounds ahead (more
 // bytes in flight per warp, no registers held for them); see ring_layout().
-template <class F, int BPS, int S>
+// E (exact, one token): every round of every warp is full and in range (see exact_one_row()), so
+// item indices are compile-time offsets from the round's first item, with no range checks or
+// branches per item, and every lane reads token 0's activations (the other seven mma columns
+// are then copies nobody stores). At one token the kernel issues rather than waits (ncu: int4
+// at 9 cycles per issued instruction), so the index arithmetic was a third of its instructions.
+template <class F, int BPS, int S, bool E>
 __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn in, Weight W, LinearOut out, int M,
                                                                       Geometry geo) {
   using Acc = typename F::Acc;
@@ -58,8 +63,12 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   Acc* red = reinterpret_cast<Acc*>(smem + geo.red_off);  // [2][kWarps][16][8]
 
   // Slot u of round r: the warp's (r * U + u)-th item of the tile: chunk warp + kWarps * (j / KPG).
-  auto chunk_of = [&](int r, int u) { return warp + kWarps * ((r * U + u) / KPG); };
+  auto chunk_of = [&](int r, int u) {
+    if constexpr (E) return warp + kWarps * (r * GPR + u / KPG);  // U % KPG == 0
+    return warp + kWarps * ((r * U + u) / KPG);
+  };
   auto item_of = [&](int r, int u) {
+    if constexpr (E) return warp * KPG + kWarps * U * r + kWarps * KPG * (u / KPG) + u % KPG;
     const int c = chunk_of(r, u), it = c * KPG + (r * U + u) % KPG;
     return c < geo.nchunks && it < geo.nitems ? it : -1;
   };
@@ -80,8 +89,8 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
       const int it = item_of(r_, u);
       const void* src[V];
       bool ok[V];
-      if (it >= 0) {
-        F::sources(W, tile_, it, lane, geo.nitems, src, ok);
+      if (E || it >= 0) {
+        F::template sources<E>(W, tile_, it, lane, geo.nitems, src, ok);
       } else {
 #pragma unroll
         for (int v = 0; v < V; ++v) src[v] = W.data, ok[v] = false;
@@ -93,8 +102,8 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
 #pragma unroll
       for (int q = 0; q < GPR; ++q) {
         const int c = chunk_of(r_, q * KPG);
-        if (c >= geo.nchunks || lane >= 16 || (lane >= 8 && !W.group_zero)) continue;
-        const size_t gb = (static_cast<size_t>(tile_) * geo.ngroups + c) * 16;
+        if ((!E && c >= geo.nchunks) || lane >= 16 || (lane >= 8 && !W.group_zero)) continue;
+        const Off<E> gb = (static_cast<Off<E>>(tile_) * geo.ngroups + c) * 16;
         const void* base = lane < 8 ? W.group_scale : W.group_zero;
         cp_async4(sring + (slot * GPR + q) * 16 + lane, reinterpret_cast<const uint32_t*>(static_cast<const uint16_t*>(base) + gb) + (lane & 7));
       }
@@ -124,15 +133,15 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int it = item_of(r, u);
-      if (it >= 0) load_item<F>(W, tile, it, lane, geo.nitems, buf[u]);
+      if (E || it >= 0) load_item<F, E>(W, tile, it, lane, geo.nitems, buf[u]);
     }
     if constexpr (F::kGroups) {
 #pragma unroll
       for (int q = 0; q < GPR; ++q) {
         const int c = chunk_of(r, q * KPG);
         sc[q] = zc[q] = 0x43084308u;  // 136: unused when c is out of range
-        if (c < geo.nchunks) {
-          const size_t gb = (static_cast<size_t>(tile) * geo.ngroups + c) * 16;
+        if (E || c < geo.nchunks) {
+          const Off<E> gb = (static_cast<Off<E>>(tile) * geo.ngroups + c) * 16;
           const uint16_t* sp = reinterpret_cast<const uint16_t*>(W.group_scale) + gb;
           sc[q] = static_cast<uint32_t>(__ldg(sp + g)) | (static_cast<uint32_t>(__ldg(sp + g + 8)) << 16);
           if (W.group_zero) {
@@ -159,17 +168,18 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
 
   Acc acc[4] = {0, 0, 0, 0};
   int r = 0, tile_iter = 0;
-  const bool x_ok = g < M;
+  const bool x_ok = E || g < M;
+  const uint8_t* x_row = smem + (E ? 0 : g) * geo.xs;  // E: every lane reads token 0
 
   auto compute_round = [&](const uint4 (&buf)[U][V], const uint32_t (&sc)[GPR], const uint32_t (&zc)[GPR]) {
     Acc ag[4] = {0, 0, 0, 0};
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int it = item_of(r, u);
-      if (it >= 0) {
+      if (E || it >= 0) {
         uint4 x[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
         if (x_ok) {
-          const uint8_t* row = smem + g * geo.xs;
+          const uint8_t* row = x_row;
           if constexpr (F::kX == XLayout::bf16_natural) {
             const uint4* p = reinterpret_cast<const uint4*>(row + (it * 64 + 16 * t) * 2);
             x[0] = p[0];
@@ -188,16 +198,19 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
       if constexpr (F::kGroups) {
         if (u % KPG == KPG - 1) {
           const int c = chunk_of(r, u);
-          if (c < geo.nchunks) {
+          if (E || c < geo.nchunks) {
             const int q = u / KPG;
             const float s0 = bf16_lo(sc[q]), s1 = bf16_hi(sc[q]);
             const float z0 = bf16_lo(zc[q]), z1 = bf16_hi(zc[q]);
-            const float x0 = 2 * t < M ? sums[(2 * t) * geo.ngroups + c] : 0.f;
-            const float x1 = 2 * t + 1 < M ? sums[(2 * t + 1) * geo.ngroups + c] : 0.f;
+            // E: every column holds token 0; only column 0 is stored
+            const float x0 = E ? sums[c] : 2 * t < M ? sums[(2 * t) * geo.ngroups + c] : 0.f;
+            const float x1 = E ? 0.f : 2 * t + 1 < M ? sums[(2 * t + 1) * geo.ngroups + c] : 0.f;
             acc[0] = fmaf(s0, ag[0] - z0 * x0, acc[0]);
-            acc[1] = fmaf(s0, ag[1] - z0 * x1, acc[1]);
             acc[2] = fmaf(s1, ag[2] - z1 * x0, acc[2]);
-            acc[3] = fmaf(s1, ag[3] - z1 * x1, acc[3]);
+            if constexpr (!E) {  // E: column 1 is never stored
+              acc[1] = fmaf(s0, ag[1] - z0 * x1, acc[1]);
+              acc[3] = fmaf(s1, ag[3] - z1 * x1, acc[3]);
+            }
           }
           ag[0] = ag[1] = ag[2] = ag[3] = 0;
         }
@@ -330,12 +343,27 @@ size_t smem_bytes(const Geometry& geo) {
   return S == 0 ? red_end : (red_end + 15) / 16 * 16 + S * ring_stage_bytes<F>();
 }
 
+// Whether the exact one-token kernel (E) applies: one token, whole 16-row tiles, K a whole number
+// of items (int4: of groups), and every warp's share of a tile a whole number of full rounds
+// (at the 8B shape every projection and the LM head). GRPST_CUDA_STREAM_EXACT=0 turns it off.
+template <class F>
+bool exact_one_row(const Weight& w, int M, const Geometry& geo) {
+  if (M != 1 || w.N % 16 != 0 || geo.kp != w.K || geo.nitems * 64 != w.K) return false;
+  if (static_cast<int64_t>(w.N) * w.K >= (int64_t{1} << 31)) return false;  // 32-bit offsets (Off<true>)
+  if (geo.nchunks % kWarps != 0 || (geo.nchunks / kWarps * F::kKpg) % F::kU != 0) return false;
+  return env_int("GRPST_CUDA_STREAM_EXACT", 1) != 0;
+}
+
+thread_local bool t_last_exact = false;
+
 template <class F, int BPS = kBlocksPerSm, int S = 0>
 Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
   Geometry geo = geometry<F>(w, M);
   geo.ring_off = static_cast<int>((smem_bytes<F>(geo) + 15) / 16 * 16);
   const size_t smem = smem_bytes<F, S>(geo);
-  auto kernel = linear_stream_kernel<F, BPS, S>;
+  const bool exact = exact_one_row<F>(w, M, geo);
+  t_last_exact = exact;
+  auto kernel = exact ? linear_stream_kernel<F, BPS, S, true> : linear_stream_kernel<F, BPS, S, false>;
   GRPST_TRY(allow_smem("linear_stream", kernel, smem));
   const int ntiles = ceil_div(w.N, 16);
   const int blocks = std::min(ntiles, BPS * sm_count());
@@ -350,8 +378,10 @@ bool fits(const Weight& w, int M, size_t max_smem = kMaxSmem) {
 // The cp.async ring variant (two blocks per SM, rounds of half the loads, kRingStages of them:
 // three in flight per warp), where its shared memory fits. Measured at one row on an H200: fp8
 // 3.50 ms per decode step against 3.77 with the register buffers (gate_up 29.0 against 33.7 us,
-// lm_head 164 against 190), so fp8 takes it; int4 3.63 against 3.51 (its instructions, not its
-// loads, bind), so int4 does not. GRPST_CUDA_STREAM_RING=0|1 forces it off or on at any row count.
+// lm_head 164 against 190), so fp8 takes it where the exact one-token kernel does not apply (that
+// one, fewer instructions per load, beat it: 3.02 against 3.15 ms); int4 3.63 against 3.51 (its
+// instructions, not its loads, bind), so int4 does not. GRPST_CUDA_STREAM_RING=0|1 forces it off
+// or on at any row count.
 constexpr int kRingStages = 4;
 bool ring_wanted(int M, bool by_default) {
   const int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
@@ -371,14 +401,22 @@ Status launch_ring(const LinearIn& in, const Weight& w, const LinearOut& out, in
 
 // Whether to take the occupancy variant F (three blocks per SM); see kDenseBlocksPerSm.
 template <class F>
-bool dense_wanted(const Weight& w, int M) {
+bool dense_wanted(const Weight& w, int M, bool by_default = true) {
   if (!fits<F>(w, M, kDenseMaxSmem)) return false;
   const int occupancy = env_int("GRPST_CUDA_STREAM_OCCUPANCY", 0);
   if (occupancy == 2 || occupancy == 3) return occupancy == 3;
-  return M == 1 && ceil_div(w.N, 16) > kBlocksPerSm * sm_count();
+  return by_default && M == 1 && ceil_div(w.N, 16) > kBlocksPerSm * sm_count();
+}
+
+// Whether F's launch would take the exact one-token kernel.
+template <class F>
+bool exact_for(const Weight& w, int M) {
+  return exact_one_row<F>(w, M, geometry<F>(w, M));
 }
 
 }  // namespace
+
+bool linear_stream_last_exact() { return t_last_exact; }
 
 bool linear_stream_supported(const Weight& w, int M) {
   if (M < 1 || M > kStreamMaxRows || w.N <= 0 || w.K <= 0) return false;
@@ -405,10 +443,14 @@ Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
     case WeightFormat::bf16: return launch_stream<FmtBf16>(in, w, out, M, ex);
     case WeightFormat::int8_wo: return launch_stream<FmtInt8Wo>(in, w, out, M, ex);
     case WeightFormat::fp8: {
+      // The exact one-token kernel at two blocks per SM beat the ring and three blocks per SM at
+      // every projection and the LM head of the 8B shape (docs/benchmarks.md); the ring and the
+      // occupancy variant stay the defaults where it does not apply.
+      const bool exact = exact_for<FmtNatural8<false>>(w, M);
       bool taken = false;
-      const Status st = launch_ring<FmtNatural8<false, 2>>(in, w, out, M, ex, true, &taken);
+      const Status st = launch_ring<FmtNatural8<false, 2>>(in, w, out, M, ex, !exact, &taken);
       if (taken) return st;
-      if (dense_wanted<FmtNatural8<false, 2>>(w, M))
+      if (dense_wanted<FmtNatural8<false, 2>>(w, M, !exact))
         return launch_stream<FmtNatural8<false, 2>, kDenseBlocksPerSm>(in, w, out, M, ex);
       return launch_stream<FmtNatural8<false>>(in, w, out, M, ex);
     }

@@ -17,6 +17,12 @@ constexpr int kThreads = kWarps * 32;
 
 enum class XLayout { bf16_natural, bf16_frag, i8_natural };
 
+// Element offsets into a weight: 64-bit in general; 32-bit signed in the exact one-token kernel
+// (weights under 2 GiB, checked by its launcher), where the compiler may then fold each item's
+// constant offset into the load instead of redoing 64-bit index arithmetic per item.
+template <bool E>
+using Off = std::conditional_t<E, int, size_t>;
+
 // ---- formats -----------------------------------------------------------------------------------
 // kVecs uint4 per lane per item (64 k columns of 16 rows); kU items per round; kKpg items per
 // group (int4; 1 otherwise). sources() gives where lane's pieces of an item are, ok[i] false for
@@ -27,21 +33,22 @@ struct FmtBf16 {
   static constexpr int kVecs = 4, kU = 2, kKpg = 1;
   static constexpr bool kGroups = false;
   using Acc = float;
+  template <bool E>
   __device__ static void sources(const Weight& W, int tile, int item, int lane, int, const void* (&src)[kVecs],
                                  bool (&ok)[kVecs]) {
     const int g = lane >> 2, t = lane & 3;
     const int k = item * 64 + 16 * t;
     const bf16* base = static_cast<const bf16*>(W.data);
     const int r0 = tile * 16 + g, r1 = r0 + 8;
-    const bool a0 = r0 < W.N, a1 = r1 < W.N, k0 = k < W.K, k1 = k + 8 < W.K;
+    const bool a0 = E || r0 < W.N, a1 = E || r1 < W.N, k0 = E || k < W.K, k1 = E || k + 8 < W.K;
     ok[0] = a0 && k0;
     ok[1] = a0 && k1;
     ok[2] = a1 && k0;
     ok[3] = a1 && k1;
-    src[0] = ok[0] ? base + static_cast<size_t>(r0) * W.K + k : W.data;
-    src[1] = ok[1] ? base + static_cast<size_t>(r0) * W.K + k + 8 : W.data;
-    src[2] = ok[2] ? base + static_cast<size_t>(r1) * W.K + k : W.data;
-    src[3] = ok[3] ? base + static_cast<size_t>(r1) * W.K + k + 8 : W.data;
+    src[0] = ok[0] ? base + static_cast<Off<E>>(r0) * W.K + k : W.data;
+    src[1] = ok[1] ? base + static_cast<Off<E>>(r0) * W.K + k + 8 : W.data;
+    src[2] = ok[2] ? base + static_cast<Off<E>>(r1) * W.K + k : W.data;
+    src[3] = ok[3] ? base + static_cast<Off<E>>(r1) * W.K + k + 8 : W.data;
   }
   // x: 32 bytes = activations k = 64i + 16t .. +15 of token g.
   __device__ static void compute(const uint4 (&v)[kVecs], const uint4 (&x)[2], Acc (&acc)[4]) {
@@ -63,9 +70,10 @@ struct FmtInt8Wo {
   static constexpr int kVecs = 2, kU = 4, kKpg = 1;
   static constexpr bool kGroups = false;
   using Acc = float;
+  template <bool E>
   __device__ static void sources(const Weight& W, int tile, int item, int lane, int nitems, const void* (&src)[kVecs],
                                  bool (&ok)[kVecs]) {
-    const uint4* p = reinterpret_cast<const uint4*>(W.data) + ((static_cast<size_t>(tile) * nitems + item) * 32 + lane) * 2;
+    const uint4* p = reinterpret_cast<const uint4*>(W.data) + ((static_cast<Off<E>>(tile) * nitems + item) * 32 + lane) * 2;
     src[0] = p;
     src[1] = p + 1;
     ok[0] = ok[1] = true;
@@ -90,9 +98,10 @@ struct FmtInt4 {
   static constexpr int kVecs = 1, kU = U, kKpg = KPG;
   static constexpr bool kGroups = true;
   using Acc = float;
+  template <bool E>
   __device__ static void sources(const Weight& W, int tile, int item, int lane, int nitems, const void* (&src)[kVecs],
                                  bool (&ok)[kVecs]) {
-    src[0] = reinterpret_cast<const uint4*>(W.data) + (static_cast<size_t>(tile) * nitems + item) * 32 + lane;
+    src[0] = reinterpret_cast<const uint4*>(W.data) + (static_cast<Off<E>>(tile) * nitems + item) * 32 + lane;
     ok[0] = true;
   }
   __device__ static void compute(const uint4 (&v)[kVecs], const uint4 (&x)[2], Acc (&acc)[4]) {
@@ -102,7 +111,7 @@ struct FmtInt4 {
     for (int w = 0; w < 4; ++w) {
       uint32_t a[4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = ((words[w] >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
+      for (int i = 0; i < 4; ++i) a[i] = int4_pair_to_bf16x2(words[w] >> (4 * i));
       mma_bf16(acc, a, xb[2 * w], xb[2 * w + 1]);
     }
   }
@@ -115,16 +124,17 @@ struct FmtNatural8 {
   static constexpr int kVecs = 2, kU = U, kKpg = 1;
   static constexpr bool kGroups = false;
   using Acc = std::conditional_t<kInt8, int, float>;
+  template <bool E>
   __device__ static void sources(const Weight& W, int tile, int item, int lane, int, const void* (&src)[kVecs],
                                  bool (&ok)[kVecs]) {
     const int g = lane >> 2, t = lane & 3;
     const int k = item * 64 + 16 * t;
     const uint8_t* base = static_cast<const uint8_t*>(W.data);
     const int r0 = tile * 16 + g, r1 = r0 + 8;
-    ok[0] = r0 < W.N && k < W.K;
-    ok[1] = r1 < W.N && k < W.K;
-    src[0] = ok[0] ? base + static_cast<size_t>(r0) * W.K + k : W.data;
-    src[1] = ok[1] ? base + static_cast<size_t>(r1) * W.K + k : W.data;
+    ok[0] = E || (r0 < W.N && k < W.K);
+    ok[1] = E || (r1 < W.N && k < W.K);
+    src[0] = ok[0] ? base + static_cast<Off<E>>(r0) * W.K + k : W.data;
+    src[1] = ok[1] ? base + static_cast<Off<E>>(r1) * W.K + k : W.data;
   }
   // x: 16 bytes (k = 64i + 16t .. +15) in x[0].
   __device__ static void compute(const uint4 (&v)[kVecs], const uint4 (&x)[2], Acc (&acc)[4]) {
@@ -140,13 +150,13 @@ struct FmtNatural8 {
   }
 };
 
-// Lane's pieces of an item into registers (streaming loads, zeros past N or K).
-template <class F>
+// Lane's pieces of an item into registers (streaming loads, zeros past N or K; E: none are).
+template <class F, bool E>
 __device__ __forceinline__ void load_item(const Weight& W, int tile, int item, int lane, int nitems,
                                           uint4 (&v)[F::kVecs]) {
   const void* src[F::kVecs];
   bool ok[F::kVecs];
-  F::sources(W, tile, item, lane, nitems, src, ok);
+  F::template sources<E>(W, tile, item, lane, nitems, src, ok);
 #pragma unroll
   for (int i = 0; i < F::kVecs; ++i) v[i] = ok[i] ? ldg_stream(src[i]) : make_uint4(0, 0, 0, 0);
 }

@@ -12,6 +12,15 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
+// Nibbles i and i + 4 of a fragment-packed int4 word (repack_int4), given the word shifted right
+// by 4i, as the bf16x2 (128 + q0, 128 + q1): & 0x000F000F | 0x43004300 in one lop3 (0xEA is
+// a & b | c). Written in C++ it compiles to an AND and an OR: LOP3 takes one immediate operand.
+__device__ __forceinline__ uint32_t int4_pair_to_bf16x2(uint32_t shifted) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(r) : "r"(shifted), "r"(0x000F000Fu), "r"(0x43004300u));
+  return r;
+}
+
 // 16-byte async copy global -> shared; pred false writes zeros and reads nothing.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pred) {
   const int bytes = pred ? 16 : 0;
