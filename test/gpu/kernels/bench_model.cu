@@ -392,9 +392,14 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
         unsetenv("GRPST_CUDA_STREAM_RING");
       }
     }
-    if (!is_bf16 && new_decode_kernels()) {  // the general streaming GEMV instead of the exact one-token one
+    if (!is_bf16 && new_decode_kernels()) {  // the general streaming GEMV instead of the exact one, at 1 and 8 rows
       setenv("GRPST_CUDA_STREAM_EXACT", "0", 1);
       report_decode("b1 ctx512 graph+pdl general streaming GEMV", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+      unsetenv("GRPST_CUDA_STREAM_EXACT");
+      cu::StepInput in8 = decode_step(bufs, 8, b1_ctx, m.d.vocab);
+      report_decode("b8 ctx512 graph+pdl", 8, b1_ctx, decode_ms(*fwd, in8, logits.p, true, true, s));
+      setenv("GRPST_CUDA_STREAM_EXACT", "0", 1);
+      report_decode("b8 ctx512 graph+pdl general streaming GEMV", 8, b1_ctx, decode_ms(*fwd, in8, logits.p, true, true, s));
       unsetenv("GRPST_CUDA_STREAM_EXACT");
     }
     if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well

@@ -178,13 +178,16 @@ void test_stream() {
       }
       set_stream_variant({});
     }
-  // One token in whole tiles and rounds (every projection of the 8B shape): the exact kernel,
-  // whose item offsets are compile-time constants, and the general one on the same weights.
+  // Whole tiles and rounds (every projection of the 8B shape): the exact kernel, whose item
+  // offsets are compile-time constants (one token, or several), and the general one on the same
+  // weights.
   const std::vector<Case> exact_cases = {
       {1, 1024, 4096, true, false, cu::Epilogue::store, false},          // qkv-like, 1 or 2 rounds
       {1, 512, 12288, false, false, cu::Epilogue::residual_add, false},  // down_proj-like, 3-12 rounds
       {1, 2048, 4096, true, true, cu::Epilogue::swiglu, false},
       {1, 640, 4096, true, false, cu::Epilogue::store, true},            // logits
+      {3, 1024, 4096, true, false, cu::Epilogue::residual_add, false},   // several tokens
+      {8, 2048, 4096, true, true, cu::Epilogue::swiglu, false},
   };
   for (auto f : formats)
     for (const auto& c : exact_cases)

@@ -196,8 +196,8 @@ constexpr int kSkinnyMaxRows = 64;
 // s * sum_k (q - z) x, instead of multiplying bf16((q - z) * s) on the tensor cores.
 bool linear_stream_supported(const Weight& w, int M);
 Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
-// Whether this thread's last linear_stream launch took the exact one-token kernel (one token,
-// whole tiles and rounds; GRPST_CUDA_STREAM_EXACT=0 turns it off): for tests and benchmarks.
+// Whether this thread's last linear_stream launch took the exact kernel (whole 16-row tiles and
+// rounds, compile-time item offsets; GRPST_CUDA_STREAM_EXACT=0 turns it off): for tests and benches.
 bool linear_stream_last_exact();
 constexpr int kStreamMaxRows = 8;
 

@@ -39,19 +39,23 @@ constexpr size_t kDenseMaxSmem = 72 * 1024;
 
 // ---- the kernel --------------------------------------------------------------------------------
 
+constexpr int kGeneral = 0, kExactOne = 1, kExactRows = 2;  // the kernel's E
+
 // S = 0: each warp keeps its next round in registers (two buffers). S >= 3: each warp's rounds
 // go through a ring of S stages in shared memory that cp.async fills S - 1 rounds ahead (more
 // bytes in flight per warp, no registers held for them); see ring_layout().
-// E (exact, one token): every round of every warp is full and in range (see exact_one_row()), so
+// E (exact geometry, see exact_geometry()): every round of every warp is full and in range, so
 // item indices are compile-time offsets from the round's first item, with no range checks or
-// branches per item, and every lane reads token 0's activations (the other seven mma columns
-// are then copies nobody stores). At one token the kernel issues rather than waits (ncu: int4
-// at 9 cycles per issued instruction), so the index arithmetic was a third of its instructions.
-template <class F, int BPS, int S, bool E>
+// branches per item (the kernel issues rather than waits: ncu on int4 at one token showed 9
+// cycles per issued instruction, and the index arithmetic was a third of its instructions).
+// E = kExactOne: one token, and every lane reads token 0's activations (the other seven mma
+// columns are copies nobody stores); E = kExactRows: 2-8 tokens.
+template <class F, int BPS, int S, int E>
 __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn in, Weight W, LinearOut out, int M,
                                                                       Geometry geo) {
   using Acc = typename F::Acc;
   constexpr int U = F::kU, V = F::kVecs, KPG = F::kKpg, GPR = U / KPG;
+  constexpr bool kExact = E != kGeneral, kOne = E == kExactOne;
   static_assert(U % KPG == 0, "groups must not straddle rounds");
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float rstd[8], rowq[8];
@@ -64,11 +68,11 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
 
   // Slot u of round r: the warp's (r * U + u)-th item of the tile: chunk warp + kWarps * (j / KPG).
   auto chunk_of = [&](int r, int u) {
-    if constexpr (E) return warp + kWarps * (r * GPR + u / KPG);  // U % KPG == 0
+    if constexpr (E != kGeneral) return warp + kWarps * (r * GPR + u / KPG);  // U % KPG == 0
     return warp + kWarps * ((r * U + u) / KPG);
   };
   auto item_of = [&](int r, int u) {
-    if constexpr (E) return warp * KPG + kWarps * U * r + kWarps * KPG * (u / KPG) + u % KPG;
+    if constexpr (E != kGeneral) return warp * KPG + kWarps * U * r + kWarps * KPG * (u / KPG) + u % KPG;
     const int c = chunk_of(r, u), it = c * KPG + (r * U + u) % KPG;
     return c < geo.nchunks && it < geo.nitems ? it : -1;
   };
@@ -89,8 +93,8 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
       const int it = item_of(r_, u);
       const void* src[V];
       bool ok[V];
-      if (E || it >= 0) {
-        F::template sources<E>(W, tile_, it, lane, geo.nitems, src, ok);
+      if (kExact || it >= 0) {
+        F::template sources<kExact>(W, tile_, it, lane, geo.nitems, src, ok);
       } else {
 #pragma unroll
         for (int v = 0; v < V; ++v) src[v] = W.data, ok[v] = false;
@@ -102,8 +106,8 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
 #pragma unroll
       for (int q = 0; q < GPR; ++q) {
         const int c = chunk_of(r_, q * KPG);
-        if ((!E && c >= geo.nchunks) || lane >= 16 || (lane >= 8 && !W.group_zero)) continue;
-        const Off<E> gb = (static_cast<Off<E>>(tile_) * geo.ngroups + c) * 16;
+        if ((!kExact && c >= geo.nchunks) || lane >= 16 || (lane >= 8 && !W.group_zero)) continue;
+        const Off<kExact> gb = (static_cast<Off<kExact>>(tile_) * geo.ngroups + c) * 16;
         const void* base = lane < 8 ? W.group_scale : W.group_zero;
         cp_async4(sring + (slot * GPR + q) * 16 + lane, reinterpret_cast<const uint32_t*>(static_cast<const uint16_t*>(base) + gb) + (lane & 7));
       }
@@ -133,15 +137,15 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int it = item_of(r, u);
-      if (E || it >= 0) load_item<F, E>(W, tile, it, lane, geo.nitems, buf[u]);
+      if (kExact || it >= 0) load_item<F, kExact>(W, tile, it, lane, geo.nitems, buf[u]);
     }
     if constexpr (F::kGroups) {
 #pragma unroll
       for (int q = 0; q < GPR; ++q) {
         const int c = chunk_of(r, q * KPG);
         sc[q] = zc[q] = 0x43084308u;  // 136: unused when c is out of range
-        if (E || c < geo.nchunks) {
-          const Off<E> gb = (static_cast<Off<E>>(tile) * geo.ngroups + c) * 16;
+        if (kExact || c < geo.nchunks) {
+          const Off<kExact> gb = (static_cast<Off<kExact>>(tile) * geo.ngroups + c) * 16;
           const uint16_t* sp = reinterpret_cast<const uint16_t*>(W.group_scale) + gb;
           sc[q] = static_cast<uint32_t>(__ldg(sp + g)) | (static_cast<uint32_t>(__ldg(sp + g + 8)) << 16);
           if (W.group_zero) {
@@ -168,15 +172,15 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
 
   Acc acc[4] = {0, 0, 0, 0};
   int r = 0, tile_iter = 0;
-  const bool x_ok = E || g < M;
-  const uint8_t* x_row = smem + (E ? 0 : g) * geo.xs;  // E: every lane reads token 0
+  const bool x_ok = kOne || g < M;
+  const uint8_t* x_row = smem + (kOne ? 0 : g) * geo.xs;  // one token: every lane reads token 0
 
   auto compute_round = [&](const uint4 (&buf)[U][V], const uint32_t (&sc)[GPR], const uint32_t (&zc)[GPR]) {
     Acc ag[4] = {0, 0, 0, 0};
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int it = item_of(r, u);
-      if (E || it >= 0) {
+      if (kExact || it >= 0) {
         uint4 x[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
         if (x_ok) {
           const uint8_t* row = x_row;
@@ -198,16 +202,16 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
       if constexpr (F::kGroups) {
         if (u % KPG == KPG - 1) {
           const int c = chunk_of(r, u);
-          if (E || c < geo.nchunks) {
+          if (kExact || c < geo.nchunks) {
             const int q = u / KPG;
             const float s0 = bf16_lo(sc[q]), s1 = bf16_hi(sc[q]);
             const float z0 = bf16_lo(zc[q]), z1 = bf16_hi(zc[q]);
-            // E: every column holds token 0; only column 0 is stored
-            const float x0 = E ? sums[c] : 2 * t < M ? sums[(2 * t) * geo.ngroups + c] : 0.f;
-            const float x1 = E ? 0.f : 2 * t + 1 < M ? sums[(2 * t + 1) * geo.ngroups + c] : 0.f;
+            // one token: every column holds token 0; only column 0 is stored
+            const float x0 = kOne ? sums[c] : 2 * t < M ? sums[(2 * t) * geo.ngroups + c] : 0.f;
+            const float x1 = kOne ? 0.f : 2 * t + 1 < M ? sums[(2 * t + 1) * geo.ngroups + c] : 0.f;
             acc[0] = fmaf(s0, ag[0] - z0 * x0, acc[0]);
             acc[2] = fmaf(s1, ag[2] - z1 * x0, acc[2]);
-            if constexpr (!E) {  // E: column 1 is never stored
+            if constexpr (!kOne) {  // one token: column 1 is never stored
               acc[1] = fmaf(s0, ag[1] - z0 * x1, acc[1]);
               acc[3] = fmaf(s1, ag[3] - z1 * x1, acc[3]);
             }
@@ -343,12 +347,13 @@ size_t smem_bytes(const Geometry& geo) {
   return S == 0 ? red_end : (red_end + 15) / 16 * 16 + S * ring_stage_bytes<F>();
 }
 
-// Whether the exact one-token kernel (E) applies: one token, whole 16-row tiles, K a whole number
-// of items (int4: of groups), and every warp's share of a tile a whole number of full rounds
-// (at the 8B shape every projection and the LM head). GRPST_CUDA_STREAM_EXACT=0 turns it off.
+// Whether the exact kernel (E) applies: whole 16-row tiles, K a whole number of items (int4: of
+// groups), every warp's share of a tile a whole number of full rounds (at the 8B shape every
+// projection and the LM head), weights under 2 GiB (32-bit offsets). GRPST_CUDA_STREAM_EXACT=0
+// turns it off.
 template <class F>
-bool exact_one_row(const Weight& w, int M, const Geometry& geo) {
-  if (M != 1 || w.N % 16 != 0 || geo.kp != w.K || geo.nitems * 64 != w.K) return false;
+bool exact_geometry(const Weight& w, const Geometry& geo) {
+  if (w.N % 16 != 0 || geo.kp != w.K || geo.nitems * 64 != w.K) return false;
   if (static_cast<int64_t>(w.N) * w.K >= (int64_t{1} << 31)) return false;  // 32-bit offsets (Off<true>)
   if (geo.nchunks % kWarps != 0 || (geo.nchunks / kWarps * F::kKpg) % F::kU != 0) return false;
   return env_int("GRPST_CUDA_STREAM_EXACT", 1) != 0;
@@ -361,9 +366,11 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   Geometry geo = geometry<F>(w, M);
   geo.ring_off = static_cast<int>((smem_bytes<F>(geo) + 15) / 16 * 16);
   const size_t smem = smem_bytes<F, S>(geo);
-  const bool exact = exact_one_row<F>(w, M, geo);
+  const bool exact = exact_geometry<F>(w, geo);
   t_last_exact = exact;
-  auto kernel = exact ? linear_stream_kernel<F, BPS, S, true> : linear_stream_kernel<F, BPS, S, false>;
+  auto kernel = !exact ? linear_stream_kernel<F, BPS, S, kGeneral>
+                : M == 1 ? linear_stream_kernel<F, BPS, S, kExactOne>
+                         : linear_stream_kernel<F, BPS, S, kExactRows>;
   GRPST_TRY(allow_smem("linear_stream", kernel, smem));
   const int ntiles = ceil_div(w.N, 16);
   const int blocks = std::min(ntiles, BPS * sm_count());
@@ -408,10 +415,10 @@ bool dense_wanted(const Weight& w, int M, bool by_default = true) {
   return by_default && M == 1 && ceil_div(w.N, 16) > kBlocksPerSm * sm_count();
 }
 
-// Whether F's launch would take the exact one-token kernel.
+// Whether F's launch would take the exact kernel.
 template <class F>
 bool exact_for(const Weight& w, int M) {
-  return exact_one_row<F>(w, M, geometry<F>(w, M));
+  return exact_geometry<F>(w, geometry<F>(w, M));
 }
 
 }  // namespace
