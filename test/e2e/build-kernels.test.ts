@@ -23,7 +23,7 @@ async function logprobs(dir: string, level: string, tokens: Int32Array): Promise
   process.env.GRPST_CPU_KERNELS = level;
   try {
     const scorer = await (await loadRuntimeBridge()).openScorer(dir);
-    let rows = new Float32Array(0);
+    let rows: Float32Array = new Float32Array(0);
     await scorer.logprobs(tokens, (_, r) => (rows = r));
     await scorer.close();
     return rows;

@@ -1,8 +1,8 @@
 // Structured outputs end to end: the real server with its structured-output compiler, the real
 // native runtime on a tiny random-weight checkpoint (which never writes JSON on its own), and the
 // official openai client. Every answer must parse and validate (ajv), whatever the model wanted.
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import ajvModule from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -10,8 +10,9 @@ import { defaultServerOptions, type ServerOptions } from '../../src/server/optio
 import { answerSpec, ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
 
-const ajv = new Ajv2020({ strict: false, allErrors: true });
-addFormats(ajv);
+// Both packages are CommonJS: under NodeNext their default import is module.exports.
+const ajv = new ajvModule.default({ strict: false, allErrors: true });
+addFormatsModule.default(ajv);
 
 const weatherTool = {
   type: 'function' as const,
@@ -38,7 +39,8 @@ const postcodeTool = {
 };
 
 /** A dozen schemas covering what the compiler enforces. */
-const schemas: Record<string, object> = {
+type JsonSchema = Record<string, unknown>;
+const schemas: Record<string, JsonSchema> = {
   person: {
     type: 'object',
     properties: { name: { type: 'string', minLength: 1, maxLength: 20 }, age: { type: 'integer', minimum: 0, maximum: 120 }, email: { type: 'string', format: 'email' } },
@@ -89,7 +91,7 @@ const ask = (content: string) => [{ role: 'user' as const, content }];
 
 describe('response_format', () => {
   it('100 requests across a dozen schemas: every answer parses and validates', async () => {
-    const jobs: { name: string; schema: object; run: () => Promise<{ text: string; finish: string | null }> }[] = [];
+    const jobs: { name: string; schema: JsonSchema; run: () => Promise<{ text: string; finish: string | null }> }[] = [];
     const names = Object.keys(schemas);
     for (let i = 0; i < 100; i++) {
       const name = names[i % names.length];
@@ -110,7 +112,7 @@ describe('response_format', () => {
       }
     }
     // Sixteen at a time: constrained requests decode together in the engine's batch.
-    const results: { name: string; schema: object; text: string; finish: string | null }[] = [];
+    const results: { name: string; schema: JsonSchema; text: string; finish: string | null }[] = [];
     for (let i = 0; i < jobs.length; i += 16) {
       const batch = jobs.slice(i, i + 16);
       const out = await Promise.all(batch.map((j) => j.run()));
@@ -151,7 +153,7 @@ describe('response_format', () => {
   });
 
   it('schemas too large to enforce are a 400 naming the part and the limit; the server serves on', async () => {
-    const refused = async (schema: object, tools?: OpenAI.Chat.Completions.ChatCompletionTool[]) => {
+    const refused = async (schema: JsonSchema, tools?: OpenAI.Chat.Completions.ChatCompletionTool[]) => {
       const body = tools
         ? { model: 'qwen3', messages: ask('hi'), tools, tool_choice: 'required' as const, max_tokens: 8 }
         : { model: 'qwen3', messages: ask('hi'), max_tokens: 8, response_format: { type: 'json_schema' as const, json_schema: { name: 'big', schema } } };

@@ -187,7 +187,7 @@ describe('tiny-b (6 heads, 2 KV heads, untied lm_head) at tp_size 2', () => {
       return { tokens, logprobs, margins };
     };
     const reqs = refs('tiny-b').prompts.map((p) => ({ tokens: p.prompt_ids, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 16, logprobs: 2, ignoreEos: true }));
-    const alone = [];
+    const alone: (Awaited<ReturnType<typeof run>> & { n: number })[] = [];
     for (const r of reqs) {
       const a = await run(single, r);
       const b = await run(sharded, r);

@@ -2,8 +2,8 @@
 // constrained "decoding" without a model: at every step a token is drawn at random from those
 // the native matcher allows (what a random-weight model does under a constraint, thousands of
 // times faster), so grammars can be checked against a real validator on many outputs.
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import ajvModule from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
 import type { NativeGrammar } from '../../src/structured/native.js';
 import { StructuredOutputs } from '../../src/structured/structured-outputs.js';
@@ -61,7 +61,8 @@ export function sample(g: NativeGrammar, seed: number, maxTokens = 400, opts: { 
 }
 
 export function validator() {
-  const ajv = new Ajv2020({ strict: false, allErrors: true });
-  addFormats(ajv);
+  // Both packages are CommonJS: under NodeNext their default import is module.exports.
+  const ajv = new ajvModule.default({ strict: false, allErrors: true });
+  addFormatsModule.default(ajv);
   return ajv;
 }
