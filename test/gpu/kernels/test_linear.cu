@@ -142,6 +142,33 @@ void set_stream_variant(const StreamVariant& v) {
   else unsetenv("GRPST_CUDA_STREAM_RING");
 }
 
+// The streaming GEMV on one weight against its twin, in every variant of its format (int4 and fp8
+// also at three blocks per SM, half the loads per round, and with the cp.async ring where its
+// shared memory fits; the register kernel otherwise, which the first entry checks), each under
+// every GRPST_CUDA_STREAM_EXACT value in `exact` (nullptr: unset; "1" / "0": the exact / general
+// kernel, and a check that it is the one that ran).
+void check_stream_variants(const std::string& name, cu::WeightFormat f, const ref::HostWeight& hw, const DevWeight& dw,
+                           const Case& c, std::initializer_list<const char*> exact) {
+  if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) return;
+  // Quantized activations (fp8, int8_sq) can flip one rounding step; the rest differ from the
+  // twin only in the order of fp32 sums and the final bf16 rounding.
+  const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
+  const bool variants = f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8;
+  for (const StreamVariant& sv : kStreamVariants) {
+    if (!variants && sv.label[0]) break;
+    set_stream_variant(sv);
+    for (const char* e : exact) {
+      if (e) setenv("GRPST_CUDA_STREAM_EXACT", e, 1);
+      const std::string label = name + sv.label + (!e ? "" : e[0] == '1' ? " exact" : " general");
+      check_linear(label, hw, c, tol,
+                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+      if (e) Checks::get().expect(label + " took the kernel asked for", cu::linear_stream_last_exact() == (e[0] == '1'));
+      unsetenv("GRPST_CUDA_STREAM_EXACT");
+    }
+  }
+  set_stream_variant({});
+}
+
 void test_stream() {
   Rng r(901);
   const cu::WeightFormat formats[] = {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq,
@@ -161,22 +188,7 @@ void test_stream() {
       auto hw = random_host_weight(f, c.N, c.K, r, group, c.M == 3 || c.M == 4);
       hw.int4_fp32_groups = true;  // the twin of this kernel's int4 arithmetic
       auto dw = to_device(hw);
-      const std::string name = describe("stream", f, c);
-      if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
-      // Quantized activations (fp8, int8_sq) can flip one rounding step; the rest differ from the
-      // twin only in the order of fp32 sums and the final bf16 rounding.
-      const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
-      // int4 and fp8 also in the occupancy variant (three blocks per SM, half the loads per round)
-      // and with the cp.async ring (where its shared memory fits; the register kernel otherwise,
-      // which the first entry checks)
-      const bool variant = f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8;
-      for (const StreamVariant& sv : kStreamVariants) {
-        if (!variant && sv.label[0]) break;
-        set_stream_variant(sv);
-        check_linear(name + sv.label, hw, c, tol,
-                     [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
-      }
-      set_stream_variant({});
+      check_stream_variants(describe("stream", f, c), f, hw, dw, c, {nullptr});
     }
   // Whole tiles and rounds (every projection of the 8B shape): the exact kernel, whose item
   // offsets are compile-time constants (one token, or several), and the general one on the same
@@ -196,24 +208,8 @@ void test_stream() {
         auto hw = random_host_weight(f, c.N, c.K, r, group, group != 128);
         hw.int4_fp32_groups = true;
         auto dw = to_device(hw);
-        const std::string name = describe("stream", f, c) + (f == cu::WeightFormat::int4_awq ? " G=" + std::to_string(group) : "");
-        if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
-        const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
-        const bool variant = f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8;
-        for (const StreamVariant& sv : kStreamVariants) {
-          if (!variant && sv.label[0]) break;
-          set_stream_variant(sv);
-          for (bool exact : {true, false}) {
-            setenv("GRPST_CUDA_STREAM_EXACT", exact ? "1" : "0", 1);
-            const std::string label = name + sv.label + (exact ? " exact" : " general");
-            check_linear(label, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
-              return cu::linear_stream(in, dw.w, out, c.M, {});
-            });
-            Checks::get().expect(label + " took the kernel asked for", cu::linear_stream_last_exact() == exact);
-          }
-          unsetenv("GRPST_CUDA_STREAM_EXACT");
-        }
-        set_stream_variant({});
+        check_stream_variants(describe("stream", f, c) + (f == cu::WeightFormat::int4_awq ? " G=" + std::to_string(group) : ""),
+                              f, hw, dw, c, {"1", "0"});
       }
   for (int group : {64, 256})
     for (bool zeros : {false, true}) {
@@ -221,15 +217,9 @@ void test_stream() {
       auto hw = random_host_weight(cu::WeightFormat::int4_awq, c.N, c.K, r, group, zeros);
       hw.int4_fp32_groups = true;
       auto dw = to_device(hw);
-      const std::string name = describe("stream", cu::WeightFormat::int4_awq, c) + " G=" + std::to_string(group) +
-                               (zeros ? " zeros" : "");
-      if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) continue;
-      for (const StreamVariant& sv : kStreamVariants) {
-        set_stream_variant(sv);
-        check_linear(name + sv.label, hw, c, 4e-3,
-                     [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
-      }
-      set_stream_variant({});
+      check_stream_variants(describe("stream", cu::WeightFormat::int4_awq, c) + " G=" + std::to_string(group) +
+                                (zeros ? " zeros" : ""),
+                            cu::WeightFormat::int4_awq, hw, dw, c, {nullptr});
     }
 }
 
