@@ -49,6 +49,8 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   // GRPST_CUDA_FUSED_DECODE=0 keeps the previous decode kernels (scripts/gpu/run.sh falls back to
   // them when the new ones fail their parity tests, so the other figures still get measured).
   f->fused_decode_ = env_int("GRPST_CUDA_FUSED_DECODE", 1) != 0;
+  f->fp8_lt_min_rows_ = env_int("GRPST_CUDA_FP8_LT_MIN_ROWS", f->fp8_lt_min_rows_);
+  f->int8sq_lt_min_rows_ = env_int("GRPST_CUDA_INT8SQ_LT_MIN_ROWS", f->int8sq_lt_min_rows_);
   const int stream_bf16 = env_int("GRPST_CUDA_STREAM_BF16", -1);
   f->stream_bf16_ = stream_bf16 == 1;
   if (stream_bf16 >= 0) f->stream_bf16_one_row_ = stream_bf16 == 2;
@@ -147,13 +149,16 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   // Decode batches: the weight-streaming tensor-core GEMV for quantized formats (bf16: see
   // set_stream_bf16 / set_stream_bf16_one_row), where it fits.
   const bool stream_format = w.format != WeightFormat::bf16 || stream_bf16_ || (stream_bf16_one_row_ && M == 1);
-  if (fused_decode_ && stream_format && M <= kStreamMaxRows && linear_stream_supported(w, M))
+  // fp8 / int8_sq from their cuBLASLt crossover: neither the streaming GEMV nor the skinny kernel.
+  const bool lt_first = (w.format == WeightFormat::fp8 && M >= fp8_lt_min_rows_) ||
+                        (w.format == WeightFormat::int8_sq && M >= int8sq_lt_min_rows_);
+  if (!lt_first && fused_decode_ && stream_format && M <= kStreamMaxRows && linear_stream_supported(w, M))
     return linear_stream(in, w, out, M, ex);
   // On request (set_narrow_lt), a long, narrow bf16 matrix without a fused prologue (down_proj)
   // through cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
   const bool narrow = narrow_lt_ && w.format == WeightFormat::bf16 && !in.norm_w && !in.act_scale &&
                       out.epi == Epilogue::residual_add && w.K > 2 * w.N;
-  if (M <= small_rows(w.format, gemv_max_rows_, skinny_max_rows_, fp8_skinny_max_rows_) && !narrow) {
+  if (!lt_first && M <= small_rows(w.format, gemv_max_rows_, skinny_max_rows_, fp8_skinny_max_rows_) && !narrow) {
     if (w.format == WeightFormat::bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
     return skinny(in, w, out, M, ex);

@@ -78,6 +78,12 @@ struct ForwardLimits {
 // decode step at 2 / 4 rows took 5.22 / 5.34 ms through cuBLASLt (timed algorithms) against
 // 5.68 / 8.09 ms through the GEMV, which stays ahead at one row (docs/benchmarks.md).
 constexpr int kDefaultGemvMaxRows = 1;
+// fp8 / int8_sq rows from which cuBLASLt's GEMM takes over (set_lt_min_rows). Measured on an H200
+// at the 8B shape: the streaming GEMV is ahead at 2 and 4 rows, cuBLASLt at 8 (fp8 5.54 against
+// 6.37 ms per step, int8_sq 8.15 against 8.36) and at 16 for int8_sq (7.95 against 19.9 in the
+// skinny kernel), docs/benchmarks.md.
+constexpr int kDefaultFp8LtMinRows = 8;
+constexpr int kDefaultInt8SqLtMinRows = 8;
 // bf16 weights at one row through the weight-streaming GEMV (set_stream_bf16_one_row).
 constexpr bool kDefaultStreamBf16OneRow = true;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two
@@ -160,6 +166,13 @@ class Forward {
     fp8_skinny_max_rows_ = fp8_rows;
   }
   void set_fused_decode_max_rows(int rows) { fused_decode_max_rows_ = rows; }
+  // fp8 / int8_sq batches of at least this many rows go straight to cuBLASLt's fp8 / int8 GEMM,
+  // past the streaming GEMV and the skinny kernel (GRPST_CUDA_FP8_LT_MIN_ROWS,
+  // GRPST_CUDA_INT8SQ_LT_MIN_ROWS).
+  void set_lt_min_rows(int fp8_rows, int int8_sq_rows) {
+    fp8_lt_min_rows_ = fp8_rows;
+    int8sq_lt_min_rows_ = int8_sq_rows;
+  }
   void set_skinny_prologue_pass(bool on) { skinny_prologue_pass_ = on; }
 
   const ModelDims& dims() const { return dims_; }
@@ -193,6 +206,8 @@ class Forward {
   int skinny_max_rows_ = kDefaultSkinnyMaxRows;
   int fp8_skinny_max_rows_ = kDefaultFp8SkinnyMaxRows;
   bool skinny_prologue_pass_ = kDefaultSkinnyProloguePass;
+  int fp8_lt_min_rows_ = kDefaultFp8LtMinRows;
+  int int8sq_lt_min_rows_ = kDefaultInt8SqLtMinRows;
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   size_t scratch_bytes_ = 0;

@@ -402,6 +402,19 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       report_decode("b8 ctx512 graph+pdl general streaming GEMV", 8, b1_ctx, decode_ms(*fwd, in8, logits.p, true, true, s));
       unsetenv("GRPST_CUDA_STREAM_EXACT");
     }
+    if ((f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq) && !quant_head && new_decode_kernels()) {
+      // small batches: the streaming GEMV (then the skinny kernel) against cuBLASLt's fp8 / int8 GEMM
+      for (int B : {2, 4, 8, 16}) {
+        cu::StepInput inb = decode_step(bufs, B, b1_ctx, m.d.vocab);
+        const std::string at = "b" + std::to_string(B) + " ctx512 graph+pdl";
+        fwd->set_lt_min_rows(2, 2);
+        report_decode(at + " cuBLASLt from 2 rows", B, b1_ctx, decode_ms(*fwd, inb, logits.p, true, true, s));
+        fwd->set_lt_min_rows(9, 17);
+        report_decode(at + " streaming GEMV to 8 rows, skinny kernel to 8 (fp8) / 16 (int8_sq)", B, b1_ctx,
+                      decode_ms(*fwd, inb, logits.p, true, true, s));
+      }
+      fwd->set_lt_min_rows(cu::kDefaultFp8LtMinRows, cu::kDefaultInt8SqLtMinRows);
+    }
     if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well
       // at every batch (b1 is the same kernels as the default), and the bf16 GEMV at one row
       fwd->set_stream_bf16(true);

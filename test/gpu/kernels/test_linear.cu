@@ -248,7 +248,10 @@ void test_gemm_paths(cu::LtContext* lt) {
   }
   // fp8: static per-tensor activation scale, e4m3 GEMM, bf16 out (M not a multiple of 16 too).
   for (const auto& c : std::vector<Case>{{128, 1024, 512, true, true, cu::Epilogue::store, false},
-                                         {100, 512, 1024, false, false, cu::Epilogue::residual_add, false}}) {
+                                         {100, 512, 1024, false, false, cu::Epilogue::residual_add, false},
+                                         // small decode batches, when they take cuBLASLt (set_lt_min_rows)
+                                         {2, 1024, 4096, true, true, cu::Epilogue::store, false},
+                                         {8, 512, 1024, false, false, cu::Epilogue::residual_add, false}}) {
     auto hw = random_host_weight(cu::WeightFormat::fp8, c.N, c.K, r);
     auto dw = to_device(hw);
     Dev<uint8_t> xq(static_cast<size_t>(c.M) * c.K);
@@ -262,7 +265,8 @@ void test_gemm_paths(cu::LtContext* lt) {
   // int8_sq: per-token quantization, int8 GEMM, dequant epilogue (store / SwiGLU / residual).
   for (const auto& c : std::vector<Case>{{128, 1024, 512, true, true, cu::Epilogue::store, false},
                                          {96, 512, 1024, false, false, cu::Epilogue::swiglu, false},
-                                         {100, 256, 512, false, true, cu::Epilogue::residual_add, false}}) {
+                                         {100, 256, 512, false, true, cu::Epilogue::residual_add, false},
+                                         {4, 1024, 4096, true, true, cu::Epilogue::store, false}}) {
     auto hw = random_host_weight(cu::WeightFormat::int8_sq, c.N, c.K, r);
     auto dw = to_device(hw);
     Dev<int8_t> xq(static_cast<size_t>(c.M) * c.K);
