@@ -21,15 +21,13 @@ bool has_quantized_layers(const ModelWeights& w) {
       if (x->format != WeightFormat::bf16) return true;
   return false;
 }
-// Rows up to which the weight-streaming kernels beat cuBLASLt (measured on an H200): the bf16
-// GEMV up to Forward's gemv_max_rows_ (kDefaultGemvMaxRows); int8_sq's int8 tensor-core GEMM in
-// cuBLASLt wins beyond 16; int4 and int8_wo take the skinny kernel up to skinny_max_rows_
-// (kDefaultSkinnyMaxRows), then a dequantized weight through cuBLASLt; fp8 up to
-// fp8_skinny_max_rows_ (kDefaultFp8SkinnyMaxRows), then fp8 activations through cuBLASLt.
-int small_rows(WeightFormat f, int bf16_rows, int quant_rows, int fp8_rows) {
+// Rows up to which the decode kernels beat cuBLASLt (measured on an H200): the bf16 GEMV up to
+// Forward's gemv_max_rows_ (kDefaultGemvMaxRows); quantized weights the streaming GEMV, then the
+// skinny kernel, up to their skinny_max_rows (kDefaultSkinnyMaxRows and the fp8 / int8_sq ones).
+int small_rows(WeightFormat f, int bf16_rows, int quant_rows, int fp8_rows, int int8sq_rows) {
   switch (f) {
     case WeightFormat::bf16: return std::min(bf16_rows, kGemvMaxRows);
-    case WeightFormat::int8_sq: return 16;
+    case WeightFormat::int8_sq: return std::min(int8sq_rows, kSkinnyMaxRows);
     case WeightFormat::fp8: return std::min(fp8_rows, kSkinnyMaxRows);
     default: return std::min(quant_rows, kSkinnyMaxRows);
   }
@@ -49,8 +47,6 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   // GRPST_CUDA_FUSED_DECODE=0 keeps the previous decode kernels (scripts/gpu/run.sh falls back to
   // them when the new ones fail their parity tests, so the other figures still get measured).
   f->fused_decode_ = env_int("GRPST_CUDA_FUSED_DECODE", 1) != 0;
-  f->fp8_lt_min_rows_ = env_int("GRPST_CUDA_FP8_LT_MIN_ROWS", f->fp8_lt_min_rows_);
-  f->int8sq_lt_min_rows_ = env_int("GRPST_CUDA_INT8SQ_LT_MIN_ROWS", f->int8sq_lt_min_rows_);
   const int stream_bf16 = env_int("GRPST_CUDA_STREAM_BF16", -1);
   f->stream_bf16_ = stream_bf16 == 1;
   if (stream_bf16 >= 0) f->stream_bf16_one_row_ = stream_bf16 == 2;
@@ -60,6 +56,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->skinny_prologue_pass_ = env_int("GRPST_CUDA_SKINNY_PROLOGUE_PASS", kDefaultSkinnyProloguePass ? 1 : 0) == 1;
   f->skinny_max_rows_ = env_int("GRPST_CUDA_SKINNY_MAX_ROWS", f->skinny_max_rows_);
   f->fp8_skinny_max_rows_ = env_int("GRPST_CUDA_FP8_SKINNY_MAX_ROWS", f->fp8_skinny_max_rows_);
+  f->int8sq_skinny_max_rows_ = env_int("GRPST_CUDA_INT8SQ_SKINNY_MAX_ROWS", f->int8sq_skinny_max_rows_);
   f->fused_decode_max_rows_ = env_int("GRPST_CUDA_FUSED_DECODE_MAX_ROWS", f->fused_decode_max_rows_);
   f->quantized_ = has_quantized_layers(f->w_);
   GRPST_TRY(f->allocate());
@@ -146,20 +143,20 @@ Status Forward::skinny_rows(const LinearIn& in, const Weight& w, const LinearOut
 }
 
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
-  // Decode batches: the weight-streaming tensor-core GEMV for quantized formats (bf16: see
-  // set_stream_bf16 / set_stream_bf16_one_row), where it fits.
-  const bool stream_format = w.format != WeightFormat::bf16 || stream_bf16_ || (stream_bf16_one_row_ && M == 1);
-  // fp8 / int8_sq from their cuBLASLt crossover: neither the streaming GEMV nor the skinny kernel.
-  const bool lt_first = (w.format == WeightFormat::fp8 && M >= fp8_lt_min_rows_) ||
-                        (w.format == WeightFormat::int8_sq && M >= int8sq_lt_min_rows_);
-  if (!lt_first && fused_decode_ && stream_format && M <= kStreamMaxRows && linear_stream_supported(w, M))
+  // Quantized weights take the decode kernels up to their crossover (small_rows), cuBLASLt beyond;
+  // bf16 ones the streaming GEMV as set_stream_bf16 / set_stream_bf16_one_row say, then the GEMV
+  // up to its rows.
+  const bool is_bf16 = w.format == WeightFormat::bf16;
+  const int small = small_rows(w.format, gemv_max_rows_, skinny_max_rows_, fp8_skinny_max_rows_, int8sq_skinny_max_rows_);
+  const bool stream_rows = is_bf16 ? stream_bf16_ || (stream_bf16_one_row_ && M == 1) : M <= small;
+  if (fused_decode_ && stream_rows && M <= kStreamMaxRows && linear_stream_supported(w, M))
     return linear_stream(in, w, out, M, ex);
   // On request (set_narrow_lt), a long, narrow bf16 matrix without a fused prologue (down_proj)
   // through cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
-  const bool narrow = narrow_lt_ && w.format == WeightFormat::bf16 && !in.norm_w && !in.act_scale &&
+  const bool narrow = narrow_lt_ && is_bf16 && !in.norm_w && !in.act_scale &&
                       out.epi == Epilogue::residual_add && w.K > 2 * w.N;
-  if (!lt_first && M <= small_rows(w.format, gemv_max_rows_, skinny_max_rows_, fp8_skinny_max_rows_) && !narrow) {
-    if (w.format == WeightFormat::bf16)
+  if (M <= small && !narrow) {
+    if (is_bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
     return skinny(in, w, out, M, ex);
   }

@@ -78,12 +78,6 @@ struct ForwardLimits {
 // decode step at 2 / 4 rows took 5.22 / 5.34 ms through cuBLASLt (timed algorithms) against
 // 5.68 / 8.09 ms through the GEMV, which stays ahead at one row (docs/benchmarks.md).
 constexpr int kDefaultGemvMaxRows = 1;
-// fp8 / int8_sq rows from which cuBLASLt's GEMM takes over (set_lt_min_rows). Measured on an H200
-// at the 8B shape: the streaming GEMV is ahead at 2 and 4 rows, cuBLASLt at 8 (fp8 5.54 against
-// 6.37 ms per step, int8_sq 8.15 against 8.36) and at 16 for int8_sq (7.95 against 19.9 in the
-// skinny kernel), docs/benchmarks.md.
-constexpr int kDefaultFp8LtMinRows = 8;
-constexpr int kDefaultInt8SqLtMinRows = 8;
 // bf16 weights at one row through the weight-streaming GEMV (set_stream_bf16_one_row).
 constexpr bool kDefaultStreamBf16OneRow = true;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two
@@ -97,14 +91,17 @@ constexpr int kMmaOneBlockPerSmMaxContext = 8192;
 // GPU-filling count stays.
 constexpr int kMmaMinSplits = 8;
 constexpr int kDefaultMmaSplitKeys = 256;
-// Rows up to which int4_awq / int8_wo weights take the skinny tensor-core kernel; larger batches
-// dequantize the weight into scratch and run cuBLASLt. On an H200 (Qwen3-8B shape, docs/benchmarks.md)
-// the skinny kernel won at 16 rows (int4 step 9.4 against 10.4 ms; int8_wo 8.7 against 10.9) and
-// lost at 32 (int4 14.8 against 11.2) and 64 (int4 25.6 against 13.0).
+// Rows up to which quantized weights take the decode kernels (the weight-streaming GEMV up to
+// kStreamMaxRows, then the skinny tensor-core kernel); larger batches run cuBLASLt (int4_awq /
+// int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations). On an H200 (Qwen3-8B
+// shape, docs/benchmarks.md): int4 / int8_wo: the skinny kernel won at 16 rows (int4 step 9.4
+// against 10.4 ms; int8_wo 8.7 against 10.9) and lost at 32 (int4 14.8 against 11.2) and 64 (int4
+// 25.6 against 13.0). fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 (fp8
+// 5.54 against 6.37 ms per step, int8_sq 8.15 against 8.36) and at 16 for int8_sq (7.95 against
+// 19.9 in the skinny kernel).
 constexpr int kDefaultSkinnyMaxRows = 16;
-// The same for fp8, whose larger batches quantize the activations and run cuBLASLt's fp8 GEMM
-// (qkv at 16 rows: 9.5 us against 39.8 in the skinny kernel): past the streaming GEMV's 8 rows.
-constexpr int kDefaultFp8SkinnyMaxRows = 8;
+constexpr int kDefaultFp8SkinnyMaxRows = 7;
+constexpr int kDefaultInt8SqSkinnyMaxRows = 7;
 // The skinny kernel's RMSNorm / activation-scale prologue as a pass of its own before it (true), or
 // inside every block (false; GRPST_CUDA_SKINNY_PROLOGUE_PASS=0|1).
 constexpr bool kDefaultSkinnyProloguePass = true;
@@ -160,19 +157,15 @@ class Forward {
   void set_narrow_lt(bool on) { narrow_lt_ = on; }
   // Why cuBLASLt's fp8 GEMM was refused (the skinny kernel ran instead); empty if it never was.
   const std::string& fp8_gemm_refusal() const { return fp8_gemm_refusal_; }
-  // Crossovers for quantized models (GRPST_CUDA_SKINNY_MAX_ROWS, GRPST_CUDA_FUSED_DECODE_MAX_ROWS).
-  void set_skinny_max_rows(int rows, int fp8_rows) {
+  // The decode-kernel crossovers for quantized weights above (GRPST_CUDA_SKINNY_MAX_ROWS,
+  // GRPST_CUDA_FP8_SKINNY_MAX_ROWS, GRPST_CUDA_INT8SQ_SKINNY_MAX_ROWS), and the rows up to which
+  // they take the fused decode attention (GRPST_CUDA_FUSED_DECODE_MAX_ROWS).
+  void set_skinny_max_rows(int rows, int fp8_rows, int int8_sq_rows) {
     skinny_max_rows_ = rows;
     fp8_skinny_max_rows_ = fp8_rows;
+    int8sq_skinny_max_rows_ = int8_sq_rows;
   }
   void set_fused_decode_max_rows(int rows) { fused_decode_max_rows_ = rows; }
-  // fp8 / int8_sq batches of at least this many rows go straight to cuBLASLt's fp8 / int8 GEMM,
-  // past the streaming GEMV and the skinny kernel (GRPST_CUDA_FP8_LT_MIN_ROWS,
-  // GRPST_CUDA_INT8SQ_LT_MIN_ROWS).
-  void set_lt_min_rows(int fp8_rows, int int8_sq_rows) {
-    fp8_lt_min_rows_ = fp8_rows;
-    int8sq_lt_min_rows_ = int8_sq_rows;
-  }
   void set_skinny_prologue_pass(bool on) { skinny_prologue_pass_ = on; }
 
   const ModelDims& dims() const { return dims_; }
@@ -205,9 +198,8 @@ class Forward {
   std::string fp8_gemm_refusal_;
   int skinny_max_rows_ = kDefaultSkinnyMaxRows;
   int fp8_skinny_max_rows_ = kDefaultFp8SkinnyMaxRows;
+  int int8sq_skinny_max_rows_ = kDefaultInt8SqSkinnyMaxRows;
   bool skinny_prologue_pass_ = kDefaultSkinnyProloguePass;
-  int fp8_lt_min_rows_ = kDefaultFp8LtMinRows;
-  int int8sq_lt_min_rows_ = kDefaultInt8SqLtMinRows;
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   size_t scratch_bytes_ = 0;

@@ -297,10 +297,10 @@ void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int
       fwd.set_fused_decode_max_rows(cu::kDefaultFusedDecodeMaxRows);
     } else if (f != cu::WeightFormat::int8_sq) {
       for (int rows : {8, 64}) {
-        fwd.set_skinny_max_rows(rows, rows);
+        fwd.set_skinny_max_rows(rows, rows, cu::kDefaultInt8SqSkinnyMaxRows);
         report(at + (rows < B ? "cuBLASLt" : "skinny kernel"), B, c, decode_ms(fwd, in, logits, true, true, s));
       }
-      fwd.set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows);
+      fwd.set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
     }
   }
   if (!fwd.fp8_gemm_refusal().empty())
@@ -407,13 +407,13 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       for (int B : {2, 4, 8, 16}) {
         cu::StepInput inb = decode_step(bufs, B, b1_ctx, m.d.vocab);
         const std::string at = "b" + std::to_string(B) + " ctx512 graph+pdl";
-        fwd->set_lt_min_rows(2, 2);
+        fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, 1, 1);
         report_decode(at + " cuBLASLt from 2 rows", B, b1_ctx, decode_ms(*fwd, inb, logits.p, true, true, s));
-        fwd->set_lt_min_rows(9, 17);
+        fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, 8, 16);
         report_decode(at + " streaming GEMV to 8 rows, skinny kernel to 8 (fp8) / 16 (int8_sq)", B, b1_ctx,
                       decode_ms(*fwd, inb, logits.p, true, true, s));
       }
-      fwd->set_lt_min_rows(cu::kDefaultFp8LtMinRows, cu::kDefaultInt8SqLtMinRows);
+      fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
     }
     if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well
       // at every batch (b1 is the same kernels as the default), and the bf16 GEMV at one row

@@ -249,7 +249,7 @@ void test_gemm_paths(cu::LtContext* lt) {
   // fp8: static per-tensor activation scale, e4m3 GEMM, bf16 out (M not a multiple of 16 too).
   for (const auto& c : std::vector<Case>{{128, 1024, 512, true, true, cu::Epilogue::store, false},
                                          {100, 512, 1024, false, false, cu::Epilogue::residual_add, false},
-                                         // small decode batches, when they take cuBLASLt (set_lt_min_rows)
+                                         // small decode batches, when they take cuBLASLt (set_skinny_max_rows)
                                          {2, 1024, 4096, true, true, cu::Epilogue::store, false},
                                          {8, 512, 1024, false, false, cu::Epilogue::residual_add, false}}) {
     auto hw = random_host_weight(cu::WeightFormat::fp8, c.N, c.K, r);

@@ -347,26 +347,34 @@ size_t smem_bytes(const Geometry& geo) {
   return S == 0 ? red_end : (red_end + 15) / 16 * 16 + S * ring_stage_bytes<F>();
 }
 
+// The variant switches (tests and benchmarks flip them between launches), read once per call:
+// GRPST_CUDA_STREAM_RING=0|1 and GRPST_CUDA_STREAM_OCCUPANCY=2|3 force a variant at any row count
+// (-1 / 0: the measured defaults below); GRPST_CUDA_STREAM_EXACT=0 turns the exact kernel off.
+struct Switches {
+  int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
+  int occupancy = env_int("GRPST_CUDA_STREAM_OCCUPANCY", 0);
+  bool exact = env_int("GRPST_CUDA_STREAM_EXACT", 1) != 0;
+};
+
 // Whether the exact kernel (E) applies: whole 16-row tiles, K a whole number of items (int4: of
 // groups), every warp's share of a tile a whole number of full rounds (at the 8B shape every
-// projection and the LM head), weights under 2 GiB (32-bit offsets). GRPST_CUDA_STREAM_EXACT=0
-// turns it off.
+// projection and the LM head), weights under 2 GiB (32-bit offsets).
 template <class F>
-bool exact_geometry(const Weight& w, const Geometry& geo) {
-  if (w.N % 16 != 0 || geo.kp != w.K || geo.nitems * 64 != w.K) return false;
+bool exact_geometry(const Weight& w, const Geometry& geo, const Switches& sw) {
+  if (!sw.exact || w.N % 16 != 0 || geo.kp != w.K || geo.nitems * 64 != w.K) return false;
   if (static_cast<int64_t>(w.N) * w.K >= (int64_t{1} << 31)) return false;  // 32-bit offsets (Off<true>)
-  if (geo.nchunks % kWarps != 0 || (geo.nchunks / kWarps * F::kKpg) % F::kU != 0) return false;
-  return env_int("GRPST_CUDA_STREAM_EXACT", 1) != 0;
+  return geo.nchunks % kWarps == 0 && (geo.nchunks / kWarps * F::kKpg) % F::kU == 0;
 }
 
 thread_local bool t_last_exact = false;
 
 template <class F, int BPS = kBlocksPerSm, int S = 0>
-Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
+Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex,
+                     const Switches& sw) {
   Geometry geo = geometry<F>(w, M);
   geo.ring_off = static_cast<int>((smem_bytes<F>(geo) + 15) / 16 * 16);
   const size_t smem = smem_bytes<F, S>(geo);
-  const bool exact = exact_geometry<F>(w, geo);
+  const bool exact = exact_geometry<F>(w, geo, sw);
   t_last_exact = exact;
   auto kernel = !exact ? linear_stream_kernel<F, BPS, S, kGeneral>
                 : M == 1 ? linear_stream_kernel<F, BPS, S, kExactOne>
@@ -387,38 +395,26 @@ bool fits(const Weight& w, int M, size_t max_smem = kMaxSmem) {
 // 3.50 ms per decode step against 3.77 with the register buffers (gate_up 29.0 against 33.7 us,
 // lm_head 164 against 190), so fp8 takes it where the exact one-token kernel does not apply (that
 // one, fewer instructions per load, beat it: 3.02 against 3.15 ms); int4 3.63 against 3.51 (its
-// instructions, not its loads, bind), so int4 does not. GRPST_CUDA_STREAM_RING=0|1 forces it off
-// or on at any row count.
+// instructions, not its loads, bind), so int4 does not.
 constexpr int kRingStages = 4;
-bool ring_wanted(int M, bool by_default) {
-  const int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
-  if (ring == 0 || ring == 1) return ring == 1;
-  return by_default && M == 1;
-}
 
 // Launches FHalf (the format at half the loads per round) with the ring when wanted and it fits;
 // *taken false otherwise.
 template <class FHalf>
-Status launch_ring(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex, bool by_default,
-                   bool* taken) {
-  *taken = ring_wanted(M, by_default) && fits<FHalf, kRingStages>(w, M);
+Status launch_ring(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex,
+                   const Switches& sw, bool by_default, bool* taken) {
+  const bool wanted = sw.ring == 0 || sw.ring == 1 ? sw.ring == 1 : by_default && M == 1;
+  *taken = wanted && fits<FHalf, kRingStages>(w, M);
   if (!*taken) return ok_status();
-  return launch_stream<FHalf, kBlocksPerSm, kRingStages>(in, w, out, M, ex);
+  return launch_stream<FHalf, kBlocksPerSm, kRingStages>(in, w, out, M, ex, sw);
 }
 
 // Whether to take the occupancy variant F (three blocks per SM); see kDenseBlocksPerSm.
 template <class F>
-bool dense_wanted(const Weight& w, int M, bool by_default = true) {
+bool dense_wanted(const Weight& w, int M, const Switches& sw, bool by_default = true) {
   if (!fits<F>(w, M, kDenseMaxSmem)) return false;
-  const int occupancy = env_int("GRPST_CUDA_STREAM_OCCUPANCY", 0);
-  if (occupancy == 2 || occupancy == 3) return occupancy == 3;
+  if (sw.occupancy == 2 || sw.occupancy == 3) return sw.occupancy == 3;
   return by_default && M == 1 && ceil_div(w.N, 16) > kBlocksPerSm * sm_count();
-}
-
-// Whether F's launch would take the exact kernel.
-template <class F>
-bool exact_for(const Weight& w, int M) {
-  return exact_geometry<F>(w, geometry<F>(w, M));
 }
 
 }  // namespace
@@ -446,36 +442,37 @@ Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   if (!linear_stream_supported(w, M))
     return invalid("linear_stream", "unsupported shape or format (check linear_stream_supported first)");
   if (out.epi == Epilogue::swiglu && w.N % 2 != 0) return invalid("linear_stream", "SwiGLU needs an even N");
+  const Switches sw;
   switch (w.format) {
-    case WeightFormat::bf16: return launch_stream<FmtBf16>(in, w, out, M, ex);
-    case WeightFormat::int8_wo: return launch_stream<FmtInt8Wo>(in, w, out, M, ex);
+    case WeightFormat::bf16: return launch_stream<FmtBf16>(in, w, out, M, ex, sw);
+    case WeightFormat::int8_wo: return launch_stream<FmtInt8Wo>(in, w, out, M, ex, sw);
     case WeightFormat::fp8: {
       // The exact one-token kernel at two blocks per SM beat the ring and three blocks per SM at
       // every projection and the LM head of the 8B shape (docs/benchmarks.md); the ring and the
       // occupancy variant stay the defaults where it does not apply.
-      const bool exact = exact_for<FmtNatural8<false>>(w, M);
+      const bool exact = exact_geometry<FmtNatural8<false>>(w, geometry<FmtNatural8<false>>(w, M), sw);
       bool taken = false;
-      const Status st = launch_ring<FmtNatural8<false, 2>>(in, w, out, M, ex, !exact, &taken);
+      const Status st = launch_ring<FmtNatural8<false, 2>>(in, w, out, M, ex, sw, !exact, &taken);
       if (taken) return st;
-      if (dense_wanted<FmtNatural8<false, 2>>(w, M, !exact))
-        return launch_stream<FmtNatural8<false, 2>, kDenseBlocksPerSm>(in, w, out, M, ex);
-      return launch_stream<FmtNatural8<false>>(in, w, out, M, ex);
+      if (dense_wanted<FmtNatural8<false, 2>>(w, M, sw, !exact))
+        return launch_stream<FmtNatural8<false, 2>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);
+      return launch_stream<FmtNatural8<false>>(in, w, out, M, ex, sw);
     }
-    case WeightFormat::int8_sq: return launch_stream<FmtNatural8<true>>(in, w, out, M, ex);
+    case WeightFormat::int8_sq: return launch_stream<FmtNatural8<true>>(in, w, out, M, ex, sw);
     case WeightFormat::int4_awq:
       if (w.group_size == 64) {
-        if (dense_wanted<FmtInt4<1, 4>>(w, M)) return launch_stream<FmtInt4<1, 4>, kDenseBlocksPerSm>(in, w, out, M, ex);
-        return launch_stream<FmtInt4<1>>(in, w, out, M, ex);
+        if (dense_wanted<FmtInt4<1, 4>>(w, M, sw)) return launch_stream<FmtInt4<1, 4>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);
+        return launch_stream<FmtInt4<1>>(in, w, out, M, ex, sw);
       }
       if (w.group_size == 128) {
         bool taken = false;
-        const Status st = launch_ring<FmtInt4<2, 4>>(in, w, out, M, ex, false, &taken);
+        const Status st = launch_ring<FmtInt4<2, 4>>(in, w, out, M, ex, sw, false, &taken);
         if (taken) return st;
-        if (dense_wanted<FmtInt4<2, 4>>(w, M)) return launch_stream<FmtInt4<2, 4>, kDenseBlocksPerSm>(in, w, out, M, ex);
-        return launch_stream<FmtInt4<2>>(in, w, out, M, ex);
+        if (dense_wanted<FmtInt4<2, 4>>(w, M, sw)) return launch_stream<FmtInt4<2, 4>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);
+        return launch_stream<FmtInt4<2>>(in, w, out, M, ex, sw);
       }
-      if (dense_wanted<FmtInt4<4, 4>>(w, M)) return launch_stream<FmtInt4<4, 4>, kDenseBlocksPerSm>(in, w, out, M, ex);
-      return launch_stream<FmtInt4<4>>(in, w, out, M, ex);
+      if (dense_wanted<FmtInt4<4, 4>>(w, M, sw)) return launch_stream<FmtInt4<4, 4>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);
+      return launch_stream<FmtInt4<4>>(in, w, out, M, ex, sw);
   }
   return invalid("linear_stream", "unknown weight format");
 }
