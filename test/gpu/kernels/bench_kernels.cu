@@ -167,12 +167,16 @@ void bench_kernels() {
       // The weight-streaming GEMV (what the forward runs up to 8 rows) and, as "previous", the
       // bf16 GEMV / skinny kernel it replaced.
       for (int M : {1, 8})
-        for (int variant : {0, 1, 2}) {  // the streaming GEMV, the previous kernel, the general streaming GEMV
+        // the streaming GEMV, the previous kernel, the general streaming GEMV, and for int8_sq the
+        // streaming GEMV with its amax by one warp per row (before stream_row_stats)
+        for (int variant : {0, 1, 2, 3}) {
+          if (variant == 3 && f != cu::WeightFormat::int8_sq) continue;
           const bool stream = variant != 1;
           if (variant == 2 && M == 1) continue;  // one row: the variants below
           if (stream && (!new_decode_kernels() || !cu::linear_stream_supported(ws[0].w, M))) continue;
           if (!stream && M == 8 && f != cu::WeightFormat::bf16 && f != cu::WeightFormat::int4_awq) continue;
           if (variant == 2) setenv("GRPST_CUDA_STREAM_EXACT", "0", 1);
+          if (variant == 3) setenv("GRPST_CUDA_STREAM_BLOCK_STATS", "0", 1);
           cu::LinearIn in;
           in.x = x.as<cu::bf16>();
           cu::LinearOut out;
@@ -188,9 +192,11 @@ void bench_kernels() {
           char note[160];
           std::snprintf(note, sizeof note, "%.1f us, %.0f GB/s = %.1f%% of copy bw", ms * 1e3, gbs, 100.0 * gbs / g_copy_gbs);
           Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=" + std::to_string(M) +
-                                         (variant == 1 ? " previous kernel" : variant == 2 ? " general" : ""),
+                                         (variant == 1 ? " previous kernel" : variant == 2 ? " general"
+                                          : variant == 3 ? " amax by one warp per row" : ""),
                            gbs, "GB/s", note);
           unsetenv("GRPST_CUDA_STREAM_EXACT");
+          unsetenv("GRPST_CUDA_STREAM_BLOCK_STATS");
         }
       if ((f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::fp8) && new_decode_kernels()) {
         // The streaming GEMV's variants at one row: register buffers at two and at three blocks per

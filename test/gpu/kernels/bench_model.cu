@@ -307,6 +307,32 @@ void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int
     Bench::get().add("decode", std::string(cu::weight_format_name(f)) + " cuBLASLt fp8 GEMM refused", 0, "", fwd.fp8_gemm_refusal());
 }
 
+// The streaming GEMV's row statistics (RMSNorm rstd, int8_sq's amax) by one warp per row against
+// the whole block (stream_row_stats; the default at one sequence, and for int8_sq), at one
+// sequence and at 4 / 8 (the formats that take the streaming GEMV there). The step's logits may
+// differ only by rounding (the sums are added in another order; through 36 layers of random
+// weights that grows to a few percent, a wrong prologue gives ~1).
+template <class Report>
+void sweep_row_stats(cu::Forward& fwd, int vocab, bool quantized, Report&& report, float* logits, cudaStream_t s) {
+  StepBuffers bufs;
+  for (int B : {1, 4, 8}) {
+    if (B > 1 && !quantized) continue;
+    cu::StepInput in = decode_step(bufs, B, 512, vocab);
+    std::vector<float> got[2];
+    for (int block : {0, 1}) {
+      setenv("GRPST_CUDA_STREAM_BLOCK_STATS", block ? "1" : "0", 1);
+      report("b" + std::to_string(B) + " ctx512 graph+pdl row statistics by " + (block ? "the block" : "one warp per row"), B,
+             512, decode_ms(fwd, in, logits, true, true, s));
+      cudaStreamSynchronize(s);
+      got[block].resize(static_cast<size_t>(B) * vocab);
+      cudaMemcpy(got[block].data(), logits, got[block].size() * 4, cudaMemcpyDeviceToHost);
+    }
+    unsetenv("GRPST_CUDA_STREAM_BLOCK_STATS");
+    Checks::get().compare("b" + std::to_string(B) + " step logits, row statistics by the block against one warp per row", got[1],
+                          got[0], 0.1);
+  }
+}
+
 cu::WeightFormat parse_format(const std::string& s) {
   if (s == "int8_wo") return cu::WeightFormat::int8_wo;
   if (s == "int4_awq") return cu::WeightFormat::int4_awq;
@@ -376,6 +402,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     };
     cu::StepInput in1 = decode_step(bufs1, 1, b1_ctx, m.d.vocab);
     report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+    if (new_decode_kernels()) sweep_row_stats(*fwd, m.d.vocab, !is_bf16, report_decode, logits.p, s);
     previous(true);
     report_decode("b1 ctx512 graph+pdl previous kernels", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
     previous(false);

@@ -190,6 +190,26 @@ void test_stream() {
       auto dw = to_device(hw);
       check_stream_variants(describe("stream", f, c), f, hw, dw, c, {nullptr});
     }
+  // The row statistics by the whole block (int8_sq's default: its amax) and by one warp per row,
+  // forced either way: RMSNorm rows of 1, 3 and 8 tokens, K of 4,096 (one batch of loads) and
+  // 12,288 (down_proj's amax), and a K that leaves threads without a chunk.
+  const std::vector<Case> stats_cases = {
+      {1, 512, 4096, true, false, cu::Epilogue::store, false},
+      {3, 256, 12288, false, true, cu::Epilogue::residual_add, false},
+      {8, 512, 4096, true, true, cu::Epilogue::swiglu, false},
+      {2, 96, 320, true, false, cu::Epilogue::store, false},
+  };
+  for (auto f : {cu::WeightFormat::int8_sq, cu::WeightFormat::bf16, cu::WeightFormat::int4_awq})
+    for (const auto& c : stats_cases)
+      for (const char* block : {"1", "0"}) {
+        auto hw = random_host_weight(f, c.N, c.K, r, 64, false);
+        hw.int4_fp32_groups = true;
+        auto dw = to_device(hw);
+        setenv("GRPST_CUDA_STREAM_BLOCK_STATS", block, 1);
+        check_stream_variants(describe("stream", f, c) + (block[0] == '1' ? " block stats" : " warp stats"), f, hw, dw, c,
+                              {nullptr});
+        unsetenv("GRPST_CUDA_STREAM_BLOCK_STATS");
+      }
   // Whole tiles and rounds (every projection of the 8B shape): the exact kernel, whose item
   // offsets are compile-time constants (one token, or several), and the general one on the same
   // weights.

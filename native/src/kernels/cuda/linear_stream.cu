@@ -165,7 +165,12 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   }
   griddep_wait();
   griddep_launch_dependents();
-  linear_row_stats(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, rstd, rowq);
+  if (geo.block_stats) {
+    __shared__ float part[kWarps * 8];
+    stream_row_stats(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, rstd, rowq, part);
+  } else {
+    linear_row_stats(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, rstd, rowq);
+  }
   __syncthreads();
   stage_x<F>(in, W, M, geo, smem, rstd, rowq);
   __syncthreads();
@@ -350,10 +355,14 @@ size_t smem_bytes(const Geometry& geo) {
 // The variant switches (tests and benchmarks flip them between launches), read once per call:
 // GRPST_CUDA_STREAM_RING=0|1 and GRPST_CUDA_STREAM_OCCUPANCY=2|3 force a variant at any row count
 // (-1 / 0: the measured defaults below); GRPST_CUDA_STREAM_EXACT=0 turns the exact kernel off.
+// GRPST_CUDA_STREAM_BLOCK_STATS=0|1: the row statistics by one warp per row (0) or by the whole
+// block (1) at every row count (default: the block at one token, and for int8_sq, whose amax
+// needs them, at every count; see stream_row_stats).
 struct Switches {
   int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
   int occupancy = env_int("GRPST_CUDA_STREAM_OCCUPANCY", 0);
   bool exact = env_int("GRPST_CUDA_STREAM_EXACT", 1) != 0;
+  int block_stats = env_int("GRPST_CUDA_STREAM_BLOCK_STATS", -1);
 };
 
 // Whether the exact kernel (E) applies: whole 16-row tiles, K a whole number of items (int4: of
@@ -375,6 +384,8 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   geo.ring_off = static_cast<int>((smem_bytes<F>(geo) + 15) / 16 * 16);
   const size_t smem = smem_bytes<F, S>(geo);
   const bool exact = exact_geometry<F>(w, geo, sw);
+  const bool amax = F::kX == XLayout::i8_natural && std::is_same_v<typename F::Acc, int>;
+  geo.block_stats = sw.block_stats == 0 || sw.block_stats == 1 ? sw.block_stats : amax || M == 1 ? 1 : 0;
   t_last_exact = exact;
   auto kernel = !exact ? linear_stream_kernel<F, BPS, S, kGeneral>
                 : M == 1 ? linear_stream_kernel<F, BPS, S, kExactOne>

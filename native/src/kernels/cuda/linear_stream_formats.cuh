@@ -172,7 +172,104 @@ struct Geometry {
   int ngroups;  // int4 groups (0 otherwise)
   int red_off;  // byte offset of the reduction buffers
   int ring_off;  // byte offset of the cp.async ring (kernels with one)
+  int block_stats;  // 1: stream_row_stats (the whole block); 0: linear_row_stats (a warp per row)
 };
+
+// ---- row statistics by the whole block ----------------------------------------------------------
+// The prologue runs after the wait on the previous kernel, with the first weights already in
+// flight, and each dependent round trip to the L2 in it (~0.3 us) delays the whole kernel.
+// int8_sq's per-token amax of a(x) came from one warp per row walking all K columns, twice with a
+// norm (rstd, then amax): at one token a sixth of its qkv kernel (12.2 against 10.1 us) and
+// 0.97 ms of its decode step. Here every thread of the block takes chunks of the row, issuing
+// kStatsBatch loads before using any, and the block reduces them. The runtime takes this at one
+// token for every format (the other formats' steps 0.6-1% faster) and for int8_sq at every count;
+// with 4-8 tokens, whose rows it takes one after another, the others keep one warp per row
+// (docs/benchmarks.md).
+constexpr int kStatsBatch = 6;  // 8-column chunks per thread per batch: 12,288 columns in one
+
+// a(x) of 8 loaded activations at column k: RMSNorm with rstd, then the activation scale (HF's
+// rounding points, as linear_load8), its operands read through the non-coherent path.
+__device__ __forceinline__ void stream_transform8(const LinearIn& in, int k, float rstd, float* f) {
+  if (in.norm_w) {
+    float w8[8];
+    const float4 a = __ldg(reinterpret_cast<const float4*>(in.norm_w + k));
+    const float4 b = __ldg(reinterpret_cast<const float4*>(in.norm_w + k + 4));
+    w8[0] = a.x; w8[1] = a.y; w8[2] = a.z; w8[3] = a.w;
+    w8[4] = b.x; w8[5] = b.y; w8[6] = b.z; w8[7] = b.w;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
+  }
+  if (in.act_scale) {
+    float s8[8];
+    unpack8(__ldg(reinterpret_cast<const uint4*>(in.act_scale + k)), s8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
+  }
+}
+
+// One value per row m < M from every thread's chunks j = threadIdx.x + kThreads * i of row m,
+// combined per warp (op) and then across warps through part [kWarps][8] into out[m]. `chunk`
+// turns a loaded chunk (8 bf16) at column k into the thread's running value.
+template <class Chunk, class Op>
+__device__ __forceinline__ void stream_row_reduce(const LinearIn& in, int M, int K, float init, Chunk&& chunk, Op&& op,
+                                                  float* part, float* out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n = K / 8;
+  for (int m = 0; m < M; ++m) {
+    const uint4* row = reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m) * K);
+    float v = init;
+    for (int j0 = threadIdx.x; j0 < n; j0 += kThreads * kStatsBatch) {
+      uint4 raw[kStatsBatch];
+#pragma unroll
+      for (int b = 0; b < kStatsBatch; ++b) {
+        const int j = j0 + b * kThreads;
+        raw[b] = j < n ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int b = 0; b < kStatsBatch; ++b)
+        if (j0 + b * kThreads < n) v = chunk(m, (j0 + b * kThreads) * 8, raw[b], v);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (lane == 0) part[warp * 8 + m] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < M) {
+    float v = part[threadIdx.x];
+    for (int w = 1; w < kWarps; ++w) v = op(v, part[w * 8 + threadIdx.x]);
+    out[threadIdx.x] = v;
+  }
+}
+
+// rstd[m] (1 without a norm) and, for int8_sq, amax[m] of a(x) for rows [0, M), M <= 8; the
+// caller synchronizes before reading them.
+__device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int K, bool want_amax, float* rstd,
+                                                 float* amax, float* part) {
+  if (in.norm_w) {
+    auto sq = [&](int, int, const uint4& raw, float v) {
+      float f[8];
+      unpack8(raw, f);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v = fmaf(f[e], f[e], v);
+      return v;
+    };
+    stream_row_reduce(in, M, K, 0.f, sq, [](float a, float b) { return a + b; }, part, rstd);
+    __syncthreads();
+    if (threadIdx.x < M) rstd[threadIdx.x] = rsqrtf(rstd[threadIdx.x] / static_cast<float>(K) + in.eps);
+  } else if (threadIdx.x < M) {
+    rstd[threadIdx.x] = 1.f;
+  }
+  if (!want_amax) return;
+  __syncthreads();  // rstd is read below; part is reused
+  auto mx = [&](int m, int k, const uint4& raw, float v) {
+    float f[8];
+    unpack8(raw, f);
+    stream_transform8(in, k, rstd[m], f);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v = fmaxf(v, fabsf(f[e]));
+    return v;
+  };
+  stream_row_reduce(in, M, K, 0.f, mx, [](float a, float b) { return fmaxf(a, b); }, part, amax);
+}
 
 // Stages the prologue-applied activations of M tokens in the format's layout; for int4 also the
 // per-group sums (segments of G/8 consecutive lanes share a group).
