@@ -1,7 +1,7 @@
 // grpst_gpu_harness profile: one launch of each kernel that decides a benchmark target, on
 // Qwen3-8B shapes with random data, for Nsight Compute (scripts/gpu/run.sh profile):
-// the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up), decode attention at
-// 64 x 1536 tokens, and prefill attention over 8k tokens.
+// the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up, int4 down_proj and o_proj),
+// decode attention at 64 x 1536 tokens, and prefill attention over 8k tokens.
 #include "device_fill.h"
 #include "harness.h"
 #include "tests.h"
@@ -28,8 +28,15 @@ void profile_kernels() {
     Checks::get().status("profile stream bf16", cu::linear_stream(in, wt, out, 1, ex));
   }
   Rng r(3);
-  for (auto f : {cu::WeightFormat::int4_awq, cu::WeightFormat::fp8}) {
-    const int N = 24576, K = 4096;
+  // int4 and fp8 gate_up (many tiles per block), then int4 down_proj and o_proj (one tile per
+  // block, the weakest streaming GEMVs at one token)
+  const struct { cu::WeightFormat f; int N, K; } quantized[] = {{cu::WeightFormat::int4_awq, 24576, 4096},
+                                                               {cu::WeightFormat::fp8, 24576, 4096},
+                                                               {cu::WeightFormat::int4_awq, 4096, 12288},
+                                                               {cu::WeightFormat::int4_awq, 4096, 4096}};
+  for (const auto& q : quantized) {
+    const cu::WeightFormat f = q.f;
+    const int N = q.N, K = q.K;
     DevWeight d;
     d.w.format = f;
     d.w.N = N;
