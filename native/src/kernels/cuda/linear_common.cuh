@@ -14,6 +14,23 @@ __device__ __forceinline__ void load_f32x8(const float* p, float* f) {
   f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
 }
 
+// The prologue's transform of 8 loaded activations at column k (a multiple of 8): RMSNorm with
+// rstd, then the activation scale, at HF's rounding points.
+__device__ __forceinline__ void linear_transform8(const LinearIn& in, int k, float rstd, float* f) {
+  if (in.norm_w) {
+    float w8[8];
+    load_f32x8(in.norm_w + k, w8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
+  }
+  if (in.act_scale) {
+    float s8[8];
+    unpack8(*reinterpret_cast<const uint4*>(in.act_scale + k), s8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
+  }
+}
+
 // Statistics of rows [0, M) into shared arrays: rstd[m] (1 without a norm) and, when amax is
 // requested, amax[m] of the transformed row. Every thread of the block must call it.
 __device__ __forceinline__ void linear_row_stats(const LinearIn& in, int M, int K, bool want_amax,
@@ -39,7 +56,8 @@ __device__ __forceinline__ void linear_row_stats(const LinearIn& in, int M, int 
         float f[8];
         unpack8(row[j], f);
         if (in.norm_w || in.act_scale) {
-          // same transform as linear_transform8, inlined to avoid a dependency on rstd in smem
+          // linear_transform8 with r from registers (not rstd in shared memory), both operands
+          // loaded before one pass over the 8 values
           float w8[8], s8[8];
           if (in.norm_w) load_f32x8(in.norm_w + j * 8, w8);
           if (in.act_scale) unpack8(reinterpret_cast<const uint4*>(in.act_scale)[j], s8);
@@ -62,18 +80,7 @@ __device__ __forceinline__ void linear_row_stats(const LinearIn& in, int M, int 
 __device__ __forceinline__ void linear_load8(const LinearIn& in, int K, int m, int k, float rstd,
                                              float* f) {
   unpack8(*reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m) * K + k), f);
-  if (in.norm_w) {
-    float w8[8];
-    load_f32x8(in.norm_w + k, w8);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
-  }
-  if (in.act_scale) {
-    float s8[8];
-    unpack8(*reinterpret_cast<const uint4*>(in.act_scale + k), s8);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
-  }
+  linear_transform8(in, k, rstd, f);
 }
 
 __device__ __forceinline__ float silu_bf16(float g) {

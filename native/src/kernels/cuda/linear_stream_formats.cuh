@@ -187,26 +187,6 @@ struct Geometry {
 // (docs/benchmarks.md).
 constexpr int kStatsBatch = 6;  // 8-column chunks per thread per batch: 12,288 columns in one
 
-// a(x) of 8 loaded activations at column k: RMSNorm with rstd, then the activation scale (HF's
-// rounding points, as linear_load8), its operands read through the non-coherent path.
-__device__ __forceinline__ void stream_transform8(const LinearIn& in, int k, float rstd, float* f) {
-  if (in.norm_w) {
-    float w8[8];
-    const float4 a = __ldg(reinterpret_cast<const float4*>(in.norm_w + k));
-    const float4 b = __ldg(reinterpret_cast<const float4*>(in.norm_w + k + 4));
-    w8[0] = a.x; w8[1] = a.y; w8[2] = a.z; w8[3] = a.w;
-    w8[4] = b.x; w8[5] = b.y; w8[6] = b.z; w8[7] = b.w;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
-  }
-  if (in.act_scale) {
-    float s8[8];
-    unpack8(__ldg(reinterpret_cast<const uint4*>(in.act_scale + k)), s8);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
-  }
-}
-
 // One value per row m < M from every thread's chunks j = threadIdx.x + kThreads * i of row m,
 // combined per warp (op) and then across warps through part [kWarps][8] into out[m]. `chunk`
 // turns a loaded chunk (8 bf16) at column k into the thread's running value.
@@ -253,7 +233,7 @@ __device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int 
       return v;
     };
     stream_row_reduce(in, M, K, 0.f, sq, [](float a, float b) { return a + b; }, part, rstd);
-    __syncthreads();
+    // the thread that wrote row m's sum of squares turns it into rstd
     if (threadIdx.x < M) rstd[threadIdx.x] = rsqrtf(rstd[threadIdx.x] / static_cast<float>(K) + in.eps);
   } else if (threadIdx.x < M) {
     rstd[threadIdx.x] = 1.f;
@@ -263,7 +243,7 @@ __device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int 
   auto mx = [&](int m, int k, const uint4& raw, float v) {
     float f[8];
     unpack8(raw, f);
-    stream_transform8(in, k, rstd[m], f);
+    linear_transform8(in, k, rstd[m], f);
 #pragma unroll
     for (int e = 0; e < 8; ++e) v = fmaxf(v, fabsf(f[e]));
     return v;
