@@ -73,7 +73,7 @@ if (args['harness-json']) {
   harness = JSON.parse(readFileSync(args['harness-json'], 'utf8')).bench;
 } else if (args.harness) {
   const json = join(outDir, 'harness-bench.json');
-  const r = spawnSync(args.harness, ['bench', 'bf16,int8_wo,int4_awq,fp8,int8_sq', '1024,8192,32768', '--json', json], { stdio: 'inherit' });
+  const r = spawnSync(args.harness, ['bench', 'bf16,int8_wo,int8_wo:head,int4_awq,int4_awq:head,fp8,fp8:head,int8_sq,int8_sq:head', '1024,8192,32768', '--json', json], { stdio: 'inherit' });
   if (existsSync(json)) harness = JSON.parse(readFileSync(json, 'utf8')).bench;
   else console.error(`the harness exited with ${r.status}`);
 }
@@ -93,6 +93,9 @@ for (const fmt of ['bf16', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq']) {
   const prev = h('decode', `${fmt} b1 ctx512 graph+pdl previous kernels`);
   const before = prev ? `; previous kernels ${prev.value.toFixed(1)} tok/s` : '';
   add('decode b1', `${fmt} (CUDA forward, graph)`, `${r.value.toFixed(1)} tok/s`, target, `${r.note}${ratio}${before}`);
+  // The same format with its LM head quantized too (`grpst build --quantize_lm_head`).
+  const head = fmt === 'bf16' ? undefined : b1(`${fmt} (+lm_head)`);
+  if (head) add('decode b1', `${fmt}, lm_head in ${fmt} too`, `${head.value.toFixed(1)} tok/s`, target, `${head.note}, ${(head.value / bf16Tok).toFixed(2)}x bf16`);
 }
 for (const T of [1024, 8192, 32768]) {
   const r = h('prefill', `bf16 prompt ${T}`);

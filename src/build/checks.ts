@@ -18,6 +18,9 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
     if (s.qformat !== 'full_prec' && s.qformat !== 'int4_awq') {
       throw badInput(`${src.checkpoint.dir} is already quantized (AWQ int4); --qformat ${s.qformat} cannot apply`, 'drop --qformat (or pass int4_awq) to convert it as it is, or start from the unquantized checkpoint');
     }
+    if (s.quantize_lm_head) {
+      throw badInput(`${src.checkpoint.dir} is an AWQ checkpoint: its lm_head is float and it has no float model to calibrate a quantized head on`, 'drop --quantize_lm_head, or build from the unquantized checkpoint with --qformat int4_awq --quantize_lm_head');
+    }
     return;
   }
   if (s.qformat === 'int4_awq') {
@@ -25,6 +28,7 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
     checkGroup('o_proj (num_attention_heads * head_dim)', m.numHeads * m.headDim, s.awq_block_size);
     checkGroup('down_proj (intermediate_size)', m.intermediateSize, s.awq_block_size);
     checkInt4Split(m, s.tp_size, s.awq_block_size);
+    if (s.quantize_lm_head) checkGroup('lm_head (hidden_size)', m.hiddenSize, s.awq_block_size);
   }
 }
 

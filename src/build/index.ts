@@ -73,13 +73,14 @@ export function dryRunPlan(s: BuildSettings): string[] {
   }
   const q = src.awq ? 'int4_awq (pre-quantized AWQ checkpoint, converted as it is)' : s.qformat;
   const calibrated = !src.awq && (['int4_awq', 'fp8', 'int8_sq'].includes(s.qformat) || s.kv_cache_dtype !== 'auto');
+  const head = s.quantize_lm_head ? `lm_head in ${s.qformat}` : `lm_head in ${s.dtype}`;
   const m = src.checkpoint.model;
   return [
     `# native build of ${s.model_dir} (${m.numLayers} layers, hidden ${m.hiddenSize}) into ${s.output_dir}`,
     shellLine(argv),
     `# 1. check the checkpoint and hash its files`,
     ...(calibrated ? [`# 2. calibrate on ${s.calib_dataset ?? 'the built-in calibration text'} (up to ${s.calib_size} samples of ${s.calib_max_seq_length} tokens)`] : []),
-    `# ${calibrated ? 3 : 2}. quantize and pack: ${q}, dtype ${s.dtype}, kv cache ${s.kv_cache_dtype}`,
+    `# ${calibrated ? 3 : 2}. quantize and pack: ${q}, dtype ${s.dtype}, ${head}, kv cache ${s.kv_cache_dtype}`,
     `# ${calibrated ? 4 : 3}. write engine.json and the tokenizer files`,
     `# ${calibrated ? 5 : 4}. accuracy report against the unquantized model on ${s.eval_dataset ?? 'the built-in held-out text'}`,
   ];

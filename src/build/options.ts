@@ -34,6 +34,8 @@ export const buildSettingsSchema = z
     calib_dataset: z.string().min(1),
     /** SmoothQuant's migration strength for int8_sq. */
     smoothquant_alpha: z.number().min(0).max(1),
+    /** Quantize lm_head in the qformat too (kept in the dtype by default, as TensorRT-LLM does). */
+    quantize_lm_head: z.boolean(),
     max_batch_size: positiveInt,
     max_input_len: positiveInt,
     max_seq_len: positiveInt,
@@ -70,6 +72,7 @@ export const buildDefaults = {
   calib_size: 512,
   calib_max_seq_length: 512,
   smoothquant_alpha: 0.5,
+  quantize_lm_head: false,
   max_batch_size: 16,
   max_input_len: 32256,
   max_seq_len: 32768,
@@ -92,6 +95,7 @@ export interface BuildSettings {
   calib_max_seq_length: number;
   calib_dataset?: string;
   smoothquant_alpha: number;
+  quantize_lm_head: boolean;
   max_batch_size: number;
   max_input_len: number;
   max_seq_len: number;
@@ -137,6 +141,9 @@ export function resolveSettings(recipe: BuildSettingsInput, flags: BuildSettings
   const s = merged as BuildSettings;
   if (s.max_input_len > s.max_seq_len) {
     throw badInput(`max_input_len ${s.max_input_len} is larger than max_seq_len ${s.max_seq_len}`, 'max_seq_len counts prompt and output tokens; raise it or lower max_input_len');
+  }
+  if (s.quantize_lm_head && s.qformat === 'full_prec') {
+    throw badInput('--quantize_lm_head needs a quantized format, and --qformat is full_prec', 'pass --qformat int8_wo, int4_awq, fp8 or int8_sq with it, or drop --quantize_lm_head');
   }
   return s;
 }

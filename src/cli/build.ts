@@ -58,6 +58,7 @@ export function register(program: Command): void {
     .option('--calib_max_seq_length <n>', 'tokens per calibration sample, at most (default 512)', positiveInt)
     .option('--calib_dataset <file>', 'calibration text: .txt (passages separated by blank lines) or .jsonl ({"text": ...} per line)')
     .option('--smoothquant_alpha <a>', 'int8_sq: SmoothQuant migration strength (default 0.5)', fraction)
+    .option('--quantize_lm_head', 'quantize lm_head in the --qformat too (default: kept in --dtype; faster decode, slightly less accurate)')
     .option('--max_batch_size <n>', 'engine limit: requests per step (default 16)', positiveInt)
     .option('--max_input_len <n>', 'engine limit: prompt tokens (default 32256)', positiveInt)
     .option('--max_seq_len <n>', 'engine limit: prompt + output tokens (default 32768)', positiveInt)

@@ -46,6 +46,12 @@ export interface LayerCalibration {
   vAbsMax: Float32Array;
 }
 
+/** What a calibration pass measures: every decoder layer, and lm_head's input (the final norm's output). */
+export interface ModelCalibration {
+  layers: LayerCalibration[];
+  head: CaptureStats;
+}
+
 /** max |k| and |v| of what a layer's KV cache holds in the engine: the calibration amax of quantized KV caches. */
 export interface KvAmax {
   k: number;
@@ -64,7 +70,8 @@ export interface LayerQuantOptions {
 }
 
 export interface GroupNote {
-  input: CapturePoint;
+  /** The input the factors were searched for; head_in: lm_head's (--quantize_lm_head). */
+  input: CapturePoint | 'head_in';
   /** AWQ: the chosen ratio (null: round-to-nearest won) and output errors on calibration samples. */
   ratio?: number | null;
   loss?: number;

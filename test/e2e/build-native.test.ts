@@ -49,7 +49,7 @@ async function greedy(dir: string, prompt: number[], count: number): Promise<num
 async function engineKvAmax(dir: string): Promise<{ k: number; v: number }[]> {
   const tokenizer = Tokenizer.fromDir(dir);
   const sequences = calibrationSequences(loadTextSet(undefined, 'calibration'), (t) => tokenizer.encode(t), 512, 512);
-  const layers = await (await loadRuntimeBridge()).calibrate(dir, { sequences, sampleRows: 0 });
+  const { layers } = await (await loadRuntimeBridge()).calibrate(dir, { sequences, sampleRows: 0 });
   return layers.map((l) => ({ k: l.kAmax, v: l.vAmax }));
 }
 

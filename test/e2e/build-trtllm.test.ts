@@ -68,7 +68,8 @@ describe('grpst build --backend trtllm', () => {
     ['int4_awq', ['--awq_block_size', '32'], ['--qformat', 'int4_awq', '--awq_block_size', '32']],
     ['fp8', ['--kv_cache_dtype', 'fp8'], ['--qformat', 'fp8', '--kv_cache_dtype', 'fp8']],
     ['int8_sq', ['--kv_cache_dtype=int8'], ['--qformat', 'int8_sq', '--kv_cache_dtype', 'int8']],
-  ])('runs quantize.py for %s, then trtllm-build', async (qformat, extra, expected) => {
+    ['int4_awq', ['--awq_block_size', '32', '--quantize_lm_head'], ['--qformat', 'int4_awq', '--awq_block_size', '32', '--quantize_lm_head']],
+  ])('runs quantize.py for %s (%j), then trtllm-build', async (qformat, extra, expected) => {
     const { out, record } = fresh();
     const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend=trtllm', '--qformat', qformat, ...extra], { env: trtllmEnv(record) });
     expect(r.code, r.stderr).toBe(0);

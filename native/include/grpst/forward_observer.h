@@ -5,12 +5,13 @@
 
 namespace grpst {
 
-/** The four inputs of a decoder layer's linears. */
+/** The four inputs of a decoder layer's linears, and the output head's. */
 enum class CapturePoint : uint8_t {
   AttnIn = 0,  // input_layernorm output, read by q/k/v_proj   [T, hidden]
   OIn = 1,     // attention output, read by o_proj              [T, heads * head_dim]
   MlpIn = 2,   // post_attention_layernorm output, gate/up_proj [T, hidden]
   DownIn = 3,  // silu(gate) * up, read by down_proj            [T, intermediate]
+  HeadIn = 4,  // final norm output of every token, read by lm_head [T, hidden]; layer = num_layers
 };
 
 class ForwardObserver {

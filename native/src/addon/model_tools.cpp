@@ -2,7 +2,7 @@
 // `grpst build`. logprobs(tokens) returns the log-softmax of the logits after every position (the
 // accuracy report compares full distributions); calibrate(sequences, sampleRows) runs text
 // through the model and returns, per layer, statistics of each linear group's input and of the
-// cached K/V (AWQ, SmoothQuant and fp8 scales). Work runs on a worker thread, one call at a time.
+// cached K/V, and the same statistics of lm_head's input (AWQ, SmoothQuant and fp8 scales). Work runs on a worker thread, one call at a time.
 #include <napi.h>
 
 #include <algorithm>
@@ -52,9 +52,10 @@ class CalibrationObserver final : public ForwardObserver {
   int64_t tokens() const { return tokens_; }
   void count(int rows) { tokens_ += rows; }
   std::vector<LayerStats>& layers() { return layers_; }
+  const Capture& head() const { return head_; }
 
   void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) override {
-    Capture& c = layers_[layer].cap[int(point)];
+    Capture& c = point == CapturePoint::HeadIn ? head_ : layers_[layer].cap[int(point)];
     if (c.cols == 0) {
       c.cols = cols;
       c.abs_max.assign(cols, 0.0f);
@@ -90,6 +91,7 @@ class CalibrationObserver final : public ForwardObserver {
 
  private:
   std::vector<LayerStats> layers_;
+  Capture head_;  // lm_head's input (CapturePoint::HeadIn)
   int64_t stride_;
   int max_samples_;
   int64_t base_;
@@ -309,27 +311,27 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
       [obs](Napi::Env e) -> Napi::Value {
         static const char* names[4] = {"attn_in", "o_in", "mlp_in", "down_in"};
         const double n = double(std::max<int64_t>(1, obs->tokens()));
+        auto capture_js = [&](const Capture& c) {
+          Napi::Object co = Napi::Object::New(e);
+          Napi::Float32Array mx = Napi::Float32Array::New(e, c.cols), mean = Napi::Float32Array::New(e, c.cols);
+          for (int i = 0; i < c.cols; i++) {
+            mx[i] = c.abs_max[i];
+            mean[i] = float(c.abs_sum[i] / n);
+          }
+          Napi::Float32Array smp = Napi::Float32Array::New(e, c.samples.size());
+          std::copy(c.samples.begin(), c.samples.end(), smp.Data());
+          co.Set("absMax", mx);
+          co.Set("absMean", mean);
+          co.Set("samples", smp);
+          co.Set("sampleRows", c.kept);
+          co.Set("cols", c.cols);
+          return co;
+        };
         Napi::Array layers = Napi::Array::New(e, obs->layers().size());
         for (size_t l = 0; l < obs->layers().size(); l++) {
           const LayerStats& s = obs->layers()[l];
           Napi::Object o = Napi::Object::New(e);
-          for (int p = 0; p < 4; p++) {
-            const Capture& c = s.cap[p];
-            Napi::Object co = Napi::Object::New(e);
-            Napi::Float32Array mx = Napi::Float32Array::New(e, c.cols), mean = Napi::Float32Array::New(e, c.cols);
-            for (int i = 0; i < c.cols; i++) {
-              mx[i] = c.abs_max[i];
-              mean[i] = float(c.abs_sum[i] / n);
-            }
-            Napi::Float32Array smp = Napi::Float32Array::New(e, c.samples.size());
-            std::copy(c.samples.begin(), c.samples.end(), smp.Data());
-            co.Set("absMax", mx);
-            co.Set("absMean", mean);
-            co.Set("samples", smp);
-            co.Set("sampleRows", c.kept);
-            co.Set("cols", c.cols);
-            o.Set(names[p], co);
-          }
+          for (int p = 0; p < 4; p++) o.Set(names[p], capture_js(s.cap[p]));
           o.Set("kAmax", s.k_amax);
           o.Set("vAmax", s.v_amax);
           Napi::Float32Array vmax = Napi::Float32Array::New(e, s.v_abs_max.size());
@@ -340,6 +342,7 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
         Napi::Object result = Napi::Object::New(e);
         result.Set("tokens", double(obs->tokens()));
         result.Set("layers", layers);
+        result.Set("head", capture_js(obs->head()));
         return result;
       });
   job->Queue();

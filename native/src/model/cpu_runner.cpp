@@ -147,6 +147,9 @@ class CpuRunner final : public ModelRunner {
   void qk_norm_rope_store(int T, int layer);
   void embed(const StepBatch& b, float* x);
   void lm_head(const StepBatch& b, const float* fin, float* logits);
+  // Calibration: the final norm of every token (what a quantized lm_head reads), not only of the
+  // rows that ask for logits.
+  void observe_head_input(int T);
   /** Tensor parallel: the sum over ranks of each rank's partial [T, H] (o_proj / down_proj). */
   void reduce_partials(float* y, int T) {
     if (opts_.tp.on()) opts_.tp.comm->all_reduce_sum(y, size_t(T) * cfg_.hidden_size, CollDType::F32, nullptr);
@@ -373,6 +376,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
     prof_.mark(PhaseProfile::Norms);
   }
+  if (opts_.observer) observe_head_input(T);
   const int R = int(b.logit_rows.size());
   if (R == 0) return;
   float* fin = final_.get();
@@ -381,6 +385,15 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   });
   lm_head(b, fin, logits);
   prof_.mark(PhaseProfile::LmHead);
+}
+
+void CpuRunner::observe_head_input(int T) {
+  const int H = cfg_.hidden_size;
+  std::vector<float> fin(size_t(T) * H);
+  pool_.parallel_for(T, [&](int r, int) {
+    k_.rmsnorm(x_.get() + size_t(r) * H, w_.final_norm, fin.data() + size_t(r) * H, H, cfg_.rms_norm_eps);
+  });
+  opts_.observer->linear_input(cfg_.num_layers, CapturePoint::HeadIn, fin.data(), T, H);
 }
 
 // Tensor parallel: this rank holds vocabulary rows [vocab_start, vocab_start + vocab_rows); other

@@ -17,6 +17,12 @@ void ModelConfig::validate() const {
   need(rms_norm_eps > 0, "rms_norm_eps must be positive");
 }
 
+// A quantized head stores int8 / int4 codes as lm_head.qweight, fp8 ones as an e4m3 lm_head.weight.
+bool lm_head_quantized(const TensorStore& store) {
+  if (store.has("lm_head.qweight")) return true;
+  return store.has("lm_head.weight") && store.desc("lm_head.weight").dtype == DType::F8_E4M3;
+}
+
 Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt) {
   cfg.validate();
   const LinearFormatOps& ops = linear_format_ops(fmt);
@@ -40,14 +46,19 @@ Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, Weig
     w.layers.push_back(l);
   }
   w.final_norm = store.f32("model.norm.weight", {H});
-  if (cfg.tie_word_embeddings) {
+  if (lm_head_quantized(store)) {
+    // Built with --quantize_lm_head: the head in the layers' format (its own tensors, tied or not).
+    if (fmt == WeightFormat::BF16)
+      throw Error("lm_head is quantized but the engine's quantization scheme is bf16; rebuild the engine");
+    w.lm_head = ops.load(store, "lm_head", cfg.vocab_size, H);
+  } else if (cfg.tie_word_embeddings) {
     w.lm_head.fmt = WeightFormat::BF16;
     w.lm_head.out_features = cfg.vocab_size;
     w.lm_head.in_features = H;
     w.lm_head.w = w.embed;
     w.lm_head.ldw = H;
   } else {
-    // The output head stays bf16 in every format: it decides the sampled token.
+    // The output head stays bf16 unless the build quantized it: it decides the sampled token.
     w.lm_head = linear_format_ops(WeightFormat::BF16).load(store, "lm_head", cfg.vocab_size, H);
   }
   return w;

@@ -108,8 +108,9 @@ Status Forward::allocate() {
     GRPST_TRY(alloc(T * max_k, reinterpret_cast<void**>(&xq_)));
   if (has_format(w_, WeightFormat::int8_sq)) {
     GRPST_TRY(alloc(T * 4, reinterpret_cast<void**>(&xs_)));
-    GRPST_TRY(alloc(T * max_n * 4, reinterpret_cast<void**>(&acc_)));
-    acc_cols_ = max_n;
+    // A quantized LM head's products for the rows that take logits, when that is more.
+    acc_elems_ = std::max(T * max_n, w_.lm_head.format == WeightFormat::int8_sq ? L * w_.lm_head.N : size_t(0));
+    GRPST_TRY(alloc(acc_elems_ * 4, reinterpret_cast<void**>(&acc_)));
   }
   if (has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq)) {
     GRPST_TRY(alloc(max_weight * 2, reinterpret_cast<void**>(&wtmp_)));
@@ -142,6 +143,25 @@ Status Forward::skinny_rows(const LinearIn& in, const Weight& w, const LinearOut
   return ok_status();
 }
 
+Status Forward::sliced_dequant_gemm(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
+  const int rows = static_cast<int>(wtmp_elems_ / static_cast<size_t>(w.K)) / 16 * 16;
+  if (rows < 16 || out.epi != Epilogue::store) return skinny_rows(in, w, out, M, ex);
+  const bf16* x = in.x;
+  if (in.norm_w || in.act_scale) {
+    GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));
+    x = xn_;
+  }
+  const size_t elem = out.f32_out ? 4 : 2;
+  for (int n0 = 0; n0 < w.N; n0 += rows) {
+    Weight slice;
+    GRPST_TRY(weight_rows(w, n0, std::min(rows, w.N - n0), &slice));
+    GRPST_TRY(dequant_weight(slice, wtmp_, ex));
+    GRPST_TRY(gemm_bf16(lt_, x, wtmp_, static_cast<char*>(out.y) + n0 * elem, out.f32_out, false, M, slice.N, w.K, ex,
+                        w.N));
+  }
+  return ok_status();
+}
+
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
   // Quantized weights take the decode kernels up to their crossover (small_rows), cuBLASLt beyond;
   // bf16 ones the streaming GEMV as set_stream_bf16 / set_stream_bf16_one_row say, then the GEMV
@@ -164,10 +184,12 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   const bool swiglu = out.epi == Epilogue::swiglu;
   const bool accumulate = out.epi == Epilogue::residual_add;
   // Weights larger than the GEMM path's scratch (a quantized LM head: the scratch is sized for the
-  // layers) take the skinny kernel, 64 rows at a time.
-  if ((w.format == WeightFormat::int8_sq && static_cast<size_t>(w.N) > acc_cols_) ||
-      ((w.format == WeightFormat::int8_wo || w.format == WeightFormat::int4_awq) &&
-       static_cast<size_t>(w.N) * w.K > wtmp_elems_))
+  // layers): int8_wo / int4 dequantized in slices; int8_sq past the rows acc_ holds for the head
+  // through the skinny kernel, 64 rows at a time.
+  if ((w.format == WeightFormat::int8_wo || w.format == WeightFormat::int4_awq) &&
+      static_cast<size_t>(w.N) * w.K > wtmp_elems_)
+    return sliced_dequant_gemm(in, w, out, M, ex);
+  if (w.format == WeightFormat::int8_sq && static_cast<size_t>(M) * w.N > acc_elems_)
     return skinny_rows(in, w, out, M, ex);
   if (w.format == WeightFormat::int8_sq) {
     GRPST_TRY(quantize_int8_rows(in, reinterpret_cast<int8_t*>(xq_), xs_, M, w.K, ex));
@@ -177,15 +199,17 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   }
   void* y = swiglu ? static_cast<void*>(tmp_) : out.y;
   if (w.format == WeightFormat::fp8) {
-    if (out.f32_out) return invalid("linear", "fp8 weights cannot produce fp32 logits");
+    // fp32 out: the logits of a quantized LM head.
+    const bool f32 = out.f32_out && !swiglu;
     GRPST_TRY(quantize_fp8(in, w.x_scale, xq_, M, w.K, ex));
-    const Status st = gemm_fp8(lt_, xq_, static_cast<const uint8_t*>(w.data), w.x_scale, w.w_scale,
-                               static_cast<bf16*>(y), accumulate, M, w.N, w.K, ex);
+    const Status st = gemm_fp8(lt_, xq_, static_cast<const uint8_t*>(w.data), w.x_scale, w.w_scale, y, accumulate,
+                               M, w.N, w.K, ex, f32);
     if (!st.ok()) {
       // cuBLASLt has no fp8 algorithm for this shape: the skinny kernel, 64 rows at a time.
       if (fp8_gemm_refusal_.empty()) fp8_gemm_refusal_ = st.message() + " (M=" + std::to_string(M) + ")";
       LinearOut po;
       po.y = y;
+      po.f32_out = f32;
       po.epi = accumulate ? Epilogue::residual_add : Epilogue::store;
       GRPST_TRY(skinny_rows(in, w, po, M, ex));
     }

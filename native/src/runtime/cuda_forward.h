@@ -178,6 +178,9 @@ class Forward {
   Status skinny(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
   // The skinny kernel over any number of rows, 64 at a time (no cuBLASLt path for this weight).
   Status skinny_rows(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
+  // An int8_wo / int4 weight larger than wtmp_ (a quantized LM head): dequantized and multiplied
+  // in slices of rows that fit, each slice's GEMM writing its columns of y.
+  Status sliced_dequant_gemm(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
   TensorParallelHooks* tp_ = nullptr;
 
   ModelDims dims_;
@@ -216,9 +219,9 @@ class Forward {
   float* attn_ws_ = nullptr;  // split-K partials
   uint8_t* xq_ = nullptr;     // [T, max K] quantized activations (fp8 / int8_sq)
   float* xs_ = nullptr;       // [T] per-token scales (int8_sq)
-  int32_t* acc_ = nullptr;    // [T, max N] int32 products (int8_sq)
+  int32_t* acc_ = nullptr;    // [T, max N] int32 products (int8_sq); [L, vocab] for a quantized head
   bf16* wtmp_ = nullptr;      // [max N * max K] dequantized weight (int8_wo / int4 prefill)
-  size_t acc_cols_ = 0;       // N that acc_ holds per row
+  size_t acc_elems_ = 0;      // M x N that acc_ holds
   size_t wtmp_elems_ = 0;     // elements that wtmp_ holds (the largest layer weight)
 };
 

@@ -214,7 +214,8 @@ cu::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, De
     up.bytes += int64_t(4) * (2 * H + 2 * D);
     w.layers.push_back(lw);
   }
-  if (cfg.tie_word_embeddings) {
+  // A tied head reads the embedding table unless the build gave it tensors of its own (quantized).
+  if (cfg.tie_word_embeddings && hw.lm_head.w == hw.embed) {
     w.lm_head.format = cu::WeightFormat::bf16;
     w.lm_head.N = cfg.vocab_size;
     w.lm_head.K = H;

@@ -9,7 +9,7 @@ import type { NativeTensorEntry } from '../../engine/native.js';
 import type { ModelConfig } from '../../model/config.js';
 import { openCheckpoint } from '../../model/checkpoint.js';
 import type { CapturePoint } from '../../quant/smoothing.js';
-import type { CaptureStats, LayerCalibration } from '../../quant/layer.js';
+import type { CaptureStats, ModelCalibration } from '../../quant/layer.js';
 import type { CalibrationRequest, RuntimeBridge, Scorer } from './runtime-bridge.js';
 
 interface RawCapture {
@@ -24,7 +24,7 @@ type RawLayer = Record<CapturePoint, RawCapture> & { kAmax: number; vAmax: numbe
 
 interface NativeModelTool {
   logprobs(tokens: Int32Array): Promise<Float32Array>;
-  calibrate(sequences: Int32Array[], sampleRows: number, stride: number, firstToken: number): Promise<{ tokens: number; layers: RawLayer[] }>;
+  calibrate(sequences: Int32Array[], sampleRows: number, stride: number, firstToken: number): Promise<{ tokens: number; layers: RawLayer[]; head: RawCapture }>;
   close(): void;
 }
 
@@ -99,52 +99,58 @@ interface MergedCapture {
 interface Merged {
   tokens: number;
   layers: (Record<CapturePoint, MergedCapture> & { kAmax: number; vAmax: number; vAbsMax: Float32Array })[];
+  head: MergedCapture;
 }
 
 const points: CapturePoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
 
-function merge(into: Merged | undefined, layers: RawLayer[], tokens: number): Merged {
+const emptyCapture = (cols: number): MergedCapture => ({ cols, absMax: new Float32Array(cols), absSum: new Float64Array(cols), rows: [] });
+
+function mergeCapture(c: MergedCapture, raw: RawCapture, tokens: number): void {
+  for (let k = 0; k < c.cols; k++) {
+    c.absMax[k] = Math.max(c.absMax[k], raw.absMax[k]);
+    c.absSum[k] += raw.absMean[k] * tokens;
+  }
+  for (let r = 0; r < raw.sampleRows; r++) c.rows.push(raw.samples.subarray(r * c.cols, (r + 1) * c.cols));
+}
+
+function merge(into: Merged | undefined, layers: RawLayer[], head: RawCapture, tokens: number): Merged {
   const m: Merged = into ?? {
     tokens: 0,
     layers: layers.map((l) => ({
       kAmax: 0,
       vAmax: 0,
       vAbsMax: new Float32Array(l.vAbsMax.length),
-      ...(Object.fromEntries(points.map((p) => [p, { cols: l[p].cols, absMax: new Float32Array(l[p].cols), absSum: new Float64Array(l[p].cols), rows: [] }])) as unknown as Record<CapturePoint, MergedCapture>),
+      ...(Object.fromEntries(points.map((p) => [p, emptyCapture(l[p].cols)])) as unknown as Record<CapturePoint, MergedCapture>),
     })),
+    head: emptyCapture(head.cols),
   };
   layers.forEach((l, i) => {
     const dst = m.layers[i];
     dst.kAmax = Math.max(dst.kAmax, l.kAmax);
     dst.vAmax = Math.max(dst.vAmax, l.vAmax);
     for (let c = 0; c < dst.vAbsMax.length; c++) dst.vAbsMax[c] = Math.max(dst.vAbsMax[c], l.vAbsMax[c]);
-    for (const p of points) {
-      const c = dst[p];
-      const raw = l[p];
-      for (let k = 0; k < c.cols; k++) {
-        c.absMax[k] = Math.max(c.absMax[k], raw.absMax[k]);
-        c.absSum[k] += raw.absMean[k] * tokens;
-      }
-      for (let r = 0; r < raw.sampleRows; r++) c.rows.push(raw.samples.subarray(r * c.cols, (r + 1) * c.cols));
-    }
+    for (const p of points) mergeCapture(dst[p], l[p], tokens);
   });
+  mergeCapture(m.head, head, tokens);
   m.tokens += tokens;
   return m;
 }
 
-function finish(m: Merged): LayerCalibration[] {
+function finish(m: Merged): ModelCalibration {
   const n = Math.max(1, m.tokens);
   const capture = (c: MergedCapture): CaptureStats => {
     const data = new Float32Array(c.rows.length * c.cols);
     c.rows.forEach((row, r) => data.set(row, r * c.cols));
     return { absMax: c.absMax, absMean: Float32Array.from(c.absSum, (v) => v / n), samples: { data, rows: c.rows.length, cols: c.cols } };
   };
-  return m.layers.map((l) => ({
+  const layers = m.layers.map((l) => ({
     captures: { attn_in: capture(l.attn_in), o_in: capture(l.o_in), mlp_in: capture(l.mlp_in), down_in: capture(l.down_in) },
     kAmax: l.kAmax,
     vAmax: l.vAmax,
     vAbsMax: l.vAbsMax,
   }));
+  return { layers, head: capture(m.head) };
 }
 
 export async function createAddonBridge(): Promise<RuntimeBridge> {
@@ -156,7 +162,7 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
       if (typeof native.awqLoss !== 'function') throw new Error('the native addon predates its AWQ objective; rebuild it with npm run build:native');
       return native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group);
     },
-    async calibrate(modelDir: string, req: CalibrationRequest): Promise<LayerCalibration[]> {
+    async calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration> {
       const longest = Math.max(16, ...req.sequences.map((s) => s.length));
       const total = req.sequences.reduce((a, s) => a + s.length, 0);
       const stride = Math.max(1, Math.floor(total / Math.max(1, req.sampleRows)));
@@ -168,7 +174,7 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
         for (const batch of batches(req.sequences)) {
           const kept = merged ? merged.layers[0].attn_in.rows.length : 0;
           const r = await tool.calibrate(batch, Math.max(0, req.sampleRows - kept), stride, done);
-          merged = merge(merged, r.layers, r.tokens);
+          merged = merge(merged, r.layers, r.head, r.tokens);
           done += r.tokens;
           req.onProgress?.(done / total);
         }

@@ -8,7 +8,8 @@ import type { Reporter } from '../progress.js';
 import type { Staging } from '../staging.js';
 import { int4Linear } from '../../quant/int4.js';
 import type { AwqLossFn } from '../../quant/awq.js';
-import { quantizeLayer, type GroupNote, type KvAmax, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
+import { quantizeHead, type HeadResult } from '../../quant/head.js';
+import { quantizeLayer, type CaptureStats, type GroupNote, type KvAmax, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
 import { encodeFloats } from '../../quant/numeric.js';
 import { linearNames, type LinearName } from '../../quant/smoothing.js';
 import type { Matrix, PackedTensor, QuantizedLinear } from '../../quant/types.js';
@@ -29,6 +30,10 @@ export interface PackOptions {
   awqLoss?: AwqLossFn;
   /** Tensor-parallel ranks: one weight file each (src/build/shard.ts); default 1. */
   tp?: number;
+  /** Quantize lm_head in the layers' format too (--quantize_lm_head); needs a quantized format. */
+  quantizeLmHead?: boolean;
+  /** Statistics of lm_head's input, from the calibration pass (int4_awq, fp8 and int8_sq heads). */
+  headCalibration?: CaptureStats;
 }
 
 export interface PackResult {
@@ -39,6 +44,8 @@ export interface PackResult {
   bytes: number;
   /** Per layer, what the AWQ search chose (empty for other formats). */
   notes: GroupNote[][];
+  /** What the head's AWQ / SmoothQuant factors were (a quantized head of those formats only). */
+  headNote?: GroupNote;
   /**
    * Per layer, max |k| and |v| of what the engine's KV cache holds (AWQ and SmoothQuant rescale v's
    * channels); absent without calibration statistics (an AWQ checkpoint: calibrate the engine).
@@ -124,8 +131,20 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
       writer.replicated(f32(p + 'self_attn.k_norm.weight', readFloat(src, p + 'self_attn.k_norm.weight')));
       for (const name of linearNames) addLinear(p + name, quantized.get(name)!);
     }
-    writer.replicated(f32('model.norm.weight', readFloat(src, 'model.norm.weight')));
-    if (m.tieWordEmbeddings) {
+    let head: HeadResult | undefined;
+    let finalNorm = readFloat(src, 'model.norm.weight');
+    if (opts.quantizeLmHead) {
+      if (!format) throw new Error('--quantize_lm_head needs a quantized format (a --qformat other than full_prec, from a float checkpoint)');
+      reporter.progress(1, 'lm_head');
+      // A tied head reads the embedding table: the quantized head is a copy of it in the layers' format.
+      const weight = readMatrix(src, m.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+      head = quantizeHead(weight, finalNorm, opts.headCalibration, { format, group: opts.awqBlockSize, alpha: opts.smoothquantAlpha, awqLoss: opts.awqLoss });
+      finalNorm = head.finalNorm;
+    }
+    writer.replicated(f32('model.norm.weight', finalNorm));
+    if (head) {
+      addLinear('lm_head', head.linear);
+    } else if (m.tieWordEmbeddings) {
       writer.entryOnly('lm_head', { format: 'float', out_features: vocab, in_features: hidden, tensors: { weight: 'model.embed_tokens.weight' } });
     } else {
       addLinear('lm_head', copiedLinear('lm_head'));
@@ -133,7 +152,14 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
     reporter.progress(1, `${m.numLayers} layers`);
     const { ranks, files } = writer.close(m);
     const complete = kvAmax.every((a) => a !== undefined);
-    return { ranks, files, bytes: files.reduce((a, f) => a + f.bytes, 0), notes, ...(complete ? { kvAmax: kvAmax as KvAmax[] } : {}) };
+    return {
+      ranks,
+      files,
+      bytes: files.reduce((a, f) => a + f.bytes, 0),
+      notes,
+      ...(head?.note ? { headNote: head.note } : {}),
+      ...(complete ? { kvAmax: kvAmax as KvAmax[] } : {}),
+    };
   } catch (e) {
     writer.discard();
     throw e;

@@ -5,7 +5,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Tokenizer } from '../../chat/tokenizer.js';
 import { needsCalibration } from '../../quant/layer.js';
-import type { LayerCalibration } from '../../quant/layer.js';
+import type { ModelCalibration } from '../../quant/layer.js';
 import {
   ENGINE_FORMAT,
   ENGINE_FORMAT_VERSION,
@@ -53,15 +53,15 @@ async function sourceIdentity(src: SourceModel): Promise<Record<string, string>>
   return out;
 }
 
-async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenizer, ctx: NativeBuildContext): Promise<{ layers: LayerCalibration[]; set: TextSet; samples: number; tokens: number }> {
+async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenizer, ctx: NativeBuildContext): Promise<ModelCalibration & { set: TextSet; samples: number; tokens: number }> {
   const set = loadTextSet(s.calib_dataset, 'calibration');
   const sequences = calibrationSequences(set, (t) => tokenizer.encode(t), s.calib_size, s.calib_max_seq_length);
   const tokens = sequences.reduce((a, q) => a + q.length, 0);
   ctx.reporter.phase('calibrate', `${sequences.length} samples, ${tokens} tokens from ${set.name === 'builtin' ? 'the built-in set' : set.name}`);
   const bridge = await ctx.bridge();
-  const layers = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f) });
+  const { layers, head } = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f) });
   ctx.reporter.done();
-  return { layers, set, samples: sequences.length, tokens };
+  return { layers, head, set, samples: sequences.length, tokens };
 }
 
 function writeManifest(staging: Staging, manifest: EngineManifest): void {
@@ -87,7 +87,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
     let calib: Awaited<ReturnType<typeof calibrate>> | undefined;
     if ((format && needsCalibration(format)) || (wantKv && !src.awq)) calib = await calibrate(s, src.checkpoint.dir, tokenizer, ctx);
 
-    reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${src.awq?.group ?? s.awq_block_size}${src.awq ? ', from the AWQ checkpoint' : ''})` : ''}`);
+    reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${src.awq?.group ?? s.awq_block_size}${src.awq ? ', from the AWQ checkpoint' : ''})` : ''}${s.quantize_lm_head ? ', lm_head too' : ''}`);
     let packed: PackResult;
     try {
       packed = await packWeights(
@@ -101,6 +101,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
           calibration: calib?.layers,
           awqLoss: format === 'int4_awq' ? (await ctx.bridge()).awqLoss : undefined,
           tp: s.tp_size,
+          quantizeLmHead: s.quantize_lm_head,
+          headCalibration: calib?.head,
         },
         staging,
         reporter,
@@ -128,7 +130,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
         qformat,
         ...(qformat === 'int4_awq' ? { awq_block_size: src.awq?.group ?? s.awq_block_size } : {}),
         ...(qformat === 'int8_sq' ? { smoothquant_alpha: s.smoothquant_alpha } : {}),
-        excluded: qformat === 'full_prec' ? [] : ['lm_head'],
+        excluded: qformat === 'full_prec' || s.quantize_lm_head ? [] : ['lm_head'],
         ...(calib ? { calibration: { dataset: calib.set.name, sha256: calib.set.sha256, samples: calib.samples, tokens: calib.tokens } } : {}),
       },
       kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },

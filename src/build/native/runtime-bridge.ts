@@ -2,7 +2,7 @@
 // and full next-token distributions of a model (checkpoint or engine folder) for the accuracy
 // report. Implemented over the addon in src/engine; builds ask for it only when they need it.
 import type { AwqLossFn } from '../../quant/awq.js';
-import type { LayerCalibration } from '../../quant/layer.js';
+import type { ModelCalibration } from '../../quant/layer.js';
 
 export interface CalibrationRequest {
   /** Token sequences, each run as its own prompt. */
@@ -23,8 +23,8 @@ export interface Scorer {
 }
 
 export interface RuntimeBridge {
-  /** Per decoder layer: statistics of the four linear inputs and of the cached k / v. */
-  calibrate(modelDir: string, req: CalibrationRequest): Promise<LayerCalibration[]>;
+  /** Per decoder layer: statistics of the four linear inputs and of the cached k / v; and of lm_head's input. */
+  calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration>;
   /** A checkpoint folder or an engine folder, loaded for scoring. */
   openScorer(dir: string): Promise<Scorer>;
   /** AWQ's search objective in native code (see src/quant/awq.ts awqLoss for the definition). */

@@ -29,6 +29,7 @@ export function trtllmSteps(s: BuildSettings, tools: TrtllmTools, dirs: TrtllmDi
   if (needsQuantizeScript(s, preQuantized)) {
     const argv = [tools.python, tools.quantizeScript, '--model_dir', s.model_dir, '--dtype', s.dtype, '--qformat', s.qformat];
     if (s.qformat === 'int4_awq') argv.push('--awq_block_size', String(s.awq_block_size));
+    if (s.quantize_lm_head) argv.push('--quantize_lm_head');
     if (s.kv_cache_dtype !== 'auto') argv.push('--kv_cache_dtype', s.kv_cache_dtype);
     if (s.calib_dataset) argv.push('--calib_dataset', s.calib_dataset);
     argv.push('--output_dir', dirs.checkpoint, ...tp);

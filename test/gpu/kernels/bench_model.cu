@@ -402,6 +402,11 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     };
     cu::StepInput in1 = decode_step(bufs1, 1, b1_ctx, m.d.vocab);
     report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
+    if (quant_head) {  // the format's own rows measure its kernels; here only what the head changes
+      cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
+      report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+      continue;
+    }
     if (new_decode_kernels()) sweep_row_stats(*fwd, m.d.vocab, !is_bf16, report_decode, logits.p, s);
     previous(true);
     report_decode("b1 ctx512 graph+pdl previous kernels", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));

@@ -266,20 +266,40 @@ void test_gemm_paths(cu::LtContext* lt) {
                            out.epi == cu::Epilogue::residual_add, c.M, c.N, c.K, {});
     });
   }
+  // bf16 into column slices of a wider y (ldy = N): how a quantized LM head is multiplied slice by
+  // slice after dequantization (Forward::sliced_dequant_gemm); fp32 and bf16 out.
+  for (const auto& c : std::vector<Case>{{64, 1000, 256, false, false, cu::Epilogue::store, true},
+                                         {24, 640, 512, false, false, cu::Epilogue::store, false}}) {
+    auto hw = random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r);
+    auto dw = to_device(hw);
+    check_linear(describe("gemm_bf16 in column slices", cu::WeightFormat::bf16, c), hw, c, 5e-3,
+                 [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+      const size_t elem = out.f32_out ? 4 : 2;
+      for (int n0 = 0; n0 < c.N; n0 += 384) {
+        const int n = std::min(384, c.N - n0);
+        Status s = cu::gemm_bf16(lt, in.x, static_cast<const cu::bf16*>(dw.w.data) + static_cast<size_t>(n0) * c.K,
+                                 static_cast<char*>(out.y) + n0 * elem, out.f32_out, false, c.M, n, c.K, {}, c.N);
+        if (!s.ok()) return s;
+      }
+      return cu::ok_status();
+    });
+  }
   // fp8: static per-tensor activation scale, e4m3 GEMM, bf16 out (M not a multiple of 16 too).
   for (const auto& c : std::vector<Case>{{128, 1024, 512, true, true, cu::Epilogue::store, false},
                                          {100, 512, 1024, false, false, cu::Epilogue::residual_add, false},
                                          // small decode batches, when they take cuBLASLt (set_skinny_max_rows)
                                          {2, 1024, 4096, true, true, cu::Epilogue::store, false},
-                                         {8, 512, 1024, false, false, cu::Epilogue::residual_add, false}}) {
+                                         {8, 512, 1024, false, false, cu::Epilogue::residual_add, false},
+                                         // fp32 out: an fp8 LM head's logits
+                                         {64, 1024, 512, true, false, cu::Epilogue::store, true}}) {
     auto hw = random_host_weight(cu::WeightFormat::fp8, c.N, c.K, r);
     auto dw = to_device(hw);
     Dev<uint8_t> xq(static_cast<size_t>(c.M) * c.K);
     check_linear(describe("gemm_fp8", cu::WeightFormat::fp8, c), hw, c, 1.2e-2, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
       Status s = cu::quantize_fp8(in, dw.w.x_scale, xq.p, c.M, c.K, {});
       if (!s.ok()) return s;
-      return cu::gemm_fp8(lt, xq.p, static_cast<const uint8_t*>(dw.w.data), dw.w.x_scale, dw.w.w_scale,
-                          static_cast<cu::bf16*>(out.y), out.epi == cu::Epilogue::residual_add, c.M, c.N, c.K, {});
+      return cu::gemm_fp8(lt, xq.p, static_cast<const uint8_t*>(dw.w.data), dw.w.x_scale, dw.w.w_scale, out.y,
+                          out.epi == cu::Epilogue::residual_add, c.M, c.N, c.K, {}, out.f32_out);
     });
   }
   // int8_sq: per-token quantization, int8 GEMM, dequant epilogue (store / SwiGLU / residual).
@@ -325,7 +345,20 @@ void test_dequant_weight() {
           want[static_cast<size_t>(n) * K + k] = v;
         }
       Checks::get().compare(name, bf16_to_f32(out.download()), want, 0.0);
+      // The same weight in slices of 32 rows (weight_rows), each into its rows of out.
+      out.poison();
+      bool ok = true;
+      for (int n0 = 0; n0 < N && ok; n0 += 32) {
+        cu::Weight slice;
+        ok = Checks::get().status(name + " rows " + std::to_string(n0), cu::weight_rows(dw.w, n0, std::min(32, N - n0), &slice)) &&
+             Checks::get().status(name + " slice " + std::to_string(n0),
+                                  cu::dequant_weight(slice, out.as<cu::bf16>() + static_cast<size_t>(n0) * K, {}));
+      }
+      if (ok) Checks::get().compare(name + " in slices of 32 rows", bf16_to_f32(out.download()), want, 0.0);
     }
+  cu::Weight bad;
+  Checks::get().expect("weight_rows refuses a slice that does not start on a 16-row tile",
+                       !cu::weight_rows(to_device(random_host_weight(cu::WeightFormat::int8_wo, 64, 128, r)).w, 8, 16, &bad).ok());
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ namespace grpst::cuda {
 
 namespace {
 enum class GemmKind : int { bf16 = 0, fp8 = 1, int8 = 2 };
-using GemmKey = std::tuple<int, int, int, int, bool, bool>;  // kind, M, N, K, f32_out, accumulate
+using GemmKey = std::tuple<int, int, int, int, bool, bool, int>;  // kind, M, N, K, f32_out, accumulate, ldy
 
 struct GemmPlan {
   cublasLtMatmulDesc_t op = nullptr;
@@ -91,9 +91,10 @@ void lt_destroy(LtContext* ctx) {
 
 namespace {
 
-Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_out, bool accumulate,
+// ldy: the row stride of y (N, or more when y is a column slice of a wider matrix).
+Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_out, bool accumulate, int ldy,
                  GemmPlan** plan) {
-  const GemmKey key{static_cast<int>(kind), M, N, K, f32_out, accumulate};
+  const GemmKey key{static_cast<int>(kind), M, N, K, f32_out, accumulate, ldy};
   std::lock_guard<std::mutex> lock(ctx->mu);
   auto it = ctx->plans.find(key);
   if (it != ctx->plans.end()) {
@@ -105,7 +106,7 @@ Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_ou
   cublasComputeType_t compute;
   switch (kind) {
     case GemmKind::bf16: ab = CUDA_R_16BF; cd = f32_out ? CUDA_R_32F : CUDA_R_16BF; compute = CUBLAS_COMPUTE_32F; scale = CUDA_R_32F; break;
-    case GemmKind::fp8: ab = CUDA_R_8F_E4M3; cd = CUDA_R_16BF; compute = CUBLAS_COMPUTE_32F; scale = CUDA_R_32F; break;
+    case GemmKind::fp8: ab = CUDA_R_8F_E4M3; cd = f32_out ? CUDA_R_32F : CUDA_R_16BF; compute = CUBLAS_COMPUTE_32F; scale = CUDA_R_32F; break;
     default: ab = CUDA_R_8I; cd = CUDA_R_32I; compute = CUBLAS_COMPUTE_32I; scale = CUDA_R_32I; break;
   }
   GRPST_LT_CHECK("cublasLtMatmulDescCreate", cublasLtMatmulDescCreate(&p.op, compute, scale));
@@ -115,8 +116,8 @@ Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_ou
   // A = w viewed column-major as [K,N]; B = x as [K,M]; C = D = y as [N,M].
   GRPST_LT_CHECK("cublasLt layout A", cublasLtMatrixLayoutCreate(&p.a, ab, K, N, K));
   GRPST_LT_CHECK("cublasLt layout B", cublasLtMatrixLayoutCreate(&p.b, ab, K, M, K));
-  GRPST_LT_CHECK("cublasLt layout C", cublasLtMatrixLayoutCreate(&p.c, cd, N, M, N));
-  GRPST_LT_CHECK("cublasLt layout D", cublasLtMatrixLayoutCreate(&p.d, cd, N, M, N));
+  GRPST_LT_CHECK("cublasLt layout C", cublasLtMatrixLayoutCreate(&p.c, cd, N, M, ldy));
+  GRPST_LT_CHECK("cublasLt layout D", cublasLtMatrixLayoutCreate(&p.d, cd, N, M, ldy));
   if (kind == GemmKind::fp8) {
     // Placeholders so the heuristic sees a scaled fp8 product; the real pointers are set per call.
     const float* one = ctx->one;
@@ -150,10 +151,11 @@ Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_ou
 }  // namespace
 
 Status gemm_bf16(LtContext* ctx, const bf16* x, const bf16* w, void* y, bool f32_out, bool accumulate,
-                 int M, int N, int K, const Exec& ex) {
+                 int M, int N, int K, const Exec& ex, int ldy) {
   if (M == 0) return ok_status();
+  if (ldy != 0 && ldy < N) return invalid("gemm_bf16", "ldy must be at least N");
   GemmPlan* p;
-  GRPST_TRY(make_plan(ctx, GemmKind::bf16, M, N, K, f32_out, accumulate, &p));
+  GRPST_TRY(make_plan(ctx, GemmKind::bf16, M, N, K, f32_out, accumulate, ldy ? ldy : N, &p));
   const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
   GRPST_LT_CHECK("gemm_bf16", cublasLtMatmul(ctx->handle, p->op, &alpha, w, p->a, x, p->b, &beta, y, p->c, y,
                                              p->d, &p->algo, ctx->workspace, ctx->workspace_bytes, ex.stream));
@@ -161,10 +163,11 @@ Status gemm_bf16(LtContext* ctx, const bf16* x, const bf16* w, void* y, bool f32
 }
 
 Status gemm_fp8(LtContext* ctx, const uint8_t* xq, const uint8_t* wq, const float* x_scale,
-                const float* w_scale, bf16* y, bool accumulate, int M, int N, int K, const Exec& ex) {
+                const float* w_scale, void* y, bool accumulate, int M, int N, int K, const Exec& ex,
+                bool f32_out) {
   if (M == 0) return ok_status();
   GemmPlan* p;
-  GRPST_TRY(make_plan(ctx, GemmKind::fp8, M, N, K, false, accumulate, &p));
+  GRPST_TRY(make_plan(ctx, GemmKind::fp8, M, N, K, f32_out, accumulate, N, &p));
   std::lock_guard<std::mutex> lock(ctx->mu);  // the scale pointers live in the shared descriptor
   GRPST_LT_CHECK("gemm_fp8 A scale", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof(w_scale)));
   GRPST_LT_CHECK("gemm_fp8 B scale", cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof(x_scale)));
@@ -178,7 +181,7 @@ Status gemm_int8(LtContext* ctx, const int8_t* xq, const int8_t* wq, int32_t* ac
                  const Exec& ex) {
   if (M == 0) return ok_status();
   GemmPlan* p;
-  GRPST_TRY(make_plan(ctx, GemmKind::int8, M, N, K, false, false, &p));
+  GRPST_TRY(make_plan(ctx, GemmKind::int8, M, N, K, false, false, N, &p));
   const int32_t alpha = 1, beta = 0;
   GRPST_LT_CHECK("gemm_int8", cublasLtMatmul(ctx->handle, p->op, &alpha, wq, p->a, xq, p->b, &beta, acc, p->c, acc,
                                              p->d, &p->algo, ctx->workspace, ctx->workspace_bytes, ex.stream));

@@ -205,13 +205,14 @@ constexpr int kStreamMaxRows = 8;
 struct LtContext;
 Status lt_create(LtContext** ctx, size_t workspace_bytes);
 void lt_destroy(LtContext* ctx);
-// y[M,N] (+)= x[M,K] . w[N,K]^T; y bf16 or fp32; accumulate adds into y (residual).
+// y[M,N] (+)= x[M,K] . w[N,K]^T; y bf16 or fp32; accumulate adds into y (residual). ldy: y's
+// row stride when it is a column slice of a wider matrix (0: N).
 Status gemm_bf16(LtContext* ctx, const bf16* x, const bf16* w, void* y, bool f32_out,
-                 bool accumulate, int M, int N, int K, const Exec& ex);
-// y[M,N] (+)= (x_scale * w_scale) * xq[M,K] . wq[N,K]^T, e4m3 inputs, bf16 out.
+                 bool accumulate, int M, int N, int K, const Exec& ex, int ldy = 0);
+// y[M,N] (+)= (x_scale * w_scale) * xq[M,K] . wq[N,K]^T, e4m3 inputs, bf16 (or fp32: logits) out.
 Status gemm_fp8(LtContext* ctx, const uint8_t* xq, const uint8_t* wq, const float* x_scale,
-                const float* w_scale, bf16* y, bool accumulate, int M, int N, int K,
-                const Exec& ex);
+                const float* w_scale, void* y, bool accumulate, int M, int N, int K,
+                const Exec& ex, bool f32_out = false);
 // acc[M,N] = xq[M,K] . wq[N,K]^T in int32 (int8 tensor cores).
 Status gemm_int8(LtContext* ctx, const int8_t* xq, const int8_t* wq, int32_t* acc, int M, int N,
                  int K, const Exec& ex);
@@ -231,6 +232,9 @@ Status dequant_int32(const int32_t* acc /*[M,N]*/, const float* x_scales, const 
                      const LinearOut& out, int M, int N, const Exec& ex);
 // int8_wo / int4_awq weights -> bf16 [N,K] (prefill: dequantize then cuBLASLt).
 Status dequant_weight(const Weight& w, bf16* out /*[N,K]*/, const Exec& ex);
+// Rows [n0, n0 + rows) of an int8_wo / int4_awq weight as a weight of its own (n0 a multiple of
+// 16: the packed layouts hold 16-row tiles one after another), for dequantizing in slices.
+Status weight_rows(const Weight& w, int n0, int rows, Weight* out);
 
 // Load-time repacks from the engine's natural layouts:
 //  int8_wo natural: int8 [N,K];  int4 natural: uint8 [N,K/2], element k in byte k/2, low nibble

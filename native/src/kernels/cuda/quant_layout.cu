@@ -231,4 +231,24 @@ Status dequant_weight(const Weight& w, bf16* out, const Exec& ex) {
   return invalid("dequant_weight", std::string("no dequantization for ") + weight_format_name(w.format));
 }
 
+Status weight_rows(const Weight& w, int n0, int rows, Weight* out) {
+  if (n0 % 16 != 0 || n0 < 0 || rows <= 0 || n0 + rows > w.N) return invalid("weight_rows", "rows out of range or not tile-aligned");
+  const size_t tiles = static_cast<size_t>(n0 / 16), nkb = static_cast<size_t>(ceil_div(w.K, 64));
+  Weight s = w;
+  s.N = rows;
+  if (w.format == WeightFormat::int8_wo) {
+    s.data = static_cast<const int8_t*>(w.data) + tiles * nkb * 32 * 32;  // a tile: nkb x 32 lanes x 32 bytes
+    s.channel_scale = w.channel_scale + n0;
+  } else if (w.format == WeightFormat::int4_awq) {
+    const size_t ngroups = static_cast<size_t>(ceil_div(w.K, w.group_size));
+    s.data = static_cast<const uint8_t*>(w.data) + tiles * nkb * 32 * 16;  // nkb x 32 lanes x 16 bytes
+    s.group_scale = w.group_scale + tiles * ngroups * 16;
+    if (w.group_zero) s.group_zero = w.group_zero + tiles * ngroups * 16;
+  } else {
+    return invalid("weight_rows", std::string("no row slices for ") + weight_format_name(w.format));
+  }
+  *out = s;
+  return ok_status();
+}
+
 }  // namespace grpst::cuda
