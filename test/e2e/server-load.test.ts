@@ -75,7 +75,8 @@ describe('load', () => {
 describe('drain', () => {
   it('lets running streams finish, then closes; stragglers get an error frame and [DONE]', async () => {
     const own = await serve(model);
-    const streams = Array.from({ length: 4 }, (_, i) => post(`${own.url}/v1/chat/completions`, { ...ask(i, 24), stream: true }));
+    // Long enough that the four overlap even when a loaded machine sends them far apart.
+    const streams = Array.from({ length: 4 }, (_, i) => post(`${own.url}/v1/chat/completions`, { ...ask(i, 400), stream: true }));
     await waitFor(async () => metric(await metrics(own), 'grpst_requests_running') === 4);
     await own.server.drain(60_000);
     for (const r of await Promise.all(streams)) {
