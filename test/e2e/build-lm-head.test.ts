@@ -11,11 +11,10 @@ import { readManifest, type EngineManifest } from '../../src/build/manifest.js';
 import { resolveSettings, type BuildSettingsInput } from '../../src/build/options.js';
 import { MemoryReporter } from '../../src/build/progress.js';
 import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
-import { loadEngine } from '../../src/engine/load.js';
-import { defaultSampling } from '../../src/engine/types.js';
 import { ExitCode } from '../../src/util/errors.js';
 import { checkpoint, refs } from '../helpers/fixtures.js';
 import { awqCheckpoint, leftovers } from './build-helpers.js';
+import { greedyTokens, logprobRows, maxAbsDiff } from './engine-probes.js';
 
 let work: string;
 let n = 0;
@@ -41,35 +40,6 @@ function tensorBytes(dir: string, m: EngineManifest, name: string): Buffer {
     closeSync(fd);
   }
   return buf;
-}
-
-async function logprobRows(dir: string, tokens: number[]): Promise<Float32Array> {
-  const scorer = await (await loadRuntimeBridge()).openScorer(dir);
-  try {
-    let rows = new Float32Array();
-    await scorer.logprobs(Int32Array.from(tokens), (_first, r) => (rows = r.slice()));
-    return rows;
-  } finally {
-    await scorer.close();
-  }
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
-
-async function greedy(dir: string, prompt: number[], count: number): Promise<number[]> {
-  const engine = await loadEngine(dir, { threads: 2, maxSeqLen: 256, maxNumTokens: 64 });
-  try {
-    const out: number[] = [];
-    for await (const ev of engine.submit({ tokens: prompt, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: count, ignoreEos: true })) out.push(...ev.tokens);
-    return out;
-  } finally {
-    await engine.close();
-  }
 }
 
 const headFormat = { int8_wo: 'int8_wo', int4_awq: 'int4', fp8: 'fp8', int8_sq: 'int8_sq' } as const;
@@ -101,7 +71,7 @@ describe('--quantize_lm_head on tiny-b (untied head)', () => {
     expect(kh.mean_kl).toBeGreaterThan(kp.mean_kl);
     expect(kh.mean_kl).toBeLessThan(kp.mean_kl * 1.6);
     expect(kh.top1_agreement).toBeGreaterThanOrEqual(kp.top1_agreement - 0.08);
-    expect(await greedy(head.output_dir, [9707, 11, 847, 829, 374], 6)).toHaveLength(6);
+    expect(await greedyTokens(head.output_dir, [9707, 11, 847, 829, 374], 6)).toHaveLength(6);
     expect(leftovers(work)).toEqual([]);
   });
 });

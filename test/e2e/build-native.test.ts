@@ -14,10 +14,9 @@ import { MemoryReporter } from '../../src/build/progress.js';
 import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
 import { calibrationSequences, loadTextSet } from '../../src/build/native/text-data.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
-import { loadEngine } from '../../src/engine/load.js';
-import { defaultSampling } from '../../src/engine/types.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { awqCheckpoint, leftovers, outlierCheckpoint } from './build-helpers.js';
+import { greedyTokens } from './engine-probes.js';
 
 let work: string;
 let n = 0;
@@ -32,17 +31,6 @@ async function build(flags: BuildSettingsInput, awqSearch = true): Promise<Build
   const s = resolveSettings({}, { output_dir: join(work, `engine-${++n}`), eval_tokens: 256, ...flags });
   const summary = await runBuild(s, { reporter, version: 'test', bridge: loadRuntimeBridge, awqSearch });
   return { ...summary, reporter };
-}
-
-async function greedy(dir: string, prompt: number[], count: number): Promise<number[]> {
-  const engine = await loadEngine(dir, { threads: 2, maxSeqLen: 256, maxNumTokens: 64 });
-  try {
-    const out: number[] = [];
-    for await (const ev of engine.submit({ tokens: prompt, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: count, ignoreEos: true })) out.push(...ev.tokens);
-    return out;
-  } finally {
-    await engine.close();
-  }
 }
 
 /** max |k| and |v| per layer of what an engine folder's KV cache holds, over the built-in calibration text. */
@@ -121,9 +109,9 @@ describe('native builds of tiny-a in every format', () => {
       });
     }
     // The runtime serves it: greedy tokens from the engine folder.
-    const tokens = await greedy(out, [9707, 11, 847, 829, 374], 6);
+    const tokens = await greedyTokens(out, [9707, 11, 847, 829, 374], 6);
     expect(tokens).toHaveLength(6);
-    if (qformat === 'full_prec') expect(tokens).toEqual(await greedy(tinyA, [9707, 11, 847, 829, 374], 6));
+    if (qformat === 'full_prec') expect(tokens).toEqual(await greedyTokens(tinyA, [9707, 11, 847, 829, 374], 6));
     expect(leftovers(work)).toEqual([]);
   });
 
@@ -163,7 +151,7 @@ describe('AWQ', () => {
     // AutoAWQ's asymmetric int4 against the bf16 model it came from: an int4-sized error.
     expect(r.accuracy!.mean_kl).toBeLessThan(bounds.int4_awq.kl);
     expect(r.accuracy!.top1_agreement).toBeGreaterThanOrEqual(bounds.int4_awq.top1);
-    expect(await greedy(r.output_dir, [9707, 11, 847], 4)).toHaveLength(4);
+    expect(await greedyTokens(r.output_dir, [9707, 11, 847], 4)).toHaveLength(4);
   });
 });
 

@@ -22,6 +22,7 @@ import type { LinearName } from '../../src/quant/smoothing.js';
 import { checkpoint, refs, repoRoot, type CheckpointName } from '../helpers/fixtures.js';
 import { makeCli, standInDir, type Cli } from '../helpers/grpst-cli.js';
 import { firstNearTie } from '../native/helpers.js';
+import { logprobRows, maxAbsDiff } from './engine-probes.js';
 
 let work: string;
 beforeAll(() => {
@@ -69,24 +70,6 @@ function reassemble(parts: { data: Buffer; shape: number[]; dtype: SafetensorsDt
   const out: Buffer[] = [];
   for (let r = 0; r < rows; r++) for (const p of parts) out.push(p.data.subarray((r * p.data.length) / rows, ((r + 1) * p.data.length) / rows));
   return Buffer.concat(out);
-}
-
-async function logprobRows(dir: string, tokens: number[]): Promise<Float32Array> {
-  const scorer = await (await loadRuntimeBridge()).openScorer(dir);
-  try {
-    let rows = new Float32Array();
-    await scorer.logprobs(Int32Array.from(tokens), (_first, r) => (rows = r.slice()));
-    return rows;
-  } finally {
-    await scorer.close();
-  }
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 const formats: QFormat[] = ['full_prec', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq'];
