@@ -70,8 +70,7 @@ export interface LayerQuantOptions {
 }
 
 export interface GroupNote {
-  /** The input the factors were searched for; head_in: lm_head's (--quantize_lm_head). */
-  input: CapturePoint | 'head_in';
+  input: CapturePoint;
   /** AWQ: the chosen ratio (null: round-to-nearest won) and output errors on calibration samples. */
   ratio?: number | null;
   loss?: number;
@@ -103,6 +102,40 @@ export function foldedVAmax(vAbsMax: Float32Array, s: Float32Array, attention: A
   return amax;
 }
 
+/**
+ * AWQ's (int4_awq) or SmoothQuant's (int8_sq) per-input-channel factors for the linears that read
+ * one input, and what the AWQ search found (ratio null: round-to-nearest won).
+ */
+export function searchFactors(
+  format: 'int4_awq' | 'int8_sq',
+  stats: CaptureStats,
+  weights: Matrix[],
+  opts: Pick<LayerQuantOptions, 'group' | 'alpha' | 'awqLoss'>,
+  tie?: Int32Array,
+): { scales: Float32Array; ratio?: number | null; loss?: number; rtnLoss?: number } {
+  if (format === 'int8_sq') return { scales: smoothQuantScales(stats.absMax, weights, opts.alpha, tie) };
+  const r = searchAwqScales({ x: stats.samples, xMean: stats.absMean, weights, group: opts.group, tie, loss: opts.awqLoss });
+  return { scales: r.scales, ratio: r.ratio, loss: r.loss, rtnLoss: r.rtnLoss };
+}
+
+/**
+ * One linear in `format`, its factors (if any) already folded into w. fp8: weightAmax is the
+ * amax its weight scale comes from (a fused group's largest), inputAmax its calibrated input's.
+ */
+export function quantizeLinear(format: LayerFormat, name: string, w: Matrix, group: number, weightAmax = 0, inputAmax = 0): QuantizedLinear {
+  switch (format) {
+    case 'int8_wo':
+      return quantizeInt8Wo(name, w);
+    case 'int4_awq':
+    case 'int4_rtn':
+      return int4Linear(name, quantizeInt4Symmetric(w, group));
+    case 'fp8':
+      return quantizeFp8(name, w, weightAmax, inputAmax);
+    case 'int8_sq':
+      return quantizeInt8Sq(name, w);
+  }
+}
+
 function applyFactors(layer: LayerWeights, group: LinearGroup, s: Float32Array, attention: AttentionShape): void {
   for (const name of group.linears) scaleColumns(layer.linears[name], s);
   const fold = group.fold;
@@ -128,14 +161,9 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
       const stats = calib!.captures[group.input];
       const weights = group.linears.map((n) => layer.linears[n]);
       const tie = group.fold.kind === 'rows' && group.fold.gqa ? gqaClasses(opts.attention) : undefined;
-      if (opts.format === 'int4_awq') {
-        const r = searchAwqScales({ x: stats.samples, xMean: stats.absMean, weights, group: opts.group, tie, loss: opts.awqLoss });
-        notes.push({ input: group.input, ratio: r.ratio, loss: r.loss, rtnLoss: r.rtnLoss });
-        factors.push(r.scales);
-      } else {
-        factors.push(smoothQuantScales(stats.absMax, weights, opts.alpha, tie));
-        notes.push({ input: group.input });
-      }
+      const { scales, ...found } = searchFactors(opts.format, stats, weights, opts, tie);
+      notes.push({ input: group.input, ...found });
+      factors.push(scales);
     }
     linearGroups.forEach((g, k) => applyFactors(layer, g, factors[k], opts.attention));
     const vFold = linearGroups.findIndex((g) => g.fold.kind === 'rows' && g.fold.linear === 'self_attn.v_proj');
@@ -146,24 +174,9 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
   for (const group of linearGroups) {
     // TensorRT-LLM fuses q/k/v and gate/up: fp8 gives them one weight scale, the largest.
     const sharedWeightAmax = Math.max(...group.linears.map((n) => absMax(layer.linears[n].data)));
+    const inputAmax = opts.format === 'fp8' ? absMax(calib!.captures[group.input].absMax) : 0;
     for (const name of group.linears) {
-      const w = layer.linears[name];
-      const full = prefix + name;
-      switch (opts.format) {
-        case 'int8_wo':
-          linears.set(name, quantizeInt8Wo(full, w));
-          break;
-        case 'int4_awq':
-        case 'int4_rtn':
-          linears.set(name, int4Linear(full, quantizeInt4Symmetric(w, opts.group)));
-          break;
-        case 'fp8':
-          linears.set(name, quantizeFp8(full, w, sharedWeightAmax, absMax(calib!.captures[group.input].absMax)));
-          break;
-        case 'int8_sq':
-          linears.set(name, quantizeInt8Sq(full, w));
-          break;
-      }
+      linears.set(name, quantizeLinear(opts.format, prefix + name, layer.linears[name], opts.group, sharedWeightAmax, inputAmax));
     }
   }
   return { inputNorm: layer.inputNorm, postNorm: layer.postNorm, linears, notes, kvAmax };

@@ -17,11 +17,14 @@ void ModelConfig::validate() const {
   need(rms_norm_eps > 0, "rms_norm_eps must be positive");
 }
 
-// A quantized head stores int8 / int4 codes as lm_head.qweight, fp8 ones as an e4m3 lm_head.weight.
+namespace {
+// Built with --quantize_lm_head: int8 / int4 codes as lm_head.qweight, fp8 ones as an e4m3
+// lm_head.weight.
 bool lm_head_quantized(const TensorStore& store) {
   if (store.has("lm_head.qweight")) return true;
   return store.has("lm_head.weight") && store.desc("lm_head.weight").dtype == DType::F8_E4M3;
 }
+}  // namespace
 
 Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt) {
   cfg.validate();

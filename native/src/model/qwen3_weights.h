@@ -29,9 +29,6 @@ struct Qwen3Weights {
   int64_t decode_bytes(const ModelConfig& cfg) const;
 };
 
-/** True when the engine was built with its output head quantized (--quantize_lm_head). */
-bool lm_head_quantized(const TensorStore& store);
-
 Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt);
 
 }  // namespace grpst

@@ -44,8 +44,6 @@ export interface PackResult {
   bytes: number;
   /** Per layer, what the AWQ search chose (empty for other formats). */
   notes: GroupNote[][];
-  /** What the head's AWQ / SmoothQuant factors were (a quantized head of those formats only). */
-  headNote?: GroupNote;
   /**
    * Per layer, max |k| and |v| of what the engine's KV cache holds (AWQ and SmoothQuant rescale v's
    * channels); absent without calibration statistics (an AWQ checkpoint: calibrate the engine).
@@ -157,7 +155,6 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
       files,
       bytes: files.reduce((a, f) => a + f.bytes, 0),
       notes,
-      ...(head?.note ? { headNote: head.note } : {}),
       ...(complete ? { kvAmax: kvAmax as KvAmax[] } : {}),
     };
   } catch (e) {
