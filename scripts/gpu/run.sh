@@ -15,7 +15,8 @@
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
 #           checked against tp1 (scripts/gpu/tp-multi.ts)
-# profile   Nsight Compute on one launch of each key kernel
+# profile   Nsight Compute on one launch of each key kernel (NCU_KERNELS: a regex of kernel names
+#           to profile instead; NCU_EXTRA: more ncu options, e.g. --metrics)
 # Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json,
 # transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt (bench:gpu's table is
 # in run.log; a run keeps 8 of them).
@@ -159,8 +160,8 @@ for stage in "${STAGES[@]}"; do
       H=$(harness_bin) || { SUMMARY+=("profile: harness build FAILED"); continue; }
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
       stamp "ncu: $NCU"
-      timeout "${T_PROFILE:-200}" "$NCU" --clock-control none -k "regex:gemv|skinny|stream|attention" --section SpeedOfLight --section Occupancy \
-        --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis "$H" profile > "$OUT/ncu.txt" 2>&1
+      timeout "${T_PROFILE:-200}" "$NCU" --clock-control none -k "regex:${NCU_KERNELS:-gemv|skinny|stream|attention|wo_tiled}" --section SpeedOfLight --section Occupancy \
+        --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis ${NCU_EXTRA:-} "$H" profile > "$OUT/ncu.txt" 2>&1
       rc=$?; SUMMARY+=("profile: exit $rc")
       grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|One or More|Theoretical Occupancy" "$OUT/ncu.txt" | head -120
       ;;

@@ -93,13 +93,15 @@ constexpr int kMmaMinSplits = 8;
 constexpr int kDefaultMmaSplitKeys = 256;
 // Rows up to which quantized weights take the decode kernels (the weight-streaming GEMV up to
 // kStreamMaxRows, then the skinny tensor-core kernel); larger batches run cuBLASLt (int4_awq /
-// int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations). On an H200 (Qwen3-8B
-// shape, docs/benchmarks.md): int4 / int8_wo: the skinny kernel won at 16 rows (int4 step 9.4
-// against 10.4 ms; int8_wo 8.7 against 10.9) and lost at 32 (int4 14.8 against 11.2) and 64 (int4
-// 25.6 against 13.0). fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 (fp8
-// 5.54 against 6.37 ms per step, int8_sq 8.15 against 8.36) and at 16 for int8_sq (7.95 against
-// 19.9 in the skinny kernel).
-constexpr int kDefaultSkinnyMaxRows = 16;
+// int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations), except int4_awq /
+// int8_wo up to kDefaultWoTiledMaxRows, which take the tiled weight-only GEMM. On an H200 (Qwen3-8B
+// shape, docs/benchmarks.md): int4 / int8_wo step at context 1,536: 16 rows, tiled 7.29 / 7.01 ms
+// against the skinny kernel's 9.37 / 8.74 and cuBLASLt's 10.34 / 10.91; 32 rows, tiled 9.70 / 10.32
+// against cuBLASLt's 11.12 / 11.71; 64 rows, cuBLASLt 12.90 / 13.48 against tiled 15.64 / 16.05.
+// fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 (fp8 5.54 against 6.37 ms
+// per step, int8_sq 8.15 against 8.36) and at 16 for int8_sq (7.95 against 19.9 in the skinny kernel).
+constexpr int kDefaultSkinnyMaxRows = 8;
+constexpr int kDefaultWoTiledMaxRows = 32;
 constexpr int kDefaultFp8SkinnyMaxRows = 7;
 constexpr int kDefaultInt8SqSkinnyMaxRows = 7;
 // The skinny kernel's RMSNorm / activation-scale prologue as a pass of its own before it (true), or
@@ -167,6 +169,10 @@ class Forward {
   }
   void set_fused_decode_max_rows(int rows) { fused_decode_max_rows_ = rows; }
   void set_skinny_prologue_pass(bool on) { skinny_prologue_pass_ = on; }
+  // int8_wo / int4 weights past the skinny kernel's rows, up to `rows` (at most 64; 0 = never),
+  // through the tiled GEMM that decodes them in registers, beyond on a dequantized weight
+  // through cuBLASLt (kDefaultWoTiledMaxRows; GRPST_CUDA_WO_TILED_MAX_ROWS).
+  void set_wo_tiled_max_rows(int rows) { wo_tiled_max_rows_ = rows; }
 
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -203,6 +209,8 @@ class Forward {
   int fp8_skinny_max_rows_ = kDefaultFp8SkinnyMaxRows;
   int int8sq_skinny_max_rows_ = kDefaultInt8SqSkinnyMaxRows;
   bool skinny_prologue_pass_ = kDefaultSkinnyProloguePass;
+  int wo_tiled_max_rows_ = kDefaultWoTiledMaxRows;
+  SplitScratch split_;  // linear_wo_tiled's partial sums and counters
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   size_t scratch_bytes_ = 0;

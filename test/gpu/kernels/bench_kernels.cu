@@ -101,6 +101,32 @@ void bench_ceilings() {
   cudaStreamDestroy(s);
 }
 
+// The tiled weight-only GEMM at M rows: the block shape and K split it chooses, then each
+// forced (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"), with graph-timed launches over weight copies.
+void bench_wo_tiled(const char* shape, const std::vector<DevWeight>& ws, int copies, size_t wb, const cu::bf16* x, void* y,
+                    int M, const cu::SplitScratch& sc, cudaStream_t s) {
+  int sms = 132;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  const cu::Weight& w0 = ws[0].w;
+  for (const char* cfg : {"", "64,1", "64,2", "64,4", "64,8", "128,1", "128,2", "128,4", "256,1", "256,2"}) {
+    if (cfg[0]) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
+    else unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
+    if (cfg[0] && std::atoi(cfg) == 64 && w0.N > 24576) continue;
+    cu::LinearOut out;
+    out.y = y;
+    const double ms = graph_ms([&](int i) { return cu::linear_wo_tiled(x, ws[i % copies].w, out, M, sc, sms, cu::Exec{s, true}).ok(); },
+                               4 * copies, s);
+    const double gbs = wb / (ms * 1e-3) / 1e9;
+    const double tflops = 2.0 * M * w0.N * w0.K / (ms * 1e-3) / 1e12;
+    char note[200];
+    std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw, %.0f TFLOP/s, %d K slices", ms * 1e3, 100.0 * gbs / g_copy_gbs,
+                  tflops, cu::linear_wo_tiled_splits(w0, M, sc, sms));
+    Bench::get().add("linear", std::string(shape) + " " + cu::weight_format_name(w0.format) + " M=" + std::to_string(M) +
+                                   " tiled " + (cfg[0] ? cfg : "chosen"), gbs, "GB/s", note);
+  }
+  unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
+}
+
 void bench_kernels() {
   cudaStream_t s;
   cudaStreamCreate(&s);
@@ -112,6 +138,15 @@ void bench_kernels() {
   const cu::WeightFormat formats[] = {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq,
                                       cu::WeightFormat::fp8, cu::WeightFormat::int8_sq};
   Rng r(1);
+  // linear_wo_tiled's split-K scratch: 8 slices of the widest layer at 64 rows, zeroed counters
+  Dev<float> partial(size_t(64) * 24576 * 8);
+  Dev<int> counters(size_t(cu::wo_tiled_counters(151936)));
+  cudaMemset(counters.p, 0, counters.n * sizeof(int));
+  cu::SplitScratch split;
+  split.partial = partial.p;
+  split.partial_floats = partial.n;
+  split.counters = counters.p;
+  split.counter_count = static_cast<int>(counters.n);
   for (const auto& sh : shapes) {
     Dev<uint16_t> x(size_t(64) * sh.K), y(size_t(64) * sh.N * 2);
     Dev<uint8_t> xq(size_t(64) * sh.K);  // e4m3 activations for cuBLASLt's fp8 GEMM
@@ -227,7 +262,7 @@ void bench_kernels() {
       if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_wo || f == cu::WeightFormat::int4_awq) {
         // Batched decode rows: the skinny kernel, and for fp8 cuBLASLt's fp8 GEMM (what the
         // forward takes past its skinny crossover; a refusal is reported with cuBLASLt's status).
-        for (int M : {16, 64}) {
+        for (int M : {16, 32, 64}) {
           cu::LinearIn in;
           in.x = x.as<cu::bf16>();
           cu::LinearOut out;
@@ -240,6 +275,7 @@ void bench_kernels() {
           Bench::get().add("linear", std::string(sh.name) + " " + cu::weight_format_name(f) + " M=" + std::to_string(M) + " skinny",
                            gbs, "GB/s", note);
           if (f != cu::WeightFormat::fp8) {
+            bench_wo_tiled(sh.name, ws, copies, wb, x.as<cu::bf16>(), y.p, M, split, s);
             if (M != 64 || sh.N > 24576) continue;
             // The GEMM path's dequantization to bf16 (bytes read + written, against the copy).
             Dev<uint16_t> wt(size_t(sh.N) * sh.K);
@@ -270,17 +306,18 @@ void bench_kernels() {
           Bench::get().add("linear", std::string(sh.name) + " fp8 M=" + std::to_string(M) + " cuBLASLt", lt_gbs, "GB/s", note);
         }
       }
-      if (f == cu::WeightFormat::bf16) {
-        const cu::Exec ex{s, false};
-        const double ms = graph_ms([&](int i) {
-          const cu::Weight& w = ws[i % copies].w;
-          return cu::gemm_bf16(lt, x.as<cu::bf16>(), static_cast<const cu::bf16*>(w.data), y.p, false, false, 1, w.N, w.K, ex).ok();
-        }, 4 * copies, s);
-        const double gbs = wb / (ms * 1e-3) / 1e9;
-        char note[160];
-        std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
-        Bench::get().add("linear", std::string(sh.name) + " cuBLASLt bf16 M=1", gbs, "GB/s", note);
-      }
+      if (f == cu::WeightFormat::bf16)
+        for (int M : {1, 16, 32, 64}) {  // what the quantized formats' batched rows compare with
+          const cu::Exec ex{s, false};
+          const double ms = graph_ms([&](int i) {
+            const cu::Weight& w = ws[i % copies].w;
+            return cu::gemm_bf16(lt, x.as<cu::bf16>(), static_cast<const cu::bf16*>(w.data), y.p, false, false, M, w.N, w.K, ex).ok();
+          }, 4 * copies, s);
+          const double gbs = wb / (ms * 1e-3) / 1e9;
+          char note[160];
+          std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
+          Bench::get().add("linear", std::string(sh.name) + " cuBLASLt bf16 M=" + std::to_string(M), gbs, "GB/s", note);
+        }
     }
   }
 

@@ -296,10 +296,27 @@ void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int
       }
       fwd.set_fused_decode_max_rows(cu::kDefaultFusedDecodeMaxRows);
     } else if (f != cu::WeightFormat::int8_sq) {
-      for (int rows : {8, 64}) {
+      // int4 / int8_wo: the tiled weight-only GEMM as well, and its step logits against cuBLASLt's
+      // on the dequantized weight (the same products summed in another order)
+      const bool wo = f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::int8_wo;
+      std::vector<float> got[2];
+      for (int variant = wo ? 0 : 1; variant < 3; ++variant) {
+        const int rows = variant == 2 ? 64 : 8;  // the skinny kernel's rows
         fwd.set_skinny_max_rows(rows, rows, cu::kDefaultInt8SqSkinnyMaxRows);
-        report(at + (rows < B ? "cuBLASLt" : "skinny kernel"), B, c, decode_ms(fwd, in, logits, true, true, s));
+        fwd.set_wo_tiled_max_rows(variant == 0 ? cu::kWoTiledMaxRows : 0);
+        report(at + (variant == 0 ? "tiled kernel" : variant == 1 ? "cuBLASLt" : "skinny kernel"), B, c,
+               decode_ms(fwd, in, logits, true, true, s));
+        if (wo && variant < 2) {
+          cudaStreamSynchronize(s);
+          got[variant].resize(static_cast<size_t>(B) * vocab);
+          cudaMemcpy(got[variant].data(), logits, got[variant].size() * 4, cudaMemcpyDeviceToHost);
+        }
       }
+      if (wo)
+        Checks::get().compare(std::string(cu::weight_format_name(f)) + " b" + std::to_string(B) +
+                                  " step logits, tiled kernel against cuBLASLt on the dequantized weight",
+                              got[0], got[1], 0.1);
+      fwd.set_wo_tiled_max_rows(cu::kDefaultWoTiledMaxRows);
       fwd.set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
     }
   }

@@ -1,7 +1,8 @@
 // grpst_gpu_harness profile: one launch of each kernel that decides a benchmark target, on
 // Qwen3-8B shapes with random data, for Nsight Compute (scripts/gpu/run.sh profile):
 // the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up, int4 down_proj and o_proj),
-// decode attention at 64 x 1536 tokens, and prefill attention over 8k tokens.
+// the tiled weight-only GEMM at 64 tokens, decode attention at 64 x 1536 tokens, and prefill
+// attention over 8k tokens.
 #include "device_fill.h"
 #include "harness.h"
 #include "tests.h"
@@ -58,6 +59,43 @@ void profile_kernels() {
       d.w.x_scale = d.upload(std::vector<float>{0.05f});
     }
     Checks::get().status("profile stream", cu::linear_stream(in, d.w, out, 1, ex));
+  }
+  {
+    // The tiled weight-only GEMM at 64 tokens: int4 gate_up, int4 o_proj (K split), int8_wo down_proj.
+    Dev<uint16_t> x64(size_t(64) * 12288), y64(size_t(64) * 24576);
+    fill_bf16(x64.as<cu::bf16>(), x64.n, 1.f, 0.f, 13);
+    Dev<float> partial(size_t(64) * 24576 * 4);
+    Dev<int> counters(size_t(cu::wo_tiled_counters(24576)));
+    cudaMemset(counters.p, 0, counters.n * sizeof(int));
+    cu::SplitScratch sc{partial.p, partial.n, counters.p, static_cast<int>(counters.n)};
+    int sms = 132;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    const struct { cu::WeightFormat f; int N, K; } tiled[] = {{cu::WeightFormat::int4_awq, 24576, 4096},
+                                                             {cu::WeightFormat::int4_awq, 4096, 4096},
+                                                             {cu::WeightFormat::int8_wo, 4096, 12288}};
+    for (const auto& t : tiled) {
+      DevWeight d;
+      d.w.format = t.f;
+      d.w.N = t.N;
+      d.w.K = t.K;
+      const size_t n = size_t(t.N) * t.K;
+      const size_t bytes = t.f == cu::WeightFormat::int4_awq ? n / 2 : n;
+      d.w.data = d.dev(bytes);
+      fill_bytes(const_cast<void*>(d.w.data), bytes, 14);
+      if (t.f == cu::WeightFormat::int4_awq) {
+        auto* gs = static_cast<cu::bf16*>(d.dev(n / 128 * 2));
+        fill_bf16(gs, n / 128, 0.001f, 0.002f, 15);
+        d.w.group_scale = gs;
+        d.w.group_size = 128;
+      } else {
+        auto* cs = static_cast<float*>(d.dev(t.N * 4));
+        fill_f32(cs, t.N, 0.0001f, 0.0002f, 16);
+        d.w.channel_scale = cs;
+      }
+      cu::LinearOut o64;
+      o64.y = y64.p;
+      Checks::get().status("profile wo_tiled", cu::linear_wo_tiled(x64.as<cu::bf16>(), d.w, o64, 64, sc, sms, ex));
+    }
   }
   {
     const int B = 64, ctx = 1536, nh = 32, nkv = 8, hd = 128, bs = 16, bps = ctx / bs;

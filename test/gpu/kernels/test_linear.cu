@@ -1,4 +1,5 @@
-// Parity: bf16 GEMV, the skinny tensor-core kernel in every quantized format, the weight-streaming
+// Parity: bf16 GEMV, the skinny tensor-core kernel in every quantized format, the tiled
+// weight-only GEMM (int8_wo / int4), the weight-streaming
 // tensor-core GEMV in every format, cuBLASLt bf16 /
 // fp8 / int8 GEMMs with their quantize / dequantize helpers, the prologue, and the weight
 // repack + dequantization, each with the fused prologue / epilogue variants the forward uses.
@@ -124,6 +125,73 @@ void test_skinny() {
       check_linear(describe("skinny", f, c), hw, c, tol,
                    [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_skinny(in, dw.w, out, c.M, {}); });
     }
+}
+
+// The tiled weight-only GEMM (int8_wo, int4 in groups of 16 / 32 / 64 / 128, with and without
+// zeros) at 9-64 tokens, its prologue as the forward runs it (linear_prologue first), every
+// epilogue, N off its 64-row blocks, K off 64, and each block shape with and without K split
+// across blocks (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"); the split counters must be back at
+// zero after every launch, or the next launch would add to a stale count.
+void test_wo_tiled() {
+  Rng r(651);
+  const int sms = 132;
+  struct TiledCase { Case c; int group; bool zeros; };
+  const std::vector<TiledCase> cases = {
+      {{64, 1000, 4096, true, false, cu::Epilogue::store, false}, 128, false},
+      {{40, 512, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
+      {{17, 768, 4096, true, false, cu::Epilogue::swiglu, false}, 64, false},
+      {{9, 384, 2048, false, false, cu::Epilogue::store, true}, 32, true},
+      {{32, 272, 1024, true, true, cu::Epilogue::residual_add, false}, 16, true},
+      {{64, 96, 160, true, false, cu::Epilogue::store, false}, 32, false},  // K not a multiple of 64, N not of 16
+  };
+  const char* configs[] = {"", "64,1", "64,3", "128,2", "256,1", "256,4"};
+  Dev<float> partial(size_t(64) * 1000 * 8);
+  Dev<int> counters(size_t(cu::wo_tiled_counters(1000)));
+  cudaMemset(counters.p, 0, counters.n * sizeof(int));
+  cu::SplitScratch sc;
+  sc.partial = partial.p;
+  sc.partial_floats = partial.n;
+  sc.counters = counters.p;
+  sc.counter_count = static_cast<int>(counters.n);
+  for (auto f : {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq})
+    for (const auto& tc : cases) {
+      const Case& c = tc.c;
+      auto hw = random_host_weight(f, c.N, c.K, r, tc.group, tc.zeros);
+      auto dw = to_device(hw);
+      Dev<uint16_t> xn(size_t(c.M) * c.K);
+      for (const char* cfg : configs) {
+        if (cfg[0]) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
+        else unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
+        const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms);
+        std::string name = describe("wo_tiled", f, c) + " g" + std::to_string(tc.group) + (tc.zeros ? "+zeros" : "") +
+                           " " + (cfg[0] ? cfg : "auto") + " (" + std::to_string(splits) + " slices)";
+        check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+          const cu::bf16* x = in.x;
+          if (in.norm_w || in.act_scale) {
+            const cu::Status st = cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
+            if (!st.ok()) return st;
+            x = xn.as<cu::bf16>();
+          }
+          return cu::linear_wo_tiled(x, dw.w, out, c.M, sc, sms, {});
+        });
+        const auto left = counters.download();
+        bool zero = true;
+        for (int v : left) zero = zero && v == 0;
+        Checks::get().expect(name + ": split counters back at zero", zero);
+      }
+    }
+  unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
+  // Refusals: more than 64 rows, an int4 group it does not stage.
+  auto hw = random_host_weight(cu::WeightFormat::int4_awq, 128, 480, r, 48, false);
+  auto dw = to_device(hw);
+  Dev<uint16_t> x(size_t(65) * 480), y(size_t(65) * 128);
+  cu::LinearOut out;
+  out.y = y.p;
+  Checks::get().expect("wo_tiled refuses int4 groups of 48", !cu::linear_wo_tiled_supported(dw.w) &&
+                       !cu::linear_wo_tiled(x.as<cu::bf16>(), dw.w, out, 8, sc, sms, {}).ok());
+  auto hw8 = random_host_weight(cu::WeightFormat::int8_wo, 128, 480, r);
+  Checks::get().expect("wo_tiled refuses 65 rows",
+                       !cu::linear_wo_tiled(x.as<cu::bf16>(), to_device(hw8).w, out, 65, sc, sms, {}).ok());
 }
 
 // The weight-streaming GEMV in every format: one to eight tokens, K of many rounds per tile and
@@ -366,6 +434,7 @@ void test_dequant_weight() {
 void test_linear() {
   test_gemv();
   test_skinny();
+  test_wo_tiled();
   test_stream();
   cu::LtContext* lt = nullptr;
   if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {

@@ -47,6 +47,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/attention_prefill_fa2.cu
       ${grpst_cuda_dir}/gemv_bf16.cu
       ${grpst_cuda_dir}/linear_skinny.cu
+      ${grpst_cuda_dir}/linear_wo_tiled.cu
       ${grpst_cuda_dir}/linear_stream.cu
       ${grpst_cuda_dir}/gemm_lt.cu
       ${grpst_cuda_dir}/quantize.cu

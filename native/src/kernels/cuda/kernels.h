@@ -189,6 +189,27 @@ Status linear_skinny(const LinearIn& in, const Weight& w, const LinearOut& out, 
                      const Exec& ex);
 constexpr int kSkinnyMaxRows = 64;
 
+// Split-K scratch of linear_wo_tiled: fp32 partial sums [splits][M][N] and one arrival counter
+// per column of blocks (zero at rest: the last block of a column resets it).
+struct SplitScratch {
+  float* partial = nullptr;
+  size_t partial_floats = 0;
+  int* counters = nullptr;  // zero-initialized
+  int counter_count = 0;
+};
+// Counters linear_wo_tiled needs for a weight of N rows (one per 64-row column of blocks).
+constexpr int wo_tiled_counters(int N) { return (N + 63) / 64; }
+// Tiled tensor-core GEMM for int8_wo / int4_awq weights at up to 64 tokens (batched decode):
+// 64-256 weight rows per block, decoded in registers, x[M,K] (the prologue already applied)
+// through a cp.async ring, K split across blocks where the rows alone do not fill the GPU (as
+// many slices as `sc` holds; the sums are added in slice order). Epilogues as for linear_skinny.
+bool linear_wo_tiled_supported(const Weight& w);
+Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M, const SplitScratch& sc,
+                       int num_sms, const Exec& ex);
+// The K slices linear_wo_tiled takes for this call (for tests that must cover the split path).
+int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms);
+constexpr int kWoTiledMaxRows = 64;
+
 // Weight-streaming tensor-core GEMV for decode (M <= kStreamMaxRows tokens) in every format,
 // with the same prologue and epilogue; the fastest path at small batch where it applies
 // (linear_stream_supported: bf16 K % 8, fp8 / int8_sq K % 16, int4 groups of 64, 128 or 256,

@@ -51,13 +51,7 @@ struct DecInt4 {
         }
       }
       uint32_t a[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const uint32_t v = int4_pair_to_bf16x2(words[w] >> (4 * i));
-        __nv_bfloat162 q = *reinterpret_cast<const __nv_bfloat162*>(&v);
-        q = __hmul2(__hsub2(q, (i & 1) ? z_g8 : z_g), (i & 1) ? s_g8 : s_g);
-        a[i] = *reinterpret_cast<uint32_t*>(&q);
-      }
+      int4_word_to_frag(words[w], s_g, s_g8, z_g, z_g8, a);
 #pragma unroll
       for (int j = 0; j < J; ++j) {
         const uint8_t* xr = xk + (j * 8 + g) * xstride + (w * 16 + 2 * t) * 2;

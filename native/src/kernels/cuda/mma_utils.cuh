@@ -21,6 +21,19 @@ __device__ __forceinline__ uint32_t int4_pair_to_bf16x2(uint32_t shifted) {
   return r;
 }
 
+// One k16 step of a fragment-packed int4 tile: its 32-bit word -> the bf16 A fragment
+// bf16((q - z) * s), rows g (s, z) and g + 8 (s8, z8); z is 128 + the zero point, as stored.
+__device__ __forceinline__ void int4_word_to_frag(uint32_t word, __nv_bfloat162 s, __nv_bfloat162 s8,
+                                                  __nv_bfloat162 z, __nv_bfloat162 z8, uint32_t (&a)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t v = int4_pair_to_bf16x2(word >> (4 * i));
+    __nv_bfloat162 q = *reinterpret_cast<const __nv_bfloat162*>(&v);
+    q = __hmul2(__hsub2(q, (i & 1) ? z8 : z), (i & 1) ? s8 : s);
+    a[i] = *reinterpret_cast<uint32_t*>(&q);
+  }
+}
+
 // 16-byte async copy global -> shared; pred false writes zeros and reads nothing.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pred) {
   const int bytes = pred ? 16 : 0;

@@ -1,0 +1,355 @@
+// Tiled tensor-core GEMM for weight-only quantized weights (int4_awq, int8_wo) at 9-64 tokens:
+// y[M,N] = x[M,K] . W[N,K]^T with W decoded to bf16 in registers, never written out.
+//
+// The skinny kernel stages all M rows of x in every block for 16-32 weight rows, so at 64 tokens
+// x crosses the L2 four to eight times per weight byte. Here a block takes 64-256 weight rows
+// (WARPS warps x TW 16-row tiles each) and, where that leaves too few blocks to fill the GPU, a
+// slice of K (split-K). Each block runs a STAGES-deep cp.async ring over 64-column steps of K:
+//   stage = weight tiles [TILES][32 lanes][kLaneBytes] (the packed layout, copied as it lies)
+//         + int4 group scales / zeros [TILES][4 entries][2][16] (bf16)
+//         + x rows [8J][64] bf16 (rows past M and columns past K zero-filled), 144-byte stride
+// and per step each warp decodes its tiles' A fragments once and multiplies them with every
+// 8-token column of x (ldmatrix.x4 gives two columns). Partial sums of the K slices go to an fp32
+// scratch; the last block of each column of blocks to arrive (a counter per column, reset by that
+// block) adds them in slice order, so the result does not depend on timing, and runs the epilogue
+// (channel scale, store / residual add / SwiGLU).
+#include <algorithm>
+#include <cstdlib>
+
+#include "device_utils.cuh"
+#include "kernels.h"
+#include "linear_common.cuh"
+#include "mma_utils.cuh"
+
+namespace grpst::cuda {
+namespace {
+
+constexpr int kStages = 4;
+constexpr int kMaxSplits = 8;  // the last block's reduction loads every slice of a value at once
+constexpr int kXStride = 144;  // bytes per staged x row: 64 bf16 + 16 (rows fall on different banks)
+constexpr int kScaleEntries = 4;  // int4 groups per 64-column step at most (groups of 16)
+
+// int4_awq: 16 bytes per lane per 16 x 64 tile; (q - z) * s per k16 step from the staged scales.
+struct TiledInt4 {
+  static constexpr int kLaneBytes = 16;
+  static constexpr bool kScaled = true;
+  struct Raw { uint32_t w[4]; };
+  __device__ static Raw read(const uint8_t* p) {
+    const uint4 v = *reinterpret_cast<const uint4*>(p);
+    return {{v.x, v.y, v.z, v.w}};
+  }
+  // scales: this tile's staged entries, [kScaleEntries][scale 16 | zero 16] bf16
+  __device__ static void frag(const Raw& r, int step, const bf16* scales, int group, bool zeros, int g,
+                              uint32_t (&a)[4]) {
+    const bf16* e = scales + (group < 64 ? (step * 16) / group : 0) * 32;
+    const __nv_bfloat162 s = __bfloat162bfloat162(e[g]), s8 = __bfloat162bfloat162(e[g + 8]);
+    __nv_bfloat162 z, z8;
+    if (zeros) {
+      z = __bfloat162bfloat162(e[16 + g]);
+      z8 = __bfloat162bfloat162(e[16 + g + 8]);
+    } else {
+      z = z8 = __float2bfloat162_rn(136.f);  // symmetric: 128 + 8
+    }
+    int4_word_to_frag(r.w[step], s, s8, z, z8, a);
+  }
+  __device__ static float scale(float v, const Weight&, int) { return v; }
+};
+
+// int8_wo: 32 bytes per lane per tile, exact bf16 bytes; the channel scale in the epilogue.
+struct TiledInt8 {
+  static constexpr int kLaneBytes = 32;
+  static constexpr bool kScaled = false;
+  struct Raw { uint32_t w[8]; };
+  __device__ static Raw read(const uint8_t* p) {
+    const uint4 lo = *reinterpret_cast<const uint4*>(p), hi = *reinterpret_cast<const uint4*>(p + 16);
+    return {{lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}};
+  }
+  __device__ static void frag(const Raw& r, int step, const bf16*, int, bool, int, uint32_t (&a)[4]) {
+    int8_words_to_bf16_frag(r.w[2 * step], r.w[2 * step + 1], a);
+  }
+  __device__ static float scale(float v, const Weight& W, int n) { return v * W.channel_scale[n]; }
+};
+
+// c += a . b (m16n8k16 bf16, fp32 accumulators), without `volatile`: the product touches only
+// registers, so the compiler may interleave it with the next step's loads and decoding (the
+// shared mma_bf16 keeps its order for the attention kernels tuned around it).
+__device__ __forceinline__ void mma_bf16_sched(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <class Dec, int J, int WARPS, int TW>
+struct Shape {
+  static constexpr int kThreads = WARPS * 32;
+  static constexpr int kTiles = WARPS * TW, kRows = 16 * kTiles, kXRows = 8 * J;
+  static constexpr int kWBytes = kTiles * 32 * Dec::kLaneBytes;
+  static constexpr int kSBytes = Dec::kScaled ? kTiles * kScaleEntries * 64 : 0;
+  static constexpr int kStageBytes = kWBytes + kSBytes + kXRows * kXStride;
+  static constexpr int kRedStride = kXRows + 1;  // fp32 per staged row of the reduction
+  static constexpr int kRedBytes = kRows * kRedStride * 4;
+  static constexpr int kSmem = kStages * kStageBytes > kRedBytes ? kStages * kStageBytes : kRedBytes;
+};
+
+// Issues one stage's weight tiles (and int4 scales): tiles [tile0, tile0 + kTiles) at step kb.
+template <class Dec, class S>
+__device__ __forceinline__ void stage_weights(uint8_t* st, const Weight& W, int tile0, int kb, int nkb, int ntiles,
+                                              int ngroups, int entries) {
+  constexpr int kChunks = S::kTiles * 32 * Dec::kLaneBytes / 16, kTileChunks = 2 * Dec::kLaneBytes;
+  const uint8_t* base = static_cast<const uint8_t*>(W.data);
+  for (int i = threadIdx.x; i < kChunks; i += S::kThreads) {
+    const int tl = i / kTileChunks, c = i % kTileChunks, tile = tile0 + tl;
+    const bool ok = tile < ntiles;
+    const uint8_t* src = base + ((static_cast<size_t>(ok ? tile : 0) * nkb + kb) * 32 * Dec::kLaneBytes) + c * 16;
+    cp_async16(st + i * 16, src, ok);
+  }
+  if constexpr (Dec::kScaled) {
+    // per tile and entry: 16 scales (2 chunks), then 16 zeros (2 chunks)
+    uint8_t* ss = st + S::kWBytes;
+    const int G = W.group_size;
+    for (int i = threadIdx.x; i < S::kTiles * entries * 4; i += S::kThreads) {
+      const int tl = i / (entries * 4), e = (i / 4) % entries, part = i % 4, tile = tile0 + tl;
+      const int gi = min(kb * 64 / G + e, ngroups - 1);
+      const bf16* arr = part < 2 ? W.group_scale : W.group_zero;
+      const bool ok = tile < ntiles && arr != nullptr;
+      const bf16* src = ok ? arr + (static_cast<size_t>(tile) * ngroups + gi) * 16 + (part & 1) * 8 : W.group_scale;
+      cp_async16(ss + (tl * kScaleEntries + e) * 64 + part * 16, src, ok);
+    }
+  }
+}
+
+// Issues one stage's x rows: [8J][64] bf16 at columns kb * 64.
+template <class S>
+__device__ __forceinline__ void stage_x(uint8_t* st, const bf16* x, int M, int K, int kb) {
+  uint8_t* xs = st + S::kWBytes + S::kSBytes;
+  for (int i = threadIdx.x; i < S::kXRows * 8; i += S::kThreads) {
+    const int r = i / 8, c = i % 8, k = kb * 64 + c * 8;
+    const bool ok = r < M && k < K;
+    cp_async16(xs + r * kXStride + c * 16, ok ? x + static_cast<size_t>(r) * K + k : x, ok);
+  }
+}
+
+template <class Dec, int J, int WARPS, int TW>
+__global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16* __restrict__ x, Weight W,
+                                                                      LinearOut out, int M, int splits,
+                                                                      float* partial, int* counters) {
+  using S = Shape<Dec, J, WARPS, TW>;
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ bool is_last;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+  const int N = W.N, K = W.K, nkb = (K + 63) / 64, ntiles = (N + 15) / 16;
+  const int tile0 = blockIdx.x * S::kTiles, split = blockIdx.y;
+  const int kb0 = static_cast<int>(static_cast<long long>(nkb) * split / splits);
+  const int kb1 = static_cast<int>(static_cast<long long>(nkb) * (split + 1) / splits);
+  const int steps = kb1 - kb0;
+  const int G = Dec::kScaled ? W.group_size : 64;
+  const int ngroups = Dec::kScaled ? (K + G - 1) / G : 1;
+  const int entries = G < 64 ? 64 / G : 1;
+  const bool zeros = Dec::kScaled && W.group_zero != nullptr;
+
+  // The weights do not depend on the previous kernel: their first stages go out before the wait.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s)
+    if (s < steps) stage_weights<Dec, S>(smem + s * S::kStageBytes, W, tile0, kb0 + s, nkb, ntiles, ngroups, entries);
+  griddep_wait();
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < steps) stage_x<S>(smem + s * S::kStageBytes, x, M, K, kb0 + s);
+    cp_async_commit();
+  }
+
+  float acc[TW][J][4];
+#pragma unroll
+  for (int t = 0; t < TW; ++t)
+#pragma unroll
+    for (int j = 0; j < J; ++j) acc[t][j][0] = acc[t][j][1] = acc[t][j][2] = acc[t][j][3] = 0.f;
+
+  for (int it = 0; it < steps; ++it) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage `it` landed for every thread; stage it - 1 is consumed
+    const int next = it + kStages - 1;
+    if (next < steps) {
+      uint8_t* st = smem + (next % kStages) * S::kStageBytes;
+      stage_weights<Dec, S>(st, W, tile0, kb0 + next, nkb, ntiles, ngroups, entries);
+      stage_x<S>(st, x, M, K, kb0 + next);
+    }
+    cp_async_commit();
+    const uint8_t* st = smem + (it % kStages) * S::kStageBytes;
+    typename Dec::Raw raw[TW];
+#pragma unroll
+    for (int t = 0; t < TW; ++t) raw[t] = Dec::read(st + ((warp * TW + t) * 32 + lane) * Dec::kLaneBytes);
+    const bf16* scales = reinterpret_cast<const bf16*>(st + S::kWBytes);
+    // ldmatrix.x4 at row jj*16 + lane's row: tokens jj*16 + {0-7, 8-15} x columns {0-7, 8-15}
+    const uint8_t* xs = st + S::kWBytes + S::kSBytes + (((lane >> 4) << 3) + (lane & 7)) * kXStride +
+                        ((lane >> 3) & 1) * 16;
+    // x fragments one k16 step ahead of the products that use them
+    uint32_t b[2][J / 2][4];
+#pragma unroll
+    for (int jj = 0; jj < J / 2; ++jj) ldmatrix_x4(b[0][jj], xs + jj * 16 * kXStride);
+#pragma unroll
+    for (int step = 0; step < 4; ++step) {
+      if (step < 3)
+#pragma unroll
+        for (int jj = 0; jj < J / 2; ++jj) ldmatrix_x4(b[(step + 1) & 1][jj], xs + jj * 16 * kXStride + (step + 1) * 32);
+      uint32_t a[TW][4];
+#pragma unroll
+      for (int t = 0; t < TW; ++t)
+        Dec::frag(raw[t], step, scales + (warp * TW + t) * kScaleEntries * 32, G, zeros, g, a[t]);
+#pragma unroll
+      for (int jj = 0; jj < J / 2; ++jj)
+#pragma unroll
+        for (int t = 0; t < TW; ++t) {
+          mma_bf16_sched(acc[t][2 * jj], a[t], b[step & 1][jj][0], b[step & 1][jj][1]);
+          mma_bf16_sched(acc[t][2 * jj + 1], a[t], b[step & 1][jj][2], b[step & 1][jj][3]);
+        }
+    }
+  }
+  cp_async_wait<0>();
+  griddep_launch_dependents();
+  __syncthreads();  // the ring is free: it becomes the reduction buffer
+
+  // This block's sums as red[row][token], rows = the block's kRows weight rows.
+  float* red = reinterpret_cast<float*>(smem);
+  {
+    const int t4 = lane & 3;
+#pragma unroll
+    for (int t = 0; t < TW; ++t) {
+      const int r0 = (warp * TW + t) * 16 + g;
+#pragma unroll
+      for (int j = 0; j < J; ++j) {
+        red[r0 * S::kRedStride + j * 8 + 2 * t4] = acc[t][j][0];
+        red[r0 * S::kRedStride + j * 8 + 2 * t4 + 1] = acc[t][j][1];
+        red[(r0 + 8) * S::kRedStride + j * 8 + 2 * t4] = acc[t][j][2];
+        red[(r0 + 8) * S::kRedStride + j * 8 + 2 * t4 + 1] = acc[t][j][3];
+      }
+    }
+  }
+  __syncthreads();
+  const int n0 = blockIdx.x * S::kRows;
+  const int rows = min(S::kRows, N - n0);
+  if (splits > 1) {
+    // partial[split][m][n]; coalesced along n
+    for (int i = threadIdx.x; i < M * rows; i += S::kThreads) {
+      const int m = i / rows, r = i % rows;
+      partial[(static_cast<size_t>(split) * M + m) * N + n0 + r] = red[r * S::kRedStride + m];
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const int arrived = atomicAdd(counters + blockIdx.x, 1);
+      is_last = arrived == splits - 1;
+      if (is_last) counters[blockIdx.x] = 0;  // ready for the next launch
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+  }
+  auto value = [&](int r, int m) {
+    if (splits == 1) return red[r * S::kRedStride + m];
+    // every slice's load in flight at once, then the sum in slice order
+    float part[kMaxSplits];
+#pragma unroll
+    for (int s = 0; s < kMaxSplits; ++s)
+      part[s] = s < splits ? __ldcg(partial + (static_cast<size_t>(s) * M + m) * N + n0 + r) : 0.f;
+    float v = part[0];
+#pragma unroll
+    for (int s = 1; s < kMaxSplits; ++s) v += part[s];
+    return v;
+  };
+  if (out.epi == Epilogue::swiglu) {
+    const int pairs = rows / 2;
+    for (int i = threadIdx.x; i < M * pairs; i += S::kThreads) {
+      const int m = i / pairs, p = i % pairs, n = n0 + 2 * p;
+      linear_store_swiglu(out, N, m, n / 2, Dec::scale(value(2 * p, m), W, n), Dec::scale(value(2 * p + 1, m), W, n + 1));
+    }
+  } else {
+    for (int i = threadIdx.x; i < M * rows; i += S::kThreads) {
+      const int m = i / rows, r = i % rows;
+      linear_store(out, N, m, n0 + r, Dec::scale(value(r, m), W, n0 + r));
+    }
+  }
+}
+
+// Block shape and split for one call. Forced by GRPST_CUDA_WO_TILED_CONFIG="rows,splits" (rows 64,
+// 128 or 256; splits 0 = chosen) for the kernel tests and the benchmark sweep.
+struct Plan {
+  int rows = 128, splits = 1;
+};
+Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
+  Plan p;
+  const int nkb = (w.K + 63) / 64;
+  int forced_rows = 0, forced_splits = 0;
+  if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &forced_rows, &forced_splits);
+  // 64-row blocks (128 for the widest matrices past 16 tokens), K split until about six blocks
+  // per SM, each slice at least 8 steps of K: on an H200 the kernel is bound by latency (ncu: 12-19%
+  // achieved occupancy, DRAM and SM throughput under a third), so more blocks in flight win. The
+  // fastest shapes of the sweep (docs/benchmarks.md): qkv 64 rows x 8 slices at 16 tokens, 64 x 4
+  // at 32; o_proj and down_proj 64 x 8; gate_up 64 x 2 at 16, 128 x 4 at 32.
+  p.rows = M > 16 && w.N >= 16384 ? 128 : 64;
+  if (forced_rows == 64 || forced_rows == 128 || forced_rows == 256) p.rows = forced_rows;
+  const int blocks = ceil_div(w.N, p.rows);
+  p.splits = std::max(1, std::min(ceil_div(6 * num_sms, blocks), nkb / 8));
+  if (forced_splits > 0) p.splits = std::min(forced_splits, nkb);
+  p.splits = std::min(p.splits, kMaxSplits);
+  if (p.splits > 1) {  // as many slices as the scratch holds partial sums and counters for
+    const bool usable = sc.partial && sc.counters && blocks <= sc.counter_count;
+    const size_t cap = usable ? sc.partial_floats / (static_cast<size_t>(M) * w.N) : 1;
+    p.splits = static_cast<int>(std::max<size_t>(1, std::min<size_t>(cap, p.splits)));
+  }
+  return p;
+}
+
+template <class Dec, int J, int WARPS, int TW>
+Status launch_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
+                    const Exec& ex) {
+  using S = Shape<Dec, J, WARPS, TW>;
+  auto kernel = linear_wo_tiled_kernel<Dec, J, WARPS, TW>;
+  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
+  const dim3 grid(ceil_div(w.N, S::kRows), splits);
+  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
+                sc.counters);
+}
+
+template <class Dec, int J>
+Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M, const Plan& p, const SplitScratch& sc,
+                     const Exec& ex) {
+  if (p.rows == 256) return launch_tiled<Dec, J, 8, 2>(x, w, out, M, p.splits, sc, ex);
+  if (p.rows == 128) return launch_tiled<Dec, J, 4, 2>(x, w, out, M, p.splits, sc, ex);
+  return launch_tiled<Dec, J, 4, 1>(x, w, out, M, p.splits, sc, ex);
+}
+
+template <class Dec>
+Status dispatch(const bf16* x, const Weight& w, const LinearOut& out, int M, const Plan& p, const SplitScratch& sc,
+                const Exec& ex) {
+  if (M <= 16) return dispatch_rows<Dec, 2>(x, w, out, M, p, sc, ex);
+  if (M <= 32) return dispatch_rows<Dec, 4>(x, w, out, M, p, sc, ex);
+  return dispatch_rows<Dec, 8>(x, w, out, M, p, sc, ex);
+}
+
+}  // namespace
+
+bool linear_wo_tiled_supported(const Weight& w) {
+  if (w.K % 8 != 0) return false;
+  if (w.format == WeightFormat::int8_wo) return true;
+  if (w.format != WeightFormat::int4_awq) return false;
+  const int G = w.group_size;
+  return G == 16 || G == 32 || (G >= 64 && G % 64 == 0);
+}
+
+int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
+  return choose(w, M, sc, num_sms).splits;
+}
+
+Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M, const SplitScratch& sc,
+                       int num_sms, const Exec& ex) {
+  if (M <= 0) return ok_status();
+  if (M > kWoTiledMaxRows) return invalid("linear_wo_tiled", "at most 64 rows; use the GEMM path");
+  if (!linear_wo_tiled_supported(w))
+    return invalid("linear_wo_tiled", "int8_wo, or int4_awq in groups of 16, 32 or a multiple of 64, with K % 8 == 0");
+  if (out.epi == Epilogue::swiglu && w.N % 2 != 0) return invalid("linear_wo_tiled", "SwiGLU needs an even N");
+  const Plan p = choose(w, M, sc, num_sms);
+  if (w.format == WeightFormat::int4_awq) return dispatch<TiledInt4>(x, w, out, M, p, sc, ex);
+  return dispatch<TiledInt8>(x, w, out, M, p, sc, ex);
+}
+
+}  // namespace grpst::cuda
