@@ -59,6 +59,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->int8sq_skinny_max_rows_ = env_int("GRPST_CUDA_INT8SQ_SKINNY_MAX_ROWS", f->int8sq_skinny_max_rows_);
   f->fused_decode_max_rows_ = env_int("GRPST_CUDA_FUSED_DECODE_MAX_ROWS", f->fused_decode_max_rows_);
   f->wo_tiled_max_rows_ = env_int("GRPST_CUDA_WO_TILED_MAX_ROWS", f->wo_tiled_max_rows_);
+  f->wo_tiled_int8_max_rows_ = env_int("GRPST_CUDA_WO_TILED_INT8_MAX_ROWS", f->wo_tiled_int8_max_rows_);
   f->quantized_ = has_quantized_layers(f->w_);
   GRPST_TRY(f->allocate());
   *out = std::move(f);
@@ -116,9 +117,9 @@ Status Forward::allocate() {
   if (has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq)) {
     GRPST_TRY(alloc(max_weight * 2, reinterpret_cast<void**>(&wtmp_)));
     wtmp_elems_ = max_weight;
-    // linear_wo_tiled: partial sums for 4 K slices of the widest layer at 64 rows (more slices for
+    // linear_wo_tiled: partial sums for 4 K slices of the widest layer at 64 tokens (more slices for
     // narrower ones), and a zeroed counter per column of blocks of the widest weight (LM head too).
-    split_.partial_floats = static_cast<size_t>(std::min<size_t>(T, kWoTiledMaxRows)) * max_n * 4;
+    split_.partial_floats = static_cast<size_t>(kWoTiledMaxRows) * ((max_n + 255) / 256 * 256) * 4;
     GRPST_TRY(alloc(split_.partial_floats * 4, reinterpret_cast<void**>(&split_.partial)));
     split_.counter_count = wo_tiled_counters(static_cast<int>(std::max<size_t>(max_n, w_.lm_head.N)));
     GRPST_TRY(alloc(static_cast<size_t>(split_.counter_count) * 4, reinterpret_cast<void**>(&split_.counters)));
@@ -171,7 +172,8 @@ Status Forward::sliced_dequant_gemm(const LinearIn& in, const Weight& w, const L
 }
 
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
-  // Quantized weights take the decode kernels up to their crossover (small_rows), cuBLASLt beyond;
+  // Quantized weights take the decode kernels up to their crossover (small_rows), then int4 /
+  // int8_wo the tiled weight-only GEMM up to its rows (set_wo_tiled_max_rows), cuBLASLt beyond;
   // bf16 ones the streaming GEMV as set_stream_bf16 / set_stream_bf16_one_row say, then the GEMV
   // up to its rows.
   const bool is_bf16 = w.format == WeightFormat::bf16;
@@ -189,7 +191,8 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
     return skinny(in, w, out, M, ex);
   }
   if (M > limits_.max_tokens) return invalid("linear", "more rows than the scratch buffers hold");
-  if (M <= std::min(wo_tiled_max_rows_, kWoTiledMaxRows) && split_.counters && linear_wo_tiled_supported(w)) {
+  const int tiled_rows = w.format == WeightFormat::int8_wo ? wo_tiled_int8_max_rows_ : wo_tiled_max_rows_;
+  if (M <= std::min(tiled_rows, kWoTiledMaxRows) && split_.counters && linear_wo_tiled_supported(w)) {
     const bf16* x = in.x;
     if (in.norm_w || in.act_scale) {
       GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));

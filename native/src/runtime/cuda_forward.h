@@ -94,14 +94,16 @@ constexpr int kDefaultMmaSplitKeys = 256;
 // Rows up to which quantized weights take the decode kernels (the weight-streaming GEMV up to
 // kStreamMaxRows, then the skinny tensor-core kernel); larger batches run cuBLASLt (int4_awq /
 // int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations), except int4_awq /
-// int8_wo up to kDefaultWoTiledMaxRows, which take the tiled weight-only GEMM. On an H200 (Qwen3-8B
-// shape, docs/benchmarks.md): int4 / int8_wo step at context 1,536: 16 rows, tiled 7.29 / 7.01 ms
-// against the skinny kernel's 9.37 / 8.74 and cuBLASLt's 10.34 / 10.91; 32 rows, tiled 9.70 / 10.32
-// against cuBLASLt's 11.12 / 11.71; 64 rows, cuBLASLt 12.90 / 13.48 against tiled 15.64 / 16.05.
+// int8_wo up to kDefaultWoTiledMaxRows / kDefaultWoTiledInt8MaxRows, which take the tiled
+// weight-only GEMM. On an H200 (Qwen3-8B shape, docs/benchmarks.md), int4 / int8_wo step at context
+// 1,536: 16 rows, tiled 5.64 / 8.00 ms against the skinny kernel's 9.34 / 8.73 and cuBLASLt's
+// 10.40 / 10.93; 32 rows, tiled 8.06 / 10.40 against cuBLASLt's 11.17 / 11.76; 64 rows, tiled
+// 11.77 / 13.86 against cuBLASLt's 12.97 / 13.56.
 // fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 (fp8 5.54 against 6.37 ms
 // per step, int8_sq 8.15 against 8.36) and at 16 for int8_sq (7.95 against 19.9 in the skinny kernel).
 constexpr int kDefaultSkinnyMaxRows = 8;
-constexpr int kDefaultWoTiledMaxRows = 32;
+constexpr int kDefaultWoTiledMaxRows = 64;
+constexpr int kDefaultWoTiledInt8MaxRows = 32;
 constexpr int kDefaultFp8SkinnyMaxRows = 7;
 constexpr int kDefaultInt8SqSkinnyMaxRows = 7;
 // The skinny kernel's RMSNorm / activation-scale prologue as a pass of its own before it (true), or
@@ -169,10 +171,14 @@ class Forward {
   }
   void set_fused_decode_max_rows(int rows) { fused_decode_max_rows_ = rows; }
   void set_skinny_prologue_pass(bool on) { skinny_prologue_pass_ = on; }
-  // int8_wo / int4 weights past the skinny kernel's rows, up to `rows` (at most 64; 0 = never),
-  // through the tiled GEMM that decodes them in registers, beyond on a dequantized weight
-  // through cuBLASLt (kDefaultWoTiledMaxRows; GRPST_CUDA_WO_TILED_MAX_ROWS).
-  void set_wo_tiled_max_rows(int rows) { wo_tiled_max_rows_ = rows; }
+  // int4 / int8_wo weights past the skinny kernel's rows, up to `int4_rows` / `int8_rows` (at most
+  // 64; 0 = never), through the tiled GEMM that decodes them in registers, beyond on a dequantized
+  // weight through cuBLASLt (kDefaultWoTiledMaxRows, kDefaultWoTiledInt8MaxRows;
+  // GRPST_CUDA_WO_TILED_MAX_ROWS, GRPST_CUDA_WO_TILED_INT8_MAX_ROWS).
+  void set_wo_tiled_max_rows(int int4_rows, int int8_rows) {
+    wo_tiled_max_rows_ = int4_rows;
+    wo_tiled_int8_max_rows_ = int8_rows;
+  }
 
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -210,6 +216,7 @@ class Forward {
   int int8sq_skinny_max_rows_ = kDefaultInt8SqSkinnyMaxRows;
   bool skinny_prologue_pass_ = kDefaultSkinnyProloguePass;
   int wo_tiled_max_rows_ = kDefaultWoTiledMaxRows;
+  int wo_tiled_int8_max_rows_ = kDefaultWoTiledInt8MaxRows;
   SplitScratch split_;  // linear_wo_tiled's partial sums and counters
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path

@@ -303,7 +303,7 @@ void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int
       for (int variant = wo ? 0 : 1; variant < 3; ++variant) {
         const int rows = variant == 2 ? 64 : 8;  // the skinny kernel's rows
         fwd.set_skinny_max_rows(rows, rows, cu::kDefaultInt8SqSkinnyMaxRows);
-        fwd.set_wo_tiled_max_rows(variant == 0 ? cu::kWoTiledMaxRows : 0);
+        fwd.set_wo_tiled_max_rows(variant == 0 ? cu::kWoTiledMaxRows : 0, variant == 0 ? cu::kWoTiledMaxRows : 0);
         report(at + (variant == 0 ? "tiled kernel" : variant == 1 ? "cuBLASLt" : "skinny kernel"), B, c,
                decode_ms(fwd, in, logits, true, true, s));
         if (wo && variant < 2) {
@@ -316,7 +316,7 @@ void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int
         Checks::get().compare(std::string(cu::weight_format_name(f)) + " b" + std::to_string(B) +
                                   " step logits, tiled kernel against cuBLASLt on the dequantized weight",
                               got[0], got[1], 0.1);
-      fwd.set_wo_tiled_max_rows(cu::kDefaultWoTiledMaxRows);
+      fwd.set_wo_tiled_max_rows(cu::kDefaultWoTiledMaxRows, cu::kDefaultWoTiledInt8MaxRows);
       fwd.set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
     }
   }

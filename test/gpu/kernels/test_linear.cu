@@ -145,7 +145,7 @@ void test_wo_tiled() {
       {{64, 96, 160, true, false, cu::Epilogue::store, false}, 32, false},  // K not a multiple of 64, N not of 16
   };
   const char* configs[] = {"", "64,1", "64,3", "128,2", "256,1", "256,4"};
-  Dev<float> partial(size_t(64) * 1000 * 8);
+  Dev<float> partial(size_t(64) * 1024 * 8);
   Dev<int> counters(size_t(cu::wo_tiled_counters(1000)));
   cudaMemset(counters.p, 0, counters.n * sizeof(int));
   cu::SplitScratch sc;

@@ -189,8 +189,9 @@ Status linear_skinny(const LinearIn& in, const Weight& w, const LinearOut& out, 
                      const Exec& ex);
 constexpr int kSkinnyMaxRows = 64;
 
-// Split-K scratch of linear_wo_tiled: fp32 partial sums [splits][M][N] and one arrival counter
-// per column of blocks (zero at rest: the last block of a column resets it).
+// Split-K scratch of linear_wo_tiled: fp32 partial sums, per K slice one block's [rows][M rounded up
+// to 16 / 32 / 64] for every column of blocks (so about splits x N x 64 floats at most), and one
+// arrival counter per column of blocks (zero at rest: the last block of a column resets it).
 struct SplitScratch {
   float* partial = nullptr;
   size_t partial_floats = 0;

@@ -3,16 +3,17 @@
 //
 // The skinny kernel stages all M rows of x in every block for 16-32 weight rows, so at 64 tokens
 // x crosses the L2 four to eight times per weight byte. Here a block takes 64-256 weight rows
-// (WARPS warps x TW 16-row tiles each) and, where that leaves too few blocks to fill the GPU, a
-// slice of K (split-K). Each block runs a STAGES-deep cp.async ring over 64-column steps of K:
-//   stage = weight tiles [TILES][32 lanes][kLaneBytes] (the packed layout, copied as it lies)
+// (WARPS warps x TW 16-row tiles each; 64 or 128 by default) and, where that leaves too few blocks
+// to fill the GPU, a slice of K (split-K). Each block runs a kStages-deep cp.async ring over
+// 64-column steps of K:
+//   stage = weight tiles [TILES][kLaneBytes / 16 halves][32 lanes][16 B] (the packed fragments)
 //         + int4 group scales / zeros [TILES][4 entries][2][16] (bf16)
 //         + x rows [8J][64] bf16 (rows past M and columns past K zero-filled), 144-byte stride
 // and per step each warp decodes its tiles' A fragments once and multiplies them with every
 // 8-token column of x (ldmatrix.x4 gives two columns). Partial sums of the K slices go to an fp32
-// scratch; the last block of each column of blocks to arrive (a counter per column, reset by that
-// block) adds them in slice order, so the result does not depend on timing, and runs the epilogue
-// (channel scale, store / residual add / SwiGLU).
+// scratch, [slice][column of blocks][rows][8J]; the last block of each column of blocks to arrive
+// (a counter per column, reset by that block) adds them in slice order, so the result does not
+// depend on timing, and runs the epilogue (channel scale, store / residual add / SwiGLU).
 #include <algorithm>
 #include <cstdlib>
 
@@ -34,37 +35,44 @@ struct TiledInt4 {
   static constexpr int kLaneBytes = 16;
   static constexpr bool kScaled = true;
   struct Raw { uint32_t w[4]; };
+  struct Scales { __nv_bfloat162 s, s8, z, z8; };
   __device__ static Raw read(const uint8_t* p) {
     const uint4 v = *reinterpret_cast<const uint4*>(p);
     return {{v.x, v.y, v.z, v.w}};
   }
-  // scales: this tile's staged entries, [kScaleEntries][scale 16 | zero 16] bf16
-  __device__ static void frag(const Raw& r, int step, const bf16* scales, int group, bool zeros, int g,
-                              uint32_t (&a)[4]) {
-    const bf16* e = scales + (group < 64 ? (step * 16) / group : 0) * 32;
-    const __nv_bfloat162 s = __bfloat162bfloat162(e[g]), s8 = __bfloat162bfloat162(e[g + 8]);
-    __nv_bfloat162 z, z8;
+  // staged: this tile's entries, [kScaleEntries][scale 16 | zero 16] bf16; rows g and g + 8
+  __device__ static Scales scales(const bf16* staged, int step, int group, bool zeros, int g) {
+    const bf16* e = staged + (group < 64 ? (step * 16) / group : 0) * 32;
+    Scales r;
+    r.s = __bfloat162bfloat162(e[g]);
+    r.s8 = __bfloat162bfloat162(e[g + 8]);
     if (zeros) {
-      z = __bfloat162bfloat162(e[16 + g]);
-      z8 = __bfloat162bfloat162(e[16 + g + 8]);
+      r.z = __bfloat162bfloat162(e[16 + g]);
+      r.z8 = __bfloat162bfloat162(e[16 + g + 8]);
     } else {
-      z = z8 = __float2bfloat162_rn(136.f);  // symmetric: 128 + 8
+      r.z = r.z8 = __float2bfloat162_rn(136.f);  // symmetric: 128 + 8
     }
-    int4_word_to_frag(r.w[step], s, s8, z, z8, a);
+    return r;
+  }
+  __device__ static void frag(const Raw& r, int step, const Scales& sc, uint32_t (&a)[4]) {
+    int4_word_to_frag(r.w[step], sc.s, sc.s8, sc.z, sc.z8, a);
   }
   __device__ static float scale(float v, const Weight&, int) { return v; }
 };
 
-// int8_wo: 32 bytes per lane per tile, exact bf16 bytes; the channel scale in the epilogue.
+// int8_wo: 32 bytes per lane per tile (its two 16-byte halves staged 512 bytes apart), exact bf16
+// bytes; the channel scale in the epilogue.
 struct TiledInt8 {
   static constexpr int kLaneBytes = 32;
   static constexpr bool kScaled = false;
   struct Raw { uint32_t w[8]; };
+  struct Scales {};
   __device__ static Raw read(const uint8_t* p) {
-    const uint4 lo = *reinterpret_cast<const uint4*>(p), hi = *reinterpret_cast<const uint4*>(p + 16);
+    const uint4 lo = *reinterpret_cast<const uint4*>(p), hi = *reinterpret_cast<const uint4*>(p + 512);
     return {{lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}};
   }
-  __device__ static void frag(const Raw& r, int step, const bf16*, int, bool, int, uint32_t (&a)[4]) {
+  __device__ static Scales scales(const bf16*, int, int, bool, int) { return {}; }
+  __device__ static void frag(const Raw& r, int step, const Scales&, uint32_t (&a)[4]) {
     int8_words_to_bf16_frag(r.w[2 * step], r.w[2 * step + 1], a);
   }
   __device__ static float scale(float v, const Weight& W, int n) { return v * W.channel_scale[n]; }
@@ -86,46 +94,77 @@ struct Shape {
   static constexpr int kWBytes = kTiles * 32 * Dec::kLaneBytes;
   static constexpr int kSBytes = Dec::kScaled ? kTiles * kScaleEntries * 64 : 0;
   static constexpr int kStageBytes = kWBytes + kSBytes + kXRows * kXStride;
-  static constexpr int kRedStride = kXRows + 1;  // fp32 per staged row of the reduction
+  static constexpr int kRedStride = kXRows + 4;  // fp32 per row of the reduction (16-byte rows)
   static constexpr int kRedBytes = kRows * kRedStride * 4;
   static constexpr int kSmem = kStages * kStageBytes > kRedBytes ? kStages * kStageBytes : kRedBytes;
 };
 
-// Issues one stage's weight tiles (and int4 scales): tiles [tile0, tile0 + kTiles) at step kb.
+// Each thread's share of the cp.async copies of a stage, addressed once: per step of K the weight
+// chunks move 32 * kLaneBytes bytes (the next 64 columns of the same tile) and the x chunks 64
+// columns. Weight chunk c of lane l in a tile lands at (c * 32 + l) * 16, so each of a warp's
+// 16-byte shared-memory reads of its fragments is one contiguous 512-byte row.
 template <class Dec, class S>
-__device__ __forceinline__ void stage_weights(uint8_t* st, const Weight& W, int tile0, int kb, int nkb, int ntiles,
-                                              int ngroups, int entries) {
-  constexpr int kChunks = S::kTiles * 32 * Dec::kLaneBytes / 16, kTileChunks = 2 * Dec::kLaneBytes;
-  const uint8_t* base = static_cast<const uint8_t*>(W.data);
-  for (int i = threadIdx.x; i < kChunks; i += S::kThreads) {
-    const int tl = i / kTileChunks, c = i % kTileChunks, tile = tile0 + tl;
-    const bool ok = tile < ntiles;
-    const uint8_t* src = base + ((static_cast<size_t>(ok ? tile : 0) * nkb + kb) * 32 * Dec::kLaneBytes) + c * 16;
-    cp_async16(st + i * 16, src, ok);
-  }
-  if constexpr (Dec::kScaled) {
-    // per tile and entry: 16 scales (2 chunks), then 16 zeros (2 chunks)
-    uint8_t* ss = st + S::kWBytes;
-    const int G = W.group_size;
-    for (int i = threadIdx.x; i < S::kTiles * entries * 4; i += S::kThreads) {
-      const int tl = i / (entries * 4), e = (i / 4) % entries, part = i % 4, tile = tile0 + tl;
-      const int gi = min(kb * 64 / G + e, ngroups - 1);
-      const bf16* arr = part < 2 ? W.group_scale : W.group_zero;
-      const bool ok = tile < ntiles && arr != nullptr;
-      const bf16* src = ok ? arr + (static_cast<size_t>(tile) * ngroups + gi) * 16 + (part & 1) * 8 : W.group_scale;
-      cp_async16(ss + (tl * kScaleEntries + e) * 64 + part * 16, src, ok);
+struct StageLoader {
+  static constexpr int kWParts = Dec::kLaneBytes / 16;
+  static constexpr int kWChunks = S::kTiles * 32 * kWParts;
+  static constexpr int kWPer = kWChunks / S::kThreads;  // exact: kThreads = 32 * WARPS
+  static constexpr int kXChunks = S::kXRows * 8;
+  static constexpr int kXPer = (kXChunks + S::kThreads - 1) / S::kThreads;
+  const uint8_t* wsrc[kWPer];
+  int wdst[kWPer];
+  bool wok[kWPer];
+  const bf16* xsrc[kXPer];
+  int xdst[kXPer], xcol[kXPer];
+  bool xok[kXPer];
+
+  __device__ StageLoader(const Weight& W, const bf16* x, int M, int K, int tile0, int ntiles, int nkb) {
+    const uint8_t* base = static_cast<const uint8_t*>(W.data);
+#pragma unroll
+    for (int u = 0; u < kWPer; ++u) {
+      const int i = threadIdx.x + u * S::kThreads;
+      const int tl = i / (32 * kWParts), c = i % (32 * kWParts), lane = c / kWParts, part = c % kWParts;
+      const int tile = tile0 + tl;
+      wok[u] = tile < ntiles;
+      wsrc[u] = base + (static_cast<size_t>(wok[u] ? tile : 0) * nkb * 32 + lane) * Dec::kLaneBytes + part * 16;
+      wdst[u] = tl * 32 * Dec::kLaneBytes + (part * 32 + lane) * 16;
+    }
+#pragma unroll
+    for (int u = 0; u < kXPer; ++u) {
+      const int i = threadIdx.x + u * S::kThreads, r = i / 8, c = i % 8;
+      xok[u] = i < kXChunks && r < M;
+      xsrc[u] = xok[u] ? x + static_cast<size_t>(r) * K + c * 8 : x;
+      xdst[u] = S::kWBytes + S::kSBytes + r * kXStride + c * 16;
+      xcol[u] = c * 8;
     }
   }
-}
+  __device__ __forceinline__ void weights(uint8_t* st, int kb) const {
+#pragma unroll
+    for (int u = 0; u < kWPer; ++u) cp_async16(st + wdst[u], wsrc[u] + static_cast<size_t>(kb) * 32 * Dec::kLaneBytes, wok[u]);
+  }
+  __device__ __forceinline__ void activations(uint8_t* st, int kb, int K) const {
+#pragma unroll
+    for (int u = 0; u < kXPer; ++u) {
+      if (kXChunks % S::kThreads != 0 && threadIdx.x + u * S::kThreads >= kXChunks) continue;
+      const bool ok = xok[u] && kb * 64 + xcol[u] < K;
+      cp_async16(st + xdst[u], ok ? xsrc[u] + kb * 64 : xsrc[u], ok);
+    }
+  }
+};
 
-// Issues one stage's x rows: [8J][64] bf16 at columns kb * 64.
+// int4 scales (and zeros) of a stage: per tile and entry, 16 scales (2 chunks) then 16 zeros.
 template <class S>
-__device__ __forceinline__ void stage_x(uint8_t* st, const bf16* x, int M, int K, int kb) {
-  uint8_t* xs = st + S::kWBytes + S::kSBytes;
-  for (int i = threadIdx.x; i < S::kXRows * 8; i += S::kThreads) {
-    const int r = i / 8, c = i % 8, k = kb * 64 + c * 8;
-    const bool ok = r < M && k < K;
-    cp_async16(xs + r * kXStride + c * 16, ok ? x + static_cast<size_t>(r) * K + k : x, ok);
+__device__ __forceinline__ void stage_scales(uint8_t* st, const Weight& W, int tile0, int kb, int ntiles, int ngroups,
+                                             int entries) {
+  uint8_t* ss = st + S::kWBytes;
+  const int G = W.group_size;
+  for (int i = threadIdx.x; i < S::kTiles * kScaleEntries * 4; i += S::kThreads) {
+    const int tl = i / (kScaleEntries * 4), e = (i / 4) % kScaleEntries, part = i % 4, tile = tile0 + tl;
+    if (e >= entries) continue;
+    const int gi = min(kb * 64 / G + e, ngroups - 1);
+    const bf16* arr = part < 2 ? W.group_scale : W.group_zero;
+    const bool ok = tile < ntiles && arr != nullptr;
+    const bf16* src = ok ? arr + (static_cast<size_t>(tile) * ngroups + gi) * 16 + (part & 1) * 8 : W.group_scale;
+    cp_async16(ss + (tl * kScaleEntries + e) * 64 + part * 16, src, ok);
   }
 }
 
@@ -146,15 +185,19 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
   const int ngroups = Dec::kScaled ? (K + G - 1) / G : 1;
   const int entries = G < 64 ? 64 / G : 1;
   const bool zeros = Dec::kScaled && W.group_zero != nullptr;
+  const StageLoader<Dec, S> load(W, x, M, K, tile0, ntiles, nkb);
 
   // The weights do not depend on the previous kernel: their first stages go out before the wait.
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s)
-    if (s < steps) stage_weights<Dec, S>(smem + s * S::kStageBytes, W, tile0, kb0 + s, nkb, ntiles, ngroups, entries);
+    if (s < steps) {
+      load.weights(smem + s * S::kStageBytes, kb0 + s);
+      if constexpr (Dec::kScaled) stage_scales<S>(smem + s * S::kStageBytes, W, tile0, kb0 + s, ntiles, ngroups, entries);
+    }
   griddep_wait();
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < steps) stage_x<S>(smem + s * S::kStageBytes, x, M, K, kb0 + s);
+    if (s < steps) load.activations(smem + s * S::kStageBytes, kb0 + s, K);
     cp_async_commit();
   }
 
@@ -170,14 +213,15 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
     const int next = it + kStages - 1;
     if (next < steps) {
       uint8_t* st = smem + (next % kStages) * S::kStageBytes;
-      stage_weights<Dec, S>(st, W, tile0, kb0 + next, nkb, ntiles, ngroups, entries);
-      stage_x<S>(st, x, M, K, kb0 + next);
+      load.weights(st, kb0 + next);
+      if constexpr (Dec::kScaled) stage_scales<S>(st, W, tile0, kb0 + next, ntiles, ngroups, entries);
+      load.activations(st, kb0 + next, K);
     }
     cp_async_commit();
     const uint8_t* st = smem + (it % kStages) * S::kStageBytes;
     typename Dec::Raw raw[TW];
 #pragma unroll
-    for (int t = 0; t < TW; ++t) raw[t] = Dec::read(st + ((warp * TW + t) * 32 + lane) * Dec::kLaneBytes);
+    for (int t = 0; t < TW; ++t) raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
     const bf16* scales = reinterpret_cast<const bf16*>(st + S::kWBytes);
     // ldmatrix.x4 at row jj*16 + lane's row: tokens jj*16 + {0-7, 8-15} x columns {0-7, 8-15}
     const uint8_t* xs = st + S::kWBytes + S::kSBytes + (((lane >> 4) << 3) + (lane & 7)) * kXStride +
@@ -186,15 +230,19 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
     uint32_t b[2][J / 2][4];
 #pragma unroll
     for (int jj = 0; jj < J / 2; ++jj) ldmatrix_x4(b[0][jj], xs + jj * 16 * kXStride);
+    typename Dec::Scales sc[TW];
 #pragma unroll
     for (int step = 0; step < 4; ++step) {
       if (step < 3)
 #pragma unroll
         for (int jj = 0; jj < J / 2; ++jj) ldmatrix_x4(b[(step + 1) & 1][jj], xs + jj * 16 * kXStride + (step + 1) * 32);
+      // one group per 64 columns or more: its scales once per step of K
+      if (step == 0 || G < 64)
+#pragma unroll
+        for (int t = 0; t < TW; ++t) sc[t] = Dec::scales(scales + (warp * TW + t) * kScaleEntries * 32, step, G, zeros, g);
       uint32_t a[TW][4];
 #pragma unroll
-      for (int t = 0; t < TW; ++t)
-        Dec::frag(raw[t], step, scales + (warp * TW + t) * kScaleEntries * 32, G, zeros, g, a[t]);
+      for (int t = 0; t < TW; ++t) Dec::frag(raw[t], step, sc[t], a[t]);
 #pragma unroll
       for (int jj = 0; jj < J / 2; ++jj)
 #pragma unroll
@@ -217,22 +265,20 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
       const int r0 = (warp * TW + t) * 16 + g;
 #pragma unroll
       for (int j = 0; j < J; ++j) {
-        red[r0 * S::kRedStride + j * 8 + 2 * t4] = acc[t][j][0];
-        red[r0 * S::kRedStride + j * 8 + 2 * t4 + 1] = acc[t][j][1];
-        red[(r0 + 8) * S::kRedStride + j * 8 + 2 * t4] = acc[t][j][2];
-        red[(r0 + 8) * S::kRedStride + j * 8 + 2 * t4 + 1] = acc[t][j][3];
+        *reinterpret_cast<float2*>(red + r0 * S::kRedStride + j * 8 + 2 * t4) = make_float2(acc[t][j][0], acc[t][j][1]);
+        *reinterpret_cast<float2*>(red + (r0 + 8) * S::kRedStride + j * 8 + 2 * t4) = make_float2(acc[t][j][2], acc[t][j][3]);
       }
     }
   }
   __syncthreads();
-  const int n0 = blockIdx.x * S::kRows;
-  const int rows = min(S::kRows, N - n0);
   if (splits > 1) {
-    // partial[split][m][n]; coalesced along n
-    for (int i = threadIdx.x; i < M * rows; i += S::kThreads) {
-      const int m = i / rows, r = i % rows;
-      partial[(static_cast<size_t>(split) * M + m) * N + n0 + r] = red[r * S::kRedStride + m];
-    }
+    // The block's sums as they lie ([kRows][kXRows], float4 at a time) into its slice's slot;
+    // the last block of the column adds the slots in slice order back into red.
+    constexpr int kQuads = S::kRows * S::kXRows / 4, kRowQuads = S::kXRows / 4;
+    const size_t slot = static_cast<size_t>(S::kRows) * S::kXRows;
+    float4* mine = reinterpret_cast<float4*>(partial + (static_cast<size_t>(split) * gridDim.x + blockIdx.x) * slot);
+    for (int i = threadIdx.x; i < kQuads; i += S::kThreads)
+      mine[i] = *reinterpret_cast<const float4*>(red + (i / kRowQuads) * S::kRedStride + (i % kRowQuads) * 4);
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -243,29 +289,40 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
     __syncthreads();
     if (!is_last) return;
     __threadfence();
+    const size_t stride = static_cast<size_t>(gridDim.x) * slot / 4;  // float4s between slices
+    const float4* col = reinterpret_cast<const float4*>(partial + static_cast<size_t>(blockIdx.x) * slot);
+    for (int i = threadIdx.x; i < kQuads; i += S::kThreads) {
+      float4 part[kMaxSplits];
+#pragma unroll
+      for (int s = 0; s < kMaxSplits; ++s)
+        part[s] = s < splits ? __ldcg(col + s * stride + i) : make_float4(0.f, 0.f, 0.f, 0.f);
+      float4 v = part[0];
+#pragma unroll
+      for (int s = 1; s < kMaxSplits; ++s) {
+        v.x += part[s].x;
+        v.y += part[s].y;
+        v.z += part[s].z;
+        v.w += part[s].w;
+      }
+      *reinterpret_cast<float4*>(red + (i / kRowQuads) * S::kRedStride + (i % kRowQuads) * 4) = v;
+    }
+    __syncthreads();
   }
-  auto value = [&](int r, int m) {
-    if (splits == 1) return red[r * S::kRedStride + m];
-    // every slice's load in flight at once, then the sum in slice order
-    float part[kMaxSplits];
-#pragma unroll
-    for (int s = 0; s < kMaxSplits; ++s)
-      part[s] = s < splits ? __ldcg(partial + (static_cast<size_t>(s) * M + m) * N + n0 + r) : 0.f;
-    float v = part[0];
-#pragma unroll
-    for (int s = 1; s < kMaxSplits; ++s) v += part[s];
-    return v;
-  };
+  const int n0 = blockIdx.x * S::kRows;
+  const int rows = min(S::kRows, N - n0);
   if (out.epi == Epilogue::swiglu) {
-    const int pairs = rows / 2;
-    for (int i = threadIdx.x; i < M * pairs; i += S::kThreads) {
-      const int m = i / pairs, p = i % pairs, n = n0 + 2 * p;
-      linear_store_swiglu(out, N, m, n / 2, Dec::scale(value(2 * p, m), W, n), Dec::scale(value(2 * p + 1, m), W, n + 1));
+    constexpr int kPairs = S::kRows / 2;
+    for (int i = threadIdx.x; i < M * kPairs; i += S::kThreads) {
+      const int m = i / kPairs, p = i % kPairs, n = n0 + 2 * p;
+      if (2 * p >= rows) continue;
+      linear_store_swiglu(out, N, m, n / 2, Dec::scale(red[2 * p * S::kRedStride + m], W, n),
+                          Dec::scale(red[(2 * p + 1) * S::kRedStride + m], W, n + 1));
     }
   } else {
-    for (int i = threadIdx.x; i < M * rows; i += S::kThreads) {
-      const int m = i / rows, r = i % rows;
-      linear_store(out, N, m, n0 + r, Dec::scale(value(r, m), W, n0 + r));
+    for (int i = threadIdx.x; i < M * S::kRows; i += S::kThreads) {
+      const int m = i / S::kRows, r = i % S::kRows;
+      if (r >= rows) continue;
+      linear_store(out, N, m, n0 + r, Dec::scale(red[r * S::kRedStride + m], W, n0 + r));
     }
   }
 }
@@ -280,20 +337,22 @@ Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const int nkb = (w.K + 63) / 64;
   int forced_rows = 0, forced_splits = 0;
   if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &forced_rows, &forced_splits);
-  // 64-row blocks (128 for the widest matrices past 16 tokens), K split until about six blocks
-  // per SM, each slice at least 8 steps of K: on an H200 the kernel is bound by latency (ncu: 12-19%
-  // achieved occupancy, DRAM and SM throughput under a third), so more blocks in flight win. The
-  // fastest shapes of the sweep (docs/benchmarks.md): qkv 64 rows x 8 slices at 16 tokens, 64 x 4
-  // at 32; o_proj and down_proj 64 x 8; gate_up 64 x 2 at 16, 128 x 4 at 32.
-  p.rows = M > 16 && w.N >= 16384 ? 128 : 64;
+  // 64-row blocks (128 for the widest matrices), K split until about six blocks per SM (three of
+  // 128 rows), each slice at least 8 steps of K: on an H200 the kernel is bound by latency (ncu:
+  // 12-19% achieved occupancy, DRAM and SM throughput under a third), so more blocks in flight
+  // win, except for gate_up, where the wider blocks' fewer slices and x reads win. The fastest
+  // shapes of the sweep (docs/benchmarks.md, 16-64 tokens): qkv, o_proj, down_proj 64 rows x 8
+  // slices (qkv 64 x 4 at 64 tokens); gate_up 128 x 2-4; the LM head 128 x 1.
+  p.rows = w.N >= 16384 ? 128 : 64;
   if (forced_rows == 64 || forced_rows == 128 || forced_rows == 256) p.rows = forced_rows;
   const int blocks = ceil_div(w.N, p.rows);
-  p.splits = std::max(1, std::min(ceil_div(6 * num_sms, blocks), nkb / 8));
+  p.splits = std::max(1, std::min(ceil_div((p.rows >= 128 ? 3 : 6) * num_sms, blocks), nkb / 8));
   if (forced_splits > 0) p.splits = std::min(forced_splits, nkb);
   p.splits = std::min(p.splits, kMaxSplits);
   if (p.splits > 1) {  // as many slices as the scratch holds partial sums and counters for
     const bool usable = sc.partial && sc.counters && blocks <= sc.counter_count;
-    const size_t cap = usable ? sc.partial_floats / (static_cast<size_t>(M) * w.N) : 1;
+    const size_t per_split = static_cast<size_t>(blocks) * p.rows * (M <= 16 ? 16 : M <= 32 ? 32 : 64);
+    const size_t cap = usable ? sc.partial_floats / per_split : 1;
     p.splits = static_cast<int>(std::max<size_t>(1, std::min<size_t>(cap, p.splits)));
   }
   return p;
