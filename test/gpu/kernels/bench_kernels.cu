@@ -138,15 +138,9 @@ void bench_kernels() {
   const cu::WeightFormat formats[] = {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq,
                                       cu::WeightFormat::fp8, cu::WeightFormat::int8_sq};
   Rng r(1);
-  // linear_wo_tiled's split-K scratch: 8 slices of the widest layer at 64 rows, zeroed counters
-  Dev<float> partial(size_t(64) * 24576 * 8);
-  Dev<int> counters(size_t(cu::wo_tiled_counters(151936)));
-  cudaMemset(counters.p, 0, counters.n * sizeof(int));
-  cu::SplitScratch split;
-  split.partial = partial.p;
-  split.partial_floats = partial.n;
-  split.counters = counters.p;
-  split.counter_count = static_cast<int>(counters.n);
+  // linear_wo_tiled's split-K scratch: 8 slices of the widest layer at 64 rows
+  const DevSplitScratch split_scratch(size_t(64) * 24576 * 8, 151936);
+  const cu::SplitScratch split = split_scratch.get();
   for (const auto& sh : shapes) {
     Dev<uint16_t> x(size_t(64) * sh.K), y(size_t(64) * sh.N * 2);
     Dev<uint8_t> xq(size_t(64) * sh.K);  // e4m3 activations for cuBLASLt's fp8 GEMM

@@ -64,10 +64,8 @@ void profile_kernels() {
     // The tiled weight-only GEMM at 64 tokens: int4 gate_up, int4 o_proj (K split), int8_wo down_proj.
     Dev<uint16_t> x64(size_t(64) * 12288), y64(size_t(64) * 24576);
     fill_bf16(x64.as<cu::bf16>(), x64.n, 1.f, 0.f, 13);
-    Dev<float> partial(size_t(64) * 24576 * 4);
-    Dev<int> counters(size_t(cu::wo_tiled_counters(24576)));
-    cudaMemset(counters.p, 0, counters.n * sizeof(int));
-    cu::SplitScratch sc{partial.p, partial.n, counters.p, static_cast<int>(counters.n)};
+    const DevSplitScratch scratch(size_t(64) * 24576 * 4, 24576);
+    const cu::SplitScratch sc = scratch.get();
     int sms = 132;
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
     const struct { cu::WeightFormat f; int N, K; } tiled[] = {{cu::WeightFormat::int4_awq, 24576, 4096},

@@ -145,14 +145,8 @@ void test_wo_tiled() {
       {{64, 96, 160, true, false, cu::Epilogue::store, false}, 32, false},  // K not a multiple of 64, N not of 16
   };
   const char* configs[] = {"", "64,1", "64,3", "128,2", "256,1", "256,4"};
-  Dev<float> partial(size_t(64) * 1024 * 8);
-  Dev<int> counters(size_t(cu::wo_tiled_counters(1000)));
-  cudaMemset(counters.p, 0, counters.n * sizeof(int));
-  cu::SplitScratch sc;
-  sc.partial = partial.p;
-  sc.partial_floats = partial.n;
-  sc.counters = counters.p;
-  sc.counter_count = static_cast<int>(counters.n);
+  const DevSplitScratch scratch(size_t(64) * 1024 * 8, 1000);
+  const cu::SplitScratch sc = scratch.get();
   for (auto f : {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq})
     for (const auto& tc : cases) {
       const Case& c = tc.c;
@@ -174,7 +168,7 @@ void test_wo_tiled() {
           }
           return cu::linear_wo_tiled(x, dw.w, out, c.M, sc, sms, {});
         });
-        const auto left = counters.download();
+        const auto left = scratch.counters.download();
         bool zero = true;
         for (int v : left) zero = zero && v == 0;
         Checks::get().expect(name + ": split counters back at zero", zero);

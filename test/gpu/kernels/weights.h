@@ -25,4 +25,17 @@ ref::HostWeight random_host_weight(grpst::cuda::WeightFormat f, int N, int K, Rn
                                    bool zeros = false);
 DevWeight to_device(const ref::HostWeight& h);
 
+// linear_wo_tiled's split-K scratch on the device: `floats` partial sums and zeroed counters for
+// weights of up to `max_n` rows.
+struct DevSplitScratch {
+  Dev<float> partial;
+  Dev<int> counters;
+  DevSplitScratch(size_t floats, int max_n) : partial(floats), counters(size_t(grpst::cuda::wo_tiled_counters(max_n))) {
+    cudaMemset(counters.p, 0, counters.n * sizeof(int));
+  }
+  grpst::cuda::SplitScratch get() const {
+    return {partial.p, partial.n, counters.p, static_cast<int>(counters.n)};
+  }
+};
+
 }  // namespace harness
