@@ -191,7 +191,10 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
     return skinny(in, w, out, M, ex);
   }
   if (M > limits_.max_tokens) return invalid("linear", "more rows than the scratch buffers hold");
-  const int tiled_rows = w.format == WeightFormat::int8_wo ? wo_tiled_int8_max_rows_ : wo_tiled_max_rows_;
+  // int8_wo layers at 33-64 rows are faster dequantized for cuBLASLt; a weight larger than that
+  // path's scratch (a quantized LM head) is not: there the alternative is dequantizing in slices.
+  const bool sliced = static_cast<size_t>(w.N) * w.K > wtmp_elems_;
+  const int tiled_rows = w.format == WeightFormat::int8_wo && !sliced ? wo_tiled_int8_max_rows_ : wo_tiled_max_rows_;
   if (M <= std::min(tiled_rows, kWoTiledMaxRows) && split_.counters && linear_wo_tiled_supported(w)) {
     const bf16* x = in.x;
     if (in.norm_w || in.act_scale) {

@@ -43,7 +43,9 @@ int main(int argc, char** argv) {
     model_parity(args.size() > 1 ? args[1] : ".carry/fixtures");
   } else if (cmd == "bench") {
     bench_ceilings();
-    bench_kernels();
+    // GRPST_BENCH_SKIP_KERNELS=1: the whole-model rows only (a shorter run for one decode choice)
+    const char* skip = std::getenv("GRPST_BENCH_SKIP_KERNELS");
+    if (!(skip && skip[0] == '1')) bench_kernels();
     bench_model(args.size() > 1 ? args[1] : "bf16,int8_wo,int4_awq,fp8,int8_sq",
                 args.size() > 2 ? args[2] : "1024,8192,32768");
     Bench::get().print();
