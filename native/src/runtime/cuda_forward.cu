@@ -128,16 +128,21 @@ Status Forward::allocate() {
   return ok_status();
 }
 
+Status Forward::plain_input(const LinearIn& in, int M, int K, const Exec& ex, const bf16** x) {
+  *x = in.x;
+  if (!in.norm_w && !in.act_scale) return ok_status();
+  GRPST_TRY(linear_prologue(in, xn_, M, K, ex));
+  *x = xn_;
+  return ok_status();
+}
+
 Status Forward::skinny(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
-  if (skinny_prologue_pass_ && (in.norm_w || in.act_scale)) {
-    // Each skinny block stages all M rows of x: normalize / scale them once here instead of in
-    // every block (which also reads x twice for the RMSNorm statistics).
-    GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));
-    LinearIn plain;
-    plain.x = xn_;
-    return linear_skinny(plain, w, out, M, ex);
-  }
-  return linear_skinny(in, w, out, M, ex);
+  if (!skinny_prologue_pass_) return linear_skinny(in, w, out, M, ex);
+  // Each skinny block stages all M rows of x: normalize / scale them once here instead of in
+  // every block (which also reads x twice for the RMSNorm statistics).
+  LinearIn plain;
+  GRPST_TRY(plain_input(in, M, w.K, ex, &plain.x));
+  return linear_skinny(plain, w, out, M, ex);
 }
 
 Status Forward::skinny_rows(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
@@ -155,11 +160,8 @@ Status Forward::skinny_rows(const LinearIn& in, const Weight& w, const LinearOut
 Status Forward::sliced_dequant_gemm(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
   const int rows = static_cast<int>(wtmp_elems_ / static_cast<size_t>(w.K)) / 16 * 16;
   if (rows < 16 || out.epi != Epilogue::store) return skinny_rows(in, w, out, M, ex);
-  const bf16* x = in.x;
-  if (in.norm_w || in.act_scale) {
-    GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));
-    x = xn_;
-  }
+  const bf16* x;
+  GRPST_TRY(plain_input(in, M, w.K, ex, &x));
   const size_t elem = out.f32_out ? 4 : 2;
   for (int n0 = 0; n0 < w.N; n0 += rows) {
     Weight slice;
@@ -196,11 +198,8 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   const bool sliced = static_cast<size_t>(w.N) * w.K > wtmp_elems_;
   const int tiled_rows = w.format == WeightFormat::int8_wo && !sliced ? wo_tiled_int8_max_rows_ : wo_tiled_max_rows_;
   if (M <= std::min(tiled_rows, kWoTiledMaxRows) && split_.counters && linear_wo_tiled_supported(w)) {
-    const bf16* x = in.x;
-    if (in.norm_w || in.act_scale) {
-      GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));
-      x = xn_;
-    }
+    const bf16* x;
+    GRPST_TRY(plain_input(in, M, w.K, ex, &x));
     return linear_wo_tiled(x, w, out, M, split_, num_sms_, ex);
   }
   const bool swiglu = out.epi == Epilogue::swiglu;
@@ -208,8 +207,7 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   // Weights larger than the GEMM path's scratch (a quantized LM head: the scratch is sized for the
   // layers): int8_wo / int4 dequantized in slices; int8_sq past the rows acc_ holds for the head
   // through the skinny kernel, 64 rows at a time.
-  if ((w.format == WeightFormat::int8_wo || w.format == WeightFormat::int4_awq) &&
-      static_cast<size_t>(w.N) * w.K > wtmp_elems_)
+  if ((w.format == WeightFormat::int8_wo || w.format == WeightFormat::int4_awq) && sliced)
     return sliced_dequant_gemm(in, w, out, M, ex);
   if (w.format == WeightFormat::int8_sq && static_cast<size_t>(M) * w.N > acc_elems_)
     return skinny_rows(in, w, out, M, ex);
@@ -236,11 +234,8 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
       GRPST_TRY(skinny_rows(in, w, po, M, ex));
     }
   } else {
-    const bf16* x = in.x;
-    if (in.norm_w || in.act_scale) {
-      GRPST_TRY(linear_prologue(in, xn_, M, w.K, ex));
-      x = xn_;
-    }
+    const bf16* x;
+    GRPST_TRY(plain_input(in, M, w.K, ex, &x));
     const bf16* wb = static_cast<const bf16*>(w.data);
     if (w.format != WeightFormat::bf16) {
       GRPST_TRY(dequant_weight(w, wtmp_, ex));

@@ -187,6 +187,9 @@ class Forward {
   Forward() = default;
   Status allocate();
   // The skinny kernel, with its prologue as a pass of its own when skinny_prologue_pass_.
+  // x with the linear's RMSNorm / activation scale applied: in.x itself without either, else one
+  // prologue pass into xn_ (for the kernels that take a plain x).
+  Status plain_input(const LinearIn& in, int M, int K, const Exec& ex, const bf16** x);
   Status skinny(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
   // The skinny kernel over any number of rows, 64 at a time (no cuBLASLt path for this weight).
   Status skinny_rows(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);

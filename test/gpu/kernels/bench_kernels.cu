@@ -156,42 +156,7 @@ void bench_kernels() {
       const size_t wb = weight_bytes(proto);
       const int copies = static_cast<int>(std::min<size_t>(8, std::max<size_t>(2, (size_t(512) << 20) / wb)));
       std::vector<DevWeight> ws;
-      for (int c = 0; c < copies; ++c) {
-        DevWeight d;
-        d.w = proto;
-        const size_t n = static_cast<size_t>(sh.N) * sh.K;
-        switch (f) {
-          case cu::WeightFormat::bf16: { auto* p = static_cast<cu::bf16*>(d.dev(n * 2)); fill_bf16(p, n, 0.02f, 0, c); d.w.data = p; break; }
-          case cu::WeightFormat::int8_wo:
-          case cu::WeightFormat::int8_sq: {
-            void* p = d.dev(n);
-            fill_bytes(p, n, c);
-            auto* cs = static_cast<float*>(d.dev(sh.N * 4));
-            fill_f32(cs, sh.N, 0.0001f, 0.0002f, c);
-            d.w.data = p;
-            d.w.channel_scale = cs;
-            break;
-          }
-          case cu::WeightFormat::int4_awq: {
-            void* p = d.dev(n / 2);
-            fill_bytes(p, n / 2, c);
-            auto* gs = static_cast<cu::bf16*>(d.dev(n / 128 * 2));
-            fill_bf16(gs, n / 128, 0.001f, 0.002f, c);
-            d.w.data = p;
-            d.w.group_scale = gs;
-            break;
-          }
-          case cu::WeightFormat::fp8: {
-            auto* p = static_cast<uint8_t*>(d.dev(n));
-            fill_e4m3(p, n, 8.f, c);
-            d.w.data = p;
-            d.w.w_scale = d.upload(std::vector<float>{0.002f});
-            d.w.x_scale = d.upload(std::vector<float>{0.05f});
-            break;
-          }
-        }
-        ws.push_back(std::move(d));
-      }
+      for (int c = 0; c < copies; ++c) ws.push_back(random_device_weight(f, sh.N, sh.K, c));
       cudaDeviceSynchronize();
       // The weight-streaming GEMV (what the forward runs up to 8 rows) and, as "previous", the
       // bf16 GEMV / skinny kernel it replaced.

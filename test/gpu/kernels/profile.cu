@@ -20,15 +20,9 @@ void profile_kernels() {
   cu::LinearOut out;
   out.y = y.p;
   for (auto sh : {std::pair<int, int>{4096, 4096}, std::pair<int, int>{24576, 4096}}) {
-    Dev<uint16_t> w(size_t(sh.first) * sh.second);
-    fill_bf16(w.as<cu::bf16>(), w.n, 0.02f, 0, 2);
-    cu::Weight wt;
-    wt.N = sh.first;
-    wt.K = sh.second;
-    wt.data = w.p;
-    Checks::get().status("profile stream bf16", cu::linear_stream(in, wt, out, 1, ex));
+    const DevWeight d = random_device_weight(cu::WeightFormat::bf16, sh.first, sh.second, 2);
+    Checks::get().status("profile stream bf16", cu::linear_stream(in, d.w, out, 1, ex));
   }
-  Rng r(3);
   // int4 and fp8 gate_up (many tiles per block), then int4 down_proj and o_proj (one tile per
   // block, the weakest streaming GEMVs at one token)
   const struct { cu::WeightFormat f; int N, K; } quantized[] = {{cu::WeightFormat::int4_awq, 24576, 4096},
@@ -36,28 +30,7 @@ void profile_kernels() {
                                                                {cu::WeightFormat::int4_awq, 4096, 12288},
                                                                {cu::WeightFormat::int4_awq, 4096, 4096}};
   for (const auto& q : quantized) {
-    const cu::WeightFormat f = q.f;
-    const int N = q.N, K = q.K;
-    DevWeight d;
-    d.w.format = f;
-    d.w.N = N;
-    d.w.K = K;
-    const size_t n = size_t(N) * K;
-    if (f == cu::WeightFormat::int4_awq) {
-      void* p = d.dev(n / 2);
-      fill_bytes(p, n / 2, 4);
-      auto* gs = static_cast<cu::bf16*>(d.dev(n / 128 * 2));
-      fill_bf16(gs, n / 128, 0.001f, 0.002f, 5);
-      d.w.data = p;
-      d.w.group_scale = gs;
-      d.w.group_size = 128;
-    } else {
-      auto* p = static_cast<uint8_t*>(d.dev(n));
-      fill_e4m3(p, n, 8.f, 6);
-      d.w.data = p;
-      d.w.w_scale = d.upload(std::vector<float>{0.002f});
-      d.w.x_scale = d.upload(std::vector<float>{0.05f});
-    }
+    const DevWeight d = random_device_weight(q.f, q.N, q.K, 4);
     Checks::get().status("profile stream", cu::linear_stream(in, d.w, out, 1, ex));
   }
   {
@@ -72,24 +45,7 @@ void profile_kernels() {
                                                              {cu::WeightFormat::int4_awq, 4096, 4096},
                                                              {cu::WeightFormat::int8_wo, 4096, 12288}};
     for (const auto& t : tiled) {
-      DevWeight d;
-      d.w.format = t.f;
-      d.w.N = t.N;
-      d.w.K = t.K;
-      const size_t n = size_t(t.N) * t.K;
-      const size_t bytes = t.f == cu::WeightFormat::int4_awq ? n / 2 : n;
-      d.w.data = d.dev(bytes);
-      fill_bytes(const_cast<void*>(d.w.data), bytes, 14);
-      if (t.f == cu::WeightFormat::int4_awq) {
-        auto* gs = static_cast<cu::bf16*>(d.dev(n / 128 * 2));
-        fill_bf16(gs, n / 128, 0.001f, 0.002f, 15);
-        d.w.group_scale = gs;
-        d.w.group_size = 128;
-      } else {
-        auto* cs = static_cast<float*>(d.dev(t.N * 4));
-        fill_f32(cs, t.N, 0.0001f, 0.0002f, 16);
-        d.w.channel_scale = cs;
-      }
+      const DevWeight d = random_device_weight(t.f, t.N, t.K, 14);
       cu::LinearOut o64;
       o64.y = y64.p;
       Checks::get().status("profile wo_tiled", cu::linear_wo_tiled(x64.as<cu::bf16>(), d.w, o64, 64, sc, sms, ex));

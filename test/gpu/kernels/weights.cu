@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "device_fill.h"
+
 namespace harness {
 namespace cu = grpst::cuda;
 
@@ -92,6 +94,51 @@ DevWeight to_device(const ref::HostWeight& h) {
       w.w_scale = d.upload(std::vector<float>{h.w_scale});
       w.x_scale = d.upload(std::vector<float>{h.x_scale});
       break;
+  }
+  return d;
+}
+
+DevWeight random_device_weight(cu::WeightFormat f, int N, int K, uint64_t seed) {
+  DevWeight d;
+  d.w.format = f;
+  d.w.N = N;
+  d.w.K = K;
+  d.w.group_size = 128;
+  const size_t n = static_cast<size_t>(N) * K;
+  switch (f) {
+    case cu::WeightFormat::bf16: {
+      auto* p = static_cast<cu::bf16*>(d.dev(n * 2));
+      fill_bf16(p, n, 0.02f, 0, seed);
+      d.w.data = p;
+      break;
+    }
+    case cu::WeightFormat::int8_wo:
+    case cu::WeightFormat::int8_sq: {
+      void* p = d.dev(n);
+      fill_bytes(p, n, seed);
+      auto* cs = static_cast<float*>(d.dev(static_cast<size_t>(N) * 4));
+      fill_f32(cs, N, 0.0001f, 0.0002f, seed);
+      d.w.data = p;
+      d.w.channel_scale = cs;
+      break;
+    }
+    case cu::WeightFormat::int4_awq: {
+      void* p = d.dev(n / 2);
+      fill_bytes(p, n / 2, seed);
+      auto* gs = static_cast<cu::bf16*>(d.dev(n / 128 * 2));
+      fill_bf16(gs, n / 128, 0.001f, 0.002f, seed);
+      d.w.data = p;
+      d.w.group_scale = gs;
+      break;
+    }
+    case cu::WeightFormat::fp8: {
+      auto* p = static_cast<uint8_t*>(d.dev(n));
+      fill_e4m3(p, n, 8.f, seed);
+      d.w.data = p;
+      d.w.w_scale = d.upload(std::vector<float>{0.002f});
+      d.w.x_scale = d.upload(std::vector<float>{0.05f});
+      break;
+    }
   }
   return d;
 }

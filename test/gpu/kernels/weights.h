@@ -25,6 +25,10 @@ ref::HostWeight random_host_weight(grpst::cuda::WeightFormat f, int N, int K, Rn
                                    bool zeros = false);
 DevWeight to_device(const ref::HostWeight& h);
 
+// A weight of format f, N x K, with random bytes in the GPU layout's sizes filled on the device
+// (int4 in groups of 128, no zeros): for timing and profiling only, it has no host twin.
+DevWeight random_device_weight(grpst::cuda::WeightFormat f, int N, int K, uint64_t seed);
+
 // linear_wo_tiled's split-K scratch on the device: `floats` partial sums and zeroed counters for
 // weights of up to `max_n` rows.
 struct DevSplitScratch {
