@@ -61,6 +61,8 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->wo_tiled_max_rows_ = env_int("GRPST_CUDA_WO_TILED_MAX_ROWS", f->wo_tiled_max_rows_);
   f->wo_tiled_int8_max_rows_ = env_int("GRPST_CUDA_WO_TILED_INT8_MAX_ROWS", f->wo_tiled_int8_max_rows_);
   f->quantized_ = has_quantized_layers(f->w_);
+  f->persistent_ = env_int("GRPST_CUDA_PERSISTENT", kDefaultPersistentDecode ? 1 : 0) != 0;
+  f->persistent_max_ctx_ = env_int("GRPST_CUDA_PERSISTENT_MAX_CONTEXT", f->persistent_max_ctx_);
   GRPST_TRY(f->allocate());
   *out = std::move(f);
   return ok_status();
@@ -71,7 +73,69 @@ Status Forward::set_kv(KvCache kv) {
   if (kv.geo.nkv != dims_.kv_heads || kv.geo.head_dim != dims_.head_dim)
     return invalid("Forward", "the KV cache geometry does not match the model");
   kv_ = std::move(kv);
+  return prepare_persistent();
+}
+
+Status Forward::prepare_persistent() {
+  const ModelDims& d = dims_;
+  if (quantized_ || w_.lm_head.format != WeightFormat::bf16 || persistent_layers_ ||
+      !decode_persistent_supported(d.hidden, d.intermediate, d.heads, d.kv_heads, kv_.geo))
+    return ok_status();
+  std::vector<PersistentLayer> host(d.layers);
+  for (int l = 0; l < d.layers; ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    if (lw.qkv_act_scale || lw.o_act_scale || lw.gate_up_act_scale || lw.down_act_scale) return ok_status();
+    host[l] = PersistentLayer{lw.input_norm, lw.post_norm, lw.q_norm, lw.k_norm,
+                              static_cast<const bf16*>(lw.qkv.data), static_cast<const bf16*>(lw.o.data),
+                              static_cast<const bf16*>(lw.gate_up.data), static_cast<const bf16*>(lw.down.data),
+                              kv_.layers[l]};
+  }
+  const int max_splits = decode_persistent_splits(1 << 30, d.kv_heads, num_sms_);
+  const size_t layer_bytes = host.size() * sizeof(PersistentLayer);
+  const size_t partial_bytes = decode_persistent_partials(d.heads, d.head_dim, max_splits) * 4;
+  const size_t sync_bytes = static_cast<size_t>(decode_persistent_sync_words(d.kv_heads)) * 4;
+  void* p = nullptr;
+  GRPST_CUDA_CHECK("Forward persistent scratch", cudaMalloc(&p, layer_bytes + partial_bytes + sync_bytes + 512));
+  allocations_.push_back(p);
+  scratch_bytes_ += layer_bytes + partial_bytes + sync_bytes + 512;
+  char* base = static_cast<char*>(p);
+  auto* layers = reinterpret_cast<PersistentLayer*>(base);
+  persistent_partials_ = reinterpret_cast<float*>(base + (layer_bytes + 255) / 256 * 256);
+  persistent_sync_ = reinterpret_cast<unsigned*>(reinterpret_cast<char*>(persistent_partials_) + (partial_bytes + 255) / 256 * 256);
+  GRPST_CUDA_CHECK("Forward persistent layers", cudaMemcpy(layers, host.data(), layer_bytes, cudaMemcpyHostToDevice));
+  GRPST_CUDA_CHECK("Forward persistent scratch", cudaMemset(persistent_sync_, 0, sync_bytes));
+  persistent_layers_ = layers;
   return ok_status();
+}
+
+Status Forward::run_persistent(const StepInput& in, const Exec& ex) {
+  const ModelDims& d = dims_;
+  PersistentDecode p;
+  p.layers = persistent_layers_;
+  p.num_layers = d.layers;
+  p.hidden = d.hidden;
+  p.intermediate = d.intermediate;
+  p.heads = d.heads;
+  p.kv_heads = d.kv_heads;
+  p.head_dim = d.head_dim;
+  p.eps = d.eps;
+  p.softmax_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
+  p.rope = Rope{w_.inv_freq, w_.attention_scaling};
+  p.geo = kv_.geo;
+  p.tables = in.tables;
+  p.positions = in.positions;
+  p.slots = in.slots;
+  p.token_seq = in.token_seq;
+  p.h = h_;
+  p.qkv = qkv_;
+  p.attn = attn_;
+  p.act = act_;
+  p.partials = persistent_partials_;
+  p.sync = persistent_sync_;
+  p.splits = decode_persistent_splits(in.max_context, d.kv_heads, num_sms_);
+  p.trace = persistent_trace_;
+  p.stream_only = env_int("GRPST_CUDA_PERSISTENT_STREAM_ONLY", 0) == 1;  // the harness's measurement
+  return decode_persistent(p, num_sms_, ex);
 }
 
 Forward::~Forward() {
@@ -282,10 +346,14 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));
   else GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));
+  // One sequence's decode step of a bf16 model: every layer in one persistent launch.
+  last_persistent_ = persistent_ && persistent_layers_ && !tp_ && T == 1 && R == 1 && in.prefill.num_seqs == 0 &&
+                     in.max_context <= persistent_max_ctx_;
+  if (last_persistent_) GRPST_TRY(run_persistent(in, ex));
   // Tensor parallel: ranks other than 0 store their o_proj / down_proj partial sums in place of
   // the residual stream, and the all-reduce after the linear restores it (cuda_tp.h).
   const Epilogue residual = !tp_ || tp_->keeps_residual() ? Epilogue::residual_add : Epilogue::store;
-  for (int l = 0; l < d.layers; ++l) {
+  for (int l = last_persistent_ ? d.layers : 0; l < d.layers; ++l) {  // (the persistent launch ran them)
     const LayerWeights& lw = w_.layers[l];
     const KvLayer& kv = kv_.layers[l];
     LinearIn a;

@@ -114,6 +114,13 @@ constexpr bool kDefaultSkinnyProloguePass = true;
 // 0: on an H200 the separate kernels measured faster at every batch from 1 to 64, for every format
 // (int4_awq b1 307 against 285 tok/s, int8_sq b64 11.8 against 17.7 ms per step; docs/benchmarks.md).
 constexpr int kDefaultFusedDecodeMaxRows = 0;
+// The persistent one-launch decode step (decode_persistent) for one sequence of a bf16 model: off
+// by default. On an H200 (Qwen3-8B shape, docs/benchmarks.md) its weight stream and barriers alone
+// take 3.81 ms per step (93% of the roofline), but with its arithmetic 7.7 ms against 4.5 for the
+// separate kernels. When on, it runs up to kDefaultPersistentMaxContext keys; longer contexts take
+// the separate kernels, whose decode attention spreads them over more blocks.
+constexpr bool kDefaultPersistentDecode = false;
+constexpr int kDefaultPersistentMaxContext = 8192;
 
 class Forward {
  public:
@@ -180,12 +187,27 @@ class Forward {
     wo_tiled_int8_max_rows_ = int8_rows;
   }
 
+  // The persistent one-launch decode step for one sequence of a bf16 model where
+  // decode_persistent_supported (kDefaultPersistentDecode; GRPST_CUDA_PERSISTENT=1 turns it on) up
+  // to `max_context` (GRPST_CUDA_PERSISTENT_MAX_CONTEXT).
+  void set_persistent_decode(bool on, int max_context = kDefaultPersistentMaxContext) {
+    persistent_ = on;
+    persistent_max_ctx_ = max_context;
+  }
+  // Whether the last run() took it.
+  bool last_run_persistent() const { return last_persistent_; }
+  // Device stamps of its phases (PersistentDecode::trace; null: none), for the harness.
+  void set_persistent_trace(long long* trace) { persistent_trace_ = trace; }
+
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
 
  private:
   Forward() = default;
   Status allocate();
+  // The persistent decode step's layer table and scratch, once the KV cache is known.
+  Status prepare_persistent();
+  Status run_persistent(const StepInput& in, const Exec& ex);
   // The skinny kernel, with its prologue as a pass of its own when skinny_prologue_pass_.
   // x with the linear's RMSNorm / activation scale applied: in.x itself without either, else one
   // prologue pass into xn_ (for the kernels that take a plain x).
@@ -223,6 +245,13 @@ class Forward {
   SplitScratch split_;  // linear_wo_tiled's partial sums and counters
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
+  bool persistent_ = kDefaultPersistentDecode;
+  int persistent_max_ctx_ = kDefaultPersistentMaxContext;
+  bool last_persistent_ = false;
+  PersistentLayer* persistent_layers_ = nullptr;  // device: one entry per layer; null: not available
+  float* persistent_partials_ = nullptr;
+  unsigned* persistent_sync_ = nullptr;
+  long long* persistent_trace_ = nullptr;
   size_t scratch_bytes_ = 0;
   std::vector<void*> allocations_;
   // activations

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   if (cmd == "test") {
     test_elementwise();
     test_attention();
+    test_persistent();
     test_linear();
     test_sampling();
   } else if (cmd == "profile") {

@@ -22,8 +22,9 @@ constexpr double kNearTie = 0.1;  // greedy comparison stops at the first refere
 
 // streaming: the bf16 model through the streaming decode path (weight-streaming GEMV) that
 // quantized models take, instead of its default kernels; fused: with the fused decode attention
-// (q/k norm + RoPE + KV write inside it) instead of the separate kernels.
-int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming, bool fused) {
+// (q/k norm + RoPE + KV write inside it) instead of the separate kernels; persistent: decode steps
+// through the persistent one-launch kernel (decode_persistent).
+int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming, bool fused, bool persistent = false) {
   const int max_len = 512;
   FixtureModel m;
   if (!Checks::get().expect("parity upload " + f.name, upload_fixture(f, 0, 1, max_len, m))) return 1;
@@ -37,6 +38,7 @@ int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming, bool fused)
     return 1;
   fwd->set_stream_bf16(streaming);
   fwd->set_fused_decode_max_rows(fused ? 64 : 0);
+  fwd->set_persistent_decode(persistent);
 
   cudaStream_t stream;  // a blocking stream: the synchronous copies below order against it
   cudaStreamCreate(&stream);
@@ -44,7 +46,8 @@ int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming, bool fused)
   for (int i = 0; i < blocks; ++i) tables[i] = i;
   Dev<int32_t> dtables(tables);
   for (const auto& pr : f.prompts) {
-    const std::string tag = f.name + "/" + pr.name + (streaming ? " (streaming path)" : "") + (fused ? " (fused attention)" : "");
+    const std::string tag = f.name + "/" + pr.name + (streaming ? " (streaming path)" : "") + (fused ? " (fused attention)" : "") +
+                            (persistent ? " (persistent decode)" : "");
     const int n = static_cast<int>(pr.ids.size());
     std::vector<int32_t> pos(n), seq(n, 0);
     for (int i = 0; i < n; ++i) pos[i] = i;
@@ -105,6 +108,7 @@ int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming, bool fused)
       dstep.num_logits = 1;
       dstep.max_context = p + 1;
       if (!Checks::get().status("parity decode " + tag, fwd->run(dstep, l1.p, cu::Exec{stream, true}))) break;
+      if (step == 0) Checks::get().expect("decode step through the persistent kernel " + tag, fwd->last_run_persistent() == persistent);
       cudaStreamSynchronize(stream);
       const auto row = l1.download();
       tok = static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
@@ -129,6 +133,8 @@ int model_parity(const std::string& dir) {
     run_fixture(f, lt, false, false);
     run_fixture(f, lt, true, false);
     run_fixture(f, lt, true, true);
+    if (cu::decode_persistent_supported(f.H, f.I, f.nh, f.nkv, cu::KvGeometry{1, 16, f.nkv, f.hd, cu::KvDtype::bf16}))
+      run_fixture(f, lt, false, false, true);
     if (f.nkv % 2 == 0) tensor_parallel_parity(f);
   }
   cu::lt_destroy(lt);

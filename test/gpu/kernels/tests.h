@@ -5,6 +5,7 @@
 namespace harness {
 void test_elementwise();
 void test_attention();
+void test_persistent();
 void test_linear();
 void test_sampling();
 void bench_ceilings();

@@ -49,6 +49,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/linear_skinny.cu
       ${grpst_cuda_dir}/linear_wo_tiled.cu
       ${grpst_cuda_dir}/linear_stream.cu
+      ${grpst_cuda_dir}/decode_persistent.cu
       ${grpst_cuda_dir}/gemm_lt.cu
       ${grpst_cuda_dir}/quantize.cu
       ${grpst_cuda_dir}/quant_layout.cu
@@ -84,11 +85,15 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/weights.cu
         ${grpst_harness_dir}/device_fill.cu
         ${grpst_harness_dir}/test_elementwise.cu
+        ${grpst_harness_dir}/paged_setup.cu
         ${grpst_harness_dir}/test_attention.cu
+        ${grpst_harness_dir}/test_persistent.cu
         ${grpst_harness_dir}/test_linear.cu
         ${grpst_harness_dir}/test_sampling.cu
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_model.cu
+        ${grpst_harness_dir}/bench_persistent.cu
+        ${grpst_harness_dir}/bench_steps.cu
         ${grpst_harness_dir}/fixture_model.cu
         ${grpst_harness_dir}/model_parity.cu
         ${grpst_harness_dir}/model_parity_tp.cu

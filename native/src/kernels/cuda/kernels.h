@@ -131,6 +131,56 @@ Status attention_prefill(const bf16* q /*[T,nh,hd]*/, const PrefillBatch& batch,
                          PagedTables tables, int nh, KvGeometry geo, KvLayer kv,
                          float softmax_scale, bf16* out /*[T,nh*hd]*/, const Exec& ex);
 
+// ---- the persistent decode step (one sequence, bf16) -------------------------------------------
+
+// One layer as decode_persistent reads it (an array of them in device memory).
+struct PersistentLayer {
+  const float* input_norm;  // [H]
+  const float* post_norm;   // [H]
+  const float* q_norm;      // [hd] or null
+  const float* k_norm;      // [hd] or null
+  const bf16* qkv;          // [(nh + 2 nkv) hd, H]
+  const bf16* o;            // [H, nh hd]
+  const bf16* gate_up;      // [2I, H], gate / up rows interleaved
+  const bf16* down;         // [H, I]
+  KvLayer kv;
+};
+struct PersistentDecode {
+  const PersistentLayer* layers = nullptr;  // [num_layers], device memory
+  int num_layers = 0, hidden = 0, intermediate = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  float eps = 1e-6f, softmax_scale = 1.f;
+  Rope rope{};
+  KvGeometry geo{};
+  PagedTables tables{};
+  const int32_t* positions = nullptr;  // [1] the token's position (it attends [0, position])
+  const int32_t* slots = nullptr;      // [1] cache slot of its K / V (< 0: not written)
+  const int32_t* token_seq = nullptr;  // [1] its block-table row
+  bf16* h = nullptr;                   // [H] residual stream: the embedding in, the last layer's out
+  bf16* qkv = nullptr;                 // [(nh + 2 nkv) hd] scratch
+  bf16* attn = nullptr;                // [nh hd] scratch
+  bf16* act = nullptr;                 // [I] scratch
+  float* partials = nullptr;           // decode_persistent_partials() floats (split softmax)
+  unsigned* sync = nullptr;            // decode_persistent_sync_words() words, zeroed once
+  int splits = 1;                      // of the context, per kv head (decode_persistent_splits)
+  // Null, or [num_layers][kPersistentTraceStamps] clock64() stamps of block 0 (the harness's
+  // breakdown): each phase's own work done, then the grid barrier after it passed.
+  long long* trace = nullptr;
+  // Measurement only: the weight ring and the barriers without the arithmetic or the attention
+  // (what this design's data movement alone takes; the results are meaningless).
+  bool stream_only = false;
+};
+constexpr int kPersistentTraceStamps = 10;
+// Every layer of one decode step of one sequence in one cooperative launch of a block per SM:
+// each block's share of every weight streams through a shared-memory ring (bulk copies by a
+// producer warp that runs ahead across layers), the phases of a layer meet at grid barriers, and
+// the prologues / epilogues round as rmsnorm + linear, qk_norm_rope_kv and attention_decode do.
+// bf16 weights and cache, head_dim 32 / 64 / 128 / 256, at most 8 query heads per kv head.
+bool decode_persistent_supported(int hidden, int intermediate, int heads, int kv_heads, KvGeometry geo);
+size_t decode_persistent_partials(int heads, int head_dim, int splits);
+constexpr int decode_persistent_sync_words(int kv_heads) { return 2 + kv_heads; }
+int decode_persistent_splits(int max_context, int kv_heads, int num_sms);
+Status decode_persistent(const PersistentDecode& p, int num_sms, const Exec& ex);
+
 // ---- linear layers -----------------------------------------------------------------------------
 
 // The activation a linear layer multiplies: x, optionally RMS-normalised first (HF rounding) and

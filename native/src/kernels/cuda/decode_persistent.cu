@@ -1,0 +1,495 @@
+// One decode step of one sequence through every layer in a single persistent launch (bf16
+// weights and KV cache). Batch-1 decode reads each weight byte once, so the step is a stream of
+// 15 GB (Qwen3-8B) that separate kernels interrupt at every boundary: each GEMV ramps up and
+// drains, and the attention and norms between them leave the memory idle. Here one block per SM
+// runs all of it, with the phases of a layer separated by grid-wide barriers:
+//   qkv = W_qkv . rmsnorm(h)  |  attention (q/k norm, RoPE, KV write, split softmax)  |
+//   h += W_o . attn  |  act = swiglu(W_gate_up . rmsnorm(h))  |  h += W_down . act
+// and a ring of shared-memory slots that bulk copies (cp.async.bulk on mbarriers) fill with the
+// block's share of every weight, layer after layer, as slots free up. Weights do not depend on
+// activations, so the ring runs a full ring ahead through the barriers and the attention phase:
+// while the warps wait, the next matrix is already arriving. The eight warps multiply the slots
+// with the phase's input (fp32 FMA; x in registers where rows are multiples of 2,048 elements)
+// and run the fused prologues and epilogues with the rounding of the separate kernels
+// (linear_common.cuh), so the CPU twins of those kernels are this kernel's twin. Row sums go
+// through per-warp (or, for rows that are not a multiple of 256, per-thread) partials added in a
+// fixed order: the result does not depend on timing.
+// Measured on an H200 at the Qwen3-8B shape (docs/benchmarks.md): the ring and the barriers alone
+// take 3.8 ms per step (93% of the roofline), with the arithmetic 7.7 ms against 4.5 for the
+// separate kernels: eight warps issue one instruction per ~12 cycles each (latency-bound), and the
+// o_proj / down epilogues wait on an L2 round trip per row. Off by default (cuda_forward.h).
+#include <algorithm>
+
+#include "decode_persistent_attention.cuh"
+#include "linear_common.cuh"
+
+namespace grpst::cuda {
+namespace persistent {
+namespace {
+
+enum Phase : int { kQkv = 0, kO = 1, kGateUp = 2, kDown = 3, kPhases = 4 };
+
+struct Matrix {
+  const bf16* w;  // [N, K]
+  int N, K;
+  bool pairs;  // gate_up: rows come in (gate, up) pairs that stay in one block and one slot
+};
+
+__device__ __forceinline__ Matrix matrix_of(const PersistentDecode& p, const PersistentLayer& L, int phase) {
+  const int H = p.hidden, A = p.heads * p.head_dim, Q = (p.heads + 2 * p.kv_heads) * p.head_dim;
+  switch (phase) {
+    case kQkv: return {L.qkv, Q, H, false};
+    case kO: return {L.o, H, A, false};
+    case kGateUp: return {L.gate_up, 2 * p.intermediate, H, true};
+    default: return {L.down, H, p.intermediate, false};
+  }
+}
+
+// A matrix is cut into chunks of rs rows (whole rows of one slot; gate_up an even number), and
+// block b takes chunks b, b + grid, b + 2 grid, ...: at any moment the blocks stream neighbouring
+// chunks, one window of the matrix, as the separate GEMV kernels do (a contiguous share per block
+// measured the same). This block's pieces of a layer (the same in every layer): phase ph's are
+// pieces first[ph] .. first[ph + 1] - 1.
+struct Pieces {
+  int rows[kPhases], rs[kPhases], first[kPhases + 1];
+  __device__ void init(const PersistentDecode& p, const Plan& plan) {
+    first[0] = 0;
+    for (int ph = 0; ph < kPhases; ++ph) {
+      const Matrix m = matrix_of(p, p.layers[0], ph);
+      rows[ph] = m.N;
+      rs[ph] = rows_per_slot(plan.slot_bytes, m.K, m.pairs);
+      const int chunks = (m.N + rs[ph] - 1) / rs[ph];
+      first[ph + 1] = first[ph] + (chunks > static_cast<int>(blockIdx.x) ? (chunks - 1 - blockIdx.x) / gridDim.x + 1 : 0);
+    }
+  }
+  // The first row and the row count of this block's k-th piece of phase ph.
+  __device__ int row_of(int ph, int k) const { return (blockIdx.x + k * gridDim.x) * rs[ph]; }
+  __device__ int count_of(int ph, int row) const { return min(rs[ph], rows[ph] - row); }
+};
+
+// The weight ring: slot i % slots holds this block's i-th piece, full[s] completing when its bulk
+// copy has landed. Each warp multiplies every piece (its share of the columns) and counts itself
+// done in done_warps[s]; the last warp of a slot finishes the slot's rows (epilogue) and refills
+// the slot with the piece `slots` further on. No block-wide barrier per slot: the warps drift
+// apart by up to a ring, and the ring stays a ring ahead of the slowest.
+struct Ring {
+  uint8_t* base;
+  uint64_t* full;
+  int* done_warps;       // [slots], zero at rest
+  const Pieces* pieces;  // shared memory
+  int it = 0;            // pieces this thread has consumed in this launch
+  int slot = 0, round = 0;  // it % slots, it / slots
+
+  __device__ void advance(int slots) {
+    ++it;
+    if (++slot == slots) slot = 0, ++round;
+  }
+
+  __device__ void fetch(int piece, int s, const PersistentDecode& p, const Plan& plan) const {
+    const int per_layer = pieces->first[kPhases];
+    if (piece >= per_layer * p.num_layers) return;
+    const int layer = piece / per_layer, j = piece % per_layer;
+    int ph = 0;
+    while (j >= pieces->first[ph + 1]) ++ph;
+    const int row = pieces->row_of(ph, j - pieces->first[ph]);
+    const Matrix m = matrix_of(p, p.layers[layer], ph);
+    const uint32_t bytes = static_cast<uint32_t>(pieces->count_of(ph, row)) * m.K * 2;
+    // The warps' reads of the slot (generic proxy) before the copy's writes (async proxy).
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    mbar_arrive_expect_tx(&full[s], bytes);
+    bulk_copy_g2s(base + static_cast<size_t>(s) * plan.slot_bytes, m.w + static_cast<size_t>(row) * m.K, bytes, &full[s],
+                  l2_evict_first_policy());
+  }
+};
+
+__device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
+  float a = bf16_lo(w.x) * bf16_lo(x.x);
+  a = fmaf(bf16_hi(w.x), bf16_hi(x.x), a);
+  a = fmaf(bf16_lo(w.y), bf16_lo(x.y), a);
+  a = fmaf(bf16_hi(w.y), bf16_hi(x.y), a);
+  a = fmaf(bf16_lo(w.z), bf16_lo(x.z), a);
+  a = fmaf(bf16_hi(w.z), bf16_hi(x.z), a);
+  a = fmaf(bf16_lo(w.w), bf16_lo(x.w), a);
+  return fmaf(bf16_hi(w.w), bf16_hi(x.w), a);
+}
+
+// Row c's partial sums in the order they were written, reset for the slot after next.
+__device__ __forceinline__ float take_row(float* part, int c, int cols) {
+  float v = 0.f;
+  for (int j = 0; j < cols; ++j) {
+    v += part[c * cols + j];
+    part[c * cols + j] = 0.f;
+  }
+  return v;
+}
+
+__device__ __forceinline__ float dot8_f32(const uint4& w, const float (&x)[8], float a) {
+  a = fmaf(bf16_lo(w.x), x[0], a);
+  a = fmaf(bf16_hi(w.x), x[1], a);
+  a = fmaf(bf16_lo(w.y), x[2], a);
+  a = fmaf(bf16_hi(w.y), x[3], a);
+  a = fmaf(bf16_lo(w.z), x[4], a);
+  a = fmaf(bf16_hi(w.z), x[5], a);
+  a = fmaf(bf16_lo(w.w), x[6], a);
+  return fmaf(bf16_hi(w.w), x[7], a);
+}
+
+// A slot's rows times x, every row's partial sums into part[row][cols] (per warp or per thread).
+// J > 0: rows of exactly J * 256 elements: thread t always meets the same 8-element columns
+// t + 256 j, so its x values stay in registers (fp32) for the whole phase and a row is J loads,
+// 8 J FMAs and one warp reduction. J = 0: any row of a multiple of 8 elements (a flat loop over
+// the slot's 16-byte pieces).
+constexpr int kFastRows = 4;  // rows per slot the J > 0 loop unrolls (rows_max above: general loop)
+template <int J>
+__device__ __forceinline__ void slot_products(const uint4* wv, int n, int vpr, const uint4* xv, const float (&xr)[J > 0 ? J : 1][8],
+                                              float* part, int cols) {
+  const int ctid = threadIdx.x, lane = ctid & 31, cw = ctid >> 5;
+  if constexpr (J > 0) {
+    // Every row's loads and products first, then the rows' warp reductions interleaved: eight
+    // warps hide little latency, so the work of one slot must carry its own parallelism.
+    float a[kFastRows];
+#pragma unroll
+    for (int row = 0; row < kFastRows; ++row) {
+      a[row] = 0.f;
+      if (row < n) {
+        uint4 w[J];
+#pragma unroll
+        for (int j = 0; j < J; ++j) w[j] = wv[row * vpr + ctid + kConsumers * j];
+        float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+        for (int j = 0; j < J; ++j) {
+          if (j % 2 == 0) a0 = dot8_f32(w[j], xr[j], a0);
+          else a1 = dot8_f32(w[j], xr[j], a1);
+        }
+        a[row] = a0 + a1;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+      for (int row = 0; row < kFastRows; ++row)
+        if (row < n) a[row] += __shfl_xor_sync(0xffffffffu, a[row], o);
+    if (lane == 0)
+#pragma unroll
+      for (int row = 0; row < kFastRows; ++row)
+        if (row < n) part[row * cols + cw] = a[row];
+  } else {
+    const bool per_warp = cols == kConsumerWarps;  // every row a multiple of 256 elements
+    const int nv = n * vpr;
+    int idx = ctid, row = idx / vpr, col = idx - row * vpr;
+    float acc = 0.f;
+    while (idx < nv) {
+      acc += dot8(wv[idx], xv[col]);
+      idx += kConsumers;
+      col += kConsumers;
+      int next = row;
+      while (col >= vpr) col -= vpr, ++next;
+      if (next != row || idx >= nv) {  // warp-uniform when per_warp
+        if (per_warp) {
+          acc = warp_sum(acc);
+          if (lane == 0) part[row * cols + cw] = acc;
+        } else {
+          part[row * cols + ctid] = acc;
+        }
+        acc = 0.f;
+        row = next;
+      }
+    }
+  }
+}
+
+// Consumers: y = W . x over this block's rows, x [K] in shared memory; epi(row, v) or, for row
+// pairs, epi(row, gate, up) stores each finished row. `it` counts slots across the whole launch.
+template <int J, class Epi>
+__device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m, Ring& ring,
+                               const bf16* x, float* partial, Epi& epi) {
+  const int vpr = m.K / 8, pieces = ring.pieces->first[ph + 1] - ring.pieces->first[ph];
+  const int ctid = threadIdx.x;
+  const uint4* xv = reinterpret_cast<const uint4*>(x);
+  float xr[J > 0 ? J : 1][8];
+  if constexpr (J > 0) {
+#pragma unroll
+    for (int j = 0; j < J; ++j) unpack8(xv[ctid + kConsumers * j], xr[j]);
+  }
+  const int lane = ctid & 31, cw = ctid >> 5;
+  for (int k = 0; k < pieces; ++k, ring.advance(plan.slots)) {
+    const int r = ring.pieces->row_of(ph, k), n = ring.pieces->count_of(ph, r), s = ring.slot;
+    mbar_wait(&ring.full[s], ring.round & 1);
+    // Two partial-sum buffers per slot, by round: the refill comes before the epilogue, and the
+    // next round's sums must not overwrite what the epilogue still reads.
+    float* part = partial + (s * 2 + (ring.round & 1)) * plan.rows_max * plan.cols;
+    if (!p.stream_only)
+      slot_products<J>(reinterpret_cast<const uint4*>(ring.base + static_cast<size_t>(s) * plan.slot_bytes), n, vpr, xv,
+                       xr, part, plan.cols);
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) {
+      __threadfence_block();
+      last = atomicAdd(&ring.done_warps[s], 1) == kConsumerWarps - 1;
+    }
+    if (!__shfl_sync(0xffffffffu, last, 0)) continue;
+    // The last warp: every warp is done with the slot's weights (refill it first: the epilogue
+    // reads only the partial sums) and its partial sums are in (finish the slot's outputs).
+    __threadfence_block();
+    if (lane == 0) {
+      ring.done_warps[s] = 0;
+      ring.fetch(ring.it + plan.slots, s, p, plan);
+    }
+    if (p.stream_only) {
+    } else if (plan.cols == kConsumerWarps) {
+      // Output c (a row, or a gate / up pair): lanes 0-7 hold the row's eight warp partials
+      // (lanes 8-15 the up row's), summed by a fixed tree.
+      const int outs = m.pairs ? n / 2 : n;
+      for (int c = 0; c < outs; ++c) {
+        const int row = m.pairs ? 2 * c + (lane >> 3) : c;
+        float v = 0.f;
+        if (lane < (m.pairs ? 16 : 8)) {
+          v = part[row * kConsumerWarps + (lane & 7)];
+          if (J == 0) part[row * kConsumerWarps + (lane & 7)] = 0.f;  // rows some warps skip
+        }
+        v += __shfl_xor_sync(0xffffffffu, v, 4);
+        v += __shfl_xor_sync(0xffffffffu, v, 2);
+        v += __shfl_xor_sync(0xffffffffu, v, 1);
+        const float up = __shfl_sync(0xffffffffu, v, 8);
+        if (lane == 0) epi(r + (m.pairs ? 2 * c : c), v, up);
+      }
+    } else if (lane == 0) {
+      for (int c = 0; c < (m.pairs ? n / 2 : n); ++c) {
+        if (m.pairs) {
+          const float g = take_row(part, 2 * c, plan.cols);
+          epi(r + 2 * c, g, take_row(part, 2 * c + 1, plan.cols));
+        } else {
+          epi(r + c, take_row(part, c, plan.cols), 0.f);
+        }
+      }
+    }
+  }
+}
+
+template <class Epi>
+__device__ void stream_phase(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m, Ring& ring,
+                             const bf16* x, float* partial, Epi epi) {
+  const int vpr = m.K / 8;
+  const int J = plan.cols == kConsumerWarps && vpr % kConsumers == 0 && plan.rows_max <= kFastRows ? vpr / kConsumers : 0;
+  switch (J) {
+    case 1: return stream_phase_j<1>(p, plan, ph, m, ring, x, partial, epi);
+    case 2: return stream_phase_j<2>(p, plan, ph, m, ring, x, partial, epi);
+    case 3: return stream_phase_j<3>(p, plan, ph, m, ring, x, partial, epi);
+    case 4: return stream_phase_j<4>(p, plan, ph, m, ring, x, partial, epi);
+    case 6: return stream_phase_j<6>(p, plan, ph, m, ring, x, partial, epi);
+    default: return stream_phase_j<0>(p, plan, ph, m, ring, x, partial, epi);
+  }
+}
+
+// x = bf16(w * bf16(h * rstd)) over h [H] (linear_transform8's rounding), into shared memory. Up
+// to kKeep 8-element pieces per thread stay in registers between the two passes.
+constexpr int kKeep = 4;
+__device__ void load_normed(const bf16* h, const float* norm_w, int H, float eps, bf16* x, float* red) {
+  const int ctid = threadIdx.x;
+  uint4 kept[kKeep];
+  float ss = 0.f;
+  auto add_squares = [&](const uint4& v) {
+    float f[8];
+    unpack8(v, f);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) ss = fmaf(f[e], f[e], ss);
+  };
+#pragma unroll
+  for (int c = 0; c < kKeep; ++c)
+    if (ctid + c * kConsumers < H / 8) add_squares(kept[c] = ld_cg16(h + 8 * (ctid + c * kConsumers)));
+  for (int i = ctid + kKeep * kConsumers; i < H / 8; i += kConsumers) add_squares(ld_cg16(h + 8 * i));
+  ss = warp_sum(ss);
+  if ((ctid & 31) == 0) red[ctid >> 5] = ss;
+  consumer_sync();
+  float total = 0.f;
+  for (int w = 0; w < kConsumerWarps; ++w) total += red[w];
+  const float rstd = rsqrtf(total / static_cast<float>(H) + eps);
+  LinearIn in;
+  in.norm_w = norm_w;
+  auto store = [&](int i, const uint4& v) {
+    float f[8];
+    unpack8(v, f);
+    linear_transform8(in, 8 * i, rstd, f);
+    reinterpret_cast<uint4*>(x)[i] = pack8(f);
+  };
+#pragma unroll
+  for (int c = 0; c < kKeep; ++c)
+    if (ctid + c * kConsumers < H / 8) store(ctid + c * kConsumers, kept[c]);
+  for (int i = ctid + kKeep * kConsumers; i < H / 8; i += kConsumers) store(i, ld_cg16(h + 8 * i));
+  consumer_sync();  // x complete; red free again
+}
+
+__device__ void load_plain(const bf16* src, int K, bf16* x) {
+  for (int i = threadIdx.x; i < K / 8; i += kConsumers) reinterpret_cast<uint4*>(x)[i] = ld_cg16(src + 8 * i);
+  consumer_sync();
+}
+
+__device__ __forceinline__ void grid_sync(const PersistentDecode& p, unsigned& k) {
+  consumer_sync();
+  if (threadIdx.x == 0) grid_barrier_thread(p.sync, k, gridDim.x);
+  ++k;
+  consumer_sync();
+}
+
+__device__ __forceinline__ void residual_store(bf16* h, int row, float v) {
+  h[row] = __float2bfloat16_rn(bf16_bits_to_f32(__ldcg(reinterpret_cast<const unsigned short*>(h + row))) + round_bf16(v));
+}
+
+template <int P>
+__global__ void __launch_bounds__(kConsumers, 1) decode_persistent_kernel(PersistentDecode p, Plan plan) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  __shared__ float red[kConsumerWarps];
+  __shared__ Pieces pieces;
+  __shared__ int done_warps[kMaxSlots];
+  Ring ring;
+  ring.base = smem;
+  ring.full = reinterpret_cast<uint64_t*>(smem + plan.bar_off);
+  ring.done_warps = done_warps;
+  ring.pieces = &pieces;
+  bf16* x = reinterpret_cast<bf16*>(smem + plan.x_off);
+  uint8_t* scratch = smem + plan.x_off;  // the attention phase's; x is not live then
+  float* partial = reinterpret_cast<float*>(smem + plan.partial_off);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < plan.slots; ++s) {
+      mbar_init(&ring.full[s], 1);
+      done_warps[s] = 0;
+    }
+    mbar_fence_init();
+    pieces.init(p, plan);
+    for (int s = 0; s < plan.slots; ++s) ring.fetch(s, s, p, plan);
+  }
+  for (int i = threadIdx.x; i < 2 * plan.slots * plan.rows_max * plan.cols; i += kConsumers) partial[i] = 0.f;
+  __syncthreads();
+
+  const int H = p.hidden, I = p.intermediate, A = p.heads * p.head_dim;
+  unsigned barriers = 0;
+  for (int l = 0; l < p.num_layers; ++l) {
+    const PersistentLayer& L = p.layers[l];
+    long long* stamps = p.trace && blockIdx.x == 0 && threadIdx.x == 0 ? p.trace + l * kPersistentTraceStamps : nullptr;
+    auto phase_end = [&](int k) {
+      if (stamps) stamps[2 * k] = clock64();
+      if (l + 1 < p.num_layers || k < 4) grid_sync(p, barriers);
+      if (stamps) stamps[2 * k + 1] = clock64();
+    };
+    load_normed(p.h, L.input_norm, H, p.eps, x, red);
+    prefetch_attention_kv<P>(p, L);
+    stream_phase(p, plan, kQkv, matrix_of(p, L, kQkv), ring, x, partial,
+                 [&](int row, float v, float) { p.qkv[row] = __float2bfloat16_rn(v); });
+    phase_end(0);
+    if (!p.stream_only) attention_phase<P>(p, L, scratch);
+    phase_end(1);
+    load_plain(p.attn, A, x);
+    stream_phase(p, plan, kO, matrix_of(p, L, kO), ring, x, partial,
+                 [&](int row, float v, float) { residual_store(p.h, row, v); });
+    phase_end(2);
+    load_normed(p.h, L.post_norm, H, p.eps, x, red);
+    stream_phase(p, plan, kGateUp, matrix_of(p, L, kGateUp), ring, x, partial, [&](int row, float g, float u) {
+      p.act[row / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(g)) * round_bf16(u));
+    });
+    phase_end(3);
+    load_plain(p.act, I, x);
+    stream_phase(p, plan, kDown, matrix_of(p, L, kDown), ring, x, partial,
+                 [&](int row, float v, float) { residual_store(p.h, row, v); });
+    phase_end(4);  // no barrier after the last layer
+  }
+  if (threadIdx.x == 0) grid_exit_thread(p.sync, p.sync + 1, gridDim.x);
+}
+
+constexpr size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+constexpr int kMinSlotBytes = 32 * 1024;
+
+// The launch plan for this shape within `smem_limit` bytes; slots = 0 when it does not fit.
+Plan make_plan(const PersistentDecode& p, int smem_limit) {
+  Plan plan;
+  const int H = p.hidden, I = p.intermediate, A = p.heads * p.head_dim, G = p.heads / p.kv_heads;
+  plan.x_elems = std::max({H, I, A});
+  // Slots of at least 32 KB: the weights in flight per SM are what the stream's rate depends on
+  // (a 16 KB bulk copy takes microseconds under load), and a slot's fixed costs are per slot.
+  // (up to kFastRows of the shortest rows, the most the register path unrolls).
+  const int fill = std::min(kMinSlotBytes, kFastRows * 2 * std::min({H, A, I}));
+  plan.slot_bytes = static_cast<int>(round_up(std::max({4 * H, 2 * A, 2 * I, fill}), 128));
+  plan.rows_max = plan.slot_bytes / (2 * std::min({H, A, I}));
+  plan.cols = H % 256 == 0 && I % 256 == 0 && A % 256 == 0 ? kConsumerWarps : kConsumers;
+  const size_t x_bytes = round_up(std::max<size_t>(plan.x_elems * 2, attention_scratch_bytes(G, p.head_dim)), 128);
+  // Per slot: the weights, the partial sums of its rows and its mbarrier.
+  const size_t per_slot = plan.slot_bytes + static_cast<size_t>(plan.rows_max) * plan.cols * 8 + 8;
+  const size_t fixed = x_bytes + 3 * 128 + 64;  // alignment, static shared memory
+  const long long room = static_cast<long long>(smem_limit) - static_cast<long long>(fixed);
+  plan.slots = room > 0 ? static_cast<int>(std::min<long long>(kMaxSlots, room / static_cast<long long>(per_slot))) : 0;
+  if (plan.slots < 2) {
+    plan.slots = 0;
+    return plan;
+  }
+  const size_t partial_bytes = round_up(static_cast<size_t>(plan.slots) * plan.rows_max * plan.cols * 8, 128);
+  plan.x_off = static_cast<int>(round_up(static_cast<size_t>(plan.slots) * plan.slot_bytes, 128));
+  plan.partial_off = plan.x_off + static_cast<int>(x_bytes);
+  plan.bar_off = plan.partial_off + static_cast<int>(partial_bytes);
+  plan.smem = plan.bar_off + plan.slots * 8;
+  return plan;
+}
+
+int smem_optin_limit() {
+  int dev = 0, bytes = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+    return 0;
+  return bytes - 1024;  // the kernel's static shared memory and the system's reserve
+}
+
+}  // namespace
+}  // namespace persistent
+
+bool decode_persistent_supported(int hidden, int intermediate, int heads, int kv_heads, KvGeometry geo) {
+  using namespace persistent;
+  const int hd = geo.head_dim;
+  if (geo.dtype != KvDtype::bf16 || (hd != 32 && hd != 64 && hd != 128 && hd != 256)) return false;
+  if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kMaxGroup || heads / kv_heads * hd > 1024)
+    return false;
+  if (hidden % 8 != 0 || intermediate % 8 != 0 || geo.nkv != kv_heads) return false;
+  PersistentDecode p;
+  p.hidden = hidden, p.intermediate = intermediate, p.heads = heads, p.kv_heads = kv_heads, p.head_dim = hd;
+  return make_plan(p, smem_optin_limit()).slots > 0;
+}
+
+size_t decode_persistent_partials(int heads, int head_dim, int splits) {
+  return static_cast<size_t>(heads) * splits * (head_dim + 2);
+}
+
+int decode_persistent_splits(int max_context, int kv_heads, int num_sms) {
+  // About one item per block at long contexts, at least ~32 keys per split.
+  // (at most 128: the merge keeps every split's max and denominator in the attention scratch)
+  return std::max(1, std::min({ceil_div(std::max(1, max_context), 32), num_sms / std::max(1, kv_heads), 128}));
+}
+
+Status decode_persistent(const PersistentDecode& p, int num_sms, const Exec& ex) {
+  using namespace persistent;
+  if (!decode_persistent_supported(p.hidden, p.intermediate, p.heads, p.kv_heads, p.geo))
+    return invalid("decode_persistent", "shape not supported (bf16 cache, head_dim 32/64/128/256, <= 8 query heads per kv head)");
+  if (p.splits < 1) return invalid("decode_persistent", "splits must be at least 1");
+  const Plan plan = make_plan(p, smem_optin_limit());
+  void (*kernel)(PersistentDecode, Plan) = nullptr;
+  switch (p.head_dim) {
+    case 32: kernel = decode_persistent_kernel<1>; break;
+    case 64: kernel = decode_persistent_kernel<2>; break;
+    case 128: kernel = decode_persistent_kernel<4>; break;
+    default: kernel = decode_persistent_kernel<8>; break;
+  }
+  GRPST_TRY(allow_smem("decode_persistent", kernel, plan.smem));
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(num_sms);
+  cfg.blockDim = dim3(kConsumers);
+  cfg.dynamicSmemBytes = plan.smem;
+  cfg.stream = ex.stream;
+  // Co-resident blocks are what the grid barriers need: a cooperative launch guarantees them
+  // (and fails instead of hanging when they cannot be).
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeCooperative;
+  attr[0].val.cooperative = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, p, plan);
+  if (e != cudaSuccess) return cuda_error("decode_persistent", e);
+  return ok_status();
+}
+
+}  // namespace grpst::cuda
