@@ -76,9 +76,15 @@ Status Forward::set_kv(KvCache kv) {
   return prepare_persistent();
 }
 
+Status Forward::set_persistent_decode(bool on, int max_context) {
+  persistent_ = on;
+  persistent_max_ctx_ = max_context;
+  return prepare_persistent();
+}
+
 Status Forward::prepare_persistent() {
   const ModelDims& d = dims_;
-  if (quantized_ || w_.lm_head.format != WeightFormat::bf16 || persistent_layers_ ||
+  if (!persistent_ || kv_.layers.empty() || quantized_ || w_.lm_head.format != WeightFormat::bf16 || persistent_layers_ ||
       !decode_persistent_supported(d.hidden, d.intermediate, d.heads, d.kv_heads, kv_.geo))
     return ok_status();
   std::vector<PersistentLayer> host(d.layers);

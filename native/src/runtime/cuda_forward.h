@@ -116,7 +116,7 @@ constexpr bool kDefaultSkinnyProloguePass = true;
 constexpr int kDefaultFusedDecodeMaxRows = 0;
 // The persistent one-launch decode step (decode_persistent) for one sequence of a bf16 model: off
 // by default. On an H200 (Qwen3-8B shape, docs/benchmarks.md) its weight stream and barriers alone
-// take 3.81 ms per step (93% of the roofline), but with its arithmetic 7.7 ms against 4.5 for the
+// take 3.82 ms per step (93% of the roofline), but with its arithmetic 7.7 ms against 4.5 for the
 // separate kernels. When on, it runs up to kDefaultPersistentMaxContext keys; longer contexts take
 // the separate kernels, whose decode attention spreads them over more blocks.
 constexpr bool kDefaultPersistentDecode = false;
@@ -190,10 +190,8 @@ class Forward {
   // The persistent one-launch decode step for one sequence of a bf16 model where
   // decode_persistent_supported (kDefaultPersistentDecode; GRPST_CUDA_PERSISTENT=1 turns it on) up
   // to `max_context` (GRPST_CUDA_PERSISTENT_MAX_CONTEXT).
-  void set_persistent_decode(bool on, int max_context = kDefaultPersistentMaxContext) {
-    persistent_ = on;
-    persistent_max_ctx_ = max_context;
-  }
+  // Turning it on allocates its layer table and scratch (once; not inside a graph capture).
+  Status set_persistent_decode(bool on, int max_context = kDefaultPersistentMaxContext);
   // Whether the last run() took it.
   bool last_run_persistent() const { return last_persistent_; }
   // Device stamps of its phases (PersistentDecode::trace; null: none), for the harness.
@@ -205,7 +203,7 @@ class Forward {
  private:
   Forward() = default;
   Status allocate();
-  // The persistent decode step's layer table and scratch, once the KV cache is known.
+  // The persistent decode step's layer table and scratch, once it is on and the KV cache is known.
   Status prepare_persistent();
   Status run_persistent(const StepInput& in, const Exec& ex);
   // The skinny kernel, with its prologue as a pass of its own when skinny_prologue_pass_.

@@ -56,7 +56,7 @@ void sweep_persistent(cu::Forward& fwd, int vocab, const DecodeReport& report, f
     cu::StepInput in = decode_step(bufs, 1, ctx, vocab);
     std::vector<float> got[2];
     for (int on : {1, 0}) {
-      fwd.set_persistent_decode(on == 1, 1 << 30);
+      if (!Checks::get().status("set_persistent_decode", fwd.set_persistent_decode(on == 1, 1 << 30))) return;
       const std::string row = "b1 ctx" + std::to_string(ctx) + " graph+pdl " + (on ? "persistent kernel" : "separate kernels");
       report(row, 1, ctx, decode_ms(fwd, in, logits, true, true, s));
       if (on) persistent_breakdown(fwd, in, logits, layers, row + " phases", s);
@@ -70,14 +70,14 @@ void sweep_persistent(cu::Forward& fwd, int vocab, const DecodeReport& report, f
                           got[1], got[0], 0.1);
     if (ctx != 512) continue;
     // The same launches without the arithmetic and the attention: the data movement alone.
-    fwd.set_persistent_decode(true, 1 << 30);
+    if (!Checks::get().status("set_persistent_decode", fwd.set_persistent_decode(true, 1 << 30))) return;
     setenv("GRPST_CUDA_PERSISTENT_STREAM_ONLY", "1", 1);
     const std::string row = "b1 ctx512 graph+pdl persistent kernel, weight stream and barriers only";
     report(row, 1, ctx, decode_ms(fwd, in, logits, true, true, s));
     persistent_breakdown(fwd, in, logits, layers, row + ", phases", s);
     unsetenv("GRPST_CUDA_PERSISTENT_STREAM_ONLY");
   }
-  fwd.set_persistent_decode(cu::kDefaultPersistentDecode);
+  Checks::get().status("set_persistent_decode", fwd.set_persistent_decode(cu::kDefaultPersistentDecode));
 }
 
 }  // namespace harness

@@ -34,11 +34,11 @@ int run_fixture(const Fixture& f, cu::LtContext* lt, bool streaming, bool fused,
   lim.max_logits = max_len;
   std::unique_ptr<cu::Forward> fwd;
   if (!Checks::get().status("parity Forward::create " + f.name, cu::Forward::create(m.d, m.w, lim, lt, 132, &fwd)) ||
-      !Checks::get().status("parity Forward::set_kv " + f.name, fwd->set_kv(m.cache)))
+      !Checks::get().status("parity Forward::set_kv " + f.name, fwd->set_kv(m.cache)) ||
+      !Checks::get().status("parity set_persistent_decode " + f.name, fwd->set_persistent_decode(persistent)))
     return 1;
   fwd->set_stream_bf16(streaming);
   fwd->set_fused_decode_max_rows(fused ? 64 : 0);
-  fwd->set_persistent_decode(persistent);
 
   cudaStream_t stream;  // a blocking stream: the synchronous copies below order against it
   cudaStreamCreate(&stream);
