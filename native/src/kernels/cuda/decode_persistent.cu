@@ -211,7 +211,7 @@ __device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int 
 #pragma unroll
     for (int j = 0; j < J; ++j) unpack8(xv[ctid + kConsumers * j], xr[j]);
   }
-  const int lane = ctid & 31, cw = ctid >> 5;
+  const int lane = ctid & 31;
   for (int k = 0; k < pieces; ++k, ring.advance(plan.slots)) {
     const int r = ring.pieces->row_of(ph, k), n = ring.pieces->count_of(ph, r), s = ring.slot;
     mbar_wait(&ring.full[s], ring.round & 1);
