@@ -61,7 +61,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->wo_tiled_max_rows_ = env_int("GRPST_CUDA_WO_TILED_MAX_ROWS", f->wo_tiled_max_rows_);
   f->wo_tiled_int8_max_rows_ = env_int("GRPST_CUDA_WO_TILED_INT8_MAX_ROWS", f->wo_tiled_int8_max_rows_);
   f->quantized_ = has_quantized_layers(f->w_);
-  f->persistent_ = env_int("GRPST_CUDA_PERSISTENT", kDefaultPersistentDecode ? 1 : 0) != 0;
+  f->persistent_on_ = env_int("GRPST_CUDA_PERSISTENT", kDefaultPersistentDecode ? 1 : 0) != 0;
   f->persistent_max_ctx_ = env_int("GRPST_CUDA_PERSISTENT_MAX_CONTEXT", f->persistent_max_ctx_);
   GRPST_TRY(f->allocate());
   *out = std::move(f);
@@ -77,14 +77,14 @@ Status Forward::set_kv(KvCache kv) {
 }
 
 Status Forward::set_persistent_decode(bool on, int max_context) {
-  persistent_ = on;
+  persistent_on_ = on;
   persistent_max_ctx_ = max_context;
   return prepare_persistent();
 }
 
 Status Forward::prepare_persistent() {
   const ModelDims& d = dims_;
-  if (!persistent_ || kv_.layers.empty() || quantized_ || w_.lm_head.format != WeightFormat::bf16 || persistent_layers_ ||
+  if (!persistent_on_ || kv_.layers.empty() || quantized_ || w_.lm_head.format != WeightFormat::bf16 || persistent_.layers ||
       !decode_persistent_supported(d.hidden, d.intermediate, d.heads, d.kv_heads, kv_.geo))
     return ok_status();
   std::vector<PersistentLayer> host(d.layers);
@@ -106,41 +106,38 @@ Status Forward::prepare_persistent() {
   scratch_bytes_ += layer_bytes + partial_bytes + sync_bytes + 512;
   char* base = static_cast<char*>(p);
   auto* layers = reinterpret_cast<PersistentLayer*>(base);
-  persistent_partials_ = reinterpret_cast<float*>(base + (layer_bytes + 255) / 256 * 256);
-  persistent_sync_ = reinterpret_cast<unsigned*>(reinterpret_cast<char*>(persistent_partials_) + (partial_bytes + 255) / 256 * 256);
+  persistent_.partials = reinterpret_cast<float*>(base + (layer_bytes + 255) / 256 * 256);
+  persistent_.sync =
+      reinterpret_cast<unsigned*>(reinterpret_cast<char*>(persistent_.partials) + (partial_bytes + 255) / 256 * 256);
   GRPST_CUDA_CHECK("Forward persistent layers", cudaMemcpy(layers, host.data(), layer_bytes, cudaMemcpyHostToDevice));
-  GRPST_CUDA_CHECK("Forward persistent scratch", cudaMemset(persistent_sync_, 0, sync_bytes));
-  persistent_layers_ = layers;
+  GRPST_CUDA_CHECK("Forward persistent scratch", cudaMemset(persistent_.sync, 0, sync_bytes));
+  // Everything a launch reads except the step's own inputs (run_persistent fills those).
+  PersistentDecode& pd = persistent_;
+  pd.layers = layers;
+  pd.num_layers = d.layers;
+  pd.hidden = d.hidden;
+  pd.intermediate = d.intermediate;
+  pd.heads = d.heads;
+  pd.kv_heads = d.kv_heads;
+  pd.head_dim = d.head_dim;
+  pd.eps = d.eps;
+  pd.softmax_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
+  pd.rope = Rope{w_.inv_freq, w_.attention_scaling};
+  pd.geo = kv_.geo;
+  pd.h = h_;
+  pd.qkv = qkv_;
+  pd.attn = attn_;
+  pd.act = act_;
   return ok_status();
 }
 
 Status Forward::run_persistent(const StepInput& in, const Exec& ex) {
-  const ModelDims& d = dims_;
-  PersistentDecode p;
-  p.layers = persistent_layers_;
-  p.num_layers = d.layers;
-  p.hidden = d.hidden;
-  p.intermediate = d.intermediate;
-  p.heads = d.heads;
-  p.kv_heads = d.kv_heads;
-  p.head_dim = d.head_dim;
-  p.eps = d.eps;
-  p.softmax_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
-  p.rope = Rope{w_.inv_freq, w_.attention_scaling};
-  p.geo = kv_.geo;
+  PersistentDecode p = persistent_;
   p.tables = in.tables;
   p.positions = in.positions;
   p.slots = in.slots;
   p.token_seq = in.token_seq;
-  p.h = h_;
-  p.qkv = qkv_;
-  p.attn = attn_;
-  p.act = act_;
-  p.partials = persistent_partials_;
-  p.sync = persistent_sync_;
-  p.splits = decode_persistent_splits(in.max_context, d.kv_heads, num_sms_);
-  p.trace = persistent_trace_;
-  p.stream_only = env_int("GRPST_CUDA_PERSISTENT_STREAM_ONLY", 0) == 1;  // the harness's measurement
+  p.splits = decode_persistent_splits(in.max_context, dims_.kv_heads, num_sms_);
   return decode_persistent(p, num_sms_, ex);
 }
 
@@ -353,7 +350,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));
   else GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));
   // One sequence's decode step of a bf16 model: every layer in one persistent launch.
-  last_persistent_ = persistent_ && persistent_layers_ && !tp_ && T == 1 && R == 1 && in.prefill.num_seqs == 0 &&
+  last_persistent_ = persistent_on_ && persistent_.layers && !tp_ && T == 1 && R == 1 && in.prefill.num_seqs == 0 &&
                      in.max_context <= persistent_max_ctx_;
   if (last_persistent_) GRPST_TRY(run_persistent(in, ex));
   // Tensor parallel: ranks other than 0 store their o_proj / down_proj partial sums in place of

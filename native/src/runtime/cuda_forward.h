@@ -194,8 +194,10 @@ class Forward {
   Status set_persistent_decode(bool on, int max_context = kDefaultPersistentMaxContext);
   // Whether the last run() took it.
   bool last_run_persistent() const { return last_persistent_; }
-  // Device stamps of its phases (PersistentDecode::trace; null: none), for the harness.
-  void set_persistent_trace(long long* trace) { persistent_trace_ = trace; }
+  // For the harness: device stamps of its phases (PersistentDecode::trace; null: none), and its
+  // launches without the arithmetic (PersistentDecode::stream_only).
+  void set_persistent_trace(long long* trace) { persistent_.trace = trace; }
+  void set_persistent_stream_only(bool on) { persistent_.stream_only = on; }
 
   const ModelDims& dims() const { return dims_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -243,13 +245,10 @@ class Forward {
   SplitScratch split_;  // linear_wo_tiled's partial sums and counters
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
-  bool persistent_ = kDefaultPersistentDecode;
+  bool persistent_on_ = kDefaultPersistentDecode;
   int persistent_max_ctx_ = kDefaultPersistentMaxContext;
   bool last_persistent_ = false;
-  PersistentLayer* persistent_layers_ = nullptr;  // device: one entry per layer; null: not available
-  float* persistent_partials_ = nullptr;
-  unsigned* persistent_sync_ = nullptr;
-  long long* persistent_trace_ = nullptr;
+  PersistentDecode persistent_;  // its launch arguments but the step's inputs; layers null: not prepared
   size_t scratch_bytes_ = 0;
   std::vector<void*> allocations_;
   // activations

@@ -1,7 +1,6 @@
 #include "bench_persistent.h"
 
 #include <cstdio>
-#include <cstdlib>
 #include <vector>
 
 #include "bench_steps.h"
@@ -71,11 +70,11 @@ void sweep_persistent(cu::Forward& fwd, int vocab, const DecodeReport& report, f
     if (ctx != 512) continue;
     // The same launches without the arithmetic and the attention: the data movement alone.
     if (!Checks::get().status("set_persistent_decode", fwd.set_persistent_decode(true, 1 << 30))) return;
-    setenv("GRPST_CUDA_PERSISTENT_STREAM_ONLY", "1", 1);
+    fwd.set_persistent_stream_only(true);
     const std::string row = "b1 ctx512 graph+pdl persistent kernel, weight stream and barriers only";
     report(row, 1, ctx, decode_ms(fwd, in, logits, true, true, s));
     persistent_breakdown(fwd, in, logits, layers, row + ", phases", s);
-    unsetenv("GRPST_CUDA_PERSISTENT_STREAM_ONLY");
+    fwd.set_persistent_stream_only(false);
   }
   Checks::get().status("set_persistent_decode", fwd.set_persistent_decode(cu::kDefaultPersistentDecode));
 }

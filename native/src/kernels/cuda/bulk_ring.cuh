@@ -1,6 +1,6 @@
 // Hopper primitives of the persistent decode kernel: mbarriers, 1-D bulk copies (TMA without a
-// tensor map) from global into shared memory, a named barrier for a subset of warps, loads that
-// bypass the L1 (data other blocks of the same launch wrote), and a grid-wide barrier.
+// tensor map) from global into shared memory, loads that bypass the L1 (data other blocks of the
+// same launch wrote), and a grid-wide barrier.
 #pragma once
 #include <cstdint>
 
@@ -22,9 +22,6 @@ __device__ __forceinline__ void mbar_fence_init() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
 #endif
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
 }
 // One arrival that also announces `bytes` still to land through complete_tx.
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
@@ -72,11 +69,6 @@ __device__ __forceinline__ void prefetch_l2_keep(const void* p) {
 }
 
 // ---- barriers and coherent loads ---------------------------------------------------------------
-
-// bar.sync on barrier `id` (not 0, which __syncthreads uses) for the first `threads` threads.
-__device__ __forceinline__ void named_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
-}
 
 // Loads through the L2 only: an SM's L1 is not coherent with other SMs' stores, and data written
 // by other blocks of the same launch must not be read from a line this SM cached earlier.

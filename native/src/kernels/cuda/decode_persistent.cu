@@ -19,6 +19,7 @@
 // separate kernels: eight warps issue one instruction per ~12 cycles each (latency-bound), and the
 // o_proj / down epilogues wait on an L2 round trip per row. Off by default (cuda_forward.h).
 #include <algorithm>
+#include <atomic>
 
 #include "decode_persistent_attention.cuh"
 #include "linear_common.cuh"
@@ -154,7 +155,7 @@ __device__ __forceinline__ void slot_products(const uint4* wv, int n, int vpr, c
       if (row < n) {
         uint4 w[J];
 #pragma unroll
-        for (int j = 0; j < J; ++j) w[j] = wv[row * vpr + ctid + kConsumers * j];
+        for (int j = 0; j < J; ++j) w[j] = wv[row * vpr + ctid + kThreads * j];
         float a0 = 0.f, a1 = 0.f;
 #pragma unroll
         for (int j = 0; j < J; ++j) {
@@ -174,14 +175,14 @@ __device__ __forceinline__ void slot_products(const uint4* wv, int n, int vpr, c
       for (int row = 0; row < kFastRows; ++row)
         if (row < n) part[row * cols + cw] = a[row];
   } else {
-    const bool per_warp = cols == kConsumerWarps;  // every row a multiple of 256 elements
+    const bool per_warp = cols == kWarps;  // every row a multiple of 256 elements
     const int nv = n * vpr;
     int idx = ctid, row = idx / vpr, col = idx - row * vpr;
     float acc = 0.f;
     while (idx < nv) {
       acc += dot8(wv[idx], xv[col]);
-      idx += kConsumers;
-      col += kConsumers;
+      idx += kThreads;
+      col += kThreads;
       int next = row;
       while (col >= vpr) col -= vpr, ++next;
       if (next != row || idx >= nv) {  // warp-uniform when per_warp
@@ -198,8 +199,8 @@ __device__ __forceinline__ void slot_products(const uint4* wv, int n, int vpr, c
   }
 }
 
-// Consumers: y = W . x over this block's rows, x [K] in shared memory; epi(row, v) or, for row
-// pairs, epi(row, gate, up) stores each finished row. `it` counts slots across the whole launch.
+// y = W . x over this block's pieces of a phase, x [K] in shared memory; epi(row, v) or, for row
+// pairs, epi(row, gate, up) stores each finished row.
 template <int J, class Epi>
 __device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m, Ring& ring,
                                const bf16* x, float* partial, Epi& epi) {
@@ -209,7 +210,7 @@ __device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int 
   float xr[J > 0 ? J : 1][8];
   if constexpr (J > 0) {
 #pragma unroll
-    for (int j = 0; j < J; ++j) unpack8(xv[ctid + kConsumers * j], xr[j]);
+    for (int j = 0; j < J; ++j) unpack8(xv[ctid + kThreads * j], xr[j]);
   }
   const int lane = ctid & 31;
   for (int k = 0; k < pieces; ++k, ring.advance(plan.slots)) {
@@ -225,7 +226,7 @@ __device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int 
     int last = 0;
     if (lane == 0) {
       __threadfence_block();
-      last = atomicAdd(&ring.done_warps[s], 1) == kConsumerWarps - 1;
+      last = atomicAdd(&ring.done_warps[s], 1) == kWarps - 1;
     }
     if (!__shfl_sync(0xffffffffu, last, 0)) continue;
     // The last warp: every warp is done with the slot's weights (refill it first: the epilogue
@@ -236,7 +237,7 @@ __device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int 
       ring.fetch(ring.it + plan.slots, s, p, plan);
     }
     if (p.stream_only) {
-    } else if (plan.cols == kConsumerWarps) {
+    } else if (plan.cols == kWarps) {
       // Output c (a row, or a gate / up pair): lanes 0-7 hold the row's eight warp partials
       // (lanes 8-15 the up row's), summed by a fixed tree.
       const int outs = m.pairs ? n / 2 : n;
@@ -244,8 +245,8 @@ __device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int 
         const int row = m.pairs ? 2 * c + (lane >> 3) : c;
         float v = 0.f;
         if (lane < (m.pairs ? 16 : 8)) {
-          v = part[row * kConsumerWarps + (lane & 7)];
-          if (J == 0) part[row * kConsumerWarps + (lane & 7)] = 0.f;  // rows some warps skip
+          v = part[row * kWarps + (lane & 7)];
+          if (J == 0) part[row * kWarps + (lane & 7)] = 0.f;  // rows some warps skip
         }
         v += __shfl_xor_sync(0xffffffffu, v, 4);
         v += __shfl_xor_sync(0xffffffffu, v, 2);
@@ -270,7 +271,7 @@ template <class Epi>
 __device__ void stream_phase(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m, Ring& ring,
                              const bf16* x, float* partial, Epi epi) {
   const int vpr = m.K / 8;
-  const int J = plan.cols == kConsumerWarps && vpr % kConsumers == 0 && plan.rows_max <= kFastRows ? vpr / kConsumers : 0;
+  const int J = plan.cols == kWarps && vpr % kThreads == 0 && plan.rows_max <= kFastRows ? vpr / kThreads : 0;
   switch (J) {
     case 1: return stream_phase_j<1>(p, plan, ph, m, ring, x, partial, epi);
     case 2: return stream_phase_j<2>(p, plan, ph, m, ring, x, partial, epi);
@@ -296,13 +297,13 @@ __device__ void load_normed(const bf16* h, const float* norm_w, int H, float eps
   };
 #pragma unroll
   for (int c = 0; c < kKeep; ++c)
-    if (ctid + c * kConsumers < H / 8) add_squares(kept[c] = ld_cg16(h + 8 * (ctid + c * kConsumers)));
-  for (int i = ctid + kKeep * kConsumers; i < H / 8; i += kConsumers) add_squares(ld_cg16(h + 8 * i));
+    if (ctid + c * kThreads < H / 8) add_squares(kept[c] = ld_cg16(h + 8 * (ctid + c * kThreads)));
+  for (int i = ctid + kKeep * kThreads; i < H / 8; i += kThreads) add_squares(ld_cg16(h + 8 * i));
   ss = warp_sum(ss);
   if ((ctid & 31) == 0) red[ctid >> 5] = ss;
-  consumer_sync();
+  __syncthreads();
   float total = 0.f;
-  for (int w = 0; w < kConsumerWarps; ++w) total += red[w];
+  for (int w = 0; w < kWarps; ++w) total += red[w];
   const float rstd = rsqrtf(total / static_cast<float>(H) + eps);
   LinearIn in;
   in.norm_w = norm_w;
@@ -314,21 +315,21 @@ __device__ void load_normed(const bf16* h, const float* norm_w, int H, float eps
   };
 #pragma unroll
   for (int c = 0; c < kKeep; ++c)
-    if (ctid + c * kConsumers < H / 8) store(ctid + c * kConsumers, kept[c]);
-  for (int i = ctid + kKeep * kConsumers; i < H / 8; i += kConsumers) store(i, ld_cg16(h + 8 * i));
-  consumer_sync();  // x complete; red free again
+    if (ctid + c * kThreads < H / 8) store(ctid + c * kThreads, kept[c]);
+  for (int i = ctid + kKeep * kThreads; i < H / 8; i += kThreads) store(i, ld_cg16(h + 8 * i));
+  __syncthreads();  // x complete; red free again
 }
 
 __device__ void load_plain(const bf16* src, int K, bf16* x) {
-  for (int i = threadIdx.x; i < K / 8; i += kConsumers) reinterpret_cast<uint4*>(x)[i] = ld_cg16(src + 8 * i);
-  consumer_sync();
+  for (int i = threadIdx.x; i < K / 8; i += kThreads) reinterpret_cast<uint4*>(x)[i] = ld_cg16(src + 8 * i);
+  __syncthreads();
 }
 
 __device__ __forceinline__ void grid_sync(const PersistentDecode& p, unsigned& k) {
-  consumer_sync();
+  __syncthreads();
   if (threadIdx.x == 0) grid_barrier_thread(p.sync, k, gridDim.x);
   ++k;
-  consumer_sync();
+  __syncthreads();
 }
 
 __device__ __forceinline__ void residual_store(bf16* h, int row, float v) {
@@ -336,9 +337,9 @@ __device__ __forceinline__ void residual_store(bf16* h, int row, float v) {
 }
 
 template <int P>
-__global__ void __launch_bounds__(kConsumers, 1) decode_persistent_kernel(PersistentDecode p, Plan plan) {
+__global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(PersistentDecode p, Plan plan) {
   extern __shared__ __align__(128) uint8_t smem[];
-  __shared__ float red[kConsumerWarps];
+  __shared__ float red[kWarps];
   __shared__ Pieces pieces;
   __shared__ int done_warps[kMaxSlots];
   Ring ring;
@@ -358,7 +359,7 @@ __global__ void __launch_bounds__(kConsumers, 1) decode_persistent_kernel(Persis
     pieces.init(p, plan);
     for (int s = 0; s < plan.slots; ++s) ring.fetch(s, s, p, plan);
   }
-  for (int i = threadIdx.x; i < 2 * plan.slots * plan.rows_max * plan.cols; i += kConsumers) partial[i] = 0.f;
+  for (int i = threadIdx.x; i < 2 * plan.slots * plan.rows_max * plan.cols; i += kThreads) partial[i] = 0.f;
   __syncthreads();
 
   const int H = p.hidden, I = p.intermediate, A = p.heads * p.head_dim;
@@ -402,15 +403,14 @@ constexpr int kMinSlotBytes = 32 * 1024;
 Plan make_plan(const PersistentDecode& p, int smem_limit) {
   Plan plan;
   const int H = p.hidden, I = p.intermediate, A = p.heads * p.head_dim, G = p.heads / p.kv_heads;
-  plan.x_elems = std::max({H, I, A});
-  // Slots of at least 32 KB: the weights in flight per SM are what the stream's rate depends on
-  // (a 16 KB bulk copy takes microseconds under load), and a slot's fixed costs are per slot.
-  // (up to kFastRows of the shortest rows, the most the register path unrolls).
+  // Slots of at least 32 KB (or kFastRows of the shortest rows, the most the register path
+  // unrolls): the stream's rate depends on the bytes in flight per SM (a bulk copy takes
+  // microseconds to land under load), and a slot's fixed costs are per slot.
   const int fill = std::min(kMinSlotBytes, kFastRows * 2 * std::min({H, A, I}));
   plan.slot_bytes = static_cast<int>(round_up(std::max({4 * H, 2 * A, 2 * I, fill}), 128));
   plan.rows_max = plan.slot_bytes / (2 * std::min({H, A, I}));
-  plan.cols = H % 256 == 0 && I % 256 == 0 && A % 256 == 0 ? kConsumerWarps : kConsumers;
-  const size_t x_bytes = round_up(std::max<size_t>(plan.x_elems * 2, attention_scratch_bytes(G, p.head_dim)), 128);
+  plan.cols = H % 256 == 0 && I % 256 == 0 && A % 256 == 0 ? kWarps : kThreads;
+  const size_t x_bytes = round_up(std::max<size_t>(std::max({H, I, A}) * 2, attention_scratch_bytes(G, p.head_dim)), 128);
   // Per slot: the weights, the partial sums of its rows and its mbarrier.
   const size_t per_slot = plan.slot_bytes + static_cast<size_t>(plan.rows_max) * plan.cols * 8 + 8;
   const size_t fixed = x_bytes + 3 * 128 + 64;  // alignment, static shared memory
@@ -428,27 +428,37 @@ Plan make_plan(const PersistentDecode& p, int smem_limit) {
   return plan;
 }
 
+// The opt-in shared memory per block of the current device, less the kernel's static shared
+// memory and the system's reserve (queried once per device: the launcher runs every step).
 int smem_optin_limit() {
-  int dev = 0, bytes = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-    return 0;
-  return bytes - 1024;  // the kernel's static shared memory and the system's reserve
+  static std::atomic<int> cached[16] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  std::atomic<int>* slot = dev < 16 ? &cached[dev] : nullptr;
+  if (slot && slot->load() > 0) return slot->load();
+  int bytes = 0;
+  if (cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) return 0;
+  if (slot) slot->store(bytes - 1024);
+  return bytes - 1024;
+}
+
+// The launch plan, or slots = 0 where the shape is not supported.
+Plan plan_for(int hidden, int intermediate, int heads, int kv_heads, KvGeometry geo) {
+  const int hd = geo.head_dim;
+  const bool ok = geo.dtype == KvDtype::bf16 && (hd == 32 || hd == 64 || hd == 128 || hd == 256) && kv_heads > 0 &&
+                  heads % kv_heads == 0 && heads / kv_heads <= kMaxGroup && heads / kv_heads * hd <= 1024 &&
+                  hidden % 8 == 0 && intermediate % 8 == 0 && geo.nkv == kv_heads;
+  if (!ok) return Plan();
+  PersistentDecode p;
+  p.hidden = hidden, p.intermediate = intermediate, p.heads = heads, p.kv_heads = kv_heads, p.head_dim = hd;
+  return make_plan(p, smem_optin_limit());
 }
 
 }  // namespace
 }  // namespace persistent
 
 bool decode_persistent_supported(int hidden, int intermediate, int heads, int kv_heads, KvGeometry geo) {
-  using namespace persistent;
-  const int hd = geo.head_dim;
-  if (geo.dtype != KvDtype::bf16 || (hd != 32 && hd != 64 && hd != 128 && hd != 256)) return false;
-  if (kv_heads <= 0 || heads % kv_heads != 0 || heads / kv_heads > kMaxGroup || heads / kv_heads * hd > 1024)
-    return false;
-  if (hidden % 8 != 0 || intermediate % 8 != 0 || geo.nkv != kv_heads) return false;
-  PersistentDecode p;
-  p.hidden = hidden, p.intermediate = intermediate, p.heads = heads, p.kv_heads = kv_heads, p.head_dim = hd;
-  return make_plan(p, smem_optin_limit()).slots > 0;
+  return persistent::plan_for(hidden, intermediate, heads, kv_heads, geo).slots > 0;
 }
 
 size_t decode_persistent_partials(int heads, int head_dim, int splits) {
@@ -463,10 +473,10 @@ int decode_persistent_splits(int max_context, int kv_heads, int num_sms) {
 
 Status decode_persistent(const PersistentDecode& p, int num_sms, const Exec& ex) {
   using namespace persistent;
-  if (!decode_persistent_supported(p.hidden, p.intermediate, p.heads, p.kv_heads, p.geo))
+  const Plan plan = plan_for(p.hidden, p.intermediate, p.heads, p.kv_heads, p.geo);
+  if (plan.slots == 0)
     return invalid("decode_persistent", "shape not supported (bf16 cache, head_dim 32/64/128/256, <= 8 query heads per kv head)");
   if (p.splits < 1) return invalid("decode_persistent", "splits must be at least 1");
-  const Plan plan = make_plan(p, smem_optin_limit());
   void (*kernel)(PersistentDecode, Plan) = nullptr;
   switch (p.head_dim) {
     case 32: kernel = decode_persistent_kernel<1>; break;
@@ -477,7 +487,7 @@ Status decode_persistent(const PersistentDecode& p, int num_sms, const Exec& ex)
   GRPST_TRY(allow_smem("decode_persistent", kernel, plan.smem));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(num_sms);
-  cfg.blockDim = dim3(kConsumers);
+  cfg.blockDim = dim3(kThreads);
   cfg.dynamicSmemBytes = plan.smem;
   cfg.stream = ex.stream;
   // Co-resident blocks are what the grid barriers need: a cooperative launch guarantees them

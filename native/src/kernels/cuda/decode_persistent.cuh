@@ -1,5 +1,5 @@
 // What the persistent decode kernel's parts share: its launch plan (shared-memory layout, weight
-// ring geometry) and the consumer warps' layout. decode_persistent.cu holds the kernel and its
+// ring geometry) and the block's shape. decode_persistent.cu holds the kernel and its
 // linear phases, decode_persistent_attention.cuh the attention phase.
 #pragma once
 #include "bulk_ring.cuh"
@@ -8,26 +8,21 @@
 namespace grpst::cuda {
 namespace persistent {
 
-// The block's warps (all of them: "consumer" names them as the ring's readers).
-constexpr int kConsumerWarps = 8;
-constexpr int kConsumers = kConsumerWarps * 32;
-constexpr int kConsumerBarrier = 1;  // named barrier id of the block's warps
-constexpr int kMaxGroup = 8;               // query heads per kv head
+constexpr int kWarps = 8;  // per block (one block per SM)
+constexpr int kThreads = kWarps * 32;
+constexpr int kMaxGroup = 8;  // query heads per kv head
 constexpr int kMaxSlots = 32;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Host-computed layout of one launch. The weight ring holds `slots` slots of `slot_bytes`; a slot
 // carries whole rows of one matrix (rows_per_slot(K) of them). Per-row partial sums live in
-// [2][rows_max][cols] floats: cols = 8 (one per consumer warp) when every matrix's row is a
+// [slots][2 rounds][rows_max][cols] floats: cols = 8 (one per warp) when every matrix's row is a
 // multiple of 256 elements, so a warp's 32 lanes always work on the same row; 256 (one per
-// consumer thread) otherwise.
+// thread) otherwise.
 struct Plan {
   int slot_bytes = 0, slots = 0, rows_max = 0, cols = 0;
-  int x_off = 0, partial_off = 0, attn_off = 0, bar_off = 0, smem = 0;
-  int x_elems = 0;
+  int x_off = 0, partial_off = 0, bar_off = 0, smem = 0;
 };
-
-__device__ __forceinline__ void consumer_sync() { named_sync(kConsumerBarrier, kConsumers); }
 
 // Rows of a K-column bf16 matrix one slot holds (gate_up: an even number, so gate / up pairs
 // never straddle slots).

@@ -2,7 +2,7 @@
 // split of the context); a block takes items blockIdx.x, blockIdx.x + gridDim.x, ... Per item:
 // the group's query heads and the kv head's k / v are staged from the QKV output (L2 loads: other
 // blocks wrote it), q_norm / k_norm + RoPE as norm_rope_head rounds them, the split that holds the
-// newest position writes its K / V to the cache, then each consumer warp runs an online softmax
+// newest position writes its K / V to the cache, then each warp runs an online softmax
 // over every 8th key of the split (lane = head_dim / 32 consecutive elements, one dot-product
 // reduction per key and query head), the warps are merged in a fixed order, and the splits by
 // the last block of each kv head to finish (a counter that it resets): deterministic sums.
@@ -32,7 +32,7 @@ __device__ __forceinline__ void load_lane(const bf16* p, float (&f)[P]) {
 // Bytes of the attention scratch for G query heads per kv head of head_dim hd.
 __host__ __device__ inline int attention_scratch_bytes(int G, int hd) {
   const int stage = ((G + 2) * hd * 2 + 15) / 16 * 16;
-  return stage + (G * hd + kConsumerWarps * G * hd + 2 * kConsumerWarps * G) * 4 + 16;
+  return stage + (G * hd + kWarps * G * hd + 2 * kWarps * G) * 4 + 16;
 }
 
 template <int P>
@@ -49,18 +49,18 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
   bf16* stage = reinterpret_cast<bf16*>(scratch);  // [G + 2][hd]: the group's q heads, k, v
   float* qs = reinterpret_cast<float*>(scratch + ((G + 2) * hd * 2 + 15) / 16 * 16);  // [G][hd]
   float* wo = qs + G * hd;                  // [warps][G][hd] each warp's output, rescaled
-  float* wm = wo + kConsumerWarps * G * hd;  // [warps][G] running max (log2 units)
-  float* wl = wm + kConsumerWarps * G;       // [warps][G] softmax denominators
-  int* last_flag = reinterpret_cast<int*>(wl + kConsumerWarps * G);
+  float* wm = wo + kWarps * G * hd;  // [warps][G] running max (log2 units)
+  float* wl = wm + kWarps * G;       // [warps][G] softmax denominators
+  int* last_flag = reinterpret_cast<int*>(wl + kWarps * G);
 
-  for (int i = ctid; i < (G + 2) * hd / 8; i += kConsumers) {
+  for (int i = ctid; i < (G + 2) * hd / 8; i += kThreads) {
     const int e = i * 8, head = e / hd, d = e % hd;
     const int src_head = head < G ? kvh * G + head : head == G ? p.heads + kvh : p.heads + nkv + kvh;
     *reinterpret_cast<uint4*>(stage + e) = ld_cg16(p.qkv + static_cast<size_t>(src_head) * hd + d);
   }
-  consumer_sync();
+  __syncthreads();
   const size_t cache_row = writes_kv ? ((static_cast<size_t>(slot / bs) * nkv + kvh) * bs + slot % bs) * hd : 0;
-  for (int j = cw; j < G + 2; j += kConsumerWarps) {
+  for (int j = cw; j < G + 2; j += kWarps) {
     if (j == G + 1) {  // v: straight into the cache
       if (writes_kv)
         for (int d = lane; d < hd; d += 32) reinterpret_cast<bf16*>(L.kv.v)[cache_row + d] = stage[(G + 1) * hd + d];
@@ -84,7 +84,7 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
     }
   }
   __threadfence();  // the newest K / V before this block reads them back through the L2
-  consumer_sync();
+  __syncthreads();
 
   const float sl2 = p.softmax_scale * kLog2e;
   float q[kMaxGroup][P], o[kMaxGroup][P], m[kMaxGroup], l[kMaxGroup];
@@ -100,11 +100,11 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
   }
   const bf16* kb = reinterpret_cast<const bf16*>(L.kv.k);
   const bf16* vb = reinterpret_cast<const bf16*>(L.kv.v);
-  for (int t = s0 + cw; t < s1; t += kConsumerWarps * U) {
+  for (int t = s0 + cw; t < s1; t += kWarps * U) {
     float kf[U][P], vf[U][P];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int tok = t + u * kConsumerWarps;
+      const int tok = t + u * kWarps;
       if (tok < s1) {
         const size_t row = ((static_cast<size_t>(bt[tok / bs]) * nkv + kvh) * bs + tok % bs) * hd + lane * P;
         load_lane<P>(kb + row, kf[u]);
@@ -113,7 +113,7 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      if (t + u * kConsumerWarps >= s1) continue;  // warp-uniform
+      if (t + u * kWarps >= s1) continue;  // warp-uniform
 #pragma unroll
       for (int g = 0; g < kMaxGroup; ++g) {
         if (g >= G) continue;
@@ -136,25 +136,25 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g)
     if (g < G && lane == 0) wm[cw * G + g] = m[g], wl[cw * G + g] = l[g];
-  consumer_sync();
+  __syncthreads();
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {
     if (g >= G) continue;
     float mx = -INFINITY;
-    for (int w = 0; w < kConsumerWarps; ++w) mx = fmaxf(mx, wm[w * G + g]);
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, wm[w * G + g]);
     const float f = m[g] == -INFINITY ? 0.f : exp2f(m[g] - mx);
 #pragma unroll
     for (int e = 0; e < P; ++e) wo[(cw * G + g) * hd + lane * P + e] = o[g][e] * f;
   }
-  consumer_sync();
+  __syncthreads();
   const int stride = hd + 2;  // partials: [nkv][splits][G][hd + 2] = output, max, denominator
   float* part = p.partials + (static_cast<size_t>(kvh) * p.splits + split) * G * stride;
-  for (int i = ctid; i < G * hd; i += kConsumers) {
+  for (int i = ctid; i < G * hd; i += kThreads) {
     const int g = i / hd, d = i % hd;
     float mx = -INFINITY;
-    for (int w = 0; w < kConsumerWarps; ++w) mx = fmaxf(mx, wm[w * G + g]);
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, wm[w * G + g]);
     float acc = 0.f, den = 0.f;
-    for (int w = 0; w < kConsumerWarps; ++w) {
+    for (int w = 0; w < kWarps; ++w) {
       acc += wo[(w * G + g) * hd + d];
       const float mw = wm[w * G + g];
       den += mw == -INFINITY ? 0.f : wl[w * G + g] * exp2f(mw - mx);
@@ -169,13 +169,13 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
   if (p.splits > 1) {
     unsigned* counter = p.sync + 2 + kvh;
     __threadfence();
-    consumer_sync();
+    __syncthreads();
     if (ctid == 0) {
       const bool last = atomicAdd(counter, 1u) == static_cast<unsigned>(p.splits - 1);
       if (last) atomicExch(counter, 0u);
       *last_flag = last;
     }
-    consumer_sync();
+    __syncthreads();
     if (*last_flag) {
       // Every split's max and denominator into shared memory in one round of loads (wo is free
       // again: splits <= 128 <= 4 hd), then each output element's splits with the loads unrolled.
@@ -183,12 +183,12 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
       const float* all = p.partials + static_cast<size_t>(kvh) * p.splits * G * stride;
       float* ms = wo;                  // [splits][G]
       float* ls = wo + p.splits * G;   // [splits][G]
-      for (int i = ctid; i < p.splits * G; i += kConsumers) {
+      for (int i = ctid; i < p.splits * G; i += kThreads) {
         ms[i] = ld_cg_f32(all + i * stride + hd);
         ls[i] = ld_cg_f32(all + i * stride + hd + 1);
       }
-      consumer_sync();
-      for (int i = ctid; i < G * hd; i += kConsumers) {
+      __syncthreads();
+      for (int i = ctid; i < G * hd; i += kThreads) {
         const int g = i / hd, d = i % hd;
         float mx = -INFINITY;
         for (int s = 0; s < p.splits; ++s) mx = fmaxf(mx, ms[s * G + g]);
@@ -204,7 +204,7 @@ __device__ void attention_item(const PersistentDecode& p, const PersistentLayer&
       }
     }
   }
-  consumer_sync();  // the scratch is reused by the next item
+  __syncthreads();  // the scratch is reused by the next item
 }
 
 // The keys and values this block's attention items will read, brought into the L2 (kept there)
@@ -218,7 +218,7 @@ __device__ void prefetch_attention_kv(const PersistentDecode& p, const Persisten
   const int32_t* bt = p.tables.block_tables + static_cast<size_t>(p.token_seq[0]) * p.tables.max_blocks_per_seq;
   for (int item = blockIdx.x; item < nkv * p.splits; item += gridDim.x) {
     const int kvh = item % nkv, s0 = item / nkv * chunk, s1 = min(pos, s0 + chunk);  // not the newest
-    for (int i = threadIdx.x; i < (s1 - s0) * 2 * kLines; i += kConsumers) {
+    for (int i = threadIdx.x; i < (s1 - s0) * 2 * kLines; i += kThreads) {
       const int tok = s0 + i / (2 * kLines), which = i / kLines % 2, line = i % kLines;
       const size_t row = ((static_cast<size_t>(bt[tok / bs]) * nkv + kvh) * bs + tok % bs) * hd;
       prefetch_l2_keep(reinterpret_cast<const char*>(which ? L.kv.v : L.kv.k) + row * 2 + line * 128);

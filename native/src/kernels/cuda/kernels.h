@@ -171,8 +171,8 @@ struct PersistentDecode {
 };
 constexpr int kPersistentTraceStamps = 10;
 // Every layer of one decode step of one sequence in one cooperative launch of a block per SM:
-// each block's share of every weight streams through a shared-memory ring (bulk copies by a
-// producer warp that runs ahead across layers), the phases of a layer meet at grid barriers, and
+// each block's share of every weight streams through a shared-memory ring of bulk copies that
+// runs ahead across phases and layers, the phases of a layer meet at grid barriers, and
 // the prologues / epilogues round as rmsnorm + linear, qk_norm_rope_kv and attention_decode do.
 // bf16 weights and cache, head_dim 32 / 64 / 128 / 256, at most 8 query heads per kv head.
 bool decode_persistent_supported(int hidden, int intermediate, int heads, int kv_heads, KvGeometry geo);
