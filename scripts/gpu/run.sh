@@ -17,6 +17,10 @@
 #           checked against tp1 (scripts/gpu/tp-multi.ts)
 # profile   Nsight Compute on one launch of each key kernel (NCU_KERNELS: a regex of kernel names
 #           to profile instead; NCU_EXTRA: more ncu options, e.g. --metrics)
+# source    Nsight Compute's full set on the first launch of NCU_KERNELS (default decode_persistent)
+#           in the harness benchmark (BENCH_FORMATS / BENCH_PROMPTS), and the source lines where
+#           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
+#           per-line / per-instruction table as ncu-source.csv.xz
 # Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json,
 # transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt (bench:gpu's table is
 # in run.log; a run keeps 8 of them).
@@ -164,6 +168,20 @@ for stage in "${STAGES[@]}"; do
         --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis ${NCU_EXTRA:-} "$H" profile > "$OUT/ncu.txt" 2>&1
       rc=$?; SUMMARY+=("profile: exit $rc")
       grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|One or More|Theoretical Occupancy" "$OUT/ncu.txt" | head -120
+      ;;
+    source)
+      H=$(harness_bin) || { SUMMARY+=("source: harness build FAILED"); continue; }
+      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      stamp "ncu source counters: $NCU on ${NCU_KERNELS:-decode_persistent}"
+      GRPST_BENCH_SKIP_KERNELS=${GRPST_BENCH_SKIP_KERNELS:-1} timeout "${T_PROFILE:-300}" "$NCU" --clock-control none \
+        -k "regex:${NCU_KERNELS:-decode_persistent}" --launch-count 1 \
+        --set full --import-source yes -f -o /tmp/grpst-source "$H" bench "${BENCH_FORMATS:-bf16}" "${BENCH_PROMPTS:-1024}" > /tmp/ncu-source.log 2>&1
+      rc=$?; SUMMARY+=("source: exit $rc"); tail -5 /tmp/ncu-source.log
+      { "$NCU" -i /tmp/grpst-source.ncu-rep --print-summary none --section WarpStateStats --section SpeedOfLight --section Occupancy
+        "$NCU" -i /tmp/grpst-source.ncu-rep --page source --csv --print-source cuda,sass > /tmp/ncu-source.csv
+        python3 scripts/gpu/ncu_source_top.py /tmp/ncu-source.csv "${NCU_TOP:-60}"; } > "$OUT/ncu.txt" 2>&1
+      xz -T0 -c /tmp/ncu-source.csv > "$OUT/ncu-source.csv.xz"
+      tail -70 "$OUT/ncu.txt"
       ;;
     *) echo "unknown stage $stage" ;;
   esac

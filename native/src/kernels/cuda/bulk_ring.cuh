@@ -5,12 +5,9 @@
 #include <cstdint>
 
 #include "device_utils.cuh"
+#include "mma_utils.cuh"  // smem_addr
 
 namespace grpst::cuda {
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 // ---- mbarriers ---------------------------------------------------------------------------------
 

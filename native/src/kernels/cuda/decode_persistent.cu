@@ -15,9 +15,10 @@
 // through per-warp (or, for rows that are not a multiple of 256, per-thread) partials added in a
 // fixed order: the result does not depend on timing.
 // Measured on an H200 at the Qwen3-8B shape (docs/benchmarks.md): the ring and the barriers alone
-// take 3.8 ms per step (93% of the roofline), with the arithmetic 7.7 ms against 4.5 for the
-// separate kernels: eight warps issue one instruction per ~12 cycles each (latency-bound), and the
-// o_proj / down epilogues wait on an L2 round trip per row. Off by default (cuda_forward.h).
+// take 3.8 ms per step (95% of the roofline), with the arithmetic 6.4 ms against 4.5 for the
+// separate kernels: eight warps per SM are latency-bound on each slot's loads, products, warp
+// reductions and counter, and a slot is out of the ring while it is read. Off by default
+// (cuda_forward.h).
 #include <algorithm>
 #include <atomic>
 
@@ -36,13 +37,23 @@ struct Matrix {
   bool pairs;  // gate_up: rows come in (gate, up) pairs that stay in one block and one slot
 };
 
-__device__ __forceinline__ Matrix matrix_of(const PersistentDecode& p, const PersistentLayer& L, int phase) {
+__device__ __forceinline__ const bf16* weight_of(const PersistentLayer& L, int phase) {
+  switch (phase) {
+    case kQkv: return L.qkv;
+    case kO: return L.o;
+    case kGateUp: return L.gate_up;
+    default: return L.down;
+  }
+}
+
+// A phase's matrix shape (w left null: the shape is the same in every layer).
+__device__ __forceinline__ Matrix shape_of(const PersistentDecode& p, int phase) {
   const int H = p.hidden, A = p.heads * p.head_dim, Q = (p.heads + 2 * p.kv_heads) * p.head_dim;
   switch (phase) {
-    case kQkv: return {L.qkv, Q, H, false};
-    case kO: return {L.o, H, A, false};
-    case kGateUp: return {L.gate_up, 2 * p.intermediate, H, true};
-    default: return {L.down, H, p.intermediate, false};
+    case kQkv: return {nullptr, Q, H, false};
+    case kO: return {nullptr, H, A, false};
+    case kGateUp: return {nullptr, 2 * p.intermediate, H, true};
+    default: return {nullptr, H, p.intermediate, false};
   }
 }
 
@@ -56,7 +67,7 @@ struct Pieces {
   __device__ void init(const PersistentDecode& p, const Plan& plan) {
     first[0] = 0;
     for (int ph = 0; ph < kPhases; ++ph) {
-      const Matrix m = matrix_of(p, p.layers[0], ph);
+      const Matrix m = shape_of(p, ph);
       rows[ph] = m.N;
       rs[ph] = rows_per_slot(plan.slot_bytes, m.K, m.pairs);
       const int chunks = (m.N + rs[ph] - 1) / rs[ph];
@@ -69,15 +80,16 @@ struct Pieces {
 };
 
 // The weight ring: slot i % slots holds this block's i-th piece, full[s] completing when its bulk
-// copy has landed. Each warp multiplies every piece (its share of the columns) and counts itself
-// done in done_warps[s]; the last warp of a slot finishes the slot's rows (epilogue) and refills
-// the slot with the piece `slots` further on. No block-wide barrier per slot: the warps drift
-// apart by up to a ring, and the ring stays a ring ahead of the slowest.
+// copy has landed. Each warp reads every piece (its share of the columns) into registers and
+// counts itself in read_warps[s]; the last warp to do so refills the slot with the piece `slots`
+// further on (stream_phase_j). No block-wide barrier per slot: the warps drift apart by up to a
+// ring, and the ring stays a ring ahead of the slowest.
 struct Ring {
   uint8_t* base;
   uint64_t* full;
-  int* done_warps;       // [slots], zero at rest
+  int* read_warps;       // [slots], zero at rest: warps that have read the slot's weights
   const Pieces* pieces;  // shared memory
+  const bf16* const* table;  // shared memory: [kTableLayers][kPhases] weight addresses
   int it = 0;            // pieces this thread has consumed in this launch
   int slot = 0, round = 0;  // it % slots, it / slots
 
@@ -93,12 +105,13 @@ struct Ring {
     int ph = 0;
     while (j >= pieces->first[ph + 1]) ++ph;
     const int row = pieces->row_of(ph, j - pieces->first[ph]);
-    const Matrix m = matrix_of(p, p.layers[layer], ph);
+    const Matrix m = shape_of(p, ph);
+    const bf16* w = layer < kTableLayers ? table[layer * kPhases + ph] : weight_of(p.layers[layer], ph);
     const uint32_t bytes = static_cast<uint32_t>(pieces->count_of(ph, row)) * m.K * 2;
     // The warps' reads of the slot (generic proxy) before the copy's writes (async proxy).
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     mbar_arrive_expect_tx(&full[s], bytes);
-    bulk_copy_g2s(base + static_cast<size_t>(s) * plan.slot_bytes, m.w + static_cast<size_t>(row) * m.K, bytes, &full[s],
+    bulk_copy_g2s(base + static_cast<size_t>(s) * plan.slot_bytes, w + static_cast<size_t>(row) * m.K, bytes, &full[s],
                   l2_evict_first_policy());
   }
 };
@@ -124,57 +137,74 @@ __device__ __forceinline__ float take_row(float* part, int c, int cols) {
   return v;
 }
 
-__device__ __forceinline__ float dot8_f32(const uint4& w, const float (&x)[8], float a) {
-  a = fmaf(bf16_lo(w.x), x[0], a);
-  a = fmaf(bf16_hi(w.x), x[1], a);
-  a = fmaf(bf16_lo(w.y), x[2], a);
-  a = fmaf(bf16_hi(w.y), x[3], a);
-  a = fmaf(bf16_lo(w.z), x[4], a);
-  a = fmaf(bf16_hi(w.z), x[5], a);
-  a = fmaf(bf16_lo(w.w), x[6], a);
-  return fmaf(bf16_hi(w.w), x[7], a);
+// N rows of exactly J * 256 elements times x (registers): thread t always meets the same
+// 8-element columns t + 256 j, so its x values stay in registers (fp32) for the whole phase. The
+// row count is a template argument so that the N * J loads issue together and the products run
+// as 2 N J independent chains of four FMAs (a chain per row, j and half of the 8-element piece):
+// eight warps per SM hide little latency, the work of one slot must carry its own parallelism.
+template <int J, int N, class Release>
+__device__ __forceinline__ void slot_rows(const uint4* wv, int vpr, const float (&xr)[J][8], float* part, int cols,
+                                          Release& release) {
+  const int ctid = threadIdx.x, lane = ctid & 31, cw = ctid >> 5;
+  uint4 w[N][J];
+#pragma unroll
+  for (int row = 0; row < N; ++row)
+#pragma unroll
+    for (int j = 0; j < J; ++j) w[row][j] = wv[row * vpr + ctid + kThreads * j];
+  release();  // the slot's bytes are in registers: it may be refilled while they are multiplied
+  float a[N];
+#pragma unroll
+  for (int row = 0; row < N; ++row) {
+    float lo[J], hi[J];
+#pragma unroll
+    for (int j = 0; j < J; ++j) {
+      const uint4& v = w[row][j];
+      lo[j] = bf16_lo(v.x) * xr[j][0];
+      hi[j] = bf16_hi(v.x) * xr[j][1];
+      lo[j] = fmaf(bf16_lo(v.y), xr[j][2], lo[j]);
+      hi[j] = fmaf(bf16_hi(v.y), xr[j][3], hi[j]);
+      lo[j] = fmaf(bf16_lo(v.z), xr[j][4], lo[j]);
+      hi[j] = fmaf(bf16_hi(v.z), xr[j][5], hi[j]);
+      lo[j] = fmaf(bf16_lo(v.w), xr[j][6], lo[j]);
+      hi[j] = fmaf(bf16_hi(v.w), xr[j][7], hi[j]);
+    }
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < J; ++j) sum += lo[j] + hi[j];
+    a[row] = sum;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+    for (int row = 0; row < N; ++row) a[row] += __shfl_xor_sync(0xffffffffu, a[row], o);
+  if (lane == 0)
+#pragma unroll
+    for (int row = 0; row < N; ++row) part[row * cols + cw] = a[row];
 }
 
-// A slot's rows times x, every row's partial sums into part[row][cols] (per warp or per thread).
-// J > 0: rows of exactly J * 256 elements: thread t always meets the same 8-element columns
-// t + 256 j, so its x values stay in registers (fp32) for the whole phase and a row is J loads,
-// 8 J FMAs and one warp reduction. J = 0: any row of a multiple of 8 elements (a flat loop over
+// A slot's n rows times x, every row's partial sums into part[row][cols] (per warp or per
+// thread); release() once the warp has read the slot. J > 0: rows of exactly J * 256 elements, at
+// most kFastRows of them (slot_rows). J = 0: any row of a multiple of 8 elements (a flat loop over
 // the slot's 16-byte pieces).
-constexpr int kFastRows = 4;  // rows per slot the J > 0 loop unrolls (rows_max above: general loop)
-template <int J>
+constexpr int kFastRows = 4;  // rows per slot the J > 0 path handles (rows_max above: general loop)
+constexpr int kRowLoads = 8;  // 16-byte loads per thread slot_rows holds at once
+template <int J, class Release>
 __device__ __forceinline__ void slot_products(const uint4* wv, int n, int vpr, const uint4* xv, const float (&xr)[J > 0 ? J : 1][8],
-                                              float* part, int cols) {
-  const int ctid = threadIdx.x, lane = ctid & 31, cw = ctid >> 5;
+                                              float* part, int cols, Release& release) {
   if constexpr (J > 0) {
-    // Every row's loads and products first, then the rows' warp reductions interleaved: eight
-    // warps hide little latency, so the work of one slot must carry its own parallelism.
-    float a[kFastRows];
-#pragma unroll
-    for (int row = 0; row < kFastRows; ++row) {
-      a[row] = 0.f;
-      if (row < n) {
-        uint4 w[J];
-#pragma unroll
-        for (int j = 0; j < J; ++j) w[j] = wv[row * vpr + ctid + kThreads * j];
-        float a0 = 0.f, a1 = 0.f;
-#pragma unroll
-        for (int j = 0; j < J; ++j) {
-          if (j % 2 == 0) a0 = dot8_f32(w[j], xr[j], a0);
-          else a1 = dot8_f32(w[j], xr[j], a1);
-        }
-        a[row] = a0 + a1;
-      }
+    // At most kRowLoads 16-byte loads per thread at once (registers); more rows go one by one.
+    switch (n * J <= kRowLoads ? n : 0) {
+      case 1: return slot_rows<J, 1>(wv, vpr, xr, part, cols, release);
+      case 2: if constexpr (2 * J <= kRowLoads) return slot_rows<J, 2>(wv, vpr, xr, part, cols, release); break;
+      case 3: if constexpr (3 * J <= kRowLoads) return slot_rows<J, 3>(wv, vpr, xr, part, cols, release); break;
+      case 4: if constexpr (4 * J <= kRowLoads) return slot_rows<J, 4>(wv, vpr, xr, part, cols, release); break;
+      default: break;
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-#pragma unroll
-      for (int row = 0; row < kFastRows; ++row)
-        if (row < n) a[row] += __shfl_xor_sync(0xffffffffu, a[row], o);
-    if (lane == 0)
-#pragma unroll
-      for (int row = 0; row < kFastRows; ++row)
-        if (row < n) part[row * cols + cw] = a[row];
+    auto none = [] {};
+    for (int row = 0; row + 1 < n; ++row) slot_rows<J, 1>(wv + row * vpr, vpr, xr, part + row * cols, cols, none);
+    slot_rows<J, 1>(wv + (n - 1) * vpr, vpr, xr, part + (n - 1) * cols, cols, release);
   } else {
+    const int ctid = threadIdx.x, lane = ctid & 31, cw = ctid >> 5;
     const bool per_warp = cols == kWarps;  // every row a multiple of 256 elements
     const int nv = n * vpr;
     int idx = ctid, row = idx / vpr, col = idx - row * vpr;
@@ -196,48 +226,62 @@ __device__ __forceinline__ void slot_products(const uint4* wv, int n, int vpr, c
         row = next;
       }
     }
+    release();
   }
 }
 
-// y = W . x over this block's pieces of a phase, x [K] in shared memory; epi(row, v) or, for row
-// pairs, epi(row, gate, up) stores each finished row.
-template <int J, class Epi>
-__device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m, Ring& ring,
-                               const bf16* x, float* partial, Epi& epi) {
+// The residual stream's value at row (through the L2: other blocks wrote it in an earlier phase).
+__device__ __forceinline__ float residual_at(const bf16* h, int row) {
+  return bf16_bits_to_f32(__ldcg(reinterpret_cast<const unsigned short*>(h + row)));
+}
+constexpr int kResidLanes = 4;  // prefetched values the per-thread-partials epilogue takes from lanes
+
+// Stores a finished output of phase ph: row's value v (gate_up: the pair's gate v and up u), hv
+// the residual stream's value at row for O and down (the residual add of linear_common.cuh).
+struct PhaseStore {
+  const PersistentDecode& p;
+  int ph;
+  __device__ void operator()(int row, float v, float u, float hv) const {
+    switch (ph) {
+      case kQkv: p.qkv[row] = __float2bfloat16_rn(v); break;
+      case kGateUp: p.act[row / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(v)) * round_bf16(u)); break;
+      default: p.h[row] = __float2bfloat16_rn(hv + round_bf16(v)); break;
+    }
+  }
+};
+
+// y = W . x over this block's pieces of a phase, x [K] in shared memory; epi(row, v, 0, r) or, for
+// row pairs, epi(row, gate, up, 0) stores each finished row, where r = resid[row] (the residual
+// stream's value, 0 without one).
+// One counter per slot: the last warp to have read piece k's weights (into registers) refills its
+// slot at once, so the ring's bytes in flight do not wait for the products, and finishes piece
+// k - 1's rows: every warp wrote its partial sums of k - 1 before it read k. The phase's last
+// piece is finished after a block barrier. Every warp loads the residual values of the piece
+// after the one it multiplies (raw bits, converted only where used), so the warp that finishes
+// a piece never waits on the L2 for them.
+template <int J>
+__device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m,
+                                               Ring& ring, const bf16* x, float* partial, const bf16* resid,
+                                               const PhaseStore& epi) {
   const int vpr = m.K / 8, pieces = ring.pieces->first[ph + 1] - ring.pieces->first[ph];
-  const int ctid = threadIdx.x;
+  const int ctid = threadIdx.x, lane = ctid & 31;
   const uint4* xv = reinterpret_cast<const uint4*>(x);
   float xr[J > 0 ? J : 1][8];
   if constexpr (J > 0) {
 #pragma unroll
     for (int j = 0; j < J; ++j) unpack8(xv[ctid + kThreads * j], xr[j]);
   }
-  const int lane = ctid & 31;
-  for (int k = 0; k < pieces; ++k, ring.advance(plan.slots)) {
-    const int r = ring.pieces->row_of(ph, k), n = ring.pieces->count_of(ph, r), s = ring.slot;
-    mbar_wait(&ring.full[s], ring.round & 1);
-    // Two partial-sum buffers per slot, by round: the refill comes before the epilogue, and the
-    // next round's sums must not overwrite what the epilogue still reads.
-    float* part = partial + (s * 2 + (ring.round & 1)) * plan.rows_max * plan.cols;
-    if (!p.stream_only)
-      slot_products<J>(reinterpret_cast<const uint4*>(ring.base + static_cast<size_t>(s) * plan.slot_bytes), n, vpr, xv,
-                       xr, part, plan.cols);
-    __syncwarp();
-    int last = 0;
-    if (lane == 0) {
-      __threadfence_block();
-      last = atomicAdd(&ring.done_warps[s], 1) == kWarps - 1;
-    }
-    if (!__shfl_sync(0xffffffffu, last, 0)) continue;
-    // The last warp: every warp is done with the slot's weights (refill it first: the epilogue
-    // reads only the partial sums) and its partial sums are in (finish the slot's outputs).
-    __threadfence_block();
-    if (lane == 0) {
-      ring.done_warps[s] = 0;
-      ring.fetch(ring.it + plan.slots, s, p, plan);
-    }
-    if (p.stream_only) {
-    } else if (plan.cols == kWarps) {
+  const bool use_resid = resid && !p.stream_only;
+  // Lane c: the raw residual bits of row c of piece k (rows c >= 32 are read when finished).
+  auto resid_bits = [&](int k) -> unsigned short {
+    if (!use_resid || k >= pieces) return 0;
+    const int r = ring.pieces->row_of(ph, k);
+    return lane < ring.pieces->count_of(ph, r) ? __ldcg(reinterpret_cast<const unsigned short*>(resid + r + lane)) : 0;
+  };
+  // Piece k's outputs from its partial sums (one warp).
+  auto finish = [&](int k, float* part, unsigned short bits) {
+    const int r = ring.pieces->row_of(ph, k), n = ring.pieces->count_of(ph, r);
+    if (plan.cols == kWarps) {
       // Output c (a row, or a gate / up pair): lanes 0-7 hold the row's eight warp partials
       // (lanes 8-15 the up row's), summed by a fixed tree.
       const int outs = m.pairs ? n / 2 : n;
@@ -252,33 +296,76 @@ __device__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int 
         v += __shfl_xor_sync(0xffffffffu, v, 2);
         v += __shfl_xor_sync(0xffffffffu, v, 1);
         const float up = __shfl_sync(0xffffffffu, v, 8);
-        if (lane == 0) epi(r + (m.pairs ? 2 * c : c), v, up);
+        const unsigned short hb = static_cast<unsigned short>(__shfl_sync(0xffffffffu, static_cast<unsigned>(bits), c & 31));
+        if (lane == 0 && use_resid) epi(r + c, v, up, c < 32 ? bf16_bits_to_f32(hb) : residual_at(resid, r + c));
+        else if (lane == 0) epi(r + (m.pairs ? 2 * c : c), v, up, 0.f);
       }
-    } else if (lane == 0) {
-      for (int c = 0; c < (m.pairs ? n / 2 : n); ++c) {
-        if (m.pairs) {
-          const float g = take_row(part, 2 * c, plan.cols);
-          epi(r + 2 * c, g, take_row(part, 2 * c + 1, plan.cols));
-        } else {
-          epi(r + c, take_row(part, c, plan.cols), 0.f);
+    } else {
+      unsigned short hb[kResidLanes];
+#pragma unroll
+      for (int c = 0; c < kResidLanes; ++c) hb[c] = static_cast<unsigned short>(__shfl_sync(0xffffffffu, static_cast<unsigned>(bits), c));
+      if (lane == 0) {
+        for (int c = 0; c < (m.pairs ? n / 2 : n); ++c) {
+          if (m.pairs) {
+            const float g = take_row(part, 2 * c, plan.cols);
+            epi(r + 2 * c, g, take_row(part, 2 * c + 1, plan.cols), 0.f);
+          } else {
+            const float hv = !use_resid ? 0.f : c < kResidLanes ? bf16_bits_to_f32(hb[c]) : residual_at(resid, r + c);
+            epi(r + c, take_row(part, c, plan.cols), 0.f, hv);
+          }
         }
       }
     }
+  };
+  unsigned short bits_next = resid_bits(0), bits_prev = 0;
+  float* part_prev = nullptr;
+  for (int k = 0; k < pieces; ++k, ring.advance(plan.slots)) {
+    const int r = ring.pieces->row_of(ph, k), n = ring.pieces->count_of(ph, r), s = ring.slot;
+    const unsigned short bits = bits_next;
+    bits_next = resid_bits(k + 1);
+    mbar_wait(&ring.full[s], ring.round & 1);
+    // Two partial-sum buffers per slot, by round: piece k is finished while the slot's next
+    // piece may already be multiplied.
+    float* part = partial + (s * 2 + (ring.round & 1)) * plan.rows_max * plan.cols;
+    auto release = [&]() {
+      __syncwarp();
+      int last = 0;
+      if (lane == 0) {
+        __threadfence_block();  // this warp's partial sums of piece k - 1 before its arrival
+        last = atomicAdd(&ring.read_warps[s], 1) == kWarps - 1;
+        if (last) ring.read_warps[s] = 0;
+      }
+      if (!__shfl_sync(0xffffffffu, last, 0)) return;
+      __threadfence_block();
+      if (lane == 0) ring.fetch(ring.it + plan.slots, s, p, plan);
+      if (k > 0 && !p.stream_only) finish(k - 1, part_prev, bits_prev);
+    };
+    if (p.stream_only) release();
+    else
+      slot_products<J>(reinterpret_cast<const uint4*>(ring.base + static_cast<size_t>(s) * plan.slot_bytes), n, vpr, xv,
+                       xr, part, plan.cols, release);
+    part_prev = part;
+    bits_prev = bits;
   }
+  __syncthreads();  // every warp's partial sums of the last piece
+  if (pieces > 0 && ctid < 32 && !p.stream_only) finish(pieces - 1, part_prev, bits_prev);
 }
 
-template <class Epi>
-__device__ void stream_phase(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m, Ring& ring,
-                             const bf16* x, float* partial, Epi epi) {
+// One call site in the kernel (the phases' loop), so each J variant is compiled once per kernel.
+__device__ __forceinline__ void stream_phase(const PersistentDecode& p, const Plan& plan, int ph, Ring& ring, const bf16* x,
+                             float* partial) {
+  const bf16* resid = ph == kO || ph == kDown ? p.h : nullptr;
+  const PhaseStore epi{p, ph};
+  const Matrix m = shape_of(p, ph);
   const int vpr = m.K / 8;
   const int J = plan.cols == kWarps && vpr % kThreads == 0 && plan.rows_max <= kFastRows ? vpr / kThreads : 0;
   switch (J) {
-    case 1: return stream_phase_j<1>(p, plan, ph, m, ring, x, partial, epi);
-    case 2: return stream_phase_j<2>(p, plan, ph, m, ring, x, partial, epi);
-    case 3: return stream_phase_j<3>(p, plan, ph, m, ring, x, partial, epi);
-    case 4: return stream_phase_j<4>(p, plan, ph, m, ring, x, partial, epi);
-    case 6: return stream_phase_j<6>(p, plan, ph, m, ring, x, partial, epi);
-    default: return stream_phase_j<0>(p, plan, ph, m, ring, x, partial, epi);
+    case 1: return stream_phase_j<1>(p, plan, ph, m, ring, x, partial, resid, epi);
+    case 2: return stream_phase_j<2>(p, plan, ph, m, ring, x, partial, resid, epi);
+    case 3: return stream_phase_j<3>(p, plan, ph, m, ring, x, partial, resid, epi);
+    case 4: return stream_phase_j<4>(p, plan, ph, m, ring, x, partial, resid, epi);
+    case 6: return stream_phase_j<6>(p, plan, ph, m, ring, x, partial, resid, epi);
+    default: return stream_phase_j<0>(p, plan, ph, m, ring, x, partial, resid, epi);
   }
 }
 
@@ -332,35 +419,38 @@ __device__ __forceinline__ void grid_sync(const PersistentDecode& p, unsigned& k
   __syncthreads();
 }
 
-__device__ __forceinline__ void residual_store(bf16* h, int row, float v) {
-  h[row] = __float2bfloat16_rn(bf16_bits_to_f32(__ldcg(reinterpret_cast<const unsigned short*>(h + row))) + round_bf16(v));
-}
+// h[row] = bf16(hv + bf16(v)), hv the row's value before (the residual add of linear_common.cuh).
 
 template <int P>
 __global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(PersistentDecode p, Plan plan) {
   extern __shared__ __align__(128) uint8_t smem[];
   __shared__ float red[kWarps];
   __shared__ Pieces pieces;
-  __shared__ int done_warps[kMaxSlots];
+  __shared__ int read_warps[kMaxSlots];
   Ring ring;
   ring.base = smem;
   ring.full = reinterpret_cast<uint64_t*>(smem + plan.bar_off);
-  ring.done_warps = done_warps;
+  ring.read_warps = read_warps;
   ring.pieces = &pieces;
+  const bf16** table = reinterpret_cast<const bf16**>(smem + plan.table_off);
+  ring.table = table;
   bf16* x = reinterpret_cast<bf16*>(smem + plan.x_off);
   uint8_t* scratch = smem + plan.x_off;  // the attention phase's; x is not live then
   float* partial = reinterpret_cast<float*>(smem + plan.partial_off);
   if (threadIdx.x == 0) {
     for (int s = 0; s < plan.slots; ++s) {
       mbar_init(&ring.full[s], 1);
-      done_warps[s] = 0;
+      read_warps[s] = 0;
     }
     mbar_fence_init();
     pieces.init(p, plan);
-    for (int s = 0; s < plan.slots; ++s) ring.fetch(s, s, p, plan);
   }
+  for (int i = threadIdx.x; i < min(p.num_layers, kTableLayers) * kPhases; i += kThreads)
+    table[i] = weight_of(p.layers[i / kPhases], i % kPhases);
   for (int i = threadIdx.x; i < 2 * plan.slots * plan.rows_max * plan.cols; i += kThreads) partial[i] = 0.f;
   __syncthreads();
+  if (threadIdx.x == 0)
+    for (int s = 0; s < plan.slots; ++s) ring.fetch(s, s, p, plan);
 
   const int H = p.hidden, I = p.intermediate, A = p.heads * p.head_dim;
   unsigned barriers = 0;
@@ -372,26 +462,24 @@ __global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(Persiste
       if (l + 1 < p.num_layers || k < 4) grid_sync(p, barriers);
       if (stamps) stamps[2 * k + 1] = clock64();
     };
-    load_normed(p.h, L.input_norm, H, p.eps, x, red);
-    prefetch_attention_kv<P>(p, L);
-    stream_phase(p, plan, kQkv, matrix_of(p, L, kQkv), ring, x, partial,
-                 [&](int row, float v, float) { p.qkv[row] = __float2bfloat16_rn(v); });
-    phase_end(0);
-    if (!p.stream_only) attention_phase<P>(p, L, scratch);
-    phase_end(1);
-    load_plain(p.attn, A, x);
-    stream_phase(p, plan, kO, matrix_of(p, L, kO), ring, x, partial,
-                 [&](int row, float v, float) { residual_store(p.h, row, v); });
-    phase_end(2);
-    load_normed(p.h, L.post_norm, H, p.eps, x, red);
-    stream_phase(p, plan, kGateUp, matrix_of(p, L, kGateUp), ring, x, partial, [&](int row, float g, float u) {
-      p.act[row / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(g)) * round_bf16(u));
-    });
-    phase_end(3);
-    load_plain(p.act, I, x);
-    stream_phase(p, plan, kDown, matrix_of(p, L, kDown), ring, x, partial,
-                 [&](int row, float v, float) { residual_store(p.h, row, v); });
-    phase_end(4);  // no barrier after the last layer
+    // The four products in one loop: stream_phase is inlined once (its variants are large).
+    for (int ph = 0; ph < kPhases; ++ph) {
+      switch (ph) {
+        case kQkv:
+          load_normed(p.h, L.input_norm, H, p.eps, x, red);
+          prefetch_attention_kv<P>(p, L);
+          break;
+        case kO:
+          if (!p.stream_only) attention_phase<P>(p, L, scratch);
+          phase_end(1);
+          load_plain(p.attn, A, x);
+          break;
+        case kGateUp: load_normed(p.h, L.post_norm, H, p.eps, x, red); break;
+        default: load_plain(p.act, I, x); break;
+      }
+      stream_phase(p, plan, ph, ring, x, partial);
+      phase_end(ph == kQkv ? 0 : ph + 1);  // no barrier after the last layer's down
+    }
   }
   if (threadIdx.x == 0) grid_exit_thread(p.sync, p.sync + 1, gridDim.x);
 }
@@ -413,7 +501,8 @@ Plan make_plan(const PersistentDecode& p, int smem_limit) {
   const size_t x_bytes = round_up(std::max<size_t>(std::max({H, I, A}) * 2, attention_scratch_bytes(G, p.head_dim)), 128);
   // Per slot: the weights, the partial sums of its rows and its mbarrier.
   const size_t per_slot = plan.slot_bytes + static_cast<size_t>(plan.rows_max) * plan.cols * 8 + 8;
-  const size_t fixed = x_bytes + 3 * 128 + 64;  // alignment, static shared memory
+  const size_t table_bytes = kTableLayers * kPhases * sizeof(void*);
+  const size_t fixed = x_bytes + table_bytes + 4 * 128 + 64;  // alignment, static shared memory
   const long long room = static_cast<long long>(smem_limit) - static_cast<long long>(fixed);
   plan.slots = room > 0 ? static_cast<int>(std::min<long long>(kMaxSlots, room / static_cast<long long>(per_slot))) : 0;
   if (plan.slots < 2) {
@@ -423,7 +512,8 @@ Plan make_plan(const PersistentDecode& p, int smem_limit) {
   const size_t partial_bytes = round_up(static_cast<size_t>(plan.slots) * plan.rows_max * plan.cols * 8, 128);
   plan.x_off = static_cast<int>(round_up(static_cast<size_t>(plan.slots) * plan.slot_bytes, 128));
   plan.partial_off = plan.x_off + static_cast<int>(x_bytes);
-  plan.bar_off = plan.partial_off + static_cast<int>(partial_bytes);
+  plan.table_off = plan.partial_off + static_cast<int>(partial_bytes);
+  plan.bar_off = plan.table_off + static_cast<int>(table_bytes);
   plan.smem = plan.bar_off + plan.slots * 8;
   return plan;
 }

@@ -12,6 +12,10 @@ constexpr int kWarps = 8;  // per block (one block per SM)
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxGroup = 8;  // query heads per kv head
 constexpr int kMaxSlots = 32;
+// Layers whose weight addresses the kernel keeps in shared memory (Qwen3 has at most 64): a
+// refill must not wait on a global load, it is on the ring's critical path (deeper models read
+// the rest from the layer table in global memory).
+constexpr int kTableLayers = 64;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Host-computed layout of one launch. The weight ring holds `slots` slots of `slot_bytes`; a slot
@@ -21,7 +25,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 // thread) otherwise.
 struct Plan {
   int slot_bytes = 0, slots = 0, rows_max = 0, cols = 0;
-  int x_off = 0, partial_off = 0, bar_off = 0, smem = 0;
+  int x_off = 0, partial_off = 0, table_off = 0, bar_off = 0, smem = 0;
 };
 
 // Rows of a K-column bf16 matrix one slot holds (gate_up: an even number, so gate / up pairs
