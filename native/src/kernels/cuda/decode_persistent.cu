@@ -139,7 +139,8 @@ struct PhaseStore {
 // k - 1's rows: every warp wrote its partial sums of k - 1 before it read k. The phase's last
 // piece is finished after a block barrier. Every warp loads the residual values of the piece
 // after the one it multiplies (raw bits, converted only where used), so the warp that finishes
-// a piece never waits on the L2 for them.
+// a piece never waits on the L2 for them (per-warp sums; the small shapes' per-thread path reads
+// them when finishing).
 template <int J>
 __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m,
                                                Ring& ring, const bf16* x, float* partial, const bf16* resid,
@@ -178,22 +179,17 @@ __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const 
         v += __shfl_xor_sync(0xffffffffu, v, 1);
         const float up = __shfl_sync(0xffffffffu, v, 8);
         const unsigned short hb = static_cast<unsigned short>(__shfl_sync(0xffffffffu, static_cast<unsigned>(bits), c & 31));
-        if (lane == 0 && use_resid) epi(r + c, v, up, c < 32 ? bf16_bits_to_f32(hb) : residual_at(resid, r + c));
-        else if (lane == 0) epi(r + (m.pairs ? 2 * c : c), v, up, 0.f);
+        if (lane == 0)
+          epi(r + (m.pairs ? 2 * c : c), v, up, !use_resid ? 0.f : c < 32 ? bf16_bits_to_f32(hb) : residual_at(resid, r + c));
       }
-    } else {
-      unsigned short hb[kResidLanes];
-#pragma unroll
-      for (int c = 0; c < kResidLanes; ++c) hb[c] = static_cast<unsigned short>(__shfl_sync(0xffffffffu, static_cast<unsigned>(bits), c));
-      if (lane == 0) {
-        for (int c = 0; c < (m.pairs ? n / 2 : n); ++c) {
-          if (m.pairs) {
-            const float g = take_row(part, 2 * c, plan.cols);
-            epi(r + 2 * c, g, take_row(part, 2 * c + 1, plan.cols), 0.f);
-          } else {
-            const float hv = !use_resid ? 0.f : c < kResidLanes ? bf16_bits_to_f32(hb[c]) : residual_at(resid, r + c);
-            epi(r + c, take_row(part, c, plan.cols), 0.f, hv);
-          }
+    } else if (lane == 0) {
+      // Per-thread sums (rows off 256-multiples: small shapes), the residual read here.
+      for (int c = 0; c < (m.pairs ? n / 2 : n); ++c) {
+        if (m.pairs) {
+          const float g = take_row(part, 2 * c, plan.cols);
+          epi(r + 2 * c, g, take_row(part, 2 * c + 1, plan.cols), 0.f);
+        } else {
+          epi(r + c, take_row(part, c, plan.cols), 0.f, use_resid ? residual_at(resid, r + c) : 0.f);
         }
       }
     }

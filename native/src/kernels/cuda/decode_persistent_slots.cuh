@@ -127,7 +127,6 @@ __device__ __forceinline__ void slot_products(const uint4* wv, int n, int vpr, c
 __device__ __forceinline__ float residual_at(const bf16* h, int row) {
   return bf16_bits_to_f32(__ldcg(reinterpret_cast<const unsigned short*>(h + row)));
 }
-constexpr int kResidLanes = 4;  // prefetched values the per-thread-partials epilogue takes from lanes
 
 }  // namespace persistent
 }  // namespace grpst::cuda
