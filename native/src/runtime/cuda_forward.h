@@ -76,7 +76,7 @@ struct ForwardLimits {
 
 // Rows up to which bf16 weights take the GEMV rather than cuBLASLt: on an H200 the Qwen3-8B
 // decode step at 2 / 4 rows took 5.22 / 5.34 ms through cuBLASLt (timed algorithms) against
-// 5.68 / 8.09 ms through the GEMV, which stays ahead at one row (docs/benchmarks.md).
+// 5.68 / 8.09 ms through the GEMV, which stays ahead at one row (docs/benchmarks-gpu.md).
 constexpr int kDefaultGemvMaxRows = 1;
 // bf16 weights at one row through the weight-streaming GEMV (set_stream_bf16_one_row).
 constexpr bool kDefaultStreamBf16OneRow = true;
@@ -86,7 +86,7 @@ constexpr bool kDefaultStreamBf16OneRow = true;
 constexpr int kMmaOneBlockPerSmMaxContext = 8192;
 // Split-K of the tensor-core decode attention at short contexts: at most max(kMmaMinSplits,
 // context / kDefaultMmaSplitKeys) splits, fewer than filling the GPU asks for. One sequence on an
-// H200 (docs/benchmarks.md): 512 keys in 8 splits gave a 3.8% faster step than in 16 (2.4% than in
+// H200 (docs/benchmarks-gpu.md): 512 keys in 8 splits gave a 3.8% faster step than in 16 (2.4% than in
 // 4), 1,024 and 2,048 keys in 8 a 4.8% and 3.9% faster one than in 17; from 4,096 keys the
 // GPU-filling count stays.
 constexpr int kMmaMinSplits = 8;
@@ -95,7 +95,7 @@ constexpr int kDefaultMmaSplitKeys = 256;
 // kStreamMaxRows, then the skinny tensor-core kernel); larger batches run cuBLASLt (int4_awq /
 // int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations), except int4_awq /
 // int8_wo up to kDefaultWoTiledMaxRows / kDefaultWoTiledInt8MaxRows, which take the tiled
-// weight-only GEMM. On an H200 (Qwen3-8B shape, docs/benchmarks.md), int4 / int8_wo step at context
+// weight-only GEMM. On an H200 (Qwen3-8B shape, docs/benchmarks-gpu.md), int4 / int8_wo step at context
 // 1,536: 16 rows, tiled 5.64 / 8.00 ms against the skinny kernel's 9.34 / 8.73 and cuBLASLt's
 // 10.40 / 10.93; 32 rows, tiled 8.06 / 10.40 against cuBLASLt's 11.17 / 11.76; 64 rows, tiled
 // 11.77 / 13.86 against cuBLASLt's 12.97 / 13.56.
@@ -112,10 +112,10 @@ constexpr bool kDefaultSkinnyProloguePass = true;
 // Decode rows up to which quantized models take the fused decode attention (q/k norm + RoPE + KV
 // write inside it); more rows take the separate norm kernel and the tensor-core decode attention.
 // 0: on an H200 the separate kernels measured faster at every batch from 1 to 64, for every format
-// (int4_awq b1 307 against 285 tok/s, int8_sq b64 11.8 against 17.7 ms per step; docs/benchmarks.md).
+// (int4_awq b1 307 against 285 tok/s, int8_sq b64 11.8 against 17.7 ms per step; docs/benchmarks-gpu.md).
 constexpr int kDefaultFusedDecodeMaxRows = 0;
 // The persistent one-launch decode step (decode_persistent) for one sequence of a bf16 model: off
-// by default. On an H200 (Qwen3-8B shape, docs/benchmarks.md) its weight stream and barriers alone
+// by default. On an H200 (Qwen3-8B shape, docs/benchmarks-gpu.md) its weight stream and barriers alone
 // take 3.8 ms per step (93-95% of the roofline), but with its arithmetic 6.4 ms against 4.5 for
 // the separate kernels. When on, it runs up to kDefaultPersistentMaxContext keys; longer contexts take
 // the separate kernels, whose decode attention spreads them over more blocks.
@@ -148,7 +148,7 @@ class Forward {
   // The weight-streaming GEMV for bf16 weights too: at every decode batch up to kStreamMaxRows
   // (set_stream_bf16, off by default), or at one row (set_stream_bf16_one_row, on by default: with
   // its exact one-token kernel the step measured 2% faster than with the bf16 GEMV on an H200,
-  // docs/benchmarks.md). GRPST_CUDA_STREAM_BF16: 0 neither, 1 every batch, 2 one row.
+  // docs/benchmarks-gpu.md). GRPST_CUDA_STREAM_BF16: 0 neither, 1 every batch, 2 one row.
   void set_stream_bf16(bool on) { stream_bf16_ = on; }
   void set_stream_bf16_one_row(bool on) { stream_bf16_one_row_ = on; }
   // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,

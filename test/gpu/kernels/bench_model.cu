@@ -149,7 +149,7 @@ bool build(Model& m, cu::WeightFormat f, cu::WeightFormat head, int num_blocks) 
   return cudaDeviceSynchronize() == cudaSuccess;
 }
 
-// The bf16 decode choices measured against each other in one run (docs/benchmarks.md takes the
+// The bf16 decode choices measured against each other in one run (docs/benchmarks-gpu.md takes the
 // defaults from these): the rows up to which the GEMV beats cuBLASLt, and the blocks per SM that
 // the tensor-core decode attention's splits aim at (one or two), at one sequence of 512 to 32k keys.
 template <class Report>

@@ -459,7 +459,7 @@ Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
     case WeightFormat::int8_wo: return launch_stream<FmtInt8Wo>(in, w, out, M, ex, sw);
     case WeightFormat::fp8: {
       // The exact one-token kernel at two blocks per SM beat the ring and three blocks per SM at
-      // every projection and the LM head of the 8B shape (docs/benchmarks.md); the ring and the
+      // every projection and the LM head of the 8B shape (docs/benchmarks-gpu.md); the ring and the
       // occupancy variant stay the defaults where it does not apply.
       const bool exact = exact_geometry<FmtNatural8<false>>(w, geometry<FmtNatural8<false>>(w, M), sw);
       bool taken = false;

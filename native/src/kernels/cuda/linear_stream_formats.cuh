@@ -184,7 +184,7 @@ struct Geometry {
 // kStatsBatch loads before using any, and the block reduces them. The runtime takes this at one
 // token for every format (the other formats' steps 0.6-1% faster) and for int8_sq at every count;
 // with 4-8 tokens, whose rows it takes one after another, the others keep one warp per row
-// (docs/benchmarks.md).
+// (docs/benchmarks-gpu.md).
 constexpr int kStatsBatch = 6;  // 8-column chunks per thread per batch: 12,288 columns in one
 
 // One value per row m < M from every thread's chunks j = threadIdx.x + kThreads * i of row m,

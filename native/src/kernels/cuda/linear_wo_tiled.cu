@@ -341,7 +341,7 @@ Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // 128 rows), each slice at least 8 steps of K: on an H200 the kernel is bound by latency (ncu:
   // 12-19% achieved occupancy, DRAM and SM throughput under a third), so more blocks in flight
   // win, except for gate_up, where the wider blocks' fewer slices and x reads win. The fastest
-  // shapes of the sweep (docs/benchmarks.md, 16-64 tokens): qkv, o_proj, down_proj 64 rows x 8
+  // shapes of the sweep (docs/benchmarks-gpu.md, 16-64 tokens): qkv, o_proj, down_proj 64 rows x 8
   // slices (qkv 64 x 4 at 64 tokens); gate_up 128 x 2-4; the LM head 128 x 1.
   p.rows = w.N >= 16384 ? 128 : 64;
   if (forced_rows == 64 || forced_rows == 128 || forced_rows == 256) p.rows = forced_rows;
