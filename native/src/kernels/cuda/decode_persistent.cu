@@ -90,6 +90,7 @@ struct Ring {
   uint8_t* base;
   uint64_t* full;
   int* read_warps;       // [slots], zero at rest: warps that have read the slot's weights
+  volatile int* read_round;  // [slots]: rounds of the slot every warp has read
   const Pieces* pieces;  // shared memory
   const bf16* const* table;  // shared memory: [kTableLayers][kPhases] weight addresses
   int it = 0;            // pieces this thread has consumed in this launch
@@ -195,8 +196,10 @@ __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const 
       }
     }
   };
-  unsigned short bits_next = resid_bits(0), bits_prev = 0;
-  float* part_prev = nullptr;
+  // Pieces k - 1 and k - 2: their partial-sum buffers, residual bits, slot and round.
+  unsigned short bits_next = resid_bits(0), bits1 = 0, bits2 = 0;
+  float *part1 = nullptr, *part2 = nullptr;
+  int slot1 = 0, round1 = 0;
   for (int k = 0; k < pieces; ++k, ring.advance(plan.slots)) {
     const int r = ring.pieces->row_of(ph, k), n = ring.pieces->count_of(ph, r), s = ring.slot;
     const unsigned short bits = bits_next;
@@ -214,19 +217,34 @@ __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const 
         if (last) ring.read_warps[s] = 0;
       }
       if (!__shfl_sync(0xffffffffu, last, 0)) return;
-      __threadfence_block();
-      if (lane == 0) ring.fetch(ring.it + plan.slots, s, p, plan);
-      if (k > 0 && !p.stream_only) finish(k - 1, part_prev, bits_prev);
+      if (lane == 0) {
+        ring.fetch(ring.it + plan.slots, s, p, plan);
+        __threadfence_block();
+        ring.read_round[s] = ring.round + 1;  // every warp has read (and summed what came before) it
+      }
     };
     if (p.stream_only) release();
     else
       slot_products<J>(reinterpret_cast<const uint4*>(ring.base + static_cast<size_t>(s) * plan.slot_bytes), n, vpr, xv,
                        xr, part, plan.cols, release);
-    part_prev = part;
-    bits_prev = bits;
+    // Piece k - 2 is finished by warp (k - 2) % kWarps once every warp has read piece k - 1 (and so
+    // written its sums of k - 2): the extra work goes round the warps instead of falling on the
+    // slowest reader, which would then stay the slowest and the last to read every slot.
+    if (k >= 2 && (ctid >> 5) == (k - 2) % kWarps && !p.stream_only) {
+      while (ring.read_round[slot1] <= round1) {
+      }
+      __threadfence_block();
+      finish(k - 2, part2, bits2);
+    }
+    part2 = part1, bits2 = bits1;
+    part1 = part, bits1 = bits;
+    slot1 = s, round1 = ring.round;
   }
-  __syncthreads();  // every warp's partial sums of the last piece
-  if (pieces > 0 && ctid < 32 && !p.stream_only) finish(pieces - 1, part_prev, bits_prev);
+  __syncthreads();  // every warp's partial sums of the last two pieces
+  if (!p.stream_only) {
+    if (pieces >= 2 && ctid < 32) finish(pieces - 2, part2, bits2);
+    if (pieces >= 1 && (ctid >> 5) == 1 % kWarps) finish(pieces - 1, part1, bits1);
+  }
 }
 
 // One call site in the kernel (the phases' loop), so each J variant is compiled once per kernel.
@@ -305,10 +323,12 @@ __global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(Persiste
   __shared__ float red[kWarps];
   __shared__ Pieces pieces;
   __shared__ int read_warps[kMaxSlots];
+  __shared__ int read_round[kMaxSlots];
   Ring ring;
   ring.base = smem;
   ring.full = reinterpret_cast<uint64_t*>(smem + plan.bar_off);
   ring.read_warps = read_warps;
+  ring.read_round = read_round;
   ring.pieces = &pieces;
   const bf16** table = reinterpret_cast<const bf16**>(smem + plan.table_off);
   ring.table = table;
@@ -319,6 +339,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(Persiste
     for (int s = 0; s < plan.slots; ++s) {
       mbar_init(&ring.full[s], 1);
       read_warps[s] = 0;
+      read_round[s] = 0;
     }
     mbar_fence_init();
     pieces.init(p, plan);
