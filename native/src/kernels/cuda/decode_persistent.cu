@@ -32,6 +32,8 @@ namespace persistent {
 namespace {
 
 enum Phase : int { kQkv = 0, kO = 1, kGateUp = 2, kDown = 3, kPhases = 4 };
+constexpr int kFinishLag = 3;  // pieces between reading a piece and finishing it (stream_phase_j)
+static_assert(kFinishLag >= 2 && kFinishLag <= kWarps, "");
 
 struct Matrix {
   const bf16* w;  // [N, K]
@@ -196,10 +198,11 @@ __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const 
       }
     }
   };
-  // Pieces k - 1 and k - 2: their partial-sum buffers, residual bits, slot and round.
-  unsigned short bits_next = resid_bits(0), bits1 = 0, bits2 = 0;
-  float *part1 = nullptr, *part2 = nullptr;
-  int slot1 = 0, round1 = 0;
+  // The last kFinishLag pieces (index 0: piece k - 1): partial-sum buffers, residual bits, slot
+  // and round.
+  unsigned short bits_next = resid_bits(0), bits_h[kFinishLag] = {};
+  float* part_h[kFinishLag] = {};
+  int slot_h[kFinishLag] = {}, round_h[kFinishLag] = {};
   for (int k = 0; k < pieces; ++k, ring.advance(plan.slots)) {
     const int r = ring.pieces->row_of(ph, k), n = ring.pieces->count_of(ph, r), s = ring.slot;
     const unsigned short bits = bits_next;
@@ -212,7 +215,7 @@ __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const 
       __syncwarp();
       int last = 0;
       if (lane == 0) {
-        __threadfence_block();  // this warp's partial sums of piece k - 1 before its arrival
+        __threadfence_block();  // this warp's partial sums of the pieces before before its arrival
         last = atomicAdd(&ring.read_warps[s], 1) == kWarps - 1;
         if (last) ring.read_warps[s] = 0;
       }
@@ -220,30 +223,35 @@ __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const 
       if (lane == 0) {
         ring.fetch(ring.it + plan.slots, s, p, plan);
         __threadfence_block();
-        ring.read_round[s] = ring.round + 1;  // every warp has read (and summed what came before) it
+        ring.read_round[s] = ring.round + 1;  // every warp has read it (and summed the pieces before)
       }
     };
     if (p.stream_only) release();
     else
       slot_products<J>(reinterpret_cast<const uint4*>(ring.base + static_cast<size_t>(s) * plan.slot_bytes), n, vpr, xv,
                        xr, part, plan.cols, release);
-    // Piece k - 2 is finished by warp (k - 2) % kWarps once every warp has read piece k - 1 (and so
-    // written its sums of k - 2): the extra work goes round the warps instead of falling on the
-    // slowest reader, which would then stay the slowest and the last to read every slot.
-    if (k >= 2 && (ctid >> 5) == (k - 2) % kWarps && !p.stream_only) {
-      while (ring.read_round[slot1] <= round1) {
+    // Piece k - kFinishLag is finished by warp (k - kFinishLag) % kWarps once every warp has read
+    // the piece after it (and so written its sums of it): the extra work goes round the warps
+    // instead of falling on the slowest reader, which would then stay the slowest and the last to
+    // read every slot; the lag leaves the finishing warp little to wait for.
+    if (k >= kFinishLag && (ctid >> 5) == (k - kFinishLag) % kWarps && !p.stream_only) {
+      while (ring.read_round[slot_h[kFinishLag - 2]] <= round_h[kFinishLag - 2]) {
       }
       __threadfence_block();
-      finish(k - 2, part2, bits2);
+      finish(k - kFinishLag, part_h[kFinishLag - 1], bits_h[kFinishLag - 1]);
     }
-    part2 = part1, bits2 = bits1;
-    part1 = part, bits1 = bits;
-    slot1 = s, round1 = ring.round;
+#pragma unroll
+    for (int i = kFinishLag - 1; i > 0; --i)
+      part_h[i] = part_h[i - 1], bits_h[i] = bits_h[i - 1], slot_h[i] = slot_h[i - 1], round_h[i] = round_h[i - 1];
+    part_h[0] = part, bits_h[0] = bits, slot_h[0] = s, round_h[0] = ring.round;
   }
-  __syncthreads();  // every warp's partial sums of the last two pieces
-  if (!p.stream_only) {
-    if (pieces >= 2 && ctid < 32) finish(pieces - 2, part2, bits2);
-    if (pieces >= 1 && (ctid >> 5) == 1 % kWarps) finish(pieces - 1, part1, bits1);
+  __syncthreads();  // every warp's partial sums of the last pieces
+  // The last kFinishLag pieces, one warp each.
+  const int tail = ctid >> 5;
+  if (!p.stream_only && tail < kFinishLag && pieces - 1 - tail >= 0) {
+#pragma unroll
+    for (int i = 0; i < kFinishLag; ++i)
+      if (i == tail) finish(pieces - 1 - i, part_h[i], bits_h[i]);
   }
 }
 
@@ -404,7 +412,7 @@ Plan make_plan(const PersistentDecode& p, int smem_limit) {
   const size_t fixed = x_bytes + table_bytes + 4 * 128 + 64;  // alignment, static shared memory
   const long long room = static_cast<long long>(smem_limit) - static_cast<long long>(fixed);
   plan.slots = room > 0 ? static_cast<int>(std::min<long long>(kMaxSlots, room / static_cast<long long>(per_slot))) : 0;
-  if (plan.slots < 2) {
+  if (plan.slots < kFinishLag + 1) {  // a piece is finished before its slot's next piece is read
     plan.slots = 0;
     return plan;
   }
