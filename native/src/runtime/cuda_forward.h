@@ -116,7 +116,7 @@ constexpr bool kDefaultSkinnyProloguePass = true;
 constexpr int kDefaultFusedDecodeMaxRows = 0;
 // The persistent one-launch decode step (decode_persistent) for one sequence of a bf16 model: off
 // by default. On an H200 (Qwen3-8B shape, docs/benchmarks-gpu.md) its weight stream and barriers alone
-// take 3.8 ms per step (93-95% of the roofline), but with its arithmetic 6.4 ms against 4.5 for
+// take 3.8 ms per step (93-95% of the roofline), but with its arithmetic 5.2 ms against 4.5 for
 // the separate kernels. When on, it runs up to kDefaultPersistentMaxContext keys; longer contexts take
 // the separate kernels, whose decode attention spreads them over more blocks.
 constexpr bool kDefaultPersistentDecode = false;
