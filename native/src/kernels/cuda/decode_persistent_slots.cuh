@@ -30,6 +30,38 @@ __device__ __forceinline__ float take_row(float* part, int c, int cols) {
   return v;
 }
 
+// The warp's sums of N rows (a[row] per lane) into out[row * stride] (lane 0 .. N - 1 of the
+// writers). Two and four rows by recursive halving: each shuffle level sends half of what a lane
+// holds and keeps the other half, so four rows take 6 shuffles instead of 20 (the sums' order is
+// fixed: the same bits every launch).
+template <int N>
+__device__ __forceinline__ void warp_row_sums(float (&a)[N], int lane, float* out, int stride) {
+  constexpr unsigned kAll = 0xffffffffu;
+  if constexpr (N == 4) {
+    const bool hi = lane & 16, mid = lane & 8;  // rows 2-3 / 0-1, then the odd / even one
+    const float k0 = (hi ? a[2] : a[0]) + __shfl_xor_sync(kAll, hi ? a[0] : a[2], 16);
+    const float k1 = (hi ? a[3] : a[1]) + __shfl_xor_sync(kAll, hi ? a[1] : a[3], 16);
+    float v = (mid ? k1 : k0) + __shfl_xor_sync(kAll, mid ? k0 : k1, 8);
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) v += __shfl_xor_sync(kAll, v, o);
+    if ((lane & 7) == 0) out[((lane >> 3) & 3) * stride] = v;  // lanes 0, 8, 16, 24: rows 0-3
+  } else if constexpr (N == 2) {
+    const bool hi = lane & 16;
+    float v = (hi ? a[1] : a[0]) + __shfl_xor_sync(kAll, hi ? a[0] : a[1], 16);
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(kAll, v, o);
+    if ((lane & 15) == 0) out[(lane >> 4) * stride] = v;  // lanes 0, 16: rows 0, 1
+  } else {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+      for (int row = 0; row < N; ++row) a[row] += __shfl_xor_sync(kAll, a[row], o);
+    if (lane == 0)
+#pragma unroll
+      for (int row = 0; row < N; ++row) out[row * stride] = a[row];
+  }
+}
+
 // N rows of exactly J * 256 elements times x (registers): thread t always meets the same
 // 8-element columns t + 256 j, so its x values stay in registers (fp32) for the whole phase. The
 // row count is a template argument so that the N * J loads issue together and the products run
@@ -66,13 +98,7 @@ __device__ __forceinline__ void slot_rows(const uint4* wv, int vpr, const float 
     for (int j = 0; j < J; ++j) sum += lo[j] + hi[j];
     a[row] = sum;
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1)
-#pragma unroll
-    for (int row = 0; row < N; ++row) a[row] += __shfl_xor_sync(0xffffffffu, a[row], o);
-  if (lane == 0)
-#pragma unroll
-    for (int row = 0; row < N; ++row) part[row * cols + cw] = a[row];
+  warp_row_sums<N>(a, lane, part + cw, cols);
 }
 
 // A slot's n rows times x, every row's partial sums into part[row][cols] (per warp or per
