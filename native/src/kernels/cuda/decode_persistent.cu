@@ -139,12 +139,13 @@ struct PhaseStore {
 // row pairs, epi(row, gate, up, 0) stores each finished row, where r = resid[row] (the residual
 // stream's value, 0 without one).
 // One counter per slot: the last warp to have read piece k's weights (into registers) refills its
-// slot at once, so the ring's bytes in flight do not wait for the products, and finishes piece
-// k - 1's rows: every warp wrote its partial sums of k - 1 before it read k. The phase's last
-// piece is finished after a block barrier. Every warp loads the residual values of the piece
-// after the one it multiplies (raw bits, converted only where used), so the warp that finishes
-// a piece never waits on the L2 for them (per-warp sums; the small shapes' per-thread path reads
-// them when finishing).
+// slot at once, so the ring's bytes in flight do not wait for the products, and marks the slot's
+// round as read. Piece k - kFinishLag is finished by warp (k - kFinishLag) % kWarps once the
+// piece after it is marked read (every warp wrote its partial sums of a piece before it read the
+// next); the phase's last kFinishLag pieces after a block barrier. Every warp loads the residual
+// values of the piece after the one it multiplies (raw bits, converted only where used), so the
+// warp that finishes a piece never waits on the L2 for them (per-warp sums; the small shapes'
+// per-thread path reads them when finishing).
 template <int J>
 __device__ __forceinline__ void stream_phase_j(const PersistentDecode& p, const Plan& plan, int ph, const Matrix& m,
                                                Ring& ring, const bf16* x, float* partial, const bf16* resid,
