@@ -65,6 +65,9 @@ NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 mkdir -p /tmp/grpst-bin
 unxz_to() { [ -f "$1" ] && xz -dc "$1" > "$2" && chmod +x "$2"; }
 
+# Nsight Compute: on the PATH, else in the toolkit's or the standalone install's folder.
+ncu_bin() { command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1; }
+
 harness_bin() {
   local bin=$CARRY/bin/grpst_gpu_harness
   [ -f "$bin.xz" ] && unxz_to "$bin.xz" /tmp/grpst-bin/grpst_gpu_harness && bin=/tmp/grpst-bin/grpst_gpu_harness
@@ -162,7 +165,7 @@ for stage in "${STAGES[@]}"; do
     profile)
       # Nsight Compute on one launch of each key kernel (clocks left as they are).
       H=$(harness_bin) || { SUMMARY+=("profile: harness build FAILED"); continue; }
-      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      NCU=$(ncu_bin)
       stamp "ncu: $NCU"
       timeout "${T_PROFILE:-200}" "$NCU" --clock-control none -k "regex:${NCU_KERNELS:-gemv|skinny|stream|attention|wo_tiled}" --section SpeedOfLight --section Occupancy \
         --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis ${NCU_EXTRA:-} "$H" profile > "$OUT/ncu.txt" 2>&1
@@ -171,7 +174,7 @@ for stage in "${STAGES[@]}"; do
       ;;
     source)
       H=$(harness_bin) || { SUMMARY+=("source: harness build FAILED"); continue; }
-      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      NCU=$(ncu_bin)
       stamp "ncu source counters: $NCU on ${NCU_KERNELS:-decode_persistent}"
       GRPST_BENCH_SKIP_KERNELS=${GRPST_BENCH_SKIP_KERNELS:-1} timeout "${T_PROFILE:-300}" "$NCU" --clock-control none \
         -k "regex:${NCU_KERNELS:-decode_persistent}" --launch-count 1 \

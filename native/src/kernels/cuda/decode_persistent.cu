@@ -33,7 +33,7 @@ namespace {
 
 enum Phase : int { kQkv = 0, kO = 1, kGateUp = 2, kDown = 3, kPhases = 4 };
 constexpr int kFinishLag = 3;  // pieces between reading a piece and finishing it (stream_phase_j)
-static_assert(kFinishLag >= 2 && kFinishLag <= kWarps, "");
+static_assert(kFinishLag >= 2 && kFinishLag <= kWarps, "the tail finishes one piece per warp");
 
 struct Matrix {
   const bf16* w;  // [N, K]
@@ -324,8 +324,6 @@ __device__ __forceinline__ void grid_sync(const PersistentDecode& p, unsigned& k
   __syncthreads();
 }
 
-// h[row] = bf16(hv + bf16(v)), hv the row's value before (the residual add of linear_common.cuh).
-
 template <int P>
 __global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(PersistentDecode p, Plan plan) {
   extern __shared__ __align__(128) uint8_t smem[];
@@ -413,7 +411,9 @@ Plan make_plan(const PersistentDecode& p, int smem_limit) {
   const size_t fixed = x_bytes + table_bytes + 4 * 128 + 64;  // alignment, static shared memory
   const long long room = static_cast<long long>(smem_limit) - static_cast<long long>(fixed);
   plan.slots = room > 0 ? static_cast<int>(std::min<long long>(kMaxSlots, room / static_cast<long long>(per_slot))) : 0;
-  if (plan.slots < kFinishLag + 1) {  // a piece is finished before its slot's next piece is read
+  // A piece is finished kFinishLag pieces after it was read, and its partial-sum buffer is reused
+  // 2 slots pieces later: slots > kFinishLag keeps the finish ahead of the reuse.
+  if (plan.slots < kFinishLag + 1) {
     plan.slots = 0;
     return plan;
   }
