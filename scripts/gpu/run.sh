@@ -15,6 +15,10 @@
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
 #           checked against tp1 (scripts/gpu/tp-multi.ts)
+# tp-bench  bench:gpu:tp: a Qwen3-32B-shaped random checkpoint (scripts/gpu/random_checkpoint.py,
+#           kept where it was made: a second call reuses it and the engines), `grpst build --tp_size
+#           N` and `grpst serve --mpi_np N` for tp 1 and every power of two up to the GPUs here
+#           (TP_SIZES=1,2 to choose), decode b1 and 64-way serving through the HTTP API
 # profile   Nsight Compute on one launch of each key kernel (NCU_KERNELS: a regex of kernel names
 #           to profile instead; NCU_EXTRA: more ncu options, e.g. --metrics)
 # source    Nsight Compute's full set on the first launch of NCU_KERNELS (default decode_persistent)
@@ -22,7 +26,8 @@
 #           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
 #           per-line / per-instruction table as ncu-source.csv.xz
 # Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json,
-# transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt (bench:gpu's table is
+# transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt; tp-bench: run.log,
+# ceilings.json, bench-gpu-tp.json, serve-tp*.log (bench:gpu's table is
 # in run.log; a run keeps 8 of them).
 set -uo pipefail
 OUT=${OUT:-/tmp/grpst-gpu-out}
@@ -161,6 +166,24 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_TP_MULTI:-400}" node .carry/js/tp-multi.mjs /tmp/grpst-tp-multi > "$OUT/tp-multi.log" 2>&1
       rc=$?; grep -E "FAIL|checks|GPUs" "$OUT/tp-multi.log" | head -40
       SUMMARY+=("tp multi-GPU: exit $rc, $(tail -1 "$OUT/tp-multi.log")")
+      ;;
+    tp-bench)
+      node_setup || { SUMMARY+=("tp-bench: node setup FAILED"); continue; }
+      pkill -f "grpst.mjs serve" 2>/dev/null  # a server a previous call's timeout left
+      # The checkpoint (65.5 GB) in memory (/dev/shm) where it has the room, the engines on disk.
+      shm_gb=$(df -B1G --output=avail /dev/shm 2>/dev/null | tail -1 | tr -d ' ')
+      TP_CKPT=${TP_CKPT:-$([ "${shm_gb:-0}" -ge 70 ] && echo /dev/shm || echo /tmp)/qwen3-32b-random}
+      TP_WORK=${TP_WORK:-/tmp/grpst-tp-bench}
+      rm -rf "$TP_WORK"/.engine-tp*.tmp-*  # an interrupted build's staging folder
+      stamp "disk: $(df -h --output=avail /tmp | tail -1), /dev/shm: ${shm_gb:-?} GB; checkpoint $TP_CKPT"
+      timeout "${T_TP_CKPT:-400}" python3 scripts/gpu/random_checkpoint.py "$TP_CKPT" --shape qwen3-32b --ceilings "$OUT/ceilings.json"
+      rc=$?; SUMMARY+=("tp-bench checkpoint: exit $rc")
+      cp .carry/tokenizer/tokenizer_config.json "$TP_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$TP_CKPT/tokenizer.json" 2>/dev/null
+      stamp "bench:gpu:tp"
+      timeout "${T_TP_BENCH:-1500}" node .carry/js/bench-gpu-tp.mjs --checkpoint "$TP_CKPT" --work "$TP_WORK" --ceilings "$OUT/ceilings.json" \
+        --out /tmp/bench-gpu-tp --grpst .carry/js/grpst.mjs --requests "${SERVE_REQUESTS:-64}" ${TP_SIZES:+--tp "$TP_SIZES"}
+      rc=$?; cp /tmp/bench-gpu-tp/bench-gpu-tp.json /tmp/bench-gpu-tp/serve-tp*.log "$OUT/" 2>/dev/null
+      SUMMARY+=("bench:gpu:tp: exit $rc")
       ;;
     profile)
       # Nsight Compute on one launch of each key kernel (clocks left as they are).

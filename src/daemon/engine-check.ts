@@ -3,11 +3,11 @@
 // a large engine takes a while, so hashes are reused: those the archive extraction just checked,
 // and those of files (by device and inode) whose size and mtime have not changed since they were
 // last verified (recorded in $GRPST_HOME/.run/verified-engines.json).
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runDirOf } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
+import { sha256Files } from '../util/sha256-files.js';
 import { atomicWrite } from './state.js';
 
 interface ListedFile {
@@ -49,7 +49,11 @@ export async function verifyEngineFiles(
   const cacheFile = path.join(runDirOf(home), 'verified-engines.json');
   const cache = readCache(cacheFile);
   const fix = 'rebuild the engine with `grpst build`, or copy the whole engine folder again';
-  let hashed = 0;
+  // Sizes and cached hashes first; the files left to hash go to worker threads together.
+  const pending: { file: string; want: ListedFile; key: string; stat: fs.Stats }[] = [];
+  const check = (file: string, want: ListedFile, actual: string) => {
+    if (actual !== want.sha256) throw badInput(`engine file ${file} was changed after the build (sha256 ${actual.slice(0, 12)}..., engine.json records ${want.sha256.slice(0, 12)}...)`, fix);
+  };
   for (const [name, want] of Object.entries(files)) {
     const file = path.join(engineDir, name);
     let stat: fs.Stats;
@@ -63,14 +67,16 @@ export async function verifyEngineFiles(
     const record = cache[key];
     let actual = opts.known?.get(file);
     if (actual === undefined && record && record.size === stat.size && record.mtimeMs === stat.mtimeMs) actual = record.sha256;
-    if (actual === undefined) {
-      opts.onHashing?.(file);
-      actual = await sha256Of(file);
-      hashed++;
-      cache[key] = { size: stat.size, mtimeMs: stat.mtimeMs, sha256: actual };
-    }
-    if (actual !== want.sha256) throw badInput(`engine file ${file} was changed after the build (sha256 ${actual.slice(0, 12)}..., engine.json records ${want.sha256.slice(0, 12)}...)`, fix);
+    if (actual === undefined) pending.push({ file, want, key, stat });
+    else check(file, want, actual);
   }
+  for (const p of pending) opts.onHashing?.(p.file);
+  const hashes = await sha256Files(pending.map((p) => p.file));
+  pending.forEach((p, i) => {
+    cache[p.key] = { size: p.stat.size, mtimeMs: p.stat.mtimeMs, sha256: hashes[i] };
+  });
+  pending.forEach((p, i) => check(p.file, p.want, hashes[i]));
+  const hashed = pending.length;
   if (hashed > 0) {
     fs.mkdirSync(path.dirname(cacheFile), { recursive: true, mode: 0o700 });
     atomicWrite(cacheFile, JSON.stringify(cache));
@@ -85,10 +91,4 @@ function readCache(file: string): Record<string, VerifiedRecord> {
   } catch {
     return {};
   }
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

@@ -23,7 +23,7 @@ import type { RuntimeBridge } from './runtime-bridge.js';
 import { copyTokenizerFiles, openSource, sourceName, type SourceModel } from './source.js';
 import { checkBuildInputs } from '../checks.js';
 import { calibrationSequences, heldoutTokens, loadTextSet, type TextSet } from './text-data.js';
-import { sha256File } from './weight-writer.js';
+import { sha256File, sha256Files } from '../../util/sha256-files.js';
 import { kvCacheScales } from './kv-scales.js';
 
 export interface NativeBuildContext {
@@ -46,10 +46,11 @@ export interface NativeBuildResult {
 /** Rows of calibration activations kept per layer input for AWQ's search. */
 const AWQ_SAMPLE_ROWS = 256;
 
-async function sourceIdentity(src: SourceModel): Promise<Record<string, string>> {
+async function sourceIdentity(src: SourceModel, signal: AbortSignal): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   out['config.json'] = createHash('sha256').update(readFileSync(join(src.checkpoint.dir, 'config.json'))).digest('hex');
-  for (const f of src.checkpoint.files) out[basename(f)] = await sha256File(f);
+  const hashes = await sha256Files(src.checkpoint.files, { signal });
+  src.checkpoint.files.forEach((f, i) => (out[basename(f)] = hashes[i]));
   return out;
 }
 
@@ -78,8 +79,11 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   const qformat = src.awq ? 'int4_awq' : s.qformat;
   const tokenizer = Tokenizer.fromDir(src.checkpoint.dir);
   const staging = Staging.begin(s.output_dir, s.force);
+  // The checkpoint's files hash on worker threads while the weights are packed.
+  const hashing = new AbortController();
+  const identityHashed = sourceIdentity(src, hashing.signal);
+  identityHashed.catch(() => undefined); // awaited below; a failed build stops it instead
   try {
-    const identity = await sourceIdentity(src);
     reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? ', AWQ int4' : ''}`);
 
     const format = src.awq ? undefined : layerFormat(qformat, ctx.awqSearch ?? true);
@@ -114,6 +118,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
     reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB`);
 
     reporter.phase('write', 'tokenizer and engine.json');
+    const identity = await identityHashed;
     const tokenizerFiles = copyTokenizerFiles(src, (f) => staging.path(f));
     const files: EngineManifest['files'] = Object.fromEntries(packed.files.map((f) => [f.file, { bytes: f.bytes, sha256: f.sha256 }]));
     for (const f of tokenizerFiles) files[f] = { bytes: statSync(staging.path(f)).size, sha256: await sha256File(staging.path(f)) };
@@ -163,6 +168,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
     staging.commit(s.force);
     return { manifest, output: staging.output, bytes: packed.bytes, accuracy };
   } catch (e) {
+    hashing.abort();
     staging.abort();
     throw explainWriteError(e, staging.output);
   }

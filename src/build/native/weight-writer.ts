@@ -2,7 +2,7 @@
 // SIMD load) and keeps the table engine.json records. The runtime maps the file and reads each
 // tensor in place at its offset.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import type { ManifestTensor } from '../manifest.js';
 import type { Staging } from '../staging.js';
 import type { PackedTensor } from '../../quant/types.js';
@@ -54,14 +54,4 @@ export class WeightFileWriter {
     this.closed = true;
     closeSync(this.fd);
   }
-}
-
-export function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(file)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
 }

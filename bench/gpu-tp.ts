@@ -1,0 +1,228 @@
+// bench:gpu:tp: tensor parallelism on the GPU machine, on a Qwen3-32B-shaped checkpoint with random
+// weights (scripts/gpu/random_checkpoint.py). For each tp size (--tp; default 1 and every power of
+// two up to the GPUs present), the product's own path: `grpst build --tp_size N` (tp 1 serves the
+// checkpoint as it is), then `grpst serve --mpi_np N` (one process per GPU over NCCL), measured
+// through its HTTP API:
+//   decode b1   one request, 128 prompt / 256 output tokens: tok/s from the time per output token,
+//               against the roofline (bf16 bytes each rank reads per token / the copy bandwidth)
+//   serving     64 concurrent requests, 1,024 prompt / 512 output tokens: output tok/s, TTFT and
+//               ITL p50/p99, against its roofline (64 x bandwidth / (weights + KV read per step,
+//               per rank))
+// and each tp size against tp 1 in the same run.
+//
+//   npm run bench:gpu:tp -- --checkpoint DIR --work DIR [--tp 1,2] [--ceilings FILE | --copy-gbs N]
+//                           [--requests 64] [--out DIR] [--grpst CLI] [--smoke --device cpu]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runLoad, summarize, type LoadSummary } from './serve-load.js';
+
+const { values: args } = parseArgs({
+  options: {
+    checkpoint: { type: 'string' },
+    work: { type: 'string', default: 'bench-gpu-tp-work' },
+    tp: { type: 'string' },
+    ceilings: { type: 'string' },
+    'copy-gbs': { type: 'string' },
+    requests: { type: 'string', default: '64' },
+    out: { type: 'string', default: 'bench-gpu-tp-out' },
+    grpst: { type: 'string' },
+    // A quick pass of the whole flow with small requests (and --device cpu on a machine without a GPU).
+    smoke: { type: 'boolean', default: false },
+    device: { type: 'string', default: 'cuda' },
+  },
+});
+if (!args.checkpoint) throw new Error('usage: npm run bench:gpu:tp -- --checkpoint DIR [--work DIR] [--tp 1,2]');
+const checkpoint = resolve(args.checkpoint);
+const work = resolve(args.work);
+const outDir = resolve(args.out);
+mkdirSync(work, { recursive: true });
+mkdirSync(outDir, { recursive: true });
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+// The CLI: bin/grpst.js in a built checkout; the GPU machine runs the bundled one (--grpst).
+const grpst = resolve(args.grpst ?? join(root, 'bin', 'grpst.js'));
+// The build's held-out text by its path in the working tree: a bundled CLI cannot find its own copy.
+const heldout = [join(root, 'data', 'heldout.txt'), resolve('data', 'heldout.txt')].find((f) => existsSync(f));
+
+const gpus = (spawnSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader']).stdout?.toString().trim() ?? '').split('\n').filter(Boolean);
+const tpSizes = args.tp ? args.tp.split(',').map(Number) : [1, 2, 4, 8].filter((n) => n <= Math.max(1, gpus.length));
+
+// ---- the model's bytes per step (bf16) ---------------------------------------------------------
+interface HfConfig { tie_word_embeddings?: boolean; hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_attention_heads: number; num_key_value_heads: number; head_dim: number; vocab_size: number }
+const cfg = JSON.parse(readFileSync(join(checkpoint, 'config.json'), 'utf8')) as HfConfig;
+const qDim = cfg.num_attention_heads * cfg.head_dim;
+const kvDim = cfg.num_key_value_heads * cfg.head_dim;
+const layerParams = cfg.hidden_size * (qDim + 2 * kvDim) + qDim * cfg.hidden_size + 3 * cfg.hidden_size * cfg.intermediate_size;
+/** Bytes one rank reads per decode step: its slice of every linear and of lm_head (the embedding row is noise). */
+const weightBytesPerRank = (tp: number) => (2 * (cfg.num_hidden_layers * layerParams + cfg.vocab_size * cfg.hidden_size)) / tp;
+/** KV bytes one rank reads per token of context: its KV heads (replicated when tp exceeds them). */
+const kvBytesPerTokenPerRank = (tp: number) => cfg.num_hidden_layers * 2 * Math.max(1, cfg.num_key_value_heads / tp) * cfg.head_dim * 2;
+
+const copyGbs = args['copy-gbs']
+  ? Number(args['copy-gbs'])
+  : args.ceilings
+    ? Math.min(...(JSON.parse(readFileSync(args.ceilings, 'utf8')) as { gpus: { copy_gbs: number }[] }).gpus.map((g) => g.copy_gbs))
+    : NaN;
+
+interface Row { section: string; measure: string; value: string; note: string }
+const rows: Row[] = [];
+const add = (section: string, measure: string, value: string, note = '') => {
+  rows.push({ section, measure, value, note });
+  console.log(`[${section}] ${measure}: ${value} ${note}`);
+};
+add('ceilings', 'device-to-device copy bandwidth', `${copyGbs.toFixed(0)} GB/s`, `slowest of ${gpus.length} GPUs (${gpus[0] ?? 'none'}); 4 GiB copy, bytes read + written`);
+add('model', 'checkpoint', `${((2 * (cfg.num_hidden_layers * layerParams + (cfg.tie_word_embeddings ? 1 : 2) * cfg.vocab_size * cfg.hidden_size)) / 1e9).toFixed(1)} GB bf16`,
+  `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, ${cfg.num_attention_heads} / ${cfg.num_key_value_heads} heads, MLP ${cfg.intermediate_size}`);
+
+// ---- engines: grpst build --tp_size N ----------------------------------------------------------
+function engineFor(tp: number): string {
+  if (tp === 1) return checkpoint;
+  const dir = join(work, `engine-tp${tp}`);
+  if (existsSync(join(dir, 'engine.json'))) {
+    add('build', `tp ${tp} engine`, 'reused', dir);
+    return dir;
+  }
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [grpst, 'build', '--model_dir', checkpoint, '--output_dir', dir, '--tp_size', String(tp),
+    '--max_batch_size', '64', '--max_input_len', '3072', '--max_seq_len', '4096', '--max_num_tokens', '8192', '--eval_tokens', '16', ...(heldout ? ['--eval_dataset', heldout] : []), '--force'], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`grpst build --tp_size ${tp} exited with ${r.status}`);
+  add('build', `tp ${tp} engine`, `${((performance.now() - t0) / 1000).toFixed(0)} s`, `grpst build --tp_size ${tp}, bf16, a 16-token accuracy check`);
+  return dir;
+}
+
+// ---- serving: grpst serve --mpi_np N -----------------------------------------------------------
+function writeConfs(tp: number, engine: string): { inference: string; server: string } {
+  const dir = join(work, `conf-tp${tp}`);
+  mkdirSync(dir, { recursive: true });
+  const inference = join(dir, 'inference.yml');
+  const server = join(dir, 'server.yml');
+  writeFileSync(inference, `models:
+  - name: qwen3
+    version: 1.0.0
+    device: ${args.device}
+    inferer_args:
+      llm_style: qwen3
+      served_model_name: qwen3
+      tokenizer_path: ${checkpoint}
+      gpt_model_path: ${engine}
+      device: ${args.device}
+      max_batch_size: 64
+      max_num_tokens: 8192
+      max_seq_len: 4096
+      kv_cache_free_gpu_mem_fraction: 0.9
+`);
+  writeFileSync(server, `interface:
+  framework: http
+  host: 127.0.0.1
+  port: 0
+max_concurrency: 128
+max_queue: 1024
+web_ui: false
+log:
+  log_dir: ${join(dir, 'logs')}
+`);
+  return { inference, server };
+}
+
+async function waitReady(child: ChildProcess, portFile: string, log: string): Promise<string> {
+  const deadline = Date.now() + 15 * 60_000;
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`grpst serve exited before it was ready (log: ${log})`);
+    if (existsSync(portFile)) {
+      const url = `http://127.0.0.1:${readFileSync(portFile, 'utf8').trim()}`;
+      const ok = await fetch(`${url}/health`).then((r) => r.status === 200, () => false);
+      if (ok) return url;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`grpst serve was not ready in 15 minutes (log: ${log})`);
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  // A rank left behind exits when rank 0's pipe to it closes (src/daemon/tp-launch.ts).
+  const late = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  await gone;
+  clearTimeout(late);
+}
+
+// The issue's shapes; --smoke shrinks them to check the flow quickly.
+const shape = args.smoke ? { promptTokens: 64, outputTokens: 16, decodeTokens: 16 } : { promptTokens: 1024, outputTokens: 512, decodeTokens: 256 };
+const prompt = (len: number, salt: number) => (i: number) => {
+  let x = (i + 1 + salt * 7919) * 2654435761;
+  return Array.from({ length: len }, () => {
+    x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
+    return 1000 + (x % 90000);
+  });
+};
+
+interface TpResult { tp: number; decodeTokS: number; serving?: LoadSummary }
+async function measure(tp: number): Promise<TpResult> {
+  const engine = engineFor(tp);
+  const { inference, server } = writeConfs(tp, engine);
+  const portFile = join(work, `port-tp${tp}`);
+  rmSync(portFile, { force: true });
+  const log = join(outDir, `serve-tp${tp}.log`);
+  const fd = openSync(log, 'w');
+  const t0 = performance.now();
+  // In this process group, with the ranks it starts: a `timeout` that ends the benchmark ends them too.
+  const child = spawn(process.execPath, [grpst, 'serve', '--inference_conf', inference, '--server_conf', server, '--mpi_np', String(tp), '--port_file', portFile],
+    { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  try {
+    const url = await waitReady(child, portFile, log);
+    add('load', `tp ${tp}`, `${((performance.now() - t0) / 1000).toFixed(0)} s`, 'grpst serve until /health answers 200 (weights onto the GPUs, graphs)');
+    const one = async (len: number, out: number, salt: number) => {
+      const r = await runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: prompt(len, salt), outputTokens: out });
+      const bad = r.timings.find((t) => !t.ok);
+      if (bad) throw new Error(`request failed: ${bad.error}`);
+      return summarize(r);
+    };
+    await one(64, 8, 0); // warm-up
+    const tpot = (await one(128, shape.decodeTokens, 1)).tpotMs[0];
+    const roof = (copyGbs * 1e9) / (weightBytesPerRank(tp) + 200 * kvBytesPerTokenPerRank(tp));
+    const decodeTokS = 1000 / tpot;
+    add('decode b1', `tp ${tp}`, `${decodeTokS.toFixed(1)} tok/s`,
+      `TPOT ${tpot.toFixed(2)} ms; roofline ${roof.toFixed(1)} tok/s (${(weightBytesPerRank(tp) / 1e9).toFixed(2)} GB per rank per token) -> ${((100 * decodeTokS) / roof).toFixed(1)}%`);
+    const n = Number(args.requests);
+    const concurrency = Math.min(64, n);
+    const load = await runLoad({ url, model: 'qwen3', concurrency, requests: n, prompt: prompt(shape.promptTokens, 3), outputTokens: shape.outputTokens });
+    const bad = load.timings.find((t) => !t.ok);
+    if (bad) console.error(`a served request failed: ${bad.error}`);
+    const s = summarize(load);
+    const meanContext = shape.promptTokens + shape.outputTokens / 2;
+    const roofServe = (concurrency * copyGbs * 1e9) / (weightBytesPerRank(tp) + concurrency * meanContext * kvBytesPerTokenPerRank(tp));
+    add('serving', `tp ${tp}, ${concurrency} concurrent, ${shape.promptTokens} in / ${shape.outputTokens} out, ${n} requests`, `${s.outputTokensPerSecond.toFixed(0)} output tok/s`,
+      `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context ${meanContext}, per rank) -> ${((100 * s.outputTokensPerSecond) / roofServe).toFixed(1)}%; ` +
+        `TTFT p50/p99 ${s.ttftMs[0].toFixed(0)}/${s.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${s.itlMs[0].toFixed(1)}/${s.itlMs[2].toFixed(1)} ms; failed ${s.failed}`);
+    return { tp, decodeTokS, serving: s };
+  } finally {
+    await stopServer(child);
+  }
+}
+
+const results: TpResult[] = [];
+for (const tp of tpSizes) {
+  try {
+    results.push(await measure(tp));
+  } catch (err) {
+    add('error', `tp ${tp}`, 'failed', err instanceof Error ? err.message : String(err));
+  }
+}
+const base = results.find((r) => r.tp === 1);
+for (const r of results) {
+  if (!base || r.tp === 1) continue;
+  add('scaling', `tp ${r.tp} against tp 1`, `decode ${(r.decodeTokS / base.decodeTokS).toFixed(2)}x`,
+    r.serving && base.serving ? `serving ${(r.serving.outputTokensPerSecond / base.serving.outputTokensPerSecond).toFixed(2)}x` : '');
+}
+const table = ['| section | measure | value | note |', '| --- | --- | --- | --- |', ...rows.map((r) => `| ${r.section} | ${r.measure} | ${r.value} | ${r.note} |`)].join('\n');
+console.log(`\ndevice: ${gpus.length} x ${gpus[0] ?? 'no GPU'}\n${table}`);
+writeFileSync(join(outDir, 'bench-gpu-tp.md'), `device: ${gpus.length} x ${gpus[0] ?? 'no GPU'}\n\n${table}\n`);
+writeFileSync(join(outDir, 'bench-gpu-tp.json'), JSON.stringify({ gpus, rows, results }, null, 1));
+if (results.length < tpSizes.length) process.exitCode = 1;

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""A Hugging Face Qwen3 checkpoint with random bf16 weights, made on the GPU (no download), for
+the tensor-parallel benchmark (bench/gpu-tp.ts); and the copy bandwidth of every GPU, its ceiling.
+
+    python3 scripts/gpu/random_checkpoint.py OUT_DIR [--shape qwen3-32b] [--ceilings FILE.json]
+
+Speed depends only on the shapes, so random weights (normal, std 0.02; norms 1) measure what the
+real checkpoint would. Shards of about 4 GB are written by several threads at once; a folder that
+already holds a complete checkpoint of the shape is left as it is.
+"""
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+from safetensors.torch import save_file
+from transformers import Qwen3Config
+
+SHAPES = {
+    "qwen3-32b": dict(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64, num_attention_heads=64,
+                      num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
+                      rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False),
+    "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+                     num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
+                     rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False),
+}
+SHARD_BYTES = 4 * 10**9
+
+
+def tensor_shapes(c):
+    """(name, shape) of every tensor, in the order transformers writes them."""
+    h, q, kv, i = c["hidden_size"], c["num_attention_heads"] * c["head_dim"], c["num_key_value_heads"] * c["head_dim"], c["intermediate_size"]
+    out = [("model.embed_tokens.weight", (c["vocab_size"], h))]
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        out += [(p + "self_attn.q_proj.weight", (q, h)), (p + "self_attn.k_proj.weight", (kv, h)),
+                (p + "self_attn.v_proj.weight", (kv, h)), (p + "self_attn.o_proj.weight", (h, q)),
+                (p + "self_attn.q_norm.weight", (c["head_dim"],)), (p + "self_attn.k_norm.weight", (c["head_dim"],)),
+                (p + "mlp.gate_proj.weight", (i, h)), (p + "mlp.up_proj.weight", (i, h)), (p + "mlp.down_proj.weight", (h, i)),
+                (p + "input_layernorm.weight", (h,)), (p + "post_attention_layernorm.weight", (h,))]
+    out += [("model.norm.weight", (h,)), ("lm_head.weight", (c["vocab_size"], h))]
+    return out
+
+
+def shards(shapes):
+    """Consecutive tensors grouped into files of about SHARD_BYTES."""
+    groups, cur, size = [], [], 0
+    for name, shape in shapes:
+        n = 2 * torch.Size(shape).numel()
+        if cur and size + n > SHARD_BYTES:
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append((name, shape))
+        size += n
+    return groups + ([cur] if cur else [])
+
+
+def write_shard(out_dir, index, count, group, seed):
+    gen = torch.Generator(device="cuda").manual_seed(seed + index)
+    tensors = {}
+    for name, shape in group:
+        if name.endswith("norm.weight"):
+            t = torch.ones(shape, dtype=torch.bfloat16, device="cuda")
+        else:
+            t = torch.empty(shape, dtype=torch.bfloat16, device="cuda").normal_(0.0, 0.02, generator=gen)
+        tensors[name] = t.cpu()
+    file = f"model-{index + 1:05d}-of-{count:05d}.safetensors"
+    save_file(tensors, os.path.join(out_dir, file), metadata={"format": "pt"})
+    return file, {name: file for name in tensors}
+
+
+def copy_bandwidth(device):
+    """Device-to-device copy of 4 GiB, bytes read + written per second (median of 10 after 3 warm-ups)."""
+    with torch.cuda.device(device):
+        a = torch.empty(2**32, dtype=torch.uint8, device=device)
+        b = torch.empty_like(a)
+        times = []
+        for k in range(13):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            b.copy_(a)
+            e.record()
+            e.synchronize()
+            if k >= 3:
+                times.append(s.elapsed_time(e) / 1000)
+        del a, b
+        torch.cuda.empty_cache()
+    return 2 * 2**32 / sorted(times)[len(times) // 2] / 1e9
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--shape", default="qwen3-32b", choices=sorted(SHAPES))
+    ap.add_argument("--ceilings")
+    ap.add_argument("--seed", type=int, default=32)
+    args = ap.parse_args()
+    if args.ceilings:
+        gpus = [{"index": d, "name": torch.cuda.get_device_name(d), "copy_gbs": copy_bandwidth(d)} for d in range(torch.cuda.device_count())]
+        with open(args.ceilings, "w") as f:
+            json.dump({"gpus": gpus}, f, indent=1)
+        print(json.dumps(gpus), flush=True)
+    cfg = SHAPES[args.shape]
+    groups = shards(tensor_shapes(cfg))
+    done = os.path.join(args.out, "model.safetensors.index.json")
+    if os.path.exists(done):
+        print(f"{args.out}: already written", flush=True)
+        return
+    os.makedirs(args.out, exist_ok=True)
+    Qwen3Config(**cfg, torch_dtype="bfloat16").to_json_file(os.path.join(args.out, "config.json"))
+    t0 = time.perf_counter()
+    weight_map = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        jobs = [pool.submit(write_shard, args.out, i, len(groups), g, args.seed) for i, g in enumerate(groups)]
+        for j in jobs:
+            file, names = j.result()
+            weight_map.update(names)
+            print(f"wrote {file}", flush=True)
+    total = sum(2 * torch.Size(s).numel() for _, s in tensor_shapes(cfg))
+    # The index last: its presence says the checkpoint is complete.
+    with open(done, "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=1)
+    print(f"{args.shape}: {total / 1e9:.1f} GB in {len(groups)} files, {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
