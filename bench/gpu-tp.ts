@@ -60,11 +60,24 @@ const weightBytesPerRank = (tp: number) => (2 * (cfg.num_hidden_layers * layerPa
 /** KV bytes one rank reads per token of context: its KV heads (replicated when tp exceeds them). */
 const kvBytesPerTokenPerRank = (tp: number) => cfg.num_hidden_layers * 2 * Math.max(1, cfg.num_key_value_heads / tp) * cfg.head_dim * 2;
 
-const copyGbs = args['copy-gbs']
-  ? Number(args['copy-gbs'])
-  : args.ceilings
-    ? Math.min(...(JSON.parse(readFileSync(args.ceilings, 'utf8')) as { gpus: { copy_gbs: number }[] }).gpus.map((g) => g.copy_gbs))
-    : NaN;
+interface Ceilings {
+  gpus: { copy_gbs: number }[];
+  /** NCCL all-reduce across every GPU here (scripts/gpu/random_checkpoint.py): one token's and 64 tokens' hidden state. */
+  allreduce?: { gpus: number; us_per_allreduce: Record<string, number>; transport: string[] };
+}
+const ceilings: Ceilings | undefined = args.ceilings ? JSON.parse(readFileSync(args.ceilings, 'utf8')) : undefined;
+const copyGbs = args['copy-gbs'] ? Number(args['copy-gbs']) : ceilings ? Math.min(...ceilings.gpus.map((g) => g.copy_gbs)) : NaN;
+/**
+ * Milliseconds of all-reduce in one decode step of `tokens` rows (1 or 64) at tp size `tp`: two per
+ * layer (after attention and after the MLP) at the measured time; undefined where not measured.
+ */
+const allReduceMs = (tp: number, tokens: 1 | 64): number | undefined => {
+  const ar = ceilings?.allreduce;
+  if (tp === 1) return 0;
+  if (!ar || ar.gpus !== tp) return undefined;
+  const us = Object.values(ar.us_per_allreduce)[tokens === 1 ? 0 : 1];
+  return us === undefined ? undefined : (2 * cfg.num_hidden_layers * us) / 1000;
+};
 
 interface Row { section: string; measure: string; value: string; note: string }
 const rows: Row[] = [];
@@ -73,6 +86,11 @@ const add = (section: string, measure: string, value: string, note = '') => {
   console.log(`[${section}] ${measure}: ${value} ${note}`);
 };
 add('ceilings', 'device-to-device copy bandwidth', `${copyGbs.toFixed(0)} GB/s`, `slowest of ${gpus.length} GPUs (${gpus[0] ?? 'none'}); 4 GiB copy, bytes read + written`);
+if (ceilings?.allreduce) {
+  const ar = ceilings.allreduce;
+  add('ceilings', `NCCL all-reduce across ${ar.gpus} GPUs`, Object.entries(ar.us_per_allreduce).map(([k, v]) => `${v.toFixed(1)} us for ${k}`).join('; '),
+    `torch.distributed, 200 in a row; transport: ${ar.transport.join(', ') || 'not reported'}`);
+}
 add('model', 'checkpoint', `${((2 * (cfg.num_hidden_layers * layerParams + (cfg.tie_word_embeddings ? 1 : 2) * cfg.vocab_size * cfg.hidden_size)) / 1e9).toFixed(1)} GB bf16`,
   `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, ${cfg.num_attention_heads} / ${cfg.num_key_value_heads} heads, MLP ${cfg.intermediate_size}`);
 
@@ -162,6 +180,13 @@ const prompt = (len: number, salt: number) => (i: number) => {
   });
 };
 
+/** The roofline with the step's all-reduces added at their measured time, and the fraction of it reached. */
+function withCollectives(rooflineMs: number, collectiveMs: number | undefined, measuredMs: number): string {
+  if (!collectiveMs) return '';
+  const ms = rooflineMs + collectiveMs;
+  return `; with ${(collectiveMs).toFixed(2)} ms of all-reduce per step: ${ms.toFixed(2)} ms -> ${((100 * ms) / measuredMs).toFixed(1)}%`;
+}
+
 interface TpResult { tp: number; decodeTokS: number; serving?: LoadSummary }
 async function measure(tp: number): Promise<TpResult> {
   const engine = engineFor(tp);
@@ -189,7 +214,8 @@ async function measure(tp: number): Promise<TpResult> {
     const roof = (copyGbs * 1e9) / (weightBytesPerRank(tp) + 200 * kvBytesPerTokenPerRank(tp));
     const decodeTokS = 1000 / tpot;
     add('decode b1', `tp ${tp}`, `${decodeTokS.toFixed(1)} tok/s`,
-      `TPOT ${tpot.toFixed(2)} ms; roofline ${roof.toFixed(1)} tok/s (${(weightBytesPerRank(tp) / 1e9).toFixed(2)} GB per rank per token) -> ${((100 * decodeTokS) / roof).toFixed(1)}%`);
+      `TPOT ${tpot.toFixed(2)} ms; roofline ${roof.toFixed(1)} tok/s (${(weightBytesPerRank(tp) / 1e9).toFixed(2)} GB per rank per token) -> ${((100 * decodeTokS) / roof).toFixed(1)}%` +
+        withCollectives(1000 / roof, allReduceMs(tp, 1), tpot));
     const n = Number(args.requests);
     const concurrency = Math.min(64, n);
     const load = await runLoad({ url, model: 'qwen3', concurrency, requests: n, prompt: prompt(shape.promptTokens, 3), outputTokens: shape.outputTokens });
@@ -198,9 +224,11 @@ async function measure(tp: number): Promise<TpResult> {
     const s = summarize(load);
     const meanContext = shape.promptTokens + shape.outputTokens / 2;
     const roofServe = (concurrency * copyGbs * 1e9) / (weightBytesPerRank(tp) + concurrency * meanContext * kvBytesPerTokenPerRank(tp));
+    const stepMs = (1000 * concurrency) / roofServe;
+    const served = withCollectives(stepMs, allReduceMs(tp, 64), (1000 * concurrency) / s.outputTokensPerSecond);
     add('serving', `tp ${tp}, ${concurrency} concurrent, ${shape.promptTokens} in / ${shape.outputTokens} out, ${n} requests`, `${s.outputTokensPerSecond.toFixed(0)} output tok/s`,
       `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context ${meanContext}, per rank) -> ${((100 * s.outputTokensPerSecond) / roofServe).toFixed(1)}%; ` +
-        `TTFT p50/p99 ${s.ttftMs[0].toFixed(0)}/${s.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${s.itlMs[0].toFixed(1)}/${s.itlMs[2].toFixed(1)} ms; failed ${s.failed}`);
+        `TTFT p50/p99 ${s.ttftMs[0].toFixed(0)}/${s.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${s.itlMs[0].toFixed(1)}/${s.itlMs[2].toFixed(1)} ms; failed ${s.failed}${served}`);
     return { tp, decodeTokS, serving: s };
   } finally {
     await stopServer(child);

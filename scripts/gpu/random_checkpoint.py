@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A Hugging Face Qwen3 checkpoint with random bf16 weights, made on the GPU (no download), for
-the tensor-parallel benchmark (bench/gpu-tp.ts); and the copy bandwidth of every GPU, its ceiling.
+the tensor-parallel benchmark (bench/gpu-tp.ts); and its ceilings: the copy bandwidth of every GPU
+and, with two or more GPUs, the time of one NCCL all-reduce across them at the sizes a decode step
+sums (one token's and 64 tokens' hidden state, bf16) and the transport NCCL chose.
 
     python3 scripts/gpu/random_checkpoint.py OUT_DIR [--shape qwen3-32b] [--ceilings FILE.json]
 
@@ -15,6 +17,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from safetensors.torch import save_file
 from transformers import Qwen3Config
 
@@ -90,6 +94,46 @@ def copy_bandwidth(device):
     return 2 * 2**32 / sorted(times)[len(times) // 2] / 1e9
 
 
+def allreduce_rank(rank, world, sizes, out_dir):
+    """One rank of the all-reduce measurement: mean time per all-reduce of each size, 200 in a row."""
+    os.environ.update(NCCL_DEBUG="INFO", NCCL_DEBUG_FILE=os.path.join(out_dir, f"nccl.{rank}.log"))
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29531", rank=rank, world_size=world)
+    times = {}
+    for n in sizes:
+        x = torch.ones(n, dtype=torch.bfloat16, device="cuda")
+        for _ in range(20):
+            dist.all_reduce(x)
+        torch.cuda.synchronize()
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(200):
+            dist.all_reduce(x)
+        e.record()
+        e.synchronize()
+        times[n] = s.elapsed_time(e) * 1000 / 200
+    with open(os.path.join(out_dir, f"times.{rank}.json"), "w") as f:
+        json.dump(times, f)
+    dist.destroy_process_group()
+
+
+def allreduce_ceiling(world, hidden):
+    """Microseconds per all-reduce of `hidden` and 64 x `hidden` bf16 values across `world` GPUs."""
+    import tempfile
+    sizes = [hidden, 64 * hidden]
+    with tempfile.TemporaryDirectory() as d:
+        mp.spawn(allreduce_rank, args=(world, sizes, d), nprocs=world, join=True)
+        with open(os.path.join(d, "times.0.json")) as f:
+            times = json.load(f)
+        via = set()
+        for name in os.listdir(d):
+            if name.startswith("nccl."):
+                with open(os.path.join(d, name), errors="replace") as f:
+                    via.update(line.split(" via ", 1)[1].strip() for line in f if " via " in line)
+    return {"gpus": world, "us_per_allreduce": {f"{n} bf16 ({2 * n} bytes)": t for n, t in zip(sizes, times.values())},
+            "transport": sorted(via)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -99,9 +143,12 @@ def main():
     args = ap.parse_args()
     if args.ceilings:
         gpus = [{"index": d, "name": torch.cuda.get_device_name(d), "copy_gbs": copy_bandwidth(d)} for d in range(torch.cuda.device_count())]
+        ceilings = {"gpus": gpus}
+        if len(gpus) > 1:
+            ceilings["allreduce"] = allreduce_ceiling(len(gpus), SHAPES[args.shape]["hidden_size"])
         with open(args.ceilings, "w") as f:
-            json.dump({"gpus": gpus}, f, indent=1)
-        print(json.dumps(gpus), flush=True)
+            json.dump(ceilings, f, indent=1)
+        print(json.dumps(ceilings), flush=True)
     cfg = SHAPES[args.shape]
     groups = shards(tensor_shapes(cfg))
     done = os.path.join(args.out, "model.safetensors.index.json")

@@ -180,7 +180,8 @@ for stage in "${STAGES[@]}"; do
       rc=$?; SUMMARY+=("tp-bench checkpoint: exit $rc")
       cp .carry/tokenizer/tokenizer_config.json "$TP_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$TP_CKPT/tokenizer.json" 2>/dev/null
       stamp "bench:gpu:tp"
-      timeout "${T_TP_BENCH:-1500}" node .carry/js/bench-gpu-tp.mjs --checkpoint "$TP_CKPT" --work "$TP_WORK" --ceilings "$OUT/ceilings.json" \
+      # NCCL_DEBUG=INFO: the serve logs say which transport the ranks' all-reduces take.
+      NCCL_DEBUG=${NCCL_DEBUG:-INFO} timeout "${T_TP_BENCH:-1500}" node .carry/js/bench-gpu-tp.mjs --checkpoint "$TP_CKPT" --work "$TP_WORK" --ceilings "$OUT/ceilings.json" \
         --out /tmp/bench-gpu-tp --grpst .carry/js/grpst.mjs --requests "${SERVE_REQUESTS:-64}" ${TP_SIZES:+--tp "$TP_SIZES"}
       rc=$?; cp /tmp/bench-gpu-tp/bench-gpu-tp.json /tmp/bench-gpu-tp/serve-tp*.log "$OUT/" 2>/dev/null
       SUMMARY+=("bench:gpu:tp: exit $rc")
