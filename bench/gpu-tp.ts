@@ -63,7 +63,7 @@ const kvBytesPerTokenPerRank = (tp: number) => cfg.num_hidden_layers * 2 * Math.
 interface Ceilings {
   gpus: { copy_gbs: number }[];
   /** NCCL all-reduce across every GPU here (scripts/gpu/random_checkpoint.py): one token's and 64 tokens' hidden state. */
-  allreduce?: { gpus: number; us_per_allreduce: Record<string, number>; us_per_allreduce_in_graph?: Record<string, number | string>; transport: string[] };
+  allreduce?: { gpus: number; us_per_allreduce?: Record<string, number>; transport?: string[]; error?: string };
 }
 const ceilings: Ceilings | undefined = args.ceilings ? JSON.parse(readFileSync(args.ceilings, 'utf8')) : undefined;
 const copyGbs = args['copy-gbs'] ? Number(args['copy-gbs']) : ceilings ? Math.min(...ceilings.gpus.map((g) => g.copy_gbs)) : NaN;
@@ -74,10 +74,8 @@ const copyGbs = args['copy-gbs'] ? Number(args['copy-gbs']) : ceilings ? Math.mi
 const allReduceMs = (tp: number, tokens: 1 | 64): number | undefined => {
   const ar = ceilings?.allreduce;
   if (tp === 1) return 0;
-  if (!ar || ar.gpus !== tp) return undefined;
-  // Replayed from a CUDA graph, as the runtime issues them, where that was measured.
-  const graphed = Object.values(ar.us_per_allreduce_in_graph ?? {})[tokens === 1 ? 0 : 1];
-  const us = typeof graphed === 'number' ? graphed : Object.values(ar.us_per_allreduce)[tokens === 1 ? 0 : 1];
+  if (!ar?.us_per_allreduce || ar.gpus !== tp) return undefined;
+  const us = Object.values(ar.us_per_allreduce)[tokens === 1 ? 0 : 1];
   return us === undefined ? undefined : (2 * cfg.num_hidden_layers * us) / 1000;
 };
 
@@ -90,10 +88,9 @@ const add = (section: string, measure: string, value: string, note = '') => {
 add('ceilings', 'device-to-device copy bandwidth', `${copyGbs.toFixed(0)} GB/s`, `slowest of ${gpus.length} GPUs (${gpus[0] ?? 'none'}); 4 GiB copy, bytes read + written`);
 if (ceilings?.allreduce) {
   const ar = ceilings.allreduce;
-  const graph = ar.us_per_allreduce_in_graph ?? {};
   add('ceilings', `NCCL all-reduce across ${ar.gpus} GPUs`,
-    Object.entries(ar.us_per_allreduce).map(([k, v]) => `${v.toFixed(1)} us for ${k}${typeof graph[k] === 'number' ? ` (${(graph[k] as number).toFixed(1)} in a CUDA graph)` : ''}`).join('; '),
-    `torch.distributed, 200 in a row; transport: ${ar.transport.join(', ') || 'not reported'}`);
+    ar.us_per_allreduce ? Object.entries(ar.us_per_allreduce).map(([k, v]) => `${v.toFixed(1)} us for ${k}`).join('; ') : 'not measured',
+    ar.error ?? `torch.distributed, 200 in a row; transport: ${ar.transport?.join(', ') || 'not reported'}`);
 }
 add('model', 'checkpoint', `${((2 * (cfg.num_hidden_layers * layerParams + (cfg.tie_word_embeddings ? 1 : 2) * cfg.vocab_size * cfg.hidden_size)) / 1e9).toFixed(1)} GB bf16`,
   `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, ${cfg.num_attention_heads} / ${cfg.num_key_value_heads} heads, MLP ${cfg.intermediate_size}`);

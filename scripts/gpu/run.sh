@@ -15,7 +15,7 @@
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
 #           checked against tp1 (scripts/gpu/tp-multi.ts)
-# tp-bench  bench:gpu:tp: a Qwen3-32B-shaped random checkpoint (scripts/gpu/random_checkpoint.py,
+# tp-bench  bench:gpu:tp: a Qwen3-32B-shaped (TP_SHAPE) random checkpoint (scripts/gpu/random_checkpoint.py,
 #           kept where it was made: a second call reuses it and the engines), `grpst build --tp_size
 #           N` and `grpst serve --mpi_np N` for tp 1 and every power of two up to the GPUs here
 #           (TP_SIZES=1,2 to choose), decode b1 and 64-way serving through the HTTP API
@@ -172,12 +172,14 @@ for stage in "${STAGES[@]}"; do
       pkill -f "grpst.mjs serve" 2>/dev/null  # a server a previous call's timeout left
       # The checkpoint (65.5 GB) in memory (/dev/shm) where it has the room, the engines on disk.
       shm_gb=$(df -B1G --output=avail /dev/shm 2>/dev/null | tail -1 | tr -d ' ')
-      TP_CKPT=${TP_CKPT:-$([ "${shm_gb:-0}" -ge 70 ] && echo /dev/shm || echo /tmp)/qwen3-32b-random}
-      TP_WORK=${TP_WORK:-/tmp/grpst-tp-bench}
+      TP_SHAPE=${TP_SHAPE:-qwen3-32b}
+      TP_CKPT=${TP_CKPT:-$([ "${shm_gb:-0}" -ge 70 ] && echo /dev/shm || echo /tmp)/$TP_SHAPE-random}
+      TP_WORK=${TP_WORK:-/tmp/grpst-tp-bench-$TP_SHAPE}
       rm -rf "$TP_WORK"/.engine-tp*.tmp-*  # an interrupted build's staging folder
       stamp "disk: $(df -h --output=avail /tmp | tail -1), /dev/shm: ${shm_gb:-?} GB; checkpoint $TP_CKPT"
-      timeout "${T_TP_CKPT:-400}" python3 scripts/gpu/random_checkpoint.py "$TP_CKPT" --shape qwen3-32b --ceilings "$OUT/ceilings.json"
+      timeout "${T_TP_CKPT:-400}" python3 scripts/gpu/random_checkpoint.py "$TP_CKPT" --shape "$TP_SHAPE" --ceilings "$OUT/ceilings.json"
       rc=$?; SUMMARY+=("tp-bench checkpoint: exit $rc")
+      [ -f "$TP_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("tp-bench: no checkpoint at $TP_CKPT"); continue; }
       cp .carry/tokenizer/tokenizer_config.json "$TP_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$TP_CKPT/tokenizer.json" 2>/dev/null
       stamp "bench:gpu:tp"
       # NCCL_DEBUG=INFO: the serve logs say which transport the ranks' all-reduces take.
