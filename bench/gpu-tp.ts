@@ -63,20 +63,30 @@ const kvBytesPerTokenPerRank = (tp: number) => cfg.num_hidden_layers * 2 * Math.
 interface Ceilings {
   gpus: { copy_gbs: number }[];
   /** NCCL all-reduce across every GPU here (scripts/gpu/random_checkpoint.py): one token's and 64 tokens' hidden state. */
-  allreduce?: { gpus: number; us_per_allreduce?: Record<string, number>; transport?: string[]; error?: string };
+  allreduce?: {
+    gpus: number;
+    us_per_allreduce?: Record<string, number>;
+    /** The all-gather of a 64-row step's fp32 logits (every rank's vocabulary slice). */
+    logits_allgather?: { bytes: number; us: number; gb_s: number };
+    transport?: string[];
+    error?: string;
+  };
 }
 const ceilings: Ceilings | undefined = args.ceilings ? JSON.parse(readFileSync(args.ceilings, 'utf8')) : undefined;
 const copyGbs = args['copy-gbs'] ? Number(args['copy-gbs']) : ceilings ? Math.min(...ceilings.gpus.map((g) => g.copy_gbs)) : NaN;
 /**
- * Milliseconds of all-reduce in one decode step of `tokens` rows (1 or 64) at tp size `tp`: two per
- * layer (after attention and after the MLP) at the measured time; undefined where not measured.
+ * Milliseconds of collectives in one decode step of `tokens` rows (1 or 64) at tp size `tp`: two
+ * all-reduces per layer (after attention and after the MLP) and, at 64 rows where it was measured,
+ * the logits all-gather; undefined where not measured.
  */
-const allReduceMs = (tp: number, tokens: 1 | 64): number | undefined => {
+const collectivesMs = (tp: number, tokens: 1 | 64): number | undefined => {
   const ar = ceilings?.allreduce;
   if (tp === 1) return 0;
   if (!ar?.us_per_allreduce || ar.gpus !== tp) return undefined;
   const us = Object.values(ar.us_per_allreduce)[tokens === 1 ? 0 : 1];
-  return us === undefined ? undefined : (2 * cfg.num_hidden_layers * us) / 1000;
+  if (us === undefined) return undefined;
+  const gather = tokens === 64 ? (ar.logits_allgather?.us ?? 0) : 0;
+  return (2 * cfg.num_hidden_layers * us + gather) / 1000;
 };
 
 interface Row { section: string; measure: string; value: string; note: string }
@@ -91,6 +101,11 @@ if (ceilings?.allreduce) {
   add('ceilings', `NCCL all-reduce across ${ar.gpus} GPUs`,
     ar.us_per_allreduce ? Object.entries(ar.us_per_allreduce).map(([k, v]) => `${v.toFixed(1)} us for ${k}`).join('; ') : 'not measured',
     ar.error ?? `torch.distributed, 200 in a row; transport: ${ar.transport?.join(', ') || 'not reported'}`);
+  if (ar.logits_allgather) {
+    const g = ar.logits_allgather;
+    add('ceilings', `NCCL all-gather of 64 rows of fp32 logits across ${ar.gpus} GPUs`, `${(g.us / 1000).toFixed(2)} ms`,
+      `${(g.bytes / 1e6).toFixed(1)} MB gathered, ${g.gb_s.toFixed(1)} GB/s; once per step`);
+  }
 }
 add('model', 'checkpoint', `${((2 * (cfg.num_hidden_layers * layerParams + (cfg.tie_word_embeddings ? 1 : 2) * cfg.vocab_size * cfg.hidden_size)) / 1e9).toFixed(1)} GB bf16`,
   `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, ${cfg.num_attention_heads} / ${cfg.num_key_value_heads} heads, MLP ${cfg.intermediate_size}`);
@@ -181,11 +196,11 @@ const prompt = (len: number, salt: number) => (i: number) => {
   });
 };
 
-/** The roofline with the step's all-reduces added at their measured time, and the fraction of it reached. */
+/** The roofline with the step's collectives added at their measured time, and the fraction of it reached. */
 function withCollectives(rooflineMs: number, collectiveMs: number | undefined, measuredMs: number): string {
   if (!collectiveMs) return '';
   const ms = rooflineMs + collectiveMs;
-  return `; with ${(collectiveMs).toFixed(2)} ms of all-reduce per step: ${ms.toFixed(2)} ms -> ${((100 * ms) / measuredMs).toFixed(1)}%`;
+  return `; with ${collectiveMs.toFixed(2)} ms of collectives per step: ${ms.toFixed(2)} ms -> ${((100 * ms) / measuredMs).toFixed(1)}%`;
 }
 
 interface TpResult { tp: number; decodeTokS: number; serving?: LoadSummary }
@@ -216,7 +231,7 @@ async function measure(tp: number): Promise<TpResult> {
     const decodeTokS = 1000 / tpot;
     add('decode b1', `tp ${tp}`, `${decodeTokS.toFixed(1)} tok/s`,
       `TPOT ${tpot.toFixed(2)} ms; roofline ${roof.toFixed(1)} tok/s (${(weightBytesPerRank(tp) / 1e9).toFixed(2)} GB per rank per token) -> ${((100 * decodeTokS) / roof).toFixed(1)}%` +
-        withCollectives(1000 / roof, allReduceMs(tp, 1), tpot));
+        withCollectives(1000 / roof, collectivesMs(tp, 1), tpot));
     const n = Number(args.requests);
     const concurrency = Math.min(64, n);
     const load = await runLoad({ url, model: 'qwen3', concurrency, requests: n, prompt: prompt(shape.promptTokens, 3), outputTokens: shape.outputTokens });
@@ -226,7 +241,7 @@ async function measure(tp: number): Promise<TpResult> {
     const meanContext = shape.promptTokens + shape.outputTokens / 2;
     const roofServe = (concurrency * copyGbs * 1e9) / (weightBytesPerRank(tp) + concurrency * meanContext * kvBytesPerTokenPerRank(tp));
     const stepMs = (1000 * concurrency) / roofServe;
-    const served = withCollectives(stepMs, allReduceMs(tp, 64), (1000 * concurrency) / s.outputTokensPerSecond);
+    const served = withCollectives(stepMs, collectivesMs(tp, 64), (1000 * concurrency) / s.outputTokensPerSecond);
     add('serving', `tp ${tp}, ${concurrency} concurrent, ${shape.promptTokens} in / ${shape.outputTokens} out, ${n} requests`, `${s.outputTokensPerSecond.toFixed(0)} output tok/s`,
       `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context ${meanContext}, per rank) -> ${((100 * s.outputTokensPerSecond) / roofServe).toFixed(1)}%; ` +
         `TTFT p50/p99 ${s.ttftMs[0].toFixed(0)}/${s.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${s.itlMs[0].toFixed(1)}/${s.itlMs[2].toFixed(1)} ms; failed ${s.failed}${served}`);

@@ -2,7 +2,8 @@
 """A Hugging Face Qwen3 checkpoint with random bf16 weights, made on the GPU (no download), for
 the tensor-parallel benchmark (bench/gpu-tp.ts); and its ceilings: the copy bandwidth of every GPU
 and, with two or more GPUs, the time of one NCCL all-reduce across them at the sizes a decode step
-sums (one token's and 64 tokens' hidden state, bf16) and the transport NCCL chose.
+sums (one token's and 64 tokens' hidden state, bf16), of the all-gather of a 64-row step's fp32
+logits, and the transport NCCL chose.
 
     python3 scripts/gpu/random_checkpoint.py OUT_DIR [--shape qwen3-32b] [--ceilings FILE.json]
 
@@ -94,8 +95,9 @@ def copy_bandwidth(device):
     return 2 * 2**32 / sorted(times)[len(times) // 2] / 1e9
 
 
-def allreduce_rank(rank, world, sizes, out_dir):
-    """One rank of the all-reduce measurement: mean time per all-reduce of each size, 200 in a row."""
+def allreduce_rank(rank, world, sizes, vocab, out_dir):
+    """One rank of the collective measurements: mean time per all-reduce of each size (200 in a
+    row), and per all-gather of a 64-row step's fp32 logits (20 in a row)."""
     os.environ.update(NCCL_DEBUG="INFO", NCCL_DEBUG_FILE=os.path.join(out_dir, f"nccl.{rank}.log"))
     torch.cuda.set_device(rank)
     dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29531", rank=rank, world_size=world)
@@ -112,18 +114,32 @@ def allreduce_rank(rank, world, sizes, out_dir):
         e.record()
         e.synchronize()
         times[n] = s.elapsed_time(e) * 1000 / 200
+    # The logits all-gather of a 64-row step: every rank's vocabulary slice of 64 fp32 rows.
+    part = torch.ones(64 * vocab // world, dtype=torch.float32, device="cuda")
+    whole = torch.empty(part.numel() * world, dtype=torch.float32, device="cuda")
+    for _ in range(5):
+        dist.all_gather_into_tensor(whole, part)
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(20):
+        dist.all_gather_into_tensor(whole, part)
+    e.record()
+    e.synchronize()
+    gather_us = s.elapsed_time(e) * 1000 / 20
     with open(os.path.join(out_dir, f"times.{rank}.json"), "w") as f:
-        json.dump(times, f)
+        json.dump({"allreduce": times, "logits_allgather_us": gather_us, "logits_allgather_bytes": whole.numel() * 4}, f)
     dist.destroy_process_group()
 
 
-def allreduce_ceiling(world, hidden):
-    """Microseconds per all-reduce of `hidden` and 64 x `hidden` bf16 values across `world` GPUs."""
+def allreduce_ceiling(world, hidden, vocab):
+    """Microseconds per all-reduce of `hidden` and 64 x `hidden` bf16 values across `world` GPUs,
+    and per all-gather of 64 rows of fp32 logits (the tensor-parallel runtime's per-step gather)."""
     import tempfile
     sizes = [hidden, 64 * hidden]
     with tempfile.TemporaryDirectory() as d:
         # A watchdog: a group that hangs (a rank that never joins) must not take the benchmark's time.
-        ctx = mp.start_processes(allreduce_rank, args=(world, sizes, d), nprocs=world, join=False)
+        ctx = mp.start_processes(allreduce_rank, args=(world, sizes, vocab, d), nprocs=world, join=False)
         deadline = time.monotonic() + 120
         while not ctx.join(timeout=max(0.0, deadline - time.monotonic())):
             if time.monotonic() >= deadline:
@@ -131,13 +147,17 @@ def allreduce_ceiling(world, hidden):
                     p.kill()
                 return {"gpus": world, "error": "the all-reduce measurement did not finish in 120 s"}
         with open(os.path.join(d, "times.0.json")) as f:
-            times = json.load(f)
+            measured = json.load(f)
+        times = measured["allreduce"]
         via = set()
         for name in os.listdir(d):
             if name.startswith("nccl."):
                 with open(os.path.join(d, name), errors="replace") as f:
                     via.update(line.split(" via ", 1)[1].strip() for line in f if " via " in line)
+    gathered = measured["logits_allgather_bytes"]
     return {"gpus": world, "us_per_allreduce": {f"{n} bf16 ({2 * n} bytes)": t for n, t in zip(sizes, times.values())},
+            "logits_allgather": {"bytes": gathered, "us": measured["logits_allgather_us"],
+                                 "gb_s": gathered / measured["logits_allgather_us"] / 1e3},
             "transport": sorted(via)}
 
 
@@ -152,7 +172,7 @@ def main():
         gpus = [{"index": d, "name": torch.cuda.get_device_name(d), "copy_gbs": copy_bandwidth(d)} for d in range(torch.cuda.device_count())]
         ceilings = {"gpus": gpus}
         if len(gpus) > 1:
-            ceilings["allreduce"] = allreduce_ceiling(len(gpus), SHAPES[args.shape]["hidden_size"])
+            ceilings["allreduce"] = allreduce_ceiling(len(gpus), SHAPES[args.shape]["hidden_size"], SHAPES[args.shape]["vocab_size"])
         with open(args.ceilings, "w") as f:
             json.dump(ceilings, f, indent=1)
         print(json.dumps(ceilings), flush=True)
