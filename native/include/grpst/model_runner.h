@@ -92,7 +92,10 @@ class ModelRunner {
   virtual void allocate_kv(const KvCacheSpec& spec) = 0;
   /**
    * Runs the model on `batch` (at most max_tokens tokens and max_logit_rows logit rows), writes
-   * K/V of every token into its block, and fills logits [batch.logit_rows.size(), vocab].
+   * K/V of every token into its block, and fills logits [batch.logit_rows.size(), vocab]. With
+   * `logits` null nothing is returned: a tensor-parallel follower runs its share of the step, the
+   * collectives included, and leaves the logits to rank 0 (copying 64 rows of a 152k vocabulary
+   * to the host would cost it 39 MB per step).
    */
   virtual void forward(const StepBatch& batch, float* logits) = 0;
   /** Weight bytes a decode step reads (the memory roofline's numerator). */

@@ -378,7 +378,8 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   }
   if (opts_.observer) observe_head_input(T);
   const int R = int(b.logit_rows.size());
-  if (R == 0) return;
+  // No logits wanted: a single rank skips its head; tensor-parallel ranks still join the all-gather.
+  if (R == 0 || (!logits && !opts_.tp.on())) return;
   float* fin = final_.get();
   pool_.parallel_for(R, [&](int i, int) {
     k_.rmsnorm(x + size_t(b.logit_rows[i]) * H, w_.final_norm, fin + size_t(i) * H, H, eps);
@@ -423,6 +424,7 @@ void CpuRunner::lm_head(const StepBatch& b, const float* fin, float* logits) {
   tp_gathered_.resize(size_t(N) * R * Vl);
   linear_forward(w_.lm_head, fin, tp_logits_.data(), R, k_, pool_);
   opts_.tp.comm->all_gather(tp_logits_.data(), tp_gathered_.data(), size_t(R) * Vl, CollDType::F32, nullptr);
+  if (!logits) return;  // a follower: rank 0 returns them
   for (int n = 0; n < N; n++)
     for (int r = 0; r < R; r++)
       std::copy_n(tp_gathered_.data() + (size_t(n) * R + r) * Vl, Vl, logits + size_t(r) * V + size_t(n) * Vl);

@@ -266,7 +266,9 @@ class CudaRunner final : public ModelRunner {
       check(cudaMemcpyAsync(sampled_host_ + max_logits_, sampled_lp_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_),
             "copy logprobs");
     }
-    const bool host_rows = L > D;  // some rows are sampled (or read for logprobs) on the host
+    // Some rows are sampled (or read for logprobs) on the host; none when no logits are wanted
+    // (a tensor-parallel follower).
+    const bool host_rows = logits && L > D;
     if (host_rows)
       check(cudaMemcpyAsync(logits_host_, logits_dev_, size_t(L) * full_.vocab_size * 4, cudaMemcpyDeviceToHost, stream_),
             "copy logits");

@@ -222,7 +222,6 @@ std::unique_ptr<ModelRunner> make_tp_leader(std::unique_ptr<ModelRunner> inner, 
 
 void run_tp_follower(ModelRunner& runner, Collective& comm) {
   std::vector<int32_t> words;
-  std::vector<float> logits;
   try {
     for (;;) {
       Header h;
@@ -237,12 +236,10 @@ void run_tp_follower(ModelRunner& runner, Collective& comm) {
         case Call::AllocateKv:
           runner.allocate_kv(decode_kv(words));
           break;
-        case Call::Forward: {
-          const StepBatch b = decode(words);
-          logits.resize(std::max<size_t>(1, b.logit_rows.size() * size_t(runner.config().vocab_size)));
-          runner.forward(b, logits.data());
+        case Call::Forward:
+          // Rank 0 returns the logits: this rank runs its share of the step and its collectives only.
+          runner.forward(decode(words), nullptr);
           break;
-        }
         default:
           throw Error("tensor parallel: unknown call " + std::to_string(h.call));
       }
