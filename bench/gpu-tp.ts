@@ -41,7 +41,8 @@ const outDir = resolve(args.out);
 mkdirSync(work, { recursive: true });
 mkdirSync(outDir, { recursive: true });
 const root = join(fileURLToPath(import.meta.url), '..', '..');
-// The CLI: bin/grpst.js in a built checkout; the GPU machine runs the bundled one (--grpst).
+// The CLI: bin/grpst.js in a built checkout; the GPU machine runs the bundled one, the tests
+// src/cli/main.ts under this process's loader (--grpst; children get this process's execArgv).
 const grpst = resolve(args.grpst ?? join(root, 'bin', 'grpst.js'));
 // The build's held-out text by its path in the working tree: a bundled CLI cannot find its own copy.
 const heldout = [join(root, 'data', 'heldout.txt'), resolve('data', 'heldout.txt')].find((f) => existsSync(f));
@@ -119,7 +120,7 @@ function engineFor(tp: number): string {
     return dir;
   }
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [grpst, 'build', '--model_dir', checkpoint, '--output_dir', dir, '--tp_size', String(tp),
+  const r = spawnSync(process.execPath, [...process.execArgv, grpst, 'build', '--model_dir', checkpoint, '--output_dir', dir, '--tp_size', String(tp),
     '--max_batch_size', '64', '--max_input_len', '3072', '--max_seq_len', '4096', '--max_num_tokens', '8192', '--eval_tokens', '16', ...(heldout ? ['--eval_dataset', heldout] : []), '--force'], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`grpst build --tp_size ${tp} exited with ${r.status}`);
   add('build', `tp ${tp} engine`, `${((performance.now() - t0) / 1000).toFixed(0)} s`, `grpst build --tp_size ${tp}, bf16, a 16-token accuracy check`);
@@ -213,7 +214,7 @@ async function measure(tp: number): Promise<TpResult> {
   const fd = openSync(log, 'w');
   const t0 = performance.now();
   // In this process group, with the ranks it starts: a `timeout` that ends the benchmark ends them too.
-  const child = spawn(process.execPath, [grpst, 'serve', '--inference_conf', inference, '--server_conf', server, '--mpi_np', String(tp), '--port_file', portFile],
+  const child = spawn(process.execPath, [...process.execArgv, grpst, 'serve', '--inference_conf', inference, '--server_conf', server, '--mpi_np', String(tp), '--port_file', portFile],
     { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   try {
