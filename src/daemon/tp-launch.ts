@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { readManifest } from '../build/manifest.js';
 import type { LoadOptions } from '../engine/types.js';
 import { badInput } from '../util/errors.js';
-import { checkMpiNp, countGpus, type GpuCount } from './gpus.js';
+import { countGpus, type GpuCount } from './gpus.js';
 
 export const multicastOffEnv = {
   NCCL_NVLS_ENABLE: '0',
@@ -46,11 +46,19 @@ export function tensorParallelSize(enginePath: string, mpiNp: number): number {
 
 /**
  * Everything a tensor-parallel start needs, checked before anything starts: enough GPUs, and a
- * runtime built with CUDA and NCCL. `unavailable` is tensorParallelUnavailable() (the addon probe).
+ * runtime built with CUDA and NCCL. `tp` is the engine's tp_size (tensorParallelSize), which
+ * --mpi_np may only repeat, so a shortfall is the engine's to explain, not the flag's.
+ * `unavailable` is tensorParallelUnavailable() (the addon probe).
  */
 export function checkTensorParallelHost(tp: number, unavailable: () => string | undefined, gpus: () => GpuCount = countGpus): void {
   if (tp <= 1) return;
-  checkMpiNp(tp, gpus);
+  const found = gpus();
+  if (tp > found.count) {
+    throw badInput(
+      `the engine was built with --tp_size ${tp}: it runs one process per GPU and needs ${tp} GPUs, but ${found.count} ${found.count === 1 ? 'is' : 'are'} available (${found.source})`,
+      `serve it where ${tp} GPUs are, or rebuild it for this machine: \`grpst build ... --tp_size ${Math.max(1, found.count)}\`${found.count <= 1 ? ' (one GPU or the CPU)' : ' or less'}`,
+    );
+  }
   const why = unavailable();
   if (why) {
     throw badInput(

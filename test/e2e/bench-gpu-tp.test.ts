@@ -40,7 +40,7 @@ describe('bench:gpu:tp --smoke on the CPU', () => {
     expect(manifest.mapping.tp_size).toBe(2);
     // ... and `grpst serve --mpi_np 2` refuses on a machine without GPUs, saying why.
     expect(row('error', /^tp 2$/)!.note).toMatch(/grpst serve exited before it was ready/);
-    expect(fs.readFileSync(path.join(out, 'serve-tp2.log'), 'utf8')).toMatch(/--mpi_np 2 needs 2 GPUs/);
+    expect(fs.readFileSync(path.join(out, 'serve-tp2.log'), 'utf8')).toMatch(/the engine was built with --tp_size 2: it runs one process per GPU and needs 2 GPUs/);
     expect(fs.readFileSync(path.join(out, 'bench-gpu-tp.md'), 'utf8')).toMatch(/\| decode b1 \| tp 1 \|/);
     // The tp 1 server it started is gone: nothing answers on its port.
     const port = fs.readFileSync(path.join(work, 'work', 'port-tp1'), 'utf8').trim();

@@ -222,7 +222,9 @@ describe('what cannot be split or run here is refused with the fix', () => {
   it('grpst serve on a machine without GPUs, then without NCCL', async () => {
     const none = await cli.run(['serve', '--inference_conf', conf(tp2)]);
     expect(none.code).toBe(2);
-    expect(none.stderr).toContain('--mpi_np 2 needs 2 GPUs, but 0 are available');
+    // No --mpi_np given: the engine's own tp_size is what needs the GPUs, and the fix says so.
+    expect(none.stderr).toContain('the engine was built with --tp_size 2: it runs one process per GPU and needs 2 GPUs, but 0 are available');
+    expect(none.stderr).toContain('fix: serve it where 2 GPUs are, or rebuild it for this machine: `grpst build ... --tp_size 1` (one GPU or the CPU)');
     // Two GPUs visible (nvidia-smi stand-in), but this runtime was built without CUDA and NCCL.
     const twoGpus = { PATH: `${path.join(standInDir, 'two-gpus')}${path.delimiter}${cli.env.PATH}` };
     const noNccl = await cli.run(['serve', '--inference_conf', conf(tp2)], { env: twoGpus });
@@ -238,7 +240,7 @@ describe('what cannot be split or run here is refused with the fix', () => {
     expect((await cli.run(['archive', '.'], { cwd: dir })).code).toBe(0);
     const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', 'tp'], { cwd: dir });
     expect(res.code).toBe(2);
-    expect(res.stderr).toContain('--mpi_np 2 needs 2 GPUs, but 0 are available');
+    expect(res.stderr).toContain('the engine was built with --tp_size 2: it runs one process per GPU and needs 2 GPUs, but 0 are available');
     expect(fs.existsSync(path.join(cli.home, 'tp'))).toBe(false);
     expect(fs.existsSync(path.join(cli.home, '.run', 'tp.json'))).toBe(false);
   });
