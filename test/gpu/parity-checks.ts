@@ -127,6 +127,13 @@ export async function gpuParityChecks(log: (line: string) => void = () => {}): P
       const together = await Promise.all(reqs.map((r) => run(gpu, r)));
       const same = together.every((t, i) => equalPrefix(t.tokens, onGpu[i].tokens, nearTie(onGpu[i].margins)));
       add(`${name} batched = one by one (greedy)`, same, `${reqs.length} concurrent requests`);
+      // One batch mixing rows drawn on the GPU (no logprobs) with rows the host reads (logprobs):
+      // only the host's rows are copied back, in runs; each request gets the tokens it got alone.
+      const mixed = reqs.map((r, i) => (i % 2 === 1 ? { tokens: r.tokens, sampling: greedy, maxTokens: 24 } : r));
+      const mixedOut = await Promise.all(mixed.map((r) => run(gpu, r)));
+      const sameMixed = mixedOut.every((t, i) => equalPrefix(t.tokens, onGpu[i].tokens, nearTie(onGpu[i].margins)));
+      const lpKept = mixedOut.every((t, i) => (i % 2 === 1) === (t.promptLogprobs.length === 0));
+      add(`${name} mixed batch (GPU-drawn and host rows) = one by one`, sameMixed && lpKept, `${mixed.length} concurrent requests, every other one with logprobs`);
     } catch (err) {
       add(`${name} ran`, false, err instanceof Error ? err.message : String(err));
     } finally {

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "grpst/tensor_store.h"
 #include "kernels/cuda/env_switch.h"
@@ -266,14 +268,27 @@ class CudaRunner final : public ModelRunner {
       check(cudaMemcpyAsync(sampled_host_ + max_logits_, sampled_lp_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_),
             "copy logprobs");
     }
-    // Some rows are sampled (or read for logprobs) on the host; none when no logits are wanted
-    // (a tensor-parallel follower).
-    const bool host_rows = logits && L > D;
-    if (host_rows)
-      check(cudaMemcpyAsync(logits_host_, logits_dev_, size_t(L) * full_.vocab_size * 4, cudaMemcpyDeviceToHost, stream_),
+    // Only the rows the host reads come back (host sampling, logprobs, prompt logprobs), in runs of
+    // consecutive rows: rows drawn on the device stay there, and a tensor-parallel follower (no
+    // logits buffer) copies none. Copying every row whenever one needed the host cost a 64-row
+    // step 2 x 39 MB (a 152k vocabulary) for a single request with logprobs in the batch.
+    host_runs_.clear();
+    if (logits && L > D) {
+      on_device_.assign(size_t(L), 0);
+      for (int i = 0; i < D; ++i) on_device_[size_t(batch.device_samples[i].logit_row)] = 1;
+      for (int i = 0; i < L;) {
+        int j = i;
+        while (j < L && !on_device_[size_t(j)]) ++j;
+        if (j > i) host_runs_.emplace_back(i, j);
+        i = j + 1;
+      }
+    }
+    const size_t V = size_t(full_.vocab_size);
+    for (const auto& [a, b] : host_runs_)
+      check(cudaMemcpyAsync(logits_host_ + a * V, logits_dev_ + a * V, size_t(b - a) * V * 4, cudaMemcpyDeviceToHost, stream_),
             "copy logits");
     check(cudaStreamSynchronize(stream_), "forward step");
-    if (host_rows) std::memcpy(logits, logits_host_, size_t(L) * full_.vocab_size * 4);
+    for (const auto& [a, b] : host_runs_) std::memcpy(logits + a * V, logits_host_ + a * V, size_t(b - a) * V * 4);
     if (D > 0) {
       std::memcpy(tokens, sampled_host_, size_t(D) * 4);
       std::memcpy(logprobs, sampled_host_ + max_logits_, size_t(D) * 4);
@@ -388,6 +403,8 @@ class CudaRunner final : public ModelRunner {
   int32_t* sampled_dev_ = nullptr;
   float* sampled_lp_dev_ = nullptr;
   int32_t* sampled_host_ = nullptr;  // [tokens | logprob bits], max_logits_ each
+  std::vector<uint8_t> on_device_;               // [L] this step's rows drawn on the device
+  std::vector<std::pair<int, int>> host_runs_;   // [first, last) runs of rows the host reads
   std::map<int64_t, cudaGraphExec_t> graphs_;
 };
 
