@@ -17,7 +17,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runLoad, summarize, type LoadSummary } from './serve-load.js';
+import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from './serve-load.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -189,13 +189,6 @@ async function stopServer(child: ChildProcess): Promise<void> {
 
 // The issue's shapes; --smoke shrinks them to check the flow quickly.
 const shape = args.smoke ? { promptTokens: 64, outputTokens: 16, decodeTokens: 16 } : { promptTokens: 1024, outputTokens: 512, decodeTokens: 256 };
-const prompt = (len: number, salt: number) => (i: number) => {
-  let x = (i + 1 + salt * 7919) * 2654435761;
-  return Array.from({ length: len }, () => {
-    x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
-    return 1000 + (x % 90000);
-  });
-};
 
 /** The roofline with the step's collectives added at their measured time, and the fraction of it reached. */
 function withCollectives(rooflineMs: number, collectiveMs: number | undefined, measuredMs: number): string {
@@ -220,12 +213,7 @@ async function measure(tp: number): Promise<TpResult> {
   try {
     const url = await waitReady(child, portFile, log);
     add('load', `tp ${tp}`, `${((performance.now() - t0) / 1000).toFixed(0)} s`, 'grpst serve until /health answers 200 (weights onto the GPUs, graphs)');
-    const one = async (len: number, out: number, salt: number) => {
-      const r = await runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: prompt(len, salt), outputTokens: out });
-      const bad = r.timings.find((t) => !t.ok);
-      if (bad) throw new Error(`request failed: ${bad.error}`);
-      return summarize(r);
-    };
+    const one = async (len: number, out: number, salt: number) => summarize(await singleRequest(url, len, out, salt));
     await one(64, 8, 0); // warm-up
     const tpot = (await one(128, shape.decodeTokens, 1)).tpotMs[0];
     const roof = (copyGbs * 1e9) / (weightBytesPerRank(tp) + 200 * kvBytesPerTokenPerRank(tp));
@@ -235,7 +223,7 @@ async function measure(tp: number): Promise<TpResult> {
         withCollectives(1000 / roof, collectivesMs(tp, 1), tpot));
     const n = Number(args.requests);
     const concurrency = Math.min(64, n);
-    const load = await runLoad({ url, model: 'qwen3', concurrency, requests: n, prompt: prompt(shape.promptTokens, 3), outputTokens: shape.outputTokens });
+    const load = await runLoad({ url, model: 'qwen3', concurrency, requests: n, prompt: tokenPrompt(shape.promptTokens, 3), outputTokens: shape.outputTokens });
     const bad = load.timings.find((t) => !t.ok);
     if (bad) console.error(`a served request failed: ${bad.error}`);
     const s = summarize(load);

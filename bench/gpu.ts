@@ -21,7 +21,7 @@ import { Tokenizer } from '../src/chat/tokenizer.js';
 import { loadEngine } from '../src/engine/index.js';
 import { startServer } from '../src/server/index.js';
 import { defaultServerOptions } from '../src/server/options.js';
-import { runLoad, summarize, type LoadSummary } from './serve-load.js';
+import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from './serve-load.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -121,19 +121,7 @@ if (args.checkpoint) {
     });
     const { url, info } = JSON.parse(first) as { url: string; info: { weightBytesPerStep: number; kvBytesPerToken: number; kernels: string } };
     console.log(`server ready at ${url} on ${info.kernels}`);
-    const prompt = (len: number, salt: number) => (i: number) => {
-      let x = (i + 1 + salt * 7919) * 2654435761;
-      return Array.from({ length: len }, () => {
-        x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
-        return 1000 + (x % 90000);
-      });
-    };
-    const one = (len: number, out: number, salt: number) =>
-      runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: prompt(len, salt), outputTokens: out }).then((r) => {
-        const bad = r.timings.find((t) => !t.ok);
-        if (bad) throw new Error(`request failed: ${bad.error}`);
-        return r;
-      });
+    const one = (len: number, out: number, salt: number) => singleRequest(url, len, out, salt);
     await one(64, 8, 0); // warm-up: graphs, cuBLASLt algorithms
     const d = summarize(await one(128, 256, 1));
     const tpot = d.tpotMs[0];
@@ -147,7 +135,7 @@ if (args.checkpoint) {
         `${((T * 1000) / s.ttftMs[0]).toFixed(0)} tok/s incl. HTTP, tokenization-free token prompt`);
     }
     const n = Number(args.requests);
-    const load = await runLoad({ url, model: 'qwen3', concurrency: 64, requests: n, prompt: prompt(1024, 3), outputTokens: 512 });
+    const load = await runLoad({ url, model: 'qwen3', concurrency: 64, requests: n, prompt: tokenPrompt(1024, 3), outputTokens: 512 });
     const bad = load.timings.find((t) => !t.ok);
     if (bad) console.error(`a served request failed: ${bad.error}`);
     serving = summarize(load);

@@ -103,6 +103,28 @@ async function oneRequest(spec: LoadSpec, agent: Agent, i: number): Promise<Requ
   return timing;
 }
 
+/**
+ * Deterministic prompts of ordinary BPE tokens (ids 1,000-90,999), a different one for every
+ * request index; `salt` gives another family of them (a fresh prompt, no cached prefix).
+ */
+export function tokenPrompt(length: number, salt = 0): (i: number) => number[] {
+  return (i: number) => {
+    let x = (i + 1 + salt * 7919) * 2654435761;
+    return Array.from({ length }, () => {
+      x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
+      return 1000 + (x % 90000);
+    });
+  };
+}
+
+/** One request of `promptTokens` / `outputTokens` alone; throws if it failed. */
+export async function singleRequest(url: string, promptTokens: number, outputTokens: number, salt: number): Promise<LoadResult> {
+  const r = await runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: tokenPrompt(promptTokens, salt), outputTokens });
+  const bad = r.timings.find((t) => !t.ok);
+  if (bad) throw new Error(`request failed: ${bad.error}`);
+  return r;
+}
+
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);

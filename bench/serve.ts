@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runLoad, summarize, type LoadSummary } from './serve-load.js';
+import { runLoad, summarize, tokenPrompt, type LoadSummary } from './serve-load.js';
 import { randomQwen3_0_6b } from './make-random-checkpoint.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
@@ -44,19 +44,6 @@ async function startServerProcess(model: string): Promise<{ url: string; info: u
   return { ...(JSON.parse(first) as { url: string; info: unknown }), child };
 }
 
-/** Deterministic prompt of ordinary BPE tokens, different for every request index. */
-function promptFor(length: number) {
-  return (i: number) => {
-    let x = (i + 1) * 2654435761;
-    const ids: number[] = [];
-    for (let k = 0; k < length; k++) {
-      x = (Math.imul(x ^ (x >>> 15), 2246822507) + 0x9e3779b9) >>> 0;
-      ids.push(1000 + (x % 90000));
-    }
-    return ids;
-  };
-}
-
 function row(s: LoadSummary): string {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 1) : '-');
   const p = (xs: [number, number, number]) => xs.map(f).join(' / ');
@@ -80,7 +67,7 @@ try {
     url = server.url;
     console.log(`server: ${url} ${JSON.stringify(server.info)}`);
   }
-  const prompt = promptFor(promptTokens);
+  const prompt = tokenPrompt(promptTokens);
   // One request first: page the weights in and warm the allocator.
   await runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: (i) => prompt(10_000 + i), outputTokens: 4 });
   console.log(`prompt ${promptTokens} tokens, output ${outputTokens} tokens per request\n`);

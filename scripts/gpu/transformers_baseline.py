@@ -17,11 +17,10 @@ import torch
 import transformers
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-QWEN3_8B = dict(
-    hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
-    num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
-    rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False,
-)
+# The shape the other GPU scripts use (this folder is on the path when the script runs).
+from random_checkpoint import SHAPES
+
+QWEN3_8B = SHAPES["qwen3-8b"]
 
 
 def timed_generate(model, batch, prompt_len, new_tokens):
