@@ -80,7 +80,12 @@ async function compare(label: string, modelDir: string, tp: number, prompts: num
   try {
     plain = await loadEngine(one, limits);
     rank0 = await Promise.race([loadEngineFolder(many, limits, { ncclId: group.ncclId }), group.failed.then((why) => Promise.reject(new Error(why)))]);
-    add(`${label} tp${tp} joins NCCL`, rank0.info.kernels.includes(`tensor parallel ${tp} (nccl)`), rank0.info.kernels);
+    add(`${label} tp${tp} joins NCCL`, rank0.info.kernels.includes(`tensor parallel ${tp} (nccl`), rank0.info.kernels);
+    // The decode step's all-reduces: the one-shot kernel over peer memory (its set-up checked it
+    // against the CPU's sum on every rank), or NCCL alone when GRPST_ONESHOT_ALLREDUCE=0.
+    const oneShot = process.env.GRPST_ONESHOT_ALLREDUCE !== '0';
+    add(`${label} tp${tp} all-reduces ${oneShot ? 'one-shot over peer memory' : 'through NCCL alone'}`,
+      rank0.info.kernels.includes(oneShot ? 'one-shot over peer memory' : 'one-shot all-reduce off: turned off by GRPST_ONESHOT_ALLREDUCE=0'), rank0.info.kernels);
     const workers = (lines.join(' ').match(/workers ([\d, ]+)/)?.[1] ?? '').split(',').map((p) => Number(p.trim())).filter(Boolean);
     const gpus = gpuOfPids();
     const buses = new Set([gpus.get(process.pid), ...workers.map((p) => gpus.get(p))]);
@@ -133,6 +138,10 @@ if (gpus.count < 2) {
 }
 mkdirSync(work, { recursive: true });
 for (const name of ['tiny-a', 'tiny-b'] as const) await compare(name, checkpoint(name), 2, refs(name).prompts.map((p) => p.prompt_ids), FIXTURE_TOL);
+// The same checks with every all-reduce through NCCL (the workers inherit the environment).
+process.env.GRPST_ONESHOT_ALLREDUCE = '0';
+await compare('tiny-a-nccl', checkpoint('tiny-a'), 2, refs('tiny-a').prompts.map((p) => p.prompt_ids), FIXTURE_TOL);
+delete process.env.GRPST_ONESHOT_ALLREDUCE;
 // Wider heads (head_dim 64: the tensor-core decode attention) and 4 KV heads, so 4 ranks can split them.
 const spec: TinySpec = { ...specFile().checkpoints['tiny-a'], seed: 4004, hidden_size: 256, intermediate_size: 512, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 64, tie_word_embeddings: false };
 const wide = path.join(work, 'tiny-wide');

@@ -23,6 +23,8 @@ class Collective {
   virtual int size() const = 0;
   /** "nccl" or "in-process". */
   virtual std::string name() const = 0;
+  /** name() and how the group reduces (for EngineInfo.kernels). */
+  virtual std::string describe() const { return name(); }
   /** True when buffers are device memory (and `stream` a cudaStream_t). */
   virtual bool on_device() const = 0;
   /** buf[i] = the sum over ranks of buf[i]; every rank gets the same bits. */

@@ -151,7 +151,7 @@ class TpLeader final : public ModelRunner {
   const ModelConfig& config() const override { return inner_->config(); }
   std::string device() const override { return inner_->device(); }
   std::string kernels() const override {
-    return inner_->kernels() + ", tensor parallel " + std::to_string(comm_->size()) + " (" + comm_->name() + ")";
+    return inner_->kernels() + ", tensor parallel " + std::to_string(comm_->size()) + " (" + comm_->describe() + ")";
   }
   int threads() const override { return inner_->threads(); }
   size_t kv_bytes_per_token(KvDType d) const override { return inner_->kv_bytes_per_token(d); }

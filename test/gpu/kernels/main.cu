@@ -1,5 +1,5 @@
 // grpst_gpu_harness: parity tests and benchmarks of the CUDA kernels and the CUDA forward.
-//   grpst_gpu_harness test                  kernel parity tests (CPU twins)
+//   grpst_gpu_harness test [GROUPS]         kernel parity tests (CPU twins); GROUPS e.g. allreduce,linear
 //   grpst_gpu_harness parity DIR            whole-model parity on the tiny fixtures (DIR from export-fixtures)
 //   grpst_gpu_harness bench [FORMATS] [PROMPTS]  ceilings, kernels, whole model (random Qwen3-8B shape)
 //   grpst_gpu_harness profile               one launch of each key kernel (for ncu)
@@ -33,11 +33,17 @@ int main(int argc, char** argv) {
               prop.totalGlobalMem / 1073741824.0, prop.l2CacheSize / 1048576.0, prop.major, prop.minor);
   const std::string cmd = args[0];
   if (cmd == "test") {
-    test_elementwise();
-    test_attention();
-    test_persistent();
-    test_linear();
-    test_sampling();
+    // test [GROUPS]: every group, or those named (comma-separated), e.g. `test allreduce`
+    const std::string only = args.size() > 1 ? "," + args[1] + "," : "";
+    const auto run = [&](const char* group, void (*fn)()) {
+      if (only.empty() || only.find(std::string(",") + group + ",") != std::string::npos) fn();
+    };
+    run("elementwise", test_elementwise);
+    run("attention", test_attention);
+    run("persistent", test_persistent);
+    run("linear", test_linear);
+    run("sampling", test_sampling);
+    run("allreduce", test_allreduce);
   } else if (cmd == "profile") {
     profile_kernels();
   } else if (cmd == "parity") {

@@ -37,6 +37,15 @@ void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const VF& w, 
 
 static float silu_bf16(float g) { return rbf(g / (1.f + std::exp(-g))); }
 
+void all_reduce_sum(const std::vector<V16>& per_rank, V16& out) {
+  out.assign(per_rank[0].size(), 0);
+  for (size_t i = 0; i < out.size(); ++i) {
+    float sum = harness::bf2f(per_rank[0][i]);
+    for (size_t r = 1; r < per_rank.size(); ++r) sum += harness::bf2f(per_rank[r][i]);
+    out[i] = harness::f2bf(sum);
+  }
+}
+
 void swiglu(const V16& gu, int M, int I, V16& out) {
   out.assign(static_cast<size_t>(M) * I, 0);
   for (int m = 0; m < M; ++m)

@@ -17,6 +17,9 @@ using grpst::cuda::WeightFormat;
 void embedding(const std::vector<int32_t>& ids, const V16& table, int H, int V, V16& out);
 void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const VF& w, int M, int H, float eps, V16& y);
 void swiglu(const V16& gate_up, int M, int I, V16& out);
+// The tensor-parallel all-reduce of bf16 buffers: the sum over ranks in rank order in fp32,
+// rounded to bf16 once (the in-process group's sum, native/src/runtime/collective_local.cpp).
+void all_reduce_sum(const std::vector<V16>& per_rank, V16& out);
 
 // A paged cache in host memory with the device layout [num_blocks, nkv, block_size, hd].
 struct KvHost {

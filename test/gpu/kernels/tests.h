@@ -8,6 +8,7 @@ void test_attention();
 void test_persistent();
 void test_linear();
 void test_sampling();
+void test_allreduce();
 void bench_ceilings();
 void bench_kernels();
 void bench_model(const std::string& formats, const std::string& prefill_lengths);

@@ -54,6 +54,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/quantize.cu
       ${grpst_cuda_dir}/quant_layout.cu
       ${grpst_cuda_dir}/sampling.cu
+      ${grpst_cuda_dir}/allreduce_oneshot.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward.cu
     )
     set_target_properties(grpst_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
@@ -67,6 +68,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_runner.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_weights.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_tp.cu
+        ${GRPST_NATIVE_DIR}/src/runtime/peer_allreduce.cu
       )
       set_target_properties(grpst_cuda_runner PROPERTIES POSITION_INDEPENDENT_CODE ON)
       target_compile_options(grpst_cuda_runner PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3>)
@@ -90,6 +92,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/test_persistent.cu
         ${grpst_harness_dir}/test_linear.cu
         ${grpst_harness_dir}/test_sampling.cu
+        ${grpst_harness_dir}/test_allreduce.cu
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_model.cu
         ${grpst_harness_dir}/bench_persistent.cu
