@@ -14,7 +14,8 @@
 # parity    the GPU parity checks through the runtime alone (the first part of serve)
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
-#           checked against tp1 (scripts/gpu/tp-multi.ts)
+#           checked against tp1, with the one-shot all-reduce and through NCCL alone
+#           (scripts/gpu/tp-multi.ts)
 # tp-bench  bench:gpu:tp: a Qwen3-32B-shaped (TP_SHAPE) random checkpoint (scripts/gpu/random_checkpoint.py,
 #           kept where it was made: a second call reuses it and the engines), `grpst build --tp_size
 #           N` and `grpst serve --mpi_np N` for tp 1 and every power of two up to the GPUs here

@@ -7,7 +7,9 @@
 // same greedy tokens until a near-tie (CUDA graphs with their NCCL calls), GPU sampling agreeing
 // with those tokens, and concurrent requests agreeing until a near-tie. N = 2 and, with four GPUs,
 // 4. Checkpoints: the tiny fixtures (tp 2) and a wider one with head_dim 64 and 4 KV heads (tp 2
-// and 4; it reaches the tensor-core decode attention). One line per check, exit 1 on any failure.
+// and 4; it reaches the tensor-core decode attention). Each group must have taken the one-shot
+// all-reduce; tiny-a runs once more with GRPST_ONESHOT_ALLREDUCE=0 (NCCL alone). One line per
+// check, exit 1 on any failure.
 //   node .carry/js/tp-multi.mjs [WORK_DIR]      (bundled by scripts/gpu/pack-node.sh)
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
