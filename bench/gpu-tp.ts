@@ -181,7 +181,6 @@ async function stopServer(child: ChildProcess): Promise<void> {
 // The issue's shapes; --smoke shrinks them to check the flow quickly.
 const shape = args.smoke ? { promptTokens: 64, outputTokens: 16, decodeTokens: 16 } : { promptTokens: 1024, outputTokens: 512, decodeTokens: 256 };
 
-/** The roofline with the step's collectives added at their measured time, and the fraction of it reached. */
 // What a tp > 1 step pays over its roofline, spread over its all-reduces (two per layer and the
 // embedding's): an upper bound on what each costs inside the step's CUDA graph. The ceilings'
 // NCCL figure times eager calls from torch, which cost more than the same calls in a graph.

@@ -74,14 +74,13 @@ export async function verifyEngineFiles(
   const hashes = await sha256Files(pending.map((p) => p.file));
   pending.forEach((p, i) => {
     cache[p.key] = { size: p.stat.size, mtimeMs: p.stat.mtimeMs, sha256: hashes[i] };
+    check(p.file, p.want, hashes[i]);
   });
-  pending.forEach((p, i) => check(p.file, p.want, hashes[i]));
-  const hashed = pending.length;
-  if (hashed > 0) {
+  if (pending.length > 0) {
     fs.mkdirSync(path.dirname(cacheFile), { recursive: true, mode: 0o700 });
     atomicWrite(cacheFile, JSON.stringify(cache));
   }
-  return hashed;
+  return pending.length;
 }
 
 function readCache(file: string): Record<string, VerifiedRecord> {

@@ -44,9 +44,13 @@ struct Vote {
   char why[200] = {};
 };
 
-// Every rank's vote; true when all are ok, else *why_off = the first failing rank's reason.
-bool agree(const PeerAllReduce::HostAllGather& gather, int size, Vote mine, std::string* why_off) {
-  std::vector<Vote> all(size);
+// Every rank's vote (into *votes when given); true when all are ok, else *why_off = the first
+// failing rank's reason.
+bool agree(const PeerAllReduce::HostAllGather& gather, int size, Vote mine, std::string* why_off,
+           std::vector<Vote>* votes = nullptr) {
+  std::vector<Vote> local;
+  std::vector<Vote>& all = votes ? *votes : local;
+  all.assign(size, Vote());
   gather(&mine, all.data(), sizeof(Vote));
   for (int r = 0; r < size; ++r)
     if (!all[r].ok) {
@@ -81,7 +85,7 @@ uint16_t pattern(size_t i, int rank) {
 
 // Runs the kernel on known data for a few sizes (both data halves, one and several chunks per
 // thread) and compares every element with the sum the CPU makes in the same order.
-std::string self_check(PeerAllReduce& ar, const cu::OneShotGroup& g, int* abort_host) {
+std::string self_check(PeerAllReduce& ar, int rank, int size) {
   const size_t counts[] = {8, 5120, cu::kOneShotMaxBytes / 2, 40, cu::kOneShotMaxBytes / 2, 327680};
   void* dev = nullptr;
   cudaStream_t stream = nullptr;
@@ -95,7 +99,7 @@ std::string self_check(PeerAllReduce& ar, const cu::OneShotGroup& g, int* abort_
   for (size_t count : counts) {
     host.resize(count);
     got.resize(count);
-    for (size_t i = 0; i < count; ++i) host[i] = pattern(i, g.rank);
+    for (size_t i = 0; i < count; ++i) host[i] = pattern(i, rank);
     cudaError_t e = cudaMemcpyAsync(dev, host.data(), count * 2, cudaMemcpyHostToDevice, stream);
     if (e != cudaSuccess) {
       why = cuda_words("copy", e);
@@ -112,7 +116,7 @@ std::string self_check(PeerAllReduce& ar, const cu::OneShotGroup& g, int* abort_
     while ((e = cudaStreamQuery(stream)) == cudaErrorNotReady && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     if (e == cudaErrorNotReady) {
-      *reinterpret_cast<volatile int*>(abort_host) = 1;
+      ar.abort();  // the group is turned off below, so its waits may end for good
       cudaStreamSynchronize(stream);
       why = "the kernel's barrier waited 10 s for the other ranks' flags (peer memory writes not seen)";
       break;
@@ -123,8 +127,8 @@ std::string self_check(PeerAllReduce& ar, const cu::OneShotGroup& g, int* abort_
       break;
     }
     for (size_t i = 0; i < count && why.empty(); ++i) {
-      float sum = 0.f;
-      for (int r = 0; r < g.size; ++r) sum += bf16_to_f32(pattern(i, r));
+      float sum = bf16_to_f32(pattern(i, 0));  // rank order, as the kernel sums
+      for (int r = 1; r < size; ++r) sum += bf16_to_f32(pattern(i, r));
       if (got[i] != f32_to_bf16(sum))
         why = "wrong sum of " + std::to_string(count) + " elements at " + std::to_string(i) + ": " +
               std::to_string(bf16_to_f32(got[i])) + " instead of " + std::to_string(sum);
@@ -170,13 +174,8 @@ std::unique_ptr<PeerAllReduce> PeerAllReduce::create(int rank, int size, const H
   if (e == cudaSuccess) e = cudaDeviceSynchronize();  // zeroed before any other rank can write
   if (e == cudaSuccess) e = cudaIpcGetMemHandle(&mine.handle, s->own);
   if (e != cudaSuccess) mine = failed(cuda_words("allocating its peer-visible region", e));
-  std::vector<Vote> all(size);
-  gather(&mine, all.data(), sizeof(Vote));
-  for (int r = 0; r < size; ++r)
-    if (!all[r].ok) {
-      *why_off = "rank " + std::to_string(r) + ": " + all[r].why;
-      return nullptr;
-    }
+  std::vector<Vote> all;
+  if (!agree(gather, size, mine, why_off, &all)) return nullptr;
   // 2. Map every other rank's region.
   Vote opened;
   for (int r = 0; r < size && opened.ok; ++r) {
@@ -194,9 +193,8 @@ std::unique_ptr<PeerAllReduce> PeerAllReduce::create(int rank, int size, const H
   g.rank = rank;
   g.size = size;
   // 3. The kernel against the CPU's sum, on every rank.
-  int* abort_host = s->abort_host;
   std::unique_ptr<PeerAllReduce> ar(new PeerAllReduce(std::move(s)));
-  const std::string wrong = self_check(*ar, ar->s_->group, abort_host);
+  const std::string wrong = self_check(*ar, rank, size);
   if (!agree(gather, size, wrong.empty() ? Vote() : failed(wrong), why_off)) return nullptr;
   return ar;
 }
