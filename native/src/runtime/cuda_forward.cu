@@ -53,6 +53,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
   f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
+  f->mma_few_splits_below_ = env_int("GRPST_CUDA_MMA_FEW_SPLITS_BELOW", f->mma_few_splits_below_);
   f->skinny_prologue_pass_ = env_int("GRPST_CUDA_SKINNY_PROLOGUE_PASS", kDefaultSkinnyProloguePass ? 1 : 0) == 1;
   f->skinny_max_rows_ = env_int("GRPST_CUDA_SKINNY_MAX_ROWS", f->skinny_max_rows_);
   f->fp8_skinny_max_rows_ = env_int("GRPST_CUDA_FP8_SKINNY_MAX_ROWS", f->fp8_skinny_max_rows_);
@@ -345,6 +346,8 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   // results to merge, and each block's four warps busy.
   if (mma && mma_split_keys_ > 0)
     splits = std::min(splits, std::max({1, mma_min_splits_, in.max_context / mma_split_keys_}));
+  // And one sequence below mma_few_splits_below_ keys in at most mma_few_splits_ (measured at one).
+  if (mma && R == 1 && in.max_context < mma_few_splits_below_) splits = std::min(splits, std::max(1, mma_few_splits_));
   const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));

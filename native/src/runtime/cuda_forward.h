@@ -91,6 +91,13 @@ constexpr int kMmaOneBlockPerSmMaxContext = 8192;
 // GPU-filling count stays.
 constexpr int kMmaMinSplits = 8;
 constexpr int kDefaultMmaSplitKeys = 256;
+// And one sequence in at most kMmaFewSplits splits below kDefaultMmaFewSplitsBelow keys: the cap
+// above measured best when it was set, but the kernels around the attention have changed since,
+// and one sequence of 512 keys has stepped 0.8-1.7% faster in 4 splits than in 8 in each of the twelve H200 runs
+// since (harness-bench*.json, docs/benchmarks-gpu.md). At 768 keys 4 and 8 splits are even (6 are
+// slower, 2 and 3 slower still), and from 1,024 keys 8 stay 0.6-1.4% faster than 4.
+constexpr int kMmaFewSplits = 4;
+constexpr int kDefaultMmaFewSplitsBelow = 768;
 // Rows up to which quantized weights take the decode kernels (the weight-streaming GEMV up to
 // kStreamMaxRows, then the skinny tensor-core kernel); larger batches run cuBLASLt (int4_awq /
 // int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations), except int4_awq /
@@ -163,6 +170,12 @@ class Forward {
     mma_min_splits_ = min_splits;
     mma_split_keys_ = keys;
   }
+  // The few-splits cap above: at most few_splits splits below `below` keys
+  // (GRPST_CUDA_MMA_FEW_SPLITS_BELOW; 0 turns it off).
+  void set_mma_few_splits(int few_splits, int below) {
+    mma_few_splits_ = few_splits;
+    mma_few_splits_below_ = below;
+  }
   // down_proj (bf16, K > 2N, no prologue) at one row through cuBLASLt's split-K (true) or the
   // bf16 GEMV (false, the default: with PDL it measured 1.7-2.8% faster per step than cuBLASLt).
   void set_narrow_lt(bool on) { narrow_lt_ = on; }
@@ -234,6 +247,8 @@ class Forward {
   int mma_one_block_max_ctx_ = kMmaOneBlockPerSmMaxContext;
   int mma_min_splits_ = kMmaMinSplits;
   int mma_split_keys_ = kDefaultMmaSplitKeys;
+  int mma_few_splits_ = kMmaFewSplits;
+  int mma_few_splits_below_ = kDefaultMmaFewSplitsBelow;
   bool narrow_lt_ = false;
   std::string fp8_gemm_refusal_;
   int skinny_max_rows_ = kDefaultSkinnyMaxRows;

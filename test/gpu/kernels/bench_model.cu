@@ -168,6 +168,7 @@ void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logi
   fwd.set_gemv_max_rows(cu::kDefaultGemvMaxRows);
   fwd.set_stream_bf16_one_row(cu::kDefaultStreamBf16OneRow);
   fwd.set_mma_split_cap(0, 0);  // the blocks-per-SM choice alone
+  fwd.set_mma_few_splits(0, 0);
   for (int ctx : {512, 4096, 32768}) {
     cu::StepInput in = decode_step(bufs, 1, ctx, vocab);
     for (int bps : {1, 2}) {
@@ -177,17 +178,38 @@ void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logi
     }
   }
   fwd.set_mma_one_block_max_context(cu::kMmaOneBlockPerSmMaxContext);
-  // The short-context split cap: off (the GPU-filling count), and at most max(S, ctx / 256) splits.
-  for (int ctx : {512, 1024, 2048}) {
+  // The short-context split caps: off (the GPU-filling count), at most max(S, ctx / 256) splits
+  // alone, and the default (that cap, and at most 4 splits below 768 keys).
+  for (int ctx : {512, 768, 1024, 2048}) {
     cu::StepInput in = decode_step(bufs, 1, ctx, vocab);
+    fwd.set_mma_few_splits(0, 0);
     for (int min_splits : {0, 4, 8, 12}) {
       fwd.set_mma_split_cap(min_splits, min_splits ? cu::kDefaultMmaSplitKeys : 0);
       report("b1 ctx" + std::to_string(ctx) + " attention splits " +
                  (min_splits ? "capped at max(" + std::to_string(min_splits) + ", ctx/256)" : std::string("filling the GPU")),
              1, ctx, decode_ms(fwd, in, logits, true, true, s));
     }
+    fwd.set_mma_split_cap(cu::kMmaMinSplits, cu::kDefaultMmaSplitKeys);
+    fwd.set_mma_few_splits(cu::kMmaFewSplits, cu::kDefaultMmaFewSplitsBelow);
+    report("b1 ctx" + std::to_string(ctx) + " attention splits capped at max(8, ctx/256), at most 4 below 768 keys (default)",
+           1, ctx, decode_ms(fwd, in, logits, true, true, s));
+    if (ctx > 768) continue;
+    // Where the default's few splits sit: at most F splits whatever the context.
+    for (int few : {2, 3, 4, 6}) {
+      fwd.set_mma_few_splits(few, 1 << 30);
+      report("b1 ctx" + std::to_string(ctx) + " attention splits at most " + std::to_string(few), 1, ctx,
+             decode_ms(fwd, in, logits, true, true, s));
+    }
+    fwd.set_mma_few_splits(cu::kMmaFewSplits, cu::kDefaultMmaFewSplitsBelow);
   }
-  fwd.set_mma_split_cap(cu::kMmaMinSplits, cu::kDefaultMmaSplitKeys);
+  // The default caps only one sequence at 4 splits; a few sequences at 512 keys either way.
+  for (int B : {2, 4}) {
+    cu::StepInput in = decode_step(bufs, B, 512, vocab);
+    report("b" + std::to_string(B) + " ctx512 attention splits as the default", B, 512, decode_ms(fwd, in, logits, true, true, s));
+    fwd.set_mma_few_splits(4, 1 << 30);
+    report("b" + std::to_string(B) + " ctx512 attention splits at most 4", B, 512, decode_ms(fwd, in, logits, true, true, s));
+    fwd.set_mma_few_splits(cu::kMmaFewSplits, cu::kDefaultMmaFewSplitsBelow);
+  }
 }
 
 // The quantized decode choices (the defaults in cuda_forward.h come from these): the fused decode
