@@ -347,7 +347,8 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   if (mma && mma_split_keys_ > 0)
     splits = std::min(splits, std::max({1, mma_min_splits_, in.max_context / mma_split_keys_}));
   // And one sequence below mma_few_splits_below_ keys in at most mma_few_splits_ (measured at one).
-  if (mma && R == 1 && in.max_context < mma_few_splits_below_) splits = std::min(splits, std::max(1, mma_few_splits_));
+  if (mma && R == 1 && in.max_context < mma_few_splits_below_)
+    splits = std::min(splits, std::max(1, mma_few_splits_));
   const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));

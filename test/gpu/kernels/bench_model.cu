@@ -205,9 +205,11 @@ void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logi
   // The default caps only one sequence at 4 splits; a few sequences at 512 keys either way.
   for (int B : {2, 4}) {
     cu::StepInput in = decode_step(bufs, B, 512, vocab);
-    report("b" + std::to_string(B) + " ctx512 attention splits as the default", B, 512, decode_ms(fwd, in, logits, true, true, s));
+    report("b" + std::to_string(B) + " ctx512 attention splits as the default", B, 512,
+           decode_ms(fwd, in, logits, true, true, s));
     fwd.set_mma_few_splits(4, 1 << 30);
-    report("b" + std::to_string(B) + " ctx512 attention splits at most 4", B, 512, decode_ms(fwd, in, logits, true, true, s));
+    report("b" + std::to_string(B) + " ctx512 attention splits at most 4", B, 512,
+           decode_ms(fwd, in, logits, true, true, s));
     fwd.set_mma_few_splits(cu::kMmaFewSplits, cu::kDefaultMmaFewSplitsBelow);
   }
 }
