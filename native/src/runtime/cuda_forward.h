@@ -93,8 +93,8 @@ constexpr int kMmaMinSplits = 8;
 constexpr int kDefaultMmaSplitKeys = 256;
 // And one sequence in at most kMmaFewSplits splits below kDefaultMmaFewSplitsBelow keys: the cap
 // above measured best when it was set, but the kernels around the attention have changed since,
-// and one sequence of 512 keys has stepped 0.8-1.7% faster in 4 splits than in 8 in each of the
-// twelve H200 runs since (harness-bench*.json, docs/benchmarks-gpu.md). At 768 keys 4 and 8
+// and one sequence of 512 keys has stepped 0.7-1.8% faster in 4 splits than in 8 in each of the
+// fourteen H200 runs since (harness-bench*.json, docs/benchmarks-gpu.md). At 768 keys 4 and 8
 // splits are even (6 are slower, 2 and 3 slower still); from 1,024 keys 8 stay 0.6-1.4% faster
 // than 4; two and four sequences measured the same either way.
 constexpr int kMmaFewSplits = 4;
