@@ -1,7 +1,6 @@
 // The native backend: checkpoint -> (calibrate) -> quantize and pack -> engine folder -> accuracy
 // report, written in a staging folder and renamed into place only when every step succeeded.
-import { createHash } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Tokenizer } from '../../chat/tokenizer.js';
 import { needsCalibration } from '../../quant/layer.js';
@@ -23,7 +22,7 @@ import type { RuntimeBridge } from './runtime-bridge.js';
 import { copyTokenizerFiles, openSource, sourceName, type SourceModel } from './source.js';
 import { checkBuildInputs } from '../checks.js';
 import { calibrationSequences, heldoutTokens, loadTextSet, type TextSet } from './text-data.js';
-import { sha256File, sha256Files } from '../../util/sha256-files.js';
+import { sha256Files } from '../../util/sha256-files.js';
 import { kvCacheScales } from './kv-scales.js';
 
 export interface NativeBuildContext {
@@ -47,11 +46,9 @@ export interface NativeBuildResult {
 const AWQ_SAMPLE_ROWS = 256;
 
 async function sourceIdentity(src: SourceModel, signal: AbortSignal): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  out['config.json'] = createHash('sha256').update(readFileSync(join(src.checkpoint.dir, 'config.json'))).digest('hex');
-  const hashes = await sha256Files(src.checkpoint.files, { signal });
-  src.checkpoint.files.forEach((f, i) => (out[basename(f)] = hashes[i]));
-  return out;
+  const files = [join(src.checkpoint.dir, 'config.json'), ...src.checkpoint.files];
+  const hashes = await sha256Files(files, { signal });
+  return Object.fromEntries(files.map((f, i) => [basename(f), hashes[i]]));
 }
 
 async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenizer, ctx: NativeBuildContext): Promise<ModelCalibration & { set: TextSet; samples: number; tokens: number }> {
@@ -121,7 +118,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
     const identity = await identityHashed;
     const tokenizerFiles = copyTokenizerFiles(src, (f) => staging.path(f));
     const files: EngineManifest['files'] = Object.fromEntries(packed.files.map((f) => [f.file, { bytes: f.bytes, sha256: f.sha256 }]));
-    for (const f of tokenizerFiles) files[f] = { bytes: statSync(staging.path(f)).size, sha256: await sha256File(staging.path(f)) };
+    const tokenizerHashes = await sha256Files(tokenizerFiles.map((f) => staging.path(f)));
+    tokenizerFiles.forEach((f, i) => (files[f] = { bytes: statSync(staging.path(f)).size, sha256: tokenizerHashes[i] }));
     const { quantization_config: _dropped, ...modelConfig } = src.checkpoint.hf as Record<string, unknown>;
     const manifest: EngineManifest = {
       format: ENGINE_FORMAT,
