@@ -51,6 +51,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->stream_bf16_ = stream_bf16 == 1;
   if (stream_bf16 >= 0) f->stream_bf16_one_row_ = stream_bf16 == 2;
   f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
+  f->mma_qkv_max_rows_ = env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", f->mma_qkv_max_rows_);
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
   f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
   f->mma_few_splits_below_ = env_int("GRPST_CUDA_MMA_FEW_SPLITS_BELOW", f->mma_few_splits_below_);
@@ -350,6 +351,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   if (mma && R == 1 && in.max_context < mma_few_splits_below_)
     splits = std::min(splits, std::max(1, mma_few_splits_));
   const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
+  const bool mma_any = mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);
+  // The tensor-core decode attention normalises and rotates its own q / k (one kernel fewer per layer).
+  const bool mma_qkv = R > 0 && R <= mma_qkv_max_rows_ && !fused && mma_any;
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));
   else GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));
@@ -372,7 +376,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     o.y = qkv_;
     GRPST_TRY(linear(a, lw.qkv, o, T, ex));
     // Decode rows: norm + RoPE + KV write inside the attention kernel; the other rows here.
-    const int first = fused ? R : 0;
+    const int first = fused || mma_qkv ? R : 0;
     if (T > first)
       GRPST_TRY(qk_norm_rope_kv(qkv_ + static_cast<size_t>(first) * qkv_n, in.positions + first, in.slots + first,
                                 lw.q_norm, lw.k_norm, d.eps, rope, T - first, d.heads, kv_.geo, kv,
@@ -380,7 +384,10 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     if (R > 0 && fused)
       GRPST_TRY(attention_decode_fused(qkv_, in.positions, in.slots, in.token_seq, lw.q_norm, lw.k_norm, d.eps, rope,
                                        in.tables, R, d.heads, kv_.geo, kv, softmax_scale, splits, attn_ws_, attn_, ex));
-    else if (R > 0 && mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads))
+    else if (mma_qkv)
+      GRPST_TRY(attention_decode_mma_qkv(qkv_, in.positions, in.slots, in.token_seq, lw.q_norm, lw.k_norm, d.eps, rope,
+                                         in.tables, R, d.heads, kv_.geo, kv, softmax_scale, splits, attn_ws_, attn_, ex));
+    else if (R > 0 && mma_any)
       GRPST_TRY(attention_decode_mma(q_, in.positions, 1, in.token_seq, in.tables, R, d.heads, kv_.geo, kv,
                                      softmax_scale, splits, attn_ws_, attn_, ex));
     else if (R > 0)

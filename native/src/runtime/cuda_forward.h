@@ -99,6 +99,13 @@ constexpr int kDefaultMmaSplitKeys = 256;
 // than 4; two and four sequences measured the same either way.
 constexpr int kMmaFewSplits = 4;
 constexpr int kDefaultMmaFewSplitsBelow = 768;
+// Decode rows' q/k norm + RoPE + KV write inside the tensor-core decode attention
+// (attention_decode_mma_qkv) instead of a kernel of their own before it, up to this many decode
+// rows (0: never, the default). Measured on an H200 against the separate kernel in turns, two
+// runs (docs/benchmarks-gpu-passes.md): one kernel fewer per layer did not pay, one row within 1%
+// either way (bf16 4.47 / 4.49 inside against 4.45 / 4.52 ms, int4_awq 1% slower in both), every
+// b64 step 1-4% slower (each block redoes its group's norms at the head of its chain).
+constexpr int kDefaultMmaQkvMaxRows = 0;
 // Rows up to which quantized weights take the decode kernels (the weight-streaming GEMV up to
 // kStreamMaxRows, then the skinny tensor-core kernel); larger batches run cuBLASLt (int4_awq /
 // int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations), except int4_awq /
@@ -162,6 +169,10 @@ class Forward {
   // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,
   // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
   void set_mma_decode(bool on) { mma_decode_ = on; }
+  // That kernel taking up to `rows` decode rows straight from the QKV projection, with their q/k
+  // norm + RoPE and KV write inside (attention_decode_mma_qkv; kDefaultMmaQkvMaxRows,
+  // GRPST_CUDA_MMA_QKV_MAX_ROWS), more after the separate qk_norm_rope_kv kernel.
+  void set_mma_qkv_max_rows(int rows) { mma_qkv_max_rows_ = rows; }
   // bf16 weights take the GEMV up to this many rows (at most kGemvMaxRows), cuBLASLt beyond
   // (GRPST_CUDA_GEMV_MAX_ROWS overrides the measured default).
   void set_gemv_max_rows(int rows) { gemv_max_rows_ = rows; }
@@ -244,6 +255,7 @@ class Forward {
   bool stream_bf16_ = false;
   bool stream_bf16_one_row_ = kDefaultStreamBf16OneRow;
   bool mma_decode_ = true;
+  int mma_qkv_max_rows_ = kDefaultMmaQkvMaxRows;
   int gemv_max_rows_ = kDefaultGemvMaxRows;
   int mma_one_block_max_ctx_ = kMmaOneBlockPerSmMaxContext;
   int mma_min_splits_ = kMmaMinSplits;

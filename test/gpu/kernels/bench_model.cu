@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "../../../native/src/kernels/cuda/env_switch.h"
 #include "../../../native/src/runtime/cuda_forward.h"
 #include "bench_persistent.h"
 #include "bench_steps.h"
@@ -360,6 +361,42 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
       report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
       continue;
+    }
+    {  // decode rows' q/k norm + RoPE inside the tensor-core attention or in a kernel before it, in turns
+      // The same steps' logits must be the same bits either way (the same rounding, one kernel fewer):
+      // b1 and b64 first, back to back (the other batch sizes write new keys into b64's history).
+      cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
+      std::vector<float> got[2][2];  // [inside][b1, b64]
+      auto how = [](bool inside) {
+        return std::string(inside ? "q/k norm + RoPE inside the attention" : "q/k norm + RoPE kernel before the attention");
+      };
+      for (int turn = 0; turn < 2; ++turn)
+        for (bool inside : {false, true}) {
+          fwd->set_mma_qkv_max_rows(inside ? serve_b : 0);
+          report_decode("b1 ctx512 graph+pdl " + how(inside) + (turn ? " (again)" : ""), 1, b1_ctx,
+                        decode_ms(*fwd, in1, logits.p, true, true, s));
+          cudaStreamSynchronize(s);
+          if (turn > 0) continue;
+          got[inside][0] = logits.download();
+          got[inside][0].resize(m.d.vocab);  // row 0 (the rest of the buffer is another step's)
+          report_decode("b64 ctx1536 graph+pdl " + how(inside), serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+          cudaStreamSynchronize(s);
+          got[inside][1] = logits.download();
+        }
+      Checks::get().expect("model " + label + " b1 logits bits with q/k norm + RoPE inside the attention",
+                           !got[0][0].empty() && got[0][0] == got[1][0]);
+      Checks::get().expect("model " + label + " b64 logits bits with q/k norm + RoPE inside the attention",
+                           !got[0][1].empty() && got[0][1] == got[1][1]);
+      for (bool inside : {false, true}) {
+        if (!is_bf16) break;
+        fwd->set_mma_qkv_max_rows(inside ? serve_b : 0);
+        for (int B : {2, 4, 8, 16}) {
+          cu::StepInput inb = decode_step(bufs, B, b1_ctx, m.d.vocab);
+          report_decode("b" + std::to_string(B) + " ctx512 graph+pdl " + how(inside), B, b1_ctx,
+                        decode_ms(*fwd, inb, logits.p, true, true, s));
+        }
+      }
+      fwd->set_mma_qkv_max_rows(cu::env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", cu::kDefaultMmaQkvMaxRows));
     }
     if (is_bf16 && new_decode_kernels()) sweep_persistent(*fwd, m.d.vocab, report_decode, logits.p, s);
     if (new_decode_kernels()) sweep_row_stats(*fwd, m.d.vocab, !is_bf16, report_decode, logits.p, s);

@@ -174,6 +174,95 @@ void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, b
   Checks::get().compare(name + " v cache", gv, wv, tol);
 }
 
+// The tensor-core decode kernel straight from the QKV rows (attention_decode_mma_qkv): against the
+// twins of qk_norm_rope_kv and attention, and bit for bit against the two kernels it replaces
+// (qk_norm_rope_kv, then attention_decode_mma on its queries), outputs and new cache entries; with
+// the early K/V loads and without them (GRPST_CUDA_MMA_PREFETCH=0), launched twice.
+void test_decode_mma_qkv(int nh, int nkv, int hd, int splits, const std::vector<int>& lens, int bs, bool norms) {
+  Rng r(307 + nh * 5 + nkv + hd + splits * 11 + bs + static_cast<int>(lens.size()));
+  PagedSetup p;
+  make_paged(p, lens, nkv, hd, bs, cu::KvDtype::bf16, r);  // stale values at the new slots
+  const int R = static_cast<int>(lens.size());
+  std::vector<int32_t> pos(R), slots(R), seq(R);
+  for (int i = 0; i < R; ++i) {
+    seq[i] = R - 1 - i;
+    pos[i] = lens[seq[i]] - 1;
+    slots[i] = p.tables[seq[i] * p.max_blocks + pos[i] / bs] * bs + pos[i] % bs;
+  }
+  auto qkv = rand_bf16(r, static_cast<size_t>(R) * (nh + 2 * nkv) * hd, 2.f);
+  ref::VF qn, kn;
+  if (norms) {
+    qn.resize(hd);
+    kn.resize(hd);
+    for (auto& v : qn) v = 1.f + r.sym(0.2f);
+    for (auto& v : kn) v = 1.f + r.sym(0.2f);
+  }
+  std::vector<float> inv(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  const std::vector<uint8_t> k0 = p.dk.download(), v0 = p.dv.download();
+  Dev<uint16_t> dqkv(qkv), dout(static_cast<size_t>(R) * nh * hd), dq(static_cast<size_t>(R) * nh * hd);
+  Dev<float> dqn(qn), dkn(kn), dinv(inv);
+  Dev<int32_t> dpos(pos), dslots(slots), dseq(seq);
+  Dev<float> ws(cu::attention_decode_workspace(R, nh, hd, splits) + 1);
+  cudaMemset(ws.p, 0, ws.n * sizeof(float));
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  const cu::Rope rope{dinv.p, 1.f};
+  cu::KvGeometry geo{p.kv.num_blocks, bs, nkv, hd, cu::KvDtype::bf16};
+  cu::KvLayer layer{p.dk.p, p.dv.p, 1.f, 1.f};
+  const std::string name = "attention_decode_mma_qkv nh=" + std::to_string(nh) + " nkv=" + std::to_string(nkv) +
+                           " hd=" + std::to_string(hd) + " splits=" + std::to_string(splits) + " bs=" +
+                           std::to_string(bs) + " rows=" + std::to_string(R) + (norms ? "" : " no-norm");
+  if (!Checks::get().expect(name + " supported", cu::attention_decode_mma_supported(geo, nh))) return;
+  // The two kernels it replaces, on the same inputs: the bits it must reproduce.
+  Checks::get().status(name + " qk_norm_rope_kv", cu::qk_norm_rope_kv(dqkv.as<cu::bf16>(), dpos.p, dslots.p,
+                                                                      norms ? dqn.p : nullptr, norms ? dkn.p : nullptr,
+                                                                      1e-6f, rope, R, nh, geo, layer, dq.as<cu::bf16>(), {}));
+  Checks::get().status(name + " separate", cu::attention_decode_mma(dq.as<cu::bf16>(), dpos.p, 1, dseq.p,
+                                                                    {p.dtables.p, p.max_blocks}, R, nh, geo, layer,
+                                                                    scale, splits, ws.p, dout.as<cu::bf16>(), {}));
+  const std::vector<uint16_t> out_sep = dout.download();
+  const std::vector<uint8_t> k_sep = p.dk.download(), v_sep = p.dv.download();
+  ref::V16 q_want;
+  ref::qk_norm_rope_kv(qkv, pos, slots, qn, kn, 1e-6f, inv, 1.f, R, nh, p.kv, q_want);
+  p.kv.dequantize_all();
+  std::vector<float> want(static_cast<size_t>(R) * nh * hd);
+  for (int i = 0; i < R; ++i)
+    ref::attention_row(&q_want[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks],
+                       p.kv, scale, &want[static_cast<size_t>(i) * nh * hd]);
+  const char* modes[] = {"", " again", " without early K/V loads"};
+  for (int mode = 0; mode < 3; ++mode) {
+    const std::string n = name + modes[mode];
+    cuda_ok(cudaMemcpy(p.dk.p, k0.data(), k0.size(), cudaMemcpyHostToDevice), "upload");  // stale new slots again
+    cuda_ok(cudaMemcpy(p.dv.p, v0.data(), v0.size(), cudaMemcpyHostToDevice), "upload");
+    setenv("GRPST_CUDA_MMA_PREFETCH", mode == 2 ? "0" : "1", 1);
+    dout.poison();
+    Checks::get().status(n, cu::attention_decode_mma_qkv(dqkv.as<cu::bf16>(), dpos.p, dslots.p, dseq.p,
+                                                         norms ? dqn.p : nullptr, norms ? dkn.p : nullptr, 1e-6f, rope,
+                                                         {p.dtables.p, p.max_blocks}, R, nh, geo, layer, scale, splits,
+                                                         ws.p, dout.as<cu::bf16>(), {}));
+    const std::vector<uint16_t> out = dout.download();
+    Checks::get().compare(n, bf16_to_f32(out), want, 1e-2);
+    Checks::get().expect(n + " bits of qk_norm_rope_kv + attention_decode_mma", out == out_sep);
+    Checks::get().expect(n + " cache bits of qk_norm_rope_kv", p.dk.download() == k_sep && p.dv.download() == v_sep);
+  }
+  unsetenv("GRPST_CUDA_MMA_PREFETCH");
+  ref::KvHost got = p.kv;
+  got.k = p.dk.download();
+  got.v = p.dv.download();
+  std::vector<float> gk, wk, gv, wv;
+  for (int i = 0; i < R; ++i)
+    for (int h = 0; h < nkv; ++h)
+      for (int d = 0; d < hd; ++d) {
+        const size_t idx = p.kv.index(slots[i] / bs, h, slots[i] % bs, d);
+        gk.push_back(got.get(true, idx));
+        wk.push_back(p.kv.get(true, idx));
+        gv.push_back(got.get(false, idx));
+        wv.push_back(p.kv.get(false, idx));
+      }
+  Checks::get().compare(name + " k cache", gk, wk, 4e-3);
+  Checks::get().compare(name + " v cache", gv, wv, 4e-3);
+}
+
 void test_prefill(int nh, int nkv, int hd, cu::KvDtype dtype, const std::string& kernel = "") {
   Rng r(202 + nh + hd + static_cast<int>(dtype));
   // (ctx_len, q_len): whole prompts, chunks with history, a 1-token chunk, one long prompt.
@@ -254,6 +343,15 @@ void test_attention() {
     test_decode_mma(16, 2, 128, 1, {32768, 1}, 16, false);
     test_decode_mma(4, 1, 64, 32, {32768, 20000, 7}, 32, true);
     test_decode_mma(32, 8, 128, 64, {3, 100}, 16, false);  // more splits than tiles: empty splits
+    for (int hd : {64, 128}) {
+      test_decode_mma_qkv(32, 8, hd, 4, mixed, 16, true);   // G = 4 (Qwen3-8B), one split holding 1 / 2 / 16 keys
+      test_decode_mma_qkv(16, 2, hd, 16, mixed, 32, true);  // G = 8
+    }
+    test_decode_mma_qkv(8, 8, 128, 1, mixed, 16, false);    // G = 1, no norm weights
+    test_decode_mma_qkv(6, 2, 128, 3, mixed, 16, true);     // G = 3: padded rows
+    test_decode_mma_qkv(32, 8, 128, 4, {512}, 16, true);    // the b1 step of the benchmarks
+    test_decode_mma_qkv(32, 8, 128, 33, {32768, 4097}, 16, true);
+    test_decode_mma_qkv(32, 8, 128, 64, {3, 100}, 16, true);  // empty splits
   }
   test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 1, true);
   test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 7, true);

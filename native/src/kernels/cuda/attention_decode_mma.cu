@@ -14,6 +14,13 @@
 //              lane (g, t) loads those four tokens' value chunks g (and g + 8) and pairs their
 //              elements with byte permutes: m-tile row g of tile mt is head_dim 8g + mt (+ 64).
 // Rows of S past G are padding (zero queries); their results are never stored.
+//
+// From the QKV projection (QkvIn.qkv set; the forward's default): each block first computes its
+// group's q_norm / k_norm + RoPE (norm_rope_head, the bits of qk_norm_rope_kv) into shared memory,
+// the block whose split holds the new token writes its K / V to the cache, and the lanes that
+// need the new token take it from shared memory. One kernel and one grid boundary per layer fewer
+// than qk_norm_rope_kv then attention; the cached keys before the new one still load before the
+// PDL wait.
 #include <algorithm>
 #include <cstdlib>
 
@@ -23,9 +30,20 @@
 #include "env_switch.h"
 #include "kernels.h"
 #include "mma_utils.cuh"
+#include "norm_rope.cuh"
 
 namespace grpst::cuda {
 namespace {
+
+// The q/k norm + RoPE prologue's inputs; qkv null: the queries come ready in q.
+struct QkvIn {
+  const bf16* qkv;       // [R,(nh+2*nkv)*hd]
+  const int32_t* slots;  // [R]; slot < 0: the new K/V is not written
+  const float* q_norm_w;
+  const float* k_norm_w;
+  float eps;
+  Rope rope;
+};
 
 constexpr int kWarps = 4;
 constexpr int kTile = 16;  // tokens per k-step of the PV product (two S column tiles)
@@ -50,7 +68,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
     const int32_t* __restrict__ seq_of_row, PagedTables tables, int nh, int nkv, int block_size, KvLayer kv,
     float scale_log2, int num_splits, float* __restrict__ ws_o /*[R,nh,S,HD]*/,
     float* __restrict__ ws_lse /*[R,nh,S]*/, int* __restrict__ counters /*[R,nkv] or null*/,
-    bf16* __restrict__ out /*[R,nh*HD]*/, bool prefetch) {
+    bf16* __restrict__ out /*[R,nh*HD]*/, bool prefetch, QkvIn pro) {
   constexpr int KI = HD / 32;       // key chunks per lane per token
   constexpr int KS = HD / 16;       // k-steps of S = Q K^T
   constexpr int VC = HD / 64;       // value chunks per lane per token
@@ -58,6 +76,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
   __shared__ float sm_m[kWarps][kMaxGroup], sm_l[kWarps][kMaxGroup];
   __shared__ float sm_acc[kWarps][kMaxGroup][HD];
   __shared__ int sm_last;
+  __shared__ __align__(16) bf16 sm_q[kMaxGroup][HD];  // prologue: the group's queries, normed and rotated
+  __shared__ __align__(16) bf16 sm_new[2][HD];        // prologue: the new token's key (normed, rotated), value
+  const bool from_qkv = pro.qkv != nullptr;
 
   const int kvh = blockIdx.x, r = blockIdx.y, s = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -109,16 +130,84 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
       }
     }
   };
+  // The new token's key and value from shared memory (prologue): in the tiles [tb, tb + 32).
+  auto patch_newest = [&](int tb) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int base = tb + u * kTile;
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        if (base + g + 8 * h == newest)
+#pragma unroll
+          for (int i = 0; i < KI; ++i) kr[u][h][i] = *reinterpret_cast<const uint4*>(&sm_new[0][(t + 4 * i) * 8]);
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (base + 2 * t + (j & 1) + 8 * (j >> 1) == newest)
+#pragma unroll
+          for (int c = 0; c < VC; ++c) vr[u][j][c] = *reinterpret_cast<const uint4*>(&sm_new[1][g * 8 + 64 * c]);
+    }
+  };
   const int tb0 = t0 + warp * kTile * kUnroll;
   if (prefetch && tb0 < t1) load_tiles(tb0, min(t1, newest), -1);
   griddep_wait();
   griddep_launch_dependents();
-  if (prefetch && tb0 < t1 && newest >= tb0 && newest < min(t1, tb0 + kTile * kUnroll)) load_tiles(tb0, t1, newest);
+  if (from_qkv) {
+    // The group's q heads and the kv head's k (head index `group`): warp w takes heads w, w + 4 and
+    // w + 8, all at once (norm_rope_heads); the last warp also copies v as projected.
+    const bf16* row = pro.qkv + static_cast<size_t>(r) * (nh + 2 * nkv) * HD;
+    constexpr int kMaxPerWarp = (kMaxGroup + 1 + kWarps - 1) / kWarps;
+    const bf16* src[kMaxPerWarp];
+    const float* nw[kMaxPerWarp];
+    bf16* dst[kMaxPerWarp];
+    int n = 0;
+#pragma unroll
+    for (int k = 0; k < kMaxPerWarp; ++k) {
+      const int j = warp + kWarps * k;
+      src[k] = row;
+      nw[k] = nullptr;
+      dst[k] = sm_new[0];
+      if (j > group) continue;
+      const bool is_q = j < group;
+      src[k] = row + (is_q ? kvh * group + j : nh + kvh) * HD;
+      nw[k] = is_q ? pro.q_norm_w : pro.k_norm_w;
+      dst[k] = is_q ? sm_q[j] : sm_new[0];
+      n = k + 1;
+    }
+    if (warp == kWarps - 1)
+      for (int d = lane * 8; d < HD; d += 32 * 8)
+        *reinterpret_cast<uint4*>(&sm_new[1][d]) = *reinterpret_cast<const uint4*>(row + (nh + nkv + kvh) * HD + d);
+    if (n > 0) {
+      float o1[kMaxPerWarp][kRopeMaxPairs], o2[kMaxPerWarp][kRopeMaxPairs];
+      norm_rope_heads<kMaxPerWarp>(src, nw, n, HD, pro.eps, pro.rope, static_cast<float>(newest), lane, o1, o2);
+#pragma unroll
+      for (int k = 0; k < kMaxPerWarp; ++k) {
+        if (k >= n) continue;
+#pragma unroll
+        for (int c = 0; c < kRopeMaxPairs; ++c) {
+          const int i = lane + 32 * c;
+          if (i >= HD / 2) continue;
+          dst[k][i] = __float2bfloat16_rn(o1[k][c]);
+          dst[k][i + HD / 2] = __float2bfloat16_rn(o2[k][c]);
+        }
+      }
+    }
+    __syncthreads();
+    // The split that holds the new token writes it to the cache (read by later steps only).
+    const int slot = pro.slots[r];
+    if (newest >= t0 && newest < t1 && slot >= 0 && threadIdx.x < 2 * HD / 8) {
+      const int which = threadIdx.x / (HD / 8), d = threadIdx.x % (HD / 8) * 8;
+      bf16* dst = reinterpret_cast<bf16*>(which ? kv.v : kv.k) +
+                  ((static_cast<size_t>(slot / block_size) * nkv + kvh) * block_size + slot % block_size) * HD + d;
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(&sm_new[which][d]);
+    }
+  } else if (prefetch && tb0 < t1 && newest >= tb0 && newest < min(t1, tb0 + kTile * kUnroll)) {
+    load_tiles(tb0, t1, newest);
+  }
 
   // Q fragments (a0, a2 per k-step; rows g + 8 are zero): [KS][2] bf16x2.
   uint32_t qa[KS][2];
   {
-    const bf16* qrow = q + (static_cast<size_t>(r) * nh + kvh * group + g) * HD;
+    const bf16* qrow = from_qkv ? sm_q[g < group ? g : 0] : q + (static_cast<size_t>(r) * nh + kvh * group + g) * HD;
 #pragma unroll
     for (int i = 0; i < KI; ++i) {
       const uint4 v = g < group ? *reinterpret_cast<const uint4*>(qrow + (t + 4 * i) * 8) : make_uint4(0, 0, 0, 0);
@@ -134,7 +223,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) attention_decode_mma_kernel(
   for (int mt = 0; mt < MT; ++mt) acc[mt][0] = acc[mt][1] = acc[mt][2] = acc[mt][3] = 0.f;
 
   for (int tb = tb0; tb < t1; tb += kWarps * kTile * kUnroll) {
-    if (!prefetch || tb != tb0) load_tiles(tb, t1, -1);
+    if (!prefetch || tb != tb0) load_tiles(tb, from_qkv ? min(t1, newest) : t1, -1);
+    if (from_qkv && newest >= tb && newest < tb + kTile * kUnroll) patch_newest(tb);
 
     // S for the 32 tokens: sc[u][h] = head g (c0, c1) at tokens base + 8h + 2t, +1.
     float sc[kUnroll][2][4];
@@ -228,9 +318,11 @@ bool attention_decode_mma_supported(KvGeometry geo, int nh) {
          nh % geo.nkv == 0 && nh / geo.nkv <= kMaxGroup && geo.block_size > 0 && geo.block_size % kTile == 0;
 }
 
-Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const int32_t* seq_of_row,
-                            PagedTables tables, int R, int nh, KvGeometry geo, KvLayer kv, float softmax_scale,
-                            int num_splits, float* workspace, bf16* out, const Exec& ex) {
+namespace {
+
+Status launch_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const int32_t* seq_of_row, PagedTables tables,
+                         int R, int nh, KvGeometry geo, KvLayer kv, float softmax_scale, int num_splits,
+                         float* workspace, bf16* out, const QkvIn& pro, const Exec& ex) {
   if (!attention_decode_mma_supported(geo, nh))
     return invalid("attention_decode_mma", "needs a bf16 cache, head_dim 64 or 128, at most 8 query heads per kv head "
                                            "and a block size that is a multiple of 16");
@@ -250,13 +342,35 @@ Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, cons
   Status st;
   if (geo.head_dim == 128)
     st = launch("attention_decode_mma", attention_decode_mma_kernel<128>, grid, block, 0, ex, q, ctx, ctx_add,
-                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out, prefetch);
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out,
+                prefetch, pro);
   else
     st = launch("attention_decode_mma", attention_decode_mma_kernel<64>, grid, block, 0, ex, q, ctx, ctx_add,
-                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out, prefetch);
+                seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o, ws_lse, counters, out,
+                prefetch, pro);
   if (!st.ok() || num_splits == 1 || in_kernel) return st;
   return launch("attention_decode_mma_reduce", split_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
                 ws_lse, num_splits, geo.head_dim, out);
+}
+
+}  // namespace
+
+Status attention_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const int32_t* seq_of_row,
+                            PagedTables tables, int R, int nh, KvGeometry geo, KvLayer kv, float softmax_scale,
+                            int num_splits, float* workspace, bf16* out, const Exec& ex) {
+  if (!q) return invalid("attention_decode_mma", "no queries");
+  return launch_decode_mma(q, ctx, ctx_add, seq_of_row, tables, R, nh, geo, kv, softmax_scale, num_splits, workspace,
+                           out, QkvIn{}, ex);
+}
+
+Status attention_decode_mma_qkv(const bf16* qkv, const int32_t* positions, const int32_t* slots,
+                                const int32_t* seq_of_row, const float* q_norm_w, const float* k_norm_w, float eps,
+                                Rope rope, PagedTables tables, int R, int nh, KvGeometry geo, KvLayer kv,
+                                float softmax_scale, int num_splits, float* workspace, bf16* out, const Exec& ex) {
+  if (!qkv || !slots) return invalid("attention_decode_mma_qkv", "needs the QKV rows and their cache slots");
+  const QkvIn pro{qkv, slots, q_norm_w, k_norm_w, eps, rope};
+  return launch_decode_mma(nullptr, positions, 1, seq_of_row, tables, R, nh, geo, kv, softmax_scale, num_splits,
+                           workspace, out, pro, ex);
 }
 
 }  // namespace grpst::cuda

@@ -98,6 +98,16 @@ Status attention_decode_mma(const bf16* q /*[R,nh,hd]*/, const int32_t* ctx /*[R
                             const int32_t* seq_of_row /*[R] or null*/, PagedTables tables, int R, int nh,
                             KvGeometry geo, KvLayer kv, float softmax_scale, int num_splits, float* workspace,
                             bf16* out /*[R,nh*hd]*/, const Exec& ex);
+// The same kernel straight from the QKV projection of decode rows [0, R): each block computes
+// its query heads' q_norm + RoPE and its kv head's k_norm + RoPE at positions[r] with the bits of
+// qk_norm_rope_kv, the block whose split holds the new token writes its K / V to the cache at
+// slots[r] (slot < 0: not written), and the context is positions[r] + 1 keys, the new one
+// taken from shared memory. Replaces qk_norm_rope_kv + attention_decode_mma for decode rows.
+Status attention_decode_mma_qkv(const bf16* qkv /*[R,(nh+2*nkv)*hd]*/, const int32_t* positions /*[R]*/,
+                                const int32_t* slots /*[R]*/, const int32_t* seq_of_row /*[R] or null*/,
+                                const float* q_norm_w, const float* k_norm_w, float eps, Rope rope,
+                                PagedTables tables, int R, int nh, KvGeometry geo, KvLayer kv, float softmax_scale,
+                                int num_splits, float* workspace, bf16* out /*[R,nh*hd]*/, const Exec& ex);
 
 // Decode rows [0, R) straight from the QKV projection, in one launch: each row's q_norm /
 // k_norm + RoPE at position positions[r] (as qk_norm_rope_kv), its new K/V written to the cache
