@@ -398,6 +398,36 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       }
       fwd->set_mma_qkv_max_rows(cu::env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", cu::kDefaultMmaQkvMaxRows));
     }
+    if (is_bf16) {  // one sequence's attention splits merged in a cluster (the default) or by the last block, in turns
+      for (int ctx : {512, 1024, 2048}) {
+        cu::StepInput inc = decode_step(bufs, 1, ctx, m.d.vocab);
+        for (int turn = 0; turn < 2; ++turn)
+          for (const char* on : {"0", "1"}) {
+            setenv("GRPST_CUDA_MMA_CLUSTER_MERGE", on, 1);
+            report_decode("b1 ctx" + std::to_string(ctx) + " graph+pdl splits merged " +
+                              (on[0] == '1' ? "in a cluster" : "by the last block") + (turn ? " (again)" : ""),
+                          1, ctx, decode_ms(*fwd, inc, logits.p, true, true, s));
+          }
+      }
+      unsetenv("GRPST_CUDA_MMA_CLUSTER_MERGE");
+      // Longer contexts: the GPU-filling split count (16 at 4k / 8k keys) in clusters of 16 (the
+      // default) or merged by the last block (clusters of at most 8), or at most 8 splits in a cluster.
+      for (int ctx : {4096, 8192}) {
+        cu::StepInput inc = decode_step(bufs, 1, ctx, m.d.vocab);
+        const std::string at = "b1 ctx" + std::to_string(ctx) + " graph+pdl ";
+        for (int turn = 0; turn < 2; ++turn) {
+          const std::string again = turn ? " (again)" : "";
+          report_decode(at + "splits as the default" + again, 1, ctx, decode_ms(*fwd, inc, logits.p, true, true, s));
+          setenv("GRPST_CUDA_MMA_CLUSTER_MAX", "8", 1);
+          report_decode(at + "splits merged in clusters of up to 8, by the last block beyond" + again, 1, ctx,
+                        decode_ms(*fwd, inc, logits.p, true, true, s));
+          unsetenv("GRPST_CUDA_MMA_CLUSTER_MAX");
+          fwd->set_mma_split_cap(8, 1 << 30);
+          report_decode(at + "at most 8 splits, merged in a cluster" + again, 1, ctx, decode_ms(*fwd, inc, logits.p, true, true, s));
+          fwd->set_mma_split_cap(cu::kMmaMinSplits, cu::env_int("GRPST_CUDA_MMA_SPLIT_KEYS", cu::kDefaultMmaSplitKeys));
+        }
+      }
+    }
     if (is_bf16 && new_decode_kernels()) sweep_persistent(*fwd, m.d.vocab, report_decode, logits.p, s);
     if (new_decode_kernels()) sweep_row_stats(*fwd, m.d.vocab, !is_bf16, report_decode, logits.p, s);
     previous(true);

@@ -83,13 +83,17 @@ void test_decode_mma(int nh, int nkv, int hd, int splits, const std::vector<int>
   for (int i = 0; i < R; ++i)
     ref::attention_row(&q[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks], p.kv,
                        scale, &want[static_cast<size_t>(i) * nh * hd]);
-  // Splits merged by the last block (twice: the first launch must leave its counters at zero for
-  // the second), then by the separate reduce kernel.
-  const char* modes[] = {"in-kernel merge", "in-kernel merge, second launch", "reduce kernel"};
-  for (int mode = 0; mode < 3; ++mode) {
+  // Splits merged in the launch: in a thread-block cluster up to 8 splits, by the last block beyond
+  // (twice: the first launch must leave its counters at zero for the second); by the last block
+  // at every count (GRPST_CUDA_MMA_CLUSTER_MERGE=0), which the cluster merge must match bit for
+  // bit; then by the separate reduce kernel.
+  const char* modes[] = {"in-kernel merge", "in-kernel merge, second launch", "last-block merge", "reduce kernel"};
+  std::vector<uint16_t> merged;
+  for (int mode = 0; mode < 4; ++mode) {
     const std::string label = name + (splits > 1 ? std::string(" ") + modes[mode] : "");
     if (splits == 1 && mode > 0) break;
-    setenv("GRPST_CUDA_MMA_SPLIT_REDUCE", mode == 2 ? "1" : "0", 1);
+    setenv("GRPST_CUDA_MMA_SPLIT_REDUCE", mode == 3 ? "1" : "0", 1);
+    setenv("GRPST_CUDA_MMA_CLUSTER_MERGE", mode == 2 ? "0" : "1", 1);
     dout.poison();
     Checks::get().status(label, cu::attention_decode_mma(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
                                                          via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks},
@@ -100,8 +104,11 @@ void test_decode_mma(int nh, int nkv, int hd, int splits, const std::vector<int>
     Checks::get().expect(label + " all rows written", nonfinite == 0, std::to_string(nonfinite) + " non-finite");
     // P is rounded to bf16 before the PV product on tensor cores, as in prefill.
     Checks::get().compare(label, got, want, 1e-2);
+    if (mode == 0) merged = dout.download();
+    if (mode == 2) Checks::get().expect(label + " bits of the in-kernel merge", dout.download() == merged);
   }
   unsetenv("GRPST_CUDA_MMA_SPLIT_REDUCE");
+  unsetenv("GRPST_CUDA_MMA_CLUSTER_MERGE");
 }
 
 // The fused decode step: q/k norm + RoPE of the QKV rows, the new K/V written to the cache, and
@@ -339,6 +346,12 @@ void test_attention() {
       test_decode_mma(32, 8, hd, 1, mixed, 32, true);
     }
     test_decode_mma(6, 2, 128, 2, mixed, 16, false);  // G = 3: padded rows
+    test_decode_mma(32, 8, 128, 4, mixed, 16, true);   // the one-sequence split counts of the
+    test_decode_mma(32, 8, 128, 8, {512, 1029, 2}, 16, false);  // cluster merge's range
+    setenv("GRPST_CUDA_MMA_CLUSTER_MAX", "16", 1);  // clusters past the portable 8 blocks
+    test_decode_mma(32, 8, 128, 16, {4096, 300, 8192}, 16, true);
+    test_decode_mma(16, 2, 64, 12, {5000, 17}, 32, false);
+    unsetenv("GRPST_CUDA_MMA_CLUSTER_MAX");
     test_decode_mma(16, 2, 128, 16, {32768, 5, 2049, 4097}, 16, true);
     test_decode_mma(16, 2, 128, 1, {32768, 1}, 16, false);
     test_decode_mma(4, 1, 64, 32, {32768, 20000, 7}, 32, true);

@@ -56,11 +56,13 @@ __device__ __forceinline__ void merge_lane_slots(float (&m)[G], float (&l)[G], f
 
 // Shared memory holds, per warp, m and l: [Warps][Rows] and acc: [Warps][Rows][HD], of which the
 // first `group` rows are heads first_head .. first_head + group - 1 of row r. out: [R, nh, HD];
-// ws_o: [R, nh, splits, HD]; ws_lse: [R, nh, splits].
+// ws_o: [R, nh, splits, HD]; ws_lse: [R, nh, splits]; or, with part_o, the split's partial in
+// shared memory (merge_splits_in_cluster): part_o [group, HD], part_lse [group].
 template <int HD, int Warps, int Rows>
 __device__ __forceinline__ void merge_warps_and_store(const float* sm_m, const float* sm_l, const float* sm_acc,
                                                       int group, int first_head, int r, int nh, int s, int num_splits,
-                                                      bf16* out, float* ws_o, float* ws_lse) {
+                                                      bf16* out, float* ws_o, float* ws_lse,
+                                                      float* part_o = nullptr, float* part_lse = nullptr) {
   for (int idx = threadIdx.x; idx < group * HD; idx += Warps * 32) {
     const int j = idx / HD, d = idx % HD;
     float mm = -INFINITY;
@@ -77,6 +79,9 @@ __device__ __forceinline__ void merge_warps_and_store(const float* sm_m, const f
     const float o = L > 0.f ? A / L : 0.f;
     if (num_splits == 1) {
       out[(static_cast<size_t>(r) * nh + h) * HD + d] = __float2bfloat16_rn(o);
+    } else if (part_o) {  // this split's partial into shared memory: [group][HD], lse [group]
+      part_o[j * HD + d] = o;
+      if (d == 0) part_lse[j] = L > 0.f ? mm + log2f(L) : -INFINITY;
     } else {
       const size_t part = (static_cast<size_t>(r) * nh + h) * num_splits + s;
       ws_o[part * HD + d] = o;

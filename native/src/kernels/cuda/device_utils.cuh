@@ -17,25 +17,41 @@ using bf16 = __nv_bfloat16;
 
 // ---- launching ---------------------------------------------------------------------------------
 
-// Launches `kernel` on exec.stream; with exec.pdl the kernel may begin before its predecessor
+// Launches `kernel` on exec.stream in thread-block clusters of `cluster` blocks (1 x 1 x 1: none;
+// the grid must be a multiple of it); with exec.pdl the kernel may begin before its predecessor
 // has finished (it must call griddep_wait() before reading what the predecessor wrote).
 template <typename... KArgs, typename... Args>
-Status launch(const char* op, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
-              const Exec& exec, Args&&... args) {
+Status launch_clusters(const char* op, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                       const Exec& exec, dim3 cluster, Args&&... args) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) return ok_status();
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = exec.stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attr[2];
+  unsigned n = 0;
+  if (exec.pdl) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster.x * cluster.y * cluster.z > 1) {
+    attr[n].id = cudaLaunchAttributeClusterDimension;
+    attr[n].val.clusterDim.x = cluster.x;
+    attr[n].val.clusterDim.y = cluster.y;
+    attr[n++].val.clusterDim.z = cluster.z;
+  }
   cfg.attrs = attr;
-  cfg.numAttrs = exec.pdl ? 1 : 0;
+  cfg.numAttrs = n;
   cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess) return cuda_error(op, e);
   return ok_status();
+}
+
+template <typename... KArgs, typename... Args>
+Status launch(const char* op, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+              const Exec& exec, Args&&... args) {
+  return launch_clusters(op, kernel, grid, block, smem, exec, dim3(1, 1, 1), std::forward<Args>(args)...);
 }
 
 // Raises a kernel's dynamic shared-memory limit (needed near and above 48 KB, which static

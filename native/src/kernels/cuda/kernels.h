@@ -88,8 +88,10 @@ size_t attention_decode_workspace(int R, int nh, int head_dim, int num_splits);
 int attention_decode_splits(int R, int nkv, int max_ctx, int num_sms, int blocks_per_sm = 2);
 
 // attention_decode on tensor cores (attention_decode_mma.cu): the query heads of a kv head form
-// the rows of an mma tile against its K/V, split-K merged by the last block of each (row, kv head)
-// to finish (GRPST_CUDA_MMA_SPLIT_REDUCE=1: by a reduce kernel). bf16 caches with head_dim 64 or
+// the rows of an mma tile against its K/V, split-K merged in the launch: up to 16 splits of a
+// (row, kv head) as one thread-block cluster through distributed shared memory, more by the last
+// block to finish (GRPST_CUDA_MMA_CLUSTER_MERGE=0: always by the last block; the same bits;
+// GRPST_CUDA_MMA_SPLIT_REDUCE=1: by a reduce kernel). bf16 caches with head_dim 64 or
 // 128, at most 8 query heads per kv head and block_size a multiple of 16; the workspace is
 // attention_decode_workspace()'s (zeroed once: its merge counters return to zero after every
 // launch). P is rounded to bf16 for the PV product.
