@@ -1,6 +1,7 @@
 #include "paged_setup.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace harness {
 namespace cu = grpst::cuda;
@@ -39,5 +40,39 @@ void make_paged(PagedSetup& p, const std::vector<int>& lens, int nkv, int hd, in
 }
 
 const char* kv_name(cu::KvDtype d) { return d == cu::KvDtype::bf16 ? "bf16" : d == cu::KvDtype::fp8 ? "fp8" : "int8"; }
+
+void random_qk_norms(Rng& r, int hd, bool norms, ref::VF& qn, ref::VF& kn) {
+  qn.clear();
+  kn.clear();
+  if (!norms) return;
+  qn.resize(hd);
+  kn.resize(hd);
+  for (auto& v : qn) v = 1.f + r.sym(0.2f);
+  for (auto& v : kn) v = 1.f + r.sym(0.2f);
+}
+
+std::vector<float> rope_inv_freq(int hd) {
+  std::vector<float> inv(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  return inv;
+}
+
+DecodeRows make_decode_rows(const PagedSetup& p, const std::vector<int>& lens, int nh, int nkv, int hd, int bs,
+                            bool norms, Rng& r) {
+  const int R = static_cast<int>(lens.size());
+  DecodeRows d;
+  d.pos.resize(R);
+  d.slots.resize(R);
+  d.seq.resize(R);
+  for (int i = 0; i < R; ++i) {
+    d.seq[i] = R - 1 - i;
+    d.pos[i] = lens[d.seq[i]] - 1;
+    d.slots[i] = p.tables[d.seq[i] * p.max_blocks + d.pos[i] / bs] * bs + d.pos[i] % bs;
+  }
+  d.qkv = rand_bf16(r, static_cast<size_t>(R) * (nh + 2 * nkv) * hd, 2.f);
+  random_qk_norms(r, hd, norms, d.qn, d.kn);
+  d.inv = rope_inv_freq(hd);
+  return d;
+}
 
 }  // namespace harness

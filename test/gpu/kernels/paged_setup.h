@@ -23,4 +23,21 @@ void make_paged(PagedSetup& p, const std::vector<int>& lens, int nkv, int hd, in
 
 const char* kv_name(grpst::cuda::KvDtype d);
 
+// Random q_norm / k_norm weights around 1 ([hd] each), or none (empty) without norms.
+void random_qk_norms(Rng& r, int hd, bool norms, ref::VF& qn, ref::VF& kn);
+// Qwen3's RoPE inverse frequencies (theta 1e6): [hd / 2].
+std::vector<float> rope_inv_freq(int hd);
+
+// One new token per sequence of `p` as decode rows (row i: sequence R - 1 - i, at its last
+// position, so rows map to sequences out of order), the QKV rows that hold them, and the norm
+// weights and RoPE frequencies that make them attention inputs.
+struct DecodeRows {
+  std::vector<int32_t> pos, slots, seq;
+  std::vector<uint16_t> qkv;  // [R, (nh + 2 nkv) * hd] bf16
+  ref::VF qn, kn;             // empty: no norm weights
+  std::vector<float> inv;     // [hd / 2]
+};
+DecodeRows make_decode_rows(const PagedSetup& p, const std::vector<int>& lens, int nh, int nkv, int hd, int bs,
+                            bool norms, Rng& r);
+
 }  // namespace harness

@@ -119,22 +119,8 @@ void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, b
   PagedSetup p;
   make_paged(p, lens, nkv, hd, 16, dtype, r);  // the device cache holds stale values at the new slots
   const int R = static_cast<int>(lens.size());
-  std::vector<int32_t> pos(R), slots(R), seq(R);
-  for (int i = 0; i < R; ++i) {
-    seq[i] = R - 1 - i;
-    pos[i] = lens[seq[i]] - 1;
-    slots[i] = p.tables[seq[i] * p.max_blocks + pos[i] / 16] * 16 + pos[i] % 16;
-  }
-  auto qkv = rand_bf16(r, static_cast<size_t>(R) * (nh + 2 * nkv) * hd, 2.f);
-  ref::VF qn, kn;
-  if (norms) {
-    qn.resize(hd);
-    kn.resize(hd);
-    for (auto& v : qn) v = 1.f + r.sym(0.2f);
-    for (auto& v : kn) v = 1.f + r.sym(0.2f);
-  }
-  std::vector<float> inv(hd / 2);
-  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  const DecodeRows rows = make_decode_rows(p, lens, nh, nkv, hd, 16, norms, r);
+  const auto& [pos, slots, seq, qkv, qn, kn, inv] = rows;
   Dev<uint16_t> dqkv(qkv), dout(static_cast<size_t>(R) * nh * hd);
   Dev<float> dqn(qn), dkn(kn), dinv(inv);
   Dev<int32_t> dpos(pos), dslots(slots), dseq(seq);
@@ -190,22 +176,8 @@ void test_decode_mma_qkv(int nh, int nkv, int hd, int splits, const std::vector<
   PagedSetup p;
   make_paged(p, lens, nkv, hd, bs, cu::KvDtype::bf16, r);  // stale values at the new slots
   const int R = static_cast<int>(lens.size());
-  std::vector<int32_t> pos(R), slots(R), seq(R);
-  for (int i = 0; i < R; ++i) {
-    seq[i] = R - 1 - i;
-    pos[i] = lens[seq[i]] - 1;
-    slots[i] = p.tables[seq[i] * p.max_blocks + pos[i] / bs] * bs + pos[i] % bs;
-  }
-  auto qkv = rand_bf16(r, static_cast<size_t>(R) * (nh + 2 * nkv) * hd, 2.f);
-  ref::VF qn, kn;
-  if (norms) {
-    qn.resize(hd);
-    kn.resize(hd);
-    for (auto& v : qn) v = 1.f + r.sym(0.2f);
-    for (auto& v : kn) v = 1.f + r.sym(0.2f);
-  }
-  std::vector<float> inv(hd / 2);
-  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  const DecodeRows rows = make_decode_rows(p, lens, nh, nkv, hd, bs, norms, r);
+  const auto& [pos, slots, seq, qkv, qn, kn, inv] = rows;
   const std::vector<uint8_t> k0 = p.dk.download(), v0 = p.dv.download();
   Dev<uint16_t> dqkv(qkv), dout(static_cast<size_t>(R) * nh * hd), dq(static_cast<size_t>(R) * nh * hd);
   Dev<float> dqn(qn), dkn(kn), dinv(inv);

@@ -1,14 +1,11 @@
 // Parity: embedding gather, RMSNorm (+ residual), SwiGLU, q/k norm + RoPE + KV-cache write.
 #include "harness.h"
+#include "paged_setup.h"
 #include "reference.h"
 #include "tests.h"
 
 namespace harness {
 namespace cu = grpst::cuda;
-
-static const char* kv_name(cu::KvDtype d) {
-  return d == cu::KvDtype::bf16 ? "bf16" : d == cu::KvDtype::fp8 ? "fp8" : "int8";
-}
 
 static void test_embedding() {
   Rng r(11);
@@ -75,19 +72,13 @@ static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float 
   kv.allocate();
   auto qkv = rand_bf16(r, static_cast<size_t>(T) * (nh + 2 * nkv) * hd, 2.f);
   ref::VF qn, kn;
-  if (norms) {
-    qn.resize(hd);
-    kn.resize(hd);
-    for (auto& v : qn) v = 1.f + r.sym(0.2f);
-    for (auto& v : kn) v = 1.f + r.sym(0.2f);
-  }
+  random_qk_norms(r, hd, norms, qn, kn);
   std::vector<int32_t> pos(T), slots(T);
   for (int t = 0; t < T; ++t) {
     pos[t] = t < 3 ? 30000 + 7 * t : r.below(4096);  // large positions exercise the angle reduction
     slots[t] = t == 4 ? -1 : (t * 5) % (blocks * bs);
   }
-  std::vector<float> inv(hd / 2);
-  for (int i = 0; i < hd / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e6, 2.0 * i / hd));
+  const std::vector<float> inv = rope_inv_freq(hd);
   Dev<uint16_t> dqkv(qkv), dq(static_cast<size_t>(T) * nh * hd);
   Dev<float> dqn(qn), dkn(kn);
   Dev<int32_t> dpos(pos), dslots(slots);

@@ -17,12 +17,12 @@
 //              elements with byte permutes: m-tile row g of tile mt is head_dim 8g + mt (+ 64).
 // Rows of S past G are padding (zero queries); their results are never stored.
 //
-// From the QKV projection (QkvIn.qkv set; the forward's default): each block first computes its
-// group's q_norm / k_norm + RoPE (norm_rope_head, the bits of qk_norm_rope_kv) into shared memory,
-// the block whose split holds the new token writes its K / V to the cache, and the lanes that
-// need the new token take it from shared memory. One kernel and one grid boundary per layer fewer
-// than qk_norm_rope_kv then attention; the cached keys before the new one still load before the
-// PDL wait.
+// From the QKV projection (QkvIn.qkv set; attention_decode_mma_qkv, off in the forward by
+// default): each block first computes its group's q_norm / k_norm + RoPE (norm_rope_heads, the
+// bits of qk_norm_rope_kv) into shared memory, the block whose split holds the new token writes
+// its K / V to the cache, and the lanes that need the new token take it from shared memory. One
+// kernel and one grid boundary per layer fewer than qk_norm_rope_kv then attention; the cached
+// keys before the new one still load before the PDL wait.
 #include <cooperative_groups.h>
 
 #include <algorithm>
