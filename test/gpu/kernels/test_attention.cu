@@ -111,6 +111,42 @@ void test_decode_mma(int nh, int nkv, int hd, int splits, const std::vector<int>
   unsetenv("GRPST_CUDA_MMA_CLUSTER_MERGE");
 }
 
+// The twins' view of a decode step from QKV rows: q/k norm + RoPE writes the new K/V into the host
+// cache (p.kv), then each row attends over its sequence; returns the attention outputs [R, nh, hd].
+std::vector<float> want_from_qkv_rows(PagedSetup& p, const DecodeRows& rows, const std::vector<int>& lens, int nh,
+                                      int hd, float scale) {
+  const int R = static_cast<int>(lens.size());
+  ref::V16 q_want;
+  ref::qk_norm_rope_kv(rows.qkv, rows.pos, rows.slots, rows.qn, rows.kn, 1e-6f, rows.inv, 1.f, R, nh, p.kv, q_want);
+  p.kv.dequantize_all();
+  std::vector<float> want(static_cast<size_t>(R) * nh * hd);
+  for (int i = 0; i < R; ++i)
+    ref::attention_row(&q_want[static_cast<size_t>(i) * nh * hd], nh, lens[rows.seq[i]],
+                       &p.tables[rows.seq[i] * p.max_blocks], p.kv, scale, &want[static_cast<size_t>(i) * nh * hd]);
+  return want;
+}
+
+// The new tokens' cache entries on the device against the twins' (p.kv after want_from_qkv_rows).
+void compare_new_cache_entries(const std::string& name, const PagedSetup& p, const std::vector<int32_t>& slots,
+                               double tol) {
+  ref::KvHost got = p.kv;
+  got.k = p.dk.download();
+  got.v = p.dv.download();
+  const int bs = p.kv.block_size;
+  std::vector<float> gk, wk, gv, wv;
+  for (int32_t slot : slots)
+    for (int h = 0; h < p.kv.nkv; ++h)
+      for (int d = 0; d < p.kv.hd; ++d) {
+        const size_t idx = p.kv.index(slot / bs, h, slot % bs, d);
+        gk.push_back(got.get(true, idx));
+        wk.push_back(p.kv.get(true, idx));
+        gv.push_back(got.get(false, idx));
+        wv.push_back(p.kv.get(false, idx));
+      }
+  Checks::get().compare(name + " k cache", gk, wk, tol);
+  Checks::get().compare(name + " v cache", gv, wv, tol);
+}
+
 // The fused decode step: q/k norm + RoPE of the QKV rows, the new K/V written to the cache, and
 // attention over the history plus the new token, against qk_norm_rope_kv's and attention's twins.
 void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool norms) {
@@ -133,13 +169,7 @@ void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, b
                            " hd=" + std::to_string(hd) + " kv=" + kv_name(dtype) + " splits=" + std::to_string(splits) +
                            (norms ? "" : " no-norm");
   if (!Checks::get().expect(name + " supported", cu::attention_decode_fused_supported(geo, nh, R, splits))) return;
-  ref::V16 q_want;
-  ref::qk_norm_rope_kv(qkv, pos, slots, qn, kn, 1e-6f, inv, 1.f, R, nh, p.kv, q_want);
-  p.kv.dequantize_all();
-  std::vector<float> want(static_cast<size_t>(R) * nh * hd);
-  for (int i = 0; i < R; ++i)
-    ref::attention_row(&q_want[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks],
-                       p.kv, scale, &want[static_cast<size_t>(i) * nh * hd]);
+  const std::vector<float> want = want_from_qkv_rows(p, rows, lens, nh, hd, scale);
   for (int run = 0; run < 2; ++run) {  // the second launch also finds the counters the first left
     const std::string n = run ? name + " again" : name;
     dout.poison();
@@ -149,22 +179,7 @@ void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, b
                                                        layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
     Checks::get().compare(n, bf16_to_f32(dout.download()), want, 6e-3);
   }
-  ref::KvHost got = p.kv;
-  got.k = p.dk.download();
-  got.v = p.dv.download();
-  std::vector<float> gk, wk, gv, wv;
-  for (int i = 0; i < R; ++i)
-    for (int h = 0; h < nkv; ++h)
-      for (int d = 0; d < hd; ++d) {
-        const size_t idx = p.kv.index(slots[i] / 16, h, slots[i] % 16, d);
-        gk.push_back(got.get(true, idx));
-        wk.push_back(p.kv.get(true, idx));
-        gv.push_back(got.get(false, idx));
-        wv.push_back(p.kv.get(false, idx));
-      }
-  const double tol = dtype == cu::KvDtype::bf16 ? 4e-3 : 2e-2;
-  Checks::get().compare(name + " k cache", gk, wk, tol);
-  Checks::get().compare(name + " v cache", gv, wv, tol);
+  compare_new_cache_entries(name, p, slots, dtype == cu::KvDtype::bf16 ? 4e-3 : 2e-2);
 }
 
 // The tensor-core decode kernel straight from the QKV rows (attention_decode_mma_qkv): against the
@@ -201,13 +216,7 @@ void test_decode_mma_qkv(int nh, int nkv, int hd, int splits, const std::vector<
                                                                     scale, splits, ws.p, dout.as<cu::bf16>(), {}));
   const std::vector<uint16_t> out_sep = dout.download();
   const std::vector<uint8_t> k_sep = p.dk.download(), v_sep = p.dv.download();
-  ref::V16 q_want;
-  ref::qk_norm_rope_kv(qkv, pos, slots, qn, kn, 1e-6f, inv, 1.f, R, nh, p.kv, q_want);
-  p.kv.dequantize_all();
-  std::vector<float> want(static_cast<size_t>(R) * nh * hd);
-  for (int i = 0; i < R; ++i)
-    ref::attention_row(&q_want[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks],
-                       p.kv, scale, &want[static_cast<size_t>(i) * nh * hd]);
+  const std::vector<float> want = want_from_qkv_rows(p, rows, lens, nh, hd, scale);
   const char* modes[] = {"", " again", " without early K/V loads"};
   for (int mode = 0; mode < 3; ++mode) {
     const std::string n = name + modes[mode];
@@ -225,21 +234,7 @@ void test_decode_mma_qkv(int nh, int nkv, int hd, int splits, const std::vector<
     Checks::get().expect(n + " cache bits of qk_norm_rope_kv", p.dk.download() == k_sep && p.dv.download() == v_sep);
   }
   unsetenv("GRPST_CUDA_MMA_PREFETCH");
-  ref::KvHost got = p.kv;
-  got.k = p.dk.download();
-  got.v = p.dv.download();
-  std::vector<float> gk, wk, gv, wv;
-  for (int i = 0; i < R; ++i)
-    for (int h = 0; h < nkv; ++h)
-      for (int d = 0; d < hd; ++d) {
-        const size_t idx = p.kv.index(slots[i] / bs, h, slots[i] % bs, d);
-        gk.push_back(got.get(true, idx));
-        wk.push_back(p.kv.get(true, idx));
-        gv.push_back(got.get(false, idx));
-        wv.push_back(p.kv.get(false, idx));
-      }
-  Checks::get().compare(name + " k cache", gk, wk, 4e-3);
-  Checks::get().compare(name + " v cache", gv, wv, 4e-3);
+  compare_new_cache_entries(name, p, slots, 4e-3);
 }
 
 void test_prefill(int nh, int nkv, int hd, cu::KvDtype dtype, const std::string& kernel = "") {
