@@ -381,6 +381,7 @@ bool cluster_fits(const void* kernel, int size) {
   auto it = known.find(key);
   if (it != known.end()) return it->second;
   bool fits = size <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
+  int clusters = 0;
   if (fits) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(1, 1, size);
@@ -392,10 +393,9 @@ bool cluster_fits(const void* kernel, int size) {
     attr.val.clusterDim.z = size;
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
-    int clusters = 0;
     fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0;
   }
-  cudaGetLastError();  // a refusal above is an answer, not an error for the next launch
+  if (!fits) cudaGetLastError();  // a refusal is an answer, not an error for the next launch
   known.emplace(key, fits);
   return fits;
 }
