@@ -14,9 +14,9 @@
 // (linear_common.cuh), so the CPU twins of those kernels are this kernel's twin. Row sums go
 // through per-warp (or, for rows that are not a multiple of 256, per-thread) partials added in a
 // fixed order: the result does not depend on timing.
-// Measured on an H200 at the Qwen3-8B shape (docs/benchmarks-gpu.md): the ring and the barriers alone
-// take 3.8 ms per step (95% of the roofline), with the arithmetic 5.2 ms against 4.5 for the
-// separate kernels: eight warps per SM are latency-bound on each slot's loads, products, warp
+// Measured on an H200 at the Qwen3-8B shape (docs/benchmarks-gpu-persistent.md): the ring and the
+// barriers alone take 3.8 ms per step (95% of the roofline), with the arithmetic 5.2 ms against
+// 4.5 for the separate kernels: eight warps per SM are latency-bound on each slot's loads, products, warp
 // reductions and counter, and a slot is out of the ring until its slowest reader has read it
 // (sixteen warps, tensor cores on the slots and a software-pipelined read measured slower still:
 // the per-slot path is what is long). Off by default (cuda_forward.h).
