@@ -352,7 +352,8 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     splits = std::min(splits, std::max(1, mma_few_splits_));
   const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
   const bool mma_any = mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);
-  // The tensor-core decode attention normalises and rotates its own q / k (one kernel fewer per layer).
+  // Up to mma_qkv_max_rows_ decode rows (none by default), the tensor-core decode attention
+  // normalises and rotates its own q / k (one kernel fewer per layer; kDefaultMmaQkvMaxRows).
   const bool mma_qkv = R > 0 && R <= mma_qkv_max_rows_ && !fused && mma_any;
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));
