@@ -37,7 +37,8 @@ ROOT=$(pwd)
 CARRY=$ROOT/.carry
 STAGES=("$@")
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(kernels baseline serve)
-exec > >(tee -a "$OUT/run.log") 2>&1
+# tee -p: a reader of the console that stops early (| head) must not end the stages after it.
+exec > >(tee -p -a "$OUT/run.log") 2>&1
 export PYTHONUNBUFFERED=1
 # NVLink SHARP multicast stays off (NCCL and everything else on the machine).
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
