@@ -70,16 +70,22 @@ class NcclCollective final : public Collective {
   }
   // recv [size * bytes] = every rank's `bytes` host bytes (the one-shot kernel's set-up votes).
   void gather_host(const void* send, void* recv, size_t bytes) {
-    void* dev = nullptr;
-    check(cudaMalloc(&dev, bytes * size_), "cudaMalloc gather buffer");
-    char* d = static_cast<char*>(dev);
-    cudaError_t e = cudaMemcpyAsync(d + bytes * rank_, send, bytes, cudaMemcpyHostToDevice, stream_);
-    ncclResult_t r = e == cudaSuccess ? ncclAllGather(d + bytes * rank_, d, bytes, ncclUint8, comm_, stream_) : ncclSuccess;
-    if (e == cudaSuccess && r == ncclSuccess) e = cudaMemcpyAsync(recv, d, bytes * size_, cudaMemcpyDeviceToHost, stream_);
-    if (e == cudaSuccess && r == ncclSuccess) e = cudaStreamSynchronize(stream_);
-    cudaFree(dev);
-    check(r, "all-gather");
-    check(e, "gather");
+    char* d = static_cast<char*>(message_buffer(bytes * size_));
+    check(cudaMemcpyAsync(d + bytes * rank_, send, bytes, cudaMemcpyHostToDevice, stream_), "copy gather");
+    check(ncclAllGather(d + bytes * rank_, d, bytes, ncclUint8, comm_, stream_), "all-gather");
+    check(cudaMemcpyAsync(recv, d, bytes * size_, cudaMemcpyDeviceToHost, stream_), "copy gather");
+    check(cudaStreamSynchronize(stream_), "gather");
+  }
+  // The group's device buffer for host messages (broadcasts, set-up gathers), grown to `bytes`.
+  void* message_buffer(size_t bytes) {
+    if (bytes > cap_) {
+      if (buf_) cudaFree(buf_);
+      buf_ = nullptr;
+      cap_ = 0;
+      check(cudaMalloc(&buf_, bytes), "cudaMalloc message buffer");
+      cap_ = bytes;
+    }
+    return buf_;
   }
 
  public:
@@ -101,13 +107,7 @@ class NcclCollective final : public Collective {
     if (bytes == 0) return;
     ncclComm_t comm = live();
     check(cudaSetDevice(device_), "cudaSetDevice");
-    if (bytes > cap_) {
-      if (buf_) cudaFree(buf_);
-      buf_ = nullptr;
-      cap_ = 0;
-      check(cudaMalloc(&buf_, bytes), "cudaMalloc message buffer");
-      cap_ = bytes;
-    }
+    message_buffer(bytes);
     if (rank_ == 0) check(cudaMemcpyAsync(buf_, host, bytes, cudaMemcpyHostToDevice, stream_), "copy message");
     check(ncclBroadcast(buf_, buf_, bytes, ncclUint8, 0, comm, stream_), "broadcast");
     if (rank_ != 0) check(cudaMemcpyAsync(host, buf_, bytes, cudaMemcpyDeviceToHost, stream_), "copy message");

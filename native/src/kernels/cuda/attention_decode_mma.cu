@@ -413,29 +413,24 @@ Status launch_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const i
   float* ws_lse = ws.lse;
   const dim3 grid(geo.nkv, R, num_splits), block(kWarps * 32);
   const float scale_log2 = softmax_scale * kLog2e;
+  auto kernel = geo.head_dim == 128 ? attention_decode_mma_kernel<128> : attention_decode_mma_kernel<64>;
   // Splits merge in this launch unless a second kernel is asked for: up to kMaxClusterSplits in one
   // thread-block cluster per (row, kv head) (GRPST_CUDA_MMA_CLUSTER_MERGE=0: by the last block).
-  const bool reduce_kernel = env_int("GRPST_CUDA_MMA_SPLIT_REDUCE", 0) == 1;
-  const int cluster_max = std::min(kMaxClusterSplits, env_int("GRPST_CUDA_MMA_CLUSTER_MAX", kDefaultMaxClusterSplits));
-  const void* kernel = geo.head_dim == 128 ? reinterpret_cast<const void*>(attention_decode_mma_kernel<128>)
-                                           : reinterpret_cast<const void*>(attention_decode_mma_kernel<64>);
-  const bool cluster_merge = num_splits > 1 && num_splits <= cluster_max && !reduce_kernel &&
-                             env_int("GRPST_CUDA_MMA_CLUSTER_MERGE", kDefaultClusterMerge ? 1 : 0) != 0 &&
-                             cluster_fits(kernel, num_splits);
+  bool reduce_kernel = false, cluster_merge = false;
+  if (num_splits > 1) {
+    reduce_kernel = env_int("GRPST_CUDA_MMA_SPLIT_REDUCE", 0) == 1;
+    const int cluster_max = std::min(kMaxClusterSplits, env_int("GRPST_CUDA_MMA_CLUSTER_MAX", kDefaultMaxClusterSplits));
+    cluster_merge = !reduce_kernel && num_splits <= cluster_max &&
+                    env_int("GRPST_CUDA_MMA_CLUSTER_MERGE", kDefaultClusterMerge ? 1 : 0) != 0 &&
+                    cluster_fits(reinterpret_cast<const void*>(kernel), num_splits);
+  }
   const bool in_kernel = num_splits > 1 && !reduce_kernel && (cluster_merge || static_cast<long>(R) * geo.nkv <= kDecodeCounters);
   int* counters = in_kernel && !cluster_merge ? ws.counters : nullptr;
-  const dim3 cluster(1, 1, cluster_merge ? num_splits : 1);
   // GRPST_CUDA_MMA_PREFETCH=0: every K/V load after waiting on the previous kernel.
   const bool prefetch = env_int("GRPST_CUDA_MMA_PREFETCH", 1) != 0;
-  Status st;
-  if (geo.head_dim == 128)
-    st = launch_clusters("attention_decode_mma", attention_decode_mma_kernel<128>, grid, block, 0, ex, cluster, q, ctx,
-                         ctx_add, seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o,
-                         ws_lse, counters, out, prefetch, pro, cluster_merge);
-  else
-    st = launch_clusters("attention_decode_mma", attention_decode_mma_kernel<64>, grid, block, 0, ex, cluster, q, ctx,
-                         ctx_add, seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2, num_splits, ws_o,
-                         ws_lse, counters, out, prefetch, pro, cluster_merge);
+  const Status st = launch_clusters("attention_decode_mma", kernel, grid, block, 0, ex, dim3(1, 1, cluster_merge ? num_splits : 1),
+                                    q, ctx, ctx_add, seq_of_row, tables, nh, geo.nkv, geo.block_size, kv, scale_log2,
+                                    num_splits, ws_o, ws_lse, counters, out, prefetch, pro, cluster_merge);
   if (!st.ok() || num_splits == 1 || in_kernel) return st;
   return launch("attention_decode_mma_reduce", split_reduce_kernel, dim3(R * nh), dim3(128), 0, ex, ws_o,
                 ws_lse, num_splits, geo.head_dim, out);
