@@ -22,8 +22,9 @@
 #           (TP_SIZES=1,2 to choose), decode b1 and 64-way serving through the HTTP API
 # profile   Nsight Compute on one launch of each key kernel (NCU_KERNELS: a regex of kernel names
 #           to profile instead; NCU_EXTRA: more ncu options, e.g. --metrics)
-# source    Nsight Compute's full set on the first launch of NCU_KERNELS (default decode_persistent)
-#           in the harness benchmark (BENCH_FORMATS / BENCH_PROMPTS), and the source lines where
+# source    Nsight Compute's full set on the first launch of NCU_KERNELS (default decode_persistent;
+#           NCU_SKIP: launches of it to skip first) in the harness benchmark (BENCH_FORMATS /
+#           BENCH_PROMPTS), or with SOURCE_APP=profile in the profile stage's launches, and the source lines where
 #           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
 #           per-line / per-instruction table as ncu-source.csv.xz
 # Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json,
@@ -204,9 +205,10 @@ for stage in "${STAGES[@]}"; do
       H=$(harness_bin) || { SUMMARY+=("source: harness build FAILED"); continue; }
       NCU=$(ncu_bin)
       stamp "ncu source counters: $NCU on ${NCU_KERNELS:-decode_persistent}"
+      if [ "${SOURCE_APP:-bench}" = profile ]; then APP=(profile); else APP=(bench "${BENCH_FORMATS:-bf16}" "${BENCH_PROMPTS:-1024}"); fi
       GRPST_BENCH_SKIP_KERNELS=${GRPST_BENCH_SKIP_KERNELS:-1} timeout "${T_PROFILE:-300}" "$NCU" --clock-control none \
-        -k "regex:${NCU_KERNELS:-decode_persistent}" --launch-count 1 \
-        --set full --import-source yes -f -o /tmp/grpst-source "$H" bench "${BENCH_FORMATS:-bf16}" "${BENCH_PROMPTS:-1024}" > /tmp/ncu-source.log 2>&1
+        -k "regex:${NCU_KERNELS:-decode_persistent}" --launch-skip "${NCU_SKIP:-0}" --launch-count 1 \
+        --set full --import-source yes -f -o /tmp/grpst-source "$H" "${APP[@]}" > /tmp/ncu-source.log 2>&1
       rc=$?; SUMMARY+=("source: exit $rc"); tail -5 /tmp/ncu-source.log
       { "$NCU" -i /tmp/grpst-source.ncu-rep --print-summary none --section WarpStateStats --section SpeedOfLight --section Occupancy
         "$NCU" -i /tmp/grpst-source.ncu-rep --page source --csv --print-source cuda,sass > /tmp/ncu-source.csv

@@ -262,6 +262,33 @@ void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int
     Bench::get().add("decode", std::string(cu::weight_format_name(f)) + " cuBLASLt fp8 GEMM refused", 0, "", fwd.fp8_gemm_refusal());
 }
 
+// A switch's two settings, off then on, at each (batch, context) back to back (another shape's
+// step writes new keys into this one's history), then at one sequence once more each way; the
+// step logits of the first pair at every shape must be the same bits.
+template <class Set, class Report>
+void compare_in_turns(const std::string& label, const std::string& off_name, const std::string& on_name,
+                      const std::vector<std::pair<int, int>>& shapes, Set&& set, cu::Forward& fwd, int vocab,
+                      Report&& report, float* logits, cudaStream_t s) {
+  StepBuffers bufs;
+  for (const auto& [B, ctx] : shapes) {
+    cu::StepInput in = decode_step(bufs, B, ctx, vocab);
+    std::vector<float> got[2];
+    const std::string at = "b" + std::to_string(B) + " ctx" + std::to_string(ctx) + " graph+pdl ";
+    for (int turn = 0; turn < (B == 1 ? 2 : 1); ++turn)
+      for (bool on : {false, true}) {
+        set(on);
+        report(at + (on ? on_name : off_name) + (turn ? " (again)" : ""), B, ctx, decode_ms(fwd, in, logits, true, true, s));
+        if (turn > 0) continue;
+        cudaStreamSynchronize(s);
+        got[on].resize(static_cast<size_t>(B) * vocab);
+        cudaMemcpy(got[on].data(), logits, got[on].size() * 4, cudaMemcpyDeviceToHost);
+      }
+    set(false);
+    Checks::get().expect("model " + label + " b" + std::to_string(B) + " logits bits, " + on_name,
+                         !got[0].empty() && got[0] == got[1]);
+  }
+}
+
 // The streaming GEMV's row statistics (RMSNorm rstd, int8_sq's amax) by one warp per row against
 // the whole block (stream_row_stats; the default at one sequence, and for int8_sq), at one
 // sequence and at 4 / 8 (the formats that take the streaming GEMV there). The step's logits may
@@ -362,41 +389,30 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
       continue;
     }
-    {  // decode rows' q/k norm + RoPE inside the tensor-core attention or in a kernel before it, in turns
-      // The same steps' logits must be the same bits either way (the same rounding, one kernel fewer):
-      // b1 and b64 first, back to back (the other batch sizes write new keys into b64's history).
-      cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
-      std::vector<float> got[2][2];  // [inside][b1, b64]
-      auto how = [](bool inside) {
-        return std::string(inside ? "q/k norm + RoPE inside the attention" : "q/k norm + RoPE kernel before the attention");
-      };
-      for (int turn = 0; turn < 2; ++turn)
-        for (bool inside : {false, true}) {
-          fwd->set_mma_qkv_max_rows(inside ? serve_b : 0);
-          report_decode("b1 ctx512 graph+pdl " + how(inside) + (turn ? " (again)" : ""), 1, b1_ctx,
-                        decode_ms(*fwd, in1, logits.p, true, true, s));
-          cudaStreamSynchronize(s);
-          if (turn > 0) continue;
-          got[inside][0] = logits.download();
-          got[inside][0].resize(m.d.vocab);  // row 0 (the rest of the buffer is another step's)
-          report_decode("b64 ctx1536 graph+pdl " + how(inside), serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
-          cudaStreamSynchronize(s);
-          got[inside][1] = logits.download();
-        }
-      Checks::get().expect("model " + label + " b1 logits bits with q/k norm + RoPE inside the attention",
-                           !got[0][0].empty() && got[0][0] == got[1][0]);
-      Checks::get().expect("model " + label + " b64 logits bits with q/k norm + RoPE inside the attention",
-                           !got[0][1].empty() && got[0][1] == got[1][1]);
-      for (bool inside : {false, true}) {
-        if (!is_bf16) break;
-        fwd->set_mma_qkv_max_rows(inside ? serve_b : 0);
-        for (int B : {2, 4, 8, 16}) {
-          cu::StepInput inb = decode_step(bufs, B, b1_ctx, m.d.vocab);
-          report_decode("b" + std::to_string(B) + " ctx512 graph+pdl " + how(inside), B, b1_ctx,
-                        decode_ms(*fwd, inb, logits.p, true, true, s));
-        }
+    // Switches that change no arithmetic, each setting measured in turns, the step logits the same
+    // bits either way: q/k norm + RoPE inside the tensor-core attention (off by default), the
+    // streaming GEMV's second round of weights issued before its wait, and fp8 / int8_sq
+    // activations divided by __fdiv_rn in its staging (div_by by default).
+    const std::vector<std::pair<int, int>> b1_b64 = {{1, b1_ctx}, {serve_b, serve_ctx}};
+    compare_in_turns(label, "q/k norm + RoPE kernel before the attention", "q/k norm + RoPE inside the attention", b1_b64,
+                     [&](bool on) {
+                       fwd->set_mma_qkv_max_rows(on ? serve_b : cu::env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS",
+                                                                               cu::kDefaultMmaQkvMaxRows));
+                     },
+                     *fwd, m.d.vocab, report_decode, logits.p, s);
+    if (new_decode_kernels()) {
+      std::vector<std::pair<int, int>> streamed = {{1, b1_ctx}};
+      if (!is_bf16) streamed.insert(streamed.end(), {{4, b1_ctx}, {8, b1_ctx}});  // bf16 takes cuBLASLt from 2 rows
+      compare_in_turns(label, "one weight round before the wait", "two weight rounds before the wait", streamed,
+                       [](bool on) { setenv("GRPST_CUDA_STREAM_EARLY_ROUNDS", on ? "2" : "1", 1); }, *fwd, m.d.vocab,
+                       report_decode, logits.p, s);
+      unsetenv("GRPST_CUDA_STREAM_EARLY_ROUNDS");
+      if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq) {
+        compare_in_turns(label, "activations staged with __fdiv_rn", "activations staged with div_by", streamed,
+                         [](bool on) { setenv("GRPST_CUDA_STREAM_FDIV", on ? "0" : "1", 1); }, *fwd, m.d.vocab,
+                         report_decode, logits.p, s);
+        unsetenv("GRPST_CUDA_STREAM_FDIV");
       }
-      fwd->set_mma_qkv_max_rows(cu::env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", cu::kDefaultMmaQkvMaxRows));
     }
     if (is_bf16) {  // one sequence's attention splits merged in a cluster (the default) or by the last block, in turns
       for (int ctx : {512, 1024, 2048}) {

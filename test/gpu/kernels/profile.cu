@@ -1,6 +1,7 @@
 // grpst_gpu_harness profile: one launch of each kernel that decides a benchmark target, on
 // Qwen3-8B shapes with random data, for Nsight Compute (scripts/gpu/run.sh profile):
-// the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up, int4 down_proj and o_proj),
+// the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up, int4 and fp8 down_proj and
+// o_proj),
 // the tiled weight-only GEMM at 64 tokens, decode attention at 64 x 1536 tokens, and prefill
 // attention over 8k tokens.
 #include "device_fill.h"
@@ -23,12 +24,14 @@ void profile_kernels() {
     const DevWeight d = random_device_weight(cu::WeightFormat::bf16, sh.first, sh.second, 2);
     Checks::get().status("profile stream bf16", cu::linear_stream(in, d.w, out, 1, ex));
   }
-  // int4 and fp8 gate_up (many tiles per block), then int4 down_proj and o_proj (one tile per
-  // block, the weakest streaming GEMVs at one token)
+  // int4 and fp8 gate_up (many tiles per block), then int4 and fp8 down_proj and o_proj (one tile
+  // per block, the weakest streaming GEMVs at one token)
   const struct { cu::WeightFormat f; int N, K; } quantized[] = {{cu::WeightFormat::int4_awq, 24576, 4096},
                                                                {cu::WeightFormat::fp8, 24576, 4096},
                                                                {cu::WeightFormat::int4_awq, 4096, 12288},
-                                                               {cu::WeightFormat::int4_awq, 4096, 4096}};
+                                                               {cu::WeightFormat::int4_awq, 4096, 4096},
+                                                               {cu::WeightFormat::fp8, 4096, 12288},
+                                                               {cu::WeightFormat::fp8, 4096, 4096}};
   for (const auto& q : quantized) {
     const DevWeight d = random_device_weight(q.f, q.N, q.K, 4);
     Checks::get().status("profile stream", cu::linear_stream(in, d.w, out, 1, ex));

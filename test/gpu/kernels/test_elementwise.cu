@@ -1,4 +1,6 @@
-// Parity: embedding gather, RMSNorm (+ residual), SwiGLU, q/k norm + RoPE + KV-cache write.
+// Parity: embedding gather, RMSNorm (+ residual), SwiGLU, q/k norm + RoPE + KV-cache write, and
+// the quantizing kernels' division by a shared divisor (div_by) against IEEE division.
+#include "../../../native/src/kernels/cuda/device_utils.cuh"
 #include "harness.h"
 #include "paged_setup.h"
 #include "reference.h"
@@ -113,7 +115,41 @@ static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float 
   Checks::get().compare(name + " v cache", gv, wv, tol);
 }
 
+// Counts the pairs where div_by differs from __fdiv_rn in bits: x with exponents 2^-60..2^60 and
+// either sign, d positive with exponents 2^-30..2^30 (the quantization scales' range and beyond),
+// from a per-thread hash; each thread tries `per` divisors, each against `per` numerators.
+__global__ void div_by_mismatches(unsigned long long seed, int per, unsigned int* bad) {
+  unsigned long long s = seed ^ (0x9e3779b97f4a7c15ull * (blockIdx.x * blockDim.x + threadIdx.x + 1));
+  auto next = [&]() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return static_cast<unsigned int>(s >> 16);
+  };
+  unsigned int n = 0;
+  for (int i = 0; i < per; ++i) {
+    const float d = __uint_as_float((next() & 0x007fffffu) | ((97u + next() % 61u) << 23));
+    const float inv = __frcp_rn(d);
+    for (int j = 0; j < per; ++j) {
+      const float x = __uint_as_float((next() & 0x807fffffu) | ((67u + next() % 121u) << 23));
+      n += __float_as_uint(grpst::cuda::div_by(x, d, inv)) != __float_as_uint(__fdiv_rn(x, d));
+    }
+  }
+  if (n) atomicAdd(bad, n);
+}
+
+static void test_div_by() {
+  Dev<unsigned int> bad(std::vector<unsigned int>{0u});
+  const int blocks = 1024, threads = 256, per = 64;  // 2^28 pairs
+  div_by_mismatches<<<blocks, threads>>>(12345, per, bad.p);
+  const bool ran = cudaDeviceSynchronize() == cudaSuccess;
+  const unsigned int n = ran ? bad.download()[0] : 1u;
+  Checks::get().expect("div_by equals __fdiv_rn on 2^28 pairs", ran && n == 0,
+                       std::to_string(n) + " differ");
+}
+
 void test_elementwise() {
+  test_div_by();
   test_embedding();
   test_rmsnorm(false, 7, 4096);
   test_rmsnorm(true, 33, 4096);

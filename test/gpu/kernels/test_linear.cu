@@ -305,6 +305,48 @@ void test_stream() {
     }
 }
 
+// The streaming GEMV with its second weight round issued before the wait (the default) and after
+// it, and fp8 / int8_sq activations staged with div_by (the default) and with __fdiv_rn: the same
+// arithmetic, so the same bits, and the default against the twin. Shapes of 1, 2, 3 and 12 rounds
+// per warp (the second round in the same tile or the block's next one), 1 and 5 tokens.
+void test_stream_early_rounds() {
+  Rng r(977);
+  const std::vector<Case> cases = {
+      {1, 512, 12288, false, false, cu::Epilogue::residual_add, false},  // down_proj-like
+      {1, 8192, 1024, true, false, cu::Epilogue::store, false},          // 1-2 rounds a tile, 2 tiles a block
+      {1, 1024, 4096, true, true, cu::Epilogue::swiglu, false},
+      {5, 640, 4096, true, false, cu::Epilogue::store, true},
+  };
+  for (auto f : {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq, cu::WeightFormat::fp8,
+                 cu::WeightFormat::int8_sq})
+    for (const auto& c : cases) {
+      auto hw = random_host_weight(f, c.N, c.K, r, 128, false);
+      hw.int4_fp32_groups = true;
+      auto dw = to_device(hw);
+      const size_t bytes = static_cast<size_t>(c.M) * (c.epi == cu::Epilogue::swiglu ? c.N / 2 : c.N) * (c.f32_out ? 4 : 2);
+      const std::string name = describe("stream", f, c) + " early rounds";
+      const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
+      check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+        // the old order first, on a copy of the output's starting contents (residual_add reads them)
+        std::vector<uint8_t> start(bytes), old(bytes), now(bytes);
+        cudaMemcpy(start.data(), out.y, bytes, cudaMemcpyDeviceToHost);
+        setenv("GRPST_CUDA_STREAM_EARLY_ROUNDS", "1", 1);
+        setenv("GRPST_CUDA_STREAM_FDIV", "1", 1);
+        Status st = cu::linear_stream(in, dw.w, out, c.M, {});
+        unsetenv("GRPST_CUDA_STREAM_EARLY_ROUNDS");
+        unsetenv("GRPST_CUDA_STREAM_FDIV");
+        if (!st.ok()) return st;
+        cudaMemcpy(old.data(), out.y, bytes, cudaMemcpyDeviceToHost);
+        cudaMemcpy(out.y, start.data(), bytes, cudaMemcpyHostToDevice);
+        st = cu::linear_stream(in, dw.w, out, c.M, {});
+        if (!st.ok()) return st;
+        cudaMemcpy(now.data(), out.y, bytes, cudaMemcpyDeviceToHost);
+        Checks::get().expect(name + ": the same bits as one round before the wait and __fdiv_rn", old == now);
+        return st;
+      });
+    }
+}
+
 void test_gemm_paths(cu::LtContext* lt) {
   Rng r(701);
   // bf16 through cuBLASLt: store / accumulate / fp32 out; prologue materialized first.
@@ -430,6 +472,7 @@ void test_linear() {
   test_skinny();
   test_wo_tiled();
   test_stream();
+  test_stream_early_rounds();
   cu::LtContext* lt = nullptr;
   if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {
     test_gemm_paths(lt);

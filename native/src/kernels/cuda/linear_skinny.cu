@@ -209,10 +209,11 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
       } else {
         // e4m3: x / x_scale; int8: x / (amax / 127), zero rows stay zero
         const float div = Dec::kX == XKind::e4m3 ? x_div : (rowq[m] > 0.f ? rowq[m] / 127.f : 1.f);
+        const float inv = __frcp_rn(div);
         uint32_t lo = 0, hi = 0;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const float a = __fdiv_rn(f[e], div), b = __fdiv_rn(f[e + 4], div);
+          const float a = div_by(f[e], div, inv), b = div_by(f[e + 4], div, inv);
           const uint32_t b0 = Dec::kX == XKind::e4m3 ? f32_to_e4m3(a) : static_cast<uint8_t>(f32_to_i8(a));
           const uint32_t b1 = Dec::kX == XKind::e4m3 ? f32_to_e4m3(b) : static_cast<uint8_t>(f32_to_i8(b));
           lo |= b0 << (8 * e);

@@ -157,11 +157,20 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
     }
   };
 
+  // The weights do not depend on the previous kernel: the first round or two go out before the
+  // wait, so they are in flight through the previous kernel's tail and this one's prologue (the
+  // projections of one tile per block have only 2-6 rounds per warp; each one not in flight then
+  // is a memory latency after the prologue).
+  // (Not int4 with 64-column groups: its scales and zeros per item leave no registers for a second
+  // round across the prologue; it spilled.)
   int tile = blockIdx.x;
+  constexpr bool kEarlyB = S == 0 && !(F::kGroups && KPG == 1);
+  const bool early_b = kEarlyB && geo.early_rounds > 1 && total > 1;
   if constexpr (S > 0) {
     for (int q = 0; q < S - 1; ++q) issue_nth(q);
   } else {
     if (total > 0) load_round(bufA, sA, zA, tile, 0);
+    if (early_b) load_round(bufB, sB, zB, R > 1 ? tile : tile + gridDim.x, R > 1 ? 1 : 0);
   }
   griddep_wait();
   griddep_launch_dependents();
@@ -289,7 +298,7 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   for (int qd = 0; qd < total; qd += 2) {
     int nt, nr;
     next_pos(nt, nr);
-    if (qd + 1 < total) load_round(bufB, sB, zB, nt, nr);
+    if (qd + 1 < total && !(qd == 0 && early_b)) load_round(bufB, sB, zB, nt, nr);
     compute_round(bufA, sA, zA);
     if (++r == R) {
       r = 0;
@@ -352,17 +361,31 @@ size_t smem_bytes(const Geometry& geo) {
   return S == 0 ? red_end : (red_end + 15) / 16 * 16 + S * ring_stage_bytes<F>();
 }
 
+// Weight rounds the register kernel issues before its wait on the previous kernel: two, but one
+// for int8_wo at one token (GRPST_CUDA_STREAM_EARLY_ROUNDS=1|2 forces either). Measured on an
+// H200, decode steps at 512 keys: fp8 b1 2.830 -> 2.815 ms, int8_sq 3.047 -> 3.005, bf16 4.368
+// -> 4.353, int4 even (2.213 / 2.218), b4 0.6-1.1% faster in every quantized format; int8_wo b1
+// 2.860 -> 2.955, slower (docs/benchmarks-gpu-passes.md).
+template <class F>
+int early_rounds_for(int forced, int M) {
+  if (forced == 1 || forced == 2) return forced;
+  return std::is_same_v<F, FmtInt8Wo> && M == 1 ? 1 : 2;
+}
+
 // The variant switches (tests and benchmarks flip them between launches), read once per call:
 // GRPST_CUDA_STREAM_RING=0|1 and GRPST_CUDA_STREAM_OCCUPANCY=2|3 force a variant at any row count
 // (-1 / 0: the measured defaults below); GRPST_CUDA_STREAM_EXACT=0 turns the exact kernel off.
 // GRPST_CUDA_STREAM_BLOCK_STATS=0|1: the row statistics by one warp per row (0) or by the whole
 // block (1) at every row count (default: the block at one token, and for int8_sq, whose amax
-// needs them, at every count; see stream_row_stats).
+// needs them, at every count; see stream_row_stats). GRPST_CUDA_STREAM_FDIV=1: the fp8 / int8_sq
+// activations divided by __fdiv_rn in the staging (div_by gives the same bits in fewer steps).
 struct Switches {
   int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
   int occupancy = env_int("GRPST_CUDA_STREAM_OCCUPANCY", 0);
   bool exact = env_int("GRPST_CUDA_STREAM_EXACT", 1) != 0;
   int block_stats = env_int("GRPST_CUDA_STREAM_BLOCK_STATS", -1);
+  int early_rounds = env_int("GRPST_CUDA_STREAM_EARLY_ROUNDS", 0);
+  int fdiv = env_int("GRPST_CUDA_STREAM_FDIV", 0) != 0 ? 1 : 0;
 };
 
 // Whether the exact kernel (E) applies: whole 16-row tiles, K a whole number of items (int4: of
@@ -386,6 +409,8 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   const bool exact = exact_geometry<F>(w, geo, sw);
   const bool amax = F::kX == XLayout::i8_natural && std::is_same_v<typename F::Acc, int>;
   geo.block_stats = sw.block_stats == 0 || sw.block_stats == 1 ? sw.block_stats : amax || M == 1 ? 1 : 0;
+  geo.early_rounds = early_rounds_for<F>(sw.early_rounds, M);
+  geo.fdiv = sw.fdiv;
   t_last_exact = exact;
   auto kernel = !exact ? linear_stream_kernel<F, BPS, S, kGeneral>
                 : M == 1 ? linear_stream_kernel<F, BPS, S, kExactOne>

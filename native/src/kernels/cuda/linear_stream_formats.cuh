@@ -173,6 +173,8 @@ struct Geometry {
   int red_off;  // byte offset of the reduction buffers
   int ring_off;  // byte offset of the cp.async ring (kernels with one)
   int block_stats;  // 1: stream_row_stats (the whole block); 0: linear_row_stats (a warp per row)
+  int early_rounds;  // register kernel: weight rounds issued before the wait on the previous kernel (1 or 2)
+  int fdiv;  // 1: fp8 / int8_sq staging divides by __fdiv_rn instead of div_by (the same bits; timing)
 };
 
 // ---- row statistics by the whole block ----------------------------------------------------------
@@ -282,10 +284,12 @@ __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geomet
       } else {
         constexpr bool kInt8 = std::is_same_v<typename F::Acc, int>;
         const float div = kInt8 ? (rowq[m] > 0.f ? rowq[m] / 127.f : 1.f) : x_div;
+        const float inv = __frcp_rn(div);
         uint32_t lo = 0, hi = 0;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const float a = __fdiv_rn(f[e], div), b = __fdiv_rn(f[e + 4], div);
+          const float a = geo.fdiv ? __fdiv_rn(f[e], div) : div_by(f[e], div, inv);
+          const float b = geo.fdiv ? __fdiv_rn(f[e + 4], div) : div_by(f[e + 4], div, inv);
           const uint32_t b0 = kInt8 ? static_cast<uint8_t>(f32_to_i8(a)) : f32_to_e4m3(a);
           const uint32_t b1 = kInt8 ? static_cast<uint8_t>(f32_to_i8(b)) : f32_to_e4m3(b);
           lo |= b0 << (8 * e);

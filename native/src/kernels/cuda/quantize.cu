@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(kThreads) quantize_fp8_kernel(LinearIn in, con
   const int rows_here = min(kThreads / 32, M - m0);
   linear_row_stats(rows, rows_here, K, false, rstd, unused);
   __syncthreads();
-  const float div = *x_scale;
+  const float div = *x_scale, inv = __frcp_rn(div);
   for (int idx = threadIdx.x; idx < rows_here * (K / 8); idx += kThreads) {
     const int m = idx / (K / 8), k = (idx % (K / 8)) * 8;
     float f[8];
@@ -47,8 +47,8 @@ __global__ void __launch_bounds__(kThreads) quantize_fp8_kernel(LinearIn in, con
     uint32_t lo = 0, hi = 0;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      lo |= static_cast<uint32_t>(f32_to_e4m3(__fdiv_rn(f[e], div))) << (8 * e);
-      hi |= static_cast<uint32_t>(f32_to_e4m3(__fdiv_rn(f[e + 4], div))) << (8 * e);
+      lo |= static_cast<uint32_t>(f32_to_e4m3(div_by(f[e], div, inv))) << (8 * e);
+      hi |= static_cast<uint32_t>(f32_to_e4m3(div_by(f[e + 4], div, inv))) << (8 * e);
     }
     *reinterpret_cast<uint2*>(xq + static_cast<size_t>(m0 + m) * K + k) = make_uint2(lo, hi);
   }
@@ -68,14 +68,14 @@ __global__ void __launch_bounds__(kThreads) quantize_int8_kernel(LinearIn in, in
   if (threadIdx.x < rows_here) x_scales[m0 + threadIdx.x] = amax[threadIdx.x] / 127.f;
   for (int idx = threadIdx.x; idx < rows_here * (K / 8); idx += kThreads) {
     const int m = idx / (K / 8), k = (idx % (K / 8)) * 8;
-    const float div = amax[m] > 0.f ? amax[m] / 127.f : 1.f;
+    const float div = amax[m] > 0.f ? amax[m] / 127.f : 1.f, inv = __frcp_rn(div);
     float f[8];
     linear_load8(rows, K, m, k, rstd[m], f);
     uint32_t lo = 0, hi = 0;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      lo |= static_cast<uint32_t>(static_cast<uint8_t>(f32_to_i8(__fdiv_rn(f[e], div)))) << (8 * e);
-      hi |= static_cast<uint32_t>(static_cast<uint8_t>(f32_to_i8(__fdiv_rn(f[e + 4], div)))) << (8 * e);
+      lo |= static_cast<uint32_t>(static_cast<uint8_t>(f32_to_i8(div_by(f[e], div, inv)))) << (8 * e);
+      hi |= static_cast<uint32_t>(static_cast<uint8_t>(f32_to_i8(div_by(f[e + 4], div, inv)))) << (8 * e);
     }
     *reinterpret_cast<uint2*>(xq + static_cast<size_t>(m0 + m) * K + k) = make_uint2(lo, hi);
   }
