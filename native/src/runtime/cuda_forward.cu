@@ -55,6 +55,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
   f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
   f->mma_few_splits_below_ = env_int("GRPST_CUDA_MMA_FEW_SPLITS_BELOW", f->mma_few_splits_below_);
+  f->staged_max_splits_ = env_int("GRPST_CUDA_STAGED_MAX_SPLITS", f->staged_max_splits_);
   f->skinny_prologue_pass_ = env_int("GRPST_CUDA_SKINNY_PROLOGUE_PASS", kDefaultSkinnyProloguePass ? 1 : 0) == 1;
   f->skinny_max_rows_ = env_int("GRPST_CUDA_SKINNY_MAX_ROWS", f->skinny_max_rows_);
   f->fp8_skinny_max_rows_ = env_int("GRPST_CUDA_FP8_SKINNY_MAX_ROWS", f->fp8_skinny_max_rows_);
@@ -350,6 +351,10 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   // And one sequence below mma_few_splits_below_ keys in at most mma_few_splits_ (measured at one).
   if (mma && R == 1 && in.max_context < mma_few_splits_below_)
     splits = std::min(splits, std::max(1, mma_few_splits_));
+  // The staged kernel (the streaming path's fp8 / int8 caches) in at most as many splits as one
+  // cluster merges, up to staged_cap_max_ctx_ keys.
+  if (!mma && (streaming || fused_rows) && staged_max_splits_ > 0 && in.max_context <= staged_cap_max_ctx_)
+    splits = std::min(splits, staged_max_splits_);
   const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
   const bool mma_any = mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);
   // Up to mma_qkv_max_rows_ decode rows (none by default), the tensor-core decode attention

@@ -99,6 +99,14 @@ constexpr int kDefaultMmaSplitKeys = 256;
 // than 4; two and four sequences measured the same either way.
 constexpr int kMmaFewSplits = 4;
 constexpr int kDefaultMmaFewSplitsBelow = 768;
+// The staged decode attention (the streaming path's fp8 / int8 KV caches) at contexts up to
+// kStagedCapMaxContext keys: at most kDefaultStagedMaxSplits splits, the most it merges in a
+// thread-block cluster (more are merged by the last block to finish, through the L2). One
+// sequence of an fp8 model with an fp8 cache on an H200, decode steps in turns: 2,048 keys 3.279
+// ms in 16 splits against 3.508 in 33, 4,096 keys 3.707 against 3.741, 8,192 keys 4.570 against
+// 4.198; two sequences of 2,048 keys 3.646 against 3.883 (docs/benchmarks-gpu-passes.md).
+constexpr int kDefaultStagedMaxSplits = 16;
+constexpr int kStagedCapMaxContext = 4096;
 // Decode rows' q/k norm + RoPE + KV write inside the tensor-core decode attention
 // (attention_decode_mma_qkv) instead of a kernel of their own before it, up to this many decode
 // rows (0: never, the default). Measured on an H200 against the separate kernel in turns, two
@@ -188,6 +196,11 @@ class Forward {
     mma_few_splits_ = few_splits;
     mma_few_splits_below_ = below;
   }
+  // The staged attention's split cap above (GRPST_CUDA_STAGED_MAX_SPLITS; 0 turns it off).
+  void set_staged_split_cap(int max_splits, int max_context) {
+    staged_max_splits_ = max_splits;
+    staged_cap_max_ctx_ = max_context;
+  }
   // down_proj (bf16, K > 2N, no prologue) at one row through cuBLASLt's split-K (true) or the
   // bf16 GEMV (false, the default: with PDL it measured 1.7-2.8% faster per step than cuBLASLt).
   void set_narrow_lt(bool on) { narrow_lt_ = on; }
@@ -262,6 +275,8 @@ class Forward {
   int mma_split_keys_ = kDefaultMmaSplitKeys;
   int mma_few_splits_ = kMmaFewSplits;
   int mma_few_splits_below_ = kDefaultMmaFewSplitsBelow;
+  int staged_max_splits_ = kDefaultStagedMaxSplits;
+  int staged_cap_max_ctx_ = kStagedCapMaxContext;
   bool narrow_lt_ = false;
   std::string fp8_gemm_refusal_;
   int skinny_max_rows_ = kDefaultSkinnyMaxRows;

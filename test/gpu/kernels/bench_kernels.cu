@@ -333,6 +333,45 @@ void bench_kernels() {
                        bytes / (ms * 1e-3) / 1e9, "GB/s", note);
     }
   }
+  // The staged kernel on an fp8 cache (the decode attention of fp8 / int8 KV caches) at one
+  // sequence: split counts, each merged in a thread-block cluster (up to 16) and by the last block.
+  if (new_decode_kernels())
+    for (int ctx : {512, 2048, 8192, 32768}) {
+      const int B = 1, bps = (ctx + bs - 1) / bs;
+      Dev<uint8_t> kc(size_t(bps) * nkv * bs * hd), vc(kc.n);
+      Dev<uint16_t> q(size_t(nh) * hd), o(q.n);
+      fill_e4m3(kc.p, kc.n, 1.f, 4);
+      fill_e4m3(vc.p, vc.n, 1.f, 5);
+      fill_bf16(q.as<cu::bf16>(), q.n, 1.f, 0, 6);
+      std::vector<int32_t> tables(bps);
+      for (int i = 0; i < bps; ++i) tables[i] = i;
+      Dev<int32_t> dt(tables), dc(std::vector<int32_t>{ctx});
+      const cu::KvGeometry geo{bps, bs, nkv, hd, cu::KvDtype::fp8};
+      const cu::KvLayer layer{kc.p, vc.p, 1.f, 1.f};
+      const cu::Exec ex{s, true};
+      const int runtime_splits = cu::attention_decode_splits(B, nkv, ctx, 132);
+      for (int sp : {4, 8, 16, 33}) {
+        if (sp > runtime_splits && sp != 4) continue;
+        Dev<float> ws(cu::attention_decode_workspace(B, nh, hd, sp) + 1);
+        cudaMemset(ws.p, 0, ws.n * sizeof(float));
+        for (const char* cluster : {"1", "0"}) {
+          if (sp > 16 && cluster[0] == '1') continue;
+          setenv("GRPST_CUDA_STAGED_CLUSTER_MERGE", cluster, 1);
+          const double ms = graph_ms([&](int) {
+            return cu::attention_decode(q.as<cu::bf16>(), dc.p, 0, nullptr, {dt.p, bps}, B, nh, geo, layer, 0.088f, sp,
+                                        ws.p, o.as<cu::bf16>(), ex).ok();
+          }, 20, s);
+          const double bytes = 2.0 * B * ctx * nkv * hd;
+          char note[128];
+          std::snprintf(note, sizeof note, "%.1f us per layer, %d splits (the runtime's: %d), %.1f%% of copy bw", ms * 1e3,
+                        sp, runtime_splits, 100.0 * bytes / (ms * 1e-3) / 1e9 / g_copy_gbs);
+          Bench::get().add("attention", "decode fp8 KV B=1 ctx=" + std::to_string(ctx) + " " + std::to_string(sp) +
+                           " splits, merged " + (cluster[0] == '1' ? "in a cluster" : "by the last block"),
+                           bytes / (ms * 1e-3) / 1e9, "GB/s", note);
+        }
+      }
+      unsetenv("GRPST_CUDA_STAGED_CLUSTER_MERGE");
+    }
   // Prefill: the FA2-layout kernel with 4 (the default) and 8 warps per block, then the
   // 16-rows-per-warp one with 8 and with 4 warps per block (GRPST_CUDA_PREFILL_V1=1).
   struct PrefillVariant {

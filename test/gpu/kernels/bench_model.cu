@@ -150,6 +150,22 @@ bool build(Model& m, cu::WeightFormat f, cu::WeightFormat head, int num_blocks) 
   return cudaDeviceSynchronize() == cudaSuccess;
 }
 
+// An fp8 KV cache of `blocks` blocks for every layer of m (finite e4m3 values, unit scales).
+bool build_fp8_kv(Model& m, int blocks, cu::KvCache* kv) {
+  const auto& d = m.d;
+  kv->geo = cu::KvGeometry{blocks, 16, d.kv_heads, d.head_dim, cu::KvDtype::fp8};
+  const size_t bytes = size_t(blocks) * d.kv_heads * 16 * d.head_dim;
+  for (int l = 0; l < d.layers; ++l) {
+    auto* k = static_cast<uint8_t*>(m.a.get(bytes));
+    auto* v = static_cast<uint8_t*>(m.a.get(bytes));
+    if (!k || !v) return false;
+    fill_e4m3(k, bytes, 1.f, 700 + l);
+    fill_e4m3(v, bytes, 1.f, 800 + l);
+    kv->layers.push_back(cu::KvLayer{k, v, 1.f, 1.f});
+  }
+  return cudaDeviceSynchronize() == cudaSuccess;
+}
+
 // The bf16 decode choices measured against each other in one run (docs/benchmarks-gpu.md takes the
 // defaults from these): the rows up to which the GEMV beats cuBLASLt, and the blocks per SM that
 // the tensor-core decode attention's splits aim at (one or two), at one sequence of 512 to 32k keys.
@@ -260,33 +276,6 @@ void sweep_quantized_decode(cu::Forward& fwd, cu::WeightFormat f, int vocab, int
   }
   if (!fwd.fp8_gemm_refusal().empty())
     Bench::get().add("decode", std::string(cu::weight_format_name(f)) + " cuBLASLt fp8 GEMM refused", 0, "", fwd.fp8_gemm_refusal());
-}
-
-// A switch's two settings, off then on, at each (batch, context) back to back (another shape's
-// step writes new keys into this one's history), then at one sequence once more each way; the
-// step logits of the first pair at every shape must be the same bits.
-template <class Set, class Report>
-void compare_in_turns(const std::string& label, const std::string& off_name, const std::string& on_name,
-                      const std::vector<std::pair<int, int>>& shapes, Set&& set, cu::Forward& fwd, int vocab,
-                      Report&& report, float* logits, cudaStream_t s) {
-  StepBuffers bufs;
-  for (const auto& [B, ctx] : shapes) {
-    cu::StepInput in = decode_step(bufs, B, ctx, vocab);
-    std::vector<float> got[2];
-    const std::string at = "b" + std::to_string(B) + " ctx" + std::to_string(ctx) + " graph+pdl ";
-    for (int turn = 0; turn < (B == 1 ? 2 : 1); ++turn)
-      for (bool on : {false, true}) {
-        set(on);
-        report(at + (on ? on_name : off_name) + (turn ? " (again)" : ""), B, ctx, decode_ms(fwd, in, logits, true, true, s));
-        if (turn > 0) continue;
-        cudaStreamSynchronize(s);
-        got[on].resize(static_cast<size_t>(B) * vocab);
-        cudaMemcpy(got[on].data(), logits, got[on].size() * 4, cudaMemcpyDeviceToHost);
-      }
-    set(false);
-    Checks::get().expect("model " + label + " b" + std::to_string(B) + " logits bits, " + on_name,
-                         !got[0].empty() && got[0] == got[1]);
-  }
 }
 
 // The streaming GEMV's row statistics (RMSNorm rstd, int8_sq's amax) by one warp per row against
@@ -445,6 +434,27 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       }
     }
     if (is_bf16 && new_decode_kernels()) sweep_persistent(*fwd, m.d.vocab, report_decode, logits.p, s);
+    if (f == cu::WeightFormat::fp8 && new_decode_kernels()) {
+      // An fp8 KV cache under a quantized model (the streaming path: the staged decode attention):
+      // its splits merged in a thread-block cluster or by the last block, then at most 16 splits
+      // at every context against the GPU-filling count (33 at one sequence), in turns; then the
+      // runtime's own cache again.
+      cu::KvCache kv8;
+      if (Checks::get().expect("model fp8 KV cache", build_fp8_kv(m, 1024, &kv8)) &&
+          Checks::get().status("Forward::set_kv fp8", fwd->set_kv(kv8))) {
+        compare_in_turns(label + " fp8 KV", "fp8 KV cache, splits merged by the last block",
+                         "fp8 KV cache, splits merged in a cluster", {{1, 512}, {1, 2048}, {4, 2048}},
+                         [](bool on) { setenv("GRPST_CUDA_STAGED_CLUSTER_MERGE", on ? "1" : "0", 1); }, *fwd,
+                         m.d.vocab, report_decode, logits.p, s);
+        unsetenv("GRPST_CUDA_STAGED_CLUSTER_MERGE");
+        compare_in_turns(label + " fp8 KV", "fp8 KV cache, splits filling the GPU", "fp8 KV cache, at most 16 splits",
+                         {{1, 2048}, {1, 4096}, {1, 8192}, {2, 2048}},
+                         [&](bool on) { fwd->set_staged_split_cap(on ? cu::kDefaultStagedMaxSplits : 0, 1 << 30); }, *fwd,
+                         m.d.vocab, report_decode, logits.p, s, 0.1);
+        fwd->set_staged_split_cap(cu::kDefaultStagedMaxSplits, cu::kStagedCapMaxContext);
+      }
+      Checks::get().status("Forward::set_kv again", fwd->set_kv(m.kv));
+    }
     if (new_decode_kernels()) sweep_row_stats(*fwd, m.d.vocab, !is_bf16, report_decode, logits.p, s);
     previous(true);
     report_decode("b1 ctx512 graph+pdl previous kernels", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));

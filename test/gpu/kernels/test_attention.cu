@@ -40,15 +40,23 @@ void test_decode(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, bool vi
   for (int i = 0; i < R; ++i)
     ref::attention_row(&q[static_cast<size_t>(i) * nh * hd], nh, lens[seq[i]], &p.tables[seq[i] * p.max_blocks], p.kv,
                        scale, &want[static_cast<size_t>(i) * nh * hd]);
-  // Twice: the second launch finds the merge counters the first one left.
-  for (int run = 0; run < (splits > 1 ? 2 : 1); ++run) {
-    const std::string n = run ? name + " again" : name;
+  // The staged kernel's splits merge in a thread-block cluster up to 16, by the last block beyond;
+  // then by the last block at every count (GRPST_CUDA_STAGED_CLUSTER_MERGE=0), twice (the second
+  // launch finds the merge counters the first one left), which the cluster merge must match bit
+  // for bit.
+  std::vector<uint16_t> first;
+  for (int run = 0; run < (splits > 1 ? 3 : 1); ++run) {
+    const std::string n = name + (run == 1 ? " last-block merge" : run == 2 ? " last-block merge again" : "");
+    setenv("GRPST_CUDA_STAGED_CLUSTER_MERGE", run ? "0" : "1", 1);
     dout.poison();
     Checks::get().status(n, cu::attention_decode(dq.as<cu::bf16>(), dctx.p, via_positions ? 1 : 0,
                                                  via_positions ? dseq.p : nullptr, {p.dtables.p, p.max_blocks}, R, nh,
                                                  geo, layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
     Checks::get().compare(n, bf16_to_f32(dout.download()), want, 6e-3);
+    if (run == 0) first = dout.download();
+    else Checks::get().expect(n + " bits of the default merge", dout.download() == first);
   }
+  unsetenv("GRPST_CUDA_STAGED_CLUSTER_MERGE");
 }
 
 // The tensor-core decode kernel (bf16 caches): GQA groups of 1..8 heads, head dims 64 and 128,
@@ -170,15 +178,22 @@ void test_decode_fused(int nh, int nkv, int hd, cu::KvDtype dtype, int splits, b
                            (norms ? "" : " no-norm");
   if (!Checks::get().expect(name + " supported", cu::attention_decode_fused_supported(geo, nh, R, splits))) return;
   const std::vector<float> want = want_from_qkv_rows(p, rows, lens, nh, hd, scale);
-  for (int run = 0; run < 2; ++run) {  // the second launch also finds the counters the first left
-    const std::string n = run ? name + " again" : name;
+  // Splits merged in a cluster (the default), then by the last block twice (the second launch finds
+  // the counters the first left), bit for bit the first.
+  std::vector<uint16_t> first;
+  for (int run = 0; run < 3; ++run) {
+    const std::string n = name + (run == 1 ? " last-block merge" : run == 2 ? " last-block merge again" : "");
+    setenv("GRPST_CUDA_STAGED_CLUSTER_MERGE", run ? "0" : "1", 1);
     dout.poison();
     Checks::get().status(n, cu::attention_decode_fused(dqkv.as<cu::bf16>(), dpos.p, dslots.p, dseq.p,
                                                        norms ? dqn.p : nullptr, norms ? dkn.p : nullptr, 1e-6f,
                                                        cu::Rope{dinv.p, 1.f}, {p.dtables.p, p.max_blocks}, R, nh, geo,
                                                        layer, scale, splits, ws.p, dout.as<cu::bf16>(), {}));
     Checks::get().compare(n, bf16_to_f32(dout.download()), want, 6e-3);
+    if (run == 0) first = dout.download();
+    else Checks::get().expect(n + " bits of the default merge", dout.download() == first);
   }
+  unsetenv("GRPST_CUDA_STAGED_CLUSTER_MERGE");
   compare_new_cache_entries(name, p, slots, dtype == cu::KvDtype::bf16 ? 4e-3 : 2e-2);
 }
 
@@ -299,6 +314,11 @@ void test_attention() {
     test_decode(32, 8, 128, d, 1, false);
     test_decode(32, 8, 128, d, 7, true);
   }
+  for (auto d : {cu::KvDtype::fp8, cu::KvDtype::int8}) {
+    test_decode(32, 8, 128, d, 16, true);  // a cluster past the portable 8 blocks
+    test_decode(32, 8, 128, d, 33, false);  // past 16: merged by the last block
+  }
+  test_decode(16, 2, 64, cu::KvDtype::fp8, 12, false);
   test_decode(6, 2, 24, cu::KvDtype::bf16, 3, true);
   test_decode(4, 1, 16, cu::KvDtype::bf16, 1, false);
   test_decode(4, 2, 32, cu::KvDtype::int8, 2, false);
@@ -336,6 +356,7 @@ void test_attention() {
   test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 1, true);
   test_decode_fused(32, 8, 128, cu::KvDtype::bf16, 7, true);
   test_decode_fused(32, 8, 128, cu::KvDtype::fp8, 5, true);
+  test_decode_fused(32, 8, 128, cu::KvDtype::fp8, 16, true);
   test_decode_fused(32, 8, 128, cu::KvDtype::int8, 3, true);
   test_decode_fused(6, 2, 24, cu::KvDtype::bf16, 3, true);
   test_decode_fused(4, 1, 16, cu::KvDtype::bf16, 2, true);

@@ -23,13 +23,8 @@
 // its K / V to the cache, and the lanes that need the new token take it from shared memory. One
 // kernel and one grid boundary per layer fewer than qk_norm_rope_kv then attention; the cached
 // keys before the new one still load before the PDL wait.
-#include <cooperative_groups.h>
-
 #include <algorithm>
 #include <cstdlib>
-#include <map>
-#include <mutex>
-#include <utility>
 
 #include "attention_decode_staged.cuh"
 #include "attention_split_reduce.cuh"
@@ -41,36 +36,6 @@
 
 namespace grpst::cuda {
 namespace {
-
-namespace cg = cooperative_groups;
-
-// The splits of one (row, kv head) launched as one thread-block cluster merge through distributed
-// shared memory: each block's partial output and log-sum-exp sit in its own shared memory, and
-// after a cluster barrier each block combines a 1/S share of the group's outputs from all S of
-// them (weights 2^(lse_s - max lse), splits in order: the bits of merge_splits_if_last), where the
-// last-block merge needs a fence, an atomic and a round trip through the L2 first. The second
-// barrier keeps every block's shared memory alive until the others have read it.
-template <int HD, int Threads>
-__device__ __forceinline__ void merge_splits_in_cluster(float* part_o /*[group][HD]*/, float* part_lse /*[group]*/,
-                                                        int group, int first_head, int r, int nh, int num_splits,
-                                                        bf16* __restrict__ out /*[R,nh*HD]*/) {
-  cg::cluster_group cluster = cg::this_cluster();
-  cluster.sync();
-  const int rank = static_cast<int>(cluster.block_rank());
-  for (int idx = rank * Threads + static_cast<int>(threadIdx.x); idx < group * HD; idx += num_splits * Threads) {
-    const int j = idx / HD, d = idx % HD;
-    float mx = -INFINITY;
-    for (int q = 0; q < num_splits; ++q) mx = fmaxf(mx, cluster.map_shared_rank(part_lse, q)[j]);
-    float num = 0.f, den = 0.f;
-    for (int q = 0; q < num_splits; ++q) {
-      const float w = exp2_or_zero(cluster.map_shared_rank(part_lse, q)[j], mx);
-      num = fmaf(w, cluster.map_shared_rank(part_o, q)[j * HD + d], num);
-      den += w;
-    }
-    out[(static_cast<size_t>(r) * nh + first_head + j) * HD + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
-  }
-  cluster.sync();
-}
 
 // The q/k norm + RoPE prologue's inputs; qkv null: the queries come ready in q.
 struct QkvIn {
@@ -370,36 +335,6 @@ bool attention_decode_mma_supported(KvGeometry geo, int nh) {
 
 namespace {
 
-// Whether clusters of `size` blocks of `kernel` can be placed on this GPU (a MIG slice or a
-// smaller part may not hold one): asked once per kernel and size, with the opt-in past 8 blocks,
-// and remembered (runner threads share it; later calls, e.g. inside a graph capture, ask nothing).
-bool cluster_fits(const void* kernel, int size) {
-  static std::mutex mu;
-  static std::map<std::pair<const void*, int>, bool> known;
-  std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_pair(kernel, size);
-  auto it = known.find(key);
-  if (it != known.end()) return it->second;
-  bool fits = size <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
-  int clusters = 0;
-  if (fits) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(1, 1, size);
-    cfg.blockDim = dim3(kWarps * 32);
-    cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = 1;
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = size;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0;
-  }
-  if (!fits) cudaGetLastError();  // a refusal is an answer, not an error for the next launch
-  known.emplace(key, fits);
-  return fits;
-}
-
 Status launch_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const int32_t* seq_of_row, PagedTables tables,
                          int R, int nh, KvGeometry geo, KvLayer kv, float softmax_scale, int num_splits,
                          float* workspace, bf16* out, const QkvIn& pro, const Exec& ex) {
@@ -422,7 +357,7 @@ Status launch_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const i
     const int cluster_max = std::min(kMaxClusterSplits, env_int("GRPST_CUDA_MMA_CLUSTER_MAX", kDefaultMaxClusterSplits));
     cluster_merge = !reduce_kernel && num_splits <= cluster_max &&
                     env_int("GRPST_CUDA_MMA_CLUSTER_MERGE", kDefaultClusterMerge ? 1 : 0) != 0 &&
-                    cluster_fits(reinterpret_cast<const void*>(kernel), num_splits);
+                    cluster_fits(reinterpret_cast<const void*>(kernel), num_splits, kWarps * 32, 0);
   }
   const bool in_kernel = num_splits > 1 && !reduce_kernel && (cluster_merge || static_cast<long>(R) * geo.nkv <= kDecodeCounters);
   int* counters = in_kernel && !cluster_merge ? ws.counters : nullptr;

@@ -4,8 +4,10 @@
 // cache pages of the tile after next are looked up a tile ahead), so the loads no longer wait
 // on each token's softmax. Inside a tile a token is handled by LPT lanes (8 elements each); a
 // warp holds 32 / LPT token slots with their own online softmax, merged at the end.
-// With splits, each block writes its partial (o, log-sum-exp) and the last block of the (row,
-// kv head) to finish merges them: no separate reduce launch.
+// With splits, the splits of a (row, kv head), up to 16, run as one thread-block cluster and
+// merge their partials (o, log-sum-exp) through distributed shared memory; beyond that (or where
+// a cluster cannot be placed) each block writes its partial and the last block of the (row, kv
+// head) to finish merges them: no separate reduce launch either way.
 // Fused form: the block also applies q_norm / k_norm + RoPE to the row's QKV output and writes
 // the new token's K/V to the cache; the block that owns the newest token reads it from shared
 // memory, and the older tokens' copies start before the wait on the previous kernel.
@@ -14,6 +16,7 @@
 #include "attention_decode_staged.cuh"
 #include "attention_splits.cuh"
 #include "device_utils.cuh"
+#include "env_switch.h"
 #include "mma_utils.cuh"
 #include "norm_rope.cuh"
 
@@ -43,17 +46,29 @@ struct Tiling {
   static constexpr int CPT = (CHUNKS + kThreads - 1) / kThreads;  // chunks per thread
 };
 
+// Splits merged in a cluster up to this many (GRPST_CUDA_STAGED_CLUSTER_MERGE=0: by the last
+// block at every count); past 8, the portable size, with the kernel's non-portable opt-in.
+constexpr int kMaxClusterSplits = 16;
+
+// The merge buffer after the ring is done: per warp m, l [G] and acc [G][HD], then the block's
+// partial for the cluster merge (o [G][HD], lse [G]).
+template <int HD, int G>
+__host__ __device__ constexpr size_t merge_floats() {
+  return static_cast<size_t>(kWarps) * G * HD + 2 * kWarps * G;
+}
+
 template <int HD, class Kv, int G>
 constexpr size_t staged_smem() {
   using T = Tiling<HD, Kv>;
   const size_t ring = static_cast<size_t>(kStages) * T::STAGE;
-  const size_t merge = static_cast<size_t>(kWarps) * G * HD * 4 + 2 * kWarps * G * 4;
+  const size_t merge = (merge_floats<HD, G>() + static_cast<size_t>(G) * HD + G) * 4;
   return ring > merge ? ring : merge;
 }
 
 template <int HD, class Kv, int G, bool kFused>
 __global__ void __launch_bounds__(kThreads, G <= 4 ? 4 : 2) attention_decode_staged_kernel(DecodeArgs a, int nh, int nkv,
-                                                                           int block_size, int num_splits) {
+                                                                           int block_size, int num_splits,
+                                                                           bool cluster_merge) {
   using T = Tiling<HD, Kv>;
   constexpr int LPT = T::LPT, SPW = T::SPW, NSLOTS = T::NSLOTS, U = T::U, TK = T::TK, RB = T::RB, CR = T::CR;
   constexpr int P = kStages, EB = Kv::kBytes;
@@ -267,10 +282,15 @@ __global__ void __launch_bounds__(kThreads, G <= 4 ? 4 : 2) attention_decode_sta
     }
   }
   __syncthreads();
+  const bool in_cluster = cluster_merge && num_splits > 1;
+  float* part_o = sm_acc + merge_floats<HD, G>();  // [G][HD], then lse [G]: this split's partial
   merge_warps_and_store<HD, kWarps, G>(sm_m, sm_l, sm_acc, group, g * group, r, nh, s, num_splits, a.out, a.ws_o,
-                                       a.ws_lse);
+                                       a.ws_lse, in_cluster ? part_o : nullptr, part_o + G * HD);
   if (num_splits == 1) return;
-
+  if (in_cluster) {
+    merge_splits_in_cluster<HD, kThreads>(part_o, part_o + G * HD, group, g * group, r, nh, num_splits, a.out);
+    return;
+  }
   merge_splits_if_last<HD, kThreads>(a.counters, r, nkv, g, group, nh, num_splits, a.ws_o, a.ws_lse, a.out, &sm_last);
 }
 
@@ -279,8 +299,13 @@ Status launch_staged(const DecodeArgs& a, const KvGeometry& geo, int R, int nh, 
   constexpr size_t smem = staged_smem<HD, Kv, G>();
   auto kernel = attention_decode_staged_kernel<HD, Kv, G, kFused>;
   GRPST_TRY(allow_smem("attention_decode", kernel, smem));
-  return launch("attention_decode", kernel, dim3(geo.nkv, R, splits), dim3(kThreads), smem, ex, a, nh, geo.nkv,
-                geo.block_size, splits);
+  // The splits of a (row, kv head) as one cluster (grid z), or merged by the last block.
+  const bool cluster = splits > 1 && splits <= kMaxClusterSplits && env_int("GRPST_CUDA_STAGED_CLUSTER_MERGE", 1) != 0 &&
+                       cluster_fits(reinterpret_cast<const void*>(kernel), splits, kThreads, smem);
+  DecodeArgs args = a;
+  if (cluster) args.counters = nullptr;
+  return launch_clusters("attention_decode", kernel, dim3(geo.nkv, R, splits), dim3(kThreads), smem, ex,
+                         dim3(1, 1, cluster ? splits : 1), args, nh, geo.nkv, geo.block_size, splits, cluster);
 }
 
 template <int HD, class Kv, bool kFused>

@@ -7,6 +7,8 @@
 // splits), which split_reduce_kernel (attention_split_reduce.cuh) or, in the same launch, the
 // last block of the (row, kv head) to finish (merge_splits_if_last) combines across splits.
 #pragma once
+#include <cooperative_groups.h>
+
 #include <cmath>
 #include <cstddef>
 
@@ -119,6 +121,34 @@ __device__ __forceinline__ void merge_splits_if_last(int* counters, int r, int n
     }
     out[rh * HD + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
   }
+}
+
+// The splits of one (row, kv head) launched as one thread-block cluster merge through distributed
+// shared memory: each block's partial output and log-sum-exp sit in its own shared memory, and
+// after a cluster barrier each block combines a 1/S share of the group's outputs from all S of
+// them (weights 2^(lse_s - max lse), splits in order: the bits of merge_splits_if_last), where the
+// last-block merge needs a fence, an atomic and a round trip through the L2 first. The second
+// barrier keeps every block's shared memory alive until the others have read it.
+template <int HD, int Threads>
+__device__ __forceinline__ void merge_splits_in_cluster(float* part_o /*[group][HD]*/, float* part_lse /*[group]*/,
+                                                        int group, int first_head, int r, int nh, int num_splits,
+                                                        bf16* __restrict__ out /*[R,nh*HD]*/) {
+  cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  cluster.sync();
+  const int rank = static_cast<int>(cluster.block_rank());
+  for (int idx = rank * Threads + static_cast<int>(threadIdx.x); idx < group * HD; idx += num_splits * Threads) {
+    const int j = idx / HD, d = idx % HD;
+    float mx = -INFINITY;
+    for (int q = 0; q < num_splits; ++q) mx = fmaxf(mx, cluster.map_shared_rank(part_lse, q)[j]);
+    float num = 0.f, den = 0.f;
+    for (int q = 0; q < num_splits; ++q) {
+      const float w = exp2_or_zero(cluster.map_shared_rank(part_lse, q)[j], mx);
+      num = fmaf(w, cluster.map_shared_rank(part_o, q)[j * HD + d], num);
+      den += w;
+    }
+    out[(static_cast<size_t>(r) * nh + first_head + j) * HD + d] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
+  }
+  cluster.sync();
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "cuda_status.h"
 
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 namespace grpst::cuda {
@@ -33,6 +35,36 @@ Status allow_smem_bytes(const char* op, const void* kernel, size_t bytes) {
   if (e != cudaSuccess) return cuda_error(op, e);
   cur = bytes;
   return ok_status();
+}
+
+// Asked once per (kernel, cluster size, block shape) and remembered: runner threads share it, and
+// later calls (e.g. inside a graph capture) ask nothing.
+bool cluster_fits(const void* kernel, int size, int threads, size_t smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int, int, size_t>, bool> known;
+  std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(kernel, size, threads, smem);
+  auto it = known.find(key);
+  if (it != known.end()) return it->second;
+  bool fits = size <= 8 || cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
+  int clusters = 0;
+  if (fits) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1, 1, size);
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 1;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = size;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0;
+  }
+  if (!fits) cudaGetLastError();  // a refusal is an answer, not an error for the next launch
+  known.emplace(key, fits);
+  return fits;
 }
 
 }  // namespace grpst::cuda

@@ -63,6 +63,12 @@ Status allow_smem(const char* op, void (*kernel)(KArgs...), size_t bytes) {
   return allow_smem_bytes(op, reinterpret_cast<const void*>(kernel), bytes);
 }
 
+// Whether thread-block clusters of `size` blocks (along z) of `kernel`, `threads` threads and
+// `smem` dynamic shared-memory bytes each, can be placed on this GPU (a MIG slice or a smaller
+// part may not hold one); past 8 blocks, the portable size, it sets the kernel's non-portable
+// opt-in first. The kernel's dynamic shared-memory limit must already allow `smem`.
+bool cluster_fits(const void* kernel, int size, int threads, size_t smem);
+
 __device__ __forceinline__ void griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
