@@ -353,7 +353,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     splits = std::min(splits, std::max(1, mma_few_splits_));
   // The staged kernel (the streaming path's fp8 / int8 caches) in at most as many splits as one
   // cluster merges, up to staged_cap_max_ctx_ keys.
-  if (!mma && (streaming || fused_rows) && staged_max_splits_ > 0 && in.max_context <= staged_cap_max_ctx_)
+  if (!mma && streaming && staged_max_splits_ > 0 && in.max_context <= staged_cap_max_ctx_)
     splits = std::min(splits, staged_max_splits_);
   const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
   const bool mma_any = mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);

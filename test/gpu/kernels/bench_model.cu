@@ -105,6 +105,25 @@ bool make_weight(Model& m, cu::WeightFormat f, int N, int K, uint64_t seed, cu::
   return true;
 }
 
+// A KV cache of `blocks` blocks of 16 keys for every layer of m, random (bf16) or finite e4m3
+// (fp8) values with unit scales; layer l's K and V from seeds seed + l and seed + 100 + l.
+bool make_kv(Model& m, int blocks, cu::KvDtype dtype, uint64_t seed, cu::KvCache* kv) {
+  const auto& d = m.d;
+  kv->geo = cu::KvGeometry{blocks, 16, d.kv_heads, d.head_dim, dtype};
+  const size_t n = size_t(blocks) * d.kv_heads * 16 * d.head_dim;  // elements of one layer's K
+  const size_t bytes = n * (dtype == cu::KvDtype::bf16 ? 2 : 1);
+  for (int l = 0; l < d.layers; ++l) {
+    void* kv_l[2] = {m.a.get(bytes), m.a.get(bytes)};
+    for (int i = 0; i < 2; ++i) {
+      if (!kv_l[i]) return false;
+      if (dtype == cu::KvDtype::bf16) fill_bf16(static_cast<cu::bf16*>(kv_l[i]), n, 1.f, 0, seed + 100 * i + l);
+      else fill_e4m3(static_cast<uint8_t*>(kv_l[i]), n, 1.f, seed + 100 * i + l);
+    }
+    kv->layers.push_back(cu::KvLayer{kv_l[0], kv_l[1], 1.f, 1.f});
+  }
+  return cudaDeviceSynchronize() == cudaSuccess;
+}
+
 bool build(Model& m, cu::WeightFormat f, cu::WeightFormat head, int num_blocks) {
   m.d = kQwen3_8B;
   const auto& d = m.d;
@@ -137,33 +156,7 @@ bool build(Model& m, cu::WeightFormat f, cu::WeightFormat head, int num_blocks) 
   cudaMemcpy(dinv, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice);
   m.w.inv_freq = dinv;
   m.num_blocks = num_blocks;
-  m.kv.geo = cu::KvGeometry{num_blocks, 16, d.kv_heads, hd, cu::KvDtype::bf16};
-  const size_t kv_bytes = size_t(num_blocks) * d.kv_heads * 16 * hd * 2;
-  for (int l = 0; l < d.layers; ++l) {
-    void* k = m.a.get(kv_bytes);
-    void* v = m.a.get(kv_bytes);
-    if (!k || !v) return false;
-    fill_bf16(static_cast<cu::bf16*>(k), kv_bytes / 2, 1.f, 0, 500 + l);
-    fill_bf16(static_cast<cu::bf16*>(v), kv_bytes / 2, 1.f, 0, 600 + l);
-    m.kv.layers.push_back(cu::KvLayer{k, v, 1.f, 1.f});
-  }
-  return cudaDeviceSynchronize() == cudaSuccess;
-}
-
-// An fp8 KV cache of `blocks` blocks for every layer of m (finite e4m3 values, unit scales).
-bool build_fp8_kv(Model& m, int blocks, cu::KvCache* kv) {
-  const auto& d = m.d;
-  kv->geo = cu::KvGeometry{blocks, 16, d.kv_heads, d.head_dim, cu::KvDtype::fp8};
-  const size_t bytes = size_t(blocks) * d.kv_heads * 16 * d.head_dim;
-  for (int l = 0; l < d.layers; ++l) {
-    auto* k = static_cast<uint8_t*>(m.a.get(bytes));
-    auto* v = static_cast<uint8_t*>(m.a.get(bytes));
-    if (!k || !v) return false;
-    fill_e4m3(k, bytes, 1.f, 700 + l);
-    fill_e4m3(v, bytes, 1.f, 800 + l);
-    kv->layers.push_back(cu::KvLayer{k, v, 1.f, 1.f});
-  }
-  return cudaDeviceSynchronize() == cudaSuccess;
+  return make_kv(m, num_blocks, cu::KvDtype::bf16, 500, &m.kv);
 }
 
 // The bf16 decode choices measured against each other in one run (docs/benchmarks-gpu.md takes the
@@ -440,7 +433,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       // at every context against the GPU-filling count (33 at one sequence), in turns; then the
       // runtime's own cache again.
       cu::KvCache kv8;
-      if (Checks::get().expect("model fp8 KV cache", build_fp8_kv(m, 1024, &kv8)) &&
+      if (Checks::get().expect("model fp8 KV cache", make_kv(m, 1024, cu::KvDtype::fp8, 700, &kv8)) &&
           Checks::get().status("Forward::set_kv fp8", fwd->set_kv(kv8))) {
         compare_in_turns(label + " fp8 KV", "fp8 KV cache, splits merged by the last block",
                          "fp8 KV cache, splits merged in a cluster", {{1, 512}, {1, 2048}, {4, 2048}},

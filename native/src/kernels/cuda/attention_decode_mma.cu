@@ -52,13 +52,6 @@ constexpr int kTile = 16;  // tokens per k-step of the PV product (two S column 
 constexpr int kUnroll = 2;  // tiles loaded before any is used: 32 tokens in flight per warp
 constexpr int kMaxGroup = 8;
 constexpr float kLog2e = 1.4426950408889634f;
-// Splits merged in a cluster up to this many (past 8, the portable size, with the kernel's
-// non-portable opt-in; GRPST_CUDA_MMA_CLUSTER_MAX), by the last block beyond, or where a cluster
-// of that size cannot be placed (cluster_fits). One sequence on an H200: 4,096 keys (16 splits)
-// 2% faster in clusters of 16 than merged by the last block, 8,192 keys the same either way.
-constexpr int kDefaultMaxClusterSplits = 16;
-constexpr int kMaxClusterSplits = 16;
-constexpr bool kDefaultClusterMerge = true;
 
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
@@ -349,16 +342,14 @@ Status launch_decode_mma(const bf16* q, const int32_t* ctx, int ctx_add, const i
   const dim3 grid(geo.nkv, R, num_splits), block(kWarps * 32);
   const float scale_log2 = softmax_scale * kLog2e;
   auto kernel = geo.head_dim == 128 ? attention_decode_mma_kernel<128> : attention_decode_mma_kernel<64>;
-  // Splits merge in this launch unless a second kernel is asked for: up to kMaxClusterSplits in one
-  // thread-block cluster per (row, kv head) (GRPST_CUDA_MMA_CLUSTER_MERGE=0: by the last block).
-  bool reduce_kernel = false, cluster_merge = false;
-  if (num_splits > 1) {
-    reduce_kernel = env_int("GRPST_CUDA_MMA_SPLIT_REDUCE", 0) == 1;
-    const int cluster_max = std::min(kMaxClusterSplits, env_int("GRPST_CUDA_MMA_CLUSTER_MAX", kDefaultMaxClusterSplits));
-    cluster_merge = !reduce_kernel && num_splits <= cluster_max &&
-                    env_int("GRPST_CUDA_MMA_CLUSTER_MERGE", kDefaultClusterMerge ? 1 : 0) != 0 &&
-                    cluster_fits(reinterpret_cast<const void*>(kernel), num_splits, kWarps * 32, 0);
-  }
+  // Splits merge in this launch unless a second kernel is asked for: in one thread-block cluster
+  // per (row, kv head) where they fit (GRPST_CUDA_MMA_CLUSTER_MERGE=0: by the last block;
+  // GRPST_CUDA_MMA_CLUSTER_MAX: fewer splits per cluster). One sequence on an H200: 4,096 keys
+  // (16 splits) 2% faster in clusters of 16 than merged by the last block, 8,192 keys the same.
+  const bool reduce_kernel = num_splits > 1 && env_int("GRPST_CUDA_MMA_SPLIT_REDUCE", 0) == 1;
+  const bool cluster_merge =
+      !reduce_kernel && merge_in_cluster(reinterpret_cast<const void*>(kernel), num_splits, "GRPST_CUDA_MMA_CLUSTER_MERGE",
+                                         env_int("GRPST_CUDA_MMA_CLUSTER_MAX", kMaxClusterSplits), kWarps * 32, 0);
   const bool in_kernel = num_splits > 1 && !reduce_kernel && (cluster_merge || static_cast<long>(R) * geo.nkv <= kDecodeCounters);
   int* counters = in_kernel && !cluster_merge ? ws.counters : nullptr;
   // GRPST_CUDA_MMA_PREFETCH=0: every K/V load after waiting on the previous kernel.

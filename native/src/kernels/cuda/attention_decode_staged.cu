@@ -46,10 +46,6 @@ struct Tiling {
   static constexpr int CPT = (CHUNKS + kThreads - 1) / kThreads;  // chunks per thread
 };
 
-// Splits merged in a cluster up to this many (GRPST_CUDA_STAGED_CLUSTER_MERGE=0: by the last
-// block at every count); past 8, the portable size, with the kernel's non-portable opt-in.
-constexpr int kMaxClusterSplits = 16;
-
 // The merge buffer after the ring is done: per warp m, l [G] and acc [G][HD], then the block's
 // partial for the cluster merge (o [G][HD], lse [G]).
 template <int HD, int G>
@@ -299,13 +295,12 @@ Status launch_staged(const DecodeArgs& a, const KvGeometry& geo, int R, int nh, 
   constexpr size_t smem = staged_smem<HD, Kv, G>();
   auto kernel = attention_decode_staged_kernel<HD, Kv, G, kFused>;
   GRPST_TRY(allow_smem("attention_decode", kernel, smem));
-  // The splits of a (row, kv head) as one cluster (grid z), or merged by the last block.
-  const bool cluster = splits > 1 && splits <= kMaxClusterSplits && env_int("GRPST_CUDA_STAGED_CLUSTER_MERGE", 1) != 0 &&
-                       cluster_fits(reinterpret_cast<const void*>(kernel), splits, kThreads, smem);
-  DecodeArgs args = a;
-  if (cluster) args.counters = nullptr;
+  // The splits of a (row, kv head) as one cluster (grid z), or merged by the last block
+  // (GRPST_CUDA_STAGED_CLUSTER_MERGE=0: always).
+  const bool cluster = merge_in_cluster(reinterpret_cast<const void*>(kernel), splits, "GRPST_CUDA_STAGED_CLUSTER_MERGE",
+                                        kMaxClusterSplits, kThreads, smem);
   return launch_clusters("attention_decode", kernel, dim3(geo.nkv, R, splits), dim3(kThreads), smem, ex,
-                         dim3(1, 1, cluster ? splits : 1), args, nh, geo.nkv, geo.block_size, splits, cluster);
+                         dim3(1, 1, cluster ? splits : 1), a, nh, geo.nkv, geo.block_size, splits, cluster);
 }
 
 template <int HD, class Kv, bool kFused>

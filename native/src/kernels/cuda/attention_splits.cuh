@@ -9,16 +9,30 @@
 #pragma once
 #include <cooperative_groups.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
 #include "device_utils.cuh"
+#include "env_switch.h"
 
 namespace grpst::cuda {
 namespace {
 
 // 2^(x - m), and 0 when nothing was seen yet (m = -inf), where exp2f would give NaN.
 __device__ __forceinline__ float exp2_or_zero(float x, float m) { return m == -INFINITY ? 0.f : exp2f(x - m); }
+
+// The most splits of one (row, kv head) merged in a thread-block cluster (merge_splits_in_cluster;
+// past 8, the portable size, with the kernel's non-portable opt-in).
+constexpr int kMaxClusterSplits = 16;
+
+// Whether a launch of `kernel` with `splits` splits merges them in a cluster: more than one, at
+// most max_splits (and kMaxClusterSplits), the kernel's switch `env` not 0, and a cluster of that
+// size placeable on this GPU (cluster_fits); otherwise the last block to finish merges them.
+inline bool merge_in_cluster(const void* kernel, int splits, const char* env, int max_splits, int threads, size_t smem) {
+  return splits > 1 && splits <= std::min(max_splits, kMaxClusterSplits) && env_int(env, 1) != 0 &&
+         cluster_fits(kernel, splits, threads, smem);
+}
 
 // The empty running softmax state of G query heads: no max yet (-inf), zero sum and output.
 template <int G>
