@@ -57,6 +57,15 @@ size_t weight_bytes(const cu::Weight& w) {
   return n;
 }
 
+// GRPST_BENCH_KERNEL_FORMATS=int4_awq,fp8: the linear rows of those formats only (a shorter run
+// when one format's kernels changed); unset: every format.
+bool kernel_format_selected(cu::WeightFormat f) {
+  const char* only = std::getenv("GRPST_BENCH_KERNEL_FORMATS");
+  if (!only || !*only) return true;
+  const std::string list = std::string(",") + only + ",";
+  return list.find(std::string(",") + cu::weight_format_name(f) + ",") != std::string::npos;
+}
+
 }  // namespace
 
 void bench_ceilings() {
@@ -147,6 +156,7 @@ void bench_kernels() {
     fill_e4m3(xq.p, xq.n, 1.f, 11);
     fill_bf16(x.as<cu::bf16>(), x.n, 1.f, 0.f, 9);
     for (auto f : formats) {
+      if (!kernel_format_selected(f)) continue;
       // Enough copies that the rotation does not run out of L2 (60 MB).
       cu::Weight proto;
       proto.format = f;

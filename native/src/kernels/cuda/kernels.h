@@ -221,7 +221,8 @@ const char* weight_format_name(WeightFormat f);
 //  bf16:     data bf16 [N,K]
 //  int8_wo:  data int8 in mma-fragment order (repack_int8_wo), channel_scale [N]
 //  int4_awq: data uint32 in mma-fragment order (repack_int4), group_scale / group_zero bf16 in
-//            [N/16][K/G][16] order; zero holds 128 + z (null: symmetric, z = 8). The engine's
+//            [N/16][K/G][8][2] order (each tile's rows paired j, j + 8: a lane's two rows in one
+//            word); zero holds 128 + z (null: symmetric, z = 8). The engine's
 //            fp32 scales become bf16 here: the tensor cores multiply bf16((q - z) * s).
 //  fp8:      data e4m3 [N,K], w_scale and x_scale per-tensor (device floats):
 //            y = (e4m3(x / x_scale) . w) * x_scale * w_scale

@@ -39,13 +39,13 @@ struct DecInt4 {
     for (int w = 0; w < 4; ++w) {
       if (w == 0 || G < 64) {
         const int gi = min((kb * 64 + w * 16) / G, ngroups - 1);
-        const bf16* sp = W.group_scale + (static_cast<size_t>(tile) * ngroups + gi) * 16;
-        s_g = __bfloat162bfloat162(sp[g]);
-        s_g8 = __bfloat162bfloat162(sp[g + 8]);
+        const bf16* sp = W.group_scale + (static_cast<size_t>(tile) * ngroups + gi) * 16;  // row pairs (j, j + 8)
+        s_g = __bfloat162bfloat162(sp[2 * g]);
+        s_g8 = __bfloat162bfloat162(sp[2 * g + 1]);
         if (W.group_zero) {
           const bf16* zp = W.group_zero + (static_cast<size_t>(tile) * ngroups + gi) * 16;
-          z_g = __bfloat162bfloat162(zp[g]);
-          z_g8 = __bfloat162bfloat162(zp[g + 8]);
+          z_g = __bfloat162bfloat162(zp[2 * g]);
+          z_g8 = __bfloat162bfloat162(zp[2 * g + 1]);
         } else {
           z_g = z_g8 = __float2bfloat162_rn(136.f);
         }

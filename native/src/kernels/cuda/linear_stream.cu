@@ -32,6 +32,8 @@ constexpr size_t kMaxSmem = 110 * 1024;  // two blocks per SM
 // registers), more warps to hide latency. Taken at one row for matrices of more 16-row tiles than
 // the standard grid has blocks (at the 8B shape qkv, gate_up and lm_head, where it measured 4-10%
 // faster on an H200; o_proj and down_proj, one tile per block, measured 25-40% slower with it).
+// int4 with 128-column groups no longer takes it: since its scales load as row pairs (one 4-byte
+// load, no wait at the load) two blocks per SM are as fast or faster at every 8B shape.
 // GRPST_CUDA_STREAM_OCCUPANCY=2 or 3 forces one for every shape (tests and benches).
 constexpr int kDenseBlocksPerSm = 3;
 constexpr size_t kDenseMaxSmem = 72 * 1024;
@@ -121,9 +123,9 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
     if constexpr (F::kGroups) {
 #pragma unroll
       for (int q = 0; q < GPR; ++q) {
-        const uint16_t* h = reinterpret_cast<const uint16_t*>(sring + (slot * GPR + q) * 16);
-        sc[q] = static_cast<uint32_t>(h[g]) | (static_cast<uint32_t>(h[g + 8]) << 16);
-        zc[q] = W.group_zero ? static_cast<uint32_t>(h[16 + g]) | (static_cast<uint32_t>(h[16 + g + 8]) << 16) : 0x43084308u;
+        const uint32_t* h = sring + (slot * GPR + q) * 16;  // 8 scale words, 8 zero words (row pairs)
+        sc[q] = h[g];
+        zc[q] = W.group_zero ? h[8 + g] : 0x43084308u;
       }
     }
   };
@@ -145,13 +147,11 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
         const int c = chunk_of(r, q * KPG);
         sc[q] = zc[q] = 0x43084308u;  // 136: unused when c is out of range
         if (kExact || c < geo.nchunks) {
-          const Off<kExact> gb = (static_cast<Off<kExact>>(tile) * geo.ngroups + c) * 16;
-          const uint16_t* sp = reinterpret_cast<const uint16_t*>(W.group_scale) + gb;
-          sc[q] = static_cast<uint32_t>(__ldg(sp + g)) | (static_cast<uint32_t>(__ldg(sp + g + 8)) << 16);
-          if (W.group_zero) {
-            const uint16_t* zp = reinterpret_cast<const uint16_t*>(W.group_zero) + gb;
-            zc[q] = static_cast<uint32_t>(__ldg(zp + g)) | (static_cast<uint32_t>(__ldg(zp + g + 8)) << 16);
-          }
+          // One 4-byte load of rows (g, g + 8) per array (repack_int4's row pairs), used as loaded:
+          // the register is first read when the group is finished, a round later.
+          const Off<kExact> gw = (static_cast<Off<kExact>>(tile) * geo.ngroups + c) * 8 + g;
+          sc[q] = __ldg(reinterpret_cast<const uint32_t*>(W.group_scale) + gw);
+          if (W.group_zero) zc[q] = __ldg(reinterpret_cast<const uint32_t*>(W.group_zero) + gw);
         }
       }
     }
@@ -362,13 +362,15 @@ size_t smem_bytes(const Geometry& geo) {
 }
 
 // Weight rounds the register kernel issues before its wait on the previous kernel: two, but one
-// for int8_wo at one token (GRPST_CUDA_STREAM_EARLY_ROUNDS=1|2 forces either). Measured on an
-// H200, decode steps at 512 keys: fp8 b1 2.830 -> 2.815 ms, int8_sq 3.047 -> 3.005, bf16 4.368
-// -> 4.353, int4 even (2.213 / 2.218), b4 0.6-1.1% faster in every quantized format; int8_wo b1
-// 2.860 -> 2.955, slower (docs/benchmarks-gpu-passes.md).
+// for int8_wo at one token and for int4 (GRPST_CUDA_STREAM_EARLY_ROUNDS=1|2 forces either).
+// Measured on an H200, decode steps at 512 keys: fp8 b1 2.830 -> 2.815 ms, int8_sq 3.047 ->
+// 3.005, bf16 4.368 -> 4.353, b4 0.6-1.1% faster in every quantized format; int8_wo b1 2.860 ->
+// 2.955, slower; int4 (since its scales load as row pairs) b1 2.121 against 2.220, b8 4.874
+// against 4.917, b4 even (docs/benchmarks-gpu-passes.md).
 template <class F>
 int early_rounds_for(int forced, int M) {
   if (forced == 1 || forced == 2) return forced;
+  if constexpr (F::kGroups) return 1;
   return std::is_same_v<F, FmtInt8Wo> && M == 1 ? 1 : 2;
 }
 
@@ -504,7 +506,9 @@ Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
         bool taken = false;
         const Status st = launch_ring<FmtInt4<2, 4>>(in, w, out, M, ex, sw, false, &taken);
         if (taken) return st;
-        if (dense_wanted<FmtInt4<2, 4>>(w, M, sw)) return launch_stream<FmtInt4<2, 4>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);
+        // Two blocks per SM at every shape since the scales load as row pairs (gate_up 15.5 against
+        // 16.3 us with three, lm_head 73.2 against 75.0, qkv even); the occupancy switch still forces it.
+        if (dense_wanted<FmtInt4<2, 4>>(w, M, sw, false)) return launch_stream<FmtInt4<2, 4>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);
         return launch_stream<FmtInt4<2>>(in, w, out, M, ex, sw);
       }
       if (dense_wanted<FmtInt4<4, 4>>(w, M, sw)) return launch_stream<FmtInt4<4, 4>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);

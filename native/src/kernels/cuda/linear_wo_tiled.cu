@@ -40,15 +40,16 @@ struct TiledInt4 {
     const uint4 v = *reinterpret_cast<const uint4*>(p);
     return {{v.x, v.y, v.z, v.w}};
   }
-  // staged: this tile's entries, [kScaleEntries][scale 16 | zero 16] bf16; rows g and g + 8
+  // staged: this tile's entries, [kScaleEntries][scale 16 | zero 16] bf16, each 16 in row pairs
+  // (j, j + 8) as repack_int4 leaves them; rows g and g + 8 are at 2g and 2g + 1
   __device__ static Scales scales(const bf16* staged, int step, int group, bool zeros, int g) {
     const bf16* e = staged + (group < 64 ? (step * 16) / group : 0) * 32;
     Scales r;
-    r.s = __bfloat162bfloat162(e[g]);
-    r.s8 = __bfloat162bfloat162(e[g + 8]);
+    r.s = __bfloat162bfloat162(e[2 * g]);
+    r.s8 = __bfloat162bfloat162(e[2 * g + 1]);
     if (zeros) {
-      r.z = __bfloat162bfloat162(e[16 + g]);
-      r.z8 = __bfloat162bfloat162(e[16 + g + 8]);
+      r.z = __bfloat162bfloat162(e[16 + 2 * g]);
+      r.z8 = __bfloat162bfloat162(e[16 + 2 * g + 1]);
     } else {
       r.z = r.z8 = __float2bfloat162_rn(136.f);  // symmetric: 128 + 8
     }

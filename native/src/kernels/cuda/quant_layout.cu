@@ -75,13 +75,17 @@ __global__ void repack_int4_kernel(const uint8_t* __restrict__ nat /*[N,K/2]*/, 
   reinterpret_cast<uint4*>(packed)[id] = make_uint4(words[0], words[1], words[2], words[3]);
 }
 
-// [N, ngroups] -> [ntiles][ngroups][16]: scales fp32 -> bf16; zeros (uint8) -> bf16(128 + z).
+// [N, ngroups] -> [ntiles][ngroups][8][2]: scales fp32 -> bf16; zeros (uint8) -> bf16(128 + z).
+// Within a tile's group the 16 rows are paired (j, j + 8) for j = 0..7: the lane of mma row group
+// g needs rows g and g + 8, and takes both in one 4-byte load (int4_group_pair) whose register the
+// kernels consume only when the group is finished. With the rows in order it took two 2-byte
+// loads, and packing them into one register at load time made the warp wait for them there.
 __global__ void repack_groups_kernel(const float* __restrict__ scales, const uint8_t* __restrict__ zeros, int N,
                                      int ngroups, bf16* __restrict__ packed) {
   const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   const size_t total = static_cast<size_t>(ceil_div(N, 16)) * ngroups * 16;
   if (id >= total) return;
-  const int r = static_cast<int>(id % 16);
+  const int slot = static_cast<int>(id % 16), r = slot / 2 + (slot & 1) * 8;
   const int gi = static_cast<int>((id / 16) % ngroups);
   const int tile = static_cast<int>(id / (16 * static_cast<size_t>(ngroups)));
   const int n = tile * 16 + r;
@@ -170,10 +174,10 @@ __global__ void __launch_bounds__(kDequantKb * 32) dequant_int4_kernel(const uin
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
       const int k = min(kb * 64 + w * 16, K - 1);  // padding columns are never stored
-      const size_t gidx = (static_cast<size_t>(tile_idx) * ngroups + k / G) * 16 + g;
-      const float s_g = to_f32(scales[gidx]), s_g8 = to_f32(scales[gidx + 8]);
+      const size_t gidx = (static_cast<size_t>(tile_idx) * ngroups + k / G) * 16 + 2 * g;  // rows g, g + 8
+      const float s_g = to_f32(scales[gidx]), s_g8 = to_f32(scales[gidx + 1]);
       const float z_g = zeros ? to_f32(zeros[gidx]) - 128.f : 8.f;
-      const float z_g8 = zeros ? to_f32(zeros[gidx + 8]) - 128.f : 8.f;
+      const float z_g8 = zeros ? to_f32(zeros[gidx + 1]) - 128.f : 8.f;
       float v[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
