@@ -2,11 +2,12 @@
 # Part of scripts/gpu/pack.sh --node: what the served benchmark and the GPU parity checks need on
 # the GPU machine, which has no Node and no network:
 #   node.xz                  this machine's node binary (links only libc and libstdc++)
-#   js/*.mjs                 bench/gpu.ts, bench/gpu-tp.ts, scripts/gpu/parity.ts, tp-parity.ts,
+#   js/*.mjs.xz              bench/gpu.ts, bench/gpu-tp.ts, scripts/gpu/parity.ts, tp-parity.ts,
 #                            tp-multi.ts and the grpst CLI (grpst.mjs) bundled with their npm
 #                            dependencies by esbuild (no node_modules there), and the
 #                            tensor-parallel worker (src/daemon/tp-worker.ts), which tp-multi and
-#                            `grpst.mjs serve --mpi_np N` start from the same folder
+#                            `grpst.mjs serve --mpi_np N` start from the same folder (run.sh
+#                            unpacks them there: uncompressed they left too little of the 64 MiB)
 #   tokenizer/               the Qwen3 tokenizer files (tiny fixtures and the served checkpoint)
 #   addon/grpst_native.node.xz   the addon built here with the CUDA backend (CUDA_HOME's nvcc) and
 #                            NCCL where NCCL_HOME or the toolkit holds nccl.h and libnccl
@@ -28,6 +29,9 @@ for pair in "bench/gpu.ts:bench-gpu.mjs" "bench/gpu-tp.ts:bench-gpu-tp.mjs" "src
   npx esbuild "${pair%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
     --banner:js="$banner" --outfile="$CARRY/js/${pair##*:}"
 done
+# Compressed (9 MB of bundles -> about 2): run.sh's node_setup unpacks them beside themselves.
+rm -f "$CARRY"/js/*.mjs.xz
+xz -T0 -9 "$CARRY"/js/*.mjs
 # The addon with the CUDA backend, in its own build folder (native/build stays the CPU build).
 CUDACXX=$CUDA_HOME/bin/nvcc npx cmake-js build -d native -O "$BUILD" -B Release -p "$(nproc)" \
   --CDGRPST_CUDA=ON --CDCUDAToolkit_ROOT="$CUDA_HOME" >/dev/null

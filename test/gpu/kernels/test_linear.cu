@@ -4,6 +4,7 @@
 // fp8 / int8 GEMMs with their quantize / dequantize helpers, the prologue, and the weight
 // repack + dequantization, each with the fused prologue / epilogue variants the forward uses.
 #include <cstdlib>
+#include <functional>
 #include "harness.h"
 #include "reference.h"
 #include "tests.h"
@@ -75,6 +76,39 @@ void check_linear(const std::string& name, const ref::HostWeight& hw, const Case
     got = bf16_to_f32(b);
   }
   Checks::get().compare(name, got, want, tol);
+}
+
+// Switches (environment variables) set to a previous behaviour, and what the check calls it.
+struct OldSetting {
+  std::string label;
+  std::vector<std::pair<const char*, const char*>> env;
+};
+
+// Runs `run` once under each old setting and once with the defaults, each from the same starting
+// output (residual_add reads it); checks every old setting's bits equal the default's, and leaves
+// the default's output for the caller's comparison with the twin.
+Status same_bits_as_old(const std::string& name, size_t bytes, const cu::LinearOut& out,
+                        const std::vector<OldSetting>& olds, const std::function<Status()>& run) {
+  std::vector<uint8_t> start(bytes), now(bytes);
+  std::vector<std::vector<uint8_t>> old(olds.size(), std::vector<uint8_t>(bytes));
+  cudaMemcpy(start.data(), out.y, bytes, cudaMemcpyDeviceToHost);
+  for (size_t i = 0; i < olds.size(); ++i) {
+    for (const auto& [k, v] : olds[i].env) setenv(k, v, 1);
+    const Status st = run();
+    for (const auto& [k, v] : olds[i].env) unsetenv(k);
+    if (!st.ok()) return st;
+    cudaMemcpy(old[i].data(), out.y, bytes, cudaMemcpyDeviceToHost);
+    cudaMemcpy(out.y, start.data(), bytes, cudaMemcpyHostToDevice);
+  }
+  const Status st = run();
+  if (!st.ok()) return st;
+  cudaMemcpy(now.data(), out.y, bytes, cudaMemcpyDeviceToHost);
+  for (size_t i = 0; i < olds.size(); ++i) Checks::get().expect(name + ": the same bits as " + olds[i].label, old[i] == now);
+  return st;
+}
+
+size_t out_bytes(const Case& c) {
+  return static_cast<size_t>(c.M) * (c.epi == cu::Epilogue::swiglu ? c.N / 2 : c.N) * (c.f32_out ? 4 : 2);
 }
 
 void test_gemv() {
@@ -305,11 +339,12 @@ void test_stream() {
     }
 }
 
-// The streaming GEMV with its second weight round issued before the wait (the default) and after
-// it, and fp8 / int8_sq activations staged with div_by (the default) and with __fdiv_rn: the same
-// arithmetic, so the same bits, and the default against the twin. Shapes of 1, 2, 3 and 12 rounds
-// per warp (the second round in the same tile or the block's next one), 1 and 5 tokens.
-void test_stream_early_rounds() {
+// The streaming GEMV with one and with two weight rounds issued before the wait (the default takes
+// one or the other by format and rows), and fp8 / int8_sq activations staged with div_by (the
+// default) and with __fdiv_rn: the same arithmetic, so the same bits, and the default against the
+// twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same tile or the block's
+// next one), 1 and 5 tokens.
+void test_stream_switches() {
   Rng r(977);
   const std::vector<Case> cases = {
       {1, 512, 12288, false, false, cu::Epilogue::residual_add, false},  // down_proj-like
@@ -323,26 +358,14 @@ void test_stream_early_rounds() {
       auto hw = random_host_weight(f, c.N, c.K, r, 128, false);
       hw.int4_fp32_groups = true;
       auto dw = to_device(hw);
-      const size_t bytes = static_cast<size_t>(c.M) * (c.epi == cu::Epilogue::swiglu ? c.N / 2 : c.N) * (c.f32_out ? 4 : 2);
-      const std::string name = describe("stream", f, c) + " early rounds";
+      const std::string name = describe("stream", f, c) + " switches";
       const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
       check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
-        // the old order first, on a copy of the output's starting contents (residual_add reads them)
-        std::vector<uint8_t> start(bytes), old(bytes), now(bytes);
-        cudaMemcpy(start.data(), out.y, bytes, cudaMemcpyDeviceToHost);
-        setenv("GRPST_CUDA_STREAM_EARLY_ROUNDS", "1", 1);
-        setenv("GRPST_CUDA_STREAM_FDIV", "1", 1);
-        Status st = cu::linear_stream(in, dw.w, out, c.M, {});
-        unsetenv("GRPST_CUDA_STREAM_EARLY_ROUNDS");
-        unsetenv("GRPST_CUDA_STREAM_FDIV");
-        if (!st.ok()) return st;
-        cudaMemcpy(old.data(), out.y, bytes, cudaMemcpyDeviceToHost);
-        cudaMemcpy(out.y, start.data(), bytes, cudaMemcpyHostToDevice);
-        st = cu::linear_stream(in, dw.w, out, c.M, {});
-        if (!st.ok()) return st;
-        cudaMemcpy(now.data(), out.y, bytes, cudaMemcpyDeviceToHost);
-        Checks::get().expect(name + ": the same bits as one round before the wait and __fdiv_rn", old == now);
-        return st;
+        return same_bits_as_old(name, out_bytes(c), out,
+                                {{"two rounds before the wait", {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "2"}}},
+                                 {"one round before the wait and __fdiv_rn",
+                                  {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1"}, {"GRPST_CUDA_STREAM_FDIV", "1"}}}},
+                                [&] { return cu::linear_stream(in, dw.w, out, c.M, {}); });
       });
     }
 }
@@ -472,7 +495,7 @@ void test_linear() {
   test_skinny();
   test_wo_tiled();
   test_stream();
-  test_stream_early_rounds();
+  test_stream_switches();
   cu::LtContext* lt = nullptr;
   if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {
     test_gemm_paths(lt);
