@@ -137,7 +137,7 @@ for stage in "${STAGES[@]}"; do
         SUMMARY+=("model parity FAILED with the new decode kernels: the runtime stages ran on the previous kernels")
       fi
       stamp "benchmarks"
-      timeout "${T_BENCH:-200}" "$H" bench "${BENCH_FORMATS:-bf16,int8_wo,int8_wo:head,int4_awq,int4_awq:head,fp8,fp8:head,int8_sq,int8_sq:head}" "${BENCH_PROMPTS:-1024,8192,32768}" \
+      timeout "${T_BENCH:-200}" "$H" bench "${BENCH_FORMATS:-bf16,int8_wo,int8_wo:head,int4_awq,int4_awq:head,int4_awq:zeros,int4_awq:zeros:head,fp8,fp8:head,int8_sq,int8_sq:head}" "${BENCH_PROMPTS:-1024,8192,32768}" \
         --json "$OUT/bench.json" > /tmp/bench.log 2>&1
       rc=$?; cat /tmp/bench.log >> "$HLOG"; SUMMARY+=("bench: exit $rc")
       grep -E "^\s*\[(ceiling|decode|prefill|attention|linear)\]" /tmp/bench.log

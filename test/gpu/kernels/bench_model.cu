@@ -39,6 +39,7 @@ struct Model {
   cu::KvCache kv;
   size_t streamed_bytes = 0;  // read once per decode step: linears, scales, norms, lm_head
   int num_blocks = 0;
+  bool int4_zeros = false;  // int4 weights with zero points (asymmetric, as AWQ engines are)
 };
 
 const cu::ModelDims kQwen3_8B = [] {
@@ -84,6 +85,13 @@ bool make_weight(Model& m, cu::WeightFormat f, int N, int K, uint64_t seed, cu::
       w.group_scale = gs;
       w.group_size = 128;
       m.streamed_bytes += n / 2 + n / 128 * 2;
+      if (m.int4_zeros) {  // bf16(128 + z), whole numbers near the middle of 0..15
+        auto* gz = static_cast<cu::bf16*>(m.a.get(n / 128 * 2));
+        if (!gz) return false;
+        fill_bf16(gz, n / 128, 8.f, 132.f, seed + 1);
+        w.group_zero = gz;
+        m.streamed_bytes += n / 128 * 2;
+      }
       break;
     }
     case cu::WeightFormat::fp8: {
@@ -326,13 +334,18 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
   std::stringstream fs(formats);
   std::string spec;
   while (std::getline(fs, spec, ',')) {
-    // "int4_awq" or "int4_awq:head" (the LM head quantized too)
-    const bool quant_head = spec.size() > 5 && spec.substr(spec.size() - 5) == ":head";
-    const std::string fname = quant_head ? spec.substr(0, spec.size() - 5) : spec;
+    // "int4_awq", "int4_awq:head" (the LM head quantized too), "int4_awq:zeros" (with zero points),
+    // "int4_awq:zeros:head"
+    std::stringstream parts(spec);
+    std::string fname, flag;
+    std::getline(parts, fname, ':');
+    bool quant_head = false, zeros = false;
+    while (std::getline(parts, flag, ':')) quant_head |= flag == "head", zeros |= flag == "zeros";
     const cu::WeightFormat f = parse_format(fname);
     const bool is_bf16 = f == cu::WeightFormat::bf16;
     const int blocks = std::max(serve_b * ((serve_ctx + 15) / 16), is_bf16 ? (max_prompt + 15) / 16 : 0);
     Model m;
+    m.int4_zeros = zeros && f == cu::WeightFormat::int4_awq;
     if (!Checks::get().expect("model build " + spec, build(m, f, quant_head ? f : cu::WeightFormat::bf16, blocks))) continue;
     cu::ForwardLimits lim;
     lim.max_tokens = is_bf16 ? std::max(max_prompt, serve_b) : serve_b;
@@ -344,7 +357,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     Dev<float> logits(size_t(serve_b) * m.d.vocab);
     StepBuffers bufs, bufs1, bufs64;  // one per step kept in use (upload reallocates on a new size)
     const double kv_tok = 2.0 * m.d.layers * m.d.kv_heads * m.d.head_dim * 2;  // bytes of K+V per cached token
-    const std::string label = fname + (quant_head ? " (+lm_head)" : "");
+    const std::string label = fname + (m.int4_zeros ? " (zero points)" : "") + (quant_head ? " (+lm_head)" : "");
 
     auto report_decode = [&](const std::string& what, int B, int ctx, double ms) {
       if (ms <= 0) return;
@@ -366,7 +379,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     };
     cu::StepInput in1 = decode_step(bufs1, 1, b1_ctx, m.d.vocab);
     report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
-    if (quant_head) {  // the format's own rows measure its kernels; here only what the head changes
+    if (quant_head || m.int4_zeros) {  // the format's own rows measure its kernels; here only what the variant changes
       cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
       report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
       continue;
