@@ -85,10 +85,10 @@ bool make_weight(Model& m, cu::WeightFormat f, int N, int K, uint64_t seed, cu::
       w.group_scale = gs;
       w.group_size = 128;
       m.streamed_bytes += n / 2 + n / 128 * 2;
-      if (m.int4_zeros) {  // bf16(128 + z), whole numbers near the middle of 0..15
+      if (m.int4_zeros) {  // bf16(128 + z): 128.5-142.5 rounds to whole z in 0..15
         auto* gz = static_cast<cu::bf16*>(m.a.get(n / 128 * 2));
         if (!gz) return false;
-        fill_bf16(gz, n / 128, 8.f, 132.f, seed + 1);
+        fill_bf16(gz, n / 128, 7.f, 135.5f, seed + 1);
         w.group_zero = gz;
         m.streamed_bytes += n / 128 * 2;
       }

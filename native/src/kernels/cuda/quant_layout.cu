@@ -77,8 +77,8 @@ __global__ void repack_int4_kernel(const uint8_t* __restrict__ nat /*[N,K/2]*/, 
 
 // [N, ngroups] -> [ntiles][ngroups][8][2]: scales fp32 -> bf16; zeros (uint8) -> bf16(128 + z).
 // Within a tile's group the 16 rows are paired (j, j + 8) for j = 0..7: the lane of mma row group
-// g needs rows g and g + 8, and takes both in one 4-byte load (int4_group_pair) whose register the
-// kernels consume only when the group is finished. With the rows in order it took two 2-byte
+// g needs rows g and g + 8, and the streaming GEMV takes both in one 4-byte load whose register it
+// reads only when the group is finished. With the rows in order it took two 2-byte
 // loads, and packing them into one register at load time made the warp wait for them there.
 __global__ void repack_groups_kernel(const float* __restrict__ scales, const uint8_t* __restrict__ zeros, int N,
                                      int ngroups, bf16* __restrict__ packed) {
