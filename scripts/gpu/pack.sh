@@ -40,4 +40,9 @@ if [ "$NODE" = 1 ]; then
   GRPST_GPU_BUILD=$BUILD_ROOT/native-cuda bash scripts/gpu/pack-node.sh "$CARRY"
 fi
 du -sh "$CARRY"/* 2>/dev/null
-echo "total: $(du -sb "$CARRY" | cut -f1) bytes (the device tool carries at most 64 MiB with the working tree)"
+# What travels: .carry plus the files git tracks or would add (the device tool's limit is on both).
+carry_bytes=$(du -sb "$CARRY" | cut -f1)
+tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+total=$((carry_bytes + tree_bytes))
+echo "total: $carry_bytes bytes in $CARRY + $tree_bytes in the working tree = $total of 67108864 (64 MiB) the device tool carries"
+[ "$total" -lt 67108864 ] || echo "pack.sh: over 64 MiB: leave out what the stages to run do not need" >&2
