@@ -45,4 +45,5 @@ carry_bytes=$(du -sb "$CARRY" | cut -f1)
 tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
 total=$((carry_bytes + tree_bytes))
 echo "total: $carry_bytes bytes in $CARRY + $tree_bytes in the working tree = $total of 67108864 (64 MiB) the device tool carries"
-[ "$total" -lt 67108864 ] || echo "pack.sh: over 64 MiB: leave out what the stages to run do not need" >&2
+# (a pack of 67.05 MB was refused: keep a mebibyte to spare)
+[ "$total" -lt 66060288 ] || echo "pack.sh: within 1 MiB of 64 MiB or over: leave out what the stages to run do not need" >&2
