@@ -97,10 +97,11 @@ for (const fmt of ['bf16', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq']) {
   const head = fmt === 'bf16' ? undefined : b1(`${fmt} (+lm_head)`);
   if (head) add('decode b1', `${fmt}, lm_head in ${fmt} too`, `${head.value.toFixed(1)} tok/s`, target, `${head.note}, ${(head.value / bf16Tok).toFixed(2)}x bf16`);
   // int4 with zero points, as AWQ engines are (the rows above are symmetric: no zeros to load).
-  for (const [name, what] of [[`${fmt} (zero points)`, 'with zero points'], [`${fmt} (zero points) (+lm_head)`, 'with zero points, lm_head too']]) {
-    const z = fmt === 'int4_awq' ? b1(name) : undefined;
-    if (z) add('decode b1', `${fmt} ${what}`, `${z.value.toFixed(1)} tok/s`, target, `${z.note}, ${(z.value / bf16Tok).toFixed(2)}x bf16`);
-  }
+  if (fmt === 'int4_awq')
+    for (const [name, what] of [['(zero points)', 'with zero points'], ['(zero points) (+lm_head)', 'with zero points, lm_head too']]) {
+      const z = b1(`${fmt} ${name}`);
+      if (z) add('decode b1', `${fmt} ${what}`, `${z.value.toFixed(1)} tok/s`, target, `${z.note}, ${(z.value / bf16Tok).toFixed(2)}x bf16`);
+    }
 }
 for (const T of [1024, 8192, 32768]) {
   const r = h('prefill', `bf16 prompt ${T}`);

@@ -203,7 +203,10 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     std::string fname, flag;
     std::getline(parts, fname, ':');
     bool quant_head = false, zeros = false;
-    while (std::getline(parts, flag, ':')) quant_head |= flag == "head", zeros |= flag == "zeros";
+    while (std::getline(parts, flag, ':')) {
+      if (flag == "head") quant_head = true;
+      if (flag == "zeros") zeros = true;
+    }
     const cu::WeightFormat f = parse_format(fname);
     const bool is_bf16 = f == cu::WeightFormat::bf16;
     const int blocks = std::max(serve_b * ((serve_ctx + 15) / 16), is_bf16 ? (max_prompt + 15) / 16 : 0);

@@ -33,7 +33,8 @@ constexpr size_t kMaxSmem = 110 * 1024;  // two blocks per SM
 // the standard grid has blocks (at the 8B shape qkv, gate_up and lm_head, where it measured 4-10%
 // faster on an H200; o_proj and down_proj, one tile per block, measured 25-40% slower with it).
 // int4 with 128-column groups no longer takes it: since its scales load as row pairs (one 4-byte
-// load, no wait at the load) two blocks per SM are as fast or faster at every 8B shape.
+// load, no wait at the load) two blocks per SM are as fast or faster at every 8B shape (gate_up
+// 15.5 against 16.3 us with three, lm_head 73.2 against 75.0, qkv even).
 // GRPST_CUDA_STREAM_OCCUPANCY=2 or 3 forces one for every shape (tests and benches).
 constexpr int kDenseBlocksPerSm = 3;
 constexpr size_t kDenseMaxSmem = 72 * 1024;
@@ -506,8 +507,7 @@ Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
         bool taken = false;
         const Status st = launch_ring<FmtInt4<2, 4>>(in, w, out, M, ex, sw, false, &taken);
         if (taken) return st;
-        // Two blocks per SM at every shape since the scales load as row pairs (gate_up 15.5 against
-        // 16.3 us with three, lm_head 73.2 against 75.0, qkv even); the occupancy switch still forces it.
+        // two blocks per SM by default (see kDenseBlocksPerSm); the occupancy switch still forces three
         if (dense_wanted<FmtInt4<2, 4>>(w, M, sw, false)) return launch_stream<FmtInt4<2, 4>, kDenseBlocksPerSm>(in, w, out, M, ex, sw);
         return launch_stream<FmtInt4<2>>(in, w, out, M, ex, sw);
       }
