@@ -20,6 +20,8 @@
 #           kept where it was made: a second call reuses it and the engines), `grpst build --tp_size
 #           N` and `grpst serve --mpi_np N` for tp 1 and every power of two up to the GPUs here
 #           (TP_SIZES=1,2 to choose), decode b1 and 64-way serving through the HTTP API
+# rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
+#           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # profile   Nsight Compute on one launch of each key kernel (NCU_KERNELS: a regex of kernel names
 #           to profile instead; NCU_EXTRA: more ncu options, e.g. --metrics)
 # source    Nsight Compute's full set on the first launch of NCU_KERNELS (default decode_persistent;
@@ -27,7 +29,7 @@
 #           BENCH_PROMPTS), or with SOURCE_APP=profile in the profile stage's launches, and the source lines where
 #           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
 #           per-line / per-instruction table as ncu-source.csv.xz
-# Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json,
+# Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json, rows.json,
 # transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt; tp-bench: run.log,
 # ceilings.json, bench-gpu-tp.json, serve-tp*.log (bench:gpu's table is
 # in run.log; a run keeps 8 of them).
@@ -192,6 +194,16 @@ for stage in "${STAGES[@]}"; do
         --out /tmp/bench-gpu-tp --grpst .carry/js/grpst.mjs --requests "${SERVE_REQUESTS:-64}" ${TP_SIZES:+--tp "$TP_SIZES"}
       rc=$?; cp /tmp/bench-gpu-tp/bench-gpu-tp.json /tmp/bench-gpu-tp/serve-tp*.log "$OUT/" 2>/dev/null
       SUMMARY+=("bench:gpu:tp: exit $rc")
+      ;;
+    rows)
+      H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }
+      stamp "linear kernel parity tests"
+      timeout "${T_TESTS:-150}" "$H" test linear >> "$HLOG" 2>&1
+      rc=$?; grep -E "FAIL" "$HLOG" | head -20; SUMMARY+=("linear tests: exit $rc, $(grep -E '^[0-9]+ checks' "$HLOG" | tail -1)")
+      stamp "linear kernels at 1-8 rows"
+      timeout "${T_BENCH:-200}" "$H" rows --json "$OUT/rows.json" > /tmp/rows.log 2>&1
+      rc=$?; cat /tmp/rows.log >> "$HLOG"; SUMMARY+=("rows: exit $rc")
+      grep -E "^\s*\[rows\]" /tmp/rows.log
       ;;
     profile)
       # Nsight Compute on one launch of each key kernel (clocks left as they are).

@@ -49,7 +49,8 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->fused_decode_ = env_int("GRPST_CUDA_FUSED_DECODE", 1) != 0;
   const int stream_bf16 = env_int("GRPST_CUDA_STREAM_BF16", -1);
   f->stream_bf16_ = stream_bf16 == 1;
-  if (stream_bf16 >= 0) f->stream_bf16_one_row_ = stream_bf16 == 2;
+  if (stream_bf16 == 0 || stream_bf16 == 2) f->bf16_stream_max_rows_ = stream_bf16 == 2 ? 1 : 0;
+  f->bf16_stream_max_rows_ = env_int("GRPST_CUDA_STREAM_BF16_MAX_ROWS", f->bf16_stream_max_rows_);
   f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
   f->mma_qkv_max_rows_ = env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", f->mma_qkv_max_rows_);
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
@@ -63,6 +64,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->fused_decode_max_rows_ = env_int("GRPST_CUDA_FUSED_DECODE_MAX_ROWS", f->fused_decode_max_rows_);
   f->wo_tiled_max_rows_ = env_int("GRPST_CUDA_WO_TILED_MAX_ROWS", f->wo_tiled_max_rows_);
   f->wo_tiled_int8_max_rows_ = env_int("GRPST_CUDA_WO_TILED_INT8_MAX_ROWS", f->wo_tiled_int8_max_rows_);
+  f->int4_tiled_fallback_min_rows_ = env_int("GRPST_CUDA_INT4_TILED_FALLBACK_MIN_ROWS", f->int4_tiled_fallback_min_rows_);
   f->quantized_ = has_quantized_layers(f->w_);
   f->persistent_on_ = env_int("GRPST_CUDA_PERSISTENT", kDefaultPersistentDecode ? 1 : 0) != 0;
   f->persistent_max_ctx_ = env_int("GRPST_CUDA_PERSISTENT_MAX_CONTEXT", f->persistent_max_ctx_);
@@ -246,18 +248,21 @@ Status Forward::sliced_dequant_gemm(const LinearIn& in, const Weight& w, const L
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
   // Quantized weights take the decode kernels up to their crossover (small_rows), then int4 /
   // int8_wo the tiled weight-only GEMM up to its rows (set_wo_tiled_max_rows), cuBLASLt beyond;
-  // bf16 ones the streaming GEMV as set_stream_bf16 / set_stream_bf16_one_row say, then the GEMV
+  // bf16 ones the streaming GEMV as set_stream_bf16 / set_bf16_stream_max_rows say, then the GEMV
   // up to its rows.
   const bool is_bf16 = w.format == WeightFormat::bf16;
   const int small = small_rows(w.format, gemv_max_rows_, skinny_max_rows_, fp8_skinny_max_rows_, int8sq_skinny_max_rows_);
-  const bool stream_rows = is_bf16 ? stream_bf16_ || (stream_bf16_one_row_ && M == 1) : M <= small;
+  const bool stream_rows = is_bf16 ? stream_bf16_ || M <= bf16_stream_max_rows_ : M <= small;
   if (fused_decode_ && stream_rows && M <= kStreamMaxRows && linear_stream_supported(w, M))
     return linear_stream(in, w, out, M, ex);
   // On request (set_narrow_lt), a long, narrow bf16 matrix without a fused prologue (down_proj)
   // through cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
   const bool narrow = narrow_lt_ && is_bf16 && !in.norm_w && !in.act_scale &&
                       out.epi == Epilogue::residual_add && w.K > 2 * w.N;
-  if (M <= small && !narrow) {
+  // int4 rows the streaming GEMV did not take: the tiled kernel from its fallback rows
+  const bool tiled_instead = w.format == WeightFormat::int4_awq && M >= int4_tiled_fallback_min_rows_ && split_.counters &&
+                             linear_wo_tiled_supported(w);
+  if (M <= small && !narrow && !tiled_instead) {
     if (is_bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
     return skinny(in, w, out, M, ex);

@@ -78,8 +78,12 @@ struct ForwardLimits {
 // decode step at 2 / 4 rows took 5.22 / 5.34 ms through cuBLASLt (timed algorithms) against
 // 5.68 / 8.09 ms through the GEMV, which stays ahead at one row (docs/benchmarks-gpu.md).
 constexpr int kDefaultGemvMaxRows = 1;
-// bf16 weights at one row through the weight-streaming GEMV (set_stream_bf16_one_row).
-constexpr bool kDefaultStreamBf16OneRow = true;
+// Decode rows up to which bf16 weights take the weight-streaming GEMV (set_bf16_stream_max_rows),
+// cuBLASLt beyond (and for shapes whose activations the GEMV's shared memory does not hold:
+// down_proj from 4 rows). Since its prologue takes the rows at once it beat cuBLASLt at every
+// count up to 8 on an H200, decode steps at 512 keys: b2 4.56 against 4.99 ms, b4 4.82 against
+// 5.15, b8 5.22 against 5.60 (docs/benchmarks-gpu-passes.md).
+constexpr int kDefaultBf16StreamMaxRows = 8;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two
 // beyond (the other decode kernels: two). One sequence on an H200: 4,096 keys in 16 splits gave a
 // 3% faster step than in 33, 32,768 keys in 33 splits a 3% faster one than in 17.
@@ -122,13 +126,20 @@ constexpr int kDefaultMmaQkvMaxRows = 0;
 // 1,536: 16 rows, tiled 5.64 / 8.00 ms against the skinny kernel's 9.34 / 8.73 and cuBLASLt's
 // 10.40 / 10.93; 32 rows, tiled 8.06 / 10.40 against cuBLASLt's 11.17 / 11.76; 64 rows, tiled
 // 11.77 / 13.86 against cuBLASLt's 12.97 / 13.56.
-// fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 (fp8 5.54 against 6.37 ms
-// per step, int8_sq 8.15 against 8.36) and at 16 for int8_sq (7.95 against 19.9 in the skinny kernel).
+// fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 for fp8 (4.69 against 5.12
+// ms per step at 512 keys); int8_sq at 8 rows since the streaming GEMV's prologue takes the rows at
+// once (6.57 against 7.40), cuBLASLt at 16 (7.2 against 15.8 in the skinny kernel).
 constexpr int kDefaultSkinnyMaxRows = 8;
 constexpr int kDefaultWoTiledMaxRows = 64;
 constexpr int kDefaultWoTiledInt8MaxRows = 32;
 constexpr int kDefaultFp8SkinnyMaxRows = 7;
-constexpr int kDefaultInt8SqSkinnyMaxRows = 7;
+constexpr int kDefaultInt8SqSkinnyMaxRows = 8;
+// int4 shapes of up to 8 rows that the streaming GEMV does not take go to the tiled kernel
+// (set_int4_tiled_fallback_min_rows): on an H200 int4 down_proj alone at 5-8 rows took 22 us
+// against 32-34 in the skinny kernel, the decode step at 512 keys b5 3.76 against 3.79 ms, b6 3.97
+// against 4.04, b8 4.24 against 4.34. int8_wo keeps the skinny kernel (its down_proj at 4-8 rows
+// 23-27 us against 35-36 tiled; b8 step 4.05 against 5.32 ms).
+constexpr int kDefaultInt4TiledFallbackMinRows = 2;
 // The skinny kernel's RMSNorm / activation-scale prologue as a pass of its own before it (true), or
 // inside every block (false; GRPST_CUDA_SKINNY_PROLOGUE_PASS=0|1).
 constexpr bool kDefaultSkinnyProloguePass = true;
@@ -168,12 +179,14 @@ class Forward {
   // attention, for models with quantized layers (on by default; GRPST_CUDA_FUSED_DECODE=0 or
   // off: the previous kernels, which the harness compares in the same run).
   void set_fused_decode(bool on) { fused_decode_ = on; }
-  // The weight-streaming GEMV for bf16 weights too: at every decode batch up to kStreamMaxRows
-  // (set_stream_bf16, off by default), or at one row (set_stream_bf16_one_row, on by default: with
-  // its exact one-token kernel the step measured 2% faster than with the bf16 GEMV on an H200,
-  // docs/benchmarks-gpu.md). GRPST_CUDA_STREAM_BF16: 0 neither, 1 every batch, 2 one row.
+  // The weight-streaming GEMV for bf16 weights too: set_stream_bf16 puts bf16 models on the
+  // streaming decode path (the GEMV at every batch up to kStreamMaxRows, and the staged decode
+  // attention for fp8 / int8 caches; off by default); set_bf16_stream_max_rows takes the GEMV up to
+  // that many rows (kDefaultBf16StreamMaxRows; at one row its exact one-token kernel measured 2%
+  // faster than the bf16 GEMV). GRPST_CUDA_STREAM_BF16: 0 neither, 1 the streaming path, 2 one
+  // row; GRPST_CUDA_STREAM_BF16_MAX_ROWS sets the rows.
   void set_stream_bf16(bool on) { stream_bf16_ = on; }
-  void set_stream_bf16_one_row(bool on) { stream_bf16_one_row_ = on; }
+  void set_bf16_stream_max_rows(int rows) { bf16_stream_max_rows_ = rows; }
   // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,
   // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
   void set_mma_decode(bool on) { mma_decode_ = on; }
@@ -220,6 +233,10 @@ class Forward {
   // 64; 0 = never), through the tiled GEMM that decodes them in registers, beyond on a dequantized
   // weight through cuBLASLt (kDefaultWoTiledMaxRows, kDefaultWoTiledInt8MaxRows;
   // GRPST_CUDA_WO_TILED_MAX_ROWS, GRPST_CUDA_WO_TILED_INT8_MAX_ROWS).
+  // int4 rows that the streaming GEMV does not take (its shared memory does not hold them:
+  // down_proj from 5 rows) go to the tiled kernel from this many rows, to the skinny kernel below
+  // (kDefaultInt4TiledFallbackMinRows, GRPST_CUDA_INT4_TILED_FALLBACK_MIN_ROWS).
+  void set_int4_tiled_fallback_min_rows(int rows) { int4_tiled_fallback_min_rows_ = rows; }
   void set_wo_tiled_max_rows(int int4_rows, int int8_rows) {
     wo_tiled_max_rows_ = int4_rows;
     wo_tiled_int8_max_rows_ = int8_rows;
@@ -266,7 +283,7 @@ class Forward {
   int num_sms_ = 132;
   bool fused_decode_ = true;
   bool stream_bf16_ = false;
-  bool stream_bf16_one_row_ = kDefaultStreamBf16OneRow;
+  int bf16_stream_max_rows_ = kDefaultBf16StreamMaxRows;
   bool mma_decode_ = true;
   int mma_qkv_max_rows_ = kDefaultMmaQkvMaxRows;
   int gemv_max_rows_ = kDefaultGemvMaxRows;
@@ -285,6 +302,7 @@ class Forward {
   bool skinny_prologue_pass_ = kDefaultSkinnyProloguePass;
   int wo_tiled_max_rows_ = kDefaultWoTiledMaxRows;
   int wo_tiled_int8_max_rows_ = kDefaultWoTiledInt8MaxRows;
+  int int4_tiled_fallback_min_rows_ = kDefaultInt4TiledFallbackMinRows;
   SplitScratch split_;  // linear_wo_tiled's partial sums and counters
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path

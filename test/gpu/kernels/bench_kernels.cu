@@ -3,6 +3,7 @@
 // as the bar to beat), decode attention at long contexts, and prefill attention's TFLOP/s.
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 
 #include "device_fill.h"
 #include "harness.h"
@@ -67,6 +68,11 @@ bool kernel_format_selected(cu::WeightFormat f) {
 }
 
 }  // namespace
+
+// For the other bench files (bench_rows.cu).
+bool bench_format_selected(cu::WeightFormat f) { return kernel_format_selected(f); }
+double bench_graph_ms(const std::function<bool(int)>& fn, int launches, cudaStream_t s) { return graph_ms(fn, launches, s); }
+size_t bench_weight_bytes(const cu::Weight& w) { return weight_bytes(w); }
 
 void bench_ceilings() {
   cudaStream_t s;

@@ -268,7 +268,51 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                        [](bool on) { setenv("GRPST_CUDA_STREAM_EARLY_ROUNDS", on ? "2" : "1", 1); }, *fwd, m.d.vocab,
                        report_decode, logits.p, s);
       unsetenv("GRPST_CUDA_STREAM_EARLY_ROUNDS");
+      // The prologue (x staged, the block's row statistics) a row at a time or all rows at once:
+      // what several tokens change (one token takes the same code either way).
+      compare_in_turns(label, "prologue a row at a time", "prologue rows at once", {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}},
+                       [](bool on) { setenv("GRPST_CUDA_PROLOGUE_ALL_ROWS", on ? "1" : "0", 1); }, *fwd, m.d.vocab,
+                       report_decode, logits.p, s);
+      unsetenv("GRPST_CUDA_PROLOGUE_ALL_ROWS");
+      {
+        // Streaming GEMV blocks of more than ~97 KB (down_proj at 4 rows of bf16 / int8_wo / int4,
+        // fp8 / int8_sq at 8) run one per SM: streamed anyway, or not (their other kernel runs).
+        // (The largest shared-memory carveout, asked for them, made every step slower.)
+        const std::vector<std::pair<int, int>> few = {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}};
+        compare_in_turns(label, "streaming GEMV blocks up to 110 KB", "streaming GEMV blocks up to 96 KB", few,
+                         [](bool on) { setenv("GRPST_CUDA_STREAM_MAX_SMEM_KB", on ? "96" : "110", 1); }, *fwd, m.d.vocab,
+                         report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
+        unsetenv("GRPST_CUDA_STREAM_MAX_SMEM_KB");
+      }
+      if (f == cu::WeightFormat::int4_awq) {
+        // down_proj where the streaming GEMV's shared memory does not hold its rows (from 5): the
+        // skinny kernel or the tiled one (the default; the same products in another order)
+        compare_in_turns(label, "skinny kernel where the streaming GEMV does not fit", "tiled kernel there",
+                         {{5, b1_ctx}, {6, b1_ctx}, {8, b1_ctx}},
+                         [&](bool on) { fwd->set_int4_tiled_fallback_min_rows(on ? 2 : 9); }, *fwd, m.d.vocab, report_decode,
+                         logits.p, s, 0.1);
+        fwd->set_int4_tiled_fallback_min_rows(cu::kDefaultInt4TiledFallbackMinRows);
+      }
+      if (is_bf16) {
+        // bf16 at 2-8 rows: cuBLASLt or the streaming GEMV (the default since its prologue takes
+        // the rows at once; other kernels: the logits compared within rounding)
+        compare_in_turns(label, "cuBLASLt from two rows", "streaming GEMV up to 8 rows", {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}},
+                         [&](bool on) { fwd->set_bf16_stream_max_rows(on ? 8 : 1); }, *fwd, m.d.vocab, report_decode,
+                         logits.p, s, 0.1);
+        fwd->set_bf16_stream_max_rows(cu::kDefaultBf16StreamMaxRows);
+      }
       if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq) {
+        // their crossover to cuBLASLt at 8 rows, measured with the prologue's rows at once. The
+        // logits are compared, not gated on the usual 0.1: fp8 products summed in another order
+        // (the tensor cores' fp8 accumulation is not exact) flip e4m3 roundings of the next
+        // layer's activations, and 36 layers of random weights grow that to ~0.2 (each kernel is
+        // checked against its twin in the kernel tests)
+        compare_in_turns(label, "cuBLASLt at 8 rows", "streaming GEMV at 8 rows", {{8, b1_ctx}},
+                         [&](bool on) {
+                           fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, on ? 8 : 7, on ? 8 : 7);
+                         },
+                         *fwd, m.d.vocab, report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
+        fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
         compare_in_turns(label, "activations staged with __fdiv_rn", "activations staged with div_by", streamed,
                          [](bool on) { setenv("GRPST_CUDA_STREAM_FDIV", on ? "0" : "1", 1); }, *fwd, m.d.vocab,
                          report_decode, logits.p, s);
@@ -373,7 +417,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       report_decode("b1 ctx512 graph+pdl stream bf16", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       fwd->set_stream_bf16(false);
       // the bf16 GEMV at one row, and its own choices against their alternatives
-      fwd->set_stream_bf16_one_row(false);
+      fwd->set_bf16_stream_max_rows(0);
       report_decode("b1 ctx512 graph+pdl bf16 GEMV", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
       fwd->set_narrow_lt(true);
       report_decode("b1 ctx512 graph+pdl bf16 GEMV, down_proj via cuBLASLt", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
@@ -382,7 +426,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       report_decode("b1 ctx512 graph+pdl bf16 GEMV, x staged in shared memory", 1, b1_ctx,
                     decode_ms(*fwd, in1, logits.p, true, true, s));
       unsetenv("GRPST_CUDA_GEMV_DIRECT_X");
-      fwd->set_stream_bf16_one_row(cu::kDefaultStreamBf16OneRow);
+      fwd->set_bf16_stream_max_rows(cu::kDefaultBf16StreamMaxRows);
     }
     if (is_bf16) {
       setenv("GRPST_CUDA_MMA_PREFETCH", "0", 1);  // decode attention loads every key after the wait

@@ -20,7 +20,7 @@ namespace cu = grpst::cuda;
 template <class Report>
 void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logits, cudaStream_t s) {
   StepBuffers bufs;  // a step's arrays stay allocated while it is in use
-  fwd.set_stream_bf16_one_row(false);  // the GEMV / cuBLASLt crossover, one row included
+  fwd.set_bf16_stream_max_rows(0);  // the GEMV / cuBLASLt crossover, one row included
   for (int B : {1, 2, 3, 4}) {
     cu::StepInput inb = decode_step(bufs, B, 512, vocab);
     for (int rows : {0, 1, 2, 4}) {
@@ -31,7 +31,7 @@ void sweep_bf16_decode(cu::Forward& fwd, int vocab, Report&& report, float* logi
     }
   }
   fwd.set_gemv_max_rows(cu::kDefaultGemvMaxRows);
-  fwd.set_stream_bf16_one_row(cu::kDefaultStreamBf16OneRow);
+  fwd.set_bf16_stream_max_rows(cu::kDefaultBf16StreamMaxRows);
   fwd.set_mma_split_cap(0, 0);  // the blocks-per-SM choice alone
   fwd.set_mma_few_splits(0, 0);
   for (int ctx : {512, 4096, 32768}) {

@@ -2,6 +2,7 @@
 //   grpst_gpu_harness test [GROUPS]         kernel parity tests (CPU twins); GROUPS e.g. allreduce,linear
 //   grpst_gpu_harness parity DIR            whole-model parity on the tiny fixtures (DIR from export-fixtures)
 //   grpst_gpu_harness bench [FORMATS] [PROMPTS]  ceilings, kernels, whole model (random Qwen3-8B shape)
+//   grpst_gpu_harness rows                  ceilings, the linear kernels at 1-8 decode rows
 //   grpst_gpu_harness profile               one launch of each key kernel (for ncu)
 //   --json FILE                             writes {"device", "checks", "bench"}
 // Exit status: 0 when every check passed, 1 otherwise.
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
     run("linear", test_linear);
     run("sampling", test_sampling);
     run("allreduce", test_allreduce);
+  } else if (cmd == "rows") {
+    bench_ceilings();
+    bench_stream_rows();
   } else if (cmd == "profile") {
     profile_kernels();
   } else if (cmd == "parity") {

@@ -156,8 +156,13 @@ void test_skinny() {
       auto dw = to_device(hw);
       // Quantized activations can flip one rounding step: a little looser than bf16.
       const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 5e-3;
-      check_linear(describe("skinny", f, c), hw, c, tol,
-                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_skinny(in, dw.w, out, c.M, {}); });
+      // the default stages a chunk of every row at once; a row at a time must give the same bits
+      const std::string name = describe("skinny", f, c);
+      check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+        return same_bits_as_old(name, out_bytes(c), out,
+                                {{"the staging a row at a time", {{"GRPST_CUDA_PROLOGUE_ALL_ROWS", "0"}}}},
+                                [&] { return cu::linear_skinny(in, dw.w, out, c.M, {}); });
+      });
     }
 }
 
@@ -340,10 +345,12 @@ void test_stream() {
 }
 
 // The streaming GEMV with one and with two weight rounds issued before the wait (the default takes
-// one or the other by format and rows), and fp8 / int8_sq activations staged with div_by (the
-// default) and with __fdiv_rn: the same arithmetic, so the same bits, and the default against the
-// twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same tile or the block's
-// next one), 1 and 5 tokens.
+// one or the other by format and rows), fp8 / int8_sq activations staged with div_by (the
+// default) and with __fdiv_rn, and its prologue (x staged, the block's row statistics) taking the
+// rows one after another instead of all at once: the same arithmetic, so the same bits, and the
+// default against the twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same
+// tile or the block's next one), 1 to 8 tokens (two batches of rows from 5), with and without a
+// norm and an activation scale.
 void test_stream_switches() {
   Rng r(977);
   const std::vector<Case> cases = {
@@ -351,6 +358,9 @@ void test_stream_switches() {
       {1, 8192, 1024, true, false, cu::Epilogue::store, false},          // 1-2 rounds a tile, 2 tiles a block
       {1, 1024, 4096, true, true, cu::Epilogue::swiglu, false},
       {5, 640, 4096, true, false, cu::Epilogue::store, true},
+      {8, 768, 4096, true, false, cu::Epilogue::swiglu, false},
+      {3, 512, 12288, false, false, cu::Epilogue::residual_add, false},
+      {6, 256, 1024, true, true, cu::Epilogue::store, false},
   };
   for (auto f : {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq, cu::WeightFormat::fp8,
                  cu::WeightFormat::int8_sq})
@@ -358,15 +368,23 @@ void test_stream_switches() {
       auto hw = random_host_weight(f, c.N, c.K, r, 128, false);
       hw.int4_fp32_groups = true;
       auto dw = to_device(hw);
-      const std::string name = describe("stream", f, c) + " switches";
       const double tol = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8 ? 1.2e-2 : 4e-3;
-      check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
-        return same_bits_as_old(name, out_bytes(c), out,
-                                {{"two rounds before the wait", {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "2"}}},
-                                 {"one round before the wait and __fdiv_rn",
-                                  {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1"}, {"GRPST_CUDA_STREAM_FDIV", "1"}}}},
-                                [&] { return cu::linear_stream(in, dw.w, out, c.M, {}); });
-      });
+      // The defaults' row statistics, then (several tokens) the whole block's forced, whose rows
+      // stream_rows_reduce takes at once unless the prologue goes a row at a time.
+      for (const char* block_stats : {static_cast<const char*>(nullptr), "1"}) {
+        if (block_stats && c.M == 1) continue;
+        if (block_stats) setenv("GRPST_CUDA_STREAM_BLOCK_STATS", block_stats, 1);
+        std::vector<OldSetting> olds = {{"the prologue a row at a time", {{"GRPST_CUDA_PROLOGUE_ALL_ROWS", "0"}}}};
+        if (!block_stats)
+          olds.insert(olds.begin(), {{"two rounds before the wait", {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "2"}}},
+                                     {"one round before the wait and __fdiv_rn",
+                                      {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1"}, {"GRPST_CUDA_STREAM_FDIV", "1"}}}});
+        const std::string name = describe("stream", f, c) + " switches" + (block_stats ? ", block statistics" : "");
+        check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+          return same_bits_as_old(name, out_bytes(c), out, olds, [&] { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+        });
+        unsetenv("GRPST_CUDA_STREAM_BLOCK_STATS");
+      }
     }
 }
 

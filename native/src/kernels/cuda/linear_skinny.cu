@@ -9,6 +9,7 @@
 // Warps of a block split the row tiles (RT) and K (KS); slices are summed through shared memory
 // and the epilogue (scales, residual add, SwiGLU) is fused.
 #include "device_utils.cuh"
+#include "env_switch.h"
 #include "kernels.h"
 #include "linear_common.cuh"
 #include "mma_utils.cuh"
@@ -159,9 +160,13 @@ __host__ __device__ constexpr int x_bytes() { return Dec::kX == XKind::bf16 ? 2 
 
 // ---- the kernel --------------------------------------------------------------------------------
 
+// Rows of x whose chunks a thread loads at once in the staging (all_rows): at 8 tokens and K =
+// 12,288 one chunk of a row at a time made 48 dependent round trips to the L2 per thread.
+constexpr int kSkinnyStageRows = 4;
+
 template <class Dec, int J, int RT, int KS, int U>
 __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in, Weight W,
-                                                                     LinearOut out, int M, int CKB) {
+                                                                     LinearOut out, int M, int CKB, int all_rows) {
   using Acc = typename Dec::Acc;
   constexpr int NT = RT * KS * 32;
   constexpr int XB = x_bytes<Dec>();
@@ -198,11 +203,8 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
   for (int c = 0; c < nkb; c += CKB) {
     const int ckb = min(CKB, nkb - c);
     __syncthreads();  // stats ready / previous chunk consumed
-    for (int idx = threadIdx.x; idx < M * ckb * 8; idx += NT) {
-      const int m = idx / (ckb * 8), j = idx % (ckb * 8);
-      const int k = c * 64 + j * 8;
-      float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      if (k < K) linear_load8(in, K, m, k, rstd[m], f);
+    // Row m's 8 prologue-applied activations at chunk column j (k = c * 64 + 8j) into its slot.
+    auto store8 = [&](int m, int j, const float (&f)[8]) {
       uint8_t* dst = smem + m * xstride + j * 8 * XB;
       if constexpr (Dec::kX == XKind::bf16) {
         *reinterpret_cast<uint4*>(dst) = pack8(f);
@@ -220,6 +222,36 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
           hi |= b1 << (8 * e);
         }
         *reinterpret_cast<uint2*>(dst) = make_uint2(lo, hi);
+      }
+    };
+    if (!all_rows) {
+      // the chunks of the M rows dealt out in turn: one dependent load each
+      for (int idx = threadIdx.x; idx < M * ckb * 8; idx += NT) {
+        const int m = idx / (ckb * 8), j = idx % (ckb * 8);
+        const int k = c * 64 + j * 8;
+        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (k < K) linear_load8(in, K, m, k, rstd[m], f);
+        store8(m, j, f);
+      }
+    } else {
+      // a column chunk of kSkinnyStageRows rows at once: their loads in flight together
+      for (int j = threadIdx.x; j < ckb * 8; j += NT) {
+        const int k = c * 64 + j * 8;
+        for (int m0 = 0; m0 < M; m0 += kSkinnyStageRows) {
+          uint4 xr[kSkinnyStageRows];
+#pragma unroll
+          for (int i = 0; i < kSkinnyStageRows; ++i)
+            xr[i] = k < K && m0 + i < M ? *reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K + k)
+                                        : make_uint4(0, 0, 0, 0);
+#pragma unroll
+          for (int i = 0; i < kSkinnyStageRows; ++i) {
+            if (m0 + i >= M) break;
+            float f[8];
+            unpack8(xr[i], f);
+            if (k < K) linear_transform8(in, k, rstd[m0 + i], f);
+            store8(m0 + i, j, f);
+          }
+        }
       }
     }
     __syncthreads();
@@ -296,7 +328,9 @@ Status launch_skinny(const LinearIn& in, const Weight& w, const LinearOut& out, 
   auto kernel = linear_skinny_kernel<Dec, J, RT, KS, U>;
   GRPST_TRY(allow_smem("linear_skinny", kernel, smem));
   const int blocks = ceil_div(w.N, 16 * RT);
-  return launch("linear_skinny", kernel, dim3(blocks), dim3(RT * KS * 32), smem, ex, in, w, out, M, ckb);
+  // GRPST_CUDA_PROLOGUE_ALL_ROWS=0: the staging takes the rows one after another (the same bits)
+  const int all_rows = env_int("GRPST_CUDA_PROLOGUE_ALL_ROWS", 1) != 0 ? 1 : 0;
+  return launch("linear_skinny", kernel, dim3(blocks), dim3(RT * KS * 32), smem, ex, in, w, out, M, ckb, all_rows);
 }
 
 template <class Dec>

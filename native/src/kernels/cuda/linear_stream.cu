@@ -27,7 +27,18 @@ namespace grpst::cuda {
 namespace {
 
 constexpr int kBlocksPerSm = 2;
-constexpr size_t kMaxSmem = 110 * 1024;  // two blocks per SM
+// Shared memory a block may take (its activations grow with the rows and K); beyond it
+// linear_stream_supported says no and the forward takes another kernel. Two blocks of more than
+// ~97 KB ran one per SM on an H200 (the driver's carveout held 196 KB: bf16 down_proj alone at 4
+// rows 40.2 us against 28.3 at 3), and asking for the largest carveout made every step of several
+// rows slower (4-37%: the SMs reconfigure between kernels). So 96 KB, where the other kernels
+// take those shapes faster in a step (bf16 b4 4.82 against 6.47 ms, int8_wo b4 3.57 against 3.99,
+// int8_sq b8 6.16 against 6.59); int4 keeps 110 KB, its skinny kernel being slower still (b4 3.21
+// against 3.46). GRPST_CUDA_STREAM_MAX_SMEM_KB overrides both (docs/benchmarks-gpu-passes.md).
+template <class F>
+size_t max_smem() {
+  return static_cast<size_t>(env_int("GRPST_CUDA_STREAM_MAX_SMEM_KB", F::kGroups ? 110 : 96)) * 1024;
+}
 // The int4 / fp8 occupancy variant: three blocks per SM with half the loads per round (fewer
 // registers), more warps to hide latency. Taken at one row for matrices of more 16-row tiles than
 // the standard grid has blocks (at the 8B shape qkv, gate_up and lm_head, where it measured 4-10%
@@ -177,12 +188,12 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   griddep_launch_dependents();
   if (geo.block_stats) {
     __shared__ float part[kWarps * 8];
-    stream_row_stats(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, rstd, rowq, part);
+    stream_row_stats<kOne>(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, geo.all_rows, rstd, rowq, part);
   } else {
     linear_row_stats(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, rstd, rowq);
   }
   __syncthreads();
-  stage_x<F>(in, W, M, geo, smem, rstd, rowq);
+  stage_x<F, kOne>(in, W, M, geo, smem, rstd, rowq);
   __syncthreads();
 
   Acc acc[4] = {0, 0, 0, 0};
@@ -382,6 +393,8 @@ int early_rounds_for(int forced, int M) {
 // block (1) at every row count (default: the block at one token, and for int8_sq, whose amax
 // needs them, at every count; see stream_row_stats). GRPST_CUDA_STREAM_FDIV=1: the fp8 / int8_sq
 // activations divided by __fdiv_rn in the staging (div_by gives the same bits in fewer steps).
+// GRPST_CUDA_PROLOGUE_ALL_ROWS=0: the prologue (x staged, the block's row statistics) takes the rows
+// one after another, not all at once (the same bits).
 struct Switches {
   int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
   int occupancy = env_int("GRPST_CUDA_STREAM_OCCUPANCY", 0);
@@ -389,6 +402,7 @@ struct Switches {
   int block_stats = env_int("GRPST_CUDA_STREAM_BLOCK_STATS", -1);
   int early_rounds = env_int("GRPST_CUDA_STREAM_EARLY_ROUNDS", 0);
   int fdiv = env_int("GRPST_CUDA_STREAM_FDIV", 0) != 0 ? 1 : 0;
+  int all_rows = env_int("GRPST_CUDA_PROLOGUE_ALL_ROWS", 1) != 0 ? 1 : 0;
 };
 
 // Whether the exact kernel (E) applies: whole 16-row tiles, K a whole number of items (int4: of
@@ -414,6 +428,7 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   geo.block_stats = sw.block_stats == 0 || sw.block_stats == 1 ? sw.block_stats : amax || M == 1 ? 1 : 0;
   geo.early_rounds = early_rounds_for<F>(sw.early_rounds, M);
   geo.fdiv = sw.fdiv;
+  geo.all_rows = sw.all_rows;
   t_last_exact = exact;
   auto kernel = !exact ? linear_stream_kernel<F, BPS, S, kGeneral>
                 : M == 1 ? linear_stream_kernel<F, BPS, S, kExactOne>
@@ -425,8 +440,8 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
 }
 
 template <class F, int S = 0>
-bool fits(const Weight& w, int M, size_t max_smem = kMaxSmem) {
-  return smem_bytes<F, S>(geometry<F>(w, M)) <= max_smem;
+bool fits(const Weight& w, int M, size_t limit = max_smem<F>()) {
+  return smem_bytes<F, S>(geometry<F>(w, M)) <= limit;
 }
 
 // The cp.async ring variant (two blocks per SM, rounds of half the loads, kRingStages of them:

@@ -175,6 +175,7 @@ struct Geometry {
   int block_stats;  // 1: stream_row_stats (the whole block); 0: linear_row_stats (a warp per row)
   int early_rounds;  // register kernel: weight rounds issued before the wait on the previous kernel (1 or 2)
   int fdiv;  // 1: fp8 / int8_sq staging divides by __fdiv_rn instead of div_by (the same bits; timing)
+  int all_rows;  // 1: the prologue loads a chunk of every row at once (stage_x, stream_row_stats); 0: a row at a time
 };
 
 // ---- row statistics by the whole block ----------------------------------------------------------
@@ -188,6 +189,10 @@ struct Geometry {
 // with 4-8 tokens, whose rows it takes one after another, the others keep one warp per row
 // (docs/benchmarks-gpu.md).
 constexpr int kStatsBatch = 6;  // 8-column chunks per thread per batch: 12,288 columns in one
+// Rows whose chunks a thread loads before using any when the prologue takes all rows at once
+// (stream_rows_reduce, stage_x): four rows' 16-byte chunks in flight, 5-8 tokens in two batches
+// (eight at once spilled registers in the kernels that keep a weight round in flight meanwhile).
+constexpr int kStageRows = 4;
 
 // One value per row m < M from every thread's chunks j = threadIdx.x + kThreads * i of row m,
 // combined per warp (op) and then across warps through part [kWarps][8] into out[m]. `chunk`
@@ -222,10 +227,57 @@ __device__ __forceinline__ void stream_row_reduce(const LinearIn& in, int M, int
   }
 }
 
+// The same reduction over rows [0, M) kStageRows at a time (M <= 8): every thread loads its chunk
+// of each of those rows before using any, so K = 4,096 costs two round trips to the L2 per four
+// rows (a row at a time, stream_row_reduce, it was one or two per row). Each thread adds its chunks of a row in
+// the same order as stream_row_reduce and the reduction is the same: the same bits.
+template <class Chunk, class Op>
+__device__ __forceinline__ void stream_rows_reduce(const LinearIn& in, int M, int K, float init, Chunk&& chunk, Op&& op,
+                                                   float* part, float* out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n = K / 8;
+  for (int m0 = 0; m0 < M; m0 += kStageRows) {
+    float v[kStageRows];
+#pragma unroll
+    for (int i = 0; i < kStageRows; ++i) v[i] = init;
+    for (int j = threadIdx.x; j < n; j += kThreads) {
+      uint4 raw[kStageRows];
+#pragma unroll
+      for (int i = 0; i < kStageRows; ++i)
+        raw[i] = m0 + i < M ? __ldg(reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K) + j)
+                            : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int i = 0; i < kStageRows; ++i)
+        if (m0 + i < M) v[i] = chunk(m0 + i, j * 8, raw[i], v[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < kStageRows; ++i) {
+      if (m0 + i >= M) break;
+      float r = v[i];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) r = op(r, __shfl_xor_sync(0xffffffffu, r, o));
+      if (lane == 0) part[warp * 8 + m0 + i] = r;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < M) {
+    float r = part[threadIdx.x];
+    for (int w = 1; w < kWarps; ++w) r = op(r, part[w * 8 + threadIdx.x]);
+    out[threadIdx.x] = r;
+  }
+}
+
+template <bool kOneRow, class Chunk, class Op>
+__device__ __forceinline__ void stream_reduce(const LinearIn& in, int M, int K, bool all_rows, float init, Chunk&& chunk,
+                                              Op&& op, float* part, float* out) {
+  if (!kOneRow && all_rows && M > 1) stream_rows_reduce(in, M, K, init, chunk, op, part, out);
+  else stream_row_reduce(in, M, K, init, chunk, op, part, out);
+}
+
 // rstd[m] (1 without a norm) and, for int8_sq, amax[m] of a(x) for rows [0, M), M <= 8; the
 // caller synchronizes before reading them.
-__device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int K, bool want_amax, float* rstd,
-                                                 float* amax, float* part) {
+template <bool kOneRow>
+__device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int K, bool want_amax, bool all_rows,
+                                                 float* rstd, float* amax, float* part) {
   if (in.norm_w) {
     auto sq = [&](int, int, const uint4& raw, float v) {
       float f[8];
@@ -234,7 +286,7 @@ __device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int 
       for (int e = 0; e < 8; ++e) v = fmaf(f[e], f[e], v);
       return v;
     };
-    stream_row_reduce(in, M, K, 0.f, sq, [](float a, float b) { return a + b; }, part, rstd);
+    stream_reduce<kOneRow>(in, M, K, all_rows, 0.f, sq, [](float a, float b) { return a + b; }, part, rstd);
     // the thread that wrote row m's sum of squares turns it into rstd
     if (threadIdx.x < M) rstd[threadIdx.x] = rsqrtf(rstd[threadIdx.x] / static_cast<float>(K) + in.eps);
   } else if (threadIdx.x < M) {
@@ -250,62 +302,100 @@ __device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int 
     for (int e = 0; e < 8; ++e) v = fmaxf(v, fabsf(f[e]));
     return v;
   };
-  stream_row_reduce(in, M, K, 0.f, mx, [](float a, float b) { return fmaxf(a, b); }, part, amax);
+  stream_reduce<kOneRow>(in, M, K, all_rows, 0.f, mx, [](float a, float b) { return fmaxf(a, b); }, part, amax);
+}
+
+// Row m's chunk j (8 prologue-applied activations at column k = 8j, zeros past K) into the
+// format's layout; for int4 also its group's sum (segments of G/8 consecutive lanes share a group:
+// every lane of the warp calls this with the same m).
+template <class F>
+__device__ __forceinline__ void stage_chunk(const Weight& W, const Geometry& geo, uint8_t* smem, float* sums, int m, int j,
+                                            bool live, const float (&f)[8], float x_div, const float* rowq) {
+  const int k = j * 8;
+  uint8_t* row = smem + m * geo.xs;
+  if (live) {
+    if constexpr (F::kX == XLayout::bf16_natural) {
+      *reinterpret_cast<uint4*>(row + k * 2) = pack8(f);
+    } else if constexpr (F::kX == XLayout::bf16_frag) {
+      // chunk j = 8 columns of k16 step w (first or second half): pair p goes to lane t = p
+      const int item = j / 8, c = j % 8, w = c / 2, half = c & 1;
+      uint32_t* dst = reinterpret_cast<uint32_t*>(row + item * 128) + w * 2 + half;
+#pragma unroll
+      for (int p = 0; p < 4; ++p) dst[p * 8] = pack_bf16x2(f[2 * p], f[2 * p + 1]);
+    } else {
+      constexpr bool kInt8 = std::is_same_v<typename F::Acc, int>;
+      const float div = kInt8 ? (rowq[m] > 0.f ? rowq[m] / 127.f : 1.f) : x_div;
+      const float inv = __frcp_rn(div);
+      uint32_t lo = 0, hi = 0;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float a = geo.fdiv ? __fdiv_rn(f[e], div) : div_by(f[e], div, inv);
+        const float b = geo.fdiv ? __fdiv_rn(f[e + 4], div) : div_by(f[e + 4], div, inv);
+        const uint32_t b0 = kInt8 ? static_cast<uint8_t>(f32_to_i8(a)) : f32_to_e4m3(a);
+        const uint32_t b1 = kInt8 ? static_cast<uint8_t>(f32_to_i8(b)) : f32_to_e4m3(b);
+        lo |= b0 << (8 * e);
+        hi |= b1 << (8 * e);
+      }
+      *reinterpret_cast<uint2*>(row + k) = make_uint2(lo, hi);
+    }
+  }
+  if constexpr (F::kGroups) {
+    // the values the mma multiplies are the bf16-rounded ones: sum those
+    const int seg = W.group_size / 8;
+    float s = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) s += round_bf16(f[e]);
+    for (int o = 1; o < seg; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (live && (threadIdx.x & (seg - 1)) == 0) sums[m * geo.ngroups + j / seg] = s;
+  }
 }
 
 // Stages the prologue-applied activations of M tokens in the format's layout; for int4 also the
-// per-group sums (segments of G/8 consecutive lanes share a group).
-template <class F>
+// per-group sums. With geo.all_rows (the default) and M > 1, each thread takes one chunk of 8
+// columns of every row, kStageRows rows' loads issued together: K = 4,096 then costs two round
+// trips to the L2 per thread per four rows. A row at a time (M = 1, or
+// GRPST_CUDA_PROLOGUE_ALL_ROWS=0) the chunks of the M rows are dealt out in turn, one dependent load
+// each: 16 round trips at 8 tokens, about 5 us of every kernel's prologue there on an H200.
+template <class F, bool kOneRow>
 __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geometry& geo, uint8_t* smem,
                         const float* rstd, const float* rowq) {
-  const int K = W.K, nch = geo.kp / 8;
+  const int K = W.K, nch = geo.kp / 8, lane = threadIdx.x & 31;
   float* sums = reinterpret_cast<float*>(smem + M * geo.xs);
-  const int seg = F::kGroups ? W.group_size / 8 : 1;
   float x_div = 1.f;
   if constexpr (F::kX == XLayout::i8_natural && !std::is_same_v<typename F::Acc, int>) x_div = *W.x_scale;
+  if constexpr (!kOneRow) {
+    if (M > 1 && geo.all_rows) {
+      for (int base = (threadIdx.x & ~31); base < nch; base += kThreads) {
+        const int j = base + lane, k = j * 8;
+        const bool live = j < nch, has = live && k < K;
+        for (int m0 = 0; m0 < M; m0 += kStageRows) {
+          uint4 raw[kStageRows];
+#pragma unroll
+          for (int i = 0; i < kStageRows; ++i)
+            raw[i] = has && m0 + i < M ? *reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K + k)
+                                       : make_uint4(0, 0, 0, 0);
+#pragma unroll
+          for (int i = 0; i < kStageRows; ++i) {
+            const int m = m0 + i;
+            if (m >= M) break;  // M is the same for the whole block
+            float f[8];
+            unpack8(raw[i], f);
+            if (has) linear_transform8(in, k, rstd[m], f);
+            stage_chunk<F>(W, geo, smem, sums, m, j, live, f, x_div, rowq);
+          }
+        }
+      }
+      return;
+    }
+  }
   const int total = M * nch;
   for (int base = (threadIdx.x & ~31); base < total; base += kThreads) {
-    const int idx = base + (threadIdx.x & 31);
+    const int idx = base + lane;
     const bool live = idx < total;
     const int m = live ? idx / nch : 0, j = live ? idx % nch : 0;
-    const int k = j * 8;
     float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (live && k < K) linear_load8(in, K, m, k, rstd[m], f);
-    uint8_t* row = smem + m * geo.xs;
-    if (live) {
-      if constexpr (F::kX == XLayout::bf16_natural) {
-        *reinterpret_cast<uint4*>(row + k * 2) = pack8(f);
-      } else if constexpr (F::kX == XLayout::bf16_frag) {
-        // chunk j = 8 columns of k16 step w (first or second half): pair p goes to lane t = p
-        const int item = j / 8, c = j % 8, w = c / 2, half = c & 1;
-        uint32_t* dst = reinterpret_cast<uint32_t*>(row + item * 128) + w * 2 + half;
-#pragma unroll
-        for (int p = 0; p < 4; ++p) dst[p * 8] = pack_bf16x2(f[2 * p], f[2 * p + 1]);
-      } else {
-        constexpr bool kInt8 = std::is_same_v<typename F::Acc, int>;
-        const float div = kInt8 ? (rowq[m] > 0.f ? rowq[m] / 127.f : 1.f) : x_div;
-        const float inv = __frcp_rn(div);
-        uint32_t lo = 0, hi = 0;
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float a = geo.fdiv ? __fdiv_rn(f[e], div) : div_by(f[e], div, inv);
-          const float b = geo.fdiv ? __fdiv_rn(f[e + 4], div) : div_by(f[e + 4], div, inv);
-          const uint32_t b0 = kInt8 ? static_cast<uint8_t>(f32_to_i8(a)) : f32_to_e4m3(a);
-          const uint32_t b1 = kInt8 ? static_cast<uint8_t>(f32_to_i8(b)) : f32_to_e4m3(b);
-          lo |= b0 << (8 * e);
-          hi |= b1 << (8 * e);
-        }
-        *reinterpret_cast<uint2*>(row + k) = make_uint2(lo, hi);
-      }
-    }
-    if constexpr (F::kGroups) {
-      // the values the mma multiplies are the bf16-rounded ones: sum those
-      float s = 0.f;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) s += round_bf16(f[e]);
-      for (int o = 1; o < seg; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-      if (live && (threadIdx.x & (seg - 1)) == 0) sums[m * geo.ngroups + j / seg] = s;
-    }
+    if (live && j * 8 < K) linear_load8(in, K, m, j * 8, rstd[m], f);
+    stage_chunk<F>(W, geo, smem, sums, m, j, live, f, x_div, rowq);
   }
 }
 }  // namespace

@@ -1,0 +1,113 @@
+// grpst_gpu_harness rows: the linear kernels of 1-8 decode rows (a few sequences decoding together)
+// at every Qwen3-8B projection: the streaming GEMV with its prologue taking all rows at once and a
+// row at a time, against what the forward runs otherwise there (cuBLASLt for bf16, the skinny
+// kernel for quantized weights, the tiled one for int4 / int8_wo; fp8 also cuBLASLt at 8 rows). The forward's row
+// crossovers (cuda_forward.h) come from these and the whole-step rows of `bench`.
+// GRPST_BENCH_KERNEL_FORMATS limits the formats.
+#include <cstdlib>
+#include <functional>
+
+#include "device_fill.h"
+#include "harness.h"
+#include "tests.h"
+#include "weights.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+extern double g_copy_gbs;
+bool bench_format_selected(cu::WeightFormat f);
+double bench_graph_ms(const std::function<bool(int)>& fn, int launches, cudaStream_t s);
+size_t bench_weight_bytes(const cu::Weight& w);
+
+void bench_stream_rows() {
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  cu::LtContext* lt = nullptr;
+  if (!Checks::get().status("bench lt_create", cu::lt_create(&lt, 64u << 20))) return;
+  struct Shape { const char* name; int N, K; bool norm; };
+  const Shape shapes[] = {{"qkv 6144x4096", 6144, 4096, true}, {"o 4096x4096", 4096, 4096, false},
+                          {"gate_up 24576x4096", 24576, 4096, true}, {"down 4096x12288", 4096, 12288, false}};
+  const cu::WeightFormat formats[] = {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq,
+                                      cu::WeightFormat::fp8, cu::WeightFormat::int8_sq};
+  int sms = 132;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  const DevSplitScratch split_scratch(size_t(64) * 24576 * 4, 24576);  // the tiled kernel's split-K scratch, as the forward sizes it
+  const cu::SplitScratch split = split_scratch.get();
+  for (const auto& sh : shapes) {
+    Dev<uint16_t> x(size_t(8) * sh.K), y(size_t(8) * sh.N * 2), xn(size_t(8) * sh.K);
+    Dev<float> norm_w(std::vector<float>(sh.K, 1.f));
+    Dev<uint8_t> xq(size_t(8) * sh.K);
+    fill_bf16(x.as<cu::bf16>(), x.n, 1.f, 0.f, 9);
+    fill_e4m3(xq.p, xq.n, 1.f, 11);
+    for (auto f : formats) {
+      if (!bench_format_selected(f)) continue;
+      cu::Weight proto;
+      proto.format = f;
+      proto.N = sh.N;
+      proto.K = sh.K;
+      proto.group_size = 128;
+      const size_t wb = bench_weight_bytes(proto);
+      // enough copies that the rotation does not run out of L2 (60 MB)
+      const int copies = static_cast<int>(std::min<size_t>(8, std::max<size_t>(2, (size_t(512) << 20) / wb)));
+      std::vector<DevWeight> ws;
+      for (int c = 0; c < copies; ++c) ws.push_back(random_device_weight(f, sh.N, sh.K, c));
+      cudaDeviceSynchronize();
+      cu::LinearIn in;
+      in.x = x.as<cu::bf16>();
+      if (sh.norm) in.norm_w = norm_w.p, in.eps = 1e-6f;
+      cu::LinearOut out;
+      out.y = y.p;
+      for (int M = 1; M <= 8; ++M) {
+        const std::string at = std::string(sh.name) + " " + cu::weight_format_name(f) + " M=" + std::to_string(M) + " ";
+        auto report = [&](const std::string& what, double ms) {
+          const double gbs = wb / (ms * 1e-3) / 1e9;
+          char note[120];
+          std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
+          Bench::get().add("rows", at + what, ms * 1e3, "us", note);
+        };
+        const cu::Exec ex{s, true};
+        if (cu::linear_stream_supported(ws[0].w, M))
+          for (const char* all : {"1", "0"}) {
+            if (M == 1 && all[0] == '0') continue;  // one row takes the same code either way
+            setenv("GRPST_CUDA_PROLOGUE_ALL_ROWS", all, 1);
+            report(std::string("streaming GEMV, prologue ") + (all[0] == '1' ? "rows at once" : "a row at a time"),
+                   bench_graph_ms([&](int i) { return cu::linear_stream(in, ws[i % copies].w, out, M, ex).ok(); }, 4 * copies, s));
+            unsetenv("GRPST_CUDA_PROLOGUE_ALL_ROWS");
+          }
+        if (M == 1) continue;
+        if (f == cu::WeightFormat::bf16) {
+          // cuBLASLt after the prologue's own pass (the forward's path from two rows)
+          report("cuBLASLt (after the norm pass)", bench_graph_ms([&](int i) {
+                   const cu::bf16* xs = in.x;
+                   if (in.norm_w) {
+                     if (!cu::linear_prologue(in, xn.as<cu::bf16>(), M, sh.K, cu::Exec{s, false}).ok()) return false;
+                     xs = xn.as<cu::bf16>();
+                   }
+                   return cu::gemm_bf16(lt, xs, static_cast<const cu::bf16*>(ws[i % copies].w.data), y.p, false, false, M,
+                                        sh.N, sh.K, cu::Exec{s, false}).ok();
+                 }, 4 * copies, s));
+          continue;
+        }
+        report("skinny kernel", bench_graph_ms([&](int i) { return cu::linear_skinny(in, ws[i % copies].w, out, M, ex).ok(); },
+                                               4 * copies, s));
+        if ((f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::int8_wo) && !in.norm_w)  // (the forward's norm pass first)
+          report("tiled kernel", bench_graph_ms([&](int i) {
+                   return cu::linear_wo_tiled(in.x, ws[i % copies].w, out, M, split, sms, ex).ok();
+                 }, 4 * copies, s));
+        if (f == cu::WeightFormat::fp8 && M == 8) {
+          const cu::Weight& w0 = ws[0].w;
+          report("cuBLASLt fp8 GEMM (x quantized first)", bench_graph_ms([&](int i) {
+                   const cu::Weight& w = ws[i % copies].w;
+                   return cu::gemm_fp8(lt, xq.p, static_cast<const uint8_t*>(w.data), w0.x_scale, w.w_scale, y.as<cu::bf16>(),
+                                       false, M, w.N, w.K, cu::Exec{s, false}).ok();
+                 }, 4 * copies, s));
+        }
+      }
+    }
+  }
+  cu::lt_destroy(lt);
+  cudaStreamDestroy(s);
+}
+
+}  // namespace harness
