@@ -259,9 +259,10 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   // through cuBLASLt, which splits K across blocks; the residual add becomes its beta = 1.
   const bool narrow = narrow_lt_ && is_bf16 && !in.norm_w && !in.act_scale &&
                       out.epi == Epilogue::residual_add && w.K > 2 * w.N;
-  // int4 rows the streaming GEMV did not take: the tiled kernel from its fallback rows
-  const bool tiled_instead = w.format == WeightFormat::int4_awq && M >= int4_tiled_fallback_min_rows_ && split_.counters &&
-                             linear_wo_tiled_supported(w);
+  // int4 rows the streaming GEMV did not take: the tiled kernel from its fallback rows (not with
+  // the previous decode kernels, fused_decode_ off, which keep the skinny one)
+  const bool tiled_instead = fused_decode_ && w.format == WeightFormat::int4_awq && M >= int4_tiled_fallback_min_rows_ &&
+                             split_.counters && linear_wo_tiled_supported(w);
   if (M <= small && !narrow && !tiled_instead) {
     if (is_bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);

@@ -175,7 +175,7 @@ struct Geometry {
   int block_stats;  // 1: stream_row_stats (the whole block); 0: linear_row_stats (a warp per row)
   int early_rounds;  // register kernel: weight rounds issued before the wait on the previous kernel (1 or 2)
   int fdiv;  // 1: fp8 / int8_sq staging divides by __fdiv_rn instead of div_by (the same bits; timing)
-  int all_rows;  // 1: the prologue loads a chunk of every row at once (stage_x, stream_row_stats); 0: a row at a time
+  int all_rows;  // 1: the prologue (stage_x, stream_row_stats) loads several rows' chunks at once; 0: a row at a time
 };
 
 // ---- row statistics by the whole block ----------------------------------------------------------
@@ -185,9 +185,10 @@ struct Geometry {
 // norm (rstd, then amax): at one token a sixth of its qkv kernel (12.2 against 10.1 us) and
 // 0.97 ms of its decode step. Here every thread of the block takes chunks of the row, issuing
 // kStatsBatch loads before using any, and the block reduces them. The runtime takes this at one
-// token for every format (the other formats' steps 0.6-1% faster) and for int8_sq at every count;
-// with 4-8 tokens, whose rows it takes one after another, the others keep one warp per row
-// (docs/benchmarks-gpu.md).
+// token for every format (the other formats' steps 0.6-1% faster) and for int8_sq at every count
+// (several tokens four rows at a time, stream_rows_reduce); with 2-8 tokens the others keep one
+// warp per row, even or faster than the block's four rows at a time (int4 b8 4.34 against 4.45 ms
+// per step, int8_wo 4.05 against 4.15; docs/benchmarks-gpu-passes.md).
 constexpr int kStatsBatch = 6;  // 8-column chunks per thread per batch: 12,288 columns in one
 // Rows whose chunks a thread loads before using any when the prologue takes all rows at once
 // (stream_rows_reduce, stage_x): four rows' 16-byte chunks in flight, 5-8 tokens in two batches
@@ -229,8 +230,8 @@ __device__ __forceinline__ void stream_row_reduce(const LinearIn& in, int M, int
 
 // The same reduction over rows [0, M) kStageRows at a time (M <= 8): every thread loads its chunk
 // of each of those rows before using any, so K = 4,096 costs two round trips to the L2 per four
-// rows (a row at a time, stream_row_reduce, it was one or two per row). Each thread adds its chunks of a row in
-// the same order as stream_row_reduce and the reduction is the same: the same bits.
+// rows (stream_row_reduce, a row at a time: one or two per row). Each thread adds its chunks of a
+// row in the same order as stream_row_reduce and the reduction is the same: the same bits.
 template <class Chunk, class Op>
 __device__ __forceinline__ void stream_rows_reduce(const LinearIn& in, int M, int K, float init, Chunk&& chunk, Op&& op,
                                                    float* part, float* out) {
@@ -267,8 +268,8 @@ __device__ __forceinline__ void stream_rows_reduce(const LinearIn& in, int M, in
 }
 
 template <bool kOneRow, class Chunk, class Op>
-__device__ __forceinline__ void stream_reduce(const LinearIn& in, int M, int K, bool all_rows, float init, Chunk&& chunk,
-                                              Op&& op, float* part, float* out) {
+__device__ __forceinline__ void stream_reduce(const LinearIn& in, int M, int K, bool all_rows, float init,
+                                              Chunk&& chunk, Op&& op, float* part, float* out) {
   if (!kOneRow && all_rows && M > 1) stream_rows_reduce(in, M, K, init, chunk, op, part, out);
   else stream_row_reduce(in, M, K, init, chunk, op, part, out);
 }
@@ -309,8 +310,8 @@ __device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int 
 // format's layout; for int4 also its group's sum (segments of G/8 consecutive lanes share a group:
 // every lane of the warp calls this with the same m).
 template <class F>
-__device__ __forceinline__ void stage_chunk(const Weight& W, const Geometry& geo, uint8_t* smem, float* sums, int m, int j,
-                                            bool live, const float (&f)[8], float x_div, const float* rowq) {
+__device__ __forceinline__ void stage_chunk(const Weight& W, const Geometry& geo, uint8_t* smem, float* sums, int m,
+                                            int j, bool live, const float (&f)[8], float x_div, const float* rowq) {
   const int k = j * 8;
   uint8_t* row = smem + m * geo.xs;
   if (live) {
@@ -354,8 +355,8 @@ __device__ __forceinline__ void stage_chunk(const Weight& W, const Geometry& geo
 // per-group sums. With geo.all_rows (the default) and M > 1, each thread takes one chunk of 8
 // columns of every row, kStageRows rows' loads issued together: K = 4,096 then costs two round
 // trips to the L2 per thread per four rows. A row at a time (M = 1, or
-// GRPST_CUDA_PROLOGUE_ALL_ROWS=0) the chunks of the M rows are dealt out in turn, one dependent load
-// each: 16 round trips at 8 tokens, about 5 us of every kernel's prologue there on an H200.
+// GRPST_CUDA_PROLOGUE_ALL_ROWS=0) the chunks of the M rows are dealt out in turn, one dependent
+// load each: 16 round trips at 8 tokens, about 5 us of every kernel's prologue on an H200.
 template <class F, bool kOneRow>
 __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geometry& geo, uint8_t* smem,
                         const float* rstd, const float* rowq) {
