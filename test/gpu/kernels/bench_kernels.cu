@@ -72,7 +72,22 @@ bool kernel_format_selected(cu::WeightFormat f) {
 // For the other bench files (bench_rows.cu).
 bool bench_format_selected(cu::WeightFormat f) { return kernel_format_selected(f); }
 double bench_graph_ms(const std::function<bool(int)>& fn, int launches, cudaStream_t s) { return graph_ms(fn, launches, s); }
-size_t bench_weight_bytes(const cu::Weight& w) { return weight_bytes(w); }
+
+// Random copies of an N x K weight in format f (groups of 128), enough that timing launches over
+// them in turn does not run out of the L2 (60 MB): 2 to 8 of them. *bytes: one copy's weight bytes.
+std::vector<DevWeight> bench_weight_copies(cu::WeightFormat f, int N, int K, size_t* bytes) {
+  cu::Weight proto;
+  proto.format = f;
+  proto.N = N;
+  proto.K = K;
+  proto.group_size = 128;
+  *bytes = weight_bytes(proto);
+  const int copies = static_cast<int>(std::min<size_t>(8, std::max<size_t>(2, (size_t(512) << 20) / *bytes)));
+  std::vector<DevWeight> ws;
+  for (int c = 0; c < copies; ++c) ws.push_back(random_device_weight(f, N, K, c));
+  cudaDeviceSynchronize();
+  return ws;
+}
 
 void bench_ceilings() {
   cudaStream_t s;
@@ -163,17 +178,9 @@ void bench_kernels() {
     fill_bf16(x.as<cu::bf16>(), x.n, 1.f, 0.f, 9);
     for (auto f : formats) {
       if (!kernel_format_selected(f)) continue;
-      // Enough copies that the rotation does not run out of L2 (60 MB).
-      cu::Weight proto;
-      proto.format = f;
-      proto.N = sh.N;
-      proto.K = sh.K;
-      proto.group_size = 128;
-      const size_t wb = weight_bytes(proto);
-      const int copies = static_cast<int>(std::min<size_t>(8, std::max<size_t>(2, (size_t(512) << 20) / wb)));
-      std::vector<DevWeight> ws;
-      for (int c = 0; c < copies; ++c) ws.push_back(random_device_weight(f, sh.N, sh.K, c));
-      cudaDeviceSynchronize();
+      size_t wb = 0;
+      const std::vector<DevWeight> ws = bench_weight_copies(f, sh.N, sh.K, &wb);
+      const int copies = static_cast<int>(ws.size());
       // The weight-streaming GEMV (what the forward runs up to 8 rows) and, as "previous", the
       // bf16 GEMV / skinny kernel it replaced.
       for (int M : {1, 8})

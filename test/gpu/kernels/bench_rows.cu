@@ -18,7 +18,7 @@ namespace cu = grpst::cuda;
 extern double g_copy_gbs;
 bool bench_format_selected(cu::WeightFormat f);
 double bench_graph_ms(const std::function<bool(int)>& fn, int launches, cudaStream_t s);
-size_t bench_weight_bytes(const cu::Weight& w);
+std::vector<DevWeight> bench_weight_copies(cu::WeightFormat f, int N, int K, size_t* bytes);
 
 void bench_stream_rows() {
   cudaStream_t s;
@@ -42,17 +42,9 @@ void bench_stream_rows() {
     fill_e4m3(xq.p, xq.n, 1.f, 11);
     for (auto f : formats) {
       if (!bench_format_selected(f)) continue;
-      cu::Weight proto;
-      proto.format = f;
-      proto.N = sh.N;
-      proto.K = sh.K;
-      proto.group_size = 128;
-      const size_t wb = bench_weight_bytes(proto);
-      // enough copies that the rotation does not run out of L2 (60 MB)
-      const int copies = static_cast<int>(std::min<size_t>(8, std::max<size_t>(2, (size_t(512) << 20) / wb)));
-      std::vector<DevWeight> ws;
-      for (int c = 0; c < copies; ++c) ws.push_back(random_device_weight(f, sh.N, sh.K, c));
-      cudaDeviceSynchronize();
+      size_t wb = 0;
+      const std::vector<DevWeight> ws = bench_weight_copies(f, sh.N, sh.K, &wb);
+      const int copies = static_cast<int>(ws.size());
       cu::LinearIn in;
       in.x = x.as<cu::bf16>();
       if (sh.norm) in.norm_w = norm_w.p, in.eps = 1e-6f;
