@@ -83,6 +83,36 @@ __device__ __forceinline__ void linear_load8(const LinearIn& in, int K, int m, i
   linear_transform8(in, k, rstd, f);
 }
 
+// Rows whose 8-column chunks a prologue loads before using any when it takes several rows at
+// once (stage_x, stream_rows_reduce, the skinny kernel's staging): four rows' 16-byte loads in
+// flight together; 5-8 tokens take two batches (eight at once spilled registers in the streaming
+// GEMV, which keeps a weight round in flight meanwhile).
+constexpr int kPrologueRows = 4;
+
+// Rows [0, M)'s chunks of 8 activations at column k, kPrologueRows rows' loads issued before any
+// is used: use(m, f) gets row m's chunk with the prologue applied, zeros where !has (past K, or
+// a thread without a chunk). One round trip to the L2 per four rows, where loading a row's chunk
+// and using it before the next row's is one per row.
+template <class Use>
+__device__ __forceinline__ void load_rows8(const LinearIn& in, int M, int K, int k, bool has, const float* rstd,
+                                           Use&& use) {
+  for (int m0 = 0; m0 < M; m0 += kPrologueRows) {
+    uint4 raw[kPrologueRows];
+#pragma unroll
+    for (int i = 0; i < kPrologueRows; ++i)
+      raw[i] = has && m0 + i < M ? *reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K + k)
+                                 : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int i = 0; i < kPrologueRows; ++i) {
+      if (m0 + i >= M) break;  // M is the same for the whole block
+      float f[8];
+      unpack8(raw[i], f);
+      if (has) linear_transform8(in, k, rstd[m0 + i], f);
+      use(m0 + i, f);
+    }
+  }
+}
+
 __device__ __forceinline__ float silu_bf16(float g) {
   return round_bf16(g / (1.f + expf(-g)));
 }

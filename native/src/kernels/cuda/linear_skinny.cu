@@ -160,10 +160,6 @@ __host__ __device__ constexpr int x_bytes() { return Dec::kX == XKind::bf16 ? 2 
 
 // ---- the kernel --------------------------------------------------------------------------------
 
-// Rows of x whose chunks a thread loads at once in the staging (all_rows): at 8 tokens and K =
-// 12,288 one chunk of a row at a time made 48 dependent round trips to the L2 per thread.
-constexpr int kSkinnyStageRows = 4;
-
 template <class Dec, int J, int RT, int KS, int U>
 __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in, Weight W,
                                                                      LinearOut out, int M, int CKB, int all_rows) {
@@ -234,24 +230,11 @@ __global__ void __launch_bounds__(RT * KS * 32) linear_skinny_kernel(LinearIn in
         store8(m, j, f);
       }
     } else {
-      // a column chunk of kSkinnyStageRows rows at once: their loads in flight together
+      // a column chunk of several rows at once (at 8 tokens and K = 12,288 a row at a time made
+      // 48 dependent round trips to the L2 per thread)
       for (int j = threadIdx.x; j < ckb * 8; j += NT) {
         const int k = c * 64 + j * 8;
-        for (int m0 = 0; m0 < M; m0 += kSkinnyStageRows) {
-          uint4 xr[kSkinnyStageRows];
-#pragma unroll
-          for (int i = 0; i < kSkinnyStageRows; ++i)
-            xr[i] = k < K && m0 + i < M ? *reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K + k)
-                                        : make_uint4(0, 0, 0, 0);
-#pragma unroll
-          for (int i = 0; i < kSkinnyStageRows; ++i) {
-            if (m0 + i >= M) break;
-            float f[8];
-            unpack8(xr[i], f);
-            if (k < K) linear_transform8(in, k, rstd[m0 + i], f);
-            store8(m0 + i, j, f);
-          }
-        }
+        load_rows8(in, M, K, k, k < K, rstd, [&](int m, const float (&f)[8]) { store8(m, j, f); });
       }
     }
     __syncthreads();

@@ -190,10 +190,6 @@ struct Geometry {
 // warp per row, even or faster than the block's four rows at a time (int4 b8 4.34 against 4.45 ms
 // per step, int8_wo 4.05 against 4.15; docs/benchmarks-gpu-passes.md).
 constexpr int kStatsBatch = 6;  // 8-column chunks per thread per batch: 12,288 columns in one
-// Rows whose chunks a thread loads before using any when the prologue takes all rows at once
-// (stream_rows_reduce, stage_x): four rows' 16-byte chunks in flight, 5-8 tokens in two batches
-// (eight at once spilled registers in the kernels that keep a weight round in flight meanwhile).
-constexpr int kStageRows = 4;
 
 // One value per row m < M from every thread's chunks j = threadIdx.x + kThreads * i of row m,
 // combined per warp (op) and then across warps through part [kWarps][8] into out[m]. `chunk`
@@ -228,7 +224,7 @@ __device__ __forceinline__ void stream_row_reduce(const LinearIn& in, int M, int
   }
 }
 
-// The same reduction over rows [0, M) kStageRows at a time (M <= 8): every thread loads its chunk
+// The same reduction over rows [0, M) kPrologueRows at a time (M <= 8): every thread loads its chunk
 // of each of those rows before using any, so K = 4,096 costs two round trips to the L2 per four
 // rows (stream_row_reduce, a row at a time: one or two per row). Each thread adds its chunks of a
 // row in the same order as stream_row_reduce and the reduction is the same: the same bits.
@@ -236,22 +232,22 @@ template <class Chunk, class Op>
 __device__ __forceinline__ void stream_rows_reduce(const LinearIn& in, int M, int K, float init, Chunk&& chunk, Op&& op,
                                                    float* part, float* out) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n = K / 8;
-  for (int m0 = 0; m0 < M; m0 += kStageRows) {
-    float v[kStageRows];
+  for (int m0 = 0; m0 < M; m0 += kPrologueRows) {
+    float v[kPrologueRows];
 #pragma unroll
-    for (int i = 0; i < kStageRows; ++i) v[i] = init;
+    for (int i = 0; i < kPrologueRows; ++i) v[i] = init;
     for (int j = threadIdx.x; j < n; j += kThreads) {
-      uint4 raw[kStageRows];
+      uint4 raw[kPrologueRows];
 #pragma unroll
-      for (int i = 0; i < kStageRows; ++i)
+      for (int i = 0; i < kPrologueRows; ++i)
         raw[i] = m0 + i < M ? __ldg(reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K) + j)
                             : make_uint4(0, 0, 0, 0);
 #pragma unroll
-      for (int i = 0; i < kStageRows; ++i)
+      for (int i = 0; i < kPrologueRows; ++i)
         if (m0 + i < M) v[i] = chunk(m0 + i, j * 8, raw[i], v[i]);
     }
 #pragma unroll
-    for (int i = 0; i < kStageRows; ++i) {
+    for (int i = 0; i < kPrologueRows; ++i) {
       if (m0 + i >= M) break;
       float r = v[i];
 #pragma unroll
@@ -353,7 +349,7 @@ __device__ __forceinline__ void stage_chunk(const Weight& W, const Geometry& geo
 
 // Stages the prologue-applied activations of M tokens in the format's layout; for int4 also the
 // per-group sums. With geo.all_rows (the default) and M > 1, each thread takes one chunk of 8
-// columns of every row, kStageRows rows' loads issued together: K = 4,096 then costs two round
+// columns of every row, kPrologueRows rows' loads issued together: K = 4,096 then costs two round
 // trips to the L2 per thread per four rows. A row at a time (M = 1, or
 // GRPST_CUDA_PROLOGUE_ALL_ROWS=0) the chunks of the M rows are dealt out in turn, one dependent
 // load each: 16 round trips at 8 tokens, about 5 us of every kernel's prologue on an H200.
@@ -366,25 +362,13 @@ __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geomet
   if constexpr (F::kX == XLayout::i8_natural && !std::is_same_v<typename F::Acc, int>) x_div = *W.x_scale;
   if constexpr (!kOneRow) {
     if (M > 1 && geo.all_rows) {
+      // every lane of a warp takes part (stage_chunk's group sums shuffle), live or not
       for (int base = (threadIdx.x & ~31); base < nch; base += kThreads) {
-        const int j = base + lane, k = j * 8;
-        const bool live = j < nch, has = live && k < K;
-        for (int m0 = 0; m0 < M; m0 += kStageRows) {
-          uint4 raw[kStageRows];
-#pragma unroll
-          for (int i = 0; i < kStageRows; ++i)
-            raw[i] = has && m0 + i < M ? *reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K + k)
-                                       : make_uint4(0, 0, 0, 0);
-#pragma unroll
-          for (int i = 0; i < kStageRows; ++i) {
-            const int m = m0 + i;
-            if (m >= M) break;  // M is the same for the whole block
-            float f[8];
-            unpack8(raw[i], f);
-            if (has) linear_transform8(in, k, rstd[m], f);
-            stage_chunk<F>(W, geo, smem, sums, m, j, live, f, x_div, rowq);
-          }
-        }
+        const int j = base + lane;
+        const bool live = j < nch;
+        load_rows8(in, M, K, j * 8, live && j * 8 < K, rstd, [&](int m, const float (&f)[8]) {
+          stage_chunk<F>(W, geo, smem, sums, m, j, live, f, x_div, rowq);
+        });
       }
       return;
     }
