@@ -284,6 +284,23 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                          report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
         unsetenv("GRPST_CUDA_STREAM_MAX_SMEM_KB");
       }
+      if (f != cu::WeightFormat::int4_awq) {
+        // The K split across two blocks of a cluster (the default for down_proj where one block's
+        // shared memory does not hold the rows' activations, from 4 rows of bf16 / int8_wo, and
+        // for fp8 / int8_sq from rows x K = 20,480: down_proj from 2 rows, qkv and o_proj from 5),
+        // or not (the kernel the forward takes otherwise: cuBLASLt, the skinny kernel, or the
+        // streaming GEMV whole; fp8 takes cuBLASLt at 8 rows either way). The step logits: int8_sq's
+        // integer partial sums give the same bits; the others differ in rounding, which 36 layers
+        // of random weights amplify (fp8 the most: an activation one ulp off can change its code).
+        std::vector<std::pair<int, int>> rows = {{4, b1_ctx}, {6, b1_ctx}, {8, b1_ctx}};
+        if (f == cu::WeightFormat::fp8) rows = {{2, b1_ctx}, {4, b1_ctx}, {6, b1_ctx}};
+        if (f == cu::WeightFormat::int8_sq) rows.insert(rows.begin(), {2, b1_ctx});
+        const double tol = f == cu::WeightFormat::int8_sq ? 0 : f == cu::WeightFormat::fp8 ? 0.5 : 0.1;
+        compare_in_turns(label, "no K split", "K split across a cluster", rows,
+                         [](bool on) { setenv("GRPST_CUDA_STREAM_KSPLIT", on ? "0" : "1", 1); }, *fwd, m.d.vocab,
+                         report_decode, logits.p, s, tol);
+        unsetenv("GRPST_CUDA_STREAM_KSPLIT");
+      }
       if (f == cu::WeightFormat::int4_awq) {
         // down_proj where the streaming GEMV's shared memory does not hold its rows (from 5): the
         // skinny kernel or the tiled one (the default; the same products in another order)

@@ -2,7 +2,8 @@
 // at every Qwen3-8B projection: the streaming GEMV with its prologue taking all rows at once and a
 // row at a time, against what the forward runs otherwise there (cuBLASLt for bf16, the skinny
 // kernel for quantized weights, the tiled one for int4 / int8_wo; fp8 also cuBLASLt at 8 rows). The forward's row
-// crossovers (cuda_forward.h) come from these and the whole-step rows of `bench`.
+// crossovers (cuda_forward.h) come from these and the whole-step rows of `bench`. The streaming GEMV
+// also with K split across 2 blocks of a cluster (down_proj 4 too), and unsplit, forced.
 // GRPST_BENCH_KERNEL_FORMATS limits the formats.
 #include <cstdlib>
 #include <functional>
@@ -59,13 +60,34 @@ void bench_stream_rows() {
           Bench::get().add("rows", at + what, ms * 1e3, "us", note);
         };
         const cu::Exec ex{s, true};
+        auto stream_ms = [&] {
+          return bench_graph_ms([&](int i) { return cu::linear_stream(in, ws[i % copies].w, out, M, ex).ok(); }, 4 * copies, s);
+        };
+        auto split_label = [] {
+          const int ks = cu::linear_stream_last_ksplit();
+          return ks > 1 ? ", K split in " + std::to_string(ks) : std::string();
+        };
         if (cu::linear_stream_supported(ws[0].w, M))
           for (const char* all : {"1", "0"}) {
             if (M == 1 && all[0] == '0') continue;  // one row takes the same code either way
             setenv("GRPST_CUDA_PROLOGUE_ALL_ROWS", all, 1);
-            report(std::string("streaming GEMV, prologue ") + (all[0] == '1' ? "rows at once" : "a row at a time"),
-                   bench_graph_ms([&](int i) { return cu::linear_stream(in, ws[i % copies].w, out, M, ex).ok(); }, 4 * copies, s));
+            const double ms = stream_ms();
+            report(std::string("streaming GEMV, prologue ") + (all[0] == '1' ? "rows at once" : "a row at a time") + split_label(), ms);
             unsetenv("GRPST_CUDA_PROLOGUE_ALL_ROWS");
+          }
+        // K shared by 2 blocks of a cluster (down_proj also 4), forced, and no split (where the
+        // default splits)
+        if (f != cu::WeightFormat::int4_awq && M >= 2)
+          for (const char* ks : {"1", "2", "4"}) {
+            if (ks[0] == '4' && sh.K != 12288) continue;
+            if (ks[0] == '1' && cu::linear_stream_last_ksplit() == 1) continue;
+            setenv("GRPST_CUDA_STREAM_KSPLIT", ks, 1);
+            if (cu::linear_stream_supported(ws[0].w, M)) {
+              const double ms = stream_ms();
+              if (ks[0] == '1') report("streaming GEMV, no K split (forced)", ms);
+              else if (cu::linear_stream_last_ksplit() == std::atoi(ks)) report("streaming GEMV" + split_label() + " (forced)", ms);
+            }
+            unsetenv("GRPST_CUDA_STREAM_KSPLIT");
           }
         if (M == 1) continue;
         if (f == cu::WeightFormat::bf16) {

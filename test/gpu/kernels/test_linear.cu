@@ -5,6 +5,7 @@
 // repack + dequantization, each with the fused prologue / epilogue variants the forward uses.
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include "harness.h"
 #include "reference.h"
 #include "tests.h"
@@ -93,9 +94,18 @@ Status same_bits_as_old(const std::string& name, size_t bytes, const cu::LinearO
   std::vector<std::vector<uint8_t>> old(olds.size(), std::vector<uint8_t>(bytes));
   cudaMemcpy(start.data(), out.y, bytes, cudaMemcpyDeviceToHost);
   for (size_t i = 0; i < olds.size(); ++i) {
-    for (const auto& [k, v] : olds[i].env) setenv(k, v, 1);
+    // each variable back to what it was (the caller may have set one), or unset
+    std::vector<std::pair<const char*, std::optional<std::string>>> before;
+    for (const auto& [k, v] : olds[i].env) {
+      const char* was = std::getenv(k);
+      before.emplace_back(k, was ? std::optional<std::string>(was) : std::nullopt);
+      setenv(k, v, 1);
+    }
     const Status st = run();
-    for (const auto& [k, v] : olds[i].env) unsetenv(k);
+    for (const auto& [k, was] : before) {
+      if (was) setenv(k, was->c_str(), 1);
+      else unsetenv(k);
+    }
     if (!st.ok()) return st;
     cudaMemcpy(old[i].data(), out.y, bytes, cudaMemcpyDeviceToHost);
     cudaMemcpy(out.y, start.data(), bytes, cudaMemcpyHostToDevice);
@@ -388,6 +398,58 @@ void test_stream_switches() {
     }
 }
 
+// The K split (GRPST_CUDA_STREAM_KSPLIT): each tile's K shared by 2 or 4 blocks of a cluster, each
+// staging its share of the activations. Forced to at least 2 and 4 shares on every shape: against
+// the twin, the shares asked for taken where they fit (4 where 2 do not), and int8_sq (integer
+// partial sums) the same bits as unsplit wherever unsplit fits. The default: supported wherever
+// the rows fit whole or in two shares, and two shares where they do not fit whole, or, fp8 /
+// int8_sq, from rows x K = 20,480 (a few tiles each, as every case here).
+void test_stream_ksplit() {
+  Rng r(991);
+  const std::vector<Case> cases = {
+      {8, 512, 12288, false, false, cu::Epilogue::residual_add, false},  // bf16 / int8_wo: only in 4 shares
+      {4, 1040, 12288, false, true, cu::Epilogue::store, false},          // bf16 / int8_wo: 2 shares by default
+      {8, 768, 12288, true, false, cu::Epilogue::swiglu, false},
+      {5, 768, 4096, true, false, cu::Epilogue::swiglu, false},           // fits whole
+      {2, 200, 1024, true, true, cu::Epilogue::store, true},              // N off the tiles, fp32 out
+      {1, 640, 8192, false, false, cu::Epilogue::residual_add, false},    // one row
+  };
+  for (auto f : {cu::WeightFormat::bf16, cu::WeightFormat::int8_wo, cu::WeightFormat::fp8, cu::WeightFormat::int8_sq})
+    for (const auto& c : cases) {
+      auto hw = random_host_weight(f, c.N, c.K, r, 128, false);
+      auto dw = to_device(hw);
+      const bool eight_bit = f == cu::WeightFormat::int8_sq || f == cu::WeightFormat::fp8;
+      const double tol = eight_bit ? 1.2e-2 : 4e-3;
+      setenv("GRPST_CUDA_STREAM_KSPLIT", "1", 1);
+      const bool whole = cu::linear_stream_supported(dw.w, c.M);
+      int took_two = 0;  // what forcing two shares took
+      for (const char* ks : {"2", "4", "0"}) {
+        setenv("GRPST_CUDA_STREAM_KSPLIT", ks, 1);
+        const bool forced = ks[0] != '0';
+        const std::string name = describe("stream K split", f, c) + (forced ? std::string(" forced ") + ks : " default");
+        const bool two_fit = took_two == 2;
+        const bool supported = cu::linear_stream_supported(dw.w, c.M);
+        if (!forced && !whole && !two_fit) {
+          Checks::get().expect(name + ": not supported where neither whole rows nor two shares fit", !supported);
+          continue;
+        }
+        if (!Checks::get().expect(name + " supported", supported)) continue;
+        const bool same_bits = forced && whole && f == cu::WeightFormat::int8_sq;
+        check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+          auto run = [&] { return cu::linear_stream(in, dw.w, out, c.M, {}); };
+          if (!same_bits) return run();
+          return same_bits_as_old(name, out_bytes(c), out, {{"no K split", {{"GRPST_CUDA_STREAM_KSPLIT", "1"}}}}, run);
+        });
+        const int took = cu::linear_stream_last_ksplit();
+        if (ks[0] == '2') took_two = took;
+        const int want = forced ? (ks[0] == '2' && took == 4 ? 4 : std::atoi(ks))
+                                : (!whole || (eight_bit && c.M >= 2 && c.M * c.K >= 20480)) ? 2 : 1;
+        Checks::get().expect(name + " took " + std::to_string(want) + " shares (took " + std::to_string(took) + ")", took == want);
+      }
+    }
+  unsetenv("GRPST_CUDA_STREAM_KSPLIT");
+}
+
 void test_gemm_paths(cu::LtContext* lt) {
   Rng r(701);
   // bf16 through cuBLASLt: store / accumulate / fp32 out; prologue materialized first.
@@ -514,6 +576,7 @@ void test_linear() {
   test_wo_tiled();
   test_stream();
   test_stream_switches();
+  test_stream_ksplit();
   cu::LtContext* lt = nullptr;
   if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {
     test_gemm_paths(lt);

@@ -39,9 +39,9 @@ Status allow_smem_bytes(const char* op, const void* kernel, size_t bytes) {
 
 // Asked once per (kernel, cluster size, block shape) and remembered: runner threads share it, and
 // later calls (e.g. inside a graph capture) ask nothing.
-bool cluster_fits(const void* kernel, int size, int threads, size_t smem) {
+int active_clusters(const void* kernel, int size, int threads, size_t smem) {
   static std::mutex mu;
-  static std::map<std::tuple<const void*, int, int, size_t>, bool> known;
+  static std::map<std::tuple<const void*, int, int, size_t>, int> known;
   std::lock_guard<std::mutex> lock(mu);
   const auto key = std::make_tuple(kernel, size, threads, smem);
   auto it = known.find(key);
@@ -63,8 +63,13 @@ bool cluster_fits(const void* kernel, int size, int threads, size_t smem) {
     fits = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) == cudaSuccess && clusters > 0;
   }
   if (!fits) cudaGetLastError();  // a refusal is an answer, not an error for the next launch
-  known.emplace(key, fits);
-  return fits;
+  const int count = fits ? clusters : 0;
+  known.emplace(key, count);
+  return count;
+}
+
+bool cluster_fits(const void* kernel, int size, int threads, size_t smem) {
+  return active_clusters(kernel, size, threads, smem) > 0;
 }
 
 }  // namespace grpst::cuda

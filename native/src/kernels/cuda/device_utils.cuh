@@ -68,6 +68,8 @@ Status allow_smem(const char* op, void (*kernel)(KArgs...), size_t bytes) {
 // part may not hold one); past 8 blocks, the portable size, it sets the kernel's non-portable
 // opt-in first. The kernel's dynamic shared-memory limit must already allow `smem`.
 bool cluster_fits(const void* kernel, int size, int threads, size_t smem);
+// How many such clusters the GPU holds at once (0: none fit).
+int active_clusters(const void* kernel, int size, int threads, size_t smem);
 
 __device__ __forceinline__ void griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -277,13 +277,17 @@ constexpr int kWoTiledMaxRows = 64;
 // Weight-streaming tensor-core GEMV for decode (M <= kStreamMaxRows tokens) in every format,
 // with the same prologue and epilogue; the fastest path at small batch where it applies
 // (linear_stream_supported: bf16 K % 8, fp8 / int8_sq K % 16, int4 groups of 64, 128 or 256,
-// activations within shared memory). int4 groups are finished in fp32, y = sum over groups of
+// activations within shared memory: all rows' in one block, or, outside int4, each block of a
+// cluster of 2 or 4 holding its share of K). int4 groups are finished in fp32, y = sum over groups of
 // s * sum_k (q - z) x, instead of multiplying bf16((q - z) * s) on the tensor cores.
 bool linear_stream_supported(const Weight& w, int M);
 Status linear_stream(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
 // Whether this thread's last linear_stream launch took the exact kernel (whole 16-row tiles and
 // rounds, compile-time item offsets; GRPST_CUDA_STREAM_EXACT=0 turns it off): for tests and benches.
 bool linear_stream_last_exact();
+// The shares of K this thread's last linear_stream launch split each tile into (1: none; 2 or 4
+// blocks of a cluster where one block's shared memory does not hold all rows' activations).
+int linear_stream_last_ksplit();
 constexpr int kStreamMaxRows = 8;
 
 // cuBLASLt: handle, workspace and cached algorithms per shape.

@@ -176,6 +176,7 @@ struct Geometry {
   int early_rounds;  // register kernel: weight rounds issued before the wait on the previous kernel (1 or 2)
   int fdiv;  // 1: fp8 / int8_sq staging divides by __fdiv_rn instead of div_by (the same bits; timing)
   int all_rows;  // 1: the prologue (stage_x, stream_row_stats) loads several rows' chunks at once; 0: a row at a time
+  int ks;        // K split: blocks of a cluster per tile, each with nitems (1/ks of the weight's) and kp columns
 };
 
 // ---- row statistics by the whole block ----------------------------------------------------------
@@ -353,9 +354,10 @@ __device__ __forceinline__ void stage_chunk(const Weight& W, const Geometry& geo
 // trips to the L2 per thread per four rows. A row at a time (M = 1, or
 // GRPST_CUDA_PROLOGUE_ALL_ROWS=0) the chunks of the M rows are dealt out in turn, one dependent
 // load each: 16 round trips at 8 tokens, about 5 us of every kernel's prologue on an H200.
+// With a K split the block stages only its columns [col0, col0 + kp) of the rows (row stride K).
 template <class F, bool kOneRow>
 __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geometry& geo, uint8_t* smem,
-                        const float* rstd, const float* rowq) {
+                        const float* rstd, const float* rowq, int col0 = 0) {
   const int K = W.K, nch = geo.kp / 8, lane = threadIdx.x & 31;
   float* sums = reinterpret_cast<float*>(smem + M * geo.xs);
   float x_div = 1.f;
@@ -366,7 +368,7 @@ __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geomet
       for (int base = (threadIdx.x & ~31); base < nch; base += kThreads) {
         const int j = base + lane;
         const bool live = j < nch;
-        load_rows8(in, M, K, j * 8, live && j * 8 < K, rstd, [&](int m, const float (&f)[8]) {
+        load_rows8(in, M, K, col0 + j * 8, live && col0 + j * 8 < K, rstd, [&](int m, const float (&f)[8]) {
           stage_chunk<F>(W, geo, smem, sums, m, j, live, f, x_div, rowq);
         });
       }
@@ -379,7 +381,7 @@ __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geomet
     const bool live = idx < total;
     const int m = live ? idx / nch : 0, j = live ? idx % nch : 0;
     float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (live && j * 8 < K) linear_load8(in, K, m, j * 8, rstd[m], f);
+    if (live && col0 + j * 8 < K) linear_load8(in, K, m, col0 + j * 8, rstd[m], f);
     stage_chunk<F>(W, geo, smem, sums, m, j, live, f, x_div, rowq);
   }
 }
