@@ -42,7 +42,8 @@ fi
 du -sh "$CARRY"/* 2>/dev/null
 # What travels: .carry plus the files git tracks or would add (the device tool's limit is on both).
 carry_bytes=$(du -sb "$CARRY" | cut -f1)
-tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+# (a file deleted but not yet committed is still listed: stat skips it)
+tree_bytes=$( (git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null || true) | awk '{ s += $1 } END { print s + 0 }')
 total=$((carry_bytes + tree_bytes))
 echo "total: $carry_bytes bytes in $CARRY + $tree_bytes in the working tree = $total of 67108864 (64 MiB) the device tool carries"
 # (a pack of 67.05 MB was refused: keep a mebibyte to spare)
