@@ -300,6 +300,14 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                          [](bool on) { setenv("GRPST_CUDA_STREAM_KSPLIT", on ? "0" : "1", 1); }, *fwd, m.d.vocab,
                          report_decode, logits.p, s, tol);
         unsetenv("GRPST_CUDA_STREAM_KSPLIT");
+        if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq) {
+          // one row: the exact one-token kernel whole (the default) or qkv, o_proj and down_proj split
+          // (GRPST_CUDA_STREAM_KSPLIT_ONE_ROW=1; measured slower)
+          compare_in_turns(label, "one row whole", "one row K split", {{1, b1_ctx}},
+                           [](bool on) { setenv("GRPST_CUDA_STREAM_KSPLIT_ONE_ROW", on ? "1" : "0", 1); }, *fwd,
+                           m.d.vocab, report_decode, logits.p, s, tol);
+          unsetenv("GRPST_CUDA_STREAM_KSPLIT_ONE_ROW");
+        }
       }
       if (f == cu::WeightFormat::int4_awq) {
         // down_proj where the streaming GEMV's shared memory does not hold its rows (from 5): the

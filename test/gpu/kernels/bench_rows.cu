@@ -76,8 +76,9 @@ void bench_stream_rows() {
             unsetenv("GRPST_CUDA_PROLOGUE_ALL_ROWS");
           }
         // K shared by 2 blocks of a cluster (down_proj also 4), forced, and no split (where the
-        // default splits)
-        if (f != cu::WeightFormat::int4_awq && M >= 2)
+        // default splits); fp8 / int8_sq at one row too
+        const bool eight_bit = f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq;
+        if (f != cu::WeightFormat::int4_awq && (M >= 2 || eight_bit))
           for (const char* ks : {"1", "2", "4"}) {
             if (ks[0] == '4' && sh.K != 12288) continue;
             if (ks[0] == '1' && cu::linear_stream_last_ksplit() == 1) continue;

@@ -403,7 +403,7 @@ void test_stream_switches() {
 // the twin, the shares asked for taken where they fit (4 where 2 do not), and int8_sq (integer
 // partial sums) the same bits as unsplit wherever unsplit fits. The default: supported wherever
 // the rows fit whole or in two shares, and two shares where they do not fit whole, or, fp8 /
-// int8_sq, from rows x K = 20,480 (a few tiles each, as every case here).
+// int8_sq, from 2 rows and rows x K = 20,480 (a few tiles each, as every case here).
 void test_stream_ksplit() {
   Rng r(991);
   const std::vector<Case> cases = {

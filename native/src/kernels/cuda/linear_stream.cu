@@ -108,6 +108,7 @@ int early_rounds_for(int forced, int M) {
 // K split as ksplit_for chooses; 1 never (shapes whose rows do not fit go to another kernel); 2 or
 // 4 at least that many shares wherever they fit (tests, benches). GRPST_CUDA_STREAM_KSPLIT_MIN_ROWCOLS:
 // rows x K from which fp8 / int8_sq split (kSplit8BitMinRowCols; 0: only where the rows do not fit).
+// GRPST_CUDA_STREAM_KSPLIT_ONE_ROW=1: fp8 / int8_sq split at one row too (off: measured slower).
 constexpr int kSplit8BitMinRowCols = 20480;  // see ksplit_for
 struct Switches {
   int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
@@ -119,6 +120,7 @@ struct Switches {
   int all_rows = env_int("GRPST_CUDA_PROLOGUE_ALL_ROWS", 1) != 0 ? 1 : 0;
   int ksplit = env_int("GRPST_CUDA_STREAM_KSPLIT", 0);
   int split_min_rowcols = env_int("GRPST_CUDA_STREAM_KSPLIT_MIN_ROWCOLS", kSplit8BitMinRowCols);
+  bool split_one_row = env_int("GRPST_CUDA_STREAM_KSPLIT_ONE_ROW", 0) != 0;
 };
 
 // Whether the exact kernel (E) applies: whole 16-row tiles, K a whole number of items (int4: of
@@ -186,8 +188,12 @@ int ksplit_for(const Weight& w, int M, const Switches& sw) {
   const bool eight_bit = F::kX == XLayout::i8_natural;
   const bool few_tiles = ceil_div(w.N, 16) <= 2 * kBlocksPerSm * sm_count();
   const int64_t rowcols = static_cast<int64_t>(M) * w.K;
-  // (one row keeps its exact one-token kernel: a K of 20,480 and more, Qwen3-32B's down_proj, is not measured split)
-  if (whole && !(eight_bit && M >= 2 && few_tiles && sw.split_min_rowcols > 0 && rowcols >= sw.split_min_rowcols)) return 1;
+  // One row keeps the exact one-token kernel whole: split (GRPST_CUDA_STREAM_KSPLIT_ONE_ROW=1: the
+  // few-tile projections from K = 4,096), qkv and o_proj lost 1-2 us each and the decode step was
+  // slower (fp8 2.797 -> 2.880 ms, int8_sq 2.972 -> 3.157; down_proj alone gained 0.3-1 us).
+  const bool one_row = M == 1 && sw.split_one_row && w.K >= 4096;
+  const bool by_rows = M >= 2 && sw.split_min_rowcols > 0 && rowcols >= sw.split_min_rowcols;
+  if (whole && !(eight_bit && few_tiles && (one_row || by_rows))) return 1;
   return can(2) ? 2 : whole ? 1 : 0;
 }
 
