@@ -264,25 +264,22 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     if (new_decode_kernels()) {
       std::vector<std::pair<int, int>> streamed = {{1, b1_ctx}};
       if (!is_bf16) streamed.insert(streamed.end(), {{4, b1_ctx}, {8, b1_ctx}});  // bf16 takes cuBLASLt from 2 rows
-      compare_in_turns(label, "one weight round before the wait", "two weight rounds before the wait", streamed,
-                       [](bool on) { setenv("GRPST_CUDA_STREAM_EARLY_ROUNDS", on ? "2" : "1", 1); }, *fwd, m.d.vocab,
-                       report_decode, logits.p, s);
-      unsetenv("GRPST_CUDA_STREAM_EARLY_ROUNDS");
+      compare_env_in_turns(label, "one weight round before the wait", "two weight rounds before the wait", streamed,
+                           {"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1", "2"}, *fwd, m.d.vocab,
+                           report_decode, logits.p, s);
       // The prologue (x staged, the block's row statistics) a row at a time or all rows at once:
       // what several tokens change (one token takes the same code either way).
-      compare_in_turns(label, "prologue a row at a time", "prologue rows at once", {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}},
-                       [](bool on) { setenv("GRPST_CUDA_PROLOGUE_ALL_ROWS", on ? "1" : "0", 1); }, *fwd, m.d.vocab,
-                       report_decode, logits.p, s);
-      unsetenv("GRPST_CUDA_PROLOGUE_ALL_ROWS");
+      compare_env_in_turns(label, "prologue a row at a time", "prologue rows at once", {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}},
+                           {"GRPST_CUDA_PROLOGUE_ALL_ROWS", "0", "1"}, *fwd, m.d.vocab,
+                           report_decode, logits.p, s);
       {
         // Streaming GEMV blocks of more than ~97 KB (down_proj at 4 rows of bf16 / int8_wo / int4,
         // fp8 / int8_sq at 8) run one per SM: streamed anyway, or not (their other kernel runs).
         // (The largest shared-memory carveout, asked for them, made every step slower.)
         const std::vector<std::pair<int, int>> few = {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}};
-        compare_in_turns(label, "streaming GEMV blocks up to 110 KB", "streaming GEMV blocks up to 96 KB", few,
-                         [](bool on) { setenv("GRPST_CUDA_STREAM_MAX_SMEM_KB", on ? "96" : "110", 1); }, *fwd, m.d.vocab,
-                         report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
-        unsetenv("GRPST_CUDA_STREAM_MAX_SMEM_KB");
+        compare_env_in_turns(label, "streaming GEMV blocks up to 110 KB", "streaming GEMV blocks up to 96 KB", few,
+                             {"GRPST_CUDA_STREAM_MAX_SMEM_KB", "110", "96"}, *fwd, m.d.vocab,
+                             report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
       }
       if (f != cu::WeightFormat::int4_awq) {
         // The K split across two blocks of a cluster (the default for down_proj where one block's
@@ -296,17 +293,15 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
         if (f == cu::WeightFormat::fp8) rows = {{2, b1_ctx}, {4, b1_ctx}, {6, b1_ctx}};
         if (f == cu::WeightFormat::int8_sq) rows.insert(rows.begin(), {2, b1_ctx});
         const double tol = f == cu::WeightFormat::int8_sq ? 0 : f == cu::WeightFormat::fp8 ? 0.5 : 0.1;
-        compare_in_turns(label, "no K split", "K split across a cluster", rows,
-                         [](bool on) { setenv("GRPST_CUDA_STREAM_KSPLIT", on ? "0" : "1", 1); }, *fwd, m.d.vocab,
-                         report_decode, logits.p, s, tol);
-        unsetenv("GRPST_CUDA_STREAM_KSPLIT");
+        compare_env_in_turns(label, "no K split", "K split across a cluster", rows,
+                             {"GRPST_CUDA_STREAM_KSPLIT", "1", "0"}, *fwd, m.d.vocab,
+                             report_decode, logits.p, s, tol);
         if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq) {
           // one row: the exact one-token kernel whole (the default) or qkv, o_proj and down_proj split
           // (GRPST_CUDA_STREAM_KSPLIT_ONE_ROW=1; measured slower)
-          compare_in_turns(label, "one row whole", "one row K split", {{1, b1_ctx}},
-                           [](bool on) { setenv("GRPST_CUDA_STREAM_KSPLIT_ONE_ROW", on ? "1" : "0", 1); }, *fwd,
-                           m.d.vocab, report_decode, logits.p, s, tol);
-          unsetenv("GRPST_CUDA_STREAM_KSPLIT_ONE_ROW");
+          compare_env_in_turns(label, "one row whole", "one row K split", {{1, b1_ctx}},
+                               {"GRPST_CUDA_STREAM_KSPLIT_ONE_ROW", "0", "1"}, *fwd,
+                               m.d.vocab, report_decode, logits.p, s, tol);
         }
       }
       if (f == cu::WeightFormat::int4_awq) {
@@ -338,10 +333,9 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                          },
                          *fwd, m.d.vocab, report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
         fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
-        compare_in_turns(label, "activations staged with __fdiv_rn", "activations staged with div_by", streamed,
-                         [](bool on) { setenv("GRPST_CUDA_STREAM_FDIV", on ? "0" : "1", 1); }, *fwd, m.d.vocab,
-                         report_decode, logits.p, s);
-        unsetenv("GRPST_CUDA_STREAM_FDIV");
+        compare_env_in_turns(label, "activations staged with __fdiv_rn", "activations staged with div_by", streamed,
+                             {"GRPST_CUDA_STREAM_FDIV", "1", "0"}, *fwd, m.d.vocab,
+                             report_decode, logits.p, s);
       }
     }
     if (is_bf16) {  // one sequence's attention splits merged in a cluster (the default) or by the last block, in turns
@@ -383,11 +377,10 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       cu::KvCache kv8;
       if (Checks::get().expect("model fp8 KV cache", make_kv(m, 1024, cu::KvDtype::fp8, 700, &kv8)) &&
           Checks::get().status("Forward::set_kv fp8", fwd->set_kv(kv8))) {
-        compare_in_turns(label + " fp8 KV", "fp8 KV cache, splits merged by the last block",
-                         "fp8 KV cache, splits merged in a cluster", {{1, 512}, {1, 2048}, {4, 2048}},
-                         [](bool on) { setenv("GRPST_CUDA_STAGED_CLUSTER_MERGE", on ? "1" : "0", 1); }, *fwd,
-                         m.d.vocab, report_decode, logits.p, s);
-        unsetenv("GRPST_CUDA_STAGED_CLUSTER_MERGE");
+        compare_env_in_turns(label + " fp8 KV", "fp8 KV cache, splits merged by the last block",
+                             "fp8 KV cache, splits merged in a cluster", {{1, 512}, {1, 2048}, {4, 2048}},
+                             {"GRPST_CUDA_STAGED_CLUSTER_MERGE", "0", "1"}, *fwd,
+                             m.d.vocab, report_decode, logits.p, s);
         compare_in_turns(label + " fp8 KV", "fp8 KV cache, splits filling the GPU", "fp8 KV cache, at most 16 splits",
                          {{1, 2048}, {1, 4096}, {1, 8192}, {2, 2048}},
                          [&](bool on) { fwd->set_staged_split_cap(on ? cu::kDefaultStagedMaxSplits : 0, 1 << 30); }, *fwd,

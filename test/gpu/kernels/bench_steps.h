@@ -1,6 +1,7 @@
 // The whole-model benches' steps: device arrays of one step, a decode or prefill batch built in
 // them, a decode step timed as a replayed CUDA graph, and two settings of a switch timed in turns.
 #pragma once
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +52,22 @@ void compare_in_turns(const std::string& label, const std::string& off_name, con
     if (tol == 0) Checks::get().expect(name + " bits, " + on_name, !got[0].empty() && got[0] == got[1]);
     else Checks::get().compare(name + ", " + on_name + " against " + off_name, got[1], got[0], tol);
   }
+}
+
+// A switch that is an environment variable: `var` set to `off` then `on` for compare_in_turns,
+// and unset afterwards (the default again).
+struct EnvSwitch {
+  const char* var;
+  const char* off;
+  const char* on;
+};
+template <class Report>
+void compare_env_in_turns(const std::string& label, const std::string& off_name, const std::string& on_name,
+                          const std::vector<std::pair<int, int>>& shapes, const EnvSwitch& sw, grpst::cuda::Forward& fwd,
+                          int vocab, Report&& report, float* logits, cudaStream_t s, double tol = 0) {
+  compare_in_turns(label, off_name, on_name, shapes, [&](bool on) { setenv(sw.var, on ? sw.on : sw.off, 1); }, fwd, vocab,
+                   report, logits, s, tol);
+  unsetenv(sw.var);
 }
 
 }  // namespace harness

@@ -141,10 +141,13 @@ bool fits(const Weight& w, int M, size_t limit = max_smem<F>(), int ks = 1) {
   return smem_bytes<F, S>(geometry<F>(w, M, ks)) <= limit;
 }
 
-// The K-split kernel of KS shares: the exact one for whole tiles and rounds, else the general one.
-template <class F, int KS>
-auto split_kernel(bool exact) {
-  return exact ? linear_stream_kernel<F, kBlocksPerSm, 0, kExactRows, KS> : linear_stream_kernel<F, kBlocksPerSm, 0, kGeneral, KS>;
+// The K-split kernel of ks (2 or 4) shares: the exact one for whole tiles and rounds, else the
+// general one.
+template <class F>
+auto split_kernel(int ks, bool exact) {
+  if (ks == 2)
+    return exact ? linear_stream_kernel<F, kBlocksPerSm, 0, kExactRows, 2> : linear_stream_kernel<F, kBlocksPerSm, 0, kGeneral, 2>;
+  return exact ? linear_stream_kernel<F, kBlocksPerSm, 0, kExactRows, 4> : linear_stream_kernel<F, kBlocksPerSm, 0, kGeneral, 4>;
 }
 
 // Clusters of the K-split kernel that the GPU holds at once (0: none, e.g. no cluster support).
@@ -153,7 +156,7 @@ int split_clusters(const Weight& w, int M, int ks, bool exact) {
   if constexpr (F::kGroups) {
     return 0;
   } else {
-    const auto kernel = ks == 2 ? split_kernel<F, 2>(exact) : split_kernel<F, 4>(exact);
+    const auto kernel = split_kernel<F>(ks, exact);
     const size_t smem = smem_bytes<F>(geometry<F>(w, M, ks));
     if (!allow_smem("linear_stream", kernel, smem).ok()) return 0;
     return active_clusters(reinterpret_cast<const void*>(kernel), ks, kThreads, smem);
@@ -214,12 +217,11 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   const int ntiles = ceil_div(w.N, 16);
   if constexpr (S == 0 && BPS == kBlocksPerSm && !F::kGroups) {
     if (ks > 1) {
-      const auto kernel = ks == 2 ? split_kernel<F, 2>(exact) : split_kernel<F, 4>(exact);
-      GRPST_TRY(allow_smem("linear_stream", kernel, smem));
-      const int clusters = std::min(ntiles, active_clusters(reinterpret_cast<const void*>(kernel), ks, kThreads, smem));
+      // (split_clusters also raises the kernel's shared-memory limit)
+      const int clusters = std::min(ntiles, split_clusters<F>(w, M, ks, exact));
       if (clusters <= 0) return invalid("linear_stream", "the K split's clusters do not fit this GPU");
-      return launch_clusters("linear_stream", kernel, dim3(clusters * ks), dim3(kThreads), smem, ex, dim3(ks, 1, 1), in, w,
-                             out, M, geo);
+      return launch_clusters("linear_stream", split_kernel<F>(ks, exact), dim3(clusters * ks), dim3(kThreads), smem, ex,
+                             dim3(ks, 1, 1), in, w, out, M, geo);
     }
   }
   auto kernel = !exact ? linear_stream_kernel<F, BPS, S, kGeneral>
