@@ -22,6 +22,8 @@
 #           (TP_SIZES=1,2 to choose), decode b1 and 64-way serving through the HTTP API
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
+# lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
+#           int8 at 64), timed against its first choice (the harness's `lt`: lt.json)
 # profile   Nsight Compute on one launch of each key kernel (NCU_KERNELS: a regex of kernel names
 #           to profile instead; NCU_EXTRA: more ncu options, e.g. --metrics)
 # source    Nsight Compute's full set on the first launch of NCU_KERNELS (default decode_persistent;
@@ -29,7 +31,7 @@
 #           BENCH_PROMPTS), or with SOURCE_APP=profile in the profile stage's launches, and the source lines where
 #           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
 #           per-line / per-instruction table as ncu-source.csv.xz
-# Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json, rows.json,
+# Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json, rows.json, lt.json,
 # transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt; tp-bench: run.log,
 # ceilings.json, bench-gpu-tp.json, serve-tp*.log (bench:gpu's table is
 # in run.log; a run keeps 8 of them).
@@ -204,6 +206,13 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_BENCH:-200}" "$H" rows --json "$OUT/rows.json" > /tmp/rows.log 2>&1
       rc=$?; cat /tmp/rows.log >> "$HLOG"; SUMMARY+=("rows: exit $rc")
       grep -E "^\s*\[rows\]" /tmp/rows.log
+      ;;
+    lt)
+      H=$(harness_bin) || { SUMMARY+=("lt: harness build FAILED"); continue; }
+      stamp "cuBLASLt candidates for the projections"
+      timeout "${T_BENCH:-200}" "$H" lt --json "$OUT/lt.json" > /tmp/lt.log 2>&1
+      rc=$?; cat /tmp/lt.log >> "$HLOG"; SUMMARY+=("lt: exit $rc")
+      grep -E "^\s*\[lt\]|lt " /tmp/lt.log | head -60
       ;;
     profile)
       # Nsight Compute on one launch of each key kernel (clocks left as they are).

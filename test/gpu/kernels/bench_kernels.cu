@@ -138,8 +138,13 @@ void bench_wo_tiled(const char* shape, const std::vector<DevWeight>& ws, int cop
   int sms = 132;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
   const cu::Weight& w0 = ws[0].w;
-  for (const char* cfg : {"", "64,1", "64,2", "64,4", "64,8", "128,1", "128,2", "128,4", "256,1", "256,2"}) {
-    if (cfg[0]) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
+  // "previous": the shape chosen without whole waves (GRPST_CUDA_WO_TILED_WAVES=0), from 33 rows
+  for (const char* cfg : {"", "previous", "64,1", "64,2", "64,4", "64,8", "128,1", "128,2", "128,4", "128,8", "256,1", "256,2",
+                          "256,4", "256,8"}) {
+    const bool previous = std::string(cfg) == "previous";
+    if (previous && M <= 32) continue;
+    if (previous) setenv("GRPST_CUDA_WO_TILED_WAVES", "0", 1);
+    if (cfg[0] && !previous) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
     else unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
     if (cfg[0] && std::atoi(cfg) == 64 && w0.N > 24576) continue;
     cu::LinearOut out;
@@ -149,10 +154,13 @@ void bench_wo_tiled(const char* shape, const std::vector<DevWeight>& ws, int cop
     const double gbs = wb / (ms * 1e-3) / 1e9;
     const double tflops = 2.0 * M * w0.N * w0.K / (ms * 1e-3) / 1e12;
     char note[200];
-    std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw, %.0f TFLOP/s, %d K slices", ms * 1e3, 100.0 * gbs / g_copy_gbs,
-                  tflops, cu::linear_wo_tiled_splits(w0, M, sc, sms));
+    int rows = 0;
+    const int splits = cu::linear_wo_tiled_splits(w0, M, sc, sms, &rows);
+    std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw, %.0f TFLOP/s, %d rows x %d K slices", ms * 1e3,
+                  100.0 * gbs / g_copy_gbs, tflops, rows, splits);
     Bench::get().add("linear", std::string(shape) + " " + cu::weight_format_name(w0.format) + " M=" + std::to_string(M) +
                                    " tiled " + (cfg[0] ? cfg : "chosen"), gbs, "GB/s", note);
+    unsetenv("GRPST_CUDA_WO_TILED_WAVES");
   }
   unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
 }

@@ -313,6 +313,16 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                          logits.p, s, 0.1);
         fwd->set_int4_tiled_fallback_min_rows(cu::kDefaultInt4TiledFallbackMinRows);
       }
+      if (f == cu::WeightFormat::int4_awq || f == cu::WeightFormat::int8_wo) {
+        // The tiled kernel's block shapes at 33-64 rows: the rule for up to 32 rows, or whole waves
+        // (the default; the same products summed over other K slices). int8_wo takes the tiled
+        // kernel at these rows only here (cuBLASLt on a dequantized weight by default).
+        fwd->set_wo_tiled_max_rows(cu::kDefaultWoTiledMaxRows, 64);
+        compare_env_in_turns(label, "tiled shapes as up to 32 rows", "tiled shapes filling whole waves",
+                             {{40, serve_ctx}, {serve_b, serve_ctx}}, {"GRPST_CUDA_WO_TILED_WAVES", "0", "1"}, *fwd, m.d.vocab,
+                             report_decode, logits.p, s, 0.1);
+        fwd->set_wo_tiled_max_rows(cu::kDefaultWoTiledMaxRows, cu::kDefaultWoTiledInt8MaxRows);
+      }
       if (is_bf16) {
         // bf16 at 2-8 rows: cuBLASLt or the streaming GEMV (the default since its prologue takes
         // the rows at once; other kernels: the logits compared within rounding)

@@ -3,6 +3,7 @@
 //   grpst_gpu_harness parity DIR            whole-model parity on the tiny fixtures (DIR from export-fixtures)
 //   grpst_gpu_harness bench [FORMATS] [PROMPTS]  ceilings, kernels, whole model (random Qwen3-8B shape)
 //   grpst_gpu_harness rows                  ceilings, the linear kernels at 1-8 decode rows
+//   grpst_gpu_harness lt                    ceilings, every cuBLASLt candidate for the projections
 //   grpst_gpu_harness profile               one launch of each key kernel (for ncu)
 //   --json FILE                             writes {"device", "checks", "bench"}
 // Exit status: 0 when every check passed, 1 otherwise.
@@ -48,6 +49,10 @@ int main(int argc, char** argv) {
   } else if (cmd == "rows") {
     bench_ceilings();
     bench_stream_rows();
+  } else if (cmd == "lt") {
+    bench_ceilings();
+    bench_lt();
+    Bench::get().print();
   } else if (cmd == "profile") {
     profile_kernels();
   } else if (cmd == "parity") {

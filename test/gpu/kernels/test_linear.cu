@@ -178,13 +178,13 @@ void test_skinny() {
 
 // The tiled weight-only GEMM (int8_wo, int4 in groups of 16 / 32 / 64 / 128, with and without
 // zeros) at 9-64 tokens, its prologue as the forward runs it (linear_prologue first), every
-// epilogue, N off its 64-row blocks, K off 64, and each block shape with and without K split
-// across blocks (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"); the split counters must be back at
+// epilogue, N off its 64-row blocks, K off 64, the shape it chooses (from 33 tokens by whole
+// waves) and each block shape with and without K split across blocks (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"); the split counters must be back at
 // zero after every launch, or the next launch would add to a stale count.
 void test_wo_tiled() {
   Rng r(651);
   const int sms = 132;
-  struct TiledCase { Case c; int group; bool zeros; };
+  struct TiledCase { Case c; int group; bool zeros; bool chosen_only = false; };
   const std::vector<TiledCase> cases = {
       {{64, 1000, 4096, true, false, cu::Epilogue::store, false}, 128, false},
       {{40, 512, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
@@ -192,9 +192,11 @@ void test_wo_tiled() {
       {{9, 384, 2048, false, false, cu::Epilogue::store, true}, 32, true},
       {{32, 272, 1024, true, true, cu::Epilogue::residual_add, false}, 16, true},
       {{64, 96, 160, true, false, cu::Epilogue::store, false}, 32, false},  // K not a multiple of 64, N not of 16
+      // 33-64 rows of a wide weight: whole waves take 128-row blocks with K split (on an H200)
+      {{48, 6144, 4096, true, false, cu::Epilogue::swiglu, false}, 128, false, true},
   };
   const char* configs[] = {"", "64,1", "64,3", "128,2", "256,1", "256,4"};
-  const DevSplitScratch scratch(size_t(64) * 1024 * 8, 1000);
+  const DevSplitScratch scratch(size_t(64) * 6144 * 8, 1000);
   const cu::SplitScratch sc = scratch.get();
   for (auto f : {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq})
     for (const auto& tc : cases) {
@@ -203,11 +205,14 @@ void test_wo_tiled() {
       auto dw = to_device(hw);
       Dev<uint16_t> xn(size_t(c.M) * c.K);
       for (const char* cfg : configs) {
+        if (tc.chosen_only && cfg[0]) continue;  // a large case: its CPU reference once per format
         if (cfg[0]) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
         else unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
-        const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms);
+        int rows = 0;
+        const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, &rows);
         std::string name = describe("wo_tiled", f, c) + " g" + std::to_string(tc.group) + (tc.zeros ? "+zeros" : "") +
-                           " " + (cfg[0] ? cfg : "auto") + " (" + std::to_string(splits) + " slices)";
+                           " " + (cfg[0] ? cfg : "auto") + " (" + std::to_string(rows) + " rows x " +
+                           std::to_string(splits) + " slices)";
         check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
           const cu::bf16* x = in.x;
           if (in.norm_w || in.act_scale) {

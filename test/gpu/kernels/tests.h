@@ -12,6 +12,7 @@ void test_allreduce();
 void bench_ceilings();
 void bench_kernels();
 void bench_stream_rows();
+void bench_lt();
 void bench_model(const std::string& formats, const std::string& prefill_lengths);
 int model_parity(const std::string& fixtures_dir);
 struct Fixture;

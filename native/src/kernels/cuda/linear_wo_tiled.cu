@@ -16,8 +16,10 @@
 // depend on timing, and runs the epilogue (channel scale, store / residual add / SwiGLU).
 #include <algorithm>
 #include <cstdlib>
+#include <vector>
 
 #include "device_utils.cuh"
+#include "env_switch.h"
 #include "kernels.h"
 #include "linear_common.cuh"
 #include "mma_utils.cuh"
@@ -333,24 +335,65 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
 struct Plan {
   int rows = 128, splits = 1;
 };
-Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
+// Blocks of 64 and of 128 rows that fit on one SM at 33-64 tokens (0: unknown).
+struct Residency {
+  int rows64 = 0, rows128 = 0;
+};
+
+// 33-64 tokens: the shape whose blocks fill the GPU's resident slots most evenly (blocks over
+// whole waves of slots), among those within 5% of the best the one with the fewest waves, then
+// the wider blocks (fewer x reads). Measured on an H200 at 64 tokens (docs/benchmarks-gpu-passes.md,
+// "the tiled weight-only GEMM fills whole waves"): int4 qkv 128 rows x 8 slices 25.6 us against
+// 31.2 for the rule below, gate_up 128 x 2 61.5 against 75.5 (a wave and a half of 3 slices).
+Plan choose_by_waves(const Weight& w, int nkb, const Residency& res, int num_sms) {
+  struct Option { Plan p; double fill; int waves; };
+  std::vector<Option> options;
+  const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));
+  for (const int rows : {64, 128}) {
+    const int slots = (rows == 64 ? res.rows64 : res.rows128) * num_sms;
+    if (slots <= 0) continue;
+    for (int splits = 1; splits <= max_splits; ++splits) {
+      const int blocks = ceil_div(w.N, rows) * splits;
+      const int waves = ceil_div(blocks, slots);
+      options.push_back({{rows, splits}, static_cast<double>(blocks) / (static_cast<double>(waves) * slots), waves});
+    }
+  }
+  double best_fill = 0;
+  for (const Option& o : options) best_fill = std::max(best_fill, o.fill);
+  const Option* pick = nullptr;
+  for (const Option& o : options) {
+    if (o.fill < 0.95 * best_fill) continue;
+    if (!pick || o.waves < pick->waves || (o.waves == pick->waves && o.p.rows > pick->p.rows)) pick = &o;
+  }
+  return pick ? pick->p : Plan{};
+}
+
+Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const Residency& res) {
   Plan p;
   const int nkb = (w.K + 63) / 64;
   int forced_rows = 0, forced_splits = 0;
   if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &forced_rows, &forced_splits);
-  // 64-row blocks (128 for the widest matrices), K split until about six blocks per SM (three of
-  // 128 rows), each slice at least 8 steps of K: on an H200 the kernel is bound by latency (ncu:
-  // 12-19% achieved occupancy, DRAM and SM throughput under a third), so more blocks in flight
-  // win, except for gate_up, where the wider blocks' fewer slices and x reads win. The fastest
-  // shapes of the sweep (docs/benchmarks-gpu.md, 16-64 tokens): qkv, o_proj, down_proj 64 rows x 8
-  // slices (qkv 64 x 4 at 64 tokens); gate_up 128 x 2-4; the LM head 128 x 1.
-  p.rows = w.N >= 16384 ? 128 : 64;
-  if (forced_rows == 64 || forced_rows == 128 || forced_rows == 256) p.rows = forced_rows;
-  const int blocks = ceil_div(w.N, p.rows);
-  p.splits = std::max(1, std::min(ceil_div((p.rows >= 128 ? 3 : 6) * num_sms, blocks), nkb / 8));
-  if (forced_splits > 0) p.splits = std::min(forced_splits, nkb);
+  // Up to 32 tokens: 64-row blocks (128 for the widest matrices), K split until about six blocks
+  // per SM (three of 128 rows), each slice at least 8 steps of K: on an H200 the kernel is bound
+  // by latency (ncu: 12-19% achieved occupancy, DRAM and SM throughput under a third), so more
+  // blocks in flight win, except for gate_up, where the wider blocks' fewer slices and x reads
+  // win. The fastest shapes of the sweep (docs/benchmarks-gpu.md, 16-32 tokens): qkv, o_proj,
+  // down_proj 64 rows x 8 slices; gate_up 128 x 2-4; the LM head 128 x 1. From 33 tokens the
+  // blocks hold twice the x and fewer fit on an SM: whole waves decide (choose_by_waves).
+  // GRPST_CUDA_WO_TILED_WAVES=0 keeps the rule above at every row count (for comparisons).
+  const bool by_waves = M > 32 && res.rows64 > 0 && res.rows128 > 0 && env_int("GRPST_CUDA_WO_TILED_WAVES", 1) != 0;
+  if (by_waves && forced_rows == 0 && forced_splits == 0) {
+    p = choose_by_waves(w, nkb, res, num_sms);
+  } else {
+    p.rows = w.N >= 16384 ? 128 : 64;
+    if (forced_rows == 64 || forced_rows == 128 || forced_rows == 256) p.rows = forced_rows;
+    const int blocks = ceil_div(w.N, p.rows);
+    p.splits = std::max(1, std::min(ceil_div((p.rows >= 128 ? 3 : 6) * num_sms, blocks), nkb / 8));
+    if (forced_splits > 0) p.splits = std::min(forced_splits, nkb);
+  }
   p.splits = std::min(p.splits, kMaxSplits);
   if (p.splits > 1) {  // as many slices as the scratch holds partial sums and counters for
+    const int blocks = ceil_div(w.N, p.rows);
     const bool usable = sc.partial && sc.counters && blocks <= sc.counter_count;
     const size_t per_split = static_cast<size_t>(blocks) * p.rows * (M <= 16 ? 16 : M <= 32 ? 32 : 64);
     const size_t cap = usable ? sc.partial_floats / per_split : 1;
@@ -368,6 +411,33 @@ Status launch_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M,
   const dim3 grid(ceil_div(w.N, S::kRows), splits);
   return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
                 sc.counters);
+}
+
+// Blocks of one shape that fit on an SM (its shared memory, registers and threads), asked of
+// the runtime once per shape; 0 when it cannot say.
+template <class Dec, int J, int WARPS, int TW>
+int resident_per_sm() {
+  static const int blocks = [] {
+    using S = Shape<Dec, J, WARPS, TW>;
+    auto kernel = linear_wo_tiled_kernel<Dec, J, WARPS, TW>;
+    int n = 0;
+    if (!allow_smem("linear_wo_tiled", kernel, S::kSmem).ok() ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, S::kThreads, S::kSmem) != cudaSuccess) {
+      cudaGetLastError();  // leave no error behind for the next launch's check
+      return 0;
+    }
+    return n;
+  }();
+  return blocks;
+}
+
+Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
+  Residency res;
+  if (M > 32) {
+    if (w.format == WeightFormat::int4_awq) res = {resident_per_sm<TiledInt4, 8, 4, 1>(), resident_per_sm<TiledInt4, 8, 4, 2>()};
+    else res = {resident_per_sm<TiledInt8, 8, 4, 1>(), resident_per_sm<TiledInt8, 8, 4, 2>()};
+  }
+  return choose(w, M, sc, num_sms, res);
 }
 
 template <class Dec, int J>
@@ -396,8 +466,10 @@ bool linear_wo_tiled_supported(const Weight& w) {
   return G == 16 || G == 32 || (G >= 64 && G % 64 == 0);
 }
 
-int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
-  return choose(w, M, sc, num_sms).splits;
+int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows) {
+  const Plan p = plan_for(w, M, sc, num_sms);
+  if (rows) *rows = p.rows;
+  return p.splits;
 }
 
 Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M, const SplitScratch& sc,
@@ -407,7 +479,7 @@ Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int
   if (!linear_wo_tiled_supported(w))
     return invalid("linear_wo_tiled", "int8_wo, or int4_awq in groups of 16, 32 or a multiple of 64, with K % 8 == 0");
   if (out.epi == Epilogue::swiglu && w.N % 2 != 0) return invalid("linear_wo_tiled", "SwiGLU needs an even N");
-  const Plan p = choose(w, M, sc, num_sms);
+  const Plan p = plan_for(w, M, sc, num_sms);
   if (w.format == WeightFormat::int4_awq) return dispatch<TiledInt4>(x, w, out, M, p, sc, ex);
   return dispatch<TiledInt8>(x, w, out, M, p, sc, ex);
 }
