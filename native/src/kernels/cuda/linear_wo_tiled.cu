@@ -16,7 +16,6 @@
 // depend on timing, and runs the epilogue (channel scale, store / residual add / SwiGLU).
 #include <algorithm>
 #include <cstdlib>
-#include <vector>
 
 #include "device_utils.cuh"
 #include "env_switch.h"
@@ -346,26 +345,30 @@ struct Residency {
 // "the tiled weight-only GEMM fills whole waves"): int4 qkv 128 rows x 8 slices 25.6 us against
 // 31.2 for the rule below, gate_up 128 x 2 61.5 against 75.5 (a wave and a half of 3 slices).
 Plan choose_by_waves(const Weight& w, int nkb, const Residency& res, int num_sms) {
-  struct Option { Plan p; double fill; int waves; };
-  std::vector<Option> options;
   const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));
-  for (const int rows : {64, 128}) {
-    const int slots = (rows == 64 ? res.rows64 : res.rows128) * num_sms;
-    if (slots <= 0) continue;
-    for (int splits = 1; splits <= max_splits; ++splits) {
-      const int blocks = ceil_div(w.N, rows) * splits;
-      const int waves = ceil_div(blocks, slots);
-      options.push_back({{rows, splits}, static_cast<double>(blocks) / (static_cast<double>(waves) * slots), waves});
+  // Visits every (rows, splits) with its fill (blocks over whole waves of slots) and waves.
+  const auto each = [&](auto&& visit) {
+    for (const int rows : {64, 128}) {
+      const int slots = (rows == 64 ? res.rows64 : res.rows128) * num_sms;
+      if (slots <= 0) continue;
+      for (int splits = 1; splits <= max_splits; ++splits) {
+        const int blocks = ceil_div(w.N, rows) * splits, waves = ceil_div(blocks, slots);
+        visit(Plan{rows, splits}, static_cast<double>(blocks) / (static_cast<double>(waves) * slots), waves);
+      }
     }
-  }
+  };
   double best_fill = 0;
-  for (const Option& o : options) best_fill = std::max(best_fill, o.fill);
-  const Option* pick = nullptr;
-  for (const Option& o : options) {
-    if (o.fill < 0.95 * best_fill) continue;
-    if (!pick || o.waves < pick->waves || (o.waves == pick->waves && o.p.rows > pick->p.rows)) pick = &o;
-  }
-  return pick ? pick->p : Plan{};
+  each([&](const Plan&, double fill, int) { best_fill = std::max(best_fill, fill); });
+  Plan pick;
+  int pick_waves = 0;
+  each([&](const Plan& p, double fill, int waves) {
+    if (fill < 0.95 * best_fill) return;
+    if (pick_waves == 0 || waves < pick_waves || (waves == pick_waves && p.rows > pick.rows)) {
+      pick = p;
+      pick_waves = waves;
+    }
+  });
+  return pick;
 }
 
 Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const Residency& res) {
@@ -414,7 +417,8 @@ Status launch_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M,
 }
 
 // Blocks of one shape that fit on an SM (its shared memory, registers and threads), asked of
-// the runtime once per shape; 0 when it cannot say.
+// the runtime once per shape and process (the GPUs of one machine are of one kind); 0 when it
+// cannot say.
 template <class Dec, int J, int WARPS, int TW>
 int resident_per_sm() {
   static const int blocks = [] {
