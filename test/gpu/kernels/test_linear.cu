@@ -196,7 +196,7 @@ void test_wo_tiled() {
       {{48, 6144, 4096, true, false, cu::Epilogue::swiglu, false}, 128, false, true},
   };
   const char* configs[] = {"", "64,1", "64,3", "128,2", "256,1", "256,4"};
-  const DevSplitScratch scratch(size_t(64) * 6144 * 8, 1000);
+  const DevSplitScratch scratch(size_t(64) * 6144 * 8, 6144);
   const cu::SplitScratch sc = scratch.get();
   for (auto f : {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq})
     for (const auto& tc : cases) {
