@@ -2,11 +2,14 @@
 // (bf16 at 64 decode rows and at prefill chunks of 1,024 / 8,192 tokens, fp8 and int8 at 64 rows),
 // each timed over weight copies that do not fit the L2, against the heuristic's first choice
 // (what gemm_lt.cu runs without tuning). Rows: "lt <shape> <dtype> M=<m>": the first choice's
-// time and the fastest's, and which of the candidates that was.
+// time and the fastest's, and which of the candidates that was. Then the activation kernels
+// around those GEMMs (norm prologue, fp8 / int8 quantization, int8's int32 epilogue) at 16, 64
+// and 1,024 rows ("act" rows).
 #include <cublasLt.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -117,6 +120,54 @@ void sweep_shape(cublasLtHandle_t h, void* workspace, size_t ws_bytes, const flo
   Bench::get().add("lt", row, times[0] / times[best], "x", note);
 }
 
+// The activation kernels around the batched GEMMs at M rows: the RMSNorm prologue (bf16 for
+// cuBLASLt), fp8 / int8 quantization (with the norm: qkv / gate_up; plain: o_proj / down_proj's
+// K) and int8_sq's int32 epilogue (store, SwiGLU, residual add).
+void bench_activation_kernels(int M, cudaStream_t s) {
+  const int kmax = 12288, nmax = 24576;
+  Dev<uint16_t> x(size_t(M) * kmax), xn(size_t(M) * kmax), y(size_t(M) * nmax);
+  Dev<uint8_t> xq(size_t(M) * kmax);
+  Dev<float> xs(M), norm(std::vector<float>(kmax, 1.f)), scale(std::vector<float>{0.05f}), wsc(std::vector<float>(nmax, 0.01f));
+  Dev<int32_t> acc(size_t(M) * nmax);
+  fill_bf16(x.as<cu::bf16>(), x.n, 1.f, 0.f, 21);
+  fill_bf16(y.as<cu::bf16>(), y.n, 1.f, 0.f, 22);
+  cudaMemset(acc.p, 0, acc.n * 4);
+  const cu::Exec ex{s, true};
+  // each kernel with a row per block (the default) and with a warp per row (the kernels before)
+  const auto row = [&](const std::string& name, double bytes, const std::function<bool()>& fn) {
+    for (const bool warp_rows : {false, true}) {
+      if (warp_rows && name.rfind("dequant", 0) == 0) continue;  // one kernel only
+      if (warp_rows) setenv("GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS", "0", 1);
+      const double ms = bench_graph_ms([&](int) { return fn(); }, 20, s);
+      unsetenv("GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS");
+      char note[160];
+      std::snprintf(note, sizeof note, "%.2f us, %.0f GB/s (bytes read + written once)", ms * 1e3, bytes / (ms * 1e-3) / 1e9);
+      Bench::get().add("act", name + " M=" + std::to_string(M) + (warp_rows ? " warp per row" : ""), ms * 1e3, "us", note);
+    }
+  };
+  for (const int K : {4096, 12288}) {
+    cu::LinearIn in;
+    in.x = x.as<cu::bf16>();
+    in.norm_w = K == 4096 ? norm.p : nullptr;  // the normed inputs are the hidden size
+    const std::string k = " K=" + std::to_string(K) + (in.norm_w ? " +norm" : "");
+    const double rd = 2.0 * M * K;
+    if (in.norm_w)
+      row("linear_prologue" + k, rd + 2.0 * M * K, [&] { return cu::linear_prologue(in, xn.as<cu::bf16>(), M, K, ex).ok(); });
+    row("quantize_fp8" + k, rd + 1.0 * M * K, [&] { return cu::quantize_fp8(in, scale.p, xq.p, M, K, ex).ok(); });
+    row("quantize_int8_rows" + k, rd + 1.0 * M * K,
+        [&] { return cu::quantize_int8_rows(in, reinterpret_cast<int8_t*>(xq.p), xs.p, M, K, ex).ok(); });
+  }
+  for (const auto& [N, epi] : {std::pair<int, cu::Epilogue>{6144, cu::Epilogue::store}, {24576, cu::Epilogue::swiglu},
+                               {4096, cu::Epilogue::residual_add}}) {
+    cu::LinearOut out;
+    out.y = y.p;
+    out.epi = epi;
+    const double bytes = 4.0 * M * N + (epi == cu::Epilogue::swiglu ? 1.0 : epi == cu::Epilogue::residual_add ? 4.0 : 2.0) * M * N;
+    row("dequant_int32 N=" + std::to_string(N) + (epi == cu::Epilogue::swiglu ? " swiglu" : epi == cu::Epilogue::residual_add ? " residual" : ""),
+        bytes, [&] { return cu::dequant_int32(acc.p, xs.p, wsc.p, out, M, N, ex).ok(); });
+  }
+}
+
 }  // namespace
 
 void bench_lt() {
@@ -136,7 +187,9 @@ void bench_lt() {
                             {"gate_up 24576x4096", 24576, 4096, false, false},
                             {"down 4096x12288", 4096, 12288, true, false},
                             {"lm_head 151936x4096", 151936, 4096, false, true}};
+  const char* act_only = std::getenv("GRPST_BENCH_LT_ACT_ONLY");
   for (const LtShape& sh : shapes) {
+    if (act_only && act_only[0] == '1') break;
     const bool head = sh.f32_out;
     for (int M : {16, 32, 64, 1024, 8192}) {
       if (head && M > 64) continue;  // the LM head runs on the rows that take logits
@@ -147,6 +200,8 @@ void bench_lt() {
     sweep_shape(h, workspace.p, ws_bytes, one.p, LtKind::int8, {sh.name, sh.N, sh.K, false, false}, 64, s);
   }
   cublasLtDestroy(h);
+  // GRPST_BENCH_LT_ACT_ONLY=1 skips the candidates above (a shorter run for the activation kernels)
+  for (const int M : {16, 64, 1024}) bench_activation_kernels(M, s);
   cudaStreamDestroy(s);
 }
 
