@@ -1,6 +1,7 @@
 // Activation quantization for the fp8 / int8_sq GEMM paths and the int32 -> bf16 epilogue of the
-// int8 GEMM. One block per row; the prologue (RMSNorm, per-channel scale) is the same code the
-// small-batch kernels fuse.
+// int8 GEMM. One row per block (row_block_kernel; the kernels before it, eight rows per block and a
+// warp each, remain for GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS=0); the prologue (RMSNorm, per-channel
+// scale) is the same code the small-batch kernels fuse.
 #include "device_utils.cuh"
 #include "env_switch.h"
 #include "kernels.h"
