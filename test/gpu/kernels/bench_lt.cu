@@ -137,9 +137,9 @@ void bench_activation_kernels(int M, cudaStream_t s) {
   const auto row = [&](const std::string& name, double bytes, const std::function<bool()>& fn) {
     for (const bool warp_rows : {false, true}) {
       if (warp_rows && name.rfind("dequant", 0) == 0) continue;  // one kernel only
-      if (warp_rows) setenv("GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS", "0", 1);
+      if (warp_rows) setenv("GRPST_CUDA_ACT_WARP_PER_ROW", "1", 1);
       const double ms = bench_graph_ms([&](int) { return fn(); }, 20, s);
-      unsetenv("GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS");
+      unsetenv("GRPST_CUDA_ACT_WARP_PER_ROW");
       char note[160];
       std::snprintf(note, sizeof note, "%.2f us, %.0f GB/s (bytes read + written once)", ms * 1e3, bytes / (ms * 1e-3) / 1e9);
       Bench::get().add("act", name + " M=" + std::to_string(M) + (warp_rows ? " warp per row" : ""), ms * 1e3, "us", note);

@@ -264,7 +264,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     // The GEMM paths' norm prologue / activation quantization with a row per block or a warp per
     // row (their sums of squares in another order: the logits compared within rounding)
     compare_env_in_turns(label, "activations a warp per row", "activations a row per block", {{16, serve_ctx}, {serve_b, serve_ctx}},
-                         {"GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS", "0", "1073741824"}, *fwd, m.d.vocab, report_decode, logits.p,
+                         {"GRPST_CUDA_ACT_WARP_PER_ROW", "1", "0"}, *fwd, m.d.vocab, report_decode, logits.p,
                          s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
     if (new_decode_kernels()) {
       std::vector<std::pair<int, int>> streamed = {{1, b1_ctx}};

@@ -179,8 +179,9 @@ void test_skinny() {
 // The tiled weight-only GEMM (int8_wo, int4 in groups of 16 / 32 / 64 / 128, with and without
 // zeros) at 9-64 tokens, its prologue as the forward runs it (linear_prologue first), every
 // epilogue, N off its 64-row blocks, K off 64, the shape it chooses (from 33 tokens by whole
-// waves) and each block shape with and without K split across blocks (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"); the split counters must be back at
-// zero after every launch, or the next launch would add to a stale count.
+// waves) and each block shape with and without K split across blocks
+// (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"); the split counters must be back at zero after every
+// launch, or the next launch would add to a stale count.
 void test_wo_tiled() {
   Rng r(651);
   const int sms = 132;

@@ -309,9 +309,7 @@ Status gemm_int8(LtContext* ctx, const int8_t* xq, const int8_t* wq, int32_t* ac
 
 // ---- quantization helpers ----------------------------------------------------------------------
 
-// These three take one row per block up to kDefaultActRowBlockMaxRows rows (the row's
-// statistics summed by the whole block), eight rows per block (a warp each) beyond.
-constexpr int kDefaultActRowBlockMaxRows = 1 << 30;
+// These three take one row per block, the row's statistics by the whole block.
 // out = a(x) in bf16 (the prologue materialized for the GEMM path).
 Status linear_prologue(const LinearIn& in, bf16* out /*[M,K]*/, int M, int K, const Exec& ex);
 // xq = e4m3(a(x) / x_scale), per-tensor static scale.

@@ -84,7 +84,7 @@ __device__ __forceinline__ void linear_load8(const LinearIn& in, int K, int m, i
 }
 
 // Rows whose 8-column chunks a prologue loads before using any when it takes several rows at
-// once (stage_x, stream_rows_reduce, the skinny kernel's staging): four rows' 16-byte loads in
+// once (stage_x, block_rows_reduce, the skinny kernel's staging): four rows' 16-byte loads in
 // flight together; 5-8 tokens take two batches (eight at once spilled registers in the streaming
 // GEMV, which keeps a weight round in flight meanwhile).
 constexpr int kPrologueRows = 4;

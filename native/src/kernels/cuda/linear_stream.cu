@@ -101,7 +101,7 @@ int early_rounds_for(int forced, int M) {
 // (-1 / 0: the measured defaults below); GRPST_CUDA_STREAM_EXACT=0 turns the exact kernel off.
 // GRPST_CUDA_STREAM_BLOCK_STATS=0|1: the row statistics by one warp per row (0) or by the whole
 // block (1) at every row count (default: the block at one token, and for int8_sq, whose amax
-// needs them, at every count; see stream_row_stats). GRPST_CUDA_STREAM_FDIV=1: the fp8 / int8_sq
+// needs them, at every count; see block_row_stats). GRPST_CUDA_STREAM_FDIV=1: the fp8 / int8_sq
 // activations divided by __fdiv_rn in the staging (div_by gives the same bits in fewer steps).
 // GRPST_CUDA_PROLOGUE_ALL_ROWS=0: the prologue (x staged, the block's row statistics) takes the rows
 // one after another, not all at once (the same bits). GRPST_CUDA_STREAM_KSPLIT: 0 (default) the

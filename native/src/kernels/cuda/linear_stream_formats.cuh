@@ -6,6 +6,7 @@
 
 #include "device_utils.cuh"
 #include "kernels.h"
+#include "block_row_stats.cuh"
 #include "linear_common.cuh"
 #include "mma_utils.cuh"
 
@@ -172,136 +173,15 @@ struct Geometry {
   int ngroups;  // int4 groups (0 otherwise)
   int red_off;  // byte offset of the reduction buffers
   int ring_off;  // byte offset of the cp.async ring (kernels with one)
-  int block_stats;  // 1: stream_row_stats (the whole block); 0: linear_row_stats (a warp per row)
+  int block_stats;  // 1: block_row_stats (the whole block); 0: linear_row_stats (a warp per row)
   int early_rounds;  // register kernel: weight rounds issued before the wait on the previous kernel (1 or 2)
   int fdiv;  // 1: fp8 / int8_sq staging divides by __fdiv_rn instead of div_by (the same bits; timing)
-  int all_rows;  // 1: the prologue (stage_x, stream_row_stats) loads several rows' chunks at once; 0: a row at a time
+  int all_rows;  // 1: the prologue (stage_x, block_row_stats) loads several rows' chunks at once; 0: a row at a time
   int ks;        // K split: blocks of a cluster per tile, each with nitems (1/ks of the weight's) and kp columns
 };
 
-// ---- row statistics by the whole block ----------------------------------------------------------
-// The prologue runs after the wait on the previous kernel, with the first weights already in
-// flight, and each dependent round trip to the L2 in it (~0.3 us) delays the whole kernel.
-// int8_sq's per-token amax of a(x) came from one warp per row walking all K columns, twice with a
-// norm (rstd, then amax): at one token a sixth of its qkv kernel (12.2 against 10.1 us) and
-// 0.97 ms of its decode step. Here every thread of the block takes chunks of the row, issuing
-// kStatsBatch loads before using any, and the block reduces them. The runtime takes this at one
-// token for every format (the other formats' steps 0.6-1% faster) and for int8_sq at every count
-// (several tokens four rows at a time, stream_rows_reduce); with 2-8 tokens the others keep one
-// warp per row, even or faster than the block's four rows at a time (int4 b8 4.34 against 4.45 ms
-// per step, int8_wo 4.05 against 4.15; docs/benchmarks-gpu-passes.md).
-constexpr int kStatsBatch = 6;  // 8-column chunks per thread per batch: 12,288 columns in one
-
-// One value per row m < M from every thread's chunks j = threadIdx.x + kThreads * i of row m,
-// combined per warp (op) and then across warps through part [kWarps][8] into out[m]. `chunk`
-// turns a loaded chunk (8 bf16) at column k into the thread's running value.
-template <class Chunk, class Op>
-__device__ __forceinline__ void stream_row_reduce(const LinearIn& in, int M, int K, float init, Chunk&& chunk, Op&& op,
-                                                  float* part, float* out) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n = K / 8;
-  for (int m = 0; m < M; ++m) {
-    const uint4* row = reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m) * K);
-    float v = init;
-    for (int j0 = threadIdx.x; j0 < n; j0 += kThreads * kStatsBatch) {
-      uint4 raw[kStatsBatch];
-#pragma unroll
-      for (int b = 0; b < kStatsBatch; ++b) {
-        const int j = j0 + b * kThreads;
-        raw[b] = j < n ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
-      }
-#pragma unroll
-      for (int b = 0; b < kStatsBatch; ++b)
-        if (j0 + b * kThreads < n) v = chunk(m, (j0 + b * kThreads) * 8, raw[b], v);
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-    if (lane == 0) part[warp * 8 + m] = v;
-  }
-  __syncthreads();
-  if (threadIdx.x < M) {
-    float v = part[threadIdx.x];
-    for (int w = 1; w < kWarps; ++w) v = op(v, part[w * 8 + threadIdx.x]);
-    out[threadIdx.x] = v;
-  }
-}
-
-// The same reduction over rows [0, M) kPrologueRows at a time (M <= 8): every thread loads its chunk
-// of each of those rows before using any, so K = 4,096 costs two round trips to the L2 per four
-// rows (stream_row_reduce, a row at a time: one or two per row). Each thread adds its chunks of a
-// row in the same order as stream_row_reduce and the reduction is the same: the same bits.
-template <class Chunk, class Op>
-__device__ __forceinline__ void stream_rows_reduce(const LinearIn& in, int M, int K, float init, Chunk&& chunk, Op&& op,
-                                                   float* part, float* out) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n = K / 8;
-  for (int m0 = 0; m0 < M; m0 += kPrologueRows) {
-    float v[kPrologueRows];
-#pragma unroll
-    for (int i = 0; i < kPrologueRows; ++i) v[i] = init;
-    for (int j = threadIdx.x; j < n; j += kThreads) {
-      uint4 raw[kPrologueRows];
-#pragma unroll
-      for (int i = 0; i < kPrologueRows; ++i)
-        raw[i] = m0 + i < M ? __ldg(reinterpret_cast<const uint4*>(in.x + static_cast<size_t>(m0 + i) * K) + j)
-                            : make_uint4(0, 0, 0, 0);
-#pragma unroll
-      for (int i = 0; i < kPrologueRows; ++i)
-        if (m0 + i < M) v[i] = chunk(m0 + i, j * 8, raw[i], v[i]);
-    }
-#pragma unroll
-    for (int i = 0; i < kPrologueRows; ++i) {
-      if (m0 + i >= M) break;
-      float r = v[i];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) r = op(r, __shfl_xor_sync(0xffffffffu, r, o));
-      if (lane == 0) part[warp * 8 + m0 + i] = r;
-    }
-  }
-  __syncthreads();
-  if (threadIdx.x < M) {
-    float r = part[threadIdx.x];
-    for (int w = 1; w < kWarps; ++w) r = op(r, part[w * 8 + threadIdx.x]);
-    out[threadIdx.x] = r;
-  }
-}
-
-template <bool kOneRow, class Chunk, class Op>
-__device__ __forceinline__ void stream_reduce(const LinearIn& in, int M, int K, bool all_rows, float init,
-                                              Chunk&& chunk, Op&& op, float* part, float* out) {
-  if (!kOneRow && all_rows && M > 1) stream_rows_reduce(in, M, K, init, chunk, op, part, out);
-  else stream_row_reduce(in, M, K, init, chunk, op, part, out);
-}
-
-// rstd[m] (1 without a norm) and, for int8_sq, amax[m] of a(x) for rows [0, M), M <= 8; the
-// caller synchronizes before reading them.
-template <bool kOneRow>
-__device__ __forceinline__ void stream_row_stats(const LinearIn& in, int M, int K, bool want_amax, bool all_rows,
-                                                 float* rstd, float* amax, float* part) {
-  if (in.norm_w) {
-    auto sq = [&](int, int, const uint4& raw, float v) {
-      float f[8];
-      unpack8(raw, f);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) v = fmaf(f[e], f[e], v);
-      return v;
-    };
-    stream_reduce<kOneRow>(in, M, K, all_rows, 0.f, sq, [](float a, float b) { return a + b; }, part, rstd);
-    // the thread that wrote row m's sum of squares turns it into rstd
-    if (threadIdx.x < M) rstd[threadIdx.x] = rsqrtf(rstd[threadIdx.x] / static_cast<float>(K) + in.eps);
-  } else if (threadIdx.x < M) {
-    rstd[threadIdx.x] = 1.f;
-  }
-  if (!want_amax) return;
-  __syncthreads();  // rstd is read below; part is reused
-  auto mx = [&](int m, int k, const uint4& raw, float v) {
-    float f[8];
-    unpack8(raw, f);
-    linear_transform8(in, k, rstd[m], f);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) v = fmaxf(v, fabsf(f[e]));
-    return v;
-  };
-  stream_reduce<kOneRow>(in, M, K, all_rows, 0.f, mx, [](float a, float b) { return fmaxf(a, b); }, part, amax);
-}
+// ---- row statistics by the whole block: block_row_stats.cuh ----------------------------------
+static_assert(kThreads == kRowStatsThreads, "the row statistics assume the streaming GEMV's block");
 
 // Row m's chunk j (8 prologue-applied activations at column k = 8j, zeros past K) into the
 // format's layout; for int4 also its group's sum (segments of G/8 consecutive lanes share a group:

@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   if (geo.block_stats) {
     __shared__ float part[kWarps * 8];
     constexpr bool kAmax = F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>;
-    stream_row_stats<kOne>(in, M, W.K, kAmax, geo.all_rows, rstd, rowq, part);
+    block_row_stats<kOne>(in, M, W.K, kAmax, geo.all_rows, rstd, rowq, part);
   } else {
     linear_row_stats(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, rstd, rowq);
   }

@@ -1,7 +1,8 @@
 // Activation quantization for the fp8 / int8_sq GEMM paths and the int32 -> bf16 epilogue of the
 // int8 GEMM. One row per block (row_block_kernel; the kernels before it, eight rows per block and a
-// warp each, remain for GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS=0); the prologue (RMSNorm, per-channel
-// scale) is the same code the small-batch kernels fuse.
+// warp each, remain for GRPST_CUDA_ACT_WARP_PER_ROW=1); the prologue (RMSNorm, per-channel scale)
+// is the same code the small-batch kernels fuse.
+#include "block_row_stats.cuh"
 #include "device_utils.cuh"
 #include "env_switch.h"
 #include "kernels.h"
@@ -83,45 +84,31 @@ __global__ void __launch_bounds__(kThreads) quantize_int8_kernel(LinearIn in, in
   }
 }
 
-// One row per block, for every mode above: the row's statistics summed across the block's warps.
-// The warp-per-row kernels put 8 rows on a block, so at 16-64 rows they ran on 2-8 SMs with each
-// warp walking its whole row (K / 256 dependent rounds per pass); here every row has its SM.
+// One row per block, for every mode above: the row's statistics by the whole block, with the
+// streaming GEMV's helper (block_row_stats.cuh; the same bits for a normed row on both paths). The
+// warp-per-row kernels put 8 rows on a block, so at 16-64 rows they ran on 2-8 SMs with each warp
+// walking its whole row (K / 256 dependent rounds per pass); here every row has its SM.
 enum class RowMode : int { prologue = 0, fp8 = 1, int8 = 2 };
+static_assert(kThreads == kRowStatsThreads, "row_block_kernel reduces with the row statistics' block");
 
 template <RowMode kMode>
 __global__ void __launch_bounds__(kThreads) row_block_kernel(LinearIn in, void* __restrict__ out,
                                                              const float* __restrict__ x_scale,
                                                              float* __restrict__ x_scales, int K) {
-  __shared__ float scratch[33];
+  __shared__ float rstd[1], amax[1], part[kRowStatsWarps * 8];
   griddep_wait();
   griddep_launch_dependents();
   const int m = blockIdx.x, chunks = K / 8;
   LinearIn row = in;
   row.x = in.x + static_cast<size_t>(m) * K;
-  float r = 1.f;
-  if (in.norm_w) {
-    float ss = 0.f;
-    for (int j = threadIdx.x; j < chunks; j += kThreads) {
-      float f[8];
-      unpack8(reinterpret_cast<const uint4*>(row.x)[j], f);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) ss = fmaf(f[e], f[e], ss);
-    }
-    r = rsqrtf(block_sum(ss, scratch) / static_cast<float>(K) + in.eps);
-  }
+  block_row_stats<true>(row, 1, K, kMode == RowMode::int8, false, rstd, amax, part);
+  __syncthreads();
+  const float r = rstd[0];
   float div = 1.f;
   if constexpr (kMode == RowMode::fp8) div = *x_scale;
   if constexpr (kMode == RowMode::int8) {
-    float mx = 0.f;
-    for (int j = threadIdx.x; j < chunks; j += kThreads) {
-      float f[8];
-      linear_load8(row, K, 0, j * 8, r, f);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) mx = fmaxf(mx, fabsf(f[e]));
-    }
-    mx = block_max(mx, scratch);
-    if (threadIdx.x == 0) x_scales[m] = mx / 127.f;
-    div = mx > 0.f ? mx / 127.f : 1.f;
+    if (threadIdx.x == 0) x_scales[m] = amax[0] / 127.f;
+    div = amax[0] > 0.f ? amax[0] / 127.f : 1.f;
   }
   const float inv = __frcp_rn(div);
   for (int j = threadIdx.x; j < chunks; j += kThreads) {
@@ -147,9 +134,8 @@ __global__ void __launch_bounds__(kThreads) row_block_kernel(LinearIn in, void* 
   }
 }
 
-// Rows up to which a block takes one row (kDefaultActRowBlockMaxRows; GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS,
-// 0 = the warp-per-row kernels at every row count).
-int row_block_max_rows() { return env_int("GRPST_CUDA_ACT_ROW_BLOCK_MAX_ROWS", kDefaultActRowBlockMaxRows); }
+// GRPST_CUDA_ACT_WARP_PER_ROW=1: the warp-per-row kernels above (for comparisons in turns).
+bool warp_per_row() { return env_int("GRPST_CUDA_ACT_WARP_PER_ROW", 0) != 0; }
 
 __global__ void dequant_int32_kernel(const int32_t* __restrict__ acc, const float* __restrict__ x_scales,
                                      const float* __restrict__ w_scales, LinearOut out, int M, int N) {
@@ -175,7 +161,7 @@ __global__ void dequant_int32_kernel(const int32_t* __restrict__ acc, const floa
 
 Status linear_prologue(const LinearIn& in, bf16* out, int M, int K, const Exec& ex) {
   if (K % 8 != 0) return invalid("linear_prologue", "K must be a multiple of 8");
-  if (M <= row_block_max_rows())
+  if (!warp_per_row())
     return launch("linear_prologue", row_block_kernel<RowMode::prologue>, dim3(M), dim3(kThreads), 0, ex, in,
                   static_cast<void*>(out), static_cast<const float*>(nullptr), static_cast<float*>(nullptr), K);
   return launch("linear_prologue", prologue_kernel, dim3(ceil_div(M, kThreads / 32)), dim3(kThreads), 0, ex, in,
@@ -184,7 +170,7 @@ Status linear_prologue(const LinearIn& in, bf16* out, int M, int K, const Exec& 
 
 Status quantize_fp8(const LinearIn& in, const float* x_scale, uint8_t* xq, int M, int K, const Exec& ex) {
   if (K % 8 != 0) return invalid("quantize_fp8", "K must be a multiple of 8");
-  if (M <= row_block_max_rows())
+  if (!warp_per_row())
     return launch("quantize_fp8", row_block_kernel<RowMode::fp8>, dim3(M), dim3(kThreads), 0, ex, in,
                   static_cast<void*>(xq), x_scale, static_cast<float*>(nullptr), K);
   return launch("quantize_fp8", quantize_fp8_kernel, dim3(ceil_div(M, kThreads / 32)), dim3(kThreads), 0, ex,
@@ -193,7 +179,7 @@ Status quantize_fp8(const LinearIn& in, const float* x_scale, uint8_t* xq, int M
 
 Status quantize_int8_rows(const LinearIn& in, int8_t* xq, float* x_scales, int M, int K, const Exec& ex) {
   if (K % 8 != 0) return invalid("quantize_int8_rows", "K must be a multiple of 8");
-  if (M <= row_block_max_rows())
+  if (!warp_per_row())
     return launch("quantize_int8_rows", row_block_kernel<RowMode::int8>, dim3(M), dim3(kThreads), 0, ex, in,
                   static_cast<void*>(xq), static_cast<const float*>(nullptr), x_scales, K);
   return launch("quantize_int8_rows", quantize_int8_kernel, dim3(ceil_div(M, kThreads / 32)), dim3(kThreads), 0,
