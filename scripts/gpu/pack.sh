@@ -3,7 +3,7 @@
 # device tool's 64 MiB:
 #   fixtures/   the tiny-checkpoint references as text (scripts/gpu/export-fixtures.ts)
 #   bin/        the kernel harness, prebuilt with nvcc (saves device minutes; run.sh rebuilds
-#               there when it does not start)
+#               there when it does not start), and the kernel timeline's CUPTI injection library
 #   node.xz, node-api/, node_modules/   Node and the packages the served benchmark needs (--node)
 #   addon/      grpst_native.node built with the CUDA backend (--node)
 # Usage: bash scripts/gpu/pack.sh [--no-harness] [--node]
@@ -34,6 +34,18 @@ if [ "$HARNESS" = 1 ]; then
   rm -f "$CARRY/bin/grpst_gpu_harness"
   strip -o /tmp/grpst_gpu_harness "$BUILD_ROOT/gpu-harness/grpst_gpu_harness"
   xz -T0 -9 -c /tmp/grpst_gpu_harness > "$CARRY/bin/grpst_gpu_harness.xz"
+  # The kernel timeline's CUPTI injection library (run.sh stage timeline) and the libcupti it
+  # links, where CUPTI's headers are (CUPTI_HOME; scripts/gpu/toolkit.sh installs them).
+  CUPTI_HOME=${CUPTI_HOME:-$BUILD_ROOT/cuda13/pip-cupti/nvidia/cu13}
+  rm -f "$CARRY/bin/libgrpst_timeline.so.xz" "$CARRY/bin/libcupti.so.13.xz"
+  if [ -f "$CUPTI_HOME/include/cupti.h" ] && [ -f "$CUPTI_HOME/lib/libcupti.so.13" ]; then
+    g++ -std=c++17 -O2 -shared -fPIC -I "$CUPTI_HOME/include" -I "$CUDA_HOME/include" test/gpu/timeline/cupti_timeline.cpp \
+      -o /tmp/libgrpst_timeline.so -L "$CUPTI_HOME/lib" -l:libcupti.so.13
+    xz -T0 -9 -c /tmp/libgrpst_timeline.so > "$CARRY/bin/libgrpst_timeline.so.xz"
+    xz -T0 -9 -c "$CUPTI_HOME/lib/libcupti.so.13" > "$CARRY/bin/libcupti.so.13.xz"
+  else
+    echo "pack.sh: no CUPTI at $CUPTI_HOME (scripts/gpu/toolkit.sh installs it): no kernel timeline" >&2
+  fi
 fi
 
 if [ "$NODE" = 1 ]; then

@@ -31,6 +31,10 @@
 #           BENCH_PROMPTS), or with SOURCE_APP=profile in the profile stage's launches, and the source lines where
 #           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
 #           per-line / per-instruction table as ncu-source.csv.xz
+# timeline  the kernels of replayed decode steps (b1 at 512 keys, b64 at 1,536; BENCH_FORMATS) with
+#           the GPU's own timestamps, through CUPTI (the injection library pack.sh builds), and where
+#           each step's time goes per kernel role (scripts/gpu/timeline_summary.py): timeline.txt,
+#           timeline.csv.xz
 # Output under $OUT (8 files at most): run.log, harness.log, kernel-tests.json, bench.json, rows.json, lt.json,
 # transformers.json, gpu-parity.log, bench-gpu.json, tp-multi.log, ncu.txt; tp-bench: run.log,
 # ceilings.json, bench-gpu-tp.json, serve-tp*.log (bench:gpu's table is
@@ -238,6 +242,23 @@ for stage in "${STAGES[@]}"; do
         python3 scripts/gpu/ncu_source_top.py /tmp/ncu-source.csv "${NCU_TOP:-60}"; } > "$OUT/ncu.txt" 2>&1
       xz -T0 -c /tmp/ncu-source.csv > "$OUT/ncu-source.csv.xz"
       tail -70 "$OUT/ncu.txt"
+      ;;
+    timeline)
+      H=$(harness_bin) || { SUMMARY+=("timeline: harness build FAILED"); continue; }
+      [ -f "$CARRY/bin/libgrpst_timeline.so.xz" ] || { SUMMARY+=("timeline: no injection library (pack.sh builds it where CUPTI's headers are)"); continue; }
+      xz -dc "$CARRY/bin/libgrpst_timeline.so.xz" > /tmp/grpst-bin/libgrpst_timeline.so
+      xz -dc "$CARRY/bin/libcupti.so.13.xz" > /tmp/grpst-bin/libcupti.so.13
+      TL_FORMATS=${BENCH_FORMATS:-bf16,int4_awq,int4_awq:head,fp8,fp8:head}
+      stamp "kernel timeline of decode steps: $TL_FORMATS"
+      LD_LIBRARY_PATH=/tmp/grpst-bin:$LD_LIBRARY_PATH CUDA_INJECTION64_PATH=/tmp/grpst-bin/libgrpst_timeline.so \
+        GRPST_TIMELINE_OUT=/tmp/timeline.csv GRPST_BENCH_SKIP_KERNELS=1 GRPST_BENCH_STEP_ONLY=1 \
+        timeout "${T_BENCH:-200}" "$H" bench "$TL_FORMATS" 1024 > /tmp/timeline-bench.log 2>&1
+      rc=$?; cat /tmp/timeline-bench.log >> "$HLOG"; SUMMARY+=("timeline: exit $rc")
+      labels=()
+      for f in ${TL_FORMATS//,/ }; do labels+=("$f b1 ctx512" "$f b64 ctx1536"); done
+      { grep -E "^\s*\[decode\]" /tmp/timeline-bench.log; python3 scripts/gpu/timeline_summary.py /tmp/timeline.csv "${labels[@]}"; } > "$OUT/timeline.txt" 2>&1
+      xz -T0 -c /tmp/timeline.csv > "$OUT/timeline.csv.xz"
+      cat "$OUT/timeline.txt"
       ;;
     *) echo "unknown stage $stage" ;;
   esac

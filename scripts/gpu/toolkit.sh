@@ -24,6 +24,7 @@ install pip-cuda nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm=
   nvidia-cuda-runtime==13.0.88 nvidia-cublas==13.0.2.14 nvidia-cuda-cccl==13.0.85
 install pip-nccl nvidia-nccl-cu13==2.31.2
 install pip-tools nvidia-cuda-cuobjdump==13.5.37 nvidia-cuda-nvdisasm==13.5.37
+install pip-cupti nvidia-cuda-cupti==13.0.85  # the kernel timeline's injection library (pack.sh)
 
 SRC=$DIR/pip-cuda/nvidia/cu13
 [ -x "$SRC/bin/nvcc" ] || { echo "toolkit.sh: no nvcc in $SRC/bin after the install" >&2; exit 1; }

@@ -245,7 +245,10 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     };
     cu::StepInput in1 = decode_step(bufs1, 1, b1_ctx, m.d.vocab);
     report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
-    if (quant_head || m.int4_zeros) {  // the format's own rows measure its kernels; here only what the variant changes
+    // GRPST_BENCH_STEP_ONLY=1: the b1 and b64 steps alone, one graph each (scripts/gpu/run.sh stage
+    // timeline records their kernels); quantized heads and zero points measure only those steps too.
+    const char* step_only = std::getenv("GRPST_BENCH_STEP_ONLY");
+    if (quant_head || m.int4_zeros || (step_only && step_only[0] == '1')) {
       cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
       report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
       continue;
@@ -272,6 +275,9 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       compare_env_in_turns(label, "one weight round before the wait", "two weight rounds before the wait", streamed,
                            {"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1", "2"}, *fwd, m.d.vocab,
                            report_decode, logits.p, s);
+      // One token's x loaded for each pass of the prologue (row statistics, amax, staging) or once.
+      compare_env_in_turns(label, "x loaded for each pass", "x loaded once", {{1, b1_ctx}},
+                           {"GRPST_CUDA_STREAM_STAGE_ONCE", "0", "1"}, *fwd, m.d.vocab, report_decode, logits.p, s);
       // The prologue (x staged, the block's row statistics) a row at a time or all rows at once:
       // what several tokens change (one token takes the same code either way).
       compare_env_in_turns(label, "prologue a row at a time", "prologue rows at once", {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}},

@@ -362,8 +362,9 @@ void test_stream() {
 
 // The streaming GEMV with one and with two weight rounds issued before the wait (the default takes
 // one or the other by format and rows), fp8 / int8_sq activations staged with div_by (the
-// default) and with __fdiv_rn, and its prologue (x staged, the block's row statistics) taking the
-// rows one after another instead of all at once: the same arithmetic, so the same bits, and the
+// default) and with __fdiv_rn, its prologue (x staged, the block's row statistics) taking the
+// rows one after another instead of all at once, and one token's normed x loaded once
+// (stage_x_normed_once) or twice: the same arithmetic, so the same bits, and the
 // default against the twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same
 // tile or the block's next one), 1 to 8 tokens (two batches of rows from 5), with and without a
 // norm and an activation scale.
@@ -373,6 +374,7 @@ void test_stream_switches() {
       {1, 512, 12288, false, false, cu::Epilogue::residual_add, false},  // down_proj-like
       {1, 8192, 1024, true, false, cu::Epilogue::store, false},          // 1-2 rounds a tile, 2 tiles a block
       {1, 1024, 4096, true, true, cu::Epilogue::swiglu, false},
+      {1, 768, 4096, false, true, cu::Epilogue::residual_add, false},    // no norm: int8_sq's amax alone
       {5, 640, 4096, true, false, cu::Epilogue::store, true},
       {8, 768, 4096, true, false, cu::Epilogue::swiglu, false},
       {3, 512, 12288, false, false, cu::Epilogue::residual_add, false},
@@ -392,7 +394,8 @@ void test_stream_switches() {
         if (block_stats) setenv("GRPST_CUDA_STREAM_BLOCK_STATS", block_stats, 1);
         std::vector<OldSetting> olds = {{"the prologue a row at a time", {{"GRPST_CUDA_PROLOGUE_ALL_ROWS", "0"}}}};
         if (!block_stats)
-          olds.insert(olds.begin(), {{"two rounds before the wait", {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "2"}}},
+          olds.insert(olds.begin(), {{"x staged after the row statistics (one token)", {{"GRPST_CUDA_STREAM_STAGE_ONCE", "0"}}},
+                                     {"two rounds before the wait", {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "2"}}},
                                      {"one round before the wait and __fdiv_rn",
                                       {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1"}, {"GRPST_CUDA_STREAM_FDIV", "1"}}}});
         const std::string name = describe("stream", f, c) + " switches" + (block_stats ? ", block statistics" : "");

@@ -109,6 +109,9 @@ int early_rounds_for(int forced, int M) {
 // 4 at least that many shares wherever they fit (tests, benches). GRPST_CUDA_STREAM_KSPLIT_MIN_ROWCOLS:
 // rows x K from which fp8 / int8_sq split (kSplit8BitMinRowCols; 0: only where the rows do not fit).
 // GRPST_CUDA_STREAM_KSPLIT_ONE_ROW=1: fp8 / int8_sq split at one row too (off: measured slower).
+// GRPST_CUDA_STREAM_STAGE_ONCE=0: one token's x loaded for each pass of the prologue (the norm's
+// statistics, int8_sq's amax, the staging: block_row_stats, stage_x) instead of once
+// (stage_x_normed_once, stage_x_amax_once; the same bits).
 constexpr int kSplit8BitMinRowCols = 20480;  // see ksplit_for
 struct Switches {
   int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
@@ -119,6 +122,7 @@ struct Switches {
   int fdiv = env_int("GRPST_CUDA_STREAM_FDIV", 0) != 0 ? 1 : 0;
   int all_rows = env_int("GRPST_CUDA_PROLOGUE_ALL_ROWS", 1) != 0 ? 1 : 0;
   int ksplit = env_int("GRPST_CUDA_STREAM_KSPLIT", 0);
+  int stage_once = env_int("GRPST_CUDA_STREAM_STAGE_ONCE", 1) != 0 ? 1 : 0;
   int split_min_rowcols = env_int("GRPST_CUDA_STREAM_KSPLIT_MIN_ROWCOLS", kSplit8BitMinRowCols);
   bool split_one_row = env_int("GRPST_CUDA_STREAM_KSPLIT_ONE_ROW", 0) != 0;
 };
@@ -212,6 +216,7 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   geo.early_rounds = early_rounds_for<F>(sw.early_rounds, M);
   geo.fdiv = sw.fdiv;
   geo.all_rows = sw.all_rows;
+  geo.stage_once = sw.stage_once;
   t_last_exact = exact;
   t_last_ksplit = ks;
   const int ntiles = ceil_div(w.N, 16);

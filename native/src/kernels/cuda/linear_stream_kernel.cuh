@@ -174,15 +174,24 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   }
   griddep_wait();
   griddep_launch_dependents();
-  if (geo.block_stats) {
-    __shared__ float part[kWarps * 8];
-    constexpr bool kAmax = F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>;
-    block_row_stats<kOne>(in, M, W.K, kAmax, geo.all_rows, rstd, rowq, part);
-  } else {
-    linear_row_stats(in, M, W.K, F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>, rstd, rowq);
+  __shared__ float part[kWarps * 8];
+  constexpr bool kAmax = F::kX == XLayout::i8_natural && std::is_same_v<Acc, int>;
+  // One token with a norm or an amax loads x once (not in the three-blocks-per-SM variants: their
+  // registers would spill).
+  constexpr bool kOnceOk = kOne && BPS <= 2;
+  bool once = false;
+  if constexpr (kOnceOk)
+    once = geo.block_stats && geo.stage_once && (kAmax || in.norm_w) && geo.kp / 8 <= kThreads * kStageOnceChunks;
+  if constexpr (kOnceOk) {
+    if (once && kAmax) stage_x_amax_once<F>(in, W, geo, smem, rstd, rowq, part);
+    else if (once) stage_x_normed_once<F>(in, W, geo, smem, rstd, part, rowq);
   }
-  __syncthreads();
-  stage_x<F, kOne>(in, W, M, geo, smem, rstd, rowq, KS > 1 ? item0 * 64 : 0);
+  if (!once) {
+    if (geo.block_stats) block_row_stats<kOne>(in, M, W.K, kAmax, geo.all_rows, rstd, rowq, part);
+    else linear_row_stats(in, M, W.K, kAmax, rstd, rowq);
+    __syncthreads();
+    stage_x<F, kOne>(in, W, M, geo, smem, rstd, rowq, KS > 1 ? item0 * 64 : 0);
+  }
   __syncthreads();
 
   Acc acc[4] = {0, 0, 0, 0};
