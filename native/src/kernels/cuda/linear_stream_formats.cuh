@@ -178,7 +178,7 @@ struct Geometry {
   int fdiv;  // 1: fp8 / int8_sq staging divides by __fdiv_rn instead of div_by (the same bits; timing)
   int all_rows;  // 1: the prologue (stage_x, block_row_stats) loads several rows' chunks at once; 0: a row at a time
   int ks;        // K split: blocks of a cluster per tile, each with nitems (1/ks of the weight's) and kp columns
-  int stage_once;  // 1: one token with a norm loads x once (stage_x_normed_once); 0: block_row_stats, then stage_x
+  int stage_once;  // 1: one token with a norm or an amax loads x once (stage_x_*_once); 0: block_row_stats, stage_x
 };
 
 // ---- row statistics by the whole block: block_row_stats.cuh ----------------------------------
