@@ -364,7 +364,7 @@ void test_stream() {
 // one or the other by format and rows), fp8 / int8_sq activations staged with div_by (the
 // default) and with __fdiv_rn, its prologue (x staged, the block's row statistics) taking the
 // rows one after another instead of all at once, and one token's x loaded once for its norm, amax
-// and staging (stage_x_normed_once, stage_x_amax_once) or for each: the same arithmetic, so the
+// and staging (stage_x_once, stage_x_amax_once) or for each: the same arithmetic, so the
 // same bits, and the
 // default against the twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same
 // tile or the block's next one), 1 to 8 tokens (two batches of rows from 5), with and without a

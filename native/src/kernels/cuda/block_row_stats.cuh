@@ -136,5 +136,99 @@ __device__ __forceinline__ void block_row_stats(const LinearIn& in, int M, int K
   block_reduce_rows<kOneRow>(in, M, K, all_rows, 0.f, mx, [](float a, float b) { return fmaxf(a, b); }, part, amax);
 }
 
+// ---- one row loaded once ------------------------------------------------------------------------
+// block_row_stats then a staging pass load the row two or three times (statistics, int8_sq's amax,
+// the values), each a dependent round trip to the L2 after a reduction of the block. With up to C
+// chunks of 8 columns per thread (chunk j = threadIdx.x + kRowStatsThreads * c) the row, its norm
+// weights and its activation scales fit in registers: loaded once, the statistics reduced from
+// them in block_row_reduce's order (the same bits), and the prologue applied from them. kNorm:
+// the row has a norm (in.norm_w set), known at compile time or checked (kMaybeNorm).
+constexpr int kMaybeNorm = 2;
+template <int C, int kNorm>
+struct RowChunks {
+  uint4 raw[C], scale[C];
+  float w8[C][8];
+  __device__ __forceinline__ bool norm(const LinearIn& in) const { return kNorm == 1 || (kNorm == kMaybeNorm && in.norm_w); }
+  __device__ __forceinline__ static bool has(int c, int K) { return static_cast<int>(threadIdx.x) + kRowStatsThreads * c < K / 8; }
+
+  // Every load issued before any is used. x is the row itself (row 0 of in.x).
+  __device__ __forceinline__ void load(const LinearIn& in, int K) {
+    const uint4* row = reinterpret_cast<const uint4*>(in.x);
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      const int j = static_cast<int>(threadIdx.x) + kRowStatsThreads * c;
+      const bool h = has(c, K);
+      raw[c] = h ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
+      if (h && norm(in)) load_f32x8(in.norm_w + j * 8, w8[c]);
+      scale[c] = h && in.act_scale ? *reinterpret_cast<const uint4*>(in.act_scale + j * 8) : make_uint4(0, 0, 0, 0);
+    }
+  }
+  // linear_load8's transform of chunk c (zeros past K), its operands from registers.
+  __device__ __forceinline__ void transform(const LinearIn& in, int K, int c, float r, float (&f)[8]) const {
+    unpack8(raw[c], f);
+    if (!has(c, K)) return;
+    float s8[8];
+    unpack8(scale[c], s8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      if (norm(in)) f[e] = round_bf16(w8[c][e] * round_bf16(f[e] * r));
+      if (in.act_scale) f[e] = round_bf16(f[e] * s8[e]);
+    }
+  }
+};
+
+// One value per thread reduced by the block as block_row_reduce reduces a row (the warp, then the
+// warps in order); thread 0 writes finish(total) to *out; every thread must call it, and it
+// synchronizes before and after. part is [kRowStatsWarps * 8].
+template <class Op, class Finish>
+__device__ __forceinline__ void block_reduce_one(float v, Op op, Finish finish, float* part, float* out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (lane == 0) part[warp * 8] = v;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float t = part[0];
+    for (int w = 1; w < kRowStatsWarps; ++w) t = op(t, part[w * 8]);
+    *out = finish(t);
+  }
+  __syncthreads();
+}
+
+// block_row_stats for one row held in RowChunks: rstd[0] (1 without a norm) and, with want_amax,
+// amax[0] of the transformed row; returns rstd[0].
+template <int C, int kNorm>
+__device__ __forceinline__ float row_chunks_stats(const LinearIn& in, int K, const RowChunks<C, kNorm>& rc, bool want_amax,
+                                                  float* rstd, float* amax, float* part) {
+  float r = 1.f;
+  if (rc.norm(in)) {
+    float v = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      float f[8];
+      unpack8(rc.raw[c], f);  // zeros past K add nothing
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v = fmaf(f[e], f[e], v);
+    }
+    block_reduce_one(v, [](float a, float b) { return a + b; },
+                     [&](float sum) { return rsqrtf(sum / static_cast<float>(K) + in.eps); }, part, rstd);
+    r = rstd[0];
+  } else if (threadIdx.x == 0) {
+    rstd[0] = 1.f;
+  }
+  if (want_amax) {
+    float m = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      float f[8];
+      rc.transform(in, K, c, r, f);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(f[e]));
+    }
+    block_reduce_one(m, [](float a, float b) { return fmaxf(a, b); }, [](float t) { return t; }, part, amax);
+  }
+  return r;
+}
+
 }  // namespace
 }  // namespace grpst::cuda

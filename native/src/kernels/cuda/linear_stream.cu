@@ -111,7 +111,7 @@ int early_rounds_for(int forced, int M) {
 // GRPST_CUDA_STREAM_KSPLIT_ONE_ROW=1: fp8 / int8_sq split at one row too (off: measured slower).
 // GRPST_CUDA_STREAM_STAGE_ONCE=0: one token's x loaded for each pass of the prologue (the norm's
 // statistics, int8_sq's amax, the staging: block_row_stats, stage_x) instead of once
-// (stage_x_normed_once, stage_x_amax_once; the same bits).
+// (stage_x_once, stage_x_amax_once; the same bits).
 constexpr int kSplit8BitMinRowCols = 20480;  // see ksplit_for
 struct Switches {
   int ring = env_int("GRPST_CUDA_STREAM_RING", -1);

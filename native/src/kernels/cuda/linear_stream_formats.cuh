@@ -267,51 +267,22 @@ __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geomet
   }
 }
 
-// One token, K <= kThreads * kStageOnceChunks * 8, with an RMSNorm: block_row_stats then stage_x
-// would load x twice, the second time a dependent round trip to the L2 after the block's
-// reduction, while the GEMV's first weights wait in registers. Here each thread loads its chunks
-// of x (and their norm weights and activation scales) once, the block reduces the sum of squares,
-// and the same registers are normalized into the staging. The same chunks per thread, sums and
-// roundings as block_row_stats + stage_x: the same bits. rstd[0] gets 1 / rms; part is
-// [kWarps * 8] of scratch. The caller synchronizes before reading the staging. Measured on an
-// H200, decode steps at 512 keys, x loaded twice -> once: bf16 4.355 -> 4.280 ms, int4 2.115 ->
-// 2.067, fp8 2.791 -> 2.744, int8_wo 2.888 -> 2.804 (int8_sq's amax: stage_x_amax_once).
+// One token, K <= kThreads * kStageOnceChunks * 8, with an RMSNorm (int8_sq, whose amax needs
+// one more pass, takes stage_x_amax_once): instead of block_row_stats then stage_x, which load x
+// twice (the second a dependent round trip to the L2 after the block's reduction, while the
+// GEMV's first weights wait in registers), x is loaded once into RowChunks (block_row_stats.cuh),
+// its 1 / rms reduced from there and the same registers staged: the same bits. rstd[0] gets
+// 1 / rms; part is [kWarps * 8] of scratch. The caller synchronizes before reading the staging.
+// Measured on an H200, decode steps at 512 keys, x loaded for each pass -> once: bf16 4.357 ->
+// 4.280 ms, int4 2.116 -> 2.065, fp8 2.792 -> 2.742, int8_wo 2.891 -> 2.804, int8_sq 2.964 -> 2.802.
 constexpr int kStageOnceChunks = 2;
 template <class F>
-__device__ void stage_x_normed_once(const LinearIn& in, const Weight& W, const Geometry& geo, uint8_t* smem, float* rstd,
-                                    float* part, const float* rowq) {
-  const int K = W.K, n = K / 8, nch = geo.kp / 8, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const uint4* row = reinterpret_cast<const uint4*>(in.x);
-  uint4 raw[kStageOnceChunks], scale[kStageOnceChunks];
-  float w8[kStageOnceChunks][8];
-#pragma unroll
-  for (int c = 0; c < kStageOnceChunks; ++c) {
-    const int j = static_cast<int>(threadIdx.x) + kThreads * c;
-    const bool has = j < n;
-    raw[c] = has ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
-    if (has) load_f32x8(in.norm_w + j * 8, w8[c]);
-    scale[c] = has && in.act_scale ? *reinterpret_cast<const uint4*>(in.act_scale + j * 8) : make_uint4(0, 0, 0, 0);
-  }
-  float v = 0.f;  // block_row_reduce's order: chunk by chunk, then the warp, then the warps
-#pragma unroll
-  for (int c = 0; c < kStageOnceChunks; ++c) {
-    if (static_cast<int>(threadIdx.x) + kThreads * c >= n) continue;
-    float f[8];
-    unpack8(raw[c], f);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) v = fmaf(f[e], f[e], v);
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if (lane == 0) part[warp * 8] = v;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float r = part[0];
-    for (int w = 1; w < kWarps; ++w) r += part[w * 8];
-    rstd[0] = rsqrtf(r / static_cast<float>(K) + in.eps);
-  }
-  __syncthreads();
-  const float r = rstd[0];
+__device__ void stage_x_once(const LinearIn& in, const Weight& W, const Geometry& geo, uint8_t* smem, float* rstd,
+                             const float* rowq, float* part) {
+  const int K = W.K, nch = geo.kp / 8, lane = threadIdx.x & 31;
+  RowChunks<kStageOnceChunks, 1> rc;
+  rc.load(in, K);
+  const float r = row_chunks_stats(in, K, rc, false, rstd, nullptr, part);
   float* sums = reinterpret_cast<float*>(smem + geo.xs);
   float x_div = 1.f;
   if constexpr (F::kX == XLayout::i8_natural && !std::is_same_v<typename F::Acc, int>) x_div = *W.x_scale;
@@ -320,19 +291,9 @@ __device__ void stage_x_normed_once(const LinearIn& in, const Weight& W, const G
     const int base = (static_cast<int>(threadIdx.x) & ~31) + kThreads * c;
     if (base >= nch) break;  // the same for every lane of the warp (stage_chunk's shuffles)
     const int j = base + lane;
-    const bool live = j < nch;
-    float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    if (live && j < n) {  // linear_load8's transform, with its operands from registers
-      unpack8(raw[c], f);
-      float s8[8];
-      unpack8(scale[c], s8);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        f[e] = round_bf16(w8[c][e] * round_bf16(f[e] * r));
-        if (in.act_scale) f[e] = round_bf16(f[e] * s8[e]);
-      }
-    }
-    stage_chunk<F>(W, geo, smem, sums, 0, j, live, f, x_div, rowq);
+    float f[8];
+    rc.transform(in, K, c, r, f);
+    stage_chunk<F>(W, geo, smem, sums, 0, j, j < nch, f, x_div, rowq);
   }
 }
 
@@ -340,11 +301,14 @@ __device__ void stage_x_normed_once(const LinearIn& in, const Weight& W, const G
 // per-token amax of the transformed row made block_row_stats load x once more (and stage_x a
 // third time). Here x is loaded once; the sum of squares (with a norm), then the amax are reduced
 // by the block from registers, in block_row_stats' order: the same bits. rstd[0] gets 1 / rms (1
-// without a norm), amax[0] the amax; part is [kWarps * 8] of scratch.
+// without a norm), amax[0] the amax; part is [kWarps * 8] of scratch. Unlike stage_x_once it keeps
+// the transformed values (for the amax, then the staging) rather than RowChunks' raw chunks:
+// through RowChunks (transformed twice) int8_sq's one-token step measured 2.861 ms against 2.802
+// on an H200.
 template <class F>
 __device__ void stage_x_amax_once(const LinearIn& in, const Weight& W, const Geometry& geo, uint8_t* smem, float* rstd,
                                   float* amax, float* part) {
-  const int K = W.K, n = K / 8, nch = geo.kp / 8, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int K = W.K, n = K / 8, nch = geo.kp / 8, lane = threadIdx.x & 31;
   const uint4* row = reinterpret_cast<const uint4*>(in.x);
   float f[kStageOnceChunks][8];  // the row's chunks, then transformed (zeros past K)
   float w8[kStageOnceChunks][8];
@@ -361,23 +325,9 @@ __device__ void stage_x_amax_once(const LinearIn& in, const Weight& W, const Geo
   for (int c = 0; c < kStageOnceChunks; ++c)
 #pragma unroll
     for (int e = 0; e < 8; ++e) v = fmaf(f[c][e], f[c][e], v);  // zeros add nothing
-  // A thread's value reduced as block_row_reduce does (the warp, then the warps in order); thread
-  // 0 finishes it into *out.
-  auto block_reduce = [&](float x, auto op, auto finish, float* out) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x = op(x, __shfl_xor_sync(0xffffffffu, x, o));
-    if (lane == 0) part[warp * 8] = x;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float t = part[0];
-      for (int w = 1; w < kWarps; ++w) t = op(t, part[w * 8]);
-      out[0] = finish(t);
-    }
-    __syncthreads();
-  };
   if (in.norm_w)
-    block_reduce(v, [](float a, float b) { return a + b; },
-                 [&](float sum) { return rsqrtf(sum / static_cast<float>(K) + in.eps); }, rstd);
+    block_reduce_one(v, [](float a, float b) { return a + b; },
+                     [&](float sum) { return rsqrtf(sum / static_cast<float>(K) + in.eps); }, part, rstd);
   else if (threadIdx.x == 0)
     rstd[0] = 1.f;
   const float r = in.norm_w ? rstd[0] : 1.f;
@@ -395,7 +345,7 @@ __device__ void stage_x_amax_once(const LinearIn& in, const Weight& W, const Geo
       m = fmaxf(m, fabsf(f[c][e]));
     }
   }
-  block_reduce(m, [](float a, float b) { return fmaxf(a, b); }, [](float t) { return t; }, amax);
+  block_reduce_one(m, [](float a, float b) { return fmaxf(a, b); }, [](float t) { return t; }, part, amax);
   float* sums = reinterpret_cast<float*>(smem + geo.xs);
 #pragma unroll
   for (int c = 0; c < kStageOnceChunks; ++c) {
@@ -404,5 +354,6 @@ __device__ void stage_x_amax_once(const LinearIn& in, const Weight& W, const Geo
     stage_chunk<F>(W, geo, smem, sums, 0, base + lane, base + lane < nch, f[c], 1.f, amax);
   }
 }
+
 }  // namespace
 }  // namespace grpst::cuda

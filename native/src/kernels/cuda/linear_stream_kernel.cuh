@@ -183,8 +183,11 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   if constexpr (kOnceOk)
     once = geo.block_stats && geo.stage_once && (kAmax || in.norm_w) && geo.kp / 8 <= kThreads * kStageOnceChunks;
   if constexpr (kOnceOk) {
-    if (once && kAmax) stage_x_amax_once<F>(in, W, geo, smem, rstd, rowq, part);
-    else if (once) stage_x_normed_once<F>(in, W, geo, smem, rstd, part, rowq);
+    if constexpr (kAmax) {
+      if (once) stage_x_amax_once<F>(in, W, geo, smem, rstd, rowq, part);
+    } else {
+      if (once) stage_x_once<F>(in, W, geo, smem, rstd, rowq, part);
+    }
   }
   if (!once) {
     if (geo.block_stats) block_row_stats<kOne>(in, M, W.K, kAmax, geo.all_rows, rstd, rowq, part);

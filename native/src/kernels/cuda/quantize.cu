@@ -89,6 +89,7 @@ __global__ void __launch_bounds__(kThreads) quantize_int8_kernel(LinearIn in, in
 // warp-per-row kernels put 8 rows on a block, so at 16-64 rows they ran on 2-8 SMs with each warp
 // walking its whole row (K / 256 dependent rounds per pass); here every row has its SM.
 enum class RowMode : int { prologue = 0, fp8 = 1, int8 = 2 };
+constexpr int kRowOnceChunks = 6;  // 12,288 columns (down_proj) at 256 threads
 static_assert(kThreads == kRowStatsThreads, "row_block_kernel reduces with the row statistics' block");
 
 template <RowMode kMode>
@@ -101,9 +102,19 @@ __global__ void __launch_bounds__(kThreads) row_block_kernel(LinearIn in, void* 
   const int m = blockIdx.x, chunks = K / 8;
   LinearIn row = in;
   row.x = in.x + static_cast<size_t>(m) * K;
-  block_row_stats<true>(row, 1, K, kMode == RowMode::int8, false, rstd, amax, part);
-  __syncthreads();
-  const float r = rstd[0];
+  // A row of up to kRowOnceChunks chunks per thread is loaded once (RowChunks: its statistics and
+  // values from registers, the same bits); longer rows are read for each pass.
+  RowChunks<kRowOnceChunks, kMaybeNorm> rc;
+  const bool once = chunks <= kThreads * kRowOnceChunks;
+  float r;
+  if (once) {
+    rc.load(row, K);
+    r = row_chunks_stats(row, K, rc, kMode == RowMode::int8, rstd, amax, part);
+  } else {
+    block_row_stats<true>(row, 1, K, kMode == RowMode::int8, false, rstd, amax, part);
+    __syncthreads();
+    r = rstd[0];
+  }
   float div = 1.f;
   if constexpr (kMode == RowMode::fp8) div = *x_scale;
   if constexpr (kMode == RowMode::int8) {
@@ -111,9 +122,8 @@ __global__ void __launch_bounds__(kThreads) row_block_kernel(LinearIn in, void* 
     div = amax[0] > 0.f ? amax[0] / 127.f : 1.f;
   }
   const float inv = __frcp_rn(div);
-  for (int j = threadIdx.x; j < chunks; j += kThreads) {
-    float f[8];
-    linear_load8(row, K, 0, j * 8, r, f);
+  // Chunk j's prologue-applied values f, written in the mode's format.
+  auto emit = [&](int j, const float (&f)[8]) {
     const size_t at = static_cast<size_t>(m) * K + j * 8;
     if constexpr (kMode == RowMode::prologue) {
       *reinterpret_cast<uint4*>(static_cast<bf16*>(out) + at) = pack8(f);
@@ -131,6 +141,22 @@ __global__ void __launch_bounds__(kThreads) row_block_kernel(LinearIn in, void* 
       }
       *reinterpret_cast<uint2*>(static_cast<uint8_t*>(out) + at) = make_uint2(lo, hi);
     }
+  };
+  if (once) {
+#pragma unroll
+    for (int c = 0; c < kRowOnceChunks; ++c) {
+      const int j = static_cast<int>(threadIdx.x) + kThreads * c;
+      if (j >= chunks) break;
+      float f[8];
+      rc.transform(row, K, c, r, f);
+      emit(j, f);
+    }
+    return;
+  }
+  for (int j = threadIdx.x; j < chunks; j += kThreads) {
+    float f[8];
+    linear_load8(row, K, 0, j * 8, r, f);
+    emit(j, f);
   }
 }
 
