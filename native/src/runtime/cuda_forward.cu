@@ -376,6 +376,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   // Tensor parallel: ranks other than 0 store their o_proj / down_proj partial sums in place of
   // the residual stream, and the all-reduce after the linear restores it (cuda_tp.h).
   const Epilogue residual = !tp_ || tp_->keeps_residual() ? Epilogue::residual_add : Epilogue::store;
+  // o_proj / down_proj load the residual before their wait on the previous kernel (not with tensor
+  // parallelism, whose all-reduce writes it); GRPST_CUDA_RESIDUAL_SETTLED=0: in their epilogue.
+  const bool residual_settled = !tp_ && env_int("GRPST_CUDA_RESIDUAL_SETTLED", 1) != 0;
   for (int l = last_persistent_ ? d.layers : 0; l < d.layers; ++l) {  // (the persistent launch ran them)
     const LayerWeights& lw = w_.layers[l];
     const KvLayer& kv = kv_.layers[l];
@@ -419,6 +422,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     a.act_scale = lw.o_act_scale;
     o.y = h_;
     o.epi = residual;
+    // h_ was last written before the QKV projection (the previous layer's down_proj or all-reduce,
+    // or the embedding), and before gate_up for down_proj below: two kernels back at least.
+    o.residual_settled = residual_settled;
     GRPST_TRY(linear(a, lw.o, o, T, ex));
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
 
@@ -429,6 +435,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     a.act_scale = lw.gate_up_act_scale;
     o.y = act_;
     o.epi = Epilogue::swiglu;
+    o.residual_settled = false;
     GRPST_TRY(linear(a, lw.gate_up, o, T, ex));
 
     a = LinearIn();
@@ -436,6 +443,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     a.act_scale = lw.down_act_scale;
     o.y = h_;
     o.epi = residual;
+    o.residual_settled = residual_settled;
     GRPST_TRY(linear(a, lw.down, o, T, ex));
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
   }

@@ -247,17 +247,45 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     report_decode("b1 ctx512 graph+pdl", 1, b1_ctx, decode_ms(*fwd, in1, logits.p, true, true, s));
     // GRPST_BENCH_STEP_ONLY=1: the b1 and b64 steps alone, one graph each (scripts/gpu/run.sh stage
     // timeline records their kernels); quantized heads and zero points measure only those steps too.
+    // Reads before the wait on the previous kernel of what an earlier one wrote (device_utils.cuh):
+    // q/k norm + RoPE's weights and cos / sin, o_proj / down_proj's residual; and one token's x
+    // staged by o_proj / down_proj three chunks' loads at a time, and the epilogue's scales. The same bits.
+    const std::vector<std::pair<int, int>> b1_b64 = {{1, b1_ctx}, {serve_b, serve_ctx}};
+    const std::vector<std::pair<int, int>> b1_b8_b64 = {{1, b1_ctx}, {8, b1_ctx}, {serve_b, serve_ctx}};
+    auto early_reads_in_turns = [&] {
+      compare_env_in_turns(label, "q/k norm coefficients after the wait", "q/k norm coefficients before the wait", b1_b64,
+                           {"GRPST_CUDA_QK_COEFFS_EARLY", "0", "1"}, *fwd, m.d.vocab, report_decode, logits.p, s);
+      compare_env_in_turns(label, "residual loaded in the epilogue", "residual loaded before the wait", b1_b8_b64,
+                           {"GRPST_CUDA_RESIDUAL_SETTLED", "0", "1"}, *fwd, m.d.vocab, report_decode, logits.p, s);
+      compare_env_in_turns(label, "one token's x staged a chunk at a time", "one token's x staged three chunks at a time",
+                           {{1, b1_ctx}}, {"GRPST_CUDA_STREAM_ONE_ROW_BATCH", "0", "1"}, *fwd, m.d.vocab, report_decode,
+                           logits.p, s);
+      if (!is_bf16 && f != cu::WeightFormat::int4_awq)  // the formats with epilogue scales
+        compare_env_in_turns(label, "epilogue scales loaded in the epilogue", "epilogue scales copied before the wait",
+                             {{1, b1_ctx}, {8, b1_ctx}}, {"GRPST_CUDA_STREAM_EPI_EARLY", "0", "1"}, *fwd, m.d.vocab,
+                             report_decode, logits.p, s);
+      compare_in_turns(label, "neither read before the wait", "both read before the wait", b1_b8_b64,
+                       [&](bool on) {
+                         setenv("GRPST_CUDA_QK_COEFFS_EARLY", on ? "1" : "0", 1);
+                         setenv("GRPST_CUDA_RESIDUAL_SETTLED", on ? "1" : "0", 1);
+                       },
+                       *fwd, m.d.vocab, report_decode, logits.p, s);
+      unsetenv("GRPST_CUDA_QK_COEFFS_EARLY");
+      unsetenv("GRPST_CUDA_RESIDUAL_SETTLED");
+    };
     const char* step_only = std::getenv("GRPST_BENCH_STEP_ONLY");
     if (quant_head || m.int4_zeros || (step_only && step_only[0] == '1')) {
       cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
       report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+      // GRPST_BENCH_STEP_TURNS=1: and the early reads in turns
+      if (const char* turns = std::getenv("GRPST_BENCH_STEP_TURNS"); turns && turns[0] == '1') early_reads_in_turns();
       continue;
     }
+    early_reads_in_turns();
     // Switches that change no arithmetic, each setting measured in turns, the step logits the same
     // bits either way: q/k norm + RoPE inside the tensor-core attention (off by default), the
     // streaming GEMV's second round of weights issued before its wait, and fp8 / int8_sq
     // activations divided by __fdiv_rn in its staging (div_by by default).
-    const std::vector<std::pair<int, int>> b1_b64 = {{1, b1_ctx}, {serve_b, serve_ctx}};
     compare_in_turns(label, "q/k norm + RoPE kernel before the attention", "q/k norm + RoPE inside the attention", b1_b64,
                      [&](bool on) {
                        fwd->set_mma_qkv_max_rows(on ? serve_b : cu::env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS",

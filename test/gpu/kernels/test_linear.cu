@@ -277,8 +277,12 @@ void check_stream_variants(const std::string& name, cu::WeightFormat f, const re
     for (const char* e : exact) {
       if (e) setenv("GRPST_CUDA_STREAM_EXACT", e, 1);
       const std::string label = name + sv.label + (!e ? "" : e[0] == '1' ? " exact" : " general");
-      check_linear(label, hw, c, tol,
-                   [&](const cu::LinearIn& in, const cu::LinearOut& out) { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+      // residual_add as the forward's o_proj / down_proj take it: y loaded before the wait
+      check_linear(label, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+        cu::LinearOut settled = out;
+        settled.residual_settled = true;
+        return cu::linear_stream(in, dw.w, settled, c.M, {});
+      });
       if (e) Checks::get().expect(label + " took the kernel asked for", cu::linear_stream_last_exact() == (e[0] == '1'));
       unsetenv("GRPST_CUDA_STREAM_EXACT");
     }
@@ -364,11 +368,14 @@ void test_stream() {
 // one or the other by format and rows), fp8 / int8_sq activations staged with div_by (the
 // default) and with __fdiv_rn, its prologue (x staged, the block's row statistics) taking the
 // rows one after another instead of all at once, and one token's x loaded once for its norm, amax
-// and staging (stage_x_once, stage_x_amax_once) or for each: the same arithmetic, so the
-// same bits, and the
-// default against the twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same
+// and staging (stage_x_once, stage_x_amax_once) or for each, one token's x without a norm staged
+// three chunks' loads at a time or one, and the residual add's y loaded
+// before the wait on the previous kernel (LinearOut::residual_settled, as the forward's o_proj and
+// down_proj) or in the epilogue: the same arithmetic, so the same bits, and the default against
+// the twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same
 // tile or the block's next one), 1 to 8 tokens (two batches of rows from 5), with and without a
 // norm and an activation scale.
+constexpr const char* kYInEpilogue = "GRPST_TEST_Y_IN_EPILOGUE";
 void test_stream_switches() {
   Rng r(977);
   const std::vector<Case> cases = {
@@ -396,12 +403,20 @@ void test_stream_switches() {
         std::vector<OldSetting> olds = {{"the prologue a row at a time", {{"GRPST_CUDA_PROLOGUE_ALL_ROWS", "0"}}}};
         if (!block_stats)
           olds.insert(olds.begin(), {{"x staged after the row statistics (one token)", {{"GRPST_CUDA_STREAM_STAGE_ONCE", "0"}}},
+                                     {"x staged a chunk at a time (one token)", {{"GRPST_CUDA_STREAM_ONE_ROW_BATCH", "0"}}},
+                                     {"scales loaded in the epilogue", {{"GRPST_CUDA_STREAM_EPI_EARLY", "0"}}},
                                      {"two rounds before the wait", {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "2"}}},
                                      {"one round before the wait and __fdiv_rn",
                                       {{"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1"}, {"GRPST_CUDA_STREAM_FDIV", "1"}}}});
+        // (a test-only variable: residual_settled is the forward's to set, not a switch)
+        if (c.epi == cu::Epilogue::residual_add) olds.push_back({"y loaded in the epilogue", {{kYInEpilogue, "1"}}});
         const std::string name = describe("stream", f, c) + " switches" + (block_stats ? ", block statistics" : "");
         check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
-          return same_bits_as_old(name, out_bytes(c), out, olds, [&] { return cu::linear_stream(in, dw.w, out, c.M, {}); });
+          return same_bits_as_old(name, out_bytes(c), out, olds, [&] {
+            cu::LinearOut o = out;
+            o.residual_settled = std::getenv(kYInEpilogue) == nullptr;
+            return cu::linear_stream(in, dw.w, o, c.M, {});
+          });
         });
         unsetenv("GRPST_CUDA_STREAM_BLOCK_STATS");
       }
@@ -446,7 +461,9 @@ void test_stream_ksplit() {
         if (!Checks::get().expect(name + " supported", supported)) continue;
         const bool same_bits = forced && whole && f == cu::WeightFormat::int8_sq;
         check_linear(name, hw, c, tol, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
-          auto run = [&] { return cu::linear_stream(in, dw.w, out, c.M, {}); };
+          cu::LinearOut settled = out;  // residual_add: each block of a cluster loads its share of y early
+          settled.residual_settled = true;
+          auto run = [&] { return cu::linear_stream(in, dw.w, settled, c.M, {}); };
           if (!same_bits) return run();
           return same_bits_as_old(name, out_bytes(c), out, {{"no K split", {{"GRPST_CUDA_STREAM_KSPLIT", "1"}}}}, run);
         });

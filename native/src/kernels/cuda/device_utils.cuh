@@ -71,6 +71,12 @@ bool cluster_fits(const void* kernel, int size, int threads, size_t smem);
 // How many such clusters the GPU holds at once (0: none fit).
 int active_clusters(const void* kernel, int size, int threads, size_t smem);
 
+// Programmatic dependent launch. Every kernel launched through launch() calls griddep_wait()
+// before it reads what an earlier kernel wrote, and griddep_launch_dependents() only after that
+// wait (test/unit/cuda-dependent-launch.test.ts checks the sources). So when a kernel begins,
+// the kernel before its predecessor has finished and its writes are visible: what that one or an
+// earlier one wrote may be read before the wait (qk_norm_rope_kv's positions, the residual of a
+// LinearOut::residual_settled linear), only the predecessor's own writes need the wait.
 __device__ __forceinline__ void griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

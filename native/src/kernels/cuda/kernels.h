@@ -212,6 +212,11 @@ struct LinearOut {
   void* y = nullptr;
   Epilogue epi = Epilogue::store;
   bool f32_out = false;  // store only
+  // residual_add only: y was last written two kernels or more before this linear's kernel (not by
+  // the one just before it), so the streaming GEMV may load it before its wait on the previous
+  // kernel (every kernel of this backend triggers its dependents after its own wait: when one runs,
+  // the kernel before the previous one has finished). The forward sets it for o_proj and down_proj.
+  bool residual_settled = false;
 };
 
 enum class WeightFormat : int { bf16 = 0, int8_wo = 1, int4_awq = 2, fp8 = 3, int8_sq = 4 };

@@ -31,6 +31,24 @@ __device__ __forceinline__ void linear_transform8(const LinearIn& in, int k, flo
   }
 }
 
+// linear_transform8 with the activation scale's 8 values already loaded (raw bf16 bits): the
+// same bits, for a caller that issues every load of several chunks before using any.
+__device__ __forceinline__ void linear_transform8_loaded(const LinearIn& in, int k, float rstd, const uint4& scale,
+                                                         float* f) {
+  if (in.norm_w) {
+    float w8[8];
+    load_f32x8(in.norm_w + k, w8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
+  }
+  if (in.act_scale) {
+    float s8[8];
+    unpack8(scale, s8);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
+  }
+}
+
 // Statistics of rows [0, M) into shared arrays: rstd[m] (1 without a norm) and, when amax is
 // requested, amax[m] of the transformed row. Every thread of the block must call it.
 __device__ __forceinline__ void linear_row_stats(const LinearIn& in, int M, int K, bool want_amax,
@@ -128,6 +146,12 @@ __device__ __forceinline__ void linear_store(const LinearOut& out, int N, int m,
   } else {
     reinterpret_cast<bf16*>(out.y)[i] = __float2bfloat16_rn(v);
   }
+}
+
+// linear_store's residual add with y[m, n] already loaded (raw bf16 bits): the same bits.
+__device__ __forceinline__ void linear_store_residual(const LinearOut& out, int N, int m, int n, float v, uint16_t y_old) {
+  const size_t i = static_cast<size_t>(m) * N + n;
+  reinterpret_cast<bf16*>(out.y)[i] = __float2bfloat16_rn(bf16_bits_to_f32(y_old) + round_bf16(v));
 }
 
 // SwiGLU epilogue: rows 2j and 2j+1 are gate and up; y is [M, N/2].

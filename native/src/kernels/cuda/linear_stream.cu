@@ -111,7 +111,10 @@ int early_rounds_for(int forced, int M) {
 // GRPST_CUDA_STREAM_KSPLIT_ONE_ROW=1: fp8 / int8_sq split at one row too (off: measured slower).
 // GRPST_CUDA_STREAM_STAGE_ONCE=0: one token's x loaded for each pass of the prologue (the norm's
 // statistics, int8_sq's amax, the staging: block_row_stats, stage_x) instead of once
-// (stage_x_once, stage_x_amax_once; the same bits).
+// (stage_x_once, stage_x_amax_once; the same bits). GRPST_CUDA_STREAM_ONE_ROW_BATCH=0: stage_x at
+// one row loads a chunk at a time instead of kOneRowBatch at once (the same bits).
+// GRPST_CUDA_STREAM_EPI_EARLY=0: the epilogue's scales (fp8's per tensor, int8_wo / int8_sq's per
+// channel) loaded in the epilogue instead of copied to shared memory before the wait (the same bits).
 constexpr int kSplit8BitMinRowCols = 20480;  // see ksplit_for
 struct Switches {
   int ring = env_int("GRPST_CUDA_STREAM_RING", -1);
@@ -123,6 +126,8 @@ struct Switches {
   int all_rows = env_int("GRPST_CUDA_PROLOGUE_ALL_ROWS", 1) != 0 ? 1 : 0;
   int ksplit = env_int("GRPST_CUDA_STREAM_KSPLIT", 0);
   int stage_once = env_int("GRPST_CUDA_STREAM_STAGE_ONCE", 1) != 0 ? 1 : 0;
+  int one_row_batch = env_int("GRPST_CUDA_STREAM_ONE_ROW_BATCH", 1) != 0 ? 1 : 0;
+  int epi_early = env_int("GRPST_CUDA_STREAM_EPI_EARLY", 1) != 0 ? 1 : 0;
   int split_min_rowcols = env_int("GRPST_CUDA_STREAM_KSPLIT_MIN_ROWCOLS", kSplit8BitMinRowCols);
   bool split_one_row = env_int("GRPST_CUDA_STREAM_KSPLIT_ONE_ROW", 0) != 0;
 };
@@ -217,6 +222,8 @@ Status launch_stream(const LinearIn& in, const Weight& w, const LinearOut& out, 
   geo.fdiv = sw.fdiv;
   geo.all_rows = sw.all_rows;
   geo.stage_once = sw.stage_once;
+  geo.one_row_batch = sw.one_row_batch;
+  geo.epi_early = sw.epi_early;
   t_last_exact = exact;
   t_last_ksplit = ks;
   const int ntiles = ceil_div(w.N, 16);

@@ -14,6 +14,8 @@ namespace grpst::cuda {
 namespace {
 
 constexpr int kWarps = 8;
+
+enum class EpiConsts { none, channel, tensor };
 constexpr int kThreads = kWarps * 32;
 
 enum class XLayout { bf16_natural, bf16_frag, i8_natural };
@@ -25,6 +27,9 @@ template <bool E>
 using Off = std::conditional_t<E, int, size_t>;
 
 // ---- formats -----------------------------------------------------------------------------------
+// The constants a format's epilogue multiplies by (scale()): none; per output channel (the
+// kernel copies its first tile's 16 into shared memory before its wait and passes them as ch, or
+// null: read from the weight); per tensor (x_scale, w_scale: ts, in shared memory, or null).
 // kVecs uint4 per lane per item (64 k columns of 16 rows); kU items per round; kKpg items per
 // group (int4; 1 otherwise). sources() gives where lane's pieces of an item are, ok[i] false for
 // pieces past N or K (zeros; src[i] then points at the weight's start, valid but unread).
@@ -63,7 +68,8 @@ struct FmtBf16 {
     a[0] = v[1].z; a[1] = v[3].z; a[2] = v[1].w; a[3] = v[3].w;
     mma_bf16(acc, a, x[1].z, x[1].w);
   }
-  __device__ static float scale(float v, const Weight&, int, int, const float*) { return v; }
+  static constexpr EpiConsts kEpi = EpiConsts::none;
+  __device__ static float scale(float v, const Weight&, int, int, const float*, const float*, const float*) { return v; }
 };
 
 struct FmtInt8Wo {
@@ -90,7 +96,10 @@ struct FmtInt8Wo {
       mma_bf16(acc, a, xb[2 * w], xb[2 * w + 1]);
     }
   }
-  __device__ static float scale(float v, const Weight& W, int n, int, const float*) { return v * W.channel_scale[n]; }
+  static constexpr EpiConsts kEpi = EpiConsts::channel;
+  __device__ static float scale(float v, const Weight& W, int n, int, const float*, const float* ch, const float*) {
+    return v * (ch ? ch[n & 15] : W.channel_scale[n]);
+  }
 };
 
 template <int KPG, int U = 8>
@@ -116,7 +125,8 @@ struct FmtInt4 {
       mma_bf16(acc, a, xb[2 * w], xb[2 * w + 1]);
     }
   }
-  __device__ static float scale(float v, const Weight&, int, int, const float*) { return v; }
+  static constexpr EpiConsts kEpi = EpiConsts::none;
+  __device__ static float scale(float v, const Weight&, int, int, const float*, const float*, const float*) { return v; }
 };
 
 template <bool kInt8, int U = 4>
@@ -145,9 +155,10 @@ struct FmtNatural8 {
     a[0] = v[0].z; a[1] = v[1].z; a[2] = v[0].w; a[3] = v[1].w;
     if constexpr (kInt8) mma_s8(acc, a, x[0].z, x[0].w); else mma_e4m3(acc, a, x[0].z, x[0].w);
   }
-  __device__ static float scale(float v, const Weight& W, int n, int m, const float* rowq) {
-    if constexpr (kInt8) return v * (rowq[m] / 127.f) * W.channel_scale[n];
-    else return v * (*W.x_scale) * (*W.w_scale);
+  static constexpr EpiConsts kEpi = kInt8 ? EpiConsts::channel : EpiConsts::tensor;
+  __device__ static float scale(float v, const Weight& W, int n, int m, const float* rowq, const float* ch, const float* ts) {
+    if constexpr (kInt8) return v * (rowq[m] / 127.f) * (ch ? ch[n & 15] : W.channel_scale[n]);
+    else return ts ? v * ts[0] * ts[1] : v * (*W.x_scale) * (*W.w_scale);
   }
 };
 
@@ -179,6 +190,8 @@ struct Geometry {
   int all_rows;  // 1: the prologue (stage_x, block_row_stats) loads several rows' chunks at once; 0: a row at a time
   int ks;        // K split: blocks of a cluster per tile, each with nitems (1/ks of the weight's) and kp columns
   int stage_once;  // 1: one token with a norm or an amax loads x once (stage_x_*_once); 0: block_row_stats, stage_x
+  int one_row_batch;  // 1: stage_x at one row issues kOneRowBatch chunks' loads at once; 0: a chunk at a time
+  int epi_early;      // 1: the epilogue's scales copied to shared memory before the wait; 0: loaded in the epilogue
 };
 
 // ---- row statistics by the whole block: block_row_stats.cuh ----------------------------------
@@ -236,7 +249,10 @@ __device__ __forceinline__ void stage_chunk(const Weight& W, const Geometry& geo
 // GRPST_CUDA_PROLOGUE_ALL_ROWS=0) the chunks of the M rows are dealt out in turn, one dependent
 // load each: 16 round trips at 8 tokens, about 5 us of every kernel's prologue on an H200.
 // With a K split the block stages only its columns [col0, col0 + kp) of the rows (row stride K).
-template <class F, bool kOneRow>
+// stage_x's chunks per thread loaded at once at one row (its caller passes 1, a chunk at a time,
+// where the registers would spill).
+constexpr int kOneRowBatch = 3;
+template <class F, bool kOneRow, int kBatch = kOneRowBatch>
 __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geometry& geo, uint8_t* smem,
                         const float* rstd, const float* rowq, int col0 = 0) {
   const int K = W.K, nch = geo.kp / 8, lane = threadIdx.x & 31;
@@ -255,6 +271,32 @@ __device__ void stage_x(const LinearIn& in, const Weight& W, int M, const Geomet
       }
       return;
     }
+  }
+  if (kBatch > 1 && M == 1 && geo.one_row_batch) {
+    // One row (no statistics from x here: o_proj, down_proj at one token): kBatch chunks'
+    // loads of x and the activation scale issued before any is staged, not one dependent round
+    // trip to the L2 per chunk (down_proj's K = 12,288 is six per thread). The same bits.
+    for (int base0 = (threadIdx.x & ~31); base0 < nch; base0 += kBatch * kThreads) {
+      uint4 raw[kBatch], sc[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int j = base0 + b * kThreads + lane, k = col0 + j * 8;
+        const bool has = j < nch && k < K;
+        raw[b] = has ? __ldg(reinterpret_cast<const uint4*>(in.x + k)) : make_uint4(0, 0, 0, 0);
+        sc[b] = has && in.act_scale ? __ldg(reinterpret_cast<const uint4*>(in.act_scale + k)) : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int base = base0 + b * kThreads;
+        if (base >= nch) break;  // the same for every lane of the warp (stage_chunk's shuffles)
+        const int j = base + lane, k = col0 + j * 8;
+        float f[8];
+        unpack8(raw[b], f);
+        if (j < nch && k < K) linear_transform8_loaded(in, k, rstd[0], sc[b], f);
+        stage_chunk<F>(W, geo, smem, sums, 0, j, j < nch, f, x_div, rowq);
+      }
+    }
+    return;
   }
   const int total = M * nch;
   for (int base = (threadIdx.x & ~31); base < total; base += kThreads) {
@@ -282,10 +324,11 @@ __device__ void stage_x_once(const LinearIn& in, const Weight& W, const Geometry
   const int K = W.K, nch = geo.kp / 8, lane = threadIdx.x & 31;
   RowChunks<kStageOnceChunks, 1> rc;
   rc.load(in, K);
-  const float r = row_chunks_stats(in, K, rc, false, rstd, nullptr, part);
-  float* sums = reinterpret_cast<float*>(smem + geo.xs);
+  // fp8's activation scale loaded with x, not after the reduction's barriers (a round trip there)
   float x_div = 1.f;
   if constexpr (F::kX == XLayout::i8_natural && !std::is_same_v<typename F::Acc, int>) x_div = *W.x_scale;
+  const float r = row_chunks_stats(in, K, rc, false, rstd, nullptr, part);
+  float* sums = reinterpret_cast<float*>(smem + geo.xs);
 #pragma unroll
   for (int c = 0; c < kStageOnceChunks; ++c) {
     const int base = (static_cast<int>(threadIdx.x) & ~31) + kThreads * c;

@@ -36,6 +36,16 @@ namespace {
 
 constexpr int kGeneral = 0, kExactOne = 1, kExactRows = 2;  // the kernel's E
 
+// Whether the kernel copies its first tile's residual before its wait (the parameters tested
+// where needed rather than a flag kept in a register).
+__device__ __forceinline__ bool y_settled(const LinearOut& out, int N) {
+  return out.epi == Epilogue::residual_add && out.residual_settled && N % 8 == 0;
+}
+// And its first tile's channel scales (whole tiles, 16-byte aligned).
+__device__ __forceinline__ bool channels_early(const Weight& W) {
+  return W.N % 16 == 0 && (reinterpret_cast<uintptr_t>(W.channel_scale) & 15) == 0;
+}
+
 // S = 0: each warp keeps its next round in registers (two buffers). S >= 3: each warp's rounds
 // go through a ring of S stages in shared memory that cp.async fills S - 1 rounds ahead (more
 // bytes in flight per warp, no registers held for them); see ring_layout().
@@ -163,6 +173,27 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
   // is a memory latency after the prologue).
   // (Not int4 with 64-column groups: its scales and zeros per item leave no registers for a second
   // round across the prologue; it spilled.)
+  // The residual add's old y of the block's first tile, where y was written two kernels or more
+  // before this one (LinearOut::residual_settled): copied into shared memory before the wait, so
+  // that the tile's epilogue does not wait on a round trip to the L2 after its products. By
+  // cp.async (through the L2, and no register held: one kept across the kernel made its one-token
+  // variants spill), 16 bytes per row and half tile; rows of N % 8 != 0 load in the epilogue.
+  // With the ring its copies join the first round's group.
+  __shared__ __align__(16) uint16_t y_pre[kStreamMaxRows][16];
+  if (y_settled(out, W.N) && cid < ntiles && static_cast<int>(threadIdx.x) < 2 * M) {
+    const int m = threadIdx.x >> 1, n = cid * 16 + 8 * (threadIdx.x & 1);
+    if (n < W.N) cp_async16(&y_pre[m][8 * (threadIdx.x & 1)], static_cast<const bf16*>(out.y) + static_cast<size_t>(m) * W.N + n, true);
+  }
+  // The epilogue's constants, copied the same way: fp8's tensor scales, and int8_wo / int8_sq's
+  // channel scales of the first tile (where they lie whole and 16-byte aligned); in the epilogue
+  // each was a dependent load after the reduction.
+  __shared__ __align__(16) float epi_pre[16 + 2];  // [16] channel scales of the first tile, x_scale, w_scale
+  if constexpr (F::kEpi == EpiConsts::tensor) {
+    if (geo.epi_early && threadIdx.x < 2) cp_async4(&epi_pre[16 + threadIdx.x], threadIdx.x ? W.w_scale : W.x_scale);
+  } else if constexpr (F::kEpi == EpiConsts::channel) {
+    if (geo.epi_early && channels_early(W) && cid < ntiles && threadIdx.x < 4)
+      cp_async16(&epi_pre[4 * threadIdx.x], W.channel_scale + cid * 16 + 4 * threadIdx.x, true);
+  }
   int tile = cid;
   constexpr bool kEarlyB = S == 0 && !(F::kGroups && KPG == 1);
   const bool early_b = kEarlyB && geo.early_rounds > 1 && total > 1;
@@ -193,8 +224,12 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
     if (geo.block_stats) block_row_stats<kOne>(in, M, W.K, kAmax, geo.all_rows, rstd, rowq, part);
     else linear_row_stats(in, M, W.K, kAmax, rstd, rowq);
     __syncthreads();
-    stage_x<F, kOne>(in, W, M, geo, smem, rstd, rowq, KS > 1 ? item0 * 64 : 0);
+    // (the batched one-row staging compiled only where one row can take it, and not in the three
+    // blocks per SM variants, whose registers it made spill)
+    constexpr int kBatch = BPS <= 2 && E != kExactRows ? kOneRowBatch : 1;
+    stage_x<F, kOne, kBatch>(in, W, M, geo, smem, rstd, rowq, KS > 1 ? item0 * 64 : 0);
   }
+  if constexpr (S == 0) cp_async_wait_all();  // y_pre, epi_pre (the ring's first wait covers them)
   __syncthreads();
 
   Acc acc[4] = {0, 0, 0, 0};
@@ -273,18 +308,23 @@ __global__ void __launch_bounds__(kThreads, BPS) linear_stream_kernel(LinearIn i
     };
     const int N = W.N;
     const int first = h * kThreads + static_cast<int>(threadIdx.x);  // each block of a cluster a 1/KS share
+    const float* ch = F::kEpi == EpiConsts::channel && geo.epi_early && tile_iter == 0 && channels_early(W) ? epi_pre : nullptr;
+    const float* ts = geo.epi_early ? epi_pre + 16 : nullptr;
     if (out.epi == Epilogue::swiglu) {
       for (int idx = first; idx < 8 * M; idx += KS * kThreads) {
         const int p = idx / M, m = idx % M, n = tile * 16 + 2 * p;
         if (n + 1 >= N) continue;
-        const float gate = F::scale(row_sum(2 * p, m), W, n, m, rowq);
-        const float up = F::scale(row_sum(2 * p + 1, m), W, n + 1, m, rowq);
+        const float gate = F::scale(row_sum(2 * p, m), W, n, m, rowq, ch, ts);
+        const float up = F::scale(row_sum(2 * p + 1, m), W, n + 1, m, rowq, ch, ts);
         linear_store_swiglu(out, N, m, n / 2, gate, up);
       }
     } else {
       for (int idx = first; idx < 16 * M; idx += KS * kThreads) {
         const int rr = idx / M, m = idx % M, n = tile * 16 + rr;
-        if (n < N) linear_store(out, N, m, n, F::scale(row_sum(rr, m), W, n, m, rowq));
+        if (n >= N) continue;
+        const float v = F::scale(row_sum(rr, m), W, n, m, rowq, ch, ts);
+        if (tile_iter == 0 && y_settled(out, N)) linear_store_residual(out, N, m, n, v, y_pre[m][rr]);
+        else linear_store(out, N, m, n, v);
       }
     }
     acc[0] = acc[1] = acc[2] = acc[3] = 0;

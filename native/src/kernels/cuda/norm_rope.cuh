@@ -10,16 +10,61 @@ namespace grpst::cuda {
 
 constexpr int kRopeMaxPairs = 4;  // head_dim <= 256: lane holds pairs i = lane + 32c, c < 4
 
+// What a head's norm + RoPE takes besides its values: its norm weights and the rotation's cos /
+// sin, which depend only on the weights and the position. A kernel whose values come from the
+// previous kernel builds this before its wait on it (qk_norm_rope_kv), so that after the wait
+// only the values' own loads are round trips to the L2 (the weights' loads and the inv_freq
+// load before each sincos had been two to three more, after the values' reduction). Per lane:
+// w1[h][c] / w2[h][c] are head h's weights at i = lane + 32c and i + hd/2, cs[c] / sn[c] the
+// bf16-rounded cos / sin at i (zero where i >= hd/2).
+template <int H>
+struct NormRopeCoeffs {
+  float w1[H][kRopeMaxPairs], w2[H][kRopeMaxPairs];
+  bool norm[H];
+  float cs[kRopeMaxPairs], sn[kRopeMaxPairs];
+};
+
+// nw[h]: head h's norm weight or null (no norm), for h < n.
+template <int H>
+__device__ __forceinline__ void norm_rope_coeffs(const float* const* nw /*[H]*/, int n, int hd, const Rope& rope,
+                                                 float pos, int lane, NormRopeCoeffs<H>& co) {
+  const int half = hd / 2;
+#pragma unroll
+  for (int h = 0; h < H; ++h) {
+    co.norm[h] = h < n && nw[h] != nullptr;
+#pragma unroll
+    for (int c = 0; c < kRopeMaxPairs; ++c) {
+      const int i = lane + 32 * c;
+      co.w1[h][c] = co.w2[h][c] = 0.f;
+      if (co.norm[h] && i < half) {
+        co.w1[h][c] = nw[h][i];
+        co.w2[h][c] = nw[h][i + half];
+      }
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < kRopeMaxPairs; ++c) {
+    const int i = lane + 32 * c;
+    float sn = 0.f, cs = 0.f;
+    if (i < half) {
+      sincosf(pos * rope.inv_freq[i], &sn, &cs);
+      cs = round_bf16(cs * rope.attention_scaling);
+      sn = round_bf16(sn * rope.attention_scaling);
+    }
+    co.cs[c] = cs;
+    co.sn[c] = sn;
+  }
+}
+
 // Called by a whole warp for n (<= H) heads of one token at once (the decode attention's
 // prologue gives one warp its q head and the k head): every head's loads issue together, their
-// reductions interleave, and cos / sin are computed once for all, since they depend only on the
-// position. Each head's arithmetic is norm_rope_head's, so the bits are the same. src[h]: head h's
-// hd bf16 values; nw[h]: its norm weight or null. On return o1[h][c], o2[h][c] hold head h's
-// outputs at i = lane + 32c and i + hd/2 for i < hd/2 (bf16-rounded floats).
+// reductions interleave. Each head's arithmetic is norm_rope_head's, so the bits are the same.
+// src[h]: head h's hd bf16 values; co from norm_rope_coeffs. On return o1[h][c], o2[h][c] hold
+// head h's outputs at i = lane + 32c and i + hd/2 for i < hd/2 (bf16-rounded floats).
 template <int H>
-__device__ __forceinline__ void norm_rope_heads(const bf16* const* src /*[H]*/, const float* const* nw /*[H]*/, int n, int hd,
-                                                float eps, const Rope& rope, float pos, int lane,
-                                                float (&o1)[H][kRopeMaxPairs], float (&o2)[H][kRopeMaxPairs]) {
+__device__ __forceinline__ void norm_rope_heads_with(const bf16* const* src /*[H]*/, int n, int hd, float eps,
+                                                     const NormRopeCoeffs<H>& co, int lane,
+                                                     float (&o1)[H][kRopeMaxPairs], float (&o2)[H][kRopeMaxPairs]) {
   const int half = hd / 2;
   float x1[H][kRopeMaxPairs], x2[H][kRopeMaxPairs], ss[H];
 #pragma unroll
@@ -42,34 +87,39 @@ __device__ __forceinline__ void norm_rope_heads(const bf16* const* src /*[H]*/, 
     for (int h = 0; h < H; ++h) ss[h] += __shfl_xor_sync(0xffffffffu, ss[h], o);
 #pragma unroll
   for (int h = 0; h < H; ++h) {
-    if (h >= n || !nw[h]) continue;
+    if (!co.norm[h]) continue;
     const float rstd = rsqrtf(ss[h] / static_cast<float>(hd) + eps);
 #pragma unroll
     for (int c = 0; c < kRopeMaxPairs; ++c) {
       const int i = lane + 32 * c;
       if (i < half) {
-        x1[h][c] = round_bf16(nw[h][i] * round_bf16(x1[h][c] * rstd));
-        x2[h][c] = round_bf16(nw[h][i + half] * round_bf16(x2[h][c] * rstd));
+        x1[h][c] = round_bf16(co.w1[h][c] * round_bf16(x1[h][c] * rstd));
+        x2[h][c] = round_bf16(co.w2[h][c] * round_bf16(x2[h][c] * rstd));
       }
     }
   }
 #pragma unroll
   for (int c = 0; c < kRopeMaxPairs; ++c) {
     const int i = lane + 32 * c;
-    float sn = 0.f, cs = 0.f;
-    if (i < half) {
-      sincosf(pos * rope.inv_freq[i], &sn, &cs);
-      cs = round_bf16(cs * rope.attention_scaling);
-      sn = round_bf16(sn * rope.attention_scaling);
-    }
 #pragma unroll
     for (int h = 0; h < H; ++h) {
       o1[h][c] = o2[h][c] = 0.f;
       if (i >= half) continue;
-      o1[h][c] = round_bf16(round_bf16(x1[h][c] * cs) + round_bf16(-x2[h][c] * sn));
-      o2[h][c] = round_bf16(round_bf16(x2[h][c] * cs) + round_bf16(x1[h][c] * sn));
+      o1[h][c] = round_bf16(round_bf16(x1[h][c] * co.cs[c]) + round_bf16(-x2[h][c] * co.sn[c]));
+      o2[h][c] = round_bf16(round_bf16(x2[h][c] * co.cs[c]) + round_bf16(x1[h][c] * co.sn[c]));
     }
   }
+}
+
+// norm_rope_coeffs then norm_rope_heads_with, where the values are ready (the attention kernels
+// that take the QKV rows call it after their wait).
+template <int H>
+__device__ __forceinline__ void norm_rope_heads(const bf16* const* src /*[H]*/, const float* const* nw /*[H]*/, int n, int hd,
+                                                float eps, const Rope& rope, float pos, int lane,
+                                                float (&o1)[H][kRopeMaxPairs], float (&o2)[H][kRopeMaxPairs]) {
+  NormRopeCoeffs<H> co;
+  norm_rope_coeffs<H>(nw, n, hd, rope, pos, lane, co);
+  norm_rope_heads_with<H>(src, n, hd, eps, co, lane, o1, o2);
 }
 
 // One head (a whole warp): norm_rope_heads for n = 1.

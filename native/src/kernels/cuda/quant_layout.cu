@@ -21,6 +21,8 @@ __device__ __forceinline__ void frag_coords(int lane, int e, int* dr, int* dk) {
 // One thread per (tile, kb, lane): 32 bytes out.
 __global__ void repack_int8_kernel(const int8_t* __restrict__ nat /*[N,K]*/, int N, int K, int nkb,
                                    int8_t* __restrict__ packed) {
+  griddep_wait();  // (see device_utils.cuh: every kernel waits before it triggers its dependents)
+  griddep_launch_dependents();
   const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
   if (id >= total) return;
@@ -56,6 +58,8 @@ __device__ __forceinline__ uint32_t int4_at(const uint8_t* nat, int N, int K, in
 // One thread per (tile, kb, lane): one uint4 out.
 __global__ void repack_int4_kernel(const uint8_t* __restrict__ nat /*[N,K/2]*/, int N, int K, int nkb,
                                    uint32_t* __restrict__ packed) {
+  griddep_wait();  // (see device_utils.cuh: every kernel waits before it triggers its dependents)
+  griddep_launch_dependents();
   const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   const size_t total = static_cast<size_t>(ceil_div(N, 16)) * nkb * 32;
   if (id >= total) return;
@@ -82,6 +86,8 @@ __global__ void repack_int4_kernel(const uint8_t* __restrict__ nat /*[N,K/2]*/, 
 // loads, and packing them into one register at load time made the warp wait for them there.
 __global__ void repack_groups_kernel(const float* __restrict__ scales, const uint8_t* __restrict__ zeros, int N,
                                      int ngroups, bf16* __restrict__ packed) {
+  griddep_wait();  // (see device_utils.cuh: every kernel waits before it triggers its dependents)
+  griddep_launch_dependents();
   const size_t id = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   const size_t total = static_cast<size_t>(ceil_div(N, 16)) * ngroups * 16;
   if (id >= total) return;
@@ -137,6 +143,8 @@ __device__ __forceinline__ void store_dequant_tile(const bf16 (*tile)[kDequantSt
 __global__ void __launch_bounds__(kDequantKb * 32) dequant_int8_kernel(const int8_t* __restrict__ packed,
                                                                        const float* __restrict__ scale, int N, int K,
                                                                        int nkb, bf16* __restrict__ out) {
+  griddep_wait();  // (see device_utils.cuh: every kernel waits before it triggers its dependents)
+  griddep_launch_dependents();
   __shared__ __align__(16) bf16 tile[16][kDequantStride];
   const int tile_idx = blockIdx.y, kb0 = blockIdx.x * kDequantKb;
   const int lane = threadIdx.x & 31, kb = kb0 + (threadIdx.x >> 5);
@@ -163,6 +171,8 @@ __global__ void __launch_bounds__(kDequantKb * 32) dequant_int4_kernel(const uin
                                                                        const bf16* __restrict__ scales,
                                                                        const bf16* __restrict__ zeros, int N, int K,
                                                                        int G, int nkb, bf16* __restrict__ out) {
+  griddep_wait();  // (see device_utils.cuh: every kernel waits before it triggers its dependents)
+  griddep_launch_dependents();
   __shared__ __align__(16) bf16 tile[16][kDequantStride];
   const int tile_idx = blockIdx.y, kb0 = blockIdx.x * kDequantKb;
   const int lane = threadIdx.x & 31, kb = kb0 + (threadIdx.x >> 5);
