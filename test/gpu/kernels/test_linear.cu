@@ -1,8 +1,6 @@
-// Parity: bf16 GEMV, the skinny tensor-core kernel in every quantized format, the tiled
-// weight-only GEMM (int8_wo / int4), the weight-streaming
-// tensor-core GEMV in every format, cuBLASLt bf16 /
-// fp8 / int8 GEMMs with their quantize / dequantize helpers, the prologue, and the weight
-// repack + dequantization, each with the fused prologue / epilogue variants the forward uses.
+// Parity: bf16 GEMV, the skinny kernel, the tiled weight-only GEMM, the streaming GEMV (every
+// format), cuBLASLt bf16 / fp8 / int8 GEMMs with their helpers, the prologue, the weight repack +
+// dequantization, each with the fused prologue / epilogue variants the forward uses.
 #include <cstdlib>
 #include <functional>
 #include <optional>
@@ -176,12 +174,10 @@ void test_skinny() {
     }
 }
 
-// The tiled weight-only GEMM (int8_wo, int4 in groups of 16 / 32 / 64 / 128, with and without
-// zeros) at 9-64 tokens, its prologue as the forward runs it (linear_prologue first), every
-// epilogue, N off its 64-row blocks, K off 64, the shape it chooses (from 33 tokens by whole
-// waves) and each block shape with and without K split across blocks
-// (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"); the split counters must be back at zero after every
-// launch, or the next launch would add to a stale count.
+// The tiled weight-only GEMM (int8_wo, int4 groups of 16-128, with and without zeros) at 9-64
+// tokens, its prologue as the forward runs it, every epilogue, N off its 64-row blocks, K off 64,
+// the shape it chooses and each block shape with and without a K split
+// (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"); the split counters back at zero after every launch.
 void test_wo_tiled() {
   Rng r(651);
   const int sms = 132;
@@ -259,11 +255,10 @@ void set_stream_variant(const StreamVariant& v) {
   else unsetenv("GRPST_CUDA_STREAM_RING");
 }
 
-// The streaming GEMV on one weight against its twin, in every variant of its format (int4 and fp8
-// also at three blocks per SM, half the loads per round, and with the cp.async ring where its
-// shared memory fits; the register kernel otherwise, which the first entry checks), each under
-// every GRPST_CUDA_STREAM_EXACT value in `exact` (nullptr: unset; "1" / "0": the exact / general
-// kernel, and a check that it is the one that ran).
+// The streaming GEMV on one weight against its twin in every variant of its format (int4 and fp8
+// also at three blocks per SM and with the cp.async ring where it fits), each under every
+// GRPST_CUDA_STREAM_EXACT value in `exact` (nullptr: unset; "1" / "0": the exact / general
+// kernel, checked to be the one that ran).
 void check_stream_variants(const std::string& name, cu::WeightFormat f, const ref::HostWeight& hw, const DevWeight& dw,
                            const Case& c, std::initializer_list<const char*> exact) {
   if (!Checks::get().expect(name + " supported", cu::linear_stream_supported(dw.w, c.M))) return;
@@ -364,17 +359,12 @@ void test_stream() {
     }
 }
 
-// The streaming GEMV with one and with two weight rounds issued before the wait (the default takes
-// one or the other by format and rows), fp8 / int8_sq activations staged with div_by (the
-// default) and with __fdiv_rn, its prologue (x staged, the block's row statistics) taking the
-// rows one after another instead of all at once, and one token's x loaded once for its norm, amax
-// and staging (stage_x_once, stage_x_amax_once) or for each, one token's x without a norm staged
-// three chunks' loads at a time or one, and the residual add's y loaded
-// before the wait on the previous kernel (LinearOut::residual_settled, as the forward's o_proj and
-// down_proj) or in the epilogue: the same arithmetic, so the same bits, and the default against
-// the twin. Shapes of 1, 2, 3 and 12 rounds per warp (the second round in the same
-// tile or the block's next one), 1 to 8 tokens (two batches of rows from 5), with and without a
-// norm and an activation scale.
+// The streaming GEMV's switches that keep its arithmetic, each against the default bit for bit
+// (and the default against the twin): one or two weight rounds before the wait, fp8 / int8_sq
+// staging with __fdiv_rn, the prologue a row at a time, one token's x loaded for each pass or
+// once, x without a norm staged a chunk or three at a time, the epilogue's scales and the
+// residual's y (LinearOut::residual_settled) loaded in the epilogue or before the wait. Shapes of
+// 1, 2, 3 and 12 rounds per warp, 1 to 8 tokens, with and without a norm and an activation scale.
 constexpr const char* kYInEpilogue = "GRPST_TEST_Y_IN_EPILOGUE";
 void test_stream_switches() {
   Rng r(977);
@@ -423,12 +413,10 @@ void test_stream_switches() {
     }
 }
 
-// The K split (GRPST_CUDA_STREAM_KSPLIT): each tile's K shared by 2 or 4 blocks of a cluster, each
-// staging its share of the activations. Forced to at least 2 and 4 shares on every shape: against
-// the twin, the shares asked for taken where they fit (4 where 2 do not), and int8_sq (integer
-// partial sums) the same bits as unsplit wherever unsplit fits. The default: supported wherever
-// the rows fit whole or in two shares, and two shares where they do not fit whole, or, fp8 /
-// int8_sq, from 2 rows and rows x K = 20,480 (a few tiles each, as every case here).
+// The K split (GRPST_CUDA_STREAM_KSPLIT): each tile's K shared by 2 or 4 blocks of a cluster.
+// Forced to at least 2 and 4 shares: against the twin, the shares asked for taken where they fit,
+// int8_sq (integer sums) the same bits as unsplit. The default: two shares where the rows do not
+// fit whole, or, fp8 / int8_sq, from 2 rows and rows x K = 20,480 (every case here).
 void test_stream_ksplit() {
   Rng r(991);
   const std::vector<Case> cases = {
