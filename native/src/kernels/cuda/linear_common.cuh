@@ -14,15 +14,19 @@ __device__ __forceinline__ void load_f32x8(const float* p, float* f) {
   f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
 }
 
+// The RMSNorm of 8 loaded activations at column k (a multiple of 8) with rstd, HF's rounding.
+__device__ __forceinline__ void linear_norm8(const LinearIn& in, int k, float rstd, float* f) {
+  if (!in.norm_w) return;
+  float w8[8];
+  load_f32x8(in.norm_w + k, w8);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
+}
+
 // The prologue's transform of 8 loaded activations at column k (a multiple of 8): RMSNorm with
 // rstd, then the activation scale, at HF's rounding points.
 __device__ __forceinline__ void linear_transform8(const LinearIn& in, int k, float rstd, float* f) {
-  if (in.norm_w) {
-    float w8[8];
-    load_f32x8(in.norm_w + k, w8);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
-  }
+  linear_norm8(in, k, rstd, f);
   if (in.act_scale) {
     float s8[8];
     unpack8(*reinterpret_cast<const uint4*>(in.act_scale + k), s8);
@@ -35,12 +39,7 @@ __device__ __forceinline__ void linear_transform8(const LinearIn& in, int k, flo
 // same bits, for a caller that issues every load of several chunks before using any.
 __device__ __forceinline__ void linear_transform8_loaded(const LinearIn& in, int k, float rstd, const uint4& scale,
                                                          float* f) {
-  if (in.norm_w) {
-    float w8[8];
-    load_f32x8(in.norm_w + k, w8);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = round_bf16(w8[e] * round_bf16(f[e] * rstd));
-  }
+  linear_norm8(in, k, rstd, f);
   if (in.act_scale) {
     float s8[8];
     unpack8(scale, s8);
