@@ -91,6 +91,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/test_attention.cu
         ${grpst_harness_dir}/test_persistent.cu
         ${grpst_harness_dir}/test_linear.cu
+        ${grpst_harness_dir}/test_linear_stream.cu
         ${grpst_harness_dir}/test_sampling.cu
         ${grpst_harness_dir}/test_allreduce.cu
         ${grpst_harness_dir}/bench_kernels.cu

@@ -14,8 +14,6 @@ namespace grpst::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-
-enum class EpiConsts { none, channel, tensor };
 constexpr int kThreads = kWarps * 32;
 
 enum class XLayout { bf16_natural, bf16_frag, i8_natural };
@@ -27,7 +25,8 @@ template <bool E>
 using Off = std::conditional_t<E, int, size_t>;
 
 // ---- formats -----------------------------------------------------------------------------------
-// The constants a format's epilogue multiplies by (scale()): none; per output channel (the
+enum class EpiConsts { none, channel, tensor };
+// The constants a format's epilogue multiplies by (scale(), kEpi): none; per output channel (the
 // kernel copies its first tile's 16 into shared memory before its wait and passes them as ch, or
 // null: read from the weight); per tensor (x_scale, w_scale: ts, in shared memory, or null).
 // kVecs uint4 per lane per item (64 k columns of 16 rows); kU items per round; kKpg items per
