@@ -24,19 +24,8 @@ __device__ __forceinline__ void linear_norm8(const LinearIn& in, int k, float rs
 }
 
 // The prologue's transform of 8 loaded activations at column k (a multiple of 8): RMSNorm with
-// rstd, then the activation scale, at HF's rounding points.
-__device__ __forceinline__ void linear_transform8(const LinearIn& in, int k, float rstd, float* f) {
-  linear_norm8(in, k, rstd, f);
-  if (in.act_scale) {
-    float s8[8];
-    unpack8(*reinterpret_cast<const uint4*>(in.act_scale + k), s8);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
-  }
-}
-
-// linear_transform8 with the activation scale's 8 values already loaded (raw bf16 bits): the
-// same bits, for a caller that issues every load of several chunks before using any.
+// rstd, then the activation scale (its 8 values raw bf16 bits, loaded by the caller: one that
+// issues every load of several chunks before using any), at HF's rounding points.
 __device__ __forceinline__ void linear_transform8_loaded(const LinearIn& in, int k, float rstd, const uint4& scale,
                                                          float* f) {
   linear_norm8(in, k, rstd, f);
@@ -46,6 +35,12 @@ __device__ __forceinline__ void linear_transform8_loaded(const LinearIn& in, int
 #pragma unroll
     for (int e = 0; e < 8; ++e) f[e] = round_bf16(f[e] * s8[e]);
   }
+}
+
+// The same, loading the activation scale itself.
+__device__ __forceinline__ void linear_transform8(const LinearIn& in, int k, float rstd, float* f) {
+  const uint4 scale = in.act_scale ? *reinterpret_cast<const uint4*>(in.act_scale + k) : make_uint4(0, 0, 0, 0);
+  linear_transform8_loaded(in, k, rstd, scale, f);
 }
 
 // Statistics of rows [0, M) into shared arrays: rstd[m] (1 without a norm) and, when amax is

@@ -122,19 +122,27 @@ __device__ __forceinline__ void norm_rope_heads(const bf16* const* src /*[H]*/, 
   norm_rope_heads_with<H>(src, n, hd, eps, co, lane, o1, o2);
 }
 
-// One head (a whole warp): norm_rope_heads for n = 1.
-__device__ __forceinline__ void norm_rope_head(const bf16* src, int hd, const float* nw, float eps,
-                                               const Rope& rope, float pos, int lane,
-                                               float (&o1)[kRopeMaxPairs], float (&o2)[kRopeMaxPairs]) {
+// One head (a whole warp), its coefficients ready: norm_rope_heads_with for n = 1.
+__device__ __forceinline__ void norm_rope_head_with(const bf16* src, int hd, float eps, const NormRopeCoeffs<1>& co,
+                                                    int lane, float (&o1)[kRopeMaxPairs], float (&o2)[kRopeMaxPairs]) {
   const bf16* const s1[1] = {src};
-  const float* const w1[1] = {nw};
   float r1[1][kRopeMaxPairs], r2[1][kRopeMaxPairs];
-  norm_rope_heads<1>(s1, w1, 1, hd, eps, rope, pos, lane, r1, r2);
+  norm_rope_heads_with<1>(s1, 1, hd, eps, co, lane, r1, r2);
 #pragma unroll
   for (int c = 0; c < kRopeMaxPairs; ++c) {
     o1[c] = r1[0][c];
     o2[c] = r2[0][c];
   }
+}
+
+// One head (a whole warp): norm_rope_heads for n = 1.
+__device__ __forceinline__ void norm_rope_head(const bf16* src, int hd, const float* nw, float eps,
+                                               const Rope& rope, float pos, int lane,
+                                               float (&o1)[kRopeMaxPairs], float (&o2)[kRopeMaxPairs]) {
+  const float* const w1[1] = {nw};
+  NormRopeCoeffs<1> co;
+  norm_rope_coeffs<1>(w1, 1, hd, rope, pos, lane, co);
+  norm_rope_head_with(src, hd, eps, co, lane, o1, o2);
 }
 
 }  // namespace grpst::cuda

@@ -48,11 +48,8 @@ __global__ void __launch_bounds__(kWarps * 32) qk_norm_rope_kv_kernel(
   }
 
   const int half = hd / 2;
-  float r1[1][kRopeMaxPairs], r2[1][kRopeMaxPairs];
-  const bf16* const s1[1] = {src};
-  norm_rope_heads_with<1>(s1, 1, hd, eps, co, lane, r1, r2);
-  const float(&o1)[kRopeMaxPairs] = r1[0];
-  const float(&o2)[kRopeMaxPairs] = r2[0];
+  float o1[kRopeMaxPairs], o2[kRopeMaxPairs];
+  norm_rope_head_with(src, hd, eps, co, lane, o1, o2);
   bf16* dst_q = nullptr;
   typename Kv::T* dst_k = nullptr;
   if (is_q) {
