@@ -125,13 +125,15 @@ constexpr int kDefaultMmaQkvMaxRows = 0;
 // weight-only GEMM. On an H200 (Qwen3-8B shape, docs/benchmarks-gpu.md), int4 / int8_wo step at context
 // 1,536: 16 rows, tiled 5.64 / 8.00 ms against the skinny kernel's 9.34 / 8.73 and cuBLASLt's
 // 10.40 / 10.93; 32 rows, tiled 8.06 / 10.40 against cuBLASLt's 11.17 / 11.76; 64 rows, tiled
-// 11.77 / 13.86 against cuBLASLt's 12.97 / 13.56.
+// 11.77 / 13.86 against cuBLASLt's 12.97 / 13.56. Since the tiled GEMM runs on wgmma (17-64 rows on
+// a GPU of compute capability 9.0), int8_wo at 64 rows: tiled 11.78 ms against cuBLASLt's 13.71
+// (13.20 on the mma.sync kernel), so int8_wo takes it up to 64 rows too.
 // fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 for fp8 (4.69 against 5.12
 // ms per step at 512 keys); int8_sq at 8 rows since the streaming GEMV's prologue takes the rows at
 // once (6.57 against 7.40), cuBLASLt at 16 (7.2 against 15.8 in the skinny kernel).
 constexpr int kDefaultSkinnyMaxRows = 8;
 constexpr int kDefaultWoTiledMaxRows = 64;
-constexpr int kDefaultWoTiledInt8MaxRows = 32;
+constexpr int kDefaultWoTiledInt8MaxRows = 64;
 constexpr int kDefaultFp8SkinnyMaxRows = 7;
 constexpr int kDefaultInt8SqSkinnyMaxRows = 8;
 // int4 shapes of up to 8 rows that the streaming GEMV does not take go to the tiled kernel

@@ -253,16 +253,23 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     const std::vector<std::pair<int, int>> b1_b64 = {{1, b1_ctx}, {serve_b, serve_ctx}};
     const std::vector<std::pair<int, int>> b1_b8_b64 = {{1, b1_ctx}, {8, b1_ctx}, {serve_b, serve_ctx}};
     auto early_reads_in_turns = [&] {
-      // GRPST_BENCH_TURNS_ENV="VAR=off/on;...": those switches instead, at one and eight rows (the
-      // logits within 0.5: a switch may change the order of the sums).
+      // GRPST_BENCH_TURNS_ENV="VAR=off/on;...": those switches instead, at 1 and 8 rows or those of
+      // GRPST_BENCH_TURNS_ROWS ("16,32,64"), 512 keys (logits within 0.5: sums may change order).
       if (const char* extra = std::getenv("GRPST_BENCH_TURNS_ENV")) {
+        std::vector<std::pair<int, int>> rows = {{1, b1_ctx}, {8, b1_ctx}};
+        if (const char* list = std::getenv("GRPST_BENCH_TURNS_ROWS")) {
+          rows.clear();
+          std::stringstream rs(list);
+          for (std::string n; std::getline(rs, n, ',');)
+            if (const int b = std::atoi(n.c_str()); b >= 1 && b <= serve_b) rows.push_back({b, b1_ctx});
+        }
         std::stringstream es(extra);
         std::string item;
         while (std::getline(es, item, ';')) {
           const size_t eq = item.find('='), sl = item.find('/');
           if (eq == std::string::npos || sl == std::string::npos || sl < eq) continue;
           const std::string var = item.substr(0, eq), off = item.substr(eq + 1, sl - eq - 1), on = item.substr(sl + 1);
-          compare_env_in_turns(label, var + "=" + off, var + "=" + on, {{1, b1_ctx}, {8, b1_ctx}},
+          compare_env_in_turns(label, var + "=" + off, var + "=" + on, rows,
                                {var.c_str(), off.c_str(), on.c_str()}, *fwd, m.d.vocab, report_decode, logits.p, s, 0.5);
         }
         return;

@@ -61,6 +61,10 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
     target_compile_options(grpst_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3 -lineinfo -Xptxas=-warn-spills>)
     target_include_directories(grpst_cuda PUBLIC ${GRPST_NATIVE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
     target_link_libraries(grpst_cuda PUBLIC CUDA::cudart_static CUDA::cublasLt)
+    # Kernels with sm_90a-only instructions (wgmma) launch only where that machine code was built.
+    if(GRPST_CUDA_GENCODE MATCHES "sm_90a")
+      target_compile_definitions(grpst_cuda PRIVATE GRPST_HAVE_SM90A=1)
+    endif()
 
     # The CUDA ModelRunner (uses the runtime library grpst_core, defined by native/CMakeLists.txt).
     if(NOT GRPST_CUDA_HARNESS_ONLY)

@@ -14,71 +14,19 @@
 // scratch, [slice][column of blocks][rows][8J]; the last block of each column of blocks to arrive
 // (a counter per column, reset by that block) adds them in slice order, so the result does not
 // depend on timing, and runs the epilogue (channel scale, store / residual add / SwiGLU).
+// On a GPU of compute capability 9.0, 17-64 tokens take the same ring on wgmma instead
+// (linear_wo_wgmma.cuh); the parts both kernels share are in linear_wo_tiled_parts.cuh.
 #include <algorithm>
 #include <cstdlib>
 
-#include "device_utils.cuh"
 #include "env_switch.h"
-#include "kernels.h"
-#include "linear_common.cuh"
-#include "mma_utils.cuh"
+#include "linear_wo_tiled_parts.cuh"
+#include "linear_wo_wgmma.cuh"
 
 namespace grpst::cuda {
 namespace {
 
-constexpr int kStages = 4;
-constexpr int kMaxSplits = 8;  // the last block's reduction loads every slice of a value at once
 constexpr int kXStride = 144;  // bytes per staged x row: 64 bf16 + 16 (rows fall on different banks)
-constexpr int kScaleEntries = 4;  // int4 groups per 64-column step at most (groups of 16)
-
-// int4_awq: 16 bytes per lane per 16 x 64 tile; (q - z) * s per k16 step from the staged scales.
-struct TiledInt4 {
-  static constexpr int kLaneBytes = 16;
-  static constexpr bool kScaled = true;
-  struct Raw { uint32_t w[4]; };
-  struct Scales { __nv_bfloat162 s, s8, z, z8; };
-  __device__ static Raw read(const uint8_t* p) {
-    const uint4 v = *reinterpret_cast<const uint4*>(p);
-    return {{v.x, v.y, v.z, v.w}};
-  }
-  // staged: this tile's entries, [kScaleEntries][scale 16 | zero 16] bf16, each 16 in row pairs
-  // (j, j + 8) as repack_int4 leaves them; rows g and g + 8 are at 2g and 2g + 1
-  __device__ static Scales scales(const bf16* staged, int step, int group, bool zeros, int g) {
-    const bf16* e = staged + (group < 64 ? (step * 16) / group : 0) * 32;
-    Scales r;
-    r.s = __bfloat162bfloat162(e[2 * g]);
-    r.s8 = __bfloat162bfloat162(e[2 * g + 1]);
-    if (zeros) {
-      r.z = __bfloat162bfloat162(e[16 + 2 * g]);
-      r.z8 = __bfloat162bfloat162(e[16 + 2 * g + 1]);
-    } else {
-      r.z = r.z8 = __float2bfloat162_rn(136.f);  // symmetric: 128 + 8
-    }
-    return r;
-  }
-  __device__ static void frag(const Raw& r, int step, const Scales& sc, uint32_t (&a)[4]) {
-    int4_word_to_frag(r.w[step], sc.s, sc.s8, sc.z, sc.z8, a);
-  }
-  __device__ static float scale(float v, const Weight&, int) { return v; }
-};
-
-// int8_wo: 32 bytes per lane per tile (its two 16-byte halves staged 512 bytes apart), exact bf16
-// bytes; the channel scale in the epilogue.
-struct TiledInt8 {
-  static constexpr int kLaneBytes = 32;
-  static constexpr bool kScaled = false;
-  struct Raw { uint32_t w[8]; };
-  struct Scales {};
-  __device__ static Raw read(const uint8_t* p) {
-    const uint4 lo = *reinterpret_cast<const uint4*>(p), hi = *reinterpret_cast<const uint4*>(p + 512);
-    return {{lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}};
-  }
-  __device__ static Scales scales(const bf16*, int, int, bool, int) { return {}; }
-  __device__ static void frag(const Raw& r, int step, const Scales&, uint32_t (&a)[4]) {
-    int8_words_to_bf16_frag(r.w[2 * step], r.w[2 * step + 1], a);
-  }
-  __device__ static float scale(float v, const Weight& W, int n) { return v * W.channel_scale[n]; }
-};
 
 // c += a . b (m16n8k16 bf16, fp32 accumulators), without `volatile`: the product touches only
 // registers, so the compiler may interleave it with the next step's loads and decoding (the
@@ -96,79 +44,13 @@ struct Shape {
   static constexpr int kWBytes = kTiles * 32 * Dec::kLaneBytes;
   static constexpr int kSBytes = Dec::kScaled ? kTiles * kScaleEntries * 64 : 0;
   static constexpr int kStageBytes = kWBytes + kSBytes + kXRows * kXStride;
+  // x's chunk c (8 columns) of token r: rows of kXStride bytes, padded off each other's banks
+  __device__ static int x_offset(int r, int c) { return kWBytes + kSBytes + r * kXStride + c * 16; }
   static constexpr int kRedStride = kXRows + 4;  // fp32 per row of the reduction (16-byte rows)
   static constexpr int kRedBytes = kRows * kRedStride * 4;
+  static constexpr int kRing = kStages;
   static constexpr int kSmem = kStages * kStageBytes > kRedBytes ? kStages * kStageBytes : kRedBytes;
 };
-
-// Each thread's share of the cp.async copies of a stage, addressed once: per step of K the weight
-// chunks move 32 * kLaneBytes bytes (the next 64 columns of the same tile) and the x chunks 64
-// columns. Weight chunk c of lane l in a tile lands at (c * 32 + l) * 16, so each of a warp's
-// 16-byte shared-memory reads of its fragments is one contiguous 512-byte row.
-template <class Dec, class S>
-struct StageLoader {
-  static constexpr int kWParts = Dec::kLaneBytes / 16;
-  static constexpr int kWChunks = S::kTiles * 32 * kWParts;
-  static constexpr int kWPer = kWChunks / S::kThreads;  // exact: kThreads = 32 * WARPS
-  static constexpr int kXChunks = S::kXRows * 8;
-  static constexpr int kXPer = (kXChunks + S::kThreads - 1) / S::kThreads;
-  const uint8_t* wsrc[kWPer];
-  int wdst[kWPer];
-  bool wok[kWPer];
-  const bf16* xsrc[kXPer];
-  int xdst[kXPer], xcol[kXPer];
-  bool xok[kXPer];
-
-  __device__ StageLoader(const Weight& W, const bf16* x, int M, int K, int tile0, int ntiles, int nkb) {
-    const uint8_t* base = static_cast<const uint8_t*>(W.data);
-#pragma unroll
-    for (int u = 0; u < kWPer; ++u) {
-      const int i = threadIdx.x + u * S::kThreads;
-      const int tl = i / (32 * kWParts), c = i % (32 * kWParts), lane = c / kWParts, part = c % kWParts;
-      const int tile = tile0 + tl;
-      wok[u] = tile < ntiles;
-      wsrc[u] = base + (static_cast<size_t>(wok[u] ? tile : 0) * nkb * 32 + lane) * Dec::kLaneBytes + part * 16;
-      wdst[u] = tl * 32 * Dec::kLaneBytes + (part * 32 + lane) * 16;
-    }
-#pragma unroll
-    for (int u = 0; u < kXPer; ++u) {
-      const int i = threadIdx.x + u * S::kThreads, r = i / 8, c = i % 8;
-      xok[u] = i < kXChunks && r < M;
-      xsrc[u] = xok[u] ? x + static_cast<size_t>(r) * K + c * 8 : x;
-      xdst[u] = S::kWBytes + S::kSBytes + r * kXStride + c * 16;
-      xcol[u] = c * 8;
-    }
-  }
-  __device__ __forceinline__ void weights(uint8_t* st, int kb) const {
-#pragma unroll
-    for (int u = 0; u < kWPer; ++u) cp_async16(st + wdst[u], wsrc[u] + static_cast<size_t>(kb) * 32 * Dec::kLaneBytes, wok[u]);
-  }
-  __device__ __forceinline__ void activations(uint8_t* st, int kb, int K) const {
-#pragma unroll
-    for (int u = 0; u < kXPer; ++u) {
-      if (kXChunks % S::kThreads != 0 && threadIdx.x + u * S::kThreads >= kXChunks) continue;
-      const bool ok = xok[u] && kb * 64 + xcol[u] < K;
-      cp_async16(st + xdst[u], ok ? xsrc[u] + kb * 64 : xsrc[u], ok);
-    }
-  }
-};
-
-// int4 scales (and zeros) of a stage: per tile and entry, 16 scales (2 chunks) then 16 zeros.
-template <class S>
-__device__ __forceinline__ void stage_scales(uint8_t* st, const Weight& W, int tile0, int kb, int ntiles, int ngroups,
-                                             int entries) {
-  uint8_t* ss = st + S::kWBytes;
-  const int G = W.group_size;
-  for (int i = threadIdx.x; i < S::kTiles * kScaleEntries * 4; i += S::kThreads) {
-    const int tl = i / (kScaleEntries * 4), e = (i / 4) % kScaleEntries, part = i % 4, tile = tile0 + tl;
-    if (e >= entries) continue;
-    const int gi = min(kb * 64 / G + e, ngroups - 1);
-    const bf16* arr = part < 2 ? W.group_scale : W.group_zero;
-    const bool ok = tile < ntiles && arr != nullptr;
-    const bf16* src = ok ? arr + (static_cast<size_t>(tile) * ngroups + gi) * 16 + (part & 1) * 8 : W.group_scale;
-    cp_async16(ss + (tl * kScaleEntries + e) * 64 + part * 16, src, ok);
-  }
-}
 
 template <class Dec, int J, int WARPS, int TW>
 __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16* __restrict__ x, Weight W,
@@ -178,53 +60,20 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ bool is_last;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
-  const int N = W.N, K = W.K, nkb = (K + 63) / 64, ntiles = (N + 15) / 16;
-  const int tile0 = blockIdx.x * S::kTiles, split = blockIdx.y;
-  const int kb0 = static_cast<int>(static_cast<long long>(nkb) * split / splits);
-  const int kb1 = static_cast<int>(static_cast<long long>(nkb) * (split + 1) / splits);
-  const int steps = kb1 - kb0;
-  const int G = Dec::kScaled ? W.group_size : 64;
-  const int ngroups = Dec::kScaled ? (K + G - 1) / G : 1;
-  const int entries = G < 64 ? 64 / G : 1;
-  const bool zeros = Dec::kScaled && W.group_zero != nullptr;
-  const StageLoader<Dec, S> load(W, x, M, K, tile0, ntiles, nkb);
-
-  // The weights do not depend on the previous kernel: their first stages go out before the wait.
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s)
-    if (s < steps) {
-      load.weights(smem + s * S::kStageBytes, kb0 + s);
-      if constexpr (Dec::kScaled) stage_scales<S>(smem + s * S::kStageBytes, W, tile0, kb0 + s, ntiles, ngroups, entries);
-    }
-  griddep_wait();
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < steps) load.activations(smem + s * S::kStageBytes, kb0 + s, K);
-    cp_async_commit();
-  }
+  const BlockWork<Dec, S> work(W, x, M, splits);
+  work.prime(smem);
 
   float acc[TW][J][4];
-#pragma unroll
-  for (int t = 0; t < TW; ++t)
-#pragma unroll
-    for (int j = 0; j < J; ++j) acc[t][j][0] = acc[t][j][1] = acc[t][j][2] = acc[t][j][3] = 0.f;
+  zero_sums(acc);
 
-  for (int it = 0; it < steps; ++it) {
+  for (int it = 0; it < work.steps; ++it) {
     cp_async_wait<kStages - 2>();
     __syncthreads();  // stage `it` landed for every thread; stage it - 1 is consumed
-    const int next = it + kStages - 1;
-    if (next < steps) {
-      uint8_t* st = smem + (next % kStages) * S::kStageBytes;
-      load.weights(st, kb0 + next);
-      if constexpr (Dec::kScaled) stage_scales<S>(st, W, tile0, kb0 + next, ntiles, ngroups, entries);
-      load.activations(st, kb0 + next, K);
-    }
-    cp_async_commit();
+    work.refill(smem, it + kStages - 1);
     const uint8_t* st = smem + (it % kStages) * S::kStageBytes;
     typename Dec::Raw raw[TW];
 #pragma unroll
     for (int t = 0; t < TW; ++t) raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
-    const bf16* scales = reinterpret_cast<const bf16*>(st + S::kWBytes);
     // ldmatrix.x4 at row jj*16 + lane's row: tokens jj*16 + {0-7, 8-15} x columns {0-7, 8-15}
     const uint8_t* xs = st + S::kWBytes + S::kSBytes + (((lane >> 4) << 3) + (lane & 7)) * kXStride +
                         ((lane >> 3) & 1) * 16;
@@ -239,9 +88,9 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
 #pragma unroll
         for (int jj = 0; jj < J / 2; ++jj) ldmatrix_x4(b[(step + 1) & 1][jj], xs + jj * 16 * kXStride + (step + 1) * 32);
       // one group per 64 columns or more: its scales once per step of K
-      if (step == 0 || G < 64)
+      if (step == 0 || work.G < 64)
 #pragma unroll
-        for (int t = 0; t < TW; ++t) sc[t] = Dec::scales(scales + (warp * TW + t) * kScaleEntries * 32, step, G, zeros, g);
+        for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, step, g);
       uint32_t a[TW][4];
 #pragma unroll
       for (int t = 0; t < TW; ++t) Dec::frag(raw[t], step, sc[t], a[t]);
@@ -258,81 +107,14 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
   griddep_launch_dependents();
   __syncthreads();  // the ring is free: it becomes the reduction buffer
 
-  // This block's sums as red[row][token], rows = the block's kRows weight rows.
-  float* red = reinterpret_cast<float*>(smem);
-  {
-    const int t4 = lane & 3;
-#pragma unroll
-    for (int t = 0; t < TW; ++t) {
-      const int r0 = (warp * TW + t) * 16 + g;
-#pragma unroll
-      for (int j = 0; j < J; ++j) {
-        *reinterpret_cast<float2*>(red + r0 * S::kRedStride + j * 8 + 2 * t4) = make_float2(acc[t][j][0], acc[t][j][1]);
-        *reinterpret_cast<float2*>(red + (r0 + 8) * S::kRedStride + j * 8 + 2 * t4) = make_float2(acc[t][j][2], acc[t][j][3]);
-      }
-    }
-  }
-  __syncthreads();
-  if (splits > 1) {
-    // The block's sums as they lie ([kRows][kXRows], float4 at a time) into its slice's slot;
-    // the last block of the column adds the slots in slice order back into red.
-    constexpr int kQuads = S::kRows * S::kXRows / 4, kRowQuads = S::kXRows / 4;
-    const size_t slot = static_cast<size_t>(S::kRows) * S::kXRows;
-    float4* mine = reinterpret_cast<float4*>(partial + (static_cast<size_t>(split) * gridDim.x + blockIdx.x) * slot);
-    for (int i = threadIdx.x; i < kQuads; i += S::kThreads)
-      mine[i] = *reinterpret_cast<const float4*>(red + (i / kRowQuads) * S::kRedStride + (i % kRowQuads) * 4);
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      const int arrived = atomicAdd(counters + blockIdx.x, 1);
-      is_last = arrived == splits - 1;
-      if (is_last) counters[blockIdx.x] = 0;  // ready for the next launch
-    }
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
-    const size_t stride = static_cast<size_t>(gridDim.x) * slot / 4;  // float4s between slices
-    const float4* col = reinterpret_cast<const float4*>(partial + static_cast<size_t>(blockIdx.x) * slot);
-    for (int i = threadIdx.x; i < kQuads; i += S::kThreads) {
-      float4 part[kMaxSplits];
-#pragma unroll
-      for (int s = 0; s < kMaxSplits; ++s)
-        part[s] = s < splits ? __ldcg(col + s * stride + i) : make_float4(0.f, 0.f, 0.f, 0.f);
-      float4 v = part[0];
-#pragma unroll
-      for (int s = 1; s < kMaxSplits; ++s) {
-        v.x += part[s].x;
-        v.y += part[s].y;
-        v.z += part[s].z;
-        v.w += part[s].w;
-      }
-      *reinterpret_cast<float4*>(red + (i / kRowQuads) * S::kRedStride + (i % kRowQuads) * 4) = v;
-    }
-    __syncthreads();
-  }
-  const int n0 = blockIdx.x * S::kRows;
-  const int rows = min(S::kRows, N - n0);
-  if (out.epi == Epilogue::swiglu) {
-    constexpr int kPairs = S::kRows / 2;
-    for (int i = threadIdx.x; i < M * kPairs; i += S::kThreads) {
-      const int m = i / kPairs, p = i % kPairs, n = n0 + 2 * p;
-      if (2 * p >= rows) continue;
-      linear_store_swiglu(out, N, m, n / 2, Dec::scale(red[2 * p * S::kRedStride + m], W, n),
-                          Dec::scale(red[(2 * p + 1) * S::kRedStride + m], W, n + 1));
-    }
-  } else {
-    for (int i = threadIdx.x; i < M * S::kRows; i += S::kThreads) {
-      const int m = i / S::kRows, r = i % S::kRows;
-      if (r >= rows) continue;
-      linear_store(out, N, m, n0 + r, Dec::scale(red[r * S::kRedStride + m], W, n0 + r));
-    }
-  }
+  finish_block<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 }
 
 // Block shape and split for one call. Forced by GRPST_CUDA_WO_TILED_CONFIG="rows,splits" (rows 64,
 // 128 or 256; splits 0 = chosen) for the kernel tests and the benchmark sweep.
 struct Plan {
   int rows = 128, splits = 1;
+  bool wgmma = false;  // the warpgroup kernel (linear_wo_wgmma.cuh) rather than the mma.sync one
 };
 // Blocks of 64 and of 128 rows that fit on one SM at 33-64 tokens (0: unknown).
 struct Residency {
@@ -416,37 +198,88 @@ Status launch_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M,
                 sc.counters);
 }
 
-// Blocks of one shape that fit on an SM (its shared memory, registers and threads), asked of
-// the runtime once per shape and process (the GPUs of one machine are of one kind); 0 when it
-// cannot say.
+template <class Dec, int J, int TW>
+Status launch_wgmma(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
+                    const Exec& ex) {
+  using S = WgShape<Dec, J, TW>;
+  auto kernel = linear_wo_wgmma_kernel<Dec, J, TW>;
+  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
+  const dim3 grid(ceil_div(w.N, S::kRows), splits);
+  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
+                sc.counters);
+}
+
+// Blocks of one kernel that fit on an SM (its shared memory, registers and threads); 0 when the
+// runtime cannot say.
+template <class Kernel>
+int occupancy(Kernel kernel, int threads, int smem) {
+  int n = 0;
+  if (!allow_smem("linear_wo_tiled", kernel, smem).ok() ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem) != cudaSuccess) {
+    cudaGetLastError();  // leave no error behind for the next launch's check
+    return 0;
+  }
+  return n;
+}
+// Asked of the runtime once per shape and process (the GPUs of one machine are of one kind).
 template <class Dec, int J, int WARPS, int TW>
 int resident_per_sm() {
-  static const int blocks = [] {
-    using S = Shape<Dec, J, WARPS, TW>;
-    auto kernel = linear_wo_tiled_kernel<Dec, J, WARPS, TW>;
-    int n = 0;
-    if (!allow_smem("linear_wo_tiled", kernel, S::kSmem).ok() ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, S::kThreads, S::kSmem) != cudaSuccess) {
-      cudaGetLastError();  // leave no error behind for the next launch's check
-      return 0;
-    }
-    return n;
-  }();
+  using S = Shape<Dec, J, WARPS, TW>;
+  static const int blocks = occupancy(linear_wo_tiled_kernel<Dec, J, WARPS, TW>, S::kThreads, S::kSmem);
+  return blocks;
+}
+template <class Dec, int J, int TW>
+int resident_wgmma_per_sm() {
+  using S = WgShape<Dec, J, TW>;
+  static const int blocks = occupancy(linear_wo_wgmma_kernel<Dec, J, TW>, S::kThreads, S::kSmem);
   return blocks;
 }
 
+// Whether the wgmma kernel runs here: built with sm_90a machine code (GRPST_HAVE_SM90A, from
+// the build's -gencode flags) on a GPU of compute capability 9.0, the only one that runs it
+// (other GPUs JIT-compile the compute_90 PTX, in which the kernel is empty).
+// GRPST_CUDA_WO_WGMMA=0 keeps the mma.sync kernel (comparisons in turns, its kernel tests).
+bool wgmma_here() {
+#ifdef GRPST_HAVE_SM90A
+  if (env_int("GRPST_CUDA_WO_WGMMA", 1) == 0) return false;
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return major == 9 && minor == 0;
+#else
+  return false;
+#endif
+}
+
 Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
+  const bool wg = wgmma_here();
+  const bool int4 = w.format == WeightFormat::int4_awq;
   Residency res;
-  if (M > 32) {
-    if (w.format == WeightFormat::int4_awq) res = {resident_per_sm<TiledInt4, 8, 4, 1>(), resident_per_sm<TiledInt4, 8, 4, 2>()};
+  if (M > 32 && wg) {
+    if (int4) res = {resident_wgmma_per_sm<TiledInt4, 8, 1>(), resident_wgmma_per_sm<TiledInt4, 8, 2>()};
+    else res = {resident_wgmma_per_sm<TiledInt8, 8, 1>(), resident_wgmma_per_sm<TiledInt8, 8, 2>()};
+  } else if (M > 32) {
+    if (int4) res = {resident_per_sm<TiledInt4, 8, 4, 1>(), resident_per_sm<TiledInt4, 8, 4, 2>()};
     else res = {resident_per_sm<TiledInt8, 8, 4, 1>(), resident_per_sm<TiledInt8, 8, 4, 2>()};
   }
-  return choose(w, M, sc, num_sms, res);
+  Plan p = choose(w, M, sc, num_sms, res);
+  // From 17 tokens (wgmma n32 / n64). At 16 the mma.sync kernel measured faster on an H200 (int4
+  // down_proj 22.7 against 24.2 us; a step of 16 rows 4.48 against 5.03 ms): a step's wgmma of n16
+  // are too short to cover the wait on them before the next step is decoded.
+  p.wgmma = wg && M > 16 && p.rows != 256;  // 256 rows (forced only): the mma.sync kernel's 8 warps
+  return p;
 }
 
 template <class Dec, int J>
 Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M, const Plan& p, const SplitScratch& sc,
                      const Exec& ex) {
+  if (p.wgmma) {
+    if (p.rows == 128) return launch_wgmma<Dec, J, 2>(x, w, out, M, p.splits, sc, ex);
+    return launch_wgmma<Dec, J, 1>(x, w, out, M, p.splits, sc, ex);
+  }
   if (p.rows == 256) return launch_tiled<Dec, J, 8, 2>(x, w, out, M, p.splits, sc, ex);
   if (p.rows == 128) return launch_tiled<Dec, J, 4, 2>(x, w, out, M, p.splits, sc, ex);
   return launch_tiled<Dec, J, 4, 1>(x, w, out, M, p.splits, sc, ex);
@@ -470,9 +303,10 @@ bool linear_wo_tiled_supported(const Weight& w) {
   return G == 16 || G == 32 || (G >= 64 && G % 64 == 0);
 }
 
-int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows) {
+int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows, bool* wgmma) {
   const Plan p = plan_for(w, M, sc, num_sms);
   if (rows) *rows = p.rows;
+  if (wgmma) *wgmma = p.wgmma;
   return p.splits;
 }
 

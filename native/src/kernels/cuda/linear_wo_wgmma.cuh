@@ -1,0 +1,171 @@
+// The tiled weight-only GEMM on Hopper's warpgroup MMA (wgmma, sm_90a machine code only):
+// y[M,N] = x[M,K] . W[N,K]^T at 17-64 tokens, W decoded to bf16 in registers, never written out.
+//
+// The mma.sync kernel (linear_wo_tiled.cu) multiplies each decoded 16 x 16 piece of W with every
+// 8 tokens of x in turn (eight m16n8k16 and four ldmatrix.x4 of x per warp and step of 16 columns
+// at 64 tokens), and measured bound by that issue, not by its weight bytes (126-210 TFLOP/s at 64
+// tokens on an H200). Here the block is one warpgroup and each step of 16 columns is one
+// m64nNk16 wgmma per 64 weight rows (N = 16, 32 or 64 tokens): A, the decoded weights, from the
+// registers in mma.sync's A-fragment layout (warp w holds rows 16w..16w+15, so the packed
+// fragments feed it as they are), B, the tokens, read by the tensor cores from shared memory. The
+// ring, the int4 scales, the K split and the epilogue are the mma.sync kernel's
+// (linear_wo_tiled_parts.cuh); only x's layout in a stage differs: a token's 64 columns are one
+// 128-byte row and the rows form the 128-byte-swizzle K-major layout wgmma reads (8-row atoms of
+// 1,024 bytes; chunk c of row r at ((c ^ (r % 8)) * 16)), the stages 1,024-byte aligned.
+#pragma once
+#include "linear_wo_tiled_parts.cuh"
+
+namespace grpst::cuda {
+namespace {
+
+// One warpgroup of 4 warps, TW 16-row tiles per warp (64 or 128 weight rows: TW wgmma per step),
+// 8J tokens. A stage: weights [kTiles][32 lanes][kLaneBytes] | int4 scales | x [8J][128 bytes].
+// (Two warpgroups sharing each x stage, 256 rows, measured slower than 64 or 128 rows at every
+// shape of the Qwen3-8B layers at 64 tokens on an H200: o_proj 22.8 against 15.9 us; the kernel
+// is bound by the latency of its ring, and fewer, larger blocks keep fewer stages in flight.)
+template <class Dec, int J, int TW>
+struct WgShape {
+  static constexpr int kThreads = 128;
+  static constexpr int kTiles = 4 * TW, kRows = 16 * kTiles, kXRows = 8 * J;
+  static constexpr int kWBytes = kTiles * 32 * Dec::kLaneBytes;
+  static constexpr int kSBytes = Dec::kScaled ? kTiles * kScaleEntries * 64 : 0;
+  static constexpr int kXOff = kWBytes + kSBytes;
+  static constexpr int kStageBytes = kXOff + kXRows * 128;
+  static_assert(kXOff % 1024 == 0 && kStageBytes % 1024 == 0, "x's swizzle atoms start 1,024-byte aligned");
+  static constexpr int kRedStride = kXRows + 4;
+  static constexpr int kRedBytes = kRows * kRedStride * 4;
+  // Stages of the cp.async ring (kRing - 1 in flight). Six measured slower on an H200 (int4 step
+  // at 64 rows 11.19 against 9.75 ms): fewer blocks fit on an SM, and its blocks are short.
+  static constexpr int kRing = kStages;
+  static constexpr int kUsed = kRing * kStageBytes > kRedBytes ? kRing * kStageBytes : kRedBytes;
+  static constexpr int kSmem = kUsed + 1024;  // the kernel aligns its base up to 1,024 bytes
+  // 16-byte chunk c (columns 8c..8c+7) of token r, 128-byte swizzled
+  __device__ static int x_offset(int r, int c) { return kXOff + r * 128 + ((c ^ (r & 7)) << 4); }
+};
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The shared-memory matrix descriptor of B for one wgmma: K-major, 128-byte swizzle, 8-row groups
+// 1,024 bytes apart (the leading offset is unused for this layout and set to 1). Steps of 16
+// columns inside the 128-byte rows advance the start address by 32 bytes.
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(uint32_t smem_addr) {
+  return static_cast<uint64_t>((smem_addr & 0x3FFFF) >> 4) | (1ull << 16) | (static_cast<uint64_t>(1024 >> 4) << 32) |
+         (1ull << 62);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Shared memory written by cp.async (the generic proxy) and read next by the tensor cores.
+__device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps a register's value where it is until here: the wgmma in flight still reads (A) or
+// writes (the accumulators) registers the compiler believes it is done with.
+__device__ __forceinline__ void pin(float& v) { asm volatile("" : "+f"(v)::"memory"); }
+__device__ __forceinline__ void pin(uint32_t& v) { asm volatile("" : "+r"(v)::"memory"); }
+
+// d[N/2] += A (64 x 16, registers) . B (16 x N, shared memory), m64nNk16 bf16 with fp32 accumulators.
+__device__ __forceinline__ void wgmma_rs_n16(float* d, const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, 1, 1, 1, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+__device__ __forceinline__ void wgmma_rs_n32(float* d, const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, 1, 1, 1, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+__device__ __forceinline__ void wgmma_rs_n64(float* d, const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+template <int J>
+__device__ __forceinline__ void wgmma_rs(float* d, const uint32_t (&a)[4], uint64_t desc) {
+  if constexpr (J == 2) wgmma_rs_n16(d, a, desc);
+  else if constexpr (J == 4) wgmma_rs_n32(d, a, desc);
+  else wgmma_rs_n64(d, a, desc);
+}
+#endif
+
+template <class Dec, int J, int TW>
+__global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __restrict__ x, Weight W, LinearOut out,
+                                                              int M, int splits, float* partial, int* counters) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  static_assert(J == 2 || J == 4 || J == 8, "16, 32 or 64 tokens");
+  using S = WgShape<Dec, J, TW>;
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  __shared__ bool is_last;
+  const uint32_t raw_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  uint8_t* smem = smem_raw + ((1024 - (raw_addr & 1023)) & 1023);
+  const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+  const BlockWork<Dec, S> work(W, x, M, splits);
+  work.prime(smem);
+
+  float acc[TW][J][4];
+  zero_sums(acc);
+  uint32_t a[4][TW][4];  // A of the step's four 16-column pieces, read by wgmma until its wait
+#pragma unroll
+  for (int s = 0; s < 4; ++s)
+#pragma unroll
+    for (int t = 0; t < TW; ++t) a[s][t][0] = a[s][t][1] = a[s][t][2] = a[s][t][3] = 0u;
+
+  for (int it = 0; it < work.steps; ++it) {
+    // The previous step's wgmma are done with its stage (refilled below) and with a.
+    wgmma_wait_all();
+#pragma unroll
+    for (int s = 0; s < 4; ++s)
+#pragma unroll
+      for (int t = 0; t < TW; ++t)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) pin(a[s][t][i]);
+    cp_async_wait<S::kRing - 2>();
+    fence_proxy_async_smem();
+    __syncthreads();  // stage `it` landed for every thread; stage it - 1 is consumed
+    work.refill(smem, it + S::kRing - 1);
+    const uint8_t* st = smem + (it % S::kRing) * S::kStageBytes;
+    typename Dec::Raw raw[TW];
+#pragma unroll
+    for (int t = 0; t < TW; ++t) raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
+    const uint32_t xaddr = smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff;
+    // All four 16-column pieces decoded before the first wgmma: a register written between a
+    // group's first wgmma and its wait makes the compiler serialize them (ptxas warning C7513).
+    typename Dec::Scales sc[TW];
+#pragma unroll
+    for (int step = 0; step < 4; ++step) {
+      if (step == 0 || work.G < 64)
+#pragma unroll
+        for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, step, g);
+#pragma unroll
+      for (int t = 0; t < TW; ++t) Dec::frag(raw[t], step, sc[t], a[step][t]);
+    }
+    wgmma_fence();  // a was written by this thread
+#pragma unroll
+    for (int step = 0; step < 4; ++step) {
+      const uint64_t desc = wgmma_desc_sw128(xaddr + step * 32);
+#pragma unroll
+      for (int t = 0; t < TW; ++t) wgmma_rs<J>(&acc[t][0][0], a[step][t], desc);
+    }
+    wgmma_commit();
+  }
+  wgmma_wait_all();
+#pragma unroll
+  for (int t = 0; t < TW; ++t)
+#pragma unroll
+    for (int j = 0; j < J; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) pin(acc[t][j][i]);
+  cp_async_wait<0>();
+  griddep_launch_dependents();
+  __syncthreads();  // the ring is free: it becomes the reduction buffer
+  finish_block<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+#endif
+}
+
+}  // namespace
+}  // namespace grpst::cuda
