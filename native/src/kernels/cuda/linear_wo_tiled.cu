@@ -61,7 +61,9 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
   __shared__ bool is_last;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const BlockWork<Dec, S> work(W, x, M, splits);
-  work.prime(smem);
+  work.prime_weights(smem);
+  griddep_wait();
+  work.prime_activations(smem);
 
   float acc[TW][J][4];
   zero_sums(acc);

@@ -162,13 +162,14 @@ struct BlockWork {
     load.weights(st, kb0 + step);
     if constexpr (Dec::kScaled) stage_scales<S>(st, W, tile0, kb0 + step, ntiles, ngroups, entries);
   }
-  // The first S::kRing - 1 stages, one commit group each. The weights do not depend on the
-  // previous kernel: they go out before the wait on it, x after.
-  __device__ __forceinline__ void prime(uint8_t* smem) const {
+  // The first S::kRing - 1 stages: their weights before the kernel's wait on the previous kernel
+  // (they do not depend on it), x after (prime_activations: one commit group per stage).
+  __device__ __forceinline__ void prime_weights(uint8_t* smem) const {
 #pragma unroll
     for (int s = 0; s < S::kRing - 1; ++s)
       if (s < steps) weights(smem + s * S::kStageBytes, s);
-    griddep_wait();
+  }
+  __device__ __forceinline__ void prime_activations(uint8_t* smem) const {
 #pragma unroll
     for (int s = 0; s < S::kRing - 1; ++s) {
       if (s < steps) load.activations(smem + s * S::kStageBytes, kb0 + s, K);

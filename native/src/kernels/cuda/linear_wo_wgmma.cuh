@@ -105,7 +105,9 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
   const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const BlockWork<Dec, S> work(W, x, M, splits);
-  work.prime(smem);
+  work.prime_weights(smem);
+  griddep_wait();
+  work.prime_activations(smem);
 
   float acc[TW][J][4];
   zero_sums(acc);
