@@ -33,8 +33,11 @@ done
 rm -f "$CARRY"/js/*.mjs.xz
 xz -T0 -9 "$CARRY"/js/*.mjs
 # The addon with the CUDA backend, in its own build folder (native/build stays the CPU build).
-CUDACXX=$CUDA_HOME/bin/nvcc npx cmake-js build -d native -O "$BUILD" -B Release -p "$(nproc)" \
-  --CDGRPST_CUDA=ON --CDCUDAToolkit_ROOT="$CUDA_HOME" >/dev/null
+# Configured every time (cmake-js build alone keeps an existing folder's settings); only the GPU
+# machine's sm_90a code, as for the harness (pack.sh).
+CUDACXX=$CUDA_HOME/bin/nvcc npx cmake-js configure -d native -O "$BUILD" -B Release \
+  --CDGRPST_CUDA=ON --CDCUDAToolkit_ROOT="$CUDA_HOME" --CDGRPST_CUDA_GENCODE="${DEVICE_GENCODE:--gencode=arch=compute_90a,code=sm_90a}" >/dev/null
+CUDACXX=$CUDA_HOME/bin/nvcc npx cmake-js build -d native -O "$BUILD" -B Release -p "$(nproc)" >/dev/null
 xz -T0 -9 -c "$BUILD/Release/grpst_native.node" > "$CARRY/addon/grpst_native.node.xz"
 cp -r node_modules/node-api-headers/include "$CARRY/node-api/" 2>/dev/null || true
 cp -r node_modules/node-addon-api "$CARRY/node-api/" 2>/dev/null || true
