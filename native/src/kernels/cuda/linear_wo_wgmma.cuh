@@ -104,13 +104,13 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
   uint8_t* smem = smem_raw + ((1024 - (raw_addr & 1023)) & 1023);
   const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+  float acc[TW][J][4];  // warp w's tiles w * TW + t, the m16n8 layout per 8 tokens (wgmma's D per warp)
+  zero_sums(acc);
   const BlockWork<Dec, S> work(W, x, M, splits);
   work.prime_weights(smem);
   griddep_wait();
   work.prime_activations(smem);
 
-  float acc[TW][J][4];
-  zero_sums(acc);
   uint32_t a[4][TW][4];  // A of the step's four 16-column pieces, read by wgmma until its wait
 #pragma unroll
   for (int s = 0; s < 4; ++s)
