@@ -256,13 +256,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       // GRPST_BENCH_TURNS_ENV="VAR=off/on;...": those switches instead, at 1 and 8 rows or those of
       // GRPST_BENCH_TURNS_ROWS ("16,32,64"), 512 keys (logits within 0.5: sums may change order).
       if (const char* extra = std::getenv("GRPST_BENCH_TURNS_ENV")) {
-        std::vector<std::pair<int, int>> rows = {{1, b1_ctx}, {8, b1_ctx}};
-        if (const char* list = std::getenv("GRPST_BENCH_TURNS_ROWS")) {
-          rows.clear();
-          std::stringstream rs(list);
-          for (std::string n; std::getline(rs, n, ',');)
-            if (const int b = std::atoi(n.c_str()); b >= 1 && b <= serve_b) rows.push_back({b, b1_ctx});
-        }
+        const auto rows = turns_rows(serve_b, b1_ctx);
         std::stringstream es(extra);
         std::string item;
         while (std::getline(es, item, ';')) {

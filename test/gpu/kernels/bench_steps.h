@@ -54,6 +54,22 @@ void compare_in_turns(const std::string& label, const std::string& off_name, con
   }
 }
 
+// The decode rows (at `ctx` keys) that GRPST_BENCH_TURNS_ROWS lists ("16,32,64"; 1 to max_rows),
+// or 1 and 8 when it is unset.
+inline std::vector<std::pair<int, int>> turns_rows(int max_rows, int ctx) {
+  const char* list = std::getenv("GRPST_BENCH_TURNS_ROWS");
+  if (!list) return {{1, ctx}, {8, ctx}};
+  std::vector<std::pair<int, int>> rows;
+  for (const char* p = list; *p; p += *p == ',') {
+    char* end = nullptr;
+    const long b = std::strtol(p, &end, 10);
+    if (end == p) break;
+    if (b >= 1 && b <= max_rows) rows.push_back({static_cast<int>(b), ctx});
+    p = end;
+  }
+  return rows;
+}
+
 // A switch that is an environment variable: `var` set to `off` then `on` for compare_in_turns,
 // and unset afterwards (the default again).
 struct EnvSwitch {
