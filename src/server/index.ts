@@ -176,13 +176,16 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-async function flushed(sockets: Set<Socket>, timeoutMs: number): Promise<void> {
+// Polls `busy` every 20 ms until it is false or timeoutMs has passed (shutdown only).
+async function waitWhile(busy: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const pending = () => [...sockets].some((s) => !s.destroyed && s.writableLength > 0);
-  while (pending() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
-async function waitIdle(ctx: ServerContext, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (ctx.inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+function flushed(sockets: Set<Socket>, timeoutMs: number): Promise<void> {
+  return waitWhile(() => [...sockets].some((s) => !s.destroyed && s.writableLength > 0), timeoutMs);
+}
+
+function waitIdle(ctx: ServerContext, timeoutMs: number): Promise<void> {
+  return waitWhile(() => ctx.inflight.size > 0, timeoutMs);
 }
