@@ -1,7 +1,7 @@
 // The server's entry point: binds the port at once (so /health can say "loading"), serves once
 // the engine is there, and drains or closes on request. The daemon and `grpst serve` call this.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { IncrementalDecoder } from '../chat/incremental-decoder.js';
 import { renderPrompt } from '../chat/render-prompt.js';
 import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
@@ -86,12 +86,6 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   );
   server.maxConnections = options.maxConnections;
   server.on('clientError', clientErrors.handle);
-  // Open sockets, so that a drain can let their last bytes out before it closes them.
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
 
   await new Promise<void>((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException) => reject(listenError(err, options));
@@ -116,9 +110,6 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
         // Cancelled requests still answer: an envelope, or an error frame and [DONE] mid-stream.
         await waitIdle(ctx, 2_000);
       }
-      // A finished response may still sit in its socket's buffer behind a slow reader: closing
-      // the socket now would cut the stream's end. Wait (a little) until every buffer is written.
-      await flushed(sockets, 5_000);
       server.closeAllConnections();
       await stopped;
       ctx.state = 'closed';
@@ -176,16 +167,7 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-// Polls `busy` every 20 ms until it is false or timeoutMs has passed (shutdown only).
-async function waitWhile(busy: () => boolean, timeoutMs: number): Promise<void> {
+async function waitIdle(ctx: ServerContext, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-}
-
-function flushed(sockets: Set<Socket>, timeoutMs: number): Promise<void> {
-  return waitWhile(() => [...sockets].some((s) => !s.destroyed && s.writableLength > 0), timeoutMs);
-}
-
-function waitIdle(ctx: ServerContext, timeoutMs: number): Promise<void> {
-  return waitWhile(() => ctx.inflight.size > 0, timeoutMs);
+  while (ctx.inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
