@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
 import { checkpoint, repoRoot } from '../helpers/fixtures.js';
+import { drainGraceMs } from '../helpers/grpst-cli.js';
 import { get, waitFor } from './server-harness.js';
 
 const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
@@ -36,7 +37,7 @@ function serverConf(port: number, webUi?: boolean): string {
 }
 
 async function withServe(conf: string, port: number, fn: (url: string) => Promise<void>): Promise<void> {
-  const child = execa(process.execPath, ['--import', loader, entry, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', conf], { cwd: work, reject: false, stdin: 'ignore' });
+  const child = execa(process.execPath, ['--import', loader, entry, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', conf], { cwd: work, reject: false, stdin: 'ignore', forceKillAfterDelay: drainGraceMs });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(async () => (await get(`${url}/health`).catch(() => ({ status: 0 }))).status === 200, 60_000);

@@ -10,6 +10,13 @@ const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 const entry = path.join(repoRoot, 'src', 'cli', 'main.ts');
 export const standInDir = path.join(repoRoot, 'test', 'e2e', 'stand-ins');
 
+/**
+ * How long a server sent SIGTERM by a test may drain before execa sends SIGKILL. execa's own
+ * default is 5 s: on a loaded machine 16 streams of 200 tokens drain for longer, and the SIGKILL
+ * then cut them off mid-stream, which read as a server that dropped its clients.
+ */
+export const drainGraceMs = 120_000;
+
 export interface CliResult {
   code: number;
   stdout: string;
