@@ -76,8 +76,9 @@ bool hopper_sm90() {
 // The tiled weight-only GEMM (int8_wo, int4 groups of 16-128, with and without zeros) at 9-64
 // tokens, its prologue as the forward runs it, every epilogue, N off its 64-row blocks, K off 64,
 // the shape it chooses and each block shape with and without a K split
-// (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"), each on the wgmma kernel (where it runs) and on the
-// mma.sync one; the split counters back at zero after every launch.
+// (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"), each on the wgmma kernel (where it runs) with its
+// steps overlapped (int4 at 17-32 rows) and not, and on the mma.sync one; the split counters back
+// at zero after every launch.
 void test_wo_tiled() {
   Rng r(651);
   const int sms = 132;
@@ -101,23 +102,28 @@ void test_wo_tiled() {
       auto hw = random_host_weight(f, c.N, c.K, r, tc.group, tc.zeros);
       auto dw = to_device(hw);
       Dev<uint16_t> xn(size_t(c.M) * c.K);
-      for (const char* kernel : {"1", "0"})  // GRPST_CUDA_WO_WGMMA: the wgmma kernel where it runs, mma.sync
+      // GRPST_CUDA_WO_WGMMA / _OVERLAP: wgmma overlapped where it applies, wgmma not, mma.sync
+      for (const char* kernel : {"1/1", "1/0", "0/0"})
       for (const char* cfg : configs) {
         if (tc.chosen_only && cfg[0]) continue;  // a large case: its CPU reference once per format
         if (cfg[0]) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
         else unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
-        setenv("GRPST_CUDA_WO_WGMMA", kernel, 1);
+        setenv("GRPST_CUDA_WO_WGMMA", kernel[0] == '1' ? "1" : "0", 1);
+        setenv("GRPST_CUDA_WO_WGMMA_OVERLAP", kernel[2] == '1' ? "1" : "0", 1);
         int rows = 0;
-        bool wgmma = false;
-        const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, &rows, &wgmma);
+        bool wgmma = false, overlap = false;
+        const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, &rows, &wgmma, &overlap);
         std::string name = describe("wo_tiled", f, c) + " g" + std::to_string(tc.group) + (tc.zeros ? "+zeros" : "") +
                            " " + (cfg[0] ? cfg : "auto") + " (" + std::to_string(rows) + " rows x " +
-                           std::to_string(splits) + " slices, " + (wgmma ? "wgmma" : "mma.sync") + ")";
+                           std::to_string(splits) + " slices, " + (wgmma ? overlap ? "wgmma overlapped" : "wgmma" : "mma.sync") + ")";
         // On a GPU of compute capability 9.0 the wgmma kernel runs from 17 rows unless switched off
-        // (not the 8-warp shape of 256 rows).
-        if (hopper_sm90())
+        // (not the 8-warp shape of 256 rows), its steps overlapped for int4 up to 32 rows.
+        if (hopper_sm90()) {
+          const bool wanted = kernel[0] == '1' && c.M > 16 && rows != 256;
           Checks::get().expect(name + ": the kernel asked for is taken",
-                               wgmma == (kernel[0] == '1' && c.M > 16 && rows != 256));
+                               wgmma == wanted &&
+                                   overlap == (wanted && kernel[2] == '1' && f == cu::WeightFormat::int4_awq && c.M <= 32));
+        }
         check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
           const cu::bf16* x = in.x;
           if (in.norm_w || in.act_scale) {
@@ -135,6 +141,7 @@ void test_wo_tiled() {
     }
   unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
   unsetenv("GRPST_CUDA_WO_WGMMA");
+  unsetenv("GRPST_CUDA_WO_WGMMA_OVERLAP");
   // Refusals: more than 64 rows, an int4 group it does not stage.
   auto hw = random_host_weight(cu::WeightFormat::int4_awq, 128, 480, r, 48, false);
   auto dw = to_device(hw);

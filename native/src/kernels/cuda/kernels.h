@@ -277,9 +277,11 @@ Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int
                        int num_sms, const Exec& ex);
 // The K slices linear_wo_tiled takes for this call (for tests that must cover the split path);
 // rows, when given, receives its block's weight rows, wgmma whether it runs the warpgroup (wgmma)
-// kernel (on a GPU of compute capability 9.0 unless GRPST_CUDA_WO_WGMMA=0) or the mma.sync one.
+// kernel (on a GPU of compute capability 9.0 unless GRPST_CUDA_WO_WGMMA=0) or the mma.sync one,
+// overlap whether that kernel overlaps its steps (int4 at 17-32 rows unless
+// GRPST_CUDA_WO_WGMMA_OVERLAP=0).
 int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows = nullptr,
-                           bool* wgmma = nullptr);
+                           bool* wgmma = nullptr, bool* overlap = nullptr);
 constexpr int kWoTiledMaxRows = 64;
 
 // Weight-streaming tensor-core GEMV for decode (M <= kStreamMaxRows tokens) in every format,

@@ -18,6 +18,7 @@
 // (linear_wo_wgmma.cuh); the parts both kernels share are in linear_wo_tiled_parts.cuh.
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "env_switch.h"
 #include "linear_wo_tiled_parts.cuh"
@@ -48,7 +49,7 @@ struct Shape {
   __device__ static int x_offset(int r, int c) { return kWBytes + kSBytes + r * kXStride + c * 16; }
   static constexpr int kRedStride = kXRows + 4;  // fp32 per row of the reduction (16-byte rows)
   static constexpr int kRedBytes = kRows * kRedStride * 4;
-  static constexpr int kRing = kStages;
+  static constexpr int kRing = kStages, kAhead = kStages - 1;
   static constexpr int kSmem = kStages * kStageBytes > kRedBytes ? kStages * kStageBytes : kRedBytes;
 };
 
@@ -117,6 +118,7 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
 struct Plan {
   int rows = 128, splits = 1;
   bool wgmma = false;  // the warpgroup kernel (linear_wo_wgmma.cuh) rather than the mma.sync one
+  bool overlap = false;  // that kernel with its steps overlapped (int4 at 17-32 tokens)
 };
 // Blocks of 64 and of 128 rows that fit on one SM at 33-64 tokens (0: unknown).
 struct Residency {
@@ -200,11 +202,11 @@ Status launch_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M,
                 sc.counters);
 }
 
-template <class Dec, int J, int TW>
+template <class Dec, int J, int TW, bool Overlap>
 Status launch_wgmma(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
                     const Exec& ex) {
-  using S = WgShape<Dec, J, TW>;
-  auto kernel = linear_wo_wgmma_kernel<Dec, J, TW>;
+  using S = WgShape<Dec, J, TW, Overlap>;
+  auto kernel = linear_wo_wgmma_kernel<Dec, J, TW, Overlap>;
   GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
   const dim3 grid(ceil_div(w.N, S::kRows), splits);
   return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
@@ -232,8 +234,8 @@ int resident_per_sm() {
 }
 template <class Dec, int J, int TW>
 int resident_wgmma_per_sm() {
-  using S = WgShape<Dec, J, TW>;
-  static const int blocks = occupancy(linear_wo_wgmma_kernel<Dec, J, TW>, S::kThreads, S::kSmem);
+  using S = WgShape<Dec, J, TW, false>;
+  static const int blocks = occupancy(linear_wo_wgmma_kernel<Dec, J, TW, false>, S::kThreads, S::kSmem);
   return blocks;
 }
 
@@ -276,15 +278,27 @@ Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // down_proj 22.7 against 24.2 us; a step of 16 rows 4.48 against 5.03 ms): a step's wgmma of n16
   // are too short to cover the wait on them before the next step is decoded.
   p.wgmma = wg && M > 16 && p.rows != 256;  // 256 rows (forced only): the mma.sync kernel's 8 warps
+  // Steps overlapped (linear_wo_wgmma.cuh) for int4 at 17-32 tokens: on an H200, decode steps of 32
+  // rows at 512 keys 5.02 against 5.41 ms (qkv 13.5 against 14.9 us, gate_up 39.4 against 41.0).
+  // Not at 33-64 (int4's step even, 6.96 against 6.90; its five-stage ring changes which blocks
+  // fit, and so the plan), nor int8_wo (b32 7.57 against 7.38 ms; ptxas serializes the
+  // 64-row kernel's wgmma, C7515). GRPST_CUDA_WO_WGMMA_OVERLAP=0 turns it off.
+  p.overlap = p.wgmma && int4 && M <= 32 && env_int("GRPST_CUDA_WO_WGMMA_OVERLAP", 1) != 0;
   return p;
 }
 
 template <class Dec, int J>
 Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M, const Plan& p, const SplitScratch& sc,
                      const Exec& ex) {
+  if constexpr (J == 4 && std::is_same_v<Dec, TiledInt4>) {
+    if (p.overlap) {
+      if (p.rows == 128) return launch_wgmma<Dec, J, 2, true>(x, w, out, M, p.splits, sc, ex);
+      return launch_wgmma<Dec, J, 1, true>(x, w, out, M, p.splits, sc, ex);
+    }
+  }
   if (p.wgmma) {
-    if (p.rows == 128) return launch_wgmma<Dec, J, 2>(x, w, out, M, p.splits, sc, ex);
-    return launch_wgmma<Dec, J, 1>(x, w, out, M, p.splits, sc, ex);
+    if (p.rows == 128) return launch_wgmma<Dec, J, 2, false>(x, w, out, M, p.splits, sc, ex);
+    return launch_wgmma<Dec, J, 1, false>(x, w, out, M, p.splits, sc, ex);
   }
   if (p.rows == 256) return launch_tiled<Dec, J, 8, 2>(x, w, out, M, p.splits, sc, ex);
   if (p.rows == 128) return launch_tiled<Dec, J, 4, 2>(x, w, out, M, p.splits, sc, ex);
@@ -309,10 +323,12 @@ bool linear_wo_tiled_supported(const Weight& w) {
   return G == 16 || G == 32 || (G >= 64 && G % 64 == 0);
 }
 
-int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows, bool* wgmma) {
+int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows, bool* wgmma,
+                           bool* overlap) {
   const Plan p = plan_for(w, M, sc, num_sms);
   if (rows) *rows = p.rows;
   if (wgmma) *wgmma = p.wgmma;
+  if (overlap) *overlap = p.overlap;
   return p.splits;
 }
 

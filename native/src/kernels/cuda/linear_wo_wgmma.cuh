@@ -23,7 +23,7 @@ namespace {
 // (Two warpgroups sharing each x stage, 256 rows, measured slower than 64 or 128 rows at every
 // shape of the Qwen3-8B layers at 64 tokens on an H200: o_proj 22.8 against 15.9 us; the kernel
 // is bound by the latency of its ring, and fewer, larger blocks keep fewer stages in flight.)
-template <class Dec, int J, int TW>
+template <class Dec, int J, int TW, bool Overlap>
 struct WgShape {
   static constexpr int kThreads = 128;
   static constexpr int kTiles = 4 * TW, kRows = 16 * kTiles, kXRows = 8 * J;
@@ -34,9 +34,11 @@ struct WgShape {
   static_assert(kXOff % 1024 == 0 && kStageBytes % 1024 == 0, "x's swizzle atoms start 1,024-byte aligned");
   static constexpr int kRedStride = kXRows + 4;
   static constexpr int kRedBytes = kRows * kRedStride * 4;
-  // Stages of the cp.async ring (kRing - 1 in flight). Six measured slower on an H200 (int4 step
-  // at 64 rows 11.19 against 9.75 ms): fewer blocks fit on an SM, and its blocks are short.
-  static constexpr int kRing = kStages;
+  // Stages of the cp.async ring: kAhead loading while the block works on one (and, with Overlap,
+  // one more that the previous step's wgmma still read). Six, five ahead, measured slower on an
+  // H200 (int4 step at 64 rows 11.19 against 9.75 ms): fewer blocks fit on an SM, and its blocks
+  // are short.
+  static constexpr int kAhead = kStages - 1, kRing = Overlap ? kStages + 1 : kStages;
   static constexpr int kUsed = kRing * kStageBytes > kRedBytes ? kRing * kStageBytes : kRedBytes;
   static constexpr int kSmem = kUsed + 1024;  // the kernel aligns its base up to 1,024 bytes
   // 16-byte chunk c (columns 8c..8c+7) of token r, 128-byte swizzled
@@ -92,12 +94,16 @@ __device__ __forceinline__ void wgmma_rs(float* d, const uint32_t (&a)[4], uint6
 }
 #endif
 
-template <class Dec, int J, int TW>
+// Overlap false: each step waits for the previous step's wgmma first, then for its stage, then
+// refills and decodes. Overlap true: the stage wait, the refill (of the slot two steps back) and
+// the reads of the step's weights and scales come before the wait on the previous step's wgmma,
+// so they run under it; only the decoding into `a`, which that wgmma still reads, waits.
+template <class Dec, int J, int TW, bool Overlap>
 __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __restrict__ x, Weight W, LinearOut out,
                                                               int M, int splits, float* partial, int* counters) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(J == 2 || J == 4 || J == 8, "16, 32 or 64 tokens");
-  using S = WgShape<Dec, J, TW>;
+  using S = WgShape<Dec, J, TW, Overlap>;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   __shared__ bool is_last;
   const uint32_t raw_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
@@ -118,29 +124,42 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
     for (int t = 0; t < TW; ++t) a[s][t][0] = a[s][t][1] = a[s][t][2] = a[s][t][3] = 0u;
 
   for (int it = 0; it < work.steps; ++it) {
-    // The previous step's wgmma are done with its stage (refilled below) and with a.
-    wgmma_wait_all();
+    auto wait_previous = [&] {
+      wgmma_wait_all();
 #pragma unroll
-    for (int s = 0; s < 4; ++s)
+      for (int s = 0; s < 4; ++s)
 #pragma unroll
-      for (int t = 0; t < TW; ++t)
+        for (int t = 0; t < TW; ++t)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) pin(a[s][t][i]);
-    cp_async_wait<S::kRing - 2>();
+          for (int i = 0; i < 4; ++i) pin(a[s][t][i]);
+    };
+    // Without Overlap: the previous step's wgmma are done with its stage (refilled below) and a.
+    if constexpr (!Overlap) wait_previous();
+    cp_async_wait<S::kAhead - 1>();
     fence_proxy_async_smem();
-    __syncthreads();  // stage `it` landed for every thread; stage it - 1 is consumed
-    work.refill(smem, it + S::kRing - 1);
+    // Stage `it` landed for every thread; the slot refilled next is free: without Overlap it is
+    // step it - 1's, whose wgmma every warp waited for above; with it, step it - 2's, whose wgmma
+    // every warp waited for in the previous step.
+    __syncthreads();
+    work.refill(smem, it + S::kAhead);
     const uint8_t* st = smem + (it % S::kRing) * S::kStageBytes;
     typename Dec::Raw raw[TW];
 #pragma unroll
     for (int t = 0; t < TW; ++t) raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
     const uint32_t xaddr = smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff;
+    // The scales of the first 16 columns (all four for groups of 64 columns or more): with Overlap
+    // read before the wait, with the weights; the others (smaller groups) as the pieces decode.
+    typename Dec::Scales sc[TW];
+    if constexpr (Overlap) {
+#pragma unroll
+      for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, 0, g);
+      wait_previous();
+    }
     // All four 16-column pieces decoded before the first wgmma: a register written between a
     // group's first wgmma and its wait makes the compiler serialize them (ptxas warning C7513).
-    typename Dec::Scales sc[TW];
 #pragma unroll
     for (int step = 0; step < 4; ++step) {
-      if (step == 0 || work.G < 64)
+      if ((!Overlap && step == 0) || (step > 0 && work.G < 64))
 #pragma unroll
         for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, step, g);
 #pragma unroll
