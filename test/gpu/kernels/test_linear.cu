@@ -73,7 +73,7 @@ bool hopper_sm90() {
   return major == 9 && minor == 0;
 }
 
-// The tiled weight-only GEMM (int8_wo, int4 groups of 16-128, with and without zeros) at 9-64
+// The tiled weight-only GEMM (int8_wo, int4 groups of 16-128, with and without zeros) at 8-64
 // tokens, its prologue as the forward runs it, every epilogue, N off its 64-row blocks, K off 64,
 // the shape it chooses and each block shape with and without a K split
 // (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"), each on the wgmma kernel (where it runs) with its
@@ -88,6 +88,9 @@ void test_wo_tiled() {
       {{40, 512, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
       {{17, 768, 4096, true, false, cu::Epilogue::swiglu, false}, 64, false},
       {{9, 384, 2048, false, false, cu::Epilogue::store, true}, 32, true},
+      // 8 rows: where the forward takes it for a projection the streaming GEMV cannot stage (int4
+      // then stages its scales per step)
+      {{8, 256, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
       {{32, 272, 1024, true, true, cu::Epilogue::residual_add, false}, 16, true},
       {{64, 96, 160, true, false, cu::Epilogue::store, false}, 32, false},  // K not a multiple of 64, N not of 16
       // 33-64 rows of a wide weight: whole waves take 128-row blocks with K split (on an H200)

@@ -38,8 +38,10 @@ __device__ __forceinline__ void mma_bf16_sched(float* c, const uint32_t* a, uint
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <class Dec, int J, int WARPS, int TW>
+// PerStep: the int4 scales' copies addressed per step (stage_scales_per_step), at up to 8 rows.
+template <class Dec, int J, int WARPS, int TW, bool PerStep = false>
 struct Shape {
+  static constexpr bool kScalesPerStep = PerStep;
   static constexpr int kThreads = WARPS * 32;
   static constexpr int kTiles = WARPS * TW, kRows = 16 * kTiles, kXRows = 8 * J;
   static constexpr int kWBytes = kTiles * 32 * Dec::kLaneBytes;
@@ -53,11 +55,11 @@ struct Shape {
   static constexpr int kSmem = kStages * kStageBytes > kRedBytes ? kStages * kStageBytes : kRedBytes;
 };
 
-template <class Dec, int J, int WARPS, int TW>
+template <class Dec, int J, int WARPS, int TW, bool PerStep = false>
 __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16* __restrict__ x, Weight W,
                                                                       LinearOut out, int M, int splits,
                                                                       float* partial, int* counters) {
-  using S = Shape<Dec, J, WARPS, TW>;
+  using S = Shape<Dec, J, WARPS, TW, PerStep>;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ bool is_last;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
@@ -191,11 +193,11 @@ Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const R
   return p;
 }
 
-template <class Dec, int J, int WARPS, int TW>
+template <class Dec, int J, int WARPS, int TW, bool PerStep = false>
 Status launch_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
                     const Exec& ex) {
-  using S = Shape<Dec, J, WARPS, TW>;
-  auto kernel = linear_wo_tiled_kernel<Dec, J, WARPS, TW>;
+  using S = Shape<Dec, J, WARPS, TW, PerStep>;
+  auto kernel = linear_wo_tiled_kernel<Dec, J, WARPS, TW, PerStep>;
   GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
   const dim3 grid(ceil_div(w.N, S::kRows), splits);
   return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
@@ -299,6 +301,11 @@ Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M
   if (p.wgmma) {
     if (p.rows == 128) return launch_wgmma<Dec, J, 2, false>(x, w, out, M, p.splits, sc, ex);
     return launch_wgmma<Dec, J, 1, false>(x, w, out, M, p.splits, sc, ex);
+  }
+  // int4 at up to 8 rows: the scales addressed per step (see stage_scales_per_step).
+  if constexpr (J == 2 && std::is_same_v<Dec, TiledInt4>) {
+    if (M <= 8 && p.rows == 128) return launch_tiled<Dec, J, 4, 2, true>(x, w, out, M, p.splits, sc, ex);
+    if (M <= 8 && p.rows == 64) return launch_tiled<Dec, J, 4, 1, true>(x, w, out, M, p.splits, sc, ex);
   }
   if (p.rows == 256) return launch_tiled<Dec, J, 8, 2>(x, w, out, M, p.splits, sc, ex);
   if (p.rows == 128) return launch_tiled<Dec, J, 4, 2>(x, w, out, M, p.splits, sc, ex);

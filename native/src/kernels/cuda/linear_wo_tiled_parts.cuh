@@ -108,6 +108,27 @@ struct ScaleLoader {
   }
 };
 
+// The same copies with their addresses computed per step (two divisions by the group size per
+// thread): what the mma.sync kernel keeps at up to 8 rows, where it measured faster on an H200
+// (int4 decode steps of 8 rows at 512 keys 4.281 against 4.490 ms, whose one tiled projection is
+// down_proj after the streaming GEMV's gate_up; at 12 and 16 rows ScaleLoader's 4.048 / 4.170
+// against 4.332 / 4.567). Why is not known.
+template <class S>
+__device__ __forceinline__ void stage_scales_per_step(uint8_t* st, const Weight& W, int tile0, int kb, int ntiles,
+                                                      int ngroups, int entries) {
+  uint8_t* ss = st + S::kWBytes;
+  const int G = W.group_size;
+  for (int i = threadIdx.x; i < S::kTiles * kScaleEntries * 4; i += S::kThreads) {
+    const int tl = i / (kScaleEntries * 4), e = (i / 4) % kScaleEntries, part = i % 4, tile = tile0 + tl;
+    if (e >= entries) continue;
+    const int gi = min(kb * 64 / G + e, ngroups - 1);
+    const bf16* arr = part < 2 ? W.group_scale : W.group_zero;
+    const bool ok = tile < ntiles && arr != nullptr;
+    const bf16* src = ok ? arr + (static_cast<size_t>(tile) * ngroups + gi) * 16 + (part & 1) * 8 : W.group_scale;
+    cp_async16(ss + (tl * kScaleEntries + e) * 64 + part * 16, src, ok);
+  }
+}
+
 // Each thread's share of the cp.async copies of a stage, addressed once: per step of K the weight
 // chunks move 32 * kLaneBytes bytes (the next 64 columns of the same tile) and the x chunks 64
 // columns. Weight chunk c of lane l in a tile lands at (c * 32 + l) * 16, so each of a warp's
@@ -191,7 +212,8 @@ struct BlockWork {
 
   __device__ __forceinline__ void weights(uint8_t* st, int step) const {
     load.weights(st, kb0 + step);
-    if constexpr (Dec::kScaled) scale_load.stage(st, kb0 + step);
+    if constexpr (Dec::kScaled && S::kScalesPerStep) stage_scales_per_step<S>(st, W, tile0, kb0 + step, ntiles, ngroups, entries);
+    else if constexpr (Dec::kScaled) scale_load.stage(st, kb0 + step);
   }
   // The first S::kAhead stages: their weights before the kernel's wait on the previous kernel
   // (they do not depend on it), x after (prime_activations: one commit group per stage).

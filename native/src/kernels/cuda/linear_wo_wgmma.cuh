@@ -39,6 +39,7 @@ struct WgShape {
   // H200 (int4 step at 64 rows 11.19 against 9.75 ms): fewer blocks fit on an SM, and its blocks
   // are short.
   static constexpr int kAhead = kStages - 1, kRing = Overlap ? kStages + 1 : kStages;
+  static constexpr bool kScalesPerStep = false;  // ScaleLoader (linear_wo_tiled_parts.cuh)
   static constexpr int kUsed = kRing * kStageBytes > kRedBytes ? kRing * kStageBytes : kRedBytes;
   static constexpr int kSmem = kUsed + 1024;  // the kernel aligns its base up to 1,024 bytes
   // 16-byte chunk c (columns 8c..8c+7) of token r, 128-byte swizzled
