@@ -1,4 +1,5 @@
-// Tiled tensor-core GEMM for weight-only quantized weights (int4_awq, int8_wo) at 9-64 tokens:
+// Tiled tensor-core GEMM for weight-only quantized weights (int4_awq, int8_wo) at 9-64 tokens
+// (and fewer where the streaming GEMV cannot stage x):
 // y[M,N] = x[M,K] . W[N,K]^T with W decoded to bf16 in registers, never written out.
 //
 // The skinny kernel stages all M rows of x in every block for 16-32 weight rows, so at 64 tokens
