@@ -93,7 +93,8 @@ void test_wo_tiled() {
       {{8, 256, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
       {{32, 272, 1024, true, true, cu::Epilogue::residual_add, false}, 16, true},
       {{64, 96, 160, true, false, cu::Epilogue::store, false}, 32, false},  // K not a multiple of 64, N not of 16
-      // 33-64 rows of a wide weight: whole waves take 128-row blocks with K split (on an H200)
+      // 33-64 rows of a wide weight: int4 by whole waves (128-row blocks with a K split on an H200),
+      // int8_wo 64-row blocks in one wave
       {{48, 6144, 4096, true, false, cu::Epilogue::swiglu, false}, 128, false, true},
   };
   const char* configs[] = {"", "64,1", "64,3", "128,2", "256,1", "256,4"};

@@ -160,7 +160,23 @@ Plan choose_by_waves(const Weight& w, int nkb, const Residency& res, int num_sms
   return pick;
 }
 
-Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const Residency& res) {
+// int8_wo on wgmma at 33-64 tokens: 64-row blocks, as many K slices as keep every block in one wave
+// of resident slots (where the rows alone fit in one). Measured on an H200 at 64 tokens, every
+// shape swept: qkv 64 x 4 28.2 us against 32.2 for choose_by_waves' 128 x 8, gate_up 64 x 1 71.9
+// against 78.1 (128 x 2); o_proj and down_proj 64 x 8 either way. int4 keeps choose_by_waves (its
+// gate_up 128 x 2 45.3 against 51.5 at 64 x 1). GRPST_CUDA_WO_TILED_ONE_WAVE=0: choose_by_waves.
+bool one_wave_fits(const Weight& w, const Residency& res, int num_sms) {
+  return res.rows64 > 0 && ceil_div(w.N, 64) <= res.rows64 * num_sms && env_int("GRPST_CUDA_WO_TILED_ONE_WAVE", 1) != 0;
+}
+Plan choose_one_wave(const Weight& w, int nkb, const Residency& res, int num_sms) {
+  const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));
+  Plan p;
+  p.rows = 64;
+  p.splits = std::clamp(res.rows64 * num_sms / ceil_div(w.N, 64), 1, max_splits);
+  return p;
+}
+
+Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const Residency& res, bool one_wave) {
   Plan p;
   const int nkb = (w.K + 63) / 64;
   int forced_rows = 0, forced_splits = 0;
@@ -174,7 +190,9 @@ Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const R
   // blocks hold twice the x and fewer fit on an SM: whole waves decide (choose_by_waves).
   // GRPST_CUDA_WO_TILED_WAVES=0 keeps the rule above at every row count (for comparisons).
   const bool by_waves = M > 32 && res.rows64 > 0 && res.rows128 > 0 && env_int("GRPST_CUDA_WO_TILED_WAVES", 1) != 0;
-  if (by_waves && forced_rows == 0 && forced_splits == 0) {
+  if (by_waves && one_wave && forced_rows == 0 && forced_splits == 0 && one_wave_fits(w, res, num_sms)) {
+    p = choose_one_wave(w, nkb, res, num_sms);
+  } else if (by_waves && forced_rows == 0 && forced_splits == 0) {
     p = choose_by_waves(w, nkb, res, num_sms);
   } else {
     p.rows = w.N >= 16384 ? 128 : 64;
@@ -276,7 +294,7 @@ Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
     if (int4) res = {resident_per_sm<TiledInt4, 8, 4, 1>(), resident_per_sm<TiledInt4, 8, 4, 2>()};
     else res = {resident_per_sm<TiledInt8, 8, 4, 1>(), resident_per_sm<TiledInt8, 8, 4, 2>()};
   }
-  Plan p = choose(w, M, sc, num_sms, res);
+  Plan p = choose(w, M, sc, num_sms, res, wg && !int4);
   // From 17 tokens (wgmma n32 / n64). At 16 the mma.sync kernel measured faster on an H200 (int4
   // down_proj 22.7 against 24.2 us; a step of 16 rows 4.48 against 5.03 ms): a step's wgmma of n16
   // are too short to cover the wait on them before the next step is decoded.
