@@ -53,7 +53,7 @@ struct Shape {
   static constexpr int kRedStride = kXRows + 4;  // fp32 per row of the reduction (16-byte rows)
   static constexpr int kRedBytes = kRows * kRedStride * 4;
   static constexpr int kRing = kStages, kAhead = kStages - 1;
-  static constexpr int kSmem = kStages * kStageBytes > kRedBytes ? kStages * kStageBytes : kRedBytes;
+  static constexpr int kSmem = kRing * kStageBytes > kRedBytes ? kRing * kStageBytes : kRedBytes;
 };
 
 template <class Dec, int J, int WARPS, int TW, bool PerStep = false>
@@ -73,10 +73,10 @@ __global__ void __launch_bounds__(WARPS * 32) linear_wo_tiled_kernel(const bf16*
   zero_sums(acc);
 
   for (int it = 0; it < work.steps; ++it) {
-    cp_async_wait<kStages - 2>();
+    cp_async_wait<S::kAhead - 1>();
     __syncthreads();  // stage `it` landed for every thread; stage it - 1 is consumed
-    work.refill(smem, it + kStages - 1);
-    const uint8_t* st = smem + (it % kStages) * S::kStageBytes;
+    work.refill(smem, it + S::kAhead);
+    const uint8_t* st = smem + (it % S::kRing) * S::kStageBytes;
     typename Dec::Raw raw[TW];
 #pragma unroll
     for (int t = 0; t < TW; ++t) raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
