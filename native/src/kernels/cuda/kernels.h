@@ -278,10 +278,11 @@ Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int
 // The K slices linear_wo_tiled takes for this call (for tests that must cover the split path);
 // rows, when given, receives its block's weight rows, wgmma whether it runs the warpgroup (wgmma)
 // kernel (on a GPU of compute capability 9.0 unless GRPST_CUDA_WO_WGMMA=0) or the mma.sync one,
-// overlap whether that kernel overlaps its steps (int4 at 17-32 rows unless
-// GRPST_CUDA_WO_WGMMA_OVERLAP=0).
+// overlap whether that kernel overlaps its steps (int4 at 17-32 rows with groups under 64 columns
+// unless GRPST_CUDA_WO_WGMMA_OVERLAP=0), pipe its pipelined form (0 none, 1 by steps: int8_wo at
+// 33-64 rows; 2 by half steps: int4 at 17-32; GRPST_CUDA_WO_WGMMA_PIPE=0/1/2 forces one).
 int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows = nullptr,
-                           bool* wgmma = nullptr, bool* overlap = nullptr);
+                           bool* wgmma = nullptr, bool* overlap = nullptr, int* pipe = nullptr);
 constexpr int kWoTiledMaxRows = 64;
 
 // Weight-streaming tensor-core GEMV for decode (M <= kStreamMaxRows tokens) in every format,

@@ -122,6 +122,7 @@ struct Plan {
   int rows = 128, splits = 1;
   bool wgmma = false;  // the warpgroup kernel (linear_wo_wgmma.cuh) rather than the mma.sync one
   bool overlap = false;  // that kernel with its steps overlapped (int4 at 17-32 tokens)
+  int pipe = 0;  // that kernel pipelined (linear_wo_wgmma.cuh): 1 by steps (two A buffers), 2 by half steps
 };
 // Blocks of 64 and of 128 rows that fit on one SM at 33-64 tokens (0: unknown).
 struct Residency {
@@ -234,6 +235,17 @@ Status launch_wgmma(const bf16* x, const Weight& w, const LinearOut& out, int M,
                 sc.counters);
 }
 
+template <class Dec, int J, int TW, bool Half>
+Status launch_wgmma_pipe(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
+                         const Exec& ex) {
+  using S = WgShape<Dec, J, TW, true>;
+  auto kernel = Half ? linear_wo_wgmma_half_kernel<Dec, J, TW> : linear_wo_wgmma_pipe_kernel<Dec, J, TW>;
+  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
+  const dim3 grid(ceil_div(w.N, S::kRows), splits);
+  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
+                sc.counters);
+}
+
 // Blocks of one kernel that fit on an SM (its shared memory, registers and threads); 0 when the
 // runtime cannot say.
 template <class Kernel>
@@ -258,6 +270,19 @@ int resident_wgmma_per_sm() {
   using S = WgShape<Dec, J, TW, false>;
   static const int blocks = occupancy(linear_wo_wgmma_kernel<Dec, J, TW, false>, S::kThreads, S::kSmem);
   return blocks;
+}
+template <class Dec, int J, int TW, bool Half>
+int resident_wgmma_pipe_per_sm() {
+  using S = WgShape<Dec, J, TW, true>;
+  static const int blocks =
+      occupancy(Half ? linear_wo_wgmma_half_kernel<Dec, J, TW> : linear_wo_wgmma_pipe_kernel<Dec, J, TW>, S::kThreads, S::kSmem);
+  return blocks;
+}
+template <class Dec>
+Residency residency_wgmma(int pipe) {
+  if (pipe == 1) return {resident_wgmma_pipe_per_sm<Dec, 8, 1, false>(), resident_wgmma_pipe_per_sm<Dec, 8, 2, false>()};
+  if (pipe == 2) return {resident_wgmma_pipe_per_sm<Dec, 8, 1, true>(), resident_wgmma_pipe_per_sm<Dec, 8, 2, true>()};
+  return {resident_wgmma_per_sm<Dec, 8, 1>(), resident_wgmma_per_sm<Dec, 8, 2>()};
 }
 
 // Whether the wgmma kernel runs here: built with sm_90a machine code (GRPST_HAVE_SM90A, from
@@ -286,10 +311,21 @@ bool wgmma_here() {
 Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const bool wg = wgmma_here();
   const bool int4 = w.format == WeightFormat::int4_awq;
+  // Pipelined wgmma kernels (linear_wo_wgmma.cuh), by measurement in turns on an H200 (decode
+  // steps at 512 keys, ms, docs/benchmarks-gpu-wgmma.md): int8_wo at 33-64 tokens by steps (b40
+  // 7.67 -> 7.34, b48 8.09 -> 7.58, b64 9.12 -> 8.24; at 17-32 within 2% either way), int4 at 17-32
+  // tokens by half steps (b24 4.76 -> 4.65, b32 4.98 -> 4.88 against the overlapped kernel; at
+  // 33-64 within 1%, and by steps 8-10% slower: two A buffers leave two blocks per SM at 128
+  // rows). Both read one set of int4 scales per step: groups of 64 columns or more.
+  // GRPST_CUDA_WO_WGMMA_PIPE=0 turns them off, 1 / 2 takes that form from 17 tokens.
+  int pipe = 0;
+  if (wg && M > 16 && (!int4 || w.group_size >= 64)) {
+    pipe = env_int("GRPST_CUDA_WO_WGMMA_PIPE", -1);
+    if (pipe < 0 || pipe > 2) pipe = int4 ? (M <= 32 ? 2 : 0) : (M > 32 ? 1 : 0);
+  }
   Residency res;
   if (M > 32 && wg) {
-    if (int4) res = {resident_wgmma_per_sm<TiledInt4, 8, 1>(), resident_wgmma_per_sm<TiledInt4, 8, 2>()};
-    else res = {resident_wgmma_per_sm<TiledInt8, 8, 1>(), resident_wgmma_per_sm<TiledInt8, 8, 2>()};
+    res = int4 ? residency_wgmma<TiledInt4>(pipe) : residency_wgmma<TiledInt8>(pipe);
   } else if (M > 32) {
     if (int4) res = {resident_per_sm<TiledInt4, 8, 4, 1>(), resident_per_sm<TiledInt4, 8, 4, 2>()};
     else res = {resident_per_sm<TiledInt8, 8, 4, 1>(), resident_per_sm<TiledInt8, 8, 4, 2>()};
@@ -299,12 +335,14 @@ Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // down_proj 22.7 against 24.2 us; a step of 16 rows 4.48 against 5.03 ms): a step's wgmma of n16
   // are too short to cover the wait on them before the next step is decoded.
   p.wgmma = wg && M > 16 && p.rows != 256;  // 256 rows (forced only): the mma.sync kernel's 8 warps
-  // Steps overlapped (linear_wo_wgmma.cuh) for int4 at 17-32 tokens: on an H200, decode steps of 32
-  // rows at 512 keys 5.02 against 5.41 ms (qkv 13.5 against 14.9 us, gate_up 39.4 against 41.0).
+  // Steps overlapped (linear_wo_wgmma.cuh) for int4 at 17-32 tokens where the half-step pipeline
+  // does not run (groups under 64 columns): on an H200, decode steps of 32 rows at 512 keys 5.02
+  // against 5.41 ms (qkv 13.5 against 14.9 us, gate_up 39.4 against 41.0).
   // Not at 33-64 (int4's step even, 6.96 against 6.90; its five-stage ring changes which blocks
   // fit, and so the plan), nor int8_wo (b32 7.57 against 7.38 ms; ptxas serializes the
   // 64-row kernel's wgmma, C7515). GRPST_CUDA_WO_WGMMA_OVERLAP=0 turns it off.
-  p.overlap = p.wgmma && int4 && M <= 32 && env_int("GRPST_CUDA_WO_WGMMA_OVERLAP", 1) != 0;
+  p.pipe = p.wgmma ? pipe : 0;
+  p.overlap = !p.pipe && p.wgmma && int4 && M <= 32 && env_int("GRPST_CUDA_WO_WGMMA_OVERLAP", 1) != 0;
   return p;
 }
 
@@ -315,6 +353,16 @@ Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M
     if (p.overlap) {
       if (p.rows == 128) return launch_wgmma<Dec, J, 2, true>(x, w, out, M, p.splits, sc, ex);
       return launch_wgmma<Dec, J, 1, true>(x, w, out, M, p.splits, sc, ex);
+    }
+  }
+  if constexpr (J >= 4) {
+    if (p.pipe == 1) {
+      if (p.rows == 128) return launch_wgmma_pipe<Dec, J, 2, false>(x, w, out, M, p.splits, sc, ex);
+      return launch_wgmma_pipe<Dec, J, 1, false>(x, w, out, M, p.splits, sc, ex);
+    }
+    if (p.pipe == 2) {
+      if (p.rows == 128) return launch_wgmma_pipe<Dec, J, 2, true>(x, w, out, M, p.splits, sc, ex);
+      return launch_wgmma_pipe<Dec, J, 1, true>(x, w, out, M, p.splits, sc, ex);
     }
   }
   if (p.wgmma) {
@@ -350,11 +398,12 @@ bool linear_wo_tiled_supported(const Weight& w) {
 }
 
 int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows, bool* wgmma,
-                           bool* overlap) {
+                           bool* overlap, int* pipe) {
   const Plan p = plan_for(w, M, sc, num_sms);
   if (rows) *rows = p.rows;
   if (wgmma) *wgmma = p.wgmma;
   if (overlap) *overlap = p.overlap;
+  if (pipe) *pipe = p.pipe;
   return p.splits;
 }
 

@@ -32,12 +32,12 @@ struct TiledInt4 {
     Scales r;
     r.s = __bfloat162bfloat162(e[2 * g]);
     r.s8 = __bfloat162bfloat162(e[2 * g + 1]);
-    if (zeros) {
-      r.z = __bfloat162bfloat162(e[16 + 2 * g]);
-      r.z8 = __bfloat162bfloat162(e[16 + 2 * g + 1]);
-    } else {
-      r.z = r.z8 = __float2bfloat162_rn(136.f);  // symmetric: 128 + 8
-    }
+    // Selected, not branched on (a branch between wgmma groups serializes them, ptxas C7513): a
+    // stage without zeros holds the zero-filled entries of copies that read nothing.
+    const __nv_bfloat162 symmetric = __float2bfloat162_rn(136.f);  // 128 + 8
+    const __nv_bfloat162 z = __bfloat162bfloat162(e[16 + 2 * g]), z8 = __bfloat162bfloat162(e[16 + 2 * g + 1]);
+    r.z = zeros ? z : symmetric;
+    r.z8 = zeros ? z8 : symmetric;
     return r;
   }
   __device__ static void frag(const Raw& r, int step, const Scales& sc, uint32_t (&a)[4]) {

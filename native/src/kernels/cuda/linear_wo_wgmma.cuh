@@ -23,6 +23,8 @@ namespace {
 // (Two warpgroups sharing each x stage, 256 rows, measured slower than 64 or 128 rows at every
 // shape of the Qwen3-8B layers at 64 tokens on an H200: o_proj 22.8 against 15.9 us; the kernel
 // is bound by the latency of its ring, and fewer, larger blocks keep fewer stages in flight.)
+// Overlap: a ring of one stage more, for the kernels whose previous step's wgmma still read a stage
+// while the next is refilled.
 template <class Dec, int J, int TW, bool Overlap>
 struct WgShape {
   static constexpr int kThreads = 128;
@@ -57,12 +59,25 @@ __device__ __forceinline__ uint64_t wgmma_desc_sw128(uint32_t smem_addr) {
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// All but the most recent commit group done.
+__device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 // Shared memory written by cp.async (the generic proxy) and read next by the tensor cores.
 __device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Keeps a register's value where it is until here: the wgmma in flight still reads (A) or
 // writes (the accumulators) registers the compiler believes it is done with.
 __device__ __forceinline__ void pin(float& v) { asm volatile("" : "+f"(v)::"memory"); }
 __device__ __forceinline__ void pin(uint32_t& v) { asm volatile("" : "+r"(v)::"memory"); }
+template <class T, size_t N>
+__device__ __forceinline__ void pin(T (&a)[N]) {
+#pragma unroll
+  for (size_t i = 0; i < N; ++i) pin(a[i]);
+}
+// Waits for every wgmma, then pins the registers they read or wrote (see pin).
+template <class... Regs>
+__device__ __forceinline__ void wgmma_wait_all_pinned(Regs&... regs) {
+  wgmma_wait_all();
+  (pin(regs), ...);
+}
 
 // d[N/2] += A (64 x 16, registers) . B (16 x N, shared memory), m64nNk16 bf16 with fp32 accumulators.
 __device__ __forceinline__ void wgmma_rs_n16(float* d, const uint32_t (&a)[4], uint64_t desc) {
@@ -95,6 +110,43 @@ __device__ __forceinline__ void wgmma_rs(float* d, const uint32_t (&a)[4], uint6
 }
 #endif
 
+// The start and end every kernel below shares: its shared memory aligned to 1,024 bytes (x's
+// swizzle atoms), and after its last step the ring handed to finish_block as the reduction buffer.
+__device__ __forceinline__ uint8_t* wg_smem(uint8_t* raw) {
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(raw));
+  return raw + ((1024 - (addr & 1023)) & 1023);
+}
+template <class Dec, class S, int TW, int J>
+__device__ __forceinline__ void wg_end(uint8_t* smem, const float (&acc)[TW][J][4], const Weight& W, const LinearOut& out,
+                                       int M, int splits, float* partial, int* counters, bool& is_last) {
+  cp_async_wait<0>();
+  griddep_launch_dependents();
+  __syncthreads();  // the ring is free: it becomes the reduction buffer
+  finish_block<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+}
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// Decodes pieces P0 .. P0 + NP - 1 (16 columns each) of the step's weights into a, with the scales
+// sc (one set per step: groups of 64 columns or more, or int8_wo), and issues their wgmma against
+// the stage's x (xaddr) as one commit group.
+template <class Dec, int J, int TW, int P0, int NP>
+__device__ __forceinline__ void wg_multiply(float (&acc)[TW][J][4], uint32_t (&a)[NP][TW][4],
+                                            const typename Dec::Raw (&raw)[TW], const typename Dec::Scales (&sc)[TW],
+                                            uint32_t xaddr) {
+#pragma unroll
+  for (int s = 0; s < NP; ++s)
+#pragma unroll
+    for (int t = 0; t < TW; ++t) Dec::frag(raw[t], P0 + s, sc[t], a[s][t]);
+  wgmma_fence();  // a was written by this thread
+#pragma unroll
+  for (int s = 0; s < NP; ++s) {
+    const uint64_t desc = wgmma_desc_sw128(xaddr + (P0 + s) * 32);
+#pragma unroll
+    for (int t = 0; t < TW; ++t) wgmma_rs<J>(&acc[t][0][0], a[s][t], desc);
+  }
+  wgmma_commit();
+}
+#endif
+
 // Overlap false: each step waits for the previous step's wgmma first, then for its stage, then
 // refills and decodes. Overlap true: the stage wait, the refill (of the slot two steps back) and
 // the reads of the step's weights and scales come before the wait on the previous step's wgmma,
@@ -107,8 +159,7 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
   using S = WgShape<Dec, J, TW, Overlap>;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   __shared__ bool is_last;
-  const uint32_t raw_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
-  uint8_t* smem = smem_raw + ((1024 - (raw_addr & 1023)) & 1023);
+  uint8_t* smem = wg_smem(smem_raw);
   const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   float acc[TW][J][4];  // warp w's tiles w * TW + t, the m16n8 layout per 8 tokens (wgmma's D per warp)
@@ -118,24 +169,10 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
   griddep_wait();
   work.prime_activations(smem);
 
-  uint32_t a[4][TW][4];  // A of the step's four 16-column pieces, read by wgmma until its wait
-#pragma unroll
-  for (int s = 0; s < 4; ++s)
-#pragma unroll
-    for (int t = 0; t < TW; ++t) a[s][t][0] = a[s][t][1] = a[s][t][2] = a[s][t][3] = 0u;
-
+  uint32_t a[4][TW][4] = {};  // A of the step's four 16-column pieces, read by wgmma until its wait
   for (int it = 0; it < work.steps; ++it) {
-    auto wait_previous = [&] {
-      wgmma_wait_all();
-#pragma unroll
-      for (int s = 0; s < 4; ++s)
-#pragma unroll
-        for (int t = 0; t < TW; ++t)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) pin(a[s][t][i]);
-    };
     // Without Overlap: the previous step's wgmma are done with its stage (refilled below) and a.
-    if constexpr (!Overlap) wait_previous();
+    if constexpr (!Overlap) wgmma_wait_all_pinned(a);
     cp_async_wait<S::kAhead - 1>();
     fence_proxy_async_smem();
     // Stage `it` landed for every thread; the slot refilled next is free: without Overlap it is
@@ -151,22 +188,24 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
     // The scales of the first 16 columns (all four for groups of 64 columns or more): with Overlap
     // read before the wait, with the weights; the others (smaller groups) as the pieces decode.
     typename Dec::Scales sc[TW];
-    if constexpr (Overlap) {
 #pragma unroll
-      for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, 0, g);
-      wait_previous();
+    for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, 0, g);
+    if constexpr (Overlap) wgmma_wait_all_pinned(a);
+    if (work.G >= 64) {
+      wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, xaddr);
+      continue;
     }
     // All four 16-column pieces decoded before the first wgmma: a register written between a
     // group's first wgmma and its wait makes the compiler serialize them (ptxas warning C7513).
 #pragma unroll
     for (int step = 0; step < 4; ++step) {
-      if ((!Overlap && step == 0) || (step > 0 && work.G < 64))
+      if (step > 0)
 #pragma unroll
         for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, step, g);
 #pragma unroll
       for (int t = 0; t < TW; ++t) Dec::frag(raw[t], step, sc[t], a[step][t]);
     }
-    wgmma_fence();  // a was written by this thread
+    wgmma_fence();
 #pragma unroll
     for (int step = 0; step < 4; ++step) {
       const uint64_t desc = wgmma_desc_sw128(xaddr + step * 32);
@@ -175,17 +214,118 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
     }
     wgmma_commit();
   }
-  wgmma_wait_all();
+  wgmma_wait_all_pinned(acc);
+  wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+#endif
+}
+
+// Pipelined by steps (GRPST_CUDA_WO_WGMMA_PIPE=1; int8_wo at 33-64 tokens by default): two A
+// buffers, so the decoding of step it runs while step it - 1's wgmma still multiply (the kernel
+// above decodes only after the previous step's are done with its one buffer). Each step waits for
+// all but the last commit group, so step it - 2's (this buffer, and the ring slot refilled next:
+// a ring of kAhead + 2 stages) are done. int8_wo, or int4 in groups of 64 columns or more.
+template <class Dec, int J, int TW>
+__global__ void __launch_bounds__(128) linear_wo_wgmma_pipe_kernel(const bf16* __restrict__ x, Weight W, LinearOut out,
+                                                                   int M, int splits, float* partial, int* counters) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  static_assert(J == 2 || J == 4 || J == 8, "16, 32 or 64 tokens");
+  using S = WgShape<Dec, J, TW, true>;
+  static_assert(S::kRing == S::kAhead + 2, "the slot refilled is two steps back");
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  __shared__ bool is_last;
+  uint8_t* smem = wg_smem(smem_raw);
+  const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+  float acc[TW][J][4];
+  zero_sums(acc);
+  const BlockWork<Dec, S> work(W, x, M, splits);
+  work.prime_weights(smem);
+  griddep_wait();
+  work.prime_activations(smem);
+
+  uint32_t a0[4][TW][4] = {}, a1[4][TW][4] = {};  // A of even and odd steps
+  const auto step = [&](int it, uint32_t(&a)[4][TW][4]) {
+    wgmma_wait_one();  // step it - 2's wgmma (this buffer, the slot refilled below) are done
+    pin(a);
+    cp_async_wait<S::kAhead - 1>();
+    fence_proxy_async_smem();
+    __syncthreads();  // stage `it` landed for every thread; every warp is past step it - 2's wgmma
+    work.refill(smem, it + S::kAhead);
+    const uint8_t* st = smem + (it % S::kRing) * S::kStageBytes;
+    typename Dec::Raw raw[TW];
+    typename Dec::Scales sc[TW];
 #pragma unroll
-  for (int t = 0; t < TW; ++t)
+    for (int t = 0; t < TW; ++t) {
+      raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
+      sc[t] = work.scales(st, warp * TW + t, 0, g);
+    }
+    wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff);
+  };
+  // Pairs of steps, then an odd last one: no path on which a buffer is written while the last
+  // group in flight still reads it (ptxas would serialize every wgmma, C7513).
+  int it = 0;
+  for (; it + 1 < work.steps; it += 2) {
+    step(it, a0);
+    step(it + 1, a1);
+  }
+  if (it < work.steps) step(it, a0);
+  wgmma_wait_all_pinned(acc, a0, a1);
+  wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+#endif
+}
+
+// Pipelined by half steps (GRPST_CUDA_WO_WGMMA_PIPE=2; int4 at 17-32 tokens by default): the A
+// registers of the unpipelined kernel as two halves of two 16-column pieces, each half's wgmma a
+// commit group of its own, so decoding one half runs while the other's wgmma multiply, with no
+// more registers (its blocks per SM stay). Before each half the wait leaves one group in flight:
+// the other half's. int8_wo, or int4 in groups of 64 columns or more: one set of scales per step,
+// read before the first half (a branch between the halves serializes every wgmma, C7513).
+template <class Dec, int J, int TW>
+__global__ void __launch_bounds__(128) linear_wo_wgmma_half_kernel(const bf16* __restrict__ x, Weight W, LinearOut out,
+                                                                   int M, int splits, float* partial, int* counters) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  static_assert(J == 2 || J == 4 || J == 8, "16, 32 or 64 tokens");
+  using S = WgShape<Dec, J, TW, true>;
+  static_assert(S::kRing == S::kAhead + 2, "the slot refilled is two steps back");
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  __shared__ bool is_last;
+  uint8_t* smem = wg_smem(smem_raw);
+  const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+  float acc[TW][J][4];
+  zero_sums(acc);
+  const BlockWork<Dec, S> work(W, x, M, splits);
+  work.prime_weights(smem);
+  griddep_wait();
+  work.prime_activations(smem);
+
+  uint32_t h0[2][TW][4] = {}, h1[2][TW][4] = {};  // A of pieces 0-1 and 2-3 of a step
+  for (int it = 0; it < work.steps; ++it) {
+    wgmma_wait_one();  // step it - 1's first half done (h0 free); its second half may still run
+    pin(h0);
+    cp_async_wait<S::kAhead - 1>();
+    fence_proxy_async_smem();
+    __syncthreads();  // stage `it` landed; every warp is past step it - 2's wgmma
+    work.refill(smem, it + S::kAhead);
+    const uint8_t* st = smem + (it % S::kRing) * S::kStageBytes;
+    const uint32_t xaddr = smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff;
+    typename Dec::Raw raw[TW];
+    typename Dec::Scales sc[TW];
 #pragma unroll
-    for (int j = 0; j < J; ++j)
+    for (int t = 0; t < TW; ++t) {
+      raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
+      sc[t] = work.scales(st, warp * TW + t, 0, g);
+    }
+    wg_multiply<Dec, J, TW, 0, 2>(acc, h0, raw, sc, xaddr);
+    wgmma_wait_one();  // step it - 1's second half done (h1 free)
+    pin(h1);
+    // The second half's weights pass the wait too, so that their decoding stays after it.
 #pragma unroll
-      for (int i = 0; i < 4; ++i) pin(acc[t][j][i]);
-  cp_async_wait<0>();
-  griddep_launch_dependents();
-  __syncthreads();  // the ring is free: it becomes the reduction buffer
-  finish_block<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+    for (int t = 0; t < TW; ++t) pin(raw[t].w);
+    wg_multiply<Dec, J, TW, 2, 2>(acc, h1, raw, sc, xaddr);
+  }
+  wgmma_wait_all_pinned(acc, h0, h1);
+  wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 #endif
 }
 
