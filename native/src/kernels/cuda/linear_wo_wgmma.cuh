@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
     // read before the wait, with the weights; the others (smaller groups) as the pieces decode.
     typename Dec::Scales sc[TW];
 #pragma unroll
-    for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, 0, g);
+    for (int t = 0; t < TW; ++t) sc[t] = work.template scales<true>(st, warp * TW + t, 0, g);
     if constexpr (Overlap) wgmma_wait_all_pinned(a);
     if (work.G >= 64) {
       wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, xaddr);
@@ -201,7 +201,7 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
     for (int step = 0; step < 4; ++step) {
       if (step > 0)
 #pragma unroll
-        for (int t = 0; t < TW; ++t) sc[t] = work.scales(st, warp * TW + t, step, g);
+        for (int t = 0; t < TW; ++t) sc[t] = work.template scales<true>(st, warp * TW + t, step, g);
 #pragma unroll
       for (int t = 0; t < TW; ++t) Dec::frag(raw[t], step, sc[t], a[step][t]);
     }
@@ -257,7 +257,7 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_pipe_kernel(const bf16* _
 #pragma unroll
     for (int t = 0; t < TW; ++t) {
       raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
-      sc[t] = work.scales(st, warp * TW + t, 0, g);
+      sc[t] = work.template scales<true>(st, warp * TW + t, 0, g);
     }
     wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff);
   };
@@ -314,7 +314,7 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_half_kernel(const bf16* _
 #pragma unroll
     for (int t = 0; t < TW; ++t) {
       raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
-      sc[t] = work.scales(st, warp * TW + t, 0, g);
+      sc[t] = work.template scales<true>(st, warp * TW + t, 0, g);
     }
     wg_multiply<Dec, J, TW, 0, 2>(acc, h0, raw, sc, xaddr);
     wgmma_wait_one();  // step it - 1's second half done (h1 free)
