@@ -239,7 +239,7 @@ template <class Dec, int J, int TW, bool Half>
 Status launch_wgmma_pipe(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
                          const Exec& ex) {
   using S = WgShape<Dec, J, TW, true>;
-  auto kernel = Half ? linear_wo_wgmma_half_kernel<Dec, J, TW> : linear_wo_wgmma_pipe_kernel<Dec, J, TW>;
+  auto kernel = linear_wo_wgmma_pipe_kernel<Dec, J, TW, Half>;
   GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
   const dim3 grid(ceil_div(w.N, S::kRows), splits);
   return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
@@ -274,8 +274,7 @@ int resident_wgmma_per_sm() {
 template <class Dec, int J, int TW, bool Half>
 int resident_wgmma_pipe_per_sm() {
   using S = WgShape<Dec, J, TW, true>;
-  static const int blocks =
-      occupancy(Half ? linear_wo_wgmma_half_kernel<Dec, J, TW> : linear_wo_wgmma_pipe_kernel<Dec, J, TW>, S::kThreads, S::kSmem);
+  static const int blocks = occupancy(linear_wo_wgmma_pipe_kernel<Dec, J, TW, Half>, S::kThreads, S::kSmem);
   return blocks;
 }
 template <class Dec>
@@ -314,9 +313,9 @@ Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // Pipelined wgmma kernels (linear_wo_wgmma.cuh), by measurement in turns on an H200 (decode
   // steps at 512 keys, ms, docs/benchmarks-gpu-wgmma.md): int8_wo at 33-64 tokens by steps (b40
   // 7.67 -> 7.34, b48 8.09 -> 7.58, b64 9.12 -> 8.24; at 17-32 within 2% either way), int4 at 17-32
-  // tokens by half steps (b24 4.76 -> 4.65, b32 4.98 -> 4.88 against the overlapped kernel; at
-  // 33-64 within 1%, and by steps 8-10% slower: two A buffers leave two blocks per SM at 128
-  // rows). Both read one set of int4 scales per step: groups of 64 columns or more.
+  // tokens by half steps (b24 4.74 -> 4.65, b32 4.96 -> 4.87 against the overlapped kernel; 0.4%
+  // in another run: a small gain; at 33-64 within 1%, and by steps 8-10% slower: two A buffers
+  // leave two blocks per SM at 128 rows). Both read one set of int4 scales per step: groups of 64 columns or more.
   // GRPST_CUDA_WO_WGMMA_PIPE=0 turns them off, 1 / 2 takes that form from 17 tokens.
   int pipe = 0;
   if (wg && M > 16 && (!int4 || w.group_size >= 64)) {

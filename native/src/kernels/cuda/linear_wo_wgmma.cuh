@@ -219,12 +219,21 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
 #endif
 }
 
-// Pipelined by steps (GRPST_CUDA_WO_WGMMA_PIPE=1; int8_wo at 33-64 tokens by default): two A
-// buffers, so the decoding of step it runs while step it - 1's wgmma still multiply (the kernel
-// above decodes only after the previous step's are done with its one buffer). Each step waits for
-// all but the last commit group, so step it - 2's (this buffer, and the ring slot refilled next:
-// a ring of kAhead + 2 stages) are done. int8_wo, or int4 in groups of 64 columns or more.
-template <class Dec, int J, int TW>
+// The pipelined kernels: the decoding of one part of the work runs while the tensor cores
+// multiply another.
+// - By steps (Half false; GRPST_CUDA_WO_WGMMA_PIPE=1, int8_wo at 33-64 tokens by default): two A
+//   buffers, for even and odd steps, so step it decodes while step it - 1's wgmma multiply (the
+//   kernel above decodes only after the previous step's are done with its one buffer). Each step
+//   waits for all but the last commit group, so step it - 2's (this buffer, and the ring slot
+//   refilled next: a ring of kAhead + 2 stages) are done.
+// - By half steps (Half true; =2, int4 at 17-32 tokens by default): the kernel above's registers as
+//   two halves of two 16-column pieces, each half's wgmma a commit group of their own, so decoding
+//   one half runs while the other's multiply, with no more registers (its blocks per SM stay).
+//   Before each half the wait leaves one group in flight: the other half's.
+// Both: int8_wo, or int4 in groups of 64 columns or more, whose one set of scales per step is read
+// before the step's first wgmma (a branch between wgmma groups, as smaller groups' per-piece scales
+// or an `if (zeros)` would be, makes ptxas serialize every wgmma, C7513).
+template <class Dec, int J, int TW, bool Half>
 __global__ void __launch_bounds__(128) linear_wo_wgmma_pipe_kernel(const bf16* __restrict__ x, Weight W, LinearOut out,
                                                                    int M, int splits, float* partial, int* counters) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -243,88 +252,58 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_pipe_kernel(const bf16* _
   griddep_wait();
   work.prime_activations(smem);
 
-  uint32_t a0[4][TW][4] = {}, a1[4][TW][4] = {};  // A of even and odd steps
-  const auto step = [&](int it, uint32_t(&a)[4][TW][4]) {
-    wgmma_wait_one();  // step it - 2's wgmma (this buffer, the slot refilled below) are done
-    pin(a);
+  // Waits for stage `it` (every warp past the wgmma that read the slot refilled next), refills,
+  // and reads the step's weights and scales.
+  const auto begin_step = [&](int it, typename Dec::Raw(&raw)[TW], typename Dec::Scales(&sc)[TW]) {
     cp_async_wait<S::kAhead - 1>();
     fence_proxy_async_smem();
-    __syncthreads();  // stage `it` landed for every thread; every warp is past step it - 2's wgmma
+    __syncthreads();
     work.refill(smem, it + S::kAhead);
     const uint8_t* st = smem + (it % S::kRing) * S::kStageBytes;
-    typename Dec::Raw raw[TW];
-    typename Dec::Scales sc[TW];
 #pragma unroll
     for (int t = 0; t < TW; ++t) {
       raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
       sc[t] = work.template scales<true>(st, warp * TW + t, 0, g);
     }
-    wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff);
+    return smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff;
   };
-  // Pairs of steps, then an odd last one: no path on which a buffer is written while the last
-  // group in flight still reads it (ptxas would serialize every wgmma, C7513).
-  int it = 0;
-  for (; it + 1 < work.steps; it += 2) {
-    step(it, a0);
-    step(it + 1, a1);
-  }
-  if (it < work.steps) step(it, a0);
-  wgmma_wait_all_pinned(acc, a0, a1);
-  wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
-#endif
-}
-
-// Pipelined by half steps (GRPST_CUDA_WO_WGMMA_PIPE=2; int4 at 17-32 tokens by default): the A
-// registers of the unpipelined kernel as two halves of two 16-column pieces, each half's wgmma a
-// commit group of its own, so decoding one half runs while the other's wgmma multiply, with no
-// more registers (its blocks per SM stay). Before each half the wait leaves one group in flight:
-// the other half's. int8_wo, or int4 in groups of 64 columns or more: one set of scales per step,
-// read before the first half (a branch between the halves serializes every wgmma, C7513).
-template <class Dec, int J, int TW>
-__global__ void __launch_bounds__(128) linear_wo_wgmma_half_kernel(const bf16* __restrict__ x, Weight W, LinearOut out,
-                                                                   int M, int splits, float* partial, int* counters) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  static_assert(J == 2 || J == 4 || J == 8, "16, 32 or 64 tokens");
-  using S = WgShape<Dec, J, TW, true>;
-  static_assert(S::kRing == S::kAhead + 2, "the slot refilled is two steps back");
-  extern __shared__ __align__(16) uint8_t smem_raw[];
-  __shared__ bool is_last;
-  uint8_t* smem = wg_smem(smem_raw);
-  const uint32_t smem_addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
-  float acc[TW][J][4];
-  zero_sums(acc);
-  const BlockWork<Dec, S> work(W, x, M, splits);
-  work.prime_weights(smem);
-  griddep_wait();
-  work.prime_activations(smem);
-
-  uint32_t h0[2][TW][4] = {}, h1[2][TW][4] = {};  // A of pieces 0-1 and 2-3 of a step
-  for (int it = 0; it < work.steps; ++it) {
-    wgmma_wait_one();  // step it - 1's first half done (h0 free); its second half may still run
-    pin(h0);
-    cp_async_wait<S::kAhead - 1>();
-    fence_proxy_async_smem();
-    __syncthreads();  // stage `it` landed; every warp is past step it - 2's wgmma
-    work.refill(smem, it + S::kAhead);
-    const uint8_t* st = smem + (it % S::kRing) * S::kStageBytes;
-    const uint32_t xaddr = smem_addr + (it % S::kRing) * S::kStageBytes + S::kXOff;
-    typename Dec::Raw raw[TW];
-    typename Dec::Scales sc[TW];
+  if constexpr (Half) {
+    uint32_t h0[2][TW][4] = {}, h1[2][TW][4] = {};  // A of pieces 0-1 and 2-3 of a step
+    for (int it = 0; it < work.steps; ++it) {
+      wgmma_wait_one();  // step it - 1's first half done (h0 free); its second half may still run
+      pin(h0);
+      typename Dec::Raw raw[TW];
+      typename Dec::Scales sc[TW];
+      const uint32_t xaddr = begin_step(it, raw, sc);
+      wg_multiply<Dec, J, TW, 0, 2>(acc, h0, raw, sc, xaddr);
+      wgmma_wait_one();  // step it - 1's second half done (h1 free)
+      pin(h1);
+      // The second half's weights pass the wait too, so that their decoding stays after it.
 #pragma unroll
-    for (int t = 0; t < TW; ++t) {
-      raw[t] = Dec::read(st + (warp * TW + t) * 32 * Dec::kLaneBytes + lane * 16);
-      sc[t] = work.template scales<true>(st, warp * TW + t, 0, g);
+      for (int t = 0; t < TW; ++t) pin(raw[t].w);
+      wg_multiply<Dec, J, TW, 2, 2>(acc, h1, raw, sc, xaddr);
     }
-    wg_multiply<Dec, J, TW, 0, 2>(acc, h0, raw, sc, xaddr);
-    wgmma_wait_one();  // step it - 1's second half done (h1 free)
-    pin(h1);
-    // The second half's weights pass the wait too, so that their decoding stays after it.
-#pragma unroll
-    for (int t = 0; t < TW; ++t) pin(raw[t].w);
-    wg_multiply<Dec, J, TW, 2, 2>(acc, h1, raw, sc, xaddr);
+    wgmma_wait_all_pinned(acc, h0, h1);
+  } else {
+    uint32_t a0[4][TW][4] = {}, a1[4][TW][4] = {};  // A of even and odd steps
+    const auto step = [&](int it, uint32_t(&a)[4][TW][4]) {
+      wgmma_wait_one();  // step it - 2's wgmma (this buffer, the slot refilled next) are done
+      pin(a);
+      typename Dec::Raw raw[TW];
+      typename Dec::Scales sc[TW];
+      const uint32_t xaddr = begin_step(it, raw, sc);
+      wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, xaddr);
+    };
+    // Pairs of steps, then an odd last one: no path on which a buffer is written while the last
+    // group in flight still reads it (ptxas would serialize every wgmma, C7513).
+    int it = 0;
+    for (; it + 1 < work.steps; it += 2) {
+      step(it, a0);
+      step(it + 1, a1);
+    }
+    if (it < work.steps) step(it, a0);
+    wgmma_wait_all_pinned(acc, a0, a1);
   }
-  wgmma_wait_all_pinned(acc, h0, h1);
   wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 #endif
 }
