@@ -72,7 +72,10 @@ let compiler: ServerConstraintCompiler;
 
 async function start(overrides: Partial<ServerOptions> = {}): Promise<{ server: RunningServer; client: OpenAI; compiler: ServerConstraintCompiler }> {
   const options: ServerOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 0, ...overrides };
-  const constraints = new ServerConstraintCompiler(model.tokenizer);
+  // The wall-clock bound on building a grammar (500 ms by default) far away: these tests ask for
+  // the size bounds by name, and on a busy machine the deadline would otherwise come first (its
+  // own refusal is covered in test/unit/structured-schema.test.ts).
+  const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
   const s = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, options);
   return { server: s, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 300_000 }), compiler: constraints };
 }

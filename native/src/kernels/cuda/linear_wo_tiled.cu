@@ -213,37 +213,32 @@ Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const R
   return p;
 }
 
+// One launch of a tiled kernel of shape S: a block per S::kRows weight rows and K slice.
+template <class S, class Kernel>
+Status launch_shape(Kernel kernel, const bf16* x, const Weight& w, const LinearOut& out, int M, int splits,
+                    const SplitScratch& sc, const Exec& ex) {
+  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
+  const dim3 grid(ceil_div(w.N, S::kRows), splits);
+  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
+                sc.counters);
+}
 template <class Dec, int J, int WARPS, int TW, bool PerStep = false>
 Status launch_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
                     const Exec& ex) {
-  using S = Shape<Dec, J, WARPS, TW, PerStep>;
-  auto kernel = linear_wo_tiled_kernel<Dec, J, WARPS, TW, PerStep>;
-  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
-  const dim3 grid(ceil_div(w.N, S::kRows), splits);
-  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
-                sc.counters);
+  return launch_shape<Shape<Dec, J, WARPS, TW, PerStep>>(linear_wo_tiled_kernel<Dec, J, WARPS, TW, PerStep>, x, w, out,
+                                                         M, splits, sc, ex);
 }
-
 template <class Dec, int J, int TW, bool Overlap>
 Status launch_wgmma(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
                     const Exec& ex) {
-  using S = WgShape<Dec, J, TW, Overlap>;
-  auto kernel = linear_wo_wgmma_kernel<Dec, J, TW, Overlap>;
-  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
-  const dim3 grid(ceil_div(w.N, S::kRows), splits);
-  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
-                sc.counters);
+  return launch_shape<WgShape<Dec, J, TW, Overlap>>(linear_wo_wgmma_kernel<Dec, J, TW, Overlap>, x, w, out, M, splits,
+                                                    sc, ex);
 }
-
 template <class Dec, int J, int TW, bool Half>
 Status launch_wgmma_pipe(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
                          const Exec& ex) {
-  using S = WgShape<Dec, J, TW, true>;
-  auto kernel = linear_wo_wgmma_pipe_kernel<Dec, J, TW, Half>;
-  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
-  const dim3 grid(ceil_div(w.N, S::kRows), splits);
-  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, x, w, out, M, splits, sc.partial,
-                sc.counters);
+  return launch_shape<WgShape<Dec, J, TW, true>>(linear_wo_wgmma_pipe_kernel<Dec, J, TW, Half>, x, w, out, M, splits,
+                                                 sc, ex);
 }
 
 // Blocks of one kernel that fit on an SM (its shared memory, registers and threads); 0 when the
