@@ -12,6 +12,9 @@
 // (linear_wo_tiled_parts.cuh); only x's layout in a stage differs: a token's 64 columns are one
 // 128-byte row and the rows form the 128-byte-swizzle K-major layout wgmma reads (8-row atoms of
 // 1,024 bytes; chunk c of row r at ((c ^ (r % 8)) * 16)), the stages 1,024-byte aligned.
+// Two kernels: linear_wo_wgmma_kernel decodes a step once the previous step's wgmma are done
+// (or, Overlap, reads it before that wait), linear_wo_wgmma_pipe_kernel decodes while they run
+// (by steps or by half steps); linear_wo_tiled.cu's plan_for says which runs where.
 #pragma once
 #include "linear_wo_tiled_parts.cuh"
 
