@@ -114,26 +114,16 @@ __device__ __forceinline__ void wgmma_rs(float* d, const uint32_t (&a)[4], uint6
 #endif
 
 // The start and end every kernel below shares: its shared memory aligned to 1,024 bytes (x's
-// swizzle atoms); its work, with the first stages' weights loading before the wait on the previous
-// kernel and x after it; and after its last step the ring handed to finish_block as the reduction
-// buffer.
+// swizzle atoms), and after its last step (its wait on the previous kernel and its trigger of the
+// next stay in the kernels' own text, where test/unit/cuda-dependent-launch.test.ts checks their
+// order) the ring handed to finish_block as the reduction buffer.
 __device__ __forceinline__ uint8_t* wg_smem(uint8_t* raw) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(raw));
   return raw + ((1024 - (addr & 1023)) & 1023);
 }
-template <class Dec, class S>
-__device__ __forceinline__ BlockWork<Dec, S> wg_begin(uint8_t* smem, const Weight& W, const bf16* x, int M, int splits) {
-  BlockWork<Dec, S> work(W, x, M, splits);
-  work.prime_weights(smem);
-  griddep_wait();
-  work.prime_activations(smem);
-  return work;
-}
 template <class Dec, class S, int TW, int J>
 __device__ __forceinline__ void wg_end(uint8_t* smem, const float (&acc)[TW][J][4], const Weight& W, const LinearOut& out,
                                        int M, int splits, float* partial, int* counters, bool& is_last) {
-  cp_async_wait<0>();
-  griddep_launch_dependents();
   __syncthreads();  // the ring is free: it becomes the reduction buffer
   finish_block<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 }
@@ -177,7 +167,10 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   float acc[TW][J][4];  // warp w's tiles w * TW + t, the m16n8 layout per 8 tokens (wgmma's D per warp)
   zero_sums(acc);
-  const BlockWork<Dec, S> work = wg_begin<Dec, S>(smem, W, x, M, splits);
+  const BlockWork<Dec, S> work(W, x, M, splits);
+  work.prime_weights(smem);  // the first stages' weights before the wait on the previous kernel
+  griddep_wait();
+  work.prime_activations(smem);
 
   uint32_t a[4][TW][4] = {};  // A of the step's four 16-column pieces, read by wgmma until its wait
   for (int it = 0; it < work.steps; ++it) {
@@ -225,6 +218,8 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
     wgmma_commit();
   }
   wgmma_wait_all_pinned(acc);
+  cp_async_wait<0>();
+  griddep_launch_dependents();
   wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 #endif
 }
@@ -257,7 +252,10 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_pipe_kernel(const bf16* _
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   float acc[TW][J][4];
   zero_sums(acc);
-  const BlockWork<Dec, S> work = wg_begin<Dec, S>(smem, W, x, M, splits);
+  const BlockWork<Dec, S> work(W, x, M, splits);
+  work.prime_weights(smem);  // the first stages' weights before the wait on the previous kernel
+  griddep_wait();
+  work.prime_activations(smem);
 
   // Waits for stage `it` (every warp past the wgmma that read the slot refilled next), refills,
   // and reads the step's weights and scales.
@@ -311,6 +309,8 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_pipe_kernel(const bf16* _
     if (it < work.steps) step(it, a0);
     wgmma_wait_all_pinned(acc, a0, a1);
   }
+  cp_async_wait<0>();
+  griddep_launch_dependents();
   wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 #endif
 }
