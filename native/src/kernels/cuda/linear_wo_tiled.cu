@@ -310,8 +310,9 @@ Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // 7.67 -> 7.34, b48 8.09 -> 7.58, b64 9.12 -> 8.24; at 17-32 within 2% either way), int4 at 17-32
   // tokens by half steps (b24 4.74 -> 4.65, b32 4.96 -> 4.87 against the overlapped kernel; 0.4%
   // in another run: a small gain; at 33-64 within 1%, and by steps 8-10% slower: two A buffers
-  // leave two blocks per SM at 128 rows). Both read one set of int4 scales per step: groups of 64 columns or more.
-  // GRPST_CUDA_WO_WGMMA_PIPE=0 turns them off, 1 / 2 takes that form from 17 tokens.
+  // leave two blocks per SM at 128 rows). Both read one set of int4 scales per step: groups of 64
+  // columns or more. GRPST_CUDA_WO_WGMMA_PIPE=0 turns them off, 1 / 2 takes that form from 17
+  // tokens.
   int pipe = 0;
   if (wg && M > 16 && (!int4 || w.group_size >= 64)) {
     pipe = env_int("GRPST_CUDA_WO_WGMMA_PIPE", -1);

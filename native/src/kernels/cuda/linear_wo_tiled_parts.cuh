@@ -223,8 +223,10 @@ struct BlockWork {
 
   __device__ __forceinline__ void weights(uint8_t* st, int step) const {
     load.weights(st, kb0 + step);
-    if constexpr (Dec::kScaled && S::kScalesPerStep) stage_scales_per_step<S>(st, W, tile0, kb0 + step, ntiles, ngroups, entries);
-    else if constexpr (Dec::kScaled) scale_load.stage(st, kb0 + step);
+    if constexpr (Dec::kScaled && S::kScalesPerStep)
+      stage_scales_per_step<S>(st, W, tile0, kb0 + step, ntiles, ngroups, entries);
+    else if constexpr (Dec::kScaled)
+      scale_load.stage(st, kb0 + step);
   }
   // The first S::kAhead stages: their weights before the kernel's wait on the previous kernel
   // (they do not depend on it), x after (prime_activations: one commit group per stage).

@@ -129,16 +129,24 @@ __device__ __forceinline__ void wg_end(uint8_t* smem, const float (&acc)[TW][J][
 }
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Decodes pieces P0 .. P0 + NP - 1 (16 columns each) of the step's weights into a, with the scales
-// sc (one set per step: groups of 64 columns or more, or int8_wo), and issues their wgmma against
-// the stage's x (xaddr) as one commit group.
-template <class Dec, int J, int TW, int P0, int NP>
+// sc, and issues their wgmma against the stage's x (xaddr) as one commit group. refresh(piece, sc)
+// runs before each piece is decoded: groups under 64 columns read that piece's scales there (every
+// piece is decoded before the first wgmma: a register written between a group's first wgmma and
+// its wait makes ptxas serialize them, C7513); one set per step needs nothing (KeepScales).
+struct KeepScales {
+  template <class Scales>
+  __device__ __forceinline__ void operator()(int, Scales&) const {}
+};
+template <class Dec, int J, int TW, int P0, int NP, class Refresh = KeepScales>
 __device__ __forceinline__ void wg_multiply(float (&acc)[TW][J][4], uint32_t (&a)[NP][TW][4],
-                                            const typename Dec::Raw (&raw)[TW], const typename Dec::Scales (&sc)[TW],
-                                            uint32_t xaddr) {
+                                            const typename Dec::Raw (&raw)[TW], typename Dec::Scales (&sc)[TW],
+                                            uint32_t xaddr, Refresh refresh = {}) {
 #pragma unroll
-  for (int s = 0; s < NP; ++s)
+  for (int s = 0; s < NP; ++s) {
+    refresh(P0 + s, sc);
 #pragma unroll
     for (int t = 0; t < TW; ++t) Dec::frag(raw[t], P0 + s, sc[t], a[s][t]);
+  }
   wgmma_fence();  // a was written by this thread
 #pragma unroll
   for (int s = 0; s < NP; ++s) {
@@ -196,26 +204,13 @@ __global__ void __launch_bounds__(128) linear_wo_wgmma_kernel(const bf16* __rest
     if constexpr (Overlap) wgmma_wait_all_pinned(a);
     if (work.G >= 64) {
       wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, xaddr);
-      continue;
+    } else {
+      wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, xaddr, [&](int piece, typename Dec::Scales(&s)[TW]) {
+        if (piece > 0)
+#pragma unroll
+          for (int t = 0; t < TW; ++t) s[t] = work.template scales<true>(st, warp * TW + t, piece, g);
+      });
     }
-    // All four 16-column pieces decoded before the first wgmma: a register written between a
-    // group's first wgmma and its wait makes the compiler serialize them (ptxas warning C7513).
-#pragma unroll
-    for (int step = 0; step < 4; ++step) {
-      if (step > 0)
-#pragma unroll
-        for (int t = 0; t < TW; ++t) sc[t] = work.template scales<true>(st, warp * TW + t, step, g);
-#pragma unroll
-      for (int t = 0; t < TW; ++t) Dec::frag(raw[t], step, sc[t], a[step][t]);
-    }
-    wgmma_fence();
-#pragma unroll
-    for (int step = 0; step < 4; ++step) {
-      const uint64_t desc = wgmma_desc_sw128(xaddr + step * 32);
-#pragma unroll
-      for (int t = 0; t < TW; ++t) wgmma_rs<J>(&acc[t][0][0], a[step][t], desc);
-    }
-    wgmma_commit();
   }
   wgmma_wait_all_pinned(acc);
   cp_async_wait<0>();
