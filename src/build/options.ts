@@ -2,18 +2,9 @@
 // names). A recipe and the command line fill the same schema; flags given on the command line win.
 import { z } from 'zod';
 import { badInput } from '../util/errors.js';
+import { backends, dtypes, kvCacheDtypes, qformats, type Backend, type Dtype, type KvCacheDtype, type QFormat } from './choices.js';
 
-export const qformats = ['full_prec', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq'] as const;
-export type QFormat = (typeof qformats)[number];
-
-export const dtypes = ['bfloat16', 'float16', 'float32'] as const;
-export type Dtype = (typeof dtypes)[number];
-
-export const kvCacheDtypes = ['auto', 'fp8', 'int8'] as const;
-export type KvCacheDtype = (typeof kvCacheDtypes)[number];
-
-export const backends = ['native', 'trtllm'] as const;
-export type Backend = (typeof backends)[number];
+export { backends, dtypes, kvCacheDtypes, qformats, type Backend, type Dtype, type KvCacheDtype, type QFormat } from './choices.js';
 
 const positiveInt = z.number().int().positive();
 

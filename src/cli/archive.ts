@@ -1,7 +1,6 @@
 // `grpst archive [DIR] [-o FILE] [--include_engine]`: a project folder -> server.mar.
 import path from 'node:path';
 import type { Command } from 'commander';
-import { writeArchive } from '../archive/write.js';
 
 export function register(program: Command): void {
   program
@@ -11,6 +10,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'archive to write', 'server.mar')
     .option('--include_engine', 'copy the engines the inference confs name into the archive (self-contained)', false)
     .action(async (dir: string, opts: { output: string; include_engine: boolean }) => {
+      const { writeArchive } = await import('../archive/write.js');
       const result = await writeArchive({ projectDir: dir, output: opts.output, includeEngine: opts.include_engine });
       for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
       const shown = path.relative(process.cwd(), result.output) || result.output;

@@ -5,11 +5,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { dryRunPlan, runBuild } from '../build/index.js';
-import { loadRecipe } from '../build/recipe.js';
-import { backends, dtypes, kvCacheDtypes, parseSettings, qformats, resolveSettings, type BuildSettingsInput } from '../build/options.js';
-import { createReporter } from '../build/progress.js';
-import { loadRuntimeBridge } from '../build/native/runtime-loader.js';
+import { backends, dtypes, kvCacheDtypes, qformats } from '../build/choices.js';
+import type { BuildSettingsInput } from '../build/options.js';
 import { errorText, GrpstError, ExitCode } from '../util/errors.js';
 
 function positiveInt(value: string): number {
@@ -34,7 +31,7 @@ export function grpstVersion(): string {
 }
 
 /** Commander's parsed flags -> recipe-shaped settings (only the flags actually given). */
-function flagSettings(opts: Record<string, unknown>): BuildSettingsInput {
+function flagSettings(opts: Record<string, unknown>, parseSettings: (raw: unknown, where: string) => BuildSettingsInput): BuildSettingsInput {
   const picked: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || k === 'dryRun' || k === 'json') continue;
@@ -78,8 +75,16 @@ export function register(program: Command): void {
     .action(async (recipePath: string | undefined, opts: Record<string, unknown>) => {
       const json = opts.json === true;
       try {
+        // The build pipeline's modules load here, not when the CLI starts.
+        const [{ dryRunPlan, runBuild }, { loadRecipe }, { parseSettings, resolveSettings }, { createReporter }, { loadRuntimeBridge }] = await Promise.all([
+          import('../build/index.js'),
+          import('../build/recipe.js'),
+          import('../build/options.js'),
+          import('../build/progress.js'),
+          import('../build/native/runtime-loader.js'),
+        ]);
         const recipe = recipePath ? loadRecipe(recipePath).settings : {};
-        const settings = resolveSettings(recipe, flagSettings(opts));
+        const settings = resolveSettings(recipe, flagSettings(opts, parseSettings));
         if (opts.dryRun) {
           const lines = dryRunPlan(settings);
           process.stdout.write(json ? `${JSON.stringify({ ok: true, dry_run: true, backend: settings.backend, plan: lines }, null, 2)}\n` : `${lines.join('\n')}\n`);

@@ -4,12 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { ChatTemplate } from '../chat/chat-template.js';
-import { IncrementalDecoder } from '../chat/incremental-decoder.js';
-import { renderPrompt } from '../chat/render-prompt.js';
-import { Tokenizer } from '../chat/tokenizer.js';
-import { loadEngine } from '../engine/load.js';
-import { defaultSampling, type FinishReason } from '../engine/types.js';
+import type { Tokenizer } from '../chat/tokenizer.js';
+import type { FinishReason } from '../engine/types.js';
 import { badInput } from '../util/errors.js';
 
 function number(min: number, max = Infinity) {
@@ -79,6 +75,15 @@ export function register(program: Command): void {
       if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) {
         throw badInput(`${tokenizerDir} has no tokenizer.json`, 'pass --tokenizer_dir with the Hugging Face checkpoint (engines from grpst build carry their tokenizer)');
       }
+      // The tokenizer, template and runtime load here, not when the CLI starts.
+      const [{ ChatTemplate }, { IncrementalDecoder }, { renderPrompt }, { Tokenizer }, { loadEngine }, { defaultSampling }] = await Promise.all([
+        import('../chat/chat-template.js'),
+        import('../chat/incremental-decoder.js'),
+        import('../chat/render-prompt.js'),
+        import('../chat/tokenizer.js'),
+        import('../engine/load.js'),
+        import('../engine/types.js'),
+      ]);
       const tokenizer = Tokenizer.fromDir(tokenizerDir);
       const template = ChatTemplate.fromDir(tokenizerDir);
       const prompt = renderPrompt(template, tokenizer, [{ role: 'user', content: opts.input_text }], { enableThinking: opts.enable_thinking === true });

@@ -1,7 +1,6 @@
 // `grpst serve --inference_conf ... [--server_conf ...]`: the server in the foreground (containers,
 // systemd). `grpst start` runs the same command as its daemon, with the hidden daemon options.
 import { Option, type Command } from 'commander';
-import { runServe } from '../daemon/serve.js';
 import { positiveInt } from './options.js';
 
 interface ServeOptions {
@@ -24,6 +23,7 @@ export function register(program: Command): void {
     .addOption(new Option('--log_file <file>', 'daemon: the log stdout appends to (rotated daily)').hideHelp())
     .addOption(new Option('--port_file <file>', 'daemon: where to write the bound port').hideHelp())
     .action(async (opts: ServeOptions) => {
+      const { runServe } = await import('../daemon/serve.js');
       const code = await runServe({
         inferenceConf: opts.inference_conf,
         serverConf: opts.server_conf,

@@ -1,9 +1,7 @@
 // `grpst start ./server.mar --inference_conf=... [--server_conf=...] [--name my_grps] [--mpi_np N] [--timeout S]`
 import type { Command } from 'commander';
 import { defaultName, grpstHome } from '../config/paths.js';
-import { startServerDaemon } from '../daemon/start.js';
 import { positiveInt, positiveSeconds } from './options.js';
-import { createProgress } from './progress.js';
 
 interface StartOptions {
   inference_conf?: string;
@@ -24,6 +22,7 @@ export function register(program: Command): void {
     .option('--mpi_np <n>', 'processes, one per GPU', positiveInt('--mpi_np'), 1)
     .option('--timeout <seconds>', 'how long to wait for /health', positiveSeconds('--timeout'), 300)
     .action(async (mar: string, opts: StartOptions) => {
+      const [{ startServerDaemon }, { createProgress }] = await Promise.all([import('../daemon/start.js'), import('./progress.js')]);
       const progress = createProgress();
       try {
         const { state, url, modelId } = await startServerDaemon({

@@ -1,0 +1,261 @@
+// The session behind `grpst chat` (cli/chat.ts): finds the server through the lifecycle state,
+// then reads messages from the terminal and streams the answers, thinking dimmed.
+import readline from 'node:readline';
+import { loadDeployment } from '../config/resolve.js';
+import { envVars, grpstHome } from '../config/paths.js';
+import { probeHost } from '../daemon/probe.js';
+import { pidAlive } from '../daemon/processes.js';
+import { requireState } from '../daemon/stop.js';
+import type { ServerState } from '../daemon/state.js';
+import { ReasoningSplitter } from '../parse/reasoning.js';
+import { badInput, errorText, failed, GrpstError } from '../util/errors.js';
+
+export interface ChatOptions {
+  system?: string;
+  enableThinking?: boolean;
+  maxTokens?: number;
+  temperature?: number;
+}
+
+interface Message {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+const help = `Type a message and press Enter. Commands:
+  /think on|off   thinking for the next answers (enable_thinking)
+  /reset          forget the conversation
+  /exit           leave (or Ctrl-D); Ctrl-C stops an answer`;
+
+export interface Target {
+  name: string;
+  baseUrl: string;
+  apiKey?: string;
+  model: string;
+}
+
+export async function locate(name: string, apiKeyFlag?: string): Promise<Target> {
+  const state = requireState(name, grpstHome());
+  if (!pidAlive(state.pid, state.procStart)) {
+    throw badInput(`the server ${name} is not running (pid ${state.pid} died)`, `start it again, or remove the entry with \`grpst ps --prune\``);
+  }
+  const baseUrl = `http://${probeHost(state.host)}:${state.httpPort}`;
+  const apiKey = apiKeyFlag ?? (process.env[envVars.apiKey] || undefined) ?? deployedApiKey(state);
+  const model = await servedModel(baseUrl, apiKey, name);
+  return { name, baseUrl, apiKey, model };
+}
+
+/** The key the server was started with, read from its deployed confs as the server read them. */
+function deployedApiKey(state: ServerState): string | undefined {
+  if (!state.serverConf) return undefined;
+  try {
+    return loadDeployment({ inferenceConf: state.inferenceConf, serverConf: state.serverConf, deployPath: state.deployPath }).runtime.server.apiKey;
+  } catch {
+    // A conf changed since the start: the server answers 401 if it wants a key, and we say how to pass one.
+    return undefined;
+  }
+}
+
+function authHeaders(apiKey?: string): Record<string, string> {
+  return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+}
+
+async function servedModel(baseUrl: string, apiKey: string | undefined, name: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw badInput(`cannot reach the server ${name} at ${baseUrl}: ${errorText(err)}`, `check it with \`grpst ps\` and \`grpst logs ${name}\``);
+  }
+  if (res.status === 401) throw badInput(`the server ${name} refused the API key`, `pass --api_key KEY or set ${envVars.apiKey}`);
+  if (res.status === 503) throw badInput(`the server ${name} is still loading its model`, 'try again in a moment (`grpst ps` shows running when it is ready)');
+  if (!res.ok) throw failed(`GET ${baseUrl}/v1/models answered ${res.status}: ${await res.text()}`, `see \`grpst logs ${name}\``);
+  const body = (await res.json()) as { data?: { id: string }[] };
+  const id = body.data?.[0]?.id;
+  if (!id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see \`grpst logs ${name}\``);
+  return id;
+}
+
+/** ANSI dim for thinking, only on a terminal that wants colour (NO_COLOR respected, FORCE_COLOR honoured). */
+function useColor(): boolean {
+  if (process.env.NO_COLOR) return false;
+  if (process.env.FORCE_COLOR && process.env.FORCE_COLOR !== '0') return true;
+  return process.stdout.isTTY === true;
+}
+
+export async function chatLoop(target: Target, opts: ChatOptions): Promise<void> {
+  const color = useColor();
+  const dim = (s: string) => (color ? `\x1b[2m${s}\x1b[22m` : s);
+  const out = (s: string) => process.stdout.write(s);
+  const interactive = process.stdin.isTTY === true;
+  let thinking = opts.enableThinking;
+  let history: Message[] = [];
+
+  out(dim(`chatting with ${target.name} (model ${target.model} at ${target.baseUrl}); /help for commands\n`));
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
+  let current: AbortController | undefined;
+  // Ctrl-C: readline reports it on a terminal; with piped input it arrives as a signal.
+  const onInterrupt = () => {
+    if (current) current.abort();
+    else rl.close();
+  };
+  rl.on('SIGINT', onInterrupt);
+  process.on('SIGINT', onInterrupt);
+  const prompt = () => {
+    if (interactive) rl.prompt();
+  };
+  rl.setPrompt('> ');
+  prompt();
+  for await (const raw of rl) {
+    const line = raw.trim();
+    if (line === '') {
+      prompt();
+      continue;
+    }
+    if (line.startsWith('/')) {
+      const [cmd, arg] = line.split(/\s+/, 2);
+      if (cmd === '/exit' || cmd === '/quit') break;
+      if (cmd === '/reset') {
+        history = [];
+        out(dim('conversation forgotten\n'));
+      } else if (cmd === '/think' && (arg === 'on' || arg === 'off')) {
+        thinking = arg === 'on';
+        out(dim(`thinking ${arg}\n`));
+      } else {
+        out(`${help}\n`);
+      }
+      prompt();
+      continue;
+    }
+    history.push({ role: 'user', content: line });
+    current = new AbortController();
+    try {
+      const answer = await streamAnswer(target, { ...opts, enableThinking: thinking }, history, current.signal, out, dim);
+      history.push({ role: 'assistant', content: answer });
+    } catch (err) {
+      // The turn failed: forget the question so the next one is not sent after an unanswered one.
+      history.pop();
+      out(`\nerror: ${errorText(err)}\n`);
+    } finally {
+      current = undefined;
+    }
+    prompt();
+  }
+  rl.close();
+  process.off('SIGINT', onInterrupt);
+}
+
+/** Streams one answer to the terminal and returns its content without the think block. */
+async function streamAnswer(
+  target: Target,
+  opts: ChatOptions,
+  history: Message[],
+  signal: AbortSignal,
+  out: (s: string) => void,
+  dim: (s: string) => string,
+): Promise<string> {
+  const messages = opts.system ? [{ role: 'system', content: opts.system }, ...history] : history;
+  const body: Record<string, unknown> = { model: target.model, messages, stream: true, stream_options: { include_usage: true } };
+  if (opts.enableThinking !== undefined) body.enable_thinking = opts.enableThinking;
+  if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens;
+  if (opts.temperature !== undefined) body.temperature = opts.temperature;
+
+  const begin = performance.now();
+  const splitter = new ReasoningSplitter();
+  let answer = '';
+  let inThink = false;
+  let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+  let finish: string | undefined;
+  let lastShown = '';
+  // Dim from the start of the think block to its end, one escape pair for the whole block.
+  const [dimOn, dimOff] = dim('\0').split('\0');
+  const reasoning = (raw: string) => {
+    const text = inThink ? raw : raw.replace(/^\s+/, '');
+    if (!text) return;
+    if (!inThink) out(`${dimOn}thinking: `);
+    inThink = true;
+    out(text);
+    lastShown = text;
+  };
+  const endThink = (separator: string) => {
+    if (!inThink) return;
+    inThink = false;
+    out(`${dimOff}${separator}`);
+  };
+  const content = (raw: string) => {
+    // The blank lines between `</think>` and the answer are not part of it.
+    const text = answer === '' ? raw.replace(/^\s+/, '') : raw;
+    if (!text) return;
+    endThink(lastShown.endsWith('\n') ? '\n' : '\n\n');
+    answer += text;
+    out(text);
+  };
+  const take = (segments: ReturnType<ReasoningSplitter['push']>) => {
+    for (const s of segments) {
+      if (s.kind === 'reasoning') reasoning(s.text);
+      else if (s.kind === 'content') content(s.text);
+    }
+  };
+
+  let stopped = false;
+  try {
+    for await (const chunk of sseChunks(`${target.baseUrl}/v1/chat/completions`, body, target.apiKey, signal)) {
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices?.[0];
+      if (!choice) continue;
+      if (choice.delta?.reasoning_content) reasoning(choice.delta.reasoning_content);
+      if (choice.delta?.content) take(splitter.push(choice.delta.content));
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  } catch (err) {
+    if (!signal.aborted) throw err;
+    stopped = true;
+  }
+  take(splitter.finish());
+  endThink('');
+  const seconds = (performance.now() - begin) / 1000;
+  const notes = [stopped ? 'stopped' : '', usage ? `prompt ${usage.prompt_tokens} tokens, answer ${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '', finish === 'length' ? 'cut at max_tokens' : ''];
+  out(`\n${dim(`(${notes.filter(Boolean).join(', ')})`)}\n`);
+  return answer;
+}
+
+interface StreamChunk {
+  choices?: { delta?: { content?: string; reasoning_content?: string }; finish_reason?: string | null }[];
+  usage?: { prompt_tokens: number; completion_tokens: number };
+  error?: { message?: string };
+}
+
+/** The JSON payloads of an SSE response, until [DONE]; an error envelope or frame is thrown. */
+async function* sseChunks(url: string, body: unknown, apiKey: string | undefined, signal: AbortSignal): AsyncGenerator<StreamChunk> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(apiKey) }, body: JSON.stringify(body), signal });
+  if (!res.ok || !res.body) {
+    const text = await res.text();
+    let message = text;
+    try {
+      message = (JSON.parse(text) as StreamChunk).error?.message ?? text;
+    } catch {
+      // Not JSON: the text as it came.
+    }
+    throw new GrpstError(`the server answered ${res.status}: ${message}`, res.status === 401 ? { hint: `pass --api_key KEY or set ${envVars.apiKey}` } : {});
+  }
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const bytes of res.body) {
+    buf += decoder.decode(bytes as Uint8Array, { stream: true });
+    let end: number;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const frame = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const data = frame
+        .split('\n')
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trimStart())
+        .join('\n');
+      if (data === '') continue;
+      if (data === '[DONE]') return;
+      const chunk = JSON.parse(data) as StreamChunk;
+      if (chunk.error) throw new GrpstError(`the server reported: ${chunk.error.message ?? 'an error'}`);
+      yield chunk;
+    }
+  }
+}
