@@ -86,8 +86,9 @@ async function main(): Promise<void> {
     threads,
     maxBatchSize: 8,
     maxNumTokens: Math.max(512, promptTokens),
-    maxSeqLen: 4096,
-    maxTokensInPagedKvCache: 16384,
+    // Room for the prompt asked for (--prompt-tokens, alone or as 8 prompts) and its first tokens.
+    maxSeqLen: Math.max(4096, promptTokens + 16),
+    maxTokensInPagedKvCache: Math.max(16384, promptTokens + 256),
     enablePrefixCaching: false,
   });
   try {
