@@ -1,5 +1,6 @@
 // `grpst logs NAME [-f] [-n N]`
 import type { Command } from 'commander';
+import { grpstHome } from '../config/paths.js';
 import { positiveInt } from './options.js';
 
 export function register(program: Command): void {
@@ -10,7 +11,7 @@ export function register(program: Command): void {
     .option('-f, --follow', 'keep printing new lines until the server stops', false)
     .option('-n, --lines <n>', 'print only the last N lines first', positiveInt('--lines'))
     .action(async (name: string, opts: { follow: boolean; lines?: number }) => {
-      const [{ grpstHome }, { showLogs }] = await Promise.all([import('../config/paths.js'), import('../daemon/logs.js')]);
+      const { showLogs } = await import('../daemon/logs.js');
       const abort = new AbortController();
       const onInt = () => abort.abort();
       process.once('SIGINT', onInt);

@@ -1,5 +1,6 @@
 // `grpst ps [--json] [--prune]`: the seed's table, every entry probed (process and /health).
 import type { Command } from 'commander';
+import { grpstHome } from '../config/paths.js';
 import type { ProbedServer } from '../daemon/probe.js';
 
 const column = 20;
@@ -11,11 +12,8 @@ export function register(program: Command): void {
     .option('--json', 'print JSON', false)
     .option('--prune', 'remove the entries of servers that died', false)
     .action(async (opts: { json: boolean; prune: boolean }) => {
-      const [{ grpstHome }, { probeServer }, { listStates, removeState }] = await Promise.all([
-        import('../config/paths.js'),
-        import('../daemon/probe.js'),
-        import('../daemon/state.js'),
-      ]);
+      // The lifecycle modules load when the command runs, not when the CLI starts.
+      const [{ probeServer }, { listStates, removeState }] = await Promise.all([import('../daemon/probe.js'), import('../daemon/state.js')]);
       const home = grpstHome();
       const probed = await Promise.all(listStates(home).map((s) => probeServer(s)));
       if (opts.prune) for (const p of probed) if (p.status === 'dead') removeState(p.state.name, home);

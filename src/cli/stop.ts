@@ -1,5 +1,6 @@
 // `grpst stop NAME [--timeout S]`: drain, then exit; SIGKILL after the timeout.
 import type { Command } from 'commander';
+import { grpstHome } from '../config/paths.js';
 import { positiveSeconds } from './options.js';
 
 export function register(program: Command): void {
@@ -9,11 +10,7 @@ export function register(program: Command): void {
     .argument('<name>', 'server name (see grpst ps)')
     .option('--timeout <seconds>', 'how long the drain may take before the server is killed', positiveSeconds('--timeout'), 60)
     .action(async (name: string, opts: { timeout: number }) => {
-      const [{ grpstHome }, { stopServer }, { createProgress }] = await Promise.all([
-        import('../config/paths.js'),
-        import('../daemon/stop.js'),
-        import('./progress.js'),
-      ]);
+      const [{ stopServer }, { createProgress }] = await Promise.all([import('../daemon/stop.js'), import('./progress.js')]);
       const progress = createProgress();
       const result = await stopServer(name, grpstHome(), opts.timeout, (s) => progress.step(`stopping ${name} (pid ${s.pid}): draining in-flight requests`));
       if (!result.wasRunning) progress.succeed(`${name} was not running (pid ${result.state.pid} had died); its state was removed`);
