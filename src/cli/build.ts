@@ -6,7 +6,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backends, dtypes, kvCacheDtypes, qformats } from '../build/choices.js';
-import type { BuildSettingsInput } from '../build/options.js';
 import { errorText, GrpstError, ExitCode } from '../util/errors.js';
 
 function positiveInt(value: string): number {
@@ -30,14 +29,14 @@ export function grpstVersion(): string {
   }
 }
 
-/** Commander's parsed flags -> recipe-shaped settings (only the flags actually given). */
-function flagSettings(opts: Record<string, unknown>, parseSettings: (raw: unknown, where: string) => BuildSettingsInput): BuildSettingsInput {
+/** Commander's parsed flags, recipe-shaped (only the flags actually given), for parseSettings. */
+function givenFlags(opts: Record<string, unknown>): Record<string, unknown> {
   const picked: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts)) {
     if (v === undefined || k === 'dryRun' || k === 'json') continue;
     picked[k] = v;
   }
-  return parseSettings(picked, 'command line');
+  return picked;
 }
 
 export function register(program: Command): void {
@@ -84,7 +83,7 @@ export function register(program: Command): void {
           import('../build/native/runtime-loader.js'),
         ]);
         const recipe = recipePath ? loadRecipe(recipePath).settings : {};
-        const settings = resolveSettings(recipe, flagSettings(opts, parseSettings));
+        const settings = resolveSettings(recipe, parseSettings(givenFlags(opts), 'command line'));
         if (opts.dryRun) {
           const lines = dryRunPlan(settings);
           process.stdout.write(json ? `${JSON.stringify({ ok: true, dry_run: true, backend: settings.backend, plan: lines }, null, 2)}\n` : `${lines.join('\n')}\n`);
