@@ -77,8 +77,9 @@ bool hopper_sm90() {
 // tokens, its prologue as the forward runs it, every epilogue, N off its 64-row blocks, K off 64,
 // the shape it chooses and each block shape with and without a K split
 // (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"), each on the wgmma kernel (where it runs) with its
-// steps overlapped (int4 at 17-32 rows) and not, pipelined by steps and by half steps, as the
-// defaults choose, and on the mma.sync one; the split counters back at zero after every launch.
+// steps overlapped (int4 at 17-32 rows) and not, pipelined by steps and by half steps,
+// warp-specialized (from 33 rows), as the defaults choose, and on the mma.sync one; the split
+// counters back at zero after every launch.
 void test_wo_tiled() {
   Rng r(651);
   const int sms = 132;
@@ -108,7 +109,7 @@ void test_wo_tiled() {
       Dev<uint16_t> xn(size_t(c.M) * c.K);
       // GRPST_CUDA_WO_WGMMA / _OVERLAP / _PIPE ('-': unset, the default rule): wgmma overlapped
       // where it applies, wgmma not, pipelined by steps, by half steps, the defaults, mma.sync
-      for (const char* kernel : {"1/1/0", "1/0/0", "1/0/1", "1/0/2", "1/1/-", "0/0/0"})
+      for (const char* kernel : {"1/1/0", "1/0/0", "1/0/1", "1/0/2", "1/0/3", "1/1/-", "0/0/0"})
       for (const char* cfg : configs) {
         if (tc.chosen_only && cfg[0]) continue;  // a large case: its CPU reference once per format
         if (cfg[0]) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
@@ -120,22 +121,27 @@ void test_wo_tiled() {
         int rows = 0, pipe = 0;
         bool wgmma = false, overlap = false;
         const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, &rows, &wgmma, &overlap, &pipe);
-        const char* pipe_names[] = {"wgmma", "wgmma pipelined by steps", "wgmma pipelined by half steps"};
+        const char* pipe_names[] = {"wgmma", "wgmma pipelined by steps", "wgmma pipelined by half steps",
+                                    "wgmma, warp-specialized"};
         std::string name = describe("wo_tiled", f, c) + " g" + std::to_string(tc.group) + (tc.zeros ? "+zeros" : "") +
                            " " + (cfg[0] ? cfg : "auto") + " (" + std::to_string(rows) + " rows x " +
                            std::to_string(splits) + " slices, " +
                            (wgmma ? overlap ? "wgmma overlapped" : pipe_names[pipe] : "mma.sync") + ")";
         // On a GPU of compute capability 9.0 the wgmma kernel runs from 17 rows unless switched off
         // (not the 8-warp shape of 256 rows); pipelined where asked (int8_wo, int4 in groups of 64
-        // or more), by default int8_wo at 33-64 rows by steps and int4 at 17-32 by half steps; its
-        // steps overlapped for int4 up to 32 rows where it is not pipelined.
+        // or more), by default int4 at 17-32 rows by half steps and both warp-specialized at 33-64;
+        // its steps overlapped for int4 up to 32 rows where it is not pipelined.
+        // The warp-specialized kernel (256 rows) from 33 rows, by default or where asked.
         if (hopper_sm90()) {
-          const bool wanted = kernel[0] == '1' && c.M > 16 && rows != 256;
           const bool int4 = f == cu::WeightFormat::int4_awq;
+          const bool ws = kernel[0] == '1' && c.M > 32 && (!int4 || tc.group >= 64) &&
+                          (kernel[4] == '3' || kernel[4] == '-');
+          const bool wanted = kernel[0] == '1' && c.M > 16 && (rows != 256 || ws);
           const bool can_pipe = wanted && (!int4 || tc.group >= 64);
           const int want_pipe = !can_pipe ? 0
-                                : kernel[4] == '-' ? (int4 ? (c.M <= 32 ? 2 : 0) : (c.M > 32 ? 1 : 0))
-                                                   : kernel[4] - '0';
+                                : ws ? 3
+                                : kernel[4] == '-' || kernel[4] == '3' ? (int4 && c.M <= 32 ? 2 : 0)
+                                                                       : kernel[4] - '0';
           const bool want_overlap = wanted && want_pipe == 0 && kernel[2] == '1' && int4 && c.M <= 32;
           Checks::get().expect(name + ": the kernel asked for is taken",
                                wgmma == wanted && pipe == want_pipe && overlap == want_overlap);

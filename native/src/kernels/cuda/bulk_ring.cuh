@@ -1,6 +1,7 @@
-// Hopper primitives of the persistent decode kernel: mbarriers, 1-D bulk copies (TMA without a
-// tensor map) from global into shared memory, loads that bypass the L1 (data other blocks of the
-// same launch wrote), and a grid-wide barrier.
+// Hopper primitives of the persistent decode kernel (and the mbarriers of the warp-specialized
+// weight-only GEMM): mbarriers, 1-D bulk copies (TMA without a tensor map) from global into shared
+// memory, loads that bypass the L1 (data other blocks of the same launch wrote), and a grid-wide
+// barrier.
 #pragma once
 #include <cstdint>
 
@@ -24,6 +25,10 @@ __device__ __forceinline__ void mbar_fence_init() {
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes)
                : "memory");
+}
+// One arrival (a consumer done with a stage).
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
 }
 __device__ __forceinline__ bool mbar_try_wait(uint64_t* bar, uint32_t parity) {
   uint32_t done;

@@ -15,8 +15,9 @@
 // scratch, [slice][column of blocks][rows][8J]; the last block of each column of blocks to arrive
 // (a counter per column, reset by that block) adds them in slice order, so the result does not
 // depend on timing, and runs the epilogue (channel scale, store / residual add / SwiGLU).
-// On a GPU of compute capability 9.0, 17-64 tokens take the same ring on wgmma instead
-// (linear_wo_wgmma.cuh); the parts both kernels share are in linear_wo_tiled_parts.cuh.
+// On a GPU of compute capability 9.0, 17-32 tokens take the same ring on wgmma instead
+// (linear_wo_wgmma.cuh), and 33-64 a warp-specialized kernel fed by the tensor memory accelerator
+// (linear_wo_ws.cuh); the parts they share are in linear_wo_tiled_parts.cuh.
 #include <algorithm>
 #include <cstdlib>
 #include <type_traits>
@@ -24,6 +25,7 @@
 #include "env_switch.h"
 #include "linear_wo_tiled_parts.cuh"
 #include "linear_wo_wgmma.cuh"
+#include "linear_wo_ws.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -43,7 +45,7 @@ __device__ __forceinline__ void mma_bf16_sched(float* c, const uint32_t* a, uint
 template <class Dec, int J, int WARPS, int TW, bool PerStep = false>
 struct Shape {
   static constexpr bool kScalesPerStep = PerStep;
-  static constexpr int kThreads = WARPS * 32;
+  static constexpr int kThreads = WARPS * 32, kMmaWarps = WARPS;
   static constexpr int kTiles = WARPS * TW, kRows = 16 * kTiles, kXRows = 8 * J;
   static constexpr int kWBytes = kTiles * 32 * Dec::kLaneBytes;
   static constexpr int kSBytes = Dec::kScaled ? kTiles * kScaleEntries * 64 : 0;
@@ -177,6 +179,18 @@ Plan choose_one_wave(const Weight& w, int nkb, const Residency& res, int num_sms
   return p;
 }
 
+// At most kMaxSplits slices, and as many as the scratch holds partial sums and counters for.
+void cap_splits(Plan& p, const Weight& w, int M, const SplitScratch& sc) {
+  p.splits = std::min(p.splits, kMaxSplits);
+  if (p.splits > 1) {
+    const int blocks = ceil_div(w.N, p.rows);
+    const bool usable = sc.partial && sc.counters && blocks <= sc.counter_count;
+    const size_t per_split = static_cast<size_t>(blocks) * p.rows * (M <= 16 ? 16 : M <= 32 ? 32 : 64);
+    const size_t cap = usable ? sc.partial_floats / per_split : 1;
+    p.splits = static_cast<int>(std::max<size_t>(1, std::min<size_t>(cap, p.splits)));
+  }
+}
+
 Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const Residency& res, bool one_wave) {
   Plan p;
   const int nkb = (w.K + 63) / 64;
@@ -202,14 +216,7 @@ Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const R
     p.splits = std::max(1, std::min(ceil_div((p.rows >= 128 ? 3 : 6) * num_sms, blocks), nkb / 8));
     if (forced_splits > 0) p.splits = std::min(forced_splits, nkb);
   }
-  p.splits = std::min(p.splits, kMaxSplits);
-  if (p.splits > 1) {  // as many slices as the scratch holds partial sums and counters for
-    const int blocks = ceil_div(w.N, p.rows);
-    const bool usable = sc.partial && sc.counters && blocks <= sc.counter_count;
-    const size_t per_split = static_cast<size_t>(blocks) * p.rows * (M <= 16 ? 16 : M <= 32 ? 32 : 64);
-    const size_t cap = usable ? sc.partial_floats / per_split : 1;
-    p.splits = static_cast<int>(std::max<size_t>(1, std::min<size_t>(cap, p.splits)));
-  }
+  cap_splits(p, w, M, sc);
   return p;
 }
 
@@ -233,6 +240,18 @@ Status launch_wgmma(const bf16* x, const Weight& w, const LinearOut& out, int M,
                     const Exec& ex) {
   return launch_shape<WgShape<Dec, J, TW, Overlap>>(linear_wo_wgmma_kernel<Dec, J, TW, Overlap>, x, w, out, M, splits,
                                                     sc, ex);
+}
+template <class Dec>
+Status launch_ws(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
+                 const Exec& ex) {
+  using S = WsShape<Dec>;
+  const auto kernel = linear_wo_ws_kernel<Dec>;
+  WsMaps maps;
+  GRPST_TRY((ws_maps<S, Dec>(x, M, w, &maps)));
+  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
+  const dim3 grid(ceil_div(w.N, S::kRows), splits);
+  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, splits, sc.partial, sc.counters,
+                maps);
 }
 template <class Dec, int J, int TW, bool Half>
 Status launch_wgmma_pipe(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
@@ -302,22 +321,45 @@ bool wgmma_here() {
 #endif
 }
 
+// The warp-specialized kernel (one 256-row block per SM): as many K slices as keep its blocks in
+// one wave (each slice at least 8 steps), or one where the rows alone take more. Measured on an
+// H200 at 64 tokens (docs/benchmarks-gpu-wgmma.md, every split of each 8B projection): qkv 5
+// slices 22.4 us (4: 23.5, 8: 30.7), o_proj and down_proj 8 (20.4, 31.1 us), gate_up 1 (50.2 us
+// against 61.9 at 4 slices over three waves). GRPST_CUDA_WO_TILED_CONFIG="rows,splits" forces the
+// slices (its rows are ignored).
+Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
+  const int nkb = (w.K + 63) / 64;
+  int forced_rows = 0, forced_splits = 0;  // (the rows are the kernel's)
+  if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &forced_rows, &forced_splits);
+  Plan p;
+  p.rows = WsShape<TiledInt8>::kRows;
+  const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));
+  p.splits = forced_splits > 0 ? std::min(forced_splits, nkb) : std::clamp(num_sms / ceil_div(w.N, p.rows), 1, max_splits);
+  cap_splits(p, w, M, sc);
+  p.wgmma = true;
+  p.pipe = 3;
+  return p;
+}
+
 Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const bool wg = wgmma_here();
   const bool int4 = w.format == WeightFormat::int4_awq;
-  // Pipelined wgmma kernels (linear_wo_wgmma.cuh), by measurement in turns on an H200 (decode
-  // steps at 512 keys, ms, docs/benchmarks-gpu-wgmma.md): int8_wo at 33-64 tokens by steps (b40
-  // 7.67 -> 7.34, b48 8.09 -> 7.58, b64 9.12 -> 8.24; at 17-32 within 2% either way), int4 at 17-32
-  // tokens by half steps (b24 4.74 -> 4.65, b32 4.96 -> 4.87 against the overlapped kernel; 0.4%
-  // in another run: a small gain; at 33-64 within 1%, and by steps 8-10% slower: two A buffers
-  // leave two blocks per SM at 128 rows). Both read one set of int4 scales per step: groups of 64
-  // columns or more. GRPST_CUDA_WO_WGMMA_PIPE=0 turns them off, 1 / 2 takes that form from 17
-  // tokens.
+  // At 33-64 tokens the warp-specialized kernel (linear_wo_ws.cuh; pipe 3): on an H200, decode
+  // steps at 512 keys in turns against the kernels below, int8_wo b64 8.25 -> 7.45 ms, int4 6.86
+  // -> 6.73 (docs/benchmarks-gpu-wgmma.md). Below it, the pipelined wgmma kernels
+  // (linear_wo_wgmma.cuh), by measurement in turns on an H200 (decode steps at 512 keys, ms):
+  // int8_wo at 33-64 tokens by steps (b40 7.67 -> 7.34, b48 8.09 -> 7.58, b64 9.12 -> 8.24; at
+  // 17-32 within 2% either way), int4 at 17-32 tokens by half steps (b24 4.74 -> 4.65, b32 4.96 ->
+  // 4.87 against the overlapped kernel; 0.4% in another run: a small gain; at 33-64 within 1%, and
+  // by steps 8-10% slower: two A buffers leave two blocks per SM at 128 rows). All read one set of
+  // int4 scales per step: groups of 64 columns or more. GRPST_CUDA_WO_WGMMA_PIPE=0 turns them off,
+  // 1 / 2 takes that form from 17 tokens, 3 the warp-specialized kernel from 33.
   int pipe = 0;
   if (wg && M > 16 && (!int4 || w.group_size >= 64)) {
     pipe = env_int("GRPST_CUDA_WO_WGMMA_PIPE", -1);
-    if (pipe < 0 || pipe > 2) pipe = int4 ? (M <= 32 ? 2 : 0) : (M > 32 ? 1 : 0);
+    if (pipe < 0 || pipe > 3 || (pipe == 3 && M <= 32)) pipe = M > 32 ? 3 : int4 ? 2 : 0;
   }
+  if (pipe == 3) return ws_plan(w, M, sc, num_sms);
   Residency res;
   if (M > 32 && wg) {
     res = int4 ? residency_wgmma<TiledInt4>(pipe) : residency_wgmma<TiledInt8>(pipe);
@@ -349,6 +391,9 @@ Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M
       if (p.rows == 128) return launch_wgmma<Dec, J, 2, true>(x, w, out, M, p.splits, sc, ex);
       return launch_wgmma<Dec, J, 1, true>(x, w, out, M, p.splits, sc, ex);
     }
+  }
+  if constexpr (J == 8) {
+    if (p.pipe == 3) return launch_ws<Dec>(x, w, out, M, p.splits, sc, ex);
   }
   if constexpr (J >= 4) {
     if (p.pipe == 1) {

@@ -25,6 +25,8 @@ struct TiledInt4 {
     const uint4 v = *reinterpret_cast<const uint4*>(p);
     return {{v.x, v.y, v.z, v.w}};
   }
+  // Lane's bytes where a tile's step lies as packed (lane-major: the bulk copies of linear_wo_ws.cuh).
+  __device__ static Raw read_packed(const uint8_t* tile, int lane) { return read(tile + lane * 16); }
   // staged: this tile's entries, [kScaleEntries][scale 16 | zero 16] bf16, each 16 in row pairs
   // (j, j + 8) as repack_int4 leaves them; rows g and g + 8 are at 2g and 2g + 1. Select: the zeros
   // selected, not branched on (the wgmma kernels: a branch between wgmma groups serializes them,
@@ -65,6 +67,11 @@ struct TiledInt8 {
   struct Scales {};
   __device__ static Raw read(const uint8_t* p) {
     const uint4 lo = *reinterpret_cast<const uint4*>(p), hi = *reinterpret_cast<const uint4*>(p + 512);
+    return {{lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}};
+  }
+  // Lane's 32 bytes where a tile's step lies as packed (lane-major, halves adjacent).
+  __device__ static Raw read_packed(const uint8_t* tile, int lane) {
+    const uint4 lo = *reinterpret_cast<const uint4*>(tile + lane * 32), hi = *reinterpret_cast<const uint4*>(tile + lane * 32 + 16);
     return {{lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}};
   }
   template <bool Select = false>
@@ -271,7 +278,7 @@ __device__ __forceinline__ void finish_block(uint8_t* smem, const float (&acc)[T
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const int N = W.N, split = blockIdx.y;
   float* red = reinterpret_cast<float*>(smem);
-  {
+  if (S::kThreads == S::kMmaWarps * 32 || warp < S::kMmaWarps) {  // (not a producer warp: linear_wo_ws.cuh)
     const int t4 = lane & 3;
 #pragma unroll
     for (int t = 0; t < TW; ++t) {

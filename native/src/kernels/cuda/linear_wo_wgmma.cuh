@@ -30,7 +30,7 @@ namespace {
 // while the next is refilled.
 template <class Dec, int J, int TW, bool Overlap>
 struct WgShape {
-  static constexpr int kThreads = 128;
+  static constexpr int kThreads = 128, kMmaWarps = 4;
   static constexpr int kTiles = 4 * TW, kRows = 16 * kTiles, kXRows = 8 * J;
   static constexpr int kWBytes = kTiles * 32 * Dec::kLaneBytes;
   static constexpr int kSBytes = Dec::kScaled ? kTiles * kScaleEntries * 64 : 0;

@@ -1,0 +1,248 @@
+// The tiled weight-only GEMM at 33-64 tokens with its loads and its products in different warps
+// (warp specialization; sm_90a machine code only): y[M,N] = x[M,K] . W[N,K]^T, W decoded to bf16
+// in registers and multiplied by wgmma, as in linear_wo_wgmma.cuh.
+//
+// Why another kernel: the one-warpgroup kernels have every thread copy the next stage and meet at
+// a block barrier each 64-column step, and each block re-reads x for only 64-128 weight rows; ncu
+// and the sweeps put them at the latency of that ring (docs/benchmarks-gpu-wgmma.md). Here:
+//  - one thread of a producer warp fills a ring of kRing stages by the tensor memory accelerator,
+//    three or four copies a stage, each counting its bytes off the stage's `full` mbarrier, through
+//    tensor maps made on the host per call (WsMaps): the block's weight tiles' 64 columns (the
+//    packed fragments of a tile and step lie contiguous, 1 KB int8_wo / 512 B int4; the tiles
+//    nkb steps apart), their int4 scales and zeros, and x's 64 x 64 block in wgmma's
+//    128-byte-swizzle layout; zeros past M, K and the last tile. (One 1-D bulk copy per tile and
+//    scale row, 17-49 a stage, measured 3% (int8_wo) and 35% (int4) slower per decode step on an
+//    H200: the copies' count, not their bytes, bound it.)
+//  - four consumer warpgroups (16 warps of one 16-row tile each: 256 weight rows share each x
+//    block) wait on `full`, read their weights and scales into registers, decode a step while
+//    their previous step's wgmma run (two A buffers, even and odd steps), free the stage of the
+//    step before that (`empty`, one arrival per warp) and issue the step's wgmma. Two warpgroups
+//    of two tiles per warp (the same 256 rows, half the warps) measured 10% slower at 64 tokens
+//    on an H200 (int8_wo decode step at 512 keys 8.20 against 7.45 ms, int4 7.39 against 6.73),
+//    and without the second A buffer even;
+//  - no block barrier in the loop; the K split, the reduction and the epilogue are
+//    finish_block's (linear_wo_tiled_parts.cuh), after which the ring is its scratch.
+// int8_wo, and int4 in groups of 64 columns or more (one set of scales per step).
+#pragma once
+#include <cuda.h>  // CUtensorMap (the driver's encoder is reached through the runtime: no -lcuda)
+
+#include "bulk_ring.cuh"
+#include "linear_wo_wgmma.cuh"
+
+namespace grpst::cuda {
+namespace {
+
+// Four consumer warpgroups of one 16-row tile per warp (256 rows); 64 token columns (J = 8).
+template <class Dec>
+struct WsShape {
+  static constexpr int kMmaWarps = 16;
+  static constexpr int kThreads = kMmaWarps * 32 + 32;  // + the producer warp
+  static constexpr int kTiles = kMmaWarps, kRows = 16 * kTiles, kXRows = 64;
+  static constexpr int kTileBytes = 32 * Dec::kLaneBytes;  // a tile's 64 columns
+  static constexpr int kWBytes = kTiles * kTileBytes;
+  static constexpr int kSBytes = Dec::kScaled ? kTiles * 64 : 0;  // [kTiles][16] scales, then zeros (bf16)
+  static constexpr int kXOff = (kWBytes + kSBytes + 1023) / 1024 * 1024;
+  static constexpr int kStageBytes = kXOff + kXRows * 128;
+  static constexpr int kRing = 8;  // int8_wo 192 KB, int4 144 KB: one block per SM
+  static constexpr int kRedStride = kXRows + 4;
+  static constexpr int kRedBytes = kRows * kRedStride * 4;
+  static constexpr int kUsed = kRing * kStageBytes > kRedBytes ? kRing * kStageBytes : kRedBytes;
+  static constexpr int kSmem = kUsed + 1024;  // the kernel aligns its base up to 1,024 bytes
+  static_assert(kStageBytes % 1024 == 0, "x's swizzle atoms start 1,024-byte aligned");
+};
+
+// The tensor maps of one call: x[M,K] (bf16, 64 x 64 boxes, 128-byte swizzle); the packed weights
+// as [tile][nkb * kTileBytes / 256][256] bytes (boxes of one step of kTiles tiles); int4 scales and
+// zeros as [tile][group][16] bf16 (boxes of one group of kTiles tiles).
+struct WsMaps {
+  CUtensorMap x, w, s, z;
+};
+
+__device__ __forceinline__ void tma_2d(void* dst, const CUtensorMap& map, int c0, int c1, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
+          smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(&map)), "r"(c0), "r"(c1), "r"(smem_addr(bar))
+      : "memory");
+}
+__device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap& map, int c0, int c1, int c2, uint64_t* bar,
+                                       uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, "
+      "%3, %4}], [%5], %6;" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(&map)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar)), "l"(policy)
+      : "memory");
+}
+
+template <class Dec>
+__global__ void __launch_bounds__(WsShape<Dec>::kThreads, 1)
+    linear_wo_ws_kernel(Weight W, LinearOut out, int M, int splits, float* partial, int* counters,
+                        const __grid_constant__ WsMaps maps) {  // x: maps.x
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = WsShape<Dec>;
+  constexpr int R = S::kRing;
+  constexpr int TW = 1;  // (finish_block's and wg_multiply's tiles per warp)
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  __shared__ bool is_last;
+  __shared__ __align__(8) uint64_t full[R], empty[R];
+  uint8_t* smem = wg_smem(smem_raw);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
+  const int K = W.K, nkb = (K + 63) / 64, tile0 = blockIdx.x * S::kTiles;
+  const int kb0 = static_cast<int>(static_cast<long long>(nkb) * blockIdx.y / splits);
+  const int steps = static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0;
+  const int G = Dec::kScaled ? W.group_size : 64;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < R; ++s) {
+      mbar_init(&full[s], 1);              // the producer's arrival with the stage's bytes
+      mbar_init(&empty[s], S::kMmaWarps);  // each consumer warp done with the stage
+    }
+    mbar_fence_init();
+  }
+  __syncthreads();
+  float acc[TW][8][4];
+  zero_sums(acc);
+
+  if (warp == S::kMmaWarps) {
+    // ---- the producer warp (its lane 0) ----
+    if (lane == 0) {
+      const uint64_t policy = l2_evict_first_policy();
+      const bool zeros = Dec::kScaled && W.group_zero != nullptr;
+      const uint32_t bytes = S::kWBytes + S::kXRows * 128 + (Dec::kScaled ? S::kTiles * 32 * (zeros ? 2 : 1) : 0);
+      const auto weights = [&](int s) {  // stage s's weights (and scales): every box whole, zeros outside
+        uint8_t* st = smem + (s % R) * S::kStageBytes;
+        mbar_arrive_expect_tx(&full[s % R], bytes);
+        tma_3d(st, maps.w, 0, (kb0 + s) * (S::kTileBytes / 256), tile0, &full[s % R], policy);
+        if constexpr (Dec::kScaled) {
+          const int group = (kb0 + s) * 64 / G;
+          tma_3d(st + S::kWBytes, maps.s, 0, group, tile0, &full[s % R], policy);
+          if (zeros) tma_3d(st + S::kWBytes + S::kTiles * 32, maps.z, 0, group, tile0, &full[s % R], policy);
+        }
+      };
+      // The first stages' weights before the wait (they do not depend on the previous kernel), x after.
+      for (int s = 0; s < R && s < steps; ++s) weights(s);
+      griddep_wait();
+      for (int s = 0; s < steps; ++s) {
+        if (s >= R) {
+          mbar_wait(&empty[s % R], ((s / R) - 1) & 1);
+          weights(s);
+        }
+        tma_2d(smem + (s % R) * S::kStageBytes + S::kXOff, maps.x, (kb0 + s) * 64, 0, &full[s % R]);
+      }
+    }
+  } else {
+    // ---- the consumer warpgroups ----
+    griddep_wait();
+    const uint32_t smem_base = smem_addr(smem);
+    // Waits for stage s and reads its weights and scales.
+    const auto begin = [&](int s, typename Dec::Raw(&raw)[TW], typename Dec::Scales(&sc)[TW]) {
+      mbar_wait(&full[s % R], (s / R) & 1);
+      const uint8_t* st = smem + (s % R) * S::kStageBytes;
+#pragma unroll
+      for (int t = 0; t < TW; ++t) {
+        const int tl = warp * TW + t;
+        raw[t] = Dec::read_packed(st + tl * S::kTileBytes, lane);
+        if constexpr (Dec::kScaled) {  // rows g and g + 8 of the tile's group: (2g, 2g + 1), row pairs
+          const bf16* ps = reinterpret_cast<const bf16*>(st + S::kWBytes) + tl * 16;
+          const __nv_bfloat162 symmetric = __float2bfloat162_rn(136.f);  // 128 + 8
+          sc[t].s = __bfloat162bfloat162(ps[2 * g]);
+          sc[t].s8 = __bfloat162bfloat162(ps[2 * g + 1]);
+          sc[t].z = W.group_zero ? __bfloat162bfloat162(ps[S::kTiles * 16 + 2 * g]) : symmetric;
+          sc[t].z8 = W.group_zero ? __bfloat162bfloat162(ps[S::kTiles * 16 + 2 * g + 1]) : symmetric;
+        }
+      }
+      return smem_base + (s % R) * S::kStageBytes + S::kXOff;
+    };
+    const auto release = [&](int s) {  // every warp's products of step s are done with its stage
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty[s % R]);
+    };
+    // Two A buffers, for even and odd steps: step s decodes while step s - 1's products run; the
+    // wait before it leaves one group in flight, so step s - 2's (this buffer, its stage) are done.
+    uint32_t a0[4][TW][4] = {}, a1[4][TW][4] = {};
+    const auto step = [&](int s, uint32_t(&a)[4][TW][4]) {
+      typename Dec::Raw raw[TW];
+      typename Dec::Scales sc[TW];
+      const uint32_t xaddr = begin(s, raw, sc);
+      wgmma_wait_one();
+      pin(a);
+      if (s >= 2) release(s - 2);
+      wg_multiply<Dec, 8, TW, 0, 4>(acc, a, raw, sc, xaddr);
+    };
+    // pairs of steps, then an odd last one (no path writes a buffer the last group in flight
+    // reads: ptxas would serialize every wgmma, C7513)
+    int s = 0;
+    for (; s + 1 < steps; s += 2) {
+      step(s, a0);
+      step(s + 1, a1);
+    }
+    if (s < steps) step(s, a0);
+    wgmma_wait_all_pinned(acc, a0, a1);
+  }
+  griddep_launch_dependents();
+  wg_end<Dec, S, TW, 8>(smem, acc, W, out, M, splits, partial, counters, is_last);
+#endif
+}
+
+// The driver's tensor-map encoder, reached through the runtime once per process (no -lcuda).
+using TensorMapEncode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                     const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+TensorMapEncode tensor_map_encoder() {
+  static const TensorMapEncode encode = []() -> TensorMapEncode {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    return reinterpret_cast<TensorMapEncode>(fn);
+  }();
+  return encode;
+}
+
+// One map: dims / box innermost first, strides[rank - 1] in bytes, zeros outside.
+Status encode_map(CUtensorMap* map, CUtensorMapDataType type, cuuint32_t rank, const void* base, const cuuint64_t* dims,
+                  const cuuint64_t* strides, const cuuint32_t* box, CUtensorMapSwizzle swizzle, const char* what) {
+  const TensorMapEncode encode = tensor_map_encoder();
+  if (!encode) return invalid("linear_wo_tiled", "the driver has no cuTensorMapEncodeTiled (the warp-specialized kernel needs it)");
+  const cuuint32_t elem[3] = {1, 1, 1};
+  const CUresult r = encode(map, type, rank, const_cast<void*>(base), dims, strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    return invalid("linear_wo_tiled", std::string("cuTensorMapEncodeTiled refused ") + what + " (error " +
+                                          std::to_string(static_cast<int>(r)) + ")");
+  return ok_status();
+}
+
+template <class S, class Dec>
+Status ws_maps(const bf16* x, int M, const Weight& W, WsMaps* maps) {
+  const cuuint64_t K = static_cast<cuuint64_t>(W.K), nkb = (K + 63) / 64, ntiles = (static_cast<cuuint64_t>(W.N) + 15) / 16;
+  {
+    const cuuint64_t dims[2] = {K, static_cast<cuuint64_t>(M)}, strides[1] = {K * 2};
+    const cuuint32_t box[2] = {64, 64};
+    GRPST_TRY(encode_map(&maps->x, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, x, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B, "x"));
+  }
+  {
+    const cuuint64_t tile_bytes = nkb * S::kTileBytes;
+    const cuuint64_t dims[3] = {256, tile_bytes / 256, ntiles}, strides[2] = {256, tile_bytes};
+    const cuuint32_t box[3] = {256, S::kTileBytes / 256, S::kTiles};
+    GRPST_TRY(encode_map(&maps->w, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, W.data, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_NONE,
+                         "the weights"));
+  }
+  maps->s = maps->z = maps->w;  // unused without scales
+  if constexpr (Dec::kScaled) {
+    const cuuint64_t ngroups = (K + W.group_size - 1) / W.group_size;
+    const cuuint64_t dims[3] = {16, ngroups, ntiles}, strides[2] = {32, ngroups * 32};
+    const cuuint32_t box[3] = {16, 1, S::kTiles};
+    GRPST_TRY(encode_map(&maps->s, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, W.group_scale, dims, strides, box,
+                         CU_TENSOR_MAP_SWIZZLE_NONE, "the group scales"));
+    if (W.group_zero)
+      GRPST_TRY(encode_map(&maps->z, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, W.group_zero, dims, strides, box,
+                           CU_TENSOR_MAP_SWIZZLE_NONE, "the group zeros"));
+  }
+  return ok_status();
+}
+
+}  // namespace
+}  // namespace grpst::cuda
