@@ -129,19 +129,16 @@ void test_wo_tiled() {
                            (wgmma ? overlap ? "wgmma overlapped" : pipe_names[pipe] : "mma.sync") + ")";
         // On a GPU of compute capability 9.0 the wgmma kernel runs from 17 rows unless switched off
         // (not the 8-warp shape of 256 rows); pipelined where asked (int8_wo, int4 in groups of 64
-        // or more), by default int4 at 17-32 rows by half steps and both warp-specialized at 33-64;
+        // or more), by default warp-specialized;
         // its steps overlapped for int4 up to 32 rows where it is not pipelined.
-        // The warp-specialized kernel (256 rows) from 33 rows, by default or where asked.
+        // The warp-specialized kernel (256 rows) from 17 rows, by default or where asked.
         if (hopper_sm90()) {
           const bool int4 = f == cu::WeightFormat::int4_awq;
-          const bool ws = kernel[0] == '1' && c.M > 32 && (!int4 || tc.group >= 64) &&
-                          (kernel[4] == '3' || kernel[4] == '-');
+          const bool eligible = kernel[0] == '1' && c.M > 16 && (!int4 || tc.group >= 64);
+          const bool ws = eligible && (kernel[4] == '3' || kernel[4] == '-');
           const bool wanted = kernel[0] == '1' && c.M > 16 && (rows != 256 || ws);
           const bool can_pipe = wanted && (!int4 || tc.group >= 64);
-          const int want_pipe = !can_pipe ? 0
-                                : ws ? 3
-                                : kernel[4] == '-' || kernel[4] == '3' ? (int4 && c.M <= 32 ? 2 : 0)
-                                                                       : kernel[4] - '0';
+          const int want_pipe = !can_pipe ? 0 : ws ? 3 : kernel[4] - '0';
           const bool want_overlap = wanted && want_pipe == 0 && kernel[2] == '1' && int4 && c.M <= 32;
           Checks::get().expect(name + ": the kernel asked for is taken",
                                wgmma == wanted && pipe == want_pipe && overlap == want_overlap);

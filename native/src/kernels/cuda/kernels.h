@@ -270,7 +270,7 @@ struct SplitScratch {
 constexpr int wo_tiled_counters(int N) { return (N + 63) / 64; }
 // Tiled tensor-core GEMM for int8_wo / int4_awq weights at up to 64 tokens (batched decode):
 // 64-256 weight rows per block, decoded in registers, x[M,K] (the prologue already applied)
-// through a ring in shared memory (cp.async, or on Hopper at 33-64 tokens the tensor memory
+// through a ring in shared memory (cp.async, or on Hopper at 17-64 tokens the tensor memory
 // accelerator fed by a producer warp), K split across blocks where the rows alone do not fill the
 // GPU (as many slices as `sc` holds; the sums are added in slice order). Epilogues as for
 // linear_skinny.
@@ -281,8 +281,8 @@ Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int
 // rows, when given, receives its block's weight rows, wgmma whether it runs the warpgroup (wgmma)
 // kernel (on a GPU of compute capability 9.0 unless GRPST_CUDA_WO_WGMMA=0) or the mma.sync one,
 // overlap whether that kernel overlaps its steps (int4 at 17-32 rows with groups under 64 columns
-// unless GRPST_CUDA_WO_WGMMA_OVERLAP=0), pipe its pipelined form (0 none, 1 by steps; 2 by half
-// steps: int4 at 17-32; 3 warp-specialized: 33-64 rows; GRPST_CUDA_WO_WGMMA_PIPE=0-3 forces one).
+// unless GRPST_CUDA_WO_WGMMA_OVERLAP=0), pipe its pipelined form (0 none, 1 by steps, 2 by half
+// steps, 3 warp-specialized: 17-64 rows by default; GRPST_CUDA_WO_WGMMA_PIPE=0-3 forces one).
 int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows = nullptr,
                            bool* wgmma = nullptr, bool* overlap = nullptr, int* pipe = nullptr);
 constexpr int kWoTiledMaxRows = 64;

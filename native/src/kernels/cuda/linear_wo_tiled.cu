@@ -15,9 +15,10 @@
 // scratch, [slice][column of blocks][rows][8J]; the last block of each column of blocks to arrive
 // (a counter per column, reset by that block) adds them in slice order, so the result does not
 // depend on timing, and runs the epilogue (channel scale, store / residual add / SwiGLU).
-// On a GPU of compute capability 9.0, 17-32 tokens take the same ring on wgmma instead
-// (linear_wo_wgmma.cuh), and 33-64 a warp-specialized kernel fed by the tensor memory accelerator
-// (linear_wo_ws.cuh); the parts they share are in linear_wo_tiled_parts.cuh.
+// On a GPU of compute capability 9.0, 17-64 tokens take a warp-specialized kernel fed by the
+// tensor memory accelerator (linear_wo_ws.cuh), or where it cannot run (int4 groups under 64
+// columns) the same ring on wgmma (linear_wo_wgmma.cuh); the parts they share are in
+// linear_wo_tiled_parts.cuh.
 #include <algorithm>
 #include <cstdlib>
 #include <type_traits>
@@ -241,11 +242,11 @@ Status launch_wgmma(const bf16* x, const Weight& w, const LinearOut& out, int M,
   return launch_shape<WgShape<Dec, J, TW, Overlap>>(linear_wo_wgmma_kernel<Dec, J, TW, Overlap>, x, w, out, M, splits,
                                                     sc, ex);
 }
-template <class Dec>
+template <class Dec, int J>
 Status launch_ws(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
                  const Exec& ex) {
-  using S = WsShape<Dec>;
-  const auto kernel = linear_wo_ws_kernel<Dec>;
+  using S = WsShape<Dec, J>;
+  const auto kernel = linear_wo_ws_kernel<Dec, J>;
   WsMaps maps;
   GRPST_TRY((ws_maps<S, Dec>(x, M, w, &maps)));
   GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
@@ -332,7 +333,7 @@ Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   int forced_rows = 0, forced_splits = 0;  // (the rows are the kernel's)
   if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &forced_rows, &forced_splits);
   Plan p;
-  p.rows = WsShape<TiledInt8>::kRows;
+  p.rows = WsShape<TiledInt8, 8>::kRows;
   const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));
   p.splits = forced_splits > 0 ? std::min(forced_splits, nkb) : std::clamp(num_sms / ceil_div(w.N, p.rows), 1, max_splits);
   cap_splits(p, w, M, sc);
@@ -344,20 +345,21 @@ Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
 Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const bool wg = wgmma_here();
   const bool int4 = w.format == WeightFormat::int4_awq;
-  // At 33-64 tokens the warp-specialized kernel (linear_wo_ws.cuh; pipe 3): on an H200, decode
-  // steps at 512 keys in turns against the kernels below, int8_wo b64 8.25 -> 7.45 ms, int4 6.86
-  // -> 6.73 (docs/benchmarks-gpu-wgmma.md). Below it, the pipelined wgmma kernels
-  // (linear_wo_wgmma.cuh), by measurement in turns on an H200 (decode steps at 512 keys, ms):
-  // int8_wo at 33-64 tokens by steps (b40 7.67 -> 7.34, b48 8.09 -> 7.58, b64 9.12 -> 8.24; at
-  // 17-32 within 2% either way), int4 at 17-32 tokens by half steps (b24 4.74 -> 4.65, b32 4.96 ->
-  // 4.87 against the overlapped kernel; 0.4% in another run: a small gain; at 33-64 within 1%, and
-  // by steps 8-10% slower: two A buffers leave two blocks per SM at 128 rows). All read one set of
-  // int4 scales per step: groups of 64 columns or more. GRPST_CUDA_WO_WGMMA_PIPE=0 turns them off,
-  // 1 / 2 takes that form from 17 tokens, 3 the warp-specialized kernel from 33.
+  // At 17-64 tokens the warp-specialized kernel (linear_wo_ws.cuh; pipe 3): on an H200, decode
+  // steps at 512 keys in turns against the kernels below (docs/benchmarks-gpu-wgmma.md), int8_wo
+  // b24 7.08 -> 4.83 ms, b32 7.38 -> 5.06, b64 8.25 -> 6.80; int4 b24 4.73 -> 4.39, b32 4.97 ->
+  // 4.61, b64 6.89 -> 6.24. Where it cannot run (int4 in groups under 64 columns) or when asked
+  // (GRPST_CUDA_WO_WGMMA_PIPE=0-2), the one-warpgroup wgmma kernels (linear_wo_wgmma.cuh): 0
+  // plain, 1 pipelined by steps (two A buffers), 2 by half steps; measured against each other on
+  // an H200 (decode steps at 512 keys, ms): int8_wo at 33-64 tokens by steps (b40 7.67 -> 7.34,
+  // b48 8.09 -> 7.58, b64 9.12 -> 8.24; at 17-32 within 2% either way), int4 at 17-32 by half
+  // steps (b24 4.74 -> 4.65, b32 4.96 -> 4.87 against the overlapped kernel; at 33-64 within 1%,
+  // and by steps 8-10% slower: two A buffers leave two blocks per SM at 128 rows). All read one
+  // set of int4 scales per step: groups of 64 columns or more.
   int pipe = 0;
   if (wg && M > 16 && (!int4 || w.group_size >= 64)) {
     pipe = env_int("GRPST_CUDA_WO_WGMMA_PIPE", -1);
-    if (pipe < 0 || pipe > 3 || (pipe == 3 && M <= 32)) pipe = M > 32 ? 3 : int4 ? 2 : 0;
+    if (pipe < 0 || pipe > 3) pipe = 3;
   }
   if (pipe == 3) return ws_plan(w, M, sc, num_sms);
   Residency res;
@@ -392,8 +394,8 @@ Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M
       return launch_wgmma<Dec, J, 1, true>(x, w, out, M, p.splits, sc, ex);
     }
   }
-  if constexpr (J == 8) {
-    if (p.pipe == 3) return launch_ws<Dec>(x, w, out, M, p.splits, sc, ex);
+  if constexpr (J >= 4) {
+    if (p.pipe == 3) return launch_ws<Dec, J>(x, w, out, M, p.splits, sc, ex);
   }
   if constexpr (J >= 4) {
     if (p.pipe == 1) {

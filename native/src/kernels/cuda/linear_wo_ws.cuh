@@ -1,4 +1,4 @@
-// The tiled weight-only GEMM at 33-64 tokens with its loads and its products in different warps
+// The tiled weight-only GEMM at 17-64 tokens with its loads and its products in different warps
 // (warp specialization; sm_90a machine code only): y[M,N] = x[M,K] . W[N,K]^T, W decoded to bf16
 // in registers and multiplied by wgmma, as in linear_wo_wgmma.cuh.
 //
@@ -22,7 +22,8 @@
 //    and without the second A buffer even;
 //  - no block barrier in the loop; the K split, the reduction and the epilogue are
 //    finish_block's (linear_wo_tiled_parts.cuh), after which the ring is its scratch.
-// int8_wo, and int4 in groups of 64 columns or more (one set of scales per step).
+// int8_wo, and int4 in groups of 64 columns or more (one set of scales per step); x's block is 32
+// rows at 17-32 tokens (wgmma n32), 64 at 33-64 (n64), rows past M zeros.
 #pragma once
 #include <cuda.h>  // CUtensorMap (the driver's encoder is reached through the runtime: no -lcuda)
 
@@ -32,12 +33,12 @@
 namespace grpst::cuda {
 namespace {
 
-// Four consumer warpgroups of one 16-row tile per warp (256 rows); 64 token columns (J = 8).
-template <class Dec>
+// Four consumer warpgroups of one 16-row tile per warp (256 rows); 8J token columns (J = 4: 32, 8: 64).
+template <class Dec, int J>
 struct WsShape {
   static constexpr int kMmaWarps = 16;
   static constexpr int kThreads = kMmaWarps * 32 + 32;  // + the producer warp
-  static constexpr int kTiles = kMmaWarps, kRows = 16 * kTiles, kXRows = 64;
+  static constexpr int kTiles = kMmaWarps, kRows = 16 * kTiles, kXRows = 8 * J;
   static constexpr int kTileBytes = 32 * Dec::kLaneBytes;  // a tile's 64 columns
   static constexpr int kWBytes = kTiles * kTileBytes;
   static constexpr int kSBytes = Dec::kScaled ? kTiles * 64 : 0;  // [kTiles][16] scales, then zeros (bf16)
@@ -74,12 +75,12 @@ __device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap& map, int c0
       : "memory");
 }
 
-template <class Dec>
-__global__ void __launch_bounds__(WsShape<Dec>::kThreads, 1)
+template <class Dec, int J>
+__global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
     linear_wo_ws_kernel(Weight W, LinearOut out, int M, int splits, float* partial, int* counters,
                         const __grid_constant__ WsMaps maps) {  // x: maps.x
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = WsShape<Dec>;
+  using S = WsShape<Dec, J>;
   constexpr int R = S::kRing;
   constexpr int TW = 1;  // (finish_block's and wg_multiply's tiles per warp)
   extern __shared__ __align__(16) uint8_t smem_raw[];
@@ -99,7 +100,7 @@ __global__ void __launch_bounds__(WsShape<Dec>::kThreads, 1)
     mbar_fence_init();
   }
   __syncthreads();
-  float acc[TW][8][4];
+  float acc[TW][J][4];
   zero_sums(acc);
 
   if (warp == S::kMmaWarps) {
@@ -166,7 +167,7 @@ __global__ void __launch_bounds__(WsShape<Dec>::kThreads, 1)
       wgmma_wait_one();
       pin(a);
       if (s >= 2) release(s - 2);
-      wg_multiply<Dec, 8, TW, 0, 4>(acc, a, raw, sc, xaddr);
+      wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, xaddr);
     };
     // pairs of steps, then an odd last one (no path writes a buffer the last group in flight
     // reads: ptxas would serialize every wgmma, C7513)
@@ -179,7 +180,7 @@ __global__ void __launch_bounds__(WsShape<Dec>::kThreads, 1)
     wgmma_wait_all_pinned(acc, a0, a1);
   }
   griddep_launch_dependents();
-  wg_end<Dec, S, TW, 8>(smem, acc, W, out, M, splits, partial, counters, is_last);
+  wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 #endif
 }
 
@@ -220,7 +221,7 @@ Status ws_maps(const bf16* x, int M, const Weight& W, WsMaps* maps) {
   const cuuint64_t K = static_cast<cuuint64_t>(W.K), nkb = (K + 63) / 64, ntiles = (static_cast<cuuint64_t>(W.N) + 15) / 16;
   {
     const cuuint64_t dims[2] = {K, static_cast<cuuint64_t>(M)}, strides[1] = {K * 2};
-    const cuuint32_t box[2] = {64, 64};
+    const cuuint32_t box[2] = {64, S::kXRows};
     GRPST_TRY(encode_map(&maps->x, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, x, dims, strides, box, CU_TENSOR_MAP_SWIZZLE_128B, "x"));
   }
   {
