@@ -11,18 +11,7 @@ namespace grpst::cpu::GRPST_ISA {
 
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kMR = 4;  // 16 accumulators + 4 weights + 1 input of 32 registers
-#elif defined(__AVX2__)
-constexpr int kMR = 4;  // 12 accumulators + 3 weights + 1 input of 16 registers
-#else
-constexpr int kMR = 4;
-#endif
-#if defined(__AVX2__) && !defined(__AVX512F__)
-constexpr int kNR = 3;
-#else
-constexpr int kNR = 4;
-#endif
+constexpr int kMR = kTileRows, kNR = kTileCols;  // the register tile (simd.h)
 constexpr int kStreamingRows = 8;
 
 // Rows of 1-6 KB end before the hardware prefetcher has ramped up, so each tile asks for the

@@ -25,16 +25,7 @@ struct E4m3Table {
 };
 const E4m3Table kE4m3;
 
-// Register tiles of rows x outputs: AVX-512 4 x 4 (16 accumulators of 32 registers); AVX2 4 x 3
-// (12 accumulators, 3 weights and 1 input of 16 registers: 2 x 4 left half the FMA pipes idle
-// on their latency; the bf16 GEMM in gemm_bf16.cpp measured 1.5x faster so).
-#if defined(__AVX2__) && !defined(__AVX512F__)
-constexpr int kMR = 4;
-constexpr int kNR = 3;
-#else
-constexpr int kMR = 4;
-constexpr int kNR = 4;
-#endif
+constexpr int kMR = kTileRows, kNR = kTileCols;  // the register tile (simd.h), as the bf16 GEMM's
 
 template <int MR, int NR>
 inline void tile(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int K) {

@@ -192,11 +192,17 @@ void cap_splits(Plan& p, const Weight& w, int M, const SplitScratch& sc) {
   }
 }
 
+// GRPST_CUDA_WO_TILED_CONFIG="rows,splits": the block rows and K slices forced (0: chosen).
+void forced_config(int& rows, int& splits) {
+  rows = splits = 0;
+  if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &rows, &splits);
+}
+
 Plan choose(const Weight& w, int M, const SplitScratch& sc, int num_sms, const Residency& res, bool one_wave) {
   Plan p;
   const int nkb = (w.K + 63) / 64;
-  int forced_rows = 0, forced_splits = 0;
-  if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &forced_rows, &forced_splits);
+  int forced_rows, forced_splits;
+  forced_config(forced_rows, forced_splits);
   // Up to 32 tokens: 64-row blocks (128 for the widest matrices), K split until about six blocks
   // per SM (three of 128 rows), each slice at least 8 steps of K: on an H200 the kernel is bound
   // by latency (ncu: 12-19% achieved occupancy, DRAM and SM throughput under a third), so more
@@ -330,8 +336,8 @@ bool wgmma_here() {
 // slices (its rows are ignored).
 Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const int nkb = (w.K + 63) / 64;
-  int forced_rows = 0, forced_splits = 0;  // (the rows are the kernel's)
-  if (const char* e = std::getenv("GRPST_CUDA_WO_TILED_CONFIG")) std::sscanf(e, "%d,%d", &forced_rows, &forced_splits);
+  int forced_rows, forced_splits;  // (the rows are the kernel's)
+  forced_config(forced_rows, forced_splits);
   Plan p;
   p.rows = WsShape<TiledInt8, 8>::kRows;
   const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));

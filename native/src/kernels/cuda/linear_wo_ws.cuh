@@ -142,14 +142,9 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
       for (int t = 0; t < TW; ++t) {
         const int tl = warp * TW + t;
         raw[t] = Dec::read_packed(st + tl * S::kTileBytes, lane);
-        if constexpr (Dec::kScaled) {  // rows g and g + 8 of the tile's group: (2g, 2g + 1), row pairs
-          const bf16* ps = reinterpret_cast<const bf16*>(st + S::kWBytes) + tl * 16;
-          const __nv_bfloat162 symmetric = __float2bfloat162_rn(136.f);  // 128 + 8
-          sc[t].s = __bfloat162bfloat162(ps[2 * g]);
-          sc[t].s8 = __bfloat162bfloat162(ps[2 * g + 1]);
-          sc[t].z = W.group_zero ? __bfloat162bfloat162(ps[S::kTiles * 16 + 2 * g]) : symmetric;
-          sc[t].z8 = W.group_zero ? __bfloat162bfloat162(ps[S::kTiles * 16 + 2 * g + 1]) : symmetric;
-        }
+        // the tile's group: its 16 scales, and kTiles * 16 further on its 16 zeros
+        sc[t] = Dec::template scales<true>(reinterpret_cast<const bf16*>(st + S::kWBytes) + tl * 16, 0, G,
+                                           W.group_zero != nullptr, g, S::kTiles * 16);
       }
       return smem_base + (s % R) * S::kStageBytes + S::kXOff;
     };
