@@ -78,8 +78,11 @@ bool hopper_sm90() {
 // the shape it chooses and each block shape with and without a K split
 // (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"), each on the wgmma kernel (where it runs) with its
 // steps overlapped (int4 at 17-32 rows) and not, pipelined by steps and by half steps,
-// warp-specialized (from 33 rows), as the defaults choose, and on the mma.sync one; the split
+// warp-specialized (from 9 rows), as the defaults choose, and on the mma.sync one; the split
 // counters back at zero after every launch.
+// The fewest rows the warp-specialized kernel takes by default (linear_wo_tiled.cu's plan_for).
+constexpr int kWsFromRows = 9;
+
 void test_wo_tiled() {
   Rng r(651);
   const int sms = 132;
@@ -89,6 +92,8 @@ void test_wo_tiled() {
       {{40, 512, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
       {{17, 768, 4096, true, false, cu::Epilogue::swiglu, false}, 64, false},
       {{9, 384, 2048, false, false, cu::Epilogue::store, true}, 32, true},
+      {{16, 640, 4096, true, false, cu::Epilogue::swiglu, false}, 128, true},  // n16: ws from 9 rows
+      {{12, 256, 1536, false, true, cu::Epilogue::residual_add, false}, 64, false},
       // 8 rows: where the forward takes it for a projection the streaming GEMV cannot stage (int4
       // then stages its scales per step)
       {{8, 256, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
@@ -109,7 +114,8 @@ void test_wo_tiled() {
       Dev<uint16_t> xn(size_t(c.M) * c.K);
       // GRPST_CUDA_WO_WGMMA / _OVERLAP / _PIPE ('-': unset, the default rule): wgmma overlapped
       // where it applies, wgmma not, pipelined by steps, by half steps, the defaults, mma.sync
-      for (const char* kernel : {"1/1/0", "1/0/0", "1/0/1", "1/0/2", "1/0/3", "1/1/-", "0/0/0"})
+      // ("1/0/3k": warp-specialized under stream-K wherever it can run)
+      for (const char* kernel : {"1/1/0", "1/0/0", "1/0/1", "1/0/2", "1/0/3", "1/0/3k", "1/1/-", "0/0/0"})
       for (const char* cfg : configs) {
         if (tc.chosen_only && cfg[0]) continue;  // a large case: its CPU reference once per format
         if (cfg[0]) setenv("GRPST_CUDA_WO_TILED_CONFIG", cfg, 1);
@@ -118,30 +124,40 @@ void test_wo_tiled() {
         setenv("GRPST_CUDA_WO_WGMMA_OVERLAP", kernel[2] == '1' ? "1" : "0", 1);
         if (kernel[4] == '-') unsetenv("GRPST_CUDA_WO_WGMMA_PIPE");
         else setenv("GRPST_CUDA_WO_WGMMA_PIPE", std::string(1, kernel[4]).c_str(), 1);
-        int rows = 0, pipe = 0;
+        const bool force_stream_k = kernel[5] == 'k';
+        if (force_stream_k && cfg[0]) continue;  // (stream-K has no slices to force)
+        setenv("GRPST_CUDA_WO_WS_STREAMK", force_stream_k ? "2" : "0", 1);
+        int rows = 0, pipe = 0, stream_k = 0;
         bool wgmma = false, overlap = false;
-        const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, &rows, &wgmma, &overlap, &pipe);
+        const int splits = cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, &rows, &wgmma, &overlap, &pipe, &stream_k);
         const char* pipe_names[] = {"wgmma", "wgmma pipelined by steps", "wgmma pipelined by half steps",
                                     "wgmma, warp-specialized"};
         std::string name = describe("wo_tiled", f, c) + " g" + std::to_string(tc.group) + (tc.zeros ? "+zeros" : "") +
                            " " + (cfg[0] ? cfg : "auto") + " (" + std::to_string(rows) + " rows x " +
                            std::to_string(splits) + " slices, " +
-                           (wgmma ? overlap ? "wgmma overlapped" : pipe_names[pipe] : "mma.sync") + ")";
+                           (wgmma ? overlap ? "wgmma overlapped" : pipe_names[pipe] : "mma.sync") +
+                           (stream_k ? ", stream-K over " + std::to_string(stream_k) + " blocks" : "") + ")";
         // On a GPU of compute capability 9.0 the wgmma kernel runs from 17 rows unless switched off
         // (not the 8-warp shape of 256 rows); pipelined where asked (int8_wo, int4 in groups of 64
         // or more), by default warp-specialized;
         // its steps overlapped for int4 up to 32 rows where it is not pipelined.
-        // The warp-specialized kernel (256 rows) from 17 rows, by default or where asked.
+        // The warp-specialized kernel (256 rows) from 9 rows where asked, by default from
+        // kWsFromRows (n16 at 9-16 rows, n32 at 17-32, n64 above).
         if (hopper_sm90()) {
           const bool int4 = f == cu::WeightFormat::int4_awq;
-          const bool eligible = kernel[0] == '1' && c.M > 16 && (!int4 || tc.group >= 64);
-          const bool ws = eligible && (kernel[4] == '3' || kernel[4] == '-');
-          const bool wanted = kernel[0] == '1' && c.M > 16 && (rows != 256 || ws);
+          const bool eligible = kernel[0] == '1' && c.M > 8 && (!int4 || tc.group >= 64);
+          const bool ws = eligible && (kernel[4] == '3' || (kernel[4] == '-' && c.M >= kWsFromRows));
+          const bool wanted = ws || (kernel[0] == '1' && c.M > 16 && rows != 256);
           const bool can_pipe = wanted && (!int4 || tc.group >= 64);
           const int want_pipe = !can_pipe ? 0 : ws ? 3 : kernel[4] - '0';
           const bool want_overlap = wanted && want_pipe == 0 && kernel[2] == '1' && int4 && c.M <= 32;
-          Checks::get().expect(name + ": the kernel asked for is taken",
-                               wgmma == wanted && pipe == want_pipe && overlap == want_overlap);
+          // stream-K where asked, on the warp-specialized kernel at up to 32 rows, with more
+          // blocks (at least 8 steps each, one per SM) than 256-row tiles
+          const int tiles = (c.N + 255) / 256;
+          const int want_blocks = std::min<int>(sms, tiles * ((c.K + 63) / 64) / 8);
+          const int want_stream_k = force_stream_k && want_pipe == 3 && c.M <= 32 && want_blocks > tiles ? want_blocks : 0;
+          Checks::get().expect(name + ": the kernel asked for is taken", wgmma == wanted && pipe == want_pipe &&
+                                                                             overlap == want_overlap && stream_k == want_stream_k);
         }
         check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
           const cu::bf16* x = in.x;
@@ -162,6 +178,7 @@ void test_wo_tiled() {
   unsetenv("GRPST_CUDA_WO_WGMMA");
   unsetenv("GRPST_CUDA_WO_WGMMA_OVERLAP");
   unsetenv("GRPST_CUDA_WO_WGMMA_PIPE");
+  unsetenv("GRPST_CUDA_WO_WS_STREAMK");
   // Refusals: more than 64 rows, an int4 group it does not stage.
   auto hw = random_host_weight(cu::WeightFormat::int4_awq, 128, 480, r, 48, false);
   auto dw = to_device(hw);
@@ -174,6 +191,66 @@ void test_wo_tiled() {
   Checks::get().expect("wo_tiled refuses 65 rows",
                        !cu::linear_wo_tiled(x.as<cu::bf16>(), to_device(hw8).w, out, 65, sc, sms, {}).ok());
 }
+// Stream-K chosen by the default rule where the 256-row blocks leave SMs idle (6 tiles of 32 steps
+// on 8 SMs: 8 blocks of 24 steps, the tiles cut in two or three pieces) at 9-32 rows, against the
+// CPU twin at each x block (n16, n32) and epilogue, and the same bits from a second launch (the
+// pieces summed in order, whichever arrives last); by K slices at 33-64 rows.
+void test_wo_ws_stream_k() {
+  if (!hopper_sm90()) return;  // (the warp-specialized kernel is sm_90a machine code)
+  Rng r(977);
+  const int sms = 8;
+  const DevSplitScratch scratch(size_t(64) * 1536 * 8, 1536);
+  const cu::SplitScratch sc = scratch.get();
+  unsetenv("GRPST_CUDA_WO_WS_STREAMK");
+  for (auto f : {cu::WeightFormat::int8_wo, cu::WeightFormat::int4_awq})
+    for (const Case& c : {Case{12, 1536, 2048, true, false, cu::Epilogue::store, false},
+                          Case{24, 1536, 2048, false, false, cu::Epilogue::swiglu, false},
+                          Case{32, 1536, 2048, false, true, cu::Epilogue::residual_add, false},
+                          Case{17, 1536, 2048, false, false, cu::Epilogue::store, true},
+                          Case{64, 1536, 2048, false, false, cu::Epilogue::store, false}}) {
+      auto hw = random_host_weight(f, c.N, c.K, r, 128, f == cu::WeightFormat::int4_awq);
+      auto dw = to_device(hw);
+      int stream_k = 0, pipe = 0;
+      cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, nullptr, nullptr, nullptr, &pipe, &stream_k);
+      const std::string name = describe("wo_ws stream-K", f, c);
+      Checks::get().expect(name + (c.M <= 32 ? ": chosen over 8 blocks" : ": not chosen past 32 rows"),
+                           pipe == 3 && stream_k == (c.M <= 32 ? sms : 0));
+      Dev<uint16_t> xn(size_t(c.M) * c.K);
+      check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+        const cu::bf16* x = in.x;
+        if (in.norm_w || in.act_scale) {
+          const cu::Status st = cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
+          if (!st.ok()) return st;
+          x = xn.as<cu::bf16>();
+        }
+        if (out.epi != cu::Epilogue::residual_add) {  // a first launch, kept to compare bits with
+          const size_t bytes = size_t(c.M) * (out.epi == cu::Epilogue::swiglu ? c.N / 2 : c.N) * (c.f32_out ? 4 : 2);
+          Dev<uint8_t> first(bytes);
+          cu::LinearOut o1 = out;
+          o1.y = first.p;
+          cu::Status st = cu::linear_wo_tiled(x, dw.w, o1, c.M, sc, sms, {});
+          if (!st.ok()) return st;
+          st = cu::linear_wo_tiled(x, dw.w, out, c.M, sc, sms, {});
+          if (!st.ok()) return st;
+          std::vector<uint8_t> a(bytes), b(bytes);
+          cudaMemcpy(a.data(), first.p, bytes, cudaMemcpyDeviceToHost);
+          cudaMemcpy(b.data(), out.y, bytes, cudaMemcpyDeviceToHost);
+          Checks::get().expect(name + ": the same bits from a second launch", a == b);
+          return st;
+        }
+        return cu::linear_wo_tiled(x, dw.w, out, c.M, sc, sms, {});
+      });
+      const auto left = scratch.counters.download();
+      bool zero = true;
+      for (int v : left) zero = zero && v == 0;
+      Checks::get().expect(name + ": tile counters back at zero", zero);
+      setenv("GRPST_CUDA_WO_WS_STREAMK", "0", 1);
+      cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, nullptr, nullptr, nullptr, &pipe, &stream_k);
+      Checks::get().expect(name + ": by slices when switched off", pipe == 3 && stream_k == 0);
+      unsetenv("GRPST_CUDA_WO_WS_STREAMK");
+    }
+}
+
 void test_gemm_paths(cu::LtContext* lt) {
   Rng r(701);
   // bf16 through cuBLASLt: store / accumulate / fp32 out; prologue materialized first.
@@ -298,6 +375,7 @@ void test_linear() {
   test_gemv();
   test_skinny();
   test_wo_tiled();
+  test_wo_ws_stream_k();
   test_linear_stream();
   cu::LtContext* lt = nullptr;
   if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {

@@ -126,6 +126,7 @@ struct Plan {
   bool wgmma = false;  // the warpgroup kernel (linear_wo_wgmma.cuh) rather than the mma.sync one
   bool overlap = false;  // that kernel with its steps overlapped (int4 at 17-32 tokens)
   int pipe = 0;  // that kernel pipelined (linear_wo_wgmma.cuh): 1 by steps (two A buffers), 2 by half steps
+  int stream_k = 0;  // pipe 3 under stream-K (linear_wo_ws_streamk.cuh): its blocks (splits unused); 0: by slices
 };
 // Blocks of 64 and of 128 rows that fit on one SM at 33-64 tokens (0: unknown).
 struct Residency {
@@ -249,16 +250,20 @@ Status launch_wgmma(const bf16* x, const Weight& w, const LinearOut& out, int M,
                                                     sc, ex);
 }
 template <class Dec, int J>
-Status launch_ws(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
+Status launch_ws(const bf16* x, const Weight& w, const LinearOut& out, int M, const Plan& p, const SplitScratch& sc,
                  const Exec& ex) {
   using S = WsShape<Dec, J>;
-  const auto kernel = linear_wo_ws_kernel<Dec, J>;
   WsMaps maps;
   GRPST_TRY((ws_maps<S, Dec>(x, M, w, &maps)));
-  GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
-  const dim3 grid(ceil_div(w.N, S::kRows), splits);
-  return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, splits, sc.partial, sc.counters,
-                maps);
+  const auto run = [&](auto kernel, dim3 grid) -> Status {
+    GRPST_TRY(allow_smem("linear_wo_tiled", kernel, S::kSmem));
+    return launch("linear_wo_tiled", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, sc.partial,
+                  sc.counters, maps);
+  };
+  if constexpr (J <= 4) {
+    if (p.stream_k > 0) return run(linear_wo_ws_kernel<Dec, J, true>, dim3(p.stream_k));
+  }
+  return run(linear_wo_ws_kernel<Dec, J, false>, dim3(ceil_div(w.N, S::kRows), p.splits));
 }
 template <class Dec, int J, int TW, bool Half>
 Status launch_wgmma_pipe(const bf16* x, const Weight& w, const LinearOut& out, int M, int splits, const SplitScratch& sc,
@@ -334,6 +339,36 @@ bool wgmma_here() {
 // slices 22.4 us (4: 23.5, 8: 30.7), o_proj and down_proj 8 (20.4, 31.1 us), gate_up 1 (50.2 us
 // against 61.9 at 4 slices over three waves). GRPST_CUDA_WO_TILED_CONFIG="rows,splits" forces the
 // slices (its rows are ignored).
+// Stream-K (linear_wo_ws_streamk.cuh) at 9-32 tokens where its blocks would take under 90% of the
+// steps the slices' blocks take (their waves included), each at least 8 steps, one per SM: on an
+// H200 the 8B model's gate_up, 96 blocks of 64 steps (qkv's 120 blocks, o_proj's and down_proj's
+// 128 stay by slices). Decode steps at 512 keys, in turns: int8_wo b16 4.41 -> 4.16 ms, b32 5.18
+// -> 4.93; int4 b16 3.97 -> 3.75, b32 4.69 -> 4.50. Not at 33-64 tokens, where the pieces' sums
+// (64 KB per piece) cost more than the idle SMs did: b64 6.89 -> 6.94 (int8_wo), 6.37 -> 6.44.
+// GRPST_CUDA_WO_WS_STREAMK: 0 never, 2 wherever it can run (more SMs than tiles, scratch enough;
+// for tests), 1 (default) as above. Returns its blocks, or 0.
+int ws_stream_k_blocks(const Weight& w, int M, const Plan& sliced, const SplitScratch& sc, int num_sms) {
+  const int mode = env_int("GRPST_CUDA_WO_WS_STREAMK", 1);
+  if (mode <= 0 || M > 32) return 0;
+  const int nkb = (w.K + 63) / 64, T = ceil_div(w.N, 256);
+  const long long U = static_cast<long long>(T) * nkb;
+  const int B = static_cast<int>(std::min<long long>(num_sms, U / 8));
+  if (B <= T || !sc.partial || !sc.counters || T > sc.counter_count) return 0;  // (a block's range within two tiles)
+  if (mode == 1) {
+    const int blocks = T * sliced.splits, waves = ceil_div(blocks, num_sms);
+    const long long sliced_steps = static_cast<long long>(waves) * ceil_div(nkb, sliced.splits);
+    if (10 * ceil_div(U, B) >= 9 * sliced_steps) return 0;
+  }
+  // The scratch: a slot of 256 rows x the x block's tokens per piece of every tile cut.
+  int most = 1;
+  for (int t = 0; t < T; ++t) {
+    const auto block_of = [&](long long u) { return static_cast<int>(((u + 1) * B - 1) / U); };
+    most = std::max(most, block_of(static_cast<long long>(t + 1) * nkb - 1) - block_of(static_cast<long long>(t) * nkb) + 1);
+  }
+  const size_t need = static_cast<size_t>(most) * T * 256 * (M <= 16 ? 16 : M <= 32 ? 32 : 64);
+  return need <= sc.partial_floats ? B : 0;
+}
+
 Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const int nkb = (w.K + 63) / 64;
   int forced_rows, forced_splits;  // (the rows are the kernel's)
@@ -345,6 +380,7 @@ Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   cap_splits(p, w, M, sc);
   p.wgmma = true;
   p.pipe = 3;
+  p.stream_k = ws_stream_k_blocks(w, M, p, sc, num_sms);
   return p;
 }
 
@@ -363,9 +399,10 @@ Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // and by steps 8-10% slower: two A buffers leave two blocks per SM at 128 rows). All read one
   // set of int4 scales per step: groups of 64 columns or more.
   int pipe = 0;
-  if (wg && M > 16 && (!int4 || w.group_size >= 64)) {
+  if (wg && M > 8 && (!int4 || w.group_size >= 64)) {
     pipe = env_int("GRPST_CUDA_WO_WGMMA_PIPE", -1);
-    if (pipe < 0 || pipe > 3) pipe = 3;
+    if (pipe < 0 || pipe > 3) pipe = M > 16 || M >= env_int("GRPST_CUDA_WO_WS_FROM", 9) ? 3 : 0;
+    if (M <= 16 && pipe != 3) pipe = 0;  // (the one-warpgroup kernels run from 17 rows)
   }
   if (pipe == 3) return ws_plan(w, M, sc, num_sms);
   Residency res;
@@ -400,9 +437,7 @@ Status dispatch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M
       return launch_wgmma<Dec, J, 1, true>(x, w, out, M, p.splits, sc, ex);
     }
   }
-  if constexpr (J >= 4) {
-    if (p.pipe == 3) return launch_ws<Dec, J>(x, w, out, M, p.splits, sc, ex);
-  }
+  if (p.pipe == 3) return launch_ws<Dec, J>(x, w, out, M, p, sc, ex);
   if constexpr (J >= 4) {
     if (p.pipe == 1) {
       if (p.rows == 128) return launch_wgmma_pipe<Dec, J, 2, false>(x, w, out, M, p.splits, sc, ex);
@@ -446,8 +481,9 @@ bool linear_wo_tiled_supported(const Weight& w) {
 }
 
 int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows, bool* wgmma,
-                           bool* overlap, int* pipe) {
+                           bool* overlap, int* pipe, int* stream_k) {
   const Plan p = plan_for(w, M, sc, num_sms);
+  if (stream_k) *stream_k = p.stream_k;
   if (rows) *rows = p.rows;
   if (wgmma) *wgmma = p.wgmma;
   if (overlap) *overlap = p.overlap;

@@ -29,6 +29,7 @@
 
 #include "bulk_ring.cuh"
 #include "linear_wo_wgmma.cuh"
+#include "linear_wo_ws_streamk.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -75,7 +76,7 @@ __device__ __forceinline__ void tma_3d(void* dst, const CUtensorMap& map, int c0
       : "memory");
 }
 
-template <class Dec, int J>
+template <class Dec, int J, bool StreamK>
 __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
     linear_wo_ws_kernel(Weight W, LinearOut out, int M, int splits, float* partial, int* counters,
                         const __grid_constant__ WsMaps maps) {  // x: maps.x
@@ -85,12 +86,24 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
   constexpr int TW = 1;  // (finish_block's and wg_multiply's tiles per warp)
   extern __shared__ __align__(16) uint8_t smem_raw[];
   __shared__ bool is_last;
+  __shared__ int piece_last;
   __shared__ __align__(8) uint64_t full[R], empty[R];
   uint8_t* smem = wg_smem(smem_raw);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
-  const int K = W.K, nkb = (K + 63) / 64, tile0 = blockIdx.x * S::kTiles;
-  const int kb0 = static_cast<int>(static_cast<long long>(nkb) * blockIdx.y / splits);
-  const int steps = static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0;
+  const int K = W.K, nkb = (K + 63) / 64, T = (W.N + S::kRows - 1) / S::kRows;
+  // The block's work: one K slice of one tile (blockIdx.y of `splits`), or under stream-K
+  // (linear_wo_ws_streamk.cuh) the tail of one tile and the head of the next.
+  WsPiece piece[2];
+  if constexpr (StreamK) {
+    ws_stream_k_pieces(T, nkb, piece);
+  } else {
+    const int kb0 = static_cast<int>(static_cast<long long>(nkb) * blockIdx.y / splits);
+    piece[0] = WsPiece{static_cast<int>(blockIdx.x), kb0,
+                       static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0,
+                       static_cast<int>(blockIdx.y), splits};
+    piece[1] = WsPiece{};
+  }
+  const int total = piece[0].steps + piece[1].steps;  // stages the ring passes: counted on across pieces
   const int G = Dec::kScaled ? W.group_size : 64;
   if (threadIdx.x == 0) {
     for (int s = 0; s < R; ++s) {
@@ -109,35 +122,37 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
       const uint64_t policy = l2_evict_first_policy();
       const bool zeros = Dec::kScaled && W.group_zero != nullptr;
       const uint32_t bytes = S::kWBytes + S::kXRows * 128 + (Dec::kScaled ? S::kTiles * 32 * (zeros ? 2 : 1) : 0);
-      const auto weights = [&](int s) {  // stage s's weights (and scales): every box whole, zeros outside
-        uint8_t* st = smem + (s % R) * S::kStageBytes;
-        mbar_arrive_expect_tx(&full[s % R], bytes);
-        tma_3d(st, maps.w, 0, (kb0 + s) * (S::kTileBytes / 256), tile0, &full[s % R], policy);
+      const auto step_kb = [&](int c) { return c < piece[0].steps ? piece[0].kb0 + c : piece[1].kb0 + c - piece[0].steps; };
+      const auto weights = [&](int c) {  // stage c's weights (and scales): every box whole, zeros outside
+        uint8_t* st = smem + (c % R) * S::kStageBytes;
+        const int kb = step_kb(c), tile0 = (c < piece[0].steps ? piece[0].tile : piece[1].tile) * S::kTiles;
+        mbar_arrive_expect_tx(&full[c % R], bytes);
+        tma_3d(st, maps.w, 0, kb * (S::kTileBytes / 256), tile0, &full[c % R], policy);
         if constexpr (Dec::kScaled) {
-          const int group = (kb0 + s) * 64 / G;
-          tma_3d(st + S::kWBytes, maps.s, 0, group, tile0, &full[s % R], policy);
-          if (zeros) tma_3d(st + S::kWBytes + S::kTiles * 32, maps.z, 0, group, tile0, &full[s % R], policy);
+          const int group = kb * 64 / G;
+          tma_3d(st + S::kWBytes, maps.s, 0, group, tile0, &full[c % R], policy);
+          if (zeros) tma_3d(st + S::kWBytes + S::kTiles * 32, maps.z, 0, group, tile0, &full[c % R], policy);
         }
       };
       // The first stages' weights before the wait (they do not depend on the previous kernel), x after.
-      for (int s = 0; s < R && s < steps; ++s) weights(s);
+      for (int c = 0; c < R && c < total; ++c) weights(c);
       griddep_wait();
-      for (int s = 0; s < steps; ++s) {
-        if (s >= R) {
-          mbar_wait(&empty[s % R], ((s / R) - 1) & 1);
-          weights(s);
+      for (int c = 0; c < total; ++c) {
+        if (c >= R) {
+          mbar_wait(&empty[c % R], ((c / R) - 1) & 1);
+          weights(c);
         }
-        tma_2d(smem + (s % R) * S::kStageBytes + S::kXOff, maps.x, (kb0 + s) * 64, 0, &full[s % R]);
+        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, step_kb(c) * 64, 0, &full[c % R]);
       }
     }
   } else {
     // ---- the consumer warpgroups ----
     griddep_wait();
     const uint32_t smem_base = smem_addr(smem);
-    // Waits for stage s and reads its weights and scales.
-    const auto begin = [&](int s, typename Dec::Raw(&raw)[TW], typename Dec::Scales(&sc)[TW]) {
-      mbar_wait(&full[s % R], (s / R) & 1);
-      const uint8_t* st = smem + (s % R) * S::kStageBytes;
+    // Waits for stage c and reads its weights and scales.
+    const auto begin = [&](int c, typename Dec::Raw(&raw)[TW], typename Dec::Scales(&sc)[TW]) {
+      mbar_wait(&full[c % R], (c / R) & 1);
+      const uint8_t* st = smem + (c % R) * S::kStageBytes;
 #pragma unroll
       for (int t = 0; t < TW; ++t) {
         const int tl = warp * TW + t;
@@ -146,36 +161,52 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
         sc[t] = Dec::template scales<true>(reinterpret_cast<const bf16*>(st + S::kWBytes) + tl * 16, 0, G,
                                            W.group_zero != nullptr, g, S::kTiles * 16);
       }
-      return smem_base + (s % R) * S::kStageBytes + S::kXOff;
+      return smem_base + (c % R) * S::kStageBytes + S::kXOff;
     };
-    const auto release = [&](int s) {  // every warp's products of step s are done with its stage
+    const auto release = [&](int c) {  // every warp's products of stage c are done with it
       __syncwarp();
-      if (lane == 0) mbar_arrive(&empty[s % R]);
+      if (lane == 0) mbar_arrive(&empty[c % R]);
     };
     // Two A buffers, for even and odd steps: step s decodes while step s - 1's products run; the
     // wait before it leaves one group in flight, so step s - 2's (this buffer, its stage) are done.
     uint32_t a0[4][TW][4] = {}, a1[4][TW][4] = {};
+    int c0 = 0;  // the piece's first stage
     const auto step = [&](int s, uint32_t(&a)[4][TW][4]) {
       typename Dec::Raw raw[TW];
       typename Dec::Scales sc[TW];
-      const uint32_t xaddr = begin(s, raw, sc);
+      const uint32_t xaddr = begin(c0 + s, raw, sc);
       wgmma_wait_one();
       pin(a);
-      if (s >= 2) release(s - 2);
+      if (s >= 2) release(c0 + s - 2);
       wg_multiply<Dec, J, TW, 0, 4>(acc, a, raw, sc, xaddr);
     };
-    // pairs of steps, then an odd last one (no path writes a buffer the last group in flight
-    // reads: ptxas would serialize every wgmma, C7513)
-    int s = 0;
-    for (; s + 1 < steps; s += 2) {
-      step(s, a0);
-      step(s + 1, a1);
+#pragma unroll  // (piece[i] in registers, not on the stack)
+    for (int i = 0; i < 2; ++i) {
+      const int steps = piece[i].steps;
+      if (steps == 0) break;
+      if (i > 0) zero_sums(acc);
+      // pairs of steps, then an odd last one (no path writes a buffer the last group in flight
+      // reads: ptxas would serialize every wgmma, C7513)
+      int s = 0;
+      for (; s + 1 < steps; s += 2) {
+        step(s, a0);
+        step(s + 1, a1);
+      }
+      if (s < steps) step(s, a0);
+      wgmma_wait_all_pinned(acc, a0, a1);
+      if constexpr (StreamK) {
+        // the piece's last two stages back to the producer, then its sums out
+        if (steps >= 2) release(c0 + steps - 2);
+        release(c0 + steps - 1);
+        c0 += steps;
+        ws_finish_piece<Dec, J, S::kMmaWarps * 32>(acc, W, out, M, piece[i], T, partial, counters, piece_last);
+      } else {
+        break;  // (one piece: finish_block below, after the producer's last copies)
+      }
     }
-    if (s < steps) step(s, a0);
-    wgmma_wait_all_pinned(acc, a0, a1);
   }
   griddep_launch_dependents();
-  wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+  if constexpr (!StreamK) wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 #endif
 }
 
