@@ -387,11 +387,14 @@ Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
 Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const bool wg = wgmma_here();
   const bool int4 = w.format == WeightFormat::int4_awq;
-  // At 17-64 tokens the warp-specialized kernel (linear_wo_ws.cuh; pipe 3): on an H200, decode
+  // At 9-64 tokens the warp-specialized kernel (linear_wo_ws.cuh; pipe 3): on an H200, decode
   // steps at 512 keys in turns against the kernels below (docs/benchmarks-gpu-wgmma.md), int8_wo
   // b24 7.08 -> 4.83 ms, b32 7.38 -> 5.06, b64 8.25 -> 6.80; int4 b24 4.73 -> 4.39, b32 4.97 ->
-  // 4.61, b64 6.89 -> 6.24. Where it cannot run (int4 in groups under 64 columns) or when asked
-  // (GRPST_CUDA_WO_WGMMA_PIPE=0-2), the one-warpgroup wgmma kernels (linear_wo_wgmma.cuh): 0
+  // 4.61, b64 6.89 -> 6.24; at 9-16 against the mma.sync kernel (by K slices, before stream-K)
+  // int8_wo b9 6.29 -> 4.14, b16 6.82 -> 4.33, int4 b9 3.89 -> 3.75, b16 4.21 -> 3.92
+  // (GRPST_CUDA_WO_WS_FROM: its fewest rows by default, 9-17). Where it cannot run (int4 in
+  // groups under 64 columns) or when asked (GRPST_CUDA_WO_WGMMA_PIPE=0-2), from 17 tokens the
+  // one-warpgroup wgmma kernels (linear_wo_wgmma.cuh), below that the mma.sync one: 0
   // plain, 1 pipelined by steps (two A buffers), 2 by half steps; measured against each other on
   // an H200 (decode steps at 512 keys, ms): int8_wo at 33-64 tokens by steps (b40 7.67 -> 7.34,
   // b48 8.09 -> 7.58, b64 9.12 -> 8.24; at 17-32 within 2% either way), int4 at 17-32 by half
