@@ -78,10 +78,10 @@ bool hopper_sm90() {
 // the shape it chooses and each block shape with and without a K split
 // (GRPST_CUDA_WO_TILED_CONFIG="rows,splits"), each on the wgmma kernel (where it runs) with its
 // steps overlapped (int4 at 17-32 rows) and not, pipelined by steps and by half steps,
-// warp-specialized (from 9 rows), as the defaults choose, and on the mma.sync one; the split
+// warp-specialized (from 2 rows), as the defaults choose, and on the mma.sync one; the split
 // counters back at zero after every launch.
 // The fewest rows the warp-specialized kernel takes by default (linear_wo_tiled.cu's plan_for).
-constexpr int kWsFromRows = 9;
+constexpr int kWsFromRows = 2;
 
 void test_wo_tiled() {
   Rng r(651);
@@ -95,7 +95,7 @@ void test_wo_tiled() {
       {{16, 640, 4096, true, false, cu::Epilogue::swiglu, false}, 128, true},  // n16: ws from 9 rows
       {{12, 256, 1536, false, true, cu::Epilogue::residual_add, false}, 64, false},
       // 8 rows: where the forward takes it for a projection the streaming GEMV cannot stage (int4
-      // then stages its scales per step)
+      // on the mma.sync kernel then stages its scales per step)
       {{8, 256, 12288, false, true, cu::Epilogue::residual_add, false}, 128, true},
       {{32, 272, 1024, true, true, cu::Epilogue::residual_add, false}, 16, true},
       {{64, 96, 160, true, false, cu::Epilogue::store, false}, 32, false},  // K not a multiple of 64, N not of 16
@@ -141,11 +141,11 @@ void test_wo_tiled() {
         // (not the 8-warp shape of 256 rows); pipelined where asked (int8_wo, int4 in groups of 64
         // or more), by default warp-specialized;
         // its steps overlapped for int4 up to 32 rows where it is not pipelined.
-        // The warp-specialized kernel (256 rows) from 9 rows where asked, by default from
-        // kWsFromRows (n16 at 9-16 rows, n32 at 17-32, n64 above).
+        // The warp-specialized kernel (256 rows) where asked, by default from kWsFromRows (n16
+        // up to 16 rows, n32 at 17-32, n64 above).
         if (hopper_sm90()) {
           const bool int4 = f == cu::WeightFormat::int4_awq;
-          const bool eligible = kernel[0] == '1' && c.M > 8 && (!int4 || tc.group >= 64);
+          const bool eligible = kernel[0] == '1' && (c.M > 8 || c.M >= kWsFromRows) && (!int4 || tc.group >= 64);
           const bool ws = eligible && (kernel[4] == '3' || (kernel[4] == '-' && c.M >= kWsFromRows));
           const bool wanted = ws || (kernel[0] == '1' && c.M > 16 && rows != 256);
           const bool can_pipe = wanted && (!int4 || tc.group >= 64);

@@ -282,7 +282,7 @@ Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int
 // kernel (on a GPU of compute capability 9.0 unless GRPST_CUDA_WO_WGMMA=0) or the mma.sync one,
 // overlap whether that kernel overlaps its steps (int4 at 17-32 rows with groups under 64 columns
 // unless GRPST_CUDA_WO_WGMMA_OVERLAP=0), pipe its pipelined form (0 none, 1 by steps, 2 by half
-// steps, 3 warp-specialized: 9-64 rows by default; GRPST_CUDA_WO_WGMMA_PIPE=0-3 forces one), stream_k
+// steps, 3 warp-specialized: 2-64 rows by default; GRPST_CUDA_WO_WGMMA_PIPE=0-3 forces one), stream_k
 // the warp-specialized kernel's blocks under stream-K (0: by K slices; GRPST_CUDA_WO_WS_STREAMK).
 int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int num_sms, int* rows = nullptr,
                            bool* wgmma = nullptr, bool* overlap = nullptr, int* pipe = nullptr, int* stream_k = nullptr);

@@ -339,7 +339,7 @@ bool wgmma_here() {
 // slices 22.4 us (4: 23.5, 8: 30.7), o_proj and down_proj 8 (20.4, 31.1 us), gate_up 1 (50.2 us
 // against 61.9 at 4 slices over three waves). GRPST_CUDA_WO_TILED_CONFIG="rows,splits" forces the
 // slices (its rows are ignored).
-// Stream-K (linear_wo_ws_streamk.cuh) at 9-32 tokens where its blocks would take under 90% of the
+// Stream-K (linear_wo_ws_streamk.cuh) at 2-32 tokens where its blocks would take under 90% of the
 // steps the slices' blocks take (their waves included), each at least 8 steps, one per SM: on an
 // H200 the 8B model's gate_up, 96 blocks of 64 steps (qkv's 120 blocks, o_proj's and down_proj's
 // 128 stay by slices). Decode steps at 512 keys, in turns: int8_wo b16 4.41 -> 4.16 ms, b32 5.18
@@ -387,12 +387,13 @@ Plan ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
 Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const bool wg = wgmma_here();
   const bool int4 = w.format == WeightFormat::int4_awq;
-  // At 9-64 tokens the warp-specialized kernel (linear_wo_ws.cuh; pipe 3): on an H200, decode
+  // At 2-64 tokens the warp-specialized kernel (linear_wo_ws.cuh; pipe 3): on an H200, decode
   // steps at 512 keys in turns against the kernels below (docs/benchmarks-gpu-wgmma.md), int8_wo
   // b24 7.08 -> 4.83 ms, b32 7.38 -> 5.06, b64 8.25 -> 6.80; int4 b24 4.73 -> 4.39, b32 4.97 ->
   // 4.61, b64 6.89 -> 6.24; at 9-16 against the mma.sync kernel (by K slices, before stream-K)
-  // int8_wo b9 6.29 -> 4.14, b16 6.82 -> 4.33, int4 b9 3.89 -> 3.75, b16 4.21 -> 3.92
-  // (GRPST_CUDA_WO_WS_FROM: its fewest rows by default, 9-17). Where it cannot run (int4 in
+  // int8_wo b9 6.29 -> 4.14, b16 6.82 -> 4.33, int4 b9 3.89 -> 3.75, b16 4.21 -> 3.92; at 5-8
+  // (int4's down_proj, which the streaming GEMV cannot stage there) int4 b5 3.82 -> 3.19, b8
+  // 4.28 -> 3.68 (GRPST_CUDA_WO_WS_FROM: its fewest rows by default, 2). Where it cannot run (int4 in
   // groups under 64 columns) or when asked (GRPST_CUDA_WO_WGMMA_PIPE=0-2), from 17 tokens the
   // one-warpgroup wgmma kernels (linear_wo_wgmma.cuh), below that the mma.sync one: 0
   // plain, 1 pipelined by steps (two A buffers), 2 by half steps; measured against each other on
@@ -402,9 +403,10 @@ Plan plan_for(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // and by steps 8-10% slower: two A buffers leave two blocks per SM at 128 rows). All read one
   // set of int4 scales per step: groups of 64 columns or more.
   int pipe = 0;
-  if (wg && M > 8 && (!int4 || w.group_size >= 64)) {
+  const int ws_from = env_int("GRPST_CUDA_WO_WS_FROM", 2);
+  if (wg && (M > 8 || M >= ws_from) && (!int4 || w.group_size >= 64)) {
     pipe = env_int("GRPST_CUDA_WO_WGMMA_PIPE", -1);
-    if (pipe < 0 || pipe > 3) pipe = M > 16 || M >= env_int("GRPST_CUDA_WO_WS_FROM", 9) ? 3 : 0;
+    if (pipe < 0 || pipe > 3) pipe = M > 16 || M >= ws_from ? 3 : 0;
     if (M <= 16 && pipe != 3) pipe = 0;  // (the one-warpgroup kernels run from 17 rows)
   }
   if (pipe == 3) return ws_plan(w, M, sc, num_sms);

@@ -1,4 +1,4 @@
-// The tiled weight-only GEMM at 9-64 tokens with its loads and its products in different warps
+// The tiled weight-only GEMM at 2-64 tokens with its loads and its products in different warps
 // (warp specialization; sm_90a machine code only): y[M,N] = x[M,K] . W[N,K]^T, W decoded to bf16
 // in registers and multiplied by wgmma, as in linear_wo_wgmma.cuh.
 //
@@ -23,8 +23,8 @@
 //  - no block barrier in the loop; the K split, the reduction and the epilogue are
 //    finish_block's (linear_wo_tiled_parts.cuh), after which the ring is its scratch.
 // int8_wo, and int4 in groups of 64 columns or more (one set of scales per step); x's block is 16
-// rows at 9-16 tokens (wgmma n16), 32 at 17-32 (n32), 64 at 33-64 (n64), rows past M zeros. At
-// 9-32 tokens, where the blocks leave SMs idle, the work is shared by stream-K
+// rows up to 16 tokens (wgmma n16), 32 at 17-32 (n32), 64 at 33-64 (n64), rows past M zeros. At
+// up to 32 tokens, where the blocks leave SMs idle, the work is shared by stream-K
 // (linear_wo_ws_streamk.cuh; StreamK).
 #pragma once
 #include <cuda.h>  // CUtensorMap (the driver's encoder is reached through the runtime: no -lcuda)
