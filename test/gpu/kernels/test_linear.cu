@@ -80,6 +80,21 @@ bool hopper_sm90() {
 // steps overlapped (int4 at 17-32 rows) and not, pipelined by steps and by half steps,
 // warp-specialized (from 2 rows), as the defaults choose, and on the mma.sync one; the split
 // counters back at zero after every launch.
+// x as the tiled GEMM takes it: the case's prologue (RMSNorm, activation scales) applied into xn
+// where it has one.
+cu::Status tiled_input(const cu::LinearIn& in, const Case& c, Dev<uint16_t>& xn, const cu::bf16** x) {
+  *x = in.x;
+  if (!in.norm_w && !in.act_scale) return cu::ok_status();
+  *x = xn.as<cu::bf16>();
+  return cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
+}
+// Every split / tile counter back at zero after a launch (the next one counts from there).
+bool counters_at_zero(const DevSplitScratch& scratch) {
+  for (int v : scratch.counters.download())
+    if (v != 0) return false;
+  return true;
+}
+
 // The fewest rows the warp-specialized kernel takes by default (linear_wo_tiled.cu's plan_for).
 constexpr int kWsFromRows = 2;
 
@@ -160,18 +175,11 @@ void test_wo_tiled() {
                                                                              overlap == want_overlap && stream_k == want_stream_k);
         }
         check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
-          const cu::bf16* x = in.x;
-          if (in.norm_w || in.act_scale) {
-            const cu::Status st = cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
-            if (!st.ok()) return st;
-            x = xn.as<cu::bf16>();
-          }
-          return cu::linear_wo_tiled(x, dw.w, out, c.M, sc, sms, {});
+          const cu::bf16* x = nullptr;
+          const cu::Status st = tiled_input(in, c, xn, &x);
+          return st.ok() ? cu::linear_wo_tiled(x, dw.w, out, c.M, sc, sms, {}) : st;
         });
-        const auto left = scratch.counters.download();
-        bool zero = true;
-        for (int v : left) zero = zero && v == 0;
-        Checks::get().expect(name + ": split counters back at zero", zero);
+        Checks::get().expect(name + ": split counters back at zero", counters_at_zero(scratch));
       }
     }
   unsetenv("GRPST_CUDA_WO_TILED_CONFIG");
@@ -217,12 +225,8 @@ void test_wo_ws_stream_k() {
                            pipe == 3 && stream_k == (c.M <= 32 ? sms : 0));
       Dev<uint16_t> xn(size_t(c.M) * c.K);
       check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
-        const cu::bf16* x = in.x;
-        if (in.norm_w || in.act_scale) {
-          const cu::Status st = cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
-          if (!st.ok()) return st;
-          x = xn.as<cu::bf16>();
-        }
+        const cu::bf16* x = nullptr;
+        if (const cu::Status st = tiled_input(in, c, xn, &x); !st.ok()) return st;
         if (out.epi != cu::Epilogue::residual_add) {  // a first launch, kept to compare bits with
           const size_t bytes = size_t(c.M) * (out.epi == cu::Epilogue::swiglu ? c.N / 2 : c.N) * (c.f32_out ? 4 : 2);
           Dev<uint8_t> first(bytes);
@@ -240,10 +244,7 @@ void test_wo_ws_stream_k() {
         }
         return cu::linear_wo_tiled(x, dw.w, out, c.M, sc, sms, {});
       });
-      const auto left = scratch.counters.download();
-      bool zero = true;
-      for (int v : left) zero = zero && v == 0;
-      Checks::get().expect(name + ": tile counters back at zero", zero);
+      Checks::get().expect(name + ": tile counters back at zero", counters_at_zero(scratch));
       setenv("GRPST_CUDA_WO_WS_STREAMK", "0", 1);
       cu::linear_wo_tiled_splits(dw.w, c.M, sc, sms, nullptr, nullptr, nullptr, &pipe, &stream_k);
       Checks::get().expect(name + ": by slices when switched off", pipe == 3 && stream_k == 0);

@@ -270,10 +270,11 @@ struct SplitScratch {
 constexpr int wo_tiled_counters(int N) { return (N + 63) / 64; }
 // Tiled tensor-core GEMM for int8_wo / int4_awq weights at up to 64 tokens (batched decode):
 // 64-256 weight rows per block, decoded in registers, x[M,K] (the prologue already applied)
-// through a ring in shared memory (cp.async, or on Hopper at 17-64 tokens the tensor memory
+// through a ring in shared memory (cp.async, or on Hopper from 2 tokens the tensor memory
 // accelerator fed by a producer warp), K split across blocks where the rows alone do not fill the
-// GPU (as many slices as `sc` holds; the sums are added in slice order). Epilogues as for
-// linear_skinny.
+// GPU (as many slices as `sc` holds; the sums are added in slice order), or on Hopper at up to 32
+// tokens shared by stream-K where the blocks would leave SMs idle (the pieces of a tile added in
+// order). Epilogues as for linear_skinny.
 bool linear_wo_tiled_supported(const Weight& w);
 Status linear_wo_tiled(const bf16* x, const Weight& w, const LinearOut& out, int M, const SplitScratch& sc,
                        int num_sms, const Exec& ex);
