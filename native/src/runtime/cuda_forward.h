@@ -139,8 +139,9 @@ constexpr int kDefaultInt8SqSkinnyMaxRows = 8;
 // int4 shapes of up to 8 rows that the streaming GEMV does not take go to the tiled kernel
 // (set_int4_tiled_fallback_min_rows): on an H200 int4 down_proj alone at 5-8 rows took 22 us
 // against 32-34 in the skinny kernel, the decode step at 512 keys b5 3.76 against 3.79 ms, b6 3.97
-// against 4.04, b8 4.24 against 4.34 (since on the warp-specialized kernel: b5 3.19, b8 3.68). int8_wo keeps the skinny kernel (its down_proj at 4-8 rows
-// 23-27 us against 35-36 tiled; b8 step 4.05 against 5.32 ms).
+// against 4.04, b8 4.24 against 4.34 (since on the warp-specialized kernel: b5 3.19, b8 3.68).
+// int8_wo keeps the skinny kernel (its down_proj at 4-8 rows 23-27 us against 35-36 tiled; b8
+// step 4.05 against 5.32 ms).
 constexpr int kDefaultInt4TiledFallbackMinRows = 2;
 // The skinny kernel's RMSNorm / activation-scale prologue as a pass of its own before it (true), or
 // inside every block (false; GRPST_CUDA_SKINNY_PROLOGUE_PASS=0|1).

@@ -124,7 +124,9 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
       const uint64_t policy = l2_evict_first_policy();
       const bool zeros = Dec::kScaled && W.group_zero != nullptr;
       const uint32_t bytes = S::kWBytes + S::kXRows * 128 + (Dec::kScaled ? S::kTiles * 32 * (zeros ? 2 : 1) : 0);
-      const auto step_kb = [&](int c) { return c < piece[0].steps ? piece[0].kb0 + c : piece[1].kb0 + c - piece[0].steps; };
+      const auto step_kb = [&](int c) {  // stage c's 64-column step of K
+        return c < piece[0].steps ? piece[0].kb0 + c : piece[1].kb0 + c - piece[0].steps;
+      };
       const auto weights = [&](int c) {  // stage c's weights (and scales): every box whole, zeros outside
         uint8_t* st = smem + (c % R) * S::kStageBytes;
         const int kb = step_kb(c), tile0 = (c < piece[0].steps ? piece[0].tile : piece[1].tile) * S::kTiles;

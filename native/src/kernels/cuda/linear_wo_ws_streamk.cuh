@@ -90,7 +90,8 @@ __device__ __forceinline__ void ws_finish_piece(float (&acc)[1][J][4], const Wei
   constexpr size_t kSlotQuads = static_cast<size_t>(J) * kConsumers;
   float4* mine = reinterpret_cast<float4*>(partial) + (static_cast<size_t>(p.index) * T + p.tile) * kSlotQuads;
 #pragma unroll
-  for (int j = 0; j < J; ++j) mine[j * kConsumers + threadIdx.x] = make_float4(acc[0][j][0], acc[0][j][1], acc[0][j][2], acc[0][j][3]);
+  for (int j = 0; j < J; ++j)
+    mine[j * kConsumers + threadIdx.x] = make_float4(acc[0][j][0], acc[0][j][1], acc[0][j][2], acc[0][j][3]);
   __threadfence();
   consumers_sync<kConsumers>();
   if (threadIdx.x == 0) {
