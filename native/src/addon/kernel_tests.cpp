@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "grpst/common.h"
@@ -281,22 +282,30 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
 namespace grpst::addon {
 
 /**
- * benchGemm(level, M, N, K, threads, iterations) -> seconds per y[M,N] = x[M,K] * w[N,K]^T, the
- * best of `iterations`, with the weights cycling through buffers larger than the caches (as a
- * decode step streams them from DRAM).
+ * benchGemm(level, M, N, K, threads, iterations[, format]) -> seconds per y[M,N] = x[M,K] * w[N,K]^T,
+ * the best of `iterations`, with the weights cycling through buffers larger than the caches (as a
+ * decode step streams them from DRAM). format: "bf16" (default) or "int8_sq" (int8 weights with
+ * per-channel scales; the activations quantized per token inside the call, as a forward does).
  */
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   const CpuLevel level = parse_cpu_level(info[0].As<Napi::String>().Utf8Value());
   const int M = info[1].As<Napi::Number>().Int32Value(), N = info[2].As<Napi::Number>().Int32Value(),
             K = info[3].As<Napi::Number>().Int32Value(), threads = info[4].As<Napi::Number>().Int32Value(),
             iters = info[5].As<Napi::Number>().Int32Value();
+  const std::string format = info.Length() > 6 ? info[6].As<Napi::String>().Utf8Value() : "bf16";
+  if (format != "bf16" && format != "int8_sq")
+    throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16 or int8_sq, not " + format);
+  const bool int8 = format == "int8_sq";
   const CpuKernels& k = cpu_kernels(level);
-  const size_t wbytes = size_t(N) * K * 2;
+  const size_t wbytes = size_t(N) * K * (int8 ? 1 : 2);
   const int copies = int(std::max<size_t>(1, (256u << 20) / wbytes));
-  std::vector<std::vector<uint16_t>> ws(copies, std::vector<uint16_t>(size_t(N) * K, 0x3f80));
-  std::vector<float> x(size_t(M) * K, 0.5f), y(size_t(M) * N);
+  // bf16 1.0 everywhere, or int8 weights cycling through -100..100 (uint16 words of two bytes)
+  std::vector<std::vector<uint16_t>> ws(copies, std::vector<uint16_t>((wbytes + 1) / 2, int8 ? 0x9c64 : 0x3f80));
+  std::vector<float> x(size_t(M) * K, 0.5f), y(size_t(M) * N), scales(N, 0.01f);
   ThreadPool pool(threads);
   LinearWeight lw;
+  lw.fmt = int8 ? WeightFormat::INT8_SQ : WeightFormat::BF16;
+  lw.scales = scales.data();
   lw.out_features = N;
   lw.in_features = K;
   lw.ldw = K;

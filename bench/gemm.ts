@@ -1,0 +1,36 @@
+// npm run bench:gemm — one thread's CPU GEMM (one linear call: y[M,N] = x[M,K] w[N,K]^T) per weight
+// format at prefill and decode shapes of the Qwen3-0.6B model, each format against bf16 in the
+// same run (the native addon's benchGemm: weights cycled through buffers larger than the caches).
+//
+//   npm run bench:gemm [-- --level avx2|avx512|scalar --iterations N]
+import { parseArgs } from 'node:util';
+import { loadAddon } from '../src/engine/index.js';
+
+const { values: args } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== '--'),
+  options: { level: { type: 'string' }, iterations: { type: 'string', default: '8' } },
+});
+type BenchAddon = {
+  probe(): { bestCpuKernels: string };
+  benchGemm(level: string, M: number, N: number, K: number, threads: number, iterations: number, format: string): number;
+};
+const addon = loadAddon() as unknown as BenchAddon;
+const level = args.level ?? addon.probe().bestCpuKernels;
+const iterations = Number(args.iterations);
+console.log(`CPU GEMM, one thread, ${level} kernels (GFLOP/s = 2 M N K / seconds, best of ${iterations})`);
+for (const [M, N, K] of [
+  [512, 3072, 1024],
+  [512, 1024, 3072],
+  [64, 3072, 1024],
+  [1, 3072, 1024],
+]) {
+  const rate = (format: string) => {
+    const seconds = addon.benchGemm(level, M, N, K, 1, M === 1 ? iterations * 8 : iterations, format);
+    return (2 * M * N * K) / seconds / 1e9;
+  };
+  const bf16 = rate('bf16');
+  const int8 = rate('int8_sq');
+  console.log(
+    `M=${M} N=${N} K=${K}: bf16 ${bf16.toFixed(1)} GFLOP/s, int8_sq ${int8.toFixed(1)} (${(int8 / bf16).toFixed(2)}x bf16)`,
+  );
+}
