@@ -62,6 +62,16 @@ inline void tile_rows(const float* x, int64_t ldx, const float* w, int64_t ldw, 
   for (; m < M; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
 }
 
+#if defined(__AVX2__)
+// The sum of a vector's eight int32 lanes.
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+#endif
+
 inline int32_t dot_i8(const int8_t* a, const int8_t* b, int K) {
   int k = 0;
   int32_t total = 0;
@@ -87,10 +97,7 @@ inline int32_t dot_i8(const int8_t* a, const int8_t* b, int K) {
     const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(av, av), _mm256_sign_epi8(bv, av));
     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
   }
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  total = _mm_cvtsi128_si32(s);
+  total = hsum_epi32(acc);
 #endif
   for (; k < K; k++) total += int32_t(a[k]) * int32_t(b[k]);
   return total;
@@ -210,12 +217,7 @@ inline void tile_i8(const int16_t* xw, int K, const int8_t* w, int64_t ldw, int3
     }
   }
   for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) {
-      __m128i v = _mm_add_epi32(_mm256_castsi256_si128(s[r][c]), _mm256_extracti128_si256(s[r][c], 1));
-      v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4e));
-      v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xb1));
-      acc[r * ldacc + c] = _mm_cvtsi128_si32(v);
-    }
+    for (int c = 0; c < C; c++) acc[r * ldacc + c] = hsum_epi32(s[r][c]);
 }
 }  // namespace
 #endif

@@ -361,8 +361,8 @@ int ws_stream_k_blocks(const Weight& w, int M, const Plan& sliced, const SplitSc
   }
   // The scratch: a slot of 256 rows x the x block's tokens per piece of every tile cut.
   int most = 1;
-  const auto block_of = [&](long long u) { return static_cast<int>(((u + 1) * B - 1) / U); };  // (as on the device)
-  for (long long t = 0; t < T; ++t) most = std::max(most, block_of((t + 1) * nkb - 1) - block_of(t * nkb) + 1);
+  for (long long t = 0; t < T; ++t)
+    most = std::max(most, ws_block_of((t + 1) * nkb - 1, U, B) - ws_block_of(t * nkb, U, B) + 1);
   const size_t need = static_cast<size_t>(most) * T * 256 * (M <= 16 ? 16 : M <= 32 ? 32 : 64);
   return need <= sc.partial_floats ? B : 0;
 }

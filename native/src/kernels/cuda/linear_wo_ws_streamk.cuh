@@ -21,8 +21,9 @@ struct WsPiece {
   int tile = 0, kb0 = 0, steps = 0, index = 0, count = 1;
 };
 
-// The block that holds global step u of U over B blocks (the largest b with b U / B <= u).
-__device__ __forceinline__ int ws_block_of(long long u, long long U, int B) {
+// The block that holds global step u of U over B blocks (the largest b with b U / B <= u); the
+// host's plan sizes the scratch with it too.
+__host__ __device__ __forceinline__ int ws_block_of(long long u, long long U, int B) {
   return static_cast<int>(((u + 1) * B - 1) / U);
 }
 
