@@ -80,10 +80,11 @@ struct ForwardLimits {
 constexpr int kDefaultGemvMaxRows = 1;
 // Decode rows up to which bf16 weights take the weight-streaming GEMV (set_bf16_stream_max_rows),
 // cuBLASLt beyond (and for shapes whose activations the GEMV's shared memory does not hold:
-// down_proj from 4 rows). Since its prologue takes the rows at once it beat cuBLASLt at every
-// count up to 8 on an H200, decode steps at 512 keys: b2 4.56 against 4.99 ms, b4 4.82 against
-// 5.15, b8 5.22 against 5.60 (docs/benchmarks-gpu-passes.md).
-constexpr int kDefaultBf16StreamMaxRows = 8;
+// down_proj from 4 rows). On an H200, decode steps at 512 keys in turns (after table run 33,
+// docs/benchmarks-gpu.md): GEMV against cuBLASLt b2 4.573 / 4.814 ms, b4 4.784 / 4.887,
+// b5 4.946 / 4.873, b6 5.111 / 4.952, b7 5.415 / 4.962, b8 5.128 / 5.033 (4.993 with 16 rows'
+// algorithm, which cuBLASLt GEMMs of fewer rows take: gemm_lt.cu).
+constexpr int kDefaultBf16StreamMaxRows = 4;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two
 // beyond (the other decode kernels: two). One sequence on an H200: 4,096 keys in 16 splits gave a
 // 3% faster step than in 33, 32,768 keys in 33 splits a 3% faster one than in 17.
@@ -128,14 +129,15 @@ constexpr int kDefaultMmaQkvMaxRows = 0;
 // 11.77 / 13.86 against cuBLASLt's 12.97 / 13.56. Since the tiled GEMM runs on wgmma (17-64 rows on
 // a GPU of compute capability 9.0), int8_wo at 64 rows: tiled 11.78 ms against cuBLASLt's 13.71
 // (13.20 on the mma.sync kernel), so int8_wo takes it up to 64 rows too.
-// fp8 / int8_sq: the streaming GEMV won at 2 and 4 rows, cuBLASLt at 8 for fp8 (4.69 against 5.12
-// ms per step at 512 keys); int8_sq at 8 rows since the streaming GEMV's prologue takes the rows at
-// once (6.57 against 7.40), cuBLASLt at 16 (7.2 against 15.8 in the skinny kernel).
+// fp8 / int8_sq: the streaming GEMV to 4 rows, cuBLASLt from 5. Decode steps at 512 keys in turns
+// (after table run 33), the GEMV against cuBLASLt: fp8 b4 3.309 / 3.370 ms, b5 3.513 / 3.396, b8
+// 3.915 / 3.502; int8_sq (cuBLASLt with 16 rows' algorithm, gemm_lt.cu) b4 3.921 / 3.890, b5
+// 4.364 / 3.920, b8 5.094 / 4.060.
 constexpr int kDefaultSkinnyMaxRows = 8;
 constexpr int kDefaultWoTiledMaxRows = 64;
 constexpr int kDefaultWoTiledInt8MaxRows = 64;
-constexpr int kDefaultFp8SkinnyMaxRows = 7;
-constexpr int kDefaultInt8SqSkinnyMaxRows = 8;
+constexpr int kDefaultFp8SkinnyMaxRows = 4;
+constexpr int kDefaultInt8SqSkinnyMaxRows = 4;
 // int4 shapes of up to 8 rows that the streaming GEMV does not take go to the tiled kernel
 // (set_int4_tiled_fallback_min_rows): on an H200 int4 down_proj alone at 5-8 rows took 22 us
 // against 32-34 in the skinny kernel, the decode step at 512 keys b5 3.76 against 3.79 ms, b6 3.97

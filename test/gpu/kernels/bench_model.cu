@@ -288,12 +288,40 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       unsetenv("GRPST_CUDA_QK_COEFFS_EARLY");
       unsetenv("GRPST_CUDA_RESIDUAL_SETTLED");
     };
+    // Where small batches leave the streaming GEMV for cuBLASLt (bf16, fp8, int8_sq): both in turns
+    // at 1-8 rows (GRPST_BENCH_TURNS_ROWS); the logits within rounding (fp8's wider: see below).
+    const bool lt_format = is_bf16 || f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq;
+    auto lt_from = [&](int rows) {  // cuBLASLt from `rows` + 1 decode rows
+      if (is_bf16) fwd->set_bf16_stream_max_rows(rows);
+      else fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, rows, rows);
+    };
+    auto lt_defaults = [&] {
+      fwd->set_bf16_stream_max_rows(cu::kDefaultBf16StreamMaxRows);
+      fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
+    };
+    // The logits are compared, not gated on the usual 0.1 for fp8: its products summed in another
+    // order (the tensor cores' fp8 accumulation is not exact) flip e4m3 roundings of the next
+    // layer's activations, and 36 layers of random weights grow that to ~0.2 (each kernel is
+    // checked against its twin in the kernel tests). int8_sq's sums are exact: the same bits.
+    auto crossover_in_turns = [&](const std::vector<std::pair<int, int>>& rows) {
+      if (!lt_format || quant_head || !new_decode_kernels()) return;
+      compare_in_turns(label, "streaming GEMV", "cuBLASLt", rows, [&](bool on) { lt_from(on ? 1 : 8); }, *fwd, m.d.vocab,
+                       report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
+      lt_defaults();
+    };
     const char* step_only = std::getenv("GRPST_BENCH_STEP_ONLY");
     if (quant_head || m.int4_zeros || (step_only && step_only[0] == '1')) {
       cu::StepInput in64 = decode_step(bufs64, serve_b, serve_ctx, m.d.vocab);
       report_decode("b64 ctx1536 graph+pdl", serve_b, serve_ctx, decode_ms(*fwd, in64, logits.p, true, true, s));
+      // GRPST_BENCH_CROSSOVER=1: the streaming GEMV against cuBLASLt at each of those rows in turns;
+      // =lt: cuBLASLt from two rows through the turns below (its own switches, e.g.
+      // GRPST_CUDA_LT_HEURISTIC_ROWS_INT8, compared where it runs)
+      const char* crossover = std::getenv("GRPST_BENCH_CROSSOVER");
+      if (crossover && crossover[0] == '1') crossover_in_turns(turns_rows(8, b1_ctx));
+      if (crossover && crossover[0] == 'l' && lt_format) lt_from(1);
       // GRPST_BENCH_STEP_TURNS=1: and the early reads in turns
       if (const char* turns = std::getenv("GRPST_BENCH_STEP_TURNS"); turns && turns[0] == '1') early_reads_in_turns();
+      lt_defaults();
       continue;
     }
     early_reads_in_turns();
@@ -314,7 +342,7 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                          s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
     if (new_decode_kernels()) {
       std::vector<std::pair<int, int>> streamed = {{1, b1_ctx}};
-      if (!is_bf16) streamed.insert(streamed.end(), {{4, b1_ctx}, {8, b1_ctx}});  // bf16 takes cuBLASLt from 2 rows
+      if (!is_bf16) streamed.insert(streamed.end(), {{4, b1_ctx}, {8, b1_ctx}});  // bf16 takes cuBLASLt from 5 rows
       compare_env_in_turns(label, "one weight round before the wait", "two weight rounds before the wait", streamed,
                            {"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1", "2"}, *fwd, m.d.vocab,
                            report_decode, logits.p, s);
@@ -377,26 +405,9 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                              report_decode, logits.p, s, 0.1);
         fwd->set_wo_tiled_max_rows(cu::kDefaultWoTiledMaxRows, cu::kDefaultWoTiledInt8MaxRows);
       }
-      if (is_bf16) {
-        // bf16 at 2-8 rows: cuBLASLt or the streaming GEMV (the default since its prologue takes
-        // the rows at once; other kernels: the logits compared within rounding)
-        compare_in_turns(label, "cuBLASLt from two rows", "streaming GEMV up to 8 rows", {{2, b1_ctx}, {4, b1_ctx}, {8, b1_ctx}},
-                         [&](bool on) { fwd->set_bf16_stream_max_rows(on ? 8 : 1); }, *fwd, m.d.vocab, report_decode,
-                         logits.p, s, 0.1);
-        fwd->set_bf16_stream_max_rows(cu::kDefaultBf16StreamMaxRows);
-      }
+      // where 2-8 rows leave the streaming GEMV for cuBLASLt (the crossovers in cuda_forward.h)
+      crossover_in_turns({{2, b1_ctx}, {4, b1_ctx}, {5, b1_ctx}, {8, b1_ctx}});
       if (f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq) {
-        // their crossover to cuBLASLt at 8 rows, measured with the prologue's rows at once. The
-        // logits are compared, not gated on the usual 0.1: fp8 products summed in another order
-        // (the tensor cores' fp8 accumulation is not exact) flip e4m3 roundings of the next
-        // layer's activations, and 36 layers of random weights grow that to ~0.2 (each kernel is
-        // checked against its twin in the kernel tests)
-        compare_in_turns(label, "cuBLASLt at 8 rows", "streaming GEMV at 8 rows", {{8, b1_ctx}},
-                         [&](bool on) {
-                           fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, on ? 8 : 7, on ? 8 : 7);
-                         },
-                         *fwd, m.d.vocab, report_decode, logits.p, s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
-        fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
         compare_env_in_turns(label, "activations staged with __fdiv_rn", "activations staged with div_by", streamed,
                              {"GRPST_CUDA_STREAM_FDIV", "1", "0"}, *fwd, m.d.vocab,
                              report_decode, logits.p, s);
@@ -479,19 +490,6 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
       setenv("GRPST_CUDA_STREAM_EXACT", "0", 1);
       report_decode("b8 ctx512 graph+pdl general streaming GEMV", 8, b1_ctx, decode_ms(*fwd, in8, logits.p, true, true, s));
       unsetenv("GRPST_CUDA_STREAM_EXACT");
-    }
-    if ((f == cu::WeightFormat::fp8 || f == cu::WeightFormat::int8_sq) && !quant_head && new_decode_kernels()) {
-      // small batches: the streaming GEMV (then the skinny kernel) against cuBLASLt's fp8 / int8 GEMM
-      for (int B : {2, 4, 8, 16}) {
-        cu::StepInput inb = decode_step(bufs, B, b1_ctx, m.d.vocab);
-        const std::string at = "b" + std::to_string(B) + " ctx512 graph+pdl";
-        fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, 1, 1);
-        report_decode(at + " cuBLASLt from 2 rows", B, b1_ctx, decode_ms(*fwd, inb, logits.p, true, true, s));
-        fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, 8, 16);
-        report_decode(at + " streaming GEMV to 8 rows, skinny kernel to 8 (fp8) / 16 (int8_sq)", B, b1_ctx,
-                      decode_ms(*fwd, inb, logits.p, true, true, s));
-      }
-      fwd->set_skinny_max_rows(cu::kDefaultSkinnyMaxRows, cu::kDefaultFp8SkinnyMaxRows, cu::kDefaultInt8SqSkinnyMaxRows);
     }
     if (is_bf16 && new_decode_kernels()) {  // bf16 weights through the streaming GEMV as well
       // at every batch (b1 is the same kernels as the default), and the bf16 GEMV at one row

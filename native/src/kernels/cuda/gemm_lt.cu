@@ -11,13 +11,23 @@
 #include <tuple>
 
 #include "device_utils.cuh"
+#include "env_switch.h"
 #include "kernels.h"
 
 namespace grpst::cuda {
 
 namespace {
 enum class GemmKind : int { bf16 = 0, fp8 = 1, int8 = 2 };
-using GemmKey = std::tuple<int, int, int, int, bool, bool, int>;  // kind, M, N, K, f32_out, accumulate, ldy
+// The rows whose algorithm the GEMMs of fewer rows take (0: their own). For 2-8 rows the
+// heuristic's own choice is a slower one. Decode steps of the Qwen3-8B shape on an H200 at 512
+// keys, in turns (docs/benchmarks-gpu.md): int8_sq at 2 / 5 / 8 / 12 rows 4.298 / 4.331 /
+// 4.532 / 4.435 ms against 3.833 / 3.920 / 4.060 / 4.183 with 16 rows' algorithm (the same int32
+// sums: the same logits bit for bit); bf16 at 5 / 6 / 7 / 8 rows 4.939 / 5.010 / 5.035 / 5.208
+// against 4.884 / 4.972 / 4.987 / 4.993 (twice, within 0.01 ms); fp8 at 5 / 8 rows 3.407 / 3.522
+// against 3.437 / 3.551: its own.
+constexpr int kLtInt8HeuristicRows = 16, kLtBf16HeuristicRows = 16, kLtFp8HeuristicRows = 0;
+// kind, M, N, K, f32_out, accumulate, ldy, the rows the algorithm was chosen for
+using GemmKey = std::tuple<int, int, int, int, bool, bool, int, int>;
 
 struct GemmPlan {
   cublasLtMatmulDesc_t op = nullptr;
@@ -94,7 +104,14 @@ namespace {
 // ldy: the row stride of y (N, or more when y is a column slice of a wider matrix).
 Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_out, bool accumulate, int ldy,
                  GemmPlan** plan) {
-  const GemmKey key{static_cast<int>(kind), M, N, K, f32_out, accumulate, ldy};
+  // GEMMs of fewer than R rows run the algorithm the heuristic picks for R rows, where it also
+  // takes M (cublasLtMatmulAlgoCheck), else their own (kLt*HeuristicRows above;
+  // GRPST_CUDA_LT_HEURISTIC_ROWS_INT8 / _BF16 / _FP8).
+  const int hrows = kind == GemmKind::int8   ? env_int("GRPST_CUDA_LT_HEURISTIC_ROWS_INT8", kLtInt8HeuristicRows)
+                    : kind == GemmKind::bf16 ? env_int("GRPST_CUDA_LT_HEURISTIC_ROWS_BF16", kLtBf16HeuristicRows)
+                                             : env_int("GRPST_CUDA_LT_HEURISTIC_ROWS_FP8", kLtFp8HeuristicRows);
+  const int hm = hrows > M ? hrows : M;
+  const GemmKey key{static_cast<int>(kind), M, N, K, f32_out, accumulate, ldy, hm};
   std::lock_guard<std::mutex> lock(ctx->mu);
   auto it = ctx->plans.find(key);
   if (it != ctx->plans.end()) {
@@ -130,7 +147,25 @@ Status make_plan(LtContext* ctx, GemmKind kind, int M, int N, int K, bool f32_ou
                                        sizeof(ctx->workspace_bytes));
   cublasLtMatmulHeuristicResult_t result = {};
   int found = 0;
-  cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(ctx->handle, p.op, p.a, p.b, p.c, p.d, pref, 1, &result, &found);
+  cublasStatus_t hs = CUBLAS_STATUS_NOT_SUPPORTED;
+  if (hm > M) {
+    cublasLtMatrixLayout_t hb = nullptr, hc = nullptr;
+    if (cublasLtMatrixLayoutCreate(&hb, ab, K, hm, K) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatrixLayoutCreate(&hc, cd, N, hm, ldy) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulAlgoGetHeuristic(ctx->handle, p.op, p.a, hb, hc, hc, pref, 1, &result, &found) ==
+            CUBLAS_STATUS_SUCCESS &&
+        found > 0) {
+      cublasLtMatmulHeuristicResult_t checked = {};
+      hs = cublasLtMatmulAlgoCheck(ctx->handle, p.op, p.a, p.b, p.c, p.d, &result.algo, &checked);
+      if (hs == CUBLAS_STATUS_SUCCESS && checked.workspaceSize > ctx->workspace_bytes) hs = CUBLAS_STATUS_NOT_SUPPORTED;
+    }
+    if (hb) cublasLtMatrixLayoutDestroy(hb);
+    if (hc) cublasLtMatrixLayoutDestroy(hc);
+  }
+  if (hs != CUBLAS_STATUS_SUCCESS) {
+    found = 0;
+    hs = cublasLtMatmulAlgoGetHeuristic(ctx->handle, p.op, p.a, p.b, p.c, p.d, pref, 1, &result, &found);
+  }
   cublasLtMatmulPreferenceDestroy(pref);
   if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
     cublasLtMatrixLayoutDestroy(p.a);
