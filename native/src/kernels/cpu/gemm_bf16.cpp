@@ -89,8 +89,10 @@ void gemm_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, floa
   // tiled path.
   if (M < kStreamingRows) {
     int n = n0;
-    if constexpr (kStreamCols > 1)
-      for (; n + kStreamCols <= n1; n += kStreamCols) stream_rows<kStreamCols>(x, ldx, w + int64_t(n) * ldw, ldw, y + n, ldy, M, K);
+    if constexpr (kStreamCols > 1) {
+      for (; n + kStreamCols <= n1; n += kStreamCols)
+        stream_rows<kStreamCols>(x, ldx, w + int64_t(n) * ldw, ldw, y + n, ldy, M, K);
+    }
     for (; n < n1; n++) stream_rows<1>(x, ldx, w + int64_t(n) * ldw, ldw, y + n, ldy, M, K);
     return;
   }
