@@ -1,6 +1,7 @@
 // npm run bench:gemm — one thread's CPU GEMM (one linear call: y[M,N] = x[M,K] w[N,K]^T) per weight
-// format at prefill and decode shapes of the Qwen3-0.6B model, each format against bf16 in the
-// same run (the native addon's benchGemm: weights cycled through buffers larger than the caches).
+// format (bf16, int8_sq, int8_wo) at prefill and decode shapes of the Qwen3-0.6B model, each format
+// against bf16 in the same run (the native addon's benchGemm: weights cycled through buffers larger
+// than the caches).
 //
 //   npm run bench:gemm [-- --level avx2|avx512|scalar --iterations N]
 import { parseArgs } from 'node:util';
@@ -22,6 +23,7 @@ for (const [M, N, K] of [
   [512, 3072, 1024],
   [512, 1024, 3072],
   [64, 3072, 1024],
+  [4, 3072, 1024],
   [1, 3072, 1024],
 ]) {
   const rate = (format: string) => {
@@ -29,8 +31,9 @@ for (const [M, N, K] of [
     return (2 * M * N * K) / seconds / 1e9;
   };
   const bf16 = rate('bf16');
-  const int8 = rate('int8_sq');
-  console.log(
-    `M=${M} N=${N} K=${K}: bf16 ${bf16.toFixed(1)} GFLOP/s, int8_sq ${int8.toFixed(1)} (${(int8 / bf16).toFixed(2)}x bf16)`,
-  );
+  const others = ['int8_sq', 'int8_wo'].map((f) => {
+    const r = rate(f);
+    return `${f} ${r.toFixed(1)} (${(r / bf16).toFixed(2)}x bf16)`;
+  });
+  console.log(`M=${M} N=${N} K=${K}: bf16 ${bf16.toFixed(1)} GFLOP/s, ${others.join(', ')}`);
 }

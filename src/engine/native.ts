@@ -130,6 +130,7 @@ export interface KernelSelfTestResult {
   kvQuantRounding: number;
   rowKernels: number;
   maxSumExp: number;
+  quantDecodeRowsInvariant: boolean;
 }
 
 export interface NativeProbe {

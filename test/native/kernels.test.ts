@@ -29,6 +29,8 @@ describe('CPU kernels', () => {
     expect(r.attentionRowInvariant).toBe(true);
     expect(r.rowKernels).toBeLessThan(1e-5);
     expect(r.maxSumExp).toBeLessThan(1e-6);
+    // int8_wo / fp8 decode rows (weights widened in registers) give the bits of the batched path
+    expect(r.quantDecodeRowsInvariant).toBe(true);
   });
 
   it('refuse a level name they do not know', () => {

@@ -249,6 +249,42 @@ double test_softmax_sums(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return worst;
 }
 
+// int8_wo and fp8 linears: decode rows (1-7, weights widened in registers) against the same rows
+// among 9 (weights decoded into fp32 blocks), bit for bit; K = 100 has a partial last vector.
+bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
+  ThreadPool pool(2);
+  bool same = true;
+  for (WeightFormat fmt : {WeightFormat::INT8_WO, WeightFormat::FP8}) {
+    for (auto [N, K] : {std::pair{37, 100}, std::pair{64, 256}}) {
+      std::vector<uint8_t> w(size_t(N) * K);
+      for (auto& b : w) {
+        b = uint8_t(r.gen() & 0xff);
+        if (fmt == WeightFormat::FP8 && (b & 0x7f) == 0x7f) b &= 0xfe;  // no NaN codes
+      }
+      std::vector<float> scales(N);
+      for (auto& v : scales) v = r.uniform(0.001f, 0.01f);
+      LinearWeight lw;
+      lw.fmt = fmt;
+      lw.out_features = N;
+      lw.in_features = K;
+      lw.w = w.data();
+      lw.ldw = K;
+      lw.scales = scales.data();
+      lw.input_scale = 0.05f;
+      const int all = 9;
+      auto x = r.floats(size_t(all) * K, -4, 4);
+      std::vector<float> y(size_t(all) * N);
+      linear_forward(lw, x.data(), y.data(), all, k, pool);
+      for (int M : {1, 3, 5, 7}) {
+        std::vector<float> part(size_t(M) * N);
+        linear_forward(lw, x.data() + size_t(all - M) * K, part.data(), M, k, pool);
+        if (!std::equal(part.begin(), part.end(), y.begin() + size_t(all - M) * N)) same = false;
+      }
+    }
+  }
+  return same;
+}
+
 }  // namespace
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
@@ -274,6 +310,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("kvQuantRounding", test_kv_rounding());
   o.Set("rowKernels", test_rows(k, ref, r));
   o.Set("maxSumExp", test_softmax_sums(k, ref, r));
+  o.Set("quantDecodeRowsInvariant", test_quant_decode_rows(k, r));
   return o;
 }
 
@@ -284,8 +321,9 @@ namespace grpst::addon {
 /**
  * benchGemm(level, M, N, K, threads, iterations[, format]) -> seconds per y[M,N] = x[M,K] * w[N,K]^T,
  * the best of `iterations`, with the weights cycling through buffers larger than the caches (as a
- * decode step streams them from DRAM). format: "bf16" (default) or "int8_sq" (int8 weights with
- * per-channel scales; the activations quantized per token inside the call, as a forward does).
+ * decode step streams them from DRAM). format: "bf16" (default), "int8_sq" (int8 weights with
+ * per-channel scales; the activations quantized per token inside the call, as a forward does) or
+ * "int8_wo" (the same weights, fp32 activations).
  */
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   const CpuLevel level = parse_cpu_level(info[0].As<Napi::String>().Utf8Value());
@@ -293,9 +331,9 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
             K = info[3].As<Napi::Number>().Int32Value(), threads = info[4].As<Napi::Number>().Int32Value(),
             iters = info[5].As<Napi::Number>().Int32Value();
   const std::string format = info.Length() > 6 ? info[6].As<Napi::String>().Utf8Value() : "bf16";
-  if (format != "bf16" && format != "int8_sq")
-    throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16 or int8_sq, not " + format);
-  const bool int8 = format == "int8_sq";
+  if (format != "bf16" && format != "int8_sq" && format != "int8_wo")
+    throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16, int8_sq or int8_wo, not " + format);
+  const bool int8 = format != "bf16";
   const CpuKernels& k = cpu_kernels(level);
   const size_t wbytes = size_t(N) * K * (int8 ? 1 : 2);
   const int copies = int(std::max<size_t>(1, (256u << 20) / wbytes));
@@ -304,7 +342,7 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   std::vector<float> x(size_t(M) * K, 0.5f), y(size_t(M) * N), scales(N, 0.01f);
   ThreadPool pool(threads);
   LinearWeight lw;
-  lw.fmt = int8 ? WeightFormat::INT8_SQ : WeightFormat::BF16;
+  lw.fmt = format == "int8_sq" ? WeightFormat::INT8_SQ : format == "int8_wo" ? WeightFormat::INT8_WO : WeightFormat::BF16;
   lw.scales = scales.data();
   lw.out_features = N;
   lw.in_features = K;

@@ -62,6 +62,65 @@ inline void tile_rows(const float* x, int64_t ldx, const float* w, int64_t ldw, 
   for (; m < M; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
 }
 
+// One-byte weights widened to fp32 in registers: int8 (int8_wo) or e4m3 bytes (fp8), exact.
+inline VF widen(const int8_t* p) { return vload_i8(p); }
+inline VF widen(const uint8_t* p) { return vload_e4m3(p); }
+inline VF widen_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
+inline VF widen_n(const uint8_t* p, int n) { return vload_e4m3_n(p, n); }
+
+// tile() with the weights widened where they are loaded instead of read from decoded fp32 rows:
+// the same products in the same order, so the same bits. As in the bf16 GEMV, each pass asks for
+// the rows two passes ahead, a cache line per row per 64 bytes consumed (1-4 KB rows end before
+// the hardware prefetcher has ramped up).
+template <class T, int MR, int NR>
+inline void tile_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int K) {
+  VF acc[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) acc[i][j] = vzero();
+  const T* ahead = w + int64_t(2) * NR * ldw;
+  int k = 0;
+  for (; k + kWidth <= K; k += kWidth) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+    if ((k & 63) == 0)
+      for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(ahead + j * ldw + k), _MM_HINT_T0);
+#endif
+    VF wv[NR];
+    for (int j = 0; j < NR; j++) wv[j] = widen(w + j * ldw + k);
+    for (int i = 0; i < MR; i++) {
+      VF xv = vload(x + i * ldx + k);
+      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const int rest = K - k;
+    VF wv[NR];
+    for (int j = 0; j < NR; j++) wv[j] = widen_n(w + j * ldw + k, rest);
+    for (int i = 0; i < MR; i++) {
+      VF xv = vload_n(x + i * ldx + k, rest);
+      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
+}
+
+template <class T, int NR>
+inline void tile_rows_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
+  int m = 0;
+  for (; m + kMR <= M; m += kMR) tile_q<T, kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+  for (; m < M; m++) tile_q<T, 1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+}
+
+template <class T>
+void gemv_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
+  int n = 0;
+  if constexpr (kStreamColsQ > 1) {
+    for (; n + kStreamColsQ <= N; n += kStreamColsQ)
+      tile_rows_q<T, kStreamColsQ>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+  }
+  for (; n < N; n++) tile_rows_q<T, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+}
+
 #if defined(__AVX2__)
 // The sum of a vector's eight int32 lanes.
 inline int32_t hsum_epi32(__m256i v) {
@@ -190,6 +249,14 @@ void decode_e4m3_rows(const uint8_t* w, int64_t ldw, int rows, int K, float* out
 #endif
     for (; k < K; k++) dst[k] = kE4m3.v[src[k]];
   }
+}
+
+void gemv_i8(const float* x, int64_t ldx, const int8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
+  gemv_q(x, ldx, w, ldw, y, ldy, M, N, K);
+}
+
+void gemv_e4m3(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
+  gemv_q(x, ldx, w, ldw, y, ldy, M, N, K);
 }
 
 void gemm_f32w(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {

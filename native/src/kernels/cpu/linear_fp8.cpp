@@ -42,8 +42,12 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float*, int64_t, 
   const uint8_t* base = static_cast<const uint8_t*>(w.w);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
-    q.decode_e4m3_rows(base + n * w.ldw, w.ldw, cnt, K, rows);
-    q.gemm_f32w(xr, K, rows, K, y + n, ldy, M, cnt, K);
+    if (M <= kQuantGemvMaxRows) {  // decode: widened in registers, not through an fp32 block
+      q.gemv_e4m3(xr, K, base + n * w.ldw, w.ldw, y + n, ldy, M, cnt, K);
+    } else {
+      q.decode_e4m3_rows(base + n * w.ldw, w.ldw, cnt, K, rows);
+      q.gemm_f32w(xr, K, rows, K, y + n, ldy, M, cnt, K);
+    }
     for (int m = 0; m < M; m++)
       for (int j = 0; j < cnt; j++) y[m * ldy + n + j] *= out_scale;
   }

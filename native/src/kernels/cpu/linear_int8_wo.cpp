@@ -21,8 +21,12 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t
   const int8_t* base = static_cast<const int8_t*>(w.w);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
-    q.decode_i8_rows(base + n * w.ldw, w.ldw, cnt, K, rows);
-    q.gemm_f32w(x, ldx, rows, K, y + n, ldy, M, cnt, K);
+    if (M <= kQuantGemvMaxRows) {  // decode: widened in registers, not through an fp32 block
+      q.gemv_i8(x, ldx, base + n * w.ldw, w.ldw, y + n, ldy, M, cnt, K);
+    } else {
+      q.decode_i8_rows(base + n * w.ldw, w.ldw, cnt, K, rows);
+      q.gemm_f32w(x, ldx, rows, K, y + n, ldy, M, cnt, K);
+    }
     for (int m = 0; m < M; m++)
       for (int j = 0; j < cnt; j++) y[m * ldy + n + j] *= w.scales[n + j];
   }

@@ -17,6 +17,10 @@
                  int K);                                                                                          \
   void gemm_i8i8(const int8_t* xq, int64_t ldxq, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M, \
                  int N, int K);                                                                                   \
+  void gemv_i8(const float* x, int64_t ldx, const int8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N,     \
+               int K);                                                                                            \
+  void gemv_e4m3(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N,  \
+                 int K);                                                                                          \
   }
 
 GRPST_DECLARE_QUANT_KERNELS(avx512)
@@ -42,7 +46,18 @@ struct QuantKernels {
   /** acc[m, n] = sum_k xq[m, k] * w[n, k], exact in int32 (|xq| <= 127). */
   void (*gemm_i8i8)(const int8_t* xq, int64_t ldxq, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M,
                     int N, int K);
+  /**
+   * gemm_f32w's y on int8 / e4m3 weight rows widened in registers (decode: few rows of x), the
+   * same bits as decode_i8_rows / decode_e4m3_rows then gemm_f32w.
+   */
+  void (*gemv_i8)(const float* x, int64_t ldx, const int8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N,
+                  int K);
+  void (*gemv_e4m3)(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N,
+                    int K);
 };
+
+/** Rows of x under which the weight-only int8 / fp8 linears take gemv_i8 / gemv_e4m3 (decode). */
+constexpr int kQuantGemvMaxRows = 7;
 
 const QuantKernels& quant_kernels(CpuLevel level);
 
