@@ -249,37 +249,52 @@ double test_softmax_sums(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return worst;
 }
 
-// int8_wo and fp8 linears: decode rows (1-7, weights widened in registers) against the same rows
-// among 9 (weights decoded into fp32 blocks), bit for bit; K = 100 has a partial last vector.
+// int8_wo, fp8 and int4 linears: decode rows (1-7, weights widened in registers) against the same
+// rows among 9 (weights decoded into fp32 blocks), bit for bit. K = 100 has a partial last vector
+// (int4: groups of 20, not whole vectors: the fp32 blocks either way); int4 also in groups of 16
+// and 64.
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   ThreadPool pool(2);
   bool same = true;
-  for (WeightFormat fmt : {WeightFormat::INT8_WO, WeightFormat::FP8}) {
-    for (auto [N, K] : {std::pair{37, 100}, std::pair{64, 256}}) {
-      std::vector<uint8_t> w(size_t(N) * K);
-      for (auto& b : w) {
-        b = uint8_t(r.gen() & 0xff);
-        if (fmt == WeightFormat::FP8 && (b & 0x7f) == 0x7f) b &= 0xfe;  // no NaN codes
-      }
-      std::vector<float> scales(N);
-      for (auto& v : scales) v = r.uniform(0.001f, 0.01f);
-      LinearWeight lw;
-      lw.fmt = fmt;
-      lw.out_features = N;
-      lw.in_features = K;
-      lw.w = w.data();
-      lw.ldw = K;
-      lw.scales = scales.data();
-      lw.input_scale = 0.05f;
-      const int all = 9;
-      auto x = r.floats(size_t(all) * K, -4, 4);
-      std::vector<float> y(size_t(all) * N);
-      linear_forward(lw, x.data(), y.data(), all, k, pool);
-      for (int M : {1, 3, 5, 7}) {
-        std::vector<float> part(size_t(M) * N);
-        linear_forward(lw, x.data() + size_t(all - M) * K, part.data(), M, k, pool);
-        if (!std::equal(part.begin(), part.end(), y.begin() + size_t(all - M) * N)) same = false;
-      }
+  struct Case {
+    WeightFormat fmt;
+    int N, K, group;
+  };
+  const Case cases[] = {{WeightFormat::INT8_WO, 37, 100, 0}, {WeightFormat::INT8_WO, 64, 256, 0},
+                        {WeightFormat::FP8, 37, 100, 0},     {WeightFormat::FP8, 64, 256, 0},
+                        {WeightFormat::INT4, 37, 100, 20},   {WeightFormat::INT4, 19, 128, 16},
+                        {WeightFormat::INT4, 64, 256, 64}};
+  for (const Case& c : cases) {
+    const WeightFormat fmt = c.fmt;
+    const int N = c.N, K = c.K, groups = c.group ? K / c.group : 1;
+    const bool int4 = fmt == WeightFormat::INT4;
+    std::vector<uint8_t> w(size_t(N) * (int4 ? K / 2 : K));
+    for (auto& b : w) {
+      b = uint8_t(r.gen() & 0xff);
+      if (fmt == WeightFormat::FP8 && (b & 0x7f) == 0x7f) b &= 0xfe;  // no NaN codes
+    }
+    std::vector<float> scales(size_t(N) * groups);
+    for (auto& v : scales) v = r.uniform(0.001f, 0.01f);
+    std::vector<uint8_t> zeros(size_t(N) * groups);
+    for (auto& z : zeros) z = uint8_t(r.gen() & 0x0f);
+    LinearWeight lw;
+    lw.fmt = fmt;
+    lw.out_features = N;
+    lw.in_features = K;
+    lw.w = w.data();
+    lw.ldw = int4 ? K / 2 : K;
+    lw.scales = scales.data();
+    lw.zeros = int4 ? zeros.data() : nullptr;
+    lw.group_size = c.group;
+    lw.input_scale = 0.05f;
+    const int all = 9;
+    auto x = r.floats(size_t(all) * K, -4, 4);
+    std::vector<float> y(size_t(all) * N);
+    linear_forward(lw, x.data(), y.data(), all, k, pool);
+    for (int M : {1, 3, 5, 7}) {
+      std::vector<float> part(size_t(M) * N);
+      linear_forward(lw, x.data() + size_t(all - M) * K, part.data(), M, k, pool);
+      if (!std::equal(part.begin(), part.end(), y.begin() + size_t(all - M) * N)) same = false;
     }
   }
   return same;
@@ -322,8 +337,8 @@ namespace grpst::addon {
  * benchGemm(level, M, N, K, threads, iterations[, format]) -> seconds per y[M,N] = x[M,K] * w[N,K]^T,
  * the best of `iterations`, with the weights cycling through buffers larger than the caches (as a
  * decode step streams them from DRAM). format: "bf16" (default), "int8_sq" (int8 weights with
- * per-channel scales; the activations quantized per token inside the call, as a forward does) or
- * "int8_wo" (the same weights, fp32 activations).
+ * per-channel scales; the activations quantized per token inside the call, as a forward does),
+ * "int8_wo" (the same weights, fp32 activations) or "int4_awq" (groups of 128).
  */
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   const CpuLevel level = parse_cpu_level(info[0].As<Napi::String>().Utf8Value());
@@ -331,22 +346,29 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
             K = info[3].As<Napi::Number>().Int32Value(), threads = info[4].As<Napi::Number>().Int32Value(),
             iters = info[5].As<Napi::Number>().Int32Value();
   const std::string format = info.Length() > 6 ? info[6].As<Napi::String>().Utf8Value() : "bf16";
-  if (format != "bf16" && format != "int8_sq" && format != "int8_wo")
-    throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16, int8_sq or int8_wo, not " + format);
-  const bool int8 = format != "bf16";
+  if (format != "bf16" && format != "int8_sq" && format != "int8_wo" && format != "int4_awq")
+    throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16, int8_sq, int8_wo or int4_awq, not " + format);
+  const bool int8 = format == "int8_sq" || format == "int8_wo", int4 = format == "int4_awq";
+  constexpr int kGroup = 128;
   const CpuKernels& k = cpu_kernels(level);
-  const size_t wbytes = size_t(N) * K * (int8 ? 1 : 2);
+  const size_t wbytes = int4 ? size_t(N) * K / 2 : size_t(N) * K * (int8 ? 1 : 2);
   const int copies = int(std::max<size_t>(1, (256u << 20) / wbytes));
   // bf16 1.0 everywhere, or int8 weights cycling through -100..100 (uint16 words of two bytes)
   std::vector<std::vector<uint16_t>> ws(copies, std::vector<uint16_t>((wbytes + 1) / 2, int8 ? 0x9c64 : 0x3f80));
-  std::vector<float> x(size_t(M) * K, 0.5f), y(size_t(M) * N), scales(N, 0.01f);
+  std::vector<float> x(size_t(M) * K, 0.5f), y(size_t(M) * N), scales(size_t(N) * (int4 ? K / kGroup : 1), 0.01f);
+  std::vector<uint8_t> zeros(size_t(N) * (K / kGroup), 8);
   ThreadPool pool(threads);
   LinearWeight lw;
-  lw.fmt = format == "int8_sq" ? WeightFormat::INT8_SQ : format == "int8_wo" ? WeightFormat::INT8_WO : WeightFormat::BF16;
+  lw.fmt = format == "int8_sq"   ? WeightFormat::INT8_SQ
+           : format == "int8_wo" ? WeightFormat::INT8_WO
+           : int4                ? WeightFormat::INT4
+                                 : WeightFormat::BF16;
   lw.scales = scales.data();
+  lw.zeros = zeros.data();
+  lw.group_size = kGroup;
   lw.out_features = N;
   lw.in_features = K;
-  lw.ldw = K;
+  lw.ldw = int4 ? K / 2 : K;
   double best = 1e30;
   for (int it = 0; it < iters; it++) {
     lw.w = ws[it % copies].data();

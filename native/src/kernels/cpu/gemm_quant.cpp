@@ -121,6 +121,68 @@ void gemv_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int6
   for (; n < N; n++) tile_rows_q<T, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
 }
 
+// kWidth int4 values of a packed row from element k (k a multiple of kWidth; element 2j is the low
+// nibble of byte j), as fp32 (exact).
+inline VF widen_u4(const uint8_t* row, int k) {
+#if defined(__AVX512F__)
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + k / 2));
+  const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f));
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+#elif defined(__AVX2__)
+  int32_t four;
+  std::memcpy(&four, row + k / 2, 4);
+  const __m128i b = _mm_cvtsi32_si128(four);
+  const __m128i lo = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f));
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+#else
+  const uint8_t byte = row[k / 2];
+  return float((k & 1) ? byte >> 4 : byte & 0x0f);
+#endif
+}
+
+// tile_q for int4 groups: each weight (q - zero) * scale as decode_i4_rows makes it, group by
+// group (group % kWidth == 0, so no vector straddles two), the same products in the same order.
+template <int MR, int NR>
+inline void tile_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
+                    const uint8_t* zeros, int groups, int group, float* y, int64_t ldy) {
+  VF acc[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) acc[i][j] = vzero();
+  const uint8_t* ahead = w + int64_t(2) * NR * ldw;
+  for (int g = 0; g < groups; g++) {
+    VF vs[NR], vz[NR];
+    for (int j = 0; j < NR; j++) {
+      vs[j] = vset1(scales[int64_t(j) * groups + g]);
+      vz[j] = vset1(float(zeros[int64_t(j) * groups + g]));
+    }
+    for (int k = g * group, end = k + group; k < end; k += kWidth) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+      if ((k & 127) == 0)
+        for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(ahead + j * ldw + k / 2), _MM_HINT_T0);
+#endif
+      VF wv[NR];
+      for (int j = 0; j < NR; j++) wv[j] = vmul(vsub(widen_u4(w + j * ldw, k), vz[j]), vs[j]);
+      for (int i = 0; i < MR; i++) {
+        VF xv = vload(x + i * ldx + k);
+        for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
+}
+
+template <int NR>
+inline void tile_rows_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
+                         const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M) {
+  int m = 0;
+  for (; m + kMR <= M; m += kMR)
+    tile_i4<kMR, NR>(x + m * ldx, ldx, w, ldw, scales, zeros, groups, group, y + m * ldy, ldy);
+  for (; m < M; m++) tile_i4<1, NR>(x + m * ldx, ldx, w, ldw, scales, zeros, groups, group, y + m * ldy, ldy);
+}
+
 #if defined(__AVX2__)
 // The sum of a vector's eight int32 lanes.
 inline int32_t hsum_epi32(__m256i v) {
@@ -257,6 +319,21 @@ void gemv_i8(const float* x, int64_t ldx, const int8_t* w, int64_t ldw, float* y
 
 void gemv_e4m3(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
   gemv_q(x, ldx, w, ldw, y, ldy, M, N, K);
+}
+
+bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros,
+             int groups, int group, float* y, int64_t ldy, int M, int N) {
+  if (group % kWidth != 0) return false;
+  int n = 0;
+  if constexpr (kStreamColsQ > 1) {
+    for (; n + kStreamColsQ <= N; n += kStreamColsQ)
+      tile_rows_i4<kStreamColsQ>(x, ldx, packed + n * ldp, ldp, scales + int64_t(n) * groups, zeros + int64_t(n) * groups,
+                                 groups, group, y + n, ldy, M);
+  }
+  for (; n < N; n++)
+    tile_rows_i4<1>(x, ldx, packed + n * ldp, ldp, scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
+                    group, y + n, ldy, M);
+  return true;
 }
 
 void gemm_f32w(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {

@@ -37,6 +37,10 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t
   const uint8_t* zeros = static_cast<const uint8_t*>(w.zeros);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
+    // decode: widened in registers, not through an fp32 block (where the groups allow it)
+    if (M <= kQuantGemvMaxRows && q.gemv_i4(x, ldx, base + n * w.ldw, w.ldw, w.scales + int64_t(n) * groups,
+                                            zeros + int64_t(n) * groups, groups, w.group_size, y + n, ldy, M, cnt))
+      continue;
     q.decode_i4_rows(base + n * w.ldw, w.ldw, w.scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
                      w.group_size, cnt, K, rows);
     q.gemm_f32w(x, ldx, rows, K, y + n, ldy, M, cnt, K);

@@ -12,7 +12,7 @@ namespace {
 #define GRPST_QUANT_TABLE(ns)                                                                             \
   QuantKernels {                                                                                          \
     cpu::ns::decode_i8_rows, cpu::ns::decode_i4_rows, cpu::ns::decode_e4m3_rows, cpu::ns::gemm_f32w,     \
-        cpu::ns::gemm_i8i8, cpu::ns::gemv_i8, cpu::ns::gemv_e4m3                                          \
+        cpu::ns::gemm_i8i8, cpu::ns::gemv_i8, cpu::ns::gemv_e4m3, cpu::ns::gemv_i4                        \
   }
 
 const QuantKernels kAvx512 = GRPST_QUANT_TABLE(avx512);

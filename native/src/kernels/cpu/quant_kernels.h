@@ -21,6 +21,8 @@
                int K);                                                                                            \
   void gemv_e4m3(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N,  \
                  int K);                                                                                          \
+  bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,              \
+               const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N);                 \
   }
 
 GRPST_DECLARE_QUANT_KERNELS(avx512)
@@ -54,9 +56,13 @@ struct QuantKernels {
                   int K);
   void (*gemv_e4m3)(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M, int N,
                     int K);
+  /** The same for int4 groups (decode_i4_rows' weights); false, nothing done, where a group is not
+   * a whole number of vectors. */
+  bool (*gemv_i4)(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,
+                  const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N);
 };
 
-/** Rows of x under which the weight-only int8 / fp8 linears take gemv_i8 / gemv_e4m3 (decode). */
+/** Rows of x up to which the weight-only linears take gemv_i8 / gemv_e4m3 / gemv_i4 (decode). */
 constexpr int kQuantGemvMaxRows = 7;
 
 const QuantKernels& quant_kernels(CpuLevel level);
