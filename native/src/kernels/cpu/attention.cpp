@@ -27,15 +27,6 @@ constexpr int kAccRegs = kWidth == 16 ? 16 : 8;
 // each 17% faster than with one (8k tokens).
 constexpr int kRowHeadAccs = 8;
 
-inline VF load_elem(const float* p) { return vload(p); }
-inline VF load_elem(const uint16_t* p) { return vload_bf16(p); }
-inline VF load_elem(const uint8_t* p) { return vload_e4m3(p); }
-inline VF load_elem(const int8_t* p) { return vload_i8(p); }
-inline VF load_elem_n(const float* p, int n) { return vload_n(p, n); }
-inline VF load_elem_n(const uint16_t* p, int n) { return vload_bf16_n(p, n); }
-inline VF load_elem_n(const uint8_t* p, int n) { return vload_e4m3_n(p, n); }
-inline VF load_elem_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
-
 /** A run of up to kWidth consecutive keys inside one block. */
 template <class Elem>
 struct KeyChunk {

@@ -28,64 +28,28 @@ const E4m3Table kE4m3;
 
 constexpr int kMR = kTileRows, kNR = kTileCols;  // the register tile (simd.h), as the bf16 GEMM's
 
-template <int MR, int NR>
-inline void tile(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int K) {
-  VF acc[MR][NR];
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) acc[i][j] = vzero();
-  int k = 0;
-  for (; k + kWidth <= K; k += kWidth) {
-    VF wv[NR];
-    for (int j = 0; j < NR; j++) wv[j] = vload(w + j * ldw + k);
-    for (int i = 0; i < MR; i++) {
-      VF xv = vload(x + i * ldx + k);
-      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
-    }
-  }
-  if (k < K) {
-    const int rest = K - k;
-    VF wv[NR];
-    for (int j = 0; j < NR; j++) wv[j] = vload_n(w + j * ldw + k, rest);
-    for (int i = 0; i < MR; i++) {
-      VF xv = vload_n(x + i * ldx + k, rest);
-      for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
-    }
-  }
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
-}
-
-template <int NR>
-inline void tile_rows(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
-  int m = 0;
-  for (; m + kMR <= M; m += kMR) tile<kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
-  for (; m < M; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
-}
-
-// One-byte weights widened to fp32 in registers: int8 (int8_wo) or e4m3 bytes (fp8), exact.
-inline VF widen(const int8_t* p) { return vload_i8(p); }
-inline VF widen(const uint8_t* p) { return vload_e4m3(p); }
-inline VF widen_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
-inline VF widen_n(const uint8_t* p, int n) { return vload_e4m3_n(p, n); }
-
-// tile() with the weights widened where they are loaded instead of read from decoded fp32 rows:
-// the same products in the same order, so the same bits. As in the bf16 GEMV, each pass asks for
-// the rows two passes ahead, a cache line per row per 64 bytes consumed (1-4 KB rows end before
-// the hardware prefetcher has ramped up).
+// An MR x NR register tile along K, the weights as decoded fp32 rows or as one-byte weights widened
+// where they are loaded (int8_wo's int8, fp8's e4m3 bytes: simd.h's load_elem, exact). Whatever
+// the weights' type, the products and their order are the same (so are the bits). One-byte weights
+// stream from memory (decode rows): each pass asks for the rows two passes ahead, a cache line per
+// row per 64 bytes consumed, as the bf16 GEMV does (1-4 KB rows end before the hardware prefetcher
+// has ramped up); decoded rows are in cache.
 template <class T, int MR, int NR>
-inline void tile_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int K) {
+inline void tile(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int K) {
   VF acc[MR][NR];
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++) acc[i][j] = vzero();
-  const T* ahead = w + int64_t(2) * NR * ldw;
+  [[maybe_unused]] const T* ahead = w + int64_t(2) * NR * ldw;
   int k = 0;
   for (; k + kWidth <= K; k += kWidth) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-    if ((k & 63) == 0)
-      for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(ahead + j * ldw + k), _MM_HINT_T0);
+    if constexpr (sizeof(T) == 1) {
+      if ((k & 63) == 0)
+        for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(ahead + j * ldw + k), _MM_HINT_T0);
+    }
 #endif
     VF wv[NR];
-    for (int j = 0; j < NR; j++) wv[j] = widen(w + j * ldw + k);
+    for (int j = 0; j < NR; j++) wv[j] = load_elem(w + j * ldw + k);
     for (int i = 0; i < MR; i++) {
       VF xv = vload(x + i * ldx + k);
       for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
@@ -94,7 +58,7 @@ inline void tile_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* 
   if (k < K) {
     const int rest = K - k;
     VF wv[NR];
-    for (int j = 0; j < NR; j++) wv[j] = widen_n(w + j * ldw + k, rest);
+    for (int j = 0; j < NR; j++) wv[j] = load_elem_n(w + j * ldw + k, rest);
     for (int i = 0; i < MR; i++) {
       VF xv = vload_n(x + i * ldx + k, rest);
       for (int j = 0; j < NR; j++) acc[i][j] = vfma(xv, wv[j], acc[i][j]);
@@ -105,10 +69,10 @@ inline void tile_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* 
 }
 
 template <class T, int NR>
-inline void tile_rows_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
+inline void tile_rows(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
   int m = 0;
-  for (; m + kMR <= M; m += kMR) tile_q<T, kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
-  for (; m < M; m++) tile_q<T, 1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+  for (; m + kMR <= M; m += kMR) tile<T, kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+  for (; m < M; m++) tile<T, 1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
 }
 
 template <class T>
@@ -116,9 +80,9 @@ void gemv_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int6
   int n = 0;
   if constexpr (kStreamColsQ > 1) {
     for (; n + kStreamColsQ <= N; n += kStreamColsQ)
-      tile_rows_q<T, kStreamColsQ>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+      tile_rows<T, kStreamColsQ>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
   }
-  for (; n < N; n++) tile_rows_q<T, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+  for (; n < N; n++) tile_rows<T, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
 }
 
 // kWidth int4 values of a packed row from element k (k a multiple of kWidth; element 2j is the low
@@ -142,7 +106,7 @@ inline VF widen_u4(const uint8_t* row, int k) {
 #endif
 }
 
-// tile_q for int4 groups: each weight (q - zero) * scale as decode_i4_rows makes it, group by
+// tile() for int4 groups: each weight (q - zero) * scale as decode_i4_rows makes it, group by
 // group (group % kWidth == 0, so no vector straddles two), the same products in the same order.
 template <int MR, int NR>
 inline void tile_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
@@ -150,7 +114,7 @@ inline void tile_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, 
   VF acc[MR][NR];
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++) acc[i][j] = vzero();
-  const uint8_t* ahead = w + int64_t(2) * NR * ldw;
+  [[maybe_unused]] const uint8_t* ahead = w + int64_t(2) * NR * ldw;
   for (int g = 0; g < groups; g++) {
     VF vs[NR], vz[NR];
     for (int j = 0; j < NR; j++) {
@@ -338,8 +302,8 @@ bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, co
 
 void gemm_f32w(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
   int n = 0;
-  for (; n + kNR <= N; n += kNR) tile_rows<kNR>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
-  for (; n < N; n++) tile_rows<1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+  for (; n + kNR <= N; n += kNR) tile_rows<float, kNR>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+  for (; n < N; n++) tile_rows<float, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
 }
 
 #if defined(__AVX2__) && !(defined(__AVX512VNNI__) && defined(__AVX512BW__))

@@ -259,4 +259,15 @@ inline VF vexp(VF x) {
 /** e^x for softmax arguments (x <= 0). */
 inline VF vexp_neg(VF x) { return vexp(x); }
 
+/** kWidth elements of any stored type as fp32, exact (bf16, e4m3 and int8 widen; fp32 loads); the
+ * _n form reads n < kWidth of them and zeros the rest. For kernels templated on the element. */
+inline VF load_elem(const float* p) { return vload(p); }
+inline VF load_elem(const uint16_t* p) { return vload_bf16(p); }
+inline VF load_elem(const uint8_t* p) { return vload_e4m3(p); }
+inline VF load_elem(const int8_t* p) { return vload_i8(p); }
+inline VF load_elem_n(const float* p, int n) { return vload_n(p, n); }
+inline VF load_elem_n(const uint16_t* p, int n) { return vload_bf16_n(p, n); }
+inline VF load_elem_n(const uint8_t* p, int n) { return vload_e4m3_n(p, n); }
+inline VF load_elem_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
+
 }  // namespace grpst::cpu::GRPST_ISA
