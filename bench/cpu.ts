@@ -1,8 +1,9 @@
 // npm run bench:cpu — the native runtime on this machine's CPU with a Qwen3-0.6B-shaped
 // checkpoint: measured DRAM read bandwidth, prefill and decode tok/s at batch 1 and 8, and the
-// batch-1 decode roofline (weight bytes read per token / bandwidth).
+// batch-1 decode roofline (weight bytes read per token / bandwidth). --engine runs a built engine
+// instead (e.g. `grpst build --qformat int8_wo` of that checkpoint: its quantized kernels).
 //
-//   npm run bench:cpu [-- --threads N --decode-tokens N --prompt-tokens N --rounds N --json]
+//   npm run bench:cpu [-- --threads N --decode-tokens N --prompt-tokens N --rounds N --engine DIR --json]
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadAddon, loadEngine, type Engine } from '../src/engine/index.js';
@@ -16,6 +17,7 @@ const { values: args } = parseArgs({
     'decode-tokens': { type: 'string', default: '48' },
     'prompt-tokens': { type: 'string', default: '512' },
     rounds: { type: 'string', default: '5' },
+    engine: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -76,7 +78,7 @@ async function decode(engine: Engine, batch: number, salt: number): Promise<numb
 }
 
 async function main(): Promise<void> {
-  const dir = randomQwen3_0_6b();
+  const dir = args.engine ?? randomQwen3_0_6b();
   const addon = loadAddon();
   // Bandwidth is measured before and after the model runs and the best is kept: a conservative
   // roofline when other work shares the machine.
