@@ -252,7 +252,7 @@ double test_softmax_sums(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
 // int8_wo, fp8 and int4 linears: decode rows (1-7, weights widened in registers) against the same
 // rows among 9 (weights decoded into fp32 blocks), bit for bit. K = 100 has a partial last vector
 // (int4: groups of 20, not whole vectors: the fp32 blocks either way); int4 also in groups of 16
-// and 64.
+// and 64; K = 16,384 splits the 9 rows into two chunks of x (gemm_f32w).
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   ThreadPool pool(2);
   bool same = true;
@@ -263,7 +263,7 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   const Case cases[] = {{WeightFormat::INT8_WO, 37, 100, 0}, {WeightFormat::INT8_WO, 64, 256, 0},
                         {WeightFormat::FP8, 37, 100, 0},     {WeightFormat::FP8, 64, 256, 0},
                         {WeightFormat::INT4, 37, 100, 20},   {WeightFormat::INT4, 19, 128, 16},
-                        {WeightFormat::INT4, 64, 256, 64}};
+                        {WeightFormat::INT4, 64, 256, 64},   {WeightFormat::INT8_WO, 5, 16384, 0}};
   for (const Case& c : cases) {
     const WeightFormat fmt = c.fmt;
     const int N = c.N, K = c.K, groups = c.group ? K / c.group : 1;
