@@ -69,16 +69,6 @@ inline void rows(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, fl
   for (; m < m1; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
 }
 
-// The decode rows of x against NR consecutive weight rows (outputs), in register tiles of up to
-// kMR rows.
-template <int NR>
-inline void stream_rows(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M,
-                        int K) {
-  int m = 0;
-  for (; m + kMR <= M; m += kMR) tile<kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
-  for (; m < M; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
-}
-
 }  // namespace
 
 void gemm_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0,
@@ -91,9 +81,9 @@ void gemm_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, floa
     int n = n0;
     if constexpr (kStreamCols > 1) {
       for (; n + kStreamCols <= n1; n += kStreamCols)
-        stream_rows<kStreamCols>(x, ldx, w + int64_t(n) * ldw, ldw, y + n, ldy, M, K);
+        rows<kStreamCols>(x, ldx, w + int64_t(n) * ldw, ldw, y + n, ldy, 0, M, K);
     }
-    for (; n < n1; n++) stream_rows<1>(x, ldx, w + int64_t(n) * ldw, ldw, y + n, ldy, M, K);
+    for (; n < n1; n++) rows<1>(x, ldx, w + int64_t(n) * ldw, ldw, y + n, ldy, 0, M, K);
     return;
   }
   // Rows are taken in chunks whose activations stay in L2 while the weight tiles stream past.
