@@ -128,7 +128,7 @@ for stage in "${STAGES[@]}"; do
     kernels)
       H=$(harness_bin) || { SUMMARY+=("kernels: harness build FAILED"); continue; }
       stamp "kernel parity tests"
-      timeout "${T_TESTS:-150}" "$H" test --json "$OUT/kernel-tests.json" >> "$HLOG" 2>&1
+      timeout "${T_TESTS:-240}" "$H" test --json "$OUT/kernel-tests.json" >> "$HLOG" 2>&1
       rc=$?; grep -E "FAIL" "$HLOG" | head -40; SUMMARY+=("kernel tests: exit $rc, $(grep -E '^[0-9]+ checks' "$HLOG" | tail -1)")
       if [ $rc -ne 0 ] && grep -qE "^(stream |attention_decode|device state).* FAIL" "$HLOG"; then
         RUNTIME_FALLBACK=1
@@ -204,7 +204,7 @@ for stage in "${STAGES[@]}"; do
     rows)
       H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }
       stamp "linear kernel parity tests"
-      timeout "${T_TESTS:-150}" "$H" test linear >> "$HLOG" 2>&1
+      timeout "${T_TESTS:-240}" "$H" test linear >> "$HLOG" 2>&1
       rc=$?; grep -E "FAIL" "$HLOG" | head -20; SUMMARY+=("linear tests: exit $rc, $(grep -E '^[0-9]+ checks' "$HLOG" | tail -1)")
       stamp "linear kernels at 1-8 rows"
       timeout "${T_BENCH:-200}" "$H" rows --json "$OUT/rows.json" > /tmp/rows.log 2>&1
