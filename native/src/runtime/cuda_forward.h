@@ -129,15 +129,16 @@ constexpr int kDefaultMmaQkvMaxRows = 0;
 // 11.77 / 13.86 against cuBLASLt's 12.97 / 13.56. Since the tiled GEMM runs on wgmma (17-64 rows on
 // a GPU of compute capability 9.0), int8_wo at 64 rows: tiled 11.78 ms against cuBLASLt's 13.71
 // (13.20 on the mma.sync kernel), so int8_wo takes it up to 64 rows too.
-// fp8 / int8_sq: the streaming GEMV to 4 rows, cuBLASLt from 5. Decode steps at 512 keys in turns
-// (after table run 33), the GEMV against cuBLASLt: fp8 b4 3.309 / 3.370 ms, b5 3.513 / 3.396, b8
-// 3.915 / 3.502; int8_sq (cuBLASLt with 16 rows' algorithm, gemm_lt.cu) b4 3.921 / 3.890, b5
-// 4.364 / 3.920, b8 5.094 / 4.060.
+// fp8: the streaming GEMV to 4 rows, cuBLASLt from 5; int8_sq: to 3 rows, cuBLASLt from 4. Decode
+// steps at 512 keys in turns (after table run 33), the GEMV against cuBLASLt: fp8 b3 3.219 / 3.397
+// ms, b4 3.309-3.354 / 3.370-3.426, b5 3.513 / 3.396, b8 3.915 / 3.502; int8_sq (cuBLASLt with 16
+// rows' algorithm, gemm_lt.cu) b3 3.686 / 3.893, b4 3.921-3.959 / 3.890-3.901 (3.926 / 3.798 in
+// table run 34), b5 4.364 / 3.920, b8 5.094 / 4.060.
 constexpr int kDefaultSkinnyMaxRows = 8;
 constexpr int kDefaultWoTiledMaxRows = 64;
 constexpr int kDefaultWoTiledInt8MaxRows = 64;
 constexpr int kDefaultFp8SkinnyMaxRows = 4;
-constexpr int kDefaultInt8SqSkinnyMaxRows = 4;
+constexpr int kDefaultInt8SqSkinnyMaxRows = 3;
 // int4 shapes of up to 8 rows that the streaming GEMV does not take go to the tiled kernel
 // (set_int4_tiled_fallback_min_rows): on an H200 int4 down_proj alone at 5-8 rows took 22 us
 // against 32-34 in the skinny kernel, the decode step at 512 keys b5 3.76 against 3.79 ms, b6 3.97

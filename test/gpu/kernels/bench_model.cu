@@ -341,8 +341,8 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
                          {"GRPST_CUDA_ACT_WARP_PER_ROW", "1", "0"}, *fwd, m.d.vocab, report_decode, logits.p,
                          s, f == cu::WeightFormat::fp8 ? 0.5 : 0.1);
     if (new_decode_kernels()) {
-      // rows the streaming GEMV takes: 1-4 in every format, 5-8 int8_wo / int4 (the others: cuBLASLt)
-      std::vector<std::pair<int, int>> streamed = {{1, b1_ctx}, {4, b1_ctx}};
+      // rows the streaming GEMV takes: 1-4 (int8_sq 1-3), 5-8 int8_wo / int4 (the others: cuBLASLt)
+      std::vector<std::pair<int, int>> streamed = {{1, b1_ctx}, {f == cu::WeightFormat::int8_sq ? 3 : 4, b1_ctx}};
       if (f == cu::WeightFormat::int8_wo || f == cu::WeightFormat::int4_awq) streamed.push_back({8, b1_ctx});
       compare_env_in_turns(label, "one weight round before the wait", "two weight rounds before the wait", streamed,
                            {"GRPST_CUDA_STREAM_EARLY_ROUNDS", "1", "2"}, *fwd, m.d.vocab,
