@@ -14,13 +14,11 @@ import { writeState } from '../../src/daemon/state.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { checkpoint, repoRoot } from '../helpers/fixtures.js';
-import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { cliArgv, makeCli, type Cli } from '../helpers/grpst-cli.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { get, loadTiny, metric, post, waitFor, type TinyModel } from './server-harness.js';
 
 const apiKey = 'chat-cli-test-key-42';
-const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
-const entry = path.join(repoRoot, 'src', 'cli', 'main.ts');
 let work: string;
 let cli: Cli;
 let port: number;
@@ -28,7 +26,7 @@ const base = () => `http://127.0.0.1:${port}`;
 
 /** `grpst chat ARGS` with stdin fed by the test. */
 function chat(args: string[], env: NodeJS.ProcessEnv = {}): ResultPromise<{ reject: false; stdin: 'pipe' }> {
-  return execa(process.execPath, ['--import', loader, entry, 'chat', ...args], {
+  return execa(process.execPath, [...cliArgv, 'chat', ...args], {
     env: { ...cli.env, NO_COLOR: '1', FORCE_COLOR: undefined, GRPST_API_KEY: undefined, ...env },
     cwd: cli.home,
     reject: false,

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
 import { groupMembers } from '../../src/daemon/processes.js';
 import { checkpoint, repoRoot } from '../helpers/fixtures.js';
-import { drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
 
 let work: string;
 let cli: Cli;
@@ -126,7 +126,7 @@ describe('grpst lifecycle on the native runtime', () => {
   it('grpst serve runs in the foreground and exits 0 after draining on SIGTERM', async () => {
     const port = await freePort('127.0.0.1');
     const dir = project('foreground', serverOn(port));
-    const child = execa(process.execPath, ['--import', path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs'), path.join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
+    const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
     let health = 0;
     for (let i = 0; i < 300 && health !== 200; i++) {
       await new Promise((r) => setTimeout(r, 100));

@@ -7,11 +7,9 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
 import { checkpoint, repoRoot } from '../helpers/fixtures.js';
-import { drainGraceMs } from '../helpers/grpst-cli.js';
+import { cliArgv, drainGraceMs } from '../helpers/grpst-cli.js';
 import { get, waitFor } from './server-harness.js';
 
-const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
-const entry = path.join(repoRoot, 'src', 'cli', 'main.ts');
 let work: string;
 
 beforeAll(() => {
@@ -37,7 +35,7 @@ function serverConf(port: number, webUi?: boolean): string {
 }
 
 async function withServe(conf: string, port: number, fn: (url: string) => Promise<void>): Promise<void> {
-  const child = execa(process.execPath, ['--import', loader, entry, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', conf], { cwd: work, reject: false, stdin: 'ignore', forceKillAfterDelay: drainGraceMs });
+  const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', conf], { cwd: work, reject: false, stdin: 'ignore', forceKillAfterDelay: drainGraceMs });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(async () => (await get(`${url}/health`).catch(() => ({ status: 0 }))).status === 200, 60_000);

@@ -13,7 +13,7 @@ import { freePort } from '../../src/daemon/ports.js';
 import { groupMembers } from '../../src/daemon/processes.js';
 import { sseFrames } from '../e2e/server-harness.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
 
 let tmp: string;
 let engine: string;
@@ -68,7 +68,7 @@ describe('drain', () => {
     const dir = project('drain16', engine, port);
     const cli = makeCli();
     cleanups.push(() => fs.rmSync(cli.home, { recursive: true, force: true }));
-    const child = execa(process.execPath, ['--import', path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs'), path.join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
+    const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
     cleanups.push(() => void child.kill('SIGKILL'));
     const url = `http://127.0.0.1:${port}`;
     let health = 0;
