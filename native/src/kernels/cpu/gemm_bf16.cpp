@@ -87,7 +87,7 @@ void gemm_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, floa
     return;
   }
   // Rows are taken in chunks whose activations stay in L2 while the weight tiles stream past.
-  int chunk = std::max(kMR, int((512 * 1024) / (int64_t(K) * 4)) / kMR * kMR);
+  const int chunk = l2_row_chunk(K);
   for (int mc = 0; mc < M; mc += chunk) {
     int mend = std::min(M, mc + chunk);
     int n = n0;

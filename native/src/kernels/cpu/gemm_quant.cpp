@@ -301,10 +301,10 @@ bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, co
 }
 
 void gemm_f32w(const float* x, int64_t ldx, const float* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
-  // Rows of x in chunks of about 512 KB, so that a chunk stays in the L2 with the decoded weight
-  // block while the block's tiles pass over it (as bf16's GEMM does); whole, every tile of the
-  // block read all of x again from memory once x outgrew the L2. The same tiles, the same bits.
-  const int chunk = std::max(kMR, int((512 * 1024) / (int64_t(K) * 4)) / kMR * kMR);
+  // Rows of x in L2-sized chunks (as bf16's GEMM takes them) while the decoded weight block's
+  // tiles pass over each; whole, every tile re-read all of x from memory once x outgrew the L2.
+  // The same tiles, the same bits.
+  const int chunk = l2_row_chunk(K);
   for (int mc = 0; mc < M; mc += chunk) {
     const int rows = std::min(chunk, M - mc);
     const float* xc = x + int64_t(mc) * ldx;

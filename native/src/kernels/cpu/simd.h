@@ -3,6 +3,7 @@
 // AVX2+FMA flags, and with none; the compiler's own macros pick the matching definition here and
 // GRPST_ISA names the namespace, so the three copies never collide.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -269,5 +270,10 @@ inline VF load_elem_n(const float* p, int n) { return vload_n(p, n); }
 inline VF load_elem_n(const uint16_t* p, int n) { return vload_bf16_n(p, n); }
 inline VF load_elem_n(const uint8_t* p, int n) { return vload_e4m3_n(p, n); }
 inline VF load_elem_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
+
+/** Rows of an fp32 x [M, K] taken at a time by the tiled GEMMs (bf16's, the weight-only formats'
+ * fp32 blocks): about 512 KB, so a chunk stays in the L2 while the weight tiles pass over it; a
+ * multiple of the register tile's rows. */
+inline int l2_row_chunk(int K) { return std::max(kTileRows, int((512 * 1024) / (int64_t(K) * 4)) / kTileRows * kTileRows); }
 
 }  // namespace grpst::cpu::GRPST_ISA
