@@ -124,6 +124,8 @@ export interface KernelSelfTestResult {
   attentionInt8: number;
   /** fp8 / int8 pools against fp32 attention over the values their codes stand for (code * scale). */
   attentionQuantVsFloat: number;
+  /** Every pool against the definition in double precision (independent of the kernels' key tiles). */
+  attentionVsDefinition: number;
   /** Several query rows in one call give the same bits as one row per call. */
   attentionRowInvariant: boolean;
   /** Mismatches of the KV quantizers (e4m3 nearest-even saturating, int8 half-even clamped) against brute force. */

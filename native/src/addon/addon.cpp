@@ -18,6 +18,7 @@ namespace grpst::addon {
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info);  // kernel_tests.cpp
 Napi::Value BenchGemm(const Napi::CallbackInfo& info);       // kernel_tests.cpp
+Napi::Value BenchAttention(const Napi::CallbackInfo& info);  // kernel_tests.cpp
 void RegisterGrammar(Napi::Env env, Napi::Object exports);   // grammar_wrap.cpp
 void RegisterModelTools(Napi::Env env, Napi::Object exports);  // model_tools.cpp
 void RegisterQuantTools(Napi::Env env, Napi::Object exports);  // quant_tools.cpp
@@ -94,6 +95,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureMemoryBandwidth", Napi::Function::New(env, MeasureMemoryBandwidth, "measureMemoryBandwidth"));
   exports.Set("kernelSelfTest", Napi::Function::New(env, KernelSelfTest, "kernelSelfTest"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
+  exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine, "createEngine"));
   exports.Set("createAllowedTokensConstraint",
               Napi::Function::New(env, CreateAllowedTokensConstraint, "createAllowedTokensConstraint"));

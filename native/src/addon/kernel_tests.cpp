@@ -112,15 +112,50 @@ TestPool make_pool(Rand& r, KvElem elem, size_t n) {
 }
 
 /**
+ * The definition, in double precision and straight from the pool's values (code * scale for
+ * quantized pools): out[r][g] = softmax_j(scale * q[r][g] . k_j) . v_j over keys j < ctx + r.
+ * Independent of the kernels' tiling, so it checks the online softmax across key tiles.
+ */
+std::vector<float> naive_attention(const AttentionArgs& a, const std::vector<float>& kf, const std::vector<float>& vf) {
+  const int G = a.group, D = a.head_dim, bs = a.block_size;
+  std::vector<float> out(size_t(a.rows) * G * D);
+  for (int r = 0; r < a.rows; r++)
+    for (int g = 0; g < G; g++) {
+      const int ctx = a.ctx_len + r;
+      const float* q = a.q + r * a.row_stride + int64_t(g) * D;
+      std::vector<double> s(ctx), o(D, 0.0);
+      double mx = -1e300, sum = 0;
+      for (int j = 0; j < ctx; j++) {
+        const int64_t base = int64_t(a.block_table[j / bs]) * a.block_stride + a.head_offset;
+        double dot = 0;
+        for (int d = 0; d < D; d++) dot += double(q[d]) * kf[base + int64_t(d) * bs + j % bs];
+        s[j] = dot * a.scale;
+        mx = std::max(mx, s[j]);
+      }
+      for (int j = 0; j < ctx; j++) sum += (s[j] = std::exp(s[j] - mx));
+      for (int j = 0; j < ctx; j++) {
+        const int64_t base = int64_t(a.block_table[j / bs]) * a.block_stride + a.head_offset;
+        for (int d = 0; d < D; d++) o[d] += s[j] / sum * vf[base + int64_t(j % bs) * D + d];
+      }
+      for (int d = 0; d < D; d++) out[(size_t(r) * G + g) * D + d] = float(o[d]);
+    }
+  return out;
+}
+
+/**
  * Attention over a pool of `elem` on several shapes: the level against the scalar twin (returned,
- * max relative error), rows one by one against rows together (row_invariant), and, for quantized
- * pools, against fp32 attention over the values the codes stand for, code * scale (vs_float).
+ * max relative error), against the definition (vs_naive), rows one by one against rows together
+ * (row_invariant), and, for quantized pools, against fp32 attention over the values the codes
+ * stand for, code * scale (vs_float).
  */
 double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, KvElem elem, bool& row_invariant,
-                      double* vs_float = nullptr) {
+                      double& vs_naive, double* vs_float = nullptr) {
   double worst = 0;
+  // G, D, bs, ctx of row 0, rows; key tiles are 64 keys: rows across a tile's edge (120 + 16),
+  // blocks across it (bs 5), a long context with the running max moving.
   const int cases[][5] = {{2, 128, 16, 40, 1}, {3, 24, 16, 300, 13}, {1, 16, 4, 5, 3}, {20, 32, 16, 33, 2},
-                          {2, 128, 16, 200, 16}, {8, 64, 16, 90, 7}};  // G, D, bs, ctx of row 0, rows
+                          {2, 128, 16, 200, 16}, {8, 64, 16, 90, 7}, {2, 32, 16, 120, 16}, {4, 16, 5, 130, 9},
+                          {1, 8, 16, 700, 3}};
   for (auto& c : cases) {
     const int G = c[0], D = c[1], bs = c[2], L0 = c[3], R = c[4];
     const int L = L0 + R - 1;  // the last row's context
@@ -156,6 +191,7 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, KvEle
     a.out = outr.data();
     ref.attention(a);
     worst = std::max(worst, rel_err(out, outr));
+    vs_naive = std::max(vs_naive, rel_err(out, naive_attention(a, kp.f32, vp.f32)));
     if (vs_float) {
       AttentionArgs f = a;
       f.k_pool = kp.f32.data();
@@ -316,10 +352,12 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("gemmBatchInvariant", invariant);
   bool rows_invariant = true;
   double quant_vs_float = 0;
-  o.Set("attentionF32", test_attention(k, ref, r, KvElem::F32, rows_invariant));
-  o.Set("attentionBf16", test_attention(k, ref, r, KvElem::BF16, rows_invariant));
-  o.Set("attentionFp8", test_attention(k, ref, r, KvElem::FP8, rows_invariant, &quant_vs_float));
-  o.Set("attentionInt8", test_attention(k, ref, r, KvElem::INT8, rows_invariant, &quant_vs_float));
+  double vs_naive = 0;
+  o.Set("attentionF32", test_attention(k, ref, r, KvElem::F32, rows_invariant, vs_naive));
+  o.Set("attentionBf16", test_attention(k, ref, r, KvElem::BF16, rows_invariant, vs_naive));
+  o.Set("attentionFp8", test_attention(k, ref, r, KvElem::FP8, rows_invariant, vs_naive, &quant_vs_float));
+  o.Set("attentionInt8", test_attention(k, ref, r, KvElem::INT8, rows_invariant, vs_naive, &quant_vs_float));
+  o.Set("attentionVsDefinition", vs_naive);
   o.Set("attentionQuantVsFloat", quant_vs_float);
   o.Set("attentionRowInvariant", rows_invariant);
   o.Set("kvQuantRounding", test_kv_rounding());
@@ -374,6 +412,54 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
     lw.w = ws[it % copies].data();
     auto t0 = std::chrono::steady_clock::now();
     linear_forward(lw, x.data(), y.data(), M, k, pool);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return Napi::Number::New(info.Env(), best);
+}
+
+/**
+ * benchAttention(level, group, headDim, ctx, rows, iterations) -> seconds per attention call of one
+ * KV head: `rows` query rows of `group` heads at positions ctx-1 .. ctx+rows-2 (a prefill chunk
+ * at the end of a ctx-token prompt, or one decode row), over a bf16 pool of 16-key blocks in
+ * scattered order; the best of `iterations`.
+ */
+Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
+  const CpuLevel level = parse_cpu_level(info[0].As<Napi::String>().Utf8Value());
+  const int G = info[1].As<Napi::Number>().Int32Value(), D = info[2].As<Napi::Number>().Int32Value(),
+            ctx = info[3].As<Napi::Number>().Int32Value(), rows = info[4].As<Napi::Number>().Int32Value(),
+            iters = info[5].As<Napi::Number>().Int32Value();
+  if (G < 1 || D < 1 || ctx < 1 || rows < 1 || iters < 1)
+    throw Napi::Error::New(info.Env(), "benchAttention: group, headDim, ctx, rows and iterations must be positive");
+  const CpuKernels& k = cpu_kernels(level);
+  constexpr int bs = 16;
+  const int L = ctx + rows - 1, blocks = (L + bs - 1) / bs;
+  Rand r;
+  const std::vector<uint16_t> kp = r.bf16(size_t(blocks) * bs * D, 2), vp = r.bf16(kp.size(), 2);
+  std::vector<int32_t> table(blocks);
+  for (int b = 0; b < blocks; b++) table[b] = int32_t((int64_t(b) * 7919) % blocks);  // a scattered order
+  auto q = r.floats(size_t(rows) * G * D, -2, 2);
+  std::vector<float> out(q.size()), scratch(attention_scratch_floats(L));
+  AttentionArgs a{};
+  a.q = q.data();
+  a.group = G;
+  a.head_dim = D;
+  a.rows = rows;
+  a.row_stride = int64_t(G) * D;
+  a.k_pool = kp.data();
+  a.v_pool = vp.data();
+  a.kv_elem = KvElem::BF16;
+  a.block_stride = int64_t(bs) * D;
+  a.head_offset = 0;
+  a.block_size = bs;
+  a.block_table = table.data();
+  a.ctx_len = ctx;
+  a.scale = 1.0f / std::sqrt(float(D));
+  a.out = out.data();
+  a.scratch = scratch.data();
+  double best = 1e30;
+  for (int it = 0; it < iters; it++) {
+    auto t0 = std::chrono::steady_clock::now();
+    k.attention(a);
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return Napi::Number::New(info.Env(), best);
