@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
-import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { execa } from 'execa';
+import { cliArgv, makeCli, type Cli } from '../helpers/grpst-cli.js';
 import { leftovers } from './build-helpers.js';
 
 let work: string;
@@ -135,6 +136,35 @@ describe('grpst build: bad input and a full disk', () => {
     const r = await failing(['--model_dir', tinyA, '--qformat', 'int4_awq', '--awq_block_size', '128']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/awq_block_size 128 does not divide the input dimension 64 of q\/k\/v_proj and gate\/up_proj \(hidden_size\)\n.*fix: use an --awq_block_size that divides 64: 16, 32, 64/);
+  });
+
+  // The signal comes in the accuracy report's phase, after the weights are written: the last
+  // seconds of a build, and on a real model on CPU the longest after the packing.
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s during the accuracy report stops the build and leaves nothing behind', async (sig) => {
+    const out = join(work, `interrupted-${sig}`);
+    const child = execa(process.execPath, [...cliArgv, 'build', '--model_dir', tinyA, '--output_dir', out, '--qformat', 'int8_sq'], {
+      env: cli.env,
+      cwd: work,
+      reject: false,
+      stdin: 'ignore',
+      timeout: 120_000,
+    });
+    let sent = false;
+    child.stdout?.on('data', (d: Buffer) => {
+      // progress goes to stdout without --json
+      if (!sent && /verify: /.test(String(d))) {
+        sent = true;
+        child.kill(sig);
+      }
+    });
+    const r = await child;
+    const output = `${String(r.stdout)}\n${String(r.stderr)}`;
+    expect(sent, output).toBe(true);
+    expect(r.exitCode, output).toBe(4);
+    expect(output).toMatch(new RegExp(`build interrupted by ${sig}`));
+    expect(output).not.toMatch(/engine written/);
+    expect(existsSync(out), 'nothing may be left at --output_dir').toBe(false);
+    expect(leftovers(work)).toEqual([]);
   });
 
   it('a full disk: the build stops with a clear error and leaves nothing behind', async () => {

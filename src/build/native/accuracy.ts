@@ -52,12 +52,13 @@ export function compareWindow(tokens: Int32Array, ref: Rows, test: Rows, totals:
   }
 }
 
-export async function accuracyReport(reference: Scorer, engine: Scorer, tokens: Int32Array, referenceName: string, onProgress?: (f: number) => void): Promise<AccuracyReport> {
+export async function accuracyReport(reference: Scorer, engine: Scorer, tokens: Int32Array, referenceName: string, onProgress?: (f: number) => void, signal?: AbortSignal): Promise<AccuracyReport> {
   if (reference.vocabSize !== engine.vocabSize) throw new Error(`vocabulary sizes differ: ${reference.vocabSize} vs ${engine.vocabSize}`);
   const totals: AccuracyTotals = { positions: 0, agree: 0, kl: 0, nllRef: 0, nll: 0 };
   for (let start = 0; start + 1 < tokens.length; start += WINDOW) {
     const window = tokens.subarray(start, Math.min(tokens.length, start + WINDOW));
     if (window.length < 2) break;
+    signal?.throwIfAborted(); // an interrupted build stops within one window
     const ref = await windowRows(reference, window);
     const test = await windowRows(engine, window);
     compareWindow(window, ref, test, totals);

@@ -172,6 +172,7 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
         let merged: Merged | undefined;
         let done = 0;
         for (const batch of batches(req.sequences)) {
+          req.signal?.throwIfAborted();
           const kept = merged ? merged.layers[0].attn_in.rows.length : 0;
           const r = await tool.calibrate(batch, Math.max(0, req.sampleRows - kept), stride, done);
           merged = merge(merged, r.layers, r.head, r.tokens);

@@ -57,7 +57,7 @@ async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenize
   const tokens = sequences.reduce((a, q) => a + q.length, 0);
   ctx.reporter.phase('calibrate', `${sequences.length} samples, ${tokens} tokens from ${set.name === 'builtin' ? 'the built-in set' : set.name}`);
   const bridge = await ctx.bridge();
-  const { layers, head } = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f) });
+  const { layers, head } = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f), signal: ctx.signal });
   ctx.reporter.done();
   return { layers, head, set, samples: sequences.length, tokens };
 }
@@ -163,6 +163,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
       writeManifest(staging, manifest);
       reporter.info(formatAccuracy(accuracy));
     }
+    // A signal that came during the last phase still stops the build: nothing is committed.
+    ctx.signal?.throwIfAborted();
     staging.commit(s.force);
     return { manifest, output: staging.output, bytes: packed.bytes, accuracy };
   } catch (e) {
@@ -186,7 +188,7 @@ async function measureAccuracy(s: BuildSettings, src: SourceModel, tokenizer: To
   try {
     const engine = await bridge.openScorer(staging.tmp);
     try {
-      const report = await accuracyReport(reference, engine, tokens, basename(referenceDir), (f) => ctx.reporter.progress(f));
+      const report = await accuracyReport(reference, engine, tokens, basename(referenceDir), (f) => ctx.reporter.progress(f), ctx.signal);
       ctx.reporter.done();
       return report;
     } finally {

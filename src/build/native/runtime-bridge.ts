@@ -10,6 +10,8 @@ export interface CalibrationRequest {
   /** Token rows kept per layer input for AWQ's search (a deterministic, evenly spread sample). */
   sampleRows: number;
   onProgress?: (fraction: number) => void;
+  /** Checked between batches: an interrupted build stops within one batch. */
+  signal?: AbortSignal;
 }
 
 export interface Scorer {
