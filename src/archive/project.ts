@@ -7,6 +7,7 @@ import path from 'node:path';
 import { isMap, parseDocument } from 'yaml';
 import { engineBackendOf } from '../config/engine-folder.js';
 import { isInside } from '../config/paths.js';
+import { badInput } from '../util/errors.js';
 
 /** One file of the archive: read from disk, or generated (a rewritten conf). */
 export interface PlannedFile {
@@ -113,7 +114,16 @@ function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFil
     let changed = false;
     if (typeof enginePath === 'string') {
       const real = path.resolve(root, enginePath);
-      if (!isInside(root, real) && engineBackendOf(real)) {
+      if (!engineBackendOf(real)) {
+        // A relative path resolves inside the unpacked archive, so it can only fail there; an
+        // absolute one may exist on the machine that runs the archive.
+        if (!path.isAbsolute(enginePath))
+          throw badInput(
+            `conf/${confName}: gpt_model_path ${enginePath} is not an engine or model folder (${fs.existsSync(real) ? 'no engine.json or config.json in it' : 'it does not exist'}), so --include_engine has nothing to pack`,
+            `build the engine there first (grpst build --output_dir ${real}) or point gpt_model_path at an engine folder`,
+          );
+        plan.notes.push(`conf/${confName}: gpt_model_path ${enginePath} is not an engine folder on this machine; it must exist where the archive runs`);
+      } else if (!isInside(root, real)) {
         const target = copyFolder(real, path.basename(real) || 'engine', () => true, true);
         doc.setIn([...argsPath, 'gpt_model_path'], `./${target}`);
         changed = true;

@@ -42,6 +42,8 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
   const temp = `${output}.tmp-${process.pid}`;
   try {
     const entries = await writeZip(plan.files, temp, plan.includesEngine);
+    // (as tar and zip do, an existing archive is replaced; said, so a self-contained one is not lost unnoticed)
+    if (fs.existsSync(output)) plan.notes.push(`${opts.output}: the existing archive (${fs.statSync(output).size} bytes) was replaced`);
     fs.renameSync(temp, output);
     return { output, files: entries.length, bytes: entries.reduce((n, e) => n + e.size, 0), notes: plan.notes };
   } catch (err) {

@@ -129,6 +129,23 @@ describe('grpst archive', () => {
     expect(d.tokenizerPath).toBe(path.join(dest, 'engines', 'ckpt-tokenizer'));
   });
 
+  it('--include_engine refuses a conf whose relative engine path holds no engine, and writes nothing', async () => {
+    const project = path.join(tmp, 'project3');
+    put(path.join(project, 'conf', 'inference.yml'), 'models:\n  - inferer_args:\n      gpt_model_path: ./engine-missing\n');
+    const output = path.join(tmp, 'missing-engine.mar');
+    await expect(writeArchive({ projectDir: project, output, includeEngine: true })).rejects.toThrow(
+      /conf\/inference\.yml: gpt_model_path \.\/engine-missing is not an engine or model folder \(it does not exist\)/,
+    );
+    expect(fs.existsSync(output)).toBe(false);
+    // Without --include_engine nothing is looked for: the engine may be built or mounted later.
+    await writeArchive({ projectDir: project, output, includeEngine: false });
+    // An absolute path may exist where the archive runs: a note, not an error.
+    put(path.join(project, 'conf', 'inference.yml'), 'models:\n  - inferer_args:\n      gpt_model_path: /srv/models/engine\n');
+    const again = await writeArchive({ projectDir: project, output, includeEngine: true });
+    expect(again.notes.join('\n')).toContain('gpt_model_path /srv/models/engine is not an engine folder on this machine');
+    expect(again.notes.join('\n')).toMatch(/missing-engine\.mar: the existing archive \(\d+ bytes\) was replaced/);
+  });
+
   it('a missing project folder is a clear error and writes nothing', async () => {
     const output = path.join(tmp, 'never.mar');
     await expect(writeArchive({ projectDir: path.join(tmp, 'missing'), output, includeEngine: false })).rejects.toThrow(/project folder .* does not exist/);
