@@ -25,7 +25,7 @@ export function register(program: Command): void {
       const [{ startServerDaemon }, { createProgress }] = await Promise.all([import('../daemon/start.js'), import('./progress.js')]);
       const progress = createProgress();
       try {
-        const { state, url, modelId } = await startServerDaemon({
+        const { state, url, modelId, authRequired } = await startServerDaemon({
           mar,
           inferenceConf: opts.inference_conf,
           serverConf: opts.server_conf,
@@ -40,7 +40,9 @@ export function register(program: Command): void {
         process.stdout.write(
           [
             `PORT(HTTP,RPC) ${ports}  NAME ${state.name}  PID ${state.pid}  DEPLOY_PATH ${state.deployPath}`,
-            `  chat:  curl ${url}/v1/chat/completions -H "Content-Type: application/json" -d '{"model":"${modelId}","messages":[{"role":"user","content":"Hello"}]}'`,
+            // max_tokens: a model that never says its end token (random weights, a base model) would
+            // otherwise write to the end of its context; the key header only where auth is on.
+            `  chat:  curl ${url}/v1/chat/completions -H "Content-Type: application/json"${authRequired ? ' -H "Authorization: Bearer <api key>"' : ''} -d '{"model":"${modelId}","messages":[{"role":"user","content":"Hello"}],"max_tokens":64}'`,
             `  logs:  grpst logs ${state.name} -f`,
             `  stop:  grpst stop ${state.name}`,
             '',

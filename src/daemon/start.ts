@@ -41,6 +41,8 @@ export interface StartResult {
   state: ServerState;
   url: string;
   modelId: string;
+  /** server.yml's api_key (or GRPST_API_KEY) is set: requests need the Bearer header. */
+  authRequired: boolean;
 }
 
 export async function startServerDaemon(input: StartInput): Promise<StartResult> {
@@ -124,7 +126,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     input.progress.step(`waiting for ${input.name} to load the model (pid ${pid})`);
     await waitHealthy(state, portFile, d.runtime.server.apiKey, input.timeoutS * 1000, logOffset, input.home);
     const url = healthUrl(state.host, state.httpPort).replace(/\/health$/, '');
-    return { state, url, modelId: d.runtime.server.modelId };
+    return { state, url, modelId: d.runtime.server.modelId, authRequired: Boolean(d.runtime.server.apiKey) };
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
     release();

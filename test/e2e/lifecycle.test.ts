@@ -29,11 +29,20 @@ function project(name: string, serverYml: string, modelDir = model): string {
 const serverOn = (port: number, extra = '') => `interface:\n  host: 127.0.0.1\n  port: ${port}\nmax_concurrency: 16\n${extra}`;
 const stateOf = (name: string) => JSON.parse(fs.readFileSync(path.join(cli.home, '.run', `${name}.json`), 'utf8')) as { pid: number; pgid: number };
 
-async function startProject(dir: string, name: string, flags: string[] = ['--include_engine']): Promise<void> {
+async function startProject(dir: string, name: string, flags: string[] = ['--include_engine']): Promise<string> {
   const archived = await cli.run(['archive', '.', ...flags], { cwd: dir });
   expect(archived.code, archived.stderr).toBe(0);
   const started = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', name], { cwd: dir });
   expect(started.code, started.stderr).toBe(0);
+  return started.stdout;
+}
+
+/** The `chat:` line `grpst start` prints: its URL, headers and JSON body. */
+function chatHint(stdout: string): { url: string; headers: string[]; body: Record<string, unknown> } {
+  const line = stdout.split('\n').find((l) => l.trim().startsWith('chat:'));
+  const m = line?.match(/curl (\S+) (.*) -d '(.*)'$/);
+  if (!m) throw new Error(`no chat hint in: ${stdout}`);
+  return { url: m[1], headers: [...m[2].matchAll(/-H "([^"]+)"/g)].map((h) => h[1]), body: JSON.parse(m[3]) };
 }
 
 beforeAll(() => {
@@ -53,7 +62,15 @@ describe('grpst lifecycle on the native runtime', () => {
   it('archive --include_engine -> start -> ps -> chat (stream and not) -> stop', async () => {
     const port = await freePort('127.0.0.1');
     const dir = project('readme', serverOn(port));
-    await startProject(dir, 'my_grps');
+    const started = await startProject(dir, 'my_grps');
+    // The printed chat command works as pasted, and ends on its own (max_tokens: a model with
+    // random weights never says its end token).
+    const hint = chatHint(started);
+    expect(hint.headers).toEqual(['Content-Type: application/json']);
+    const hinted = await fetch(hint.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(hint.body) });
+    expect(hinted.status).toBe(200);
+    const hintedReply = (await hinted.json()) as { usage: { completion_tokens: number } };
+    expect(hintedReply.usage.completion_tokens).toBeLessThanOrEqual(Number(hint.body.max_tokens));
     // The archive is self-contained: the model was copied in and the conf points at the copy.
     const deployed = fs.readFileSync(path.join(cli.home, 'my_grps', 'conf', 'inference_tiny.yml'), 'utf8');
     expect(deployed).toContain('gpt_model_path: ./engines/tiny-a');
@@ -162,7 +179,8 @@ describe('grpst lifecycle on the native runtime', () => {
     const dir = project('auth', serverOn(port, 'api_key_file: secrets/key\n'));
     fs.mkdirSync(path.join(dir, 'secrets'));
     fs.writeFileSync(path.join(dir, 'secrets', 'key'), `${key}\n`, { mode: 0o600 });
-    await startProject(dir, 'locked');
+    const started = await startProject(dir, 'locked');
+    expect(chatHint(started).headers).toContain('Authorization: Bearer <api key>');
 
     const denied = await fetch(`http://127.0.0.1:${port}/v1/models`);
     expect(denied.status).toBe(401);
