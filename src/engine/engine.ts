@@ -105,6 +105,7 @@ export class Engine implements GenerationEngine {
       logprobs: req.logprobs ?? -1,
       promptLogprobs: req.promptLogprobs,
       badTokenIds: req.badTokenIds,
+      logitBias: req.logitBias?.flat(),
       constraint: req.constraint as NativeConstraint | undefined,
     };
     try {

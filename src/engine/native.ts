@@ -45,6 +45,8 @@ export interface NativeRequestParams
     Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'promptLogprobs' | 'badTokenIds'> {
   /** -1 or absent: none; N: the token's logprob and N alternatives. */
   logprobs?: number;
+  /** [token, bias, token, bias, ...] */
+  logitBias?: number[];
   constraint?: NativeConstraint;
 }
 

@@ -47,6 +47,8 @@ export interface SubmitRequest {
   promptLogprobs?: boolean;
   /** Token ids that may never be sampled (grps_trtllm bad_words as single tokens). */
   badTokenIds?: number[];
+  /** OpenAI logit_bias: [token id, bias] pairs added to the logits before sampling (logprobs stay the model's). */
+  logitBias?: [number, number][];
   /** Compiled constrained-decoding grammar handle (structured outputs); undefined = free text. */
   constraint?: unknown;
   /** Abort: frees the sequence and its KV blocks at once; the iterator then ends with finish reason "cancelled". */

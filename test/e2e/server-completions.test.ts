@@ -128,4 +128,29 @@ describe('completions', () => {
     expect(a.choices[0].text).toBe(b.choices[0].text);
     expect(a.choices[0].text).not.toBe(c.choices[0].text);
   });
+
+  it('logit_bias steers sampling (+100 forces a token, -100 bans one) and bad keys get a 400', async () => {
+    const req = { model: 'qwen3', prompt: chatRef.prompt_ids, max_tokens: 3, temperature: 0, ignore_eos: true, logprobs: 0 };
+    const plain = await srv.client.completions.create(req as any);
+    const first = chatRef.greedy.ids[0];
+    const hello = model.tokenizer.encode('Hello')[0];
+    expect(first).not.toBe(hello);
+    const forced = await srv.client.completions.create({ ...req, logit_bias: { [hello]: 100 } } as any);
+    expect(forced.choices[0].text).toBe('HelloHelloHello');
+    // the logprobs stay the model's own (OpenAI's behaviour): not those of a biased distribution
+    expect(forced.choices[0].logprobs!.token_logprobs![0]).toBeLessThan(-1);
+    const banned = await srv.client.completions.create({ ...req, logit_bias: { [first]: -100 } } as any);
+    expect(model.tokenizer.encode(banned.choices[0].text)[0]).not.toBe(first);
+    expect(banned.choices[0].text).not.toBe(plain.choices[0].text);
+    // the same through the chat route, streamed
+    const chat = await srv.client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2, temperature: 0, logit_bias: { [hello]: 100 }, stream: true });
+    let streamed = '';
+    for await (const chunk of chat) streamed += chunk.choices[0]?.delta?.content ?? '';
+    expect(streamed).toBe('HelloHello');
+    for (const bias of [{ abc: 5 }, { [hello]: 101 }, { [model.tokenizer.vocabSize + 5]: 1 }]) {
+      const r = await post(`${srv.url}/v1/completions`, { ...req, logit_bias: bias });
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.error).toMatchObject({ type: 'invalid_request_error', param: expect.stringMatching(/^logit_bias/) });
+    }
+  });
 });

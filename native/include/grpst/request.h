@@ -53,6 +53,9 @@ struct Request {
   int logprobs = -1;                   // -1: none; N >= 0: the token's logprob and N alternatives
   bool prompt_logprobs = false;
   std::vector<int32_t> bad_token_ids;  // never sampled
+  // OpenAI's logit_bias: added to a token's logit before sampling (-100 all but bans it); the
+  // logprobs returned stay the model's own, as OpenAI's do
+  std::vector<std::pair<int32_t, float>> logit_bias;
   std::shared_ptr<const ConstraintFactory> constraint;
 };
 

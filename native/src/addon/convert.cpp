@@ -184,6 +184,21 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
   if (r.logprobs > 100) type_error("logprobs must be at most 100");
   r.prompt_logprobs = get_bool(p, "promptLogprobs", false);
   r.bad_token_ids = int_list(present(p, "badTokenIds") ? p.Get("badTokenIds") : p.Env().Undefined(), "badTokenIds");
+  if (present(p, "logitBias")) {
+    // [token, bias, token, bias, ...]
+    Napi::Value v = p.Get("logitBias");
+    if (!v.IsArray()) type_error("logitBias must be an array of token, bias pairs");
+    Napi::Array a = v.As<Napi::Array>();
+    if (a.Length() % 2) type_error("logitBias must be an array of token, bias pairs");
+    for (uint32_t i = 0; i < a.Length(); i += 2) {
+      Napi::Value t = a.Get(i), b = a.Get(i + 1);
+      if (!t.IsNumber() || !b.IsNumber()) type_error("logitBias must hold numbers");
+      const double td = t.As<Napi::Number>().DoubleValue(), bd = b.As<Napi::Number>().DoubleValue();
+      if (td != std::floor(td) || td < 0 || td > 2147483647.0) type_error("logitBias token ids must be non-negative integers");
+      if (!std::isfinite(bd)) type_error("logitBias values must be finite");
+      r.logit_bias.emplace_back(int32_t(td), float(bd));
+    }
+  }
   return r;
 }
 

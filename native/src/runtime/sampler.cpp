@@ -178,6 +178,8 @@ SampleResult Sampler::sample(const float* logits, int vocab, const Request& req,
   float* l = work_.data();
   for (int32_t t : req.bad_token_ids)
     if (t >= 0 && t < vocab) l[t] = kNegInf;
+  for (const auto& [t, bias] : req.logit_bias)
+    if (t >= 0 && t < vocab) l[t] += bias;  // a banned token stays -inf
   if (c) {
     mask_.assign(size_t(vocab + 31) / 32, 0u);
     c->fill_allowed(mask_.data(), vocab);

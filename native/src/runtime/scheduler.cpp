@@ -140,7 +140,7 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   sc.samples = c + n == int(s.tokens.size());
   if (sc.samples) batch.logit_rows.push_back(sl.first_row + n - 1);
   const SamplingParams& sp = s.req.sampling;
-  if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.logprobs <= 0 &&
+  if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
     DeviceSample d;
     d.logit_row = int(batch.logit_rows.size()) - 1;

@@ -15,6 +15,8 @@ export const MAX_TOOLS = 128;
 export const MAX_STOP_STRINGS = 16;
 /** Stop token ids of one request. */
 export const MAX_STOP_TOKEN_IDS = 64;
+/** OpenAI accepts up to 300 logit_bias entries. */
+export const MAX_LOGIT_BIAS = 300;
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 

@@ -64,6 +64,14 @@ export function tokenBudget(requested: number | null | undefined, promptTokens: 
   return requested;
 }
 
+/** logit_bias as [token, bias] pairs, each token inside the vocabulary (400 naming it otherwise). */
+export function logitBias(body: CommonRequest, vocabSize: number): [number, number][] | undefined {
+  if (!body.logit_bias) return undefined;
+  const pairs = Object.entries(body.logit_bias).map(([t, b]): [number, number] => [Number(t), b]);
+  checkTokenIds(pairs.map(([t]) => t), vocabSize, 'logit_bias');
+  return pairs.length > 0 ? pairs : undefined;
+}
+
 export function checkTokenIds(ids: readonly number[], vocabSize: number, param: string): void {
   for (const id of ids)
     if (id >= vocabSize) throw badRequest(`Token id ${id} is outside the vocabulary (0..${vocabSize - 1}).`, param, 'invalid_value');

@@ -2,7 +2,7 @@
 // fields are dropped (clients send many we have no use for); known ones are range-checked so a
 // bad value gets a 400 naming it instead of reaching the engine.
 import { z } from 'zod';
-import { MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS, tooMany } from './limits.js';
+import { MAX_LOGIT_BIAS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS, tooMany } from './limits.js';
 
 const finite = () => z.number().refine(Number.isFinite, 'expected a finite number');
 
@@ -24,6 +24,11 @@ export const samplingFields = {
     .nullish(),
   /** vLLM: extra token ids that end generation. */
   stop_token_ids: z.array(z.number().int().min(0)).max(MAX_STOP_TOKEN_IDS, tooMany(MAX_STOP_TOKEN_IDS, 'stop token ids', 'send fewer')).nullish(),
+  /** OpenAI: token id (as a string key) -> bias in [-100, 100] added to its logit. */
+  logit_bias: z
+    .record(z.string().regex(/^\d+$/, 'keys must be token ids (non-negative integers as strings)'), finite().min(-100).max(100))
+    .refine((m) => Object.keys(m).length <= MAX_LOGIT_BIAS, tooMany(MAX_LOGIT_BIAS, 'logit_bias entries', 'send fewer'))
+    .nullish(),
   n: z.number().int().min(1).max(64).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
@@ -61,6 +66,7 @@ export interface CommonRequest {
   seed?: number | null;
   stop?: string | string[] | null;
   stop_token_ids?: number[] | null;
+  logit_bias?: Record<string, number> | null;
   n?: number | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
-import { checkTokenIds, choiceSampling, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -40,6 +40,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
+  const bias = logitBias(body, s.tokenizer.vocabSize);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   const n = body.n ?? 1;
@@ -53,6 +54,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       ignoreEos: body.ignore_eos ?? false,
       logprobs,
       badTokenIds: s.badTokenIds,
+      logitBias: bias,
       constraint: plan.constraint,
     },
     output: {

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import type { ResponseMeta } from '../openai/chat-mapping.js';
 import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt } from '../openai/completion-mapping.js';
 import { planTools } from '../openai/constraints.js';
-import { checkTokenIds, choiceSampling, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -31,6 +31,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   if (budgets.some((b) => b === 0) && !echo) throw badRequest('max_tokens 0 generates nothing; use it with "echo": true to score the prompt.', 'max_tokens');
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
+  const bias = logitBias(body, s.tokenizer.vocabSize);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   const jobs: ChoiceJob[] = [];
@@ -47,6 +48,7 @@ export async function completions(rc: RequestContext): Promise<void> {
           logprobs,
           promptLogprobs: wantPromptLogprobs || undefined,
           badTokenIds: s.badTokenIds,
+          logitBias: bias,
           constraint: plan.constraint,
         },
         output: { stops, thinking: false, separateReasoning: false, toolCalls: false },
