@@ -64,7 +64,8 @@ export class Router {
         res.end();
         return;
       }
-      const candidates = this.byPath.get(path);
+      // /v1/models/{model}: the one path with a parameter
+      const candidates = this.byPath.get(path) ?? (path.startsWith('/v1/models/') ? this.byPath.get('/v1/models/{model}') : undefined);
       if (!candidates) throw routeNotFound(method, path);
       const route = candidates.find((r) => r.method === method || (method === 'HEAD' && r.method === 'GET'));
       if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));

@@ -43,6 +43,8 @@ describe('request errors', () => {
     expectEnvelope(await post(url, chat({ temperature: 7 })), 400, { param: 'temperature' });
     expectEnvelope(await post(url, chat({ top_p: 7 })), 400, { param: 'top_p' });
     expectEnvelope(await post(url, chat({ max_tokens: -1 })), 400, { param: 'max_tokens' });
+    expectEnvelope(await post(url, chat({ max_tokens: 0 })), 400, { param: 'max_tokens' });
+    expectEnvelope(await post(url, chat({ max_tokens: undefined, max_completion_tokens: 0 })), 400, { param: 'max_completion_tokens' });
     expectEnvelope(await post(url, chat({ n: 0 })), 400, { param: 'n' });
     expectEnvelope(await post(url, chat({ max_tokens: 1e300 })), 400, { param: 'max_tokens' });
     expectEnvelope(await post(url, { model: 'qwen3', messages: 'hi' }), 400, { param: 'messages' });
@@ -64,6 +66,12 @@ describe('request errors', () => {
     expect(err.code).toBe('model_not_found');
     expect(err.param).toBe('model');
     expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen4', prompt: 'x' }), 404, { code: 'model_not_found' });
+    // models.retrieve: the served model, or the same 404
+    const served = await srv.client.models.retrieve('qwen3');
+    expect(served).toMatchObject({ id: 'qwen3', object: 'model', owned_by: 'grpst' });
+    const missing = await srv.client.models.retrieve('gpt-4o').catch((e) => e);
+    expect(missing).toBeInstanceOf(NotFoundError);
+    expect(missing.code).toBe('model_not_found');
   });
 
   it('prompt plus max_tokens over max_seq_len: 400 context_length_exceeded with both numbers', async () => {

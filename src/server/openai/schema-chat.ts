@@ -56,6 +56,8 @@ export type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
 export const chatRequestSchema = z.object({
   ...samplingFields,
+  // A chat turn of no tokens has no use (completions keeps 0 for echo scoring); OpenAI refuses it too.
+  max_tokens: z.number().int().min(1).nullish(),
   messages: z
     .array(message)
     .min(1, 'send at least one message')

@@ -2,13 +2,14 @@
 import type { Route } from '../router.js';
 import { chatCompletions } from './chat.js';
 import { completions } from './completions.js';
-import { health, metrics, models } from './status.js';
+import { health, metrics, model, models } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
 
 export const routes: Route[] = [
   { method: 'POST', path: '/v1/chat/completions', guard: 'api', handler: chatCompletions },
   { method: 'POST', path: '/v1/completions', guard: 'api', handler: completions },
   { method: 'GET', path: '/v1/models', guard: 'api', handler: models },
+  { method: 'GET', path: '/v1/models/{model}', guard: 'api', handler: model },
   { method: 'POST', path: '/tokenize', guard: 'api', handler: tokenize },
   { method: 'POST', path: '/detokenize', guard: 'api', handler: detokenize },
   { method: 'GET', path: '/health', guard: 'health', handler: health },

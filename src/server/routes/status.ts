@@ -23,10 +23,27 @@ export async function metrics(rc: RequestContext): Promise<void> {
 
 const started = Math.floor(Date.now() / 1000);
 
-export async function models(rc: RequestContext): Promise<void> {
+function modelObject(rc: RequestContext): Record<string, unknown> {
   const s = rc.server;
   const info = s.engine?.info;
-  const model: Record<string, unknown> = { id: s.options.modelId, object: 'model', created: started, owned_by: 'grpst' };
-  if (info) model.max_model_len = info.maxSeqLen;
-  sendJson(rc.res, 200, { object: 'list', data: [model] });
+  const m: Record<string, unknown> = { id: s.options.modelId, object: 'model', created: started, owned_by: 'grpst' };
+  if (info) m.max_model_len = info.maxSeqLen;
+  return m;
+}
+
+export async function models(rc: RequestContext): Promise<void> {
+  sendJson(rc.res, 200, { object: 'list', data: [modelObject(rc)] });
+}
+
+/** GET /v1/models/{model} (the SDKs' models.retrieve): the served model, or 404 naming it. */
+export async function model(rc: RequestContext): Promise<void> {
+  const raw = (rc.req.url ?? '').split('?')[0].slice('/v1/models/'.length).replace(/\/$/, '');
+  let id: string;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    id = raw;
+  }
+  rc.server.checkModel(id);
+  sendJson(rc.res, 200, modelObject(rc));
 }
