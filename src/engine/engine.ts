@@ -66,7 +66,10 @@ export class Engine implements GenerationEngine {
     try {
       native = await addon.createEngine(model, tensors, options, (batch) => engine?.onEvents(batch));
     } catch (e) {
-      throw badInput(`cannot load ${source}: ${(e as Error).message}`, 'check the model folder and the load options');
+      const message = (e as Error).message;
+      // The runtime's KV messages name the fix themselves (the inference conf's keys).
+      const fix = /KV cache/.test(message) ? 'see the message above: the KV cache settings in the inference conf' : 'check the model folder and the load options';
+      throw badInput(`cannot load ${source}: ${message}`, fix);
     }
     engine = new Engine(addon, native);
     return engine;

@@ -83,6 +83,9 @@ describe('loading', () => {
       delete process.env.GRPST_CPU_KERNELS;
     }
     expect((await loadError(checkpoint('tiny-a'), { kvCacheDtype: 'int3' })).message).toMatch(/KV cache dtype/);
+    // A cache too small for one block names the inference conf's keys (what a user of grpst start edits).
+    const small = await loadError(checkpoint('tiny-a'), { maxTokensInPagedKvCache: 3 });
+    expect(small.message).toMatch(/would hold no block of 16 tokens; raise max_tokens_in_paged_kv_cache \/ kv_cache_bytes \(inference conf\)/);
   });
 });
 

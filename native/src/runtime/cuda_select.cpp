@@ -51,7 +51,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
     auto runner = make_cuda_runner(cfg, std::move(store), o);
     if (eo.max_tokens_in_kv <= 0 && eo.kv_cache_bytes <= 0) {
       const double frac = eo.kv_free_mem_fraction > 0 ? eo.kv_free_mem_fraction : 0.9;
-      if (frac > 1) throw Error("kvCacheFreeMemFraction must be at most 1");
+      if (frac > 1) throw Error("kv_cache_free_gpu_mem_fraction must be at most 1");
       const int64_t bpt = int64_t(runner->kv_bytes_per_token(ro.kv.dtype));
       int64_t tokens = int64_t(double(cuda_free_memory_bytes(o.device)) * frac) / bpt;
       tokens = std::min<int64_t>(tokens, int64_t(ro.opts.max_batch_size) * ro.opts.max_seq_len);

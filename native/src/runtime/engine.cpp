@@ -53,7 +53,7 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& in, const Mode
     tokens = o.kv_cache_bytes / bpt;
   } else {
     const double frac = o.kv_free_mem_fraction > 0 ? o.kv_free_mem_fraction : kDefaultKvMemFraction;
-    if (frac > 1) throw Error("kvCacheFreeMemFraction must be at most 1");
+    if (frac > 1) throw Error("kv_cache_free_gpu_mem_fraction must be at most 1");
     tokens = int64_t(double(available_memory()) * frac) / bpt;
     // More than every sequence at full length is never needed.
     tokens = std::min<int64_t>(tokens, int64_t(o.max_batch_size) * o.max_seq_len);
@@ -61,7 +61,7 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& in, const Mode
   const int64_t blocks = tokens / o.kv_block_size;
   if (blocks < 1)
     throw Error("the KV cache would hold no block of " + std::to_string(o.kv_block_size) +
-                " tokens; raise maxTokensInPagedKvCache / kvCacheBytes");
+                " tokens; raise max_tokens_in_paged_kv_cache / kv_cache_bytes (inference conf), or leave both unset to size it from free memory");
   if (blocks > (int64_t(1) << 30)) throw Error("KV cache size is absurdly large");
   r.kv.num_blocks = int(blocks);
   return r;

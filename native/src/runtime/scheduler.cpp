@@ -183,7 +183,7 @@ bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& even
   if (total_needed > bm_.num_blocks())
     return reject("the request needs " + std::to_string(total_needed) + " KV cache blocks (" + std::to_string(size + 1) +
                   " tokens) but the whole cache holds " + std::to_string(bm_.num_blocks()) + " blocks of " +
-                  std::to_string(bs) + " tokens; raise maxTokensInPagedKvCache / kvCacheBytes or shorten the prompt");
+                  std::to_string(bs) + " tokens; raise max_tokens_in_paged_kv_cache / kv_cache_bytes (inference conf) or shorten the prompt");
   const bool wants_prompt_lp = s.req.prompt_logprobs && s.prompt_lp_done < s.num_prompt;
   std::vector<int32_t> blocks;
   std::vector<uint64_t> hashes;
@@ -237,7 +237,7 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
       if (running_.size() == 1) {
         SeqEvent ev = make_event(*s);
         ev.error = "the KV cache is full: this sequence alone fills all " + std::to_string(bm_.num_blocks()) +
-                   " blocks; raise maxTokensInPagedKvCache / kvCacheBytes or lower maxTokens";
+                   " blocks; raise max_tokens_in_paged_kv_cache / kv_cache_bytes (inference conf) or lower max_tokens";
         finish(*s, FinishReason::Error, ev);
         events.push_back(std::move(ev));
         remove_running(s);
