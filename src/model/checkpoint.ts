@@ -1,7 +1,7 @@
 // A Hugging Face Qwen3 checkpoint folder: config.json, one or more safetensors files, tokenizer
 // files. Reads headers only and checks every tensor the model needs is there with its shape.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { badInput } from '../util/errors.js';
 import { readHfConfig, type HfConfig, type ModelConfig } from './config.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
@@ -73,7 +73,10 @@ export interface OpenCheckpointOptions {
 
 export function openCheckpoint(dirArg: string, opts: OpenCheckpointOptions = {}): Checkpoint {
   const dir = resolve(dirArg);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw badInput(`${dir} is a file, not a model folder`, `pass the folder that holds it and the safetensors files: ${dirname(dir)}`);
+  }
+  if (!existsSync(dir)) {
     throw badInput(`model folder ${dir} does not exist`, 'pass the folder that holds config.json and the safetensors files');
   }
   const { hf, model } = readHfConfig(join(dir, 'config.json'));

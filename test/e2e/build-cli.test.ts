@@ -88,6 +88,11 @@ describe('grpst build: bad input and a full disk', () => {
     const r = await failing(['--model_dir', join(work, 'nope')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--model_dir .*nope does not exist\n.*fix: pass the folder of a Hugging Face Qwen3 checkpoint/);
+    // its config.json instead of the folder: the fix names the folder
+    const file = await failing(['--model_dir', join(tinyA, 'config.json')]);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toContain(`${join(tinyA, 'config.json')} is a file, not a model folder`);
+    expect(file.stderr).toContain(`fix: pass the folder that holds it and the safetensors files: ${tinyA}`);
   });
 
   it('a folder that is not a checkpoint', async () => {
