@@ -63,7 +63,9 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutes() : [];
   const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, log: (line) => log.info(line) }, d.runtime.server);
   if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);
-  log.info(`listening on ${server.url} (model ${d.runtime.server.modelId})`);
+  const bound = d.runtime.server.host;
+  // server.url is where a client on this machine connects; the log also says what was bound.
+  log.info(`listening on ${bound === '0.0.0.0' || bound === '::' ? `${bound}:${server.port} (all interfaces; ${server.url} from here)` : server.url} (model ${d.runtime.server.modelId})`);
 
   const done = new Promise<number>((resolve) => {
     let draining = false;
