@@ -193,7 +193,12 @@ function chooseConfs(input: StartInput, staging: string, cwd: string): { inferen
         fs.copyFileSync(local, path.join(staging, relative));
         return { staged: path.join(staging, relative), relative, shown: given };
       }
-      throw badInput(`${flag}=${given}: no such file in ${input.mar} or in ${cwd}`, `pass the path of the conf, e.g. ${flag}=conf/${flag === '--server_conf' ? 'server' : 'inference_qwen3'}.yml`);
+      // The archive's own confs of that kind are the likely answer to a typo.
+      const kind = flag === '--server_conf' ? /^server.*\.ya?ml$/ : /^inference.*\.ya?ml$/;
+      const confDir = path.join(staging, 'conf');
+      const held = fs.existsSync(confDir) ? fs.readdirSync(confDir).filter((f) => kind.test(f)).sort().map((f) => `conf/${f}`) : [];
+      const fix = held.length > 0 ? `the archive holds ${held.map((f) => `${flag}=${f}`).join(', ')}` : `pass the path of the conf, e.g. ${flag}=conf/${flag === '--server_conf' ? 'server' : 'inference_qwen3'}.yml`;
+      throw badInput(`${flag}=${given}: no such file in ${input.mar} or in ${cwd}`, fix);
     }
     for (const fallback of fallbacks) {
       if (fs.existsSync(path.join(staging, fallback))) return { staged: path.join(staging, fallback), relative: fallback, shown: fallback };

@@ -156,6 +156,18 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(String(result.stdout)).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+[\s\S]*SIGTERM: draining[\s\S]*drained; exiting/);
   });
 
+  it('a typo in --inference_conf: exit 2, the archive\'s confs listed, nothing deployed', async () => {
+    const dir = project('typo', serverOn(await freePort('127.0.0.1')));
+    const archived = await cli.run(['archive', '.'], { cwd: dir });
+    expect(archived.code, archived.stderr).toBe(0);
+    const r = await cli.run(['start', './server.mar', '--inference_conf=conf/infernce_tiny.yml', '--name', 'typo'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--inference_conf=conf/infernce_tiny.yml: no such file in ./server.mar');
+    expect(r.stderr).toContain('fix: the archive holds --inference_conf=conf/inference_tiny.yml');
+    expect(fs.existsSync(path.join(cli.home, 'typo'))).toBe(false);
+    expect(fs.existsSync(path.join(cli.home, '.run', 'typo.json'))).toBe(false);
+  });
+
   it('a crash while loading (corrupt weights): start fails with the log tail and no state', async () => {
     const corrupt = path.join(work, 'corrupt-model');
     fs.cpSync(model, corrupt, { recursive: true });
