@@ -10,6 +10,11 @@ import type { BuildSettings } from './options.js';
 export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
   const m = src.checkpoint.model;
   if (s.backend === 'native') checkTpSize(m, s.tp_size);
+  if (s.max_seq_len > m.maxContext)
+    throw badInput(
+      `--max_seq_len ${s.max_seq_len} is past the model's ${m.maxContext} positions (config.json: max_position_embeddings${m.ropeType === 'yarn' ? ", or YaRN's factor x original_max_position_embeddings" : ''})`,
+      `pass --max_seq_len ${m.maxContext} or less, or build from a checkpoint configured for longer contexts (rope_scaling: YaRN)`,
+    );
   if (src.awq) {
     checkInt4Split(m, s.tp_size, src.awq.group);
     if (s.tp_size > 1 && s.kv_cache_dtype !== 'auto') {

@@ -11,7 +11,7 @@ import { badInput } from '../util/errors.js';
 import { loadAddon } from './addon.js';
 import { Engine } from './engine.js';
 import { resolveKvCache } from './kv-cache.js';
-import { nativeOptions } from './load.js';
+import { checkContext, nativeOptions } from './load.js';
 import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
 import type { LoadOptions } from './types.js';
 
@@ -75,6 +75,7 @@ export function folderNativeOptions(folder: EngineFolder, opts: LoadOptions): Na
 
 export async function loadEngineFolder(path: string, opts: LoadOptions = {}, tp?: TensorParallelJoin): Promise<Engine> {
   const folder = readEngineFolder(path);
+  checkContext(folder.model, engineLoadOptions(folder, opts));
   const options = folderNativeOptions(folder, opts);
   if (folder.tpSize > 1 && !tp) {
     throw badInput(

@@ -1,6 +1,7 @@
 // loadEngine(): a Hugging Face checkpoint folder (or, later, an engine folder) -> a running Engine.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { ModelConfig } from '../model/config.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { badInput } from '../util/errors.js';
 import { loadAddon } from './addon.js';
@@ -34,6 +35,18 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
 }
 
 /**
+ * A max_seq_len past the model's positions is refused, as vLLM refuses a max_model_len past them:
+ * the rotary positions beyond were never trained, so the output degrades without a word.
+ */
+export function checkContext(model: ModelConfig, opts: LoadOptions): void {
+  if (opts.maxSeqLen !== undefined && opts.maxSeqLen > model.maxContext)
+    throw badInput(
+      `max_seq_len ${opts.maxSeqLen} is past the model's ${model.maxContext} positions (config.json: max_position_embeddings${model.ropeType === 'yarn' ? ", or YaRN's factor x original_max_position_embeddings" : ''})`,
+      `set max_seq_len to at most ${model.maxContext} in the inference conf, or use a checkpoint configured for longer contexts (rope_scaling: YaRN)`,
+    );
+}
+
+/**
  * Loads `path` and starts its engine thread. `path` is a Hugging Face Qwen3 checkpoint folder
  * (config.json + safetensors); weights are mapped by the runtime, never copied into JS.
  */
@@ -41,6 +54,7 @@ export async function loadEngine(path: string, opts: LoadOptions = {}): Promise<
   const dir = resolve(path);
   if (existsSync(join(dir, 'engine.json'))) return loadEngineFolder(dir, opts);
   const ckpt = openCheckpoint(dir);
+  checkContext(ckpt.model, opts);
   const tensors: NativeTensorEntry[] = [...ckpt.tensors.values()].map((t) => ({
     name: t.name,
     file: t.file,

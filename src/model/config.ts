@@ -63,6 +63,8 @@ export interface ModelConfig {
   rmsNormEps: number;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
+  /** The longest sequence the positions cover: max_position_embeddings, or YaRN's factor x original length where larger (vLLM's rule). */
+  maxContext: number;
   ropeTheta: number;
   /** "default" or "yarn". */
   ropeType: string;
@@ -132,6 +134,10 @@ export function parseHfConfig(raw: unknown, file = 'config.json'): { hf: HfConfi
       rmsNormEps: hf.rms_norm_eps,
       tieWordEmbeddings: hf.tie_word_embeddings,
       maxPositionEmbeddings: hf.max_position_embeddings,
+      maxContext:
+        ropeType === 'yarn'
+          ? Math.max(hf.max_position_embeddings, Math.floor((params.factor ?? 1) * (params.original_max_position_embeddings ?? hf.max_position_embeddings)))
+          : hf.max_position_embeddings,
       ropeTheta,
       ropeType,
       ropeInvFreq: rope.invFreq,

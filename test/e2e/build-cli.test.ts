@@ -120,6 +120,12 @@ describe('grpst build: bad input and a full disk', () => {
     expect(r.stderr).toMatch(/model\.safetensors is not a valid safetensors file: tensor .* ends at byte \d+ but the file has 1000000 bytes \(truncated\?\)/);
   });
 
+  it('a --max_seq_len past the model\'s positions', async () => {
+    const r = await failing(['--model_dir', tinyA, '--max_seq_len', '100000']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--max_seq_len 100000 is past the model's 40960 positions[\s\S]*fix: pass --max_seq_len 40960 or less/);
+  });
+
   it('an unknown qformat', async () => {
     const r = await failing(['--model_dir', tinyA, '--qformat', 'int3']);
     expect(r.code).toBe(2);

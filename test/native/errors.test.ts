@@ -84,6 +84,8 @@ describe('loading', () => {
     }
     expect((await loadError(checkpoint('tiny-a'), { kvCacheDtype: 'int3' })).message).toMatch(/KV cache dtype/);
     // A cache too small for one block names the inference conf's keys (what a user of grpst start edits).
+    // Past the model's positions (40,960 for tiny-a; tiny-yarn's YaRN factor 4 x 64 original stays under it).
+    expect((await loadError(checkpoint('tiny-a'), { maxSeqLen: 100_000 })).message).toMatch(/max_seq_len 100000 is past the model's 40960 positions/);
     const small = await loadError(checkpoint('tiny-a'), { maxTokensInPagedKvCache: 3 });
     expect(small.message).toMatch(/would hold no block of 16 tokens; raise max_tokens_in_paged_kv_cache \/ kv_cache_bytes \(inference conf\)/);
   });
