@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .requiredOption('--input_text <text>', 'the user message')
     .option('--max_output_len <n>', 'tokens to generate at most', positiveInt, 50)
     .option('--enable_thinking', 'let Qwen3 think first (its <think> block is printed too)')
-    .option('--temperature <t>', 'sampling temperature; 0 = greedy (default)', number(0, 100), 0)
+    .option('--temperature <t>', 'sampling temperature, 0 to 2 as in the HTTP API; 0 = greedy', number(0, 2), 0)
     .option('--top_k <k>', 'sample among the k likeliest tokens', positiveInt)
     .option('--top_p <p>', 'nucleus sampling mass', number(0, 1))
     .option('--seed <n>', 'seed for sampling', number(0))

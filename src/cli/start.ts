@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .command('start')
     .description('deploy server.mar into $GRPST_HOME/<name> and start it as a daemon')
     .argument('<mar>', 'archive made by `grpst archive`')
-    .option('--inference_conf <file>', 'inference conf (a file here, or a path inside the archive)')
+    .option('--inference_conf <file>', "inference conf: a path inside the archive, or a file here (default: the archive's conf/inference.yml, or its only conf/inference*.yml)")
     .option('--server_conf <file>', 'server conf (default: conf/server.yml of the archive)')
     .option('--name <name>', 'server name', defaultName)
     .option('--mpi_np <n>', 'processes, one per GPU', positiveInt('--mpi_np'), 1)
