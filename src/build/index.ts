@@ -1,6 +1,8 @@
 // `grpst build` as a library call: resolves nothing itself (settings come resolved), runs the
 // chosen backend, and returns the summary the CLI prints (or emits as --json).
 import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { checkOutput } from './staging.js';
 import type { AccuracyReport } from './manifest.js';
 import type { BuildSettings } from './options.js';
 import type { Reporter } from './progress.js';
@@ -59,6 +61,7 @@ export async function runBuild(s: BuildSettings, ctx: BuildContext): Promise<Bui
 export function dryRunPlan(s: BuildSettings): string[] {
   const src = openSource(s.model_dir);
   checkBuildInputs(s, src);
+  checkOutput(resolve(s.output_dir), s.force); // the real build's refusal, not a plan that would fail
   if (s.backend === 'trtllm') {
     return [
       `# TensorRT-LLM build of ${s.model_dir}; grpst runs these in a staging folder beside ${s.output_dir} and renames it at the end`,

@@ -110,7 +110,8 @@ export class Staging {
   }
 }
 
-function checkOutput(output: string, force: boolean): void {
+/** What a build with these settings would refuse about --output_dir (also run by --dry-run). */
+export function checkOutput(output: string, force: boolean): void {
   if (!existsSync(output)) return;
   if (!statSync(output).isDirectory()) {
     throw badInput(`--output_dir ${output} exists and is a file`, 'pass a folder path that does not exist yet');

@@ -67,7 +67,7 @@ export function register(program: Command): void {
     .option('--keep_checkpoint', 'trtllm: keep the intermediate tllm_checkpoint folder')
     .option('--reference_dir <dir>', 'unquantized checkpoint for the accuracy report (default: --model_dir when unquantized)')
     .option('--eval_dataset <file>', 'held-out text for the accuracy report (default: the built-in set)')
-    .option('--eval_tokens <n>', 'held-out tokens the accuracy report scores (default 1024)', positiveInt)
+    .option('--eval_tokens <n>', 'held-out tokens the accuracy report scores, at most what the held-out text holds (default 1024; the built-in text has 606)', positiveInt)
     .option('--force', 'replace an existing --output_dir')
     .option('--dry-run', 'print the commands (trtllm) or steps (native) without running them')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')

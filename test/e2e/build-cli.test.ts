@@ -72,6 +72,11 @@ describe('grpst build on the command line', () => {
     const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--eval_tokens', '130']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--output_dir .*engine already exists\n.*fix: pass --force/);
+    // --dry-run says so too, rather than a plan the build would refuse
+    const dry = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--dry-run']);
+    expect(dry.code).toBe(2);
+    expect(dry.stderr).toMatch(/--output_dir .*engine already exists/);
+    expect((await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--dry-run', '--force'])).code).toBe(0);
     const before = readFileSync(join(engine, 'engine.json'), 'utf8');
     const forced = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--eval_tokens', '130', '--force']);
     expect(forced.code, forced.stderr).toBe(0);

@@ -25,7 +25,7 @@ describe('CPU kernels', () => {
     expect(r.attentionFp8).toBeLessThan(1e-5);
     expect(r.attentionInt8).toBeLessThan(1e-5);
     expect(r.attentionQuantVsFloat).toBeLessThan(1e-5);
-    // Against the definition in double precision: the online softmax across 64-key tiles, rows and
+    // Against the definition in double precision: the online softmax across key tiles, rows and
     // blocks straddling a tile's edge (fp32 sums over up to 700 keys: well inside 1e-5).
     expect(r.attentionVsDefinition).toBeLessThan(1e-5);
     expect(r.kvQuantRounding).toBe(0);

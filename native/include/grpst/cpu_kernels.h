@@ -43,9 +43,9 @@ struct AttentionArgs {
 };
 
 /** Scratch floats one attention call needs for contexts up to max_ctx keys. */
-// (a pass's key-tile scores, up to 4 rows x 8 heads x 64 keys, then a running max and sum per row
+// (a pass's key-tile scores, up to 4 rows x 8 heads x 128 keys, then a running max and sum per row
 // and head: max_ctx bounds the rows)
-inline size_t attention_scratch_floats(int max_ctx) { return size_t(4 * 8 * 64) + size_t(16) * size_t(max_ctx > 0 ? max_ctx : 1); }
+inline size_t attention_scratch_floats(int max_ctx) { return size_t(4 * 8 * 128) + size_t(16) * size_t(max_ctx > 0 ? max_ctx : 1); }
 
 struct CpuKernels {
   CpuLevel level;

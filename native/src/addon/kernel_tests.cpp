@@ -151,7 +151,7 @@ std::vector<float> naive_attention(const AttentionArgs& a, const std::vector<flo
 double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, KvElem elem, bool& row_invariant,
                       double& vs_naive, double* vs_float = nullptr) {
   double worst = 0;
-  // G, D, bs, ctx of row 0, rows; key tiles are 64 keys: rows across a tile's edge (120 + 16),
+  // G, D, bs, ctx of row 0, rows; key tiles are 64 keys (128 with AVX-512): rows across a tile's edge (120 + 16),
   // blocks across it (bs 5), a long context with the running max moving.
   const int cases[][5] = {{2, 128, 16, 40, 1}, {3, 24, 16, 300, 13}, {1, 16, 4, 5, 3}, {20, 32, 16, 33, 2},
                           {2, 128, 16, 200, 16}, {8, 64, 16, 90, 7}, {2, 32, 16, 120, 16}, {4, 16, 5, 130, 9},

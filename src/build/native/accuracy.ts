@@ -78,7 +78,7 @@ export async function accuracyReport(reference: Scorer, engine: Scorer, tokens: 
 export function formatAccuracy(r: AccuracyReport): string {
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   return [
-    `accuracy on ${r.tokens} held-out tokens against ${r.reference}:`,
+    `accuracy on ${r.tokens} next-token predictions (held-out windows of ${WINDOW} tokens; a window's first token has none) against ${r.reference}:`,
     `  top-1 agreement   ${pct(r.top1_agreement)}`,
     `  mean KL           ${r.mean_kl.toExponential(3)} nats`,
     `  perplexity        ${r.perplexity.toFixed(3)} (reference ${r.perplexity_reference.toFixed(3)}, ${r.perplexity >= r.perplexity_reference ? '+' : ''}${(((r.perplexity - r.perplexity_reference) / r.perplexity_reference) * 100).toFixed(2)}%)`,

@@ -28,9 +28,11 @@ constexpr int kAccRegs = kWidth == 16 ? 16 : 8;
 // 30k-token prompt of the tiny model 28% faster than two rows; two rows with two key chunks
 // each 17% faster than with one (8k tokens).
 constexpr int kRowHeadAccs = 8;
-// Keys per online-softmax step: a tile's K and V (64 keys x 128 dims of bf16: 32 KB) stay in L1
-// while every pass of rows uses them. A multiple of every kWidth.
-constexpr int kKeyTile = 64;
+// Keys per online-softmax step: a tile's K and V (64 keys x 128 dims of bf16 on AVX2: 32 KB) stay
+// in L1 while every pass of rows uses them. Eight vectors of keys: a one-row pass's score loop
+// takes up to kAccRegs / G chunks, and with AVX-512's 16-key vectors a 64-key tile left half of
+// them empty (a decode row of two heads 1.3x slower on a Xeon, measured).
+constexpr int kKeyTile = std::max(64, 8 * kWidth);
 // Row-heads of one value pass: four, each with kAccRegs / 4 vector columns of the head (two on
 // AVX2: per key two V loads and four probability broadcasts for eight FMAs, against one and eight
 // with a score pass's eight row-heads: 1.07-1.2x on the AVX2 EPYC, measured with the key tiles).
@@ -177,7 +179,7 @@ template <int G, int R, class Elem>
 void tile_pass(const AttentionArgs& a, int g0, int r0, int t0, int t1, float* buf, float* run_max, float* run_sum) {
   // One row: several key chunks and head columns in flight; several rows: key chunks up to
   // kRowHeadAccs accumulators. An element's arithmetic is the same whatever S, CH or R.
-  constexpr int S = R == 1 ? std::max(1, kAccRegs / G) : std::max(1, kRowHeadAccs / (G * R));
+  constexpr int S = std::min(kKeyTile / kWidth, R == 1 ? std::max(1, kAccRegs / G) : std::max(1, kRowHeadAccs / (G * R)));
   // Values: VR rows of a pass at a time (R divides by VR), VCH vector columns each.
   constexpr int VR = R == 1 ? 1 : std::max(1, std::min(R, kValueRowHeads / G));
   constexpr int VCH = std::max(1, kAccRegs / (G * VR));
