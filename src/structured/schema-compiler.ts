@@ -10,7 +10,7 @@ import { anyInteger, anyNumber, integerBounds, integerRange, numberRange, type B
 import { arrayExpr, objectExpr } from './schema-containers.js';
 import { enforcedKeywords, ignoredKeywords, jsonTypes, keywordTypes, refusedKeywords, type JsonType } from './schema-keywords.js';
 import { literalKinds, literalMatches, schemaKinds } from './schema-literals.js';
-import { count, isObject, MAX_LENGTH_BOUND, MAX_RECURSION, SchemaError, upperCount, type SchemaObject } from './schema-errors.js';
+import { contradictoryCounts, count, isObject, MAX_LENGTH_BOUND, MAX_RECURSION, SchemaError, upperCount, type SchemaObject } from './schema-errors.js';
 import { patternBody, RegexError } from './regex.js';
 import { recursivePointers } from './schema-refs.js';
 import { stringFormats } from './string-formats.js';
@@ -223,6 +223,7 @@ export class SchemaCompiler {
   }
 
   private string(schema: SchemaObject, path: string): Expr {
+    contradictoryCounts(schema, 'minLength', 'maxLength', 'string', path);
     const min = count(schema, 'minLength', path, MAX_LENGTH_BOUND) ?? 0;
     const max = upperCount(schema, 'maxLength', path, MAX_LENGTH_BOUND);
     if (schema.pattern !== undefined) {
@@ -262,6 +263,8 @@ export class SchemaCompiler {
       throw new SchemaError('"multipleOf" is not supported', path);
     const lower = bound(schema, 'minimum', 'exclusiveMinimum', path);
     const upper = bound(schema, 'maximum', 'exclusiveMaximum', path);
+    if (lower && upper && (lower.value > upper.value || (lower.value === upper.value && (lower.exclusive || upper.exclusive))))
+      throw new SchemaError(`the lower bound ${lower.value} is not below the upper bound ${upper.value}: no ${type} satisfies both`, path);
     if (type === 'integer') {
       if (!lower && !upper) return anyInteger();
       const { lo, hi } = integerBounds(lower, upper);

@@ -6,7 +6,7 @@
 import { alt, empty, lit, nothing, rep, seq, type Expr, type GraphEdge } from './grammar.js';
 import { colon, comma, jsonArrayOf, jsonLiteral, jsonObjectOf, jsonString } from './json-grammar.js';
 import type { RefDepth, SchemaCompiler } from './schema-compiler.js';
-import { count, isObject, MAX_COUNT_BOUND, SchemaError, upperCount, type SchemaObject } from './schema-errors.js';
+import { contradictoryCounts, count, isObject, MAX_COUNT_BOUND, SchemaError, upperCount, type SchemaObject } from './schema-errors.js';
 
 export function objectExpr(c: SchemaCompiler, schema: SchemaObject, path: string, refs: RefDepth): Expr {
   const props = schema.properties ?? {};
@@ -65,6 +65,7 @@ export function objectExpr(c: SchemaCompiler, schema: SchemaObject, path: string
 
 export function arrayExpr(c: SchemaCompiler, schema: SchemaObject, path: string, refs: RefDepth): Expr {
   if (schema.uniqueItems === true) throw new SchemaError('"uniqueItems": true is not supported', path);
+  contradictoryCounts(schema, 'minItems', 'maxItems', 'array', path);
   const min = count(schema, 'minItems', path, MAX_COUNT_BOUND) ?? 0;
   const max = upperCount(schema, 'maxItems', path, MAX_COUNT_BOUND);
   let prefix: unknown[] = [];

@@ -32,6 +32,12 @@ export function count(schema: SchemaObject, key: string, path: string, limit: nu
   return v;
 }
 
+/** minLength above maxLength (or minItems above maxItems): nothing satisfies both; said as such. */
+export function contradictoryCounts(schema: SchemaObject, minKey: string, maxKey: string, what: string, path: string): void {
+  const lo = schema[minKey], hi = schema[maxKey];
+  if (typeof lo === 'number' && typeof hi === 'number' && lo > hi)
+    throw new SchemaError(`"${minKey}" ${lo} is above "${maxKey}" ${hi}: no ${what} satisfies both`, path);
+}
 
 /**
  * An upper bound (maxLength, maxItems, ...): Infinity when absent; above `limit` it is tightened

@@ -180,6 +180,10 @@ describe('refused schemas name the feature and where it is', () => {
     ['bounds without an integer', { type: 'number', minimum: 0.2, maximum: 0.8 }, /no integer/],
     ['unknown type', { type: 'decimal' }, /unknown type/],
     ['unsatisfiable', { type: 'object', required: ['a'], additionalProperties: false }, /no object satisfies/],
+    ['minimum above maximum', { type: 'integer', minimum: 10, maximum: 3 }, /lower bound 10 is not below the upper bound 3: no integer satisfies both/],
+    ['an empty exclusive range', { type: 'number', exclusiveMinimum: 1, maximum: 1 }, /no number satisfies both/],
+    ['minLength above maxLength', { type: 'string', minLength: 5, maxLength: 2 }, /"minLength" 5 is above "maxLength" 2/],
+    ['minItems above maxItems', { type: 'array', minItems: 3, maxItems: 1 }, /"minItems" 3 is above "maxItems" 1/],
     ['recursion without a base case', { $defs: { n: { type: 'object', properties: { next: { $ref: '#/$defs/n' } }, required: ['next'] } }, $ref: '#/$defs/n' }, /no JSON value satisfies/],
   ];
   for (const [name, schema, message] of refused) {
