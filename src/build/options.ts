@@ -1,6 +1,7 @@
 // The settings of one `grpst build`, as flags and recipe keys spell them (snake_case, the seed's
 // names). A recipe and the command line fill the same schema; flags given on the command line win.
 import { z } from 'zod';
+import { suggest } from '../config/validate.js';
 import { badInput } from '../util/errors.js';
 import { backends, dtypes, kvCacheDtypes, qformats, type Backend, type Dtype, type KvCacheDtype, type QFormat } from './choices.js';
 
@@ -107,7 +108,8 @@ export interface BuildSettings {
 export function describeIssue(issue: z.core.$ZodIssue, where: string): string {
   const key = issue.path.join('.');
   if (issue.code === 'unrecognized_keys') {
-    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    // the nearest valid key for each, as the confs' validator says it
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"${suggest(k, [...flagNames, 'name', 'description'])}`).join(', ')}`;
   }
   if (issue.code === 'invalid_value' && 'values' in issue) {
     return `${where}: ${key} must be one of ${(issue.values as unknown[]).map(String).join(', ')}`;

@@ -39,7 +39,7 @@ describe('build settings', () => {
     const bad = thrown(() => loadRecipe(recipe('b.yml', 'model_dir: /m\nqformat: int3\n')));
     expect(bad.exitCode).toBe(2);
     expect(bad.message).toMatch(/recipe .*b\.yml: qformat must be one of full_prec, int8_wo, int4_awq, fp8, int8_sq/);
-    expect(thrown(() => loadRecipe(recipe('c.yml', 'model_dir: /m\nmax_batchsize: 4\n'))).message).toMatch(/unknown key "max_batchsize"/);
+    expect(thrown(() => loadRecipe(recipe('c.yml', 'model_dir: /m\nmax_batchsize: 4\n'))).message).toMatch(/unknown key "max_batchsize"; did you mean "max_batch_size"\?/);
     expect(thrown(() => loadRecipe(recipe('d.yml', 'awq_block_size: -4\n'))).message).toMatch(/awq_block_size/);
     expect(thrown(() => loadRecipe(recipe('e.yml', 'model_dir: [unclosed\n'))).message).toMatch(/not valid YAML \(line/);
     expect(thrown(() => loadRecipe(join(dir, 'missing.yml'))).message).toMatch(/does not exist/);
