@@ -49,7 +49,7 @@ export function requireEngineFolder(dir: string, where: string): EngineBackend {
   if (!fs.existsSync(dir)) {
     throw badInput(
       `${where}: engine folder ${dir} does not exist`,
-      'build one with `grpst build --model_dir <hf checkpoint> --output_dir <engine dir>`, or archive with --include_engine so the engine travels in the .mar',
+      'build one with `grpst build --model_dir <hf checkpoint> --output_dir <engine dir>`; a relative path resolves from the deploy folder (`grpst serve`: --deploy_path, default the current folder), and a .mar carries its engine only when archived with --include_engine',
     );
   }
   if (!fs.statSync(dir).isDirectory()) {
