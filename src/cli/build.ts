@@ -90,6 +90,10 @@ export function register(program: Command): void {
           return;
         }
         const reporter = createReporter({ stream: json ? process.stderr : process.stdout });
+        // A format's own knob given with another format does nothing: said, not silently dropped.
+        const given = { ...recipe, ...parseSettings(givenFlags(opts), 'command line') };
+        if (given.awq_block_size !== undefined && settings.qformat !== 'int4_awq') reporter.info(`note: --awq_block_size applies to int4_awq only; ignored for ${settings.qformat}`);
+        if (given.smoothquant_alpha !== undefined && settings.qformat !== 'int8_sq') reporter.info(`note: --smoothquant_alpha applies to int8_sq only; ignored for ${settings.qformat}`);
         const abort = new AbortController();
         const onSignal = (sig: NodeJS.Signals) => {
           if (abort.signal.aborted) process.exit(130);

@@ -47,13 +47,14 @@ describe('grpst build on the command line', () => {
   it('prints a JSON summary with the accuracy report, progress on stderr', async () => {
     const manifest = JSON.parse(readFileSync(join(engine, 'engine.json'), 'utf8'));
     expect(manifest.quantization.qformat).toBe('int8_wo');
-    const again = await cli.run(['build', '--model_dir', tinyA, '--output_dir', join(work, 'json'), '--eval_tokens=130', '--json']);
+    const again = await cli.run(['build', '--model_dir', tinyA, '--output_dir', join(work, 'json'), '--eval_tokens=130', '--json', '--awq_block_size', '32']);
     expect(again.code, again.stderr).toBe(0);
     const summary = JSON.parse(again.stdout);
     expect(summary).toMatchObject({ ok: true, backend: 'native', qformat: 'full_prec', dtype: 'bfloat16', output_dir: join(work, 'json') });
     expect(summary.accuracy).toMatchObject({ top1_agreement: 1, mean_kl: 0 });
     expect(again.stderr).toMatch(/quantize done/);
     expect(again.stderr).toMatch(/top-1 agreement +100\.00%/);
+    expect(again.stderr).toContain('note: --awq_block_size applies to int4_awq only; ignored for full_prec');
   });
 
   it('builds from a recipe, with flags overriding its keys', async () => {
