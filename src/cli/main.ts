@@ -31,13 +31,16 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    process.exitCode = exitCodeOf(err);
+    process.exitCode = exitCodeOf(err, argv);
   }
 }
 
-function exitCodeOf(err: unknown): number {
+function exitCodeOf(err: unknown, argv: string[]): number {
   if (err instanceof CommanderError) {
-    // Commander has printed its message (or the help) already.
+    // Commander has printed its message (or the help) already. A build asked for --json still gets
+    // its JSON answer on stdout (CI parses it), as every other failing build does.
+    if (err.exitCode !== 0 && argv[2] === 'build' && argv.includes('--json'))
+      process.stdout.write(`${JSON.stringify({ ok: false, error: err.message.replace(/^error: /, ''), exit_code: ExitCode.badInput }, null, 2)}\n`);
     return err.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
   }
   process.stderr.write(`error: ${errorText(err)}\n`);

@@ -136,6 +136,10 @@ describe('grpst build: bad input and a full disk', () => {
     const r = await failing(['--model_dir', tinyA, '--qformat', 'int3']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/argument 'int3' is invalid\. Allowed choices are full_prec, int8_wo, int4_awq, fp8, int8_sq/);
+    // with --json, the command line's own errors answer in JSON on stdout too (CI parses it)
+    const json = await cli.run(['build', '--model_dir', tinyA, '--output_dir', join(work, 'never-json'), '--qformat', 'int3', '--json']);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, exit_code: 2, error: expect.stringMatching(/argument 'int3' is invalid/) });
   });
 
   it('an unknown KV cache dtype, on the command line and in a recipe', async () => {
