@@ -112,6 +112,32 @@ TestPool make_pool(Rand& r, KvElem elem, size_t n) {
 }
 
 /**
+ * One attention call's arguments: `rows` query rows of G heads (q and out [rows][G][D]) against KV
+ * head `head` of `nkv` in a paged pool of `bs`-key blocks, the first row at context `ctx`.
+ */
+AttentionArgs paged_attention_args(const float* q, int G, int D, int rows, const void* k_pool, const void* v_pool, KvElem elem,
+                                   int bs, int nkv, int head, const int32_t* table, int ctx, float* out, float* scratch) {
+  AttentionArgs a{};
+  a.q = q;
+  a.group = G;
+  a.head_dim = D;
+  a.rows = rows;
+  a.row_stride = int64_t(G) * D;
+  a.k_pool = k_pool;
+  a.v_pool = v_pool;
+  a.kv_elem = elem;
+  a.block_stride = int64_t(nkv) * bs * D;
+  a.head_offset = int64_t(head) * bs * D;
+  a.block_size = bs;
+  a.block_table = table;
+  a.ctx_len = ctx;
+  a.scale = 1.0f / std::sqrt(float(D));
+  a.out = out;
+  a.scratch = scratch;
+  return a;
+}
+
+/**
  * The definition, in double precision and straight from the pool's values (code * scale for
  * quantized pools): out[r][g] = softmax_j(scale * q[r][g] . k_j) . v_j over keys j < ctx + r.
  * Independent of the kernels' tiling, so it checks the online softmax across key tiles.
@@ -168,25 +194,10 @@ double test_attention(const CpuKernels& k, const CpuKernels& ref, Rand& r, KvEle
     const size_t out_elems = size_t(R) * G * D;
     std::vector<float> out(out_elems), outr(out_elems), single(out_elems);
     std::vector<float> scratch(attention_scratch_floats(L));
-    AttentionArgs a{};
-    a.q = q.data();
-    a.group = G;
-    a.head_dim = D;
-    a.rows = R;
-    a.row_stride = int64_t(G) * D;
-    a.k_pool = kp.data(elem);
-    a.v_pool = vp.data(elem);
-    a.kv_elem = elem;
+    AttentionArgs a = paged_attention_args(q.data(), G, D, R, kp.data(elem), vp.data(elem), elem, bs, nkv, 1, table.data(), L0,
+                                           out.data(), scratch.data());
     a.k_scale = kp.scale;
     a.v_scale = vp.scale;
-    a.block_stride = int64_t(nkv) * bs * D;
-    a.head_offset = int64_t(1) * bs * D;
-    a.block_size = bs;
-    a.block_table = table.data();
-    a.ctx_len = L0;
-    a.scale = 1.0f / std::sqrt(float(D));
-    a.out = out.data();
-    a.scratch = scratch.data();
     k.attention(a);
     a.out = outr.data();
     ref.attention(a);
@@ -439,23 +450,8 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
   for (int b = 0; b < blocks; b++) table[b] = int32_t((int64_t(b) * 7919) % blocks);  // a scattered order
   auto q = r.floats(size_t(rows) * G * D, -2, 2);
   std::vector<float> out(q.size()), scratch(attention_scratch_floats(L));
-  AttentionArgs a{};
-  a.q = q.data();
-  a.group = G;
-  a.head_dim = D;
-  a.rows = rows;
-  a.row_stride = int64_t(G) * D;
-  a.k_pool = kp.data();
-  a.v_pool = vp.data();
-  a.kv_elem = KvElem::BF16;
-  a.block_stride = int64_t(bs) * D;
-  a.head_offset = 0;
-  a.block_size = bs;
-  a.block_table = table.data();
-  a.ctx_len = ctx;
-  a.scale = 1.0f / std::sqrt(float(D));
-  a.out = out.data();
-  a.scratch = scratch.data();
+  const AttentionArgs a = paged_attention_args(q.data(), G, D, rows, kp.data(), vp.data(), KvElem::BF16, bs, 1, 0, table.data(),
+                                               ctx, out.data(), scratch.data());
   double best = 1e30;
   for (int it = 0; it < iters; it++) {
     auto t0 = std::chrono::steady_clock::now();
