@@ -5,21 +5,9 @@
 // on the same thread in the same run, the roof the attention's FMAs could reach.
 //
 //   npm run bench:attention [-- --level avx2|avx512|scalar --iterations N]
-import { parseArgs } from 'node:util';
-import { loadAddon } from '../src/engine/index.js';
+import { kernelBenchSetup } from './kernel-bench.js';
 
-const { values: args } = parseArgs({
-  args: process.argv.slice(2).filter((a) => a !== '--'),
-  options: { level: { type: 'string' }, iterations: { type: 'string', default: '5' } },
-});
-type BenchAddon = {
-  probe(): { bestCpuKernels: string };
-  benchGemm(level: string, M: number, N: number, K: number, threads: number, iterations: number, format: string): number;
-  benchAttention(level: string, group: number, headDim: number, ctx: number, rows: number, iterations: number): number;
-};
-const addon = loadAddon() as unknown as BenchAddon;
-const level = args.level ?? addon.probe().bestCpuKernels;
-const iterations = Number(args.iterations);
+const { addon, level, iterations } = kernelBenchSetup(5);
 const gemm = (2 * 512 * 1024 * 3072) / addon.benchGemm(level, 512, 1024, 3072, 1, iterations, 'bf16') / 1e9;
 console.log(`CPU attention, one thread, ${level} kernels, best of ${iterations} (bf16 GEMM on this thread: ${gemm.toFixed(1)} GFLOP/s)`);
 for (const group of [2, 4]) {

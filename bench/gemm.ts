@@ -4,20 +4,9 @@
 // than the caches).
 //
 //   npm run bench:gemm [-- --level avx2|avx512|scalar --iterations N]
-import { parseArgs } from 'node:util';
-import { loadAddon } from '../src/engine/index.js';
+import { kernelBenchSetup } from './kernel-bench.js';
 
-const { values: args } = parseArgs({
-  args: process.argv.slice(2).filter((a) => a !== '--'),
-  options: { level: { type: 'string' }, iterations: { type: 'string', default: '8' } },
-});
-type BenchAddon = {
-  probe(): { bestCpuKernels: string };
-  benchGemm(level: string, M: number, N: number, K: number, threads: number, iterations: number, format: string): number;
-};
-const addon = loadAddon() as unknown as BenchAddon;
-const level = args.level ?? addon.probe().bestCpuKernels;
-const iterations = Number(args.iterations);
+const { addon, level, iterations } = kernelBenchSetup(8);
 console.log(`CPU GEMM, one thread, ${level} kernels (GFLOP/s = 2 M N K / seconds, best of ${iterations})`);
 for (const [M, N, K] of [
   [512, 3072, 1024],

@@ -1,6 +1,7 @@
 // Checks that need the checkpoint but no work: run first, so bad input fails in a second and
 // before any folder is created.
 import { checkGroup } from '../quant/int4.js';
+import { pastContext } from '../model/config.js';
 import { badInput } from '../util/errors.js';
 import { checkInt4Split, checkTpSize } from './shard.js';
 import type { SourceModel } from './native/source.js';
@@ -12,7 +13,7 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
   if (s.backend === 'native') checkTpSize(m, s.tp_size);
   if (s.max_seq_len > m.maxContext)
     throw badInput(
-      `--max_seq_len ${s.max_seq_len} is past the model's ${m.maxContext} positions (config.json: max_position_embeddings${m.ropeType === 'yarn' ? ", or YaRN's factor x original_max_position_embeddings" : ''})`,
+      pastContext('--max_seq_len', s.max_seq_len, m),
       `pass --max_seq_len ${m.maxContext} or less, or build from a checkpoint configured for longer contexts (rope_scaling: YaRN)`,
     );
   if (src.awq) {

@@ -83,7 +83,8 @@ export function register(program: Command): void {
           import('../build/native/runtime-loader.js'),
         ]);
         const recipe = recipePath ? loadRecipe(recipePath).settings : {};
-        const settings = resolveSettings(recipe, parseSettings(givenFlags(opts), 'command line'));
+        const flags = parseSettings(givenFlags(opts), 'command line');
+        const settings = resolveSettings(recipe, flags);
         if (opts.dryRun) {
           const lines = dryRunPlan(settings);
           process.stdout.write(json ? `${JSON.stringify({ ok: true, dry_run: true, backend: settings.backend, plan: lines }, null, 2)}\n` : `${lines.join('\n')}\n`);
@@ -91,7 +92,7 @@ export function register(program: Command): void {
         }
         const reporter = createReporter({ stream: json ? process.stderr : process.stdout });
         // A format's own knob given with another format does nothing: said, not silently dropped.
-        const given = { ...recipe, ...parseSettings(givenFlags(opts), 'command line') };
+        const given = { ...recipe, ...flags };
         if (given.awq_block_size !== undefined && settings.qformat !== 'int4_awq') reporter.info(`note: --awq_block_size applies to int4_awq only; ignored for ${settings.qformat}`);
         if (given.smoothquant_alpha !== undefined && settings.qformat !== 'int8_sq') reporter.info(`note: --smoothquant_alpha applies to int8_sq only; ignored for ${settings.qformat}`);
         const abort = new AbortController();

@@ -70,12 +70,13 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 
 /** What the runtime is given to load `folder` with `opts` (every rank of a tensor-parallel engine alike). */
 export function folderNativeOptions(folder: EngineFolder, opts: LoadOptions): NativeEngineOptions {
-  return nativeOptions(engineLoadOptions(folder, opts), folder.quantization, resolveKvCache(opts.kvCacheDtype, folder.manifest.kv_cache, folder.dir));
+  const resolved = engineLoadOptions(folder, opts);
+  checkContext(folder.model, resolved);
+  return nativeOptions(resolved, folder.quantization, resolveKvCache(opts.kvCacheDtype, folder.manifest.kv_cache, folder.dir));
 }
 
 export async function loadEngineFolder(path: string, opts: LoadOptions = {}, tp?: TensorParallelJoin): Promise<Engine> {
   const folder = readEngineFolder(path);
-  checkContext(folder.model, engineLoadOptions(folder, opts));
   const options = folderNativeOptions(folder, opts);
   if (folder.tpSize > 1 && !tp) {
     throw badInput(

@@ -1,7 +1,7 @@
 // loadEngine(): a Hugging Face checkpoint folder (or, later, an engine folder) -> a running Engine.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ModelConfig } from '../model/config.js';
+import { pastContext, type ModelConfig } from '../model/config.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { badInput } from '../util/errors.js';
 import { loadAddon } from './addon.js';
@@ -41,7 +41,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
 export function checkContext(model: ModelConfig, opts: LoadOptions): void {
   if (opts.maxSeqLen !== undefined && opts.maxSeqLen > model.maxContext)
     throw badInput(
-      `max_seq_len ${opts.maxSeqLen} is past the model's ${model.maxContext} positions (config.json: max_position_embeddings${model.ropeType === 'yarn' ? ", or YaRN's factor x original_max_position_embeddings" : ''})`,
+      pastContext('max_seq_len', opts.maxSeqLen, model),
       `set max_seq_len to at most ${model.maxContext} in the inference conf, or use a checkpoint configured for longer contexts (rope_scaling: YaRN)`,
     );
 }

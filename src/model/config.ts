@@ -162,3 +162,9 @@ export function readHfConfig(file: string): { hf: HfConfig; model: ModelConfig }
   }
   return parseHfConfig(raw, file);
 }
+
+/** "N is past the model's M positions (where M comes from)": build and load refuse the same way. */
+export function pastContext(what: string, asked: number, model: ModelConfig): string {
+  const from = model.ropeType === 'yarn' ? "max_position_embeddings, or YaRN's factor x original_max_position_embeddings" : 'max_position_embeddings';
+  return `${what} ${asked} is past the model's ${model.maxContext} positions (config.json: ${from})`;
+}

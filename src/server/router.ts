@@ -14,6 +14,8 @@ export interface RequestContext {
   arrival: number;
   /** Aborted when the client goes away before the response is complete, or the server closes. */
   signal: AbortSignal;
+  /** The path's last segment, decoded, for a route whose path ends in a {parameter}. */
+  param?: string;
 }
 
 export type Handler = (rc: RequestContext) => Promise<void>;
@@ -23,6 +25,7 @@ export type Guard = 'api' | 'health' | 'metrics' | 'open';
 
 export interface Route {
   method: 'GET' | 'POST';
+  /** Exact, or ending in one "/{name}" segment that matches any single non-empty segment. */
   path: string;
   guard: Guard;
   handler: Handler;
@@ -36,13 +39,19 @@ const corsHeaders = {
 
 export class Router {
   private readonly byPath = new Map<string, Route[]>();
+  private readonly byPrefix = new Map<string, Route[]>();
   private readonly key?: ApiKeyCheck;
 
   constructor(
     private readonly server: ServerContext,
     routes: Route[],
   ) {
-    for (const r of routes) this.byPath.set(r.path, [...(this.byPath.get(r.path) ?? []), r]);
+    for (const r of routes) {
+      // "/v1/models/{model}" is kept under its prefix "/v1/models/"
+      const key = r.path.endsWith('}') ? r.path.slice(0, r.path.lastIndexOf('/') + 1) : r.path;
+      const table = key === r.path ? this.byPath : this.byPrefix;
+      table.set(key, [...(table.get(key) ?? []), r]);
+    }
     if (server.options.apiKey) this.key = new ApiKeyCheck(server.options.apiKey);
   }
 
@@ -64,14 +73,16 @@ export class Router {
         res.end();
         return;
       }
-      // /v1/models/{model}: the one path with a parameter
-      const candidates = this.byPath.get(path) ?? (path.startsWith('/v1/models/') ? this.byPath.get('/v1/models/{model}') : undefined);
+      const cut = path.lastIndexOf('/') + 1;
+      const exact = this.byPath.get(path);
+      const candidates = exact ?? (cut < path.length ? this.byPrefix.get(path.slice(0, cut)) : undefined);
       if (!candidates) throw routeNotFound(method, path);
       const route = candidates.find((r) => r.method === method || (method === 'HEAD' && r.method === 'GET'));
       if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));
       label = route.path;
       this.authorize(route.guard, req);
-      await route.handler({ req, res, server: this.server, arrival, signal: ac.signal });
+      const param = exact ? undefined : decodeSegment(path.slice(cut));
+      await route.handler({ req, res, server: this.server, arrival, signal: ac.signal, param });
     } catch (err) {
       // A client that left (while queued or generating) needs no answer and is no server fault.
       if (ac.signal.aborted && res.destroyed) return;
@@ -100,4 +111,12 @@ function pathOf(url: string | undefined): string {
   const q = raw.indexOf('?');
   const p = q >= 0 ? raw.slice(0, q) : raw;
   return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s; // a stray "%": the segment as sent
+  }
 }

@@ -37,13 +37,6 @@ export async function models(rc: RequestContext): Promise<void> {
 
 /** GET /v1/models/{model} (the SDKs' models.retrieve): the served model, or 404 naming it. */
 export async function model(rc: RequestContext): Promise<void> {
-  const raw = (rc.req.url ?? '').split('?')[0].slice('/v1/models/'.length).replace(/\/$/, '');
-  let id: string;
-  try {
-    id = decodeURIComponent(raw);
-  } catch {
-    id = raw;
-  }
-  rc.server.checkModel(id);
+  rc.server.checkModel(rc.param);
   sendJson(rc.res, 200, modelObject(rc));
 }
