@@ -42,7 +42,7 @@ export interface BuildContext {
 
 export async function runBuild(s: BuildSettings, ctx: BuildContext): Promise<BuildSummary> {
   const start = Date.now();
-  const base = { ok: true as const, backend: s.backend, model_dir: s.model_dir, dtype: s.dtype, kv_cache_dtype: s.kv_cache_dtype };
+  const base = { ok: true as const, backend: s.backend, model_dir: resolve(s.model_dir), dtype: s.dtype, kv_cache_dtype: s.kv_cache_dtype };
   if (s.backend === 'trtllm') {
     const r = await buildTrtllm(s, { reporter: ctx.reporter, version: ctx.version, signal: ctx.signal });
     let bytes = 0;
@@ -61,7 +61,7 @@ export async function runBuild(s: BuildSettings, ctx: BuildContext): Promise<Bui
 export function dryRunPlan(s: BuildSettings): string[] {
   const src = openSource(s.model_dir);
   checkBuildInputs(s, src);
-  checkOutput(resolve(s.output_dir), s.force); // the real build's refusal, not a plan that would fail
+  checkOutput(resolve(s.output_dir), s.force, s.model_dir); // the real build's refusal, not a plan that would fail
   if (s.backend === 'trtllm') {
     return [
       `# TensorRT-LLM build of ${s.model_dir}; grpst runs these in a staging folder beside ${s.output_dir} and renames it at the end`,

@@ -1,7 +1,8 @@
 // `grpst build recipes/NAME.yml`: the same settings as the flags, written down once.
 // Paths in a recipe are taken as written: relative ones resolve against the working folder,
 // like the flags' (a recipe checked into a project is run from the project's root).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { badInput } from '../util/errors.js';
 import { parseSettings, type BuildSettingsInput } from './options.js';
@@ -47,4 +48,23 @@ export function loadRecipe(file: string): Recipe {
     }
   }
   return { file, name: meta.name, description: meta.description, settings: parseSettings(body, `recipe ${file}`) };
+}
+
+/** Recipe keys that name files or folders that must exist. */
+const inputPathKeys = ['model_dir', 'reference_dir', 'calib_dataset', 'eval_dataset'] as const;
+
+/**
+ * A relative input path the recipe gives (and no flag overrides) that is not there from the
+ * current folder: said with the recipe's name and the folder it was resolved against, since a
+ * recipe run from elsewhere than its project's root is the usual cause.
+ */
+export function checkRecipePaths(file: string, recipe: BuildSettingsInput, flags: BuildSettingsInput): void {
+  for (const key of inputPathKeys) {
+    const p = recipe[key];
+    if (typeof p !== 'string' || flags[key] !== undefined || isAbsolute(p) || existsSync(p)) continue;
+    throw badInput(
+      `recipe ${file}: ${key} ${p} does not exist from the current folder (${resolve(p)}); relative paths in a recipe resolve against the folder grpst runs in`,
+      `run grpst from the folder the recipe's paths start at (usually the project's root), write ${key} as an absolute path, or pass --${key}`,
+    );
+  }
 }

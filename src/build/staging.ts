@@ -1,9 +1,10 @@
 // The output folder of a build is written as a temporary sibling and renamed into place at the
 // end, so a failed, interrupted or out-of-space build leaves nothing behind at --output_dir.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pidAlive } from '../daemon/processes.js';
 import { badInput, failed } from '../util/errors.js';
+import { MANIFEST_FILE } from './manifest.js';
 
 /** Test hook: pretend the disk fills up after this many bytes written through a staging folder. */
 export const diskLimitEnv = 'GRPST_TEST_DISK_LIMIT_BYTES';
@@ -35,6 +36,22 @@ function removeStale(parent: string, name: string): void {
   }
 }
 
+/**
+ * mkdir -p one level at a time: Node's recursive mkdir retries forever where the kernel answers
+ * ENOENT for a folder whose parent exists (under /proc), and a build must fail there instead.
+ */
+function makeFolders(dir: string): void {
+  const missing: string[] = [];
+  let at = dir;
+  while (!existsSync(at)) {
+    missing.unshift(at);
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const d of missing) mkdirSync(d);
+}
+
 export class Staging {
   readonly output: string;
   readonly tmp: string;
@@ -50,12 +67,12 @@ export class Staging {
   }
 
   /** Checks the output folder may be written, then creates the temporary one beside it. */
-  static begin(outputDir: string, force: boolean): Staging {
+  static begin(outputDir: string, force: boolean, modelDir?: string): Staging {
     const output = resolve(outputDir);
-    checkOutput(output, force);
+    checkOutput(output, force, modelDir);
     const parent = dirname(output);
     try {
-      mkdirSync(parent, { recursive: true });
+      makeFolders(parent);
     } catch (e) {
       throw badInput(`cannot create ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
     }
@@ -89,7 +106,7 @@ export class Staging {
 
   /** Moves the finished folder into place (replacing an old one only under --force). */
   commit(force: boolean): void {
-    checkOutput(this.output, force);
+    checkOutput(this.output, force); // again: another build may have written it meanwhile
     let old: string | undefined;
     if (existsSync(this.output)) {
       old = join(dirname(this.output), `.${basename(this.output)}.old-${process.pid}`);
@@ -110,16 +127,43 @@ export class Staging {
   }
 }
 
-/** What a build with these settings would refuse about --output_dir (also run by --dry-run). */
-export function checkOutput(output: string, force: boolean): void {
+/** Whether `inner` is `outer` or lies somewhere under it. */
+function within(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * What a build with these settings would refuse about --output_dir (also run by --dry-run). The
+ * folder is replaced whole at the end, so it may never hold the checkpoint or the current folder,
+ * and --force replaces only what a build made (a folder with engine.json) or an empty folder:
+ * `--output_dir .` or a checkpoint folder by mistake must not delete anything.
+ */
+export function checkOutput(output: string, force: boolean, modelDir?: string): void {
+  const model = modelDir === undefined ? undefined : resolve(modelDir);
+  if (model !== undefined && within(model, output)) {
+    throw badInput(
+      model === output ? `--output_dir ${output} is the checkpoint folder (--model_dir)` : `--output_dir ${output} holds the checkpoint folder ${model} (--model_dir)`,
+      `pass an --output_dir of its own, e.g. ${join(model, 'engine')}`,
+    );
+  }
+  if (within(process.cwd(), output)) {
+    throw badInput(`--output_dir ${output} is the current folder or holds it; the build replaces its output folder whole`, `pass an --output_dir of its own, e.g. ${join(output, 'engine')}`);
+  }
   if (!existsSync(output)) return;
   if (!statSync(output).isDirectory()) {
     throw badInput(`--output_dir ${output} exists and is a file`, 'pass a folder path that does not exist yet');
   }
-  if (force) return;
-  const empty = readdirSync(output).length === 0;
-  if (!empty) {
+  const entries = readdirSync(output);
+  if (entries.length === 0) return;
+  if (!force) {
     throw badInput(`--output_dir ${output} already exists`, 'pass --force to replace it, or choose another --output_dir');
+  }
+  if (!entries.includes(MANIFEST_FILE)) {
+    throw badInput(
+      `--output_dir ${output} is not an engine folder (no ${MANIFEST_FILE}), and --force replaces only engines a build wrote`,
+      'choose another --output_dir, or empty that folder yourself if its files may go',
+    );
   }
 }
 

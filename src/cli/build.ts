@@ -68,14 +68,14 @@ export function register(program: Command): void {
     .option('--reference_dir <dir>', 'unquantized checkpoint for the accuracy report (default: --model_dir when unquantized)')
     .option('--eval_dataset <file>', 'held-out text for the accuracy report (default: the built-in set)')
     .option('--eval_tokens <n>', 'held-out tokens the accuracy report scores, at most what the held-out text holds (default 1024; the built-in text has 606)', positiveInt)
-    .option('--force', 'replace an existing --output_dir')
+    .option('--force', 'replace an existing --output_dir that holds an engine (engine.json)')
     .option('--dry-run', 'print the commands (trtllm) or steps (native) without running them')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action(async (recipePath: string | undefined, opts: Record<string, unknown>) => {
       const json = opts.json === true;
       try {
         // The build pipeline's modules load here, not when the CLI starts.
-        const [{ dryRunPlan, runBuild }, { loadRecipe }, { parseSettings, resolveSettings }, { createReporter }, { loadRuntimeBridge }] = await Promise.all([
+        const [{ dryRunPlan, runBuild }, { checkRecipePaths, loadRecipe }, { parseSettings, resolveSettings }, { createReporter }, { loadRuntimeBridge }] = await Promise.all([
           import('../build/index.js'),
           import('../build/recipe.js'),
           import('../build/options.js'),
@@ -84,6 +84,7 @@ export function register(program: Command): void {
         ]);
         const recipe = recipePath ? loadRecipe(recipePath).settings : {};
         const flags = parseSettings(givenFlags(opts), 'command line');
+        if (recipePath) checkRecipePaths(recipePath, recipe, flags);
         const settings = resolveSettings(recipe, flags);
         if (opts.dryRun) {
           const lines = dryRunPlan(settings);

@@ -44,9 +44,15 @@ function exitCodeOf(err: unknown, argv: string[]): number {
     return err.exitCode === 0 ? ExitCode.ok : ExitCode.badInput;
   }
   process.stderr.write(`error: ${errorText(err)}\n`);
+  // GRPST_DEBUG=1: the whole stack of any error, ours included (and its cause's), for a bug report.
+  const debug = Boolean(process.env.GRPST_DEBUG);
+  if (debug && err instanceof Error) {
+    process.stderr.write(`${err.stack ?? ''}\n`);
+    if (err.cause instanceof Error) process.stderr.write(`caused by: ${err.cause.stack ?? err.cause.message}\n`);
+  }
   if (err instanceof GrpstError) return err.exitCode;
-  if (!(err instanceof Error) || process.env.GRPST_DEBUG) return ExitCode.failed;
-  if (err.stack) process.stderr.write(`${err.stack.split('\n').slice(1, 4).join('\n')}\n`);
+  if (!(err instanceof Error)) return ExitCode.failed;
+  if (!debug && err.stack) process.stderr.write(`${err.stack.split('\n').slice(1, 4).join('\n')}\n`);
   return ExitCode.failed;
 }
 

@@ -54,6 +54,39 @@ interface RunOptions {
   threads?: number;
 }
 
+interface EngineLimits {
+  max_input_len: number;
+  max_seq_len: number;
+}
+
+/**
+ * An engine folder's build limits (absent for a Hugging Face checkpoint), after checking the
+ * prompt and the output length fit them, as the server does for each request.
+ */
+function engineLimits(dir: string, promptTokens: number, maxOutput: number): EngineLimits | undefined {
+  const manifest = join(dir, 'engine.json');
+  if (!existsSync(manifest)) return undefined;
+  let limits: EngineLimits | undefined;
+  try {
+    limits = (JSON.parse(readFileSync(manifest, 'utf8')) as { limits?: EngineLimits }).limits;
+  } catch {
+    return undefined; // the loader names what is wrong with engine.json
+  }
+  if (!limits) return undefined;
+  if (promptTokens > limits.max_input_len) {
+    throw badInput(`the prompt has ${promptTokens} tokens, past the engine's max_input_len ${limits.max_input_len}`, 'shorten --input_text, or rebuild the engine with a larger --max_input_len');
+  }
+  if (promptTokens + maxOutput > limits.max_seq_len) {
+    throw badInput(
+      `the prompt's ${promptTokens} tokens and --max_output_len ${maxOutput} need ${promptTokens + maxOutput}, past the engine's max_seq_len ${limits.max_seq_len}`,
+      limits.max_seq_len - promptTokens >= 1
+        ? `pass --max_output_len ${limits.max_seq_len - promptTokens} or less, shorten --input_text, or rebuild the engine with a larger --max_seq_len`
+        : 'shorten --input_text, or rebuild the engine with a larger --max_seq_len',
+    );
+  }
+  return limits;
+}
+
 export function register(program: Command): void {
   program
     .command('run')
@@ -87,7 +120,10 @@ export function register(program: Command): void {
       const tokenizer = Tokenizer.fromDir(tokenizerDir);
       const template = ChatTemplate.fromDir(tokenizerDir);
       const prompt = renderPrompt(template, tokenizer, [{ role: 'user', content: opts.input_text }], { enableThinking: opts.enable_thinking === true });
-      const engine = await loadEngine(engineDir, { threads: opts.threads, maxSeqLen: Math.max(4096, prompt.ids.length + opts.max_output_len + 16) });
+      const need = prompt.ids.length + opts.max_output_len;
+      const limits = engineLimits(engineDir, prompt.ids.length, opts.max_output_len);
+      // A context just large enough (at least 4096) keeps the KV cache small; never past the engine's.
+      const engine = await loadEngine(engineDir, { threads: opts.threads, maxSeqLen: Math.min(limits?.max_seq_len ?? Infinity, Math.max(4096, need + 16)) });
       const out = process.stdout;
       try {
         const decoder = new IncrementalDecoder(tokenizer, { skipSpecialTokens: true });

@@ -58,10 +58,20 @@ export interface TensorParallelJoin {
   ncclId: string;
 }
 
-/** The engine's build limits become the defaults of the load options (explicit options win). */
+/** Tokens per step the runtime schedules when not told (native/include/grpst/engine.h, max_num_tokens). */
+const runtimeStepTokens = 512;
+
+/**
+ * The engine's build limits become the defaults of the load options (explicit options win):
+ * max_batch_size, max_seq_len and max_input_len (the prompt limit the server and `grpst run`
+ * enforce, as TensorRT-LLM engines do); max_num_tokens caps the runtime's tokens per step where
+ * the engine was built with fewer than it schedules by default.
+ */
 export function engineLoadOptions(folder: EngineFolder, opts: LoadOptions): LoadOptions {
   const l = folder.manifest.limits;
-  return { maxBatchSize: l.max_batch_size, maxSeqLen: l.max_seq_len, ...definedOnly(opts) };
+  const defaults: LoadOptions = { maxBatchSize: l.max_batch_size, maxSeqLen: l.max_seq_len, maxInputLen: l.max_input_len };
+  if (l.max_num_tokens < runtimeStepTokens) defaults.maxNumTokens = l.max_num_tokens;
+  return { ...defaults, ...definedOnly(opts) };
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {

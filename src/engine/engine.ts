@@ -36,6 +36,7 @@ export class Engine implements GenerationEngine {
   private constructor(
     private readonly addon: NativeAddon,
     native: NativeEngine,
+    maxInputLen?: number,
   ) {
     this.native = native;
     this.nativeInfo = native.info();
@@ -46,6 +47,7 @@ export class Engine implements GenerationEngine {
       threads: n.threads,
       maxBatchSize: n.maxBatchSize,
       maxSeqLen: n.maxSeqLen,
+      maxInputLen: Math.min(maxInputLen ?? n.maxSeqLen, n.maxSeqLen),
       maxNumTokens: n.maxNumTokens,
       vocabSize: n.vocabSize,
       quantization: n.quantization,
@@ -71,7 +73,7 @@ export class Engine implements GenerationEngine {
       const fix = /KV cache/.test(message) ? 'see the message above: the KV cache settings in the inference conf' : 'check the model folder and the load options';
       throw badInput(`cannot load ${source}: ${message}`, fix);
     }
-    engine = new Engine(addon, native);
+    engine = new Engine(addon, native, options.maxInputLen);
     return engine;
   }
 

@@ -22,6 +22,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
     maxBatchSize: opts.maxBatchSize,
     maxNumTokens: opts.maxNumTokens,
     maxSeqLen: opts.maxSeqLen,
+    maxInputLen: opts.maxInputLen,
     kvBlockSize: opts.kvBlockSize,
     maxTokensInPagedKvCache: opts.maxTokensInPagedKvCache,
     kvCacheBytes: opts.kvCacheBytes,

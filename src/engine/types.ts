@@ -105,6 +105,8 @@ export interface EngineInfo {
   threads: number;
   maxBatchSize: number;
   maxSeqLen: number;
+  /** Prompt tokens a request may carry (an engine's --max_input_len; else maxSeqLen). */
+  maxInputLen: number;
   maxNumTokens: number;
   vocabSize: number;
   quantization: string;
@@ -120,6 +122,8 @@ export interface LoadOptions {
   maxBatchSize?: number;
   maxNumTokens?: number;
   maxSeqLen?: number;
+  /** Prompt tokens a request may carry, at most maxSeqLen (default: maxSeqLen); an engine folder's max_input_len. */
+  maxInputLen?: number;
   /** Tokens per KV block (default 16). */
   kvBlockSize?: number;
   /** KV pool size, in this order of precedence: exact token count, bytes, fraction of free memory. */

@@ -46,6 +46,16 @@ export function contextLengthExceeded(maxLen: number, promptTokens: number, maxT
   );
 }
 
+/** A prompt past an engine's --max_input_len (the context may still have room: max_seq_len counts output too). */
+export function inputTooLong(maxInputLen: number, promptTokens: number, param = 'messages'): ApiError {
+  return new ApiError(
+    400,
+    `This model's maximum input length is ${maxInputLen} tokens (the engine's max_input_len). However, your prompt has ${promptTokens} tokens. ` +
+      'Reduce the prompt, or rebuild the engine with a larger --max_input_len.',
+    { param, code: 'context_length_exceeded' },
+  );
+}
+
 export const modelNotFound = (model: string, served: string) =>
   new ApiError(404, `The model '${model}' does not exist on this server; it serves '${served}'. Send "model": "${served}".`, {
     param: 'model',

@@ -1,5 +1,6 @@
 // The route table and the one wrapper every request goes through: CORS, auth, the handler, and
 // errors turned into OpenAI's envelope. Handlers never write error responses themselves.
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiKeyCheck } from './auth.js';
 import type { ServerContext } from './context.js';
@@ -35,7 +36,19 @@ const corsHeaders = {
   'access-control-allow-origin': '*',
   'access-control-allow-headers': 'authorization, content-type, x-api-key',
   'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-expose-headers': 'x-request-id',
 };
+
+/** A header list a preflight may ask for: tokens and commas only, so it can be echoed back. */
+const headerList = /^[A-Za-z0-9!#$%&'*+.^_`|~, -]{1,2048}$/;
+/** A client's own request id, echoed back when it is a plain token (as OpenAI's x-request-id). */
+const requestIdToken = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** x-request-id of a response: the client's when it sent a plain one, else a new one. */
+function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && requestIdToken.test(given) ? given : `req_${randomBytes(12).toString('hex')}`;
+}
 
 export class Router {
   private readonly byPath = new Map<string, Route[]>();
@@ -66,9 +79,14 @@ export class Router {
       untrack();
     });
     for (const [k, v] of Object.entries(corsHeaders)) res.setHeader(k, v);
+    res.setHeader('x-request-id', requestId(req));
     let label = 'unknown';
     try {
       if (method === 'OPTIONS') {
+        // Browser clients (the openai SDK sends its x-stainless-* headers) may send what they ask for.
+        const asked = req.headers['access-control-request-headers'];
+        if (typeof asked === 'string' && headerList.test(asked)) res.setHeader('access-control-allow-headers', asked);
+        res.setHeader('access-control-max-age', '600');
         res.writeHead(204);
         res.end();
         return;

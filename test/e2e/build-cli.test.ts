@@ -1,9 +1,10 @@
 // `grpst build` and `grpst run` as a person or a CI job runs them: real processes, exit codes,
 // messages that name the problem and the fix, and nothing left behind when a build fails.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSafetensorsHeader } from '../../src/model/safetensors.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { execa } from 'execa';
 import { cliArgv, makeCli, type Cli } from '../helpers/grpst-cli.js';
@@ -35,12 +36,12 @@ function variant(name: string, edit: (dir: string) => void): string {
   return dir;
 }
 
-async function failing(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string; out: string }> {
+async function failing(args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string; stdout: string; out: string }> {
   const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
   const r = await cli.run(['build', '--output_dir', out, ...args], { env });
   expect(existsSync(out), 'nothing may be left at --output_dir').toBe(false);
   expect(leftovers(work)).toEqual([]);
-  return { code: r.code, stderr: r.stderr, out };
+  return { code: r.code, stderr: r.stderr, stdout: r.stdout, out };
 }
 
 describe('grpst build on the command line', () => {
@@ -69,6 +70,17 @@ describe('grpst build on the command line', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('a relative path in a recipe that is not there from the current folder names the recipe and the folder', async () => {
+    const recipe = join(work, 'relative.yml');
+    writeFileSync(recipe, 'model_dir: ../hf\noutput_dir: ../engine-rel\n');
+    const r = await cli.run(['build', recipe, '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatch(/recipe .*relative\.yml: model_dir \.\.\/hf does not exist from the current folder \(.*\/hf\)[\s\S]*fix: run grpst from the folder/);
+    // The flag overrides the recipe's path, so the recipe's is not checked.
+    const overridden = await cli.run(['build', recipe, '--model_dir', tinyA, '--dry-run']);
+    expect(overridden.code, overridden.stderr).toBe(0);
+  });
+
   it('refuses an existing output folder unless --force', async () => {
     const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', engine, '--eval_tokens', '130']);
     expect(r.code).toBe(2);
@@ -94,6 +106,10 @@ describe('grpst build: bad input and a full disk', () => {
     const r = await failing(['--model_dir', join(work, 'nope')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--model_dir .*nope does not exist\n.*fix: pass the folder of a Hugging Face Qwen3 checkpoint/);
+    expect(r.stderr).not.toMatch(/\n +at /); // bad input: the message and the fix, no stack
+    const debug = await failing(['--model_dir', join(work, 'nope')], { GRPST_DEBUG: '1' });
+    expect(debug.code).toBe(2);
+    expect(debug.stderr).toMatch(/does not exist[\s\S]*\n +at .*openSource/); // GRPST_DEBUG=1: the whole stack too
     // its config.json instead of the folder: the fix names the folder
     const file = await failing(['--model_dir', join(tinyA, 'config.json')]);
     expect(file.code).toBe(2);
@@ -124,6 +140,21 @@ describe('grpst build: bad input and a full disk', () => {
     const r = await failing(['--model_dir', cut, '--qformat', 'int8_wo']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/model\.safetensors is not a valid safetensors file: tensor .* ends at byte \d+ but the file has 1000000 bytes \(truncated\?\)/);
+  });
+
+  it('NaN weights: the accuracy report names the tensor instead of writing an engine', async () => {
+    const poisoned = variant('nan', (d) => {
+      const file = join(d, 'model.safetensors');
+      const q = readSafetensorsHeader(file).tensors.find((x) => x.name === 'model.layers.0.self_attn.q_proj.weight')!;
+      const fd = openSync(file, 'r+');
+      writeSync(fd, Buffer.from([0xc0, 0x7f, 0xc0, 0x7f]), 0, 4, q.offset + 64); // two bf16 NaNs
+      closeSync(fd);
+    });
+    const r = await failing(['--model_dir', poisoned, '--eval_tokens', '130', '--json']);
+    expect(r.code).toBe(2);
+    const answer = JSON.parse(r.stdout);
+    expect(answer).toMatchObject({ ok: false, exit_code: 2 });
+    expect(answer.error).toMatch(/model\.safetensors: tensor model\.layers\.0\.self_attn\.q_proj\.weight holds NaN or Inf values[\s\S]*fix: the checkpoint is damaged/);
   });
 
   it('a --max_seq_len past the model\'s positions', async () => {

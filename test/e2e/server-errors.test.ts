@@ -56,6 +56,10 @@ describe('request errors', () => {
     expectEnvelope(await post(url, chat({ top_logprobs: 2 })), 400, { param: 'top_logprobs' });
     expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: [1, 2, 999999999] }), 400, { param: 'prompt' });
     expectEnvelope(await post(`${srv.url}/detokenize`, { tokens: [999999999] }), 400, { param: 'tokens' });
+    // stream_options needs stream, as OpenAI answers; null is no options at all.
+    expectEnvelope(await post(url, chat({ stream_options: { include_usage: true } })), 400, { param: 'stream_options' });
+    expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: 'hi', max_tokens: 1, stream: false, stream_options: {} }), 400, { param: 'stream_options' });
+    expect((await post(url, chat({ stream_options: null }))).status).toBe(200);
     // Unknown fields are ignored, as OpenAI clients send many.
     expect((await post(url, chat({ store: false, metadata: { a: 1 }, parallel_tool_calls: true }))).status).toBe(200);
   });

@@ -85,6 +85,31 @@ describe('API key', () => {
     }
   });
 
+  it('a browser preflight asking for the openai SDK\'s headers is allowed without the key; every answer carries x-request-id', async () => {
+    const asked = 'authorization, content-type, x-stainless-lang, x-stainless-package-version, x-stainless-os, x-stainless-retry-count, openai-organization';
+    const pre = await fetch(`${locked.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': asked },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-headers')).toBe(asked);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('*');
+    const bare = await fetch(`${locked.url}/v1/models`, { method: 'OPTIONS' });
+    expect(bare.headers.get('access-control-allow-headers')).toBe('authorization, content-type, x-api-key');
+
+    const mine = await get(`${locked.url}/v1/models`, { authorization: `Bearer ${key}`, 'x-request-id': 'job-42.step_7' });
+    expect(mine.headers['x-request-id']).toBe('job-42.step_7');
+    const refused = await get(`${locked.url}/v1/models`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers['x-request-id']).toMatch(/^req_[0-9a-f]{24}$/);
+    const odd = await get(`${locked.url}/health`, { 'x-request-id': 'not a token' });
+    expect(odd.headers['x-request-id']).toMatch(/^req_[0-9a-f]{24}$/);
+    expect(refused.headers['access-control-expose-headers']).toContain('x-request-id');
+    // The official client reads it as the request id of what it returns.
+    const page = await locked.client.models.list().withResponse();
+    expect(page.request_id).toMatch(/^req_[0-9a-f]{24}$/);
+  });
+
   it('the key never reaches the log', async () => {
     expect(locked.logs.length).toBeGreaterThan(0);
     expect(locked.logs.join('\n')).not.toContain(key);

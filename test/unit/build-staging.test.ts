@@ -20,16 +20,47 @@ describe('staging folder', () => {
     expect(readdirSync(join(root, 'a'))).toEqual(['engine']);
   });
 
-  it('refuses an existing output without --force and replaces it with --force', () => {
+  it('refuses an existing output without --force and replaces an engine folder with --force', () => {
     const out = join(root, 'b');
     mkdirSync(out);
-    writeFileSync(join(out, 'old'), '1');
+    writeFileSync(join(out, 'engine.json'), '{}');
     expect(() => Staging.begin(out, false)).toThrow(/already exists/);
     const s = Staging.begin(out, true);
     writeFileSync(s.path('new'), '2');
     s.commit(true);
     expect(readdirSync(out)).toEqual(['new']);
     expect(readdirSync(root).filter((e) => e.startsWith('.'))).toEqual([]);
+  });
+
+  it('--force never replaces a folder a build did not write, the checkpoint or the current folder', () => {
+    const notes = join(root, 'notes');
+    mkdirSync(notes);
+    writeFileSync(join(notes, 'important.txt'), 'keep');
+    expect(() => Staging.begin(notes, true)).toThrow(/not an engine folder \(no engine.json\)/);
+    expect(readdirSync(notes)).toEqual(['important.txt']);
+
+    const ckpt = join(root, 'models', 'hf');
+    mkdirSync(ckpt, { recursive: true });
+    writeFileSync(join(ckpt, 'engine.json'), '{}'); // even one that looks like an engine
+    expect(() => Staging.begin(ckpt, true, ckpt)).toThrow(/is the checkpoint folder \(--model_dir\)/);
+    expect(() => Staging.begin(join(root, 'models'), true, ckpt)).toThrow(/holds the checkpoint folder/);
+    expect(existsSync(join(ckpt, 'engine.json'))).toBe(true);
+    Staging.begin(join(ckpt, 'engine'), true, ckpt).abort(); // an engine inside the checkpoint folder is fine
+
+    const cwd = process.cwd();
+    process.chdir(notes);
+    try {
+      expect(() => Staging.begin('.', true)).toThrow(/is the current folder or holds it/);
+      expect(() => Staging.begin(root, true)).toThrow(/is the current folder or holds it/);
+    } finally {
+      process.chdir(cwd);
+    }
+    expect(readdirSync(notes)).toEqual(['important.txt']);
+    expect(readdirSync(root).filter((e) => e.startsWith('.'))).toEqual([]);
+  });
+
+  it('a folder the kernel will not create fails at once (Node\'s recursive mkdir spins forever under /proc)', () => {
+    expect(() => Staging.begin('/proc/grpst-no-such-folder/engine', false)).toThrow(/cannot create \/proc\/grpst-no-such-folder: ENOENT/);
   });
 
   it('leaves nothing behind on abort, and removes staging folders of dead builds', () => {

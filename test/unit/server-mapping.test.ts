@@ -44,13 +44,22 @@ describe('request -> engine settings', () => {
   });
 
   it('context length: the budget fills what is left, an overflow names both numbers', () => {
-    expect(tokenBudget(undefined, 100, 4096, 'messages')).toBe(3996);
-    expect(tokenBudget(10, 100, 4096, 'messages')).toBe(10);
-    const err = status(() => tokenBudget(4000, 100, 4096, 'messages'));
+    const ctx = { maxSeqLen: 4096, maxInputLen: 4096 };
+    expect(tokenBudget(undefined, 100, ctx, 'messages')).toBe(3996);
+    expect(tokenBudget(10, 100, ctx, 'messages')).toBe(10);
+    const err = status(() => tokenBudget(4000, 100, ctx, 'messages'));
     expect(err).toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'messages' });
     expect(err?.message).toMatch(/4096/);
     expect(err?.message).toMatch(/4100/);
-    expect(status(() => tokenBudget(undefined, 4096, 4096, 'messages'))).toMatchObject({ code: 'context_length_exceeded' });
+    expect(status(() => tokenBudget(undefined, 4096, ctx, 'messages'))).toMatchObject({ code: 'context_length_exceeded' });
+  });
+
+  it("an engine's max_input_len refuses longer prompts even where the context has room", () => {
+    const engine = { maxSeqLen: 256, maxInputLen: 16 };
+    expect(tokenBudget(4, 16, engine, 'prompt')).toBe(4);
+    const err = status(() => tokenBudget(4, 17, engine, 'prompt'));
+    expect(err).toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'prompt' });
+    expect(err?.message).toMatch(/maximum input length is 16 tokens .*your prompt has 17 tokens.*--max_input_len/);
   });
 });
 

@@ -52,6 +52,18 @@ export function compareWindow(tokens: Int32Array, ref: Rows, test: Rows, totals:
   }
 }
 
+/** NaN or Inf in one side's logits: the report cannot be computed (non-finite.ts says why). */
+export class NonFiniteLogits extends Error {
+  constructor(readonly side: 'reference' | 'engine') {
+    super(`the ${side}'s logits are not finite`);
+  }
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
+}
+
 export async function accuracyReport(reference: Scorer, engine: Scorer, tokens: Int32Array, referenceName: string, onProgress?: (f: number) => void, signal?: AbortSignal): Promise<AccuracyReport> {
   if (reference.vocabSize !== engine.vocabSize) throw new Error(`vocabulary sizes differ: ${reference.vocabSize} vs ${engine.vocabSize}`);
   const totals: AccuracyTotals = { positions: 0, agree: 0, kl: 0, nllRef: 0, nll: 0 };
@@ -60,7 +72,9 @@ export async function accuracyReport(reference: Scorer, engine: Scorer, tokens: 
     if (window.length < 2) break;
     signal?.throwIfAborted(); // an interrupted build stops within one window
     const ref = await windowRows(reference, window);
+    if (!allFinite(ref.data)) throw new NonFiniteLogits('reference');
     const test = await windowRows(engine, window);
+    if (!allFinite(test.data)) throw new NonFiniteLogits('engine');
     compareWindow(window, ref, test, totals);
     onProgress?.(Math.min(1, (start + WINDOW) / tokens.length));
   }

@@ -16,7 +16,8 @@ import {
 import type { BuildSettings } from '../options.js';
 import type { Reporter } from '../progress.js';
 import { explainWriteError, Staging } from '../staging.js';
-import { accuracyReport, formatAccuracy } from './accuracy.js';
+import { accuracyReport, formatAccuracy, NonFiniteLogits } from './accuracy.js';
+import { explainNonFiniteLogits } from './non-finite.js';
 import { layerFormat, packWeights, type PackResult } from './pack.js';
 import type { RuntimeBridge } from './runtime-bridge.js';
 import { copyTokenizerFiles, openSource, sourceName, type SourceModel } from './source.js';
@@ -75,7 +76,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   checkBuildInputs(s, src);
   const qformat = src.awq ? 'int4_awq' : s.qformat;
   const tokenizer = Tokenizer.fromDir(src.checkpoint.dir);
-  const staging = Staging.begin(s.output_dir, s.force);
+  const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
   // The checkpoint's files hash on worker threads while the weights are packed.
   const hashing = new AbortController();
   const identityHashed = sourceIdentity(src, hashing.signal);
@@ -188,9 +189,13 @@ async function measureAccuracy(s: BuildSettings, src: SourceModel, tokenizer: To
   try {
     const engine = await bridge.openScorer(staging.tmp);
     try {
-      const report = await accuracyReport(reference, engine, tokens, basename(referenceDir), (f) => ctx.reporter.progress(f), ctx.signal);
-      ctx.reporter.done();
-      return report;
+      try {
+        const report = await accuracyReport(reference, engine, tokens, basename(referenceDir), (f) => ctx.reporter.progress(f), ctx.signal);
+        ctx.reporter.done();
+        return report;
+      } catch (e) {
+        throw e instanceof NonFiniteLogits ? explainNonFiniteLogits(e.side, referenceDir, s.qformat) : e;
+      }
     } finally {
       await engine.close();
     }

@@ -40,7 +40,7 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
   const preQuantized = Boolean(src.awq);
   checkBuildInputs(s, src);
   const tools = locateTools(s, { convert: !needsQuantizeScript(s, preQuantized), quantize: needsQuantizeScript(s, preQuantized) }, env);
-  const staging = Staging.begin(s.output_dir, s.force);
+  const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
   const log = staging.path(LOG_FILE);
   writeFileSync(log, `# grpst ${ctx.version}: TensorRT-LLM build of ${src.checkpoint.dir}\n`);
   reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);

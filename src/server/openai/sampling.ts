@@ -1,7 +1,7 @@
 // Request fields -> what one engine submit needs: sampling, limits, stop strings and stop ids.
 // Request values win over the inference conf's defaults, which win over OpenAI's defaults.
-import { defaultSampling, type SamplingParams } from '../../engine/types.js';
-import { badRequest, contextLengthExceeded } from '../errors.js';
+import { defaultSampling, type EngineInfo, type SamplingParams } from '../../engine/types.js';
+import { badRequest, contextLengthExceeded, inputTooLong } from '../errors.js';
 import type { ServerOptions } from '../options.js';
 import type { CommonRequest } from './schema-common.js';
 
@@ -45,6 +45,13 @@ export function seedToU32(seed: number): number {
   return (m < 0 ? m + 2 ** 32 : m) >>> 0;
 }
 
+/** stream_options without stream: 400, as OpenAI and vLLM answer (its include_usage would do nothing). */
+export function checkStreamOptions(body: CommonRequest): void {
+  if (body.stream_options != null && body.stream !== true) {
+    throw badRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled; set \"stream\": true or leave stream_options out.", 'stream_options');
+  }
+}
+
 /** Request stop strings plus the conf's stop_words. */
 export function stopStrings(body: CommonRequest, options: ServerOptions): string[] {
   const given = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
@@ -53,9 +60,11 @@ export function stopStrings(body: CommonRequest, options: ServerOptions): string
 
 /**
  * The generation budget: the request's max tokens, or what is left of the context. 400 with both
- * numbers when the prompt and the budget do not fit.
+ * numbers when the prompt and the budget do not fit, or the prompt is past the engine's input limit.
  */
-export function tokenBudget(requested: number | null | undefined, promptTokens: number, maxSeqLen: number, param: string): number {
+export function tokenBudget(requested: number | null | undefined, promptTokens: number, limits: Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>, param: string): number {
+  const { maxSeqLen, maxInputLen } = limits;
+  if (promptTokens > maxInputLen && maxInputLen < maxSeqLen) throw inputTooLong(maxInputLen, promptTokens, param);
   if (requested === null || requested === undefined) {
     if (promptTokens >= maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, 1, param);
     return maxSeqLen - promptTokens;

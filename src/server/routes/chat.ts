@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
-import { checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -17,6 +17,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, chatRequestSchema);
   const s = rc.server;
   s.checkModel(body.model);
+  checkStreamOptions(body);
   const engine = s.requireEngine();
   const thinking = body.enable_thinking ?? thinkingKwarg(body.chat_template_kwargs) ?? s.options.enableThinking;
   const plan = planTools(body.tools, body.tool_choice, body.response_format, thinking, s.constraints, body.parallel_tool_calls);
@@ -35,7 +36,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     kwargs: extraKwargs(body.chat_template_kwargs),
   });
   const promptTokens = prompt.ids.length;
-  const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, promptTokens, engine.info.maxSeqLen, 'messages');
+  const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, promptTokens, engine.info, 'messages');
   if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs "logprobs": true.', 'top_logprobs');
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
   const sampling = samplingFor(body, s.options);

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import type { ResponseMeta } from '../openai/chat-mapping.js';
 import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt } from '../openai/completion-mapping.js';
 import { planTools } from '../openai/constraints.js';
-import { checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -17,6 +17,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, completionRequestSchema);
   const s = rc.server;
   s.checkModel(body.model);
+  checkStreamOptions(body);
   const engine = s.requireEngine();
   if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix');
   const n = body.n ?? 1;
@@ -27,7 +28,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const logprobs = body.logprobs ?? undefined;
   // lm-evaluation-harness scores a prompt with echo + logprobs + max_tokens 0.
   const wantPromptLogprobs = echo && logprobs !== undefined;
-  const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, engine.info.maxSeqLen, 'prompt'));
+  const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, engine.info, 'prompt'));
   if (budgets.some((b) => b === 0) && !echo) throw badRequest('max_tokens 0 generates nothing; use it with "echo": true to score the prompt.', 'max_tokens');
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
