@@ -195,8 +195,8 @@ describe('response_format', () => {
     expect(values).toContain(JSON.parse(r.choices[0].message.content!));
   });
 
-  it('with thinking on, the think block stays free text and the answer after it validates', async () => {
-    const s = await start({ reasoningParser: true });
+  it.each([true, false])('with thinking on (reasoning parser %s), the think block stays free text, apart from the answer, which validates', async (reasoningParser) => {
+    const s = await start({ reasoningParser });
     try {
       const schema = schemas.person;
       let reasoned = 0;
@@ -209,6 +209,16 @@ describe('response_format', () => {
         expect(r.choices[0].finish_reason).toBe('stop');
       }
       expect(reasoned).toBeGreaterThan(0);
+      // Streamed alike: the content deltas join into the JSON alone.
+      const stream = await s.client.chat.completions.create({ model: 'qwen3', messages: ask('Think, then answer.'), max_tokens: 120, seed: 1, enable_thinking: true, stream: true, response_format: { type: 'json_schema', json_schema: { name: 'person', schema } } } as any);
+      let content = '';
+      for await (const chunk of stream as any) content += chunk.choices[0]?.delta?.content ?? '';
+      expect(ajv.validate(schema, JSON.parse(content)), content).toBe(true);
+      if (!reasoningParser) {
+        // Without a response format the conf's choice stands: no reasoning_content.
+        const plain = await s.client.chat.completions.create({ model: 'qwen3', messages: ask('Hi'), max_tokens: 8, seed: 1, enable_thinking: true } as any);
+        expect((plain.choices[0].message as { reasoning_content?: string }).reasoning_content).toBeUndefined();
+      }
     } finally {
       await s.server.close();
     }

@@ -45,6 +45,10 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   const n = body.n ?? 1;
+  // A JSON answer must parse as it stands (the openai SDK's parse() does), so with thinking on its
+  // think block goes to reasoning_content even where the conf's reasoning parser is off.
+  const jsonAnswer = body.response_format?.type === 'json_object' || body.response_format?.type === 'json_schema';
+  const separateReasoning = s.options.reasoningParser || (thinking && jsonAnswer);
   const jobs: ChoiceJob[] = Array.from({ length: n }, (_, index) => ({
     index,
     submit: {
@@ -62,13 +66,13 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       stops,
       thinking,
       startInReasoning: thinking && endsInsideThink(prompt.text),
-      separateReasoning: s.options.reasoningParser,
+      separateReasoning,
       toolCalls: plan.parseCalls,
     },
     decoder: s.decoder(skipSpecial),
   }));
   const meta: ResponseMeta = { id: s.newId('chatcmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
-  const view = { reasoningField: s.options.reasoningParser, logprobs, tok: s.tokenizer };
+  const view = { reasoningField: separateReasoning, logprobs, tok: s.tokenizer };
 
   const release = await admit(rc);
   s.metrics.promptTokens.inc({}, promptTokens);
