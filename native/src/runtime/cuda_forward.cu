@@ -52,7 +52,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   if (stream_bf16 == 0 || stream_bf16 == 2) f->bf16_stream_max_rows_ = stream_bf16 == 2 ? 1 : 0;
   f->bf16_stream_max_rows_ = env_int("GRPST_CUDA_STREAM_BF16_MAX_ROWS", f->bf16_stream_max_rows_);
   f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
-  f->mma_qkv_max_rows_ = env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", f->mma_qkv_max_rows_);
+  f->mma_qkv_max_rows_ = env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", default_mma_qkv_max_rows(f->w_.layers[0].qkv.format));
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
   f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
   f->mma_few_splits_below_ = env_int("GRPST_CUDA_MMA_FEW_SPLITS_BELOW", f->mma_few_splits_below_);
@@ -363,8 +363,8 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     splits = std::min(splits, staged_max_splits_);
   const bool fused = fused_rows && attention_decode_fused_supported(kv_.geo, d.heads, R, splits);
   const bool mma_any = mma_decode_ && attention_decode_mma_supported(kv_.geo, d.heads);
-  // Up to mma_qkv_max_rows_ decode rows (none by default), the tensor-core decode attention
-  // normalises and rotates its own q / k (one kernel fewer per layer; kDefaultMmaQkvMaxRows).
+  // Up to mma_qkv_max_rows_ decode rows (by the QKV weights' format), the tensor-core decode
+  // attention normalises and rotates its own q / k (one kernel fewer per layer; default_mma_qkv_max_rows).
   const bool mma_qkv = R > 0 && R <= mma_qkv_max_rows_ && !fused && mma_any;
 
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));

@@ -114,11 +114,24 @@ constexpr int kDefaultStagedMaxSplits = 16;
 constexpr int kStagedCapMaxContext = 4096;
 // Decode rows' q/k norm + RoPE + KV write inside the tensor-core decode attention
 // (attention_decode_mma_qkv) instead of a kernel of their own before it, up to this many decode
-// rows (0: never, the default). Measured on an H200 against the separate kernel in turns, two
-// runs (docs/benchmarks-gpu-passes.md): one kernel fewer per layer did not pay, one row within 1%
-// either way (bf16 4.47 / 4.49 inside against 4.45 / 4.52 ms, int4_awq 1% slower in both), every
-// b64 step 1-4% slower (each block redoes its group's norms at the head of its chain).
-constexpr int kDefaultMmaQkvMaxRows = 0;
+// rows, by the format of the QKV projection (the same bits either way). First measured with
+// every format off (docs/benchmarks-gpu-passes.md: one row within 1% either way, b64 1-4%
+// slower); table runs 33-35 on an H200 then had it, in turns against the separate kernel, faster
+// for the weight-only formats at one row in all six turns (int8_wo 1.2-1.7%, int4_awq 0.2-0.8%)
+// and at 64 rows in all three runs (1.8-2.0%, 0.4-0.8%), faster for fp8 at one row (0.7-1.0%) but
+// not at 64 (0.1-0.7% slower), and never for bf16 (even to 0.4% slower) or int8_sq (0.3-1.3%
+// slower at one row, 0.8-1.2% at 64; docs/benchmarks-gpu.md, "Taken after table run 35").
+constexpr int kDefaultMmaQkvMaxRows = 0;             // bf16, int8_sq
+constexpr int kDefaultMmaQkvMaxRowsWeightOnly = 1 << 20;  // int8_wo, int4_awq: every decode batch
+constexpr int kDefaultMmaQkvMaxRowsFp8 = 1;
+inline int default_mma_qkv_max_rows(WeightFormat qkv) {
+  switch (qkv) {
+    case WeightFormat::int8_wo:
+    case WeightFormat::int4_awq: return kDefaultMmaQkvMaxRowsWeightOnly;
+    case WeightFormat::fp8: return kDefaultMmaQkvMaxRowsFp8;
+    default: return kDefaultMmaQkvMaxRows;
+  }
+}
 // Rows up to which quantized weights take the decode kernels (the weight-streaming GEMV up to
 // kStreamMaxRows, then the skinny tensor-core kernel); larger batches run cuBLASLt (int4_awq /
 // int8_wo on a dequantized weight, fp8 / int8_sq on quantized activations), except int4_awq /
@@ -197,9 +210,10 @@ class Forward {
   // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
   void set_mma_decode(bool on) { mma_decode_ = on; }
   // That kernel taking up to `rows` decode rows straight from the QKV projection, with their q/k
-  // norm + RoPE and KV write inside (attention_decode_mma_qkv; kDefaultMmaQkvMaxRows,
+  // norm + RoPE and KV write inside (attention_decode_mma_qkv; default_mma_qkv_max_rows,
   // GRPST_CUDA_MMA_QKV_MAX_ROWS), more after the separate qk_norm_rope_kv kernel.
   void set_mma_qkv_max_rows(int rows) { mma_qkv_max_rows_ = rows; }
+  int mma_qkv_max_rows() const { return mma_qkv_max_rows_; }
   // bf16 weights take the GEMV up to this many rows (at most kGemvMaxRows), cuBLASLt beyond
   // (GRPST_CUDA_GEMV_MAX_ROWS overrides the measured default).
   void set_gemv_max_rows(int rows) { gemv_max_rows_ = rows; }

@@ -326,15 +326,13 @@ void bench_model(const std::string& formats, const std::string& prefill_lengths)
     }
     early_reads_in_turns();
     // Switches that change no arithmetic, each setting measured in turns, the step logits the same
-    // bits either way: q/k norm + RoPE inside the tensor-core attention (off by default), the
+    // bits either way: q/k norm + RoPE inside the tensor-core attention (its default by format), the
     // streaming GEMV's second round of weights issued before its wait, and fp8 / int8_sq
     // activations divided by __fdiv_rn in its staging (div_by by default).
+    const int qkv_rows_default = fwd->mma_qkv_max_rows();  // the format's default (default_mma_qkv_max_rows)
     compare_in_turns(label, "q/k norm + RoPE kernel before the attention", "q/k norm + RoPE inside the attention", b1_b64,
-                     [&](bool on) {
-                       fwd->set_mma_qkv_max_rows(on ? serve_b : cu::env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS",
-                                                                               cu::kDefaultMmaQkvMaxRows));
-                     },
-                     *fwd, m.d.vocab, report_decode, logits.p, s);
+                     [&](bool on) { fwd->set_mma_qkv_max_rows(on ? serve_b : 0); }, *fwd, m.d.vocab, report_decode, logits.p, s);
+    fwd->set_mma_qkv_max_rows(qkv_rows_default);
     // The GEMM paths' norm prologue / activation quantization with a row per block or a warp per
     // row (their sums of squares in another order: the logits compared within rounding)
     compare_env_in_turns(label, "activations a warp per row", "activations a row per block", {{16, serve_ctx}, {serve_b, serve_ctx}},
