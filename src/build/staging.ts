@@ -1,7 +1,7 @@
 // The output folder of a build is written as a temporary sibling and renamed into place at the
 // end, so a failed, interrupted or out-of-space build leaves nothing behind at --output_dir.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pidAlive } from '../daemon/processes.js';
 import { badInput, failed } from '../util/errors.js';
 import { MANIFEST_FILE } from './manifest.js';
@@ -130,7 +130,7 @@ export class Staging {
 /** Whether `inner` is `outer` or lies somewhere under it. */
 function within(inner: string, outer: string): boolean {
   const rel = relative(outer, inner);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 /**
