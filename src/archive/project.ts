@@ -88,6 +88,13 @@ function walk(dir: string, prefix: string, onFile: OnFile, onDir: OnDir, notes: 
 function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFile) => void, taken: Set<string>): void {
   const confDir = path.join(root, 'conf');
   if (!fs.existsSync(confDir)) return;
+  // Compared by their real paths: an engine reached through a symbolic link (models/x -> /data/x)
+  // is not in the walk's files (links are left out), wherever the link itself sits.
+  const realRoot = fs.realpathSync(root);
+  const packedAt = (real: string): string | undefined => {
+    const resolved = fs.realpathSync(real);
+    return isInside(realRoot, resolved) ? path.relative(realRoot, resolved) : undefined;
+  };
   const copied = new Map<string, string>();
   const copyFolder = (real: string, wanted: string, filter: (f: string) => boolean, deep: boolean): string => {
     const known = copied.get(real);
@@ -123,20 +130,33 @@ function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFil
             `build the engine there first (grpst build --output_dir ${real}) or point gpt_model_path at an engine folder`,
           );
         plan.notes.push(`conf/${confName}: gpt_model_path ${enginePath} is not an engine folder on this machine; it must exist where the archive runs`);
-      } else if (!isInside(root, real)) {
-        const target = copyFolder(real, path.basename(real) || 'engine', () => true, true);
-        doc.setIn([...argsPath, 'gpt_model_path'], `./${target}`);
-        changed = true;
+      } else {
+        const inside = packedAt(real);
+        if (inside === undefined) {
+          const target = copyFolder(fs.realpathSync(real), path.basename(real) || 'engine', () => true, true);
+          doc.setIn([...argsPath, 'gpt_model_path'], `./${target}`);
+          changed = true;
+        } else if (inside !== path.relative(root, real)) {
+          // A link inside the project to a folder inside it: the archive holds the folder itself.
+          doc.setIn([...argsPath, 'gpt_model_path'], `./${inside}`);
+          changed = true;
+        }
       }
     }
     if (typeof tokenizerPath === 'string') {
       const real = path.resolve(root, tokenizerPath);
       const dir = fs.existsSync(real) && fs.statSync(real).isFile() ? path.dirname(real) : real;
-      if (!isInside(root, dir) && fs.existsSync(path.join(dir, 'tokenizer.json'))) {
+      const inside = fs.existsSync(path.join(dir, 'tokenizer.json')) ? packedAt(dir) : '';
+      if (inside !== undefined && inside !== '' && inside !== path.relative(root, dir)) {
+        // Reached through a link inside the project to a folder inside it (as for the engine).
+        doc.setIn([...argsPath, 'tokenizer_path'], `./${inside}`);
+        changed = true;
+      } else if (inside === undefined) {
         // Only the tokenizer's own files (top level, no weights): a checkpoint folder also holds
         // gigabytes of weights and, often, the engine built from it.
         const isSmallFile = (f: string) => !weightExtensions.has(path.extname(f)) && fs.statSync(f).size < 64 * 1024 * 1024;
-        const target = copied.get(dir) ?? copyFolder(dir, `${path.basename(dir) || 'model'}-tokenizer`, isSmallFile, false);
+        const realDir = fs.realpathSync(dir);
+        const target = copied.get(realDir) ?? copyFolder(realDir, `${path.basename(dir) || 'model'}-tokenizer`, isSmallFile, false);
         doc.setIn([...argsPath, 'tokenizer_path'], `./${target}`);
         changed = true;
       }

@@ -30,6 +30,9 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
     throw badInput(`project folder ${opts.projectDir} does not exist`, 'run `grpst archive DIR` with the folder that holds conf/');
   }
   const output = path.resolve(opts.output);
+  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) {
+    throw badInput(`-o ${opts.output} is a folder`, `pass the archive's file path, e.g. -o ${path.join(opts.output, 'server.mar')}`);
+  }
   if (!fs.existsSync(path.dirname(output))) {
     throw badInput(`output folder ${path.dirname(output)} does not exist`, 'create it first, or pass -o with an existing folder');
   }

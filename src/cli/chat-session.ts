@@ -1,6 +1,7 @@
 // The session behind `grpst chat` (cli/chat.ts): finds the server through the lifecycle state,
 // then reads messages from the terminal and streams the answers, thinking dimmed.
 import readline from 'node:readline';
+import { request, type Dispatcher } from 'undici';
 import { loadDeployment } from '../config/resolve.js';
 import { envVars, grpstHome } from '../config/paths.js';
 import { probeHost } from '../daemon/probe.js';
@@ -61,16 +62,20 @@ function authHeaders(apiKey?: string): Record<string, string> {
 }
 
 async function servedModel(baseUrl: string, apiKey: string | undefined, name: string): Promise<string> {
-  let res: Response;
+  // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...), and a
+  // server may listen on one.
+  let res: Dispatcher.ResponseData;
   try {
-    res = await fetch(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
+    res = await request(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     throw badInput(`cannot reach the server ${name} at ${baseUrl}: ${errorText(err)}`, `check it with \`grpst ps\` and \`grpst logs ${name}\``);
   }
-  if (res.status === 401) throw badInput(`the server ${name} refused the API key`, `pass --api_key KEY or set ${envVars.apiKey}`);
-  if (res.status === 503) throw badInput(`the server ${name} is still loading its model`, 'try again in a moment (`grpst ps` shows running when it is ready)');
-  if (!res.ok) throw failed(`GET ${baseUrl}/v1/models answered ${res.status}: ${await res.text()}`, `see \`grpst logs ${name}\``);
-  const body = (await res.json()) as { data?: { id: string }[] };
+  const status = res.statusCode;
+  const text = await res.body.text();
+  if (status === 401) throw badInput(apiKey ? `the server ${name} refused the API key` : `the server ${name} needs an API key`, `pass --api_key KEY or set ${envVars.apiKey}`);
+  if (status === 503) throw badInput(`the server ${name} is still loading its model`, 'try again in a moment (`grpst ps` shows running when it is ready)');
+  if (status !== 200) throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${text}`, `see \`grpst logs ${name}\``);
+  const body = JSON.parse(text) as { data?: { id: string }[] };
   const id = body.data?.[0]?.id;
   if (!id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see \`grpst logs ${name}\``);
   return id;
@@ -227,16 +232,16 @@ interface StreamChunk {
 
 /** The JSON payloads of an SSE response, until [DONE]; an error envelope or frame is thrown. */
 async function* sseChunks(url: string, body: unknown, apiKey: string | undefined, signal: AbortSignal): AsyncGenerator<StreamChunk> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(apiKey) }, body: JSON.stringify(body), signal });
-  if (!res.ok || !res.body) {
-    const text = await res.text();
+  const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(apiKey) }, body: JSON.stringify(body), signal });
+  if (res.statusCode !== 200) {
+    const text = await res.body.text();
     let message = text;
     try {
       message = (JSON.parse(text) as StreamChunk).error?.message ?? text;
     } catch {
       // Not JSON: the text as it came.
     }
-    throw new GrpstError(`the server answered ${res.status}: ${message}`, res.status === 401 ? { hint: `pass --api_key KEY or set ${envVars.apiKey}` } : {});
+    throw new GrpstError(`the server answered ${res.statusCode}: ${message}`, res.statusCode === 401 ? { hint: `pass --api_key KEY or set ${envVars.apiKey}` } : {});
   }
   const decoder = new TextDecoder();
   let buf = '';

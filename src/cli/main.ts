@@ -32,6 +32,9 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     process.exitCode = exitCodeOf(err, argv);
+    // A server that failed (its port taken, say) exits now, not once its engine's worker thread
+    // has finished loading: `grpst start` is waiting on its exit.
+    if (argv[2] === 'serve') process.exit();
   }
 }
 

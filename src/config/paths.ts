@@ -11,7 +11,15 @@ export const envVars = {
   apiKey: 'GRPST_API_KEY',
   /** Largest total size a .mar may unpack to, in bytes (zip-bomb guard). */
   maxMarBytes: 'GRPST_MAX_MAR_BYTES',
+  /** Seconds a stopping server lets in-flight requests run before it cancels them (default 600). */
+  drainTimeout: 'GRPST_DRAIN_TIMEOUT_S',
 } as const;
+
+/** The drain limit of a stopping server, in seconds (GRPST_DRAIN_TIMEOUT_S; 600 when unset or not a positive number). */
+export function drainTimeoutS(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env[envVars.drainTimeout]);
+  return Number.isFinite(v) && v > 0 ? v : 600;
+}
 
 export const defaultName = 'my_grps';
 export const defaultPort = 9997;

@@ -82,6 +82,9 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
   });
 
   const { httpPort, rpcPort } = portsOf(server);
+  if (browserBlockedPorts.has(httpPort)) {
+    notes.push({ file: 'server', keyPath: ['interface', 'port'], text: `${httpPort} is a port browsers refuse to open (the fetch standard's bad ports): the API answers, the chat page will not load there` });
+  }
   const serverOptions: ServerOptions = {
     ...defaultServerOptions,
     host: server.interface?.host ?? defaultServerOptions.host,
@@ -126,6 +129,9 @@ function deviceOfModel(device: string | undefined): LoadOptions['device'] {
   if (device === 'cpu') return 'cpu';
   return 'cuda';
 }
+
+/** Ports at or above 1024 that browsers and fetch() refuse (the fetch standard's "bad ports"). */
+const browserBlockedPorts = new Set([1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080]);
 
 export function portsOf(server: ServerConf): { httpPort: number; rpcPort?: number } {
   const written = server.interface?.port;

@@ -45,12 +45,7 @@ export function pruneBackups(file: string, backupCount: number): void {
  * rotated at once. The timer does not keep the process alive.
  */
 export function scheduleDailyRotation(file: string, backupCount: number, now: () => Date = () => new Date()): () => void {
-  try {
-    const modified = fs.statSync(file).mtime;
-    if (dayStamp(modified) !== dayStamp(now()) && fs.statSync(file).size > 0) rotateLog(file, dayStamp(modified), backupCount);
-  } catch {
-    // No log yet.
-  }
+  rotateStale(file, backupCount, now());
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
     const current = now();
@@ -68,6 +63,22 @@ export function scheduleDailyRotation(file: string, backupCount: number, now: ()
   };
   arm();
   return () => clearTimeout(timer);
+}
+
+/**
+ * A log last written on an earlier day is rotated now (its day's copy), and backups past
+ * `backupCount` are removed. `grpst serve` calls it before its first line (that line would make
+ * the log today's: a server restarted daily before midnight would never rotate), and again with
+ * the conf's count once it is read.
+ */
+export function rotateStale(file: string, backupCount: number, at: Date = new Date()): void {
+  try {
+    const lastWrite = fs.statSync(file).mtime;
+    if (dayStamp(lastWrite) !== dayStamp(at) && fs.statSync(file).size > 0) rotateLog(file, dayStamp(lastWrite), backupCount);
+    else pruneBackups(file, backupCount);
+  } catch {
+    // No log yet.
+  }
 }
 
 /** The last `count` lines of a file written after byte `from` (reads at most the last 256 KiB). */

@@ -1,4 +1,5 @@
 // What `ps` and `start` ask of a server: is its process alive, and what does /health say.
+import { request } from 'undici';
 import { groupMembers, pidAlive } from './processes.js';
 import type { ServerState } from './state.js';
 
@@ -19,14 +20,16 @@ export type HealthAnswer = 'ok' | 'loading' | 'auth' | 'error' | 'none';
 
 export async function probeHealth(url: string, opts: { timeoutMs?: number; apiKey?: string } = {}): Promise<HealthAnswer> {
   try {
-    const res = await fetch(url, {
+    // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...).
+    const res = await request(url, {
       signal: AbortSignal.timeout(opts.timeoutMs ?? 2000),
       headers: opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {},
     });
-    await res.arrayBuffer().catch(() => undefined);
-    if (res.status === 200) return 'ok';
-    if (res.status === 503) return 'loading';
-    if (res.status === 401 || res.status === 403) return 'auth';
+    await res.body.dump().catch(() => undefined);
+    const status = res.statusCode;
+    if (status === 200) return 'ok';
+    if (status === 503) return 'loading';
+    if (status === 401 || status === 403) return 'auth';
     return 'error';
   } catch {
     return 'none';

@@ -5,9 +5,10 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
+import { drainTimeoutS } from '../config/paths.js';
 import type { GenerationEngine, LoadOptions } from '../engine/types.js';
 import { errorText } from '../util/errors.js';
-import { createLogger, scheduleDailyRotation, type Logger } from './log-file.js';
+import { createLogger, rotateStale, scheduleDailyRotation, type Logger } from './log-file.js';
 import { atomicWrite } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
 import { freePort } from './ports.js';
@@ -27,10 +28,12 @@ export interface ServeInput {
 }
 
 /** Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes later anyway). */
-const drainTimeoutMs = Number(process.env.GRPST_DRAIN_TIMEOUT_S ?? 600) * 1000;
+const drainTimeoutMs = drainTimeoutS() * 1000;
 
 export async function runServe(input: ServeInput, log: Logger = createLogger()): Promise<number> {
   const deployPath = path.resolve(input.deployPath ?? process.cwd());
+  // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
+  if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
   log.info(`grpst serve (pid ${process.pid}): ${input.inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
   const d = loadDeployment({ inferenceConf: input.inferenceConf, serverConf: input.serverConf, deployPath });
   for (const warning of d.warnings) log.warn(warning);

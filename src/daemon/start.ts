@@ -15,7 +15,7 @@ import { tryBind } from './ports.js';
 import { healthUrl, probeHealth } from './probe.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, sleep, waitGroupGone } from './processes.js';
 import { spawnDaemon } from './spawn.js';
-import { listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
+import { ensureHome, listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
 import { requireTrtllmServe } from './trtllm.js';
 import { checkTensorParallelHost, multicastOffEnv, tensorParallelSize } from './tp-launch.js';
 
@@ -50,7 +50,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
   const cwd = input.cwd ?? process.cwd();
   const env = input.env ?? process.env;
   const paths = lifecyclePaths(input.name, input.home);
-  fs.mkdirSync(input.home, { recursive: true });
+  ensureHome(input.home);
   checkMpiNp(input.mpiNp);
   const release = lockName(input.name, input.home);
   const staging = path.join(input.home, `.staging-${input.name}-${process.pid}`);
@@ -94,6 +94,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       }
     }
     await checkPort(d, input.home);
+    checkLogDir(d.log.dir);
 
     replaceDeploy(staging, paths.deploy, d);
     const logFile = logFileIn(d.log.dir);
@@ -215,7 +216,7 @@ function chooseConfs(input: StartInput, staging: string, cwd: string): { inferen
 
 async function checkPort(d: Deployment, home: string): Promise<void> {
   const { host, port } = d.runtime.server;
-  if (port === 0) return;
+  // Port 0 too: the host must name an address of this machine (else the daemon fails after spawning).
   const result = await tryBind(host, port);
   if (result === 'free') return;
   if (result === 'EADDRINUSE') {
@@ -226,6 +227,25 @@ async function checkPort(d: Deployment, home: string): Promise<void> {
     );
   }
   throw badInput(`cannot listen on ${host}:${port} (${result})`, result === 'EACCES' ? 'ports below 1024 need privileges; use a port above 1023' : 'check interface.host in server.yml names an address of this machine');
+}
+
+/**
+ * A log_dir outside the deploy folder must be creatable before anything is deployed: found only
+ * after the old deploy was replaced, it would leave the name half-started.
+ */
+function checkLogDir(dir: string): void {
+  let at = dir;
+  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  let problem: string | undefined;
+  if (!fs.statSync(at).isDirectory()) problem = `${at} is a file`;
+  else {
+    try {
+      fs.accessSync(at, fs.constants.W_OK);
+    } catch {
+      problem = `${at} is not writable`;
+    }
+  }
+  if (problem) throw badInput(`log.log_dir ${dir} cannot be created: ${problem}`, 'set log.log_dir in server.yml to a folder this user can write (a relative one lands in the deploy folder)');
 }
 
 // The deploy folder is replaced whole, so files of an older archive never linger; only its
@@ -254,14 +274,14 @@ async function waitHealthy(state: ServerState, portFile: string, apiKey: string 
       await abandon(state, home);
       throw failed(`${state.name} exited while starting${formatTail(state.logFile, logOffset)}`, `fix what the log says, then start again (full log: ${state.logFile})`);
     }
-    if (state.httpPort === 0) {
-      const bound = Number(readText(portFile));
-      if (bound > 0) {
-        state.httpPort = bound;
-        writeState(state, home);
-      }
+    // The daemon writes the port file once it listens: until then a /health answer on that port
+    // is another server's (two starts racing for one port must not both report success).
+    const bound = Number(readText(portFile));
+    if (bound > 0 && state.httpPort === 0) {
+      state.httpPort = bound;
+      writeState(state, home);
     }
-    if (state.httpPort !== 0) {
+    if (bound > 0 && bound === state.httpPort) {
       const answer = await probeHealth(healthUrl(state.host, state.httpPort), { apiKey, timeoutMs: 2000 });
       if (answer === 'ok') return;
     }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { lifecyclePaths, runDirOf, type LifecyclePaths } from '../config/paths.js';
+import { envVars, lifecyclePaths, runDirOf, type LifecyclePaths } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
 import { pidAlive } from './processes.js';
 
@@ -28,9 +28,27 @@ export const serverStateSchema = z.object({
 });
 export type ServerState = z.output<typeof serverStateSchema>;
 
+/** Makes a folder under GRPST_HOME; a home that cannot hold it is bad input named with the fix. */
+function makeUnderHome(dir: string, home: string, mode?: number): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode });
+  } catch (e) {
+    throw badInput(`cannot use ${home} as ${envVars.home} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, `set ${envVars.home} to a folder you can write (default ~/.grps)`);
+  }
+}
+
+/** GRPST_HOME itself, created when missing. */
+export function ensureHome(home: string): void {
+  makeUnderHome(home, home);
+}
+
+function makeRunDir(runDir: string): void {
+  makeUnderHome(runDir, path.dirname(runDir), 0o700);
+}
+
 export function writeState(state: ServerState, home?: string): void {
   const p = lifecyclePaths(state.name, home);
-  fs.mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
+  makeRunDir(p.runDir);
   atomicWrite(p.state, `${JSON.stringify(state, null, 2)}\n`);
   atomicWrite(p.pid, `${state.pid}\n`);
 }
@@ -74,7 +92,7 @@ export function portFileOf(p: LifecyclePaths): string {
  */
 export function lockName(name: string, home?: string): () => void {
   const p = lifecyclePaths(name, home);
-  fs.mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
+  makeRunDir(p.runDir);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       fs.writeFileSync(p.lock, `${process.pid}\n`, { flag: 'wx' });

@@ -1,5 +1,6 @@
 // `grpst stop`: SIGTERM to the server's process group (the server drains: no new requests,
 // in-flight ones finish), SIGKILL to the group after the timeout, then the state is removed.
+import fs from 'node:fs';
 import { lifecyclePaths } from '../config/paths.js';
 import { notFound } from '../util/errors.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, waitGroupGone } from './processes.js';
@@ -43,6 +44,12 @@ export async function stopServer(name: string, home: string, timeoutS: number, o
   if (!(await waitGroupGone(state.pgid, timeoutS * 1000))) {
     killed = true;
     signalGroup(state.pgid, 'SIGKILL');
+    // The server cannot log its own SIGKILL: say it in its log, where `grpst logs` shows it.
+    try {
+      fs.appendFileSync(state.logFile, `${new Date().toISOString()} ERROR grpst stop: the drain did not finish within ${timeoutS} s; the server was killed (SIGKILL)\n`);
+    } catch {
+      // The deploy folder may be gone; the CLI says it was killed either way.
+    }
     await waitGroupGone(state.pgid, 10_000);
   }
   removeState(name, home);

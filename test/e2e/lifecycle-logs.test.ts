@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayStamp, pruneBackups, rotateLog, scheduleDailyRotation, tailLines } from '../../src/daemon/log-file.js';
 import { showLogs } from '../../src/daemon/logs.js';
+import { runServe } from '../../src/daemon/serve.js';
 import { procStartTime } from '../../src/daemon/processes.js';
 import { writeState } from '../../src/daemon/state.js';
 
@@ -58,6 +59,26 @@ describe('log rotation', () => {
     stop();
     expect(fs.readFileSync(`${file}.${dayStamp(late)}`, 'utf8')).toBe('late line\n');
     expect(fs.readFileSync(file, 'utf8')).toBe('');
+  });
+});
+
+describe('a server restarted on a later day', () => {
+  it("rotates the earlier day's log before its first line, and keeps log_backup_count copies from the start", async () => {
+    const dir = path.join(tmp, 'restart');
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'grpst_server.log');
+    for (const day of ['2020-01-01', '2020-01-02', '2020-01-03']) fs.writeFileSync(`${file}.${day}`, day);
+    fs.writeFileSync(file, 'old day\n');
+    const yesterday = new Date(Date.now() - 36 * 3600 * 1000);
+    fs.utimesSync(file, yesterday, yesterday);
+    const log = { info: (l: string) => fs.appendFileSync(file, `${l}\n`), warn: (l: string) => fs.appendFileSync(file, `${l}\n`), error: (l: string) => fs.appendFileSync(file, `${l}\n`) };
+    // A serve whose conf is missing: it logs its first line, then fails reading the conf.
+    await expect(runServe({ inferenceConf: path.join(dir, 'missing.yml'), deployPath: dir, logFile: file }, log)).rejects.toThrow();
+    expect(fs.readFileSync(`${file}.${dayStamp(yesterday)}`, 'utf8')).toBe('old day\n');
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/^grpst serve \(pid \d+\)/);
+    // Once the conf is read, its count applies at once, not only at the next midnight.
+    scheduleDailyRotation(file, 2)();
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('grpst_server.log.')).sort()).toEqual(['grpst_server.log.2020-01-03', `grpst_server.log.${dayStamp(yesterday)}`].sort());
   });
 });
 

@@ -140,6 +140,25 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(Math.min(...ended)).toBeGreaterThan(sigterm);
   });
 
+  it('stop --timeout shorter than a running answer: the server is killed, and its log says so', async () => {
+    const port = await freePort('127.0.0.1');
+    await startProject(project('kill', serverOn(port)), 'killed');
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
+    // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
+    const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 3000, stream: true, ignore_eos: true });
+    const chunks = stream[Symbol.asyncIterator]();
+    await chunks.next(); // generating
+    const stopped = await cli.run(['stop', 'killed', '--timeout', '1']);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stderr).toContain('killed did not finish within 1 s and was killed');
+    const log = fs.readFileSync(path.join(cli.home, 'killed', 'logs', 'grpst_server.log'), 'utf8');
+    expect(log).toMatch(/ERROR grpst stop: the drain did not finish within 1 s; the server was killed \(SIGKILL\)/);
+    const rest = (async () => {
+      for (let r = await chunks.next(); !r.done; r = await chunks.next());
+    })();
+    await expect(rest).rejects.toThrow(); // the answer was cut, not finished
+  });
+
   it('grpst serve runs in the foreground and exits 0 after draining on SIGTERM', async () => {
     const port = await freePort('127.0.0.1');
     const dir = project('foreground', serverOn(port));
@@ -166,6 +185,49 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(r.stderr).toContain('fix: the archive holds --inference_conf=conf/inference_tiny.yml');
     expect(fs.existsSync(path.join(cli.home, 'typo'))).toBe(false);
     expect(fs.existsSync(path.join(cli.home, '.run', 'typo.json'))).toBe(false);
+  });
+
+  it('two starts racing for one port: one serves, the other fails (never both "running")', async () => {
+    const dir = project('race', serverOn(await freePort('127.0.0.1')));
+    expect((await cli.run(['archive', '.', '--include_engine'], { cwd: dir })).code).toBe(0);
+    const start = (name: string) => cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', name, '--timeout', '60'], { cwd: dir });
+    const results = await Promise.all([start('race1'), start('race2')]);
+    // The loser fails at the port check (2) or, when both passed it together, once its daemon
+    // cannot listen (4); before, the second one took the winner's /health as its own and said 0.
+    const codes = results.map((r) => r.code).sort();
+    expect(codes[0]).toBe(0);
+    expect([2, 4]).toContain(codes[1]);
+    const loser = results.find((r) => r.code !== 0)!;
+    expect(loser.stderr).toMatch(/is already in use|is taken by grpst server/);
+    const ps = await cli.run(['ps', '--json']);
+    const listed = (JSON.parse(ps.stdout) as { name: string; status: string }[]).filter((s) => s.name.startsWith('race'));
+    expect(listed.map((s) => s.status)).toEqual(['running']);
+    expect((await cli.run(['stop', listed[0].name, '--timeout', '30'])).code).toBe(0);
+  });
+
+  it('deploy settings that cannot work are refused before anything is deployed: exit 2', async () => {
+    const blocker = path.join(work, 'a-file');
+    fs.writeFileSync(blocker, 'x');
+    const cases: [string, string, RegExp][] = [
+      ['logdir', `${serverOn(await freePort('127.0.0.1'))}log:\n  log_dir: ${blocker}/logs\n`, /log\.log_dir .*a-file\/logs cannot be created: .*a-file is a file/],
+      ['badhost', 'interface:\n  host: no.such.host.invalid\n  port: 0\n', /cannot listen on no\.such\.host\.invalid:0 \(ENOTFOUND|EAI_AGAIN/],
+    ];
+    for (const [name, yml, message] of cases) {
+      const dir = project(name, yml);
+      expect((await cli.run(['archive', '.', '--include_engine'], { cwd: dir })).code).toBe(0);
+      const r = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', name], { cwd: dir });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(fs.existsSync(path.join(cli.home, name)), name).toBe(false);
+      expect(fs.existsSync(path.join(cli.home, '.run', `${name}.json`)), name).toBe(false);
+    }
+    const dir = path.join(work, 'logdir');
+    const home = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', 'nohome'], { cwd: dir, env: { GRPST_HOME: path.join(blocker, 'home') } });
+    expect(home.code).toBe(2);
+    expect(home.stderr).toMatch(/cannot use .*a-file\/home as GRPST_HOME \(ENOTDIR\)\n.*fix: set GRPST_HOME to a folder you can write/);
+    const toFolder = await cli.run(['archive', '.', '-o', work], { cwd: dir });
+    expect(toFolder.code).toBe(2);
+    expect(toFolder.stderr).toMatch(/-o .* is a folder\n.*fix: pass the archive's file path, e\.g\. -o .*server\.mar/);
   });
 
   it('a crash while loading (corrupt weights): start fails with the log tail and no state', async () => {

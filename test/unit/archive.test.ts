@@ -129,6 +129,37 @@ describe('grpst archive', () => {
     expect(d.tokenizerPath).toBe(path.join(dest, 'engines', 'ckpt-tokenizer'));
   });
 
+  it('--include_engine follows an engine reached through a symbolic link, outside the project or inside it', async () => {
+    const store = path.join(tmp, 'store', 'qwen-engine');
+    put(path.join(store, 'engine.json'), '{"format":1}');
+    put(path.join(store, 'weights.bin'), Buffer.alloc(2048, 5));
+    const project = path.join(tmp, 'project-links');
+    const tokenizerFiles = (dir: string) => ['tokenizer.json', 'tokenizer_config.json'].forEach((f) => put(path.join(dir, f), fs.readFileSync(path.join(tokenizerDir, f))));
+    tokenizerFiles(store);
+    const conf = fs
+      .readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8')
+      .replace('gpt_model_path: /tmp/Qwen3-8B/engine/', 'gpt_model_path: ./models/qwen')
+      .replace('tokenizer_path: /tmp/Qwen3-8B/', 'tokenizer_path: ./models/qwen');
+    put(path.join(project, 'conf', 'inference_qwen3.yml'), conf);
+    put(path.join(project, 'conf', 'inference_local.yml'), conf.replaceAll('./models/qwen', './models/local'));
+    fs.mkdirSync(path.join(project, 'models'));
+    fs.symlinkSync(store, path.join(project, 'models', 'qwen')); // models/qwen -> a store outside
+    put(path.join(project, 'engines-here', 'e1', 'engine.json'), '{"format":1}');
+    tokenizerFiles(path.join(project, 'engines-here', 'e1'));
+    fs.symlinkSync(path.join(project, 'engines-here', 'e1'), path.join(project, 'models', 'local')); // a link to a folder inside
+
+    const output = path.join(tmp, 'links.mar');
+    await writeArchive({ projectDir: project, output, includeEngine: true });
+    const dest = path.join(tmp, 'deployed-links');
+    await extractArchive(output, dest);
+    expect(listFiles(dest)).toEqual(expect.arrayContaining(['engines/qwen/engine.json', 'engines/qwen/weights.bin', 'engines-here/e1/engine.json']));
+    const outsideConf = loadDeployment({ inferenceConf: path.join(dest, 'conf', 'inference_qwen3.yml'), deployPath: dest, env: {} });
+    expect(outsideConf.enginePath).toBe(path.join(dest, 'engines', 'qwen'));
+    const insideConf = loadDeployment({ inferenceConf: path.join(dest, 'conf', 'inference_local.yml'), deployPath: dest, env: {} });
+    expect(insideConf.enginePath).toBe(path.join(dest, 'engines-here', 'e1'));
+    expect([outsideConf.tokenizerPath, insideConf.tokenizerPath]).toEqual([path.join(dest, 'engines', 'qwen'), path.join(dest, 'engines-here', 'e1')]);
+  });
+
   it('--include_engine refuses a conf whose relative engine path holds no engine, and writes nothing', async () => {
     const project = path.join(tmp, 'project3');
     put(path.join(project, 'conf', 'inference.yml'), 'models:\n  - inferer_args:\n      gpt_model_path: ./engine-missing\n');
