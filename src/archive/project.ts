@@ -56,6 +56,7 @@ export function planArchive(projectDir: string, opts: { includeEngine: boolean; 
   }, plan.notes);
 
   if (opts.includeEngine) copyOutsideEngines(root, plan, add, taken);
+  else noteEnginesLeavingProject(root, plan);
   plan.files.sort((a, b) => a.name.localeCompare(b.name));
   return plan;
 }
@@ -79,6 +80,36 @@ function walk(dir: string, prefix: string, onFile: OnFile, onDir: OnDir, notes: 
     } else if (entry.isFile()) {
       if (entry.name.endsWith('.mar')) continue;
       onFile(real, name, fs.statSync(real));
+    }
+  }
+}
+
+/** The inference confs of a project (conf/inference*.yml), parsed; unparsable ones noted and skipped. */
+function inferenceConfs(root: string, plan: ArchivePlan): { confName: string; confPath: string; doc: ReturnType<typeof parseDocument> }[] {
+  const confDir = path.join(root, 'conf');
+  if (!fs.existsSync(confDir)) return [];
+  const out = [];
+  for (const confName of fs.readdirSync(confDir).filter((f) => /^inference.*\.ya?ml$/.test(f)).sort()) {
+    const confPath = path.join(confDir, confName);
+    const doc = parseDocument(fs.readFileSync(confPath, 'utf8'));
+    if (doc.errors.length > 0 || !isMap(doc.contents)) {
+      plan.notes.push(`conf/${confName}: not valid YAML, its engine was not looked for`);
+      continue;
+    }
+    out.push({ confName, confPath, doc });
+  }
+  return out;
+}
+
+const argsPath = ['models', 0, 'inferer_args'];
+
+// Without --include_engine, a relative gpt_model_path that leaves the project can never resolve
+// where the archive is deployed (grpst start refuses "../" paths): said now, not at start.
+function noteEnginesLeavingProject(root: string, plan: ArchivePlan): void {
+  for (const { confName, doc } of inferenceConfs(root, plan)) {
+    const enginePath = doc.getIn([...argsPath, 'gpt_model_path']);
+    if (typeof enginePath === 'string' && !path.isAbsolute(enginePath) && !isInside(root, path.resolve(root, enginePath))) {
+      plan.notes.push(`conf/${confName}: gpt_model_path ${enginePath} leaves the project, so grpst start will refuse it; pass --include_engine to pack the engine, or write the path absolute`);
     }
   }
 }
@@ -108,14 +139,7 @@ function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFil
     return target;
   };
 
-  for (const confName of fs.readdirSync(confDir).filter((f) => /^inference.*\.ya?ml$/.test(f)).sort()) {
-    const confPath = path.join(confDir, confName);
-    const doc = parseDocument(fs.readFileSync(confPath, 'utf8'));
-    if (doc.errors.length > 0 || !isMap(doc.contents)) {
-      plan.notes.push(`conf/${confName}: not valid YAML, its engine was not looked for`);
-      continue;
-    }
-    const argsPath = ['models', 0, 'inferer_args'];
+  for (const { confName, doc } of inferenceConfs(root, plan)) {
     const enginePath = doc.getIn([...argsPath, 'gpt_model_path']);
     const tokenizerPath = doc.getIn([...argsPath, 'tokenizer_path']);
     let changed = false;

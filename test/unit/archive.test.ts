@@ -129,6 +129,18 @@ describe('grpst archive', () => {
     expect(d.tokenizerPath).toBe(path.join(dest, 'engines', 'ckpt-tokenizer'));
   });
 
+  it('without --include_engine, a relative engine path leaving the project is noted (start would refuse it)', async () => {
+    const project = path.join(tmp, 'project-up');
+    const conf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8').replace('gpt_model_path: /tmp/Qwen3-8B/engine/', 'gpt_model_path: ../engine');
+    put(path.join(project, 'conf', 'inference_qwen3.yml'), conf);
+    const result = await writeArchive({ projectDir: project, output: path.join(tmp, 'up.mar'), includeEngine: false });
+    expect(result.notes).toContain('conf/inference_qwen3.yml: gpt_model_path ../engine leaves the project, so grpst start will refuse it; pass --include_engine to pack the engine, or write the path absolute');
+    const absolute = path.join(tmp, 'project-abs');
+    put(path.join(absolute, 'conf', 'inference_qwen3.yml'), fs.readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8'));
+    const plain = await writeArchive({ projectDir: absolute, output: path.join(tmp, 'abs.mar'), includeEngine: false });
+    expect(plain.notes.filter((n) => n.includes('leaves the project'))).toEqual([]);
+  });
+
   it('--include_engine follows an engine reached through a symbolic link, outside the project or inside it', async () => {
     const store = path.join(tmp, 'store', 'qwen-engine');
     put(path.join(store, 'engine.json'), '{"format":1}');
