@@ -1,5 +1,4 @@
 // What `ps` and `start` ask of a server: is its process alive, and what does /health say.
-import { request } from 'undici';
 import { groupMembers, pidAlive } from './processes.js';
 import type { ServerState } from './state.js';
 
@@ -21,6 +20,8 @@ export type HealthAnswer = 'ok' | 'loading' | 'auth' | 'error' | 'none';
 export async function probeHealth(url: string, opts: { timeoutMs?: number; apiKey?: string } = {}): Promise<HealthAnswer> {
   try {
     // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...).
+    // Loaded here: `grpst ps` with nothing to probe stays light (test/e2e/cli-startup.test.ts).
+    const { request } = await import('undici');
     const res = await request(url, {
       signal: AbortSignal.timeout(opts.timeoutMs ?? 2000),
       headers: opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {},
