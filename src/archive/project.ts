@@ -85,18 +85,17 @@ function walk(dir: string, prefix: string, onFile: OnFile, onDir: OnDir, notes: 
 }
 
 /** The inference confs of a project (conf/inference*.yml), parsed; unparsable ones noted and skipped. */
-function inferenceConfs(root: string, plan: ArchivePlan): { confName: string; confPath: string; doc: ReturnType<typeof parseDocument> }[] {
+function inferenceConfs(root: string, plan: ArchivePlan): { confName: string; doc: ReturnType<typeof parseDocument> }[] {
   const confDir = path.join(root, 'conf');
   if (!fs.existsSync(confDir)) return [];
   const out = [];
   for (const confName of fs.readdirSync(confDir).filter((f) => /^inference.*\.ya?ml$/.test(f)).sort()) {
-    const confPath = path.join(confDir, confName);
-    const doc = parseDocument(fs.readFileSync(confPath, 'utf8'));
+    const doc = parseDocument(fs.readFileSync(path.join(confDir, confName), 'utf8'));
     if (doc.errors.length > 0 || !isMap(doc.contents)) {
       plan.notes.push(`conf/${confName}: not valid YAML, its engine was not looked for`);
       continue;
     }
-    out.push({ confName, confPath, doc });
+    out.push({ confName, doc });
   }
   return out;
 }
