@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pidAlive } from '../daemon/processes.js';
 import { badInput, failed } from '../util/errors.js';
+import { makeFolders } from '../util/folders.js';
 import { MANIFEST_FILE } from './manifest.js';
 
 /** Test hook: pretend the disk fills up after this many bytes written through a staging folder. */
@@ -34,22 +35,6 @@ function removeStale(parent: string, name: string): void {
     const m = pattern.exec(e);
     if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) rmSync(join(parent, e), { recursive: true, force: true });
   }
-}
-
-/**
- * mkdir -p one level at a time: Node's recursive mkdir retries forever where the kernel answers
- * ENOENT for a folder whose parent exists (under /proc), and a build must fail there instead.
- */
-function makeFolders(dir: string): void {
-  const missing: string[] = [];
-  let at = dir;
-  while (!existsSync(at)) {
-    missing.unshift(at);
-    const up = dirname(at);
-    if (up === at) break;
-    at = up;
-  }
-  for (const d of missing) mkdirSync(d);
 }
 
 export class Staging {

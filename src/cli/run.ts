@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Tokenizer } from '../chat/tokenizer.js';
+import type { EngineManifest } from '../build/manifest.js';
 import type { FinishReason } from '../engine/types.js';
 import { badInput } from '../util/errors.js';
 
@@ -54,25 +55,15 @@ interface RunOptions {
   threads?: number;
 }
 
-interface EngineLimits {
-  max_input_len: number;
-  max_seq_len: number;
-}
+type EngineLimits = EngineManifest['limits'];
 
 /**
  * An engine folder's build limits (absent for a Hugging Face checkpoint), after checking the
  * prompt and the output length fit them, as the server does for each request.
  */
-function engineLimits(dir: string, promptTokens: number, maxOutput: number): EngineLimits | undefined {
-  const manifest = join(dir, 'engine.json');
-  if (!existsSync(manifest)) return undefined;
-  let limits: EngineLimits | undefined;
-  try {
-    limits = (JSON.parse(readFileSync(manifest, 'utf8')) as { limits?: EngineLimits }).limits;
-  } catch {
-    return undefined; // the loader names what is wrong with engine.json
-  }
-  if (!limits) return undefined;
+function engineLimits(manifest: EngineManifest | undefined, promptTokens: number, maxOutput: number): EngineLimits | undefined {
+  if (!manifest) return undefined;
+  const limits = manifest.limits;
   if (promptTokens > limits.max_input_len) {
     throw badInput(`the prompt has ${promptTokens} tokens, past the engine's max_input_len ${limits.max_input_len}`, 'shorten --input_text, or rebuild the engine with a larger --max_input_len');
   }
@@ -109,19 +100,20 @@ export function register(program: Command): void {
         throw badInput(`${tokenizerDir} has no tokenizer.json`, 'pass --tokenizer_dir with the Hugging Face checkpoint (engines from grpst build carry their tokenizer)');
       }
       // The tokenizer, template and runtime load here, not when the CLI starts.
-      const [{ ChatTemplate }, { IncrementalDecoder }, { renderPrompt }, { Tokenizer }, { loadEngine }, { defaultSampling }] = await Promise.all([
+      const [{ ChatTemplate }, { IncrementalDecoder }, { renderPrompt }, { Tokenizer }, { loadEngine }, { defaultSampling }, { isEngineFolder, readManifest }] = await Promise.all([
         import('../chat/chat-template.js'),
         import('../chat/incremental-decoder.js'),
         import('../chat/render-prompt.js'),
         import('../chat/tokenizer.js'),
         import('../engine/load.js'),
         import('../engine/types.js'),
+        import('../build/manifest.js'),
       ]);
       const tokenizer = Tokenizer.fromDir(tokenizerDir);
       const template = ChatTemplate.fromDir(tokenizerDir);
       const prompt = renderPrompt(template, tokenizer, [{ role: 'user', content: opts.input_text }], { enableThinking: opts.enable_thinking === true });
       const need = prompt.ids.length + opts.max_output_len;
-      const limits = engineLimits(engineDir, prompt.ids.length, opts.max_output_len);
+      const limits = engineLimits(isEngineFolder(engineDir) ? readManifest(engineDir) : undefined, prompt.ids.length, opts.max_output_len);
       // A context just large enough (at least 4096) keeps the KV cache small; never past the engine's.
       const engine = await loadEngine(engineDir, { threads: opts.threads, maxSeqLen: Math.min(limits?.max_seq_len ?? Infinity, Math.max(4096, need + 16)) });
       const out = process.stdout;

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeFolders } from '../util/folders.js';
 
 /** The CLI module this code belongs to (dist/cli/main.js, or src/cli/main.ts under tsx). */
 export function cliEntry(): string {
@@ -20,7 +21,7 @@ export interface DaemonSpawn {
 }
 
 export function spawnDaemon(opts: DaemonSpawn): number {
-  fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
+  makeFolders(path.dirname(opts.logFile));
   const fd = fs.openSync(opts.logFile, 'a', 0o640);
   try {
     // execArgv carries loaders (tsx) the current process runs under, so the daemon runs the same code.

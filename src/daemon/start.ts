@@ -18,6 +18,7 @@ import { spawnDaemon } from './spawn.js';
 import { ensureHome, listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
 import { requireTrtllmServe } from './trtllm.js';
 import { checkTensorParallelHost, multicastOffEnv, tensorParallelSize } from './tp-launch.js';
+import { makeFolders, nearestExisting } from '../util/folders.js';
 
 export interface Progress {
   step(text: string): void;
@@ -234,8 +235,7 @@ async function checkPort(d: Deployment, home: string): Promise<void> {
  * after the old deploy was replaced, it would leave the name half-started.
  */
 function checkLogDir(dir: string): void {
-  let at = dir;
-  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  const at = nearestExisting(dir);
   let problem: string | undefined;
   if (!fs.statSync(at).isDirectory()) problem = `${at} is a file`;
   else {
@@ -264,7 +264,7 @@ function replaceDeploy(staging: string, deploy: string, d: Deployment): void {
     fs.rmSync(deploy, { recursive: true, force: true });
   }
   fs.renameSync(staging, deploy);
-  fs.mkdirSync(d.log.dir, { recursive: true });
+  makeFolders(d.log.dir);
 }
 
 async function waitHealthy(state: ServerState, portFile: string, apiKey: string | undefined, timeoutMs: number, logOffset: number, home: string): Promise<void> {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { envVars, lifecyclePaths, runDirOf, type LifecyclePaths } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
+import { makeFolders } from '../util/folders.js';
 import { pidAlive } from './processes.js';
 
 export const serverStateSchema = z.object({
@@ -31,7 +32,7 @@ export type ServerState = z.output<typeof serverStateSchema>;
 /** Makes a folder under GRPST_HOME; a home that cannot hold it is bad input named with the fix. */
 function makeUnderHome(dir: string, home: string, mode?: number): void {
   try {
-    fs.mkdirSync(dir, { recursive: true, mode });
+    makeFolders(dir, mode);
   } catch (e) {
     throw badInput(`cannot use ${home} as ${envVars.home} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, `set ${envVars.home} to a folder you can write (default ~/.grps)`);
   }
