@@ -15,7 +15,7 @@ export function register(program: Command): void {
       // The lifecycle modules load when the command runs, not when the CLI starts.
       const [{ probeServer }, { listStates, removeState }] = await Promise.all([import('../daemon/probe.js'), import('../daemon/state.js')]);
       const home = grpstHome();
-      const probed = await Promise.all(listStates(home).map((s) => probeServer(s)));
+      const probed = await Promise.all(listStates(home).map((s) => probeServer(s, home)));
       if (opts.prune) for (const p of probed) if (p.status === 'dead') removeState(p.state.name, home);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(probed.map(toJson), null, 2)}\n`);
@@ -35,11 +35,13 @@ function ports(p: ProbedServer): string {
 }
 
 function toRow(p: ProbedServer): string[] {
-  const status = p.status === 'dead' && p.strays.length > 0 ? `dead (${p.strays.length} stray processes: grpst stop ${p.state.name})` : p.status;
+  let status: string = p.status;
+  if (p.status === 'dead' && p.strays.length > 0) status = `dead (${p.strays.length} stray processes: grpst stop ${p.state.name})`;
+  if (p.status === 'draining') status = `draining (since ${p.drainingSince})`;
   return [ports(p), p.state.name, String(p.state.pid), p.state.deployPath, status];
 }
 
 function toJson(p: ProbedServer) {
   const s = p.state;
-  return { name: s.name, pid: s.pid, status: p.status, httpPort: s.httpPort, rpcPort: s.rpcPort ?? null, host: s.host, deployPath: s.deployPath, backend: s.backend, logFile: s.logFile, startedAt: s.startedAt, strayPids: p.strays };
+  return { name: s.name, pid: s.pid, status: p.status, httpPort: s.httpPort, rpcPort: s.rpcPort ?? null, host: s.host, deployPath: s.deployPath, backend: s.backend, logFile: s.logFile, startedAt: s.startedAt, drainingSince: p.drainingSince ?? null, strayPids: p.strays };
 }

@@ -102,6 +102,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     enableThinking: args.enable_thinking ?? true,
     reasoningParser: args.reasoning_parser !== undefined && args.reasoning_parser !== false,
     sampling: samplingOf(args),
+    endTokenId: args.end_token_id,
     stopWords: args.stop_words ?? [],
     badWords: args.bad_words ?? [],
     skipSpecialTokens: Array.isArray(args.skip_special_tokens) ? args.skip_special_tokens.length > 0 : (args.skip_special_tokens ?? true),

@@ -1,8 +1,8 @@
 // What `ps` and `start` ask of a server: is its process alive, and what does /health say.
 import { groupMembers, pidAlive } from './processes.js';
-import type { ServerState } from './state.js';
+import { drainingSince, type ServerState } from './state.js';
 
-export type ServerStatus = 'running' | 'loading' | 'unhealthy' | 'dead';
+export type ServerStatus = 'running' | 'loading' | 'draining' | 'unhealthy' | 'dead';
 
 /** The address to reach a server bound to host (a wildcard bind is reached on loopback). */
 export function probeHost(host: string): string {
@@ -42,13 +42,20 @@ export interface ProbedServer {
   status: ServerStatus;
   /** Processes of the group still alive although the server process is gone (stop cleans them). */
   strays: number[];
+  /** When it began draining (SIGTERM, `grpst stop`), if it is. */
+  drainingSince?: string;
 }
 
-export async function probeServer(state: ServerState): Promise<ProbedServer> {
+export async function probeServer(state: ServerState, home?: string): Promise<ProbedServer> {
   if (!pidAlive(state.pid, state.procStart)) {
     return { state, status: 'dead', strays: groupMembers(state.pgid) };
   }
   const answer = await probeHealth(healthUrl(state.host, state.httpPort));
+  // A draining server has closed its port: /health cannot answer, the daemon's marker does. Read
+  // after the probe: the daemon writes it before closing the port, so a refused probe is never
+  // taken for "unhealthy" when the drain began during it.
+  const since = drainingSince(state.name, home);
+  if (since) return { state, status: 'draining', strays: [], drainingSince: since };
   const status: ServerStatus = answer === 'ok' || (answer === 'auth' && state.authHealth) ? 'running' : answer === 'loading' ? 'loading' : 'unhealthy';
   return { state, status, strays: [] };
 }

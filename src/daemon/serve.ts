@@ -5,11 +5,12 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
+import { checkTokenIds } from '../config/token-ids.js';
 import { drainTimeoutS } from '../config/paths.js';
 import type { GenerationEngine, LoadOptions } from '../engine/types.js';
 import { errorText } from '../util/errors.js';
 import { createLogger, rotateStale, scheduleDailyRotation, type Logger } from './log-file.js';
-import { atomicWrite } from './state.js';
+import { atomicWrite, drainMarkerOf } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
 import { freePort } from './ports.js';
 import { checkTensorParallelHost, launchTensorParallelWorkers, tensorParallelSize, type TensorParallelGroup } from './tp-launch.js';
@@ -56,6 +57,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   ]);
   const tokenizer = Tokenizer.fromDir(d.tokenizerPath);
   const template = ChatTemplate.fromDir(d.tokenizerPath);
+  checkTokenIds(d, tokenizer.vocabSize, input.inferenceConf);
   log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'}${tp > 1 ? `, tensor parallel ${tp}` : ''})`);
   const group = tp > 1 ? await startGroup(d, tp, log) : undefined;
   const engine = loadNativeEngine(d.enginePath, d.runtime.load, group);
@@ -81,6 +83,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
         return;
       }
       draining = true;
+      markDraining(input.portFile);
       log.info(`${signal}: draining (no new requests; in-flight requests finish)`);
       void server
         .drain(drainTimeoutMs)
@@ -150,6 +153,7 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promi
   // uvicorn). SIGINT from a terminal already reaches the whole group: forwarding would turn it
   // into uvicorn's "second interrupt, exit now".
   const onTerm = () => {
+    markDraining(input.portFile);
     log.info('SIGTERM: trtllm-serve drains and exits');
     child.kill('SIGTERM');
   };
@@ -168,4 +172,14 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promi
       resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
     });
   });
+}
+
+/** Tells `grpst ps` this daemon is draining (daemon mode only: the port file is under GRPST_HOME). */
+function markDraining(portFile: string | undefined): void {
+  if (!portFile) return;
+  try {
+    atomicWrite(drainMarkerOf(portFile), `${new Date().toISOString()}\n`);
+  } catch {
+    // ps then shows the server as unhealthy while it drains; the drain itself goes on.
+  }
 }

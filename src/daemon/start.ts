@@ -7,7 +7,9 @@ import { extractArchive } from '../archive/extract.js';
 import { manifestName } from '../archive/manifest.js';
 import { isInside, lifecyclePaths, validateName } from '../config/paths.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
+import { checkTokenIds } from '../config/token-ids.js';
 import { badInput, failed } from '../util/errors.js';
+import { requireDeviceBuilt } from './device-check.js';
 import { verifyEngineFiles } from './engine-check.js';
 import { checkMpiNp } from './gpus.js';
 import { logFileIn, tailLines } from './log-file.js';
@@ -15,7 +17,7 @@ import { tryBind } from './ports.js';
 import { healthUrl, probeHealth } from './probe.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, sleep, waitGroupGone } from './processes.js';
 import { spawnDaemon } from './spawn.js';
-import { ensureHome, listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
+import { drainMarkerOf, drainingSince, ensureHome, listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
 import { requireTrtllmServe } from './trtllm.js';
 import { checkTensorParallelHost, multicastOffEnv, tensorParallelSize } from './tp-launch.js';
 import { makeFolders, nearestExisting } from '../util/folders.js';
@@ -84,6 +86,11 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
         announced = true;
       };
       await verifyEngineFiles(stagedPath(d.enginePath, paths.deploy, staging), input.home, { known, onHashing });
+      await requireDeviceBuilt(d.runtime.load.device, confs.inference.shown);
+      if (d.endTokenId !== undefined || d.padTokenId !== undefined) {
+        const { Tokenizer } = await import('../chat/tokenizer.js');
+        checkTokenIds(d, Tokenizer.fromDir(stagedPath(d.tokenizerPath, paths.deploy, staging)).vocabSize, confs.inference.shown);
+      }
     }
     let processes = input.mpiNp;
     if (d.backend === 'native') {
@@ -100,7 +107,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     replaceDeploy(staging, paths.deploy, d);
     const logFile = logFileIn(d.log.dir);
     const portFile = portFileOf(paths);
-    fs.rmSync(portFile, { force: true });
+    for (const stale of [portFile, drainMarkerOf(portFile)]) fs.rmSync(stale, { force: true });
     const logOffset = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
     const serveArgs = ['--inference_conf', path.join(paths.deploy, confs.inference.relative), '--deploy_path', paths.deploy, '--log_file', logFile, '--port_file', portFile, '--mpi_np', String(processes)];
     if (confs.server) serveArgs.push('--server_conf', path.join(paths.deploy, confs.server.relative));
@@ -147,6 +154,13 @@ function clearDeadState(input: StartInput, stateFile: string): void {
     return;
   }
   if (pidAlive(previous.pid, previous.procStart)) {
+    const since = drainingSince(input.name, input.home);
+    if (since) {
+      throw badInput(
+        `${input.name} is still stopping (draining since ${since}, pid ${previous.pid})`,
+        `wait for \`grpst stop ${input.name}\` to finish (\`grpst ps\` shows it), or start this one under another --name`,
+      );
+    }
     throw badInput(
       `${input.name} is already running (pid ${previous.pid}, port ${previous.httpPort})`,
       `stop it first with \`grpst stop ${input.name}\`, or start this one under another --name`,

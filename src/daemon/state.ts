@@ -79,12 +79,29 @@ export function listStates(home?: string): ServerState[] {
 
 export function removeState(name: string, home?: string): void {
   const p = lifecyclePaths(name, home);
-  for (const file of [p.state, p.pid, portFileOf(p)]) fs.rmSync(file, { force: true });
+  for (const file of [p.state, p.pid, portFileOf(p), drainMarkerOf(portFileOf(p))]) fs.rmSync(file, { force: true });
 }
 
 /** Where `serve` writes the port it bound (port 0 in server.yml picks a free one). */
 export function portFileOf(p: LifecyclePaths): string {
   return path.join(p.runDir, `${path.basename(p.state, '.json')}.port`);
+}
+
+/**
+ * Written by a daemon when it starts draining (its port is closed by then, so /health cannot
+ * say so): `ps` shows "draining" instead of "unhealthy". Holds the time the drain began.
+ */
+export function drainMarkerOf(portFile: string): string {
+  return portFile.replace(/\.port$/, '.draining');
+}
+
+/** When the server of this state began draining, or undefined when it is not draining. */
+export function drainingSince(name: string, home?: string): string | undefined {
+  try {
+    return fs.readFileSync(drainMarkerOf(portFileOf(lifecyclePaths(name, home))), 'utf8').trim() || 'now';
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -49,7 +49,7 @@ export class ServerContext {
     readonly constraints?: ConstraintCompiler,
   ) {
     this.admission = new Admission(options.maxConcurrency, options.maxQueue);
-    const ids = [tokenizer.eosTokenId, tokenizer.tokenToId('<|im_end|>'), tokenizer.tokenToId('<|endoftext|>')];
+    const ids = [tokenizer.eosTokenId, tokenizer.tokenToId('<|im_end|>'), tokenizer.tokenToId('<|endoftext|>'), options.endTokenId];
     this.stopIds = [...new Set(ids.filter((x): x is number => x !== undefined))];
     this.banned = this.badWordIds(options.badWords);
   }

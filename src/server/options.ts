@@ -33,6 +33,8 @@ export interface ServerOptions {
   reasoningParser: boolean;
   /** Defaults for sampling fields a request leaves out (the inference conf's sampling section). */
   sampling: Partial<SamplingParams>;
+  /** Generation also ends at this token (inference conf end_token_id, TensorRT-LLM's end_id). */
+  endTokenId?: number;
   /** Extra stop strings applied to every request (inference conf stop_words). */
   stopWords: string[];
   /** Strings whose tokens are never generated (inference conf bad_words). */

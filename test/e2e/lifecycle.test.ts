@@ -140,6 +140,35 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(Math.min(...ended)).toBeGreaterThan(sigterm);
   });
 
+  it('while a stop drains, ps says draining (not unhealthy) and a start of the name waits for it', async () => {
+    const port = await freePort('127.0.0.1');
+    await startProject(project('draining', serverOn(port)), 'slow');
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
+    const ac = new AbortController();
+    // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
+    const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 40000, stream: true, ignore_eos: true }, { signal: ac.signal });
+    const chunks = stream[Symbol.asyncIterator]();
+    await chunks.next(); // generating: the drain must wait for this answer
+    const stopping = cli.run(['stop', 'slow', '--timeout', '120']);
+    let row: { status: string; drainingSince: string | null } | undefined;
+    for (let i = 0; i < 100 && row?.status !== 'draining'; i++) {
+      const listed = JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string; drainingSince: string | null }[];
+      row = listed.find((r) => r.name === 'slow');
+      expect(row?.status).not.toBe('unhealthy');
+    }
+    expect(row?.status).toBe('draining');
+    expect(Date.parse(row!.drainingSince!)).toBeGreaterThan(Date.now() - 60_000);
+    expect((await cli.run(['ps'])).stdout).toMatch(/\sslow\s.*\sdraining \(since \d{4}-/);
+    const again = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', 'slow'], { cwd: path.join(work, 'draining') });
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('slow is still stopping (draining since');
+    ac.abort(); // the client leaves: its request ends, so does the drain
+    const stopped = await stopping;
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stderr).toContain('slow stopped');
+    expect(fs.readdirSync(path.join(cli.home, '.run')).filter((f) => f.startsWith('slow.'))).toEqual([]);
+  });
+
   it('stop --timeout shorter than a running answer: the server is killed, and its log says so', async () => {
     const port = await freePort('127.0.0.1');
     await startProject(project('kill', serverOn(port)), 'killed');

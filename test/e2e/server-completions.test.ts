@@ -120,6 +120,24 @@ describe('completions', () => {
     await stopping.server.close();
   });
 
+  it("the conf's end_token_id ends generation at that token, as its end-of-text does", async () => {
+    // This tiny model's greedy answer repeats one token: with it as the end token, nothing is said.
+    const greedy = chatRef.greedy.ids;
+    const req = { model: 'qwen3', prompt: chatRef.prompt_ids, max_tokens: greedy.length, temperature: 0 };
+    const plain = await srv.client.completions.create(req);
+    expect(plain.choices[0]).toMatchObject({ finish_reason: 'length', text: model.tokenizer.decode(greedy) });
+    const ending = await serve(model, { endTokenId: greedy[0] });
+    const r = await ending.client.completions.create(req);
+    expect(r.choices[0]).toMatchObject({ finish_reason: 'stop', text: '' });
+    await ending.server.close();
+    // An end token the answer never holds changes nothing.
+    const other = englishRef.greedy.ids[0];
+    expect(greedy).not.toContain(other);
+    const unused = await serve(model, { endTokenId: other });
+    expect((await unused.client.completions.create(req)).choices[0]).toMatchObject({ finish_reason: 'length', text: plain.choices[0].text });
+    await unused.server.close();
+  });
+
   it('seeded sampling is reproducible and differs between seeds', async () => {
     const req = { model: 'qwen3', prompt: 'Once upon a time', max_tokens: 12, temperature: 1, top_p: 0.95, top_k: 50, ignore_eos: true };
     const a = await srv.client.completions.create({ ...req, seed: 7 });
