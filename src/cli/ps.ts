@@ -38,10 +38,11 @@ function toRow(p: ProbedServer): string[] {
   let status: string = p.status;
   if (p.status === 'dead' && p.strays.length > 0) status = `dead (${p.strays.length} stray processes: grpst stop ${p.state.name})`;
   if (p.status === 'draining') status = `draining (since ${p.drainingSince})`;
+  if (p.state.unreadable) status += ` (state file unreadable: ${p.state.unreadable}; ${p.status === 'dead' ? `grpst stop ${p.state.name} removes it` : 'found from its process'})`;
   return [ports(p), p.state.name, String(p.state.pid), p.state.deployPath, status];
 }
 
 function toJson(p: ProbedServer) {
   const s = p.state;
-  return { name: s.name, pid: s.pid, status: p.status, httpPort: s.httpPort, rpcPort: s.rpcPort ?? null, host: s.host, deployPath: s.deployPath, backend: s.backend, logFile: s.logFile, startedAt: s.startedAt, drainingSince: p.drainingSince ?? null, strayPids: p.strays };
+  return { name: s.name, pid: s.pid, status: p.status, httpPort: s.httpPort, rpcPort: s.rpcPort ?? null, host: s.host, deployPath: s.deployPath, backend: s.backend, logFile: s.logFile, startedAt: s.startedAt, drainingSince: p.drainingSince ?? null, stateUnreadable: s.unreadable ?? null, strayPids: p.strays };
 }

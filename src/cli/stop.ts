@@ -16,7 +16,8 @@ export function register(program: Command): void {
       const [{ stopServer }, { createProgress }] = await Promise.all([import('../daemon/stop.js'), import('./progress.js')]);
       const progress = createProgress();
       const result = await stopServer(name, grpstHome(), timeout, (s) => progress.step(`stopping ${name} (pid ${s.pid}): draining in-flight requests`));
-      if (!result.wasRunning) progress.succeed(`${name} was not running (pid ${result.state.pid} had died); its state was removed`);
+      if (!result.wasRunning && result.state.unreadable) progress.succeed(`${name} was not running; its unreadable state file (${result.state.unreadable}) was removed`);
+      else if (!result.wasRunning) progress.succeed(`${name} was not running (pid ${result.state.pid} had died); its state was removed`);
       else if (result.killed) progress.succeed(`${name} did not finish within ${timeout} s and was killed`);
       else progress.succeed(`${name} stopped`);
     });

@@ -2,7 +2,7 @@
 // wrote: same size (a truncated copy) and same sha256 (a file changed after the build). Hashing
 // a large engine takes a while, so hashes are reused: those the archive extraction just checked,
 // and those of files (by device and inode) whose size and mtime have not changed since they were
-// last verified (recorded in $GRPST_HOME/.run/verified-engines.json).
+// last verified (recorded in $GRPST_HOME/.run/.verified-engines.json: a dot file, so no server name can collide).
 import fs from 'node:fs';
 import path from 'node:path';
 import { runDirOf } from '../config/paths.js';
@@ -46,7 +46,7 @@ export async function verifyEngineFiles(
 ): Promise<number> {
   const files = listedFiles(engineDir);
   if (!files) return 0;
-  const cacheFile = path.join(runDirOf(home), 'verified-engines.json');
+  const cacheFile = path.join(runDirOf(home), '.verified-engines.json');
   const cache = readCache(cacheFile);
   const fix = 'rebuild the engine with `grpst build`, or copy the whole engine folder again';
   // Sizes and cached hashes first; the files left to hash go to worker threads together.

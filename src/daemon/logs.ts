@@ -19,7 +19,7 @@ export interface LogsOptions {
 /** The log of a running server, or of a stopped one whose deploy folder is still there. */
 export function logFileOf(name: string, home: string): { file: string; pid?: number; procStart?: string } {
   const state = readState(name, home);
-  if (state) return { file: state.logFile, pid: state.pid, procStart: state.procStart };
+  if (state?.logFile) return { file: state.logFile, pid: state.pid, procStart: state.procStart };
   const fallback = path.join(lifecyclePaths(name, home).deploy, 'logs', logFileName);
   if (fs.existsSync(fallback)) return { file: fallback };
   throw notFound(`no server named ${name} and no log at ${fallback}`, 'see `grpst ps` for the servers that run');
@@ -28,6 +28,13 @@ export function logFileOf(name: string, home: string): { file: string; pid?: num
 export async function showLogs(name: string, home: string, opts: LogsOptions): Promise<void> {
   const out = opts.out ?? process.stdout;
   const { file, pid, procStart } = logFileOf(name, home);
+  if (!fs.existsSync(file)) {
+    const running = pid !== undefined && pidAlive(pid, procStart);
+    throw notFound(
+      `the log of ${name} (${file}) is gone: its folder was deleted or moved`,
+      running ? `the server still runs (pid ${pid}); \`grpst stop ${name}\` and start it again for a new log` : `\`grpst stop ${name}\` clears its entry`,
+    );
+  }
   let position = 0;
   if (opts.lines !== undefined) {
     const lines = tailLines(file, opts.lines);

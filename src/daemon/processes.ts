@@ -29,6 +29,15 @@ function readStat(pid: number): ProcStat | undefined {
 
 const haveProc = fs.existsSync('/proc/self/stat');
 
+/** The command line of a process (Linux), or undefined. */
+export function procArgv(pid: number): string[] | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return undefined;
+  }
+}
+
 export function pidAlive(pid: number, procStart?: string): boolean {
   if (haveProc) {
     const stat = readStat(pid);
@@ -63,6 +72,8 @@ export function groupMembers(pgid: number): number[] {
 }
 
 export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  // -1, 0 and 1 would reach every process, this process's own group, or init.
+  if (!Number.isInteger(pgid) || pgid <= 1) return;
   try {
     process.kill(-pgid, signal);
   } catch (err) {

@@ -168,7 +168,7 @@ function clearDeadState(input: StartInput, stateFile: string): void {
   }
   if (groupMembers(previous.pgid).length > 0) signalGroup(previous.pgid, 'SIGKILL');
   removeState(input.name, input.home);
-  input.progress.warn(`${input.name} had died (pid ${previous.pid}); its state was cleared`);
+  input.progress.warn(previous.unreadable ? `${input.name}'s state file was unreadable (${previous.unreadable}) and no server of it runs; it was cleared` : `${input.name} had died (pid ${previous.pid}); its state was cleared`);
 }
 
 // A start interrupted while extracting (Ctrl-C, a crash) leaves its staging folder; the pid in

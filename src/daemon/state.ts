@@ -7,6 +7,7 @@ import { envVars, lifecyclePaths, runDirOf, type LifecyclePaths } from '../confi
 import { badInput } from '../util/errors.js';
 import { makeFolders } from '../util/folders.js';
 import { pidAlive } from './processes.js';
+import { recoverState } from './state-recovery.js';
 
 export const serverStateSchema = z.object({
   name: z.string(),
@@ -26,6 +27,8 @@ export const serverStateSchema = z.object({
   startedAt: z.string(),
   /** /health needs the API key (server.yml auth.health); probes then accept 401 as "answering". */
   authHealth: z.boolean().default(false),
+  /** Set only on a state rebuilt from the process because the file did not parse: why it did not. */
+  unreadable: z.string().optional(),
 });
 export type ServerState = z.output<typeof serverStateSchema>;
 
@@ -62,8 +65,11 @@ export function readState(name: string, home?: string): ServerState | undefined 
   } catch {
     return undefined;
   }
-  const parsed = serverStateSchema.safeParse(safeJson(text));
-  return parsed.success ? parsed.data : undefined;
+  const json = safeJson(text);
+  const parsed = serverStateSchema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const why = json === undefined ? 'not JSON' : `${parsed.error.issues[0]?.path.join('.') || 'the file'}: ${parsed.error.issues[0]?.message ?? 'invalid'}`;
+  return recoverState(name, { pid: p.pid, port: portFileOf(p), deploy: p.deploy }, why);
 }
 
 export function listStates(home?: string): ServerState[] {
@@ -71,7 +77,7 @@ export function listStates(home?: string): ServerState[] {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
+    .filter((f) => f.endsWith('.json') && !f.startsWith('.')) // dot files are grpst's own (names never start with a dot)
     .map((f) => readState(f.slice(0, -'.json'.length), home))
     .filter((s): s is ServerState => s !== undefined)
     .sort((a, b) => a.name.localeCompare(b.name));

@@ -1,0 +1,107 @@
+// A server's state under $GRPST_HOME/.run is what ps, stop, start and logs go by: a state file
+// that no longer parses must not hide a running daemon (found again from its process, stopped by
+// name), must never point a signal at an unrelated process, and a log deleted under a running
+// server is an error that says so, not silence.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lifecyclePaths } from '../../src/config/paths.js';
+import { verifyEngineFiles } from '../../src/daemon/engine-check.js';
+import { pidAlive, procStartTime } from '../../src/daemon/processes.js';
+import { portFileOf, writeState, type ServerState } from '../../src/daemon/state.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+
+let cli: Cli;
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  cli = makeCli();
+});
+afterAll(() => {
+  for (const c of children) c.kill('SIGKILL');
+  fs.rmSync(cli.home, { recursive: true, force: true });
+});
+
+/**
+ * A stand-in daemon: its own process group, a command line like `grpst serve`'s, its output
+ * appended to the log. It exits on SIGTERM, as a drained server does.
+ */
+function standInDaemon(name: string): { child: ChildProcess; state: ServerState } {
+  const paths = lifecyclePaths(name, cli.home);
+  const logFile = path.join(paths.deploy, 'logs', 'grpst_server.log');
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  fs.mkdirSync(paths.runDir, { recursive: true });
+  const fd = fs.openSync(logFile, 'a');
+  const script = 'console.log("serving"); setInterval(() => {}, 1000)';
+  const args = ['-e', script, 'serve', '--inference_conf', 'conf/x.yml', '--deploy_path', paths.deploy, '--log_file', logFile, '--port_file', portFileOf(paths)];
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  children.push(child);
+  const state: ServerState = { name, pid: child.pid!, pgid: child.pid!, procStart: procStartTime(child.pid!), deployPath: paths.deploy, host: '127.0.0.1', httpPort: 1, backend: 'native', logFile, inferenceConf: 'conf/x.yml', startedAt: new Date().toISOString(), authHealth: false };
+  writeState(state, cli.home);
+  return { child, state };
+}
+
+const psRow = async (name: string) => ((JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string; pid: number; stateUnreadable: string | null }[]).find((r) => r.name === name));
+
+describe('an unreadable state file', () => {
+  it("is found again from the daemon's process: ps lists it, start refuses the name, stop stops it", async () => {
+    const { child } = standInDaemon('garbled');
+    await new Promise((r) => setTimeout(r, 300));
+    fs.writeFileSync(lifecyclePaths('garbled', cli.home).state, '{"name": "garbled", "pid": ');
+    const row = await psRow('garbled');
+    expect(row).toMatchObject({ pid: child.pid, status: 'unhealthy', stateUnreadable: 'not JSON' });
+    expect((await cli.run(['ps'])).stdout).toMatch(/garbled .*unhealthy \(state file unreadable: not JSON; found from its process\)/);
+    const again = await cli.run(['start', 'nothing.mar', '--name', 'garbled']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`garbled is already running (pid ${child.pid}`);
+    const stopped = await cli.run(['stop', 'garbled', '--timeout', '10']);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stderr).toContain('garbled stopped');
+    expect(pidAlive(child.pid!)).toBe(false);
+    expect(fs.readdirSync(path.join(cli.home, '.run')).filter((f) => f.startsWith('garbled.'))).toEqual([]);
+  });
+
+  it('whose pid is some other process: shown dead, removed by stop, and that process is left alone', async () => {
+    const paths = lifecyclePaths('stale', cli.home);
+    fs.mkdirSync(paths.runDir, { recursive: true });
+    // The pid file names this test's own process: not a grpst daemon of that name.
+    fs.writeFileSync(paths.pid, `${process.pid}\n`);
+    fs.writeFileSync(paths.state, JSON.stringify({ name: 'stale', pid: 'twelve' }));
+    expect(await psRow('stale')).toMatchObject({ status: 'dead', stateUnreadable: expect.stringContaining('pid') });
+    const stopped = await cli.run(['stop', 'stale']);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stderr).toContain('stale was not running; its unreadable state file');
+    expect(fs.existsSync(paths.state)).toBe(false);
+    expect(pidAlive(process.pid)).toBe(true);
+  });
+
+  it('engine hashes grpst remembers live in a dot file: a server named "verified-engines" keeps its state', async () => {
+    const { child } = standInDaemon('verified-engines');
+    const engine = path.join(cli.home, 'engine');
+    fs.mkdirSync(engine, { recursive: true });
+    fs.writeFileSync(path.join(engine, 'w.bin'), 'weights');
+    const sha256 = createHash('sha256').update('weights').digest('hex');
+    fs.writeFileSync(path.join(engine, 'engine.json'), JSON.stringify({ files: { 'w.bin': { bytes: 7, sha256 } } }));
+    expect(await verifyEngineFiles(engine, cli.home)).toBe(1); // hashed, and the hash remembered
+    expect(await psRow('verified-engines')).toMatchObject({ pid: child.pid, status: 'unhealthy', stateUnreadable: null });
+    expect((await cli.run(['stop', 'verified-engines', '--timeout', '10'])).code).toBe(0);
+    expect(await verifyEngineFiles(engine, cli.home)).toBe(0); // still remembered
+  });
+});
+
+describe('grpst logs', () => {
+  it('a log deleted under a running server is an error naming the file and the fix', async () => {
+    const { child, state } = standInDaemon('nolog');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await cli.run(['logs', 'nolog'])).stdout).toContain('serving');
+    fs.rmSync(state.deployPath, { recursive: true, force: true });
+    const res = await cli.run(['logs', 'nolog']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`the log of nolog (${state.logFile}) is gone: its folder was deleted or moved`);
+    expect(res.stderr).toContain(`the server still runs (pid ${child.pid})`);
+    expect((await cli.run(['stop', 'nolog', '--timeout', '10'])).code).toBe(0);
+  });
+});
