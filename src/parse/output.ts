@@ -16,6 +16,8 @@ export interface OutputOptions {
   separateReasoning: boolean;
   /** Turn `<tool_call>` blocks of the answer into calls. */
   toolCalls: boolean;
+  /** tool_choice required or named (`only`): a call cut off by max_tokens is still reported. */
+  forcedToolCall?: { only?: string };
 }
 
 export interface OutputDelta {
@@ -38,7 +40,7 @@ export class OutputParser {
   constructor(opts: OutputOptions) {
     this.stops = new StopStringMatcher(opts.stops);
     if (opts.thinking) this.splitter = new ReasoningSplitter({ startInReasoning: opts.startInReasoning });
-    if (opts.toolCalls) this.tools = new ToolCallParser();
+    if (opts.toolCalls) this.tools = new ToolCallParser(opts.forcedToolCall);
     this.separate = opts.separateReasoning;
   }
 

@@ -19,6 +19,13 @@ export type ToolCallEvent = { kind: 'content'; text: string } | { kind: 'call'; 
 type State = 'text' | 'call';
 
 export class ToolCallParser {
+  /**
+   * forced: tool_choice required or named. An answer cut inside its block (max_tokens) is then
+   * still the forced call, its arguments as far as they came (as vLLM returns it), never the
+   * markup as content.
+   */
+  constructor(private readonly forced?: { only?: string }) {}
+
   private state: State = 'text';
   private held = '';
   /** Whitespace after the last visible text: released before more text, dropped before a call. */
@@ -80,10 +87,12 @@ export class ToolCallParser {
 
   /** closed: the closing tag arrived; otherwise the output ended inside the block. */
   private closeBlock(out: ToolCallEvent[], closed: boolean): void {
-    const call = parseToolCallBody(this.body);
+    const call = parseToolCallBody(this.body) ?? (!closed && this.forced ? partialToolCall(this.body, this.forced.only) : null);
     if (call) {
       out.push({ kind: 'call', call });
       this.calls++;
+    } else if (!closed && this.forced) {
+      // Cut before even the name: no call can be reported, and the markup is not an answer.
     } else {
       const raw = toolCallOpen + this.body + (closed ? toolCallClose : '');
       out.push({ kind: 'content', text: raw });
@@ -129,4 +138,23 @@ export function parseToolCallBody(body: string): ParsedToolCall | null {
   }
   if (typeof given !== 'object' || given === null || Array.isArray(given)) return null;
   return { name, arguments: JSON.stringify(given) };
+}
+
+/**
+ * A block cut off before its end: the function's name (written, or the one tool_choice names)
+ * and the arguments text as far as it came. null when neither gives a name.
+ */
+export function partialToolCall(body: string, only: string | undefined): ParsedToolCall | null {
+  const written = /"name"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(body);
+  let name = only;
+  if (written) {
+    try {
+      name = JSON.parse(`"${written[1]}"`) as string;
+    } catch {
+      // A broken escape: keep the named one.
+    }
+  }
+  if (!name) return null;
+  const args = /"(?:arguments|parameters)"\s*:\s*/.exec(body);
+  return { name, arguments: args ? body.slice(args.index + args[0].length).trimEnd() : '' };
 }

@@ -113,6 +113,8 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
           ctx.metrics.finished.inc({ reason: 'cancelled' });
           throw cancelledError(ctx.signal);
         }
+        // The end token was sampled too: it counts as a completion token, as vLLM and OpenAI count it.
+        if (ev.stopTokenId !== undefined) completionTokens += 1;
         const tail = parser.push(job.decoder.flush());
         const end = parser.finish();
         update.content += tail.content + end.content;

@@ -71,6 +71,21 @@ describe('chat completions', () => {
     }
   });
 
+  it('the end token the model samples counts in completion_tokens (as vLLM counts it), streamed the same', async () => {
+    const imEnd = model.tokenizer.tokenToId('<|im_end|>')!;
+    // +100 on <|im_end|>: the first token sampled is the end; nothing is said, one token was made.
+    for (const max_tokens of [1, 5]) {
+      const req = { model: 'qwen3', messages, max_tokens, temperature: 0, enable_thinking: false, logit_bias: { [imEnd]: 100 } };
+      const r = await srv.client.chat.completions.create(req);
+      expect(r.choices[0]).toMatchObject({ finish_reason: 'stop', message: { content: '' } });
+      expect(r.usage!.completion_tokens).toBe(1);
+      const s = await srv.client.chat.completions.create({ ...req, stream: true, stream_options: { include_usage: true } });
+      let usage: { completion_tokens: number } | undefined;
+      for await (const c of s) usage = c.usage ?? usage;
+      expect(usage!.completion_tokens).toBe(1);
+    }
+  });
+
   it('n=2: two choices; greedy choices agree, seeded ones are reproducible', async () => {
     const g = await srv.client.chat.completions.create({ ...greedy, n: 2 });
     expect(g.choices.map((c) => c.index)).toEqual([0, 1]);

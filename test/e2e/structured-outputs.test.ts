@@ -245,11 +245,12 @@ describe('tool_choice', () => {
     expect(seen.size).toBeGreaterThan(0);
   });
 
-  it('named: only that tool, also streamed; the follow-up turn with the results renders through the template', async () => {
+  it('named: that tool once (as vLLM), also streamed; the follow-up turn with the results renders through the template', async () => {
     const tool_choice = { type: 'function' as const, function: { name: 'get_postcode' } };
     const r = await client.chat.completions.create({ model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice, max_tokens: 150, seed: 3 });
     const calls = r.choices[0].message.tool_calls!;
-    expect(calls.map((c) => (c.type === 'function' ? c.function.name : ''))).toEqual(calls.map(() => 'get_postcode'));
+    expect(r.choices[0].finish_reason).toBe('tool_calls');
+    expect(calls.map((c) => (c.type === 'function' ? c.function.name : ''))).toEqual(['get_postcode']);
     for (const c of calls) if (c.type === 'function') expect(checks.get('get_postcode')!(JSON.parse(c.function.arguments))).toBe(true);
 
     const res = await post(`${server.url}/v1/chat/completions`, { model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice, max_tokens: 150, seed: 3, stream: true });
@@ -269,6 +270,18 @@ describe('tool_choice', () => {
     expect(prompt).toContain('<tool_response>\n{"postcode": "75001"}\n</tool_response>');
     const next = await client.chat.completions.create({ model: 'qwen3', messages: followUp, tools, max_tokens: 8, seed: 1 });
     expect(next.usage!.prompt_tokens).toBe(tok.json.count);
+  });
+
+  it('a forced call cut by max_tokens is still the call (arguments so far, finish length), never markup in content', async () => {
+    const tool_choice = { type: 'function' as const, function: { name: 'get_postcode' } };
+    for (const [choice, max_tokens] of [[tool_choice, 3], [tool_choice, 12], ['required', 12]] as const) {
+      const r = await client.chat.completions.create({ model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice: choice, max_tokens, seed: 3 });
+      const c = r.choices[0];
+      expect(c.finish_reason).toBe('length');
+      expect(c.message.content ?? '').not.toContain('<tool_call>');
+      for (const call of c.message.tool_calls ?? []) if (call.type === 'function') expect(tools.map((t) => t.function.name)).toContain(call.function.name);
+      if (choice !== 'required') expect(c.message.tool_calls!.map((t) => (t.type === 'function' ? t.function.name : ''))).toEqual(['get_postcode']);
+    }
   });
 
   it('parallel_tool_calls false: exactly one call; the grammar the server compiled for it allows nothing after one', async () => {

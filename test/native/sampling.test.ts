@@ -44,6 +44,16 @@ describe('seeded sampling', () => {
   });
 });
 
+describe('temperature', () => {
+  it('a temperature too small for float division (1e-40, 1e-6) samples greedily, as 0 does', async () => {
+    const base = await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 16 });
+    for (const temperature of [1e-40, 1e-6]) {
+      const r = await run(engine, { tokens: prompt, sampling: sampled({ temperature, seed: 3 }), maxTokens: 16 });
+      expect(r.tokens, String(temperature)).toEqual(base.tokens);
+    }
+  });
+});
+
 describe('logprobs', () => {
   it('are the raw distribution, not the tempered one', async () => {
     // Sample hot, then teacher-force the same tokens: the reported logprobs must be the model's.

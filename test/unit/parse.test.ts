@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { OutputParser, type OutputOptions } from '../../src/parse/output.js';
 import { ReasoningSplitter } from '../../src/parse/reasoning.js';
 import { StopStringMatcher } from '../../src/parse/stop-strings.js';
-import { parseToolCallBody, ToolCallParser } from '../../src/parse/tool-calls.js';
+import { parseToolCallBody, partialToolCall, ToolCallParser } from '../../src/parse/tool-calls.js';
 import { recorded, splits } from './parse-recorded.js';
 
 function run(opts: OutputOptions, pieces: string[]) {
@@ -147,6 +147,17 @@ describe('tool-call parser', () => {
     const p = new ToolCallParser();
     const ev = [...p.push('<tool_call>\n{"name": "f", "argu'), ...p.finish()];
     expect(ev).toEqual([{ kind: 'content', text: '<tool_call>\n{"name": "f", "argu' }]);
+  });
+
+  it('a forced call cut mid-JSON is still that call, with its arguments as far as they came', () => {
+    const named = new ToolCallParser({ only: 'get_postcode' });
+    expect([...named.push('<tool_call>\n{"'), ...named.finish()]).toEqual([{ kind: 'call', call: { name: 'get_postcode', arguments: '' } }]);
+    const written = new ToolCallParser({});
+    expect([...written.push('<tool_call>\n{"name": "f\\u00e9", "arguments": {"city": "Pa'), ...written.finish()]).toEqual([{ kind: 'call', call: { name: 'fé', arguments: '{"city": "Pa' } }]);
+    // required, cut before a name: nothing to report, and no markup as content either
+    const early = new ToolCallParser({});
+    expect([...early.push('<tool_call>\n{"na'), ...early.finish()]).toEqual([]);
+    expect(partialToolCall('{"name": "g", "parameters": {"x": 1', undefined)).toEqual({ name: 'g', arguments: '{"x": 1' });
   });
 
   it('text after a call is content; trailing whitespace without calls is kept', () => {

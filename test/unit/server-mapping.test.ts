@@ -176,6 +176,15 @@ describe('OpenAI shapes', () => {
     });
   });
 
+  it('completions text_offset counts characters, as Python does: a letter outside the BMP is one', () => {
+    const astral = { tokenBytes: (id: number) => new TextEncoder().encode(['𝐣', '𝐣', ' hi'][id]) };
+    const b = new CompletionLogprobsBuilder(astral, 0);
+    b.addGenerated([0, 1, 2].map((id) => ({ id, logprob: -1, top: [] })));
+    expect(b.value.text_offset).toEqual([0, 1, 2]);
+    const text = b.value.tokens.join('');
+    expect(Array.from(text).slice(b.value.text_offset[2]).join('')).toBe(' hi');
+  });
+
   it('metrics render as Prometheus text', () => {
     const m = new ServerMetrics();
     m.requests.inc({ route: '/v1/completions', status: '200' });

@@ -167,6 +167,10 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
   s.presence_penalty = float(get_number(p, "presencePenalty", 0.0));
   s.frequency_penalty = float(get_number(p, "frequencyPenalty", 0.0));
   if (s.temperature < 0) type_error("temperature must be >= 0");
+  // Logits divided by a temperature this small overflow float (1e-40 gives inf, then NaN
+  // probabilities); the limit of sampling as the temperature goes to 0 is the argmax, which is
+  // what vLLM gives below 1e-5 too.
+  if (s.temperature < 1e-5f) s.temperature = 0.0f;
   if (!(s.top_p > 0 && s.top_p <= 1)) type_error("topP must be in (0, 1]");
   if (s.min_p < 0 || s.min_p > 1) type_error("minP must be in [0, 1]");
   if (s.repetition_penalty <= 0) type_error("repetitionPenalty must be > 0");

@@ -31,6 +31,8 @@ export interface ToolPlan {
   parseCalls: boolean;
   /** The engine constraint handle, when the output must follow one. */
   constraint?: unknown;
+  /** tool_choice required, or named (`only`): the answer is a call. */
+  forced?: { only?: string };
 }
 
 export function planTools(
@@ -56,7 +58,8 @@ export function planTools(
   if (responseFormat && responseFormat.type !== 'text') request.responseFormat = responseFormat;
   if (list && (mode === 'required' || only !== undefined)) {
     request.toolCalls = { tools: list, only };
-    if (parallelToolCalls === false) request.toolCalls.parallel = false;
+    // A named function is called once (as vLLM and OpenAI do) unless parallel calls are asked for.
+    if (parallelToolCalls === false || (only !== undefined && parallelToolCalls !== true)) request.toolCalls.parallel = false;
   }
   if (request.responseFormat && request.toolCalls)
     throw badRequest('response_format and a forced tool_choice cannot both apply to one answer; send one of them.', 'response_format');
@@ -74,7 +77,8 @@ export function planTools(
   } else if (list && mode === 'none' && compiler?.forbidToolCalls) {
     constraint = compiler.forbidToolCalls();
   }
-  return { tools: list, parseCalls: list !== undefined && mode !== 'none', constraint };
+  const forced = list && (mode === 'required' || only !== undefined) ? { only } : undefined;
+  return { tools: list, parseCalls: list !== undefined && mode !== 'none', constraint, ...(forced ? { forced } : {}) };
 }
 
 // A schema nested deeper than the compiler's recursion can go is the client's to flatten, not

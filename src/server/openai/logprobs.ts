@@ -88,11 +88,18 @@ export class CompletionLogprobsBuilder {
       this.value.top_logprobs.push(dict);
     }
     this.value.text_offset.push(this.offset);
-    this.offset += text.length;
+    // Characters (code points), as Python counts them: clients index the text with these.
+    this.offset += codePoints(text);
   }
 }
 
 /** JSON has no -Infinity: a token with probability 0 reports the most negative finite number. */
 function safe(x: number): number {
   return Number.isFinite(x) ? x : -9999.0;
+}
+
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
 }

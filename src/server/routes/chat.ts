@@ -68,6 +68,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       startInReasoning: thinking && endsInsideThink(prompt.text),
       separateReasoning,
       toolCalls: plan.parseCalls,
+      forcedToolCall: plan.forced,
     },
     decoder: s.decoder(skipSpecial),
   }));
