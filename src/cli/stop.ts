@@ -1,6 +1,6 @@
 // `grpst stop NAME [--timeout S]`: drain, then exit; SIGKILL after the timeout.
 import type { Command } from 'commander';
-import { drainTimeoutS, envVars, grpstHome } from '../config/paths.js';
+import { envVars, grpstHome } from '../config/paths.js';
 import { positiveSeconds } from './options.js';
 
 export function register(program: Command): void {
@@ -8,17 +8,16 @@ export function register(program: Command): void {
     .command('stop')
     .description('stop a server: no new requests, in-flight ones finish, then it exits (killed after --timeout)')
     .argument('<name>', 'server name (see grpst ps)')
-    .option('--timeout <seconds>', `how long the drain may take before the server is killed (default: the server's own drain limit, ${envVars.drainTimeout} or 600 s, plus 30 s)`, positiveSeconds('--timeout'))
+    .option('--timeout <seconds>', `how long the drain may take before the server is killed (default: the server's own drain limit, ${envVars.drainTimeout} where it was started or 600 s, plus 30 s)`, positiveSeconds('--timeout'))
     .action(async (name: string, opts: { timeout?: number }) => {
-      // The server cancels what is still running at its drain limit and exits; the kill is for a
-      // server that does not (hung), so by default it waits for the limit itself.
-      const timeout = opts.timeout ?? drainTimeoutS() + 30;
       const [{ stopServer }, { createProgress }] = await Promise.all([import('../daemon/stop.js'), import('./progress.js')]);
       const progress = createProgress();
-      const result = await stopServer(name, grpstHome(), timeout, (s) => progress.step(`stopping ${name} (pid ${s.pid}): draining in-flight requests`));
+      // The server cancels what is still running at its drain limit and exits; the kill is for a
+      // server that does not (hung), so by default stop waits for that limit itself.
+      const result = await stopServer(name, grpstHome(), opts.timeout, (s) => progress.step(`stopping ${name} (pid ${s.pid}): draining in-flight requests`));
       if (!result.wasRunning && result.state.unreadable) progress.succeed(`${name} was not running; its unreadable state file (${result.state.unreadable}) was removed`);
       else if (!result.wasRunning) progress.succeed(`${name} was not running (pid ${result.state.pid} had died); its state was removed`);
-      else if (result.killed) progress.succeed(`${name} did not finish within ${timeout} s and was killed`);
+      else if (result.killed) progress.succeed(`${name} did not finish within ${result.timeoutS} s and was killed`);
       else progress.succeed(`${name} stopped`);
     });
 }

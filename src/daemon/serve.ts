@@ -8,7 +8,7 @@ import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
 import { drainTimeoutS } from '../config/paths.js';
 import type { GenerationEngine, LoadOptions } from '../engine/types.js';
-import { errorText } from '../util/errors.js';
+import { errorText, ExitCode } from '../util/errors.js';
 import { createLogger, rotateStale, scheduleDailyRotation, type Logger } from './log-file.js';
 import { atomicWrite, drainMarkerOf } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
@@ -105,7 +105,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
       log.error(`the engine could not be loaded: ${errorText(err)}`);
       group?.kill();
       await server.close();
-      return 1;
+      return ExitCode.failed;
     },
   );
   // A rank that dies takes the group with it: rank 0 would wait for it in NCCL forever.
@@ -113,8 +113,8 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
     ? group.failed.then(async (why) => {
         log.error(`${why}; the tensor-parallel group cannot go on, stopping the server`);
         group.kill();
-        process.exit(1);
-        return 1;
+        process.exit(ExitCode.failed);
+        return ExitCode.failed;
       })
     : new Promise<number>(() => undefined);
   const early = await Promise.race([failed, done, rankLost]);
@@ -163,7 +163,7 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promi
   return await new Promise<number>((resolve) => {
     child.on('error', (err) => {
       log.error(`trtllm-serve could not be started: ${err.message}`);
-      resolve(1);
+      resolve(ExitCode.failed);
     });
     child.on('exit', (code, signal) => {
       process.off('SIGTERM', onTerm);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { extractArchive } from '../archive/extract.js';
 import { manifestName } from '../archive/manifest.js';
-import { isInside, lifecyclePaths, validateName } from '../config/paths.js';
+import { drainTimeoutS, isInside, lifecyclePaths, validateName } from '../config/paths.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
 import { badInput, failed } from '../util/errors.js';
@@ -102,7 +102,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       }
     }
     await checkPort(d, input.home);
-    checkLogDir(d.log.dir);
+    checkLogDir(d.log.dir, paths.deploy);
 
     replaceDeploy(staging, paths.deploy, d);
     const logFile = logFileIn(d.log.dir);
@@ -129,6 +129,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       serverConf: confs.server ? path.join(paths.deploy, confs.server.relative) : undefined,
       startedAt: new Date().toISOString(),
       authHealth: Boolean(d.runtime.server.apiKey && d.runtime.server.authHealth),
+      drainTimeoutS: drainTimeoutS(env),
     };
     writeState(state, input.home);
 
@@ -245,21 +246,22 @@ async function checkPort(d: Deployment, home: string): Promise<void> {
 }
 
 /**
- * A log_dir outside the deploy folder must be creatable before anything is deployed: found only
- * after the old deploy was replaced, it would leave the name half-started.
+ * A log_dir outside the deploy folder must exist before anything is deployed: found only after
+ * the old deploy was replaced, it would leave the name half-started. It is made now (a log folder
+ * made early costs nothing); permission bits alone cannot tell (root may write anywhere, yet not
+ * make folders under /proc). One inside the deploy folder is made with it.
  */
-function checkLogDir(dir: string): void {
+function checkLogDir(dir: string, deploy: string): void {
+  const fix = 'set log.log_dir in server.yml to a folder this user can write (a relative one lands in the deploy folder)';
   const at = nearestExisting(dir);
-  let problem: string | undefined;
-  if (!fs.statSync(at).isDirectory()) problem = `${at} is a file`;
-  else {
-    try {
-      fs.accessSync(at, fs.constants.W_OK);
-    } catch {
-      problem = `${at} is not writable`;
-    }
+  if (!fs.statSync(at).isDirectory()) throw badInput(`log.log_dir ${dir} cannot be created: ${at} is a file`, fix);
+  if (isInside(deploy, dir)) return;
+  try {
+    makeFolders(dir);
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    throw badInput(`log.log_dir ${dir} cannot be created (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, fix);
   }
-  if (problem) throw badInput(`log.log_dir ${dir} cannot be created: ${problem}`, 'set log.log_dir in server.yml to a folder this user can write (a relative one lands in the deploy folder)');
 }
 
 // The deploy folder is replaced whole, so files of an older archive never linger; only its

@@ -27,6 +27,8 @@ export const serverStateSchema = z.object({
   startedAt: z.string(),
   /** /health needs the API key (server.yml auth.health); probes then accept 401 as "answering". */
   authHealth: z.boolean().default(false),
+  /** The server's drain limit in seconds (GRPST_DRAIN_TIMEOUT_S of its environment): stop waits that long by default. */
+  drainTimeoutS: z.number().positive().optional(),
   /** Set only on a state rebuilt from the process because the file did not parse: why it did not. */
   unreadable: z.string().optional(),
 });

@@ -1,7 +1,7 @@
 // `grpst stop`: SIGTERM to the server's process group (the server drains: no new requests,
 // in-flight ones finish), SIGKILL to the group after the timeout, then the state is removed.
 import fs from 'node:fs';
-import { lifecyclePaths } from '../config/paths.js';
+import { drainTimeoutS, lifecyclePaths } from '../config/paths.js';
 import { notFound } from '../util/errors.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, waitGroupGone } from './processes.js';
 import { listStates, readState, removeState, type ServerState } from './state.js';
@@ -12,6 +12,17 @@ export interface StopResult {
   wasRunning: boolean;
   /** true: it did not drain within the timeout and was killed. */
   killed: boolean;
+  /** The seconds stop waited for (or would have waited for) the drain. */
+  timeoutS: number;
+}
+
+/**
+ * How long stop waits before the kill when --timeout is not given: the drain limit the server
+ * itself runs with (recorded at start, from its environment, not the stopping shell's), plus 30 s
+ * for it to cancel what is left and exit.
+ */
+export function defaultStopTimeoutS(state: ServerState, env: NodeJS.ProcessEnv = process.env): number {
+  return (state.drainTimeoutS ?? drainTimeoutS(env)) + 30;
 }
 
 export function requireState(name: string, home: string): ServerState {
@@ -24,8 +35,9 @@ export function requireState(name: string, home: string): ServerState {
   return state;
 }
 
-export async function stopServer(name: string, home: string, timeoutS: number, onDrain: (s: ServerState) => void = () => undefined): Promise<StopResult> {
+export async function stopServer(name: string, home: string, timeout: number | undefined, onDrain: (s: ServerState) => void = () => undefined): Promise<StopResult> {
   const state = requireState(name, home);
+  const timeoutS = timeout ?? defaultStopTimeoutS(state);
   const alive = pidAlive(state.pid, state.procStart);
   // A pid that now belongs to another process (after a reboot or a long time) is not ours to signal.
   const current = procStartTime(state.pid);
@@ -36,7 +48,7 @@ export async function stopServer(name: string, home: string, timeoutS: number, o
       await waitGroupGone(state.pgid, 5000);
     }
     removeState(name, home);
-    return { state, wasRunning: false, killed: false };
+    return { state, wasRunning: false, killed: false, timeoutS };
   }
   onDrain(state);
   signalGroup(state.pgid, 'SIGTERM');
@@ -53,5 +65,5 @@ export async function stopServer(name: string, home: string, timeoutS: number, o
     await waitGroupGone(state.pgid, 10_000);
   }
   removeState(name, home);
-  return { state, wasRunning: true, killed };
+  return { state, wasRunning: true, killed, timeoutS };
 }

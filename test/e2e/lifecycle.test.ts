@@ -9,6 +9,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
 import { groupMembers } from '../../src/daemon/processes.js';
+import type { ServerState } from '../../src/daemon/state.js';
+import { defaultStopTimeoutS } from '../../src/daemon/stop.js';
 import { checkpoint, repoRoot } from '../helpers/fixtures.js';
 import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
 
@@ -29,10 +31,10 @@ function project(name: string, serverYml: string, modelDir = model): string {
 const serverOn = (port: number, extra = '') => `interface:\n  host: 127.0.0.1\n  port: ${port}\nmax_concurrency: 16\n${extra}`;
 const stateOf = (name: string) => JSON.parse(fs.readFileSync(path.join(cli.home, '.run', `${name}.json`), 'utf8')) as { pid: number; pgid: number };
 
-async function startProject(dir: string, name: string, flags: string[] = ['--include_engine']): Promise<string> {
+async function startProject(dir: string, name: string, flags: string[] = ['--include_engine'], env: NodeJS.ProcessEnv = {}): Promise<string> {
   const archived = await cli.run(['archive', '.', ...flags], { cwd: dir });
   expect(archived.code, archived.stderr).toBe(0);
-  const started = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', name], { cwd: dir });
+  const started = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml', '--name', name], { cwd: dir, env });
   expect(started.code, started.stderr).toBe(0);
   return started.stdout;
 }
@@ -142,14 +144,20 @@ describe('grpst lifecycle on the native runtime', () => {
 
   it('while a stop drains, ps says draining (not unhealthy) and a start of the name waits for it', async () => {
     const port = await freePort('127.0.0.1');
-    await startProject(project('draining', serverOn(port)), 'slow');
+    await startProject(project('draining', serverOn(port)), 'slow', undefined, { GRPST_DRAIN_TIMEOUT_S: '90' });
+    // The server's own drain limit is kept with its state: stop waits for it, whatever the
+    // stopping shell's GRPST_DRAIN_TIMEOUT_S says.
+    const state = stateOf('slow') as ServerState;
+    expect(state.drainTimeoutS).toBe(90);
+    expect(defaultStopTimeoutS(state, { GRPST_DRAIN_TIMEOUT_S: '1' })).toBe(120);
+    expect(defaultStopTimeoutS({ ...state, drainTimeoutS: undefined }, { GRPST_DRAIN_TIMEOUT_S: '1' })).toBe(31);
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
     const ac = new AbortController();
     // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
     const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 40000, stream: true, ignore_eos: true }, { signal: ac.signal });
     const chunks = stream[Symbol.asyncIterator]();
     await chunks.next(); // generating: the drain must wait for this answer
-    const stopping = cli.run(['stop', 'slow', '--timeout', '120']);
+    const stopping = cli.run(['stop', 'slow'], { env: { GRPST_DRAIN_TIMEOUT_S: '1' } });
     let row: { status: string; drainingSince: string | null } | undefined;
     for (let i = 0; i < 100 && row?.status !== 'draining'; i++) {
       const listed = JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string; drainingSince: string | null }[];
@@ -239,6 +247,8 @@ describe('grpst lifecycle on the native runtime', () => {
     fs.writeFileSync(blocker, 'x');
     const cases: [string, string, RegExp][] = [
       ['logdir', `${serverOn(await freePort('127.0.0.1'))}log:\n  log_dir: ${blocker}/logs\n`, /log\.log_dir .*a-file\/logs cannot be created: .*a-file is a file/],
+      // /proc takes no new folders, even from root (whom its permission bits let write).
+      ['procdir', `${serverOn(await freePort('127.0.0.1'))}log:\n  log_dir: /proc/grpst-none/logs\n`, /log\.log_dir \/proc\/grpst-none\/logs cannot be created \(E[A-Z]+\)/],
       ['badhost', 'interface:\n  host: no.such.host.invalid\n  port: 0\n', /cannot listen on no\.such\.host\.invalid:0 \(ENOTFOUND|EAI_AGAIN/],
     ];
     for (const [name, yml, message] of cases) {
@@ -274,6 +284,10 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(res.stderr).toMatch(/\| .*ERROR the engine could not be loaded: .*model\.safetensors/);
     expect(fs.existsSync(path.join(cli.home, '.run', 'broken.json'))).toBe(false);
     expect((await cli.run(['ps'])).stdout).not.toContain('broken');
+    // In the foreground the same failure is exit 4 ("the work failed"), not 1 (an unknown name).
+    const serve = await cli.run(['serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir });
+    expect(serve.code).toBe(4);
+    expect(serve.stdout + serve.stderr).toMatch(/ERROR the engine could not be loaded: .*model\.safetensors/);
   });
 
   it('with an API key: /v1 demands it, and the key appears in no log, argv, state file or ps output', async () => {
