@@ -1,5 +1,6 @@
 // Checks that need the checkpoint but no work: run first, so bad input fails in a second and
 // before any folder is created.
+import fs from 'node:fs';
 import { checkGroup } from '../quant/int4.js';
 import { pastContext } from '../model/config.js';
 import { badInput } from '../util/errors.js';
@@ -9,6 +10,10 @@ import type { BuildSettings } from './options.js';
 
 /** Everything that can be checked before any work starts, so bad input fails in a second. */
 export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
+  // Read only after quantizing (calibration) or after writing (the accuracy report): a typo must
+  // fail now, not hours into an 8B build.
+  checkDatasetFile('--calib_dataset', s.calib_dataset);
+  checkDatasetFile('--eval_dataset', s.eval_dataset);
   const m = src.checkpoint.model;
   if (s.backend === 'native') checkTpSize(m, s.tp_size);
   if (s.max_seq_len > m.maxContext)
@@ -38,3 +43,20 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
   }
 }
 
+function checkDatasetFile(flag: string, file: string | undefined): void {
+  if (file === undefined) return;
+  const fix = 'pass a .txt file (passages separated by blank lines) or a .jsonl file ({"text": ...} per line)';
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw badInput(code === 'ENOENT' ? `${flag} ${file} does not exist` : `${flag} ${file} cannot be read (${code})`, fix);
+  }
+  if (!stat.isFile()) throw badInput(`${flag} ${file} is not a file`, fix);
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch {
+    throw badInput(`${flag} ${file} cannot be read (permission denied)`, fix);
+  }
+}

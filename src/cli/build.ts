@@ -96,6 +96,7 @@ export function register(program: Command): void {
         const given = { ...recipe, ...flags };
         if (given.awq_block_size !== undefined && settings.qformat !== 'int4_awq') reporter.info(`note: --awq_block_size applies to int4_awq only; ignored for ${settings.qformat}`);
         if (given.smoothquant_alpha !== undefined && settings.qformat !== 'int8_sq') reporter.info(`note: --smoothquant_alpha applies to int8_sq only; ignored for ${settings.qformat}`);
+        if (given.calib_dataset !== undefined && !calibrates(settings)) reporter.info(`note: --calib_dataset is used to calibrate int4_awq, fp8, int8_sq and fp8 / int8 KV caches; ignored for ${settings.qformat} with the model's own KV cache dtype`);
         const abort = new AbortController();
         const onSignal = (sig: NodeJS.Signals) => {
           if (abort.signal.aborted) process.exit(130);
@@ -123,4 +124,9 @@ export function register(program: Command): void {
         throw e;
       }
     });
+}
+
+/** Whether a build of these settings calibrates (reads --calib_dataset), as the native pipeline decides. */
+function calibrates(s: { qformat: string; kv_cache_dtype: string }): boolean {
+  return ['int4_awq', 'fp8', 'int8_sq'].includes(s.qformat) || s.kv_cache_dtype !== 'auto';
 }

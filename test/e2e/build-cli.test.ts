@@ -163,6 +163,23 @@ describe('grpst build: bad input and a full disk', () => {
     expect(r.stderr).toMatch(/--max_seq_len 100000 is past the model's 40960 positions[\s\S]*fix: pass --max_seq_len 40960 or less/);
   });
 
+  it('a dataset path that is not there fails before any work, naming the flag', async () => {
+    for (const flag of ['--eval_dataset', '--calib_dataset']) {
+      const r = await failing(['--model_dir', tinyA, '--qformat', 'int8_sq', flag, join(work, 'no-such.txt')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`${flag} .*no-such\\.txt does not exist\n.*fix: pass a \\.txt file`));
+      expect(r.stdout).not.toMatch(/calibrat|quantiz|write/i); // nothing ran
+    }
+  });
+
+  it('--calib_dataset with a format that calibrates nothing is noted as ignored', async () => {
+    const data = join(work, 'calib.txt');
+    writeFileSync(data, 'Some text.\n\nMore text.\n');
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', join(work, 'bf16-noted'), '--calib_dataset', data, '--eval_tokens', '65']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("note: --calib_dataset is used to calibrate int4_awq, fp8, int8_sq and fp8 / int8 KV caches; ignored for full_prec with the model's own KV cache dtype");
+  });
+
   it('an unknown qformat', async () => {
     const r = await failing(['--model_dir', tinyA, '--qformat', 'int3']);
     expect(r.code).toBe(2);
