@@ -7,6 +7,15 @@ import type { Tokenizer } from './tokenizer.js';
 export interface IncrementalDecoderOptions {
   /** Leave out special tokens (<|im_end|>, ...); <think> and <tool_call> are not special and stay. */
   skipSpecialTokens?: boolean;
+  /** Which ids skipSpecialTokens leaves out (1 = skip), when not the tokenizer's special ones: the conf's skip_special_tokens list. */
+  skipMask?: Uint8Array;
+}
+
+/** A mask of these ids for skipMask. */
+export function tokenMask(size: number, ids: readonly number[]): Uint8Array {
+  const mask = new Uint8Array(size);
+  for (const id of ids) if (id >= 0 && id < size) mask[id] = 1;
+  return mask;
 }
 
 export class IncrementalDecoder {
@@ -17,7 +26,7 @@ export class IncrementalDecoder {
     private readonly tokenizer: Tokenizer,
     opts: IncrementalDecoderOptions = {},
   ) {
-    this.skip = opts.skipSpecialTokens ? tokenizer.specialMask : null;
+    this.skip = opts.skipSpecialTokens ? (opts.skipMask ?? tokenizer.specialMask) : null;
   }
 
   /** Text completed by these ids; bytes of a character still incomplete are held back. */

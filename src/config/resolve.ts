@@ -106,6 +106,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     stopWords: args.stop_words ?? [],
     badWords: args.bad_words ?? [],
     skipSpecialTokens: Array.isArray(args.skip_special_tokens) ? args.skip_special_tokens.length > 0 : (args.skip_special_tokens ?? true),
+    skipTokenIds: Array.isArray(args.skip_special_tokens) && args.skip_special_tokens.length > 0 ? args.skip_special_tokens : undefined,
     webUi: server.web_ui ?? defaultServerOptions.webUi,
   };
   return { load, server: serverOptions, rpcPort, notes };
@@ -155,6 +156,7 @@ export interface Deployment {
   tokenizerPath: string;
   endTokenId?: number;
   padTokenId?: number;
+  skipTokenIds?: number[];
   inference: InferenceConf;
   serverConf: ServerConf;
   runtime: RuntimeOptions;
@@ -227,6 +229,7 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
     tokenizerPath,
     endTokenId: args.end_token_id,
     padTokenId: args.pad_token_id,
+    skipTokenIds: Array.isArray(args.skip_special_tokens) ? args.skip_special_tokens : undefined,
     inference,
     serverConf,
     runtime,

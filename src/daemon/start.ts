@@ -87,7 +87,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       };
       await verifyEngineFiles(stagedPath(d.enginePath, paths.deploy, staging), input.home, { known, onHashing });
       await requireDeviceBuilt(d.runtime.load.device, confs.inference.shown);
-      if (d.endTokenId !== undefined || d.padTokenId !== undefined) {
+      if (d.endTokenId !== undefined || d.padTokenId !== undefined || d.skipTokenIds !== undefined) {
         const { Tokenizer } = await import('../chat/tokenizer.js');
         checkTokenIds(d, Tokenizer.fromDir(stagedPath(d.tokenizerPath, paths.deploy, staging)).vocabSize, confs.inference.shown);
       }

@@ -2,7 +2,7 @@
 // the engine is there, and drains or closes on request. The daemon and `grpst serve` call this.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { IncrementalDecoder } from '../chat/incremental-decoder.js';
+import { IncrementalDecoder, tokenMask } from '../chat/incremental-decoder.js';
 import { renderPrompt } from '../chat/render-prompt.js';
 import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
@@ -48,7 +48,9 @@ export interface RunningServer {
 export async function startServer(deps: ServerDeps, options: ServerOptions): Promise<RunningServer> {
   const log = deps.log ?? (() => undefined);
   const render = makeRender(deps.template, deps.tokenizer);
-  const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens });
+  // The conf's skip_special_tokens list (grps_trtllm's form) names the ids skipping leaves out.
+  const skipMask = options.skipTokenIds ? tokenMask(deps.tokenizer.vocabSize, options.skipTokenIds) : undefined;
+  const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens, skipMask });
   const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints);
   const router = new Router(ctx, [...routes, ...(deps.extraRoutes ?? [])]);
   const ready = Promise.resolve(deps.engine).then(

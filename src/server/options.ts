@@ -40,6 +40,8 @@ export interface ServerOptions {
   /** Strings whose tokens are never generated (inference conf bad_words). */
   badWords: string[];
   skipSpecialTokens: boolean;
+  /** The ids skipping leaves out when the conf lists them (skip_special_tokens: [ids]); else every special token. */
+  skipTokenIds?: number[];
   /** Serve the web chat page at GET / (server.yml switch). */
   webUi: boolean;
 }

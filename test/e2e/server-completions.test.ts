@@ -138,6 +138,18 @@ describe('completions', () => {
     await unused.server.close();
   });
 
+  it("the conf's skip_special_tokens list leaves out exactly those ids (grps_trtllm's form); true leaves out every special token", async () => {
+    const objectRef = model.tokenizer.tokenToId('<|object_ref_start|>')!;
+    const req = { model: 'qwen3', prompt: 'Hello', max_tokens: 2, temperature: 0, ignore_eos: true, logit_bias: { [objectRef]: 100 } };
+    expect((await srv.client.completions.create(req)).choices[0].text).toBe(''); // every special token skipped
+    const listed = await serve(model, { skipTokenIds: [model.tokenizer.tokenToId('<|endoftext|>')!] });
+    expect((await listed.client.completions.create(req)).choices[0].text).toBe('<|object_ref_start|><|object_ref_start|>');
+    await listed.server.close();
+    const listing = await serve(model, { skipTokenIds: [objectRef] });
+    expect((await listing.client.completions.create(req)).choices[0].text).toBe('');
+    await listing.server.close();
+  });
+
   it('seeded sampling is reproducible and differs between seeds', async () => {
     const req = { model: 'qwen3', prompt: 'Once upon a time', max_tokens: 12, temperature: 1, top_p: 0.95, top_k: 50, ignore_eos: true };
     const a = await srv.client.completions.create({ ...req, seed: 7 });

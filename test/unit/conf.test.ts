@@ -180,6 +180,13 @@ describe('mapConfs', () => {
     expect(out.notes.map((n) => n.text)).toEqual([expect.stringContaining('only HTTP is served')]);
   });
 
+  it('skip_special_tokens: a list of ids is which ids to skip, [] skips none, true every special token', () => {
+    const map = (skip: unknown) => mapConfs(inferenceConfSchema.parse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', skip_special_tokens: skip } }] }), {}).server;
+    expect(map([151643, 151645])).toMatchObject({ skipSpecialTokens: true, skipTokenIds: [151643, 151645] });
+    expect(map([])).toMatchObject({ skipSpecialTokens: false, skipTokenIds: undefined });
+    expect(map(true)).toMatchObject({ skipSpecialTokens: true, skipTokenIds: undefined });
+  });
+
   it('leaves what the confs do not say at the defaults', () => {
     const inference = inferenceConfSchema.parse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e' } }] });
     const out = mapConfs(inference, {});
