@@ -5,7 +5,7 @@
 // newer than every source file, unless --force. Missing tools are named with the command that
 // installs them, and the script exits non-zero.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,13 @@ const nativeDir = join(root, 'native');
 const buildDir = join(nativeDir, 'build');
 const output = join(buildDir, 'Release', 'grpst_native.node');
 const force = process.argv.includes('--force');
+const dryRun = process.argv.includes('--dry-run');
 const cmakeArgs = process.argv.filter((a) => a.startsWith('--CD'));
+// GRPST_CUDA=ON|OFF|AUTO in the environment (`GRPST_CUDA=OFF npm install`) sets the CMake option;
+// a --CDGRPST_CUDA=... argument wins. The mode of the last build is kept beside it, so asking
+// for another one rebuilds even when no source changed.
+const cudaStamp = join(buildDir, 'grpst-cuda-mode.txt');
+const cudaMode = process.env.GRPST_CUDA?.trim().toUpperCase() || undefined;
 
 function fail(message, fix) {
   console.error(`grpst: cannot build the native runtime: ${message}`);
@@ -39,7 +45,14 @@ function newestSource(dir) {
   return newest;
 }
 
-if (!force && existsSync(output) && statSync(output).mtimeMs > newestSource(nativeDir)) {
+if (cudaMode !== undefined) {
+  if (!['ON', 'OFF', 'AUTO'].includes(cudaMode)) fail(`GRPST_CUDA=${process.env.GRPST_CUDA} is not ON, OFF or AUTO`, 'set GRPST_CUDA=ON (require the CUDA backend), OFF (CPU only) or AUTO (where nvcc and cuBLAS are found), or unset it');
+  if (!cmakeArgs.some((a) => a.startsWith('--CDGRPST_CUDA='))) cmakeArgs.push(`--CDGRPST_CUDA=${cudaMode}`);
+}
+const stampedMode = existsSync(cudaStamp) ? readFileSync(cudaStamp, 'utf8').trim() : undefined;
+const modeChanged = cudaMode !== undefined && cudaMode !== stampedMode;
+
+if (!dryRun && !force && !modeChanged && existsSync(output) && statSync(output).mtimeMs > newestSource(nativeDir)) {
   console.log(`grpst: native runtime is up to date (${output})`);
   process.exit(0);
 }
@@ -80,6 +93,10 @@ try {
 
 const parallel = String(Math.max(1, cpus().length));
 const args = ['build', '-d', nativeDir, '-O', buildDir, '-B', 'Release', '-p', parallel, '-m', ...cmakeArgs];
+if (dryRun) {
+  console.log(`cmake-js ${args.join(' ')}`);
+  process.exit(0);
+}
 console.log(`grpst: building the native runtime (cmake-js ${args.join(' ')})`);
 const r = spawnSync(process.execPath, [cmakeJs, ...args], { stdio: 'inherit', cwd: root });
 if (r.status !== 0 || !existsSync(output)) {
@@ -88,4 +105,5 @@ if (r.status !== 0 || !existsSync(output)) {
     'read the compiler output above; `npm run build:native` retries from a clean configuration',
   );
 }
+if (cudaMode !== undefined) writeFileSync(cudaStamp, `${cudaMode}\n`);
 console.log(`grpst: built ${output}`);
