@@ -82,8 +82,14 @@ export function describeError(err: unknown, server: string): string {
 }
 
 export function fail(message: string): never {
-  process.stderr.write(`${message}\n`);
+  process.stderr.write(`${oneLine(message)}\n`);
   process.exit(1);
+}
+
+/** Newlines and runs of spaces folded, long text cut: a model's answer inside a message stays one readable line. */
+export function oneLine(text: string, max = 300): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max)}... (${flat.length - max} more characters)` : flat;
 }
 
 /** Runs main() and turns any error into one line on stderr and exit code 1. */

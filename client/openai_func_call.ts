@@ -20,7 +20,7 @@ run(async () => {
   const first = await client.chat.completions.create({ model, messages, tools, tool_choice: toolChoiceOf(args.options.tool_choice), max_tokens: maxTokens, temperature: 0.7, seed });
   const message = first.choices[0].message;
   const call = message.tool_calls?.[0];
-  if (!call) fail(`The model answered without calling get_current_weather (finish_reason ${first.choices[0].finish_reason}): ${message.content}`);
+  if (!call) fail(`The model answered without calling get_current_weather (finish_reason ${first.choices[0].finish_reason}): ${JSON.stringify(message.content ?? '')}`);
 
   const result = runToolCall(call, message.content);
   console.log(`Send the result back to the server with function result(${result}) ...`);

@@ -21,7 +21,7 @@ run(async () => {
   const first = await client.chat.completions.create({ model, messages, tools, tool_choice: toolChoiceOf(args.options.tool_choice), max_tokens: maxTokens, temperature: 0.7, seed });
   const message = first.choices[0].message;
   const calls = message.tool_calls ?? [];
-  if (calls.length === 0) fail(`The model answered without calling a tool (finish_reason ${first.choices[0].finish_reason}): ${message.content}`);
+  if (calls.length === 0) fail(`The model answered without calling a tool (finish_reason ${first.choices[0].finish_reason}): ${JSON.stringify(message.content ?? '')}`);
   console.log(`The model called ${calls.length} tool${calls.length === 1 ? '' : 's'}: ${calls.map((c) => (c.type === 'function' ? c.function.name : c.type)).join(', ')}`);
 
   messages.push({ role: 'assistant', content: message.content, tool_calls: calls });

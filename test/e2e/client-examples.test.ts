@@ -16,6 +16,7 @@ import { ScriptedEngine, type ScriptRule } from './scripted-engine.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+import { oneLine } from '../../client/common.js';
 
 const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 const novel = path.join(repoRoot, 'client', 'data', 'opticks_32k.txt');
@@ -247,5 +248,7 @@ describe('tool calling with tool_choice auto, on recorded model outputs', () => 
     const r = await example('openai_func_call', [host, '--tool_choice', 'none', '--max_tokens', '4']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('The model answered without calling get_current_weather');
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1); // the answer quoted, not spilled over lines
+    expect(oneLine(`a\n\n  b ${'x'.repeat(400)}`)).toBe(`a b ${'x'.repeat(296)}... (104 more characters)`);
   });
 });
