@@ -4,29 +4,13 @@
 // rebuilt from the process the pid file names, once /proc shows it is this name's daemon.
 import fs from 'node:fs';
 import { pidAlive, procArgv, procStartTime } from './processes.js';
-
-export interface RecoveredState {
-  name: string;
-  pid: number;
-  pgid: number;
-  procStart?: string;
-  deployPath: string;
-  host: string;
-  httpPort: number;
-  backend: 'native' | 'trtllm';
-  logFile: string;
-  inferenceConf: string;
-  serverConf?: string;
-  startedAt: string;
-  authHealth: boolean;
-  unreadable: string;
-}
+import type { ServerState } from './state.js';
 
 /** procStart of a pid that could not be tied to this name: never equal to a real start time, so the pid counts as gone. */
 const unverified = 'unverified';
 
 /** undefined when there is no pid file either: then the file was never a server's state. */
-export function recoverState(name: string, files: { pid: string; port: string; deploy: string }, why: string): RecoveredState | undefined {
+export function recoverState(name: string, files: { pid: string; port: string; deploy: string }, why: string): ServerState | undefined {
   if (!fs.existsSync(files.pid)) return undefined;
   const pid = Number(readText(files.pid));
   const argv = Number.isInteger(pid) && pid > 1 && pidAlive(pid) ? procArgv(pid) : undefined;
