@@ -282,6 +282,13 @@ describe('tool_choice', () => {
       for (const call of c.message.tool_calls ?? []) if (call.type === 'function') expect(tools.map((t) => t.function.name)).toContain(call.function.name);
       if (choice !== 'required') expect(c.message.tool_calls!.map((t) => (t.type === 'function' ? t.function.name : ''))).toEqual(['get_postcode']);
     }
+    // Streamed, the cut call arrives as a tool_calls delta before finish_reason length.
+    const res = await post(`${server.url}/v1/chat/completions`, { model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice, max_tokens: 3, seed: 3, stream: true });
+    const frames = sseFrames(res.text).filter((f) => f !== '[DONE]');
+    const deltas = frames.flatMap((f) => f.choices[0]?.delta?.tool_calls ?? []);
+    expect(deltas.filter((d: any) => d.function?.name).map((d: any) => d.function.name)).toEqual(['get_postcode']);
+    expect(frames.map((f) => f.choices[0]?.delta?.content ?? '').join('')).not.toContain('<tool_call>');
+    expect(frames.at(-1).choices[0].finish_reason).toBe('length');
   });
 
   it('parallel_tool_calls false: exactly one call; the grammar the server compiled for it allows nothing after one', async () => {
