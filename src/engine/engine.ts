@@ -184,7 +184,12 @@ export class Engine implements GenerationEngine {
       t += n;
       const reason = nativeFinishReasons[b.finish[i]];
       if (reason) ev.finishReason = reason;
-      if (reason === 'stop' && b.stopTokens[i] >= 0) ev.stopTokenId = b.stopTokens[i];
+      if (reason === 'stop' && b.stopTokens[i] >= 0) {
+        ev.stopTokenId = b.stopTokens[i];
+        const c = b.stopTopCounts[i];
+        if (!Number.isNaN(b.stopLogprobs[i])) ev.stopLogprob = { logprob: b.stopLogprobs[i], top: p?.wantsTop ? topAt(b.topIds, b.topLogprobs, k, c) : [] };
+        k += c;
+      }
       if (b.cachedPromptTokens[i] >= 0) ev.cachedPromptTokens = b.cachedPromptTokens[i];
       const err = b.errors[i];
       if (err !== undefined) ev.error = err;

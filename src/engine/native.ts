@@ -72,6 +72,10 @@ export interface NativeEventBatch {
   finish: Uint8Array;
   /** The stop token when finish is Stop, else -1. */
   stopTokens: Int32Array;
+  /** The stop token's logprob when the request asked for logprobs, else NaN. */
+  stopLogprobs: Float32Array;
+  /** How many alternatives of the stop token follow the entry's token alternatives in topIds / topLogprobs. */
+  stopTopCounts: Int32Array;
   /** Prefix-cache hits on the request's first entry, else -1. */
   cachedPromptTokens: Int32Array;
   hasLogprobs: Uint8Array;

@@ -74,6 +74,8 @@ export interface TokenEvent {
   finishReason?: FinishReason;
   /** On the last event when finishReason is "stop": the stop token id that ended it. */
   stopTokenId?: number;
+  /** With stopTokenId, when logprobs were asked: the stop token's logprob and alternatives. */
+  stopLogprob?: { logprob: number; top: TopLogprob[] };
   /** On the first event when promptLogprobs was asked: one entry per prompt token (null for position 0). */
   promptLogprobs?: (null | { logprob: number; top: TopLogprob[] })[];
   /** Prompt tokens found in the prefix cache (not recomputed), on the first event. */

@@ -50,6 +50,13 @@ export class ServerContext {
   ) {
     this.admission = new Admission(options.maxConcurrency, options.maxQueue);
     const ids = [tokenizer.eosTokenId, tokenizer.tokenToId('<|im_end|>'), tokenizer.tokenToId('<|endoftext|>'), options.endTokenId];
+    // A conf stop word that is one special token ("<|im_start|>") stops at that token, as
+    // TensorRT-LLM's stop-word ids do: matched as text it would never appear, since special
+    // tokens are left out of the text.
+    for (const word of options.stopWords) {
+      const id = tokenizer.tokenToId(word);
+      if (id !== undefined && tokenizer.specialMask[id]) ids.push(id);
+    }
     this.stopIds = [...new Set(ids.filter((x): x is number => x !== undefined))];
     this.banned = this.badWordIds(options.badWords);
   }

@@ -113,8 +113,12 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
           ctx.metrics.finished.inc({ reason: 'cancelled' });
           throw cancelledError(ctx.signal);
         }
-        // The end token was sampled too: it counts as a completion token, as vLLM and OpenAI count it.
-        if (ev.stopTokenId !== undefined) completionTokens += 1;
+        // The end token was sampled too: it counts as a completion token and has its logprob entry
+        // (the last one, which scorers read as the generated token's), as vLLM reports it.
+        if (ev.stopTokenId !== undefined) {
+          completionTokens += 1;
+          if (wantLogprobs && ev.stopLogprob) pending.push({ id: ev.stopTokenId, ...ev.stopLogprob });
+        }
         const tail = parser.push(job.decoder.flush());
         const end = parser.finish();
         update.content += tail.content + end.content;

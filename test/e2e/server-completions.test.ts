@@ -57,6 +57,27 @@ describe('completions', () => {
     expect(r.usage).toMatchObject({ prompt_tokens: ids.length, completion_tokens: 0 });
   });
 
+  it('a generated end token has its logprob entry, the last one, which lm-evaluation-harness reads as the continuation', async () => {
+    const ids = englishRef.prompt_ids;
+    const eos = model.tokenizer.tokenToId('<|endoftext|>')!;
+    const req = { model: 'qwen3', prompt: ids, max_tokens: 1, echo: true, logprobs: 1, temperature: 0 };
+    const plain = (await srv.client.completions.create(req)).choices[0].logprobs!;
+    expect(plain.tokens!.length).toBe(ids.length + 1);
+    const r = await srv.client.completions.create({ ...req, logit_bias: { [eos]: 100 } });
+    const c = r.choices[0];
+    expect(c.finish_reason).toBe('stop');
+    expect(r.usage!.completion_tokens).toBe(1);
+    const lp = c.logprobs!;
+    expect(lp.tokens!.length).toBe(ids.length + 1);
+    expect(lp.tokens!.at(-1)).toBe('<|endoftext|>');
+    // The model's own logprob of the end token (logit_bias does not change reported logprobs): finite, and the prompt's are untouched.
+    expect(Number.isFinite(lp.token_logprobs!.at(-1))).toBe(true);
+    expect(lp.token_logprobs!.slice(0, -1)).toEqual(plain.token_logprobs!.slice(0, -1));
+    // Chat: one logprobs entry per completion token, the end token's included.
+    const chat = await srv.client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 5, temperature: 0, logprobs: true, logit_bias: { [eos]: 100 } });
+    expect(chat.choices[0].logprobs!.content!.length).toBe(chat.usage!.completion_tokens);
+  });
+
   it('echo with a text prompt puts the prompt first; streaming gives the same text', async () => {
     const req = { model: 'qwen3', prompt: 'The history of the ', max_tokens: 10, temperature: 0, echo: true, ignore_eos: true };
     const r = await srv.client.completions.create(req);
@@ -118,6 +139,16 @@ describe('completions', () => {
     expect(s.choices[0].text).toBe(full.slice(0, full.indexOf(stopWord)));
     expect(s.choices[0].finish_reason).toBe('stop');
     await stopping.server.close();
+
+    // A stop word that is one special token stops at that token, though special tokens are not in the text.
+    const imStart = model.tokenizer.tokenToId('<|im_start|>')!;
+    const forced = { ...base, ignore_eos: false, prompt: 'Hello', logit_bias: { [imStart]: 100 } };
+    expect((await srv.client.completions.create(forced)).choices[0]).toMatchObject({ finish_reason: 'length', text: '' });
+    const special = await serve(model, { stopWords: ['<|im_start|>'] });
+    const r = await special.client.completions.create(forced);
+    expect(r.choices[0]).toMatchObject({ finish_reason: 'stop', text: '' });
+    expect(r.usage!.completion_tokens).toBe(1);
+    await special.server.close();
   });
 
   it("the conf's end_token_id ends generation at that token, as its end-of-text does", async () => {

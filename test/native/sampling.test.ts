@@ -201,6 +201,21 @@ describe('ending', () => {
     expect(ign.finish).toBe('length');
   });
 
+  it('with logprobs, the stop token carries its own logprob and alternatives (the ones it has when not a stop token)', async () => {
+    const g = await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 10, logprobs: 2 });
+    const stop = g.tokens[3];
+    const at = g.tokens.indexOf(stop);
+    const r = await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 10, stopTokenIds: [stop], logprobs: 2 });
+    expect(r.last.stopTokenId).toBe(stop);
+    expect(r.logprobs).toEqual(g.logprobs.slice(0, at));
+    expect(r.last.stopLogprob!.logprob).toBe(g.logprobs[at]);
+    const alternatives = g.events.flatMap((e) => e.topLogprobs ?? []);
+    expect(r.last.stopLogprob!.top).toEqual(alternatives[at]);
+    expect(r.last.stopLogprob!.top).toHaveLength(2);
+    // Without logprobs there is none to report.
+    expect((await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 10, stopTokenIds: [stop] })).last.stopLogprob).toBeUndefined();
+  });
+
   it('maxTokens ends with "length"; maxTokens 0 returns only prompt logprobs', async () => {
     const r = await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 5 });
     expect(r.tokens).toHaveLength(5);

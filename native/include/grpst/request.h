@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,11 @@ struct SeqEvent {
   std::vector<TopEntry> top;
   FinishReason finish = FinishReason::None;
   int32_t stop_token = -1;
+  // The stop token is sampled like any other and its logprob reported (as vLLM does): scorers
+  // such as lm-evaluation-harness read the last entry as the generated token's. NaN when the
+  // request did not ask for logprobs.
+  float stop_logprob = std::numeric_limits<float>::quiet_NaN();
+  std::vector<TopEntry> stop_top;
   std::string error;
   int cached_prompt_tokens = -1;        // on the first event
   bool has_prompt_logprobs = false;     // on the first event, when asked

@@ -211,12 +211,14 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
   size_t total = 0, total_top = 0;
   for (const auto& e : events) {
     total += e.tokens.size();
-    total_top += e.top.size();
+    total_top += e.top.size() + e.stop_top.size();
   }
   Napi::Float64Array ids = Napi::Float64Array::New(env, n);
   Napi::Int32Array counts = Napi::Int32Array::New(env, n);
   Napi::Uint8Array finish = Napi::Uint8Array::New(env, n);
   Napi::Int32Array stop = Napi::Int32Array::New(env, n);
+  Napi::Float32Array stop_lp = Napi::Float32Array::New(env, n);
+  Napi::Int32Array stop_top_counts = Napi::Int32Array::New(env, n);
   Napi::Int32Array cached = Napi::Int32Array::New(env, n);
   Napi::Uint8Array has_lp = Napi::Uint8Array::New(env, n);
   Napi::Int32Array tokens = Napi::Int32Array::New(env, total);
@@ -233,6 +235,8 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
     counts[i] = int32_t(e.tokens.size());
     finish[i] = uint8_t(e.finish);
     stop[i] = e.stop_token;
+    stop_lp[i] = e.stop_logprob;
+    stop_top_counts[i] = int32_t(e.stop_top.size());
     cached[i] = e.cached_prompt_tokens;
     has_lp[i] = e.logprobs.size() == e.tokens.size() && !e.tokens.empty() ? 1 : 0;
     for (size_t j = 0; j < e.tokens.size(); j++, t++) {
@@ -240,10 +244,13 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
       logprobs[t] = j < e.logprobs.size() ? e.logprobs[j] : NAN;
       top_counts[t] = j < e.top_counts.size() ? e.top_counts[j] : 0;
     }
-    for (const TopEntry& te : e.top) {
-      top_ids[k] = te.token;
-      top_lps[k] = te.logprob;
-      k++;
+    // The event's token alternatives, then the stop token's (stopTopCounts[i] of them).
+    for (const auto* list : {&e.top, &e.stop_top}) {
+      for (const TopEntry& te : *list) {
+        top_ids[k] = te.token;
+        top_lps[k] = te.logprob;
+        k++;
+      }
     }
     if (!e.error.empty()) errors.Set(uint32_t(i), Napi::String::New(env, e.error));
     if (e.has_prompt_logprobs) {
@@ -270,6 +277,8 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
   out.Set("counts", counts);
   out.Set("finish", finish);
   out.Set("stopTokens", stop);
+  out.Set("stopLogprobs", stop_lp);
+  out.Set("stopTopCounts", stop_top_counts);
   out.Set("cachedPromptTokens", cached);
   out.Set("hasLogprobs", has_lp);
   out.Set("tokens", tokens);

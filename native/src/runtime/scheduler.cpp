@@ -329,6 +329,10 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
         finish(s, FinishReason::Error, ev);
       } else if (is_stop) {
         ev.stop_token = r.token;
+        if (s.req.logprobs >= 0) {
+          ev.stop_logprob = r.logprob;
+          ev.stop_top = r.top;
+        }
         finish(s, FinishReason::Stop, ev);
       } else {
         s.tokens.push_back(r.token);
