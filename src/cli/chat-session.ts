@@ -9,6 +9,7 @@ import { pidAlive } from '../daemon/processes.js';
 import { requireState } from '../daemon/stop.js';
 import type { ServerState } from '../daemon/state.js';
 import { ReasoningSplitter } from '../parse/reasoning.js';
+import { MessageReader } from './chat-input.js';
 import { badInput, errorText, failed, GrpstError } from '../util/errors.js';
 
 export interface ChatOptions {
@@ -23,7 +24,7 @@ interface Message {
   content: string;
 }
 
-const help = `Type a message and press Enter. Commands:
+const help = `Type a message and press Enter (a pasted block is one message; """ begins and ends one of several lines). Commands:
   /think on|off   thinking for the next answers (enable_thinking)
   /reset          forget the conversation
   /exit           leave (or Ctrl-D); Ctrl-C stops an answer`;
@@ -106,12 +107,13 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
   };
   rl.on('SIGINT', onInterrupt);
   process.on('SIGINT', onInterrupt);
+  const reader = new MessageReader(rl, interactive);
   const prompt = () => {
-    if (interactive) rl.prompt();
+    if (interactive) reader.prompt();
   };
   rl.setPrompt('> ');
   prompt();
-  for await (const raw of rl) {
+  for (let raw = await reader.next(); raw !== null; raw = await reader.next()) {
     const line = raw.trim();
     if (line === '') {
       prompt();
@@ -132,7 +134,8 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
       prompt();
       continue;
     }
-    history.push({ role: 'user', content: line });
+    // Leading indentation is kept (pasted code); only the trailing blank is dropped.
+    history.push({ role: 'user', content: raw.trimEnd() });
     current = new AbortController();
     try {
       const answer = await streamAnswer(target, { ...opts, enableThinking: thinking }, history, current.signal, out, dim);
@@ -140,7 +143,7 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     } catch (err) {
       // The turn failed: forget the question so the next one is not sent after an unanswered one.
       history.pop();
-      out(`\nerror: ${errorText(err)}\n`);
+      out(`\nerror: ${turnError(err, target)}\n`);
     } finally {
       current = undefined;
     }
@@ -148,6 +151,14 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
   }
   rl.close();
   process.off('SIGINT', onInterrupt);
+}
+
+/** A failed turn in words: a connection lost or refused is the server going away, said with how to check. */
+function turnError(err: unknown, target: Target): string {
+  const code = (err as { code?: string }).code ?? '';
+  const lost = ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'EPIPE'].includes(code) || /other side closed/.test(String((err as Error).message));
+  if (!lost) return errorText(err);
+  return `the server ${target.name} went away (${(err as Error).message}); \`grpst ps\` shows whether it runs, \`grpst logs ${target.name}\` why it stopped`;
 }
 
 /** Streams one answer to the terminal and returns its content without the think block. */
@@ -213,13 +224,17 @@ async function streamAnswer(
       if (choice.finish_reason) finish = choice.finish_reason;
     }
   } catch (err) {
-    if (!signal.aborted) throw err;
+    if (!signal.aborted) {
+      endThink(''); // the terminal must not stay dim after the error
+      throw err;
+    }
     stopped = true;
   }
   take(splitter.finish());
   endThink('');
   const seconds = (performance.now() - begin) / 1000;
-  const notes = [stopped ? 'stopped' : '', usage ? `prompt ${usage.prompt_tokens} tokens, answer ${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '', finish === 'length' ? 'cut at max_tokens' : ''];
+  const cut = finish === 'length' ? (opts.maxTokens !== undefined ? 'cut at max_tokens' : "cut at the server's length limit") : '';
+  const notes = [stopped ? 'stopped' : '', usage ? `prompt ${usage.prompt_tokens} tokens, answer ${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '', cut];
   out(`\n${dim(`(${notes.filter(Boolean).join(', ')})`)}\n`);
   return answer;
 }

@@ -5,9 +5,11 @@
 // model never writes: that part talks to an in-process server replaying a recorded output, found
 // through a state file like any other server.
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa, execaSync, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
 import { writeState } from '../../src/daemon/state.js';
@@ -162,5 +164,57 @@ describe('grpst chat shows thinking dimmed', () => {
     const plain = await chatWith(['replay'], 'Think first\n');
     expect(plain.stdout).not.toContain('\x1b[');
     expect(plain.stdout).toContain('thinking: Weighing the options.\n\nThe answer is 42.\n');
+  });
+});
+
+describe('grpst chat on a terminal', () => {
+  const hasScript = execaSync('sh', ['-c', 'command -v script'], { reject: false }).exitCode === 0;
+
+  /** `grpst chat ARGS` on a pseudo-terminal (util-linux `script`), its output collected. */
+  function onTerminal(args: string[]) {
+    const command = [process.execPath, ...cliArgv, 'chat', ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = execa('script', ['-qfec', command, '/dev/null'], { env: { ...cli.env, NO_COLOR: '1', GRPST_API_KEY: undefined }, cwd: cli.home, reject: false, stdin: 'pipe', timeout: 120_000 });
+    const seen = { text: '' };
+    child.stdout!.on('data', (b: Buffer) => (seen.text += b.toString()));
+    return { child, seen };
+  }
+
+  it.skipIf(!hasScript)('a pasted block of lines is one message, and Ctrl-D during an answer ends the chat once it is done', async () => {
+    const { child, seen } = onTerminal(['chatty', '--max_tokens', '300']);
+    await waitFor(async () => seen.text.includes('> '), 30_000);
+    child.stdin!.write('First line\n    second line, indented\n'); // one read of the terminal: a paste
+    await waitFor(async () => /prompt \d+ tokens/.test(seen.text) || seen.text.length > 400, 60_000);
+    child.stdin!.write('\x04'); // Ctrl-D, most likely while the answer still streams
+    const r = await child;
+    expect(r.exitCode, seen.text).toBe(0);
+    const stats = [...seen.text.matchAll(/prompt (\d+) tokens/g)].map((m) => Number(m[1]));
+    expect(stats).toHaveLength(1);
+    const one = await post(`${base()}/tokenize`, { model: 'qwen3', messages: [{ role: 'user', content: 'First line\n    second line, indented' }] }, { authorization: `Bearer ${apiKey}` });
+    expect(stats[0]).toBe(one.json.count);
+  });
+});
+
+describe('grpst chat when the server goes away mid-answer', () => {
+  it('says so, with how to check, and leaves the terminal undimmed', async () => {
+    // A server that lists its model, starts a think block, then drops the connection.
+    const server = http.createServer((req, res) => {
+      if (req.url === '/v1/models') return void res.end(JSON.stringify({ object: 'list', data: [{ id: 'qwen3' }] }));
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: '<think>\nhalf a thought' } }] })}\n\n`);
+      setTimeout(() => req.socket.destroy(), 100);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port: gonePort } = server.address() as AddressInfo;
+    writeState({ name: 'gone', pid: process.pid, pgid: process.pid, deployPath: work, host: '127.0.0.1', httpPort: gonePort, backend: 'native', logFile: path.join(work, 'gone.log'), inferenceConf: path.join(work, 'none.yml'), startedAt: new Date().toISOString(), authHealth: false }, cli.home);
+    try {
+      const r = await chatWith(['gone'], 'Hello\n', { NO_COLOR: undefined, FORCE_COLOR: '1' });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('\x1b[2mthinking: half a thought\x1b[22m');
+      expect(r.stdout).toMatch(/error: the server gone went away \(.+\); `grpst ps` shows whether it runs, `grpst logs gone` why it stopped/);
+    } finally {
+      server.close();
+      fs.rmSync(path.join(cli.home, '.run', 'gone.json'), { force: true });
+      fs.rmSync(path.join(cli.home, '.run', 'gone.pid'), { force: true });
+    }
   });
 });
