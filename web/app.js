@@ -32,6 +32,16 @@ md.renderer.rules.link_open = (tokens, i, options, env, self) => {
   tokens[i].attrSet('rel', 'noopener noreferrer');
   return defaultLinkOpen(tokens, i, options, env, self);
 };
+// Table alignment comes as style="text-align:..." attributes, which the page's content security
+// policy (no inline styles) would drop: it becomes a class the style sheet aligns.
+for (const cell of ['th_open', 'td_open']) {
+  md.renderer.rules[cell] = (tokens, i, options, env, self) => {
+    const align = /text-align:\s*(left|right|center)/.exec(tokens[i].attrGet('style') || '');
+    if (tokens[i].attrGet('style') !== null) tokens[i].attrs = tokens[i].attrs.filter(([name]) => name !== 'style');
+    if (align) tokens[i].attrJoin('class', `align-${align[1]}`);
+    return self.renderToken(tokens, i, options);
+  };
+}
 
 /** Sent back to the server on every turn: user messages and the answers (without their think blocks). */
 let history = [];
@@ -85,12 +95,24 @@ function addMessage(role) {
   return wrap;
 }
 
+/** Whether the list shows its end: new text follows only then, so a reader scrolled up stays put. */
+function atBottom() {
+  const m = els.messages;
+  return m.scrollHeight - m.scrollTop - m.clientHeight < 40;
+}
+
+function scrollToEnd() {
+  els.messages.scrollTop = els.messages.scrollHeight;
+}
+
 function addUserMessage(text) {
   const wrap = addMessage('user');
   const body = document.createElement('div');
   body.className = 'text';
   body.textContent = text;
   wrap.append(body);
+  scrollToEnd();
+  return wrap;
 }
 
 /** An assistant message: think block (hidden until there is reasoning), answer, and a status line. */
@@ -116,13 +138,15 @@ function addAssistantMessage() {
   let scheduled = false;
   const render = () => {
     scheduled = false;
-    if (reasoning) {
+    const follow = atBottom();
+    // An empty think block (thinking off, or nothing thought) is not shown.
+    if (reasoning.trim()) {
       think.hidden = false;
       thinkText.textContent = reasoning.trim();
     }
     // html: false in markdown-it: tags in the answer come out escaped, as text.
     answer.innerHTML = md.render(content);
-    els.messages.scrollTop = els.messages.scrollHeight;
+    if (follow) scrollToEnd();
   };
   const schedule = () => {
     if (!scheduled) {
@@ -166,7 +190,7 @@ async function send(text) {
   // New chat may replace `history` while this turn streams: the turn finishes in its own conversation.
   const conversation = history;
   conversation.push({ role: 'user', content: text });
-  addUserMessage(text);
+  const asked = addUserMessage(text);
   const view = addAssistantMessage();
   const controller = new AbortController();
   inflight = controller;
@@ -196,24 +220,41 @@ async function send(text) {
     take(splitter.finish());
     const seconds = (performance.now() - begin) / 1000;
     const tokens = usage ? `${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '';
-    view.finish('done', [tokens, finish === 'length' ? 'cut at max_tokens' : ''].filter(Boolean).join(' · '), thoughtSeconds);
+    const cut = finish === 'length' ? (numberOf(els.maxTokens) !== undefined ? 'cut at max_tokens' : "cut at the model's length limit") : '';
+    view.finish('done', [tokens, cut].filter(Boolean).join(' · '), thoughtSeconds);
     conversation.push({ role: 'assistant', content: view.content });
+    if (els.status.dataset.state === 'error') void refreshModel(); // the server is back
   } catch (err) {
     take(splitter.finish());
     if (controller.signal.aborted) {
-      // A stopped answer stays in the conversation as far as it got.
+      // A stopped answer stays in the conversation as far as it got (stopped before a word: the
+      // question alone).
       view.finish('stopped', 'stopped', thoughtSeconds);
-      conversation.push({ role: 'assistant', content: view.content });
+      if (view.content) conversation.push({ role: 'assistant', content: view.content });
     } else {
-      // A failed turn leaves the history as it was, so the question can simply be sent again.
+      // A failed turn leaves the history as it was: the question is marked as not sent and put
+      // back in the box (when that is empty), to be sent again as it is or changed.
       conversation.pop();
-      view.fail(err instanceof Error ? err.message : String(err));
+      asked.dataset.state = 'failed';
+      asked.title = 'not part of the conversation: this turn failed';
+      if (!els.prompt.value.trim()) els.prompt.value = text;
+      view.fail(`${failureText(err)} Your message is back in the box to send again.`);
       if (err instanceof ApiError && err.status === 401) els.apiKey.focus();
+      else void refreshModel();
     }
   } finally {
     inflight = null;
     setBusy(false);
   }
+}
+
+/** An error in words: a server that cannot be reached is said to be that, not "Failed to fetch". */
+function failureText(err) {
+  if (err instanceof ApiError) return err.message;
+  const message = err instanceof Error ? err.message : String(err);
+  // fetch's own errors (TypeError: Failed to fetch / network error) mean the connection failed.
+  if (err instanceof TypeError) return `The server could not be reached or went away (${message}); is it running? (grpst ps)`;
+  return message;
 }
 
 function setBusy(busy) {
@@ -229,7 +270,8 @@ async function refreshModel() {
     els.status.dataset.state = 'ok';
   } catch (err) {
     model = null;
-    els.status.textContent = err instanceof ApiError && err.status === 401 ? 'API key needed (Settings)' : `server not ready: ${err.message}`;
+    const refused = els.apiKey.value ? 'API key refused (Settings)' : 'API key needed (Settings)';
+    els.status.textContent = err instanceof ApiError && err.status === 401 ? refused : err instanceof TypeError ? 'server not reachable' : `server not ready: ${err.message}`;
     els.status.dataset.state = 'error';
   }
 }
@@ -241,8 +283,9 @@ els.apiKey.addEventListener('change', () => void refreshModel());
 
 els.form.addEventListener('submit', (e) => {
   e.preventDefault();
-  const text = els.prompt.value.trim();
-  if (!text || inflight) return;
+  // Leading indentation is part of the message (pasted code); trailing blanks are not.
+  const text = els.prompt.value.replace(/\s+$/, '');
+  if (!text.trim() || inflight) return;
   els.prompt.value = '';
   void send(text);
 });
