@@ -55,69 +55,47 @@ describe('engine files are checked against engine.json', () => {
   });
 
   it('grpst start refuses a changed engine before anything starts', async () => {
-    const cli = makeCli();
     const { dir, weights } = engineFolder('e3');
     const data = fs.readFileSync(weights);
     data[0] ^= 1;
     fs.writeFileSync(weights, data);
-    const project = path.join(tmp, 'project');
-    fs.mkdirSync(path.join(project, 'conf'), { recursive: true });
-    fs.writeFileSync(
-      path.join(project, 'conf', 'inference_tiny.yml'),
-      fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', dir),
-    );
-    expect((await cli.run(['archive', '.'], { cwd: project })).code).toBe(0);
-    const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml'], { cwd: project });
+    const res = await startRefused('project', dir);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('rank0.weights was changed after the build');
     expect(res.stderr).toContain('fix: rebuild the engine with `grpst build`');
-    expect(fs.existsSync(path.join(cli.home, 'my_grps'))).toBe(false);
-    expect(fs.existsSync(path.join(cli.home, '.run', 'my_grps.json'))).toBe(false);
-    fs.rmSync(cli.home, { recursive: true, force: true });
   });
 
   it('grpst start refuses device: cuda on a runtime without the CUDA backend, before anything starts', async () => {
     const { probeAddon } = await import('../../src/engine/addon.js');
     if (probeAddon().cuda) return; // a CUDA build serves it: nothing to refuse
-    const cli = makeCli();
-    const { dir } = engineFolder('e4');
-    const project = path.join(tmp, 'project-cuda');
-    fs.mkdirSync(path.join(project, 'conf'), { recursive: true });
-    fs.writeFileSync(
-      path.join(project, 'conf', 'inference_tiny.yml'),
-      fs
-        .readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8')
-        .replaceAll('./models/qwen3-tiny/engine', dir)
-        .replace('      device: cpu', '      device: cuda'),
-    );
-    expect((await cli.run(['archive', '.'], { cwd: project })).code).toBe(0);
-    const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml'], { cwd: project });
+    const res = await startRefused('project-cuda', engineFolder('e4').dir, (yml) => yml.replace('      device: cpu', '      device: cuda'));
     expect(res.code, res.stderr).toBe(3);
     expect(res.stderr).toContain('conf/inference_tiny.yml asks for device cuda, but this build of the native runtime has only the CPU backend');
     expect(res.stderr).toContain('set device: cpu or auto');
-    expect(fs.existsSync(path.join(cli.home, 'my_grps'))).toBe(false);
-    expect(fs.existsSync(path.join(cli.home, '.run', 'my_grps.json'))).toBe(false);
-    fs.rmSync(cli.home, { recursive: true, force: true });
   });
 
   it('grpst start refuses an end_token_id outside the vocabulary, before anything starts', async () => {
-    const cli = makeCli();
-    const { dir } = engineFolder('e5');
-    const project = path.join(tmp, 'project-end-id');
-    fs.mkdirSync(path.join(project, 'conf'), { recursive: true });
-    fs.writeFileSync(
-      path.join(project, 'conf', 'inference_tiny.yml'),
-      fs
-        .readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8')
-        .replaceAll('./models/qwen3-tiny/engine', dir)
-        .replace(/end_token_id: 151645.*/, 'end_token_id: 200000'),
-    );
-    expect((await cli.run(['archive', '.'], { cwd: project })).code).toBe(0);
-    const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml'], { cwd: project });
+    const res = await startRefused('project-end-id', engineFolder('e5').dir, (yml) => yml.replace(/end_token_id: 151645.*/, 'end_token_id: 200000'));
     expect(res.code, res.stderr).toBe(2);
     expect(res.stderr).toContain("conf/inference_tiny.yml: end_token_id 200000 is outside the tokenizer's vocabulary (ids 0 to 151668)");
     expect(res.stderr).toContain('Qwen3: 151645');
-    expect(fs.existsSync(path.join(cli.home, 'my_grps'))).toBe(false);
-    fs.rmSync(cli.home, { recursive: true, force: true });
   });
 });
+
+/**
+ * A project whose tiny conf serves `engine` (edited by `edit`), archived and started in a fresh
+ * GRPST_HOME: the start's result, once the test has seen that nothing was deployed or recorded.
+ */
+async function startRefused(name: string, engine: string, edit: (yml: string) => string = (yml) => yml) {
+  const cli = makeCli();
+  const project = path.join(tmp, name);
+  fs.mkdirSync(path.join(project, 'conf'), { recursive: true });
+  const conf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', engine);
+  fs.writeFileSync(path.join(project, 'conf', 'inference_tiny.yml'), edit(conf));
+  expect((await cli.run(['archive', '.'], { cwd: project })).code).toBe(0);
+  const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml'], { cwd: project });
+  expect(fs.existsSync(path.join(cli.home, 'my_grps'))).toBe(false);
+  expect(fs.existsSync(path.join(cli.home, '.run', 'my_grps.json'))).toBe(false);
+  fs.rmSync(cli.home, { recursive: true, force: true });
+  return res;
+}
