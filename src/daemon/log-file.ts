@@ -105,9 +105,13 @@ export function tailLines(file: string, count: number, from = 0): string[] {
 }
 
 /** A logger whose lines carry a timestamp and level; writes to the given stream (stdout in the daemon). */
-export function createLogger(out: NodeJS.WritableStream = process.stdout): Logger {
-  const line = (level: string, text: string) => out.write(`${new Date().toISOString()} ${level} ${text}\n`);
-  return { info: (t) => line('INFO', t), warn: (t) => line('WARN', t), error: (t) => line('ERROR', t) };
+/**
+ * INFO lines to `out`, WARN and ERROR to `err`: in the foreground (systemd, containers) severity
+ * shows in which stream a line came on; a daemon's two streams append to the same log file.
+ */
+export function createLogger(out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Logger {
+  const line = (to: NodeJS.WritableStream, level: string, text: string) => to.write(`${new Date().toISOString()} ${level} ${text}\n`);
+  return { info: (t) => line(out, 'INFO', t), warn: (t) => line(err, 'WARN', t), error: (t) => line(err, 'ERROR', t) };
 }
 
 export interface Logger {

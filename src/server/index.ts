@@ -61,7 +61,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       ctx.setFailed(message);
-      log(`loading the engine failed: ${message}`);
+      // The caller hears of it through `ready` (grpst serve logs it as an error, once).
       throw err;
     },
   );
@@ -122,7 +122,12 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     ready,
     drain: (timeoutMs) => shutdown(timeoutMs),
-    close: () => shutdown(0),
+    // Also during a drain (a second Ctrl-C): what is in flight is cancelled now, and the drain
+    // under way, waiting for those requests, ends with them.
+    close: () => {
+      for (const ac of ctx.inflight) ac.abort(new Error('the server is shutting down'));
+      return shutdown(0);
+    },
   };
 }
 

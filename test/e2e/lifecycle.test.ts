@@ -212,6 +212,37 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(String(result.stdout)).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+[\s\S]*SIGTERM: draining[\s\S]*drained; exiting/);
   });
 
+  it('grpst serve: a second Ctrl-C cancels the answers still running and exits 130 at once', async () => {
+    const port = await freePort('127.0.0.1');
+    const dir = project('interrupted', serverOn(port));
+    const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
+    let health = 0;
+    for (let i = 0; i < 300 && health !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
+    }
+    expect(health).toBe(200);
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
+    // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
+    const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 40000, stream: true, ignore_eos: true });
+    const chunks = stream[Symbol.asyncIterator]();
+    await chunks.next(); // generating
+    const rest = (async () => {
+      let finish: string | null | undefined;
+      for (let r = await chunks.next(); !r.done; r = await chunks.next()) finish = r.value.choices[0]?.finish_reason ?? finish;
+      return finish;
+    })().catch((e: unknown) => e);
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    const second = Date.now();
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(Date.now() - second).toBeLessThan(15_000); // not the whole 40,000-token answer
+    expect(await rest).not.toBe('length'); // cut: an error, not a finished answer
+    expect(String(result.stdout) + String(result.stderr)).toContain('second interrupt: cancelling the requests in flight');
+  });
+
   it('a typo in --inference_conf: exit 2, the archive\'s confs listed, nothing deployed', async () => {
     const dir = project('typo', serverOn(await freePort('127.0.0.1')));
     const archived = await cli.run(['archive', '.'], { cwd: dir });
@@ -287,7 +318,11 @@ describe('grpst lifecycle on the native runtime', () => {
     // In the foreground the same failure is exit 4 ("the work failed"), not 1 (an unknown name).
     const serve = await cli.run(['serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir });
     expect(serve.code).toBe(4);
-    expect(serve.stdout + serve.stderr).toMatch(/ERROR the engine could not be loaded: .*model\.safetensors/);
+    // Errors on stderr (journald and container runtimes tell severity by the stream), once.
+    expect(serve.stderr).toMatch(/ERROR the engine could not be loaded: .*model\.safetensors/);
+    expect(serve.stdout).toMatch(/INFO loading /);
+    expect(serve.stdout).not.toMatch(/ERROR|WARN/);
+    expect((serve.stdout + serve.stderr).match(/could not be loaded|loading the engine failed/g)).toHaveLength(1);
   });
 
   it('with an API key: /v1 demands it, and the key appears in no log, argv, state file or ps output', async () => {
