@@ -34,6 +34,13 @@ export class ApiError extends Error {
   }
 }
 
+/** A connection past server.yml's max_connections: answered, then closed. */
+export const tooManyConnections = (max: number) =>
+  new ApiError(503, `The server has ${max} connections open, the most it keeps (max_connections). Retry shortly, or reuse a connection.`, {
+    code: 'too_many_connections',
+    headers: { 'retry-after': '1' },
+  });
+
 export const badRequest = (message: string, param: string | null = null, code: string | null = null) =>
   new ApiError(400, message, { param, code });
 

@@ -1,7 +1,7 @@
 // The server's entry point: binds the port at once (so /health can say "loading"), serves once
 // the engine is there, and drains or closes on request. The daemon and `grpst serve` call this.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { IncrementalDecoder, tokenMask } from '../chat/incremental-decoder.js';
 import { renderPrompt } from '../chat/render-prompt.js';
 import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
@@ -10,7 +10,8 @@ import type { GenerationEngine } from '../engine/types.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { ClientErrors } from './client-errors.js';
 import { ServerContext, type RenderFn } from './context.js';
-import { badRequest } from './errors.js';
+import { badRequest, tooManyConnections } from './errors.js';
+import { sendError } from './http.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, type ServerOptions } from './options.js';
 import { Router, type Route } from './router.js';
@@ -83,10 +84,36 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     },
     (req, res) => {
       clientErrors.track(req, res);
+      // Past max_connections the request is answered, not dropped: a 503 a client can retry
+      // (and /health itself, so probes are never starved), then the connection closes.
+      if (overLimit.has(req.socket)) {
+        res.setHeader('connection', 'close');
+        if (req.url !== '/health') {
+          ctx.metrics.requests.inc({ route: 'connection_limit', status: '503' });
+          sendError(res, tooManyConnections(options.maxConnections));
+          return;
+        }
+      }
       void router.handle(req, res);
     },
   );
-  server.maxConnections = options.maxConnections;
+  // Node's own maxConnections drops sockets without a word (a reset the client cannot tell from a
+  // crash); counted here instead, connections past the limit get an answer and are closed.
+  const overLimit = new WeakSet<Socket>();
+  let open = 0;
+  let lastRefusalLog = 0;
+  server.on('connection', (socket: Socket) => {
+    open++;
+    socket.once('close', () => open--);
+    if (open <= options.maxConnections) return;
+    overLimit.add(socket);
+    ctx.metrics.connectionsRefused.inc();
+    socket.setTimeout(10_000, () => socket.destroy()); // one that sends nothing is not kept
+    if (Date.now() - lastRefusalLog > 60_000) {
+      lastRefusalLog = Date.now();
+      log(`connections past max_connections (${options.maxConnections}) are answered 503; raise max_connections in server.yml if clients keep that many open`);
+    }
+  });
   server.on('clientError', clientErrors.handle);
 
   await new Promise<void>((resolve, reject) => {

@@ -16,6 +16,8 @@ class Counter {
   constructor(
     readonly name: string,
     readonly help: string,
+    /** Counted by label: no series until the first sample (an unlabelled 0 would be a series of its own). */
+    private readonly labelled = false,
   ) {}
   inc(labels: Labels = {}, by = 1): void {
     const key = labelText(labels);
@@ -26,7 +28,7 @@ class Counter {
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    if (this.values.size === 0) lines.push(`${this.name} 0`);
+    if (this.values.size === 0 && !this.labelled) lines.push(`${this.name} 0`);
     for (const [labels, v] of this.values) lines.push(`${this.name}${labels} ${v}`);
     return lines.join('\n');
   }
@@ -68,8 +70,9 @@ export interface LiveState {
 }
 
 export class ServerMetrics {
-  readonly requests = new Counter('grpst_requests_total', 'HTTP requests answered, by route and status code.');
-  readonly finished = new Counter('grpst_request_finished_total', 'Generations finished, by finish reason (stop, length, tool_calls, cancelled, error).');
+  readonly requests = new Counter('grpst_requests_total', 'HTTP requests answered, by route and status code.', true);
+  readonly finished = new Counter('grpst_request_finished_total', 'Generations finished, by finish reason (stop, length, tool_calls, cancelled, error).', true);
+  readonly connectionsRefused = new Counter('grpst_connections_over_limit_total', 'Connections past max_connections: answered 503 and closed.');
   readonly promptTokens = new Counter('grpst_prompt_tokens_total', 'Prompt tokens of admitted generations.');
   readonly generationTokens = new Counter('grpst_generation_tokens_total', 'Tokens generated.');
   readonly ttft = new Histogram('grpst_time_to_first_token_seconds', 'From request arrival to its first generated token.', latencyBuckets);
@@ -86,6 +89,7 @@ export class ServerMetrics {
       gauge('grpst_requests_waiting', 'Requests queued for admission (the 429 limit counts these).', live.waiting),
       this.requests.render(),
       this.finished.render(),
+      this.connectionsRefused.render(),
       this.promptTokens.render(),
       this.generationTokens.render(),
       this.ttft.render(),

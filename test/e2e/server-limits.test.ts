@@ -153,3 +153,47 @@ describe('how long a client may take to send its request', () => {
     expect(mapConfs(inference, serverConfSchema.parse({})).server.requestTimeoutMs).toBeUndefined();
   });
 });
+
+describe('connections', () => {
+  it('past max_connections a request gets a 503 it can retry (and /health its answer), counted and logged; then the connection closes', async () => {
+    const limited = await serve(model, { maxConnections: 3 });
+    const port = Number(new URL(limited.url).port);
+    const ask = (path: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        const chunks: Buffer[] = [];
+        socket.on('data', (d) => chunks.push(d));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString()));
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      });
+    // Three idle keep-alive connections hold the limit.
+    const open = () => new Promise<ReturnType<typeof connect>>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    });
+    const held = await Promise.all([open(), open(), open()]);
+    const refused = await ask('/v1/models');
+    expect(refused).toMatch(/^HTTP\/1\.1 503 /);
+    expect(refused.toLowerCase()).toContain('retry-after: 1');
+    expect(refused.toLowerCase()).toContain('connection: close');
+    expect(JSON.parse(refused.slice(refused.indexOf('\r\n\r\n') + 4)).error).toMatchObject({ code: 'too_many_connections', type: 'server_error' });
+    expect(await ask('/health')).toMatch(/^HTTP\/1\.1 200 /); // probes are answered all the same
+    for (const s of held) s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await ask('/v1/models')).toMatch(/^HTTP\/1\.1 200 /);
+    const metrics = await ask('/metrics');
+    expect(metrics).toMatch(/^grpst_connections_over_limit_total 2$/m);
+    expect(metrics).toMatch(/^grpst_requests_total\{route="connection_limit",status="503"\} 1$/m);
+    expect(limited.logs.join('\n')).toContain('connections past max_connections (3) are answered 503');
+    await limited.server.close();
+  });
+
+  it('a labelled counter with no sample yet has no series (an unlabelled 0 would be one of its own)', async () => {
+    const fresh = await serve(model);
+    const text = await (await fetch(`${fresh.url}/metrics`)).text();
+    expect(text).toContain('# TYPE grpst_request_finished_total counter');
+    expect(text).not.toMatch(/^grpst_request_finished_total /m);
+    expect(text).toMatch(/^grpst_prompt_tokens_total 0$/m);
+    await fresh.server.close();
+  });
+});

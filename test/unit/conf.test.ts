@@ -62,7 +62,7 @@ describe('shipped confs', () => {
     const s = d.runtime.server;
     expect(s.port).toBe(9997);
     expect(s.host).toBe('0.0.0.0');
-    expect(s.maxConnections).toBe(1000);
+    expect(s.maxConnections).toBe(1024);
     expect(s.maxConcurrency).toBe(32);
     expect(s.maxQueue).toBe(256);
     expect(s.enableThinking).toBe(true);
