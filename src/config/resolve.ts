@@ -108,6 +108,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     skipSpecialTokens: Array.isArray(args.skip_special_tokens) ? args.skip_special_tokens.length > 0 : (args.skip_special_tokens ?? true),
     skipTokenIds: Array.isArray(args.skip_special_tokens) && args.skip_special_tokens.length > 0 ? args.skip_special_tokens : undefined,
     webUi: server.web_ui ?? defaultServerOptions.webUi,
+    accessLog: server.log?.access_log ?? defaultServerOptions.accessLog,
   };
   return { load, server: serverOptions, rpcPort, notes };
 }

@@ -38,6 +38,8 @@ export const serverConfSchema = z.strictObject({
     .strictObject({
       log_dir: z.string().min(1).optional(),
       log_backup_count: int(1).max(3650).optional(),
+      /** One line per answered request (method, path, status, time, x-request-id); /health and /metrics left out. */
+      access_log: z.boolean().optional(),
     })
     .optional(),
   /** Bearer key for /v1/* and /tokenize; prefer api_key_file or GRPST_API_KEY over a key in the file. */

@@ -8,7 +8,7 @@ import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
 import { drainTimeoutS } from '../config/paths.js';
 import type { GenerationEngine, LoadOptions } from '../engine/types.js';
-import { errorText, ExitCode } from '../util/errors.js';
+import { ExitCode } from '../util/errors.js';
 import { createLogger, rotateStale, scheduleDailyRotation, type Logger } from './log-file.js';
 import { atomicWrite, drainMarkerOf } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
@@ -66,7 +66,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   const constraints = new ServerConstraintCompiler(tokenizer);
   constraints.warm(); // while the engine loads on its worker thread
   const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutes() : [];
-  const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, log: (line) => log.info(line) }, d.runtime.server);
+  const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, log: (line, level) => (level === 'error' ? log.error(line) : log.info(line)) }, d.runtime.server);
   if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);
   const bound = d.runtime.server.host;
   // server.url is where a client on this machine connects; the log also says what was bound.
@@ -99,10 +99,9 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
   });
   const failed = server.ready.then(
     () => undefined,
-    async (err: unknown) => {
+    async () => {
       // A server that cannot load its engine must not linger half-alive: `start` sees it exit
-      // and shows these lines.
-      log.error(`the engine could not be loaded: ${errorText(err)}`);
+      // and shows its log, where the server wrote the error.
       group?.kill();
       await server.close();
       return ExitCode.failed;

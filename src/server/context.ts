@@ -24,6 +24,9 @@ export interface RenderOptions {
 /** The checkpoint's chat template applied and tokenized (user-typed special tokens stay text). */
 export type RenderFn = (messages: TemplateMessage[], opts: RenderOptions) => { text: string; ids: number[] };
 
+/** One log line; `error` for what an operator must see (a failed load, a 500), the rest `info`. */
+export type LogFn = (line: string, level?: 'info' | 'error') => void;
+
 export type DecoderFactory = (skipSpecialTokens: boolean) => StreamDecoder;
 
 export type ServerState = 'loading' | 'ready' | 'failed' | 'draining' | 'closed';
@@ -45,7 +48,7 @@ export class ServerContext {
     readonly tokenizer: Tokenizer,
     readonly render: RenderFn,
     readonly decoder: DecoderFactory,
-    readonly log: (line: string) => void,
+    readonly log: LogFn,
     readonly constraints?: ConstraintCompiler,
   ) {
     this.admission = new Admission(options.maxConcurrency, options.maxQueue);

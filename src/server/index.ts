@@ -9,7 +9,7 @@ import type { Tokenizer } from '../chat/tokenizer.js';
 import type { GenerationEngine } from '../engine/types.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { ClientErrors } from './client-errors.js';
-import { ServerContext, type RenderFn } from './context.js';
+import { ServerContext, type LogFn, type RenderFn } from './context.js';
 import { badRequest, tooManyConnections } from './errors.js';
 import { sendError } from './http.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
@@ -27,8 +27,8 @@ export interface ServerDeps {
   engine: GenerationEngine | Promise<GenerationEngine>;
   tokenizer: Tokenizer;
   template: ChatTemplate;
-  /** One line per event worth keeping (load failures, 500s, ignored bad_words); never carries the API key. */
-  log?: (line: string) => void;
+  /** One line per event worth keeping (load failures and 500s as errors, requests, ignored bad_words); never carries the API key. */
+  log?: LogFn;
   /** Structured outputs: compiles response_format / forced tool_choice into an engine constraint. */
   constraints?: ConstraintCompiler;
   /** More routes served next to the API (the web chat page at GET /), behind the same wrapper. */
@@ -62,7 +62,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       ctx.setFailed(message);
-      // The caller hears of it through `ready` (grpst serve logs it as an error, once).
+      log(`the engine could not be loaded: ${message}`, 'error');
       throw err;
     },
   );

@@ -44,6 +44,8 @@ export interface ServerOptions {
   skipTokenIds?: number[];
   /** Serve the web chat page at GET / (server.yml switch). */
   webUi: boolean;
+  /** Log one line per answered request (server.yml log.access_log). */
+  accessLog: boolean;
 }
 
 /** Node's own defaults: 5 minutes for a whole request, one for its headers. */
@@ -67,4 +69,5 @@ export const defaultServerOptions: ServerOptions = {
   badWords: [],
   skipSpecialTokens: true,
   webUi: true,
+  accessLog: true,
 };

@@ -74,12 +74,14 @@ export class Router {
     const method = req.method ?? 'GET';
     const ac = new AbortController();
     const untrack = this.server.track(ac);
+    const id = requestId(req);
     res.on('close', () => {
       if (!res.writableFinished) ac.abort(new Error('the client disconnected'));
       untrack();
+      if (this.server.options.accessLog && !quietPaths.has(path)) this.server.log(accessLine(method, path, res, arrival, id));
     });
     for (const [k, v] of Object.entries(corsHeaders)) res.setHeader(k, v);
-    res.setHeader('x-request-id', requestId(req));
+    res.setHeader('x-request-id', id);
     let label = 'unknown';
     try {
       if (method === 'OPTIONS') {
@@ -106,7 +108,7 @@ export class Router {
       if (ac.signal.aborted && res.destroyed) return;
       const apiErr = toApiError(err);
       if (apiErr.status >= 500 && apiErr.code !== 'cancelled' && apiErr.code !== 'model_not_ready' && apiErr.code !== 'shutting_down')
-        this.server.log(`${method} ${path}: ${apiErr.message}`);
+        this.server.log(`${method} ${path}: ${apiErr.message}`, 'error');
       if (!res.headersSent) sendError(res, apiErr);
       else if (!res.writableEnded) res.end();
     } finally {
@@ -122,6 +124,16 @@ export class Router {
     if (guard === 'metrics' && !opts.authMetrics) return;
     this.key.verify(req);
   }
+}
+
+/** Probes and scrapes come every few seconds: logging them would bury the requests. */
+const quietPaths = new Set(['/health', '/metrics']);
+
+/** `access: POST /v1/chat/completions 200 812 ms req_...` (the path without its query; never a body or a key). */
+function accessLine(method: string, path: string, res: ServerResponse, arrival: number, id: string): string {
+  const status = res.headersSent ? String(res.statusCode) : '-';
+  const left = res.writableFinished ? '' : ' (client left)';
+  return `access: ${method} ${path} ${status} ${Math.round(performance.now() - arrival)} ms ${id}${left}`;
 }
 
 function pathOf(url: string | undefined): string {

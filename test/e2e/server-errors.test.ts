@@ -170,6 +170,18 @@ describe('API key', () => {
     const models = await locked.client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(['qwen3']);
     expect(locked.logs.join('\n')).not.toContain(key);
+    // The access log: one line per request, refused ones too, with its x-request-id; no probes.
+    const traced = await post(`${locked.url}/v1/chat/completions`, chat(), { authorization: 'Bearer wrong-key-123', 'x-request-id': 'trace-me-42' });
+    expect(traced.status).toBe(401);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(locked.logs).toContainEqual(expect.stringMatching(/^access: POST \/v1\/chat\/completions 401 \d+ ms trace-me-42$/));
+    expect(locked.logs).toContainEqual(expect.stringMatching(/^access: GET \/v1\/models 200 \d+ ms req_[0-9a-f]{24}$/));
+    expect(locked.logs.filter((l) => /^access: GET \/(health|metrics) /.test(l))).toEqual([]);
     await locked.server.close();
+    const quiet = await serve(model, { accessLog: false });
+    await quiet.client.models.list();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(quiet.logs.filter((l) => l.startsWith('access: '))).toEqual([]);
+    await quiet.server.close();
   });
 });

@@ -141,6 +141,7 @@ describe('mapConfs', () => {
       max_body_bytes: 4096,
       auth: { health: true, metrics: false },
       web_ui: false,
+      log: { access_log: false },
     });
     const out = mapConfs(inference, server, { apiKey: 'k'.repeat(16) });
     expect(out.load).toEqual({
@@ -175,6 +176,7 @@ describe('mapConfs', () => {
       badWords: ['bad'],
       skipSpecialTokens: false,
       webUi: false,
+      accessLog: false,
     });
     expect(out.rpcPort).toBe(9001);
     expect(out.notes.map((n) => n.text)).toEqual([expect.stringContaining('only HTTP is served')]);
