@@ -28,10 +28,25 @@ export interface ServeInput {
   tpSize?: number;
 }
 
+/** Removes the handlers that exit on a signal before the server listens (set by runServe). */
+let earlySignals = () => undefined as void;
+
 /** Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes later anyway). */
 const drainTimeoutMs = drainTimeoutS() * 1000;
 
 export async function runServe(input: ServeInput, log: Logger = createLogger()): Promise<number> {
+  // Until the server listens there is nothing to drain: a stop then exits cleanly (0) instead of
+  // dying of the signal (143), which a service manager would count as a failure.
+  const beforeListening = (signal: NodeJS.Signals) => {
+    log.info(`${signal} before the server listened: exiting`);
+    process.exit(0);
+  };
+  process.on('SIGTERM', beforeListening);
+  process.on('SIGINT', beforeListening);
+  earlySignals = () => {
+    process.off('SIGTERM', beforeListening);
+    process.off('SIGINT', beforeListening);
+  };
   const deployPath = path.resolve(input.deployPath ?? process.cwd());
   // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
   if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
@@ -94,6 +109,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
           resolve(0);
         });
     };
+    earlySignals();
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));
   });
@@ -157,6 +173,7 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promi
     child.kill('SIGTERM');
   };
   const onInt = () => undefined;
+  earlySignals();
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   return await new Promise<number>((resolve) => {

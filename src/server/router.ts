@@ -127,7 +127,7 @@ export class Router {
 }
 
 /** Probes and scrapes come every few seconds: logging them would bury the requests. */
-const quietPaths = new Set(['/health', '/metrics']);
+const quietPaths = new Set(['/health', '/ping', '/metrics']);
 
 /** `access: POST /v1/chat/completions 200 812 ms req_...` (the path without its query; never a body or a key). */
 function accessLine(method: string, path: string, res: ServerResponse, arrival: number, id: string): string {

@@ -212,6 +212,17 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(String(result.stdout)).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+[\s\S]*SIGTERM: draining[\s\S]*drained; exiting/);
   });
 
+  it('grpst serve stopped before it listens exits 0, not killed by the signal', async () => {
+    const dir = project('early', serverOn(await freePort('127.0.0.1')));
+    const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
+    // Its first line comes before the confs and the tokenizer are read, well before it listens.
+    await new Promise<void>((resolve) => child.stdout!.on('data', (b: Buffer) => String(b).includes('grpst serve (pid') && resolve()));
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.exitCode, String(result.stdout)).toBe(0);
+    expect(String(result.stdout)).toMatch(/SIGTERM (before the server listened: exiting|: draining)/);
+  });
+
   it('grpst serve: a second Ctrl-C cancels the answers still running and exits 130 at once', async () => {
     const port = await freePort('127.0.0.1');
     const dir = project('interrupted', serverOn(port));

@@ -134,11 +134,15 @@ describe('readiness', () => {
     const h = await get(`${early.url}/health`);
     expect(h.status).toBe(503);
     expect(h.json.status).toBe('loading');
+    // /ping is liveness: alive while loading (a liveness probe on /health would restart the load).
+    const ping = await get(`${early.url}/ping`);
+    expect([ping.status, ping.json.status]).toEqual([200, 'loading']);
     expectEnvelope(await post(`${early.url}/v1/chat/completions`, chat()), 503, { code: 'model_not_ready' });
     expect(metric((await get(`${early.url}/metrics`)).text, 'grpst_model_ready')).toBe(0);
     resolve(model.engine);
     await early.server.ready;
     expect((await get(`${early.url}/health`)).status).toBe(200);
+    expect((await get(`${early.url}/ping`)).json.status).toBe('ready');
     expect((await post(`${early.url}/v1/chat/completions`, chat())).status).toBe(200);
     await early.server.close();
 

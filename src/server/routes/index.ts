@@ -2,7 +2,7 @@
 import type { Route } from '../router.js';
 import { chatCompletions } from './chat.js';
 import { completions } from './completions.js';
-import { health, metrics, model, models } from './status.js';
+import { health, metrics, model, models, ping } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
 
 export const routes: Route[] = [
@@ -13,5 +13,6 @@ export const routes: Route[] = [
   { method: 'POST', path: '/tokenize', guard: 'api', handler: tokenize },
   { method: 'POST', path: '/detokenize', guard: 'api', handler: detokenize },
   { method: 'GET', path: '/health', guard: 'health', handler: health },
+  { method: 'GET', path: '/ping', guard: 'health', handler: ping },
   { method: 'GET', path: '/metrics', guard: 'metrics', handler: metrics },
 ];

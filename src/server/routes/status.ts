@@ -10,6 +10,15 @@ export async function health(rc: RequestContext): Promise<void> {
   sendJson(rc.res, 503, body, { 'retry-after': '2' });
 }
 
+/**
+ * Liveness: 200 whenever the process answers HTTP, loading and draining included (/health is
+ * readiness: 503 until the model serves). A liveness probe on /health would restart a server
+ * still loading a large model.
+ */
+export async function ping(rc: RequestContext): Promise<void> {
+  sendJson(rc.res, 200, { status: rc.server.state });
+}
+
 export async function metrics(rc: RequestContext): Promise<void> {
   const s = rc.server;
   const text = s.metrics.render({
