@@ -15,7 +15,11 @@ export class ClientErrors {
   /** The response of the request each socket is on (keep-alive sockets carry one after another). */
   private readonly responses = new WeakMap<Duplex, ServerResponse>();
 
-  constructor(private readonly timeouts: ClientErrorTimeouts) {}
+  constructor(
+    private readonly timeouts: ClientErrorTimeouts,
+    /** Told each status answered here, so /metrics counts these requests too. */
+    private readonly onAnswer: (status: number) => void = () => undefined,
+  ) {}
 
   /** Called for every request, before the router. */
   track(req: IncomingMessage, res: ServerResponse): void {
@@ -29,7 +33,9 @@ export class ClientErrors {
       socket.destroy();
       return;
     }
-    socket.end(rawResponse(this.errorFor(err)), () => socket.destroy());
+    const answer = this.errorFor(err);
+    this.onAnswer(answer.status);
+    socket.end(rawResponse(answer), () => socket.destroy());
   };
 
   private errorFor(err: NodeJS.ErrnoException): ApiError {

@@ -73,7 +73,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   const requestMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const headersDefault = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   const headersMs = requestMs > 0 ? Math.min(headersDefault, requestMs) : headersDefault;
-  const clientErrors = new ClientErrors({ headersMs, requestMs });
+  const clientErrors = new ClientErrors({ headersMs, requestMs }, (status) => ctx.metrics.requests.inc({ route: 'client_error', status: String(status) }));
   const server = createServer(
     {
       keepAliveTimeout: 65_000,

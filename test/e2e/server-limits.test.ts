@@ -145,6 +145,10 @@ describe('how long a client may take to send its request', () => {
     expectEnvelope(await raw(['GARBAGE / HTTP/1.1\r\n\r\n']), 400, 'invalid_http');
     expectEnvelope(await raw([`GET /health HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`]), 431, 'headers_too_large');
     expect((await post(`${srv.url}/v1/chat/completions`, chat({}))).status).toBe(200);
+    // Answered before the router, and counted all the same.
+    const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+    expect(metrics).toMatch(/^grpst_requests_total\{route="client_error",status="400"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^grpst_requests_total\{route="client_error",status="431"\} [1-9]\d*$/m);
   });
 
   it('server.yml request_timeout_s sets it', () => {
