@@ -39,6 +39,20 @@ async function startProject(dir: string, name: string, flags: string[] = ['--inc
   return started.stdout;
 }
 
+/** `grpst serve` of a project's tiny conf, in the foreground. */
+function serveInForeground(dir: string) {
+  return execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
+}
+
+async function waitHealthy(port: number): Promise<void> {
+  let health = 0;
+  for (let i = 0; i < 300 && health !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
+  }
+  expect(health).toBe(200);
+}
+
 /** The `chat:` line `grpst start` prints: its URL, headers and JSON body. */
 function chatHint(stdout: string): { url: string; headers: string[]; body: Record<string, unknown> } {
   const line = stdout.split('\n').find((l) => l.trim().startsWith('chat:'));
@@ -199,13 +213,8 @@ describe('grpst lifecycle on the native runtime', () => {
   it('grpst serve runs in the foreground and exits 0 after draining on SIGTERM', async () => {
     const port = await freePort('127.0.0.1');
     const dir = project('foreground', serverOn(port));
-    const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
-    let health = 0;
-    for (let i = 0; i < 300 && health !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
-    }
-    expect(health).toBe(200);
+    const child = serveInForeground(dir);
+    await waitHealthy(port);
     child.kill('SIGTERM');
     const result = await child;
     expect(result.exitCode).toBe(0);
@@ -214,7 +223,7 @@ describe('grpst lifecycle on the native runtime', () => {
 
   it('grpst serve stopped before it listens exits 0, not killed by the signal', async () => {
     const dir = project('early', serverOn(await freePort('127.0.0.1')));
-    const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
+    const child = serveInForeground(dir);
     // Its first line comes before the confs and the tokenizer are read, well before it listens.
     await new Promise<void>((resolve) => child.stdout!.on('data', (b: Buffer) => String(b).includes('grpst serve (pid') && resolve()));
     child.kill('SIGTERM');
@@ -226,13 +235,8 @@ describe('grpst lifecycle on the native runtime', () => {
   it('grpst serve: a second Ctrl-C cancels the answers still running and exits 130 at once', async () => {
     const port = await freePort('127.0.0.1');
     const dir = project('interrupted', serverOn(port));
-    const child = execa(process.execPath, [...cliArgv, 'serve', '--inference_conf', 'conf/inference_tiny.yml', '--server_conf', 'conf/server.yml'], { cwd: dir, reject: false, env: cli.env, forceKillAfterDelay: drainGraceMs });
-    let health = 0;
-    for (let i = 0; i < 300 && health !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
-    }
-    expect(health).toBe(200);
+    const child = serveInForeground(dir);
+    await waitHealthy(port);
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
     // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
     const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 40000, stream: true, ignore_eos: true });
