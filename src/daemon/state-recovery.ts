@@ -3,6 +3,7 @@
 // beside it. The daemon's own command line says everything stop and ps need, so the state is
 // rebuilt from the process the pid file names, once /proc shows it is this name's daemon.
 import fs from 'node:fs';
+import { readYamlFile } from '../config/yaml-file.js';
 import { pidAlive, procArgv, procStartTime } from './processes.js';
 import type { ServerState } from './state.js';
 
@@ -26,7 +27,7 @@ export function recoverState(name: string, files: { pid: string; port: string; d
     pgid: Number.isInteger(pid) && pid > 1 ? pid : -1,
     procStart: ours ? procStartTime(pid) : unverified,
     deployPath: arg('--deploy_path') ?? files.deploy,
-    host: '127.0.0.1',
+    host: hostOf(arg('--server_conf')),
     httpPort: Number(readText(files.port)) || 0,
     backend: 'native',
     logFile: arg('--log_file') ?? '',
@@ -43,5 +44,16 @@ function readText(file: string): string {
     return fs.readFileSync(file, 'utf8').trim();
   } catch {
     return '';
+  }
+}
+
+/** interface.host of the server conf the daemon runs (where ps reaches it); 127.0.0.1 when it cannot be read. */
+function hostOf(serverConf: string | undefined): string {
+  if (!serverConf) return '127.0.0.1';
+  try {
+    const host = (readYamlFile(serverConf).data as { interface?: { host?: unknown } } | null)?.interface?.host;
+    return typeof host === 'string' && host !== '' ? host : '127.0.0.1';
+  } catch {
+    return '127.0.0.1';
   }
 }

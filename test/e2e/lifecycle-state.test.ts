@@ -33,9 +33,11 @@ function standInDaemon(name: string): { child: ChildProcess; state: ServerState 
   const logFile = path.join(paths.deploy, 'logs', 'grpst_server.log');
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   fs.mkdirSync(paths.runDir, { recursive: true });
+  const serverConf = path.join(paths.deploy, 'server.yml');
+  fs.writeFileSync(serverConf, 'interface:\n  host: 127.0.0.2\n  port: 1\n');
   const fd = fs.openSync(logFile, 'a');
   const script = 'console.log("serving"); setInterval(() => {}, 1000)';
-  const args = ['-e', script, 'serve', '--inference_conf', 'conf/x.yml', '--deploy_path', paths.deploy, '--log_file', logFile, '--port_file', portFileOf(paths)];
+  const args = ['-e', script, 'serve', '--inference_conf', 'conf/x.yml', '--deploy_path', paths.deploy, '--log_file', logFile, '--port_file', portFileOf(paths), '--server_conf', serverConf];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   children.push(child);
@@ -44,7 +46,7 @@ function standInDaemon(name: string): { child: ChildProcess; state: ServerState 
   return { child, state };
 }
 
-const psRow = async (name: string) => ((JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string; pid: number; stateUnreadable: string | null }[]).find((r) => r.name === name));
+const psRow = async (name: string) => ((JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string; pid: number; host: string; stateUnreadable: string | null }[]).find((r) => r.name === name));
 
 describe('an unreadable state file', () => {
   it("is found again from the daemon's process: ps lists it, start refuses the name, stop stops it", async () => {
@@ -52,7 +54,7 @@ describe('an unreadable state file', () => {
     await new Promise((r) => setTimeout(r, 300));
     fs.writeFileSync(lifecyclePaths('garbled', cli.home).state, '{"name": "garbled", "pid": ');
     const row = await psRow('garbled');
-    expect(row).toMatchObject({ pid: child.pid, status: 'unhealthy', stateUnreadable: 'not JSON' });
+    expect(row).toMatchObject({ pid: child.pid, status: 'unhealthy', stateUnreadable: 'not JSON', host: '127.0.0.2' }); // host from its server conf
     expect((await cli.run(['ps'])).stdout).toMatch(/garbled .*unhealthy \(state file unreadable: not JSON; found from its process\)/);
     const again = await cli.run(['start', 'nothing.mar', '--name', 'garbled']);
     expect(again.code).toBe(2);
