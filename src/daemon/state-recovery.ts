@@ -3,7 +3,7 @@
 // beside it. The daemon's own command line says everything stop and ps need, so the state is
 // rebuilt from the process the pid file names, once /proc shows it is this name's daemon.
 import fs from 'node:fs';
-import { readYamlFile } from '../config/yaml-file.js';
+import { createRequire } from 'node:module';
 import { pidAlive, procArgv, procStartTime } from './processes.js';
 import type { ServerState } from './state.js';
 
@@ -47,11 +47,17 @@ function readText(file: string): string {
   }
 }
 
-/** interface.host of the server conf the daemon runs (where ps reaches it); 127.0.0.1 when it cannot be read. */
+/**
+ * interface.host of the server conf the daemon runs (where ps reaches it); 127.0.0.1 when it
+ * cannot be read. The YAML parser loads only here: `grpst ps` stays light otherwise
+ * (test/e2e/cli-startup.test.ts).
+ */
 function hostOf(serverConf: string | undefined): string {
   if (!serverConf) return '127.0.0.1';
   try {
-    const host = (readYamlFile(serverConf).data as { interface?: { host?: unknown } } | null)?.interface?.host;
+    if (fs.statSync(serverConf).size > 1024 * 1024) return '127.0.0.1';
+    const { parse } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+    const host = (parse(fs.readFileSync(serverConf, 'utf8'), { maxAliasCount: 64 }) as { interface?: { host?: unknown } } | null)?.interface?.host;
     return typeof host === 'string' && host !== '' ? host : '127.0.0.1';
   } catch {
     return '127.0.0.1';
