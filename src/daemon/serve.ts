@@ -28,25 +28,11 @@ export interface ServeInput {
   tpSize?: number;
 }
 
-/** Removes the handlers that exit on a signal before the server listens (set by runServe). */
-let earlySignals = () => undefined as void;
-
 /** Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes later anyway). */
 const drainTimeoutMs = drainTimeoutS() * 1000;
 
 export async function runServe(input: ServeInput, log: Logger = createLogger()): Promise<number> {
-  // Until the server listens there is nothing to drain: a stop then exits cleanly (0) instead of
-  // dying of the signal (143), which a service manager would count as a failure.
-  const beforeListening = (signal: NodeJS.Signals) => {
-    log.info(`${signal} before the server listened: exiting`);
-    process.exit(0);
-  };
-  process.on('SIGTERM', beforeListening);
-  process.on('SIGINT', beforeListening);
-  earlySignals = () => {
-    process.off('SIGTERM', beforeListening);
-    process.off('SIGINT', beforeListening);
-  };
+  const listening = exitOnSignalUntilListening(log);
   const deployPath = path.resolve(input.deployPath ?? process.cwd());
   // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
   if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
@@ -55,14 +41,14 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
   for (const warning of d.warnings) log.warn(warning);
   const stopRotation = input.logFile ? scheduleDailyRotation(input.logFile, d.log.backupCount) : () => undefined;
   try {
-    if (d.backend === 'trtllm') return await serveTrtllm(d, input, log);
-    return await serveNative(d, input, log);
+    if (d.backend === 'trtllm') return await serveTrtllm(d, input, log, listening);
+    return await serveNative(d, input, log, listening);
   } finally {
     stopRotation();
   }
 }
 
-async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promise<number> {
+async function serveNative(d: Deployment, input: ServeInput, log: Logger, listening: () => void): Promise<number> {
   const tp = tensorParallelSize(d.enginePath, input.tpSize ?? 1);
   const [{ startServer }, { Tokenizer }, { ChatTemplate }, { ServerConstraintCompiler }] = await Promise.all([
     import('../server/index.js'),
@@ -109,7 +95,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger): Promi
           resolve(0);
         });
     };
-    earlySignals();
+    listening();
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));
   });
@@ -154,7 +140,7 @@ async function startGroup(d: Deployment, tp: number, log: Logger): Promise<Tenso
   return launchTensorParallelWorkers(d.enginePath, tp, ncclUniqueId(), d.runtime.load, { info: (l) => log.info(l), error: (l) => log.error(l) });
 }
 
-async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promise<number> {
+async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger, listening: () => void): Promise<number> {
   const executable = requireTrtllmServe(d.enginePath);
   const host = d.runtime.server.host;
   const port = d.runtime.server.port === 0 ? await freePort(host) : d.runtime.server.port;
@@ -173,7 +159,7 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger): Promi
     child.kill('SIGTERM');
   };
   const onInt = () => undefined;
-  earlySignals();
+  listening();
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   return await new Promise<number>((resolve) => {
@@ -198,4 +184,22 @@ function markDraining(portFile: string | undefined): void {
   } catch {
     // ps then shows the server as unhealthy while it drains; the drain itself goes on.
   }
+}
+
+/**
+ * Until the server listens there is nothing to drain: a stop then exits cleanly (0) instead of
+ * dying of the signal (143), which a service manager counts as a failure. Returns the call that
+ * hands the signals over to the server's own drain.
+ */
+function exitOnSignalUntilListening(log: Logger): () => void {
+  const exit = (signal: NodeJS.Signals) => {
+    log.info(`${signal} before the server listened: exiting`);
+    process.exit(0);
+  };
+  process.on('SIGTERM', exit);
+  process.on('SIGINT', exit);
+  return () => {
+    process.off('SIGTERM', exit);
+    process.off('SIGINT', exit);
+  };
 }

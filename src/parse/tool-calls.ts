@@ -91,11 +91,10 @@ export class ToolCallParser {
     if (call) {
       out.push({ kind: 'call', call });
       this.calls++;
-    } else if (!closed && this.forced) {
-      // Cut before even the name: no call can be reported, and the markup is not an answer.
-    } else {
-      const raw = toolCallOpen + this.body + (closed ? toolCallClose : '');
-      out.push({ kind: 'content', text: raw });
+    } else if (closed || !this.forced) {
+      // Not a call: given back as the text the model wrote. (A forced call cut before even its
+      // name reports nothing: the markup is not an answer.)
+      out.push({ kind: 'content', text: toolCallOpen + this.body + (closed ? toolCallClose : '') });
     }
     this.body = '';
     this.state = 'text';

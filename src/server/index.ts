@@ -14,7 +14,7 @@ import { badRequest, tooManyConnections } from './errors.js';
 import { sendError } from './http.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, type ServerOptions } from './options.js';
-import { Router, type Route } from './router.js';
+import { pathOf, probePaths, Router, type Route } from './router.js';
 import { routes } from './routes/index.js';
 
 export type { ServerOptions } from './options.js';
@@ -85,10 +85,11 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     (req, res) => {
       clientErrors.track(req, res);
       // Past max_connections the request is answered, not dropped: a 503 a client can retry
-      // (and /health itself, so probes are never starved), then the connection closes.
+      // (and the health probes their usual answer, so they are never starved), then the
+      // connection closes.
       if (overLimit.has(req.socket)) {
         res.setHeader('connection', 'close');
-        if (req.url !== '/health') {
+        if (!probePaths.has(pathOf(req.url))) {
           ctx.metrics.requests.inc({ route: 'connection_limit', status: '503' });
           sendError(res, tooManyConnections(options.maxConnections));
           return;

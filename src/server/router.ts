@@ -126,8 +126,10 @@ export class Router {
   }
 }
 
+/** Health probes: answered even past max_connections (src/server/index.ts), so a busy server is not restarted. */
+export const probePaths = new Set(['/health', '/ping']);
 /** Probes and scrapes come every few seconds: logging them would bury the requests. */
-const quietPaths = new Set(['/health', '/ping', '/metrics']);
+const quietPaths = new Set([...probePaths, '/metrics']);
 
 /** `access: POST /v1/chat/completions 200 812 ms req_...` (the path without its query; never a body or a key). */
 function accessLine(method: string, path: string, res: ServerResponse, arrival: number, id: string): string {
@@ -136,7 +138,7 @@ function accessLine(method: string, path: string, res: ServerResponse, arrival: 
   return `access: ${method} ${path} ${status} ${Math.round(performance.now() - arrival)} ms ${id}${left}`;
 }
 
-function pathOf(url: string | undefined): string {
+export function pathOf(url: string | undefined): string {
   const raw = url ?? '/';
   const q = raw.indexOf('?');
   const p = q >= 0 ? raw.slice(0, q) : raw;

@@ -182,11 +182,12 @@ describe('connections', () => {
     expect(refused.toLowerCase()).toContain('connection: close');
     expect(JSON.parse(refused.slice(refused.indexOf('\r\n\r\n') + 4)).error).toMatchObject({ code: 'too_many_connections', type: 'server_error' });
     expect(await ask('/health')).toMatch(/^HTTP\/1\.1 200 /); // probes are answered all the same
+    expect(await ask('/ping?from=kubelet')).toMatch(/^HTTP\/1\.1 200 /);
     for (const s of held) s.destroy();
     await new Promise((r) => setTimeout(r, 100));
     expect(await ask('/v1/models')).toMatch(/^HTTP\/1\.1 200 /);
     const metrics = await ask('/metrics');
-    expect(metrics).toMatch(/^grpst_connections_over_limit_total 2$/m);
+    expect(metrics).toMatch(/^grpst_connections_over_limit_total 3$/m);
     expect(metrics).toMatch(/^grpst_requests_total\{route="connection_limit",status="503"\} 1$/m);
     expect(limited.logs.join('\n')).toContain('connections past max_connections (3) are answered 503');
     await limited.server.close();
