@@ -75,6 +75,8 @@ export const infererArgsSchema = z.strictObject({
   ...ignoredKeys,
   // What the native runtime needs besides.
   device: z.enum(['cpu', 'cuda', 'auto']).optional(),
+  /** auto: sampling fields the request and \`sampling\` leave out come from the checkpoint's generation_config.json; none: OpenAI's defaults. */
+  generation_config: z.enum(['auto', 'none']).optional(),
   threads: int(1).optional(),
   /** true (or a parser name): the think block goes to reasoning_content; false: inline, as the seed. */
   reasoning_parser: z.union([z.boolean(), z.enum(reasoningParsers)], { error: `expected true, false or one of ${reasoningParsers.join(', ')}` }).optional(),

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { LoadOptions, SamplingParams } from '../engine/types.js';
 import { defaultServerOptions, type ServerOptions } from '../server/options.js';
 import { badInput, GrpstError } from '../util/errors.js';
+import { describeDefaults, readGenerationDefaults } from './generation-config.js';
 import { requireEngineFolder, requireTokenizerDir, type EngineBackend } from './engine-folder.js';
 import { inferenceConfSchema, tensorrtOnlyInfererKeys, type InferenceConf, type InfererArgs } from './inference-schema.js';
 import { defaultPort, envVars, isInside, resolveConfPath } from './paths.js';
@@ -29,7 +30,7 @@ export interface RuntimeOptions {
 }
 
 // Keys that mean something to the native runtime only; ignored (with a note) under trtllm-serve.
-const nativeOnlyKeys = ['device', 'threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype'] as const;
+const nativeOnlyKeys = ['device', 'threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config'] as const;
 // TensorRT-LLM keys that `grpst start` passes on to trtllm-serve for a TensorRT-LLM engine.
 export const keysPassedToTrtllm = new Set(['max_tokens_in_paged_kv_cache', 'kv_cache_host_memory_bytes', 'batch_scheduler_policy', 'enable_kv_cache_reuse', 'kv_cache_free_gpu_mem_fraction', 'enable_chunked_context']);
 
@@ -164,6 +165,8 @@ export interface Deployment {
   log: { dir: string; backupCount: number };
   /** One line per accepted-but-ignored key, "file:line:col: key: why". */
   warnings: string[];
+  /** The sampling defaults taken from generation_config.json (those the conf's sampling did not set), for the log. */
+  generationDefaults?: { file: string; applied: string; ignored: string[] };
 }
 
 export interface LoadDeploymentInput {
@@ -214,6 +217,7 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
     );
   }
   const runtime = mapConfs(inference, serverConf, { backend, apiKey });
+  const generationDefaults = backend === 'native' && args.generation_config !== 'none' ? applyGenerationConfig(runtime.server, [checkPath(enginePath), tokenizerChecked], shownFrom) : undefined;
   const logDirWritten = serverConf.log?.log_dir ?? './logs';
   const logDir = resolveConfPath(base, logDirWritten, `${srvFile?.where(['log', 'log_dir']) ?? 'server conf'}: log.log_dir`);
   const warnings = runtime.notes.map((n) => {
@@ -236,7 +240,17 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
     runtime,
     log: { dir: logDir, backupCount: serverConf.log?.log_backup_count ?? 7 },
     warnings,
+    generationDefaults,
   };
+}
+
+/** Fills the sampling defaults the conf leaves out from the checkpoint's generation_config.json (the conf wins). */
+function applyGenerationConfig(server: ServerOptions, dirs: string[], shown: (p: string) => string): Deployment['generationDefaults'] {
+  const found = readGenerationDefaults(dirs);
+  if (!found.file) return undefined;
+  const applied = Object.fromEntries(Object.entries(found.sampling).filter(([k]) => server.sampling[k as keyof SamplingParams] === undefined)) as Partial<SamplingParams>;
+  server.sampling = { ...applied, ...server.sampling };
+  return { file: shown(found.file), applied: describeDefaults(applied), ignored: found.ignored };
 }
 
 // The dag must run the one declared model, named "<name>-<version>" as in the seed.

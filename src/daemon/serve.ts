@@ -39,6 +39,7 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
   log.info(`grpst serve (pid ${process.pid}): ${input.inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
   const d = loadDeployment({ inferenceConf: input.inferenceConf, serverConf: input.serverConf, deployPath });
   for (const warning of d.warnings) log.warn(warning);
+  logGenerationDefaults(d, log);
   const stopRotation = input.logFile ? scheduleDailyRotation(input.logFile, d.log.backupCount) : () => undefined;
   try {
     if (d.backend === 'trtllm') return await serveTrtllm(d, input, log, listening);
@@ -174,6 +175,14 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger, listen
       resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
     });
   });
+}
+
+/** Says where requests' sampling defaults come from when the checkpoint supplies some. */
+function logGenerationDefaults(d: Deployment, log: Logger): void {
+  const g = d.generationDefaults;
+  if (!g) return;
+  for (const why of g.ignored) log.warn(`${g.file}: ${why}: ignored`);
+  if (g.applied) log.info(`sampling defaults from ${g.file}: ${g.applied} (a request's own fields and the conf's sampling win; generation_config: none turns this off)`);
 }
 
 /** Tells `grpst ps` this daemon is draining (daemon mode only: the port file is under GRPST_HOME). */
