@@ -1,5 +1,5 @@
-// The session behind `grpst chat` (cli/chat.ts): finds the server through the lifecycle state,
-// then reads messages from the terminal and streams the answers, thinking dimmed.
+// The session behind `grpst chat` (cli/chat.ts): finds the server through the lifecycle state
+// (or takes its --url), then reads messages from the terminal and streams the answers, thinking dimmed.
 import readline from 'node:readline';
 import { request, type Dispatcher } from 'undici';
 import { loadDeployment } from '../config/resolve.js';
@@ -43,8 +43,24 @@ export async function locate(name: string, apiKeyFlag?: string): Promise<Target>
   }
   const baseUrl = `http://${probeHost(state.host)}:${state.httpPort}`;
   const apiKey = apiKeyFlag ?? (process.env[envVars.apiKey] || undefined) ?? deployedApiKey(state);
-  const model = await servedModel(baseUrl, apiKey, name);
+  const model = await servedModel(baseUrl, apiKey, name, `\`grpst logs ${name}\``);
   return { name, baseUrl, apiKey, model };
+}
+
+/** A server given by address (`--url`): a foreground `grpst serve`, or one on another machine. */
+export async function locateUrl(url: string, apiKeyFlag?: string): Promise<Target> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw badInput(`--url ${url} is not a URL`, 'pass the server address, e.g. --url http://127.0.0.1:9997');
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw badInput(`--url ${url} is not an http(s) address`, 'pass the server address, e.g. --url http://127.0.0.1:9997');
+  // The API's base with or without its /v1 is the same server.
+  const baseUrl = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '').replace(/\/v1$/, '')}`;
+  const apiKey = apiKeyFlag ?? (process.env[envVars.apiKey] || undefined);
+  const model = await servedModel(baseUrl, apiKey, baseUrl, 'the server\'s own log');
+  return { name: baseUrl, baseUrl, apiKey, model };
 }
 
 /** The key the server was started with, read from its deployed confs as the server read them. */
@@ -62,23 +78,23 @@ function authHeaders(apiKey?: string): Record<string, string> {
   return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
 }
 
-async function servedModel(baseUrl: string, apiKey: string | undefined, name: string): Promise<string> {
+async function servedModel(baseUrl: string, apiKey: string | undefined, name: string, logHint: string): Promise<string> {
   // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...), and a
   // server may listen on one.
   let res: Dispatcher.ResponseData;
   try {
     res = await request(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    throw badInput(`cannot reach the server ${name} at ${baseUrl}: ${errorText(err)}`, `check it with \`grpst ps\` and \`grpst logs ${name}\``);
+    throw badInput(`cannot reach the server ${name === baseUrl ? 'at' : `${name} at`} ${baseUrl}: ${errorText(err)}`, name === baseUrl ? 'check that it runs there and listens on that port' : `check it with \`grpst ps\` and \`grpst logs ${name}\``);
   }
   const status = res.statusCode;
   const text = await res.body.text();
   if (status === 401) throw badInput(apiKey ? `the server ${name} refused the API key` : `the server ${name} needs an API key`, `pass --api_key KEY or set ${envVars.apiKey}`);
   if (status === 503) throw badInput(`the server ${name} is still loading its model`, 'try again in a moment (`grpst ps` shows running when it is ready)');
-  if (status !== 200) throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${text}`, `see \`grpst logs ${name}\``);
+  if (status !== 200) throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${text}`, `see ${logHint}`);
   const body = JSON.parse(text) as { data?: { id: string }[] };
   const id = body.data?.[0]?.id;
-  if (!id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see \`grpst logs ${name}\``);
+  if (!id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see ${logHint}`);
   return id;
 }
 
@@ -97,7 +113,8 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
   let thinking = opts.enableThinking;
   let history: Message[] = [];
 
-  out(dim(`chatting with ${target.name} (model ${target.model} at ${target.baseUrl}); /help for commands\n`));
+  const who = target.name === target.baseUrl ? `model ${target.model} at ${target.baseUrl}` : `${target.name} (model ${target.model} at ${target.baseUrl})`;
+  out(dim(`chatting with ${who}; /help for commands\n`));
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
   let current: AbortController | undefined;
   // Ctrl-C: readline reports it on a terminal; with piped input it arrives as a signal.
@@ -158,6 +175,7 @@ function turnError(err: unknown, target: Target): string {
   const code = (err as { code?: string }).code ?? '';
   const lost = ['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'EPIPE'].includes(code) || /other side closed/.test(String((err as Error).message));
   if (!lost) return errorText(err);
+  if (target.name === target.baseUrl) return `the server at ${target.baseUrl} went away (${(err as Error).message})`;
   return `the server ${target.name} went away (${(err as Error).message}); \`grpst ps\` shows whether it runs, \`grpst logs ${target.name}\` why it stopped`;
 }
 

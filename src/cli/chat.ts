@@ -1,6 +1,6 @@
 // `grpst chat [NAME]`: an interactive, streaming chat with a running server, for quick checks
-// over ssh. The server is found through the lifecycle state (name -> host and port); its API key
-// comes from --api_key, GRPST_API_KEY or the deployed server conf. Thinking is shown dimmed and
+// over ssh. The server is found through the lifecycle state (name -> host and port), or is the
+// one at --url; its API key comes from --api_key, GRPST_API_KEY or the deployed server conf. Thinking is shown dimmed and
 // kept out of the history; Ctrl-C stops an answer, Ctrl-C at the prompt (or Ctrl-D) leaves.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
@@ -9,6 +9,7 @@ import { positiveInt } from './options.js';
 
 /** Commander keeps the seed-style snake_case flag names as they are. */
 interface ChatFlags {
+  url?: string;
   api_key?: string;
   system?: string;
   enable_thinking?: boolean;
@@ -21,6 +22,7 @@ export function register(program: Command): void {
     .command('chat')
     .description('chat with a running server in the terminal (streaming; thinking shown dimmed)')
     .argument('[name]', 'server name (see grpst ps)', defaultName)
+    .option('--url <url>', 'chat with the server at this address instead (e.g. http://127.0.0.1:9997: a foreground grpst serve, or a remote one)')
     .option('--api_key <key>', `API key (default: ${envVars.apiKey}, or the key in the deployed server conf)`)
     .option('--system <text>', 'system prompt')
     .option('--enable_thinking <bool>', 'thinking on or off (default: the server conf)', booleanArg('--enable_thinking'))
@@ -28,8 +30,8 @@ export function register(program: Command): void {
     .option('--temperature <t>', 'sampling temperature (default: the server conf)', temperatureArg)
     .action(async (name: string, flags: ChatFlags) => {
       // The session's modules load only when a chat starts, so the rest of the CLI starts fast.
-      const { chatLoop, locate } = await import('./chat-session.js');
-      const target = await locate(name, flags.api_key);
+      const { chatLoop, locate, locateUrl } = await import('./chat-session.js');
+      const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
       await chatLoop(target, { system: flags.system, enableThinking: flags.enable_thinking, maxTokens: flags.max_tokens, temperature: flags.temperature });
     });
 }

@@ -11,7 +11,7 @@ import { inferenceConfSchema, tensorrtOnlyInfererKeys, type InferenceConf, type 
 import { defaultPort, envVars, isInside, resolveConfPath } from './paths.js';
 import { serverConfSchema, type ServerConf } from './server-schema.js';
 import { suggest, validateConf } from './validate.js';
-import { readYamlFile, type YamlFile } from './yaml-file.js';
+import { parseYamlText, readYamlFile, type YamlFile } from './yaml-file.js';
 
 /** A remark about a conf key, located later by the caller (file:line). */
 export interface ConfNote {
@@ -183,11 +183,16 @@ export interface LoadDeploymentInput {
    * copy before it takes the deploy folder's place). Messages still show deployPath.
    */
   checkRoot?: string;
+  /** The inference conf's YAML itself (`grpst serve --model_dir`); inferenceConf then only names it in messages. */
+  inferenceText?: string;
+  /** Command-line --host / --port: win over the server conf's interface. */
+  listen?: { host?: string; port?: number };
 }
 
 export function loadDeployment(input: LoadDeploymentInput): Deployment {
   const env = input.env ?? process.env;
-  const infFile = readYamlFile(input.inferenceConf, input.shownInference ?? input.inferenceConf, 'inference conf');
+  const shownInference = input.shownInference ?? input.inferenceConf;
+  const infFile = input.inferenceText !== undefined ? parseYamlText(input.inferenceText, shownInference) : readYamlFile(input.inferenceConf, shownInference, 'inference conf');
   const inference = validateConf(inferenceConfSchema, infFile, 'inference conf');
   checkDag(inference, infFile);
   let srvFile: YamlFile | undefined;
@@ -217,6 +222,8 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
     );
   }
   const runtime = mapConfs(inference, serverConf, { backend, apiKey });
+  if (input.listen?.host !== undefined) runtime.server.host = input.listen.host;
+  if (input.listen?.port !== undefined) runtime.server.port = input.listen.port;
   const generationDefaults = backend === 'native' && args.generation_config !== 'none' ? applyGenerationConfig(runtime.server, [checkPath(enginePath), tokenizerChecked], shownFrom) : undefined;
   const logDirWritten = serverConf.log?.log_dir ?? './logs';
   const logDir = resolveConfPath(base, logDirWritten, `${srvFile?.where(['log', 'log_dir']) ?? 'server conf'}: log.log_dir`);

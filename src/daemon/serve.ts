@@ -4,6 +4,7 @@
 // requests finish) and exits 0.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { modelDirConf } from '../config/model-dir-conf.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
 import { drainTimeoutS } from '../config/paths.js';
@@ -16,7 +17,13 @@ import { freePort } from './ports.js';
 import { checkTensorParallelHost, launchTensorParallelWorkers, tensorParallelSize, type TensorParallelGroup } from './tp-launch.js';
 
 export interface ServeInput {
-  inferenceConf: string;
+  /** Either the conf file or modelDir (a folder served with default settings). */
+  inferenceConf?: string;
+  modelDir?: string;
+  servedModelName?: string;
+  device?: 'cpu' | 'cuda' | 'auto';
+  /** --host / --port: win over the server conf. */
+  listen?: { host?: string; port?: number };
   serverConf?: string;
   /** Base of relative conf paths (the deploy folder); default: the current folder. */
   deployPath?: string;
@@ -36,8 +43,10 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
   const deployPath = path.resolve(input.deployPath ?? process.cwd());
   // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
   if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
-  log.info(`grpst serve (pid ${process.pid}): ${input.inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
-  const d = loadDeployment({ inferenceConf: input.inferenceConf, serverConf: input.serverConf, deployPath });
+  const inferenceConf = input.inferenceConf ?? `--model_dir ${input.modelDir}`;
+  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, { servedModelName: input.servedModelName, device: input.device }) : undefined;
+  log.info(`grpst serve (pid ${process.pid}): ${inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
+  const d = loadDeployment({ inferenceConf, inferenceText, serverConf: input.serverConf, deployPath, listen: input.listen });
   for (const warning of d.warnings) log.warn(warning);
   logGenerationDefaults(d, log);
   const stopRotation = input.logFile ? scheduleDailyRotation(input.logFile, d.log.backupCount) : () => undefined;
@@ -59,7 +68,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
   ]);
   const tokenizer = Tokenizer.fromDir(d.tokenizerPath);
   const template = ChatTemplate.fromDir(d.tokenizerPath);
-  checkTokenIds(d, tokenizer.vocabSize, input.inferenceConf);
+  checkTokenIds(d, tokenizer.vocabSize, d.inferenceConfFile);
   log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'}${tp > 1 ? `, tensor parallel ${tp}` : ''})`);
   const group = tp > 1 ? await startGroup(d, tp, log) : undefined;
   const engine = loadNativeEngine(d.enginePath, d.runtime.load, group);

@@ -1,0 +1,30 @@
+// `grpst serve --model_dir DIR`: the inference conf a folder alone implies, so one command serves
+// an engine (or a Hugging Face checkpoint) with every setting at its default, as `vllm serve DIR`
+// or `llama-server -m FILE` do. The conf goes through the same schema and checks as a written one.
+import fs from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { badInput } from '../util/errors.js';
+
+export interface ModelDirChoices {
+  servedModelName?: string;
+  device?: 'cpu' | 'cuda' | 'auto';
+}
+
+/** The folder must hold config.json or engine.json (a checkpoint or an engine) and tokenizer.json. */
+export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string {
+  const abs = path.resolve(dir);
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) {
+    throw badInput(`--model_dir ${dir} is not a folder`, 'pass the folder grpst build wrote (--output_dir) or a Hugging Face Qwen3 checkpoint folder');
+  }
+  if (!fs.existsSync(path.join(abs, 'engine.json')) && !fs.existsSync(path.join(abs, 'config.json'))) {
+    throw badInput(`--model_dir ${dir} holds neither engine.json nor config.json`, 'pass the folder grpst build wrote (--output_dir) or a Hugging Face Qwen3 checkpoint folder');
+  }
+  if (!fs.existsSync(path.join(abs, 'tokenizer.json'))) {
+    throw badInput(`--model_dir ${dir} has no tokenizer.json`, 'engines from grpst build carry their tokenizer; for a checkpoint, copy the model\'s tokenizer files into it, or write an inference conf with tokenizer_path');
+  }
+  const infererArgs: Record<string, unknown> = { llm_style: 'qwen3', tokenizer_path: abs, gpt_model_path: abs };
+  if (choices.servedModelName !== undefined) infererArgs.served_model_name = choices.servedModelName;
+  if (choices.device !== undefined) infererArgs.device = choices.device;
+  return stringify({ models: [{ name: path.basename(abs) || 'model', version: '1.0.0', inferer_args: infererArgs }] });
+}

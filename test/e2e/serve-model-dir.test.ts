@@ -1,0 +1,115 @@
+// `grpst serve --model_dir DIR` as the one-command path: a real foreground server process on a
+// checkpoint folder with no conf at all, --host/--port/--served_model_name from the command line,
+// the checkpoint's generation_config.json sampling defaults logged, `grpst chat --url` talking to
+// it, SIGTERM draining to exit 0; and the command-line mistakes, each refused before anything runs.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpoint } from '../helpers/fixtures.js';
+import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
+
+let work: string;
+let cli: Cli;
+let modelDir: string;
+let server: ResultPromise<{ reject: false; all: true }> | undefined;
+let output = '';
+let url = '';
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-serve-dir-'));
+  cli = makeCli();
+  // A Hugging Face checkpoint folder as downloaded: Qwen3's recommended sampling in generation_config.json.
+  modelDir = path.join(work, 'Qwen3-tiny');
+  fs.cpSync(checkpoint('tiny-a'), modelDir, { recursive: true });
+  fs.writeFileSync(
+    path.join(modelDir, 'generation_config.json'),
+    JSON.stringify({ bos_token_id: 151643, do_sample: true, eos_token_id: [151645, 151643], pad_token_id: 151643, temperature: 0.6, top_k: 20, top_p: 0.95 }),
+  );
+  server = execa(process.execPath, [...cliArgv, 'serve', '--model_dir', modelDir, '--host', '127.0.0.1', '--port', '0', '--served_model_name', 'tiny'], {
+    env: { ...cli.env, GRPST_API_KEY: undefined },
+    cwd: work,
+    reject: false,
+    all: true,
+    forceKillAfterDelay: drainGraceMs,
+  }) as ResultPromise<{ reject: false; all: true }>;
+  server.all!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  // Port 0: the log's "listening on" line says which port was bound.
+  const deadline = Date.now() + 60_000;
+  while (!/ready \(/.test(output)) {
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`server did not get ready:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1];
+}, 90_000);
+
+afterAll(async () => {
+  server?.kill('SIGTERM');
+  await server;
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(cli.home, { recursive: true, force: true });
+});
+
+describe('grpst serve --model_dir', () => {
+  it('serves the folder under the given name, with the checkpoint sampling defaults logged', async () => {
+    expect(output).toContain(`grpst serve (pid ${server!.pid}): --model_dir ${modelDir}`);
+    expect(output).toContain(`sampling defaults from ${path.join(modelDir, 'generation_config.json')}: temperature=0.6 top_k=20 top_p=0.95`);
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    expect((await client.models.list()).data.map((m) => m.id)).toEqual(['tiny']);
+    const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 });
+    expect(r.choices[0].finish_reason).toBe('length');
+    expect(r.usage?.completion_tokens).toBe(4);
+  });
+
+  it('grpst chat --url talks to it (with or without /v1), no lifecycle state needed', async () => {
+    for (const given of [url, `${url}/v1/`]) {
+      const child = execa(process.execPath, [...cliArgv, 'chat', '--url', given, '--max_tokens', '3'], { env: { ...cli.env, NO_COLOR: '1', GRPST_API_KEY: undefined }, reject: false, stdin: 'pipe', timeout: 60_000 });
+      child.stdin!.end('hello\n');
+      const r = await child;
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(String(r.stdout)).toContain(`chatting with model tiny at ${url}; /help for commands`);
+      expect(String(r.stdout)).toMatch(/answer 3 tokens, [\d.]+ tokens\/s, cut at max_tokens\)/);
+    }
+  });
+
+  it('SIGTERM drains and exits 0', async () => {
+    server!.kill('SIGTERM');
+    const r = await server!;
+    expect(r.exitCode, output).toBe(0);
+    expect(output).toContain('drained; exiting');
+  });
+});
+
+describe('grpst serve / chat command-line mistakes', () => {
+  const refusals: [string[], RegExp][] = [
+    [['serve'], /grpst serve needs --inference_conf FILE or --model_dir DIR/],
+    [['serve', '--model_dir', 'DIR', '--inference_conf', 'conf.yml'], /--inference_conf and --model_dir are both given/],
+    [['serve', '--inference_conf', 'conf.yml', '--served_model_name', 'x'], /--served_model_name goes with --model_dir[\s\S]*set served_model_name under models\[0\]\.inferer_args in conf\.yml/],
+    [['serve', '--model_dir', 'no-such-folder'], /--model_dir no-such-folder is not a folder/],
+    [['serve', '--model_dir', 'empty'], /--model_dir empty holds neither engine\.json nor config\.json/],
+    [['serve', '--model_dir', 'DIR', '--port', '70000'], /--port takes a port from 0 to 65535, got "70000"/],
+    [['chat', '--url', 'ftp://host'], /--url ftp:\/\/host is not an http\(s\) address/],
+  ];
+  it('each is refused with the problem named and exit 2, before anything starts', async () => {
+    fs.mkdirSync(path.join(work, 'empty'), { recursive: true });
+    for (const [args, message] of refusals) {
+      const r = await cli.run(args.map((a) => (a === 'DIR' ? modelDir : a)), { cwd: work });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+
+  it('a folder without tokenizer.json is refused with how to supply one', async () => {
+    const bare = path.join(work, 'bare');
+    fs.mkdirSync(bare, { recursive: true });
+    fs.copyFileSync(path.join(modelDir, 'config.json'), path.join(bare, 'config.json'));
+    const r = await cli.run(['serve', '--model_dir', bare], { cwd: work });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--model_dir ${bare} has no tokenizer.json`);
+    expect(r.stderr).toContain('write an inference conf with tokenizer_path');
+  });
+});
