@@ -14,16 +14,26 @@ export interface ClientErrorTimeouts {
 export class ClientErrors {
   /** The response of the request each socket is on (keep-alive sockets carry one after another). */
   private readonly responses = new WeakMap<Duplex, ServerResponse>();
+  /** Responses of requests the router holds that were answered here (a body too slow: 408). */
+  private readonly answered = new WeakMap<ServerResponse, number>();
 
   constructor(
     private readonly timeouts: ClientErrorTimeouts,
-    /** Told each status answered here, so /metrics counts these requests too. */
+    /** Told each status answered for a request that never reached the router, so /metrics counts it too. */
     private readonly onAnswer: (status: number) => void = () => undefined,
   ) {}
 
   /** Called for every request, before the router. */
   track(req: IncomingMessage, res: ServerResponse): void {
     this.responses.set(req.socket, res);
+  }
+
+  /**
+   * The status answered here on behalf of a request the router holds, if one was. The router
+   * counts such a request once, under its route, with this status: its own response never went out.
+   */
+  answeredFor(res: ServerResponse): number | undefined {
+    return this.answered.get(res);
   }
 
   /** The server's 'clientError' listener. */
@@ -34,7 +44,9 @@ export class ClientErrors {
       return;
     }
     const answer = this.errorFor(err);
-    this.onAnswer(answer.status);
+    // A request whose headers arrived is the router's (it was reading the body); it counts it.
+    if (res) this.answered.set(res, answer.status);
+    else this.onAnswer(answer.status);
     socket.end(rawResponse(answer), () => socket.destroy());
   };
 

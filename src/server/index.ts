@@ -53,7 +53,6 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   const skipMask = options.skipTokenIds ? tokenMask(deps.tokenizer.vocabSize, options.skipTokenIds) : undefined;
   const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens, skipMask });
   const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints);
-  const router = new Router(ctx, [...routes, ...(deps.extraRoutes ?? [])]);
   const ready = Promise.resolve(deps.engine).then(
     (engine) => {
       ctx.setEngine(engine);
@@ -74,6 +73,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   const headersDefault = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   const headersMs = requestMs > 0 ? Math.min(headersDefault, requestMs) : headersDefault;
   const clientErrors = new ClientErrors({ headersMs, requestMs }, (status) => ctx.metrics.requests.inc({ route: 'client_error', status: String(status) }));
+  const router = new Router(ctx, [...routes, ...(deps.extraRoutes ?? [])], (res) => clientErrors.answeredFor(res));
   const server = createServer(
     {
       keepAliveTimeout: 65_000,

@@ -63,6 +63,8 @@ const e2eBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300, 6
 
 /** What the scrape reads live rather than counting as it happens. */
 export interface LiveState {
+  /** The served model's id (options.modelId), for grpst_model_info. */
+  modelName: string;
   ready: boolean;
   running: number;
   waiting: number;
@@ -84,6 +86,9 @@ export class ServerMetrics {
     const gauge = (name: string, help: string, value: number) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}`;
     const counter = (name: string, help: string, value: number) => `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${value}`;
     const parts = [
+      // The model's name as an info series rather than a label on every series: a server serves
+      // one model, and a constant label would change every series' identity (docs/metrics.md).
+      `# HELP grpst_model_info The served model; join on it for per-model views.\n# TYPE grpst_model_info gauge\ngrpst_model_info${labelText({ model_name: live.modelName })} 1`,
       gauge('grpst_model_ready', '1 once the engine is loaded and serving.', live.ready ? 1 : 0),
       gauge('grpst_requests_running', 'Requests admitted and generating.', live.running),
       gauge('grpst_requests_waiting', 'Requests queued for admission (the 429 limit counts these).', live.waiting),

@@ -58,6 +58,8 @@ export class Router {
   constructor(
     private readonly server: ServerContext,
     routes: Route[],
+    /** The status node's client-error handler answered for a response the router never sent (client-errors.ts). */
+    private readonly answeredFor: (res: ServerResponse) => number | undefined = () => undefined,
   ) {
     for (const r of routes) {
       // "/v1/models/{model}" is kept under its prefix "/v1/models/"
@@ -78,7 +80,7 @@ export class Router {
     res.on('close', () => {
       if (!res.writableFinished) ac.abort(new Error('the client disconnected'));
       untrack();
-      if (this.server.options.accessLog && !quietPaths.has(path)) this.server.log(accessLine(method, path, res, arrival, id));
+      if (this.server.options.accessLog && !quietPaths.has(path)) this.server.log(accessLine(method, path, this.outcome(res), arrival, id));
     });
     for (const [k, v] of Object.entries(corsHeaders)) res.setHeader(k, v);
     res.setHeader('x-request-id', id);
@@ -112,9 +114,20 @@ export class Router {
       if (!res.headersSent) sendError(res, apiErr);
       else if (!res.writableEnded) res.end();
     } finally {
-      this.server.metrics.requests.inc({ route: label, status: res.headersSent ? String(res.statusCode) : 'disconnected' });
+      this.server.metrics.requests.inc({ route: label, status: this.outcome(res).status ?? 'disconnected' });
       if (res.writableFinished || res.destroyed) untrack();
     }
+  }
+
+  /**
+   * How a request ended: the status it was answered with (by the route, or by node's client-error
+   * handler when its body arrived too slowly: one 408, not also a disconnect), and whether the
+   * client left before the answer was complete.
+   */
+  private outcome(res: ServerResponse): Outcome {
+    if (res.headersSent) return { status: String(res.statusCode), left: !res.writableFinished };
+    const answered = this.answeredFor(res);
+    return answered !== undefined ? { status: String(answered), left: false } : { left: true };
   }
 
   private authorize(guard: Guard, req: IncomingMessage): void {
@@ -131,11 +144,16 @@ export const probePaths = new Set(['/health', '/ping']);
 /** Probes and scrapes come every few seconds: logging them would bury the requests. */
 const quietPaths = new Set([...probePaths, '/metrics']);
 
+interface Outcome {
+  /** Absent when nothing was answered. */
+  status?: string;
+  left: boolean;
+}
+
 /** `access: POST /v1/chat/completions 200 812 ms req_...` (the path without its query; never a body or a key). */
-function accessLine(method: string, path: string, res: ServerResponse, arrival: number, id: string): string {
-  const status = res.headersSent ? String(res.statusCode) : '-';
-  const left = res.writableFinished ? '' : ' (client left)';
-  return `access: ${method} ${path} ${status} ${Math.round(performance.now() - arrival)} ms ${id}${left}`;
+function accessLine(method: string, path: string, outcome: Outcome, arrival: number, id: string): string {
+  const left = outcome.left ? ' (client left)' : '';
+  return `access: ${method} ${path} ${outcome.status ?? '-'} ${Math.round(performance.now() - arrival)} ms ${id}${left}`;
 }
 
 export function pathOf(url: string | undefined): string {

@@ -64,6 +64,26 @@ describe('request errors', () => {
     expect((await post(url, chat({ store: false, metadata: { a: 1 }, parallel_tool_calls: true }))).status).toBe(200);
   });
 
+  it('a message with an empty content array: 400 naming that message, on chat and /tokenize alike', async () => {
+    const url = `${srv.url}/v1/chat/completions`;
+    const user = { role: 'user', content: 'hi' };
+    const cases: [Record<string, unknown>[], string][] = [
+      [[{ role: 'user', content: [] }], 'messages.0.content'],
+      [[{ role: 'system', content: [] }, user], 'messages.0.content'],
+      [[user, { role: 'assistant', content: [] }, user], 'messages.1.content'],
+      [[user, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c', content: [] }], 'messages.2.content'],
+    ];
+    for (const [messages, param] of cases) {
+      for (const r of [await post(url, chat({ messages })), await post(`${srv.url}/tokenize`, { messages })]) {
+        expectEnvelope(r, 400, { param, code: 'invalid_value', type: 'invalid_request_error' });
+        expect(r.json.error.message).toMatch(/array too short.*Send a string or one or more .*parts/);
+      }
+    }
+    // One part, or an empty string, is a turn.
+    expect((await post(url, chat({ messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] }))).status).toBe(200);
+    expect((await post(url, chat({ messages: [{ role: 'system', content: '' }, user] }))).status).toBe(200);
+  });
+
   it('a model that is not served: 404 through the official client', async () => {
     const err = await srv.client.chat.completions.create({ ...chat(), model: 'gpt-4o' } as any).catch((e) => e);
     expect(err).toBeInstanceOf(NotFoundError);

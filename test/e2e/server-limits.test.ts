@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inferenceConfSchema } from '../../src/config/inference-schema.js';
 import { mapConfs } from '../../src/config/resolve.js';
 import { serverConfSchema } from '../../src/config/server-schema.js';
-import { loadTiny, post, serve, sseFrames, type TestServer, type TinyModel } from './server-harness.js';
+import { loadTiny, post, serve, sseFrames, waitFor, type TestServer, type TinyModel } from './server-harness.js';
 
 let model: TinyModel;
 let srv: TestServer;
@@ -45,9 +45,9 @@ interface RawAnswer {
 }
 
 /** Writes `parts` to a new connection (waiting `gapMs` before each after the first) and reads until the server closes it. */
-function raw(parts: string[], gapMs = 0): Promise<RawAnswer> {
+function raw(parts: string[], gapMs = 0, url = srv.url): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const socket = connect(new URL(srv.url).port as unknown as number, '127.0.0.1');
+    const socket = connect(new URL(url).port as unknown as number, '127.0.0.1');
     const chunks: Buffer[] = [];
     socket.on('data', (d) => chunks.push(d));
     socket.on('error', reject);
@@ -124,6 +124,26 @@ describe('how long a client may take to send its request', () => {
     expect((await post(`${srv.url}/v1/chat/completions`, chat({}))).status).toBe(200);
   });
 
+  it('a slow request is counted once in /metrics, as the 408 it got: under its route once its headers arrived, never also as a disconnect', async () => {
+    const own = await serve(model, timeouts);
+    try {
+      const body = JSON.stringify(chat({}));
+      const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+      expectEnvelope(await raw([head + body.slice(0, 10), body.slice(10)], 1_000, own.url), 408, 'request_timeout');
+      expectEnvelope(await raw(['POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n', 'content-type: application/json\r\n'], 1_000, own.url), 408, 'request_timeout');
+      let metrics = '';
+      await waitFor(async () => (metrics = await (await fetch(`${own.url}/metrics`)).text()).includes('route="/v1/chat/completions"'));
+      expect(metrics).toMatch(/^grpst_requests_total\{route="\/v1\/chat\/completions",status="408"\} 1$/m);
+      // Headers that never arrived never reached a route.
+      expect(metrics).toMatch(/^grpst_requests_total\{route="client_error",status="408"\} 1$/m);
+      expect(metrics).not.toContain('disconnected');
+      expect(metrics.match(/^grpst_requests_total\{[^}]*status="408"\} \d+$/gm)).toHaveLength(2);
+      expect(own.logs.filter((l) => l.startsWith('access: POST /v1/chat/completions'))).toEqual([expect.stringMatching(/^access: POST \/v1\/chat\/completions 408 \d+ ms req_[0-9a-f]+$/)]);
+    } finally {
+      await own.server.close();
+    }
+  });
+
   it('an answer is not timed: streams far longer than the request timeout end with [DONE]', async () => {
     // A timeout of 100 ms, checked every 50 ms: the answers below take several times longer.
     const quick = await serve(model, { requestTimeoutMs: 100, headersTimeoutMs: 50 });
@@ -194,11 +214,14 @@ describe('connections', () => {
   });
 
   it('a labelled counter with no sample yet has no series (an unlabelled 0 would be one of its own)', async () => {
-    const fresh = await serve(model);
+    const fresh = await serve(model, { modelId: 'qwen3-tiny' });
     const text = await (await fetch(`${fresh.url}/metrics`)).text();
     expect(text).toContain('# TYPE grpst_request_finished_total counter');
     expect(text).not.toMatch(/^grpst_request_finished_total /m);
     expect(text).toMatch(/^grpst_prompt_tokens_total 0$/m);
+    // The served name is on one info series (docs/metrics.md), so every other series keeps its identity.
+    expect(text.match(/model_name=/g)).toHaveLength(1);
+    expect(text).toMatch(/^grpst_model_info\{model_name="qwen3-tiny"\} 1$/m);
     await fresh.server.close();
   });
 });

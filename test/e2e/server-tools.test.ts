@@ -4,6 +4,7 @@
 // tool_calls is covered by the parser tests on recorded model outputs (test/unit/parse.test.ts),
 // since the random-weight fixtures never write a call themselves.
 import { join } from 'node:path';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixturesDir, readJson } from '../helpers/fixtures.js';
 import { loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
@@ -69,5 +70,56 @@ describe('tools through the template', () => {
     const named = await post(`${srv.url}/v1/chat/completions`, { model: 'qwen3', messages: c.messages, tools: c.tools, tool_choice: { type: 'function', function: { name: 'get_postcode' } } });
     expect(named.status).toBe(400);
     expect(named.json.error.message).toContain('get_postcode');
+  });
+
+  it('tool_choice "required" or a named function without tools: 400 naming tool_choice and saying to send tools', async () => {
+    const messages = [{ role: 'user', content: 'What is the weather in Boston?' }];
+    const named = { type: 'function', function: { name: 'get_current_weather' } };
+    for (const [tool_choice, tools] of [['required', undefined], ['required', []], [named, undefined], [named, []]] as const) {
+      const what = `${JSON.stringify(tool_choice)} with tools ${JSON.stringify(tools)}`;
+      const err = await srv.client.chat.completions.create({ model: 'qwen3', messages, tool_choice, tools, max_tokens: 2 } as any).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, what).toBeInstanceOf(OpenAI.BadRequestError);
+      const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+      expect(e.param, what).toBe('tool_choice');
+      expect(e.type, what).toBe('invalid_request_error');
+      expect(e.message, what).toContain("'tool_choice' is only allowed when 'tools' are specified");
+      expect(e.message, what).toMatch(/Send .* in tools/);
+    }
+  });
+
+  it('tool_choice "auto" or "none" without tools is accepted and changes nothing', async () => {
+    const base = { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, temperature: 0 };
+    const plain = await srv.client.chat.completions.create(base as any);
+    for (const [tool_choice, tools] of [['auto', undefined], ['auto', []], ['none', undefined], ['none', []]] as const) {
+      const r = await srv.client.chat.completions.create({ ...base, tool_choice, tools } as any);
+      expect(r.usage!.prompt_tokens, `${tool_choice} with tools ${JSON.stringify(tools)}`).toBe(plain.usage!.prompt_tokens);
+      expect(r.choices[0].message.content).toBe(plain.choices[0].message.content);
+    }
+  });
+});
+
+describe('tool turns in the conversation', () => {
+  const call = { id: 'call_1', type: 'function', function: { name: 'get_current_weather', arguments: '{"location": "Boston"}' } };
+  const turns = (assistant: Record<string, unknown>, tool: Record<string, unknown>) => [
+    { role: 'user', content: 'What is the weather in Boston?' },
+    { role: 'assistant', tool_calls: [call], ...assistant },
+    { role: 'tool', content: '{"temperature": 22}', ...tool },
+  ];
+
+  it('an assistant turn of tool calls with null or absent content, and a tool result without tool_call_id, are accepted and render alike', async () => {
+    // Qwen3's template pairs a result with its call by order and never prints the id, so a
+    // result without one (vLLM accepts it; OpenAI does not) renders the same prompt.
+    const reference = turns({ content: null }, { tool_call_id: 'call_1' });
+    const expected = await post(`${srv.url}/tokenize`, { messages: reference });
+    expect(expected.status).toBe(200);
+    for (const messages of [turns({}, { tool_call_id: 'call_1' }), turns({ content: null }, {}), turns({}, {})]) {
+      const tok = await post(`${srv.url}/tokenize`, { messages });
+      expect(tok.json.tokens).toEqual(expected.json.tokens);
+      const r = await srv.client.chat.completions.create({ model: 'qwen3', messages, max_tokens: 2, temperature: 0 } as any);
+      expect(r.usage!.prompt_tokens).toBe(expected.json.count);
+    }
   });
 });

@@ -189,11 +189,12 @@ describe('OpenAI shapes', () => {
     const m = new ServerMetrics();
     m.requests.inc({ route: '/v1/completions', status: '200' });
     m.ttft.observe(0.003);
-    const text = m.render({ ready: true, running: 2, waiting: 1 });
+    const text = m.render({ modelName: 'qwen3', ready: true, running: 2, waiting: 1 });
     expect(text).toContain('grpst_requests_total{route="/v1/completions",status="200"} 1');
     expect(text).toContain('grpst_time_to_first_token_seconds_bucket{le="0.0025"} 0');
     expect(text).toContain('grpst_time_to_first_token_seconds_bucket{le="0.005"} 1');
     expect(text).toMatch(/grpst_requests_waiting 1\n/);
     expect(text).not.toContain('grpst_kv_blocks_used');
+    expect(text).toContain('# TYPE grpst_model_info gauge\ngrpst_model_info{model_name="qwen3"} 1\n');
   });
 });

@@ -1,7 +1,7 @@
 // response_format and tool_choice: checked here against the request, then handed to the
 // structured-output compiler when one is plugged in. Without one, a request that needs its
 // output constrained gets a 400 instead of a silently unconstrained answer.
-import { badRequest } from '../errors.js';
+import { badRequest, type ApiError } from '../errors.js';
 import type { ResponseFormat } from './schema-common.js';
 import type { ToolChoice, ToolInput } from './schema-chat.js';
 
@@ -47,12 +47,13 @@ export function planTools(
   const names = new Set(list?.map((t) => t.function.name) ?? []);
   if (list && names.size !== list.length) throw badRequest('Two tools have the same function name; give each tool a unique name.', 'tools');
   const mode = choice ?? (list ? 'auto' : 'none');
+  // "required" or a named function without tools cannot be honoured (OpenAI refuses it too);
+  // "auto" and "none" ask for nothing, and many clients send "auto" on every request.
+  if (!list && (mode === 'required' || typeof mode === 'object')) throw toolChoiceWithoutTools(mode);
   let only: string | undefined;
   if (typeof mode === 'object') {
     only = mode.function.name;
-    if (!names.has(only)) throw badRequest(`tool_choice names the function '${only}', which is not in tools. Add it to tools or name one of: ${[...names].join(', ') || '(none)'}.`, 'tool_choice');
-  } else if (mode === 'required' && !list) {
-    throw badRequest('tool_choice "required" needs at least one tool in tools.', 'tool_choice');
+    if (!names.has(only)) throw badRequest(`tool_choice names the function '${only}', which is not in tools. Add it to tools or name one of: ${[...names].join(', ')}.`, 'tool_choice');
   }
   const request: ConstraintRequest = { thinking };
   if (responseFormat && responseFormat.type !== 'text') request.responseFormat = responseFormat;
@@ -79,6 +80,15 @@ export function planTools(
   }
   const forced = list && (mode === 'required' || only !== undefined) ? { only } : undefined;
   return { tools: list, parseCalls: list !== undefined && mode !== 'none', constraint, ...(forced ? { forced } : {}) };
+}
+
+function toolChoiceWithoutTools(mode: 'required' | { function: { name: string } }): ApiError {
+  const asked = mode === 'required' ? 'a tool call ("required")' : `a call of '${mode.function.name}'`;
+  const fix = mode === 'required' ? 'Send the functions the model may call in tools' : `Send the function '${mode.function.name}' in tools`;
+  return badRequest(
+    `Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified; it asks for ${asked}, and tools is missing or empty. ${fix}, or leave tool_choice out.`,
+    'tool_choice',
+  );
 }
 
 // A schema nested deeper than the compiler's recursion can go is the client's to flatten, not

@@ -6,8 +6,11 @@ import { responseFormatSchema, samplingFields } from './schema-common.js';
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
 // The part count is checked after the union, so its error names the limit (a union's own error cannot).
+// An empty array is refused as OpenAI refuses it (min length 1): a turn with no parts is most
+// likely a client bug, and an assistant turn of tool calls alone sends null content instead.
 const content = z
   .union([z.string(), z.array(contentPart)], { error: 'expected a string or an array of content parts' })
+  .refine((c) => typeof c === 'string' || c.length > 0, 'array too short: expected at least one content part, got an empty array. Send a string or one or more {"type": "text", "text": ...} parts (an assistant turn of tool calls alone sends null)')
   .refine((c) => typeof c === 'string' || c.length <= MAX_CONTENT_PARTS, tooMany(MAX_CONTENT_PARTS, 'content parts of one message', 'join the text into fewer parts'));
 
 const toolCall = z.object({
@@ -31,6 +34,8 @@ const message = z.discriminatedUnion('role', [
     tool_calls: z.array(toolCall).max(MAX_TOOL_CALLS, tooMany(MAX_TOOL_CALLS, 'tool calls of one assistant message', 'send fewer calls per turn')).nullish(),
     reasoning_content: z.string().nullish(),
   }),
+  // tool_call_id may be left out (OpenAI demands it, vLLM does not): Qwen3's template pairs a
+  // result with its call by order and never reads the id, so refusing would only break clients.
   z.object({ role: z.literal('tool'), content, tool_call_id: z.string().optional(), name: z.string().optional() }),
 ]);
 export type ChatMessageInput = z.infer<typeof message>;

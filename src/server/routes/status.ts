@@ -22,6 +22,7 @@ export async function ping(rc: RequestContext): Promise<void> {
 export async function metrics(rc: RequestContext): Promise<void> {
   const s = rc.server;
   const text = s.metrics.render({
+    modelName: s.options.modelId,
     ready: s.state === 'ready',
     running: s.admission.running,
     waiting: s.admission.waiting,
