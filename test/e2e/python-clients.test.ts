@@ -1,0 +1,146 @@
+// The server against real Python clients, as most of its users reach it: the official `openai`
+// package (client/python/compat_openai.py) and LlamaIndex's OpenAI-compatible LLM
+// (compat_llamaindex.py), each in a virtual environment built from its pinned requirements file
+// (test/helpers/python-venv.ts; the first run installs from PyPI, later runs reuse it). The
+// scripts assert the protocol from the client's side and report a JSON summary; this file checks
+// that every check ran and passed, that the pinned client versions are the ones that ran, and
+// that the server saw the requests the clients say they made.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { repoRoot } from '../helpers/fixtures.js';
+import { hostPython, pythonVenv, type PythonVenv } from '../helpers/python-venv.js';
+import { loadTiny, type TinyModel } from './server-harness.js';
+
+const clientDir = path.join(repoRoot, 'client', 'python');
+const apiKey = 'python-compat-key';
+
+interface CheckResult {
+  name: string;
+  ok: boolean;
+  error?: string;
+  [fact: string]: unknown;
+}
+
+interface Summary {
+  client: string;
+  client_version: string;
+  ok: boolean;
+  checks: CheckResult[];
+}
+
+let model: TinyModel;
+let server: RunningServer;
+const logs: string[] = [];
+let openaiVenv: PythonVenv;
+let llamaIndexVenv: PythonVenv;
+
+beforeAll(async () => {
+  // python3 missing or too old fails the file with what is needed, never a silent skip: these
+  // clients are the project's compatibility promise.
+  const python = await hostPython();
+  // Both environments at once: the installs mostly wait on downloads and unpacking.
+  [openaiVenv, llamaIndexVenv] = await Promise.all([
+    pythonVenv(path.join(clientDir, 'requirements.txt'), python),
+    pythonVenv(path.join(clientDir, 'requirements-llamaindex.txt'), python),
+  ]);
+  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv]] as const)
+    console.log(`python-clients: ${name} environment ${v.installSeconds > 0 ? `installed in ${v.installSeconds.toFixed(1)} s` : 'from the cache'} (${path.relative(repoRoot, v.dir)})`);
+
+  model = await loadTiny('tiny-a');
+  // Started as `grpst serve` starts it (src/daemon/serve.ts) rather than through the harness's
+  // serve(), which plugs in no structured-output compiler: the clients' parse() and forced tool
+  // calls rely on it. The API key makes the clients send their bearer token as in production.
+  const constraints = new ServerConstraintCompiler(model.tokenizer);
+  constraints.warm();
+  server = await startServer(
+    { engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints, log: (line) => logs.push(line) },
+    { ...defaultServerOptions, host: '127.0.0.1', port: 0, apiKey },
+  );
+}, 420_000);
+
+afterAll(async () => {
+  await server?.close();
+  await model?.engine.close();
+});
+
+/** Runs one compatibility script against the server; its stdout's last line is the summary. */
+async function runScript(venv: PythonVenv, script: string): Promise<{ code: number | undefined; summary: Summary; stderr: string }> {
+  const r = await execa(venv.python, [path.join(clientDir, script), server.url, '--api_key', apiKey], {
+    reject: false,
+    timeout: 180_000,
+    stdin: 'ignore',
+    // Nothing from the caller's environment may point the clients elsewhere; no bytecode beside the scripts.
+    env: { ...process.env, OPENAI_API_KEY: undefined, OPENAI_BASE_URL: undefined, GRPST_API_KEY: undefined, PYTHONDONTWRITEBYTECODE: '1' },
+  });
+  const stdout = String(r.stdout).trim();
+  const stderr = String(r.stderr);
+  let summary: Summary;
+  try {
+    summary = JSON.parse(stdout.split('\n').at(-1) ?? '');
+  } catch {
+    throw new Error(`${script} printed no JSON summary (exit ${r.exitCode}):\n${stdout}\n${stderr}`);
+  }
+  return { code: r.exitCode, summary, stderr };
+}
+
+/** The version pinned for `pkg` in a requirements file. */
+function pinned(file: string, pkg: string): string {
+  const m = new RegExp(`^${pkg}==(\\S+)$`, 'm').exec(fs.readFileSync(path.join(clientDir, file), 'utf8'));
+  if (!m) throw new Error(`${file} pins no ${pkg}`);
+  return m[1];
+}
+
+function expectAllPassed(run: Awaited<ReturnType<typeof runScript>>, names: string[]): Map<string, CheckResult> {
+  const failed = run.summary.checks.find((c) => !c.ok);
+  // The failing check's own message first: it names the request and what the server did wrong.
+  expect(failed, failed ? `${failed.name}: ${failed.error}\n${run.stderr}` : '').toBeUndefined();
+  expect(run.code, run.stderr).toBe(0);
+  expect(run.summary.ok).toBe(true);
+  // Every check ran: a check dropped from a script would otherwise pass unnoticed.
+  expect(run.summary.checks.map((c) => c.name)).toEqual(names);
+  return new Map(run.summary.checks.map((c) => [c.name, c]));
+}
+
+/** How many of the server's access-log lines are for one route and status. */
+const answered = (lines: string[], route: string, status: number) => lines.filter((l) => l.startsWith(`access: ${route} ${status} `)).length;
+
+describe('Python clients', () => {
+  it('the official openai client: chat, streams, structured outputs, tools, completions, errors, request ids, async', async () => {
+    const before = logs.length;
+    const run = await runScript(openaiVenv, 'compat_openai.py');
+    const checks = expectAllPassed(run, [
+      'models', 'chat', 'chat_stream', 'chat_logprobs', 'structured_parse', 'structured_stream', 'tool_calls',
+      'tool_call_named_parse', 'tool_call_stream', 'completions_logprobs', 'errors', 'request_id', 'async_streams',
+    ]);
+    expect(run.summary.client_version).toBe(pinned('requirements.txt', 'openai'));
+    expect(checks.get('models')!.models).toEqual(['qwen3']);
+    expect(checks.get('errors')!.codes).toEqual(['invalid_value', 'invalid_value', 'context_length_exceeded', 'model_not_found', 'unsupported_schema']);
+    expect(checks.get('async_streams')!.in_flight_at_first_finish).toBeGreaterThanOrEqual(2);
+
+    // The ids the client read are the ones the server logged for its requests.
+    const ids = checks.get('request_id')!;
+    const mine = logs.slice(before);
+    for (const id of [ids.request_id, ids.client_request_id, ids.stream_request_id] as string[])
+      expect(mine.some((l) => l.startsWith('access: POST /v1/chat/completions 200 ') && l.endsWith(` ${id}`)), `no access line for ${id}`).toBe(true);
+    // The errors check's refusals: four 400s and an unknown model on chat, an unknown model on /v1/models/{model}.
+    expect(answered(mine, 'POST /v1/chat/completions', 400)).toBe(4);
+    expect(answered(mine, 'POST /v1/chat/completions', 404)).toBe(1);
+    expect(answered(mine, 'GET /v1/models/no-such-model', 404)).toBe(1);
+    expect(answered(mine, 'POST /v1/completions', 200)).toBe(2);
+  });
+
+  it('LlamaIndex OpenAILike (openai 2.x underneath): chat, streams, completions, tool call and result, structured_predict', async () => {
+    const run = await runScript(llamaIndexVenv, 'compat_llamaindex.py');
+    const checks = expectAllPassed(run, ['setup', 'chat', 'stream_chat', 'complete', 'async_streams', 'tool_call_and_result', 'structured_predict']);
+    expect(run.summary.client_version).toBe(pinned('requirements-llamaindex.txt', 'llama-index-llms-openai-like'));
+    const calls = checks.get('tool_call_and_result')!.calls as Record<string, unknown>[];
+    expect(calls.length).toBeGreaterThanOrEqual(1);
+    for (const c of calls) expect(typeof c.city).toBe('string');
+    expect(checks.get('structured_predict')!.person).toMatchObject({ name: expect.any(String), age: expect.any(Number), hobbies: expect.any(Array) });
+  });
+});
