@@ -15,6 +15,9 @@ It writes, under OUT:
 The checkpoints themselves are not stored: their weights are a pure function of (seed, tensor
 name, element index), defined here and in src/model/tiny-checkpoint.ts, so the tests regenerate
 them bit for bit and check the digest recorded in refs-<checkpoint>.json.
+
+The block-scaled FP8 fixture (tiny-b quantized by grpst's TypeScript) has its own script,
+scripts/make_fp8_fixture.py, which reuses the prompts and the reference computation below.
 """
 import argparse
 import hashlib

@@ -21,6 +21,12 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
       pastContext('--max_seq_len', s.max_seq_len, m),
       `pass --max_seq_len ${m.maxContext} or less, or build from a checkpoint configured for longer contexts (rope_scaling: YaRN)`,
     );
+  if (src.fp8 && s.backend === 'trtllm') {
+    throw badInput(
+      `${src.checkpoint.dir} is a block-scaled FP8 checkpoint, which grpst reads with its native backend only`,
+      'drop --backend trtllm (the native backend dequantizes it and builds any --qformat), or give TensorRT-LLM the unquantized checkpoint',
+    );
+  }
   if (src.awq) {
     checkInt4Split(m, s.tp_size, src.awq.group);
     if (s.tp_size > 1 && s.kv_cache_dtype !== 'auto') {

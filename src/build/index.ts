@@ -74,7 +74,7 @@ export function dryRunPlan(s: BuildSettings): string[] {
     if (v === undefined || v === false || key === 'backend' || key.startsWith('trtllm') || key === 'python' || key === 'keep_checkpoint') continue;
     argv.push(v === true ? `--${key}` : `--${key}=${v}`);
   }
-  const q = src.awq ? 'int4_awq (pre-quantized AWQ checkpoint, converted as it is)' : s.qformat;
+  const q = src.awq ? 'int4_awq (pre-quantized AWQ checkpoint, converted as it is)' : src.fp8 ? `${s.qformat} (from the FP8 checkpoint, dequantized from its [${src.fp8.block}] blocks)` : s.qformat;
   const calibrated = !src.awq && (['int4_awq', 'fp8', 'int8_sq'].includes(s.qformat) || s.kv_cache_dtype !== 'auto');
   const head = s.quantize_lm_head ? `lm_head in ${s.qformat}` : `lm_head in ${s.dtype}`;
   const m = src.checkpoint.model;
@@ -85,6 +85,8 @@ export function dryRunPlan(s: BuildSettings): string[] {
     ...(calibrated ? [`# 2. calibrate on ${s.calib_dataset ?? 'the built-in calibration text'} (up to ${s.calib_size} samples of ${s.calib_max_seq_length} tokens)`] : []),
     `# ${calibrated ? 3 : 2}. quantize and pack: ${q}, dtype ${s.dtype}, ${head}, kv cache ${s.kv_cache_dtype}`,
     `# ${calibrated ? 4 : 3}. write engine.json and the tokenizer files`,
-    `# ${calibrated ? 5 : 4}. accuracy report against the unquantized model on ${s.eval_dataset ?? 'the built-in held-out text'}`,
+    src.fp8 && !s.reference_dir && s.qformat === 'full_prec' && s.kv_cache_dtype === 'auto'
+      ? `# ${calibrated ? 5 : 4}. no accuracy report: the engine is the FP8 checkpoint dequantized (--reference_dir compares it with another model)`
+      : `# ${calibrated ? 5 : 4}. accuracy report against ${src.fp8 && !s.reference_dir ? `the FP8 checkpoint dequantized to ${s.dtype} (a copy inside the staging folder while the build runs)` : 'the unquantized model'} on ${s.eval_dataset ?? 'the built-in held-out text'}`,
   ];
 }

@@ -75,7 +75,7 @@ export const manifestSchema = z.object({
     name: z.string(),
     /** sha256 of config.json and of each safetensors file of the checkpoint, by file name. */
     sha256: z.record(z.string(), z.string()),
-    /** "awq" when the checkpoint came quantized (AutoAWQ GEMM tensors). */
+    /** How the checkpoint came quantized: "awq" (AutoAWQ GEMM tensors) or "fp8" (e4m3 in scaled blocks, dequantized by the build). */
     quantized: z.string().optional(),
   }),
   /** The checkpoint's config.json, as read (quantization_config removed): the runtime parses it like a checkpoint's. */

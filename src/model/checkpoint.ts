@@ -88,7 +88,17 @@ export function openCheckpoint(dirArg: string, opts: OpenCheckpointOptions = {})
       tensors.set(t.name, t);
     }
   }
-  if (!opts.allowQuantized) checkShapes(dir, model, tensors);
+  if (!opts.allowQuantized) {
+    // The runtime maps float tensors as they lie; AWQ and FP8 weights need a build to convert them.
+    const method = (hf.quantization_config as { quant_method?: unknown } | undefined)?.quant_method;
+    if (hf.quantization_config) {
+      throw badInput(
+        `${dir} is a quantized checkpoint (quantization_config.quant_method "${String(method ?? '')}"): only bf16, fp16 and fp32 checkpoints load directly; build an engine from it with grpst build`,
+        `grpst build --model_dir ${dir} --output_dir ${dir}-engine, then load that folder`,
+      );
+    }
+    checkShapes(dir, model, tensors);
+  }
   return { dir, hf, model, tensors, files };
 }
 

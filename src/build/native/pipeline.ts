@@ -1,10 +1,10 @@
 // The native backend: checkpoint -> (calibrate) -> quantize and pack -> engine folder -> accuracy
 // report, written in a staging folder and renamed into place only when every step succeeded.
-import { statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Tokenizer } from '../../chat/tokenizer.js';
 import { needsCalibration } from '../../quant/layer.js';
-import type { ModelCalibration } from '../../quant/layer.js';
+import type { LayerFormat, ModelCalibration } from '../../quant/layer.js';
 import {
   ENGINE_FORMAT,
   ENGINE_FORMAT_VERSION,
@@ -25,6 +25,7 @@ import { checkBuildInputs } from '../checks.js';
 import { calibrationSequences, heldoutTokens, loadTextSet, type TextSet } from './text-data.js';
 import { sha256Files } from '../../util/sha256-files.js';
 import { kvCacheScales } from './kv-scales.js';
+import { DEQUANTIZED_DIR, writeDequantizedCheckpoint } from './dequantized.js';
 
 export interface NativeBuildContext {
   reporter: Reporter;
@@ -82,14 +83,17 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   const identityHashed = sourceIdentity(src, hashing.signal);
   identityHashed.catch(() => undefined); // awaited below; a failed build stops it instead
   try {
-    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? ', AWQ int4' : ''}`);
+    const fp8 = src.fp8 ? `, FP8 e4m3 in [${src.fp8.block}] blocks` : '';
+    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? ', AWQ int4' : fp8}`);
 
     const format = src.awq ? undefined : layerFormat(qformat, ctx.awqSearch ?? true);
     const wantKv = s.kv_cache_dtype !== 'auto';
+    const floatDir = await floatModel(s, src, format, staging, ctx);
     let calib: Awaited<ReturnType<typeof calibrate>> | undefined;
-    if ((format && needsCalibration(format)) || (wantKv && !src.awq)) calib = await calibrate(s, src.checkpoint.dir, tokenizer, ctx);
+    if (floatDir && ((format && needsCalibration(format)) || wantKv)) calib = await calibrate(s, floatDir, tokenizer, ctx);
 
-    reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${src.awq?.group ?? s.awq_block_size}${src.awq ? ', from the AWQ checkpoint' : ''})` : ''}${s.quantize_lm_head ? ', lm_head too' : ''}`);
+    const from = src.awq ? ', from the AWQ checkpoint' : src.fp8 ? ', from the FP8 checkpoint dequantized' : '';
+    reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}${from}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${src.awq?.group ?? s.awq_block_size})` : ''}${from}${s.quantize_lm_head ? ', lm_head too' : ''}`);
     let packed: PackResult;
     try {
       packed = await packWeights(
@@ -127,7 +131,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
       format_version: ENGINE_FORMAT_VERSION,
       backend: 'native',
       created_by: `grpst ${ctx.version}`,
-      source: { name: sourceName(src), sha256: identity, ...(src.awq ? { quantized: 'awq' } : {}) },
+      source: { name: sourceName(src), sha256: identity, ...(src.awq ? { quantized: 'awq' } : src.fp8 ? { quantized: 'fp8' } : {}) },
       model_config: modelConfig,
       dtype: s.dtype,
       quantization: {
@@ -158,12 +162,13 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
     }
     reporter.done();
 
-    const accuracy = await measureAccuracy(s, src, tokenizer, staging, ctx);
+    const accuracy = await measureAccuracy(s, src, floatDir, tokenizer, staging, ctx);
     if (accuracy) {
       manifest.accuracy = accuracy;
       writeManifest(staging, manifest);
       reporter.info(formatAccuracy(accuracy));
     }
+    rmSync(staging.path(DEQUANTIZED_DIR), { recursive: true, force: true });
     // A signal that came during the last phase still stops the build: nothing is committed.
     ctx.signal?.throwIfAborted();
     staging.commit(s.force);
@@ -175,26 +180,51 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   }
 }
 
-async function measureAccuracy(s: BuildSettings, src: SourceModel, tokenizer: Tokenizer, staging: Staging, ctx: NativeBuildContext): Promise<AccuracyReport | undefined> {
-  const referenceDir = s.reference_dir ?? (src.awq ? undefined : src.checkpoint.dir);
+/**
+ * The float model the calibration and the accuracy report run: the checkpoint itself, or for a
+ * block-scaled FP8 one, that checkpoint dequantized (dequantized.ts). None for an AWQ checkpoint.
+ */
+async function floatModel(s: BuildSettings, src: SourceModel, format: LayerFormat | undefined, staging: Staging, ctx: NativeBuildContext): Promise<string | undefined> {
+  if (src.awq) return undefined;
+  if (!src.fp8) return src.checkpoint.dir;
+  // Written only when something runs it: calibration, or the report of a quantized format (or
+  // cache) that no --reference_dir replaces. A full_prec engine with the model's own KV cache is the
+  // float model itself: nothing to calibrate, nothing to compare.
+  const wantKv = s.kv_cache_dtype !== 'auto';
+  if (!wantKv && (!format || (!needsCalibration(format) && s.reference_dir))) return undefined;
+  ctx.reporter.phase('dequantize', `the FP8 checkpoint as ${s.dtype}, for calibration and the accuracy report`);
+  const dir = await writeDequantizedCheckpoint(src, s.dtype, staging, ctx.reporter, ctx.signal);
+  ctx.reporter.done();
+  return dir;
+}
+
+async function measureAccuracy(s: BuildSettings, src: SourceModel, floatDir: string | undefined, tokenizer: Tokenizer, staging: Staging, ctx: NativeBuildContext): Promise<AccuracyReport | undefined> {
+  const referenceDir = s.reference_dir ?? floatDir;
   if (!referenceDir) {
-    ctx.reporter.info('accuracy report skipped: the checkpoint came quantized; pass --reference_dir with the unquantized model to compare');
+    ctx.reporter.info(
+      src.fp8
+        ? 'accuracy report skipped: the engine is the FP8 checkpoint dequantized, the float model itself; pass --reference_dir with the unquantized model to compare'
+        : 'accuracy report skipped: the checkpoint came quantized; pass --reference_dir with the unquantized model to compare',
+    );
     return undefined;
   }
+  // The dequantized copy lives in the staging folder: the report names the checkpoint it came from.
+  const referenceName = s.reference_dir || !src.fp8 ? basename(referenceDir) : `${sourceName(src)} (dequantized to ${s.dtype})`;
   const set = loadTextSet(s.eval_dataset, 'heldout');
   const tokens = heldoutTokens(set, (t) => tokenizer.encode(t), s.eval_tokens);
-  ctx.reporter.phase('verify', `${tokens.length} held-out tokens against ${basename(referenceDir)}`);
+  ctx.reporter.phase('verify', `${tokens.length} held-out tokens against ${referenceName}`);
   const bridge = await ctx.bridge();
   const reference = await bridge.openScorer(referenceDir);
   try {
     const engine = await bridge.openScorer(staging.tmp);
     try {
       try {
-        const report = await accuracyReport(reference, engine, tokens, basename(referenceDir), (f) => ctx.reporter.progress(f), ctx.signal);
+        const report = await accuracyReport(reference, engine, tokens, referenceName, (f) => ctx.reporter.progress(f), ctx.signal);
         ctx.reporter.done();
         return report;
       } catch (e) {
-        throw e instanceof NonFiniteLogits ? explainNonFiniteLogits(e.side, referenceDir, s.qformat) : e;
+        // A dequantized reference is blamed on the FP8 checkpoint's own tensors.
+        throw e instanceof NonFiniteLogits ? explainNonFiniteLogits(e.side, s.reference_dir ?? src.checkpoint.dir, s.qformat) : e;
       }
     } finally {
       await engine.close();

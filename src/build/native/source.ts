@@ -1,11 +1,13 @@
-// The checkpoint a native build reads: an unquantized Qwen3 (bf16 / fp16 / fp32 tensors) or an
-// AutoAWQ one (int4 qweight / qzeros / scales per linear). Tensor data is read on demand, one
+// The checkpoint a native build reads: an unquantized Qwen3 (bf16 / fp16 / fp32 tensors), an
+// AutoAWQ one (int4 qweight / qzeros / scales per linear) or a block-scaled FP8 one (e4m3 weight and
+// weight_scale_inv per linear, read dequantized: fp8-source.ts). Tensor data is read on demand, one
 // tensor at a time, so a build never holds more than a layer in memory.
 import { closeSync, copyFileSync, existsSync, openSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { expectedShapes, openCheckpoint, type Checkpoint } from '../../model/checkpoint.js';
 import type { TensorInfo } from '../../model/safetensors.js';
 import { awqToInt4, type AwqTensors } from '../../quant/autoawq.js';
+import { checkFp8Tensors, dequantizeTensor, fp8BlockConfig, scaleOf, type Fp8BlockSource } from './fp8-source.js';
 import type { Int4Weights } from '../../quant/int4.js';
 import { decodeFloats } from '../../quant/numeric.js';
 import { linearNames } from '../../quant/smoothing.js';
@@ -33,6 +35,8 @@ export interface AwqSource {
 export interface SourceModel {
   checkpoint: Checkpoint;
   awq?: AwqSource;
+  /** A block-scaled FP8 checkpoint: its e4m3 weights read as floats (readFloat dequantizes them). */
+  fp8?: Fp8BlockSource;
   tokenizerFiles: string[];
 }
 
@@ -48,10 +52,14 @@ export function openSource(dir: string): SourceModel {
   }
   if (!qc) return { checkpoint: openCheckpoint(dir), tokenizerFiles };
   const method = String(qc.quant_method ?? '');
+  if (method === 'fp8') {
+    const block = fp8BlockConfig(probe.dir, qc);
+    return { checkpoint: probe, fp8: { block, quantized: checkFp8Tensors(probe, block) }, tokenizerFiles };
+  }
   if (method !== 'awq') {
     throw badInput(
       `${probe.dir}/config.json: quantization_config.quant_method "${method}" is not supported`,
-      'grpst reads unquantized checkpoints and AutoAWQ ("awq", version "gemm") ones; start from the unquantized model',
+      'grpst reads unquantized checkpoints, AutoAWQ ("awq", version "gemm") ones and block-scaled FP8 ("fp8", e4m3) ones; start from the unquantized model',
     );
   }
   const bits = Number(qc.bits ?? qc.w_bit ?? 4);
@@ -113,9 +121,13 @@ function tensor(src: SourceModel, name: string): TensorInfo {
   return t;
 }
 
-/** A float tensor as fp32 values (bf16 / fp16 / fp32 in the checkpoint). */
+/** A float tensor as fp32 values (bf16 / fp16 / fp32 in the checkpoint, or e4m3 with block scales, dequantized). */
 export function readFloat(src: SourceModel, name: string): Float32Array {
   const t = tensor(src, name);
+  if (src.fp8?.quantized.has(name)) {
+    const scale = tensor(src, scaleOf(name));
+    return dequantizeTensor(t, readBytes(t), scale, readBytes(scale), src.fp8.block);
+  }
   if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') throw badInput(`${t.file}: tensor ${name} is ${t.dtype}, expected a float type`);
   return decodeFloats(readBytes(t), t.dtype);
 }
