@@ -79,21 +79,28 @@ function authHeaders(apiKey?: string): Record<string, string> {
 }
 
 async function servedModel(baseUrl: string, apiKey: string | undefined, name: string, logHint: string): Promise<string> {
+  // A server given by --url is none that `grpst ps` lists, and may be any web server at all.
+  const byUrl = name === baseUrl;
   // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...), and a
   // server may listen on one.
   let res: Dispatcher.ResponseData;
   try {
     res = await request(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    throw badInput(`cannot reach the server ${name === baseUrl ? 'at' : `${name} at`} ${baseUrl}: ${errorText(err)}`, name === baseUrl ? 'check that it runs there and listens on that port' : `check it with \`grpst ps\` and \`grpst logs ${name}\``);
+    throw badInput(`cannot reach the server ${byUrl ? 'at' : `${name} at`} ${baseUrl}: ${errorText(err)}`, byUrl ? 'check that it runs there and listens on that port' : `check it with \`grpst ps\` and \`grpst logs ${name}\``);
   }
   const status = res.statusCode;
   const text = await res.body.text();
   if (status === 401) throw badInput(apiKey ? `the server ${name} refused the API key` : `the server ${name} needs an API key`, `pass --api_key KEY or set ${envVars.apiKey}`);
-  if (status === 503) throw badInput(`the server ${name} is still loading its model`, 'try again in a moment (`grpst ps` shows running when it is ready)');
+  if (status === 503) throw badInput(`the server ${name} is still loading its model`, `try again in a moment (${byUrl ? 'its /health answers 200' : '`grpst ps` shows running'} when it is ready)`);
   if (status !== 200) throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${text}`, `see ${logHint}`);
-  const body = JSON.parse(text) as { data?: { id: string }[] };
-  const id = body.data?.[0]?.id;
+  let body: { data?: { id: string }[] } | null;
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    throw badInput(`GET ${baseUrl}/v1/models answered 200 but not with JSON: ${text.slice(0, 80)}`, byUrl ? 'check that --url names an OpenAI-compatible server' : `see ${logHint}`);
+  }
+  const id = body?.data?.[0]?.id;
   if (!id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see ${logHint}`);
   return id;
 }

@@ -23,11 +23,11 @@ export function register(program: Command): void {
     .description('chat with a running server in the terminal (streaming; thinking shown dimmed)')
     .argument('[name]', 'server name (see grpst ps)', defaultName)
     .option('--url <url>', 'chat with the server at this address instead (e.g. http://127.0.0.1:9997: a foreground grpst serve, or a remote one)')
-    .option('--api_key <key>', `API key (default: ${envVars.apiKey}, or the key in the deployed server conf)`)
+    .option('--api_key <key>', `API key (default: ${envVars.apiKey}, or for a named server the key in its deployed server conf)`)
     .option('--system <text>', 'system prompt')
     .option('--enable_thinking <bool>', 'thinking on or off (default: the server conf)', booleanArg('--enable_thinking'))
     .option('--max_tokens <n>', 'longest answer in tokens', positiveInt('--max_tokens'))
-    .option('--temperature <t>', 'sampling temperature (default: the server conf)', temperatureArg)
+    .option('--temperature <t>', "sampling temperature (default: the server's, from its conf or the checkpoint's generation_config.json)", temperatureArg)
     .action(async (name: string, flags: ChatFlags) => {
       // The session's modules load only when a chat starts, so the rest of the CLI starts fast.
       const { chatLoop, locate, locateUrl } = await import('./chat-session.js');

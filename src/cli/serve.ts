@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .description('run the server in the foreground; SIGTERM drains in-flight requests, then exits 0')
     .option('--inference_conf <file>', 'inference conf')
     .option('--model_dir <dir>', 'serve this engine folder (or Hugging Face checkpoint) with default settings, instead of --inference_conf')
-    .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3)')
+    .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3)', modelName)
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
     .option('--server_conf <file>', 'server conf')
     .option('--host <address>', "address to listen on (default: the server conf's, else 0.0.0.0)")
@@ -66,6 +66,12 @@ function checkConfChoice(opts: ServeOptions): void {
       throw badInput(`${flag} goes with --model_dir`, `set ${flag.slice(2)} under models[0].inferer_args in ${opts.inference_conf}`);
     }
   }
+}
+
+// Refused here: an empty name would fail the conf's schema, whose fix names a conf no one wrote.
+function modelName(value: string): string {
+  if (value === '') throw new InvalidArgumentError('--served_model_name takes the model id clients send, got an empty one');
+  return value;
 }
 
 function portArg(value: string): number {

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { badInput } from '../util/errors.js';
+import { engineBackendOf, isCheckpoint } from './engine-folder.js';
 
 export interface ModelDirChoices {
   servedModelName?: string;
@@ -17,8 +18,16 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
   if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) {
     throw badInput(`--model_dir ${dir} is not a folder`, 'pass the folder grpst build wrote (--output_dir) or a Hugging Face Qwen3 checkpoint folder');
   }
-  if (!fs.existsSync(path.join(abs, 'engine.json')) && !fs.existsSync(path.join(abs, 'config.json'))) {
-    throw badInput(`--model_dir ${dir} holds neither engine.json nor config.json`, 'pass the folder grpst build wrote (--output_dir) or a Hugging Face Qwen3 checkpoint folder');
+  // Checked here, as the engine check of a written conf would name gpt_model_path, which no one wrote.
+  if (!engineBackendOf(abs)) {
+    if (!fs.existsSync(path.join(abs, 'config.json'))) {
+      throw badInput(`--model_dir ${dir} holds neither engine.json nor config.json`, 'pass the folder grpst build wrote (--output_dir) or a Hugging Face Qwen3 checkpoint folder');
+    }
+    if (isCheckpoint(abs)) throw badInput(`--model_dir ${dir}: its config.json is not valid JSON`, 'copy config.json from the model\'s source again');
+    throw badInput(
+      `--model_dir ${dir} has a config.json but no *.safetensors weights, and is no TensorRT-LLM engine (no rank0.engine)`,
+      'pass a checkpoint in safetensors format (as Qwen publishes them; a download may still be in progress) or the folder grpst build wrote (--output_dir)',
+    );
   }
   if (!fs.existsSync(path.join(abs, 'tokenizer.json'))) {
     throw badInput(`--model_dir ${dir} has no tokenizer.json`, 'engines from grpst build carry their tokenizer; for a checkpoint, copy the model\'s tokenizer files into it, or write an inference conf with tokenizer_path');

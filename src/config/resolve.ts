@@ -15,7 +15,8 @@ import { parseYamlText, readYamlFile, type YamlFile } from './yaml-file.js';
 
 /** A remark about a conf key, located later by the caller (file:line). */
 export interface ConfNote {
-  file: 'inference' | 'server';
+  /** 'command line': a flag (keyPath its name) that took the place of a conf key. */
+  file: 'inference' | 'server' | 'command line';
   keyPath: (string | number)[];
   text: string;
 }
@@ -38,7 +39,7 @@ export const keysPassedToTrtllm = new Set(['max_tokens_in_paged_kv_cache', 'kv_c
  * The one mapping from inference.yml + server.yml onto LoadOptions + ServerOptions. Pure apart
  * from `apiKey`, which the caller reads (env, api_key_file) and hands in.
  */
-export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { backend?: EngineBackend; apiKey?: string } = {}): RuntimeOptions {
+export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { backend?: EngineBackend; apiKey?: string; listen?: Listen } = {}): RuntimeOptions {
   const backend = opts.backend ?? 'native';
   const model = inference.models[0];
   const args = model.inferer_args;
@@ -82,13 +83,16 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     enablePrefixCaching: args.enable_kv_cache_reuse,
   });
 
-  const { httpPort, rpcPort } = portsOf(server);
+  const { httpPort: confPort, rpcPort } = portsOf(server);
+  // --port wins over the conf's: the port checked is the one the server will listen on.
+  const httpPort = opts.listen?.port ?? confPort;
   if (browserBlockedPorts.has(httpPort)) {
-    notes.push({ file: 'server', keyPath: ['interface', 'port'], text: `${httpPort} is a port browsers refuse to open (the fetch standard's bad ports): the API answers, the chat page will not load there` });
+    const text = `${httpPort} is a port browsers refuse to open (the fetch standard's bad ports): the API answers, the chat page will not load there`;
+    notes.push(opts.listen?.port !== undefined ? { file: 'command line', keyPath: ['--port'], text } : { file: 'server', keyPath: ['interface', 'port'], text });
   }
   const serverOptions: ServerOptions = {
     ...defaultServerOptions,
-    host: server.interface?.host ?? defaultServerOptions.host,
+    host: opts.listen?.host ?? server.interface?.host ?? defaultServerOptions.host,
     port: httpPort,
     modelId: args.served_model_name ?? defaultServerOptions.modelId,
     apiKey: opts.apiKey,
@@ -186,7 +190,12 @@ export interface LoadDeploymentInput {
   /** The inference conf's YAML itself (`grpst serve --model_dir`); inferenceConf then only names it in messages. */
   inferenceText?: string;
   /** Command-line --host / --port: win over the server conf's interface. */
-  listen?: { host?: string; port?: number };
+  listen?: Listen;
+}
+
+export interface Listen {
+  host?: string;
+  port?: number;
 }
 
 export function loadDeployment(input: LoadDeploymentInput): Deployment {
@@ -221,14 +230,12 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
       'remove api_key (and GRPST_API_KEY) and put an authenticating proxy in front, or serve a native engine',
     );
   }
-  const runtime = mapConfs(inference, serverConf, { backend, apiKey });
-  if (input.listen?.host !== undefined) runtime.server.host = input.listen.host;
-  if (input.listen?.port !== undefined) runtime.server.port = input.listen.port;
+  const runtime = mapConfs(inference, serverConf, { backend, apiKey, listen: input.listen });
   const generationDefaults = backend === 'native' && args.generation_config !== 'none' ? applyGenerationConfig(runtime.server, [checkPath(enginePath), tokenizerChecked], shownFrom) : undefined;
   const logDirWritten = serverConf.log?.log_dir ?? './logs';
   const logDir = resolveConfPath(base, logDirWritten, `${srvFile?.where(['log', 'log_dir']) ?? 'server conf'}: log.log_dir`);
   const warnings = runtime.notes.map((n) => {
-    const file = n.file === 'inference' ? infFile : srvFile;
+    const file = n.file === 'inference' ? infFile : n.file === 'server' ? srvFile : undefined;
     const key = n.keyPath.filter((k) => typeof k === 'string').slice(-2).join('.');
     return `${file ? file.where(n.keyPath) : n.file}: ${key}: ${n.text}`;
   });

@@ -38,7 +38,10 @@ export class ClientErrors {
 
   /** The server's 'clientError' listener. */
   readonly handle = (err: NodeJS.ErrnoException, socket: Duplex): void => {
-    const res = this.responses.get(socket);
+    // A finished response is an earlier request's on a keep-alive connection: the one that failed
+    // never reached the router, and is answered and counted here, as on a fresh connection.
+    const tracked = this.responses.get(socket);
+    const res = tracked && !tracked.writableFinished ? tracked : undefined;
     if (!socket.writable || (res && res.headersSent)) {
       socket.destroy();
       return;

@@ -3,6 +3,8 @@
 // the checkpoint's generation_config.json sampling defaults logged, `grpst chat --url` talking to
 // it, SIGTERM draining to exit 0; and the command-line mistakes, each refused before anything runs.
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -92,6 +94,7 @@ describe('grpst serve / chat command-line mistakes', () => {
     [['serve', '--model_dir', 'no-such-folder'], /--model_dir no-such-folder is not a folder/],
     [['serve', '--model_dir', 'empty'], /--model_dir empty holds neither engine\.json nor config\.json/],
     [['serve', '--model_dir', 'DIR', '--port', '70000'], /--port takes a port from 0 to 65535, got "70000"/],
+    [['serve', '--model_dir', 'DIR', '--served_model_name', ''], /--served_model_name takes the model id clients send, got an empty one/],
     [['chat', '--url', 'ftp://host'], /--url ftp:\/\/host is not an http\(s\) address/],
   ];
   it('each is refused with the problem named and exit 2, before anything starts', async () => {
@@ -107,9 +110,45 @@ describe('grpst serve / chat command-line mistakes', () => {
     const bare = path.join(work, 'bare');
     fs.mkdirSync(bare, { recursive: true });
     fs.copyFileSync(path.join(modelDir, 'config.json'), path.join(bare, 'config.json'));
+    fs.symlinkSync(path.join(modelDir, 'model.safetensors'), path.join(bare, 'model.safetensors'));
     const r = await cli.run(['serve', '--model_dir', bare], { cwd: work });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`--model_dir ${bare} has no tokenizer.json`);
     expect(r.stderr).toContain('write an inference conf with tokenizer_path');
+  });
+
+  it('a folder with config.json but no safetensors weights is named as such, not as a conf key no one wrote', async () => {
+    const bin = path.join(work, 'bin-only');
+    fs.mkdirSync(bin, { recursive: true });
+    for (const f of ['config.json', 'tokenizer.json']) fs.copyFileSync(path.join(modelDir, f), path.join(bin, f));
+    fs.writeFileSync(path.join(bin, 'pytorch_model.bin'), '');
+    const r = await cli.run(['serve', '--model_dir', bin], { cwd: work });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--model_dir ${bin} has a config.json but no *.safetensors weights`);
+    expect(r.stderr).toContain('fix: pass a checkpoint in safetensors format');
+    expect(r.stderr).not.toContain('gpt_model_path');
+  });
+
+  it('grpst chat --url: a server still loading, or one that is not an OpenAI API, is named with a fix that fits an address', async () => {
+    const answers: Record<string, [number, string]> = { '/loading/v1/models': [503, '{}'], '/web/v1/models': [200, '<!doctype html><p>a web page</p>'] };
+    const stub = http.createServer((req, res) => {
+      const [status, body] = answers[req.url ?? ''] ?? [404, ''];
+      res.writeHead(status).end(body);
+    });
+    await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+    const at = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+    try {
+      const loading = await cli.run(['chat', '--url', `${at}/loading`], { cwd: work });
+      expect(loading.code).toBe(2);
+      expect(loading.stderr).toContain(`the server ${at}/loading is still loading its model`);
+      expect(loading.stderr).toContain('its /health answers 200 when it is ready');
+      expect(loading.stderr).not.toContain('grpst ps');
+      const web = await cli.run(['chat', '--url', `${at}/web`], { cwd: work });
+      expect(web.code).toBe(2);
+      expect(web.stderr).toContain(`GET ${at}/web/v1/models answered 200 but not with JSON: <!doctype html>`);
+      expect(web.stderr).toContain('fix: check that --url names an OpenAI-compatible server');
+    } finally {
+      await new Promise((resolve) => stub.close(resolve));
+    }
   });
 });

@@ -42,6 +42,8 @@ interface RawAnswer {
   status: number;
   headers: string;
   json: any;
+  /** Everything the connection received (a keep-alive one may carry several answers). */
+  text: string;
 }
 
 /** Writes `parts` to a new connection (waiting `gapMs` before each after the first) and reads until the server closes it. */
@@ -60,7 +62,7 @@ function raw(parts: string[], gapMs = 0, url = srv.url): Promise<RawAnswer> {
       } catch {
         json = undefined;
       }
-      resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1]), headers: head.toLowerCase(), json });
+      resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1]), headers: head.toLowerCase(), json, text });
     });
     socket.on('connect', async () => {
       for (const [i, p] of parts.entries()) {
@@ -139,6 +141,20 @@ describe('how long a client may take to send its request', () => {
       expect(metrics).not.toContain('disconnected');
       expect(metrics.match(/^grpst_requests_total\{[^}]*status="408"\} \d+$/gm)).toHaveLength(2);
       expect(own.logs.filter((l) => l.startsWith('access: POST /v1/chat/completions'))).toEqual([expect.stringMatching(/^access: POST \/v1\/chat\/completions 408 \d+ ms req_[0-9a-f]+$/)]);
+    } finally {
+      await own.server.close();
+    }
+  });
+
+  it('on a keep-alive connection, a later request too slow to send its headers gets its own 408, counted once as client_error', async () => {
+    const own = await serve(model, timeouts);
+    try {
+      const r = await raw(['GET /ping HTTP/1.1\r\nhost: x\r\n\r\n', 'GET /ping HTTP/1.1\r\nhost: x\r\n', 'x-a: b\r\n'], 1_000, own.url);
+      expect(r.status).toBe(200);
+      expect(r.text).toMatch(/^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*"code":"request_timeout"/);
+      const metrics = await (await fetch(`${own.url}/metrics`)).text();
+      expect(metrics).toMatch(/^grpst_requests_total\{route="\/ping",status="200"\} 1$/m);
+      expect(metrics).toMatch(/^grpst_requests_total\{route="client_error",status="408"\} 1$/m);
     } finally {
       await own.server.close();
     }

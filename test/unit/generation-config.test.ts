@@ -17,7 +17,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** An engine folder holding `generation` as its generation_config.json, and a conf serving it. */
-function deployment(generation: unknown, infererExtra = '') {
+function deployment(generation: unknown, infererExtra = '', tokenizer = tokenizerDir) {
   const dir = fs.mkdtempSync(path.join(tmp, 'd-'));
   const engine = path.join(dir, 'engine');
   fs.mkdirSync(engine);
@@ -26,7 +26,7 @@ function deployment(generation: unknown, infererExtra = '') {
   const conf = path.join(dir, 'inference.yml');
   fs.writeFileSync(
     conf,
-    ['models:', '  - name: m', '    version: 1.0.0', '    inferer_args:', '      llm_style: qwen3', `      tokenizer_path: ${tokenizerDir}`, `      gpt_model_path: ${engine}`, ...infererExtra.split('\n').filter(Boolean).map((l) => `      ${l}`)].join('\n'),
+    ['models:', '  - name: m', '    version: 1.0.0', '    inferer_args:', '      llm_style: qwen3', `      tokenizer_path: ${tokenizer}`, `      gpt_model_path: ${engine}`, ...infererExtra.split('\n').filter(Boolean).map((l) => `      ${l}`)].join('\n'),
   );
   return loadDeployment({ inferenceConf: conf, deployPath: dir, env: {} });
 }
@@ -75,7 +75,17 @@ describe('generation_config.json sampling defaults', () => {
     expect(d.generationDefaults?.ignored).toEqual(['the file is not valid JSON']);
   });
 
-  it('without a generation_config.json in the engine folder, the tokenizer folder is not expected to have one', () => {
+  it("without one in the engine folder, the tokenizer folder's is read; the engine folder's comes first", () => {
+    const tokenizer = fs.mkdtempSync(path.join(tmp, 'tok-'));
+    fs.cpSync(tokenizerDir, tokenizer, { recursive: true });
+    fs.writeFileSync(path.join(tokenizer, 'generation_config.json'), JSON.stringify({ temperature: 0.7, top_p: 0.8 }));
+    const fallback = deployment(undefined, '', tokenizer);
+    expect(fallback.runtime.server.sampling).toEqual({ temperature: 0.7, topP: 0.8 });
+    expect(fallback.generationDefaults?.file).toBe(path.join(tokenizer, 'generation_config.json'));
+    expect(deployment(qwen3Generation, '', tokenizer).runtime.server.sampling).toEqual({ temperature: 0.6, topK: 20, topP: 0.95 });
+  });
+
+  it('with a generation_config.json in neither folder, nothing changes', () => {
     const d = deployment(undefined);
     expect(d.runtime.server.sampling).toEqual({});
     // The bundled tokenizer folder has no generation_config.json either.
