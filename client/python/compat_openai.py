@@ -322,10 +322,10 @@ def check_errors() -> Dict[str, Any]:
     model = state["model"]
     create = client.chat.completions.create
     seen = []
-    seen.append(expect_api_error(openai.BadRequestError, 400, "invalid_value", "temperature",
+    seen.append(expect_api_error(openai.BadRequestError, 400, "decimal_above_max_value", "temperature",
                                  lambda: create(model=model, messages=USER, temperature=5, max_tokens=4)))
     # A stream that cannot start is refused before any event: the same error, raised by create().
-    seen.append(expect_api_error(openai.BadRequestError, 400, "invalid_value", "temperature",
+    seen.append(expect_api_error(openai.BadRequestError, 400, "decimal_above_max_value", "temperature",
                                  lambda: create(model=model, messages=USER, temperature=5, max_tokens=4, stream=True)))
     seen.append(expect_api_error(openai.BadRequestError, 400, "context_length_exceeded", "messages",
                                  lambda: create(model=model, messages=USER, max_tokens=state["max_model_len"] + 1)))

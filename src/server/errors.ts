@@ -41,8 +41,8 @@ export const tooManyConnections = (max: number) =>
     headers: { 'retry-after': '1' },
   });
 
-export const badRequest = (message: string, param: string | null = null, code: string | null = null) =>
-  new ApiError(400, message, { param, code });
+/** A 400; its code is invalid_value unless a more precise one applies, so clients always get one to switch on. */
+export const badRequest = (message: string, param: string | null = null, code = 'invalid_value') => new ApiError(400, message, { param, code });
 
 export function contextLengthExceeded(maxLen: number, promptTokens: number, maxTokens: number, param = 'messages'): ApiError {
   return new ApiError(
@@ -126,13 +126,69 @@ export const notReady = (state: string) =>
 export const shuttingDown = () =>
   new ApiError(503, 'The server is shutting down and takes no new requests.', { type: 'server_error', code: 'shutting_down' });
 
-/** OpenAI-style dotted path of the first zod issue, e.g. "messages.0.content". */
-export function fromZod(err: z.ZodError, root?: string): ApiError {
+/** OpenAI's spelling of a parameter's path: `messages[0].content[1].type`. */
+export function paramPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) out += typeof key === 'number' ? `[${key}]` : out === '' ? String(key) : `.${String(key)}`;
+  return out;
+}
+
+/**
+ * The first zod issue as OpenAI words it, with OpenAI's codes, so a client that switches on
+ * `code` treats both alike: missing_required_parameter, invalid_type, integer_above_max_value /
+ * decimal_below_min_value, array_above_max_length / empty_array, string_above_max_length, or
+ * invalid_value. `body` is the request as sent: it tells a missing field from a mistyped one.
+ */
+export function fromZod(err: z.ZodError, body?: unknown, root?: string): ApiError {
   const issue = err.issues[0];
-  const path = issue?.path.map(String).join('.') ?? '';
+  if (!issue) return badRequest('Invalid request.', root ?? null);
+  const path = paramPath(issue.path);
   const param = path.length > 0 ? path : (root ?? null);
-  const what = issue ? issue.message : 'invalid request';
-  return badRequest(param ? `Invalid value for '${param}': ${what}` : `Invalid request: ${what}`, param, 'invalid_value');
+  const name = param ? `'${param}'` : 'the request body';
+  const value = valueAt(body, issue.path);
+  const what = issue.message.replace(/\.$/, '');
+  if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && value === undefined && issue.path.length > 0)
+    return badRequest(`Missing required parameter: ${name}.`, param, 'missing_required_parameter');
+  if (issue.code === 'invalid_type') {
+    return badRequest(`Invalid type for ${name}: ${what.replace(/^Invalid input: /, '')}.`, param, 'invalid_type');
+  }
+  if (issue.code === 'invalid_union') {
+    // Each branch refused the value's type at the top: one type error listing what is accepted.
+    const expected = issue.errors.map((branch) => (branch[0]?.code === 'invalid_type' && branch[0].path.length === 0 ? branch[0].expected : undefined));
+    if (expected.length > 0 && expected.every((e) => e !== undefined))
+      return badRequest(`Invalid type for ${name}: expected ${[...new Set(expected)].join(' or ')}, received ${typeName(value)}.`, param, 'invalid_type');
+  }
+  if (issue.code === 'custom' && typeof issue.params?.code === 'string') return badRequest(`Invalid ${name}: ${what}.`, param, issue.params.code);
+  if (issue.code === 'too_big' || issue.code === 'too_small') {
+    const code = limitCode(issue.origin, issue.code === 'too_big', value, issue.path);
+    return badRequest(`Invalid ${name}: ${what.replace(/^Too (big|small): /, '')}.`, param, code);
+  }
+  return badRequest(`Invalid value for ${name}: ${what.replace(/^Invalid (input|option): /, '').replace(/^Invalid discriminator value\. Expected/, 'expected one of')}.`, param);
+}
+
+/** Parameters that take any number (OpenAI's "decimal"); the other numeric ones take integers. */
+const decimalParams = new Set(['temperature', 'top_p', 'min_p', 'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'logit_bias']);
+
+function limitCode(origin: string, above: boolean, value: unknown, path: readonly PropertyKey[]): string {
+  const side = above ? 'above_max' : 'below_min';
+  if (origin === 'number') {
+    const decimal = !Number.isInteger(value) || path.some((key) => typeof key === 'string' && decimalParams.has(key));
+    return `${decimal ? 'decimal' : 'integer'}_${side}_value`;
+  }
+  if (origin === 'array') return !above && Array.isArray(value) && value.length === 0 ? 'empty_array' : `array_${side}_length`;
+  if (origin === 'string') return `string_${side}_length`;
+  return 'invalid_value';
+}
+
+const typeName = (value: unknown): string => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
+
+function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
+  let at = body;
+  for (const key of path) {
+    if (at === null || typeof at !== 'object') return undefined;
+    at = (at as Record<PropertyKey, unknown>)[key];
+  }
+  return at;
 }
 
 /** Anything thrown that is not an ApiError is ours (500), except input the engine refused (400). */

@@ -119,7 +119,7 @@ describe('Python clients', () => {
     ]);
     expect(run.summary.client_version).toBe(pinned('requirements.txt', 'openai'));
     expect(checks.get('models')!.models).toEqual(['qwen3']);
-    expect(checks.get('errors')!.codes).toEqual(['invalid_value', 'invalid_value', 'context_length_exceeded', 'model_not_found', 'unsupported_schema']);
+    expect(checks.get('errors')!.codes).toEqual(['decimal_above_max_value', 'decimal_above_max_value', 'context_length_exceeded', 'model_not_found', 'unsupported_schema']);
     expect(checks.get('async_streams')!.in_flight_at_first_finish).toBeGreaterThanOrEqual(2);
 
     // The ids the client read are the ones the server logged for its requests.

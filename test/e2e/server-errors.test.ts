@@ -48,9 +48,9 @@ describe('request errors', () => {
     expectEnvelope(await post(url, chat({ n: 0 })), 400, { param: 'n' });
     expectEnvelope(await post(url, chat({ max_tokens: 1e300 })), 400, { param: 'max_tokens' });
     expectEnvelope(await post(url, { model: 'qwen3', messages: 'hi' }), 400, { param: 'messages' });
-    expectEnvelope(await post(url, { model: 'qwen3', messages: [{ role: 'wizard', content: 'x' }] }), 400, { param: 'messages.0.role' });
+    expectEnvelope(await post(url, { model: 'qwen3', messages: [{ role: 'wizard', content: 'x' }] }), 400, { param: 'messages[0].role' });
     expectEnvelope(await post(url, chat({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] })), 400, {
-      param: 'messages.0.content.0.type',
+      param: 'messages[0].content[0].type',
     });
     expectEnvelope(await post(url, chat({ tool_choice: { type: 'function', function: { name: 'nope' } } })), 400, { param: 'tool_choice' });
     expectEnvelope(await post(url, chat({ top_logprobs: 2 })), 400, { param: 'top_logprobs' });
@@ -68,10 +68,10 @@ describe('request errors', () => {
     const url = `${srv.url}/v1/chat/completions`;
     const user = { role: 'user', content: 'hi' };
     const cases: [Record<string, unknown>[], string][] = [
-      [[{ role: 'user', content: [] }], 'messages.0.content'],
-      [[{ role: 'system', content: [] }, user], 'messages.0.content'],
-      [[user, { role: 'assistant', content: [] }, user], 'messages.1.content'],
-      [[user, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c', content: [] }], 'messages.2.content'],
+      [[{ role: 'user', content: [] }], 'messages[0].content'],
+      [[{ role: 'system', content: [] }, user], 'messages[0].content'],
+      [[user, { role: 'assistant', content: [] }, user], 'messages[1].content'],
+      [[user, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c', content: [] }], 'messages[2].content'],
     ];
     for (const [messages, param] of cases) {
       for (const r of [await post(url, chat({ messages })), await post(`${srv.url}/tokenize`, { messages })]) {

@@ -88,11 +88,11 @@ describe('counts one request may hold', () => {
     const part = { type: 'text', text: 'a' };
     const cases: [string, Record<string, unknown>, string, RegExp][] = [
       ['messages', { messages: Array.from({ length: 2049 }, () => user('a')) }, 'messages', /at most 2,048 messages/],
-      ['content parts', { messages: [{ role: 'user', content: Array(257).fill(part) }] }, 'messages.0.content', /at most 256 content parts/],
+      ['content parts', { messages: [{ role: 'user', content: Array(257).fill(part) }] }, 'messages[0].content', /at most 256 content parts/],
       [
         'tool calls',
         { messages: [user('q'), { role: 'assistant', content: null, tool_calls: Array.from({ length: 129 }, (_, i) => ({ id: `c${i}`, type: 'function', function: { name: 'f', arguments: '{}' } })) }] },
-        'messages.1.tool_calls',
+        'messages[1].tool_calls',
         /at most 128 tool calls/,
       ],
       ['tools', { tools: Array.from({ length: 129 }, (_, i) => tool(i)) }, 'tools', /at most 128 tools/],
@@ -102,7 +102,7 @@ describe('counts one request may hold', () => {
       const err = await refusal(chat(extra));
       expect(err, name).toBeInstanceOf(OpenAI.BadRequestError);
       expect(err!.param, name).toBe(param);
-      expect(err!.code, name).toBe('invalid_value');
+      expect(err!.code, name).toBe('array_above_max_length');
       expect(err!.message, name).toMatch(message);
     }
     // At the limits the same requests pass validation. 2,048 messages or 128 tools make too long a

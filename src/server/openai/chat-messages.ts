@@ -30,7 +30,7 @@ function contentText(content: ChatMessageInput['content'], index: number): strin
       if (part.type !== 'text' || typeof part.text !== 'string')
         throw badRequest(
           `Content part type '${part.type}' is not supported: this model reads text only. Send {"type": "text", "text": ...} parts or a string.`,
-          `messages.${index}.content.${j}.type`,
+          `messages[${index}].content[${j}].type`,
           'unsupported_content',
         );
       return part.text;

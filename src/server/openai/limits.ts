@@ -24,3 +24,8 @@ const fmt = (n: number) => n.toLocaleString('en-US');
 export function tooMany(limit: number, what: string, fix: string): string {
   return `at most ${fmt(limit)} ${what} are accepted in one request; ${fix}`;
 }
+
+/** The same refusal as a refine's options, for lists a union or a refine checks (string | array): OpenAI's code for an over-long array. */
+export function tooManyItems(limit: number, what: string, fix: string): { error: string; params: { code: string } } {
+  return { error: tooMany(limit, what, fix), params: { code: 'array_above_max_length' } };
+}

@@ -1,6 +1,6 @@
 // The /v1/chat/completions request body.
 import { z } from 'zod';
-import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS, tooMany } from './limits.js';
+import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS, tooMany, tooManyItems } from './limits.js';
 import { responseFormatSchema, samplingFields } from './schema-common.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
@@ -11,7 +11,7 @@ const contentPart = z.object({ type: z.string(), text: z.string().optional() });
 const content = z
   .union([z.string(), z.array(contentPart)], { error: 'expected a string or an array of content parts' })
   .refine((c) => typeof c === 'string' || c.length > 0, 'array too short: expected at least one content part, got an empty array. Send a string or one or more {"type": "text", "text": ...} parts (an assistant turn of tool calls alone sends null)')
-  .refine((c) => typeof c === 'string' || c.length <= MAX_CONTENT_PARTS, tooMany(MAX_CONTENT_PARTS, 'content parts of one message', 'join the text into fewer parts'));
+  .refine((c) => typeof c === 'string' || c.length <= MAX_CONTENT_PARTS, tooManyItems(MAX_CONTENT_PARTS, 'content parts of one message', 'join the text into fewer parts'));
 
 const toolCall = z.object({
   id: z.string().optional(),

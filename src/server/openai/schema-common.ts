@@ -2,7 +2,7 @@
 // fields are dropped (clients send many we have no use for); known ones are range-checked so a
 // bad value gets a 400 naming it instead of reaching the engine.
 import { z } from 'zod';
-import { MAX_LOGIT_BIAS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS, tooMany } from './limits.js';
+import { MAX_LOGIT_BIAS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS, tooMany, tooManyItems } from './limits.js';
 
 const finite = () => z.number().refine(Number.isFinite, 'expected a finite number');
 
@@ -20,7 +20,7 @@ export const samplingFields = {
   seed: z.number().int().nullish(),
   stop: z
     .union([z.string(), z.array(z.string())], { error: `expected a string or an array of at most ${MAX_STOP_STRINGS} strings` })
-    .refine((s) => typeof s === 'string' || s.length <= MAX_STOP_STRINGS, tooMany(MAX_STOP_STRINGS, 'stop strings', 'send fewer'))
+    .refine((s) => typeof s === 'string' || s.length <= MAX_STOP_STRINGS, tooManyItems(MAX_STOP_STRINGS, 'stop strings', 'send fewer'))
     .nullish(),
   /** vLLM: extra token ids that end generation. */
   stop_token_ids: z.array(z.number().int().min(0)).max(MAX_STOP_TOKEN_IDS, tooMany(MAX_STOP_TOKEN_IDS, 'stop token ids', 'send fewer')).nullish(),

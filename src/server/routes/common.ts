@@ -18,7 +18,7 @@ const maxChoiceListeners = maxChoicesPerRequest + 8;
 export async function parseBody<S extends z.ZodType>(rc: RequestContext, schema: S): Promise<z.infer<S>> {
   const raw = await readJson(rc.req, rc.server.options.maxBodyBytes);
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw fromZod(parsed.error);
+  if (!parsed.success) throw fromZod(parsed.error, raw);
   return parsed.data;
 }
 
