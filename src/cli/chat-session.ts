@@ -51,7 +51,8 @@ export async function locate(name: string, apiKeyFlag?: string): Promise<Target>
 export async function locateUrl(url: string, apiKeyFlag?: string): Promise<Target> {
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    // "127.0.0.1:9997" or "localhost:9997/v1" as curl takes them: http is implied.
+    parsed = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`);
   } catch {
     throw badInput(`--url ${url} is not a URL`, 'pass the server address, e.g. --url http://127.0.0.1:9997');
   }

@@ -62,7 +62,28 @@ export function requireEngineFolder(dir: string, where: string): EngineBackend {
       'point gpt_model_path at the folder `grpst build --output_dir` wrote',
     );
   }
+  refuseQuantizedCheckpoint(dir, where);
   return backend;
+}
+
+/**
+ * A checkpoint with a quantization_config (AutoAWQ, block-scaled FP8) needs a build to convert
+ * its weights; refused here, before a server listens, rather than when its engine loads.
+ */
+export function refuseQuantizedCheckpoint(dir: string, where: string): void {
+  if (isFile(path.join(dir, 'engine.json')) || !isCheckpoint(dir)) return;
+  let config: { quantization_config?: { quant_method?: unknown } } | undefined;
+  try {
+    config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as typeof config;
+  } catch {
+    return; // The loader names a damaged config.json.
+  }
+  if (!config?.quantization_config) return;
+  const out = `${dir.replace(/[/\\]+$/, '')}-engine`;
+  throw badInput(
+    `${where}: ${dir} is a quantized checkpoint (quantization_config.quant_method "${String(config.quantization_config.quant_method ?? '')}"), which grpst serves only once built into an engine`,
+    `run \`grpst build --model_dir ${dir} --output_dir ${out}\` and serve ${out}`,
+  );
 }
 
 /** tokenizer_path may name the folder or (as older seed confs do) tokenizer.json itself. */

@@ -307,4 +307,21 @@ describe('the runtime does not load it unbuilt', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`fix: grpst build --model_dir ${fixture} --output_dir ${fixture}-engine, then load that folder`);
   });
+
+  it('grpst serve refuses it before listening, from --model_dir or from a conf, with the build command', async () => {
+    const fix = `fix: run \`grpst build --model_dir ${fixture} --output_dir ${fixture}-engine\` and serve ${fixture}-engine`;
+    const direct = await cli.run(['serve', '--model_dir', fixture, '--port', '0']);
+    expect(direct.code).toBe(2);
+    expect(direct.stderr).toContain(`--model_dir: ${fixture} is a quantized checkpoint (quantization_config.quant_method "fp8")`);
+    expect(direct.stderr).toContain(fix);
+    const deploy = join(work, 'deploy-quantized');
+    mkdirSync(join(deploy, 'conf'), { recursive: true });
+    const conf = `models:\n  - name: m\n    version: 1.0.0\n    inferer_args:\n      llm_style: qwen3\n      tokenizer_path: ${fixture}\n      gpt_model_path: ${fixture}\n`;
+    writeFileSync(join(deploy, 'conf', 'inference.yml'), conf);
+    const fromConf = await cli.run(['serve', '--inference_conf', join(deploy, 'conf', 'inference.yml'), '--deploy_path', deploy]);
+    expect(fromConf.code).toBe(2);
+    expect(fromConf.stderr).toMatch(/gpt_model_path.*is a quantized checkpoint/);
+    expect(fromConf.stderr).toContain(fix);
+    for (const r of [direct, fromConf]) expect(r.stdout + r.stderr).not.toMatch(/listening on/);
+  });
 });

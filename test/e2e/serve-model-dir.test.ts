@@ -67,8 +67,8 @@ describe('grpst serve --model_dir', () => {
     expect(r.usage?.completion_tokens).toBe(4);
   });
 
-  it('grpst chat --url talks to it (with or without /v1), no lifecycle state needed', async () => {
-    for (const given of [url, `${url}/v1/`]) {
+  it('grpst chat --url talks to it (with or without /v1 or http://), no lifecycle state needed', async () => {
+    for (const given of [url, `${url}/v1/`, url.replace(/^http:\/\//, '')]) {
       const child = execa(process.execPath, [...cliArgv, 'chat', '--url', given, '--max_tokens', '3'], { env: { ...cli.env, NO_COLOR: '1', GRPST_API_KEY: undefined }, reject: false, stdin: 'pipe', timeout: 60_000 });
       child.stdin!.end('hello\n');
       const r = await child;
