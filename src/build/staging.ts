@@ -1,6 +1,6 @@
 // The output folder of a build is written as a temporary sibling and renamed into place at the
 // end, so a failed, interrupted or out-of-space build leaves nothing behind at --output_dir.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pidAlive } from '../daemon/processes.js';
 import { badInput, failed } from '../util/errors.js';
@@ -22,19 +22,31 @@ function installExitHook(): void {
   });
 }
 
-/** Removes staging folders of earlier builds of the same output whose process is gone (killed with SIGKILL, power loss). */
-function removeStale(parent: string, name: string): void {
+/** Written first into every staging folder: marks it as a build's, so a later build may remove it. */
+export const STAGING_MARKER = '.grpst-staging';
+
+/**
+ * Removes staging folders of earlier builds whose process is gone (killed with SIGKILL, power
+ * loss): those of the same output, and those of any output in the same folder that carry the
+ * marker (an FP8 build's may hold a float copy of the model). Returns the folders removed.
+ */
+function removeStale(parent: string, name: string): string[] {
   let entries: string[];
   try {
     entries = readdirSync(parent);
   } catch {
-    return;
+    return [];
   }
-  const pattern = new RegExp(`^\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(?:tmp|old)-(\\d+)$`);
+  const removed: string[] = [];
   for (const e of entries) {
-    const m = pattern.exec(e);
-    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) rmSync(join(parent, e), { recursive: true, force: true });
+    const m = /^\.(.+)\.(?:tmp|old)-(\d+)$/.exec(e);
+    if (!m || Number(m[2]) === process.pid || pidAlive(Number(m[2]))) continue;
+    const dir = join(parent, e);
+    if (m[1] !== name && !existsSync(join(dir, STAGING_MARKER))) continue; // not provably a build's
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
   }
+  return removed;
 }
 
 export class Staging {
@@ -43,6 +55,8 @@ export class Staging {
   private written = 0;
   private readonly limit: number;
   private finished = false;
+  /** Staging folders of interrupted earlier builds that begin() removed, for the build to report. */
+  readonly removedStale: string[] = [];
 
   private constructor(output: string, tmp: string) {
     this.output = output;
@@ -61,15 +75,18 @@ export class Staging {
     } catch (e) {
       throw badInput(`cannot create ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
     }
-    removeStale(parent, basename(output));
+    const removed = removeStale(parent, basename(output));
     const tmp = join(parent, `.${basename(output)}.tmp-${process.pid}`);
     rmSync(tmp, { recursive: true, force: true });
     try {
       mkdirSync(tmp);
+      writeFileSync(join(tmp, STAGING_MARKER), `${process.pid}\n`);
     } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
       throw badInput(`cannot write in ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
     }
     const staging = new Staging(output, tmp);
+    staging.removedStale.push(...removed);
     live.add(staging);
     installExitHook();
     return staging;
@@ -92,6 +109,7 @@ export class Staging {
   /** Moves the finished folder into place (replacing an old one only under --force). */
   commit(force: boolean): void {
     checkOutput(this.output, force); // again: another build may have written it meanwhile
+    rmSync(join(this.tmp, STAGING_MARKER), { force: true }); // the engine is no longer a staging folder
     let old: string | undefined;
     if (existsSync(this.output)) {
       old = join(dirname(this.output), `.${basename(this.output)}.old-${process.pid}`);

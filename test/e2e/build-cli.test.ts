@@ -1,6 +1,6 @@
 // `grpst build` and `grpst run` as a person or a CI job runs them: real processes, exit codes,
 // messages that name the problem and the fix, and nothing left behind when a build fails.
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -234,6 +234,33 @@ describe('grpst build: bad input and a full disk', () => {
     expect(output).not.toMatch(/engine written/);
     expect(existsSync(out), 'nothing may be left at --output_dir').toBe(false);
     expect(leftovers(work)).toEqual([]);
+  });
+
+  // SIGKILL leaves no chance to clean up; the next build in that folder, whatever its output, does.
+  it('a build killed with SIGKILL leaves its staging folder, which the next build in the folder removes and names', async () => {
+    const parent = join(work, 'killed');
+    const child = execa(process.execPath, [...cliArgv, 'build', '--model_dir', tinyA, '--output_dir', join(parent, 'first'), '--qformat', 'int8_sq'], {
+      env: cli.env,
+      cwd: work,
+      reject: false,
+      stdin: 'ignore',
+      timeout: 120_000,
+    });
+    let sent = false;
+    child.stdout?.on('data', (d: Buffer) => {
+      if (!sent && /verify: /.test(String(d))) {
+        sent = true;
+        child.kill('SIGKILL');
+      }
+    });
+    await child;
+    expect(sent).toBe(true);
+    const left = readdirSync(parent);
+    expect(left).toEqual([`.first.tmp-${child.pid}`]);
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', join(parent, 'second')], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`removed ${join(parent, left[0])}, left by an interrupted build`);
+    expect(readdirSync(parent)).toEqual(['second']);
   });
 
   it('a full disk: the build stops with a clear error and leaves nothing behind', async () => {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { diskLimitEnv, explainWriteError, Staging } from '../../src/build/staging.js';
+import { diskLimitEnv, explainWriteError, Staging, STAGING_MARKER } from '../../src/build/staging.js';
 import { GrpstError } from '../../src/util/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'grpst-staging-'));
@@ -73,6 +73,27 @@ describe('staging folder', () => {
     mkdirSync(stale);
     Staging.begin(out, false).abort();
     expect(existsSync(stale)).toBe(false);
+  });
+
+  it('removes marked staging folders of dead builds of any output in the folder, never an unmarked or a live one', () => {
+    const parent = join(root, 'sweep');
+    mkdirSync(parent);
+    const s = Staging.begin(join(parent, 'x'), false);
+    expect(readFileSync(join(s.tmp, STAGING_MARKER), 'utf8')).toBe(`${process.pid}\n`);
+    s.abort();
+    const deadMarked = join(parent, '.other.tmp-999999999'); // another output's, its process gone
+    const deadUnmarked = join(parent, '.notes.tmp-999999998'); // a user's folder that only looks like one
+    const liveMarked = join(parent, `.busy.tmp-${process.ppid}`); // a build still running
+    for (const d of [deadMarked, deadUnmarked, liveMarked]) mkdirSync(d);
+    for (const d of [deadMarked, liveMarked]) writeFileSync(join(d, STAGING_MARKER), '1\n');
+    writeFileSync(join(deadUnmarked, 'keep.txt'), 'keep');
+    const next = Staging.begin(join(parent, 'engine'), false);
+    expect(next.removedStale).toEqual([deadMarked]);
+    expect([existsSync(deadMarked), existsSync(deadUnmarked), existsSync(liveMarked)]).toEqual([false, true, true]);
+    writeFileSync(next.path('w'), '1');
+    next.commit(false);
+    // The engine folder carries no marker: once renamed into place it is no staging folder.
+    expect(readdirSync(join(parent, 'engine'))).toEqual(['w']);
   });
 
   it('turns ENOSPC from the test hook into a clear build failure', () => {

@@ -78,6 +78,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   const qformat = src.awq ? 'int4_awq' : s.qformat;
   const tokenizer = Tokenizer.fromDir(src.checkpoint.dir);
   const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
+  for (const dir of staging.removedStale) reporter.info(`removed ${dir}, left by an interrupted build`);
   // The checkpoint's files hash on worker threads while the weights are packed.
   const hashing = new AbortController();
   const identityHashed = sourceIdentity(src, hashing.signal);

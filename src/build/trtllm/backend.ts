@@ -41,6 +41,7 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
   checkBuildInputs(s, src);
   const tools = locateTools(s, { convert: !needsQuantizeScript(s, preQuantized), quantize: needsQuantizeScript(s, preQuantized) }, env);
   const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
+  for (const dir of staging.removedStale) reporter.info(`removed ${dir}, left by an interrupted build`);
   const log = staging.path(LOG_FILE);
   writeFileSync(log, `# grpst ${ctx.version}: TensorRT-LLM build of ${src.checkpoint.dir}\n`);
   reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);
