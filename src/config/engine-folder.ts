@@ -4,7 +4,8 @@
 // runtime also serves a Hugging Face checkpoint folder as it is (bf16, no build step).
 import fs from 'node:fs';
 import path from 'node:path';
-import { badInput } from '../util/errors.js';
+import { readHfConfig } from '../model/config.js';
+import { badInput, GrpstError } from '../util/errors.js';
 
 export type EngineBackend = 'native' | 'trtllm';
 
@@ -62,28 +63,35 @@ export function requireEngineFolder(dir: string, where: string): EngineBackend {
       'point gpt_model_path at the folder `grpst build --output_dir` wrote',
     );
   }
-  refuseQuantizedCheckpoint(dir, where);
+  checkServedCheckpoint(dir, where);
   return backend;
 }
 
 /**
- * A checkpoint with a quantization_config (AutoAWQ, block-scaled FP8) needs a build to convert
- * its weights; refused here, before a server listens, rather than when its engine loads.
+ * A checkpoint folder is served as it lies, so its config.json is read here, before a server
+ * listens, rather than when its engine loads: a model that is not Qwen3 (or a damaged config) is
+ * named with its fix, and a checkpoint with a quantization_config (AutoAWQ, block-scaled FP8)
+ * needs a build to convert its weights.
  */
-export function refuseQuantizedCheckpoint(dir: string, where: string): void {
+export function checkServedCheckpoint(dir: string, where: string): void {
   if (isFile(path.join(dir, 'engine.json')) || !isCheckpoint(dir)) return;
-  let config: { quantization_config?: { quant_method?: unknown } } | undefined;
-  try {
-    config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as typeof config;
-  } catch {
-    return; // The loader names a damaged config.json.
-  }
-  if (!config?.quantization_config) return;
+  const { hf } = withWhere(where, () => readHfConfig(path.join(dir, 'config.json')));
+  const quantization = hf.quantization_config as { quant_method?: unknown } | undefined;
+  if (!quantization) return;
   const out = `${dir.replace(/[/\\]+$/, '')}-engine`;
   throw badInput(
-    `${where}: ${dir} is a quantized checkpoint (quantization_config.quant_method "${String(config.quantization_config.quant_method ?? '')}"), which grpst serves only once built into an engine`,
+    `${where}: ${dir} is a quantized checkpoint (quantization_config.quant_method "${String(quantization.quant_method ?? '')}"), which grpst serves only once built into an engine`,
     `run \`grpst build --model_dir ${dir} --output_dir ${out}\` and serve ${out}`,
   );
+}
+
+function withWhere<T>(where: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof GrpstError) throw new GrpstError(`${where}: ${e.message}`, { hint: e.hint, exitCode: e.exitCode, cause: e });
+    throw e;
+  }
 }
 
 /** tokenizer_path may name the folder or (as older seed confs do) tokenizer.json itself. */

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { badInput } from '../util/errors.js';
-import { engineBackendOf, isCheckpoint, refuseQuantizedCheckpoint } from './engine-folder.js';
+import { engineBackendOf, isCheckpoint, checkServedCheckpoint } from './engine-folder.js';
 
 export interface ModelDirChoices {
   servedModelName?: string;
@@ -29,7 +29,7 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
       'pass a checkpoint in safetensors format (as Qwen publishes them; a download may still be in progress) or the folder grpst build wrote (--output_dir)',
     );
   }
-  refuseQuantizedCheckpoint(abs, '--model_dir');
+  checkServedCheckpoint(abs, '--model_dir');
   if (!fs.existsSync(path.join(abs, 'tokenizer.json'))) {
     throw badInput(`--model_dir ${dir} has no tokenizer.json`, 'engines from grpst build carry their tokenizer; for a checkpoint, copy the model\'s tokenizer files into it, or write an inference conf with tokenizer_path');
   }

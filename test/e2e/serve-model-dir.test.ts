@@ -129,6 +129,18 @@ describe('grpst serve / chat command-line mistakes', () => {
     expect(r.stderr).not.toContain('gpt_model_path');
   });
 
+  it('a checkpoint of another model is refused before listening, its config.json named', async () => {
+    const moe = path.join(work, 'Qwen3-MoE');
+    fs.mkdirSync(moe, { recursive: true });
+    for (const f of ['tokenizer.json', 'model.safetensors']) fs.symlinkSync(path.join(modelDir, f), path.join(moe, f));
+    const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(moe, 'config.json'), JSON.stringify({ ...config, model_type: 'qwen3_moe', architectures: ['Qwen3MoeForCausalLM'] }));
+    const r = await cli.run(['serve', '--model_dir', moe, '--port', '0'], { cwd: work });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--model_dir: ${path.join(moe, 'config.json')}: model_type is "qwen3_moe" (Qwen3MoeForCausalLM), not qwen3`);
+    expect(r.stdout + r.stderr).not.toContain('listening on');
+  });
+
   it('grpst chat --url: a server still loading, or one that is not an OpenAI API, is named with a fix that fits an address', async () => {
     const answers: Record<string, [number, string]> = { '/loading/v1/models': [503, '{}'], '/web/v1/models': [200, '<!doctype html><p>a web page</p>'] };
     const stub = http.createServer((req, res) => {
