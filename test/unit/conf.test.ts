@@ -9,7 +9,8 @@ import { validateConf } from '../../src/config/validate.js';
 import { parseYamlText, readYamlFile } from '../../src/config/yaml-file.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { GrpstError } from '../../src/util/errors.js';
-import { repoRoot, tokenizerDir } from '../helpers/fixtures.js';
+import { configJson } from '../../src/model/tiny-checkpoint.js';
+import { repoRoot, specFile, tokenizerDir } from '../helpers/fixtures.js';
 
 let tmp: string;
 let engineDir: string;
@@ -288,6 +289,11 @@ describe('conf errors', () => {
     expect(err.message).toContain(`${ckpt} is not an engine folder`);
     expect(err.hint).toContain('grpst build --output_dir');
     fs.writeFileSync(path.join(ckpt, 'model.safetensors'), '');
+    // A checkpoint is served as it lies: its config.json is checked now, not when the server loads it.
+    const incomplete = errorOf(() => loadDeployment({ inferenceConf: file, deployPath: tmp, env: {} }));
+    expect(incomplete.message).toMatch(/gpt_model_path: .*ckpt\/config\.json: hidden_size: /);
+    const f = specFile();
+    fs.writeFileSync(path.join(ckpt, 'config.json'), JSON.stringify(configJson(f.checkpoints['tiny-a'], f.vocab_size)));
     expect(loadDeployment({ inferenceConf: file, deployPath: tmp, env: {} }).backend).toBe('native');
   });
 
