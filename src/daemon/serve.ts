@@ -71,9 +71,13 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
   checkTokenIds(d, tokenizer.vocabSize, d.inferenceConfFile);
   log.info(`loading ${d.enginePath} (${d.runtime.load.device ?? 'auto'}${tp > 1 ? `, tensor parallel ${tp}` : ''})`);
   const group = tp > 1 ? await startGroup(d, tp, log) : undefined;
-  const engine = loadNativeEngine(d.enginePath, d.runtime.load, group);
+  // A stop while the engine loads cancels the load (it ends before its next layer) instead of
+  // waiting for it: an 8B upload from a cold page cache takes tens of seconds.
+  const loadAbort = new AbortController();
+  const engine = loadNativeEngine(d.enginePath, d.runtime.load, group, loadAbort.signal);
+  let loaded = false;
   // The server takes the rejection once it listens; until then it must not count as unhandled.
-  engine.catch(() => undefined);
+  engine.then(() => (loaded = true), () => undefined);
   const constraints = new ServerConstraintCompiler(tokenizer);
   constraints.warm(); // while the engine loads on its worker thread
   const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutes() : [];
@@ -95,7 +99,10 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
       }
       draining = true;
       markDraining(input.portFile);
-      log.info(`${signal}: draining (no new requests; in-flight requests finish)`);
+      if (!loaded) {
+        log.info(`${signal} while the engine loads: cancelling the load, then exiting`);
+        loadAbort.abort();
+      } else log.info(`${signal}: draining (no new requests; in-flight requests finish)`);
       void server
         .drain(drainTimeoutMs)
         .then(() => engine.then((e) => e.close(), () => undefined))
@@ -112,6 +119,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
   const failed = server.ready.then(
     () => undefined,
     async () => {
+      if (loadAbort.signal.aborted) return undefined; // stopped while loading: the drain exits 0
       // A server that cannot load its engine must not linger half-alive: `start` sees it exit
       // and shows its log, where the server wrote the error.
       group?.kill();
@@ -134,13 +142,13 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
 
 // The runtime is imported when serving starts: the other commands stay quick to start and work
 // where the native addon is not built.
-async function loadNativeEngine(enginePath: string, options: LoadOptions, group?: TensorParallelGroup): Promise<GenerationEngine> {
+async function loadNativeEngine(enginePath: string, options: LoadOptions, group: TensorParallelGroup | undefined, signal: AbortSignal): Promise<GenerationEngine> {
   if (group) {
     const { loadEngineFolder } = await import('../engine/engine-folder.js');
-    return loadEngineFolder(enginePath, options, { ncclId: group.ncclId });
+    return loadEngineFolder(enginePath, options, { ncclId: group.ncclId }, signal);
   }
   const { loadEngine } = await import('../engine/index.js');
-  return loadEngine(enginePath, options);
+  return loadEngine(enginePath, options, signal);
 }
 
 /** Ranks 1..tp-1 of a tensor-parallel engine, started before rank 0 (this process) joins them. */

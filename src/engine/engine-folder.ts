@@ -85,7 +85,7 @@ export function folderNativeOptions(folder: EngineFolder, opts: LoadOptions): Na
   return nativeOptions(resolved, folder.quantization, resolveKvCache(opts.kvCacheDtype, folder.manifest.kv_cache, folder.dir));
 }
 
-export async function loadEngineFolder(path: string, opts: LoadOptions = {}, tp?: TensorParallelJoin): Promise<Engine> {
+export async function loadEngineFolder(path: string, opts: LoadOptions = {}, tp?: TensorParallelJoin, signal?: AbortSignal): Promise<Engine> {
   const folder = readEngineFolder(path);
   const options = folderNativeOptions(folder, opts);
   if (folder.tpSize > 1 && !tp) {
@@ -95,5 +95,5 @@ export async function loadEngineFolder(path: string, opts: LoadOptions = {}, tp?
     );
   }
   if (tp) options.tensorParallel = { size: folder.tpSize, ncclId: tp.ncclId };
-  return Engine.create(loadAddon(), folder.model, folder.tensors, options, folder.dir);
+  return Engine.create(loadAddon(), folder.model, folder.tensors, options, folder.dir, signal);
 }

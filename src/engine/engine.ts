@@ -1,7 +1,7 @@
 // Engine: the GenerationEngine over the native runtime. Requests go to the native scheduler
 // with a numeric id; the engine thread's outputs arrive in batches (one JS call per step or
 // fewer) and are fanned out here to each request's AsyncIterable.
-import { badInput, failed } from '../util/errors.js';
+import { badInput, ExitCode, failed, GrpstError } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { RequestStream } from './request-stream.js';
 import {
@@ -22,6 +22,17 @@ interface Pending {
   stream: RequestStream;
   wantsTop: boolean;
   detach?: () => void;
+}
+
+/** The runtime's message for a load stopped through its cancel flag (native model_runner.h, kLoadCancelled). */
+const nativeLoadCancelled = 'loading was cancelled';
+
+/** A load stopped by its AbortSignal: everything it took is freed; not a fault of the model. */
+export class LoadCancelled extends GrpstError {
+  constructor(source: string) {
+    super(`loading ${source} was cancelled`, { exitCode: ExitCode.failed });
+    this.name = 'LoadCancelled';
+  }
 }
 
 export class Engine implements GenerationEngine {
@@ -62,16 +73,25 @@ export class Engine implements GenerationEngine {
     tensors: NativeTensorEntry[],
     options: NativeEngineOptions,
     source: string,
+    signal?: AbortSignal,
   ): Promise<Engine> {
     let engine: Engine | undefined;
     let native: NativeEngine;
+    // The loading thread reads the flag between layers; shared memory, as it is read off the JS thread.
+    const cancelFlag = signal ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+    const cancel = () => Atomics.store(cancelFlag!, 0, 1);
+    if (signal?.aborted) cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
     try {
-      native = await addon.createEngine(model, tensors, options, (batch) => engine?.onEvents(batch));
+      native = await addon.createEngine(model, tensors, cancelFlag ? { ...options, cancelFlag } : options, (batch) => engine?.onEvents(batch));
     } catch (e) {
       const message = (e as Error).message;
+      if (cancelFlag && message === nativeLoadCancelled) throw new LoadCancelled(source);
       // The runtime's KV messages name the fix themselves (the inference conf's keys).
       const fix = /KV cache/.test(message) ? 'see the message above: the KV cache settings in the inference conf' : 'check the model folder and the load options';
       throw badInput(`cannot load ${source}: ${message}`, fix);
+    } finally {
+      signal?.removeEventListener('abort', cancel);
     }
     engine = new Engine(addon, native, options.maxInputLen);
     return engine;

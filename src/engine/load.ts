@@ -49,11 +49,12 @@ export function checkContext(model: ModelConfig, opts: LoadOptions): void {
 
 /**
  * Loads `path` and starts its engine thread. `path` is a Hugging Face Qwen3 checkpoint folder
- * (config.json + safetensors); weights are mapped by the runtime, never copied into JS.
+ * (config.json + safetensors); weights are mapped by the runtime, never copied into JS. `signal`
+ * stops the load between two layers (rejecting with a LoadCancelled error), freeing what it took.
  */
-export async function loadEngine(path: string, opts: LoadOptions = {}): Promise<Engine> {
+export async function loadEngine(path: string, opts: LoadOptions = {}, signal?: AbortSignal): Promise<Engine> {
   const dir = resolve(path);
-  if (existsSync(join(dir, 'engine.json'))) return loadEngineFolder(dir, opts);
+  if (existsSync(join(dir, 'engine.json'))) return loadEngineFolder(dir, opts, undefined, signal);
   const ckpt = openCheckpoint(dir);
   checkContext(ckpt.model, opts);
   const tensors: NativeTensorEntry[] = [...ckpt.tensors.values()].map((t) => ({
@@ -64,5 +65,5 @@ export async function loadEngine(path: string, opts: LoadOptions = {}): Promise<
     dtype: t.dtype,
     shape: t.shape,
   }));
-  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts, 'none', resolveKvCache(opts.kvCacheDtype, undefined, dir)), dir);
+  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts, 'none', resolveKvCache(opts.kvCacheDtype, undefined, dir)), dir, signal);
 }

@@ -30,6 +30,8 @@ export interface NativeEngineOptions extends Omit<LoadOptions, 'device'> {
    * tests and CPU scoring, `rankTensors`: every rank's table, all run in this process on the CPU.
    */
   tensorParallel?: { size: number; ncclId?: string; rankTensors?: NativeTensorEntry[][] };
+  /** Cell 0 set non-zero (Atomics.store) stops the load before its next layer; the runtime reads it from its loading thread. */
+  cancelFlag?: Int32Array;
 }
 
 /** The fourth argument of runTensorParallelWorker: which rank this process is, and the group's id. */

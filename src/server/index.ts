@@ -61,7 +61,9 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       ctx.setFailed(message);
-      log(`the engine could not be loaded: ${message}`, 'error');
+      // A load cancelled by a stop is no failure (engine.ts, LoadCancelled).
+      if (err instanceof Error && err.name === 'LoadCancelled') log(message);
+      else log(`the engine could not be loaded: ${message}`, 'error');
       throw err;
     },
   );

@@ -129,6 +129,34 @@ describe('grpst serve / chat command-line mistakes', () => {
     expect(r.stderr).not.toContain('gpt_model_path');
   });
 
+  it('SIGTERM while the engine loads cancels the load and exits 0 at once, not when the load would end', async () => {
+    // Each layer's load made to take 60 s (a cold 8B upload takes tens of seconds in all).
+    const child = execa(process.execPath, [...cliArgv, 'serve', '--model_dir', modelDir, '--host', '127.0.0.1', '--port', '0'], {
+      env: { ...cli.env, GRPST_API_KEY: undefined, GRPST_TEST_LOAD_LAYER_DELAY_MS: '60000' },
+      cwd: work,
+      reject: false,
+      all: true,
+      timeout: 60_000,
+    });
+    let log = '';
+    child.all!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+    while (!/listening on (http:\/\/\S+)/.test(log)) {
+      if (child.exitCode !== null) throw new Error(log);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const at = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)![1];
+    const health = await fetch(`${at}/health`);
+    expect([health.status, await health.json()]).toEqual([503, { status: 'loading' }]);
+    const sent = Date.now();
+    child.kill('SIGTERM');
+    const r = await child;
+    expect(r.exitCode, log).toBe(0);
+    expect(Date.now() - sent).toBeLessThan(15_000);
+    expect(log).toContain('SIGTERM while the engine loads: cancelling the load, then exiting');
+    expect(log).toContain(`loading ${modelDir} was cancelled`);
+    expect(log).not.toMatch(/ERROR|could not be loaded/);
+  }, 90_000);
+
   it('a checkpoint of another model is refused before listening, its config.json named', async () => {
     const moe = path.join(work, 'Qwen3-MoE');
     fs.mkdirSync(moe, { recursive: true });

@@ -4,7 +4,11 @@ import { cpSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAddon, loadEngine, type Engine } from '../../src/engine/index.js';
+import { loadAddon, loadEngine, LoadCancelled, type Engine } from '../../src/engine/index.js';
+import { runBuild } from '../../src/build/index.js';
+import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
+import { resolveSettings } from '../../src/build/options.js';
+import { MemoryReporter } from '../../src/build/progress.js';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
 import { GrpstError } from '../../src/util/errors.js';
 import { checkpoint } from '../helpers/fixtures.js';
@@ -88,6 +92,32 @@ describe('loading', () => {
     expect((await loadError(checkpoint('tiny-a'), { maxSeqLen: 100_000 })).message).toMatch(/max_seq_len 100000 is past the model's 40960 positions/);
     const small = await loadError(checkpoint('tiny-a'), { maxTokensInPagedKvCache: 3 });
     expect(small.message).toMatch(/would hold no block of 16 tokens; raise max_tokens_in_paged_kv_cache \/ kv_cache_bytes \(inference conf\)/);
+  });
+
+  it('a load stopped through its signal rejects as cancelled, and the runtime loads and runs again after it', async () => {
+    const dir = checkpoint('tiny-a');
+    const opts = { maxTokensInPagedKvCache: 256 };
+    const built = join(mkdtempSync(join(tmpdir(), 'grpst-cancel-')), 'engine');
+    await runBuild(resolveSettings({}, { model_dir: dir, output_dir: built, eval_tokens: 16 }), { reporter: new MemoryReporter(), version: 'test', bridge: loadRuntimeBridge });
+    // Aborted before the runtime starts: it stops at its first layer (a stop mid-load is the
+    // serve test's, test/e2e/serve-model-dir.test.ts, through GRPST_TEST_LOAD_LAYER_DELAY_MS).
+    for (const engineDir of [dir, built]) {
+      const err = await loadEngine(engineDir, opts, AbortSignal.abort()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(LoadCancelled);
+      expect((err as LoadCancelled).message).toBe(`loading ${engineDir} was cancelled`);
+    }
+    // A signal that fires after the load has no effect on the engine.
+    const ac = new AbortController();
+    const engine = await loadEngine(dir, opts, ac.signal);
+    ac.abort();
+    try {
+      expect((await run(engine, { tokens: [1, 2, 3], sampling: greedy, maxTokens: 4, ignoreEos: true })).tokens).toHaveLength(4);
+    } finally {
+      await engine.close();
+    }
   });
 });
 

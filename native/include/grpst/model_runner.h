@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "grpst/common.h"
 #include "grpst/forward_observer.h"
 #include "grpst/model_config.h"
 #include "grpst/tensor_parallel.h"
@@ -121,7 +122,22 @@ struct CpuRunnerOptions {
   std::string quantization;   // engine quantization scheme; "none" for checkpoints
   ForwardObserver* observer = nullptr;  // calibration: sees each linear group's input (not owned)
   TensorParallel tp;                    // a rank's shard of a tensor-parallel engine (off by default)
+  const int32_t* cancel = nullptr;      // set non-zero from JS to stop a load between layers (not owned)
 };
+
+/** The message a cancelled load fails with (the JS side tells it from other load errors by it). */
+inline constexpr const char* kLoadCancelled = "loading was cancelled";
+
+/** Throws when `flag` (an Int32Array cell JS writes with Atomics.store) is set; null never cancels. */
+inline void throw_if_load_cancelled(const int32_t* flag) {
+  if (flag != nullptr && __atomic_load_n(flag, __ATOMIC_ACQUIRE) != 0) throw Error(kLoadCancelled);
+}
+
+/**
+ * Test hook: GRPST_TEST_LOAD_LAYER_DELAY_MS makes each layer's load take that long (watching
+ * `flag`), so tests can stop a server while its engine loads; unset, it costs one getenv per load.
+ */
+void test_load_layer_delay(const int32_t* flag);
 
 class TensorStore;
 /**

@@ -57,6 +57,12 @@ class LoadWorker : public Napi::AsyncWorker {
 
   Napi::Promise promise() { return deferred_.Promise(); }
 
+  /** The load reads ropts_.cancel from this array's first cell: held so it outlives the load. */
+  void keep_cancel_flag(Napi::Int32Array flag) {
+    cancel_flag_ = Napi::Persistent(flag);
+    ropts_.cancel = flag.Data();
+  }
+
   void Execute() override {
     try {
       auto store = std::make_shared<TensorStore>(std::move(table_));
@@ -118,6 +124,7 @@ class LoadWorker : public Napi::AsyncWorker {
   CpuRunnerOptions ropts_;
   std::shared_ptr<EventChannel> channel_;
   std::unique_ptr<Engine> engine_;
+  Napi::Reference<Napi::Int32Array> cancel_flag_;
 };
 
 class CloseWorker : public Napi::AsyncWorker {
@@ -287,7 +294,13 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   channel->tsfn = Napi::ThreadSafeFunction::New(env, on_events, "grpst-engine-events", 0, 1);
   channel->tsfn.Unref(env);
   TpLoad tp = tp_load_from_js(opts);
+  Napi::Value cancel = opts.Get("cancelFlag");
+  const bool has_cancel = !cancel.IsUndefined() && !cancel.IsNull();
+  if (has_cancel && (!cancel.IsTypedArray() || cancel.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+                     cancel.As<Napi::Int32Array>().ElementLength() < 1))
+    throw Error("cancelFlag must be an Int32Array of at least one element");
   auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events, device, std::move(tp));
+  if (has_cancel) worker->keep_cancel_flag(cancel.As<Napi::Int32Array>());
   Napi::Promise p = worker->promise();
   worker->Queue();
   return p;

@@ -94,7 +94,7 @@ class CpuRunner final : public ModelRunner {
         opts_(opts),
         k_(cpu_kernels(choose_cpu_level(opts.kernel_level))),
         pool_(opts.threads) {
-    w_ = load_qwen3_weights(*store_, cfg_, weight_format_for_scheme(opts.quantization));
+    w_ = load_qwen3_weights(*store_, cfg_, weight_format_for_scheme(opts.quantization), opts.cancel);
     const size_t T = size_t(std::max(1, opts_.max_tokens));
     const size_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
     x_.resize(T * H);

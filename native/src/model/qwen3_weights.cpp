@@ -1,6 +1,11 @@
 #include "model/qwen3_weights.h"
 
+#include <chrono>
+#include <cstdlib>
 #include <string>
+#include <thread>
+
+#include "grpst/model_runner.h"
 
 namespace grpst {
 
@@ -26,13 +31,27 @@ bool lm_head_quantized(const TensorStore& store) {
 }
 }  // namespace
 
-Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt) {
+void test_load_layer_delay(const int32_t* flag) {
+  static const long delay_ms = [] {
+    const char* v = std::getenv("GRPST_TEST_LOAD_LAYER_DELAY_MS");
+    return v ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+  while (std::chrono::steady_clock::now() < until) {
+    throw_if_load_cancelled(flag);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt, const int32_t* cancel) {
   cfg.validate();
   const LinearFormatOps& ops = linear_format_ops(fmt);
   const int H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim;
   Qwen3Weights w;
   w.embed = store.bf16("model.embed_tokens.weight", {cfg.vocab_size, H});
   for (int i = 0; i < cfg.num_layers; i++) {
+    test_load_layer_delay(cancel);
+    throw_if_load_cancelled(cancel);
     const std::string p = "model.layers." + std::to_string(i) + ".";
     Qwen3Layer l;
     l.input_norm = store.f32(p + "input_layernorm.weight", {H});

@@ -29,6 +29,7 @@ struct Qwen3Weights {
   int64_t decode_bytes(const ModelConfig& cfg) const;
 };
 
-Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt);
+// `cancel`: CpuRunnerOptions::cancel, checked before each layer (a cancelled load throws kLoadCancelled).
+Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, WeightFormat fmt, const int32_t* cancel = nullptr);
 
 }  // namespace grpst

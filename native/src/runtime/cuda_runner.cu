@@ -60,6 +60,19 @@ class CudaRunner final : public ModelRunner {
  public:
   CudaRunner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store, const CudaRunnerOptions& o)
       : full_(cfg), cfg_(o.tp.on() ? shard_config(cfg, o.tp.shard) : cfg), store_(std::move(store)), opts_(o) {
+    // A load that fails part way (out of memory, cancelled) frees what it took: no destructor runs.
+    try {
+      init(cfg, o);
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+
+  ~CudaRunner() override { release(); }
+
+ private:
+  void init(const ModelConfig& cfg, const CudaRunnerOptions& o) {
     check(cudaSetDevice(o.device), "cudaSetDevice");
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, o.device), "cudaGetDeviceProperties");
@@ -73,8 +86,8 @@ class CudaRunner final : public ModelRunner {
     check(cu::lt_create(&lt_, size_t(64) << 20));
 
     const WeightFormat fmt = weight_format_for_scheme(o.quantization.empty() ? "none" : o.quantization);
-    Qwen3Weights hw = load_qwen3_weights(*store_, cfg_, fmt);
-    weights_ = upload_qwen3(cfg_, hw, mem_, &weight_bytes_);
+    Qwen3Weights hw = load_qwen3_weights(*store_, cfg_, fmt, o.cancel);
+    weights_ = upload_qwen3(cfg_, hw, mem_, &weight_bytes_, o.cancel);
 
     cu::ModelDims d;
     d.hidden = cfg_.hidden_size;
@@ -118,18 +131,30 @@ class CudaRunner final : public ModelRunner {
     check(cudaMallocHost(&sampled_host_, L * 8), "cudaMallocHost");
   }
 
-  ~CudaRunner() override {
-    cudaStreamSynchronize(stream_);
+  /** Everything init() and later steps allocated outside mem_ (which frees itself); safe on a partial init. */
+  void release() {
+    if (stream_) cudaStreamSynchronize(stream_);
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g);
+    graphs_.clear();
     forward_.reset();
+    tp_hooks_.reset();
     if (kv_) cudaFree(kv_);
     if (host_meta_) cudaFreeHost(host_meta_);
     if (logits_host_) cudaFreeHost(logits_host_);
     if (sample_host_) cudaFreeHost(sample_host_);
     if (sampled_host_) cudaFreeHost(sampled_host_);
-    cu::lt_destroy(lt_);
-    cudaStreamDestroy(stream_);
+    kv_ = nullptr;
+    host_meta_ = nullptr;
+    logits_host_ = nullptr;
+    sample_host_ = nullptr;
+    sampled_host_ = nullptr;
+    if (lt_) cu::lt_destroy(lt_);
+    lt_ = nullptr;
+    if (stream_) cudaStreamDestroy(stream_);
+    stream_ = nullptr;
   }
+
+ public:
 
   const ModelConfig& config() const override { return full_; }
   std::string device() const override { return "cuda"; }

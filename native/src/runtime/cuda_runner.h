@@ -15,6 +15,7 @@ namespace grpst {
 
 struct CudaRunnerOptions {
   int device = 0;
+  const int32_t* cancel = nullptr;  // CpuRunnerOptions::cancel: checked between layers of the upload
   int max_tokens = 512;      // tokens per step
   int max_logit_rows = 256;
   int max_seq_len = 4096;

@@ -48,6 +48,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
     o.max_batch_size = ro.opts.max_batch_size;
     o.kv_block_size = ro.kv.block_size;
     o.quantization = cpu.quantization;
+    o.cancel = cpu.cancel;
     auto runner = make_cuda_runner(cfg, std::move(store), o);
     if (eo.max_tokens_in_kv <= 0 && eo.kv_cache_bytes <= 0) {
       const double frac = eo.kv_free_mem_fraction > 0 ? eo.kv_free_mem_fraction : 0.9;

@@ -1,4 +1,5 @@
 #include "runtime/cuda_weights.h"
+#include "grpst/model_runner.h"
 
 #include <cuda_runtime.h>
 
@@ -192,7 +193,8 @@ DeviceMemory::~DeviceMemory() {
   for (void* p : ptrs) cudaFree(p);
 }
 
-cu::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, DeviceMemory& mem, int64_t* decode_bytes) {
+cu::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, DeviceMemory& mem, int64_t* decode_bytes,
+                              const int32_t* cancel) {
   Uploader up{mem};
   const int H = cfg.hidden_size, D = cfg.head_dim;
   cu::ModelWeights w;
@@ -200,6 +202,8 @@ cu::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, De
   w.embed = embed;
   w.final_norm = up.vec(hw.final_norm, H, "norm");
   for (int i = 0; i < cfg.num_layers; ++i) {
+    // A layer of an 8B model is ~0.4 GB read from the mapped files: a stop waits at most for one.
+    throw_if_load_cancelled(cancel);
     const Qwen3Layer& l = hw.layers[i];
     const std::string p = "layer " + std::to_string(i) + " ";
     cu::LayerWeights lw;

@@ -26,6 +26,6 @@ struct DeviceMemory {
 
 /** The device copy of `hw`; `decode_bytes` receives the bytes one decode step reads. */
 cuda::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, DeviceMemory& mem,
-                                int64_t* decode_bytes);
+                                int64_t* decode_bytes, const int32_t* cancel = nullptr);
 
 }  // namespace grpst
