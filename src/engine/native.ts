@@ -157,6 +157,8 @@ export interface NativeAddon {
   probe(): NativeProbe;
   /** Best sequential read bandwidth in bytes/s over `iterations` passes of `bytes`. */
   measureMemoryBandwidth(bytes: number, iterations: number, threads: number): number;
+  /** Free bytes on GPU `device` now; -1 when the build has no CUDA backend. */
+  gpuFreeMemory(device: number): number;
   /** Each kernel of `level` against the scalar twin: max relative errors and batch invariance. */
   kernelSelfTest(level: string): KernelSelfTestResult;
   createEngine(

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { kvCacheChecks } from './kv-checks.js';
+import { loadCancelChecks } from './load-cancel-checks.js';
 import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
 import { quantizedEngineChecks } from './quant-checks.js';
 import { wideHeadChecks } from './wide-head-checks.js';
@@ -35,6 +36,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['runs fp8 and int8 KV caches like the CPU backend with the same scales', () => kvCacheChecks()],
   ['runs real head sizes (64, 128) and long contexts like the CPU backend', () => wideHeadChecks()],
   ['runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', () => quantizedEngineChecks()],
+  ['frees what a cancelled load took', () => loadCancelChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

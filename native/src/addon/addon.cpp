@@ -13,6 +13,7 @@
 #include "grpst/tensor_store.h"
 #include "grpst/thread_pool.h"
 #include "runtime/collective_nccl.h"
+#include "runtime/cuda_select.h"
 
 namespace grpst::addon {
 
@@ -90,6 +91,12 @@ Napi::Value MeasureMemoryBandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), best);
 }
 
+/** gpuFreeMemory(device) -> free bytes on that GPU, or -1 when the build has no CUDA backend. */
+Napi::Value GpuFreeMemory(const Napi::CallbackInfo& info) {
+  const int device = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  return Napi::Number::New(info.Env(), double(gpu_free_memory_bytes(device)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("measureMemoryBandwidth", Napi::Function::New(env, MeasureMemoryBandwidth, "measureMemoryBandwidth"));
@@ -97,6 +104,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine, "createEngine"));
+  exports.Set("gpuFreeMemory", Napi::Function::New(env, GpuFreeMemory, "gpuFreeMemory"));
   exports.Set("createAllowedTokensConstraint",
               Napi::Function::New(env, CreateAllowedTokensConstraint, "createAllowedTokensConstraint"));
   exports.Set("NativeEngine", NativeEngine::Init(env));

@@ -25,6 +25,15 @@ bool built_with_cuda() {
 #endif
 }
 
+int64_t gpu_free_memory_bytes(int device) {
+#ifdef GRPST_WITH_CUDA
+  return cuda_free_memory_bytes(device);
+#else
+  (void)device;
+  return -1;
+#endif
+}
+
 std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
                                                     std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
                                                     const EngineOptions& eo, ResolvedEngineOptions& ro,

@@ -15,6 +15,8 @@ namespace grpst {
 void check_device_name(const std::string& device);
 /** Whether this build includes the CUDA backend. */
 bool built_with_cuda();
+/** Free memory of GPU `device` in bytes, or -1 without the CUDA backend (tests: a failed load frees what it took). */
+int64_t gpu_free_memory_bytes(int device);
 
 /**
  * The runner for `device`; may change ro.kv.num_blocks (CUDA: sized from free GPU memory). With

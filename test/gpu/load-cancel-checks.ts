@@ -1,0 +1,43 @@
+// A CUDA load stopped through its AbortSignal frees what it took (device memory, stream, cuBLASLt
+// workspace, pinned buffers): repeated cancelled loads leave the GPU's free memory where it was,
+// and the runtime still loads and generates after them.
+import { defaultSampling } from '../../src/engine/types.js';
+import { loadAddon, loadEngine, LoadCancelled } from '../../src/engine/index.js';
+import { checkpoint } from '../helpers/fixtures.js';
+import { run } from '../native/helpers.js';
+import type { CheckOutcome } from './parity-checks.js';
+
+const MiB = 1 << 20;
+
+export async function loadCancelChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
+  const out: CheckOutcome[] = [];
+  const add = (name: string, pass: boolean, detail: string) => {
+    out.push({ name, pass, detail });
+    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
+  };
+  const addon = loadAddon();
+  const dir = checkpoint('tiny-b');
+  const opts = { device: 'cuda' as const, maxSeqLen: 64, maxTokensInPagedKvCache: 256 };
+  // A first load creates the CUDA context; its memory is not what is measured.
+  await (await loadEngine(dir, opts)).close();
+  const before = addon.gpuFreeMemory(0);
+  const rounds = 8;
+  let cancelled = 0;
+  for (let i = 0; i < rounds; i++) {
+    const err = await loadEngine(dir, opts, AbortSignal.abort()).then(() => undefined, (e: unknown) => e);
+    if (err instanceof LoadCancelled) cancelled++;
+    else add('cancelled load', false, `round ${i}: ${err === undefined ? 'the load finished' : String(err)}`);
+  }
+  const after = addon.gpuFreeMemory(0);
+  // Each leaked runner would hold at least its 64 MiB cuBLASLt workspace.
+  add('cancelled CUDA loads', cancelled === rounds, `${cancelled}/${rounds} rejected as LoadCancelled`);
+  add('cancelled CUDA loads free their memory', before - after < 32 * MiB, `free ${(before / MiB).toFixed(0)} MiB before, ${(after / MiB).toFixed(0)} MiB after ${rounds} cancelled loads`);
+  const engine = await loadEngine(dir, opts);
+  try {
+    const r = await run(engine, { tokens: [1, 2, 3], sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 4, ignoreEos: true });
+    add('a load after cancelled ones generates', r.tokens.length === 4 && engine.info.device === 'cuda', `${r.tokens.length} tokens on ${engine.info.device}`);
+  } finally {
+    await engine.close();
+  }
+  return out;
+}
