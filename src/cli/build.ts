@@ -42,7 +42,7 @@ function givenFlags(opts: Record<string, unknown>): Record<string, unknown> {
 export function register(program: Command): void {
   program
     .command('build')
-    .description('Build an engine from a Hugging Face Qwen3 checkpoint (bf16 or quantized: int8_wo, int4_awq, fp8, int8_sq)')
+    .description('build an engine from a Hugging Face Qwen3 checkpoint (bf16 or quantized: int8_wo, int4_awq, fp8, int8_sq)')
     .argument('[recipe]', 'a recipe .yml holding these settings (flags given here override it)')
     .option('--model_dir <dir>', 'Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json)')
     .option('--output_dir <dir>', 'engine folder to write (must not exist unless --force)')

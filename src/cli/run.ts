@@ -81,7 +81,7 @@ function engineLimits(manifest: EngineManifest | undefined, promptTokens: number
 export function register(program: Command): void {
   program
     .command('run')
-    .description('Load an engine, generate an answer to --input_text and report the speed (no server)')
+    .description('load an engine, generate an answer to --input_text and report the speed (no server)')
     .requiredOption('--engine_dir <dir>', 'engine folder from grpst build (or a Hugging Face checkpoint folder)')
     .option('--tokenizer_dir <dir>', 'folder with tokenizer.json and the chat template (default: the engine folder)')
     .requiredOption('--input_text <text>', 'the user message')

@@ -22,7 +22,7 @@ interface ServeOptions {
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('run the server in the foreground; SIGTERM drains in-flight requests, then exits 0')
+    .description('run the server in the foreground (a conf, or --model_dir alone); SIGTERM drains in-flight requests, then exits 0')
     .option('--inference_conf <file>', 'inference conf')
     .option('--model_dir <dir>', 'serve this engine folder (or Hugging Face checkpoint) with default settings, instead of --inference_conf')
     .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3)', modelName)
