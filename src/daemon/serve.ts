@@ -106,7 +106,8 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
       void server
         .drain(drainTimeoutMs)
         .then(() => engine.then((e) => e.close(), () => undefined))
-        .then(() => group?.stop())
+        // Ranks of a cancelled load may wait in NCCL for rank 0, which never comes: nothing to drain there.
+        .then(() => (loaded ? group?.stop() : group?.kill()))
         .then(() => {
           log.info('drained; exiting');
           resolve(0);
