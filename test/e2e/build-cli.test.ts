@@ -207,10 +207,8 @@ describe('grpst build: bad input and a full disk', () => {
     expect(r.stderr).toMatch(/awq_block_size 128 does not divide the input dimension 64 of q\/k\/v_proj and gate\/up_proj \(hidden_size\)\n.*fix: use an --awq_block_size that divides 64: 16, 32, 64/);
   });
 
-  // The signal comes in the accuracy report's phase, after the weights are written: the last
-  // seconds of a build, and on a real model on CPU the longest after the packing.
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s during the accuracy report stops the build and leaves nothing behind', async (sig) => {
-    const out = join(work, `interrupted-${sig}`);
+  /** An int8_sq build into `out`, sent `sig` once its accuracy report starts; its pid, whether the signal went out, and its output. */
+  async function signalledBuild(out: string, sig: NodeJS.Signals) {
     const child = execa(process.execPath, [...cliArgv, 'build', '--model_dir', tinyA, '--output_dir', out, '--qformat', 'int8_sq'], {
       env: cli.env,
       cwd: work,
@@ -227,9 +225,16 @@ describe('grpst build: bad input and a full disk', () => {
       }
     });
     const r = await child;
-    const output = `${String(r.stdout)}\n${String(r.stderr)}`;
+    return { pid: child.pid, sent, exitCode: r.exitCode, output: `${String(r.stdout)}\n${String(r.stderr)}` };
+  }
+
+  // The signal comes in the accuracy report's phase, after the weights are written: the last
+  // seconds of a build, and on a real model on CPU the longest after the packing.
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s during the accuracy report stops the build and leaves nothing behind', async (sig) => {
+    const out = join(work, `interrupted-${sig}`);
+    const { sent, exitCode, output } = await signalledBuild(out, sig);
     expect(sent, output).toBe(true);
-    expect(r.exitCode, output).toBe(4);
+    expect(exitCode, output).toBe(4);
     expect(output).toMatch(new RegExp(`build interrupted by ${sig}`));
     expect(output).not.toMatch(/engine written/);
     expect(existsSync(out), 'nothing may be left at --output_dir').toBe(false);
@@ -239,24 +244,10 @@ describe('grpst build: bad input and a full disk', () => {
   // SIGKILL leaves no chance to clean up; the next build in that folder, whatever its output, does.
   it('a build killed with SIGKILL leaves its staging folder, which the next build in the folder removes and names', async () => {
     const parent = join(work, 'killed');
-    const child = execa(process.execPath, [...cliArgv, 'build', '--model_dir', tinyA, '--output_dir', join(parent, 'first'), '--qformat', 'int8_sq'], {
-      env: cli.env,
-      cwd: work,
-      reject: false,
-      stdin: 'ignore',
-      timeout: 120_000,
-    });
-    let sent = false;
-    child.stdout?.on('data', (d: Buffer) => {
-      if (!sent && /verify: /.test(String(d))) {
-        sent = true;
-        child.kill('SIGKILL');
-      }
-    });
-    await child;
-    expect(sent).toBe(true);
+    const killed = await signalledBuild(join(parent, 'first'), 'SIGKILL');
+    expect(killed.sent, killed.output).toBe(true);
     const left = readdirSync(parent);
-    expect(left).toEqual([`.first.tmp-${child.pid}`]);
+    expect(left).toEqual([`.first.tmp-${killed.pid}`]);
     const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', join(parent, 'second')], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`removed ${join(parent, left[0])}, left by an interrupted build`);
