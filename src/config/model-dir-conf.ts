@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { badInput } from '../util/errors.js';
-import { engineBackendOf, isCheckpoint, checkServedCheckpoint } from './engine-folder.js';
+import { checkServedCheckpoint, engineBackendOf, isCheckpoint } from './engine-folder.js';
 
 export interface ModelDirChoices {
   servedModelName?: string;

@@ -155,7 +155,6 @@ class CudaRunner final : public ModelRunner {
   }
 
  public:
-
   const ModelConfig& config() const override { return full_; }
   std::string device() const override { return "cuda"; }
   std::string kernels() const override { return kernels_; }
