@@ -54,8 +54,16 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
   }
   if (backend === 'trtllm') {
     for (const key of nativeOnlyKeys) {
-      if (args[key] !== undefined) notes.push({ file: 'inference', keyPath: [...argsPath, key], text: 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU' });
+      if (args[key] === undefined) continue;
+      const text =
+        key === 'generation_config'
+          ? "ignored: grpst's own server applies generation_config.json; trtllm-serve chooses its sampling defaults itself"
+          : 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU';
+      notes.push({ file: 'inference', keyPath: [...argsPath, key], text });
     }
+    // trtllm-serve names its model by the path it was given; grpst passes no name on (older releases take none).
+    if (args.served_model_name !== undefined)
+      notes.push({ file: 'inference', keyPath: [...argsPath, 'served_model_name'], text: 'not applied: trtllm-serve lists the model under its engine path (GET /v1/models shows it)' });
   } else {
     if (args.batch_scheduler_policy === 'max_utilization') {
       notes.push({ file: 'inference', keyPath: [...argsPath, 'batch_scheduler_policy'], text: 'max_utilization ignored: the native scheduler never evicts a started request (guaranteed_no_evict)' });

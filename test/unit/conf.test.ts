@@ -199,10 +199,15 @@ describe('mapConfs', () => {
 
   it('under trtllm-serve, native-only keys are the ignored ones and TensorRT-LLM keys pass', () => {
     const inference = inferenceConfSchema.parse({
-      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1' } }],
+      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3' } }],
     });
-    const notes = mapConfs(inference, {}, { backend: 'trtllm' }).notes.map((n) => n.keyPath.at(-1));
-    expect(notes.sort()).toEqual(['gpt_model_type', 'threads']);
+    const notes = mapConfs(inference, {}, { backend: 'trtllm' }).notes;
+    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'served_model_name', 'threads']);
+    const text = (key: string) => notes.find((n) => n.keyPath.at(-1) === key)!.text;
+    expect(text('generation_config')).toContain('trtllm-serve chooses its sampling defaults itself');
+    expect(text('served_model_name')).toContain('trtllm-serve lists the model under its engine path');
+    // The native server applies both: no note.
+    expect(mapConfs(inference, {}).notes.map((n) => n.keyPath.at(-1))).not.toContain('served_model_name');
   });
 });
 
