@@ -17,7 +17,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from './serve-load.js';
+import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -21,7 +21,7 @@ import { Tokenizer } from '../src/chat/tokenizer.js';
 import { loadEngine } from '../src/engine/index.js';
 import { startServer } from '../src/server/index.js';
 import { defaultServerOptions } from '../src/server/options.js';
-import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from './serve-load.js';
+import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runLoad, summarize, tokenPrompt, type LoadSummary } from './serve-load.js';
+import { runLoad, summarize, summaryHeader, summaryRow, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
 import { randomQwen3_0_6b } from './make-random-checkpoint.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
@@ -44,12 +44,6 @@ async function startServerProcess(model: string): Promise<{ url: string; info: u
   return { ...(JSON.parse(first) as { url: string; info: unknown }), child };
 }
 
-function row(s: LoadSummary): string {
-  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 1) : '-');
-  const p = (xs: [number, number, number]) => xs.map(f).join(' / ');
-  return `| ${s.concurrency} | ${s.requests}${s.failed ? ` (${s.failed} failed)` : ''} | ${s.requestsPerSecond.toFixed(3)} | ${f(s.outputTokensPerSecond)} | ${p(s.ttftMs)} | ${p(s.tpotMs)} | ${p(s.itlMs)} |`;
-}
-
 const promptTokens = Number(args['prompt-tokens']);
 const outputTokens = Number(args['output-tokens']);
 let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
@@ -71,8 +65,7 @@ try {
   // One request first: page the weights in and warm the allocator.
   await runLoad({ url, model: 'qwen3', concurrency: 1, requests: 1, prompt: (i) => prompt(10_000 + i), outputTokens: 4 });
   console.log(`prompt ${promptTokens} tokens, output ${outputTokens} tokens per request\n`);
-  console.log('| concurrency | requests | req/s | output tok/s | TTFT ms p50 / p90 / p99 | TPOT ms p50 / p90 / p99 | ITL ms p50 / p90 / p99 |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log(summaryHeader);
   const summaries: LoadSummary[] = [];
   let offset = 0;
   for (const c of args.concurrency.split(',').map(Number)) {
@@ -82,7 +75,7 @@ try {
     const result = await runLoad({ url, model: 'qwen3', concurrency: c, requests, prompt: (i) => prompt(base + i), outputTokens });
     const s = summarize(result);
     summaries.push(s);
-    console.log(row(s));
+    console.log(summaryRow(s));
     const firstError = result.timings.find((t) => !t.ok)?.error;
     if (firstError) console.log(`  first failure: ${firstError}`);
   }

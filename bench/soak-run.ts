@@ -5,7 +5,7 @@
 // be back where it started (KV blocks, sequences, resident memory) and a burst past
 // max_concurrency + max_queue must get 429s, never a hang.
 import { Agent, request } from 'undici';
-import { percentile } from './serve-load.js';
+import { percentile } from '../src/bench/load.js';
 import { rssMiB } from './soak-daemon.js';
 
 export interface SoakOptions {

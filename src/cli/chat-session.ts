@@ -1,16 +1,12 @@
-// The session behind `grpst chat` (cli/chat.ts): finds the server through the lifecycle state
-// (or takes its --url), then reads messages from the terminal and streams the answers, thinking dimmed.
+// The session behind `grpst chat` (cli/chat.ts): given the server (server-target.ts), reads
+// messages from the terminal and streams the answers, thinking dimmed.
 import readline from 'node:readline';
-import { request, type Dispatcher } from 'undici';
-import { loadDeployment } from '../config/resolve.js';
-import { envVars, grpstHome } from '../config/paths.js';
-import { probeHost } from '../daemon/probe.js';
-import { pidAlive } from '../daemon/processes.js';
-import { requireState } from '../daemon/stop.js';
-import type { ServerState } from '../daemon/state.js';
+import { request } from 'undici';
+import { envVars } from '../config/paths.js';
 import { ReasoningSplitter } from '../parse/reasoning.js';
 import { MessageReader } from './chat-input.js';
-import { badInput, errorText, failed, GrpstError } from '../util/errors.js';
+import { authHeaders, type Target } from './server-target.js';
+import { errorText, GrpstError } from '../util/errors.js';
 
 export interface ChatOptions {
   system?: string;
@@ -28,83 +24,6 @@ const help = `Type a message and press Enter (a pasted block is one message; """
   /think on|off   thinking for the next answers (enable_thinking)
   /reset          forget the conversation
   /exit           leave (or Ctrl-D); Ctrl-C stops an answer`;
-
-export interface Target {
-  name: string;
-  baseUrl: string;
-  apiKey?: string;
-  model: string;
-}
-
-export async function locate(name: string, apiKeyFlag?: string): Promise<Target> {
-  const state = requireState(name, grpstHome());
-  if (!pidAlive(state.pid, state.procStart)) {
-    throw badInput(`the server ${name} is not running (pid ${state.pid} died)`, `start it again, or remove the entry with \`grpst ps --prune\``);
-  }
-  const baseUrl = `http://${probeHost(state.host)}:${state.httpPort}`;
-  const apiKey = apiKeyFlag ?? (process.env[envVars.apiKey] || undefined) ?? deployedApiKey(state);
-  const model = await servedModel(baseUrl, apiKey, name, `\`grpst logs ${name}\``);
-  return { name, baseUrl, apiKey, model };
-}
-
-/** A server given by address (`--url`): a foreground `grpst serve`, or one on another machine. */
-export async function locateUrl(url: string, apiKeyFlag?: string): Promise<Target> {
-  let parsed: URL;
-  try {
-    // "127.0.0.1:9997" or "localhost:9997/v1" as curl takes them: http is implied.
-    parsed = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `http://${url}`);
-  } catch {
-    throw badInput(`--url ${url} is not a URL`, 'pass the server address, e.g. --url http://127.0.0.1:9997');
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw badInput(`--url ${url} is not an http(s) address`, 'pass the server address, e.g. --url http://127.0.0.1:9997');
-  // The API's base with or without its /v1 is the same server.
-  const baseUrl = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '').replace(/\/v1$/, '')}`;
-  const apiKey = apiKeyFlag ?? (process.env[envVars.apiKey] || undefined);
-  const model = await servedModel(baseUrl, apiKey, baseUrl, 'the server\'s own log');
-  return { name: baseUrl, baseUrl, apiKey, model };
-}
-
-/** The key the server was started with, read from its deployed confs as the server read them. */
-function deployedApiKey(state: ServerState): string | undefined {
-  if (!state.serverConf) return undefined;
-  try {
-    return loadDeployment({ inferenceConf: state.inferenceConf, serverConf: state.serverConf, deployPath: state.deployPath }).runtime.server.apiKey;
-  } catch {
-    // A conf changed since the start: the server answers 401 if it wants a key, and we say how to pass one.
-    return undefined;
-  }
-}
-
-function authHeaders(apiKey?: string): Record<string, string> {
-  return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
-}
-
-async function servedModel(baseUrl: string, apiKey: string | undefined, name: string, logHint: string): Promise<string> {
-  // A server given by --url is none that `grpst ps` lists, and may be any web server at all.
-  const byUrl = name === baseUrl;
-  // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...), and a
-  // server may listen on one.
-  let res: Dispatcher.ResponseData;
-  try {
-    res = await request(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
-  } catch (err) {
-    throw badInput(`cannot reach the server ${byUrl ? 'at' : `${name} at`} ${baseUrl}: ${errorText(err)}`, byUrl ? 'check that it runs there and listens on that port' : `check it with \`grpst ps\` and \`grpst logs ${name}\``);
-  }
-  const status = res.statusCode;
-  const text = await res.body.text();
-  if (status === 401) throw badInput(apiKey ? `the server ${name} refused the API key` : `the server ${name} needs an API key`, `pass --api_key KEY or set ${envVars.apiKey}`);
-  if (status === 503) throw badInput(`the server ${name} is still loading its model`, `try again in a moment (${byUrl ? 'its /health answers 200' : '`grpst ps` shows running'} when it is ready)`);
-  if (status !== 200) throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${text}`, `see ${logHint}`);
-  let body: { data?: { id: string }[] } | null;
-  try {
-    body = JSON.parse(text) as typeof body;
-  } catch {
-    throw badInput(`GET ${baseUrl}/v1/models answered 200 but not with JSON: ${text.slice(0, 80)}`, byUrl ? 'check that --url names an OpenAI-compatible server' : `see ${logHint}`);
-  }
-  const id = body?.data?.[0]?.id;
-  if (!id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see ${logHint}`);
-  return id;
-}
 
 /** ANSI dim for thinking, only on a terminal that wants colour (NO_COLOR respected, FORCE_COLOR honoured). */
 function useColor(): boolean {

@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--temperature <t>', "sampling temperature (default: the server's, from its conf or the checkpoint's generation_config.json)", temperatureArg)
     .action(async (name: string, flags: ChatFlags) => {
       // The session's modules load only when a chat starts, so the rest of the CLI starts fast.
-      const { chatLoop, locate, locateUrl } = await import('./chat-session.js');
+      const [{ chatLoop }, { locate, locateUrl }] = await Promise.all([import('./chat-session.js'), import('./server-target.js')]);
       const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
       await chatLoop(target, { system: flags.system, enableThinking: flags.enable_thinking, maxTokens: flags.max_tokens, temperature: flags.temperature });
     });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, errorText, GrpstError } from '../util/errors.js';
 import { register as registerArchive } from './archive.js';
+import { register as registerBench } from './bench.js';
 import { register as registerBuild } from './build.js';
 import { register as registerChat } from './chat.js';
 import { register as registerRun } from './run.js';
@@ -15,7 +16,7 @@ import { register as registerServe } from './serve.js';
 import { register as registerStart } from './start.js';
 import { register as registerStop } from './stop.js';
 
-const commands: ((program: Command) => void)[] = [registerBuild, registerRun, registerArchive, registerStart, registerPs, registerStop, registerLogs, registerServe, registerChat];
+const commands: ((program: Command) => void)[] = [registerBuild, registerRun, registerArchive, registerStart, registerPs, registerStop, registerLogs, registerServe, registerChat, registerBench];
 
 export function buildProgram(): Command {
   const program = new Command('grpst')

@@ -1,5 +1,6 @@
 // Load generator for an OpenAI-compatible server: `concurrency` clients each stream requests
 // back to back until `requests` are done, timing every chunk as it arrives (undici, no SDK).
+// Behind `grpst bench` and the benchmark scripts under bench/.
 import { Agent, request } from 'undici';
 
 export interface LoadSpec {
@@ -159,4 +160,16 @@ export function summarize(r: LoadResult): LoadSummary {
     tpotMs: pct(ok.filter((t) => t.outputTokens > 1).map((t) => (t.e2e - t.ttft) / (t.outputTokens - 1))),
     itlMs: pct(ok.flatMap((t) => t.itl)),
   };
+}
+
+/** The table `grpst bench` and bench:serve print, one row per concurrency (markdown, to paste into docs). */
+export const summaryHeader = [
+  '| concurrency | requests | req/s | output tok/s | TTFT ms p50 / p90 / p99 | TPOT ms p50 / p90 / p99 | ITL ms p50 / p90 / p99 |',
+  '|---|---|---|---|---|---|---|',
+].join('\n');
+
+export function summaryRow(s: LoadSummary): string {
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 1) : '-');
+  const p = (xs: [number, number, number]) => xs.map(f).join(' / ');
+  return `| ${s.concurrency} | ${s.requests}${s.failed ? ` (${s.failed} failed)` : ''} | ${s.requestsPerSecond.toFixed(3)} | ${f(s.outputTokensPerSecond)} | ${p(s.ttftMs)} | ${p(s.tpotMs)} | ${p(s.itlMs)} |`;
 }

@@ -1,0 +1,80 @@
+// `grpst bench [NAME]`: serving throughput and latency of a running server, as `vllm bench serve`
+// reports them: at each concurrency, that many clients stream /v1/completions back to back (each
+// request a distinct prompt of exactly --prompt_tokens token ids, so the prefix cache cannot
+// help, and ignore_eos, so each generates exactly --output_tokens), and the table gives req/s,
+// output tok/s and TTFT / TPOT / ITL percentiles. Exit 4 when any request failed.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { defaultName, envVars } from '../config/paths.js';
+import { badInput, failed } from '../util/errors.js';
+import { positiveInt } from './options.js';
+
+interface BenchFlags {
+  url?: string;
+  api_key?: string;
+  concurrency?: number[];
+  requests?: number;
+  prompt_tokens: number;
+  output_tokens: number;
+  json: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('bench')
+    .description('measure a running server: output tok/s, TTFT, TPOT and ITL at each concurrency (streamed /v1/completions)')
+    .argument('[name]', 'server name (see grpst ps)', defaultName)
+    .option('--url <url>', 'the server at this address instead (a foreground grpst serve, or any OpenAI-compatible server)')
+    .option('--api_key <key>', `API key (default: ${envVars.apiKey}, or for a named server the key in its deployed server conf)`)
+    .option('--concurrency <list>', 'clients at once, one run per value (comma-separated; default: 1,8)', concurrencyList)
+    .option('--requests <n>', 'requests per run (default: 4 per client, at least 8)', positiveInt('--requests'))
+    .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)
+    .option('--output_tokens <n>', 'tokens each request generates', positiveInt('--output_tokens'), 64)
+    .option('--json', 'print the results as JSON', false)
+    .action(async (name: string, flags: BenchFlags) => {
+      // Loaded when a bench starts, so the rest of the CLI starts fast.
+      const [{ locate, locateUrl }, load] = await Promise.all([import('./server-target.js'), import('../bench/load.js')]);
+      const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
+      const perRequest = flags.prompt_tokens + flags.output_tokens;
+      if (target.maxModelLen !== undefined && perRequest > target.maxModelLen)
+        throw badInput(
+          `--prompt_tokens ${flags.prompt_tokens} + --output_tokens ${flags.output_tokens} = ${perRequest} tokens per request, past the model's max_model_len ${target.maxModelLen}`,
+          `lower --prompt_tokens or --output_tokens to at most ${target.maxModelLen} together`,
+        );
+      const spec = { url: target.baseUrl, model: target.model, apiKey: target.apiKey, outputTokens: flags.output_tokens };
+      const prompt = load.tokenPrompt(flags.prompt_tokens);
+      // One short request first: the server pages its weights in and warms its allocator.
+      const warm = await load.runLoad({ ...spec, concurrency: 1, requests: 1, prompt: load.tokenPrompt(flags.prompt_tokens, 1), outputTokens: 4 });
+      const warmError = warm.timings.find((t) => !t.ok)?.error;
+      if (warmError) throw failed(`the first request to ${target.baseUrl} failed: ${warmError}`, 'check the server with a single request (grpst chat) and its log');
+      if (!flags.json) {
+        console.log(`${target.baseUrl}, model ${target.model}: prompts of ${flags.prompt_tokens} tokens, ${flags.output_tokens} output tokens each\n`);
+        console.log(load.summaryHeader);
+      }
+      const runs = [];
+      let offset = 0;
+      for (const concurrency of flags.concurrency ?? [1, 8]) {
+        const requests = flags.requests ?? Math.max(8, 4 * concurrency);
+        const base = offset;
+        offset += requests;
+        const result = await load.runLoad({ ...spec, concurrency, requests, prompt: (i) => prompt(base + i) });
+        const summary = load.summarize(result);
+        const firstFailure = result.timings.find((t) => !t.ok)?.error;
+        runs.push({ ...summary, firstFailure });
+        if (!flags.json) {
+          console.log(load.summaryRow(summary));
+          if (firstFailure) console.log(`  first failure: ${firstFailure}`);
+        }
+      }
+      if (flags.json) console.log(JSON.stringify({ url: target.baseUrl, model: target.model, promptTokens: flags.prompt_tokens, outputTokens: flags.output_tokens, runs }, null, 2));
+      const failedRequests = runs.reduce((n, r) => n + r.failed, 0);
+      if (failedRequests > 0) throw failed(`${failedRequests} request(s) failed`, 'see the first failure of each run above, and the server log');
+    });
+}
+
+function concurrencyList(value: string): number[] {
+  const list = value.split(',').map((v) => v.trim());
+  if (list.some((v) => !/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 4096))
+    throw new InvalidArgumentError(`--concurrency takes whole numbers from 1 to 4096 separated by commas, got "${value}"`);
+  return list.map(Number);
+}

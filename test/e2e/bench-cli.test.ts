@@ -1,0 +1,131 @@
+// `grpst bench` against a real foreground server: what it reports matches what the server
+// counted (requests, prompt and output tokens, from /metrics), and its mistakes exit 2.
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpoint } from '../helpers/fixtures.js';
+import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
+
+let work: string;
+let cli: Cli;
+let server: ResultPromise<{ reject: false; all: true }> | undefined;
+let url = '';
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-bench-'));
+  cli = makeCli();
+  server = execa(process.execPath, [...cliArgv, 'serve', '--model_dir', checkpoint('tiny-a'), '--host', '127.0.0.1', '--port', '0', '--served_model_name', 'tiny'], {
+    env: { ...cli.env, GRPST_API_KEY: undefined },
+    cwd: work,
+    reject: false,
+    all: true,
+    forceKillAfterDelay: drainGraceMs,
+  }) as ResultPromise<{ reject: false; all: true }>;
+  let output = '';
+  server.all!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!/ready \(/.test(output)) {
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`server did not get ready:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1];
+}, 90_000);
+
+afterAll(async () => {
+  server?.kill('SIGTERM');
+  await server;
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(cli.home, { recursive: true, force: true });
+});
+
+async function counters(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const get = (series: string) => Number(new RegExp(`^${series.replace(/[{}"/]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    requests: get('grpst_requests_total{route="/v1/completions",status="200"}'),
+    prompt: get('grpst_prompt_tokens_total'),
+    generated: get('grpst_generation_tokens_total'),
+  };
+}
+
+describe('grpst bench', () => {
+  it('reports each concurrency run, and the server counted exactly the requests and tokens it sent', async () => {
+    const before = await counters();
+    const r = await cli.run(['bench', '--url', url, '--concurrency', '1,3', '--requests', '6', '--prompt_tokens', '20', '--output_tokens', '7', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { model: string; promptTokens: number; outputTokens: number; runs: { concurrency: number; requests: number; failed: number; outputTokensPerSecond: number; ttftMs: number[]; itlMs: number[] }[] };
+    expect(report).toMatchObject({ model: 'tiny', promptTokens: 20, outputTokens: 7 });
+    expect(report.runs.map((run) => [run.concurrency, run.requests, run.failed])).toEqual([
+      [1, 6, 0],
+      [3, 6, 0],
+    ]);
+    for (const run of report.runs) {
+      expect(run.outputTokensPerSecond).toBeGreaterThan(0);
+      expect(run.ttftMs[0]).toBeLessThanOrEqual(run.ttftMs[1]);
+      expect(run.ttftMs[1]).toBeLessThanOrEqual(run.ttftMs[2]);
+      expect(run.itlMs.every(Number.isFinite)).toBe(true);
+    }
+    // 12 measured requests and the warm-up one (4 tokens), every prompt exactly 20 tokens.
+    const after = await counters();
+    expect({ requests: after.requests - before.requests, prompt: after.prompt - before.prompt, generated: after.generated - before.generated }).toEqual({
+      requests: 13,
+      prompt: 13 * 20,
+      generated: 12 * 7 + 4,
+    });
+  });
+
+  it('prints a markdown table by default', async () => {
+    const r = await cli.run(['bench', '--url', url.replace('http://', ''), '--concurrency', '2', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '3'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${url}, model tiny: prompts of 8 tokens, 3 output tokens each`);
+    expect(r.stdout).toMatch(/^\| 2 \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \|/m);
+  });
+
+  it('failed requests are counted in their run and make the exit code 4', async () => {
+    // A server that streams a well-formed answer to every other request and answers 500 to the rest.
+    let calls = 0;
+    const stub = http.createServer((req, res) => {
+      if (req.url === '/v1/models') return void res.end(JSON.stringify({ data: [{ id: 'stub', max_model_len: 1000 }] }));
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        if (calls++ % 2 === 1) return void res.writeHead(500).end('{"error":{"message":"boom"}}');
+        const n = (JSON.parse(body) as { max_tokens: number }).max_tokens;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        for (let i = 0; i < n; i++) res.write(`data: ${JSON.stringify({ choices: [{ text: 'x' }] })}\n\n`);
+        res.end(`data: ${JSON.stringify({ choices: [], usage: { completion_tokens: n } })}\n\ndata: [DONE]\n\n`);
+      });
+    });
+    await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+    try {
+      const at = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+      const r = await cli.run(['bench', '--url', at, '--concurrency', '1', '--requests', '4', '--output_tokens', '5'], { cwd: work });
+      expect(r.code, r.stderr).toBe(4);
+      expect(r.stdout).toMatch(/^\| 1 \| 4 \(2 failed\) \|/m);
+      expect(r.stdout).toContain('first failure: HTTP 500: {"error":{"message":"boom"}}');
+      expect(r.stderr).toContain('2 request(s) failed');
+    } finally {
+      await new Promise((resolve) => stub.close(resolve));
+    }
+  });
+
+  it('refuses what cannot work before sending anything, exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--prompt_tokens', '40000', '--output_tokens', '2000'], /= 42000 tokens per request, past the model's max_model_len 40960\n.*fix: lower --prompt_tokens or --output_tokens/],
+      [['--concurrency', '1,0'], /--concurrency takes whole numbers from 1 to 4096 separated by commas, got "1,0"/],
+      [['--output_tokens', 'many'], /--output_tokens takes a whole number of at least 1, got "many"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli.run(['bench', '--url', url, ...args], { cwd: work });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+    const unknown = await cli.run(['bench', 'no-such-server'], { cwd: work });
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/no-such-server/);
+  });
+});
