@@ -5,9 +5,8 @@
 // output tok/s and TTFT / TPOT / ITL percentiles. Exit 4 when any request failed.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { defaultName, envVars } from '../config/paths.js';
 import { badInput, failed } from '../util/errors.js';
-import { positiveInt } from './options.js';
+import { positiveInt, serverTargetOptions } from './options.js';
 
 interface BenchFlags {
   url?: string;
@@ -20,12 +19,10 @@ interface BenchFlags {
 }
 
 export function register(program: Command): void {
-  program
-    .command('bench')
-    .description('measure a running server: output tok/s, TTFT, TPOT and ITL at each concurrency (streamed /v1/completions)')
-    .argument('[name]', 'server name (see grpst ps)', defaultName)
-    .option('--url <url>', 'the server at this address instead (a foreground grpst serve, or any OpenAI-compatible server)')
-    .option('--api_key <key>', `API key (default: ${envVars.apiKey}, or for a named server the key in its deployed server conf)`)
+  serverTargetOptions(
+    program.command('bench').description('measure a running server: output tok/s, TTFT, TPOT and ITL at each concurrency (streamed /v1/completions)'),
+    'the server at this address instead (a foreground grpst serve, or any OpenAI-compatible server)',
+  )
     .option('--concurrency <list>', 'clients at once, one run per value (comma-separated; default: 1,8)', concurrencyList)
     .option('--requests <n>', 'requests per run (default: 4 per client, at least 8)', positiveInt('--requests'))
     .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)

@@ -4,8 +4,7 @@
 // kept out of the history; Ctrl-C stops an answer, Ctrl-C at the prompt (or Ctrl-D) leaves.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { defaultName, envVars } from '../config/paths.js';
-import { positiveInt } from './options.js';
+import { positiveInt, serverTargetOptions } from './options.js';
 
 /** Commander keeps the seed-style snake_case flag names as they are. */
 interface ChatFlags {
@@ -18,12 +17,10 @@ interface ChatFlags {
 }
 
 export function register(program: Command): void {
-  program
-    .command('chat')
-    .description('chat with a running server in the terminal (streaming; thinking shown dimmed)')
-    .argument('[name]', 'server name (see grpst ps)', defaultName)
-    .option('--url <url>', 'chat with the server at this address instead (e.g. http://127.0.0.1:9997: a foreground grpst serve, or a remote one)')
-    .option('--api_key <key>', `API key (default: ${envVars.apiKey}, or for a named server the key in its deployed server conf)`)
+  serverTargetOptions(
+    program.command('chat').description('chat with a running server in the terminal (streaming; thinking shown dimmed)'),
+    'chat with the server at this address instead (e.g. http://127.0.0.1:9997: a foreground grpst serve, or a remote one)',
+  )
     .option('--system <text>', 'system prompt')
     .option('--enable_thinking <bool>', 'thinking on or off (default: the server conf)', booleanArg('--enable_thinking'))
     .option('--max_tokens <n>', 'longest answer in tokens', positiveInt('--max_tokens'))

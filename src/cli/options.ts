@@ -1,6 +1,7 @@
 // Option parsers shared by the lifecycle commands: numbers are checked where they are read, so a
 // typo gets a clear error instead of NaN deep inside.
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { defaultName, envVars } from '../config/paths.js';
 
 export function positiveInt(flag: string) {
   return (value: string): number => {
@@ -16,4 +17,12 @@ export function positiveSeconds(flag: string) {
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes seconds (a number above 0), got "${value}"`);
     return n;
   };
+}
+
+/** The options of the commands that talk to a running server (chat, bench): which one, and its key. */
+export function serverTargetOptions(command: Command, urlHelp: string): Command {
+  return command
+    .argument('[name]', 'server name (see grpst ps)', defaultName)
+    .option('--url <url>', urlHelp)
+    .option('--api_key <key>', `API key (default: ${envVars.apiKey}, or for a named server the key in its deployed server conf)`);
 }

@@ -5,39 +5,25 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
-import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { serveForeground, type ForegroundServer } from '../helpers/foreground-server.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
 
 let work: string;
 let cli: Cli;
-let server: ResultPromise<{ reject: false; all: true }> | undefined;
+let server: ForegroundServer | undefined;
 let url = '';
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-bench-'));
   cli = makeCli();
-  server = execa(process.execPath, [...cliArgv, 'serve', '--model_dir', checkpoint('tiny-a'), '--host', '127.0.0.1', '--port', '0', '--served_model_name', 'tiny'], {
-    env: { ...cli.env, GRPST_API_KEY: undefined },
-    cwd: work,
-    reject: false,
-    all: true,
-    forceKillAfterDelay: drainGraceMs,
-  }) as ResultPromise<{ reject: false; all: true }>;
-  let output = '';
-  server.all!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!/ready \(/.test(output)) {
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`server did not get ready:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1];
+  server = await serveForeground(cli, ['--model_dir', checkpoint('tiny-a'), '--served_model_name', 'tiny'], work);
+  url = server.url;
 }, 90_000);
 
 afterAll(async () => {
-  server?.kill('SIGTERM');
-  await server;
+  await server?.stop();
   fs.rmSync(work, { recursive: true, force: true });
   fs.rmSync(cli.home, { recursive: true, force: true });
 });

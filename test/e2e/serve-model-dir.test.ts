@@ -11,13 +11,13 @@ import { execa, type ResultPromise } from 'execa';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
-import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { serveForeground, type ForegroundServer } from '../helpers/foreground-server.js';
+import { cliArgv, makeCli, type Cli } from '../helpers/grpst-cli.js';
 
 let work: string;
 let cli: Cli;
 let modelDir: string;
-let server: ResultPromise<{ reject: false; all: true }> | undefined;
-let output = '';
+let server: ForegroundServer | undefined;
 let url = '';
 
 beforeAll(async () => {
@@ -30,36 +30,20 @@ beforeAll(async () => {
     path.join(modelDir, 'generation_config.json'),
     JSON.stringify({ bos_token_id: 151643, do_sample: true, eos_token_id: [151645, 151643], pad_token_id: 151643, temperature: 0.6, top_k: 20, top_p: 0.95 }),
   );
-  server = execa(process.execPath, [...cliArgv, 'serve', '--model_dir', modelDir, '--host', '127.0.0.1', '--port', '0', '--served_model_name', 'tiny'], {
-    env: { ...cli.env, GRPST_API_KEY: undefined },
-    cwd: work,
-    reject: false,
-    all: true,
-    forceKillAfterDelay: drainGraceMs,
-  }) as ResultPromise<{ reject: false; all: true }>;
-  server.all!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  // Port 0: the log's "listening on" line says which port was bound.
-  const deadline = Date.now() + 60_000;
-  while (!/ready \(/.test(output)) {
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`server did not get ready:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1];
+  server = await serveForeground(cli, ['--model_dir', modelDir, '--served_model_name', 'tiny'], work);
+  url = server.url;
 }, 90_000);
 
 afterAll(async () => {
-  server?.kill('SIGTERM');
-  await server;
+  await server?.stop();
   fs.rmSync(work, { recursive: true, force: true });
   fs.rmSync(cli.home, { recursive: true, force: true });
 });
 
 describe('grpst serve --model_dir', () => {
   it('serves the folder under the given name, with the checkpoint sampling defaults logged', async () => {
-    expect(output).toContain(`grpst serve (pid ${server!.pid}): --model_dir ${modelDir}`);
-    expect(output).toContain(`sampling defaults from ${path.join(modelDir, 'generation_config.json')}: temperature=0.6 top_k=20 top_p=0.95`);
+    expect(server!.output()).toContain(`grpst serve (pid ${server!.process.pid}): --model_dir ${modelDir}`);
+    expect(server!.output()).toContain(`sampling defaults from ${path.join(modelDir, 'generation_config.json')}: temperature=0.6 top_k=20 top_p=0.95`);
     const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
     expect((await client.models.list()).data.map((m) => m.id)).toEqual(['tiny']);
     const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 });
@@ -79,10 +63,10 @@ describe('grpst serve --model_dir', () => {
   });
 
   it('SIGTERM drains and exits 0', async () => {
-    server!.kill('SIGTERM');
-    const r = await server!;
-    expect(r.exitCode, output).toBe(0);
-    expect(output).toContain('drained; exiting');
+    server!.process.kill('SIGTERM');
+    const r = await server!.process;
+    expect(r.exitCode, server!.output()).toBe(0);
+    expect(server!.output()).toContain('drained; exiting');
   });
 });
 
