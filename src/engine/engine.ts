@@ -1,7 +1,7 @@
 // Engine: the GenerationEngine over the native runtime. Requests go to the native scheduler
 // with a numeric id; the engine thread's outputs arrive in batches (one JS call per step or
 // fewer) and are fanned out here to each request's AsyncIterable.
-import { badInput, ExitCode, failed, GrpstError } from '../util/errors.js';
+import { badInput, failed } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { RequestStream } from './request-stream.js';
 import {
@@ -16,23 +16,12 @@ import {
   type NativeRequestParams,
   type NativeTensorEntry,
 } from './native.js';
-import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent, TopLogprob } from './types.js';
+import { LoadCancelled, type EngineInfo, type EngineStats, type GenerationEngine, type SubmitRequest, type TokenEvent, type TopLogprob } from './types.js';
 
 interface Pending {
   stream: RequestStream;
   wantsTop: boolean;
   detach?: () => void;
-}
-
-/** The runtime's message for a load stopped through its cancel flag (native model_runner.h, kLoadCancelled). */
-const nativeLoadCancelled = 'loading was cancelled';
-
-/** A load stopped by its AbortSignal: everything it took is freed; not a fault of the model. */
-export class LoadCancelled extends GrpstError {
-  constructor(source: string) {
-    super(`loading ${source} was cancelled`, { exitCode: ExitCode.failed });
-    this.name = 'LoadCancelled';
-  }
 }
 
 export class Engine implements GenerationEngine {
@@ -86,7 +75,8 @@ export class Engine implements GenerationEngine {
       native = await addon.createEngine(model, tensors, cancelFlag ? { ...options, cancelFlag } : options, (batch) => engine?.onEvents(batch));
     } catch (e) {
       const message = (e as Error).message;
-      if (cancelFlag && message === nativeLoadCancelled) throw new LoadCancelled(source);
+      // A load that fails with its flag set was stopped on request, whatever ended it.
+      if (cancelFlag && Atomics.load(cancelFlag, 0) !== 0) throw new LoadCancelled(source);
       // The runtime's KV messages name the fix themselves (the inference conf's keys).
       const fix = /KV cache/.test(message) ? 'see the message above: the KV cache settings in the inference conf' : 'check the model folder and the load options';
       throw badInput(`cannot load ${source}: ${message}`, fix);

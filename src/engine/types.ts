@@ -1,5 +1,14 @@
 // The contract between the serving layer (server, `grpst run`, benchmarks) and the native
 // runtime. Everything above src/engine speaks these types; only src/engine talks to the addon.
+import { ExitCode, GrpstError } from '../util/errors.js';
+
+/** A load stopped by its AbortSignal: everything it took is freed; not a fault of the model. */
+export class LoadCancelled extends GrpstError {
+  constructor(source: string) {
+    super(`loading ${source} was cancelled`, { exitCode: ExitCode.failed });
+    this.name = 'LoadCancelled';
+  }
+}
 
 /** Sampling settings of one request. Defaults follow vLLM/OpenAI: temperature 1, no truncation. */
 export interface SamplingParams {

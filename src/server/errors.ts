@@ -139,11 +139,10 @@ export function paramPath(path: readonly PropertyKey[]): string {
  * decimal_below_min_value, array_above_max_length / empty_array, string_above_max_length, or
  * invalid_value. `body` is the request as sent: it tells a missing field from a mistyped one.
  */
-export function fromZod(err: z.ZodError, body?: unknown, root?: string): ApiError {
+export function fromZod(err: z.ZodError, body?: unknown): ApiError {
   const issue = err.issues[0];
-  if (!issue) return badRequest('Invalid request.', root ?? null);
-  const path = paramPath(issue.path);
-  const param = path.length > 0 ? path : (root ?? null);
+  if (!issue) return badRequest('Invalid request.');
+  const param = paramPath(issue.path) || null;
   const name = param ? `'${param}'` : 'the request body';
   const value = valueAt(body, issue.path);
   const what = issue.message.replace(/\.$/, '');

@@ -6,7 +6,7 @@ import { IncrementalDecoder, tokenMask } from '../chat/incremental-decoder.js';
 import { renderPrompt } from '../chat/render-prompt.js';
 import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
-import type { GenerationEngine } from '../engine/types.js';
+import { LoadCancelled, type GenerationEngine } from '../engine/types.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { ClientErrors } from './client-errors.js';
 import { ServerContext, type LogFn, type RenderFn } from './context.js';
@@ -61,8 +61,8 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       ctx.setFailed(message);
-      // A load cancelled by a stop is no failure (engine.ts, LoadCancelled).
-      if (err instanceof Error && err.name === 'LoadCancelled') log(message);
+      // A load cancelled by a stop is no failure.
+      if (err instanceof LoadCancelled) log(message);
       else log(`the engine could not be loaded: ${message}`, 'error');
       throw err;
     },

@@ -125,7 +125,7 @@ struct CpuRunnerOptions {
   const int32_t* cancel = nullptr;      // set non-zero from JS to stop a load between layers (not owned)
 };
 
-/** The message a cancelled load fails with (the JS side tells it from other load errors by it). */
+/** The message a cancelled load fails with (the JS side knows a cancel by its own flag). */
 inline constexpr const char* kLoadCancelled = "loading was cancelled";
 
 /** Throws when `flag` (an Int32Array cell JS writes with Atomics.store) is set; null never cancels. */
