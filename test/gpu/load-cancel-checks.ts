@@ -1,6 +1,7 @@
 // A CUDA load stopped through its AbortSignal frees what it took (device memory, stream, cuBLASLt
-// workspace, pinned buffers): repeated cancelled loads leave the GPU's free memory where it was,
-// and the runtime still loads and generates after them.
+// workspace, pinned buffers, the weights uploaded so far): repeated cancelled loads, stopped before
+// the upload or inside it, leave the GPU's free memory where it was, and the runtime still loads
+// and generates after them.
 import { defaultSampling } from '../../src/engine/types.js';
 import { loadAddon, loadEngine, LoadCancelled } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
@@ -32,6 +33,32 @@ export async function loadCancelChecks(log: (line: string) => void = () => {}): 
   // Each leaked runner would hold at least its 64 MiB cuBLASLt workspace.
   add('cancelled CUDA loads', cancelled === rounds, `${cancelled}/${rounds} rejected as LoadCancelled`);
   add('cancelled CUDA loads free their memory', before - after < 32 * MiB, `free ${(before / MiB).toFixed(0)} MiB before, ${(after / MiB).toFixed(0)} MiB after ${rounds} cancelled loads`);
+
+  // Stopped inside the upload: every layer of tiny-b's upload takes layerMs (test hook), the stop
+  // comes during its second layer, after the embeddings (29 MB) and a layer are on the GPU.
+  const layerMs = 150;
+  const uploadRounds = 4;
+  let midUpload = 0;
+  const elapsed: number[] = [];
+  process.env.GRPST_TEST_UPLOAD_LAYER_DELAY_MS = String(layerMs);
+  try {
+    for (let i = 0; i < uploadRounds; i++) {
+      const ctl = new AbortController();
+      const t0 = performance.now();
+      const timer = setTimeout(() => ctl.abort(), layerMs * 1.6);
+      const err = await loadEngine(dir, opts, ctl.signal).then(() => undefined, (e: unknown) => e);
+      clearTimeout(timer);
+      const ms = performance.now() - t0;
+      elapsed.push(Math.round(ms));
+      // Rejected before the third layer's delay ended: the upload loop itself saw the flag.
+      if (err instanceof LoadCancelled && ms < layerMs * 3) midUpload++;
+    }
+  } finally {
+    delete process.env.GRPST_TEST_UPLOAD_LAYER_DELAY_MS;
+  }
+  const afterUpload = addon.gpuFreeMemory(0);
+  add('loads stopped inside the CUDA upload', midUpload === uploadRounds, `${midUpload}/${uploadRounds} rejected as LoadCancelled within ${layerMs * 3} ms (${elapsed.join(', ')} ms)`);
+  add('loads stopped inside the CUDA upload free their memory', before - afterUpload < 32 * MiB, `free ${(before / MiB).toFixed(0)} MiB before, ${(afterUpload / MiB).toFixed(0)} MiB after ${uploadRounds} more`);
   const engine = await loadEngine(dir, opts);
   try {
     const r = await run(engine, { tokens: [1, 2, 3], sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 4, ignoreEos: true });

@@ -134,10 +134,12 @@ inline void throw_if_load_cancelled(const int32_t* flag) {
 }
 
 /**
- * Test hook: GRPST_TEST_LOAD_LAYER_DELAY_MS makes each layer's load take that long (watching
- * `flag`), so tests can stop a server while its engine loads; unset, it costs one getenv per load.
+ * Test hook: the environment variable `env` (GRPST_TEST_LOAD_LAYER_DELAY_MS for the CPU mapping,
+ * GRPST_TEST_UPLOAD_LAYER_DELAY_MS for the CUDA upload) makes each layer of that phase take so many
+ * milliseconds (watching `flag`), so tests can stop a load in the phase they mean; unset, it costs
+ * one getenv per layer. Read at every call, so a test can set it for one load only.
  */
-void test_load_layer_delay(const int32_t* flag);
+void test_load_layer_delay(const int32_t* flag, const char* env = "GRPST_TEST_LOAD_LAYER_DELAY_MS");
 
 class TensorStore;
 /**

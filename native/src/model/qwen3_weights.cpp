@@ -31,11 +31,10 @@ bool lm_head_quantized(const TensorStore& store) {
 }
 }  // namespace
 
-void test_load_layer_delay(const int32_t* flag) {
-  static const long delay_ms = [] {
-    const char* v = std::getenv("GRPST_TEST_LOAD_LAYER_DELAY_MS");
-    return v ? std::strtol(v, nullptr, 10) : 0L;
-  }();
+void test_load_layer_delay(const int32_t* flag, const char* env) {
+  const char* v = std::getenv(env);
+  const long delay_ms = v ? std::strtol(v, nullptr, 10) : 0L;
+  if (delay_ms <= 0) return;
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
   while (std::chrono::steady_clock::now() < until) {
     throw_if_load_cancelled(flag);

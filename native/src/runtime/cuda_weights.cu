@@ -203,6 +203,7 @@ cu::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, De
   w.final_norm = up.vec(hw.final_norm, H, "norm");
   for (int i = 0; i < cfg.num_layers; ++i) {
     // A layer of an 8B model is ~0.4 GB read from the mapped files: a stop waits at most for one.
+    test_load_layer_delay(cancel, "GRPST_TEST_UPLOAD_LAYER_DELAY_MS");
     throw_if_load_cancelled(cancel);
     const Qwen3Layer& l = hw.layers[i];
     const std::string p = "layer " + std::to_string(i) + " ";
