@@ -26,16 +26,21 @@ export interface WriteArchiveResult {
 
 export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArchiveResult> {
   const projectDir = path.resolve(opts.projectDir);
-  if (!fs.existsSync(projectDir) || !fs.statSync(projectDir).isDirectory()) {
+  if (!fs.existsSync(projectDir)) {
     throw badInput(`project folder ${opts.projectDir} does not exist`, 'run `grpst archive DIR` with the folder that holds conf/');
   }
+  if (!fs.statSync(projectDir).isDirectory()) {
+    throw badInput(`${opts.projectDir} is a file, not a project folder`, `run \`grpst archive DIR\` with the folder that holds conf/, e.g. ${path.dirname(opts.projectDir)}`);
+  }
   const output = path.resolve(opts.output);
-  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) {
+  // A trailing separator names a folder even when it does not exist yet; path.resolve would drop it.
+  if ((fs.existsSync(output) && fs.statSync(output).isDirectory()) || /[\\/]$/.test(opts.output)) {
     throw badInput(`-o ${opts.output} is a folder`, `pass the archive's file path, e.g. -o ${path.join(opts.output, 'server.mar')}`);
   }
   if (!fs.existsSync(path.dirname(output))) {
     throw badInput(`output folder ${path.dirname(output)} does not exist`, 'create it first, or pass -o with an existing folder');
   }
+  refuseNonArchive(output, opts.output);
   const plan = planArchive(projectDir, { includeEngine: opts.includeEngine, exclude: [output] });
   if (plan.files.length === 0) throw badInput(`project folder ${projectDir} holds no files to archive`, 'archive the folder that holds conf/');
   if (!plan.files.some((f) => /^conf\/inference.*\.ya?ml$/.test(f.name))) {
@@ -52,6 +57,28 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
   } catch (err) {
     fs.rmSync(temp, { force: true });
     throw err;
+  }
+}
+
+// Replacing an earlier archive is what `-o` is for; replacing any other file (a conf, the
+// project's README: one mistyped -o) would destroy it, so only a zip is replaced.
+function refuseNonArchive(output: string, shown: string): void {
+  const buf = Buffer.alloc(4);
+  let head: Buffer;
+  try {
+    const fd = fs.openSync(output, 'r');
+    try {
+      head = buf.subarray(0, fs.readSync(fd, buf, 0, 4, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  const zipMagic = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06', 'latin1')];
+  if (!zipMagic.some((m) => head.equals(m))) {
+    throw badInput(`-o ${shown} exists and is not an archive; writing there would destroy it`, 'pass a new file path for the archive (e.g. -o server.mar), or remove that file first if it may go');
   }
 }
 

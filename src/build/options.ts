@@ -108,8 +108,16 @@ export interface BuildSettings {
 export function describeIssue(issue: z.core.$ZodIssue, where: string): string {
   const key = issue.path.join('.');
   if (issue.code === 'unrecognized_keys') {
-    // the nearest valid key for each, as the confs' validator says it
-    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"${suggest(k, [...flagNames, 'name', 'description'])}`).join(', ')}`;
+    // the nearest valid key for each, as the confs' validator says it; the list of valid keys
+    // (for a key with no near one) once at the end, not after each unknown key
+    const valid = [...flagNames, 'name', 'description'];
+    const hints = issue.keys.map((k) => ({ key: k, hint: suggest(k, valid) }));
+    const near = hints.map(({ key, hint }) => {
+      if (!hint.startsWith('; did you mean')) return `"${key}"`;
+      return issue.keys.length === 1 ? `"${key}"${hint}` : `"${key}" (${hint.slice(2)})`;
+    });
+    const list = hints.some(({ hint }) => !hint.startsWith('; did you mean')) ? `; valid keys here: ${valid.join(', ')}` : '';
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${near.join(', ')}${list}`;
   }
   if (issue.code === 'invalid_value' && 'values' in issue) {
     return `${where}: ${key} must be one of ${(issue.values as unknown[]).map(String).join(', ')}`;

@@ -1,7 +1,7 @@
 // `grpst build recipes/NAME.yml`: the same settings as the flags, written down once.
 // Paths in a recipe are taken as written: relative ones resolve against the working folder,
 // like the flags' (a recipe checked into a project is run from the project's root).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { badInput } from '../util/errors.js';
@@ -18,6 +18,13 @@ export interface Recipe {
 }
 
 export function loadRecipe(file: string): Recipe {
+  // `grpst build /tmp/Qwen3-8B` (the checkpoint where the recipe goes) is the likely mistake.
+  if (existsSync(file) && statSync(file).isDirectory()) {
+    throw badInput(
+      `${file} is a folder, not a recipe file`,
+      `pass the checkpoint as --model_dir ${file} (with --output_dir DIR), or give the path of a .yml recipe`,
+    );
+  }
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -17,6 +17,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Cli
       warn: (text) => stream.write(`warning: ${text}\n`),
       succeed: (text) => stream.write(`${text}\n`),
       fail: () => undefined,
+      interrupted: (text) => stream.write(`${text}\n`),
     };
   }
   const spinner = ora({ stream });
@@ -34,6 +35,10 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Cli
     succeed: (text) => spinner.succeed(text),
     fail: () => {
       if (spinner.isSpinning) spinner.fail();
+    },
+    interrupted: (text) => {
+      if (spinner.isSpinning) spinner.fail();
+      stream.write(`${text}\n`);
     },
   };
 }

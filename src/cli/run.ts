@@ -1,12 +1,13 @@
 // `grpst run --engine_dir DIR --input_text "..."`: the seed's run.py check without a server. Loads
 // the engine (or a Hugging Face checkpoint), applies the chat template, streams the answer to the
 // terminal and ends with token counts and prefill / decode speeds.
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Tokenizer } from '../chat/tokenizer.js';
 import type { EngineManifest } from '../build/manifest.js';
 import type { FinishReason } from '../engine/types.js';
+import { shellQuote } from '../build/shell.js';
 import { badInput } from '../util/errors.js';
 
 function number(min: number, max = Infinity) {
@@ -15,6 +16,13 @@ function number(min: number, max = Infinity) {
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min}${max < Infinity ? ` to ${max}` : ' up'}.`);
     return n;
   };
+}
+
+// top_p 0 would keep no token: the engine refuses it, so it is refused here, by the flag's name.
+function topP(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError('expected a number above 0, at most 1 (1 keeps every token; use --top_k 1 or --temperature 0 for greedy).');
+  return n;
 }
 
 function positiveInt(value: string): number {
@@ -78,6 +86,20 @@ function engineLimits(manifest: EngineManifest | undefined, promptTokens: number
   return limits;
 }
 
+/** --engine_dir must be an engine folder or a checkpoint folder; said before the tokenizer is looked for. */
+function checkEngineDir(engineDir: string): void {
+  const fix = 'pass the folder grpst build wrote (--output_dir), or a Hugging Face checkpoint folder';
+  if (!existsSync(engineDir)) throw badInput(`--engine_dir ${engineDir} does not exist`, fix);
+  if (!statSync(engineDir).isDirectory()) throw badInput(`--engine_dir ${engineDir} is a file, not a folder`, `pass the folder that holds it: ${dirname(engineDir)}`);
+  if (existsSync(join(engineDir, 'engine.json')) || existsSync(join(engineDir, 'config.json'))) return;
+  // A project folder (conf/ + engine/) is the usual near miss: name the engine inside it.
+  const inside = readdirSync(engineDir, { withFileTypes: true }).find((e) => e.isDirectory() && existsSync(join(engineDir, e.name, 'engine.json')));
+  throw badInput(
+    `--engine_dir ${engineDir} holds neither engine.json (an engine) nor config.json (a checkpoint)`,
+    inside ? `pass the engine folder inside it: --engine_dir ${shellQuote(join(engineDir, inside.name))}` : fix,
+  );
+}
+
 export function register(program: Command): void {
   program
     .command('run')
@@ -89,12 +111,14 @@ export function register(program: Command): void {
     .option('--enable_thinking', 'let Qwen3 think first (its <think> block is printed too)')
     .option('--temperature <t>', 'sampling temperature, 0 to 2 as in the HTTP API; 0 = greedy', number(0, 2), 0)
     .option('--top_k <k>', 'sample among the k likeliest tokens', positiveInt)
-    .option('--top_p <p>', 'nucleus sampling mass', number(0, 1))
+    .option('--top_p <p>', 'nucleus sampling mass, above 0 and at most 1', topP)
     .option('--seed <n>', 'seed for sampling', number(0))
     .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt)
     .action(async (opts: RunOptions) => {
       const engineDir = resolve(opts.engine_dir);
-      if (!existsSync(engineDir)) throw badInput(`--engine_dir ${engineDir} does not exist`, 'pass the folder grpst build wrote (--output_dir)');
+      checkEngineDir(engineDir);
+      // An empty message (an unset shell variable in --input_text "$PROMPT") would still generate.
+      if (opts.input_text.trim() === '') throw badInput('--input_text is empty', 'pass the message to answer, e.g. --input_text "你好，你是谁？"');
       const tokenizerDir = resolve(opts.tokenizer_dir ?? engineDir);
       if (!existsSync(join(tokenizerDir, 'tokenizer.json'))) {
         throw badInput(`${tokenizerDir} has no tokenizer.json`, 'pass --tokenizer_dir with the Hugging Face checkpoint (engines from grpst build carry their tokenizer)');

@@ -25,6 +25,8 @@ import { makeFolders, nearestExisting } from '../util/folders.js';
 export interface Progress {
   step(text: string): void;
   warn(text: string): void;
+  /** The start was interrupted (Ctrl-C): the last word before the process exits. */
+  interrupted?(text: string): void;
 }
 
 export interface StartInput {
@@ -57,6 +59,24 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
   checkMpiNp(input.mpiNp);
   const release = lockName(input.name, input.home);
   const staging = path.join(input.home, `.staging-${input.name}-${process.pid}`);
+  let spawned: ServerState | undefined;
+  // Ctrl-C or SIGTERM while starting: the default action would end the process with the
+  // half-extracted staging folder (the engine's size) left in GRPST_HOME and, once the daemon is
+  // launched, without a word about the server left loading. Handlers run between synchronous
+  // steps, so never inside replaceDeploy's renames, and spawn and writeState are one step.
+  const onSignal = (signal: NodeJS.Signals) => {
+    fs.rmSync(staging, { recursive: true, force: true });
+    release();
+    const p = input.progress;
+    (p.interrupted ? p.interrupted.bind(p) : p.warn.bind(p))(
+      spawned
+        ? `${signal}: stopped waiting; ${input.name} goes on loading in the background (pid ${spawned.pid}): \`grpst ps\` shows it, \`grpst stop ${input.name}\` stops it`
+        : `${signal}: start of ${input.name} interrupted; nothing was deployed or started`,
+    );
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const sig of signals) process.on(sig, onSignal);
   try {
     clearDeadState(input, paths.state);
     removeAbandonedStaging(input.home, input.name);
@@ -132,12 +152,14 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       drainTimeoutS: drainTimeoutS(env),
     };
     writeState(state, input.home);
+    spawned = state;
 
     input.progress.step(`waiting for ${input.name} to load the model (pid ${pid})`);
     await waitHealthy(state, portFile, d.runtime.server.apiKey, input.timeoutS * 1000, logOffset, input.home);
     const url = healthUrl(state.host, state.httpPort).replace(/\/health$/, '');
     return { state, url, modelId: d.runtime.server.modelId, authRequired: Boolean(d.runtime.server.apiKey) };
   } finally {
+    for (const sig of signals) process.off(sig, onSignal);
     fs.rmSync(staging, { recursive: true, force: true });
     release();
   }

@@ -1,0 +1,67 @@
+// `grpst run` refuses what it cannot act on before it loads anything, by the flag's name: the
+// wrong folder (a file in it, a project folder around the engine), an empty message, a top_p
+// that keeps no token.
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpoint } from '../helpers/fixtures.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+
+let work: string;
+let cli: Cli;
+let tinyA: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'grpst-run-args-'));
+  cli = makeCli();
+  tinyA = checkpoint('tiny-a');
+});
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(cli.home, { recursive: true, force: true });
+});
+
+async function refused(args: string[]): Promise<string> {
+  const r = await cli.run(['run', '--max_output_len', '2', ...args]);
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  return r.stderr;
+}
+
+describe('grpst run with bad arguments', () => {
+  it('a weights file as --engine_dir names the folder that holds it', async () => {
+    const err = await refused(['--engine_dir', join(tinyA, 'model.safetensors'), '--input_text', 'hi']);
+    expect(err).toContain('model.safetensors is a file, not a folder');
+    expect(err).toContain(`fix: pass the folder that holds it: ${tinyA}`);
+    expect(err).not.toMatch(/tokenizer/);
+  });
+
+  it('a project folder as --engine_dir points at the engine inside it', async () => {
+    const project = join(work, 'my project');
+    mkdirSync(join(project, 'conf'), { recursive: true });
+    writeFileSync(join(project, 'conf', 'inference.yml'), 'models: []\n');
+    cpSync(tinyA, join(project, 'engine'), { recursive: true });
+    writeFileSync(join(project, 'engine', 'engine.json'), '{}');
+    const err = await refused(['--engine_dir', project, '--input_text', 'hi']);
+    expect(err).toContain('holds neither engine.json (an engine) nor config.json (a checkpoint)');
+    expect(err).toContain(`--engine_dir '${join(project, 'engine')}'`);
+    expect(err).not.toMatch(/tokenizer_dir/);
+  });
+
+  it('an empty --input_text is refused instead of generating from nothing', async () => {
+    for (const text of ['', '  \n']) {
+      const err = await refused(['--engine_dir', tinyA, '--input_text', text]);
+      expect(err).toContain('error: --input_text is empty');
+      expect(err).toContain('fix: pass the message to answer');
+    }
+  });
+
+  it('--top_p 0 is refused as a bad flag value, not as an engine error', async () => {
+    const err = await refused(['--engine_dir', tinyA, '--input_text', 'hi', '--top_p', '0']);
+    expect(err).toContain("option '--top_p <p>' argument '0' is invalid");
+    expect(err).not.toMatch(/topP|invalid request/);
+  });
+});
