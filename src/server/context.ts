@@ -85,8 +85,9 @@ export class ServerContext {
     return this.loaded;
   }
 
-  checkModel(model: string | undefined): void {
-    if (model !== undefined && model !== this.options.modelId) throw modelNotFound(model, this.options.modelId);
+  /** A request that names no model (absent, null or "") means the served one, as vLLM reads it. */
+  checkModel(model: string | null | undefined): void {
+    if (model && model !== this.options.modelId) throw modelNotFound(model, this.options.modelId);
   }
 
   get stopTokenIds(): number[] {

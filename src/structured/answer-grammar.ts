@@ -1,9 +1,10 @@
 // The whole answer as one grammar: a free-text think block (when thinking is on),
-// then either a JSON value (response_format) or one or more tool calls in Qwen3's format:
+// then a JSON value (response_format), one of a list of strings (vLLM's guided_choice), or one
+// or more tool calls in Qwen3's format:
 //   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
 // separated by "\n", exactly as the chat template writes them back into later prompts.
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { alt, freeText, lit, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
+import { alt, freeText, lit, literalChoice, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
 import { anyJsonObject } from './json-grammar.js';
 import { SchemaCompiler } from './schema-compiler.js';
 import { isObject, SchemaError } from './schema-errors.js';
@@ -17,6 +18,8 @@ export interface ToolSpec {
 export type AnswerSpec =
   | { kind: 'json_object' }
   | { kind: 'json_schema'; schema: unknown }
+  /** Exactly one of these strings, as raw text (not a JSON string). */
+  | { kind: 'choice'; choices: string[] }
   /** parallel false (parallel_tool_calls: false): exactly one call; otherwise one or more. */
   | { kind: 'tool_calls'; tools: ToolSpec[]; parallel?: boolean };
 
@@ -53,6 +56,7 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   let answer: Expr;
   if (spec.kind === 'json_object') answer = anyJsonObject(rules);
   else if (spec.kind === 'json_schema') answer = new SchemaCompiler(rules, 'r:', spec.schema, budget).compileRoot();
+  else if (spec.kind === 'choice') answer = choiceExpr(rules, spec.choices);
   else answer = toolCalls(rules, spec.tools, tokens, spec.parallel ?? true, budget);
   if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
     // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;
@@ -61,6 +65,18 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
     answer = seq(think, answer);
   }
   return rules.grammar(answer);
+}
+
+/** A choice list's bytes bound: past it the trie is more grammar than a request may ask for. */
+export const MAX_CHOICE_BYTES = 1_000_000;
+
+function choiceExpr(rules: RuleSet, choices: readonly string[]): Expr {
+  const encoder = new TextEncoder();
+  const encoded = choices.map((c) => encoder.encode(c));
+  const total = encoded.reduce((sum, b) => sum + b.length, 0);
+  if (total > MAX_CHOICE_BYTES) throw new SchemaError(`the choices hold ${total} bytes, more than the ${MAX_CHOICE_BYTES} that can be enforced`, '#');
+  // A trie as a rule of its own becomes automaton states directly (grammar.ts literalChoice).
+  return rules.define('choice', () => literalChoice(encoded));
 }
 
 function toolCalls(rules: RuleSet, tools: ToolSpec[], tokens: SpecialTokens, parallel: boolean, budget: { parts: number }): Expr {

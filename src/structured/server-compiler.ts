@@ -13,6 +13,7 @@ export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
   const rf = req.responseFormat;
   if (rf?.type === 'json_object') return { kind: 'json_object' };
   if (rf?.type === 'json_schema') return { kind: 'json_schema', schema: rf.json_schema.schema ?? true };
+  if (rf?.type === 'choice') return { kind: 'choice', choices: rf.choices };
   if (req.toolCalls) {
     const tools = req.toolCalls.tools.filter((t) => req.toolCalls!.only === undefined || t.function.name === req.toolCalls!.only);
     return {

@@ -98,6 +98,17 @@ describe('request errors', () => {
     expect(missing.code).toBe('model_not_found');
   });
 
+  it('a request naming no model (null or "", as clients without a model setting send) is served, as vLLM serves it', async () => {
+    for (const model of [null, '']) {
+      const c = await post(`${srv.url}/v1/chat/completions`, chat({ model }));
+      expect(c.status, JSON.stringify(c.json)).toBe(200);
+      expect(c.json.model).toBe('qwen3');
+      const t = await post(`${srv.url}/v1/completions`, { model, prompt: 'x', max_tokens: 2 });
+      expect(t.status, JSON.stringify(t.json)).toBe(200);
+      expect((await post(`${srv.url}/tokenize`, { model, prompt: 'x' })).status).toBe(200);
+    }
+  });
+
   it('prompt plus max_tokens over max_seq_len: 400 context_length_exceeded with both numbers', async () => {
     const r = await post(`${srv.url}/v1/chat/completions`, chat({ max_tokens: 5000 }));
     expectEnvelope(r, 400, { code: 'context_length_exceeded', param: 'messages' });

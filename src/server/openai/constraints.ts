@@ -2,12 +2,13 @@
 // structured-output compiler when one is plugged in. Without one, a request that needs its
 // output constrained gets a 400 instead of a silently unconstrained answer.
 import { badRequest, type ApiError } from '../errors.js';
-import type { ResponseFormat } from './schema-common.js';
 import type { ToolChoice, ToolInput } from './schema-chat.js';
+import type { AnswerFormat } from './vllm-fields.js';
 
 /** What a structured-output compiler receives; it returns the engine's constraint handle. */
 export interface ConstraintRequest {
-  responseFormat?: Exclude<ResponseFormat, { type: 'text' }>;
+  /** response_format, or vLLM's guided_json / guided_choice (vllm-fields.ts). */
+  responseFormat?: Exclude<AnswerFormat, { type: 'text' }>;
   /**
    * "required" or a named function: the turn must be tool calls to these tools; exactly one
    * when `parallel` is false (parallel_tool_calls: false), one or more otherwise.
@@ -38,7 +39,7 @@ export interface ToolPlan {
 export function planTools(
   tools: ToolInput[] | null | undefined,
   choice: ToolChoice | null | undefined,
-  responseFormat: ResponseFormat | null | undefined,
+  responseFormat: AnswerFormat | null | undefined,
   thinking: boolean,
   compiler: ConstraintCompiler | undefined,
   parallelToolCalls?: boolean | null,

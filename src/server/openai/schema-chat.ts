@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS, tooMany, tooManyItems } from './limits.js';
 import { responseFormatSchema, samplingFields } from './schema-common.js';
+import { vllmFields } from './vllm-fields.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
@@ -61,6 +62,7 @@ export type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
 export const chatRequestSchema = z.object({
   ...samplingFields,
+  ...vllmFields,
   // A chat turn of no tokens has no use (completions keeps 0 for echo scoring); OpenAI refuses it too.
   max_tokens: z.number().int().min(1).nullish(),
   messages: z

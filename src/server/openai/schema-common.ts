@@ -7,7 +7,8 @@ import { MAX_LOGIT_BIAS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS, tooMany, tooManyI
 const finite = () => z.number().refine(Number.isFinite, 'expected a finite number');
 
 export const samplingFields = {
-  model: z.string().optional(),
+  /** Left out, null or "": the served model, as vLLM takes it (clients with no model setting send ""). */
+  model: z.string().nullish(),
   max_tokens: z.number().int().min(0).nullish(),
   temperature: finite().min(0).max(2).nullish(),
   top_p: finite().min(0).max(1).nullish(),
@@ -54,7 +55,7 @@ export type ResponseFormat = z.infer<typeof responseFormatSchema>;
 
 /** The fields of either request that map onto engine sampling and limits. */
 export interface CommonRequest {
-  model?: string;
+  model?: string | null;
   max_tokens?: number | null;
   temperature?: number | null;
   top_p?: number | null;

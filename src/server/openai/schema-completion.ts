@@ -1,11 +1,13 @@
 // The /v1/completions request body.
 import { z } from 'zod';
 import { responseFormatSchema, samplingFields } from './schema-common.js';
+import { vllmFields } from './vllm-fields.js';
 
 const tokenIds = z.array(z.number().int().min(0)).min(1, 'a token prompt needs at least one token');
 
 export const completionRequestSchema = z.object({
   ...samplingFields,
+  ...vllmFields,
   prompt: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)], {
     error: 'expected a string, an array of strings, an array of token ids, or an array of such arrays',
   }),

@@ -6,13 +6,13 @@ const chatShape = chatRequestSchema.shape;
 
 export const tokenizeRequestSchema = z.union([
   z.object({
-    model: z.string().optional(),
+    model: z.string().nullish(),
     prompt: z.string(),
     add_special_tokens: z.boolean().nullish(),
     return_token_strs: z.boolean().nullish(),
   }),
   z.object({
-    model: z.string().optional(),
+    model: z.string().nullish(),
     messages: chatShape.messages,
     tools: chatShape.tools,
     add_generation_prompt: z.boolean().nullish(),
@@ -25,6 +25,6 @@ export const tokenizeRequestSchema = z.union([
 export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
 
 export const detokenizeRequestSchema = z.object({
-  model: z.string().optional(),
+  model: z.string().nullish(),
   tokens: z.array(z.number().int().min(0)),
 });

@@ -7,6 +7,7 @@ import { toTemplateMessages } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
+import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -20,7 +21,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   checkStreamOptions(body);
   const engine = s.requireEngine();
   const thinking = body.enable_thinking ?? thinkingKwarg(body.chat_template_kwargs) ?? s.options.enableThinking;
-  const plan = planTools(body.tools, body.tool_choice, body.response_format, thinking, s.constraints, body.parallel_tool_calls);
+  const format = answerFormat(body);
+  const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls);
   const continueFinal = body.continue_final_message ?? false;
   if (continueFinal) {
     if (body.messages[body.messages.length - 1].role !== 'assistant')
@@ -45,10 +47,11 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   const n = body.n ?? 1;
-  // A JSON answer must parse as it stands (the openai SDK's parse() does), so with thinking on its
-  // think block goes to reasoning_content even where the conf's reasoning parser is off.
-  const jsonAnswer = body.response_format?.type === 'json_object' || body.response_format?.type === 'json_schema';
-  const separateReasoning = s.options.reasoningParser || (thinking && jsonAnswer);
+  // A JSON answer must parse as it stands (the openai SDK's parse() does), and a guided choice
+  // must be one of the choices, so with thinking on the think block goes to reasoning_content
+  // even where the conf's reasoning parser is off.
+  const exactAnswer = format !== undefined && format.type !== 'text';
+  const separateReasoning = s.options.reasoningParser || (thinking && exactAnswer);
   const jobs: ChoiceJob[] = Array.from({ length: n }, (_, index) => ({
     index,
     submit: {

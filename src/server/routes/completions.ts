@@ -7,6 +7,7 @@ import { CompletionChoiceState, completionChunk, completionResponse, type Comple
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
+import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { usageOf } from './chat.js';
@@ -22,7 +23,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix');
   const n = body.n ?? 1;
   if (body.best_of != null && body.best_of !== n) throw badRequest('best_of must equal n (candidates are not ranked); leave it out.', 'best_of');
-  const plan = planTools(undefined, undefined, body.response_format, false, s.constraints);
+  const plan = planTools(undefined, undefined, answerFormat(body), false, s.constraints);
   const prompts = promptsOf(body, rc);
   const echo = body.echo ?? false;
   const logprobs = body.logprobs ?? undefined;

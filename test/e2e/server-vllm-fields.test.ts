@@ -1,0 +1,110 @@
+// vLLM's own request fields, as its users send them (the openai client's extra_body): its
+// structured outputs are enforced like response_format, and what the server cannot honour is a
+// 400 naming the field, never an answer that silently ignores it. The tiny random-weight model
+// never writes JSON or one of a few words on its own, so a passing answer was enforced.
+import ajvModule from 'ajv/dist/2020.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
+
+const ajv = new ajvModule.default({ strict: false, allErrors: true });
+
+let model: TinyModel;
+let server: RunningServer;
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a');
+  const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
+  server = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await model?.engine.close();
+});
+
+const schema = { type: 'object', properties: { city: { type: 'string', maxLength: 12 }, days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['city', 'days'] };
+const validate = ajv.compile(schema);
+const chat = (extra: Record<string, unknown>) => ({ model: 'qwen3', messages: [{ role: 'user', content: 'Plan a trip.' }], max_tokens: 80, temperature: 1.5, ...extra });
+const complete = (extra: Record<string, unknown>) => ({ model: 'qwen3', prompt: 'Plan a trip:', max_tokens: 80, temperature: 1.5, ...extra });
+
+describe("vLLM's structured outputs", () => {
+  it('guided_json (an object or its JSON text) and structured_outputs.json: answers that validate, on both endpoints, streamed too', async () => {
+    const spellings = [{ guided_json: schema }, { guided_json: JSON.stringify(schema) }, { structured_outputs: { json: schema } }];
+    for (const [i, fields] of spellings.entries()) {
+      const c = await post(`${server.url}/v1/chat/completions`, chat({ ...fields, seed: 10 + i }));
+      expect(c.status, JSON.stringify(c.json)).toBe(200);
+      expect(validate(JSON.parse(c.json.choices[0].message.content)), c.json.choices[0].message.content).toBe(true);
+      expect(c.json.choices[0].finish_reason).toBe('stop');
+      const t = await post(`${server.url}/v1/completions`, complete({ ...fields, seed: 20 + i }));
+      expect(t.status, JSON.stringify(t.json)).toBe(200);
+      expect(validate(JSON.parse(t.json.choices[0].text)), t.json.choices[0].text).toBe(true);
+    }
+    const s = await post(`${server.url}/v1/chat/completions`, chat({ guided_json: schema, seed: 3, stream: true }));
+    const text = sseFrames(s.text).filter((f) => f !== '[DONE]').map((f) => f.choices[0]?.delta?.content ?? '').join('');
+    expect(validate(JSON.parse(text)), text).toBe(true);
+  });
+
+  it('guided_choice and structured_outputs.choice: the answer is one of the choices, as plain text', async () => {
+    const choices = ['sunny', 'rain', 'snow and ice'];
+    const seen = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const fields = seed % 2 ? { guided_choice: choices } : { structured_outputs: { choice: choices } };
+      const c = await post(`${server.url}/v1/chat/completions`, chat({ ...fields, seed, temperature: 2 }));
+      expect(c.status, JSON.stringify(c.json)).toBe(200);
+      expect(choices).toContain(c.json.choices[0].message.content);
+      seen.add(c.json.choices[0].message.content);
+      const t = await post(`${server.url}/v1/completions`, complete({ ...fields, seed, temperature: 2 }));
+      expect(choices).toContain(t.json.choices[0].text);
+    }
+    expect(seen.size).toBeGreaterThan(0);
+  });
+
+  it('two constraints at once, or one that is not a schema: 400 naming the field', async () => {
+    const both = await post(`${server.url}/v1/chat/completions`, chat({ guided_json: schema, response_format: { type: 'json_object' } }));
+    expect(both.status).toBe(400);
+    expect(both.json.error.param).toBe('guided_json');
+    const twice = await post(`${server.url}/v1/completions`, complete({ guided_json: schema, guided_choice: ['a'] }));
+    expect(twice.status).toBe(400);
+    expect(twice.json.error.param).toBe('guided_choice');
+    const notJson = await post(`${server.url}/v1/chat/completions`, chat({ guided_json: '{"type": ' }));
+    expect(notJson.status).toBe(400);
+    expect(notJson.json.error.param).toBe('guided_json');
+    const empty = await post(`${server.url}/v1/chat/completions`, chat({ guided_choice: [] }));
+    expect(empty.status).toBe(400);
+    expect(empty.json.error.param).toBe('guided_choice');
+  });
+});
+
+describe("vLLM's fields this server cannot honour", () => {
+  it('are refused with a 400 naming them, on both endpoints, instead of an answer that ignores them; their neutral values are accepted', async () => {
+    const refused: [string, Record<string, unknown>][] = [
+      ['guided_regex', { guided_regex: '[a-z]+' }],
+      ['guided_grammar', { guided_grammar: 'root ::= "a"' }],
+      ['structured_outputs.regex', { structured_outputs: { regex: '\\d+' } }],
+      ['min_tokens', { min_tokens: 20 }],
+      ['min_tokens', { min_tokens: 20, ignore_eos: true, stop: ['\n'] }],
+      ['use_beam_search', { use_beam_search: true }],
+      ['include_stop_str_in_output', { include_stop_str_in_output: true, stop: ['x'] }],
+      ['prompt_logprobs', { prompt_logprobs: 1 }],
+    ];
+    for (const [param, fields] of refused) {
+      for (const r of [await post(`${server.url}/v1/chat/completions`, chat(fields)), await post(`${server.url}/v1/completions`, complete(fields))]) {
+        expect(r.status, `${param}: ${JSON.stringify(r.json)}`).toBe(400);
+        expect(r.json.error).toMatchObject({ param, code: 'unsupported_parameter', type: 'invalid_request_error' });
+      }
+    }
+    // Their neutral values ask for nothing and are accepted.
+    const neutral = { min_tokens: 0, use_beam_search: false, include_stop_str_in_output: false, prompt_logprobs: null, guided_json: null, structured_outputs: {} };
+    const plain = await post(`${server.url}/v1/completions`, complete({ temperature: 0, max_tokens: 6 }));
+    const withFields = await post(`${server.url}/v1/completions`, complete({ temperature: 0, max_tokens: 6, ...neutral }));
+    expect(withFields.status, JSON.stringify(withFields.json)).toBe(200);
+    expect(withFields.json.choices[0].text).toBe(plain.json.choices[0].text);
+    // With ignore_eos and no stop strings the answer is max_tokens long anyway: min_tokens holds.
+    const exact = await post(`${server.url}/v1/completions`, complete({ max_tokens: 6, min_tokens: 6, ignore_eos: true }));
+    expect(exact.status, JSON.stringify(exact.json)).toBe(200);
+    expect(exact.json.usage.completion_tokens).toBe(6);
+  });
+});
