@@ -23,7 +23,7 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
     if (!fs.existsSync(path.join(abs, 'config.json'))) {
       throw badInput(`--model_dir ${dir} holds neither engine.json nor config.json`, 'pass the folder grpst build wrote (--output_dir) or a Hugging Face Qwen3 checkpoint folder');
     }
-    if (isCheckpoint(abs)) throw badInput(`--model_dir ${dir}: its config.json is not valid JSON`, 'copy config.json from the model\'s source again');
+    if (isCheckpoint(abs)) throw badInput(`--model_dir ${dir}: its config.json is not valid JSON`, 'copy config.json again from the checkpoint (a cut-off download or a hand edit leaves it like this)');
     throw badInput(
       `--model_dir ${dir} has a config.json but no *.safetensors weights, and is no TensorRT-LLM engine (no rank0.engine)`,
       'pass a checkpoint in safetensors format (as Qwen publishes them; a download may still be in progress) or the folder grpst build wrote (--output_dir)',

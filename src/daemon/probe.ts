@@ -1,8 +1,10 @@
 // What `ps` and `start` ask of a server: is its process alive, and what does /health say.
+import fs from 'node:fs';
 import { groupMembers, pidAlive } from './processes.js';
-import { drainingSince, type ServerState } from './state.js';
+import { lifecyclePaths } from '../config/paths.js';
+import { drainingSince, portFileOf, type ServerState } from './state.js';
 
-export type ServerStatus = 'running' | 'loading' | 'draining' | 'unhealthy' | 'dead';
+export type ServerStatus = 'running' | 'starting' | 'loading' | 'draining' | 'unhealthy' | 'dead';
 
 /** The address to reach a server bound to host (a wildcard bind is reached on loopback). */
 export function probeHost(host: string): string {
@@ -56,6 +58,9 @@ export async function probeServer(state: ServerState, home?: string): Promise<Pr
   // taken for "unhealthy" when the drain began during it.
   const since = drainingSince(state.name, home);
   if (since) return { state, status: 'draining', strays: [], drainingSince: since };
+  // Before it listens (reading its confs and tokenizer) a daemon has written no port file yet:
+  // nothing answers, and that is a start under way, not a fault. Once it has listened, silence is.
+  if (answer === 'none' && !fs.existsSync(portFileOf(lifecyclePaths(state.name, home)))) return { state, status: 'starting', strays: [] };
   const status: ServerStatus = answer === 'ok' || (answer === 'auth' && state.authHealth) ? 'running' : answer === 'loading' ? 'loading' : 'unhealthy';
   return { state, status, strays: [] };
 }

@@ -22,7 +22,7 @@ export function checkpointFiles(dir: string): string[] {
     try {
       weightMap = JSON.parse(readFileSync(index, 'utf8')).weight_map;
     } catch (e) {
-      throw badInput(`${index} is not valid JSON: ${(e as Error).message}`);
+      throw badInput(`${index} is not valid JSON: ${(e as Error).message}`, 'copy model.safetensors.index.json again from the checkpoint');
     }
     if (!weightMap || typeof weightMap !== 'object') throw badInput(`${index} has no weight_map`);
     const files = [...new Set(Object.values(weightMap))];

@@ -158,7 +158,7 @@ export function readHfConfig(file: string): { hf: HfConfig; model: ModelConfig }
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw badInput(`${file} is not valid JSON: ${(e as Error).message}`);
+    throw badInput(`${file} is not valid JSON: ${(e as Error).message}`, 'copy config.json again from the checkpoint (a cut-off download or a hand edit leaves it like this)');
   }
   return parseHfConfig(raw, file);
 }

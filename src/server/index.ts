@@ -190,7 +190,7 @@ function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
 
 function listenError(err: NodeJS.ErrnoException, options: ServerOptions): Error {
   const where = `${options.host}:${options.port}`;
-  if (err.code === 'EADDRINUSE') return badInput(`port ${where} is already in use`, 'stop the process that holds it (grpst ps) or set another port in server.yml');
+  if (err.code === 'EADDRINUSE') return badInput(`port ${where} is already in use`, 'stop the process that holds it (grpst ps) or pick another port: port in server.yml, or --port with grpst serve');
   if (err.code === 'EACCES') return badInput(`not allowed to listen on ${where}`, 'use a port above 1023 or run with the rights to bind it');
   if (err.code === 'EADDRNOTAVAIL') return badInput(`${options.host} is not an address of this machine`, 'set host to 0.0.0.0, 127.0.0.1 or one of its addresses');
   return err;

@@ -53,8 +53,12 @@ describe('an unreadable state file', () => {
     const { child } = standInDaemon('garbled');
     await new Promise((r) => setTimeout(r, 300));
     fs.writeFileSync(lifecyclePaths('garbled', cli.home).state, '{"name": "garbled", "pid": ');
+    // The stand-in never listens: before a daemon writes its port file it is starting...
     const row = await psRow('garbled');
-    expect(row).toMatchObject({ pid: child.pid, status: 'unhealthy', stateUnreadable: 'not JSON', host: '127.0.0.2' }); // host from its server conf
+    expect(row).toMatchObject({ pid: child.pid, status: 'starting', stateUnreadable: 'not JSON', host: '127.0.0.2' }); // host from its server conf
+    // ...and once it has written one (it listened), silence on the port is a fault.
+    fs.writeFileSync(portFileOf(lifecyclePaths('garbled', cli.home)), '1\n');
+    expect(await psRow('garbled')).toMatchObject({ pid: child.pid, status: 'unhealthy' });
     expect((await cli.run(['ps'])).stdout).toMatch(/garbled .*unhealthy \(state file unreadable: not JSON; found from its process\)/);
     const again = await cli.run(['start', 'nothing.mar', '--name', 'garbled']);
     expect(again.code).toBe(2);
@@ -88,7 +92,7 @@ describe('an unreadable state file', () => {
     const sha256 = createHash('sha256').update('weights').digest('hex');
     fs.writeFileSync(path.join(engine, 'engine.json'), JSON.stringify({ files: { 'w.bin': { bytes: 7, sha256 } } }));
     expect(await verifyEngineFiles(engine, cli.home)).toBe(1); // hashed, and the hash remembered
-    expect(await psRow('verified-engines')).toMatchObject({ pid: child.pid, status: 'unhealthy', stateUnreadable: null });
+    expect(await psRow('verified-engines')).toMatchObject({ pid: child.pid, status: 'starting', stateUnreadable: null });
     expect((await cli.run(['stop', 'verified-engines', '--timeout', '10'])).code).toBe(0);
     expect(await verifyEngineFiles(engine, cli.home)).toBe(0); // still remembered
   });

@@ -153,6 +153,35 @@ describe('grpst serve / chat command-line mistakes', () => {
     expect(r.stdout + r.stderr).not.toContain('listening on');
   });
 
+  it('a cut-off config.json and a port in use are named with fixes that fit --model_dir', async () => {
+    const cut = path.join(work, 'cut-config');
+    fs.mkdirSync(cut, { recursive: true });
+    for (const f of ['tokenizer.json', 'model.safetensors']) fs.symlinkSync(path.join(modelDir, f), path.join(cut, f));
+    const config = fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8');
+    fs.writeFileSync(path.join(cut, 'config.json'), config.slice(0, config.length >> 1));
+    const broken = await cli.run(['serve', '--model_dir', cut, '--port', '0'], { cwd: work });
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain(`--model_dir ${cut}: its config.json is not valid JSON`);
+    expect(broken.stderr).toContain('fix: copy config.json again from the checkpoint');
+    const build = await cli.run(['build', '--model_dir', cut, '--output_dir', path.join(work, 'cut-engine')], { cwd: work });
+    expect(build.code).toBe(2);
+    expect(build.stderr).toContain(`${path.join(cut, 'config.json')} is not valid JSON`);
+    expect(build.stderr).toContain('fix: copy config.json again from the checkpoint');
+    expect(fs.existsSync(path.join(work, 'cut-engine'))).toBe(false);
+
+    const holder = http.createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const taken = await cli.run(['serve', '--model_dir', modelDir, '--host', '127.0.0.1', '--port', String(port)], { cwd: work });
+      expect(taken.code).toBe(2);
+      expect(taken.stderr).toContain(`port 127.0.0.1:${port} is already in use`);
+      expect(taken.stderr).toContain('--port with grpst serve');
+    } finally {
+      holder.close();
+    }
+  });
+
   it('grpst chat --url: a server still loading, or one that is not an OpenAI API, is named with a fix that fits an address', async () => {
     const answers: Record<string, [number, string]> = { '/loading/v1/models': [503, '{}'], '/web/v1/models': [200, '<!doctype html><p>a web page</p>'] };
     const stub = http.createServer((req, res) => {
