@@ -117,6 +117,7 @@ export class Engine implements GenerationEngine {
       maxTokens: req.maxTokens,
       stopTokenIds: req.stopTokenIds,
       ignoreEos: req.ignoreEos,
+      minTokens: req.minTokens,
       logprobs: req.logprobs ?? -1,
       promptLogprobs: req.promptLogprobs,
       badTokenIds: req.badTokenIds,

@@ -50,6 +50,8 @@ export interface SubmitRequest {
   stopTokenIds?: number[];
   /** Keep generating past stop tokens (lm-eval, benchmarks). */
   ignoreEos?: boolean;
+  /** The stop tokens cannot be sampled before this many new tokens (vLLM's min_tokens). */
+  minTokens?: number;
   /** Return the logprob of each sampled token and this many alternatives (0 = just the token). Undefined: none. */
   logprobs?: number;
   /** Return logprobs of the prompt tokens themselves (position 0 has none), with `logprobs` alternatives. */

@@ -8,6 +8,10 @@ import { ToolCallParser, type ParsedToolCall } from './tool-calls.js';
 
 export interface OutputOptions {
   stops: readonly string[];
+  /** vLLM's include_stop_str_in_output: the matched stop string ends the text instead of being cut. */
+  includeStop?: boolean;
+  /** vLLM's min_tokens: stop strings count only once this many tokens are out. */
+  minTokens?: number;
   /** Thinking is on for this request: look for a think block. */
   thinking: boolean;
   /** The prompt ends inside an open `<think>`. */
@@ -30,6 +34,7 @@ export interface OutputDelta {
 
 export class OutputParser {
   private readonly stops: StopStringMatcher;
+  private readonly minTokens: number;
   private readonly splitter?: ReasoningSplitter;
   private readonly tools?: ToolCallParser;
   private readonly separate: boolean;
@@ -38,7 +43,8 @@ export class OutputParser {
   private done = false;
 
   constructor(opts: OutputOptions) {
-    this.stops = new StopStringMatcher(opts.stops);
+    this.stops = new StopStringMatcher(opts.stops, opts.includeStop ?? false);
+    this.minTokens = opts.minTokens ?? 0;
     if (opts.thinking) this.splitter = new ReasoningSplitter({ startInReasoning: opts.startInReasoning });
     if (opts.toolCalls) this.tools = new ToolCallParser(opts.forcedToolCall);
     this.separate = opts.separateReasoning;
@@ -48,10 +54,11 @@ export class OutputParser {
     return this.tools?.callCount ?? 0;
   }
 
-  push(text: string): OutputDelta {
+  /** tokens: how many tokens the text so far came from (for min_tokens; omitted, stops always count). */
+  push(text: string, tokens = Infinity): OutputDelta {
     const delta = emptyDelta();
     if (this.done) return delta;
-    const r = this.stops.push(text);
+    const r = this.stops.push(text, tokens >= this.minTokens);
     this.route(r.text, delta);
     if (r.stop !== undefined) {
       this.flush(delta);

@@ -15,7 +15,11 @@ export class StopStringMatcher {
   private held = '';
   private stopped = false;
 
-  constructor(stops: readonly string[]) {
+  /** keep: the matched stop string is released too, as the text's end (include_stop_str_in_output). */
+  constructor(
+    stops: readonly string[],
+    private readonly keep = false,
+  ) {
     this.stops = [...new Set(stops.filter((s) => s.length > 0))];
   }
 
@@ -23,9 +27,18 @@ export class StopStringMatcher {
     return this.stops.length > 0;
   }
 
-  push(text: string): StopPush {
+  /**
+   * armed false (fewer than min_tokens tokens out): nothing is matched and all the text is
+   * released; matching starts with the first armed push, as vLLM's stop check starts after min_tokens.
+   */
+  push(text: string, armed = true): StopPush {
     if (this.stopped) return { text: '' };
     if (this.stops.length === 0) return { text };
+    if (!armed) {
+      const all = this.held + text;
+      this.held = '';
+      return { text: all };
+    }
     const buf = this.held + text;
     let cut = -1;
     let which = '';
@@ -39,7 +52,7 @@ export class StopStringMatcher {
     if (cut >= 0) {
       this.stopped = true;
       this.held = '';
-      return { text: buf.slice(0, cut), stop: which };
+      return { text: buf.slice(0, this.keep ? cut + which.length : cut), stop: which };
     }
     const keep = partialMarkerLength(buf, this.stops);
     this.held = buf.slice(buf.length - keep);

@@ -93,7 +93,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         update.completionTokens = completionTokens;
         ctx.metrics.generationTokens.inc({}, ev.tokens.length);
         if (wantLogprobs) pending.push(...eventLogprobs(ev));
-        const delta = parser.push(job.decoder.push(ev.tokens));
+        const delta = parser.push(job.decoder.push(ev.tokens), completionTokens);
         update.content = delta.content;
         update.reasoning = delta.reasoning;
         update.toolCalls = delta.toolCalls;

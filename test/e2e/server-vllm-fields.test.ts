@@ -1,12 +1,15 @@
 // vLLM's own request fields, as its users send them (the openai client's extra_body): its
-// structured outputs are enforced like response_format, and what the server cannot honour is a
-// 400 naming the field, never an answer that silently ignores it. The tiny random-weight model
+// structured outputs are enforced like response_format, min_tokens and include_stop_str_in_output
+// change the answer as they do there, and what the server cannot honour is a 400 naming the
+// field, never an answer that silently ignores it. The tiny random-weight model
 // never writes JSON or one of a few words on its own, so a passing answer was enforced.
 import ajvModule from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { defaultSampling } from '../../src/engine/types.js';
+import { run } from '../native/helpers.js';
 import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
 
 const ajv = new ajvModule.default({ strict: false, allErrors: true });
@@ -84,10 +87,7 @@ describe("vLLM's fields this server cannot honour", () => {
       ['guided_regex', { guided_regex: '[a-z]+' }],
       ['guided_grammar', { guided_grammar: 'root ::= "a"' }],
       ['structured_outputs.regex', { structured_outputs: { regex: '\\d+' } }],
-      ['min_tokens', { min_tokens: 20 }],
-      ['min_tokens', { min_tokens: 20, ignore_eos: true, stop: ['\n'] }],
       ['use_beam_search', { use_beam_search: true }],
-      ['include_stop_str_in_output', { include_stop_str_in_output: true, stop: ['x'] }],
       ['prompt_logprobs', { prompt_logprobs: 1 }],
     ];
     for (const [param, fields] of refused) {
@@ -102,9 +102,58 @@ describe("vLLM's fields this server cannot honour", () => {
     const withFields = await post(`${server.url}/v1/completions`, complete({ temperature: 0, max_tokens: 6, ...neutral }));
     expect(withFields.status, JSON.stringify(withFields.json)).toBe(200);
     expect(withFields.json.choices[0].text).toBe(plain.json.choices[0].text);
-    // With ignore_eos and no stop strings the answer is max_tokens long anyway: min_tokens holds.
-    const exact = await post(`${server.url}/v1/completions`, complete({ max_tokens: 6, min_tokens: 6, ignore_eos: true }));
-    expect(exact.status, JSON.stringify(exact.json)).toBe(200);
-    expect(exact.json.usage.completion_tokens).toBe(6);
+  });
+});
+
+describe('min_tokens and include_stop_str_in_output', () => {
+  // Greedy from a token-id prompt: the engine's own first tokens say which stop token and which
+  // stop string would end the answer at once.
+  const prompt = () => model.tokenizer.encode('Plan a trip:');
+  const greedy = (extra: Record<string, unknown>) => post(`${server.url}/v1/completions`, { model: 'qwen3', prompt: prompt(), temperature: 0, max_tokens: 12, ...extra });
+
+  it('min_tokens keeps the stop tokens out of reach until that many tokens are out; more than max_tokens is a 400', async () => {
+    const first = (await run(model.engine, { tokens: prompt(), sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 1, ignoreEos: true })).tokens[0];
+    const stopped = await greedy({ stop_token_ids: [first] });
+    expect(stopped.json.choices[0]).toMatchObject({ text: '', finish_reason: 'stop' });
+    expect(stopped.json.usage.completion_tokens).toBe(1); // the stop token itself
+    for (const path of ['/v1/completions', '/v1/chat/completions']) {
+      const body = path === '/v1/completions' ? { prompt: prompt() } : { messages: [{ role: 'user', content: 'Plan a trip.' }] };
+      const held = await post(`${server.url}${path}`, { model: 'qwen3', temperature: 0, max_tokens: 12, stop_token_ids: [first], min_tokens: 5, ...body });
+      expect(held.status, JSON.stringify(held.json)).toBe(200);
+      expect(held.json.usage.completion_tokens, path).toBeGreaterThanOrEqual(5);
+    }
+    // A choice that can only end with the end token, which min_tokens holds back: the conflict is named.
+    const conflict = await greedy({ guided_choice: ['yes'], min_tokens: 10 });
+    expect(conflict.status).toBe(500);
+    expect(conflict.json.error).toMatchObject({ code: 'engine_error' });
+    expect(conflict.json.error.message).toMatch(/the constraint allows only a stop token, which min_tokens holds back for \d+ more tokens/);
+    const tooMany = await greedy({ min_tokens: 13 });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.json.error).toMatchObject({ param: 'min_tokens', code: 'invalid_value' });
+    expect(tooMany.json.error.message).toContain('min_tokens 13 is more than the 12 tokens');
+  });
+
+  it('stop strings count once min_tokens are out, and include_stop_str_in_output keeps the matched one', async () => {
+    const full = (await greedy({ ignore_eos: true })).json.choices[0].text as string;
+    const chars = [...full];
+    expect(chars.length).toBeGreaterThan(8);
+    // A stop string from the middle of the answer, at its first occurrence.
+    const stop = chars.slice(4, 7).join('');
+    const at = full.indexOf(stop);
+    const cut = await greedy({ ignore_eos: true, stop: [stop] });
+    expect(cut.json.choices[0]).toMatchObject({ text: full.slice(0, at), finish_reason: 'stop' });
+    const kept = await greedy({ ignore_eos: true, stop: [stop], include_stop_str_in_output: true });
+    expect(kept.json.choices[0]).toMatchObject({ text: full.slice(0, at + stop.length), finish_reason: 'stop' });
+    // The first character as a stop string ends the answer at once; with min_tokens 6 it counts
+    // from the sixth token on (as in vLLM, whose stop check starts with the min_tokens-th token).
+    const opening = chars[0];
+    expect((await greedy({ ignore_eos: true, stop: [opening] })).json.choices[0].text).toBe('');
+    const pieces = (await greedy({ ignore_eos: true, logprobs: 0 })).json.choices[0].logprobs.tokens as string[];
+    const firstFive = pieces.slice(0, 5).join('');
+    expect(full.startsWith(firstFive)).toBe(true);
+    const from = full.indexOf(opening, firstFive.length);
+    const late = await greedy({ ignore_eos: true, stop: [opening], min_tokens: 6 });
+    expect(late.json.choices[0]).toMatchObject(from < 0 ? { text: full, finish_reason: 'length' } : { text: full.slice(0, from), finish_reason: 'stop' });
+    expect(late.json.choices[0].text.length).toBeGreaterThanOrEqual(firstFive.length);
   });
 });

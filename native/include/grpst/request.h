@@ -51,6 +51,7 @@ struct Request {
   int max_tokens = 16;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;             // keep going past stop tokens
+  int min_tokens = 0;                  // stop tokens cannot be sampled before this many (vLLM's min_tokens)
   int logprobs = -1;                   // -1: none; N >= 0: the token's logprob and N alternatives
   bool prompt_logprobs = false;
   std::vector<int32_t> bad_token_ids;  // never sampled

@@ -184,6 +184,8 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
   if (r.max_tokens < 0) type_error("maxTokens must be >= 0");
   r.stop_token_ids = int_list(present(p, "stopTokenIds") ? p.Get("stopTokenIds") : p.Env().Undefined(), "stopTokenIds");
   r.ignore_eos = get_bool(p, "ignoreEos", false);
+  r.min_tokens = get_int(p, "minTokens", 0);
+  if (r.min_tokens < 0) type_error("minTokens must be >= 0");
   r.logprobs = get_int(p, "logprobs", -1);
   if (r.logprobs > 100) type_error("logprobs must be at most 100");
   r.prompt_logprobs = get_bool(p, "promptLogprobs", false);

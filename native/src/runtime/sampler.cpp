@@ -173,11 +173,14 @@ int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
 }
 
 SampleResult Sampler::sample(const float* logits, int vocab, const Request& req, SamplerState& st,
-                             TokenConstraint* c) {
+                             TokenConstraint* c, bool ban_stops) {
   work_.assign(logits, logits + vocab);
   float* l = work_.data();
   for (int32_t t : req.bad_token_ids)
     if (t >= 0 && t < vocab) l[t] = kNegInf;
+  if (ban_stops)
+    for (int32_t t : req.stop_token_ids)
+      if (t >= 0 && t < vocab) l[t] = kNegInf;
   for (const auto& [t, bias] : req.logit_bias)
     if (t >= 0 && t < vocab) l[t] += bias;  // a banned token stays -inf
   if (c) {

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 namespace grpst {
 
 namespace {
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
+// vLLM's min_tokens: the stop tokens stay out of reach until that many tokens are out (ignore_eos
+// already keeps going past them).
+bool bans_stops(const Sequence& s) { return !s.req.ignore_eos && s.num_generated() < s.req.min_tokens; }
 }  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, Sampler& sampler)
@@ -140,7 +144,9 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   sc.samples = c + n == int(s.tokens.size());
   if (sc.samples) batch.logit_rows.push_back(sl.first_row + n - 1);
   const SamplingParams& sp = s.req.sampling;
+  // Stop tokens banned for min_tokens are masked by the host sampler, as bad tokens are.
   if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
+      !bans_stops(s) &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
     DeviceSample d;
     d.logit_row = int(batch.logit_rows.size()) - 1;
@@ -314,9 +320,12 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
           r.token = device_tokens[sc.device_sample];
           r.logprob = device_logprobs ? device_logprobs[sc.device_sample] : 0.0f;
         } else {
-          r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get());
+          r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get(), bans_stops(s));
         }
-        if (r.token < 0) failure = "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
+        if (r.token < 0)
+          failure = bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +
+                                        std::to_string(s.req.min_tokens - s.num_generated()) + " more tokens"
+                                  : "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
       } catch (const std::exception& e) {
         // A failing constraint ends its own request, not the batch.
         failure = std::string("sampling failed: ") + e.what();

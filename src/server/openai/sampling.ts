@@ -73,6 +73,13 @@ export function tokenBudget(requested: number | null | undefined, promptTokens: 
   return requested;
 }
 
+/** min_tokens (vLLM's): at most the budget, since the answer could not reach it otherwise. */
+export function minTokens(requested: number | null | undefined, maxTokens: number): number | undefined {
+  if (!requested) return undefined;
+  if (requested > maxTokens) throw badRequest(`min_tokens ${requested} is more than the ${maxTokens} tokens this answer may have (max_tokens, or what is left of the context); lower min_tokens or raise max_tokens.`, 'min_tokens', 'invalid_value');
+  return requested;
+}
+
 /** logit_bias as [token, bias] pairs, each token inside the vocabulary (400 naming it otherwise). */
 export function logitBias(body: CommonRequest, vocabSize: number): [number, number][] | undefined {
   if (!body.logit_bias) return undefined;

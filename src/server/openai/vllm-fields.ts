@@ -1,7 +1,8 @@
 // vLLM's own request fields. Its structured outputs (guided_json, guided_choice, and the newer
-// structured_outputs object) are enforced as response_format is. The ones that would change the
-// answer in ways this server cannot honour (regex and grammar constraints, min_tokens, beam
-// search, keeping the stop string, prompt logprobs) get a 400 naming them: dropped, as unknown
+// structured_outputs object) are enforced as response_format is; min_tokens and
+// include_stop_str_in_output reach the engine and the output parser. The ones that would change
+// the answer in ways this server cannot honour (regex and grammar constraints, beam search, prompt
+// logprobs) get a 400 naming them: dropped, as unknown
 // fields are, they would leave a client that relies on them with an answer it did not ask for
 // (free text where it expects JSON, a shorter answer than it asked for) and no sign of it.
 import { z } from 'zod';
@@ -54,9 +55,6 @@ export type AnswerFormat = ResponseFormat | ChoiceFormat;
 
 interface Fields extends VllmFields {
   response_format?: ResponseFormat | null;
-  ignore_eos?: boolean | null;
-  stop?: string | string[] | null;
-  stop_token_ids?: number[] | null;
 }
 
 /**
@@ -90,18 +88,9 @@ function refuseUnsupported(body: Fields): void {
   ];
   for (const [name, value] of constraint)
     if (value !== undefined && value !== null) throw unsupported(name, `${name} is not supported by this server; ${fix}.`);
-  if (body.min_tokens && !(body.ignore_eos && !hasStops(body)))
-    throw unsupported('min_tokens', 'min_tokens is not supported by this server; leave it out, or send "ignore_eos": true without stop strings to generate exactly max_tokens.');
   if (body.use_beam_search) throw unsupported('use_beam_search', 'Beam search is not supported by this server; leave use_beam_search out to sample.');
-  if (body.include_stop_str_in_output)
-    throw unsupported('include_stop_str_in_output', 'include_stop_str_in_output is not supported by this server: answers end before the stop string; leave it out.');
   if (body.prompt_logprobs != null)
     throw unsupported('prompt_logprobs', 'prompt_logprobs is not supported by this server; on /v1/completions, "echo": true with "logprobs" returns the prompt\'s logprobs.');
-}
-
-function hasStops(body: Fields): boolean {
-  const stop = body.stop;
-  return (typeof stop === 'string' && stop.length > 0) || (Array.isArray(stop) && stop.some((s) => s.length > 0)) || (body.stop_token_ids?.length ?? 0) > 0;
 }
 
 function unsupported(param: string, message: string) {

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
-import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -60,6 +60,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       maxTokens,
       stopTokenIds: [...s.stopTokenIds, ...(body.stop_token_ids ?? [])],
       ignoreEos: body.ignore_eos ?? false,
+      minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
       badTokenIds: s.badTokenIds,
       logitBias: bias,
@@ -67,6 +68,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     },
     output: {
       stops,
+      includeStop: body.include_stop_str_in_output ?? false,
+      minTokens: body.min_tokens ?? 0,
       thinking,
       startInReasoning: thinking && endsInsideThink(prompt.text),
       separateReasoning,

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import type { ResponseMeta } from '../openai/chat-mapping.js';
 import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt } from '../openai/completion-mapping.js';
 import { planTools } from '../openai/constraints.js';
-import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
 import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -47,13 +47,14 @@ export async function completions(rc: RequestContext): Promise<void> {
           maxTokens: budgets[pi],
           stopTokenIds: [...s.stopTokenIds, ...(body.stop_token_ids ?? [])],
           ignoreEos: body.ignore_eos ?? false,
+          minTokens: minTokens(body.min_tokens, budgets[pi]),
           logprobs,
           promptLogprobs: wantPromptLogprobs || undefined,
           badTokenIds: s.badTokenIds,
           logitBias: bias,
           constraint: plan.constraint,
         },
-        output: { stops, thinking: false, separateReasoning: false, toolCalls: false },
+        output: { stops, includeStop: body.include_stop_str_in_output ?? false, minTokens: body.min_tokens ?? 0, thinking: false, separateReasoning: false, toolCalls: false },
         decoder: s.decoder(skipSpecial),
       });
   });
