@@ -14,7 +14,7 @@ export function register(program: Command): void {
       const result = await writeArchive({ projectDir: dir, output: opts.output, includeEngine: opts.include_engine });
       for (const note of result.notes) process.stderr.write(`note: ${note}\n`);
       const shown = path.relative(process.cwd(), result.output) || result.output;
-      process.stdout.write(`${shown}: ${result.files} files, ${formatBytes(result.bytes)}, sha256 manifest\n`);
+      process.stdout.write(`${shown}: ${result.files} ${result.files === 1 ? 'file' : 'files'}, ${formatBytes(result.bytes)}, sha256 manifest\n`);
     });
 }
 

@@ -21,13 +21,21 @@ export function register(program: Command): void {
         process.stdout.write(`${JSON.stringify(probed.map(toJson), null, 2)}\n`);
         return;
       }
-      const rows = [['PORT(HTTP,RPC)', 'NAME', 'PID', 'DEPLOY_PATH', 'STATUS'], ...probed.map(toRow)];
-      process.stdout.write(rows.map((r) => r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(Math.max(column, cell.length + 1)) : cell)).join('')).join('\n') + '\n');
+      process.stdout.write(formatTable([['PORT(HTTP,RPC)', 'NAME', 'PID', 'DEPLOY_PATH', 'STATUS'], ...probed.map(toRow)]));
       if (opts.prune) {
         const pruned = probed.filter((p) => p.status === 'dead').length;
         if (pruned > 0) process.stderr.write(`pruned ${pruned} dead ${pruned === 1 ? 'entry' : 'entries'}\n`);
       }
     });
+}
+
+/**
+ * The seed's table: columns of at least 20 characters, each widened to its longest cell (a deep
+ * deploy path) so every row's STATUS starts under the header's.
+ */
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(column, ...rows.map((r) => (r[i] ?? '').length + 1)));
+  return rows.map((r) => r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]) : cell)).join('')).join('\n') + '\n';
 }
 
 function ports(p: ProbedServer): string {
