@@ -40,16 +40,16 @@ export function loadRecipe(file: string): Recipe {
     raw = parseYaml(text);
   } catch (e) {
     const where = e instanceof YAMLParseError && e.linePos ? ` (line ${e.linePos[0].line})` : '';
-    throw badInput(`recipe ${file} is not valid YAML${where}: ${(e as Error).message.split('\n')[0]}`);
+    throw badInput(`recipe ${file} is not valid YAML${where}: ${(e as Error).message.split('\n')[0]}`, 'write one `key: value` per line, as in recipes/qwen3-8b-int4-awq.yml');
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw badInput(`recipe ${file} must be a mapping of settings (model_dir: ..., qformat: ...)`);
+    throw badInput(`recipe ${file} must be a mapping of settings (model_dir: ..., qformat: ...)`, 'start from one of the recipes in recipes/, e.g. recipes/qwen3-8b-int4-awq.yml');
   }
   const body: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
   const meta: Record<string, string | undefined> = {};
   for (const k of descriptiveKeys) {
     if (k in body) {
-      if (typeof body[k] !== 'string') throw badInput(`recipe ${file}: ${k} must be text`);
+      if (typeof body[k] !== 'string') throw badInput(`recipe ${file}: ${k} must be text`, `quote it: ${k}: "..."`);
       meta[k] = body[k] as string;
       delete body[k];
     }

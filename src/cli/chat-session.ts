@@ -39,6 +39,8 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
   const interactive = process.stdin.isTTY === true;
   let thinking = opts.enableThinking;
   let history: Message[] = [];
+  let turns = 0;
+  let failedTurns = 0;
 
   const who = target.name === target.baseUrl ? `model ${target.model} at ${target.baseUrl}` : `${target.name} (model ${target.model} at ${target.baseUrl})`;
   out(dim(`chatting with ${who}; /help for commands\n`));
@@ -81,12 +83,14 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     // Leading indentation is kept (pasted code); only the trailing blank is dropped.
     history.push({ role: 'user', content: raw.trimEnd() });
     current = new AbortController();
+    turns++;
     try {
       const answer = await streamAnswer(target, { ...opts, enableThinking: thinking }, history, current.signal, out, dim);
       history.push({ role: 'assistant', content: answer });
     } catch (err) {
       // The turn failed: forget the question so the next one is not sent after an unanswered one.
       history.pop();
+      failedTurns++;
       out(`\nerror: ${turnError(err, target)}\n`);
     } finally {
       current = undefined;
@@ -95,6 +99,11 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
   }
   rl.close();
   process.off('SIGINT', onInterrupt);
+  // Piped input is a script: a turn that got no answer must show in the exit status.
+  if (!interactive && failedTurns > 0) {
+    process.stderr.write(`${failedTurns} of ${turns} ${turns === 1 ? 'turn' : 'turns'} failed\n`);
+    process.exitCode = 1;
+  }
 }
 
 /** A failed turn in words: a connection lost or refused is the server going away, said with how to check. */

@@ -208,7 +208,9 @@ describe('grpst chat when the server goes away mid-answer', () => {
     writeState({ name: 'gone', pid: process.pid, pgid: process.pid, deployPath: work, host: '127.0.0.1', httpPort: gonePort, backend: 'native', logFile: path.join(work, 'gone.log'), inferenceConf: path.join(work, 'none.yml'), startedAt: new Date().toISOString(), authHealth: false }, cli.home);
     try {
       const r = await chatWith(['gone'], 'Hello\n', { NO_COLOR: undefined, FORCE_COLOR: '1' });
-      expect(r.code, r.stderr).toBe(0);
+      // Piped input is a script: the unanswered turn shows in the exit status.
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain('1 of 1 turn failed');
       expect(r.stdout).toContain('\x1b[2mthinking: half a thought\x1b[22m');
       expect(r.stdout).toMatch(/error: the server gone went away \(.+\); `grpst ps` shows whether it runs, `grpst logs gone` why it stopped/);
     } finally {

@@ -49,3 +49,22 @@ describe('grpst build with a bad recipe argument', () => {
     expect(err.message.match(/valid keys here/g)).toHaveLength(1);
   });
 });
+
+describe('a recipe that is not a mapping of settings', () => {
+  it('invalid YAML, an empty file, a list and a non-text name each come with a fix', () => {
+    const cases: [string, string, RegExp][] = [
+      ['broken.yml', 'model_dir: /tmp/x\n  qformat: [int4\n', /is not valid YAML \(line \d+\)/],
+      ['empty.yml', '', /must be a mapping of settings/],
+      ['list.yml', '- model_dir\n- qformat\n', /must be a mapping of settings/],
+      ['name.yml', 'name: 12\n', /name must be text/],
+    ];
+    for (const [name, text, message] of cases) {
+      const file = join(dir, name);
+      writeFileSync(file, text);
+      const err = thrown(() => loadRecipe(file));
+      expect(err.exitCode, name).toBe(2);
+      expect(err.message, name).toMatch(message);
+      expect(err.hint, name).toMatch(/recipes\/qwen3-8b-int4-awq\.yml|quote it/);
+    }
+  });
+});
