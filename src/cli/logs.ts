@@ -16,7 +16,12 @@ export function register(program: Command): void {
       const onInt = () => abort.abort();
       process.once('SIGINT', onInt);
       try {
-        await showLogs(name, grpstHome(), { follow: opts.follow, lines: opts.lines, signal: abort.signal });
+        const ended = await showLogs(name, grpstHome(), { follow: opts.follow, lines: opts.lines, signal: abort.signal });
+        if (ended === 'stopped') process.stderr.write(`${name} stopped\n`);
+        if (ended === 'died') {
+          process.stderr.write(`${name} ended without draining (killed or crashed; the lines above are its last): \`grpst stop ${name}\` clears its entry\n`);
+          process.exitCode = 1;
+        }
       } finally {
         process.off('SIGINT', onInt);
       }

@@ -6,7 +6,7 @@ import { lifecyclePaths } from '../config/paths.js';
 import { notFound } from '../util/errors.js';
 import { logFileName, tailLines } from './log-file.js';
 import { pidAlive, sleep } from './processes.js';
-import { readState } from './state.js';
+import { drainingSince, readState } from './state.js';
 
 export interface LogsOptions {
   follow: boolean;
@@ -25,7 +25,14 @@ export function logFileOf(name: string, home: string): { file: string; pid?: num
   throw notFound(`no server named ${name} and no log at ${fallback}`, 'see `grpst ps` for the servers that run');
 }
 
-export async function showLogs(name: string, home: string, opts: LogsOptions): Promise<void> {
+/**
+ * How a followed server ended: "stopped" (it drained: grpst stop or a SIGTERM) or "died" (its
+ * process went away without draining: killed or crashed, its state left behind). Undefined when
+ * not following or the follow was interrupted.
+ */
+export type LogsEnd = 'stopped' | 'died' | undefined;
+
+export async function showLogs(name: string, home: string, opts: LogsOptions): Promise<LogsEnd> {
   const out = opts.out ?? process.stdout;
   const { file, pid, procStart } = logFileOf(name, home);
   if (!fs.existsSync(file)) {
@@ -43,14 +50,23 @@ export async function showLogs(name: string, home: string, opts: LogsOptions): P
   } else {
     position = copyFrom(file, 0, out);
   }
-  if (!opts.follow) return;
+  if (!opts.follow) return undefined;
   for (;;) {
-    if (opts.signal?.aborted) return;
+    if (opts.signal?.aborted) return undefined;
     const running = pid !== undefined && pidAlive(pid, procStart);
     position = copyFrom(file, position, out);
-    if (!running) return;
+    if (!running) return endedAs(name, home, pid);
     await sleep(250);
   }
+}
+
+// A draining server writes its marker before closing its port, and grpst stop removes the state
+// only after the process is gone: either means it stopped as asked.
+function endedAs(name: string, home: string, pid: number | undefined): LogsEnd {
+  if (pid === undefined) return 'stopped';
+  const state = readState(name, home);
+  if (state?.pid !== pid || drainingSince(name, home) !== undefined) return 'stopped';
+  return 'died';
 }
 
 // Writes the bytes of file from `position` on and returns the new position; a file that shrank

@@ -11,7 +11,8 @@ import { dayStamp, pruneBackups, rotateLog, scheduleDailyRotation, tailLines } f
 import { showLogs } from '../../src/daemon/logs.js';
 import { runServe } from '../../src/daemon/serve.js';
 import { procStartTime } from '../../src/daemon/processes.js';
-import { writeState } from '../../src/daemon/state.js';
+import { drainMarkerOf, portFileOf, writeState } from '../../src/daemon/state.js';
+import { lifecyclePaths } from '../../src/config/paths.js';
 
 let tmp: string;
 beforeAll(() => {
@@ -105,12 +106,28 @@ describe('grpst logs -f', () => {
     rotateLog(file, '2030-01-01', 2);
     await new Promise((r) => setTimeout(r, 700));
     child.kill('SIGKILL');
-    await following; // ends by itself once the server is gone
+    // Ends by itself once the server is gone; killed without a drain, it is said to have died.
+    expect(await following).toBe('died');
     const numbers = out.trim().split('\n').map((l) => Number(l.replace('line ', '')));
     const rotated = fs.readFileSync(`${file}.2030-01-01`, 'utf8').trim().split('\n').length;
     // Everything printed before and after the rotation, in order, nothing twice (lines written in
     // the instant between copy and truncate may be missing).
     expect(numbers.length).toBeGreaterThan(rotated + 5);
     for (let i = 1; i < numbers.length; i++) expect(numbers[i]).toBeGreaterThan(numbers[i - 1]);
+  });
+
+  it('a server that drained (grpst stop, SIGTERM) is said to have stopped, not died', async () => {
+    const home = path.join(tmp, 'home-drained');
+    const file = path.join(home, 'srv', 'logs', 'grpst_server.log');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, 'loading\n');
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    writeState({ name: 'srv', pid: child.pid!, pgid: child.pid!, procStart: procStartTime(child.pid!), deployPath: path.join(home, 'srv'), host: '127.0.0.1', httpPort: 1, backend: 'native', logFile: file, inferenceConf: 'x', startedAt: new Date().toISOString(), authHealth: false }, home);
+    const following = showLogs('srv', home, { follow: true, out: new Writable({ write: (_c, _e, done) => done() }) });
+    await new Promise((r) => setTimeout(r, 300));
+    // What a daemon does on SIGTERM: the drain marker first, then it exits.
+    fs.writeFileSync(drainMarkerOf(portFileOf(lifecyclePaths('srv', home))), new Date().toISOString());
+    child.kill('SIGKILL');
+    expect(await following).toBe('stopped');
   });
 });
