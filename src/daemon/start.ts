@@ -325,7 +325,7 @@ async function waitHealthy(state: ServerState, portFile: string, apiKey: string 
     }
     if (Date.now() >= deadline) {
       await abandon(state, home);
-      throw failed(`${state.name} did not become healthy within ${Math.round(timeoutMs / 1000)} s${formatTail(state.logFile, logOffset)}`, `raise --timeout if the model needs longer to load (full log: ${state.logFile})`);
+      throw failed(`${state.name} did not become healthy within ${timeoutMs >= 10_000 ? Math.round(timeoutMs / 1000) : Number((timeoutMs / 1000).toPrecision(2))} s${formatTail(state.logFile, logOffset)}`, `raise --timeout if the model needs longer to load (full log: ${state.logFile})`);
     }
     await sleep(200);
   }
