@@ -87,10 +87,18 @@ function requestBody() {
 }
 
 // ---- rendering ----
+function selectionIn(el) {
+  const sel = document.getSelection();
+  return !!sel && !sel.isCollapsed && sel.rangeCount > 0 && el.contains(sel.getRangeAt(0).commonAncestorContainer);
+}
+
 function addMessage(role) {
   els.hint.hidden = true;
   const wrap = document.createElement('div');
   wrap.className = `msg ${role}`;
+  // Who said what, for a screen reader: the bubbles tell it apart only by colour and side.
+  wrap.setAttribute('role', 'article');
+  wrap.setAttribute('aria-label', role === 'user' ? 'You' : 'Answer');
   els.messages.append(wrap);
   return wrap;
 }
@@ -136,8 +144,23 @@ function addAssistantMessage() {
   let reasoning = '';
   let content = '';
   let scheduled = false;
-  const render = () => {
+  let deferred = false;
+  const render = (final = false) => {
     scheduled = false;
+    // Re-rendering replaces the answer's nodes, which would drop a selection the reader is making
+    // (to copy a part) every frame: while one lies in the answer, new text waits.
+    if (!final && selectionIn(answer)) {
+      if (!deferred) {
+        deferred = true;
+        document.addEventListener('selectionchange', function resume() {
+          if (selectionIn(answer)) return;
+          document.removeEventListener('selectionchange', resume);
+          deferred = false;
+          schedule();
+        });
+      }
+      return;
+    }
     const follow = atBottom();
     // An empty think block (thinking off, or nothing thought) is not shown.
     if (reasoning.trim()) {
@@ -149,9 +172,9 @@ function addAssistantMessage() {
     if (follow) scrollToEnd();
   };
   const schedule = () => {
-    if (!scheduled) {
+    if (!scheduled && !deferred) {
       scheduled = true;
-      requestAnimationFrame(render);
+      requestAnimationFrame(() => render());
     }
   };
   return {
@@ -169,13 +192,13 @@ function addAssistantMessage() {
       return content;
     },
     finish(state, note, seconds) {
-      render();
+      render(true);
       wrap.dataset.state = state;
       summary.textContent = seconds === undefined ? 'Thought' : `Thought for ${seconds.toFixed(1)} s`;
       meta.textContent = note;
     },
     fail(message) {
-      render();
+      render(true);
       wrap.dataset.state = 'error';
       const err = document.createElement('div');
       err.className = 'error';
@@ -238,7 +261,7 @@ async function send(text) {
       asked.dataset.state = 'failed';
       asked.title = 'not part of the conversation: this turn failed';
       if (!els.prompt.value.trim()) els.prompt.value = text;
-      view.fail(`${failureText(err)} Your message is back in the box to send again.`);
+      view.fail(`${failureText(err)} ${retryAdvice(err, conversation)}`);
       if (err instanceof ApiError && err.status === 401) els.apiKey.focus();
       else void refreshModel();
     }
@@ -246,6 +269,17 @@ async function send(text) {
     inflight = null;
     setBusy(false);
   }
+}
+
+/**
+ * What to do after a failed turn. A context-length error with earlier turns in the conversation
+ * fails the same way on every retry: the history itself is what no longer fits.
+ */
+function retryAdvice(err, conversation) {
+  if (err instanceof ApiError && err.code === 'context_length_exceeded' && conversation.length > 0) {
+    return 'The conversation has grown past what the model can take: start a New chat (your message is back in the box) or send a shorter one.';
+  }
+  return 'Your message is back in the box to send again.';
 }
 
 /** An error in words: a server that cannot be reached is said to be that, not "Failed to fetch". */
@@ -258,9 +292,17 @@ function failureText(err) {
 }
 
 function setBusy(busy) {
+  // Send and Stop take turns in one place: focus on the one being hidden would fall to the page
+  // body, leaving a keyboard user nowhere; it goes to the message box instead.
+  const leaving = busy ? els.send : els.stop;
+  const refocus = document.activeElement === leaving;
   els.send.hidden = busy;
   els.stop.hidden = !busy;
   document.body.dataset.busy = String(busy);
+  // The answer is re-rendered every frame while it streams: a busy live region is read out once
+  // it settles, not from the start again on every frame.
+  els.messages.setAttribute('aria-busy', String(busy));
+  if (refocus) els.prompt.focus();
 }
 
 async function refreshModel() {
@@ -278,7 +320,12 @@ async function refreshModel() {
 
 // ---- wiring ----
 loadSettings();
-for (const name of stored) els[name].addEventListener('change', () => saveSetting(name));
+// 'input' as well as 'change': a value typed and followed at once by a reload (no blur, so no
+// change event) is still kept.
+for (const name of stored) {
+  els[name].addEventListener('input', () => saveSetting(name));
+  els[name].addEventListener('change', () => saveSetting(name));
+}
 els.apiKey.addEventListener('change', () => void refreshModel());
 
 els.form.addEventListener('submit', (e) => {

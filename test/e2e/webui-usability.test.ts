@@ -1,0 +1,150 @@
+// The web chat page as a keyboard, mouse and screen-reader user meets it, in a real browser
+// (Debian's Chromium via playwright-core) against the real server with recorded replies
+// (ScriptedEngine): focus never falls to the page body when Send and Stop swap places; a
+// conversation that outgrew the context says to start a new chat rather than to resend; text
+// selected in an answer survives the rest of it streaming in; settings typed just before a
+// reload are kept; messages say who wrote them and the list is marked busy while an answer streams.
+import type { Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
+import { webUiRoutes } from '../../src/server/webui/routes.js';
+import { ScriptedEngine } from './scripted-engine.js';
+import { loadTiny, type TinyModel } from './server-harness.js';
+import { collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+
+const polling = { timeout: 30_000, interval: 50 };
+let model: TinyModel;
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+let errors: string[];
+
+const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
+const focused = (p: Page) => p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
+
+async function waitState(p: Page, state: string): Promise<void> {
+  await p.waitForFunction((s) => document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === s, state, { timeout: 60_000 });
+}
+
+async function send(p: Page, text: string, state = 'done'): Promise<void> {
+  await p.fill('#prompt', text);
+  await p.press('#prompt', 'Enter');
+  await waitState(p, state);
+}
+
+/** Waits until the streaming answer has at least `chars` characters. */
+async function answerPast(p: Page, chars: number): Promise<void> {
+  await expect.poll(async () => ((await lastAssistant(p).locator('.answer').textContent()) ?? '').length, polling).toBeGreaterThan(chars);
+}
+
+beforeAll(async () => {
+  // A short context, so a couple of turns fill it.
+  model = await loadTiny('tiny-a', { maxSeqLen: 512 });
+  const scripted = new ScriptedEngine(
+    model.engine,
+    model.tokenizer,
+    [
+      { whenPromptHas: 'Plain', reply: 'A plain answer.' },
+      { whenPromptHas: 'Slow', reply: `First paragraph to copy.\n\n${'word '.repeat(300)}\n\nThe end.` },
+      { whenPromptHas: 'Endless', reply: 'word '.repeat(600) },
+    ],
+    { delayMs: 15 },
+  );
+  server = await startServer({ engine: scripted, tokenizer: model.tokenizer, template: model.template, extraRoutes: webUiRoutes() }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+  await server.ready;
+  browser = await launchBrowser();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await model?.engine.close();
+});
+
+beforeEach(async () => {
+  page = await browser.context.newPage();
+  errors = collectErrors(page);
+  await page.goto(server.url);
+  await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
+});
+
+afterEach(async () => {
+  await page.close();
+});
+
+describe('web chat page usability', () => {
+  it('focus stays in the message box when Send is clicked and when Stop is pressed from the keyboard', async () => {
+    await page.fill('#prompt', 'Slow, please');
+    await page.click('#send');
+    await answerPast(page, 10);
+    // The next message can be typed while the answer streams.
+    expect(await focused(page)).toBe('prompt');
+    await page.keyboard.press('Tab');
+    expect(await focused(page)).toBe('stop');
+    await page.keyboard.press('Enter');
+    await waitState(page, 'stopped');
+    expect(await focused(page)).toBe('prompt');
+    await page.keyboard.type('Plain follow-up');
+    await page.keyboard.press('Enter');
+    await waitState(page, 'done');
+    expect(await page.locator('.msg.user').last().textContent()).toBe('Plain follow-up');
+    expect(errors).toEqual([]);
+  });
+
+  it('a conversation grown past the context says to start a new chat, not to send the same again', async () => {
+    await send(page, 'Endless, please');
+    expect(await lastAssistant(page).locator('.meta').textContent()).toContain("cut at the model's length limit");
+    await send(page, 'Plain follow-up', 'error');
+    const said = await lastAssistant(page).locator('.error').textContent();
+    expect(said).toContain('maximum context length');
+    expect(said).toContain('start a New chat');
+    expect(await page.inputValue('#prompt')).toBe('Plain follow-up');
+    // As advised: a new chat takes the same message.
+    await page.click('#new-chat');
+    await page.press('#prompt', 'Enter');
+    await waitState(page, 'done');
+    expect(await lastAssistant(page).locator('.answer').textContent()).toBe('A plain answer.\n');
+  });
+
+  it('text selected in an answer stays selected while the rest streams in, which then follows', async () => {
+    await page.fill('#prompt', 'Slow, please');
+    await page.press('#prompt', 'Enter');
+    await answerPast(page, 60);
+    await page.evaluate(() => {
+      const p = document.querySelector('.msg.assistant:last-child .answer p')!;
+      const range = document.createRange();
+      range.selectNodeContents(p);
+      getSelection()!.removeAllRanges();
+      getSelection()!.addRange(range);
+    });
+    await page.waitForTimeout(500);
+    expect(await lastAssistant(page).getAttribute('data-state')).toBe('streaming');
+    expect(await page.evaluate(() => getSelection()!.toString())).toBe('First paragraph to copy.');
+    await page.evaluate(() => getSelection()!.removeAllRanges());
+    await waitState(page, 'done');
+    const text = (await lastAssistant(page).locator('.answer').textContent())!;
+    expect(text.startsWith('First paragraph to copy.')).toBe(true);
+    expect(text.trimEnd().endsWith('The end.')).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
+  it('a setting typed and followed at once by a reload is kept', async () => {
+    await page.fill('#max-tokens', '77');
+    await page.fill('#system-prompt', 'Be brief.');
+    await page.reload();
+    expect(await page.inputValue('#max-tokens')).toBe('77');
+    expect(await page.inputValue('#system-prompt')).toBe('Be brief.');
+  });
+
+  it('messages say who wrote them; the list is marked busy while an answer streams', async () => {
+    await page.fill('#prompt', 'Slow, please');
+    await page.press('#prompt', 'Enter');
+    await answerPast(page, 10);
+    expect(await page.getAttribute('#messages', 'aria-busy')).toBe('true');
+    await waitState(page, 'done');
+    expect(await page.getAttribute('#messages', 'aria-busy')).toBe('false');
+    expect(await page.getByRole('article', { name: 'You' }).textContent()).toBe('Slow, please');
+    expect(await page.getByRole('article', { name: 'Answer' }).locator('.answer').textContent()).toContain('The end.');
+  });
+});
