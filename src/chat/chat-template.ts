@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { badInput } from '../util/errors.js';
+import { usePythonStringMethods } from './jinja-strings.js';
 import { readTokenizerConfig, tokenContent, type TokenizerConfigJson } from './tokenizer-files.js';
 
 /** A function tool as OpenAI's API and Hugging Face templates take it. */
@@ -50,6 +51,7 @@ export class ChatTemplate {
     readonly source: string,
     config: TokenizerConfigJson = {},
   ) {
+    usePythonStringMethods();
     try {
       this.template = new Template(source);
     } catch (e) {

@@ -3,6 +3,7 @@
 // pattern with Oniguruma, whose syntax and classes differ from JavaScript's; the translation
 // below keeps Oniguruma's meaning so piece boundaries (and so ids) match exactly.
 import { badInput } from '../util/errors.js';
+import { maskUnknownToOniguruma } from './unicode-compat.js';
 
 // Oniguruma's Unicode \s: U+0009..U+000D, U+0085, Zs, U+2028, U+2029. JavaScript's \s also takes
 // U+FEFF and lacks U+0085, which would move piece boundaries around those characters.
@@ -115,13 +116,16 @@ export class PreTokenizer {
     const re = this.regex;
     re.lastIndex = 0;
     let end = 0;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    // Matched on a copy in which characters newer than Oniguruma's tables are unassigned, as
+    // tokenizers sees them; pieces are cut from the text itself (same offsets).
+    const probe = maskUnknownToOniguruma(text);
+    for (let m = re.exec(probe); m !== null; m = re.exec(probe)) {
       if (m[0].length === 0) {
         re.lastIndex++;
         continue;
       }
       if (m.index > end) piece(text.slice(end, m.index));
-      piece(m[0]);
+      piece(text.slice(m.index, m.index + m[0].length));
       end = m.index + m[0].length;
     }
     if (end < text.length) piece(text.slice(end));

@@ -84,11 +84,13 @@ export function renderPrompt(
   const hf = template.render(plain, base);
   // Tool descriptions are shielded too when the template only prints them (tojson); a template
   // that compares them gets them plain. Content the template inspects stays shielded regardless.
-  const attempts: RenderOptions[] = tools ? [{ ...base, tools: shieldDescriptions(tools) as ChatTool[] }, base] : [base];
-  let located!: ReturnType<typeof locateMarkers>;
-  for (const attempt of attempts) {
-    located = locateMarkers(template.render(marked, attempt));
-    if (located.text === hf) break;
+  // Whether descriptions were only printed is judged against the render with plain descriptions,
+  // not against Hugging Face's: shielded content the template inspects (a user message wrapped
+  // in <tool_response>) already makes both differ from it.
+  let located = locateMarkers(template.render(marked, tools ? { ...base, tools: shieldDescriptions(tools) as ChatTool[] } : base));
+  if (tools && located.text !== hf) {
+    const plainDescriptions = locateMarkers(template.render(marked, base));
+    if (plainDescriptions.text !== located.text) located = plainDescriptions;
   }
   const { text, shielded } = located;
   return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }), shielded, sameAsHf: text === hf };

@@ -6,6 +6,7 @@ import { badInput } from '../util/errors.js';
 import type { AddedTokenJson } from './added-tokens.js';
 import type { BpeModelJson } from './bpe.js';
 import type { PreTokenizerJson } from './pre-tokenizer.js';
+import { normalizeLikeTokenizers } from './unicode-compat.js';
 
 export interface NormalizerJson {
   type: string;
@@ -76,5 +77,5 @@ export function normalizerFromJson(json: NormalizerJson | null | undefined): ((s
     throw badInput(`tokenizer.json: normalizer ${s.type} is not supported`, 'use a Qwen2/Qwen3 checkpoint, whose tokenizer.json grpst supports');
   });
   if (forms.length === 0) return null;
-  return (s) => forms.reduce((acc, f) => acc.normalize(f), s);
+  return (s) => forms.reduce((acc, f) => normalizeLikeTokenizers(acc, f), s);
 }

@@ -61,6 +61,13 @@ describe('ChatTemplate.fromDir', () => {
     }
   });
 
+  it('strips strings as Python does: only the given characters, else Python whitespace', () => {
+    // Recorded with Jinja2 3.1.6 (Python str methods).
+    const t = new ChatTemplate("{{ x.strip('\\n') }}|{{ x.lstrip() }}|{{ x.rstrip(' \\n\\\\') }}|{{ y.strip() }}|{{ y.strip('ab') }}");
+    const out = t.render([], { kwargs: { x: '\n \\ \n', y: '\x1f\ufeffab\u3000a\x85' } });
+    expect(out).toBe(' \\ |\\ \n||\ufeffab\u3000a|\x1f\ufeffab\u3000a\x85');
+  });
+
   it('reports a template that fails on the messages as bad input', () => {
     const t = new ChatTemplate("{{ raise_exception('Conversation roles must alternate') }}");
     expect(() => t.render([{ role: 'user', content: 'x' }])).toThrow(/Conversation roles must alternate/);
