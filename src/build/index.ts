@@ -6,7 +6,7 @@ import { checkOutput } from './staging.js';
 import type { AccuracyReport } from './manifest.js';
 import type { BuildSettings } from './options.js';
 import type { Reporter } from './progress.js';
-import { shellLine } from './shell.js';
+import { shellLine } from '../util/shell.js';
 import { buildNative } from './native/pipeline.js';
 import { checkBuildInputs } from './checks.js';
 import type { RuntimeBridge } from './native/runtime-bridge.js';

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { Tokenizer } from '../chat/tokenizer.js';
 import type { EngineManifest } from '../build/manifest.js';
 import type { FinishReason } from '../engine/types.js';
-import { shellQuote } from '../build/shell.js';
+import { shellQuote } from '../util/shell.js';
 import { badInput } from '../util/errors.js';
 
 function number(min: number, max = Infinity) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseSettings, resolveSettings } from '../../src/build/options.js';
 import { loadRecipe } from '../../src/build/recipe.js';
-import { shellLine, shellQuote } from '../../src/build/shell.js';
+import { shellLine, shellQuote } from '../../src/util/shell.js';
 import { calibrationSequences, loadTextSet } from '../../src/build/native/text-data.js';
 import { GrpstError } from '../../src/util/errors.js';
 

@@ -4,7 +4,7 @@ import { appendFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { failed, missingTool } from '../../util/errors.js';
 import type { Reporter } from '../progress.js';
-import { shellLine } from '../shell.js';
+import { shellLine } from '../../util/shell.js';
 import type { TrtllmStep } from './commands.js';
 
 const tailLines = 25;
