@@ -2,7 +2,7 @@
 // metrics, admission, and the set of requests in flight (for drain and close).
 import { randomUUID } from 'node:crypto';
 import type { Tokenizer } from '../chat/tokenizer.js';
-import type { GenerationEngine } from '../engine/types.js';
+import type { EngineInfo, GenerationEngine } from '../engine/types.js';
 import { Admission } from './admission.js';
 import { ApiError, modelNotFound, notReady, shuttingDown } from './errors.js';
 import type { StreamDecoder } from './generate.js';
@@ -31,6 +31,28 @@ export type DecoderFactory = (skipSpecialTokens: boolean) => StreamDecoder;
 
 export type ServerState = 'loading' | 'ready' | 'failed' | 'draining' | 'closed';
 
+/** The longest prompt + answer (maxSeqLen) and prompt (maxInputLen) the server accepts. */
+export type ContextLimits = Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>;
+
+/**
+ * The engine's limits, capped by the tokens its KV pool holds. A pool sized from free memory
+ * can be smaller than max_seq_len; a request past the pool would be admitted, generate until
+ * the cache is full and then fail with a 500 (or fail at once, for a prompt past it), so it is
+ * refused up front as past the context instead, and /v1/models lists the length that can be served.
+ */
+export function contextLimits(engine: GenerationEngine): ContextLimits & { kvTokens?: number } {
+  const { maxSeqLen, maxInputLen } = engine.info;
+  let kvTokens = 0;
+  try {
+    const s = engine.stats();
+    kvTokens = s.kvBlocksTotal * s.kvBlockSize;
+  } catch {
+    // An engine without pool figures keeps its own limits.
+  }
+  if (!(kvTokens > 0) || kvTokens >= maxSeqLen) return { maxSeqLen, maxInputLen };
+  return { maxSeqLen: kvTokens, maxInputLen: Math.min(maxInputLen, kvTokens), kvTokens };
+}
+
 const version = '0.1.0';
 
 export class ServerContext {
@@ -40,6 +62,7 @@ export class ServerContext {
   state: ServerState = 'loading';
   loadError?: string;
   private loaded?: GenerationEngine;
+  private contextLimits: ContextLimits = { maxSeqLen: 0, maxInputLen: 0 };
   private stopIds: number[] = [];
   private banned: number[] = [];
 
@@ -66,6 +89,7 @@ export class ServerContext {
 
   setEngine(engine: GenerationEngine): void {
     this.loaded = engine;
+    this.contextLimits = contextLimits(engine);
     if (this.state === 'loading') this.state = 'ready';
   }
 
@@ -76,6 +100,11 @@ export class ServerContext {
 
   get engine(): GenerationEngine | undefined {
     return this.loaded;
+  }
+
+  /** What a request may hold once the engine is loaded: see contextLimits. */
+  get limits(): ContextLimits {
+    return this.contextLimits;
   }
 
   /** The engine, or 503 while loading / after a failed load / while draining. */

@@ -56,7 +56,11 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   const ready = Promise.resolve(deps.engine).then(
     (engine) => {
       ctx.setEngine(engine);
-      log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${engine.info.maxSeqLen})`);
+      log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${ctx.limits.maxSeqLen})`);
+      if (ctx.limits.maxSeqLen < engine.info.maxSeqLen)
+        log(
+          `the KV cache holds ${ctx.limits.maxSeqLen} tokens, fewer than the engine's max_seq_len ${engine.info.maxSeqLen}: requests are limited to ${ctx.limits.maxSeqLen} tokens; raise max_tokens_in_paged_kv_cache, kv_cache_bytes or kv_cache_free_gpu_mem_fraction in the inference conf to serve longer ones`,
+        );
     },
     (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);

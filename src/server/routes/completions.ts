@@ -29,7 +29,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const logprobs = body.logprobs ?? undefined;
   // lm-evaluation-harness scores a prompt with echo + logprobs + max_tokens 0.
   const wantPromptLogprobs = echo && logprobs !== undefined;
-  const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, engine.info, 'prompt'));
+  const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, s.limits, 'prompt'));
   if (budgets.some((b) => b === 0) && !echo) throw badRequest('max_tokens 0 generates nothing; use it with "echo": true to score the prompt.', 'max_tokens');
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');

@@ -35,9 +35,9 @@ const started = Math.floor(Date.now() / 1000);
 
 function modelObject(rc: RequestContext): Record<string, unknown> {
   const s = rc.server;
-  const info = s.engine?.info;
   const m: Record<string, unknown> = { id: s.options.modelId, object: 'model', created: started, owned_by: 'grpst' };
-  if (info) {
+  if (s.engine) {
+    const info = s.limits;
     m.max_model_len = info.maxSeqLen;
     // The engine's prompt limit, when under max_model_len (as TensorRT-LLM engines hold it): a
     // client sizing prompts by max_model_len alone (lm-evaluation-harness's max_length) must stay under it.

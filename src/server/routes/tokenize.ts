@@ -25,7 +25,7 @@ export async function tokenize(rc: RequestContext): Promise<void> {
     // Qwen3 adds no BOS/EOS, so add_special_tokens changes nothing; special tokens in the text are recognized.
     ids = s.tokenizer.encode(body.prompt);
   }
-  const out: Record<string, unknown> = { count: ids.length, max_model_len: s.engine?.info.maxSeqLen ?? null, tokens: ids };
+  const out: Record<string, unknown> = { count: ids.length, max_model_len: s.engine ? s.limits.maxSeqLen : null, tokens: ids };
   if (body.return_token_strs) out.token_strs = ids.map((id) => tokenText(s.tokenizer, id));
   sendJson(rc.res, 200, out);
 }
