@@ -1,6 +1,6 @@
 // `grpst build --backend trtllm` against stand-ins of TensorRT-LLM's scripts that accept only the
 // flags the real argparse defines (test/fixtures/trtllm/flags.json) and record their argv.
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -22,7 +22,7 @@ function fresh(): { out: string; record: string } {
 const seedBuildFlags = [
   '--gemm_plugin', 'bfloat16',
   '--max_batch_size', '16',
-  '--paged_kv_cache', 'enable',
+  '--kv_cache_type', 'paged',
   '--use_paged_context_fmha', 'enable',
   '--max_input_len', '32256',
   '--max_seq_len', '32768',
@@ -57,6 +57,7 @@ describe('grpst build --backend trtllm', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8'));
     expect(manifest).toMatchObject({ format: 'grpst-engine', backend: 'trtllm', quantization: { qformat: 'full_prec' }, limits: { max_batch_size: 16, max_seq_len: 32768 } });
     const log = readFileSync(join(out, 'build.log'), 'utf8');
+    expect(log).not.toMatch(/deprecated/i); // e.g. trtllm-build's warning for --paged_kv_cache
     expect(log).toContain('Loading checkpoint shards: 100%');
     expect(log).toContain('Total time of building all engines');
     expect(leftovers(work)).toEqual([]);
@@ -76,9 +77,27 @@ describe('grpst build --backend trtllm', () => {
     const calls = recorded(record);
     expect(calls.map((c) => c.tool)).toEqual(['quantize.py', 'trtllm-build']);
     const staged = calls[0].argv[calls[0].argv.indexOf('--output_dir') + 1];
-    expect(calls[0].argv).toEqual(['--model_dir', tinyA, '--dtype', 'bfloat16', ...expected, '--output_dir', staged]);
+    expect(calls[0].argv).toEqual(['--model_dir', tinyA, '--dtype', 'bfloat16', ...expected, '--calib_size', '512', '--calib_max_seq_length', '512', '--output_dir', staged]);
     expect(calls[1].argv.slice(4)).toEqual(seedBuildFlags);
     expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).quantization.qformat).toBe(qformat);
+  });
+
+  it.each([
+    ['.txt', 'first passage of calibration text.\n\nsecond passage,\nover two lines.\n', ['first passage of calibration text.', 'second passage,\nover two lines.']],
+    ['.jsonl', '{"text": "one"}\n"two"\n', ['one', 'two']],
+  ])('hands a %s --calib_dataset to quantize.py as a dataset folder, with --calib_size and --calib_max_seq_length', async (ext, content, passages) => {
+    const { out, record } = fresh();
+    const data = join(work, `calib-${n}${ext}`);
+    writeFileSync(data, content);
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--qformat', 'int8_sq', '--calib_dataset', data, '--calib_size', '64', '--calib_max_seq_length', '256'], { env: trtllmEnv(record) });
+    expect(r.code, r.stderr).toBe(0);
+    const argv = recorded(record)[0].argv;
+    const dataset = argv[argv.indexOf('--calib_dataset') + 1];
+    expect(dataset).toMatch(/\.engine-\d+\.tmp-\d+\/calib_dataset$/);
+    expect(argv.slice(argv.indexOf('--calib_size'), argv.indexOf('--calib_size') + 4)).toEqual(['--calib_size', '64', '--calib_max_seq_length', '256']);
+    const log = readFileSync(join(out, 'build.log'), 'utf8');
+    expect(log).toContain(`Recognized local dataset repo ${dataset} for calibration; ${passages.length} samples`);
+    expect(readdirSync(out)).not.toContain('calib_dataset');
   });
 
   it('converts a pre-quantized AWQ checkpoint with convert_checkpoint.py, as the seed does for Qwen3-14B-AWQ', async () => {
@@ -110,13 +129,20 @@ describe('grpst build --backend trtllm', () => {
     const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', odd, '--backend', 'trtllm', '--qformat', 'fp8', '--dry-run'], { env: trtllmEnv(record) });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[1]).toMatch(/^python3 \S+\/examples\/quantization\/quantize\.py --model_dir \S+ --dtype bfloat16 --qformat fp8 --output_dir '.*it'\\''s here\/tllm_checkpoint'$/);
+    expect(lines[1]).toMatch(/^python3 \S+\/examples\/quantization\/quantize\.py --model_dir \S+ --dtype bfloat16 --qformat fp8 --calib_size 512 --calib_max_seq_length 512 --output_dir '.*it'\\''s here\/tllm_checkpoint'$/);
     expect(lines[2]).toContain(`--output_dir '${odd.replace("'", `'\\''`)}' ${seedBuildFlags.join(' ')}`);
     expect(recorded(record)).toEqual([]);
     expect(existsSync(out)).toBe(false);
     // What is printed is what a shell runs: the quoted path comes back whole.
     const echoed = await execa('sh', ['-c', `printf '%s\\n' ${lines[2].split(' --output_dir ')[1].split(' --gemm_plugin')[0]}`]);
     expect(echoed.stdout).toBe(odd);
+  });
+
+  it('plans the examples/models/core/qwen script (v1.0 on, the releases that convert Qwen3) when the tree is not there yet', async () => {
+    const { out, record } = fresh();
+    const r = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--backend', 'trtllm', '--trtllm_dir', join(work, 'not-yet-cloned'), '--dry-run'], { env: trtllmEnv(record) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`python3 ${join(work, 'not-yet-cloned')}/examples/models/core/qwen/convert_checkpoint.py --model_dir`);
   });
 
   it('prints a JSON summary with --json', async () => {
@@ -192,6 +218,13 @@ describe('the TensorRT-LLM stand-ins', () => {
     const choice = await execa(join(trtllmFixtures, 'bin', 'trtllm-build'), ['--checkpoint_dir', 'x', '--paged_kv_cache', 'enable', '--use_paged_context_fmha', 'maybe'], { reject: false, cwd: work });
     expect(choice.exitCode).toBe(2);
     expect(choice.stderr).toContain("argument --use_paged_context_fmha: invalid choice: 'maybe'");
+    // quantize.py's calibration loader takes a dataset name or a dataset folder, not a text file.
+    const quantize = join(trtllmFixtures, 'TensorRT-LLM', 'examples', 'quantization', 'quantize.py');
+    const file = join(work, 'calib-plain.txt');
+    writeFileSync(file, 'some text\n');
+    const plain = await execa('python3', [quantize, '--model_dir', 'x', '--qformat', 'fp8', '--calib_dataset', file, '--output_dir', join(work, 'q-out')], { reject: false, cwd: work });
+    expect(plain.exitCode).toBe(1);
+    expect(plain.stderr).toContain(`NotImplementedError: Unsupported dataset name or local repo directory: ${file}.`);
     // A flag only some recorded versions define is refused: commands must work on all of them.
     const newer = await execa(join(trtllmFixtures, 'bin', 'trtllm-build'), ['--checkpoint_dir', 'x', '--reduce_fusion', 'enable'], { reject: false, cwd: work });
     expect(newer.exitCode).toBe(2);

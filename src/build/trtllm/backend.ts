@@ -1,7 +1,7 @@
 // --backend trtllm: the seed's TensorRT-LLM commands, run in a staging folder beside the output.
 // The intermediate TensorRT-LLM checkpoint goes to <staging>/tllm_checkpoint, the engine to the
 // staging folder itself; build.log collects every line the tools print.
-import { copyFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { GrpstError } from '../../util/errors.js';
@@ -11,12 +11,15 @@ import type { Reporter } from '../progress.js';
 import { Staging } from '../staging.js';
 import { openSource } from '../native/source.js';
 import { checkBuildInputs } from '../checks.js';
+import { loadTextSet } from '../native/text-data.js';
 import { needsQuantizeScript, trtllmSteps, type TrtllmDirs, type TrtllmStep } from './commands.js';
 import { locateTools, plannedTools } from './locate.js';
 import { runStep } from './run-step.js';
 
 export const LOG_FILE = 'build.log';
 export const CHECKPOINT_DIR = 'tllm_checkpoint';
+/** --calib_dataset as the local dataset folder quantize.py reads (see TrtllmDirs.calib). */
+export const CALIB_DIR = 'calib_dataset';
 /** The build record of a TensorRT-LLM engine folder: engine.json with backend "trtllm" (no tensor table). */
 export const RECORD_FILE = 'engine.json';
 
@@ -28,7 +31,7 @@ export interface TrtllmBuildResult {
 
 /** The commands a dry run prints: paths as they will be once the build is in place. */
 export function plannedTrtllmSteps(s: BuildSettings, preQuantized: boolean, env: NodeJS.ProcessEnv = process.env): TrtllmStep[] {
-  const dirs: TrtllmDirs = { checkpoint: join(s.output_dir, CHECKPOINT_DIR), engine: s.output_dir };
+  const dirs: TrtllmDirs = { checkpoint: join(s.output_dir, CHECKPOINT_DIR), engine: s.output_dir, calib: join(s.output_dir, CALIB_DIR) };
   return trtllmSteps(s, plannedTools(s, env), dirs, preQuantized);
 }
 
@@ -45,8 +48,9 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
   const log = staging.path(LOG_FILE);
   writeFileSync(log, `# grpst ${ctx.version}: TensorRT-LLM build of ${src.checkpoint.dir}\n`);
   reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);
-  const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp }, preQuantized);
+  const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp, calib: staging.path(CALIB_DIR) }, preQuantized);
   try {
+    if (s.calib_dataset && steps[0].argv.includes('--calib_dataset')) writeCalibDataset(s.calib_dataset, staging.path(CALIB_DIR));
     for (const step of steps) {
       reporter.phase(step.name, basename(step.argv[1] ?? step.argv[0]));
       await runStep(step, { log, reporter, signal: ctx.signal, env: { ...env } });
@@ -54,6 +58,7 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
     }
     reporter.phase('write', 'tokenizer and engine.json');
     if (!s.keep_checkpoint) rmSync(staging.path(CHECKPOINT_DIR), { recursive: true, force: true });
+    rmSync(staging.path(CALIB_DIR), { recursive: true, force: true });
     for (const f of src.tokenizerFiles) copyFileSync(join(src.checkpoint.dir, f), staging.path(f));
     const manifest = {
       format: ENGINE_FORMAT,
@@ -87,4 +92,15 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
     }
     throw e;
   }
+}
+
+/**
+ * The passages of a .txt / .jsonl calibration file (grpst's reading of it, as for native builds) as
+ * a dataset folder that Hugging Face `datasets` loads with split "train" and a "text" column, which
+ * is what quantize.py's calibration loader asks of a local dataset.
+ */
+function writeCalibDataset(file: string, dir: string): void {
+  const set = loadTextSet(file, 'calibration');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'train.jsonl'), set.passages.map((text) => `${JSON.stringify({ text })}\n`).join(''));
 }

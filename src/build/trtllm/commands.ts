@@ -1,6 +1,8 @@
 // The seed's TensorRT-LLM commands, built as argv arrays: convert_checkpoint.py (bf16 and
 // pre-quantized AWQ checkpoints) or quantize.py (int8_wo, int4_awq, fp8, int8_sq, and a KV-cache-only
-// quantization), then trtllm-build with the seed's engine limits.
+// quantization), then trtllm-build with the seed's engine limits. Flag names are those of
+// TensorRT-LLM 1.0 and later, the first releases whose convert_checkpoint.py and trtllm-build
+// know Qwen3 (qwen_type "qwen3"); test/fixtures/trtllm/flags.json records them.
 import type { BuildSettings } from '../options.js';
 import type { TrtllmTools } from './locate.js';
 
@@ -15,6 +17,12 @@ export interface TrtllmDirs {
   checkpoint: string;
   /** Folder trtllm-build writes rank0.engine and config.json into. */
   engine: string;
+  /**
+   * Folder holding --calib_dataset as train.jsonl ({"text": ...} per passage). quantize.py takes a
+   * Hugging Face dataset name or a local dataset folder (train split, "text" column), never a
+   * plain file, so the build writes the user's file there before quantize.py runs.
+   */
+  calib: string;
 }
 
 /** True when quantize.py must run: a quantized format or a quantized KV cache on a plain checkpoint. */
@@ -31,7 +39,8 @@ export function trtllmSteps(s: BuildSettings, tools: TrtllmTools, dirs: TrtllmDi
     if (s.qformat === 'int4_awq') argv.push('--awq_block_size', String(s.awq_block_size));
     if (s.quantize_lm_head) argv.push('--quantize_lm_head');
     if (s.kv_cache_dtype !== 'auto') argv.push('--kv_cache_dtype', s.kv_cache_dtype);
-    if (s.calib_dataset) argv.push('--calib_dataset', s.calib_dataset);
+    if (s.calib_dataset) argv.push('--calib_dataset', dirs.calib);
+    argv.push('--calib_size', String(s.calib_size), '--calib_max_seq_length', String(s.calib_max_seq_length));
     argv.push('--output_dir', dirs.checkpoint, ...tp);
     first = { name: 'quantize', argv };
   } else {
@@ -48,7 +57,8 @@ export function trtllmSteps(s: BuildSettings, tools: TrtllmTools, dirs: TrtllmDi
       '--output_dir', dirs.engine,
       '--gemm_plugin', s.dtype,
       '--max_batch_size', String(s.max_batch_size),
-      '--paged_kv_cache', 'enable',
+      // --paged_kv_cache is deprecated in trtllm-build (accepted, ignored, warned about).
+      '--kv_cache_type', 'paged',
       '--use_paged_context_fmha', 'enable',
       '--max_input_len', String(s.max_input_len),
       '--max_seq_len', String(s.max_seq_len),

@@ -1,11 +1,14 @@
 // Finds TensorRT-LLM's pieces: the Python that has tensorrt_llm, the example scripts in its source
-// tree (their folder moved in later releases) and the trtllm-build console script.
+// tree (examples/qwen in older releases, examples/models/core/qwen in newer ones; only releases
+// from v1.0 on convert Qwen3, and they use the newer folder) and the trtllm-build console script.
 import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { missingTool } from '../../util/errors.js';
 
 /** Where convert_checkpoint.py for Qwen lives, newest layout last. */
 export const convertScriptPaths = ['examples/qwen/convert_checkpoint.py', 'examples/models/core/qwen/convert_checkpoint.py'];
+/** The layout of the releases that convert Qwen3 (v1.0 on): what a plan names when neither exists yet. */
+const newestConvertScript = convertScriptPaths[convertScriptPaths.length - 1];
 export const quantizeScriptPath = 'examples/quantization/quantize.py';
 
 export interface TrtllmTools {
@@ -50,7 +53,7 @@ export function plannedTools(input: LocateInput, env: NodeJS.ProcessEnv = proces
   // An empty variable counts as unset.
   const trtllmDir = input.trtllm_dir || env.TRTLLM_DIR || '$TRTLLM_DIR';
   const dirKnown = trtllmDir !== '$TRTLLM_DIR';
-  const convert = (dirKnown && convertScriptPaths.map((p) => join(trtllmDir, p)).find((p) => existsSync(p))) || join(trtllmDir, convertScriptPaths[0]);
+  const convert = (dirKnown && convertScriptPaths.map((p) => join(trtllmDir, p)).find((p) => existsSync(p))) || join(trtllmDir, newestConvertScript);
   return {
     python: input.python || env.TRTLLM_PYTHON || 'python3',
     trtllmDir,
@@ -82,12 +85,12 @@ export function locateTools(input: LocateInput, needs: { convert: boolean; quant
   if (needs.convert && !convertScript) {
     throw missingTool(
       `${dir} has neither ${convertScriptPaths.join(' nor ')}`,
-      'point --trtllm_dir at the root of a TensorRT-LLM source checkout (v0.16 or later)',
+      'point --trtllm_dir at the root of a TensorRT-LLM source checkout (v1.0 or later: earlier releases cannot convert Qwen3)',
     );
   }
   const quantizeScript = join(dir, quantizeScriptPath);
   if (needs.quantize && !existsSync(quantizeScript)) {
-    throw missingTool(`${dir} has no ${quantizeScriptPath}`, 'point --trtllm_dir at the root of a TensorRT-LLM source checkout (v0.16 or later)');
+    throw missingTool(`${dir} has no ${quantizeScriptPath}`, 'point --trtllm_dir at the root of a TensorRT-LLM source checkout (v1.0 or later: earlier releases cannot convert Qwen3)');
   }
   const trtllmBuild = findTrtllmBuild(planned.trtllmBuild, python, env);
   if (!trtllmBuild) {
@@ -96,7 +99,7 @@ export function locateTools(input: LocateInput, needs: { convert: boolean; quant
       'pip install tensorrt_llm into that Python (it installs trtllm-build), or pass --trtllm_build PATH / set TRTLLM_BUILD',
     );
   }
-  return { python, trtllmDir: dir, convertScript: convertScript ?? join(dir, convertScriptPaths[0]), quantizeScript, trtllmBuild };
+  return { python, trtllmDir: dir, convertScript: convertScript ?? join(dir, newestConvertScript), quantizeScript, trtllmBuild };
 }
 
 function findTrtllmBuild(name: string, python: string, env: NodeJS.ProcessEnv): string | undefined {
