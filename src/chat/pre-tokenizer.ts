@@ -125,7 +125,7 @@ export class PreTokenizer {
         continue;
       }
       if (m.index > end) piece(text.slice(end, m.index));
-      piece(text.slice(m.index, m.index + m[0].length));
+      piece(probe === text ? m[0] : text.slice(m.index, m.index + m[0].length));
       end = m.index + m[0].length;
     }
     if (end < text.length) piece(text.slice(end));

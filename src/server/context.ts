@@ -40,7 +40,7 @@ export type ContextLimits = Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>;
  * the cache is full and then fail with a 500 (or fail at once, for a prompt past it), so it is
  * refused up front as past the context instead, and /v1/models lists the length that can be served.
  */
-export function contextLimits(engine: GenerationEngine): ContextLimits & { kvTokens?: number } {
+export function contextLimits(engine: GenerationEngine): ContextLimits {
   const { maxSeqLen, maxInputLen } = engine.info;
   let kvTokens = 0;
   try {
@@ -50,7 +50,7 @@ export function contextLimits(engine: GenerationEngine): ContextLimits & { kvTok
     // An engine without pool figures keeps its own limits.
   }
   if (!(kvTokens > 0) || kvTokens >= maxSeqLen) return { maxSeqLen, maxInputLen };
-  return { maxSeqLen: kvTokens, maxInputLen: Math.min(maxInputLen, kvTokens), kvTokens };
+  return { maxSeqLen: kvTokens, maxInputLen: Math.min(maxInputLen, kvTokens) };
 }
 
 const version = '0.1.0';

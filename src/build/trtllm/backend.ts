@@ -42,7 +42,8 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
   const src = openSource(s.model_dir);
   const preQuantized = Boolean(src.awq);
   checkBuildInputs(s, src);
-  const tools = locateTools(s, { convert: !needsQuantizeScript(s, preQuantized), quantize: needsQuantizeScript(s, preQuantized) }, env);
+  const quantize = needsQuantizeScript(s, preQuantized);
+  const tools = locateTools(s, { convert: !quantize, quantize }, env);
   const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
   for (const dir of staging.removedStale) reporter.info(`removed ${dir}, left by an interrupted build`);
   const log = staging.path(LOG_FILE);
@@ -50,7 +51,8 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
   reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);
   const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp, calib: staging.path(CALIB_DIR) }, preQuantized);
   try {
-    if (s.calib_dataset && steps[0].argv.includes('--calib_dataset')) writeCalibDataset(s.calib_dataset, staging.path(CALIB_DIR));
+    // quantize.py is the only step that calibrates (commands.ts passes it --calib_dataset).
+    if (s.calib_dataset && quantize) writeCalibDataset(s.calib_dataset, staging.path(CALIB_DIR));
     for (const step of steps) {
       reporter.phase(step.name, basename(step.argv[1] ?? step.argv[0]));
       await runStep(step, { log, reporter, signal: ctx.signal, env: { ...env } });

@@ -2,9 +2,9 @@
 // structured_outputs object) are enforced as response_format is; min_tokens and
 // include_stop_str_in_output reach the engine and the output parser. The ones that would change
 // the answer in ways this server cannot honour (regex and grammar constraints, beam search, prompt
-// logprobs) get a 400 naming them: dropped, as unknown
-// fields are, they would leave a client that relies on them with an answer it did not ask for
-// (free text where it expects JSON, a shorter answer than it asked for) and no sign of it.
+// logprobs) get a 400 naming them: dropped, as unknown fields are, they would leave a client that
+// relies on them with an answer it did not ask for (free text where it expects a pattern) and no
+// sign of it.
 import { z } from 'zod';
 import { badRequest } from '../errors.js';
 import type { ResponseFormat } from './schema-common.js';
