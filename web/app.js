@@ -188,6 +188,11 @@ function addAssistantMessage() {
       content += text;
       schedule();
     },
+    /** The answer so far was the think block after all: it is shown there instead. */
+    dropContent() {
+      content = '';
+      schedule();
+    },
     get content() {
       return content;
     },
@@ -224,8 +229,14 @@ async function send(text) {
   let usage = null;
   let finish = null;
   const take = (part) => {
+    if (part.contentWasReasoning) {
+      // Text shown as the answer ended in `</think>`: it was reasoning (the prompt opened the
+      // block), so the answer, and the time it started, are still to come.
+      view.dropContent();
+      thoughtSeconds = undefined;
+    }
     view.addReasoning(part.reasoning);
-    if (part.content && thoughtSeconds === undefined && splitter.state === 'content') thoughtSeconds = (performance.now() - begin) / 1000;
+    if (part.content && thoughtSeconds === undefined) thoughtSeconds = (performance.now() - begin) / 1000;
     view.addContent(part.content);
   };
   try {

@@ -4,6 +4,7 @@
 // is given back as the text the model wrote, never dropped. Whitespace between blocks is only a
 // separator: it is dropped once a call has been made.
 import { partialMarkerLength } from './held-suffix.js';
+import { parseOrderedJson, stringifyOrderedJson } from './ordered-json.js';
 
 export const toolCallOpen = '<tool_call>';
 export const toolCallClose = '</tool_call>';
@@ -136,7 +137,25 @@ export function parseToolCallBody(body: string): ParsedToolCall | null {
     return { name, arguments: given };
   }
   if (typeof given !== 'object' || given === null || Array.isArray(given)) return null;
-  return { name, arguments: JSON.stringify(given) };
+  try {
+    return { name, arguments: args != null ? orderedMember(body, 'arguments') : parameters != null ? orderedMember(body, 'parameters') : '{}' };
+  } catch (err) {
+    // Nesting deeper than the stack allows (JSON.parse takes more): not a call anyone can use,
+    // so it is given back as text rather than failing the request.
+    if (err instanceof RangeError) return null;
+    throw err;
+  }
+}
+
+/**
+ * One member of the body object, serialized with its keys in the order the model wrote them
+ * (JSON.stringify of the parsed value would move integer-like keys to the front).
+ */
+function orderedMember(body: string, key: string): string {
+  const parsed = parseOrderedJson(body);
+  const member = 'object' in parsed ? parsed.object.get(key) : undefined;
+  if (!member) throw new Error(`tool call body lost its ${key} member`);
+  return stringifyOrderedJson(member);
 }
 
 /**
