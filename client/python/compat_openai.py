@@ -402,6 +402,49 @@ def check_async_streams() -> Dict[str, Any]:
     return {"streams": count, "in_flight_at_first_finish": in_flight}
 
 
+def check_responses() -> Dict[str, Any]:
+    """The Responses API: the same greedy turn as chat, streamed as typed events, chained by id."""
+    question = USER[0]["content"]
+    r = client.responses.create(model=state["model"], input=question, temperature=0, max_output_tokens=16)
+    expect_equal(r.object, "response", "object")
+    chat = client.chat.completions.create(model=state["model"], messages=USER, temperature=0, max_tokens=16)
+    expect_equal(r.output_text, chat.choices[0].message.content or "", "output_text against chat's greedy answer")
+    expect_equal(r.usage.input_tokens, chat.usage.prompt_tokens, "input_tokens against chat's prompt_tokens")
+    expect_equal(r.status, "incomplete" if chat.choices[0].finish_reason == "length" else "completed", "status")
+    deltas: List[str] = []
+    types: List[str] = []
+    for event in client.responses.create(model=state["model"], input=question, temperature=0, max_output_tokens=16, stream=True):
+        types.append(event.type)
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+    expect_equal(types[0], "response.created", "first event")
+    expect(types[-1] in ("response.completed", "response.incomplete"), f"last event {types[-1]!r}")
+    expect_equal("".join(deltas), r.output_text, "the streamed deltas joined")
+    follow = client.responses.create(model=state["model"], previous_response_id=r.id, input="And then?", temperature=0, max_output_tokens=8)
+    expect(follow.usage.input_tokens > r.usage.input_tokens + r.usage.output_tokens - 1, "the chained turn's prompt does not hold the first turn")
+    expect_equal(client.responses.retrieve(follow.id).output_text, follow.output_text, "the stored response")
+    return {"deltas": len(deltas), "chained_input_tokens": follow.usage.input_tokens}
+
+
+def check_responses_parse() -> Dict[str, Any]:
+    """responses.parse with a pydantic text_format, its stream helper, and a forced function call."""
+    r = client.responses.parse(model=state["model"], input="Describe a person as JSON.", text_format=Person, max_output_tokens=256)
+    expect(isinstance(r.output_parsed, Person), f"output_parsed is {type(r.output_parsed).__name__}, not Person")
+    with client.responses.stream(model=state["model"], input="Describe a person as JSON.", text_format=Person, max_output_tokens=256) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    expect(isinstance(final.output_parsed, Person), "the streamed response did not parse")
+    tool = {"type": "function", "name": "get_current_weather", "strict": True, "parameters": WEATHER_TOOL["function"]["parameters"]}
+    t = client.responses.create(model=state["model"], input=WEATHER_QUESTION[0]["content"], tools=[tool], tool_choice="required", max_output_tokens=128)
+    calls = [o for o in t.output if o.type == "function_call"]
+    expect(len(calls) >= 1, "tool_choice required answered without a function_call")
+    for call in calls:
+        expect_equal(call.name, "get_current_weather", "function_call name")
+        GetWeather.model_validate_json(call.arguments)
+    return {"parsed": r.output_parsed.model_dump(), "calls": len(calls)}
+
+
 if __name__ == "__main__":
     for name, fn in [
         ("models", check_models),
@@ -417,6 +460,8 @@ if __name__ == "__main__":
         ("errors", check_errors),
         ("request_id", check_request_id),
         ("async_streams", check_async_streams),
+        ("responses", check_responses),
+        ("responses_parse", check_responses_parse),
     ]:
         runner.check(name, fn)
     runner.finish()

@@ -10,6 +10,7 @@ import { ServerMetrics } from './metrics.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
 import type { TemplateMessage } from './openai/chat-messages.js';
 import type { ServerOptions } from './options.js';
+import { ResponseStore } from './responses-store.js';
 
 export interface RenderOptions {
   addGenerationPrompt: boolean;
@@ -59,6 +60,8 @@ export class ServerContext {
   readonly metrics = new ServerMetrics();
   readonly admission: Admission;
   readonly inflight = new Set<AbortController>();
+  /** /v1/responses answers kept for previous_response_id and GET. */
+  readonly responses = new ResponseStore();
   state: ServerState = 'loading';
   loadError?: string;
   private loaded?: GenerationEngine;
@@ -132,7 +135,8 @@ export class ServerContext {
     return info ? `fp_grpst_${version}_${info.device}_${info.quantization}` : `fp_grpst_${version}`;
   }
 
-  newId(prefix: 'chatcmpl' | 'cmpl'): string {
+  newId(prefix: 'chatcmpl' | 'cmpl' | 'resp'): string {
+    if (prefix === 'resp') return `resp_${randomUUID().replace(/-/g, '')}`;
     return `${prefix}-${randomUUID().replace(/-/g, '')}`;
   }
 

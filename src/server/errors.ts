@@ -69,8 +69,15 @@ export const modelNotFound = (model: string, served: string) =>
     code: 'model_not_found',
   });
 
+export const responseNotFound = (id: string, param: string | null = null) =>
+  new ApiError(404, `Response with id '${id}' not found. Responses are kept in this server's memory while it runs (the most recent ones, and only those created with store left on); send the whole input instead.`, {
+    type: 'invalid_request_error',
+    param,
+    code: 'response_not_found',
+  });
+
 export const routeNotFound = (method: string, path: string) =>
-  new ApiError(404, `No route ${method} ${path}. Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize.`, {
+  new ApiError(404, `No route ${method} ${path}. Routes: POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize.`, {
     code: 'unknown_url',
   });
 

@@ -25,7 +25,7 @@ export type Handler = (rc: RequestContext) => Promise<void>;
 export type Guard = 'api' | 'health' | 'metrics' | 'open';
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** Exact, or ending in one "/{name}" segment that matches any single non-empty segment. */
   path: string;
   guard: Guard;
@@ -35,7 +35,7 @@ export interface Route {
 const corsHeaders = {
   'access-control-allow-origin': '*',
   'access-control-allow-headers': 'authorization, content-type, x-api-key',
-  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
   'access-control-expose-headers': 'x-request-id',
 };
 

@@ -32,6 +32,22 @@ export class SseWriter {
     if (!this.res.write(`data: ${JSON.stringify(data)}\n\n`)) await drained(this.res);
   }
 
+  /** A typed event (the Responses API's framing): `event: <type>` then its data line. */
+  async event(type: string, data: unknown): Promise<void> {
+    if (this.ended || this.res.destroyed) return;
+    this.start();
+    if (!this.res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`)) await drained(this.res);
+  }
+
+  /** Ends a typed-event stream: the Responses API sends no [DONE] line. */
+  close(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.res.destroyed) return;
+    this.start();
+    this.res.end();
+  }
+
   /** An error after the stream began: one data frame with the envelope, then [DONE]. */
   async fail(err: ApiError): Promise<void> {
     await this.send(err.envelope());

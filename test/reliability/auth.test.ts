@@ -2,6 +2,7 @@
 // demands it (none can be added without a guard), /health and /metrics in all four settings,
 // path spellings that could slip past an exact-match router, keys of every length and form,
 // and the key kept out of the server's log.
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routes } from '../../src/server/routes/index.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
@@ -25,20 +26,33 @@ afterAll(async () => {
 const validBody: Record<string, unknown> = {
   '/v1/chat/completions': { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 },
   '/v1/completions': { model: 'qwen3', prompt: 'hi', max_tokens: 1 },
+  '/v1/responses': { model: 'qwen3', input: 'hi', max_output_tokens: 1 },
   '/tokenize': { prompt: 'hi' },
   '/detokenize': { tokens: [1, 2] },
 };
 
 async function call(method: string, route: string, headers: Record<string, string> = {}, s: TestServer = locked) {
-  const path = route.replace('{model}', 'qwen3'); // the served model: with the key it is a 200
+  let path = route.replace('{model}', 'qwen3'); // the served model: with the key it is a 200
+  // A stored response of its own for each call (a DELETE removes it), made with the key.
+  if (path.includes('{id}')) {
+    const made = await post(`${s.url}/v1/responses`, validBody['/v1/responses'], { authorization: `Bearer ${key}` });
+    path = path.replace('{id}', made.json.id);
+  }
   if (method === 'POST') return post(`${s.url}${path}`, validBody[path] ?? {}, headers);
+  if (method === 'DELETE') return del(`${s.url}${path}`, headers);
   return get(`${s.url}${path}`, headers);
+}
+
+async function del(url: string, headers: Record<string, string>) {
+  const res = await request(url, { method: 'DELETE', headers });
+  const text = await res.body.text();
+  return { status: res.statusCode, text, json: JSON.parse(text) };
 }
 
 describe('API key', () => {
   it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
     const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || /tokenize/.test(r.path));
-    expect(modelRoutes.map((r) => r.path).sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/{model}']);
+    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}']);
     for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
     // The web page's static files need no key (the page asks the user for it); they reach no model.
     for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);

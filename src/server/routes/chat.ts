@@ -135,7 +135,7 @@ export function usageOf(prompt: number, completion: number, cached?: number): Us
 }
 
 /** chat_template_kwargs other than enable_thinking (which has its own path) go to the template as is. */
-function extraKwargs(kwargs: Record<string, unknown> | null | undefined): Record<string, unknown> | undefined {
+export function extraKwargs(kwargs: Record<string, unknown> | null | undefined): Record<string, unknown> | undefined {
   if (!kwargs) return undefined;
   const { enable_thinking: _, ...rest } = kwargs;
   return Object.keys(rest).length > 0 ? rest : undefined;

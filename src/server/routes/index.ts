@@ -2,12 +2,16 @@
 import type { Route } from '../router.js';
 import { chatCompletions } from './chat.js';
 import { completions } from './completions.js';
+import { createResponse, deleteResponse, getResponse } from './responses.js';
 import { health, metrics, model, models, ping } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
 
 export const routes: Route[] = [
   { method: 'POST', path: '/v1/chat/completions', guard: 'api', handler: chatCompletions },
   { method: 'POST', path: '/v1/completions', guard: 'api', handler: completions },
+  { method: 'POST', path: '/v1/responses', guard: 'api', handler: createResponse },
+  { method: 'GET', path: '/v1/responses/{id}', guard: 'api', handler: getResponse },
+  { method: 'DELETE', path: '/v1/responses/{id}', guard: 'api', handler: deleteResponse },
   { method: 'GET', path: '/v1/models', guard: 'api', handler: models },
   { method: 'GET', path: '/v1/models/{model}', guard: 'api', handler: model },
   { method: 'POST', path: '/tokenize', guard: 'api', handler: tokenize },

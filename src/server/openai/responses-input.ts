@@ -1,0 +1,153 @@
+// A /v1/responses request -> what the chat path already takes: template messages, chat-shaped
+// tools and tool_choice, and an answer format. Input items become chat turns the way OpenAI's
+// own models read them: a reasoning item and the function calls after an assistant message
+// belong to that assistant turn, a function_call_output is the tool turn that answers a call.
+import { badRequest } from '../errors.js';
+import type { TemplateMessage } from './chat-messages.js';
+import type { ToolChoice, ToolInput } from './schema-chat.js';
+import type { ResponseInputItem, ResponsesRequest, ResponseTextFormat, ResponseTool, ResponseToolChoice } from './schema-responses.js';
+import type { AnswerFormat } from './vllm-fields.js';
+
+/** Refuses the fields whose meaning this server cannot honour, naming each and what to send. */
+export function refuseUnsupportedResponseFields(body: ResponsesRequest): void {
+  if (body.background) throw unsupported('background', 'Background responses are not supported by this server; leave background out (or false) and wait for the answer, or stream it.');
+  if (body.truncation === 'auto')
+    throw unsupported('truncation', 'truncation "auto" is not supported by this server: it never drops input on its own. Send "disabled" (the default) and shorten the input when it is too long.');
+  if (body.conversation !== undefined && body.conversation !== null)
+    throw unsupported('conversation', 'Conversation objects are not supported by this server; chain turns with previous_response_id or send the whole input.');
+  if (body.prompt !== undefined && body.prompt !== null) throw unsupported('prompt', 'Stored prompt templates are not supported by this server; send the input and instructions themselves.');
+  for (const [i, entry] of (body.include ?? []).entries())
+    if (!includable.has(entry))
+      throw unsupported(`include[${i}]`, `include "${entry}" is not supported by this server; it can include: ${[...includable].join(', ')}.`);
+}
+
+/** include entries this server can add to a response. */
+const includable = new Set(['message.output_text.logprobs', 'reasoning.encrypted_content']);
+
+/** The request's input items as chat turns (the instructions are not among them: see promptMessages). */
+export function inputMessages(input: ResponsesRequest['input']): TemplateMessage[] {
+  if (typeof input === 'string') return [{ role: 'user', content: input }];
+  const out: TemplateMessage[] = [];
+  let reasoning: string | undefined;
+  // The assistant turn that function calls and reasoning attach to, while no other turn followed it.
+  let assistant: TemplateMessage | undefined;
+  const newAssistant = (content: string): TemplateMessage => {
+    const m: TemplateMessage = { role: 'assistant', content };
+    if (reasoning !== undefined) m.reasoning_content = reasoning;
+    reasoning = undefined;
+    out.push(m);
+    return m;
+  };
+  input.forEach((item, i) => {
+    const at = `input[${i}]`;
+    const type = item.type ?? 'message';
+    if (type === 'message' && 'role' in item && 'content' in item) {
+      const content = partsText(item.content as MessageContent, `${at}.content`);
+      if (item.role === 'assistant') {
+        // Consecutive assistant messages (one answer split in parts) stay one turn.
+        if (assistant && !assistant.tool_calls) assistant.content += content;
+        else assistant = newAssistant(content);
+        return;
+      }
+      assistant = undefined;
+      out.push({ role: item.role === 'developer' ? 'system' : (item.role as string), content });
+      return;
+    }
+    if (type === 'function_call' && 'call_id' in item && 'arguments' in item && 'name' in item) {
+      const call = { id: item.call_id as string, type: 'function' as const, function: { name: item.name as string, arguments: item.arguments as string } };
+      if (!assistant) assistant = newAssistant('');
+      (assistant.tool_calls ??= []).push(call);
+      return;
+    }
+    if (type === 'function_call_output' && 'output' in item && 'call_id' in item) {
+      assistant = undefined;
+      out.push({ role: 'tool', content: partsText(item.output as MessageContent, `${at}.output`), tool_call_id: item.call_id as string });
+      return;
+    }
+    if (type === 'reasoning') {
+      const r = item as Extract<ResponseInputItem, { type: 'reasoning' }>;
+      const text = (r.content ?? r.summary ?? []).map((p) => p.text).join('\n');
+      // Reasoning comes before the answer it led to; given after one, it opens the next turn.
+      assistant = undefined;
+      reasoning = reasoning === undefined ? text : `${reasoning}\n${text}`;
+      return;
+    }
+    const shape = itemShapes[type];
+    if (shape) throw badRequest(`Invalid ${at}: a ${type} item is ${shape}.`, at, 'invalid_value');
+    throw unsupported(`${at}.type`, `Input items of type "${type}" are not supported by this server; send messages, function_call, function_call_output and reasoning items.`);
+  });
+  // A reasoning item last of all has no answer after it: the template has nowhere to put it.
+  return out;
+}
+
+/** What each item type this server reads must hold, for an item of that type that does not. */
+const itemShapes: Record<string, string> = {
+  message: '{"role": "user" | "system" | "developer" | "assistant", "content": a string or text parts}',
+  function_call: '{"type": "function_call", "call_id", "name", "arguments" (a JSON string)}',
+  function_call_output: '{"type": "function_call_output", "call_id", "output" (a string)}',
+  reasoning: '{"type": "reasoning", "summary": [{"type": "summary_text", "text"}]}',
+};
+
+type MessageContent = string | { type: string; text?: string; refusal?: string }[];
+
+function partsText(content: MessageContent, at: string): string {
+  if (typeof content === 'string') return content;
+  return content
+    .map((part, j) => {
+      if ((part.type === 'input_text' || part.type === 'output_text' || part.type === 'text') && typeof part.text === 'string') return part.text;
+      if (part.type === 'refusal' && typeof part.refusal === 'string') return part.refusal;
+      throw badRequest(
+        `Content part type '${part.type}' is not supported: this model reads text only. Send {"type": "input_text", "text": ...} parts or a string.`,
+        `${at}[${j}].type`,
+        'unsupported_content',
+      );
+    })
+    .join('\n');
+}
+
+/** Function tools in the chat shape the template and the tool-call grammar read. */
+export function chatTools(tools: readonly ResponseTool[] | null | undefined): ToolInput[] | undefined {
+  if (!tools || tools.length === 0) return undefined;
+  return tools.map((t, i) => {
+    if (t.type !== 'function' || !('name' in t))
+      throw unsupported(`tools[${i}].type`, `Tools of type "${t.type}" are not supported by this server (it runs no hosted tools); send {"type": "function", "name", "parameters"} tools and run them yourself.`);
+    const f = t as Extract<ResponseTool, { name: string }>;
+    const fn: ToolInput['function'] = { name: f.name };
+    if (f.description != null) fn.description = f.description;
+    if (f.parameters != null) fn.parameters = f.parameters;
+    if (f.strict != null) fn.strict = f.strict;
+    return { type: 'function', function: fn };
+  });
+}
+
+export function chatToolChoice(choice: ResponseToolChoice | null | undefined): ToolChoice | undefined {
+  if (choice == null) return undefined;
+  if (typeof choice === 'string') return choice;
+  if (choice.type === 'function' && typeof choice.name === 'string') return { type: 'function', function: { name: choice.name } };
+  throw unsupported('tool_choice', `tool_choice of type "${choice.type}" is not supported by this server; send "none", "auto", "required" or {"type": "function", "name": ...}.`);
+}
+
+/** text.format -> the answer format response_format would give. */
+export function textAnswerFormat(format: ResponseTextFormat | null | undefined): AnswerFormat | undefined {
+  if (!format || format.type === 'text') return undefined;
+  if (format.type === 'json_object') return { type: 'json_object' };
+  const jsonSchema: { name: string; schema: Record<string, unknown>; description?: string; strict?: boolean | null } = { name: format.name, schema: format.schema };
+  if (format.description != null) jsonSchema.description = format.description;
+  if (format.strict != null) jsonSchema.strict = format.strict;
+  return { type: 'json_schema', json_schema: jsonSchema };
+}
+
+/**
+ * Thinking for this response: reasoning.effort "none" or "minimal" turns Qwen3's thinking off,
+ * any other effort turns it on; vLLM's chat_template_kwargs.enable_thinking and grps_trtllm's
+ * enable_thinking are read too; otherwise the server's default.
+ */
+export function responseThinking(body: ResponsesRequest, kwarg: boolean | undefined, serverDefault: boolean): boolean {
+  const effort = body.reasoning?.effort;
+  if (effort != null) return effort !== 'none' && effort !== 'minimal';
+  return body.enable_thinking ?? kwarg ?? serverDefault;
+}
+
+function unsupported(param: string, message: string) {
+  return badRequest(message, param, 'unsupported_parameter');
+}

@@ -1,0 +1,205 @@
+// POST /v1/responses (OpenAI's Responses API), GET and DELETE /v1/responses/{id}. A response is
+// one chat turn: its input items become template messages, it runs through the same engine job
+// as /v1/chat/completions, and the answer comes back as output items (reasoning, message,
+// function calls) or, streaming, as the typed events the openai SDKs read.
+import { badRequest, responseNotFound, toApiError } from '../errors.js';
+import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
+import { sendJson } from '../http.js';
+import type { TemplateMessage } from '../openai/chat-messages.js';
+import { planTools } from '../openai/constraints.js';
+import { chatToolChoice, chatTools, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
+import { ResponseOutputBuilder, type EventSink, type OutputItem } from '../openai/responses-output.js';
+import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-responses.js';
+import type { RequestContext } from '../router.js';
+import { SseWriter } from '../sse.js';
+import { endsInsideThink, extraKwargs } from './chat.js';
+import { admit, parseBody, requestScope, unixNow } from './common.js';
+import { thinkingKwarg } from './tokenize.js';
+
+export async function createResponse(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, responsesRequestSchema);
+  const s = rc.server;
+  s.checkModel(body.model);
+  refuseUnsupportedResponseFields(body);
+  const engine = s.requireEngine();
+  const previous = body.previous_response_id != null ? s.responses.get(body.previous_response_id) : undefined;
+  if (body.previous_response_id != null && !previous) throw responseNotFound(body.previous_response_id, 'previous_response_id');
+  const history = [...(previous?.conversation ?? []), ...inputMessages(body.input)];
+  if (history.length === 0) throw badRequest('input is empty: send a string or at least one input item.', 'input');
+  const messages: TemplateMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }, ...history] : history;
+  const thinking = responseThinking(body, thinkingKwarg(body.chat_template_kwargs), s.options.enableThinking);
+  const plan = planTools(chatTools(body.tools), chatToolChoice(body.tool_choice), textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls);
+  const prompt = s.render(messages, { addGenerationPrompt: true, enableThinking: thinking, tools: plan.tools, kwargs: extraKwargs(body.chat_template_kwargs) });
+  const promptTokens = prompt.ids.length;
+  const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input');
+  const logprobs = body.include?.includes('message.output_text.logprobs') ? (body.top_logprobs ?? 0) : undefined;
+  const sampling = samplingFor(body, s.options);
+  checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
+  const job: ChoiceJob = {
+    index: 0,
+    submit: {
+      tokens: prompt.ids,
+      sampling,
+      maxTokens,
+      stopTokenIds: [...s.stopTokenIds, ...(body.stop_token_ids ?? [])],
+      ignoreEos: body.ignore_eos ?? false,
+      minTokens: minTokens(body.min_tokens, maxTokens),
+      logprobs,
+      badTokenIds: s.badTokenIds,
+      logitBias: logitBias(body, s.tokenizer.vocabSize),
+      constraint: plan.constraint,
+    },
+    output: {
+      stops: stopStrings(body, s.options),
+      minTokens: body.min_tokens ?? 0,
+      thinking,
+      startInReasoning: thinking && endsInsideThink(prompt.text),
+      // Reasoning has its own output item here, whatever the conf's reasoning parser says.
+      separateReasoning: true,
+      toolCalls: plan.parseCalls,
+      forcedToolCall: plan.forced,
+    },
+    decoder: s.decoder(body.skip_special_tokens ?? s.options.skipSpecialTokens),
+  };
+  const store = body.store ?? true;
+  const base = responseBase(body, s.newId('resp'), s.options.modelId, sampling.temperature, sampling.topP, store);
+  const view = { logprobs, tok: s.tokenizer };
+
+  const release = await admit(rc);
+  s.metrics.promptTokens.inc({}, promptTokens);
+  const scope = requestScope(rc.signal);
+  const updates = mergeChoices([runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })]);
+  // Kept once answered, so a client may chain the next turn on it.
+  const finish = (builder: ResponseOutputBuilder, cached: number | undefined) => {
+    const reasoningTokens = builder.reasoning.length > 0 ? s.tokenizer.encode(builder.reasoning).length : 0;
+    const response = completed(base, builder, usage(promptTokens, builder.completionTokens, cached, reasoningTokens));
+    if (store) s.responses.put(base.id, { response, conversation: [...history, answerTurn(builder.output)] });
+    return response;
+  };
+  try {
+    if (body.stream) await streamResponse(rc, base, view, updates, finish);
+    else {
+      const builder = new ResponseOutputBuilder(view);
+      let cached: number | undefined;
+      for await (const u of updates) {
+        if (u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
+        await builder.add(u);
+      }
+      await builder.finish();
+      sendJson(rc.res, 200, finish(builder, cached));
+    }
+  } finally {
+    scope.abort('the request ended');
+    release();
+  }
+}
+
+type Base = ReturnType<typeof responseBase>;
+
+async function streamResponse(
+  rc: RequestContext,
+  base: Base,
+  view: ConstructorParameters<typeof ResponseOutputBuilder>[0],
+  updates: AsyncGenerator<ChoiceUpdate>,
+  finish: (b: ResponseOutputBuilder, cached: number | undefined) => Record<string, unknown>,
+): Promise<void> {
+  const sse = new SseWriter(rc.res);
+  let sequence = 0;
+  const emit: EventSink = (type, payload) => sse.event(type, { type, sequence_number: sequence++, ...payload });
+  const builder = new ResponseOutputBuilder(view, emit);
+  const pending = { ...base, status: 'in_progress', output: [], usage: null };
+  await emit('response.created', { response: pending });
+  await emit('response.in_progress', { response: pending });
+  let cached: number | undefined;
+  try {
+    for await (const u of updates) {
+      if (u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
+      await builder.add(u);
+    }
+  } catch (err) {
+    // After the stream began the status line is sent: the failure travels as the terminal event.
+    const e = toApiError(err);
+    await emit('response.failed', { response: { ...base, status: 'failed', output: builder.output, error: { code: e.code ?? 'server_error', message: e.message }, usage: null } });
+    sse.close();
+    return;
+  }
+  await builder.finish();
+  const response = finish(builder, cached);
+  await emit(response.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response });
+  sse.close();
+}
+
+/** The fields every form of this response carries (in progress, failed, completed). */
+function responseBase(body: ResponsesRequest, id: string, model: string, temperature: number, topP: number, store: boolean) {
+  return {
+    id,
+    object: 'response' as const,
+    created_at: unixNow(),
+    model,
+    error: null as { code: string; message: string } | null,
+    incomplete_details: null as { reason: string } | null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    metadata: body.metadata ?? {},
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: body.previous_response_id ?? null,
+    reasoning: { effort: body.reasoning?.effort ?? null, summary: body.reasoning?.summary ?? null },
+    store,
+    temperature,
+    text: { format: body.text?.format ?? { type: 'text' } },
+    tool_choice: body.tool_choice ?? 'auto',
+    tools: body.tools ?? [],
+    top_p: topP,
+    top_logprobs: body.top_logprobs ?? 0,
+    truncation: body.truncation ?? 'disabled',
+    background: false,
+    user: body.user ?? undefined,
+  };
+}
+
+function completed(base: Base, builder: ResponseOutputBuilder, used: ReturnType<typeof usage>): Record<string, unknown> {
+  const cut = builder.finishReason === 'length';
+  return {
+    ...base,
+    status: cut ? 'incomplete' : 'completed',
+    completed_at: unixNow(),
+    incomplete_details: cut ? { reason: 'max_output_tokens' } : null,
+    output: builder.output,
+    usage: used,
+  };
+}
+
+function usage(input: number, output: number, cached: number | undefined, reasoning: number) {
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: cached ?? 0 },
+    output_tokens: output,
+    // The reasoning text's tokens: it is what the model wrote inside its think block.
+    output_tokens_details: { reasoning_tokens: Math.min(reasoning, output) },
+    total_tokens: input + output,
+  };
+}
+
+/** The answer as the assistant turn a chained response's prompt holds. */
+function answerTurn(output: readonly OutputItem[]): TemplateMessage {
+  const turn: TemplateMessage = { role: 'assistant', content: '' };
+  for (const item of output) {
+    if (item.type === 'reasoning') turn.reasoning_content = (turn.reasoning_content ?? '') + item.content.map((c) => c.text).join('');
+    else if (item.type === 'message') turn.content += item.content.map((c) => c.text).join('');
+    else (turn.tool_calls ??= []).push({ id: item.call_id, type: 'function', function: { name: item.name, arguments: item.arguments } });
+  }
+  return turn;
+}
+
+export async function getResponse(rc: RequestContext): Promise<void> {
+  const stored = rc.server.responses.get(rc.param ?? '');
+  if (!stored) throw responseNotFound(rc.param ?? '');
+  sendJson(rc.res, 200, stored.response);
+}
+
+export async function deleteResponse(rc: RequestContext): Promise<void> {
+  const id = rc.param ?? '';
+  if (!rc.server.responses.delete(id)) throw responseNotFound(id);
+  sendJson(rc.res, 200, { id, object: 'response.deleted', deleted: true });
+}
