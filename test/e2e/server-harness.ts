@@ -81,10 +81,12 @@ async function readRaw(res: Awaited<ReturnType<typeof request>>): Promise<RawRes
 
 /** The `data:` payloads of an SSE body, [DONE] included as the string. */
 export function sseFrames(text: string): (string | any)[] {
+  // A frame may open with an `event:` line (the Responses API's typed events).
   return text
     .split('\n\n')
-    .filter((f) => f.startsWith('data: '))
-    .map((f) => f.slice(6))
+    .map((f) => f.split('\n').find((line) => line.startsWith('data: ')))
+    .filter((d): d is string => d !== undefined)
+    .map((d) => d.slice(6))
     .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
 }
 

@@ -4,7 +4,7 @@
 // that are not JSON or not UTF-8. Each sample is the raw bytes sent and the route they go to.
 import fc from 'fast-check';
 
-export type Route = '/v1/chat/completions' | '/v1/completions' | '/tokenize' | '/detokenize';
+export type Route = '/v1/chat/completions' | '/v1/completions' | '/v1/responses' | '/tokenize' | '/detokenize';
 
 export interface FuzzCase {
   route: Route;
@@ -189,14 +189,64 @@ function bodies(odds: number) {
     { weight: odds, arbitrary: fc.record({ tokens: fc.array(fc.oneof(fc.integer({ min: 0, max: 151_935 }), numbers), { maxLength: 8 }), model: or(fc.constant('qwen3')) }) },
     { weight: 1, arbitrary: anyValue },
   );
-  return { chatBody, completionBody, tokenizeBody, detokenizeBody };
+  // The Responses API's own shapes: input items, flat function tools, text.format, reasoning.
+  const inputPart = fc.record({ type: or(fc.constantFrom('input_text', 'output_text'), 4, fc.constantFrom('input_image', 'input_file', 'text')), text: or(userText) }, { requiredKeys: ['type'] });
+  const inputItem = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ type: or(fc.constant('message'), 1), role, content: or(fc.oneof(userText, fc.array(inputPart, { maxLength: 3 }))) }, { requiredKeys: ['role', 'content'] }) },
+    { weight: 2, arbitrary: fc.record({ type: fc.constant('function_call'), call_id: or(fc.string({ maxLength: 6 })), name: or(fc.constantFrom('f', 'get_weather')), arguments: or(fc.json({ maxDepth: 2 })) }, { requiredKeys: ['type'] }) },
+    { weight: 2, arbitrary: fc.record({ type: fc.constant('function_call_output'), call_id: or(fc.string({ maxLength: 6 })), output: or(userText) }, { requiredKeys: ['type'] }) },
+    { weight: 1, arbitrary: fc.record({ type: fc.constant('reasoning'), summary: or(fc.array(fc.record({ type: fc.constant('summary_text'), text: userText }), { maxLength: 2 })) }, { requiredKeys: ['type'] }) },
+    { weight: 1, arbitrary: fc.record({ type: fc.constantFrom('item_reference', 'web_search_call', ''), id: fc.string({ maxLength: 4 }) }) },
+    { weight: 1, arbitrary: anyValue },
+  );
+  const responseTool = fc.record(
+    {
+      type: or(fc.constant('function'), 4, fc.constantFrom('web_search', 'file_search', 'mcp')),
+      name: or(fc.constantFrom('f', 'get_weather'), 4, fc.constantFrom('bad name!', '')),
+      parameters: or(fc.constantFrom({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, {})),
+      strict: or(fc.boolean()),
+    },
+    { requiredKeys: ['type'] },
+  );
+  const responsesBody = fc
+    .tuple(
+      fc.record(
+        {
+          model: sampling.model,
+          temperature: sampling.temperature,
+          top_p: sampling.top_p,
+          top_k: sampling.top_k,
+          seed: sampling.seed,
+          stop: sampling.stop,
+          stream: sampling.stream,
+          input: or(fc.oneof(userText, fc.array(inputItem, { minLength: 1, maxLength: 4 })), 4, fc.constant([])),
+          instructions: or(userText, 2),
+          max_output_tokens: or(fc.integer({ min: 1, max: 3 }), 4, numbers),
+          tools: or(fc.array(responseTool, { maxLength: 2 }), 2),
+          tool_choice: or(fc.constantFrom('none', 'auto'), 2, fc.oneof(fc.constant('required'), fc.record({ type: fc.constantFrom('function', 'web_search'), name: fc.constantFrom('f', 'g') }))),
+          text: or(fc.record({ format: fc.oneof(fc.record({ type: fc.constantFrom('text', 'json_object') }), fc.record({ type: fc.constant('json_schema'), name: fc.constant('answer'), schema }), anyValue) }), 1),
+          reasoning: or(fc.record({ effort: or(fc.constantFrom('none', 'minimal', 'low', 'high')) }), 1),
+          store: or(fc.boolean()),
+          previous_response_id: or(fc.constantFrom('resp_missing', ''), 1),
+          include: or(fc.array(fc.constantFrom('message.output_text.logprobs', 'reasoning.encrypted_content', 'file_search_call.results'), { maxLength: 2 }), 1),
+          top_logprobs: or(fc.integer({ min: 0, max: 20 }), 1, fc.constantFrom(21, -1)),
+          truncation: or(fc.constant('disabled'), 1, fc.constant('auto')),
+          background: or(fc.constant(false), 1, fc.constant(true)),
+          metadata: or(fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 }), { maxKeys: 2 }), 1),
+        },
+        { requiredKeys: ['input', 'max_output_tokens'] },
+      ),
+      unknownFields,
+    )
+    .map(([body, extra]) => ({ ...extra, ...body }));
+  return { chatBody, completionBody, responsesBody, tokenizeBody, detokenizeBody };
 }
 
 /** JSON with a value nested `depth` levels deep put where a field would go. */
 function deeplyNested(route: Route, depth: number, where: number): string {
   const arrays = '['.repeat(depth) + ']'.repeat(depth);
   const objects = '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
-  const base = route === '/v1/completions' ? '"prompt":"hi"' : route === '/detokenize' ? '"tokens":[1]' : route === '/tokenize' ? '"prompt":"hi"' : '"messages":[{"role":"user","content":"hi"}]';
+  const base = route === '/v1/responses' ? '"input":"hi"' : route === '/v1/completions' ? '"prompt":"hi"' : route === '/detokenize' ? '"tokens":[1]' : route === '/tokenize' ? '"prompt":"hi"' : '"messages":[{"role":"user","content":"hi"}]';
   const spots = [
     `{${base},"max_tokens":1,"x_unknown":${arrays}}`,
     `{${base},"max_tokens":1,"chat_template_kwargs":${objects}}`,
@@ -237,6 +287,7 @@ const { chatBody } = mostlyBroken;
 const routeBodies: [Route, fc.Arbitrary<unknown>, number][] = [
   ['/v1/chat/completions', fc.oneof(mostlyValid.chatBody, mostlyBroken.chatBody), 10],
   ['/v1/completions', fc.oneof(mostlyValid.completionBody, mostlyBroken.completionBody), 5],
+  ['/v1/responses', fc.oneof(mostlyValid.responsesBody, mostlyBroken.responsesBody), 4],
   ['/tokenize', fc.oneof(mostlyValid.tokenizeBody, mostlyBroken.tokenizeBody), 3],
   ['/detokenize', fc.oneof(mostlyValid.detokenizeBody, mostlyBroken.detokenizeBody), 2],
 ];

@@ -65,6 +65,11 @@ function fault(c: FuzzCase, a: Answer): string | undefined {
   }
   if (a.contentType.startsWith('text/event-stream')) {
     const frames = sseFrames(a.text);
+    if (c.route === '/v1/responses') {
+      const last = frames.at(-1)?.type;
+      if (last !== 'response.completed' && last !== 'response.incomplete') return `a response stream that ends with ${last}: ${JSON.stringify(frames.at(-1)).slice(0, 200)}`;
+      return undefined;
+    }
     if (frames.at(-1) !== '[DONE]') return `a stream that does not end with [DONE] (${c.route})`;
     const err = frames.find((f) => typeof f === 'object' && f.error);
     if (err) return `an error frame mid-stream: ${JSON.stringify(err).slice(0, 200)}`;
