@@ -30,7 +30,11 @@ export class Engine implements GenerationEngine {
   readonly nativeInfo: NativeEngineInfo;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private closed = false;
+  /**
+   * Set when close() starts. From then on the native engine refuses every call, and close() itself
+   * finishes every request as cancelled, so a cancel (an abort, a loop left early) has nothing to do.
+   */
+  private closing: Promise<void> | undefined;
   private native!: NativeEngine;
 
   private constructor(
@@ -93,7 +97,7 @@ export class Engine implements GenerationEngine {
   }
 
   submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
-    if (this.closed) throw failed('the engine is closed', 'load it again with loadEngine');
+    if (this.closing) throw failed('the engine is closed', 'load it again with loadEngine');
     if (!(req.tokens instanceof Int32Array) && !req.tokens.every((t) => Number.isInteger(t))) {
       throw badInput('prompt tokens must be integers (token ids)');
     }
@@ -140,11 +144,12 @@ export class Engine implements GenerationEngine {
   }
 
   private cancel(id: number): void {
-    if (this.pending.has(id) && !this.closed) this.native.cancel(id);
+    // Runs from AbortSignal listeners, where a throw would be an uncaught exception.
+    if (this.pending.has(id) && !this.closing) this.native.cancel(id);
   }
 
   stats(): EngineStats {
-    if (this.closed) throw failed('the engine is closed');
+    if (this.closing) throw failed('the engine is closed');
     const s = this.native.stats();
     return {
       running: s.running,
@@ -163,16 +168,21 @@ export class Engine implements GenerationEngine {
 
   /** The runtime's counters, including preemptions (beyond EngineStats). */
   runtimeStats(): NativeEngineStats {
-    if (this.closed) throw failed('the engine is closed');
+    if (this.closing) throw failed('the engine is closed');
     return this.native.stats();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.native.close();  // delivers the final "cancelled" events first
-    this.closed = true;
-    for (const [, p] of this.pending) p.stream.push({ tokens: [], finishReason: 'cancelled' });
-    this.pending.clear();
+  /** Resolves once the engine thread has stopped; a second call waits for the first. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.native.close();  // delivers the final "cancelled" events first
+      for (const [, p] of this.pending) {
+        p.detach?.();
+        p.stream.push({ tokens: [], finishReason: 'cancelled' });
+      }
+      this.pending.clear();
+    })();
+    return this.closing;
   }
 
   /** Fans a batch of native outputs out to the requests' streams. */

@@ -90,6 +90,28 @@ describe('blocks and limits', () => {
     expect(engine.runtimeStats().preemptions).toBe(0);
   });
 
+  it('a prompt that exactly fills the pool runs when it emits at most one token (that token needs no slot)', async () => {
+    const engine = await open({ maxTokensInPagedKvCache: 4 * 16 });
+    const roomy = await open();
+    const prompt = long.slice(0, 64);
+    // Scoring the prompt (lm-eval's echo with max_tokens 0), and one token.
+    for (const maxTokens of [0, 1]) {
+      const req: SubmitRequest = { tokens: prompt, sampling: greedy, maxTokens, logprobs: 1, promptLogprobs: true };
+      const [got, expected] = [await run(engine, req), await run(roomy, req)];
+      expect(got.last.error).toBeUndefined();
+      expect(got.finish).toBe('length');
+      expect(got.tokens).toEqual(expected.tokens);
+      expect(got.tokens).toHaveLength(maxTokens);
+      expect(got.logprobs).toEqual(expected.logprobs);
+      expect(got.first.promptLogprobs).toEqual(expected.first.promptLogprobs);
+    }
+    // A second token would need a fifth block: refused up front, as before.
+    const two = await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 2 });
+    expect(two.finish).toBe('error');
+    expect(two.last.error).toMatch(/needs 5 KV cache blocks \(65 tokens\) but the whole cache holds 4 blocks/);
+    expect(engine.stats().kvBlocksUsed).toBe(0);
+  });
+
   it('a sequence that alone outgrows the pool ends with an error naming the cache', async () => {
     const engine = await open({ maxTokensInPagedKvCache: 4 * 16 });
     const r = await run(engine, { tokens: long.slice(0, 10), sampling: greedy, maxTokens: 100, ignoreEos: true });
@@ -136,6 +158,39 @@ describe('cancel', () => {
     const r = await run(engine, { tokens: long.slice(0, 10), sampling: greedy, maxTokens: 5, signal: ctl.signal });
     expect(r.finish).toBe('cancelled');
     expect(r.tokens).toEqual([]);
+  });
+
+  it('an abort or a loop left while the engine closes ends the request as cancelled, never throws', async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      // An abort: its listener runs outside any caller, so a throw there is an uncaught exception.
+      const engine = await open();
+      const ctl = new AbortController();
+      const done = collect(engine.submit({ tokens: long, sampling: greedy, maxTokens: 3000, ignoreEos: true, signal: ctl.signal }));
+      await waitFor(() => engine.stats().running === 1);
+      const closing = engine.close();
+      ctl.abort();
+      await closing;
+      expect((await done).finish).toBe('cancelled');
+      // Leaving a for-await loop: the throw would surface from the loop itself.
+      const other = await open();
+      let closingOther: Promise<void> | undefined;
+      for await (const ev of other.submit({ tokens: long, sampling: greedy, maxTokens: 3000, ignoreEos: true })) {
+        if (ev.tokens.length === 0) continue;
+        closingOther = other.close();
+        break;
+      }
+      await closingOther;
+      // A second close() resolves only once the engine has stopped, like the first.
+      await other.close();
+      expect(() => other.stats()).toThrow(/closed/);
+      await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(uncaught).toEqual([]);
   });
 
   it('close() ends requests in flight as cancelled', async () => {

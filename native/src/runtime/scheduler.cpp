@@ -185,9 +185,14 @@ bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& even
                       std::to_string(cfg_.vocab_size) + ")");
   }
   const int size = int(s.tokens.size());
-  const int total_needed = ceil_div(std::min(size + 1, cfg_.max_seq_len), bs);
+  // The last token a request emits is sampled, never computed, so it takes no KV slot: a request
+  // with at most one token left to emit (or whose next token reaches max_seq_len) needs slots for
+  // its tokens so far only; one that will decode again needs one more.
+  const bool decodes_again = s.req.max_tokens - s.num_generated() > 1 && size + 1 < cfg_.max_seq_len;
+  const int needed_tokens = size + (decodes_again ? 1 : 0);
+  const int total_needed = ceil_div(needed_tokens, bs);
   if (total_needed > bm_.num_blocks())
-    return reject("the request needs " + std::to_string(total_needed) + " KV cache blocks (" + std::to_string(size + 1) +
+    return reject("the request needs " + std::to_string(total_needed) + " KV cache blocks (" + std::to_string(needed_tokens) +
                   " tokens) but the whole cache holds " + std::to_string(bm_.num_blocks()) + " blocks of " +
                   std::to_string(bs) + " tokens; raise max_tokens_in_paged_kv_cache / kv_cache_bytes (inference conf) or shorten the prompt");
   const bool wants_prompt_lp = s.req.prompt_logprobs && s.prompt_lp_done < s.num_prompt;
