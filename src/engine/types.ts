@@ -10,7 +10,12 @@ export class LoadCancelled extends GrpstError {
   }
 }
 
-/** Sampling settings of one request. Defaults follow vLLM/OpenAI: temperature 1, no truncation. */
+/**
+ * Sampling settings of one request. Defaults follow vLLM/OpenAI: temperature 1, no truncation.
+ * Applied in this order: logit_bias and masks, penalties, temperature, then top_k -> top_p ->
+ * min_p (vLLM V0's order; V1 applies min_p first, so its top_p measures the mass min_p kept and
+ * can cut a few more tokens).
+ */
 export interface SamplingParams {
   /** 0 means greedy (argmax), whatever the other fields say. */
   temperature: number;
@@ -48,11 +53,19 @@ export interface SubmitRequest {
   maxTokens: number;
   /** Token ids that end generation (finish reason "stop"); the stop token itself is not emitted. */
   stopTokenIds?: number[];
-  /** Keep generating past stop tokens (lm-eval, benchmarks). */
+  /**
+   * Keep generating past every id in stopTokenIds (lm-eval, benchmarks). The server's ignore_eos
+   * passes only the model's end tokens, as vLLM's does: it leaves them out of stopTokenIds when
+   * the client sent stop_token_ids of its own (src/server/openai/sampling.ts stopTokens).
+   */
   ignoreEos?: boolean;
   /** The stop tokens cannot be sampled before this many new tokens (vLLM's min_tokens). */
   minTokens?: number;
-  /** Return the logprob of each sampled token and this many alternatives (0 = just the token). Undefined: none. */
+  /**
+   * Return the logprob of each sampled token and this many alternatives (0 = just the token).
+   * Undefined: none. They are the model's raw distribution (log-softmax of the logits before
+   * logit_bias, penalties and temperature), as vLLM V1 reports by default.
+   */
   logprobs?: number;
   /** Return logprobs of the prompt tokens themselves (position 0 has none), with `logprobs` alternatives. */
   promptLogprobs?: boolean;

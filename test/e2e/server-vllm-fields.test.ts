@@ -111,11 +111,27 @@ describe('min_tokens and include_stop_str_in_output', () => {
   const prompt = () => model.tokenizer.encode('Plan a trip:');
   const greedy = (extra: Record<string, unknown>) => post(`${server.url}/v1/completions`, { model: 'qwen3', prompt: prompt(), temperature: 0, max_tokens: 12, ...extra });
 
-  it('min_tokens keeps the stop tokens out of reach until that many tokens are out; more than max_tokens is a 400', async () => {
+  /** The first token a greedy answer to this chat body starts with (its prompt rendered by /tokenize). */
+  async function chatFirstToken(path: string, body: Record<string, unknown>): Promise<number[]> {
+    const messages = path === '/v1/responses' ? [{ role: 'user', content: body.input }] : body.messages;
+    const tokens = (await post(`${server.url}/tokenize`, { messages, add_generation_prompt: true })).json.tokens as number[];
+    return [(await run(model.engine, { tokens, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 1, ignoreEos: true })).tokens[0]];
+  }
+
+  it('min_tokens keeps the stop tokens out of reach until that many tokens are out; more than max_tokens is a 400; ignore_eos still stops at stop_token_ids', async () => {
     const first = (await run(model.engine, { tokens: prompt(), sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 1, ignoreEos: true })).tokens[0];
     const stopped = await greedy({ stop_token_ids: [first] });
     expect(stopped.json.choices[0]).toMatchObject({ text: '', finish_reason: 'stop' });
     expect(stopped.json.usage.completion_tokens).toBe(1); // the stop token itself
+    // ignore_eos passes the model's end tokens only: the client's own stop ids still stop it (vLLM).
+    for (const path of ['/v1/completions', '/v1/chat/completions', '/v1/responses']) {
+      const body = path === '/v1/completions' ? { prompt: prompt(), max_tokens: 12 } : path === '/v1/responses' ? { input: 'Plan a trip.', max_output_tokens: 12 } : { messages: [{ role: 'user', content: 'Plan a trip.' }], max_tokens: 12 };
+      const free = await post(`${server.url}${path}`, { model: 'qwen3', temperature: 0, ignore_eos: true, ...body });
+      const ids = path === '/v1/completions' ? [first] : await chatFirstToken(path, body);
+      const both = await post(`${server.url}${path}`, { model: 'qwen3', temperature: 0, ignore_eos: true, stop_token_ids: ids, ...body });
+      expect(free.json.usage[path === '/v1/responses' ? 'output_tokens' : 'completion_tokens'], path).toBe(12);
+      expect(both.json.usage[path === '/v1/responses' ? 'output_tokens' : 'completion_tokens'], path).toBe(1);
+    }
     for (const path of ['/v1/completions', '/v1/chat/completions']) {
       const body = path === '/v1/completions' ? { prompt: prompt() } : { messages: [{ role: 'user', content: 'Plan a trip.' }] };
       const held = await post(`${server.url}${path}`, { model: 'qwen3', temperature: 0, max_tokens: 12, stop_token_ids: [first], min_tokens: 5, ...body });

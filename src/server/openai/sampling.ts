@@ -52,6 +52,18 @@ export function checkStreamOptions(body: CommonRequest): void {
   }
 }
 
+/**
+ * The engine's stop tokens: the model's end tokens (and the conf's one-token stop words) plus the
+ * request's stop_token_ids. ignore_eos drops only the former, as vLLM's does: a client that asks
+ * for both still stops at its own ids.
+ */
+export function stopTokens(serverIds: readonly number[], body: Pick<CommonRequest, 'ignore_eos' | 'stop_token_ids'>): { stopTokenIds: number[]; ignoreEos: boolean } {
+  const own = body.stop_token_ids ?? [];
+  if (!body.ignore_eos) return { stopTokenIds: [...serverIds, ...own], ignoreEos: false };
+  // The engine's ignoreEos passes every stop id, so with ids of the client's own it stays off.
+  return own.length > 0 ? { stopTokenIds: [...own], ignoreEos: false } : { stopTokenIds: [...serverIds], ignoreEos: true };
+}
+
 /** Request stop strings plus the conf's stop_words. */
 export function stopStrings(body: CommonRequest, options: ServerOptions): string[] {
   const given = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
-import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -58,8 +58,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       tokens: prompt.ids,
       sampling: choiceSampling(sampling, index),
       maxTokens,
-      stopTokenIds: [...s.stopTokenIds, ...(body.stop_token_ids ?? [])],
-      ignoreEos: body.ignore_eos ?? false,
+      ...stopTokens(s.stopTokenIds, body),
       minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
       badTokenIds: s.badTokenIds,

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import type { ResponseMeta } from '../openai/chat-mapping.js';
 import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt } from '../openai/completion-mapping.js';
 import { planTools } from '../openai/constraints.js';
-import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, stopTokens, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
 import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -45,8 +45,7 @@ export async function completions(rc: RequestContext): Promise<void> {
           tokens: p.ids,
           sampling: choiceSampling(sampling, i),
           maxTokens: budgets[pi],
-          stopTokenIds: [...s.stopTokenIds, ...(body.stop_token_ids ?? [])],
-          ignoreEos: body.ignore_eos ?? false,
+          ...stopTokens(s.stopTokenIds, body),
           minTokens: minTokens(body.min_tokens, budgets[pi]),
           logprobs,
           promptLogprobs: wantPromptLogprobs || undefined,

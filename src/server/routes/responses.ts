@@ -9,7 +9,7 @@ import type { TemplateMessage } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
 import { chatToolChoice, chatTools, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
 import { ResponseOutputBuilder, type EventSink, type OutputItem } from '../openai/responses-output.js';
-import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, stopTokens, tokenBudget } from '../openai/sampling.js';
 import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-responses.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -42,8 +42,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       tokens: prompt.ids,
       sampling,
       maxTokens,
-      stopTokenIds: [...s.stopTokenIds, ...(body.stop_token_ids ?? [])],
-      ignoreEos: body.ignore_eos ?? false,
+      ...stopTokens(s.stopTokenIds, body),
       minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
       badTokenIds: s.badTokenIds,
