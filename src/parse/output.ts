@@ -30,6 +30,8 @@ export interface OutputDelta {
   toolCalls: ParsedToolCall[];
   /** A stop string matched: generation must end here. */
   stopped: boolean;
+  /** The stop string that matched (Anthropic's stop_sequence reports it). */
+  stopString?: string;
 }
 
 export class OutputParser {
@@ -63,6 +65,7 @@ export class OutputParser {
     if (r.stop !== undefined) {
       this.flush(delta);
       delta.stopped = true;
+      delta.stopString = r.stop;
     }
     return delta;
   }

@@ -40,6 +40,8 @@ export interface ChoiceUpdate {
   promptLogprobs?: PromptLogprobs;
   /** Set on the last update. */
   finishReason?: ChoiceFinish;
+  /** On the last update, when a stop string ended the choice: which one. */
+  stopString?: string;
   /** Tokens generated so far (on the last update: the total). */
   completionTokens: number;
   /** Prompt tokens the prefix cache supplied (first update only). */
@@ -100,6 +102,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         if (delta.stopped) {
           // A stop string ended it: the engine must stop spending steps on this sequence now.
           own.abort('stop string');
+          update.stopString = delta.stopString;
           yield finalUpdate(update, 'stop');
           return;
         }
@@ -124,6 +127,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         update.content += tail.content + end.content;
         update.reasoning += tail.reasoning + end.reasoning;
         update.toolCalls.push(...tail.toolCalls, ...end.toolCalls);
+        if (tail.stopped) update.stopString = tail.stopString;
         yield finalUpdate(update, tail.stopped ? 'stop' : ev.finishReason);
         return;
       }

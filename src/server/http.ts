@@ -70,8 +70,8 @@ export function sendText(res: ServerResponse, status: number, body: string, cont
   res.end(body);
 }
 
-export function sendError(res: ServerResponse, err: ApiError): void {
+export function sendError(res: ServerResponse, err: ApiError, envelope: (e: ApiError) => unknown = (e) => e.envelope()): void {
   // A body we stopped reading (413) leaves bytes on the socket: close it rather than reuse it.
   const headers = err.status === 413 ? { ...err.headers, connection: 'close' } : err.headers;
-  sendJson(res, err.status, err.envelope(), headers);
+  sendJson(res, err.status, envelope(err), headers);
 }

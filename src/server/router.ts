@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiKeyCheck } from './auth.js';
 import type { ServerContext } from './context.js';
-import { methodNotAllowed, routeNotFound, toApiError } from './errors.js';
+import { methodNotAllowed, routeNotFound, toApiError, type ApiError } from './errors.js';
 import { sendError } from './http.js';
 
 export interface RequestContext {
@@ -30,6 +30,8 @@ export interface Route {
   path: string;
   guard: Guard;
   handler: Handler;
+  /** The error body this route's clients read; OpenAI's envelope when left out. */
+  errorEnvelope?: (err: ApiError) => unknown;
 }
 
 const corsHeaders = {
@@ -85,6 +87,7 @@ export class Router {
     for (const [k, v] of Object.entries(corsHeaders)) res.setHeader(k, v);
     res.setHeader('x-request-id', id);
     let label = 'unknown';
+    let errorEnvelope: Route['errorEnvelope'];
     try {
       if (method === 'OPTIONS') {
         // Browser clients (the openai SDK sends its x-stainless-* headers) may send what they ask for.
@@ -102,6 +105,7 @@ export class Router {
       const route = candidates.find((r) => r.method === method || (method === 'HEAD' && r.method === 'GET'));
       if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));
       label = route.path;
+      errorEnvelope = route.errorEnvelope;
       this.authorize(route.guard, req);
       const param = exact ? undefined : decodeSegment(path.slice(cut));
       await route.handler({ req, res, server: this.server, arrival, signal: ac.signal, param });
@@ -111,7 +115,7 @@ export class Router {
       const apiErr = toApiError(err);
       if (apiErr.status >= 500 && apiErr.code !== 'cancelled' && apiErr.code !== 'model_not_ready' && apiErr.code !== 'shutting_down')
         this.server.log(`${method} ${path}: ${apiErr.message}`, 'error');
-      if (!res.headersSent) sendError(res, apiErr);
+      if (!res.headersSent) sendError(res, apiErr, errorEnvelope);
       else if (!res.writableEnded) res.end();
     } finally {
       this.server.metrics.requests.inc({ route: label, status: this.outcome(res).status ?? 'disconnected' });

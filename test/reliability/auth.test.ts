@@ -27,6 +27,8 @@ const validBody: Record<string, unknown> = {
   '/v1/chat/completions': { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 },
   '/v1/completions': { model: 'qwen3', prompt: 'hi', max_tokens: 1 },
   '/v1/responses': { model: 'qwen3', input: 'hi', max_output_tokens: 1 },
+  '/v1/messages': { model: 'qwen3', max_tokens: 1, messages: [{ role: 'user', content: 'hi' }] },
+  '/v1/messages/count_tokens': { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }] },
   '/tokenize': { prompt: 'hi' },
   '/detokenize': { tokens: [1, 2] },
 };
@@ -52,7 +54,7 @@ async function del(url: string, headers: Record<string, string>) {
 describe('API key', () => {
   it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
     const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || /tokenize/.test(r.path));
-    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}']);
+    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}']);
     for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
     // The web page's static files need no key (the page asks the user for it); they reach no model.
     for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);
@@ -65,7 +67,9 @@ describe('API key', () => {
       for (const w of wrongs) {
         const res = await call(r.method, r.path, { authorization: w.startsWith('Basic') ? w : `Bearer ${w}` });
         expect(res.status, `${r.path} with ${w.slice(0, 20)}`).toBe(401);
-        expect(res.json.error.code).toBe('invalid_api_key');
+        // Anthropic's routes answer in its envelope, whose error type its SDK maps to AuthenticationError.
+        if (r.errorEnvelope) expect(res.json).toMatchObject({ type: 'error', error: { type: 'authentication_error' } });
+        else expect(res.json.error.code).toBe('invalid_api_key');
         expect(res.text).not.toContain(key);
       }
       expect((await call(r.method, r.path, { 'x-api-key': `${key}-` })).status).toBe(401);

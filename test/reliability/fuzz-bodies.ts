@@ -4,7 +4,7 @@
 // that are not JSON or not UTF-8. Each sample is the raw bytes sent and the route they go to.
 import fc from 'fast-check';
 
-export type Route = '/v1/chat/completions' | '/v1/completions' | '/v1/responses' | '/tokenize' | '/detokenize';
+export type Route = '/v1/chat/completions' | '/v1/completions' | '/v1/responses' | '/v1/messages' | '/tokenize' | '/detokenize';
 
 export interface FuzzCase {
   route: Route;
@@ -239,7 +239,39 @@ function bodies(odds: number) {
       unknownFields,
     )
     .map(([body, extra]) => ({ ...extra, ...body }));
-  return { chatBody, completionBody, responsesBody, tokenizeBody, detokenizeBody };
+  // Anthropic's shapes: content blocks, tool_use / tool_result, client and server tools, thinking.
+  const anthropicBlock = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ type: or(fc.constant('text'), 4, fc.constantFrom('image', 'document')), text: or(userText) }, { requiredKeys: ['type'] }) },
+    { weight: 2, arbitrary: fc.record({ type: fc.constant('tool_use'), id: or(fc.string({ maxLength: 6 })), name: or(fc.constantFrom('f', 'get_weather')), input: or(fc.dictionary(fc.string({ maxLength: 4 }), fc.oneof(fc.integer(), fc.string({ maxLength: 4 })), { maxKeys: 2 })) }, { requiredKeys: ['type'] }) },
+    { weight: 2, arbitrary: fc.record({ type: fc.constant('tool_result'), tool_use_id: or(fc.string({ maxLength: 6 })), content: or(fc.oneof(userText, fc.array(fc.record({ type: fc.constantFrom('text', 'image'), text: userText }), { maxLength: 2 }))), is_error: or(fc.boolean(), 1) }, { requiredKeys: ['type'] }) },
+    { weight: 1, arbitrary: fc.record({ type: fc.constantFrom('thinking', 'redacted_thinking'), thinking: or(userText), signature: fc.string({ maxLength: 4 }), data: fc.string({ maxLength: 4 }) }) },
+    { weight: 1, arbitrary: anyValue },
+  );
+  const anthropicMessage = fc.record({ role: or(fc.constantFrom('user', 'assistant'), 4, fc.constantFrom('system', 'tool')), content: or(fc.oneof(userText, fc.array(anthropicBlock, { minLength: 1, maxLength: 3 }))) }, { requiredKeys: ['role', 'content'] });
+  const messagesBody = fc
+    .tuple(
+      fc.record(
+        {
+          model: sampling.model,
+          max_tokens: or(fc.integer({ min: 1, max: 3 }), 4, numbers),
+          messages: or(fc.array(anthropicMessage, { minLength: 1, maxLength: 4 }), 4, fc.constant([])),
+          system: or(fc.oneof(userText, fc.array(fc.record({ type: fc.constantFrom('text', 'image'), text: userText }), { maxLength: 2 })), 2),
+          stop_sequences: or(fc.array(userText, { maxLength: 3 }), 2, fc.array(fc.string(), { minLength: 17, maxLength: 18 })),
+          stream: sampling.stream,
+          temperature: or(fc.double({ min: 0, max: 1, noNaN: true }), 4, fc.constantFrom(1.5, -0.1)),
+          top_p: sampling.top_p,
+          top_k: or(fc.integer({ min: 0, max: 50 }), 4, fc.constantFrom(-1, 0.5)),
+          tools: or(fc.array(fc.record({ type: or(fc.constant('custom'), 1, fc.constant('web_search_20250305')), name: or(fc.constantFrom('f', 'get_weather'), 4, fc.constantFrom('bad name!', '')), input_schema: or(fc.constantFrom({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, {})) }, { requiredKeys: ['name'] }), { maxLength: 2 }), 2),
+          tool_choice: or(fc.oneof(fc.record({ type: fc.constantFrom('auto', 'none') }), fc.record({ type: fc.constant('any'), disable_parallel_tool_use: fc.boolean() }), fc.record({ type: fc.constant('tool'), name: fc.constantFrom('f', 'g') })), 2),
+          thinking: or(fc.oneof(fc.record({ type: fc.constant('enabled'), budget_tokens: fc.integer({ min: 1, max: 2048 }) }), fc.record({ type: fc.constantFrom('disabled', 'adaptive') })), 1),
+          metadata: or(fc.record({ user_id: fc.string({ maxLength: 6 }) }), 1),
+        },
+        { requiredKeys: ['model', 'messages', 'max_tokens'] },
+      ),
+      unknownFields,
+    )
+    .map(([body, extra]) => ({ ...extra, ...body }));
+  return { chatBody, completionBody, responsesBody, messagesBody, tokenizeBody, detokenizeBody };
 }
 
 /** JSON with a value nested `depth` levels deep put where a field would go. */
@@ -288,6 +320,7 @@ const routeBodies: [Route, fc.Arbitrary<unknown>, number][] = [
   ['/v1/chat/completions', fc.oneof(mostlyValid.chatBody, mostlyBroken.chatBody), 10],
   ['/v1/completions', fc.oneof(mostlyValid.completionBody, mostlyBroken.completionBody), 5],
   ['/v1/responses', fc.oneof(mostlyValid.responsesBody, mostlyBroken.responsesBody), 4],
+  ['/v1/messages', fc.oneof(mostlyValid.messagesBody, mostlyBroken.messagesBody), 4],
   ['/tokenize', fc.oneof(mostlyValid.tokenizeBody, mostlyBroken.tokenizeBody), 3],
   ['/detokenize', fc.oneof(mostlyValid.detokenizeBody, mostlyBroken.detokenizeBody), 2],
 ];

@@ -60,11 +60,17 @@ function fault(c: FuzzCase, a: Answer): string | undefined {
       return `a ${a.status} without a JSON body: ${a.text.slice(0, 100)}`;
     }
     const e = env?.error;
+    // Anthropic's routes answer in its envelope: {"type": "error", "error": {"type", "message"}}.
+    if (c.route === '/v1/messages') return env?.type === 'error' && typeof e?.type === 'string' && typeof e?.message === 'string' ? undefined : `a ${a.status} outside Anthropic's envelope: ${a.text.slice(0, 200)}`;
     if (!e || typeof e.message !== 'string' || typeof e.type !== 'string' || !('param' in e) || !('code' in e)) return `a ${a.status} outside the error envelope: ${a.text.slice(0, 200)}`;
     return undefined;
   }
   if (a.contentType.startsWith('text/event-stream')) {
     const frames = sseFrames(a.text);
+    if (c.route === '/v1/messages') {
+      if (frames.at(-1)?.type !== 'message_stop') return `a message stream that ends with ${JSON.stringify(frames.at(-1)).slice(0, 200)}`;
+      return undefined;
+    }
     if (c.route === '/v1/responses') {
       const last = frames.at(-1)?.type;
       if (last !== 'response.completed' && last !== 'response.incomplete') return `a response stream that ends with ${last}: ${JSON.stringify(frames.at(-1)).slice(0, 200)}`;

@@ -2,6 +2,8 @@
 import type { Route } from '../router.js';
 import { chatCompletions } from './chat.js';
 import { completions } from './completions.js';
+import { anthropicEnvelope } from '../anthropic/errors.js';
+import { countTokens, createMessage } from './messages.js';
 import { createResponse, deleteResponse, getResponse } from './responses.js';
 import { health, metrics, model, models, ping } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
@@ -12,6 +14,9 @@ export const routes: Route[] = [
   { method: 'POST', path: '/v1/responses', guard: 'api', handler: createResponse },
   { method: 'GET', path: '/v1/responses/{id}', guard: 'api', handler: getResponse },
   { method: 'DELETE', path: '/v1/responses/{id}', guard: 'api', handler: deleteResponse },
+  // Anthropic's Messages API: its SDKs read errors in Anthropic's own envelope.
+  { method: 'POST', path: '/v1/messages', guard: 'api', handler: createMessage, errorEnvelope: anthropicEnvelope },
+  { method: 'POST', path: '/v1/messages/count_tokens', guard: 'api', handler: countTokens, errorEnvelope: anthropicEnvelope },
   { method: 'GET', path: '/v1/models', guard: 'api', handler: models },
   { method: 'GET', path: '/v1/models/{model}', guard: 'api', handler: model },
   { method: 'POST', path: '/tokenize', guard: 'api', handler: tokenize },

@@ -1,0 +1,120 @@
+// POST /v1/messages (Anthropic's Messages API) and /v1/messages/count_tokens. A message is one
+// chat turn on the same engine job as /v1/chat/completions; the answer comes back as content
+// blocks (thinking, text, tool_use) or, streaming, as the events Anthropic's SDKs accumulate.
+// A last assistant message is continued (Anthropic's prefill), as continue_final_message does.
+import { chatToolChoice, chatTools, templateMessages, thinkingOn } from '../anthropic/messages-input.js';
+import { MessageBuilder, messageId } from '../anthropic/messages-output.js';
+import { anthropicEnvelope } from '../anthropic/errors.js';
+import { countTokensSchema, messagesRequestSchema, type CountTokensRequest } from '../anthropic/schema-messages.js';
+import { badRequest, toApiError } from '../errors.js';
+import { runChoice, type ChoiceJob } from '../generate.js';
+import { sendJson } from '../http.js';
+import { planTools, type ToolPlan } from '../openai/constraints.js';
+import { samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import type { RequestContext } from '../router.js';
+import type { ServerContext } from '../context.js';
+import { SseWriter } from '../sse.js';
+import { endsInsideThink } from './chat.js';
+import { admit, parseBody, requestScope } from './common.js';
+
+/** The prompt a request renders: shared by messages and count_tokens, so the two always agree. */
+function renderPrompt(s: ServerContext, body: CountTokensRequest) {
+  if (body.messages.length === 0) throw badRequest('messages: at least one message is required.', 'messages');
+  const messages = templateMessages(body);
+  const thinking = thinkingOn(body.thinking, s.options.enableThinking);
+  const { choice, parallel } = chatToolChoice(body.tool_choice);
+  const plan: ToolPlan = planTools(chatTools(body.tools), choice, undefined, thinking, s.constraints, parallel);
+  // A last assistant turn is prefill: the model continues it (unless it already ended in tool calls).
+  const last = messages[messages.length - 1];
+  const prefill = last.role === 'assistant' && !last.tool_calls;
+  const prompt = s.render(messages, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
+  return { prompt, plan, thinking };
+}
+
+export async function createMessage(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, messagesRequestSchema);
+  const s = rc.server;
+  s.checkModel(body.model);
+  const engine = s.requireEngine();
+  const { prompt, plan, thinking } = renderPrompt(s, body);
+  const promptTokens = prompt.ids.length;
+  const maxTokens = tokenBudget(body.max_tokens, promptTokens, s.limits, 'messages');
+  const sampling = samplingFor(body, s.options);
+  const job: ChoiceJob = {
+    index: 0,
+    submit: { tokens: prompt.ids, sampling, maxTokens, stopTokenIds: s.stopTokenIds, ignoreEos: false, badTokenIds: s.badTokenIds, constraint: plan.constraint },
+    output: {
+      stops: stopStrings({ stop: body.stop_sequences }, s.options),
+      thinking,
+      // A prefilled answer is already past its think block unless it opened one and left it open.
+      startInReasoning: thinking && endsInsideThink(prompt.text),
+      separateReasoning: true,
+      toolCalls: plan.parseCalls,
+      forcedToolCall: plan.forced,
+    },
+    decoder: s.decoder(s.options.skipSpecialTokens),
+  };
+  const id = messageId();
+  const release = await admit(rc);
+  s.metrics.promptTokens.inc({}, promptTokens);
+  const scope = requestScope(rc.signal);
+  const updates = runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal });
+  const usage = (builder: MessageBuilder, cached: number) => ({
+    // Anthropic counts prompt tokens read from its cache apart from input_tokens.
+    input_tokens: promptTokens - cached,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: cached,
+    output_tokens: builder.outputTokens,
+  });
+  const message = (builder: MessageBuilder | undefined, cached: number) => ({
+    id,
+    type: 'message',
+    role: 'assistant',
+    model: s.options.modelId,
+    content: builder?.content ?? [],
+    stop_reason: builder ? builder.stopReason : null,
+    stop_sequence: builder ? builder.stopSequence : null,
+    usage: builder ? usage(builder, cached) : { input_tokens: promptTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 0 },
+  });
+  try {
+    let cached = 0;
+    if (!body.stream) {
+      const builder = new MessageBuilder();
+      for await (const u of updates) {
+        if (u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
+        await builder.add(u);
+      }
+      await builder.finish();
+      sendJson(rc.res, 200, message(builder, cached));
+      return;
+    }
+    const sse = new SseWriter(rc.res);
+    const emit = (type: string, data: Record<string, unknown>) => sse.event(type, data);
+    const builder = new MessageBuilder(emit);
+    await emit('message_start', { type: 'message_start', message: message(undefined, 0) });
+    try {
+      for await (const u of updates) {
+        if (u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
+        await builder.add(u);
+      }
+    } catch (err) {
+      // The status line is sent: the failure travels as Anthropic's error event.
+      await emit('error', anthropicEnvelope(toApiError(err)));
+      sse.close();
+      return;
+    }
+    await builder.finish();
+    await emit('message_delta', { type: 'message_delta', delta: { stop_reason: builder.stopReason, stop_sequence: builder.stopSequence }, usage: usage(builder, cached) });
+    await emit('message_stop', { type: 'message_stop' });
+    sse.close();
+  } finally {
+    scope.abort('the request ended');
+    release();
+  }
+}
+
+export async function countTokens(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, countTokensSchema);
+  rc.server.checkModel(body.model);
+  sendJson(rc.res, 200, { input_tokens: renderPrompt(rc.server, body).prompt.ids.length });
+}

@@ -1,0 +1,154 @@
+// Anthropic's Messages API end to end: the official @anthropic-ai/sdk against the real server on
+// a tiny checkpoint (and on recorded Qwen3 output for thinking and tool calls). A message must be
+// the turn /v1/chat/completions gives for the same conversation, streamed as the events the SDK's
+// own MessageStream accumulates, with errors in Anthropic's envelope so the SDK raises its classes.
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { loadTiny, post, type TinyModel } from './server-harness.js';
+import { ScriptedEngine } from './scripted-engine.js';
+
+const key = 'sk-messages-test';
+const recorded =
+  '<think>\nTwo cities, so two calls.\n</think>\n\nChecking both.\n' +
+  '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "2": "x"}}\n</tool_call>\n' +
+  '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>';
+
+let model: TinyModel;
+let server: RunningServer;
+let anthropic: Anthropic;
+let openai: OpenAI;
+let scripted: ScriptedEngine;
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a');
+  scripted = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Paris and Oslo', reply: recorded }], { tokensPerEvent: 3 });
+  const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
+  const options = { ...defaultServerOptions, host: '127.0.0.1', port: 0, reasoningParser: true, apiKey: key };
+  server = await startServer({ engine: scripted, tokenizer: model.tokenizer, template: model.template, constraints }, options);
+  // The SDK sends the key as x-api-key, as it does to Anthropic.
+  anthropic = new Anthropic({ baseURL: server.url, apiKey: key, maxRetries: 0 });
+  openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: key, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await model?.engine.close();
+});
+
+const base = { model: 'qwen3', temperature: 0 } as const;
+const tools = [{ name: 'get_weather', description: 'Weather of a city', input_schema: { type: 'object' as const, properties: { city: { type: 'string', maxLength: 12 } }, required: ['city'] } }];
+
+describe('POST /v1/messages', () => {
+  it('the same turn as chat: system, messages, greedy text, usage and stop_reason', async () => {
+    const m = await anthropic.messages.create({ ...base, max_tokens: 12, system: 'Be brief.', messages: [{ role: 'user', content: 'Tell me about the sea.' }] });
+    const c = await openai.chat.completions.create({ ...base, max_tokens: 12, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Tell me about the sea.' }] });
+    expect(m.type).toBe('message');
+    expect(m.id).toMatch(/^msg_/);
+    expect(m.role).toBe('assistant');
+    expect(m.content).toEqual([{ type: 'text', text: c.choices[0].message.content, citations: null }]);
+    expect(m.stop_reason).toBe(c.choices[0].finish_reason === 'length' ? 'max_tokens' : 'end_turn');
+    expect(m.usage.input_tokens + (m.usage.cache_read_input_tokens ?? 0)).toBe(c.usage!.prompt_tokens);
+    expect(m.usage.output_tokens).toBe(c.usage!.completion_tokens);
+    const count = await anthropic.messages.countTokens({ model: 'qwen3', system: 'Be brief.', messages: [{ role: 'user', content: 'Tell me about the sea.' }] });
+    expect(count.input_tokens).toBe(c.usage!.prompt_tokens);
+  });
+
+  it('streams the events MessageStream accumulates into the non-streamed message', async () => {
+    const body = { ...base, max_tokens: 16, messages: [{ role: 'user' as const, content: 'Count to five.' }] };
+    const plain = await anthropic.messages.create(body);
+    const types: string[] = [];
+    const stream = anthropic.messages.stream(body);
+    stream.on('streamEvent', (e) => types.push(e.type));
+    const final = await stream.finalMessage();
+    expect(final.content).toEqual(plain.content);
+    expect(final.stop_reason).toBe(plain.stop_reason);
+    expect(final.usage.output_tokens).toBe(plain.usage.output_tokens);
+    expect(types[0]).toBe('message_start');
+    expect(types.slice(-2)).toEqual(['message_delta', 'message_stop']);
+    expect(types.filter((t) => t === 'content_block_delta').length).toBeGreaterThan(1);
+  });
+
+  it('stop_sequences end the text and are named in stop_sequence', async () => {
+    const body = { ...base, max_tokens: 24, messages: [{ role: 'user' as const, content: 'Say something long.' }] };
+    const full = (await anthropic.messages.create(body)).content[0] as Anthropic.TextBlock;
+    const chars = [...full.text];
+    expect(chars.length).toBeGreaterThan(8);
+    const stop = chars.slice(5, 7).join('');
+    const cut = await anthropic.messages.create({ ...body, stop_sequences: [stop] });
+    expect(cut.stop_reason).toBe('stop_sequence');
+    expect(cut.stop_sequence).toBe(stop);
+    expect((cut.content[0] as Anthropic.TextBlock).text).toBe(full.text.slice(0, full.text.indexOf(stop)));
+  });
+
+  it('a last assistant message is continued (prefill): the prompt ends inside it', async () => {
+    const m = await anthropic.messages.create({ ...base, max_tokens: 4, messages: [{ role: 'user', content: 'Name a color.' }, { role: 'assistant', content: 'The color is' }] });
+    // Qwen3's template writes the (empty) think block of the last assistant turn before its text.
+    expect(scripted.prompts.at(-1)!.endsWith('<|im_start|>assistant\n<think>\n\n</think>\n\nThe color is')).toBe(true);
+    expect(m.content.length).toBeLessThanOrEqual(1);
+  });
+
+  it('recorded Qwen3 output: thinking, text and tool_use blocks in order, streamed alike; tool results go back as tool turns', async () => {
+    const body = { model: 'qwen3', max_tokens: 400, thinking: { type: 'enabled' as const, budget_tokens: 1024 }, tools, messages: [{ role: 'user' as const, content: 'Weather in Paris and Oslo?' }] };
+    const m = await anthropic.messages.create(body);
+    expect(m.content.map((b) => b.type)).toEqual(['thinking', 'text', 'tool_use', 'tool_use']);
+    expect((m.content[0] as Anthropic.ThinkingBlock).thinking).toBe('\nTwo cities, so two calls.\n');
+    expect((m.content[1] as Anthropic.TextBlock).text).toBe('Checking both.');
+    const uses = m.content.slice(2) as Anthropic.ToolUseBlock[];
+    expect(uses.map((u) => u.input)).toEqual([{ city: 'Paris', 2: 'x' }, { city: 'Oslo' }]);
+    expect(uses.every((u) => u.id.startsWith('toolu_'))).toBe(true);
+    expect(m.stop_reason).toBe('tool_use');
+
+    const final = await anthropic.messages.stream(body).finalMessage();
+    const strip = (blocks: unknown[]) => JSON.parse(JSON.stringify(blocks, (k, v) => (k === 'id' ? undefined : v)));
+    expect(strip(final.content)).toEqual(strip(m.content));
+
+    // The follow-up turn, as Anthropic's tool-use guide writes it.
+    await anthropic.messages.create({
+      model: 'qwen3',
+      max_tokens: 4,
+      tools,
+      messages: [
+        body.messages[0],
+        { role: 'assistant', content: m.content as Anthropic.ContentBlockParam[] },
+        { role: 'user', content: uses.map((u) => ({ type: 'tool_result' as const, tool_use_id: u.id, content: `sunny in ${(u.input as { city: string }).city}` })) },
+      ],
+    });
+    const prompt = scripted.prompts.at(-1)!;
+    expect(prompt).toContain('<tool_call>\n{"name": "get_weather", "arguments": {"2":"x","city":"Paris"}}\n</tool_call>');
+    expect(prompt).toContain('<tool_response>\nsunny in Paris\n</tool_response>');
+    expect(prompt).toContain('<tool_response>\nsunny in Oslo\n</tool_response>');
+  });
+
+  it('tool_choice any forces valid calls of the tools (constrained decoding)', async () => {
+    const m = await anthropic.messages.create({ ...base, max_tokens: 120, tools, tool_choice: { type: 'any', disable_parallel_tool_use: true }, messages: [{ role: 'user', content: 'Weather?' }] });
+    const uses = m.content.filter((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock[];
+    expect(uses).toHaveLength(1);
+    expect(uses[0].name).toBe('get_weather');
+    expect(typeof (uses[0].input as { city: unknown }).city).toBe('string');
+    expect(m.stop_reason).toBe('tool_use');
+  });
+});
+
+describe('errors in Anthropic\'s envelope', () => {
+  it('the SDK raises its own classes, with the message naming the field', async () => {
+    await expect(anthropic.messages.create({ model: 'qwen3', max_tokens: 4, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'http://x/y.png' } }] }] })).rejects.toMatchObject({
+      status: 400,
+      error: { type: 'error', error: { type: 'invalid_request_error' } },
+    });
+    await expect(anthropic.messages.create({ model: 'claude-opus', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(Anthropic.NotFoundError);
+    const unauth = new Anthropic({ baseURL: server.url, apiKey: 'wrong', maxRetries: 0 });
+    await expect(unauth.messages.create({ model: 'qwen3', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
+    const raw = await post(`${server.url}/v1/messages`, { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+    expect(raw.status).toBe(400);
+    expect(raw.json.type).toBe('error');
+    expect(raw.json.error.type).toBe('invalid_request_error');
+    expect(raw.json.error.message).toContain('max_tokens');
+    const server_tool = await post(`${server.url}/v1/messages`, { model: 'qwen3', max_tokens: 4, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+    expect(server_tool.status).toBe(400);
+    expect(server_tool.json.error.message).toMatch(/^tools\[0\]\.type: Tools of type 'web_search_20250305' are server tools/);
+  });
+});
