@@ -45,7 +45,7 @@ export function register(program: Command): void {
     .description('build an engine from a Hugging Face Qwen3 checkpoint (bf16 or quantized: int8_wo, int4_awq, fp8, int8_sq)')
     .argument('[recipe]', 'a recipe .yml holding these settings (flags given here override it)')
     .option('--model_dir <dir>', 'Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json)')
-    .option('--output_dir <dir>', 'engine folder to write (must not exist unless --force)')
+    .option('--output_dir <dir>', 'engine folder to write (must not exist, or be empty, unless --force)')
     .addOption(new Option('--dtype <dtype>', 'float type of unquantized weights (default bfloat16)').choices(dtypes))
     .addOption(new Option('--qformat <format>', 'quantization (default full_prec)').choices(qformats))
     .addOption(new Option('--kv_cache_dtype <dtype>', 'KV cache type (default auto: the dtype)').choices(kvCacheDtypes))
@@ -68,7 +68,7 @@ export function register(program: Command): void {
     .option('--reference_dir <dir>', 'unquantized checkpoint for the accuracy report (default: --model_dir when unquantized)')
     .option('--eval_dataset <file>', 'held-out text for the accuracy report (default: the built-in set)')
     .option('--eval_tokens <n>', 'held-out tokens the accuracy report scores, at most what the held-out text holds (default 1024; the built-in text has 606)', positiveInt)
-    .option('--force', 'replace an existing --output_dir that holds an engine (engine.json)')
+    .option('--force', 'replace an existing --output_dir that holds an engine (engine.json); an empty one needs no --force')
     .option('--dry-run', 'print the commands (trtllm) or steps (native) without running them')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')
     .action(async (recipePath: string | undefined, opts: Record<string, unknown>) => {

@@ -166,7 +166,8 @@ export function register(program: Command): void {
         const info = engine.info;
         const lines = [
           `---`,
-          `engine: ${engineDir} (${info.quantization}, KV cache ${info.kvCacheDtype}, ${info.device} ${info.kernels}, ${info.threads} threads)`,
+          // The runtime names a Hugging Face checkpoint's format "none"; the user passed a checkpoint, so say that.
+          `engine: ${engineDir} (${info.quantization === 'none' ? 'unquantized checkpoint' : info.quantization}, KV cache ${info.kvCacheDtype}, ${info.device} ${info.kernels}, ${info.threads} thread${info.threads === 1 ? '' : 's'})`,
           `prompt tokens: ${prompt.ids.length}, output tokens: ${generated} (${finish === 'stop' ? 'stopped at end of turn' : finish === 'length' ? 'reached --max_output_len' : finish})`,
           `prefill: ${(prompt.ids.length / Math.max(prefillS, 1e-9)).toFixed(1)} tok/s (first token after ${(prefillS * 1000).toFixed(0)} ms)`,
           `decode: ${generated > 1 ? ((generated - 1) / Math.max(decodeS, 1e-9)).toFixed(1) : '-'} tok/s`,

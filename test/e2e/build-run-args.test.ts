@@ -1,6 +1,6 @@
 // `grpst run` refuses what it cannot act on before it loads anything, by the flag's name: the
 // wrong folder (a file in it, a project folder around the engine), an empty message, a top_p
-// that keeps no token.
+// that keeps no token. And the summary it prints after an answer reads as written for people.
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,5 +63,13 @@ describe('grpst run with bad arguments', () => {
     const err = await refused(['--engine_dir', tinyA, '--input_text', 'hi', '--top_p', '0']);
     expect(err).toContain("option '--top_p <p>' argument '0' is invalid");
     expect(err).not.toMatch(/topP|invalid request/);
+  });
+});
+
+describe('grpst run summary', () => {
+  it('the summary line names a checkpoint as one and counts a single thread as one', async () => {
+    const r = await cli.run(['run', '--engine_dir', tinyA, '--input_text', 'hi', '--max_output_len', '2', '--threads', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^engine: .* \(unquantized checkpoint, KV cache \w+, cpu \w+, 1 thread\)$/m);
   });
 });
