@@ -8,6 +8,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
 import { badInput } from '../util/errors.js';
+import { shellQuote } from '../util/shell.js';
 import { manifestFormat, manifestName, manifestVersion, type Manifest, type ManifestFile } from './manifest.js';
 import { planArchive, shouldCompress, type PlannedFile } from './project.js';
 
@@ -33,10 +34,7 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
     throw badInput(`${opts.projectDir} is a file, not a project folder`, `run \`grpst archive DIR\` with the folder that holds conf/, e.g. ${path.dirname(opts.projectDir)}`);
   }
   const output = path.resolve(opts.output);
-  // A trailing separator names a folder even when it does not exist yet; path.resolve would drop it.
-  if ((fs.existsSync(output) && fs.statSync(output).isDirectory()) || /[\\/]$/.test(opts.output)) {
-    throw badInput(`-o ${opts.output} is a folder`, `pass the archive's file path, e.g. -o ${path.join(opts.output, 'server.mar')}`);
-  }
+  checkNotFolder(output, opts.output);
   if (!fs.existsSync(path.dirname(output))) {
     throw badInput(`output folder ${path.dirname(output)} does not exist`, 'create it first, or pass -o with an existing folder');
   }
@@ -58,6 +56,24 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
     fs.rmSync(temp, { force: true });
     throw err;
   }
+}
+
+// -o takes the archive's file path, never a folder to put it in (an existing one included), so a
+// path that names a folder is refused with the file path to pass instead.
+function checkNotFolder(output: string, shown: string): void {
+  const inside = shellQuote(path.join(shown, 'server.mar'));
+  const existing = fs.statSync(output, { throwIfNoEntry: false });
+  if (existing?.isDirectory()) throw badInput(`-o ${shown} is a folder`, `-o takes the archive's file path: pass -o ${inside}`);
+  // A trailing separator names a folder even when none is there; path.resolve would drop it.
+  if (!/[\\/]$/.test(shown)) return;
+  const bare = shellQuote(shown.replace(/[\\/]+$/, ''));
+  if (existing) {
+    throw badInput(`-o ${shown} names a folder, but ${output} is a file`, `-o takes the archive's file path: pass -o ${bare} (only an earlier archive there is replaced) or another file path`);
+  }
+  throw badInput(
+    `-o ${shown} names a folder, and that folder does not exist`,
+    `-o takes the archive's file path, in a folder that exists: create it first (mkdir -p ${shellQuote(shown)}) and pass -o ${inside}, or pass -o ${bare}.mar`,
+  );
 }
 
 // Replacing an earlier archive is what `-o` is for; replacing any other file (a conf, the

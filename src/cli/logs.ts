@@ -1,7 +1,7 @@
 // `grpst logs NAME [-f] [-n N]`
 import type { Command } from 'commander';
 import { grpstHome } from '../config/paths.js';
-import { positiveInt } from './options.js';
+import { wholeNumber } from './options.js';
 
 export function register(program: Command): void {
   program
@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .description("print a server's log")
     .argument('<name>', 'server name (see grpst ps)')
     .option('-f, --follow', 'keep printing new lines until the server stops', false)
-    .option('-n, --lines <n>', 'print only the last N lines first', positiveInt('--lines'))
+    .option('-n, --lines <n>', 'print only the last N lines first (0: none; with -f, only new lines)', wholeNumber('--lines'))
     .action(async (name: string, opts: { follow: boolean; lines?: number }) => {
       const { showLogs } = await import('../daemon/logs.js');
       const abort = new AbortController();

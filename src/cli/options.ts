@@ -11,6 +11,15 @@ export function positiveInt(flag: string) {
   };
 }
 
+/** A count where 0 means none (`grpst logs -n 0`, as `tail -n 0`). */
+export function wholeNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${flag} takes a whole number (0 or more), got "${value}"`);
+    return n;
+  };
+}
+
 export function positiveSeconds(flag: string) {
   return (value: string): number => {
     const n = Number(value);

@@ -81,8 +81,13 @@ export function rotateStale(file: string, backupCount: number, at: Date = new Da
   }
 }
 
-/** The last `count` lines of a file written after byte `from` (reads at most the last 256 KiB). */
-export function tailLines(file: string, count: number, from = 0): string[] {
+/**
+ * The last `count` lines of a file written after byte `from` and, when `to` is given, before byte
+ * `to` (reads at most the last 256 KiB). `count` 0 is no lines, as `tail -n 0`: slice(-0) would
+ * be every line.
+ */
+export function tailLines(file: string, count: number, from = 0, to?: number): string[] {
+  if (count <= 0) return [];
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -90,7 +95,7 @@ export function tailLines(file: string, count: number, from = 0): string[] {
     return [];
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    const size = Math.min(fs.fstatSync(fd).size, to ?? Infinity);
     // A log truncated by rotation since `from` was taken: read it all.
     const start = from > size ? 0 : from;
     const length = Math.min(size - start, 256 * 1024);

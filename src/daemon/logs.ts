@@ -1,4 +1,4 @@
-// `grpst logs NAME [-f]`: the server's log, followed across daily rotation (the live file is
+// `grpst logs NAME [-f] [-n N]`: the server's log, followed across daily rotation (the live file is
 // truncated in place), ending by itself when the server stops.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { drainingSince, readState } from './state.js';
 
 export interface LogsOptions {
   follow: boolean;
-  /** Print only the last N lines first (default: the whole current file). */
+  /** Print only the last N lines first, none for 0 (default: the whole current file). */
   lines?: number;
   out?: NodeJS.WritableStream;
   signal?: AbortSignal;
@@ -44,9 +44,11 @@ export async function showLogs(name: string, home: string, opts: LogsOptions): P
   }
   let position = 0;
   if (opts.lines !== undefined) {
-    const lines = tailLines(file, opts.lines);
+    // The end is fixed before the tail is read: a line written meanwhile is the follow's to print,
+    // once. With -n 0 nothing before it is printed, as `tail -n 0 -f`.
+    position = fileSize(file);
+    const lines = tailLines(file, opts.lines, 0, position);
     if (lines.length > 0) out.write(`${lines.join('\n')}\n`);
-    position = fs.existsSync(file) ? fs.statSync(file).size : 0;
   } else {
     position = copyFrom(file, 0, out);
   }
@@ -67,6 +69,14 @@ function endedAs(name: string, home: string, pid: number | undefined): LogsEnd {
   const state = readState(name, home);
   if (state?.pid !== pid || drainingSince(name, home) !== undefined) return 'stopped';
   return 'died';
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 // Writes the bytes of file from `position` on and returns the new position; a file that shrank

@@ -4,12 +4,50 @@ import { join, resolve } from 'node:path';
 import { pastContext, type ModelConfig } from '../model/config.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { badInput } from '../util/errors.js';
-import { loadAddon } from './addon.js';
+import { loadAddon, probeAddon } from './addon.js';
 import { loadEngineFolder } from './engine-folder.js';
 import { Engine } from './engine.js';
 import { resolveKvCache, type KvCacheChoice } from './kv-cache.js';
 import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
 import type { LoadOptions } from './types.js';
+
+/** The variable that forces a lower CPU kernel level. */
+export const cpuKernelsVar = 'GRPST_CPU_KERNELS';
+/** The levels the runtime has, best first (native/src/kernels/cpu/dispatch.cpp). */
+const cpuKernelLevels = ['avx512', 'avx2', 'scalar'];
+
+/**
+ * GRPST_CPU_KERNELS, checked before the runtime sees it: the runtime's own refusal would reach the
+ * user as a load failure with a fix about the model folder, where the fix is the variable. The
+ * probe says which levels this CPU runs (best first); a runtime that does not load at all is left
+ * for the load itself to report, with its own fix.
+ */
+export function cpuKernelsOverride(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env[cpuKernelsVar];
+  if (!value) return undefined;
+  let runs: string[] | undefined;
+  try {
+    runs = probeAddon().cpuKernels;
+  } catch {
+    runs = undefined;
+  }
+  if (runs?.length === 0) runs = undefined;
+  const known = cpuKernelLevels.includes(value);
+  if (known && (!runs || runs.includes(value))) return value;
+  const accepted = `it takes ${listed(cpuKernelLevels, 'or')}`;
+  throw badInput(
+    known
+      ? `${cpuKernelsVar} is set to ${JSON.stringify(value)}, a CPU kernel level this CPU cannot run: it runs ${listed(runs!, 'and')} (${accepted})`
+      : `${cpuKernelsVar} is set to ${JSON.stringify(value)}, which is not a CPU kernel level: ${accepted}${runs ? `, and this CPU runs ${listed(runs, 'and')}` : ''}`,
+    runs
+      ? `unset ${cpuKernelsVar} to use this CPU's best level (${runs[0]}), or set it to ${listed(runs, 'or')}`
+      : `unset ${cpuKernelsVar}, or set it to ${listed(cpuKernelLevels, 'or')}`,
+  );
+}
+
+function listed(items: string[], last: 'and' | 'or'): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} ${last} ${items.at(-1)}`;
+}
 
 /**
  * LoadOptions plus the process-wide switches (GRPST_CPU_KERNELS forces a lower kernel level). `kv`:
@@ -30,7 +68,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
     kvCacheDtype: kv ? kv.kvCacheDtype : opts.kvCacheDtype,
     kvCacheScales: kv?.kvCacheScales,
     enablePrefixCaching: opts.enablePrefixCaching,
-    cpuKernels: process.env.GRPST_CPU_KERNELS || undefined,
+    cpuKernels: cpuKernelsOverride(),
     quantization,
   };
 }

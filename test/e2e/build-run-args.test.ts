@@ -1,6 +1,7 @@
 // `grpst run` refuses what it cannot act on before it loads anything, by the flag's name: the
 // wrong folder (a file in it, a project folder around the engine), an empty message, a top_p
-// that keeps no token. And the summary it prints after an answer reads as written for people.
+// that keeps no token; and a GRPST_CPU_KERNELS that names no kernel level by the variable's name.
+// And the summary it prints after an answer reads as written for people.
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +64,15 @@ describe('grpst run with bad arguments', () => {
     const err = await refused(['--engine_dir', tinyA, '--input_text', 'hi', '--top_p', '0']);
     expect(err).toContain("option '--top_p <p>' argument '0' is invalid");
     expect(err).not.toMatch(/topP|invalid request/);
+  });
+
+  it('a bad GRPST_CPU_KERNELS is refused by the variable\'s name, with the levels and the fix', async () => {
+    const r = await cli.run(['run', '--engine_dir', tinyA, '--input_text', 'hi', '--max_output_len', '2'], { env: { GRPST_CPU_KERNELS: 'avx9000' } });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('error: GRPST_CPU_KERNELS is set to "avx9000", which is not a CPU kernel level: it takes avx512, avx2 or scalar, and this CPU runs ');
+    expect(r.stderr).toMatch(/\n {2}fix: unset GRPST_CPU_KERNELS to use this CPU's best level \(\w+\), or set it to .*scalar$/m);
+    expect(r.stderr).not.toMatch(/model folder|load options/);
   });
 });
 

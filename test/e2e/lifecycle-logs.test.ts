@@ -1,12 +1,13 @@
 // Daemon logs: daily copy-and-truncate rotation that keeps writers' O_APPEND descriptors valid,
 // log_backup_count copies kept, and `grpst logs -f` following across a rotation until the
-// server stops.
+// server stops; `-n 0` prints no old line, as `tail -n 0`.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildProgram } from '../../src/cli/main.js';
 import { dayStamp, pruneBackups, rotateLog, scheduleDailyRotation, tailLines } from '../../src/daemon/log-file.js';
 import { showLogs } from '../../src/daemon/logs.js';
 import { runServe } from '../../src/daemon/serve.js';
@@ -129,5 +130,75 @@ describe('grpst logs -f', () => {
     fs.writeFileSync(drainMarkerOf(portFileOf(lifecyclePaths('srv', home))), new Date().toISOString());
     child.kill('SIGKILL');
     expect(await following).toBe('stopped');
+  });
+});
+
+describe('grpst logs -n 0', () => {
+  function sinkInto(into: { text: string }): Writable {
+    return new Writable({
+      write(chunk, _enc, done) {
+        into.text += String(chunk);
+        done();
+      },
+    });
+  }
+
+  it('reads no line, where slice(-0) would give the whole file', () => {
+    const file = path.join(tmp, 'zero.log');
+    fs.writeFileSync(file, 'one\ntwo\nthree\n');
+    expect(tailLines(file, 0)).toEqual([]);
+    expect(tailLines(file, 2)).toEqual(['two', 'three']);
+    // Bounded by `to`: a line written after the end was fixed is not part of the tail.
+    expect(tailLines(file, 2, 0, 'one\ntwo\n'.length)).toEqual(['one', 'two']);
+  });
+
+  it('is accepted by the command line and prints nothing of a stopped server\'s log', async () => {
+    const home = path.join(tmp, 'home-zero');
+    const file = path.join(home, 'srv', 'logs', 'grpst_server.log');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, 'old 1\nold 2\n');
+    const written: string[] = [];
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    const saved = process.env.GRPST_HOME;
+    process.env.GRPST_HOME = home;
+    try {
+      await buildProgram().parseAsync(['node', 'grpst', 'logs', 'srv', '-n', '0']);
+      await buildProgram().parseAsync(['node', 'grpst', 'logs', 'srv', '--lines', '1']);
+    } finally {
+      write.mockRestore();
+      if (saved === undefined) delete process.env.GRPST_HOME;
+      else process.env.GRPST_HOME = saved;
+    }
+    expect(written.join('')).toBe('old 2\n');
+  });
+
+  it('with -f prints only the lines written after it started', async () => {
+    const home = path.join(tmp, 'home-zero-follow');
+    const file = path.join(home, 'srv', 'logs', 'grpst_server.log');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, 'before 1\nbefore 2\n');
+    const fd = fs.openSync(file, 'a');
+    const child = spawn(process.execPath, ['-e', 'let i = 0; setInterval(() => console.log(`line ${i++}`), 50)'], { stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    writeState({ name: 'srv', pid: child.pid!, pgid: child.pid!, procStart: procStartTime(child.pid!), deployPath: path.join(home, 'srv'), host: '127.0.0.1', httpPort: 1, backend: 'native', logFile: file, inferenceConf: 'x', startedAt: new Date().toISOString(), authHealth: false }, home);
+    // Some lines are old by the time the follow starts.
+    while (!fs.readFileSync(file, 'utf8').includes('line 2')) await new Promise((r) => setTimeout(r, 20));
+    const old = fs.readFileSync(file, 'utf8').trim().split('\n').length;
+    const out = { text: '' };
+    const following = showLogs('srv', home, { follow: true, lines: 0, out: sinkInto(out) });
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill('SIGKILL');
+    expect(await following).toBe('died');
+    const printed = out.text.trim().split('\n');
+    expect(out.text).not.toContain('before');
+    expect(printed.length).toBeGreaterThan(3);
+    // Nothing that was in the file when it started: the first line printed is a later one.
+    expect(Number(printed[0].replace('line ', ''))).toBeGreaterThanOrEqual(old - 2);
+    const all = fs.readFileSync(file, 'utf8');
+    expect(all.endsWith(out.text)).toBe(true);
+    expect(out.text.length).toBeLessThan(all.length);
   });
 });

@@ -1,5 +1,6 @@
 // Where `grpst archive` writes: -o replaces an earlier archive, never another file, and a path
-// that names a folder (existing or not) is refused before anything is written.
+// that names a folder (existing or not) is refused before anything is written, with the message
+// saying which it is (a folder, a missing folder) and the file path to pass.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,11 +51,33 @@ describe('grpst archive -o', () => {
     expect(fs.statSync(output).size).toBeGreaterThan(first);
   });
 
-  it('refuses a path ending in a separator (a folder) instead of writing a file of that name', async () => {
+  it('refuses a path ending in a separator (a folder) that does not exist as missing, with the file path to pass', async () => {
     const err = await refusal(path.join(tmp, 'out') + path.sep);
-    expect(err.message).toMatch(/is a folder/);
-    expect(err.hint).toContain(path.join(tmp, 'out', 'server.mar'));
+    expect(err.message).toMatch(/names a folder, and that folder does not exist/);
+    expect(err.message).not.toMatch(/is a folder/);
+    expect(err.hint).toMatch(/-o takes the archive's file path/);
+    expect(err.hint).toContain(`mkdir -p ${path.join(tmp, 'out')}${path.sep}`);
+    expect(err.hint).toContain(`-o ${path.join(tmp, 'out', 'server.mar')}`);
     expect(fs.existsSync(path.join(tmp, 'out'))).toBe(false);
+  });
+
+  it('refuses an existing folder, with or without the separator, as a folder', async () => {
+    const dir = path.join(tmp, 'existing');
+    fs.mkdirSync(dir);
+    for (const output of [dir, dir + path.sep]) {
+      const err = await refusal(output);
+      expect(err.message).toMatch(/is a folder$/);
+      expect(err.hint).toContain(`-o ${path.join(dir, 'server.mar')}`);
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  it('a separator after the name of a file is not called a missing folder', async () => {
+    const file = path.join(tmp, 'old.mar');
+    fs.writeFileSync(file, 'PK\x05\x06');
+    const err = await refusal(file + path.sep);
+    expect(err.message).toMatch(/names a folder, but .* is a file/);
+    expect(err.hint).toContain(`-o ${file} `);
   });
 
   it('names a project path that is a file as a file, not as missing', async () => {
