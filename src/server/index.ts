@@ -67,7 +67,8 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       ctx.setFailed(message);
       // A load cancelled by a stop is no failure.
       if (err instanceof LoadCancelled) log(message);
-      else log(`the engine could not be loaded: ${message}`, 'error');
+      // The fix a load error carries goes into the log line too: serve's log is all a daemon's user sees.
+      else log(`the engine could not be loaded: ${message}${err instanceof GrpstError && err.hint ? ` (fix: ${err.hint})` : ''}`, 'error');
       throw err;
     },
   );
