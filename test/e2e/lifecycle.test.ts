@@ -312,7 +312,7 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(home.stderr).toMatch(/cannot use .*a-file\/home as GRPST_HOME \(ENOTDIR\)\n.*fix: set GRPST_HOME to a folder you can write/);
     const toFolder = await cli.run(['archive', '.', '-o', work], { cwd: dir });
     expect(toFolder.code).toBe(2);
-    expect(toFolder.stderr).toMatch(/-o .* is a folder\n.*fix: pass the archive's file path, e\.g\. -o .*server\.mar/);
+    expect(toFolder.stderr).toMatch(/-o .* is a folder\n.*fix: -o takes the archive's file path: pass -o .*server\.mar/);
   });
 
   it('a crash while loading (corrupt weights): start fails with the log tail and no state', async () => {
