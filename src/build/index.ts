@@ -11,8 +11,9 @@ import { buildNative } from './native/pipeline.js';
 import { checkBuildInputs } from './checks.js';
 import type { RuntimeBridge } from './native/runtime-bridge.js';
 import { openSource } from './native/source.js';
-import { buildTrtllm, plannedTrtllmSteps } from './trtllm/backend.js';
+import { buildTrtllm, plannedTrtllmSteps, trtllmNotes } from './trtllm/backend.js';
 import { flagNames } from './options.js';
+import { planNativeBuild, type NativePlan } from './native/plan.js';
 
 export interface BuildSummary {
   ok: true;
@@ -26,6 +27,8 @@ export interface BuildSummary {
   /** Weight bytes (native) or engine bytes (trtllm). */
   bytes: number;
   accuracy?: AccuracyReport;
+  /** The phases that ran, in order: what --dry-run's `steps` lists for the same settings. */
+  steps: string[];
   /** trtllm: the commands that ran. */
   commands?: string[];
   log?: string;
@@ -38,55 +41,98 @@ export interface BuildContext {
   signal?: AbortSignal;
   /** false: int4 by round-to-nearest (tests compare AWQ against it). */
   awqSearch?: boolean;
+  /** Settings the recipe or command line gave explicitly: those the build ignores are noted. */
+  given?: ReadonlySet<string>;
+}
+
+/** Forwards to the build's reporter and keeps the name of every phase started. */
+function recordPhases(reporter: Reporter, steps: string[]): Reporter {
+  return {
+    phase: (name, detail) => {
+      steps.push(name);
+      reporter.phase(name, detail);
+    },
+    progress: (f, d) => reporter.progress(f, d),
+    info: (line) => reporter.info(line),
+    done: (d) => reporter.done(d),
+    fail: () => reporter.fail(),
+  };
 }
 
 export async function runBuild(s: BuildSettings, ctx: BuildContext): Promise<BuildSummary> {
   const start = Date.now();
   const base = { ok: true as const, backend: s.backend, model_dir: resolve(s.model_dir), dtype: s.dtype, kv_cache_dtype: s.kv_cache_dtype };
+  const steps: string[] = [];
+  const reporter = recordPhases(ctx.reporter, steps);
   if (s.backend === 'trtllm') {
-    const r = await buildTrtllm(s, { reporter: ctx.reporter, version: ctx.version, signal: ctx.signal });
+    const r = await buildTrtllm(s, { reporter, version: ctx.version, signal: ctx.signal, given: ctx.given });
     let bytes = 0;
     try {
       bytes = statSync(`${r.output}/rank0.engine`).size;
     } catch {
       /* engines of tp > 1 are rank<N>.engine */
     }
-    return { ...base, output_dir: r.output, qformat: s.qformat, seconds: (Date.now() - start) / 1000, bytes, commands: r.steps.map((st) => shellLine(st.argv)), log: r.log };
+    return { ...base, output_dir: r.output, qformat: s.qformat, seconds: (Date.now() - start) / 1000, bytes, steps, commands: r.steps.map((st) => shellLine(st.argv)), log: r.log };
   }
-  const r = await buildNative(s, { reporter: ctx.reporter, bridge: ctx.bridge, version: ctx.version, awqSearch: ctx.awqSearch, signal: ctx.signal });
-  return { ...base, output_dir: r.output, qformat: r.manifest.quantization.qformat, seconds: (Date.now() - start) / 1000, bytes: r.bytes, accuracy: r.accuracy };
+  const r = await buildNative(s, { reporter, bridge: ctx.bridge, version: ctx.version, awqSearch: ctx.awqSearch, signal: ctx.signal, given: ctx.given });
+  return { ...base, output_dir: r.output, qformat: r.manifest.quantization.qformat, seconds: (Date.now() - start) / 1000, bytes: r.bytes, steps, accuracy: r.accuracy };
+}
+
+export interface DryRun {
+  /** The lines --dry-run prints. */
+  lines: string[];
+  /** The phases the build would run, in order (the summary's `steps` of the real build). */
+  steps: string[];
 }
 
 /** What --dry-run prints: shell-quoted commands (trtllm) or the equivalent grpst call and its steps (native). */
-export function dryRunPlan(s: BuildSettings): string[] {
+export function dryRunPlan(s: BuildSettings, given: ReadonlySet<string> = new Set()): DryRun {
   const src = openSource(s.model_dir);
   checkBuildInputs(s, src);
   checkOutput(resolve(s.output_dir), s.force, s.model_dir); // the real build's refusal, not a plan that would fail
   if (s.backend === 'trtllm') {
-    return [
-      `# TensorRT-LLM build of ${s.model_dir}; grpst runs these in a staging folder beside ${s.output_dir} and renames it at the end`,
-      ...plannedTrtllmSteps(s, Boolean(src.awq)).map((st) => shellLine(st.argv)),
-    ];
+    const planned = plannedTrtllmSteps(s, Boolean(src.awq));
+    const notes = trtllmNotes(s, given, src.awq?.group);
+    return {
+      lines: [
+        `# TensorRT-LLM build of ${s.model_dir}; grpst runs these in a staging folder beside ${s.output_dir} and renames it at the end`,
+        ...notes.map((n) => `# ${n}`),
+        ...planned.map((st) => shellLine(st.argv)),
+      ],
+      steps: ['check', ...planned.map((st) => st.name), 'write'],
+    };
   }
+  const plan = planNativeBuild(s, src, { given });
+  const m = src.checkpoint.model;
+  return {
+    lines: [
+      `# native build of ${s.model_dir} (${m.numLayers} layers, hidden ${m.hiddenSize}) into ${s.output_dir}`,
+      shellLine(equivalentCommand(s, plan)),
+      ...plan.notes.map((n) => `# ${n}`),
+      ...plan.steps.map((st, i) => `# ${i + 1}. ${st.text}`),
+      ...(plan.noReport ? [`# no accuracy report: ${plan.noReport}`] : []),
+    ],
+    steps: plan.steps.map((st) => st.phase),
+  };
+}
+
+/**
+ * The grpst call that builds this plan, with what the build takes from the checkpoint (an AWQ
+ * checkpoint's format and group) and without the knobs it ignores (another format's, calibration's
+ * where nothing is calibrated, the report's where there is none), so running it changes nothing.
+ */
+function equivalentCommand(s: BuildSettings, plan: NativePlan): string[] {
+  const calibrates = plan.steps.some((st) => st.phase === 'calibrate');
+  const effective: Partial<Record<string, unknown>> = { ...s, qformat: plan.qformat, awq_block_size: plan.awqBlockSize };
+  const unused = new Set<string>(['backend', 'trtllm_dir', 'trtllm_build', 'python', 'keep_checkpoint']);
+  if (plan.qformat !== 'int8_sq') unused.add('smoothquant_alpha');
+  if (!calibrates) for (const k of ['calib_size', 'calib_max_seq_length', 'calib_dataset']) unused.add(k);
+  if (!plan.reference) for (const k of ['eval_dataset', 'eval_tokens']) unused.add(k);
   const argv = ['grpst', 'build'];
   for (const key of flagNames) {
-    const v = s[key as keyof BuildSettings];
-    if (v === undefined || v === false || key === 'backend' || key.startsWith('trtllm') || key === 'python' || key === 'keep_checkpoint') continue;
+    const v = effective[key];
+    if (v === undefined || v === false || unused.has(key)) continue;
     argv.push(v === true ? `--${key}` : `--${key}=${v}`);
   }
-  const q = src.awq ? 'int4_awq (pre-quantized AWQ checkpoint, converted as it is)' : src.fp8 ? `${s.qformat} (from the FP8 checkpoint, dequantized from its [${src.fp8.block}] blocks)` : s.qformat;
-  const calibrated = !src.awq && (['int4_awq', 'fp8', 'int8_sq'].includes(s.qformat) || s.kv_cache_dtype !== 'auto');
-  const head = s.quantize_lm_head ? `lm_head in ${s.qformat}` : `lm_head in ${s.dtype}`;
-  const m = src.checkpoint.model;
-  return [
-    `# native build of ${s.model_dir} (${m.numLayers} layers, hidden ${m.hiddenSize}) into ${s.output_dir}`,
-    shellLine(argv),
-    `# 1. check the checkpoint and hash its files`,
-    ...(calibrated ? [`# 2. calibrate on ${s.calib_dataset ?? 'the built-in calibration text'} (up to ${s.calib_size} samples of ${s.calib_max_seq_length} tokens)`] : []),
-    `# ${calibrated ? 3 : 2}. quantize and pack: ${q}, dtype ${s.dtype}, ${head}, kv cache ${s.kv_cache_dtype}`,
-    `# ${calibrated ? 4 : 3}. write engine.json and the tokenizer files`,
-    src.fp8 && !s.reference_dir && s.qformat === 'full_prec' && s.kv_cache_dtype === 'auto'
-      ? `# ${calibrated ? 5 : 4}. no accuracy report: the engine is the FP8 checkpoint dequantized (--reference_dir compares it with another model)`
-      : `# ${calibrated ? 5 : 4}. accuracy report against ${src.fp8 && !s.reference_dir ? `the FP8 checkpoint dequantized to ${s.dtype} (a copy inside the staging folder while the build runs)` : 'the unquantized model'} on ${s.eval_dataset ?? 'the built-in held-out text'}`,
-  ];
+  return argv;
 }

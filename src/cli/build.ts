@@ -86,17 +86,15 @@ export function register(program: Command): void {
         const flags = parseSettings(givenFlags(opts), 'command line');
         if (recipePath) checkRecipePaths(recipePath, recipe, flags);
         const settings = resolveSettings(recipe, flags);
+        // A format's own knob given with another format does nothing: the build says so, once it
+        // has read the checkpoint (an AWQ one imposes its own format and group).
+        const given = new Set(Object.entries({ ...recipe, ...flags }).filter(([, v]) => v !== undefined).map(([k]) => k));
         if (opts.dryRun) {
-          const lines = dryRunPlan(settings);
-          process.stdout.write(json ? `${JSON.stringify({ ok: true, dry_run: true, backend: settings.backend, plan: lines }, null, 2)}\n` : `${lines.join('\n')}\n`);
+          const { lines, steps } = dryRunPlan(settings, given);
+          process.stdout.write(json ? `${JSON.stringify({ ok: true, dry_run: true, backend: settings.backend, steps, plan: lines }, null, 2)}\n` : `${lines.join('\n')}\n`);
           return;
         }
         const reporter = createReporter({ stream: json ? process.stderr : process.stdout });
-        // A format's own knob given with another format does nothing: said, not silently dropped.
-        const given = { ...recipe, ...flags };
-        if (given.awq_block_size !== undefined && settings.qformat !== 'int4_awq') reporter.info(`note: --awq_block_size applies to int4_awq only; ignored for ${settings.qformat}`);
-        if (given.smoothquant_alpha !== undefined && settings.qformat !== 'int8_sq') reporter.info(`note: --smoothquant_alpha applies to int8_sq only; ignored for ${settings.qformat}`);
-        if (given.calib_dataset !== undefined && !calibrates(settings)) reporter.info(`note: --calib_dataset is used to calibrate int4_awq, fp8, int8_sq and fp8 / int8 KV caches; ignored for ${settings.qformat} with the model's own KV cache dtype`);
         const abort = new AbortController();
         const onSignal = (sig: NodeJS.Signals) => {
           if (abort.signal.aborted) process.exit(130);
@@ -106,7 +104,7 @@ export function register(program: Command): void {
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         try {
-          const summary = await runBuild(settings, { reporter, version: grpstVersion(), bridge: loadRuntimeBridge, signal: abort.signal }).catch((e) => {
+          const summary = await runBuild(settings, { reporter, version: grpstVersion(), bridge: loadRuntimeBridge, signal: abort.signal, given }).catch((e) => {
             reporter.fail();
             throw abort.signal.aborted ? abort.signal.reason : e;
           });
@@ -124,9 +122,4 @@ export function register(program: Command): void {
         throw e;
       }
     });
-}
-
-/** Whether a build of these settings calibrates (reads --calib_dataset), as the native pipeline decides. */
-function calibrates(s: { qformat: string; kv_cache_dtype: string }): boolean {
-  return ['int4_awq', 'fp8', 'int8_sq'].includes(s.qformat) || s.kv_cache_dtype !== 'auto';
 }

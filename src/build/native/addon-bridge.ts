@@ -46,12 +46,16 @@ interface Loaded {
   kv?: KvCacheChoice;
 }
 
-function loadModel(dirArg: string): Loaded {
+function loadModel(dirArg: string, withKvCache: boolean): Loaded {
   const dir = resolve(dirArg);
   if (existsSync(join(dir, 'engine.json'))) {
     const f = readEngineFolder(dir);
+    const tensors = f.tpSize > 1 ? f.rankTensors : f.tensors;
+    // Calibration runs an fp32 cache, so an engine whose int8 cache has no scales yet (an AWQ
+    // checkpoint's, calibrated on the engine precisely to get them) still loads for it.
+    if (!withKvCache) return { model: f.model, tensors, quantization: f.quantization };
     const kv = resolveKvCache(undefined, f.manifest.kv_cache, dir);
-    return { model: f.model, tensors: f.tpSize > 1 ? f.rankTensors : f.tensors, quantization: f.quantization, kv: kv.kvCacheScales ? kv : undefined };
+    return { model: f.model, tensors, quantization: f.quantization, kv: kv.kvCacheScales ? kv : undefined };
   }
   const ck = openCheckpoint(dir);
   const tensors = [...ck.tensors.values()].map((t) => ({ name: t.name, file: t.file, offset: t.offset, nbytes: t.nbytes, dtype: t.dtype, shape: t.shape }));
@@ -61,7 +65,7 @@ function loadModel(dirArg: string): Loaded {
 /** `withKvCache`: run an engine's quantized KV cache (scoring); calibration always runs an fp32 cache. */
 async function openTool(dir: string, maxSeqLen: number, withKvCache = false): Promise<{ tool: NativeModelTool; model: ModelConfig }> {
   const addon = loadAddon() as unknown as ModelToolAddon;
-  const m = loadModel(dir);
+  const m = loadModel(dir, withKvCache);
   const tool = await addon.createModelTool(m.model, m.tensors, {
     quantization: m.quantization,
     maxSeqLen,

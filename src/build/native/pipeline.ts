@@ -1,10 +1,10 @@
-// The native backend: checkpoint -> (calibrate) -> quantize and pack -> engine folder -> accuracy
-// report, written in a staging folder and renamed into place only when every step succeeded.
+// The native backend: checkpoint -> (dequantize) -> (calibrate) -> quantize and pack -> engine
+// folder -> (calibrate the engine's KV cache) -> (accuracy report), the steps plan.ts decides,
+// written in a staging folder and renamed into place only when every step succeeded.
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Tokenizer } from '../../chat/tokenizer.js';
-import { needsCalibration } from '../../quant/layer.js';
-import type { LayerFormat, ModelCalibration } from '../../quant/layer.js';
+import type { KvAmax, ModelCalibration } from '../../quant/layer.js';
 import {
   ENGINE_FORMAT,
   ENGINE_FORMAT_VERSION,
@@ -18,7 +18,8 @@ import type { Reporter } from '../progress.js';
 import { explainWriteError, Staging } from '../staging.js';
 import { accuracyReport, formatAccuracy, NonFiniteLogits } from './accuracy.js';
 import { explainNonFiniteLogits } from './non-finite.js';
-import { layerFormat, packWeights, type PackResult } from './pack.js';
+import { packWeights, type PackResult } from './pack.js';
+import { planNativeBuild, type NativePlan } from './plan.js';
 import type { RuntimeBridge } from './runtime-bridge.js';
 import { copyTokenizerFiles, openSource, sourceName, type SourceModel } from './source.js';
 import { checkBuildInputs } from '../checks.js';
@@ -35,6 +36,8 @@ export interface NativeBuildContext {
   awqSearch?: boolean;
   version: string;
   signal?: AbortSignal;
+  /** Settings the recipe or command line gave explicitly: those this build ignores are noted. */
+  given?: ReadonlySet<string>;
 }
 
 export interface NativeBuildResult {
@@ -53,11 +56,13 @@ async function sourceIdentity(src: SourceModel, signal: AbortSignal): Promise<Re
   return Object.fromEntries(files.map((f, i) => [basename(f), hashes[i]]));
 }
 
-async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenizer, ctx: NativeBuildContext): Promise<ModelCalibration & { set: TextSet; samples: number; tokens: number }> {
+type Calibration = ModelCalibration & { set: TextSet; samples: number; tokens: number };
+
+async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenizer, ctx: NativeBuildContext, where: string): Promise<Calibration> {
   const set = loadTextSet(s.calib_dataset, 'calibration');
   const sequences = calibrationSequences(set, (t) => tokenizer.encode(t), s.calib_size, s.calib_max_seq_length);
   const tokens = sequences.reduce((a, q) => a + q.length, 0);
-  ctx.reporter.phase('calibrate', `${sequences.length} samples, ${tokens} tokens from ${set.name === 'builtin' ? 'the built-in set' : set.name}`);
+  ctx.reporter.phase('calibrate', `${sequences.length} samples, ${tokens} tokens from ${set.name === 'builtin' ? 'the built-in set' : set.name}${where}`);
   const bridge = await ctx.bridge();
   const { layers, head } = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f), signal: ctx.signal });
   ctx.reporter.done();
@@ -75,7 +80,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   reporter.phase('check', s.model_dir);
   const src = openSource(s.model_dir);
   checkBuildInputs(s, src);
-  const qformat = src.awq ? 'int4_awq' : s.qformat;
+  const plan = planNativeBuild(s, src, { awqSearch: ctx.awqSearch, given: ctx.given });
   const tokenizer = Tokenizer.fromDir(src.checkpoint.dir);
   const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
   for (const dir of staging.removedStale) reporter.info(`removed ${dir}, left by an interrupted build`);
@@ -85,95 +90,61 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   identityHashed.catch(() => undefined); // awaited below; a failed build stops it instead
   try {
     const fp8 = src.fp8 ? `, FP8 e4m3 in [${src.fp8.block}] blocks` : '';
-    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? ', AWQ int4' : fp8}`);
+    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? `, AWQ int4 group ${src.awq.group}` : fp8}`);
+    for (const note of plan.notes) reporter.info(note);
 
-    const format = src.awq ? undefined : layerFormat(qformat, ctx.awqSearch ?? true);
-    const wantKv = s.kv_cache_dtype !== 'auto';
-    const floatDir = await floatModel(s, src, format, staging, ctx);
-    let calib: Awaited<ReturnType<typeof calibrate>> | undefined;
-    if (floatDir && ((format && needsCalibration(format)) || wantKv)) calib = await calibrate(s, floatDir, tokenizer, ctx);
-
-    const from = src.awq ? ', from the AWQ checkpoint' : src.fp8 ? ', from the FP8 checkpoint dequantized' : '';
-    reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}${from}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${src.awq?.group ?? s.awq_block_size})` : ''}${from}${s.quantize_lm_head ? ', lm_head too' : ''}`);
-    let packed: PackResult;
-    try {
-      packed = await packWeights(
-        src,
-        {
-          dtype: s.dtype,
-          qformat,
-          awqBlockSize: s.awq_block_size,
-          smoothquantAlpha: s.smoothquant_alpha,
-          awqSearch: ctx.awqSearch ?? true,
-          calibration: calib?.layers,
-          awqLoss: format === 'int4_awq' ? (await ctx.bridge()).awqLoss : undefined,
-          tp: s.tp_size,
-          quantizeLmHead: s.quantize_lm_head,
-          headCalibration: calib?.head,
-        },
-        staging,
-        reporter,
-        ctx.signal,
-      );
-    } catch (e) {
-      throw explainWriteError(e, staging.output);
-    }
-    reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB`);
-
-    reporter.phase('write', 'tokenizer and engine.json');
-    const identity = await identityHashed;
-    const tokenizerFiles = copyTokenizerFiles(src, (f) => staging.path(f));
-    const files: EngineManifest['files'] = Object.fromEntries(packed.files.map((f) => [f.file, { bytes: f.bytes, sha256: f.sha256 }]));
-    const tokenizerHashes = await sha256Files(tokenizerFiles.map((f) => staging.path(f)));
-    tokenizerFiles.forEach((f, i) => (files[f] = { bytes: statSync(staging.path(f)).size, sha256: tokenizerHashes[i] }));
-    const { quantization_config: _dropped, ...modelConfig } = src.checkpoint.hf as Record<string, unknown>;
-    const manifest: EngineManifest = {
-      format: ENGINE_FORMAT,
-      format_version: ENGINE_FORMAT_VERSION,
-      backend: 'native',
-      created_by: `grpst ${ctx.version}`,
-      source: { name: sourceName(src), sha256: identity, ...(src.awq ? { quantized: 'awq' } : src.fp8 ? { quantized: 'fp8' } : {}) },
-      model_config: modelConfig,
-      dtype: s.dtype,
-      quantization: {
-        qformat,
-        ...(qformat === 'int4_awq' ? { awq_block_size: src.awq?.group ?? s.awq_block_size } : {}),
-        ...(qformat === 'int8_sq' ? { smoothquant_alpha: s.smoothquant_alpha } : {}),
-        excluded: qformat === 'full_prec' || s.quantize_lm_head ? [] : ['lm_head'],
-        ...(calib ? { calibration: { dataset: calib.set.name, sha256: calib.set.sha256, samples: calib.samples, tokens: calib.tokens } } : {}),
-      },
-      kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },
-      limits: { max_batch_size: s.max_batch_size, max_input_len: s.max_input_len, max_seq_len: s.max_seq_len, max_num_tokens: s.max_num_tokens },
-      mapping: { tp_size: s.tp_size, pp_size: 1 },
-      ranks: packed.ranks,
-      tokenizer_files: tokenizerFiles,
-      files: Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))),
-    };
-    writeManifest(staging, manifest);
-    if (wantKv) {
-      // An AWQ checkpoint has no float model to calibrate on: its KV scales come from the engine itself.
-      let amax = packed.kvAmax;
-      if (!amax) {
-        const own = await calibrate(s, staging.tmp, tokenizer, ctx);
-        amax = own.layers.map((l) => ({ k: l.kAmax, v: l.vAmax }));
+    // The plan's steps in its order, the list --dry-run prints.
+    let floatDir = plan.floatModel === 'checkpoint' ? src.checkpoint.dir : undefined;
+    let calib: Calibration | undefined;
+    let packed: PackResult | undefined;
+    let manifest: EngineManifest | undefined;
+    let accuracy: AccuracyReport | undefined;
+    for (const step of plan.steps) {
+      switch (step.phase) {
+        case 'check':
+          break; // ran above: the plan is made from what it opened
+        case 'dequantize':
+          reporter.phase('dequantize', `the FP8 checkpoint as ${s.dtype}, for calibration and the accuracy report`);
+          floatDir = await writeDequantizedCheckpoint(src, s.dtype, staging, reporter, ctx.signal);
+          reporter.done();
+          break;
+        case 'calibrate':
+          if (step.on === 'engine') {
+            const own = await calibrate(s, staging.tmp, tokenizer, ctx, ', run on the engine');
+            setKvScales(s, plan, required(manifest), staging, own.layers.map((l) => ({ k: l.kAmax, v: l.vAmax })), reporter);
+          } else {
+            calib = await calibrate(s, required(floatDir), tokenizer, ctx, '');
+          }
+          break;
+        case 'quantize':
+          packed = await quantize(s, src, plan, calib, staging, ctx);
+          break;
+        case 'write': {
+          reporter.phase('write', 'tokenizer and engine.json');
+          const written = required(packed);
+          manifest = await engineManifest(s, src, plan, written, calib, await identityHashed, staging, ctx.version);
+          writeManifest(staging, manifest);
+          // Scales from the float model's calibration are known now; an AWQ checkpoint's come in a later step.
+          if (plan.kvScalesFrom === 'float') setKvScales(s, plan, manifest, staging, required(written.kvAmax), reporter);
+          reporter.done();
+          break;
+        }
+        case 'verify': {
+          const m = required(manifest);
+          accuracy = await measureAccuracy(s, src, required(plan.reference), floatDir, tokenizer, staging, ctx);
+          m.accuracy = accuracy;
+          writeManifest(staging, m);
+          reporter.info(formatAccuracy(accuracy));
+          break;
+        }
       }
-      manifest.kv_cache.scales = kvCacheScales(amax, s.kv_cache_dtype as 'fp8' | 'int8');
-      writeManifest(staging, manifest);
-      reporter.info(`KV cache: ${s.kv_cache_dtype} scales for ${manifest.kv_cache.scales.length} layers in engine.json; the accuracy report below runs the engine with its ${s.kv_cache_dtype} KV cache`);
     }
-    reporter.done();
-
-    const accuracy = await measureAccuracy(s, src, floatDir, tokenizer, staging, ctx);
-    if (accuracy) {
-      manifest.accuracy = accuracy;
-      writeManifest(staging, manifest);
-      reporter.info(formatAccuracy(accuracy));
-    }
+    if (plan.noReport) reporter.info(`accuracy report skipped: ${plan.noReport}`);
     rmSync(staging.path(DEQUANTIZED_DIR), { recursive: true, force: true });
     // A signal that came during the last phase still stops the build: nothing is committed.
     ctx.signal?.throwIfAborted();
     staging.commit(s.force);
-    return { manifest, output: staging.output, bytes: packed.bytes, accuracy };
+    return { manifest: required(manifest), output: staging.output, bytes: required(packed).bytes, accuracy };
   } catch (e) {
     hashing.abort();
     staging.abort();
@@ -181,36 +152,105 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   }
 }
 
-/**
- * The float model the calibration and the accuracy report run: the checkpoint itself, or for a
- * block-scaled FP8 one, that checkpoint dequantized (dequantized.ts). None for an AWQ checkpoint.
- */
-async function floatModel(s: BuildSettings, src: SourceModel, format: LayerFormat | undefined, staging: Staging, ctx: NativeBuildContext): Promise<string | undefined> {
-  if (src.awq) return undefined;
-  if (!src.fp8) return src.checkpoint.dir;
-  // Written only when something runs it: calibration, or the report of a quantized format (or
-  // cache) that no --reference_dir replaces. A full_prec engine with the model's own KV cache is the
-  // float model itself: nothing to calibrate, nothing to compare.
-  const wantKv = s.kv_cache_dtype !== 'auto';
-  if (!wantKv && (!format || (!needsCalibration(format) && s.reference_dir))) return undefined;
-  ctx.reporter.phase('dequantize', `the FP8 checkpoint as ${s.dtype}, for calibration and the accuracy report`);
-  const dir = await writeDequantizedCheckpoint(src, s.dtype, staging, ctx.reporter, ctx.signal);
-  ctx.reporter.done();
-  return dir;
+/** What an earlier step of the plan made; missing only if the plan put a step before the one it needs. */
+function required<T>(v: T | undefined): T {
+  if (v === undefined) throw new Error('build plan out of order: a step ran before the one it needs');
+  return v;
 }
 
-async function measureAccuracy(s: BuildSettings, src: SourceModel, floatDir: string | undefined, tokenizer: Tokenizer, staging: Staging, ctx: NativeBuildContext): Promise<AccuracyReport | undefined> {
-  const referenceDir = s.reference_dir ?? floatDir;
-  if (!referenceDir) {
-    ctx.reporter.info(
-      src.fp8
-        ? 'accuracy report skipped: the engine is the FP8 checkpoint dequantized, the float model itself; pass --reference_dir with the unquantized model to compare'
-        : 'accuracy report skipped: the checkpoint came quantized; pass --reference_dir with the unquantized model to compare',
+async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, calib: Calibration | undefined, staging: Staging, ctx: NativeBuildContext): Promise<PackResult> {
+  const { reporter } = ctx;
+  const { qformat, format } = plan;
+  const from = src.awq ? ', from the AWQ checkpoint' : src.fp8 ? ', from the FP8 checkpoint dequantized' : '';
+  reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}${from}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${plan.awqBlockSize})` : ''}${from}${s.quantize_lm_head ? ', lm_head too' : ''}`);
+  let packed: PackResult;
+  try {
+    packed = await packWeights(
+      src,
+      {
+        dtype: s.dtype,
+        qformat,
+        awqBlockSize: plan.awqBlockSize ?? s.awq_block_size,
+        smoothquantAlpha: s.smoothquant_alpha,
+        awqSearch: ctx.awqSearch ?? true,
+        calibration: calib?.layers,
+        awqLoss: format === 'int4_awq' ? (await ctx.bridge()).awqLoss : undefined,
+        tp: s.tp_size,
+        quantizeLmHead: s.quantize_lm_head,
+        headCalibration: calib?.head,
+      },
+      staging,
+      reporter,
+      ctx.signal,
     );
-    return undefined;
+  } catch (e) {
+    throw explainWriteError(e, staging.output);
   }
-  // The dequantized copy lives in the staging folder: the report names the checkpoint it came from.
-  const referenceName = s.reference_dir || !src.fp8 ? basename(referenceDir) : `${sourceName(src)} (dequantized to ${s.dtype})`;
+  reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB`);
+  return packed;
+}
+
+async function engineManifest(
+  s: BuildSettings,
+  src: SourceModel,
+  plan: NativePlan,
+  packed: PackResult,
+  calib: Calibration | undefined,
+  identity: Record<string, string>,
+  staging: Staging,
+  version: string,
+): Promise<EngineManifest> {
+  const { qformat } = plan;
+  const tokenizerFiles = copyTokenizerFiles(src, (f) => staging.path(f));
+  const files: EngineManifest['files'] = Object.fromEntries(packed.files.map((f) => [f.file, { bytes: f.bytes, sha256: f.sha256 }]));
+  const tokenizerHashes = await sha256Files(tokenizerFiles.map((f) => staging.path(f)));
+  tokenizerFiles.forEach((f, i) => (files[f] = { bytes: statSync(staging.path(f)).size, sha256: tokenizerHashes[i] }));
+  const { quantization_config: _dropped, ...modelConfig } = src.checkpoint.hf as Record<string, unknown>;
+  return {
+    format: ENGINE_FORMAT,
+    format_version: ENGINE_FORMAT_VERSION,
+    backend: 'native',
+    created_by: `grpst ${version}`,
+    source: { name: sourceName(src), sha256: identity, ...(src.awq ? { quantized: 'awq' } : src.fp8 ? { quantized: 'fp8' } : {}) },
+    model_config: modelConfig,
+    dtype: s.dtype,
+    quantization: {
+      qformat,
+      ...(qformat === 'int4_awq' ? { awq_block_size: plan.awqBlockSize } : {}),
+      ...(qformat === 'int8_sq' ? { smoothquant_alpha: s.smoothquant_alpha } : {}),
+      excluded: qformat === 'full_prec' || s.quantize_lm_head ? [] : ['lm_head'],
+      ...(calib ? { calibration: { dataset: calib.set.name, sha256: calib.set.sha256, samples: calib.samples, tokens: calib.tokens } } : {}),
+    },
+    kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },
+    limits: { max_batch_size: s.max_batch_size, max_input_len: s.max_input_len, max_seq_len: s.max_seq_len, max_num_tokens: s.max_num_tokens },
+    mapping: { tp_size: s.tp_size, pp_size: 1 },
+    ranks: packed.ranks,
+    tokenizer_files: tokenizerFiles,
+    files: Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))),
+  };
+}
+
+/** Records a quantized KV cache's scales in engine.json and says so (and what the report runs, when there is one). */
+function setKvScales(s: BuildSettings, plan: NativePlan, manifest: EngineManifest, staging: Staging, amax: KvAmax[], reporter: Reporter): void {
+  const dtype = s.kv_cache_dtype as 'fp8' | 'int8';
+  manifest.kv_cache.scales = kvCacheScales(amax, dtype);
+  writeManifest(staging, manifest);
+  const report = plan.reference ? `; the accuracy report below runs the engine with its ${dtype} KV cache` : '';
+  reporter.info(`KV cache: ${dtype} scales for ${manifest.kv_cache.scales.length} layers in engine.json${report}`);
+}
+
+async function measureAccuracy(
+  s: BuildSettings,
+  src: SourceModel,
+  ref: NonNullable<NativePlan['reference']>,
+  floatDir: string | undefined,
+  tokenizer: Tokenizer,
+  staging: Staging,
+  ctx: NativeBuildContext,
+): Promise<AccuracyReport> {
+  // No dir: the dequantized copy, which lives in the staging folder; the plan names the checkpoint it came from.
+  const referenceDir = ref.dir ?? required(floatDir);
+  const referenceName = ref.name;
   const set = loadTextSet(s.eval_dataset, 'heldout');
   const tokens = heldoutTokens(set, (t) => tokenizer.encode(t), s.eval_tokens);
   ctx.reporter.phase('verify', `${tokens.length} held-out tokens against ${referenceName}`);

@@ -13,6 +13,7 @@ import { openSource } from '../native/source.js';
 import { checkBuildInputs } from '../checks.js';
 import { loadTextSet } from '../native/text-data.js';
 import { needsQuantizeScript, trtllmSteps, type TrtllmDirs, type TrtllmStep } from './commands.js';
+import { ignoredSettings } from '../native/plan.js';
 import { locateTools, plannedTools } from './locate.js';
 import { runStep } from './run-step.js';
 
@@ -35,7 +36,16 @@ export function plannedTrtllmSteps(s: BuildSettings, preQuantized: boolean, env:
   return trtllmSteps(s, plannedTools(s, env), dirs, preQuantized);
 }
 
-export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; version: string; signal?: AbortSignal; env?: NodeJS.ProcessEnv }): Promise<TrtllmBuildResult> {
+/** Settings a TensorRT-LLM build ignores: its scripts take an AWQ checkpoint's format and group as they are, and only quantize.py calibrates. */
+export function trtllmNotes(s: BuildSettings, given: ReadonlySet<string>, awqGroup: number | undefined): string[] {
+  const preQuantized = awqGroup !== undefined;
+  return ignoredSettings(s, given, { qformat: preQuantized ? 'int4_awq' : s.qformat, awqGroup, calibrates: needsQuantizeScript(s, preQuantized), preQuantized });
+}
+
+export async function buildTrtllm(
+  s: BuildSettings,
+  ctx: { reporter: Reporter; version: string; signal?: AbortSignal; env?: NodeJS.ProcessEnv; given?: ReadonlySet<string> },
+): Promise<TrtllmBuildResult> {
   const { reporter } = ctx;
   const env = ctx.env ?? process.env;
   reporter.phase('check', s.model_dir);
@@ -49,6 +59,7 @@ export async function buildTrtllm(s: BuildSettings, ctx: { reporter: Reporter; v
   const log = staging.path(LOG_FILE);
   writeFileSync(log, `# grpst ${ctx.version}: TensorRT-LLM build of ${src.checkpoint.dir}\n`);
   reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);
+  for (const note of trtllmNotes(s, ctx.given ?? new Set(), src.awq?.group)) reporter.info(note);
   const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp, calib: staging.path(CALIB_DIR) }, preQuantized);
   try {
     // quantize.py is the only step that calibrates (commands.ts passes it --calib_dataset).
