@@ -2,7 +2,7 @@
 // wrong folder (a file in it, a project folder around the engine), an empty message, a top_p
 // that keeps no token; and a GRPST_CPU_KERNELS that names no kernel level by the variable's name.
 // And the summary it prints after an answer reads as written for people.
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,13 @@ describe('grpst run with bad arguments', () => {
     const serve = await cli.run(['serve', '--model_dir', tinyA, '--port', '0'], { env: { GRPST_CPU_KERNELS: 'avx9000' } });
     expect(serve.code, serve.stderr).not.toBe(0);
     expect(serve.stderr).toMatch(/the engine could not be loaded: GRPST_CPU_KERNELS is set to "avx9000".* \(fix: unset GRPST_CPU_KERNELS/);
+    // grpst build runs the runtime to calibrate and to score: refused at its check, nothing written.
+    const out = join(work, 'bad-kernels-engine');
+    const build = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--qformat', 'int8_wo'], { env: { GRPST_CPU_KERNELS: 'avx9000' } });
+    expect(build.code, build.stderr).toBe(2);
+    expect(build.stderr).toMatch(/^error: GRPST_CPU_KERNELS is set to "avx9000"/m);
+    expect(build.stderr).not.toMatch(/verify|quantize/);
+    expect(existsSync(out)).toBe(false);
   });
 });
 

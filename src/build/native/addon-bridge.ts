@@ -11,6 +11,7 @@ import { openCheckpoint } from '../../model/checkpoint.js';
 import type { CapturePoint } from '../../quant/smoothing.js';
 import type { CaptureStats, ModelCalibration } from '../../quant/layer.js';
 import type { CalibrationRequest, RuntimeBridge, Scorer } from './runtime-bridge.js';
+import { cpuKernelsOverride } from '../../engine/load.js';
 
 interface RawCapture {
   absMax: Float32Array;
@@ -69,7 +70,8 @@ async function openTool(dir: string, maxSeqLen: number, withKvCache = false): Pr
   const tool = await addon.createModelTool(m.model, m.tensors, {
     quantization: m.quantization,
     maxSeqLen,
-    cpuKernels: process.env.GRPST_CPU_KERNELS || undefined,
+    // Checked as every engine load checks it: a bad value is refused naming the variable.
+    cpuKernels: cpuKernelsOverride(),
     ...(withKvCache && m.kv ? m.kv : {}),
   });
   return { tool, model: m.model };

@@ -27,6 +27,7 @@ import { calibrationSequences, heldoutTokens, loadTextSet, type TextSet } from '
 import { sha256Files } from '../../util/sha256-files.js';
 import { kvCacheScales } from './kv-scales.js';
 import { DEQUANTIZED_DIR, writeDequantizedCheckpoint } from './dequantized.js';
+import { cpuKernelsOverride } from '../../engine/load.js';
 
 export interface NativeBuildContext {
   reporter: Reporter;
@@ -80,6 +81,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   reporter.phase('check', s.model_dir);
   const src = openSource(s.model_dir);
   checkBuildInputs(s, src);
+  // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS is refused before any work.
+  cpuKernelsOverride();
   const plan = planNativeBuild(s, src, { awqSearch: ctx.awqSearch, given: ctx.given });
   const tokenizer = Tokenizer.fromDir(src.checkpoint.dir);
   const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
