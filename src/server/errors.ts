@@ -111,7 +111,7 @@ export const invalidHttp = (why: string) =>
 const seconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`;
 
 export const unauthorized = (reason: string) =>
-  new ApiError(401, `${reason}. Send the server's key as "Authorization: Bearer <key>".`, {
+  new ApiError(401, `${reason}. Send the server's key as "Authorization: Bearer <key>" or as "x-api-key: <key>".`, {
     code: 'invalid_api_key',
     headers: { 'www-authenticate': 'Bearer' },
   });

@@ -32,6 +32,8 @@ export interface Route {
   handler: Handler;
   /** The error body this route's clients read; OpenAI's envelope when left out. */
   errorEnvelope?: (err: ApiError) => unknown;
+  /** Anthropic's SDKs read the request id from `request-id` (OpenAI's from `x-request-id`). */
+  requestIdHeader?: string;
 }
 
 const corsHeaders = {
@@ -106,6 +108,7 @@ export class Router {
       if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));
       label = route.path;
       errorEnvelope = route.errorEnvelope;
+      if (route.requestIdHeader) res.setHeader(route.requestIdHeader, id);
       this.authorize(route.guard, req);
       const param = exact ? undefined : decodeSegment(path.slice(cut));
       await route.handler({ req, res, server: this.server, arrival, signal: ac.signal, param });

@@ -1,6 +1,7 @@
 // The server against real Python clients, as most of its users reach it: the official `openai`
-// package (client/python/compat_openai.py) and LlamaIndex's OpenAI-compatible LLM
-// (compat_llamaindex.py), each in a virtual environment built from its pinned requirements file
+// package (client/python/compat_openai.py), LlamaIndex's OpenAI-compatible LLM
+// (compat_llamaindex.py) and the official `anthropic` package on the Messages API
+// (compat_anthropic.py), each in a virtual environment built from its pinned requirements file
 // (test/helpers/python-venv.ts; the first run installs from PyPI, later runs reuse it). The
 // scripts assert the protocol from the client's side and report a JSON summary; this file checks
 // that every check ran and passed, that the pinned client versions are the ones that ran, and
@@ -38,17 +39,19 @@ let server: RunningServer;
 const logs: string[] = [];
 let openaiVenv: PythonVenv;
 let llamaIndexVenv: PythonVenv;
+let anthropicVenv: PythonVenv;
 
 beforeAll(async () => {
   // python3 missing or too old fails the file with what is needed, never a silent skip: these
   // clients are the project's compatibility promise.
   const python = await hostPython();
-  // Both environments at once: the installs mostly wait on downloads and unpacking.
-  [openaiVenv, llamaIndexVenv] = await Promise.all([
+  // The environments at once: the installs mostly wait on downloads and unpacking.
+  [openaiVenv, llamaIndexVenv, anthropicVenv] = await Promise.all([
     pythonVenv(path.join(clientDir, 'requirements.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-llamaindex.txt'), python),
+    pythonVenv(path.join(clientDir, 'requirements-anthropic.txt'), python),
   ]);
-  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv]] as const)
+  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv], ['anthropic', anthropicVenv]] as const)
     console.log(`python-clients: ${name} environment ${v.installSeconds > 0 ? `installed in ${v.installSeconds.toFixed(1)} s` : 'from the cache'} (${path.relative(repoRoot, v.dir)})`);
 
   model = await loadTiny('tiny-a');
@@ -75,7 +78,17 @@ async function runScript(venv: PythonVenv, script: string): Promise<{ code: numb
     timeout: 180_000,
     stdin: 'ignore',
     // Nothing from the caller's environment may point the clients elsewhere; no bytecode beside the scripts.
-    env: { ...process.env, OPENAI_API_KEY: undefined, OPENAI_BASE_URL: undefined, GRPST_API_KEY: undefined, PYTHONDONTWRITEBYTECODE: '1' },
+    env: {
+      ...process.env,
+      OPENAI_API_KEY: undefined,
+      OPENAI_BASE_URL: undefined,
+      GRPST_API_KEY: undefined,
+      ANTHROPIC_API_KEY: undefined,
+      ANTHROPIC_AUTH_TOKEN: undefined,
+      ANTHROPIC_BASE_URL: undefined,
+      ANTHROPIC_CUSTOM_HEADERS: undefined,
+      PYTHONDONTWRITEBYTECODE: '1',
+    },
   });
   const stdout = String(r.stdout).trim();
   const stderr = String(r.stderr);
@@ -143,5 +156,35 @@ describe('Python clients', () => {
     expect(calls.length).toBeGreaterThanOrEqual(1);
     for (const c of calls) expect(typeof c.city).toBe('string');
     expect(checks.get('structured_predict')!.person).toMatchObject({ name: expect.any(String), age: expect.any(Number), hobbies: expect.any(Array) });
+  });
+
+  it('the official anthropic client on /v1/messages: create, system, streams, stop_sequences, count_tokens, tool use and results, thinking, errors, async', async () => {
+    const before = logs.length;
+    const run = await runScript(anthropicVenv, 'compat_anthropic.py');
+    const checks = expectAllPassed(run, [
+      'models', 'create', 'system', 'stream', 'stop_sequences', 'count_tokens', 'tool_use', 'thinking', 'errors', 'request_id', 'async_streams',
+    ]);
+    expect(run.summary.client_version).toBe(pinned('requirements-anthropic.txt', 'anthropic'));
+    expect(checks.get('models')!.model).toBe('qwen3');
+    expect(checks.get('errors')!.types).toEqual(['not_found_error', 'not_found_error', 'invalid_request_error', 'authentication_error']);
+    expect(checks.get('async_streams')!.in_flight_at_first_finish).toBeGreaterThanOrEqual(2);
+    // This server reuses prompt prefixes: a repeated prompt, and a follow-up turn after its first
+    // turn, come back with cache_read_input_tokens.
+    expect(checks.get('create')!.repeat_cache_read_input_tokens).toBeGreaterThan(0);
+    expect(checks.get('tool_use')!.follow_up_cache_read_input_tokens).toBeGreaterThan(0);
+
+    const mine = logs.slice(before);
+    const ids = checks.get('request_id')!;
+    for (const id of [ids.request_id, ids.client_request_id] as string[])
+      expect(mine.some((l) => l.startsWith('access: POST /v1/messages 200 ') && l.endsWith(` ${id}`)), `no access line for ${id}`).toBe(true);
+    // Every Anthropic call went to the Messages routes, none to chat.
+    expect(answered(mine, 'POST /v1/messages', 200)).toBeGreaterThanOrEqual(20);
+    expect(answered(mine, 'POST /v1/messages/count_tokens', 200)).toBe(7);
+    expect(mine.filter((l) => l.startsWith('access: POST /v1/chat/completions ')).length).toBe(0);
+    // The errors check: an unknown model (created and streamed), an image block, a wrong key; the
+    // request_id check: a wrong key once more.
+    expect(answered(mine, 'POST /v1/messages', 404)).toBe(2);
+    expect(answered(mine, 'POST /v1/messages', 400)).toBe(1);
+    expect(answered(mine, 'POST /v1/messages', 401)).toBe(2);
   });
 });

@@ -8,6 +8,9 @@ import { createResponse, deleteResponse, getResponse } from './responses.js';
 import { health, metrics, model, models, ping } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
 
+/** Anthropic's routes answer in its envelope and name the request id as its SDKs read it. */
+const anthropic = { errorEnvelope: anthropicEnvelope, requestIdHeader: 'request-id' } as const;
+
 export const routes: Route[] = [
   { method: 'POST', path: '/v1/chat/completions', guard: 'api', handler: chatCompletions },
   { method: 'POST', path: '/v1/completions', guard: 'api', handler: completions },
@@ -15,8 +18,8 @@ export const routes: Route[] = [
   { method: 'GET', path: '/v1/responses/{id}', guard: 'api', handler: getResponse },
   { method: 'DELETE', path: '/v1/responses/{id}', guard: 'api', handler: deleteResponse },
   // Anthropic's Messages API: its SDKs read errors in Anthropic's own envelope.
-  { method: 'POST', path: '/v1/messages', guard: 'api', handler: createMessage, errorEnvelope: anthropicEnvelope },
-  { method: 'POST', path: '/v1/messages/count_tokens', guard: 'api', handler: countTokens, errorEnvelope: anthropicEnvelope },
+  { method: 'POST', path: '/v1/messages', guard: 'api', handler: createMessage, ...anthropic },
+  { method: 'POST', path: '/v1/messages/count_tokens', guard: 'api', handler: countTokens, ...anthropic },
   { method: 'GET', path: '/v1/models', guard: 'api', handler: models },
   { method: 'GET', path: '/v1/models/{model}', guard: 'api', handler: model },
   { method: 'POST', path: '/tokenize', guard: 'api', handler: tokenize },

@@ -35,7 +35,16 @@ const started = Math.floor(Date.now() / 1000);
 
 function modelObject(rc: RequestContext): Record<string, unknown> {
   const s = rc.server;
-  const m: Record<string, unknown> = { id: s.options.modelId, object: 'model', created: started, owned_by: 'grpst' };
+  const m: Record<string, unknown> = {
+    id: s.options.modelId,
+    object: 'model',
+    created: started,
+    owned_by: 'grpst',
+    // Anthropic's SDKs read these fields of a model (the OpenAI ones ignore them).
+    type: 'model',
+    display_name: s.options.modelId,
+    created_at: new Date(started * 1000).toISOString(),
+  };
   if (s.engine) {
     const info = s.limits;
     m.max_model_len = info.maxSeqLen;
@@ -47,7 +56,9 @@ function modelObject(rc: RequestContext): Record<string, unknown> {
 }
 
 export async function models(rc: RequestContext): Promise<void> {
-  sendJson(rc.res, 200, { object: 'list', data: [modelObject(rc)] });
+  const id = rc.server.options.modelId;
+  // One list both SDKs page through: OpenAI's object/data, Anthropic's has_more/first_id/last_id.
+  sendJson(rc.res, 200, { object: 'list', data: [modelObject(rc)], has_more: false, first_id: id, last_id: id });
 }
 
 /** GET /v1/models/{model} (the SDKs' models.retrieve): the served model, or 404 naming it. */
