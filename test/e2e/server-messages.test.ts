@@ -3,12 +3,15 @@
 // the turn /v1/chat/completions gives for the same conversation, streamed as the events the SDK's
 // own MessageStream accumulates, with errors in Anthropic's envelope so the SDK raises its classes.
 import Anthropic from '@anthropic-ai/sdk';
+import { zodOutputFormat } from '@anthropic-ai/sdk/helpers/zod';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { GenerationEngine, SubmitRequest } from '../../src/engine/types.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
-import { loadTiny, post, type TinyModel } from './server-harness.js';
+import { get, loadTiny, post, waitFor, type TinyModel } from './server-harness.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
 const key = 'sk-messages-test';
@@ -102,6 +105,9 @@ describe('POST /v1/messages', () => {
     expect(uses.every((u) => u.id.startsWith('toolu_'))).toBe(true);
     expect(m.stop_reason).toBe('tool_use');
 
+    // Signed, as Anthropic signs thinking: clients keep a thinking block for the next turn only with one.
+    expect((m.content[0] as Anthropic.ThinkingBlock).signature.length).toBeGreaterThan(0);
+
     const final = await anthropic.messages.stream(body).finalMessage();
     const strip = (blocks: unknown[]) => JSON.parse(JSON.stringify(blocks, (k, v) => (k === 'id' ? undefined : v)));
     expect(strip(final.content)).toEqual(strip(m.content));
@@ -130,6 +136,119 @@ describe('POST /v1/messages', () => {
     expect(uses[0].name).toBe('get_weather');
     expect(typeof (uses[0].input as { city: unknown }).city).toBe('string');
     expect(m.stop_reason).toBe('tool_use');
+  });
+});
+
+/** The event names of a raw stream, in order (the SDK drops ping before a client sees it). */
+async function rawEvents(body: Record<string, unknown>): Promise<{ event: string; data: any }[]> {
+  const r = await post(`${server.url}/v1/messages`, { ...body, stream: true }, { 'x-api-key': key });
+  expect(r.status).toBe(200);
+  return [...r.text.matchAll(/^event: (.+)\ndata: (.+)$/gm)].map((m) => ({ event: m[1], data: JSON.parse(m[2]) }));
+}
+
+describe('the stream as Anthropic sends it', () => {
+  it('message_start carries the usage message_delta and a non-streamed answer report, prefix-cache reads included; then a ping', async () => {
+    // Long enough that a repeat is served in part from the prefix cache.
+    const system = [{ type: 'text' as const, text: 'Be brief.', cache_control: { type: 'ephemeral' as const } }];
+    const body = { ...base, max_tokens: 2, system, messages: [{ role: 'user' as const, content: 'word '.repeat(300) }] };
+    await anthropic.messages.create(body);
+    const events = await rawEvents(body);
+    expect(events.slice(0, 2).map((e) => e.event)).toEqual(['message_start', 'ping']);
+    const start = events[0].data.message.usage;
+    const delta = events.find((e) => e.event === 'message_delta')!.data.usage;
+    expect(start.cache_read_input_tokens).toBeGreaterThan(0);
+    expect({ ...start, output_tokens: 0 }).toEqual({ ...delta, output_tokens: 0 });
+  });
+
+  it('a thinking block ends with its signature_delta, then content_block_stop', async () => {
+    const events = await rawEvents({ model: 'qwen3', max_tokens: 400, thinking: { type: 'enabled', budget_tokens: 1024 }, tools, messages: [{ role: 'user', content: 'Weather in Paris and Oslo?' }] });
+    const of0 = events.filter((e) => e.data.index === 0);
+    expect(of0[0].data.content_block).toEqual({ type: 'thinking', thinking: '', signature: '' });
+    expect(of0.at(-2)!.data.delta).toEqual({ type: 'signature_delta', signature: expect.stringMatching(/^\S{20,}$/) });
+    expect(of0.at(-1)!.event).toBe('content_block_stop');
+    // Text and tool_use blocks have none.
+    expect(events.filter((e) => e.data.delta?.type === 'signature_delta')).toHaveLength(1);
+  });
+});
+
+describe('request fields the SDK sends', () => {
+  it('output_config.format (messages.parse with zodOutputFormat) is enforced: the text parses as the schema', async () => {
+    const Answer = z.object({ ok: z.boolean() });
+    const m = await anthropic.messages.parse({
+      ...base,
+      max_tokens: 100,
+      thinking: { type: 'disabled' },
+      output_config: { format: zodOutputFormat(Answer) },
+      messages: [{ role: 'user', content: 'Is it ok?' }],
+    });
+    expect(m.stop_reason).toBe('end_turn');
+    expect(typeof m.parsed_output?.ok).toBe('boolean');
+    // The structured-outputs beta's spelling, as its SDK client sends it.
+    const beta = await post(`${server.url}/v1/messages?beta=true`, { ...base, max_tokens: 100, output_format: { type: 'json_schema', schema: z.toJSONSchema(Answer) }, messages: [{ role: 'user', content: 'Is it ok?' }] }, { 'x-api-key': key, 'anthropic-beta': 'structured-outputs-2025-11-13' });
+    expect(typeof JSON.parse(beta.json.content[0].text).ok).toBe('boolean');
+    // A forced tool and a format cannot both hold; the refusal names the field the client sent.
+    const both = await post(`${server.url}/v1/messages`, { ...base, max_tokens: 10, tools, tool_choice: { type: 'any' }, output_config: { format: { type: 'json_schema', schema: { type: 'object' } } }, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+    expect(both.status).toBe(400);
+    expect(both.json.error.message).toMatch(/^output_config\.format and a forced tool_choice/);
+  });
+
+  it('consecutive messages of one role are one turn, and a system message is a system turn, as the SDK types allow', async () => {
+    const count = (messages: Anthropic.MessageParam[], system?: string) => anthropic.messages.countTokens({ model: 'qwen3', messages, ...(system ? { system } : {}) }).then((c) => c.input_tokens);
+    expect(await count([{ role: 'user', content: 'Hello' }, { role: 'user', content: [{ type: 'text', text: 'there' }] }])).toBe(await count([{ role: 'user', content: 'Hello\nthere' }]));
+    expect(await count([{ role: 'system', content: 'Be brief.' } as Anthropic.MessageParam, { role: 'user', content: 'Hi' }])).toBe(await count([{ role: 'user', content: 'Hi' }], 'Be brief.'));
+    // Tool results sent in one user message and the text in the next read as one turn would.
+    await anthropic.messages.create({
+      ...base,
+      max_tokens: 1,
+      tools,
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'sunny' }], is_error: false, cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: 'And now?' },
+      ],
+    });
+    expect(scripted.prompts.at(-1)).toContain('<tool_response>\nsunny\n</tool_response><|im_end|>\n<|im_start|>user\nAnd now?<|im_end|>');
+  });
+});
+
+/** Records the signal of every request the engine gets, to see it aborted. */
+class SignalSpy implements GenerationEngine {
+  readonly signals: AbortSignal[] = [];
+  constructor(private readonly inner: GenerationEngine) {}
+  get info() {
+    return this.inner.info;
+  }
+  stats() {
+    return this.inner.stats();
+  }
+  submit(req: SubmitRequest) {
+    if (req.signal) this.signals.push(req.signal);
+    return this.inner.submit(req);
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+describe('a client that leaves mid-stream', () => {
+  it('cancels its request in the engine at once', async () => {
+    const slow = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'at length', reply: 'word '.repeat(400) }], { tokensPerEvent: 1, delayMs: 5 });
+    const spy = new SignalSpy(slow);
+    const own = await startServer({ engine: spy, tokenizer: model.tokenizer, template: model.template }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+    try {
+      const client = new Anthropic({ baseURL: own.url, apiKey: 'unused', maxRetries: 0 });
+      const stream = client.messages.stream({ model: 'qwen3', max_tokens: 500, messages: [{ role: 'user', content: 'Write at length.' }] });
+      const ended = stream.done().catch((err: unknown) => err);
+      await new Promise<void>((resolve) => stream.once('text', () => resolve()));
+      expect(spy.signals[0].aborted).toBe(false);
+      stream.abort();
+      await waitFor(async () => spy.signals[0].aborted, 2_000);
+      await waitFor(async () => /grpst_request_finished_total\{reason="cancelled"\} [1-9]/.test((await get(`${own.url}/metrics`)).text), 2_000);
+      expect(await ended).toBeInstanceOf(Anthropic.APIUserAbortError);
+    } finally {
+      await own.close();
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
-import { get, loadTiny, post, type TinyModel } from './server-harness.js';
+import { get, loadTiny, metric, post, waitFor, type TinyModel } from './server-harness.js';
 import { request } from 'undici';
 
 let model: TinyModel;
@@ -106,6 +106,10 @@ describe('POST /v1/responses', () => {
     expect(deltas.map((e) => e.delta).join('')).toBe(plain.output_text);
     const textDone = events.find((e) => e.type === 'response.output_text.done');
     expect(textDone.text).toBe(plain.output_text);
+    const at = plain.output.findIndex((o) => o.type === 'message');
+    expect(textDone).toMatchObject({ item_id: expect.stringMatching(/^msg_/), output_index: at, content_index: 0, logprobs: [] });
+    // Each item closes with the status the non-streamed response gives it.
+    expect(events.filter((e) => e.type === 'response.output_item.done').map((e) => e.item.status)).toEqual(plain.output.map((o) => (o as { status?: string }).status));
     expect(last.response.output.map((o: any) => o.type)).toEqual(plain.output.map((o) => o.type));
     expect(last.response.usage).toEqual(plain.usage);
     // The SDK's stream helper replays every event into its own snapshot, refusing any out of order.
@@ -224,11 +228,21 @@ describe('stored responses and refusals', () => {
   it('refuses what it cannot honour by name, in the OpenAI envelope', async () => {
     const url = `${server.url}/v1/responses`;
     const cases: [Record<string, unknown>, number, string, string][] = [
-      [{ input: 'x', previous_response_id: 'resp_missing' }, 404, 'previous_response_id', 'response_not_found'],
+      // OpenAI's status and code for a chain it cannot continue, which clients read to resend the whole input.
+      [{ input: 'x', previous_response_id: 'resp_missing' }, 400, 'previous_response_id', 'previous_response_not_found'],
       [{ input: 'x', tools: [{ type: 'web_search' }] }, 400, 'tools[0].type', 'unsupported_parameter'],
       [{ input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'http://x' }] }] }, 400, 'input[0].content[0].type', 'unsupported_content'],
       [{ input: [{ type: 'item_reference', id: 'msg_1' }] }, 400, 'input[0].type', 'unsupported_parameter'],
       [{ input: [{ type: 'function_call', name: 'f' }] }, 400, 'input[0]', 'invalid_value'],
+      // A text part without its text is malformed, not an unsupported kind of content.
+      [{ input: [{ type: 'message', role: 'user', content: [{ type: 'input_text' }] }] }, 400, 'input[0].content[0].text', 'missing_required_parameter'],
+      [{ input: 'x', tools: [fn('f')], tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [{ type: 'function', name: 'g' }] } }, 400, 'tool_choice.tools[0].name', 'invalid_value'],
+      [{ input: 'x', tools: [fn('f')], tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [{ type: 'web_search' }] } }, 400, 'tool_choice.tools[0].type', 'unsupported_parameter'],
+      [{ input: 'x', tools: [fn('f')], tool_choice: { type: 'mcp', server_label: 'deepwiki' } }, 400, 'tool_choice', 'unsupported_parameter'],
+      [{ input: 'x', tools: [fn('f')], tool_choice: { type: 'function' } }, 400, 'tool_choice.name', 'invalid_value'],
+      [{ input: 'x', tools: [fn('f')], tool_choice: { type: 'allowed_tools', mode: 'sometimes', tools: [] } }, 400, 'tool_choice.mode', 'invalid_value'],
+      // The planner's refusal names this endpoint's field, not chat's response_format.
+      [{ input: 'x', tools: [fn('f')], tool_choice: 'required', text: { format: { type: 'json_object' } } }, 400, 'text.format', 'invalid_value'],
       [{ input: 'x', background: true }, 400, 'background', 'unsupported_parameter'],
       [{ input: 'x', truncation: 'auto' }, 400, 'truncation', 'unsupported_parameter'],
       [{ input: 'x', include: ['file_search_call.results'] }, 400, 'include[0]', 'unsupported_parameter'],
@@ -239,6 +253,75 @@ describe('stored responses and refusals', () => {
       const r = await post(url, body);
       expect({ body, status: r.status, param: r.json?.error?.param, code: r.json?.error?.code }).toEqual({ body, status, param, code });
       expect(r.json.error.message.length).toBeGreaterThan(20);
+      if (param === 'text.format') expect(r.json.error.message).not.toContain('response_format');
     }
+  });
+});
+
+const fn = (name: string) => ({ type: 'function' as const, name, parameters: { type: 'object', properties: { n: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['n'] }, strict: true });
+
+describe('what the SDKs send', () => {
+  it('accepts the request fields OpenAI clients commonly send, and echoes the ones a response carries', async () => {
+    const r = await client.responses.create({
+      ...greedy,
+      input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello' }] }],
+      max_output_tokens: 4,
+      // The SDK's ReasoningEffort includes "max": thinking on, as any effort above minimal.
+      reasoning: { effort: 'max', summary: 'auto' },
+      text: { format: { type: 'text' }, verbosity: 'low' },
+      store: false,
+      service_tier: 'auto',
+      prompt_cache_key: 'conv-1',
+      safety_identifier: 'user-1',
+      parallel_tool_calls: false,
+      metadata: { app: 'test' },
+      ...({ max_tool_calls: 3 } as object),
+    });
+    expect(r.reasoning?.effort).toBe('max');
+    // Thinking on: the prompt "high" renders, not the one with the empty think block "none" adds.
+    const high = await client.responses.create({ ...greedy, input: 'Hello', max_output_tokens: 1, reasoning: { effort: 'high' } });
+    expect(r.usage!.input_tokens).toBe(high.usage!.input_tokens);
+    expect([r.prompt_cache_key, r.safety_identifier, r.service_tier]).toEqual(['conv-1', 'user-1', 'default']);
+    expect(r.metadata).toEqual({ app: 'test' });
+    // completed_at is set on completed responses only.
+    expect(r.status).toBe('incomplete');
+    expect(r.completed_at).toBeNull();
+  });
+
+  it('tool_choice allowed_tools: the model sees and may call only the listed functions', async () => {
+    const tools = [fn('pick'), fn('drop')];
+    const r = await client.responses.create({
+      ...greedy,
+      input: 'Choose.',
+      tools,
+      tool_choice: { type: 'allowed_tools', mode: 'required', tools: [{ type: 'function', name: 'drop' }] },
+      max_output_tokens: 120,
+    });
+    const calls = r.output.filter((o) => o.type === 'function_call') as OpenAI.Responses.ResponseFunctionToolCall[];
+    expect(calls.length).toBeGreaterThan(0);
+    expect(calls.every((c) => c.name === 'drop')).toBe(true);
+    // The same prompt chat renders with only that tool, required.
+    const c = await chat([{ role: 'user', content: 'Choose.' }], { tools: [{ type: 'function', function: { name: 'drop', parameters: tools[1].parameters, strict: true } }], tool_choice: 'required', max_tokens: 120 });
+    expect(r.usage!.input_tokens).toBe(c.usage!.prompt_tokens);
+  });
+
+  it('a client that leaves mid-stream cancels its sequence in the engine, and nothing is stored', async () => {
+    const metrics = async () => (await get(`${server.url}/metrics`)).text;
+    const cancelled = (text: string) => Number(/grpst_request_finished_total\{reason="cancelled"\} (\S+)/.exec(text)?.[1] ?? 0);
+    const before = cancelled(await metrics());
+    const stream = await client.responses.create({ ...greedy, input: 'Write at length.', max_output_tokens: 900, ignore_eos: true, stream: true } as OpenAI.Responses.ResponseCreateParamsStreaming);
+    let id = '';
+    for await (const e of stream) {
+      if (e.type === 'response.created') id = e.response.id;
+      if (e.type === 'response.output_text.delta') break;
+    }
+    stream.controller.abort();
+    expect(metric(await metrics(), 'grpst_engine_sequences_running')).toBeLessThanOrEqual(1);
+    await waitFor(async () => {
+      const m = await metrics();
+      return metric(m, 'grpst_engine_sequences_running') === 0 && cancelled(m) > before;
+    }, 5_000);
+    expect(metric(await metrics(), 'grpst_requests_running')).toBe(0);
+    expect((await get(`${server.url}/v1/responses/${id}`)).status).toBe(404);
   });
 });

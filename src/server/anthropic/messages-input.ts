@@ -5,23 +5,47 @@
 import { badRequest } from '../errors.js';
 import type { TemplateMessage } from '../openai/chat-messages.js';
 import type { ToolChoice, ToolInput } from '../openai/schema-chat.js';
+import type { AnswerFormat } from '../openai/vllm-fields.js';
 import type { AnthropicContent, AnthropicTool, AnthropicToolChoice, MessagesRequest } from './schema-messages.js';
 
 type Block = Exclude<AnthropicContent, string>[number];
+/** A block and its path in the request, for errors that name it. */
+interface Placed {
+  b: Block;
+  at: string;
+}
 
 /** The system prompt and messages as template turns. */
 export function templateMessages(body: Pick<MessagesRequest, 'system' | 'messages'>): TemplateMessage[] {
   const out: TemplateMessage[] = [];
   const system = systemText(body.system);
   if (system !== undefined) out.push({ role: 'system', content: system });
-  body.messages.forEach((m, i) => {
+  for (const turn of combinedTurns(body.messages)) {
+    if (typeof turn.content === 'string') out.push({ role: turn.role, content: turn.content });
+    else if (turn.role === 'assistant') out.push(assistantTurn(turn.content));
+    else if (turn.role === 'system') out.push({ role: 'system', content: turn.content.map(({ b, at }) => textOf(b, at, 'a system message takes text blocks only')).join('\n') });
+    else out.push(...userTurns(turn.content));
+  }
+  return out;
+}
+
+/**
+ * Consecutive messages of one role, as one turn: Anthropic combines them ("consecutive user or
+ * assistant turns in your request will be combined into a single turn"), so a client that sends
+ * its text and its tool results as two user messages gets the prompt one message would give.
+ */
+function combinedTurns(messages: MessagesRequest['messages']): { role: MessagesRequest['messages'][number]['role']; content: string | Placed[] }[] {
+  const out: { role: MessagesRequest['messages'][number]['role']; content: string | Placed[] }[] = [];
+  messages.forEach((m, i) => {
     const at = `messages[${i}].content`;
-    if (typeof m.content === 'string') {
-      out.push({ role: m.role, content: m.content });
+    const blocks = (): Placed[] => (typeof m.content === 'string' ? [{ b: { type: 'text', text: m.content }, at }] : m.content.map((b, j) => ({ b, at: `${at}[${j}]` })));
+    const prev = out[out.length - 1];
+    if (prev?.role !== m.role) {
+      out.push({ role: m.role, content: typeof m.content === 'string' ? m.content : blocks() });
       return;
     }
-    if (m.role === 'assistant') out.push(assistantTurn(m.content, at));
-    else out.push(...userTurns(m.content, at));
+    const before: Placed[] = typeof prev.content === 'string' ? [{ b: { type: 'text', text: prev.content }, at: `messages[${i - 1}].content` }] : prev.content;
+    prev.content = [...before, ...blocks()];
   });
   return out;
 }
@@ -29,44 +53,44 @@ export function templateMessages(body: Pick<MessagesRequest, 'system' | 'message
 function systemText(system: MessagesRequest['system']): string | undefined {
   if (system == null) return undefined;
   if (typeof system === 'string') return system;
-  return system
-    .map((b, j) => {
-      if (b.type !== 'text' || typeof b.text !== 'string') throw badRequest(`system[${j}] is a ${b.type} block; the system prompt takes text blocks only.`, `system[${j}].type`);
-      return b.text;
-    })
-    .join('\n');
+  return system.map((b, j) => textOf(b, `system[${j}]`, 'the system prompt takes text blocks only')).join('\n');
+}
+
+function textOf(b: { type: string; text?: unknown }, at: string, rule: string): string {
+  if (b.type !== 'text') throw badRequest(`${at} is a ${b.type} block; ${rule}.`, `${at}.type`);
+  if (typeof b.text !== 'string') throw badRequest(`${at} is a text block without its "text" string.`, `${at}.text`, b.text === undefined ? 'missing_required_parameter' : 'invalid_type');
+  return b.text;
 }
 
 /** Tool results become tool turns in order; the text between them, user turns. */
-function userTurns(blocks: Block[], at: string): TemplateMessage[] {
+function userTurns(blocks: Placed[]): TemplateMessage[] {
   const out: TemplateMessage[] = [];
   let text: string[] | undefined;
-  blocks.forEach((b, j) => {
+  for (const { b, at } of blocks) {
     if (b.type === 'text') {
-      const t = field(b, 'text', `${at}[${j}]`);
+      const t = field(b, 'text', at);
       if (text) text.push(t);
       else {
         text = [t];
         out.push({ role: 'user', content: '' });
       }
       out[out.length - 1].content = text.join('\n');
-      return;
+      continue;
     }
     if (b.type === 'tool_result') {
       text = undefined;
-      const id = field(b, 'tool_use_id', `${at}[${j}]`);
-      out.push({ role: 'tool', content: resultText(b.content, `${at}[${j}].content`), tool_call_id: id });
-      return;
+      const id = field(b, 'tool_use_id', at);
+      out.push({ role: 'tool', content: resultText(b.content, `${at}.content`), tool_call_id: id });
+      continue;
     }
-    throw unsupportedBlock(b.type, `${at}[${j}].type`, 'text and tool_result');
-  });
+    throw unsupportedBlock(b.type, `${at}.type`, 'text and tool_result');
+  }
   return out;
 }
 
-function assistantTurn(blocks: Block[], at: string): TemplateMessage {
+function assistantTurn(blocks: Placed[]): TemplateMessage {
   const turn: TemplateMessage = { role: 'assistant', content: '' };
-  blocks.forEach((b, j) => {
-    const where = `${at}[${j}]`;
+  for (const { b, at: where } of blocks) {
     if (b.type === 'text') turn.content += field(b, 'text', where);
     else if (b.type === 'thinking') turn.reasoning_content = (turn.reasoning_content ?? '') + field(b, 'thinking', where);
     else if (b.type === 'tool_use') {
@@ -75,7 +99,7 @@ function assistantTurn(blocks: Block[], at: string): TemplateMessage {
       (turn.tool_calls ??= []).push({ id: field(b, 'id', where), type: 'function', function: { name: field(b, 'name', where), arguments: JSON.stringify(input) } });
     } else if (b.type !== 'redacted_thinking') throw unsupportedBlock(b.type, `${where}.type`, 'text, thinking and tool_use');
     // redacted_thinking is another model's encrypted reasoning: nothing this model can read.
-  });
+  }
   return turn;
 }
 
@@ -123,6 +147,13 @@ export function chatToolChoice(choice: AnthropicToolChoice | null | undefined): 
   if (choice.type === 'any') return { choice: 'required', parallel };
   if (choice.type === 'none') return { choice: 'none' };
   return { choice: { type: 'function', function: { name: choice.name } }, parallel };
+}
+
+/** output_config.format (or the beta's output_format) as the answer format response_format would give. */
+export function outputFormat(body: Pick<MessagesRequest, 'output_config' | 'output_format'>): AnswerFormat | undefined {
+  const format = body.output_config?.format ?? body.output_format;
+  if (!format) return undefined;
+  return { type: 'json_schema', json_schema: { name: 'output', schema: format.schema, strict: true } };
 }
 
 /** thinking enabled (or adaptive) turns Qwen3's thinking on, disabled off; absent, the server's default. */

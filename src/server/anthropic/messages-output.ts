@@ -1,7 +1,7 @@
 // Choice updates -> the Messages API's content blocks, and (streaming) its events. One builder
 // serves both paths, so a streamed message ends with exactly the blocks a non-streamed one has.
 // Blocks open in the order the model writes them: thinking, text, then one tool_use per call.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ChoiceUpdate } from '../generate.js';
 
 export type ContentBlock =
@@ -78,10 +78,27 @@ export class MessageBuilder {
   }
 
   private async close(): Promise<void> {
-    if (!this.open) return;
+    const block = this.open;
+    if (!block) return;
     this.open = undefined;
-    await this.emit?.('content_block_stop', { type: 'content_block_stop', index: this.content.length - 1 });
+    const index = this.content.length - 1;
+    if (block.type === 'thinking') {
+      // Anthropic signs every thinking block and streams the signature last, as a signature_delta;
+      // clients keep a thinking block for the next turn only when it carries one.
+      block.signature = thinkingSignature(block.thinking);
+      await this.emit?.('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: block.signature } });
+    }
+    await this.emit?.('content_block_stop', { type: 'content_block_stop', index });
   }
+}
+
+/**
+ * A thinking block's signature. Anthropic's lets its API verify thinking handed back to it; this
+ * server reads handed-back thinking as it is, so a digest of the text serves: opaque, non-empty,
+ * and the same for a streamed block as for the non-streamed one.
+ */
+function thinkingSignature(thinking: string): string {
+  return createHash('sha256').update(thinking).digest('base64');
 }
 
 /**

@@ -13,7 +13,8 @@ const content = z
   .refine((c) => typeof c === 'string' || c.length <= MAX_CONTENT_PARTS, tooManyItems(MAX_CONTENT_PARTS, 'content blocks of one message', 'join the text into fewer blocks'));
 export type AnthropicContent = z.infer<typeof content>;
 
-const message = z.object({ role: z.enum(['user', 'assistant']), content });
+// "system" is the SDK's SystemMessageParam: a system turn among the others (text blocks only).
+const message = z.object({ role: z.enum(['user', 'assistant', 'system']), content });
 
 const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'a tool name is 1 to 128 letters, digits, _ or -');
 
@@ -45,6 +46,9 @@ const thinking = z.discriminatedUnion('type', [
 
 const systemBlock = z.object({ type: z.string(), text: z.string().optional() }).passthrough();
 
+/** Structured outputs: the answer's text is JSON of this schema (enforced by constrained decoding). */
+const jsonOutputFormat = z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) });
+
 export const messagesRequestSchema = z.object({
   model: z.string(),
   max_tokens: z.number().int().min(1),
@@ -59,6 +63,10 @@ export const messagesRequestSchema = z.object({
   tools: z.array(tool).max(MAX_TOOLS, tooMany(MAX_TOOLS, 'tools', 'send only the tools this turn may need')).nullish(),
   tool_choice: toolChoice.nullish(),
   thinking: thinking.nullish(),
+  /** `format` is read; `effort` and the rest are accepted (thinking follows `thinking`). */
+  output_config: z.object({ format: jsonOutputFormat.nullish() }).passthrough().nullish(),
+  /** The structured-outputs beta's spelling of output_config.format, which the SDK's beta client still sends. */
+  output_format: jsonOutputFormat.nullish(),
   metadata: z.object({ user_id: z.string().nullish() }).passthrough().nullish(),
   service_tier: z.string().nullish(),
 });

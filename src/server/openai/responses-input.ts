@@ -2,10 +2,10 @@
 // tools and tool_choice, and an answer format. Input items become chat turns the way OpenAI's
 // own models read them: a reasoning item and the function calls after an assistant message
 // belong to that assistant turn, a function_call_output is the tool turn that answers a call.
-import { badRequest } from '../errors.js';
+import { ApiError, badRequest } from '../errors.js';
 import type { TemplateMessage } from './chat-messages.js';
 import type { ToolChoice, ToolInput } from './schema-chat.js';
-import type { ResponseInputItem, ResponsesRequest, ResponseTextFormat, ResponseTool, ResponseToolChoice } from './schema-responses.js';
+import type { AllowedToolsChoice, ResponseInputItem, ResponsesRequest, ResponseTextFormat, ResponseTool, ResponseToolChoice } from './schema-responses.js';
 import type { AnswerFormat } from './vllm-fields.js';
 
 /** Refuses the fields whose meaning this server cannot honour, naming each and what to send. */
@@ -94,8 +94,13 @@ function partsText(content: MessageContent, at: string): string {
   if (typeof content === 'string') return content;
   return content
     .map((part, j) => {
-      if ((part.type === 'input_text' || part.type === 'output_text' || part.type === 'text') && typeof part.text === 'string') return part.text;
-      if (part.type === 'refusal' && typeof part.refusal === 'string') return part.refusal;
+      const key = part.type === 'refusal' ? 'refusal' : part.type === 'input_text' || part.type === 'output_text' || part.type === 'text' ? 'text' : undefined;
+      if (key !== undefined) {
+        const value = part[key];
+        if (typeof value === 'string') return value;
+        // A text part without its text is a malformed part, not an unsupported one.
+        throw badRequest(`${at}[${j}] is an ${part.type} part without its "${key}" string.`, `${at}[${j}].${key}`, value === undefined ? 'missing_required_parameter' : 'invalid_type');
+      }
       throw badRequest(
         `Content part type '${part.type}' is not supported: this model reads text only. Send {"type": "input_text", "text": ...} parts or a string.`,
         `${at}[${j}].type`,
@@ -120,11 +125,44 @@ export function chatTools(tools: readonly ResponseTool[] | null | undefined): To
   });
 }
 
-export function chatToolChoice(choice: ResponseToolChoice | null | undefined): ToolChoice | undefined {
-  if (choice == null) return undefined;
-  if (typeof choice === 'string') return choice;
-  if (choice.type === 'function' && typeof choice.name === 'string') return { type: 'function', function: { name: choice.name } };
-  throw unsupported('tool_choice', `tool_choice of type "${choice.type}" is not supported by this server; send "none", "auto", "required" or {"type": "function", "name": ...}.`);
+/**
+ * Tools and tool_choice in the chat shape. An allowed_tools choice narrows the tools to the ones
+ * it lists, with its mode as the choice: the model sees and may call only those.
+ */
+export function chatToolsAndChoice(tools: readonly ResponseTool[] | null | undefined, choice: ResponseToolChoice | null | undefined): { tools?: ToolInput[]; choice?: ToolChoice } {
+  const all = chatTools(tools);
+  if (choice == null) return { tools: all };
+  if (typeof choice === 'string') return { tools: all, choice };
+  // The schema checked both shapes.
+  if (choice.type === 'function') return { tools: all, choice: { type: 'function', function: { name: choice.name as string } } };
+  if (choice.type === 'allowed_tools') return { tools: allowedTools(all ?? [], choice as AllowedToolsChoice), choice: (choice as AllowedToolsChoice).mode };
+  throw unsupported('tool_choice', `tool_choice of type "${choice.type}" is not supported by this server; send "none", "auto", "required", {"type": "function", "name": ...} or {"type": "allowed_tools", "mode", "tools": [{"type": "function", "name": ...}]}.`);
+}
+
+function allowedTools(tools: ToolInput[], choice: AllowedToolsChoice): ToolInput[] {
+  const byName = new Map(tools.map((t) => [t.function.name, t]));
+  const out = choice.tools.map((t, i) => {
+    const at = `tool_choice.tools[${i}]`;
+    if (t.type !== 'function') throw unsupported(`${at}.type`, `allowed_tools entries of type "${t.type}" are not supported by this server (it runs no hosted tools); list function tools as {"type": "function", "name": ...}.`);
+    const tool = t.name !== undefined ? byName.get(t.name) : undefined;
+    if (!tool) throw badRequest(`${at} names the function '${t.name ?? ''}', which is not in tools. Add it to tools or name one of: ${[...byName.keys()].join(', ')}.`, `${at}.name`);
+    return tool;
+  });
+  if (out.length === 0) throw badRequest('tool_choice.tools is empty: list the functions the model may call.', 'tool_choice.tools', 'empty_array');
+  return out;
+}
+
+/**
+ * Runs `plan` with its errors naming `field`, this endpoint's answer format (text.format here,
+ * output_config.format on /v1/messages), where the shared planner names chat's response_format.
+ */
+export function formatFieldErrors<T>(field: string, plan: () => T): T {
+  try {
+    return plan();
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.param !== 'response_format') throw err;
+    throw new ApiError(err.status, err.message.replaceAll('response_format', field), { type: err.type, param: field, code: err.code, headers: err.headers });
+  }
 }
 
 /** text.format -> the answer format response_format would give. */

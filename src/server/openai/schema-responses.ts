@@ -69,10 +69,28 @@ const functionTool = z.object({
 const responseTool = z.union([functionTool, z.object({ type: z.string() }).passthrough()], { error: 'expected a tool: {"type": "function", "name", "parameters"}' });
 export type ResponseTool = z.infer<typeof responseTool>;
 
-const toolChoice = z.union(
-  [z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), name: functionName }), z.object({ type: z.string() }).passthrough()],
-  { error: 'expected "none", "auto", "required" or {"type": "function", "name": ...}' },
-);
+const functionChoice = z.object({ type: z.literal('function'), name: functionName });
+/** Narrows the tools the model may call to these, with mode "auto" or "required". */
+const allowedTools = z.object({
+  type: z.literal('allowed_tools'),
+  mode: z.enum(['auto', 'required']),
+  tools: z.array(z.object({ type: z.string(), name: z.string().optional() }).passthrough()).max(MAX_TOOLS, tooMany(MAX_TOOLS, 'allowed tools', 'list fewer')),
+});
+export type AllowedToolsChoice = z.infer<typeof allowedTools>;
+// One object shape checked by its type, so a malformed function or allowed_tools choice is told
+// what is wrong with it (a plain union would report the last branch's complaint). Other types
+// (hosted tools, mcp, custom) pass here and are refused by name in responses-input.ts.
+const objectChoice = z
+  .object({ type: z.string() })
+  .passthrough()
+  .superRefine((choice, ctx) => {
+    const shape = choice.type === 'function' ? functionChoice : choice.type === 'allowed_tools' ? allowedTools : undefined;
+    const checked = shape?.safeParse(choice);
+    for (const issue of checked?.error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  });
+const toolChoice = z.union([z.enum(['none', 'auto', 'required']), objectChoice], {
+  error: 'expected "none", "auto", "required", {"type": "function", "name": ...} or {"type": "allowed_tools", "mode": "auto" | "required", "tools": [...]}',
+});
 export type ResponseToolChoice = z.infer<typeof toolChoice>;
 
 const textFormat = z.discriminatedUnion('type', [
@@ -118,7 +136,7 @@ export const responsesRequestSchema = z.object({
   tool_choice: toolChoice.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   text: z.object({ format: textFormat.nullish(), verbosity: z.string().nullish() }).nullish(),
-  reasoning: z.object({ effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']).nullish(), summary: z.string().nullish() }).nullish(),
+  reasoning: z.object({ effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']).nullish(), summary: z.string().nullish() }).nullish(),
   /** Kept in this server's memory for previous_response_id and GET (OpenAI's default is true). */
   store: z.boolean().nullish(),
   previous_response_id: z.string().nullish(),
@@ -126,6 +144,11 @@ export const responsesRequestSchema = z.object({
   include: z.array(z.string()).nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
+  // Accepted and echoed back as OpenAI does; with one engine and its own prefix cache there is no
+  // tier to pick or cache bucket to choose.
+  service_tier: z.string().nullish(),
+  prompt_cache_key: z.string().nullish(),
+  safety_identifier: z.string().nullish(),
   truncation: z.enum(['auto', 'disabled']).nullish(),
   background: z.boolean().nullish(),
   conversation: z.unknown().optional(),

@@ -2,14 +2,15 @@
 // chat turn on the same engine job as /v1/chat/completions; the answer comes back as content
 // blocks (thinking, text, tool_use) or, streaming, as the events Anthropic's SDKs accumulate.
 // A last assistant message is continued (Anthropic's prefill), as continue_final_message does.
-import { chatToolChoice, chatTools, templateMessages, thinkingOn } from '../anthropic/messages-input.js';
+import { chatToolChoice, chatTools, outputFormat, templateMessages, thinkingOn } from '../anthropic/messages-input.js';
 import { MessageBuilder, messageId } from '../anthropic/messages-output.js';
 import { anthropicEnvelope } from '../anthropic/errors.js';
-import { countTokensSchema, messagesRequestSchema, type CountTokensRequest } from '../anthropic/schema-messages.js';
+import { countTokensSchema, messagesRequestSchema, type CountTokensRequest, type MessagesRequest } from '../anthropic/schema-messages.js';
 import { badRequest, toApiError } from '../errors.js';
 import { runChoice, type ChoiceJob } from '../generate.js';
 import { sendJson } from '../http.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
+import { formatFieldErrors } from '../openai/responses-input.js';
 import { samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import type { RequestContext } from '../router.js';
 import type { ServerContext } from '../context.js';
@@ -18,12 +19,13 @@ import { endsInsideThink } from './chat.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 /** The prompt a request renders: shared by messages and count_tokens, so the two always agree. */
-function renderPrompt(s: ServerContext, body: CountTokensRequest) {
+function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<MessagesRequest, 'output_config' | 'output_format'>>) {
   if (body.messages.length === 0) throw badRequest('messages: at least one message is required.', 'messages');
   const messages = templateMessages(body);
   const thinking = thinkingOn(body.thinking, s.options.enableThinking);
   const { choice, parallel } = chatToolChoice(body.tool_choice);
-  const plan: ToolPlan = planTools(chatTools(body.tools), choice, undefined, thinking, s.constraints, parallel);
+  const formatField = body.output_format && !body.output_config?.format ? 'output_format' : 'output_config.format';
+  const plan: ToolPlan = formatFieldErrors(formatField, () => planTools(chatTools(body.tools), choice, outputFormat(body), thinking, s.constraints, parallel));
   // A last assistant turn is prefill: the model continues it (unless it already ended in tool calls).
   const last = messages[messages.length - 1];
   const prefill = last.role === 'assistant' && !last.tool_calls;
@@ -59,12 +61,12 @@ export async function createMessage(rc: RequestContext): Promise<void> {
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
   const updates = runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal });
-  const usage = (builder: MessageBuilder, cached: number) => ({
-    // Anthropic counts prompt tokens read from its cache apart from input_tokens.
+  // Anthropic counts prompt tokens read from its cache apart from input_tokens.
+  const usage = (outputTokens: number, cached: number) => ({
     input_tokens: promptTokens - cached,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: cached,
-    output_tokens: builder.outputTokens,
+    output_tokens: outputTokens,
   });
   const message = (builder: MessageBuilder | undefined, cached: number) => ({
     id,
@@ -74,7 +76,7 @@ export async function createMessage(rc: RequestContext): Promise<void> {
     content: builder?.content ?? [],
     stop_reason: builder ? builder.stopReason : null,
     stop_sequence: builder ? builder.stopSequence : null,
-    usage: builder ? usage(builder, cached) : { input_tokens: promptTokens, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 0 },
+    usage: usage(builder?.outputTokens ?? 0, cached),
   });
   try {
     let cached = 0;
@@ -91,10 +93,22 @@ export async function createMessage(rc: RequestContext): Promise<void> {
     const sse = new SseWriter(rc.res);
     const emit = (type: string, data: Record<string, unknown>) => sse.event(type, data);
     const builder = new MessageBuilder(emit);
-    await emit('message_start', { type: 'message_start', message: message(undefined, 0) });
+    // The stream opens at once; message_start waits for the engine's first update, which says
+    // how much of the prompt the prefix cache held, so its usage is the one message_delta and a
+    // non-streamed answer report (clients read input and cache tokens from message_start).
+    sse.start();
+    let started = false;
+    const start = async () => {
+      if (started) return;
+      started = true;
+      await emit('message_start', { type: 'message_start', message: message(undefined, cached) });
+      // As Anthropic's own streams do: proxies and clients that watch for idle streams see it alive.
+      await emit('ping', { type: 'ping' });
+    };
     try {
       for await (const u of updates) {
         if (u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
+        await start();
         await builder.add(u);
       }
     } catch (err) {
@@ -103,8 +117,9 @@ export async function createMessage(rc: RequestContext): Promise<void> {
       sse.close();
       return;
     }
+    await start();
     await builder.finish();
-    await emit('message_delta', { type: 'message_delta', delta: { stop_reason: builder.stopReason, stop_sequence: builder.stopSequence }, usage: usage(builder, cached) });
+    await emit('message_delta', { type: 'message_delta', delta: { stop_reason: builder.stopReason, stop_sequence: builder.stopSequence }, usage: usage(builder.outputTokens, cached) });
     await emit('message_stop', { type: 'message_stop' });
     sse.close();
   } finally {

@@ -2,12 +2,12 @@
 // one chat turn: its input items become template messages, it runs through the same engine job
 // as /v1/chat/completions, and the answer comes back as output items (reasoning, message,
 // function calls) or, streaming, as the typed events the openai SDKs read.
-import { badRequest, responseNotFound, toApiError } from '../errors.js';
+import { ApiError, badRequest, responseNotFound, toApiError } from '../errors.js';
 import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
 import { sendJson } from '../http.js';
 import type { TemplateMessage } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
-import { chatToolChoice, chatTools, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
+import { chatToolsAndChoice, formatFieldErrors, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
 import { ResponseOutputBuilder, type EventSink, type OutputItem } from '../openai/responses-output.js';
 import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, stopTokens, tokenBudget } from '../openai/sampling.js';
 import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-responses.js';
@@ -24,12 +24,13 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   refuseUnsupportedResponseFields(body);
   const engine = s.requireEngine();
   const previous = body.previous_response_id != null ? s.responses.get(body.previous_response_id) : undefined;
-  if (body.previous_response_id != null && !previous) throw responseNotFound(body.previous_response_id, 'previous_response_id');
+  if (body.previous_response_id != null && !previous) throw previousNotFound(body.previous_response_id);
   const history = [...(previous?.conversation ?? []), ...inputMessages(body.input)];
   if (history.length === 0) throw badRequest('input is empty: send a string or at least one input item.', 'input');
   const messages: TemplateMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }, ...history] : history;
   const thinking = responseThinking(body, thinkingKwarg(body.chat_template_kwargs), s.options.enableThinking);
-  const plan = planTools(chatTools(body.tools), chatToolChoice(body.tool_choice), textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls);
+  const { tools, choice } = chatToolsAndChoice(body.tools, body.tool_choice);
+  const plan = formatFieldErrors('text.format', () => planTools(tools, choice, textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls));
   const prompt = s.render(messages, { addGenerationPrompt: true, enableThinking: thinking, tools: plan.tools, kwargs: extraKwargs(body.chat_template_kwargs) });
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input');
@@ -153,6 +154,9 @@ function responseBase(body: ResponsesRequest, id: string, model: string, tempera
     top_logprobs: body.top_logprobs ?? 0,
     truncation: body.truncation ?? 'disabled',
     background: false,
+    service_tier: body.service_tier != null ? 'default' : undefined,
+    prompt_cache_key: body.prompt_cache_key ?? null,
+    safety_identifier: body.safety_identifier ?? null,
     user: body.user ?? undefined,
   };
 }
@@ -162,7 +166,8 @@ function completed(base: Base, builder: ResponseOutputBuilder, used: ReturnType<
   return {
     ...base,
     status: cut ? 'incomplete' : 'completed',
-    completed_at: unixNow(),
+    // OpenAI sets it on completed responses only.
+    completed_at: cut ? null : unixNow(),
     incomplete_details: cut ? { reason: 'max_output_tokens' } : null,
     output: builder.output,
     usage: used,
@@ -189,6 +194,18 @@ function answerTurn(output: readonly OutputItem[]): TemplateMessage {
     else (turn.tool_calls ??= []).push({ id: item.call_id, type: 'function', function: { name: item.name, arguments: item.arguments } });
   }
   return turn;
+}
+
+/**
+ * A previous_response_id this server does not hold: 400 with OpenAI's code for it, which clients
+ * that chain turns (Codex and others) read to resend the whole conversation instead.
+ */
+function previousNotFound(id: string): ApiError {
+  const kept = "Responses are kept in this server's memory while it runs (the most recent ones, and only those created with store left on)";
+  return new ApiError(400, `Previous response with id '${id}' not found. ${kept}; send the whole input instead of previous_response_id.`, {
+    param: 'previous_response_id',
+    code: 'previous_response_not_found',
+  });
 }
 
 export async function getResponse(rc: RequestContext): Promise<void> {
