@@ -44,11 +44,12 @@ export const tooManyConnections = (max: number) =>
 /** A 400; its code is invalid_value unless a more precise one applies, so clients always get one to switch on. */
 export const badRequest = (message: string, param: string | null = null, code = 'invalid_value') => new ApiError(400, message, { param, code });
 
-export function contextLengthExceeded(maxLen: number, promptTokens: number, maxTokens: number, param = 'messages'): ApiError {
+/** budgetField: the request field that sets the answer's length (max_output_tokens on /v1/responses). */
+export function contextLengthExceeded(maxLen: number, promptTokens: number, maxTokens: number, param = 'messages', budgetField = 'max_tokens'): ApiError {
   return new ApiError(
     400,
     `This model's maximum context length is ${maxLen} tokens. However, you requested ${promptTokens + maxTokens} tokens ` +
-      `(${promptTokens} in the prompt, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,
+      `(${promptTokens} in the prompt, ${maxTokens} for the completion). Reduce the prompt or ${budgetField}.`,
     { param, code: 'context_length_exceeded' },
   );
 }

@@ -211,6 +211,14 @@ describe('POST /v1/responses', () => {
 });
 
 describe('stored responses and refusals', () => {
+  it('an answer budget past the context is refused naming max_output_tokens, the field this API sets it with', async () => {
+    const r = await post(`${server.url}/v1/responses`, { model: 'qwen3', input: 'hi', max_output_tokens: 5000 });
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatchObject({ code: 'context_length_exceeded', param: 'input' });
+    expect(r.json.error.message).toMatch(/Reduce the prompt or max_output_tokens\.$/);
+  });
+
+
   it('GET returns a stored response, DELETE removes it, store false keeps nothing', async () => {
     const r = await client.responses.create({ ...greedy, input: 'Keep me', max_output_tokens: 4 });
     expect((await client.responses.retrieve(r.id)).id).toBe(r.id);

@@ -74,14 +74,20 @@ export function stopStrings(body: CommonRequest, options: ServerOptions): string
  * The generation budget: the request's max tokens, or what is left of the context. 400 with both
  * numbers when the prompt and the budget do not fit, or the prompt is past the engine's input limit.
  */
-export function tokenBudget(requested: number | null | undefined, promptTokens: number, limits: Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>, param: string): number {
+export function tokenBudget(
+  requested: number | null | undefined,
+  promptTokens: number,
+  limits: Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>,
+  param: string,
+  budgetField = 'max_tokens',
+): number {
   const { maxSeqLen, maxInputLen } = limits;
   if (promptTokens > maxInputLen && maxInputLen < maxSeqLen) throw inputTooLong(maxInputLen, promptTokens, param);
   if (requested === null || requested === undefined) {
-    if (promptTokens >= maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, 1, param);
+    if (promptTokens >= maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, 1, param, budgetField);
     return maxSeqLen - promptTokens;
   }
-  if (promptTokens + requested > maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, requested, param);
+  if (promptTokens + requested > maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, requested, param, budgetField);
   return requested;
 }
 
