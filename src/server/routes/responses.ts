@@ -198,7 +198,7 @@ function answerTurn(output: readonly OutputItem[]): TemplateMessage {
 
 /**
  * A previous_response_id this server does not hold: 400 with OpenAI's code for it, which clients
- * that chain turns (Codex and others) read to resend the whole conversation instead.
+ * that chain turns read to resend the whole conversation instead.
  */
 function previousNotFound(id: string): ApiError {
   const kept = "Responses are kept in this server's memory while it runs (the most recent ones, and only those created with store left on)";
