@@ -279,12 +279,12 @@ def check_tool_use() -> Dict[str, Any]:
     message_ok(follow, 16)
     counted = client.messages.count_tokens(model=state["model"], tools=TOOLS, messages=follow_messages).input_tokens
     expect_equal(prompt_tokens(follow.usage), counted, "the follow-up's input + cache_read tokens against count_tokens")
-    # The calls and results reach the template as chat's tool_calls and tool turns do: the chat
-    # equivalent renders to the same prompt.
+    # The calls and results reach the template as chat's tool_calls (arguments as the object, which
+    # the template writes with tojson) and tool turns do: the chat equivalent renders the same prompt.
     chat_messages = [
         *WEATHER_QUESTION,
         {"role": "assistant", "content": "", "tool_calls": [
-            {"id": u.id, "type": "function", "function": {"name": u.name, "arguments": json.dumps(u.input, ensure_ascii=False, separators=(",", ":"))}}
+            {"id": u.id, "type": "function", "function": {"name": u.name, "arguments": u.input}}
             for u in uses]},
         *({"role": "tool", "tool_call_id": r["tool_use_id"], "content": r["content"]} for r in results),
     ]

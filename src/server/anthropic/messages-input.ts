@@ -96,7 +96,9 @@ function assistantTurn(blocks: Placed[]): TemplateMessage {
     else if (b.type === 'tool_use') {
       const input = b.input;
       if (input === null || typeof input !== 'object' || Array.isArray(input)) throw badRequest(`${where}.input must be an object (the tool's arguments).`, `${where}.input`);
-      (turn.tool_calls ??= []).push({ id: field(b, 'id', where), type: 'function', function: { name: field(b, 'name', where), arguments: JSON.stringify(input) } });
+      // The input object itself: Qwen3's template writes a dict's arguments with tojson, as
+      // transformers renders them (spaced, the way the model writes its calls), not compact text.
+      (turn.tool_calls ??= []).push({ id: field(b, 'id', where), type: 'function', function: { name: field(b, 'name', where), arguments: input as Record<string, unknown> } });
     } else if (b.type !== 'redacted_thinking') throw unsupportedBlock(b.type, `${where}.type`, 'text, thinking and tool_use');
     // redacted_thinking is another model's encrypted reasoning: nothing this model can read.
   }
