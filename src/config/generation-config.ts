@@ -10,6 +10,8 @@ export interface GenerationDefaults {
   /** The file the values came from; undefined when no folder has one. */
   file?: string;
   sampling: Partial<SamplingParams>;
+  /** max_new_tokens: the answer's length when a request sets none (vLLM reads it so too). */
+  maxTokens?: number;
   /** Fields present but out of range: left out, one line each for the log. */
   ignored: string[];
 }
@@ -47,15 +49,18 @@ export function readGenerationDefaults(dirs: string[]): GenerationDefaults {
       if (typeof v === 'number' && Number.isFinite(v) && f.valid(v)) (sampling as Record<string, number>)[f.param] = v;
       else ignored.push(`${f.key} ${JSON.stringify(v)} (expected ${f.range})`);
     }
+    const m = (raw as Record<string, unknown>).max_new_tokens;
+    if (m === undefined || m === null) return { file, sampling, ignored };
+    if (typeof m === 'number' && Number.isInteger(m) && m >= 1) return { file, sampling, ignored, maxTokens: m };
+    ignored.push(`max_new_tokens ${JSON.stringify(m)} (expected an integer >= 1)`);
     return { file, sampling, ignored };
   }
   return { sampling: {}, ignored: [] };
 }
 
 /** "temperature=0.6 top_k=20 top_p=0.95": the applied defaults, in the file's own key names. */
-export function describeDefaults(sampling: Partial<SamplingParams>): string {
-  return fields
-    .filter((f) => sampling[f.param] !== undefined)
-    .map((f) => `${f.key}=${sampling[f.param]}`)
-    .join(' ');
+export function describeDefaults(sampling: Partial<SamplingParams>, maxTokens?: number): string {
+  const parts = fields.filter((f) => sampling[f.param] !== undefined).map((f) => `${f.key}=${sampling[f.param]}`);
+  if (maxTokens !== undefined) parts.push(`max_new_tokens=${maxTokens}`);
+  return parts.join(' ');
 }

@@ -272,7 +272,9 @@ function applyGenerationConfig(server: ServerOptions, dirs: string[], shown: (p:
   if (!found.file) return undefined;
   const applied = Object.fromEntries(Object.entries(found.sampling).filter(([k]) => server.sampling[k as keyof SamplingParams] === undefined)) as Partial<SamplingParams>;
   server.sampling = { ...applied, ...server.sampling };
-  return { file: shown(found.file), applied: describeDefaults(applied), ignored: found.ignored };
+  const maxTokens = server.defaultMaxTokens === undefined ? found.maxTokens : undefined;
+  if (maxTokens !== undefined) server.defaultMaxTokens = maxTokens;
+  return { file: shown(found.file), applied: describeDefaults(applied, maxTokens), ignored: found.ignored };
 }
 
 // The dag must run the one declared model, named "<name>-<version>" as in the seed.

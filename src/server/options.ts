@@ -33,6 +33,11 @@ export interface ServerOptions {
   reasoningParser: boolean;
   /** Defaults for sampling fields a request leaves out (the inference conf's sampling section). */
   sampling: Partial<SamplingParams>;
+  /**
+   * The answer's length when a request sets none (generation_config.json's max_new_tokens);
+   * undefined: the rest of the context. A request's own max_tokens always wins.
+   */
+  defaultMaxTokens?: number;
   /** Generation also ends at this token (inference conf end_token_id, TensorRT-LLM's end_id). */
   endTokenId?: number;
   /** Extra stop strings applied to every request (inference conf stop_words). */

@@ -241,3 +241,22 @@ describe('connections', () => {
     await fresh.server.close();
   });
 });
+
+describe("generation_config.json's max_new_tokens", () => {
+  it('is the length of an answer whose request sets none, on chat and responses; a request that sets one gets it', async () => {
+    const capped = await serve(model, { defaultMaxTokens: 5 });
+    try {
+      const body = { model: 'qwen3', messages: [user('Tell me a long story.')], temperature: 0, ignore_eos: true };
+      const free = await capped.client.chat.completions.create(body as any);
+      expect(free.usage!.completion_tokens).toBe(5);
+      expect(free.choices[0].finish_reason).toBe('length');
+      const asked = await capped.client.chat.completions.create({ ...body, max_tokens: 9 } as any);
+      expect(asked.usage!.completion_tokens).toBe(9);
+      const r = await capped.client.responses.create({ model: 'qwen3', input: 'Tell me a long story.', temperature: 0, ignore_eos: true } as any);
+      expect(r.usage!.output_tokens).toBe(5);
+      expect(r.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+    } finally {
+      await capped.server.close();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDeployment } from '../../src/config/resolve.js';
-import { samplingFor } from '../../src/server/openai/sampling.js';
+import { samplingFor, tokenBudget } from '../../src/server/openai/sampling.js';
 import type { CommonRequest } from '../../src/server/openai/schema-common.js';
 import { tokenizerDir } from '../helpers/fixtures.js';
 
@@ -50,6 +50,21 @@ describe('generation_config.json sampling defaults', () => {
     expect(d.generationDefaults?.applied).toBe('top_k=20');
     const s = samplingFor(request({ temperature: 0, top_k: 5 }), d.runtime.server);
     expect([s.temperature, s.topK, s.topP]).toEqual([0, 5, 0.8]);
+  });
+
+  it("max_new_tokens is the answer's length when a request sets none; the request's own max_tokens wins", () => {
+    const d = deployment({ ...qwen3Generation, max_new_tokens: 7 });
+    expect(d.runtime.server.defaultMaxTokens).toBe(7);
+    expect(d.generationDefaults?.applied).toBe('temperature=0.6 top_k=20 top_p=0.95 max_new_tokens=7');
+    const limits = { maxSeqLen: 100, maxInputLen: 100 };
+    expect(tokenBudget(undefined, 10, limits, 'messages', 'max_tokens', d.runtime.server.defaultMaxTokens)).toBe(7);
+    expect(tokenBudget(50, 10, limits, 'messages', 'max_tokens', d.runtime.server.defaultMaxTokens)).toBe(50);
+    // Never past what the context leaves.
+    expect(tokenBudget(undefined, 96, limits, 'messages', 'max_tokens', d.runtime.server.defaultMaxTokens)).toBe(4);
+    const bad = deployment({ max_new_tokens: 0 });
+    expect(bad.runtime.server.defaultMaxTokens).toBeUndefined();
+    expect(bad.generationDefaults?.ignored).toEqual(['max_new_tokens 0 (expected an integer >= 1)']);
+    expect(deployment({ max_new_tokens: 7 }, 'generation_config: none').runtime.server.defaultMaxTokens).toBeUndefined();
   });
 
   it('generation_config: none keeps OpenAI defaults (temperature 1, no top_k / top_p)', () => {

@@ -80,12 +80,14 @@ export function tokenBudget(
   limits: Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>,
   param: string,
   budgetField = 'max_tokens',
+  /** The answer's length when the request sets none (generation_config's max_new_tokens), at most what the context leaves. */
+  defaultMax?: number,
 ): number {
   const { maxSeqLen, maxInputLen } = limits;
   if (promptTokens > maxInputLen && maxInputLen < maxSeqLen) throw inputTooLong(maxInputLen, promptTokens, param);
   if (requested === null || requested === undefined) {
     if (promptTokens >= maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, 1, param, budgetField);
-    return maxSeqLen - promptTokens;
+    return Math.min(maxSeqLen - promptTokens, defaultMax ?? Infinity);
   }
   if (promptTokens + requested > maxSeqLen) throw contextLengthExceeded(maxSeqLen, promptTokens, requested, param, budgetField);
   return requested;

@@ -38,7 +38,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     kwargs: extraKwargs(body.chat_template_kwargs),
   });
   const promptTokens = prompt.ids.length;
-  const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, promptTokens, s.limits, 'messages');
+  const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, promptTokens, s.limits, 'messages', 'max_tokens', s.options.defaultMaxTokens);
   if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs "logprobs": true.', 'top_logprobs');
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
   const sampling = samplingFor(body, s.options);

@@ -33,7 +33,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const plan = formatFieldErrors('text.format', () => planTools(tools, choice, textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls));
   const prompt = s.render(messages, { addGenerationPrompt: true, enableThinking: thinking, tools: plan.tools, kwargs: extraKwargs(body.chat_template_kwargs) });
   const promptTokens = prompt.ids.length;
-  const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input', 'max_output_tokens');
+  const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input', 'max_output_tokens', s.options.defaultMaxTokens);
   const logprobs = body.include?.includes('message.output_text.logprobs') ? (body.top_logprobs ?? 0) : undefined;
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
