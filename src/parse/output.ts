@@ -56,6 +56,11 @@ export class OutputParser {
     return this.tools?.callCount ?? 0;
   }
 
+  /** Inside the think block: text now arriving is reasoning. */
+  get inReasoning(): boolean {
+    return this.splitter?.inReasoning ?? false;
+  }
+
   /** tokens: how many tokens the text so far came from (for min_tokens; omitted, stops always count). */
   push(text: string, tokens = Infinity): OutputDelta {
     const delta = emptyDelta();

@@ -138,6 +138,9 @@ export function parseToolCallBody(body: string): ParsedToolCall | null {
   }
   if (typeof given !== 'object' || given === null || Array.isArray(given)) return null;
   try {
+    // Only integer-like keys ("2": ...) come out of JSON.parse out of order; without one, the
+    // parsed value serializes as written and the body need not be walked again.
+    if (!integerLikeKey.test(body)) return { name, arguments: JSON.stringify(given) };
     return { name, arguments: args != null ? orderedMember(body, 'arguments') : parameters != null ? orderedMember(body, 'parameters') : '{}' };
   } catch (err) {
     // Nesting deeper than the stack allows (JSON.parse takes more): not a call anyone can use,
@@ -146,6 +149,9 @@ export function parseToolCallBody(body: string): ParsedToolCall | null {
     throw err;
   }
 }
+
+/** A quoted key of digits followed by its colon (in a string value it only costs the ordered walk). */
+const integerLikeKey = /"\d+"\s*:/;
 
 /**
  * One member of the body object, serialized with its keys in the order the model wrote them

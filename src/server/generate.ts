@@ -46,6 +46,8 @@ export interface ChoiceUpdate {
   completionTokens: number;
   /** Prompt tokens the prefix cache supplied (first update only). */
   cachedPromptTokens?: number;
+  /** On the last update: the tokens that were reasoning (think block, tags included), counted per engine event. */
+  reasoningTokens?: number;
 }
 
 export interface RunContext {
@@ -66,6 +68,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
   const wantLogprobs = job.submit.logprobs !== undefined;
   let pending: TokenLogprob[] = [];
   let completionTokens = 0;
+  let reasoningTokens = 0;
   let last = ctx.arrival;
   let first = true;
   let finishReason: ChoiceFinish | undefined;
@@ -74,7 +77,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
     ctx.metrics.finished.inc({ reason: finish });
     ctx.metrics.e2e.observe((performance.now() - ctx.arrival) / 1000);
     finishReason = finish;
-    const update = { ...from, logprobs: pending, finishReason: finish, completionTokens };
+    const update = { ...from, logprobs: pending, finishReason: finish, completionTokens, reasoningTokens };
     pending = [];
     return update;
   };
@@ -95,7 +98,11 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         update.completionTokens = completionTokens;
         ctx.metrics.generationTokens.inc({}, ev.tokens.length);
         if (wantLogprobs) pending.push(...eventLogprobs(ev));
+        const wasReasoning = parser.inReasoning;
         const delta = parser.push(job.decoder.push(ev.tokens), completionTokens);
+        // Counted as they come (the parser knows where the think block opens and ends), not
+        // re-encoded afterwards: an event that opened, filled or closed the block counts.
+        if (wasReasoning || parser.inReasoning || delta.reasoning.length > 0) reasoningTokens += ev.tokens.length;
         update.content = delta.content;
         update.reasoning = delta.reasoning;
         update.toolCalls = delta.toolCalls;

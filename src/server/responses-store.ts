@@ -5,8 +5,8 @@
 import type { TemplateMessage } from './openai/chat-messages.js';
 
 export interface StoredResponse {
-  /** The response object as it was answered. */
-  response: Record<string, unknown>;
+  /** The response object as it was answered, serialized (GET sends it as it is). */
+  json: string;
   /** Every turn up to and including this response's answer, without its instructions (OpenAI does not carry them over). */
   conversation: TemplateMessage[];
 }
@@ -30,7 +30,7 @@ export class ResponseStore {
 
   put(id: string, value: StoredResponse): void {
     this.delete(id);
-    const chars = JSON.stringify(value.response).length + value.conversation.reduce((n, m) => n + m.content.length + (m.reasoning_content?.length ?? 0) + JSON.stringify(m.tool_calls ?? []).length, 0);
+    const chars = value.json.length + value.conversation.reduce((n, m) => n + m.content.length + (m.reasoning_content?.length ?? 0) + JSON.stringify(m.tool_calls ?? []).length, 0);
     // One response larger than the whole budget is not kept (its chain cannot continue from here).
     if (chars > this.maxChars) return;
     this.entries.set(id, { value, chars });

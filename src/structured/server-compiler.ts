@@ -43,7 +43,8 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
       if (err instanceof ToolSchemaError) {
         throw badRequest(`The parameters of tool '${err.tool}' cannot be enforced: ${err.message.replace(/^tool "[^"]*": /, '')}. Simplify that schema or use tool_choice "auto".`, 'tools', 'unsupported_schema');
       }
-      throw badRequest(`response_format cannot be enforced: ${err.message}. Simplify the schema or use {"type": "json_object"}.`, 'response_format', 'unsupported_schema');
+      const param = req.formatParam ?? 'response_format';
+      throw badRequest(`${param} cannot be enforced: ${err.message}. Simplify the schema or use {"type": "json_object"}.`, param, 'unsupported_schema');
     }
   }
 

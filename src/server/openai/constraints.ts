@@ -16,6 +16,8 @@ export interface ConstraintRequest {
   toolCalls?: { tools: ToolInput[]; only?: string; parallel?: boolean };
   /** Thinking is on: the constraint starts after `</think>`. */
   thinking: boolean;
+  /** The request field the format came in, for errors that name it (response_format; text.format on /v1/responses). */
+  formatParam?: string;
 }
 
 export interface ConstraintCompiler {
@@ -43,6 +45,8 @@ export function planTools(
   thinking: boolean,
   compiler: ConstraintCompiler | undefined,
   parallelToolCalls?: boolean | null,
+  /** The field the answer format came in: errors name it (each API spells it its own way). */
+  formatParam = 'response_format',
 ): ToolPlan {
   const list = tools && tools.length > 0 ? tools : undefined;
   const names = new Set(list?.map((t) => t.function.name) ?? []);
@@ -56,7 +60,7 @@ export function planTools(
     only = mode.function.name;
     if (!names.has(only)) throw badRequest(`tool_choice names the function '${only}', which is not in tools. Add it to tools or name one of: ${[...names].join(', ')}.`, 'tool_choice');
   }
-  const request: ConstraintRequest = { thinking };
+  const request: ConstraintRequest = { thinking, formatParam };
   if (responseFormat && responseFormat.type !== 'text') request.responseFormat = responseFormat;
   if (list && (mode === 'required' || only !== undefined)) {
     request.toolCalls = { tools: list, only };
@@ -64,14 +68,14 @@ export function planTools(
     if (parallelToolCalls === false || (only !== undefined && parallelToolCalls !== true)) request.toolCalls.parallel = false;
   }
   if (request.responseFormat && request.toolCalls)
-    throw badRequest('response_format and a forced tool_choice cannot both apply to one answer; send one of them.', 'response_format');
+    throw badRequest(`${formatParam} and a forced tool_choice cannot both apply to one answer; send one of them.`, formatParam);
   let constraint: unknown;
   if (request.responseFormat || request.toolCalls) {
     if (compiler) constraint = compileOrRefuse(compiler, request);
     else if (request.responseFormat)
       throw badRequest(
-        `response_format ${request.responseFormat.type} is not supported by this server yet; send {"type": "text"} or leave it out.`,
-        'response_format',
+        `${formatParam} ${request.responseFormat.type} is not supported by this server yet; send {"type": "text"} or leave it out.`,
+        formatParam,
         'unsupported_response_format',
       );
     // A forced tool_choice without a compiler is accepted: the prompt lists the tools and the
@@ -99,7 +103,7 @@ function compileOrRefuse(compiler: ConstraintCompiler, request: ConstraintReques
     return compiler.compile(request);
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
-    const param = request.responseFormat ? 'response_format' : 'tools';
+    const param = request.responseFormat ? (request.formatParam ?? 'response_format') : 'tools';
     throw badRequest(`The ${param === 'tools' ? 'tool parameters' : 'schema'} are nested too deeply to compile (${err.message}); flatten them.`, param, 'invalid_value');
   }
 }

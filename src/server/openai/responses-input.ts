@@ -2,7 +2,7 @@
 // tools and tool_choice, and an answer format. Input items become chat turns the way OpenAI's
 // own models read them: a reasoning item and the function calls after an assistant message
 // belong to that assistant turn, a function_call_output is the tool turn that answers a call.
-import { ApiError, badRequest } from '../errors.js';
+import { badRequest } from '../errors.js';
 import type { TemplateMessage } from './chat-messages.js';
 import type { ToolChoice, ToolInput } from './schema-chat.js';
 import type { AllowedToolsChoice, ResponseInputItem, ResponsesRequest, ResponseTextFormat, ResponseTool, ResponseToolChoice } from './schema-responses.js';
@@ -150,19 +150,6 @@ function allowedTools(tools: ToolInput[], choice: AllowedToolsChoice): ToolInput
   });
   if (out.length === 0) throw badRequest('tool_choice.tools is empty: list the functions the model may call.', 'tool_choice.tools', 'empty_array');
   return out;
-}
-
-/**
- * Runs `plan` with its errors naming `field`, this endpoint's answer format (text.format here,
- * output_config.format on /v1/messages), where the shared planner names chat's response_format.
- */
-export function formatFieldErrors<T>(field: string, plan: () => T): T {
-  try {
-    return plan();
-  } catch (err) {
-    if (!(err instanceof ApiError) || err.param !== 'response_format') throw err;
-    throw new ApiError(err.status, err.message.replaceAll('response_format', field), { type: err.type, param: field, code: err.code, headers: err.headers });
-  }
 }
 
 /** text.format -> the answer format response_format would give. */

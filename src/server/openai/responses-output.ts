@@ -55,9 +55,11 @@ export interface OutputView {
 
 export class ResponseOutputBuilder {
   readonly output: OutputItem[] = [];
-  /** The reasoning text of the whole response, for its token count. */
-  reasoning = '';
   completionTokens = 0;
+  /** Tokens of the think block (the last update's count). */
+  reasoningTokens = 0;
+  /** Prompt tokens the prefix cache supplied. */
+  cachedPromptTokens = 0;
   finishReason?: ChoiceUpdate['finishReason'];
   private open?: MessageItem | ReasoningItem;
 
@@ -68,6 +70,8 @@ export class ResponseOutputBuilder {
 
   async add(u: ChoiceUpdate): Promise<void> {
     this.completionTokens = u.completionTokens;
+    if (u.cachedPromptTokens !== undefined) this.cachedPromptTokens = u.cachedPromptTokens;
+    if (u.reasoningTokens !== undefined) this.reasoningTokens = u.reasoningTokens;
     if (u.reasoning.length > 0) await this.addReasoning(u.reasoning);
     const logprobs = this.view.logprobs !== undefined ? chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs) : [];
     if (u.content.length > 0) await this.addText(u.content, logprobs);
@@ -81,7 +85,6 @@ export class ResponseOutputBuilder {
   }
 
   private async addReasoning(text: string): Promise<void> {
-    this.reasoning += text;
     let item = this.open?.type === 'reasoning' ? this.open : undefined;
     if (!item) {
       await this.close('completed');

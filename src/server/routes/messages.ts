@@ -10,7 +10,6 @@ import { badRequest, toApiError } from '../errors.js';
 import { runChoice, type ChoiceJob } from '../generate.js';
 import { sendJson } from '../http.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
-import { formatFieldErrors } from '../openai/responses-input.js';
 import { samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
 import type { RequestContext } from '../router.js';
 import type { ServerContext } from '../context.js';
@@ -25,7 +24,7 @@ function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<
   const thinking = thinkingOn(body.thinking, s.options.enableThinking);
   const { choice, parallel } = chatToolChoice(body.tool_choice);
   const formatField = body.output_format && !body.output_config?.format ? 'output_format' : 'output_config.format';
-  const plan: ToolPlan = formatFieldErrors(formatField, () => planTools(chatTools(body.tools), choice, outputFormat(body), thinking, s.constraints, parallel));
+  const plan: ToolPlan = planTools(chatTools(body.tools), choice, outputFormat(body), thinking, s.constraints, parallel, formatField);
   // A last assistant turn is prefill: the model continues it (unless it already ended in tool calls).
   const last = messages[messages.length - 1];
   const prefill = last.role === 'assistant' && !last.tool_calls;

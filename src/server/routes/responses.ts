@@ -3,11 +3,11 @@
 // as /v1/chat/completions, and the answer comes back as output items (reasoning, message,
 // function calls) or, streaming, as the typed events the openai SDKs read.
 import { ApiError, badRequest, responseNotFound, toApiError } from '../errors.js';
-import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
-import { sendJson } from '../http.js';
+import { runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
+import { sendJson, sendText } from '../http.js';
 import type { TemplateMessage } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
-import { chatToolsAndChoice, formatFieldErrors, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
+import { chatToolsAndChoice, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
 import { ResponseOutputBuilder, type EventSink, type OutputItem } from '../openai/responses-output.js';
 import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, stopTokens, tokenBudget } from '../openai/sampling.js';
 import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-responses.js';
@@ -30,7 +30,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const messages: TemplateMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }, ...history] : history;
   const thinking = responseThinking(body, thinkingKwarg(body.chat_template_kwargs), s.options.enableThinking);
   const { tools, choice } = chatToolsAndChoice(body.tools, body.tool_choice);
-  const plan = formatFieldErrors('text.format', () => planTools(tools, choice, textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls));
+  const plan = planTools(tools, choice, textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls, 'text.format');
   const prompt = s.render(messages, { addGenerationPrompt: true, enableThinking: thinking, tools: plan.tools, kwargs: extraKwargs(body.chat_template_kwargs) });
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input', 'max_output_tokens', s.options.defaultMaxTokens);
@@ -69,25 +69,21 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const release = await admit(rc);
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
-  const updates = mergeChoices([runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })]);
-  // Kept once answered, so a client may chain the next turn on it.
-  const finish = (builder: ResponseOutputBuilder, cached: number | undefined) => {
-    const reasoningTokens = builder.reasoning.length > 0 ? s.tokenizer.encode(builder.reasoning).length : 0;
-    const response = completed(base, builder, usage(promptTokens, builder.completionTokens, cached, reasoningTokens));
-    if (store) s.responses.put(base.id, { response, conversation: [...history, answerTurn(builder.output)] });
-    return response;
+  const updates = runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal });
+  // Serialized once, and kept so that a client may chain the next turn on it.
+  const finish = (builder: ResponseOutputBuilder) => {
+    const response = completed(base, builder, usage(promptTokens, builder));
+    const json = JSON.stringify(response);
+    if (store) s.responses.put(base.id, { json, conversation: [...history, answerTurn(builder.output)] });
+    return { response, json };
   };
   try {
-    if (body.stream) await streamResponse(rc, base, view, updates, finish);
+    if (body.stream) await streamResponse(rc, base, view, updates, (b) => finish(b).response);
     else {
       const builder = new ResponseOutputBuilder(view);
-      let cached: number | undefined;
-      for await (const u of updates) {
-        if (u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
-        await builder.add(u);
-      }
+      for await (const u of updates) await builder.add(u);
       await builder.finish();
-      sendJson(rc.res, 200, finish(builder, cached));
+      sendText(rc.res, 200, finish(builder).json, 'application/json');
     }
   } finally {
     scope.abort('the request ended');
@@ -102,7 +98,7 @@ async function streamResponse(
   base: Base,
   view: ConstructorParameters<typeof ResponseOutputBuilder>[0],
   updates: AsyncGenerator<ChoiceUpdate>,
-  finish: (b: ResponseOutputBuilder, cached: number | undefined) => Record<string, unknown>,
+  finish: (b: ResponseOutputBuilder) => Record<string, unknown>,
 ): Promise<void> {
   const sse = new SseWriter(rc.res);
   let sequence = 0;
@@ -111,12 +107,8 @@ async function streamResponse(
   const pending = { ...base, status: 'in_progress', output: [], usage: null };
   await emit('response.created', { response: pending });
   await emit('response.in_progress', { response: pending });
-  let cached: number | undefined;
   try {
-    for await (const u of updates) {
-      if (u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
-      await builder.add(u);
-    }
+    for await (const u of updates) await builder.add(u);
   } catch (err) {
     // After the stream began the status line is sent: the failure travels as the terminal event.
     const e = toApiError(err);
@@ -125,7 +117,7 @@ async function streamResponse(
     return;
   }
   await builder.finish();
-  const response = finish(builder, cached);
+  const response = finish(builder);
   await emit(response.status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response });
   sse.close();
 }
@@ -174,14 +166,14 @@ function completed(base: Base, builder: ResponseOutputBuilder, used: ReturnType<
   };
 }
 
-function usage(input: number, output: number, cached: number | undefined, reasoning: number) {
+function usage(input: number, b: ResponseOutputBuilder) {
   return {
     input_tokens: input,
-    input_tokens_details: { cached_tokens: cached ?? 0 },
-    output_tokens: output,
-    // The reasoning text's tokens: it is what the model wrote inside its think block.
-    output_tokens_details: { reasoning_tokens: Math.min(reasoning, output) },
-    total_tokens: input + output,
+    input_tokens_details: { cached_tokens: b.cachedPromptTokens },
+    output_tokens: b.completionTokens,
+    // What the model wrote inside its think block.
+    output_tokens_details: { reasoning_tokens: Math.min(b.reasoningTokens, b.completionTokens) },
+    total_tokens: input + b.completionTokens,
   };
 }
 
@@ -211,7 +203,7 @@ function previousNotFound(id: string): ApiError {
 export async function getResponse(rc: RequestContext): Promise<void> {
   const stored = rc.server.responses.get(rc.param ?? '');
   if (!stored) throw responseNotFound(rc.param ?? '');
-  sendJson(rc.res, 200, stored.response);
+  sendText(rc.res, 200, stored.json, 'application/json');
 }
 
 export async function deleteResponse(rc: RequestContext): Promise<void> {
