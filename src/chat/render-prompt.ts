@@ -9,6 +9,7 @@
 // special tokens they spell (<|im_end|>, <|im_start|>, <|endoftext|>: turn and document
 // boundaries) are wrapped one by one, so a forged assistant turn cannot end itself early.
 import { badInput } from '../util/errors.js';
+import { objectInOrder } from '../util/key-order.js';
 import type { ChatMessage, ChatTemplate, ChatTool, RenderOptions } from './chat-template.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -111,28 +112,22 @@ function specialPattern(tokenizer: Tokenizer): RegExp | null {
   return re;
 }
 
+// The copies below keep each object's key order (util/key-order.ts): the template prints tools
+// and call arguments with tojson, in the order the client wrote their keys.
+
 /** Copy with every special token spelled in a string (or a key) wrapped in the markers. */
 function shieldSpecials(value: unknown, re: RegExp): unknown {
   if (typeof value === 'string') return value.replace(re, (t) => OPEN + t + CLOSE);
   if (Array.isArray(value)) return value.map((v) => shieldSpecials(v, re));
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[shieldSpecials(k, re) as string] = shieldSpecials(v, re);
-    return out;
-  }
+  if (value !== null && typeof value === 'object') return objectInOrder(Object.entries(value).map(([k, v]) => [shieldSpecials(k, re) as string, shieldSpecials(v, re)]));
   return value;
 }
 
 /** Copy of the tools with every "description" string wrapped in the markers. */
 function shieldDescriptions(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(shieldDescriptions);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = k === 'description' && typeof v === 'string' && v.length > 0 ? OPEN + v + CLOSE : shieldDescriptions(v);
-    }
-    return out;
-  }
+  if (value !== null && typeof value === 'object')
+    return objectInOrder(Object.entries(value).map(([k, v]) => [k, k === 'description' && typeof v === 'string' && v.length > 0 ? OPEN + v + CLOSE : shieldDescriptions(v)]));
   return value;
 }
 
@@ -154,11 +149,7 @@ function flattenContent(content: InputMessage['content'], index: number): string
 function stripMarkers(value: unknown): unknown {
   if (typeof value === 'string') return value.replace(MARKERS, '');
   if (Array.isArray(value)) return value.map(stripMarkers);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k.replace(MARKERS, '')] = stripMarkers(v);
-    return out;
-  }
+  if (value !== null && typeof value === 'object') return objectInOrder(Object.entries(value).map(([k, v]) => [k.replace(MARKERS, ''), stripMarkers(v)]));
   return value;
 }
 

@@ -3,7 +3,9 @@
 // written in; a client reading a tool call's arguments expects the model's own order (Python's
 // json.loads + json.dumps, which vLLM's Qwen3 parser uses, keeps it). Scalars are written as
 // JSON.stringify writes them, objects and arrays compactly, so the output differs from
-// JSON.stringify(JSON.parse(text)) only in key order.
+// JSON.stringify(JSON.parse(text)) only in key order. A client's request body is read the same
+// way (withWrittenKeyOrder), so its objects reach the template and the grammar in its order.
+import { inKeyOrder } from '../util/key-order.js';
 
 /** A parsed value whose objects remember their key order; scalars kept as serialized JSON. */
 export type OrderedJson = { object: Map<string, OrderedJson> } | { array: OrderedJson[] } | { scalar: string };
@@ -85,4 +87,52 @@ export function stringifyOrderedJson(value: OrderedJson): string {
   const members: string[] = [];
   for (const [key, member] of value.object) members.push(`${JSON.stringify(key)}:${stringifyOrderedJson(member)}`);
   return `{${members.join(',')}}`;
+}
+
+/**
+ * A quoted key of digits (or of escaped digits, "\u0031") before its colon: the only keys
+ * JSON.parse can move. In a string value it only costs a second walk of the text.
+ */
+const integerLikeKey = /"(?:\d|\\u003\d)+"\s*:/;
+
+/** Whether JSON.parse may have moved keys of this JSON text out of their written order. */
+export function mayHoldIntegerKey(text: string): boolean {
+  return integerLikeKey.test(text);
+}
+
+/**
+ * The value JSON.parse gave for `text` (changed in place), each object whose written key order
+ * a plain object cannot keep seen in that order (util/key-order.ts). Without a key of digits in
+ * the text the value is returned untouched and the text is not walked again.
+ */
+export function withWrittenKeyOrder(text: string, parsed: unknown): unknown {
+  if (!mayHoldIntegerKey(text)) return parsed;
+  try {
+    return reordered(parsed, parseOrderedJson(text));
+  } catch (err) {
+    // Nesting deeper than these walks' stack (JSON.parse goes deeper): the value as parsed (objects
+    // already reordered stay so; they are the same objects).
+    if (err instanceof RangeError) return parsed;
+    throw err;
+  }
+}
+
+function reordered(value: unknown, written: OrderedJson): unknown {
+  if ('scalar' in written) return value;
+  if ('array' in written) {
+    const array = value as unknown[];
+    written.array.forEach((item, i) => {
+      if (!('scalar' in item)) array[i] = reordered(array[i], item);
+    });
+    return array;
+  }
+  const object = value as Record<string, unknown>;
+  for (const [key, member] of written.object) {
+    if ('scalar' in member) continue;
+    const before = object[key];
+    const after = reordered(before, member);
+    // defineProperty, not assignment: a member named "__proto__" is an own property here, as JSON.parse made it.
+    if (after !== before) Object.defineProperty(object, key, { value: after, writable: true, enumerable: true, configurable: true });
+  }
+  return inKeyOrder(object, [...written.object.keys()]);
 }

@@ -4,7 +4,7 @@
 // is given back as the text the model wrote, never dropped. Whitespace between blocks is only a
 // separator: it is dropped once a call has been made.
 import { partialMarkerLength } from './held-suffix.js';
-import { parseOrderedJson, stringifyOrderedJson } from './ordered-json.js';
+import { mayHoldIntegerKey, parseOrderedJson, stringifyOrderedJson } from './ordered-json.js';
 
 export const toolCallOpen = '<tool_call>';
 export const toolCallClose = '</tool_call>';
@@ -140,7 +140,7 @@ export function parseToolCallBody(body: string): ParsedToolCall | null {
   try {
     // Only integer-like keys ("2": ...) come out of JSON.parse out of order; without one, the
     // parsed value serializes as written and the body need not be walked again.
-    if (!integerLikeKey.test(body)) return { name, arguments: JSON.stringify(given) };
+    if (!mayHoldIntegerKey(body)) return { name, arguments: JSON.stringify(given) };
     return { name, arguments: args != null ? orderedMember(body, 'arguments') : parameters != null ? orderedMember(body, 'parameters') : '{}' };
   } catch (err) {
     // Nesting deeper than the stack allows (JSON.parse takes more): not a call anyone can use,
@@ -149,9 +149,6 @@ export function parseToolCallBody(body: string): ParsedToolCall | null {
     throw err;
   }
 }
-
-/** A quoted key of digits followed by its colon (in a string value it only costs the ordered walk). */
-const integerLikeKey = /"\d+"\s*:/;
 
 /**
  * One member of the body object, serialized with its keys in the order the model wrote them

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTinyCheckpoint, type SourceDtype, type TinyInit, type TinySpec } from '../../src/model/tiny-checkpoint.js';
+import { withWrittenKeyOrder } from '../../src/parse/ordered-json.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const fixturesDir = join(repoRoot, 'test', 'fixtures');
@@ -34,6 +35,12 @@ export interface CheckpointRefs {
 
 export function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
+}
+
+/** A JSON file read as Python read it: objects keep their written key order, integer-like keys included. */
+export function readJsonInWrittenOrder<T>(file: string): T {
+  const text = readFileSync(file, 'utf8');
+  return withWrittenKeyOrder(text, JSON.parse(text)) as T;
 }
 
 export function specFile(): SpecFile {

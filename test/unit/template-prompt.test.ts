@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ChatTemplate, type ChatMessage, type ChatTool } from '../../src/chat/chat-template.js';
 import { renderPrompt, type InputMessage } from '../../src/chat/render-prompt.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
-import { fixturesDir, readJson, refs, tokenizerDir } from '../helpers/fixtures.js';
+import { fixturesDir, readJsonInWrittenOrder, refs, tokenizerDir } from '../helpers/fixtures.js';
 
 interface PromptCase {
   name: string;
@@ -17,7 +17,8 @@ interface PromptCase {
   shielded_ids: number[];
 }
 
-const cases = readJson<{ cases: PromptCase[] }>(join(fixturesDir, 'template-extra-goldens.json')).cases;
+// In the written key order, as transformers rendered them (one case has integer-like keys).
+const cases = readJsonInWrittenOrder<{ cases: PromptCase[] }>(join(fixturesDir, 'template-extra-goldens.json')).cases;
 const template = ChatTemplate.fromDir(tokenizerDir);
 const tok = Tokenizer.fromDir(tokenizerDir);
 const IM_START = 151_644;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate, type ChatMessage, type ChatTool } from '../../src/chat/chat-template.js';
 import { GrpstError } from '../../src/util/errors.js';
-import { fixturesDir, readJson, tokenizerDir } from '../helpers/fixtures.js';
+import { fixturesDir, readJson, readJsonInWrittenOrder, tokenizerDir } from '../helpers/fixtures.js';
 
 interface TemplateCase {
   name: string;
@@ -16,7 +16,8 @@ interface TemplateCase {
 
 const cases = readJson<{ cases: TemplateCase[] }>(join(fixturesDir, 'template-cases.json')).cases;
 const goldens = new Map(readJson<{ cases: { name: string; text: string }[] }>(join(fixturesDir, 'template-goldens.json')).cases.map((c) => [c.name, c.text]));
-const extra = readJson<{ cases: (TemplateCase & { text: string })[] }>(join(fixturesDir, 'template-extra-goldens.json')).cases;
+// In the written key order, as transformers rendered them (one case has integer-like keys).
+const extra = readJsonInWrittenOrder<{ cases: (TemplateCase & { text: string })[] }>(join(fixturesDir, 'template-extra-goldens.json')).cases;
 
 const template = ChatTemplate.fromDir(tokenizerDir);
 const render = (c: TemplateCase) =>

@@ -3,6 +3,7 @@
 // refused by name in messages-input.ts, so the error says which block and what to send instead.
 import { z } from 'zod';
 import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_STOP_STRINGS, MAX_TOOLS, tooMany, tooManyItems } from '../openai/limits.js';
+import { jsonObject } from '../openai/schema-common.js';
 
 const finite = () => z.number().refine(Number.isFinite, 'expected a finite number');
 
@@ -24,7 +25,7 @@ const tool = z
     type: z.string().nullish(),
     name: z.string(),
     description: z.string().nullish(),
-    input_schema: z.record(z.string(), z.unknown()).nullish(),
+    input_schema: jsonObject().nullish(),
     strict: z.boolean().nullish(),
   })
   .passthrough();
@@ -47,7 +48,7 @@ const thinking = z.discriminatedUnion('type', [
 const systemBlock = z.object({ type: z.string(), text: z.string().optional() }).passthrough();
 
 /** Structured outputs: the answer's text is JSON of this schema (enforced by constrained decoding). */
-const jsonOutputFormat = z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) });
+const jsonOutputFormat = z.object({ type: z.literal('json_schema'), schema: jsonObject() });
 
 export const messagesRequestSchema = z.object({
   model: z.string(),

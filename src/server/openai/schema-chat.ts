@@ -1,7 +1,7 @@
 // The /v1/chat/completions request body.
 import { z } from 'zod';
 import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS, tooMany, tooManyItems } from './limits.js';
-import { responseFormatSchema, samplingFields } from './schema-common.js';
+import { jsonObject, responseFormatSchema, samplingFields } from './schema-common.js';
 import { vllmFields } from './vllm-fields.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
@@ -20,7 +20,7 @@ const toolCall = z.object({
   function: z.object({
     name: z.string(),
     /** OpenAI sends a JSON string; some clients send the object. */
-    arguments: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'expected a JSON string or an object' }),
+    arguments: z.union([z.string(), jsonObject()], { error: 'expected a JSON string or an object' }),
   }),
 });
 
@@ -48,7 +48,7 @@ export const toolSchema = z.object({
   function: z.object({
     name: functionName,
     description: z.string().optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
+    parameters: jsonObject().optional(),
     strict: z.boolean().nullish(),
   }),
 });

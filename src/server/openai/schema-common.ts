@@ -6,6 +6,18 @@ import { MAX_LOGIT_BIAS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS, tooMany, tooManyI
 
 const finite = () => z.number().refine(Number.isFinite, 'expected a finite number');
 
+/**
+ * Any JSON object (a JSON Schema, a call's arguments), refused with z.record's errors but passed
+ * on as the client's own object: z.record returns a copy, a plain object again, which would list
+ * integer-like keys first and lose the key order the body was read with (http.ts), the order the
+ * prompt and the grammar follow.
+ */
+export const jsonObject = () =>
+  z.custom<Record<string, unknown>>().superRefine((value, ctx) => {
+    // continue: false, as a type error: a union then tries its other branches and reports them all.
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) ctx.addIssue({ code: 'invalid_type', expected: 'record', input: value, continue: false });
+  });
+
 export const samplingFields = {
   /** Left out, null or "": the served model, as vLLM takes it (clients with no model setting send ""). */
   model: z.string().nullish(),
@@ -46,7 +58,7 @@ export const responseFormatSchema = z.discriminatedUnion('type', [
     json_schema: z.object({
       name: z.string().max(64),
       description: z.string().optional(),
-      schema: z.record(z.string(), z.unknown()).optional(),
+      schema: jsonObject().optional(),
       strict: z.boolean().nullish(),
     }),
   }),
