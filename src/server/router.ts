@@ -15,7 +15,7 @@ export interface RequestContext {
   arrival: number;
   /** Aborted when the client goes away before the response is complete, or the server closes. */
   signal: AbortSignal;
-  /** The path's last segment, decoded, for a route whose path ends in a {parameter}. */
+  /** The path segment that matched the route's {parameter}, decoded (a route has at most one). */
   param?: string;
 }
 
@@ -26,7 +26,7 @@ export type Guard = 'api' | 'health' | 'metrics' | 'open';
 
 export interface Route {
   method: 'GET' | 'POST' | 'DELETE';
-  /** Exact, or ending in one "/{name}" segment that matches any single non-empty segment. */
+  /** Exact, or with one "{name}" segment anywhere ("/v1/responses/{id}/input_items") that matches any single non-empty segment. */
   path: string;
   guard: Guard;
   handler: Handler;
@@ -54,9 +54,18 @@ function requestId(req: IncomingMessage): string {
   return typeof given === 'string' && requestIdToken.test(given) ? given : `req_${randomBytes(12).toString('hex')}`;
 }
 
+/** The routes that share one parameterized path, its segments split once. */
+interface PatternRoutes {
+  segments: string[];
+  /** Where the {parameter} sits among the segments. */
+  paramAt: number;
+  routes: Route[];
+}
+
 export class Router {
   private readonly byPath = new Map<string, Route[]>();
-  private readonly byPrefix = new Map<string, Route[]>();
+  /** Most specific first: of two patterns a path matches, the one whose parameter comes later. */
+  private readonly patterns: PatternRoutes[] = [];
   private readonly key?: ApiKeyCheck;
 
   constructor(
@@ -65,12 +74,20 @@ export class Router {
     /** The status node's client-error handler answered for a response the router never sent (client-errors.ts). */
     private readonly answeredFor: (res: ServerResponse) => number | undefined = () => undefined,
   ) {
+    const byPattern = new Map<string, PatternRoutes>();
     for (const r of routes) {
-      // "/v1/models/{model}" is kept under its prefix "/v1/models/"
-      const key = r.path.endsWith('}') ? r.path.slice(0, r.path.lastIndexOf('/') + 1) : r.path;
-      const table = key === r.path ? this.byPath : this.byPrefix;
-      table.set(key, [...(table.get(key) ?? []), r]);
+      const segments = r.path.split('/');
+      const params = segments.flatMap((seg, i) => (/^\{\w+\}$/.test(seg) ? [i] : []));
+      if (params.length > 1) throw new Error(`route ${r.path}: a route has at most one {parameter}`);
+      if (params.length === 0) {
+        this.byPath.set(r.path, [...(this.byPath.get(r.path) ?? []), r]);
+        continue;
+      }
+      const group = byPattern.get(r.path) ?? { segments, paramAt: params[0], routes: [] };
+      group.routes.push(r);
+      byPattern.set(r.path, group);
     }
+    this.patterns.push(...[...byPattern.values()].sort((a, b) => b.paramAt - a.paramAt));
     if (server.options.apiKey) this.key = new ApiKeyCheck(server.options.apiKey);
   }
 
@@ -100,9 +117,10 @@ export class Router {
         res.end();
         return;
       }
-      const cut = path.lastIndexOf('/') + 1;
+      // An exact route wins over a pattern that would match the same path.
       const exact = this.byPath.get(path);
-      const candidates = exact ?? (cut < path.length ? this.byPrefix.get(path.slice(0, cut)) : undefined);
+      const matched = exact ? undefined : this.matchPattern(path);
+      const candidates = exact ?? matched?.routes;
       if (!candidates) throw routeNotFound(method, path);
       const route = candidates.find((r) => r.method === method || (method === 'HEAD' && r.method === 'GET'));
       if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));
@@ -110,8 +128,7 @@ export class Router {
       errorEnvelope = route.errorEnvelope;
       if (route.requestIdHeader) res.setHeader(route.requestIdHeader, id);
       this.authorize(route.guard, req);
-      const param = exact ? undefined : decodeSegment(path.slice(cut));
-      await route.handler({ req, res, server: this.server, arrival, signal: ac.signal, param });
+      await route.handler({ req, res, server: this.server, arrival, signal: ac.signal, param: matched?.param });
     } catch (err) {
       // A client that left (while queued or generating) needs no answer and is no server fault.
       if (ac.signal.aborted && res.destroyed) return;
@@ -124,6 +141,17 @@ export class Router {
       this.server.metrics.requests.inc({ route: label, status: this.outcome(res).status ?? 'disconnected' });
       if (res.writableFinished || res.destroyed) untrack();
     }
+  }
+
+  /** The routes of the most specific pattern the path matches, and its parameter's value. */
+  private matchPattern(path: string): { routes: Route[]; param: string } | undefined {
+    const segments = path.split('/');
+    for (const p of this.patterns) {
+      if (p.segments.length !== segments.length) continue;
+      const fits = segments.every((seg, i) => (i === p.paramAt ? seg !== '' : seg === p.segments[i]));
+      if (fits) return { routes: p.routes, param: decodeSegment(segments[p.paramAt]) };
+    }
+    return undefined;
   }
 
   /**

@@ -54,7 +54,7 @@ async function del(url: string, headers: Record<string, string>) {
 describe('API key', () => {
   it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
     const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || /tokenize/.test(r.path));
-    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}']);
+    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items']);
     for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
     // The web page's static files need no key (the page asks the user for it); they reach no model.
     for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);

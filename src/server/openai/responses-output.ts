@@ -43,7 +43,7 @@ export type OutputItem = MessageItem | ReasoningItem | FunctionCallItem;
 /** Sends one typed event; the builder adds `type` and nothing else (sequence numbers are the sink's). */
 export type EventSink = (type: string, payload: Record<string, unknown>) => Promise<void>;
 
-export function itemId(prefix: 'msg' | 'rs' | 'fc' | 'resp'): string {
+export function itemId(prefix: 'msg' | 'rs' | 'fc' | 'fco' | 'resp'): string {
   return `${prefix}_${randomBytes(16).toString('hex')}`;
 }
 

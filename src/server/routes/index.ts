@@ -4,7 +4,7 @@ import { chatCompletions } from './chat.js';
 import { completions } from './completions.js';
 import { anthropicEnvelope } from '../anthropic/errors.js';
 import { countTokens, createMessage } from './messages.js';
-import { createResponse, deleteResponse, getResponse } from './responses.js';
+import { createResponse, deleteResponse, getResponse, listInputItems } from './responses.js';
 import { health, metrics, model, models, ping } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
 
@@ -17,6 +17,7 @@ export const routes: Route[] = [
   { method: 'POST', path: '/v1/responses', guard: 'api', handler: createResponse },
   { method: 'GET', path: '/v1/responses/{id}', guard: 'api', handler: getResponse },
   { method: 'DELETE', path: '/v1/responses/{id}', guard: 'api', handler: deleteResponse },
+  { method: 'GET', path: '/v1/responses/{id}/input_items', guard: 'api', handler: listInputItems },
   // Anthropic's Messages API: its SDKs read errors in Anthropic's own envelope.
   { method: 'POST', path: '/v1/messages', guard: 'api', handler: createMessage, ...anthropic },
   { method: 'POST', path: '/v1/messages/count_tokens', guard: 'api', handler: countTokens, ...anthropic },
