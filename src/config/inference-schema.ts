@@ -79,6 +79,8 @@ export const infererArgsSchema = z.strictObject({
   generation_config: z.enum(['auto', 'none']).optional(),
   threads: int(1).optional(),
   /** true (or a parser name): the think block goes to reasoning_content; false: inline, as the seed. */
+  /** The think block's most tokens when a request sets no thinking_token_budget / budget_tokens of its own. */
+  thinking_token_budget: int(0).optional(),
   reasoning_parser: z.union([z.boolean(), z.enum(reasoningParsers)], { error: `expected true, false or one of ${reasoningParsers.join(', ')}` }).optional(),
   served_model_name: z.string().min(1).optional(),
   max_batch_size: int(1).optional(),

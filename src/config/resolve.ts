@@ -114,6 +114,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     // The seed turns thinking on when the conf does not say.
     enableThinking: args.enable_thinking ?? true,
     reasoningParser: args.reasoning_parser !== undefined && args.reasoning_parser !== false,
+    thinkingTokenBudget: args.thinking_token_budget,
     sampling: samplingOf(args),
     endTokenId: args.end_token_id,
     stopWords: args.stop_words ?? [],

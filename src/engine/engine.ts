@@ -126,6 +126,7 @@ export class Engine implements GenerationEngine {
       promptLogprobs: req.promptLogprobs,
       badTokenIds: req.badTokenIds,
       logitBias: req.logitBias?.flat(),
+      thinkBudget: req.thinkBudget,
       constraint: req.constraint as NativeConstraint | undefined,
     };
     try {

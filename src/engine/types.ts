@@ -45,6 +45,12 @@ export const defaultSampling: SamplingParams = {
   frequencyPenalty: 0,
 };
 
+export interface ThinkBudget {
+  maxTokens: number;
+  openToken: number;
+  closeToken: number;
+}
+
 export interface SubmitRequest {
   /** Prompt token ids (already templated and tokenized). */
   tokens: Int32Array | number[];
@@ -73,6 +79,13 @@ export interface SubmitRequest {
   badTokenIds?: number[];
   /** OpenAI logit_bias: [token id, bias] pairs added to the logits before sampling (logprobs stay the model's). */
   logitBias?: [number, number][];
+  /**
+   * A thinking token budget (vLLM's thinking_token_budget): once the think block opened by
+   * openToken (in the prompt or generated) holds maxTokens tokens, the next token is closeToken,
+   * whatever the logits say (its logprob, when asked, is still the model's). Only the first block
+   * of the answer is bounded.
+   */
+  thinkBudget?: ThinkBudget;
   /** Compiled constrained-decoding grammar handle (structured outputs); undefined = free text. */
   constraint?: unknown;
   /** Abort: frees the sequence and its KV blocks at once; the iterator then ends with finish reason "cancelled". */

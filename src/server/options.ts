@@ -31,6 +31,8 @@ export interface ServerOptions {
   enableThinking: boolean;
   /** true: the think block goes to reasoning_content; false: kept inline in content, as grps_trtllm does. */
   reasoningParser: boolean;
+  /** The think block's most tokens for requests that set no budget (inference conf thinking_token_budget); undefined: unbounded. */
+  thinkingTokenBudget?: number;
   /** Defaults for sampling fields a request leaves out (the inference conf's sampling section). */
   sampling: Partial<SamplingParams>;
   /**

@@ -10,6 +10,7 @@ import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
 import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
 import { quantizedEngineChecks } from './quant-checks.js';
+import { thinkBudgetChecks } from './think-budget-checks.js';
 import { wideHeadChecks } from './wide-head-checks.js';
 
 async function gpuAvailable(): Promise<boolean> {
@@ -37,6 +38,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['runs real head sizes (64, 128) and long contexts like the CPU backend', () => wideHeadChecks()],
   ['runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', () => quantizedEngineChecks()],
   ['frees what a cancelled load took', () => loadCancelChecks()],
+  ['forces the think block closed at its budget among GPU-sampled rows', () => thinkBudgetChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

@@ -59,6 +59,12 @@ struct Request {
   // logprobs returned stay the model's own, as OpenAI's do
   std::vector<std::pair<int32_t, float>> logit_bias;
   std::shared_ptr<const ConstraintFactory> constraint;
+  // A thinking token budget (vLLM's thinking_token_budget, Anthropic's budget_tokens): once a think
+  // block opened by `think_open` (in the prompt or generated) holds `think_max_tokens` tokens, the
+  // next token is `think_close` whatever the logits say. < 0: unbounded.
+  int think_max_tokens = -1;
+  int32_t think_open = -1;
+  int32_t think_close = -1;
 };
 
 enum class FinishReason : uint8_t { None = 0, Stop = 1, Length = 2, Cancelled = 3, Error = 4 };

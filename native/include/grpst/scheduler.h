@@ -16,6 +16,7 @@
 #include "grpst/model_runner.h"
 #include "grpst/request.h"
 #include "grpst/sampler.h"
+#include "grpst/think_budget.h"
 
 namespace grpst {
 
@@ -28,6 +29,7 @@ struct Sequence {
   std::vector<uint64_t> block_hashes;   // prefix hashes of the leading full, computed blocks
   SamplerState sampler;
   std::unique_ptr<TokenConstraint> constraint;
+  ThinkState think;                     // the thinking token budget's view of the output
   int cached_prompt_tokens = -1;        // set at first admission
   bool admitted_once = false;
   bool first_event_sent = false;

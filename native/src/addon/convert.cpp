@@ -205,6 +205,18 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
       r.logit_bias.emplace_back(int32_t(td), float(bd));
     }
   }
+  if (present(p, "thinkBudget")) {
+    // {maxTokens, openToken, closeToken}: the thinking token budget and the block's two tokens.
+    Napi::Value v = p.Get("thinkBudget");
+    if (!v.IsObject()) type_error("thinkBudget must be an object {maxTokens, openToken, closeToken}");
+    Napi::Object b = v.As<Napi::Object>();
+    r.think_max_tokens = get_int(b, "maxTokens", -1);
+    r.think_open = get_int(b, "openToken", -1);
+    r.think_close = get_int(b, "closeToken", -1);
+    if (r.think_max_tokens < 0) type_error("thinkBudget.maxTokens must be >= 0");
+    if (r.think_open < 0 || r.think_close < 0 || r.think_open == r.think_close)
+      type_error("thinkBudget.openToken and closeToken must be two different token ids");
+  }
   return r;
 }
 

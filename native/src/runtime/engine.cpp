@@ -103,6 +103,7 @@ void Engine::submit(Request req) {
   seq->tokens = req.prompt;
   sampler_.init_state(req, seq->sampler);
   if (req.constraint) seq->constraint = req.constraint->start_for(req);
+  seq->think = think_start(req);
   seq->req = std::move(req);
   {
     std::lock_guard<std::mutex> lock(mutex_);

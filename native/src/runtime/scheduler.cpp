@@ -145,8 +145,9 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   if (sc.samples) batch.logit_rows.push_back(sl.first_row + n - 1);
   const SamplingParams& sp = s.req.sampling;
   // Stop tokens banned for min_tokens are masked by the host sampler, as bad tokens are.
+  // A step whose token the think budget forces is not sampled at all (complete() sets it).
   if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
-      !bans_stops(s) &&
+      !bans_stops(s) && !think_forced(s.req, s.think) &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
     DeviceSample d;
     d.logit_row = int(batch.logit_rows.size()) - 1;
@@ -183,6 +184,9 @@ bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& even
       if (t < 0 || t >= cfg_.vocab_size)
         return reject("prompt token id " + std::to_string(t) + " is outside the vocabulary (size " +
                       std::to_string(cfg_.vocab_size) + ")");
+    if (s.req.think_max_tokens >= 0 && (s.req.think_open >= cfg_.vocab_size || s.req.think_close >= cfg_.vocab_size))
+      return reject("the think block's token ids (" + std::to_string(s.req.think_open) + ", " + std::to_string(s.req.think_close) +
+                    ") are outside the vocabulary (size " + std::to_string(cfg_.vocab_size) + ")");
   }
   const int size = int(s.tokens.size());
   // The last token a request emits is sampled, never computed, so it takes no KV slot: a request
@@ -321,7 +325,12 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
       SampleResult r;
       std::string failure;
       try {
-        if (sc.device_sample >= 0 && device_tokens) {
+        if (think_forced(s.req, s.think)) {
+          // The budget is spent: the block closes here, whatever the logits say. Its logprob is
+          // still the model's own, as every reported logprob is.
+          r.token = s.req.think_close;
+          if (s.req.logprobs >= 0) sampler_.logprobs(row, vocab, r.token, s.req.logprobs, &r.logprob, &r.top);
+        } else if (sc.device_sample >= 0 && device_tokens) {
           r.token = device_tokens[sc.device_sample];
           r.logprob = device_logprobs ? device_logprobs[sc.device_sample] : 0.0f;
         } else {
@@ -351,6 +360,7 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
       } else {
         s.tokens.push_back(r.token);
         Sampler::observe(s.sampler, r.token);
+        think_advance(s.req, s.think, r.token);
         if (s.constraint) {
           try {
             s.constraint->accept(r.token);

@@ -1,6 +1,7 @@
 // Request fields -> what one engine submit needs: sampling, limits, stop strings and stop ids.
 // Request values win over the inference conf's defaults, which win over OpenAI's defaults.
-import { defaultSampling, type EngineInfo, type SamplingParams } from '../../engine/types.js';
+import type { Tokenizer } from '../../chat/tokenizer.js';
+import { defaultSampling, type EngineInfo, type SamplingParams, type ThinkBudget } from '../../engine/types.js';
 import { badRequest, contextLengthExceeded, inputTooLong } from '../errors.js';
 import type { ServerOptions } from '../options.js';
 import type { CommonRequest } from './schema-common.js';
@@ -98,6 +99,24 @@ export function minTokens(requested: number | null | undefined, maxTokens: numbe
   if (!requested) return undefined;
   if (requested > maxTokens) throw badRequest(`min_tokens ${requested} is more than the ${maxTokens} tokens this answer may have (max_tokens, or what is left of the context); lower min_tokens or raise max_tokens.`, 'min_tokens', 'invalid_value');
   return requested;
+}
+
+/**
+ * A thinking token budget (vLLM's thinking_token_budget, Anthropic's thinking.budget_tokens): the
+ * runtime closes the think block once it holds this many tokens. A request without one takes the
+ * inference conf's (thinking_token_budget). 400 when a request sets one on a model without the
+ * block's two tokens, where it could bound nothing.
+ */
+export function thinkBudget(requested: number | null | undefined, tokenizer: Tokenizer, options: ServerOptions, param = 'thinking_token_budget'): ThinkBudget | undefined {
+  const maxTokens = requested ?? options.thinkingTokenBudget;
+  if (maxTokens === undefined) return undefined;
+  const openToken = tokenizer.tokenToId('<think>');
+  const closeToken = tokenizer.tokenToId('</think>');
+  if (openToken === undefined || closeToken === undefined) {
+    if (requested === null || requested === undefined) return undefined;
+    throw badRequest(`${param} bounds a <think> block, and this model's tokenizer has no <think> and </think> tokens; leave ${param} out.`, param);
+  }
+  return { maxTokens, openToken, closeToken };
 }
 
 /** logit_bias as [token, bias] pairs, each token inside the vocabulary (400 naming it otherwise). */

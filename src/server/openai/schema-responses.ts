@@ -4,7 +4,7 @@
 // accepted by the schema and refused by name in responses-input.ts, so the error says what to send.
 import { z } from 'zod';
 import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOLS, tooMany, tooManyItems } from './limits.js';
-import { samplingFields } from './schema-common.js';
+import { jsonObject, samplingFields } from './schema-common.js';
 import { vllmFields } from './vllm-fields.js';
 
 /** A content part of an input message: text kinds are read, any other type is refused by name. */
@@ -63,7 +63,7 @@ const functionTool = z.object({
   type: z.literal('function'),
   name: functionName,
   description: z.string().nullish(),
-  parameters: z.record(z.string(), z.unknown()).nullish(),
+  parameters: jsonObject().nullish(),
   strict: z.boolean().nullish(),
 });
 const responseTool = z.union([functionTool, z.object({ type: z.string() }).passthrough()], { error: 'expected a tool: {"type": "function", "name", "parameters"}' });
@@ -99,7 +99,7 @@ const textFormat = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('json_schema'),
     name: z.string().max(64),
-    schema: z.record(z.string(), z.unknown()),
+    schema: jsonObject(),
     description: z.string().nullish(),
     strict: z.boolean().nullish(),
   }),
@@ -126,6 +126,7 @@ export const responsesRequestSchema = z.object({
   skip_special_tokens,
   user,
   min_tokens: vllmFields.min_tokens,
+  thinking_token_budget: vllmFields.thinking_token_budget,
   input: z.union([
     z.string(),
     z.array(inputItem).max(MAX_MESSAGES, tooMany(MAX_MESSAGES, 'input items', 'drop or summarize the oldest turns')),

@@ -1,19 +1,20 @@
 // vLLM's own request fields. Its structured outputs (guided_json, guided_choice, and the newer
-// structured_outputs object) are enforced as response_format is; min_tokens and
-// include_stop_str_in_output reach the engine and the output parser. The ones that would change
+// structured_outputs object) are enforced as response_format is; min_tokens,
+// thinking_token_budget and include_stop_str_in_output reach the engine and the output parser. The ones that would change
 // the answer in ways this server cannot honour (regex and grammar constraints, beam search, prompt
 // logprobs) get a 400 naming them: dropped, as unknown fields are, they would leave a client that
 // relies on them with an answer it did not ask for (free text where it expects a pattern) and no
 // sign of it.
 import { z } from 'zod';
+import { withWrittenKeyOrder } from '../../parse/ordered-json.js';
 import { badRequest } from '../errors.js';
-import type { ResponseFormat } from './schema-common.js';
+import { jsonObject, type ResponseFormat } from './schema-common.js';
 
 /** Choices of one guided_choice request; each becomes grammar, so the list is bounded. */
 export const MAX_GUIDED_CHOICES = 1024;
 
 /** vLLM takes a JSON Schema as an object or as its JSON text. */
-const jsonSchemaField = z.union([z.string(), z.record(z.string(), z.unknown()), z.boolean()], {
+const jsonSchemaField = z.union([z.string(), jsonObject(), z.boolean()], {
   error: 'expected a JSON Schema (an object, or its JSON text)',
 });
 const choiceField = z
@@ -37,6 +38,7 @@ export const vllmFields = {
     })
     .nullish(),
   min_tokens: z.number().int().min(0).nullish(),
+  thinking_token_budget: z.number().int().min(0).nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
   use_beam_search: z.boolean().nullish(),
   prompt_logprobs: z.number().int().nullish(),
@@ -102,7 +104,8 @@ function schemaFormat(given: string | boolean | Record<string, unknown>, param: 
   let schema: unknown = given;
   if (typeof given === 'string') {
     try {
-      schema = JSON.parse(given);
+      // Its text read as the body is (http.ts): the properties' order is the order the grammar writes them in.
+      schema = withWrittenKeyOrder(given, JSON.parse(given));
     } catch {
       throw badRequest(`${param} is a string that is not valid JSON; send the JSON Schema as an object or as its JSON text.`, param);
     }

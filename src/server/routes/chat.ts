@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
-import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -44,6 +44,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
+  const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   const n = body.n ?? 1;
@@ -63,6 +64,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       logprobs,
       badTokenIds: s.badTokenIds,
       logitBias: bias,
+      thinkBudget: budget,
       constraint: plan.constraint,
     },
     output: {

@@ -5,7 +5,7 @@ import { sendJson } from '../http.js';
 import type { ResponseMeta } from '../openai/chat-mapping.js';
 import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt } from '../openai/completion-mapping.js';
 import { planTools } from '../openai/constraints.js';
-import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, stopTokens, tokenBudget } from '../openai/sampling.js';
+import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
 import { answerFormat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -34,6 +34,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
+  const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   const jobs: ChoiceJob[] = [];
@@ -51,6 +52,7 @@ export async function completions(rc: RequestContext): Promise<void> {
           promptLogprobs: wantPromptLogprobs || undefined,
           badTokenIds: s.badTokenIds,
           logitBias: bias,
+          thinkBudget: budget,
           constraint: plan.constraint,
         },
         output: { stops, includeStop: body.include_stop_str_in_output ?? false, minTokens: body.min_tokens ?? 0, thinking: false, separateReasoning: false, toolCalls: false },

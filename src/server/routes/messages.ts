@@ -10,7 +10,7 @@ import { badRequest, toApiError } from '../errors.js';
 import { runChoice, type ChoiceJob } from '../generate.js';
 import { sendJson } from '../http.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
-import { samplingFor, stopStrings, tokenBudget } from '../openai/sampling.js';
+import { samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import type { RequestContext } from '../router.js';
 import type { ServerContext } from '../context.js';
 import { SseWriter } from '../sse.js';
@@ -43,7 +43,17 @@ export async function createMessage(rc: RequestContext): Promise<void> {
   const sampling = samplingFor(body, s.options);
   const job: ChoiceJob = {
     index: 0,
-    submit: { tokens: prompt.ids, sampling, maxTokens, stopTokenIds: s.stopTokenIds, ignoreEos: false, badTokenIds: s.badTokenIds, constraint: plan.constraint },
+    submit: {
+      tokens: prompt.ids,
+      sampling,
+      maxTokens,
+      stopTokenIds: s.stopTokenIds,
+      ignoreEos: false,
+      badTokenIds: s.badTokenIds,
+      // budget_tokens bounds the think block as Anthropic's does: the model answers after it.
+      thinkBudget: thinkBudget(body.thinking?.type === 'enabled' ? body.thinking.budget_tokens : undefined, s.tokenizer, s.options, 'thinking.budget_tokens'),
+      constraint: plan.constraint,
+    },
     output: {
       stops: stopStrings({ stop: body.stop_sequences }, s.options),
       thinking,

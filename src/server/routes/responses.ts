@@ -1,4 +1,5 @@
-// POST /v1/responses (OpenAI's Responses API), GET and DELETE /v1/responses/{id}. A response is
+// POST /v1/responses (OpenAI's Responses API), GET and DELETE /v1/responses/{id}, and GET
+// /v1/responses/{id}/input_items. A response is
 // one chat turn: its input items become template messages, it runs through the same engine job
 // as /v1/chat/completions, and the answer comes back as output items (reasoning, message,
 // function calls) or, streaming, as the typed events the openai SDKs read.
@@ -7,9 +8,10 @@ import { runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
 import { sendJson, sendText } from '../http.js';
 import type { TemplateMessage } from '../openai/chat-messages.js';
 import { planTools } from '../openai/constraints.js';
+import { inputItemsPage, inputItemsQuery, storedInputItems } from '../openai/responses-input-items.js';
 import { chatToolsAndChoice, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
 import { ResponseOutputBuilder, type EventSink, type OutputItem } from '../openai/responses-output.js';
-import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, stopTokens, tokenBudget } from '../openai/sampling.js';
+import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-responses.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -27,6 +29,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   if (body.previous_response_id != null && !previous) throw previousNotFound(body.previous_response_id);
   const history = [...(previous?.conversation ?? []), ...inputMessages(body.input)];
   if (history.length === 0) throw badRequest('input is empty: send a string or at least one input item.', 'input');
+  const inputItems = storedInputItems(body.input);
   const messages: TemplateMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }, ...history] : history;
   const thinking = responseThinking(body, thinkingKwarg(body.chat_template_kwargs), s.options.enableThinking);
   const { tools, choice } = chatToolsAndChoice(body.tools, body.tool_choice);
@@ -48,6 +51,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       logprobs,
       badTokenIds: s.badTokenIds,
       logitBias: logitBias(body, s.tokenizer.vocabSize),
+      thinkBudget: thinkBudget(body.thinking_token_budget, s.tokenizer, s.options),
       constraint: plan.constraint,
     },
     output: {
@@ -74,7 +78,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const finish = (builder: ResponseOutputBuilder) => {
     const response = completed(base, builder, usage(promptTokens, builder));
     const json = JSON.stringify(response);
-    if (store) s.responses.put(base.id, { json, conversation: [...history, answerTurn(builder.output)] });
+    if (store) s.responses.put(base.id, { json, conversation: [...history, answerTurn(builder.output)], inputItems });
     return { response, json };
   };
   try {
@@ -204,6 +208,14 @@ export async function getResponse(rc: RequestContext): Promise<void> {
   const stored = rc.server.responses.get(rc.param ?? '');
   if (!stored) throw responseNotFound(rc.param ?? '');
   sendText(rc.res, 200, stored.json, 'application/json');
+}
+
+/** GET /v1/responses/{id}/input_items: one page of the items the response was created from. */
+export async function listInputItems(rc: RequestContext): Promise<void> {
+  const query = inputItemsQuery(rc.req.url);
+  const stored = rc.server.responses.get(rc.param ?? '');
+  if (!stored) throw responseNotFound(rc.param ?? '');
+  sendText(rc.res, 200, inputItemsPage(stored.inputItems, query), 'application/json');
 }
 
 export async function deleteResponse(rc: RequestContext): Promise<void> {
