@@ -3,6 +3,7 @@
 // think block collapsed apart from the answer, Stop aborts the request. Settings and the API key
 // live in sessionStorage: they survive a reload of this tab and nothing else.
 import { ApiError, fetchModel, streamChat } from './chat-stream.js';
+import { createMarkdown, StreamingMarkdown } from './markdown-stream.js';
 import { ThinkSplitter } from './think-splitter.js';
 
 const $ = (id) => document.getElementById(id);
@@ -24,24 +25,8 @@ const els = {
   apiKey: $('api-key'),
 };
 
-const md = window.markdownit({ html: false, linkify: true, breaks: true });
-// Links from model output open elsewhere and carry nothing back to this page.
-const defaultLinkOpen = md.renderer.rules.link_open || ((tokens, i, options, env, self) => self.renderToken(tokens, i, options));
-md.renderer.rules.link_open = (tokens, i, options, env, self) => {
-  tokens[i].attrSet('target', '_blank');
-  tokens[i].attrSet('rel', 'noopener noreferrer');
-  return defaultLinkOpen(tokens, i, options, env, self);
-};
-// Table alignment comes as style="text-align:..." attributes, which the page's content security
-// policy (no inline styles) would drop: it becomes a class the style sheet aligns.
-for (const cell of ['th_open', 'td_open']) {
-  md.renderer.rules[cell] = (tokens, i, options, env, self) => {
-    const align = /text-align:\s*(left|right|center)/.exec(tokens[i].attrGet('style') || '');
-    if (tokens[i].attrGet('style') !== null) tokens[i].attrs = tokens[i].attrs.filter(([name]) => name !== 'style');
-    if (align) tokens[i].attrJoin('class', `align-${align[1]}`);
-    return self.renderToken(tokens, i, options);
-  };
-}
+// html: false in markdown-it: tags in the answer come out escaped, as text.
+const md = createMarkdown(window.markdownit);
 
 /** Sent back to the server on every turn: user messages and the answers (without their think blocks). */
 let history = [];
@@ -87,11 +72,6 @@ function requestBody() {
 }
 
 // ---- rendering ----
-function selectionIn(el) {
-  const sel = document.getSelection();
-  return !!sel && !sel.isCollapsed && sel.rangeCount > 0 && el.contains(sel.getRangeAt(0).commonAncestorContainer);
-}
-
 function addMessage(role) {
   els.hint.hidden = true;
   const wrap = document.createElement('div');
@@ -140,6 +120,7 @@ function addAssistantMessage() {
   meta.className = 'meta';
   wrap.append(think, answer, meta);
   wrap.dataset.state = 'streaming';
+  const markdown = new StreamingMarkdown(md, answer);
 
   let reasoning = '';
   let content = '';
@@ -147,13 +128,14 @@ function addAssistantMessage() {
   let deferred = false;
   const render = (final = false) => {
     scheduled = false;
-    // Re-rendering replaces the answer's nodes, which would drop a selection the reader is making
-    // (to copy a part) every frame: while one lies in the answer, new text waits.
-    if (!final && selectionIn(answer)) {
+    // Blocks of the answer that can no longer change keep their nodes; the growing end is
+    // rendered again, which would drop a selection the reader is making there (to copy a part)
+    // every frame: while one reaches into it, new text waits.
+    if (!final && markdown.restHolds(document.getSelection())) {
       if (!deferred) {
         deferred = true;
         document.addEventListener('selectionchange', function resume() {
-          if (selectionIn(answer)) return;
+          if (markdown.restHolds(document.getSelection())) return;
           document.removeEventListener('selectionchange', resume);
           deferred = false;
           schedule();
@@ -167,8 +149,8 @@ function addAssistantMessage() {
       think.hidden = false;
       thinkText.textContent = reasoning.trim();
     }
-    // html: false in markdown-it: tags in the answer come out escaped, as text.
-    answer.innerHTML = md.render(content);
+    if (final) markdown.finish(content);
+    else markdown.render(content);
     if (follow) scrollToEnd();
   };
   const schedule = () => {
@@ -191,6 +173,7 @@ function addAssistantMessage() {
     /** The answer so far was the think block after all: it is shown there instead. */
     dropContent() {
       content = '';
+      markdown.reset();
       schedule();
     },
     get content() {
@@ -310,8 +293,8 @@ function setBusy(busy) {
   els.send.hidden = busy;
   els.stop.hidden = !busy;
   document.body.dataset.busy = String(busy);
-  // The answer is re-rendered every frame while it streams: a busy live region is read out once
-  // it settles, not from the start again on every frame.
+  // The end of the answer is re-rendered every frame while it streams: a busy live region is read
+  // out once it settles, not again on every frame.
   els.messages.setAttribute('aria-busy', String(busy));
   if (refocus) els.prompt.focus();
 }

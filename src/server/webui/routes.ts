@@ -46,6 +46,7 @@ export function webUiRoutes(dir: string = webDir): Route[] {
     '/ui/app.js': asset(path.join(dir, 'app.js')),
     '/ui/chat-stream.js': asset(path.join(dir, 'chat-stream.js')),
     '/ui/think-splitter.js': asset(path.join(dir, 'think-splitter.js')),
+    '/ui/markdown-stream.js': asset(path.join(dir, 'markdown-stream.js')),
     '/ui/style.css': asset(path.join(dir, 'style.css')),
     '/ui/markdown-it.min.js': { body: fs.readFileSync(markdownItBrowserBuild()), type: contentTypes['.js'] },
   };
