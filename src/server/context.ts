@@ -9,6 +9,7 @@ import type { StreamDecoder } from './generate.js';
 import { ServerMetrics } from './metrics.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
 import type { TemplateMessage } from './openai/chat-messages.js';
+import { namesServedModel } from './ollama/model-name.js';
 import type { ServerOptions } from './options.js';
 import { ResponseStore } from './responses-store.js';
 
@@ -24,6 +25,14 @@ export interface RenderOptions {
 
 /** The checkpoint's chat template applied and tokenized (user-typed special tokens stay text). */
 export type RenderFn = (messages: TemplateMessage[], opts: RenderOptions) => { text: string; ids: number[] };
+
+/** What the server knows of its model beyond the engine, for routes that describe it (Ollama's /api/show). */
+export interface ServedModel {
+  /** The chat template's Jinja source. */
+  template: string;
+  /** The folder the model was loaded from (an engine folder or a checkpoint), when known. */
+  dir?: string;
+}
 
 /** One log line; `error` for what an operator must see (a failed load, a 500), the rest `info`. */
 export type LogFn = (line: string, level?: 'info' | 'error') => void;
@@ -76,6 +85,7 @@ export class ServerContext {
     readonly decoder: DecoderFactory,
     readonly log: LogFn,
     readonly constraints?: ConstraintCompiler,
+    readonly served: ServedModel = { template: '' },
   ) {
     this.admission = new Admission(options.maxConcurrency, options.maxQueue);
     const ids = [tokenizer.eosTokenId, tokenizer.tokenToId('<|im_end|>'), tokenizer.tokenToId('<|endoftext|>'), options.endTokenId];
@@ -117,9 +127,13 @@ export class ServerContext {
     return this.loaded;
   }
 
-  /** A request that names no model (absent, null or "") means the served one, as vLLM reads it. */
+  /**
+   * A request that names no model (absent, null or "") means the served one, as vLLM reads it; so
+   * does the name Ollama's listing gives it ("qwen3:latest"), which tools that list models
+   * through /api/tags send to /v1.
+   */
   checkModel(model: string | null | undefined): void {
-    if (model && model !== this.options.modelId) throw modelNotFound(model, this.options.modelId);
+    if (model && !namesServedModel(model, this.options.modelId)) throw modelNotFound(model, this.options.modelId);
   }
 
   get stopTokenIds(): number[] {

@@ -31,6 +31,8 @@ export interface ServerDeps {
   log?: LogFn;
   /** Structured outputs: compiles response_format / forced tool_choice into an engine constraint. */
   constraints?: ConstraintCompiler;
+  /** The folder the engine was loaded from (Ollama's /api/tags and /api/show describe its files). */
+  modelDir?: string;
   /** More routes served next to the API (the web chat page at GET /), behind the same wrapper. */
   extraRoutes?: Route[];
 }
@@ -52,7 +54,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   // The conf's skip_special_tokens list (grps_trtllm's form) names the ids skipping leaves out.
   const skipMask = options.skipTokenIds ? tokenMask(deps.tokenizer.vocabSize, options.skipTokenIds) : undefined;
   const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens, skipMask });
-  const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints);
+  const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints, { template: deps.template.source, dir: deps.modelDir });
   const ready = Promise.resolve(deps.engine).then(
     (engine) => {
       ctx.setEngine(engine);

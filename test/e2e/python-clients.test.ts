@@ -1,7 +1,7 @@
 // The server against real Python clients, as most of its users reach it: the official `openai`
 // package (client/python/compat_openai.py), LlamaIndex's OpenAI-compatible LLM
-// (compat_llamaindex.py) and the official `anthropic` package on the Messages API
-// (compat_anthropic.py), each in a virtual environment built from its pinned requirements file
+// (compat_llamaindex.py), the official `anthropic` package on the Messages API
+// (compat_anthropic.py) and the official `ollama` package on Ollama's API (compat_ollama.py), each in a virtual environment built from its pinned requirements file
 // (test/helpers/python-venv.ts; the first run installs from PyPI, later runs reuse it). The
 // scripts assert the protocol from the client's side and report a JSON summary; this file checks
 // that every check ran and passed, that the pinned client versions are the ones that ran, and
@@ -40,18 +40,20 @@ const logs: string[] = [];
 let openaiVenv: PythonVenv;
 let llamaIndexVenv: PythonVenv;
 let anthropicVenv: PythonVenv;
+let ollamaVenv: PythonVenv;
 
 beforeAll(async () => {
   // python3 missing or too old fails the file with what is needed, never a silent skip: these
   // clients are the project's compatibility promise.
   const python = await hostPython();
   // The environments at once: the installs mostly wait on downloads and unpacking.
-  [openaiVenv, llamaIndexVenv, anthropicVenv] = await Promise.all([
+  [openaiVenv, llamaIndexVenv, anthropicVenv, ollamaVenv] = await Promise.all([
     pythonVenv(path.join(clientDir, 'requirements.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-llamaindex.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-anthropic.txt'), python),
+    pythonVenv(path.join(clientDir, 'requirements-ollama.txt'), python),
   ]);
-  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv], ['anthropic', anthropicVenv]] as const)
+  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv], ['anthropic', anthropicVenv], ['ollama', ollamaVenv]] as const)
     console.log(`python-clients: ${name} environment ${v.installSeconds > 0 ? `installed in ${v.installSeconds.toFixed(1)} s` : 'from the cache'} (${path.relative(repoRoot, v.dir)})`);
 
   model = await loadTiny('tiny-a');
@@ -87,6 +89,8 @@ async function runScript(venv: PythonVenv, script: string): Promise<{ code: numb
       ANTHROPIC_AUTH_TOKEN: undefined,
       ANTHROPIC_BASE_URL: undefined,
       ANTHROPIC_CUSTOM_HEADERS: undefined,
+      OLLAMA_HOST: undefined,
+      OLLAMA_API_KEY: undefined,
       PYTHONDONTWRITEBYTECODE: '1',
     },
   });
@@ -186,5 +190,21 @@ describe('Python clients', () => {
     expect(answered(mine, 'POST /v1/messages', 404)).toBe(2);
     expect(answered(mine, 'POST /v1/messages', 400)).toBe(1);
     expect(answered(mine, 'POST /v1/messages', 401)).toBe(2);
+  });
+
+  it('the official ollama client on Ollama\'s API: list, show, ps, chat, streams, generate, structured outputs, tools, thinking, errors, async', async () => {
+    const before = logs.length;
+    const run = await runScript(ollamaVenv, 'compat_ollama.py');
+    const checks = expectAllPassed(run, ['models', 'chat', 'chat_stream', 'generate', 'structured', 'tools', 'thinking', 'errors', 'async_streams']);
+    expect(run.summary.client_version).toBe(pinned('requirements-ollama.txt', 'ollama'));
+    expect(checks.get('models')!.model).toBe('qwen3:latest');
+    expect(checks.get('async_streams')!.in_flight_at_first_finish).toBeGreaterThanOrEqual(2);
+    const mine = logs.slice(before);
+    // The errors check: an unknown model (whole and streamed), a bad option, a pull, a wrong key.
+    expect(answered(mine, 'POST /api/chat', 404)).toBe(2);
+    expect(answered(mine, 'POST /api/chat', 400)).toBe(1);
+    expect(answered(mine, 'POST /api/pull', 400)).toBe(1);
+    expect(answered(mine, 'GET /api/tags', 401)).toBe(1);
+    expect(answered(mine, 'POST /api/chat', 200)).toBeGreaterThanOrEqual(10);
   });
 });

@@ -29,9 +29,16 @@ const validBody: Record<string, unknown> = {
   '/v1/responses': { model: 'qwen3', input: 'hi', max_output_tokens: 1 },
   '/v1/messages': { model: 'qwen3', max_tokens: 1, messages: [{ role: 'user', content: 'hi' }] },
   '/v1/messages/count_tokens': { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }] },
+  '/api/chat': { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], stream: false, options: { num_predict: 1 } },
+  '/api/generate': { model: 'qwen3', prompt: 'hi', stream: false, options: { num_predict: 1 } },
+  '/api/show': { model: 'qwen3' },
   '/tokenize': { prompt: 'hi' },
   '/detokenize': { tokens: [1, 2] },
 };
+
+/** Ollama's model-management routes refuse (400) whatever the body, once the key lets the request in. */
+const refusedWithKey = new Set(['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete', '/api/embed', '/api/embeddings']);
+const served = (path: string) => (refusedWithKey.has(path) ? 400 : 200);
 
 async function call(method: string, route: string, headers: Record<string, string> = {}, s: TestServer = locked) {
   let path = route.replace('{model}', 'qwen3'); // the served model: with the key it is a 200
@@ -53,8 +60,8 @@ async function del(url: string, headers: Record<string, string>) {
 
 describe('API key', () => {
   it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
-    const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || /tokenize/.test(r.path));
-    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items']);
+    const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || r.path.startsWith('/api/') || /tokenize/.test(r.path));
+    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/api/chat', '/api/copy', '/api/create', '/api/delete', '/api/embed', '/api/embeddings', '/api/generate', '/api/ps', '/api/pull', '/api/push', '/api/show', '/api/tags', '/api/version', '/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items']);
     for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
     // The web page's static files need no key (the page asks the user for it); they reach no model.
     for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);
@@ -68,14 +75,15 @@ describe('API key', () => {
         const res = await call(r.method, r.path, { authorization: w.startsWith('Basic') ? w : `Bearer ${w}` });
         expect(res.status, `${r.path} with ${w.slice(0, 20)}`).toBe(401);
         // Anthropic's routes answer in its envelope, whose error type its SDK maps to AuthenticationError.
-        if (r.errorEnvelope) expect(res.json).toMatchObject({ type: 'error', error: { type: 'authentication_error' } });
+        if (r.path.startsWith('/api/')) expect(res.json).toEqual({ error: expect.stringContaining('API key') });
+        else if (r.errorEnvelope) expect(res.json).toMatchObject({ type: 'error', error: { type: 'authentication_error' } });
         else expect(res.json.error.code).toBe('invalid_api_key');
         expect(res.text).not.toContain(key);
       }
       expect((await call(r.method, r.path, { 'x-api-key': `${key}-` })).status).toBe(401);
-      expect((await call(r.method, r.path, { authorization: `Bearer ${key}` })).status, r.path).toBe(200);
-      expect((await call(r.method, r.path, { authorization: `bearer   ${key}  ` })).status, r.path).toBe(200);
-      expect((await call(r.method, r.path, { 'x-api-key': key })).status, r.path).toBe(200);
+      expect((await call(r.method, r.path, { authorization: `Bearer ${key}` })).status, r.path).toBe(served(r.path));
+      expect((await call(r.method, r.path, { authorization: `bearer   ${key}  ` })).status, r.path).toBe(served(r.path));
+      expect((await call(r.method, r.path, { 'x-api-key': key })).status, r.path).toBe(served(r.path));
     }
     // HEAD is served as GET, behind the same guard.
     const head = await fetch(`${locked.url}/v1/models`, { method: 'HEAD' });

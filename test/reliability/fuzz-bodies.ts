@@ -4,7 +4,7 @@
 // that are not JSON or not UTF-8. Each sample is the raw bytes sent and the route they go to.
 import fc from 'fast-check';
 
-export type Route = '/v1/chat/completions' | '/v1/completions' | '/v1/responses' | '/v1/messages' | '/tokenize' | '/detokenize';
+export type Route = '/v1/chat/completions' | '/v1/completions' | '/v1/responses' | '/v1/messages' | '/api/chat' | '/api/generate' | '/tokenize' | '/detokenize';
 
 export interface FuzzCase {
   route: Route;
@@ -271,14 +271,73 @@ function bodies(odds: number) {
       unknownFields,
     )
     .map(([body, extra]) => ({ ...extra, ...body }));
-  return { chatBody, completionBody, responsesBody, messagesBody, tokenizeBody, detokenizeBody };
+  // Ollama's shapes: sampling under options (num_predict always small: a missing one means the rest of the context), tool calls with object arguments, think, format.
+  const ollamaOptions = fc.record(
+    {
+      num_predict: or(fc.integer({ min: 1, max: 3 }), 4, fc.constantFrom(1.5, '3')),
+      temperature: sampling.temperature,
+      top_k: sampling.top_k,
+      top_p: sampling.top_p,
+      min_p: sampling.min_p,
+      repeat_penalty: sampling.repetition_penalty,
+      presence_penalty: sampling.presence_penalty,
+      frequency_penalty: sampling.frequency_penalty,
+      seed: or(fc.oneof(fc.integer(), fc.constant(-1))),
+      stop: sampling.stop,
+      num_ctx: or(fc.integer({ min: 1, max: 1 << 20 })),
+    },
+    { requiredKeys: ['num_predict'] },
+  );
+  const ollamaMessage = fc.record(
+    {
+      role,
+      content: or(userText),
+      thinking: or(userText, 1),
+      images: or(fc.constant([]), 1, fc.constant(['aGk='])),
+      tool_calls: or(fc.array(fc.record({ function: fc.record({ name: fc.constantFrom('f', 'get_weather'), arguments: or(fc.dictionary(fc.string({ maxLength: 4 }), fc.oneof(fc.integer(), fc.string({ maxLength: 4 })), { maxKeys: 2 })) }) }), { maxLength: 2 }), 1),
+      tool_name: or(fc.constantFrom('f', 'get_weather'), 1),
+    },
+    { requiredKeys: ['role'] },
+  );
+  const ollamaCommon = {
+    model: or(fc.constantFrom('qwen3', 'qwen3:latest'), 4, fc.constantFrom('llama3.2', '', 'qwen3:8b')),
+    options: ollamaOptions,
+    stream: sampling.stream,
+    think: or(fc.constantFrom(true, false, 'high', 'low'), 2, fc.constantFrom('max', 1)),
+    format: fc.oneof({ arbitrary: fc.constant(undefined), weight: 4 }, { arbitrary: fc.oneof(fc.constantFrom('json', '', 'yaml'), schema), weight: 1 }),
+    keep_alive: or(fc.constantFrom('5m', 0, -1), 1),
+  };
+  const ollamaChatBody = fc
+    .tuple(fc.record({ ...ollamaCommon, messages: or(fc.array(ollamaMessage, { maxLength: 4 })), tools: or(fc.array(tool, { maxLength: 2 }), 2) }, { requiredKeys: ['model', 'options'] }), unknownFields)
+    .map(([body, extra]) => ({ ...extra, ...body }));
+  const generateBody = fc
+    .tuple(
+      fc.record(
+        {
+          ...ollamaCommon,
+          prompt: or(userText, 4, fc.constant('')),
+          system: or(userText, 2),
+          raw: or(fc.boolean(), 2),
+          template: or(fc.constant(''), 1, fc.constant('{{ .Prompt }}')),
+          suffix: or(fc.constant(''), 1, fc.constant('x')),
+          context: or(fc.constant([]), 1, fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 3 })),
+        },
+        { requiredKeys: ['model', 'options'] },
+      ),
+      unknownFields,
+    )
+    .map(([body, extra]) => ({ ...extra, ...body }));
+  return { chatBody, completionBody, responsesBody, messagesBody, ollamaChatBody, generateBody, tokenizeBody, detokenizeBody };
 }
 
 /** JSON with a value nested `depth` levels deep put where a field would go. */
 function deeplyNested(route: Route, depth: number, where: number): string {
   const arrays = '['.repeat(depth) + ']'.repeat(depth);
   const objects = '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
-  const base = route === '/v1/responses' ? '"input":"hi"' : route === '/v1/completions' ? '"prompt":"hi"' : route === '/detokenize' ? '"tokens":[1]' : route === '/tokenize' ? '"prompt":"hi"' : '"messages":[{"role":"user","content":"hi"}]';
+  // Ollama's routes read no max_tokens: their budget goes in options.
+  const ollama = '"model":"qwen3","options":{"num_predict":1},';
+  const base =
+    route === '/v1/responses' ? '"input":"hi"' : route === '/v1/completions' ? '"prompt":"hi"' : route === '/detokenize' ? '"tokens":[1]' : route === '/tokenize' ? '"prompt":"hi"' : route === '/api/generate' ? `${ollama}"prompt":"hi"` : route === '/api/chat' ? `${ollama}"messages":[{"role":"user","content":"hi"}]` : '"messages":[{"role":"user","content":"hi"}]';
   const spots = [
     `{${base},"max_tokens":1,"x_unknown":${arrays}}`,
     `{${base},"max_tokens":1,"chat_template_kwargs":${objects}}`,
@@ -321,6 +380,8 @@ const routeBodies: [Route, fc.Arbitrary<unknown>, number][] = [
   ['/v1/completions', fc.oneof(mostlyValid.completionBody, mostlyBroken.completionBody), 5],
   ['/v1/responses', fc.oneof(mostlyValid.responsesBody, mostlyBroken.responsesBody), 4],
   ['/v1/messages', fc.oneof(mostlyValid.messagesBody, mostlyBroken.messagesBody), 4],
+  ['/api/chat', fc.oneof(mostlyValid.ollamaChatBody, mostlyBroken.ollamaChatBody), 3],
+  ['/api/generate', fc.oneof(mostlyValid.generateBody, mostlyBroken.generateBody), 2],
   ['/tokenize', fc.oneof(mostlyValid.tokenizeBody, mostlyBroken.tokenizeBody), 3],
   ['/detokenize', fc.oneof(mostlyValid.detokenizeBody, mostlyBroken.detokenizeBody), 2],
 ];

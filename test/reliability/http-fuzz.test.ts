@@ -48,6 +48,8 @@ interface Answer {
   text: string;
 }
 
+const ollamaRoutes = new Set(['/api/chat', '/api/generate']);
+
 /** What is wrong with an answer, or undefined when it is one a server may give. */
 function fault(c: FuzzCase, a: Answer): string | undefined {
   if (a.status >= 500) return `${a.status}: ${a.text.slice(0, 300)}`;
@@ -60,10 +62,23 @@ function fault(c: FuzzCase, a: Answer): string | undefined {
       return `a ${a.status} without a JSON body: ${a.text.slice(0, 100)}`;
     }
     const e = env?.error;
+    // Ollama's routes answer in its envelope: {"error": "message"}.
+    if (ollamaRoutes.has(c.route)) return typeof e === 'string' && Object.keys(env).length === 1 ? undefined : `a ${a.status} outside Ollama's envelope: ${a.text.slice(0, 200)}`;
     // Anthropic's routes answer in its envelope: {"type": "error", "error": {"type", "message"}}.
     if (c.route === '/v1/messages') return env?.type === 'error' && typeof e?.type === 'string' && typeof e?.message === 'string' ? undefined : `a ${a.status} outside Anthropic's envelope: ${a.text.slice(0, 200)}`;
     if (!e || typeof e.message !== 'string' || typeof e.type !== 'string' || !('param' in e) || !('code' in e)) return `a ${a.status} outside the error envelope: ${a.text.slice(0, 200)}`;
     return undefined;
+  }
+  // Ollama's streams: one JSON object a line, the last done, none an error.
+  if (a.contentType.startsWith('application/x-ndjson')) {
+    let lines: any[];
+    try {
+      lines = a.text.trimEnd().split('\n').map((l) => JSON.parse(l));
+    } catch {
+      return `an NDJSON stream with a line that is not JSON: ${a.text.slice(0, 200)}`;
+    }
+    if (lines.some((l) => 'error' in l)) return `an error line mid-stream: ${a.text.slice(0, 200)}`;
+    return lines.at(-1)?.done === true ? undefined : `an NDJSON stream that does not end with done: ${a.text.slice(-200)}`;
   }
   if (a.contentType.startsWith('text/event-stream')) {
     const frames = sseFrames(a.text);

@@ -1,0 +1,147 @@
+// POST /api/chat and /api/generate (Ollama's API). A chat turn or a generation is one engine job,
+// as on /v1/chat/completions; the answer comes back as Ollama writes it: streamed by default as
+// NDJSON lines (message.content / thinking / tool_calls, or response), the last one done: true
+// with done_reason and the statistics; or, with "stream": false, as one object.
+import { badRequest, toApiError } from '../errors.js';
+import { runChoice, type ChoiceJob } from '../generate.js';
+import { sendJson } from '../http.js';
+import type { TemplateMessage } from '../openai/chat-messages.js';
+import { planTools, type ToolPlan } from '../openai/constraints.js';
+import { thinkBudget } from '../openai/sampling.js';
+import { ollamaEnvelope } from '../ollama/errors.js';
+import { answerBudget, answerFormat, imagesRefused, refuseLogprobs, sampling, stops, templateMessages, thinkingOn } from '../ollama/input.js';
+import { checkOllamaModel } from '../ollama/models.js';
+import { NdjsonWriter } from '../ollama/ndjson.js';
+import { chatMessage, generateFields, TurnBuilder, type TurnDelta } from '../ollama/output.js';
+import { chatRequestSchema, generateRequestSchema, type OllamaOptions } from '../ollama/schema.js';
+import type { RequestContext } from '../router.js';
+import { endsInsideThink } from './chat.js';
+import { admit, parseBody, requestScope } from './common.js';
+
+export async function ollamaChat(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, chatRequestSchema);
+  const s = rc.server;
+  checkOllamaModel(s, body.model);
+  refuseLogprobs(body);
+  s.requireEngine();
+  const messages = body.messages ?? [];
+  // No messages: Ollama's way to load a model. It is loaded while the server runs.
+  if (messages.length === 0) return loaded(rc, body.model, { message: { role: 'assistant', content: '' } });
+  const thinking = thinkingOn(body.think, s.options.enableThinking);
+  const plan = planTools(body.tools, undefined, answerFormat(body.format), thinking, s.constraints, undefined, 'format');
+  const turns = templateMessages(messages);
+  // A last assistant turn is continued (unless it already ended in tool calls), as Ollama does.
+  const last = turns[turns.length - 1];
+  const prefill = last.role === 'assistant' && !last.tool_calls;
+  const prompt = s.render(turns, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
+  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'messages', fields: (d) => ({ message: chatMessage(d) }) });
+}
+
+export async function ollamaGenerate(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, generateRequestSchema);
+  const s = rc.server;
+  checkOllamaModel(s, body.model);
+  refuseLogprobs(body);
+  if (body.template)
+    throw badRequest('template is not supported: prompts are rendered with the checkpoint\'s own chat template. Leave template out, or send the whole prompt with "raw": true.', 'template', 'unsupported_parameter');
+  if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix', 'unsupported_parameter');
+  if (body.images && body.images.length > 0) throw imagesRefused('images');
+  if (body.context && body.context.length > 0)
+    throw badRequest('context is not supported: this server returns no context to send back. Send the conversation as messages to /api/chat.', 'context', 'unsupported_parameter');
+  s.requireEngine();
+  const text = body.prompt ?? '';
+  if (text === '') return loaded(rc, body.model, { response: '' });
+  // Raw prompts skip the template, so thinking is whatever the prompt says; think only asks that a think block be read apart.
+  const thinking = body.raw ? body.think != null && body.think !== false : thinkingOn(body.think, s.options.enableThinking);
+  const plan = planTools(undefined, undefined, answerFormat(body.format), thinking, s.constraints, undefined, 'format');
+  let prompt: { text: string; ids: number[] };
+  if (body.raw) prompt = { text, ids: s.tokenizer.encode(text) };
+  else {
+    const turns: TemplateMessage[] = body.system ? [{ role: 'system', content: body.system }] : [];
+    turns.push({ role: 'user', content: text });
+    prompt = s.render(turns, { addGenerationPrompt: true, enableThinking: thinking });
+  }
+  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'prompt', fields: generateFields });
+}
+
+/** A load request's answer: done at once, done_reason "load". */
+function loaded(rc: RequestContext, model: string, fields: Record<string, unknown>): void {
+  sendJson(rc.res, 200, { model, created_at: new Date().toISOString(), ...fields, done: true, done_reason: 'load' });
+}
+
+interface Turn {
+  /** The name the request sent: Ollama echoes it in every answer. */
+  model: string;
+  prompt: { text: string; ids: number[] };
+  plan: ToolPlan;
+  thinking: boolean;
+  options: OllamaOptions | null | undefined;
+  stream: boolean;
+  /** The request field the prompt came from, for errors that name it. */
+  promptParam: string;
+  /** /api/chat's message or /api/generate's response fields, for some text of the answer. */
+  fields: (d: TurnDelta) => Record<string, unknown>;
+}
+
+async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
+  const s = rc.server;
+  const engine = s.requireEngine();
+  const promptTokens = t.prompt.ids.length;
+  const job: ChoiceJob = {
+    index: 0,
+    submit: {
+      tokens: t.prompt.ids,
+      sampling: sampling(t.options, s),
+      maxTokens: answerBudget(t.options?.num_predict, promptTokens, s.limits, t.promptParam, s.options.defaultMaxTokens),
+      stopTokenIds: s.stopTokenIds,
+      ignoreEos: false,
+      badTokenIds: s.badTokenIds,
+      thinkBudget: thinkBudget(undefined, s.tokenizer, s.options),
+      constraint: t.plan.constraint,
+    },
+    output: {
+      stops: stops(t.options, s),
+      thinking: t.thinking,
+      startInReasoning: t.thinking && endsInsideThink(t.prompt.text),
+      // Ollama always hands the think block back apart, in thinking.
+      separateReasoning: true,
+      toolCalls: t.plan.parseCalls,
+      forcedToolCall: t.plan.forced,
+    },
+    decoder: s.decoder(s.options.skipSpecialTokens),
+  };
+  const release = await admit(rc);
+  const builder = new TurnBuilder(rc.arrival, performance.now(), promptTokens);
+  s.metrics.promptTokens.inc({}, promptTokens);
+  const scope = requestScope(rc.signal);
+  const updates = runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal });
+  const head = () => ({ model: t.model, created_at: new Date().toISOString() });
+  const end = () => ({ done: true, done_reason: builder.doneReason, ...builder.stats() });
+  try {
+    if (!t.stream) {
+      for await (const u of updates) builder.add(u);
+      sendJson(rc.res, 200, { ...head(), ...t.fields({ content: builder.content, thinking: builder.thinking, toolCalls: builder.toolCalls }), ...end() });
+      return;
+    }
+    const out = new NdjsonWriter(rc.res);
+    try {
+      for await (const u of updates) {
+        const d = builder.add(u);
+        if (d.content.length > 0 || d.thinking.length > 0 || d.toolCalls.length > 0) await out.line({ ...head(), ...t.fields(d), done: false });
+      }
+    } catch (err) {
+      // Before the first line the router answers with the error's own status.
+      if (!out.isStarted) throw err;
+      // After it, the failure travels as a line of its own, which Ollama's clients raise.
+      await out.line(ollamaEnvelope(toApiError(err)));
+      out.end();
+      return;
+    }
+    // The last line carries no text, as Ollama's does: only done, done_reason and the statistics.
+    await out.line({ ...head(), ...t.fields({ content: '', thinking: '', toolCalls: [] }), ...end() });
+    out.end();
+  } finally {
+    scope.abort('the request ended');
+    release();
+  }
+}
