@@ -77,8 +77,9 @@ export const responseNotFound = (id: string, param: string | null = null) =>
     code: 'response_not_found',
   });
 
-export const routeNotFound = (method: string, path: string) =>
-  new ApiError(404, `No route ${method} ${path}. Routes: POST /v1/chat/completions, POST /v1/completions, POST /v1/responses, GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize.`, {
+/** `routes`: the API's routes as "METHOD /path", listed so the client sees what this server has. */
+export const routeNotFound = (method: string, path: string, routes: readonly string[]) =>
+  new ApiError(404, `No route ${method} ${path}. Routes: ${routes.join(', ')}.`, {
     code: 'unknown_url',
   });
 

@@ -67,6 +67,10 @@ export class Router {
   /** Most specific first: of two patterns a path matches, the one whose parameter comes later. */
   private readonly patterns: PatternRoutes[] = [];
   private readonly key?: ApiKeyCheck;
+  /** "METHOD /path" of every API route (the chat page's files left out), for the 404's message. */
+  private readonly listed: string[];
+  /** First path segment -> the error envelope all its routes share (/api: Ollama's), for 404s under it. */
+  private readonly envelopeBySegment = new Map<string, Route['errorEnvelope']>();
 
   constructor(
     private readonly server: ServerContext,
@@ -88,6 +92,14 @@ export class Router {
       byPattern.set(r.path, group);
     }
     this.patterns.push(...[...byPattern.values()].sort((a, b) => b.paramAt - a.paramAt));
+    this.listed = routes.filter((r) => r.guard !== 'open').map((r) => `${r.method} ${r.path}`);
+    // A segment whose routes disagree (/v1 holds OpenAI's and Anthropic's) keeps the default envelope.
+    const bySegment = new Map<string, Set<Route['errorEnvelope']>>();
+    for (const r of routes) {
+      const first = firstSegment(r.path);
+      bySegment.set(first, (bySegment.get(first) ?? new Set()).add(r.errorEnvelope));
+    }
+    for (const [first, envelopes] of bySegment) if (envelopes.size === 1) this.envelopeBySegment.set(first, [...envelopes][0]);
     if (server.options.apiKey) this.key = new ApiKeyCheck(server.options.apiKey);
   }
 
@@ -121,7 +133,9 @@ export class Router {
       const exact = this.byPath.get(path);
       const matched = exact ? undefined : this.matchPattern(path);
       const candidates = exact ?? matched?.routes;
-      if (!candidates) throw routeNotFound(method, path);
+      // Errors before a route is found answer in the envelope of the routes around the path.
+      errorEnvelope = candidates ? candidates[0].errorEnvelope : this.envelopeBySegment.get(firstSegment(path));
+      if (!candidates) throw routeNotFound(method, path, this.listed);
       const route = candidates.find((r) => r.method === method || (method === 'HEAD' && r.method === 'GET'));
       if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));
       label = route.path;
@@ -204,4 +218,9 @@ function decodeSegment(s: string): string {
   } catch {
     return s; // a stray "%": the segment as sent
   }
+}
+
+/** "/api/chat" -> "api"; "/" -> "". */
+function firstSegment(path: string): string {
+  return path.split('/')[1] ?? '';
 }

@@ -121,7 +121,19 @@ describe('request errors', () => {
   });
 
   it('unknown routes 404, wrong methods 405, big bodies 413', async () => {
-    expectEnvelope(await get(`${srv.url}/v1/nothing`), 404, { code: 'unknown_url' });
+    const unknown = await get(`${srv.url}/v1/nothing`);
+    expectEnvelope(unknown, 404, { code: 'unknown_url' });
+    // The message lists what the server has, every API included.
+    for (const route of ['POST /v1/chat/completions', 'POST /v1/messages', 'GET /v1/responses/{id}/input_items', 'POST /api/chat', 'GET /health'])
+      expect(unknown.json.error.message).toContain(route);
+    // Under /api the errors come in Ollama's envelope, as its clients read them.
+    const ollama = await get(`${srv.url}/api/nothing`);
+    expect(ollama.status).toBe(404);
+    expect(Object.keys(ollama.json)).toEqual(['error']);
+    expect(ollama.json.error).toMatch(/^No route GET \/api\/nothing/);
+    const ollamaWrong = await get(`${srv.url}/api/chat`);
+    expect(ollamaWrong.status).toBe(405);
+    expect(ollamaWrong.json.error).toMatch(/use POST/);
     const wrong = await get(`${srv.url}/v1/chat/completions`);
     expectEnvelope(wrong, 405, { code: 'method_not_allowed' });
     expect(wrong.headers.allow).toBe('POST');
