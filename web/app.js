@@ -22,6 +22,7 @@ const els = {
   topP: $('top-p'),
   topK: $('top-k'),
   maxTokens: $('max-tokens'),
+  thinkingBudget: $('thinking-budget'),
   apiKey: $('api-key'),
 };
 
@@ -34,7 +35,7 @@ let model = null;
 let inflight = null;
 
 // ---- settings (sessionStorage: this tab only) ----
-const stored = ['thinking', 'system', 'temperature', 'topP', 'topK', 'maxTokens', 'apiKey'];
+const stored = ['thinking', 'thinkingBudget', 'system', 'temperature', 'topP', 'topK', 'maxTokens', 'apiKey'];
 const storageKey = (name) => `grpst.${name}`;
 
 function loadSettings() {
@@ -63,7 +64,7 @@ function requestBody() {
   if (system) messages.push({ role: 'system', content: system });
   messages.push(...history);
   const body = { model, messages, enable_thinking: els.thinking.checked };
-  const fields = { temperature: els.temperature, top_p: els.topP, top_k: els.topK, max_tokens: els.maxTokens };
+  const fields = { temperature: els.temperature, top_p: els.topP, top_k: els.topK, max_tokens: els.maxTokens, thinking_token_budget: els.thinkingBudget };
   for (const [key, el] of Object.entries(fields)) {
     const v = numberOf(el);
     if (v !== undefined) body[key] = v;

@@ -12,6 +12,8 @@ export interface ChatOptions {
   system?: string;
   enableThinking?: boolean;
   maxTokens?: number;
+  /** thinking_token_budget: the think block's most tokens. */
+  thinkingBudget?: number;
   temperature?: number;
 }
 
@@ -128,6 +130,7 @@ async function streamAnswer(
   const body: Record<string, unknown> = { model: target.model, messages, stream: true, stream_options: { include_usage: true } };
   if (opts.enableThinking !== undefined) body.enable_thinking = opts.enableThinking;
   if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens;
+  if (opts.thinkingBudget !== undefined) body.thinking_token_budget = opts.thinkingBudget;
   if (opts.temperature !== undefined) body.temperature = opts.temperature;
 
   const begin = performance.now();

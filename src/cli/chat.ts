@@ -4,7 +4,7 @@
 // kept out of the history; Ctrl-C stops an answer, Ctrl-C at the prompt (or Ctrl-D) leaves.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { positiveInt, serverTargetOptions } from './options.js';
+import { positiveInt, serverTargetOptions, wholeNumber } from './options.js';
 
 /** Commander keeps the seed-style snake_case flag names as they are. */
 interface ChatFlags {
@@ -13,6 +13,7 @@ interface ChatFlags {
   system?: string;
   enable_thinking?: boolean;
   max_tokens?: number;
+  thinking_budget?: number;
   temperature?: number;
 }
 
@@ -24,12 +25,13 @@ export function register(program: Command): void {
     .option('--system <text>', 'system prompt')
     .option('--enable_thinking <bool>', 'thinking on or off (default: the server conf)', booleanArg('--enable_thinking'))
     .option('--max_tokens <n>', 'longest answer in tokens', positiveInt('--max_tokens'))
+    .option('--thinking_budget <n>', "most tokens of thinking before the model answers (default: the server's)", wholeNumber('--thinking_budget'))
     .option('--temperature <t>', "sampling temperature (default: the server's, from its conf or the checkpoint's generation_config.json)", temperatureArg)
     .action(async (name: string, flags: ChatFlags) => {
       // The session's modules load only when a chat starts, so the rest of the CLI starts fast.
       const [{ chatLoop }, { locate, locateUrl }] = await Promise.all([import('./chat-session.js'), import('./server-target.js')]);
       const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
-      await chatLoop(target, { system: flags.system, enableThinking: flags.enable_thinking, maxTokens: flags.max_tokens, temperature: flags.temperature });
+      await chatLoop(target, { system: flags.system, enableThinking: flags.enable_thinking, maxTokens: flags.max_tokens, thinkingBudget: flags.thinking_budget, temperature: flags.temperature });
     });
 }
 

@@ -124,10 +124,11 @@ describe('grpst chat against a started server', () => {
 describe('grpst chat shows thinking dimmed', () => {
   let model: TinyModel;
   let server: RunningServer;
+  let scripted: ScriptedEngine;
 
   beforeAll(async () => {
     model = await loadTiny('tiny-a');
-    const scripted = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Think first', reply: '<think>\nWeighing the options.\n</think>\n\nThe answer is 42.' }]);
+    scripted = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Think first', reply: '<think>\nWeighing the options.\n</think>\n\nThe answer is 42.' }]);
     server = await startServer({ engine: scripted, tokenizer: model.tokenizer, template: model.template }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: true });
     await server.ready;
     const url = new URL(server.url);
@@ -164,6 +165,16 @@ describe('grpst chat shows thinking dimmed', () => {
     const plain = await chatWith(['replay'], 'Think first\n');
     expect(plain.stdout).not.toContain('\x1b[');
     expect(plain.stdout).toContain('thinking: Weighing the options.\n\nThe answer is 42.\n');
+    expect(scripted.requests.at(-1)!.thinkBudget).toBeUndefined();
+  });
+
+  it('--thinking_budget reaches the server as thinking_token_budget; a bad one is refused before the chat', async () => {
+    const r = await chatWith(['replay', '--thinking_budget', '7'], 'Think first\n');
+    expect(r.code, r.stderr).toBe(0);
+    expect(scripted.requests.at(-1)!.thinkBudget).toMatchObject({ maxTokens: 7 });
+    const bad = await chatWith(['replay', '--thinking_budget', 'lots'], '');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--thinking_budget takes a whole number (0 or more), got "lots"');
   });
 });
 

@@ -25,6 +25,8 @@ export class ScriptedEngine implements GenerationEngine {
   readonly matched: { rule: ScriptRule; prompt: string }[] = [];
   /** Every prompt, decoded, in arrival order (the real engine's too). */
   readonly prompts: string[] = [];
+  /** Every request as the server submitted it, in arrival order. */
+  readonly requests: SubmitRequest[] = [];
 
   constructor(
     private readonly real: GenerationEngine,
@@ -48,6 +50,7 @@ export class ScriptedEngine implements GenerationEngine {
   submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
     const prompt = this.tokenizer.decode(Array.from(req.tokens));
     this.prompts.push(prompt);
+    this.requests.push(req);
     // Only the latest user turn (tool results included) counts: earlier turns of the history
     // must not trigger their old replies. The last rule that matches wins.
     const latest = prompt.slice(Math.max(0, prompt.lastIndexOf('<|im_start|>user')));

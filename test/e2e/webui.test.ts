@@ -117,6 +117,7 @@ describe('web chat page', () => {
     await page.fill('#max-tokens', '96');
     await page.fill('#temperature', '0.5');
     await page.fill('#top-k', '20');
+    await page.fill('#thinking-budget', '64');
     // Record, as the page changes, each length the answer had and whether Stop was offered.
     await page.evaluate(() => {
       const w = window as any;
@@ -138,7 +139,7 @@ describe('web chat page', () => {
     expect((await lastAssistant(page).locator('.answer').textContent())!.length).toBeGreaterThan(0);
     expect(await lastAssistant(page).locator('.meta').textContent()).toMatch(/^96 tokens, [\d.]+ tokens\/s · cut at max_tokens$/);
     expect(chats).toHaveLength(1);
-    expect(chats[0]).toMatchObject({ model: 'qwen3', stream: true, enable_thinking: true, max_tokens: 96, temperature: 0.5, top_k: 20, messages: [{ role: 'user', content: 'Hello there' }] });
+    expect(chats[0]).toMatchObject({ model: 'qwen3', stream: true, enable_thinking: true, max_tokens: 96, temperature: 0.5, top_k: 20, thinking_token_budget: 64, messages: [{ role: 'user', content: 'Hello there' }] });
     expect(chats[0]).not.toHaveProperty('top_p');
     expect(errors).toEqual([]);
   });
