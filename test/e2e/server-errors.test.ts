@@ -1,8 +1,11 @@
 // Every error the server answers with, in OpenAI's envelope; readiness; API keys.
+import fs from 'node:fs';
+import path from 'node:path';
 import { APIError, NotFoundError } from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerationEngine } from '../../src/engine/types.js';
+import { repoRoot } from '../helpers/fixtures.js';
 import { get, loadTiny, metric, post, serve, type TestServer, type TinyModel } from './server-harness.js';
 
 let model: TinyModel;
@@ -180,6 +183,11 @@ describe('readiness', () => {
     // /ping is liveness: alive while loading (a liveness probe on /health would restart the load).
     const ping = await get(`${early.url}/ping`);
     expect([ping.status, ping.json.status]).toEqual([200, 'loading']);
+    // /version (vLLM's) answers while loading too, with the package's version, as /api/version does.
+    const version = await get(`${early.url}/version`);
+    expect(version.status).toBe(200);
+    expect(version.json).toEqual({ version: JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version });
+    expect((await get(`${early.url}/api/version`)).json).toEqual(version.json);
     expectEnvelope(await post(`${early.url}/v1/chat/completions`, chat()), 503, { code: 'model_not_ready' });
     expect(metric((await get(`${early.url}/metrics`)).text, 'grpst_model_ready')).toBe(0);
     resolve(model.engine);

@@ -6,9 +6,9 @@ import { anthropicEnvelope } from '../anthropic/errors.js';
 import { countTokens, createMessage } from './messages.js';
 import { ollamaEnvelope } from '../ollama/errors.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
-import { ollamaCopy, ollamaCreate, ollamaDelete, ollamaEmbed, ollamaPs, ollamaPull, ollamaPush, ollamaShow, ollamaTags, ollamaVersion } from './ollama-models.js';
+import { ollamaCopy, ollamaCreate, ollamaDelete, ollamaEmbed, ollamaPs, ollamaPull, ollamaPush, ollamaShow, ollamaTags } from './ollama-models.js';
 import { createResponse, deleteResponse, getResponse, listInputItems } from './responses.js';
-import { health, metrics, model, models, ping } from './status.js';
+import { health, metrics, model, models, ping, serverVersion } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
 
 /** Anthropic's routes answer in its envelope and name the request id as its SDKs read it. */
@@ -32,7 +32,7 @@ export const routes: Route[] = [
   { method: 'GET', path: '/api/tags', guard: 'api', handler: ollamaTags, ...ollama },
   { method: 'POST', path: '/api/show', guard: 'api', handler: ollamaShow, ...ollama },
   { method: 'GET', path: '/api/ps', guard: 'api', handler: ollamaPs, ...ollama },
-  { method: 'GET', path: '/api/version', guard: 'api', handler: ollamaVersion, ...ollama },
+  { method: 'GET', path: '/api/version', guard: 'api', handler: serverVersion, ...ollama },
   { method: 'POST', path: '/api/pull', guard: 'api', handler: ollamaPull, ...ollama },
   { method: 'POST', path: '/api/push', guard: 'api', handler: ollamaPush, ...ollama },
   { method: 'POST', path: '/api/create', guard: 'api', handler: ollamaCreate, ...ollama },
@@ -46,5 +46,6 @@ export const routes: Route[] = [
   { method: 'POST', path: '/detokenize', guard: 'api', handler: detokenize },
   { method: 'GET', path: '/health', guard: 'health', handler: health },
   { method: 'GET', path: '/ping', guard: 'health', handler: ping },
+  { method: 'GET', path: '/version', guard: 'health', handler: serverVersion },
   { method: 'GET', path: '/metrics', guard: 'metrics', handler: metrics },
 ];

@@ -1,8 +1,6 @@
 // Ollama's model routes: GET /api/tags, POST /api/show, GET /api/ps, GET /api/version, and the
 // ones that manage models (pull, push, create, copy, delete) or embed, which grpst does not
 // offer: each answers with what to do instead.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { badRequest, type ApiError } from '../errors.js';
 import { sendJson } from '../http.js';
 import { notOffered } from '../ollama/errors.js';
@@ -29,18 +27,6 @@ export async function ollamaPs(rc: RequestContext): Promise<void> {
   sendJson(rc.res, 200, { models: rc.server.engine ? [runningEntry(rc.server)] : [] });
 }
 
-/** package.json sits three folders up from this file, in src/ and in dist/ alike. */
-const version = (() => {
-  try {
-    return (JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-})();
-
-export async function ollamaVersion(rc: RequestContext): Promise<void> {
-  sendJson(rc.res, 200, { version });
-}
 
 /** A route that answers only with why it is refused and what to do instead. */
 function refused(error: (served: string) => ApiError): Handler {

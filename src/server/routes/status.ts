@@ -1,6 +1,22 @@
-// GET /health, GET /metrics, GET /v1/models.
+// GET /health, /ping, /version, /metrics, /v1/models.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { sendJson, sendText } from '../http.js';
 import type { RequestContext } from '../router.js';
+
+/** package.json sits three folders up from this file, in src/ and in dist/ alike. */
+const version = (() => {
+  try {
+    return (JSON.parse(readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** GET /version (vLLM's) and GET /api/version (Ollama's): both {"version": "..."}. */
+export async function serverVersion(rc: RequestContext): Promise<void> {
+  sendJson(rc.res, 200, { version });
+}
 
 export async function health(rc: RequestContext): Promise<void> {
   const s = rc.server;
