@@ -46,10 +46,15 @@ def root_url(server: str) -> str:
 def parse_args(description: str) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("server", help="the server: HOST:PORT, http://HOST:PORT or http://HOST:PORT/v1")
-    p.add_argument("--api_key", "--api-key", dest="api_key", default=os.environ.get("OPENAI_API_KEY") or os.environ.get("GRPST_API_KEY") or "unused",
+    p.add_argument("--api_key", "--api-key", dest="api_key", default=os.environ.get("OPENAI_API_KEY") or os.environ.get("GRPST_API_KEY"),
                    help="the server's API key (default: $OPENAI_API_KEY, $GRPST_API_KEY, or none)")
     p.add_argument("--model", default=None, help="the model id to send (default: the one /v1/models lists)")
     args = p.parse_args()
+    # A server without api_key accepts any key, so the checks that a wrong one is refused run only
+    # with a key; without one the clients still send a placeholder, as their constructors want one.
+    args.key_given = bool(args.api_key)
+    if not args.key_given:
+        args.api_key = "unused"
     args.root = root_url(args.server)
     args.base_url = f"{args.root}/v1"
     return args

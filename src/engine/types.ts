@@ -183,6 +183,8 @@ export interface GenerationEngine {
   readonly info: EngineInfo;
   /** Starts a request; tokens arrive in batches as the native loop produces them. */
   submit(req: SubmitRequest): AsyncIterable<TokenEvent>;
+  /** A SubmitRequest.constraint under which only these ids can be sampled (vLLM's allowed_token_ids); absent where the engine has none. */
+  allowedTokensConstraint?(ids: number[]): unknown;
   stats(): EngineStats;
   /** Cancels everything, stops the native loop and unmaps the weights. */
   close(): Promise<void>;

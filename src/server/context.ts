@@ -9,6 +9,7 @@ import type { StreamDecoder } from './generate.js';
 import { ServerMetrics } from './metrics.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
 import type { TemplateMessage } from './openai/chat-messages.js';
+import { singleTokenForms } from './openai/token-rules.js';
 import { namesServedModel } from './ollama/model-name.js';
 import type { ServerOptions } from './options.js';
 import { ResponseStore } from './responses-store.js';
@@ -127,13 +128,24 @@ export class ServerContext {
     return this.loaded;
   }
 
+  /** Every name the model is served under (served_model_name): the one answers report first, then its aliases. */
+  get servedNames(): string[] {
+    return [this.options.modelId, ...(this.options.modelAliases ?? [])];
+  }
+
+  /** The served name a client's model name means (Ollama's "qwen3:latest" included), if any. */
+  servedName(model: string): string | undefined {
+    return this.servedNames.find((name) => namesServedModel(model, name));
+  }
+
   /**
    * A request that names no model (absent, null or "") means the served one, as vLLM reads it; so
-   * does the name Ollama's listing gives it ("qwen3:latest"), which tools that list models
+   * does each of its names (served_model_name may list several, as vLLM's --served-model-name),
+   * and the name Ollama's listing gives it ("qwen3:latest"), which tools that list models
    * through /api/tags send to /v1.
    */
   checkModel(model: string | null | undefined): void {
-    if (model && !namesServedModel(model, this.options.modelId)) throw modelNotFound(model, this.options.modelId);
+    if (model && !this.servedName(model)) throw modelNotFound(model, this.options.modelId, this.options.modelAliases);
   }
 
   get stopTokenIds(): number[] {
@@ -164,15 +176,9 @@ export class ServerContext {
   private badWordIds(words: readonly string[]): number[] {
     const ids = new Set<number>();
     for (const word of words) {
-      let found = false;
-      for (const form of [word, ` ${word}`]) {
-        const enc = this.tokenizer.encode(form, { allowSpecial: false });
-        if (enc.length === 1) {
-          ids.add(enc[0]);
-          found = true;
-        }
-      }
-      if (!found) this.log(`bad_words: "${word}" is more than one token; only single-token words can be banned, so it is ignored`);
+      const forms = singleTokenForms(this.tokenizer, word);
+      if (forms.length === 0) this.log(`bad_words: "${word}" is more than one token; only single-token words can be banned, so it is ignored`);
+      for (const id of forms) ids.add(id);
     }
     return [...ids];
   }

@@ -6,8 +6,10 @@ export interface ServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
-  /** The id /v1/models lists and requests must name (default "qwen3"). */
+  /** The id /v1/models lists first, answers report and requests may name (default "qwen3"). */
   modelId: string;
+  /** More names requests may send for the same model (served_model_name's list after its first); /v1/models lists each. */
+  modelAliases?: string[];
   /** When set, /v1/* and /tokenize, /detokenize require `Authorization: Bearer <key>`. */
   apiKey?: string;
   /** With apiKey set: whether /health and /metrics demand it too. */

@@ -73,9 +73,14 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-/** Runs one compatibility script against the server; its stdout's last line is the summary. */
-async function runScript(venv: PythonVenv, script: string): Promise<{ code: number | undefined; summary: Summary; stderr: string }> {
-  const r = await execa(venv.python, [path.join(clientDir, script), server.url, '--api_key', apiKey], {
+/**
+ * Runs one compatibility script against the server (with the API key, unless `keyless` names a
+ * server without one, reached as client/README.md shows: no --api_key); its stdout's last line is
+ * the summary.
+ */
+async function runScript(venv: PythonVenv, script: string, keyless?: RunningServer): Promise<{ code: number | undefined; summary: Summary; stderr: string }> {
+  const args = keyless ? [keyless.url] : [server.url, '--api_key', apiKey];
+  const r = await execa(venv.python, [path.join(clientDir, script), ...args], {
     reject: false,
     timeout: 180_000,
     stdin: 'ignore',
@@ -190,6 +195,24 @@ describe('Python clients', () => {
     expect(answered(mine, 'POST /v1/messages', 404)).toBe(2);
     expect(answered(mine, 'POST /v1/messages', 400)).toBe(1);
     expect(answered(mine, 'POST /v1/messages', 401)).toBe(2);
+  });
+
+  it('the anthropic and ollama scripts as client/README.md runs them, without a key against a server without one: every check passes, the wrong-key checks are skipped and said to be', async () => {
+    const constraints = new ServerConstraintCompiler(model.tokenizer);
+    const open = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+    try {
+      const anthropicRun = await runScript(anthropicVenv, 'compat_anthropic.py', open);
+      const checks = expectAllPassed(anthropicRun, [
+        'models', 'create', 'system', 'stream', 'stop_sequences', 'count_tokens', 'tool_use', 'thinking', 'errors', 'request_id', 'async_streams',
+      ]);
+      expect(checks.get('errors')!.types).toEqual(['not_found_error', 'not_found_error', 'invalid_request_error']);
+      for (const name of ['errors', 'request_id']) expect(checks.get(name)!.skipped, name).toContain('no --api_key given');
+      expect(anthropicRun.stderr).toContain('errors: skipped the 401 for a wrong key');
+      const ollamaRun = await runScript(ollamaVenv, 'compat_ollama.py', open);
+      expect(expectAllPassed(ollamaRun, ['models', 'chat', 'chat_stream', 'generate', 'structured', 'tools', 'thinking', 'errors', 'async_streams']).get('errors')!.skipped).toContain('no --api_key given');
+    } finally {
+      await open.close();
+    }
   });
 
   it('the official ollama client on Ollama\'s API: list, show, ps, chat, streams, generate, structured outputs, tools, thinking, errors, async', async () => {

@@ -4,13 +4,13 @@
 import type { ServerContext } from '../context.js';
 import { ollamaModelNotFound } from './errors.js';
 import { modelFacts, parameterCount, parameterSize, type ModelFacts } from './model-facts.js';
-import { namesServedModel, ollamaName } from './model-name.js';
+import { ollamaName } from './model-name.js';
 
 const startedAt = new Date();
 
-/** The served model under either spelling ("qwen3" or "qwen3:latest"); 404 in Ollama's words otherwise. */
+/** The served model under any of its names, in either spelling ("qwen3" or "qwen3:latest"); 404 in Ollama's words otherwise. */
 export function checkOllamaModel(s: ServerContext, model: string): void {
-  if (!namesServedModel(model, s.options.modelId)) throw ollamaModelNotFound(model, ollamaName(s.options.modelId));
+  if (!s.servedName(model)) throw ollamaModelNotFound(model, ollamaName(s.options.modelId));
 }
 
 function facts(s: ServerContext): ModelFacts {

@@ -101,6 +101,8 @@ export class ChatChunker {
     private readonly meta: ResponseMeta,
     private readonly view: ChatView,
     private readonly withUsage: boolean,
+    /** stream_options.continuous_usage_stats: the usage so far, which every chunk then carries (vLLM's). */
+    private readonly usageSoFar?: () => Usage,
   ) {}
 
   chunk(choices: unknown[], usage?: Usage | null): Record<string, unknown> {
@@ -112,7 +114,7 @@ export class ChatChunker {
       system_fingerprint: this.meta.system_fingerprint,
       choices,
     };
-    if (this.withUsage) c.usage = usage ?? null;
+    if (this.withUsage) c.usage = usage ?? this.usageSoFar?.() ?? null;
     return c;
   }
 

@@ -17,6 +17,8 @@ export const MAX_STOP_STRINGS = 16;
 export const MAX_STOP_TOKEN_IDS = 64;
 /** OpenAI accepts up to 300 logit_bias entries. */
 export const MAX_LOGIT_BIAS = 300;
+/** Bad words of one request (vLLM's bad_words); each is tokenized twice. */
+export const MAX_BAD_WORDS = 256;
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 

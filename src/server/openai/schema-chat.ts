@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOL_CALLS, MAX_TOOLS, tooMany, tooManyItems } from './limits.js';
 import { jsonObject, responseFormatSchema, samplingFields } from './schema-common.js';
-import { vllmFields } from './vllm-fields.js';
+import { vllmChatFields, vllmFields } from './vllm-fields.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
@@ -60,9 +60,13 @@ export const toolChoiceSchema = z.union(
 );
 export type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
+/** OpenAI's reasoning efforts (as /v1/responses takes them): none and minimal turn Qwen3's thinking off, the rest on. */
+export const reasoningEfforts = ['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max'] as const;
+
 export const chatRequestSchema = z.object({
   ...samplingFields,
   ...vllmFields,
+  ...vllmChatFields,
   // A chat turn of no tokens has no use (completions keeps 0 for echo scoring); OpenAI refuses it too.
   max_tokens: z.number().int().min(1).nullish(),
   messages: z
@@ -84,5 +88,6 @@ export const chatRequestSchema = z.object({
   add_generation_prompt: z.boolean().nullish(),
   /** Continue the final assistant message instead of starting a new one (vLLM). */
   continue_final_message: z.boolean().nullish(),
+  reasoning_effort: z.enum(reasoningEfforts, { error: `expected one of ${reasoningEfforts.map((e) => `"${e}"`).join(', ')}` }).nullish(),
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;

@@ -44,7 +44,8 @@ export const samplingFields = {
     .nullish(),
   n: z.number().int().min(1).max(64).nullish(),
   stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  /** continuous_usage_stats (vLLM's): every chunk carries the usage so far. */
+  stream_options: z.object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() }).nullish(),
   ignore_eos: z.boolean().nullish(),
   skip_special_tokens: z.boolean().nullish(),
   user: z.string().nullish(),
@@ -82,7 +83,7 @@ export interface CommonRequest {
   logit_bias?: Record<string, number> | null;
   n?: number | null;
   stream?: boolean | null;
-  stream_options?: { include_usage?: boolean | null } | null;
+  stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null;
   ignore_eos?: boolean | null;
   skip_special_tokens?: boolean | null;
 }

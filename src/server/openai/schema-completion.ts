@@ -16,6 +16,8 @@ export const completionRequestSchema = z.object({
   logprobs: z.number().int().min(0).max(20).nullish(),
   best_of: z.number().int().min(1).nullish(),
   suffix: z.string().nullish(),
+  /** vLLM's prompt as embeddings: refused whatever its value but null. */
+  prompt_embeds: z.unknown().optional(),
   response_format: responseFormatSchema.nullish(),
 });
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;

@@ -15,10 +15,15 @@ export const tokenizeRequestSchema = z.union([
     model: z.string().nullish(),
     messages: chatShape.messages,
     tools: chatShape.tools,
+    // Every field that shapes chat's prompt (chat-render.ts), so the count is the one chat generates from.
     add_generation_prompt: z.boolean().nullish(),
+    continue_final_message: chatShape.continue_final_message,
     add_special_tokens: z.boolean().nullish(),
     enable_thinking: chatShape.enable_thinking,
     chat_template_kwargs: chatShape.chat_template_kwargs,
+    reasoning_effort: chatShape.reasoning_effort,
+    documents: chatShape.documents,
+    chat_template: chatShape.chat_template,
     return_token_strs: z.boolean().nullish(),
   }),
 ], { error: 'send "prompt" (a string) or "messages" (a chat)' });

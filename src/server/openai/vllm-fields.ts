@@ -1,13 +1,17 @@
 // vLLM's own request fields. Its structured outputs (guided_json, guided_choice, and the newer
 // structured_outputs object) are enforced as response_format is; min_tokens,
-// thinking_token_budget and include_stop_str_in_output reach the engine and the output parser. The ones that would change
-// the answer in ways this server cannot honour (regex and grammar constraints, beam search, prompt
-// logprobs) get a 400 naming them: dropped, as unknown fields are, they would leave a client that
-// relies on them with an answer it did not ask for (free text where it expects a pattern) and no
-// sign of it.
+// thinking_token_budget, include_stop_str_in_output, allowed_token_ids, bad_words and
+// truncate_prompt_tokens reach the engine and the output parser (token-rules.ts). The ones that
+// would change the answer in ways this server cannot honour (regex and grammar constraints, beam
+// search, prompt logprobs, a request's own chat template, ...) get a 400 naming them: dropped, as
+// unknown fields are, they would leave a client that relies on them with an answer it did not ask
+// for (free text where it expects a pattern) and no sign of it. Fields that change nothing for
+// this model (add_special_tokens: Qwen3 has no BOS; guided_decoding_backend: there is one) are
+// accepted and have no effect.
 import { z } from 'zod';
 import { withWrittenKeyOrder } from '../../parse/ordered-json.js';
 import { badRequest } from '../errors.js';
+import { MAX_BAD_WORDS, tooMany } from './limits.js';
 import { jsonObject, type ResponseFormat } from './schema-common.js';
 
 /** Choices of one guided_choice request; each becomes grammar, so the list is bounded. */
@@ -42,7 +46,52 @@ export const vllmFields = {
   include_stop_str_in_output: z.boolean().nullish(),
   use_beam_search: z.boolean().nullish(),
   prompt_logprobs: z.number().int().nullish(),
+  /** Only these tokens may be sampled. */
+  allowed_token_ids: z.array(z.number().int().min(0)).min(1, 'send at least one token id, or leave allowed_token_ids out to allow every token').nullish(),
+  /** Words never generated; only words of one token (alone or after a space) can be banned here. */
+  bad_words: z
+    .array(z.string().min(1, 'a bad word is at least one character'))
+    .max(MAX_BAD_WORDS, tooMany(MAX_BAD_WORDS, 'bad words', 'send fewer'))
+    .nullish(),
+  /** Keep only the prompt's last N tokens; -1: as many as a prompt may have. */
+  truncate_prompt_tokens: z
+    .number()
+    .int()
+    .min(-1)
+    .refine((n) => n !== 0, 'expected a number of tokens to keep (at least 1), or -1 for as many as a prompt may have')
+    .nullish(),
+  priority: z.number().int().nullish(),
+  // Refused whatever their value but null (refuseUnsupported), so they take any JSON here: the
+  // refusal, not a type error, is what the client reads.
+  guided_whitespace_pattern: z.unknown().optional(),
+  structural_tag: z.unknown().optional(),
+  logits_processors: z.unknown().optional(),
+  cache_salt: z.unknown().optional(),
+  kv_transfer_params: z.unknown().optional(),
+  return_tokens_as_token_ids: z.boolean().nullish(),
+  /** Neutral for this model: Qwen3's tokenizer adds no BOS or EOS (its template writes what the chat needs). */
+  add_special_tokens: z.boolean().nullish(),
 };
+
+/** vLLM's fields of /v1/chat/completions alone (chat-render.ts reads chat_template and documents). */
+export const vllmChatFields = {
+  best_of: z.number().int().min(1).nullish(),
+  /** true: the answer starts with the final message when that is the assistant's (refused, refuseUnsupportedChat). */
+  echo: z.boolean().nullish(),
+  /** For templates that read them (retrieval-augmented generation). */
+  documents: z.array(jsonObject()).nullish(),
+  chat_template: z.unknown().optional(),
+  include_reasoning: z.boolean().nullish(),
+};
+
+/** What vLLM's chat-only fields ask that this server cannot do: a 400 naming the field. */
+export function refuseUnsupportedChat(body: { echo?: boolean | null; include_reasoning?: boolean | null; messages: { role: string }[] }): void {
+  // vLLM's echo repeats the final message only when it is the assistant's (the role of the answer); otherwise it changes nothing.
+  if (body.echo === true && body.messages[body.messages.length - 1].role === 'assistant')
+    throw unsupported('echo', 'echo is not supported on /v1/chat/completions: the answer does not repeat the final assistant message; join that message and the answer yourself, or leave echo out.');
+  if (body.include_reasoning === false)
+    throw unsupported('include_reasoning', 'include_reasoning false is not supported; turn thinking off ("enable_thinking": false or "reasoning_effort": "none"), or leave reasoning_content unread.');
+}
 
 type VllmFields = { [K in keyof typeof vllmFields]?: z.infer<(typeof vllmFields)[K]> };
 
@@ -65,6 +114,18 @@ interface Fields extends VllmFields {
  */
 export function answerFormat(body: Fields): AnswerFormat | undefined {
   refuseUnsupported(body);
+  const asked = askedFormats(body);
+  if (asked.length > 1)
+    throw badRequest(`${asked.map(([name]) => name).join(' and ')} each constrain the answer; send only one of them.`, asked[1][0]);
+  return asked.length === 1 ? asked[0][1]() : body.response_format ?? undefined;
+}
+
+/** The request field that asks for a constrained answer (response_format, guided_json, ...), if one does. */
+export function answerFormatField(body: Fields): string | undefined {
+  return askedFormats(body)[0]?.[0];
+}
+
+function askedFormats(body: Fields): [string, () => AnswerFormat][] {
   const so = body.structured_outputs ?? undefined;
   const asked: [string, () => AnswerFormat][] = [];
   if (body.response_format && body.response_format.type !== 'text') asked.push(['response_format', () => body.response_format!]);
@@ -73,9 +134,7 @@ export function answerFormat(body: Fields): AnswerFormat | undefined {
   if (so?.json != null) asked.push(['structured_outputs.json', () => schemaFormat(so.json!, 'structured_outputs.json')]);
   if (so?.choice != null) asked.push(['structured_outputs.choice', () => ({ type: 'choice', choices: so.choice! })]);
   if (so?.json_object === true) asked.push(['structured_outputs.json_object', () => ({ type: 'json_object' })]);
-  if (asked.length > 1)
-    throw badRequest(`${asked.map(([name]) => name).join(' and ')} each constrain the answer; send only one of them.`, asked[1][0]);
-  return asked.length === 1 ? asked[0][1]() : body.response_format ?? undefined;
+  return asked;
 }
 
 function refuseUnsupported(body: Fields): void {
@@ -87,15 +146,30 @@ function refuseUnsupported(body: Fields): void {
     ['structured_outputs.regex', so?.regex],
     ['structured_outputs.grammar', so?.grammar],
     ['structured_outputs.structural_tag', so?.structural_tag],
+    ['structural_tag', body.structural_tag],
   ];
   for (const [name, value] of constraint)
     if (value !== undefined && value !== null) throw unsupported(name, `${name} is not supported by this server; ${fix}.`);
   if (body.use_beam_search) throw unsupported('use_beam_search', 'Beam search is not supported by this server; leave use_beam_search out to sample.');
   if (body.prompt_logprobs != null)
     throw unsupported('prompt_logprobs', 'prompt_logprobs is not supported by this server; on /v1/completions, "echo": true with "logprobs" returns the prompt\'s logprobs.');
+  const refused: [string, boolean, string][] = [
+    ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out.'],
+    ['logits_processors', body.logits_processors != null && !(Array.isArray(body.logits_processors) && body.logits_processors.length === 0), 'logits_processors are not supported: this server runs no code a request names; use logit_bias, allowed_token_ids or bad_words, or leave it out.'],
+    ['cache_salt', body.cache_salt != null, 'cache_salt is not supported: the prefix cache is shared by every request (enable_kv_cache_reuse: false in the inference conf turns it off); leave cache_salt out.'],
+    ['kv_transfer_params', body.kv_transfer_params != null, 'kv_transfer_params is not supported: this server does not hand KV caches to other servers; leave it out.'],
+    ['priority', body.priority != null && body.priority !== 0, 'priority is not supported: requests are served first come, first served; leave priority out (or send 0).'],
+    ['return_tokens_as_token_ids', body.return_tokens_as_token_ids === true, 'return_tokens_as_token_ids is not supported: logprobs name each token by its text, and chat logprobs carry its bytes; leave it out.'],
+  ];
+  for (const [name, asked, message] of refused) if (asked) throw unsupported(name, message);
 }
 
-function unsupported(param: string, message: string) {
+/** best_of other than n would rank candidates, which this server does not do (chat and completions alike). */
+export function checkBestOf(bestOf: number | null | undefined, n: number): void {
+  if (bestOf != null && bestOf !== n) throw badRequest('best_of must equal n (candidates are not ranked); leave it out.', 'best_of');
+}
+
+export function unsupported(param: string, message: string) {
   return badRequest(message, param, 'unsupported_parameter');
 }
 

@@ -4,15 +4,16 @@ import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate } from '../g
 import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
+import { chatRenderOptions, chatThinking } from '../openai/chat-render.js';
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
-import { answerFormat } from '../openai/vllm-fields.js';
+import { allowedTokensConstraint, bannedTokenIds, truncatePrompt } from '../openai/token-rules.js';
+import { answerFormat, answerFormatField, checkBestOf, refuseUnsupportedChat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
 import { streamUpdates } from './stream.js';
-import { thinkingKwarg } from './tokenize.js';
 
 export async function chatCompletions(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, chatRequestSchema);
@@ -20,23 +21,15 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   s.checkModel(body.model);
   checkStreamOptions(body);
   const engine = s.requireEngine();
-  const thinking = body.enable_thinking ?? thinkingKwarg(body.chat_template_kwargs) ?? s.options.enableThinking;
+  const thinking = chatThinking(body, s.options.enableThinking);
   const format = answerFormat(body);
+  refuseUnsupportedChat(body);
+  const n = body.n ?? 1;
+  checkBestOf(body.best_of, n);
   const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls);
-  const continueFinal = body.continue_final_message ?? false;
-  if (continueFinal) {
-    if (body.messages[body.messages.length - 1].role !== 'assistant')
-      throw badRequest('continue_final_message needs the last message to be from the assistant.', 'continue_final_message');
-    if (body.add_generation_prompt === true)
-      throw badRequest('continue_final_message and add_generation_prompt cannot both be true; leave add_generation_prompt out.', 'add_generation_prompt');
-  }
-  const prompt = s.render(toTemplateMessages(body.messages), {
-    continueFinalMessage: continueFinal,
-    addGenerationPrompt: body.add_generation_prompt ?? !continueFinal,
-    enableThinking: thinking,
-    tools: plan.tools,
-    kwargs: extraKwargs(body.chat_template_kwargs),
-  });
+  const rendered = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template }));
+  // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
+  const prompt = { text: rendered.text, ids: truncatePrompt(rendered.ids, body.truncate_prompt_tokens, s.limits) };
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, promptTokens, s.limits, 'messages', 'max_tokens', s.options.defaultMaxTokens);
   if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs "logprobs": true.', 'top_logprobs');
@@ -44,10 +37,12 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
+  const banned = bannedTokenIds(body.bad_words, s.tokenizer, s.badTokenIds);
+  const grammarField = answerFormatField(body) ?? (plan.constraint !== undefined ? 'tool_choice' : undefined);
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, banned) ?? plan.constraint;
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
-  const n = body.n ?? 1;
   // A JSON answer must parse as it stands (the openai SDK's parse() does), and a guided choice
   // must be one of the choices, so with thinking on the think block goes to reasoning_content
   // even where the conf's reasoning parser is off.
@@ -62,10 +57,10 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       ...stopTokens(s.stopTokenIds, body),
       minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
-      badTokenIds: s.badTokenIds,
+      badTokenIds: banned,
       logitBias: bias,
       thinkBudget: budget,
-      constraint: plan.constraint,
+      constraint,
     },
     output: {
       stops,
@@ -113,19 +108,22 @@ async function streamChat(
   updates: AsyncGenerator<ChoiceUpdate>,
   n: number,
 ): Promise<void> {
-  const withUsage = body.stream_options?.include_usage === true;
-  const chunker = new ChatChunker(meta, view, withUsage);
-  const sse = new SseWriter(rc.res);
-  for (let i = 0; i < n; i++) await sse.send(chunker.roleChunk(i));
+  // continuous_usage_stats (vLLM's): every chunk carries the usage so far, and the last one the total.
+  const continuous = body.stream_options?.continuous_usage_stats === true;
+  const withUsage = body.stream_options?.include_usage === true || continuous;
   const tokens = new Array<number>(n).fill(0);
   let cached: number | undefined;
+  const usageNow = () => usageOf(promptTokens, tokens.reduce((a, b) => a + b, 0), cached);
+  const chunker = new ChatChunker(meta, view, withUsage, continuous ? usageNow : undefined);
+  const sse = new SseWriter(rc.res);
+  for (let i = 0; i < n; i++) await sse.send(chunker.roleChunk(i));
   const ok = await streamUpdates(sse, updates, async (u) => {
     tokens[u.index] = u.completionTokens;
     if (u.index === 0 && u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
     for (const chunk of chunker.updateChunks(u)) await sse.send(chunk);
   });
   if (!ok) return;
-  if (withUsage) await sse.send(chunker.chunk([], usageOf(promptTokens, tokens.reduce((a, b) => a + b, 0), cached)));
+  if (withUsage) await sse.send(chunker.chunk([], usageNow()));
   sse.done();
 }
 
@@ -135,12 +133,8 @@ export function usageOf(prompt: number, completion: number, cached?: number): Us
   return usage;
 }
 
-/** chat_template_kwargs other than enable_thinking (which has its own path) go to the template as is. */
-export function extraKwargs(kwargs: Record<string, unknown> | null | undefined): Record<string, unknown> | undefined {
-  if (!kwargs) return undefined;
-  const { enable_thinking: _, ...rest } = kwargs;
-  return Object.keys(rest).length > 0 ? rest : undefined;
-}
+// Re-exported for the routes that import it from here.
+export { extraKwargs } from '../openai/chat-render.js';
 
 /** The prompt opened a think block in the answer being written and did not close it. */
 export function endsInsideThink(prompt: string): boolean {

@@ -7,7 +7,8 @@ import { CompletionChoiceState, completionChunk, completionResponse, type Comple
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
-import { answerFormat } from '../openai/vllm-fields.js';
+import { allowedTokensConstraint, bannedTokenIds, truncatePrompt } from '../openai/token-rules.js';
+import { answerFormat, answerFormatField, checkBestOf, unsupported } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { usageOf } from './chat.js';
@@ -21,10 +22,15 @@ export async function completions(rc: RequestContext): Promise<void> {
   checkStreamOptions(body);
   const engine = s.requireEngine();
   if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix');
+  if (body.prompt_embeds != null) throw unsupported('prompt_embeds', 'prompt_embeds is not supported: send the prompt as text or token ids.');
   const n = body.n ?? 1;
-  if (body.best_of != null && body.best_of !== n) throw badRequest('best_of must equal n (candidates are not ranked); leave it out.', 'best_of');
+  checkBestOf(body.best_of, n);
   const plan = planTools(undefined, undefined, answerFormat(body), false, s.constraints);
-  const prompts = promptsOf(body, rc);
+  // vLLM's truncate_prompt_tokens keeps each prompt's last tokens; an echo repeats what was kept.
+  const prompts = promptsOf(body, rc).map((p) => {
+    const ids = truncatePrompt(p.ids, body.truncate_prompt_tokens, s.limits);
+    return ids === p.ids ? p : { ids, text: s.tokenizer.decode(ids) };
+  });
   const echo = body.echo ?? false;
   const logprobs = body.logprobs ?? undefined;
   // lm-evaluation-harness scores a prompt with echo + logprobs + max_tokens 0.
@@ -34,6 +40,8 @@ export async function completions(rc: RequestContext): Promise<void> {
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
+  const banned = bannedTokenIds(body.bad_words, s.tokenizer, s.badTokenIds);
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, answerFormatField(body), banned) ?? plan.constraint;
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
@@ -50,10 +58,10 @@ export async function completions(rc: RequestContext): Promise<void> {
           minTokens: minTokens(body.min_tokens, budgets[pi]),
           logprobs,
           promptLogprobs: wantPromptLogprobs || undefined,
-          badTokenIds: s.badTokenIds,
+          badTokenIds: banned,
           logitBias: bias,
           thinkBudget: budget,
-          constraint: plan.constraint,
+          constraint,
         },
         output: { stops, includeStop: body.include_stop_str_in_output ?? false, minTokens: body.min_tokens ?? 0, thinking: false, separateReasoning: false, toolCalls: false },
         decoder: s.decoder(skipSpecial),
@@ -80,7 +88,10 @@ export async function completions(rc: RequestContext): Promise<void> {
       const usage = usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
       return sendJson(rc.res, 200, completionResponse(meta, states, usage));
     }
-    const withUsage = body.stream_options?.include_usage === true;
+    // continuous_usage_stats (vLLM's): every chunk carries the usage so far, and the last one the total.
+    const continuous = body.stream_options?.continuous_usage_stats === true;
+    const withUsage = body.stream_options?.include_usage === true || continuous;
+    const usageNow = () => usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
     const sse = new SseWriter(rc.res);
     sse.start();
     const ok = await streamUpdates(sse, updates, async (u) => {
@@ -88,13 +99,11 @@ export async function completions(rc: RequestContext): Promise<void> {
       const part = states[u.index].add(u);
       const finish = u.finishReason ? states[u.index].finishReason : null;
       if (part.text.length === 0 && !part.logprobs?.tokens.length && !finish) return;
-      await sse.send(completionChunk(meta, [{ index: u.index, text: part.text, logprobs: part.logprobs, finish_reason: finish }], withUsage));
+      const choice = { index: u.index, text: part.text, logprobs: part.logprobs, finish_reason: finish };
+      await sse.send(completionChunk(meta, [choice], withUsage, continuous ? usageNow() : undefined));
     });
     if (!ok) return;
-    if (withUsage) {
-      const usage = usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
-      await sse.send(completionChunk(meta, [], true, usage));
-    }
+    if (withUsage) await sse.send(completionChunk(meta, [], true, usageNow()));
     sse.done();
   } finally {
     scope.abort('the request ended');

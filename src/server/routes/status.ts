@@ -49,16 +49,16 @@ export async function metrics(rc: RequestContext): Promise<void> {
 
 const started = Math.floor(Date.now() / 1000);
 
-function modelObject(rc: RequestContext): Record<string, unknown> {
+function modelObject(rc: RequestContext, id: string): Record<string, unknown> {
   const s = rc.server;
   const m: Record<string, unknown> = {
-    id: s.options.modelId,
+    id,
     object: 'model',
     created: started,
     owned_by: 'grpst',
     // Anthropic's SDKs read these fields of a model (the OpenAI ones ignore them).
     type: 'model',
-    display_name: s.options.modelId,
+    display_name: id,
     created_at: new Date(started * 1000).toISOString(),
   };
   if (s.engine) {
@@ -72,13 +72,14 @@ function modelObject(rc: RequestContext): Record<string, unknown> {
 }
 
 export async function models(rc: RequestContext): Promise<void> {
-  const id = rc.server.options.modelId;
+  // Each served name is listed, as vLLM lists each of its --served-model-name; the first is the one answers report.
+  const names = rc.server.servedNames;
   // One list both SDKs page through: OpenAI's object/data, Anthropic's has_more/first_id/last_id.
-  sendJson(rc.res, 200, { object: 'list', data: [modelObject(rc)], has_more: false, first_id: id, last_id: id });
+  sendJson(rc.res, 200, { object: 'list', data: names.map((id) => modelObject(rc, id)), has_more: false, first_id: names[0], last_id: names[names.length - 1] });
 }
 
-/** GET /v1/models/{model} (the SDKs' models.retrieve): the served model, or 404 naming it. */
+/** GET /v1/models/{model} (the SDKs' models.retrieve): the served model under the name asked for, or 404 naming it. */
 export async function model(rc: RequestContext): Promise<void> {
   rc.server.checkModel(rc.param);
-  sendJson(rc.res, 200, modelObject(rc));
+  sendJson(rc.res, 200, modelObject(rc, rc.server.servedName(rc.param ?? '') ?? rc.server.options.modelId));
 }

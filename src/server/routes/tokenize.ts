@@ -1,8 +1,8 @@
 // POST /tokenize and /detokenize with vLLM's shapes: {prompt | messages} -> {tokens, count,
 // max_model_len}; {tokens} -> {prompt}.
-import { badRequest } from '../errors.js';
 import { sendJson } from '../http.js';
 import { toTemplateMessages, toTemplateTools } from '../openai/chat-messages.js';
+import { chatRenderOptions, chatThinking } from '../openai/chat-render.js';
 import { checkTokenIds } from '../openai/sampling.js';
 import { detokenizeRequestSchema, tokenizeRequestSchema } from '../openai/schema-tokenize.js';
 import { tokenText } from '../openai/logprobs.js';
@@ -15,12 +15,9 @@ export async function tokenize(rc: RequestContext): Promise<void> {
   s.checkModel(body.model);
   let ids: number[];
   if ('messages' in body) {
-    const thinking = body.enable_thinking ?? thinkingKwarg(body.chat_template_kwargs) ?? s.options.enableThinking;
-    ids = s.render(toTemplateMessages(body.messages), {
-      addGenerationPrompt: body.add_generation_prompt ?? true,
-      enableThinking: thinking,
-      tools: toTemplateTools(body.tools),
-    }).ids;
+    // Rendered as chat renders it (chat-render.ts), so the count is chat's prompt_tokens.
+    const thinking = chatThinking(body, s.options.enableThinking);
+    ids = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: toTemplateTools(body.tools), template: s.served.template })).ids;
   } else {
     // Qwen3 adds no BOS/EOS, so add_special_tokens changes nothing; special tokens in the text are recognized.
     ids = s.tokenizer.encode(body.prompt);
@@ -38,9 +35,5 @@ export async function detokenize(rc: RequestContext): Promise<void> {
   sendJson(rc.res, 200, { prompt: s.tokenizer.decode(body.tokens) });
 }
 
-export function thinkingKwarg(kwargs: Record<string, unknown> | null | undefined): boolean | undefined {
-  const v = kwargs?.enable_thinking;
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw badRequest('chat_template_kwargs.enable_thinking must be true or false.', 'chat_template_kwargs.enable_thinking');
-  return v;
-}
+// Re-exported for the routes that import it from here.
+export { thinkingKwarg } from '../openai/chat-render.js';

@@ -1,0 +1,87 @@
+// A chat request's messages -> the template's options. /v1/chat/completions and /tokenize both
+// build them here, so the count /tokenize gives is the prompt chat generates from, whatever the
+// flags (continue_final_message, add_generation_prompt, thinking, template kwargs).
+import type { RenderOptions } from '../context.js';
+import { badRequest } from '../errors.js';
+import type { ChatMessageInput } from './schema-chat.js';
+import { unsupported } from './vllm-fields.js';
+
+/** The request fields that shape the rendered prompt. */
+export interface ChatRenderFields {
+  messages: ChatMessageInput[];
+  enable_thinking?: boolean | null;
+  chat_template_kwargs?: Record<string, unknown> | null;
+  reasoning_effort?: string | null;
+  add_generation_prompt?: boolean | null;
+  continue_final_message?: boolean | null;
+  documents?: Record<string, unknown>[] | null;
+  chat_template?: unknown;
+}
+
+/** chat_template_kwargs.enable_thinking (vLLM's spelling), checked to be a boolean. */
+export function thinkingKwarg(kwargs: Record<string, unknown> | null | undefined): boolean | undefined {
+  const v = kwargs?.enable_thinking;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw badRequest('chat_template_kwargs.enable_thinking must be true or false.', 'chat_template_kwargs.enable_thinking');
+  return v;
+}
+
+/**
+ * Thinking for a chat request. reasoning_effort (OpenAI's field) maps as /v1/responses maps
+ * reasoning.effort: "none" and "minimal" turn Qwen3's thinking off, any other effort on. An
+ * explicit enable_thinking (or chat_template_kwargs.enable_thinking) that says the opposite is a
+ * 400 rather than one of the two silently losing; when they agree, or only one is sent, it applies.
+ */
+export function chatThinking(body: Pick<ChatRenderFields, 'enable_thinking' | 'chat_template_kwargs' | 'reasoning_effort'>, serverDefault: boolean): boolean {
+  const kwarg = thinkingKwarg(body.chat_template_kwargs);
+  const explicit = body.enable_thinking ?? kwarg;
+  const effort = body.reasoning_effort;
+  if (effort == null) return explicit ?? serverDefault;
+  const byEffort = effort !== 'none' && effort !== 'minimal';
+  if (explicit !== undefined && explicit !== byEffort) {
+    const field = body.enable_thinking != null ? 'enable_thinking' : 'chat_template_kwargs.enable_thinking';
+    throw badRequest(
+      `reasoning_effort "${effort}" turns thinking ${byEffort ? 'on' : 'off'}, and ${field} ${explicit} turns it ${explicit ? 'on' : 'off'}; send one of them.`,
+      'reasoning_effort',
+    );
+  }
+  return byEffort;
+}
+
+/** chat_template_kwargs other than enable_thinking (which has its own path) go to the template as is. */
+export function extraKwargs(kwargs: Record<string, unknown> | null | undefined): Record<string, unknown> | undefined {
+  if (!kwargs) return undefined;
+  const { enable_thinking: _, ...rest } = kwargs;
+  return Object.keys(rest).length > 0 ? rest : undefined;
+}
+
+/**
+ * The template options of a chat request, after the checks vLLM makes: continue_final_message
+ * needs a final assistant message and cannot go with add_generation_prompt true; a request's own
+ * chat_template is refused (vLLM accepts one only from a server told to trust it); documents
+ * reach a template that reads them, as vLLM passes them, and are refused where it would not.
+ */
+export function chatRenderOptions(body: ChatRenderFields, opts: { thinking: boolean; tools?: unknown[]; template: string }): RenderOptions {
+  if (body.chat_template != null)
+    throw unsupported('chat_template', "chat_template is not supported: every prompt is rendered with the model's own template; leave it out (chat_template_kwargs reach that template).");
+  const continueFinal = body.continue_final_message ?? false;
+  if (continueFinal) {
+    if (body.messages[body.messages.length - 1].role !== 'assistant')
+      throw badRequest('continue_final_message needs the last message to be from the assistant.', 'continue_final_message');
+    if (body.add_generation_prompt === true)
+      throw badRequest('continue_final_message and add_generation_prompt cannot both be true; leave add_generation_prompt out.', 'add_generation_prompt');
+  }
+  let kwargs = extraKwargs(body.chat_template_kwargs);
+  if (body.documents != null) {
+    if (!/\bdocuments\b/.test(opts.template))
+      throw unsupported('documents', "documents are not supported by this model's chat template, which never reads them; put their text in a message instead.");
+    kwargs = { ...kwargs, documents: body.documents };
+  }
+  return {
+    continueFinalMessage: continueFinal,
+    addGenerationPrompt: body.add_generation_prompt ?? !continueFinal,
+    enableThinking: opts.thinking,
+    tools: opts.tools,
+    kwargs,
+  };
+}

@@ -1,0 +1,219 @@
+// vLLM's per-request token rules and the rest of its request fields, as its users send them:
+// allowed_token_ids and bad_words change which tokens the answer has, truncate_prompt_tokens
+// which prompt tokens it is generated from (and usage counts), stream_options.continuous_usage_stats
+// puts the usage in every chunk; what the server cannot honour is a 400 naming the field, and
+// what changes nothing for this model leaves the answer as it was. The tiny random-weight model
+// repeats one token greedily, so an answer free of that token was steered.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions, type ServerOptions } from '../../src/server/options.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
+
+let model: TinyModel;
+let server: RunningServer;
+const servers: RunningServer[] = [];
+
+async function start(overrides: Partial<ServerOptions> = {}): Promise<RunningServer> {
+  const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
+  const s = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, ...overrides });
+  servers.push(s);
+  return s;
+}
+
+beforeAll(async () => {
+  model = await loadTiny('tiny-a');
+  server = await start();
+});
+
+afterAll(async () => {
+  for (const s of servers) await s.close();
+  await model?.engine.close();
+});
+
+const messages = [{ role: 'user', content: 'Tell me about the sea.' }];
+const chat = (extra: Record<string, unknown>, url = server.url) => post(`${url}/v1/chat/completions`, { model: 'qwen3', messages, max_tokens: 8, temperature: 0, ...extra });
+const complete = (extra: Record<string, unknown>, url = server.url) => post(`${url}/v1/completions`, { model: 'qwen3', prompt: 'The sea is', max_tokens: 8, temperature: 0, ...extra });
+/** The answer's tokens, as chat's logprobs name them. */
+const chatTokens = async (extra: Record<string, unknown>, url = server.url): Promise<string[]> => {
+  const r = await chat({ logprobs: true, ...extra }, url);
+  expect(r.status, JSON.stringify(r.json)).toBe(200);
+  return r.json.choices[0].logprobs.content.map((e: { token: string }) => e.token);
+};
+
+describe('allowed_token_ids', () => {
+  const words = ['Hello', ' world'];
+  const ids = () => words.map((w) => {
+    const enc = model.tokenizer.encode(w);
+    expect(enc).toHaveLength(1);
+    return enc[0];
+  });
+
+  it('only those tokens are sampled, greedy or not, streamed or not, on both endpoints', async () => {
+    // Unconstrained, the model writes other tokens: the rule below is what keeps them out.
+    expect((await chatTokens({})).every((t) => words.includes(t))).toBe(false);
+    for (const temperature of [0, 1.5]) {
+      const tokens = await chatTokens({ allowed_token_ids: ids(), temperature, seed: 5, max_tokens: 12 });
+      expect(tokens).toHaveLength(12);
+      expect(tokens.filter((t) => !words.includes(t)), tokens.join('|')).toEqual([]);
+    }
+    const text = await complete({ allowed_token_ids: ids(), logprobs: 0, n: 2, temperature: 1.2, seed: 3 });
+    expect(text.status, JSON.stringify(text.json)).toBe(200);
+    for (const c of text.json.choices) expect(c.logprobs.tokens.filter((t: string) => !words.includes(t))).toEqual([]);
+    const s = await chat({ allowed_token_ids: ids(), stream: true, temperature: 1 });
+    const streamed = sseFrames(s.text).filter((f) => f !== '[DONE]').map((f) => f.choices[0]?.delta?.content ?? '').join('');
+    expect(streamed).toMatch(/^(Hello| world)+$/);
+  });
+
+  it('with a grammar (response_format, guided_choice, a forced tool call) is refused naming both; ids past the vocabulary, none, or all banned are 400s', async () => {
+    const tool = { type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } };
+    const cases: [Promise<Awaited<ReturnType<typeof post>>>, string][] = [
+      [chat({ allowed_token_ids: ids(), response_format: { type: 'json_object' } }), 'response_format'],
+      [complete({ allowed_token_ids: ids(), guided_choice: ['a', 'b'] }), 'guided_choice'],
+      [chat({ allowed_token_ids: ids(), tools: [tool], tool_choice: 'required' }), 'tool_choice'],
+    ];
+    for (const [pending, other] of cases) {
+      const r = await pending;
+      expect(r.status).toBe(400);
+      expect(r.json.error).toMatchObject({ param: 'allowed_token_ids', code: 'unsupported_parameter' });
+      expect(r.json.error.message).toContain(`allowed_token_ids cannot be combined with ${other}`);
+    }
+    const past = await chat({ allowed_token_ids: [ids()[0], model.tokenizer.vocabSize] });
+    expect(past.json.error).toMatchObject({ param: 'allowed_token_ids', code: 'invalid_value' });
+    expect((await complete({ allowed_token_ids: [] })).json.error.param).toBe('allowed_token_ids');
+    const banned = await chat({ allowed_token_ids: [ids()[0]], bad_words: [words[0]] });
+    expect(banned.status).toBe(400);
+    expect(banned.json.error.message).toContain('Every token in allowed_token_ids is banned by bad_words');
+  });
+});
+
+describe('bad_words', () => {
+  it("bans each single-token word from the answer, on top of the inference conf's bad_words", async () => {
+    const plain = await chatTokens({});
+    const first = plain[0];
+    const banned = await chatTokens({ bad_words: [first] });
+    expect(banned).not.toContain(first);
+    const text = await complete({ logprobs: 0 });
+    const textFirst = text.json.choices[0].logprobs.tokens[0];
+    const bannedText = await complete({ logprobs: 0, bad_words: [textFirst] });
+    expect(bannedText.json.choices[0].logprobs.tokens).not.toContain(textFirst);
+    // A server whose conf bans the first word: the request's own word is banned as well as the conf's.
+    const confBans = await start({ badWords: [first] });
+    const underConf = await chatTokens({}, confBans.url);
+    expect(underConf).not.toContain(first);
+    const second = underConf[0];
+    const both = await chatTokens({ bad_words: [second] }, confBans.url);
+    expect(both).not.toContain(first);
+    expect(both).not.toContain(second);
+  });
+
+  it('a word of several tokens is refused naming it: this server bans single tokens only', async () => {
+    const r = await chat({ bad_words: ['sea', 'the deep blue sea'] });
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatchObject({ param: 'bad_words[1]', code: 'unsupported_parameter' });
+    expect(r.json.error.message).toMatch(/"the deep blue sea" is \d+ tokens; this server bans only words that are one token/);
+  });
+});
+
+describe('truncate_prompt_tokens', () => {
+  it('chat keeps the last N tokens of the rendered prompt, and usage counts them', async () => {
+    const rendered: number[] = (await post(`${server.url}/tokenize`, { messages })).json.tokens;
+    expect(rendered.length).toBeGreaterThan(8);
+    const cut = await chat({ truncate_prompt_tokens: 6 });
+    expect(cut.status, JSON.stringify(cut.json)).toBe(200);
+    expect(cut.json.usage.prompt_tokens).toBe(6);
+    const same = await complete({ prompt: rendered.slice(-6) });
+    expect(cut.json.choices[0].message.content).toBe(same.json.choices[0].text);
+    // -1 keeps as many as a prompt may have: all of this one.
+    expect((await chat({ truncate_prompt_tokens: -1 })).json.usage.prompt_tokens).toBe(rendered.length);
+  });
+
+  it('completions keep the last N tokens of each prompt (token ids or text), and an echo repeats what was kept', async () => {
+    const ids = model.tokenizer.encode('The sea is deep and the sky is wide');
+    const cut = await complete({ prompt: ids, truncate_prompt_tokens: 3, echo: true });
+    expect(cut.json.usage.prompt_tokens).toBe(3);
+    const same = await complete({ prompt: ids.slice(-3), echo: true });
+    expect(cut.json.choices[0].text).toBe(same.json.choices[0].text);
+    const text = await complete({ prompt: ['The sea is deep and the sky is wide', 'hi'], truncate_prompt_tokens: 2, echo: true, max_tokens: 1 });
+    expect(text.json.usage.prompt_tokens).toBe(2 + 1);
+    expect(text.json.choices[0].text.startsWith(model.tokenizer.decode(ids.slice(-2)))).toBe(true);
+  });
+
+  it('0, or more than a prompt may have, is a 400 naming it', async () => {
+    for (const bad of [0, 100_000]) {
+      const r = await complete({ truncate_prompt_tokens: bad });
+      expect(r.status).toBe(400);
+      expect(r.json.error.param).toBe('truncate_prompt_tokens');
+    }
+  });
+});
+
+describe("vLLM's other request fields", () => {
+  it('best_of other than n, a request chat_template, and the fields this server cannot honour are refused by name', async () => {
+    const refused: [string, () => ReturnType<typeof post>, string?][] = [
+      ['best_of', () => chat({ best_of: 2 }), 'invalid_value'],
+      ['chat_template', () => chat({ chat_template: '{{ messages }}' })],
+      ['documents', () => chat({ documents: [{ title: 'sea', text: 'The sea is deep.' }] })],
+      ['echo', () => chat({ echo: true, messages: [...messages, { role: 'assistant', content: 'The sea' }], continue_final_message: true })],
+      ['include_reasoning', () => chat({ include_reasoning: false })],
+      ['priority', () => chat({ priority: 1 })],
+      ['logits_processors', () => complete({ logits_processors: ['my.Processor'] })],
+      ['cache_salt', () => chat({ cache_salt: 'salt' })],
+      ['kv_transfer_params', () => complete({ kv_transfer_params: { do_remote_prefill: true } })],
+      ['guided_whitespace_pattern', () => chat({ guided_whitespace_pattern: ' ' })],
+      ['structural_tag', () => complete({ structural_tag: '{}' })],
+      ['return_tokens_as_token_ids', () => complete({ return_tokens_as_token_ids: true, logprobs: 1 })],
+      ['prompt_embeds', () => complete({ prompt_embeds: 'AAAA' })],
+    ];
+    for (const [param, send, code = 'unsupported_parameter'] of refused) {
+      const r = await send();
+      expect(r.status, `${param}: ${JSON.stringify(r.json)}`).toBe(400);
+      expect(r.json.error, param).toMatchObject({ param, code, type: 'invalid_request_error' });
+    }
+  });
+
+  it('their neutral values, and the fields that change nothing for this model, leave the answer as it was', async () => {
+    const neutral = {
+      best_of: 1,
+      chat_template: null,
+      echo: true, // the last message is the user's: vLLM repeats nothing either
+      include_reasoning: true,
+      priority: 0,
+      logits_processors: [],
+      add_special_tokens: true,
+      guided_decoding_backend: 'xgrammar',
+      mm_processor_kwargs: {},
+      length_penalty: 1,
+      spaces_between_special_tokens: true,
+      return_tokens_as_token_ids: false,
+      request_id: 'mine',
+      vllm_xargs: {},
+    };
+    const plain = await chat({});
+    const same = await chat(neutral);
+    expect(same.status, JSON.stringify(same.json)).toBe(200);
+    expect(same.json.choices[0].message.content).toBe(plain.json.choices[0].message.content);
+    expect(same.json.usage).toEqual(plain.json.usage);
+  });
+});
+
+describe('stream_options.continuous_usage_stats', () => {
+  it('every chunk carries the usage so far and the last one the total, on chat and completions', async () => {
+    for (const [send, final] of [
+      [(extra: Record<string, unknown>) => chat(extra), await chat({})],
+      [(extra: Record<string, unknown>) => complete(extra), await complete({})],
+    ] as const) {
+      const r = await send({ stream: true, stream_options: { include_usage: true, continuous_usage_stats: true } });
+      const chunks = sseFrames(r.text).filter((f) => f !== '[DONE]');
+      const usages = chunks.map((c) => c.usage);
+      expect(usages.every((u) => u && u.prompt_tokens === final.json.usage.prompt_tokens), JSON.stringify(usages)).toBe(true);
+      const counts = usages.map((u) => u.completion_tokens);
+      expect(counts).toEqual([...counts].sort((a, b) => a - b));
+      expect(new Set(counts).size).toBeGreaterThan(2);
+      expect(usages.at(-1)).toMatchObject({ completion_tokens: final.json.usage.completion_tokens, total_tokens: final.json.usage.total_tokens });
+      // include_usage alone keeps OpenAI's shape: null until the last chunk.
+      const once = sseFrames((await send({ stream: true, stream_options: { include_usage: true } })).text).filter((f) => f !== '[DONE]');
+      expect(once.slice(0, -1).every((c) => c.usage === null)).toBe(true);
+    }
+  });
+});
