@@ -9,6 +9,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { envVars, isInside } from '../config/paths.js';
+import { positiveEnvNumber } from '../util/env-values.js';
 import { badInput } from '../util/errors.js';
 import { entryKind, unsafeEntryName } from './entry-name.js';
 import { manifestName, manifestSchema, type Manifest } from './manifest.js';
@@ -22,10 +23,11 @@ export interface ExtractLimits {
   ratioFloorBytes: number;
 }
 
+/** The limits, GRPST_MAX_MAR_BYTES applied (refused when it is not a whole number of bytes above 0). */
 export function defaultLimits(env: NodeJS.ProcessEnv = process.env): ExtractLimits {
-  const fromEnv = Number(env[envVars.maxMarBytes]);
+  const fromEnv = positiveEnvNumber(env, envVars.maxMarBytes, { takes: 'a whole number of bytes above 0', default: '512 GiB', example: '1099511627776', integer: true });
   return {
-    maxTotalBytes: Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : 512 * 1024 ** 3,
+    maxTotalBytes: fromEnv ?? 512 * 1024 ** 3,
     maxEntries: 100_000,
     maxRatio: 200,
     ratioFloorBytes: 1024 * 1024,

@@ -1,13 +1,14 @@
 // Writes a .mar: a zip of the planned files plus the sha256 manifest. Each file is read once;
 // its hash is taken while yazl deflates it. The archive appears under its name only when
-// complete (temporary file, then rename).
+// complete (temporary file, then rename); a failed write leaves no temporary file behind.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
-import { badInput } from '../util/errors.js';
+import { diskLimitEnv } from '../build/staging.js';
+import { badInput, failed } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
 import { manifestFormat, manifestName, manifestVersion, type Manifest, type ManifestFile } from './manifest.js';
 import { planArchive, shouldCompress, type PlannedFile } from './project.js';
@@ -54,8 +55,43 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
     return { output, files: entries.length, bytes: entries.reduce((n, e) => n + e.size, 0), notes: plan.notes };
   } catch (err) {
     fs.rmSync(temp, { force: true });
-    throw err;
+    throw explainWriteError(err, { output, temp, shown: opts.output });
   }
+}
+
+/**
+ * A write that failed on the archive's side (a full disk, a read-only or foreign folder) in words,
+ * naming the archive the user asked for, not the temporary file beside it; exit 4 for a full disk
+ * and 2 for a folder that cannot be written, as `grpst build` answers. A project file that cannot
+ * be read keeps its own error, which names that file.
+ */
+function explainWriteError(err: unknown, at: { output: string; temp: string; shown: string }): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.path !== undefined && e.path !== at.temp && e.path !== at.output) return err;
+  const dir = path.dirname(at.output);
+  if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') {
+    return failed(`the disk is full while writing ${at.shown} (${e.code}); nothing was left behind`, `free space on the disk of ${dir}, or pass -o with a path on a larger disk`, err);
+  }
+  const why: Record<string, string> = { EROFS: 'is on a read-only file system', EACCES: 'is not writable by this user', EPERM: 'is not writable by this user' };
+  if (e?.code !== undefined && why[e.code]) {
+    return badInput(`cannot write ${at.shown}: ${dir} ${why[e.code]} (${e.code}); nothing was left behind`, 'pass -o with a path in a folder you can write, e.g. -o ~/server.mar');
+  }
+  return err;
+}
+
+/** Test hook (as grpst build's): the disk fills up after this many bytes of the archive. */
+function diskLimit(): Transform {
+  const limit = Number(process.env[diskLimitEnv] || Infinity);
+  let written = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      written += chunk.length;
+      if (!(written > limit)) return done(null, chunk);
+      const full = new Error(`ENOSPC: no space left on device, write (${diskLimitEnv}=${limit})`) as NodeJS.ErrnoException;
+      full.code = 'ENOSPC';
+      done(full);
+    },
+  });
 }
 
 // -o takes the archive's file path, never a folder to put it in (an existing one included), so a
@@ -100,7 +136,7 @@ function refuseNonArchive(output: string, shown: string): void {
 
 async function writeZip(files: PlannedFile[], target: string, includesEngine: boolean): Promise<ManifestFile[]> {
   const zip = new yazl.ZipFile();
-  const written = pipeline(zip.outputStream, fs.createWriteStream(target, { flags: 'wx' }));
+  const written = pipeline(zip.outputStream, diskLimit(), fs.createWriteStream(target, { flags: 'wx' }));
   const hashed = files.map((file) => {
     const mode = file.executable ? 0o755 : 0o644;
     return new Promise<ManifestFile>((resolve, reject) => {

@@ -2,6 +2,7 @@
 // back to back until `requests` are done, timing every chunk as it arrives (undici, no SDK).
 // Behind `grpst bench` and the benchmark scripts under bench/.
 import { Agent, request } from 'undici';
+import { summarizeAnswer } from '../util/http-answer.js';
 
 export interface LoadSpec {
   url: string;
@@ -66,7 +67,7 @@ async function oneRequest(spec: LoadSpec, agent: Agent, i: number): Promise<Requ
       body: JSON.stringify(body),
     });
     if (res.statusCode !== 200) {
-      timing.error = `HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`;
+      timing.error = `HTTP ${res.statusCode}: ${summarizeAnswer(res.headers['content-type'], await res.body.text()).text}`;
       return timing;
     }
     let last = 0;

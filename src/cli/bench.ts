@@ -32,6 +32,12 @@ export function register(program: Command): void {
       // Loaded when a bench starts, so the rest of the CLI starts fast.
       const [{ locate, locateUrl }, load] = await Promise.all([import('./server-target.js'), import('../bench/load.js')]);
       const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
+      // Both limits /v1/models lists are checked before anything is sent: an engine takes prompts only up to its max_input_len.
+      if (target.maxInputLen !== undefined && flags.prompt_tokens > target.maxInputLen)
+        throw badInput(
+          `--prompt_tokens ${flags.prompt_tokens} is past the model's max_input_len ${target.maxInputLen} (the longest prompt it takes)`,
+          `lower --prompt_tokens to at most ${target.maxInputLen}`,
+        );
       const perRequest = flags.prompt_tokens + flags.output_tokens;
       if (target.maxModelLen !== undefined && perRequest > target.maxModelLen)
         throw badInput(

@@ -7,6 +7,7 @@ import { ReasoningSplitter } from '../parse/reasoning.js';
 import { MessageReader } from './chat-input.js';
 import { authHeaders, type Target } from './server-target.js';
 import { errorText, GrpstError } from '../util/errors.js';
+import { summarizeAnswer } from '../util/http-answer.js';
 
 export interface ChatOptions {
   system?: string;
@@ -43,6 +44,8 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
   let history: Message[] = [];
   let turns = 0;
   let failedTurns = 0;
+  // The way out of a conversation past the model's context is said once, not at every turn.
+  let contextHintShown = false;
 
   const who = target.name === target.baseUrl ? `model ${target.model} at ${target.baseUrl}` : `${target.name} (model ${target.model} at ${target.baseUrl})`;
   out(dim(`chatting with ${who}; /help for commands\n`));
@@ -72,6 +75,7 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
       if (cmd === '/exit' || cmd === '/quit') break;
       if (cmd === '/reset') {
         history = [];
+        contextHintShown = false;
         out(dim('conversation forgotten\n'));
       } else if (cmd === '/think' && (arg === 'on' || arg === 'off')) {
         thinking = arg === 'on';
@@ -93,7 +97,11 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
       // The turn failed: forget the question so the next one is not sent after an unanswered one.
       history.pop();
       failedTurns++;
-      out(`\nerror: ${turnError(err, target)}\n`);
+      if (err instanceof ServerRefusal && err.code === 'context_length_exceeded' && history.length > 0) {
+        // Earlier turns make up the prompt: forgetting them is the way on, and saying so once is enough.
+        out(contextHintShown ? `\nerror: the conversation is still past the model's context (refused again)\n` : `\nerror: ${err.message}\n  fix: /reset starts over (the conversation so far no longer fits the model's context)\n`);
+        contextHintShown = true;
+      } else out(`\nerror: ${turnError(err, target)}\n`);
     } finally {
       current = undefined;
     }
@@ -196,6 +204,17 @@ async function streamAnswer(
   return answer;
 }
 
+/** A request the server answered with an error status; `code` is its envelope's (context_length_exceeded...). */
+class ServerRefusal extends GrpstError {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+    hint: string | undefined,
+  ) {
+    super(message, { hint });
+  }
+}
+
 interface StreamChunk {
   choices?: { delta?: { content?: string; reasoning_content?: string }; finish_reason?: string | null }[];
   usage?: { prompt_tokens: number; completion_tokens: number };
@@ -206,14 +225,8 @@ interface StreamChunk {
 async function* sseChunks(url: string, body: unknown, apiKey: string | undefined, signal: AbortSignal): AsyncGenerator<StreamChunk> {
   const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(apiKey) }, body: JSON.stringify(body), signal });
   if (res.statusCode !== 200) {
-    const text = await res.body.text();
-    let message = text;
-    try {
-      message = (JSON.parse(text) as StreamChunk).error?.message ?? text;
-    } catch {
-      // Not JSON: the text as it came.
-    }
-    throw new GrpstError(`the server answered ${res.statusCode}: ${message}`, res.statusCode === 401 ? { hint: `pass --api_key KEY or set ${envVars.apiKey}` } : {});
+    const answer = summarizeAnswer(res.headers['content-type'], await res.body.text());
+    throw new ServerRefusal(`the server answered ${res.statusCode}: ${answer.text}`, answer.code, res.statusCode === 401 ? `pass --api_key KEY or set ${envVars.apiKey}` : undefined);
   }
   const decoder = new TextDecoder();
   let buf = '';

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { handleClosedOutput } from '../util/closed-output.js';
 import { ExitCode, errorText, GrpstError } from '../util/errors.js';
 import { register as registerArchive } from './archive.js';
 import { register as registerBench } from './bench.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  handleClosedOutput(argv[2] === 'serve' ? 'ignore' : 'exit');
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
@@ -49,7 +51,8 @@ function exitCodeOf(err: unknown, argv: string[]): number {
   }
   process.stderr.write(`error: ${errorText(err)}\n`);
   // GRPST_DEBUG=1: the whole stack of any error, ours included (and its cause's), for a bug report.
-  const debug = Boolean(process.env.GRPST_DEBUG);
+  // Any other value turns it on too, but 0, false, no and off, which say the opposite.
+  const debug = !/^\s*(0|false|no|off)?\s*$/i.test(process.env.GRPST_DEBUG ?? '');
   if (debug && err instanceof Error) {
     process.stderr.write(`${err.stack ?? ''}\n`);
     if (err.cause instanceof Error) process.stderr.write(`caused by: ${err.cause.stack ?? err.cause.message}\n`);

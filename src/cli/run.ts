@@ -9,6 +9,7 @@ import type { EngineManifest } from '../build/manifest.js';
 import type { FinishReason } from '../engine/types.js';
 import { shellQuote } from '../util/shell.js';
 import { badInput } from '../util/errors.js';
+import { booleanOrWord, switchValue, type NotABoolean } from './options.js';
 
 function number(min: number, max = Infinity) {
   return (value: string): number => {
@@ -55,7 +56,7 @@ interface RunOptions {
   tokenizer_dir?: string;
   input_text: string;
   max_output_len: number;
-  enable_thinking?: boolean;
+  enable_thinking?: boolean | NotABoolean;
   temperature: number;
   top_k?: number;
   top_p?: number;
@@ -108,13 +109,14 @@ export function register(program: Command): void {
     .option('--tokenizer_dir <dir>', 'folder with tokenizer.json and the chat template (default: the engine folder)')
     .requiredOption('--input_text <text>', 'the user message')
     .option('--max_output_len <n>', 'tokens to generate at most', positiveInt, 50)
-    .option('--enable_thinking', 'let Qwen3 think first (its <think> block is printed too)')
+    .option('--enable_thinking [bool]', 'let Qwen3 think first (its <think> block is printed too); --enable_thinking false is the default', booleanOrWord)
     .option('--temperature <t>', 'sampling temperature, 0 to 2 as in the HTTP API; 0 = greedy', number(0, 2), 0)
     .option('--top_k <k>', 'sample among the k likeliest tokens', positiveInt)
     .option('--top_p <p>', 'nucleus sampling mass, above 0 and at most 1', topP)
     .option('--seed <n>', 'seed for sampling', number(0))
     .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt)
     .action(async (opts: RunOptions) => {
+      const enableThinking = switchValue('--enable_thinking', opts.enable_thinking) === true;
       const engineDir = resolve(opts.engine_dir);
       checkEngineDir(engineDir);
       // An empty message (an unset shell variable in --input_text "$PROMPT") would still generate.
@@ -135,7 +137,7 @@ export function register(program: Command): void {
       ]);
       const tokenizer = Tokenizer.fromDir(tokenizerDir);
       const template = ChatTemplate.fromDir(tokenizerDir);
-      const prompt = renderPrompt(template, tokenizer, [{ role: 'user', content: opts.input_text }], { enableThinking: opts.enable_thinking === true });
+      const prompt = renderPrompt(template, tokenizer, [{ role: 'user', content: opts.input_text }], { enableThinking });
       const need = prompt.ids.length + opts.max_output_len;
       const limits = engineLimits(isEngineFolder(engineDir) ? readManifest(engineDir) : undefined, prompt.ids.length, opts.max_output_len);
       // A context just large enough (at least 4096) keeps the KV cache small; never past the engine's.

@@ -2,7 +2,9 @@
 // systemd). `grpst start` runs the same command as its daemon, with the hidden daemon options.
 // `grpst serve --model_dir DIR` serves a folder with every setting at its default, no conf needed.
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { envVars } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
+import { shellQuote } from '../util/shell.js';
 import { positiveInt } from './options.js';
 
 interface ServeOptions {
@@ -17,6 +19,8 @@ interface ServeOptions {
   log_file?: string;
   port_file?: string;
   mpi_np: number;
+  max_model_len?: number;
+  api_key?: string;
 }
 
 export function register(program: Command): void {
@@ -26,16 +30,22 @@ export function register(program: Command): void {
     .option('--inference_conf <file>', 'inference conf')
     .option('--model_dir <dir>', 'serve this engine folder (or Hugging Face checkpoint) with default settings, instead of --inference_conf')
     .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3)', modelName)
+    .option('--max_model_len <n>', "with --model_dir: the longest prompt plus answer, in tokens, at most the folder's (default: the engine's max_seq_len, or the checkpoint's positions)", maxModelLen)
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
     .option('--server_conf <file>', 'server conf')
     .option('--host <address>', "address to listen on (default: the server conf's, else 0.0.0.0)")
     .option('--port <n>', "port to listen on, 0 for any free one (default: the server conf's, else 9997)", portArg)
+    .option('--api_key <key>', `the key clients must send as Bearer (default: ${envVars.apiKey}, else the server conf's)`)
     .option('--deploy_path <dir>', 'folder that relative conf paths start from (default: the current folder)')
     .option('--mpi_np <n>', 'processes, one per GPU', positiveInt('--mpi_np'), 1)
     .addOption(new Option('--log_file <file>', 'daemon: the log stdout appends to (rotated daily)').hideHelp())
     .addOption(new Option('--port_file <file>', 'daemon: where to write the bound port').hideHelp())
-    .action(async (opts: ServeOptions) => {
+    // `grpst serve DIR`, as `vllm serve DIR`: answered with the flag to use, not commander's "too many arguments".
+    .allowExcessArguments()
+    .action(async (opts: ServeOptions, command: Command) => {
+      refusePositional(command.args, opts);
       checkConfChoice(opts);
+      checkApiKey(opts.api_key);
       const { runServe } = await import('../daemon/serve.js');
       const code = await runServe({
         inferenceConf: opts.inference_conf,
@@ -48,6 +58,8 @@ export function register(program: Command): void {
         logFile: opts.log_file,
         portFile: opts.port_file,
         tpSize: opts.mpi_np,
+        maxModelLen: opts.max_model_len,
+        apiKey: opts.api_key,
       });
       process.exit(code);
     });
@@ -61,11 +73,20 @@ function checkConfChoice(opts: ServeOptions): void {
   if (!opts.inference_conf && !opts.model_dir) {
     throw badInput('grpst serve needs --inference_conf FILE or --model_dir DIR', 'e.g. grpst serve --model_dir /tmp/Qwen3-8B/engine');
   }
-  for (const [flag, value] of [['--served_model_name', opts.served_model_name], ['--device', opts.device]] as const) {
+  for (const [flag, value] of [['--served_model_name', opts.served_model_name], ['--device', opts.device], ['--max_model_len', opts.max_model_len]] as const) {
     if (value !== undefined && opts.inference_conf) {
       throw badInput(`${flag} goes with --model_dir`, `set ${flag.slice(2)} under models[0].inferer_args in ${opts.inference_conf}`);
     }
   }
+}
+
+function refusePositional(args: string[], opts: ServeOptions): void {
+  if (args.length === 0) return;
+  const [first] = args;
+  throw badInput(
+    args.length === 1 ? `grpst serve takes the folder to serve as --model_dir, not as an argument (got "${first}")` : `grpst serve takes no arguments (got ${args.map((a) => `"${a}"`).join(' ')})`,
+    opts.model_dir === undefined && opts.inference_conf === undefined ? `grpst serve --model_dir ${shellQuote(first)}` : 'pass everything as a flag: grpst serve --model_dir DIR or --inference_conf FILE (see grpst serve --help)',
+  );
 }
 
 // Refused here: an empty name would fail the conf's schema, whose fix names a conf no one wrote.
@@ -78,4 +99,17 @@ function portArg(value: string): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n > 65535) throw new InvalidArgumentError(`--port takes a port from 0 to 65535, got "${value}"`);
   return n;
+}
+
+// --max_seq_len's floor: a sequence holds the prompt and at least one new token.
+function maxModelLen(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 2) throw new InvalidArgumentError(`--max_model_len takes a whole number of tokens, at least 2, got "${value}"`);
+  return n;
+}
+
+// As GRPST_API_KEY and server.yml's api_key: a short key is guessed. Checked here, not by a
+// commander parser, whose message would repeat the key on the terminal.
+function checkApiKey(key: string | undefined): void {
+  if (key !== undefined && key.length < 8) throw badInput('--api_key is shorter than 8 characters', `use a longer, random key (or set ${envVars.apiKey}, which keeps it out of the process list)`);
 }

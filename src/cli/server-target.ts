@@ -9,6 +9,7 @@ import { pidAlive } from '../daemon/processes.js';
 import { requireState } from '../daemon/stop.js';
 import type { ServerState } from '../daemon/state.js';
 import { badInput, errorText, failed } from '../util/errors.js';
+import { summarizeAnswer } from '../util/http-answer.js';
 
 export interface Target {
   name: string;
@@ -17,6 +18,8 @@ export interface Target {
   model: string;
   /** The longest prompt + answer the model takes, where the server lists it (max_model_len). */
   maxModelLen?: number;
+  /** The longest prompt alone, where the server lists it (max_input_len: an engine's build limit). */
+  maxInputLen?: number;
 }
 
 export async function locate(name: string, apiKeyFlag?: string): Promise<Target> {
@@ -60,7 +63,7 @@ export function authHeaders(apiKey?: string): Record<string, string> {
   return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
 }
 
-async function servedModel(baseUrl: string, apiKey: string | undefined, name: string, logHint: string): Promise<{ model: string; maxModelLen?: number }> {
+async function servedModel(baseUrl: string, apiKey: string | undefined, name: string, logHint: string): Promise<{ model: string; maxModelLen?: number; maxInputLen?: number }> {
   // A server given by --url is none that `grpst ps` lists, and may be any web server at all.
   const byUrl = name === baseUrl;
   // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...), and a
@@ -75,15 +78,25 @@ async function servedModel(baseUrl: string, apiKey: string | undefined, name: st
   const text = await res.body.text();
   if (status === 401) throw badInput(apiKey ? `the server ${name} refused the API key` : `the server ${name} needs an API key`, `pass --api_key KEY or set ${envVars.apiKey}`);
   if (status === 503) throw badInput(`the server ${name} is still loading its model`, `try again in a moment (${byUrl ? 'its /health answers 200' : '`grpst ps` shows running'} when it is ready)`);
-  if (status !== 200) throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${text}`, `see ${logHint}`);
-  let body: { data?: { id: string; max_model_len?: unknown }[] } | null;
+  const answer = summarizeAnswer(res.headers['content-type'], text);
+  // Not an API at all (a web server, a proxy's page): the status and what came, not the page.
+  const notAnApi = (what: string) =>
+    byUrl
+      ? badInput(`no OpenAI-compatible API at ${baseUrl}: GET /v1/models answered ${what}`, 'check that --url names an OpenAI-compatible server (grpst serve, vLLM, llama-server) and its port')
+      : failed(`the server ${name} does not answer as grpst does: GET ${baseUrl}/v1/models answered ${what}`, `see ${logHint}`);
+  if (status !== 200) {
+    if (!answer.envelope) throw notAnApi(`${status} (${answer.text})`);
+    throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${answer.text}`, `see ${logHint}`);
+  }
+  let body: { data?: { id: string; max_model_len?: unknown; max_input_len?: unknown }[] } | null;
   try {
     body = JSON.parse(text) as typeof body;
   } catch {
-    throw badInput(`GET ${baseUrl}/v1/models answered 200 but not with JSON: ${text.slice(0, 80)}`, byUrl ? 'check that --url names an OpenAI-compatible server' : `see ${logHint}`);
+    throw notAnApi(`200 with ${answer.text}, not JSON`);
   }
   const first = body?.data?.[0];
   if (!first?.id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see ${logHint}`);
-  return { model: first.id, maxModelLen: typeof first.max_model_len === 'number' ? first.max_model_len : undefined };
+  const count = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  return { model: first.id, maxModelLen: count(first.max_model_len), maxInputLen: count(first.max_input_len) };
 }
 

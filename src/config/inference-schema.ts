@@ -77,16 +77,23 @@ export const infererArgsSchema = z.strictObject({
   device: z.enum(['cpu', 'cuda', 'auto']).optional(),
   /** auto: sampling fields the request and \`sampling\` leave out come from the checkpoint's generation_config.json; none: OpenAI's defaults. */
   generation_config: z.enum(['auto', 'none']).optional(),
-  threads: int(1).optional(),
+  /** At most 1024, as the runtime takes. */
+  threads: int(1).max(1024).optional(),
   /** true (or a parser name): the think block goes to reasoning_content; false: inline, as the seed. */
   /** The think block's most tokens when a request sets no thinking_token_budget / budget_tokens of its own. */
   thinking_token_budget: int(0).optional(),
   reasoning_parser: z.union([z.boolean(), z.enum(reasoningParsers)], { error: `expected true, false or one of ${reasoningParsers.join(', ')}` }).optional(),
-  served_model_name: z.string().min(1).optional(),
+  /** The model's name, or several (vLLM's --served-model-name): the first is the one answers report, each one is accepted. */
+  served_model_name: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1).refine((names) => new Set(names).size === names.length, 'list each name once')], {
+      error: 'expected a name, or a list of names',
+    })
+    .optional(),
   max_batch_size: int(1).optional(),
   max_num_tokens: int(1).optional(),
-  max_seq_len: int(1).optional(),
-  kv_block_size: int(1).optional(),
+  /** A sequence holds the prompt and at least one new token. */
+  max_seq_len: int(2).optional(),
+  kv_block_size: int(1).max(1024).optional(),
   kv_cache_bytes: int(1).optional(),
   kv_cache_dtype: z.enum(['auto', 'bfloat16', 'float32', 'fp8', 'int8']).optional(),
 });
@@ -96,7 +103,7 @@ const modelDevice = z.string().regex(/^(auto|cpu|cuda|gpu|original|(cuda|gpu):\d
 
 export const modelSchema = z.strictObject({
   name: z.string().min(1),
-  version: z.union([z.string(), z.number()]).transform(String),
+  version: z.union([z.string(), z.number()], { error: 'expected a version, such as 1.0.0' }).transform(String),
   device: modelDevice.optional(),
   inferer_type: z.enum(['customized']).optional(),
   inferer_name: z.string().optional(),
@@ -124,3 +131,9 @@ export const inferenceConfSchema = z.strictObject({
 
 export type InferenceConf = z.output<typeof inferenceConfSchema>;
 export type InfererArgs = z.output<typeof infererArgsSchema>;
+
+/** served_model_name as the server takes it: the name answers report, then the other names requests may send. */
+export function servedModelNames(value: string | string[] | undefined, fallback: string): { modelId: string; modelAliases?: string[] } {
+  const names = value === undefined ? [fallback] : [value].flat();
+  return names.length > 1 ? { modelId: names[0], modelAliases: names.slice(1) } : { modelId: names[0] };
+}

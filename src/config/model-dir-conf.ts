@@ -10,6 +10,8 @@ import { checkServedCheckpoint, engineBackendOf, isCheckpoint } from './engine-f
 export interface ModelDirChoices {
   servedModelName?: string;
   device?: 'cpu' | 'cuda' | 'auto';
+  /** --max_model_len: the conf's max_seq_len. */
+  maxSeqLen?: number;
 }
 
 /** The folder must hold config.json or engine.json (a checkpoint or an engine) and tokenizer.json. */
@@ -36,5 +38,6 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
   const infererArgs: Record<string, unknown> = { llm_style: 'qwen3', tokenizer_path: abs, gpt_model_path: abs };
   if (choices.servedModelName !== undefined) infererArgs.served_model_name = choices.servedModelName;
   if (choices.device !== undefined) infererArgs.device = choices.device;
+  if (choices.maxSeqLen !== undefined) infererArgs.max_seq_len = choices.maxSeqLen;
   return stringify({ models: [{ name: path.basename(abs) || 'model', version: '1.0.0', inferer_args: infererArgs }] });
 }

@@ -2,6 +2,7 @@
 // the daemon and the tests agree on where deploys, state files and logs live.
 import os from 'node:os';
 import path from 'node:path';
+import { positiveEnvNumber } from '../util/env-values.js';
 import { badInput } from '../util/errors.js';
 
 export const envVars = {
@@ -15,10 +16,9 @@ export const envVars = {
   drainTimeout: 'GRPST_DRAIN_TIMEOUT_S',
 } as const;
 
-/** The drain limit of a stopping server, in seconds (GRPST_DRAIN_TIMEOUT_S; 600 when unset or not a positive number). */
+/** The drain limit of a stopping server, in seconds (GRPST_DRAIN_TIMEOUT_S; 600 when unset or empty, refused when not a number above 0). */
 export function drainTimeoutS(env: NodeJS.ProcessEnv = process.env): number {
-  const v = Number(env[envVars.drainTimeout]);
-  return Number.isFinite(v) && v > 0 ? v : 600;
+  return positiveEnvNumber(env, envVars.drainTimeout, { takes: 'a number of seconds above 0', default: '600 s', example: '120' }) ?? 600;
 }
 
 export const defaultName = 'my_grps';

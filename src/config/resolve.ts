@@ -7,7 +7,7 @@ import { defaultServerOptions, type ServerOptions } from '../server/options.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { describeDefaults, readGenerationDefaults } from './generation-config.js';
 import { requireEngineFolder, requireTokenizerDir, type EngineBackend } from './engine-folder.js';
-import { inferenceConfSchema, tensorrtOnlyInfererKeys, type InferenceConf, type InfererArgs } from './inference-schema.js';
+import { inferenceConfSchema, servedModelNames, tensorrtOnlyInfererKeys, type InferenceConf, type InfererArgs } from './inference-schema.js';
 import { defaultPort, envVars, isInside, resolveConfPath } from './paths.js';
 import { serverConfSchema, type ServerConf } from './server-schema.js';
 import { suggest, validateConf } from './validate.js';
@@ -102,7 +102,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     ...defaultServerOptions,
     host: opts.listen?.host ?? server.interface?.host ?? defaultServerOptions.host,
     port: httpPort,
-    modelId: args.served_model_name ?? defaultServerOptions.modelId,
+    ...servedModelNames(args.served_model_name, defaultServerOptions.modelId),
     apiKey: opts.apiKey,
     authHealth: server.auth?.health ?? defaultServerOptions.authHealth,
     authMetrics: server.auth?.metrics ?? defaultServerOptions.authMetrics,
@@ -178,6 +178,8 @@ export interface Deployment {
   log: { dir: string; backupCount: number };
   /** One line per accepted-but-ignored key, "file:line:col: key: why". */
   warnings: string[];
+  /** "file:line:col" of an inferer_args key of the inference conf (of its nearest written parent where it is not written). */
+  argLocation: (key: string) => string;
   /** The sampling defaults taken from generation_config.json (those the conf's sampling did not set), for the log. */
   generationDefaults?: { file: string; applied: string; ignored: string[] };
 }
@@ -200,6 +202,8 @@ export interface LoadDeploymentInput {
   inferenceText?: string;
   /** Command-line --host / --port: win over the server conf's interface. */
   listen?: Listen;
+  /** Command-line --api_key (`grpst serve`): wins over GRPST_API_KEY and the server conf's key. */
+  apiKey?: string;
 }
 
 export interface Listen {
@@ -232,10 +236,10 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
   const tokenizerChecked = withShownPaths(() => requireTokenizerDir(checkPath(tokenizerWritten), argsWhere('tokenizer_path')), input.checkRoot, base);
   const tokenizerPath = input.checkRoot ? shownFrom(tokenizerChecked) : tokenizerChecked;
 
-  const apiKey = readApiKey(serverConf, srvFile, base, checkPath, env);
+  const apiKey = input.apiKey ?? readApiKey(serverConf, srvFile, base, checkPath, env);
   if (apiKey && backend === 'trtllm') {
     throw badInput(
-      `${srvFile?.where(['api_key']) ?? envVars.apiKey}: an API key cannot be enforced for a TensorRT-LLM engine (trtllm-serve has no key check)`,
+      `${input.apiKey !== undefined ? '--api_key' : (srvFile?.where(['api_key']) ?? envVars.apiKey)}: an API key cannot be enforced for a TensorRT-LLM engine (trtllm-serve has no key check)`,
       'remove api_key (and GRPST_API_KEY) and put an authenticating proxy in front, or serve a native engine',
     );
   }
@@ -263,6 +267,7 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
     runtime,
     log: { dir: logDir, backupCount: serverConf.log?.log_backup_count ?? 7 },
     warnings,
+    argLocation: (key) => infFile.where(['models', 0, 'inferer_args', key]),
     generationDefaults,
   };
 }

@@ -4,6 +4,11 @@ import { z } from 'zod';
 
 const int = (min = 0) => z.number().int().min(min);
 const port = int(0).max(65535);
+const portWords = 'expected a port from 0 to 65535 (0: any free one), or the HTTP and RPC ports as "9997,9998"';
+// The seed's "http_port,rpc_port" string; each port in range, so a bad one is named here with its line.
+const portPair = z
+  .string()
+  .refine((text) => /^\s*\d+\s*(,\s*\d+\s*)?$/.test(text) && text.split(',').every((p) => Number(p) <= 65535), { error: portWords });
 
 export const serverConfSchema = z.strictObject({
   interface: z
@@ -11,9 +16,7 @@ export const serverConfSchema = z.strictObject({
       framework: z.enum(['http', 'http+grpc', 'http+brpc']).optional(),
       host: z.string().min(1).optional(),
       /** 9997, or "9997,9998" (HTTP and RPC ports) as the seed writes it for http+grpc. */
-      port: z
-        .union([port, z.string().regex(/^\s*\d+\s*(,\s*\d+\s*)?$/)], { error: 'expected a port (0-65535) or "http_port,rpc_port"' })
-        .optional(),
+      port: z.union([port, portPair], { error: portWords }).optional(),
       /** The seed's switch for serving /v1/chat/completions with its own body; always on here. */
       customized_predict_http: z.unknown().optional(),
     })

@@ -47,17 +47,46 @@ function issueLines(schema: z.ZodType, file: YamlFile, data: unknown, issue: z.c
   switch (issue.code) {
     case 'invalid_value':
       return [`${at}: ${show(got)} is not allowed; allowed values: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
-    case 'invalid_type':
-      if (got === undefined) return [`${at}: missing; expected ${issue.expected}`];
-      return [`${at}: expected ${issue.expected}, got ${show(got)} (${describe(got)})`];
+    case 'invalid_type': {
+      const expected = issue.expected === 'int' ? 'a whole number' : issue.expected;
+      if (got === undefined) return [`${at}: missing; expected ${expected}`];
+      return [`${at}: expected ${expected}, got ${show(got)} (${describe(got)})`];
+    }
     case 'too_small':
     case 'too_big':
-      return [`${at}: ${show(got)} is out of range: ${issue.message.replace(/^Too (small|big): expected \w+ to (be|have) /i, 'must be ')}`];
+      return [`${at}: ${show(got)} ${sizeRule(issue)}`];
     case 'invalid_union':
-      return [`${at}: ${show(got)} is not valid; ${issue.message}`];
+    case 'invalid_format':
+    case 'custom':
+      return [`${at}: ${show(got)} is not valid; ${inWords(issue.message)}`];
     default:
-      return [`${at}: ${issue.message}`];
+      return [`${at}: ${inWords(issue.message)}`];
   }
+}
+
+/**
+ * A bound in words: "is out of range: must be at least 1", "is empty; a value is needed". zod's
+ * own text ("Too small: expected string to have >=1 characters") is used by no message; a
+ * schema's own message (api_key's "an API key has at least 8 characters") is kept.
+ */
+function sizeRule(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string {
+  const own = !/^Too (small|big)\b/i.test(issue.message);
+  const small = issue.code === 'too_small';
+  const bound = Number(small ? (issue as z.core.$ZodIssueTooSmall).minimum : (issue as z.core.$ZodIssueTooBig).maximum);
+  if (issue.origin === 'string' || issue.origin === 'array') {
+    const unit = issue.origin === 'string' ? 'character' : 'item';
+    if (own) return `is too ${small ? 'short' : 'long'}: ${issue.message}`;
+    if (small && bound === 1) return issue.origin === 'string' ? 'is empty; a value is needed' : 'is empty; list at least one item';
+    return `is too ${small ? 'short' : 'long'}: must have ${small ? 'at least' : 'at most'} ${bound} ${unit}${bound === 1 ? '' : 's'}`;
+  }
+  if (own) return `is out of range: ${issue.message}`;
+  const inclusive = issue.inclusive !== false;
+  return `is out of range: must be ${small ? (inclusive ? 'at least' : 'above') : inclusive ? 'at most' : 'below'} ${bound}`;
+}
+
+/** zod's fallback texts ("Invalid input", "Invalid string: must match pattern /.../") never reach a user. */
+function inWords(message: string): string {
+  return /^Invalid\b/.test(message) ? 'not a value this key takes (the shipped conf/ files show what each key takes)' : message;
 }
 
 export function suggest(key: string, allowed: string[]): string {

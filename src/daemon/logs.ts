@@ -20,9 +20,19 @@ export interface LogsOptions {
 export function logFileOf(name: string, home: string): { file: string; pid?: number; procStart?: string } {
   const state = readState(name, home);
   if (state?.logFile) return { file: state.logFile, pid: state.pid, procStart: state.procStart };
-  const fallback = path.join(lifecyclePaths(name, home).deploy, 'logs', logFileName);
-  if (fs.existsSync(fallback)) return { file: fallback };
-  throw notFound(`no server named ${name} and no log at ${fallback}`, 'see `grpst ps` for the servers that run');
+  const stopped = stoppedLogOf(name, home);
+  if (stopped) return { file: stopped };
+  throw notFound(`no server named ${name} and no log at ${deployedLog(name, home)}`, 'see `grpst ps` for the servers that run');
+}
+
+/** Where the log of a server that ran under this name and was stopped lies, if it is still there. */
+export function stoppedLogOf(name: string, home: string): string | undefined {
+  const file = deployedLog(name, home);
+  return fs.existsSync(file) ? file : undefined;
+}
+
+function deployedLog(name: string, home: string): string {
+  return path.join(lifecyclePaths(name, home).deploy, 'logs', logFileName);
 }
 
 /**

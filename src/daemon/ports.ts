@@ -1,6 +1,7 @@
 // Port checks before a server starts: a taken port is refused with the fix, not discovered from
 // a daemon that dies on EADDRINUSE.
 import net from 'node:net';
+import { badInput } from '../util/errors.js';
 
 /** Resolves 'free' or the errno of the failed bind (EADDRINUSE, EACCES, EADDRNOTAVAIL...). */
 export function tryBind(host: string, port: number): Promise<'free' | string> {
@@ -22,4 +23,37 @@ export async function freePort(host: string): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Where the host and the port are set, for a fix to name: a conf key or a command-line flag. */
+export interface ListenSettings {
+  host: string;
+  port: string;
+}
+
+/**
+ * Binds host:port for a moment and refuses, with the setting to change, what a server could not
+ * listen on: a host that does not resolve or is no address of this machine, a privileged port,
+ * a port taken (by a grpst server, named, when `ownerOf` finds one).
+ */
+export async function requireListenable(host: string, port: number, change: ListenSettings, ownerOf: (port: number) => { name: string; pid: number } | undefined = () => undefined): Promise<void> {
+  // Port 0 too: the host must name an address of this machine.
+  const result = await tryBind(host, port);
+  if (result === 'free') return;
+  if (result === 'EADDRINUSE') {
+    const owner = ownerOf(port);
+    throw badInput(
+      `port ${port} is taken${owner ? ` by grpst server ${owner.name} (pid ${owner.pid})` : ' by another program'}`,
+      owner ? `stop it with \`grpst stop ${owner.name}\`, or change ${change.port} to a free port` : `change ${change.port} to a free port, or stop the program holding it`,
+    );
+  }
+  const why: Record<string, string> = {
+    ENOTFOUND: `${host} does not resolve to an address`,
+    EAI_AGAIN: `${host} could not be resolved (no answer from DNS)`,
+    EADDRNOTAVAIL: `${host} is not an address of this machine`,
+  };
+  throw badInput(
+    `cannot listen on ${host}:${port} (${result}${why[result] ? `: ${why[result]}` : ''})`,
+    result === 'EACCES' ? `ports below 1024 need privileges; change ${change.port} to one above 1023` : `change ${change.host} to an address of this machine: 0.0.0.0 (every interface), 127.0.0.1 (this machine only) or one of its own`,
+  );
 }

@@ -7,13 +7,17 @@ import path from 'node:path';
 import { modelDirConf } from '../config/model-dir-conf.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
-import { drainTimeoutS } from '../config/paths.js';
+import { drainTimeoutS, grpstHome } from '../config/paths.js';
 import type { GenerationEngine, LoadOptions } from '../engine/types.js';
 import { ExitCode } from '../util/errors.js';
 import { createLogger, rotateStale, scheduleDailyRotation, type Logger } from './log-file.js';
-import { atomicWrite, drainMarkerOf } from './state.js';
+import { atomicWrite, drainMarkerOf, listStates } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
-import { freePort } from './ports.js';
+import { freePort, requireListenable, type ListenSettings } from './ports.js';
+import { requireDeviceBuilt } from './device-check.js';
+import { checkMaxModelLen } from './max-model-len.js';
+import { pidAlive } from './processes.js';
+import { checkEngineLoads } from './load-check.js';
 import { checkTensorParallelHost, launchTensorParallelWorkers, tensorParallelSize, type TensorParallelGroup } from './tp-launch.js';
 
 export interface ServeInput {
@@ -33,32 +37,42 @@ export interface ServeInput {
   portFile?: string;
   /** Processes (GPUs) to split the model across (--mpi_np); a native engine's own tp_size when 1. */
   tpSize?: number;
+  /** --max_model_len (with modelDir): the served context, at most the folder's. */
+  maxModelLen?: number;
+  /** --api_key: wins over GRPST_API_KEY and the server conf's key. */
+  apiKey?: string;
 }
-
-/** Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes later anyway). */
-const drainTimeoutMs = drainTimeoutS() * 1000;
 
 export async function runServe(input: ServeInput, log: Logger = createLogger()): Promise<number> {
   const listening = exitOnSignalUntilListening(log);
+  // Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes
+  // later anyway); a value the variable does not take is refused before anything listens.
+  const drainMs = drainTimeoutS() * 1000;
   const deployPath = path.resolve(input.deployPath ?? process.cwd());
   // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
   if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
   const inferenceConf = input.inferenceConf ?? `--model_dir ${input.modelDir}`;
-  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, { servedModelName: input.servedModelName, device: input.device }) : undefined;
+  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, { servedModelName: input.servedModelName, device: input.device, maxSeqLen: input.maxModelLen }) : undefined;
+  if (input.modelDir !== undefined && input.maxModelLen !== undefined) await checkMaxModelLen(input.modelDir, input.maxModelLen);
   log.info(`grpst serve (pid ${process.pid}): ${inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
-  const d = loadDeployment({ inferenceConf, inferenceText, serverConf: input.serverConf, deployPath, listen: input.listen });
+  const d = loadDeployment({ inferenceConf, inferenceText, serverConf: input.serverConf, deployPath, listen: input.listen, apiKey: input.apiKey });
   for (const warning of d.warnings) log.warn(warning);
+  if (d.backend === 'native') await requireDeviceBuilt(d.runtime.load.device, input.modelDir !== undefined ? { asks: '--device cuda asks for the GPU', change: 'pass --device cpu or auto' } : { asks: `${inferenceConf} asks for device cuda`, change: 'set device: cpu or auto in the conf' });
+  // Before listening: what the load would refuse ends the command here (exit 2), not after the port is open.
+  // A --model_dir conf is written by grpst, so its keys are named by the flag, not by a line of it.
+  await checkEngineLoads(d, input.modelDir !== undefined ? { location: () => `--model_dir ${input.modelDir}` } : {});
+  await requireListenable(d.runtime.server.host, d.runtime.server.port, listenSettings(input), grpstServerOn);
   logGenerationDefaults(d, log);
   const stopRotation = input.logFile ? scheduleDailyRotation(input.logFile, d.log.backupCount) : () => undefined;
   try {
     if (d.backend === 'trtllm') return await serveTrtllm(d, input, log, listening);
-    return await serveNative(d, input, log, listening);
+    return await serveNative(d, input, log, listening, drainMs);
   } finally {
     stopRotation();
   }
 }
 
-async function serveNative(d: Deployment, input: ServeInput, log: Logger, listening: () => void): Promise<number> {
+async function serveNative(d: Deployment, input: ServeInput, log: Logger, listening: () => void, drainMs: number): Promise<number> {
   const tp = tensorParallelSize(d.enginePath, input.tpSize ?? 1);
   const [{ startServer }, { Tokenizer }, { ChatTemplate }, { ServerConstraintCompiler }] = await Promise.all([
     import('../server/index.js'),
@@ -104,7 +118,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
         loadAbort.abort();
       } else log.info(`${signal}: draining (no new requests; in-flight requests finish)`);
       void server
-        .drain(drainTimeoutMs)
+        .drain(drainMs)
         .then(() => engine.then((e) => e.close(), () => undefined))
         // Ranks of a cancelled load may wait in NCCL for rank 0, which never comes: nothing to drain there.
         .then(() => (loaded ? group?.stop() : group?.kill()))
@@ -193,6 +207,24 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger, listen
       resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
     });
   });
+}
+
+/** The flag or conf key that sets the address and the port, for a refusal to name. */
+function listenSettings(input: ServeInput): ListenSettings {
+  const conf = input.serverConf;
+  return {
+    host: input.listen?.host !== undefined || !conf ? '--host' : `interface.host in ${conf} (or pass --host)`,
+    port: input.listen?.port !== undefined || !conf ? '--port' : `interface.port in ${conf} (or pass --port)`,
+  };
+}
+
+/** A port held by a grpst server that `grpst start` launched: named, with how to stop it. */
+function grpstServerOn(port: number): { name: string; pid: number } | undefined {
+  try {
+    return listStates(grpstHome()).find((s) => s.httpPort === port && pidAlive(s.pid, s.procStart));
+  } catch {
+    return undefined; // an unreadable GRPST_HOME only costs the name
+  }
 }
 
 /** Says where requests' sampling defaults come from when the checkpoint supplies some. */

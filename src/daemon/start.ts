@@ -3,17 +3,20 @@
 // and a daemon that dies while starting leaves no state behind, only its log.
 import fs from 'node:fs';
 import path from 'node:path';
-import { extractArchive } from '../archive/extract.js';
+import { defaultLimits, extractArchive } from '../archive/extract.js';
 import { manifestName } from '../archive/manifest.js';
 import { drainTimeoutS, isInside, lifecyclePaths, validateName } from '../config/paths.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
+import { onOutputClosed } from '../util/closed-output.js';
 import { badInput, failed } from '../util/errors.js';
+import { chooseConfs, describeConfs } from './conf-choice.js';
 import { requireDeviceBuilt } from './device-check.js';
 import { verifyEngineFiles } from './engine-check.js';
+import { checkEngineLoads } from './load-check.js';
 import { checkMpiNp } from './gpus.js';
 import { logFileIn, tailLines } from './log-file.js';
-import { tryBind } from './ports.js';
+import { requireListenable } from './ports.js';
 import { healthUrl, probeHealth } from './probe.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, sleep, waitGroupGone } from './processes.js';
 import { spawnDaemon } from './spawn.js';
@@ -55,6 +58,9 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
   const cwd = input.cwd ?? process.cwd();
   const env = input.env ?? process.env;
   const paths = lifecyclePaths(input.name, input.home);
+  // The environment's settings are checked before anything is touched: a typo in one is refused, not replaced by its default.
+  const drainLimitS = drainTimeoutS(env);
+  const limits = defaultLimits(env);
   ensureHome(input.home);
   checkMpiNp(input.mpiNp);
   const release = lockName(input.name, input.home);
@@ -77,16 +83,21 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
   };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   for (const sig of signals) process.on(sig, onSignal);
+  // Output closed (`grpst start ... | head -1`): the same cleanup, with no one left to tell.
+  const forgetClosedOutput = onOutputClosed(() => {
+    fs.rmSync(staging, { recursive: true, force: true });
+    release();
+  });
   try {
     clearDeadState(input, paths.state);
     removeAbandonedStaging(input.home, input.name);
     input.progress.step(`verifying and extracting ${input.mar}`);
     fs.rmSync(staging, { recursive: true, force: true });
-    const { manifest } = await extractArchive(path.resolve(cwd, input.mar), staging);
+    const { manifest } = await extractArchive(path.resolve(cwd, input.mar), staging, limits);
     fs.writeFileSync(path.join(staging, manifestName), JSON.stringify(manifest, null, 1));
 
-    input.progress.step('validating the confs');
-    const confs = chooseConfs(input, staging, cwd);
+    const confs = chooseConfs(input, staging, cwd, (text) => input.progress.warn(text));
+    input.progress.step(`validating the confs (${describeConfs(confs)})`);
     const d = loadDeployment({
       inferenceConf: confs.inference.staged,
       serverConf: confs.server?.staged,
@@ -106,11 +117,12 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
         announced = true;
       };
       await verifyEngineFiles(stagedPath(d.enginePath, paths.deploy, staging), input.home, { known, onHashing });
-      await requireDeviceBuilt(d.runtime.load.device, confs.inference.shown);
+      await requireDeviceBuilt(d.runtime.load.device, { asks: `${confs.inference.shown} asks for device cuda`, change: 'set device: cpu or auto in the conf' });
       if (d.endTokenId !== undefined || d.padTokenId !== undefined || d.skipTokenIds !== undefined) {
         const { Tokenizer } = await import('../chat/tokenizer.js');
         checkTokenIds(d, Tokenizer.fromDir(stagedPath(d.tokenizerPath, paths.deploy, staging)).vocabSize, confs.inference.shown);
       }
+      await checkEngineLoads(d, { engineDir: stagedPath(d.enginePath, paths.deploy, staging), env });
     }
     let processes = input.mpiNp;
     if (d.backend === 'native') {
@@ -149,7 +161,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       serverConf: confs.server ? path.join(paths.deploy, confs.server.relative) : undefined,
       startedAt: new Date().toISOString(),
       authHealth: Boolean(d.runtime.server.apiKey && d.runtime.server.authHealth),
-      drainTimeoutS: drainTimeoutS(env),
+      drainTimeoutS: drainLimitS,
     };
     writeState(state, input.home);
     spawned = state;
@@ -160,6 +172,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     return { state, url, modelId: d.runtime.server.modelId, authRequired: Boolean(d.runtime.server.apiKey) };
   } finally {
     for (const sig of signals) process.off(sig, onSignal);
+    forgetClosedOutput();
     fs.rmSync(staging, { recursive: true, force: true });
     release();
   }
@@ -205,66 +218,10 @@ function removeAbandonedStaging(home: string, name: string): void {
   }
 }
 
-interface ChosenConf {
-  /** The copy inside the staging folder that is validated. */
-  staged: string;
-  /** Path relative to the deploy folder, where the daemon reads it. */
-  relative: string;
-  /** How the user sees it in messages. */
-  shown: string;
-}
-
-// --inference_conf names a conf inside the archive (what was archived is what is deployed, with
-// the paths --include_engine rewrote) or, when the archive has no such file, one of the user's
-// (relative to the current folder). A user's conf is copied into the deploy's conf/ so the
-// server depends on no file outside the deploy folder.
-function chooseConfs(input: StartInput, staging: string, cwd: string): { inference: ChosenConf; server?: ChosenConf } {
-  const pick = (given: string | undefined, flag: string, fallbacks: string[]): ChosenConf | undefined => {
-    if (given !== undefined) {
-      const inArchive = path.resolve(staging, given);
-      if (!path.isAbsolute(given) && isInside(staging, inArchive) && fs.existsSync(inArchive) && fs.statSync(inArchive).isFile()) {
-        return { staged: inArchive, relative: path.relative(staging, inArchive), shown: given };
-      }
-      const local = path.resolve(cwd, given);
-      if (fs.existsSync(local) && fs.statSync(local).isFile()) {
-        const relative = path.join('conf', path.basename(local));
-        fs.mkdirSync(path.join(staging, 'conf'), { recursive: true });
-        fs.copyFileSync(local, path.join(staging, relative));
-        return { staged: path.join(staging, relative), relative, shown: given };
-      }
-      // The archive's own confs of that kind are the likely answer to a typo.
-      const kind = flag === '--server_conf' ? /^server.*\.ya?ml$/ : /^inference.*\.ya?ml$/;
-      const confDir = path.join(staging, 'conf');
-      const held = fs.existsSync(confDir) ? fs.readdirSync(confDir).filter((f) => kind.test(f)).sort().map((f) => `conf/${f}`) : [];
-      const fix = held.length > 0 ? `the archive holds ${held.map((f) => `${flag}=${f}`).join(', ')}` : `pass the path of the conf, e.g. ${flag}=conf/${flag === '--server_conf' ? 'server' : 'inference_qwen3'}.yml`;
-      throw badInput(`${flag}=${given}: no such file in ${input.mar} or in ${cwd}`, fix);
-    }
-    for (const fallback of fallbacks) {
-      if (fs.existsSync(path.join(staging, fallback))) return { staged: path.join(staging, fallback), relative: fallback, shown: fallback };
-    }
-    return undefined;
-  };
-  const archived = fs.existsSync(path.join(staging, 'conf')) ? fs.readdirSync(path.join(staging, 'conf')).filter((f) => /^inference.*\.ya?ml$/.test(f)) : [];
-  const inference = pick(input.inferenceConf, '--inference_conf', ['conf/inference.yml', ...(archived.length === 1 ? [`conf/${archived[0]}`] : [])]);
-  if (!inference) {
-    throw badInput(`no inference conf given and ${input.mar} has ${archived.length === 0 ? 'no conf/inference*.yml' : `several (${archived.join(', ')})`}`, 'pass --inference_conf=conf/inference_qwen3.yml');
-  }
-  return { inference, server: pick(input.serverConf, '--server_conf', ['conf/server.yml']) };
-}
-
 async function checkPort(d: Deployment, home: string): Promise<void> {
   const { host, port } = d.runtime.server;
-  // Port 0 too: the host must name an address of this machine (else the daemon fails after spawning).
-  const result = await tryBind(host, port);
-  if (result === 'free') return;
-  if (result === 'EADDRINUSE') {
-    const owner = listStates(home).find((s) => s.httpPort === port && pidAlive(s.pid, s.procStart));
-    throw badInput(
-      `port ${port} is taken${owner ? ` by grpst server ${owner.name} (pid ${owner.pid})` : ' by another program'}`,
-      owner ? `stop it with \`grpst stop ${owner.name}\`, or set another interface.port in server.yml` : 'set another interface.port in server.yml (and pass it with --server_conf), or stop the program holding the port',
-    );
-  }
-  throw badInput(`cannot listen on ${host}:${port} (${result})`, result === 'EACCES' ? 'ports below 1024 need privileges; use a port above 1023' : 'check interface.host in server.yml names an address of this machine');
+  const ownerOf = (taken: number) => listStates(home).find((s) => s.httpPort === taken && pidAlive(s.pid, s.procStart));
+  await requireListenable(host, port, { host: 'interface.host in the server conf', port: 'interface.port in the server conf (--server_conf)' }, ownerOf);
 }
 
 /**

@@ -3,7 +3,9 @@
 import fs from 'node:fs';
 import { drainTimeoutS, lifecyclePaths } from '../config/paths.js';
 import { notFound } from '../util/errors.js';
+import { tailLines } from './log-file.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, waitGroupGone } from './processes.js';
+import { stoppedLogOf } from './logs.js';
 import { listStates, readState, removeState, type ServerState } from './state.js';
 
 export interface StopResult {
@@ -30,7 +32,13 @@ export function requireState(name: string, home: string): ServerState {
   const state = readState(name, home);
   if (!state) {
     const known = listStates(home).map((s) => s.name);
-    throw notFound(`no server named ${name}`, known.length > 0 ? `running servers: ${known.join(', ')} (see \`grpst ps\`)` : 'no server is running; start one with `grpst start ./server.mar --inference_conf=...`');
+    const others = known.length > 0 ? `running servers: ${known.join(', ')} (see \`grpst ps\`)` : undefined;
+    // Stopped, its deploy folder and log still there (docker's "is not running", not "no such container").
+    const log = stoppedLogOf(name, home);
+    if (log) {
+      throw notFound(`${name} is not running (it stopped at ${lastWritten(log)}; \`grpst logs ${name}\` shows why)`, others ?? `\`grpst start SERVER.mar --name ${name}\` starts it again`);
+    }
+    throw notFound(`no server named ${name}`, others ?? 'no server is running; start one with `grpst start ./server.mar --inference_conf=...`');
   }
   return state;
 }
@@ -66,4 +74,11 @@ export async function stopServer(name: string, home: string, timeout: number | u
   }
   removeState(name, home);
   return { state, wasRunning: true, killed, timeoutS };
+}
+
+/** The time of the log's last line (its timestamp; the file's change time when the line has none), in the log's own format. */
+function lastWritten(log: string): string {
+  const last = tailLines(log, 1)[0] ?? '';
+  const stamp = /^(\d{4}-\d{2}-\d{2}T[\d:.]+Z)\s/.exec(last)?.[1];
+  return stamp ?? fs.statSync(log).mtime.toISOString();
 }

@@ -9,6 +9,7 @@ import { parseHfConfig, type ModelConfig } from '../model/config.js';
 import { rankShard } from '../build/shard.js';
 import { badInput } from '../util/errors.js';
 import { loadAddon } from './addon.js';
+import { checkBuildLimits } from './build-limits.js';
 import { Engine } from './engine.js';
 import { resolveKvCache } from './kv-cache.js';
 import { checkContext, nativeOptions } from './load.js';
@@ -62,13 +63,15 @@ export interface TensorParallelJoin {
 const runtimeStepTokens = 512;
 
 /**
- * The engine's build limits become the defaults of the load options (explicit options win):
- * max_batch_size, max_seq_len and max_input_len (the prompt limit the server and `grpst run`
- * enforce, as TensorRT-LLM engines do); max_num_tokens caps the runtime's tokens per step where
- * the engine was built with fewer than it schedules by default.
+ * The engine's build limits become the defaults of the load options (explicit options may lower
+ * them; above them they are refused: src/engine/build-limits.ts): max_batch_size, max_seq_len and
+ * max_input_len (the prompt limit the server and `grpst run` enforce, as TensorRT-LLM engines
+ * do); max_num_tokens caps the runtime's tokens per step where the engine was built with fewer
+ * than it schedules by default.
  */
 export function engineLoadOptions(folder: EngineFolder, opts: LoadOptions): LoadOptions {
   const l = folder.manifest.limits;
+  checkBuildLimits(l, opts, folder.dir, folder.model.maxContext);
   const defaults: LoadOptions = { maxBatchSize: l.max_batch_size, maxSeqLen: l.max_seq_len, maxInputLen: l.max_input_len };
   if (l.max_num_tokens < runtimeStepTokens) defaults.maxNumTokens = l.max_num_tokens;
   return { ...defaults, ...definedOnly(opts) };

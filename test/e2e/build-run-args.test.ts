@@ -73,10 +73,11 @@ describe('grpst run with bad arguments', () => {
     expect(r.stderr).toContain('error: GRPST_CPU_KERNELS is set to "avx9000", which is not a CPU kernel level: it takes avx512, avx2 or scalar, and this CPU runs ');
     expect(r.stderr).toMatch(/\n {2}fix: unset GRPST_CPU_KERNELS to use this CPU's best level \(\w+\), or set it to .*scalar$/m);
     expect(r.stderr).not.toMatch(/model folder|load options/);
-    // grpst serve logs the load failure with the same fix, since its log is all a daemon leaves.
+    // grpst serve (and the daemon of grpst start) refuses it the same way before it listens.
     const serve = await cli.run(['serve', '--model_dir', tinyA, '--port', '0'], { env: { GRPST_CPU_KERNELS: 'avx9000' } });
-    expect(serve.code, serve.stderr).not.toBe(0);
-    expect(serve.stderr).toMatch(/the engine could not be loaded: GRPST_CPU_KERNELS is set to "avx9000".* \(fix: unset GRPST_CPU_KERNELS/);
+    expect(serve.code, serve.stderr).toBe(2);
+    expect(serve.stderr).toMatch(/^error: GRPST_CPU_KERNELS is set to "avx9000".*\n {2}fix: unset GRPST_CPU_KERNELS/m);
+    expect(`${serve.stdout}${serve.stderr}`).not.toContain('listening on');
     // grpst build runs the runtime to calibrate and to score: refused at its check, nothing written.
     const out = join(work, 'bad-kernels-engine');
     const build = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--qformat', 'int8_wo'], { env: { GRPST_CPU_KERNELS: 'avx9000' } });

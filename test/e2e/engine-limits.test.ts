@@ -1,7 +1,8 @@
 // An engine's build limits hold where it runs: --max_input_len and --max_seq_len refuse prompts in
 // the server (OpenAI's context_length_exceeded) and in `grpst run`, --max_num_tokens caps the
-// runtime's tokens per step; and --output_dir can never be a folder the build would wrongly
-// replace (the checkpoint, the current folder), --force or not.
+// runtime's tokens per step, and load options may lower the limits but never raise them; and
+// --output_dir can never be a folder the build would wrongly replace (the checkpoint, the current
+// folder), --force or not.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { ChatTemplate } from '../../src/chat/chat-template.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
 import { loadEngine } from '../../src/engine/index.js';
 import type { GenerationEngine } from '../../src/engine/types.js';
+import { ExitCode, GrpstError } from '../../src/util/errors.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { makeCli, type Cli } from '../helpers/grpst-cli.js';
 import { serve, type TestServer } from './server-harness.js';
@@ -44,10 +46,25 @@ describe("an engine's build limits", () => {
   it('load as the engine info the server reads', async () => {
     engine = await loadEngine(engineDir, { device: 'cpu', threads: 1, maxTokensInPagedKvCache: 1024 });
     expect(engine.info).toMatchObject({ maxInputLen: 16, maxSeqLen: 96, maxNumTokens: 32 });
-    // An explicit option wins over the engine's default, as the inference conf's keys do.
-    const wider = await loadEngine(engineDir, { device: 'cpu', threads: 1, maxTokensInPagedKvCache: 1024, maxSeqLen: 64, maxNumTokens: 48 });
-    expect(wider.info).toMatchObject({ maxInputLen: 16, maxSeqLen: 64, maxNumTokens: 48 });
-    await wider.close();
+    // An explicit option below the engine's limit wins, as the inference conf's keys do.
+    const narrower = await loadEngine(engineDir, { device: 'cpu', threads: 1, maxTokensInPagedKvCache: 1024, maxSeqLen: 64, maxNumTokens: 24 });
+    expect(narrower.info).toMatchObject({ maxInputLen: 16, maxSeqLen: 64, maxNumTokens: 24 });
+    await narrower.close();
+  });
+
+  it('refuse load options above them, naming each limit and the rebuild that lifts it', async () => {
+    const err = await loadEngine(engineDir, { device: 'cpu', threads: 1, maxTokensInPagedKvCache: 1024, maxSeqLen: 200, maxNumTokens: 48, maxBatchSize: 32 }).then(
+      () => undefined,
+      (e: unknown) => e as GrpstError,
+    );
+    expect(err).toBeInstanceOf(GrpstError);
+    expect(err!.exitCode).toBe(ExitCode.badInput);
+    expect(err!.message).toBe(
+      `${engineDir}: max_batch_size 32 is above the engine's build limit of 16; max_seq_len 200 is above the engine's build limit of 96; max_num_tokens 48 is above the engine's build limit of 32 (engine.json limits)`,
+    );
+    expect(err!.hint).toBe(
+      'set max_batch_size to at most 16, max_seq_len to at most 96, max_num_tokens to at most 32 in the inference conf, or rebuild the engine with --max_batch_size 32 --max_seq_len 200 --max_num_tokens 48 (grpst build)',
+    );
   });
 
   it('refuse a prompt past max_input_len over HTTP, with room left in max_seq_len', async () => {

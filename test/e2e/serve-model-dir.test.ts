@@ -175,8 +175,9 @@ describe('grpst serve / chat command-line mistakes', () => {
     try {
       const taken = await cli.run(['serve', '--model_dir', modelDir, '--host', '127.0.0.1', '--port', String(port)], { cwd: work });
       expect(taken.code).toBe(2);
-      expect(taken.stderr).toContain(`port 127.0.0.1:${port} is already in use`);
-      expect(taken.stderr).toContain('--port with grpst serve');
+      expect(taken.stderr).toContain(`port ${port} is taken by another program`);
+      expect(taken.stderr).toContain('fix: change --port to a free port');
+      expect(taken.stdout).not.toContain('loading');
     } finally {
       holder.close();
     }
@@ -198,7 +199,8 @@ describe('grpst serve / chat command-line mistakes', () => {
       expect(loading.stderr).not.toContain('grpst ps');
       const web = await cli.run(['chat', '--url', `${at}/web`], { cwd: work });
       expect(web.code).toBe(2);
-      expect(web.stderr).toContain(`GET ${at}/web/v1/models answered 200 but not with JSON: <!doctype html>`);
+      expect(web.stderr).toContain(`no OpenAI-compatible API at ${at}/web: GET /v1/models answered 200 with no content type, 32 bytes, not JSON`);
+      expect(web.stderr).not.toContain('<!doctype');
       expect(web.stderr).toContain('fix: check that --url names an OpenAI-compatible server');
     } finally {
       await new Promise((resolve) => stub.close(resolve));

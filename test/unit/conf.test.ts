@@ -199,6 +199,28 @@ describe('mapConfs', () => {
     expect(out.server).toEqual({ ...defaultServerOptions, enableThinking: true });
   });
 
+  it('served_model_name may list several names, as vLLM\'s --served-model-name: the first is the model id, the rest its aliases', () => {
+    const map = (names: unknown) =>
+      mapConfs(inferenceConfSchema.parse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', served_model_name: names } }] }), {}).server;
+    expect(map(['qwen3', 'claude-3-5-sonnet-latest', 'gpt-4o'])).toMatchObject({ modelId: 'qwen3', modelAliases: ['claude-3-5-sonnet-latest', 'gpt-4o'] });
+    for (const [names, id] of [[['only'], 'only'], ['one', 'one']] as const) {
+      expect(map(names).modelId).toBe(id);
+      expect(map(names).modelAliases).toBeUndefined();
+    }
+    // An empty list, an empty name or one listed twice is a conf error, not a server without a name.
+    for (const bad of [[], ['a', ''], ['a', 'a'], 3])
+      expect(inferenceConfSchema.safeParse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', served_model_name: bad } }] }).success, JSON.stringify(bad)).toBe(false);
+  });
+
+  it('a served_model_name list in the YAML conf reaches the server options; a name listed twice is refused naming the key', () => {
+    const listed = (names: string) => qwen3Conf((t) => t.replace(/served_model_name: qwen3\b/, `served_model_name: ${names}`));
+    const d = loadDeployment({ inferenceConf: listed('[qwen3, claude-3-5-sonnet-latest]'), deployPath: tmp, env: {} });
+    expect(d.runtime.server).toMatchObject({ modelId: 'qwen3', modelAliases: ['claude-3-5-sonnet-latest'] });
+    const err = errorOf(() => loadDeployment({ inferenceConf: listed('[qwen3, qwen3]'), deployPath: tmp, env: {} }));
+    expect(err.message).toContain('models[0].inferer_args.served_model_name');
+    expect(err.message).toContain('list each name once');
+  });
+
   it('under trtllm-serve, native-only keys are the ignored ones and TensorRT-LLM keys pass', () => {
     const inference = inferenceConfSchema.parse({
       models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3' } }],

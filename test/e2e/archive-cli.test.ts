@@ -1,0 +1,58 @@
+// `grpst archive` when the archive cannot be written: a full disk (grpst build's test hook,
+// GRPST_TEST_DISK_LIMIT_BYTES) and a folder this user may not write. Each is said in words naming
+// the archive asked for, never the temporary file beside it, with a fix; exit 4 and 2 as grpst
+// build answers the same; and nothing is left in the folder.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { checkpoint, repoRoot } from '../helpers/fixtures.js';
+import { cliArgv, makeCli, type Cli } from '../helpers/grpst-cli.js';
+
+let work: string;
+let cli: Cli;
+let project: string;
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-archive-cli-'));
+  // Readable by the unprivileged user the permission case runs as.
+  fs.chmodSync(work, 0o755);
+  cli = makeCli();
+  project = path.join(work, 'project');
+  fs.mkdirSync(path.join(project, 'conf'), { recursive: true });
+  const conf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', checkpoint('tiny-a'));
+  fs.writeFileSync(path.join(project, 'conf', 'inference.yml'), conf);
+});
+
+afterAll(() => {
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(cli.home, { recursive: true, force: true });
+});
+
+describe('grpst archive write failures', () => {
+  it('a full disk: exit 4, the archive named with the fix, nothing left', async () => {
+    const out = path.join(work, 'full');
+    fs.mkdirSync(out);
+    const r = await cli.run(['archive', project, '-o', path.join(out, 'server.mar'), '--include_engine'], { env: { GRPST_TEST_DISK_LIMIT_BYTES: '100000' } });
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toContain(`error: the disk is full while writing ${path.join(out, 'server.mar')} (ENOSPC); nothing was left behind`);
+    expect(r.stderr).toContain(`fix: free space on the disk of ${out}, or pass -o with a path on a larger disk`);
+    expect(r.stderr).not.toContain('.tmp-');
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+
+  it('a folder this user may not write: exit 2, the archive named with the fix, nothing left', async () => {
+    const out = path.join(work, 'locked');
+    fs.mkdirSync(out, { mode: 0o555 });
+    fs.chmodSync(out, 0o555);
+    // root writes anywhere: the command runs as nobody there.
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const r = await execa(process.execPath, [...cliArgv, 'archive', project, '-o', path.join(out, 'server.mar')], { env: cli.env, cwd: work, reject: false, stdin: 'ignore', ...asUser });
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(r.stderr).toContain(`error: cannot write ${path.join(out, 'server.mar')}: ${out} is not writable by this user (EACCES); nothing was left behind`);
+    expect(r.stderr).toContain('fix: pass -o with a path in a folder you can write');
+    expect(r.stderr).not.toContain('.tmp-');
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+});
