@@ -63,7 +63,8 @@ export class SseWriter {
   }
 }
 
-function drained(res: ServerResponse): Promise<void> {
+/** Resolves once the response can take more (its buffer drained) or is gone. */
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const finish = () => {
       res.off('drain', finish);

@@ -318,7 +318,7 @@ describe('the runtime does not load it unbuilt', () => {
     mkdirSync(join(deploy, 'conf'), { recursive: true });
     const conf = `models:\n  - name: m\n    version: 1.0.0\n    inferer_args:\n      llm_style: qwen3\n      tokenizer_path: ${fixture}\n      gpt_model_path: ${fixture}\n`;
     writeFileSync(join(deploy, 'conf', 'inference.yml'), conf);
-    const fromConf = await cli.run(['serve', '--inference_conf', join(deploy, 'conf', 'inference.yml'), '--deploy_path', deploy]);
+    const fromConf = await cli.run(['serve', '--inference_conf', join(deploy, 'conf', 'inference.yml'), '--deploy_path', deploy, '--port', '0']);
     expect(fromConf.code).toBe(2);
     expect(fromConf.stderr).toMatch(/gpt_model_path.*is a quantized checkpoint/);
     expect(fromConf.stderr).toContain(fix);

@@ -220,14 +220,15 @@ describe('what cannot be split or run here is refused with the fix', () => {
   }
 
   it('grpst serve on a machine without GPUs, then without NCCL', async () => {
-    const none = await cli.run(['serve', '--inference_conf', conf(tp2)]);
+    // --port 0: the port is checked before the GPUs, and 9997 may be another program's.
+    const none = await cli.run(['serve', '--inference_conf', conf(tp2), '--port', '0']);
     expect(none.code).toBe(2);
     // No --mpi_np given: the engine's own tp_size is what needs the GPUs, and the fix says so.
     expect(none.stderr).toContain('the engine was built with --tp_size 2: it runs one process per GPU and needs 2 GPUs, but 0 are available');
     expect(none.stderr).toContain('fix: serve it where 2 GPUs are, or rebuild it for this machine: `grpst build ... --tp_size 1` (one GPU or the CPU)');
     // Two GPUs visible (nvidia-smi stand-in), but this runtime was built without CUDA and NCCL.
     const twoGpus = { PATH: `${path.join(standInDir, 'two-gpus')}${path.delimiter}${cli.env.PATH}` };
-    const noNccl = await cli.run(['serve', '--inference_conf', conf(tp2)], { env: twoGpus });
+    const noNccl = await cli.run(['serve', '--inference_conf', conf(tp2), '--port', '0'], { env: twoGpus });
     expect(noNccl.code).toBe(2);
     expect(noNccl.stderr).toMatch(/a tensor-parallel engine of 2 ranks runs one process per GPU over NCCL, but this build of the native runtime has no (CUDA backend|NCCL)/);
     expect(noNccl.stderr).toContain('fix: rebuild the runtime on the GPU machine with the CUDA toolkit and NCCL');

@@ -2,6 +2,7 @@
 // The status line goes out with the first object, so a request refused before any output still
 // gets its error status. Writes respect backpressure: a slow reader slows its own request only.
 import type { ServerResponse } from 'node:http';
+import { drained } from '../sse.js';
 
 export class NdjsonWriter {
   private started = false;
@@ -27,16 +28,4 @@ export class NdjsonWriter {
     this.ended = true;
     if (!this.res.destroyed) this.res.end();
   }
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const finish = () => {
-      res.off('drain', finish);
-      res.off('close', finish);
-      resolve();
-    };
-    res.on('drain', finish);
-    res.on('close', finish);
-  });
 }
