@@ -198,6 +198,9 @@ describe('POST /api/generate', () => {
     expect(list.every((b: unknown) => typeof b === 'boolean')).toBe(true);
 
     expect(await ollama.generate({ model: 'qwen3', prompt: '' })).toMatchObject({ done: true, done_reason: 'load', response: '' });
+    // keep_alive 0 is Ollama's unload request: answered as one (the model stays loaded while the server runs).
+    expect(await ollama.generate({ model: 'qwen3', prompt: '', keep_alive: '0s' })).toMatchObject({ done: true, done_reason: 'unload' });
+    expect(await ollama.chat({ model: 'qwen3', messages: [], keep_alive: 0 })).toMatchObject({ done: true, done_reason: 'unload' });
 
     const refusals: [Record<string, unknown>, RegExp][] = [
       [{ template: '{{ .Prompt }}' }, /^template is not supported/],

@@ -4,7 +4,11 @@
 // block by itself, so without a budget the whole answer stays reasoning; the prompts end inside an
 // open block (a continued assistant turn, a raw prompt), as templates that open it themselves do.
 import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { post, loadTiny, serve, type TestServer, type TinyModel } from './server-harness.js';
 
 let model: TinyModel;
@@ -48,6 +52,35 @@ describe('chat completions: thinking_token_budget', () => {
     expect(free.reasoning_content!.startsWith(bounded.reasoning_content!.trimEnd())).toBe(true);
   });
 
+  it('closes the think block a grammar opened, and the JSON answer still parses', async () => {
+    const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
+    const server = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, reasoningParser: true });
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const ask = async (budget?: number) => {
+      const r = await client.chat.completions.create({
+        model: 'qwen3',
+        messages: [{ role: 'user', content: 'A JSON object, please.' }],
+        max_tokens: 64,
+        temperature: 0,
+        response_format: { type: 'json_object' },
+        logprobs: true,
+        ...({ enable_thinking: true, thinking_token_budget: budget } as object),
+      });
+      const m = r.choices[0].message as { content: string; reasoning_content?: string };
+      expect(() => JSON.parse(m.content)).not.toThrow();
+      // Tokens up to the closing one: the grammar's own <think>, then the block's text.
+      const tokens = r.choices[0].logprobs!.content!.map((e) => e.token);
+      return tokens.indexOf('</think>');
+    };
+    try {
+      const free = await ask();
+      expect(free).toBeGreaterThan(4);
+      expect(await ask(3)).toBe(4);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('refuses a negative budget, naming the field', async () => {
     const r = await post(`${t.url}/v1/chat/completions`, { model: 'qwen3', messages: opened, thinking_token_budget: -1 });
     expect(r.status).toBe(400);
@@ -69,6 +102,14 @@ describe('completions: thinking_token_budget', () => {
     expect(bounded[3]).toBe('</think>');
     expect(await ask(0)).toContain('</think>');
     expect((await ask(0))[0]).toBe('</think>');
+    // A budget past what the runtime counts bounds nothing more: served, the block left open.
+    expect(await ask(1e12)).toEqual(free);
+  });
+
+  it('bounds every choice of n, seeded and sampled', async () => {
+    const r = await post(`${t.url}/v1/completions`, { model: 'qwen3', prompt: 'Think first.<think>', max_tokens: 8, temperature: 1, seed: 11, n: 3, logprobs: 0, ignore_eos: true, thinking_token_budget: 2 });
+    expect(r.status).toBe(200);
+    expect(r.json.choices.map((c: { logprobs: { tokens: string[] } }) => c.logprobs.tokens.indexOf('</think>'))).toEqual([2, 2, 2]);
   });
 });
 

@@ -214,6 +214,10 @@ describe('stream_options.continuous_usage_stats', () => {
       // include_usage alone keeps OpenAI's shape: null until the last chunk.
       const once = sseFrames((await send({ stream: true, stream_options: { include_usage: true } })).text).filter((f) => f !== '[DONE]');
       expect(once.slice(0, -1).every((c) => c.usage === null)).toBe(true);
+      // continuous_usage_stats alone does nothing, as in vLLM: no usage in any chunk.
+      const alone = sseFrames((await send({ stream: true, stream_options: { continuous_usage_stats: true } })).text).filter((f) => f !== '[DONE]');
+      expect(alone.every((c) => c.usage === undefined || c.usage === null)).toBe(true);
+      expect(alone.every((c) => c.choices.length > 0)).toBe(true);
     }
   });
 });

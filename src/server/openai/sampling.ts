@@ -101,6 +101,9 @@ export function minTokens(requested: number | null | undefined, maxTokens: numbe
   return requested;
 }
 
+/** The largest budget the runtime counts to (an int32); anything larger is the same as it. */
+const MAX_THINK_BUDGET = 2 ** 31 - 1;
+
 /**
  * A thinking token budget (vLLM's thinking_token_budget, Anthropic's thinking.budget_tokens): the
  * runtime closes the think block once it holds this many tokens. A request without one takes the
@@ -108,8 +111,10 @@ export function minTokens(requested: number | null | undefined, maxTokens: numbe
  * block's two tokens, where it could bound nothing.
  */
 export function thinkBudget(requested: number | null | undefined, tokenizer: Tokenizer, options: ServerOptions, param = 'thinking_token_budget'): ThinkBudget | undefined {
-  const maxTokens = requested ?? options.thinkingTokenBudget;
-  if (maxTokens === undefined) return undefined;
+  const given = requested ?? options.thinkingTokenBudget;
+  if (given === undefined) return undefined;
+  // No answer is longer than the runtime's int32 counts: a larger budget bounds nothing more.
+  const maxTokens = Math.min(given, MAX_THINK_BUDGET);
   const openToken = tokenizer.tokenToId('<think>');
   const closeToken = tokenizer.tokenToId('</think>');
   if (openToken === undefined || closeToken === undefined) {

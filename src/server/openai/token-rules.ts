@@ -24,19 +24,22 @@ export function singleTokenForms(tokenizer: Pick<Tokenizer, 'encode'>, word: str
 }
 
 /**
- * The request's bad_words as banned ids, merged with the conf's. A word that is one token in
- * neither form cannot be banned this way: vLLM would ban its token sequence, which the engine
- * does not do, so it is refused rather than left to appear.
+ * The request's bad_words as banned ids, merged with the conf's. As vLLM reads a word: leading
+ * spaces dropped, then the word alone and after a space; each of those forms that is one token
+ * is banned. vLLM also bans a form of several tokens, as a sequence, which the engine does not
+ * do: a word with no one-token form is refused rather than left to appear, and docs say which
+ * forms a word's ban covers (structured-outputs.md).
  */
 export function bannedTokenIds(words: readonly string[] | null | undefined, tokenizer: Pick<Tokenizer, 'encode'>, confIds: readonly number[] | undefined): number[] | undefined {
   const ids = new Set(confIds ?? []);
-  (words ?? []).forEach((word, i) => {
+  (words ?? []).forEach((given, i) => {
+    const word = given.trimStart();
     const forms = singleTokenForms(tokenizer, word);
     if (forms.length === 0) {
       const count = tokenizer.encode(word, { allowSpecial: false }).length;
       throw unsupported(
         `bad_words[${i}]`,
-        `bad_words[${i}] ${JSON.stringify(word)} is ${count} tokens; this server bans only words that are one token (alone or after a space), as the inference conf's bad_words. ` +
+        `bad_words[${i}] ${JSON.stringify(given)} is ${count} tokens; this server bans only words that are one token (alone or after a space), as the inference conf's bad_words. ` +
           'Send single-token words, or use stop to end the answer where the word begins.',
       );
     }

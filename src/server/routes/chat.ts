@@ -108,9 +108,10 @@ async function streamChat(
   updates: AsyncGenerator<ChoiceUpdate>,
   n: number,
 ): Promise<void> {
-  // continuous_usage_stats (vLLM's): every chunk carries the usage so far, and the last one the total.
-  const continuous = body.stream_options?.continuous_usage_stats === true;
-  const withUsage = body.stream_options?.include_usage === true || continuous;
+  // continuous_usage_stats (vLLM's): with include_usage, every chunk carries the usage so far
+  // and the last one the total; alone it does nothing, as in vLLM.
+  const withUsage = body.stream_options?.include_usage === true;
+  const continuous = withUsage && body.stream_options?.continuous_usage_stats === true;
   const tokens = new Array<number>(n).fill(0);
   let cached: number | undefined;
   const usageNow = () => usageOf(promptTokens, tokens.reduce((a, b) => a + b, 0), cached);

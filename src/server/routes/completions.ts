@@ -88,9 +88,10 @@ export async function completions(rc: RequestContext): Promise<void> {
       const usage = usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
       return sendJson(rc.res, 200, completionResponse(meta, states, usage));
     }
-    // continuous_usage_stats (vLLM's): every chunk carries the usage so far, and the last one the total.
-    const continuous = body.stream_options?.continuous_usage_stats === true;
-    const withUsage = body.stream_options?.include_usage === true || continuous;
+    // continuous_usage_stats (vLLM's): with include_usage, every chunk carries the usage so far
+    // and the last one the total; alone it does nothing, as in vLLM.
+    const withUsage = body.stream_options?.include_usage === true;
+    const continuous = withUsage && body.stream_options?.continuous_usage_stats === true;
     const usageNow = () => usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
     const sse = new SseWriter(rc.res);
     sse.start();

@@ -42,6 +42,6 @@ export const ollamaPush = refused(() => notOffered('Pushing models', 'copy the e
 export const ollamaCreate = refused(() =>
   notOffered('Creating models from a Modelfile', 'build an engine with `grpst build` (its flags choose the quantization) and set sampling defaults and stop words in the inference conf.'),
 );
-export const ollamaCopy = refused((served) => notOffered('Copying models', `this server serves one model under one name ('${served}'); set the name with served_model_name in the inference conf.`));
+export const ollamaCopy = refused((served) => notOffered('Copying models', `this server serves one model ('${served}'); give it more names with a list in served_model_name in the inference conf.`));
 export const ollamaDelete = refused(() => notOffered('Deleting models', 'stop the server with `grpst stop` and remove its engine folder.'));
 export const ollamaEmbed = refused(() => notOffered('Embeddings', 'grpst serves text generation only; use an embedding model server for embeddings.'));

@@ -26,7 +26,7 @@ export async function ollamaChat(rc: RequestContext): Promise<void> {
   s.requireEngine();
   const messages = body.messages ?? [];
   // No messages: Ollama's way to load a model. It is loaded while the server runs.
-  if (messages.length === 0) return loaded(rc, body.model, { message: { role: 'assistant', content: '' } });
+  if (messages.length === 0) return loaded(rc, body.model, body.keep_alive, { message: { role: 'assistant', content: '' } });
   const thinking = thinkingOn(body.think, s.options.enableThinking);
   const plan = planTools(body.tools, undefined, answerFormat(body.format), thinking, s.constraints, undefined, 'format');
   const turns = templateMessages(messages);
@@ -50,7 +50,7 @@ export async function ollamaGenerate(rc: RequestContext): Promise<void> {
     throw badRequest('context is not supported: this server returns no context to send back. Send the conversation as messages to /api/chat.', 'context', 'unsupported_parameter');
   s.requireEngine();
   const text = body.prompt ?? '';
-  if (text === '') return loaded(rc, body.model, { response: '' });
+  if (text === '') return loaded(rc, body.model, body.keep_alive, { response: '' });
   // Raw prompts skip the template, so thinking is whatever the prompt says; think only asks that a think block be read apart.
   const thinking = body.raw ? body.think != null && body.think !== false : thinkingOn(body.think, s.options.enableThinking);
   const plan = planTools(undefined, undefined, answerFormat(body.format), thinking, s.constraints, undefined, 'format');
@@ -64,9 +64,13 @@ export async function ollamaGenerate(rc: RequestContext): Promise<void> {
   await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'prompt', fields: generateFields });
 }
 
-/** A load request's answer: done at once, done_reason "load". */
-function loaded(rc: RequestContext, model: string, fields: Record<string, unknown>): void {
-  sendJson(rc.res, 200, { model, created_at: new Date().toISOString(), ...fields, done: true, done_reason: 'load' });
+/**
+ * A load request's answer, done at once: done_reason "load", or "unload" for keep_alive 0 (the
+ * model stays loaded: it is loaded while the server runs).
+ */
+function loaded(rc: RequestContext, model: string, keepAlive: string | number | null | undefined, fields: Record<string, unknown>): void {
+  const unload = keepAlive === 0 || (typeof keepAlive === 'string' && /^0+(\.0*)?[a-z]*$/.test(keepAlive.trim()));
+  sendJson(rc.res, 200, { model, created_at: new Date().toISOString(), ...fields, done: true, done_reason: unload ? 'unload' : 'load' });
 }
 
 interface Turn {
