@@ -1,7 +1,10 @@
 // The server side of bench:serve, run as its own process so the load generator's event loop
 // never shares time with the server's: loads a model folder, serves it, prints its URL.
 //
-//   tsx bench/serve-server.ts <model dir> [--threads N] [--max-batch-size 32] [--max-seq-len 2048]
+//   tsx bench/serve-server.ts <model dir> [--threads N] [--max-batch-size N] [--max-seq-len 2048]
+// --max-batch-size defaults to an engine's build limit (32 for a checkpoint folder).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ChatTemplate } from '../src/chat/chat-template.js';
 import { Tokenizer } from '../src/chat/tokenizer.js';
@@ -13,7 +16,7 @@ const { values: args, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     threads: { type: 'string' },
-    'max-batch-size': { type: 'string', default: '32' },
+    'max-batch-size': { type: 'string' },
     'max-seq-len': { type: 'string', default: '2048' },
     'max-num-tokens': { type: 'string', default: '512' },
   },
@@ -24,7 +27,8 @@ if (!dir) throw new Error('usage: tsx bench/serve-server.ts <model dir>');
 const engine = await loadEngine(dir, {
   device: 'cpu',
   threads: args.threads ? Number(args.threads) : undefined,
-  maxBatchSize: Number(args['max-batch-size']),
+  // An engine's own limit unless asked: above it the load is refused.
+  maxBatchSize: args['max-batch-size'] ? Number(args['max-batch-size']) : existsSync(join(dir, 'engine.json')) ? undefined : 32,
   maxSeqLen: Number(args['max-seq-len']),
   maxNumTokens: Number(args['max-num-tokens']),
 });

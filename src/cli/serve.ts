@@ -73,9 +73,10 @@ function checkConfChoice(opts: ServeOptions): void {
   if (!opts.inference_conf && !opts.model_dir) {
     throw badInput('grpst serve needs --inference_conf FILE or --model_dir DIR', 'e.g. grpst serve --model_dir /tmp/Qwen3-8B/engine');
   }
-  for (const [flag, value] of [['--served_model_name', opts.served_model_name], ['--device', opts.device], ['--max_model_len', opts.max_model_len]] as const) {
+  // Each flag's key in the conf (--max_model_len is vLLM's name for the conf's max_seq_len).
+  for (const [flag, value, key] of [['--served_model_name', opts.served_model_name, 'served_model_name'], ['--device', opts.device, 'device'], ['--max_model_len', opts.max_model_len, 'max_seq_len']] as const) {
     if (value !== undefined && opts.inference_conf) {
-      throw badInput(`${flag} goes with --model_dir`, `set ${flag.slice(2)} under models[0].inferer_args in ${opts.inference_conf}`);
+      throw badInput(`${flag} goes with --model_dir`, `set ${key} under models[0].inferer_args in ${opts.inference_conf}`);
     }
   }
 }

@@ -63,6 +63,8 @@ describe('grpst serve --model_dir with --max_model_len and --api_key', () => {
     const withConf = await cli.run(['serve', '--inference_conf', 'x.yml', '--max_model_len', '64'], { cwd: work });
     expect(withConf.code).toBe(2);
     expect(withConf.stderr).toContain('--max_model_len goes with --model_dir');
+    // The conf's own key for it, which the conf check accepts.
+    expect(withConf.stderr).toContain('set max_seq_len under models[0].inferer_args in x.yml');
   });
 });
 

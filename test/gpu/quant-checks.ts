@@ -67,6 +67,8 @@ async function build(model: string, qformat: QFormat, out: string, quantizeLmHea
     model_dir: model, output_dir: out, qformat, awq_block_size: 64, calib_size: 16, eval_tokens: 64,
     calib_dataset: join(repoRoot, 'data', 'calibration.txt'), eval_dataset: join(repoRoot, 'data', 'heldout.txt'),
     quantize_lm_head: quantizeLmHead,
+    // BATCH concurrent requests load with maxBatchSize 32: the engine must be built for it.
+    max_batch_size: 32,
   });
   await runBuild(s, { reporter: new MemoryReporter(), version: 'quant-checks', bridge: loadRuntimeBridge });
 }
