@@ -7,8 +7,8 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
-import { diskLimitEnv } from '../build/staging.js';
-import { badInput, failed } from '../util/errors.js';
+import { DiskLimit, diskFullError, isDiskFull } from '../util/disk-full.js';
+import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
 import { manifestFormat, manifestName, manifestVersion, type Manifest, type ManifestFile } from './manifest.js';
 import { planArchive, shouldCompress, type PlannedFile } from './project.js';
@@ -69,9 +69,7 @@ function explainWriteError(err: unknown, at: { output: string; temp: string; sho
   const e = err as NodeJS.ErrnoException;
   if (e?.path !== undefined && e.path !== at.temp && e.path !== at.output) return err;
   const dir = path.dirname(at.output);
-  if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') {
-    return failed(`the disk is full while writing ${at.shown} (${e.code}); nothing was left behind`, `free space on the disk of ${dir}, or pass -o with a path on a larger disk`, err);
-  }
+  if (isDiskFull(e)) return diskFullError(err, at.shown, dir, '-o with a path');
   const why: Record<string, string> = { EROFS: 'is on a read-only file system', EACCES: 'is not writable by this user', EPERM: 'is not writable by this user' };
   if (e?.code !== undefined && why[e.code]) {
     return badInput(`cannot write ${at.shown}: ${dir} ${why[e.code]} (${e.code}); nothing was left behind`, 'pass -o with a path in a folder you can write, e.g. -o ~/server.mar');
@@ -79,17 +77,17 @@ function explainWriteError(err: unknown, at: { output: string; temp: string; sho
   return err;
 }
 
-/** Test hook (as grpst build's): the disk fills up after this many bytes of the archive. */
+/** Test hook (as grpst build's): the disk fills up after GRPST_TEST_DISK_LIMIT_BYTES of the archive. */
 function diskLimit(): Transform {
-  const limit = Number(process.env[diskLimitEnv] || Infinity);
-  let written = 0;
+  const disk = new DiskLimit();
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      written += chunk.length;
-      if (!(written > limit)) return done(null, chunk);
-      const full = new Error(`ENOSPC: no space left on device, write (${diskLimitEnv}=${limit})`) as NodeJS.ErrnoException;
-      full.code = 'ENOSPC';
-      done(full);
+      try {
+        disk.add(chunk.length);
+      } catch (full) {
+        return done(full as Error);
+      }
+      done(null, chunk);
     },
   });
 }

@@ -3,12 +3,12 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pidAlive } from '../daemon/processes.js';
-import { badInput, failed } from '../util/errors.js';
+import { DiskLimit, diskFullError, isDiskFull } from '../util/disk-full.js';
+import { badInput } from '../util/errors.js';
 import { makeFolders } from '../util/folders.js';
 import { MANIFEST_FILE } from './manifest.js';
 
-/** Test hook: pretend the disk fills up after this many bytes written through a staging folder. */
-export const diskLimitEnv = 'GRPST_TEST_DISK_LIMIT_BYTES';
+export { diskLimitEnv } from '../util/disk-full.js';
 
 /** Staging folders of this process not yet committed or aborted: removed if the process exits. */
 const live = new Set<Staging>();
@@ -52,8 +52,8 @@ function removeStale(parent: string, name: string): string[] {
 export class Staging {
   readonly output: string;
   readonly tmp: string;
-  private written = 0;
-  private readonly limit: number;
+  /** Test hook: the disk fills up after GRPST_TEST_DISK_LIMIT_BYTES written through the staging folder. */
+  private readonly disk = new DiskLimit();
   private finished = false;
   /** Staging folders of interrupted earlier builds that begin() removed, for the build to report. */
   readonly removedStale: string[] = [];
@@ -61,8 +61,6 @@ export class Staging {
   private constructor(output: string, tmp: string) {
     this.output = output;
     this.tmp = tmp;
-    const raw = process.env[diskLimitEnv];
-    this.limit = raw ? Number(raw) : Infinity;
   }
 
   /** Checks the output folder may be written, then creates the temporary one beside it. */
@@ -98,12 +96,7 @@ export class Staging {
 
   /** Counts bytes about to be written; throws ENOSPC past the test limit. */
   account(bytes: number): void {
-    this.written += bytes;
-    if (this.written > this.limit) {
-      const err = new Error(`ENOSPC: no space left on device (${diskLimitEnv}=${this.limit})`) as NodeJS.ErrnoException;
-      err.code = 'ENOSPC';
-      throw err;
-    }
+    this.disk.add(bytes);
   }
 
   /** Moves the finished folder into place (replacing an old one only under --force). */
@@ -172,9 +165,5 @@ export function checkOutput(output: string, force: boolean, modelDir?: string): 
 
 /** Turns an out-of-space error into one that says where space is needed. */
 export function explainWriteError(e: unknown, where: string): unknown {
-  const code = (e as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return failed(`the disk is full while writing ${where} (${code}); nothing was left behind`, `free space on the disk of ${dirname(where)} or pass an --output_dir on a larger disk`, e);
-  }
-  return e;
+  return isDiskFull(e) ? diskFullError(e, where, dirname(where), 'an --output_dir') : e;
 }

@@ -3,13 +3,15 @@
 // file on this machine. A path written as a file here (absolute, or starting with ./ or ../)
 // means the file here when it exists; a bare path (conf/x.yml) means the archive's when it holds
 // one. When both exist and say different things, the one not deployed is named, with the flag
-// that picks it. A file from here is copied into the deploy's conf/, so the server depends on no
-// file outside the deploy folder.
+// that picks it; the archive's conf --include_engine rewrote is the same conf only while the file
+// here still points at the engine that was packed. A file from here is copied into the deploy's
+// conf/, so the server depends on no file outside the deploy folder.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { isInside } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
+import { holdsPackedModel } from './same-model.js';
 
 export interface ChosenConf {
   /** The copy inside the staging folder that is validated. */
@@ -34,10 +36,11 @@ const confPattern: Record<ConfKind, RegExp> = { inference: /^inference.*\.ya?ml$
 
 /** The confs to deploy; `warn` hears of a file of the same name that was not used. */
 export function chooseConfs(input: ConfRequest, staging: string, cwd: string, warn: (text: string) => void): { inference: ChosenConf; server?: ChosenConf } {
+  const ctx = { input, staging, cwd, warn };
   const archived = confsIn(staging, 'inference');
   const inference =
     input.inferenceConf !== undefined
-      ? pick(input.inferenceConf, '--inference_conf', 'inference', { input, staging, cwd, warn })
+      ? pick(input.inferenceConf, '--inference_conf', 'inference', ctx)
       : fallback(staging, ['conf/inference.yml', ...(archived.length === 1 ? [archived[0]] : [])]);
   if (!inference) {
     throw badInput(
@@ -47,8 +50,11 @@ export function chooseConfs(input: ConfRequest, staging: string, cwd: string, wa
         : `pick one: ${archived.map((f) => `--inference_conf=${f}`).join(', ')}`,
     );
   }
-  const server = input.serverConf !== undefined ? pick(input.serverConf, '--server_conf', 'server', { input, staging, cwd, warn }) : fallback(staging, ['conf/server.yml']);
-  return { inference, server };
+  const server = input.serverConf !== undefined ? pick(input.serverConf, '--server_conf', 'server', ctx) : fallback(staging, ['conf/server.yml']);
+  // Files here are copied in only once both are chosen: a copy must not replace the archive's
+  // file the other conf deploys, nor the other copy (./a/my.yml and ./b/my.yml).
+  const deployed = [inference, server].flatMap((c) => (c && !('local' in c) ? [c.relative] : []));
+  return { inference: copyIn(staging, inference, 'inference', deployed), server: server && copyIn(staging, server, 'server', deployed) };
 }
 
 /** The progress line's words for where the confs come from. */
@@ -74,7 +80,13 @@ interface PickContext {
   warn: (text: string) => void;
 }
 
-function pick(given: string, flag: string, kind: ConfKind, ctx: PickContext): ChosenConf {
+/** A conf here, chosen but not yet copied into the staging folder. */
+interface LocalConf {
+  local: string;
+  shown: string;
+}
+
+function pick(given: string, flag: string, kind: ConfKind, ctx: PickContext): ChosenConf | LocalConf {
   const { staging, cwd } = ctx;
   const candidate = path.resolve(staging, given);
   const inArchive = !path.isAbsolute(given) && isInside(staging, candidate) && isFile(candidate) ? candidate : undefined;
@@ -84,17 +96,17 @@ function pick(given: string, flag: string, kind: ConfKind, ctx: PickContext): Ch
   const writtenAsHere = path.isAbsolute(given) || /^\.\.?[\\/]/.test(given);
 
   if (here && writtenAsHere) {
-    if (!inArchive || sameConf(here, inArchive, kind, staging)) return inArchive ? fromArchive(staging, inArchive, given) : copyIn(staging, here, given);
+    if (!inArchive || sameConf(here, inArchive, kind, ctx)) return inArchive ? fromArchive(staging, inArchive, given) : { local: here, shown: given };
     ctx.warn(`${flag}=${given}: deploying ${here}; the archive's ${archiveName} differs and is not used (${flag}=${archiveName} deploys that one)`);
-    return copyIn(staging, here, given);
+    return { local: here, shown: given };
   }
   if (inArchive) {
-    if (here && !sameConf(here, inArchive, kind, staging)) {
+    if (here && !sameConf(here, inArchive, kind, ctx)) {
       ctx.warn(`${flag}=${given}: deploying the archive's ${archiveName}; ${here} differs and is not used (${flag}=./${given.replace(/^[\\/]+/, '')} deploys that one)`);
     }
     return fromArchive(staging, inArchive, given);
   }
-  if (here) return copyIn(staging, here, given);
+  if (here) return { local: here, shown: given };
   // The archive's own confs of that kind are the likely answer to a typo.
   const held = confsIn(staging, kind);
   throw badInput(
@@ -108,11 +120,19 @@ function fromArchive(staging: string, staged: string, shown: string): ChosenConf
   return { staged, relative, shown, origin: `${relative.split(path.sep).join('/')} of the archive` };
 }
 
-function copyIn(staging: string, local: string, shown: string): ChosenConf {
-  const relative = path.join('conf', path.basename(local));
+/**
+ * A conf here is copied to conf/ under its own name, or, when that name is taken by the other
+ * conf deployed, under its name with the kind added (my.yml, my-server.yml).
+ */
+function copyIn(staging: string, chosen: ChosenConf | LocalConf, kind: ConfKind, taken: string[]): ChosenConf {
+  if (!('local' in chosen)) return chosen;
+  const { name, ext } = path.parse(chosen.local);
+  let relative = path.join('conf', `${name}${ext}`);
+  for (let n = 1; taken.includes(relative); n++) relative = path.join('conf', `${name}-${kind}${n > 1 ? `-${n}` : ''}${ext}`);
+  taken.push(relative);
   fs.mkdirSync(path.join(staging, 'conf'), { recursive: true });
-  fs.copyFileSync(local, path.join(staging, relative));
-  return { staged: path.join(staging, relative), relative, shown, origin: `${local}, a file here` };
+  fs.copyFileSync(chosen.local, path.join(staging, relative));
+  return { staged: path.join(staging, relative), relative, shown: chosen.shown, origin: `${chosen.local}, a file here` };
 }
 
 function isFile(p: string): boolean {
@@ -121,10 +141,12 @@ function isFile(p: string): boolean {
 
 /**
  * Whether the file here and the archive's say the same. An inference conf whose only differences
- * are engine and tokenizer paths that, in the archive, point at folders packed in it is the same
- * conf: the one `grpst archive --include_engine` rewrote to the copies.
+ * are engine and tokenizer paths is the same conf when, in the archive, they point at folders
+ * packed in it and, here, at the folders those were packed from: the conf `grpst archive
+ * --include_engine` rewrote to the copies. A relative path here is read from the current folder,
+ * as `grpst archive` read it in the project folder.
  */
-function sameConf(here: string, archived: string, kind: ConfKind, staging: string): boolean {
+function sameConf(here: string, archived: string, kind: ConfKind, ctx: PickContext): boolean {
   const [a, b] = [fs.readFileSync(here, 'utf8'), fs.readFileSync(archived, 'utf8')];
   if (a === b) return true;
   let mine: unknown;
@@ -137,8 +159,11 @@ function sameConf(here: string, archived: string, kind: ConfKind, staging: strin
   if (kind === 'inference') {
     for (const [m, t] of pairedInfererArgs(mine, theirs)) {
       for (const key of ['gpt_model_path', 'tokenizer_path']) {
-        const packed = t[key];
-        if (typeof packed === 'string' && !path.isAbsolute(packed) && isInside(staging, path.resolve(staging, packed)) && fs.existsSync(path.resolve(staging, packed))) {
+        const [local, packed] = [m[key], t[key]];
+        if (typeof local !== 'string' || typeof packed !== 'string' || local === packed) continue;
+        const copy = path.resolve(ctx.staging, packed);
+        if (path.isAbsolute(packed) || !isInside(ctx.staging, copy)) continue;
+        if (holdsPackedModel(path.resolve(ctx.cwd, local), copy)) {
           delete m[key];
           delete t[key];
         }

@@ -14,10 +14,16 @@ import type { ModelConfig } from '../model/config.js';
 import { badInput, GrpstError } from '../util/errors.js';
 
 export interface LoadCheckInput {
-  /** Where the engine is read (start: its staged copy); messages name d.enginePath. Default: d.enginePath. */
+  /** Where the engine is read (start: its staged copy); messages name d.enginePath (or `archive`). Default: d.enginePath. */
   engineDir?: string;
   /** How messages locate an inferer_args key; default the inference conf's file:line:col. */
   location?: (key: string) => string;
+  /**
+   * Start, for an engine the archive holds: its folder's path in the archive and the archive as
+   * the user named it. Nothing is deployed yet, so messages name the archive's files, not paths
+   * under the deploy folder that do not exist. Default: the engine at d.enginePath.
+   */
+  archive?: { folder: string; mar: string };
   env?: NodeJS.ProcessEnv;
 }
 
@@ -32,6 +38,8 @@ export async function checkEngineLoads(d: Deployment, input: LoadCheckInput = {}
   const dir = input.engineDir ?? d.enginePath;
   const at = input.location ?? d.argLocation;
   const shown = (text: string) => (dir === d.enginePath ? text : text.replaceAll(dir, d.enginePath));
+  const engineFile = (file: string) => (input.archive ? `${input.archive.folder}/${file} in ${input.archive.mar}` : `${d.enginePath}/${file}`);
+  const engineShown = input.archive ? `${input.archive.folder} in ${input.archive.mar}` : d.enginePath;
   const { model, limits, kv, tpSize } = await readModel(dir, at('gpt_model_path'), shown);
   const load = d.runtime.load;
   const problems: Problem[] = [];
@@ -39,7 +47,7 @@ export async function checkEngineLoads(d: Deployment, input: LoadCheckInput = {}
   if (limits) {
     const excesses = limitExcesses(limits, load);
     const fix = excessFix(excesses, 'the inference conf', model.maxContext);
-    for (const e of excesses) problems.push({ text: `${at(e.key)}: ${excessText(e)} (${d.enginePath}/engine.json)`, fix });
+    for (const e of excesses) problems.push({ text: `${at(e.key)}: ${excessText(e)} (${engineFile('engine.json')})`, fix });
   }
   // Past the engine's limit is said above; a checkpoint has no build limits, only its positions.
   const seqLen = load.maxSeqLen;
@@ -50,7 +58,7 @@ export async function checkEngineLoads(d: Deployment, input: LoadCheckInput = {}
       fix: `set max_seq_len to at most ${model.maxContext} in the inference conf, or use a checkpoint configured for longer contexts (rope_scaling: YaRN)`,
     });
   }
-  const kvProblem = await kvCacheProblem(d, kv, at('kv_cache_dtype'));
+  const kvProblem = await kvCacheProblem(d, kv, at('kv_cache_dtype'), engineShown);
   if (kvProblem) problems.push(kvProblem);
   problems.push(...kvPoolProblems(d, model, kv, tpSize, at));
   const kernels = await cpuKernelsProblem(input.env ?? process.env);
@@ -79,12 +87,12 @@ async function readModel(dir: string, where: string, shown: (t: string) => strin
 }
 
 /** An int8 KV cache without calibrated scales (src/engine/kv-cache.ts); fp8 runs uncalibrated. */
-async function kvCacheProblem(d: Deployment, kv: EngineManifest['kv_cache'] | undefined, where: string): Promise<Problem | undefined> {
+async function kvCacheProblem(d: Deployment, kv: EngineManifest['kv_cache'] | undefined, where: string, engineShown: string): Promise<Problem | undefined> {
   const requested = d.runtime.load.kvCacheDtype;
   if (requested === undefined) return undefined;
   const { resolveKvCache } = await import('../engine/kv-cache.js');
   try {
-    resolveKvCache(requested, kv, d.enginePath);
+    resolveKvCache(requested, kv, engineShown);
     return undefined;
   } catch (e) {
     if (!(e instanceof GrpstError)) throw e;

@@ -7,16 +7,15 @@ import path from 'node:path';
 import { modelDirConf } from '../config/model-dir-conf.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
-import { drainTimeoutS, grpstHome } from '../config/paths.js';
+import { drainTimeoutS } from '../config/paths.js';
 import type { GenerationEngine, LoadOptions } from '../engine/types.js';
 import { ExitCode } from '../util/errors.js';
 import { createLogger, rotateStale, scheduleDailyRotation, type Logger } from './log-file.js';
-import { atomicWrite, drainMarkerOf, listStates } from './state.js';
+import { atomicWrite, drainMarkerOf, grpstServerOn } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
 import { freePort, requireListenable, type ListenSettings } from './ports.js';
 import { requireDeviceBuilt } from './device-check.js';
 import { checkMaxModelLen } from './max-model-len.js';
-import { pidAlive } from './processes.js';
 import { checkEngineLoads } from './load-check.js';
 import { checkTensorParallelHost, launchTensorParallelWorkers, tensorParallelSize, type TensorParallelGroup } from './tp-launch.js';
 
@@ -61,7 +60,7 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
   // Before listening: what the load would refuse ends the command here (exit 2), not after the port is open.
   // A --model_dir conf is written by grpst, so its keys are named by the flag, not by a line of it.
   await checkEngineLoads(d, input.modelDir !== undefined ? { location: () => `--model_dir ${input.modelDir}` } : {});
-  await requireListenable(d.runtime.server.host, d.runtime.server.port, listenSettings(input), grpstServerOn);
+  await requireListenable(d.runtime.server.host, d.runtime.server.port, listenSettings(input), (port) => grpstServerOn(port));
   logGenerationDefaults(d, log);
   const stopRotation = input.logFile ? scheduleDailyRotation(input.logFile, d.log.backupCount) : () => undefined;
   try {
@@ -216,15 +215,6 @@ function listenSettings(input: ServeInput): ListenSettings {
     host: input.listen?.host !== undefined || !conf ? '--host' : `interface.host in ${conf} (or pass --host)`,
     port: input.listen?.port !== undefined || !conf ? '--port' : `interface.port in ${conf} (or pass --port)`,
   };
-}
-
-/** A port held by a grpst server that `grpst start` launched: named, with how to stop it. */
-function grpstServerOn(port: number): { name: string; pid: number } | undefined {
-  try {
-    return listStates(grpstHome()).find((s) => s.httpPort === port && pidAlive(s.pid, s.procStart));
-  } catch {
-    return undefined; // an unreadable GRPST_HOME only costs the name
-  }
 }
 
 /** Says where requests' sampling defaults come from when the checkpoint supplies some. */

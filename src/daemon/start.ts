@@ -20,7 +20,7 @@ import { requireListenable } from './ports.js';
 import { healthUrl, probeHealth } from './probe.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, sleep, waitGroupGone } from './processes.js';
 import { spawnDaemon } from './spawn.js';
-import { drainMarkerOf, drainingSince, ensureHome, listStates, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
+import { drainMarkerOf, drainingSince, ensureHome, grpstServerOn, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
 import { requireTrtllmServe } from './trtllm.js';
 import { checkTensorParallelHost, multicastOffEnv, tensorParallelSize } from './tp-launch.js';
 import { makeFolders, nearestExisting } from '../util/folders.js';
@@ -122,7 +122,9 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
         const { Tokenizer } = await import('../chat/tokenizer.js');
         checkTokenIds(d, Tokenizer.fromDir(stagedPath(d.tokenizerPath, paths.deploy, staging)).vocabSize, confs.inference.shown);
       }
-      await checkEngineLoads(d, { engineDir: stagedPath(d.enginePath, paths.deploy, staging), env });
+      // An engine the archive holds is named as its file there: nothing is deployed yet.
+      const archive = isInside(paths.deploy, d.enginePath) ? { folder: path.relative(paths.deploy, d.enginePath).split(path.sep).join('/'), mar: input.mar } : undefined;
+      await checkEngineLoads(d, { engineDir: stagedPath(d.enginePath, paths.deploy, staging), archive, env });
     }
     let processes = input.mpiNp;
     if (d.backend === 'native') {
@@ -220,8 +222,7 @@ function removeAbandonedStaging(home: string, name: string): void {
 
 async function checkPort(d: Deployment, home: string): Promise<void> {
   const { host, port } = d.runtime.server;
-  const ownerOf = (taken: number) => listStates(home).find((s) => s.httpPort === taken && pidAlive(s.pid, s.procStart));
-  await requireListenable(host, port, { host: 'interface.host in the server conf', port: 'interface.port in the server conf (--server_conf)' }, ownerOf);
+  await requireListenable(host, port, { host: 'interface.host in the server conf', port: 'interface.port in the server conf (--server_conf)' }, (taken) => grpstServerOn(taken, home));
 }
 
 /**

@@ -85,6 +85,18 @@ export function listStates(home?: string): ServerState[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * The running server `grpst start` launched that holds a port, for a refusal of that port to name
+ * with how to stop it. An unreadable GRPST_HOME only costs the name.
+ */
+export function grpstServerOn(port: number, home?: string): ServerState | undefined {
+  try {
+    return listStates(home).find((s) => s.httpPort === port && pidAlive(s.pid, s.procStart));
+  } catch {
+    return undefined;
+  }
+}
+
 export function removeState(name: string, home?: string): void {
   const p = lifecyclePaths(name, home);
   for (const file of [p.state, p.pid, portFileOf(p), drainMarkerOf(portFileOf(p))]) fs.rmSync(file, { force: true });

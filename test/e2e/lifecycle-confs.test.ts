@@ -1,13 +1,14 @@
 // Which conf `grpst start` deploys, said and chosen as docs/cli.md says: a path written as a file
 // here (./, ../, absolute) is the file here, a bare one the archive's; when both exist and differ
 // the other is named with the flag that picks it, and the confs --include_engine rewrote are no
-// difference. An archive with several confs or none is answered with its own files. Then, for
-// the stopped server: `grpst stop` says it is not running, not that it never existed. And the
-// environment's numbers are refused by name before anything is deployed.
+// difference while the file here points at the model that was packed (another model is). Two
+// files here of one name are both deployed. An archive with several confs or none is answered
+// with its own files. For a stopped server, `grpst stop` says it is not running, not that it never
+// existed. And the environment's numbers are refused by name before anything is deployed.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/daemon/ports.js';
 import { checkpoint, repoRoot } from '../helpers/fixtures.js';
 import { makeCli, type Cli } from '../helpers/grpst-cli.js';
@@ -17,11 +18,15 @@ let cli: Cli;
 let port: number;
 let tinyConf: string;
 
-/** A project with conf/ files {name: text}, archived (self-contained) to <dir>.mar; returns the archive. */
-async function archived(name: string, confs: Record<string, string>): Promise<string> {
+/**
+ * A project with conf/ files {name: text} and copies of model folders {path in the project: folder},
+ * archived (self-contained) to <dir>.mar; returns the archive.
+ */
+async function archived(name: string, confs: Record<string, string>, models: Record<string, string> = {}): Promise<string> {
   const dir = path.join(work, name);
   fs.mkdirSync(path.join(dir, 'conf'), { recursive: true });
   for (const [file, text] of Object.entries(confs)) fs.writeFileSync(path.join(dir, 'conf', file), text);
+  for (const [at, folder] of Object.entries(models)) fs.cpSync(folder, path.join(dir, at), { recursive: true });
   const mar = path.join(work, `${name}.mar`);
   const r = await cli.run(['archive', dir, '-o', mar, '--include_engine']);
   expect(r.code, r.stderr).toBe(0);
@@ -29,6 +34,7 @@ async function archived(name: string, confs: Record<string, string>): Promise<st
 }
 
 const named = (id: string) => tinyConf.replace('served_model_name: qwen3', `served_model_name: ${id}`);
+const serverOn = (p: number) => `interface:\n  host: 127.0.0.1\n  port: ${p}\n`;
 const served = async () => ((await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: { id: string }[] }).data.map((m) => m.id);
 const nothingDeployed = (name: string) => {
   expect(fs.existsSync(path.join(cli.home, name)), name).toBe(false);
@@ -42,15 +48,19 @@ beforeAll(async () => {
   tinyConf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', checkpoint('tiny-a'));
 });
 
-afterAll(async () => {
-  await cli.run(['stop', 'conf-pick', '--timeout', '5']);
+// A test that fails leaves no server behind for the next one (a name or port still taken).
+afterEach(async () => {
+  for (const name of ['conf-pick', 'stopped']) await cli.run(['stop', name, '--timeout', '5']);
+});
+
+afterAll(() => {
   fs.rmSync(work, { recursive: true, force: true });
   fs.rmSync(cli.home, { recursive: true, force: true });
 });
 
 describe('grpst start picks the conf', () => {
   it('an archive with several inference confs, or none: the fix names its own files', async () => {
-    const server = `interface:\n  host: 127.0.0.1\n  port: ${port}\n`;
+    const server = serverOn(port);
     const several = await archived('several', { 'inference_a.yml': tinyConf, 'inference_b.yml': tinyConf, 'server.yml': server });
     const r = await cli.run(['start', several, '--name', 'several'], { cwd: work });
     expect(r.code).toBe(2);
@@ -66,7 +76,7 @@ describe('grpst start picks the conf', () => {
   });
 
   it('./conf/x.yml deploys the file here, conf/x.yml the archive\'s; each run says which, and names the one not used', async () => {
-    const mar = await archived('ambiguous', { 'inference.yml': named('from-archive'), 'server.yml': `interface:\n  host: 127.0.0.1\n  port: ${port}\n` });
+    const mar = await archived('ambiguous', { 'inference.yml': named('from-archive'), 'server.yml': serverOn(port) });
     const here = path.join(work, 'here');
     fs.mkdirSync(path.join(here, 'conf'), { recursive: true });
     fs.writeFileSync(path.join(here, 'conf', 'inference.yml'), named('from-here'));
@@ -93,16 +103,48 @@ describe('grpst start picks the conf', () => {
     expect((await cli.run(['stop', 'conf-pick'])).code).toBe(0);
   }, 120_000);
 
-  it('grpst stop of the stopped server: not running, since when, and where its log is', async () => {
-    const r = await cli.run(['stop', 'conf-pick']);
+  it('a conf here pointing at another model than the one packed differs: said, and the file here deployed', async () => {
+    // The project's conf serves models/packed; after archiving, it is pointed at models/other.
+    const packedConf = named('repointed').replaceAll(checkpoint('tiny-a'), './models/packed');
+    const mar = await archived('repointed', { 'inference.yml': packedConf, 'server.yml': serverOn(port) }, { 'models/packed': checkpoint('tiny-a'), 'models/other': checkpoint('tiny-b') });
+    const project = path.join(work, 'repointed');
+    fs.writeFileSync(path.join(project, 'conf', 'inference.yml'), packedConf.replaceAll('./models/packed', './models/other'));
+
+    const r = await cli.run(['start', mar, '--inference_conf=./conf/inference.yml', '--name', 'conf-pick'], { cwd: project });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`--inference_conf=./conf/inference.yml: deploying ${path.join(project, 'conf', 'inference.yml')}; the archive's conf/inference.yml differs and is not used`);
+    expect((await cli.run(['logs', 'conf-pick'])).stdout).toContain(`loading ${path.join(cli.home, 'conf-pick', 'models', 'other')} `);
+    expect((await cli.run(['stop', 'conf-pick'])).code).toBe(0);
+  }, 120_000);
+
+  it('two files here of one name (./a/my.yml, ./b/my.yml) are both deployed', async () => {
+    const mar = await archived('one-name', { 'inference.yml': named('from-archive') });
+    for (const [dir, text] of [['a', named('from-a')], ['b', serverOn(port)]]) {
+      fs.mkdirSync(path.join(work, dir), { recursive: true });
+      fs.writeFileSync(path.join(work, dir, 'my.yml'), text);
+    }
+    const r = await cli.run(['start', mar, '--inference_conf=./a/my.yml', '--server_conf=./b/my.yml', '--name', 'conf-pick'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`validating the confs (inference: ${path.join(work, 'a', 'my.yml')}, a file here; server: ${path.join(work, 'b', 'my.yml')}, a file here)`);
+    expect(await served()).toEqual(['from-a']); // on the port of b/my.yml
+    expect((await cli.run(['stop', 'conf-pick'])).code).toBe(0);
+  }, 120_000);
+
+  it('grpst stop of a stopped server: not running, since when, and where its log is', async () => {
+    const mar = await archived('stop-twice', { 'inference.yml': tinyConf, 'server.yml': serverOn(port) });
+    const started = await cli.run(['start', mar, '--name', 'stopped'], { cwd: work });
+    expect(started.code, started.stderr).toBe(0);
+    expect((await cli.run(['stop', 'stopped'])).code).toBe(0);
+
+    const r = await cli.run(['stop', 'stopped']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/error: conf-pick is not running \(it stopped at \d{4}-\d\d-\d\dT[\d:.]+Z; `grpst logs conf-pick` shows why\)/);
+    expect(r.stderr).toMatch(/error: stopped is not running \(it stopped at \d{4}-\d\d-\d\dT[\d:.]+Z; `grpst logs stopped` shows why\)/);
     expect(r.stderr).not.toContain('no server named');
-    expect((await cli.run(['logs', 'conf-pick'])).stdout).toContain('drained; exiting');
+    expect((await cli.run(['logs', 'stopped'])).stdout).toContain('drained; exiting');
     const never = await cli.run(['stop', 'never-started']);
     expect(never.code).toBe(1);
     expect(never.stderr).toContain('no server named never-started');
-  });
+  }, 120_000);
 });
 
 describe('grpst start and the environment', () => {

@@ -109,6 +109,14 @@ describe('what loading the engine would refuse is refused before anything is dep
     );
   });
 
+  it('grpst start names an engine packed in the archive by its files there: nothing is deployed yet', async () => {
+    const res = await startRefused('project-limits-packed', built, (yml) => overLimits(yml).replace('      max_num_tokens: 100000', '      max_num_tokens: 100000\n      kv_cache_dtype: int8'), ['--include_engine']);
+    expect(res.code, res.stderr).toBe(2);
+    expect(res.stderr).toContain("max_batch_size 64 is above the engine's build limit of 4 (engines/built/engine.json in ./server.mar)");
+    expect(res.stderr).toContain('kv_cache_dtype int8: an int8 KV cache needs per-layer scales from calibration, and engines/built in ./server.mar has none');
+    expect(res.stderr).not.toContain('my_grps/engines');
+  });
+
   it('grpst start refuses kv_cache_dtype int8 on an engine without calibrated KV scales', async () => {
     const res = await startRefused('project-kv-int8', built, (yml) => yml.replace('      max_batch_size: 16', '      kv_cache_dtype: int8'));
     expect(res.code, res.stderr).toBe(2);
@@ -150,16 +158,16 @@ describe('what loading the engine would refuse is refused before anything is dep
 });
 
 /**
- * A project whose tiny conf serves `engine` (edited by `edit`), archived and started in a fresh
+ * A project whose tiny conf serves `engine` (edited by `edit`), archived (with `archiveFlags`) and started in a fresh
  * GRPST_HOME: the start's result, once the test has seen that nothing was deployed or recorded.
  */
-async function startRefused(name: string, engine: string, edit: (yml: string) => string = (yml) => yml) {
+async function startRefused(name: string, engine: string, edit: (yml: string) => string = (yml) => yml, archiveFlags: string[] = []) {
   const cli = makeCli();
   const project = path.join(tmp, name);
   fs.mkdirSync(path.join(project, 'conf'), { recursive: true });
   const conf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_tiny.yml'), 'utf8').replaceAll('./models/qwen3-tiny/engine', engine);
   fs.writeFileSync(path.join(project, 'conf', 'inference_tiny.yml'), edit(conf));
-  expect((await cli.run(['archive', '.'], { cwd: project })).code).toBe(0);
+  expect((await cli.run(['archive', '.', ...archiveFlags], { cwd: project })).code).toBe(0);
   const res = await cli.run(['start', './server.mar', '--inference_conf=conf/inference_tiny.yml'], { cwd: project });
   expect(fs.existsSync(path.join(cli.home, 'my_grps'))).toBe(false);
   expect(fs.existsSync(path.join(cli.home, '.run', 'my_grps.json'))).toBe(false);
