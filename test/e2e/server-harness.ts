@@ -40,10 +40,15 @@ export interface TestServer {
   logs: string[];
 }
 
-export async function serve(model: Pick<TinyModel, 'tokenizer' | 'template'> & { engine: ServerDeps['engine'] }, overrides: Partial<ServerOptions> = {}): Promise<TestServer> {
+/** `deps.constraints`: a grammar compiler, for tests of structured outputs (none: response_format is refused). */
+export async function serve(
+  model: Pick<TinyModel, 'tokenizer' | 'template'> & { engine: ServerDeps['engine'] },
+  overrides: Partial<ServerOptions> = {},
+  deps: Pick<ServerDeps, 'constraints'> = {},
+): Promise<TestServer> {
   const options: ServerOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 0, ...overrides };
   const logs: string[] = [];
-  const server = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, log: (l) => logs.push(l) }, options);
+  const server = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, log: (l) => logs.push(l), ...deps }, options);
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: options.apiKey ?? 'unused', maxRetries: 0, timeout: 120_000 });
   return { server, url: server.url, client, options, logs };
 }

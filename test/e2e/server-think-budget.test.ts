@@ -4,10 +4,7 @@
 // block by itself, so without a budget the whole answer stays reasoning; the prompts end inside an
 // open block (a continued assistant turn, a raw prompt), as templates that open it themselves do.
 import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer } from '../../src/server/index.js';
-import { defaultServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { post, loadTiny, serve, type TestServer, type TinyModel } from './server-harness.js';
 
@@ -54,8 +51,7 @@ describe('chat completions: thinking_token_budget', () => {
 
   it('closes the think block a grammar opened, and the JSON answer still parses', async () => {
     const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
-    const server = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, reasoningParser: true });
-    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const { server, client } = await serve(model, { reasoningParser: true }, { constraints });
     const ask = async (budget?: number) => {
       const r = await client.chat.completions.create({
         model: 'qwen3',

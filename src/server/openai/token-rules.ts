@@ -31,8 +31,10 @@ export function singleTokenForms(tokenizer: Pick<Tokenizer, 'encode'>, word: str
  * forms a word's ban covers (structured-outputs.md).
  */
 export function bannedTokenIds(words: readonly string[] | null | undefined, tokenizer: Pick<Tokenizer, 'encode'>, confIds: readonly number[] | undefined): number[] | undefined {
+  // The common request sends none: the conf's list, without tokenizing or building a set.
+  if (!words || words.length === 0) return confIds && confIds.length > 0 ? [...confIds] : undefined;
   const ids = new Set(confIds ?? []);
-  (words ?? []).forEach((given, i) => {
+  words.forEach((given, i) => {
     const word = given.trimStart();
     const forms = singleTokenForms(tokenizer, word);
     if (forms.length === 0) {
