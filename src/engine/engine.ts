@@ -125,6 +125,7 @@ export class Engine implements GenerationEngine {
       logprobs: req.logprobs ?? -1,
       promptLogprobs: req.promptLogprobs,
       badTokenIds: req.badTokenIds,
+      badSequences: req.badSequences,
       logitBias: req.logitBias?.flat(),
       thinkBudget: req.thinkBudget,
       constraint: req.constraint as NativeConstraint | undefined,

@@ -44,7 +44,7 @@ export interface NativeTensorParallelRank {
 /** The third argument of NativeEngine.submit: SamplingParams flattened with the request's switches. */
 export interface NativeRequestParams
   extends SamplingParams,
-    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'badTokenIds' | 'thinkBudget'> {
+    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget'> {
   /** -1 or absent: none; N: the token's logprob and N alternatives. */
   logprobs?: number;
   /** [token, bias, token, bias, ...] */

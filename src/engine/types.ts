@@ -75,8 +75,14 @@ export interface SubmitRequest {
   logprobs?: number;
   /** Return logprobs of the prompt tokens themselves (position 0 has none), with `logprobs` alternatives. */
   promptLogprobs?: boolean;
-  /** Token ids that may never be sampled (grps_trtllm bad_words as single tokens). */
+  /** Token ids that may never be sampled (bad words of one token). */
   badTokenIds?: number[];
+  /**
+   * Token sequences never generated whole (bad words of several tokens, as vLLM and TensorRT-LLM
+   * ban them): each one's last token is banned right after the rest of it among the generated
+   * tokens; the prompt does not count.
+   */
+  badSequences?: number[][];
   /** OpenAI logit_bias: [token id, bias] pairs added to the logits before sampling (logprobs stay the model's). */
   logitBias?: [number, number][];
   /**

@@ -9,7 +9,7 @@ import type { StreamDecoder } from './generate.js';
 import { ServerMetrics } from './metrics.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
 import type { TemplateMessage } from './openai/chat-messages.js';
-import { singleTokenForms } from './openai/token-rules.js';
+import { wordBans, type WordBans } from './openai/token-rules.js';
 import { namesServedModel } from './ollama/model-name.js';
 import type { ServerOptions } from './options.js';
 import { ResponseStore } from './responses-store.js';
@@ -77,7 +77,7 @@ export class ServerContext {
   private loaded?: GenerationEngine;
   private contextLimits: ContextLimits = { maxSeqLen: 0, maxInputLen: 0 };
   private stopIds: number[] = [];
-  private banned: number[] = [];
+  private confBans: WordBans = {};
 
   constructor(
     readonly options: ServerOptions,
@@ -98,7 +98,7 @@ export class ServerContext {
       if (id !== undefined && tokenizer.specialMask[id]) ids.push(id);
     }
     this.stopIds = [...new Set(ids.filter((x): x is number => x !== undefined))];
-    this.banned = this.badWordIds(options.badWords);
+    this.confBans = wordBans(options.badWords, tokenizer, (i) => log(`bad_words: "${options.badWords[i]}" is only spaces, so it bans nothing`));
   }
 
   setEngine(engine: GenerationEngine): void {
@@ -152,8 +152,9 @@ export class ServerContext {
     return this.stopIds;
   }
 
-  get badTokenIds(): number[] | undefined {
-    return this.banned.length > 0 ? this.banned : undefined;
+  /** The inference conf's bad_words as bans (every request's, beside its own). */
+  get bans(): WordBans {
+    return this.confBans;
   }
 
   get fingerprint(): string {
@@ -170,17 +171,6 @@ export class ServerContext {
   track(ac: AbortController): () => void {
     this.inflight.add(ac);
     return () => this.inflight.delete(ac);
-  }
-
-  /** bad_words as the engine takes them: words that are one token, alone or after a space. */
-  private badWordIds(words: readonly string[]): number[] {
-    const ids = new Set<number>();
-    for (const word of words) {
-      const forms = singleTokenForms(this.tokenizer, word);
-      if (forms.length === 0) this.log(`bad_words: "${word}" is more than one token; only single-token words can be banned, so it is ignored`);
-      for (const id of forms) ids.add(id);
-    }
-    return [...ids];
   }
 }
 

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
+import { badSequenceChecks } from './bad-sequence-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
 import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
@@ -39,6 +40,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', () => quantizedEngineChecks()],
   ['frees what a cancelled load took', () => loadCancelChecks()],
   ['forces the think block closed at its budget among GPU-sampled rows', () => thinkBudgetChecks()],
+  ['bans token sequences among GPU-sampled rows', () => badSequenceChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

@@ -169,6 +169,32 @@ describe('penalties and masks', () => {
     for (const t of r.tokens) expect(banned).not.toContain(t);
   });
 
+  it('a bad sequence bans its last token only right after the rest of it, among the generated tokens', async () => {
+    const g = (await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 8 })).tokens;
+    const pair = [g[0], g[1]];
+    const r = (await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 8, badSequences: [pair] })).tokens;
+    expect(r[0]).toBe(g[0]); // nothing before it yet: the first token is free
+    expect(r[1]).not.toBe(g[1]);
+    for (let i = 1; i < r.length; i++) expect([r[i - 1], r[i]], `at ${i}`).not.toEqual(pair);
+    // Three tokens: the first two come as before, the third is steered away.
+    const three = (await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 8, badSequences: [g.slice(0, 3)] })).tokens;
+    expect(three.slice(0, 2)).toEqual(g.slice(0, 2));
+    expect(three[2]).not.toBe(g[2]);
+    // The prompt does not count: a sequence that begins with its last token bans nothing.
+    const seam = (await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 8, badSequences: [[prompt[prompt.length - 1], g[0]]] })).tokens;
+    expect(seam).toEqual(g);
+    // Sampled rows obey it too.
+    const hot = (await run(engine, { tokens: prompt, sampling: sampled({ temperature: 0.7, seed: 5 }), maxTokens: 24, badSequences: [pair] })).tokens;
+    for (let i = 1; i < hot.length; i++) expect([hot[i - 1], hot[i]], `at ${i}`).not.toEqual(pair);
+  });
+
+  it('refuses bad sequences that are not arrays of token ids', () => {
+    const bad = (badSequences: unknown) => () => engine.submit({ tokens: prompt, sampling: greedy, maxTokens: 1, badSequences: badSequences as number[][] });
+    expect(bad([[]])).toThrow(/at least one token/);
+    expect(bad('12')).toThrow(/badSequences must be an array/);
+    expect(bad([[1.5]])).toThrow(/must hold integers/);
+  });
+
   it('a constraint restricts every sampled token to what it allows', async () => {
     const allowed = [11, 220, 1000, 151645, 42];
     const r = await run(engine, {

@@ -55,6 +55,9 @@ struct Request {
   int logprobs = -1;                   // -1: none; N >= 0: the token's logprob and N alternatives
   bool prompt_logprobs = false;
   std::vector<int32_t> bad_token_ids;  // never sampled
+  // Token sequences never generated whole: each one's last token is banned right after the rest
+  // of it among the generated tokens (bad_sequences.h)
+  std::vector<std::vector<int32_t>> bad_sequences;
   // OpenAI's logit_bias: added to a token's logit before sampling (-100 all but bans it); the
   // logprobs returned stay the model's own, as OpenAI's do
   std::vector<std::pair<int32_t, float>> logit_bias;

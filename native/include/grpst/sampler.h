@@ -48,8 +48,9 @@ class Sampler {
   void init_state(const Request& req, SamplerState& st) const;
   /** Samples the next token; returns token -1 if the masks leave nothing to sample. */
   /** ban_stops: the request's stop tokens are excluded too (fewer than min_tokens generated). */
+  /** generated: [num_generated], the sequence's output so far (the request's bad sequences match it). */
   SampleResult sample(const float* logits, int vocab, const Request& req, SamplerState& st, TokenConstraint* c,
-                      bool ban_stops = false);
+                      bool ban_stops = false, const int32_t* generated = nullptr, int num_generated = 0);
   /** log-softmax of the raw row at `token`, and the `top_n` best alternatives (ties: lower id first). */
   void logprobs(const float* logits, int vocab, int32_t token, int top_n, float* token_logprob,
                 std::vector<TopEntry>* top);

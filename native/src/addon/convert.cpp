@@ -190,6 +190,17 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
   if (r.logprobs > 100) type_error("logprobs must be at most 100");
   r.prompt_logprobs = get_bool(p, "promptLogprobs", false);
   r.bad_token_ids = int_list(present(p, "badTokenIds") ? p.Get("badTokenIds") : p.Env().Undefined(), "badTokenIds");
+  if (present(p, "badSequences")) {
+    // [[token, ...], ...]: each sequence's last token is banned right after the rest of it.
+    Napi::Value v = p.Get("badSequences");
+    if (!v.IsArray()) type_error("badSequences must be an array of token-id arrays");
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      std::vector<int32_t> seq = int_list(a.Get(i), "badSequences entries");
+      if (seq.empty()) type_error("badSequences entries must hold at least one token");
+      r.bad_sequences.push_back(std::move(seq));
+    }
+  }
   if (present(p, "logitBias")) {
     // [token, bias, token, bias, ...]
     Napi::Value v = p.Get("logitBias");

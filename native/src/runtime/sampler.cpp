@@ -1,5 +1,7 @@
 #include "grpst/sampler.h"
 
+#include "grpst/bad_sequences.h"
+
 #include "grammar/matcher.h"
 
 #include <algorithm>
@@ -173,11 +175,12 @@ int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
 }
 
 SampleResult Sampler::sample(const float* logits, int vocab, const Request& req, SamplerState& st,
-                             TokenConstraint* c, bool ban_stops) {
+                             TokenConstraint* c, bool ban_stops, const int32_t* generated, int num_generated) {
   work_.assign(logits, logits + vocab);
   float* l = work_.data();
   for (int32_t t : req.bad_token_ids)
     if (t >= 0 && t < vocab) l[t] = kNegInf;
+  ban_sequence_ends(req.bad_sequences, generated, generated ? num_generated : 0, l, vocab);
   if (ban_stops)
     for (int32_t t : req.stop_token_ids)
       if (t >= 0 && t < vocab) l[t] = kNegInf;

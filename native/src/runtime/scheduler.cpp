@@ -146,7 +146,8 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   const SamplingParams& sp = s.req.sampling;
   // Stop tokens banned for min_tokens are masked by the host sampler, as bad tokens are.
   // A step whose token the think budget forces is not sampled at all (complete() sets it).
-  if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
+  if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
+      s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
       !bans_stops(s) && !think_forced(s.req, s.think) &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
     DeviceSample d;
@@ -334,7 +335,8 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
           r.token = device_tokens[sc.device_sample];
           r.logprob = device_logprobs ? device_logprobs[sc.device_sample] : 0.0f;
         } else {
-          r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get(), bans_stops(s));
+          r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get(), bans_stops(s), s.tokens.data() + s.num_prompt,
+                              s.num_generated());
         }
         if (r.token < 0)
           failure = bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +

@@ -9,45 +9,65 @@ import type { ContextLimits } from '../context.js';
 import { checkTokenIds } from './sampling.js';
 import { unsupported } from './vllm-fields.js';
 
-/**
- * The ids a bad word bans: the word and the word after a space, each where it is one token, as
- * grps_trtllm's bad_words are taken (TensorRT-LLM bans single tokens). Empty when neither form is
- * one token.
- */
-export function singleTokenForms(tokenizer: Pick<Tokenizer, 'encode'>, word: string): number[] {
-  const ids: number[] = [];
-  for (const form of [word, ` ${word}`]) {
-    const enc = tokenizer.encode(form, { allowSpecial: false });
-    if (enc.length === 1 && !ids.includes(enc[0])) ids.push(enc[0]);
-  }
-  return ids;
+/** What bad words ban: single tokens, and token sequences whose last token is banned right after the rest. */
+export interface WordBans {
+  badTokenIds?: number[];
+  badSequences?: number[][];
 }
 
 /**
- * The request's bad_words as banned ids, merged with the conf's. As vLLM reads a word: leading
- * spaces dropped, then the word alone and after a space; each of those forms that is one token
- * is banned. vLLM also bans a form of several tokens, as a sequence, which the engine does not
- * do: a word with no one-token form is refused rather than left to appear, and docs say which
- * forms a word's ban covers (structured-outputs.md).
+ * The token forms of one bad word, as vLLM reads it: leading spaces dropped, then the word alone
+ * and the word after a space (the form it takes inside text). vLLM keeps the second form only
+ * when it is as many tokens as the first; here it is kept whenever it differs, so " Paris" is
+ * banned even where "Paris" alone is two tokens. Empty for a word of spaces only.
  */
-export function bannedTokenIds(words: readonly string[] | null | undefined, tokenizer: Pick<Tokenizer, 'encode'>, confIds: readonly number[] | undefined): number[] | undefined {
-  // The common request sends none: the conf's list, without tokenizing or building a set.
-  if (!words || words.length === 0) return confIds && confIds.length > 0 ? [...confIds] : undefined;
-  const ids = new Set(confIds ?? []);
-  words.forEach((given, i) => {
-    const word = given.trimStart();
-    const forms = singleTokenForms(tokenizer, word);
-    if (forms.length === 0) {
-      const count = tokenizer.encode(word, { allowSpecial: false }).length;
-      throw unsupported(
-        `bad_words[${i}]`,
-        `bad_words[${i}] ${JSON.stringify(given)} is ${count} tokens; this server bans only words that are one token (alone or after a space), as the inference conf's bad_words. ` +
-          'Send single-token words, or use stop to end the answer where the word begins.',
-      );
+export function badWordForms(tokenizer: Pick<Tokenizer, 'encode'>, word: string): number[][] {
+  const bare = word.trimStart();
+  if (bare === '') return [];
+  const forms: number[][] = [];
+  for (const text of [bare, ` ${bare}`]) {
+    const ids = tokenizer.encode(text, { allowSpecial: false });
+    if (ids.length > 0 && !forms.some((f) => sameIds(f, ids))) forms.push(ids);
+  }
+  return forms;
+}
+
+/**
+ * Bad words as bans: a form of one token is banned everywhere, a longer form as a sequence (its
+ * last token never follows the rest of it in the answer), as vLLM and TensorRT-LLM ban them.
+ */
+export function wordBans(words: readonly string[], tokenizer: Pick<Tokenizer, 'encode'>, onEmpty: (index: number) => void): WordBans {
+  const ids = new Set<number>();
+  const sequences: number[][] = [];
+  words.forEach((word, i) => {
+    const forms = badWordForms(tokenizer, word);
+    if (forms.length === 0) onEmpty(i);
+    for (const form of forms) {
+      if (form.length === 1) ids.add(form[0]);
+      else if (!sequences.some((q) => sameIds(q, form))) sequences.push(form);
     }
-    for (const id of forms) ids.add(id);
   });
-  return ids.size > 0 ? [...ids] : undefined;
+  return { badTokenIds: ids.size > 0 ? [...ids] : undefined, badSequences: sequences.length > 0 ? sequences : undefined };
+}
+
+/**
+ * The request's bad_words as bans, merged with the conf's. A word of spaces only bans nothing and
+ * is a 400 naming it.
+ */
+export function requestBans(words: readonly string[] | null | undefined, tokenizer: Pick<Tokenizer, 'encode'>, conf: WordBans): WordBans {
+  // The common request sends none: the conf's bans as they are, without tokenizing.
+  if (!words || words.length === 0) return conf;
+  const own = wordBans(words, tokenizer, (i) => {
+    throw badRequest(`bad_words[${i}] ${JSON.stringify(words[i])} is only spaces, which ban nothing; send the word itself.`, `bad_words[${i}]`);
+  });
+  const ids = [...new Set([...(conf.badTokenIds ?? []), ...(own.badTokenIds ?? [])])];
+  const sequences = [...(conf.badSequences ?? [])];
+  for (const q of own.badSequences ?? []) if (!sequences.some((known) => sameIds(known, q))) sequences.push(q);
+  return { badTokenIds: ids.length > 0 ? ids : undefined, badSequences: sequences.length > 0 ? sequences : undefined };
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**

@@ -48,7 +48,7 @@ export const vllmFields = {
   prompt_logprobs: z.number().int().nullish(),
   /** Only these tokens may be sampled. */
   allowed_token_ids: z.array(z.number().int().min(0)).min(1, 'send at least one token id, or leave allowed_token_ids out to allow every token').nullish(),
-  /** Words never generated; only words of one token (alone or after a space) can be banned here. */
+  /** Words never generated: a form of one token banned everywhere, a longer one as a sequence (token-rules.ts). */
   bad_words: z
     .array(z.string().min(1, 'a bad word is at least one character'))
     .max(MAX_BAD_WORDS, tooMany(MAX_BAD_WORDS, 'bad words', 'send fewer'))

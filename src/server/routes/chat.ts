@@ -8,7 +8,7 @@ import { chatRenderOptions, chatThinking } from '../openai/chat-render.js';
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
-import { allowedTokensConstraint, bannedTokenIds, truncatePrompt } from '../openai/token-rules.js';
+import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, refuseUnsupportedChat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -37,9 +37,9 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
-  const banned = bannedTokenIds(body.bad_words, s.tokenizer, s.badTokenIds);
+  const bans = requestBans(body.bad_words, s.tokenizer, s.bans);
   const grammarField = answerFormatField(body) ?? (plan.constraint !== undefined ? 'tool_choice' : undefined);
-  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, banned) ?? plan.constraint;
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, bans.badTokenIds) ?? plan.constraint;
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
@@ -57,7 +57,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       ...stopTokens(s.stopTokenIds, body),
       minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
-      badTokenIds: banned,
+      ...bans,
       logitBias: bias,
       thinkBudget: budget,
       constraint,

@@ -7,7 +7,7 @@ import { CompletionChoiceState, completionChunk, completionResponse, type Comple
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
-import { allowedTokensConstraint, bannedTokenIds, truncatePrompt } from '../openai/token-rules.js';
+import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, unsupported } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
@@ -40,8 +40,8 @@ export async function completions(rc: RequestContext): Promise<void> {
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
-  const banned = bannedTokenIds(body.bad_words, s.tokenizer, s.badTokenIds);
-  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, answerFormatField(body), banned) ?? plan.constraint;
+  const bans = requestBans(body.bad_words, s.tokenizer, s.bans);
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, answerFormatField(body), bans.badTokenIds) ?? plan.constraint;
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
@@ -58,7 +58,7 @@ export async function completions(rc: RequestContext): Promise<void> {
           minTokens: minTokens(body.min_tokens, budgets[pi]),
           logprobs,
           promptLogprobs: wantPromptLogprobs || undefined,
-          badTokenIds: banned,
+          ...bans,
           logitBias: bias,
           thinkBudget: budget,
           constraint,

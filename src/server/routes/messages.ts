@@ -49,7 +49,7 @@ export async function createMessage(rc: RequestContext): Promise<void> {
       maxTokens,
       stopTokenIds: s.stopTokenIds,
       ignoreEos: false,
-      badTokenIds: s.badTokenIds,
+      ...s.bans,
       // budget_tokens bounds the think block as Anthropic's does: the model answers after it.
       thinkBudget: thinkBudget(body.thinking?.type === 'enabled' ? body.thinking.budget_tokens : undefined, s.tokenizer, s.options, 'thinking.budget_tokens'),
       constraint: plan.constraint,

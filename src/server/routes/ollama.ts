@@ -99,7 +99,7 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
       maxTokens: answerBudget(t.options?.num_predict, promptTokens, s.limits, t.promptParam, s.options.defaultMaxTokens),
       stopTokenIds: s.stopTokenIds,
       ignoreEos: false,
-      badTokenIds: s.badTokenIds,
+      ...s.bans,
       thinkBudget: thinkBudget(undefined, s.tokenizer, s.options),
       constraint: t.plan.constraint,
     },

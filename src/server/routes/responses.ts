@@ -49,7 +49,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       ...stopTokens(s.stopTokenIds, body),
       minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
-      badTokenIds: s.badTokenIds,
+      ...s.bans,
       logitBias: logitBias(body, s.tokenizer.vocabSize),
       thinkBudget: thinkBudget(body.thinking_token_budget, s.tokenizer, s.options),
       constraint: plan.constraint,
