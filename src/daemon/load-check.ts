@@ -40,7 +40,9 @@ export async function checkEngineLoads(d: Deployment, input: LoadCheckInput = {}
   const shown = (text: string) => (dir === d.enginePath ? text : text.replaceAll(dir, d.enginePath));
   const engineFile = (file: string) => (input.archive ? `${input.archive.folder}/${file} in ${input.archive.mar}` : `${d.enginePath}/${file}`);
   const engineShown = input.archive ? `${input.archive.folder} in ${input.archive.mar}` : d.enginePath;
-  const { model, limits, kv, tpSize } = await readModel(dir, at('gpt_model_path'), shown);
+  // An engine the archive holds is named by its folder there, and the archive, as nothing is deployed yet.
+  const readShown = input.archive ? archived(dir, input.archive) : shown;
+  const { model, limits, kv, tpSize } = await readModel(dir, at('gpt_model_path'), readShown);
   const load = d.runtime.load;
   const problems: Problem[] = [];
 
@@ -66,6 +68,11 @@ export async function checkEngineLoads(d: Deployment, input: LoadCheckInput = {}
 
   if (problems.length === 0) return;
   throw badInput(shown(problems.map((p) => p.text).join('\n  ')), shown([...new Set(problems.map((p) => p.fix))].join('; ')));
+}
+
+/** Text about the staged engine `dir` with its paths as the archive's folder, and where that folder is. */
+function archived(dir: string, archive: { folder: string; mar: string }): (text: string) => string {
+  return (text) => (text.includes(dir) ? `${text.replaceAll(dir, archive.folder)} (${archive.folder} in ${archive.mar})` : text);
 }
 
 /** The model, and for an engine folder its limits and KV cache; an unreadable one is refused here, where the conf names it. */

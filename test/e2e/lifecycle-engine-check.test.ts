@@ -117,6 +117,18 @@ describe('what loading the engine would refuse is refused before anything is dep
     expect(res.stderr).not.toContain('my_grps/engines');
   });
 
+  it('grpst start names a packed engine this runtime cannot read by its folder in the archive', async () => {
+    const newer = path.join(tmp, 'built-newer-packed');
+    fs.cpSync(built, newer, { recursive: true });
+    const manifest = JSON.parse(fs.readFileSync(path.join(newer, 'engine.json'), 'utf8'));
+    fs.writeFileSync(path.join(newer, 'engine.json'), JSON.stringify({ ...manifest, format_version: 99 }));
+    const res = await startRefused('project-newer-packed', newer, (yml) => yml, ['--include_engine']);
+    expect(res.code, res.stderr).toBe(2);
+    expect(res.stderr).toContain('engines/built-newer-packed/engine.json has engine format version 99; this grpst reads up to 1');
+    expect(res.stderr).toContain('(engines/built-newer-packed in ./server.mar)');
+    expect(res.stderr).not.toContain('my_grps');
+  });
+
   it('grpst start refuses kv_cache_dtype int8 on an engine without calibrated KV scales', async () => {
     const res = await startRefused('project-kv-int8', built, (yml) => yml.replace('      max_batch_size: 16', '      kv_cache_dtype: int8'));
     expect(res.code, res.stderr).toBe(2);
