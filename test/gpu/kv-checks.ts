@@ -15,7 +15,7 @@ import { loadEngine, nativeOptions } from '../../src/engine/load.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
 import { checkpoint, refs, repoRoot, type CheckpointName } from '../helpers/fixtures.js';
-import { distance, equalPrefix, nearTie, run, showDistance, within, type Bound, type CheckOutcome, type Distance, type Outcome } from './parity-checks.js';
+import { checkRecorder, distance, equalPrefix, nearTie, run, showDistance, within, type Bound, type CheckOutcome, type Distance, type Outcome } from './parity-checks.js';
 
 type KvType = 'fp8' | 'int8';
 
@@ -51,11 +51,7 @@ const logprobDiff = (a: Outcome, b: Outcome): Distance => distance(a.promptLogpr
 const inBound = (d: Distance, b: Bound) => d.n > 0 && within(d, b);
 
 export async function kvCacheChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
-  const out: CheckOutcome[] = [];
-  const add = (name: string, pass: boolean, detail: string) => {
-    out.push({ name, pass, detail });
-    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
-  };
+  const { out, add } = checkRecorder(log);
   const all = scales();
   // streaming: the bf16 fixture on the streaming decode path (the weight-streaming GEMV, and the
   // fused decode attention, which writes and reads the quantized cache itself), through

@@ -6,16 +6,12 @@ import { defaultSampling } from '../../src/engine/types.js';
 import { loadAddon, loadEngine, LoadCancelled } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { run } from '../native/helpers.js';
-import type { CheckOutcome } from './parity-checks.js';
+import { checkRecorder, type CheckOutcome } from './parity-checks.js';
 
 const MiB = 1 << 20;
 
 export async function loadCancelChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
-  const out: CheckOutcome[] = [];
-  const add = (name: string, pass: boolean, detail: string) => {
-    out.push({ name, pass, detail });
-    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
-  };
+  const { out, add } = checkRecorder(log);
   const addon = loadAddon();
   const dir = checkpoint('tiny-b');
   const opts = { device: 'cuda' as const, maxSeqLen: 64, maxTokensInPagedKvCache: 256 };

@@ -73,6 +73,16 @@ export const within = (d: Distance, b: Bound): boolean => d.max <= b.max && d.me
 export const showDistance = (d: Distance, b: Bound): string =>
   `max ${d.max.toFixed(4)} (tol ${b.max}), mean ${d.mean.toFixed(4)} (tol ${b.mean})`;
 
+/** The outcomes of a suite, and `add`, which records one and logs it as a PASS or FAIL line. */
+export function checkRecorder(log: (line: string) => void): { out: CheckOutcome[]; add: (name: string, pass: boolean, detail: string) => void } {
+  const out: CheckOutcome[] = [];
+  const add = (name: string, pass: boolean, detail: string) => {
+    out.push({ name, pass, detail });
+    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
+  };
+  return { out, add };
+}
+
 export function equalPrefix(a: number[], b: number[], n: number): boolean {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -81,11 +91,7 @@ export function equalPrefix(a: number[], b: number[], n: number): boolean {
 const limits = { maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
 
 export async function gpuParityChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
-  const out: CheckOutcome[] = [];
-  const add = (name: string, pass: boolean, detail: string) => {
-    out.push({ name, pass, detail });
-    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
-  };
+  const { out, add } = checkRecorder(log);
   for (const name of ['tiny-a', 'tiny-b', 'tiny-yarn'] as CheckpointName[]) {
     const dir = checkpoint(name);
     const gpu = await loadEngine(dir, { ...limits, device: 'cuda' });

@@ -21,7 +21,7 @@ import { loadEngine } from '../../src/engine/load.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
 import { refs, repoRoot, specFile, tokenizerDir } from '../helpers/fixtures.js';
-import { distance, equalPrefix, nearTie, run, showDistance, within, type Bound, type CheckOutcome, type Distance, type Outcome } from './parity-checks.js';
+import { checkRecorder, distance, equalPrefix, nearTie, run, showDistance, within, type Bound, type CheckOutcome, type Distance, type Outcome } from './parity-checks.js';
 
 // GPU against CPU on the same quantized engine. Both dequantize the same codes; they differ in
 // where bf16 rounding happens (the GPU keeps activations in bf16 as transformers does, the CPU in
@@ -74,11 +74,7 @@ async function build(model: string, qformat: QFormat, out: string, quantizeLmHea
 }
 
 export async function quantizedEngineChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
-  const out: CheckOutcome[] = [];
-  const add = (name: string, pass: boolean, detail: string) => {
-    out.push({ name, pass, detail });
-    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
-  };
+  const { out, add } = checkRecorder(log);
   const work = mkdtempSync(join(tmpdir(), 'grpst-quant-checks-'));
   try {
     const model = join(work, 'checkpoint');

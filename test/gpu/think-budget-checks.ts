@@ -6,18 +6,14 @@
 import { loadEngine } from '../../src/engine/index.js';
 import { defaultSampling, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
-import { equalPrefix, nearTie, run, type CheckOutcome, type Outcome } from './parity-checks.js';
+import { checkRecorder, equalPrefix, nearTie, run, type CheckOutcome, type Outcome } from './parity-checks.js';
 
 const OPEN = 151667;
 const CLOSE = 151668;
 const BUDGET = 6;
 
 export async function thinkBudgetChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
-  const out: CheckOutcome[] = [];
-  const add = (name: string, pass: boolean, detail: string) => {
-    out.push({ name, pass, detail });
-    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
-  };
+  const { out, add } = checkRecorder(log);
   for (const name of ['tiny-a', 'tiny-b'] as CheckpointName[]) {
     const gpu = await loadEngine(checkpoint(name), { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 });
     try {

@@ -12,7 +12,7 @@ import { ncclUniqueId } from '../../src/engine/tensor-parallel.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest, type TokenEvent } from '../../src/engine/types.js';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
-import { NEAR_TIE, type CheckOutcome } from './parity-checks.js';
+import { checkRecorder, NEAR_TIE, type CheckOutcome } from './parity-checks.js';
 
 const limits: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
 
@@ -51,11 +51,7 @@ function nearTie(top: number[][]): number {
 }
 
 export async function tensorParallelChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
-  const out: CheckOutcome[] = [];
-  const add = (name: string, pass: boolean, detail: string) => {
-    out.push({ name, pass, detail });
-    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
-  };
+  const { out, add } = checkRecorder(log);
   for (const name of ['tiny-a', 'tiny-b'] as CheckpointName[]) {
     const dir = checkpoint(name);
     let plain: Engine | undefined;

@@ -13,7 +13,7 @@ import { loadEngine, type Engine } from '../../src/engine/index.js';
 import { defaultSampling, type SubmitRequest, type TokenEvent } from '../../src/engine/types.js';
 import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
 import { cacheDir, specFile, tokenizerDir } from '../helpers/fixtures.js';
-import { distance as diff, equalPrefix, nearTie, showDistance, within as withinBound, type CheckOutcome, type Distance } from './parity-checks.js';
+import { checkRecorder, distance as diff, equalPrefix, nearTie, showDistance, within as withinBound, type CheckOutcome, type Distance } from './parity-checks.js';
 
 // Bounds for these wider random models (hidden 256; the fixtures' 0.25 / 0.06 hold at hidden 64):
 // their logits are larger, so the GPU's bf16 rounding points (activations, P for the tensor
@@ -105,11 +105,7 @@ async function withEnv<T>(name: string, value: string | undefined, f: () => Prom
 }
 
 export async function wideHeadChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
-  const out: CheckOutcome[] = [];
-  const add = (name: string, pass: boolean, detail: string) => {
-    out.push({ name, pass, detail });
-    log(`${pass ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
-  };
+  const { out, add } = checkRecorder(log);
   for (const [si, shape] of shapes.entries()) {
     const opened: Engine[] = [];
     try {
