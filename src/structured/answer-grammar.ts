@@ -1,11 +1,13 @@
 // The whole answer as one grammar: a free-text think block (when thinking is on),
-// then a JSON value (response_format), one of a list of strings (vLLM's guided_choice), or one
-// or more tool calls in Qwen3's format:
+// then a JSON value (response_format), one of a list of strings (vLLM's guided_choice), text that
+// a regular expression matches whole (vLLM's guided_regex), or one or more tool calls in Qwen3's
+// format:
 //   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
 // separated by "\n", exactly as the chat template writes them back into later prompts.
 import type { Tokenizer } from '../chat/tokenizer.js';
 import { alt, freeText, lit, literalChoice, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
 import { anyJsonObject } from './json-grammar.js';
+import { RegexError, wholeTextRegex } from './regex.js';
 import { SchemaCompiler } from './schema-compiler.js';
 import { isObject, SchemaError } from './schema-errors.js';
 
@@ -20,6 +22,8 @@ export type AnswerSpec =
   | { kind: 'json_schema'; schema: unknown }
   /** Exactly one of these strings, as raw text (not a JSON string). */
   | { kind: 'choice'; choices: string[] }
+  /** Raw text that the ECMAScript regular expression matches from start to end. */
+  | { kind: 'regex'; pattern: string }
   /** parallel false (parallel_tool_calls: false): exactly one call; otherwise one or more. */
   | { kind: 'tool_calls'; tools: ToolSpec[]; parallel?: boolean };
 
@@ -57,6 +61,7 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   if (spec.kind === 'json_object') answer = anyJsonObject(rules);
   else if (spec.kind === 'json_schema') answer = new SchemaCompiler(rules, 'r:', spec.schema, budget).compileRoot();
   else if (spec.kind === 'choice') answer = choiceExpr(rules, spec.choices);
+  else if (spec.kind === 'regex') answer = regexExpr(rules, spec.pattern);
   else answer = toolCalls(rules, spec.tools, tokens, spec.parallel ?? true, budget);
   if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
     // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;
@@ -77,6 +82,15 @@ function choiceExpr(rules: RuleSet, choices: readonly string[]): Expr {
   if (total > MAX_CHOICE_BYTES) throw new SchemaError(`the choices hold ${total} bytes, more than the ${MAX_CHOICE_BYTES} that can be enforced`, '#');
   // A trie as a rule of its own becomes automaton states directly (grammar.ts literalChoice).
   return rules.define('choice', () => literalChoice(encoded));
+}
+
+function regexExpr(rules: RuleSet, pattern: string): Expr {
+  try {
+    return rules.define('regex', () => wholeTextRegex(pattern));
+  } catch (err) {
+    if (err instanceof RegexError) throw new SchemaError(`the pattern ${JSON.stringify(pattern)}: ${err.message}`, '#');
+    throw err;
+  }
 }
 
 function toolCalls(rules: RuleSet, tools: ToolSpec[], tokens: SpecialTokens, parallel: boolean, budget: { parts: number }): Expr {

@@ -1,6 +1,7 @@
 // Sets of Unicode code points (for regular-expression classes) and the grammar of one such
-// character as it appears inside a JSON string: raw UTF-8 where JSON allows it, the escape
-// where it must be escaped ('"', '\' and control characters). Surrogates are never members.
+// character as it appears inside a JSON string (raw UTF-8 where JSON allows it, the escape where
+// it must be escaped: '"', '\' and control characters) or in plain text (raw UTF-8). Surrogates
+// are never members.
 import { alt, bytes, empty, lit, seq, type Expr } from './grammar.js';
 
 /** Sorted, disjoint, non-adjacent inclusive ranges. */
@@ -69,6 +70,11 @@ export function jsonCharOf(set: CharSet): Expr {
   const raw = subtract(set, [[0, 0x1f], [0x22, 0x22], [0x5c, 0x5c]]);
   for (const [a, b] of raw) parts.push(...utf8Range(a, b));
   return alt(...parts);
+}
+
+/** One character of the set as raw UTF-8. */
+export function rawCharOf(set: CharSet): Expr {
+  return alt(...set.flatMap(([a, b]) => utf8Range(a, b)));
 }
 
 const utf8 = (c: number) => Array.from(new TextEncoder().encode(String.fromCodePoint(c)));

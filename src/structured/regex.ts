@@ -1,6 +1,8 @@
-// JSON Schema "pattern" -> grammar of the string's body (between its quotes). Patterns are
-// ECMAScript regular expressions that match anywhere in the string unless anchored (^...$),
-// as ajv runs them (with the u flag). Supported: literals and escapes, ".", classes ([a-z],
+// Regular expressions -> grammar. A JSON Schema "pattern" becomes the grammar of the string's
+// body (between its quotes, characters as JSON writes them): ECMAScript regular expressions that
+// match anywhere in the string unless anchored (^...$), as ajv runs them (with the u flag). vLLM's
+// guided_regex becomes the grammar of the whole answer as raw text, which the pattern must match
+// from start to end (as vLLM's backends match it; "^" and "$" at the ends change nothing). Supported: literals and escapes, ".", classes ([a-z],
 // [^...], \d \w \s and their negations), groups ((...), (?:...), (?<name>...)), alternation,
 // and the quantifiers * + ? {n} {n,} {n,m} (lazy or not: the same set of strings). Refused
 // with the construct named: backreferences, lookaround, word boundaries, \p{...}, and anchors
@@ -12,6 +14,7 @@ import {
   dotChars,
   jsonCharOf,
   normalize,
+  rawCharOf,
   spaceChars,
   union,
   wordChars,
@@ -27,21 +30,32 @@ export class RegexError extends Error {}
 interface Parser {
   cps: number[];
   pos: number;
+  /** One character of a set, as the text being matched writes it (JSON-escaped, or raw UTF-8). */
+  charOf: (set: CharSet) => Expr;
 }
 
 const cp = (s: string) => s.codePointAt(0)!;
 
 /** The grammar of every JSON string body whose decoded text matches `pattern`. */
 export function patternBody(pattern: string): Expr {
-  const p: Parser = { cps: Array.from(pattern, cp), pos: 0 };
+  return compile(pattern, jsonCharOf, false);
+}
+
+/** The grammar of every text that `pattern` matches whole (vLLM's guided_regex), as raw UTF-8. */
+export function wholeTextRegex(pattern: string): Expr {
+  return compile(pattern, rawCharOf, true);
+}
+
+/** `whole`: the text is matched from start to end; otherwise a branch not anchored may sit anywhere in it. */
+function compile(pattern: string, charOf: (set: CharSet) => Expr, whole: boolean): Expr {
+  const p: Parser = { cps: Array.from(pattern, cp), pos: 0, charOf };
   const branches: Expr[] = [];
+  const free = star(charOf(anyChar));
   for (;;) {
-    const anchoredStart = eat(p, '^');
+    const anchoredStart = eat(p, '^') || whole;
     const items = sequence(p);
-    let anchoredEnd = false;
-    if (eat(p, '$')) anchoredEnd = true;
+    const anchoredEnd = eat(p, '$') || whole;
     if (p.pos < p.cps.length && peek(p) !== '|') throw new RegexError(unsupportedAt(p));
-    const free = star(jsonCharOf(anyChar));
     branches.push(seq(anchoredStart ? empty : free, ...items, anchoredEnd ? empty : free));
     if (!eat(p, '|')) break;
   }
@@ -100,16 +114,16 @@ function atom(p: Parser): Expr {
     if (!eat(p, ')')) throw new RegexError(peek(p) === '$' ? '"$" is supported only at the end of the pattern' : 'a group is not closed');
     return alt(...branches);
   }
-  if (c === '[') return jsonCharOf(charClass(p));
+  if (c === '[') return p.charOf(charClass(p));
   if (c === '.') {
     p.pos++;
-    return jsonCharOf(dotChars);
+    return p.charOf(dotChars);
   }
-  if (c === '\\') return jsonCharOf(escape(p, false));
+  if (c === '\\') return p.charOf(escape(p, false));
   if (c === '*' || c === '+' || c === '?' || c === '{') throw new RegexError(`"${c}" has nothing to repeat`);
   if (c === ']' || c === '}') throw new RegexError(`a lone "${c}" is not supported; escape it`);
   p.pos++;
-  return jsonCharOf([[cp(c), cp(c)]]);
+  return p.charOf([[cp(c), cp(c)]]);
 }
 
 function quantified(p: Parser, e: Expr): Expr {

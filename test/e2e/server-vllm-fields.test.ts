@@ -65,6 +65,44 @@ describe("vLLM's structured outputs", () => {
     expect(seen.size).toBeGreaterThan(0);
   });
 
+  it('guided_regex and structured_outputs.regex: the whole answer matches the pattern, on both endpoints, streamed, after a think block', async () => {
+    const patterns = ['\\d{3}-[a-z]{2,4}( (ok|fine))?', '^[日本]{2}[0-9]\\.?$', '(yes|no), because [A-Z][a-z]{1,6}'];
+    for (const [i, pattern] of patterns.entries()) {
+      const whole = new RegExp(`^(?:${pattern.replace(/^\^|\$$/g, '')})$`, 'u');
+      const fields = i % 2 ? { structured_outputs: { regex: pattern } } : { guided_regex: pattern };
+      const c = await post(`${server.url}/v1/chat/completions`, chat({ ...fields, seed: 30 + i }));
+      expect(c.status, JSON.stringify(c.json)).toBe(200);
+      expect(c.json.choices[0].message.content).toMatch(whole);
+      expect(c.json.choices[0].finish_reason).toBe('stop');
+      const t = await post(`${server.url}/v1/completions`, complete({ ...fields, seed: 40 + i, n: 2 }));
+      expect(t.status, JSON.stringify(t.json)).toBe(200);
+      for (const choice of t.json.choices) expect(choice.text).toMatch(whole);
+    }
+    const s = await post(`${server.url}/v1/chat/completions`, chat({ guided_regex: patterns[0], seed: 3, stream: true }));
+    const streamed = sseFrames(s.text).filter((f) => f !== '[DONE]').map((f) => f.choices[0]?.delta?.content ?? '').join('');
+    expect(streamed).toMatch(/^\d{3}-[a-z]{2,4}( (ok|fine))?$/);
+    // With thinking on, the think block comes first, free; the answer after it matches.
+    const thought = await post(`${server.url}/v1/chat/completions`, chat({ guided_regex: patterns[0], seed: 5, max_tokens: 200, chat_template_kwargs: { enable_thinking: true } }));
+    expect(thought.status, JSON.stringify(thought.json)).toBe(200);
+    expect(thought.json.choices[0].message.content).toMatch(/^\d{3}-[a-z]{2,4}( (ok|fine))?$/);
+  });
+
+  it('a regex with what cannot be enforced (lookaround, backreferences) is a 400 naming the field and the construct', async () => {
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ guided_regex: 'a(?=b)' }, 'guided_regex', 'lookahead'],
+      [{ structured_outputs: { regex: '(a)\\1' } }, 'structured_outputs.regex', 'backreferences'],
+      [{ guided_regex: '' }, 'guided_regex', 'regular expression'],
+    ];
+    for (const [fields, param, words] of cases) {
+      const r = await post(`${server.url}/v1/chat/completions`, chat(fields));
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error.param).toBe(param);
+      expect(r.json.error.message).toContain(words);
+    }
+    const both = await post(`${server.url}/v1/completions`, complete({ guided_regex: 'a', guided_choice: ['a'] }));
+    expect(both.json.error.param).toBe('guided_regex');
+  });
+
   it('two constraints at once, or one that is not a schema: 400 naming the field', async () => {
     const both = await post(`${server.url}/v1/chat/completions`, chat({ guided_json: schema, response_format: { type: 'json_object' } }));
     expect(both.status).toBe(400);
@@ -84,9 +122,8 @@ describe("vLLM's structured outputs", () => {
 describe("vLLM's fields this server cannot honour", () => {
   it('are refused with a 400 naming them, on both endpoints, instead of an answer that ignores them; their neutral values are accepted', async () => {
     const refused: [string, Record<string, unknown>][] = [
-      ['guided_regex', { guided_regex: '[a-z]+' }],
       ['guided_grammar', { guided_grammar: 'root ::= "a"' }],
-      ['structured_outputs.regex', { structured_outputs: { regex: '\\d+' } }],
+      ['structured_outputs.grammar', { structured_outputs: { grammar: 'root ::= "a"' } }],
       ['use_beam_search', { use_beam_search: true }],
       ['prompt_logprobs', { prompt_logprobs: 1 }],
     ];

@@ -1,8 +1,8 @@
-// vLLM's own request fields. Its structured outputs (guided_json, guided_choice, and the newer
-// structured_outputs object) are enforced as response_format is; min_tokens,
+// vLLM's own request fields. Its structured outputs (guided_json, guided_choice, guided_regex,
+// and the newer structured_outputs object) are enforced as response_format is; min_tokens,
 // thinking_token_budget, include_stop_str_in_output, allowed_token_ids, bad_words and
 // truncate_prompt_tokens reach the engine and the output parser (token-rules.ts). The ones that
-// would change the answer in ways this server cannot honour (regex and grammar constraints, beam
+// would change the answer in ways this server cannot honour (grammar constraints, beam
 // search, prompt logprobs, a request's own chat template, ...) get a 400 naming them: dropped, as
 // unknown fields are, they would leave a client that relies on them with an answer it did not ask
 // for (free text where it expects a pattern) and no sign of it. Fields that change nothing for
@@ -29,14 +29,14 @@ const choiceField = z
 export const vllmFields = {
   guided_json: jsonSchemaField.nullish(),
   guided_choice: choiceField.nullish(),
-  guided_regex: z.string().nullish(),
+  guided_regex: z.string().min(1, 'send a regular expression, or leave guided_regex out').nullish(),
   guided_grammar: z.string().nullish(),
   structured_outputs: z
     .object({
       json: jsonSchemaField.nullish(),
       choice: choiceField.nullish(),
       json_object: z.boolean().nullish(),
-      regex: z.string().nullish(),
+      regex: z.string().min(1, 'send a regular expression, or leave regex out').nullish(),
       grammar: z.string().nullish(),
       structural_tag: z.unknown().optional(),
     })
@@ -101,8 +101,14 @@ export interface ChoiceFormat {
   choices: string[];
 }
 
+/** The answer is text that this ECMAScript regular expression matches whole (guided_regex). */
+export interface RegexFormat {
+  type: 'regex';
+  pattern: string;
+}
+
 /** What a request asks its answer to be: response_format, or a vLLM structured-output field. */
-export type AnswerFormat = ResponseFormat | ChoiceFormat;
+export type AnswerFormat = ResponseFormat | ChoiceFormat | RegexFormat;
 
 interface Fields extends VllmFields {
   response_format?: ResponseFormat | null;
@@ -131,19 +137,19 @@ function askedFormats(body: Fields): [string, () => AnswerFormat][] {
   if (body.response_format && body.response_format.type !== 'text') asked.push(['response_format', () => body.response_format!]);
   if (body.guided_json != null) asked.push(['guided_json', () => schemaFormat(body.guided_json!, 'guided_json')]);
   if (body.guided_choice != null) asked.push(['guided_choice', () => ({ type: 'choice', choices: body.guided_choice! })]);
+  if (body.guided_regex != null) asked.push(['guided_regex', () => ({ type: 'regex', pattern: body.guided_regex! })]);
   if (so?.json != null) asked.push(['structured_outputs.json', () => schemaFormat(so.json!, 'structured_outputs.json')]);
   if (so?.choice != null) asked.push(['structured_outputs.choice', () => ({ type: 'choice', choices: so.choice! })]);
+  if (so?.regex != null) asked.push(['structured_outputs.regex', () => ({ type: 'regex', pattern: so.regex! })]);
   if (so?.json_object === true) asked.push(['structured_outputs.json_object', () => ({ type: 'json_object' })]);
   return asked;
 }
 
 function refuseUnsupported(body: Fields): void {
   const so = body.structured_outputs ?? undefined;
-  const fix = 'use response_format ({"type": "json_schema"}, where "pattern" constrains a string) or guided_json / guided_choice';
+  const fix = 'use guided_regex, guided_choice, or a JSON schema (response_format or guided_json)';
   const constraint: [string, unknown][] = [
-    ['guided_regex', body.guided_regex],
     ['guided_grammar', body.guided_grammar],
-    ['structured_outputs.regex', so?.regex],
     ['structured_outputs.grammar', so?.grammar],
     ['structured_outputs.structural_tag', so?.structural_tag],
     ['structural_tag', body.structural_tag],

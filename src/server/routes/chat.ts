@@ -26,7 +26,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   refuseUnsupportedChat(body);
   const n = body.n ?? 1;
   checkBestOf(body.best_of, n);
-  const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls);
+  const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, answerFormatField(body));
   const rendered = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template }));
   // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
   const prompt = { text: rendered.text, ids: truncatePrompt(rendered.ids, body.truncate_prompt_tokens, s.limits) };

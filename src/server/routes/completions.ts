@@ -25,7 +25,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   if (body.prompt_embeds != null) throw unsupported('prompt_embeds', 'prompt_embeds is not supported: send the prompt as text or token ids.');
   const n = body.n ?? 1;
   checkBestOf(body.best_of, n);
-  const plan = planTools(undefined, undefined, answerFormat(body), false, s.constraints);
+  const plan = planTools(undefined, undefined, answerFormat(body), false, s.constraints, undefined, answerFormatField(body));
   // vLLM's truncate_prompt_tokens keeps each prompt's last tokens; an echo repeats what was kept.
   const prompts = promptsOf(body, rc).map((p) => {
     const ids = truncatePrompt(p.ids, body.truncate_prompt_tokens, s.limits);
