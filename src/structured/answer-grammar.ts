@@ -1,11 +1,12 @@
 // The whole answer as one grammar: a free-text think block (when thinking is on),
 // then a JSON value (response_format), one of a list of strings (vLLM's guided_choice), text that
-// a regular expression matches whole (vLLM's guided_regex), or one or more tool calls in Qwen3's
-// format:
+// a regular expression matches whole (vLLM's guided_regex), text of a GBNF grammar (vLLM's
+// guided_grammar), or one or more tool calls in Qwen3's format:
 //   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
 // separated by "\n", exactly as the chat template writes them back into later prompts.
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { alt, freeText, lit, literalChoice, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
+import { alt, call, freeText, lit, literalChoice, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
+import { GbnfError, parseGbnf, ruleName as gbnfRule } from './gbnf.js';
 import { anyJsonObject } from './json-grammar.js';
 import { RegexError, wholeTextRegex } from './regex.js';
 import { SchemaCompiler } from './schema-compiler.js';
@@ -24,6 +25,8 @@ export type AnswerSpec =
   | { kind: 'choice'; choices: string[] }
   /** Raw text that the ECMAScript regular expression matches from start to end. */
   | { kind: 'regex'; pattern: string }
+  /** Raw text that rule `root` of the GBNF grammar matches (gbnf.ts). */
+  | { kind: 'grammar'; grammar: string }
   /** parallel false (parallel_tool_calls: false): exactly one call; otherwise one or more. */
   | { kind: 'tool_calls'; tools: ToolSpec[]; parallel?: boolean };
 
@@ -62,6 +65,7 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   else if (spec.kind === 'json_schema') answer = new SchemaCompiler(rules, 'r:', spec.schema, budget).compileRoot();
   else if (spec.kind === 'choice') answer = choiceExpr(rules, spec.choices);
   else if (spec.kind === 'regex') answer = regexExpr(rules, spec.pattern);
+  else if (spec.kind === 'grammar') answer = gbnfExpr(rules, spec.grammar);
   else answer = toolCalls(rules, spec.tools, tokens, spec.parallel ?? true, budget);
   if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
     // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;
@@ -91,6 +95,18 @@ function regexExpr(rules: RuleSet, pattern: string): Expr {
     if (err instanceof RegexError) throw new SchemaError(`the pattern ${JSON.stringify(pattern)}: ${err.message}`, '#');
     throw err;
   }
+}
+
+function gbnfExpr(rules: RuleSet, text: string): Expr {
+  let parsed: Map<string, Expr>;
+  try {
+    parsed = parseGbnf(text);
+  } catch (err) {
+    if (err instanceof GbnfError) throw new SchemaError(`the grammar: ${err.message}`, '#');
+    throw err;
+  }
+  for (const [name, e] of parsed) rules.define(gbnfRule(name), () => e);
+  return call(gbnfRule('root'));
 }
 
 function toolCalls(rules: RuleSet, tools: ToolSpec[], tokens: SpecialTokens, parallel: boolean, budget: { parts: number }): Expr {

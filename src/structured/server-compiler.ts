@@ -15,6 +15,7 @@ export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
   if (rf?.type === 'json_schema') return { kind: 'json_schema', schema: rf.json_schema.schema ?? true };
   if (rf?.type === 'choice') return { kind: 'choice', choices: rf.choices };
   if (rf?.type === 'regex') return { kind: 'regex', pattern: rf.pattern };
+  if (rf?.type === 'grammar') return { kind: 'grammar', grammar: rf.grammar };
   if (req.toolCalls) {
     const tools = req.toolCalls.tools.filter((t) => req.toolCalls!.only === undefined || t.function.name === req.toolCalls!.only);
     return {
@@ -47,6 +48,8 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
       const param = req.formatParam ?? 'response_format';
       if (spec.kind === 'regex')
         throw badRequest(`${param} cannot be enforced: ${err.reason}. Write it with the constructs docs/structured-outputs.md lists (no lookaround, backreferences or word boundaries).`, param, 'unsupported_schema');
+      if (spec.kind === 'grammar')
+        throw badRequest(`${param} cannot be enforced: ${err.reason}. Send a GBNF grammar as docs/structured-outputs.md describes it.`, param, 'unsupported_schema');
       throw badRequest(`${param} cannot be enforced: ${err.message}. Simplify the schema or use {"type": "json_object"}.`, param, 'unsupported_schema');
     }
   }

@@ -87,6 +87,28 @@ describe("vLLM's structured outputs", () => {
     expect(thought.json.choices[0].message.content).toMatch(/^\d{3}-[a-z]{2,4}( (ok|fine))?$/);
   });
 
+  it('guided_grammar and structured_outputs.grammar (GBNF): the whole answer is text of the grammar, on both endpoints', async () => {
+    const grammar = 'root ::= greeting ", " name "!"\ngreeting ::= "Hello" | "Hi"\nname ::= [A-Z] [a-z]{1,8} | "(" name ")"';
+    const whole = /^(Hello|Hi), (\(*)[A-Z][a-z]{1,8}\)*!$/;
+    const balanced = (t: string) => (t.match(/\(/g) ?? []).length === (t.match(/\)/g) ?? []).length;
+    for (const [i, fields] of [{ guided_grammar: grammar }, { structured_outputs: { grammar } }].entries()) {
+      const c = await post(`${server.url}/v1/chat/completions`, chat({ ...fields, seed: 50 + i }));
+      expect(c.status, JSON.stringify(c.json)).toBe(200);
+      const text = c.json.choices[0].message.content;
+      expect(text).toMatch(whole);
+      expect(balanced(text), text).toBe(true);
+      const t = await post(`${server.url}/v1/completions`, complete({ ...fields, seed: 60 + i, n: 2 }));
+      for (const choice of t.json.choices) expect(choice.text).toMatch(whole);
+    }
+    const bad = await post(`${server.url}/v1/chat/completions`, chat({ guided_grammar: 'root ::= expr\nexpr ::= expr "+" "1" | "1"' }));
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ param: 'guided_grammar', code: 'unsupported_schema' });
+    expect(bad.json.error.message).toContain('left recursion: expr -> expr');
+    const lark = await post(`${server.url}/v1/completions`, complete({ structured_outputs: { grammar: 'start: "a"' } }));
+    expect(lark.json.error.param).toBe('structured_outputs.grammar');
+    expect(lark.json.error.message).toContain('looks like a Lark rule');
+  });
+
   it('a regex with what cannot be enforced (lookaround, backreferences) is a 400 naming the field and the construct', async () => {
     const cases: [Record<string, unknown>, string, string][] = [
       [{ guided_regex: 'a(?=b)' }, 'guided_regex', 'lookahead'],
@@ -122,8 +144,7 @@ describe("vLLM's structured outputs", () => {
 describe("vLLM's fields this server cannot honour", () => {
   it('are refused with a 400 naming them, on both endpoints, instead of an answer that ignores them; their neutral values are accepted', async () => {
     const refused: [string, Record<string, unknown>][] = [
-      ['guided_grammar', { guided_grammar: 'root ::= "a"' }],
-      ['structured_outputs.grammar', { structured_outputs: { grammar: 'root ::= "a"' } }],
+      ['structured_outputs.structural_tag', { structured_outputs: { structural_tag: '{}' } }],
       ['use_beam_search', { use_beam_search: true }],
       ['prompt_logprobs', { prompt_logprobs: 1 }],
     ];

@@ -1,8 +1,8 @@
 // vLLM's own request fields. Its structured outputs (guided_json, guided_choice, guided_regex,
-// and the newer structured_outputs object) are enforced as response_format is; min_tokens,
+// guided_grammar, and the newer structured_outputs object) are enforced as response_format is; min_tokens,
 // thinking_token_budget, include_stop_str_in_output, allowed_token_ids, bad_words and
 // truncate_prompt_tokens reach the engine and the output parser (token-rules.ts). The ones that
-// would change the answer in ways this server cannot honour (grammar constraints, beam
+// would change the answer in ways this server cannot honour (structural tags, beam
 // search, prompt logprobs, a request's own chat template, ...) get a 400 naming them: dropped, as
 // unknown fields are, they would leave a client that relies on them with an answer it did not ask
 // for (free text where it expects a pattern) and no sign of it. Fields that change nothing for
@@ -30,14 +30,14 @@ export const vllmFields = {
   guided_json: jsonSchemaField.nullish(),
   guided_choice: choiceField.nullish(),
   guided_regex: z.string().min(1, 'send a regular expression, or leave guided_regex out').nullish(),
-  guided_grammar: z.string().nullish(),
+  guided_grammar: z.string().min(1, 'send a GBNF grammar, or leave guided_grammar out').nullish(),
   structured_outputs: z
     .object({
       json: jsonSchemaField.nullish(),
       choice: choiceField.nullish(),
       json_object: z.boolean().nullish(),
       regex: z.string().min(1, 'send a regular expression, or leave regex out').nullish(),
-      grammar: z.string().nullish(),
+      grammar: z.string().min(1, 'send a GBNF grammar, or leave grammar out').nullish(),
       structural_tag: z.unknown().optional(),
     })
     .nullish(),
@@ -107,8 +107,14 @@ export interface RegexFormat {
   pattern: string;
 }
 
+/** The answer is text of this GBNF grammar, from its rule `root` (guided_grammar). */
+export interface GrammarFormat {
+  type: 'grammar';
+  grammar: string;
+}
+
 /** What a request asks its answer to be: response_format, or a vLLM structured-output field. */
-export type AnswerFormat = ResponseFormat | ChoiceFormat | RegexFormat;
+export type AnswerFormat = ResponseFormat | ChoiceFormat | RegexFormat | GrammarFormat;
 
 interface Fields extends VllmFields {
   response_format?: ResponseFormat | null;
@@ -138,19 +144,19 @@ function askedFormats(body: Fields): [string, () => AnswerFormat][] {
   if (body.guided_json != null) asked.push(['guided_json', () => schemaFormat(body.guided_json!, 'guided_json')]);
   if (body.guided_choice != null) asked.push(['guided_choice', () => ({ type: 'choice', choices: body.guided_choice! })]);
   if (body.guided_regex != null) asked.push(['guided_regex', () => ({ type: 'regex', pattern: body.guided_regex! })]);
+  if (body.guided_grammar != null) asked.push(['guided_grammar', () => ({ type: 'grammar', grammar: body.guided_grammar! })]);
   if (so?.json != null) asked.push(['structured_outputs.json', () => schemaFormat(so.json!, 'structured_outputs.json')]);
   if (so?.choice != null) asked.push(['structured_outputs.choice', () => ({ type: 'choice', choices: so.choice! })]);
   if (so?.regex != null) asked.push(['structured_outputs.regex', () => ({ type: 'regex', pattern: so.regex! })]);
+  if (so?.grammar != null) asked.push(['structured_outputs.grammar', () => ({ type: 'grammar', grammar: so.grammar! })]);
   if (so?.json_object === true) asked.push(['structured_outputs.json_object', () => ({ type: 'json_object' })]);
   return asked;
 }
 
 function refuseUnsupported(body: Fields): void {
   const so = body.structured_outputs ?? undefined;
-  const fix = 'use guided_regex, guided_choice, or a JSON schema (response_format or guided_json)';
+  const fix = 'use guided_grammar, guided_regex, guided_choice, or a JSON schema (response_format or guided_json)';
   const constraint: [string, unknown][] = [
-    ['guided_grammar', body.guided_grammar],
-    ['structured_outputs.grammar', so?.grammar],
     ['structured_outputs.structural_tag', so?.structural_tag],
     ['structural_tag', body.structural_tag],
   ];
