@@ -13,6 +13,7 @@ import {
   type NativeEngineOptions,
   type NativeEngineStats,
   type NativeEventBatch,
+  type NativePromptLogprobs,
   type NativeRequestParams,
   type NativeTensorEntry,
 } from './native.js';
@@ -124,6 +125,7 @@ export class Engine implements GenerationEngine {
       minTokens: req.minTokens,
       logprobs: req.logprobs ?? -1,
       promptLogprobs: req.promptLogprobs,
+      promptTopLogprobs: req.promptTopLogprobs,
       badTokenIds: req.badTokenIds,
       badSequences: req.badSequences,
       logitBias: req.logitBias?.flat(),
@@ -217,7 +219,7 @@ export class Engine implements GenerationEngine {
       const err = b.errors[i];
       if (err !== undefined) ev.error = err;
       const pl = b.promptLogprobs[i];
-      if (pl) ev.promptLogprobs = promptLogprobs(pl.logprobs, pl.topCounts, pl.topIds, pl.topLogprobs);
+      if (pl) ev.promptLogprobs = promptLogprobs(pl);
       if (!p) continue;
       p.stream.push(ev);
       if (reason) {
@@ -228,12 +230,12 @@ export class Engine implements GenerationEngine {
   }
 }
 
-function promptLogprobs(lp: Float32Array, counts: Int32Array, ids: Int32Array, lps: Float32Array): TokenEvent['promptLogprobs'] {
+function promptLogprobs(p: NativePromptLogprobs): TokenEvent['promptLogprobs'] {
   const out: NonNullable<TokenEvent['promptLogprobs']> = [];
   let k = 0;
-  for (let i = 0; i < lp.length; i++) {
-    out.push(i === 0 ? null : { logprob: lp[i], top: topAt(ids, lps, k, counts[i]) });
-    k += counts[i];
+  for (let i = 0; i < p.logprobs.length; i++) {
+    out.push(i === 0 ? null : { logprob: p.logprobs[i], rank: p.ranks[i], top: topAt(p.topIds, p.topLogprobs, k, p.topCounts[i]) });
+    k += p.topCounts[i];
   }
   return out;
 }

@@ -44,7 +44,7 @@ export interface NativeTensorParallelRank {
 /** The third argument of NativeEngine.submit: SamplingParams flattened with the request's switches. */
 export interface NativeRequestParams
   extends SamplingParams,
-    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget'> {
+    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'promptTopLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget'> {
   /** -1 or absent: none; N: the token's logprob and N alternatives. */
   logprobs?: number;
   /** [token, bias, token, bias, ...] */
@@ -58,6 +58,8 @@ export const nativeFinishReasons = [undefined, 'stop', 'length', 'cancelled', 'e
 export interface NativePromptLogprobs {
   /** [promptLen]; NaN at position 0. */
   logprobs: Float32Array;
+  /** [promptLen]: each token's rank in its row (1: the likeliest); 0 at position 0. */
+  ranks: Int32Array;
   /** [promptLen]: alternatives per position. */
   topCounts: Int32Array;
   topIds: Int32Array;

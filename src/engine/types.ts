@@ -75,6 +75,8 @@ export interface SubmitRequest {
   logprobs?: number;
   /** Return logprobs of the prompt tokens themselves (position 0 has none), with `logprobs` alternatives. */
   promptLogprobs?: boolean;
+  /** Alternatives per prompt position with promptLogprobs (default: `logprobs`'s count). */
+  promptTopLogprobs?: number;
   /** Token ids that may never be sampled (bad words of one token). */
   badTokenIds?: number[];
   /**
@@ -120,7 +122,7 @@ export interface TokenEvent {
   /** With stopTokenId, when logprobs were asked: the stop token's logprob and alternatives. */
   stopLogprob?: { logprob: number; top: TopLogprob[] };
   /** On the first event when promptLogprobs was asked: one entry per prompt token (null for position 0). */
-  promptLogprobs?: (null | { logprob: number; top: TopLogprob[] })[];
+  promptLogprobs?: (null | { logprob: number; rank: number; top: TopLogprob[] })[];
   /** Prompt tokens found in the prefix cache (not recomputed), on the first event. */
   cachedPromptTokens?: number;
   /** Error message when finishReason is "error". */

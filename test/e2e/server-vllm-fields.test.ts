@@ -146,7 +146,6 @@ describe("vLLM's fields this server cannot honour", () => {
     const refused: [string, Record<string, unknown>][] = [
       ['structured_outputs.structural_tag', { structured_outputs: { structural_tag: '{}' } }],
       ['use_beam_search', { use_beam_search: true }],
-      ['prompt_logprobs', { prompt_logprobs: 1 }],
     ];
     for (const [param, fields] of refused) {
       for (const r of [await post(`${server.url}/v1/chat/completions`, chat(fields)), await post(`${server.url}/v1/completions`, complete(fields))]) {

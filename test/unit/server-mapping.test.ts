@@ -166,7 +166,7 @@ describe('OpenAI shapes', () => {
 
   it('completions logprobs: prompt position 0 is null, the chosen token is always in the dict, offsets add up', () => {
     const b = new CompletionLogprobsBuilder(tok, 1);
-    b.addPrompt([0, 1], [null, { logprob: -1, top: [{ token: 3, logprob: -0.5 }] }]);
+    b.addPrompt([0, 1], [null, { logprob: -1, rank: 2, top: [{ token: 3, logprob: -0.5 }] }]);
     b.addGenerated([{ id: 2, logprob: -0.25, top: [{ token: 2, logprob: -0.25 }] }, { id: 4, logprob: -Infinity, top: [] }]);
     expect(b.value).toEqual({
       tokens: ['Hel', 'lo', ' wor', '\ufffd'],

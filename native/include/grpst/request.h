@@ -54,6 +54,7 @@ struct Request {
   int min_tokens = 0;                  // stop tokens cannot be sampled before this many (vLLM's min_tokens)
   int logprobs = -1;                   // -1: none; N >= 0: the token's logprob and N alternatives
   bool prompt_logprobs = false;
+  int prompt_top_n = -1;               // alternatives per prompt position; < 0: as many as `logprobs`
   std::vector<int32_t> bad_token_ids;  // never sampled
   // Token sequences never generated whole: each one's last token is banned right after the rest
   // of it among the generated tokens (bad_sequences.h)
@@ -96,6 +97,7 @@ struct SeqEvent {
   bool has_prompt_logprobs = false;     // on the first event, when asked
   std::vector<float> prompt_logprobs;   // [prompt_len]; entry 0 is NaN (no logprob)
   std::vector<int32_t> prompt_top_counts;
+  std::vector<int32_t> prompt_ranks;  // [num_prompt]: each prompt token's rank (1: the likeliest), 0 at position 0
   std::vector<TopEntry> prompt_top;
 };
 

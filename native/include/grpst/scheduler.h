@@ -36,6 +36,7 @@ struct Sequence {
   int prompt_lp_done = 1;               // prompt positions [1, prompt_lp_done) have their logprobs
   std::vector<float> prompt_lp;         // [num_prompt], NaN at 0
   std::vector<std::vector<TopEntry>> prompt_top;
+  std::vector<int32_t> prompt_rank;     // [num_prompt], 0 at 0
 
   int num_generated() const { return int(tokens.size()) - num_prompt; }
   int pending() const { return int(tokens.size()) - num_computed; }

@@ -189,6 +189,8 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
   r.logprobs = get_int(p, "logprobs", -1);
   if (r.logprobs > 100) type_error("logprobs must be at most 100");
   r.prompt_logprobs = get_bool(p, "promptLogprobs", false);
+  r.prompt_top_n = get_int(p, "promptTopLogprobs", -1);
+  if (r.prompt_top_n > 100) type_error("promptTopLogprobs must be at most 100");
   r.bad_token_ids = int_list(present(p, "badTokenIds") ? p.Get("badTokenIds") : p.Env().Undefined(), "badTokenIds");
   if (present(p, "badSequences")) {
     // [[token, ...], ...]: each sequence's last token is banned right after the rest of it.
@@ -290,7 +292,10 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
         pi[j] = e.prompt_top[j].token;
         pl[j] = e.prompt_top[j].logprob;
       }
+      Napi::Int32Array rk = Napi::Int32Array::New(env, e.prompt_ranks.size());
+      for (size_t j = 0; j < e.prompt_ranks.size(); j++) rk[j] = e.prompt_ranks[j];
       p.Set("logprobs", lp);
+      p.Set("ranks", rk);
       p.Set("topCounts", pc);
       p.Set("topIds", pi);
       p.Set("topLogprobs", pl);

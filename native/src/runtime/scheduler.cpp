@@ -39,6 +39,7 @@ SeqEvent Scheduler::make_event(Sequence& s) {
     if (s.req.prompt_logprobs && s.prompt_lp_done >= s.num_prompt) {
       ev.has_prompt_logprobs = true;
       ev.prompt_logprobs = s.prompt_lp;
+      ev.prompt_ranks = s.prompt_rank;
       for (const auto& top : s.prompt_top) {
         ev.prompt_top_counts.push_back(int32_t(top.size()));
         ev.prompt_top.insert(ev.prompt_top.end(), top.begin(), top.end());
@@ -302,20 +303,23 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
       const uint64_t parent = i ? s.block_hashes[i - 1] : 0;
       s.block_hashes.push_back(bm_.register_full(s.blocks[i], parent, s.tokens.data() + i * bs));
     }
-    const int top_n = std::max(0, s.req.logprobs);
+    const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);
     for (int j = 0; j < sc.lp_rows; j++) {
       const int pos = sc.lp_first_pos + j;  // this row predicts prompt token pos + 1
       const float* row = logits + size_t(sc.logit_begin + j) * vocab;
       if (s.prompt_lp.empty()) {
         s.prompt_lp.assign(s.num_prompt, std::numeric_limits<float>::quiet_NaN());
         s.prompt_top.assign(s.num_prompt, {});
+        s.prompt_rank.assign(s.num_prompt, 0);
       }
       sampler_.logprobs(row, vocab, s.tokens[pos + 1], top_n, &s.prompt_lp[pos + 1], &s.prompt_top[pos + 1]);
+      s.prompt_rank[pos + 1] = Sampler::rank_of(row, vocab, s.tokens[pos + 1]);
       s.prompt_lp_done = pos + 2;
     }
     if (s.req.prompt_logprobs && s.num_prompt == 1 && s.prompt_lp.empty()) {
       s.prompt_lp.assign(1, std::numeric_limits<float>::quiet_NaN());
       s.prompt_top.assign(1, {});
+      s.prompt_rank.assign(1, 0);
     }
     if (!sc.samples) continue;
     SeqEvent ev = make_event(s);

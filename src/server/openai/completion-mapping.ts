@@ -2,6 +2,7 @@
 import type { ChoiceFinish, ChoiceUpdate, PromptLogprobs } from '../generate.js';
 import type { ResponseMeta, Usage } from './chat-mapping.js';
 import { CompletionLogprobsBuilder, type CompletionLogprobs, type TokenBytes } from './logprobs.js';
+import { vllmPromptLogprobs } from './prompt-logprobs.js';
 
 export interface CompletionPrompt {
   ids: number[];
@@ -12,6 +13,8 @@ export interface CompletionView {
   echo: boolean;
   /** Alternatives per position when logprobs were asked for. */
   logprobs?: number;
+  /** vLLM's prompt_logprobs: alternatives per prompt position, when asked for. */
+  promptLogprobs?: number;
   tok: TokenBytes;
 }
 
@@ -23,6 +26,7 @@ export class CompletionChoiceState {
   private readonly lp?: CompletionLogprobsBuilder;
   private all?: CompletionLogprobs;
   private echoed = false;
+  private promptLp?: PromptLogprobs;
 
   constructor(
     readonly index: number,
@@ -37,6 +41,7 @@ export class CompletionChoiceState {
 
   /** The text and logprobs this update adds (the echoed prompt first, once). */
   add(u: ChoiceUpdate): { text: string; logprobs: CompletionLogprobs | null } {
+    if (u.promptLogprobs) this.promptLp = u.promptLogprobs;
     let text = '';
     if (this.view.echo && !this.echoed) {
       this.echoed = true;
@@ -58,7 +63,9 @@ export class CompletionChoiceState {
   }
 
   toChoice() {
-    return { index: this.index, text: this.text, logprobs: this.all ?? null, finish_reason: this.finishReason };
+    const choice: Record<string, unknown> = { index: this.index, text: this.text, logprobs: this.all ?? null, finish_reason: this.finishReason };
+    if (this.view.promptLogprobs !== undefined) choice.prompt_logprobs = vllmPromptLogprobs(this.prompt.ids, this.promptLp, this.view.promptLogprobs, this.view.tok);
+    return choice;
   }
 }
 

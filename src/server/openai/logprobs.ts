@@ -30,7 +30,7 @@ export function chatLogprobs(tok: TokenBytes, entries: readonly TokenLogprob[], 
 }
 
 function chatEntry(tok: TokenBytes, id: number, logprob: number) {
-  return { token: tokenText(tok, id), logprob: safe(logprob), bytes: Array.from(tok.tokenBytes(id)) };
+  return { token: tokenText(tok, id), logprob: finiteLogprob(logprob), bytes: Array.from(tok.tokenBytes(id)) };
 }
 
 export interface CompletionLogprobs {
@@ -78,13 +78,13 @@ export class CompletionLogprobsBuilder {
   private add(id: number, logprob: number | null, top: TopLogprob[] | null): void {
     const text = tokenText(this.tok, id);
     this.value.tokens.push(text);
-    this.value.token_logprobs.push(logprob === null ? null : safe(logprob));
+    this.value.token_logprobs.push(logprob === null ? null : finiteLogprob(logprob));
     if (top === null || logprob === null) this.value.top_logprobs.push(null);
     else {
       // The chosen token is always in the dict (as vLLM does), so "was it the top choice" can be read off.
       const dict: Record<string, number> = {};
-      for (const t of top.slice(0, this.topN)) dict[tokenText(this.tok, t.token)] ??= safe(t.logprob);
-      dict[text] ??= safe(logprob);
+      for (const t of top.slice(0, this.topN)) dict[tokenText(this.tok, t.token)] ??= finiteLogprob(t.logprob);
+      dict[text] ??= finiteLogprob(logprob);
       this.value.top_logprobs.push(dict);
     }
     this.value.text_offset.push(this.offset);
@@ -94,7 +94,7 @@ export class CompletionLogprobsBuilder {
 }
 
 /** JSON has no -Infinity: a token with probability 0 reports the most negative finite number. */
-function safe(x: number): number {
+export function finiteLogprob(x: number): number {
   return Number.isFinite(x) ? x : -9999.0;
 }
 

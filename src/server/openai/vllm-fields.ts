@@ -3,7 +3,7 @@
 // thinking_token_budget, include_stop_str_in_output, allowed_token_ids, bad_words and
 // truncate_prompt_tokens reach the engine and the output parser (token-rules.ts). The ones that
 // would change the answer in ways this server cannot honour (structural tags, beam
-// search, prompt logprobs, a request's own chat template, ...) get a 400 naming them: dropped, as
+// search, a request's own chat template, ...) get a 400 naming them: dropped, as
 // unknown fields are, they would leave a client that relies on them with an answer it did not ask
 // for (free text where it expects a pattern) and no sign of it. Fields that change nothing for
 // this model (add_special_tokens: Qwen3 has no BOS; guided_decoding_backend: there is one) are
@@ -45,6 +45,7 @@ export const vllmFields = {
   thinking_token_budget: z.number().int().min(0).nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
   use_beam_search: z.boolean().nullish(),
+  /** Alternatives per prompt position (prompt-logprobs.ts). */
   prompt_logprobs: z.number().int().nullish(),
   /** Only these tokens may be sampled. */
   allowed_token_ids: z.array(z.number().int().min(0)).min(1, 'send at least one token id, or leave allowed_token_ids out to allow every token').nullish(),
@@ -163,8 +164,6 @@ function refuseUnsupported(body: Fields): void {
   for (const [name, value] of constraint)
     if (value !== undefined && value !== null) throw unsupported(name, `${name} is not supported by this server; ${fix}.`);
   if (body.use_beam_search) throw unsupported('use_beam_search', 'Beam search is not supported by this server; leave use_beam_search out to sample.');
-  if (body.prompt_logprobs != null)
-    throw unsupported('prompt_logprobs', 'prompt_logprobs is not supported by this server; on /v1/completions, "echo": true with "logprobs" returns the prompt\'s logprobs.');
   const refused: [string, boolean, string][] = [
     ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out.'],
     ['logits_processors', body.logits_processors != null && !(Array.isArray(body.logits_processors) && body.logits_processors.length === 0), 'logits_processors are not supported: this server runs no code a request names; use logit_bias, allowed_token_ids or bad_words, or leave it out.'],

@@ -1,6 +1,6 @@
 // POST /v1/chat/completions: messages -> template -> n engine submits -> message or SSE chunks.
 import { badRequest } from '../errors.js';
-import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
+import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate, type PromptLogprobs } from '../generate.js';
 import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
@@ -8,6 +8,7 @@ import { chatRenderOptions, chatThinking } from '../openai/chat-render.js';
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
+import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, refuseUnsupportedChat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -41,6 +42,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const grammarField = answerFormatField(body) ?? (plan.constraint !== undefined ? 'tool_choice' : undefined);
   const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, bans.badTokenIds) ?? plan.constraint;
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
+  const promptTop = promptLogprobsAsked(body.prompt_logprobs, body.stream);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   // A JSON answer must parse as it stands (the openai SDK's parse() does), and a guided choice
@@ -57,6 +59,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       ...stopTokens(s.stopTokenIds, body),
       minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
+      promptLogprobs: promptTop !== undefined || undefined,
+      promptTopLogprobs: promptTop,
       ...bans,
       logitBias: bias,
       thinkBudget: budget,
@@ -86,12 +90,17 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     else {
       const acc = jobs.map((j) => new ChatChoiceAccumulator(j.index, view));
       let cached: number | undefined;
+      let promptLp: PromptLogprobs | undefined;
       for await (const u of updates()) {
         if (u.index === 0 && u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
+        if (u.index === 0 && u.promptLogprobs) promptLp = u.promptLogprobs;
         acc[u.index].add(u);
       }
       const usage = usageOf(promptTokens, acc.reduce((sum, a) => sum + a.completionTokens, 0), cached);
-      sendJson(rc.res, 200, chatResponse(meta, acc, usage));
+      const answer: Record<string, unknown> = chatResponse(meta, acc, usage);
+      // vLLM's prompt_logprobs: one list for the prompt every choice shares.
+      if (promptTop !== undefined) answer.prompt_logprobs = vllmPromptLogprobs(prompt.ids, promptLp, promptTop, s.tokenizer);
+      sendJson(rc.res, 200, answer);
     }
   } finally {
     scope.abort('the request ended');

@@ -7,6 +7,7 @@ import { CompletionChoiceState, completionChunk, completionResponse, type Comple
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
+import { promptLogprobsAsked } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, unsupported } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -33,10 +34,13 @@ export async function completions(rc: RequestContext): Promise<void> {
   });
   const echo = body.echo ?? false;
   const logprobs = body.logprobs ?? undefined;
-  // lm-evaluation-harness scores a prompt with echo + logprobs + max_tokens 0.
-  const wantPromptLogprobs = echo && logprobs !== undefined;
+  // lm-evaluation-harness scores a prompt with echo + logprobs + max_tokens 0; vLLM's
+  // prompt_logprobs gives each prompt token's logprob and alternatives without the echo.
+  const promptTop = promptLogprobsAsked(body.prompt_logprobs, body.stream);
+  const wantPromptLogprobs = (echo && logprobs !== undefined) || promptTop !== undefined;
   const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, s.limits, 'prompt'));
-  if (budgets.some((b) => b === 0) && !echo) throw badRequest('max_tokens 0 generates nothing; use it with "echo": true to score the prompt.', 'max_tokens');
+  if (budgets.some((b) => b === 0) && !echo && promptTop === undefined)
+    throw badRequest('max_tokens 0 generates nothing; use it with "echo": true or "prompt_logprobs" to score the prompt.', 'max_tokens');
   const sampling = samplingFor(body, s.options);
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
@@ -58,6 +62,7 @@ export async function completions(rc: RequestContext): Promise<void> {
           minTokens: minTokens(body.min_tokens, budgets[pi]),
           logprobs,
           promptLogprobs: wantPromptLogprobs || undefined,
+          promptTopLogprobs: promptTop,
           ...bans,
           logitBias: bias,
           thinkBudget: budget,
@@ -68,7 +73,7 @@ export async function completions(rc: RequestContext): Promise<void> {
       });
   });
   const meta: ResponseMeta = { id: s.newId('cmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
-  const view = { echo, logprobs, tok: s.tokenizer };
+  const view = { echo, logprobs, promptLogprobs: promptTop, tok: s.tokenizer };
   const states = jobs.map((j) => new CompletionChoiceState(j.index, prompts[Math.floor(j.index / n)], view));
   const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
 
