@@ -8,6 +8,7 @@ import type { Tokenizer } from '../chat/tokenizer.js';
 import { alt, call, freeText, lit, literalChoice, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
 import { GbnfError, parseGbnf, ruleName as gbnfRule } from './gbnf.js';
 import { anyJsonObject } from './json-grammar.js';
+import { larkToGbnf, looksLikeLark } from './lark.js';
 import { RegexError, wholeTextRegex } from './regex.js';
 import { SchemaCompiler } from './schema-compiler.js';
 import { isObject, SchemaError } from './schema-errors.js';
@@ -100,7 +101,7 @@ function regexExpr(rules: RuleSet, pattern: string): Expr {
 function gbnfExpr(rules: RuleSet, text: string): Expr {
   let parsed: Map<string, Expr>;
   try {
-    parsed = parseGbnf(text);
+    parsed = parseGbnf(looksLikeLark(text) ? larkToGbnf(text) : text);
   } catch (err) {
     if (err instanceof GbnfError) throw new SchemaError(`the grammar: ${err.message}`, '#');
     throw err;

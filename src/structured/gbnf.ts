@@ -8,13 +8,13 @@
 //
 // Supported: rules `name ::= ...` over any number of lines, "literals" (and 'literals') with the
 // escapes \n \r \t \\ \" \' \xHH \uHHHH \UHHHHHHHH, classes [a-z] [^...], ".", rule names,
-// groups, "|", and the quantifiers * + ? {n} {n,} {n,m}. Refused with the place named: a rule
-// used and not defined, one defined twice, no `root`, left recursion (the matcher reads left to
-// right and would never consume a byte), and Lark grammars (`name: ...`), which this server does
-// not translate.
+// groups, "|", the quantifiers * + ? {n} {n,} {n,m}, and /regular expressions/ (matched whole, as
+// Lark's terminals are; lark.ts turns a Lark grammar into this form). Refused with the place
+// named: a rule used and not defined, one defined twice, no `root`, and left recursion (the
+// matcher reads left to right and would never consume a byte).
 import { complement, dotChars, normalize, rawCharOf, type CharSet } from './char-set.js';
 import { alt, call, lit, rep, seq, type Expr } from './grammar.js';
-import { MAX_REPEAT } from './regex.js';
+import { MAX_REPEAT, RegexError, wholeTextRegex } from './regex.js';
 
 export class GbnfError extends Error {}
 
@@ -46,7 +46,7 @@ class GbnfParser {
       if (name === undefined) throw this.error('expected a rule name');
       this.skip();
       if (!this.src.startsWith('::=', this.pos)) {
-        if (this.src[this.pos] === ':') throw new GbnfError(`${at}: "${name}:" looks like a Lark rule; this server takes GBNF: write \`${name} ::= ...\``);
+        if (this.src[this.pos] === ':') throw new GbnfError(`${at}: "${name}:" is how Lark writes a rule; in a grammar with GBNF rules write \`${name} ::= ...\``);
         throw this.error(`expected "::=" after the rule name "${name}"`);
       }
       this.pos += 3;
@@ -81,6 +81,7 @@ class GbnfParser {
   private atom(): Expr {
     const c = this.src[this.pos];
     if (c === '"' || c === "'") return lit(this.literal(c));
+    if (c === '/') return this.regex();
     if (c === '[') return rawCharOf(this.charClass());
     if (c === '.') {
       this.pos++;
@@ -97,6 +98,8 @@ class GbnfParser {
     const at = this.where();
     const name = this.name();
     if (name === undefined) throw this.error(c === ')' ? 'a ")" without its "("' : `unexpected ${JSON.stringify(c)}`);
+    if (/^\s*:(?!:=)/.test(this.src.slice(this.pos, this.pos + 64)))
+      throw new GbnfError(`${at}: "${name}:" is how Lark writes a rule; in a grammar with GBNF rules write \`${name} ::= ...\``);
     if (!this.used.has(name)) this.used.set(name, at);
     return call(ruleName(name));
   }
@@ -131,6 +134,27 @@ class GbnfParser {
       this.pos++;
       if (c === quote) return out;
       out += c === '\\' ? String.fromCodePoint(this.escape()) : c;
+    }
+  }
+
+  /** `/pattern/`: text the regular expression matches whole (Lark's terminals; regex.ts says what it takes). */
+  private regex(): Expr {
+    const at = this.where();
+    const start = ++this.pos;
+    for (;;) {
+      const c = this.src[this.pos];
+      if (c === undefined || c === '\n') throw new GbnfError(`${at}: a regular expression is not closed with "/"`);
+      this.pos++;
+      if (c === '\\') this.pos++;
+      else if (c === '/') break;
+    }
+    const pattern = this.src.slice(start, this.pos - 1);
+    if (/^[a-z]/i.test(this.src[this.pos] ?? '')) throw this.error('regular-expression flags are not supported; write the cases out (e.g. [Aa])');
+    try {
+      return wholeTextRegex(pattern);
+    } catch (err) {
+      if (err instanceof RegexError) throw new GbnfError(`${at}: /${pattern}/: ${err.message}`);
+      throw err;
     }
   }
 

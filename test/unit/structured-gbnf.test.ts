@@ -93,13 +93,41 @@ word ::= [a-z]+`);
     expect(thought.text).toMatch(/^<think>[\s\S]*<\/think>\n{0,2}(yes|no)\.$/);
   });
 
+  it('Lark grammars, as vLLM takes them: rules, alternatives on their own lines, ranges, regex terminals; start picks the root', () => {
+    const lark = `
+// a Lark grammar of simple SELECT statements
+?start: select_statement
+?select_statement: "SELECT " column_list " FROM " table_name
+?column_list: column_name ("," column_name)*
+table_name: identifier   # one word
+    | identifier "." identifier
+column_name: identifier | DIGIT
+identifier: /[a-zA-Z_][a-zA-Z0-9_]*/
+DIGIT: "0".."9"
+`;
+    const g = gbnf(lark);
+    for (const ok of ['SELECT a FROM t', 'SELECT a,b_2,7 FROM s.t']) expect(match(g, ok), ok).toBe('complete');
+    for (const bad of ['SELECT FROM t', 'SELECT a FROM 1t', 'SELECT a FROM t.', 'select a FROM t', 'SELECT 12 FROM t']) expect(match(g, bad), bad).not.toBe('complete');
+    for (const seed of [1, 2, 3]) {
+      const s = sample(g, seed, 80);
+      expect(s.text).toMatch(/^SELECT ([a-zA-Z_][a-zA-Z0-9_]*|[0-9])(,([a-zA-Z_][a-zA-Z0-9_]*|[0-9]))* FROM [a-zA-Z_][a-zA-Z0-9_]*(\.[a-zA-Z_][a-zA-Z0-9_]*)?$/);
+    }
+    // Without a start rule the first rule is the root.
+    expect(match(gbnf('greeting: "hi" | "hello"'), 'hello')).toBe('complete');
+    expect(refusal('start: NAME\n%import common.CNAME -> NAME')).toMatch(/line 2: Lark directives \(%import\) are not supported/);
+    expect(refusal('start.2: "a"')).toMatch(/line 1: rule priorities/);
+    expect(refusal('start: /[a-z]+/i')).toMatch(/regular-expression flags are not supported/);
+    expect(refusal('start: "a"\n"b"')).toMatch(/line 2: expected a rule/);
+    expect(refusal('start: "ab".."z"')).toMatch(/must join two single characters/);
+  });
+
   it('refuses what it cannot enforce, naming the rule and the place', () => {
     expect(refusal('expr ::= "a"')).toMatch(/no rule "root"/);
     expect(refusal('root ::= item\n')).toMatch(/rule "item" is used at line 1, column 10 but never defined/);
     expect(refusal('root ::= expr\nexpr ::= expr "+" "1" | "1"')).toMatch(/left recursion: expr -> expr/);
     expect(refusal('root ::= a\na ::= "x"? b\nb ::= a "y" | "z"')).toMatch(/left recursion: a -> b -> a/);
     expect(refusal('root ::= "a"\nroot ::= "b"')).toMatch(/line 2, column 1: rule "root" is defined twice/);
-    expect(refusal('start: "a" | "b"')).toMatch(/looks like a Lark rule; this server takes GBNF: write `start ::= \.\.\.`/);
+    expect(refusal('root ::= a\na: "x"')).toMatch(/line 2, column 1: "a:" is how Lark writes a rule; in a grammar with GBNF rules write `a ::= \.\.\.`/);
     expect(refusal('root ::= ("a" | "b"\nx ::= "c"')).toMatch(/line 2, column 1: a group is not closed/);
     expect(refusal('root ::= "abc')).toMatch(/line 1, column 10: a literal is not closed/);
     expect(refusal('root ::= [z-a]')).toMatch(/out of order/);
