@@ -36,6 +36,10 @@ export interface ChoiceUpdate {
   toolCalls: ParsedToolCall[];
   /** Logprobs of the tokens whose text this update releases (all remaining ones on the last update). */
   logprobs: TokenLogprob[];
+  /** The ids of those same tokens (vLLM's return_token_ids); the stop token that ended the choice is the last. */
+  tokenIds?: number[];
+  /** On the last update, when a stop token ended the choice: which one. */
+  stopTokenId?: number;
   /** On the first update when the job asked for prompt logprobs. */
   promptLogprobs?: PromptLogprobs;
   /** Set on the last update. */
@@ -67,6 +71,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
   const parser = new OutputParser(job.output);
   const wantLogprobs = job.submit.logprobs !== undefined;
   let pending: TokenLogprob[] = [];
+  let pendingIds: number[] = [];
   let completionTokens = 0;
   let reasoningTokens = 0;
   let last = ctx.arrival;
@@ -77,8 +82,9 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
     ctx.metrics.finished.inc({ reason: finish });
     ctx.metrics.e2e.observe((performance.now() - ctx.arrival) / 1000);
     finishReason = finish;
-    const update = { ...from, logprobs: pending, finishReason: finish, completionTokens, reasoningTokens };
+    const update = { ...from, logprobs: pending, tokenIds: pendingIds, finishReason: finish, completionTokens, reasoningTokens };
     pending = [];
+    pendingIds = [];
     return update;
   };
   try {
@@ -98,6 +104,7 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         update.completionTokens = completionTokens;
         ctx.metrics.generationTokens.inc({}, ev.tokens.length);
         if (wantLogprobs) pending.push(...eventLogprobs(ev));
+        pendingIds.push(...ev.tokens);
         const wasReasoning = parser.inReasoning;
         const delta = parser.push(job.decoder.push(ev.tokens), completionTokens);
         // Counted as they come (the parser knows where the think block opens and ends), not
@@ -127,6 +134,8 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         // (the last one, which scorers read as the generated token's), as vLLM reports it.
         if (ev.stopTokenId !== undefined) {
           completionTokens += 1;
+          pendingIds.push(ev.stopTokenId);
+          update.stopTokenId = ev.stopTokenId;
           if (wantLogprobs && ev.stopLogprob) pending.push({ id: ev.stopTokenId, ...ev.stopLogprob });
         }
         const tail = parser.push(job.decoder.flush());
@@ -140,7 +149,9 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
       }
       if (update.content || update.reasoning || update.toolCalls.length > 0) {
         update.logprobs = pending;
+        update.tokenIds = pendingIds;
         pending = [];
+        pendingIds = [];
       }
       if (first || update.content || update.reasoning || update.toolCalls.length > 0 || update.logprobs.length > 0) yield update;
       first = false;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { ParsedToolCall } from '../../parse/tool-calls.js';
 import type { ChoiceFinish, ChoiceUpdate } from '../generate.js';
 import { chatLogprobs, type ChatTokenLogprob, type TokenBytes } from './logprobs.js';
+import { PendingIds, stopReason } from './vllm-output.js';
 
 export interface ResponseMeta {
   id: string;
@@ -24,6 +25,10 @@ export interface ChatView {
   /** Logprobs were asked for, with this many alternatives. */
   logprobs?: number;
   tok: TokenBytes;
+  /** vLLM's return_token_ids: each choice lists its token ids. */
+  tokenIds?: boolean;
+  /** The model's end token, which vLLM's stop_reason leaves out. */
+  eosTokenId?: number;
 }
 
 export interface ToolCallOut {
@@ -47,7 +52,9 @@ export class ChatChoiceAccumulator {
   toolCalls: ToolCallOut[] = [];
   logprobs: ChatTokenLogprob[] = [];
   finishReason: ChoiceFinish = 'stop';
+  stopReason: string | number | null = null;
   completionTokens = 0;
+  readonly tokenIds: number[] = [];
 
   constructor(
     readonly index: number,
@@ -59,7 +66,11 @@ export class ChatChoiceAccumulator {
     this.reasoning += u.reasoning;
     for (const c of u.toolCalls) this.toolCalls.push(toToolCall(c));
     if (this.view.logprobs !== undefined) this.logprobs.push(...chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs));
-    if (u.finishReason) this.finishReason = u.finishReason;
+    if (u.tokenIds) this.tokenIds.push(...u.tokenIds);
+    if (u.finishReason) {
+      this.finishReason = u.finishReason;
+      this.stopReason = stopReason(u, this.view.eosTokenId);
+    }
     this.completionTokens = u.completionTokens;
   }
 
@@ -71,12 +82,15 @@ export class ChatChoiceAccumulator {
     };
     if (this.view.reasoningField) message.reasoning_content = this.reasoning.length > 0 ? this.reasoning : null;
     if (this.toolCalls.length > 0) message.tool_calls = this.toolCalls;
-    return {
+    const choice: Record<string, unknown> = {
       index: this.index,
       message,
       logprobs: this.view.logprobs !== undefined ? { content: this.logprobs } : null,
       finish_reason: this.finishReason,
+      stop_reason: this.stopReason,
     };
+    if (this.view.tokenIds) choice.token_ids = this.tokenIds;
+    return choice;
   }
 }
 
@@ -96,6 +110,7 @@ export function chatResponse(meta: ResponseMeta, choices: ChatChoiceAccumulator[
 export class ChatChunker {
   /** Tool calls sent so far, per choice: a call's `index` counts within its choice. */
   private readonly calls = new Map<number, number>();
+  private promptIdsSent = false;
 
   constructor(
     private readonly meta: ResponseMeta,
@@ -118,30 +133,44 @@ export class ChatChunker {
     return c;
   }
 
-  roleChunk(index: number) {
-    return this.chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+  /** A choice's first chunk; with return_token_ids the stream's very first one carries the prompt's ids, as vLLM's does. */
+  roleChunk(index: number, promptIds?: readonly number[]) {
+    const chunk = this.chunk([this.withIds({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }, [])]);
+    if (promptIds && !this.promptIdsSent) {
+      this.promptIdsSent = true;
+      chunk.prompt_token_ids = promptIds;
+    }
+    return chunk;
+  }
+
+  private withIds(choice: Record<string, unknown>, ids: number[]): Record<string, unknown> {
+    if (this.view.tokenIds) choice.token_ids = ids;
+    return choice;
   }
 
   /** Zero or more chunks for one update (none when it carries nothing visible). */
   updateChunks(u: ChoiceUpdate): Record<string, unknown>[] {
     const out: Record<string, unknown>[] = [];
+    const ids = new PendingIds();
+    ids.add(u.tokenIds);
     const logprobs = this.view.logprobs !== undefined && u.logprobs.length > 0 ? { content: chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs) } : null;
     const delta: Record<string, unknown> = {};
     if (u.reasoning.length > 0) delta.reasoning_content = u.reasoning;
     if (u.content.length > 0) delta.content = u.content;
     const hasText = Object.keys(delta).length > 0;
-    if (hasText || (logprobs && u.toolCalls.length === 0)) out.push(this.chunk([{ index: u.index, delta, logprobs, finish_reason: null }]));
+    if (hasText || (logprobs && u.toolCalls.length === 0)) out.push(this.chunk([this.withIds({ index: u.index, delta, logprobs, finish_reason: null }, ids.take())]));
     let pendingLogprobs = hasText ? null : logprobs;
     for (const call of u.toolCalls) {
       const at = this.calls.get(u.index) ?? 0;
       this.calls.set(u.index, at + 1);
       const head = { index: at, id: toolCallId(), type: 'function', function: { name: call.name, arguments: '' } };
-      out.push(this.chunk([{ index: u.index, delta: { tool_calls: [head] }, logprobs: null, finish_reason: null }]));
+      out.push(this.chunk([this.withIds({ index: u.index, delta: { tool_calls: [head] }, logprobs: null, finish_reason: null }, ids.take())]));
       const args = { index: at, function: { arguments: call.arguments } };
-      out.push(this.chunk([{ index: u.index, delta: { tool_calls: [args] }, logprobs: pendingLogprobs, finish_reason: null }]));
+      out.push(this.chunk([this.withIds({ index: u.index, delta: { tool_calls: [args] }, logprobs: pendingLogprobs, finish_reason: null }, ids.take())]));
       pendingLogprobs = null;
     }
-    if (u.finishReason) out.push(this.chunk([{ index: u.index, delta: {}, logprobs: null, finish_reason: u.finishReason }]));
+    if (u.finishReason)
+      out.push(this.chunk([this.withIds({ index: u.index, delta: {}, logprobs: null, finish_reason: u.finishReason, stop_reason: stopReason(u, this.view.eosTokenId) }, ids.take())]));
     return out;
   }
 }

@@ -3,6 +3,7 @@ import type { ChoiceFinish, ChoiceUpdate, PromptLogprobs } from '../generate.js'
 import type { ResponseMeta, Usage } from './chat-mapping.js';
 import { CompletionLogprobsBuilder, type CompletionLogprobs, type TokenBytes } from './logprobs.js';
 import { vllmPromptLogprobs } from './prompt-logprobs.js';
+import { stopReason } from './vllm-output.js';
 
 export interface CompletionPrompt {
   ids: number[];
@@ -15,6 +16,10 @@ export interface CompletionView {
   logprobs?: number;
   /** vLLM's prompt_logprobs: alternatives per prompt position, when asked for. */
   promptLogprobs?: number;
+  /** vLLM's return_token_ids: the prompt's ids and each choice's. */
+  tokenIds?: boolean;
+  /** The model's end token, which vLLM's stop_reason leaves out. */
+  eosTokenId?: number;
   tok: TokenBytes;
 }
 
@@ -22,7 +27,10 @@ export interface CompletionView {
 export class CompletionChoiceState {
   text = '';
   finishReason: ChoiceFinish = 'stop';
+  stopReason: string | number | null = null;
   completionTokens = 0;
+  private readonly ids: number[] = [];
+  private promptIdsSent = false;
   private readonly lp?: CompletionLogprobsBuilder;
   private all?: CompletionLogprobs;
   private echoed = false;
@@ -51,8 +59,12 @@ export class CompletionChoiceState {
     text += u.content;
     this.lp?.addGenerated(u.logprobs);
     this.text += text;
-    if (u.finishReason) this.finishReason = u.finishReason === 'tool_calls' ? 'stop' : u.finishReason;
+    if (u.finishReason) {
+      this.finishReason = u.finishReason === 'tool_calls' ? 'stop' : u.finishReason;
+      this.stopReason = stopReason(u, this.view.eosTokenId);
+    }
     this.completionTokens = u.completionTokens;
+    this.ids.push(...(u.tokenIds ?? []));
     if (!this.lp || !this.all) return { text, logprobs: null };
     const part = this.lp.take();
     this.all.tokens.push(...part.tokens);
@@ -62,9 +74,25 @@ export class CompletionChoiceState {
     return { text, logprobs: part };
   }
 
+  /**
+   * With return_token_ids, the id fields of the chunk sent for this update: its token ids, and the
+   * prompt's in the choice's first chunk (vLLM's). Empty without return_token_ids.
+   */
+  streamIds(u: ChoiceUpdate): Record<string, unknown> {
+    if (!this.view.tokenIds) return {};
+    const out: Record<string, unknown> = { token_ids: u.tokenIds ?? [] };
+    if (!this.promptIdsSent) {
+      this.promptIdsSent = true;
+      out.prompt_token_ids = this.prompt.ids;
+    }
+    return out;
+  }
+
   toChoice() {
-    const choice: Record<string, unknown> = { index: this.index, text: this.text, logprobs: this.all ?? null, finish_reason: this.finishReason };
+    const choice: Record<string, unknown> = { index: this.index, text: this.text, logprobs: this.all ?? null, finish_reason: this.finishReason, stop_reason: this.stopReason };
+    if (this.view.tokenIds) choice.token_ids = this.ids;
     if (this.view.promptLogprobs !== undefined) choice.prompt_logprobs = vllmPromptLogprobs(this.prompt.ids, this.promptLp, this.view.promptLogprobs, this.view.tok);
+    if (this.view.tokenIds) choice.prompt_token_ids = this.prompt.ids;
     return choice;
   }
 }
@@ -83,7 +111,7 @@ export function completionResponse(meta: ResponseMeta, choices: CompletionChoice
 
 export function completionChunk(
   meta: ResponseMeta,
-  choices: { index: number; text: string; logprobs: CompletionLogprobs | null; finish_reason: string | null }[],
+  choices: { index: number; text: string; logprobs: CompletionLogprobs | null; finish_reason: string | null; [vllm: string]: unknown }[],
   withUsage: boolean,
   usage?: Usage,
 ) {

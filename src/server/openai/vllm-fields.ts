@@ -70,6 +70,8 @@ export const vllmFields = {
   cache_salt: z.unknown().optional(),
   kv_transfer_params: z.unknown().optional(),
   return_tokens_as_token_ids: z.boolean().nullish(),
+  /** Each choice lists its token ids, and the answer the prompt's (vllm-output.ts). */
+  return_token_ids: z.boolean().nullish(),
   /** Neutral for this model: Qwen3's tokenizer adds no BOS or EOS (its template writes what the chat needs). */
   add_special_tokens: z.boolean().nullish(),
 };

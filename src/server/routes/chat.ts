@@ -79,14 +79,15 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     decoder: s.decoder(skipSpecial),
   }));
   const meta: ResponseMeta = { id: s.newId('chatcmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
-  const view = { reasoningField: separateReasoning, logprobs, tok: s.tokenizer };
+  const returnIds = body.return_token_ids === true;
+  const view = { reasoningField: separateReasoning, logprobs, tok: s.tokenizer, tokenIds: returnIds, eosTokenId: s.tokenizer.eosTokenId };
 
   const release = await admit(rc);
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
   const updates = () => mergeChoices(jobs.map((job) => runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));
   try {
-    if (body.stream) await streamChat(rc, body, meta, view, promptTokens, updates(), n);
+    if (body.stream) await streamChat(rc, body, meta, view, promptTokens, updates(), n, returnIds ? prompt.ids : undefined);
     else {
       const acc = jobs.map((j) => new ChatChoiceAccumulator(j.index, view));
       let cached: number | undefined;
@@ -100,6 +101,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       const answer: Record<string, unknown> = chatResponse(meta, acc, usage);
       // vLLM's prompt_logprobs: one list for the prompt every choice shares.
       if (promptTop !== undefined) answer.prompt_logprobs = vllmPromptLogprobs(prompt.ids, promptLp, promptTop, s.tokenizer);
+      if (returnIds) answer.prompt_token_ids = prompt.ids;
       sendJson(rc.res, 200, answer);
     }
   } finally {
@@ -116,6 +118,8 @@ async function streamChat(
   promptTokens: number,
   updates: AsyncGenerator<ChoiceUpdate>,
   n: number,
+  /** return_token_ids: the first chunk carries them. */
+  promptIds?: readonly number[],
 ): Promise<void> {
   // continuous_usage_stats (vLLM's): with include_usage, every chunk carries the usage so far
   // and the last one the total; alone it does nothing, as in vLLM.
@@ -126,7 +130,7 @@ async function streamChat(
   const usageNow = () => usageOf(promptTokens, tokens.reduce((a, b) => a + b, 0), cached);
   const chunker = new ChatChunker(meta, view, withUsage, continuous ? usageNow : undefined);
   const sse = new SseWriter(rc.res);
-  for (let i = 0; i < n; i++) await sse.send(chunker.roleChunk(i));
+  for (let i = 0; i < n; i++) await sse.send(chunker.roleChunk(i, promptIds));
   const ok = await streamUpdates(sse, updates, async (u) => {
     tokens[u.index] = u.completionTokens;
     if (u.index === 0 && u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;

@@ -73,7 +73,7 @@ export async function completions(rc: RequestContext): Promise<void> {
       });
   });
   const meta: ResponseMeta = { id: s.newId('cmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
-  const view = { echo, logprobs, promptLogprobs: promptTop, tok: s.tokenizer };
+  const view = { echo, logprobs, promptLogprobs: promptTop, tokenIds: body.return_token_ids === true, eosTokenId: s.tokenizer.eosTokenId, tok: s.tokenizer };
   const states = jobs.map((j) => new CompletionChoiceState(j.index, prompts[Math.floor(j.index / n)], view));
   const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
 
@@ -105,7 +105,7 @@ export async function completions(rc: RequestContext): Promise<void> {
       const part = states[u.index].add(u);
       const finish = u.finishReason ? states[u.index].finishReason : null;
       if (part.text.length === 0 && !part.logprobs?.tokens.length && !finish) return;
-      const choice = { index: u.index, text: part.text, logprobs: part.logprobs, finish_reason: finish };
+      const choice = { index: u.index, text: part.text, logprobs: part.logprobs, finish_reason: finish, ...(finish ? { stop_reason: states[u.index].stopReason } : {}), ...states[u.index].streamIds(u) };
       await sse.send(completionChunk(meta, [choice], withUsage, continuous ? usageNow() : undefined));
     });
     if (!ok) return;
