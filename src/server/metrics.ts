@@ -1,18 +1,11 @@
 // Prometheus text exposition (format 0.0.4) for the few metric kinds the server needs: counters
 // with labels, histograms, and gauges read at scrape time (engine stats, queue lengths).
 import type { EngineStats } from '../engine/types.js';
+import { vllmSeries } from './metrics-vllm.js';
+import { labelText, type Labels } from './prometheus-labels.js';
 
-type Labels = Record<string, string>;
-
-function labelText(labels: Labels): string {
-  const keys = Object.keys(labels);
-  if (keys.length === 0) return '';
-  const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-  return `{${keys.map((k) => `${k}="${esc(labels[k])}"`).join(',')}}`;
-}
-
-class Counter {
-  private readonly values = new Map<string, number>();
+export class Counter {
+  private readonly values = new Map<string, { labels: Labels; value: number }>();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -21,20 +14,26 @@ class Counter {
   ) {}
   inc(labels: Labels = {}, by = 1): void {
     const key = labelText(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + by);
+    const entry = this.values.get(key);
+    if (entry) entry.value += by;
+    else this.values.set(key, { labels, value: by });
   }
   get(labels: Labels = {}): number {
-    return this.values.get(labelText(labels)) ?? 0;
+    return this.values.get(labelText(labels))?.value ?? 0;
+  }
+  /** Each series' labels and count, in the order they first appeared. */
+  series(): { labels: Labels; value: number }[] {
+    return [...this.values.values()];
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
     if (this.values.size === 0 && !this.labelled) lines.push(`${this.name} 0`);
-    for (const [labels, v] of this.values) lines.push(`${this.name}${labels} ${v}`);
+    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${labelText(labels)} ${value}`);
     return lines.join('\n');
   }
 }
 
-class Histogram {
+export class Histogram {
   private readonly counts: number[];
   private sum = 0;
   private count = 0;
@@ -50,10 +49,12 @@ class Histogram {
     this.count++;
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) this.counts[i]++;
   }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{le="${b}"} ${this.counts[i]}`));
-    lines.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
+  /** The histogram, or the same samples under another name and help with constant labels (vLLM's names, metrics-vllm.ts). */
+  render(name = this.name, help = this.help, labels: Labels = {}): string {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+    const bucketLabels = (extra: Labels) => labelText({ ...labels, ...extra });
+    this.buckets.forEach((b, i) => lines.push(`${name}_bucket${bucketLabels({ le: String(b) })} ${this.counts[i]}`));
+    lines.push(`${name}_bucket${bucketLabels({ le: '+Inf' })} ${this.count}`, `${name}_sum${labelText(labels)} ${this.sum}`, `${name}_count${labelText(labels)} ${this.count}`);
     return lines.join('\n');
   }
 }
@@ -118,6 +119,7 @@ export class ServerMetrics {
         counter('grpst_engine_steps_total', 'Forward steps of the engine loop.', s.steps),
       );
     }
+    parts.push(...vllmSeries(this, live));
     return parts.join('\n') + '\n';
   }
 }

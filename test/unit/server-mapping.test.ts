@@ -197,4 +197,20 @@ describe('OpenAI shapes', () => {
     expect(text).not.toContain('grpst_kv_blocks_used');
     expect(text).toContain('# TYPE grpst_model_info gauge\ngrpst_model_info{model_name="qwen3"} 1\n');
   });
+
+  it("vLLM's names: tool calls count as stop and cancelled requests as abort; histograms keep their buckets under the labels", () => {
+    const m = new ServerMetrics();
+    for (const reason of ['stop', 'tool_calls', 'tool_calls', 'cancelled', 'length']) m.finished.inc({ reason });
+    m.ttft.observe(0.003);
+    const text = m.render({ modelName: 'qwen3', ready: true, running: 2, waiting: 1 });
+    const base = 'model_name="qwen3",engine="0"';
+    expect(text).toContain(`vllm:request_success_total{${base},finished_reason="stop"} 3`);
+    expect(text).toContain(`vllm:request_success_total{${base},finished_reason="abort"} 1`);
+    expect(text).toContain(`vllm:request_success_total{${base},finished_reason="length"} 1`);
+    expect(text).toContain(`vllm:time_to_first_token_seconds_bucket{${base},le="0.005"} 1`);
+    expect(text).toContain(`vllm:time_to_first_token_seconds_count{${base}} 1`);
+    // Before the engine loads, the server's own admitted and queued requests.
+    expect(text).toContain(`vllm:num_requests_running{${base}} 2`);
+    expect(text).toContain(`vllm:num_requests_waiting{${base}} 1`);
+  });
 });
