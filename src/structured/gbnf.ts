@@ -18,12 +18,15 @@ import { MAX_REPEAT, RegexError, wholeTextRegex } from './regex.js';
 
 export class GbnfError extends Error {}
 
+/** White space or a # comment, at lastIndex (sticky: the grammar is never copied to look). */
+const blank = /\s+|#[^\n]*/y;
+
 /** The rules of a GBNF grammar, each name as written; `root` is the start. */
 export function parseGbnf(text: string): Map<string, Expr> {
   const p = new GbnfParser(text);
   const rules = p.rules();
   if (!rules.has('root')) throw new GbnfError('the grammar has no rule "root", where the answer starts: define `root ::= ...`');
-  for (const [name, where] of p.used) if (!rules.has(name)) throw new GbnfError(`rule "${name}" is used at ${where} but never defined`);
+  for (const [name, at] of p.used) if (!rules.has(name)) throw new GbnfError(`rule "${name}" is used at ${p.where(at)} but never defined`);
   const cycle = leftRecursion(rules);
   if (cycle) throw new GbnfError(`left recursion: ${cycle.join(' -> ')} can call itself before reading anything; write the repetition with * or + instead (e.g. \`expr ::= term ("+" term)*\`)`);
   return rules;
@@ -31,8 +34,8 @@ export function parseGbnf(text: string): Map<string, Expr> {
 
 class GbnfParser {
   private pos = 0;
-  /** Each rule name used, and where first. */
-  readonly used = new Map<string, string>();
+  /** Each rule name used, and where first (an offset: line and column are counted only for a message). */
+  readonly used = new Map<string, number>();
 
   constructor(private readonly src: string) {}
 
@@ -41,16 +44,16 @@ class GbnfParser {
     this.skip();
     if (this.pos === this.src.length) throw new GbnfError('the grammar is empty: define `root ::= ...`');
     while (this.pos < this.src.length) {
-      const at = this.where();
+      const at = this.pos;
       const name = this.name();
       if (name === undefined) throw this.error('expected a rule name');
       this.skip();
       if (!this.src.startsWith('::=', this.pos)) {
-        if (this.src[this.pos] === ':') throw new GbnfError(`${at}: "${name}:" is how Lark writes a rule; in a grammar with GBNF rules write \`${name} ::= ...\``);
+        if (this.src[this.pos] === ':') throw new GbnfError(`${this.where(at)}: "${name}:" is how Lark writes a rule; in a grammar with GBNF rules write \`${name} ::= ...\``);
         throw this.error(`expected "::=" after the rule name "${name}"`);
       }
       this.pos += 3;
-      if (out.has(name)) throw new GbnfError(`${at}: rule "${name}" is defined twice`);
+      if (out.has(name)) throw new GbnfError(`${this.where(at)}: rule "${name}" is defined twice`);
       out.set(name, this.alternatives(false));
     }
     return out;
@@ -95,11 +98,11 @@ class GbnfParser {
       this.pos++;
       return inner;
     }
-    const at = this.where();
+    const at = this.pos;
     const name = this.name();
     if (name === undefined) throw this.error(c === ')' ? 'a ")" without its "("' : `unexpected ${JSON.stringify(c)}`);
     if (/^\s*:(?!:=)/.test(this.src.slice(this.pos, this.pos + 64)))
-      throw new GbnfError(`${at}: "${name}:" is how Lark writes a rule; in a grammar with GBNF rules write \`${name} ::= ...\``);
+      throw new GbnfError(`${this.where(at)}: "${name}:" is how Lark writes a rule; in a grammar with GBNF rules write \`${name} ::= ...\``);
     if (!this.used.has(name)) this.used.set(name, at);
     return call(ruleName(name));
   }
@@ -125,12 +128,12 @@ class GbnfParser {
   }
 
   private literal(quote: string): string {
-    const at = this.where();
+    const at = this.pos;
     this.pos++;
     let out = '';
     for (;;) {
       const c = this.src[this.pos];
-      if (c === undefined || c === '\n') throw new GbnfError(`${at}: a literal is not closed with ${quote}`);
+      if (c === undefined || c === '\n') throw new GbnfError(`${this.where(at)}: a literal is not closed with ${quote}`);
       this.pos++;
       if (c === quote) return out;
       out += c === '\\' ? String.fromCodePoint(this.escape()) : c;
@@ -139,11 +142,11 @@ class GbnfParser {
 
   /** `/pattern/`: text the regular expression matches whole (Lark's terminals; regex.ts says what it takes). */
   private regex(): Expr {
-    const at = this.where();
+    const at = this.pos;
     const start = ++this.pos;
     for (;;) {
       const c = this.src[this.pos];
-      if (c === undefined || c === '\n') throw new GbnfError(`${at}: a regular expression is not closed with "/"`);
+      if (c === undefined || c === '\n') throw new GbnfError(`${this.where(at)}: a regular expression is not closed with "/"`);
       this.pos++;
       if (c === '\\') this.pos++;
       else if (c === '/') break;
@@ -153,7 +156,7 @@ class GbnfParser {
     try {
       return wholeTextRegex(pattern);
     } catch (err) {
-      if (err instanceof RegexError) throw new GbnfError(`${at}: /${pattern}/: ${err.message}`);
+      if (err instanceof RegexError) throw new GbnfError(`${this.where(at)}: /${pattern}/: ${err.message}`);
       throw err;
     }
   }
@@ -173,14 +176,14 @@ class GbnfParser {
   }
 
   private charClass(): CharSet {
-    const at = this.where();
+    const at = this.pos;
     this.pos++; // [
     const negated = this.src[this.pos] === '^';
     if (negated) this.pos++;
     const parts: [number, number][] = [];
     for (;;) {
       const c = this.src[this.pos];
-      if (c === undefined || c === '\n') throw new GbnfError(`${at}: a character class is not closed with "]"`);
+      if (c === undefined || c === '\n') throw new GbnfError(`${this.where(at)}: a character class is not closed with "]"`);
       if (c === ']') {
         this.pos++;
         break;
@@ -218,16 +221,18 @@ class GbnfParser {
   /** Skips white space (newlines included) and # comments. */
   private skip(): void {
     for (;;) {
-      const m = /^(\s+|#[^\n]*)/.exec(this.src.slice(this.pos, this.pos + 4096));
+      blank.lastIndex = this.pos;
+      const m = blank.exec(this.src);
       if (!m) return;
       this.pos += m[0].length;
     }
   }
 
-  private where(): string {
-    const before = this.src.slice(0, this.pos);
+  /** "line L, column C" of an offset (the current one by default). */
+  where(at = this.pos): string {
+    const before = this.src.slice(0, at);
     const line = before.split('\n').length;
-    return `line ${line}, column ${this.pos - before.lastIndexOf('\n')}`;
+    return `line ${line}, column ${at - before.lastIndexOf('\n')}`;
   }
 
   private error(message: string): GbnfError {

@@ -235,8 +235,11 @@ describe('connections', () => {
     expect(text).toContain('# TYPE grpst_request_finished_total counter');
     expect(text).not.toMatch(/^grpst_request_finished_total /m);
     expect(text).toMatch(/^grpst_prompt_tokens_total 0$/m);
-    // The served name is on one info series (docs/metrics.md), so every other series keeps its identity.
-    expect(text.match(/model_name=/g)).toHaveLength(1);
+    // The served name is on one info series (docs/metrics.md), so every other grpst series keeps its
+    // identity; vLLM's names carry it on each, as vLLM's do.
+    expect(text.match(/^grpst_.*model_name=/gm)).toHaveLength(1);
+    expect(text).not.toMatch(/^vllm:request_success_total\{/m);
+    expect(text).toMatch(/^vllm:prompt_tokens_total\{model_name="qwen3-tiny",engine="0"\} 0$/m);
     expect(text).toMatch(/^grpst_model_info\{model_name="qwen3-tiny"\} 1$/m);
     await fresh.server.close();
   });

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { ParsedToolCall } from '../../parse/tool-calls.js';
 import type { ChoiceFinish, ChoiceUpdate } from '../generate.js';
 import { chatLogprobs, type ChatTokenLogprob, type TokenBytes } from './logprobs.js';
-import { PendingIds, stopReason } from './vllm-output.js';
+import { stopReason } from './vllm-output.js';
 
 export interface ResponseMeta {
   id: string;
@@ -151,26 +151,31 @@ export class ChatChunker {
   /** Zero or more chunks for one update (none when it carries nothing visible). */
   updateChunks(u: ChoiceUpdate): Record<string, unknown>[] {
     const out: Record<string, unknown>[] = [];
-    const ids = new PendingIds();
-    ids.add(u.tokenIds);
+    // The update's token ids go out once, on the first chunk it makes.
+    let ids = u.tokenIds ?? [];
+    const takeIds = () => {
+      const taken = ids;
+      ids = [];
+      return taken;
+    };
     const logprobs = this.view.logprobs !== undefined && u.logprobs.length > 0 ? { content: chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs) } : null;
     const delta: Record<string, unknown> = {};
     if (u.reasoning.length > 0) delta.reasoning_content = u.reasoning;
     if (u.content.length > 0) delta.content = u.content;
     const hasText = Object.keys(delta).length > 0;
-    if (hasText || (logprobs && u.toolCalls.length === 0)) out.push(this.chunk([this.withIds({ index: u.index, delta, logprobs, finish_reason: null }, ids.take())]));
+    if (hasText || (logprobs && u.toolCalls.length === 0)) out.push(this.chunk([this.withIds({ index: u.index, delta, logprobs, finish_reason: null }, takeIds())]));
     let pendingLogprobs = hasText ? null : logprobs;
     for (const call of u.toolCalls) {
       const at = this.calls.get(u.index) ?? 0;
       this.calls.set(u.index, at + 1);
       const head = { index: at, id: toolCallId(), type: 'function', function: { name: call.name, arguments: '' } };
-      out.push(this.chunk([this.withIds({ index: u.index, delta: { tool_calls: [head] }, logprobs: null, finish_reason: null }, ids.take())]));
+      out.push(this.chunk([this.withIds({ index: u.index, delta: { tool_calls: [head] }, logprobs: null, finish_reason: null }, takeIds())]));
       const args = { index: at, function: { arguments: call.arguments } };
-      out.push(this.chunk([this.withIds({ index: u.index, delta: { tool_calls: [args] }, logprobs: pendingLogprobs, finish_reason: null }, ids.take())]));
+      out.push(this.chunk([this.withIds({ index: u.index, delta: { tool_calls: [args] }, logprobs: pendingLogprobs, finish_reason: null }, takeIds())]));
       pendingLogprobs = null;
     }
     if (u.finishReason)
-      out.push(this.chunk([this.withIds({ index: u.index, delta: {}, logprobs: null, finish_reason: u.finishReason, stop_reason: stopReason(u, this.view.eosTokenId) }, ids.take())]));
+      out.push(this.chunk([this.withIds({ index: u.index, delta: {}, logprobs: null, finish_reason: u.finishReason, stop_reason: stopReason(u, this.view.eosTokenId) }, takeIds())]));
     return out;
   }
 }

@@ -11,18 +11,3 @@ export function stopReason(u: Pick<ChoiceUpdate, 'stopString' | 'stopTokenId'>, 
   if (u.stopTokenId !== undefined && u.stopTokenId !== eosTokenId) return u.stopTokenId;
   return null;
 }
-
-/** Token ids a stream hands out once each: every chunk of an update takes what is left (none after the first). */
-export class PendingIds {
-  private ids: number[] = [];
-
-  add(ids: readonly number[] | undefined): void {
-    if (ids) this.ids.push(...ids);
-  }
-
-  take(): number[] {
-    const out = this.ids;
-    this.ids = [];
-    return out;
-  }
-}
