@@ -445,6 +445,31 @@ def check_responses_parse() -> Dict[str, Any]:
     return {"parsed": r.output_parsed.model_dump(), "calls": len(calls)}
 
 
+def check_vllm_extras() -> Dict[str, Any]:
+    """vLLM's own fields through extra_body, and its own answer fields as the client exposes them."""
+    pattern = r"\d{3}-[a-z]{2,4}"
+    r = client.chat.completions.create(
+        model=state["model"], messages=USER, max_tokens=20, temperature=1, seed=3, extra_body={"guided_regex": pattern, "return_token_ids": True}
+    )
+    choice = r.choices[0]
+    expect(re.fullmatch(pattern, choice.message.content or "") is not None, f"a guided_regex answer {choice.message.content!r}")
+    expect_equal(len(getattr(r, "prompt_token_ids", None) or []), r.usage.prompt_tokens, "len(prompt_token_ids)")
+    expect_equal(len(getattr(choice, "token_ids", None) or []), r.usage.completion_tokens, "len(token_ids)")
+    expect(getattr(choice, "stop_reason", "absent") is None, "stop_reason of an answer ended by the end token")
+    grammar = 'root ::= answer ", " word\nanswer ::= "yes" | "no"\nword ::= [a-z]{2,6}'
+    g = client.completions.create(model=state["model"], prompt="Answer:", max_tokens=20, seed=4, extra_body={"guided_grammar": grammar, "prompt_logprobs": 2})
+    text = g.choices[0].text
+    expect(re.fullmatch(r"(yes|no), [a-z]{2,6}", text) is not None, f"a guided_grammar answer {text!r}")
+    listed = getattr(g.choices[0], "prompt_logprobs", None)
+    expect(isinstance(listed, list) and len(listed) == g.usage.prompt_tokens, "one prompt_logprobs entry per prompt token")
+    expect(listed[0] is None, "the first prompt token has prompt logprobs")
+    for k, entry in enumerate(listed[1:], 1):
+        expect(1 <= len(entry) <= 3, f"prompt_logprobs[{k}] has {len(entry)} entries for 2 alternatives")
+        for v in entry.values():
+            expect(v["logprob"] <= 0 and v["rank"] >= 1 and isinstance(v["decoded_token"], str), f"prompt_logprobs[{k}] entry {v}")
+    return {"regex": choice.message.content, "grammar": text}
+
+
 if __name__ == "__main__":
     for name, fn in [
         ("models", check_models),
@@ -462,6 +487,7 @@ if __name__ == "__main__":
         ("async_streams", check_async_streams),
         ("responses", check_responses),
         ("responses_parse", check_responses_parse),
+        ("vllm_extras", check_vllm_extras),
     ]:
         runner.check(name, fn)
     runner.finish()
