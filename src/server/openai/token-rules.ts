@@ -18,8 +18,9 @@ export interface WordBans {
 /**
  * The token forms of one bad word, as vLLM reads it: leading spaces dropped, then the word alone
  * and the word after a space (the form it takes inside text). vLLM keeps the second form only
- * when it is as many tokens as the first; here it is kept whenever it differs, so " Paris" is
- * banned even where "Paris" alone is two tokens. Empty for a word of spaces only.
+ * when it is as many tokens as the first and begins with another token; here it is kept whenever
+ * it differs, so the after-a-space form is banned even where the bare word is more tokens.
+ * Empty for a word of spaces only.
  */
 export function badWordForms(tokenizer: Pick<Tokenizer, 'encode'>, word: string): number[][] {
   const bare = word.trimStart();
