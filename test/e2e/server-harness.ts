@@ -1,6 +1,7 @@
 // Starts the real server in-process on a tiny fixture checkpoint, loaded by the real runtime,
 // and gives the tests an official `openai` client plus raw HTTP helpers.
 import OpenAI from 'openai';
+import { afterAll, beforeAll } from 'vitest';
 import { request } from 'undici';
 import { ChatTemplate } from '../../src/chat/chat-template.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
@@ -51,6 +52,24 @@ export async function serve(
   const server = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, log: (l) => logs.push(l), ...deps }, options);
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: options.apiKey ?? 'unused', maxRetries: 0, timeout: 120_000 });
   return { server, url: server.url, client, options, logs };
+}
+
+/**
+ * A tiny model and a server on it for the test file that calls this at its top: loaded before its
+ * tests, closed after them. The getters are valid inside tests.
+ */
+export function serveForFile(name: CheckpointName = 'tiny-a', overrides: Partial<ServerOptions> = {}): { model: () => TinyModel; srv: () => TestServer } {
+  let model: TinyModel | undefined;
+  let srv: TestServer | undefined;
+  beforeAll(async () => {
+    model = await loadTiny(name);
+    srv = await serve(model, overrides);
+  });
+  afterAll(async () => {
+    await srv?.server.close();
+    await model?.engine.close();
+  });
+  return { model: () => model!, srv: () => srv! };
 }
 
 export interface RawResponse {

@@ -1,21 +1,10 @@
 // /metrics under vLLM's names too, on the real runtime: every vllm: series carries model_name and
 // engine as vLLM's do, and reads the same counts as the server's own series, so a dashboard or
 // autoscaler written for vLLM sees this server's load.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { get, loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+import { describe, expect, it } from 'vitest';
+import { get, post, serveForFile } from './server-harness.js';
 
-let model: TinyModel;
-let srv: TestServer;
-
-beforeAll(async () => {
-  model = await loadTiny('tiny-a');
-  srv = await serve(model, { modelId: 'qwen3-test' });
-});
-
-afterAll(async () => {
-  await srv?.server.close();
-  await model?.engine.close();
-});
+const file = serveForFile('tiny-a', { modelId: 'qwen3-test' });
 
 /** Every sample line as "name{labels}" -> value, and each name's TYPE. */
 function parse(text: string): { samples: Map<string, number>; types: Map<string, string> } {
@@ -33,11 +22,11 @@ function parse(text: string): { samples: Map<string, number>; types: Map<string,
 describe('vLLM-named metrics', () => {
   it('carry model_name and engine, and read the same counts as the grpst series', async () => {
     const messages = [{ role: 'user', content: 'Tell me about the sea.' }];
-    const first = await post(`${srv.url}/v1/chat/completions`, { model: 'qwen3-test', messages, max_tokens: 5, temperature: 0 });
+    const first = await post(`${file.srv().url}/v1/chat/completions`, { model: 'qwen3-test', messages, max_tokens: 5, temperature: 0 });
     expect(first.json.choices[0].finish_reason).toBe('length');
-    const stopId = (await post(`${srv.url}/v1/chat/completions`, { model: 'qwen3-test', messages, max_tokens: 5, temperature: 0, return_token_ids: true })).json.choices[0].token_ids[0];
-    await post(`${srv.url}/v1/chat/completions`, { model: 'qwen3-test', messages, max_tokens: 5, temperature: 0, stop_token_ids: [stopId] });
-    const { samples, types } = parse((await get(`${srv.url}/metrics`)).text);
+    const stopId = (await post(`${file.srv().url}/v1/chat/completions`, { model: 'qwen3-test', messages, max_tokens: 5, temperature: 0, return_token_ids: true })).json.choices[0].token_ids[0];
+    await post(`${file.srv().url}/v1/chat/completions`, { model: 'qwen3-test', messages, max_tokens: 5, temperature: 0, stop_token_ids: [stopId] });
+    const { samples, types } = parse((await get(`${file.srv().url}/metrics`)).text);
     const vllm = [...samples.keys()].filter((k) => k.startsWith('vllm:'));
     expect(vllm.length).toBeGreaterThan(20);
     for (const k of vllm) expect(k).toContain('{model_name="qwen3-test",engine="0"');

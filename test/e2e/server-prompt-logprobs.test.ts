@@ -2,24 +2,13 @@
 // transformers' numbers), its rank, and the likeliest tokens at its position, keyed by token id in
 // vLLM's order (the prompt token first); chat lists them once for the prompt every choice shares,
 // completions in each choice; what vLLM refuses is a 400 naming prompt_logprobs.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { withWrittenKeyOrder } from '../../src/parse/ordered-json.js';
 import { refs } from '../helpers/fixtures.js';
-import { loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+import { post, serveForFile } from './server-harness.js';
 
-let model: TinyModel;
-let srv: TestServer;
+const file = serveForFile('tiny-a');
 const englishRef = refs('tiny-a').prompts.find((p) => p.name === 'english')!;
-
-beforeAll(async () => {
-  model = await loadTiny('tiny-a');
-  srv = await serve(model);
-});
-
-afterAll(async () => {
-  await srv?.server.close();
-  await model?.engine.close();
-});
 
 interface Entry {
   logprob: number;
@@ -30,7 +19,7 @@ type Listed = (Record<string, Entry> | null)[];
 
 /** The answer as written: objects keep the key order of the wire (JSON.parse puts digit keys first, ascending). */
 async function ordered(path: string, body: Record<string, unknown>): Promise<{ status: number; json: any }> {
-  const r = await post(`${srv.url}${path}`, body);
+  const r = await post(`${file.srv().url}${path}`, body);
   return { status: r.status, json: withWrittenKeyOrder(r.text, JSON.parse(r.text)) };
 }
 
@@ -42,7 +31,7 @@ function checkListed(listed: Listed, ids: readonly number[], top: number): void 
     const entries = Object.entries(listed[k]!);
     const [first, own] = entries[0];
     expect(first, `position ${k}`).toBe(String(ids[k]));
-    expect(own.decoded_token).toBe(new TextDecoder().decode(model.tokenizer.tokenBytes(ids[k])));
+    expect(own.decoded_token).toBe(new TextDecoder().decode(file.model().tokenizer.tokenBytes(ids[k])));
     const alternatives = entries.slice(1).map(([, e]) => e);
     // The token's own rank: one more than the alternatives likelier than it.
     const likelier = alternatives.filter((e) => e.logprob > own.logprob + 1e-6).length;
@@ -92,7 +81,7 @@ describe('prompt_logprobs', () => {
 
   it('chat: one list for the rendered prompt, at the top of the answer, whatever n is', async () => {
     const messages = [{ role: 'user', content: 'The sea is deep.' }];
-    const ids: number[] = (await post(`${srv.url}/tokenize`, { model: 'qwen3', messages })).json.tokens;
+    const ids: number[] = (await post(`${file.srv().url}/tokenize`, { model: 'qwen3', messages })).json.tokens;
     const r = await ordered('/v1/chat/completions', { model: 'qwen3', messages, max_tokens: 3, prompt_logprobs: 2, n: 2, seed: 1 });
     expect(r.status, JSON.stringify(r.json)).toBe(200);
     expect(r.json.usage.prompt_tokens).toBe(ids.length);
@@ -108,7 +97,7 @@ describe('prompt_logprobs', () => {
       ['/v1/completions', { prompt: 'The sea', prompt_logprobs: 2, stream: true }],
     ];
     for (const [path, body] of cases) {
-      const r = await post(`${srv.url}${path}`, { model: 'qwen3', max_tokens: 2, ...body });
+      const r = await post(`${file.srv().url}${path}`, { model: 'qwen3', max_tokens: 2, ...body });
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.json.error).toMatchObject({ param: 'prompt_logprobs', type: 'invalid_request_error' });
     }

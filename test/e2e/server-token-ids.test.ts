@@ -2,31 +2,20 @@
 // choice's generated ids (the stop token that ended it last), whole or spread over a stream's
 // chunks; stop_reason names the stop string or stop token that ended a choice (null for the
 // model's end token and for a length cut), on both endpoints.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTiny, post, serve, sseFrames, type TestServer, type TinyModel } from './server-harness.js';
+import { describe, expect, it } from 'vitest';
+import { post, sseFrames, serveForFile } from './server-harness.js';
 
-let model: TinyModel;
-let srv: TestServer;
-
-beforeAll(async () => {
-  model = await loadTiny('tiny-a');
-  srv = await serve(model);
-});
-
-afterAll(async () => {
-  await srv?.server.close();
-  await model?.engine.close();
-});
+const file = serveForFile('tiny-a');
 
 const messages = [{ role: 'user', content: 'Tell me about the sea.' }];
-const chat = (extra: Record<string, unknown>) => post(`${srv.url}/v1/chat/completions`, { model: 'qwen3', messages, max_tokens: 6, temperature: 0, ...extra });
-const complete = (extra: Record<string, unknown>) => post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: 'The sea is', max_tokens: 6, temperature: 0, ...extra });
-const text = (id: number) => new TextDecoder().decode(model.tokenizer.tokenBytes(id));
+const chat = (extra: Record<string, unknown>) => post(`${file.srv().url}/v1/chat/completions`, { model: 'qwen3', messages, max_tokens: 6, temperature: 0, ...extra });
+const complete = (extra: Record<string, unknown>) => post(`${file.srv().url}/v1/completions`, { model: 'qwen3', prompt: 'The sea is', max_tokens: 6, temperature: 0, ...extra });
+const text = (id: number) => new TextDecoder().decode(file.model().tokenizer.tokenBytes(id));
 const streamed = (raw: string) => sseFrames(raw).filter((f) => f !== '[DONE]');
 
 describe('return_token_ids', () => {
   it("chat: the prompt's ids as /tokenize renders them, each choice's ids as its logprobs name them", async () => {
-    const rendered: number[] = (await post(`${srv.url}/tokenize`, { model: 'qwen3', messages })).json.tokens;
+    const rendered: number[] = (await post(`${file.srv().url}/tokenize`, { model: 'qwen3', messages })).json.tokens;
     const r = await chat({ return_token_ids: true, logprobs: true, n: 2, temperature: 1, seed: 3 });
     expect(r.status, JSON.stringify(r.json)).toBe(200);
     expect(r.json.prompt_token_ids).toEqual(rendered);
@@ -45,7 +34,7 @@ describe('return_token_ids', () => {
 
   it('completions: each choice has the prompt ids and its own, streamed ids add up to the whole', async () => {
     const r = await complete({ return_token_ids: true, logprobs: 0, n: 2, temperature: 1, seed: 4 });
-    const promptIds = model.tokenizer.encode('The sea is');
+    const promptIds = file.model().tokenizer.encode('The sea is');
     for (const choice of r.json.choices) {
       expect(choice.prompt_token_ids).toEqual(promptIds);
       expect(choice.token_ids.map(text)).toEqual(choice.logprobs.tokens);
@@ -86,7 +75,7 @@ describe('stop_reason', () => {
     const last = streamed(s.text).at(-1).choices[0];
     expect(last).toMatchObject({ finish_reason: 'stop', stop_reason: word });
     // The model's own end token gives null, as in vLLM.
-    const eos = model.tokenizer.eosTokenId!;
+    const eos = file.model().tokenizer.eosTokenId!;
     const atEnd = await complete({ prompt: 'The sea', logit_bias: { [eos]: 100 }, max_tokens: 3 });
     expect(atEnd.json.choices[0]).toMatchObject({ finish_reason: 'stop', stop_reason: null });
   });
