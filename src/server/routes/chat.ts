@@ -59,7 +59,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       ...stopTokens(s.stopTokenIds, body),
       minTokens: minTokens(body.min_tokens, maxTokens),
       logprobs,
-      promptLogprobs: promptTop !== undefined || undefined,
+      // One list for the prompt every choice shares: the first choice scores it.
+      promptLogprobs: (promptTop !== undefined && index === 0) || undefined,
       promptTopLogprobs: promptTop,
       ...bans,
       logitBias: bias,
