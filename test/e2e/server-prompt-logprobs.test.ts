@@ -59,6 +59,12 @@ describe('prompt_logprobs', () => {
       expect(diffs.reduce((a, b) => a + b, 0) / diffs.length).toBeLessThan(0.1);
     }
     expect(r.json.choices[1].prompt_logprobs).toEqual(r.json.choices[0].prompt_logprobs);
+    // Two prompts, two choices each: each prompt's choices list that prompt's tokens.
+    const other = englishRef.prompt_ids.slice(0, 5);
+    const two = await ordered('/v1/completions', { model: 'qwen3', prompt: [ids, other], max_tokens: 1, prompt_logprobs: 1, n: 2 });
+    expect(two.json.choices.map((c: { prompt_logprobs: Listed }) => c.prompt_logprobs.length)).toEqual([ids.length, ids.length, other.length, other.length]);
+    checkListed(two.json.choices[3].prompt_logprobs, other, 1);
+    expect(two.json.choices[2].prompt_logprobs).toEqual(two.json.choices[3].prompt_logprobs);
     // Without prompt_logprobs there is no such field; with max_tokens 0 only the prompt is scored.
     const plain = await ordered('/v1/completions', { model: 'qwen3', prompt: ids, max_tokens: 1 });
     expect(plain.json.choices[0]).not.toHaveProperty('prompt_logprobs');

@@ -88,6 +88,11 @@ export class CompletionChoiceState {
     return out;
   }
 
+  /** Takes the prompt logprobs of another choice of the same prompt, when this one did not score it. */
+  sharePromptLogprobs(from: CompletionChoiceState): void {
+    this.promptLp ??= from.promptLp;
+  }
+
   toChoice() {
     const choice: Record<string, unknown> = { index: this.index, text: this.text, logprobs: this.all ?? null, finish_reason: this.finishReason, stop_reason: this.stopReason };
     if (this.view.tokenIds) choice.token_ids = this.ids;

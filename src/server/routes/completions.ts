@@ -37,7 +37,6 @@ export async function completions(rc: RequestContext): Promise<void> {
   // lm-evaluation-harness scores a prompt with echo + logprobs + max_tokens 0; vLLM's
   // prompt_logprobs gives each prompt token's logprob and alternatives without the echo.
   const promptTop = promptLogprobsAsked(body.prompt_logprobs, body.stream);
-  const wantPromptLogprobs = (echo && logprobs !== undefined) || promptTop !== undefined;
   const budgets = prompts.map((p) => tokenBudget(body.max_tokens ?? 16, p.ids.length, s.limits, 'prompt'));
   if (budgets.some((b) => b === 0) && !echo && promptTop === undefined)
     throw badRequest('max_tokens 0 generates nothing; use it with "echo": true or "prompt_logprobs" to score the prompt.', 'max_tokens');
@@ -61,7 +60,8 @@ export async function completions(rc: RequestContext): Promise<void> {
           ...stopTokens(s.stopTokenIds, body),
           minTokens: minTokens(body.min_tokens, budgets[pi]),
           logprobs,
-          promptLogprobs: wantPromptLogprobs || undefined,
+          // An echo with logprobs reads each choice's own; prompt_logprobs alone, the first choice's.
+          promptLogprobs: ((echo && logprobs !== undefined) || (promptTop !== undefined && i === 0)) || undefined,
           promptTopLogprobs: promptTop,
           ...bans,
           logitBias: bias,
@@ -91,6 +91,8 @@ export async function completions(rc: RequestContext): Promise<void> {
         states[u.index].add(u);
       }
       const usage = usageOf(promptTokens, states.reduce((sum, c) => sum + c.completionTokens, 0), cached);
+      // Each prompt's choices share its prompt_logprobs.
+      for (const state of states) state.sharePromptLogprobs(states[Math.floor(state.index / n) * n]);
       return sendJson(rc.res, 200, completionResponse(meta, states, usage));
     }
     // continuous_usage_stats (vLLM's): with include_usage, every chunk carries the usage so far
