@@ -173,13 +173,30 @@ describe('truncate_prompt_tokens', () => {
   });
 });
 
+describe('echo on chat', () => {
+  it("each answer starts with the final assistant message it continues, whole or streamed; after a user message it changes nothing", async () => {
+    const continued = { messages: [...messages, { role: 'assistant', content: 'The sea is' }], add_generation_prompt: false, continue_final_message: true };
+    const plain = await chat(continued);
+    const echoed = await chat({ ...continued, echo: true, n: 2 });
+    expect(echoed.status, JSON.stringify(echoed.json)).toBe(200);
+    for (const c of echoed.json.choices) expect(c.message.content).toBe(`The sea is${plain.json.choices[0].message.content}`);
+    const s = await chat({ ...continued, echo: true, stream: true });
+    const deltas = sseFrames(s.text).filter((f) => f !== '[DONE]').map((f) => f.choices[0]?.delta?.content ?? '');
+    expect(deltas[1]).toBe('The sea is'); // right after the role chunk
+    expect(deltas.join('')).toBe(echoed.json.choices[0].message.content);
+    const parts = await chat({ ...continued, messages: [...messages, { role: 'assistant', content: [{ type: 'text', text: 'The sea' }, { type: 'text', text: 'is' }] }], echo: true });
+    expect(parts.json.choices[0].message.content.startsWith('The sea\nis')).toBe(true);
+    const afterUser = await chat({ echo: true });
+    expect(afterUser.json.choices[0].message.content).toBe((await chat({})).json.choices[0].message.content);
+  });
+});
+
 describe("vLLM's other request fields", () => {
   it('best_of other than n, a request chat_template, and the fields this server cannot honour are refused by name', async () => {
     const refused: [string, () => ReturnType<typeof post>, string?][] = [
       ['best_of', () => chat({ best_of: 2 }), 'invalid_value'],
       ['chat_template', () => chat({ chat_template: '{{ messages }}' })],
       ['documents', () => chat({ documents: [{ title: 'sea', text: 'The sea is deep.' }] })],
-      ['echo', () => chat({ echo: true, messages: [...messages, { role: 'assistant', content: 'The sea' }], continue_final_message: true })],
       ['include_reasoning', () => chat({ include_reasoning: false })],
       ['priority', () => chat({ priority: 1 })],
       ['logits_processors', () => complete({ logits_processors: ['my.Processor'] })],

@@ -59,7 +59,11 @@ export class ChatChoiceAccumulator {
   constructor(
     readonly index: number,
     private readonly view: ChatView,
-  ) {}
+    /** vLLM's echo: the text the answer starts with. */
+    echoed = '',
+  ) {
+    this.content = echoed;
+  }
 
   add(u: ChoiceUpdate): void {
     this.content += u.content;
@@ -146,6 +150,11 @@ export class ChatChunker {
   private withIds(choice: Record<string, unknown>, ids: number[]): Record<string, unknown> {
     if (this.view.tokenIds) choice.token_ids = ids;
     return choice;
+  }
+
+  /** vLLM's echo when streaming: the continued assistant message, as a content delta of its own. */
+  echoChunk(index: number, text: string) {
+    return this.chunk([this.withIds({ index, delta: { content: text }, logprobs: null, finish_reason: null }, [])]);
   }
 
   /** Zero or more chunks for one update (none when it carries nothing visible). */

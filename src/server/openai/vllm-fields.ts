@@ -79,7 +79,7 @@ export const vllmFields = {
 /** vLLM's fields of /v1/chat/completions alone (chat-render.ts reads chat_template and documents). */
 export const vllmChatFields = {
   best_of: z.number().int().min(1).nullish(),
-  /** true: the answer starts with the final message when that is the assistant's (refused, refuseUnsupportedChat). */
+  /** true: the answer starts with the final message when that is the assistant's (echoedMessage). */
   echo: z.boolean().nullish(),
   /** For templates that read them (retrieval-augmented generation). */
   documents: z.array(jsonObject()).nullish(),
@@ -88,12 +88,23 @@ export const vllmChatFields = {
 };
 
 /** What vLLM's chat-only fields ask that this server cannot do: a 400 naming the field. */
-export function refuseUnsupportedChat(body: { echo?: boolean | null; include_reasoning?: boolean | null; messages: { role: string }[] }): void {
-  // vLLM's echo repeats the final message only when it is the assistant's (the role of the answer); otherwise it changes nothing.
-  if (body.echo === true && body.messages[body.messages.length - 1].role === 'assistant')
-    throw unsupported('echo', 'echo is not supported on /v1/chat/completions: the answer does not repeat the final assistant message; join that message and the answer yourself, or leave echo out.');
+export function refuseUnsupportedChat(body: { include_reasoning?: boolean | null }): void {
   if (body.include_reasoning === false)
     throw unsupported('include_reasoning', 'include_reasoning false is not supported; turn thinking off ("enable_thinking": false or "reasoning_effort": "none"), or leave reasoning_content unread.');
+}
+
+/**
+ * vLLM's echo on chat: the final message's text, which each answer then starts with, when that
+ * message is the assistant's (the role of the answer: a reply being continued); otherwise "".
+ * Text parts are joined with newlines, as vLLM joins them.
+ */
+export function echoedMessage(body: { echo?: boolean | null; messages: { role: string; content?: unknown }[] }): string {
+  const last = body.messages[body.messages.length - 1];
+  if (body.echo !== true || last.role !== 'assistant') return '';
+  const c = last.content;
+  if (typeof c === 'string') return c;
+  if (Array.isArray(c)) return c.map((part: { text?: unknown }) => (typeof part?.text === 'string' ? part.text : '')).join('\n');
+  return '';
 }
 
 type VllmFields = { [K in keyof typeof vllmFields]?: z.infer<(typeof vllmFields)[K]> };

@@ -10,7 +10,7 @@ import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBia
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
-import { answerFormat, answerFormatField, checkBestOf, refuseUnsupportedChat } from '../openai/vllm-fields.js';
+import { answerFormat, answerFormatField, checkBestOf, echoedMessage, refuseUnsupportedChat } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -81,6 +81,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   }));
   const meta: ResponseMeta = { id: s.newId('chatcmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
   const returnIds = body.return_token_ids === true;
+  // vLLM's echo: each answer starts with the final assistant message it continues.
+  const echoed = echoedMessage(body);
   const view = { reasoningField: separateReasoning, logprobs, tok: s.tokenizer, tokenIds: returnIds, eosTokenId: s.tokenizer.eosTokenId };
 
   const release = await admit(rc);
@@ -88,9 +90,9 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const scope = requestScope(rc.signal);
   const updates = () => mergeChoices(jobs.map((job) => runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));
   try {
-    if (body.stream) await streamChat(rc, body, meta, view, promptTokens, updates(), n, returnIds ? prompt.ids : undefined);
+    if (body.stream) await streamChat(rc, body, meta, view, promptTokens, updates(), n, { promptIds: returnIds ? prompt.ids : undefined, echoed });
     else {
-      const acc = jobs.map((j) => new ChatChoiceAccumulator(j.index, view));
+      const acc = jobs.map((j) => new ChatChoiceAccumulator(j.index, view, echoed));
       let cached: number | undefined;
       let promptLp: PromptLogprobs | undefined;
       for await (const u of updates()) {
@@ -119,8 +121,8 @@ async function streamChat(
   promptTokens: number,
   updates: AsyncGenerator<ChoiceUpdate>,
   n: number,
-  /** return_token_ids: the first chunk carries them. */
-  promptIds?: readonly number[],
+  /** promptIds (return_token_ids): the first chunk carries them; echoed (echo): a chunk per choice after the role chunks. */
+  opening: { promptIds?: readonly number[]; echoed: string },
 ): Promise<void> {
   // continuous_usage_stats (vLLM's): with include_usage, every chunk carries the usage so far
   // and the last one the total; alone it does nothing, as in vLLM.
@@ -131,7 +133,8 @@ async function streamChat(
   const usageNow = () => usageOf(promptTokens, tokens.reduce((a, b) => a + b, 0), cached);
   const chunker = new ChatChunker(meta, view, withUsage, continuous ? usageNow : undefined);
   const sse = new SseWriter(rc.res);
-  for (let i = 0; i < n; i++) await sse.send(chunker.roleChunk(i, promptIds));
+  for (let i = 0; i < n; i++) await sse.send(chunker.roleChunk(i, opening.promptIds));
+  if (opening.echoed) for (let i = 0; i < n; i++) await sse.send(chunker.echoChunk(i, opening.echoed));
   const ok = await streamUpdates(sse, updates, async (u) => {
     tokens[u.index] = u.completionTokens;
     if (u.index === 0 && u.cachedPromptTokens !== undefined) cached = u.cachedPromptTokens;
