@@ -59,6 +59,26 @@ describe('return_token_ids', () => {
   });
 });
 
+describe('return_tokens_as_token_ids', () => {
+  it('logprobs name each token "token_id:<id>", alternatives too; offsets still count the text', async () => {
+    const named = (ids: number[]) => ids.map((id) => `token_id:${id}`);
+    const c = await complete({ return_tokens_as_token_ids: true, return_token_ids: true, logprobs: 2, temperature: 1, seed: 5 });
+    const choice = c.json.choices[0];
+    expect(choice.logprobs.tokens).toEqual(named(choice.token_ids));
+    for (const top of choice.logprobs.top_logprobs) for (const key of Object.keys(top)) expect(key).toMatch(/^token_id:\d+$/);
+    const byText = await complete({ return_token_ids: true, logprobs: 2, temperature: 1, seed: 5 });
+    expect(choice.logprobs.text_offset).toEqual(byText.json.choices[0].logprobs.text_offset);
+    expect(byText.json.choices[0].logprobs.tokens).toEqual(choice.token_ids.map(text));
+    const r = await chat({ return_tokens_as_token_ids: true, return_token_ids: true, logprobs: true, top_logprobs: 2 });
+    const entries = r.json.choices[0].logprobs.content;
+    expect(entries.map((e: { token: string }) => e.token)).toEqual(named(r.json.choices[0].token_ids));
+    for (const e of entries) {
+      expect(e.bytes).toEqual(Array.from(file.model().tokenizer.tokenBytes(Number(e.token.slice('token_id:'.length)))));
+      for (const t of e.top_logprobs) expect(t.token).toMatch(/^token_id:\d+$/);
+    }
+  });
+});
+
 describe('stop_reason', () => {
   it('names the stop token (the last of token_ids) or the stop string that ended the choice', async () => {
     const plain = await chat({ return_token_ids: true });

@@ -204,7 +204,6 @@ describe("vLLM's other request fields", () => {
       ['kv_transfer_params', () => complete({ kv_transfer_params: { do_remote_prefill: true } })],
       ['guided_whitespace_pattern', () => chat({ guided_whitespace_pattern: ' ' })],
       ['structural_tag', () => complete({ structural_tag: '{}' })],
-      ['return_tokens_as_token_ids', () => complete({ return_tokens_as_token_ids: true, logprobs: 1 })],
       ['prompt_embeds', () => complete({ prompt_embeds: 'AAAA' })],
     ];
     for (const [param, send, code = 'unsupported_parameter'] of refused) {

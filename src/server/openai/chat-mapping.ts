@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ParsedToolCall } from '../../parse/tool-calls.js';
 import type { ChoiceFinish, ChoiceUpdate } from '../generate.js';
-import { chatLogprobs, type ChatTokenLogprob, type TokenBytes } from './logprobs.js';
+import { chatLogprobs, type ChatTokenLogprob, type TokenBytes, type TokenNaming } from './logprobs.js';
 import { stopReason } from './vllm-output.js';
 
 export interface ResponseMeta {
@@ -29,6 +29,8 @@ export interface ChatView {
   tokenIds?: boolean;
   /** The model's end token, which vLLM's stop_reason leaves out. */
   eosTokenId?: number;
+  /** How logprobs name tokens (vLLM's return_tokens_as_token_ids: by id). */
+  tokenNaming?: TokenNaming;
 }
 
 export interface ToolCallOut {
@@ -69,7 +71,7 @@ export class ChatChoiceAccumulator {
     this.content += u.content;
     this.reasoning += u.reasoning;
     for (const c of u.toolCalls) this.toolCalls.push(toToolCall(c));
-    if (this.view.logprobs !== undefined) this.logprobs.push(...chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs));
+    if (this.view.logprobs !== undefined) this.logprobs.push(...chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs, this.view.tokenNaming));
     if (u.tokenIds) this.tokenIds.push(...u.tokenIds);
     if (u.finishReason) {
       this.finishReason = u.finishReason;
@@ -167,7 +169,7 @@ export class ChatChunker {
       ids = [];
       return taken;
     };
-    const logprobs = this.view.logprobs !== undefined && u.logprobs.length > 0 ? { content: chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs) } : null;
+    const logprobs = this.view.logprobs !== undefined && u.logprobs.length > 0 ? { content: chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs, this.view.tokenNaming) } : null;
     const delta: Record<string, unknown> = {};
     if (u.reasoning.length > 0) delta.reasoning_content = u.reasoning;
     if (u.content.length > 0) delta.content = u.content;

@@ -1,7 +1,7 @@
 // Choice updates -> /v1/completions responses and stream chunks (OpenAI's legacy text shape).
 import type { ChoiceFinish, ChoiceUpdate, PromptLogprobs } from '../generate.js';
 import type { ResponseMeta, Usage } from './chat-mapping.js';
-import { CompletionLogprobsBuilder, type CompletionLogprobs, type TokenBytes } from './logprobs.js';
+import { CompletionLogprobsBuilder, type CompletionLogprobs, type TokenBytes, type TokenNaming } from './logprobs.js';
 import { vllmPromptLogprobs } from './prompt-logprobs.js';
 import { stopReason } from './vllm-output.js';
 
@@ -20,6 +20,8 @@ export interface CompletionView {
   tokenIds?: boolean;
   /** The model's end token, which vLLM's stop_reason leaves out. */
   eosTokenId?: number;
+  /** How logprobs name tokens (vLLM's return_tokens_as_token_ids: by id). */
+  tokenNaming?: TokenNaming;
   tok: TokenBytes;
 }
 
@@ -42,7 +44,7 @@ export class CompletionChoiceState {
     private readonly view: CompletionView,
   ) {
     if (view.logprobs !== undefined) {
-      this.lp = new CompletionLogprobsBuilder(view.tok, view.logprobs);
+      this.lp = new CompletionLogprobsBuilder(view.tok, view.logprobs, 0, view.tokenNaming);
       this.all = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     }
   }

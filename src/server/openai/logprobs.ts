@@ -8,6 +8,9 @@ export interface TokenBytes {
   tokenBytes(id: number): Uint8Array;
 }
 
+/** How logprobs name a token: its text, or (vLLM's return_tokens_as_token_ids) "token_id:<id>". */
+export type TokenNaming = 'text' | 'ids';
+
 const lossy = new TextDecoder('utf-8');
 
 /** Token text as OpenAI shows it: its bytes decoded, a partial UTF-8 sequence as U+FFFD. */
@@ -22,15 +25,19 @@ export interface ChatTokenLogprob {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-export function chatLogprobs(tok: TokenBytes, entries: readonly TokenLogprob[], topN: number): ChatTokenLogprob[] {
+export function chatLogprobs(tok: TokenBytes, entries: readonly TokenLogprob[], topN: number, naming: TokenNaming = 'text'): ChatTokenLogprob[] {
   return entries.map((e) => ({
-    ...chatEntry(tok, e.id, e.logprob),
-    top_logprobs: e.top.slice(0, topN).map((t) => chatEntry(tok, t.token, t.logprob)),
+    ...chatEntry(tok, e.id, e.logprob, naming),
+    top_logprobs: e.top.slice(0, topN).map((t) => chatEntry(tok, t.token, t.logprob, naming)),
   }));
 }
 
-function chatEntry(tok: TokenBytes, id: number, logprob: number) {
-  return { token: tokenText(tok, id), logprob: finiteLogprob(logprob), bytes: Array.from(tok.tokenBytes(id)) };
+function chatEntry(tok: TokenBytes, id: number, logprob: number, naming: TokenNaming) {
+  return { token: tokenName(tok, id, naming), logprob: finiteLogprob(logprob), bytes: Array.from(tok.tokenBytes(id)) };
+}
+
+function tokenName(tok: TokenBytes, id: number, naming: TokenNaming): string {
+  return naming === 'ids' ? `token_id:${id}` : tokenText(tok, id);
 }
 
 export interface CompletionLogprobs {
@@ -49,6 +56,7 @@ export class CompletionLogprobsBuilder {
     private readonly tok: TokenBytes,
     private readonly topN: number,
     startOffset = 0,
+    private readonly naming: TokenNaming = 'text',
   ) {
     this.offset = startOffset;
   }
@@ -77,18 +85,20 @@ export class CompletionLogprobsBuilder {
 
   private add(id: number, logprob: number | null, top: TopLogprob[] | null): void {
     const text = tokenText(this.tok, id);
-    this.value.tokens.push(text);
+    const name = tokenName(this.tok, id, this.naming);
+    this.value.tokens.push(name);
     this.value.token_logprobs.push(logprob === null ? null : finiteLogprob(logprob));
     if (top === null || logprob === null) this.value.top_logprobs.push(null);
     else {
       // The chosen token is always in the dict (as vLLM does), so "was it the top choice" can be read off.
       const dict: Record<string, number> = {};
-      for (const t of top.slice(0, this.topN)) dict[tokenText(this.tok, t.token)] ??= finiteLogprob(t.logprob);
-      dict[text] ??= finiteLogprob(logprob);
+      for (const t of top.slice(0, this.topN)) dict[tokenName(this.tok, t.token, this.naming)] ??= finiteLogprob(t.logprob);
+      dict[name] ??= finiteLogprob(logprob);
       this.value.top_logprobs.push(dict);
     }
     this.value.text_offset.push(this.offset);
-    // Characters (code points), as Python counts them: clients index the text with these.
+    // Characters (code points) of the text, as Python counts them: clients index the text with
+    // these, whatever the tokens are named.
     this.offset += codePoints(text);
   }
 }

@@ -69,6 +69,7 @@ export const vllmFields = {
   logits_processors: z.unknown().optional(),
   cache_salt: z.unknown().optional(),
   kv_transfer_params: z.unknown().optional(),
+  /** Logprobs name tokens "token_id:<id>" instead of by their text. */
   return_tokens_as_token_ids: z.boolean().nullish(),
   /** Each choice lists its token ids, and the answer the prompt's (vllm-output.ts). */
   return_token_ids: z.boolean().nullish(),
@@ -183,7 +184,6 @@ function refuseUnsupported(body: Fields): void {
     ['cache_salt', body.cache_salt != null, 'cache_salt is not supported: the prefix cache is shared by every request (enable_kv_cache_reuse: false in the inference conf turns it off); leave cache_salt out.'],
     ['kv_transfer_params', body.kv_transfer_params != null, 'kv_transfer_params is not supported: this server does not hand KV caches to other servers; leave it out.'],
     ['priority', body.priority != null && body.priority !== 0, 'priority is not supported: requests are served first come, first served; leave priority out (or send 0).'],
-    ['return_tokens_as_token_ids', body.return_tokens_as_token_ids === true, 'return_tokens_as_token_ids is not supported: logprobs name each token by its text, and chat logprobs carry its bytes; leave it out.'],
   ];
   for (const [name, asked, message] of refused) if (asked) throw unsupported(name, message);
 }

@@ -2,7 +2,7 @@
 import { badRequest } from '../errors.js';
 import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate, type PromptLogprobs } from '../generate.js';
 import { sendJson } from '../http.js';
-import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
+import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ChatView, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
 import { toTemplateMessages } from '../openai/chat-messages.js';
 import { chatRenderOptions, chatThinking } from '../openai/chat-render.js';
 import { planTools } from '../openai/constraints.js';
@@ -83,7 +83,14 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const returnIds = body.return_token_ids === true;
   // vLLM's echo: each answer starts with the final assistant message it continues.
   const echoed = echoedMessage(body);
-  const view = { reasoningField: separateReasoning, logprobs, tok: s.tokenizer, tokenIds: returnIds, eosTokenId: s.tokenizer.eosTokenId };
+  const view: ChatView = {
+    reasoningField: separateReasoning,
+    logprobs,
+    tok: s.tokenizer,
+    tokenIds: returnIds,
+    eosTokenId: s.tokenizer.eosTokenId,
+    tokenNaming: body.return_tokens_as_token_ids ? 'ids' : 'text',
+  };
 
   const release = await admit(rc);
   s.metrics.promptTokens.inc({}, promptTokens);

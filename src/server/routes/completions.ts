@@ -3,7 +3,7 @@ import { badRequest } from '../errors.js';
 import { mergeChoices, runChoice, type ChoiceJob } from '../generate.js';
 import { sendJson } from '../http.js';
 import type { ResponseMeta } from '../openai/chat-mapping.js';
-import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt } from '../openai/completion-mapping.js';
+import { CompletionChoiceState, completionChunk, completionResponse, type CompletionPrompt, type CompletionView } from '../openai/completion-mapping.js';
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
@@ -73,7 +73,15 @@ export async function completions(rc: RequestContext): Promise<void> {
       });
   });
   const meta: ResponseMeta = { id: s.newId('cmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
-  const view = { echo, logprobs, promptLogprobs: promptTop, tokenIds: body.return_token_ids === true, eosTokenId: s.tokenizer.eosTokenId, tok: s.tokenizer };
+  const view: CompletionView = {
+    echo,
+    logprobs,
+    promptLogprobs: promptTop,
+    tokenIds: body.return_token_ids === true,
+    eosTokenId: s.tokenizer.eosTokenId,
+    tokenNaming: body.return_tokens_as_token_ids ? 'ids' : 'text',
+    tok: s.tokenizer,
+  };
   const states = jobs.map((j) => new CompletionChoiceState(j.index, prompts[Math.floor(j.index / n)], view));
   const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
 
