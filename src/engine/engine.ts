@@ -1,6 +1,7 @@
 // Engine: the GenerationEngine over the native runtime. Requests go to the native scheduler
 // with a numeric id; the engine thread's outputs arrive in batches (one JS call per step or
 // fewer) and are fanned out here to each request's AsyncIterable.
+import { createHash } from 'node:crypto';
 import { badInput, failed } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { RequestStream } from './request-stream.js';
@@ -126,6 +127,7 @@ export class Engine implements GenerationEngine {
       logprobs: req.logprobs ?? -1,
       promptLogprobs: req.promptLogprobs,
       promptTopLogprobs: req.promptTopLogprobs,
+      cacheSalt: req.cacheSalt === undefined ? undefined : createHash('sha256').update(req.cacheSalt).digest('hex').slice(0, 16),
       badTokenIds: req.badTokenIds,
       badSequences: req.badSequences,
       logitBias: req.logitBias?.flat(),

@@ -47,6 +47,8 @@ export interface NativeRequestParams
     Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'promptTopLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget'> {
   /** -1 or absent: none; N: the token's logprob and N alternatives. */
   logprobs?: number;
+  /** The cache salt's SHA-256, its first 16 hex digits. */
+  cacheSalt?: string;
   /** [token, bias, token, bias, ...] */
   logitBias?: number[];
   constraint?: NativeConstraint;

@@ -77,6 +77,11 @@ export interface SubmitRequest {
   promptLogprobs?: boolean;
   /** Alternatives per prompt position with promptLogprobs (default: `logprobs`'s count). */
   promptTopLogprobs?: number;
+  /**
+   * vLLM's cache_salt: only requests with the same salt share cached prompt blocks, so one
+   * tenant cannot time another's prompts through the prefix cache.
+   */
+  cacheSalt?: string;
   /** Token ids that may never be sampled (bad words of one token). */
   badTokenIds?: number[];
   /**

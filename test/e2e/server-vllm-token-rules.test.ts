@@ -173,6 +173,28 @@ describe('truncate_prompt_tokens', () => {
   });
 });
 
+describe('cache_salt', () => {
+  it('only requests with the same salt share cached prompt blocks; unsalted ones share only with each other', async () => {
+    const long = { messages: [{ role: 'user', content: 'The sea is deep and wide and blue, and the sky above it is wide and grey today. '.repeat(4) }], max_tokens: 1 };
+    const cached = async (extra: Record<string, unknown>) => {
+      const r = await chat({ ...long, ...extra });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      return r.json.usage.prompt_tokens_details?.cached_tokens ?? 0;
+    };
+    const saltA = `a-${Date.now()}-${Math.random()}`;
+    const saltB = `b-${Date.now()}-${Math.random()}`;
+    expect(await cached({ cache_salt: saltA })).toBe(0);
+    expect(await cached({ cache_salt: saltA })).toBeGreaterThan(16);
+    expect(await cached({ cache_salt: saltB })).toBe(0);
+    expect(await cached({})).toBe(0);
+    expect(await cached({})).toBeGreaterThan(16);
+    expect(await cached({ cache_salt: saltB })).toBeGreaterThan(16);
+    const empty = await chat({ ...long, cache_salt: '' });
+    expect(empty.status).toBe(400);
+    expect(empty.json.error.param).toBe('cache_salt');
+  });
+});
+
 describe('echo on chat', () => {
   it("each answer starts with the final assistant message it continues, whole or streamed; after a user message it changes nothing", async () => {
     const continued = { messages: [...messages, { role: 'assistant', content: 'The sea is' }], add_generation_prompt: false, continue_final_message: true };
@@ -200,7 +222,6 @@ describe("vLLM's other request fields", () => {
       ['include_reasoning', () => chat({ include_reasoning: false })],
       ['priority', () => chat({ priority: 1 })],
       ['logits_processors', () => complete({ logits_processors: ['my.Processor'] })],
-      ['cache_salt', () => chat({ cache_salt: 'salt' })],
       ['kv_transfer_params', () => complete({ kv_transfer_params: { do_remote_prefill: true } })],
       ['guided_whitespace_pattern', () => chat({ guided_whitespace_pattern: ' ' })],
       ['structural_tag', () => complete({ structural_tag: '{}' })],

@@ -26,9 +26,10 @@ class BlockManager {
   /**
    * Longest run of cached full blocks matching tokens[0, n), at most max_blocks of them; takes
    * a reference on each and appends them (and their hashes) to the outputs. Returns the count.
+   * `root` is the hash chain's start (a request's cache salt; 0 for none).
    */
   int match_prefix(const int32_t* tokens, int n, int max_blocks, std::vector<int32_t>& blocks,
-                   std::vector<uint64_t>& hashes);
+                   std::vector<uint64_t>& hashes, uint64_t root = 0);
   /** A fresh block (refcount 1), evicting the least recently used cached one if needed; -1 if none. */
   int32_t allocate();
   /** Drops one reference; an unreferenced block stays cached (if registered) or becomes free. */

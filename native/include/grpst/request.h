@@ -63,6 +63,9 @@ struct Request {
   // logprobs returned stay the model's own, as OpenAI's do
   std::vector<std::pair<int32_t, float>> logit_bias;
   std::shared_ptr<const ConstraintFactory> constraint;
+  // vLLM's cache_salt, hashed (0: none): the root of the request's prefix-cache hash chain, so
+  // only requests with the same salt share cached prompt blocks
+  uint64_t cache_salt = 0;
   // A thinking token budget (vLLM's thinking_token_budget, Anthropic's budget_tokens): once a think
   // block opened by `think_open` (in the prompt or generated) holds `think_max_tokens` tokens, the
   // next token is `think_close` whatever the logits say. < 0: unbounded.

@@ -1,6 +1,8 @@
 #include "addon/convert.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 namespace grpst::addon {
 
@@ -191,6 +193,15 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
   r.prompt_logprobs = get_bool(p, "promptLogprobs", false);
   r.prompt_top_n = get_int(p, "promptTopLogprobs", -1);
   if (r.prompt_top_n > 100) type_error("promptTopLogprobs must be at most 100");
+  if (present(p, "cacheSalt")) {
+    // 16 hex digits: the first 64 bits of the salt's SHA-256 (src/engine/engine.ts); never 0.
+    Napi::Value v = p.Get("cacheSalt");
+    const std::string hex = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+    if (hex.size() != 16 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+      type_error("cacheSalt must be 16 lowercase hex digits");
+    r.cache_salt = std::strtoull(hex.c_str(), nullptr, 16);
+    if (r.cache_salt == 0) r.cache_salt = 1;
+  }
   r.bad_token_ids = int_list(present(p, "badTokenIds") ? p.Get("badTokenIds") : p.Env().Undefined(), "badTokenIds");
   if (present(p, "badSequences")) {
     // [[token, ...], ...]: each sequence's last token is banned right after the rest of it.

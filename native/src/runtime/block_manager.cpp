@@ -37,9 +37,9 @@ uint64_t BlockManager::hash_block(uint64_t parent, const int32_t* tokens, int n)
 }
 
 int BlockManager::match_prefix(const int32_t* tokens, int n, int max_blocks, std::vector<int32_t>& blocks,
-                               std::vector<uint64_t>& hashes) {
+                               std::vector<uint64_t>& hashes, uint64_t root) {
   if (!prefix_caching_) return 0;
-  uint64_t parent = 0;
+  uint64_t parent = root;
   int matched = 0;
   for (int b = 0; b < max_blocks && (b + 1) * block_size_ <= n; b++) {
     const int32_t* t = tokens + b * block_size_;

@@ -205,7 +205,7 @@ bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& even
   std::vector<int32_t> blocks;
   std::vector<uint64_t> hashes;
   int matched = 0;
-  if (!wants_prompt_lp) matched = bm_.match_prefix(s.tokens.data(), size, (size - 1) / bs, blocks, hashes);
+  if (!wants_prompt_lp) matched = bm_.match_prefix(s.tokens.data(), size, (size - 1) / bs, blocks, hashes, s.req.cache_salt);
   if (ceil_div(size, bs) - matched > bm_.num_available()) {
     for (int32_t b : blocks) bm_.release(b);
     stop = true;  // first come, first served: later requests wait behind this one
@@ -300,7 +300,7 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
     // Newly completed blocks join the prefix cache.
     while (int(s.block_hashes.size()) < s.num_computed / bs) {
       const size_t i = s.block_hashes.size();
-      const uint64_t parent = i ? s.block_hashes[i - 1] : 0;
+      const uint64_t parent = i ? s.block_hashes[i - 1] : s.req.cache_salt;
       s.block_hashes.push_back(bm_.register_full(s.blocks[i], parent, s.tokens.data() + i * bs));
     }
     const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);

@@ -67,10 +67,11 @@ export const vllmFields = {
   guided_whitespace_pattern: z.unknown().optional(),
   structural_tag: z.unknown().optional(),
   logits_processors: z.unknown().optional(),
-  cache_salt: z.unknown().optional(),
   kv_transfer_params: z.unknown().optional(),
   /** Logprobs name tokens "token_id:<id>" instead of by their text. */
   return_tokens_as_token_ids: z.boolean().nullish(),
+  /** Only requests with the same salt share cached prompt blocks (the engine's prefix cache). */
+  cache_salt: z.string().min(1, 'send a salt of at least one character, or leave cache_salt out').nullish(),
   /** Each choice lists its token ids, and the answer the prompt's (vllm-output.ts). */
   return_token_ids: z.boolean().nullish(),
   /** Neutral for this model: Qwen3's tokenizer adds no BOS or EOS (its template writes what the chat needs). */
@@ -181,7 +182,6 @@ function refuseUnsupported(body: Fields): void {
   const refused: [string, boolean, string][] = [
     ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out.'],
     ['logits_processors', body.logits_processors != null && !(Array.isArray(body.logits_processors) && body.logits_processors.length === 0), 'logits_processors are not supported: this server runs no code a request names; use logit_bias, allowed_token_ids or bad_words, or leave it out.'],
-    ['cache_salt', body.cache_salt != null, 'cache_salt is not supported: the prefix cache is shared by every request (enable_kv_cache_reuse: false in the inference conf turns it off); leave cache_salt out.'],
     ['kv_transfer_params', body.kv_transfer_params != null, 'kv_transfer_params is not supported: this server does not hand KV caches to other servers; leave it out.'],
     ['priority', body.priority != null && body.priority !== 0, 'priority is not supported: requests are served first come, first served; leave priority out (or send 0).'],
   ];

@@ -64,6 +64,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       promptTopLogprobs: promptTop,
       ...bans,
       logitBias: bias,
+      cacheSalt: body.cache_salt ?? undefined,
       thinkBudget: budget,
       constraint,
     },

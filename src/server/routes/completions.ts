@@ -65,6 +65,7 @@ export async function completions(rc: RequestContext): Promise<void> {
           promptTopLogprobs: promptTop,
           ...bans,
           logitBias: bias,
+          cacheSalt: body.cache_salt ?? undefined,
           thinkBudget: budget,
           constraint,
         },
