@@ -195,6 +195,34 @@ describe('cache_salt', () => {
   });
 });
 
+describe('include_reasoning', () => {
+  it('false: the model thinks as before and the answer leaves the reasoning out, whole and streamed', async () => {
+    const parsed = await start({ reasoningParser: true });
+    // A reply continued inside its think block, closed after five tokens: reasoning, then an answer.
+    const thinking = {
+      messages: [{ role: 'user', content: 'Count to three.' }, { role: 'assistant', content: '<think>\nOne' }],
+      continue_final_message: true,
+      add_generation_prompt: false,
+      thinking_token_budget: 5,
+      chat_template_kwargs: { enable_thinking: true },
+      ignore_eos: true,
+      max_tokens: 16,
+    };
+    const full = await chat(thinking, parsed.url);
+    expect(full.json.choices[0].message.reasoning_content).toBeTruthy();
+    expect(full.json.choices[0].message.content).toBeTruthy();
+    const without = await chat({ ...thinking, include_reasoning: false }, parsed.url);
+    expect(without.status, JSON.stringify(without.json)).toBe(200);
+    expect(without.json.choices[0].message.reasoning_content).toBeNull();
+    expect(without.json.choices[0].message.content).toBe(full.json.choices[0].message.content);
+    expect(without.json.usage.completion_tokens).toBe(full.json.usage.completion_tokens);
+    const s = await chat({ ...thinking, include_reasoning: false, stream: true }, parsed.url);
+    const deltas = sseFrames(s.text).filter((f) => f !== '[DONE]').map((f) => f.choices[0]?.delta ?? {});
+    expect(deltas.some((d) => 'reasoning_content' in d)).toBe(false);
+    expect(deltas.map((d) => d.content ?? '').join('')).toBe(full.json.choices[0].message.content ?? '');
+  });
+});
+
 describe('echo on chat', () => {
   it("each answer starts with the final assistant message it continues, whole or streamed; after a user message it changes nothing", async () => {
     const continued = { messages: [...messages, { role: 'assistant', content: 'The sea is' }], add_generation_prompt: false, continue_final_message: true };
@@ -219,7 +247,6 @@ describe("vLLM's other request fields", () => {
       ['best_of', () => chat({ best_of: 2 }), 'invalid_value'],
       ['chat_template', () => chat({ chat_template: '{{ messages }}' })],
       ['documents', () => chat({ documents: [{ title: 'sea', text: 'The sea is deep.' }] })],
-      ['include_reasoning', () => chat({ include_reasoning: false })],
       ['priority', () => chat({ priority: 1 })],
       ['logits_processors', () => complete({ logits_processors: ['my.Processor'] })],
       ['kv_transfer_params', () => complete({ kv_transfer_params: { do_remote_prefill: true } })],

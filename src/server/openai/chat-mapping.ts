@@ -31,6 +31,8 @@ export interface ChatView {
   eosTokenId?: number;
   /** How logprobs name tokens (vLLM's return_tokens_as_token_ids: by id). */
   tokenNaming?: TokenNaming;
+  /** vLLM's include_reasoning false: the separated reasoning is left out of the answer. */
+  omitReasoning?: boolean;
 }
 
 export interface ToolCallOut {
@@ -69,7 +71,7 @@ export class ChatChoiceAccumulator {
 
   add(u: ChoiceUpdate): void {
     this.content += u.content;
-    this.reasoning += u.reasoning;
+    if (!this.view.omitReasoning) this.reasoning += u.reasoning;
     for (const c of u.toolCalls) this.toolCalls.push(toToolCall(c));
     if (this.view.logprobs !== undefined) this.logprobs.push(...chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs, this.view.tokenNaming));
     if (u.tokenIds) this.tokenIds.push(...u.tokenIds);
@@ -171,7 +173,7 @@ export class ChatChunker {
     };
     const logprobs = this.view.logprobs !== undefined && u.logprobs.length > 0 ? { content: chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs, this.view.tokenNaming) } : null;
     const delta: Record<string, unknown> = {};
-    if (u.reasoning.length > 0) delta.reasoning_content = u.reasoning;
+    if (u.reasoning.length > 0 && !this.view.omitReasoning) delta.reasoning_content = u.reasoning;
     if (u.content.length > 0) delta.content = u.content;
     const hasText = Object.keys(delta).length > 0;
     if (hasText || (logprobs && u.toolCalls.length === 0)) out.push(this.chunk([this.withIds({ index: u.index, delta, logprobs, finish_reason: null }, takeIds())]));

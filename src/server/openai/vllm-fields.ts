@@ -86,14 +86,9 @@ export const vllmChatFields = {
   /** For templates that read them (retrieval-augmented generation). */
   documents: z.array(jsonObject()).nullish(),
   chat_template: z.unknown().optional(),
+  /** false: the model still thinks, and the answer leaves its reasoning out (vLLM's). */
   include_reasoning: z.boolean().nullish(),
 };
-
-/** What vLLM's chat-only fields ask that this server cannot do: a 400 naming the field. */
-export function refuseUnsupportedChat(body: { include_reasoning?: boolean | null }): void {
-  if (body.include_reasoning === false)
-    throw unsupported('include_reasoning', 'include_reasoning false is not supported; turn thinking off ("enable_thinking": false or "reasoning_effort": "none"), or leave reasoning_content unread.');
-}
 
 /**
  * vLLM's echo on chat: the final message's text, which each answer then starts with, when that

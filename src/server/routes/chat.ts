@@ -10,7 +10,7 @@ import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBia
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
-import { answerFormat, answerFormatField, checkBestOf, echoedMessage, refuseUnsupportedChat } from '../openai/vllm-fields.js';
+import { answerFormat, answerFormatField, checkBestOf, echoedMessage } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -24,7 +24,6 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const engine = s.requireEngine();
   const thinking = chatThinking(body, s.options.enableThinking);
   const format = answerFormat(body);
-  refuseUnsupportedChat(body);
   const n = body.n ?? 1;
   checkBestOf(body.best_of, n);
   const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, answerFormatField(body));
@@ -91,6 +90,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     tokenIds: returnIds,
     eosTokenId: s.tokenizer.eosTokenId,
     tokenNaming: body.return_tokens_as_token_ids ? 'ids' : 'text',
+    omitReasoning: body.include_reasoning === false,
   };
 
   const release = await admit(rc);
