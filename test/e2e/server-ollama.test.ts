@@ -155,6 +155,29 @@ describe('POST /api/chat', () => {
     expect(await ask('high')).toMatch(/<\|im_start\|>assistant\n$/);
   });
 
+  it("logprobs with top_logprobs: each token's entry as chat completions gives it, whole and spread over the streamed lines", async () => {
+    const messages = [{ role: 'user', content: 'Tell me about the sea.' }];
+    const r = await ollama.chat({ model: 'qwen3', messages, think: false, logprobs: true, top_logprobs: 2, options: { ...greedy, num_predict: 8 } });
+    const c = await openai.chat.completions.create({ model: 'qwen3', messages: messages as OpenAI.ChatCompletionMessageParam[], enable_thinking: false, max_tokens: 8, logprobs: true, top_logprobs: 2, ...greedy } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect(r.logprobs).toHaveLength(r.eval_count);
+    expect(r.logprobs).toEqual(c.choices[0].logprobs!.content);
+    for (const e of r.logprobs!) expect(e.top_logprobs).toHaveLength(2);
+    const parts = await ollama.chat({ model: 'qwen3', messages, think: false, logprobs: true, options: { ...greedy, num_predict: 8 }, stream: true });
+    const streamed = [];
+    for await (const part of parts) streamed.push(...(part.logprobs ?? []));
+    expect(streamed.map((e) => e.token)).toEqual(r.logprobs!.map((e) => e.token));
+    expect(streamed.every((e) => e.top_logprobs?.length === 0)).toBe(true);
+    const g = await ollama.generate({ model: 'qwen3', prompt: 'The sea is', raw: true, logprobs: true, options: { ...greedy, num_predict: 4 } });
+    expect(g.logprobs!.map((e) => e.token).join('')).toBe(g.response);
+    const plain = await ollama.chat({ model: 'qwen3', messages, think: false, options: { ...greedy, num_predict: 2 } });
+    expect(plain).not.toHaveProperty('logprobs');
+    for (const bad of [{ logprobs: true, top_logprobs: 21 }, { top_logprobs: 2 }]) {
+      const res = await post(`${server.url}/api/chat`, { model: 'qwen3', messages, stream: false, ...bad }, { authorization: `Bearer ${key}` });
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(res.json.error).toContain('top_logprobs');
+    }
+  });
+
   it('no messages is a load request: done at once with done_reason "load"', async () => {
     const r = await ollama.chat({ model: 'qwen3', messages: [] });
     expect(r).toMatchObject({ done: true, done_reason: 'load', message: { role: 'assistant', content: '' } });

@@ -76,8 +76,17 @@ export function answerBudget(numPredict: number | null | undefined, promptTokens
   return numPredict > 0 ? Math.min(numPredict, rest) : rest;
 }
 
-/** Refuses what this server would otherwise drop silently, leaving the client with less than it asked for. */
-export function refuseLogprobs(body: { logprobs?: boolean | null; top_logprobs?: number | null }): void {
-  if (body.logprobs || (body.top_logprobs ?? 0) > 0)
-    throw badRequest('logprobs are not returned on Ollama\'s routes here; use /v1/chat/completions or /v1/completions with "logprobs".', 'logprobs', 'unsupported_parameter');
+/**
+ * Ollama's logprobs / top_logprobs: the alternatives per token when logprobs are asked for
+ * (undefined when not). top_logprobs past 0-20, or without logprobs, is a 400 rather than a
+ * count silently dropped.
+ */
+export function ollamaLogprobs(body: { logprobs?: boolean | null; top_logprobs?: number | null }): number | undefined {
+  const top = body.top_logprobs ?? 0;
+  if (top < 0 || top > 20) throw badRequest(`top_logprobs ${top} is outside 0 to 20; send at most 20.`, 'top_logprobs');
+  if (!body.logprobs) {
+    if (top > 0) throw badRequest('top_logprobs needs "logprobs": true.', 'top_logprobs');
+    return undefined;
+  }
+  return top;
 }

@@ -3,13 +3,14 @@
 // NDJSON lines (message.content / thinking / tool_calls, or response), the last one done: true
 // with done_reason and the statistics; or, with "stream": false, as one object.
 import { badRequest, toApiError } from '../errors.js';
-import { runChoice, type ChoiceJob } from '../generate.js';
+import { runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
 import { sendJson } from '../http.js';
 import type { TemplateMessage } from '../openai/chat-messages.js';
+import { chatLogprobs } from '../openai/logprobs.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
 import { thinkBudget } from '../openai/sampling.js';
 import { ollamaEnvelope } from '../ollama/errors.js';
-import { answerBudget, answerFormat, imagesRefused, refuseLogprobs, sampling, stops, templateMessages, thinkingOn } from '../ollama/input.js';
+import { answerBudget, answerFormat, imagesRefused, ollamaLogprobs, sampling, stops, templateMessages, thinkingOn } from '../ollama/input.js';
 import { checkOllamaModel } from '../ollama/models.js';
 import { NdjsonWriter } from '../ollama/ndjson.js';
 import { chatMessage, generateFields, TurnBuilder, type TurnDelta } from '../ollama/output.js';
@@ -22,7 +23,7 @@ export async function ollamaChat(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, chatRequestSchema);
   const s = rc.server;
   checkOllamaModel(s, body.model);
-  refuseLogprobs(body);
+  const logprobs = ollamaLogprobs(body);
   s.requireEngine();
   const messages = body.messages ?? [];
   // No messages: Ollama's way to load a model. It is loaded while the server runs.
@@ -34,14 +35,14 @@ export async function ollamaChat(rc: RequestContext): Promise<void> {
   const last = turns[turns.length - 1];
   const prefill = last.role === 'assistant' && !last.tool_calls;
   const prompt = s.render(turns, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
-  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'messages', fields: (d) => ({ message: chatMessage(d) }) });
+  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'messages', fields: (d) => ({ message: chatMessage(d) }), logprobs });
 }
 
 export async function ollamaGenerate(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, generateRequestSchema);
   const s = rc.server;
   checkOllamaModel(s, body.model);
-  refuseLogprobs(body);
+  const logprobs = ollamaLogprobs(body);
   if (body.template)
     throw badRequest('template is not supported: prompts are rendered with the checkpoint\'s own chat template. Leave template out, or send the whole prompt with "raw": true.', 'template', 'unsupported_parameter');
   if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix', 'unsupported_parameter');
@@ -61,7 +62,7 @@ export async function ollamaGenerate(rc: RequestContext): Promise<void> {
     turns.push({ role: 'user', content: text });
     prompt = s.render(turns, { addGenerationPrompt: true, enableThinking: thinking });
   }
-  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'prompt', fields: generateFields });
+  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'prompt', fields: generateFields, logprobs });
 }
 
 /**
@@ -85,6 +86,8 @@ interface Turn {
   promptParam: string;
   /** /api/chat's message or /api/generate's response fields, for some text of the answer. */
   fields: (d: TurnDelta) => Record<string, unknown>;
+  /** logprobs asked for, with this many alternatives per token. */
+  logprobs?: number;
 }
 
 async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
@@ -99,6 +102,7 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
       maxTokens: answerBudget(t.options?.num_predict, promptTokens, s.limits, t.promptParam, s.options.defaultMaxTokens),
       stopTokenIds: s.stopTokenIds,
       ignoreEos: false,
+      logprobs: t.logprobs,
       ...s.bans,
       thinkBudget: thinkBudget(undefined, s.tokenizer, s.options),
       constraint: t.plan.constraint,
@@ -116,6 +120,10 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
   };
   const release = await admit(rc);
   const builder = new TurnBuilder(rc.arrival, performance.now(), promptTokens);
+  // Each line carries its tokens' logprobs, as Ollama's do (the entries of OpenAI's chat logprobs).
+  const withLogprobs = (entries: ChoiceUpdate['logprobs']) =>
+    t.logprobs === undefined ? {} : { logprobs: chatLogprobs(s.tokenizer, entries, t.logprobs) };
+  const all: ChoiceUpdate['logprobs'] = [];
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
   const updates = runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal });
@@ -123,15 +131,22 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
   const end = () => ({ done: true, done_reason: builder.doneReason, ...builder.stats() });
   try {
     if (!t.stream) {
-      for await (const u of updates) builder.add(u);
-      sendJson(rc.res, 200, { ...head(), ...t.fields({ content: builder.content, thinking: builder.thinking, toolCalls: builder.toolCalls }), ...end() });
+      for await (const u of updates) {
+        builder.add(u);
+        all.push(...u.logprobs);
+      }
+      sendJson(rc.res, 200, { ...head(), ...t.fields({ content: builder.content, thinking: builder.thinking, toolCalls: builder.toolCalls }), ...withLogprobs(all), ...end() });
       return;
     }
     const out = new NdjsonWriter(rc.res);
     try {
       for await (const u of updates) {
         const d = builder.add(u);
-        if (d.content.length > 0 || d.thinking.length > 0 || d.toolCalls.length > 0) await out.line({ ...head(), ...t.fields(d), done: false });
+        all.push(...u.logprobs);
+        if (d.content.length > 0 || d.thinking.length > 0 || d.toolCalls.length > 0) {
+          await out.line({ ...head(), ...t.fields(d), ...withLogprobs(all), done: false });
+          all.length = 0;
+        }
       }
     } catch (err) {
       // Before the first line the router answers with the error's own status.
@@ -142,7 +157,7 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
       return;
     }
     // The last line carries no text, as Ollama's does: only done, done_reason and the statistics.
-    await out.line({ ...head(), ...t.fields({ content: '', thinking: '', toolCalls: [] }), ...end() });
+    await out.line({ ...head(), ...t.fields({ content: '', thinking: '', toolCalls: [] }), ...(all.length > 0 ? withLogprobs(all) : {}), ...end() });
     out.end();
   } finally {
     scope.abort('the request ended');
