@@ -18,8 +18,12 @@ import { MAX_REPEAT, RegexError, wholeTextRegex } from './regex.js';
 
 export class GbnfError extends Error {}
 
-/** White space or a # comment, at lastIndex (sticky: the grammar is never copied to look). */
+// Sticky patterns, matched where the parser stands (lookAt): the grammar is never copied to look ahead.
 const blank = /\s+|#[^\n]*/y;
+const nameAt = /[a-zA-Z_][a-zA-Z0-9_-]*/y;
+const ruleStart = /[a-zA-Z_][a-zA-Z0-9_-]*\s*::=/y;
+const larkColon = /\s*:(?!:=)/y;
+const count = /\{\s*(\d+)\s*(,\s*(\d*)\s*)?\}/y;
 
 /** The rules of a GBNF grammar, each name as written; `root` is the start. */
 export function parseGbnf(text: string): Map<string, Expr> {
@@ -101,7 +105,7 @@ class GbnfParser {
     const at = this.pos;
     const name = this.name();
     if (name === undefined) throw this.error(c === ')' ? 'a ")" without its "("' : `unexpected ${JSON.stringify(c)}`);
-    if (/^\s*:(?!:=)/.test(this.src.slice(this.pos, this.pos + 64)))
+    if (this.lookAt(larkColon))
       throw new GbnfError(`${this.where(at)}: "${name}:" is how Lark writes a rule; in a grammar with GBNF rules write \`${name} ::= ...\``);
     if (!this.used.has(name)) this.used.set(name, at);
     return call(ruleName(name));
@@ -114,7 +118,7 @@ class GbnfParser {
       else if (c === '+') e = rep(e, 1, Infinity);
       else if (c === '?') e = rep(e, 0, 1);
       else if (c === '{') {
-        const m = /^\{\s*(\d+)\s*(,\s*(\d*)\s*)?\}/.exec(this.src.slice(this.pos, this.pos + 32));
+        const m = this.lookAt(count);
         if (!m) throw this.error('expected a count {n}, {n,} or {n,m}');
         const min = Number(m[1]);
         const max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
@@ -207,7 +211,7 @@ class GbnfParser {
   }
 
   private name(): string | undefined {
-    const m = /^[a-zA-Z_][a-zA-Z0-9_-]*/.exec(this.src.slice(this.pos, this.pos + 256));
+    const m = this.lookAt(nameAt);
     if (!m) return undefined;
     this.pos += m[0].length;
     return m[0];
@@ -215,14 +219,19 @@ class GbnfParser {
 
   /** Whether the next thing is `name ::=`, which starts a new rule. */
   private atRuleStart(): boolean {
-    return /^[a-zA-Z_][a-zA-Z0-9_-]*\s*::=/.test(this.src.slice(this.pos, this.pos + 300));
+    return this.lookAt(ruleStart) !== null;
+  }
+
+  /** The sticky pattern's match where the parser stands, or null. */
+  private lookAt(pattern: RegExp): RegExpExecArray | null {
+    pattern.lastIndex = this.pos;
+    return pattern.exec(this.src);
   }
 
   /** Skips white space (newlines included) and # comments. */
   private skip(): void {
     for (;;) {
-      blank.lastIndex = this.pos;
-      const m = blank.exec(this.src);
+      const m = this.lookAt(blank);
       if (!m) return;
       this.pos += m[0].length;
     }

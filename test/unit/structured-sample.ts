@@ -5,7 +5,9 @@
 import ajvModule from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
+import type { AnswerSpec } from '../../src/structured/answer-grammar.js';
 import type { NativeGrammar } from '../../src/structured/native.js';
+import { SchemaError } from '../../src/structured/schema-errors.js';
 import { StructuredOutputs } from '../../src/structured/structured-outputs.js';
 import { tokenizerDir } from '../helpers/fixtures.js';
 
@@ -15,6 +17,17 @@ export const imEnd = tokenizer.tokenToId('<|im_end|>')!;
 
 export function schemaGrammar(schema: unknown, thinking = false): NativeGrammar {
   return outputs.compile({ kind: 'json_schema', schema }, thinking).grammar;
+}
+
+/** Why the compiler refuses an answer spec (the SchemaError's reason), or "accepted". */
+export function refusalOf(spec: AnswerSpec): string {
+  try {
+    outputs.compile(spec, false);
+  } catch (err) {
+    if (err instanceof SchemaError) return err.reason;
+    throw err;
+  }
+  return 'accepted';
 }
 
 const enc = new TextEncoder();

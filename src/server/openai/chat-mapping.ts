@@ -74,7 +74,7 @@ export class ChatChoiceAccumulator {
     if (!this.view.omitReasoning) this.reasoning += u.reasoning;
     for (const c of u.toolCalls) this.toolCalls.push(toToolCall(c));
     if (this.view.logprobs !== undefined) this.logprobs.push(...chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs, this.view.tokenNaming));
-    if (u.tokenIds) this.tokenIds.push(...u.tokenIds);
+    if (this.view.tokenIds && u.tokenIds) this.tokenIds.push(...u.tokenIds);
     if (u.finishReason) {
       this.finishReason = u.finishReason;
       this.stopReason = stopReason(u, this.view.eosTokenId);
@@ -166,7 +166,7 @@ export class ChatChunker {
     const out: Record<string, unknown>[] = [];
     // The update's token ids go out once, on the first chunk it makes.
     let ids = u.tokenIds ?? [];
-    const takeIds = () => {
+    const takeIds = (): number[] => {
       const taken = ids;
       ids = [];
       return taken;

@@ -38,6 +38,15 @@ function contentText(content: ChatMessageInput['content'], index: number): strin
     .join('\n');
 }
 
+/**
+ * vLLM's echo on chat: the final message's text, which each answer then starts with, when that
+ * message is the assistant's (the role of the answer: a reply being continued); otherwise "".
+ */
+export function echoedMessage(echo: boolean | null | undefined, messages: readonly ChatMessageInput[]): string {
+  const last = messages[messages.length - 1];
+  return echo === true && last.role === 'assistant' ? contentText(last.content, messages.length - 1) : '';
+}
+
 /** Tools as the template lists them (the OpenAI shape; Qwen3's template prints each as JSON). */
 export function toTemplateTools(tools: readonly ToolInput[] | null | undefined): ToolInput[] | undefined {
   return tools && tools.length > 0 ? [...tools] : undefined;

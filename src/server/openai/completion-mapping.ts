@@ -66,7 +66,7 @@ export class CompletionChoiceState {
       this.stopReason = stopReason(u, this.view.eosTokenId);
     }
     this.completionTokens = u.completionTokens;
-    this.ids.push(...(u.tokenIds ?? []));
+    if (this.view.tokenIds && u.tokenIds) this.ids.push(...u.tokenIds);
     if (!this.lp || !this.all) return { text, logprobs: null };
     const part = this.lp.take();
     this.all.tokens.push(...part.tokens);

@@ -81,7 +81,7 @@ export const vllmFields = {
 /** vLLM's fields of /v1/chat/completions alone (chat-render.ts reads chat_template and documents). */
 export const vllmChatFields = {
   best_of: z.number().int().min(1).nullish(),
-  /** true: the answer starts with the final message when that is the assistant's (echoedMessage). */
+  /** true: the answer starts with the final message when that is the assistant's (chat-messages.ts echoedMessage). */
   echo: z.boolean().nullish(),
   /** For templates that read them (retrieval-augmented generation). */
   documents: z.array(jsonObject()).nullish(),
@@ -89,20 +89,6 @@ export const vllmChatFields = {
   /** false: the model still thinks, and the answer leaves its reasoning out (vLLM's). */
   include_reasoning: z.boolean().nullish(),
 };
-
-/**
- * vLLM's echo on chat: the final message's text, which each answer then starts with, when that
- * message is the assistant's (the role of the answer: a reply being continued); otherwise "".
- * Text parts are joined with newlines, as vLLM joins them.
- */
-export function echoedMessage(body: { echo?: boolean | null; messages: { role: string; content?: unknown }[] }): string {
-  const last = body.messages[body.messages.length - 1];
-  if (body.echo !== true || last.role !== 'assistant') return '';
-  const c = last.content;
-  if (typeof c === 'string') return c;
-  if (Array.isArray(c)) return c.map((part: { text?: unknown }) => (typeof part?.text === 'string' ? part.text : '')).join('\n');
-  return '';
-}
 
 type VllmFields = { [K in keyof typeof vllmFields]?: z.infer<(typeof vllmFields)[K]> };
 

@@ -3,14 +3,14 @@ import { badRequest } from '../errors.js';
 import { mergeChoices, runChoice, type ChoiceJob, type ChoiceUpdate, type PromptLogprobs } from '../generate.js';
 import { sendJson } from '../http.js';
 import { ChatChoiceAccumulator, ChatChunker, chatResponse, type ChatView, type ResponseMeta, type Usage } from '../openai/chat-mapping.js';
-import { toTemplateMessages } from '../openai/chat-messages.js';
+import { echoedMessage, toTemplateMessages } from '../openai/chat-messages.js';
 import { chatRenderOptions, chatThinking } from '../openai/chat-render.js';
 import { planTools } from '../openai/constraints.js';
 import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBias, minTokens, samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
-import { answerFormat, answerFormatField, checkBestOf, echoedMessage } from '../openai/vllm-fields.js';
+import { answerFormat, answerFormatField, checkBestOf } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -26,7 +26,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const format = answerFormat(body);
   const n = body.n ?? 1;
   checkBestOf(body.best_of, n);
-  const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, answerFormatField(body));
+  const formatField = answerFormatField(body);
+  const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, formatField);
   const rendered = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template }));
   // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
   const prompt = { text: rendered.text, ids: truncatePrompt(rendered.ids, body.truncate_prompt_tokens, s.limits) };
@@ -38,7 +39,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
   const bans = requestBans(body.bad_words, s.tokenizer, s.bans);
-  const grammarField = answerFormatField(body) ?? (plan.constraint !== undefined ? 'tool_choice' : undefined);
+  const grammarField = formatField ?? (plan.constraint !== undefined ? 'tool_choice' : undefined);
   const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, bans.badTokenIds) ?? plan.constraint;
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const promptTop = promptLogprobsAsked(body.prompt_logprobs, body.stream);
@@ -82,7 +83,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const meta: ResponseMeta = { id: s.newId('chatcmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
   const returnIds = body.return_token_ids === true;
   // vLLM's echo: each answer starts with the final assistant message it continues.
-  const echoed = echoedMessage(body);
+  const echoed = echoedMessage(body.echo, body.messages);
   const view: ChatView = {
     reasoningField: separateReasoning,
     logprobs,
