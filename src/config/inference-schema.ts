@@ -96,6 +96,8 @@ export const infererArgsSchema = z.strictObject({
   kv_block_size: int(1).max(1024).optional(),
   kv_cache_bytes: int(1).optional(),
   kv_cache_dtype: z.enum(['auto', 'bfloat16', 'float32', 'fp8', 'int8']).optional(),
+  /** vLLM's --scheduling-policy: fcfs (arrival order), or priority (a request's priority field, then arrival). */
+  scheduling_policy: z.enum(['fcfs', 'priority']).optional(),
 });
 
 // grps device spellings: auto, cpu, cuda, gpu, cuda:N, gpu:N, original.

@@ -58,6 +58,7 @@ export class Engine implements GenerationEngine {
       vocabSize: n.vocabSize,
       quantization: n.quantization,
       kvCacheDtype: n.kvCacheDtype,
+      schedulingPolicy: n.schedulingPolicy,
     };
   }
 
@@ -128,6 +129,7 @@ export class Engine implements GenerationEngine {
       promptLogprobs: req.promptLogprobs,
       promptTopLogprobs: req.promptTopLogprobs,
       cacheSalt: req.cacheSalt === undefined ? undefined : createHash('sha256').update(req.cacheSalt).digest('hex').slice(0, 16),
+      priority: req.priority,
       badTokenIds: req.badTokenIds,
       badSequences: req.badSequences,
       logitBias: req.logitBias?.flat(),

@@ -68,6 +68,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
     kvCacheDtype: kv ? kv.kvCacheDtype : opts.kvCacheDtype,
     kvCacheScales: kv?.kvCacheScales,
     enablePrefixCaching: opts.enablePrefixCaching,
+    schedulingPolicy: opts.schedulingPolicy,
     cpuKernels: cpuKernelsOverride(),
     quantization,
   };

@@ -49,6 +49,7 @@ export interface NativeRequestParams
   logprobs?: number;
   /** The cache salt's SHA-256, its first 16 hex digits. */
   cacheSalt?: string;
+  priority?: number;
   /** [token, bias, token, bias, ...] */
   logitBias?: number[];
   constraint?: NativeConstraint;

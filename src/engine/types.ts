@@ -82,6 +82,8 @@ export interface SubmitRequest {
    * tenant cannot time another's prompts through the prefix cache.
    */
   cacheSalt?: string;
+  /** vLLM's priority, under the "priority" scheduling policy: lower runs first; ties by arrival. Default 0. */
+  priority?: number;
   /** Token ids that may never be sampled (bad words of one token). */
   badTokenIds?: number[];
   /**
@@ -163,7 +165,11 @@ export interface EngineInfo {
   vocabSize: number;
   quantization: string;
   kvCacheDtype: string;
+  /** "fcfs": requests run in arrival order; "priority": by SubmitRequest.priority, then arrival (LoadOptions.schedulingPolicy). */
+  schedulingPolicy: SchedulingPolicy;
 }
+
+export type SchedulingPolicy = 'fcfs' | 'priority';
 
 /** What `loadEngine` takes besides the path; every field has a default fitted to the device. */
 export interface LoadOptions {
@@ -189,6 +195,12 @@ export interface LoadOptions {
    */
   kvCacheDtype?: string;
   enablePrefixCaching?: boolean;
+  /**
+   * vLLM's --scheduling-policy: "fcfs" (default) admits waiting requests in arrival order and,
+   * when KV blocks run out, preempts the latest admitted; "priority" orders both by
+   * SubmitRequest.priority (lower first), then arrival.
+   */
+  schedulingPolicy?: SchedulingPolicy;
 }
 
 /** A loaded model that generates: the native runtime behind a typed facade. */

@@ -1,8 +1,11 @@
 // Admission control: at most maxConcurrency requests generate at once, at most maxQueue wait for
-// a turn in arrival order, and the rest are turned away with 429 at once instead of piling up.
+// a turn in arrival order (by priority first, lower first, under the priority scheduling
+// policy: other requests all have priority 0), and the rest are turned away with 429 at once
+// instead of piling up.
 import { queueFull } from './errors.js';
 
 interface Waiter {
+  priority: number;
   grant: () => void;
 }
 
@@ -25,9 +28,10 @@ export class Admission {
 
   /**
    * Resolves with a release function once the request may run. Throws 429 when the queue is
-   * full; rejects with the signal's reason if the client leaves while it waits.
+   * full; rejects with the signal's reason if the client leaves while it waits. A waiter goes
+   * ahead of those with a higher priority value (vLLM's priority; 0 when none is asked).
    */
-  acquire(signal?: AbortSignal): Promise<() => void> {
+  acquire(signal?: AbortSignal, priority = 0): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.active < this.maxConcurrency && this.queue.length === 0) {
       this.active++;
@@ -41,6 +45,7 @@ export class Admission {
         reject(signal?.reason);
       };
       const waiter: Waiter = {
+        priority,
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
           this.active++;
@@ -48,7 +53,10 @@ export class Admission {
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.queue.push(waiter);
+      // After every waiter of the same or a lower priority value: arrival order within a priority.
+      const at = this.queue.findIndex((w) => w.priority > priority);
+      if (at < 0) this.queue.push(waiter);
+      else this.queue.splice(at, 0, waiter);
     });
   }
 

@@ -127,6 +127,7 @@ describe('mapConfs', () => {
             kv_cache_free_gpu_mem_fraction: 0.5,
             kv_cache_dtype: 'int8',
             enable_kv_cache_reuse: false,
+            scheduling_policy: 'priority',
             sampling: { temperature: 0.7, top_k: 20, top_p: 0.8, min_p: 0.05, repetition_penalty: 1.1, presence_penalty: 0.5, frequency_penalty: -0.5, seed: 7 },
             stop_words: ['END'],
             bad_words: ['bad'],
@@ -158,6 +159,7 @@ describe('mapConfs', () => {
       kvCacheFreeMemFraction: 0.5,
       kvCacheDtype: 'int8',
       enablePrefixCaching: false,
+      schedulingPolicy: 'priority',
     });
     expect(out.server).toEqual({
       host: '127.0.0.1',
@@ -223,13 +225,14 @@ describe('mapConfs', () => {
 
   it('under trtllm-serve, native-only keys are the ignored ones and TensorRT-LLM keys pass', () => {
     const inference = inferenceConfSchema.parse({
-      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3' } }],
+      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3', scheduling_policy: 'priority' } }],
     });
     const notes = mapConfs(inference, {}, { backend: 'trtllm' }).notes;
-    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'served_model_name', 'threads']);
+    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'scheduling_policy', 'served_model_name', 'threads']);
     const text = (key: string) => notes.find((n) => n.keyPath.at(-1) === key)!.text;
     expect(text('generation_config')).toContain('trtllm-serve chooses its sampling defaults itself');
     expect(text('served_model_name')).toContain('trtllm-serve lists the model under its engine path');
+    expect(text('scheduling_policy')).toContain('trtllm-serve schedules requests itself');
     // The native server applies both: no note.
     expect(mapConfs(inference, {}).notes.map((n) => n.keyPath.at(-1))).not.toContain('served_model_name');
   });

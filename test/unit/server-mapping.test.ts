@@ -106,6 +106,22 @@ describe('admission', () => {
     expect([a.running, a.waiting]).toEqual([0, 0]);
   });
 
+  it('queues by priority (lower first), in arrival order within a priority', async () => {
+    const a = new Admission(1, 8);
+    const r1 = await a.acquire();
+    const order: string[] = [];
+    const queued = ([['b', 0], ['c', 5], ['d', -3], ['e', 0], ['f', -3]] as const).map(([name, priority]) =>
+      a.acquire(undefined, priority).then((release) => {
+        order.push(name);
+        release();
+      }),
+    );
+    r1();
+    await Promise.all(queued);
+    expect(order).toEqual(['d', 'f', 'b', 'e', 'c']);
+    expect([a.running, a.waiting]).toEqual([0, 0]);
+  });
+
   it('a client that leaves while queued frees its place', async () => {
     const a = new Admission(1, 4);
     const r1 = await a.acquire();

@@ -30,6 +30,9 @@ struct EngineOptions {
   std::string kv_dtype = "auto";
   std::vector<float> kv_scales;      // fp8 / int8 cache: [layer][k_scale, v_scale] flattened
   bool prefix_caching = true;
+  // vLLM's --scheduling-policy priority: waiting requests are admitted, and running ones keep their
+  // KV blocks, in order of (Request::priority, arrival) instead of arrival alone
+  bool priority_scheduling = false;
 };
 
 /** Defaults filled in and limits checked against the model; KV pool size resolved. */
@@ -43,6 +46,7 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& opts, const Mo
 
 struct EngineInfo {
   std::string device, kernels, quantization, kv_dtype;
+  std::string scheduling_policy;  // "fcfs" or "priority"
   int threads = 0, max_batch_size = 0, max_seq_len = 0, max_num_tokens = 0, vocab_size = 0;
   int kv_blocks = 0, kv_block_size = 0;
   int64_t weight_bytes_per_step = 0;

@@ -66,6 +66,9 @@ struct Request {
   // vLLM's cache_salt, hashed (0: none): the root of the request's prefix-cache hash chain, so
   // only requests with the same salt share cached prompt blocks
   uint64_t cache_salt = 0;
+  // vLLM's priority: under priority scheduling (EngineOptions::priority_scheduling) lower values
+  // are admitted first and preempted last; ties go by arrival. Ignored first come, first served.
+  int32_t priority = 0;
   // A thinking token budget (vLLM's thinking_token_budget, Anthropic's budget_tokens): once a think
   // block opened by `think_open` (in the prompt or generated) holds `think_max_tokens` tokens, the
   // next token is `think_close` whatever the logits say. < 0: unbounded.

@@ -4,7 +4,8 @@
 // while max_batch_size and the KV pool allow. A request whose prompt does not fit waits; a
 // running sequence that needs a block when none is left preempts the youngest running one,
 // which frees its blocks and is recomputed later (its full blocks usually stay in the prefix
-// cache, so recomputing is cheap).
+// cache, so recomputing is cheap). Under priority scheduling "oldest" and "youngest" read as
+// first and last in (priority, arrival) order, as vLLM's priority policy orders its queues.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -25,6 +26,7 @@ struct Sequence {
   std::vector<int32_t> tokens;          // prompt, then generated tokens
   int num_prompt = 0;
   int num_computed = 0;                 // leading tokens whose K/V are in the cache
+  uint64_t arrival = 0;                 // order of Scheduler::add calls (ties of priority)
   std::vector<int32_t> blocks;          // block table
   std::vector<uint64_t> block_hashes;   // prefix hashes of the leading full, computed blocks
   SamplerState sampler;
@@ -49,6 +51,7 @@ struct SchedulerConfig {
   int max_seq_len = 4096;
   int vocab_size = 0;
   bool device_sampling = false;  // the runner samples eligible rows itself (StepBatch::device_samples)
+  bool priority_scheduling = false;  // queues in (Request::priority, arrival) order, not arrival alone
 };
 
 struct SchedulerCounters {
@@ -102,14 +105,19 @@ class Scheduler {
   SeqEvent make_event(Sequence& s);
   void release_blocks(Sequence& s);
   void remove_running(Sequence* s);
+  /** Whether a goes before b: by (priority, arrival) under priority scheduling. */
+  bool goes_before(const Sequence& a, const Sequence& b) const;
+  /** Into `queue` at its place: after every sequence that goes before it (or at the front / back, first come first served). */
+  void place(std::deque<std::unique_ptr<Sequence>>& queue, std::unique_ptr<Sequence> s, bool fcfs_front);
 
   SchedulerConfig cfg_;
   BlockManager& bm_;
   Sampler& sampler_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
-  std::vector<std::unique_ptr<Sequence>> running_;  // oldest admission first
+  std::deque<std::unique_ptr<Sequence>> running_;  // oldest admission (or first by priority) first
   std::vector<Scheduled> scheduled_;
   SchedulerCounters counters_;
+  uint64_t next_arrival_ = 0;
 };
 
 }  // namespace grpst

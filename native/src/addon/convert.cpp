@@ -152,6 +152,9 @@ EngineOptions engine_options_from_js(const Napi::Object& o) {
   e.kv_dtype = get_string(o, "kvCacheDtype", "auto");
   e.kv_scales = kv_scales_from_js(o);
   e.prefix_caching = get_bool(o, "enablePrefixCaching", true);
+  const std::string policy = get_string(o, "schedulingPolicy", "fcfs");
+  if (policy != "fcfs" && policy != "priority") type_error("schedulingPolicy must be \"fcfs\" or \"priority\"");
+  e.priority_scheduling = policy == "priority";
   return e;
 }
 
@@ -201,6 +204,11 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
       type_error("cacheSalt must be 16 lowercase hex digits");
     r.cache_salt = std::strtoull(hex.c_str(), nullptr, 16);
     if (r.cache_salt == 0) r.cache_salt = 1;
+  }
+  if (present(p, "priority")) {
+    const double priority = get_number(p, "priority", 0);
+    if (priority != std::floor(priority) || std::fabs(priority) > 2147483647.0) type_error("priority must be a 32-bit integer");
+    r.priority = int32_t(priority);
   }
   r.bad_token_ids = int_list(present(p, "badTokenIds") ? p.Get("badTokenIds") : p.Env().Undefined(), "badTokenIds");
   if (present(p, "badSequences")) {
@@ -359,6 +367,7 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
   o.Set("vocabSize", i.vocab_size);
   o.Set("quantization", i.quantization);
   o.Set("kvCacheDtype", i.kv_dtype);
+  o.Set("schedulingPolicy", i.scheduling_policy);
   o.Set("kvBlocks", i.kv_blocks);
   o.Set("kvBlockSize", i.kv_block_size);
   o.Set("weightBytesPerStep", double(i.weight_bytes_per_step));

@@ -74,7 +74,8 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
       blocks_(ro.kv.num_blocks, ro.kv.block_size, ro.opts.prefix_caching),
       sampler_(max_sum_exp),
       scheduler_(SchedulerConfig{ro.opts.max_batch_size, ro.opts.max_num_tokens, ro.max_logit_rows,
-                                 ro.opts.max_seq_len, runner_->config().vocab_size, runner_->samples_on_device()},
+                                 ro.opts.max_seq_len, runner_->config().vocab_size, runner_->samples_on_device(),
+                                 ro.opts.priority_scheduling},
                  blocks_, sampler_),
       sink_(std::move(sink)) {
   runner_->allocate_kv(ro_.kv);
@@ -82,6 +83,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   info_.kernels = runner_->kernels();
   info_.quantization = quantization.empty() ? "none" : quantization;
   info_.kv_dtype = kv_dtype_name(ro_.kv.dtype);
+  info_.scheduling_policy = ro_.opts.priority_scheduling ? "priority" : "fcfs";
   info_.threads = runner_->threads();
   info_.max_batch_size = ro_.opts.max_batch_size;
   info_.max_seq_len = ro_.opts.max_seq_len;

@@ -17,7 +17,26 @@ bool bans_stops(const Sequence& s) { return !s.req.ignore_eos && s.num_generated
 Scheduler::Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, Sampler& sampler)
     : cfg_(cfg), bm_(blocks), sampler_(sampler) {}
 
-void Scheduler::add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
+void Scheduler::add(std::unique_ptr<Sequence> seq) {
+  seq->arrival = next_arrival_++;
+  place(waiting_, std::move(seq), false);
+}
+
+bool Scheduler::goes_before(const Sequence& a, const Sequence& b) const {
+  if (cfg_.priority_scheduling && a.req.priority != b.req.priority) return a.req.priority < b.req.priority;
+  return a.arrival < b.arrival;
+}
+
+void Scheduler::place(std::deque<std::unique_ptr<Sequence>>& queue, std::unique_ptr<Sequence> s, bool fcfs_front) {
+  if (!cfg_.priority_scheduling) {
+    if (fcfs_front) queue.push_front(std::move(s));
+    else queue.push_back(std::move(s));
+    return;
+  }
+  // Queues stay sorted, so the place is found by binary search; equal keys cannot occur (arrival is unique).
+  auto at = std::upper_bound(queue.begin(), queue.end(), s, [&](const auto& x, const auto& y) { return goes_before(*x, *y); });
+  queue.insert(at, std::move(s));
+}
 
 void Scheduler::release_blocks(Sequence& s) {
   for (int32_t b : s.blocks) bm_.release(b);
@@ -104,8 +123,10 @@ void Scheduler::preempt(Sequence* s) {
   counters_.preemptions++;
   for (auto it = running_.begin(); it != running_.end(); ++it) {
     if (it->get() == s) {
-      waiting_.push_front(std::move(*it));
+      // First come, first served: it resumes before anything that arrived after it was admitted.
+      std::unique_ptr<Sequence> seq = std::move(*it);
       running_.erase(it);
+      place(waiting_, std::move(seq), true);
       return;
     }
   }
@@ -225,7 +246,10 @@ bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& even
       counters_.prefix_hit_tokens += uint64_t(matched * bs);
     }
   }
-  running_.push_back(std::move(sp));
+  // First come, first served: admission order; by priority: the running queue's order is the
+  // order decoding sequences get tokens and blocks in, so the last one is the one preempted.
+  if (cfg_.priority_scheduling) place(running_, std::move(sp), false);
+  else running_.push_back(std::move(sp));
   return true;
 }
 

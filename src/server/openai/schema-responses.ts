@@ -127,6 +127,7 @@ export const responsesRequestSchema = z.object({
   user,
   min_tokens: vllmFields.min_tokens,
   thinking_token_budget: vllmFields.thinking_token_budget,
+  priority: vllmFields.priority,
   input: z.union([
     z.string(),
     z.array(inputItem).max(MAX_MESSAGES, tooMany(MAX_MESSAGES, 'input items', 'drop or summarize the oldest turns')),

@@ -3,12 +3,13 @@
 // thinking_token_budget, include_stop_str_in_output, allowed_token_ids, bad_words and
 // truncate_prompt_tokens reach the engine and the output parser (token-rules.ts). The ones that
 // would change the answer in ways this server cannot honour (structural tags, beam
-// search, a request's own chat template, ...) get a 400 naming them: dropped, as
+// search, a request's own chat template, a priority the scheduling policy ignores, ...) get a 400 naming them: dropped, as
 // unknown fields are, they would leave a client that relies on them with an answer it did not ask
 // for (free text where it expects a pattern) and no sign of it. Fields that change nothing for
 // this model (add_special_tokens: Qwen3 has no BOS; guided_decoding_backend: there is one) are
 // accepted and have no effect.
 import { z } from 'zod';
+import type { SchedulingPolicy } from '../../engine/types.js';
 import { withWrittenKeyOrder } from '../../parse/ordered-json.js';
 import { badRequest } from '../errors.js';
 import { MAX_BAD_WORDS, tooMany } from './limits.js';
@@ -61,7 +62,8 @@ export const vllmFields = {
     .min(-1)
     .refine((n) => n !== 0, 'expected a number of tokens to keep (at least 1), or -1 for as many as a prompt may have')
     .nullish(),
-  priority: z.number().int().nullish(),
+  /** Lower runs first under the conf's scheduling_policy: priority (requestPriority). */
+  priority: z.number().int().min(-(2 ** 31)).max(2 ** 31 - 1).nullish(),
   // Refused whatever their value but null (refuseUnsupported), so they take any JSON here: the
   // refusal, not a type error, is what the client reads.
   guided_whitespace_pattern: z.unknown().optional(),
@@ -164,9 +166,20 @@ function refuseUnsupported(body: Fields): void {
     ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out.'],
     ['logits_processors', body.logits_processors != null && !(Array.isArray(body.logits_processors) && body.logits_processors.length === 0), 'logits_processors are not supported: this server runs no code a request names; use logit_bias, allowed_token_ids or bad_words, or leave it out.'],
     ['kv_transfer_params', body.kv_transfer_params != null, 'kv_transfer_params is not supported: this server does not hand KV caches to other servers; leave it out.'],
-    ['priority', body.priority != null && body.priority !== 0, 'priority is not supported: requests are served first come, first served; leave priority out (or send 0).'],
   ];
   for (const [name, asked, message] of refused) if (asked) throw unsupported(name, message);
+}
+
+/**
+ * vLLM's priority: under the priority policy it orders admission and preemption (lower first);
+ * under first come, first served any value but 0 is a 400, as vLLM refuses it, so a client that
+ * counts on it learns it has no effect.
+ */
+export function requestPriority(priority: number | null | undefined, policy: SchedulingPolicy): number | undefined {
+  if (priority == null || priority === 0) return undefined;
+  if (policy !== 'priority')
+    throw unsupported('priority', `priority ${priority} needs priority scheduling, and this server serves requests first come, first served: set scheduling_policy: priority in the inference conf (inferer_args), or leave priority out (or send 0).`);
+  return priority;
 }
 
 /** best_of other than n would rank candidates, which this server does not do (chat and completions alike). */

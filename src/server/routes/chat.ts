@@ -10,7 +10,7 @@ import { checkStreamOptions, checkTokenIds, stopTokens, choiceSampling, logitBia
 import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
-import { answerFormat, answerFormatField, checkBestOf } from '../openai/vllm-fields.js';
+import { answerFormat, answerFormatField, checkBestOf, requestPriority } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -27,6 +27,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const n = body.n ?? 1;
   checkBestOf(body.best_of, n);
   const formatField = answerFormatField(body);
+  const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, formatField);
   const rendered = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template }));
   // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
@@ -65,6 +66,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       ...bans,
       logitBias: bias,
       cacheSalt: body.cache_salt ?? undefined,
+      priority,
       thinkBudget: budget,
       constraint,
     },
@@ -94,7 +96,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     omitReasoning: body.include_reasoning === false,
   };
 
-  const release = await admit(rc);
+  const release = await admit(rc, priority);
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
   const updates = () => mergeChoices(jobs.map((job) => runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));

@@ -23,9 +23,9 @@ export async function parseBody<S extends z.ZodType>(rc: RequestContext, schema:
 }
 
 /** Waits for a generation slot (429 when the queue is full) and records the wait. */
-export async function admit(rc: RequestContext): Promise<() => void> {
+export async function admit(rc: RequestContext, priority = 0): Promise<() => void> {
   const start = performance.now();
-  const release = await rc.server.admission.acquire(rc.signal);
+  const release = await rc.server.admission.acquire(rc.signal, priority);
   rc.server.metrics.queueTime.observe((performance.now() - start) / 1000);
   return release;
 }

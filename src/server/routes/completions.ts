@@ -9,7 +9,7 @@ import { checkStreamOptions, checkTokenIds, choiceSampling, logitBias, minTokens
 import { completionRequestSchema, type CompletionRequest } from '../openai/schema-completion.js';
 import { promptLogprobsAsked } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
-import { answerFormat, answerFormatField, checkBestOf, unsupported } from '../openai/vllm-fields.js';
+import { answerFormat, answerFormatField, checkBestOf, requestPriority, unsupported } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { usageOf } from './chat.js';
@@ -27,6 +27,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const n = body.n ?? 1;
   checkBestOf(body.best_of, n);
   const formatField = answerFormatField(body);
+  const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const plan = planTools(undefined, undefined, answerFormat(body), false, s.constraints, undefined, formatField);
   // vLLM's truncate_prompt_tokens keeps each prompt's last tokens; an echo repeats what was kept.
   const prompts = promptsOf(body, rc).map((p) => {
@@ -67,6 +68,7 @@ export async function completions(rc: RequestContext): Promise<void> {
           ...bans,
           logitBias: bias,
           cacheSalt: body.cache_salt ?? undefined,
+          priority,
           thinkBudget: budget,
           constraint,
         },
@@ -87,7 +89,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const states = jobs.map((j) => new CompletionChoiceState(j.index, prompts[Math.floor(j.index / n)], view));
   const promptTokens = prompts.reduce((sum, p) => sum + p.ids.length, 0);
 
-  const release = await admit(rc);
+  const release = await admit(rc, priority);
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
   const updates = mergeChoices(jobs.map((job) => runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));

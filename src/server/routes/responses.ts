@@ -13,6 +13,7 @@ import { chatToolsAndChoice, inputMessages, refuseUnsupportedResponseFields, res
 import { ResponseOutputBuilder, type EventSink, type OutputItem } from '../openai/responses-output.js';
 import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-responses.js';
+import { requestPriority } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { endsInsideThink, extraKwargs } from './chat.js';
@@ -25,6 +26,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   s.checkModel(body.model);
   refuseUnsupportedResponseFields(body);
   const engine = s.requireEngine();
+  const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const previous = body.previous_response_id != null ? s.responses.get(body.previous_response_id) : undefined;
   if (body.previous_response_id != null && !previous) throw previousNotFound(body.previous_response_id);
   const history = [...(previous?.conversation ?? []), ...inputMessages(body.input)];
@@ -52,6 +54,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       ...s.bans,
       logitBias: logitBias(body, s.tokenizer.vocabSize),
       thinkBudget: thinkBudget(body.thinking_token_budget, s.tokenizer, s.options),
+      priority,
       constraint: plan.constraint,
     },
     output: {
@@ -70,7 +73,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const base = responseBase(body, s.newId('resp'), s.options.modelId, sampling.temperature, sampling.topP, store);
   const view = { logprobs, tok: s.tokenizer };
 
-  const release = await admit(rc);
+  const release = await admit(rc, priority);
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
   const updates = runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal });
