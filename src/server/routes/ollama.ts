@@ -6,7 +6,7 @@ import { badRequest, toApiError } from '../errors.js';
 import { runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
 import { sendJson } from '../http.js';
 import type { TemplateMessage } from '../openai/chat-messages.js';
-import { chatLogprobs } from '../openai/logprobs.js';
+import { chatLogprobs, type ChatTokenLogprob } from '../openai/logprobs.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
 import { thinkBudget } from '../openai/sampling.js';
 import { ollamaEnvelope } from '../ollama/errors.js';
@@ -120,9 +120,10 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
   };
   const release = await admit(rc);
   const builder = new TurnBuilder(rc.arrival, performance.now(), promptTokens);
-  // Each line carries its tokens' logprobs, as Ollama's do (the entries of OpenAI's chat logprobs).
+  // Each line carries its tokens' logprobs, as Ollama's do (the entries of OpenAI's chat logprobs,
+  // empty lists left out as Ollama's omitempty leaves them).
   const withLogprobs = (entries: ChoiceUpdate['logprobs']) =>
-    t.logprobs === undefined ? {} : { logprobs: chatLogprobs(s.tokenizer, entries, t.logprobs) };
+    t.logprobs === undefined ? {} : { logprobs: chatLogprobs(s.tokenizer, entries, t.logprobs).map(ollamaLogprob) };
   const all: ChoiceUpdate['logprobs'] = [];
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
@@ -163,4 +164,14 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
     scope.abort('the request ended');
     release();
   }
+}
+
+/** Ollama's Logprob: `bytes` and `top_logprobs` are omitted when empty (its Go fields are omitempty). */
+function ollamaLogprob(e: ChatTokenLogprob): Record<string, unknown> {
+  const { bytes, top_logprobs: top, ...rest } = e;
+  return {
+    ...rest,
+    ...(bytes.length > 0 ? { bytes } : {}),
+    ...(top.length > 0 ? { top_logprobs: top.map(({ bytes: b, ...t }) => ({ ...t, ...(b.length > 0 ? { bytes: b } : {}) })) } : {}),
+  };
 }
