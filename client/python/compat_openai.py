@@ -470,6 +470,27 @@ def check_vllm_extras() -> Dict[str, Any]:
     return {"regex": choice.message.content, "grammar": text}
 
 
+def check_embeddings() -> Dict[str, Any]:
+    """client.embeddings.create: one normalized vector per input, float and base64 (decoded by the client) alike."""
+    texts = ["The sea is deep.", "Mountains are tall."]
+    r = client.embeddings.create(model=state["model"], input=texts, encoding_format="float")
+    expect_equal([d.index for d in r.data], [0, 1], "embedding indexes")
+    size = len(r.data[0].embedding)
+    expect(size > 0 and all(len(d.embedding) == size for d in r.data), "every vector has the model's size")
+    for d in r.data:
+        expect(abs(sum(x * x for x in d.embedding) - 1.0) < 1e-4, "a normalized vector")
+    expect(r.data[0].embedding != r.data[1].embedding, "different texts give different vectors")
+    expect(r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens, f"usage {r.usage}")
+    b = client.embeddings.create(model=state["model"], input=texts[0], encoding_format="base64", dimensions=8)
+    vec = b.data[0].embedding
+    if isinstance(vec, str):  # clients that leave base64 as it came
+        import base64, struct
+        raw = base64.b64decode(vec)
+        vec = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    expect_equal(len(vec), 8, "dimensions=8")
+    return {"size": size, "usage": r.usage.prompt_tokens}
+
+
 if __name__ == "__main__":
     for name, fn in [
         ("models", check_models),
@@ -488,6 +509,7 @@ if __name__ == "__main__":
         ("responses", check_responses),
         ("responses_parse", check_responses_parse),
         ("vllm_extras", check_vllm_extras),
+        ("embeddings", check_embeddings),
     ]:
         runner.check(name, fn)
     runner.finish()

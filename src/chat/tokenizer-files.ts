@@ -7,6 +7,7 @@ import type { AddedTokenJson } from './added-tokens.js';
 import type { BpeModelJson } from './bpe.js';
 import type { PreTokenizerJson } from './pre-tokenizer.js';
 import { normalizeLikeTokenizers } from './unicode-compat.js';
+import type { PostProcessorJson } from './post-processor.js';
 
 export interface NormalizerJson {
   type: string;
@@ -18,6 +19,7 @@ export interface TokenizerJson {
   normalizer?: NormalizerJson | null;
   pre_tokenizer?: PreTokenizerJson | null;
   decoder?: { type: string; decoders?: { type: string }[] } | null;
+  post_processor?: PostProcessorJson | null;
   model: BpeModelJson;
 }
 

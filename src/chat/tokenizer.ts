@@ -5,6 +5,7 @@ import { AddedTokenMatcher, type AddedTokenJson, type ShieldedRanges } from './a
 import { BpeModel } from './bpe.js';
 import { PreTokenizer } from './pre-tokenizer.js';
 import { TokenTable } from './token-table.js';
+import { postProcessorFromJson, type PostProcess } from './post-processor.js';
 import {
   normalizerFromJson,
   readTokenizerConfig,
@@ -52,6 +53,7 @@ export class Tokenizer {
   private readonly addedById = new Map<number, AddedTokenJson>();
   private readonly special: Uint8Array;
   private readonly table: TokenTable;
+  private readonly postProcess: PostProcess;
 
   constructor(json: TokenizerJson, config: TokenizerConfigJson = {}) {
     const vocab = new Map<string, number>();
@@ -85,6 +87,7 @@ export class Tokenizer {
     this.normalize = normalizerFromJson(json.normalizer);
     this.matcher = new AddedTokenMatcher(this.addedTokens);
     checkDecoder(json.decoder);
+    this.postProcess = postProcessorFromJson(json.post_processor);
     this.table = new TokenTable(size, bpeTokens, new Map(this.addedTokens.map((t) => [t.id, t.content])));
 
     this.config = config;
@@ -113,6 +116,14 @@ export class Tokenizer {
       else this.encodePlain(seg.text, ids);
     }
     return ids;
+  }
+
+  /**
+   * A text as Hugging Face's `tokenizer(text)` encodes it: with the post-processor's special
+   * tokens (an embedding model's end token, for one). For inputs that are not chat prompts.
+   */
+  encodeWithSpecialTokens(text: string): number[] {
+    return this.postProcess(this.encode(text));
   }
 
   private encodePlain(text: string, out: number[]): void {

@@ -56,6 +56,7 @@ export class Engine implements GenerationEngine {
       maxInputLen: Math.min(maxInputLen ?? n.maxSeqLen, n.maxSeqLen),
       maxNumTokens: n.maxNumTokens,
       vocabSize: n.vocabSize,
+      hiddenSize: n.hiddenSize,
       quantization: n.quantization,
       kvCacheDtype: n.kvCacheDtype,
       schedulingPolicy: n.schedulingPolicy,
@@ -130,6 +131,7 @@ export class Engine implements GenerationEngine {
       promptTopLogprobs: req.promptTopLogprobs,
       cacheSalt: req.cacheSalt === undefined ? undefined : createHash('sha256').update(req.cacheSalt).digest('hex').slice(0, 16),
       priority: req.priority,
+      embed: req.embed,
       badTokenIds: req.badTokenIds,
       badSequences: req.badSequences,
       logitBias: req.logitBias?.flat(),
@@ -224,6 +226,8 @@ export class Engine implements GenerationEngine {
       if (err !== undefined) ev.error = err;
       const pl = b.promptLogprobs[i];
       if (pl) ev.promptLogprobs = promptLogprobs(pl);
+      const embedding = b.embeddings[i];
+      if (embedding) ev.embedding = embedding;
       if (!p) continue;
       p.stream.push(ev);
       if (reason) {

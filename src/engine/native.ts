@@ -44,7 +44,7 @@ export interface NativeTensorParallelRank {
 /** The third argument of NativeEngine.submit: SamplingParams flattened with the request's switches. */
 export interface NativeRequestParams
   extends SamplingParams,
-    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'promptTopLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget'> {
+    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'promptTopLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget' | 'embed'> {
   /** -1 or absent: none; N: the token's logprob and N alternatives. */
   logprobs?: number;
   /** The cache salt's SHA-256, its first 16 hex digits. */
@@ -95,6 +95,8 @@ export interface NativeEventBatch {
   errors: (string | undefined)[];
   /** Sparse: on the first entry of requests that asked for prompt logprobs. */
   promptLogprobs: (NativePromptLogprobs | undefined)[];
+  /** Embedding requests' vectors, by event index (sparse). */
+  embeddings: (Float32Array | undefined)[];
 }
 
 /** EngineStats as the runtime counts them: its KV dtype is in NativeEngineInfo, and it also counts preemptions. */

@@ -84,6 +84,12 @@ export interface SubmitRequest {
   cacheSalt?: string;
   /** vLLM's priority, under the "priority" scheduling policy: lower runs first; ties by arrival. Default 0. */
   priority?: number;
+  /**
+   * An embedding request: the prompt is computed and nothing is sampled (maxTokens is ignored);
+   * the one event carries `embedding`, the final norm's output at the last prompt token (last-token
+   * pooling, unnormalized), and finishes with "length".
+   */
+  embed?: boolean;
   /** Token ids that may never be sampled (bad words of one token). */
   badTokenIds?: number[];
   /**
@@ -134,6 +140,8 @@ export interface TokenEvent {
   cachedPromptTokens?: number;
   /** Error message when finishReason is "error". */
   error?: string;
+  /** An embedding request's one event: the final norm's output at the prompt's last token, [hidden size]. */
+  embedding?: Float32Array;
 }
 
 export interface EngineStats {
@@ -163,6 +171,8 @@ export interface EngineInfo {
   maxInputLen: number;
   maxNumTokens: number;
   vocabSize: number;
+  /** Width of the hidden state: the length of an embedding. */
+  hiddenSize: number;
   quantization: string;
   kvCacheDtype: string;
   /** "fcfs": requests run in arrival order; "priority": by SubmitRequest.priority, then arrival (LoadOptions.schedulingPolicy). */

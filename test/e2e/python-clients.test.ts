@@ -132,13 +132,13 @@ function expectAllPassed(run: Awaited<ReturnType<typeof runScript>>, names: stri
 const answered = (lines: string[], route: string, status: number) => lines.filter((l) => l.startsWith(`access: ${route} ${status} `)).length;
 
 describe('Python clients', () => {
-  it("the official openai client: chat, streams, structured outputs, tools, completions, errors, request ids, async, responses, vLLM's fields", async () => {
+  it("the official openai client: chat, streams, structured outputs, tools, completions, errors, request ids, async, responses, vLLM's fields, embeddings", async () => {
     const before = logs.length;
     const run = await runScript(openaiVenv, 'compat_openai.py');
     const checks = expectAllPassed(run, [
       'models', 'chat', 'chat_stream', 'chat_logprobs', 'structured_parse', 'structured_stream', 'tool_calls',
       'tool_call_named_parse', 'tool_call_stream', 'completions_logprobs', 'errors', 'request_id', 'async_streams',
-      'responses', 'responses_parse', 'vllm_extras',
+      'responses', 'responses_parse', 'vllm_extras', 'embeddings',
     ]);
     expect(run.summary.client_version).toBe(pinned('requirements.txt', 'openai'));
     expect(checks.get('models')!.models).toEqual(['qwen3']);

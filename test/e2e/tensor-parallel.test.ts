@@ -182,6 +182,17 @@ describe('tiny-b (6 heads, 2 KV heads, untied lm_head) at tp_size 2', () => {
     }
     const together = await Promise.all(reqs.map((r) => run(sharded, r)));
     together.forEach((t, i) => expect(t.tokens.slice(0, alone[i].n)).toEqual(alone[i].tokens.slice(0, alone[i].n)));
+    // Embedding requests: rank 0's final-norm rows (the residual stream is whole on every rank).
+    const vector = async (e: Engine, tokens: number[]) => {
+      let v: Float32Array | undefined;
+      for await (const ev of e.submit({ tokens, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 0, embed: true })) v = ev.embedding ?? v;
+      return Array.from(v!);
+    };
+    for (const r of reqs) {
+      const [a, b] = [await vector(single, r.tokens), await vector(sharded, r.tokens)];
+      expect(b).toHaveLength(a.length);
+      expect(Math.max(...a.map((x, k) => Math.abs(x - b[k])))).toBeLessThan(1e-4);
+    }
   });
 });
 

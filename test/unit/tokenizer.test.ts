@@ -176,6 +176,28 @@ describe('bad tokenizer folders', () => {
     }
   });
 
+  it("adds the post-processor's special tokens as tokenizer(text) does (embedding models append their end token)", () => {
+    const qwen = readJson<Record<string, unknown>>(join(tokenizerDir, 'tokenizer.json'));
+    const text = 'The sea is deep.';
+    const plain = tok.encode(text);
+    // Qwen3's own post-processor is ByteLevel: nothing is added.
+    expect(tok.encodeWithSpecialTokens(text)).toEqual(plain);
+    const template = {
+      type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
+      pair: [],
+      special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [151643], tokens: ['<|endoftext|>'] } },
+    };
+    const withTemplate = new Tokenizer({ ...qwen, post_processor: template } as never);
+    expect(withTemplate.encodeWithSpecialTokens(text)).toEqual([...plain, 151643]);
+    expect(withTemplate.encode(text)).toEqual(plain);
+    // Inside a Sequence of processors (ByteLevel first), as tokenizers writes several.
+    const sequence = new Tokenizer({ ...qwen, post_processor: { type: 'Sequence', processors: [{ type: 'ByteLevel' }, template] } } as never);
+    expect(sequence.encodeWithSpecialTokens(text)).toEqual([...plain, 151643]);
+    const broken = { ...template, special_tokens: {} };
+    expect(() => new Tokenizer({ ...qwen, post_processor: broken } as never)).toThrow(/post_processor names the special token "<\|endoftext\|>" but does not list its ids/);
+  });
+
   it('rejects a corrupt tokenizer.json and an eos_token that is not in it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'grpst-tok-'));
     writeFileSync(join(dir, 'tokenizer.json'), '{"model": ');

@@ -47,7 +47,7 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& opts, const Mo
 struct EngineInfo {
   std::string device, kernels, quantization, kv_dtype;
   std::string scheduling_policy;  // "fcfs" or "priority"
-  int threads = 0, max_batch_size = 0, max_seq_len = 0, max_num_tokens = 0, vocab_size = 0;
+  int threads = 0, max_batch_size = 0, max_seq_len = 0, max_num_tokens = 0, vocab_size = 0, hidden_size = 0;
   int kv_blocks = 0, kv_block_size = 0;
   int64_t weight_bytes_per_step = 0;
   int64_t kv_bytes_per_token = 0;

@@ -75,6 +75,7 @@ struct StepBatch {
   std::vector<SeqSlice> seqs;
   std::vector<int32_t> logit_rows;  // rows of `tokens` whose next-token logits are wanted, in output order
   std::vector<DeviceSample> device_samples;  // empty unless the runner samples on its device
+  std::vector<int32_t> hidden_rows;  // indices into logit_rows whose final-norm output is wanted (embedding requests)
   int num_tokens() const { return int(tokens.size()); }
 };
 
@@ -110,6 +111,13 @@ class ModelRunner {
    */
   virtual void forward_sampled(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) {
     forward(batch, logits);
+  }
+  /**
+   * Right after forward(): the final RMSNorm's output (the LM head's input) at logit rows
+   * `rows` (indices into that step's logit_rows) into out [rows.size(), hidden_size], as float.
+   */
+  virtual void final_hidden(const std::vector<int32_t>& rows, float* out) {
+    throw Error("this runtime's " + device() + " runner does not return hidden states; embeddings need another engine");
   }
 };
 

@@ -69,6 +69,10 @@ struct Request {
   // vLLM's priority: under priority scheduling (EngineOptions::priority_scheduling) lower values
   // are admitted first and preempted last; ties go by arrival. Ignored first come, first served.
   int32_t priority = 0;
+  // An embedding request: the prompt is computed, nothing is sampled, and the one event carries
+  // the final norm's output at the prompt's last token (SeqEvent::embedding), as vLLM's pooling
+  // runner takes it for a decoder ("last" pooling, before any normalization)
+  bool embed = false;
   // A thinking token budget (vLLM's thinking_token_budget, Anthropic's budget_tokens): once a think
   // block opened by `think_open` (in the prompt or generated) holds `think_max_tokens` tokens, the
   // next token is `think_close` whatever the logits say. < 0: unbounded.
@@ -99,6 +103,7 @@ struct SeqEvent {
   float stop_logprob = std::numeric_limits<float>::quiet_NaN();
   std::vector<TopEntry> stop_top;
   std::string error;
+  std::vector<float> embedding;         // an embedding request's: [hidden_size]
   int cached_prompt_tokens = -1;        // on the first event
   bool has_prompt_logprobs = false;     // on the first event, when asked
   std::vector<float> prompt_logprobs;   // [prompt_len]; entry 0 is NaN (no logprob)

@@ -76,7 +76,7 @@ class Scheduler {
   bool schedule(StepBatch& batch, std::vector<SeqEvent>& events);
   /** Consumes the step's logits: prompt logprobs, sampling, stop checks, events, freeing. */
   void complete(const float* logits, std::vector<SeqEvent>& events, const int32_t* device_tokens = nullptr,
-                const float* device_logprobs = nullptr);
+                const float* device_logprobs = nullptr, const float* hidden = nullptr, int hidden_size = 0);
   /** The step's forward pass failed: its sequences finish with the error. */
   void fail_step(const std::string& error, std::vector<SeqEvent>& events);
 
@@ -94,6 +94,7 @@ class Scheduler {
     int logit_begin;    // index of its first logit row in the step's output
     bool samples;       // its last row samples the next token
     int device_sample;  // index into StepBatch::device_samples, -1: sampled here
+    int hidden_index;   // an embedding request's row in StepBatch::hidden_rows, else -1
   };
 
   bool ensure_blocks(Sequence& s, int num_tokens);

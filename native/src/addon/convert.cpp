@@ -1,5 +1,6 @@
 #include "addon/convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -205,6 +206,7 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
     r.cache_salt = std::strtoull(hex.c_str(), nullptr, 16);
     if (r.cache_salt == 0) r.cache_salt = 1;
   }
+  r.embed = get_bool(p, "embed", false);
   if (present(p, "priority")) {
     const double priority = get_number(p, "priority", 0);
     if (priority != std::floor(priority) || std::fabs(priority) > 2147483647.0) type_error("priority must be a 32-bit integer");
@@ -274,6 +276,7 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
   Napi::Float32Array top_lps = Napi::Float32Array::New(env, total_top);
   Napi::Array errors = Napi::Array::New(env);
   Napi::Array prompt = Napi::Array::New(env);
+  Napi::Array embeddings = Napi::Array::New(env);
   size_t t = 0, k = 0;
   for (size_t i = 0; i < n; i++) {
     const SeqEvent& e = events[i];
@@ -299,6 +302,11 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
       }
     }
     if (!e.error.empty()) errors.Set(uint32_t(i), Napi::String::New(env, e.error));
+    if (!e.embedding.empty()) {
+      Napi::Float32Array v = Napi::Float32Array::New(env, e.embedding.size());
+      std::copy(e.embedding.begin(), e.embedding.end(), v.Data());
+      embeddings.Set(uint32_t(i), v);
+    }
     if (e.has_prompt_logprobs) {
       Napi::Object p = Napi::Object::New(env);
       Napi::Float32Array lp = Napi::Float32Array::New(env, e.prompt_logprobs.size());
@@ -337,6 +345,7 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
   out.Set("topLogprobs", top_lps);
   out.Set("errors", errors);
   out.Set("promptLogprobs", prompt);
+  out.Set("embeddings", embeddings);
   return out;
 }
 
@@ -365,6 +374,7 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
   o.Set("maxSeqLen", i.max_seq_len);
   o.Set("maxNumTokens", i.max_num_tokens);
   o.Set("vocabSize", i.vocab_size);
+  o.Set("hiddenSize", i.hidden_size);
   o.Set("quantization", i.quantization);
   o.Set("kvCacheDtype", i.kv_dtype);
   o.Set("schedulingPolicy", i.scheduling_policy);

@@ -140,6 +140,7 @@ class CpuRunner final : public ModelRunner {
   }
 
   void forward(const StepBatch& b, float* logits) override;
+  void final_hidden(const std::vector<int32_t>& rows, float* out) override;
 
  private:
   void prepare_rows(const StepBatch& b);
@@ -386,6 +387,15 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   });
   lm_head(b, fin, logits);
   prof_.mark(PhaseProfile::LmHead);
+}
+
+// final_ holds the last forward's final-norm rows, one per logit row, in logit-row order.
+void CpuRunner::final_hidden(const std::vector<int32_t>& rows, float* out) {
+  const int H = cfg_.hidden_size;
+  for (size_t i = 0; i < rows.size(); i++) {
+    if (rows[i] < 0 || rows[i] >= opts_.max_logit_rows) throw Error("final_hidden: row " + std::to_string(rows[i]) + " is not a logit row");
+    std::copy_n(final_.get() + size_t(rows[i]) * H, H, out + i * H);
+  }
 }
 
 void CpuRunner::observe_head_input(int T) {

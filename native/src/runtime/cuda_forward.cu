@@ -467,4 +467,11 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   return tp_->gather_logits(logits, L, ex);
 }
 
+Status Forward::final_norm_rows(const int32_t* rows, int n, bf16* y, const Exec& ex) {
+  const ModelDims& d = dims_;
+  for (int i = 0; i < n; ++i)
+    GRPST_TRY(rmsnorm(h_ + size_t(rows[i]) * d.hidden, nullptr, nullptr, w_.final_norm, y + size_t(i) * d.hidden, 1, d.hidden, d.eps, ex));
+  return Status::ok();
+}
+
 }  // namespace grpst::cuda

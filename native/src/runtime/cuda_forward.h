@@ -190,6 +190,9 @@ class Forward {
 
   // logits: [L, V] fp32.
   Status run(const StepInput& in, float* logits, const Exec& ex);
+  // After run(): the final RMSNorm (the LM head's input) of token rows `rows` [n] of that step,
+  // into y [n, H] bf16: the rows the head's prologue normalizes, written out.
+  Status final_norm_rows(const int32_t* rows, int n, bf16* y, const Exec& ex);
 
   // y = a(x) . w^T with the epilogue, choosing the kernel for M rows (public for the harness).
   Status linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);

@@ -129,6 +129,9 @@ class CudaRunner final : public ModelRunner {
     sampled_lp_dev_ = static_cast<float*>(mem_.get(L * 4, "sampled logprobs"));
     check(cudaMallocHost(&sample_host_, L * sizeof(cu::SampleParams)), "cudaMallocHost");
     check(cudaMallocHost(&sampled_host_, L * 8), "cudaMallocHost");
+    // Embedding requests: final-norm rows, bf16 on the device, copied back through pinned memory.
+    hidden_dev_ = static_cast<cu::bf16*>(mem_.get(L * size_t(cfg.hidden_size) * 2, "hidden rows"));
+    check(cudaMallocHost(&hidden_host_, L * size_t(cfg.hidden_size) * 2), "cudaMallocHost");
   }
 
   /** Everything init() and later steps allocated outside mem_ (which frees itself); safe on a partial init. */
@@ -143,6 +146,8 @@ class CudaRunner final : public ModelRunner {
     if (logits_host_) cudaFreeHost(logits_host_);
     if (sample_host_) cudaFreeHost(sample_host_);
     if (sampled_host_) cudaFreeHost(sampled_host_);
+    if (hidden_host_) cudaFreeHost(hidden_host_);
+    hidden_host_ = nullptr;
     kv_ = nullptr;
     host_meta_ = nullptr;
     logits_host_ = nullptr;
@@ -165,6 +170,27 @@ class CudaRunner final : public ModelRunner {
   void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, nullptr); }
   void forward_sampled(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) override {
     step(batch, logits, tokens, logprobs);
+  }
+
+  // The head's input rows of the last step, normalized again outside the head's fused prologue
+  // (the same kernel as the layers' norms), as float. host_.logit_rows still maps that step's
+  // logit rows to its token rows, graphs included (their logit rows are the identity).
+  void final_hidden(const std::vector<int32_t>& rows, float* out) override {
+    const int n = int(rows.size());
+    const size_t H = size_t(cfg_.hidden_size);
+    if (n > max_logits_) throw Error("final_hidden: more rows than a step has logit rows");
+    std::vector<int32_t> token_rows(size_t(n));
+    for (int i = 0; i < n; ++i) {
+      if (rows[size_t(i)] < 0 || rows[size_t(i)] >= last_logit_rows_) throw Error("final_hidden: row " + std::to_string(rows[size_t(i)]) + " is not a logit row of the last step");
+      token_rows[size_t(i)] = host_.logit_rows[rows[size_t(i)]];
+    }
+    check(forward_->final_norm_rows(token_rows.data(), n, hidden_dev_, cu::Exec{stream_, false}));
+    check(cudaMemcpyAsync(hidden_host_, hidden_dev_, size_t(n) * H * 2, cudaMemcpyDeviceToHost, stream_), "copy hidden rows");
+    check(cudaStreamSynchronize(stream_), "hidden rows");
+    for (size_t i = 0; i < size_t(n) * H; ++i) {
+      const uint32_t bits = uint32_t(hidden_host_[i]) << 16;
+      std::memcpy(out + i, &bits, 4);
+    }
   }
 
   size_t kv_bytes_per_token(KvDType dtype) const override {
@@ -241,6 +267,7 @@ class CudaRunner final : public ModelRunner {
       }
     }
     const int L = int(batch.logit_rows.size());
+    last_logit_rows_ = L;
     bool identity = L == T;
     for (int i = 0; i < L; ++i) {
       host_.logit_rows[i] = new_row[batch.logit_rows[i]];
@@ -421,6 +448,9 @@ class CudaRunner final : public ModelRunner {
   float* logits_dev_ = nullptr;
   float* logits_host_ = nullptr;
   int max_logits_ = 0;
+  int last_logit_rows_ = 0;             // logit rows of the last step (final_hidden's bound)
+  cu::bf16* hidden_dev_ = nullptr;      // [max_logits_, hidden] final-norm rows (embeddings)
+  uint16_t* hidden_host_ = nullptr;     // pinned copy of them
   float* sample_work_ = nullptr;
   cu::SampleParams* sample_dev_ = nullptr;
   cu::SampleParams* sample_host_ = nullptr;

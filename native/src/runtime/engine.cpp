@@ -89,6 +89,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   info_.max_seq_len = ro_.opts.max_seq_len;
   info_.max_num_tokens = ro_.opts.max_num_tokens;
   info_.vocab_size = runner_->config().vocab_size;
+  info_.hidden_size = runner_->config().hidden_size;
   info_.kv_blocks = ro_.kv.num_blocks;
   info_.kv_block_size = ro_.kv.block_size;
   info_.weight_bytes_per_step = runner_->weight_bytes_per_step();
@@ -164,6 +165,7 @@ void Engine::loop() {
   StepBatch batch;
   std::vector<int32_t> sampled;  // device-side draws (runners that sample on their device)
   std::vector<float> sampled_lp;
+  std::vector<float> hidden;  // embedding requests' final-norm rows, [hidden_rows, hidden_size]
   bool stalled = false;  // nothing could be scheduled: wait for new input instead of spinning
   for (;;) {
     std::vector<std::unique_ptr<Sequence>> incoming;
@@ -194,15 +196,22 @@ void Engine::loop() {
       if (scheduler_.has_work() && !stalled) {
         if (scheduler_.schedule(batch, events)) {
           try {
-            if (runner_->samples_on_device()) {
+            const bool on_device = runner_->samples_on_device();
+            if (on_device) {
               sampled.resize(batch.device_samples.size());
               sampled_lp.resize(batch.device_samples.size());
               runner_->forward_sampled(batch, static_cast<float*>(logits.ptr), sampled.data(), sampled_lp.data());
-              scheduler_.complete(static_cast<const float*>(logits.ptr), events, sampled.data(), sampled_lp.data());
             } else {
               runner_->forward(batch, static_cast<float*>(logits.ptr));
-              scheduler_.complete(static_cast<const float*>(logits.ptr), events);
             }
+            // Embedding requests of this step: their last prompt rows' final-norm output.
+            const int H = runner_->config().hidden_size;
+            if (!batch.hidden_rows.empty()) {
+              hidden.resize(batch.hidden_rows.size() * size_t(H));
+              runner_->final_hidden(batch.hidden_rows, hidden.data());
+            }
+            scheduler_.complete(static_cast<const float*>(logits.ptr), events, on_device ? sampled.data() : nullptr,
+                                on_device ? sampled_lp.data() : nullptr, batch.hidden_rows.empty() ? nullptr : hidden.data(), H);
           } catch (const std::exception& e) {
             scheduler_.fail_step(std::string("forward pass failed: ") + e.what(), events);
           }

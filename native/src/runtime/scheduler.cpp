@@ -148,7 +148,7 @@ int Scheduler::chunk_size(const Sequence& s, int budget, int logit_budget) const
 
 void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, int& logit_budget) {
   const int c = s.num_computed;
-  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false, -1};
+  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false, -1, -1};
   SeqSlice sl;
   sl.first_row = batch.num_tokens();
   sl.num_tokens = n;
@@ -165,10 +165,15 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   }
   sc.samples = c + n == int(s.tokens.size());
   if (sc.samples) batch.logit_rows.push_back(sl.first_row + n - 1);
+  if (sc.samples && s.req.embed) {
+    // Its last prompt row's final-norm output is the answer: nothing is sampled from it.
+    sc.hidden_index = int(batch.hidden_rows.size());
+    batch.hidden_rows.push_back(int(batch.logit_rows.size()) - 1);
+  }
   const SamplingParams& sp = s.req.sampling;
   // Stop tokens banned for min_tokens are masked by the host sampler, as bad tokens are.
   // A step whose token the think budget forces is not sampled at all (complete() sets it).
-  if (sc.samples && cfg_.device_sampling && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
+  if (sc.samples && cfg_.device_sampling && !s.req.embed && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
       s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
       !bans_stops(s) && !think_forced(s.req, s.think) &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
@@ -259,6 +264,7 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   batch.seqs.clear();
   batch.logit_rows.clear();
   batch.device_samples.clear();
+  batch.hidden_rows.clear();
   int budget = cfg_.max_num_tokens, logit_budget = cfg_.max_logit_rows;
 
   // 1. Decoding sequences, oldest first; the youngest give way when blocks run out.
@@ -315,7 +321,7 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
 }
 
 void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, const int32_t* device_tokens,
-                         const float* device_logprobs) {
+                         const float* device_logprobs, const float* hidden, int hidden_size) {
   const int vocab = cfg_.vocab_size, bs = bm_.block_size();
   std::vector<Sequence*> done;
   for (const Scheduled& sc : scheduled_) {
@@ -347,7 +353,12 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
     }
     if (!sc.samples) continue;
     SeqEvent ev = make_event(s);
-    if (s.num_generated() >= s.req.max_tokens) {
+    if (sc.hidden_index >= 0) {
+      // An embedding request ends with its prompt: the event carries the vector, no token.
+      if (hidden) ev.embedding.assign(hidden + size_t(sc.hidden_index) * hidden_size, hidden + size_t(sc.hidden_index + 1) * hidden_size);
+      else ev.error = "the step returned no hidden states for an embedding request";
+      finish(s, ev.error.empty() ? FinishReason::Length : FinishReason::Error, ev);
+    } else if (s.num_generated() >= s.req.max_tokens) {
       finish(s, FinishReason::Length, ev);
     } else {
       const float* row = logits + size_t(sc.logit_begin + sc.lp_rows) * vocab;

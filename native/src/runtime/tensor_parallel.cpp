@@ -177,6 +177,9 @@ class TpLeader final : public ModelRunner {
       inner_->forward_sampled(batch, logits, tokens, logprobs);
     });
   }
+  // The residual stream is whole on every rank after each all-reduce: rank 0's own rows answer,
+  // no collective needed.
+  void final_hidden(const std::vector<int32_t>& rows, float* out) override { inner_->final_hidden(rows, out); }
 
  private:
   template <typename F>

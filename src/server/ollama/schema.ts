@@ -93,3 +93,21 @@ export type OllamaGenerateRequest = z.infer<typeof generateRequestSchema>;
 
 /** `name` is the field's old spelling, which older clients still send. */
 export const showRequestSchema = z.object({ model: z.string().nullish(), name: z.string().nullish(), verbose: z.boolean().nullish() });
+
+/** /api/embed: one input or several; truncate (default true) cuts an input past the context to fit. */
+export const embedRequestSchema = z.object({
+  model: z.string(),
+  input: z.union([z.string(), z.array(z.string())], { error: 'expected a string or an array of strings' }).nullish(),
+  truncate: z.boolean().nullish(),
+  dimensions: z.number().int().nullish(),
+  options: options.nullish(),
+  keep_alive: z.union([z.string(), z.number()]).nullish(),
+});
+
+/** /api/embeddings, the older route: one prompt, the vector as the model gives it. */
+export const legacyEmbedRequestSchema = z.object({
+  model: z.string(),
+  prompt: z.string().nullish(),
+  options: options.nullish(),
+  keep_alive: z.union([z.string(), z.number()]).nullish(),
+});

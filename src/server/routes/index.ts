@@ -2,11 +2,13 @@
 import type { Route } from '../router.js';
 import { chatCompletions } from './chat.js';
 import { completions } from './completions.js';
+import { embeddings } from './embeddings.js';
 import { anthropicEnvelope } from '../anthropic/errors.js';
 import { countTokens, createMessage } from './messages.js';
 import { ollamaEnvelope } from '../ollama/errors.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
-import { ollamaCopy, ollamaCreate, ollamaDelete, ollamaEmbed, ollamaPs, ollamaPull, ollamaPush, ollamaShow, ollamaTags } from './ollama-models.js';
+import { ollamaEmbed, ollamaLegacyEmbed } from './ollama-embed.js';
+import { ollamaCopy, ollamaCreate, ollamaDelete, ollamaPs, ollamaPull, ollamaPush, ollamaShow, ollamaTags } from './ollama-models.js';
 import { createResponse, deleteResponse, getResponse, listInputItems } from './responses.js';
 import { health, metrics, model, models, ping, serverVersion } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
@@ -20,6 +22,7 @@ export const routes: Route[] = [
   { method: 'POST', path: '/v1/chat/completions', guard: 'api', handler: chatCompletions },
   { method: 'POST', path: '/v1/completions', guard: 'api', handler: completions },
   { method: 'POST', path: '/v1/responses', guard: 'api', handler: createResponse },
+  { method: 'POST', path: '/v1/embeddings', guard: 'api', handler: embeddings },
   { method: 'GET', path: '/v1/responses/{id}', guard: 'api', handler: getResponse },
   { method: 'DELETE', path: '/v1/responses/{id}', guard: 'api', handler: deleteResponse },
   { method: 'GET', path: '/v1/responses/{id}/input_items', guard: 'api', handler: listInputItems },
@@ -39,7 +42,7 @@ export const routes: Route[] = [
   { method: 'POST', path: '/api/copy', guard: 'api', handler: ollamaCopy, ...ollama },
   { method: 'DELETE', path: '/api/delete', guard: 'api', handler: ollamaDelete, ...ollama },
   { method: 'POST', path: '/api/embed', guard: 'api', handler: ollamaEmbed, ...ollama },
-  { method: 'POST', path: '/api/embeddings', guard: 'api', handler: ollamaEmbed, ...ollama },
+  { method: 'POST', path: '/api/embeddings', guard: 'api', handler: ollamaLegacyEmbed, ...ollama },
   { method: 'GET', path: '/v1/models', guard: 'api', handler: models },
   { method: 'GET', path: '/v1/models/{model}', guard: 'api', handler: model },
   { method: 'POST', path: '/tokenize', guard: 'api', handler: tokenize },

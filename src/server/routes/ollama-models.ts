@@ -1,5 +1,5 @@
 // Ollama's model routes: GET /api/tags, POST /api/show, GET /api/ps, GET /api/version, and the
-// ones that manage models (pull, push, create, copy, delete) or embed, which grpst does not
+// ones that manage models (pull, push, create, copy, delete), which grpst does not
 // offer: each answers with what to do instead.
 import { badRequest, type ApiError } from '../errors.js';
 import { sendJson } from '../http.js';
@@ -44,4 +44,3 @@ export const ollamaCreate = refused(() =>
 );
 export const ollamaCopy = refused((served) => notOffered('Copying models', `this server serves one model ('${served}'); give it more names with a list in served_model_name in the inference conf.`));
 export const ollamaDelete = refused(() => notOffered('Deleting models', 'stop the server with `grpst stop` and remove its engine folder.'));
-export const ollamaEmbed = refused(() => notOffered('Embeddings', 'grpst serves text generation only; use an embedding model server for embeddings.'));

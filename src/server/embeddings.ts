@@ -1,0 +1,78 @@
+// Embeddings, shared by OpenAI's /v1/embeddings and Ollama's /api/embed and /api/embeddings: each
+// input is one engine request that computes its prompt and samples nothing; the runtime hands back
+// the final norm's output at the input's last token (last-token pooling, what vLLM's pooling
+// runner does for a decoder and what Qwen3-Embedding models are trained for). Here it is cut to
+// `dimensions` (Matryoshka, as Qwen3-Embedding documents it) and L2-normalized unless asked not to.
+import { defaultSampling, type GenerationEngine } from '../engine/types.js';
+import { ApiError, badRequest } from './errors.js';
+import type { RequestContext } from './router.js';
+import { admit, requestScope } from './routes/common.js';
+
+/** Inputs one request may embed: each is an engine sequence (OpenAI accepts 2,048 per request). */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+export interface Pooling {
+  /** Keep the first N values (then normalize). */
+  dimensions?: number;
+  /** L2-normalize (the default everywhere but Ollama's legacy /api/embeddings). */
+  normalize: boolean;
+}
+
+/** Checks `dimensions` against the model's hidden size; `param` names it in the 400. */
+export function checkDimensions(dimensions: number | null | undefined, hidden: number, param = 'dimensions'): number | undefined {
+  if (dimensions == null) return undefined;
+  if (dimensions < 1 || dimensions > hidden)
+    throw badRequest(`${param} ${dimensions} is outside 1 to ${hidden}, this model's embedding size; send at most ${hidden}, or leave it out.`, param, 'invalid_value');
+  return dimensions;
+}
+
+export function pool(vector: Float32Array, p: Pooling): number[] {
+  const kept = p.dimensions !== undefined ? vector.subarray(0, p.dimensions) : vector;
+  const out = Array.from(kept);
+  if (!p.normalize) return out;
+  let sum = 0;
+  for (const v of out) sum += v * v;
+  // A zero vector stays zero (as torch's normalize leaves it, with its epsilon).
+  const scale = 1 / Math.max(Math.sqrt(sum), 1e-12);
+  return out.map((v) => v * scale);
+}
+
+/**
+ * Runs every input through the engine at once (one admission for the request), and returns
+ * their pooled vectors in input order. A client that leaves cancels the rest.
+ */
+export async function embedInputs(rc: RequestContext, inputs: number[][], pooling: Pooling, priority?: number): Promise<number[][]> {
+  const s = rc.server;
+  const engine: GenerationEngine = s.requireEngine();
+  const release = await admit(rc, priority);
+  const scope = requestScope(rc.signal);
+  try {
+    s.metrics.promptTokens.inc({}, inputs.reduce((n, ids) => n + ids.length, 0));
+    return await Promise.all(inputs.map(async (tokens) => pool(await embedOne(engine, tokens, scope.signal, priority), pooling)));
+  } finally {
+    scope.abort();
+    release();
+  }
+}
+
+async function embedOne(engine: GenerationEngine, tokens: number[], signal: AbortSignal, priority?: number): Promise<Float32Array> {
+  let vector: Float32Array | undefined;
+  for await (const ev of engine.submit({ tokens, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 0, embed: true, priority, signal })) {
+    if (ev.embedding) vector = ev.embedding;
+    if (ev.finishReason === 'error') throw new ApiError(500, `Embedding failed: ${ev.error ?? 'unknown engine error'}`, { code: 'engine_error' });
+    if (ev.finishReason === 'cancelled') throw new ApiError(503, 'The request was cancelled.', { type: 'server_error', code: 'cancelled' });
+  }
+  if (!vector) throw new ApiError(500, 'Embedding failed: the engine returned no vector.', { code: 'engine_error' });
+  return vector;
+}
+
+/** An input longer than the engine takes: a 400 naming the field, or (cutEnd, Ollama's truncate) its first tokens kept. */
+export function fitInput(ids: number[], limits: { maxSeqLen: number; maxInputLen: number }, param: string, cutEnd = false): number[] {
+  const max = Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
+  if (ids.length <= max) return ids;
+  if (cutEnd) return ids.slice(0, max);
+  throw new ApiError(400, `This model's maximum context length is ${max} tokens. However, ${param} has ${ids.length} tokens. Shorten the input.`, {
+    param,
+    code: 'context_length_exceeded',
+  });
+}
