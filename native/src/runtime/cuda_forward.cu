@@ -471,7 +471,7 @@ Status Forward::final_norm_rows(const int32_t* rows, int n, bf16* y, const Exec&
   const ModelDims& d = dims_;
   for (int i = 0; i < n; ++i)
     GRPST_TRY(rmsnorm(h_ + size_t(rows[i]) * d.hidden, nullptr, nullptr, w_.final_norm, y + size_t(i) * d.hidden, 1, d.hidden, d.eps, ex));
-  return Status::ok();
+  return ok_status();
 }
 
 }  // namespace grpst::cuda

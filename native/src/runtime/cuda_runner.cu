@@ -179,7 +179,7 @@ class CudaRunner final : public ModelRunner {
     const int n = int(rows.size());
     const size_t H = size_t(cfg_.hidden_size);
     if (n > max_logits_) throw Error("final_hidden: more rows than a step has logit rows");
-    std::vector<int32_t> token_rows(size_t(n));
+    std::vector<int32_t> token_rows(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       if (rows[size_t(i)] < 0 || rows[size_t(i)] >= last_logit_rows_) throw Error("final_hidden: row " + std::to_string(rows[size_t(i)]) + " is not a logit row of the last step");
       token_rows[size_t(i)] = host_.logit_rows[rows[size_t(i)]];
