@@ -1,7 +1,8 @@
 // Embedding requests on the native runtime: the prompt is computed, nothing is sampled, and the
 // one event carries the final norm's output at the last prompt token. Checked against Hugging
-// Face transformers through the model's own LM head (tied to the embedding table on tiny-a): the
-// vector times the head's bf16 rows must give the reference's last-position logprobs. Batched with
+// Face transformers directly (last_hidden_state, fp32, test/fixtures/embeddings-tiny.json) and
+// through the model's own LM head (tied to the embedding table on tiny-a): the vector times the
+// head's bf16 rows must give the logits reference's last-position logprobs. Batched with
 // generation, cached by the prefix cache, or computed in chunks, it is the same vector.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, SubmitRequest, TokenEvent } from '../../src/engine/types.js';
 import { readSafetensorsHeader } from '../../src/model/safetensors.js';
-import { checkpoint, refs } from '../helpers/fixtures.js';
+import { checkpoint, fixturesDir, refs } from '../helpers/fixtures.js';
 import { collect, greedy, run } from './helpers.js';
 
 const engines: Engine[] = [];
@@ -59,7 +60,29 @@ function logSoftmaxAt(vector: Float32Array, head: { rows: Float32Array; hidden: 
   return ids.map((id) => logits[id] - lse);
 }
 
+interface EmbeddingRefs {
+  checkpoints: Record<'tiny-a' | 'tiny-b', { weights_sha256: string; prompts: { name: string; prompt_ids: number[]; last_hidden: number[] }[] }>;
+}
+const embeddingRefs = JSON.parse(readFileSync(join(fixturesDir, 'embeddings-tiny.json'), 'utf8')) as EmbeddingRefs;
+
 describe('embedding requests', () => {
+  it("equal transformers' last_hidden_state at the last token (scripts/make_embedding_fixture.py)", async () => {
+    for (const name of ['tiny-a', 'tiny-b'] as const) {
+      const ref = embeddingRefs.checkpoints[name];
+      expect(ref.weights_sha256).toBe(refs(name).weights_sha256);
+      const engine = await loadEngine(checkpoint(name), { maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, kvCacheDtype: 'float32' });
+      engines.push(engine);
+      for (const p of ref.prompts) {
+        const { vector } = await embed(engine, p.prompt_ids);
+        const scale = Math.max(...p.last_hidden.map(Math.abs));
+        const worst = Math.max(...p.last_hidden.map((x, k) => Math.abs(x - vector[k])));
+        expect(vector).toHaveLength(p.last_hidden.length);
+        // Measured: 5e-7 of the largest value (fp32 compute on both sides; bf16 KV cache: 1e-3).
+        expect(worst / scale, `${name} ${p.name}`).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   it("give the final norm's output at the last prompt token: through the head, transformers' logprobs", async () => {
     const engine = await open();
     const head = headRows();
