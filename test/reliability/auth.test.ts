@@ -32,12 +32,15 @@ const validBody: Record<string, unknown> = {
   '/api/chat': { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], stream: false, options: { num_predict: 1 } },
   '/api/generate': { model: 'qwen3', prompt: 'hi', stream: false, options: { num_predict: 1 } },
   '/api/show': { model: 'qwen3' },
+  '/api/embed': { model: 'qwen3', input: 'hi' },
+  '/api/embeddings': { model: 'qwen3', prompt: 'hi' },
+  '/v1/embeddings': { model: 'qwen3', input: 'hi' },
   '/tokenize': { prompt: 'hi' },
   '/detokenize': { tokens: [1, 2] },
 };
 
 /** Ollama's model-management routes refuse (400) whatever the body, once the key lets the request in. */
-const refusedWithKey = new Set(['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete', '/api/embed', '/api/embeddings']);
+const refusedWithKey = new Set(['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete']);
 const served = (path: string) => (refusedWithKey.has(path) ? 400 : 200);
 
 async function call(method: string, route: string, headers: Record<string, string> = {}, s: TestServer = locked) {
@@ -61,7 +64,7 @@ async function del(url: string, headers: Record<string, string>) {
 describe('API key', () => {
   it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
     const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || r.path.startsWith('/api/') || /tokenize/.test(r.path));
-    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/api/chat', '/api/copy', '/api/create', '/api/delete', '/api/embed', '/api/embeddings', '/api/generate', '/api/ps', '/api/pull', '/api/push', '/api/show', '/api/tags', '/api/version', '/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items']);
+    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/api/chat', '/api/copy', '/api/create', '/api/delete', '/api/embed', '/api/embeddings', '/api/generate', '/api/ps', '/api/pull', '/api/push', '/api/show', '/api/tags', '/api/version', '/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items']);
     for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
     // The web page's static files need no key (the page asks the user for it); they reach no model.
     for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);
