@@ -77,6 +77,8 @@ export const manifestSchema = z.object({
     sha256: z.record(z.string(), z.string()),
     /** How the checkpoint came quantized: "awq" (AutoAWQ GEMM tensors) or "fp8" (e4m3 in scaled blocks, dequantized by the build). */
     quantized: z.string().optional(),
+    /** A base model without an LM head (Qwen3-Embedding's layout): the engine serves embeddings only. */
+    embedding_only: z.boolean().optional(),
   }),
   /** The checkpoint's config.json, as read (quantization_config removed): the runtime parses it like a checkpoint's. */
   model_config: z.record(z.string(), z.unknown()),

@@ -98,5 +98,5 @@ export async function loadEngineFolder(path: string, opts: LoadOptions = {}, tp?
     );
   }
   if (tp) options.tensorParallel = { size: folder.tpSize, ncclId: tp.ncclId };
-  return Engine.create(loadAddon(), folder.model, folder.tensors, options, folder.dir, signal);
+  return Engine.create(loadAddon(), folder.model, folder.tensors, options, folder.dir, signal, { embeddingOnly: folder.manifest.source.embedding_only });
 }

@@ -43,6 +43,7 @@ export class Engine implements GenerationEngine {
     private readonly addon: NativeAddon,
     native: NativeEngine,
     maxInputLen?: number,
+    embeddingOnly?: boolean,
   ) {
     this.native = native;
     this.nativeInfo = native.info();
@@ -60,6 +61,7 @@ export class Engine implements GenerationEngine {
       quantization: n.quantization,
       kvCacheDtype: n.kvCacheDtype,
       schedulingPolicy: n.schedulingPolicy,
+      ...(embeddingOnly ? { embeddingOnly } : {}),
     };
   }
 
@@ -71,6 +73,7 @@ export class Engine implements GenerationEngine {
     options: NativeEngineOptions,
     source: string,
     signal?: AbortSignal,
+    traits: Pick<EngineInfo, 'embeddingOnly'> = {},
   ): Promise<Engine> {
     let engine: Engine | undefined;
     let native: NativeEngine;
@@ -91,7 +94,7 @@ export class Engine implements GenerationEngine {
     } finally {
       signal?.removeEventListener('abort', cancel);
     }
-    engine = new Engine(addon, native, options.maxInputLen);
+    engine = new Engine(addon, native, options.maxInputLen, traits.embeddingOnly);
     return engine;
   }
 

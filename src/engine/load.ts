@@ -104,5 +104,7 @@ export async function loadEngine(path: string, opts: LoadOptions = {}, signal?: 
     dtype: t.dtype,
     shape: t.shape,
   }));
-  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts, 'none', resolveKvCache(opts.kvCacheDtype, undefined, dir)), dir, signal);
+  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts, 'none', resolveKvCache(opts.kvCacheDtype, undefined, dir)), dir, signal, {
+    embeddingOnly: ckpt.headless,
+  });
 }

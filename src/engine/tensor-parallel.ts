@@ -48,5 +48,5 @@ export async function loadTensorParallelOnCpu(path: string, opts: LoadOptions = 
   const folder = readEngineFolder(path);
   const options = folderNativeOptions(folder, { ...opts, device: 'cpu' });
   options.tensorParallel = { size: folder.tpSize, rankTensors: folder.rankTensors };
-  return Engine.create(loadAddon(), folder.model, folder.tensors, options, folder.dir);
+  return Engine.create(loadAddon(), folder.model, folder.tensors, options, folder.dir, undefined, { embeddingOnly: folder.manifest.source.embedding_only });
 }

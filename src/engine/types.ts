@@ -177,6 +177,8 @@ export interface EngineInfo {
   kvCacheDtype: string;
   /** "fcfs": requests run in arrival order; "priority": by SubmitRequest.priority, then arrival (LoadOptions.schedulingPolicy). */
   schedulingPolicy: SchedulingPolicy;
+  /** A base model without an LM head (Qwen3-Embedding's layout): it serves embeddings only. */
+  embeddingOnly?: boolean;
 }
 
 export type SchedulingPolicy = 'fcfs' | 'priority';

@@ -13,6 +13,12 @@ export interface Checkpoint {
   tensors: Map<string, TensorInfo>;
   /** The safetensors files, in index order. */
   files: string[];
+  /**
+   * A base model's save (Qwen3Model, as Qwen3-Embedding checkpoints ship): its tensors are named
+   * without `model.` (renamed here) and it has no lm_head.weight, so the embedding table stands in
+   * for the head (tied) and the model serves embeddings, not generation.
+   */
+  headless?: boolean;
 }
 
 export function checkpointFiles(dir: string): string[] {
@@ -79,13 +85,25 @@ export function openCheckpoint(dirArg: string, opts: OpenCheckpointOptions = {})
   if (!existsSync(dir)) {
     throw badInput(`model folder ${dir} does not exist`, 'pass the folder that holds config.json and the safetensors files');
   }
-  const { hf, model } = readHfConfig(join(dir, 'config.json'));
+  let { hf, model } = readHfConfig(join(dir, 'config.json'));
   const files = checkpointFiles(dir);
-  const tensors = new Map<string, TensorInfo>();
+  let tensors = new Map<string, TensorInfo>();
   for (const f of files) {
     for (const t of readSafetensorsHeader(f).tensors) {
       if (tensors.has(t.name)) throw badInput(`tensor ${t.name} appears in two files (${tensors.get(t.name)!.file} and ${f})`);
       tensors.set(t.name, t);
+    }
+  }
+  const base = baseModelTensors(tensors);
+  let headless = false;
+  if (base) {
+    tensors = base;
+    // No head (every Qwen3-Embedding; the 8B even says tie_word_embeddings false): the table
+    // stands in so that the runtime loads, and only embeddings are served.
+    if (!tensors.has('lm_head.weight')) {
+      headless = true;
+      hf = { ...hf, tie_word_embeddings: true };
+      model = { ...model, tieWordEmbeddings: true };
     }
   }
   if (!opts.allowQuantized) {
@@ -99,7 +117,22 @@ export function openCheckpoint(dirArg: string, opts: OpenCheckpointOptions = {})
     }
     checkShapes(dir, model, tensors);
   }
-  return { dir, hf, model, tensors, files };
+  return { dir, hf, model, tensors, files, ...(headless ? { headless } : {}) };
+}
+
+/**
+ * A base model's tensors (`embed_tokens.weight`, `layers.N...`, `norm.weight`: Qwen3Model's
+ * save_pretrained, the layout Qwen3-Embedding checkpoints ship) under the causal LM's names
+ * (`model.` added); undefined for a causal LM's own layout.
+ */
+function baseModelTensors(tensors: Map<string, TensorInfo>): Map<string, TensorInfo> | undefined {
+  if (tensors.has('model.embed_tokens.weight') || !tensors.has('embed_tokens.weight')) return undefined;
+  const renamed = new Map<string, TensorInfo>();
+  for (const [name, t] of tensors) {
+    const to = name.startsWith('lm_head.') ? name : `model.${name}`;
+    renamed.set(to, { ...t, name: to });
+  }
+  return renamed;
 }
 
 function checkShapes(dir: string, model: ModelConfig, tensors: Map<string, TensorInfo>): void {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Tokenizer } from '../chat/tokenizer.js';
 import type { EngineInfo, GenerationEngine } from '../engine/types.js';
 import { Admission } from './admission.js';
-import { ApiError, modelNotFound, notReady, shuttingDown } from './errors.js';
+import { ApiError, badRequest, modelNotFound, notReady, shuttingDown } from './errors.js';
 import type { StreamDecoder } from './generate.js';
 import { ServerMetrics } from './metrics.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
@@ -126,6 +126,18 @@ export class ServerContext {
     if (this.state === 'draining' || this.state === 'closed') throw shuttingDown();
     if (!this.loaded) throw notReady(this.state === 'failed' ? `loading failed: ${this.loadError}` : 'loading');
     return this.loaded;
+  }
+
+  /** The engine, for a route that generates text: an embedding model (no LM head) is a 400 that says where it serves. */
+  requireGenerator(): GenerationEngine {
+    const engine = this.requireEngine();
+    if (engine.info.embeddingOnly)
+      throw badRequest(
+        `'${this.options.modelId}' is an embedding model (a base model without an LM head): it serves POST /v1/embeddings and Ollama's /api/embed, not text generation. Serve a causal LM checkpoint for this route.`,
+        'model',
+        'model_not_supported',
+      );
+    return engine;
   }
 
   /** Every name the model is served under (served_model_name): the one answers report first, then its aliases. */

@@ -214,7 +214,12 @@ async function engineManifest(
     format_version: ENGINE_FORMAT_VERSION,
     backend: 'native',
     created_by: `grpst ${version}`,
-    source: { name: sourceName(src), sha256: identity, ...(src.awq ? { quantized: 'awq' } : src.fp8 ? { quantized: 'fp8' } : {}) },
+    source: {
+      name: sourceName(src),
+      sha256: identity,
+      ...(src.awq ? { quantized: 'awq' } : src.fp8 ? { quantized: 'fp8' } : {}),
+      ...(src.checkpoint.headless ? { embedding_only: true } : {}),
+    },
     model_config: modelConfig,
     dtype: s.dtype,
     quantization: {

@@ -21,7 +21,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const s = rc.server;
   s.checkModel(body.model);
   checkStreamOptions(body);
-  const engine = s.requireEngine();
+  const engine = s.requireGenerator();
   const thinking = chatThinking(body, s.options.enableThinking);
   const format = answerFormat(body);
   const n = body.n ?? 1;

@@ -21,7 +21,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const s = rc.server;
   s.checkModel(body.model);
   checkStreamOptions(body);
-  const engine = s.requireEngine();
+  const engine = s.requireGenerator();
   if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix');
   if (body.prompt_embeds != null) throw unsupported('prompt_embeds', 'prompt_embeds is not supported: send the prompt as text or token ids.');
   const n = body.n ?? 1;

@@ -36,7 +36,7 @@ export async function createMessage(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, messagesRequestSchema);
   const s = rc.server;
   s.checkModel(body.model);
-  const engine = s.requireEngine();
+  const engine = s.requireGenerator();
   const { prompt, plan, thinking } = renderPrompt(s, body);
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_tokens, promptTokens, s.limits, 'messages');

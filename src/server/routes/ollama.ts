@@ -92,7 +92,7 @@ interface Turn {
 
 async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
   const s = rc.server;
-  const engine = s.requireEngine();
+  const engine = s.requireGenerator();
   const promptTokens = t.prompt.ids.length;
   const job: ChoiceJob = {
     index: 0,

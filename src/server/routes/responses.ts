@@ -25,7 +25,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const s = rc.server;
   s.checkModel(body.model);
   refuseUnsupportedResponseFields(body);
-  const engine = s.requireEngine();
+  const engine = s.requireGenerator();
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const previous = body.previous_response_id != null ? s.responses.get(body.previous_response_id) : undefined;
   if (body.previous_response_id != null && !previous) throw previousNotFound(body.previous_response_id);
