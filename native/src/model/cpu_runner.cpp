@@ -167,6 +167,7 @@ class CpuRunner final : public ModelRunner {
   // Per layer: keys [blocks, kv_heads, head_dim, block_size], values [blocks, kv_heads, block_size, head_dim].
   std::vector<std::unique_ptr<AlignedBuffer>> k_pool_, v_pool_;
   Activations x_, h_, q_, kx_, vx_, attn_, gate_, up_, final_, rope_;
+  int final_rows_ = 0;  // rows of final_ the last forward wrote (its logit rows)
   std::vector<std::unique_ptr<AlignedBuffer>> scratch_;  // per thread: attention scores
   struct AttnItem {
     int slice, head, row0, row1;
@@ -379,9 +380,11 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
   }
   if (opts_.observer) observe_head_input(T);
   const int R = int(b.logit_rows.size());
+  final_rows_ = 0;
   // No logits wanted: a single rank skips its head; tensor-parallel ranks still join the all-gather.
   if (R == 0 || (!logits && !opts_.tp.on())) return;
   float* fin = final_.get();
+  final_rows_ = R;
   pool_.parallel_for(R, [&](int i, int) {
     k_.rmsnorm(x + size_t(b.logit_rows[i]) * H, w_.final_norm, fin + size_t(i) * H, H, eps);
   });
@@ -393,7 +396,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
 void CpuRunner::final_hidden(const std::vector<int32_t>& rows, float* out) {
   const int H = cfg_.hidden_size;
   for (size_t i = 0; i < rows.size(); i++) {
-    if (rows[i] < 0 || rows[i] >= opts_.max_logit_rows) throw Error("final_hidden: row " + std::to_string(rows[i]) + " is not a logit row");
+    if (rows[i] < 0 || rows[i] >= final_rows_) throw Error("final_hidden: row " + std::to_string(rows[i]) + " is not a logit row of the last step");
     std::copy_n(final_.get() + size_t(rows[i]) * H, H, out + i * H);
   }
 }

@@ -65,7 +65,8 @@ export class TurnBuilder {
   }
 }
 
-const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
+/** Milliseconds as Ollama's durations: whole nanoseconds. */
+export const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
 
 /** A chat message of the answer; thinking and tool_calls only when there are some, as Ollama writes them. */
 export function chatMessage(d: TurnDelta): Record<string, unknown> {

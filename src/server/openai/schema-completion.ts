@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { responseFormatSchema, samplingFields } from './schema-common.js';
 import { vllmFields } from './vllm-fields.js';
 
-const tokenIds = z.array(z.number().int().min(0)).min(1, 'a token prompt needs at least one token');
+/** A prompt (or an input) given as token ids. */
+export const tokenIds = z.array(z.number().int().min(0)).min(1, 'a token prompt needs at least one token');
 
 export const completionRequestSchema = z.object({
   ...samplingFields,

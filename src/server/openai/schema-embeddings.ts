@@ -1,9 +1,8 @@
 // OpenAI's /v1/embeddings request, with vLLM's extra fields for it.
 import { z } from 'zod';
 import { MAX_EMBEDDING_INPUTS } from '../embeddings.js';
+import { tokenIds } from './schema-completion.js';
 import { vllmFields } from './vllm-fields.js';
-
-const tokenIds = z.array(z.number().int().min(0)).min(1, 'a token input needs at least one token');
 
 export const embeddingRequestSchema = z.object({
   model: z.string().nullish(),

@@ -5,11 +5,10 @@ import { checkDimensions, embedInputs, fitInput, MAX_EMBEDDING_INPUTS } from '..
 import { badRequest } from '../errors.js';
 import { sendJson } from '../http.js';
 import { checkOllamaModel } from '../ollama/models.js';
+import { ns } from '../ollama/output.js';
 import { embedRequestSchema, legacyEmbedRequestSchema } from '../ollama/schema.js';
 import type { RequestContext } from '../router.js';
 import { parseBody } from './common.js';
-
-const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
 
 export async function ollamaEmbed(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, embedRequestSchema);
