@@ -4,13 +4,15 @@
 // test/gpu/load-cancel-checks.ts (a cancelled load frees its GPU memory) and
 // test/gpu/think-budget-checks.ts (a forced step among GPU-sampled rows) and
 // test/gpu/bad-sequence-checks.ts (sequence bans among GPU-sampled rows) and
-// test/gpu/embedding-checks.ts (embedding requests: the head's input rows) without vitest (the
+// test/gpu/embedding-checks.ts (embedding requests: the head's input rows) and
+// test/gpu/score-checks.ts (scoring requests: the last logit row) without vitest (the
 // GPU machine has no dev dependencies): prints one line per check, exits 1 when any fails.
 //   node .carry/js/gpu-parity.mjs   (bundled by scripts/gpu/pack-node.sh)
 import { kvCacheChecks } from '../../test/gpu/kv-checks.js';
 import { loadCancelChecks } from '../../test/gpu/load-cancel-checks.js';
 import { badSequenceChecks } from '../../test/gpu/bad-sequence-checks.js';
 import { embeddingChecks } from '../../test/gpu/embedding-checks.js';
+import { scoreChecks } from '../../test/gpu/score-checks.js';
 import { gpuParityChecks } from '../../test/gpu/parity-checks.js';
 import { quantizedEngineChecks } from '../../test/gpu/quant-checks.js';
 import { thinkBudgetChecks } from '../../test/gpu/think-budget-checks.js';
@@ -19,7 +21,7 @@ import { wideHeadChecks } from '../../test/gpu/wide-head-checks.js';
 const log = (l: string) => console.log(l);
 const results = [...(await gpuParityChecks(log)), ...(await kvCacheChecks(log)), ...(await wideHeadChecks(log)),
   ...(await quantizedEngineChecks(log)), ...(await loadCancelChecks(log)), ...(await thinkBudgetChecks(log)),
-  ...(await badSequenceChecks(log)), ...(await embeddingChecks(log))];
+  ...(await badSequenceChecks(log)), ...(await embeddingChecks(log)), ...(await scoreChecks(log))];
 const failed = results.filter((r) => !r.pass);
 console.log(`${results.length} GPU parity checks, ${failed.length} failed`);
 process.exit(failed.length ? 1 : 0);

@@ -135,6 +135,7 @@ export class Engine implements GenerationEngine {
       cacheSalt: req.cacheSalt === undefined ? undefined : createHash('sha256').update(req.cacheSalt).digest('hex').slice(0, 16),
       priority: req.priority,
       embed: req.embed,
+      scoreIds: req.scoreIds,
       badTokenIds: req.badTokenIds,
       badSequences: req.badSequences,
       logitBias: req.logitBias?.flat(),
@@ -231,6 +232,8 @@ export class Engine implements GenerationEngine {
       if (pl) ev.promptLogprobs = promptLogprobs(pl);
       const embedding = b.embeddings[i];
       if (embedding) ev.embedding = embedding;
+      const scores = b.scores[i];
+      if (scores) ev.scores = scores;
       if (!p) continue;
       p.stream.push(ev);
       if (reason) {

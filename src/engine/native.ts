@@ -44,7 +44,7 @@ export interface NativeTensorParallelRank {
 /** The third argument of NativeEngine.submit: SamplingParams flattened with the request's switches. */
 export interface NativeRequestParams
   extends SamplingParams,
-    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'promptTopLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget' | 'embed'> {
+    Pick<SubmitRequest, 'maxTokens' | 'stopTokenIds' | 'ignoreEos' | 'minTokens' | 'promptLogprobs' | 'promptTopLogprobs' | 'badTokenIds' | 'badSequences' | 'thinkBudget' | 'embed' | 'scoreIds'> {
   /** -1 or absent: none; N: the token's logprob and N alternatives. */
   logprobs?: number;
   /** The cache salt's SHA-256, its first 16 hex digits. */
@@ -97,6 +97,8 @@ export interface NativeEventBatch {
   promptLogprobs: (NativePromptLogprobs | undefined)[];
   /** Embedding requests' vectors, by event index (sparse). */
   embeddings: (Float32Array | undefined)[];
+  /** Scoring requests' logprobs, by event index (sparse). */
+  scores: (Float32Array | undefined)[];
 }
 
 /** EngineStats as the runtime counts them: its KV dtype is in NativeEngineInfo, and it also counts preemptions. */

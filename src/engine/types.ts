@@ -90,6 +90,12 @@ export interface SubmitRequest {
    * pooling, unnormalized), and finishes with "length".
    */
   embed?: boolean;
+  /**
+   * A scoring request (rerankers): the prompt is computed and nothing is sampled (maxTokens is
+   * ignored); the one event carries `scores`, the raw logprob of each of these token ids at the
+   * prompt's last position, and finishes with "length".
+   */
+  scoreIds?: number[];
   /** Token ids that may never be sampled (bad words of one token). */
   badTokenIds?: number[];
   /**
@@ -142,6 +148,8 @@ export interface TokenEvent {
   error?: string;
   /** An embedding request's one event: the final norm's output at the prompt's last token, [hidden size]. */
   embedding?: Float32Array;
+  /** A scoring request's one event: the logprob of each of its scoreIds at the prompt's last position. */
+  scores?: Float32Array;
 }
 
 export interface EngineStats {

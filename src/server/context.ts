@@ -174,7 +174,7 @@ export class ServerContext {
     return info ? `fp_grpst_${version}_${info.device}_${info.quantization}` : `fp_grpst_${version}`;
   }
 
-  newId(prefix: 'chatcmpl' | 'cmpl' | 'resp'): string {
+  newId(prefix: 'chatcmpl' | 'cmpl' | 'resp' | 'rerank' | 'score'): string {
     if (prefix === 'resp') return `resp_${randomUUID().replace(/-/g, '')}`;
     return `${prefix}-${randomUUID().replace(/-/g, '')}`;
   }

@@ -101,6 +101,8 @@ describe('base-model checkpoints (the Qwen3-Embedding layout)', () => {
       ['/v1/completions', { prompt: 'hi' }],
       ['/v1/responses', { input: 'hi' }],
       ['/api/generate', { model: 'qwen3', prompt: 'hi', stream: false }],
+      ['/v1/rerank', { query: 'hi', documents: ['hello'] }],
+      ['/v1/score', { text_1: 'hi', text_2: 'hello' }],
     ];
     for (const [path, body] of refused) {
       const r = await post(`${srv.url}${path}`, body);

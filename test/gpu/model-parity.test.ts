@@ -8,6 +8,7 @@ import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { badSequenceChecks } from './bad-sequence-checks.js';
 import { embeddingChecks } from './embedding-checks.js';
+import { scoreChecks } from './score-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
 import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
@@ -43,6 +44,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['forces the think block closed at its budget among GPU-sampled rows', () => thinkBudgetChecks()],
   ['bans token sequences among GPU-sampled rows', () => badSequenceChecks()],
   ['returns the final norm rows of embedding requests like the CPU backend', () => embeddingChecks()],
+  ['scores like transformers and the CPU backend', () => scoreChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

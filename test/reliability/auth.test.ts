@@ -35,6 +35,11 @@ const validBody: Record<string, unknown> = {
   '/api/embed': { model: 'qwen3', input: 'hi' },
   '/api/embeddings': { model: 'qwen3', prompt: 'hi' },
   '/v1/embeddings': { model: 'qwen3', input: 'hi' },
+  '/v1/rerank': { model: 'qwen3', query: 'hi', documents: ['hello'] },
+  '/v2/rerank': { model: 'qwen3', query: 'hi', documents: ['hello'] },
+  '/rerank': { model: 'qwen3', query: 'hi', documents: ['hello'] },
+  '/v1/score': { model: 'qwen3', text_1: 'hi', text_2: 'hello' },
+  '/score': { model: 'qwen3', text_1: 'hi', text_2: 'hello' },
   '/tokenize': { prompt: 'hi' },
   '/detokenize': { tokens: [1, 2] },
 };
@@ -63,8 +68,8 @@ async function del(url: string, headers: Record<string, string>) {
 
 describe('API key', () => {
   it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
-    const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || r.path.startsWith('/api/') || /tokenize/.test(r.path));
-    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/api/chat', '/api/copy', '/api/create', '/api/delete', '/api/embed', '/api/embeddings', '/api/generate', '/api/ps', '/api/pull', '/api/push', '/api/show', '/api/tags', '/api/version', '/detokenize', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items']);
+    const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || r.path.startsWith('/v2/') || r.path.startsWith('/api/') || /tokenize|rerank|score/.test(r.path));
+    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/api/chat', '/api/copy', '/api/create', '/api/delete', '/api/embed', '/api/embeddings', '/api/generate', '/api/ps', '/api/pull', '/api/push', '/api/show', '/api/tags', '/api/version', '/detokenize', '/rerank', '/score', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/rerank', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items', '/v1/score', '/v2/rerank']);
     for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
     // The web page's static files need no key (the page asks the user for it); they reach no model.
     for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);

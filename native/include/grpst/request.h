@@ -73,6 +73,10 @@ struct Request {
   // the final norm's output at the prompt's last token (SeqEvent::embedding), as vLLM's pooling
   // runner takes it for a decoder ("last" pooling, before any normalization)
   bool embed = false;
+  // A scoring request (rerankers, /v1/score): the prompt is computed, nothing is sampled, and the
+  // one event carries the raw logprob (log-softmax of the logits) of each of these tokens at the
+  // prompt's last position (SeqEvent::scores). Empty: not a scoring request.
+  std::vector<int32_t> score_ids;
   // A thinking token budget (vLLM's thinking_token_budget, Anthropic's budget_tokens): once a think
   // block opened by `think_open` (in the prompt or generated) holds `think_max_tokens` tokens, the
   // next token is `think_close` whatever the logits say. < 0: unbounded.
@@ -104,6 +108,7 @@ struct SeqEvent {
   std::vector<TopEntry> stop_top;
   std::string error;
   std::vector<float> embedding;         // an embedding request's: [hidden_size]
+  std::vector<float> scores;            // a scoring request's: [score_ids.size()] logprobs
   int cached_prompt_tokens = -1;        // on the first event
   bool has_prompt_logprobs = false;     // on the first event, when asked
   std::vector<float> prompt_logprobs;   // [prompt_len]; entry 0 is NaN (no logprob)

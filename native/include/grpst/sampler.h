@@ -54,6 +54,8 @@ class Sampler {
   /** log-softmax of the raw row at `token`, and the `top_n` best alternatives (ties: lower id first). */
   void logprobs(const float* logits, int vocab, int32_t token, int top_n, float* token_logprob,
                 std::vector<TopEntry>* top);
+  /** log-softmax of the raw row at each of `ids` (one log-sum-exp for all): a scoring request's answer. */
+  std::vector<float> logprobs_of(const float* logits, int vocab, const std::vector<int32_t>& ids) const;
   /** The token's rank in the raw row, as vLLM counts it: how many tokens score at least as high (1: the likeliest). */
   static int32_t rank_of(const float* logits, int vocab, int32_t token);
   /** Records a token the sequence emitted (penalty counts). */

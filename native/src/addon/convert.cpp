@@ -207,6 +207,7 @@ Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const 
     if (r.cache_salt == 0) r.cache_salt = 1;
   }
   r.embed = get_bool(p, "embed", false);
+  r.score_ids = int_list(present(p, "scoreIds") ? p.Get("scoreIds") : p.Env().Undefined(), "scoreIds");
   if (present(p, "priority")) {
     const double priority = get_number(p, "priority", 0);
     if (priority != std::floor(priority) || std::fabs(priority) > 2147483647.0) type_error("priority must be a 32-bit integer");
@@ -277,6 +278,7 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
   Napi::Array errors = Napi::Array::New(env);
   Napi::Array prompt = Napi::Array::New(env);
   Napi::Array embeddings = Napi::Array::New(env);
+  Napi::Array scores = Napi::Array::New(env);
   size_t t = 0, k = 0;
   for (size_t i = 0; i < n; i++) {
     const SeqEvent& e = events[i];
@@ -306,6 +308,11 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
       Napi::Float32Array v = Napi::Float32Array::New(env, e.embedding.size());
       std::copy(e.embedding.begin(), e.embedding.end(), v.Data());
       embeddings.Set(uint32_t(i), v);
+    }
+    if (!e.scores.empty()) {
+      Napi::Float32Array v = Napi::Float32Array::New(env, e.scores.size());
+      std::copy(e.scores.begin(), e.scores.end(), v.Data());
+      scores.Set(uint32_t(i), v);
     }
     if (e.has_prompt_logprobs) {
       Napi::Object p = Napi::Object::New(env);
@@ -346,6 +353,7 @@ Napi::Object events_to_js(Napi::Env env, const std::vector<SeqEvent>& events) {
   out.Set("errors", errors);
   out.Set("promptLogprobs", prompt);
   out.Set("embeddings", embeddings);
+  out.Set("scores", scores);
   return out;
 }
 

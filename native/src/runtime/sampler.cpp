@@ -90,6 +90,17 @@ void Sampler::logprobs(const float* logits, int vocab, int32_t token, int top_n,
   }
 }
 
+std::vector<float> Sampler::logprobs_of(const float* logits, int vocab, const std::vector<int32_t>& ids) const {
+  float mx;
+  double sum;
+  max_sum_exp_(logits, vocab, &mx, &sum);
+  const double lse = double(mx) + std::log(sum);
+  std::vector<float> out;
+  out.reserve(ids.size());
+  for (int32_t t : ids) out.push_back(float(double(logits[t]) - lse));
+  return out;
+}
+
 int32_t Sampler::rank_of(const float* logits, int vocab, int32_t token) {
   const float x = logits[token];
   int32_t n = 0;

@@ -173,7 +173,7 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   const SamplingParams& sp = s.req.sampling;
   // Stop tokens banned for min_tokens are masked by the host sampler, as bad tokens are.
   // A step whose token the think budget forces is not sampled at all (complete() sets it).
-  if (sc.samples && cfg_.device_sampling && !s.req.embed && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
+  if (sc.samples && cfg_.device_sampling && !s.req.embed && s.req.score_ids.empty() && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
       s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
       !bans_stops(s) && !think_forced(s.req, s.think) &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
@@ -212,6 +212,10 @@ bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& even
       if (t < 0 || t >= cfg_.vocab_size)
         return reject("prompt token id " + std::to_string(t) + " is outside the vocabulary (size " +
                       std::to_string(cfg_.vocab_size) + ")");
+    if (s.req.embed && !s.req.score_ids.empty()) return reject("a request either embeds or scores, not both");
+    for (int32_t t : s.req.score_ids)
+      if (t < 0 || t >= cfg_.vocab_size)
+        return reject("score token id " + std::to_string(t) + " is outside the vocabulary (size " + std::to_string(cfg_.vocab_size) + ")");
     if (s.req.think_max_tokens >= 0 && (s.req.think_open >= cfg_.vocab_size || s.req.think_close >= cfg_.vocab_size))
       return reject("the think block's token ids (" + std::to_string(s.req.think_open) + ", " + std::to_string(s.req.think_close) +
                     ") are outside the vocabulary (size " + std::to_string(cfg_.vocab_size) + ")");
@@ -358,6 +362,11 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
       if (hidden) ev.embedding.assign(hidden + size_t(sc.hidden_index) * hidden_size, hidden + size_t(sc.hidden_index + 1) * hidden_size);
       else ev.error = "the step returned no hidden states for an embedding request";
       finish(s, ev.error.empty() ? FinishReason::Length : FinishReason::Error, ev);
+    } else if (!s.req.score_ids.empty()) {
+      // A scoring request ends with its prompt too: the logprobs of its tokens at the last position.
+      const float* row = logits + size_t(sc.logit_begin + sc.lp_rows) * vocab;
+      ev.scores = sampler_.logprobs_of(row, vocab, s.req.score_ids);
+      finish(s, FinishReason::Length, ev);
     } else if (s.num_generated() >= s.req.max_tokens) {
       finish(s, FinishReason::Length, ev);
     } else {

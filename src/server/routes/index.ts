@@ -9,6 +9,7 @@ import { ollamaEnvelope } from '../ollama/errors.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
 import { ollamaEmbed, ollamaLegacyEmbed } from './ollama-embed.js';
 import { ollamaCopy, ollamaCreate, ollamaDelete, ollamaPs, ollamaPull, ollamaPush, ollamaShow, ollamaTags } from './ollama-models.js';
+import { rerank, score } from './rerank.js';
 import { createResponse, deleteResponse, getResponse, listInputItems } from './responses.js';
 import { health, metrics, model, models, ping, serverVersion } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
@@ -23,6 +24,12 @@ export const routes: Route[] = [
   { method: 'POST', path: '/v1/completions', guard: 'api', handler: completions },
   { method: 'POST', path: '/v1/responses', guard: 'api', handler: createResponse },
   { method: 'POST', path: '/v1/embeddings', guard: 'api', handler: embeddings },
+  // vLLM's rerank (Jina's and Cohere's shape) and score routes, under each path vLLM serves.
+  { method: 'POST', path: '/v1/rerank', guard: 'api', handler: rerank },
+  { method: 'POST', path: '/v2/rerank', guard: 'api', handler: rerank },
+  { method: 'POST', path: '/rerank', guard: 'api', handler: rerank },
+  { method: 'POST', path: '/v1/score', guard: 'api', handler: score },
+  { method: 'POST', path: '/score', guard: 'api', handler: score },
   { method: 'GET', path: '/v1/responses/{id}', guard: 'api', handler: getResponse },
   { method: 'DELETE', path: '/v1/responses/{id}', guard: 'api', handler: deleteResponse },
   { method: 'GET', path: '/v1/responses/{id}/input_items', guard: 'api', handler: listInputItems },

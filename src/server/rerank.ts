@@ -1,0 +1,119 @@
+// Relevance scores for /v1/rerank and /v1/score, the way Qwen3-Reranker models are used: each
+// (query, document) pair becomes one prompt in the model card's format, the model is asked
+// whether the document meets the query, and the score is p("yes") against p("no") at the prompt's
+// last position: sigmoid(logprob(yes) - logprob(no)). Any Qwen3 causal LM can score this way;
+// Qwen3-Reranker checkpoints are trained for it. The runtime computes each prompt and samples
+// nothing (SubmitRequest.scoreIds).
+import type { Tokenizer } from '../chat/tokenizer.js';
+import { defaultSampling, type GenerationEngine } from '../engine/types.js';
+import { ApiError, badRequest } from './errors.js';
+import type { RequestContext } from './router.js';
+import { admit, requestScope } from './routes/common.js';
+
+/** Pairs one request may score: each is an engine sequence (as many as /v1/embeddings inputs). */
+export const MAX_RERANK_PAIRS = 2048;
+
+/** Qwen3-Reranker's default task, from its model card. */
+export const DEFAULT_RERANK_INSTRUCTION = 'Given a web search query, retrieve relevant passages that answer the query';
+
+const PREFIX =
+  '<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. ' +
+  'Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n';
+const SUFFIX = '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n';
+
+/** A text that already holds the chat format (vLLM's Qwen3-Reranker examples format on the client). */
+const preformatted = (query: string) => query.startsWith('<|im_start|>');
+
+export interface PairLimits {
+  maxSeqLen: number;
+  maxInputLen: number;
+}
+
+export class RerankPrompter {
+  private readonly prefix: number[];
+  private readonly suffix: number[];
+  /** [yes, no]: the answer tokens whose logprobs give the score. */
+  readonly answerIds: [number, number];
+
+  constructor(private readonly tok: Tokenizer) {
+    this.prefix = tok.encode(PREFIX);
+    this.suffix = tok.encode(SUFFIX);
+    const single = (word: string): number => {
+      const ids = tok.encode(word, { allowSpecial: false });
+      if (ids.length !== 1) throw badRequest(`This model's tokenizer has no single token for "${word}", which reranking scores; serve a Qwen3 checkpoint.`, 'model', 'model_not_supported');
+      return ids[0];
+    };
+    this.answerIds = [single('yes'), single('no')];
+  }
+
+  /**
+   * The prompt of one pair. The query and document are text: special tokens in them are not
+   * recognized. A query that starts with <|im_start|> is taken as formatted by the client: the
+   * pair is then the query followed by the document, as vLLM concatenates them.
+   * `keep` (truncate_prompt_tokens): cut the document's end so the prompt has at most that many tokens.
+   */
+  prompt(query: string, document: string, instruction: string, limits: PairLimits, param: string, keep?: number): number[] {
+    let head: number[];
+    let body: number[];
+    let tail: number[];
+    if (preformatted(query)) {
+      head = [];
+      body = this.tok.encode(query + document);
+      tail = [];
+    } else {
+      const text = `<Instruct>: ${instruction}\n<Query>: ${query}\n<Document>: ${document}`;
+      head = this.prefix;
+      body = this.tok.encode(text, { allowSpecial: false });
+      tail = this.suffix;
+    }
+    const max = Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
+    const cap = keep === undefined ? max : Math.min(max, keep === -1 ? max : keep);
+    const total = head.length + body.length + tail.length;
+    if (total > cap) {
+      const room = cap - head.length - tail.length;
+      if (keep === undefined || room < 1)
+        throw new ApiError(400, `This model's maximum context length is ${max} tokens. However, ${param} makes a prompt of ${total} tokens. Shorten it, or send truncate_prompt_tokens to cut the document's end.`, {
+          param,
+          code: 'context_length_exceeded',
+        });
+      body = body.slice(0, room);
+    }
+    return [...head, ...body, ...tail];
+  }
+}
+
+/** p(yes) / (p(yes) + p(no)) from their logprobs, computed without overflow. */
+export function relevance(logprobYes: number, logprobNo: number): number {
+  return 1 / (1 + Math.exp(logprobNo - logprobYes));
+}
+
+/** Scores every prompt at once (one admission for the request), in order. A client that leaves cancels the rest. */
+export async function relevanceScores(rc: RequestContext, prompts: number[][], answerIds: [number, number], priority?: number): Promise<number[]> {
+  const s = rc.server;
+  const engine = s.requireGenerator();
+  const release = await admit(rc, priority);
+  const scope = requestScope(rc.signal);
+  try {
+    s.metrics.promptTokens.inc({}, prompts.reduce((n, ids) => n + ids.length, 0));
+    return await Promise.all(
+      prompts.map(async (tokens) => {
+        const [yes, no] = await scoreOne(engine, tokens, answerIds, scope.signal, priority);
+        return relevance(yes, no);
+      }),
+    );
+  } finally {
+    scope.abort();
+    release();
+  }
+}
+
+async function scoreOne(engine: GenerationEngine, tokens: number[], ids: number[], signal: AbortSignal, priority?: number): Promise<Float32Array> {
+  let scores: Float32Array | undefined;
+  for await (const ev of engine.submit({ tokens, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 0, scoreIds: ids, priority, signal })) {
+    if (ev.scores) scores = ev.scores;
+    if (ev.finishReason === 'error') throw new ApiError(500, `Scoring failed: ${ev.error ?? 'unknown engine error'}`, { code: 'engine_error' });
+    if (ev.finishReason === 'cancelled') throw new ApiError(503, 'The request was cancelled.', { type: 'server_error', code: 'cancelled' });
+  }
+  if (!scores) throw new ApiError(500, 'Scoring failed: the engine returned no scores.', { code: 'engine_error' });
+  return scores;
+}

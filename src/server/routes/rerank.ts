@@ -1,0 +1,75 @@
+// POST /v1/rerank (also /rerank and /v2/rerank, as vLLM serves it) and POST /v1/score (and
+// /score): relevance of documents to a query, scored as src/server/rerank.ts says.
+import type { Tokenizer } from '../../chat/tokenizer.js';
+import { badRequest } from '../errors.js';
+import { sendJson } from '../http.js';
+import { rerankRequestSchema, scoreRequestSchema } from '../openai/schema-rerank.js';
+import { requestPriority } from '../openai/vllm-fields.js';
+import { DEFAULT_RERANK_INSTRUCTION, RerankPrompter, relevanceScores } from '../rerank.js';
+import type { RequestContext } from '../router.js';
+import { parseBody, unixNow } from './common.js';
+
+const prompters = new WeakMap<Tokenizer, RerankPrompter>();
+function prompterFor(tok: Tokenizer): RerankPrompter {
+  let p = prompters.get(tok);
+  if (!p) prompters.set(tok, (p = new RerankPrompter(tok)));
+  return p;
+}
+
+function truncation(keep: number | null | undefined, maxInputLen: number): number | undefined {
+  if (keep == null) return undefined;
+  if (keep > maxInputLen)
+    throw badRequest(`truncate_prompt_tokens ${keep} is more than the ${maxInputLen} tokens a prompt may have (max_input_len); send at most ${maxInputLen}, or -1 to keep that many.`, 'truncate_prompt_tokens');
+  return keep;
+}
+
+export async function rerank(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, rerankRequestSchema);
+  const s = rc.server;
+  s.checkModel(body.model);
+  const engine = s.requireGenerator();
+  const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
+  const prompter = prompterFor(s.tokenizer);
+  const keep = truncation(body.truncate_prompt_tokens, s.limits.maxInputLen);
+  const instruction = body.instruction ?? DEFAULT_RERANK_INSTRUCTION;
+  const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
+  const prompts = texts.map((doc, i) => prompter.prompt(body.query, doc, instruction, s.limits, `documents[${i}]`, keep));
+  const scores = await relevanceScores(rc, prompts, prompter.answerIds, priority);
+  // Best first; equal scores keep the documents' order.
+  const order = scores.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score || a.index - b.index);
+  const kept = body.top_n ? order.slice(0, body.top_n) : order;
+  const withDocuments = body.return_documents ?? true;
+  sendJson(rc.res, 200, {
+    id: s.newId('rerank'),
+    model: s.options.modelId,
+    usage: { total_tokens: prompts.reduce((n, p) => n + p.length, 0) },
+    results: kept.map(({ index, score }) => ({ index, ...(withDocuments ? { document: { text: texts[index] } } : {}), relevance_score: score })),
+  });
+}
+
+export async function score(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, scoreRequestSchema);
+  const s = rc.server;
+  s.checkModel(body.model);
+  const engine = s.requireGenerator();
+  const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
+  const prompter = prompterFor(s.tokenizer);
+  const keep = truncation(body.truncate_prompt_tokens, s.limits.maxInputLen);
+  const instruction = body.instruction ?? DEFAULT_RERANK_INSTRUCTION;
+  const queries = typeof body.text_1 === 'string' ? [body.text_1] : body.text_1;
+  const documents = typeof body.text_2 === 'string' ? [body.text_2] : body.text_2;
+  // One query against every document, or the lists paired in order (vLLM's rule).
+  if (queries.length !== 1 && queries.length !== documents.length)
+    throw badRequest(`text_1 has ${queries.length} texts and text_2 ${documents.length}: send one text_1 for all of text_2, or as many as text_2 has.`, 'text_1');
+  const prompts = documents.map((doc, i) => prompter.prompt(queries.length === 1 ? queries[0] : queries[i], doc, instruction, s.limits, `text_2[${i}]`, keep));
+  const scores = await relevanceScores(rc, prompts, prompter.answerIds, priority);
+  const tokens = prompts.reduce((n, p) => n + p.length, 0);
+  sendJson(rc.res, 200, {
+    id: s.newId('score'),
+    object: 'list',
+    created: unixNow(),
+    model: s.options.modelId,
+    data: scores.map((value, index) => ({ index, object: 'score', score: value })),
+    usage: { prompt_tokens: tokens, total_tokens: tokens, completion_tokens: 0 },
+  });
+}
