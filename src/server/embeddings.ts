@@ -3,10 +3,10 @@
 // the final norm's output at the input's last token (last-token pooling, what vLLM's pooling
 // runner does for a decoder and what Qwen3-Embedding models are trained for). Here it is cut to
 // `dimensions` (Matryoshka, as Qwen3-Embedding documents it) and L2-normalized unless asked not to.
-import { defaultSampling, type GenerationEngine } from '../engine/types.js';
+import type { GenerationEngine } from '../engine/types.js';
 import { ApiError, badRequest } from './errors.js';
+import { forEachPrompt, promptOnly } from './prompt-only.js';
 import type { RequestContext } from './router.js';
-import { admit, requestScope } from './routes/common.js';
 
 /** Inputs one request may embed: each is an engine sequence (OpenAI accepts 2,048 per request). */
 export const MAX_EMBEDDING_INPUTS = 2048;
@@ -37,33 +37,10 @@ export function pool(vector: Float32Array, p: Pooling): number[] {
   return out.map((v) => v * scale);
 }
 
-/**
- * Runs every input through the engine at once (one admission for the request), and returns
- * their pooled vectors in input order. A client that leaves cancels the rest.
- */
+/** Every input's pooled vector, in input order (src/server/prompt-only.ts runs them). */
 export async function embedInputs(rc: RequestContext, inputs: number[][], pooling: Pooling, priority?: number): Promise<number[][]> {
-  const s = rc.server;
-  const engine: GenerationEngine = s.requireEngine();
-  const release = await admit(rc, priority);
-  const scope = requestScope(rc.signal);
-  try {
-    s.metrics.promptTokens.inc({}, inputs.reduce((n, ids) => n + ids.length, 0));
-    return await Promise.all(inputs.map(async (tokens) => pool(await embedOne(engine, tokens, scope.signal, priority), pooling)));
-  } finally {
-    scope.abort();
-    release();
-  }
-}
-
-async function embedOne(engine: GenerationEngine, tokens: number[], signal: AbortSignal, priority?: number): Promise<Float32Array> {
-  let vector: Float32Array | undefined;
-  for await (const ev of engine.submit({ tokens, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 0, embed: true, priority, signal })) {
-    if (ev.embedding) vector = ev.embedding;
-    if (ev.finishReason === 'error') throw new ApiError(500, `Embedding failed: ${ev.error ?? 'unknown engine error'}`, { code: 'engine_error' });
-    if (ev.finishReason === 'cancelled') throw new ApiError(503, 'The request was cancelled.', { type: 'server_error', code: 'cancelled' });
-  }
-  if (!vector) throw new ApiError(500, 'Embedding failed: the engine returned no vector.', { code: 'engine_error' });
-  return vector;
+  const engine: GenerationEngine = rc.server.requireEngine();
+  return forEachPrompt(rc, inputs, async (tokens, signal) => pool(await promptOnly(engine, { tokens, embed: true, priority, signal }, (ev) => ev.embedding, 'Embedding'), pooling), priority);
 }
 
 /** An input longer than the engine takes: a 400 naming the field, or (cutEnd, Ollama's truncate) its first tokens kept. */

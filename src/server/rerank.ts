@@ -5,10 +5,9 @@
 // Qwen3-Reranker checkpoints are trained for it. The runtime computes each prompt and samples
 // nothing (SubmitRequest.scoreIds).
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { defaultSampling, type GenerationEngine } from '../engine/types.js';
 import { ApiError, badRequest } from './errors.js';
+import { forEachPrompt, promptOnly } from './prompt-only.js';
 import type { RequestContext } from './router.js';
-import { admit, requestScope } from './routes/common.js';
 
 /** Pairs one request may score: each is an engine sequence (as many as /v1/embeddings inputs). */
 export const MAX_RERANK_PAIRS = 2048;
@@ -87,33 +86,16 @@ export function relevance(logprobYes: number, logprobNo: number): number {
   return 1 / (1 + Math.exp(logprobNo - logprobYes));
 }
 
-/** Scores every prompt at once (one admission for the request), in order. A client that leaves cancels the rest. */
+/** Every prompt's score, in order (src/server/prompt-only.ts runs them). */
 export async function relevanceScores(rc: RequestContext, prompts: number[][], answerIds: [number, number], priority?: number): Promise<number[]> {
-  const s = rc.server;
-  const engine = s.requireGenerator();
-  const release = await admit(rc, priority);
-  const scope = requestScope(rc.signal);
-  try {
-    s.metrics.promptTokens.inc({}, prompts.reduce((n, ids) => n + ids.length, 0));
-    return await Promise.all(
-      prompts.map(async (tokens) => {
-        const [yes, no] = await scoreOne(engine, tokens, answerIds, scope.signal, priority);
-        return relevance(yes, no);
-      }),
-    );
-  } finally {
-    scope.abort();
-    release();
-  }
-}
-
-async function scoreOne(engine: GenerationEngine, tokens: number[], ids: number[], signal: AbortSignal, priority?: number): Promise<Float32Array> {
-  let scores: Float32Array | undefined;
-  for await (const ev of engine.submit({ tokens, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 0, scoreIds: ids, priority, signal })) {
-    if (ev.scores) scores = ev.scores;
-    if (ev.finishReason === 'error') throw new ApiError(500, `Scoring failed: ${ev.error ?? 'unknown engine error'}`, { code: 'engine_error' });
-    if (ev.finishReason === 'cancelled') throw new ApiError(503, 'The request was cancelled.', { type: 'server_error', code: 'cancelled' });
-  }
-  if (!scores) throw new ApiError(500, 'Scoring failed: the engine returned no scores.', { code: 'engine_error' });
-  return scores;
+  const engine = rc.server.requireGenerator();
+  return forEachPrompt(
+    rc,
+    prompts,
+    async (tokens, signal) => {
+      const [yes, no] = await promptOnly(engine, { tokens, scoreIds: answerIds, priority, signal }, (ev) => ev.scores, 'Scoring');
+      return relevance(yes, no);
+    },
+    priority,
+  );
 }

@@ -3,7 +3,7 @@
 import type { Tokenizer } from '../../chat/tokenizer.js';
 import { badRequest } from '../errors.js';
 import { sendJson } from '../http.js';
-import { rerankRequestSchema, scoreRequestSchema } from '../openai/schema-rerank.js';
+import { rerankRequestSchema, scoreRequestSchema, type RerankRequest } from '../openai/schema-rerank.js';
 import { requestPriority } from '../openai/vllm-fields.js';
 import { DEFAULT_RERANK_INSTRUCTION, RerankPrompter, relevanceScores } from '../rerank.js';
 import type { RequestContext } from '../router.js';
@@ -23,8 +23,14 @@ function truncation(keep: number | null | undefined, maxInputLen: number): numbe
   return keep;
 }
 
-export async function rerank(rc: RequestContext): Promise<void> {
-  const body = await parseBody(rc, rerankRequestSchema);
+interface Scoring {
+  /** The prompt of one pair; `param` names the document in a 400. */
+  prompt(query: string, document: string, param: string): number[];
+  scores(prompts: number[][]): Promise<number[]>;
+}
+
+/** What both routes check and share: the model, the priority, the instruction and the truncation. */
+function scoring(rc: RequestContext, body: Pick<RerankRequest, 'model' | 'priority' | 'instruction' | 'truncate_prompt_tokens'>): Scoring {
   const s = rc.server;
   s.checkModel(body.model);
   const engine = s.requireGenerator();
@@ -32,9 +38,19 @@ export async function rerank(rc: RequestContext): Promise<void> {
   const prompter = prompterFor(s.tokenizer);
   const keep = truncation(body.truncate_prompt_tokens, s.limits.maxInputLen);
   const instruction = body.instruction ?? DEFAULT_RERANK_INSTRUCTION;
+  return {
+    prompt: (query, document, param) => prompter.prompt(query, document, instruction, s.limits, param, keep),
+    scores: (prompts) => relevanceScores(rc, prompts, prompter.answerIds, priority),
+  };
+}
+
+export async function rerank(rc: RequestContext): Promise<void> {
+  const body = await parseBody(rc, rerankRequestSchema);
+  const s = rc.server;
+  const run = scoring(rc, body);
   const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
-  const prompts = texts.map((doc, i) => prompter.prompt(body.query, doc, instruction, s.limits, `documents[${i}]`, keep));
-  const scores = await relevanceScores(rc, prompts, prompter.answerIds, priority);
+  const prompts = texts.map((doc, i) => run.prompt(body.query, doc, `documents[${i}]`));
+  const scores = await run.scores(prompts);
   // Best first; equal scores keep the documents' order.
   const order = scores.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score || a.index - b.index);
   const kept = body.top_n ? order.slice(0, body.top_n) : order;
@@ -50,19 +66,14 @@ export async function rerank(rc: RequestContext): Promise<void> {
 export async function score(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, scoreRequestSchema);
   const s = rc.server;
-  s.checkModel(body.model);
-  const engine = s.requireGenerator();
-  const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
-  const prompter = prompterFor(s.tokenizer);
-  const keep = truncation(body.truncate_prompt_tokens, s.limits.maxInputLen);
-  const instruction = body.instruction ?? DEFAULT_RERANK_INSTRUCTION;
+  const run = scoring(rc, body);
   const queries = typeof body.text_1 === 'string' ? [body.text_1] : body.text_1;
   const documents = typeof body.text_2 === 'string' ? [body.text_2] : body.text_2;
   // One query against every document, or the lists paired in order (vLLM's rule).
   if (queries.length !== 1 && queries.length !== documents.length)
     throw badRequest(`text_1 has ${queries.length} texts and text_2 ${documents.length}: send one text_1 for all of text_2, or as many as text_2 has.`, 'text_1');
-  const prompts = documents.map((doc, i) => prompter.prompt(queries.length === 1 ? queries[0] : queries[i], doc, instruction, s.limits, `text_2[${i}]`, keep));
-  const scores = await relevanceScores(rc, prompts, prompter.answerIds, priority);
+  const prompts = documents.map((doc, i) => run.prompt(queries.length === 1 ? queries[0] : queries[i], doc, `text_2[${i}]`));
+  const scores = await run.scores(prompts);
   const tokens = prompts.reduce((n, p) => n + p.length, 0);
   sendJson(rc.res, 200, {
     id: s.newId('score'),
