@@ -4,7 +4,7 @@
 // - points TMPDIR at a folder of this run, which the workers, and every process they start,
 //   inherit, and removes it at the end: what a test leaves in its temporary folders (homes, copied
 //   checkpoints, engines, logs) goes with it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { awqCheckpoint, outlierCheckpoint } from './e2e/build-helpers.js';
@@ -20,6 +20,8 @@ export default function setup(): () => void {
   fp8Checkpoint();
 
   const runTmp = mkdtempSync(join(tmpdir(), 'grpst-tests-'));
+  // As /tmp itself: tests that run a command as another user (nobody) must reach their folders.
+  chmodSync(runTmp, 0o1777);
   const previous = process.env.TMPDIR;
   process.env.TMPDIR = runTmp;
   return () => {
