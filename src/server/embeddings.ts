@@ -43,9 +43,14 @@ export async function embedInputs(rc: RequestContext, inputs: number[][], poolin
   return forEachPrompt(rc, inputs, async (tokens, signal) => pool(await promptOnly(engine, { tokens, embed: true, priority, signal }, (ev) => ev.embedding, 'Embedding'), pooling), priority);
 }
 
+/** The most tokens a prompt-only input may have: max_input_len, and one short of max_seq_len. */
+export function promptTokenLimit(limits: { maxSeqLen: number; maxInputLen: number }): number {
+  return Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
+}
+
 /** An input longer than the engine takes: a 400 naming the field, or (cutEnd, Ollama's truncate) its first tokens kept. */
 export function fitInput(ids: number[], limits: { maxSeqLen: number; maxInputLen: number }, param: string, cutEnd = false): number[] {
-  const max = Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
+  const max = promptTokenLimit(limits);
   if (ids.length <= max) return ids;
   if (cutEnd) return ids.slice(0, max);
   throw new ApiError(400, `This model's maximum context length is ${max} tokens. However, ${param} has ${ids.length} tokens. Shorten the input.`, {

@@ -5,6 +5,7 @@
 // Qwen3-Reranker checkpoints are trained for it. The runtime computes each prompt and samples
 // nothing (SubmitRequest.scoreIds).
 import type { Tokenizer } from '../chat/tokenizer.js';
+import { promptTokenLimit } from './embeddings.js';
 import { ApiError, badRequest } from './errors.js';
 import { forEachPrompt, promptOnly } from './prompt-only.js';
 import type { RequestContext } from './router.js';
@@ -49,7 +50,7 @@ export class RerankPrompter {
    * The prompt of one pair. The query and document are text: special tokens in them are not
    * recognized. A query that starts with <|im_start|> is taken as formatted by the client: the
    * pair is then the query followed by the document, as vLLM concatenates them.
-   * `keep` (truncate_prompt_tokens): cut the document's end so the prompt has at most that many tokens.
+   * `keep` (truncate_prompt_tokens, resolved): cut the document's end so the prompt has at most that many tokens.
    */
   prompt(query: string, document: string, instruction: string, limits: PairLimits, param: string, keep?: number): number[] {
     let head: number[];
@@ -65,8 +66,8 @@ export class RerankPrompter {
       body = this.tok.encode(text, { allowSpecial: false });
       tail = this.suffix;
     }
-    const max = Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
-    const cap = keep === undefined ? max : Math.min(max, keep === -1 ? max : keep);
+    const max = promptTokenLimit(limits);
+    const cap = keep === undefined ? max : Math.min(max, keep);
     const total = head.length + body.length + tail.length;
     if (total > cap) {
       const room = cap - head.length - tail.length;

@@ -62,6 +62,8 @@ class Sampler {
   static void observe(SamplerState& st, int32_t token) { st.output_counts[token]++; }
 
  private:
+  /** log(sum(exp(row))), the log-softmax's normalizer. */
+  double log_sum_exp(const float* logits, int vocab) const;
   void apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const;
   int32_t draw(float* l, int vocab, const SamplingParams& p, Rng& rng);
 

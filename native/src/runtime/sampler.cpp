@@ -67,12 +67,16 @@ void Sampler::init_state(const Request& req, SamplerState& st) const {
   }
 }
 
-void Sampler::logprobs(const float* logits, int vocab, int32_t token, int top_n, float* token_logprob,
-                       std::vector<TopEntry>* top) {
+double Sampler::log_sum_exp(const float* logits, int vocab) const {
   float mx;
   double sum;
   max_sum_exp_(logits, vocab, &mx, &sum);
-  const double lse = double(mx) + std::log(sum);
+  return double(mx) + std::log(sum);
+}
+
+void Sampler::logprobs(const float* logits, int vocab, int32_t token, int top_n, float* token_logprob,
+                       std::vector<TopEntry>* top) {
+  const double lse = log_sum_exp(logits, vocab);
   if (token_logprob) *token_logprob = float(double(logits[token]) - lse);
   if (top && top_n > 0) {
     // One pass keeping the best top_n in a small sorted list (best first; ties: lower id).
@@ -91,10 +95,7 @@ void Sampler::logprobs(const float* logits, int vocab, int32_t token, int top_n,
 }
 
 std::vector<float> Sampler::logprobs_of(const float* logits, int vocab, const std::vector<int32_t>& ids) const {
-  float mx;
-  double sum;
-  max_sum_exp_(logits, vocab, &mx, &sum);
-  const double lse = double(mx) + std::log(sum);
+  const double lse = log_sum_exp(logits, vocab);
   std::vector<float> out;
   out.reserve(ids.size());
   for (int32_t t : ids) out.push_back(float(double(logits[t]) - lse));

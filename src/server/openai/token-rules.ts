@@ -105,13 +105,18 @@ export function allowedTokensConstraint(
  * as there.
  */
 export function truncatePrompt(ids: number[], keep: number | null | undefined, limits: ContextLimits): number[] {
-  if (keep == null) return ids;
+  const n = truncationLength(keep, limits);
+  return n !== undefined && ids.length > n ? ids.slice(ids.length - n) : ids;
+}
+
+/** truncate_prompt_tokens as a token count (-1 resolved to max_input_len); undefined when absent; past max_input_len a 400. */
+export function truncationLength(keep: number | null | undefined, limits: Pick<ContextLimits, 'maxInputLen'>): number | undefined {
+  if (keep == null) return undefined;
   const most = limits.maxInputLen;
   if (keep > most)
     throw badRequest(
       `truncate_prompt_tokens ${keep} is more than the ${most} tokens a prompt may have (max_input_len); send at most ${most}, or -1 to keep that many.`,
       'truncate_prompt_tokens',
     );
-  const n = keep === -1 ? most : keep;
-  return ids.length > n ? ids.slice(ids.length - n) : ids;
+  return keep === -1 ? most : keep;
 }

@@ -4,6 +4,7 @@ import type { Tokenizer } from '../../chat/tokenizer.js';
 import { badRequest } from '../errors.js';
 import { sendJson } from '../http.js';
 import { rerankRequestSchema, scoreRequestSchema, type RerankRequest } from '../openai/schema-rerank.js';
+import { truncationLength } from '../openai/token-rules.js';
 import { requestPriority } from '../openai/vllm-fields.js';
 import { DEFAULT_RERANK_INSTRUCTION, RerankPrompter, relevanceScores } from '../rerank.js';
 import type { RequestContext } from '../router.js';
@@ -14,13 +15,6 @@ function prompterFor(tok: Tokenizer): RerankPrompter {
   let p = prompters.get(tok);
   if (!p) prompters.set(tok, (p = new RerankPrompter(tok)));
   return p;
-}
-
-function truncation(keep: number | null | undefined, maxInputLen: number): number | undefined {
-  if (keep == null) return undefined;
-  if (keep > maxInputLen)
-    throw badRequest(`truncate_prompt_tokens ${keep} is more than the ${maxInputLen} tokens a prompt may have (max_input_len); send at most ${maxInputLen}, or -1 to keep that many.`, 'truncate_prompt_tokens');
-  return keep;
 }
 
 interface Scoring {
@@ -36,7 +30,7 @@ function scoring(rc: RequestContext, body: Pick<RerankRequest, 'model' | 'priori
   const engine = s.requireGenerator();
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const prompter = prompterFor(s.tokenizer);
-  const keep = truncation(body.truncate_prompt_tokens, s.limits.maxInputLen);
+  const keep = truncationLength(body.truncate_prompt_tokens, s.limits);
   const instruction = body.instruction ?? DEFAULT_RERANK_INSTRUCTION;
   return {
     prompt: (query, document, param) => prompter.prompt(query, document, instruction, s.limits, param, keep),
