@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A Hugging Face Qwen3 checkpoint with random bf16 weights, made on the GPU (no download), for
-the tensor-parallel benchmark (bench/gpu-tp.ts); and its ceilings: the copy bandwidth of every GPU
+the tensor-parallel benchmark (bench/gpu-tp.ts) and the build benchmark (scripts/gpu/run.sh
+build-bench); and its ceilings: the copy bandwidth of every GPU
 and, with two or more GPUs, the time of one NCCL all-reduce across them at the sizes a decode step
 sums (one token's and 64 tokens' hidden state, bf16), of the all-gather of a 64-row step's fp32
 logits, and the transport NCCL chose.
@@ -27,6 +28,10 @@ SHAPES = {
     "qwen3-32b": dict(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64, num_attention_heads=64,
                       num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
                       rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False),
+    # Qwen3-1.7B's layers with an untied head (the real one ties it): the build benchmark's model.
+    "qwen3-1.7b": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                       num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
+                       rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False),
     "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
                      num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
                      rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False),

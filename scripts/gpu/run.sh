@@ -20,6 +20,10 @@
 #           kept where it was made: a second call reuses it and the engines), `grpst build --tp_size
 #           N` and `grpst serve --mpi_np N` for tp 1 and every power of two up to the GPUs here
 #           (TP_SIZES=1,2 to choose), decode b1 and 64-way serving through the HTTP API
+# build-bench `grpst build --qformat int4_awq` of a Qwen3-1.7B-shaped random checkpoint (BB_SHAPE)
+#           calibrated and verified on the GPU (--device cuda, 512 calibration passages of 512
+#           tokens, TensorRT-LLM's quantize.py defaults) and on the CPU (--device cpu, BB_CPU_CALIB
+#           passages: 16), each build's log with its phase times: build-cuda.log, build-cpu.log
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -117,7 +121,7 @@ node_setup() {
 # The parity checks through the real runtime (scripts/gpu/parity.ts), after node_setup.
 gpu_parity() {
   stamp "GPU parity through the runtime"
-  timeout "${T_GPU_PARITY:-240}" node .carry/js/gpu-parity.mjs > "$OUT/gpu-parity.log" 2>&1
+  timeout "${T_GPU_PARITY:-360}" node .carry/js/gpu-parity.mjs > "$OUT/gpu-parity.log" 2>&1
   local rc=$?
   grep -E "FAIL|checks" "$OUT/gpu-parity.log" | head -30
   SUMMARY+=("gpu parity: exit $rc, $(tail -1 "$OUT/gpu-parity.log")")
@@ -200,6 +204,28 @@ for stage in "${STAGES[@]}"; do
         --out /tmp/bench-gpu-tp --grpst .carry/js/grpst.mjs --requests "${SERVE_REQUESTS:-64}" ${TP_SIZES:+--tp "$TP_SIZES"}
       rc=$?; cp /tmp/bench-gpu-tp/bench-gpu-tp.json /tmp/bench-gpu-tp/serve-tp*.log "$OUT/" 2>/dev/null
       SUMMARY+=("bench:gpu:tp: exit $rc")
+      ;;
+    build-bench)
+      node_setup || { SUMMARY+=("build-bench: node setup FAILED"); continue; }
+      BB_SHAPE=${BB_SHAPE:-qwen3-1.7b}
+      BB_CKPT=/tmp/$BB_SHAPE-random
+      timeout "${T_BB_CKPT:-300}" python3 scripts/gpu/random_checkpoint.py "$BB_CKPT" --shape "$BB_SHAPE"
+      rc=$?; SUMMARY+=("build-bench checkpoint: exit $rc")
+      [ -f "$BB_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("build-bench: no checkpoint at $BB_CKPT"); continue; }
+      cp .carry/tokenizer/tokenizer_config.json "$BB_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$BB_CKPT/tokenizer.json" 2>/dev/null
+      # 512 passages of about 450 words drawn from the shipped calibration text (at least 512 tokens each).
+      python3 -c 'import random,sys
+w=open("data/calibration.txt").read().split(); r=random.Random(7)
+sys.stdout.write("\n\n".join(" ".join(r.choice(w) for _ in range(450)) for _ in range(512))+"\n")' > /tmp/calib-512.txt
+      for dev in cuda cpu; do
+        extra=(); [ "$dev" = cpu ] && extra=(--calib_size "${BB_CPU_CALIB:-16}")
+        stamp "grpst build int4_awq --device $dev ${extra[*]}"
+        timeout "${T_BB_BUILD:-420}" node .carry/js/grpst.mjs build --model_dir "$BB_CKPT" --output_dir "/tmp/bb-$dev" --force \
+          --qformat int4_awq --device "$dev" --calib_dataset /tmp/calib-512.txt --eval_dataset data/heldout.txt "${extra[@]}" > "$OUT/build-$dev.log" 2>&1
+        rc=$?; grep -E "done in|written|error" "$OUT/build-$dev.log" | head -20
+        SUMMARY+=("build-bench $dev: exit $rc, $(grep -E 'written' "$OUT/build-$dev.log" | tail -1)")
+        rm -rf "/tmp/bb-$dev"
+      done
       ;;
     rows)
       H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }

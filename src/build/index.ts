@@ -128,6 +128,7 @@ function equivalentCommand(s: BuildSettings, plan: NativePlan): string[] {
   if (plan.qformat !== 'int8_sq') unused.add('smoothquant_alpha');
   if (!calibrates) for (const k of ['calib_size', 'calib_max_seq_length', 'calib_dataset']) unused.add(k);
   if (!plan.reference) for (const k of ['eval_dataset', 'eval_tokens']) unused.add(k);
+  if (!calibrates && !plan.reference) unused.add('device');
   const argv = ['grpst', 'build'];
   for (const key of flagNames) {
     const v = effective[key];

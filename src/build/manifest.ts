@@ -99,6 +99,8 @@ export const manifestSchema = z.object({
         sha256: z.string(),
         samples: z.number().int().nonnegative(),
         tokens: z.number().int().nonnegative(),
+        /** Where the statistics were taken ("CPU (avx2)", "NVIDIA H200 (sm_90, cuda)"): their float rounding differs. */
+        device: z.string().optional(),
       })
       .optional(),
   }),

@@ -49,6 +49,11 @@ export const buildSettingsSchema = z
     reference_dir: z.string().min(1),
     /** Tokens of held-out text the accuracy report scores. */
     eval_tokens: positiveInt,
+    /**
+     * Where calibration and the accuracy report run the model: cuda (the GPU; an error without
+     * one), cpu, or auto (the GPU where the runtime has the CUDA backend and one is visible).
+     */
+    device: z.enum(['auto', 'cpu', 'cuda']),
     force: z.boolean(),
   })
   .partial()
@@ -73,6 +78,7 @@ export const buildDefaults = {
   backend: 'native',
   keep_checkpoint: false,
   eval_tokens: 1024,
+  device: 'auto',
   force: false,
 } as const satisfies BuildSettingsInput;
 
@@ -101,6 +107,7 @@ export interface BuildSettings {
   eval_dataset?: string;
   reference_dir?: string;
   eval_tokens: number;
+  device: 'auto' | 'cpu' | 'cuda';
   force: boolean;
 }
 

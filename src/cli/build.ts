@@ -68,6 +68,7 @@ export function register(program: Command): void {
     .option('--reference_dir <dir>', 'unquantized checkpoint for the accuracy report (default: --model_dir when unquantized)')
     .option('--eval_dataset <file>', 'held-out text for the accuracy report (default: the built-in set)')
     .option('--eval_tokens <n>', 'held-out tokens the accuracy report scores, at most what the held-out text holds (default 1024; the built-in text has 606)', positiveInt)
+    .addOption(new Option('--device <device>', 'where calibration and the accuracy report run the model: auto (default: the GPU where the runtime has the CUDA backend and one is visible), cpu or cuda').choices(['auto', 'cpu', 'cuda']))
     .option('--force', 'replace an existing --output_dir that holds an engine (engine.json); an empty one needs no --force')
     .option('--dry-run', 'print the commands (trtllm) or steps (native) without running them')
     .option('--json', 'print a JSON summary on stdout (progress goes to stderr)')

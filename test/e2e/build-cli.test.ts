@@ -4,6 +4,7 @@ import { closeSync, cpSync, existsSync, mkdirSync, readdirSync, mkdtempSync, ope
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeAddon } from '../../src/engine/addon.js';
 import { readSafetensorsHeader } from '../../src/model/safetensors.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { execa } from 'execa';
@@ -170,6 +171,24 @@ describe('grpst build: bad input and a full disk', () => {
       expect(r.stderr).toMatch(new RegExp(`${flag} .*no-such\\.txt does not exist\n.*fix: pass a \\.txt file`));
       expect(r.stdout).not.toMatch(/calibrat|quantiz|write/i); // nothing ran
     }
+  });
+
+  it.skipIf(probeAddon().cuda)('--device cuda on a runtime without the CUDA backend fails before any work, naming the fix', async () => {
+    const r = await failing(['--model_dir', tinyA, '--qformat', 'int8_sq', '--device', 'cuda']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/--device cuda asks for the GPU, but this build of the native runtime has only the CPU backend\n.*fix: pass --device cpu or auto/);
+    expect(r.stdout).not.toMatch(/calibrat|quantiz|write/i); // nothing ran
+    // cpu and auto (no GPU here) calibrate and verify on the CPU, and say so; the manifest records it
+    const out = join(work, 'device-cpu');
+    const ok = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--qformat', 'int8_sq', '--device', 'cpu', '--calib_size', '4', '--eval_tokens', '65', '--dry-run']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/calibrate on .*, on the CPU/);
+    expect(ok.stdout).toMatch(/verify: .*, on the CPU/);
+    const built = await cli.run(['build', '--model_dir', tinyA, '--output_dir', out, '--qformat', 'int8_sq', '--calib_size', '4', '--eval_tokens', '65']);
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stdout).toMatch(/calibrate done in [\d.]+s: on CPU \(\w+\)/);
+    expect(built.stdout).toMatch(/verify done in [\d.]+s: on CPU \(\w+\)/);
+    expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).quantization.calibration.device).toMatch(/^CPU \(\w+\)$/);
   });
 
   it('--calib_dataset with a format that calibrates nothing is noted as ignored', async () => {

@@ -1,12 +1,13 @@
 // The CUDA backend against transformers and the CPU backend (test/gpu/parity-checks.ts), with
 // bf16 and quantized KV caches (test/gpu/kv-checks.ts), real head sizes (wide-head-checks.ts) and
-// quantized engines (quant-checks.ts). Runs
+// quantized engines (quant-checks.ts), builds calibrated on the GPU (calibration-checks.ts). Runs
 // where the addon was built with CUDA and a GPU is visible (scripts/gpu/run.sh runs the same
 // checks on the GPU machine); skipped everywhere else, including CI, which has no GPU.
 import { describe, expect, it } from 'vitest';
 import { loadEngine, probeAddon } from '../../src/engine/index.js';
 import { checkpoint } from '../helpers/fixtures.js';
 import { badSequenceChecks } from './bad-sequence-checks.js';
+import { calibrationChecks } from './calibration-checks.js';
 import { embeddingChecks } from './embedding-checks.js';
 import { scoreChecks } from './score-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
@@ -45,6 +46,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['bans token sequences among GPU-sampled rows', () => badSequenceChecks()],
   ['returns the final norm rows of embedding requests like the CPU backend', () => embeddingChecks()],
   ['scores like transformers and the CPU backend', () => scoreChecks()],
+  ['calibrates and verifies builds like the CPU backend', () => calibrationChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

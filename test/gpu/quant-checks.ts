@@ -69,6 +69,9 @@ async function build(model: string, qformat: QFormat, out: string, quantizeLmHea
     quantize_lm_head: quantizeLmHead,
     // BATCH concurrent requests load with maxBatchSize 32: the engine must be built for it.
     max_batch_size: 32,
+    // Calibrated on the CPU as these bounds were measured: the engine under test stays the same
+    // bytes whichever device builds it (GPU calibration has its own checks, calibration-checks.ts).
+    device: 'cpu',
   });
   await runBuild(s, { reporter: new MemoryReporter(), version: 'quant-checks', bridge: loadRuntimeBridge });
 }

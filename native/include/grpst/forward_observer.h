@@ -1,7 +1,10 @@
 // A read-only view into a forward pass, for calibration: the runner reports the input of each
 // group of linear layers and the K/V rows it caches. Null (the default) costs one branch per call.
+// The CPU runner hands over every row; the GPU runner reduces on the device and hands over totals
+// (per-column |x| max and sum, the sampled rows) when asked (ModelRunner::flush_observer).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace grpst {
 
@@ -21,6 +24,23 @@ class ForwardObserver {
   virtual void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) = 0;
   /** k after q/k-norm and rotary embedding, v as projected: [rows, kv_dim] each, as the cache stores them. */
   virtual void kv(int layer, const float* k, const float* v, int rows, int kv_dim) = 0;
+
+  // ---- the GPU runner's form ----
+  /** Whether to observe the next step at all (a proxy without a target: no). */
+  virtual bool active() const { return true; }
+  /** Rows of the next step (0..rows-1) whose inputs are kept as samples; asked once per step. */
+  virtual std::vector<int> sample_rows(int rows) = 0;
+  struct ColumnTotals {
+    int cols;
+    const float* abs_max;   // [cols] max |x| over the rows since the last totals
+    const double* abs_sum;  // [cols] sum of |x| over them
+    const float* samples;   // [sample_rows, cols] the kept rows, in step order
+    int sample_rows;
+  };
+  /** One capture point's totals over the steps since the last flush. */
+  virtual void linear_input_totals(int layer, CapturePoint point, const ColumnTotals& t) = 0;
+  /** max |k| over every cached k value, and max |v| per channel [kv_dim], since the last flush. */
+  virtual void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) = 0;
 };
 
 }  // namespace grpst

@@ -119,6 +119,11 @@ class ModelRunner {
   virtual void final_hidden(const std::vector<int32_t>& rows, float* out) {
     throw Error("this runtime's " + device() + " runner does not return hidden states; embeddings need another engine");
   }
+  /**
+   * A runner that reduces calibration statistics itself (the GPU's) hands the totals of the steps
+   * since the last call to its observer here; the CPU runner hands over rows as it goes.
+   */
+  virtual void flush_observer() {}
 };
 
 struct CpuRunnerOptions {

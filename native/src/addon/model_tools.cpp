@@ -3,6 +3,8 @@
 // accuracy report compares full distributions); calibrate(sequences, sampleRows) runs text
 // through the model and returns, per layer, statistics of each linear group's input and of the
 // cached K/V, and the same statistics of lm_head's input (AWQ, SmoothQuant and fp8 scales). Work runs on a worker thread, one call at a time.
+// options.device "cuda" / "auto" runs it on the GPU (the CUDA runner reduces the statistics there),
+// "cpu" (the default) on the CPU runner.
 #include <napi.h>
 
 #include <algorithm>
@@ -17,13 +19,18 @@
 #include "grpst/forward_observer.h"
 #include "grpst/model_runner.h"
 #include "grpst/tensor_store.h"
+#include "runtime/cuda_select.h"
 #include "runtime/tp_runner.h"
+#ifdef GRPST_WITH_CUDA
+#include "runtime/cuda_runner.h"
+#endif
 
 namespace grpst::addon {
 
 namespace {
 
-constexpr int kChunk = 128;      // tokens per forward call
+constexpr int kChunk = 128;      // tokens per forward call on the CPU
+constexpr int kGpuChunk = 512;   // and on the GPU, where a step of 128 rows leaves it mostly idle
 constexpr int kBlockSize = 16;   // KV block size of the tool's private cache
 
 struct Capture {
@@ -75,6 +82,42 @@ class CalibrationObserver final : public ForwardObserver {
     }
   }
 
+  // The GPU runner's form: the rows to keep are decided per step, the statistics arrive as totals.
+  std::vector<int> sample_rows(int rows) override {
+    std::vector<int> out;
+    for (int r = 0; r < rows && promised_ < max_samples_; r++)
+      if ((base_ + first_ + r) % stride_ == 0) {
+        out.push_back(r);
+        promised_++;
+      }
+    return out;
+  }
+
+  void linear_input_totals(int layer, CapturePoint point, const ColumnTotals& t) override {
+    Capture& c = point == CapturePoint::HeadIn ? head_ : layers_[layer].cap[int(point)];
+    if (c.cols == 0) {
+      c.cols = t.cols;
+      c.abs_max.assign(t.cols, 0.0f);
+      c.abs_sum.assign(t.cols, 0.0);
+    }
+    for (int i = 0; i < t.cols; i++) {
+      c.abs_max[i] = std::max(c.abs_max[i], t.abs_max[i]);
+      c.abs_sum[i] += t.abs_sum[i];
+    }
+    c.samples.insert(c.samples.end(), t.samples, t.samples + size_t(t.sample_rows) * t.cols);
+    c.kept += t.sample_rows;
+  }
+
+  void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) override {
+    LayerStats& s = layers_[layer];
+    if (s.v_abs_max.empty()) s.v_abs_max.assign(kv_dim, 0.0f);
+    s.k_amax = std::max(s.k_amax, k_amax);
+    for (int i = 0; i < kv_dim; i++) {
+      s.v_abs_max[i] = std::max(s.v_abs_max[i], v_abs_max[i]);
+      s.v_amax = std::max(s.v_amax, s.v_abs_max[i]);
+    }
+  }
+
   void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
     LayerStats& s = layers_[layer];
     if (s.v_abs_max.empty()) s.v_abs_max.assign(kv_dim, 0.0f);
@@ -97,6 +140,7 @@ class CalibrationObserver final : public ForwardObserver {
   int64_t base_;
   int64_t first_ = 0;
   int64_t tokens_ = 0;
+  int promised_ = 0;  // rows sample_rows() has handed out (the GPU runner's form)
 };
 
 /** Forwards to whichever observer the current operation set (none outside calibration). */
@@ -108,6 +152,14 @@ class ProxyObserver final : public ForwardObserver {
   }
   void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
     if (target) target->kv(layer, k, v, rows, kv_dim);
+  }
+  bool active() const override { return target != nullptr; }
+  std::vector<int> sample_rows(int rows) override { return target ? target->sample_rows(rows) : std::vector<int>(); }
+  void linear_input_totals(int layer, CapturePoint point, const ColumnTotals& t) override {
+    if (target) target->linear_input_totals(layer, point, t);
+  }
+  void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) override {
+    if (target) target->kv_totals(layer, k_amax, v_abs_max, kv_dim);
   }
 };
 
@@ -125,9 +177,14 @@ struct Tool {
   ProxyObserver proxy;
   std::unique_ptr<ModelRunner> runner;  // built once, with its own KV pool
   std::mutex mutex;                     // one operation at a time
+  // "cpu", "cuda" or "auto" (the GPU where this build has the CUDA backend and one is visible).
+  // A tensor-parallel engine's ranks run together on the CPU whatever is asked.
+  std::string device = "cpu";
+  int chunk = kChunk;
 
   void load() {
     CpuRunnerOptions o = ropts;
+    if (rank_stores.size() == 1 && load_on_gpu()) return;
     if (rank_stores.size() > 1) {
       runner = make_in_process_tp(cfg, rank_stores, o);
     } else {
@@ -142,14 +199,49 @@ struct Tool {
     runner->allocate_kv(kv);
   }
 
+  /** The CUDA runner where `device` allows it; false: the CPU's. Throws where "cuda" was asked and cannot be had. */
+  bool load_on_gpu() {
+    check_device_name(device);
+    if (device == "cpu") return false;
+#ifdef GRPST_WITH_CUDA
+    std::string why;
+    if (!cuda_device_available(&why)) {
+      if (device == "cuda") throw Error("device \"cuda\" is not available: " + why);
+      return false;
+    }
+    CudaRunnerOptions c;
+    c.max_tokens = kGpuChunk;
+    c.max_logit_rows = kGpuChunk;
+    c.max_seq_len = max_seq_len;
+    c.max_batch_size = 1;
+    c.kv_block_size = kBlockSize;
+    c.quantization = ropts.quantization;
+    c.cancel = ropts.cancel;
+    c.observer = &proxy;
+    runner = make_cuda_runner(cfg, store, c);
+    chunk = kGpuChunk;
+    KvCacheSpec kv;
+    kv.block_size = kBlockSize;
+    kv.num_blocks = (max_seq_len + kBlockSize - 1) / kBlockSize;
+    // The GPU caches bf16 where the CPU tool keeps fp32 (calibration, checkpoints' scores); an
+    // engine's fp8 / int8 cache as the engine runs it.
+    kv.dtype = kv_dtype == KvDType::F32 ? KvDType::BF16 : kv_dtype;
+    set_kv_scales(kv, kv_scales, cfg.num_layers);
+    runner->allocate_kv(kv);
+    return true;
+#else
+    return false;
+#endif
+  }
+
   /** Runs one sequence from position 0 in chunks; `on_logits(first, rows, count)` gets each chunk's logits. */
   template <typename F>
   void run(ModelRunner& r, const int32_t* tokens, int n, bool want_logits, std::vector<float>& logits, F on_chunk) {
     if (n > max_seq_len) throw Error("sequence of " + std::to_string(n) + " tokens exceeds the tool's max_seq_len");
     std::vector<int32_t> table((max_seq_len + kBlockSize - 1) / kBlockSize);
     for (size_t i = 0; i < table.size(); i++) table[i] = int32_t(i);
-    for (int p = 0; p < n; p += kChunk) {
-      const int c = std::min(kChunk, n - p);
+    for (int p = 0; p < n; p += chunk) {
+      const int c = std::min(chunk, n - p);
       StepBatch b;
       b.tokens.assign(tokens + p, tokens + p + c);
       SeqSlice s;
@@ -241,7 +333,7 @@ Napi::Value NativeModelTool::Logprobs(const Napi::CallbackInfo& info) {
         const int V = t->cfg.vocab_size, n = int(tokens->size());
         const CpuKernels& k = cpu_kernels(choose_cpu_level(t->ropts.kernel_level));
         ModelRunner& r = *t->runner;
-        std::vector<float> logits(size_t(kChunk) * V);
+        std::vector<float> logits(size_t(t->chunk) * V);
         out->resize(size_t(n) * V);
         t->run(r, tokens->data(), n, true, logits, [&](int first, int count, bool before) {
           if (before) return;
@@ -302,6 +394,7 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
               else obs->count(count);
             });
           }
+          t->runner->flush_observer();
         } catch (...) {
           t->proxy.target = nullptr;
           throw;
@@ -377,6 +470,8 @@ Napi::Value CreateModelTool(const Napi::CallbackInfo& info) {
   t->ropts.kernel_level = get_string(opts, "cpuKernels", "");
   t->ropts.quantization = get_string(opts, "quantization", "none");
   t->max_seq_len = int(get_number(opts, "maxSeqLen", 4096));
+  t->device = get_string(opts, "device", "cpu");
+  check_device_name(t->device);
   if (get_string(opts, "kvCacheDtype", "") != "") t->kv_dtype = parse_kv_dtype(get_string(opts, "kvCacheDtype", ""));
   t->kv_scales = kv_scales_from_js(opts);
   t->ropts.max_tokens = kChunk;
@@ -394,6 +489,9 @@ Napi::Value CreateModelTool(const Napi::CallbackInfo& info) {
       [t](Napi::Env e) -> Napi::Value {
         Napi::Object obj = NativeModelTool::constructor.New({});
         NativeModelTool::Unwrap(obj)->tool = t;
+        // Where it runs: "cpu" or "cuda", and the kernels (the GPU's name, or the CPU's SIMD level).
+        obj.Set("device", t->runner->device());
+        obj.Set("kernels", t->runner->kernels());
         return obj;
       });
   job->Queue();

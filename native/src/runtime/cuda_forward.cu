@@ -382,6 +382,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   for (int l = last_persistent_ ? d.layers : 0; l < d.layers; ++l) {  // (the persistent launch ran them)
     const LayerWeights& lw = w_.layers[l];
     const KvLayer& kv = kv_.layers[l];
+    if (taps_) GRPST_TRY(taps_->linear_input(l, 0, h_, T, d.hidden, lw.input_norm, d.eps, ex));
     LinearIn a;
     a.x = h_;
     a.norm_w = lw.input_norm;
@@ -390,6 +391,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     LinearOut o;
     o.y = qkv_;
     GRPST_TRY(linear(a, lw.qkv, o, T, ex));
+    if (taps_) GRPST_TRY(taps_->kv(l, qkv_, in.positions, lw.q_norm, lw.k_norm, d.eps, rope, T, ex));
     // Decode rows: norm + RoPE + KV write inside the attention kernel; the other rows here.
     const int first = fused || mma_qkv ? R : 0;
     if (T > first)
@@ -417,6 +419,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
       GRPST_TRY(attention_prefill(q_, pb, in.tables, d.heads, kv_.geo, kv, softmax_scale, attn_, ex));
     }
 
+    if (taps_) GRPST_TRY(taps_->linear_input(l, 1, attn_, T, static_cast<int>(attn_n), nullptr, 0.f, ex));
     a = LinearIn();
     a.x = attn_;
     a.act_scale = lw.o_act_scale;
@@ -428,6 +431,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     GRPST_TRY(linear(a, lw.o, o, T, ex));
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
 
+    if (taps_) GRPST_TRY(taps_->linear_input(l, 2, h_, T, d.hidden, lw.post_norm, d.eps, ex));
     a = LinearIn();
     a.x = h_;
     a.norm_w = lw.post_norm;
@@ -438,6 +442,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     o.residual_settled = false;
     GRPST_TRY(linear(a, lw.gate_up, o, T, ex));
 
+    if (taps_) GRPST_TRY(taps_->linear_input(l, 3, act_, T, d.intermediate, nullptr, 0.f, ex));
     a = LinearIn();
     a.x = act_;
     a.act_scale = lw.down_act_scale;
@@ -448,6 +453,9 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
   }
 
+  if (taps_) GRPST_TRY(taps_->linear_input(d.layers, 4, h_, T, d.hidden, w_.final_norm, d.eps, ex));
+  // No rows want logits (a calibration pass): a single rank skips its head.
+  if (in.logit_rows && in.num_logits == 0 && !tp_) return ok_status();
   LinearIn a;
   a.norm_w = w_.final_norm;
   a.eps = d.eps;

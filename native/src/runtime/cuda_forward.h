@@ -175,6 +175,20 @@ constexpr int kDefaultFusedDecodeMaxRows = 0;
 constexpr bool kDefaultPersistentDecode = false;
 constexpr int kDefaultPersistentMaxContext = 8192;
 
+// Calibration taps (runtime/cuda_calibration.h): a forward pass shows them each linear group's
+// input, the rows it caches and the head's input, as device pointers ordered on ex.stream. Point
+// numbers are grpst::CapturePoint's (AttnIn 0, OIn 1, MlpIn 2, DownIn 3, HeadIn 4 at layer = layers).
+class ForwardTaps {
+ public:
+  virtual ~ForwardTaps() = default;
+  // x [rows, cols]; with norm_w, x is the residual stream and the linear's input its RMSNorm.
+  virtual Status linear_input(int layer, int point, const bf16* x, int rows, int cols, const float* norm_w, float eps,
+                              const Exec& ex) = 0;
+  // The layer's QKV output [T, (nh + 2 nkv) hd]: k as the cache stores it (q/k norm, RoPE), v as projected.
+  virtual Status kv(int layer, const bf16* qkv, const int32_t* positions /*[T]*/, const float* q_norm_w,
+                    const float* k_norm_w, float eps, const Rope& rope, int T, const Exec& ex) = 0;
+};
+
 class Forward {
  public:
   // Allocates the activation scratch; the KV cache comes later (set_kv), sized from what is left.
@@ -184,6 +198,9 @@ class Forward {
   // A rank of a tensor-parallel group: the dims and weights are this rank's shard, and `tp`
   // (owned by the caller) combines the partial results. Null (the default): the whole model.
   void set_tensor_parallel(TensorParallelHooks* tp) { tp_ = tp; }
+  // Calibration: run() shows `taps` (owned by the caller; null, the default: none) every capture
+  // point. Not for graph capture: taps copy sampled rows to the host.
+  void set_taps(ForwardTaps* taps) { taps_ = taps; }
   ~Forward();
   Forward(const Forward&) = delete;
   Forward& operator=(const Forward&) = delete;
@@ -297,6 +314,7 @@ class Forward {
   // in slices of rows that fit, each slice's GEMM writing its columns of y.
   Status sliced_dequant_gemm(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
   TensorParallelHooks* tp_ = nullptr;
+  ForwardTaps* taps_ = nullptr;
 
   ModelDims dims_;
   ModelWeights w_;

@@ -12,6 +12,7 @@
 #include "grpst/tensor_store.h"
 #include "kernels/cuda/env_switch.h"
 #include "model/qwen3_weights.h"
+#include "runtime/cuda_calibration.h"
 #include "runtime/cuda_forward.h"
 #include "runtime/cuda_tp.h"
 #include "runtime/cuda_weights.h"
@@ -140,6 +141,7 @@ class CudaRunner final : public ModelRunner {
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g);
     graphs_.clear();
     forward_.reset();
+    taps_.reset();
     tp_hooks_.reset();
     if (kv_) cudaFree(kv_);
     if (host_meta_) cudaFreeHost(host_meta_);
@@ -191,6 +193,10 @@ class CudaRunner final : public ModelRunner {
       const uint32_t bits = uint32_t(hidden_host_[i]) << 16;
       std::memcpy(out + i, &bits, 4);
     }
+  }
+
+  void flush_observer() override {
+    if (taps_ && opts_.observer) taps_->flush(*opts_.observer, stream_);
   }
 
   size_t kv_bytes_per_token(KvDType dtype) const override {
@@ -276,7 +282,8 @@ class CudaRunner final : public ModelRunner {
 
     const cu::Exec ex{stream_, true};
     const bool decode_only = R == T && P == 0;
-    const int bucket = decode_only && identity && opts_.cuda_graphs ? batch_bucket(T) : -1;
+    const bool observed = opts_.observer && opts_.observer->active();
+    const int bucket = decode_only && identity && opts_.cuda_graphs && !observed ? batch_bucket(T) : -1;
     if (bucket > 0 && bucket <= max_tokens_) {
       // Padding rows write no KV (slot -1) and read block 0 at position 0.
       for (int r = T; r < bucket; ++r) {
@@ -292,7 +299,18 @@ class CudaRunner final : public ModelRunner {
     } else {
       upload(T, L, P, int(order.size()));
       cu::StepInput in = step_input(T, R, P, max_q, L, identity, max_ctx);
-      check(forward_->run(in, logits_dev_, ex));
+      if (observed) {
+        if (opts_.tp.on()) throw Error("CUDA backend: calibration runs on a single-rank model");
+        if (!taps_) taps_ = std::make_unique<CalibrationTaps>(cfg_, max_tokens_);
+        std::vector<int> kept;
+        for (int r : opts_.observer->sample_rows(T))
+          if (r >= 0 && r < T) kept.push_back(new_row[size_t(r)]);
+        taps_->set_sample_rows(std::move(kept));
+        forward_->set_taps(taps_.get());
+      }
+      const cu::Status st = forward_->run(in, logits_dev_, ex);
+      forward_->set_taps(nullptr);
+      check(st);
     }
     const int D = tokens ? int(batch.device_samples.size()) : 0;
     if (D > 0) {
@@ -460,6 +478,7 @@ class CudaRunner final : public ModelRunner {
   std::vector<uint8_t> on_device_;               // [L] this step's rows drawn on the device
   std::vector<std::pair<int, int>> host_runs_;   // [first, last) runs of rows the host reads
   std::map<int64_t, cudaGraphExec_t> graphs_;
+  std::unique_ptr<CalibrationTaps> taps_;  // made on the first observed step
 };
 
 }  // namespace

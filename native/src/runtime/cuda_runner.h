@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "grpst/forward_observer.h"
 #include "grpst/model_runner.h"
 #include "grpst/tensor_parallel.h"
 
@@ -24,6 +25,9 @@ struct CudaRunnerOptions {
   std::string quantization;  // engine scheme: none/full_prec, int8_wo, int4_awq, fp8, int8_sq
   bool cuda_graphs = true;   // GRPST_CUDA_GRAPHS=0 turns them off
   TensorParallel tp;         // a rank's shard (comm: a device group); cfg stays the whole model
+  // Calibration (a build's model tool): statistics of the steps it is active for, reduced on the
+  // GPU and handed over by flush_observer(). Not with tensor parallelism.
+  ForwardObserver* observer = nullptr;
 };
 
 /** True when a CUDA device is usable; otherwise `why` says what is missing. */

@@ -10,8 +10,9 @@ import type { ModelConfig } from '../../model/config.js';
 import { openCheckpoint } from '../../model/checkpoint.js';
 import type { CapturePoint } from '../../quant/smoothing.js';
 import type { CaptureStats, ModelCalibration } from '../../quant/layer.js';
-import type { CalibrationRequest, RuntimeBridge, Scorer } from './runtime-bridge.js';
+import type { CalibrationRequest, RunDevice, RuntimeBridge, Scorer } from './runtime-bridge.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
+import { missingTool } from '../../util/errors.js';
 
 interface RawCapture {
   absMax: Float32Array;
@@ -24,6 +25,9 @@ interface RawCapture {
 type RawLayer = Record<CapturePoint, RawCapture> & { kAmax: number; vAmax: number; vAbsMax: Float32Array };
 
 interface NativeModelTool {
+  /** "cpu" or "cuda", and the kernels: the CPU's SIMD level or the GPU's name. */
+  device: string;
+  kernels: string;
   logprobs(tokens: Int32Array): Promise<Float32Array>;
   calibrate(sequences: Int32Array[], sampleRows: number, stride: number, firstToken: number): Promise<{ tokens: number; layers: RawLayer[]; head: RawCapture }>;
   close(): void;
@@ -35,7 +39,7 @@ interface ModelToolAddon {
     config: ModelConfig,
     /** One table, or one per rank of a tensor-parallel engine (run together on the CPU). */
     tensors: NativeTensorEntry[] | NativeTensorEntry[][],
-    options: { threads?: number; cpuKernels?: string; quantization: string; maxSeqLen: number; kvCacheDtype?: string; kvCacheScales?: [number, number][] },
+    options: { threads?: number; cpuKernels?: string; quantization: string; maxSeqLen: number; kvCacheDtype?: string; kvCacheScales?: [number, number][]; device?: RunDevice },
   ): Promise<NativeModelTool>;
 }
 
@@ -64,16 +68,23 @@ function loadModel(dirArg: string, withKvCache: boolean): Loaded {
 }
 
 /** `withKvCache`: run an engine's quantized KV cache (scoring); calibration always runs an fp32 cache. */
-async function openTool(dir: string, maxSeqLen: number, withKvCache = false): Promise<{ tool: NativeModelTool; model: ModelConfig }> {
+async function openTool(dir: string, maxSeqLen: number, device: RunDevice, withKvCache = false): Promise<{ tool: NativeModelTool; model: ModelConfig }> {
   const addon = loadAddon() as unknown as ModelToolAddon;
   const m = loadModel(dir, withKvCache);
-  const tool = await addon.createModelTool(m.model, m.tensors, {
-    quantization: m.quantization,
-    maxSeqLen,
-    // Checked as every engine load checks it: a bad value is refused naming the variable.
-    cpuKernels: cpuKernelsOverride(),
-    ...(withKvCache && m.kv ? m.kv : {}),
-  });
+  const tool = await addon
+    .createModelTool(m.model, m.tensors, {
+      quantization: m.quantization,
+      maxSeqLen,
+      device,
+      // Checked as every engine load checks it: a bad value is refused naming the variable.
+      cpuKernels: cpuKernelsOverride(),
+      ...(withKvCache && m.kv ? m.kv : {}),
+    })
+    .catch((e: unknown) => {
+      // A runtime with the CUDA backend on a machine where no GPU is visible.
+      if (e instanceof Error && e.message.startsWith('device "cuda" is not available')) throw missingTool(`--device cuda: ${e.message}`, 'pass --device cpu or auto, or build where a GPU is visible');
+      throw e;
+    });
   return { tool, model: m.model };
 }
 
@@ -159,6 +170,8 @@ function finish(m: Merged): ModelCalibration {
   return { layers, head: capture(m.head) };
 }
 
+const ranOn = (tool: NativeModelTool): string => (tool.device === 'cpu' ? `CPU (${tool.kernels})` : tool.kernels);
+
 export async function createAddonBridge(): Promise<RuntimeBridge> {
   const addon = loadAddon() as unknown as Partial<ModelToolAddon>;
   if (typeof addon.createModelTool !== 'function') throw new Error('the native addon predates its model tools; rebuild it');
@@ -168,11 +181,11 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
       if (typeof native.awqLoss !== 'function') throw new Error('the native addon predates its AWQ objective; rebuild it with npm run build:native');
       return native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group);
     },
-    async calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration> {
+    async calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration & { ranOn?: string }> {
       const longest = Math.max(16, ...req.sequences.map((s) => s.length));
       const total = req.sequences.reduce((a, s) => a + s.length, 0);
       const stride = Math.max(1, Math.floor(total / Math.max(1, req.sampleRows)));
-      const { tool } = await openTool(modelDir, longest);
+      const { tool } = await openTool(modelDir, longest, req.device ?? 'auto');
       try {
         // Several calls of about CALIB_BATCH_TOKENS tokens each, so progress can be shown.
         let merged: Merged | undefined;
@@ -185,15 +198,16 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
           done += r.tokens;
           req.onProgress?.(done / total);
         }
-        return finish(merged!);
+        return { ...finish(merged!), ranOn: ranOn(tool) };
       } finally {
         tool.close();
       }
     },
-    async openScorer(dir: string): Promise<Scorer> {
-      const { tool, model } = await openTool(dir, 1024, true);
+    async openScorer(dir: string, device: RunDevice = 'auto'): Promise<Scorer> {
+      const { tool, model } = await openTool(dir, 1024, device, true);
       return {
         vocabSize: model.vocabSize,
+        ranOn: ranOn(tool),
         async logprobs(tokens, onRows) {
           if (tokens.length > 1024) throw new Error(`scorer windows hold at most 1024 tokens (${tokens.length} given)`);
           const rows = await tool.logprobs(tokens);

@@ -21,6 +21,7 @@ import { explainNonFiniteLogits } from './non-finite.js';
 import { packWeights, type PackResult } from './pack.js';
 import { planNativeBuild, type NativePlan } from './plan.js';
 import type { RuntimeBridge } from './runtime-bridge.js';
+import { requireDeviceBuilt } from '../../daemon/device-check.js';
 import { copyTokenizerFiles, openSource, sourceName, type SourceModel } from './source.js';
 import { checkBuildInputs } from '../checks.js';
 import { calibrationSequences, heldoutTokens, loadTextSet, type TextSet } from './text-data.js';
@@ -57,7 +58,7 @@ async function sourceIdentity(src: SourceModel, signal: AbortSignal): Promise<Re
   return Object.fromEntries(files.map((f, i) => [basename(f), hashes[i]]));
 }
 
-type Calibration = ModelCalibration & { set: TextSet; samples: number; tokens: number };
+type Calibration = ModelCalibration & { set: TextSet; samples: number; tokens: number; ranOn?: string };
 
 async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenizer, ctx: NativeBuildContext, where: string): Promise<Calibration> {
   const set = loadTextSet(s.calib_dataset, 'calibration');
@@ -65,9 +66,9 @@ async function calibrate(s: BuildSettings, modelDir: string, tokenizer: Tokenize
   const tokens = sequences.reduce((a, q) => a + q.length, 0);
   ctx.reporter.phase('calibrate', `${sequences.length} samples, ${tokens} tokens from ${set.name === 'builtin' ? 'the built-in set' : set.name}${where}`);
   const bridge = await ctx.bridge();
-  const { layers, head } = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f), signal: ctx.signal });
-  ctx.reporter.done();
-  return { layers, head, set, samples: sequences.length, tokens };
+  const { layers, head, ranOn } = await bridge.calibrate(modelDir, { sequences, sampleRows: AWQ_SAMPLE_ROWS, onProgress: (f) => ctx.reporter.progress(f), signal: ctx.signal, device: s.device });
+  ctx.reporter.done(ranOn ? `on ${ranOn}` : undefined);
+  return { layers, head, set, samples: sequences.length, tokens, ranOn };
 }
 
 function writeManifest(staging: Staging, manifest: EngineManifest): void {
@@ -81,8 +82,10 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   reporter.phase('check', s.model_dir);
   const src = openSource(s.model_dir);
   checkBuildInputs(s, src);
-  // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS is refused before any work.
+  // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS, or --device cuda on a
+  // runtime without the CUDA backend, is refused before any work.
   cpuKernelsOverride();
+  await requireDeviceBuilt(s.device, { asks: '--device cuda asks for the GPU', change: 'pass --device cpu or auto' });
   const plan = planNativeBuild(s, src, { awqSearch: ctx.awqSearch, given: ctx.given });
   const tokenizer = Tokenizer.fromDir(src.checkpoint.dir);
   const staging = Staging.begin(s.output_dir, s.force, s.model_dir);
@@ -227,7 +230,7 @@ async function engineManifest(
       ...(qformat === 'int4_awq' ? { awq_block_size: plan.awqBlockSize } : {}),
       ...(qformat === 'int8_sq' ? { smoothquant_alpha: s.smoothquant_alpha } : {}),
       excluded: qformat === 'full_prec' || s.quantize_lm_head ? [] : ['lm_head'],
-      ...(calib ? { calibration: { dataset: calib.set.name, sha256: calib.set.sha256, samples: calib.samples, tokens: calib.tokens } } : {}),
+      ...(calib ? { calibration: { dataset: calib.set.name, sha256: calib.set.sha256, samples: calib.samples, tokens: calib.tokens, ...(calib.ranOn ? { device: calib.ranOn } : {}) } } : {}),
     },
     kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },
     limits: { max_batch_size: s.max_batch_size, max_input_len: s.max_input_len, max_seq_len: s.max_seq_len, max_num_tokens: s.max_num_tokens },
@@ -263,13 +266,14 @@ async function measureAccuracy(
   const tokens = heldoutTokens(set, (t) => tokenizer.encode(t), s.eval_tokens);
   ctx.reporter.phase('verify', `${tokens.length} held-out tokens against ${referenceName}`);
   const bridge = await ctx.bridge();
-  const reference = await bridge.openScorer(referenceDir);
+  const reference = await bridge.openScorer(referenceDir, s.device);
   try {
-    const engine = await bridge.openScorer(staging.tmp);
+    const engine = await bridge.openScorer(staging.tmp, s.device);
     try {
       try {
         const report = await accuracyReport(reference, engine, tokens, referenceName, (f) => ctx.reporter.progress(f), ctx.signal);
-        ctx.reporter.done();
+        const where = [...new Set([reference.ranOn, engine.ranOn].filter((w): w is string => !!w))];
+        ctx.reporter.done(where.length ? `on ${where.join(' and ')}` : undefined);
         return report;
       } catch (e) {
         // A dequantized reference is blamed on the FP8 checkpoint's own tensors.

@@ -82,15 +82,17 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
   const from = src.awq ? ' (the AWQ checkpoint converted as it is)' : src.fp8 ? ' (from the FP8 checkpoint dequantized)' : '';
   const weights = qformat === 'int4_awq' ? `int4_awq, block ${awqBlockSize}` : qformat;
   const head = s.quantize_lm_head ? `lm_head in ${qformat}` : `lm_head in ${s.dtype}`;
+  // Where calibration and the report run, when the build was told (auto decides at run time).
+  const where = s.device === 'cuda' ? ', on the GPU' : s.device === 'cpu' ? ', on the CPU' : '';
   const calibrated = [weightsCalibrated ? `${qformat} weights` : '', wantKv ? `the ${s.kv_cache_dtype} KV cache` : ''].filter(Boolean).join(' and ');
 
   const steps: PlanStep[] = [{ phase: 'check', text: `check the checkpoint (${kind}) and hash its files` }];
   if (dequantize) steps.push({ phase: 'dequantize', text: `dequantize the FP8 checkpoint to a ${s.dtype} copy inside the staging folder, for calibration and the accuracy report` });
-  if (calibrateFloat) steps.push({ phase: 'calibrate', on: 'float', text: `calibrate on ${calibText}: ${calibrated}, running ${floatModel === 'dequantized' ? 'the dequantized copy' : 'the checkpoint'}` });
+  if (calibrateFloat) steps.push({ phase: 'calibrate', on: 'float', text: `calibrate on ${calibText}: ${calibrated}, running ${floatModel === 'dequantized' ? 'the dequantized copy' : 'the checkpoint'}${where}` });
   steps.push({ phase: 'quantize', text: `quantize and pack: ${weights}${from}, dtype ${s.dtype}, ${head}${s.tp_size > 1 ? `, ${s.tp_size} rank shards` : ''}` });
   steps.push({ phase: 'write', text: `write engine.json (kv cache ${s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype}) and the tokenizer files` });
-  if (calibrateEngine) steps.push({ phase: 'calibrate', on: 'engine', text: `calibrate on ${calibText}: the ${s.kv_cache_dtype} KV cache, running the engine itself (an AWQ checkpoint has no float model)` });
-  if (reference) steps.push({ phase: 'verify', text: `verify: accuracy report against ${reference.name} on ${s.eval_dataset ?? 'the built-in held-out text'} (up to ${s.eval_tokens} tokens)${wantKv ? `, the engine running its ${s.kv_cache_dtype} KV cache` : ''}` });
+  if (calibrateEngine) steps.push({ phase: 'calibrate', on: 'engine', text: `calibrate on ${calibText}: the ${s.kv_cache_dtype} KV cache, running the engine itself (an AWQ checkpoint has no float model)${where}` });
+  if (reference) steps.push({ phase: 'verify', text: `verify: accuracy report against ${reference.name} on ${s.eval_dataset ?? 'the built-in held-out text'} (up to ${s.eval_tokens} tokens)${wantKv ? `, the engine running its ${s.kv_cache_dtype} KV cache` : ''}${where}` });
 
   const notes = ignoredSettings(s, opts.given ?? new Set(), { qformat, awqGroup: src.awq?.group, calibrates: calibrateFloat || calibrateEngine, preQuantized: Boolean(src.awq) });
   const kvScalesFrom = wantKv ? (calibrateEngine ? 'engine' : 'float') : undefined;

@@ -12,10 +12,17 @@ export interface CalibrationRequest {
   onProgress?: (fraction: number) => void;
   /** Checked between batches: an interrupted build stops within one batch. */
   signal?: AbortSignal;
+  /** Where the model runs (BuildSettings.device); default auto. */
+  device?: RunDevice;
 }
+
+/** auto: the GPU where the runtime has the CUDA backend and one is visible, else the CPU. */
+export type RunDevice = 'auto' | 'cpu' | 'cuda';
 
 export interface Scorer {
   readonly vocabSize: number;
+  /** Where it runs, in words ("CPU (avx2)", "NVIDIA H200 (sm_90, cuda)"). */
+  readonly ranOn?: string;
   /**
    * Log-softmax of the logits after each position of `tokens`, in chunks of rows:
    * onRows(firstPosition, rows [count, vocab], count).
@@ -26,9 +33,9 @@ export interface Scorer {
 
 export interface RuntimeBridge {
   /** Per decoder layer: statistics of the four linear inputs and of the cached k / v; and of lm_head's input. */
-  calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration>;
-  /** A checkpoint folder or an engine folder, loaded for scoring. */
-  openScorer(dir: string): Promise<Scorer>;
+  calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration & { ranOn?: string }>;
+  /** A checkpoint folder or an engine folder, loaded for scoring on `device` (default auto). */
+  openScorer(dir: string, device?: RunDevice): Promise<Scorer>;
   /** AWQ's search objective in native code (see src/quant/awq.ts awqLoss for the definition). */
   awqLoss: AwqLossFn;
 }

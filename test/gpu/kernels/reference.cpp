@@ -56,6 +56,15 @@ void swiglu(const V16& gu, int M, int I, V16& out) {
     }
 }
 
+void column_abs_stats(const V16& x, int rows, int cols, int ld, VF& abs_max, std::vector<double>& abs_sum) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) {
+      const float a = std::fabs(bf2f(x[static_cast<size_t>(r) * ld + c]));
+      abs_max[c] = std::max(abs_max[c], a);
+      abs_sum[c] += a;
+    }
+}
+
 void KvHost::allocate() {
   const size_t n = static_cast<size_t>(num_blocks) * nkv * block_size * hd * elem();
   k.assign(n, 0);

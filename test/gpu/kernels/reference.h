@@ -17,6 +17,9 @@ using grpst::cuda::WeightFormat;
 void embedding(const std::vector<int32_t>& ids, const V16& table, int H, int V, V16& out);
 void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const VF& w, int M, int H, float eps, V16& y);
 void swiglu(const V16& gate_up, int M, int I, V16& out);
+// Calibration statistics: abs_max[c] = max(abs_max[c], |x[r,c]|), abs_sum[c] += |x[r,c]| over rows,
+// in double (the kernel sums runs of 64 rows in fp32).
+void column_abs_stats(const V16& x, int rows, int cols, int ld, VF& abs_max, std::vector<double>& abs_sum);
 // The tensor-parallel all-reduce of bf16 buffers: the sum over ranks in rank order in fp32,
 // rounded to bf16 once (the in-process group's sum, native/src/runtime/collective_local.cpp).
 void all_reduce_sum(const std::vector<V16>& per_rank, V16& out);

@@ -1,4 +1,5 @@
-// Parity: embedding gather, RMSNorm (+ residual), SwiGLU, q/k norm + RoPE + KV-cache write, and
+// Parity: embedding gather, RMSNorm (+ residual), SwiGLU, calibration column statistics, q/k norm
+// + RoPE + KV-cache write, and
 // the quantizing kernels' division by a shared divisor (div_by) against IEEE division.
 #include "../../../native/src/kernels/cuda/device_utils.cuh"
 #include "harness.h"
@@ -58,6 +59,35 @@ static void test_swiglu() {
   ref::V16 want;
   ref::swiglu(gu, M, I, want);
   Checks::get().compare("swiglu", bf16_to_f32(dout.download()), bf16_to_f32(want), 4e-3);
+}
+
+// Two passes into buffers that already hold totals (as calibration accumulates chunk after chunk):
+// rows past one block of 64, columns past one of 128 and a row stride wider than the columns read.
+static void test_column_abs_stats(int rows, int cols, int ld, bool with_sum) {
+  Rng r(51 + rows + cols);
+  auto x1 = rand_bf16(r, static_cast<size_t>(rows) * ld, 5.f), x2 = rand_bf16(r, static_cast<size_t>(rows) * ld, 3.f);
+  std::vector<float> mx(cols);
+  std::vector<double> sum(cols);
+  for (int c = 0; c < cols; ++c) {
+    mx[c] = c % 7 == 0 ? 9.f : 0.f;  // some columns start above anything the data holds
+    sum[c] = 0.25 * c;
+  }
+  Dev<uint16_t> d1(x1), d2(x2);
+  Dev<float> dmx(mx);
+  Dev<double> dsum(sum);
+  const std::string name = "column_abs_stats rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                           " ld=" + std::to_string(ld) + (with_sum ? "" : " max only");
+  for (const auto* d : {&d1, &d2})
+    Checks::get().status(name + " launch", cu::column_abs_stats(d->template as<cu::bf16>(), rows, cols, ld, dmx.p,
+                                                                with_sum ? dsum.p : nullptr, {}));
+  std::vector<double> want_sum = sum;
+  ref::column_abs_stats(x1, rows, cols, ld, mx, want_sum);
+  ref::column_abs_stats(x2, rows, cols, ld, mx, want_sum);
+  if (!with_sum) want_sum = sum;
+  Checks::get().compare(name + " max", dmx.download(), mx, 0.0);
+  const std::vector<double> got_sum = dsum.download();
+  Checks::get().compare(name + " sum", std::vector<float>(got_sum.begin(), got_sum.end()),
+                        std::vector<float>(want_sum.begin(), want_sum.end()), 1e-6);
 }
 
 static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float att_scaling, bool norms) {
@@ -155,6 +185,9 @@ void test_elementwise() {
   test_rmsnorm(true, 33, 4096);
   test_rmsnorm(true, 5, 96);
   test_swiglu();
+  test_column_abs_stats(300, 1000, 1100, true);
+  test_column_abs_stats(7, 4096, 4096, true);
+  test_column_abs_stats(130, 256, 6144, false);
   for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) test_qk_norm_rope(32, 8, 128, d, 1.f, true);
   test_qk_norm_rope(6, 2, 24, cu::KvDtype::bf16, 1.f, true);
   test_qk_norm_rope(4, 1, 16, cu::KvDtype::bf16, 1.1386f, true);

@@ -39,6 +39,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/embedding.cu
       ${grpst_cuda_dir}/rmsnorm.cu
       ${grpst_cuda_dir}/swiglu.cu
+      ${grpst_cuda_dir}/column_stats.cu
       ${grpst_cuda_dir}/qk_norm_rope.cu
       ${grpst_cuda_dir}/attention_decode.cu
       ${grpst_cuda_dir}/attention_decode_staged.cu
@@ -70,6 +71,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
     if(NOT GRPST_CUDA_HARNESS_ONLY)
       add_library(grpst_cuda_runner STATIC
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_runner.cu
+        ${GRPST_NATIVE_DIR}/src/runtime/cuda_calibration.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_weights.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_tp.cu
         ${GRPST_NATIVE_DIR}/src/runtime/peer_allreduce.cu

@@ -30,6 +30,12 @@ Status rmsnorm(const bf16* x /*[M,H]*/, const bf16* residual /*[M,H] or null*/,
 // gate and up rows are interleaved at load so one GEMM produces both.
 Status swiglu(const bf16* gate_up /*[M,2I]*/, bf16* out /*[M,I]*/, int M, int I, const Exec& ex);
 
+// Calibration statistics of x's first `cols` columns: abs_max[c] = max(abs_max[c], max_r |x[r,c]|)
+// and, when abs_sum is not null, abs_sum[c] += sum_r |x[r,c]| (rows summed in fp32 in runs of 64,
+// the runs in fp64; their order varies). Accumulates into what the buffers already hold.
+Status column_abs_stats(const bf16* x /*[rows, ld]*/, int rows, int cols, int64_t ld, float* abs_max /*[cols]*/,
+                        double* abs_sum /*[cols] or null*/, const Exec& ex);
+
 // ---- paged KV cache ----------------------------------------------------------------------------
 
 enum class KvDtype : int { bf16 = 0, fp8 = 1, int8 = 2 };
