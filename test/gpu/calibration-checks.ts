@@ -1,5 +1,6 @@
 // Calibration on the GPU (`grpst build --device cuda|auto`): the CUDA runner reduces each capture
-// point's input to per-column |x| max and sum on the device and copies out only the sampled rows.
+// point's input to per-column |x| max and sum on the device and copies out only the sampled rows;
+// AWQ's scale search evaluates its candidates there too.
 // Against the CPU runner on the same checkpoint and text: every statistic the build uses (the four
 // linear inputs of every layer and the head's, k / v maxima, the sampled rows), then whole builds
 // (int4_awq, int8_sq, fp8 with an fp8 KV cache) calibrated and verified on each device, whose
@@ -108,6 +109,20 @@ export async function calibrationChecks(log: (line: string) => void = () => {}):
     add('calibration ran on the GPU', (gpu.ranOn ?? '').includes('cuda') && (cpu.ranOn ?? '').startsWith('CPU'),
       `${gpu.ranOn} (${(t1 - t0).toFixed(0)} ms) and ${cpu.ranOn} (${(t2 - t1).toFixed(0)} ms) over ${sequences.length} passages, ${tokens} tokens`);
     compareCalibrations(gpu, cpu, add);
+
+    // AWQ's search objective on the GPU against the CPU's native one: the layer 0 samples against a
+    // weight of 384 x 128 (three of this model's groups of 64 along the input), unscaled and scaled.
+    const x = cpu.layers[0].captures.attn_in.samples;
+    const w = { data: Float32Array.from({ length: 384 * x.cols }, (_, i) => Math.sin(i * 0.37) * 0.05), rows: 384, cols: x.cols };
+    const scales = Float32Array.from({ length: x.cols }, (_, i) => 0.5 + (i % 7) * 0.25);
+    const onGpu = bridge.awqLossFor?.('cuda');
+    if (!onGpu) add('AWQ objective on the GPU', false, 'the bridge offers no GPU search');
+    else {
+      const pairs = [null, scales].map((sc) => [onGpu.loss(x, w, sc, 64), bridge.awqLoss(x, w, sc, 64)]);
+      const worst = Math.max(...pairs.map(([g, c]) => relDiff(g, c)));
+      add('AWQ objective on the GPU', onGpu.ranOn === 'the GPU' && worst <= 1e-5 && pairs.every(([, c]) => c > 0),
+        `${pairs.map(([g, c]) => `${g.toExponential(6)} vs ${c.toExponential(6)}`).join(', ')}: ${worst.toExponential(2)} relative (tol 1e-5)`);
+    }
 
     for (const qformat of ['int4_awq', 'int8_sq', 'fp8'] as const) {
       const tag = `calibration build ${qformat}${qformat === 'fp8' ? ' (fp8 KV cache)' : ''}`;

@@ -3,12 +3,14 @@
 // group quantizer of src/quant/int4.ts. The search itself stays in TypeScript (src/quant/awq.ts);
 // this is its inner loop, which a real model makes too heavy for JavaScript. Synchronous: builds
 // call it between other synchronous work. Partial sums are taken over fixed row blocks and added in
-// order, so the result does not depend on the thread count.
+// order, so the result does not depend on the thread count. Where the CUDA backend is built,
+// AwqGpuSearch runs the same objective on the GPU (runtime/awq_gpu.h).
 #include <napi.h>
 
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -16,6 +18,10 @@
 #include "grpst/cpu_kernels.h"
 #include "grpst/thread_pool.h"
 #include "kernels/cpu/quant_kernels.h"
+#ifdef GRPST_WITH_CUDA
+#include "runtime/awq_gpu.h"
+#include "runtime/cuda_runner.h"
+#endif
 
 namespace grpst::addon {
 
@@ -85,10 +91,71 @@ Napi::Value AwqLoss(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, total / (double(n) * rows));
 }
 
+#ifdef GRPST_WITH_CUDA
+/**
+ * new AwqGpuSearch(): awqLoss on the GPU. load(x, n, K, w, rows) uploads a group's operands once;
+ * loss(scales | null, group) evaluates one candidate (the same arithmetic as awqLoss, the products
+ * summed in another order). Throws where no GPU is usable.
+ */
+class AwqGpuSearch : public Napi::ObjectWrap<AwqGpuSearch> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "AwqGpuSearch",
+                       {InstanceMethod("load", &AwqGpuSearch::Load), InstanceMethod("loss", &AwqGpuSearch::Loss)});
+  }
+  explicit AwqGpuSearch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AwqGpuSearch>(info) {
+    std::string why;
+    if (!cuda_device_available(&why)) throw Napi::Error::New(info.Env(), "device \"cuda\" is not available: " + why);
+    try {
+      gpu_ = std::make_unique<AwqGpu>();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+ private:
+  static const float* floats(const Napi::CallbackInfo& info, int i, const char* what, size_t n) {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        info[i].As<Napi::Float32Array>().ElementLength() != n)
+      throw Napi::TypeError::New(info.Env(), std::string("AwqGpuSearch: ") + what + " must be a Float32Array of the loaded shape");
+    return info[i].As<Napi::Float32Array>().Data();
+  }
+  Napi::Value Load(const Napi::CallbackInfo& info) {
+    const int n = info[1].As<Napi::Number>().Int32Value(), K = info[2].As<Napi::Number>().Int32Value();
+    const int rows = info[4].As<Napi::Number>().Int32Value();
+    if (n <= 0 || K <= 0 || rows <= 0) throw Napi::RangeError::New(info.Env(), "AwqGpuSearch.load: empty operands");
+    const float* x = floats(info, 0, "x", size_t(n) * K);
+    const float* w = floats(info, 3, "w", size_t(rows) * K);
+    try {
+      gpu_->load(x, n, K, w, rows);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    K_ = K;
+    return info.Env().Undefined();
+  }
+  Napi::Value Loss(const Napi::CallbackInfo& info) {
+    const float* s = info[0].IsNull() || info[0].IsUndefined() ? nullptr : floats(info, 0, "scales", size_t(K_));
+    const int group = info[1].As<Napi::Number>().Int32Value();
+    if (group <= 0 || K_ % group != 0) throw Napi::RangeError::New(info.Env(), "AwqGpuSearch.loss: K must be a multiple of group");
+    try {
+      return Napi::Number::New(info.Env(), gpu_->loss(s, group));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+  std::unique_ptr<AwqGpu> gpu_;
+  int K_ = 0;
+};
+#endif
+
 }  // namespace
 
 void RegisterQuantTools(Napi::Env env, Napi::Object exports) {
   exports.Set("awqLoss", Napi::Function::New(env, AwqLoss, "awqLoss"));
+#ifdef GRPST_WITH_CUDA
+  exports.Set("AwqGpuSearch", AwqGpuSearch::Init(env));
+#endif
 }
 
 }  // namespace grpst::addon

@@ -10,6 +10,7 @@ import type { ModelConfig } from '../../model/config.js';
 import { openCheckpoint } from '../../model/checkpoint.js';
 import type { CapturePoint } from '../../quant/smoothing.js';
 import type { CaptureStats, ModelCalibration } from '../../quant/layer.js';
+import type { AwqLossFn } from '../../quant/awq.js';
 import type { CalibrationRequest, RunDevice, RuntimeBridge, Scorer } from './runtime-bridge.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
 import { missingTool } from '../../util/errors.js';
@@ -33,7 +34,14 @@ interface NativeModelTool {
   close(): void;
 }
 
+interface AwqGpuSearch {
+  load(x: Float32Array, n: number, K: number, w: Float32Array, rows: number): void;
+  loss(scales: Float32Array | null, group: number): number;
+}
+
 interface ModelToolAddon {
+  /** Only in a runtime built with the CUDA backend; its constructor throws where no GPU is usable. */
+  AwqGpuSearch?: new () => AwqGpuSearch;
   awqLoss(x: Float32Array, n: number, K: number, w: Float32Array, rows: number, scales: Float32Array | null, group: number): number;
   createModelTool(
     config: ModelConfig,
@@ -176,10 +184,32 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
   const addon = loadAddon() as unknown as Partial<ModelToolAddon>;
   if (typeof addon.createModelTool !== 'function') throw new Error('the native addon predates its model tools; rebuild it');
   const native = addon as ModelToolAddon;
+  const cpuAwqLoss: AwqLossFn = (x, w, s, group) => {
+    if (typeof native.awqLoss !== 'function') throw new Error('the native addon predates its AWQ objective; rebuild it with npm run build:native');
+    return native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group);
+  };
   return {
-    awqLoss: (x, w, s, group) => {
-      if (typeof native.awqLoss !== 'function') throw new Error('the native addon predates its AWQ objective; rebuild it with npm run build:native');
-      return native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group);
+    awqLoss: cpuAwqLoss,
+    awqLossFor(device) {
+      const cpu = { loss: cpuAwqLoss, ranOn: `CPU (${loadAddon().probe().bestCpuKernels})` };
+      if (device === 'cpu' || !native.AwqGpuSearch) return cpu;
+      let gpu: AwqGpuSearch;
+      try {
+        gpu = new native.AwqGpuSearch();
+      } catch (e) {
+        if (device === 'cuda') throw missingTool(`--device cuda: ${(e as Error).message}`, 'pass --device cpu or auto, or build where a GPU is visible');
+        return cpu;
+      }
+      // The search evaluates ~20 candidates on one (x, w) pair: upload them once per pair.
+      let loaded: [Float32Array, Float32Array] | undefined;
+      const loss: AwqLossFn = (x, w, s, group) => {
+        if (!loaded || loaded[0] !== x.data || loaded[1] !== w.data) {
+          gpu.load(x.data, x.rows, x.cols, w.data, w.rows);
+          loaded = [x.data, w.data];
+        }
+        return gpu.loss(s, group);
+      };
+      return { loss, ranOn: 'the GPU' };
     },
     async calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration & { ranOn?: string }> {
       const longest = Math.max(16, ...req.sequences.map((s) => s.length));

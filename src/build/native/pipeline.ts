@@ -169,6 +169,10 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
   const { qformat, format } = plan;
   const from = src.awq ? ', from the AWQ checkpoint' : src.fp8 ? ', from the FP8 checkpoint dequantized' : '';
   reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}${from}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${plan.awqBlockSize})` : ''}${from}${s.quantize_lm_head ? ', lm_head too' : ''}`);
+  // AWQ's scale search (int4_awq from a float model) where --device puts it: most of the build's
+  // arithmetic, on the GPU where one is usable.
+  const bridge = format === 'int4_awq' ? await ctx.bridge() : undefined;
+  const search = bridge && calib && (ctx.awqSearch ?? true) ? bridge.awqLossFor?.(s.device) : undefined;
   let packed: PackResult;
   try {
     packed = await packWeights(
@@ -180,7 +184,7 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
         smoothquantAlpha: s.smoothquant_alpha,
         awqSearch: ctx.awqSearch ?? true,
         calibration: calib?.layers,
-        awqLoss: format === 'int4_awq' ? (await ctx.bridge()).awqLoss : undefined,
+        awqLoss: search?.loss ?? bridge?.awqLoss,
         tp: s.tp_size,
         quantizeLmHead: s.quantize_lm_head,
         headCalibration: calib?.head,
@@ -192,7 +196,7 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
   } catch (e) {
     throw explainWriteError(e, staging.output);
   }
-  reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB`);
+  reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB${search ? `; AWQ scale search on ${search.ranOn}` : ''}`);
   return packed;
 }
 

@@ -38,4 +38,6 @@ export interface RuntimeBridge {
   openScorer(dir: string, device?: RunDevice): Promise<Scorer>;
   /** AWQ's search objective in native code (see src/quant/awq.ts awqLoss for the definition). */
   awqLoss: AwqLossFn;
+  /** The same objective where `device` runs it (the GPU for cuda, and for auto where one is usable). */
+  awqLossFor?(device: RunDevice): { loss: AwqLossFn; ranOn: string };
 }

@@ -56,6 +56,37 @@ void swiglu(const V16& gu, int M, int I, V16& out) {
     }
 }
 
+void awq_delta(const VF& w, const VF& s, int rows, int K, int group, VF& delta) {
+  delta.assign(static_cast<size_t>(rows) * K, 0.f);
+  std::vector<float> scaled(K);
+  for (int r = 0; r < rows; ++r) {
+    const float* wr = w.data() + static_cast<size_t>(r) * K;
+    for (int c = 0; c < K; ++c) scaled[c] = s.empty() ? wr[c] : wr[c] * s[c];
+    for (int g0 = 0; g0 < K; g0 += group) {
+      float amax = 0;
+      for (int i = 0; i < group; ++i) amax = std::max(amax, std::fabs(scaled[g0 + i]));
+      const float scale = amax / 7.0f;
+      for (int i = 0; i < group; ++i) {
+        const int c = g0 + i;
+        float q = 0;
+        if (scale != 0) q = std::clamp(std::nearbyint(scaled[c] / scale), -8.0f, 7.0f) * scale;
+        delta[static_cast<size_t>(r) * K + c] = wr[c] - (s.empty() ? q : q / s[c]);
+      }
+    }
+  }
+}
+
+double awq_sumsq(const VF& x, const VF& delta, int n, int rows, int K) {
+  double total = 0;
+  for (int t = 0; t < n; ++t)
+    for (int o = 0; o < rows; ++o) {
+      double dot = 0;
+      for (int c = 0; c < K; ++c) dot += static_cast<double>(x[static_cast<size_t>(t) * K + c]) * delta[static_cast<size_t>(o) * K + c];
+      total += dot * dot;
+    }
+  return total;
+}
+
 void column_abs_stats(const V16& x, int rows, int cols, int ld, VF& abs_max, std::vector<double>& abs_sum) {
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < cols; ++c) {

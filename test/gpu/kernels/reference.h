@@ -19,6 +19,10 @@ void rmsnorm(const V16& x, const V16* residual, V16* residual_out, const VF& w, 
 void swiglu(const V16& gate_up, int M, int I, V16& out);
 // Calibration statistics: abs_max[c] = max(abs_max[c], |x[r,c]|), abs_sum[c] += |x[r,c]| over rows,
 // in double (the kernel sums runs of 64 rows in fp32).
+// AWQ's objective (native/src/addon/quant_tools.cpp awqLoss): delta = w - Q(w * s) / s per group of
+// `group` columns (s empty: no scaling), and the sum over (t, o) of (x_t . delta_o)^2 in double.
+void awq_delta(const VF& w, const VF& s, int rows, int K, int group, VF& delta);
+double awq_sumsq(const VF& x, const VF& delta, int n, int rows, int K);
 void column_abs_stats(const V16& x, int rows, int cols, int ld, VF& abs_max, std::vector<double>& abs_sum);
 // The tensor-parallel all-reduce of bf16 buffers: the sum over ranks in rank order in fp32,
 // rounded to bf16 once (the in-process group's sum, native/src/runtime/collective_local.cpp).

@@ -1,6 +1,7 @@
-// Parity: embedding gather, RMSNorm (+ residual), SwiGLU, calibration column statistics, q/k norm
-// + RoPE + KV-cache write, and
+// Parity: embedding gather, RMSNorm (+ residual), SwiGLU, calibration column statistics, AWQ's
+// search objective, q/k norm + RoPE + KV-cache write, and
 // the quantizing kernels' division by a shared divisor (div_by) against IEEE division.
+#include "../../../native/src/kernels/cuda/awq_loss.h"
 #include "../../../native/src/kernels/cuda/device_utils.cuh"
 #include "harness.h"
 #include "paged_setup.h"
@@ -88,6 +89,34 @@ static void test_column_abs_stats(int rows, int cols, int ld, bool with_sum) {
   const std::vector<double> got_sum = dsum.download();
   Checks::get().compare(name + " sum", std::vector<float>(got_sum.begin(), got_sum.end()),
                         std::vector<float>(want_sum.begin(), want_sum.end()), 1e-6);
+}
+
+// The quantization error bit for bit (the same fp32 operations as the CPU), and the sum of squared
+// products over edge tiles (n, rows not multiples of 64) within fp32 summation error.
+static void test_awq_loss(int n, int rows, int K, int group, bool scaled) {
+  Rng r(61 + n + rows + group);
+  std::vector<float> x(static_cast<size_t>(n) * K), w(static_cast<size_t>(rows) * K), s;
+  for (auto& v : x) v = r.sym(2.f);
+  for (auto& v : w) v = r.sym(0.05f);
+  if (scaled) {
+    s.resize(K);
+    for (auto& v : s) v = 0.25f + std::fabs(r.sym(2.f));
+  }
+  Dev<float> dx(x), dw(w), ds(scaled ? s : std::vector<float>{0.f}), dd(w.size());
+  Dev<double> dp(static_cast<size_t>(cu::awq_partial_blocks(n, rows)));
+  dd.poison();
+  const std::string name = "awq n=" + std::to_string(n) + " rows=" + std::to_string(rows) + " K=" + std::to_string(K) +
+                           " group=" + std::to_string(group) + (scaled ? "" : " unscaled");
+  Checks::get().status(name + " delta launch", cu::awq_delta(dw.p, scaled ? ds.p : nullptr, rows, K, group, dd.p, {}));
+  Checks::get().status(name + " sumsq launch", cu::awq_sumsq(dx.p, dd.p, n, rows, K, dp.p, {}));
+  ref::VF want;
+  ref::awq_delta(w, s, rows, K, group, want);
+  const ref::VF got = dd.download();
+  Checks::get().compare(name + " delta", got, want, 0.0);
+  double total = 0;
+  for (double v : dp.download()) total += v;
+  const double ref_total = ref::awq_sumsq(x, want, n, rows, K);
+  Checks::get().compare(name + " sum of squares", {static_cast<float>(total)}, {static_cast<float>(ref_total)}, 1e-5);
 }
 
 static void test_qk_norm_rope(int nh, int nkv, int hd, cu::KvDtype dtype, float att_scaling, bool norms) {
@@ -188,6 +217,9 @@ void test_elementwise() {
   test_column_abs_stats(300, 1000, 1100, true);
   test_column_abs_stats(7, 4096, 4096, true);
   test_column_abs_stats(130, 256, 6144, false);
+  test_awq_loss(70, 100, 256, 64, true);
+  test_awq_loss(256, 192, 512, 128, true);
+  test_awq_loss(33, 65, 128, 32, false);
   for (auto d : {cu::KvDtype::bf16, cu::KvDtype::fp8, cu::KvDtype::int8}) test_qk_norm_rope(32, 8, 128, d, 1.f, true);
   test_qk_norm_rope(6, 2, 24, cu::KvDtype::bf16, 1.f, true);
   test_qk_norm_rope(4, 1, 16, cu::KvDtype::bf16, 1.1386f, true);

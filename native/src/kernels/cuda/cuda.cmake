@@ -40,6 +40,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/rmsnorm.cu
       ${grpst_cuda_dir}/swiglu.cu
       ${grpst_cuda_dir}/column_stats.cu
+      ${grpst_cuda_dir}/awq_loss.cu
       ${grpst_cuda_dir}/qk_norm_rope.cu
       ${grpst_cuda_dir}/attention_decode.cu
       ${grpst_cuda_dir}/attention_decode_staged.cu
@@ -72,6 +73,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       add_library(grpst_cuda_runner STATIC
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_runner.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_calibration.cu
+        ${GRPST_NATIVE_DIR}/src/runtime/awq_gpu.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_weights.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_tp.cu
         ${GRPST_NATIVE_DIR}/src/runtime/peer_allreduce.cu
