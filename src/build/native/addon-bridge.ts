@@ -75,7 +75,13 @@ function loadModel(dirArg: string, withKvCache: boolean): Loaded {
   return { model: ck.model, tensors, quantization: 'none' };
 }
 
-/** `withKvCache`: run an engine's quantized KV cache (scoring); calibration always runs an fp32 cache. */
+/** Where a runtime with the CUDA backend finds no GPU, for --device cuda. */
+const noGpu = (message: string) => missingTool(`--device cuda: ${message}`, 'pass --device cpu or auto, or build where a GPU is visible');
+
+/**
+ * `withKvCache`: run an engine's quantized KV cache (scoring); calibration runs an fp32 cache on
+ * the CPU, bf16 on the GPU.
+ */
 async function openTool(dir: string, maxSeqLen: number, device: RunDevice, withKvCache = false): Promise<{ tool: NativeModelTool; model: ModelConfig }> {
   const addon = loadAddon() as unknown as ModelToolAddon;
   const m = loadModel(dir, withKvCache);
@@ -90,7 +96,7 @@ async function openTool(dir: string, maxSeqLen: number, device: RunDevice, withK
     })
     .catch((e: unknown) => {
       // A runtime with the CUDA backend on a machine where no GPU is visible.
-      if (e instanceof Error && e.message.startsWith('device "cuda" is not available')) throw missingTool(`--device cuda: ${e.message}`, 'pass --device cpu or auto, or build where a GPU is visible');
+      if (e instanceof Error && e.message.startsWith('device "cuda" is not available')) throw noGpu(e.message);
       throw e;
     });
   return { tool, model: m.model };
@@ -178,6 +184,14 @@ function finish(m: Merged): ModelCalibration {
   return { layers, head: capture(m.head) };
 }
 
+/** 64 elements spread over the array, summed: changes when the array is rewritten in place. */
+function fingerprint(a: Float32Array): number {
+  let sum = a.length;
+  const step = Math.max(1, Math.floor(a.length / 64));
+  for (let i = 0; i < a.length; i += step) sum += a[i] * (1 + (i % 7));
+  return sum;
+}
+
 const ranOn = (tool: NativeModelTool): string => (tool.device === 'cpu' ? `CPU (${tool.kernels})` : tool.kernels);
 
 export async function createAddonBridge(): Promise<RuntimeBridge> {
@@ -197,15 +211,17 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
       try {
         gpu = new native.AwqGpuSearch();
       } catch (e) {
-        if (device === 'cuda') throw missingTool(`--device cuda: ${(e as Error).message}`, 'pass --device cpu or auto, or build where a GPU is visible');
+        if (device === 'cuda') throw noGpu((e as Error).message);
         return cpu;
       }
-      // The search evaluates ~20 candidates on one (x, w) pair: upload them once per pair.
-      let loaded: [Float32Array, Float32Array] | undefined;
+      // The search evaluates ~20 candidates on one (x, w) pair: upload them once per pair (the same
+      // arrays with the same contents, as far as a fingerprint of spread elements tells).
+      let loaded: { x: Float32Array; w: Float32Array; print: number } | undefined;
       const loss: AwqLossFn = (x, w, s, group) => {
-        if (!loaded || loaded[0] !== x.data || loaded[1] !== w.data) {
+        const print = fingerprint(x.data) + fingerprint(w.data);
+        if (!loaded || loaded.x !== x.data || loaded.w !== w.data || !Object.is(loaded.print, print)) {
           gpu.load(x.data, x.rows, x.cols, w.data, w.rows);
-          loaded = [x.data, w.data];
+          loaded = { x: x.data, w: w.data, print };
         }
         return gpu.loss(s, group);
       };
