@@ -23,7 +23,8 @@
 # build-bench `grpst build --qformat int4_awq` of a Qwen3-1.7B-shaped random checkpoint (BB_SHAPE)
 #           calibrated and verified on the GPU (--device cuda, 512 calibration passages of 512
 #           tokens, TensorRT-LLM's quantize.py defaults) and on the CPU (--device cpu, BB_CPU_CALIB
-#           passages: 16), each build's log with its phase times: build-cuda.log, build-cpu.log
+#           passages: 16; BB_DEVICES="cuda" for the first alone), each build's log with its phase times:
+#           build-cuda.log, build-cpu.log
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -217,7 +218,7 @@ for stage in "${STAGES[@]}"; do
       python3 -c 'import random,sys
 w=open("data/calibration.txt").read().split(); r=random.Random(7)
 sys.stdout.write("\n\n".join(" ".join(r.choice(w) for _ in range(450)) for _ in range(512))+"\n")' > /tmp/calib-512.txt
-      for dev in cuda cpu; do
+      for dev in ${BB_DEVICES:-cuda cpu}; do
         extra=(); [ "$dev" = cpu ] && extra=(--calib_size "${BB_CPU_CALIB:-16}")
         stamp "grpst build int4_awq --device $dev ${extra[*]}"
         timeout "${T_BB_BUILD:-420}" node .carry/js/grpst.mjs build --model_dir "$BB_CKPT" --output_dir "/tmp/bb-$dev" --force \

@@ -28,7 +28,7 @@ export function quantizeHead(
   weight: Matrix,
   finalNorm: Float32Array,
   capture: CaptureStats | undefined,
-  opts: Pick<LayerQuantOptions, 'format' | 'group' | 'alpha' | 'awqLoss'>,
+  opts: Pick<LayerQuantOptions, 'format' | 'group' | 'alpha' | 'awqLoss' | 'int4'>,
 ): HeadResult {
   const { format } = opts;
   if (needsCalibration(format) && !capture) throw new Error(`${HEAD_NAME}: ${format} needs calibration statistics of its input`);
@@ -39,5 +39,5 @@ export function quantizeHead(
     divideVector(finalNorm, scales);
   }
   const inputAmax = format === 'fp8' ? absMax(capture!.absMax) : 0;
-  return { finalNorm, linear: quantizeLinear(format, HEAD_NAME, weight, opts.group, absMax(weight.data), inputAmax) };
+  return { finalNorm, linear: quantizeLinear(format, HEAD_NAME, weight, opts.group, absMax(weight.data), inputAmax, opts.int4) };
 }

@@ -2,7 +2,7 @@
 // SmoothQuant), folds them into the previous operations, then quantizes each linear.
 import { searchAwqScales, type AwqLossFn } from './awq.js';
 import { absMax, quantizeFp8 } from './fp8.js';
-import { checkGroup, int4Linear, quantizeInt4Symmetric } from './int4.js';
+import { checkGroup, int4Linear, quantizeInt4Symmetric, type Int4Quantizer } from './int4.js';
 import { quantizeInt8Wo } from './int8-wo.js';
 import { quantizeInt8Sq, smoothQuantScales } from './int8-sq.js';
 import {
@@ -67,6 +67,8 @@ export interface LayerQuantOptions {
   attention: AttentionShape;
   /** AWQ's objective; default: the TypeScript reference (slow beyond fixture sizes). */
   awqLoss?: AwqLossFn;
+  /** int4's packing; default: quantizeInt4Symmetric (the runtime's native twin gives the same bytes). */
+  int4?: Int4Quantizer;
 }
 
 export interface GroupNote {
@@ -122,13 +124,13 @@ export function searchFactors(
  * One linear in `format`, its factors (if any) already folded into w. fp8: weightAmax is the
  * amax its weight scale comes from (a fused group's largest), inputAmax its calibrated input's.
  */
-export function quantizeLinear(format: LayerFormat, name: string, w: Matrix, group: number, weightAmax = 0, inputAmax = 0): QuantizedLinear {
+export function quantizeLinear(format: LayerFormat, name: string, w: Matrix, group: number, weightAmax = 0, inputAmax = 0, int4: Int4Quantizer = quantizeInt4Symmetric): QuantizedLinear {
   switch (format) {
     case 'int8_wo':
       return quantizeInt8Wo(name, w);
     case 'int4_awq':
     case 'int4_rtn':
-      return int4Linear(name, quantizeInt4Symmetric(w, group));
+      return int4Linear(name, int4(w, group));
     case 'fp8':
       return quantizeFp8(name, w, weightAmax, inputAmax);
     case 'int8_sq':
@@ -176,7 +178,7 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
     const sharedWeightAmax = Math.max(...group.linears.map((n) => absMax(layer.linears[n].data)));
     const inputAmax = opts.format === 'fp8' ? absMax(calib!.captures[group.input].absMax) : 0;
     for (const name of group.linears) {
-      linears.set(name, quantizeLinear(opts.format, prefix + name, layer.linears[name], opts.group, sharedWeightAmax, inputAmax));
+      linears.set(name, quantizeLinear(opts.format, prefix + name, layer.linears[name], opts.group, sharedWeightAmax, inputAmax, opts.int4));
     }
   }
   return { inputNorm: layer.inputNorm, postNorm: layer.postNorm, linears, notes, kvAmax };

@@ -91,6 +91,53 @@ Napi::Value AwqLoss(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, total / (double(n) * rows));
 }
 
+/**
+ * quantizeInt4(w, rows, cols, group) -> {packed, scales}: src/quant/int4.ts quantizeInt4Symmetric
+ * in native code, rows on the pool's threads (a model's every int4 weight passes through it). The
+ * same arithmetic: scale = fround(amax / 7) divided in double, codes round(w / scale) half to even
+ * in double, clamped to -8..7 and stored + 8, two per byte, low nibble first; so the same bytes.
+ */
+Napi::Value QuantizeInt4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "quantizeInt4: w must be a Float32Array");
+  Napi::Float32Array w = info[0].As<Napi::Float32Array>();
+  const int rows = info[1].As<Napi::Number>().Int32Value(), cols = info[2].As<Napi::Number>().Int32Value();
+  const int group = info[3].As<Napi::Number>().Int32Value();
+  if (rows <= 0 || cols <= 0 || group <= 0 || group % 2 != 0 || cols % group != 0 || w.ElementLength() != size_t(rows) * cols)
+    throw Napi::RangeError::New(env, "quantizeInt4: shapes do not match (w [rows, cols], cols a multiple of an even group)");
+  const int groups = cols / group;
+  Napi::Uint8Array packed = Napi::Uint8Array::New(env, size_t(rows) * cols / 2);
+  Napi::Float32Array scales = Napi::Float32Array::New(env, size_t(rows) * groups);
+  const float* wp = w.Data();
+  uint8_t* pp = packed.Data();
+  float* sp = scales.Data();
+  pool().parallel_for(rows, [&](int r, int) {
+    for (int g = 0; g < groups; g++) {
+      const float* x = wp + size_t(r) * cols + size_t(g) * group;
+      // As Math.max: a NaN anywhere makes the group's amax NaN (the accuracy report then names it).
+      float amax = 0;
+      for (int i = 0; i < group; i++) amax = std::isnan(x[i]) || std::isnan(amax) ? NAN : std::max(amax, std::fabs(x[i]));
+      const float scale = float(double(amax) / 7.0);
+      sp[size_t(r) * groups + g] = scale;
+      uint8_t* out = pp + (size_t(r) * cols + size_t(g) * group) / 2;
+      for (int i = 0; i < group; i += 2) {
+        uint8_t q[2];
+        for (int j = 0; j < 2; j++) {
+          const double v = scale == 0 ? 0.0 : std::nearbyint(double(x[i + j]) / double(scale));
+          // NaN (a NaN or infinite group) stores 0, as a Uint8Array stores NaN + 8.
+          q[j] = std::isnan(v) ? 0 : uint8_t(int(std::clamp(v, -8.0, 7.0)) + 8);
+        }
+        out[i / 2] = uint8_t(q[0] | (q[1] << 4));
+      }
+    }
+  });
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("packed", packed);
+  o.Set("scales", scales);
+  return o;
+}
+
 #ifdef GRPST_WITH_CUDA
 /**
  * new AwqGpuSearch(): awqLoss on the GPU. load(x, n, K, w, rows) uploads a group's operands once;
@@ -153,6 +200,7 @@ class AwqGpuSearch : public Napi::ObjectWrap<AwqGpuSearch> {
 
 void RegisterQuantTools(Napi::Env env, Napi::Object exports) {
   exports.Set("awqLoss", Napi::Function::New(env, AwqLoss, "awqLoss"));
+  exports.Set("quantizeInt4", Napi::Function::New(env, QuantizeInt4, "quantizeInt4"));
 #ifdef GRPST_WITH_CUDA
   exports.Set("AwqGpuSearch", AwqGpuSearch::Init(env));
 #endif

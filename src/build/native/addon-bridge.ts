@@ -43,6 +43,7 @@ interface ModelToolAddon {
   /** Only in a runtime built with the CUDA backend; its constructor throws where no GPU is usable. */
   AwqGpuSearch?: new () => AwqGpuSearch;
   awqLoss(x: Float32Array, n: number, K: number, w: Float32Array, rows: number, scales: Float32Array | null, group: number): number;
+  quantizeInt4?(w: Float32Array, rows: number, cols: number, group: number): { packed: Uint8Array; scales: Float32Array };
   createModelTool(
     config: ModelConfig,
     /** One table, or one per rank of a tensor-parallel engine (run together on the CPU). */
@@ -204,6 +205,14 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
   };
   return {
     awqLoss: cpuAwqLoss,
+    ...(native.quantizeInt4
+      ? {
+          quantizeInt4: (w, group) => {
+            const { packed, scales } = native.quantizeInt4!(w.data, w.rows, w.cols, group);
+            return { packed, scales, zeros: new Uint8Array(scales.length).fill(8), rows: w.rows, cols: w.cols, group };
+          },
+        }
+      : {}),
     awqLossFor(device) {
       const cpu = { loss: cpuAwqLoss, ranOn: `CPU (${loadAddon().probe().bestCpuKernels})` };
       if (device === 'cpu' || !native.AwqGpuSearch) return cpu;

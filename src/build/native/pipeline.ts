@@ -185,6 +185,7 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
         awqSearch: ctx.awqSearch ?? true,
         calibration: calib?.layers,
         awqLoss: search?.loss ?? bridge?.awqLoss,
+        int4: bridge?.quantizeInt4,
         tp: s.tp_size,
         quantizeLmHead: s.quantize_lm_head,
         headCalibration: calib?.head,
