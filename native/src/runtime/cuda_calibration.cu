@@ -29,12 +29,8 @@ CalibrationTaps::CalibrationTaps(const ModelConfig& cfg, int max_tokens) : cfg_(
   const int cols[4] = {H, Q, H, cfg.intermediate_size};
   for (auto& l : layers_) {
     for (int p = 0; p < 4; ++p) l.in[p] = make_point(cols[p]);
-    l.k_max = static_cast<float*>(mem_.get(size_t(KV) * 4, "calibration k maxima"));
-    l.v_max = static_cast<float*>(mem_.get(size_t(KV) * 4, "calibration v maxima"));
-    zero_ranges_.push_back(l.k_max);
-    zero_bytes_.push_back(size_t(KV) * 4);
-    zero_ranges_.push_back(l.v_max);
-    zero_bytes_.push_back(size_t(KV) * 4);
+    l.k_max = static_cast<float*>(totals(size_t(KV) * 4, "calibration k maxima"));
+    l.v_max = static_cast<float*>(totals(size_t(KV) * 4, "calibration v maxima"));
   }
   head_ = make_point(H);
   normed_ = static_cast<cu::bf16*>(mem_.get(size_t(max_tokens) * std::max(H, Q) * 2, "calibration rows"));
@@ -47,15 +43,19 @@ CalibrationTaps::CalibrationTaps(const ModelConfig& cfg, int max_tokens) : cfg_(
   zero();
 }
 
+// A device buffer of running totals: zero() clears every one of them after each flush.
+void* CalibrationTaps::totals(size_t bytes, const char* what) {
+  void* p = mem_.get(bytes, what);
+  zero_ranges_.push_back(p);
+  zero_bytes_.push_back(bytes);
+  return p;
+}
+
 CalibrationTaps::Point CalibrationTaps::make_point(int cols) {
   Point p;
   p.cols = cols;
-  p.abs_max = static_cast<float*>(mem_.get(size_t(cols) * 4, "calibration maxima"));
-  p.abs_sum = static_cast<double*>(mem_.get(size_t(cols) * 8, "calibration sums"));
-  zero_ranges_.push_back(p.abs_max);
-  zero_bytes_.push_back(size_t(cols) * 4);
-  zero_ranges_.push_back(p.abs_sum);
-  zero_bytes_.push_back(size_t(cols) * 8);
+  p.abs_max = static_cast<float*>(totals(size_t(cols) * 4, "calibration maxima"));
+  p.abs_sum = static_cast<double*>(totals(size_t(cols) * 8, "calibration sums"));
   return p;
 }
 

@@ -41,6 +41,7 @@ class CalibrationTaps final : public cuda::ForwardTaps {
     float* k_max = nullptr;  // [kv_dim], device: max |k| per channel (the observer wants the overall max)
     float* v_max = nullptr;  // [kv_dim], device
   };
+  void* totals(size_t bytes, const char* what);
   Point make_point(int cols);
   cuda::Status keep_rows(Point& p, const cuda::bf16* x, int rows, const cuda::Exec& ex);
   void zero();
