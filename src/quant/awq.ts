@@ -24,11 +24,20 @@ export interface AwqSearchInput {
    */
   tie?: Int32Array;
   /** The objective (awqLoss below, or the runtime's native twin of it for real model sizes). */
-  loss?: AwqLossFn;
+  loss?: AwqObjective;
 }
 
 /** Mean squared output error of int4 with factors s (null: round-to-nearest) over the samples x. */
 export type AwqLossFn = (x: Matrix, w: Matrix, s: Float32Array | null, group: number) => number;
+
+/**
+ * The same objective as a search uses it: opened once per linear group (x, its stacked weights),
+ * then evaluated per candidate; a GPU backend stages x and w on the device when it is opened.
+ */
+export type AwqObjective = (x: Matrix, w: Matrix, group: number) => (s: Float32Array | null) => number;
+
+/** A plain loss function as an objective. */
+export const objectiveOf = (loss: AwqLossFn): AwqObjective => (x, w, group) => (s) => loss(x, w, s, group);
 
 export interface AwqSearchResult {
   /** [in]: the chosen factors (all 1 when round-to-nearest won). */
@@ -132,16 +141,16 @@ export function stackRows(weights: Matrix[]): Matrix {
 export function searchAwqScales(input: AwqSearchInput): AwqSearchResult {
   const { x, weights, group } = input;
   const grid = input.grid ?? 20;
-  const lossOf = input.loss ?? ((xm, w, s, g) => awqLoss(xm, [w], s, g));
   const stacked = stackRows(weights);
+  const lossOf = (input.loss ?? objectiveOf((xm, w, s, g) => awqLoss(xm, [w], s, g)))(x, stacked, group);
   const xMean = tieMean(input.xMean, input.tie);
   const wMean = tieMean(awqWeightMean(weights, group), input.tie);
-  const rtnLoss = lossOf(x, stacked, null, group);
+  const rtnLoss = lossOf(null);
   let best: AwqSearchResult = { scales: new Float32Array(x.cols).fill(1), ratio: null, loss: rtnLoss, rtnLoss };
   for (let k = 0; k < grid; k++) {
     const ratio = k / grid;
     const s = awqCandidate(xMean, wMean, ratio);
-    const loss = lossOf(x, stacked, s, group);
+    const loss = lossOf(s);
     if (loss < best.loss) best = { scales: s, ratio, loss, rtnLoss };
   }
   return best;

@@ -1,6 +1,6 @@
 // Quantizes one decoder layer: searches per-channel factors where the scheme has them (AWQ,
 // SmoothQuant), folds them into the previous operations, then quantizes each linear.
-import { searchAwqScales, type AwqLossFn } from './awq.js';
+import { searchAwqScales, type AwqObjective } from './awq.js';
 import { absMax, quantizeFp8 } from './fp8.js';
 import { checkGroup, int4Linear, quantizeInt4Symmetric, type Int4Quantizer } from './int4.js';
 import { quantizeInt8Wo } from './int8-wo.js';
@@ -66,7 +66,7 @@ export interface LayerQuantOptions {
   alpha: number;
   attention: AttentionShape;
   /** AWQ's objective; default: the TypeScript reference (slow beyond fixture sizes). */
-  awqLoss?: AwqLossFn;
+  awqLoss?: AwqObjective;
   /** int4's packing; default: quantizeInt4Symmetric (the runtime's native twin gives the same bytes). */
   int4?: Int4Quantizer;
 }

@@ -9,15 +9,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runBuild, type BuildSummary } from '../../src/build/index.js';
+import type { BuildSummary } from '../../src/build/index.js';
 import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
 import { calibrationSequences, loadTextSet } from '../../src/build/native/text-data.js';
-import { resolveSettings, type QFormat } from '../../src/build/options.js';
-import { MemoryReporter } from '../../src/build/progress.js';
+import type { QFormat } from '../../src/build/options.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
-import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
 import type { CaptureStats, ModelCalibration } from '../../src/quant/layer.js';
-import { repoRoot, specFile, tokenizerDir } from '../helpers/fixtures.js';
+import { repoRoot } from '../helpers/fixtures.js';
+import { buildForChecks, writeGpuShapedCheckpoint } from './quant-build.js';
 import { checkRecorder, type CheckOutcome } from './parity-checks.js';
 
 // The GPU keeps activations in bf16 as transformers does, the CPU in fp32: a bf16 rounding is
@@ -31,11 +30,6 @@ const SAMPLE_TOL = 0.03;
 const TOP1_TOL = 0.03;
 const KL_REL_TOL = 0.25;
 const KL_ABS_TOL = 0.01;
-
-const spec = (): TinySpec => ({
-  ...specFile().checkpoints['tiny-a'], seed: 6006, hidden_size: 128, intermediate_size: 384,
-  num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64, tie_word_embeddings: false,
-});
 
 function relL2(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;
@@ -76,13 +70,8 @@ function compareCalibrations(gpu: ModelCalibration, cpu: ModelCalibration, add: 
   compareCapture('calibration head input', gpu.head, cpu.head, add);
 }
 
-async function build(model: string, qformat: Exclude<QFormat, 'full_prec'>, out: string, device: 'cpu' | 'cuda'): Promise<BuildSummary> {
-  const s = resolveSettings({}, {
-    model_dir: model, output_dir: out, qformat, awq_block_size: 64, calib_size: 32, device,
-    kv_cache_dtype: qformat === 'fp8' ? 'fp8' : 'auto',
-    calib_dataset: join(repoRoot, 'data', 'calibration.txt'), eval_dataset: join(repoRoot, 'data', 'heldout.txt'),
-  });
-  return runBuild(s, { reporter: new MemoryReporter(), version: 'calibration-checks', bridge: loadRuntimeBridge });
+function build(model: string, qformat: Exclude<QFormat, 'full_prec'>, out: string, device: 'cpu' | 'cuda'): Promise<BuildSummary> {
+  return buildForChecks({ model_dir: model, output_dir: out, qformat, calib_size: 32, device, kv_cache_dtype: qformat === 'fp8' ? 'fp8' : 'auto' }, 'calibration-checks');
 }
 
 export async function calibrationChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
@@ -90,7 +79,7 @@ export async function calibrationChecks(log: (line: string) => void = () => {}):
   const work = mkdtempSync(join(tmpdir(), 'grpst-calibration-checks-'));
   try {
     const model = join(work, 'checkpoint');
-    writeTinyCheckpoint(model, spec(), specFile().vocab_size, specFile().init, { tokenizerDir });
+    writeGpuShapedCheckpoint(model, 6006);
     const tokenizer = Tokenizer.fromDir(model);
     // The built-in passages (under 200 tokens each) joined and cut into sequences of 700 tokens:
     // past one GPU step of 512, so a sequence spans two steps, and the last a shorter one.
@@ -115,10 +104,11 @@ export async function calibrationChecks(log: (line: string) => void = () => {}):
     const x = cpu.layers[0].captures.attn_in.samples;
     const w = { data: Float32Array.from({ length: 384 * x.cols }, (_, i) => Math.sin(i * 0.37) * 0.05), rows: 384, cols: x.cols };
     const scales = Float32Array.from({ length: x.cols }, (_, i) => 0.5 + (i % 7) * 0.25);
-    const onGpu = bridge.awqLossFor?.('cuda');
+    const onGpu = bridge.awqObjectiveFor?.('cuda');
     if (!onGpu) add('AWQ objective on the GPU', false, 'the bridge offers no GPU search');
     else {
-      const pairs = [null, scales].map((sc) => [onGpu.loss(x, w, sc, 64), bridge.awqLoss(x, w, sc, 64)]);
+      const lossOf = onGpu.objective(x, w, 64);
+      const pairs = [null, scales].map((sc) => [lossOf(sc), bridge.awqLoss(x, w, sc, 64)]);
       const worst = Math.max(...pairs.map(([g, c]) => relDiff(g, c)));
       add('AWQ objective on the GPU', onGpu.ranOn === 'the GPU' && worst <= 1e-5 && pairs.every(([, c]) => c > 0),
         `${pairs.map(([g, c]) => `${g.toExponential(6)} vs ${c.toExponential(6)}`).join(', ')}: ${worst.toExponential(2)} relative (tol 1e-5)`);

@@ -12,15 +12,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runBuild } from '../../src/build/index.js';
-import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
-import { resolveSettings, type QFormat } from '../../src/build/options.js';
-import { MemoryReporter } from '../../src/build/progress.js';
+import type { QFormat } from '../../src/build/options.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { loadEngine } from '../../src/engine/load.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
-import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
-import { refs, repoRoot, specFile, tokenizerDir } from '../helpers/fixtures.js';
+import { refs } from '../helpers/fixtures.js';
+import { buildForChecks, writeGpuShapedCheckpoint } from './quant-build.js';
 import { checkRecorder, distance, equalPrefix, nearTie, run, showDistance, within, type Bound, type CheckOutcome, type Distance, type Outcome } from './parity-checks.js';
 
 // GPU against CPU on the same quantized engine. Both dequantize the same codes; they differ in
@@ -55,25 +52,15 @@ function compare(a: Outcome, b: Outcome): { prompt: Distance; decode: Distance }
 const inBound = (d: Distance, b: Bound) => d.n > 0 && within(d, b);
 const show = (d: Distance, b: Bound) => `${d.n} positions, ${showDistance(d, b)}`;
 
-const spec = (): TinySpec => ({
-  ...specFile().checkpoints['tiny-a'], seed: 5005, hidden_size: 128, intermediate_size: 384,
-  num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64, tie_word_embeddings: false,
-});
-
 async function build(model: string, qformat: QFormat, out: string, quantizeLmHead: boolean): Promise<void> {
-  // The calibration and held-out texts by their paths in the working tree: a bundled copy of this
-  // file cannot find the build's shipped ones relative to itself.
-  const s = resolveSettings({}, {
-    model_dir: model, output_dir: out, qformat, awq_block_size: 64, calib_size: 16, eval_tokens: 64,
-    calib_dataset: join(repoRoot, 'data', 'calibration.txt'), eval_dataset: join(repoRoot, 'data', 'heldout.txt'),
-    quantize_lm_head: quantizeLmHead,
+  await buildForChecks({
+    model_dir: model, output_dir: out, qformat, calib_size: 16, eval_tokens: 64, quantize_lm_head: quantizeLmHead,
     // BATCH concurrent requests load with maxBatchSize 32: the engine must be built for it.
     max_batch_size: 32,
     // Calibrated on the CPU as these bounds were measured: the engine under test stays the same
     // bytes whichever device builds it (GPU calibration has its own checks, calibration-checks.ts).
     device: 'cpu',
-  });
-  await runBuild(s, { reporter: new MemoryReporter(), version: 'quant-checks', bridge: loadRuntimeBridge });
+  }, 'quant-checks');
 }
 
 export async function quantizedEngineChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
@@ -81,7 +68,7 @@ export async function quantizedEngineChecks(log: (line: string) => void = () => 
   const work = mkdtempSync(join(tmpdir(), 'grpst-quant-checks-'));
   try {
     const model = join(work, 'checkpoint');
-    writeTinyCheckpoint(model, spec(), specFile().vocab_size, specFile().init, { tokenizerDir });
+    writeGpuShapedCheckpoint(model, 5005);
     const variants = (['int8_wo', 'int4_awq', 'fp8', 'int8_sq'] as const).flatMap((q) => [[q, false], [q, true]] as const);
     for (const [qformat, head] of variants) {
       const tag = `quant-checkpoint ${qformat}${head ? ' +lm_head' : ''}`;

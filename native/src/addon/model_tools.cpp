@@ -21,9 +21,6 @@
 #include "grpst/tensor_store.h"
 #include "runtime/cuda_select.h"
 #include "runtime/tp_runner.h"
-#ifdef GRPST_WITH_CUDA
-#include "runtime/cuda_runner.h"
-#endif
 
 namespace grpst::addon {
 
@@ -62,12 +59,7 @@ class CalibrationObserver final : public ForwardObserver {
   const Capture& head() const { return head_; }
 
   void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) override {
-    Capture& c = point == CapturePoint::HeadIn ? head_ : layers_[layer].cap[int(point)];
-    if (c.cols == 0) {
-      c.cols = cols;
-      c.abs_max.assign(cols, 0.0f);
-      c.abs_sum.assign(cols, 0.0);
-    }
+    Capture& c = capture(layer, point, cols);
     for (int r = 0; r < rows; r++) {
       const float* row = x + int64_t(r) * cols;
       for (int i = 0; i < cols; i++) {
@@ -75,7 +67,7 @@ class CalibrationObserver final : public ForwardObserver {
         c.abs_max[i] = std::max(c.abs_max[i], a);
         c.abs_sum[i] += a;
       }
-      if ((base_ + first_ + r) % stride_ == 0 && c.kept < max_samples_) {
+      if (sampled(r) && c.kept < max_samples_) {
         c.samples.insert(c.samples.end(), row, row + cols);
         c.kept++;
       }
@@ -86,7 +78,7 @@ class CalibrationObserver final : public ForwardObserver {
   std::vector<int> sample_rows(int rows) override {
     std::vector<int> out;
     for (int r = 0; r < rows && promised_ < max_samples_; r++)
-      if ((base_ + first_ + r) % stride_ == 0) {
+      if (sampled(r)) {
         out.push_back(r);
         promised_++;
       }
@@ -94,12 +86,7 @@ class CalibrationObserver final : public ForwardObserver {
   }
 
   void linear_input_totals(int layer, CapturePoint point, const ColumnTotals& t) override {
-    Capture& c = point == CapturePoint::HeadIn ? head_ : layers_[layer].cap[int(point)];
-    if (c.cols == 0) {
-      c.cols = t.cols;
-      c.abs_max.assign(t.cols, 0.0f);
-      c.abs_sum.assign(t.cols, 0.0);
-    }
+    Capture& c = capture(layer, point, t.cols);
     for (int i = 0; i < t.cols; i++) {
       c.abs_max[i] = std::max(c.abs_max[i], t.abs_max[i]);
       c.abs_sum[i] += t.abs_sum[i];
@@ -109,8 +96,7 @@ class CalibrationObserver final : public ForwardObserver {
   }
 
   void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) override {
-    LayerStats& s = layers_[layer];
-    if (s.v_abs_max.empty()) s.v_abs_max.assign(kv_dim, 0.0f);
+    LayerStats& s = kv_stats(layer, kv_dim);
     s.k_amax = std::max(s.k_amax, k_amax);
     for (int i = 0; i < kv_dim; i++) {
       s.v_abs_max[i] = std::max(s.v_abs_max[i], v_abs_max[i]);
@@ -119,8 +105,7 @@ class CalibrationObserver final : public ForwardObserver {
   }
 
   void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
-    LayerStats& s = layers_[layer];
-    if (s.v_abs_max.empty()) s.v_abs_max.assign(kv_dim, 0.0f);
+    LayerStats& s = kv_stats(layer, kv_dim);
     for (int r = 0; r < rows; r++) {
       const float* kr = k + int64_t(r) * kv_dim;
       const float* vr = v + int64_t(r) * kv_dim;
@@ -133,6 +118,23 @@ class CalibrationObserver final : public ForwardObserver {
   }
 
  private:
+  /** Row r of the current chunk is a sample when its index in the whole text is a multiple of the stride. */
+  bool sampled(int r) const { return (base_ + first_ + r) % stride_ == 0; }
+  Capture& capture(int layer, CapturePoint point, int cols) {
+    Capture& c = point == CapturePoint::HeadIn ? head_ : layers_[layer].cap[int(point)];
+    if (c.cols == 0) {
+      c.cols = cols;
+      c.abs_max.assign(cols, 0.0f);
+      c.abs_sum.assign(cols, 0.0);
+    }
+    return c;
+  }
+  LayerStats& kv_stats(int layer, int kv_dim) {
+    LayerStats& s = layers_[layer];
+    if (s.v_abs_max.empty()) s.v_abs_max.assign(kv_dim, 0.0f);
+    return s;
+  }
+
   std::vector<LayerStats> layers_;
   Capture head_;  // lm_head's input (CapturePoint::HeadIn)
   int64_t stride_;
@@ -183,55 +185,34 @@ struct Tool {
   int chunk = kChunk;
 
   void load() {
-    CpuRunnerOptions o = ropts;
-    if (rank_stores.size() == 1 && load_on_gpu()) return;
+    const int blocks = (max_seq_len + kBlockSize - 1) / kBlockSize;
     if (rank_stores.size() > 1) {
-      runner = make_in_process_tp(cfg, rank_stores, o);
+      runner = make_in_process_tp(cfg, rank_stores, ropts);
     } else {
+      // The engine's own device choice (make_runner_for_device): "auto" falls back to the CPU, a
+      // "cuda" that cannot be had throws. The pool is fixed (one sequence), not sized from memory.
+      CpuRunnerOptions o = ropts;
       o.observer = &proxy;
-      runner = make_cpu_runner(cfg, store, o);
+      EngineOptions eo;
+      eo.max_tokens_in_kv = int64_t(blocks) * kBlockSize;
+      ResolvedEngineOptions ro;
+      ro.opts.max_num_tokens = kGpuChunk;  // the GPU's step; the CPU runner takes ropts.max_tokens
+      ro.opts.max_seq_len = max_seq_len;
+      ro.opts.max_batch_size = 1;
+      ro.max_logit_rows = kGpuChunk;
+      ro.kv.block_size = kBlockSize;
+      runner = make_runner_for_device(device, cfg, store, o, eo, ro);
     }
+    const bool gpu = runner->device() == "cuda";
+    chunk = gpu ? kGpuChunk : kChunk;
     KvCacheSpec kv;
     kv.block_size = kBlockSize;
-    kv.num_blocks = (max_seq_len + kBlockSize - 1) / kBlockSize;
-    kv.dtype = kv_dtype;
-    set_kv_scales(kv, kv_scales, cfg.num_layers);
-    runner->allocate_kv(kv);
-  }
-
-  /** The CUDA runner where `device` allows it; false: the CPU's. Throws where "cuda" was asked and cannot be had. */
-  bool load_on_gpu() {
-    check_device_name(device);
-    if (device == "cpu") return false;
-#ifdef GRPST_WITH_CUDA
-    std::string why;
-    if (!cuda_device_available(&why)) {
-      if (device == "cuda") throw Error("device \"cuda\" is not available: " + why);
-      return false;
-    }
-    CudaRunnerOptions c;
-    c.max_tokens = kGpuChunk;
-    c.max_logit_rows = kGpuChunk;
-    c.max_seq_len = max_seq_len;
-    c.max_batch_size = 1;
-    c.kv_block_size = kBlockSize;
-    c.quantization = ropts.quantization;
-    c.cancel = ropts.cancel;
-    c.observer = &proxy;
-    runner = make_cuda_runner(cfg, store, c);
-    chunk = kGpuChunk;
-    KvCacheSpec kv;
-    kv.block_size = kBlockSize;
-    kv.num_blocks = (max_seq_len + kBlockSize - 1) / kBlockSize;
+    kv.num_blocks = blocks;
     // The GPU caches bf16 where the CPU tool keeps fp32 (calibration, checkpoints' scores); an
-    // engine's fp8 / int8 cache as the engine runs it.
-    kv.dtype = kv_dtype == KvDType::F32 ? KvDType::BF16 : kv_dtype;
+    // engine's fp8 / int8 cache either way.
+    kv.dtype = gpu && kv_dtype == KvDType::F32 ? KvDType::BF16 : kv_dtype;
     set_kv_scales(kv, kv_scales, cfg.num_layers);
     runner->allocate_kv(kv);
-    return true;
-#else
-    return false;
-#endif
   }
 
   /** Runs one sequence from position 0 in chunks; `on_logits(first, rows, count)` gets each chunk's logits. */

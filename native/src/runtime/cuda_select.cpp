@@ -58,6 +58,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
     o.kv_block_size = ro.kv.block_size;
     o.quantization = cpu.quantization;
     o.cancel = cpu.cancel;
+    o.observer = cpu.observer;  // calibration (a build's model tool); null when serving
     auto runner = make_cuda_runner(cfg, std::move(store), o);
     if (eo.max_tokens_in_kv <= 0 && eo.kv_cache_bytes <= 0) {
       const double frac = eo.kv_free_mem_fraction > 0 ? eo.kv_free_mem_fraction : 0.9;

@@ -10,7 +10,7 @@ import type { ModelConfig } from '../../model/config.js';
 import { openCheckpoint } from '../../model/checkpoint.js';
 import type { CapturePoint } from '../../quant/smoothing.js';
 import type { CaptureStats, ModelCalibration } from '../../quant/layer.js';
-import type { AwqLossFn } from '../../quant/awq.js';
+import { objectiveOf, type AwqLossFn, type AwqObjective } from '../../quant/awq.js';
 import type { CalibrationRequest, RunDevice, RuntimeBridge, Scorer } from './runtime-bridge.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
 import { missingTool } from '../../util/errors.js';
@@ -185,14 +185,6 @@ function finish(m: Merged): ModelCalibration {
   return { layers, head: capture(m.head) };
 }
 
-/** 64 elements spread over the array, summed: changes when the array is rewritten in place. */
-function fingerprint(a: Float32Array): number {
-  let sum = a.length;
-  const step = Math.max(1, Math.floor(a.length / 64));
-  for (let i = 0; i < a.length; i += step) sum += a[i] * (1 + (i % 7));
-  return sum;
-}
-
 const ranOn = (tool: NativeModelTool): string => (tool.device === 'cpu' ? `CPU (${tool.kernels})` : tool.kernels);
 
 export async function createAddonBridge(): Promise<RuntimeBridge> {
@@ -213,8 +205,8 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
           },
         }
       : {}),
-    awqLossFor(device) {
-      const cpu = { loss: cpuAwqLoss, ranOn: `CPU (${loadAddon().probe().bestCpuKernels})` };
+    awqObjectiveFor(device) {
+      const cpu = { objective: objectiveOf(cpuAwqLoss), ranOn: `CPU (${loadAddon().probe().bestCpuKernels})` };
       if (device === 'cpu' || !native.AwqGpuSearch) return cpu;
       let gpu: AwqGpuSearch;
       try {
@@ -223,18 +215,13 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
         if (device === 'cuda') throw noGpu((e as Error).message);
         return cpu;
       }
-      // The search evaluates ~20 candidates on one (x, w) pair: upload them once per pair (the same
-      // arrays with the same contents, as far as a fingerprint of spread elements tells).
-      let loaded: { x: Float32Array; w: Float32Array; print: number } | undefined;
-      const loss: AwqLossFn = (x, w, s, group) => {
-        const print = fingerprint(x.data) + fingerprint(w.data);
-        if (!loaded || loaded.x !== x.data || loaded.w !== w.data || !Object.is(loaded.print, print)) {
-          gpu.load(x.data, x.rows, x.cols, w.data, w.rows);
-          loaded = { x: x.data, w: w.data, print };
-        }
-        return gpu.loss(s, group);
+      // A search opens the objective once per linear group: x and w go to the device then, and
+      // each of its ~20 candidates costs one quantization pass and one product there.
+      const objective: AwqObjective = (x, w, group) => {
+        gpu.load(x.data, x.rows, x.cols, w.data, w.rows);
+        return (s) => gpu.loss(s, group);
       };
-      return { loss, ranOn: 'the GPU' };
+      return { objective, ranOn: 'the GPU' };
     },
     async calibrate(modelDir: string, req: CalibrationRequest): Promise<ModelCalibration & { ranOn?: string }> {
       const longest = Math.max(16, ...req.sequences.map((s) => s.length));

@@ -7,7 +7,7 @@ import type { Dtype, QFormat } from '../options.js';
 import type { Reporter } from '../progress.js';
 import type { Staging } from '../staging.js';
 import { int4Linear } from '../../quant/int4.js';
-import type { AwqLossFn } from '../../quant/awq.js';
+import type { AwqObjective } from '../../quant/awq.js';
 import type { Int4Quantizer } from '../../quant/int4.js';
 import { quantizeHead, type HeadResult } from '../../quant/head.js';
 import { quantizeLayer, type CaptureStats, type GroupNote, type KvAmax, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
@@ -28,7 +28,7 @@ export interface PackOptions {
   /** Per layer, from the calibration pass; required by int4_awq, fp8 and int8_sq. */
   calibration?: LayerCalibration[];
   /** AWQ's objective, computed by the runtime (native) when it is loaded. */
-  awqLoss?: AwqLossFn;
+  awqLoss?: AwqObjective;
   /** int4's packing in native code (the same bytes as src/quant/int4.ts). */
   int4?: Int4Quantizer;
   /** Tensor-parallel ranks: one weight file each (src/build/shard.ts); default 1. */

@@ -4,6 +4,7 @@
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Tokenizer } from '../../chat/tokenizer.js';
+import { objectiveOf } from '../../quant/awq.js';
 import type { KvAmax, ModelCalibration } from '../../quant/layer.js';
 import {
   ENGINE_FORMAT,
@@ -172,7 +173,7 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
   // AWQ's scale search (int4_awq from a float model) where --device puts it: most of the build's
   // arithmetic, on the GPU where one is usable.
   const bridge = format === 'int4_awq' ? await ctx.bridge() : undefined;
-  const search = bridge && calib && (ctx.awqSearch ?? true) ? bridge.awqLossFor?.(s.device) : undefined;
+  const search = bridge && calib && (ctx.awqSearch ?? true) ? bridge.awqObjectiveFor?.(s.device) : undefined;
   let packed: PackResult;
   try {
     packed = await packWeights(
@@ -184,7 +185,7 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
         smoothquantAlpha: s.smoothquant_alpha,
         awqSearch: ctx.awqSearch ?? true,
         calibration: calib?.layers,
-        awqLoss: search?.loss ?? bridge?.awqLoss,
+        awqLoss: search?.objective ?? (bridge ? objectiveOf(bridge.awqLoss) : undefined),
         int4: bridge?.quantizeInt4,
         tp: s.tp_size,
         quantizeLmHead: s.quantize_lm_head,

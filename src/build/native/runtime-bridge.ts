@@ -1,7 +1,7 @@
 // What a native build needs from the runtime: calibration statistics of the unquantized model,
 // and full next-token distributions of a model (checkpoint or engine folder) for the accuracy
 // report. Implemented over the addon in src/engine; builds ask for it only when they need it.
-import type { AwqLossFn } from '../../quant/awq.js';
+import type { AwqLossFn, AwqObjective } from '../../quant/awq.js';
 import type { Int4Quantizer } from '../../quant/int4.js';
 import type { ModelCalibration } from '../../quant/layer.js';
 
@@ -41,6 +41,6 @@ export interface RuntimeBridge {
   awqLoss: AwqLossFn;
   /** src/quant/int4.ts quantizeInt4Symmetric in native code, on every core: the same bytes. */
   quantizeInt4?: Int4Quantizer;
-  /** The same objective where `device` runs it (the GPU for cuda, and for auto where one is usable). */
-  awqLossFor?(device: RunDevice): { loss: AwqLossFn; ranOn: string };
+  /** The same objective as a search opens it, where `device` runs it (the GPU for cuda, and for auto where one is usable). */
+  awqObjectiveFor?(device: RunDevice): { objective: AwqObjective; ranOn: string };
 }
