@@ -25,7 +25,12 @@ export interface AwqSearchInput {
   tie?: Int32Array;
   /** The objective (awqLoss below, or the runtime's native twin of it for real model sizes). */
   loss?: AwqObjective;
+  /** addWeightMean below, or its native twin (the same sums). */
+  weightMean?: WeightMeanInto;
 }
+
+/** Adds one linear's AutoAWQ weight means to sum (see addWeightMean). */
+export type WeightMeanInto = (w: Matrix, group: number, sum: Float64Array) => void;
 
 /** Mean squared output error of int4 with factors s (null: round-to-nearest) over the samples x. */
 export type AwqLossFn = (x: Matrix, w: Matrix, s: Float32Array | null, group: number) => number;
@@ -65,19 +70,24 @@ function tieMean(v: Float32Array, tie: Int32Array | undefined): Float32Array {
   });
 }
 
+/** sum[c] += |w[r, c]| / (its group's absmax + 1e-6) for every row r, in row order (in double). */
+export function addWeightMean(w: Matrix, group: number, sum: Float64Array): void {
+  const cols = w.cols;
+  for (let base = 0; base < w.rows * cols; base += group) {
+    let amax = 0;
+    for (let i = 0; i < group; i++) amax = Math.max(amax, Math.abs(w.data[base + i]));
+    const inv = 1 / (amax + 1e-6);
+    const c0 = base % cols;
+    for (let i = 0; i < group; i++) sum[c0 + i] += Math.abs(w.data[base + i]) * inv;
+  }
+}
+
 /** AutoAWQ's w_mean: |w| relative to its group's absmax, averaged over all output rows. */
-export function awqWeightMean(weights: Matrix[], group: number): Float32Array {
-  const cols = weights[0].cols;
-  const sum = new Float64Array(cols);
+export function awqWeightMean(weights: Matrix[], group: number, meanInto: WeightMeanInto = addWeightMean): Float32Array {
+  const sum = new Float64Array(weights[0].cols);
   let rows = 0;
   for (const w of weights) {
-    for (let base = 0; base < w.rows * cols; base += group) {
-      let amax = 0;
-      for (let i = 0; i < group; i++) amax = Math.max(amax, Math.abs(w.data[base + i]));
-      const inv = 1 / (amax + 1e-6);
-      const c0 = base % cols;
-      for (let i = 0; i < group; i++) sum[c0 + i] += Math.abs(w.data[base + i]) * inv;
-    }
+    meanInto(w, group, sum);
     rows += w.rows;
   }
   return Float32Array.from(sum, (s) => s / rows);
@@ -144,7 +154,7 @@ export function searchAwqScales(input: AwqSearchInput): AwqSearchResult {
   const stacked = stackRows(weights);
   const lossOf = (input.loss ?? objectiveOf((xm, w, s, g) => awqLoss(xm, [w], s, g)))(x, stacked, group);
   const xMean = tieMean(input.xMean, input.tie);
-  const wMean = tieMean(awqWeightMean(weights, group), input.tie);
+  const wMean = tieMean(awqWeightMean(weights, group, input.weightMean), input.tie);
   const rtnLoss = lossOf(null);
   let best: AwqSearchResult = { scales: new Float32Array(x.cols).fill(1), ratio: null, loss: rtnLoss, rtnLoss };
   for (let k = 0; k < grid; k++) {

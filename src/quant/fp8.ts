@@ -20,6 +20,10 @@ export function fp8Scale(amax: number): number {
   return amax > 0 ? Math.fround(amax / FP8_E4M3_MAX) : 1;
 }
 
+/** quantizeE4m3, or its native twin (the same bytes). */
+export type E4m3Quantizer = (values: Float32Array, scale: number) => Uint8Array;
+
+/** e4m3 codes of values / scale (the quotient in double, rounded once to e4m3). */
 export function quantizeE4m3(values: Float32Array, scale: number): Uint8Array {
   const out = new Uint8Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = f32ToE4m3(values[i] / scale);
@@ -36,7 +40,7 @@ export function fakeQuantE4m3(values: Float32Array, scale: number): Float32Array
  * @param weightAmax the amax the weight scale is taken from (the group's largest when fused)
  * @param inputAmax calibrated absolute maximum of this linear's input activations
  */
-export function quantizeFp8(name: string, w: Matrix, weightAmax: number, inputAmax: number): QuantizedLinear {
+export function quantizeFp8(name: string, w: Matrix, weightAmax: number, inputAmax: number, e4m3: E4m3Quantizer = quantizeE4m3): QuantizedLinear {
   const weightScale = fp8Scale(weightAmax);
   const inputScale = fp8Scale(inputAmax);
   return {
@@ -48,7 +52,7 @@ export function quantizeFp8(name: string, w: Matrix, weightAmax: number, inputAm
       tensors: { weight: `${name}.weight`, weight_scale: `${name}.weight_scale`, input_scale: `${name}.input_scale` },
     },
     tensors: [
-      { name: `${name}.weight`, dtype: 'F8_E4M3', shape: [w.rows, w.cols], data: quantizeE4m3(w.data, weightScale) },
+      { name: `${name}.weight`, dtype: 'F8_E4M3', shape: [w.rows, w.cols], data: e4m3(w.data, weightScale) },
       { name: `${name}.weight_scale`, dtype: 'F32', shape: [1], data: bytesOf(Float32Array.of(weightScale)) },
       { name: `${name}.input_scale`, dtype: 'F32', shape: [1], data: bytesOf(Float32Array.of(inputScale)) },
     ],

@@ -5,10 +5,10 @@
 // engines keep it in the float dtype unless asked. Its input is the final RMSNorm's output, so AWQ
 // and SmoothQuant fold their per-channel factors into model.norm's weight, exactly as they fold the
 // layers' factors into input_layernorm (smoothing.ts).
-import { absMax } from './fp8.js';
 import { checkGroup } from './int4.js';
+import { referenceKernels } from './kernels.js';
 import { needsCalibration, quantizeLinear, searchFactors, type CaptureStats, type LayerQuantOptions } from './layer.js';
-import { divideVector, scaleColumns } from './smoothing.js';
+import { divideVector } from './smoothing.js';
 import type { Matrix, QuantizedLinear } from './types.js';
 
 export const HEAD_NAME = 'lm_head';
@@ -28,16 +28,17 @@ export function quantizeHead(
   weight: Matrix,
   finalNorm: Float32Array,
   capture: CaptureStats | undefined,
-  opts: Pick<LayerQuantOptions, 'format' | 'group' | 'alpha' | 'awqLoss' | 'int4'>,
+  opts: Pick<LayerQuantOptions, 'format' | 'group' | 'alpha' | 'awqLoss' | 'kernels'>,
 ): HeadResult {
   const { format } = opts;
+  const k = opts.kernels ?? referenceKernels;
   if (needsCalibration(format) && !capture) throw new Error(`${HEAD_NAME}: ${format} needs calibration statistics of its input`);
   if (format === 'int4_awq' || format === 'int4_rtn') checkGroup(HEAD_NAME, weight.cols, opts.group);
   if (format === 'int4_awq' || format === 'int8_sq') {
     const { scales } = searchFactors(format, capture!, [weight], opts);
-    scaleColumns(weight, scales);
+    k.scaleColumns(weight, scales);
     divideVector(finalNorm, scales);
   }
-  const inputAmax = format === 'fp8' ? absMax(capture!.absMax) : 0;
-  return { finalNorm, linear: quantizeLinear(format, HEAD_NAME, weight, opts.group, absMax(weight.data), inputAmax, opts.int4) };
+  const fp8 = format === 'fp8';
+  return { finalNorm, linear: quantizeLinear(format, HEAD_NAME, weight, opts.group, fp8 ? k.absMax(weight.data) : 0, fp8 ? k.absMax(capture!.absMax) : 0, k) };
 }

@@ -5,6 +5,9 @@ import { bytesOf, type Matrix, type QuantizedLinear } from './types.js';
 
 export const INT8_MAX = 127;
 
+/** quantizeRowsInt8, or its native twin (the same bytes). */
+export type Int8RowQuantizer = (w: Matrix) => { q: Int8Array; scales: Float32Array };
+
 /** Per-row absmax quantization to int8: q = round(w / (amax / 127)), scales = amax / 127. */
 export function quantizeRowsInt8(w: Matrix): { q: Int8Array; scales: Float32Array } {
   const { data, rows, cols } = w;
@@ -31,8 +34,8 @@ export function dequantizeRowsInt8(q: Int8Array, scales: Float32Array, rows: num
   return out;
 }
 
-export function quantizeInt8Wo(name: string, w: Matrix): QuantizedLinear {
-  const { q, scales } = quantizeRowsInt8(w);
+export function quantizeInt8Wo(name: string, w: Matrix, int8Rows: Int8RowQuantizer = quantizeRowsInt8): QuantizedLinear {
+  const { q, scales } = int8Rows(w);
   return {
     entry: {
       format: 'int8_wo',

@@ -1,16 +1,15 @@
 // Quantizes one decoder layer: searches per-channel factors where the scheme has them (AWQ,
 // SmoothQuant), folds them into the previous operations, then quantizes each linear.
 import { searchAwqScales, type AwqObjective } from './awq.js';
-import { absMax, quantizeFp8 } from './fp8.js';
-import { checkGroup, int4Linear, quantizeInt4Symmetric, type Int4Quantizer } from './int4.js';
+import { quantizeFp8 } from './fp8.js';
+import { checkGroup, int4Linear } from './int4.js';
 import { quantizeInt8Wo } from './int8-wo.js';
 import { quantizeInt8Sq, smoothQuantScales } from './int8-sq.js';
+import { referenceKernels, type QuantKernels } from './kernels.js';
 import {
-  divideRows,
   divideVector,
   gqaClasses,
   linearGroups,
-  scaleColumns,
   type AttentionShape,
   type CapturePoint,
   type LinearGroup,
@@ -67,8 +66,8 @@ export interface LayerQuantOptions {
   attention: AttentionShape;
   /** AWQ's objective; default: the TypeScript reference (slow beyond fixture sizes). */
   awqLoss?: AwqObjective;
-  /** int4's packing; default: quantizeInt4Symmetric (the runtime's native twin gives the same bytes). */
-  int4?: Int4Quantizer;
+  /** The whole-matrix passes; default: the TypeScript references (the runtime's native twins give the same bytes). */
+  kernels?: QuantKernels;
 }
 
 export interface GroupNote {
@@ -112,11 +111,12 @@ export function searchFactors(
   format: 'int4_awq' | 'int8_sq',
   stats: CaptureStats,
   weights: Matrix[],
-  opts: Pick<LayerQuantOptions, 'group' | 'alpha' | 'awqLoss'>,
+  opts: Pick<LayerQuantOptions, 'group' | 'alpha' | 'awqLoss' | 'kernels'>,
   tie?: Int32Array,
 ): { scales: Float32Array; ratio?: number | null; loss?: number; rtnLoss?: number } {
-  if (format === 'int8_sq') return { scales: smoothQuantScales(stats.absMax, weights, opts.alpha, tie) };
-  const r = searchAwqScales({ x: stats.samples, xMean: stats.absMean, weights, group: opts.group, tie, loss: opts.awqLoss });
+  const k = opts.kernels ?? referenceKernels;
+  if (format === 'int8_sq') return { scales: smoothQuantScales(stats.absMax, weights, opts.alpha, tie, k.columnAbsMaxInto) };
+  const r = searchAwqScales({ x: stats.samples, xMean: stats.absMean, weights, group: opts.group, tie, loss: opts.awqLoss, weightMean: k.weightMeanInto });
   return { scales: r.scales, ratio: r.ratio, loss: r.loss, rtnLoss: r.rtnLoss };
 }
 
@@ -124,31 +124,32 @@ export function searchFactors(
  * One linear in `format`, its factors (if any) already folded into w. fp8: weightAmax is the
  * amax its weight scale comes from (a fused group's largest), inputAmax its calibrated input's.
  */
-export function quantizeLinear(format: LayerFormat, name: string, w: Matrix, group: number, weightAmax = 0, inputAmax = 0, int4: Int4Quantizer = quantizeInt4Symmetric): QuantizedLinear {
+export function quantizeLinear(format: LayerFormat, name: string, w: Matrix, group: number, weightAmax = 0, inputAmax = 0, k: QuantKernels = referenceKernels): QuantizedLinear {
   switch (format) {
     case 'int8_wo':
-      return quantizeInt8Wo(name, w);
+      return quantizeInt8Wo(name, w, k.int8Rows);
     case 'int4_awq':
     case 'int4_rtn':
-      return int4Linear(name, int4(w, group));
+      return int4Linear(name, k.int4(w, group));
     case 'fp8':
-      return quantizeFp8(name, w, weightAmax, inputAmax);
+      return quantizeFp8(name, w, weightAmax, inputAmax, k.e4m3);
     case 'int8_sq':
-      return quantizeInt8Sq(name, w);
+      return quantizeInt8Sq(name, w, k.int8Rows);
   }
 }
 
-function applyFactors(layer: LayerWeights, group: LinearGroup, s: Float32Array, attention: AttentionShape): void {
-  for (const name of group.linears) scaleColumns(layer.linears[name], s);
+function applyFactors(layer: LayerWeights, group: LinearGroup, s: Float32Array, attention: AttentionShape, k: QuantKernels): void {
+  for (const name of group.linears) k.scaleColumns(layer.linears[name], s);
   const fold = group.fold;
   if (fold.kind === 'norm') divideVector(fold.norm === 'input_layernorm' ? layer.inputNorm : layer.postNorm, s);
-  else divideRows(layer.linears[fold.linear], s, fold.gqa ? gqaClasses(attention) : undefined);
+  else k.divideRows(layer.linears[fold.linear], s, fold.gqa ? gqaClasses(attention) : undefined);
 }
 
 /** Quantizes layer `index` in place of its float weights (the norms and linears are modified). */
 export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCalibration | undefined, opts: LayerQuantOptions): LayerResult {
   const prefix = `model.layers.${index}.`;
   const notes: GroupNote[] = [];
+  const k = opts.kernels ?? referenceKernels;
   if (needsCalibration(opts.format) && !calib) throw new Error(`layer ${index}: ${opts.format} needs calibration statistics`);
   if (opts.format === 'int4_awq' || opts.format === 'int4_rtn') {
     for (const name of Object.keys(layer.linears) as LinearName[]) checkGroup(prefix + name, layer.linears[name].cols, opts.group);
@@ -167,7 +168,7 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
       notes.push({ input: group.input, ...found });
       factors.push(scales);
     }
-    linearGroups.forEach((g, k) => applyFactors(layer, g, factors[k], opts.attention));
+    linearGroups.forEach((g, i) => applyFactors(layer, g, factors[i], opts.attention, k));
     const vFold = linearGroups.findIndex((g) => g.fold.kind === 'rows' && g.fold.linear === 'self_attn.v_proj');
     kvAmax = { k: calib!.kAmax, v: foldedVAmax(calib!.vAbsMax, factors[vFold], opts.attention) };
   }
@@ -175,10 +176,10 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
   const linears = new Map<LinearName, QuantizedLinear>();
   for (const group of linearGroups) {
     // TensorRT-LLM fuses q/k/v and gate/up: fp8 gives them one weight scale, the largest.
-    const sharedWeightAmax = Math.max(...group.linears.map((n) => absMax(layer.linears[n].data)));
-    const inputAmax = opts.format === 'fp8' ? absMax(calib!.captures[group.input].absMax) : 0;
+    const sharedWeightAmax = opts.format === 'fp8' ? Math.max(...group.linears.map((n) => k.absMax(layer.linears[n].data))) : 0;
+    const inputAmax = opts.format === 'fp8' ? k.absMax(calib!.captures[group.input].absMax) : 0;
     for (const name of group.linears) {
-      linears.set(name, quantizeLinear(opts.format, prefix + name, layer.linears[name], opts.group, sharedWeightAmax, inputAmax, opts.int4));
+      linears.set(name, quantizeLinear(opts.format, prefix + name, layer.linears[name], opts.group, sharedWeightAmax, inputAmax, k));
     }
   }
   return { inputNorm: layer.inputNorm, postNorm: layer.postNorm, linears, notes, kvAmax };

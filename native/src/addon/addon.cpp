@@ -23,6 +23,7 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info);  // kernel_tests.cpp
 void RegisterGrammar(Napi::Env env, Napi::Object exports);   // grammar_wrap.cpp
 void RegisterModelTools(Napi::Env env, Napi::Object exports);  // model_tools.cpp
 void RegisterQuantTools(Napi::Env env, Napi::Object exports);  // quant_tools.cpp
+void RegisterQuantPasses(Napi::Env env, Napi::Object exports);  // quant_passes.cpp
 void RegisterTensorParallel(Napi::Env env, Napi::Object exports);  // tp_wrap.cpp
 
 namespace {
@@ -112,6 +113,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterGrammar(env, exports);
   RegisterModelTools(env, exports);
   RegisterQuantTools(env, exports);
+  RegisterQuantPasses(env, exports);
   RegisterTensorParallel(env, exports);
   return exports;
 }

@@ -16,7 +16,7 @@
 
 #include "grpst/common.h"
 #include "grpst/cpu_kernels.h"
-#include "grpst/thread_pool.h"
+#include "addon/quant_pool.h"
 #include "kernels/cpu/quant_kernels.h"
 #ifdef GRPST_WITH_CUDA
 #include "runtime/awq_gpu.h"
@@ -25,14 +25,16 @@
 
 namespace grpst::addon {
 
+ThreadPool& quant_pool() {
+  static ThreadPool p(int(std::max(1u, std::thread::hardware_concurrency())));
+  return p;
+}
+
 namespace {
 
 constexpr int kRowBlock = 16;
 
-ThreadPool& pool() {
-  static ThreadPool p(int(std::max(1u, std::thread::hardware_concurrency())));
-  return p;
-}
+ThreadPool& pool() { return quant_pool(); }
 
 const QuantKernels& kernels() {
   static const QuantKernels& q = quant_kernels(choose_cpu_level(""));

@@ -14,6 +14,7 @@ import { objectiveOf, type AwqLossFn, type AwqObjective } from '../../quant/awq.
 import type { CalibrationRequest, RunDevice, RuntimeBridge, Scorer } from './runtime-bridge.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
 import { missingTool } from '../../util/errors.js';
+import { nativeQuantKernels, type NativeQuantPasses } from './native-quant-kernels.js';
 
 interface RawCapture {
   absMax: Float32Array;
@@ -39,11 +40,10 @@ interface AwqGpuSearch {
   loss(scales: Float32Array | null, group: number): number;
 }
 
-interface ModelToolAddon {
+interface ModelToolAddon extends Partial<NativeQuantPasses> {
   /** Only in a runtime built with the CUDA backend; its constructor throws where no GPU is usable. */
   AwqGpuSearch?: new () => AwqGpuSearch;
   awqLoss(x: Float32Array, n: number, K: number, w: Float32Array, rows: number, scales: Float32Array | null, group: number): number;
-  quantizeInt4?(w: Float32Array, rows: number, cols: number, group: number): { packed: Uint8Array; scales: Float32Array };
   createModelTool(
     config: ModelConfig,
     /** One table, or one per rank of a tensor-parallel engine (run together on the CPU). */
@@ -195,16 +195,10 @@ export async function createAddonBridge(): Promise<RuntimeBridge> {
     if (typeof native.awqLoss !== 'function') throw new Error('the native addon predates its AWQ objective; rebuild it with npm run build:native');
     return native.awqLoss(x.data, x.rows, x.cols, w.data, w.rows, s, group);
   };
+  const quantKernels = nativeQuantKernels(native);
   return {
     awqLoss: cpuAwqLoss,
-    ...(native.quantizeInt4
-      ? {
-          quantizeInt4: (w, group) => {
-            const { packed, scales } = native.quantizeInt4!(w.data, w.rows, w.cols, group);
-            return { packed, scales, zeros: new Uint8Array(scales.length).fill(8), rows: w.rows, cols: w.cols, group };
-          },
-        }
-      : {}),
+    ...(quantKernels ? { quantKernels } : {}),
     awqObjectiveFor(device) {
       const cpu = { objective: objectiveOf(cpuAwqLoss), ranOn: `CPU (${loadAddon().probe().bestCpuKernels})` };
       if (device === 'cpu' || !native.AwqGpuSearch) return cpu;

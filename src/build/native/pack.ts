@@ -8,7 +8,7 @@ import type { Reporter } from '../progress.js';
 import type { Staging } from '../staging.js';
 import { int4Linear } from '../../quant/int4.js';
 import type { AwqObjective } from '../../quant/awq.js';
-import type { Int4Quantizer } from '../../quant/int4.js';
+import type { QuantKernels } from '../../quant/kernels.js';
 import { quantizeHead, type HeadResult } from '../../quant/head.js';
 import { quantizeLayer, type CaptureStats, type GroupNote, type KvAmax, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../quant/layer.js';
 import { encodeFloats } from '../../quant/numeric.js';
@@ -29,8 +29,8 @@ export interface PackOptions {
   calibration?: LayerCalibration[];
   /** AWQ's objective, computed by the runtime (native) when it is loaded. */
   awqLoss?: AwqObjective;
-  /** int4's packing in native code (the same bytes as src/quant/int4.ts). */
-  int4?: Int4Quantizer;
+  /** The whole-matrix passes in native code (the same bytes as src/quant's TypeScript). */
+  kernels?: QuantKernels;
   /** Tensor-parallel ranks: one weight file each (src/build/shard.ts); default 1. */
   tp?: number;
   /** Quantize lm_head in the layers' format too (--quantize_lm_head); needs a quantized format. */
@@ -121,7 +121,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
           alpha: opts.smoothquantAlpha,
           attention: { numHeads: m.numHeads, numKvHeads: m.numKvHeads, headDim: m.headDim },
           awqLoss: opts.awqLoss,
-          int4: opts.int4,
+          kernels: opts.kernels,
         });
         quantized = r.linears;
         notes.push(r.notes);
@@ -140,7 +140,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
       reporter.progress(1, 'lm_head');
       // A tied head reads the embedding table: the quantized head is a copy of it in the layers' format.
       const weight = readMatrix(src, m.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-      head = quantizeHead(weight, finalNorm, opts.headCalibration, { format, group: opts.awqBlockSize, alpha: opts.smoothquantAlpha, awqLoss: opts.awqLoss, int4: opts.int4 });
+      head = quantizeHead(weight, finalNorm, opts.headCalibration, { format, group: opts.awqBlockSize, alpha: opts.smoothquantAlpha, awqLoss: opts.awqLoss, kernels: opts.kernels });
       finalNorm = head.finalNorm;
     }
     writer.replicated(f32('model.norm.weight', finalNorm));

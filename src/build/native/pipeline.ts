@@ -171,13 +171,15 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
   const from = src.awq ? ', from the AWQ checkpoint' : src.fp8 ? ', from the FP8 checkpoint dequantized' : '';
   reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}${from}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${plan.awqBlockSize})` : ''}${from}${s.quantize_lm_head ? ', lm_head too' : ''}`);
   // AWQ's scale search (int4_awq from a float model) where --device puts it: most of the build's
-  // arithmetic, on the GPU where one is usable.
-  const bridge = format === 'int4_awq' ? await ctx.bridge() : undefined;
-  const search = bridge && calib && (ctx.awqSearch ?? true) ? bridge.awqObjectiveFor?.(s.device) : undefined;
+  // arithmetic, on the GPU where one is usable; every format's whole-matrix passes in native code.
+  const bridge = format ? await ctx.bridge() : undefined;
+  const search = bridge && format === 'int4_awq' && calib && (ctx.awqSearch ?? true) ? bridge.awqObjectiveFor?.(s.device) : undefined;
   let packed: PackResult;
   try {
+    // Every float weight passes through bf16 decoding once: natively too where the runtime is loaded.
+    const kernels = bridge?.quantKernels;
     packed = await packWeights(
-      src,
+      kernels ? { ...src, decodeBf16: kernels.decodeBf16 } : src,
       {
         dtype: s.dtype,
         qformat,
@@ -186,7 +188,7 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
         awqSearch: ctx.awqSearch ?? true,
         calibration: calib?.layers,
         awqLoss: search?.objective ?? (bridge ? objectiveOf(bridge.awqLoss) : undefined),
-        int4: bridge?.quantizeInt4,
+        kernels,
         tp: s.tp_size,
         quantizeLmHead: s.quantize_lm_head,
         headCalibration: calib?.head,

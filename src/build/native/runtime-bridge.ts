@@ -2,7 +2,7 @@
 // and full next-token distributions of a model (checkpoint or engine folder) for the accuracy
 // report. Implemented over the addon in src/engine; builds ask for it only when they need it.
 import type { AwqLossFn, AwqObjective } from '../../quant/awq.js';
-import type { Int4Quantizer } from '../../quant/int4.js';
+import type { QuantKernels } from '../../quant/kernels.js';
 import type { ModelCalibration } from '../../quant/layer.js';
 
 export interface CalibrationRequest {
@@ -39,8 +39,8 @@ export interface RuntimeBridge {
   openScorer(dir: string, device?: RunDevice): Promise<Scorer>;
   /** AWQ's search objective in native code (see src/quant/awq.ts awqLoss for the definition). */
   awqLoss: AwqLossFn;
-  /** src/quant/int4.ts quantizeInt4Symmetric in native code, on every core: the same bytes. */
-  quantizeInt4?: Int4Quantizer;
+  /** src/quant/kernels.ts's passes in native code, on every core: the same bytes. */
+  quantKernels?: QuantKernels;
   /** The same objective as a search opens it, where `device` runs it (the GPU for cuda, and for auto where one is usable). */
   awqObjectiveFor?(device: RunDevice): { objective: AwqObjective; ranOn: string };
 }

@@ -38,6 +38,8 @@ export interface SourceModel {
   /** A block-scaled FP8 checkpoint: its e4m3 weights read as floats (readFloat dequantizes them). */
   fp8?: Fp8BlockSource;
   tokenizerFiles: string[];
+  /** bf16 bytes -> fp32 (default decodeFloats; a build gives the runtime's native twin). */
+  decodeBf16?: (bytes: Uint8Array) => Float32Array;
 }
 
 export function openSource(dir: string): SourceModel {
@@ -129,7 +131,7 @@ export function readFloat(src: SourceModel, name: string): Float32Array {
     return dequantizeTensor(t, readBytes(t), scale, readBytes(scale), src.fp8.block);
   }
   if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') throw badInput(`${t.file}: tensor ${name} is ${t.dtype}, expected a float type`);
-  return decodeFloats(readBytes(t), t.dtype);
+  return t.dtype === 'BF16' && src.decodeBf16 ? src.decodeBf16(readBytes(t)) : decodeFloats(readBytes(t), t.dtype);
 }
 
 export function readMatrix(src: SourceModel, name: string): Matrix {
