@@ -12,12 +12,13 @@
 //
 //   npm run bench:gpu:tp -- --checkpoint DIR --work DIR [--tp 1,2] [--ceilings FILE | --copy-gbs N]
 //                           [--requests 64] [--out DIR] [--grpst CLI] [--smoke --device cpu]
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
+import { startServe, stopServe } from './serve-process.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -118,66 +119,6 @@ function engineFor(tp: number): string {
   return dir;
 }
 
-// ---- serving: grpst serve --mpi_np N -----------------------------------------------------------
-function writeConfs(tp: number, engine: string): { inference: string; server: string } {
-  const dir = join(work, `conf-tp${tp}`);
-  mkdirSync(dir, { recursive: true });
-  const inference = join(dir, 'inference.yml');
-  const server = join(dir, 'server.yml');
-  writeFileSync(inference, `models:
-  - name: qwen3
-    version: 1.0.0
-    device: ${args.device}
-    inferer_args:
-      llm_style: qwen3
-      served_model_name: qwen3
-      tokenizer_path: ${checkpoint}
-      gpt_model_path: ${engine}
-      device: ${args.device}
-      max_batch_size: 64
-      max_num_tokens: 8192
-      max_seq_len: 4096
-      kv_cache_free_gpu_mem_fraction: 0.9
-`);
-  writeFileSync(server, `interface:
-  framework: http
-  host: 127.0.0.1
-  port: 0
-max_concurrency: 128
-max_queue: 1024
-web_ui: false
-log:
-  log_dir: ${join(dir, 'logs')}
-`);
-  return { inference, server };
-}
-
-async function waitReady(child: ChildProcess, portFile: string, log: string): Promise<string> {
-  const deadline = Date.now() + 15 * 60_000;
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`grpst serve exited before it was ready (log: ${log})`);
-    if (existsSync(portFile)) {
-      const url = `http://127.0.0.1:${readFileSync(portFile, 'utf8').trim()}`;
-      const ok = await fetch(`${url}/health`).then((r) => r.status === 200, () => false);
-      if (ok) return url;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`grpst serve was not ready in 15 minutes (log: ${log})`);
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  // A rank left behind exits when rank 0's pipe to it closes (src/daemon/tp-launch.ts).
-  const late = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  await gone;
-  clearTimeout(late);
-}
-
 // The issue's shapes; --smoke shrinks them to check the flow quickly.
 const shape = args.smoke ? { promptTokens: 64, outputTokens: 16, decodeTokens: 16 } : { promptTokens: 1024, outputTokens: 512, decodeTokens: 256 };
 
@@ -196,21 +137,13 @@ function overRoofline(tp: number, rooflineMs: number, measuredMs: number): strin
 interface TpResult { tp: number; decodeTokS: number; serving?: LoadSummary }
 async function measure(tp: number): Promise<TpResult> {
   const engine = engineFor(tp);
-  const { inference, server } = writeConfs(tp, engine);
-  const portFile = join(work, `port-tp${tp}`);
-  rmSync(portFile, { force: true });
   const log = join(outDir, `serve-tp${tp}.log`);
-  const fd = openSync(log, 'w');
-  const t0 = performance.now();
-  // In this process group, with the ranks it starts: a `timeout` that ends the benchmark ends them too.
-  const child = spawn(process.execPath, [...process.execArgv, grpst, 'serve', '--inference_conf', inference, '--server_conf', server, '--mpi_np', String(tp), '--port_file', portFile],
-    { stdio: ['ignore', fd, fd] });
-  closeSync(fd);
+  const served = await startServe(grpst, { dir: join(work, `conf-tp${tp}`), engine, tokenizer: checkpoint, device: args.device, maxSeqLen: 4096 }, log, ['--mpi_np', String(tp)]);
   try {
-    const url = await waitReady(child, portFile, log);
+    const { url } = served;
     // How the ranks reduce, as the server's ready line says (NCCL, or the one-shot kernel for small buffers).
     const group = readFileSync(log, 'utf8').match(/tensor parallel \d+ \((.*)\), max_seq_len/)?.[1];
-    add('load', `tp ${tp}`, `${((performance.now() - t0) / 1000).toFixed(0)} s`,
+    add('load', `tp ${tp}`, `${served.loadSeconds.toFixed(0)} s`,
       'grpst serve until /health answers 200 (weights onto the GPUs, graphs)' + (group ? `; ${group}` : ''));
     const one = async (len: number, out: number, salt: number) => summarize(await singleRequest(url, len, out, salt));
     await one(64, 8, 0); // warm-up
@@ -233,7 +166,7 @@ async function measure(tp: number): Promise<TpResult> {
         `TTFT p50/p99 ${s.ttftMs[0].toFixed(0)}/${s.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${s.itlMs[0].toFixed(1)}/${s.itlMs[2].toFixed(1)} ms; failed ${s.failed}`);
     return { tp, decodeTokS, serving: s };
   } finally {
-    await stopServer(child);
+    await stopServe(served.child);
   }
 }
 

@@ -25,6 +25,12 @@
 #           tokens, TensorRT-LLM's quantize.py defaults) and on the CPU (--device cpu, BB_CPU_CALIB
 #           passages: 16; BB_DEVICES="cuda" for the first alone), each build's log with its phase times:
 #           build-cuda.log, build-cpu.log
+# engines   bench:gpu:engines: a Qwen3-8B-shaped random checkpoint (EN_SHAPE; kept in /tmp, so a
+#           second call on a still-warm machine reuses it), then per format (EN_FORMATS, default
+#           bf16,int4_awq,fp8,int8_wo,int8_sq) `grpst build --qformat F --device cuda` with the
+#           default calibration, `grpst serve`, decode b1 through the HTTP API against bf16 served in
+#           the same run; each engine removed after it is measured (disk): bench-gpu-engines.json,
+#           serve-*.log
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -117,6 +123,14 @@ node_setup() {
       export GRPST_NATIVE_ADDON=/tmp/addon-build/grpst_native.node || { tail -30 /tmp/addon-cmake.log; return 1; }
   fi
   stamp "node $(node --version), addon $(node -e "console.log(JSON.stringify(require(process.env.GRPST_NATIVE_ADDON).probe()))")"
+}
+
+# 512 passages of about 450 words drawn from the shipped calibration text (at least 512 tokens
+# each): the builds' --calib_dataset, so they calibrate on TensorRT-LLM's default 512 x 512.
+calib_text() {
+  python3 -c 'import random,sys
+w=open("data/calibration.txt").read().split(); r=random.Random(7)
+sys.stdout.write("\n\n".join(" ".join(r.choice(w) for _ in range(450)) for _ in range(512))+"\n")' > /tmp/calib-512.txt
 }
 
 # The parity checks through the real runtime (scripts/gpu/parity.ts), after node_setup.
@@ -214,10 +228,7 @@ for stage in "${STAGES[@]}"; do
       rc=$?; SUMMARY+=("build-bench checkpoint: exit $rc")
       [ -f "$BB_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("build-bench: no checkpoint at $BB_CKPT"); continue; }
       cp .carry/tokenizer/tokenizer_config.json "$BB_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$BB_CKPT/tokenizer.json" 2>/dev/null
-      # 512 passages of about 450 words drawn from the shipped calibration text (at least 512 tokens each).
-      python3 -c 'import random,sys
-w=open("data/calibration.txt").read().split(); r=random.Random(7)
-sys.stdout.write("\n\n".join(" ".join(r.choice(w) for _ in range(450)) for _ in range(512))+"\n")' > /tmp/calib-512.txt
+      calib_text
       for dev in ${BB_DEVICES:-cuda cpu}; do
         extra=(); [ "$dev" = cpu ] && extra=(--calib_size "${BB_CPU_CALIB:-16}")
         stamp "grpst build int4_awq --device $dev ${extra[*]}"
@@ -227,6 +238,22 @@ sys.stdout.write("\n\n".join(" ".join(r.choice(w) for _ in range(450)) for _ in 
         SUMMARY+=("build-bench $dev: exit $rc, $(grep -E 'written' "$OUT/build-$dev.log" | tail -1)")
         rm -rf "/tmp/bb-$dev"
       done
+      ;;
+    engines)
+      node_setup || { SUMMARY+=("engines: node setup FAILED"); continue; }
+      pkill -f "grpst.mjs serve" 2>/dev/null  # a server a previous call's timeout left
+      EN_SHAPE=${EN_SHAPE:-qwen3-8b}
+      EN_CKPT=/tmp/$EN_SHAPE-random
+      timeout "${T_EN_CKPT:-300}" python3 scripts/gpu/random_checkpoint.py "$EN_CKPT" --shape "$EN_SHAPE" --ceilings /tmp/en-ceilings.json
+      rc=$?; SUMMARY+=("engines checkpoint: exit $rc")
+      [ -f "$EN_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("engines: no checkpoint at $EN_CKPT"); continue; }
+      cp .carry/tokenizer/tokenizer_config.json "$EN_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$EN_CKPT/tokenizer.json" 2>/dev/null
+      calib_text
+      stamp "bench:gpu:engines ${EN_FORMATS:-bf16,int4_awq,fp8,int8_wo,int8_sq}"
+      timeout "${T_EN:-480}" node .carry/js/bench-gpu-engines.mjs --checkpoint "$EN_CKPT" --work /tmp/grpst-engines \
+        --formats "${EN_FORMATS:-bf16,int4_awq,fp8,int8_wo,int8_sq}" --ceilings /tmp/en-ceilings.json --grpst .carry/js/grpst.mjs \
+        --out "$OUT" --prune --build-args="--calib_dataset /tmp/calib-512.txt"
+      rc=$?; SUMMARY+=("bench:gpu:engines: exit $rc")
       ;;
     rows)
       H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }

@@ -43,7 +43,7 @@ describe('bench:gpu:tp --smoke on the CPU', () => {
     expect(fs.readFileSync(path.join(out, 'serve-tp2.log'), 'utf8')).toMatch(/the engine was built with --tp_size 2: it runs one process per GPU and needs 2 GPUs/);
     expect(fs.readFileSync(path.join(out, 'bench-gpu-tp.md'), 'utf8')).toMatch(/\| decode b1 \| tp 1 \|/);
     // The tp 1 server it started is gone: nothing answers on its port.
-    const port = fs.readFileSync(path.join(work, 'work', 'port-tp1'), 'utf8').trim();
+    const port = fs.readFileSync(path.join(work, 'work', 'conf-tp1', 'port'), 'utf8').trim();
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
   });
 });
