@@ -10,7 +10,9 @@
 // Where bench:gpu's quantized rows run the harness on weights already in the GPU layouts, these
 // are built engines end to end.
 //
-//   npm run bench:gpu:engines -- --checkpoint DIR --work DIR [--formats bf16,int4_awq,fp8]
+// A format F+lm_head builds with --quantize_lm_head (the head in F too).
+//
+//   npm run bench:gpu:engines -- --checkpoint DIR --work DIR [--formats bf16,int4_awq,fp8+lm_head]
 //                                [--ceilings FILE | --copy-gbs N] [--out DIR] [--grpst CLI]
 //                                [--build-args="..."] [--prune] [--smoke --device cpu]
 import { spawnSync } from 'node:child_process';
@@ -84,17 +86,23 @@ function engineStepBytes(dir: string): number {
   return stepBytes(Object.entries(manifest.ranks[0].tensors).map(([name, t]) => ({ name, nbytes: t.nbytes })));
 }
 
+/** The format in file names: without '+', which some tools that copy results refuse. */
+const slug = (format: string) => format.replace('+', '-');
+
 // ---- engines: grpst build --qformat F -----------------------------------------------------------
 function engineFor(format: string): { dir: string; bytes: number } {
   if (format === 'bf16') return { dir: checkpoint, bytes: stepBytes([...ck.tensors.values()]) };
-  const dir = join(work, `engine-${format}`);
+  const dir = join(work, `engine-${slug(format)}`);
   const t0 = performance.now();
   const extra = args['build-args']!.split(/\s+/).filter(Boolean);
-  const r = spawnSync(process.execPath, [...process.execArgv, grpst, 'build', '--model_dir', checkpoint, '--output_dir', dir, '--qformat', format,
+  const [qformat, head] = format.split('+');
+  if (head !== undefined && head !== 'lm_head') throw new Error(`--formats: ${format} is not a format (F or F+lm_head)`);
+  const r = spawnSync(process.execPath, [...process.execArgv, grpst, 'build', '--model_dir', checkpoint, '--output_dir', dir, '--qformat', qformat,
+    ...(head ? ['--quantize_lm_head'] : []),
     '--device', args.device!, '--max_batch_size', '64', '--max_seq_len', '4096', '--max_input_len', '3072', '--max_num_tokens', '8192',
     ...(heldout ? ['--eval_dataset', heldout] : []), ...extra, '--force'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   process.stdout.write(r.stdout ?? '');
-  if (r.status !== 0) throw new Error(`grpst build --qformat ${format} exited with ${r.status}`);
+  if (r.status !== 0) throw new Error(`grpst build --qformat ${qformat}${head ? ' --quantize_lm_head' : ''} exited with ${r.status}`);
   // "calibrate done in 15.7s: on ..." -> "calibrate 15.7s (on ...)"
   const phases = [...(r.stdout ?? '').matchAll(/\] (\w+) done in ([\d.]+m?[\d.]*s)(?::\s*([^;\n]*))?/g)].map(([, phase, t, where]) => `${phase} ${t}${where && /on /.test(where) ? ` (${where.trim()})` : ''}`);
   const manifest = JSON.parse(readFileSync(join(dir, 'engine.json'), 'utf8')) as { accuracy?: { top1_agreement: number; mean_kl: number; tokens: number } };
@@ -121,7 +129,7 @@ for (const format of formats) {
   try {
     const engine = engineFor(format);
     if (engine.dir !== checkpoint) built = engine.dir;
-    const served = await startServe(grpst, { dir: join(work, `conf-${format}`), engine: engine.dir, tokenizer: engine.dir, device: args.device!, maxSeqLen: 4096 }, join(outDir, `serve-${format}.log`));
+    const served = await startServe(grpst, { dir: join(work, `conf-${slug(format)}`), engine: engine.dir, tokenizer: engine.dir, device: args.device!, maxSeqLen: 4096 }, join(outDir, `serve-${slug(format)}.log`));
     try {
       add('load', format, `${served.loadSeconds.toFixed(0)} s`, '', 'grpst serve until /health answers 200');
       const one = async (len: number, out: number, salt: number) => summarize(await singleRequest(served.url, len, out, salt));
@@ -131,7 +139,7 @@ for (const format of formats) {
       decoded.set(format, tokS);
       const roof = (copyGbs * 1e9) / (engine.bytes + 200 * kvBytesPerToken);
       const bf16 = decoded.get('bf16');
-      add('decode b1', `${format} ${format === 'bf16' ? 'checkpoint' : 'engine'} through the HTTP server`, `${tokS.toFixed(1)} tok/s`, targets[format] ?? '',
+      add('decode b1', `${format} ${format === 'bf16' ? 'checkpoint' : 'engine'} through the HTTP server`, `${tokS.toFixed(1)} tok/s`, targets[format.split('+')[0]] ?? '',
         `TPOT ${tpot.toFixed(3)} ms; roofline ${roof.toFixed(0)} tok/s -> ${((100 * tokS) / roof).toFixed(1)}%` + (bf16 && format !== 'bf16' ? `; ${(tokS / bf16).toFixed(2)}x bf16` : ''));
     } finally {
       await stopServe(served.child);
