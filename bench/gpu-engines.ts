@@ -16,13 +16,12 @@
 //                                [--ceilings FILE | --copy-gbs N] [--out DIR] [--grpst CLI]
 //                                [--build-args="..."] [--prune] [--smoke --device cpu]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { singleRequest, summarize } from '../src/bench/load.js';
-import { startServe, stopServe } from './serve-process.js';
+import { benchFolders, startServe, stopServe } from './serve-process.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,18 +40,7 @@ const { values: args } = parseArgs({
     device: { type: 'string', default: 'cuda' },
   },
 });
-if (!args.checkpoint) throw new Error('usage: npm run bench:gpu:engines -- --checkpoint DIR [--work DIR] [--formats bf16,int4_awq,fp8]');
-const checkpoint = resolve(args.checkpoint);
-const work = resolve(args.work);
-const outDir = resolve(args.out);
-mkdirSync(work, { recursive: true });
-mkdirSync(outDir, { recursive: true });
-const root = join(fileURLToPath(import.meta.url), '..', '..');
-// The CLI: bin/grpst.js in a built checkout; the GPU machine runs the bundled one, the tests
-// src/cli/main.ts under this process's loader (--grpst; children get this process's execArgv).
-const grpst = resolve(args.grpst ?? join(root, 'bin', 'grpst.js'));
-// The build's held-out text by its path in the working tree: a bundled CLI cannot find its own copy.
-const heldout = [join(root, 'data', 'heldout.txt'), resolve('data', 'heldout.txt')].find((f) => existsSync(f));
+const { checkpoint, work, outDir, grpst, heldout } = benchFolders(args, 'usage: npm run bench:gpu:engines -- --checkpoint DIR [--work DIR] [--formats bf16,int4_awq,fp8]');
 const formats = args.formats!.split(',');
 const decodeTokens = args.smoke ? 16 : 256;
 

@@ -13,12 +13,11 @@
 //   npm run bench:gpu:tp -- --checkpoint DIR --work DIR [--tp 1,2] [--ceilings FILE | --copy-gbs N]
 //                           [--requests 64] [--out DIR] [--grpst CLI] [--smoke --device cpu]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
-import { startServe, stopServe } from './serve-process.js';
+import { benchFolders, startServe, stopServe } from './serve-process.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,18 +34,7 @@ const { values: args } = parseArgs({
     device: { type: 'string', default: 'cuda' },
   },
 });
-if (!args.checkpoint) throw new Error('usage: npm run bench:gpu:tp -- --checkpoint DIR [--work DIR] [--tp 1,2]');
-const checkpoint = resolve(args.checkpoint);
-const work = resolve(args.work);
-const outDir = resolve(args.out);
-mkdirSync(work, { recursive: true });
-mkdirSync(outDir, { recursive: true });
-const root = join(fileURLToPath(import.meta.url), '..', '..');
-// The CLI: bin/grpst.js in a built checkout; the GPU machine runs the bundled one, the tests
-// src/cli/main.ts under this process's loader (--grpst; children get this process's execArgv).
-const grpst = resolve(args.grpst ?? join(root, 'bin', 'grpst.js'));
-// The build's held-out text by its path in the working tree: a bundled CLI cannot find its own copy.
-const heldout = [join(root, 'data', 'heldout.txt'), resolve('data', 'heldout.txt')].find((f) => existsSync(f));
+const { checkpoint, work, outDir, grpst, heldout } = benchFolders(args, 'usage: npm run bench:gpu:tp -- --checkpoint DIR [--work DIR] [--tp 1,2]');
 
 const gpus = (spawnSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader']).stdout?.toString().trim() ?? '').split('\n').filter(Boolean);
 const tpSizes = args.tp ? args.tp.split(',').map(Number) : [1, 2, 4, 8].filter((n) => n <= Math.max(1, gpus.length));

@@ -1,9 +1,41 @@
-// `grpst serve` as a child process for the GPU benchmarks (bench/gpu-tp.ts, bench/gpu-engines.ts):
-// confs written for one engine, the process started with a port file, ready when /health answers,
-// stopped with SIGTERM (the server drains, then exits).
+// The product's CLI as child processes for the GPU benchmarks (bench/gpu-tp.ts,
+// bench/gpu-engines.ts): their folders and the CLI they run, and `grpst serve`: confs written for
+// one engine, the process started with a port file, ready when /health answers, stopped with
+// SIGTERM (the server drains, then exits).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface BenchFolders {
+  checkpoint: string;
+  work: string;
+  outDir: string;
+  /** The CLI the benchmark runs. */
+  grpst: string;
+  /** The builds' held-out text, where the working tree has it. */
+  heldout?: string;
+}
+
+/** The folders a CLI benchmark works in (work and out created), from its arguments. */
+export function benchFolders(args: { checkpoint?: string; work?: string; out?: string; grpst?: string }, usage: string): BenchFolders {
+  if (!args.checkpoint) throw new Error(usage);
+  const work = resolve(args.work!);
+  const outDir = resolve(args.out!);
+  mkdirSync(work, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
+  const root = join(fileURLToPath(import.meta.url), '..', '..');
+  return {
+    checkpoint: resolve(args.checkpoint),
+    work,
+    outDir,
+    // bin/grpst.js in a built checkout; the GPU machine runs the bundled one, the tests
+    // src/cli/main.ts under this process's loader (--grpst; children get this process's execArgv).
+    grpst: resolve(args.grpst ?? join(root, 'bin', 'grpst.js')),
+    // By its path in the working tree: a bundled CLI cannot find its own copy.
+    heldout: [join(root, 'data', 'heldout.txt'), resolve('data', 'heldout.txt')].find((f) => existsSync(f)),
+  };
+}
 
 export interface ServeTarget {
   /** Folder for the confs, the port file and the server's logs. */
