@@ -49,7 +49,7 @@ export class ChatTemplate {
 
   constructor(
     readonly source: string,
-    config: TokenizerConfigJson = {},
+    private readonly config: TokenizerConfigJson = {},
   ) {
     usePythonStringMethods();
     try {
@@ -62,6 +62,11 @@ export class ChatTemplate {
       const content = tokenContent(config[key] as TokenizerConfigJson['eos_token']);
       if (content !== undefined) this.specialTokens[key] = content;
     }
+  }
+
+  /** Another template for the same tokenizer (its special-token variables): a request's own chat_template. */
+  withSource(source: string): ChatTemplate {
+    return new ChatTemplate(source, this.config);
   }
 
   /**

@@ -83,6 +83,8 @@ export const infererArgsSchema = z.strictObject({
   reasoning_parser: z.union([z.boolean(), z.enum(reasoningParsers)], { error: `expected true, false or one of ${reasoningParsers.join(', ')}` }).optional(),
   /** The think block's most tokens when a request sets no thinking_token_budget / budget_tokens of its own. */
   thinking_token_budget: int(0).optional(),
+  /** Render a request's own chat_template (vLLM's --trust-request-chat-template); off: such requests get 400. */
+  trust_request_chat_template: z.boolean().optional(),
   /** The model's name, or several (vLLM's --served-model-name): the first is the one answers report, each one is accepted. */
   served_model_name: z
     .union([z.string().min(1), z.array(z.string().min(1)).min(1).refine((names) => new Set(names).size === names.length, 'list each name once')], {

@@ -118,6 +118,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     enableThinking: args.enable_thinking ?? true,
     reasoningParser: args.reasoning_parser !== undefined && args.reasoning_parser !== false,
     thinkingTokenBudget: args.thinking_token_budget,
+    trustRequestChatTemplate: args.trust_request_chat_template ?? defaultServerOptions.trustRequestChatTemplate,
     sampling: samplingOf(args),
     endTokenId: args.end_token_id,
     stopWords: args.stop_words ?? [],

@@ -1,6 +1,7 @@
 // What every route shares: the engine (once loaded), the tokenizer and template, options,
 // metrics, admission, and the set of requests in flight (for drain and close).
 import { randomUUID } from 'node:crypto';
+import type { ChatTemplate } from '../chat/chat-template.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
 import type { EngineInfo, GenerationEngine } from '../engine/types.js';
 import { Admission } from './admission.js';
@@ -13,6 +14,7 @@ import { wordBans, type WordBans } from './openai/token-rules.js';
 import { namesServedModel } from './ollama/model-name.js';
 import type { ServerOptions } from './options.js';
 import { ResponseStore } from './responses-store.js';
+import type { RequestTemplates } from './openai/request-templates.js';
 
 export interface RenderOptions {
   addGenerationPrompt: boolean;
@@ -22,6 +24,8 @@ export interface RenderOptions {
   kwargs?: Record<string, unknown>;
   /** The prompt ends inside the last (assistant) message, which the model continues. */
   continueFinalMessage?: boolean;
+  /** A request's own chat_template, where the server trusts them; else the model's. */
+  template?: ChatTemplate;
 }
 
 /** The checkpoint's chat template applied and tokenized (user-typed special tokens stay text). */
@@ -33,6 +37,8 @@ export interface ServedModel {
   template: string;
   /** The folder the model was loaded from (an engine folder or a checkpoint), when known. */
   dir?: string;
+  /** Requests' own chat templates, compiled; only where the conf trusts them (trust_request_chat_template). */
+  requestTemplates?: RequestTemplates;
 }
 
 /** One log line; `error` for what an operator must see (a failed load, a 500), the rest `info`. */

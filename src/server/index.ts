@@ -10,9 +10,10 @@ import { LoadCancelled, type GenerationEngine } from '../engine/types.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { ClientErrors } from './client-errors.js';
 import { ServerContext, type LogFn, type RenderFn } from './context.js';
-import { badRequest, tooManyConnections } from './errors.js';
+import { ApiError, badRequest, tooManyConnections } from './errors.js';
 import { sendError } from './http.js';
 import type { ConstraintCompiler } from './openai/constraints.js';
+import { RequestTemplates } from './openai/request-templates.js';
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, type ServerOptions } from './options.js';
 import { pathOf, probePaths, Router, type Route } from './router.js';
 import { routes } from './routes/index.js';
@@ -54,7 +55,11 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   // The conf's skip_special_tokens list (grps_trtllm's form) names the ids skipping leaves out.
   const skipMask = options.skipTokenIds ? tokenMask(deps.tokenizer.vocabSize, options.skipTokenIds) : undefined;
   const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens, skipMask });
-  const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints, { template: deps.template.source, dir: deps.modelDir });
+  const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints, {
+    template: deps.template.source,
+    dir: deps.modelDir,
+    requestTemplates: options.trustRequestChatTemplate ? new RequestTemplates(deps.template) : undefined,
+  });
   const ready = Promise.resolve(deps.engine).then(
     (engine) => {
       ctx.setEngine(engine);
@@ -171,7 +176,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
 function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
   return (messages, opts) => {
     try {
-      const p = renderPrompt(template, tokenizer, messages, {
+      const p = renderPrompt(opts.template ?? template, tokenizer, messages, {
         addGenerationPrompt: opts.addGenerationPrompt,
         enableThinking: opts.enableThinking,
         tools: opts.tools as ChatTool[] | undefined,
@@ -187,6 +192,8 @@ function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
       const shielded = p.shielded.filter(([start]) => start < text.length).map(([start, end]) => [start, Math.min(end, text.length)] as const);
       return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }) };
     } catch (err) {
+      // A request's own template that fails is the request's to fix, whatever failed in it.
+      if (opts.template && !(err instanceof ApiError)) throw badRequest(`chat_template failed to render these messages: ${(err as Error).message}`, 'chat_template');
       // The template rejects what the messages ask of it: that is the client's request to fix.
       if (err instanceof GrpstError) throw badRequest(err.hint ? `${err.message}; ${err.hint}` : err.message, 'messages');
       if (err instanceof RangeError) throw badRequest(`The messages or tools are too deeply nested to render (${err.message}); flatten them.`, 'messages', 'invalid_value');

@@ -31,6 +31,8 @@ export interface ServerOptions {
   headersTimeoutMs?: number;
   /** Default for requests that do not say (enable_thinking or chat_template_kwargs.enable_thinking). */
   enableThinking: boolean;
+  /** Render a request's own chat_template (vLLM's --trust-request-chat-template); else such requests get 400. */
+  trustRequestChatTemplate?: boolean;
   /** true: the think block goes to reasoning_content; false: kept inline in content, as grps_trtllm does. */
   reasoningParser: boolean;
   /** The think block's most tokens for requests that set no budget (inference conf thinking_token_budget); undefined: unbounded. */
@@ -72,6 +74,7 @@ export const defaultServerOptions: ServerOptions = {
   maxConnections: 1024,
   maxBodyBytes: 16 * 1024 * 1024,
   enableThinking: false,
+  trustRequestChatTemplate: false,
   reasoningParser: false,
   sampling: {},
   stopWords: [],

@@ -261,6 +261,38 @@ describe("vLLM's other request fields", () => {
     }
   });
 
+  it("a request's chat_template renders its prompt only where the conf trusts them (vLLM's --trust-request-chat-template)", async () => {
+    const own = '{% for m in messages %}<<{{ m.role }}>>{{ m.content }}|{% endfor %}{% if add_generation_prompt %}{{ eos_token }}A:{% endif %}';
+    const refused = await chat({ chat_template: own });
+    expect(refused.json.error.message).toMatch(/trust_request_chat_template: true/);
+
+    const trusted = await start({ trustRequestChatTemplate: true });
+    const tokenize = (extra: Record<string, unknown>) => post(`${trusted.url}/tokenize`, { model: 'qwen3', messages, ...extra });
+    // The model's own template sent back renders what no template renders; another renders its own text, with the tokenizer's special-token variables.
+    const plain = await tokenize({});
+    expect((await tokenize({ chat_template: model.template.source })).json.tokens).toEqual(plain.json.tokens);
+    const mine = await tokenize({ chat_template: own });
+    expect(mine.status, JSON.stringify(mine.json)).toBe(200);
+    const text = `<<user>>Tell me about the sea.|${model.tokenizer.idToToken(model.tokenizer.eosTokenId!)}A:`;
+    expect(mine.json.tokens).toEqual(model.tokenizer.encode(text));
+    expect(mine.json.tokens).not.toEqual(plain.json.tokens);
+    // Chat renders the same prompt: its usage counts those tokens.
+    const answered = await chat({ chat_template: own }, trusted.url);
+    expect(answered.status, JSON.stringify(answered.json)).toBe(200);
+    expect(answered.json.usage.prompt_tokens).toBe(mine.json.count);
+
+    // A template that does not parse, or that fails on these messages, is the request's to fix.
+    for (const [template, said] of [['{% for m in messages %}', /chat_template does not parse/], ["{{ raise_exception('no sea today') }}", /chat_template failed to render these messages: .*no sea today/]] as const) {
+      const r = await chat({ chat_template: template }, trusted.url);
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error).toMatchObject({ param: 'chat_template', type: 'invalid_request_error' });
+      expect(r.json.error.message).toMatch(said);
+    }
+    expect((await chat({ chat_template: 7 }, trusted.url)).json.error.message).toMatch(/must be a Jinja template string/);
+    // The server answers on after them.
+    expect((await chat({}, trusted.url)).status).toBe(200);
+  });
+
   it('their neutral values, and the fields that change nothing for this model, leave the answer as it was', async () => {
     const neutral = {
       best_of: 1,

@@ -4,6 +4,7 @@
 import type { RenderOptions } from '../context.js';
 import { badRequest } from '../errors.js';
 import type { ChatMessageInput } from './schema-chat.js';
+import type { RequestTemplates } from './request-templates.js';
 import { unsupported } from './vllm-fields.js';
 
 /** The request fields that shape the rendered prompt. */
@@ -58,12 +59,22 @@ export function extraKwargs(kwargs: Record<string, unknown> | null | undefined):
 /**
  * The template options of a chat request, after the checks vLLM makes: continue_final_message
  * needs a final assistant message and cannot go with add_generation_prompt true; a request's own
- * chat_template is refused (vLLM accepts one only from a server told to trust it); documents
- * reach a template that reads them, as vLLM passes them, and are refused where it would not.
+ * chat_template renders the prompt only where the server trusts them (requestTemplates, as vLLM's
+ * --trust-request-chat-template) and is refused elsewhere; documents reach a template that reads
+ * them, as vLLM passes them, and are refused where it would not.
  */
-export function chatRenderOptions(body: ChatRenderFields, opts: { thinking: boolean; tools?: unknown[]; template: string }): RenderOptions {
-  if (body.chat_template != null)
-    throw unsupported('chat_template', "chat_template is not supported: every prompt is rendered with the model's own template; leave it out (chat_template_kwargs reach that template).");
+export function chatRenderOptions(
+  body: ChatRenderFields,
+  opts: { thinking: boolean; tools?: unknown[]; template: string; requestTemplates?: RequestTemplates },
+): RenderOptions {
+  let template: RenderOptions['template'];
+  if (body.chat_template != null) {
+    if (!opts.requestTemplates)
+      throw unsupported('chat_template', "A request's own chat_template is refused: this server renders every prompt with the model's template unless its inference conf sets trust_request_chat_template: true (vLLM's --trust-request-chat-template). Leave it out (chat_template_kwargs reach the model's template), or ask the operator.");
+    if (typeof body.chat_template !== 'string' || body.chat_template.trim() === '')
+      throw badRequest('chat_template must be a Jinja template string.', 'chat_template');
+    template = opts.requestTemplates.get(body.chat_template);
+  }
   const continueFinal = body.continue_final_message ?? false;
   if (continueFinal) {
     if (body.messages[body.messages.length - 1].role !== 'assistant')
@@ -73,7 +84,7 @@ export function chatRenderOptions(body: ChatRenderFields, opts: { thinking: bool
   }
   let kwargs = extraKwargs(body.chat_template_kwargs);
   if (body.documents != null) {
-    if (!/\bdocuments\b/.test(opts.template))
+    if (!/\bdocuments\b/.test(template?.source ?? opts.template))
       throw unsupported('documents', "documents are not supported by this model's chat template, which never reads them; put their text in a message instead.");
     kwargs = { ...kwargs, documents: body.documents };
   }
@@ -83,5 +94,6 @@ export function chatRenderOptions(body: ChatRenderFields, opts: { thinking: bool
     enableThinking: opts.thinking,
     tools: opts.tools,
     kwargs,
+    template,
   };
 }

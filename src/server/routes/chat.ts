@@ -29,7 +29,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const formatField = answerFormatField(body);
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, formatField);
-  const rendered = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template }));
+  const rendered = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template, requestTemplates: s.served.requestTemplates }));
   // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
   const prompt = { text: rendered.text, ids: truncatePrompt(rendered.ids, body.truncate_prompt_tokens, s.limits) };
   const promptTokens = prompt.ids.length;

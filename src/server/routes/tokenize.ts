@@ -17,7 +17,7 @@ export async function tokenize(rc: RequestContext): Promise<void> {
   if ('messages' in body) {
     // Rendered as chat renders it (chat-render.ts), so the count is chat's prompt_tokens.
     const thinking = chatThinking(body, s.options.enableThinking);
-    ids = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: toTemplateTools(body.tools), template: s.served.template })).ids;
+    ids = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: toTemplateTools(body.tools), template: s.served.template, requestTemplates: s.served.requestTemplates })).ids;
   } else {
     // Qwen3 adds no BOS/EOS, so add_special_tokens changes nothing; special tokens in the text are recognized.
     ids = s.tokenizer.encode(body.prompt);
