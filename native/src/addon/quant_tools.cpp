@@ -34,8 +34,6 @@ namespace {
 
 constexpr int kRowBlock = 16;
 
-ThreadPool& pool() { return quant_pool(); }
-
 const QuantKernels& kernels() {
   static const QuantKernels& q = quant_kernels(choose_cpu_level(""));
   return q;
@@ -79,7 +77,7 @@ Napi::Value AwqLoss(const Napi::CallbackInfo& info) {
   const int blocks = (rows + kRowBlock - 1) / kRowBlock;
   std::vector<double> partial(blocks, 0.0);
   const QuantKernels& q = kernels();
-  pool().parallel_for(blocks, [&](int b, int) {
+  quant_pool().parallel_for(blocks, [&](int b, int) {
     const int r0 = b * kRowBlock, cnt = std::min(kRowBlock, rows - r0);
     std::vector<float> delta(size_t(cnt) * K), y(size_t(n) * cnt);
     for (int r = 0; r < cnt; r++) delta_row(wp + size_t(r0 + r) * K, s, K, group, delta.data() + size_t(r) * K);
@@ -114,7 +112,7 @@ Napi::Value QuantizeInt4(const Napi::CallbackInfo& info) {
   const float* wp = w.Data();
   uint8_t* pp = packed.Data();
   float* sp = scales.Data();
-  pool().parallel_for(rows, [&](int r, int) {
+  quant_pool().parallel_for(rows, [&](int r, int) {
     for (int g = 0; g < groups; g++) {
       const float* x = wp + size_t(r) * cols + size_t(g) * group;
       // As Math.max: a NaN anywhere makes the group's amax NaN (the accuracy report then names it).
