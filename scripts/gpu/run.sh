@@ -31,6 +31,9 @@
 #           default calibration, `grpst serve`, decode b1 through the HTTP API against bf16 served in
 #           the same run; each engine removed after it is measured (disk): bench-gpu-engines.json,
 #           serve-*.log
+# spec      bench:spec: speculative decoding by prompt lookup against plain decoding, batch 1, on a
+#           Qwen3-8B-shaped random checkpoint (SP_SHAPE; the engines stage's folder, reused when
+#           there): bench-speculative.json
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -254,6 +257,19 @@ for stage in "${STAGES[@]}"; do
         --formats "${EN_FORMATS:-bf16,int4_awq,fp8,int8_wo,int8_sq}" --ceilings /tmp/en-ceilings.json --grpst .carry/js/grpst.mjs \
         --out "$OUT" --prune --build-args="--calib_dataset /tmp/calib-512.txt"
       rc=$?; SUMMARY+=("bench:gpu:engines: exit $rc")
+      ;;
+    spec)
+      node_setup || { SUMMARY+=("spec: node setup FAILED"); continue; }
+      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
+      SP_CKPT=/tmp/$SP_SHAPE-random
+      timeout "${T_SP_CKPT:-300}" python3 scripts/gpu/random_checkpoint.py "$SP_CKPT" --shape "$SP_SHAPE"
+      rc=$?; SUMMARY+=("spec checkpoint: exit $rc")
+      [ -f "$SP_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("spec: no checkpoint at $SP_CKPT"); continue; }
+      cp .carry/tokenizer/tokenizer_config.json "$SP_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$SP_CKPT/tokenizer.json" 2>/dev/null
+      stamp "bench:spec"
+      timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --checkpoint "$SP_CKPT" --device cuda --tokens "${SP_TOKENS:-128}" \
+        --rounds "${SP_ROUNDS:-3}" --json "$OUT/bench-speculative.json"
+      rc=$?; SUMMARY+=("bench:spec: exit $rc")
       ;;
     rows)
       H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }

@@ -20,6 +20,7 @@ interface ServeOptions {
   port_file?: string;
   mpi_np: number;
   max_model_len?: number;
+  speculative_config?: Record<string, unknown>;
   api_key?: string;
 }
 
@@ -32,6 +33,7 @@ export function register(program: Command): void {
     .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3)', modelName)
     .option('--max_model_len <n>', "with --model_dir: the longest prompt plus answer, in tokens, at most the folder's (default: the engine's max_seq_len, or the checkpoint's positions)", maxModelLen)
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
+    .option('--speculative_config <json>', 'with --model_dir: speculative decoding by prompt lookup, as vLLM\'s --speculative-config, e.g. \'{"method": "ngram", "num_speculative_tokens": 4}\'', speculativeConfig)
     .option('--server_conf <file>', 'server conf')
     .option('--host <address>', "address to listen on (default: the server conf's, else 0.0.0.0)")
     .option('--port <n>', "port to listen on, 0 for any free one (default: the server conf's, else 9997)", portArg)
@@ -46,6 +48,7 @@ export function register(program: Command): void {
       refusePositional(command.args, opts);
       checkConfChoice(opts);
       checkApiKey(opts.api_key);
+      await checkSpeculativeConfig(opts.speculative_config);
       const { runServe } = await import('../daemon/serve.js');
       const code = await runServe({
         inferenceConf: opts.inference_conf,
@@ -59,6 +62,7 @@ export function register(program: Command): void {
         portFile: opts.port_file,
         tpSize: opts.mpi_np,
         maxModelLen: opts.max_model_len,
+        speculativeConfig: opts.speculative_config,
         apiKey: opts.api_key,
       });
       process.exit(code);
@@ -74,7 +78,7 @@ function checkConfChoice(opts: ServeOptions): void {
     throw badInput('grpst serve needs --inference_conf FILE or --model_dir DIR', 'e.g. grpst serve --model_dir /tmp/Qwen3-8B/engine');
   }
   // Each flag's key in the conf (--max_model_len is vLLM's name for the conf's max_seq_len).
-  for (const [flag, value, key] of [['--served_model_name', opts.served_model_name, 'served_model_name'], ['--device', opts.device, 'device'], ['--max_model_len', opts.max_model_len, 'max_seq_len']] as const) {
+  for (const [flag, value, key] of [['--served_model_name', opts.served_model_name, 'served_model_name'], ['--device', opts.device, 'device'], ['--max_model_len', opts.max_model_len, 'max_seq_len'], ['--speculative_config', opts.speculative_config, 'speculative_config']] as const) {
     if (value !== undefined && opts.inference_conf) {
       throw badInput(`${flag} goes with --model_dir`, `set ${key} under models[0].inferer_args in ${opts.inference_conf}`);
     }
@@ -103,6 +107,28 @@ function portArg(value: string): number {
 }
 
 // --max_seq_len's floor: a sequence holds the prompt and at least one new token.
+function speculativeConfig(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError(`--speculative_config takes a JSON object, e.g. '{"method": "ngram", "num_speculative_tokens": 4}', got ${JSON.stringify(value)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new InvalidArgumentError(`--speculative_config takes a JSON object, e.g. '{"method": "ngram", "num_speculative_tokens": 4}', got ${JSON.stringify(value)}`);
+  return parsed as Record<string, unknown>;
+}
+
+/** Its fields, checked against the conf's schema (loaded here, not at startup: --help stays light). */
+async function checkSpeculativeConfig(config: Record<string, unknown> | undefined): Promise<void> {
+  if (config === undefined) return;
+  const { speculativeConfigSchema } = await import('../config/inference-schema.js');
+  const checked = speculativeConfigSchema.safeParse(config);
+  if (checked.success) return;
+  const why = checked.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  throw badInput(`--speculative_config ${JSON.stringify(config)}: ${why}`, `pass e.g. '{"method": "ngram", "num_speculative_tokens": 4}' (prompt_lookup_min / prompt_lookup_max optional)`);
+}
+
 function maxModelLen(value: string): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 2) throw new InvalidArgumentError(`--max_model_len takes a whole number of tokens, at least 2, got "${value}"`);

@@ -52,6 +52,18 @@ export const samplingSchema = z.strictObject({
 
 export const reasoningParsers = ['qwen3', 'deepseek-r1'] as const;
 
+/** vLLM's speculative_config, as far as it is served: method ngram (prompt lookup, no draft model). */
+export const speculativeConfigSchema = z
+  .strictObject({
+    method: z.literal('ngram', { error: 'expected ngram (prompt lookup; no draft model is loaded)' }),
+    num_speculative_tokens: int(1).max(16),
+    prompt_lookup_max: int(1).max(16).optional(),
+    prompt_lookup_min: int(1).max(16).optional(),
+  })
+  .refine((c) => c.prompt_lookup_min === undefined || c.prompt_lookup_max === undefined || c.prompt_lookup_min <= c.prompt_lookup_max, {
+    error: 'prompt_lookup_min must be at most prompt_lookup_max',
+  });
+
 export const infererArgsSchema = z.strictObject({
   // The seed's keys.
   llm_style: z.enum(['qwen3']),
@@ -100,6 +112,8 @@ export const infererArgsSchema = z.strictObject({
   kv_cache_dtype: z.enum(['auto', 'bfloat16', 'float32', 'fp8', 'int8']).optional(),
   /** vLLM's --scheduling-policy: fcfs (arrival order), or priority (a request's priority field, then arrival). */
   scheduling_policy: z.enum(['fcfs', 'priority']).optional(),
+  /** vLLM's speculative_config, method ngram (prompt lookup): drafts checked in one step; outputs unchanged. */
+  speculative_config: speculativeConfigSchema.optional(),
 });
 
 // grps device spellings: auto, cpu, cuda, gpu, cuda:N, gpu:N, original.

@@ -12,6 +12,8 @@ export interface ModelDirChoices {
   device?: 'cpu' | 'cuda' | 'auto';
   /** --max_model_len: the conf's max_seq_len. */
   maxSeqLen?: number;
+  /** --speculative_config: the conf's speculative_config, as parsed. */
+  speculativeConfig?: Record<string, unknown>;
 }
 
 /** The folder must hold config.json or engine.json (a checkpoint or an engine) and tokenizer.json. */
@@ -39,5 +41,6 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
   if (choices.servedModelName !== undefined) infererArgs.served_model_name = choices.servedModelName;
   if (choices.device !== undefined) infererArgs.device = choices.device;
   if (choices.maxSeqLen !== undefined) infererArgs.max_seq_len = choices.maxSeqLen;
+  if (choices.speculativeConfig !== undefined) infererArgs.speculative_config = choices.speculativeConfig;
   return stringify({ models: [{ name: path.basename(abs) || 'model', version: '1.0.0', inferer_args: infererArgs }] });
 }

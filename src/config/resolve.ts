@@ -31,7 +31,7 @@ export interface RuntimeOptions {
 }
 
 // Keys that mean something to the native runtime only; ignored (with a note) under trtllm-serve.
-const nativeOnlyKeys = ['device', 'threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy'] as const;
+const nativeOnlyKeys = ['device', 'threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy', 'speculative_config'] as const;
 // TensorRT-LLM keys that `grpst start` passes on to trtllm-serve for a TensorRT-LLM engine.
 export const keysPassedToTrtllm = new Set(['max_tokens_in_paged_kv_cache', 'kv_cache_host_memory_bytes', 'batch_scheduler_policy', 'enable_kv_cache_reuse', 'kv_cache_free_gpu_mem_fraction', 'enable_chunked_context']);
 
@@ -60,7 +60,9 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
           ? "ignored: grpst's own server applies generation_config.json; trtllm-serve chooses its sampling defaults itself"
           : key === 'scheduling_policy'
             ? "ignored: trtllm-serve schedules requests itself (batch_scheduler_policy is passed on)"
-            : 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU';
+            : key === 'speculative_config'
+              ? 'ignored: a TensorRT-LLM engine speculates as it was built (trtllm-build --speculative_decoding_mode)'
+              : 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU';
       notes.push({ file: 'inference', keyPath: [...argsPath, key], text });
     }
     // trtllm-serve names its model by the path it was given; grpst passes no name on (older releases take none).
@@ -92,6 +94,12 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     kvCacheDtype: args.kv_cache_dtype,
     enablePrefixCaching: args.enable_kv_cache_reuse,
     schedulingPolicy: args.scheduling_policy,
+    speculative: args.speculative_config && {
+      method: args.speculative_config.method,
+      numSpeculativeTokens: args.speculative_config.num_speculative_tokens,
+      promptLookupMin: args.speculative_config.prompt_lookup_min,
+      promptLookupMax: args.speculative_config.prompt_lookup_max,
+    },
   });
 
   const { httpPort: confPort, rpcPort } = portsOf(server);

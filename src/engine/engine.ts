@@ -62,6 +62,7 @@ export class Engine implements GenerationEngine {
       kvCacheDtype: n.kvCacheDtype,
       schedulingPolicy: n.schedulingPolicy,
       ...(embeddingOnly ? { embeddingOnly } : {}),
+      ...(n.speculative ? { speculative: { ...n.speculative } } : {}),
     };
   }
 
@@ -176,6 +177,7 @@ export class Engine implements GenerationEngine {
       promptTokensTotal: s.promptTokensTotal,
       generatedTokensTotal: s.generatedTokensTotal,
       steps: s.steps,
+      ...(this.info.speculative ? { specDecode: { drafts: s.specDrafts, draftTokens: s.specDraftTokens, acceptedTokens: s.specAcceptedTokens } } : {}),
       kvCacheDtype: this.nativeInfo.kvCacheDtype,
     };
   }

@@ -9,6 +9,7 @@ import { loadEngineFolder } from './engine-folder.js';
 import { Engine } from './engine.js';
 import { resolveKvCache, type KvCacheChoice } from './kv-cache.js';
 import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
+import { speculativeOptions } from './speculative.js';
 import type { LoadOptions } from './types.js';
 
 /** The variable that forces a lower CPU kernel level. */
@@ -69,6 +70,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
     kvCacheScales: kv?.kvCacheScales,
     enablePrefixCaching: opts.enablePrefixCaching,
     schedulingPolicy: opts.schedulingPolicy,
+    ...speculativeOptions(opts.speculative),
     cpuKernels: cpuKernelsOverride(),
     quantization,
   };

@@ -16,8 +16,12 @@ export interface NativeTensorEntry {
 }
 
 /** What createEngine takes besides the model: LoadOptions plus the runtime's own switches. */
-export interface NativeEngineOptions extends Omit<LoadOptions, 'device'> {
+export interface NativeEngineOptions extends Omit<LoadOptions, 'device' | 'speculative'> {
   device?: string;
+  /** LoadOptions.speculative flattened (0 or absent: off); the bounds are the runtime's own. */
+  speculativeTokens?: number;
+  promptLookupMin?: number;
+  promptLookupMax?: number;
   /** fp8 / int8 cache: [k_scale, v_scale] per layer (engine.json kv_cache.scales); absent: see LoadOptions.kvCacheDtype. */
   kvCacheScales?: [number, number][];
   /** "avx512", "avx2" or "scalar"; empty: the best this CPU runs. */
@@ -102,12 +106,17 @@ export interface NativeEventBatch {
 }
 
 /** EngineStats as the runtime counts them: its KV dtype is in NativeEngineInfo, and it also counts preemptions. */
-export interface NativeEngineStats extends Omit<EngineStats, 'kvCacheDtype'> {
+export interface NativeEngineStats extends Omit<EngineStats, 'kvCacheDtype' | 'specDecode'> {
   preemptions: number;
+  specDrafts: number;
+  specDraftTokens: number;
+  specAcceptedTokens: number;
 }
 
 /** EngineInfo plus the runtime's KV pool size and the figures of its roofline. */
-export interface NativeEngineInfo extends EngineInfo {
+export interface NativeEngineInfo extends Omit<EngineInfo, 'speculative'> {
+  /** Speculative decoding as the runtime resolved it; absent when off. */
+  speculative?: { method: 'ngram'; numSpeculativeTokens: number; promptLookupMin: number; promptLookupMax: number };
   kvBlocks: number;
   kvBlockSize: number;
   /** Weight bytes one decode step reads (the roofline's numerator). */

@@ -163,6 +163,8 @@ export interface EngineStats {
   promptTokensTotal: number;
   generatedTokensTotal: number;
   steps: number;
+  /** With speculative decoding on: steps of a sequence that carried drafts, the drafts checked, and those the model's own sampling agreed with. */
+  specDecode?: { drafts: number; draftTokens: number; acceptedTokens: number };
   /** Element type of the KV cache blocks: bfloat16, float32, fp8 (e4m3) or int8 (as EngineInfo.kvCacheDtype). */
   kvCacheDtype: string;
 }
@@ -187,9 +189,29 @@ export interface EngineInfo {
   schedulingPolicy: SchedulingPolicy;
   /** A base model without an LM head (Qwen3-Embedding's layout): it serves embeddings only. */
   embeddingOnly?: boolean;
+  /** Speculative decoding as resolved (LoadOptions.speculative); absent when off. */
+  speculative?: Required<SpeculativeOptions>;
 }
 
 export type SchedulingPolicy = 'fcfs' | 'priority';
+
+/**
+ * vLLM's speculative_config with method "ngram" (prompt lookup): each decoding sequence's last
+ * tokens are looked up earlier in its own prompt and output, the tokens that followed are
+ * proposed as drafts, and one step checks them all. Every emitted token is still drawn from the
+ * model's own logits with the request's sampling settings, so outputs are the same as without
+ * (bit for bit on the CPU; on a GPU up to the rounding of the multi-row path); a step that
+ * agrees with k drafts emits k + 1 tokens.
+ */
+export interface SpeculativeOptions {
+  method: 'ngram';
+  /** Most draft tokens one step checks (1-16). */
+  numSpeculativeTokens: number;
+  /** Shortest suffix that counts as a match (default: 2, or promptLookupMax when smaller). */
+  promptLookupMin?: number;
+  /** Longest suffix tried first (default: 4, or promptLookupMin when larger). */
+  promptLookupMax?: number;
+}
 
 /** What `loadEngine` takes besides the path; every field has a default fitted to the device. */
 export interface LoadOptions {
@@ -221,6 +243,8 @@ export interface LoadOptions {
    * SubmitRequest.priority (lower first), then arrival.
    */
   schedulingPolicy?: SchedulingPolicy;
+  /** Speculative decoding by prompt lookup (vLLM's speculative_config, method "ngram"); off when absent. */
+  speculative?: SpeculativeOptions;
 }
 
 /** A loaded model that generates: the native runtime behind a typed facade. */

@@ -24,6 +24,13 @@ export function vllmSeries(m: ServerMetrics, live: LiveState): string[] {
     one('counter', 'vllm:prefix_cache_queries_total', 'Prefix cache queries, in tokens.', s?.prefixCacheQueryTokens ?? 0),
     one('counter', 'vllm:prefix_cache_hits_total', 'Prefix cache hits, in tokens.', s?.prefixCacheHitTokens ?? 0),
   ];
+  // vLLM's speculative decoding counters, where it is on (acceptance rate = accepted / draft tokens).
+  if (s?.specDecode)
+    out.push(
+      one('counter', 'vllm:spec_decode_num_drafts_total', 'Number of spec decoding drafts.', s.specDecode.drafts),
+      one('counter', 'vllm:spec_decode_num_draft_tokens_total', 'Number of draft tokens.', s.specDecode.draftTokens),
+      one('counter', 'vllm:spec_decode_num_accepted_tokens_total', 'Number of accepted tokens.', s.specDecode.acceptedTokens),
+    );
   const finished = new Map<string, number>();
   for (const { labels, value } of m.finished.series()) {
     const reason = finishReasons[labels.reason] ?? labels.reason;

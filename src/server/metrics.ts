@@ -118,6 +118,12 @@ export class ServerMetrics {
         counter('grpst_engine_generated_tokens_total', 'Tokens the engine generated.', s.generatedTokensTotal),
         counter('grpst_engine_steps_total', 'Forward steps of the engine loop.', s.steps),
       );
+      if (s.specDecode)
+        parts.push(
+          counter('grpst_spec_decode_drafts_total', 'Decode steps of a sequence that carried draft tokens.', s.specDecode.drafts),
+          counter('grpst_spec_decode_draft_tokens_total', 'Draft tokens checked.', s.specDecode.draftTokens),
+          counter('grpst_spec_decode_accepted_tokens_total', 'Draft tokens the model agreed with.', s.specDecode.acceptedTokens),
+        );
     }
     parts.push(...vllmSeries(this, live));
     return parts.join('\n') + '\n';

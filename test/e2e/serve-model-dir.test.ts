@@ -30,7 +30,7 @@ beforeAll(async () => {
     path.join(modelDir, 'generation_config.json'),
     JSON.stringify({ bos_token_id: 151643, do_sample: true, eos_token_id: [151645, 151643], pad_token_id: 151643, temperature: 0.6, top_k: 20, top_p: 0.95 }),
   );
-  server = await serveForeground(cli, ['--model_dir', modelDir, '--served_model_name', 'tiny'], work);
+  server = await serveForeground(cli, ['--model_dir', modelDir, '--served_model_name', 'tiny', '--speculative_config', '{"method": "ngram", "num_speculative_tokens": 3}'], work);
   url = server.url;
 }, 90_000);
 
@@ -49,6 +49,8 @@ describe('grpst serve --model_dir', () => {
     const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 });
     expect(r.choices[0].finish_reason).toBe('length');
     expect(r.usage?.completion_tokens).toBe(4);
+    // --speculative_config reached the engine: its draft counters are served.
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^grpst_spec_decode_draft_tokens_total \d+$/m);
   });
 
   it('grpst chat --url talks to it (with or without /v1 or http://), no lifecycle state needed', async () => {
@@ -80,6 +82,9 @@ describe('grpst serve / chat command-line mistakes', () => {
     [['serve', '--model_dir', 'DIR', '--port', '70000'], /--port takes a port from 0 to 65535, got "70000"/],
     [['serve', '--model_dir', 'DIR', '--served_model_name', ''], /--served_model_name takes the model id clients send, got an empty one/],
     [['chat', '--url', 'ftp://host'], /--url ftp:\/\/host is not an http\(s\) address/],
+    [['serve', '--model_dir', 'DIR', '--speculative_config', 'ngram'], /--speculative_config takes a JSON object, e\.g\./],
+    [['serve', '--model_dir', 'DIR', '--speculative_config', '{"method": "eagle", "num_speculative_tokens": 2}'], /--speculative_config .*method: expected ngram/],
+    [['serve', '--inference_conf', 'conf.yml', '--speculative_config', '{"method": "ngram", "num_speculative_tokens": 2}'], /--speculative_config goes with --model_dir[\s\S]*set speculative_config under models\[0\]\.inferer_args/],
   ];
   it('each is refused with the problem named and exit 2, before anything starts', async () => {
     fs.mkdirSync(path.join(work, 'empty'), { recursive: true });

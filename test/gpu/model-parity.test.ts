@@ -10,6 +10,7 @@ import { badSequenceChecks } from './bad-sequence-checks.js';
 import { calibrationChecks } from './calibration-checks.js';
 import { embeddingChecks } from './embedding-checks.js';
 import { scoreChecks } from './score-checks.js';
+import { speculativeChecks } from './speculative-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
 import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
@@ -47,6 +48,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['returns the final norm rows of embedding requests like the CPU backend', () => embeddingChecks()],
   ['scores like transformers and the CPU backend', () => scoreChecks()],
   ['calibrates and verifies builds like the CPU backend', () => calibrationChecks()],
+  ['decodes speculatively like the plain GPU run, drafted rows beside GPU-sampled ones', () => speculativeChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

@@ -129,6 +129,7 @@ describe('mapConfs', () => {
             kv_cache_dtype: 'int8',
             enable_kv_cache_reuse: false,
             scheduling_policy: 'priority',
+            speculative_config: { method: 'ngram', num_speculative_tokens: 3, prompt_lookup_max: 5 },
             sampling: { temperature: 0.7, top_k: 20, top_p: 0.8, min_p: 0.05, repetition_penalty: 1.1, presence_penalty: 0.5, frequency_penalty: -0.5, seed: 7 },
             stop_words: ['END'],
             bad_words: ['bad'],
@@ -161,6 +162,7 @@ describe('mapConfs', () => {
       kvCacheDtype: 'int8',
       enablePrefixCaching: false,
       schedulingPolicy: 'priority',
+      speculative: { method: 'ngram', numSpeculativeTokens: 3, promptLookupMax: 5 },
     });
     expect(out.server).toEqual({
       host: '127.0.0.1',
@@ -203,6 +205,19 @@ describe('mapConfs', () => {
     expect(out.server).toEqual({ ...defaultServerOptions, enableThinking: true });
   });
 
+  it('speculative_config takes vLLM\'s ngram method only, with bounds named', () => {
+    const parse = (spec: unknown) => inferenceConfSchema.safeParse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', speculative_config: spec } }] });
+    const message = (spec: unknown) => {
+      const r = parse(spec);
+      return r.success ? '' : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    };
+    expect(parse({ method: 'ngram', num_speculative_tokens: 16, prompt_lookup_min: 1, prompt_lookup_max: 1 }).success).toBe(true);
+    expect(message({ method: 'eagle', num_speculative_tokens: 2 })).toContain('expected ngram');
+    expect(message({ method: 'ngram', num_speculative_tokens: 17 })).toContain('num_speculative_tokens');
+    expect(message({ method: 'ngram', num_speculative_tokens: 2, prompt_lookup_min: 4, prompt_lookup_max: 2 })).toContain('prompt_lookup_min must be at most prompt_lookup_max');
+    expect(message({ method: 'ngram', num_speculative_tokens: 2, model: 'draft' })).toContain('model');
+  });
+
   it('served_model_name may list several names, as vLLM\'s --served-model-name: the first is the model id, the rest its aliases', () => {
     const map = (names: unknown) =>
       mapConfs(inferenceConfSchema.parse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', served_model_name: names } }] }), {}).server;
@@ -227,14 +242,15 @@ describe('mapConfs', () => {
 
   it('under trtllm-serve, native-only keys are the ignored ones and TensorRT-LLM keys pass', () => {
     const inference = inferenceConfSchema.parse({
-      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3', scheduling_policy: 'priority' } }],
+      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3', scheduling_policy: 'priority', speculative_config: { method: 'ngram', num_speculative_tokens: 2 } } }],
     });
     const notes = mapConfs(inference, {}, { backend: 'trtllm' }).notes;
-    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'scheduling_policy', 'served_model_name', 'threads']);
+    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'scheduling_policy', 'served_model_name', 'speculative_config', 'threads']);
     const text = (key: string) => notes.find((n) => n.keyPath.at(-1) === key)!.text;
     expect(text('generation_config')).toContain('trtllm-serve chooses its sampling defaults itself');
     expect(text('served_model_name')).toContain('trtllm-serve lists the model under its engine path');
     expect(text('scheduling_policy')).toContain('trtllm-serve schedules requests itself');
+    expect(text('speculative_config')).toContain('--speculative_decoding_mode');
     // The native server applies both: no note.
     expect(mapConfs(inference, {}).notes.map((n) => n.keyPath.at(-1))).not.toContain('served_model_name');
   });

@@ -33,6 +33,8 @@ struct EngineOptions {
   // vLLM's --scheduling-policy priority: waiting requests are admitted, and running ones keep their
   // KV blocks, in order of (Request::priority, arrival) instead of arrival alone
   bool priority_scheduling = false;
+  // vLLM's speculative_config {method: ngram}: draft tokens by prompt lookup, checked in one step
+  NgramDraftConfig speculative;
 };
 
 /** Defaults filled in and limits checked against the model; KV pool size resolved. */
@@ -51,6 +53,7 @@ struct EngineInfo {
   int kv_blocks = 0, kv_block_size = 0;
   int64_t weight_bytes_per_step = 0;
   int64_t kv_bytes_per_token = 0;
+  NgramDraftConfig speculative;
 };
 
 struct EngineStats {
@@ -58,6 +61,7 @@ struct EngineStats {
   int kv_blocks_total = 0, kv_blocks_used = 0, kv_block_size = 0;
   uint64_t prefix_hit_tokens = 0, prefix_query_tokens = 0, prompt_tokens = 0, generated_tokens = 0;
   uint64_t steps = 0, preemptions = 0;
+  uint64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
 };
 
 class Engine {

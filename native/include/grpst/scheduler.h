@@ -15,6 +15,7 @@
 
 #include "grpst/block_manager.h"
 #include "grpst/model_runner.h"
+#include "grpst/ngram_draft.h"
 #include "grpst/request.h"
 #include "grpst/sampler.h"
 #include "grpst/think_budget.h"
@@ -32,6 +33,7 @@ struct Sequence {
   SamplerState sampler;
   std::unique_ptr<TokenConstraint> constraint;
   ThinkState think;                     // the thinking token budget's view of the output
+  int num_drafts = 0;                   // draft tokens at the end of `tokens` this step checks (speculative decoding)
   int cached_prompt_tokens = -1;        // set at first admission
   bool admitted_once = false;
   bool first_event_sent = false;
@@ -52,6 +54,7 @@ struct SchedulerConfig {
   int vocab_size = 0;
   bool device_sampling = false;  // the runner samples eligible rows itself (StepBatch::device_samples)
   bool priority_scheduling = false;  // queues in (Request::priority, arrival) order, not arrival alone
+  NgramDraftConfig speculative;      // speculative decoding by prompt lookup; off at num_tokens 0
 };
 
 struct SchedulerCounters {
@@ -60,6 +63,9 @@ struct SchedulerCounters {
   uint64_t prompt_tokens = 0;
   uint64_t generated_tokens = 0;
   uint64_t preemptions = 0;
+  uint64_t spec_drafts = 0;           // decode steps of a sequence that carried drafts (vLLM's num_drafts)
+  uint64_t spec_draft_tokens = 0;     // draft tokens checked
+  uint64_t spec_accepted_tokens = 0;  // draft tokens the model's own sampling agreed with
 };
 
 class Scheduler {
@@ -93,8 +99,9 @@ class Scheduler {
     int lp_rows;        // how many such rows
     int logit_begin;    // index of its first logit row in the step's output
     bool samples;       // its last row samples the next token
-    int device_sample;  // index into StepBatch::device_samples, -1: sampled here
+    int device_sample;  // index into StepBatch::device_samples (of its first row; a drafted step's rows follow), -1: sampled here
     int hidden_index;   // an embedding request's row in StepBatch::hidden_rows, else -1
+    int drafts = 0;     // draft tokens after its first token: every one of its rows is a logit row
   };
 
   bool ensure_blocks(Sequence& s, int num_tokens);
@@ -102,6 +109,19 @@ class Scheduler {
   bool admit(std::unique_ptr<Sequence>& s, std::vector<SeqEvent>& events, bool& stop);
   void add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, int& logit_budget);
   int chunk_size(const Sequence& s, int budget, int logit_budget) const;
+  /**
+   * Appends draft tokens to a decoding sequence whose next token's block is held; returns how
+   * many. `budget` / `logit_budget`: tokens and logit rows the sequence may take, its own first included.
+   */
+  int draft(Sequence& s, int budget, int logit_budget);
+  /** Samples (or takes the runner's draw `device_sample`, if >= 0), checks and emits one next token from `row`; false when the sequence finished. */
+  bool sample_next(Sequence& s, const float* row, int device_sample, const int32_t* device_tokens, const float* device_logprobs,
+                   SeqEvent& ev);
+  /** A drafted step: the model's tokens row by row while they agree with the drafts; the cache keeps those. */
+  void complete_drafted(Sequence& s, const Scheduled& sc, const float* logits, const int32_t* device_tokens, const float* device_logprobs,
+                        SeqEvent& ev);
+  /** Newly completed blocks join the prefix cache. */
+  void register_full_blocks(Sequence& s);
   void finish(Sequence& s, FinishReason reason, SeqEvent& ev);
   SeqEvent make_event(Sequence& s);
   void release_blocks(Sequence& s);
@@ -117,6 +137,7 @@ class Scheduler {
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::deque<std::unique_ptr<Sequence>> running_;  // oldest admission (or first by priority) first
   std::vector<Scheduled> scheduled_;
+  std::vector<int32_t> draft_scratch_;  // draft()'s proposal, then complete_drafted()'s copy of the drafts
   SchedulerCounters counters_;
   uint64_t next_arrival_ = 0;
 };

@@ -156,6 +156,9 @@ EngineOptions engine_options_from_js(const Napi::Object& o) {
   const std::string policy = get_string(o, "schedulingPolicy", "fcfs");
   if (policy != "fcfs" && policy != "priority") type_error("schedulingPolicy must be \"fcfs\" or \"priority\"");
   e.priority_scheduling = policy == "priority";
+  e.speculative.num_tokens = get_int(o, "speculativeTokens", 0);
+  e.speculative.min_n = get_int(o, "promptLookupMin", e.speculative.min_n);
+  e.speculative.max_n = get_int(o, "promptLookupMax", e.speculative.max_n);
   return e;
 }
 
@@ -370,6 +373,9 @@ Napi::Object stats_to_js(Napi::Env env, const EngineStats& s) {
   o.Set("generatedTokensTotal", double(s.generated_tokens));
   o.Set("steps", double(s.steps));
   o.Set("preemptions", double(s.preemptions));
+  o.Set("specDrafts", double(s.spec_drafts));
+  o.Set("specDraftTokens", double(s.spec_draft_tokens));
+  o.Set("specAcceptedTokens", double(s.spec_accepted_tokens));
   return o;
 }
 
@@ -390,6 +396,14 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
   o.Set("kvBlockSize", i.kv_block_size);
   o.Set("weightBytesPerStep", double(i.weight_bytes_per_step));
   o.Set("kvBytesPerToken", double(i.kv_bytes_per_token));
+  if (i.speculative.num_tokens > 0) {
+    Napi::Object spec = Napi::Object::New(env);
+    spec.Set("method", "ngram");
+    spec.Set("numSpeculativeTokens", i.speculative.num_tokens);
+    spec.Set("promptLookupMin", i.speculative.min_n);
+    spec.Set("promptLookupMax", i.speculative.max_n);
+    o.Set("speculative", spec);
+  }
   return o;
 }
 

@@ -39,6 +39,11 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& in, const Mode
   if (o.max_seq_len <= 0) o.max_seq_len = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 4096;
   if (o.max_seq_len < 2) throw Error("maxSeqLen must be at least 2");
   if (o.max_num_tokens <= 0) throw Error("maxNumTokens must be at least 1");
+  const NgramDraftConfig& spec = o.speculative;
+  if (spec.num_tokens < 0 || spec.num_tokens > kMaxSpeculativeTokens)
+    throw Error("speculativeTokens must be between 0 and " + std::to_string(kMaxSpeculativeTokens));
+  if (spec.num_tokens > 0 && (spec.min_n < 1 || spec.max_n < spec.min_n || spec.max_n > kMaxSpeculativeTokens))
+    throw Error("promptLookupMin / promptLookupMax must satisfy 1 <= min <= max <= " + std::to_string(kMaxSpeculativeTokens));
   // Every running sequence must be able to decode in one step.
   o.max_num_tokens = std::max(o.max_num_tokens, o.max_batch_size);
   r.max_logit_rows = std::max(256, o.max_batch_size);
@@ -75,7 +80,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
       sampler_(max_sum_exp),
       scheduler_(SchedulerConfig{ro.opts.max_batch_size, ro.opts.max_num_tokens, ro.max_logit_rows,
                                  ro.opts.max_seq_len, runner_->config().vocab_size, runner_->samples_on_device(),
-                                 ro.opts.priority_scheduling},
+                                 ro.opts.priority_scheduling, ro.opts.speculative},
                  blocks_, sampler_),
       sink_(std::move(sink)) {
   runner_->allocate_kv(ro_.kv);
@@ -88,6 +93,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   info_.max_batch_size = ro_.opts.max_batch_size;
   info_.max_seq_len = ro_.opts.max_seq_len;
   info_.max_num_tokens = ro_.opts.max_num_tokens;
+  info_.speculative = ro_.opts.speculative;
   info_.vocab_size = runner_->config().vocab_size;
   info_.hidden_size = runner_->config().hidden_size;
   info_.kv_blocks = ro_.kv.num_blocks;
@@ -153,6 +159,9 @@ void Engine::publish_stats() {
   s.prompt_tokens = c.prompt_tokens;
   s.generated_tokens = c.generated_tokens;
   s.preemptions = c.preemptions;
+  s.spec_drafts = c.spec_drafts;
+  s.spec_draft_tokens = c.spec_draft_tokens;
+  s.spec_accepted_tokens = c.spec_accepted_tokens;
   std::lock_guard<std::mutex> lock(mutex_);
   s.steps = stats_.steps;
   s.waiting += int(incoming_.size());

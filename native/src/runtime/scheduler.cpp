@@ -148,7 +148,7 @@ int Scheduler::chunk_size(const Sequence& s, int budget, int logit_budget) const
 
 void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, int& logit_budget) {
   const int c = s.num_computed;
-  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false, -1, -1};
+  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false, -1, -1, s.num_drafts};
   SeqSlice sl;
   sl.first_row = batch.num_tokens();
   sl.num_tokens = n;
@@ -164,7 +164,8 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
     for (int p = first; p < last; p++) batch.logit_rows.push_back(sl.first_row + (p - c));
   }
   sc.samples = c + n == int(s.tokens.size());
-  if (sc.samples) batch.logit_rows.push_back(sl.first_row + n - 1);
+  // A drafted decode step wants every row: row i's logits check draft i (the last one's give a token more).
+  for (int i = n - 1 - sc.drafts; sc.samples && i < n; i++) batch.logit_rows.push_back(sl.first_row + i);
   if (sc.samples && s.req.embed) {
     // Its last prompt row's final-norm output is the answer: nothing is sampled from it.
     sc.hidden_index = int(batch.hidden_rows.size());
@@ -173,23 +174,30 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   const SamplingParams& sp = s.req.sampling;
   // Stop tokens banned for min_tokens are masked by the host sampler, as bad tokens are.
   // A step whose token the think budget forces is not sampled at all (complete() sets it).
-  if (sc.samples && cfg_.device_sampling && !s.req.embed && s.req.score_ids.empty() && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
+  // A drafted step's rows are drawn the same way, row i as the (generated + i)-th token: what
+  // keeps a request on the host does not change within a step, except the think budget, which may
+  // force a later row (its logits must then be on the host), so drafted budgets stay there.
+  const int generated = s.num_generated() - sc.drafts;
+  const bool stops_banned = !s.req.ignore_eos && generated < s.req.min_tokens;
+  if (sc.samples && cfg_.device_sampling && (sc.drafts == 0 || s.req.think_max_tokens < 0) && !s.req.embed && s.req.score_ids.empty() && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
       s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
-      !bans_stops(s) && !think_forced(s.req, s.think) &&
+      !stops_banned && !think_forced(s.req, s.think) &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
-    DeviceSample d;
-    d.logit_row = int(batch.logit_rows.size()) - 1;
-    d.temperature = sp.temperature;
-    d.top_p = sp.top_p;
-    d.min_p = sp.min_p;
-    d.top_k = sp.top_k;
-    d.seed = s.sampler.seed;
-    d.step = uint64_t(s.num_generated());
     sc.device_sample = int(batch.device_samples.size());
-    batch.device_samples.push_back(d);
+    for (int i = 0; i <= sc.drafts; i++) {
+      DeviceSample d;
+      d.logit_row = int(batch.logit_rows.size()) - 1 - sc.drafts + i;
+      d.temperature = sp.temperature;
+      d.top_p = sp.top_p;
+      d.min_p = sp.min_p;
+      d.top_k = sp.top_k;
+      d.seed = s.sampler.seed;
+      d.step = uint64_t(generated + i);
+      batch.device_samples.push_back(d);
+    }
   }
   budget -= n;
-  logit_budget -= sc.lp_rows + (sc.samples ? 1 : 0);
+  logit_budget -= sc.lp_rows + (sc.samples ? 1 + sc.drafts : 0);
   scheduled_.push_back(sc);
 }
 
@@ -270,6 +278,20 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   batch.device_samples.clear();
   batch.hidden_rows.clear();
   int budget = cfg_.max_num_tokens, logit_budget = cfg_.max_logit_rows;
+  // Drafts are a guess: they take only the tokens and logit rows this step's certain work leaves
+  // (every running sequence's pending tokens, the prompts of the waiting ones that could be
+  // admitted), so that they never hold back a decode, a prompt chunk or an admission.
+  int draft_tokens = 0, draft_rows = 0;
+  if (cfg_.speculative.num_tokens > 0) {
+    int need_tokens = 0, need_rows = 0, slots = cfg_.max_batch_size - int(running_.size());
+    for (const auto& p : running_) need_tokens += p->pending(), need_rows++;
+    for (const auto& p : waiting_) {
+      if (slots-- <= 0) break;
+      need_tokens += p->pending(), need_rows++;
+    }
+    draft_tokens = budget - need_tokens;
+    draft_rows = logit_budget - need_rows;
+  }
 
   // 1. Decoding sequences, oldest first; the youngest give way when blocks run out.
   for (size_t i = 0; i < running_.size();) {
@@ -297,13 +319,16 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
       }
       continue;
     }
-    add_to_batch(*s, 1, batch, budget, logit_budget);
+    const int k = draft(*s, 1 + std::max(0, draft_tokens), 1 + std::max(0, draft_rows));
+    draft_tokens -= k;
+    draft_rows -= k;
+    add_to_batch(*s, 1 + k, batch, budget, logit_budget);
     i++;
   }
-  // 2. Prompt chunks of running sequences.
+  // 2. Prompt chunks of running sequences (a drafted sequence is decoding, not prefilling).
   for (auto& p : running_) {
     Sequence& s = *p;
-    if (s.pending() <= 1 || budget <= 0) continue;
+    if (s.pending() <= 1 || s.num_drafts > 0 || budget <= 0) continue;
     const int n = chunk_size(s, budget, logit_budget);
     if (n <= 0 || !ensure_blocks(s, s.num_computed + n)) continue;
     add_to_batch(s, n, batch, budget, logit_budget);
@@ -324,19 +349,31 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   return !batch.tokens.empty();
 }
 
+void Scheduler::register_full_blocks(Sequence& s) {
+  const int bs = bm_.block_size();
+  while (int(s.block_hashes.size()) < s.num_computed / bs) {
+    const size_t i = s.block_hashes.size();
+    const uint64_t parent = i ? s.block_hashes[i - 1] : s.req.cache_salt;
+    s.block_hashes.push_back(bm_.register_full(s.blocks[i], parent, s.tokens.data() + i * bs));
+  }
+}
+
 void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, const int32_t* device_tokens,
                          const float* device_logprobs, const float* hidden, int hidden_size) {
-  const int vocab = cfg_.vocab_size, bs = bm_.block_size();
+  const int vocab = cfg_.vocab_size;
   std::vector<Sequence*> done;
   for (const Scheduled& sc : scheduled_) {
     Sequence& s = *sc.seq;
-    s.num_computed += sc.num_tokens;
-    // Newly completed blocks join the prefix cache.
-    while (int(s.block_hashes.size()) < s.num_computed / bs) {
-      const size_t i = s.block_hashes.size();
-      const uint64_t parent = i ? s.block_hashes[i - 1] : s.req.cache_salt;
-      s.block_hashes.push_back(bm_.register_full(s.blocks[i], parent, s.tokens.data() + i * bs));
+    if (sc.drafts > 0) {
+      SeqEvent ev = make_event(s);
+      complete_drafted(s, sc, logits, device_tokens, device_logprobs, ev);
+      s.first_event_sent = true;
+      if (ev.finish != FinishReason::None) done.push_back(&s);
+      events.push_back(std::move(ev));
+      continue;
     }
+    s.num_computed += sc.num_tokens;
+    register_full_blocks(s);
     const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);
     for (int j = 0; j < sc.lp_rows; j++) {
       const int pos = sc.lp_first_pos + j;  // this row predicts prompt token pos + 1
@@ -370,66 +407,7 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
     } else if (s.num_generated() >= s.req.max_tokens) {
       finish(s, FinishReason::Length, ev);
     } else {
-      const float* row = logits + size_t(sc.logit_begin + sc.lp_rows) * vocab;
-      SampleResult r;
-      std::string failure;
-      try {
-        if (think_forced(s.req, s.think)) {
-          // The budget is spent: the block closes here, whatever the logits say. Its logprob is
-          // still the model's own, as every reported logprob is.
-          r.token = s.req.think_close;
-          if (s.req.logprobs >= 0) sampler_.logprobs(row, vocab, r.token, s.req.logprobs, &r.logprob, &r.top);
-        } else if (sc.device_sample >= 0 && device_tokens) {
-          r.token = device_tokens[sc.device_sample];
-          r.logprob = device_logprobs ? device_logprobs[sc.device_sample] : 0.0f;
-        } else {
-          r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get(), bans_stops(s), s.tokens.data() + s.num_prompt,
-                              s.num_generated());
-        }
-        if (r.token < 0)
-          failure = bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +
-                                        std::to_string(s.req.min_tokens - s.num_generated()) + " more tokens"
-                                  : "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
-      } catch (const std::exception& e) {
-        // A failing constraint ends its own request, not the batch.
-        failure = std::string("sampling failed: ") + e.what();
-      }
-      const bool is_stop = r.token >= 0 && !s.req.ignore_eos &&
-                           std::find(s.req.stop_token_ids.begin(), s.req.stop_token_ids.end(), r.token) !=
-                               s.req.stop_token_ids.end();
-      if (!failure.empty()) {
-        ev.error = failure;
-        finish(s, FinishReason::Error, ev);
-      } else if (is_stop) {
-        ev.stop_token = r.token;
-        if (s.req.logprobs >= 0) {
-          ev.stop_logprob = r.logprob;
-          ev.stop_top = r.top;
-        }
-        finish(s, FinishReason::Stop, ev);
-      } else {
-        s.tokens.push_back(r.token);
-        Sampler::observe(s.sampler, r.token);
-        think_advance(s.req, s.think, r.token);
-        if (s.constraint) {
-          try {
-            s.constraint->accept(r.token);
-          } catch (const std::exception& e) {
-            ev.error = std::string("constraint failed: ") + e.what();
-          }
-        }
-        counters_.generated_tokens++;
-        ev.tokens.push_back(r.token);
-        if (s.req.logprobs >= 0) {
-          ev.logprobs.push_back(r.logprob);
-          ev.top_counts.push_back(int32_t(r.top.size()));
-          ev.top.insert(ev.top.end(), r.top.begin(), r.top.end());
-        }
-        if (!ev.error.empty())
-          finish(s, FinishReason::Error, ev);
-        else if (s.num_generated() >= s.req.max_tokens || int(s.tokens.size()) >= cfg_.max_seq_len)
-          finish(s, FinishReason::Length, ev);
-      }
+      sample_next(s, logits + size_t(sc.logit_begin + sc.lp_rows) * vocab, sc.device_sample, device_tokens, device_logprobs, ev);
     }
     s.first_event_sent = true;
     if (ev.finish != FinishReason::None) done.push_back(&s);
@@ -437,6 +415,76 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
   }
   scheduled_.clear();
   for (Sequence* s : done) remove_running(s);
+}
+
+bool Scheduler::sample_next(Sequence& s, const float* row, int device_sample, const int32_t* device_tokens,
+                            const float* device_logprobs, SeqEvent& ev) {
+  const int vocab = cfg_.vocab_size;
+  SampleResult r;
+  std::string failure;
+  try {
+    if (think_forced(s.req, s.think)) {
+      // The budget is spent: the block closes here, whatever the logits say. Its logprob is
+      // still the model's own, as every reported logprob is.
+      r.token = s.req.think_close;
+      if (s.req.logprobs >= 0) sampler_.logprobs(row, vocab, r.token, s.req.logprobs, &r.logprob, &r.top);
+    } else if (device_sample >= 0 && device_tokens) {
+      r.token = device_tokens[device_sample];
+      r.logprob = device_logprobs ? device_logprobs[device_sample] : 0.0f;
+    } else {
+      r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get(), bans_stops(s), s.tokens.data() + s.num_prompt,
+                          s.num_generated());
+    }
+    if (r.token < 0)
+      failure = bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +
+                                    std::to_string(s.req.min_tokens - s.num_generated()) + " more tokens"
+                              : "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
+  } catch (const std::exception& e) {
+    // A failing constraint ends its own request, not the batch.
+    failure = std::string("sampling failed: ") + e.what();
+  }
+  const bool is_stop = r.token >= 0 && !s.req.ignore_eos &&
+                       std::find(s.req.stop_token_ids.begin(), s.req.stop_token_ids.end(), r.token) != s.req.stop_token_ids.end();
+  if (!failure.empty()) {
+    ev.error = failure;
+    finish(s, FinishReason::Error, ev);
+    return false;
+  }
+  if (is_stop) {
+    ev.stop_token = r.token;
+    if (s.req.logprobs >= 0) {
+      ev.stop_logprob = r.logprob;
+      ev.stop_top = r.top;
+    }
+    finish(s, FinishReason::Stop, ev);
+    return false;
+  }
+  s.tokens.push_back(r.token);
+  Sampler::observe(s.sampler, r.token);
+  think_advance(s.req, s.think, r.token);
+  if (s.constraint) {
+    try {
+      s.constraint->accept(r.token);
+    } catch (const std::exception& e) {
+      ev.error = std::string("constraint failed: ") + e.what();
+    }
+  }
+  counters_.generated_tokens++;
+  ev.tokens.push_back(r.token);
+  if (s.req.logprobs >= 0) {
+    ev.logprobs.push_back(r.logprob);
+    ev.top_counts.push_back(int32_t(r.top.size()));
+    ev.top.insert(ev.top.end(), r.top.begin(), r.top.end());
+  }
+  if (!ev.error.empty()) {
+    finish(s, FinishReason::Error, ev);
+    return false;
+  }
+  if (s.num_generated() >= s.req.max_tokens || int(s.tokens.size()) >= cfg_.max_seq_len) {
+    finish(s, FinishReason::Length, ev);
+    return false;
+  }
+  return true;
 }
 
 void Scheduler::fail_step(const std::string& error, std::vector<SeqEvent>& events) {

@@ -1,0 +1,56 @@
+// Speculative decoding in the scheduler: a decoding sequence carries draft tokens (prompt lookup,
+// ngram_draft.h) into its step, the step computes every one of them, and complete_drafted samples
+// the model's own token row by row with the request's full sampling rules, keeping going while
+// the token drawn is the draft that the next row was computed with. Each emitted token is drawn
+// exactly as a one-token step would draw it (same seeded stream position, same penalties,
+// constraint and think-budget state, from its own row's logits), so outputs do not change where
+// the backend computes a row alike in one-row and many-row steps (the CPU; a GPU's multi-row
+// kernels round differently); the drafts only decide how many of those draws one step makes. The KV rows of rejected drafts stay in their blocks
+// and are overwritten when those positions are computed again; they are never registered in the
+// prefix cache, which only takes blocks below num_computed.
+#include <algorithm>
+
+#include "grpst/scheduler.h"
+
+namespace grpst {
+
+int Scheduler::draft(Sequence& s, int budget, int logit_budget) {
+  const NgramDraftConfig& spec = cfg_.speculative;
+  if (spec.num_tokens <= 0 || s.req.embed || !s.req.score_ids.empty()) return 0;
+  // Every checked draft can emit a token, and row c + k must be a position the sequence may hold.
+  int k = std::min({spec.num_tokens, s.req.max_tokens - s.num_generated() - 1, cfg_.max_seq_len - int(s.tokens.size()) - 1,
+                    budget - 1, logit_budget - 1});
+  if (k <= 0) return 0;
+  draft_scratch_.resize(size_t(k));
+  k = propose_ngram_draft(s.tokens.data(), int(s.tokens.size()), spec, k, draft_scratch_.data());
+  // Drafts use free blocks only: a guess never preempts another sequence.
+  const int c = s.num_computed;
+  k = std::min(k, (int(s.blocks.size()) + bm_.num_available()) * bm_.block_size() - (c + 1));
+  if (k <= 0 || !ensure_blocks(s, c + 1 + k)) return 0;
+  s.tokens.insert(s.tokens.end(), draft_scratch_.begin(), draft_scratch_.begin() + k);
+  s.num_drafts = k;
+  return k;
+}
+
+void Scheduler::complete_drafted(Sequence& s, const Scheduled& sc, const float* logits, const int32_t* device_tokens,
+                                 const float* device_logprobs, SeqEvent& ev) {
+  const int vocab = cfg_.vocab_size, c = s.num_computed, k = sc.drafts;
+  // tokens: [..., c] the step's first token, then the drafts [c + 1, c + 1 + k).
+  draft_scratch_.assign(s.tokens.begin() + c + 1, s.tokens.begin() + c + 1 + k);
+  s.tokens.resize(size_t(c) + 1);
+  s.num_drafts = 0;
+  s.num_computed = c + 1;
+  counters_.spec_drafts++;
+  counters_.spec_draft_tokens += uint64_t(k);
+  for (int i = 0; i <= k; i++) {
+    // Row i predicts position c + 1 + i from the tokens before it, all of them the model's own.
+    const int drawn = sc.device_sample >= 0 ? sc.device_sample + i : -1;
+    if (!sample_next(s, logits + size_t(sc.logit_begin + i) * vocab, drawn, device_tokens, device_logprobs, ev)) break;
+    if (i == k || s.tokens.back() != draft_scratch_[size_t(i)]) break;
+    s.num_computed++;  // position c + 1 + i was computed with the token just drawn
+    counters_.spec_accepted_tokens++;
+  }
+  register_full_blocks(s);
+}
+
+}  // namespace grpst

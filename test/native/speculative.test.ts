@@ -1,0 +1,168 @@
+// Speculative decoding by prompt lookup (LoadOptions.speculative, vLLM's speculative_config with
+// method ngram): drafts from the sequence's own earlier tokens are checked in one step, and every
+// emitted token is still the model's own draw. So each request must give exactly what it gives
+// without drafts (tokens, logprobs, finish), in fewer steps where its text repeats, whether the
+// drafts are taken or thrown away; and the KV rows of thrown-away drafts must never reach a later
+// request through the prefix cache.
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadEngine, type Engine } from '../../src/engine/index.js';
+import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
+import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
+import { greedy, run, type RunResult } from './helpers.js';
+
+const engines: Engine[] = [];
+afterAll(async () => {
+  for (const e of engines) await e.close().catch(() => {});
+});
+async function open(name: CheckpointName, opts: LoadOptions = {}): Promise<Engine> {
+  const e = await loadEngine(checkpoint(name), { maxSeqLen: 1024, ...opts });
+  engines.push(e);
+  return e;
+}
+const ngram = (numSpeculativeTokens = 4): LoadOptions => ({ speculative: { method: 'ngram', numSpeculativeTokens } });
+const prompt = (name: CheckpointName, which: string) => refs(name).prompts.find((p) => p.name === which)!.prompt_ids;
+
+/** What a run gives a client, without the event split (drafted steps put several tokens in one event). */
+function output(r: RunResult) {
+  return { tokens: r.tokens, logprobs: r.logprobs, finish: r.finish, stop: r.last.stopTokenId, tops: r.events.flatMap((e) => e.topLogprobs ?? []) };
+}
+
+/** Runs `req` on both engines, one after the other; the drafted engine's steps and draft counters spent on it. */
+async function both(off: Engine, on: Engine, req: SubmitRequest) {
+  const before = on.stats();
+  const stepsOff = off.stats().steps;
+  const a = await run(off, req);
+  const b = await run(on, req);
+  const after = on.stats();
+  const spec = (k: 'drafts' | 'draftTokens' | 'acceptedTokens') => after.specDecode![k] - before.specDecode![k];
+  return {
+    off: a,
+    on: b,
+    stepsOff: off.stats().steps - stepsOff,
+    stepsOn: after.steps - before.steps,
+    draftTokens: spec('draftTokens'),
+    accepted: spec('acceptedTokens'),
+  };
+}
+
+describe('speculative decoding (ngram)', () => {
+  it('reports what it resolved, and is off unless asked', async () => {
+    expect((await open('tiny-a')).info.speculative).toBeUndefined();
+    expect((await open('tiny-a')).stats().specDecode).toBeUndefined();
+    const on = await open('tiny-a', ngram(3));
+    expect(on.info.speculative).toEqual({ method: 'ngram', numSpeculativeTokens: 3, promptLookupMin: 2, promptLookupMax: 4 });
+    expect(on.stats().specDecode).toEqual({ drafts: 0, draftTokens: 0, acceptedTokens: 0 });
+    const one = await open('tiny-a', { speculative: { method: 'ngram', numSpeculativeTokens: 2, promptLookupMax: 1 } });
+    expect(one.info.speculative).toMatchObject({ promptLookupMin: 1, promptLookupMax: 1 });
+  });
+
+  it('refuses settings it cannot run, naming them', async () => {
+    await expect(open('tiny-a', ngram(17))).rejects.toThrow(/speculativeTokens must be between 0 and 16/);
+    await expect(open('tiny-a', { speculative: { method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 5, promptLookupMax: 3 } })).rejects.toThrow(
+      /promptLookupMin \/ promptLookupMax must satisfy 1 <= min <= max <= 16/,
+    );
+    await expect(open('tiny-a', { speculative: { method: 'eagle', numSpeculativeTokens: 2 } as unknown as LoadOptions['speculative'] })).rejects.toThrow(
+      /speculative method "eagle" is not served/,
+    );
+  });
+
+  it('greedy: the same tokens and logprobs as one token a step, in far fewer steps where the output repeats', async () => {
+    const off = await open('tiny-a');
+    const on = await open('tiny-a', ngram(4));
+    for (const which of ['chat', 'english', 'long']) {
+      const req: SubmitRequest = { tokens: prompt('tiny-a', which), sampling: greedy, maxTokens: 64, ignoreEos: true, logprobs: 2 };
+      const r = await both(off, on, req);
+      expect(output(r.on)).toEqual(output(r.off));
+      expect(r.on.tokens).toHaveLength(64);
+      // This model's greedy output repeats itself: four drafts a step are taken.
+      expect(r.accepted).toBeGreaterThan(0);
+      expect(r.stepsOff).toBe(64);
+      expect(r.stepsOn).toBeLessThan(r.stepsOff / 3);
+    }
+  });
+
+  it('drafts the model disagrees with are thrown away, and their cache rows never reach a later request', async () => {
+    const off = await open('tiny-a', { enablePrefixCaching: false });
+    const on = await open('tiny-a', ngram(4));
+    // tiny-a repeats one token X; a prompt holding "X X X" followed by other tokens makes drafts
+    // of those others until the output's own run of X is long enough to be looked up instead.
+    const chat = prompt('tiny-a', 'chat');
+    const x = (await run(off, { tokens: chat, sampling: greedy, maxTokens: 1 })).tokens[0];
+    const echo = [...chat, x, x, x, 5, 6, 7, 8, ...chat];
+    const r = await both(off, on, { tokens: echo, sampling: greedy, maxTokens: 48, ignoreEos: true, logprobs: 1 });
+    expect(output(r.on)).toEqual(output(r.off));
+    expect(r.accepted).toBeGreaterThan(0);
+    expect(r.draftTokens).toBeGreaterThan(r.accepted);
+    // The drafted sequence's decode blocks went into the prefix cache: a request that extends it
+    // reads them back, and must continue exactly as a fresh computation does.
+    const longer: SubmitRequest = { tokens: [...echo, ...r.on.tokens.slice(0, 40)], sampling: greedy, maxTokens: 16, ignoreEos: true, logprobs: 1 };
+    const cached = await run(on, longer);
+    expect(cached.first.cachedPromptTokens).toBeGreaterThan(echo.length);
+    expect(output(cached)).toEqual(output(await run(off, longer)));
+  });
+
+  it('seeded sampling, penalties, min_tokens, stop tokens and max_tokens end exactly as without drafts', async () => {
+    const off = await open('tiny-a');
+    const on = await open('tiny-a', ngram(4));
+    const chat = prompt('tiny-a', 'chat');
+    const sampled: SamplingParams = { ...greedy, temperature: 0.7, topK: 20, topP: 0.95, seed: 11 };
+    const plain = await run(off, { tokens: chat, sampling: sampled, maxTokens: 40, ignoreEos: true });
+    // The first token the sampled output changes to, as a stop token: it ends a run of drafted tokens.
+    const change = plain.tokens.find((t) => t !== plain.tokens[0])!;
+    const loop = plain.tokens[0];
+    const cases: SubmitRequest[] = [
+      { tokens: chat, sampling: sampled, maxTokens: 40, ignoreEos: true, logprobs: 3 },
+      { tokens: chat, sampling: { ...greedy, repetitionPenalty: 1.3, frequencyPenalty: 0.2 }, maxTokens: 40, ignoreEos: true },
+      { tokens: chat, sampling: sampled, maxTokens: 40, stopTokenIds: [change], logprobs: 1 },
+      // The loop's token as a stop token held back for five tokens.
+      { tokens: chat, sampling: greedy, maxTokens: 40, stopTokenIds: [loop], minTokens: 5 },
+      ...[1, 2, 3, 5, 6, 9].map((maxTokens): SubmitRequest => ({ tokens: chat, sampling: greedy, maxTokens, ignoreEos: true })),
+    ];
+    let drafted = 0;
+    for (const req of cases) {
+      const r = await both(off, on, req);
+      expect(output(r.on)).toEqual(output(r.off));
+      drafted += r.draftTokens;
+    }
+    expect(drafted).toBeGreaterThan(0);
+    const stopped = await run(on, cases[2]);
+    expect(stopped.finish).toBe('stop');
+    expect(stopped.last.stopTokenId).toBe(change);
+    // It came in a step that also emitted drafted tokens before it.
+    expect(stopped.last.tokens.length).toBeGreaterThan(1);
+  });
+
+  it('a constraint and concurrent requests see the same tokens', async () => {
+    const off = await open('tiny-a');
+    const on = await open('tiny-a', ngram(4));
+    const reqs: SubmitRequest[] = ['chat', 'english', 'long'].map((which) => ({ tokens: prompt('tiny-a', which), sampling: greedy, maxTokens: 30, ignoreEos: true }));
+    const allowed = [...new Set(reqs[0].tokens)].slice(0, 6);
+    const constrained = (e: Engine): SubmitRequest => ({ ...reqs[0], constraint: e.allowedTokensConstraint(allowed) });
+    const alone = [];
+    for (const req of [...reqs, constrained(off)]) alone.push(output(await run(off, req)));
+    const together = await Promise.all([...reqs, constrained(on)].map((req) => run(on, req)));
+    expect(together.map(output)).toEqual(alone);
+    expect(together[3].tokens.every((t) => allowed.includes(t))).toBe(true);
+    expect(on.stats().specDecode!.acceptedTokens).toBeGreaterThan(0);
+  });
+
+  it('drafts take only the room certain work leaves: a tight step budget still decodes and admits everyone', async () => {
+    // Two tokens a step for two sequences: without room to spare, no drafts, and the second
+    // request is admitted and decodes beside the first instead of waiting for it to finish.
+    const tight = await open('tiny-a', { maxBatchSize: 2, maxNumTokens: 2, speculative: { method: 'ngram', numSpeculativeTokens: 4, promptLookupMin: 1 } });
+    const chat = prompt('tiny-a', 'chat');
+    const x = (await run(tight, { tokens: chat, sampling: greedy, maxTokens: 1 })).tokens[0];
+    const req: SubmitRequest = { tokens: [x, x, x], sampling: greedy, maxTokens: 30, ignoreEos: true };
+    let second = 0;
+    let secondWhenFirstEnded = -1;
+    const first = (async () => {
+      for await (const ev of tight.submit(req)) if (ev.finishReason) secondWhenFirstEnded = second;
+    })();
+    const other = (async () => {
+      for await (const ev of tight.submit(req)) second += ev.tokens.length;
+    })();
+    await Promise.all([first, other]);
+    expect(second).toBe(30);
+    expect(secondWhenFirstEnded).toBeGreaterThan(20);
+  });
+});
