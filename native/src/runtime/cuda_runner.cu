@@ -111,8 +111,9 @@ class CudaRunner final : public ModelRunner {
       forward_->set_tensor_parallel(tp_hooks_.get());
     }
 
-    // Step metadata: fixed addresses, so graphs captured once stay valid.
-    max_seqs_ = std::max(o.max_batch_size, batch_bucket_limit());
+    // Step metadata: fixed addresses, so graphs captured once stay valid. A graph's padding rows
+    // take a table row each, up to the bucket above the largest batch (12 for a batch of 10).
+    max_seqs_ = std::max(o.max_batch_size, batch_bucket(batch_bucket_limit()));
     table_width_ = (o.max_seq_len + o.kv_block_size - 1) / o.kv_block_size + 1;
     const size_t T = max_tokens_, L = lim.max_logits, S = max_seqs_;
     meta_ints_ = 4 * T + L + 4 * S + S * size_t(table_width_);
