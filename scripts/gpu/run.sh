@@ -136,6 +136,20 @@ w=open("data/calibration.txt").read().split(); r=random.Random(7)
 sys.stdout.write("\n\n".join(" ".join(r.choice(w) for _ in range(450)) for _ in range(512))+"\n")' > /tmp/calib-512.txt
 }
 
+# A random checkpoint of SHAPE in DIR with the tokenizer beside it (random_checkpoint.py keeps a
+# finished one: a second call on a still-warm machine reuses it); arguments after the four go to
+# that script. Fails, with a summary line, when the folder is not there after it.
+random_ckpt() {
+  local label=$1 dir=$2 shape=$3 limit=$4
+  shift 4
+  timeout "$limit" python3 scripts/gpu/random_checkpoint.py "$dir" --shape "$shape" "$@"
+  local rc=$?
+  SUMMARY+=("$label checkpoint: exit $rc")
+  [ -f "$dir/model.safetensors.index.json" ] || { SUMMARY+=("$label: no checkpoint at $dir"); return 1; }
+  cp .carry/tokenizer/tokenizer_config.json "$dir/" 2>/dev/null
+  xz -dc .carry/tokenizer/tokenizer.json.xz > "$dir/tokenizer.json" 2>/dev/null
+}
+
 # The parity checks through the real runtime (scripts/gpu/parity.ts), after node_setup.
 gpu_parity() {
   stamp "GPU parity through the runtime"
@@ -227,10 +241,7 @@ for stage in "${STAGES[@]}"; do
       node_setup || { SUMMARY+=("build-bench: node setup FAILED"); continue; }
       BB_SHAPE=${BB_SHAPE:-qwen3-1.7b}
       BB_CKPT=/tmp/$BB_SHAPE-random
-      timeout "${T_BB_CKPT:-300}" python3 scripts/gpu/random_checkpoint.py "$BB_CKPT" --shape "$BB_SHAPE"
-      rc=$?; SUMMARY+=("build-bench checkpoint: exit $rc")
-      [ -f "$BB_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("build-bench: no checkpoint at $BB_CKPT"); continue; }
-      cp .carry/tokenizer/tokenizer_config.json "$BB_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$BB_CKPT/tokenizer.json" 2>/dev/null
+      random_ckpt build-bench "$BB_CKPT" "$BB_SHAPE" "${T_BB_CKPT:-300}" || continue
       calib_text
       for dev in ${BB_DEVICES:-cuda cpu}; do
         extra=(); [ "$dev" = cpu ] && extra=(--calib_size "${BB_CPU_CALIB:-16}")
@@ -247,10 +258,7 @@ for stage in "${STAGES[@]}"; do
       pkill -f "grpst.mjs serve" 2>/dev/null  # a server a previous call's timeout left
       EN_SHAPE=${EN_SHAPE:-qwen3-8b}
       EN_CKPT=/tmp/$EN_SHAPE-random
-      timeout "${T_EN_CKPT:-300}" python3 scripts/gpu/random_checkpoint.py "$EN_CKPT" --shape "$EN_SHAPE" --ceilings /tmp/en-ceilings.json
-      rc=$?; SUMMARY+=("engines checkpoint: exit $rc")
-      [ -f "$EN_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("engines: no checkpoint at $EN_CKPT"); continue; }
-      cp .carry/tokenizer/tokenizer_config.json "$EN_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$EN_CKPT/tokenizer.json" 2>/dev/null
+      random_ckpt engines "$EN_CKPT" "$EN_SHAPE" "${T_EN_CKPT:-300}" --ceilings /tmp/en-ceilings.json || continue
       calib_text
       stamp "bench:gpu:engines ${EN_FORMATS:-bf16,int4_awq,fp8,int8_wo,int8_sq}"
       timeout "${T_EN:-480}" node .carry/js/bench-gpu-engines.mjs --checkpoint "$EN_CKPT" --work /tmp/grpst-engines \
@@ -262,10 +270,7 @@ for stage in "${STAGES[@]}"; do
       node_setup || { SUMMARY+=("spec: node setup FAILED"); continue; }
       SP_SHAPE=${SP_SHAPE:-qwen3-8b}
       SP_CKPT=/tmp/$SP_SHAPE-random
-      timeout "${T_SP_CKPT:-300}" python3 scripts/gpu/random_checkpoint.py "$SP_CKPT" --shape "$SP_SHAPE"
-      rc=$?; SUMMARY+=("spec checkpoint: exit $rc")
-      [ -f "$SP_CKPT/model.safetensors.index.json" ] || { SUMMARY+=("spec: no checkpoint at $SP_CKPT"); continue; }
-      cp .carry/tokenizer/tokenizer_config.json "$SP_CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$SP_CKPT/tokenizer.json" 2>/dev/null
+      random_ckpt spec "$SP_CKPT" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
       stamp "bench:spec"
       timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --checkpoint "$SP_CKPT" --device cuda --tokens "${SP_TOKENS:-128}" \
         --rounds "${SP_ROUNDS:-3}" --json "$OUT/bench-speculative.json"
