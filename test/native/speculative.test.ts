@@ -165,4 +165,19 @@ describe('speculative decoding (ngram)', () => {
     expect(second).toBe(30);
     expect(secondWhenFirstEnded).toBeGreaterThan(20);
   });
+
+  it('a drafting sequence preempted when KV blocks run out is recomputed and ends as without drafts', async () => {
+    // Six blocks of 16 tokens: two sequences growing to 60 tokens cannot both stay.
+    const tight = (opts: LoadOptions) => open('tiny-a', { maxBatchSize: 2, maxTokensInPagedKvCache: 6 * 16, ...opts });
+    const off = await tight({});
+    const on = await tight(ngram(4));
+    const long = prompt('tiny-a', 'long');
+    const reqs: SubmitRequest[] = [0, 30].map((at) => ({ tokens: long.slice(at, at + 10), sampling: greedy, maxTokens: 50, ignoreEos: true }));
+    const plain = await Promise.all(reqs.map((r) => run(off, r)));
+    const drafted = await Promise.all(reqs.map((r) => run(on, r)));
+    expect(drafted.map(output)).toEqual(plain.map(output));
+    expect(on.runtimeStats().preemptions).toBeGreaterThan(0);
+    expect(on.stats().specDecode!.acceptedTokens).toBeGreaterThan(0);
+  });
 });
+
