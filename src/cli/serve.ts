@@ -106,13 +106,13 @@ function portArg(value: string): number {
   return n;
 }
 
-// --max_seq_len's floor: a sequence holds the prompt and at least one new token.
+/** --speculative_config: a JSON object (its fields are checked in the action: checkSpeculativeConfig). */
 function speculativeConfig(value: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
   } catch {
-    throw new InvalidArgumentError(`--speculative_config takes a JSON object, e.g. '{"method": "ngram", "num_speculative_tokens": 4}', got ${JSON.stringify(value)}`);
+    parsed = undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
     throw new InvalidArgumentError(`--speculative_config takes a JSON object, e.g. '{"method": "ngram", "num_speculative_tokens": 4}', got ${JSON.stringify(value)}`);
@@ -129,6 +129,7 @@ async function checkSpeculativeConfig(config: Record<string, unknown> | undefine
   throw badInput(`--speculative_config ${JSON.stringify(config)}: ${why}`, `pass e.g. '{"method": "ngram", "num_speculative_tokens": 4}' (prompt_lookup_min / prompt_lookup_max optional)`);
 }
 
+// --max_seq_len's floor: a sequence holds the prompt and at least one new token.
 function maxModelLen(value: string): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 2) throw new InvalidArgumentError(`--max_model_len takes a whole number of tokens, at least 2, got "${value}"`);
