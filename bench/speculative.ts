@@ -1,8 +1,9 @@
 // npm run bench:spec — speculative decoding by prompt lookup (LoadOptions.speculative, the conf's
 // speculative_config) against plain decoding: two engines on the same checkpoint, loaded side by
-// side in the same run, batch-1 greedy requests taken in turns. Per workload: decode tok/s of
-// each, their ratio, tokens per step, the share of drafts taken, and whether both gave the same
-// tokens (they must: every token is the model's own draw either way).
+// side in the same run, the same requests (one, or --batch N together) on each in turns. Per
+// workload: decode tok/s of each, their ratio, tokens per step and sequence, the share of drafts
+// taken, and how many leading tokens both gave alike (all on the CPU: every token is the model's
+// own draw either way).
 //
 // Workloads, on random weights (no download here, so no real model that quotes its prompt; prompt
 // lookup pays where output repeats input: edits, extraction, code, quoting):
@@ -19,7 +20,7 @@
 // whose drafts are all turned down costs. The penalties move sampling to the host for both
 // engines alike (the plain engine's greedy rows are otherwise sampled on a GPU).
 //
-//   npm run bench:spec [-- --checkpoint DIR --device cpu|cuda|auto --k 4 --tokens 96 --rounds 3 --json FILE]
+//   npm run bench:spec [-- --checkpoint DIR --device cpu|cuda|auto --k 4 --tokens 96 --rounds 3 --batch 1 --json FILE]
 //   (default checkpoint: the Qwen3-0.6B-shaped random one of bench:cpu)
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -35,12 +36,14 @@ const { values: args } = parseArgs({
     k: { type: 'string', default: '4' },
     tokens: { type: 'string', default: '96' },
     rounds: { type: 'string', default: '3' },
+    batch: { type: 'string', default: '1' },
     json: { type: 'string' },
   },
 });
 const k = Number(args.k);
 const newTokens = Number(args.tokens);
 const rounds = Number(args.rounds);
+const batch = Number(args.batch);
 const greedy = { ...defaultSampling, temperature: 0 };
 
 /** Deterministic token ids in the ordinary-text range, different for every `salt`. */
@@ -49,15 +52,17 @@ function idsOf(n: number, salt: number): number[] {
 }
 interface Workload {
   name: string;
-  prompt: number[];
+  /** One per request of a batch (--batch). */
+  prompts: number[][];
   sampling: SamplingParams;
 }
+const distinct = (salt: number) => Array.from({ length: batch }, (_, i) => idsOf(64, salt + 10 * i));
 const workloads: Workload[] = [
-  { name: 'greedy', prompt: idsOf(64, 1), sampling: greedy },
+  { name: 'greedy', prompts: distinct(1), sampling: greedy },
   // Filled in once the plain engine is loaded (quote()).
-  { name: 'quote', prompt: [], sampling: greedy },
-  { name: 'repeat', prompt: idsOf(64, 2), sampling: { ...greedy, presencePenalty: -100 } },
-  { name: 'fresh', prompt: idsOf(64, 3), sampling: { ...greedy, presencePenalty: 100 } },
+  { name: 'quote', prompts: [], sampling: greedy },
+  { name: 'repeat', prompts: distinct(2), sampling: { ...greedy, presencePenalty: -100 } },
+  { name: 'fresh', prompts: distinct(3), sampling: { ...greedy, presencePenalty: 100 } },
 ];
 
 function sameLead(a: number[], b: number[]): number {
@@ -67,31 +72,38 @@ function sameLead(a: number[], b: number[]): number {
 }
 
 interface Run {
-  tokens: number[];
+  tokens: number[][];
   decodeMs: number;
   steps: number;
   drafted: number;
   accepted: number;
 }
 
-/** One request alone on `engine`: its tokens, the time from its first token to its last, and the engine's steps in between. */
-async function once(engine: Engine, prompt: number[], sampling: SamplingParams): Promise<Run> {
+/**
+ * The requests of a batch together on `engine`: each one's tokens, the time from the first token
+ * of any to the last of all, and the engine's steps in between.
+ */
+async function once(engine: Engine, prompts: number[][], sampling: SamplingParams): Promise<Run> {
   const before = engine.stats();
-  const tokens: number[] = [];
   let first = 0;
   let last = 0;
   let stepsAtFirst = 0;
-  for await (const ev of engine.submit({ tokens: prompt, sampling, maxTokens: newTokens, ignoreEos: true })) {
-    if (ev.error) throw new Error(ev.error);
-    if (!ev.tokens.length) continue;
-    const now = performance.now();
-    if (!first) {
-      first = now;
-      stepsAtFirst = engine.stats().steps;
+  const one = async (prompt: number[]) => {
+    const tokens: number[] = [];
+    for await (const ev of engine.submit({ tokens: prompt, sampling, maxTokens: newTokens, ignoreEos: true })) {
+      if (ev.error) throw new Error(ev.error);
+      if (!ev.tokens.length) continue;
+      const now = performance.now();
+      if (!first) {
+        first = now;
+        stepsAtFirst = engine.stats().steps;
+      }
+      last = Math.max(last, now);
+      tokens.push(...ev.tokens);
     }
-    last = now;
-    tokens.push(...ev.tokens);
-  }
+    return tokens;
+  };
+  const tokens = await Promise.all(prompts.map(one));
   const after = engine.stats();
   const spec = (key: 'draftTokens' | 'acceptedTokens') => (after.specDecode?.[key] ?? 0) - (before.specDecode?.[key] ?? 0);
   return { tokens, decodeMs: last - first, steps: after.steps - stepsAtFirst, drafted: spec('draftTokens'), accepted: spec('acceptedTokens') };
@@ -99,7 +111,7 @@ async function once(engine: Engine, prompt: number[], sampling: SamplingParams):
 
 // Imported only when used: run as a script, that module writes its checkpoint.
 const checkpoint = args.checkpoint ?? (await import('./make-random-checkpoint.js')).randomQwen3_0_6b();
-const base: LoadOptions = { device: args.device as LoadOptions['device'], maxBatchSize: 4, maxSeqLen: 4096, maxTokensInPagedKvCache: 16384 };
+const base: LoadOptions = { device: args.device as LoadOptions['device'], maxBatchSize: Math.max(4, batch), maxSeqLen: 4096, maxTokensInPagedKvCache: 16384 * batch };
 const plain = await loadEngine(checkpoint, base);
 const drafted = await loadEngine(checkpoint, { ...base, speculative: { method: 'ngram', numSpeculativeTokens: k } });
 const machine = plain.info.device === 'cuda' ? plain.info.kernels : `${cpus()[0]?.model.trim()} x ${cpus().length} (${plain.info.kernels}, ${plain.info.threads} threads)`;
@@ -109,11 +121,11 @@ const machine = plain.info.device === 'cuda' ? plain.info.kernels : `${cpus()[0]
  * from the text just before it says G again, and each step's drafts come from its first G.
  */
 async function quote(w: Workload): Promise<void> {
-  const p = idsOf(64, 4);
+  const p = distinct(4);
   const said = await once(plain, p, greedy);
-  // The same request on the other engine too, so that both prefix caches hold the same blocks.
+  // The same requests on the other engine too, so that both prefix caches hold the same blocks.
   await once(drafted, p, greedy);
-  w.prompt = [...p, ...said.tokens, ...p];
+  w.prompts = p.map((prompt, i) => [...prompt, ...said.tokens[i], ...prompt]);
 }
 
 const rows = [];
@@ -121,26 +133,29 @@ try {
   await quote(workloads.find((w) => w.name === 'quote')!);
   for (const w of workloads) {
     // A first request each, untimed: caches, pages and lazily built tables warm.
-    await once(plain, w.prompt, w.sampling);
-    await once(drafted, w.prompt, w.sampling);
+    await once(plain, w.prompts, w.sampling);
+    await once(drafted, w.prompts, w.sampling);
     let off: Run | undefined;
     let on: Run | undefined;
     for (let r = 0; r < rounds; r++) {
-      const a = await once(plain, w.prompt, w.sampling);
-      const b = await once(drafted, w.prompt, w.sampling);
+      const a = await once(plain, w.prompts, w.sampling);
+      const b = await once(drafted, w.prompts, w.sampling);
       if (!off || a.decodeMs < off.decodeMs) off = a;
       if (!on || b.decodeMs < on.decodeMs) on = b;
     }
     if (!off || !on) throw new Error('--rounds must be at least 1');
-    const rate = (run: Run) => ((run.tokens.length - 1) * 1000) / run.decodeMs;
+    // Tokens after each request's first, over the span in which they decode.
+    const decoded = (run: Run) => run.tokens.reduce((n, t) => n + t.length - 1, 0);
+    const rate = (run: Run) => (decoded(run) * 1000) / run.decodeMs;
     rows.push({
       workload: w.name,
-      promptTokens: w.prompt.length,
+      promptTokens: w.prompts[0].length,
+      batch,
       newTokens,
       plainTokS: rate(off),
       speculativeTokS: rate(on),
       speedup: rate(on) / rate(off),
-      tokensPerStep: (on.tokens.length - 1) / Math.max(1, on.steps),
+      tokensPerStep: decoded(on) / batch / Math.max(1, on.steps),
       // ms per step, drafted over plain
       stepCost: on.decodeMs / Math.max(1, on.steps) / (off.decodeMs / Math.max(1, off.steps)),
       draftTokens: on.drafted,
@@ -148,7 +163,7 @@ try {
       acceptance: on.drafted ? on.accepted / on.drafted : 0,
       // Leading tokens both gave alike (all of them on the CPU; a GPU's multi-row path rounds
       // differently from its one-row decode graph, so a near-tie may part them).
-      sameTokens: sameLead(off.tokens, on.tokens),
+      sameTokens: Math.min(...off.tokens.map((t, i) => sameLead(t, on.tokens[i]))),
     });
   }
 } finally {
@@ -157,9 +172,9 @@ try {
 }
 
 const f = (x: number, d = 1) => x.toFixed(d);
-console.log(`speculative decoding (ngram, up to ${k} drafts a step) against plain decoding, batch 1, ${newTokens} new tokens`);
+console.log(`speculative decoding (ngram, up to ${k} drafts a step) against plain decoding, batch ${batch}, ${newTokens} new tokens a request`);
 console.log(`checkpoint ${checkpoint}; ${machine}; best of ${rounds} rounds each, in turns`);
-console.log('| workload | plain tok/s | speculative tok/s | speedup | tokens / step | step time vs plain | drafts taken | same leading tokens |');
+console.log('| workload | plain tok/s | speculative tok/s | speedup | tokens / step / sequence | step time vs plain | drafts taken | same leading tokens |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows)
   console.log(`| ${r.workload} | ${f(r.plainTokS)} | ${f(r.speculativeTokS)} | ${f(r.speedup, 2)}x | ${f(r.tokensPerStep, 2)} | ${f(r.stepCost, 2)}x | ${r.acceptedTokens} / ${r.draftTokens} (${f(100 * r.acceptance)}%) | ${r.sameTokens} of ${r.newTokens} |`);

@@ -31,9 +31,9 @@
 #           default calibration, `grpst serve`, decode b1 through the HTTP API against bf16 served in
 #           the same run; each engine removed after it is measured (disk): bench-gpu-engines.json,
 #           serve-*.log
-# spec      bench:spec: speculative decoding by prompt lookup against plain decoding, batch 1, on a
-#           Qwen3-8B-shaped random checkpoint (SP_SHAPE; the engines stage's folder, reused when
-#           there): bench-speculative.json
+# spec      bench:spec: speculative decoding by prompt lookup against plain decoding, batch 1
+#           (SP_BATCH), on a Qwen3-8B-shaped random checkpoint (SP_SHAPE; the engines stage's
+#           folder, reused when there): bench-speculative.json (-bN.json with SP_BATCH=N)
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -273,7 +273,7 @@ for stage in "${STAGES[@]}"; do
       random_ckpt spec "$SP_CKPT" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
       stamp "bench:spec"
       timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --checkpoint "$SP_CKPT" --device cuda --tokens "${SP_TOKENS:-128}" \
-        --rounds "${SP_ROUNDS:-3}" --json "$OUT/bench-speculative.json"
+        --rounds "${SP_ROUNDS:-3}" --batch "${SP_BATCH:-1}" --json "$OUT/bench-speculative${SP_BATCH:+-b$SP_BATCH}.json"
       rc=$?; SUMMARY+=("bench:spec: exit $rc")
       ;;
     rows)
