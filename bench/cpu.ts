@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadAddon, loadEngine, type Engine } from '../src/engine/index.js';
 import { defaultSampling, type TokenEvent } from '../src/engine/types.js';
 import { randomQwen3_0_6b } from './make-random-checkpoint.js';
+import { promptIds } from './prompt-ids.js';
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
@@ -26,11 +27,6 @@ const decodeTokens = Number(args['decode-tokens']);
 const promptTokens = Number(args['prompt-tokens']);
 const rounds = Number(args.rounds);
 const greedy = { ...defaultSampling, temperature: 0 };
-
-/** Deterministic token ids in the ordinary-text range, different for every `salt`. */
-function promptOf(n: number, salt: number): number[] {
-  return Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 100000));
-}
 
 interface Timed {
   firstAt: number;
@@ -56,7 +52,7 @@ async function timed(stream: AsyncIterable<TokenEvent>, t0: number): Promise<Tim
 async function prefill(engine: Engine, batch: number, n: number, salt: number): Promise<number> {
   const t0 = performance.now();
   const runs = await Promise.all(
-    Array.from({ length: batch }, (_, i) => timed(engine.submit({ tokens: promptOf(n, salt + i), sampling: greedy, maxTokens: 1 }), t0)),
+    Array.from({ length: batch }, (_, i) => timed(engine.submit({ tokens: promptIds(n, salt + i), sampling: greedy, maxTokens: 1 }), t0)),
   );
   const end = Math.max(...runs.map((r) => r.firstAt));
   return (batch * n) / (end / 1000);
@@ -67,7 +63,7 @@ async function decode(engine: Engine, batch: number, salt: number): Promise<numb
   const t0 = performance.now();
   const runs = await Promise.all(
     Array.from({ length: batch }, (_, i) =>
-      timed(engine.submit({ tokens: promptOf(32, salt + i), sampling: greedy, maxTokens: decodeTokens, ignoreEos: true }), t0),
+      timed(engine.submit({ tokens: promptIds(32, salt + i), sampling: greedy, maxTokens: decodeTokens, ignoreEos: true }), t0),
     ),
   );
   // Tokens after the first of each sequence, over the span in which all sequences decode.

@@ -27,6 +27,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadEngine, type Engine } from '../src/engine/index.js';
 import { defaultSampling, type LoadOptions, type SamplingParams } from '../src/engine/types.js';
+import { promptIds } from './prompt-ids.js';
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
@@ -46,17 +47,13 @@ const rounds = Number(args.rounds);
 const batch = Number(args.batch);
 const greedy = { ...defaultSampling, temperature: 0 };
 
-/** Deterministic token ids in the ordinary-text range, different for every `salt`. */
-function idsOf(n: number, salt: number): number[] {
-  return Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 100000));
-}
 interface Workload {
   name: string;
   /** One per request of a batch (--batch). */
   prompts: number[][];
   sampling: SamplingParams;
 }
-const distinct = (salt: number) => Array.from({ length: batch }, (_, i) => idsOf(64, salt + 10 * i));
+const distinct = (salt: number) => Array.from({ length: batch }, (_, i) => promptIds(64, salt + 10 * i));
 const workloads: Workload[] = [
   { name: 'greedy', prompts: distinct(1), sampling: greedy },
   // Filled in once the plain engine is loaded (quote()).

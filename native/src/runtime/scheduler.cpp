@@ -11,7 +11,9 @@ namespace {
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
 // vLLM's min_tokens: the stop tokens stay out of reach until that many tokens are out (ignore_eos
 // already keeps going past them).
-bool bans_stops(const Sequence& s) { return !s.req.ignore_eos && s.num_generated() < s.req.min_tokens; }
+// `generated`: tokens out so far (a drafted step's schedule counts its drafts out).
+bool bans_stops(const Sequence& s, int generated) { return !s.req.ignore_eos && generated < s.req.min_tokens; }
+bool bans_stops(const Sequence& s) { return bans_stops(s, s.num_generated()); }
 }  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, Sampler& sampler)
@@ -178,10 +180,9 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   // keeps a request on the host does not change within a step, except the think budget, which may
   // force a later row (its logits must then be on the host), so drafted budgets stay there.
   const int generated = s.num_generated() - sc.drafts;
-  const bool stops_banned = !s.req.ignore_eos && generated < s.req.min_tokens;
   if (sc.samples && cfg_.device_sampling && (sc.drafts == 0 || s.req.think_max_tokens < 0) && !s.req.embed && s.req.score_ids.empty() && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
       s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
-      !stops_banned && !think_forced(s.req, s.think) &&
+      !bans_stops(s, generated) && !think_forced(s.req, s.think) &&
       sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
     sc.device_sample = int(batch.device_samples.size());
     for (int i = 0; i <= sc.drafts; i++) {
@@ -364,12 +365,16 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
   std::vector<Sequence*> done;
   for (const Scheduled& sc : scheduled_) {
     Sequence& s = *sc.seq;
-    if (sc.drafts > 0) {
-      SeqEvent ev = make_event(s);
-      complete_drafted(s, sc, logits, device_tokens, device_logprobs, ev);
+    // One event per sequence that sampled, with every token it emitted this step.
+    auto emit = [&](SeqEvent& ev) {
       s.first_event_sent = true;
       if (ev.finish != FinishReason::None) done.push_back(&s);
       events.push_back(std::move(ev));
+    };
+    if (sc.drafts > 0) {
+      SeqEvent ev = make_event(s);
+      complete_drafted(s, sc, logits, device_tokens, device_logprobs, ev);
+      emit(ev);
       continue;
     }
     s.num_computed += sc.num_tokens;
@@ -409,9 +414,7 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
     } else {
       sample_next(s, logits + size_t(sc.logit_begin + sc.lp_rows) * vocab, sc.device_sample, device_tokens, device_logprobs, ev);
     }
-    s.first_event_sent = true;
-    if (ev.finish != FinishReason::None) done.push_back(&s);
-    events.push_back(std::move(ev));
+    emit(ev);
   }
   scheduled_.clear();
   for (Sequence* s : done) remove_running(s);
