@@ -17,8 +17,7 @@
 //   fresh    greedy under a presence penalty of 100, which keeps every token new: nothing
 //            repeats, so nothing is drafted (the cost of looking up drafts that are not there)
 // and per workload the time of a drafted step against a plain one, which is also what a step
-// whose drafts are all turned down costs. The penalties move sampling to the host for both
-// engines alike (the plain engine's greedy rows are otherwise sampled on a GPU).
+// whose drafts are all turned down costs. On a GPU every row is drawn there, penalized or not.
 //
 //   npm run bench:spec [-- --checkpoint DIR --device cpu|cuda|auto --k 4 --tokens 96 --rounds 3 --batch 1 --json FILE]
 //   (default checkpoint: the Qwen3-0.6B-shaped random one of bench:cpu)
@@ -27,6 +26,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadEngine, type Engine } from '../src/engine/index.js';
 import { defaultSampling, type LoadOptions, type SamplingParams } from '../src/engine/types.js';
+import { decodeRate, runBatch, type BatchRun } from './batch-run.js';
 import { promptIds } from './prompt-ids.js';
 
 const { values: args } = parseArgs({
@@ -68,42 +68,16 @@ function sameLead(a: number[], b: number[]): number {
   return i;
 }
 
-interface Run {
-  tokens: number[][];
-  decodeMs: number;
-  steps: number;
+interface Run extends BatchRun {
   drafted: number;
   accepted: number;
 }
 
-/**
- * The requests of a batch together on `engine`: each one's tokens, the time from the first token
- * of any to the last of all, and the engine's steps in between.
- */
+/** The requests of a batch together on `engine`, with the drafts of its steps. */
 async function once(engine: Engine, prompts: number[][], sampling: SamplingParams): Promise<Run> {
-  const before = engine.stats();
-  let first = 0;
-  let last = 0;
-  let stepsAtFirst = 0;
-  const one = async (prompt: number[]) => {
-    const tokens: number[] = [];
-    for await (const ev of engine.submit({ tokens: prompt, sampling, maxTokens: newTokens, ignoreEos: true })) {
-      if (ev.error) throw new Error(ev.error);
-      if (!ev.tokens.length) continue;
-      const now = performance.now();
-      if (!first) {
-        first = now;
-        stepsAtFirst = engine.stats().steps;
-      }
-      last = Math.max(last, now);
-      tokens.push(...ev.tokens);
-    }
-    return tokens;
-  };
-  const tokens = await Promise.all(prompts.map(one));
-  const after = engine.stats();
-  const spec = (key: 'draftTokens' | 'acceptedTokens') => (after.specDecode?.[key] ?? 0) - (before.specDecode?.[key] ?? 0);
-  return { tokens, decodeMs: last - first, steps: after.steps - stepsAtFirst, drafted: spec('draftTokens'), accepted: spec('acceptedTokens') };
+  const run = await runBatch(engine, prompts.map((tokens) => ({ tokens, sampling, maxTokens: newTokens, ignoreEos: true })));
+  const spec = (key: 'draftTokens' | 'acceptedTokens') => (run.after.specDecode?.[key] ?? 0) - (run.before.specDecode?.[key] ?? 0);
+  return { ...run, drafted: spec('draftTokens'), accepted: spec('acceptedTokens') };
 }
 
 // Imported only when used: run as a script, that module writes its checkpoint.
@@ -143,7 +117,7 @@ try {
     if (!off || !on) throw new Error('--rounds must be at least 1');
     // Tokens after each request's first, over the span in which they decode.
     const decoded = (run: Run) => run.tokens.reduce((n, t) => n + t.length - 1, 0);
-    const rate = (run: Run) => (decoded(run) * 1000) / run.decodeMs;
+    const rate = decodeRate;
     rows.push({
       workload: w.name,
       promptTokens: w.prompts[0].length,

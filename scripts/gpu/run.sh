@@ -34,6 +34,8 @@
 # spec      bench:spec: speculative decoding by prompt lookup against plain decoding, batch 1
 #           (SP_BATCH), on a Qwen3-8B-shaped random checkpoint (SP_SHAPE; the engines stage's
 #           folder, reused when there): bench-speculative.json (-bN.json with SP_BATCH=N)
+# penalties bench:penalties: batch PN_BATCH (default 64) greedy, penalized (drawn on the GPU) and
+#           penalized with logprobs (the host sampler) on that checkpoint: bench-penalties-bN.json
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -275,6 +277,15 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --checkpoint "$SP_CKPT" --device cuda --tokens "${SP_TOKENS:-128}" \
         --rounds "${SP_ROUNDS:-3}" --batch "${SP_BATCH:-1}" --json "$OUT/bench-speculative${SP_BATCH:+-b$SP_BATCH}.json"
       rc=$?; SUMMARY+=("bench:spec: exit $rc")
+      ;;
+    penalties)
+      node_setup || { SUMMARY+=("penalties: node setup FAILED"); continue; }
+      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
+      random_ckpt penalties "/tmp/$SP_SHAPE-random" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
+      stamp "bench:penalties"
+      timeout "${T_PN:-300}" node .carry/js/bench-penalties.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
+        --batch "${PN_BATCH:-64}" --tokens "${PN_TOKENS:-128}" --rounds "${PN_ROUNDS:-2}" --json "$OUT/bench-penalties-b${PN_BATCH:-64}.json"
+      rc=$?; SUMMARY+=("bench:penalties: exit $rc")
       ;;
     rows)
       H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }

@@ -10,6 +10,7 @@ import { badSequenceChecks } from './bad-sequence-checks.js';
 import { calibrationChecks } from './calibration-checks.js';
 import { embeddingChecks } from './embedding-checks.js';
 import { scoreChecks } from './score-checks.js';
+import { penaltyChecks } from './penalty-checks.js';
 import { speculativeChecks } from './speculative-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
@@ -49,6 +50,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['scores like transformers and the CPU backend', () => scoreChecks()],
   ['calibrates and verifies builds like the CPU backend', () => calibrationChecks()],
   ['decodes speculatively like the plain GPU run, drafted rows beside GPU-sampled ones', () => speculativeChecks()],
+  ['draws penalized rows on the GPU as the host sampler does, drafted rows included', () => penaltyChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

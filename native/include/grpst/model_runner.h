@@ -68,6 +68,12 @@ struct DeviceSample {
   int top_k = 0;
   uint64_t seed = 0;
   uint64_t step = 0;  // tokens the sequence generated before this one
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  // The row's history for its penalties (empty without them), ranges in StepBatch's lists.
+  int prompt_begin = 0, prompt_count = 0;  // penalty_prompt_tokens: distinct prompt tokens (repetition penalty only)
+  int output_begin = 0, output_count = 0;  // penalty_output_counts: (token, count) pairs of the output so far
 };
 
 struct StepBatch {
@@ -75,6 +81,8 @@ struct StepBatch {
   std::vector<SeqSlice> seqs;
   std::vector<int32_t> logit_rows;  // rows of `tokens` whose next-token logits are wanted, in output order
   std::vector<DeviceSample> device_samples;  // empty unless the runner samples on its device
+  std::vector<int32_t> penalty_prompt_tokens;   // device rows' distinct prompt tokens
+  std::vector<int32_t> penalty_output_counts;   // device rows' output histories: token, count, token, count, ...
   std::vector<int32_t> hidden_rows;  // indices into logit_rows whose final-norm output is wanted (embedding requests)
   int num_tokens() const { return int(tokens.size()); }
 };

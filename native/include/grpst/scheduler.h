@@ -114,6 +114,10 @@ class Scheduler {
    * many. `budget` / `logit_budget`: tokens and logit rows the sequence may take, its own first included.
    */
   int draft(Sequence& s, int budget, int logit_budget);
+  /** Whether the runner may draw this step's token(s) of `s` (the `generated`-th onwards) on its device. */
+  bool device_eligible(const Sequence& s, int drafts, int generated) const;
+  /** The device rows of `s`'s step (its drafted rows too): settings, seeded stream positions, penalty histories. */
+  void push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch);
   /** Samples (or takes the runner's draw `device_sample`, if >= 0), checks and emits one next token from `row`; false when the sequence finished. */
   bool sample_next(Sequence& s, const float* row, int device_sample, const int32_t* device_tokens, const float* device_logprobs,
                    SeqEvent& ev);
@@ -138,6 +142,7 @@ class Scheduler {
   std::deque<std::unique_ptr<Sequence>> running_;  // oldest admission (or first by priority) first
   std::vector<Scheduled> scheduled_;
   std::vector<int32_t> draft_scratch_;  // draft()'s proposal, then complete_drafted()'s copy of the drafts
+  std::vector<std::pair<int32_t, int32_t>> history_scratch_;  // push_device_samples()'s (token, count) list
   SchedulerCounters counters_;
   uint64_t next_arrival_ = 0;
 };

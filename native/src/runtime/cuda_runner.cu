@@ -13,6 +13,7 @@
 #include "kernels/cuda/env_switch.h"
 #include "model/qwen3_weights.h"
 #include "runtime/cuda_calibration.h"
+#include "runtime/cuda_device_draws.h"
 #include "runtime/cuda_forward.h"
 #include "runtime/cuda_tp.h"
 #include "runtime/cuda_weights.h"
@@ -123,14 +124,8 @@ class CudaRunner final : public ModelRunner {
     dev_ = arrays(dev_meta_);
     logits_dev_ = static_cast<float*>(mem_.get(L * size_t(cfg.vocab_size) * 4, "logits"));
     check(cudaMallocHost(&logits_host_, L * size_t(cfg.vocab_size) * 4), "cudaMallocHost logits");
-    // Device sampling: parameters in, tokens and their logprobs out, a [rows, vocab] workspace.
     max_logits_ = int(L);
-    sample_work_ = static_cast<float*>(mem_.get(L * size_t(cfg.vocab_size) * 4, "sampling workspace"));
-    sample_dev_ = static_cast<cu::SampleParams*>(mem_.get(L * sizeof(cu::SampleParams), "sampling parameters"));
-    sampled_dev_ = static_cast<int32_t*>(mem_.get(L * 4, "sampled tokens"));
-    sampled_lp_dev_ = static_cast<float*>(mem_.get(L * 4, "sampled logprobs"));
-    check(cudaMallocHost(&sample_host_, L * sizeof(cu::SampleParams)), "cudaMallocHost");
-    check(cudaMallocHost(&sampled_host_, L * 8), "cudaMallocHost");
+    draws_.init(max_logits_, cfg.vocab_size, mem_);
     // Embedding requests: final-norm rows, bf16 on the device, copied back through pinned memory.
     hidden_dev_ = static_cast<cu::bf16*>(mem_.get(L * size_t(cfg.hidden_size) * 2, "hidden rows"));
     check(cudaMallocHost(&hidden_host_, L * size_t(cfg.hidden_size) * 2), "cudaMallocHost");
@@ -147,15 +142,12 @@ class CudaRunner final : public ModelRunner {
     if (kv_) cudaFree(kv_);
     if (host_meta_) cudaFreeHost(host_meta_);
     if (logits_host_) cudaFreeHost(logits_host_);
-    if (sample_host_) cudaFreeHost(sample_host_);
-    if (sampled_host_) cudaFreeHost(sampled_host_);
+    draws_.release();
     if (hidden_host_) cudaFreeHost(hidden_host_);
     hidden_host_ = nullptr;
     kv_ = nullptr;
     host_meta_ = nullptr;
     logits_host_ = nullptr;
-    sample_host_ = nullptr;
-    sampled_host_ = nullptr;
     if (lt_) cu::lt_destroy(lt_);
     lt_ = nullptr;
     if (stream_) cudaStreamDestroy(stream_);
@@ -313,31 +305,7 @@ class CudaRunner final : public ModelRunner {
       forward_->set_taps(nullptr);
       check(st);
     }
-    const int D = tokens ? int(batch.device_samples.size()) : 0;
-    if (D > 0) {
-      for (int i = 0; i < D; ++i) {
-        const DeviceSample& d = batch.device_samples[i];
-        cu::SampleParams& p = sample_host_[i];
-        p.temperature = d.temperature;
-        p.top_p = d.top_p;
-        p.min_p = d.min_p;
-        p.repetition_penalty = 1.f;
-        p.presence_penalty = 0.f;
-        p.frequency_penalty = 0.f;
-        p.top_k = d.top_k;
-        p.row = d.logit_row;
-        p.slot = -1;
-        p.seed = d.seed;
-        p.step = d.step;
-      }
-      check(cudaMemcpyAsync(sample_dev_, sample_host_, size_t(D) * sizeof(cu::SampleParams), cudaMemcpyHostToDevice, stream_),
-            "copy sampling parameters");
-      check(cu::sample(logits_dev_, sample_dev_, cu::SampleHistory{nullptr, nullptr}, D, full_.vocab_size, sample_work_,
-                       sampled_dev_, sampled_lp_dev_, cu::Exec{stream_, false}));
-      check(cudaMemcpyAsync(sampled_host_, sampled_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_), "copy tokens");
-      check(cudaMemcpyAsync(sampled_host_ + max_logits_, sampled_lp_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream_),
-            "copy logprobs");
-    }
+    const int D = tokens ? draws_.enqueue(batch, logits_dev_, stream_) : 0;
     // Only the rows the host reads come back (host sampling, logprobs, prompt logprobs), in runs of
     // consecutive rows: rows drawn on the device stay there, and a tensor-parallel follower (no
     // logits buffer) copies none. Copying every row whenever one needed the host cost a 64-row
@@ -359,10 +327,7 @@ class CudaRunner final : public ModelRunner {
             "copy logits");
     check(cudaStreamSynchronize(stream_), "forward step");
     for (const auto& [a, b] : host_runs_) std::memcpy(logits + a * V, logits_host_ + a * V, size_t(b - a) * V * 4);
-    if (D > 0) {
-      std::memcpy(tokens, sampled_host_, size_t(D) * 4);
-      std::memcpy(logprobs, sampled_host_ + max_logits_, size_t(D) * 4);
-    }
+    if (D > 0) draws_.take(D, tokens, logprobs);
   }
 
   int batch_bucket_limit() const { return std::min(256, std::max(1, opts_.max_batch_size)); }
@@ -470,12 +435,7 @@ class CudaRunner final : public ModelRunner {
   int last_logit_rows_ = 0;             // logit rows of the last step (final_hidden's bound)
   cu::bf16* hidden_dev_ = nullptr;      // [max_logits_, hidden] final-norm rows (embeddings)
   uint16_t* hidden_host_ = nullptr;     // pinned copy of them
-  float* sample_work_ = nullptr;
-  cu::SampleParams* sample_dev_ = nullptr;
-  cu::SampleParams* sample_host_ = nullptr;
-  int32_t* sampled_dev_ = nullptr;
-  float* sampled_lp_dev_ = nullptr;
-  int32_t* sampled_host_ = nullptr;  // [tokens | logprob bits], max_logits_ each
+  DeviceDraws draws_;
   std::vector<uint8_t> on_device_;               // [L] this step's rows drawn on the device
   std::vector<std::pair<int, int>> host_runs_;   // [first, last) runs of rows the host reads
   std::map<int64_t, cudaGraphExec_t> graphs_;

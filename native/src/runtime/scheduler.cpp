@@ -173,33 +173,25 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
     sc.hidden_index = int(batch.hidden_rows.size());
     batch.hidden_rows.push_back(int(batch.logit_rows.size()) - 1);
   }
-  const SamplingParams& sp = s.req.sampling;
-  // Stop tokens banned for min_tokens are masked by the host sampler, as bad tokens are.
-  // A step whose token the think budget forces is not sampled at all (complete() sets it).
-  // A drafted step's rows are drawn the same way, row i as the (generated + i)-th token: what
-  // keeps a request on the host does not change within a step, except the think budget, which may
-  // force a later row (its logits must then be on the host), so drafted budgets stay there.
+  // A drafted step's rows are drawn the same way, row i as the (generated + i)-th token.
   const int generated = s.num_generated() - sc.drafts;
-  if (sc.samples && cfg_.device_sampling && (sc.drafts == 0 || s.req.think_max_tokens < 0) && !s.req.embed && s.req.score_ids.empty() && !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() &&
-      s.req.logit_bias.empty() && s.req.logprobs <= 0 &&
-      !bans_stops(s, generated) && !think_forced(s.req, s.think) &&
-      sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f && sp.frequency_penalty == 0.0f) {
+  if (sc.samples && device_eligible(s, sc.drafts, generated)) {
     sc.device_sample = int(batch.device_samples.size());
-    for (int i = 0; i <= sc.drafts; i++) {
-      DeviceSample d;
-      d.logit_row = int(batch.logit_rows.size()) - 1 - sc.drafts + i;
-      d.temperature = sp.temperature;
-      d.top_p = sp.top_p;
-      d.min_p = sp.min_p;
-      d.top_k = sp.top_k;
-      d.seed = s.sampler.seed;
-      d.step = uint64_t(generated + i);
-      batch.device_samples.push_back(d);
-    }
+    push_device_samples(s, sc.drafts, generated, batch);
   }
   budget -= n;
   logit_budget -= sc.lp_rows + (sc.samples ? 1 + sc.drafts : 0);
   scheduled_.push_back(sc);
+}
+
+// What keeps a request on the host: anything the device sampler does not do (constraints, bad
+// words, logit bias, top logprobs, stop tokens banned for min_tokens, a forced think-budget token),
+// embeddings and scores. Within a step only the think budget can change (it may force a later
+// drafted row, whose logits must then be on the host), so drafted budgets stay there.
+bool Scheduler::device_eligible(const Sequence& s, int drafts, int generated) const {
+  return cfg_.device_sampling && (drafts == 0 || s.req.think_max_tokens < 0) && !s.req.embed && s.req.score_ids.empty() &&
+         !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() && s.req.logit_bias.empty() &&
+         s.req.logprobs <= 0 && !bans_stops(s, generated) && !think_forced(s.req, s.think);
 }
 
 bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& events, bool& stop) {
@@ -277,6 +269,8 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   batch.seqs.clear();
   batch.logit_rows.clear();
   batch.device_samples.clear();
+  batch.penalty_prompt_tokens.clear();
+  batch.penalty_output_counts.clear();
   batch.hidden_rows.clear();
   int budget = cfg_.max_num_tokens, logit_budget = cfg_.max_logit_rows;
   // Drafts are a guess: they take only the tokens and logit rows this step's certain work leaves

@@ -15,7 +15,7 @@ namespace cu = grpst::cuda;
 
 namespace {
 
-cu::SampleParams params(float temp, int top_k, float top_p, float min_p, int slot = -1, uint64_t seed = 7, uint64_t step = 0) {
+cu::SampleParams params(float temp, int top_k, float top_p, float min_p, uint64_t seed = 7, uint64_t step = 0) {
   cu::SampleParams p{};
   p.temperature = temp;
   p.top_k = top_k;
@@ -25,10 +25,50 @@ cu::SampleParams params(float temp, int top_k, float top_p, float min_p, int slo
   p.presence_penalty = 0.f;
   p.frequency_penalty = 0.f;
   p.row = 0;
-  p.slot = slot;
+  p.prompt_begin = p.prompt_count = p.output_begin = p.output_count = 0;
   p.seed = seed;
   p.step = step;
   return p;
+}
+
+// A row's history, as the host sampler keeps it: distinct prompt tokens, (token, count) of the output.
+struct History {
+  std::vector<int32_t> prompt;
+  std::vector<std::pair<int32_t, int32_t>> output;
+};
+
+// The twin of the penalties (the host sampler's apply_penalties): repetition over prompt and
+// output tokens (once each), then presence / frequency over output tokens.
+std::vector<float> penalized(std::vector<float> l, const History& h, const cu::SampleParams& p) {
+  auto rep = [&](int32_t t) { l[t] = l[t] > 0 ? l[t] / p.repetition_penalty : l[t] * p.repetition_penalty; };
+  if (p.repetition_penalty != 1.f) {
+    for (int32_t t : h.prompt) rep(t);
+    for (auto [t, c] : h.output)
+      if (std::find(h.prompt.begin(), h.prompt.end(), t) == h.prompt.end()) rep(t);
+  }
+  for (auto [t, c] : h.output) l[t] -= p.frequency_penalty * static_cast<float>(c) + p.presence_penalty;
+  return l;
+}
+
+// Device lists holding one history for every row (ranges from 0).
+struct DevHistory {
+  Dev<int32_t> prompt;
+  Dev<int2> output;
+  explicit DevHistory(const History& h)
+      : prompt(h.prompt.empty() ? std::vector<int32_t>{0} : h.prompt), output(pairs(h)) {}
+  static std::vector<int2> pairs(const History& h) {
+    std::vector<int2> v;
+    for (auto [t, c] : h.output) v.push_back(int2{t, c});
+    if (v.empty()) v.push_back(int2{0, 0});
+    return v;
+  }
+  cu::SampleHistory view() const { return {prompt.p, output.p}; }
+};
+
+void set_history(cu::SampleParams& p, const History& h) {
+  p.prompt_begin = p.output_begin = 0;
+  p.prompt_count = static_cast<int>(h.prompt.size());
+  p.output_count = static_cast<int>(h.output.size());
 }
 
 // The twin's distribution after temperature, top_k, top_p (over the top_k survivors), min_p.
@@ -67,8 +107,11 @@ std::vector<double> kept_distribution(const std::vector<float>& logits, const cu
   return prob;
 }
 
-void check_distribution(const std::string& name, const std::vector<float>& logits, cu::SampleParams p, int draws) {
+void check_distribution(const std::string& name, const std::vector<float>& logits, cu::SampleParams p, int draws,
+                        const History& h = {}) {
   const int V = static_cast<int>(logits.size());
+  set_history(p, h);
+  const DevHistory dh(h);
   // One row per draw: the same logits, steps 0..draws-1.
   std::vector<float> all(static_cast<size_t>(draws) * V);
   std::vector<cu::SampleParams> ps(draws, p);
@@ -80,9 +123,9 @@ void check_distribution(const std::string& name, const std::vector<float>& logit
   Dev<float> dl(all), work(all.size());
   Dev<cu::SampleParams> dp(ps);
   Dev<int32_t> tok(draws);
-  if (!Checks::get().status(name, cu::sample(dl.p, dp.p, {nullptr, nullptr}, draws, V, work.p, tok.p, nullptr, {}))) return;
+  if (!Checks::get().status(name, cu::sample(dl.p, dp.p, dh.view(), draws, V, work.p, tok.p, nullptr, {}))) return;
   const auto got = tok.download();
-  const auto want = kept_distribution(logits, p);
+  const auto want = kept_distribution(penalized(logits, h, p), p);
   std::vector<double> freq(V, 0.0);
   int outside = 0;
   for (int t : got) {
@@ -102,7 +145,7 @@ void check_distribution(const std::string& name, const std::vector<float>& logit
 
 void test_greedy_and_penalties() {
   Rng r(901);
-  const int V = 151936, B = 3;
+  const int V = 151936, B = 4;
   std::vector<float> logits(static_cast<size_t>(B) * V);
   for (auto& v : logits) v = r.sym(8.f);
   logits[5000] = 20.f;           // row 0: clear max
@@ -110,26 +153,36 @@ void test_greedy_and_penalties() {
   logits[V + 900] = 20.f;
   logits[2 * V + 77] = 20.f;     // row 2: the max is penalized below the runner-up
   logits[2 * V + 78] = 19.f;
-  const int slots = 4;
-  std::vector<int32_t> counts(static_cast<size_t>(slots) * V, 0);
-  std::vector<uint32_t> mask(static_cast<size_t>(slots) * ((V + 31) / 32), 0);
-  counts[static_cast<size_t>(2) * V + 77] = 3;  // slot 2 generated token 77 three times
-  mask[static_cast<size_t>(2) * ((V + 31) / 32) + 78 / 32] |= 1u << (78 % 32);  // 78 in the prompt
-  std::vector<cu::SampleParams> ps = {params(0, 0, 1, 0), params(0, 0, 1, 0), params(0, 0, 1, 0, 2)};
+  logits[3 * V + 300] = -1.f;    // row 3: everything negative; the repetition penalty pushes the
+  logits[3 * V + 301] = -1.05f;  // prompt's -1 below an unseen -1.05 (multiplied, not divided)
+  for (int i = 0; i < V; ++i) logits[3 * V + i] = i == 300 || i == 301 ? logits[3 * V + i] : -2.f - std::fabs(logits[3 * V + i]);
+  // Rows 2 and 3 take their history from one pair of lists at different offsets.
+  const std::vector<int32_t> prompt = {999, 78, 5, 300};                        // row 2: {78}, row 3: {300}
+  const std::vector<int2> output = {int2{7, 2}, int2{77, 3}, int2{78, 1}, int2{12, 1}};  // row 2: 77 x3, 78 x1
+  std::vector<cu::SampleParams> ps = {params(0, 0, 1, 0), params(0, 0, 1, 0), params(0, 0, 1, 0), params(0, 0, 1, 0)};
   for (int b = 0; b < B; ++b) ps[b].row = b;
   ps[2].repetition_penalty = 1.1f;
   ps[2].presence_penalty = 0.5f;
   ps[2].frequency_penalty = 0.4f;
+  ps[2].prompt_begin = 1, ps[2].prompt_count = 1;
+  ps[2].output_begin = 1, ps[2].output_count = 2;
+  ps[3].repetition_penalty = 1.1f;
+  ps[3].prompt_begin = 3, ps[3].prompt_count = 1;
   Dev<float> dl(logits), work(logits.size()), lp(B);
   Dev<cu::SampleParams> dp(ps);
-  Dev<int32_t> dc(counts), tok(B);
-  Dev<uint32_t> dm(mask);
-  Checks::get().status("sample greedy", cu::sample(dl.p, dp.p, {dc.p, dm.p}, B, V, work.p, tok.p, lp.p, {}));
+  Dev<int32_t> dpr(prompt), tok(B);
+  Dev<int2> dout(output);
+  Checks::get().status("sample greedy", cu::sample(dl.p, dp.p, {dpr.p, dout.p}, B, V, work.p, tok.p, lp.p, {}));
   const auto got = tok.download();
-  // row 2 twin: 77 -> 20/1.1 - 3*0.4 - 0.5 = 16.48; 78 -> 19/1.1 = 17.27 -> 78 wins
+  // row 2 twin: 77 -> 20/1.1 - 3*0.4 - 0.5 = 16.48; 78 (prompt and output once) -> 19/1.1 - 0.4 - 0.5
+  // = 16.37: 77 wins, where 78 with only its prompt entry applied (17.27) would.
+  const auto twin2 = penalized(std::vector<float>(logits.begin() + 2 * V, logits.begin() + 3 * V),
+                               History{{78}, {{77, 3}, {78, 1}}}, ps[2]);
+  const int want2 = static_cast<int>(std::max_element(twin2.begin(), twin2.end()) - twin2.begin());
   Checks::get().expect("sample greedy argmax", got[0] == 5000, std::to_string(got[0]));
   Checks::get().expect("sample greedy tie -> lowest index", got[1] == 10, std::to_string(got[1]));
-  Checks::get().expect("sample penalties change the argmax", got[2] == 78, std::to_string(got[2]));
+  Checks::get().expect("sample penalties from both lists = twin", got[2] == want2 && want2 == 77, std::to_string(got[2]) + " twin " + std::to_string(want2));
+  Checks::get().expect("sample repetition multiplies a negative logit", got[3] == 301, std::to_string(got[3]));
   const auto lps = lp.download();
   for (int b = 0; b < B; ++b) {
     double mx = -1e30, z = 0;
@@ -139,8 +192,8 @@ void test_greedy_and_penalties() {
     Checks::get().expect("sample logprob row " + std::to_string(b), std::fabs(lps[b] - want) < 1e-3,
                          std::to_string(lps[b]) + " vs " + std::to_string(want));
   }
-  const auto c2 = dc.download();
-  Checks::get().expect("sample counts the sampled token", c2[static_cast<size_t>(2) * V + 78] == 1 && c2[static_cast<size_t>(2) * V + 77] == 3);
+  // The logits are left as they were (the host may read a device-sampled row's neighbours).
+  Checks::get().expect("sample leaves the logits", dl.download() == logits);
 }
 
 void test_stochastic() {
@@ -154,14 +207,30 @@ void test_stochastic() {
   check_distribution("sample min_p=0.2", logits, params(1.f, 0, 1.f, 0.2f), 4000);
   check_distribution("sample t=0.7 k=50 p=0.9 min_p=0.05", logits, params(0.7f, 50, 0.9f, 0.05f), 4000);
   check_distribution("sample t=1.5 full vocab", logits, params(1.5f, 0, 1.f, 0.f), 6000);
+  // Penalized: the history moves mass off the strong candidates (and min_p's bar with the max).
+  std::vector<int> strong;
+  for (int i = 0; i < V; ++i) if (logits[i] > 3.f) strong.push_back(i);
+  History h;
+  for (size_t j = 0; j < strong.size(); ++j) {
+    if (j % 2 == 0) h.prompt.push_back(strong[j]);
+    if (j % 3 != 1) h.output.push_back({strong[j], 1 + static_cast<int>(j % 4)});
+  }
+  cu::SampleParams pen = params(0.8f, 40, 0.95f, 0.02f);
+  pen.repetition_penalty = 1.3f;
+  pen.presence_penalty = 0.6f;
+  pen.frequency_penalty = 0.3f;
+  check_distribution("sample penalized t=0.8 k=40 p=0.95 min_p=0.02", logits, pen, 6000, h);
+  cu::SampleParams neg = params(1.f, 0, 1.f, 0.1f);
+  neg.presence_penalty = -2.f;  // a negative presence penalty favours what was said
+  check_distribution("sample presence -2 min_p=0.1", logits, neg, 4000, h);
 
   // Same (seed, step): same token; another seed: (almost surely) a different sequence.
   std::vector<float> all(static_cast<size_t>(64) * V);
   std::vector<cu::SampleParams> a(64), b(64);
   for (int i = 0; i < 64; ++i) {
     std::copy(logits.begin(), logits.end(), all.begin() + static_cast<size_t>(i) * V);
-    a[i] = params(1.f, 0, 1.f, 0.f, -1, 1234, i);
-    b[i] = params(1.f, 0, 1.f, 0.f, -1, 999, i);
+    a[i] = params(1.f, 0, 1.f, 0.f, 1234, i);
+    b[i] = params(1.f, 0, 1.f, 0.f, 999, i);
     a[i].row = b[i].row = i;
   }
   Dev<float> dl(all), work(all.size());

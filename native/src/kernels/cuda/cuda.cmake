@@ -72,6 +72,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
     if(NOT GRPST_CUDA_HARNESS_ONLY)
       add_library(grpst_cuda_runner STATIC
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_runner.cu
+        ${GRPST_NATIVE_DIR}/src/runtime/cuda_device_draws.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_calibration.cu
         ${GRPST_NATIVE_DIR}/src/runtime/awq_gpu.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_weights.cu

@@ -359,7 +359,7 @@ Status repack_int4(const uint8_t* natural, const float* scales, const uint8_t* z
 
 // ---- sampling ----------------------------------------------------------------------------------
 
-// One row's sampling settings (the CPU sampler's semantics): penalties over the slot's token
+// One row's sampling settings (the CPU sampler's semantics): penalties over the row's token
 // history, temperature (0 = greedy), top_k, top_p, min_p, then a draw seeded by (seed, step).
 struct SampleParams {
   float temperature;
@@ -369,21 +369,24 @@ struct SampleParams {
   float presence_penalty;
   float frequency_penalty;
   int top_k;
-  int row;   // logits row to sample (output b goes to tokens[b])
-  int slot;  // row of the history tables, -1: no penalties
+  int row;  // logits row to sample (output b goes to tokens[b])
+  // The row's history in SampleHistory's lists (counts 0: no penalties): the sequence's distinct
+  // prompt tokens (the repetition penalty's) and (token, times generated) of its output so far.
+  int prompt_begin, prompt_count;
+  int output_begin, output_count;
   unsigned long long seed;
   unsigned long long step;
 };
-// History per slot: output_counts [slots, V] (times each token was generated), prompt_mask
-// [slots, ceil(V/32)] (bit set: token in the prompt). sample() adds each sampled token to its
-// slot's counts. Order: repetition penalty (prompt and output tokens), presence / frequency
-// penalties (output tokens), greedy argmax when temperature is 0, else logits / temperature,
-// top_k (ties at the k-th value kept), top_p over the top_k survivors (smallest set whose mass
-// reaches top_p), min_p (p >= min_p * p_max), and a Gumbel-max draw whose noise is a hash of
-// (seed, step, token): the same seed gives the same tokens on every run and batch layout.
+// The histories of a batch's rows, as the host sampler keeps them (no state on the device: each
+// step sends its rows' lists, so preemption, drafted rows and host-sampled steps need no syncing).
+// Order: repetition penalty (tokens in the prompt or the output), presence / frequency penalties
+// (output tokens), greedy argmax when temperature is 0, else logits / temperature, top_k (ties at
+// the k-th value kept), top_p over the top_k survivors (smallest set whose mass reaches top_p),
+// min_p (p >= min_p * p_max), and a Gumbel-max draw whose noise is a hash of (seed, step, token):
+// the same seed gives the same tokens on every run and batch layout.
 struct SampleHistory {
-  int32_t* output_counts;
-  const uint32_t* prompt_mask;
+  const int32_t* prompt_tokens;  // distinct tokens, each row's range from prompt_begin
+  const int2* output_counts;     // (token, count > 0), distinct tokens, each row's range from output_begin
 };
 // logits are left as they are; work holds B*V floats.
 Status sample(const float* logits /*[B,V]*/, const SampleParams* params /*[B], device*/,

@@ -69,29 +69,44 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   const SampleParams p = params[b];
   const float* raw = logits + static_cast<size_t>(p.row) * V;
   float* lg = work + static_cast<size_t>(b) * V;
-  const bool penal = p.slot >= 0 && hist.output_counts &&
+  const bool penal = (p.prompt_count > 0 || p.output_count > 0) &&
                      (p.repetition_penalty != 1.f || p.presence_penalty != 0.f || p.frequency_penalty != 0.f);
-  const int32_t* counts = penal ? hist.output_counts + static_cast<size_t>(p.slot) * V : nullptr;
-  const uint32_t* pmask = (penal && hist.prompt_mask) ? hist.prompt_mask + static_cast<size_t>(p.slot) * ((V + 31) / 32) : nullptr;
   const bool greedy = p.temperature <= 0.f;
   const float inv_t = greedy ? 1.f : 1.f / p.temperature;
 
-  // Pass 1: raw max; modified logits (penalties, temperature) into work and their max.
+  // Pass 1: raw max; logits / temperature into work (and their max, final unless penalized).
   float raw_max = -INFINITY, mod_max = -INFINITY;
   for (int i = threadIdx.x; i < V; i += kThreads) {
-    float l = raw[i];
+    const float l = raw[i];
     raw_max = fmaxf(raw_max, l);
-    if (penal) {
-      const int c = counts[i];
-      const bool seen = c > 0 || (pmask && ((pmask[i >> 5] >> (i & 31)) & 1u));
-      if (seen && p.repetition_penalty != 1.f) l = l > 0.f ? l / p.repetition_penalty : l * p.repetition_penalty;
-      l -= static_cast<float>(c) * p.frequency_penalty + (c > 0 ? p.presence_penalty : 0.f);
-    }
-    l *= inv_t;
-    lg[i] = l;
-    mod_max = fmaxf(mod_max, l);
+    lg[i] = l * inv_t;
+    mod_max = fmaxf(mod_max, lg[i]);
   }
   raw_max = block_max(raw_max, scratch);
+  if (penal) {
+    // The history's tokens again from their raw logits: the prompt's with the repetition penalty,
+    // then the output's with all three (a token in both lists is written twice, the second time
+    // in full). Lists hold distinct tokens, so no two threads write one entry at a time.
+    __syncthreads();
+    const float rp = p.repetition_penalty;
+    if (rp != 1.f)
+      for (int j = threadIdx.x; j < p.prompt_count; j += kThreads) {
+        const int t = hist.prompt_tokens[p.prompt_begin + j];
+        const float l = raw[t];
+        lg[t] = (l > 0.f ? l / rp : l * rp) * inv_t;
+      }
+    __syncthreads();
+    for (int j = threadIdx.x; j < p.output_count; j += kThreads) {
+      const int2 e = hist.output_counts[p.output_begin + j];
+      float l = raw[e.x];
+      if (rp != 1.f) l = l > 0.f ? l / rp : l * rp;
+      l -= static_cast<float>(e.y) * p.frequency_penalty + p.presence_penalty;
+      lg[e.x] = l * inv_t;
+    }
+    __syncthreads();
+    mod_max = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += kThreads) mod_max = fmaxf(mod_max, lg[i]);
+  }
   mod_max = block_max(mod_max, scratch);
   // The work row is read back by other threads below.
   __syncthreads();
@@ -158,7 +173,6 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   if (threadIdx.x == 0) {
     tokens[b] = chosen;
     if (logprobs) logprobs[b] = raw[chosen] - raw_max - logf(raw_sum);
-    if (p.slot >= 0 && hist.output_counts) hist.output_counts[static_cast<size_t>(p.slot) * V + chosen] += 1;
   }
 }
 

@@ -1,0 +1,113 @@
+#include "runtime/cuda_device_draws.h"
+
+#include <cstring>
+#include <string>
+
+#include "grpst/common.h"
+
+namespace grpst {
+
+namespace cu = grpst::cuda;
+
+namespace {
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(std::string("CUDA backend: ") + what + ": " + cudaGetErrorString(e));
+}
+}  // namespace
+
+void StagedBuffer::reserve(size_t bytes) {
+  if (bytes <= capacity_) return;
+  release();
+  // Doubling keeps a long generation's growing histories to a few reallocations.
+  size_t cap = 64 << 10;
+  while (cap < bytes) cap *= 2;
+  check(cudaMallocHost(&host_, cap), "cudaMallocHost sampling history");
+  check(cudaMalloc(&dev_, cap), "cudaMalloc sampling history");
+  capacity_ = cap;
+}
+
+void StagedBuffer::release() {
+  if (host_) cudaFreeHost(host_);
+  if (dev_) cudaFree(dev_);
+  host_ = dev_ = nullptr;
+  capacity_ = 0;
+}
+
+void DeviceDraws::init(int max_rows, int vocab, DeviceMemory& mem) {
+  max_rows_ = max_rows;
+  vocab_ = vocab;
+  const size_t L = size_t(max_rows);
+  work_ = static_cast<float*>(mem.get(L * size_t(vocab) * 4, "sampling workspace"));
+  params_dev_ = static_cast<cu::SampleParams*>(mem.get(L * sizeof(cu::SampleParams), "sampling parameters"));
+  tokens_dev_ = static_cast<int32_t*>(mem.get(L * 4, "sampled tokens"));
+  logprobs_dev_ = static_cast<float*>(mem.get(L * 4, "sampled logprobs"));
+  check(cudaMallocHost(&params_host_, L * sizeof(cu::SampleParams)), "cudaMallocHost");
+  check(cudaMallocHost(&results_host_, L * 8), "cudaMallocHost");
+}
+
+void DeviceDraws::release() {
+  if (params_host_) cudaFreeHost(params_host_);
+  if (results_host_) cudaFreeHost(results_host_);
+  params_host_ = nullptr;
+  results_host_ = nullptr;
+  prompt_tokens_.release();
+  output_counts_.release();
+}
+
+int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream_t stream) {
+  const int D = int(batch.device_samples.size());
+  if (D == 0) return 0;
+  if (D > max_rows_) throw Error("CUDA backend: more device draws in a step than logit rows");
+  const size_t P = batch.penalty_prompt_tokens.size(), O = batch.penalty_output_counts.size();
+  for (int i = 0; i < D; ++i) {
+    const DeviceSample& d = batch.device_samples[size_t(i)];
+    if (size_t(d.prompt_begin) + size_t(d.prompt_count) > P || 2 * (size_t(d.output_begin) + size_t(d.output_count)) > O)
+      throw Error("CUDA backend: a device draw's penalty history lies outside the step's lists");
+    cu::SampleParams& p = params_host_[i];
+    p.temperature = d.temperature;
+    p.top_p = d.top_p;
+    p.min_p = d.min_p;
+    p.repetition_penalty = d.repetition_penalty;
+    p.presence_penalty = d.presence_penalty;
+    p.frequency_penalty = d.frequency_penalty;
+    p.top_k = d.top_k;
+    p.row = d.logit_row;
+    p.prompt_begin = d.prompt_begin;
+    p.prompt_count = d.prompt_count;
+    p.output_begin = d.output_begin;
+    p.output_count = d.output_count;
+    p.seed = d.seed;
+    p.step = d.step;
+  }
+  // The previous step synchronized the stream, so the staging buffers are free to refill (or grow).
+  cu::SampleHistory history{nullptr, nullptr};
+  if (P > 0) {
+    prompt_tokens_.reserve(P * 4);
+    std::memcpy(prompt_tokens_.host(), batch.penalty_prompt_tokens.data(), P * 4);
+    check(cudaMemcpyAsync(prompt_tokens_.device(), prompt_tokens_.host(), P * 4, cudaMemcpyHostToDevice, stream),
+          "copy penalty prompt tokens");
+    history.prompt_tokens = static_cast<const int32_t*>(prompt_tokens_.device());
+  }
+  if (O > 0) {
+    output_counts_.reserve(O * 4);
+    std::memcpy(output_counts_.host(), batch.penalty_output_counts.data(), O * 4);
+    check(cudaMemcpyAsync(output_counts_.device(), output_counts_.host(), O * 4, cudaMemcpyHostToDevice, stream),
+          "copy penalty output counts");
+    history.output_counts = static_cast<const int2*>(output_counts_.device());
+  }
+  check(cudaMemcpyAsync(params_dev_, params_host_, size_t(D) * sizeof(cu::SampleParams), cudaMemcpyHostToDevice, stream),
+        "copy sampling parameters");
+  const cu::Status st = cu::sample(logits, params_dev_, history, D, vocab_, work_, tokens_dev_, logprobs_dev_, cu::Exec{stream, false});
+  if (!st.ok()) throw Error("CUDA backend: " + st.message());
+  check(cudaMemcpyAsync(results_host_, tokens_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream), "copy tokens");
+  check(cudaMemcpyAsync(results_host_ + max_rows_, logprobs_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream),
+        "copy logprobs");
+  return D;
+}
+
+void DeviceDraws::take(int count, int32_t* tokens, float* logprobs) const {
+  std::memcpy(tokens, results_host_, size_t(count) * 4);
+  std::memcpy(logprobs, results_host_ + max_rows_, size_t(count) * 4);
+}
+
+}  // namespace grpst

@@ -1,0 +1,60 @@
+// The CUDA runner's sampling stage: after the forward pass, the rows a step's
+// StepBatch::device_samples name are drawn on the GPU (cuda::sample), penalties included, and only
+// their tokens and logprobs travel back; their logits rows never leave the device.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "grpst/model_runner.h"
+#include "kernels/cuda/kernels.h"
+#include "runtime/cuda_weights.h"
+
+namespace grpst {
+
+/** Pinned host memory and a device buffer of the same size, grown (never shrunk) on demand. */
+class StagedBuffer {
+ public:
+  StagedBuffer() = default;
+  StagedBuffer(const StagedBuffer&) = delete;
+  StagedBuffer& operator=(const StagedBuffer&) = delete;
+  ~StagedBuffer() { release(); }
+  /** Room for `bytes`; the previous contents are dropped. Call only while the stream is idle. */
+  void reserve(size_t bytes);
+  void release();
+  void* host() const { return host_; }
+  void* device() const { return dev_; }
+
+ private:
+  void* host_ = nullptr;
+  void* dev_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+class DeviceDraws {
+ public:
+  /** Buffers for up to `max_rows` draws over a `vocab`-wide row (the fixed ones from `mem`). */
+  void init(int max_rows, int vocab, DeviceMemory& mem);
+  void release();
+  /**
+   * Enqueues the draws of `batch`'s device rows from `logits` [rows, vocab] on `stream`, and their
+   * copies back; the results are read by take() once the stream has synchronized. Returns the
+   * number of draws.
+   */
+  int enqueue(const StepBatch& batch, const float* logits, cudaStream_t stream);
+  /** The last enqueue's tokens and logprobs (of the raw logits), `count` of each. */
+  void take(int count, int32_t* tokens, float* logprobs) const;
+
+ private:
+  int max_rows_ = 0, vocab_ = 0;
+  float* work_ = nullptr;                  // [max_rows, vocab] the modified logits
+  cuda::SampleParams* params_dev_ = nullptr;
+  cuda::SampleParams* params_host_ = nullptr;
+  int32_t* tokens_dev_ = nullptr;
+  float* logprobs_dev_ = nullptr;
+  int32_t* results_host_ = nullptr;        // [tokens | logprob bits], max_rows each
+  StagedBuffer prompt_tokens_, output_counts_;  // the rows' penalty histories
+};
+
+}  // namespace grpst
