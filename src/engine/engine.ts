@@ -52,6 +52,7 @@ export class Engine implements GenerationEngine {
       device: n.device,
       kernels: n.kernels,
       threads: n.threads,
+      samplingThreads: n.samplingThreads,
       maxBatchSize: n.maxBatchSize,
       maxSeqLen: n.maxSeqLen,
       maxInputLen: Math.min(maxInputLen ?? n.maxSeqLen, n.maxSeqLen),

@@ -58,6 +58,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
   return {
     device: opts.device ?? 'auto',
     threads: opts.threads,
+    samplingThreads: opts.samplingThreads,
     maxBatchSize: opts.maxBatchSize,
     maxNumTokens: opts.maxNumTokens,
     maxSeqLen: opts.maxSeqLen,

@@ -175,6 +175,8 @@ export interface EngineInfo {
   /** CPU kernels chosen at run time: avx512bf16, avx512, avx2, scalar; or the GPU's name. */
   kernels: string;
   threads: number;
+  /** Threads that read a step's host rows at once (draws, prompt logprobs; LoadOptions.samplingThreads). */
+  samplingThreads: number;
   maxBatchSize: number;
   maxSeqLen: number;
   /** Prompt tokens a request may carry (an engine's --max_input_len; else maxSeqLen). */
@@ -219,6 +221,12 @@ export interface LoadOptions {
   device?: 'cpu' | 'cuda' | 'auto';
   /** CPU worker threads; default: the machine's cores. */
   threads?: number;
+  /**
+   * Threads that read a step's rows on the host at once, one sequence per task: draws of requests
+   * a GPU does not sample (constraints, bad words, logit bias, more than 20 top logprobs) and
+   * prompt logprobs. Default: the CPU backend's threads, or the machine's cores on a GPU, at most 8.
+   */
+  samplingThreads?: number;
   maxBatchSize?: number;
   maxNumTokens?: number;
   maxSeqLen?: number;

@@ -1,15 +1,19 @@
-// Repetition, presence and frequency penalties drawn on the GPU: the runner sends each device row
-// its history (distinct prompt tokens, output counts, and a drafted row's earlier drafts) and the
-// sampling kernel penalizes from it. A request with logprobs: 1 is sampled on the host from the
-// same logits (prefix caching off, run alone: the same steps compute the same rows), so its
-// tokens are what the host sampler makes of them and must equal the device's exactly; in a batch
-// the rows round differently and agree until a near-tie of the penalized scores.
+// Penalties and top logprobs drawn on the GPU: the runner sends each device row its history
+// (distinct prompt tokens, output counts, and a drafted row's earlier drafts), the sampling
+// kernel penalizes from it, and the top-logprobs kernel lists a row's best entries. A request
+// with a logit bias of 0 (which changes no logit but keeps its rows on the host) is sampled by
+// the host sampler from the same logits (prefix caching off, run alone: the same steps compute
+// the same rows), so its tokens and top lists must equal the device's exactly, logprobs to
+// float rounding; in a batch the rows round differently and agree until a near-tie of the
+// penalized scores.
 import { loadEngine, type Engine } from '../../src/engine/index.js';
 import { defaultSampling, type LoadOptions, type SamplingParams, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import { checkRecorder, equalPrefix, nearTie, run, type CheckOutcome } from './parity-checks.js';
 
 const TOKENS = 40;
+/** Keeps a request's rows on the host sampler without changing them. */
+const HOST: Partial<SubmitRequest> = { logitBias: [[0, 0]] };
 const TOP = 20;
 const greedy = { ...defaultSampling, temperature: 0 };
 const settings: [string, SamplingParams][] = [
@@ -63,15 +67,15 @@ export async function penaltyChecks(log: (line: string) => void = () => {}): Pro
     try {
       gpu = await loadEngine(checkpoint(name), opts);
       const prompts = refs(name).prompts.map((p) => p.prompt_ids);
-      const req = (tokens: number[], sampling: SamplingParams, logprobs?: number): SubmitRequest => ({
-        tokens, sampling: { ...sampling, seed: 11 }, maxTokens: TOKENS, ignoreEos: true, logprobs,
+      const req = (tokens: number[], sampling: SamplingParams, logprobs?: number, over: Partial<SubmitRequest> = {}): SubmitRequest => ({
+        tokens, sampling: { ...sampling, seed: 11 }, maxTokens: TOKENS, ignoreEos: true, logprobs, ...over,
       });
       let changed = 0;
       for (const [label, sampling] of settings) {
         let same = 0;
         for (const tokens of prompts) {
           const device = await run(gpu, req(tokens, sampling));
-          const host = await run(gpu, req(tokens, sampling, 1));
+          const host = await run(gpu, req(tokens, sampling, undefined, HOST));
           const plain = await run(gpu, req(tokens, greedy));
           if (equalPrefix(device.tokens, host.tokens, TOKENS) && device.tokens.length === TOKENS) same++;
           if (!equalPrefix(device.tokens, plain.tokens, TOKENS)) changed++;
@@ -97,13 +101,30 @@ export async function penaltyChecks(log: (line: string) => void = () => {}): Pro
       }
       add(`${name} penalized rows in a batch = alone`, agreeing === mixed.length, `${agreeing} / ${mixed.length}, tokens compared ${compared.join(',')}`);
 
+      // Top logprobs (5, and the most, 20, beside a penalty) drawn on the GPU: the host sampler's lists
+      // (greedy: the device and the host draw seeded tokens from different streams).
+      for (const [n, sampling] of [[5, greedy], [20, { ...greedy, presencePenalty: 0.5 }]] as [number, SamplingParams][]) {
+        let sameLists = 0;
+        let worst = 0;
+        for (const tokens of prompts) {
+          const device = await steps(gpu, req(tokens, sampling, n));
+          const host = await steps(gpu, req(tokens, sampling, n, HOST));
+          const listed = (x: Steps) => x.tops.map((t) => t.map((e) => e.token).join(',')).join(';');
+          if (equalPrefix(device.tokens, host.tokens, TOKENS) && listed(device) === listed(host) && device.tops.every((t) => t.length === n)) sameLists++;
+          for (const [j, t] of device.tops.entries())
+            for (const [k, e] of t.entries()) worst = Math.max(worst, Math.abs(e.logprob - (host.tops[j]?.[k]?.logprob ?? Infinity)));
+        }
+        add(`${name} top ${n} logprobs on the GPU = host sampler`, sameLists === prompts.length && worst < 1e-3,
+          `${sameLists} / ${prompts.length} prompts with the same tokens and lists; worst logprob gap ${worst.toExponential(2)} (tol 1e-3)`);
+      }
+
       // Drafted steps: each drafted row is penalized with the drafts before it counted.
       drafted = await loadEngine(checkpoint(name), { ...opts, speculative: { method: 'ngram', numSpeculativeTokens: 4 } });
       const loop = { ...greedy, presencePenalty: -5, frequencyPenalty: 0.1, repetitionPenalty: 1.05 };
       let sameDrafted = 0;
       for (const tokens of prompts) {
         const device = await run(drafted, req(tokens, loop));
-        const host = await run(drafted, req(tokens, loop, 1));
+        const host = await run(drafted, req(tokens, loop, undefined, HOST));
         if (equalPrefix(device.tokens, host.tokens, TOKENS)) sameDrafted++;
       }
       const spec = drafted.stats().specDecode!;

@@ -35,6 +35,10 @@ struct EngineOptions {
   bool priority_scheduling = false;
   // vLLM's speculative_config {method: ngram}: draft tokens by prompt lookup, checked in one step
   NgramDraftConfig speculative;
+  // Threads that read the host's rows of a step (draws, prompt logprobs); 0: the CPU runner's
+  // threads (idle while rows are read), or the machine's cores where the runner samples on its
+  // device, up to 8 either way
+  int sampling_threads = 0;
 };
 
 /** Defaults filled in and limits checked against the model; KV pool size resolved. */
@@ -49,7 +53,7 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& opts, const Mo
 struct EngineInfo {
   std::string device, kernels, quantization, kv_dtype;
   std::string scheduling_policy;  // "fcfs" or "priority"
-  int threads = 0, max_batch_size = 0, max_seq_len = 0, max_num_tokens = 0, vocab_size = 0, hidden_size = 0;
+  int threads = 0, sampling_threads = 0, max_batch_size = 0, max_seq_len = 0, max_num_tokens = 0, vocab_size = 0, hidden_size = 0;
   int kv_blocks = 0, kv_block_size = 0;
   int64_t weight_bytes_per_step = 0;
   int64_t kv_bytes_per_token = 0;
@@ -90,7 +94,7 @@ class Engine {
   ResolvedEngineOptions ro_;
   EngineInfo info_;
   BlockManager blocks_;
-  Sampler sampler_;
+  HostSamplers samplers_;
   Scheduler scheduler_;
   EventSink sink_;
 

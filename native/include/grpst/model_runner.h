@@ -74,6 +74,16 @@ struct DeviceSample {
   // The row's history for its penalties (empty without them), ranges in StepBatch's lists.
   int prompt_begin = 0, prompt_count = 0;  // penalty_prompt_tokens: distinct prompt tokens (repetition penalty only)
   int output_begin = 0, output_count = 0;  // penalty_output_counts: (token, count) pairs of the output so far
+  int top_n = 0;  // top logprobs wanted (at most DeviceDrawResults::kMaxTop)
+};
+
+/** A runner's draws for StepBatch::device_samples, entry i for sample i (forward_sampled()). */
+struct DeviceDrawResults {
+  static constexpr int kMaxTop = 20;
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;      // log-softmax of the raw logits at the token
+  std::vector<int32_t> top_tokens;  // [i * kMaxTop + k]: sample i's k-th best, its first top_n written
+  std::vector<float> top_logprobs;
 };
 
 struct StepBatch {
@@ -113,12 +123,14 @@ class ModelRunner {
   /** Whether forward_sampled() draws StepBatch::device_samples itself (logits stay on the device). */
   virtual bool samples_on_device() const { return false; }
   /**
-   * forward() plus the draws of batch.device_samples: tokens[i] and logprobs[i] (log-softmax of
-   * the raw logits at the token) belong to device_samples[i]. The logits of those rows may be
-   * left unwritten; every other logit row is filled as forward() fills it.
+   * forward() plus the draws of batch.device_samples into `draws`. Returns where the step's logit rows
+   * are: `logits`, or a buffer of the runner's own (valid until its next step) that it filled
+   * instead of copying rows on into `logits`. The rows of device draws may be left unwritten;
+   * every other logit row is filled as forward() fills it.
    */
-  virtual void forward_sampled(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) {
+  virtual const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws) {
     forward(batch, logits);
+    return logits;
   }
   /**
    * Right after forward(): the final RMSNorm's output (the LM head's input) at logit rows

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "grpst/block_manager.h"
+#include "grpst/host_samplers.h"
 #include "grpst/model_runner.h"
 #include "grpst/ngram_draft.h"
 #include "grpst/request.h"
@@ -70,7 +71,7 @@ struct SchedulerCounters {
 
 class Scheduler {
  public:
-  Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, Sampler& sampler);
+  Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, HostSamplers& samplers);
 
   void add(std::unique_ptr<Sequence> seq);
   /** Finishes the request as cancelled (freeing its blocks); false if it is unknown or done. */
@@ -81,8 +82,8 @@ class Scheduler {
   /** Builds the next step into `batch`; false when nothing can run. Rejected requests add events. */
   bool schedule(StepBatch& batch, std::vector<SeqEvent>& events);
   /** Consumes the step's logits: prompt logprobs, sampling, stop checks, events, freeing. */
-  void complete(const float* logits, std::vector<SeqEvent>& events, const int32_t* device_tokens = nullptr,
-                const float* device_logprobs = nullptr, const float* hidden = nullptr, int hidden_size = 0);
+  void complete(const float* logits, std::vector<SeqEvent>& events, const DeviceDrawResults* device = nullptr,
+                const float* hidden = nullptr, int hidden_size = 0);
   /** The step's forward pass failed: its sequences finish with the error. */
   void fail_step(const std::string& error, std::vector<SeqEvent>& events);
 
@@ -118,12 +119,24 @@ class Scheduler {
   bool device_eligible(const Sequence& s, int drafts, int generated) const;
   /** The device rows of `s`'s step (its drafted rows too): settings, seeded stream positions, penalty histories. */
   void push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch);
+  /** A token drawn on the host for a sequence's step, or why none could be. */
+  struct HostDraw {
+    bool ready = false;
+    SampleResult result;
+    std::string failure;
+  };
+  /** Draws `s`'s next token from `row` with the request's rules, on `sampler` (any thread's). */
+  HostDraw draw_on_host(Sequence& s, const float* row, Sampler& sampler) const;
+  /**
+   * Before complete() walks the step in order: the rows the host reads that depend on nothing
+   * else in the step (prompt logprobs, and the draws of sequences with one sampled row, not
+   * forced and not drawn on the device), on the host samplers' threads; draws go to host_draws_.
+   */
+  void prepare_host_rows(const float* logits, const DeviceDrawResults* device);
   /** Samples (or takes the runner's draw `device_sample`, if >= 0), checks and emits one next token from `row`; false when the sequence finished. */
-  bool sample_next(Sequence& s, const float* row, int device_sample, const int32_t* device_tokens, const float* device_logprobs,
-                   SeqEvent& ev);
+  bool sample_next(Sequence& s, const float* row, int device_sample, const DeviceDrawResults* device, SeqEvent& ev, const HostDraw* drawn = nullptr);
   /** A drafted step: the model's tokens row by row while they agree with the drafts; the cache keeps those. */
-  void complete_drafted(Sequence& s, const Scheduled& sc, const float* logits, const int32_t* device_tokens, const float* device_logprobs,
-                        SeqEvent& ev);
+  void complete_drafted(Sequence& s, const Scheduled& sc, const float* logits, const DeviceDrawResults* device, SeqEvent& ev);
   /** Newly completed blocks join the prefix cache. */
   void register_full_blocks(Sequence& s);
   void finish(Sequence& s, FinishReason reason, SeqEvent& ev);
@@ -137,11 +150,14 @@ class Scheduler {
 
   SchedulerConfig cfg_;
   BlockManager& bm_;
-  Sampler& sampler_;
+  HostSamplers& samplers_;
+  Sampler& sampler_;  // samplers_.primary(): the loop's own
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::deque<std::unique_ptr<Sequence>> running_;  // oldest admission (or first by priority) first
   std::vector<Scheduled> scheduled_;
   std::vector<int32_t> draft_scratch_;  // draft()'s proposal, then complete_drafted()'s copy of the drafts
+  std::vector<HostDraw> host_draws_;  // [scheduled_] prepare_host_rows()'s draws
+  std::vector<std::pair<int, int>> host_tasks_;  // (scheduled index, prompt logprob row or -1 for the draw)
   std::vector<std::pair<int32_t, int32_t>> history_scratch_;  // push_device_samples()'s (token, count) list
   SchedulerCounters counters_;
   uint64_t next_arrival_ = 0;

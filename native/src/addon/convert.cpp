@@ -156,6 +156,8 @@ EngineOptions engine_options_from_js(const Napi::Object& o) {
   const std::string policy = get_string(o, "schedulingPolicy", "fcfs");
   if (policy != "fcfs" && policy != "priority") type_error("schedulingPolicy must be \"fcfs\" or \"priority\"");
   e.priority_scheduling = policy == "priority";
+  e.sampling_threads = get_int(o, "samplingThreads", 0);
+  if (e.sampling_threads < 0 || e.sampling_threads > 256) type_error("samplingThreads must be between 1 and 256 (0 or absent: the default)");
   e.speculative.num_tokens = get_int(o, "speculativeTokens", 0);
   e.speculative.min_n = get_int(o, "promptLookupMin", e.speculative.min_n);
   e.speculative.max_n = get_int(o, "promptLookupMax", e.speculative.max_n);
@@ -384,6 +386,7 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
   o.Set("device", i.device);
   o.Set("kernels", i.kernels);
   o.Set("threads", i.threads);
+  o.Set("samplingThreads", i.sampling_threads);
   o.Set("maxBatchSize", i.max_batch_size);
   o.Set("maxSeqLen", i.max_seq_len);
   o.Set("maxNumTokens", i.max_num_tokens);

@@ -43,13 +43,23 @@ void DeviceDraws::init(int max_rows, int vocab, DeviceMemory& mem) {
   logprobs_dev_ = static_cast<float*>(mem.get(L * 4, "sampled logprobs"));
   check(cudaMallocHost(&params_host_, L * sizeof(cu::SampleParams)), "cudaMallocHost");
   check(cudaMallocHost(&results_host_, L * 8), "cudaMallocHost");
+  const size_t top = L * cu::kMaxTopLogprobs;
+  top_rows_dev_ = static_cast<cu::TopLogprobsRow*>(mem.get(L * sizeof(cu::TopLogprobsRow), "top logprobs rows"));
+  top_tokens_dev_ = static_cast<int32_t*>(mem.get(top * 4, "top logprobs tokens"));
+  top_logprobs_dev_ = static_cast<float*>(mem.get(top * 4, "top logprobs"));
+  check(cudaMallocHost(&top_rows_host_, L * sizeof(cu::TopLogprobsRow)), "cudaMallocHost");
+  check(cudaMallocHost(&top_host_, top * 8), "cudaMallocHost");
 }
 
 void DeviceDraws::release() {
   if (params_host_) cudaFreeHost(params_host_);
   if (results_host_) cudaFreeHost(results_host_);
+  if (top_rows_host_) cudaFreeHost(top_rows_host_);
+  if (top_host_) cudaFreeHost(top_host_);
   params_host_ = nullptr;
   results_host_ = nullptr;
+  top_rows_host_ = nullptr;
+  top_host_ = nullptr;
   prompt_tokens_.release();
   output_counts_.release();
 }
@@ -102,12 +112,44 @@ int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream
   check(cudaMemcpyAsync(results_host_, tokens_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream), "copy tokens");
   check(cudaMemcpyAsync(results_host_ + max_rows_, logprobs_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream),
         "copy logprobs");
+  // Top logprobs of the draws that want them, from the raw logits (as the host lists them).
+  top_slot_.assign(size_t(D), -1);
+  int R = 0;
+  for (int i = 0; i < D; ++i) {
+    const DeviceSample& d = batch.device_samples[size_t(i)];
+    if (d.top_n <= 0) continue;
+    if (d.top_n > cu::kMaxTopLogprobs) throw Error("CUDA backend: more top logprobs than the device draws (20)");
+    top_rows_host_[R] = cu::TopLogprobsRow{d.logit_row, d.top_n};
+    top_slot_[size_t(i)] = R++;
+  }
+  if (R > 0) {
+    const size_t n = size_t(R) * cu::kMaxTopLogprobs;
+    check(cudaMemcpyAsync(top_rows_dev_, top_rows_host_, size_t(R) * sizeof(cu::TopLogprobsRow), cudaMemcpyHostToDevice, stream),
+          "copy top logprobs rows");
+    const cu::Status ts = cu::top_logprobs(logits, top_rows_dev_, R, vocab_, top_tokens_dev_, top_logprobs_dev_, cu::Exec{stream, false});
+    if (!ts.ok()) throw Error("CUDA backend: " + ts.message());
+    check(cudaMemcpyAsync(top_host_, top_tokens_dev_, n * 4, cudaMemcpyDeviceToHost, stream), "copy top logprobs tokens");
+    check(cudaMemcpyAsync(top_host_ + size_t(max_rows_) * cu::kMaxTopLogprobs, top_logprobs_dev_, n * 4, cudaMemcpyDeviceToHost, stream),
+          "copy top logprobs");
+  }
   return D;
 }
 
-void DeviceDraws::take(int count, int32_t* tokens, float* logprobs) const {
-  std::memcpy(tokens, results_host_, size_t(count) * 4);
-  std::memcpy(logprobs, results_host_ + max_rows_, size_t(count) * 4);
+void DeviceDraws::take(int count, DeviceDrawResults& out) const {
+  static_assert(DeviceDrawResults::kMaxTop == cu::kMaxTopLogprobs, "one limit on device top logprobs");
+  const size_t K = DeviceDrawResults::kMaxTop;
+  out.tokens.assign(results_host_, results_host_ + count);
+  out.logprobs.resize(size_t(count));
+  std::memcpy(out.logprobs.data(), results_host_ + max_rows_, size_t(count) * 4);
+  out.top_tokens.assign(size_t(count) * K, -1);
+  out.top_logprobs.assign(size_t(count) * K, 0.f);
+  const float* top_lp = reinterpret_cast<const float*>(top_host_ + size_t(max_rows_) * K);
+  for (int i = 0; i < count; ++i) {
+    const int slot = top_slot_[size_t(i)];
+    if (slot < 0) continue;
+    std::memcpy(out.top_tokens.data() + size_t(i) * K, top_host_ + size_t(slot) * K, K * 4);
+    std::memcpy(out.top_logprobs.data() + size_t(i) * K, top_lp + size_t(slot) * K, K * 4);
+  }
 }
 
 }  // namespace grpst

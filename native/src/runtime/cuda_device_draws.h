@@ -1,11 +1,13 @@
 // The CUDA runner's sampling stage: after the forward pass, the rows a step's
-// StepBatch::device_samples name are drawn on the GPU (cuda::sample), penalties included, and only
-// their tokens and logprobs travel back; their logits rows never leave the device.
+// StepBatch::device_samples name are drawn on the GPU (cuda::sample), penalties included, with
+// their top logprobs where asked (cuda::top_logprobs), and only those travel back; their logits
+// rows never leave the device.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "grpst/model_runner.h"
 #include "kernels/cuda/kernels.h"
@@ -43,8 +45,8 @@ class DeviceDraws {
    * number of draws.
    */
   int enqueue(const StepBatch& batch, const float* logits, cudaStream_t stream);
-  /** The last enqueue's tokens and logprobs (of the raw logits), `count` of each. */
-  void take(int count, int32_t* tokens, float* logprobs) const;
+  /** The last enqueue's `count` draws. */
+  void take(int count, DeviceDrawResults& out) const;
 
  private:
   int max_rows_ = 0, vocab_ = 0;
@@ -54,6 +56,13 @@ class DeviceDraws {
   int32_t* tokens_dev_ = nullptr;
   float* logprobs_dev_ = nullptr;
   int32_t* results_host_ = nullptr;        // [tokens | logprob bits], max_rows each
+  // Top logprobs: the rows that want them, and [max_rows, kMaxTopLogprobs] tokens and logprobs.
+  cuda::TopLogprobsRow* top_rows_dev_ = nullptr;
+  cuda::TopLogprobsRow* top_rows_host_ = nullptr;
+  int32_t* top_tokens_dev_ = nullptr;
+  float* top_logprobs_dev_ = nullptr;
+  int32_t* top_host_ = nullptr;            // [tokens | logprob bits], max_rows * kMaxTopLogprobs each
+  std::vector<int> top_slot_;              // [draws] the draw's row in the top arrays, -1: none
   StagedBuffer prompt_tokens_, output_counts_;  // the rows' penalty histories
 };
 

@@ -162,9 +162,12 @@ class CudaRunner final : public ModelRunner {
   int64_t weight_bytes_per_step() const override { return weight_bytes_; }
   bool samples_on_device() const override { return true; }
 
-  void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, nullptr); }
-  void forward_sampled(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) override {
-    step(batch, logits, tokens, logprobs);
+  void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, true); }
+  // The host reads the rows where they landed (pinned memory): copying 64 rows of a 152k
+  // vocabulary on into `logits` took one thread about as long as the step itself.
+  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws) override {
+    step(batch, logits, &draws, false);
+    return logits ? logits_host_ : nullptr;
   }
 
   // The head's input rows of the last step, normalized again outside the head's fused prologue
@@ -226,8 +229,9 @@ class CudaRunner final : public ModelRunner {
   }
 
  private:
-  // One step: the forward pass, the device draws, and the logits rows the host still needs.
-  void step(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) {
+  // One step: the forward pass, the device draws, and the logits rows the host still needs (in
+  // logits_host_, and with copy_rows in `logits` too).
+  void step(const StepBatch& batch, float* logits, DeviceDrawResults* draws, bool copy_rows) {
     const int T = batch.num_tokens();
     if (T == 0) return;
     if (T > max_tokens_) throw Error("CUDA backend: a step of " + std::to_string(T) + " tokens exceeds max_tokens");
@@ -305,7 +309,7 @@ class CudaRunner final : public ModelRunner {
       forward_->set_taps(nullptr);
       check(st);
     }
-    const int D = tokens ? draws_.enqueue(batch, logits_dev_, stream_) : 0;
+    const int D = draws ? draws_.enqueue(batch, logits_dev_, stream_) : 0;
     // Only the rows the host reads come back (host sampling, logprobs, prompt logprobs), in runs of
     // consecutive rows: rows drawn on the device stay there, and a tensor-parallel follower (no
     // logits buffer) copies none. Copying every row whenever one needed the host cost a 64-row
@@ -326,8 +330,9 @@ class CudaRunner final : public ModelRunner {
       check(cudaMemcpyAsync(logits_host_ + a * V, logits_dev_ + a * V, size_t(b - a) * V * 4, cudaMemcpyDeviceToHost, stream_),
             "copy logits");
     check(cudaStreamSynchronize(stream_), "forward step");
-    for (const auto& [a, b] : host_runs_) std::memcpy(logits + a * V, logits_host_ + a * V, size_t(b - a) * V * 4);
-    if (D > 0) draws_.take(D, tokens, logprobs);
+    if (copy_rows)
+      for (const auto& [a, b] : host_runs_) std::memcpy(logits + a * V, logits_host_ + a * V, size_t(b - a) * V * 4);
+    if (draws) draws_.take(D, *draws);
   }
 
   int batch_bucket_limit() const { return std::min(256, std::max(1, opts_.max_batch_size)); }

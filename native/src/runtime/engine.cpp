@@ -72,16 +72,27 @@ ResolvedEngineOptions resolve_engine_options(const EngineOptions& in, const Mode
   return r;
 }
 
+namespace {
+// A CPU runner's own threads wait while a step's rows are read, so as many of them (up to 8) read
+// rows; where the runner samples on its device only the rows that need the host come back, and 8
+// threads of the machine's cores are plenty (a row is 0.1-0.5 ms of work).
+int sampling_threads(const EngineOptions& o, const ModelRunner& runner) {
+  if (o.sampling_threads > 0) return o.sampling_threads;
+  const int available = runner.samples_on_device() ? int(std::thread::hardware_concurrency()) : runner.threads();
+  return std::clamp(available, 1, 8);
+}
+}  // namespace
+
 Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, MaxSumExpFn max_sum_exp,
                const std::string& quantization, EventSink sink)
     : runner_(std::move(runner)),
       ro_(ro),
       blocks_(ro.kv.num_blocks, ro.kv.block_size, ro.opts.prefix_caching),
-      sampler_(max_sum_exp),
+      samplers_(max_sum_exp, sampling_threads(ro.opts, *runner_)),
       scheduler_(SchedulerConfig{ro.opts.max_batch_size, ro.opts.max_num_tokens, ro.max_logit_rows,
                                  ro.opts.max_seq_len, runner_->config().vocab_size, runner_->samples_on_device(),
                                  ro.opts.priority_scheduling, ro.opts.speculative},
-                 blocks_, sampler_),
+                 blocks_, samplers_),
       sink_(std::move(sink)) {
   runner_->allocate_kv(ro_.kv);
   info_.device = runner_->device();
@@ -90,6 +101,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   info_.kv_dtype = kv_dtype_name(ro_.kv.dtype);
   info_.scheduling_policy = ro_.opts.priority_scheduling ? "priority" : "fcfs";
   info_.threads = runner_->threads();
+  info_.sampling_threads = samplers_.size();
   info_.max_batch_size = ro_.opts.max_batch_size;
   info_.max_seq_len = ro_.opts.max_seq_len;
   info_.max_num_tokens = ro_.opts.max_num_tokens;
@@ -110,7 +122,7 @@ void Engine::submit(Request req) {
   auto seq = std::make_unique<Sequence>();
   seq->num_prompt = int(req.prompt.size());
   seq->tokens = req.prompt;
-  sampler_.init_state(req, seq->sampler);
+  samplers_.primary().init_state(req, seq->sampler);
   if (req.constraint) seq->constraint = req.constraint->start_for(req);
   seq->think = think_start(req);
   seq->req = std::move(req);
@@ -172,8 +184,7 @@ void Engine::loop() {
   const int vocab = runner_->config().vocab_size;
   AlignedBuffer logits(size_t(ro_.max_logit_rows) * vocab * sizeof(float));
   StepBatch batch;
-  std::vector<int32_t> sampled;  // device-side draws (runners that sample on their device)
-  std::vector<float> sampled_lp;
+  DeviceDrawResults draws;  // device-side draws (runners that sample on their device)
   std::vector<float> hidden;  // embedding requests' final-norm rows, [hidden_rows, hidden_size]
   bool stalled = false;  // nothing could be scheduled: wait for new input instead of spinning
   for (;;) {
@@ -206,10 +217,9 @@ void Engine::loop() {
         if (scheduler_.schedule(batch, events)) {
           try {
             const bool on_device = runner_->samples_on_device();
+            const float* rows = static_cast<const float*>(logits.ptr);
             if (on_device) {
-              sampled.resize(batch.device_samples.size());
-              sampled_lp.resize(batch.device_samples.size());
-              runner_->forward_sampled(batch, static_cast<float*>(logits.ptr), sampled.data(), sampled_lp.data());
+              rows = runner_->forward_sampled(batch, static_cast<float*>(logits.ptr), draws);
             } else {
               runner_->forward(batch, static_cast<float*>(logits.ptr));
             }
@@ -219,8 +229,7 @@ void Engine::loop() {
               hidden.resize(batch.hidden_rows.size() * size_t(H));
               runner_->final_hidden(batch.hidden_rows, hidden.data());
             }
-            scheduler_.complete(static_cast<const float*>(logits.ptr), events, on_device ? sampled.data() : nullptr,
-                                on_device ? sampled_lp.data() : nullptr, batch.hidden_rows.empty() ? nullptr : hidden.data(), H);
+            scheduler_.complete(rows, events, on_device ? &draws : nullptr, batch.hidden_rows.empty() ? nullptr : hidden.data(), H);
           } catch (const std::exception& e) {
             scheduler_.fail_step(std::string("forward pass failed: ") + e.what(), events);
           }

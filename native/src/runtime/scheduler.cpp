@@ -16,8 +16,8 @@ bool bans_stops(const Sequence& s, int generated) { return !s.req.ignore_eos && 
 bool bans_stops(const Sequence& s) { return bans_stops(s, s.num_generated()); }
 }  // namespace
 
-Scheduler::Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, Sampler& sampler)
-    : cfg_(cfg), bm_(blocks), sampler_(sampler) {}
+Scheduler::Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, HostSamplers& samplers)
+    : cfg_(cfg), bm_(blocks), samplers_(samplers), sampler_(samplers.primary()) {}
 
 void Scheduler::add(std::unique_ptr<Sequence> seq) {
   seq->arrival = next_arrival_++;
@@ -185,13 +185,13 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
 }
 
 // What keeps a request on the host: anything the device sampler does not do (constraints, bad
-// words, logit bias, top logprobs, stop tokens banned for min_tokens, a forced think-budget token),
+// words, logit bias, more than 20 top logprobs, stop tokens banned for min_tokens, a forced think-budget token),
 // embeddings and scores. Within a step only the think budget can change (it may force a later
 // drafted row, whose logits must then be on the host), so drafted budgets stay there.
 bool Scheduler::device_eligible(const Sequence& s, int drafts, int generated) const {
   return cfg_.device_sampling && (drafts == 0 || s.req.think_max_tokens < 0) && !s.req.embed && s.req.score_ids.empty() &&
          !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() && s.req.logit_bias.empty() &&
-         s.req.logprobs <= 0 && !bans_stops(s, generated) && !think_forced(s.req, s.think);
+         s.req.logprobs <= DeviceDrawResults::kMaxTop && !bans_stops(s, generated) && !think_forced(s.req, s.think);
 }
 
 bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& events, bool& stop) {
@@ -353,11 +353,13 @@ void Scheduler::register_full_blocks(Sequence& s) {
   }
 }
 
-void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, const int32_t* device_tokens,
-                         const float* device_logprobs, const float* hidden, int hidden_size) {
+void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, const DeviceDrawResults* device,
+                         const float* hidden, int hidden_size) {
   const int vocab = cfg_.vocab_size;
+  prepare_host_rows(logits, device);
   std::vector<Sequence*> done;
-  for (const Scheduled& sc : scheduled_) {
+  for (size_t k = 0; k < scheduled_.size(); k++) {
+    const Scheduled& sc = scheduled_[k];
     Sequence& s = *sc.seq;
     // One event per sequence that sampled, with every token it emitted this step.
     auto emit = [&](SeqEvent& ev) {
@@ -367,25 +369,13 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
     };
     if (sc.drafts > 0) {
       SeqEvent ev = make_event(s);
-      complete_drafted(s, sc, logits, device_tokens, device_logprobs, ev);
+      complete_drafted(s, sc, logits, device, ev);
       emit(ev);
       continue;
     }
     s.num_computed += sc.num_tokens;
     register_full_blocks(s);
-    const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);
-    for (int j = 0; j < sc.lp_rows; j++) {
-      const int pos = sc.lp_first_pos + j;  // this row predicts prompt token pos + 1
-      const float* row = logits + size_t(sc.logit_begin + j) * vocab;
-      if (s.prompt_lp.empty()) {
-        s.prompt_lp.assign(s.num_prompt, std::numeric_limits<float>::quiet_NaN());
-        s.prompt_top.assign(s.num_prompt, {});
-        s.prompt_rank.assign(s.num_prompt, 0);
-      }
-      sampler_.logprobs(row, vocab, s.tokens[pos + 1], top_n, &s.prompt_lp[pos + 1], &s.prompt_top[pos + 1]);
-      s.prompt_rank[pos + 1] = Sampler::rank_of(row, vocab, s.tokens[pos + 1]);
-      s.prompt_lp_done = pos + 2;
-    }
+    // Its prompt logprob rows were read by prepare_host_rows.
     if (s.req.prompt_logprobs && s.num_prompt == 1 && s.prompt_lp.empty()) {
       s.prompt_lp.assign(1, std::numeric_limits<float>::quiet_NaN());
       s.prompt_top.assign(1, {});
@@ -406,7 +396,8 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
     } else if (s.num_generated() >= s.req.max_tokens) {
       finish(s, FinishReason::Length, ev);
     } else {
-      sample_next(s, logits + size_t(sc.logit_begin + sc.lp_rows) * vocab, sc.device_sample, device_tokens, device_logprobs, ev);
+      sample_next(s, logits + size_t(sc.logit_begin + sc.lp_rows) * vocab, sc.device_sample, device, ev,
+                  host_draws_[k].ready ? &host_draws_[k] : nullptr);
     }
     emit(ev);
   }
@@ -414,8 +405,25 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
   for (Sequence* s : done) remove_running(s);
 }
 
-bool Scheduler::sample_next(Sequence& s, const float* row, int device_sample, const int32_t* device_tokens,
-                            const float* device_logprobs, SeqEvent& ev) {
+Scheduler::HostDraw Scheduler::draw_on_host(Sequence& s, const float* row, Sampler& sampler) const {
+  HostDraw d;
+  try {
+    d.result = sampler.sample(row, cfg_.vocab_size, s.req, s.sampler, s.constraint.get(), bans_stops(s),
+                              s.tokens.data() + s.num_prompt, s.num_generated());
+    if (d.result.token < 0)
+      d.failure = bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +
+                                      std::to_string(s.req.min_tokens - s.num_generated()) + " more tokens"
+                                : "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
+  } catch (const std::exception& e) {
+    // A failing constraint ends its own request, not the batch.
+    d.failure = std::string("sampling failed: ") + e.what();
+  }
+  d.ready = true;
+  return d;
+}
+
+bool Scheduler::sample_next(Sequence& s, const float* row, int device_sample, const DeviceDrawResults* device, SeqEvent& ev,
+                            const HostDraw* drawn) {
   const int vocab = cfg_.vocab_size;
   SampleResult r;
   std::string failure;
@@ -425,17 +433,21 @@ bool Scheduler::sample_next(Sequence& s, const float* row, int device_sample, co
       // still the model's own, as every reported logprob is.
       r.token = s.req.think_close;
       if (s.req.logprobs >= 0) sampler_.logprobs(row, vocab, r.token, s.req.logprobs, &r.logprob, &r.top);
-    } else if (device_sample >= 0 && device_tokens) {
-      r.token = device_tokens[device_sample];
-      r.logprob = device_logprobs ? device_logprobs[device_sample] : 0.0f;
+    } else if (device_sample >= 0 && device) {
+      const size_t i = size_t(device_sample);
+      r.token = device->tokens[i];
+      r.logprob = device->logprobs[i];
+      // Its top logprobs, where the request wants them (the device drew them; token -1: no more).
+      for (int k = 0; k < s.req.logprobs; k++) {
+        const size_t at = i * DeviceDrawResults::kMaxTop + size_t(k);
+        if (device->top_tokens[at] < 0) break;
+        r.top.push_back({device->top_tokens[at], device->top_logprobs[at]});
+      }
     } else {
-      r = sampler_.sample(row, vocab, s.req, s.sampler, s.constraint.get(), bans_stops(s), s.tokens.data() + s.num_prompt,
-                          s.num_generated());
+      const HostDraw d = drawn ? *drawn : draw_on_host(s, row, sampler_);
+      r = d.result;
+      failure = d.failure;
     }
-    if (r.token < 0)
-      failure = bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +
-                                    std::to_string(s.req.min_tokens - s.num_generated()) + " more tokens"
-                              : "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
   } catch (const std::exception& e) {
     // A failing constraint ends its own request, not the batch.
     failure = std::string("sampling failed: ") + e.what();

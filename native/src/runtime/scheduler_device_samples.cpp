@@ -4,6 +4,8 @@
 // penalty) and the counts of its output so far, plus, for a drafted step's row i, the drafts
 // before it (the tokens that row was computed with; complete_drafted only uses the row if those
 // were all accepted, and then the host's counts would hold them too).
+#include <algorithm>
+
 #include "grpst/scheduler.h"
 
 namespace grpst {
@@ -31,6 +33,7 @@ void Scheduler::push_device_samples(const Sequence& s, int drafts, int generated
     d.top_k = sp.top_k;
     d.seed = s.sampler.seed;
     d.step = uint64_t(generated + i);
+    d.top_n = std::max(0, s.req.logprobs);
     if (penalized) {
       if (i > 0) {
         const int32_t t = s.tokens[size_t(c + i)];

@@ -32,8 +32,8 @@ int Scheduler::draft(Sequence& s, int budget, int logit_budget) {
   return k;
 }
 
-void Scheduler::complete_drafted(Sequence& s, const Scheduled& sc, const float* logits, const int32_t* device_tokens,
-                                 const float* device_logprobs, SeqEvent& ev) {
+void Scheduler::complete_drafted(Sequence& s, const Scheduled& sc, const float* logits, const DeviceDrawResults* device,
+                                 SeqEvent& ev) {
   const int vocab = cfg_.vocab_size, c = s.num_computed, k = sc.drafts;
   // tokens: [..., c] the step's first token, then the drafts [c + 1, c + 1 + k).
   draft_scratch_.assign(s.tokens.begin() + c + 1, s.tokens.begin() + c + 1 + k);
@@ -45,7 +45,7 @@ void Scheduler::complete_drafted(Sequence& s, const Scheduled& sc, const float* 
   for (int i = 0; i <= k; i++) {
     // Row i predicts position c + 1 + i from the tokens before it, all of them the model's own.
     const int drawn = sc.device_sample >= 0 ? sc.device_sample + i : -1;
-    if (!sample_next(s, logits + size_t(sc.logit_begin + i) * vocab, drawn, device_tokens, device_logprobs, ev)) break;
+    if (!sample_next(s, logits + size_t(sc.logit_begin + i) * vocab, drawn, device, ev)) break;
     if (i == k || s.tokens.back() != draft_scratch_[size_t(i)]) break;
     s.num_computed++;  // position c + 1 + i was computed with the token just drawn
     counters_.spec_accepted_tokens++;

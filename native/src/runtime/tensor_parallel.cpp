@@ -171,11 +171,13 @@ class TpLeader final : public ModelRunner {
       inner_->forward(batch, logits);
     });
   }
-  void forward_sampled(const StepBatch& batch, float* logits, int32_t* tokens, float* logprobs) override {
+  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws) override {
+    const float* rows = logits;
     guarded([&] {
       send_batch(batch);
-      inner_->forward_sampled(batch, logits, tokens, logprobs);
+      rows = inner_->forward_sampled(batch, logits, draws);
     });
+    return rows;
   }
   // The residual stream is whole on every rank after each all-reduce: rank 0's own rows answer,
   // no collective needed.

@@ -3,6 +3,8 @@
 // twin's kept set) and by the total-variation distance of many seeded draws from the twin's
 // renormalized distribution; the same (seed, step) must give the same token.
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 
@@ -243,11 +245,54 @@ void test_stochastic() {
   Checks::get().expect("sample seeded: other seed, other tokens", t1.download() != t3.download());
 }
 
+// Top logprobs against the twin (the host sampler's list: best first, ties to the lower id,
+// log-softmax of the raw row in double): two rows of one batch, ties and a NaN included.
+void test_top_logprobs() {
+  Rng r(977);
+  const int V = 151936;
+  std::vector<float> logits(static_cast<size_t>(3) * V);
+  for (auto& v : logits) v = r.sym(6.f);
+  for (int i = 0; i < 12; ++i) logits[r.below(V)] = 9.f;           // row 0: a twelve-way tie at the top
+  logits[V + 123] = std::numeric_limits<float>::quiet_NaN();         // row 1: a NaN is never listed
+  logits[V + 124] = 30.f;
+  const std::vector<cu::TopLogprobsRow> rows = {{0, 20}, {1, 5}, {2, 1}};
+  Dev<float> dl(logits);
+  Dev<cu::TopLogprobsRow> dr(rows);
+  const int R = static_cast<int>(rows.size());
+  Dev<int32_t> tok(static_cast<size_t>(R) * cu::kMaxTopLogprobs);
+  Dev<float> lp(static_cast<size_t>(R) * cu::kMaxTopLogprobs);
+  if (!Checks::get().status("top_logprobs", cu::top_logprobs(dl.p, dr.p, R, V, tok.p, lp.p, {}))) return;
+  const auto got_t = tok.download();
+  const auto got_l = lp.download();
+  for (int b = 0; b < R; ++b) {
+    const float* x = logits.data() + static_cast<size_t>(rows[b].row) * V;
+    std::vector<int> order;
+    for (int i = 0; i < V; ++i) if (!std::isnan(x[i])) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int c) { return x[a] > x[c]; });
+    double mx = -1e30, z = 0;
+    for (int i : order) mx = std::max(mx, static_cast<double>(x[i]));
+    for (int i = 0; i < V; ++i) z += std::exp(static_cast<double>(x[i]) - mx);  // NaN poisons the sum, as on the device
+    const double lse = mx + std::log(z);
+    bool same = true;
+    double worst = 0;
+    for (int k = 0; k < rows[b].n; ++k) {
+      const int t = got_t[static_cast<size_t>(b) * cu::kMaxTopLogprobs + k];
+      same = same && t == order[k];
+      const double want = x[order[k]] - lse;
+      const float g = got_l[static_cast<size_t>(b) * cu::kMaxTopLogprobs + k];
+      worst = std::isnan(want) ? (std::isnan(g) ? worst : 1e9) : std::max(worst, std::fabs(g - want));
+    }
+    Checks::get().expect("top_logprobs row " + std::to_string(b) + " order = twin", same);
+    Checks::get().expect("top_logprobs row " + std::to_string(b) + " logprobs", worst < 1e-4, std::to_string(worst));
+  }
+}
+
 }  // namespace
 
 void test_sampling() {
   test_greedy_and_penalties();
   test_stochastic();
+  test_top_logprobs();
 }
 
 }  // namespace harness

@@ -56,6 +56,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/quantize.cu
       ${grpst_cuda_dir}/quant_layout.cu
       ${grpst_cuda_dir}/sampling.cu
+      ${grpst_cuda_dir}/top_logprobs.cu
       ${grpst_cuda_dir}/allreduce_oneshot.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward.cu
     )

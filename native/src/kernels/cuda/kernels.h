@@ -394,4 +394,16 @@ Status sample(const float* logits /*[B,V]*/, const SampleParams* params /*[B], d
               float* logprobs /*[B] log-softmax of the raw logits at the token, or null*/,
               const Exec& ex);
 
+// Top logprobs on the device: for each request, the n (<= kMaxTopLogprobs) best entries of its
+// logits row, best first (ties: the lower id), with their log-softmax over the raw row.
+constexpr int kMaxTopLogprobs = 20;
+struct TopLogprobsRow {
+  int row;  // logits row
+  int n;    // entries wanted
+};
+// top_tokens / top_logprobs: [R, kMaxTopLogprobs], the first n of each row written (token -1
+// where a row has fewer ranked entries, e.g. NaN logits).
+Status top_logprobs(const float* logits /*[*,V]*/, const TopLogprobsRow* rows /*[R], device*/, int R, int V,
+                    int32_t* top_tokens, float* top_logprobs, const Exec& ex);
+
 }  // namespace grpst::cuda

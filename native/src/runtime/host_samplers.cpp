@@ -1,0 +1,13 @@
+#include "grpst/host_samplers.h"
+
+#include <algorithm>
+
+namespace grpst {
+
+HostSamplers::HostSamplers(MaxSumExpFn max_sum_exp, int threads) {
+  threads = std::max(1, threads);
+  samplers_.assign(size_t(threads), Sampler(max_sum_exp));
+  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+}
+
+}  // namespace grpst
