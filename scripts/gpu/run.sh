@@ -34,8 +34,9 @@
 # spec      bench:spec: speculative decoding by prompt lookup against plain decoding, batch 1
 #           (SP_BATCH), on a Qwen3-8B-shaped random checkpoint (SP_SHAPE; the engines stage's
 #           folder, reused when there): bench-speculative.json (-bN.json with SP_BATCH=N)
-# penalties bench:penalties: batch PN_BATCH (default 64) greedy, penalized (drawn on the GPU) and
-#           penalized with logprobs (the host sampler) on that checkpoint: bench-penalties-bN.json
+# penalties bench:penalties: batch PN_BATCH (default 64) greedy, penalized and with top logprobs
+#           (drawn on the GPU), and rows kept on the host sampler (1 thread and the default) on
+#           that checkpoint: bench-penalties-bN.json
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /

@@ -1,7 +1,8 @@
 // Speculative decoding (prompt lookup) on the CUDA backend: a drafted step runs its sequence's
-// rows through the multi-row path (no decode graph) and samples them on the host, beside rows the
-// GPU samples. Its greedy tokens must be the plain GPU run's until a near-tie (the two paths sum
-// in different orders, so exact equality is the CPU's promise only), drafts must be taken where
+// rows through the multi-row path (no decode graph), each row drawn on the GPU as the
+// (generated + i)-th token, beside other sequences' rows. Its greedy tokens must be the plain GPU
+// run's until a near-tie (the two paths sum in different orders, so exact equality is the CPU's
+// promise only), drafts must be taken where
 // the output repeats and thrown away where it does not, and drafted requests in a batch of
 // GPU-sampled neighbours must still agree with the plain run.
 import { loadEngine, type Engine } from '../../src/engine/index.js';

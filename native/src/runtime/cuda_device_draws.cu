@@ -26,6 +26,13 @@ void StagedBuffer::reserve(size_t bytes) {
   capacity_ = cap;
 }
 
+const void* StagedBuffer::upload(const void* src, size_t bytes, cudaStream_t stream, const char* what) {
+  reserve(bytes);
+  std::memcpy(host_, src, bytes);
+  check(cudaMemcpyAsync(dev_, host_, bytes, cudaMemcpyHostToDevice, stream), what);
+  return dev_;
+}
+
 void StagedBuffer::release() {
   if (host_) cudaFreeHost(host_);
   if (dev_) cudaFree(dev_);
@@ -91,20 +98,12 @@ int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream
   }
   // The previous step synchronized the stream, so the staging buffers are free to refill (or grow).
   cu::SampleHistory history{nullptr, nullptr};
-  if (P > 0) {
-    prompt_tokens_.reserve(P * 4);
-    std::memcpy(prompt_tokens_.host(), batch.penalty_prompt_tokens.data(), P * 4);
-    check(cudaMemcpyAsync(prompt_tokens_.device(), prompt_tokens_.host(), P * 4, cudaMemcpyHostToDevice, stream),
-          "copy penalty prompt tokens");
-    history.prompt_tokens = static_cast<const int32_t*>(prompt_tokens_.device());
-  }
-  if (O > 0) {
-    output_counts_.reserve(O * 4);
-    std::memcpy(output_counts_.host(), batch.penalty_output_counts.data(), O * 4);
-    check(cudaMemcpyAsync(output_counts_.device(), output_counts_.host(), O * 4, cudaMemcpyHostToDevice, stream),
-          "copy penalty output counts");
-    history.output_counts = static_cast<const int2*>(output_counts_.device());
-  }
+  if (P > 0)
+    history.prompt_tokens = static_cast<const int32_t*>(
+        prompt_tokens_.upload(batch.penalty_prompt_tokens.data(), P * 4, stream, "copy penalty prompt tokens"));
+  if (O > 0)
+    history.output_counts = static_cast<const int2*>(
+        output_counts_.upload(batch.penalty_output_counts.data(), O * 4, stream, "copy penalty output counts"));
   check(cudaMemcpyAsync(params_dev_, params_host_, size_t(D) * sizeof(cu::SampleParams), cudaMemcpyHostToDevice, stream),
         "copy sampling parameters");
   const cu::Status st = cu::sample(logits, params_dev_, history, D, vocab_, work_, tokens_dev_, logprobs_dev_, cu::Exec{stream, false});

@@ -22,13 +22,15 @@ class StagedBuffer {
   StagedBuffer(const StagedBuffer&) = delete;
   StagedBuffer& operator=(const StagedBuffer&) = delete;
   ~StagedBuffer() { release(); }
-  /** Room for `bytes`; the previous contents are dropped. Call only while the stream is idle. */
-  void reserve(size_t bytes);
+  /**
+   * `bytes` of `src` staged and copied to the device on `stream`; returns the device copy. Call
+   * only while the stream is idle (a larger size reallocates both buffers).
+   */
+  const void* upload(const void* src, size_t bytes, cudaStream_t stream, const char* what);
   void release();
-  void* host() const { return host_; }
-  void* device() const { return dev_; }
 
  private:
+  void reserve(size_t bytes);
   void* host_ = nullptr;
   void* dev_ = nullptr;
   size_t capacity_ = 0;

@@ -2,6 +2,7 @@
 // top_p thresholds found by bisection over the order-preserving integer image of the float
 // logits (exact, no sort, no atomics), min_p, then a Gumbel-max draw. See kernels.h for the
 // order of operations.
+#include "block_argmax.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 
@@ -25,36 +26,6 @@ __device__ __forceinline__ uint64_t mix64(uint64_t z) {
 __device__ __forceinline__ float uniform(uint64_t seed, uint64_t step, int token) {
   const uint64_t h = mix64(mix64(seed ^ mix64(step)) + static_cast<uint64_t>(token));
   return (static_cast<float>(h >> 40) + 0.5f) * (1.f / 16777216.f);
-}
-
-struct ArgMax {
-  float v;
-  int i;
-};
-__device__ __forceinline__ ArgMax better(ArgMax a, ArgMax b) {
-  return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
-}
-__device__ ArgMax block_argmax(ArgMax a, ArgMax* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    ArgMax b{__shfl_xor_sync(0xffffffffu, a.v, o), __shfl_xor_sync(0xffffffffu, a.i, o)};
-    a = better(a, b);
-  }
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) scratch[warp] = a;
-  __syncthreads();
-  if (warp == 0) {
-    a = lane < (kThreads >> 5) ? scratch[lane] : ArgMax{-INFINITY, 0x7fffffff};
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      ArgMax b{__shfl_xor_sync(0xffffffffu, a.v, o), __shfl_xor_sync(0xffffffffu, a.i, o)};
-      a = better(a, b);
-    }
-    if (lane == 0) scratch[32] = a;
-  }
-  __syncthreads();
-  return scratch[32];
 }
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits,
@@ -121,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   if (greedy) {
     ArgMax a{-INFINITY, 0x7fffffff};
     for (int i = threadIdx.x; i < V; i += kThreads) a = better(a, ArgMax{lg[i], i});
-    chosen = block_argmax(a, am_scratch).i;
+    chosen = block_argmax<kThreads>(a, am_scratch).i;
   } else {
     // top_k: the largest key t with count(key >= t) >= k.
     uint32_t key_k = 0;
@@ -168,7 +139,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
       const float gumbel = -logf(-logf(uniform(p.seed, p.step, i)));
       a = better(a, ArgMax{l + gumbel, i});
     }
-    chosen = block_argmax(a, am_scratch).i;
+    chosen = block_argmax<kThreads>(a, am_scratch).i;
   }
   if (threadIdx.x == 0) {
     tokens[b] = chosen;

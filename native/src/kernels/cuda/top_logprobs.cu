@@ -3,6 +3,7 @@
 // log-sum-exp first, then n passes of a block argmax, each over the entries ranked after the
 // previous pick (lower value, or the same value at a higher id): best first, ties to the lower
 // id, as the host sampler lists them. n <= kMaxTopLogprobs passes over a row the L2 holds.
+#include "block_argmax.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 
@@ -11,42 +12,12 @@ namespace {
 
 constexpr int kThreads = 512;
 
-struct Pick {
-  float v;
-  int i;
-};
-// Whether a ranks before b: the higher value, then the lower id.
-__device__ __forceinline__ bool before(Pick a, Pick b) { return a.v > b.v || (a.v == b.v && a.i < b.i); }
-
-__device__ Pick block_best(Pick a, Pick* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const Pick b{__shfl_xor_sync(0xffffffffu, a.v, o), __shfl_xor_sync(0xffffffffu, a.i, o)};
-    if (before(b, a)) a = b;
-  }
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) scratch[warp] = a;
-  __syncthreads();
-  if (warp == 0) {
-    a = lane < (kThreads >> 5) ? scratch[lane] : Pick{-INFINITY, 0x7fffffff};
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const Pick b{__shfl_xor_sync(0xffffffffu, a.v, o), __shfl_xor_sync(0xffffffffu, a.i, o)};
-      if (before(b, a)) a = b;
-    }
-    if (lane == 0) scratch[32] = a;
-  }
-  __syncthreads();
-  return scratch[32];
-}
-
 __global__ void __launch_bounds__(kThreads) top_logprobs_kernel(const float* __restrict__ logits,
                                                                 const TopLogprobsRow* __restrict__ rows, int V,
                                                                 int32_t* __restrict__ top_tokens,
                                                                 float* __restrict__ top_logprobs) {
   __shared__ float scratch[33];
-  __shared__ Pick picks[33];
+  __shared__ ArgMax picks[33];
   griddep_wait();
   griddep_launch_dependents();
   const TopLogprobsRow r = rows[blockIdx.x];
@@ -57,16 +28,16 @@ __global__ void __launch_bounds__(kThreads) top_logprobs_kernel(const float* __r
   float sum = 0.f;
   for (int i = threadIdx.x; i < V; i += kThreads) sum += expf(x[i] - mx);
   const float lse = mx + logf(block_sum(sum, scratch));
-  Pick last{INFINITY, -1};  // everything ranks after it
+  ArgMax last{INFINITY, -1};  // everything ranks after it
   const int n = r.n < kMaxTopLogprobs ? r.n : kMaxTopLogprobs;
   for (int k = 0; k < n; ++k) {
-    Pick best{-INFINITY, 0x7fffffff};
+    ArgMax best{-INFINITY, 0x7fffffff};
     for (int i = threadIdx.x; i < V; i += kThreads) {
-      const Pick c{x[i], i};
-      if (before(last, c) && before(c, best)) best = c;
+      const ArgMax c{x[i], i};
+      if (ranks_before(last, c) && ranks_before(c, best)) best = c;
     }
-    best = block_best(best, picks);
-    if (best.i == 0x7fffffff) best = Pick{-INFINITY, -1};  // a row of fewer ranked entries (NaN)
+    best = block_argmax<kThreads>(best, picks);
+    if (best.i == 0x7fffffff) best = ArgMax{-INFINITY, -1};  // a row of fewer ranked entries (NaN)
     if (threadIdx.x == 0) {
       top_tokens[static_cast<size_t>(blockIdx.x) * kMaxTopLogprobs + k] = best.i;
       top_logprobs[static_cast<size_t>(blockIdx.x) * kMaxTopLogprobs + k] = best.v - lse;
