@@ -91,6 +91,8 @@ export const infererArgsSchema = z.strictObject({
   generation_config: z.enum(['auto', 'none']).optional(),
   /** At most 1024, as the runtime takes. */
   threads: int(1).max(1024).optional(),
+  /** Threads that read a step's host rows (LoadOptions.samplingThreads); at most 256, as the runtime takes. */
+  sampling_threads: int(1).max(256).optional(),
   /** true (or a parser name): the think block goes to reasoning_content; false: inline, as the seed. */
   reasoning_parser: z.union([z.boolean(), z.enum(reasoningParsers)], { error: `expected true, false or one of ${reasoningParsers.join(', ')}` }).optional(),
   /** The think block's most tokens when a request sets no thinking_token_budget / budget_tokens of its own. */

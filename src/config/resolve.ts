@@ -31,7 +31,7 @@ export interface RuntimeOptions {
 }
 
 // Keys that mean something to the native runtime only; ignored (with a note) under trtllm-serve.
-const nativeOnlyKeys = ['device', 'threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy', 'speculative_config'] as const;
+const nativeOnlyKeys = ['device', 'threads', 'sampling_threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy', 'speculative_config'] as const;
 // TensorRT-LLM keys that `grpst start` passes on to trtllm-serve for a TensorRT-LLM engine.
 export const keysPassedToTrtllm = new Set(['max_tokens_in_paged_kv_cache', 'kv_cache_host_memory_bytes', 'batch_scheduler_policy', 'enable_kv_cache_reuse', 'kv_cache_free_gpu_mem_fraction', 'enable_chunked_context']);
 
@@ -84,6 +84,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
   const load: LoadOptions = dropUndefined({
     device: args.device ?? deviceOfModel(model.device),
     threads: args.threads,
+    samplingThreads: args.sampling_threads,
     maxBatchSize: args.max_batch_size,
     maxNumTokens: args.max_num_tokens,
     maxSeqLen: args.max_seq_len,

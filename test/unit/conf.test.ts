@@ -119,6 +119,7 @@ describe('mapConfs', () => {
             gpt_model_path: '/e',
             skip_special_tokens: [],
             threads: 2,
+            sampling_threads: 3,
             max_batch_size: 8,
             max_num_tokens: 512,
             max_seq_len: 1024,
@@ -152,6 +153,7 @@ describe('mapConfs', () => {
     expect(out.load).toEqual({
       device: 'cuda',
       threads: 2,
+      samplingThreads: 3,
       maxBatchSize: 8,
       maxNumTokens: 512,
       maxSeqLen: 1024,
@@ -242,10 +244,10 @@ describe('mapConfs', () => {
 
   it('under trtllm-serve, native-only keys are the ignored ones and TensorRT-LLM keys pass', () => {
     const inference = inferenceConfSchema.parse({
-      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3', scheduling_policy: 'priority', speculative_config: { method: 'ngram', num_speculative_tokens: 2 } } }],
+      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, sampling_threads: 2, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3', scheduling_policy: 'priority', speculative_config: { method: 'ngram', num_speculative_tokens: 2 } } }],
     });
     const notes = mapConfs(inference, {}, { backend: 'trtllm' }).notes;
-    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'scheduling_policy', 'served_model_name', 'speculative_config', 'threads']);
+    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'sampling_threads', 'scheduling_policy', 'served_model_name', 'speculative_config', 'threads']);
     const text = (key: string) => notes.find((n) => n.keyPath.at(-1) === key)!.text;
     expect(text('generation_config')).toContain('trtllm-serve chooses its sampling defaults itself');
     expect(text('served_model_name')).toContain('trtllm-serve lists the model under its engine path');
