@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "grpst/request.h"
@@ -28,7 +29,10 @@ class Rng {
 struct SamplerState {
   Rng rng;
   uint64_t seed = 0;  // the stream's seed (device-side sampling derives its draws from it)
-  std::unordered_map<int32_t, int> output_counts;
+  // (token, times generated) in first-seen order, and each token's place in that list: the
+  // penalties walk the list, and a device row's penalty history is a copy of it.
+  std::vector<std::pair<int32_t, int32_t>> output_counts;
+  std::unordered_map<int32_t, int32_t> output_index;
   std::vector<int32_t> prompt_tokens_sorted;  // unique, for the repetition penalty
 };
 
@@ -59,7 +63,11 @@ class Sampler {
   /** The token's rank in the raw row, as vLLM counts it: how many tokens score at least as high (1: the likeliest). */
   static int32_t rank_of(const float* logits, int vocab, int32_t token);
   /** Records a token the sequence emitted (penalty counts). */
-  static void observe(SamplerState& st, int32_t token) { st.output_counts[token]++; }
+  static void observe(SamplerState& st, int32_t token) {
+    const auto [at, added] = st.output_index.try_emplace(token, int32_t(st.output_counts.size()));
+    if (added) st.output_counts.emplace_back(token, 1);
+    else st.output_counts[size_t(at->second)].second++;
+  }
 
  private:
   /** log(sum(exp(row))), the log-softmax's normalizer. */

@@ -58,6 +58,7 @@ void Sampler::init_state(const Request& req, SamplerState& st) const {
   st.rng.reseed(seed);
   st.seed = seed;
   st.output_counts.clear();
+  st.output_index.clear();
   st.prompt_tokens_sorted.clear();
   if (req.sampling.repetition_penalty != 1.0f) {
     st.prompt_tokens_sorted = req.prompt;
