@@ -134,7 +134,7 @@ class Scheduler {
    */
   void prepare_host_rows(const float* logits, const DeviceDrawResults* device);
   /** Samples (or takes the runner's draw `device_sample`, if >= 0), checks and emits one next token from `row`; false when the sequence finished. */
-  bool sample_next(Sequence& s, const float* row, int device_sample, const DeviceDrawResults* device, SeqEvent& ev, const HostDraw* drawn = nullptr);
+  bool sample_next(Sequence& s, const float* row, int device_sample, const DeviceDrawResults* device, SeqEvent& ev, HostDraw* drawn = nullptr);
   /** A drafted step: the model's tokens row by row while they agree with the drafts; the cache keeps those. */
   void complete_drafted(Sequence& s, const Scheduled& sc, const float* logits, const DeviceDrawResults* device, SeqEvent& ev);
   /** Newly completed blocks join the prefix cache. */

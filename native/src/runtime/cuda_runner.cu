@@ -310,7 +310,7 @@ class CudaRunner final : public ModelRunner {
       check(st);
     }
     const int D = draws ? draws_.enqueue(batch, logits_dev_, stream_) : 0;
-    // Only the rows the host reads come back (host sampling, logprobs, prompt logprobs), in runs of
+    // Only the rows the host reads come back (host draws, prompt logprobs), in runs of
     // consecutive rows: rows drawn on the device stay there, and a tensor-parallel follower (no
     // logits buffer) copies none. Copying every row whenever one needed the host cost a 64-row
     // step 2 x 39 MB (a 152k vocabulary) for a single request with logprobs in the batch.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace grpst {
 
@@ -423,7 +424,7 @@ Scheduler::HostDraw Scheduler::draw_on_host(Sequence& s, const float* row, Sampl
 }
 
 bool Scheduler::sample_next(Sequence& s, const float* row, int device_sample, const DeviceDrawResults* device, SeqEvent& ev,
-                            const HostDraw* drawn) {
+                            HostDraw* drawn) {
   const int vocab = cfg_.vocab_size;
   SampleResult r;
   std::string failure;
@@ -444,9 +445,10 @@ bool Scheduler::sample_next(Sequence& s, const float* row, int device_sample, co
         r.top.push_back({device->top_tokens[at], device->top_logprobs[at]});
       }
     } else {
-      const HostDraw d = drawn ? *drawn : draw_on_host(s, row, sampler_);
-      r = d.result;
-      failure = d.failure;
+      // A draw made ahead (prepare_host_rows) is used once: moved, not copied.
+      HostDraw d = drawn ? std::move(*drawn) : draw_on_host(s, row, sampler_);
+      r = std::move(d.result);
+      failure = std::move(d.failure);
     }
   } catch (const std::exception& e) {
     // A failing constraint ends its own request, not the batch.
