@@ -59,6 +59,7 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
     device: opts.device ?? 'auto',
     threads: opts.threads,
     samplingThreads: opts.samplingThreads,
+    deviceSamplerTwin: opts.deviceSamplerTwin,
     maxBatchSize: opts.maxBatchSize,
     maxNumTokens: opts.maxNumTokens,
     maxSeqLen: opts.maxSeqLen,

@@ -111,6 +111,8 @@ export interface NativeEngineStats extends Omit<EngineStats, 'kvCacheDtype' | 's
   specDrafts: number;
   specDraftTokens: number;
   specAcceptedTokens: number;
+  /** Tokens the runner drew on its device (the GPU's sampler, or its CPU twin); the rest were drawn by the host sampler. */
+  deviceDrawnTokens: number;
 }
 
 /** EngineInfo plus the runtime's KV pool size and the figures of its roofline. */

@@ -223,10 +223,16 @@ export interface LoadOptions {
   threads?: number;
   /**
    * Threads that read a step's rows on the host at once, one sequence per task: draws of requests
-   * a GPU does not sample (constraints, bad words, logit bias, more than 20 top logprobs) and
-   * prompt logprobs. Default: the CPU backend's threads, or the machine's cores on a GPU, at most 8.
+   * a GPU does not sample (more than 20 top logprobs, a think budget's forced token, a constraint
+   * or think budget on a drafted row) and prompt logprobs. Default: the CPU backend's threads, or the machine's cores on a GPU, at most 8.
    */
   samplingThreads?: number;
+  /**
+   * CPU backend: draw the rows a GPU would draw on its device with that sampler's CPU twin instead
+   * of the host sampler (same rules, the device's seeded stream), so the device path's scheduling
+   * runs where no GPU is. Ignored where the runner samples on its device already.
+   */
+  deviceSamplerTwin?: boolean;
   maxBatchSize?: number;
   maxNumTokens?: number;
   maxSeqLen?: number;

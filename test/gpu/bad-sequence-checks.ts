@@ -1,6 +1,6 @@
-// Bad sequences on the CUDA backend: the runner samples plain greedy rows on the GPU, and a
-// request with a sequence ban must leave that path (its row is read on the host, where the ban
-// matches its generated tokens) without disturbing the rows sampled beside it. Each checkpoint:
+// Bad sequences on the CUDA backend: a request with a sequence ban is drawn on the GPU too (the
+// scheduler matches the ban against its generated tokens and sends the banned ends with the row)
+// without disturbing the rows sampled beside it. Each checkpoint:
 // the banned pair never appears, the tokens before it are the free run's, and free neighbours in
 // the same batch answer as they do alone.
 import { loadEngine } from '../../src/engine/index.js';

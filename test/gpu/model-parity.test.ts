@@ -11,6 +11,7 @@ import { calibrationChecks } from './calibration-checks.js';
 import { embeddingChecks } from './embedding-checks.js';
 import { scoreChecks } from './score-checks.js';
 import { penaltyChecks } from './penalty-checks.js';
+import { deviceRuleChecks } from './device-rule-checks.js';
 import { speculativeChecks } from './speculative-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
@@ -51,6 +52,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['calibrates and verifies builds like the CPU backend', () => calibrationChecks()],
   ['decodes speculatively like the plain GPU run, drafted rows beside GPU-sampled ones', () => speculativeChecks()],
   ['draws penalized rows on the GPU as the host sampler does, drafted rows included', () => penaltyChecks()],
+  ['draws rows with bans, logit bias, min_tokens and grammar masks on the GPU as the host sampler does', () => deviceRuleChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

@@ -1,8 +1,8 @@
 // Penalties and top logprobs drawn on the GPU: the runner sends each device row its history
 // (distinct prompt tokens, output counts, and a drafted row's earlier drafts), the sampling
 // kernel penalizes from it, and the top-logprobs kernel lists a row's best entries. A request
-// with a logit bias of 0 (which changes no logit but keeps its rows on the host) is sampled by
-// the host sampler from the same logits (prefix caching off, run alone: the same steps compute
+// asking for 21 top logprobs (more than the device lists, so its rows stay on the host) is
+// sampled by the host sampler from the same logits (prefix caching off, run alone: the same steps compute
 // the same rows), so its tokens and top lists must equal the device's exactly, logprobs to
 // float rounding; in a batch the rows round differently and agree until a near-tie of the
 // penalized scores.
@@ -12,8 +12,8 @@ import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import { checkRecorder, equalPrefix, nearTie, run, type CheckOutcome } from './parity-checks.js';
 
 const TOKENS = 40;
-/** Keeps a request's rows on the host sampler without changing them. */
-const HOST: Partial<SubmitRequest> = { logitBias: [[0, 0]] };
+/** Keeps a request's rows on the host sampler without changing its tokens (the device lists at most 20). */
+export const HOST: Partial<SubmitRequest> = { logprobs: 21 };
 const TOP = 20;
 const greedy = { ...defaultSampling, temperature: 0 };
 const settings: [string, SamplingParams][] = [
@@ -109,7 +109,8 @@ export async function penaltyChecks(log: (line: string) => void = () => {}): Pro
         for (const tokens of prompts) {
           const device = await steps(gpu, req(tokens, sampling, n));
           const host = await steps(gpu, req(tokens, sampling, n, HOST));
-          const listed = (x: Steps) => x.tops.map((t) => t.map((e) => e.token).join(',')).join(';');
+          // The host's lists hold 21 entries, best first: their first n are the device's.
+          const listed = (x: Steps) => x.tops.map((t) => t.slice(0, n).map((e) => e.token).join(',')).join(';');
           if (equalPrefix(device.tokens, host.tokens, TOKENS) && listed(device) === listed(host) && device.tops.every((t) => t.length === n)) sameLists++;
           for (const [j, t] of device.tops.entries())
             for (const [k, e] of t.entries()) worst = Math.max(worst, Math.abs(e.logprob - (host.tops[j]?.[k]?.logprob ?? Infinity)));

@@ -10,20 +10,28 @@
 namespace grpst {
 
 /**
- * Sets to -inf the logit of every sequence's last token whose other tokens end `generated`.
- * logits: [vocab]; generated: [num_generated], oldest first. Compared from the newest token back,
- * so a sequence that does not match usually costs one comparison.
+ * Calls `ban(token)` with every sequence's last token whose other tokens end `generated`
+ * [num_generated], oldest first. Compared from the newest token back, so a sequence that does not
+ * match usually costs one comparison.
  */
-inline void ban_sequence_ends(const std::vector<std::vector<int32_t>>& sequences, const int32_t* generated,
-                              int num_generated, float* logits, int vocab) {
+template <typename Ban>
+void for_each_banned_end(const std::vector<std::vector<int32_t>>& sequences, const int32_t* generated, int num_generated,
+                         Ban&& ban) {
   for (const std::vector<int32_t>& seq : sequences) {
     const int prefix = int(seq.size()) - 1;
     if (prefix < 0 || prefix > num_generated) continue;
     bool match = true;
     for (int i = 1; i <= prefix && match; i++) match = generated[num_generated - i] == seq[size_t(prefix - i)];
-    const int32_t last = seq.back();
-    if (match && last >= 0 && last < vocab) logits[last] = -std::numeric_limits<float>::infinity();
+    if (match) ban(seq.back());
   }
+}
+
+/** Sets to -inf the logit of every sequence's last token that for_each_banned_end() names. logits: [vocab]. */
+inline void ban_sequence_ends(const std::vector<std::vector<int32_t>>& sequences, const int32_t* generated,
+                              int num_generated, float* logits, int vocab) {
+  for_each_banned_end(sequences, generated, num_generated, [&](int32_t last) {
+    if (last >= 0 && last < vocab) logits[last] = -std::numeric_limits<float>::infinity();
+  });
 }
 
 }  // namespace grpst

@@ -39,6 +39,9 @@ struct EngineOptions {
   // threads (idle while rows are read), or the machine's cores where the runner samples on its
   // device, up to 8 either way
   int sampling_threads = 0;
+  // CPU backend: the rows a GPU would draw on its device are drawn by that sampler's CPU twin
+  // instead of the host sampler (the device path's scheduling, tested where no GPU is)
+  bool device_sampler_twin = false;
 };
 
 /** Defaults filled in and limits checked against the model; KV pool size resolved. */
@@ -66,6 +69,7 @@ struct EngineStats {
   uint64_t prefix_hit_tokens = 0, prefix_query_tokens = 0, prompt_tokens = 0, generated_tokens = 0;
   uint64_t steps = 0, preemptions = 0;
   uint64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
+  uint64_t device_drawn_tokens = 0;  // drawn by the runner on its device, not by the host sampler
 };
 
 class Engine {

@@ -2,8 +2,8 @@
 // loop lends a step's host rows to. Each task touches one sequence's state only (its seeded
 // stream, penalty counts, constraint; grammar matchers lock themselves), so rows of different
 // sequences are drawn at once and give what one thread would. A GPU batch whose rows need the
-// host (constraints, bad words, logit bias, prompt logprobs) no longer waits for
-// one thread to pass over a 152k-token row per request.
+// host (prompt logprobs, more than 20 top logprobs) does not wait for one thread to pass over a
+// 152k-token row per request; the same threads fill constrained device rows' grammar masks.
 #pragma once
 #include <memory>
 #include <vector>

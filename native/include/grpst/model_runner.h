@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "grpst/common.h"
+#include "grpst/device_sample_rules.h"
 #include "grpst/forward_observer.h"
 #include "grpst/model_config.h"
 #include "grpst/tensor_parallel.h"
@@ -56,9 +57,9 @@ struct SeqSlice {
 
 /**
  * A logits row the runner samples itself, on its device (runners whose samples_on_device() is
- * true): requests without penalties, constraints, bad tokens or top logprobs. The draw follows the
- * sampler's steps (temperature, top_k, top_p, min_p) with a counter-based generator seeded by
- * (seed, step): reproducible for a seed on one device, not the CPU sampler's stream.
+ * true). The draw follows the host sampler's steps (bans, logit bias, the grammar's mask,
+ * penalties, temperature, top_k, top_p, min_p) with a counter-based generator seeded by (seed,
+ * step): reproducible for a seed on one device, not the CPU sampler's stream.
  */
 struct DeviceSample {
   int logit_row = 0;  // index into StepBatch::logit_rows
@@ -75,12 +76,16 @@ struct DeviceSample {
   int prompt_begin = 0, prompt_count = 0;  // penalty_prompt_tokens: distinct prompt tokens (repetition penalty only)
   int output_begin = 0, output_count = 0;  // penalty_output_counts: (token, count) pairs of the output so far
   int top_n = 0;  // top logprobs wanted (at most DeviceDrawResults::kMaxTop)
+  // Before the penalties: bans and biases (StepBatch::logit_edits, sorted by token) and, for a
+  // constrained row, the grammar's allowed tokens (StepBatch::masks, index `mask`, -1: none).
+  int edit_begin = 0, edit_count = 0;
+  int mask = -1;
 };
 
 /** A runner's draws for StepBatch::device_samples, entry i for sample i (forward_sampled()). */
 struct DeviceDrawResults {
   static constexpr int kMaxTop = 20;
-  std::vector<int32_t> tokens;
+  std::vector<int32_t> tokens;      // -1: every token was banned or masked out
   std::vector<float> logprobs;      // log-softmax of the raw logits at the token
   std::vector<int32_t> top_tokens;  // [i * kMaxTop + k]: sample i's k-th best, its first top_n written
   std::vector<float> top_logprobs;
@@ -93,6 +98,8 @@ struct StepBatch {
   std::vector<DeviceSample> device_samples;  // empty unless the runner samples on its device
   std::vector<int32_t> penalty_prompt_tokens;   // device rows' distinct prompt tokens
   std::vector<int32_t> penalty_output_counts;   // device rows' output histories: token, count, token, count, ...
+  std::vector<LogitEdit> logit_edits;           // device rows' bans (-inf) and logit biases, each row's by token
+  std::vector<uint32_t> masks;                  // constrained device rows' allowed tokens, ceil(vocab / 32) words each
   std::vector<int32_t> hidden_rows;  // indices into logit_rows whose final-norm output is wanted (embedding requests)
   int num_tokens() const { return int(tokens.size()); }
 };

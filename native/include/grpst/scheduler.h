@@ -67,6 +67,7 @@ struct SchedulerCounters {
   uint64_t spec_drafts = 0;           // decode steps of a sequence that carried drafts (vLLM's num_drafts)
   uint64_t spec_draft_tokens = 0;     // draft tokens checked
   uint64_t spec_accepted_tokens = 0;  // draft tokens the model's own sampling agreed with
+  uint64_t device_drawn_tokens = 0;   // tokens the runner drew on its device (the rest were drawn here)
 };
 
 class Scheduler {
@@ -103,6 +104,8 @@ class Scheduler {
     int device_sample;  // index into StepBatch::device_samples (of its first row; a drafted step's rows follow), -1: sampled here
     int hidden_index;   // an embedding request's row in StepBatch::hidden_rows, else -1
     int drafts = 0;     // draft tokens after its first token: every one of its rows is a logit row
+    int mask = -1;      // its device row's allowed-token mask in StepBatch::masks, filled by fill_device_masks()
+    std::string mask_failure;  // why the constraint could not give that mask (the request fails with it)
   };
 
   bool ensure_blocks(Sequence& s, int num_tokens);
@@ -117,8 +120,18 @@ class Scheduler {
   int draft(Sequence& s, int budget, int logit_budget);
   /** Whether the runner may draw this step's token(s) of `s` (the `generated`-th onwards) on its device. */
   bool device_eligible(const Sequence& s, int drafts, int generated) const;
-  /** The device rows of `s`'s step (its drafted rows too): settings, seeded stream positions, penalty histories. */
-  void push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch);
+  /**
+   * The device rows of `s`'s step (its drafted rows too): settings, seeded stream positions,
+   * penalty histories, bans and biases; a constrained row's mask is reserved in batch.masks and
+   * its index returned (-1: none), to be filled by fill_device_masks().
+   */
+  int push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch);
+  /** Row `generated`'s bans (bad words, stops held back by min_tokens) and biases, by token, into batch.logit_edits. */
+  void push_logit_edits(const Sequence& s, int generated, StepBatch& batch, DeviceSample& d);
+  /** Every constrained device row's allowed tokens, on the host samplers' threads (their matchers lock themselves). */
+  void fill_device_masks(StepBatch& batch);
+  /** Why no token could be drawn for `s` (every one banned or masked out). */
+  std::string no_token_failure(const Sequence& s) const;
   /** A token drawn on the host for a sequence's step, or why none could be. */
   struct HostDraw {
     bool ready = false;
@@ -159,6 +172,8 @@ class Scheduler {
   std::vector<HostDraw> host_draws_;  // [scheduled_] prepare_host_rows()'s draws
   std::vector<std::pair<int, int>> host_tasks_;  // (scheduled index, prompt logprob row or -1 for the draw)
   std::vector<std::pair<int32_t, int32_t>> history_scratch_;  // push_device_samples()'s (token, count) list
+  std::vector<LogitEdit> edits_scratch_;                      // push_logit_edits()'s list before merging
+  std::vector<int> mask_tasks_;                               // scheduled_ indices whose device row has a mask
   SchedulerCounters counters_;
   uint64_t next_arrival_ = 0;
 };

@@ -158,6 +158,7 @@ EngineOptions engine_options_from_js(const Napi::Object& o) {
   e.priority_scheduling = policy == "priority";
   e.sampling_threads = get_int(o, "samplingThreads", 0);
   if (e.sampling_threads < 0 || e.sampling_threads > 256) type_error("samplingThreads must be between 1 and 256 (0 or absent: the default)");
+  e.device_sampler_twin = get_bool(o, "deviceSamplerTwin", false);
   e.speculative.num_tokens = get_int(o, "speculativeTokens", 0);
   e.speculative.min_n = get_int(o, "promptLookupMin", e.speculative.min_n);
   e.speculative.max_n = get_int(o, "promptLookupMax", e.speculative.max_n);
@@ -378,6 +379,7 @@ Napi::Object stats_to_js(Napi::Env env, const EngineStats& s) {
   o.Set("specDrafts", double(s.spec_drafts));
   o.Set("specDraftTokens", double(s.spec_draft_tokens));
   o.Set("specAcceptedTokens", double(s.spec_accepted_tokens));
+  o.Set("deviceDrawnTokens", double(s.device_drawn_tokens));
   return o;
 }
 

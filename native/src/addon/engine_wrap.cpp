@@ -6,6 +6,7 @@
 #include "addon/convert.h"
 #include "addon/tp_wrap.h"
 #include "grpst/cpu_kernels.h"
+#include "grpst/device_sampler_twin.h"
 #include "grpst/tensor_store.h"
 #include "runtime/cuda_select.h"
 
@@ -75,6 +76,7 @@ class LoadWorker : public Napi::AsyncWorker {
       ropts_.max_seq_len = ro.opts.max_seq_len;
       auto runner = tp_.size > 0 ? make_tp_leader_runner(tp_, device_, cfg_, store, ropts_, eopts_, ro)
                                  : make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro);
+      if (eopts_.device_sampler_twin && !runner->samples_on_device()) runner = with_device_sampler_twin(std::move(runner));
       const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
       std::weak_ptr<EventChannel> weak = channel_;
       engine_ = std::make_unique<Engine>(std::move(runner), ro, k.max_and_sum_exp, ropts_.quantization,

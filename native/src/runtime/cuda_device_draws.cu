@@ -69,6 +69,8 @@ void DeviceDraws::release() {
   top_host_ = nullptr;
   prompt_tokens_.release();
   output_counts_.release();
+  edits_.release();
+  masks_.release();
 }
 
 int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream_t stream) {
@@ -76,10 +78,13 @@ int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream
   if (D == 0) return 0;
   if (D > max_rows_) throw Error("CUDA backend: more device draws in a step than logit rows");
   const size_t P = batch.penalty_prompt_tokens.size(), O = batch.penalty_output_counts.size();
+  const size_t E = batch.logit_edits.size(), words = size_t(vocab_ + 31) / 32, M = batch.masks.size() / words;
   for (int i = 0; i < D; ++i) {
     const DeviceSample& d = batch.device_samples[size_t(i)];
     if (size_t(d.prompt_begin) + size_t(d.prompt_count) > P || 2 * (size_t(d.output_begin) + size_t(d.output_count)) > O)
       throw Error("CUDA backend: a device draw's penalty history lies outside the step's lists");
+    if (size_t(d.edit_begin) + size_t(d.edit_count) > E || (d.mask >= 0 && size_t(d.mask) >= M))
+      throw Error("CUDA backend: a device draw's logit edits or mask lie outside the step's lists");
     cu::SampleParams& p = params_host_[i];
     p.temperature = d.temperature;
     p.top_p = d.top_p;
@@ -93,17 +98,24 @@ int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream
     p.prompt_count = d.prompt_count;
     p.output_begin = d.output_begin;
     p.output_count = d.output_count;
+    p.edit_begin = d.edit_begin;
+    p.edit_count = d.edit_count;
+    p.mask = d.mask;
     p.seed = d.seed;
     p.step = d.step;
   }
   // The previous step synchronized the stream, so the staging buffers are free to refill (or grow).
-  cu::SampleHistory history{nullptr, nullptr};
+  cu::SampleHistory history{nullptr, nullptr, nullptr, nullptr};
   if (P > 0)
     history.prompt_tokens = static_cast<const int32_t*>(
         prompt_tokens_.upload(batch.penalty_prompt_tokens.data(), P * 4, stream, "copy penalty prompt tokens"));
   if (O > 0)
     history.output_counts = static_cast<const int2*>(
         output_counts_.upload(batch.penalty_output_counts.data(), O * 4, stream, "copy penalty output counts"));
+  if (E > 0)
+    history.edits = static_cast<const LogitEdit*>(edits_.upload(batch.logit_edits.data(), E * sizeof(LogitEdit), stream, "copy logit edits"));
+  if (M > 0)
+    history.masks = static_cast<const uint32_t*>(masks_.upload(batch.masks.data(), M * words * 4, stream, "copy token masks"));
   check(cudaMemcpyAsync(params_dev_, params_host_, size_t(D) * sizeof(cu::SampleParams), cudaMemcpyHostToDevice, stream),
         "copy sampling parameters");
   const cu::Status st = cu::sample(logits, params_dev_, history, D, vocab_, work_, tokens_dev_, logprobs_dev_, cu::Exec{stream, false});

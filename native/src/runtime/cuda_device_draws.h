@@ -1,5 +1,6 @@
 // The CUDA runner's sampling stage: after the forward pass, the rows a step's
-// StepBatch::device_samples name are drawn on the GPU (cuda::sample), penalties included, with
+// StepBatch::device_samples name are drawn on the GPU (cuda::sample), bans, biases, grammar masks
+// and penalties included, with
 // their top logprobs where asked (cuda::top_logprobs), and only those travel back; their logits
 // rows never leave the device.
 #pragma once
@@ -66,6 +67,7 @@ class DeviceDraws {
   int32_t* top_host_ = nullptr;            // [tokens | logprob bits], max_rows * kMaxTopLogprobs each
   std::vector<int> top_slot_;              // [draws] the draw's row in the top arrays, -1: none
   StagedBuffer prompt_tokens_, output_counts_;  // the rows' penalty histories
+  StagedBuffer edits_, masks_;                  // their bans and biases, constrained rows' allowed tokens
 };
 
 }  // namespace grpst

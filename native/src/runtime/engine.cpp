@@ -174,6 +174,7 @@ void Engine::publish_stats() {
   s.spec_drafts = c.spec_drafts;
   s.spec_draft_tokens = c.spec_draft_tokens;
   s.spec_accepted_tokens = c.spec_accepted_tokens;
+  s.device_drawn_tokens = c.device_drawn_tokens;
   std::lock_guard<std::mutex> lock(mutex_);
   s.steps = stats_.steps;
   s.waiting += int(incoming_.size());

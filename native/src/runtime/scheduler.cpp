@@ -178,21 +178,28 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   const int generated = s.num_generated() - sc.drafts;
   if (sc.samples && device_eligible(s, sc.drafts, generated)) {
     sc.device_sample = int(batch.device_samples.size());
-    push_device_samples(s, sc.drafts, generated, batch);
+    sc.mask = push_device_samples(s, sc.drafts, generated, batch);
+    if (sc.mask >= 0) mask_tasks_.push_back(int(scheduled_.size()));
   }
   budget -= n;
   logit_budget -= sc.lp_rows + (sc.samples ? 1 + sc.drafts : 0);
   scheduled_.push_back(sc);
 }
 
-// What keeps a request on the host: anything the device sampler does not do (constraints, bad
-// words, logit bias, more than 20 top logprobs, stop tokens banned for min_tokens, a forced think-budget token),
-// embeddings and scores. Within a step only the think budget can change (it may force a later
-// drafted row, whose logits must then be on the host), so drafted budgets stay there.
+// What keeps a request on the host: what the device sampler does not do (more than 20 top
+// logprobs, a forced think-budget token), embeddings and scores. Within a step only the think
+// budget and a constraint's state can change (the budget may force a later drafted row, whose
+// logits must then be on the host; a drafted row's mask would need the drafts accepted first),
+// so drafted rows with either stay there.
 bool Scheduler::device_eligible(const Sequence& s, int drafts, int generated) const {
-  return cfg_.device_sampling && (drafts == 0 || s.req.think_max_tokens < 0) && !s.req.embed && s.req.score_ids.empty() &&
-         !s.constraint && s.req.bad_token_ids.empty() && s.req.bad_sequences.empty() && s.req.logit_bias.empty() &&
-         s.req.logprobs <= DeviceDrawResults::kMaxTop && !bans_stops(s, generated) && !think_forced(s.req, s.think);
+  return cfg_.device_sampling && (drafts == 0 || (s.req.think_max_tokens < 0 && !s.constraint)) && !s.req.embed &&
+         s.req.score_ids.empty() && s.req.logprobs <= DeviceDrawResults::kMaxTop && !think_forced(s.req, s.think);
+}
+
+std::string Scheduler::no_token_failure(const Sequence& s) const {
+  return bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +
+                             std::to_string(s.req.min_tokens - s.num_generated()) + " more tokens"
+                       : "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
 }
 
 bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& events, bool& stop) {
@@ -272,6 +279,9 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   batch.device_samples.clear();
   batch.penalty_prompt_tokens.clear();
   batch.penalty_output_counts.clear();
+  batch.logit_edits.clear();
+  batch.masks.clear();
+  mask_tasks_.clear();
   batch.hidden_rows.clear();
   int budget = cfg_.max_num_tokens, logit_budget = cfg_.max_logit_rows;
   // Drafts are a guess: they take only the tokens and logit rows this step's certain work leaves
@@ -342,6 +352,7 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
     const int n = chunk_size(*raw, budget, logit_budget);
     if (n > 0 && ensure_blocks(*raw, raw->num_computed + n)) add_to_batch(*raw, n, batch, budget, logit_budget);
   }
+  fill_device_masks(batch);
   return !batch.tokens.empty();
 }
 
@@ -396,6 +407,10 @@ void Scheduler::complete(const float* logits, std::vector<SeqEvent>& events, con
       finish(s, FinishReason::Length, ev);
     } else if (s.num_generated() >= s.req.max_tokens) {
       finish(s, FinishReason::Length, ev);
+    } else if (device && !sc.mask_failure.empty()) {
+      // Its constraint failed while its mask was filled: it ends this request, not the batch.
+      ev.error = sc.mask_failure;
+      finish(s, FinishReason::Error, ev);
     } else {
       sample_next(s, logits + size_t(sc.logit_begin + sc.lp_rows) * vocab, sc.device_sample, device, ev,
                   host_draws_[k].ready ? &host_draws_[k] : nullptr);
@@ -411,10 +426,7 @@ Scheduler::HostDraw Scheduler::draw_on_host(Sequence& s, const float* row, Sampl
   try {
     d.result = sampler.sample(row, cfg_.vocab_size, s.req, s.sampler, s.constraint.get(), bans_stops(s),
                               s.tokens.data() + s.num_prompt, s.num_generated());
-    if (d.result.token < 0)
-      d.failure = bans_stops(s) ? "no token may follow: the constraint allows only a stop token, which min_tokens holds back for " +
-                                      std::to_string(s.req.min_tokens - s.num_generated()) + " more tokens"
-                                : "no token may follow: the bad-token list and the constraint exclude the whole vocabulary";
+    if (d.result.token < 0) d.failure = no_token_failure(s);
   } catch (const std::exception& e) {
     // A failing constraint ends its own request, not the batch.
     d.failure = std::string("sampling failed: ") + e.what();
@@ -438,6 +450,8 @@ bool Scheduler::sample_next(Sequence& s, const float* row, int device_sample, co
       const size_t i = size_t(device_sample);
       r.token = device->tokens[i];
       r.logprob = device->logprobs[i];
+      if (r.token < 0) failure = no_token_failure(s);
+      else counters_.device_drawn_tokens++;
       // Its top logprobs, where the request wants them (the device drew them; token -1: no more).
       for (int k = 0; k < s.req.logprobs; k++) {
         const size_t at = i * DeviceDrawResults::kMaxTop + size_t(k);

@@ -1,16 +1,19 @@
 // The rows a step asks its runner to draw on the device. Each row carries what the host sampler
-// would use for it: the settings, the seeded stream position (the generated + i-th token), and,
-// with penalties, the history they apply to: the request's distinct prompt tokens (repetition
-// penalty) and the counts of its output so far, plus, for a drafted step's row i, the drafts
-// before it (the tokens that row was computed with; complete_drafted only uses the row if those
-// were all accepted, and then the host's counts would hold them too).
+// would use for it: the settings, the seeded stream position (the generated + i-th token), its
+// bans and logit biases, a constrained row's allowed tokens, and, with penalties, the history
+// they apply to: the request's distinct prompt tokens (repetition penalty) and the counts of its
+// output so far, plus, for a drafted step's row i, the drafts before it (the tokens that row was
+// computed with; complete_drafted only uses the row if those were all accepted, and then the
+// host's counts would hold them too).
 #include <algorithm>
+#include <limits>
 
+#include "grpst/bad_sequences.h"
 #include "grpst/scheduler.h"
 
 namespace grpst {
 
-void Scheduler::push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch) {
+int Scheduler::push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch) {
   const SamplingParams& sp = s.req.sampling;
   const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f;
   const int prompt_begin = int(batch.penalty_prompt_tokens.size());
@@ -21,6 +24,14 @@ void Scheduler::push_device_samples(const Sequence& s, int drafts, int generated
     batch.penalty_prompt_tokens.insert(batch.penalty_prompt_tokens.end(), prompt.begin(), prompt.end());
     prompt_count = int(prompt.size());
     history_scratch_.assign(s.sampler.output_counts.begin(), s.sampler.output_counts.end());
+  }
+  // A constraint's mask depends on its state after every accepted token, so only an undrafted
+  // row has one (device_eligible keeps drafted constrained rows on the host).
+  int mask = -1;
+  if (s.constraint && drafts == 0) {
+    const size_t words = size_t(cfg_.vocab_size + 31) / 32;
+    mask = int(batch.masks.size() / words);
+    batch.masks.resize(batch.masks.size() + words);
   }
   // tokens: [..., c] the step's first token, then its drafts [c + 1, c + 1 + drafts).
   const int c = int(s.tokens.size()) - 1 - drafts;
@@ -34,6 +45,8 @@ void Scheduler::push_device_samples(const Sequence& s, int drafts, int generated
     d.seed = s.sampler.seed;
     d.step = uint64_t(generated + i);
     d.top_n = std::max(0, s.req.logprobs);
+    d.mask = mask;
+    push_logit_edits(s, generated + i, batch, d);
     if (penalized) {
       if (i > 0) {
         const int32_t t = s.tokens[size_t(c + i)];
@@ -56,6 +69,57 @@ void Scheduler::push_device_samples(const Sequence& s, int drafts, int generated
     }
     batch.device_samples.push_back(d);
   }
+  return mask;
+}
+
+// The host sampler's order, as edits: bad tokens, bad sequences' ends and (under min_tokens) stop
+// tokens are banned; biases add to the rest (a banned token stays -inf). Sorted by token, one
+// entry each: a token's biases are summed.
+void Scheduler::push_logit_edits(const Sequence& s, int generated, StepBatch& batch, DeviceSample& d) {
+  const Request& r = s.req;
+  const float ban = -std::numeric_limits<float>::infinity();
+  const int vocab = cfg_.vocab_size;
+  edits_scratch_.clear();
+  auto add = [&](int32_t t, float delta) {
+    if (t >= 0 && t < vocab) edits_scratch_.push_back(LogitEdit{t, delta});
+  };
+  for (int32_t t : r.bad_token_ids) add(t, ban);
+  // Row `generated` follows the request's first `generated` output tokens (a drafted row's drafts included).
+  if (!r.bad_sequences.empty())
+    for_each_banned_end(r.bad_sequences, s.tokens.data() + s.num_prompt, generated, [&](int32_t t) { add(t, ban); });
+  if (!r.ignore_eos && generated < r.min_tokens)  // bans_stops(s, generated)
+    for (int32_t t : r.stop_token_ids) add(t, ban);
+  for (const auto& [t, bias] : r.logit_bias) add(t, bias);
+  d.edit_begin = int(batch.logit_edits.size());
+  if (edits_scratch_.empty()) return;
+  std::stable_sort(edits_scratch_.begin(), edits_scratch_.end(),
+                   [](const LogitEdit& a, const LogitEdit& b) { return a.token < b.token; });
+  for (const LogitEdit& e : edits_scratch_) {
+    if (batch.logit_edits.size() > size_t(d.edit_begin) && batch.logit_edits.back().token == e.token) {
+      float& delta = batch.logit_edits.back().delta;
+      delta = delta == ban || e.delta == ban ? ban : delta + e.delta;
+    } else {
+      batch.logit_edits.push_back(e);
+    }
+  }
+  d.edit_count = int(batch.logit_edits.size()) - d.edit_begin;
+}
+
+void Scheduler::fill_device_masks(StepBatch& batch) {
+  if (mask_tasks_.empty()) return;
+  const size_t words = size_t(cfg_.vocab_size + 31) / 32;
+  samplers_.parallel_for(int(mask_tasks_.size()), [&](int task, Sampler&) {
+    Scheduled& sc = scheduled_[size_t(mask_tasks_[size_t(task)])];
+    uint32_t* mask = batch.masks.data() + size_t(sc.mask) * words;
+    try {
+      sc.seq->constraint->fill_allowed(mask, cfg_.vocab_size);
+    } catch (const std::exception& e) {
+      // The row is drawn anyway (from an empty mask: no token); complete() fails its request with this.
+      std::fill(mask, mask + words, 0u);
+      sc.mask_failure = std::string("sampling failed: ") + e.what();
+    }
+  });
+  mask_tasks_.clear();
 }
 
 }  // namespace grpst

@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 
+#include "grpst/device_sampler_twin.h"
 #include "harness.h"
 #include "reference.h"
 #include "tests.h"
@@ -28,6 +29,8 @@ cu::SampleParams params(float temp, int top_k, float top_p, float min_p, uint64_
   p.frequency_penalty = 0.f;
   p.row = 0;
   p.prompt_begin = p.prompt_count = p.output_begin = p.output_count = 0;
+  p.edit_begin = p.edit_count = 0;
+  p.mask = -1;
   p.seed = seed;
   p.step = step;
   return p;
@@ -64,7 +67,7 @@ struct DevHistory {
     if (v.empty()) v.push_back(int2{0, 0});
     return v;
   }
-  cu::SampleHistory view() const { return {prompt.p, output.p}; }
+  cu::SampleHistory view() const { return {prompt.p, output.p, nullptr, nullptr}; }
 };
 
 void set_history(cu::SampleParams& p, const History& h) {
@@ -174,7 +177,7 @@ void test_greedy_and_penalties() {
   Dev<cu::SampleParams> dp(ps);
   Dev<int32_t> dpr(prompt), tok(B);
   Dev<int2> dout(output);
-  Checks::get().status("sample greedy", cu::sample(dl.p, dp.p, {dpr.p, dout.p}, B, V, work.p, tok.p, lp.p, {}));
+  Checks::get().status("sample greedy", cu::sample(dl.p, dp.p, {dpr.p, dout.p, nullptr, nullptr}, B, V, work.p, tok.p, lp.p, {}));
   const auto got = tok.download();
   // row 2 twin: 77 -> 20/1.1 - 3*0.4 - 0.5 = 16.48; 78 (prompt and output once) -> 19/1.1 - 0.4 - 0.5
   // = 16.37: 77 wins, where 78 with only its prompt entry applied (17.27) would.
@@ -238,9 +241,9 @@ void test_stochastic() {
   Dev<float> dl(all), work(all.size());
   Dev<cu::SampleParams> da(a), db(b);
   Dev<int32_t> t1(64), t2(64), t3(64);
-  cu::sample(dl.p, da.p, {nullptr, nullptr}, 64, V, work.p, t1.p, nullptr, {});
-  cu::sample(dl.p, da.p, {nullptr, nullptr}, 64, V, work.p, t2.p, nullptr, {});
-  cu::sample(dl.p, db.p, {nullptr, nullptr}, 64, V, work.p, t3.p, nullptr, {});
+  cu::sample(dl.p, da.p, {nullptr, nullptr, nullptr, nullptr}, 64, V, work.p, t1.p, nullptr, {});
+  cu::sample(dl.p, da.p, {nullptr, nullptr, nullptr, nullptr}, 64, V, work.p, t2.p, nullptr, {});
+  cu::sample(dl.p, db.p, {nullptr, nullptr, nullptr, nullptr}, 64, V, work.p, t3.p, nullptr, {});
   Checks::get().expect("sample seeded: same seed, same tokens", t1.download() == t2.download());
   Checks::get().expect("sample seeded: other seed, other tokens", t1.download() != t3.download());
 }
@@ -287,12 +290,172 @@ void test_top_logprobs() {
   }
 }
 
+// A step's device rows as the scheduler hands them over (grpst::StepBatch), drawn by the kernel
+// and by its CPU twin (draw_device_samples_on_host) from the same logits.
+struct TwinRun {
+  std::vector<int32_t> kernel, twin;
+};
+TwinRun run_against_twin(const std::string& name, const std::vector<float>& logits, int V, const grpst::StepBatch& batch) {
+  const int D = static_cast<int>(batch.device_samples.size());
+  std::vector<cu::SampleParams> ps;
+  for (const grpst::DeviceSample& d : batch.device_samples) {
+    cu::SampleParams p = params(d.temperature, d.top_k, d.top_p, d.min_p, d.seed, d.step);
+    p.row = d.logit_row;
+    p.repetition_penalty = d.repetition_penalty;
+    p.presence_penalty = d.presence_penalty;
+    p.frequency_penalty = d.frequency_penalty;
+    p.prompt_begin = d.prompt_begin, p.prompt_count = d.prompt_count;
+    p.output_begin = d.output_begin, p.output_count = d.output_count;
+    p.edit_begin = d.edit_begin, p.edit_count = d.edit_count;
+    p.mask = d.mask;
+    ps.push_back(p);
+  }
+  auto or_one = [](auto v) { if (v.empty()) v.resize(1); return v; };
+  std::vector<int2> out;
+  for (size_t i = 0; i + 1 < batch.penalty_output_counts.size(); i += 2)
+    out.push_back(int2{batch.penalty_output_counts[i], batch.penalty_output_counts[i + 1]});
+  Dev<float> dl(logits), work(static_cast<size_t>(D) * V), lp(D);
+  Dev<cu::SampleParams> dp(ps);
+  Dev<int32_t> dpr(or_one(batch.penalty_prompt_tokens)), tok(D);
+  Dev<int2> dout(or_one(out));
+  Dev<grpst::LogitEdit> de(or_one(batch.logit_edits));
+  Dev<uint32_t> dm(or_one(batch.masks));
+  TwinRun r;
+  if (!Checks::get().status(name, cu::sample(dl.p, dp.p, {dpr.p, dout.p, de.p, dm.p}, D, V, work.p, tok.p, lp.p, {}))) return r;
+  r.kernel = tok.download();
+  grpst::DeviceDrawResults twin;
+  grpst::draw_device_samples_on_host(batch, logits.data(), V, twin);
+  r.twin = twin.tokens;
+  return r;
+}
+
+// Bans, biases and grammar masks, alone and with penalties, greedy: the kernel's token is the
+// twin's on every row, and each row's rule decides it (a row that would draw the same without
+// its rule proves nothing, so each is checked against the raw argmax too).
+void test_edits_and_masks() {
+  Rng r(933);
+  const int V = 151936, W = (V + 31) / 32;
+  const float ban = -std::numeric_limits<float>::infinity();
+  std::vector<float> logits(static_cast<size_t>(6) * V);
+  for (auto& v : logits) v = r.sym(6.f);
+  for (int b = 0; b < 6; ++b) logits[static_cast<size_t>(b) * V + 1000 + b] = 12.f;  // each row's raw argmax
+  grpst::StepBatch batch;
+  auto row = [&](int b) {
+    grpst::DeviceSample d;
+    d.logit_row = b;
+    d.temperature = 0.f;
+    d.edit_begin = static_cast<int>(batch.logit_edits.size());
+    return d;
+  };
+  // Row 0: its argmax banned, the runner-up biased past the rest.
+  grpst::DeviceSample d0 = row(0);
+  batch.logit_edits.push_back({77, 7.f});
+  batch.logit_edits.push_back({1000, ban});
+  d0.edit_count = 2;
+  // Row 1: a bias of -100 on its argmax (OpenAI's "ban") and +9 on a low token.
+  grpst::DeviceSample d1 = row(1);
+  batch.logit_edits.push_back({1001, -100.f});
+  batch.logit_edits.push_back({150000, 9.f});
+  d1.edit_count = 2;
+  // Row 2: a mask allowing 300 scattered tokens (its argmax not among them).
+  grpst::DeviceSample d2 = row(2);
+  d2.mask = 0;
+  batch.masks.assign(static_cast<size_t>(2) * W, 0u);
+  for (int k = 0; k < 300; ++k) {
+    const int t = 2000 + 499 * k;
+    batch.masks[t >> 5] |= 1u << (t & 31);
+  }
+  // Row 3: the same mask, a bias lifting an allowed token and a penalty lowering another.
+  grpst::DeviceSample d3 = row(3);
+  d3.mask = 0;
+  batch.logit_edits.push_back({2000 + 499 * 7, 3.f});
+  d3.edit_count = 1;
+  d3.repetition_penalty = 1.3f;
+  d3.frequency_penalty = 0.5f;
+  d3.output_begin = 0, d3.output_count = 2;
+  batch.penalty_output_counts = {2000 + 499 * 7, 4, 2000 + 499 * 9, 1};
+  // Row 4: a mask whose only allowed token is banned: no draw (-1).
+  grpst::DeviceSample d4 = row(4);
+  d4.mask = 1;
+  batch.masks[static_cast<size_t>(W) + (4242 >> 5)] |= 1u << (4242 & 31);
+  batch.logit_edits.push_back({4242, ban});
+  d4.edit_count = 1;
+  // Row 5: a sampled row (temperature 0.8, top_k 50) with row 0's edits and the mask: the draw
+  // stays inside the mask and matches the twin's seeded draw.
+  grpst::DeviceSample d5 = row(5);
+  d5.temperature = 0.8f;
+  d5.top_k = 50;
+  d5.seed = 42;
+  d5.step = 3;
+  d5.mask = 0;
+  for (grpst::DeviceSample* d : {&d0, &d1, &d2, &d3, &d4, &d5}) batch.device_samples.push_back(*d);
+  const TwinRun got = run_against_twin("sample edits", logits, V, batch);
+  if (got.kernel.empty()) return;
+  for (int b = 0; b < 6; ++b)
+    Checks::get().expect("sample edits row " + std::to_string(b) + " = twin", got.kernel[b] == got.twin[b],
+                         std::to_string(got.kernel[b]) + " twin " + std::to_string(got.twin[b]));
+  Checks::get().expect("sample ban + bias row decided by its edits", got.kernel[0] == 77 && got.kernel[1] == 150000,
+                       std::to_string(got.kernel[0]) + ", " + std::to_string(got.kernel[1]));
+  auto allowed = [&](int t) { return t >= 0 && ((batch.masks[t >> 5] >> (t & 31)) & 1u); };
+  Checks::get().expect("sample mask keeps the draw inside", allowed(got.kernel[2]) && allowed(got.kernel[3]) && allowed(got.kernel[5]),
+                       std::to_string(got.kernel[2]) + ", " + std::to_string(got.kernel[3]) + ", " + std::to_string(got.kernel[5]));
+  Checks::get().expect("sample nothing allowed draws -1", got.kernel[4] == -1, std::to_string(got.kernel[4]));
+}
+
+// Many seeded sampled rows with bans, biases, a mask and penalties: the kernel and the twin share
+// the noise, so their draws agree but where float sums round a top_p cut differently.
+void test_sampled_against_twin() {
+  Rng r(947);
+  const int V = 32000, W = (V + 31) / 32, D = 512;
+  std::vector<float> logits(static_cast<size_t>(D) * V);
+  for (auto& v : logits) v = r.sym(4.f);
+  grpst::StepBatch batch;
+  batch.masks.assign(W, 0u);
+  for (int t = 0; t < V; t += 3) batch.masks[t >> 5] |= 1u << (t & 31);
+  batch.penalty_prompt_tokens = {3, 6, 9, 12};
+  batch.penalty_output_counts = {15, 2, 18, 1, 21, 5};
+  for (int i = 0; i < 10; ++i) batch.logit_edits.push_back({i * 30, i % 3 == 0 ? -std::numeric_limits<float>::infinity() : 2.5f});
+  for (int b = 0; b < D; ++b) {
+    grpst::DeviceSample d;
+    d.logit_row = b;
+    d.temperature = 0.6f + 0.1f * static_cast<float>(b % 5);
+    d.top_k = b % 4 == 0 ? 0 : 20 + b % 40;
+    d.top_p = b % 3 == 0 ? 1.f : 0.9f;
+    d.min_p = b % 7 == 0 ? 0.05f : 0.f;
+    d.seed = 1234 + static_cast<uint64_t>(b % 9);
+    d.step = static_cast<uint64_t>(b);
+    d.mask = b % 2 == 0 ? 0 : -1;
+    d.edit_begin = 0;
+    d.edit_count = b % 5 == 0 ? 0 : 10;
+    if (b % 3 == 1) {
+      d.repetition_penalty = 1.2f;
+      d.presence_penalty = 0.4f;
+      d.frequency_penalty = 0.2f;
+      d.prompt_count = 4;
+      d.output_count = 3;
+    }
+    batch.device_samples.push_back(d);
+  }
+  const TwinRun got = run_against_twin("sample sampled vs twin", logits, V, batch);
+  if (got.kernel.empty()) return;
+  int same = 0, outside = 0;
+  for (int b = 0; b < D; ++b) {
+    same += got.kernel[b] == got.twin[b] ? 1 : 0;
+    const int t = got.kernel[b];
+    if (b % 2 == 0 && (t < 0 || !((batch.masks[t >> 5] >> (t & 31)) & 1u))) ++outside;
+  }
+  Checks::get().expect("sample sampled rows = twin's draws", same >= D - D / 50, std::to_string(same) + " of " + std::to_string(D));
+  Checks::get().expect("sample sampled masked rows stay inside", outside == 0, std::to_string(outside));
+}
+
 }  // namespace
 
 void test_sampling() {
   test_greedy_and_penalties();
   test_stochastic();
   test_top_logprobs();
+  test_edits_and_masks();
+  test_sampled_against_twin();
 }
 
 }  // namespace harness

@@ -62,7 +62,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
     )
     set_target_properties(grpst_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
     target_compile_options(grpst_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3 -lineinfo -Xptxas=-warn-spills>)
-    target_include_directories(grpst_cuda PUBLIC ${GRPST_NATIVE_DIR}/src ${CUDAToolkit_INCLUDE_DIRS})
+    target_include_directories(grpst_cuda PUBLIC ${GRPST_NATIVE_DIR}/src ${GRPST_NATIVE_DIR}/include ${CUDAToolkit_INCLUDE_DIRS})
     target_link_libraries(grpst_cuda PUBLIC CUDA::cudart_static CUDA::cublasLt)
     # Kernels with sm_90a-only instructions (wgmma) launch only where that machine code was built.
     if(GRPST_CUDA_GENCODE MATCHES "sm_90a")
@@ -103,6 +103,8 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/test_linear.cu
         ${grpst_harness_dir}/test_linear_stream.cu
         ${grpst_harness_dir}/test_sampling.cu
+        # the device sampler's CPU twin, which test_sampling.cu holds the kernel to
+        ${GRPST_NATIVE_DIR}/src/runtime/device_sampler_twin.cpp
         ${grpst_harness_dir}/test_allreduce.cu
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_rows.cu

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "cuda_status.h"
+#include "grpst/device_sample_rules.h"
 
 namespace grpst::cuda {
 
@@ -374,19 +375,27 @@ struct SampleParams {
   // prompt tokens (the repetition penalty's) and (token, times generated) of its output so far.
   int prompt_begin, prompt_count;
   int output_begin, output_count;
+  // Its bans and biases in SampleHistory::edits (sorted by token), and its allowed-token mask's
+  // index in SampleHistory::masks (-1: none).
+  int edit_begin, edit_count;
+  int mask;
   unsigned long long seed;
   unsigned long long step;
 };
 // The histories of a batch's rows, as the host sampler keeps them (no state on the device: each
 // step sends its rows' lists, so preemption, drafted rows and host-sampled steps need no syncing).
-// Order: repetition penalty (tokens in the prompt or the output), presence / frequency penalties
+// Order: a token outside the row's mask or banned is -inf, a biased one starts from logit + bias;
+// then repetition penalty (tokens in the prompt or the output), presence / frequency penalties
 // (output tokens), greedy argmax when temperature is 0, else logits / temperature, top_k (ties at
 // the k-th value kept), top_p over the top_k survivors (smallest set whose mass reaches top_p),
 // min_p (p >= min_p * p_max), and a Gumbel-max draw whose noise is a hash of (seed, step, token):
-// the same seed gives the same tokens on every run and batch layout.
+// the same seed gives the same tokens on every run and batch layout. A row whose every token is
+// -inf draws token -1. grpst/device_sample_rules.h holds what the CPU twin shares with it.
 struct SampleHistory {
   const int32_t* prompt_tokens;  // distinct tokens, each row's range from prompt_begin
   const int2* output_counts;     // (token, count > 0), distinct tokens, each row's range from output_begin
+  const LogitEdit* edits;        // each row's range from edit_begin, sorted by token
+  const uint32_t* masks;         // [masks, ceil(V / 32)] allowed-token bits
 };
 // logits are left as they are; work holds B*V floats.
 Status sample(const float* logits /*[B,V]*/, const SampleParams* params /*[B], device*/,

@@ -1,4 +1,5 @@
-// Sampling on the GPU, one block per row, no host round trip: penalties, temperature, top_k /
+// Sampling on the GPU, one block per row, no host round trip: bans, biases and the grammar's
+// mask, penalties, temperature, top_k /
 // top_p thresholds found by bisection over the order-preserving integer image of the float
 // logits (exact, no sort, no atomics), min_p, then a Gumbel-max draw. See kernels.h for the
 // order of operations.
@@ -16,18 +17,6 @@ __device__ __forceinline__ uint32_t order_key(float f) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-__device__ __forceinline__ uint64_t mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-// Uniform in (0, 1) from (seed, step, token).
-__device__ __forceinline__ float uniform(uint64_t seed, uint64_t step, int token) {
-  const uint64_t h = mix64(mix64(seed ^ mix64(step)) + static_cast<uint64_t>(token));
-  return (static_cast<float>(h >> 40) + 0.5f) * (1.f / 16777216.f);
-}
-
 __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits,
                                                           const SampleParams* __restrict__ params,
                                                           SampleHistory hist, int V, float* __restrict__ work,
@@ -42,38 +31,54 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   float* lg = work + static_cast<size_t>(b) * V;
   const bool penal = (p.prompt_count > 0 || p.output_count > 0) &&
                      (p.repetition_penalty != 1.f || p.presence_penalty != 0.f || p.frequency_penalty != 0.f);
+  const LogitEdit* edits = p.edit_count > 0 ? hist.edits + p.edit_begin : nullptr;
+  const uint32_t* mask = p.mask >= 0 ? hist.masks + static_cast<size_t>(p.mask) * ((V + 31) / 32) : nullptr;
   const bool greedy = p.temperature <= 0.f;
   const float inv_t = greedy ? 1.f : 1.f / p.temperature;
+  // A token's logit before the penalties: -inf outside the mask, else raw plus its edit (a ban's
+  // -inf stays -inf).
+  auto start = [&](int t) {
+    return sample_allowed(mask, t) ? raw[t] + (edits ? sample_edit_delta(edits, p.edit_count, t) : 0.f) : -INFINITY;
+  };
 
-  // Pass 1: raw max; logits / temperature into work (and their max, final unless penalized).
+  // Pass 1: raw max; logits / temperature into work, masked (and their max, final unless edited
+  // or penalized).
   float raw_max = -INFINITY, mod_max = -INFINITY;
   for (int i = threadIdx.x; i < V; i += kThreads) {
     const float l = raw[i];
     raw_max = fmaxf(raw_max, l);
-    lg[i] = l * inv_t;
+    lg[i] = sample_allowed(mask, i) ? l * inv_t : -INFINITY;
     mod_max = fmaxf(mod_max, lg[i]);
   }
   raw_max = block_max(raw_max, scratch);
+  if (edits || penal) __syncthreads();
+  if (edits)
+    for (int j = threadIdx.x; j < p.edit_count; j += kThreads) {
+      const int t = edits[j].token;
+      lg[t] = start(t) * inv_t;
+    }
   if (penal) {
-    // The history's tokens again from their raw logits: the prompt's with the repetition penalty,
-    // then the output's with all three (a token in both lists is written twice, the second time
-    // in full). Lists hold distinct tokens, so no two threads write one entry at a time.
+    // The history's tokens again from their starting logits: the prompt's with the repetition
+    // penalty, then the output's with all three (a token in both lists is written twice, the
+    // second time in full). Lists hold distinct tokens, so no two threads write one entry at a time.
     __syncthreads();
     const float rp = p.repetition_penalty;
     if (rp != 1.f)
       for (int j = threadIdx.x; j < p.prompt_count; j += kThreads) {
         const int t = hist.prompt_tokens[p.prompt_begin + j];
-        const float l = raw[t];
+        const float l = start(t);
         lg[t] = (l > 0.f ? l / rp : l * rp) * inv_t;
       }
     __syncthreads();
     for (int j = threadIdx.x; j < p.output_count; j += kThreads) {
       const int2 e = hist.output_counts[p.output_begin + j];
-      float l = raw[e.x];
+      float l = start(e.x);
       if (rp != 1.f) l = l > 0.f ? l / rp : l * rp;
       l -= static_cast<float>(e.y) * p.frequency_penalty + p.presence_penalty;
       lg[e.x] = l * inv_t;
     }
+  }
+  if (edits || penal) {
     __syncthreads();
     mod_max = -INFINITY;
     for (int i = threadIdx.x; i < V; i += kThreads) mod_max = fmaxf(mod_max, lg[i]);
@@ -89,7 +94,9 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   }
 
   int chosen;
-  if (greedy) {
+  if (mod_max == -INFINITY) {
+    chosen = -1;  // every token banned or masked out: no draw (the scheduler reports why)
+  } else if (greedy) {
     ArgMax a{-INFINITY, 0x7fffffff};
     for (int i = threadIdx.x; i < V; i += kThreads) a = better(a, ArgMax{lg[i], i});
     chosen = block_argmax<kThreads>(a, am_scratch).i;
@@ -136,14 +143,14 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
     for (int i = threadIdx.x; i < V; i += kThreads) {
       const float l = lg[i];
       if (order_key(l) < key_min || l < min_l) continue;
-      const float gumbel = -logf(-logf(uniform(p.seed, p.step, i)));
+      const float gumbel = -logf(-logf(sample_uniform(p.seed, p.step, i)));
       a = better(a, ArgMax{l + gumbel, i});
     }
     chosen = block_argmax<kThreads>(a, am_scratch).i;
   }
   if (threadIdx.x == 0) {
     tokens[b] = chosen;
-    if (logprobs) logprobs[b] = raw[chosen] - raw_max - logf(raw_sum);
+    if (logprobs) logprobs[b] = chosen >= 0 ? raw[chosen] - raw_max - logf(raw_sum) : -INFINITY;
   }
 }
 
