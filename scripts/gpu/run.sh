@@ -37,6 +37,9 @@
 # penalties bench:penalties: batch PN_BATCH (default 64) greedy, penalized and with top logprobs
 #           (drawn on the GPU), and rows kept on the host sampler (1 thread and the default) on
 #           that checkpoint: bench-penalties-bN.json
+# promptlp  bench:prompt-logprobs: PL_BATCH (16) prompts of PL_PROMPT (1024) tokens, plain, with
+#           prompt logprobs read on the GPU (0 and 5 alternatives) and on the host (21), on that
+#           checkpoint: bench-prompt-logprobs.json
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -287,6 +290,15 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_PN:-300}" node .carry/js/bench-penalties.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
         --batch "${PN_BATCH:-64}" --tokens "${PN_TOKENS:-128}" --rounds "${PN_ROUNDS:-2}" --json "$OUT/bench-penalties-b${PN_BATCH:-64}.json"
       rc=$?; SUMMARY+=("bench:penalties: exit $rc")
+      ;;
+    promptlp)
+      node_setup || { SUMMARY+=("promptlp: node setup FAILED"); continue; }
+      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
+      random_ckpt promptlp "/tmp/$SP_SHAPE-random" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
+      stamp "bench:prompt-logprobs"
+      timeout "${T_PL:-300}" node .carry/js/bench-prompt-logprobs.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
+        --batch "${PL_BATCH:-16}" --prompt "${PL_PROMPT:-1024}" --rounds "${PL_ROUNDS:-3}" --json "$OUT/bench-prompt-logprobs.json"
+      rc=$?; SUMMARY+=("bench:prompt-logprobs: exit $rc")
       ;;
     rows)
       H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }

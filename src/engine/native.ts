@@ -113,6 +113,8 @@ export interface NativeEngineStats extends Omit<EngineStats, 'kvCacheDtype' | 's
   specAcceptedTokens: number;
   /** Tokens the runner drew on its device (the GPU's sampler, or its CPU twin); the rest were drawn by the host sampler. */
   deviceDrawnTokens: number;
+  /** Prompt logprob rows the runner read on its device (their logits never came back to the host). */
+  devicePromptRows: number;
 }
 
 /** EngineInfo plus the runtime's KV pool size and the figures of its roofline. */

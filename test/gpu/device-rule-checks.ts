@@ -92,6 +92,35 @@ export async function deviceRuleChecks(log: (line: string) => void = () => {}, d
       const inside = [...x.tokens, ...y.tokens].every((t) => t >= 50 && (t - 50) % 7 === 0 && t < 50 + 7 * 300);
       add(`${name} sampled masked rows stay inside and repeat by seed`, inside && same(x, y) && x.onDevice === 24, x.tokens.join(','));
 
+      // Prompt logprob rows read on the device (up to 20 alternatives) against the host's (21):
+      // ranks equal, logprobs to float rounding, the same alternatives; chunked prompts.
+      {
+        const before = gpu.runtimeStats().devicePromptRows;
+        let sameRows = 0;
+        let worst = 0;
+        let compared = 0;
+        for (const tokens of prompts) {
+          const ask = (n: number): SubmitRequest => ({ tokens: [...tokens, ...tokens], sampling: greedy, maxTokens: 1, promptLogprobs: true, promptTopLogprobs: n });
+          const read = async (r: SubmitRequest) => {
+            for await (const ev of gpu!.submit(r)) if (ev.promptLogprobs) return ev.promptLogprobs;
+            return [];
+          };
+          const device = await read(ask(5));
+          const host = await read(ask(21));
+          let ok = device.length === host.length && device.length === 2 * tokens.length;
+          for (let j = 1; ok && j < device.length; j++) {
+            const d = device[j]!, h = host[j]!;
+            ok = d.rank === h.rank && d.top.map((e) => e.token).join() === h.top.slice(0, 5).map((e) => e.token).join();
+            worst = Math.max(worst, Math.abs(d.logprob - h.logprob), ...d.top.map((e, k) => Math.abs(e.logprob - h.top[k]!.logprob)));
+            compared++;
+          }
+          if (ok) sameRows++;
+        }
+        const read = gpu.runtimeStats().devicePromptRows - before;
+        add(`${name} prompt logprobs read on the GPU = host sampler`, sameRows === prompts.length && worst < 1e-4 && read === compared,
+          `${sameRows} / ${prompts.length} prompts (${compared} rows, ${read} read on the GPU) with the same ranks and alternatives; worst logprob gap ${worst.toExponential(2)} (tol 1e-4)`);
+      }
+
       // Drafted rows: each row's bans follow the drafts before it (min_tokens crossed inside a
       // step, a banned pair after a drafted token).
       drafted = await loadEngine(checkpoint(name), { ...opts, speculative: { method: 'ngram', numSpeculativeTokens: 3 } });

@@ -142,4 +142,31 @@ describe('device sampler twin (CPU)', () => {
     const failed = (await deviceRuleChecks(() => {}, { device: 'cpu', threads: 2, deviceSamplerTwin: true })).filter((c) => !c.pass);
     expect(failed).toEqual([]);
   });
+
+  it('reads prompt logprob rows on the device: logprobs, ranks and top entries as the host gives them', async () => {
+    const host = await open({ maxSeqLen: 1024 });
+    const twin = await open({ deviceSamplerTwin: true, maxSeqLen: 1024, maxNumTokens: 64 });
+    // Long prompts in chunks (maxNumTokens 64), top entries 0, 4 and 20 (the device's most), and
+    // 21 (more than it lists: those rows come back to the host).
+    const reqs = prompts.flatMap((tokens) =>
+      [0, 4, 20, 21].map((n): SubmitRequest => ({ tokens: [...tokens, ...tokens], sampling: greedy, maxTokens: 2, promptLogprobs: true, promptTopLogprobs: n, logprobs: 1, ignoreEos: true })),
+    );
+    const a = await Promise.all(reqs.map((r) => run(host, r)));
+    const before = twin.runtimeStats().devicePromptRows;
+    const b = await Promise.all(reqs.map((r) => run(twin, r)));
+    for (let i = 0; i < a.length; i++) {
+      const pa = a[i]!.events[0]!.promptLogprobs!, pb = b[i]!.events[0]!.promptLogprobs!;
+      expect(pb.length).toBe(pa.length);
+      for (let j = 1; j < pa.length; j++) {
+        expect(pb[j]!.rank).toBe(pa[j]!.rank);
+        expect(pb[j]!.logprob).toBeCloseTo(pa[j]!.logprob, 5);
+        expect(pb[j]!.top.map((e) => e.token)).toEqual(pa[j]!.top.map((e) => e.token));
+        pb[j]!.top.forEach((e, k) => expect(e.logprob).toBeCloseTo(pa[j]!.top[k]!.logprob, 5));
+      }
+      expect(b[i]!.tokens).toEqual(a[i]!.tokens);
+    }
+    // Every prompt row of the requests with at most 20 top entries was read by the twin, none of the others.
+    const rows = reqs.filter((r) => r.promptTopLogprobs! <= 20).reduce((n, r) => n + r.tokens.length - 1, 0);
+    expect(twin.runtimeStats().devicePromptRows - before).toBe(rows);
+  });
 });

@@ -11,7 +11,7 @@
 
 namespace grpst {
 
-/** Draws batch.device_samples from logits [logit rows, vocab] into `out`, as the GPU would. */
+/** Draws batch.device_samples and reads batch.device_prompt_rows from logits [logit rows, vocab] into `out`, as the GPU would. */
 void draw_device_samples_on_host(const StepBatch& batch, const float* logits, int vocab, DeviceDrawResults& out);
 
 /** `inner` (a runner that samples nothing itself) with its device rows drawn by the twin. */

@@ -70,6 +70,7 @@ struct EngineStats {
   uint64_t steps = 0, preemptions = 0;
   uint64_t spec_drafts = 0, spec_draft_tokens = 0, spec_accepted_tokens = 0;
   uint64_t device_drawn_tokens = 0;  // drawn by the runner on its device, not by the host sampler
+  uint64_t device_prompt_rows = 0;   // prompt logprob rows the runner read on its device
 };
 
 class Engine {

@@ -4,6 +4,7 @@
 // their KV storage; which block holds which tokens is decided outside (BlockManager).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,17 @@ struct DeviceSample {
   int mask = -1;
 };
 
+/**
+ * A prompt logprob row the runner reads itself (runners whose samples_on_device() is true): the
+ * logprob and rank of the prompt token it predicts, and its best entries, as Sampler::logprobs
+ * and Sampler::rank_of give them.
+ */
+struct DevicePromptRow {
+  int logit_row = 0;   // index into StepBatch::logit_rows
+  int32_t target = 0;  // the prompt token the row predicts
+  int top_n = 0;       // best entries wanted (at most DeviceDrawResults::kMaxTop)
+};
+
 /** A runner's draws for StepBatch::device_samples, entry i for sample i (forward_sampled()). */
 struct DeviceDrawResults {
   static constexpr int kMaxTop = 20;
@@ -89,6 +101,12 @@ struct DeviceDrawResults {
   std::vector<float> logprobs;      // log-softmax of the raw logits at the token
   std::vector<int32_t> top_tokens;  // [i * kMaxTop + k]: sample i's k-th best, its first top_n written
   std::vector<float> top_logprobs;
+  // StepBatch::device_prompt_rows, entry i for row i: the target's logprob and rank (1: the
+  // likeliest), and its best entries [i * kMaxTop + k], the first top_n written.
+  std::vector<float> prompt_logprobs;
+  std::vector<int32_t> prompt_ranks;
+  std::vector<int32_t> prompt_top_tokens;
+  std::vector<float> prompt_top_logprobs;
 };
 
 struct StepBatch {
@@ -100,6 +118,7 @@ struct StepBatch {
   std::vector<int32_t> penalty_output_counts;   // device rows' output histories: token, count, token, count, ...
   std::vector<LogitEdit> logit_edits;           // device rows' bans (-inf) and logit biases, each row's by token
   std::vector<uint32_t> masks;                  // constrained device rows' allowed tokens, ceil(vocab / 32) words each
+  std::vector<DevicePromptRow> device_prompt_rows;  // prompt logprob rows read on the device (their logits stay there)
   std::vector<int32_t> hidden_rows;  // indices into logit_rows whose final-norm output is wanted (embedding requests)
   int num_tokens() const { return int(tokens.size()); }
 };
@@ -130,13 +149,18 @@ class ModelRunner {
   /** Whether forward_sampled() draws StepBatch::device_samples itself (logits stay on the device). */
   virtual bool samples_on_device() const { return false; }
   /**
-   * forward() plus the draws of batch.device_samples into `draws`. Returns where the step's logit rows
-   * are: `logits`, or a buffer of the runner's own (valid until its next step) that it filled
-   * instead of copying rows on into `logits`. The rows of device draws may be left unwritten;
-   * every other logit row is filled as forward() fills it.
+   * forward() plus the draws of batch.device_samples and the reads of batch.device_prompt_rows
+   * into `draws`. Returns where the step's logit rows are: `logits`, or a buffer of the runner's
+   * own (valid until its next step) that it filled instead of copying rows on into `logits`. The
+   * rows of device draws and device prompt rows may be left unwritten; every other logit row is
+   * filled as forward() fills it. `before_draws` runs once the forward pass is under way and
+   * before the draws read the batch: it may complete batch.masks (the grammar masks, computed on
+   * the host while the device runs the model).
    */
-  virtual const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws) {
+  virtual const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws,
+                                       const std::function<void()>& before_draws) {
     forward(batch, logits);
+    if (before_draws) before_draws();
     return logits;
   }
   /**

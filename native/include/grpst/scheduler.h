@@ -68,6 +68,7 @@ struct SchedulerCounters {
   uint64_t spec_draft_tokens = 0;     // draft tokens checked
   uint64_t spec_accepted_tokens = 0;  // draft tokens the model's own sampling agreed with
   uint64_t device_drawn_tokens = 0;   // tokens the runner drew on its device (the rest were drawn here)
+  uint64_t device_prompt_rows = 0;    // prompt logprob rows the runner read on its device
 };
 
 class Scheduler {
@@ -92,6 +93,13 @@ class Scheduler {
   int num_waiting() const { return int(waiting_.size()); }
   bool has_work() const { return !running_.empty() || !waiting_.empty(); }
   const SchedulerCounters& counters() const { return counters_; }
+  /**
+   * The allowed tokens of the last schedule()'s constrained device rows into batch.masks, on the
+   * host samplers' threads (their matchers lock themselves). The runner calls it while its device
+   * runs the step (ModelRunner::forward_sampled's before_draws), so masks cost the step nothing
+   * where they take less time than the model.
+   */
+  void fill_device_masks(StepBatch& batch);
 
  private:
   struct Scheduled {
@@ -105,6 +113,7 @@ class Scheduler {
     int hidden_index;   // an embedding request's row in StepBatch::hidden_rows, else -1
     int drafts = 0;     // draft tokens after its first token: every one of its rows is a logit row
     int mask = -1;      // its device row's allowed-token mask in StepBatch::masks, filled by fill_device_masks()
+    int device_prompt = -1;  // its first prompt logprob row in StepBatch::device_prompt_rows (the rest follow), -1: read here
     std::string mask_failure;  // why the constraint could not give that mask (the request fails with it)
   };
 
@@ -128,8 +137,6 @@ class Scheduler {
   int push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch);
   /** Row `generated`'s bans (bad words, stops held back by min_tokens) and biases, by token, into batch.logit_edits. */
   void push_logit_edits(const Sequence& s, int generated, StepBatch& batch, DeviceSample& d);
-  /** Every constrained device row's allowed tokens, on the host samplers' threads (their matchers lock themselves). */
-  void fill_device_masks(StepBatch& batch);
   /** Why no token could be drawn for `s` (every one banned or masked out). */
   std::string no_token_failure(const Sequence& s) const;
   /** A token drawn on the host for a sequence's step, or why none could be. */
@@ -146,6 +153,8 @@ class Scheduler {
    * forced and not drawn on the device), on the host samplers' threads; draws go to host_draws_.
    */
   void prepare_host_rows(const float* logits, const DeviceDrawResults* device);
+  /** `sc`'s prompt logprob rows as the runner read them on its device. */
+  void take_device_prompt_rows(const Scheduled& sc, const DeviceDrawResults& device);
   /** Samples (or takes the runner's draw `device_sample`, if >= 0), checks and emits one next token from `row`; false when the sequence finished. */
   bool sample_next(Sequence& s, const float* row, int device_sample, const DeviceDrawResults* device, SeqEvent& ev, HostDraw* drawn = nullptr);
   /** A drafted step: the model's tokens row by row while they agree with the drafts; the cache keeps those. */

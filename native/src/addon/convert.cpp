@@ -380,6 +380,7 @@ Napi::Object stats_to_js(Napi::Env env, const EngineStats& s) {
   o.Set("specDraftTokens", double(s.spec_draft_tokens));
   o.Set("specAcceptedTokens", double(s.spec_accepted_tokens));
   o.Set("deviceDrawnTokens", double(s.device_drawn_tokens));
+  o.Set("devicePromptRows", double(s.device_prompt_rows));
   return o;
 }
 

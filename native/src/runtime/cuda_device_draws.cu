@@ -56,6 +56,9 @@ void DeviceDraws::init(int max_rows, int vocab, DeviceMemory& mem) {
   top_logprobs_dev_ = static_cast<float*>(mem.get(top * 4, "top logprobs"));
   check(cudaMallocHost(&top_rows_host_, L * sizeof(cu::TopLogprobsRow)), "cudaMallocHost");
   check(cudaMallocHost(&top_host_, top * 8), "cudaMallocHost");
+  target_logprobs_dev_ = static_cast<float*>(mem.get(L * 4, "prompt logprobs"));
+  target_ranks_dev_ = static_cast<int32_t*>(mem.get(L * 4, "prompt ranks"));
+  check(cudaMallocHost(&targets_host_, L * 8), "cudaMallocHost");
 }
 
 void DeviceDraws::release() {
@@ -63,6 +66,8 @@ void DeviceDraws::release() {
   if (results_host_) cudaFreeHost(results_host_);
   if (top_rows_host_) cudaFreeHost(top_rows_host_);
   if (top_host_) cudaFreeHost(top_host_);
+  if (targets_host_) cudaFreeHost(targets_host_);
+  targets_host_ = nullptr;
   params_host_ = nullptr;
   results_host_ = nullptr;
   top_rows_host_ = nullptr;
@@ -75,8 +80,15 @@ void DeviceDraws::release() {
 
 int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream_t stream) {
   const int D = int(batch.device_samples.size());
-  if (D == 0) return 0;
   if (D > max_rows_) throw Error("CUDA backend: more device draws in a step than logit rows");
+  if (D > 0) enqueue_draws(batch, logits, stream);
+  enqueue_lists(batch, logits, stream);
+  prompt_rows_ = int(batch.device_prompt_rows.size());
+  return D;
+}
+
+void DeviceDraws::enqueue_draws(const StepBatch& batch, const float* logits, cudaStream_t stream) {
+  const int D = int(batch.device_samples.size());
   const size_t P = batch.penalty_prompt_tokens.size(), O = batch.penalty_output_counts.size();
   const size_t E = batch.logit_edits.size(), words = size_t(vocab_ + 31) / 32, M = batch.masks.size() / words;
   for (int i = 0; i < D; ++i) {
@@ -123,27 +135,44 @@ int DeviceDraws::enqueue(const StepBatch& batch, const float* logits, cudaStream
   check(cudaMemcpyAsync(results_host_, tokens_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream), "copy tokens");
   check(cudaMemcpyAsync(results_host_ + max_rows_, logprobs_dev_, size_t(D) * 4, cudaMemcpyDeviceToHost, stream),
         "copy logprobs");
-  // Top logprobs of the draws that want them, from the raw logits (as the host lists them).
+}
+
+// One top-logprobs launch for the draws that want top entries and every prompt row (its
+// target's logprob and rank with them), from the raw logits, as the host lists them.
+void DeviceDraws::enqueue_lists(const StepBatch& batch, const float* logits, cudaStream_t stream) {
+  const int D = int(batch.device_samples.size()), P = int(batch.device_prompt_rows.size());
   top_slot_.assign(size_t(D), -1);
   int R = 0;
   for (int i = 0; i < D; ++i) {
     const DeviceSample& d = batch.device_samples[size_t(i)];
     if (d.top_n <= 0) continue;
     if (d.top_n > cu::kMaxTopLogprobs) throw Error("CUDA backend: more top logprobs than the device draws (20)");
-    top_rows_host_[R] = cu::TopLogprobsRow{d.logit_row, d.top_n};
+    top_rows_host_[R] = cu::TopLogprobsRow{d.logit_row, d.top_n, -1};
     top_slot_[size_t(i)] = R++;
   }
-  if (R > 0) {
-    const size_t n = size_t(R) * cu::kMaxTopLogprobs;
-    check(cudaMemcpyAsync(top_rows_dev_, top_rows_host_, size_t(R) * sizeof(cu::TopLogprobsRow), cudaMemcpyHostToDevice, stream),
-          "copy top logprobs rows");
-    const cu::Status ts = cu::top_logprobs(logits, top_rows_dev_, R, vocab_, top_tokens_dev_, top_logprobs_dev_, cu::Exec{stream, false});
-    if (!ts.ok()) throw Error("CUDA backend: " + ts.message());
-    check(cudaMemcpyAsync(top_host_, top_tokens_dev_, n * 4, cudaMemcpyDeviceToHost, stream), "copy top logprobs tokens");
-    check(cudaMemcpyAsync(top_host_ + size_t(max_rows_) * cu::kMaxTopLogprobs, top_logprobs_dev_, n * 4, cudaMemcpyDeviceToHost, stream),
-          "copy top logprobs");
+  prompt_first_ = R;
+  for (const DevicePromptRow& p : batch.device_prompt_rows) {
+    if (p.top_n > cu::kMaxTopLogprobs) throw Error("CUDA backend: more prompt top logprobs than the device lists (20)");
+    if (p.target < 0 || p.target >= vocab_) throw Error("CUDA backend: a prompt logprob row's token is outside the vocabulary");
+    if (R >= max_rows_) throw Error("CUDA backend: more top logprob rows in a step than logit rows");
+    top_rows_host_[R++] = cu::TopLogprobsRow{p.logit_row, std::max(0, p.top_n), p.target};
   }
-  return D;
+  if (R == 0) return;
+  const size_t n = size_t(R) * cu::kMaxTopLogprobs;
+  check(cudaMemcpyAsync(top_rows_dev_, top_rows_host_, size_t(R) * sizeof(cu::TopLogprobsRow), cudaMemcpyHostToDevice, stream),
+        "copy top logprobs rows");
+  const cu::Status ts = cu::top_logprobs(logits, top_rows_dev_, R, vocab_, top_tokens_dev_, top_logprobs_dev_, target_logprobs_dev_,
+                                         target_ranks_dev_, cu::Exec{stream, false});
+  if (!ts.ok()) throw Error("CUDA backend: " + ts.message());
+  check(cudaMemcpyAsync(top_host_, top_tokens_dev_, n * 4, cudaMemcpyDeviceToHost, stream), "copy top logprobs tokens");
+  check(cudaMemcpyAsync(top_host_ + size_t(max_rows_) * cu::kMaxTopLogprobs, top_logprobs_dev_, n * 4, cudaMemcpyDeviceToHost, stream),
+        "copy top logprobs");
+  if (P > 0) {
+    check(cudaMemcpyAsync(targets_host_, target_logprobs_dev_ + R - P, size_t(P) * 4, cudaMemcpyDeviceToHost, stream),
+          "copy prompt logprobs");
+    check(cudaMemcpyAsync(targets_host_ + max_rows_, target_ranks_dev_ + R - P, size_t(P) * 4, cudaMemcpyDeviceToHost, stream),
+          "copy prompt ranks");
+  }
 }
 
 void DeviceDraws::take(int count, DeviceDrawResults& out) const {
@@ -161,6 +190,13 @@ void DeviceDraws::take(int count, DeviceDrawResults& out) const {
     std::memcpy(out.top_tokens.data() + size_t(i) * K, top_host_ + size_t(slot) * K, K * 4);
     std::memcpy(out.top_logprobs.data() + size_t(i) * K, top_lp + size_t(slot) * K, K * 4);
   }
+  const size_t P = size_t(prompt_rows_);
+  out.prompt_logprobs.resize(P);
+  std::memcpy(out.prompt_logprobs.data(), targets_host_, P * 4);
+  out.prompt_ranks.assign(targets_host_ + max_rows_, targets_host_ + max_rows_ + P);
+  out.prompt_top_tokens.assign(top_host_ + size_t(prompt_first_) * K, top_host_ + (size_t(prompt_first_) + P) * K);
+  out.prompt_top_logprobs.resize(P * K);
+  std::memcpy(out.prompt_top_logprobs.data(), top_lp + size_t(prompt_first_) * K, P * K * 4);
 }
 
 }  // namespace grpst

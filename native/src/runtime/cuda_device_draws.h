@@ -43,15 +43,18 @@ class DeviceDraws {
   void init(int max_rows, int vocab, DeviceMemory& mem);
   void release();
   /**
-   * Enqueues the draws of `batch`'s device rows from `logits` [rows, vocab] on `stream`, and their
-   * copies back; the results are read by take() once the stream has synchronized. Returns the
-   * number of draws.
+   * Enqueues the draws of `batch`'s device rows and the reads of its device prompt rows from
+   * `logits` [rows, vocab] on `stream`, and their copies back; the results are read by take()
+   * once the stream has synchronized. Returns the number of draws.
    */
   int enqueue(const StepBatch& batch, const float* logits, cudaStream_t stream);
-  /** The last enqueue's `count` draws. */
+  /** The last enqueue's `count` draws and its prompt rows. */
   void take(int count, DeviceDrawResults& out) const;
 
  private:
+  void enqueue_draws(const StepBatch& batch, const float* logits, cudaStream_t stream);
+  void enqueue_lists(const StepBatch& batch, const float* logits, cudaStream_t stream);
+
   int max_rows_ = 0, vocab_ = 0;
   float* work_ = nullptr;                  // [max_rows, vocab] the modified logits
   cuda::SampleParams* params_dev_ = nullptr;
@@ -66,6 +69,12 @@ class DeviceDraws {
   float* top_logprobs_dev_ = nullptr;
   int32_t* top_host_ = nullptr;            // [tokens | logprob bits], max_rows * kMaxTopLogprobs each
   std::vector<int> top_slot_;              // [draws] the draw's row in the top arrays, -1: none
+  // Prompt rows follow the draws' rows in the top arrays, from prompt_first_; their targets'
+  // logprobs and ranks are [max_rows] each, at the same rows.
+  int prompt_first_ = 0, prompt_rows_ = 0;
+  float* target_logprobs_dev_ = nullptr;
+  int32_t* target_ranks_dev_ = nullptr;
+  int32_t* targets_host_ = nullptr;        // [logprob bits | ranks], max_rows each
   StagedBuffer prompt_tokens_, output_counts_;  // the rows' penalty histories
   StagedBuffer edits_, masks_;                  // their bans and biases, constrained rows' allowed tokens
 };

@@ -162,11 +162,12 @@ class CudaRunner final : public ModelRunner {
   int64_t weight_bytes_per_step() const override { return weight_bytes_; }
   bool samples_on_device() const override { return true; }
 
-  void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, true); }
+  void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, true, {}); }
   // The host reads the rows where they landed (pinned memory): copying 64 rows of a 152k
   // vocabulary on into `logits` took one thread about as long as the step itself.
-  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws) override {
-    step(batch, logits, &draws, false);
+  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws,
+                               const std::function<void()>& before_draws) override {
+    step(batch, logits, &draws, false, before_draws);
     return logits ? logits_host_ : nullptr;
   }
 
@@ -231,7 +232,8 @@ class CudaRunner final : public ModelRunner {
  private:
   // One step: the forward pass, the device draws, and the logits rows the host still needs (in
   // logits_host_, and with copy_rows in `logits` too).
-  void step(const StepBatch& batch, float* logits, DeviceDrawResults* draws, bool copy_rows) {
+  void step(const StepBatch& batch, float* logits, DeviceDrawResults* draws, bool copy_rows,
+            const std::function<void()>& before_draws) {
     const int T = batch.num_tokens();
     if (T == 0) return;
     if (T > max_tokens_) throw Error("CUDA backend: a step of " + std::to_string(T) + " tokens exceeds max_tokens");
@@ -309,15 +311,20 @@ class CudaRunner final : public ModelRunner {
       forward_->set_taps(nullptr);
       check(st);
     }
+    // The host's share of the draws (grammar masks) while the GPU runs the step.
+    if (draws && before_draws) before_draws();
     const int D = draws ? draws_.enqueue(batch, logits_dev_, stream_) : 0;
-    // Only the rows the host reads come back (host draws, prompt logprobs), in runs of
-    // consecutive rows: rows drawn on the device stay there, and a tensor-parallel follower (no
-    // logits buffer) copies none. Copying every row whenever one needed the host cost a 64-row
-    // step 2 x 39 MB (a 152k vocabulary) for a single request with logprobs in the batch.
+    const int prompt_rows = draws ? int(batch.device_prompt_rows.size()) : 0;
+    // Only the rows the host reads come back (host draws, prompt logprobs over 20 entries), in
+    // runs of consecutive rows: rows drawn or read on the device stay there, and a
+    // tensor-parallel follower (no logits buffer) copies none. Copying every row whenever one
+    // needed the host cost a 64-row step 2 x 39 MB (a 152k vocabulary) for a single request with
+    // logprobs in the batch; a 256-row chunk of prompt logprobs, 155 MB.
     host_runs_.clear();
-    if (logits && L > D) {
+    if (logits && L > D + prompt_rows) {
       on_device_.assign(size_t(L), 0);
       for (int i = 0; i < D; ++i) on_device_[size_t(batch.device_samples[i].logit_row)] = 1;
+      for (int i = 0; i < prompt_rows; ++i) on_device_[size_t(batch.device_prompt_rows[i].logit_row)] = 1;
       for (int i = 0; i < L;) {
         int j = i;
         while (j < L && !on_device_[size_t(j)]) ++j;

@@ -120,8 +120,10 @@ class TwinSamplingRunner : public ModelRunner {
   void forward(const StepBatch& batch, float* logits) override { inner_->forward(batch, logits); }
   int64_t weight_bytes_per_step() const override { return inner_->weight_bytes_per_step(); }
   bool samples_on_device() const override { return true; }
-  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws) override {
+  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws,
+                               const std::function<void()>& before_draws) override {
     inner_->forward(batch, logits);
+    if (before_draws) before_draws();
     draw_device_samples_on_host(batch, logits, inner_->config().vocab_size, draws);
     return logits;
   }
@@ -141,19 +143,41 @@ void draw_device_samples_on_host(const StepBatch& batch, const float* logits, in
   out.top_tokens.assign(D * K, -1);
   out.top_logprobs.assign(D * K, 0.f);
   std::vector<float> lg(static_cast<size_t>(vocab));
+  auto log_sum_exp = [&](const float* raw) {
+    float raw_max = kNegInf;
+    for (int v = 0; v < vocab; v++) raw_max = std::fmax(raw_max, raw[v]);
+    double sum = 0;
+    for (int v = 0; v < vocab; v++) sum += std::exp(double(raw[v]) - raw_max);
+    return raw_max + std::log(sum);
+  };
   for (size_t i = 0; i < D; i++) {
     const DeviceSample& d = batch.device_samples[i];
     if (d.top_n > int(K)) throw Error("device sampler: more top logprobs than the device draws (20)");
     const float* raw = logits + size_t(d.logit_row) * size_t(vocab);
     const int32_t token = draw_row(d, batch, raw, vocab, lg);
-    float raw_max = kNegInf;
-    for (int v = 0; v < vocab; v++) raw_max = std::fmax(raw_max, raw[v]);
-    double sum = 0;
-    for (int v = 0; v < vocab; v++) sum += std::exp(double(raw[v]) - raw_max);
-    const double lse = raw_max + std::log(sum);
+    const double lse = log_sum_exp(raw);
     out.tokens[i] = token;
     out.logprobs[i] = token >= 0 ? float(double(raw[token]) - lse) : kNegInf;
     if (d.top_n > 0) top_entries(raw, vocab, d.top_n, lse, out.top_tokens.data() + i * K, out.top_logprobs.data() + i * K);
+  }
+  // Prompt rows: the target's logprob, its rank (entries at or above it, at least 1), the best entries.
+  const size_t P = batch.device_prompt_rows.size();
+  out.prompt_logprobs.assign(P, 0.f);
+  out.prompt_ranks.assign(P, 0);
+  out.prompt_top_tokens.assign(P * K, -1);
+  out.prompt_top_logprobs.assign(P * K, 0.f);
+  for (size_t i = 0; i < P; i++) {
+    const DevicePromptRow& r = batch.device_prompt_rows[i];
+    if (r.top_n > int(K)) throw Error("device sampler: more top logprobs than the device lists (20)");
+    const float* raw = logits + size_t(r.logit_row) * size_t(vocab);
+    const double lse = log_sum_exp(raw);
+    const float x = raw[r.target];
+    int32_t rank = 0;
+    for (int v = 0; v < vocab; v++) rank += raw[v] >= x ? 1 : 0;
+    out.prompt_logprobs[i] = float(double(x) - lse);
+    out.prompt_ranks[i] = std::max<int32_t>(rank, 1);
+    if (r.top_n > 0)
+      top_entries(raw, vocab, r.top_n, lse, out.prompt_top_tokens.data() + i * K, out.prompt_top_logprobs.data() + i * K);
   }
 }
 

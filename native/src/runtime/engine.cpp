@@ -175,6 +175,7 @@ void Engine::publish_stats() {
   s.spec_draft_tokens = c.spec_draft_tokens;
   s.spec_accepted_tokens = c.spec_accepted_tokens;
   s.device_drawn_tokens = c.device_drawn_tokens;
+  s.device_prompt_rows = c.device_prompt_rows;
   std::lock_guard<std::mutex> lock(mutex_);
   s.steps = stats_.steps;
   s.waiting += int(incoming_.size());
@@ -220,7 +221,8 @@ void Engine::loop() {
             const bool on_device = runner_->samples_on_device();
             const float* rows = static_cast<const float*>(logits.ptr);
             if (on_device) {
-              rows = runner_->forward_sampled(batch, static_cast<float*>(logits.ptr), draws);
+              rows = runner_->forward_sampled(batch, static_cast<float*>(logits.ptr), draws,
+                                              [&] { scheduler_.fill_device_masks(batch); });
             } else {
               runner_->forward(batch, static_cast<float*>(logits.ptr));
             }

@@ -151,7 +151,7 @@ int Scheduler::chunk_size(const Sequence& s, int budget, int logit_budget) const
 
 void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, int& logit_budget) {
   const int c = s.num_computed;
-  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false, -1, -1, s.num_drafts};
+  Scheduled sc{&s, n, 0, 0, int(batch.logit_rows.size()), false, -1, -1, s.num_drafts, -1, -1, {}};
   SeqSlice sl;
   sl.first_row = batch.num_tokens();
   sl.num_tokens = n;
@@ -164,7 +164,15 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
     const int first = std::max(c, s.prompt_lp_done - 1), last = std::min(c + n, s.num_prompt - 1);
     sc.lp_first_pos = first;
     sc.lp_rows = std::max(0, last - first);
-    for (int p = first; p < last; p++) batch.logit_rows.push_back(sl.first_row + (p - c));
+    // Where the runner reads rows on its device, it lists them there too: only their logprobs,
+    // ranks and best entries come back, not a 152k-wide row per prompt token.
+    const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);
+    const bool on_device = cfg_.device_sampling && top_n <= DeviceDrawResults::kMaxTop && sc.lp_rows > 0;
+    if (on_device) sc.device_prompt = int(batch.device_prompt_rows.size());
+    for (int p = first; p < last; p++) {
+      if (on_device) batch.device_prompt_rows.push_back(DevicePromptRow{int(batch.logit_rows.size()), s.tokens[size_t(p + 1)], top_n});
+      batch.logit_rows.push_back(sl.first_row + (p - c));
+    }
   }
   sc.samples = c + n == int(s.tokens.size());
   // A drafted decode step wants every row: row i's logits check draft i (the last one's give a token more).
@@ -281,6 +289,7 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
   batch.penalty_output_counts.clear();
   batch.logit_edits.clear();
   batch.masks.clear();
+  batch.device_prompt_rows.clear();
   mask_tasks_.clear();
   batch.hidden_rows.clear();
   int budget = cfg_.max_num_tokens, logit_budget = cfg_.max_logit_rows;
@@ -352,7 +361,6 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
     const int n = chunk_size(*raw, budget, logit_budget);
     if (n > 0 && ensure_blocks(*raw, raw->num_computed + n)) add_to_batch(*raw, n, batch, budget, logit_budget);
   }
-  fill_device_masks(batch);
   return !batch.tokens.empty();
 }
 

@@ -171,11 +171,12 @@ class TpLeader final : public ModelRunner {
       inner_->forward(batch, logits);
     });
   }
-  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws) override {
+  const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws,
+                               const std::function<void()>& before_draws) override {
     const float* rows = logits;
     guarded([&] {
       send_batch(batch);
-      rows = inner_->forward_sampled(batch, logits, draws);
+      rows = inner_->forward_sampled(batch, logits, draws, before_draws);
     });
     return rows;
   }

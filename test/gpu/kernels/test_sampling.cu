@@ -258,13 +258,13 @@ void test_top_logprobs() {
   for (int i = 0; i < 12; ++i) logits[r.below(V)] = 9.f;           // row 0: a twelve-way tie at the top
   logits[V + 123] = std::numeric_limits<float>::quiet_NaN();         // row 1: a NaN is never listed
   logits[V + 124] = 30.f;
-  const std::vector<cu::TopLogprobsRow> rows = {{0, 20}, {1, 5}, {2, 1}};
+  const std::vector<cu::TopLogprobsRow> rows = {{0, 20, -1}, {1, 5, -1}, {2, 1, -1}};
   Dev<float> dl(logits);
   Dev<cu::TopLogprobsRow> dr(rows);
   const int R = static_cast<int>(rows.size());
   Dev<int32_t> tok(static_cast<size_t>(R) * cu::kMaxTopLogprobs);
   Dev<float> lp(static_cast<size_t>(R) * cu::kMaxTopLogprobs);
-  if (!Checks::get().status("top_logprobs", cu::top_logprobs(dl.p, dr.p, R, V, tok.p, lp.p, {}))) return;
+  if (!Checks::get().status("top_logprobs", cu::top_logprobs(dl.p, dr.p, R, V, tok.p, lp.p, nullptr, nullptr, {}))) return;
   const auto got_t = tok.download();
   const auto got_l = lp.download();
   for (int b = 0; b < R; ++b) {
@@ -288,6 +288,43 @@ void test_top_logprobs() {
     Checks::get().expect("top_logprobs row " + std::to_string(b) + " order = twin", same);
     Checks::get().expect("top_logprobs row " + std::to_string(b) + " logprobs", worst < 1e-4, std::to_string(worst));
   }
+
+  // Prompt logprob rows against the twin (draw_device_samples_on_host): a target in the
+  // twelve-way tie (its rank counts every tie), a NaN target (rank 1), an ordinary one without top
+  // entries, and a row read twice; logprob, rank and top entries.
+  grpst::StepBatch batch;
+  int tied = 0;
+  while (logits[tied] != 9.f) ++tied;
+  batch.device_prompt_rows = {{0, tied, 3}, {1, 123, 2}, {2, 4567, 0}, {0, 77, 20}};
+  const int P = static_cast<int>(batch.device_prompt_rows.size());
+  std::vector<cu::TopLogprobsRow> prow;
+  for (const auto& p : batch.device_prompt_rows) prow.push_back({p.logit_row, p.top_n, p.target});
+  Dev<cu::TopLogprobsRow> dpr(prow);
+  Dev<int32_t> ptok(static_cast<size_t>(P) * cu::kMaxTopLogprobs), prank(P);
+  Dev<float> plp(static_cast<size_t>(P) * cu::kMaxTopLogprobs), ptarget(P);
+  if (!Checks::get().status("top_logprobs prompt rows", cu::top_logprobs(dl.p, dpr.p, P, V, ptok.p, plp.p, ptarget.p, prank.p, {}))) return;
+  grpst::DeviceDrawResults twin;
+  grpst::draw_device_samples_on_host(batch, logits.data(), V, twin);
+  const auto ranks = prank.download(), toks = ptok.download();
+  const auto lps = ptarget.download(), tlps = plp.download();
+  for (int b = 0; b < P; ++b) {
+    const int n = batch.device_prompt_rows[b].top_n;
+    bool same_top = true;
+    double worst = 0;
+    for (int k = 0; k < n; ++k) {
+      const size_t at = static_cast<size_t>(b) * cu::kMaxTopLogprobs + k;
+      same_top = same_top && toks[at] == twin.prompt_top_tokens[at];
+      if (!std::isnan(twin.prompt_top_logprobs[at])) worst = std::max(worst, static_cast<double>(std::fabs(tlps[at] - twin.prompt_top_logprobs[at])));
+    }
+    const bool lp_ok = std::isnan(twin.prompt_logprobs[b]) ? std::isnan(lps[b]) : std::fabs(lps[b] - twin.prompt_logprobs[b]) < 1e-4;
+    Checks::get().expect("top_logprobs prompt row " + std::to_string(b) + " = twin",
+                         ranks[b] == twin.prompt_ranks[b] && lp_ok && same_top && worst < 1e-4,
+                         "rank " + std::to_string(ranks[b]) + " twin " + std::to_string(twin.prompt_ranks[b]) + ", logprob " +
+                             std::to_string(lps[b]) + " twin " + std::to_string(twin.prompt_logprobs[b]));
+  }
+  const int ties = static_cast<int>(std::count(logits.begin(), logits.begin() + V, 9.f));
+  Checks::get().expect("top_logprobs prompt ranks count ties and NaN", ranks[0] == ties && ties > 1 && ranks[1] == 1,
+                       std::to_string(ranks[0]) + ", " + std::to_string(ranks[1]));
 }
 
 // A step's device rows as the scheduler hands them over (grpst::StepBatch), drawn by the kernel
@@ -339,6 +376,9 @@ void test_edits_and_masks() {
   std::vector<float> logits(static_cast<size_t>(6) * V);
   for (auto& v : logits) v = r.sym(6.f);
   for (int b = 0; b < 6; ++b) logits[static_cast<size_t>(b) * V + 1000 + b] = 12.f;  // each row's raw argmax
+  // The tokens rows 0 and 1 bias sit at 0, so their biases (+7, +9) lift them past every other (at most 6).
+  logits[77] = 0.f;
+  logits[static_cast<size_t>(V) + 150000] = 0.f;
   grpst::StepBatch batch;
   auto row = [&](int b) {
     grpst::DeviceSample d;

@@ -407,12 +407,16 @@ Status sample(const float* logits /*[B,V]*/, const SampleParams* params /*[B], d
 // logits row, best first (ties: the lower id), with their log-softmax over the raw row.
 constexpr int kMaxTopLogprobs = 20;
 struct TopLogprobsRow {
-  int row;  // logits row
-  int n;    // entries wanted
+  int row;     // logits row
+  int n;       // entries wanted (0: none)
+  int target;  // a prompt token whose logprob and rank are wanted too, -1: none
 };
 // top_tokens / top_logprobs: [R, kMaxTopLogprobs], the first n of each row written (token -1
-// where a row has fewer ranked entries, e.g. NaN logits).
+// where a row has fewer ranked entries, e.g. NaN logits). target_logprobs / target_ranks [R]
+// (written where target >= 0): its log-softmax and rank, the entries >= its logit (at least 1),
+// as the host sampler's rank_of counts them.
 Status top_logprobs(const float* logits /*[*,V]*/, const TopLogprobsRow* rows /*[R], device*/, int R, int V,
-                    int32_t* top_tokens, float* top_logprobs, const Exec& ex);
+                    int32_t* top_tokens, float* top_logprobs, float* target_logprobs, int32_t* target_ranks,
+                    const Exec& ex);
 
 }  // namespace grpst::cuda
