@@ -1,6 +1,7 @@
 // The host's share of a completed step, spread over the host samplers' threads before complete()
-// walks the step in order: every prompt logprob row the runner did not read on its device, and the draw of every sequence whose one
-// sampled row is the host's (not drawn on the device, not forced by a think budget). Each task
+// walks the step in order: every prompt logprob row the runner did not read on its device, and
+// the draw of every sequence whose one sampled row is the host's (not drawn on the device, not
+// forced by a think budget); the device's prompt rows are copied into their sequences. Each task
 // writes its own sequence's slots only; what depends on order (emitting, finishing, accepting
 // the token into the constraint) stays in complete(). A drafted step's rows are drawn there too,
 // one after another: each depends on the draw before it.
