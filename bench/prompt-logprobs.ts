@@ -2,7 +2,7 @@
 // loglikelihood requests, the completions API's echo with logprobs) cost a batch's prefill, in
 // one run: the same prompts scored with one generated token and no prompt logprobs, with them
 // (each prompt token's logprob and rank; on a GPU read there, only those numbers come back),
-// with 5 alternatives each (listed there too), and with 21, more than the device lists, which
+// with 5 and 20 alternatives each (listed there too), and with 21, more than the device lists, which
 // brings every prompt row's logits back to the host sampler's threads. Prompt tok/s of each
 // (batch wall time from submission to the last request's end) and its ratio to plain.
 //
@@ -35,6 +35,7 @@ const workloads: { name: string; extra: Partial<SubmitRequest> }[] = [
   { name: 'plain prefill', extra: {} },
   { name: 'prompt logprobs', extra: { promptLogprobs: true, promptTopLogprobs: 0 } },
   { name: 'prompt logprobs, top 5', extra: { promptLogprobs: true, promptTopLogprobs: 5 } },
+  { name: 'prompt logprobs, top 20', extra: { promptLogprobs: true, promptTopLogprobs: 20 } },
   { name: 'prompt logprobs, top 21 (host rows)', extra: { promptLogprobs: true, promptTopLogprobs: 21 } },
 ];
 
