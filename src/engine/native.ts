@@ -183,6 +183,14 @@ export interface NativeAddon {
   gpuFreeMemory(device: number): number;
   /** Each kernel of `level` against the scalar twin: max relative errors and batch invariance. */
   kernelSelfTest(level: string): KernelSelfTestResult;
+  /**
+   * Prompt lookup through its index against the scan that defines it, on `sequences` random
+   * repetitive sequences grown token by token: how many lookups, how many found a draft, how
+   * many disagreed (and the first).
+   */
+  ngramDraftSelfTest(seed: number, sequences: number): { lookups: number; found: number; mismatches: number; first: string };
+  /** Microseconds per failing lookup on a `length`-token sequence: the scan's and the index's. */
+  benchNgramDraft(length: number, reps: number): { scanUs: number; indexUs: number };
   createEngine(
     model: ModelConfig,
     tensors: NativeTensorEntry[],

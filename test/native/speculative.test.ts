@@ -5,7 +5,7 @@
 // drafts are taken or thrown away; and the KV rows of thrown-away drafts must never reach a later
 // request through the prefix cache.
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadEngine, type Engine } from '../../src/engine/index.js';
+import { loadAddon, loadEngine, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import { greedy, run, type RunResult } from './helpers.js';
@@ -44,6 +44,18 @@ async function both(off: Engine, on: Engine, req: SubmitRequest) {
     accepted: spec('acceptedTokens'),
   };
 }
+
+describe('prompt lookup index', () => {
+  it('finds the drafts the scan that defines them finds, on sequences grown token by token', () => {
+    // Repetitive sequences over small vocabularies, every suffix length and draft count up to 16,
+    // the index kept across the growth as a sequence keeps it (lengths shorter than k included).
+    const r = loadAddon().ngramDraftSelfTest(7, 300);
+    expect(r.first).toBe('');
+    expect(r.mismatches).toBe(0);
+    expect(r.lookups).toBeGreaterThan(50_000);
+    expect(r.found).toBeGreaterThan(r.lookups / 3);
+  });
+});
 
 describe('speculative decoding (ngram)', () => {
   it('reports what it resolved, and is off unless asked', async () => {

@@ -35,6 +35,7 @@ struct Sequence {
   std::unique_ptr<TokenConstraint> constraint;
   ThinkState think;                     // the thinking token budget's view of the output
   int num_drafts = 0;                   // draft tokens at the end of `tokens` this step checks (speculative decoding)
+  NgramIndex ngram_index;               // where its tokens occurred, for prompt lookup (speculative decoding)
   int cached_prompt_tokens = -1;        // set at first admission
   bool admitted_once = false;
   bool first_event_sent = false;

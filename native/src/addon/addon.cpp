@@ -18,6 +18,8 @@
 namespace grpst::addon {
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info);  // kernel_tests.cpp
+Napi::Value NgramDraftSelfTest(const Napi::CallbackInfo& info);  // ngram_tests.cpp
+Napi::Value BenchNgramDraft(const Napi::CallbackInfo& info);     // ngram_tests.cpp
 Napi::Value BenchGemm(const Napi::CallbackInfo& info);       // kernel_tests.cpp
 Napi::Value BenchAttention(const Napi::CallbackInfo& info);  // kernel_tests.cpp
 void RegisterGrammar(Napi::Env env, Napi::Object exports);   // grammar_wrap.cpp
@@ -102,6 +104,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("measureMemoryBandwidth", Napi::Function::New(env, MeasureMemoryBandwidth, "measureMemoryBandwidth"));
   exports.Set("kernelSelfTest", Napi::Function::New(env, KernelSelfTest, "kernelSelfTest"));
+  exports.Set("ngramDraftSelfTest", Napi::Function::New(env, NgramDraftSelfTest, "ngramDraftSelfTest"));
+  exports.Set("benchNgramDraft", Napi::Function::New(env, BenchNgramDraft, "benchNgramDraft"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   exports.Set("createEngine", Napi::Function::New(env, CreateEngine, "createEngine"));

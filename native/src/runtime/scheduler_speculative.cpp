@@ -22,7 +22,7 @@ int Scheduler::draft(Sequence& s, int budget, int logit_budget) {
                     budget - 1, logit_budget - 1});
   if (k <= 0) return 0;
   draft_scratch_.resize(size_t(k));
-  k = propose_ngram_draft(s.tokens.data(), int(s.tokens.size()), spec, k, draft_scratch_.data());
+  k = propose_ngram_draft(s.tokens.data(), int(s.tokens.size()), spec, k, draft_scratch_.data(), s.ngram_index);
   // Drafts use free blocks only: a guess never preempts another sequence.
   const int c = s.num_computed;
   k = std::min(k, (int(s.blocks.size()) + bm_.num_available()) * bm_.block_size() - (c + 1));
