@@ -54,7 +54,7 @@ struct Request {
   int min_tokens = 0;                  // stop tokens cannot be sampled before this many (vLLM's min_tokens)
   int logprobs = -1;                   // -1: none; N >= 0: the token's logprob and N alternatives
   bool prompt_logprobs = false;
-  int prompt_top_n = -1;               // alternatives per prompt position; < 0: as many as `logprobs`
+  int prompt_top_n = -1;               // alternatives per prompt position; < 0: as many as `logprobs` (prompt_alternatives())
   std::vector<int32_t> bad_token_ids;  // never sampled
   // Token sequences never generated whole: each one's last token is banned right after the rest
   // of it among the generated tokens (bad_sequences.h)
@@ -84,6 +84,9 @@ struct Request {
   int32_t think_open = -1;
   int32_t think_close = -1;
 };
+
+/** Alternatives listed per prompt position: prompt_top_n, or as many as `logprobs` asks for. */
+inline int prompt_alternatives(const Request& r) { return r.prompt_top_n >= 0 ? r.prompt_top_n : (r.logprobs > 0 ? r.logprobs : 0); }
 
 enum class FinishReason : uint8_t { None = 0, Stop = 1, Length = 2, Cancelled = 3, Error = 4 };
 

@@ -36,6 +36,8 @@ struct Sequence {
   ThinkState think;                     // the thinking token budget's view of the output
   int num_drafts = 0;                   // draft tokens at the end of `tokens` this step checks (speculative decoding)
   NgramIndex ngram_index;               // where its tokens occurred, for prompt lookup (speculative decoding)
+  std::vector<LogitEdit> fixed_edits;   // device rows: its bad tokens (-inf) and logit bias, by token, merged once
+  bool fixed_edits_ready = false;
   int cached_prompt_tokens = -1;        // set at first admission
   bool admitted_once = false;
   bool first_event_sent = false;
@@ -135,9 +137,9 @@ class Scheduler {
    * penalty histories, bans and biases; a constrained row's mask is reserved in batch.masks and
    * its index returned (-1: none), to be filled by fill_device_masks().
    */
-  int push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch);
+  int push_device_samples(Sequence& s, int drafts, int generated, StepBatch& batch);
   /** Row `generated`'s bans (bad words, stops held back by min_tokens) and biases, by token, into batch.logit_edits. */
-  void push_logit_edits(const Sequence& s, int generated, StepBatch& batch, DeviceSample& d);
+  void push_logit_edits(Sequence& s, int generated, StepBatch& batch, DeviceSample& d);
   /** Why no token could be drawn for `s` (every one banned or masked out). */
   std::string no_token_failure(const Sequence& s) const;
   /** A token drawn on the host for a sequence's step, or why none could be. */
@@ -182,7 +184,7 @@ class Scheduler {
   std::vector<HostDraw> host_draws_;  // [scheduled_] prepare_host_rows()'s draws
   std::vector<std::pair<int, int>> host_tasks_;  // (scheduled index, prompt logprob row or -1 for the draw)
   std::vector<std::pair<int32_t, int32_t>> history_scratch_;  // push_device_samples()'s (token, count) list
-  std::vector<LogitEdit> edits_scratch_;                      // push_logit_edits()'s list before merging
+  std::vector<LogitEdit> edits_scratch_;                      // push_logit_edits()'s lists before merging
   std::vector<int> mask_tasks_;                               // scheduled_ indices whose device row has a mask
   SchedulerCounters counters_;
   uint64_t next_arrival_ = 0;

@@ -166,7 +166,7 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
     sc.lp_rows = std::max(0, last - first);
     // Where the runner reads rows on its device, it lists them there too: only their logprobs,
     // ranks and best entries come back, not a 152k-wide row per prompt token.
-    const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);
+    const int top_n = prompt_alternatives(s.req);
     const bool on_device = cfg_.device_sampling && top_n <= DeviceDrawResults::kMaxTop && sc.lp_rows > 0;
     if (on_device) sc.device_prompt = int(batch.device_prompt_rows.size());
     for (int p = first; p < last; p++) {

@@ -13,7 +13,7 @@
 
 namespace grpst {
 
-int Scheduler::push_device_samples(const Sequence& s, int drafts, int generated, StepBatch& batch) {
+int Scheduler::push_device_samples(Sequence& s, int drafts, int generated, StepBatch& batch) {
   const SamplingParams& sp = s.req.sampling;
   const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f;
   const int prompt_begin = int(batch.penalty_prompt_tokens.size());
@@ -72,35 +72,53 @@ int Scheduler::push_device_samples(const Sequence& s, int drafts, int generated,
   return mask;
 }
 
+namespace {
+// `edits` sorted by token into `out`, one entry a token: a ban (-inf) wins, biases add up.
+void append_merged(std::vector<LogitEdit>& edits, std::vector<LogitEdit>& out) {
+  const float ban = -std::numeric_limits<float>::infinity();
+  std::stable_sort(edits.begin(), edits.end(), [](const LogitEdit& a, const LogitEdit& b) { return a.token < b.token; });
+  const size_t begin = out.size();
+  for (const LogitEdit& e : edits) {
+    if (out.size() > begin && out.back().token == e.token) {
+      float& delta = out.back().delta;
+      delta = delta == ban || e.delta == ban ? ban : delta + e.delta;
+    } else {
+      out.push_back(e);
+    }
+  }
+}
+}  // namespace
+
 // The host sampler's order, as edits: bad tokens, bad sequences' ends and (under min_tokens) stop
-// tokens are banned; biases add to the rest (a banned token stays -inf). Sorted by token, one
-// entry each: a token's biases are summed.
-void Scheduler::push_logit_edits(const Sequence& s, int generated, StepBatch& batch, DeviceSample& d) {
+// tokens are banned; biases add to the rest (a banned token stays -inf). The bad tokens and the
+// bias never change, so they are sorted once per request (Sequence::fixed_edits); a row adds
+// the bans that depend on its generated tokens, when there are any.
+void Scheduler::push_logit_edits(Sequence& s, int generated, StepBatch& batch, DeviceSample& d) {
   const Request& r = s.req;
   const float ban = -std::numeric_limits<float>::infinity();
   const int vocab = cfg_.vocab_size;
-  edits_scratch_.clear();
   auto add = [&](int32_t t, float delta) {
     if (t >= 0 && t < vocab) edits_scratch_.push_back(LogitEdit{t, delta});
   };
-  for (int32_t t : r.bad_token_ids) add(t, ban);
+  if (!s.fixed_edits_ready) {
+    edits_scratch_.clear();
+    for (int32_t t : r.bad_token_ids) add(t, ban);
+    for (const auto& [t, bias] : r.logit_bias) add(t, bias);
+    append_merged(edits_scratch_, s.fixed_edits);
+    s.fixed_edits_ready = true;
+  }
+  edits_scratch_.clear();
   // Row `generated` follows the request's first `generated` output tokens (a drafted row's drafts included).
   if (!r.bad_sequences.empty())
     for_each_banned_end(r.bad_sequences, s.tokens.data() + s.num_prompt, generated, [&](int32_t t) { add(t, ban); });
   if (!r.ignore_eos && generated < r.min_tokens)  // bans_stops(s, generated)
     for (int32_t t : r.stop_token_ids) add(t, ban);
-  for (const auto& [t, bias] : r.logit_bias) add(t, bias);
   d.edit_begin = int(batch.logit_edits.size());
-  if (edits_scratch_.empty()) return;
-  std::stable_sort(edits_scratch_.begin(), edits_scratch_.end(),
-                   [](const LogitEdit& a, const LogitEdit& b) { return a.token < b.token; });
-  for (const LogitEdit& e : edits_scratch_) {
-    if (batch.logit_edits.size() > size_t(d.edit_begin) && batch.logit_edits.back().token == e.token) {
-      float& delta = batch.logit_edits.back().delta;
-      delta = delta == ban || e.delta == ban ? ban : delta + e.delta;
-    } else {
-      batch.logit_edits.push_back(e);
-    }
+  if (edits_scratch_.empty()) {
+    batch.logit_edits.insert(batch.logit_edits.end(), s.fixed_edits.begin(), s.fixed_edits.end());
+  } else {
+    edits_scratch_.insert(edits_scratch_.end(), s.fixed_edits.begin(), s.fixed_edits.end());
+    append_merged(edits_scratch_, batch.logit_edits);
   }
   d.edit_count = int(batch.logit_edits.size()) - d.edit_begin;
 }

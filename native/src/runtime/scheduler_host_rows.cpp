@@ -45,7 +45,7 @@ void Scheduler::prepare_host_rows(const float* logits, const DeviceDrawResults* 
     }
     const int pos = sc.lp_first_pos + j;  // this row predicts prompt token pos + 1
     const float* row = logits + size_t(sc.logit_begin + j) * vocab;
-    const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);
+    const int top_n = prompt_alternatives(s.req);
     sampler.logprobs(row, int(vocab), s.tokens[size_t(pos + 1)], top_n, &s.prompt_lp[size_t(pos + 1)], &s.prompt_top[size_t(pos + 1)]);
     s.prompt_rank[size_t(pos + 1)] = Sampler::rank_of(row, int(vocab), s.tokens[size_t(pos + 1)]);
   });
@@ -55,7 +55,7 @@ void Scheduler::prepare_host_rows(const float* logits, const DeviceDrawResults* 
 
 void Scheduler::take_device_prompt_rows(const Scheduled& sc, const DeviceDrawResults& device) {
   Sequence& s = *sc.seq;
-  const int top_n = s.req.prompt_top_n >= 0 ? s.req.prompt_top_n : std::max(0, s.req.logprobs);
+  const int top_n = prompt_alternatives(s.req);
   const size_t K = DeviceDrawResults::kMaxTop;
   counters_.device_prompt_rows += uint64_t(sc.lp_rows);
   for (int j = 0; j < sc.lp_rows; j++) {

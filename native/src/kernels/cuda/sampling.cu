@@ -1,8 +1,7 @@
 // Sampling on the GPU, one block per row, no host round trip: bans, biases and the grammar's
-// mask, penalties, temperature, top_k /
-// top_p thresholds found by bisection over the order-preserving integer image of the float
-// logits (exact, no sort, no atomics), min_p, then a Gumbel-max draw. See kernels.h for the
-// order of operations.
+// mask, penalties, temperature, top_k / top_p thresholds found by bisection over the
+// order-preserving integer image of the float logits (exact, no sort, no atomics), min_p, then a
+// Gumbel-max draw. See kernels.h for the order of operations.
 #include "block_argmax.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
