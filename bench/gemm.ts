@@ -1,5 +1,5 @@
 // npm run bench:gemm — one thread's CPU GEMM (one linear call: y[M,N] = x[M,K] w[N,K]^T) per weight
-// format (bf16, int8_sq, int8_wo, int4_awq) at prefill and decode shapes of the Qwen3-0.6B model, each format
+// format (bf16, int8_sq, int8_wo, fp8, int4_awq) at prefill and decode shapes of the Qwen3-0.6B model, each format
 // against bf16 in the same run (the native addon's benchGemm: weights cycled through buffers larger
 // than the caches).
 //
@@ -20,7 +20,7 @@ for (const [M, N, K] of [
     return (2 * M * N * K) / seconds / 1e9;
   };
   const bf16 = rate('bf16');
-  const others = ['int8_sq', 'int8_wo', 'int4_awq'].map((f) => {
+  const others = ['int8_sq', 'int8_wo', 'fp8', 'int4_awq'].map((f) => {
     const r = rate(f);
     return `${f} ${r.toFixed(1)} (${(r / bf16).toFixed(2)}x bf16)`;
   });

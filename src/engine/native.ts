@@ -163,6 +163,7 @@ export interface KernelSelfTestResult {
   rowKernels: number;
   maxSumExp: number;
   quantDecodeRowsInvariant: boolean;
+  activationQuantizersExact: boolean;
 }
 
 export interface NativeProbe {

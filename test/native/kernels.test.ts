@@ -34,6 +34,8 @@ describe('CPU kernels', () => {
     expect(r.maxSumExp).toBeLessThan(1e-6);
     // int8_wo / fp8 decode rows (weights widened in registers) give the bits of the batched path
     expect(r.quantDecodeRowsInvariant).toBe(true);
+    // fp8's e4m3 rounding and int8_sq's per-token int8 of the activations: the scalar definition's bits
+    expect(r.activationQuantizersExact).toBe(true);
   });
 
   it('refuse a level name they do not know', () => {

@@ -46,8 +46,9 @@ struct LinearFormatOps {
   int64_t (*bytes)(const LinearWeight& w);
   /** Optional (nullptr: none): the format's activation operand (quantized or rounded rows of x),
    * made once per call into `buf` before the column tasks run. Every task reads all M rows, so
-   * making it inside `columns` would repeat it for each task. */
-  const void* (*prepare)(const LinearWeight& w, const float* x, int64_t ldx, int M, std::vector<uint8_t>& buf);
+   * making it inside `columns` would repeat it for each task. k: the level whose kernels make it. */
+  const void* (*prepare)(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
+                         std::vector<uint8_t>& buf);
 };
 
 const LinearFormatOps& linear_format_ops(WeightFormat fmt);

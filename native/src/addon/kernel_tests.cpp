@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "grpst/kv_quant.h"
 #include "grpst/linear.h"
 #include "grpst/thread_pool.h"
+#include "kernels/cpu/quant_kernels.h"
+#include "kernels/cpu/quant_round.h"
 
 namespace grpst::addon {
 
@@ -347,6 +350,68 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   return same;
 }
 
+// The activation quantizers of a level (fp8's e4m3 rounding, int8_sq's per-token int8) against
+// quant_round.h's definition, bit for bit (signed zeros apart): e4m3 at every code's value, the
+// midpoints between neighbouring codes (ties go to the even mantissa) and the floats either side
+// of them, past the saturation edge, e4m3 and fp32 subnormals, zeros of both signs, and values
+// over thirty binades; int8 on rows of exact .5 ties and random rows. Rows have vector tails
+// and a stride past their length.
+bool test_activation_quantizers(const CpuKernels& k, Rand& r) {
+  const QuantKernels& q = quant_kernels(k.level);
+  std::vector<float> codes;  // the positive e4m3 values, ascending
+  for (int e = 0; e < 16; e++)
+    for (int m = 0; m < 8; m++)
+      if (!(e == 15 && m == 7)) codes.push_back(e == 0 ? float(m) / 512 : (1 + float(m) / 8) * std::ldexp(1.0f, e - 7));
+  std::vector<float> v = {0.0f, -0.0f, 448.0f, 463.9f, 464.0f, 480.0f, 1e4f, 1e30f, 1e-40f, -1e-42f, 0x1p-10f, 0x1p-7f};
+  for (size_t i = 0; i < codes.size(); i++) {
+    v.push_back(codes[i]);
+    if (i + 1 < codes.size()) {
+      const float mid = (codes[i] + codes[i + 1]) / 2;
+      v.insert(v.end(), {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e9f)});
+    }
+  }
+  for (int i = 0; i < 500; i++) v.push_back(std::ldexp(r.uniform(1, 2), int(r.gen() % 30) - 20));
+  const size_t n = v.size();
+  for (size_t i = 0; i < n; i++) v.push_back(-v[i]);
+  bool same = true;
+  auto bits_equal = [](float a, float b) {
+    uint32_t x, y;
+    std::memcpy(&x, &a, 4);
+    std::memcpy(&y, &b, 4);
+    return x == y;
+  };
+  for (const float scale : {1.0f, 0.37f}) {
+    const int K = int(v.size()), M = 2, ldx = K + 5;
+    std::vector<float> x(size_t(M) * ldx, 0.0f), out(size_t(M) * K);
+    for (int m = 0; m < M; m++)
+      for (int i = 0; i < K; i++) x[size_t(m) * ldx + i] = v[size_t((i + 7 * m) % K)] * scale;
+    q.round_rows_e4m3(x.data(), ldx, M, K, scale, out.data());
+    const float inv = 1.0f / scale;
+    for (int m = 0; m < M; m++)
+      for (int i = 0; i < K; i++)
+        if (!bits_equal(out[size_t(m) * K + i], quant_round::e4m3(x[size_t(m) * ldx + i] * inv))) same = false;
+  }
+  // int8: a row whose amax is 127 (scale 1: x.5 values are exact ties), then random rows
+  const int K = 1031, M = 3, ldx = K + 3;
+  std::vector<float> x(size_t(M) * ldx, 0.0f);
+  x[0] = 127.0f;
+  for (int i = 1; i < K; i++) x[size_t(i)] = float(int(r.gen() % 253) - 126) + (i % 2 ? 0.5f : 0.0f);
+  for (int m = 1; m < M; m++)
+    for (int i = 0; i < K; i++) x[size_t(m) * ldx + i] = r.uniform(-3, 3);
+  std::vector<int8_t> xq(size_t(M) * K);
+  std::vector<float> xs(M);
+  q.quantize_rows_int8(x.data(), ldx, M, K, xq.data(), xs.data());
+  for (int m = 0; m < M; m++) {
+    float amax = 0;
+    for (int i = 0; i < K; i++) amax = std::max(amax, std::fabs(x[size_t(m) * ldx + i]));
+    if (!bits_equal(xs[size_t(m)], amax / 127.0f)) same = false;
+    const float inv = 1.0f / (amax / 127.0f);
+    for (int i = 0; i < K; i++)
+      if (xq[size_t(m) * K + i] != quant_round::int8(x[size_t(m) * ldx + i], inv)) same = false;
+  }
+  return same;
+}
+
 }  // namespace
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
@@ -375,6 +440,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("rowKernels", test_rows(k, ref, r));
   o.Set("maxSumExp", test_softmax_sums(k, ref, r));
   o.Set("quantDecodeRowsInvariant", test_quant_decode_rows(k, r));
+  o.Set("activationQuantizersExact", test_activation_quantizers(k, r));
   return o;
 }
 
@@ -387,7 +453,8 @@ namespace grpst::addon {
  * the best of `iterations`, with the weights cycling through buffers larger than the caches (as a
  * decode step streams them from DRAM). format: "bf16" (default), "int8_sq" (int8 weights with
  * per-channel scales; the activations quantized per token inside the call, as a forward does),
- * "int8_wo" (the same weights, fp32 activations) or "int4_awq" (groups of 128).
+ * "int8_wo" (the same weights, fp32 activations), "fp8" (e4m3 weights, the activations rounded to
+ * e4m3 inside the call) or "int4_awq" (groups of 128).
  */
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   const CpuLevel level = parse_cpu_level(info[0].As<Napi::String>().Utf8Value());
@@ -395,21 +462,23 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
             K = info[3].As<Napi::Number>().Int32Value(), threads = info[4].As<Napi::Number>().Int32Value(),
             iters = info[5].As<Napi::Number>().Int32Value();
   const std::string format = info.Length() > 6 ? info[6].As<Napi::String>().Utf8Value() : "bf16";
-  if (format != "bf16" && format != "int8_sq" && format != "int8_wo" && format != "int4_awq")
-    throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16, int8_sq, int8_wo or int4_awq, not " + format);
-  const bool int8 = format == "int8_sq" || format == "int8_wo", int4 = format == "int4_awq";
+  if (format != "bf16" && format != "int8_sq" && format != "int8_wo" && format != "fp8" && format != "int4_awq")
+    throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16, int8_sq, int8_wo, fp8 or int4_awq, not " + format);
+  const bool int8 = format == "int8_sq" || format == "int8_wo", fp8 = format == "fp8", int4 = format == "int4_awq";
   constexpr int kGroup = 128;
   const CpuKernels& k = cpu_kernels(level);
-  const size_t wbytes = int4 ? size_t(N) * K / 2 : size_t(N) * K * (int8 ? 1 : 2);
+  const size_t wbytes = int4 ? size_t(N) * K / 2 : size_t(N) * K * (int8 || fp8 ? 1 : 2);
   const int copies = int(std::max<size_t>(1, (256u << 20) / wbytes));
-  // bf16 1.0 everywhere, or int8 weights cycling through -100..100 (uint16 words of two bytes)
-  std::vector<std::vector<uint16_t>> ws(copies, std::vector<uint16_t>((wbytes + 1) / 2, int8 ? 0x9c64 : 0x3f80));
+  // bf16 1.0 everywhere, int8 weights -100 and 100 (uint16 words of two bytes), or e4m3 -1.125 and 1.0
+  const uint16_t word = int8 ? 0x9c64 : fp8 ? 0xb938 : 0x3f80;
+  std::vector<std::vector<uint16_t>> ws(copies, std::vector<uint16_t>((wbytes + 1) / 2, word));
   std::vector<float> x(size_t(M) * K, 0.5f), y(size_t(M) * N), scales(size_t(N) * (int4 ? K / kGroup : 1), 0.01f);
   std::vector<uint8_t> zeros(size_t(N) * (K / kGroup), 8);
   ThreadPool pool(threads);
   LinearWeight lw;
   lw.fmt = format == "int8_sq"   ? WeightFormat::INT8_SQ
            : format == "int8_wo" ? WeightFormat::INT8_WO
+           : fp8                 ? WeightFormat::FP8
            : int4                ? WeightFormat::INT4
                                  : WeightFormat::BF16;
   lw.scales = scales.data();

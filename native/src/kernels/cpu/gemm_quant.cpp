@@ -274,23 +274,9 @@ void decode_e4m3_rows(const uint8_t* w, int64_t ldw, int rows, int K, float* out
     const uint8_t* src = w + r * ldw;
     float* dst = out + int64_t(r) * K;
     int k = 0;
-    // e4m3 bits moved into an fp16 (sign, exponent, mantissa shifted by 7) give the value times 2^-8.
-#if defined(__AVX512F__)
-    const __m512 k256 = _mm512_set1_ps(256.0f);
-    for (; k + 16 <= K; k += 16) {
-      const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k)));
-      const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8),
-                                        _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7));
-      _mm512_storeu_ps(dst + k, _mm512_mul_ps(_mm512_cvtph_ps(h), k256));
-    }
-#elif defined(__AVX2__)
-    const __m256 k256 = _mm256_set1_ps(256.0f);
-    for (; k + 8 <= K; k += 8) {
-      const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + k)));
-      const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
-                                     _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7));
-      _mm256_storeu_ps(dst + k, _mm256_mul_ps(_mm256_cvtph_ps(h), k256));
-    }
+    // simd.h's widening (vload_e4m3: the code's bits as an fp16, times 2^8), exact.
+#if defined(__AVX512F__) || defined(__AVX2__)
+    for (; k + kWidth <= K; k += kWidth) vstore(dst + k, vload_e4m3(src + k));
 #endif
     for (; k < K; k++) dst[k] = kE4m3.v[src[k]];
   }

@@ -71,7 +71,7 @@ void linear_forward_multi(const LinearWeight* const* ws, float* const* ys, int c
   std::vector<const void*> prepared(count, nullptr);
   for (int i = 0; i < count; i++) {
     const LinearFormatOps& ops = linear_format_ops(ws[i]->fmt);
-    if (ops.prepare) prepared[i] = ops.prepare(*ws[i], x, in, M, bufs[i]);
+    if (ops.prepare) prepared[i] = ops.prepare(*ws[i], k, x, in, M, bufs[i]);
   }
   std::vector<ColumnTask> tasks = make_tasks(ws, count, M, pool.size());
   pool.parallel_for(int(tasks.size()), [&](int t, int) {

@@ -24,10 +24,11 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
 }
 
 // The activations rounded to e4m3 (and divided by input_scale): fp32 [M, in].
-const void* prepare(const LinearWeight& w, const float* x, int64_t ldx, int M, std::vector<uint8_t>& buf) {
+const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
+                    std::vector<uint8_t>& buf) {
   const int K = w.in_features;
   float* xr = reinterpret_cast<float*>(quant::scratch(buf, size_t(M) * K * sizeof(float)));
-  round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
+  quant_kernels(k.level).round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
   return xr;
 }
 

@@ -16,10 +16,11 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
 // The activations quantized per token: int8 [M, in], then (at a 64-byte boundary) fp32 scales [M].
 size_t scales_offset(int M, int K) { return (size_t(M) * K + 63) / 64 * 64; }
 
-const void* prepare(const LinearWeight& w, const float* x, int64_t ldx, int M, std::vector<uint8_t>& buf) {
+const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
+                    std::vector<uint8_t>& buf) {
   const int K = w.in_features;
   uint8_t* p = quant::scratch(buf, scales_offset(M, K) + size_t(M) * sizeof(float));
-  quantize_rows_int8(x, ldx, M, K, reinterpret_cast<int8_t*>(p), reinterpret_cast<float*>(p + scales_offset(M, K)));
+  quant_kernels(k.level).quantize_rows_int8(x, ldx, M, K, reinterpret_cast<int8_t*>(p), reinterpret_cast<float*>(p + scales_offset(M, K)));
   return p;
 }
 

@@ -23,6 +23,8 @@
                  int K);                                                                                          \
   bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,              \
                const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N);                 \
+  void quantize_rows_int8(const float* x, int64_t ldx, int M, int K, int8_t* xq, float* xs);                      \
+  void round_rows_e4m3(const float* x, int64_t ldx, int M, int K, float scale, float* out);                       \
   }
 
 GRPST_DECLARE_QUANT_KERNELS(avx512)
@@ -60,17 +62,17 @@ struct QuantKernels {
    * a whole number of vectors. */
   bool (*gemv_i4)(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,
                   const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N);
+  /** Per-row symmetric int8: xs[m] = amax / 127, xq = round-half-even(x / xs) (SmoothQuant's
+   * per-token activations); every level gives quant_round.h's bits. */
+  void (*quantize_rows_int8)(const float* x, int64_t ldx, int M, int K, int8_t* xq, float* xs);
+  /** out = value of e4m3(x / scale) (round to nearest even, saturating at +-448), as fp32; every
+   * level gives quant_round.h's bits. */
+  void (*round_rows_e4m3)(const float* x, int64_t ldx, int M, int K, float scale, float* out);
 };
 
 /** Rows of x up to which the weight-only linears take gemv_i8 / gemv_e4m3 / gemv_i4 (decode). */
 constexpr int kQuantGemvMaxRows = 7;
 
 const QuantKernels& quant_kernels(CpuLevel level);
-
-/** Per-row symmetric int8: xs[m] = amax / 127, xq = round-half-even(x / xs) (SmoothQuant's per-token activations). */
-void quantize_rows_int8(const float* x, int64_t ldx, int M, int K, int8_t* xq, float* xs);
-
-/** out = value of e4m3(x / scale) (round to nearest even, saturating at +-448), as fp32. */
-void round_rows_e4m3(const float* x, int64_t ldx, int M, int K, float scale, float* out);
 
 }  // namespace grpst

@@ -92,9 +92,11 @@ inline VF vload_i8_n(const int8_t* p, int n) {
  * mantissa shifted by 7) give the value times 2^-8, fp16 subnormals covering e4m3's.
  */
 inline VF e4m3_widen(__m128i bytes) {
-  const __m256i b = _mm256_cvtepu8_epi16(bytes);
-  const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8),
-                                    _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7f)), 7));
+  // Sign-extended to 16 bits and shifted left by 7: the exponent and mantissa land in bits 7-13,
+  // the sign in bit 15 (from the extension) and in bit 14 (the code's own top bit), which the
+  // mask clears. Two operations where masking and shifting each half took five.
+  const __m256i b = _mm256_cvtepi8_epi16(bytes);
+  const __m256i h = _mm256_and_si256(_mm256_slli_epi16(b, 7), _mm256_set1_epi16(int16_t(0xbfff)));
   return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
 }
 inline VF vload_e4m3(const uint8_t* p) { return e4m3_widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -173,9 +175,8 @@ inline VF vload_i8_n(const int8_t* p, int n) {
 }
 /** 8 e4m3 codes as fp32, exact (see the AVX-512 version). */
 inline VF vload_e4m3(const uint8_t* p) {
-  const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
-                                 _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7));
+  const __m128i b = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  const __m128i h = _mm_and_si128(_mm_slli_epi16(b, 7), _mm_set1_epi16(int16_t(0xbfff)));
   return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
 }
 inline VF vload_e4m3_n(const uint8_t* p, int n) {
