@@ -15,7 +15,7 @@ import type { LoadOptions } from './types.js';
 /** The variable that forces a lower CPU kernel level. */
 export const cpuKernelsVar = 'GRPST_CPU_KERNELS';
 /** The levels the runtime has, best first (native/src/kernels/cpu/dispatch.cpp). */
-const cpuKernelLevels = ['avx512', 'avx2', 'scalar'];
+const cpuKernelLevels = ['amx', 'avx512', 'avx2', 'scalar'];
 
 /**
  * GRPST_CPU_KERNELS, checked before the runtime sees it: the runtime's own refusal would reach the

@@ -24,7 +24,7 @@ export interface NativeEngineOptions extends Omit<LoadOptions, 'device' | 'specu
   promptLookupMax?: number;
   /** fp8 / int8 cache: [k_scale, v_scale] per layer (engine.json kv_cache.scales); absent: see LoadOptions.kvCacheDtype. */
   kvCacheScales?: [number, number][];
-  /** "avx512", "avx2" or "scalar"; empty: the best this CPU runs. */
+  /** "amx", "avx512", "avx2" or "scalar"; empty: the best this CPU runs. */
   cpuKernels?: string;
   /** Engine quantization scheme; "none" for Hugging Face checkpoints. */
   quantization?: string;

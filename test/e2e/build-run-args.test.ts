@@ -70,7 +70,7 @@ describe('grpst run with bad arguments', () => {
     const r = await cli.run(['run', '--engine_dir', tinyA, '--input_text', 'hi', '--max_output_len', '2'], { env: { GRPST_CPU_KERNELS: 'avx9000' } });
     expect(r.code, r.stderr).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toContain('error: GRPST_CPU_KERNELS is set to "avx9000", which is not a CPU kernel level: it takes avx512, avx2 or scalar, and this CPU runs ');
+    expect(r.stderr).toContain('error: GRPST_CPU_KERNELS is set to "avx9000", which is not a CPU kernel level: it takes amx, avx512, avx2 or scalar, and this CPU runs ');
     expect(r.stderr).toMatch(/\n {2}fix: unset GRPST_CPU_KERNELS to use this CPU's best level \(\w+\), or set it to .*scalar$/m);
     expect(r.stderr).not.toMatch(/model folder|load options/);
     // grpst serve (and the daemon of grpst start) refuses it the same way before it listens.

@@ -163,7 +163,11 @@ describe.each(models)('%s engines with a quantized KV cache', (name) => {
     const reqs = refRequests(name);
     const a = await runAll(asked, reqs);
     const b = await runAll(own, reqs);
-    expect(logprobGap(a, b).max).toBeLessThan(1e-2);
+    // The scales agree to their last bit or so (amax / 448 * 448 / 127 against amax / 127): where
+    // that moves a value across a rounding boundary of the cache, one code moves by a step, as
+    // between kernel levels. An engine that did not reuse its calibration would be off by
+    // UNCALIBRATED_BOUND's order.
+    expect(logprobGap(a, b).max).toBeLessThan(LEVEL_BOUND);
     expectSameGreedy(a, b, NEAR_TIE.level);
   });
 });

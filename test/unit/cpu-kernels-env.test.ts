@@ -21,8 +21,8 @@ beforeAll(() => {
     addon,
     `exports.probe = () => ({ version: 'test', cpuKernels: ['avx2', 'scalar'], bestCpuKernels: 'avx2', cuda: false });
 exports.createEngine = async (model, tensors, options) => {
-  if (options.cpuKernels && !['avx512', 'avx2', 'scalar'].includes(options.cpuKernels))
-    throw new Error('unknown CPU kernel level "' + options.cpuKernels + '" (GRPST_CPU_KERNELS takes avx512, avx2 or scalar)');
+  if (options.cpuKernels && !['amx', 'avx512', 'avx2', 'scalar'].includes(options.cpuKernels))
+    throw new Error('unknown CPU kernel level "' + options.cpuKernels + '" (GRPST_CPU_KERNELS takes amx, avx512, avx2 or scalar)');
   throw new Error('the stand-in runtime loads nothing');
 };
 `,
@@ -55,7 +55,7 @@ describe('GRPST_CPU_KERNELS', () => {
   it('an unknown level names the variable, its value, the levels it takes and what this CPU runs', () => {
     const err = refusal('avx9000');
     expect(err.exitCode).toBe(2);
-    expect(err.message).toBe('GRPST_CPU_KERNELS is set to "avx9000", which is not a CPU kernel level: it takes avx512, avx2 or scalar, and this CPU runs avx2 and scalar');
+    expect(err.message).toBe('GRPST_CPU_KERNELS is set to "avx9000", which is not a CPU kernel level: it takes amx, avx512, avx2 or scalar, and this CPU runs avx2 and scalar');
     expect(err.hint).toBe("unset GRPST_CPU_KERNELS to use this CPU's best level (avx2), or set it to avx2 or scalar");
   });
 

@@ -1,5 +1,5 @@
 // The CPU kernels as a table of function pointers, one table per instruction-set level
-// (AVX-512, AVX2+FMA, scalar), chosen at run time. Kernels never allocate and never throw.
+// (AMX: AVX-512 with its bf16 GEMM on AMX tiles; AVX-512, AVX2+FMA, scalar), chosen at run time. Kernels never allocate and never throw.
 // Each output element is computed by the same instruction sequence whatever the batch shape
 // (rows M, the thread split, the other sequences in a step), so results are batch-invariant.
 #pragma once
@@ -10,7 +10,7 @@
 
 namespace grpst {
 
-enum class CpuLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+enum class CpuLevel { Scalar = 0, Avx2 = 1, Avx512 = 2, Amx = 3 };
 
 /** Element type of a KV pool: fp32, bf16, or 1-byte e4m3 / int8 codes read as value * scale. */
 enum class KvElem : uint8_t { F32, BF16, FP8, INT8 };
@@ -66,6 +66,16 @@ struct CpuKernels {
   void (*max_and_sum_exp)(const float* x, int n, float* max_out, double* sum_out);
   /** Reads `bytes` (multiple of 256, 64-byte aligned) and returns a value that depends on them. */
   float (*stream_read)(const void* p, size_t bytes);
+  /**
+   * Optional (nullptr where the level has none: all but amx): gemm_bf16 in two halves, so that a
+   * linear call packs its activations once for every column range its threads take.
+   * pack_bf16 writes pack_bf16_bytes(M, K) bytes to a 64-byte-aligned `out`; gemm_bf16_packed
+   * gives gemm_bf16's y (the same bits) from them.
+   */
+  size_t (*pack_bf16_bytes)(int M, int K);
+  void (*pack_bf16)(const float* x, int64_t ldx, int M, int K, void* out);
+  void (*gemm_bf16_packed)(const void* packed, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0,
+                           int n1, int K);
 };
 
 /** Whether this CPU (and OS) can run the level. */
@@ -74,7 +84,7 @@ bool cpu_supports(CpuLevel level);
 std::vector<CpuLevel> cpu_levels_available();
 const CpuKernels& cpu_kernels(CpuLevel level);
 const char* cpu_level_name(CpuLevel level);
-/** "avx512", "avx2" or "scalar"; throws Error on anything else. */
+/** "amx", "avx512", "avx2" or "scalar"; throws Error on anything else. */
 CpuLevel parse_cpu_level(const std::string& name);
 /**
  * The level to use: the best the CPU runs, or `requested` ("" = best; else at most what the CPU

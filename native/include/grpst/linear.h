@@ -49,6 +49,9 @@ struct LinearFormatOps {
    * making it inside `columns` would repeat it for each task. k: the level whose kernels make it. */
   const void* (*prepare)(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                          std::vector<uint8_t>& buf);
+  /** What `prepare` makes depends on x alone (not on the weight's own scales): projections of one
+   * input in one call (q / k / v, gate / up) share it. */
+  bool prepare_shared;
 };
 
 const LinearFormatOps& linear_format_ops(WeightFormat fmt);

@@ -461,6 +461,7 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   const int M = info[1].As<Napi::Number>().Int32Value(), N = info[2].As<Napi::Number>().Int32Value(),
             K = info[3].As<Napi::Number>().Int32Value(), threads = info[4].As<Napi::Number>().Int32Value(),
             iters = info[5].As<Napi::Number>().Int32Value();
+  if (!cpu_supports(level)) throw Napi::Error::New(info.Env(), "benchGemm: this CPU cannot run the " + info[0].As<Napi::String>().Utf8Value() + " kernels");
   const std::string format = info.Length() > 6 ? info[6].As<Napi::String>().Utf8Value() : "bf16";
   if (format != "bf16" && format != "int8_sq" && format != "int8_wo" && format != "fp8" && format != "int4_awq")
     throw Napi::Error::New(info.Env(), "benchGemm: format must be bf16, int8_sq, int8_wo, fp8 or int4_awq, not " + format);
@@ -508,6 +509,7 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
   const int G = info[1].As<Napi::Number>().Int32Value(), D = info[2].As<Napi::Number>().Int32Value(),
             ctx = info[3].As<Napi::Number>().Int32Value(), rows = info[4].As<Napi::Number>().Int32Value(),
             iters = info[5].As<Napi::Number>().Int32Value();
+  if (!cpu_supports(level)) throw Napi::Error::New(info.Env(), "benchAttention: this CPU cannot run the " + info[0].As<Napi::String>().Utf8Value() + " kernels");
   if (G < 1 || D < 1 || ctx < 1 || rows < 1 || iters < 1)
     throw Napi::Error::New(info.Env(), "benchAttention: group, headDim, ctx, rows and iterations must be positive");
   const CpuKernels& k = cpu_kernels(level);

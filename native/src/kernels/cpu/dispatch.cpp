@@ -3,6 +3,7 @@
 
 #include "grpst/common.h"
 #include "grpst/cpu_kernels.h"
+#include "kernels/cpu/gemm_bf16_amx.h"
 #include "kernels/cpu/isa_kernels.h"
 
 namespace grpst {
@@ -12,12 +13,24 @@ namespace {
 #define GRPST_KERNEL_TABLE(ns, lvl, label)                                                         \
   CpuKernels {                                                                                       \
     lvl, label, cpu::ns::gemm_bf16, cpu::ns::rmsnorm, cpu::ns::attention, cpu::ns::silu_mul, cpu::ns::add, \
-        cpu::ns::bf16_to_f32, cpu::ns::f32_to_bf16, cpu::ns::max_and_sum_exp, cpu::ns::stream_read         \
+        cpu::ns::bf16_to_f32, cpu::ns::f32_to_bf16, cpu::ns::max_and_sum_exp, cpu::ns::stream_read,        \
+        nullptr, nullptr, nullptr                                                                           \
   }
 
 const CpuKernels kAvx512 = GRPST_KERNEL_TABLE(avx512, CpuLevel::Avx512, "avx512");
 const CpuKernels kAvx2 = GRPST_KERNEL_TABLE(avx2, CpuLevel::Avx2, "avx2");
 const CpuKernels kScalar = GRPST_KERNEL_TABLE(scalar, CpuLevel::Scalar, "scalar");
+// AVX-512's kernels, the bf16 GEMM on AMX tiles.
+const CpuKernels kAmx = [] {
+  CpuKernels k = kAvx512;
+  k.level = CpuLevel::Amx;
+  k.name = "amx";
+  k.gemm_bf16 = cpu::amx::gemm;
+  k.pack_bf16_bytes = cpu::amx::packed_bytes;
+  k.pack_bf16 = cpu::amx::pack;
+  k.gemm_bf16_packed = cpu::amx::gemm_packed;
+  return k;
+}();
 
 }  // namespace
 
@@ -25,6 +38,8 @@ bool cpu_supports(CpuLevel level) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   switch (level) {
+    case CpuLevel::Amx:
+      return cpu_supports(CpuLevel::Avx512) && cpu::amx::available();
     case CpuLevel::Avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -43,13 +58,18 @@ bool cpu_supports(CpuLevel level) {
 
 std::vector<CpuLevel> cpu_levels_available() {
   std::vector<CpuLevel> out;
-  for (CpuLevel l : {CpuLevel::Avx512, CpuLevel::Avx2, CpuLevel::Scalar})
+  for (CpuLevel l : {CpuLevel::Amx, CpuLevel::Avx512, CpuLevel::Avx2, CpuLevel::Scalar})
     if (cpu_supports(l)) out.push_back(l);
   return out;
 }
 
 const CpuKernels& cpu_kernels(CpuLevel level) {
   switch (level) {
+    case CpuLevel::Amx:
+      // The OS grants the tile state on request (available() asks once): a table handed out
+      // before the request would fault on its first tile instruction.
+      cpu::amx::available();
+      return kAmx;
     case CpuLevel::Avx512:
       return kAvx512;
     case CpuLevel::Avx2:
@@ -62,10 +82,11 @@ const CpuKernels& cpu_kernels(CpuLevel level) {
 const char* cpu_level_name(CpuLevel level) { return cpu_kernels(level).name; }
 
 CpuLevel parse_cpu_level(const std::string& name) {
+  if (name == "amx") return CpuLevel::Amx;
   if (name == "avx512") return CpuLevel::Avx512;
   if (name == "avx2") return CpuLevel::Avx2;
   if (name == "scalar") return CpuLevel::Scalar;
-  throw Error("unknown CPU kernel level \"" + name + "\" (GRPST_CPU_KERNELS takes avx512, avx2 or scalar)");
+  throw Error("unknown CPU kernel level \"" + name + "\" (GRPST_CPU_KERNELS takes amx, avx512, avx2 or scalar)");
 }
 
 CpuLevel choose_cpu_level(const std::string& requested) {

@@ -1,4 +1,7 @@
 // bf16 weights, used in place from the mapped checkpoint (or converted once from fp16/fp32).
+#include <cstdint>
+#include <vector>
+
 #include "grpst/linear.h"
 
 namespace grpst {
@@ -15,15 +18,29 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return w;
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void*, float* y,
+// Levels whose GEMM takes its activations packed (amx) pack them once per call, not once per
+// column range; the others read x as it is.
+const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
+                    std::vector<uint8_t>& buf) {
+  if (!k.pack_bf16) return nullptr;
+  const size_t bytes = k.pack_bf16_bytes(M, w.in_features) + 64;
+  if (buf.size() < bytes) buf.resize(bytes);
+  void* out = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  k.pack_bf16(x, ldx, M, w.in_features, out);
+  return out;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void* prepared, float* y,
              int64_t ldy, int M, int n0, int n1) {
-  k.gemm_bf16(x, ldx, static_cast<const uint16_t*>(w.w), w.ldw, y, ldy, M, n0, n1, w.in_features);
+  const uint16_t* wb = static_cast<const uint16_t*>(w.w);
+  if (prepared) k.gemm_bf16_packed(prepared, wb, w.ldw, y, ldy, M, n0, n1, w.in_features);
+  else k.gemm_bf16(x, ldx, wb, w.ldw, y, ldy, M, n0, n1, w.in_features);
 }
 
 int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_features * 2; }
 
 }  // namespace
 
-extern const LinearFormatOps kLinearBf16 = {"bf16", load, columns, bytes, nullptr};
+extern const LinearFormatOps kLinearBf16 = {"bf16", load, columns, bytes, prepare, true};
 
 }  // namespace grpst

@@ -58,6 +58,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearFp8 = {"fp8", load, columns, bytes, prepare};
+extern const LinearFormatOps kLinearFp8 = {"fp8", load, columns, bytes, prepare, false};
 
 }  // namespace grpst

@@ -54,6 +54,6 @@ int64_t bytes(const LinearWeight& w) {
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt4 = {"int4", load, columns, bytes, nullptr};
+extern const LinearFormatOps kLinearInt4 = {"int4", load, columns, bytes, nullptr, false};
 
 }  // namespace grpst

@@ -45,6 +45,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt8Sq = {"int8_sq", load, columns, bytes, prepare};
+extern const LinearFormatOps kLinearInt8Sq = {"int8_sq", load, columns, bytes, prepare, true};
 
 }  // namespace grpst

@@ -36,6 +36,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt8Wo = {"int8_wo", load, columns, bytes, nullptr};
+extern const LinearFormatOps kLinearInt8Wo = {"int8_wo", load, columns, bytes, nullptr, false};
 
 }  // namespace grpst

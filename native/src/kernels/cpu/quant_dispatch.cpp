@@ -20,6 +20,7 @@ const QuantKernels kScalar = GRPST_QUANT_TABLE(scalar);
 
 const QuantKernels& quant_kernels(CpuLevel level) {
   switch (level) {
+    case CpuLevel::Amx:  // (AMX multiplies bf16 only: the quantized formats keep AVX-512's kernels)
     case CpuLevel::Avx512:
       return kAvx512;
     case CpuLevel::Avx2:

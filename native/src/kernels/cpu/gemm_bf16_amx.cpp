@@ -1,0 +1,237 @@
+// bf16 GEMM on AMX tiles (Intel Advanced Matrix Extensions: TDPBF16PS multiplies a 16 x 32 bf16
+// tile by a 32 x 16 one into 16 x 16 fp32 sums, 8,192 products an instruction against an AVX-512
+// FMA's 16). The "amx" CPU level (dispatch.cpp) takes it for every bf16 linear; its other kernels
+// are AVX-512's.
+//
+// The activations stay exact: each fp32 value is split into three bf16 parts, x = x1 + x2 + x3
+// exactly (x1 = bf16(x), x2 = bf16(x - x1), x3 = x - x1 - x2, which has at most 8 significant
+// bits), and each part is multiplied with the bf16 weights, whose products with a bf16 are exact
+// in fp32. So the sums differ from the fp32 kernels only in their order (denormals below 2^-110
+// aside), not by bf16's rounding of the activations, and the model keeps fp32 transformers'
+// logits within the same tolerance.
+//
+// Shapes: the weights are the A operand as they lie ([N, K] rows are a tile's rows, 64 bytes of
+// K each, no repacking); the activations are B, packed once per call into TDPBF16PS's pair layout
+// ([part][16-token block][32-column chunk][16 column pairs][16 tokens][2], 1 KB a tile, zeros
+// past M and K); C is 16 weight rows x 16 tokens, written to y transposed. Every output is one
+// accumulator tile's element: the same TDPBF16PS sequence over the same K chunks and parts
+// whatever M, the thread split or the rows beside it (pieces of fewer than 16 rows, and a K
+// tail, are loaded from zero-padded copies), so results are batch-invariant as the CpuKernels
+// contract asks.
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <cpuid.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/gemm_bf16_amx.h"
+
+namespace grpst::cpu::amx {
+
+namespace {
+
+constexpr int kTileRows = 16;  // weight rows (A, C rows) and tokens (B, C columns) per tile
+constexpr int kChunk = 32;     // K columns per TDPBF16PS
+constexpr int kParts = 3;
+constexpr size_t kTileBytes = 1024;
+// Weight rows a thread keeps in its L2 while every token block passes over them (K = 1,024:
+// 512 KB), so that the weights come from memory once and the packed activations of one token
+// block (3 parts x 2 blocks x K / 32 KB) stay in the L1/L2 across the rows.
+constexpr int kRowsPerPass = 256;
+
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0-3 accumulate (two row pieces x two token blocks), 4-5 hold weights, 6-7 activations:
+// all 16 rows x 64 bytes.
+const TileConfig& tile_config() {
+  static const TileConfig cfg = [] {
+    TileConfig c;
+    for (int t = 0; t < 8; t++) {
+      c.colsb[t] = 64;
+      c.rows[t] = kTileRows;
+    }
+    return c;
+  }();
+  return cfg;
+}
+
+inline const uint8_t* packed_tile(const void* packed, int part, int mb, int kc, int MB, int KC) {
+  return static_cast<const uint8_t*>(packed) + ((size_t(part) * MB + mb) * KC + kc) * kTileBytes;
+}
+
+// A piece of 16 weight rows at one K chunk, zero-padded where rows or columns run out.
+void load_padded_rows(const uint16_t* w, int64_t ldw, int rows, int k0, int K, uint16_t* dst) {
+  std::memset(dst, 0, kTileBytes);
+  const int cols = std::min(kChunk, K - k0);
+  for (int r = 0; r < rows; r++) std::memcpy(dst + r * kChunk, w + r * ldw + k0, size_t(cols) * 2);
+}
+
+// A 16 x 16 matrix of 32-bit elements, row i in r[i], transposed in place: two unpack rounds
+// transpose the 4 x 4 blocks within each 128-bit lane (s[4g + c] lane L: column 4L + c of rows
+// 4g..4g+3), two rounds of lane shuffles move the blocks.
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int c = 0; c < 4; c++) {
+    const __m512i u0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x88), u1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xdd);
+    const __m512i v0 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x88), v1 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xdd);
+    t[c] = _mm512_shuffle_i32x4(u0, v0, 0x88);
+    t[4 + c] = _mm512_shuffle_i32x4(u1, v1, 0x88);
+    t[8 + c] = _mm512_shuffle_i32x4(u0, v0, 0xdd);
+    t[12 + c] = _mm512_shuffle_i32x4(u1, v1, 0xdd);
+  }
+  for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+}  // namespace
+
+bool available() {
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool tile = d & (1u << 24), bf16 = d & (1u << 22);
+    if (!tile || !bf16) return false;
+    // Linux hands out the 8 KB tile state only on request (ARCH_REQ_XCOMP_PERM, XTILEDATA);
+    // once granted it holds for every thread of the process.
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
+size_t packed_bytes(int M, int K) {
+  const size_t MB = size_t(M + kTileRows - 1) / kTileRows, KC = size_t(K + kChunk - 1) / kChunk;
+  return kParts * MB * KC * kTileBytes;
+}
+
+void pack(const float* x, int64_t ldx, int M, int K, void* out) {
+  const int MB = (M + kTileRows - 1) / kTileRows, KC = (K + kChunk - 1) / kChunk;
+  __m512i pairs[kParts][kTileRows];  // [part][token]: the token's 16 column pairs of one chunk
+  for (int mb = 0; mb < MB; mb++) {
+    for (int kc = 0; kc < KC; kc++) {
+      const int k0 = kc * kChunk, n = std::min(kChunk, K - k0);
+      const __mmask16 lo_mask = __mmask16(n >= 16 ? 0xffff : (1u << n) - 1);
+      const __mmask16 hi_mask = __mmask16(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+      for (int t = 0; t < kTileRows; t++) {
+        const int m = mb * kTileRows + t;
+        __m512 rest[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        if (m < M) {
+          rest[0] = _mm512_maskz_loadu_ps(lo_mask, x + m * ldx + k0);
+          rest[1] = _mm512_maskz_loadu_ps(hi_mask, x + m * ldx + k0 + 16);
+        }
+        for (int part = 0; part < kParts; part++) {
+          __m256i half[2];
+          for (int h = 0; h < 2; h++) {
+            const __m256bh b = _mm512_cvtneps_pbh(rest[h]);
+            half[h] = reinterpret_cast<const __m256i&>(b);
+            // what this part left: exact (see the file's comment), the next part's value
+            rest[h] = _mm512_sub_ps(rest[h], _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half[h]), 16)));
+          }
+          pairs[part][t] = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
+        }
+      }
+      // token-major to pair-major: tile row r holds column pair r of the 16 tokens
+      for (int part = 0; part < kParts; part++) {
+        transpose16(pairs[part]);
+        uint8_t* tile = const_cast<uint8_t*>(packed_tile(out, part, mb, kc, MB, KC));
+        for (int r = 0; r < kTileRows; r++) _mm512_store_si512(tile + r * 64, pairs[part][r]);
+      }
+    }
+  }
+}
+
+void gemm_packed(const void* packed, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0, int n1,
+                 int K) {
+  if (M <= 0 || n1 <= n0) return;
+  const int MB = (M + kTileRows - 1) / kTileRows, KC = (K + kChunk - 1) / kChunk, full_kc = K / kChunk;
+  _tile_loadconfig(&tile_config());
+  alignas(64) uint16_t pad[2][kTileRows * kChunk];
+  alignas(64) float sums[4][kTileRows * kTileRows];
+  for (int pass = n0; pass < n1; pass += kRowsPerPass) {
+    const int pass_end = std::min(n1, pass + kRowsPerPass);
+    for (int mb = 0; mb < MB; mb += 2) {
+      const bool two_blocks = mb + 1 < MB;
+      for (int n = pass; n < pass_end; n += 2 * kTileRows) {
+        const int rows0 = std::min(kTileRows, pass_end - n), rows1 = std::max(0, std::min(kTileRows, pass_end - n - kTileRows));
+        const uint16_t* w0 = w + int64_t(n) * ldw;
+        const uint16_t* w1 = w0 + int64_t(kTileRows) * ldw;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int kc = 0; kc < KC; kc++) {
+          const int k0 = kc * kChunk;
+          if (rows0 == kTileRows && kc < full_kc) {
+            _tile_loadd(4, w0 + k0, ldw * 2);
+          } else {
+            load_padded_rows(w0, ldw, rows0, k0, K, pad[0]);
+            _tile_loadd(4, pad[0], 64);
+          }
+          if (rows1 > 0) {
+            if (rows1 == kTileRows && kc < full_kc) {
+              _tile_loadd(5, w1 + k0, ldw * 2);
+            } else {
+              load_padded_rows(w1, ldw, rows1, k0, K, pad[1]);
+              _tile_loadd(5, pad[1], 64);
+            }
+          }
+          for (int part = 0; part < kParts; part++) {
+            _tile_loadd(6, packed_tile(packed, part, mb, kc, MB, KC), 64);
+            _tile_dpbf16ps(0, 4, 6);
+            if (rows1 > 0) _tile_dpbf16ps(2, 5, 6);
+            if (two_blocks) {
+              _tile_loadd(7, packed_tile(packed, part, mb + 1, kc, MB, KC), 64);
+              _tile_dpbf16ps(1, 4, 7);
+              if (rows1 > 0) _tile_dpbf16ps(3, 5, 7);
+            }
+          }
+        }
+        // C[r][t] is y[token][row]: written transposed, only rows and tokens that exist
+        _tile_stored(0, sums[0], 64);
+        if (two_blocks) _tile_stored(1, sums[1], 64);
+        if (rows1 > 0) _tile_stored(2, sums[2], 64);
+        if (rows1 > 0 && two_blocks) _tile_stored(3, sums[3], 64);
+        for (int b = 0; b < (two_blocks ? 2 : 1); b++) {
+          const int m0 = (mb + b) * kTileRows, tokens = std::min(kTileRows, M - m0);
+          for (int piece = 0; piece < (rows1 > 0 ? 2 : 1); piece++) {
+            const float* s = sums[piece * 2 + b];
+            const int rows = piece ? rows1 : rows0, nn = n + piece * kTileRows;
+            for (int t = 0; t < tokens; t++)
+              for (int r = 0; r < rows; r++) y[int64_t(m0 + t) * ldy + nn + r] = s[r * kTileRows + t];
+          }
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
+void gemm(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0, int n1,
+          int K) {
+  thread_local std::vector<uint8_t> buf;
+  const size_t bytes = packed_bytes(M, K) + 64;
+  if (buf.size() < bytes) buf.resize(bytes);
+  void* packed = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  pack(x, ldx, M, K, packed);
+  gemm_packed(packed, w, ldw, y, ldy, M, n0, n1, K);
+}
+
+}  // namespace grpst::cpu::amx
