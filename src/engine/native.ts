@@ -164,6 +164,7 @@ export interface KernelSelfTestResult {
   maxSumExp: number;
   quantDecodeRowsInvariant: boolean;
   activationQuantizersExact: boolean;
+  int8SqExact: boolean;
 }
 
 export interface NativeProbe {

@@ -36,6 +36,8 @@ describe('CPU kernels', () => {
     expect(r.quantDecodeRowsInvariant).toBe(true);
     // fp8's e4m3 rounding and int8_sq's per-token int8 of the activations: the scalar definition's bits
     expect(r.activationQuantizersExact).toBe(true);
+    // int8_sq's exact int32 products (AMX-INT8 tiles on the amx level): the scalar level's y, bit for bit
+    expect(r.int8SqExact).toBe(true);
   });
 
   it('refuse a level name they do not know', () => {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "grpst/common.h"
@@ -412,6 +413,35 @@ bool test_activation_quantizers(const CpuKernels& k, Rand& r) {
   return same;
 }
 
+// int8_sq linears (per-token int8 activations, int32 products) against the scalar level, bit for
+// bit: the products are exact whatever the kernel (the amx level's tiles included) and the
+// quantizer gives the scalar definition's bits, so every level must give the same y. Shapes with
+// K tails, N tails and 1-40 rows.
+bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
+  ThreadPool pool(2);
+  bool same = true;
+  for (const auto& [N, K] : {std::pair{37, 100}, std::pair{64, 256}, std::pair{48, 1000}, std::pair{130, 64}}) {
+    std::vector<int8_t> w(size_t(N) * K);
+    for (auto& b : w) b = int8_t(int(r.gen() % 255) - 127);
+    std::vector<float> scales = r.floats(size_t(N), 0.001f, 0.01f);
+    LinearWeight lw;
+    lw.fmt = WeightFormat::INT8_SQ;
+    lw.out_features = N;
+    lw.in_features = K;
+    lw.w = w.data();
+    lw.ldw = K;
+    lw.scales = scales.data();
+    for (int M : {1, 5, 17, 40}) {
+      const auto x = r.floats(size_t(M) * K, -3, 3);
+      std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
+      linear_forward(lw, x.data(), y.data(), M, k, pool);
+      linear_forward(lw, x.data(), yr.data(), M, ref, pool);
+      if (std::memcmp(y.data(), yr.data(), y.size() * sizeof(float)) != 0) same = false;
+    }
+  }
+  return same;
+}
+
 }  // namespace
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
@@ -441,6 +471,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("maxSumExp", test_softmax_sums(k, ref, r));
   o.Set("quantDecodeRowsInvariant", test_quant_decode_rows(k, r));
   o.Set("activationQuantizersExact", test_activation_quantizers(k, r));
+  o.Set("int8SqExact", test_int8_sq_exact(k, ref, r));
   return o;
 }
 

@@ -103,6 +103,14 @@ inline void transpose16(__m512i r[16]) {
 
 }  // namespace
 
+bool available_int8() {
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return available() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 25));
+  }();
+  return ok;
+}
+
 bool available() {
   static const bool ok = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
@@ -232,6 +240,105 @@ void gemm(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y,
   void* packed = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   pack(x, ldx, M, K, packed);
   gemm_packed(packed, w, ldw, y, ldy, M, n0, n1, K);
+}
+
+
+// ---- int8 x int8 -> int32 (int8_sq): TDPBSSD, exact ----------------------------------------
+// The same arrangement with 64-column chunks of signed bytes (the B operand's rows hold 4
+// consecutive columns of each token): the sums are exact in int32, so they equal the AVX-512
+// kernel's bit for bit, in any order.
+
+namespace {
+constexpr int kChunkI8 = 64;
+
+void load_padded_rows_i8(const int8_t* w, int64_t ldw, int rows, int k0, int K, int8_t* dst) {
+  std::memset(dst, 0, kTileBytes);
+  const int cols = std::min(kChunkI8, K - k0);
+  for (int r = 0; r < rows; r++) std::memcpy(dst + r * kChunkI8, w + r * ldw + k0, size_t(cols));
+}
+}  // namespace
+
+size_t packed_i8_bytes(int M, int K) {
+  const size_t MB = size_t(M + kTileRows - 1) / kTileRows, KC = size_t(K + kChunkI8 - 1) / kChunkI8;
+  return MB * KC * kTileBytes;
+}
+
+void pack_i8(const int8_t* xq, int64_t ldx, int M, int K, void* out) {
+  const int MB = (M + kTileRows - 1) / kTileRows, KC = (K + kChunkI8 - 1) / kChunkI8;
+  __m512i quads[kTileRows];  // [token]: its 16 groups of 4 columns of one chunk
+  for (int mb = 0; mb < MB; mb++) {
+    for (int kc = 0; kc < KC; kc++) {
+      const int k0 = kc * kChunkI8, n = std::min(kChunkI8, K - k0);
+      const __mmask64 mask = n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1;
+      for (int t = 0; t < kTileRows; t++) {
+        const int m = mb * kTileRows + t;
+        quads[t] = m < M ? _mm512_maskz_loadu_epi8(mask, xq + m * ldx + k0) : _mm512_setzero_si512();
+      }
+      transpose16(quads);
+      uint8_t* tile = static_cast<uint8_t*>(out) + (size_t(mb) * KC + kc) * kTileBytes;
+      for (int r = 0; r < kTileRows; r++) _mm512_store_si512(tile + r * 64, quads[r]);
+    }
+  }
+}
+
+void gemm_i8_packed(const void* packed, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M, int N, int K) {
+  if (M <= 0 || N <= 0) return;
+  const int MB = (M + kTileRows - 1) / kTileRows, KC = (K + kChunkI8 - 1) / kChunkI8, full_kc = K / kChunkI8;
+  _tile_loadconfig(&tile_config());
+  alignas(64) int8_t pad[2][kTileRows * kChunkI8];
+  alignas(64) int32_t sums[4][kTileRows * kTileRows];
+  auto tile_of = [&](int mb, int kc) { return static_cast<const uint8_t*>(packed) + (size_t(mb) * KC + kc) * kTileBytes; };
+  for (int mb = 0; mb < MB; mb += 2) {
+    const bool two_blocks = mb + 1 < MB;
+    for (int n = 0; n < N; n += 2 * kTileRows) {
+      const int rows0 = std::min(kTileRows, N - n), rows1 = std::max(0, std::min(kTileRows, N - n - kTileRows));
+      const int8_t* w0 = w + int64_t(n) * ldw;
+      const int8_t* w1 = w0 + int64_t(kTileRows) * ldw;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int kc = 0; kc < KC; kc++) {
+        const int k0 = kc * kChunkI8;
+        if (rows0 == kTileRows && kc < full_kc) {
+          _tile_loadd(4, w0 + k0, ldw);
+        } else {
+          load_padded_rows_i8(w0, ldw, rows0, k0, K, pad[0]);
+          _tile_loadd(4, pad[0], 64);
+        }
+        if (rows1 > 0) {
+          if (rows1 == kTileRows && kc < full_kc) {
+            _tile_loadd(5, w1 + k0, ldw);
+          } else {
+            load_padded_rows_i8(w1, ldw, rows1, k0, K, pad[1]);
+            _tile_loadd(5, pad[1], 64);
+          }
+        }
+        _tile_loadd(6, tile_of(mb, kc), 64);
+        _tile_dpbssd(0, 4, 6);
+        if (rows1 > 0) _tile_dpbssd(2, 5, 6);
+        if (two_blocks) {
+          _tile_loadd(7, tile_of(mb + 1, kc), 64);
+          _tile_dpbssd(1, 4, 7);
+          if (rows1 > 0) _tile_dpbssd(3, 5, 7);
+        }
+      }
+      _tile_stored(0, sums[0], 64);
+      if (two_blocks) _tile_stored(1, sums[1], 64);
+      if (rows1 > 0) _tile_stored(2, sums[2], 64);
+      if (rows1 > 0 && two_blocks) _tile_stored(3, sums[3], 64);
+      for (int b = 0; b < (two_blocks ? 2 : 1); b++) {
+        const int m0 = (mb + b) * kTileRows, tokens = std::min(kTileRows, M - m0);
+        for (int piece = 0; piece < (rows1 > 0 ? 2 : 1); piece++) {
+          const int32_t* s = sums[piece * 2 + b];
+          const int rows = piece ? rows1 : rows0, nn = n + piece * kTileRows;
+          for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < rows; r++) acc[int64_t(m0 + t) * ldacc + nn + r] = s[r * kTileRows + t];
+        }
+      }
+    }
+  }
+  _tile_release();
 }
 
 }  // namespace grpst::cpu::amx

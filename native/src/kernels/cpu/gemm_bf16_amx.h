@@ -1,4 +1,4 @@
-// The AMX bf16 GEMM (gemm_bf16_amx.cpp): the "amx" CPU level's gemm_bf16.
+// The AMX GEMMs (gemm_bf16_amx.cpp): the "amx" CPU level's gemm_bf16 and int8_sq's int8 products.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,5 +17,14 @@ void gemm_packed(const void* packed, const uint16_t* w, int64_t ldw, float* y, i
 /** CpuKernels::gemm_bf16: pack() into a per-thread buffer, then gemm_packed(). */
 void gemm(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0, int n1,
           int K);
+
+/** available() and AMX-INT8 too (int8_sq's products). */
+bool available_int8();
+/** Bytes pack_i8() writes for M rows of K int8 activations. */
+size_t packed_i8_bytes(int M, int K);
+/** xq [M, K] int8 (row stride ldx) in TDPBSSD's B layout (64-byte aligned out). */
+void pack_i8(const int8_t* xq, int64_t ldx, int M, int K, void* out);
+/** acc[m, n] = sum_k xq[m, k] * w[n, k] exactly, m < M, n < N, from pack_i8()'s activations. */
+void gemm_i8_packed(const void* packed, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M, int N, int K);
 
 }  // namespace grpst::cpu::amx

@@ -1,6 +1,8 @@
 // int8_sq (SmoothQuant W8A8): int8 weights [out, in] with per-output-channel fp32 scales; each
 // token's activations are quantized to int8 with its own absmax scale at run time, and the
 // products are summed exactly in int32: y[m, n] = xs[m] * ws[n] * sum_k xq[m, k] * q[n, k].
+#include <cstdint>
+
 #include "grpst/linear.h"
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/cpu/quant_linear_common.h"
@@ -13,14 +15,25 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return quant::per_channel_int8(store, prefix, WeightFormat::INT8_SQ, out, in);
 }
 
-// The activations quantized per token: int8 [M, in], then (at a 64-byte boundary) fp32 scales [M].
+// The activations quantized per token: int8 [M, in], then (at a 64-byte boundary) fp32 scales [M],
+// then, for levels that multiply packed activations (amx), them packed at the next 64-byte
+// address.
 size_t scales_offset(int M, int K) { return (size_t(M) * K + 63) / 64 * 64; }
+size_t packed_offset(int M, int K) { return scales_offset(M, K) + (size_t(M) * sizeof(float) + 63) / 64 * 64; }
+const void* packed_at(const void* prepared, int M, int K) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(prepared) + packed_offset(M, K);
+  return reinterpret_cast<const void*>((p + 63) & ~uintptr_t(63));
+}
 
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                     std::vector<uint8_t>& buf) {
   const int K = w.in_features;
-  uint8_t* p = quant::scratch(buf, scales_offset(M, K) + size_t(M) * sizeof(float));
-  quant_kernels(k.level).quantize_rows_int8(x, ldx, M, K, reinterpret_cast<int8_t*>(p), reinterpret_cast<float*>(p + scales_offset(M, K)));
+  const QuantKernels& q = quant_kernels(k.level);
+  const size_t packed = q.pack_i8 ? q.pack_i8_bytes(M, K) + 64 : 0;
+  uint8_t* p = quant::scratch(buf, packed_offset(M, K) + packed);
+  int8_t* xq = reinterpret_cast<int8_t*>(p);
+  q.quantize_rows_int8(x, ldx, M, K, xq, reinterpret_cast<float*>(p + scales_offset(M, K)));
+  if (q.pack_i8) q.pack_i8(xq, K, M, K, const_cast<void*>(packed_at(p, M, K)));
   return p;
 }
 
@@ -35,7 +48,8 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float*, int64_t, 
   const int8_t* base = static_cast<const int8_t*>(w.w);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
-    q.gemm_i8i8(xq, K, base + n * w.ldw, w.ldw, acc, nb, M, cnt, K);
+    if (q.gemm_i8i8_packed) q.gemm_i8i8_packed(packed_at(prepared, M, K), base + n * w.ldw, w.ldw, acc, nb, M, cnt, K);
+    else q.gemm_i8i8(xq, K, base + n * w.ldw, w.ldw, acc, nb, M, cnt, K);
     for (int m = 0; m < M; m++)
       for (int j = 0; j < cnt; j++) y[m * ldy + n + j] = xs[m] * w.scales[n + j] * float(acc[m * nb + j]);
   }

@@ -1,4 +1,5 @@
 // Picks the quantized-format kernel table for a CPU level.
+#include "kernels/cpu/gemm_bf16_amx.h"
 #include "kernels/cpu/quant_kernels.h"
 
 namespace grpst {
@@ -9,18 +10,27 @@ namespace {
   QuantKernels {                                                                                          \
     cpu::ns::decode_i8_rows, cpu::ns::decode_i4_rows, cpu::ns::decode_e4m3_rows, cpu::ns::gemm_f32w,     \
         cpu::ns::gemm_i8i8, cpu::ns::gemv_i8, cpu::ns::gemv_e4m3, cpu::ns::gemv_i4,                       \
-        cpu::ns::quantize_rows_int8, cpu::ns::round_rows_e4m3                                            \
+        cpu::ns::quantize_rows_int8, cpu::ns::round_rows_e4m3, nullptr, nullptr, nullptr                 \
   }
 
 const QuantKernels kAvx512 = GRPST_QUANT_TABLE(avx512);
 const QuantKernels kAvx2 = GRPST_QUANT_TABLE(avx2);
 const QuantKernels kScalar = GRPST_QUANT_TABLE(scalar);
+// AVX-512's, with int8_sq's products on AMX-INT8 tiles.
+const QuantKernels kAmx = [] {
+  QuantKernels q = kAvx512;
+  q.pack_i8_bytes = cpu::amx::packed_i8_bytes;
+  q.pack_i8 = cpu::amx::pack_i8;
+  q.gemm_i8i8_packed = cpu::amx::gemm_i8_packed;
+  return q;
+}();
 
 }  // namespace
 
 const QuantKernels& quant_kernels(CpuLevel level) {
   switch (level) {
-    case CpuLevel::Amx:  // (AMX multiplies bf16 only: the quantized formats keep AVX-512's kernels)
+    case CpuLevel::Amx:  // (the weight-only formats keep AVX-512's fp32 kernels)
+      return cpu::amx::available_int8() ? kAmx : kAvx512;
     case CpuLevel::Avx512:
       return kAvx512;
     case CpuLevel::Avx2:

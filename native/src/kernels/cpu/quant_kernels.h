@@ -68,6 +68,15 @@ struct QuantKernels {
   /** out = value of e4m3(x / scale) (round to nearest even, saturating at +-448), as fp32; every
    * level gives quant_round.h's bits. */
   void (*round_rows_e4m3)(const float* x, int64_t ldx, int M, int K, float scale, float* out);
+  /**
+   * Optional (nullptr where the level has none: all but amx with AMX-INT8): gemm_i8i8 in two
+   * halves, the activations packed once per call (pack_i8_bytes(M, K) bytes, 64-byte aligned out),
+   * then gemm_i8i8's acc (exact, so the same values) from them.
+   */
+  size_t (*pack_i8_bytes)(int M, int K);
+  void (*pack_i8)(const int8_t* xq, int64_t ldx, int M, int K, void* out);
+  void (*gemm_i8i8_packed)(const void* packed, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M, int N,
+                           int K);
 };
 
 /** Rows of x up to which the weight-only linears take gemv_i8 / gemv_e4m3 / gemv_i4 (decode). */
