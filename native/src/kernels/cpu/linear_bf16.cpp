@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "grpst/linear.h"
+#include "kernels/cpu/quant_linear_common.h"
 
 namespace grpst {
 
@@ -22,12 +23,7 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
 // column range; the others read x as it is.
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                     std::vector<uint8_t>& buf) {
-  if (!k.pack_bf16) return nullptr;
-  const size_t bytes = k.pack_bf16_bytes(M, w.in_features) + 64;
-  if (buf.size() < bytes) buf.resize(bytes);
-  void* out = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-  k.pack_bf16(x, ldx, M, w.in_features, out);
-  return out;
+  return quant::pack_bf16_operand(k, x, ldx, M, w.in_features, buf);
 }
 
 void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void* prepared, float* y,

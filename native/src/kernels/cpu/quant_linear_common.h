@@ -2,6 +2,7 @@
 // that name the tensor and the expected layout on a mismatch, and per-thread scratch.
 #pragma once
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,21 @@ inline LinearWeight per_channel_int8(TensorStore& store, const std::string& pref
 
 /** Weight rows decoded per block: about 256 KiB of fp32, a multiple of 4 rows. */
 inline int block_rows(int K) { return std::max(4, std::min(64, (65536 / std::max(K, 1)) / 4 * 4)); }
+
+/**
+ * For levels whose bf16 GEMM takes packed activations (amx): x packed into `buf` (64-byte
+ * aligned), or nullptr for the other levels. bf16 linears and the weight-only formats whose
+ * weights are exact in bf16 (int8_wo, fp8) multiply through it at every row count.
+ */
+inline const void* pack_bf16_operand(const CpuKernels& k, const float* x, int64_t ldx, int M, int K,
+                                     std::vector<uint8_t>& buf) {
+  if (!k.pack_bf16) return nullptr;
+  const size_t bytes = k.pack_bf16_bytes(M, K) + 64;
+  if (buf.size() < bytes) buf.resize(bytes);
+  void* out = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
+  k.pack_bf16(x, ldx, M, K, out);
+  return out;
+}
 
 /** Per-thread scratch that grows to the largest request and stays. */
 template <typename T>
