@@ -3,7 +3,7 @@
 
 #include "grpst/common.h"
 #include "grpst/cpu_kernels.h"
-#include "kernels/cpu/gemm_bf16_amx.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/isa_kernels.h"
 
 namespace grpst {

@@ -1,5 +1,5 @@
 // Picks the quantized-format kernel table for a CPU level.
-#include "kernels/cpu/gemm_bf16_amx.h"
+#include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/quant_kernels.h"
 
 namespace grpst {

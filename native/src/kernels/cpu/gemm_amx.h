@@ -1,4 +1,4 @@
-// The AMX GEMMs (gemm_bf16_amx.cpp): the "amx" CPU level's gemm_bf16 and int8_sq's int8 products.
+// The AMX GEMMs (gemm_amx.cpp): the "amx" CPU level's gemm_bf16 and int8_sq's int8 products.
 #pragma once
 #include <cstddef>
 #include <cstdint>
