@@ -1,5 +1,7 @@
 // The CPU kernels as a table of function pointers, one table per instruction-set level
-// (AMX: AVX-512 with its bf16 GEMM on AMX tiles; AVX-512, AVX2+FMA, scalar), chosen at run time. Kernels never allocate and never throw.
+// (AMX: AVX-512 with its bf16 GEMM on AMX tiles; AVX-512, AVX2+FMA, scalar), chosen at run time.
+// Kernels never throw, and never allocate but for the amx level's plain gemm_bf16, which packs
+// its activations into a per-thread buffer (linears pack them through pack_bf16 instead).
 // Each output element is computed by the same instruction sequence whatever the batch shape
 // (rows M, the thread split, the other sequences in a step), so results are batch-invariant.
 #pragma once
