@@ -60,8 +60,16 @@ class Sampler {
                 std::vector<TopEntry>* top);
   /** log-softmax of the raw row at each of `ids` (one log-sum-exp for all): a scoring request's answer. */
   std::vector<float> logprobs_of(const float* logits, int vocab, const std::vector<int32_t>& ids) const;
-  /** The token's rank in the raw row, as vLLM counts it: how many tokens score at least as high (1: the likeliest). */
-  static int32_t rank_of(const float* logits, int vocab, int32_t token);
+  /**
+   * The token's rank in the raw row, as vLLM counts it: how many tokens score at least as high (1:
+   * the likeliest). Here in the header: the device sampler's twin counts ranks with it too.
+   */
+  static int32_t rank_of(const float* logits, int vocab, int32_t token) {
+    const float x = logits[token];
+    int32_t n = 0;
+    for (int i = 0; i < vocab; i++) n += logits[i] >= x ? 1 : 0;
+    return n > 1 ? n : 1;  // a NaN row counts nothing: the token is still ranked
+  }
   /** Records a token the sequence emitted (penalty counts). */
   static void observe(SamplerState& st, int32_t token) {
     const auto [at, added] = st.output_index.try_emplace(token, int32_t(st.output_counts.size()));

@@ -5,6 +5,8 @@
 #include <functional>
 #include <limits>
 
+#include "grpst/sampler.h"
+
 namespace grpst {
 
 namespace {
@@ -171,11 +173,8 @@ void draw_device_samples_on_host(const StepBatch& batch, const float* logits, in
     if (r.top_n > int(K)) throw Error("device sampler: more top logprobs than the device lists (20)");
     const float* raw = logits + size_t(r.logit_row) * size_t(vocab);
     const double lse = log_sum_exp(raw);
-    const float x = raw[r.target];
-    int32_t rank = 0;
-    for (int v = 0; v < vocab; v++) rank += raw[v] >= x ? 1 : 0;
-    out.prompt_logprobs[i] = float(double(x) - lse);
-    out.prompt_ranks[i] = std::max<int32_t>(rank, 1);
+    out.prompt_logprobs[i] = float(double(raw[r.target]) - lse);
+    out.prompt_ranks[i] = Sampler::rank_of(raw, vocab, r.target);
     if (r.top_n > 0)
       top_entries(raw, vocab, r.top_n, lse, out.prompt_top_tokens.data() + i * K, out.prompt_top_logprobs.data() + i * K);
   }

@@ -103,13 +103,6 @@ std::vector<float> Sampler::logprobs_of(const float* logits, int vocab, const st
   return out;
 }
 
-int32_t Sampler::rank_of(const float* logits, int vocab, int32_t token) {
-  const float x = logits[token];
-  int32_t n = 0;
-  for (int i = 0; i < vocab; i++) n += logits[i] >= x ? 1 : 0;
-  return std::max<int32_t>(n, 1);  // a NaN row counts nothing: the token is still ranked
-}
-
 void Sampler::apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const {
   const SamplingParams& p = req.sampling;
   if (p.repetition_penalty != 1.0f) {
