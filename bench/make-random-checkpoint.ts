@@ -2,9 +2,10 @@
 // download, no Python) for the CPU benchmarks: the real model's shapes (hidden 1024, 28 layers,
 // 16 query heads x 128, 8 KV heads, MLP 3072, tied embeddings, vocabulary 151,936). Speed
 // depends only on the shapes, so random weights measure what the real checkpoint would.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, cpSync, existsSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readSafetensorsHeader } from '../src/model/safetensors.js';
 import { writeTinyCheckpoint, type TinySpec } from '../src/model/tiny-checkpoint.js';
 import { specFile, tokenizerDir } from '../test/helpers/fixtures.js';
 
@@ -40,6 +41,51 @@ export function randomQwen3_0_6b(): string {
   const digest = writeTinyCheckpoint(dir, qwen3_0_6bSpec, f.vocab_size, f.init, { tokenizerDir });
   writeFileSync(stamp, digest);
   return dir;
+}
+
+/**
+ * A pair for speculative decoding with a draft model whose every proposal is right (bench:spec
+ * --method draft_model): the target is the Qwen3-0.6B-shaped checkpoint with the output
+ * projections of layers 2-27 (o_proj, down_proj) zeroed, so those layers add exactly nothing to
+ * the residual stream, and the draft is its first two layers (the same seed: the same embedding,
+ * layers 0-1, final norm and head). Both give the same logits, bit for bit on the CPU, while a
+ * target step reads all 28 layers' weights and a draft step 2 of them plus the embedding-sized
+ * head. What the pair measures is the machinery's cost at full acceptance; a real draft's
+ * acceptance scales the gain.
+ */
+export function speculativePair(): { target: string; draft: string } {
+  const base = randomQwen3_0_6b();
+  const target = join(root, '.cache', 'bench', 'qwen3-0.6b-random-layers2-28');
+  const draft = join(root, '.cache', 'bench', 'qwen3-0.6b-random-layers2');
+  const f = specFile();
+  if (!existsSync(join(draft, 'weights.sha256'))) {
+    process.stderr.write(`writing its 2-layer draft to ${draft} ...\n`);
+    writeFileSync(join(draft, 'weights.sha256'), writeTinyCheckpoint(draft, { ...qwen3_0_6bSpec, num_hidden_layers: 2 }, f.vocab_size, f.init, { tokenizerDir }));
+  }
+  const stamp = join(target, 'silent-layers');
+  if (!existsSync(stamp)) {
+    process.stderr.write(`writing the target (layers 2-27 silent) to ${target} ...\n`);
+    const tmp = `${target}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    cpSync(base, tmp, { recursive: true });
+    for (const file of readdirSync(tmp).filter((n) => n.endsWith('.safetensors'))) {
+      const path = join(tmp, file);
+      copyFileSync(join(base, file), path);
+      const fd = openSync(path, 'r+');
+      try {
+        for (const t of readSafetensorsHeader(path).tensors) {
+          const m = /^model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\.weight$/.exec(t.name);
+          if (m && Number(m[1]) >= 2) writeSync(fd, new Uint8Array(t.nbytes), 0, t.nbytes, t.offset);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    writeFileSync(join(tmp, 'silent-layers'), '2-27: o_proj and down_proj zero\n');
+    rmSync(target, { recursive: true, force: true });
+    renameSync(tmp, target);
+  }
+  return { target, draft };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -19,7 +19,12 @@
 // and per workload the time of a drafted step against a plain one, which is also what a step
 // whose drafts are all turned down costs. On a GPU every row is drawn there, penalized or not.
 //
-//   npm run bench:spec [-- --checkpoint DIR --device cpu|cuda|auto --k 4 --tokens 96 --rounds 3 --batch 1 --json FILE]
+// With --method draft_model the drafts come from a draft model instead (--draft DIR): by default
+// the pair of make-random-checkpoint.ts's speculativePair(), a Qwen3-0.6B-shaped target whose
+// layers 2-27 add nothing and its first two layers as the draft, so every greedy proposal is
+// right and the figures are the machinery's at full acceptance (fresh: at none).
+//
+//   npm run bench:spec [-- --method ngram|draft_model --checkpoint DIR --draft DIR --device cpu|cuda|auto --k 4 --tokens 96 --rounds 3 --batch 1 --json FILE]
 //   (default checkpoint: the Qwen3-0.6B-shaped random one of bench:cpu)
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -33,6 +38,8 @@ const { values: args } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
   options: {
     checkpoint: { type: 'string' },
+    method: { type: 'string', default: 'ngram' },
+    draft: { type: 'string' },
     device: { type: 'string', default: 'auto' },
     k: { type: 'string', default: '4' },
     tokens: { type: 'string', default: '96' },
@@ -80,11 +87,19 @@ async function once(engine: Engine, prompts: number[][], sampling: SamplingParam
   return { ...run, drafted: spec('draftTokens'), accepted: spec('acceptedTokens') };
 }
 
+if (args.method !== 'ngram' && args.method !== 'draft_model') throw new Error(`--method takes ngram or draft_model, not ${args.method}`);
+const byDraft = args.method === 'draft_model';
 // Imported only when used: run as a script, that module writes its checkpoint.
-const checkpoint = args.checkpoint ?? (await import('./make-random-checkpoint.js')).randomQwen3_0_6b();
+const made = await import('./make-random-checkpoint.js');
+const pair = byDraft && !(args.checkpoint && args.draft) ? made.speculativePair() : undefined;
+const checkpoint = args.checkpoint ?? pair?.target ?? made.randomQwen3_0_6b();
 const base: LoadOptions = { device: args.device as LoadOptions['device'], maxBatchSize: Math.max(4, batch), maxSeqLen: 4096, maxTokensInPagedKvCache: 16384 * batch };
 const plain = await loadEngine(checkpoint, base);
-const drafted = await loadEngine(checkpoint, { ...base, speculative: { method: 'ngram', numSpeculativeTokens: k } });
+const speculative: LoadOptions['speculative'] = byDraft
+  ? { method: 'draft_model', numSpeculativeTokens: k, model: args.draft ?? pair!.draft }
+  : { method: 'ngram', numSpeculativeTokens: k };
+const drafted = await loadEngine(checkpoint, { ...base, speculative });
+const draftBytes = drafted.nativeInfo.speculative?.method === 'draft_model' ? drafted.nativeInfo.speculative.draftWeightBytesPerStep : undefined;
 const machine = plain.info.device === 'cuda' ? plain.info.kernels : `${cpus()[0]?.model.trim()} x ${cpus().length} (${plain.info.kernels}, ${plain.info.threads} threads)`;
 
 /**
@@ -143,8 +158,10 @@ try {
 }
 
 const f = (x: number, d = 1) => x.toFixed(d);
-console.log(`speculative decoding (ngram, up to ${k} drafts a step) against plain decoding, batch ${batch}, ${newTokens} new tokens a request`);
+const drafter = byDraft ? `draft model ${speculative.method === 'draft_model' ? speculative.model : ''}` : 'ngram';
+console.log(`speculative decoding (${drafter}, up to ${k} drafts a step) against plain decoding, batch ${batch}, ${newTokens} new tokens a request`);
 console.log(`checkpoint ${checkpoint}; ${machine}; best of ${rounds} rounds each, in turns`);
+if (draftBytes !== undefined) console.log(`weight bytes a step reads: draft ${(draftBytes / 1e9).toFixed(3)} GB, model ${(plain.nativeInfo.weightBytesPerStep / 1e9).toFixed(3)} GB (${f(draftBytes / plain.nativeInfo.weightBytesPerStep, 3)})`);
 console.log('| workload | plain tok/s | speculative tok/s | speedup | tokens / step / sequence | step time vs plain | drafts taken | same leading tokens |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows)

@@ -1,6 +1,7 @@
 // `grpst serve --inference_conf ... [--server_conf ...]`: the server in the foreground (containers,
 // systemd). `grpst start` runs the same command as its daemon, with the hidden daemon options.
 // `grpst serve --model_dir DIR` serves a folder with every setting at its default, no conf needed.
+import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { envVars } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
@@ -33,7 +34,7 @@ export function register(program: Command): void {
     .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3)', modelName)
     .option('--max_model_len <n>', "with --model_dir: the longest prompt plus answer, in tokens, at most the folder's (default: the engine's max_seq_len, or the checkpoint's positions)", maxModelLen)
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
-    .option('--speculative_config <json>', 'with --model_dir: speculative decoding by prompt lookup, as vLLM\'s --speculative-config, e.g. \'{"method": "ngram", "num_speculative_tokens": 4}\'', speculativeConfig)
+    .option('--speculative_config <json>', 'with --model_dir: speculative decoding, as vLLM\'s --speculative-config: by prompt lookup, e.g. \'{"method": "ngram", "num_speculative_tokens": 4}\', or by a draft model, e.g. \'{"model": "qwen3-0.6b", "num_speculative_tokens": 4}\'', speculativeConfig)
     .option('--server_conf <file>', 'server conf')
     .option('--host <address>', "address to listen on (default: the server conf's, else 0.0.0.0)")
     .option('--port <n>', "port to listen on, 0 for any free one (default: the server conf's, else 9997)", portArg)
@@ -62,7 +63,7 @@ export function register(program: Command): void {
         portFile: opts.port_file,
         tpSize: opts.mpi_np,
         maxModelLen: opts.max_model_len,
-        speculativeConfig: opts.speculative_config,
+        speculativeConfig: draftPathFromHere(opts.speculative_config),
         apiKey: opts.api_key,
       });
       process.exit(code);
@@ -126,7 +127,16 @@ async function checkSpeculativeConfig(config: Record<string, unknown> | undefine
   const checked = speculativeConfigSchema.safeParse(config);
   if (checked.success) return;
   const why = checked.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-  throw badInput(`--speculative_config ${JSON.stringify(config)}: ${why}`, `pass e.g. '{"method": "ngram", "num_speculative_tokens": 4}' (prompt_lookup_min / prompt_lookup_max optional)`);
+  throw badInput(
+    `--speculative_config ${JSON.stringify(config)}: ${why}`,
+    `pass e.g. '{"method": "ngram", "num_speculative_tokens": 4}' (prompt_lookup_min / prompt_lookup_max optional) or '{"model": "DRAFT_DIR", "num_speculative_tokens": 4}'`,
+  );
+}
+
+/** A draft model's path on the command line is read from the current folder (the generated conf's own folder is elsewhere). */
+function draftPathFromHere(config: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (config === undefined || typeof config.model !== 'string') return config;
+  return { ...config, model: path.resolve(config.model) };
 }
 
 // --max_seq_len's floor: a sequence holds the prompt and at least one new token.

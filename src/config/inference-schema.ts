@@ -52,10 +52,11 @@ export const samplingSchema = z.strictObject({
 
 export const reasoningParsers = ['qwen3', 'deepseek-r1'] as const;
 
-/** vLLM's speculative_config, as far as it is served: method ngram (prompt lookup, no draft model). */
-export const speculativeConfigSchema = z
+// vLLM's speculative_config, as far as it is served: method ngram (prompt lookup) or draft_model (a
+// smaller model of the same family proposes; vLLM infers that method from `model` alone, so does this).
+const ngramSpeculation = z
   .strictObject({
-    method: z.literal('ngram', { error: 'expected ngram (prompt lookup; no draft model is loaded)' }),
+    method: z.literal('ngram'),
     num_speculative_tokens: int(1).max(16),
     prompt_lookup_max: int(1).max(16).optional(),
     prompt_lookup_min: int(1).max(16).optional(),
@@ -63,6 +64,19 @@ export const speculativeConfigSchema = z
   .refine((c) => c.prompt_lookup_min === undefined || c.prompt_lookup_max === undefined || c.prompt_lookup_min <= c.prompt_lookup_max, {
     error: 'prompt_lookup_min must be at most prompt_lookup_max',
   });
+const draftModelSpeculation = z.strictObject({
+  method: z.literal('draft_model'),
+  /** A Qwen3 checkpoint folder or a grpst engine folder; relative paths are read from the deploy folder. */
+  model: z.string().min(1),
+  num_speculative_tokens: int(1).max(16),
+});
+export const speculativeConfigSchema = z.preprocess(
+  (v) => (v && typeof v === 'object' && !Array.isArray(v) && !('method' in v) && 'model' in v ? { method: 'draft_model', ...v } : v),
+  z.discriminatedUnion('method', [ngramSpeculation, draftModelSpeculation], {
+    error: 'expected ngram (prompt lookup) or draft_model (with model: a smaller checkpoint or engine of the same family)',
+  }),
+);
+export type SpeculativeConfig = z.infer<typeof speculativeConfigSchema>;
 
 export const infererArgsSchema = z.strictObject({
   // The seed's keys.
@@ -114,7 +128,7 @@ export const infererArgsSchema = z.strictObject({
   kv_cache_dtype: z.enum(['auto', 'bfloat16', 'float32', 'fp8', 'int8']).optional(),
   /** vLLM's --scheduling-policy: fcfs (arrival order), or priority (a request's priority field, then arrival). */
   scheduling_policy: z.enum(['fcfs', 'priority']).optional(),
-  /** vLLM's speculative_config, method ngram (prompt lookup): drafts checked in one step; outputs unchanged. */
+  /** vLLM's speculative_config, method ngram (prompt lookup) or draft_model: drafts checked in one step; outputs unchanged. */
   speculative_config: speculativeConfigSchema.optional(),
 });
 

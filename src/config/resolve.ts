@@ -2,12 +2,12 @@
 // one place, and resolves every path in them against the deploy folder.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { LoadOptions, SamplingParams } from '../engine/types.js';
+import type { LoadOptions, SamplingParams, SpeculativeOptions } from '../engine/types.js';
 import { defaultServerOptions, type ServerOptions } from '../server/options.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { describeDefaults, readGenerationDefaults } from './generation-config.js';
 import { requireEngineFolder, requireTokenizerDir, type EngineBackend } from './engine-folder.js';
-import { inferenceConfSchema, servedModelNames, tensorrtOnlyInfererKeys, type InferenceConf, type InfererArgs } from './inference-schema.js';
+import { inferenceConfSchema, servedModelNames, tensorrtOnlyInfererKeys, type InferenceConf, type InfererArgs, type SpeculativeConfig } from './inference-schema.js';
 import { defaultPort, envVars, isInside, resolveConfPath } from './paths.js';
 import { serverConfSchema, type ServerConf } from './server-schema.js';
 import { suggest, validateConf } from './validate.js';
@@ -95,12 +95,7 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     kvCacheDtype: args.kv_cache_dtype,
     enablePrefixCaching: args.enable_kv_cache_reuse,
     schedulingPolicy: args.scheduling_policy,
-    speculative: args.speculative_config && {
-      method: args.speculative_config.method,
-      numSpeculativeTokens: args.speculative_config.num_speculative_tokens,
-      promptLookupMin: args.speculative_config.prompt_lookup_min,
-      promptLookupMax: args.speculative_config.prompt_lookup_max,
-    },
+    speculative: args.speculative_config && speculationOf(args.speculative_config),
   });
 
   const { httpPort: confPort, rpcPort } = portsOf(server);
@@ -152,6 +147,12 @@ function samplingOf(args: InfererArgs): Partial<SamplingParams> {
     frequencyPenalty: s.frequency_penalty,
     seed: s.seed,
   });
+}
+
+function speculationOf(c: SpeculativeConfig): SpeculativeOptions {
+  // The draft's path as written; loadDeployment resolves it against the deploy folder.
+  if (c.method === 'draft_model') return { method: 'draft_model', numSpeculativeTokens: c.num_speculative_tokens, model: c.model };
+  return dropUndefined({ method: 'ngram' as const, numSpeculativeTokens: c.num_speculative_tokens, promptLookupMin: c.prompt_lookup_min, promptLookupMax: c.prompt_lookup_max });
 }
 
 function deviceOfModel(device: string | undefined): LoadOptions['device'] {
@@ -257,6 +258,13 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
     );
   }
   const runtime = mapConfs(inference, serverConf, { backend, apiKey, listen: input.listen });
+  const spec = runtime.load.speculative;
+  if (spec?.method === 'draft_model' && backend === 'native') {
+    const where = `${argsWhere('speculative_config')}.model`;
+    spec.model = resolveConfPath(base, spec.model, where);
+    if (!fs.existsSync(checkPath(spec.model)))
+      throw badInput(`${where}: the draft model ${spec.model} does not exist`, 'point it at a Qwen3 checkpoint folder or a grpst engine folder of a smaller model of the same family');
+  }
   const generationDefaults = backend === 'native' && args.generation_config !== 'none' ? applyGenerationConfig(runtime.server, [checkPath(enginePath), tokenizerChecked], shownFrom) : undefined;
   const logDirWritten = serverConf.log?.log_dir ?? './logs';
   const logDir = resolveConfPath(base, logDirWritten, `${srvFile?.where(['log', 'log_dir']) ?? 'server conf'}: log.log_dir`);

@@ -1,7 +1,7 @@
 // The typed mirror of the native addon (native/src/addon): every function, class and object
 // shape it exposes. Only src/engine talks to the addon, through these types.
 import type { ModelConfig } from '../model/config.js';
-import type { EngineInfo, EngineStats, LoadOptions, SamplingParams, SubmitRequest } from './types.js';
+import type { EngineInfo, EngineStats, LoadOptions, ResolvedSpeculation, SamplingParams, SubmitRequest } from './types.js';
 
 /** One tensor of the generic tensor table: a byte range of a mapped file. */
 export interface NativeTensorEntry {
@@ -22,6 +22,8 @@ export interface NativeEngineOptions extends Omit<LoadOptions, 'device' | 'specu
   speculativeTokens?: number;
   promptLookupMin?: number;
   promptLookupMax?: number;
+  /** Speculative decoding with a draft model: its config, tensor table and quantization scheme (as the model's own arguments). */
+  draftModel?: { model: ModelConfig; tensors: NativeTensorEntry[]; quantization: string };
   /** fp8 / int8 cache: [k_scale, v_scale] per layer (engine.json kv_cache.scales); absent: see LoadOptions.kvCacheDtype. */
   kvCacheScales?: [number, number][];
   /** "amx", "avx512", "avx2" or "scalar"; empty: the best this CPU runs. */
@@ -120,7 +122,7 @@ export interface NativeEngineStats extends Omit<EngineStats, 'kvCacheDtype' | 's
 /** EngineInfo plus the runtime's KV pool size and the figures of its roofline. */
 export interface NativeEngineInfo extends Omit<EngineInfo, 'speculative'> {
   /** Speculative decoding as the runtime resolved it; absent when off. */
-  speculative?: { method: 'ngram'; numSpeculativeTokens: number; promptLookupMin: number; promptLookupMax: number };
+  speculative?: ResolvedSpeculation;
   kvBlocks: number;
   kvBlockSize: number;
   /** Weight bytes one decode step reads (the roofline's numerator). */

@@ -192,20 +192,21 @@ export interface EngineInfo {
   /** A base model without an LM head (Qwen3-Embedding's layout): it serves embeddings only. */
   embeddingOnly?: boolean;
   /** Speculative decoding as resolved (LoadOptions.speculative); absent when off. */
-  speculative?: Required<SpeculativeOptions>;
+  speculative?: ResolvedSpeculation;
 }
 
 export type SchedulingPolicy = 'fcfs' | 'priority';
 
 /**
- * vLLM's speculative_config with method "ngram" (prompt lookup): each decoding sequence's last
- * tokens are looked up earlier in its own prompt and output, the tokens that followed are
- * proposed as drafts, and one step checks them all. Every emitted token is still drawn from the
- * model's own logits with the request's sampling settings, so outputs are the same as without
- * (bit for bit on the CPU; on a GPU up to the rounding of the multi-row path); a step that
- * agrees with k drafts emits k + 1 tokens.
+ * vLLM's speculative_config. Drafts are proposed for each decoding sequence and one step checks
+ * them all; every emitted token is still drawn from the model's own logits with the request's
+ * sampling settings, so outputs are the same as without (bit for bit on the CPU; on a GPU up to
+ * the rounding of the multi-row path), and a step that agrees with k drafts emits k + 1 tokens.
  */
-export interface SpeculativeOptions {
+export type SpeculativeOptions = NgramSpeculation | DraftModelSpeculation;
+
+/** Method "ngram" (prompt lookup): the sequence's last tokens are looked up earlier in its own prompt and output, and what followed is proposed. */
+export interface NgramSpeculation {
   method: 'ngram';
   /** Most draft tokens one step checks (1-16). */
   numSpeculativeTokens: number;
@@ -214,6 +215,24 @@ export interface SpeculativeOptions {
   /** Longest suffix tried first (default: 4, or promptLookupMin when larger). */
   promptLookupMax?: number;
 }
+
+/**
+ * Method "draft_model": a smaller model of the same family (the same vocabulary) proposes the
+ * next tokens greedily, running beside the model on the CPU backend with a KV cache of its own
+ * (as many tokens as the model's, at the draft's bytes per token).
+ */
+export interface DraftModelSpeculation {
+  method: 'draft_model';
+  /** Most draft tokens one step checks (1-16). */
+  numSpeculativeTokens: number;
+  /** The draft: a Qwen3 checkpoint folder or a grpst engine folder (any qformat). */
+  model: string;
+}
+
+/** Speculative decoding as the runtime resolved it (EngineInfo.speculative). */
+export type ResolvedSpeculation =
+  | Required<NgramSpeculation>
+  | { method: 'draft_model'; numSpeculativeTokens: number; /** Bytes of the draft's KV cache. */ draftKvBytes: number; /** Weight bytes one draft step reads. */ draftWeightBytesPerStep: number };
 
 /** What `loadEngine` takes besides the path; every field has a default fitted to the device. */
 export interface LoadOptions {

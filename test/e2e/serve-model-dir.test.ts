@@ -30,7 +30,8 @@ beforeAll(async () => {
     path.join(modelDir, 'generation_config.json'),
     JSON.stringify({ bos_token_id: 151643, do_sample: true, eos_token_id: [151645, 151643], pad_token_id: 151643, temperature: 0.6, top_k: 20, top_p: 0.95 }),
   );
-  server = await serveForeground(cli, ['--model_dir', modelDir, '--served_model_name', 'tiny', '--speculative_config', '{"method": "ngram", "num_speculative_tokens": 3}'], work);
+  // A draft model given by a path relative to the current folder (the checkpoint drafting for itself).
+  server = await serveForeground(cli, ['--model_dir', modelDir, '--served_model_name', 'tiny', '--speculative_config', '{"model": "Qwen3-tiny", "num_speculative_tokens": 3}'], work);
   url = server.url;
 }, 90_000);
 
@@ -49,8 +50,9 @@ describe('grpst serve --model_dir', () => {
     const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 });
     expect(r.choices[0].finish_reason).toBe('length');
     expect(r.usage?.completion_tokens).toBe(4);
-    // --speculative_config reached the engine: its draft counters are served.
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^grpst_spec_decode_draft_tokens_total \d+$/m);
+    // --speculative_config reached the engine: the draft model proposed tokens for that answer.
+    const drafts = /^grpst_spec_decode_draft_tokens_total (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text());
+    expect(Number(drafts?.[1])).toBeGreaterThan(0);
   });
 
   it('grpst chat --url talks to it (with or without /v1 or http://), no lifecycle state needed', async () => {

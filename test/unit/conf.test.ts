@@ -207,7 +207,7 @@ describe('mapConfs', () => {
     expect(out.server).toEqual({ ...defaultServerOptions, enableThinking: true });
   });
 
-  it('speculative_config takes vLLM\'s ngram method only, with bounds named', () => {
+  it('speculative_config takes vLLM\'s ngram and draft_model methods, with bounds named', () => {
     const parse = (spec: unknown) => inferenceConfSchema.safeParse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', speculative_config: spec } }] });
     const message = (spec: unknown) => {
       const r = parse(spec);
@@ -218,6 +218,25 @@ describe('mapConfs', () => {
     expect(message({ method: 'ngram', num_speculative_tokens: 17 })).toContain('num_speculative_tokens');
     expect(message({ method: 'ngram', num_speculative_tokens: 2, prompt_lookup_min: 4, prompt_lookup_max: 2 })).toContain('prompt_lookup_min must be at most prompt_lookup_max');
     expect(message({ method: 'ngram', num_speculative_tokens: 2, model: 'draft' })).toContain('model');
+    // vLLM's form: a draft model by `model` alone (the method inferred), or named.
+    expect(parse({ model: 'draft', num_speculative_tokens: 4 }).success).toBe(true);
+    expect(parse({ method: 'draft_model', model: 'draft', num_speculative_tokens: 4 }).success).toBe(true);
+    expect(message({ method: 'draft_model', num_speculative_tokens: 4 })).toContain('model');
+    expect(message({ model: 'draft', num_speculative_tokens: 4, prompt_lookup_max: 2 })).toContain('prompt_lookup_max');
+    expect(message({ num_speculative_tokens: 4 })).toContain('expected ngram (prompt lookup) or draft_model');
+  });
+
+  it('a draft model\'s path is read from the deploy folder, and one that is not there is refused naming the key', () => {
+    const draftDir = path.join(tmp, 'models', 'draft');
+    fs.mkdirSync(draftDir, { recursive: true });
+    const withDraft = (model: string) =>
+      qwen3Conf((t) => t.replace(/^(\s+)speculative_config:.*$/m, `$1speculative_config: {model: ${model}, num_speculative_tokens: 3}`));
+    const d = loadDeployment({ inferenceConf: withDraft('models/draft'), deployPath: tmp, env: {} });
+    expect(d.runtime.load.speculative).toEqual({ method: 'draft_model', numSpeculativeTokens: 3, model: draftDir });
+    const file = withDraft('models/missing');
+    const err = errorOf(() => loadDeployment({ inferenceConf: file, deployPath: tmp, env: {} }));
+    expect(err.message).toMatch(new RegExp(`^${file}:\\d+:\\d+: speculative_config\\.model: the draft model ${path.join(tmp, 'models', 'missing')} does not exist`));
+    expect(err.hint).toContain('Qwen3 checkpoint folder or a grpst engine folder');
   });
 
   it('served_model_name may list several names, as vLLM\'s --served-model-name: the first is the model id, the rest its aliases', () => {

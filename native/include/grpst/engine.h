@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "grpst/block_manager.h"
+#include "grpst/draft_model.h"
 #include "grpst/model_runner.h"
 #include "grpst/request.h"
 #include "grpst/sampler.h"
@@ -33,7 +34,8 @@ struct EngineOptions {
   // vLLM's --scheduling-policy priority: waiting requests are admitted, and running ones keep their
   // KV blocks, in order of (Request::priority, arrival) instead of arrival alone
   bool priority_scheduling = false;
-  // vLLM's speculative_config {method: ngram}: draft tokens by prompt lookup, checked in one step
+  // vLLM's speculative_config: draft tokens by prompt lookup ({method: ngram}) or from a draft
+  // model (the Engine's draft runner), checked in one step
   NgramDraftConfig speculative;
   // Threads that read the host's rows of a step (draws, prompt logprobs); 0: the CPU runner's
   // threads (idle while rows are read), or the machine's cores where the runner samples on its
@@ -61,6 +63,9 @@ struct EngineInfo {
   int64_t weight_bytes_per_step = 0;
   int64_t kv_bytes_per_token = 0;
   NgramDraftConfig speculative;
+  std::string speculative_method;  // "ngram" or "draft_model" (with speculative.num_tokens > 0)
+  int64_t draft_kv_bytes = 0;      // the draft model's KV pool
+  int64_t draft_weight_bytes_per_step = 0;
 };
 
 struct EngineStats {
@@ -77,8 +82,12 @@ class Engine {
  public:
   using EventSink = std::function<void(std::vector<SeqEvent>&&)>;
 
+  /**
+   * `draft`: with speculative decoding by a draft model (opts.speculative.num_tokens > 0), its
+   * runner (DraftModel); null for prompt lookup or none.
+   */
   Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, MaxSumExpFn max_sum_exp,
-         const std::string& quantization, EventSink sink);
+         const std::string& quantization, EventSink sink, std::unique_ptr<ModelRunner> draft = nullptr);
   ~Engine();
 
   /** Queues a request; its events arrive through the sink. Thread-safe. */
@@ -98,6 +107,7 @@ class Engine {
   std::unique_ptr<ModelRunner> runner_;
   ResolvedEngineOptions ro_;
   EngineInfo info_;
+  std::unique_ptr<DraftModel> draft_;  // before scheduler_, which holds a pointer to it
   BlockManager blocks_;
   HostSamplers samplers_;
   Scheduler scheduler_;

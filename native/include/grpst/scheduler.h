@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "grpst/block_manager.h"
+#include "grpst/draft_model.h"
 #include "grpst/host_samplers.h"
 #include "grpst/model_runner.h"
 #include "grpst/ngram_draft.h"
@@ -36,6 +37,7 @@ struct Sequence {
   ThinkState think;                     // the thinking token budget's view of the output
   int num_drafts = 0;                   // draft tokens at the end of `tokens` this step checks (speculative decoding)
   NgramIndex ngram_index;               // where its tokens occurred, for prompt lookup (speculative decoding)
+  std::vector<int32_t> model_draft;     // the draft model's proposal for this step (speculative decoding with a draft model)
   std::vector<LogitEdit> fixed_edits;   // device rows: its bad tokens (-inf) and logit bias, by token, merged once
   bool fixed_edits_ready = false;
   int cached_prompt_tokens = -1;        // set at first admission
@@ -58,7 +60,8 @@ struct SchedulerConfig {
   int vocab_size = 0;
   bool device_sampling = false;  // the runner samples eligible rows itself (StepBatch::device_samples)
   bool priority_scheduling = false;  // queues in (Request::priority, arrival) order, not arrival alone
-  NgramDraftConfig speculative;      // speculative decoding by prompt lookup; off at num_tokens 0
+  NgramDraftConfig speculative;      // speculative decoding (num_tokens drafts a step); off at num_tokens 0
+  DraftModel* draft_model = nullptr;  // drafts from this model instead of by prompt lookup (not owned)
 };
 
 struct SchedulerCounters {
@@ -130,6 +133,12 @@ class Scheduler {
    * many. `budget` / `logit_budget`: tokens and logit rows the sequence may take, its own first included.
    */
   int draft(Sequence& s, int budget, int logit_budget);
+  /**
+   * With a draft model: its proposals for every decoding sequence (Sequence::model_draft), all in
+   * one batch of draft steps before the decodes are scheduled; `tokens` / `rows`: what the step
+   * leaves for drafts, handed out in the decodes' order as draft() will take them.
+   */
+  void propose_with_draft_model(int tokens, int rows);
   /** Whether the runner may draw this step's token(s) of `s` (the `generated`-th onwards) on its device. */
   bool device_eligible(const Sequence& s, int drafts, int generated) const;
   /**
@@ -180,6 +189,7 @@ class Scheduler {
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::deque<std::unique_ptr<Sequence>> running_;  // oldest admission (or first by priority) first
   std::vector<Scheduled> scheduled_;
+  std::vector<DraftModel::Job> draft_jobs_;  // propose_with_draft_model()'s proposals
   std::vector<int32_t> draft_scratch_;  // draft()'s proposal, then complete_drafted()'s copy of the drafts
   std::vector<HostDraw> host_draws_;  // [scheduled_] prepare_host_rows()'s draws
   std::vector<std::pair<int, int>> host_tasks_;  // (scheduled index, prompt logprob row or -1 for the draw)

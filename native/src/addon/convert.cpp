@@ -404,10 +404,15 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
   o.Set("kvBytesPerToken", double(i.kv_bytes_per_token));
   if (i.speculative.num_tokens > 0) {
     Napi::Object spec = Napi::Object::New(env);
-    spec.Set("method", "ngram");
+    spec.Set("method", i.speculative_method);
     spec.Set("numSpeculativeTokens", i.speculative.num_tokens);
-    spec.Set("promptLookupMin", i.speculative.min_n);
-    spec.Set("promptLookupMax", i.speculative.max_n);
+    if (i.speculative_method == "ngram") {
+      spec.Set("promptLookupMin", i.speculative.min_n);
+      spec.Set("promptLookupMax", i.speculative.max_n);
+    } else {
+      spec.Set("draftKvBytes", double(i.draft_kv_bytes));
+      spec.Set("draftWeightBytesPerStep", double(i.draft_weight_bytes_per_step));
+    }
     o.Set("speculative", spec);
   }
   return o;

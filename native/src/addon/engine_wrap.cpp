@@ -32,6 +32,28 @@ void deliver(Napi::Env env, Napi::Function callback, EventChannel* ch) {
   callback.Call({events_to_js(env, events)});
 }
 
+/** options.draftModel: the draft model of speculative decoding (its config, tensors and scheme). */
+struct DraftLoad {
+  bool on = false;
+  ModelConfig cfg;
+  std::vector<TensorDesc> table;
+  std::string quantization = "none";
+};
+
+DraftLoad draft_load_from_js(const Napi::Object& opts) {
+  DraftLoad d;
+  Napi::Value v = opts.Get("draftModel");
+  if (v.IsUndefined() || v.IsNull()) return d;
+  if (!v.IsObject()) throw Error("draftModel must be an object {model, tensors, quantization}");
+  Napi::Object o = v.As<Napi::Object>();
+  if (!o.Get("model").IsObject() || !o.Get("tensors").IsArray()) throw Error("draftModel needs model (a model config) and tensors (a tensor table)");
+  d.on = true;
+  d.cfg = model_config_from_js(o.Get("model").As<Napi::Object>());
+  d.table = tensor_table_from_js(o.Get("tensors").As<Napi::Array>());
+  d.quantization = get_string(o, "quantization", "none");
+  return d;
+}
+
 /** The TSFN's data: a strong reference, so the channel outlives every queued call. */
 using ChannelRef = std::shared_ptr<EventChannel>;
 
@@ -44,8 +66,9 @@ class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, ModelConfig cfg, std::vector<TensorDesc> table, EngineOptions eopts,
              CpuRunnerOptions ropts, std::shared_ptr<EventChannel> channel, Napi::Function on_events,
-             std::string device, TpLoad tp)
+             std::string device, TpLoad tp, DraftLoad draft)
       : Napi::AsyncWorker(env),
+        draft_(std::move(draft)),
         device_(std::move(device)),
         tp_(std::move(tp)),
         on_events_(Napi::Persistent(on_events)),
@@ -77,6 +100,15 @@ class LoadWorker : public Napi::AsyncWorker {
       auto runner = tp_.size > 0 ? make_tp_leader_runner(tp_, device_, cfg_, store, ropts_, eopts_, ro)
                                  : make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro);
       if (eopts_.device_sampler_twin && !runner->samples_on_device()) runner = with_device_sampler_twin(std::move(runner));
+      std::unique_ptr<ModelRunner> draft;
+      if (draft_.on) {
+        if (tp_.size > 0) throw Error("speculative decoding with a draft model is not served for tensor-parallel engines; use method ngram");
+        // The draft runs the model's steps (its mirror) and a batch of one-token proposals.
+        CpuRunnerOptions dopts = ropts_;
+        dopts.quantization = draft_.quantization;
+        dopts.observer = nullptr;
+        draft = make_cpu_runner(draft_.cfg, std::make_shared<TensorStore>(std::move(draft_.table)), dopts);
+      }
       const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
       std::weak_ptr<EventChannel> weak = channel_;
       engine_ = std::make_unique<Engine>(std::move(runner), ro, k.max_and_sum_exp, ropts_.quantization,
@@ -94,7 +126,8 @@ class LoadWorker : public Napi::AsyncWorker {
                                                ch->call_queued = false;
                                              }
                                            }
-                                         });
+                                         },
+                                         std::move(draft));
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -116,6 +149,7 @@ class LoadWorker : public Napi::AsyncWorker {
   }
 
  private:
+  DraftLoad draft_;
   std::string device_;
   TpLoad tp_;
   Napi::FunctionReference on_events_;
@@ -301,7 +335,10 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
   if (has_cancel && (!cancel.IsTypedArray() || cancel.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
                      cancel.As<Napi::Int32Array>().ElementLength() < 1))
     throw Error("cancelFlag must be an Int32Array of at least one element");
-  auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events, device, std::move(tp));
+  DraftLoad draft = draft_load_from_js(opts);
+  if (draft.on && eopts.speculative.num_tokens <= 0) throw Error("draftModel needs speculativeTokens (num_speculative_tokens) of 1 or more");
+  auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events, device, std::move(tp),
+                                std::move(draft));
   if (has_cancel) worker->keep_cancel_flag(cancel.As<Napi::Int32Array>());
   Napi::Promise p = worker->promise();
   worker->Queue();

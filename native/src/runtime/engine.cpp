@@ -83,15 +83,29 @@ int sampling_threads(const EngineOptions& o, const ModelRunner& runner) {
 }
 }  // namespace
 
+namespace {
+std::unique_ptr<DraftModel> make_draft(std::unique_ptr<ModelRunner> draft, const ModelRunner& runner,
+                                       const ResolvedEngineOptions& ro) {
+  if (!draft) return nullptr;
+  if (ro.opts.speculative.num_tokens <= 0) throw Error("a draft model was given without num_speculative_tokens");
+  if (runner.device() != "cpu" || draft->device() != "cpu")
+    throw Error("speculative decoding with a draft model runs on the CPU backend; on a GPU use speculative_config "
+                "method ngram, or load with device cpu");
+  return std::make_unique<DraftModel>(std::move(draft), runner.config(), ro.kv, ro.opts.max_batch_size,
+                                      ro.opts.speculative.num_tokens, ro.opts.max_seq_len);
+}
+}  // namespace
+
 Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, MaxSumExpFn max_sum_exp,
-               const std::string& quantization, EventSink sink)
+               const std::string& quantization, EventSink sink, std::unique_ptr<ModelRunner> draft)
     : runner_(std::move(runner)),
       ro_(ro),
+      draft_(make_draft(std::move(draft), *runner_, ro)),
       blocks_(ro.kv.num_blocks, ro.kv.block_size, ro.opts.prefix_caching),
       samplers_(max_sum_exp, sampling_threads(ro.opts, *runner_)),
       scheduler_(SchedulerConfig{ro.opts.max_batch_size, ro.opts.max_num_tokens, ro.max_logit_rows,
                                  ro.opts.max_seq_len, runner_->config().vocab_size, runner_->samples_on_device(),
-                                 ro.opts.priority_scheduling, ro.opts.speculative},
+                                 ro.opts.priority_scheduling, ro.opts.speculative, draft_.get()},
                  blocks_, samplers_),
       sink_(std::move(sink)) {
   runner_->allocate_kv(ro_.kv);
@@ -106,6 +120,11 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   info_.max_seq_len = ro_.opts.max_seq_len;
   info_.max_num_tokens = ro_.opts.max_num_tokens;
   info_.speculative = ro_.opts.speculative;
+  if (ro_.opts.speculative.num_tokens > 0) info_.speculative_method = draft_ ? "draft_model" : "ngram";
+  if (draft_) {
+    info_.draft_kv_bytes = draft_->kv_bytes();
+    info_.draft_weight_bytes_per_step = draft_->runner().weight_bytes_per_step();
+  }
   info_.vocab_size = runner_->config().vocab_size;
   info_.hidden_size = runner_->config().hidden_size;
   info_.kv_blocks = ro_.kv.num_blocks;
@@ -226,6 +245,8 @@ void Engine::loop() {
             } else {
               runner_->forward(batch, static_cast<float*>(logits.ptr));
             }
+            // The draft's cache follows the model's, position for position (draft_model.h).
+            if (draft_) draft_->mirror(batch);
             // Embedding requests of this step: their last prompt rows' final-norm output.
             const int H = runner_->config().hidden_size;
             if (!batch.hidden_rows.empty()) {

@@ -306,6 +306,7 @@ bool Scheduler::schedule(StepBatch& batch, std::vector<SeqEvent>& events) {
     }
     draft_tokens = budget - need_tokens;
     draft_rows = logit_budget - need_rows;
+    if (cfg_.draft_model) propose_with_draft_model(draft_tokens, draft_rows);
   }
 
   // 1. Decoding sequences, oldest first; the youngest give way when blocks run out.

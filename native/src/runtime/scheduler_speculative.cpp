@@ -1,5 +1,5 @@
 // Speculative decoding in the scheduler: a decoding sequence carries draft tokens (prompt lookup,
-// ngram_draft.h) into its step, the step computes every one of them, and complete_drafted samples
+// ngram_draft.h, or a draft model's proposal, draft_model.h) into its step, the step computes every one of them, and complete_drafted samples
 // the model's own token row by row with the request's full sampling rules, keeping going while
 // the token drawn is the draft that the next row was computed with. Each emitted token is drawn
 // exactly as a one-token step would draw it (same seeded stream position, same penalties,
@@ -14,15 +14,49 @@
 
 namespace grpst {
 
+namespace {
+// Drafts a sequence may carry: every checked draft can emit a token, and row c + k must be a
+// position the sequence may hold.
+int draft_limit(const Sequence& s, const SchedulerConfig& cfg, int budget, int logit_budget) {
+  if (cfg.speculative.num_tokens <= 0 || s.req.embed || !s.req.score_ids.empty()) return 0;
+  return std::min({cfg.speculative.num_tokens, s.req.max_tokens - s.num_generated() - 1,
+                   cfg.max_seq_len - int(s.tokens.size()) - 1, budget - 1, logit_budget - 1});
+}
+}  // namespace
+
+void Scheduler::propose_with_draft_model(int tokens, int rows) {
+  draft_jobs_.clear();
+  for (auto& p : running_) {
+    Sequence& s = *p;
+    s.model_draft.clear();
+    if (s.pending() != 1) continue;
+    const int k = draft_limit(s, cfg_, 1 + std::max(0, tokens), 1 + std::max(0, rows));
+    if (k <= 0) continue;
+    tokens -= k;
+    rows -= k;
+    s.model_draft.resize(size_t(k));
+    DraftModel::Job job;
+    job.blocks = s.blocks.data();
+    job.num_blocks = int(s.blocks.size());
+    job.pos = s.num_computed;
+    job.token = s.tokens.back();
+    job.count = k;
+    job.out = s.model_draft.data();
+    draft_jobs_.push_back(job);
+  }
+  if (!draft_jobs_.empty()) cfg_.draft_model->propose(draft_jobs_);
+}
+
 int Scheduler::draft(Sequence& s, int budget, int logit_budget) {
-  const NgramDraftConfig& spec = cfg_.speculative;
-  if (spec.num_tokens <= 0 || s.req.embed || !s.req.score_ids.empty()) return 0;
-  // Every checked draft can emit a token, and row c + k must be a position the sequence may hold.
-  int k = std::min({spec.num_tokens, s.req.max_tokens - s.num_generated() - 1, cfg_.max_seq_len - int(s.tokens.size()) - 1,
-                    budget - 1, logit_budget - 1});
+  int k = draft_limit(s, cfg_, budget, logit_budget);
   if (k <= 0) return 0;
   draft_scratch_.resize(size_t(k));
-  k = propose_ngram_draft(s.tokens.data(), int(s.tokens.size()), spec, k, draft_scratch_.data(), s.ngram_index);
+  if (cfg_.draft_model) {
+    k = std::min(k, int(s.model_draft.size()));
+    std::copy_n(s.model_draft.begin(), k, draft_scratch_.begin());
+  } else {
+    k = propose_ngram_draft(s.tokens.data(), int(s.tokens.size()), cfg_.speculative, k, draft_scratch_.data(), s.ngram_index);
+  }
   // Drafts use free blocks only: a guess never preempts another sequence.
   const int c = s.num_computed;
   k = std::min(k, (int(s.blocks.size()) + bm_.num_available()) * bm_.block_size() - (c + 1));

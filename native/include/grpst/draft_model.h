@@ -1,0 +1,63 @@
+// Speculative decoding with a draft model (vLLM's speculative_config method "draft_model"): a
+// smaller model of the same family (the same vocabulary) proposes each decoding sequence's next
+// tokens greedily, and the model checks them all in one step (scheduler_speculative.cpp), so a
+// right guess saves a step and the output is the model's own either way.
+//
+// The draft keeps its own KV pool laid out like the model's (the same block size and block ids),
+// so a sequence's block table addresses both pools, and every step the model runs is run through
+// the draft too (mirror): the draft's cache then holds every position the model's does, prefix-
+// cache hits and recomputed preemptions included, without a second block manager. Proposals write
+// positions past what the model has computed: into the sequence's own blocks where it holds them
+// (no other sequence reads an uncomputed position, and the model's step rewrites them) and into
+// scratch blocks past the shared ids where it does not yet.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "grpst/common.h"
+#include "grpst/model_runner.h"
+
+namespace grpst {
+
+class DraftModel {
+ public:
+  /**
+   * `runner`: the draft's runner, its tokens per step and logit rows at least the model's (the
+   * mirror runs the model's steps). `kv`: the model's pool (block size and count); the draft's
+   * pool is bf16 (or float32 where the model's is) with `max_batch` sequences' worth of scratch
+   * blocks for up to `max_drafts` proposed positions each. Throws Error where the draft cannot
+   * stand in for `model` (another vocabulary, a shorter context than `max_seq_len`).
+   */
+  DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& model, const KvCacheSpec& kv, int max_batch,
+             int max_drafts, int max_seq_len);
+
+  /** One sequence's proposal: `count` tokens after `token` at position `pos`, into out[0, count). */
+  struct Job {
+    const int32_t* blocks = nullptr;  // the sequence's block table (positions below pos are computed)
+    int num_blocks = 0;
+    int pos = 0;          // the position of `token`, the sequence's last (not yet computed by the model)
+    int32_t token = 0;
+    int count = 0;        // 1 .. max_drafts
+    int32_t* out = nullptr;
+  };
+  /** Greedy proposals for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
+  void propose(const std::vector<Job>& jobs);
+  /** Runs the model's step `batch` through the draft, writing its KV (no logits). */
+  void mirror(const StepBatch& batch);
+
+  const ModelRunner& runner() const { return *runner_; }
+  /** Bytes of the draft's KV pool. */
+  int64_t kv_bytes() const { return kv_bytes_; }
+
+ private:
+  std::unique_ptr<ModelRunner> runner_;
+  int vocab_ = 0, block_size_ = 0, shared_blocks_ = 0, scratch_per_job_ = 0, max_batch_ = 0, max_drafts_ = 0;
+  int64_t kv_bytes_ = 0;
+  StepBatch batch_;
+  std::vector<std::vector<int32_t>> tables_;  // [job]: its block table for the proposal steps
+  std::vector<int> rows_;                     // [job]: its row in the current proposal step, -1: done
+  std::vector<float> logits_;                 // [max_batch, vocab]
+};
+
+}  // namespace grpst

@@ -1,0 +1,86 @@
+#include "grpst/draft_model.h"
+
+#include <algorithm>
+#include <string>
+
+namespace grpst {
+
+DraftModel::DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& model, const KvCacheSpec& kv,
+                       int max_batch, int max_drafts, int max_seq_len)
+    : runner_(std::move(runner)), max_batch_(max_batch), max_drafts_(max_drafts) {
+  const ModelConfig& d = runner_->config();
+  if (d.vocab_size != model.vocab_size)
+    throw Error("the draft model's vocabulary has " + std::to_string(d.vocab_size) + " tokens but the model's has " +
+                std::to_string(model.vocab_size) + "; a draft must share the model's tokenizer (a smaller model of the same family)");
+  if (d.max_position_embeddings > 0 && d.max_position_embeddings < max_seq_len)
+    throw Error("the draft model handles " + std::to_string(d.max_position_embeddings) + " positions but the engine runs up to " +
+                std::to_string(max_seq_len) + " (max_seq_len); lower max_seq_len or use a draft with a longer context");
+  if (max_batch < 1 || max_drafts < 1) throw Error("a draft model needs a batch and at least one draft token");
+  vocab_ = d.vocab_size;
+  block_size_ = kv.block_size;
+  shared_blocks_ = kv.num_blocks;
+  // A proposal of max_drafts positions from any offset in a block reaches at most this many blocks
+  // past the ones the sequence holds (the first of them may be the block of `pos` itself).
+  scratch_per_job_ = (max_drafts + block_size_ - 1) / block_size_ + 1;
+  KvCacheSpec own;
+  own.block_size = kv.block_size;
+  own.num_blocks = shared_blocks_ + max_batch * scratch_per_job_;
+  // The model's quantized-cache scales are the model's own: the draft keeps a float cache.
+  own.dtype = kv.dtype == KvDType::F32 ? KvDType::F32 : KvDType::BF16;
+  runner_->allocate_kv(own);
+  kv_bytes_ = int64_t(own.num_blocks) * own.block_size * int64_t(runner_->kv_bytes_per_token(own.dtype));
+  tables_.resize(size_t(max_batch));
+  rows_.resize(size_t(max_batch));
+  logits_.resize(size_t(max_batch) * vocab_);
+}
+
+void DraftModel::propose(const std::vector<Job>& jobs) {
+  if (int(jobs.size()) > max_batch_) throw Error("draft model: more proposals than its batch");
+  int rounds = 0;
+  for (size_t j = 0; j < jobs.size(); j++) {
+    const Job& job = jobs[j];
+    if (job.count < 1 || job.count > max_drafts_) throw Error("draft model: proposal length out of range");
+    rounds = std::max(rounds, job.count);
+    // Blocks for positions [0, pos + count): the sequence's own, then this job's scratch ones.
+    const int needed = (job.pos + job.count + block_size_ - 1) / block_size_;
+    std::vector<int32_t>& t = tables_[j];
+    t.assign(job.blocks, job.blocks + std::min(job.num_blocks, needed));
+    for (int s = 0; int(t.size()) < needed; s++) t.push_back(shared_blocks_ + int32_t(j) * scratch_per_job_ + s);
+  }
+  // Round r computes position pos + r (the job's token, then its own proposals) and proposes pos + r + 1.
+  for (int r = 0; r < rounds; r++) {
+    batch_.tokens.clear();
+    batch_.seqs.clear();
+    batch_.logit_rows.clear();
+    for (size_t j = 0; j < jobs.size(); j++) {
+      const Job& job = jobs[j];
+      rows_[j] = -1;
+      if (r >= job.count) continue;
+      rows_[j] = int(batch_.logit_rows.size());
+      SeqSlice sl;
+      sl.first_row = batch_.num_tokens();
+      sl.num_tokens = 1;
+      sl.start_pos = job.pos + r;
+      sl.block_table = tables_[j].data();
+      sl.num_blocks = int(tables_[j].size());
+      batch_.seqs.push_back(sl);
+      batch_.tokens.push_back(r == 0 ? job.token : job.out[r - 1]);
+      batch_.logit_rows.push_back(sl.first_row);
+    }
+    runner_->forward(batch_, logits_.data());
+    for (size_t j = 0; j < jobs.size(); j++) {
+      if (rows_[j] < 0) continue;
+      const float* row = logits_.data() + size_t(rows_[j]) * vocab_;
+      // The draft's likeliest token (the first of equals): a guess only, so the request's own
+      // sampling rules are left to the model's check.
+      jobs[j].out[r] = int32_t(std::max_element(row, row + vocab_) - row);
+    }
+  }
+}
+
+void DraftModel::mirror(const StepBatch& batch) {
+  // No logits buffer: the runner writes the step's KV and skips its head.
+  runner_->forward(batch, nullptr);
+}
+
+}  // namespace grpst

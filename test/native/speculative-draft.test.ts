@@ -1,0 +1,146 @@
+// Speculative decoding with a draft model (LoadOptions.speculative method draft_model, vLLM's
+// speculative_config with `model`): a second, smaller model of the same vocabulary proposes each
+// decoding sequence's next tokens, and the model checks them in one step. Every emitted token is
+// still the model's own draw, so a request gives exactly what it gives without drafts, whether the
+// draft agrees (tiny-b drafting for itself: every proposal taken) or mostly not (tiny-a drafting
+// for tiny-b); and the draft's cache must follow the model's through prefix-cache hits and
+// preemptions, or its proposals would drift: tiny-b's greedy output depends on its context (tiny-a
+// repeats one token whatever came before), so a self-draft whose cache missed positions is refused.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadEngine, type Engine } from '../../src/engine/index.js';
+import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
+import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
+import { greedy, run, type RunResult } from './helpers.js';
+
+const engines: Engine[] = [];
+afterAll(async () => {
+  for (const e of engines) await e.close().catch(() => {});
+});
+async function open(name: CheckpointName, opts: LoadOptions = {}): Promise<Engine> {
+  const e = await loadEngine(checkpoint(name), { maxSeqLen: 1024, ...opts });
+  engines.push(e);
+  return e;
+}
+const drafted = (draft: CheckpointName, numSpeculativeTokens = 4): LoadOptions => ({
+  speculative: { method: 'draft_model', numSpeculativeTokens, model: checkpoint(draft) },
+});
+const prompt = (name: CheckpointName, which: string) => refs(name).prompts.find((p) => p.name === which)!.prompt_ids;
+
+function output(r: RunResult) {
+  return { tokens: r.tokens, logprobs: r.logprobs, finish: r.finish, stop: r.last.stopTokenId, tops: r.events.flatMap((e) => e.topLogprobs ?? []) };
+}
+
+/** Runs `req` on both engines; the drafted engine's steps and draft counters spent on it. */
+async function both(off: Engine, on: Engine, req: SubmitRequest) {
+  const before = on.stats();
+  const a = await run(off, req);
+  const b = await run(on, req);
+  const after = on.stats();
+  const spec = (k: 'drafts' | 'draftTokens' | 'acceptedTokens') => after.specDecode![k] - before.specDecode![k];
+  return { off: a, on: b, stepsOn: after.steps - before.steps, draftTokens: spec('draftTokens'), accepted: spec('acceptedTokens') };
+}
+
+describe('speculative decoding (draft model)', () => {
+  it('reports the method and the draft cache it took', async () => {
+    const on = await open('tiny-b', drafted('tiny-a', 3));
+    expect(on.info.speculative).toMatchObject({ method: 'draft_model', numSpeculativeTokens: 3 });
+    const spec = on.nativeInfo.speculative as { draftKvBytes: number; draftWeightBytesPerStep: number };
+    // tiny-a's cache: 2 layers x 2 KV heads x 32 dims x (k, v) x bf16 = 512 bytes a token, for at
+    // least the model's pool of tokens (plus scratch blocks for the proposals).
+    expect(spec.draftKvBytes).toBeGreaterThanOrEqual(on.nativeInfo.kvBlocks * on.nativeInfo.kvBlockSize * 512);
+    expect(spec.draftWeightBytesPerStep).toBeGreaterThan(0);
+    expect(on.stats().specDecode).toEqual({ drafts: 0, draftTokens: 0, acceptedTokens: 0 });
+  });
+
+  it('a draft that is the model itself: every proposal is taken, the output is the same, in a fifth of the steps', async () => {
+    const off = await open('tiny-b');
+    const on = await open('tiny-b', drafted('tiny-b', 4));
+    for (const which of ['chat', 'english', 'long']) {
+      const req: SubmitRequest = { tokens: prompt('tiny-b', which), sampling: greedy, maxTokens: 61, ignoreEos: true, logprobs: 2 };
+      const r = await both(off, on, req);
+      expect(output(r.on)).toEqual(output(r.off));
+      expect(new Set(r.on.tokens).size).toBeGreaterThan(30);
+      // One prefill step, then 12 steps of 1 + 4 tokens each.
+      expect(r.accepted).toBe(r.draftTokens);
+      expect(r.draftTokens).toBe(48);
+      expect(r.stepsOn).toBe(13);
+    }
+  });
+
+  it('a draft of another model: most proposals are refused, and the output is still the model\'s own', async () => {
+    const off = await open('tiny-b');
+    const on = await open('tiny-b', drafted('tiny-a', 3));
+    const chat = prompt('tiny-b', 'chat');
+    const sampled: SamplingParams = { ...greedy, temperature: 0.8, topK: 40, seed: 5 };
+    const cases: SubmitRequest[] = [
+      { tokens: chat, sampling: greedy, maxTokens: 40, ignoreEos: true, logprobs: 2 },
+      { tokens: prompt('tiny-b', 'long'), sampling: sampled, maxTokens: 40, ignoreEos: true, logprobs: 1 },
+      { tokens: chat, sampling: { ...greedy, repetitionPenalty: 1.3 }, maxTokens: 30, ignoreEos: true },
+      ...[1, 2, 5].map((maxTokens): SubmitRequest => ({ tokens: chat, sampling: greedy, maxTokens, ignoreEos: true })),
+    ];
+    let proposed = 0;
+    let accepted = 0;
+    for (const req of cases) {
+      const r = await both(off, on, req);
+      expect(output(r.on)).toEqual(output(r.off));
+      proposed += r.draftTokens;
+      accepted += r.accepted;
+    }
+    expect(proposed).toBeGreaterThan(50);
+    expect(accepted).toBeLessThan(proposed / 2);
+  });
+
+  it('concurrent requests, a constraint, prefix-cache hits and preemption leave the draft in step with the model', async () => {
+    // Six blocks of 16 tokens: two sequences growing to 60 tokens cannot both stay, so one is
+    // preempted and recomputed; a prompt repeated later is read back from the prefix cache. The
+    // draft is the model itself, so a draft cache that missed any of those positions would show
+    // as refused proposals.
+    const tight: LoadOptions = { maxBatchSize: 2, maxTokensInPagedKvCache: 6 * 16 };
+    const off = await open('tiny-b', tight);
+    const on = await open('tiny-b', { ...tight, ...drafted('tiny-b', 4) });
+    const long = prompt('tiny-b', 'long');
+    const reqs: SubmitRequest[] = [0, 30].map((at) => ({ tokens: long.slice(at, at + 10), sampling: greedy, maxTokens: 50, ignoreEos: true }));
+    const plain = await Promise.all(reqs.map((r) => run(off, r)));
+    const together = await Promise.all(reqs.map((r) => run(on, r)));
+    expect(together.map(output)).toEqual(plain.map(output));
+    expect(on.runtimeStats().preemptions).toBeGreaterThan(0);
+    const s = on.stats().specDecode!;
+    expect(s.acceptedTokens).toBe(s.draftTokens);
+    // With room to keep it, a finished sequence's blocks serve a later prompt that extends it:
+    // the draft must find its own cache there too.
+    const roomy = await open('tiny-b', drafted('tiny-b', 4));
+    await run(roomy, reqs[0]);
+    const again: SubmitRequest = { tokens: [...reqs[0].tokens, ...plain[0].tokens.slice(0, 30)], sampling: greedy, maxTokens: 12, ignoreEos: true };
+    const before = roomy.stats().specDecode!;
+    const cached = await run(roomy, again);
+    expect(cached.first.cachedPromptTokens).toBeGreaterThanOrEqual(32);
+    expect(output(cached)).toEqual(output(await run(off, again)));
+    const after = roomy.stats().specDecode!;
+    expect(after.draftTokens - before.draftTokens).toBeGreaterThan(0);
+    expect(after.acceptedTokens - before.acceptedTokens).toBe(after.draftTokens - before.draftTokens);
+    const allowed = [...new Set(long.slice(0, 40))].slice(0, 5);
+    const constrained = (e: Engine): SubmitRequest => ({ tokens: long.slice(0, 12), sampling: greedy, maxTokens: 20, ignoreEos: true, constraint: e.allowedTokensConstraint(allowed) });
+    expect(output(await run(roomy, constrained(roomy)))).toEqual(output(await run(off, constrained(off))));
+  });
+
+  it('refuses a draft it cannot use, naming it and the fix', async () => {
+    await expect(open('tiny-a', { speculative: { method: 'draft_model', numSpeculativeTokens: 2, model: '/nonexistent/draft' } })).rejects.toThrow(
+      /the draft model \/nonexistent\/draft does not exist/,
+    );
+    // A draft that handles fewer positions than the engine runs (its config says 512).
+    const short = mkdtempSync(join(tmpdir(), 'grpst-draft-'));
+    cpSync(checkpoint('tiny-a'), short, { recursive: true });
+    const config = JSON.parse(readFileSync(join(short, 'config.json'), 'utf8'));
+    writeFileSync(join(short, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: 512 }));
+    try {
+      await expect(open('tiny-b', { speculative: { method: 'draft_model', numSpeculativeTokens: 2, model: short } })).rejects.toThrow(
+        /the draft model handles 512 positions but the engine runs up to 1024 \(max_seq_len\); lower max_seq_len or use a draft with a longer context/,
+      );
+    } finally {
+      rmSync(short, { recursive: true, force: true });
+    }
+  });
+});
