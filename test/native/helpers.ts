@@ -23,6 +23,11 @@ export async function collect(stream: AsyncIterable<TokenEvent>): Promise<RunRes
   return { tokens, logprobs, events, finish: last?.finishReason, last, first: events[0] };
 }
 
+/** What a run gives a client, without the event split (a drafted step puts several tokens in one event). */
+export function clientView(r: RunResult) {
+  return { tokens: r.tokens, logprobs: r.logprobs, finish: r.finish, stop: r.last.stopTokenId, tops: r.events.flatMap((e) => e.topLogprobs ?? []) };
+}
+
 export function run(engine: GenerationEngine, req: SubmitRequest): Promise<RunResult> {
   return collect(engine.submit(req));
 }

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
-import { greedy, run, type RunResult } from './helpers.js';
+import { clientView, greedy, run } from './helpers.js';
 
 const engines: Engine[] = [];
 afterAll(async () => {
@@ -29,9 +29,7 @@ const drafted = (draft: CheckpointName, numSpeculativeTokens = 4): LoadOptions =
 });
 const prompt = (name: CheckpointName, which: string) => refs(name).prompts.find((p) => p.name === which)!.prompt_ids;
 
-function output(r: RunResult) {
-  return { tokens: r.tokens, logprobs: r.logprobs, finish: r.finish, stop: r.last.stopTokenId, tops: r.events.flatMap((e) => e.topLogprobs ?? []) };
-}
+const output = clientView;
 
 /** Runs `req` on both engines; the drafted engine's steps and draft counters spent on it. */
 async function both(off: Engine, on: Engine, req: SubmitRequest) {

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadAddon, loadEngine, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
-import { greedy, run, type RunResult } from './helpers.js';
+import { clientView, greedy, run } from './helpers.js';
 
 const engines: Engine[] = [];
 afterAll(async () => {
@@ -22,10 +22,7 @@ async function open(name: CheckpointName, opts: LoadOptions = {}): Promise<Engin
 const ngram = (numSpeculativeTokens = 4): LoadOptions => ({ speculative: { method: 'ngram', numSpeculativeTokens } });
 const prompt = (name: CheckpointName, which: string) => refs(name).prompts.find((p) => p.name === which)!.prompt_ids;
 
-/** What a run gives a client, without the event split (drafted steps put several tokens in one event). */
-function output(r: RunResult) {
-  return { tokens: r.tokens, logprobs: r.logprobs, finish: r.finish, stop: r.last.stopTokenId, tops: r.events.flatMap((e) => e.topLogprobs ?? []) };
-}
+const output = clientView;
 
 /** Runs `req` on both engines, one after the other; the drafted engine's steps and draft counters spent on it. */
 async function both(off: Engine, on: Engine, req: SubmitRequest) {
