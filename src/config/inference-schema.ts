@@ -29,7 +29,7 @@ export const tensorrtOnlyInfererKeys: Record<string, string> = {
   medusa_choices: 'Medusa speculative decoding is not served',
   gpu_weights_percent: 'TensorRT-LLM weight streaming',
   FORCE_CPU_ONLY_INPUT_TENSORS: 'Triton/TensorRT-LLM tensor placement',
-  max_beam_width: 'beam search is not served',
+  max_beam_width: 'a TensorRT-LLM build limit; requests ask for beam search themselves (use_beam_search, n beams)',
   tokenizer_parallelism: 'tokenization runs in the server process',
   special_tokens_id: 'special tokens come from tokenizer.json',
   force_tokens_dict: 'token mapping comes from tokenizer.json',

@@ -149,7 +149,7 @@ describe("vLLM's fields this server cannot honour", () => {
   it('are refused with a 400 naming them, on both endpoints, instead of an answer that ignores them; their neutral values are accepted', async () => {
     const refused: [string, Record<string, unknown>][] = [
       ['structured_outputs.structural_tag', { structured_outputs: { structural_tag: '{}' } }],
-      ['use_beam_search', { use_beam_search: true }],
+      ['kv_transfer_params', { kv_transfer_params: { remote: 1 } }],
     ];
     for (const [param, fields] of refused) {
       for (const r of [await post(`${server.url}/v1/chat/completions`, chat(fields)), await post(`${server.url}/v1/completions`, complete(fields))]) {

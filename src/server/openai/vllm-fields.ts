@@ -2,8 +2,7 @@
 // guided_grammar, and the newer structured_outputs object) are enforced as response_format is; min_tokens,
 // thinking_token_budget, include_stop_str_in_output, allowed_token_ids, bad_words and
 // truncate_prompt_tokens reach the engine and the output parser (token-rules.ts). The ones that
-// would change the answer in ways this server cannot honour (structural tags, beam
-// search, a request's own chat template, a priority the scheduling policy ignores, ...) get a 400 naming them: dropped, as
+// would change the answer in ways this server cannot honour (structural tags, a request's own chat template, a priority the scheduling policy ignores, ...) get a 400 naming them: dropped, as
 // unknown fields are, they would leave a client that relies on them with an answer it did not ask
 // for (free text where it expects a pattern) and no sign of it. Fields that change nothing for
 // this model (add_special_tokens: Qwen3 has no BOS; guided_decoding_backend: there is one) are
@@ -45,7 +44,10 @@ export const vllmFields = {
   min_tokens: z.number().int().min(0).nullish(),
   thinking_token_budget: z.number().int().min(0).nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
+  /** n beams searched, the n best returned (beam-search.ts). */
   use_beam_search: z.boolean().nullish(),
+  /** Beams rank by cumulative logprob / length ^ length_penalty. */
+  length_penalty: z.number().nullish(),
   /** Alternatives per prompt position (prompt-logprobs.ts). */
   prompt_logprobs: z.number().int().nullish(),
   /** Only these tokens may be sampled. */
@@ -161,7 +163,6 @@ function refuseUnsupported(body: Fields): void {
   ];
   for (const [name, value] of constraint)
     if (value !== undefined && value !== null) throw unsupported(name, `${name} is not supported by this server; ${fix}.`);
-  if (body.use_beam_search) throw unsupported('use_beam_search', 'Beam search is not supported by this server; leave use_beam_search out to sample.');
   const refused: [string, boolean, string][] = [
     ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out.'],
     ['logits_processors', body.logits_processors != null && !(Array.isArray(body.logits_processors) && body.logits_processors.length === 0), 'logits_processors are not supported: this server runs no code a request names; use logit_bias, allowed_token_ids or bad_words, or leave it out.'],

@@ -11,6 +11,7 @@ import { chatRequestSchema, type ChatRequest } from '../openai/schema-chat.js';
 import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, requestPriority } from '../openai/vllm-fields.js';
+import { beamSearchAsked, checkBeamJob, runBeamSearches } from '../openai/beam-search.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -82,6 +83,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
     },
     decoder: s.decoder(skipSpecial),
   }));
+  const beams = beamSearchAsked(body, n);
+  if (beams) checkBeamJob(jobs[0], promptTop !== undefined, { budgetField: 'thinking_token_budget' });
   const meta: ResponseMeta = { id: s.newId('chatcmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
   const returnIds = body.return_token_ids === true;
   // vLLM's echo: each answer starts with the final assistant message it continues.
@@ -99,8 +102,10 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const release = await admit(rc, priority);
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
-  const updates = () => mergeChoices(jobs.map((job) => runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));
   try {
+    // With use_beam_search the answers are found first; each choice then replays its beam.
+    const engines = beams ? await runBeamSearches(engine, jobs, beams, scope.signal) : undefined;
+    const updates = () => mergeChoices(jobs.map((job, i) => runChoice(job, { engine: engines?.[i] ?? engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));
     if (body.stream) await streamChat(rc, body, meta, view, promptTokens, updates(), n, { promptIds: returnIds ? prompt.ids : undefined, echoed });
     else {
       const acc = jobs.map((j) => new ChatChoiceAccumulator(j.index, view, echoed));

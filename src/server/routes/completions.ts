@@ -10,6 +10,7 @@ import { completionRequestSchema, type CompletionRequest } from '../openai/schem
 import { promptLogprobsAsked } from '../openai/prompt-logprobs.js';
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, requestPriority, unsupported } from '../openai/vllm-fields.js';
+import { beamSearchAsked, checkBeamJob, runBeamSearches } from '../openai/beam-search.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { usageOf } from './chat.js';
@@ -76,6 +77,8 @@ export async function completions(rc: RequestContext): Promise<void> {
         decoder: s.decoder(skipSpecial),
       });
   });
+  const beams = beamSearchAsked(body, n);
+  if (beams) checkBeamJob(jobs[0], jobs.some((j) => j.submit.promptLogprobs), { budgetField: 'thinking_token_budget' });
   const meta: ResponseMeta = { id: s.newId('cmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
   const view: CompletionView = {
     echo,
@@ -92,10 +95,12 @@ export async function completions(rc: RequestContext): Promise<void> {
   const release = await admit(rc, priority);
   s.metrics.promptTokens.inc({}, promptTokens);
   const scope = requestScope(rc.signal);
-  const updates = mergeChoices(jobs.map((job) => runChoice(job, { engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));
   const cachedOf = (u: { index: number; cachedPromptTokens?: number }, prev: number | undefined) =>
     u.index === 0 && u.cachedPromptTokens !== undefined ? u.cachedPromptTokens : prev;
   try {
+    // With use_beam_search the answers are found first; each choice then replays its beam.
+    const engines = beams ? await runBeamSearches(engine, jobs, beams, scope.signal) : undefined;
+    const updates = mergeChoices(jobs.map((job, i) => runChoice(job, { engine: engines?.[i] ?? engine, metrics: s.metrics, arrival: rc.arrival, signal: scope.signal })));
     let cached: number | undefined;
     if (!body.stream) {
       for await (const u of updates) {
