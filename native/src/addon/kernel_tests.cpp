@@ -50,7 +50,8 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
 
 double test_gemm(const CpuKernels& k, const CpuKernels& ref, Rand& r, bool& invariant) {
   double worst = 0;
-  const int shapes[][3] = {{1, 37, 64}, {5, 19, 100}, {9, 64, 1024}, {3, 7, 13}, {17, 33, 160}};
+  // 2-7 rows take few-row tiles (one or two weight rows interleaved by K, AVX2 splitting 7 rows 4 + 3).
+  const int shapes[][3] = {{1, 37, 64}, {5, 19, 100}, {9, 64, 1024}, {3, 7, 13}, {17, 33, 160}, {7, 21, 2100}, {2, 9, 2500}, {6, 11, 50}};
   for (auto& s : shapes) {
     const int M = s[0], N = s[1], K = s[2];
     auto x = r.floats(size_t(M) * K);

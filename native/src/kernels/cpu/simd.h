@@ -32,6 +32,8 @@ constexpr int kStreamCols = 1;
 // The same for 1-byte weights widened in registers (gemm_quant.cpp's gemv_q): two chains, as one
 // 16-wide chain of 1-byte weights would be bound by the FMA latency below a core's read bandwidth.
 constexpr int kStreamColsQ = 2;
+// Weight rows interleaved in a 2-7-row tile (gemm_bf16.cpp's few_rows).
+constexpr int kFewRowCols = 2;
 using VF = __m512;
 inline VF vzero() { return _mm512_setzero_ps(); }
 inline VF vset1(float x) { return _mm512_set1_ps(x); }
@@ -116,6 +118,7 @@ constexpr int kTileRows = 4, kTileCols = 3;
 // the same order, so the bits do not change.
 constexpr int kStreamCols = 2;
 constexpr int kStreamColsQ = 2;  // the same for 1-byte weights (gemm_quant.cpp's gemv_q)
+constexpr int kFewRowCols = 2;   // weight rows interleaved in a 2-7-row tile (gemm_bf16.cpp's few_rows)
 using VF = __m256;
 inline __m256i tail_mask(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -195,6 +198,7 @@ inline VF vscale_pow2(VF r, VF n) {
 constexpr int kWidth = 1;
 constexpr int kTileRows = 4, kTileCols = 4;  // the GEMMs' register tile
 constexpr int kStreamCols = 1, kStreamColsQ = 1;  // decode GEMV rows per pass (gemm_bf16.cpp, gemm_quant.cpp)
+constexpr int kFewRowCols = 1;                     // weight rows interleaved in a 2-7-row tile
 using VF = float;
 inline VF vzero() { return 0.0f; }
 inline VF vset1(float x) { return x; }
