@@ -106,15 +106,22 @@ const argsPath = ['models', 0, 'inferer_args'];
 // where the archive is deployed (grpst start refuses "../" paths): said now, not at start.
 function noteEnginesLeavingProject(root: string, plan: ArchivePlan): void {
   for (const { confName, doc } of inferenceConfs(root, plan)) {
-    const enginePath = doc.getIn([...argsPath, 'gpt_model_path']);
-    if (typeof enginePath === 'string' && !path.isAbsolute(enginePath) && !isInside(root, path.resolve(root, enginePath))) {
-      plan.notes.push(`conf/${confName}: gpt_model_path ${enginePath} leaves the project, so grpst start will refuse it; pass --include_engine to pack the engine, or write the path absolute`);
+    for (const key of modelFolderKeys) {
+      const written = doc.getIn([...argsPath, ...key]);
+      if (typeof written === 'string' && !path.isAbsolute(written) && !isInside(root, path.resolve(root, written))) {
+        plan.notes.push(`conf/${confName}: ${key.join('.')} ${written} leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute`);
+      }
     }
   }
 }
 
-// For each conf/inference*.yml whose engine (or tokenizer) lives outside the project: copy it to
-// engines/<name>/ and add a rewritten conf that points there (relative to the deploy folder).
+// The inference conf keys (under inferer_args) that name an engine or model folder: the model's
+// engine, and the draft model of speculative decoding.
+const modelFolderKeys = [['gpt_model_path'], ['speculative_config', 'model']];
+
+// For each conf/inference*.yml whose engine, draft model or tokenizer lives outside the project:
+// copy it to engines/<name>/ and add a rewritten conf that points there (relative to the deploy
+// folder).
 function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFile) => void, taken: Set<string>): void {
   const confDir = path.join(root, 'conf');
   if (!fs.existsSync(confDir)) return;
@@ -139,31 +146,33 @@ function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFil
   };
 
   for (const { confName, doc } of inferenceConfs(root, plan)) {
-    const enginePath = doc.getIn([...argsPath, 'gpt_model_path']);
     const tokenizerPath = doc.getIn([...argsPath, 'tokenizer_path']);
     let changed = false;
-    if (typeof enginePath === 'string') {
-      const real = path.resolve(root, enginePath);
+    for (const key of modelFolderKeys) {
+      const written = doc.getIn([...argsPath, ...key]);
+      if (typeof written !== 'string') continue;
+      const label = key.join('.');
+      const real = path.resolve(root, written);
       if (!engineBackendOf(real)) {
         // A relative path resolves inside the unpacked archive, so it can only fail there; an
         // absolute one may exist on the machine that runs the archive.
-        if (!path.isAbsolute(enginePath))
+        if (!path.isAbsolute(written))
           throw badInput(
-            `conf/${confName}: gpt_model_path ${enginePath} is not an engine or model folder (${fs.existsSync(real) ? 'no engine.json or config.json in it' : 'it does not exist'}), so --include_engine has nothing to pack`,
-            `build the engine there first (grpst build --output_dir ${real}) or point gpt_model_path at an engine folder`,
+            `conf/${confName}: ${label} ${written} is not an engine or model folder (${fs.existsSync(real) ? 'no engine.json or config.json in it' : 'it does not exist'}), so --include_engine has nothing to pack`,
+            `build the engine there first (grpst build --output_dir ${real}) or point ${label} at an engine folder`,
           );
-        plan.notes.push(`conf/${confName}: gpt_model_path ${enginePath} is not an engine folder on this machine; it must exist where the archive runs`);
-      } else {
-        const inside = packedAt(real);
-        if (inside === undefined) {
-          const target = copyFolder(fs.realpathSync(real), path.basename(real) || 'engine', () => true, true);
-          doc.setIn([...argsPath, 'gpt_model_path'], `./${target}`);
-          changed = true;
-        } else if (inside !== path.relative(root, real)) {
-          // A link inside the project to a folder inside it: the archive holds the folder itself.
-          doc.setIn([...argsPath, 'gpt_model_path'], `./${inside}`);
-          changed = true;
-        }
+        plan.notes.push(`conf/${confName}: ${label} ${written} is not an engine folder on this machine; it must exist where the archive runs`);
+        continue;
+      }
+      const inside = packedAt(real);
+      if (inside === undefined) {
+        const target = copyFolder(fs.realpathSync(real), path.basename(real) || 'engine', () => true, true);
+        doc.setIn([...argsPath, ...key], `./${target}`);
+        changed = true;
+      } else if (inside !== path.relative(root, real)) {
+        // A link inside the project to a folder inside it: the archive holds the folder itself.
+        doc.setIn([...argsPath, ...key], `./${inside}`);
+        changed = true;
       }
     }
     if (typeof tokenizerPath === 'string') {

@@ -93,8 +93,11 @@ describe('grpst archive', () => {
     expect(withEngine.files).toBe(5);
   });
 
-  it('--include_engine copies an outside engine and tokenizer in and points the conf at the copies', async () => {
+  it('--include_engine copies an outside engine, draft model and tokenizer in and points the conf at the copies', async () => {
     const outside = path.join(tmp, 'outside');
+    // A draft model for speculative decoding, a checkpoint folder of its own.
+    put(path.join(outside, 'draft', 'config.json'), '{"model_type": "qwen3"}');
+    put(path.join(outside, 'draft', 'model.safetensors'), Buffer.alloc(2048, 5));
     put(path.join(outside, 'ckpt', 'tokenizer.json'), fs.readFileSync(path.join(tokenizerDir, 'tokenizer.json')));
     put(path.join(outside, 'ckpt', 'tokenizer_config.json'), fs.readFileSync(path.join(tokenizerDir, 'tokenizer_config.json')));
     put(path.join(outside, 'ckpt', 'model.safetensors'), Buffer.alloc(1000));
@@ -104,7 +107,8 @@ describe('grpst archive', () => {
     const conf = fs
       .readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8')
       .replace('tokenizer_path: /tmp/Qwen3-8B/', `tokenizer_path: ${path.join(outside, 'ckpt')}`)
-      .replace('gpt_model_path: /tmp/Qwen3-8B/engine/', `gpt_model_path: ${path.join(outside, 'ckpt', 'engine')}`);
+      .replace('gpt_model_path: /tmp/Qwen3-8B/engine/', `gpt_model_path: ${path.join(outside, 'ckpt', 'engine')}`)
+      .replace(/^(\s+)speculative_config:.*$/m, `$1speculative_config: {model: ${path.join(outside, 'draft')}, num_speculative_tokens: 3}`);
     put(path.join(project, 'conf', 'inference_qwen3.yml'), conf);
     fs.copyFileSync(path.join(repoRoot, 'conf', 'server.yml'), path.join(project, 'conf', 'server.yml'));
 
@@ -118,23 +122,31 @@ describe('grpst archive', () => {
       'conf/server.yml',
       'engines/ckpt-tokenizer/tokenizer.json',
       'engines/ckpt-tokenizer/tokenizer_config.json',
+      'engines/draft/config.json',
+      'engines/draft/model.safetensors',
       'engines/engine/engine.json',
       'engines/engine/weights.bin',
     ]);
     const rewritten = fs.readFileSync(path.join(dest, 'conf', 'inference_qwen3.yml'), 'utf8');
     expect(rewritten).toContain('gpt_model_path: ./engines/engine');
+    expect(rewritten).toMatch(/speculative_config: \{ model: \.\/engines\/draft, num_speculative_tokens: 3 \}/);
     expect(rewritten).toContain('# "<|im_end|>"'); // comments survive the rewrite
     const d = loadDeployment({ inferenceConf: path.join(dest, 'conf', 'inference_qwen3.yml'), deployPath: dest, env: {} });
     expect(d.enginePath).toBe(path.join(dest, 'engines', 'engine'));
     expect(d.tokenizerPath).toBe(path.join(dest, 'engines', 'ckpt-tokenizer'));
+    expect(d.runtime.load.speculative).toEqual({ method: 'draft_model', numSpeculativeTokens: 3, model: path.join(dest, 'engines', 'draft') });
   });
 
   it('without --include_engine, a relative engine path leaving the project is noted (start would refuse it)', async () => {
     const project = path.join(tmp, 'project-up');
-    const conf = fs.readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8').replace('gpt_model_path: /tmp/Qwen3-8B/engine/', 'gpt_model_path: ../engine');
+    const conf = fs
+      .readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8')
+      .replace('gpt_model_path: /tmp/Qwen3-8B/engine/', 'gpt_model_path: ../engine')
+      .replace(/^(\s+)speculative_config:.*$/m, '$1speculative_config: {model: ../draft, num_speculative_tokens: 3}');
     put(path.join(project, 'conf', 'inference_qwen3.yml'), conf);
     const result = await writeArchive({ projectDir: project, output: path.join(tmp, 'up.mar'), includeEngine: false });
-    expect(result.notes).toContain('conf/inference_qwen3.yml: gpt_model_path ../engine leaves the project, so grpst start will refuse it; pass --include_engine to pack the engine, or write the path absolute');
+    expect(result.notes).toContain('conf/inference_qwen3.yml: gpt_model_path ../engine leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute');
+    expect(result.notes).toContain('conf/inference_qwen3.yml: speculative_config.model ../draft leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute');
     const absolute = path.join(tmp, 'project-abs');
     put(path.join(absolute, 'conf', 'inference_qwen3.yml'), fs.readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8'));
     const plain = await writeArchive({ projectDir: absolute, output: path.join(tmp, 'abs.mar'), includeEngine: false });
