@@ -301,10 +301,10 @@ double test_softmax_sums(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return worst;
 }
 
-// int8_wo, fp8 and int4 linears: decode rows (1-7, weights widened in registers) against the same
-// rows among 9 (weights decoded into fp32 blocks), bit for bit. K = 100 has a partial last vector
-// (int4: groups of 20, not whole vectors: the fp32 blocks either way); int4 also in groups of 16
-// and 64; K = 16,384 splits the 9 rows into two chunks of x (gemm_f32w).
+// int8_wo, fp8 and int4 linears: decode rows (1-64, weights widened in registers, row tiles of up
+// to 7) against the same rows among 70 (weights decoded into fp32 blocks), bit for bit. K = 100 has
+// a partial last vector (int4: groups of 20, not whole vectors: the fp32 blocks either way); int4
+// also in groups of 16 and 64; K = 16,384 splits the 70 rows into chunks of x (gemm_f32w).
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   ThreadPool pool(2);
   bool same = true;
@@ -339,11 +339,11 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
     lw.zeros = int4 ? zeros.data() : nullptr;
     lw.group_size = c.group;
     lw.input_scale = 0.05f;
-    const int all = 9;
+    const int all = 70;  // past kQuantGemvMaxRows: fp32 weight blocks
     auto x = r.floats(size_t(all) * K, -4, 4);
     std::vector<float> y(size_t(all) * N);
     linear_forward(lw, x.data(), y.data(), all, k, pool);
-    for (int M : {1, 3, 5, 7}) {
+    for (int M : {1, 3, 5, 7, 9, 14, 64}) {
       std::vector<float> part(size_t(M) * N);
       linear_forward(lw, x.data() + size_t(all - M) * K, part.data(), M, k, pool);
       if (!std::equal(part.begin(), part.end(), y.begin() + size_t(all - M) * N)) same = false;

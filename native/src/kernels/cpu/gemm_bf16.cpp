@@ -69,9 +69,6 @@ inline void rows(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, fl
   for (; m < m1; m++) tile<1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
 }
 
-// Vector registers of the level, for the few-row tiles below (the scalar build has no limit that matters).
-constexpr int kVectorRegs = kWidth == 16 ? 32 : kWidth == 8 ? 16 : 64;
-
 // 2-7 rows of x (decode batches, speculative steps): every row in one register tile, so each
 // weight vector is loaded once for all of them and the rows' FMA chains overlap each other's
 // latency. Four rows and one at a time (the old way) left a single chain in flight for the rest

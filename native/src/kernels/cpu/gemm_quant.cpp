@@ -68,21 +68,52 @@ inline void tile(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y,
     for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
 }
 
-template <class T, int NR>
-inline void tile_rows(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
-  int m = 0;
-  for (; m + kMR <= M; m += kMR) tile<T, kMR, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
-  for (; m < M; m++) tile<T, 1, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+// Up to 7 rows of x (the decode GEMVs' rows) as one tile, so each weight vector is widened once
+// for all of them and their FMA chains overlap (as gemm_bf16.cpp's few-row tiles): 4 rows and then
+// one at a time left a single chain in flight for the rest. Where the registers cannot hold the
+// accumulators (kVectorRegs), 4 rows and the rest.
+template <class T, int MR, int NR>
+inline void few_rows_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int K) {
+  if constexpr (MR > 4 && MR * NR + NR + 1 > kVectorRegs) {
+    tile<T, 4, NR>(x, ldx, w, ldw, y, ldy, K);
+    tile<T, MR - 4, NR>(x + 4 * ldx, ldx, w, ldw, y + 4 * ldy, ldy, K);
+  } else {
+    tile<T, MR, NR>(x, ldx, w, ldw, y, ldy, K);
+  }
 }
 
-template <class T>
-void gemv_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
+template <class T, int NR>
+inline void tile_rows(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
+  switch (M) {
+    case 1: return few_rows_q<T, 1, NR>(x, ldx, w, ldw, y, ldy, K);
+    case 2: return few_rows_q<T, 2, NR>(x, ldx, w, ldw, y, ldy, K);
+    case 3: return few_rows_q<T, 3, NR>(x, ldx, w, ldw, y, ldy, K);
+    case 4: return few_rows_q<T, 4, NR>(x, ldx, w, ldw, y, ldy, K);
+    case 5: return few_rows_q<T, 5, NR>(x, ldx, w, ldw, y, ldy, K);
+    case 6: return few_rows_q<T, 6, NR>(x, ldx, w, ldw, y, ldy, K);
+    case 7: return few_rows_q<T, 7, NR>(x, ldx, w, ldw, y, ldy, K);
+    default: break;
+  }
+  // More rows: tiles of 4, then the rest as one tile.
+  int m = 0;
+  for (; m + 4 <= M; m += 4) few_rows_q<T, 4, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
+  if (m < M) tile_rows<T, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, M - m, K);
+}
+
+template <class T, int NR>
+void gemv_q_by(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
   int n = 0;
-  if constexpr (kStreamColsQ > 1) {
-    for (; n + kStreamColsQ <= N; n += kStreamColsQ)
-      tile_rows<T, kStreamColsQ>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+  if constexpr (NR > 1) {
+    for (; n + NR <= N; n += NR) tile_rows<T, NR>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
   }
   for (; n < N; n++) tile_rows<T, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
+}
+
+// One row of x streams kStreamColsQ weight rows at a time; 2-7 rows kFewRowColsQ (simd.h).
+template <class T>
+void gemv_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
+  if (M == 1) gemv_q_by<T, kStreamColsQ>(x, ldx, w, ldw, y, ldy, M, N, K);
+  else gemv_q_by<T, kFewRowColsQ>(x, ldx, w, ldw, y, ldy, M, N, K);
 }
 
 #if !defined(__AVX512F__)
@@ -163,13 +194,35 @@ inline void tile_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, 
     for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
 }
 
+// few_rows_q for int4 groups.
+template <int MR, int NR>
+inline void few_rows_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
+                        const uint8_t* zeros, int groups, int group, float* y, int64_t ldy) {
+  if constexpr (MR > 4 && MR * NR + 3 * NR + 1 > kVectorRegs) {
+    tile_i4<4, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    tile_i4<MR - 4, NR>(x + 4 * ldx, ldx, w, ldw, scales, zeros, groups, group, y + 4 * ldy, ldy);
+  } else {
+    tile_i4<MR, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+  }
+}
+
 template <int NR>
 inline void tile_rows_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
                          const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M) {
+  switch (M) {
+    case 1: return few_rows_i4<1, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    case 2: return few_rows_i4<2, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    case 3: return few_rows_i4<3, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    case 4: return few_rows_i4<4, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    case 5: return few_rows_i4<5, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    case 6: return few_rows_i4<6, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    case 7: return few_rows_i4<7, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    default: break;
+  }
+  // More rows: tiles of 4, then the rest as one tile.
   int m = 0;
-  for (; m + kMR <= M; m += kMR)
-    tile_i4<kMR, NR>(x + m * ldx, ldx, w, ldw, scales, zeros, groups, group, y + m * ldy, ldy);
-  for (; m < M; m++) tile_i4<1, NR>(x + m * ldx, ldx, w, ldw, scales, zeros, groups, group, y + m * ldy, ldy);
+  for (; m + 4 <= M; m += 4) few_rows_i4<4, NR>(x + m * ldx, ldx, w, ldw, scales, zeros, groups, group, y + m * ldy, ldy);
+  if (m < M) tile_rows_i4<NR>(x + m * ldx, ldx, w, ldw, scales, zeros, groups, group, y + m * ldy, ldy, M - m);
 }
 
 #if defined(__AVX2__)
@@ -290,18 +343,27 @@ void gemv_e4m3(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, float
   gemv_q(x, ldx, w, ldw, y, ldy, M, N, K);
 }
 
-bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros,
-             int groups, int group, float* y, int64_t ldy, int M, int N) {
-  if (group % kWidth != 0) return false;
+namespace {
+template <int NR>
+void gemv_i4_by(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,
+                const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N) {
   int n = 0;
-  if constexpr (kStreamColsQ > 1) {
-    for (; n + kStreamColsQ <= N; n += kStreamColsQ)
-      tile_rows_i4<kStreamColsQ>(x, ldx, packed + n * ldp, ldp, scales + int64_t(n) * groups, zeros + int64_t(n) * groups,
-                                 groups, group, y + n, ldy, M);
+  if constexpr (NR > 1) {
+    for (; n + NR <= N; n += NR)
+      tile_rows_i4<NR>(x, ldx, packed + n * ldp, ldp, scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
+                       group, y + n, ldy, M);
   }
   for (; n < N; n++)
     tile_rows_i4<1>(x, ldx, packed + n * ldp, ldp, scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
                     group, y + n, ldy, M);
+}
+}  // namespace
+
+bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros,
+             int groups, int group, float* y, int64_t ldy, int M, int N) {
+  if (group % kWidth != 0) return false;
+  if (M == 1) gemv_i4_by<kStreamColsQ>(x, ldx, packed, ldp, scales, zeros, groups, group, y, ldy, M, N);
+  else gemv_i4_by<kFewRowColsQ>(x, ldx, packed, ldp, scales, zeros, groups, group, y, ldy, M, N);
   return true;
 }
 

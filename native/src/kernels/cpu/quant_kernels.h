@@ -79,8 +79,14 @@ struct QuantKernels {
                            int K);
 };
 
-/** Rows of x up to which the weight-only linears take gemv_i8 / gemv_e4m3 / gemv_i4 (decode). */
-constexpr int kQuantGemvMaxRows = 7;
+/**
+ * Rows of x up to which the weight-only linears take gemv_i8 / gemv_e4m3 / gemv_i4 (weights widened
+ * in registers, row tiles of up to 7) instead of decoding fp32 weight blocks for gemm_f32w: the
+ * tiles measured faster through 64 rows on a Zen 4 core (int8_wo 101-109 GFLOP/s against the
+ * blocks' 66-85, fp8 82-87 against 68-87, int4 88-92 against 76-88; `npm run bench:gemm`), the
+ * blocks from prefill sizes. The same bits either way.
+ */
+constexpr int kQuantGemvMaxRows = 64;
 
 const QuantKernels& quant_kernels(CpuLevel level);
 

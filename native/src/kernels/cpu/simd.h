@@ -32,6 +32,9 @@ constexpr int kStreamCols = 1;
 // The same for 1-byte weights widened in registers (gemm_quant.cpp's gemv_q): two chains, as one
 // 16-wide chain of 1-byte weights would be bound by the FMA latency below a core's read bandwidth.
 constexpr int kStreamColsQ = 2;
+// The same at 2-7 rows of x (gemm_quant.cpp's few-row tiles): four weight rows reuse each x
+// vector four times (2 rows measured 1.0-1.6x, 7 rows 1.5-1.8x the speed of two on a Zen 4 core).
+constexpr int kFewRowColsQ = 4;
 // Weight rows interleaved in a 2-7-row tile (gemm_bf16.cpp's few_rows).
 constexpr int kFewRowCols = 2;
 using VF = __m512;
@@ -118,6 +121,7 @@ constexpr int kTileRows = 4, kTileCols = 3;
 // the same order, so the bits do not change.
 constexpr int kStreamCols = 2;
 constexpr int kStreamColsQ = 2;  // the same for 1-byte weights (gemm_quant.cpp's gemv_q)
+constexpr int kFewRowColsQ = 2;  // and at 2-7 rows of x
 constexpr int kFewRowCols = 2;   // weight rows interleaved in a 2-7-row tile (gemm_bf16.cpp's few_rows)
 using VF = __m256;
 inline __m256i tail_mask(int n) {
@@ -198,7 +202,7 @@ inline VF vscale_pow2(VF r, VF n) {
 constexpr int kWidth = 1;
 constexpr int kTileRows = 4, kTileCols = 4;  // the GEMMs' register tile
 constexpr int kStreamCols = 1, kStreamColsQ = 1;  // decode GEMV rows per pass (gemm_bf16.cpp, gemm_quant.cpp)
-constexpr int kFewRowCols = 1;                     // weight rows interleaved in a 2-7-row tile
+constexpr int kFewRowCols = 1, kFewRowColsQ = 1;  // weight rows interleaved in a 2-7-row tile
 using VF = float;
 inline VF vzero() { return 0.0f; }
 inline VF vset1(float x) { return x; }
@@ -279,6 +283,10 @@ inline VF load_elem_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
 /** Rows of an fp32 x [M, K] taken at a time by the tiled GEMMs (bf16's, the weight-only formats'
  * fp32 blocks): about 512 KB, so a chunk stays in the L2 while the weight tiles pass over it; a
  * multiple of the register tile's rows. */
+// Vector registers of the level, for the few-row tiles (gemm_bf16.cpp, gemm_quant.cpp); the
+// scalar build has no limit that matters.
+constexpr int kVectorRegs = kWidth == 16 ? 32 : kWidth == 8 ? 16 : 64;
+
 inline int l2_row_chunk(int K) { return std::max(kTileRows, int((512 * 1024) / (int64_t(K) * 4)) / kTileRows * kTileRows); }
 
 }  // namespace grpst::cpu::GRPST_ISA
