@@ -11,6 +11,7 @@ import { anyJsonObject } from './json-grammar.js';
 import { larkToGbnf, looksLikeLark } from './lark.js';
 import { RegexError, wholeTextRegex } from './regex.js';
 import { SchemaCompiler } from './schema-compiler.js';
+import { structuralTagExpr, type StructuralTagSpec } from './structural-tag.js';
 import { isObject, SchemaError } from './schema-errors.js';
 
 export interface ToolSpec {
@@ -29,7 +30,9 @@ export type AnswerSpec =
   /** Raw text that rule `root` of the GBNF grammar matches (gbnf.ts). */
   | { kind: 'grammar'; grammar: string }
   /** parallel false (parallel_tool_calls: false): exactly one call; otherwise one or more. */
-  | { kind: 'tool_calls'; tools: ToolSpec[]; parallel?: boolean };
+  | { kind: 'tool_calls'; tools: ToolSpec[]; parallel?: boolean }
+  /** Free text whose triggers each open one of the structures (structural-tag.ts). */
+  | ({ kind: 'structural_tag' } & StructuralTagSpec);
 
 export interface SpecialTokens {
   thinkOpen?: number;
@@ -67,6 +70,7 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   else if (spec.kind === 'choice') answer = choiceExpr(rules, spec.choices);
   else if (spec.kind === 'regex') answer = regexExpr(rules, spec.pattern);
   else if (spec.kind === 'grammar') answer = gbnfExpr(rules, spec.grammar);
+  else if (spec.kind === 'structural_tag') answer = structuralTagExpr(rules, spec, budget);
   else answer = toolCalls(rules, spec.tools, tokens, spec.parallel ?? true, budget);
   if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
     // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;

@@ -16,6 +16,7 @@ export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
   if (rf?.type === 'choice') return { kind: 'choice', choices: rf.choices };
   if (rf?.type === 'regex') return { kind: 'regex', pattern: rf.pattern };
   if (rf?.type === 'grammar') return { kind: 'grammar', grammar: rf.grammar };
+  if (rf?.type === 'structural_tag') return { kind: 'structural_tag', structures: rf.structures, triggers: rf.triggers };
   if (req.toolCalls) {
     const tools = req.toolCalls.tools.filter((t) => req.toolCalls!.only === undefined || t.function.name === req.toolCalls!.only);
     return {

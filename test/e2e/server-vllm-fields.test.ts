@@ -129,6 +129,44 @@ describe("vLLM's structured outputs", () => {
     expect(both.json.error.param).toBe('guided_regex');
   });
 
+  it('structural tags (response_format, structured_outputs.structural_tag, structural_tag): every trigger opens a structure whose JSON fits', async () => {
+    // "a" is in a third of this random model's tokens: unconstrained, its answers break the tag at once.
+    const spec = { structures: [{ begin: 'a=', schema: { type: 'integer', minimum: 0, maximum: 99 }, end: ';' }], triggers: ['a'] };
+    const follows = (text: string, finished: boolean) => {
+      for (let i = text.indexOf('a'); i >= 0; i = text.indexOf('a', i)) {
+        const m = /^a=(\d+);/.exec(text.slice(i));
+        if (!m) return !finished && /^a(=\d*)?$/.test(text.slice(i));
+        if (Number(m[1]) > 99) return false;
+        i += m[0].length;
+      }
+      return true;
+    };
+    const spellings = [
+      { response_format: { type: 'structural_tag', ...spec } },
+      { structured_outputs: { structural_tag: JSON.stringify(spec) } },
+      { structural_tag: JSON.stringify({ type: 'structural_tag', ...spec }) },
+    ];
+    let structures = 0;
+    for (const [i, fields] of spellings.entries()) {
+      for (const seed of [1, 2]) {
+        const c = await post(`${server.url}/v1/completions`, complete({ ...fields, seed: 40 + 10 * i + seed, max_tokens: 100, temperature: 2 }));
+        expect(c.status, JSON.stringify(c.json)).toBe(200);
+        const text: string = c.json.choices[0].text;
+        expect(follows(text, c.json.choices[0].finish_reason === 'stop'), text).toBe(true);
+        structures += text.split('a=').length - 1;
+      }
+    }
+    expect(structures).toBeGreaterThan(0);
+    const plain = await post(`${server.url}/v1/completions`, complete({ seed: 41, max_tokens: 100, temperature: 2 }));
+    expect(follows(plain.json.choices[0].text, true)).toBe(false);
+    const unwritable = await post(`${server.url}/v1/chat/completions`, chat({ response_format: { type: 'structural_tag', structures: [{ begin: '<x>', end: '</x>' }], triggers: ['<y'] } }));
+    expect(unwritable.status).toBe(400);
+    expect(unwritable.json.error.param).toBe('response_format');
+    expect(unwritable.json.error.message).toContain('does not start with any of the triggers');
+    const notJson = await post(`${server.url}/v1/completions`, complete({ structured_outputs: { structural_tag: '{"structures": ' } }));
+    expect(notJson.json.error.param).toBe('structured_outputs.structural_tag');
+  });
+
   it('two constraints at once, or one that is not a schema: 400 naming the field', async () => {
     const both = await post(`${server.url}/v1/chat/completions`, chat({ guided_json: schema, response_format: { type: 'json_object' } }));
     expect(both.status).toBe(400);
@@ -148,8 +186,8 @@ describe("vLLM's structured outputs", () => {
 describe("vLLM's fields this server cannot honour", () => {
   it('are refused with a 400 naming them, on both endpoints, instead of an answer that ignores them; their neutral values are accepted', async () => {
     const refused: [string, Record<string, unknown>][] = [
-      ['structured_outputs.structural_tag', { structured_outputs: { structural_tag: '{}' } }],
       ['kv_transfer_params', { kv_transfer_params: { remote: 1 } }],
+      ['logits_processors', { logits_processors: ['my.Processor'] }],
     ];
     for (const [param, fields] of refused) {
       for (const r of [await post(`${server.url}/v1/chat/completions`, chat(fields)), await post(`${server.url}/v1/completions`, complete(fields))]) {

@@ -251,7 +251,8 @@ describe("vLLM's other request fields", () => {
       ['logits_processors', () => complete({ logits_processors: ['my.Processor'] })],
       ['kv_transfer_params', () => complete({ kv_transfer_params: { do_remote_prefill: true } })],
       ['guided_whitespace_pattern', () => chat({ guided_whitespace_pattern: ' ' })],
-      ['structural_tag', () => complete({ structural_tag: '{}' })],
+      // A structural tag without structures names what is missing.
+      ['structural_tag.structures', () => complete({ structural_tag: '{}' }), 'invalid_value'],
       ['prompt_embeds', () => complete({ prompt_embeds: 'AAAA' })],
     ];
     for (const [param, send, code = 'unsupported_parameter'] of refused) {

@@ -51,6 +51,16 @@ export const samplingFields = {
   user: z.string().nullish(),
 };
 
+/** vLLM's structural tag (xgrammar's): free text whose triggers each open a structure (begin, a JSON value of its schema, end). */
+export const structuralTagSchema = z.object({
+  type: z.literal('structural_tag'),
+  structures: z
+    .array(z.object({ begin: z.string().min(1, 'a structure begins with its trigger'), schema: z.union([jsonObject(), z.boolean()]).nullish(), end: z.string() }))
+    .min(1, 'send at least one structure')
+    .max(64, 'at most 64 structures are accepted'),
+  triggers: z.array(z.string().min(1, 'a trigger is at least one character')).min(1, 'send at least one trigger').max(64, 'at most 64 triggers are accepted'),
+});
+
 export const responseFormatSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('text') }),
   z.object({ type: z.literal('json_object') }),
@@ -63,6 +73,7 @@ export const responseFormatSchema = z.discriminatedUnion('type', [
       strict: z.boolean().nullish(),
     }),
   }),
+  structuralTagSchema,
 ]);
 export type ResponseFormat = z.infer<typeof responseFormatSchema>;
 

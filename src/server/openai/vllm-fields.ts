@@ -1,18 +1,19 @@
 // vLLM's own request fields. Its structured outputs (guided_json, guided_choice, guided_regex,
-// guided_grammar, and the newer structured_outputs object) are enforced as response_format is; min_tokens,
-// thinking_token_budget, include_stop_str_in_output, allowed_token_ids, bad_words and
-// truncate_prompt_tokens reach the engine and the output parser (token-rules.ts). The ones that
-// would change the answer in ways this server cannot honour (structural tags, a request's own chat template, a priority the scheduling policy ignores, ...) get a 400 naming them: dropped, as
-// unknown fields are, they would leave a client that relies on them with an answer it did not ask
-// for (free text where it expects a pattern) and no sign of it. Fields that change nothing for
-// this model (add_special_tokens: Qwen3 has no BOS; guided_decoding_backend: there is one) are
-// accepted and have no effect.
+// guided_grammar, structural tags, and the newer structured_outputs object) are enforced as
+// response_format is; min_tokens, thinking_token_budget, include_stop_str_in_output,
+// allowed_token_ids, bad_words and truncate_prompt_tokens reach the engine and the output parser
+// (token-rules.ts). The ones that would change the answer in ways this server cannot honour (a
+// request's own chat template, a priority the scheduling policy ignores, ...) get a 400 naming
+// them: dropped, as unknown fields are, they would leave a client that relies on them with an
+// answer it did not ask for (free text where it expects a pattern) and no sign of it. Fields that
+// change nothing for this model (add_special_tokens: Qwen3 has no BOS; guided_decoding_backend:
+// there is one) are accepted and have no effect.
 import { z } from 'zod';
 import type { SchedulingPolicy } from '../../engine/types.js';
 import { withWrittenKeyOrder } from '../../parse/ordered-json.js';
 import { badRequest } from '../errors.js';
 import { MAX_BAD_WORDS, tooMany } from './limits.js';
-import { jsonObject, type ResponseFormat } from './schema-common.js';
+import { jsonObject, structuralTagSchema, type ResponseFormat } from './schema-common.js';
 
 /** Choices of one guided_choice request; each becomes grammar, so the list is bounded. */
 export const MAX_GUIDED_CHOICES = 1024;
@@ -38,6 +39,7 @@ export const vllmFields = {
       json_object: z.boolean().nullish(),
       regex: z.string().min(1, 'send a regular expression, or leave regex out').nullish(),
       grammar: z.string().min(1, 'send a GBNF grammar, or leave grammar out').nullish(),
+      /** A structural tag as JSON text (vLLM's) or as an object: structuralTagFormat. */
       structural_tag: z.unknown().optional(),
     })
     .nullish(),
@@ -151,18 +153,12 @@ function askedFormats(body: Fields): [string, () => AnswerFormat][] {
   if (so?.regex != null) asked.push(['structured_outputs.regex', () => ({ type: 'regex', pattern: so.regex! })]);
   if (so?.grammar != null) asked.push(['structured_outputs.grammar', () => ({ type: 'grammar', grammar: so.grammar! })]);
   if (so?.json_object === true) asked.push(['structured_outputs.json_object', () => ({ type: 'json_object' })]);
+  if (so?.structural_tag != null) asked.push(['structured_outputs.structural_tag', () => structuralTagFormat(so.structural_tag, 'structured_outputs.structural_tag')]);
+  if (body.structural_tag != null) asked.push(['structural_tag', () => structuralTagFormat(body.structural_tag, 'structural_tag')]);
   return asked;
 }
 
 function refuseUnsupported(body: Fields): void {
-  const so = body.structured_outputs ?? undefined;
-  const fix = 'use guided_grammar, guided_regex, guided_choice, or a JSON schema (response_format or guided_json)';
-  const constraint: [string, unknown][] = [
-    ['structured_outputs.structural_tag', so?.structural_tag],
-    ['structural_tag', body.structural_tag],
-  ];
-  for (const [name, value] of constraint)
-    if (value !== undefined && value !== null) throw unsupported(name, `${name} is not supported by this server; ${fix}.`);
   const refused: [string, boolean, string][] = [
     ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out.'],
     ['logits_processors', body.logits_processors != null && !(Array.isArray(body.logits_processors) && body.logits_processors.length === 0), 'logits_processors are not supported: this server runs no code a request names; use logit_bias, allowed_token_ids or bad_words, or leave it out.'],
@@ -190,6 +186,26 @@ export function checkBestOf(bestOf: number | null | undefined, n: number): void 
 
 export function unsupported(param: string, message: string) {
   return badRequest(message, param, 'unsupported_parameter');
+}
+
+/** vLLM's structural tag, as JSON text or an object ({structures, triggers}, "type" optional) -> response_format structural_tag. */
+function structuralTagFormat(given: unknown, param: string): ResponseFormat {
+  let value = given;
+  if (typeof given === 'string') {
+    try {
+      value = JSON.parse(given);
+    } catch {
+      throw badRequest(`${param} is a string that is not valid JSON; send {"structures": [...], "triggers": [...]} as an object or as its JSON text.`, param);
+    }
+  }
+  const typed = value && typeof value === 'object' && !Array.isArray(value) && !('type' in value) ? { type: 'structural_tag', ...value } : value;
+  const parsed = structuralTagSchema.safeParse(typed);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue.path.length > 0 ? `${param}.${issue.path.join('.')}` : param;
+    throw badRequest(`${where}: ${issue.message} (a structural tag is {"structures": [{"begin", "schema", "end"}], "triggers": [...]}).`, where);
+  }
+  return parsed.data;
 }
 
 /** A JSON Schema sent as an object, a boolean, or JSON text -> response_format json_schema. */
