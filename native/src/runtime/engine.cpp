@@ -81,9 +81,7 @@ int sampling_threads(const EngineOptions& o, const ModelRunner& runner) {
   const int available = runner.samples_on_device() ? int(std::thread::hardware_concurrency()) : runner.threads();
   return std::clamp(available, 1, 8);
 }
-}  // namespace
 
-namespace {
 std::unique_ptr<DraftModel> make_draft(std::unique_ptr<ModelRunner> draft, const ModelRunner& runner,
                                        const ResolvedEngineOptions& ro) {
   if (!draft) return nullptr;
