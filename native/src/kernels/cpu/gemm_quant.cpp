@@ -43,7 +43,7 @@ inline void tile(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y,
   int k = 0;
   for (; k + kWidth <= K; k += kWidth) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-    if constexpr (sizeof(T) == 1) {
+    if constexpr (sizeof(T) == 1 && NR > 1) {
       if ((k & 63) == 0)
         for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(ahead + j * ldw + k), _MM_HINT_T0);
     }
@@ -109,11 +109,24 @@ void gemv_q_by(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, i
   for (; n < N; n++) tile_rows<T, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, M, K);
 }
 
-// One row of x streams kStreamColsQ weight rows at a time; 2-7 rows kFewRowColsQ (simd.h).
+// Weight rows one row of x streams together. AMD's Zen 4 prefetcher follows one sequential
+// stream of 1-byte weights at a core's full read rate, and interleaving two rows halves it (int8
+// weights from DRAM, one core, a standalone loop: 36-42 GFLOP/s one row at a time against 18-21
+// two at a time with software prefetch); Intel's Xeon, where kStreamColsQ = 2 was measured, needs
+// the second FMA chain to keep up with its reads. AVX2's 8-wide chain needs two everywhere. The
+// bits are the same either way.
+inline bool one_stream_per_row() {
+  static const bool amd = kWidth == 16 && __builtin_cpu_is("amd");
+  return amd;
+}
+
+// One row of x streams kStreamColsQ weight rows at a time (one on AMD with AVX-512); 2-64 rows
+// kFewRowColsQ (simd.h).
 template <class T>
 void gemv_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int N, int K) {
-  if (M == 1) gemv_q_by<T, kStreamColsQ>(x, ldx, w, ldw, y, ldy, M, N, K);
-  else gemv_q_by<T, kFewRowColsQ>(x, ldx, w, ldw, y, ldy, M, N, K);
+  if (M > 1) gemv_q_by<T, kFewRowColsQ>(x, ldx, w, ldw, y, ldy, M, N, K);
+  else if (one_stream_per_row()) gemv_q_by<T, 1>(x, ldx, w, ldw, y, ldy, M, N, K);
+  else gemv_q_by<T, kStreamColsQ>(x, ldx, w, ldw, y, ldy, M, N, K);
 }
 
 #if !defined(__AVX512F__)
@@ -362,8 +375,8 @@ void gemv_i4_by(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp,
 bool gemv_i4(const float* x, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros,
              int groups, int group, float* y, int64_t ldy, int M, int N) {
   if (group % kWidth != 0) return false;
-  if (M == 1) gemv_i4_by<kStreamColsQ>(x, ldx, packed, ldp, scales, zeros, groups, group, y, ldy, M, N);
-  else gemv_i4_by<kFewRowColsQ>(x, ldx, packed, ldp, scales, zeros, groups, group, y, ldy, M, N);
+  if (M > 1) gemv_i4_by<kFewRowColsQ>(x, ldx, packed, ldp, scales, zeros, groups, group, y, ldy, M, N);
+  else gemv_i4_by<kStreamColsQ>(x, ldx, packed, ldp, scales, zeros, groups, group, y, ldy, M, N);
   return true;
 }
 
