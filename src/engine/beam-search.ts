@@ -20,6 +20,8 @@ export interface BeamSearchOptions {
   stopTokenIds: readonly number[];
   /** Tokens never chosen (single-token bans). */
   bannedTokenIds?: readonly number[];
+  /** Beams may not complete (choose a stop token) before this many output tokens (min_tokens). */
+  minTokens?: number;
   /** The exponent of the length normalisation (default 1: per-token average; 0: raw sum). */
   lengthPenalty?: number;
   /** Alternatives each returned token keeps (its top logprobs), at most 100 with the search's own. */
@@ -49,7 +51,8 @@ export async function beamSearch(engine: GenerationEngine, o: BeamSearchOptions)
   const penalty = o.lengthPenalty ?? 1;
   const stops = new Set(o.stopTokenIds);
   const banned = new Set(o.bannedTokenIds ?? []);
-  const wanted = Math.min(MAX_ALTERNATIVES, Math.max(2 * o.width, o.alternatives ?? 0) + banned.size);
+  const early = o.minTokens ?? 0;
+  const wanted = Math.min(MAX_ALTERNATIVES, Math.max(2 * o.width, o.alternatives ?? 0) + banned.size + (early > 0 ? stops.size : 0));
   const keep = o.alternatives ?? 0;
   const score = (b: Omit<Beam, 'score'>) => b.cumulativeLogprob / (o.prompt.length + b.tokens.length) ** penalty;
   let live: Beam[] = [{ tokens: [], logprobs: [], tops: [], cumulativeLogprob: 0, score: 0 }];
@@ -59,7 +62,7 @@ export async function beamSearch(engine: GenerationEngine, o: BeamSearchOptions)
     const grown: Beam[] = [];
     live.forEach((beam, i) => {
       for (const alt of alternatives[i]) {
-        if (banned.has(alt.token)) continue;
+        if (banned.has(alt.token) || (beam.tokens.length < early && stops.has(alt.token))) continue;
         const top = alternatives[i].slice(0, keep);
         const cumulativeLogprob = beam.cumulativeLogprob + alt.logprob;
         if (stops.has(alt.token)) {

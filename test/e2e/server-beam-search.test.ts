@@ -68,6 +68,9 @@ describe('beam search (use_beam_search)', () => {
     const short = await ask({ length_penalty: -4 });
     expect(short.choices[0].finish_reason).toBe('stop');
     expect(short.choices[0].token_ids).toEqual([likely]);
+    // min_tokens holds the stop token back: no beam ends before 3 tokens.
+    const held = await ask({ length_penalty: -4, min_tokens: 3 });
+    for (const c of held.choices) expect(c.token_ids!.length).toBeGreaterThanOrEqual(c.finish_reason === 'stop' ? 4 : 8);
     const stream = await srv().client.completions.create({
       model: 'qwen3',
       prompt,
@@ -109,7 +112,6 @@ describe('beam search (use_beam_search)', () => {
       expect(r.json.error.message).toMatch(message);
     };
     await refused({ use_beam_search: true, n: 51 }, 'n', /at most 50/);
-    await refused({ use_beam_search: true, min_tokens: 2 }, 'min_tokens', /does not combine with use_beam_search/);
     await refused({ use_beam_search: true, logit_bias: { '5': 3 } }, 'logit_bias', /does not combine/);
     await refused({ use_beam_search: true, allowed_token_ids: [1, 2, 3] }, 'use_beam_search', /A grammar, a JSON schema, a forced tool call or allowed_token_ids/);
     await refused({ use_beam_search: true, prompt_logprobs: 1 }, 'prompt_logprobs', /Prompt logprobs/);

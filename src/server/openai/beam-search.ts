@@ -5,7 +5,7 @@
 // streaming), so a beam answer is shaped exactly as a sampled one. As in vLLM, sampling settings
 // (temperature, top_p, penalties, seed) do not apply: a search ranks by the model's own
 // log-probabilities. What would need state the search does not carry is refused with a 400
-// naming it: a grammar or schema, allowed_token_ids, min_tokens, logit_bias, a thinking budget,
+// naming it: a grammar or schema, allowed_token_ids, logit_bias, a thinking budget,
 // multi-token bad words, prompt logprobs.
 import { beamSearch, BeamSearchError, type Beam } from '../../engine/beam-search.js';
 import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent } from '../../engine/types.js';
@@ -44,7 +44,6 @@ export function checkBeamJob(job: ChoiceJob, promptScored: boolean, fields: { bu
     throw unsupported(param, `${what} does not combine with use_beam_search (the search ranks whole beams by the model's log-probabilities); leave one of them out.`);
   };
   if (s.constraint !== undefined) refuse('use_beam_search', 'A grammar, a JSON schema, a forced tool call or allowed_token_ids');
-  if ((s.minTokens ?? 0) > 0) refuse('min_tokens', 'min_tokens');
   if (s.logitBias && s.logitBias.length > 0) refuse('logit_bias', 'logit_bias');
   if (s.thinkBudget !== undefined) refuse(fields.budgetField, 'A thinking token budget (thinking_token_budget, or the inference conf\'s)');
   if (s.badSequences && s.badSequences.length > 0) refuse('bad_words', 'A bad word of several tokens');
@@ -68,6 +67,7 @@ export async function runBeamSearches(engine: GenerationEngine, jobs: ChoiceJob[
           maxTokens: s.maxTokens,
           stopTokenIds: s.ignoreEos ? [] : (s.stopTokenIds ?? []),
           bannedTokenIds: s.badTokenIds,
+          minTokens: s.minTokens,
           lengthPenalty: plan.lengthPenalty,
           alternatives: s.logprobs,
           cacheSalt: s.cacheSalt,
