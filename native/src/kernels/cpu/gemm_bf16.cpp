@@ -106,10 +106,10 @@ void few_rows(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float
 
 void gemm_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int M, int n0,
                int n1, int K) {
-  // Few rows (decode): memory-bound, so the weights are streamed kStreamCols rows at a time (one
-  // on AVX-512, whose prefetcher follows one strictly sequential stream best; two on AVX2, whose
-  // narrower FMAs need a second chain; simd.h). The per-element arithmetic is the same as in the
-  // tiled path.
+  // 2-7 rows: one register tile of them all (few_rows). One row (decode): memory-bound, so the
+  // weights are streamed kStreamCols rows at a time (one on AVX-512, whose prefetcher follows one
+  // strictly sequential stream best; two on AVX2, whose narrower FMAs need a second chain;
+  // simd.h). The per-element arithmetic is the same as in the tiled path.
   if (M > 1 && M < kStreamingRows) {
     switch (M) {
       case 2: return few_rows<2>(x, ldx, w, ldw, y, ldy, n0, n1, K);
