@@ -124,6 +124,28 @@ describe('speculative decoding (draft model)', () => {
     expect(output(await run(roomy, constrained(roomy)))).toEqual(output(await run(off, constrained(off))));
   });
 
+  it('on the device-sampling path (the GPU sampler\'s CPU twin) the drafted rows are drawn there, with the same outputs', async () => {
+    const host = await open('tiny-b', drafted('tiny-b', 3));
+    const twin = await open('tiny-b', { ...drafted('tiny-b', 3), deviceSamplerTwin: true });
+    const sampled: SamplingParams = { ...greedy, temperature: 0.7, topK: 30, seed: 9 };
+    const reqs: SubmitRequest[] = ['chat', 'long'].flatMap((which) => [
+      { tokens: prompt('tiny-b', which), sampling: greedy, maxTokens: 30, ignoreEos: true, logprobs: 1 },
+      { tokens: prompt('tiny-b', which), sampling: sampled, maxTokens: 30, ignoreEos: true },
+    ]);
+    const a = await Promise.all(reqs.map((r) => run(host, r)));
+    const b = await Promise.all(reqs.map((r) => run(twin, r)));
+    // Greedy rows are the model's argmax either way (the twin's logprobs reduce in the GPU's order:
+    // the last bit may differ); seeded rows follow each sampler's own stream.
+    for (let i = 0; i < reqs.length; i += 2) {
+      expect(b[i].tokens).toEqual(a[i].tokens);
+      b[i].logprobs.forEach((lp, j) => expect(lp).toBeCloseTo(a[i].logprobs[j], 5));
+    }
+    expect(twin.runtimeStats().deviceDrawnTokens).toBeGreaterThan(0);
+    const s = twin.stats().specDecode!;
+    expect(s.draftTokens).toBeGreaterThan(0);
+    expect(s.acceptedTokens).toBeGreaterThan(0);
+  });
+
   it('refuses a draft it cannot use, naming it and the fix', async () => {
     await expect(open('tiny-a', { speculative: { method: 'draft_model', numSpeculativeTokens: 2, model: '/nonexistent/draft' } })).rejects.toThrow(
       /the draft model \/nonexistent\/draft does not exist/,
