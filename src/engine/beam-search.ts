@@ -59,23 +59,35 @@ export async function beamSearch(engine: GenerationEngine, o: BeamSearchOptions)
   const complete: Beam[] = [];
   for (let step = 0; step < o.maxTokens && live.length > 0; step++) {
     const alternatives = await Promise.all(live.map((beam) => nextAlternatives(engine, [...o.prompt, ...beam.tokens], wanted, o)));
-    const grown: Beam[] = [];
+    // Candidates as (parent, token): only the `width` kept become beams of their own.
+    const grown: { parent: number; token: number; logprob: number; cumulativeLogprob: number }[] = [];
     live.forEach((beam, i) => {
+      const top = alternatives[i].slice(0, keep);
       for (const alt of alternatives[i]) {
         if (banned.has(alt.token) || (beam.tokens.length < early && stops.has(alt.token))) continue;
-        const top = alternatives[i].slice(0, keep);
         const cumulativeLogprob = beam.cumulativeLogprob + alt.logprob;
         if (stops.has(alt.token)) {
           const done = { ...beam, stop: { token: alt.token, logprob: alt.logprob, top }, cumulativeLogprob };
           complete.push({ ...done, score: score(done) });
-          continue;
+        } else {
+          grown.push({ parent: i, token: alt.token, logprob: alt.logprob, cumulativeLogprob });
         }
-        const next = { tokens: [...beam.tokens, alt.token], logprobs: [...beam.logprobs, alt.logprob], tops: [...beam.tops, top], cumulativeLogprob };
-        grown.push({ ...next, score: score(next) });
       }
     });
     // Live beams compete by cumulative logprob, as vLLM's do (their lengths are equal).
-    live = grown.sort((a, b) => b.cumulativeLogprob - a.cumulativeLogprob).slice(0, o.width);
+    live = grown
+      .sort((a, b) => b.cumulativeLogprob - a.cumulativeLogprob)
+      .slice(0, o.width)
+      .map((c) => {
+        const beam = live[c.parent];
+        const next = {
+          tokens: [...beam.tokens, c.token],
+          logprobs: [...beam.logprobs, c.logprob],
+          tops: [...beam.tops, alternatives[c.parent].slice(0, keep)],
+          cumulativeLogprob: c.cumulativeLogprob,
+        };
+        return { ...next, score: score(next) };
+      });
   }
   return [...complete, ...live].sort((a, b) => b.score - a.score).slice(0, o.width);
 }

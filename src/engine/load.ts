@@ -8,8 +8,9 @@ import { loadAddon, probeAddon } from './addon.js';
 import { loadEngineFolder } from './engine-folder.js';
 import { Engine } from './engine.js';
 import { resolveKvCache, type KvCacheChoice } from './kv-cache.js';
-import type { NativeEngineOptions, NativeTensorEntry } from './native.js';
+import type { NativeEngineOptions } from './native.js';
 import { speculativeOptions } from './speculative.js';
+import { checkpointTensorTable } from './tensor-table.js';
 import type { LoadOptions } from './types.js';
 
 /** The variable that forces a lower CPU kernel level. */
@@ -100,15 +101,7 @@ export async function loadEngine(path: string, opts: LoadOptions = {}, signal?: 
   if (existsSync(join(dir, 'engine.json'))) return loadEngineFolder(dir, opts, undefined, signal);
   const ckpt = openCheckpoint(dir);
   checkContext(ckpt.model, opts);
-  const tensors: NativeTensorEntry[] = [...ckpt.tensors.values()].map((t) => ({
-    name: t.name,
-    file: t.file,
-    offset: t.offset,
-    nbytes: t.nbytes,
-    dtype: t.dtype,
-    shape: t.shape,
-  }));
-  return Engine.create(loadAddon(), ckpt.model, tensors, nativeOptions(opts, 'none', resolveKvCache(opts.kvCacheDtype, undefined, dir)), dir, signal, {
+  return Engine.create(loadAddon(), ckpt.model, checkpointTensorTable(ckpt), nativeOptions(opts, 'none', resolveKvCache(opts.kvCacheDtype, undefined, dir)), dir, signal, {
     embeddingOnly: ckpt.headless,
   });
 }

@@ -9,6 +9,7 @@ import { openCheckpoint } from '../model/checkpoint.js';
 import { badInput } from '../util/errors.js';
 import { readEngineFolder } from './engine-folder.js';
 import type { NativeEngineOptions } from './native.js';
+import { checkpointTensorTable } from './tensor-table.js';
 import type { SpeculativeOptions } from './types.js';
 
 export function speculativeOptions(
@@ -40,6 +41,5 @@ function readDraftModel(path: string): NonNullable<NativeEngineOptions['draftMod
   if (!existsSync(join(dir, 'config.json'))) throw badInput(`the draft model ${dir} holds neither config.json nor engine.json`, draftFix);
   const ckpt = openCheckpoint(dir);
   if (ckpt.headless) throw badInput(`the draft model ${dir} has no LM head (an embedding model)`, draftFix);
-  const tensors = [...ckpt.tensors.values()].map((t) => ({ name: t.name, file: t.file, offset: t.offset, nbytes: t.nbytes, dtype: t.dtype, shape: t.shape }));
-  return { model: ckpt.model, tensors, quantization: 'none' };
+  return { model: ckpt.model, tensors: checkpointTensorTable(ckpt), quantization: 'none' };
 }

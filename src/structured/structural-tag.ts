@@ -9,7 +9,7 @@
 // triggers' prefixes that end the text so far, every byte moves to the longest such prefix, and
 // no move completes a trigger; any state may end F. A trigger can then only be written as the
 // start of a structure (the matcher follows both readings until one fails).
-import { alt, bytes, lit, seq, star, type ByteRange, type Expr, type GraphEdge, type RuleSet } from './grammar.js';
+import { alt, bytes, lit, literalTrie, seq, star, walkTrie, type ByteRange, type Expr, type GraphEdge, type RuleSet } from './grammar.js';
 import { SchemaCompiler } from './schema-compiler.js';
 import { SchemaError } from './schema-errors.js';
 
@@ -42,23 +42,15 @@ export function structuralTagExpr(rules: RuleSet, spec: StructuralTagSpec, budge
 
 /** Any bytes in which none of `patterns` occurs (each non-empty). */
 function textWithout(patterns: Uint8Array[]): Expr {
-  // The trie of the patterns: node 0 is the empty prefix.
-  const next: Map<number, number>[] = [new Map()];
-  const complete: boolean[] = [false];
-  for (const p of patterns) {
-    let node = 0;
-    for (const b of p) {
-      let to = next[node].get(b);
-      if (to === undefined) {
-        to = next.length;
-        next.push(new Map());
-        complete.push(false);
-        next[node].set(b, to);
-      }
-      node = to;
-    }
-    complete[node] = true;
-  }
+  // The trie of the patterns (grammar.ts's, as literal choices use it): node 0 is the empty prefix.
+  const { sorted, nodes } = literalTrie(patterns);
+  const next = Array.from({ length: nodes }, () => new Map<number, number>());
+  const complete = new Array<boolean>(nodes).fill(false);
+  walkTrie(
+    sorted,
+    (from, byte, to) => next[from].set(byte, to),
+    (node) => (complete[node] = true),
+  );
   // Failure links, breadth first: a node whose proper suffix completes a pattern completes one too.
   const fail = new Array<number>(next.length).fill(0);
   const queue = [...next[0].values()];

@@ -91,7 +91,7 @@ void few_rows_by(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, fl
 template <int MR>
 void few_rows(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, float* y, int64_t ldy, int n0, int n1,
               int K) {
-  if constexpr (MR * kFewRowCols + kFewRowCols + 1 > kVectorRegs) {
+  if constexpr (!tile_fits(MR, kFewRowCols, 1)) {
     // More accumulators than registers (AVX2's 16 at 7 rows): two tiles of rows, 4 and the rest.
     few_rows<4>(x, ldx, w, ldw, y, ldy, n0, n1, K);
     few_rows<MR - 4>(x + 4 * ldx, ldx, w, ldw, y + 4 * ldy, ldy, n0, n1, K);
@@ -110,16 +110,8 @@ void gemm_bf16(const float* x, int64_t ldx, const uint16_t* w, int64_t ldw, floa
   // weights are streamed kStreamCols rows at a time (one on AVX-512, whose prefetcher follows one
   // strictly sequential stream best; two on AVX2, whose narrower FMAs need a second chain;
   // simd.h). The per-element arithmetic is the same as in the tiled path.
-  if (M > 1 && M < kStreamingRows) {
-    switch (M) {
-      case 2: return few_rows<2>(x, ldx, w, ldw, y, ldy, n0, n1, K);
-      case 3: return few_rows<3>(x, ldx, w, ldw, y, ldy, n0, n1, K);
-      case 4: return few_rows<4>(x, ldx, w, ldw, y, ldy, n0, n1, K);
-      case 5: return few_rows<5>(x, ldx, w, ldw, y, ldy, n0, n1, K);
-      case 6: return few_rows<6>(x, ldx, w, ldw, y, ldy, n0, n1, K);
-      default: return few_rows<7>(x, ldx, w, ldw, y, ldy, n0, n1, K);
-    }
-  }
+  if (M > 1 && M < kStreamingRows)
+    return with_rows(M, [&](auto rows) { few_rows<decltype(rows)::value>(x, ldx, w, ldw, y, ldy, n0, n1, K); });
   if (M < kStreamingRows) {
     int n = n0;
     if constexpr (kStreamCols > 1) {

@@ -74,7 +74,7 @@ inline void tile(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y,
 // accumulators (kVectorRegs), 4 rows and the rest.
 template <class T, int MR, int NR>
 inline void few_rows_q(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int K) {
-  if constexpr (MR > 4 && MR * NR + NR + 1 > kVectorRegs) {
+  if constexpr (MR > 4 && !tile_fits(MR, NR, 1)) {
     tile<T, 4, NR>(x, ldx, w, ldw, y, ldy, K);
     tile<T, MR - 4, NR>(x + 4 * ldx, ldx, w, ldw, y + 4 * ldy, ldy, K);
   } else {
@@ -84,16 +84,8 @@ inline void few_rows_q(const float* x, int64_t ldx, const T* w, int64_t ldw, flo
 
 template <class T, int NR>
 inline void tile_rows(const float* x, int64_t ldx, const T* w, int64_t ldw, float* y, int64_t ldy, int M, int K) {
-  switch (M) {
-    case 1: return few_rows_q<T, 1, NR>(x, ldx, w, ldw, y, ldy, K);
-    case 2: return few_rows_q<T, 2, NR>(x, ldx, w, ldw, y, ldy, K);
-    case 3: return few_rows_q<T, 3, NR>(x, ldx, w, ldw, y, ldy, K);
-    case 4: return few_rows_q<T, 4, NR>(x, ldx, w, ldw, y, ldy, K);
-    case 5: return few_rows_q<T, 5, NR>(x, ldx, w, ldw, y, ldy, K);
-    case 6: return few_rows_q<T, 6, NR>(x, ldx, w, ldw, y, ldy, K);
-    case 7: return few_rows_q<T, 7, NR>(x, ldx, w, ldw, y, ldy, K);
-    default: break;
-  }
+  if (M >= 1 && M <= 7)
+    return with_rows(M, [&](auto rows) { few_rows_q<T, decltype(rows)::value, NR>(x, ldx, w, ldw, y, ldy, K); });
   // More rows: tiles of 4, then the rest as one tile.
   int m = 0;
   for (; m + 4 <= M; m += 4) few_rows_q<T, 4, NR>(x + m * ldx, ldx, w, ldw, y + m * ldy, ldy, K);
@@ -211,7 +203,7 @@ inline void tile_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, 
 template <int MR, int NR>
 inline void few_rows_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
                         const uint8_t* zeros, int groups, int group, float* y, int64_t ldy) {
-  if constexpr (MR > 4 && MR * NR + 3 * NR + 1 > kVectorRegs) {
+  if constexpr (MR > 4 && !tile_fits(MR, NR, 3)) {
     tile_i4<4, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
     tile_i4<MR - 4, NR>(x + 4 * ldx, ldx, w, ldw, scales, zeros, groups, group, y + 4 * ldy, ldy);
   } else {
@@ -222,16 +214,10 @@ inline void few_rows_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t l
 template <int NR>
 inline void tile_rows_i4(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
                          const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M) {
-  switch (M) {
-    case 1: return few_rows_i4<1, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
-    case 2: return few_rows_i4<2, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
-    case 3: return few_rows_i4<3, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
-    case 4: return few_rows_i4<4, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
-    case 5: return few_rows_i4<5, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
-    case 6: return few_rows_i4<6, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
-    case 7: return few_rows_i4<7, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
-    default: break;
-  }
+  if (M >= 1 && M <= 7)
+    return with_rows(M, [&](auto rows) {
+      few_rows_i4<decltype(rows)::value, NR>(x, ldx, w, ldw, scales, zeros, groups, group, y, ldy);
+    });
   // More rows: tiles of 4, then the rest as one tile.
   int m = 0;
   for (; m + 4 <= M; m += 4) few_rows_i4<4, NR>(x + m * ldx, ldx, w, ldw, scales, zeros, groups, group, y + m * ldy, ldy);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -286,6 +287,25 @@ inline VF load_elem_n(const int8_t* p, int n) { return vload_i8_n(p, n); }
 // Vector registers of the level, for the few-row tiles (gemm_bf16.cpp, gemm_quant.cpp); the
 // scalar build has no limit that matters.
 constexpr int kVectorRegs = kWidth == 16 ? 32 : kWidth == 8 ? 16 : 64;
+
+/** Whether a tile of MR rows x NR weight rows fits the registers: its accumulators, `per_col`
+ * vectors per weight row (the widened weights and their constants) and one of x. */
+constexpr bool tile_fits(int MR, int NR, int per_col) { return MR * NR + per_col * NR + 1 <= kVectorRegs; }
+
+/** f(std::integral_constant<int, M>{}) for 1 <= M <= 7 (7 past it): the few-row tiles take their
+ * row count as a compile-time constant. */
+template <class F>
+inline void with_rows(int M, F&& f) {
+  switch (M) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    default: return f(std::integral_constant<int, 7>{});
+  }
+}
 
 inline int l2_row_chunk(int K) { return std::max(kTileRows, int((512 * 1024) / (int64_t(K) * 4)) / kTileRows * kTileRows); }
 
