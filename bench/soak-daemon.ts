@@ -31,12 +31,23 @@ export interface Daemon {
   stop(timeoutS?: number): Promise<CliResult>;
 }
 
-/** The tiny-a engine as `grpst build` writes it, built once into the fixture cache. */
+/**
+ * The tiny-a engine as `grpst build` writes it, built once into the fixture cache. Test files that
+ * run at the same time may both find it missing: each builds a folder of its own and renames it
+ * into place, and the one that comes second keeps the first one's.
+ */
 export async function tinyEngine(cli: Cli): Promise<string> {
   const dir = path.join(cacheDir, 'tiny-a-engine');
   if (fs.existsSync(path.join(dir, 'engine.json'))) return dir;
-  const built = await cli.run(['build', '--model_dir', checkpoint('tiny-a'), '--output_dir', dir], { timeoutMs: 600_000 });
+  const own = `${dir}.build-${process.pid}-${Date.now()}`;
+  const built = await cli.run(['build', '--model_dir', checkpoint('tiny-a'), '--output_dir', own], { timeoutMs: 600_000 });
   if (built.code !== 0) throw new Error(`grpst build failed:\n${built.stderr}`);
+  try {
+    fs.renameSync(own, dir);
+  } catch (e) {
+    if (!fs.existsSync(path.join(dir, 'engine.json'))) throw e;
+    fs.rmSync(own, { recursive: true, force: true });
+  }
   return dir;
 }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { awqCheckpoint, outlierCheckpoint } from './e2e/build-helpers.js';
 import { checkpoint, type CheckpointName } from './helpers/fixtures.js';
 import { fp8Checkpoint } from './helpers/fp8-checkpoint.js';
+import { LORA_NAMES, loraAdapter } from './helpers/lora-fixtures.js';
 
 export default function setup(): () => void {
   for (const name of ['tiny-a', 'tiny-b', 'tiny-yarn'] as CheckpointName[]) {
@@ -18,6 +19,7 @@ export default function setup(): () => void {
   awqCheckpoint('tiny-a', 32);
   outlierCheckpoint('tiny-b');
   fp8Checkpoint();
+  for (const name of LORA_NAMES) loraAdapter(name);
 
   const runTmp = mkdtempSync(join(tmpdir(), 'grpst-tests-'));
   // As /tmp itself: tests that run a command as another user (nobody) must reach their folders.

@@ -4,7 +4,7 @@
 // at them are rewritten to the copy, so the archive deploys anywhere.
 import fs from 'node:fs';
 import path from 'node:path';
-import { isMap, parseDocument } from 'yaml';
+import { isMap, isSeq, parseDocument } from 'yaml';
 import { engineBackendOf } from '../config/engine-folder.js';
 import { isInside } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
@@ -102,6 +102,24 @@ function inferenceConfs(root: string, plan: ArchivePlan): { confName: string; do
 
 const argsPath = ['models', 0, 'inferer_args'];
 
+/** The LoRA adapter folders a conf's lora_modules names ("name=path" or {name, path}), each with how to rewrite it. */
+function loraFolders(doc: ReturnType<typeof parseDocument>): { label: string; written: string; rewrite: (to: string) => void }[] {
+  const list = doc.getIn([...argsPath, 'lora_modules']);
+  if (!isSeq(list)) return [];
+  const out = [];
+  for (let i = 0; i < list.items.length; i++) {
+    const item = doc.getIn([...argsPath, 'lora_modules', i]);
+    const label = `lora_modules[${i}]`;
+    if (typeof item === 'string' && item.includes('=')) {
+      const name = item.slice(0, item.indexOf('='));
+      out.push({ label, written: item.slice(item.indexOf('=') + 1), rewrite: (to: string) => doc.setIn([...argsPath, 'lora_modules', i], `${name}=${to}`) });
+    } else if (isMap(item) && typeof item.get('path') === 'string') {
+      out.push({ label, written: item.get('path') as string, rewrite: (to: string) => doc.setIn([...argsPath, 'lora_modules', i, 'path'], to) });
+    }
+  }
+  return out;
+}
+
 // Without --include_engine, a relative gpt_model_path that leaves the project can never resolve
 // where the archive is deployed (grpst start refuses "../" paths): said now, not at start.
 function noteEnginesLeavingProject(root: string, plan: ArchivePlan): void {
@@ -111,6 +129,10 @@ function noteEnginesLeavingProject(root: string, plan: ArchivePlan): void {
       if (typeof written === 'string' && !path.isAbsolute(written) && !isInside(root, path.resolve(root, written))) {
         plan.notes.push(`conf/${confName}: ${key.join('.')} ${written} leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute`);
       }
+    }
+    for (const { label, written } of loraFolders(doc)) {
+      if (!path.isAbsolute(written) && !isInside(root, path.resolve(root, written)))
+        plan.notes.push(`conf/${confName}: ${label} ${written} leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute`);
     }
   }
 }
@@ -172,6 +194,27 @@ function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFil
       } else if (inside !== path.relative(root, real)) {
         // A link inside the project to a folder inside it: the archive holds the folder itself.
         doc.setIn([...argsPath, ...key], `./${inside}`);
+        changed = true;
+      }
+    }
+    // LoRA adapters: small folders of their own (adapter_config.json and the weights), packed whole.
+    for (const { label, written, rewrite } of loraFolders(doc)) {
+      const real = path.resolve(root, written);
+      if (!fs.existsSync(path.join(real, 'adapter_config.json'))) {
+        if (!path.isAbsolute(written))
+          throw badInput(
+            `conf/${confName}: ${label} ${written} is not a LoRA adapter folder (${fs.existsSync(real) ? 'no adapter_config.json in it' : 'it does not exist'}), so --include_engine has nothing to pack`,
+            `point ${label} at a folder PEFT saved an adapter to (save_pretrained)`,
+          );
+        plan.notes.push(`conf/${confName}: ${label} ${written} is not a LoRA adapter folder on this machine; it must exist where the archive runs`);
+        continue;
+      }
+      const inside = packedAt(real);
+      if (inside === undefined) {
+        rewrite(`./${copyFolder(fs.realpathSync(real), `lora-${path.basename(real) || 'adapter'}`, () => true, true)}`);
+        changed = true;
+      } else if (inside !== path.relative(root, real)) {
+        rewrite(`./${inside}`);
         changed = true;
       }
     }

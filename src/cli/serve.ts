@@ -22,6 +22,7 @@ interface ServeOptions {
   mpi_np: number;
   max_model_len?: number;
   speculative_config?: Record<string, unknown>;
+  lora_modules?: string[];
   api_key?: string;
 }
 
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .option('--max_model_len <n>', "with --model_dir: the longest prompt plus answer, in tokens, at most the folder's (default: the engine's max_seq_len, or the checkpoint's positions)", maxModelLen)
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
     .option('--speculative_config <json>', 'with --model_dir: speculative decoding, as vLLM\'s --speculative-config: by prompt lookup, e.g. \'{"method": "ngram", "num_speculative_tokens": 4}\', or by a draft model, e.g. \'{"model": "qwen3-0.6b", "num_speculative_tokens": 4}\'', speculativeConfig)
+    .option('--lora_modules <name=path...>', "with --model_dir: PEFT LoRA adapters served beside the model, each under its own model name, as vLLM's --lora-modules (e.g. sql-lora=./adapters/sql)", loraModule)
     .option('--server_conf <file>', 'server conf')
     .option('--host <address>', "address to listen on (default: the server conf's, else 0.0.0.0)")
     .option('--port <n>', "port to listen on, 0 for any free one (default: the server conf's, else 9997)", portArg)
@@ -64,6 +66,7 @@ export function register(program: Command): void {
         tpSize: opts.mpi_np,
         maxModelLen: opts.max_model_len,
         speculativeConfig: draftPathFromHere(opts.speculative_config),
+        loraModules: opts.lora_modules,
         apiKey: opts.api_key,
       });
       process.exit(code);
@@ -79,7 +82,7 @@ function checkConfChoice(opts: ServeOptions): void {
     throw badInput('grpst serve needs --inference_conf FILE or --model_dir DIR', 'e.g. grpst serve --model_dir /tmp/Qwen3-8B/engine');
   }
   // Each flag's key in the conf (--max_model_len is vLLM's name for the conf's max_seq_len).
-  for (const [flag, value, key] of [['--served_model_name', opts.served_model_name, 'served_model_name'], ['--device', opts.device, 'device'], ['--max_model_len', opts.max_model_len, 'max_seq_len'], ['--speculative_config', opts.speculative_config, 'speculative_config']] as const) {
+  for (const [flag, value, key] of [['--served_model_name', opts.served_model_name, 'served_model_name'], ['--device', opts.device, 'device'], ['--max_model_len', opts.max_model_len, 'max_seq_len'], ['--speculative_config', opts.speculative_config, 'speculative_config'], ['--lora_modules', opts.lora_modules, 'lora_modules']] as const) {
     if (value !== undefined && opts.inference_conf) {
       throw badInput(`${flag} goes with --model_dir`, `set ${key} under models[0].inferer_args in ${opts.inference_conf}`);
     }
@@ -105,6 +108,14 @@ function portArg(value: string): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n > 65535) throw new InvalidArgumentError(`--port takes a port from 0 to 65535, got "${value}"`);
   return n;
+}
+
+/** One --lora_modules entry, name=path; the path is read from the current folder (the generated conf's own folder is elsewhere). */
+function loraModule(value: string, previous: string[] | undefined): string[] {
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1 || /\s/.test(value.slice(0, eq)))
+    throw new InvalidArgumentError(`--lora_modules takes name=path entries (the name requests send as "model", the adapter's folder), got ${JSON.stringify(value)}`);
+  return [...(previous ?? []), `${value.slice(0, eq)}=${path.resolve(value.slice(eq + 1))}`];
 }
 
 /** --speculative_config: a JSON object (its fields are checked in the action: checkSpeculativeConfig). */

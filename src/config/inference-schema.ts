@@ -50,6 +50,23 @@ export const samplingSchema = z.strictObject({
   seed: int().optional(),
 });
 
+// vLLM's --lora-modules entries: "name=path" or {name, path, base_model_name}; relative paths are
+// read from the deploy folder.
+const loraModuleSchema = z.union(
+  [
+    z
+      .string()
+      .regex(/^[^=\s]+=.+$/, 'expected name=path')
+      .transform((v) => ({ name: v.slice(0, v.indexOf('=')), path: v.slice(v.indexOf('=') + 1) as string, base_model_name: undefined as string | undefined })),
+    z.strictObject({ name: z.string().min(1), path: z.string().min(1), base_model_name: z.string().min(1).optional() }),
+  ],
+  { error: 'expected "name=path" or {name, path, base_model_name}' },
+);
+export const loraModulesSchema = z
+  .array(loraModuleSchema)
+  .min(1)
+  .refine((mods) => new Set(mods.map((m) => m.name)).size === mods.length, 'give each adapter its own name');
+
 export const reasoningParsers = ['qwen3', 'deepseek-r1'] as const;
 
 // vLLM's speculative_config, as far as it is served: method ngram (prompt lookup) or draft_model (a
@@ -130,6 +147,12 @@ export const infererArgsSchema = z.strictObject({
   scheduling_policy: z.enum(['fcfs', 'priority']).optional(),
   /** vLLM's speculative_config, method ngram (prompt lookup) or draft_model: drafts checked in one step; outputs unchanged. */
   speculative_config: speculativeConfigSchema.optional(),
+  /** vLLM's --lora-modules: PEFT LoRA adapters served beside the model, each under its own name. */
+  lora_modules: loraModulesSchema.optional(),
+  /** vLLM's --max-lora-rank: adapters of a higher rank are refused. */
+  max_lora_rank: int(1).optional(),
+  /** POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING). */
+  allow_runtime_lora_updating: z.boolean().optional(),
 });
 
 // grps device spellings: auto, cpu, cuda, gpu, cuda:N, gpu:N, original.

@@ -14,6 +14,8 @@ export interface ModelDirChoices {
   maxSeqLen?: number;
   /** --speculative_config: the conf's speculative_config, as parsed. */
   speculativeConfig?: Record<string, unknown>;
+  /** --lora_modules: the conf's lora_modules ("name=path", paths absolute). */
+  loraModules?: string[];
 }
 
 /** The folder must hold config.json or engine.json (a checkpoint or an engine) and tokenizer.json. */
@@ -42,5 +44,6 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
   if (choices.device !== undefined) infererArgs.device = choices.device;
   if (choices.maxSeqLen !== undefined) infererArgs.max_seq_len = choices.maxSeqLen;
   if (choices.speculativeConfig !== undefined) infererArgs.speculative_config = choices.speculativeConfig;
+  if (choices.loraModules !== undefined) infererArgs.lora_modules = choices.loraModules;
   return stringify({ models: [{ name: path.basename(abs) || 'model', version: '1.0.0', inferer_args: infererArgs }] });
 }

@@ -31,7 +31,7 @@ export interface RuntimeOptions {
 }
 
 // Keys that mean something to the native runtime only; ignored (with a note) under trtllm-serve.
-const nativeOnlyKeys = ['device', 'threads', 'sampling_threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy', 'speculative_config'] as const;
+const nativeOnlyKeys = ['device', 'threads', 'sampling_threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy', 'speculative_config', 'lora_modules', 'max_lora_rank', 'allow_runtime_lora_updating'] as const;
 // TensorRT-LLM keys that `grpst start` passes on to trtllm-serve for a TensorRT-LLM engine.
 export const keysPassedToTrtllm = new Set(['max_tokens_in_paged_kv_cache', 'kv_cache_host_memory_bytes', 'batch_scheduler_policy', 'enable_kv_cache_reuse', 'kv_cache_free_gpu_mem_fraction', 'enable_chunked_context']);
 
@@ -62,7 +62,9 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
             ? "ignored: trtllm-serve schedules requests itself (batch_scheduler_policy is passed on)"
             : key === 'speculative_config'
               ? 'ignored: a TensorRT-LLM engine speculates as it was built (trtllm-build --speculative_decoding_mode)'
-              : 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU';
+              : key === 'lora_modules' || key === 'max_lora_rank' || key === 'allow_runtime_lora_updating'
+                ? "ignored: a TensorRT-LLM engine takes LoRA adapters at build (trtllm-build --lora_plugin, --lora_dir)"
+                : 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU';
       notes.push({ file: 'inference', keyPath: [...argsPath, key], text });
     }
     // trtllm-serve names its model by the path it was given; grpst passes no name on (older releases take none).
@@ -131,6 +133,10 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     skipTokenIds: Array.isArray(args.skip_special_tokens) && args.skip_special_tokens.length > 0 ? args.skip_special_tokens : undefined,
     webUi: server.web_ui ?? defaultServerOptions.webUi,
     accessLog: server.log?.access_log ?? defaultServerOptions.accessLog,
+    ...(backend === 'native' && args.lora_modules
+      ? { loraModules: args.lora_modules.map((m) => dropUndefined({ name: m.name, path: m.path, baseModelName: m.base_model_name })) }
+      : {}),
+    ...(backend === 'native' ? dropUndefined({ maxLoraRank: args.max_lora_rank, allowRuntimeLoraUpdating: args.allow_runtime_lora_updating }) : {}),
   };
   return { load, server: serverOptions, rpcPort, notes };
 }
@@ -265,6 +271,12 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
     if (!fs.existsSync(checkPath(spec.model)))
       throw badInput(`${where}: the draft model ${spec.model} does not exist`, 'point it at a Qwen3 checkpoint folder or a grpst engine folder of a smaller model of the same family');
   }
+  (runtime.server.loraModules ?? []).forEach((m, i) => {
+    const where = `${infFile.where(['models', 0, 'inferer_args', 'lora_modules', i])}: lora_modules[${i}] (${m.name})`;
+    m.path = resolveConfPath(base, m.path, where);
+    if (!fs.existsSync(checkPath(m.path)))
+      throw badInput(`${where}: the LoRA adapter folder ${m.path} does not exist`, 'point it at a folder holding a PEFT adapter (adapter_config.json and adapter_model.safetensors)');
+  });
   const generationDefaults = backend === 'native' && args.generation_config !== 'none' ? applyGenerationConfig(runtime.server, [checkPath(enginePath), tokenizerChecked], shownFrom) : undefined;
   const logDirWritten = serverConf.log?.log_dir ?? './logs';
   const logDir = resolveConfPath(base, logDirWritten, `${srvFile?.where(['log', 'log_dir']) ?? 'server conf'}: log.log_dir`);

@@ -40,6 +40,8 @@ export interface ServeInput {
   maxModelLen?: number;
   /** --speculative_config (with modelDir): the conf's speculative_config. */
   speculativeConfig?: Record<string, unknown>;
+  /** --lora_modules (with modelDir): name=path entries, paths absolute. */
+  loraModules?: string[];
   /** --api_key: wins over GRPST_API_KEY and the server conf's key. */
   apiKey?: string;
 }
@@ -53,7 +55,7 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
   // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
   if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
   const inferenceConf = input.inferenceConf ?? `--model_dir ${input.modelDir}`;
-  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, { servedModelName: input.servedModelName, device: input.device, maxSeqLen: input.maxModelLen, speculativeConfig: input.speculativeConfig }) : undefined;
+  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, { servedModelName: input.servedModelName, device: input.device, maxSeqLen: input.maxModelLen, speculativeConfig: input.speculativeConfig, loraModules: input.loraModules }) : undefined;
   if (input.modelDir !== undefined && input.maxModelLen !== undefined) await checkMaxModelLen(input.modelDir, input.maxModelLen);
   log.info(`grpst serve (pid ${process.pid}): ${inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
   const d = loadDeployment({ inferenceConf, inferenceText, serverConf: input.serverConf, deployPath, listen: input.listen, apiKey: input.apiKey });

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { badInput, failed } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
+import { loraShapeOf, readLoraAdapter, type LoraShape, type ReadLoraOptions } from './lora.js';
 import { RequestStream } from './request-stream.js';
 import {
   nativeFinishReasons,
@@ -14,11 +15,12 @@ import {
   type NativeEngineOptions,
   type NativeEngineStats,
   type NativeEventBatch,
+  type NativeLora,
   type NativePromptLogprobs,
   type NativeRequestParams,
   type NativeTensorEntry,
 } from './native.js';
-import { LoadCancelled, type EngineInfo, type EngineStats, type GenerationEngine, type SubmitRequest, type TokenEvent, type TopLogprob } from './types.js';
+import { LoadCancelled, type LoadedLora, type EngineInfo, type EngineStats, type GenerationEngine, type SubmitRequest, type TokenEvent, type TopLogprob } from './types.js';
 
 interface Pending {
   stream: RequestStream;
@@ -42,6 +44,7 @@ export class Engine implements GenerationEngine {
   private constructor(
     private readonly addon: NativeAddon,
     native: NativeEngine,
+    private readonly loraShape: LoraShape,
     maxInputLen?: number,
     embeddingOnly?: boolean,
   ) {
@@ -62,6 +65,7 @@ export class Engine implements GenerationEngine {
       quantization: n.quantization,
       kvCacheDtype: n.kvCacheDtype,
       schedulingPolicy: n.schedulingPolicy,
+      lora: n.lora === true,
       ...(embeddingOnly ? { embeddingOnly } : {}),
       ...(n.speculative ? { speculative: { ...n.speculative } } : {}),
     };
@@ -96,13 +100,29 @@ export class Engine implements GenerationEngine {
     } finally {
       signal?.removeEventListener('abort', cancel);
     }
-    engine = new Engine(addon, native, options.maxInputLen, traits.embeddingOnly);
+    engine = new Engine(addon, native, loraShapeOf(model), options.maxInputLen, traits.embeddingOnly);
     return engine;
   }
 
   /** A constraint that lets only these tokens be sampled (a simple SubmitRequest.constraint). */
   allowedTokensConstraint(ids: number[]): NativeConstraint {
     return this.addon.createAllowedTokensConstraint(Int32Array.from(ids));
+  }
+
+  loadLoraAdapter(dir: string, opts: ReadLoraOptions = {}): LoadedLora {
+    if (!this.info.lora)
+      throw badInput(
+        `LoRA adapters are served by the CPU backend of one process; this engine runs on ${this.info.device}${this.info.device === 'cpu' ? ' with tensor parallelism' : ''}`,
+        'serve the adapter with device: cpu and tensor_parallel_size 1, or merge it into the checkpoint (PEFT: merge_and_unload()) and build that',
+      );
+    const data = readLoraAdapter(dir, this.loraShape, opts);
+    let handle: NativeLora;
+    try {
+      handle = this.addon.createLoraAdapter(this.loraShape, data.deltas);
+    } catch (e) {
+      throw badInput(`cannot load the LoRA adapter ${data.path}: ${(e as Error).message}`, 'serve the adapter with the base model it was trained on');
+    }
+    return { path: data.path, rank: data.rank, targets: data.targets, handle };
   }
 
   submit(req: SubmitRequest): AsyncIterable<TokenEvent> {
@@ -143,6 +163,7 @@ export class Engine implements GenerationEngine {
       logitBias: req.logitBias?.flat(),
       thinkBudget: req.thinkBudget,
       constraint: req.constraint as NativeConstraint | undefined,
+      lora: req.lora as NativeLora | undefined,
     };
     try {
       this.native.submit(id, tokens, params);

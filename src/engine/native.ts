@@ -1,6 +1,7 @@
 // The typed mirror of the native addon (native/src/addon): every function, class and object
 // shape it exposes. Only src/engine talks to the addon, through these types.
 import type { ModelConfig } from '../model/config.js';
+import type { LoraDelta, LoraShape } from './lora.js';
 import type { EngineInfo, EngineStats, LoadOptions, ResolvedSpeculation, SamplingParams, SubmitRequest } from './types.js';
 
 /** One tensor of the generic tensor table: a byte range of a mapped file. */
@@ -59,6 +60,7 @@ export interface NativeRequestParams
   /** [token, bias, token, bias, ...] */
   logitBias?: number[];
   constraint?: NativeConstraint;
+  lora?: NativeLora;
 }
 
 /** Finish codes in NativeEventBatch.finish, by index. */
@@ -146,6 +148,11 @@ export interface NativeConstraint {
   readonly __nativeConstraint?: never;
 }
 
+/** A LoRA adapter in the runtime (opaque), accepted as SubmitRequest.lora; shared with the requests that use it. */
+export interface NativeLora {
+  readonly __nativeLora?: never;
+}
+
 export interface KernelSelfTestResult {
   gemmBf16: number;
   gemmBatchInvariant: boolean;
@@ -203,6 +210,8 @@ export interface NativeAddon {
   ): Promise<NativeEngine>;
   /** A constraint that allows only these token ids. */
   createAllowedTokensConstraint(ids: Int32Array): NativeConstraint;
+  /** An adapter from its deltas (src/engine/lora.ts); throws where a delta's sizes do not fit `shape`. */
+  createLoraAdapter(shape: LoraShape, deltas: LoraDelta[]): NativeLora;
   /** NCCL's unique id (hex) for a new tensor-parallel group; throws when the build has no NCCL. */
   ncclUniqueId?(): string;
   /**

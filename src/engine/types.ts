@@ -1,6 +1,7 @@
 // The contract between the serving layer (server, `grpst run`, benchmarks) and the native
 // runtime. Everything above src/engine speaks these types; only src/engine talks to the addon.
 import { ExitCode, GrpstError } from '../util/errors.js';
+import type { LoraTargetName, ReadLoraOptions } from './lora.js';
 
 /** A load stopped by its AbortSignal: everything it took is freed; not a fault of the model. */
 export class LoadCancelled extends GrpstError {
@@ -115,6 +116,8 @@ export interface SubmitRequest {
   thinkBudget?: ThinkBudget;
   /** Compiled constrained-decoding grammar handle (structured outputs); undefined = free text. */
   constraint?: unknown;
+  /** A LoRA adapter the model runs with (GenerationEngine.loadLoraAdapter's handle); undefined = the base model. */
+  lora?: unknown;
   /** Abort: frees the sequence and its KV blocks at once; the iterator then ends with finish reason "cancelled". */
   signal?: AbortSignal;
 }
@@ -191,6 +194,8 @@ export interface EngineInfo {
   schedulingPolicy: SchedulingPolicy;
   /** A base model without an LM head (Qwen3-Embedding's layout): it serves embeddings only. */
   embeddingOnly?: boolean;
+  /** Whether requests may carry LoRA adapters (the CPU backend without tensor parallelism). */
+  lora?: boolean;
   /** Speculative decoding as resolved (LoadOptions.speculative); absent when off. */
   speculative?: ResolvedSpeculation;
 }
@@ -281,12 +286,30 @@ export interface LoadOptions {
 }
 
 /** A loaded model that generates: the native runtime behind a typed facade. */
+/** A LoRA adapter read for an engine (GenerationEngine.loadLoraAdapter). */
+export interface LoadedLora {
+  /** Its folder, absolute. */
+  path: string;
+  /** The largest rank of its projections. */
+  rank: number;
+  /** The projections it adapts (PEFT's names). */
+  targets: LoraTargetName[];
+  /** What SubmitRequest.lora takes. */
+  handle: unknown;
+}
+
 export interface GenerationEngine {
   readonly info: EngineInfo;
   /** Starts a request; tokens arrive in batches as the native loop produces them. */
   submit(req: SubmitRequest): AsyncIterable<TokenEvent>;
   /** A SubmitRequest.constraint under which only these ids can be sampled (vLLM's allowed_token_ids); absent where the engine has none. */
   allowedTokensConstraint?(ids: number[]): unknown;
+  /**
+   * Reads a PEFT LoRA adapter folder for this model: `handle` goes in SubmitRequest.lora. Throws a
+   * GrpstError naming the problem (a missing or malformed folder, another model's shapes, an engine
+   * that cannot apply adapters). Absent where the engine has no adapters.
+   */
+  loadLoraAdapter?(dir: string, opts?: ReadLoraOptions): LoadedLora;
   stats(): EngineStats;
   /** Cancels everything, stops the native loop and unmaps the weights. */
   close(): Promise<void>;

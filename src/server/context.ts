@@ -14,6 +14,8 @@ import { wordBans, type WordBans } from './openai/token-rules.js';
 import { namesServedModel } from './ollama/model-name.js';
 import type { ServerOptions } from './options.js';
 import { ResponseStore } from './responses-store.js';
+import { engineWithLora, LoraAdapters } from './lora-adapters.js';
+import { badInput } from '../util/errors.js';
 import type { RequestTemplates } from './openai/request-templates.js';
 
 export interface RenderOptions {
@@ -78,6 +80,8 @@ export class ServerContext {
   readonly inflight = new Set<AbortController>();
   /** /v1/responses answers kept for previous_response_id and GET. */
   readonly responses = new ResponseStore();
+  /** LoRA adapters served under their own model names (lora_modules, /v1/load_lora_adapter). */
+  readonly loras: LoraAdapters;
   state: ServerState = 'loading';
   loadError?: string;
   private loaded?: GenerationEngine;
@@ -95,6 +99,7 @@ export class ServerContext {
     readonly served: ServedModel = { template: '' },
   ) {
     this.admission = new Admission(options.maxConcurrency, options.maxQueue);
+    this.loras = new LoraAdapters(() => this.servedNames, options.maxLoraRank);
     const ids = [tokenizer.eosTokenId, tokenizer.tokenToId('<|im_end|>'), tokenizer.tokenToId('<|endoftext|>'), options.endTokenId];
     // A conf stop word that is one special token ("<|im_start|>") stops at that token, as
     // TensorRT-LLM's stop-word ids do: matched as text it would never appear, since special
@@ -105,6 +110,19 @@ export class ServerContext {
     }
     this.stopIds = [...new Set(ids.filter((x): x is number => x !== undefined))];
     this.confBans = wordBans(options.badWords, tokenizer, (i) => log(`bad_words: "${options.badWords[i]}" is only spaces, so it bans nothing`));
+  }
+
+  /** Loads the conf's lora_modules for `engine`; throws a GrpstError naming the adapter and the fix. */
+  loadLoraModules(engine: GenerationEngine): void {
+    for (const module of this.options.loraModules ?? []) {
+      try {
+        this.loras.add(engine, module, this.options.modelId);
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        throw badInput(`lora_modules: ${module.name} (${module.path}): ${e.message}`, 'fix or remove that entry of lora_modules');
+      }
+    }
+    if (this.loras.size > 0) this.log(`LoRA adapters served: ${this.loras.list().map((a) => `${a.name} (rank ${a.loaded.rank}, ${a.loaded.targets.join(' ')})`).join(', ')}`);
   }
 
   setEngine(engine: GenerationEngine): void {
@@ -163,7 +181,35 @@ export class ServerContext {
    * through /api/tags send to /v1.
    */
   checkModel(model: string | null | undefined): void {
-    if (model && !this.servedName(model)) throw modelNotFound(model, this.options.modelId, this.options.modelAliases);
+    if (model && !this.servedName(model) && !this.loras.get(model)) throw modelNotFound(model, this.options.modelId, this.options.modelAliases, this.loras.names());
+  }
+
+  /**
+   * The engine a generating route runs `model` on, and the name its answers report: the served
+   * model's (requireGenerator), or a LoRA adapter's, whose requests all carry the adapter.
+   */
+  generatorFor(model: string | null | undefined): { engine: GenerationEngine; name: string } {
+    return this.bind(model, () => this.requireGenerator());
+  }
+
+  /** generatorFor for routes an embedding model serves too (embeddings). */
+  engineFor(model: string | null | undefined): { engine: GenerationEngine; name: string } {
+    return this.bind(model, () => this.requireEngine());
+  }
+
+  /** A route that serves the base model only: a LoRA adapter's name is a 400 that says so. */
+  checkBaseModel(model: string | null | undefined, route: string): void {
+    this.checkModel(model);
+    if (model && !this.servedName(model) && this.loras.get(model))
+      throw badRequest(`${route} runs the base model; the LoRA adapter '${model}' serves chat, completions, responses, messages and embeddings. Send "model": "${this.options.modelId}".`, 'model', 'model_not_supported');
+  }
+
+  private bind(model: string | null | undefined, base: () => GenerationEngine): { engine: GenerationEngine; name: string } {
+    this.checkModel(model);
+    const engine = base();
+    const adapter = model && !this.servedName(model) ? this.loras.get(model) : undefined;
+    if (!adapter) return { engine, name: this.options.modelId };
+    return { engine: engineWithLora(engine, adapter.loaded.handle), name: adapter.name };
   }
 
   get stopTokenIds(): number[] {

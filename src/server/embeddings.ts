@@ -38,8 +38,9 @@ export function pool(vector: Float32Array, p: Pooling): number[] {
 }
 
 /** Every input's pooled vector, in input order (src/server/prompt-only.ts runs them). */
-export async function embedInputs(rc: RequestContext, inputs: number[][], pooling: Pooling, priority?: number): Promise<number[][]> {
-  const engine: GenerationEngine = rc.server.requireEngine();
+export async function embedInputs(rc: RequestContext, inputs: number[][], pooling: Pooling, priority?: number, on?: GenerationEngine): Promise<number[][]> {
+  // `on`: the engine as a LoRA adapter's requests see it (ServerContext.engineFor); else the served model.
+  const engine: GenerationEngine = on ?? rc.server.requireEngine();
   return forEachPrompt(rc, inputs, async (tokens, signal) => pool(await promptOnly(engine, { tokens, embed: true, priority, signal }, (ev) => ev.embedding, 'Embedding'), pooling), priority);
 }
 

@@ -64,8 +64,8 @@ export function inputTooLong(maxInputLen: number, promptTokens: number, param = 
   );
 }
 
-export const modelNotFound = (model: string, served: string, aliases: readonly string[] = []) =>
-  new ApiError(404, `The model '${model}' does not exist on this server; it serves '${served}'${aliases.length > 0 ? ` (also named ${aliases.map((a) => `'${a}'`).join(', ')})` : ''}. Send "model": "${served}".`, {
+export const modelNotFound = (model: string, served: string, aliases: readonly string[] = [], adapters: readonly string[] = []) =>
+  new ApiError(404, `The model '${model}' does not exist on this server; it serves '${served}'${aliases.length > 0 ? ` (also named ${aliases.map((a) => `'${a}'`).join(', ')})` : ''}${adapters.length > 0 ? ` and the LoRA adapters ${adapters.map((a) => `'${a}'`).join(', ')}` : ''}. Send "model": "${served}".`, {
     param: 'model',
     code: 'model_not_found',
   });

@@ -60,7 +60,18 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
     dir: deps.modelDir,
     requestTemplates: options.trustRequestChatTemplate ? new RequestTemplates(deps.template) : undefined,
   });
-  const ready = Promise.resolve(deps.engine).then(
+  // The conf's LoRA adapters load with the engine: one that cannot be served fails the load (the
+  // engine closed again), so a server never runs without an adapter its conf names.
+  const withAdapters = Promise.resolve(deps.engine).then(async (engine) => {
+    try {
+      ctx.loadLoraModules(engine);
+    } catch (e) {
+      await engine.close().catch(() => undefined);
+      throw e;
+    }
+    return engine;
+  });
+  const ready = withAdapters.then(
     (engine) => {
       ctx.setEngine(engine);
       log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${ctx.limits.maxSeqLen})`);

@@ -57,6 +57,20 @@ export interface ServerOptions {
   webUi: boolean;
   /** Log one line per answered request (server.yml log.access_log). */
   accessLog: boolean;
+  /** LoRA adapters served beside the model under their own names (vLLM's --lora-modules); paths absolute. */
+  loraModules?: LoraModule[];
+  /** vLLM's --max-lora-rank: adapters of a higher rank are refused; undefined: any rank. */
+  maxLoraRank?: number;
+  /** POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING). */
+  allowRuntimeLoraUpdating?: boolean;
+}
+
+/** One adapter of lora_modules: the name requests send as "model", and its PEFT folder. */
+export interface LoraModule {
+  name: string;
+  path: string;
+  /** The model /v1/models lists as its parent (default: the served model's id). */
+  baseModelName?: string;
 }
 
 /** Node's own defaults: 5 minutes for a whole request, one for its headers. */

@@ -11,6 +11,7 @@ import { execa, type ResultPromise } from 'execa';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
+import { loraAdapter } from '../helpers/lora-fixtures.js';
 import { serveForeground, type ForegroundServer } from '../helpers/foreground-server.js';
 import { cliArgv, makeCli, type Cli } from '../helpers/grpst-cli.js';
 
@@ -66,6 +67,24 @@ describe('grpst serve --model_dir', () => {
     }
   });
 
+  it('--lora_modules serves adapters beside the folder, their paths read from the current folder', async () => {
+    const cwd = path.join(work, 'lora-cwd');
+    fs.mkdirSync(path.join(cwd, 'adapters'), { recursive: true });
+    fs.cpSync(loraAdapter('tiny-b-lora-all'), path.join(cwd, 'adapters', 'sql'), { recursive: true });
+    fs.cpSync(loraAdapter('tiny-b-lora-qv'), path.join(cwd, 'adapters', 'style'), { recursive: true });
+    const lora = await serveForeground(cli, ['--model_dir', checkpoint('tiny-b'), '--lora_modules', 'sql=adapters/sql', 'style=adapters/style'], cwd);
+    try {
+      const client = new OpenAI({ baseURL: `${lora.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const listed = (await client.models.list()).data as unknown as { id: string; root?: string }[];
+      expect(listed.map((m) => m.id)).toEqual(['qwen3', 'sql', 'style']);
+      expect(listed[1]!.root).toBe(path.join(cwd, 'adapters', 'sql'));
+      const texts = await Promise.all(['qwen3', 'sql', 'style'].map(async (m) => (await client.completions.create({ model: m, prompt: 'hi', max_tokens: 6, temperature: 0 })).choices[0]!.text));
+      expect(new Set(texts).size).toBe(3);
+    } finally {
+      await lora.stop();
+    }
+  });
+
   it('SIGTERM drains and exits 0', async () => {
     server!.process.kill('SIGTERM');
     const r = await server!.process;
@@ -87,6 +106,8 @@ describe('grpst serve / chat command-line mistakes', () => {
     [['serve', '--model_dir', 'DIR', '--speculative_config', 'ngram'], /--speculative_config takes a JSON object, e\.g\./],
     [['serve', '--model_dir', 'DIR', '--speculative_config', '{"method": "eagle", "num_speculative_tokens": 2}'], /--speculative_config .*method: expected ngram/],
     [['serve', '--inference_conf', 'conf.yml', '--speculative_config', '{"method": "ngram", "num_speculative_tokens": 2}'], /--speculative_config goes with --model_dir[\s\S]*set speculative_config under models\[0\]\.inferer_args/],
+    [['serve', '--model_dir', 'DIR', '--lora_modules', 'adapters/sql'], /--lora_modules takes name=path entries/],
+    [['serve', '--inference_conf', 'conf.yml', '--lora_modules', 'sql=adapters/sql'], /--lora_modules goes with --model_dir[\s\S]*set lora_modules under models\[0\]\.inferer_args/],
   ];
   it('each is refused with the problem named and exit 2, before anything starts', async () => {
     fs.mkdirSync(path.join(work, 'empty'), { recursive: true });

@@ -23,6 +23,7 @@ import { checkpoint, refs, repoRoot, type CheckpointName } from '../helpers/fixt
 import { makeCli, standInDir, type Cli } from '../helpers/grpst-cli.js';
 import { firstNearTie } from '../native/helpers.js';
 import { logprobRows, maxAbsDiff } from './engine-probes.js';
+import { loraAdapter } from '../helpers/lora-fixtures.js';
 
 let work: string;
 beforeAll(() => {
@@ -158,6 +159,9 @@ describe('tiny-b (6 heads, 2 KV heads, untied lm_head) at tp_size 2', () => {
     const sharded = await loadTensorParallelOnCpu(two, limits);
     engines.push(sharded);
     expect(sharded.info.kernels).toContain('tensor parallel 2 (in-process)');
+    // LoRA adapters would need their matrices sharded as the weights are: refused, with the way out.
+    expect(sharded.info.lora).toBe(false);
+    expect(() => sharded.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).toThrow(/LoRA adapters are served by the CPU backend of one process; this engine runs on cpu with tensor parallelism/);
     const run = async (e: Engine, req: SubmitRequest) => {
       const tokens: number[] = [];
       const logprobs: number[] = [];

@@ -46,7 +46,9 @@ const validBody: Record<string, unknown> = {
 
 /** Ollama's model-management routes refuse (400) whatever the body, once the key lets the request in. */
 const refusedWithKey = new Set(['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete']);
-const served = (path: string) => (refusedWithKey.has(path) ? 400 : 200);
+/** vLLM's runtime LoRA routes: off on this server (allow_runtime_lora_updating), a 404 once the key lets the request in. */
+const offWithKey = new Set(['/v1/load_lora_adapter', '/v1/unload_lora_adapter']);
+const served = (path: string) => (refusedWithKey.has(path) ? 400 : offWithKey.has(path) ? 404 : 200);
 
 async function call(method: string, route: string, headers: Record<string, string> = {}, s: TestServer = locked) {
   let path = route.replace('{model}', 'qwen3'); // the served model: with the key it is a 200
@@ -69,7 +71,7 @@ async function del(url: string, headers: Record<string, string>) {
 describe('API key', () => {
   it('every route that reaches the model or the tokenizer is guarded, in the table itself', () => {
     const modelRoutes = routes.filter((r) => r.path.startsWith('/v1/') || r.path.startsWith('/v2/') || r.path.startsWith('/api/') || /tokenize|rerank|score/.test(r.path));
-    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/api/chat', '/api/copy', '/api/create', '/api/delete', '/api/embed', '/api/embeddings', '/api/generate', '/api/ps', '/api/pull', '/api/push', '/api/show', '/api/tags', '/api/version', '/detokenize', '/rerank', '/score', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/rerank', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items', '/v1/score', '/v2/rerank']);
+    expect([...new Set(modelRoutes.map((r) => r.path))].sort()).toEqual(['/api/chat', '/api/copy', '/api/create', '/api/delete', '/api/embed', '/api/embeddings', '/api/generate', '/api/ps', '/api/pull', '/api/push', '/api/show', '/api/tags', '/api/version', '/detokenize', '/rerank', '/score', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/load_lora_adapter', '/v1/messages', '/v1/messages/count_tokens', '/v1/models', '/v1/models/{model}', '/v1/rerank', '/v1/responses', '/v1/responses/{id}', '/v1/responses/{id}/input_items', '/v1/score', '/v1/unload_lora_adapter', '/v2/rerank']);
     for (const r of modelRoutes) expect(r.guard, r.path).toBe('api');
     // The web page's static files need no key (the page asks the user for it); they reach no model.
     for (const r of webUiRoutes()) expect(r.path.startsWith('/v1/') || /tokenize/.test(r.path)).toBe(false);

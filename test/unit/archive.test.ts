@@ -93,8 +93,13 @@ describe('grpst archive', () => {
     expect(withEngine.files).toBe(5);
   });
 
-  it('--include_engine copies an outside engine, draft model and tokenizer in and points the conf at the copies', async () => {
+  it('--include_engine copies an outside engine, draft model, LoRA adapters and tokenizer in and points the conf at the copies', async () => {
     const outside = path.join(tmp, 'outside');
+    // LoRA adapters in both of lora_modules' forms, one of them listed twice (packed once).
+    for (const name of ['sql', 'style']) {
+      put(path.join(outside, 'adapters', name, 'adapter_config.json'), '{"peft_type": "LORA", "r": 8, "lora_alpha": 16}');
+      put(path.join(outside, 'adapters', name, 'adapter_model.safetensors'), Buffer.alloc(512, 7));
+    }
     // A draft model for speculative decoding, a checkpoint folder of its own.
     put(path.join(outside, 'draft', 'config.json'), '{"model_type": "qwen3"}');
     put(path.join(outside, 'draft', 'model.safetensors'), Buffer.alloc(2048, 5));
@@ -108,7 +113,11 @@ describe('grpst archive', () => {
       .readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8')
       .replace('tokenizer_path: /tmp/Qwen3-8B/', `tokenizer_path: ${path.join(outside, 'ckpt')}`)
       .replace('gpt_model_path: /tmp/Qwen3-8B/engine/', `gpt_model_path: ${path.join(outside, 'ckpt', 'engine')}`)
-      .replace(/^(\s+)speculative_config:.*$/m, `$1speculative_config: {model: ${path.join(outside, 'draft')}, num_speculative_tokens: 3}`);
+      .replace(/^(\s+)speculative_config:.*$/m, `$1speculative_config: {model: ${path.join(outside, 'draft')}, num_speculative_tokens: 3}`)
+      .replace(
+        /^(\s+)lora_modules:.*$/m,
+        `$1lora_modules: [sql=${path.join(outside, 'adapters', 'sql')}, {name: style, path: ${path.join(outside, 'adapters', 'style')}}, again=${path.join(outside, 'adapters', 'sql')}]`,
+      );
     put(path.join(project, 'conf', 'inference_qwen3.yml'), conf);
     fs.copyFileSync(path.join(repoRoot, 'conf', 'server.yml'), path.join(project, 'conf', 'server.yml'));
 
@@ -126,6 +135,10 @@ describe('grpst archive', () => {
       'engines/draft/model.safetensors',
       'engines/engine/engine.json',
       'engines/engine/weights.bin',
+      'engines/lora-sql/adapter_config.json',
+      'engines/lora-sql/adapter_model.safetensors',
+      'engines/lora-style/adapter_config.json',
+      'engines/lora-style/adapter_model.safetensors',
     ]);
     const rewritten = fs.readFileSync(path.join(dest, 'conf', 'inference_qwen3.yml'), 'utf8');
     expect(rewritten).toContain('gpt_model_path: ./engines/engine');
@@ -135,6 +148,11 @@ describe('grpst archive', () => {
     expect(d.enginePath).toBe(path.join(dest, 'engines', 'engine'));
     expect(d.tokenizerPath).toBe(path.join(dest, 'engines', 'ckpt-tokenizer'));
     expect(d.runtime.load.speculative).toEqual({ method: 'draft_model', numSpeculativeTokens: 3, model: path.join(dest, 'engines', 'draft') });
+    expect(d.runtime.server.loraModules).toEqual([
+      { name: 'sql', path: path.join(dest, 'engines', 'lora-sql') },
+      { name: 'style', path: path.join(dest, 'engines', 'lora-style') },
+      { name: 'again', path: path.join(dest, 'engines', 'lora-sql') },
+    ]);
   });
 
   it('without --include_engine, a relative engine path leaving the project is noted (start would refuse it)', async () => {
@@ -142,11 +160,13 @@ describe('grpst archive', () => {
     const conf = fs
       .readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8')
       .replace('gpt_model_path: /tmp/Qwen3-8B/engine/', 'gpt_model_path: ../engine')
-      .replace(/^(\s+)speculative_config:.*$/m, '$1speculative_config: {model: ../draft, num_speculative_tokens: 3}');
+      .replace(/^(\s+)speculative_config:.*$/m, '$1speculative_config: {model: ../draft, num_speculative_tokens: 3}')
+      .replace(/^(\s+)lora_modules:.*$/m, '$1lora_modules: [{name: sql, path: ../adapters/sql}]');
     put(path.join(project, 'conf', 'inference_qwen3.yml'), conf);
     const result = await writeArchive({ projectDir: project, output: path.join(tmp, 'up.mar'), includeEngine: false });
     expect(result.notes).toContain('conf/inference_qwen3.yml: gpt_model_path ../engine leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute');
     expect(result.notes).toContain('conf/inference_qwen3.yml: speculative_config.model ../draft leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute');
+    expect(result.notes).toContain('conf/inference_qwen3.yml: lora_modules[0] ../adapters/sql leaves the project, so grpst start will refuse it; pass --include_engine to pack it, or write the path absolute');
     const absolute = path.join(tmp, 'project-abs');
     put(path.join(absolute, 'conf', 'inference_qwen3.yml'), fs.readFileSync(path.join(repoRoot, 'conf', 'inference_qwen3.yml'), 'utf8'));
     const plain = await writeArchive({ projectDir: absolute, output: path.join(tmp, 'abs.mar'), includeEngine: false });

@@ -239,6 +239,30 @@ describe('mapConfs', () => {
     expect(err.hint).toContain('Qwen3 checkpoint folder or a grpst engine folder');
   });
 
+  it("lora_modules takes vLLM's name=path and {name, path, base_model_name} forms, paths from the deploy folder; a missing folder names its entry", () => {
+    const adapter = path.join(tmp, 'adapters', 'sql');
+    fs.mkdirSync(adapter, { recursive: true });
+    const withLora = (entries: string) =>
+      qwen3Conf((t) =>
+        t
+          .replace(/^(\s+)lora_modules:.*$/m, `$1lora_modules: ${entries}`)
+          .replace(/^(\s+)max_lora_rank:.*$/m, '$1max_lora_rank: 16')
+          .replace(/^(\s+)allow_runtime_lora_updating:.*$/m, '$1allow_runtime_lora_updating: true'),
+      );
+    const d = loadDeployment({ inferenceConf: withLora(`[sql=adapters/sql, {name: style, path: ${adapter}, base_model_name: Qwen/Qwen3-8B}]`), deployPath: tmp, env: {} });
+    expect(d.runtime.server).toMatchObject({
+      loraModules: [{ name: 'sql', path: adapter }, { name: 'style', path: adapter, baseModelName: 'Qwen/Qwen3-8B' }],
+      maxLoraRank: 16,
+      allowRuntimeLoraUpdating: true,
+    });
+    const file = withLora('[sql=adapters/sql, other=adapters/missing]');
+    const err = errorOf(() => loadDeployment({ inferenceConf: file, deployPath: tmp, env: {} }));
+    expect(err.message).toMatch(new RegExp(`^${file}:\\d+:\\d+: lora_modules\\[1\\] \\(other\\): the LoRA adapter folder ${path.join(tmp, 'adapters', 'missing')} does not exist`));
+    const parse = (entries: unknown) => inferenceConfSchema.safeParse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', lora_modules: entries } }] });
+    expect(parse(['no-equals-sign']).success).toBe(false);
+    expect(parse(['a=x', { name: 'a', path: 'y' }]).error?.issues[0]?.message).toBe('give each adapter its own name');
+  });
+
   it('served_model_name may list several names, as vLLM\'s --served-model-name: the first is the model id, the rest its aliases', () => {
     const map = (names: unknown) =>
       mapConfs(inferenceConfSchema.parse({ models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', served_model_name: names } }] }), {}).server;

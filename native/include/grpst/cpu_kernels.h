@@ -62,6 +62,8 @@ struct CpuKernels {
   void (*silu_mul)(const float* gate, const float* up, float* out, int n);
   /** x += y. */
   void (*add)(float* x, const float* y, int n);
+  /** y += alpha * x (a LoRA update added to its projection's output). */
+  void (*axpy_f32)(float alpha, const float* x, float* y, int n);
   void (*bf16_to_f32)(const uint16_t* src, float* dst, int n);
   void (*f32_to_bf16)(const float* src, uint16_t* dst, int n);
   /** max_i x[i] and sum_i exp(x[i] - max) over a logits row (for log-softmax). */

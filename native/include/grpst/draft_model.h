@@ -55,6 +55,7 @@ class DraftModel {
   int vocab_ = 0, block_size_ = 0, shared_blocks_ = 0, scratch_per_job_ = 0, max_batch_ = 0, max_drafts_ = 0;
   int64_t kv_bytes_ = 0;
   StepBatch batch_;
+  StepBatch mirror_;  // a model step with its adapters left out (mirror())
   std::vector<std::vector<int32_t>> tables_;  // [job]: its block table for the proposal steps
   std::vector<int> rows_;                     // [job]: its row in the current proposal step, -1: done
   std::vector<float> logits_;                 // [max_batch, vocab]

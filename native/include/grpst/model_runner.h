@@ -17,6 +17,8 @@
 
 namespace grpst {
 
+struct LoraAdapter;  // grpst/lora.h
+
 /** KV cache element types: float ones, and the 1-byte quantized ones (src/quant/LAYOUTS.md, "KV cache"). */
 enum class KvDType : uint8_t { BF16, F32, FP8, INT8 };
 /** "bfloat16", "float32", "fp8", "int8" (engine.json's spellings). */
@@ -54,6 +56,7 @@ struct SeqSlice {
   int start_pos = 0;        // position of its first token; positions run start_pos .. +num_tokens
   const int32_t* block_table = nullptr;  // KV blocks covering positions [0, start_pos + num_tokens)
   int num_blocks = 0;
+  const LoraAdapter* lora = nullptr;     // the sequence's adapter (runners with supports_lora()), or none
 };
 
 /**
@@ -146,6 +149,11 @@ class ModelRunner {
   virtual void forward(const StepBatch& batch, float* logits) = 0;
   /** Weight bytes a decode step reads (the memory roofline's numerator). */
   virtual int64_t weight_bytes_per_step() const = 0;
+  /**
+   * Whether forward() applies SeqSlice::lora (the CPU runner of a whole model does; the CUDA and
+   * tensor-parallel runners do not, and the engine refuses adapters' requests there).
+   */
+  virtual bool supports_lora() const { return false; }
   /** Whether forward_sampled() draws StepBatch::device_samples itself (logits stay on the device). */
   virtual bool samples_on_device() const { return false; }
   /**

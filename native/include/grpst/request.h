@@ -10,6 +10,7 @@
 namespace grpst {
 
 struct Request;
+struct LoraAdapter;
 
 struct SamplingParams {
   float temperature = 1.0f;  // 0: greedy
@@ -66,6 +67,9 @@ struct Request {
   // vLLM's cache_salt, hashed (0: none): the root of the request's prefix-cache hash chain, so
   // only requests with the same salt share cached prompt blocks
   uint64_t cache_salt = 0;
+  // A LoRA adapter the model runs with for this request (vLLM's multi-LoRA serving); null: the
+  // base model. Its cache key joins cache_salt at the root of the prefix-cache hash chain.
+  std::shared_ptr<const LoraAdapter> lora;
   // vLLM's priority: under priority scheduling (EngineOptions::priority_scheduling) lower values
   // are admitted first and preempted last; ties go by arrival. Ignored first come, first served.
   int32_t priority = 0;

@@ -27,6 +27,7 @@ void RegisterModelTools(Napi::Env env, Napi::Object exports);  // model_tools.cp
 void RegisterQuantTools(Napi::Env env, Napi::Object exports);  // quant_tools.cpp
 void RegisterQuantPasses(Napi::Env env, Napi::Object exports);  // quant_passes.cpp
 void RegisterTensorParallel(Napi::Env env, Napi::Object exports);  // tp_wrap.cpp
+void RegisterLora(Napi::Env env, Napi::Object exports);  // lora_wrap.cpp
 
 namespace {
 
@@ -119,6 +120,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterQuantTools(env, exports);
   RegisterQuantPasses(env, exports);
   RegisterTensorParallel(env, exports);
+  RegisterLora(env, exports);
   return exports;
 }
 

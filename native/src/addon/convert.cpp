@@ -395,6 +395,7 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
   o.Set("maxNumTokens", i.max_num_tokens);
   o.Set("vocabSize", i.vocab_size);
   o.Set("hiddenSize", i.hidden_size);
+  o.Set("lora", i.lora);
   o.Set("quantization", i.quantization);
   o.Set("kvCacheDtype", i.kv_dtype);
   o.Set("schedulingPolicy", i.scheduling_policy);

@@ -1,4 +1,5 @@
 #include "addon/engine_wrap.h"
+#include "addon/lora_wrap.h"
 
 #include <cstdlib>
 #include <thread>
@@ -268,6 +269,12 @@ Napi::Value NativeEngine::Submit(const Napi::CallbackInfo& info) {
     if (!c.IsObject() || !c.As<Napi::Object>().InstanceOf(NativeConstraint::constructor.Value()))
       throw Error("constraint must be a handle created by the native addon (e.g. createAllowedTokensConstraint)");
     r.constraint = NativeConstraint::Unwrap(c.As<Napi::Object>())->factory;
+  }
+  if (params.Has("lora") && !params.Get("lora").IsUndefined() && !params.Get("lora").IsNull()) {
+    Napi::Value l = params.Get("lora");
+    if (!l.IsObject() || !l.As<Napi::Object>().InstanceOf(NativeLora::constructor.Value()))
+      throw Error("lora must be a handle created by the native addon's createLoraAdapter");
+    r.lora = NativeLora::Unwrap(l.As<Napi::Object>())->adapter;
   }
   e.submit(std::move(r));
   if (channel_->active++ == 0) channel_->tsfn.Ref(info.Env());

@@ -283,6 +283,12 @@ double test_rows(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
     k.silu_mul(g.data(), u.data(), y.data(), n);
     ref.silu_mul(g.data(), u.data(), yr.data(), n);
     worst = std::max(worst, rel_err(y, yr));
+    // LoRA's update added to a projection's output.
+    y = u;
+    yr = u;
+    k.axpy_f32(0.37f, x.data(), y.data(), n);
+    ref.axpy_f32(0.37f, x.data(), yr.data(), n);
+    worst = std::max(worst, rel_err(y, yr));
   }
   return worst;
 }

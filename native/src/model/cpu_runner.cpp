@@ -13,6 +13,7 @@
 #include "grpst/cpu_kernels.h"
 #include "grpst/kv_quant.h"
 #include "grpst/linear.h"
+#include "grpst/lora.h"
 #include "grpst/model_runner.h"
 #include "grpst/tensor_store.h"
 #include "grpst/thread_pool.h"
@@ -119,6 +120,8 @@ class CpuRunner final : public ModelRunner {
   std::string kernels() const override { return k_.name; }
   int threads() const override { return pool_.size(); }
   int64_t weight_bytes_per_step() const override { return w_.decode_bytes(cfg_); }
+  // A rank's shard would need the adapters' matrices sharded alike: whole models only.
+  bool supports_lora() const override { return !opts_.tp.on(); }
 
   size_t kv_bytes_per_token(KvDType dtype) const override {
     return size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * kv_dtype_size(dtype);
@@ -151,6 +154,8 @@ class CpuRunner final : public ModelRunner {
   // Calibration: the final norm of every token (what a quantized lm_head reads), not only of the
   // rows that ask for logits.
   void observe_head_input(int T);
+  /** y += each adapted row's LoRA update of projection `t` at layer `layer` (x: its input). */
+  void add_lora(int layer, LoraTarget t, const float* x, int64_t ldx, float* y, int64_t ldy);
   /** Tensor parallel: the sum over ranks of each rank's partial [T, H] (o_proj / down_proj). */
   void reduce_partials(float* y, int T) {
     if (opts_.tp.on()) opts_.tp.comm->all_reduce_sum(y, size_t(T) * cfg_.hidden_size, CollDType::F32, nullptr);
@@ -173,6 +178,12 @@ class CpuRunner final : public ModelRunner {
     int slice, head, row0, row1;
   };
   std::vector<AttnItem> attn_items_;  // this step's attention work
+  struct LoraGroup {
+    const LoraAdapter* adapter;
+    std::vector<int32_t> rows;  // the step's rows that run with it
+  };
+  std::vector<LoraGroup> lora_groups_;  // this step's adapters, each with its rows
+  std::vector<float> lora_tmp_;         // lora_add's scratch (lora_scratch_floats)
   std::vector<int64_t> slots_;               // per row: block * block_size + offset in the pool
   std::vector<int32_t> positions_;
   std::vector<float> tp_logits_, tp_gathered_;  // tensor parallel: [R, V/N] of this rank, [N, R, V/N]
@@ -196,6 +207,16 @@ void CpuRunner::prepare_rows(const StepBatch& b) {
       if (block < 0 || block >= kv_.num_blocks) throw Error("KV block id out of range");
       slots_[row] = int64_t(block) * kv_.block_size + pos % kv_.block_size;
     }
+  }
+  // Rows by LoRA adapter (most steps have none).
+  lora_groups_.clear();
+  for (const SeqSlice& sl : b.seqs) {
+    if (sl.lora == nullptr) continue;
+    if (!supports_lora()) throw Error("this runner does not apply LoRA adapters");
+    if (!(sl.lora->shape == LoraShape::of(cfg_))) throw Error("a LoRA adapter made for another model's shape");
+    auto g = std::find_if(lora_groups_.begin(), lora_groups_.end(), [&](const LoraGroup& x) { return x.adapter == sl.lora; });
+    if (g == lora_groups_.end()) g = lora_groups_.insert(lora_groups_.end(), LoraGroup{sl.lora, {}});
+    for (int i = 0; i < sl.num_tokens; i++) g->rows.push_back(sl.first_row + i);
   }
   // Attention work: up to kAttnRows consecutive rows of one sequence, per KV head.
   attn_items_.clear();
@@ -344,6 +365,9 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
       const LinearWeight* ws[3] = {&L.q, &L.k, &L.v};
       float* ys[3] = {q_.get(), kx_.get(), vx_.get()};
       linear_forward_multi(ws, ys, 3, h, T, k_, pool_);
+      add_lora(l, LoraTarget::Q, h, H, q_.get(), cfg_.q_dim());
+      add_lora(l, LoraTarget::K, h, H, kx_.get(), cfg_.kv_dim());
+      add_lora(l, LoraTarget::V, h, H, vx_.get(), cfg_.kv_dim());
     }
     prof_.mark(PhaseProfile::Qkv);
     qk_norm_rope_store(T, l);
@@ -353,6 +377,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     prof_.mark(PhaseProfile::Attention);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::OIn, attn_.get(), T, cfg_.q_dim());
     linear_forward(L.o, attn_.get(), h, T, k_, pool_);
+    add_lora(l, LoraTarget::O, attn_.get(), cfg_.q_dim(), h, H);
     reduce_partials(h, T);
     prof_.mark(PhaseProfile::OProj);
     pool_.parallel_for(T, [&](int r, int) {
@@ -365,6 +390,8 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
       const LinearWeight* ws[2] = {&L.gate, &L.up};
       float* ys[2] = {gate, up};
       linear_forward_multi(ws, ys, 2, h, T, k_, pool_);
+      add_lora(l, LoraTarget::Gate, h, H, gate, I);
+      add_lora(l, LoraTarget::Up, h, H, up, I);
     }
     prof_.mark(PhaseProfile::GateUp);
     pool_.parallel_for(T, [&](int r, int) {
@@ -373,6 +400,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     prof_.mark(PhaseProfile::Silu);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::DownIn, gate, T, I);
     linear_forward(L.down, gate, h, T, k_, pool_);
+    add_lora(l, LoraTarget::Down, gate, I, h, H);
     reduce_partials(h, T);
     prof_.mark(PhaseProfile::Down);
     pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
@@ -398,6 +426,16 @@ void CpuRunner::final_hidden(const std::vector<int32_t>& rows, float* out) {
   for (size_t i = 0; i < rows.size(); i++) {
     if (rows[i] < 0 || rows[i] >= final_rows_) throw Error("final_hidden: row " + std::to_string(rows[i]) + " is not a logit row of the last step");
     std::copy_n(final_.get() + size_t(rows[i]) * H, H, out + i * H);
+  }
+}
+
+void CpuRunner::add_lora(int layer, LoraTarget t, const float* x, int64_t ldx, float* y, int64_t ldy) {
+  for (const LoraGroup& g : lora_groups_) {
+    const LoraDelta* d = g.adapter->delta(layer, t);
+    if (d == nullptr) continue;
+    const auto [in, out] = g.adapter->shape.dims(t);
+    lora_tmp_.resize(std::max(lora_tmp_.size(), lora_scratch_floats(int(g.rows.size()), d->rank, in, out)));
+    lora_add(*d, x, ldx, y, ldy, g.rows.data(), int(g.rows.size()), in, out, lora_tmp_.data(), k_, pool_);
   }
 }
 

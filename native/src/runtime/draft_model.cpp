@@ -79,8 +79,16 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
 }
 
 void DraftModel::mirror(const StepBatch& batch) {
-  // No logits buffer: the runner writes the step's KV and skips its head.
-  runner_->forward(batch, nullptr);
+  // No logits buffer: the runner writes the step's KV and skips its head. The model's LoRA
+  // adapters are shaped for the model, not the draft: the draft runs as it is (its guesses are the
+  // base draft's; the model's check keeps every output the adapter's).
+  const bool adapted = std::any_of(batch.seqs.begin(), batch.seqs.end(), [](const SeqSlice& s) { return s.lora != nullptr; });
+  if (!adapted) return runner_->forward(batch, nullptr);
+  mirror_.tokens = batch.tokens;
+  mirror_.logit_rows = batch.logit_rows;
+  mirror_.seqs = batch.seqs;
+  for (SeqSlice& s : mirror_.seqs) s.lora = nullptr;
+  runner_->forward(mirror_, nullptr);
 }
 
 }  // namespace grpst

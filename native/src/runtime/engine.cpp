@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "grpst/lora.h"
 #include "grpst/tensor_store.h"
 
 namespace grpst {
@@ -113,6 +114,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   info_.kv_dtype = kv_dtype_name(ro_.kv.dtype);
   info_.scheduling_policy = ro_.opts.priority_scheduling ? "priority" : "fcfs";
   info_.threads = runner_->threads();
+  info_.lora = runner_->supports_lora();
   info_.sampling_threads = samplers_.size();
   info_.max_batch_size = ro_.opts.max_batch_size;
   info_.max_seq_len = ro_.opts.max_seq_len;
@@ -136,6 +138,15 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
 Engine::~Engine() { shutdown(); }
 
 void Engine::submit(Request req) {
+  if (req.lora) {
+    if (!runner_->supports_lora())
+      throw Error("LoRA adapters are served by the CPU backend of a single process (device: cpu, tensor_parallel_size 1); "
+                  "this engine runs on " + info_.device + (info_.device == "cpu" ? " with tensor parallelism" : "") +
+                  ": serve the adapter on the CPU, or merge it into the checkpoint before building");
+    if (!(req.lora->shape == LoraShape::of(runner_->config())))
+      throw Error("this LoRA adapter was made for a model of another shape (layers, hidden or intermediate size); "
+                  "serve it with the base model it was trained on");
+  }
   auto seq = std::make_unique<Sequence>();
   seq->num_prompt = int(req.prompt.size());
   seq->tokens = req.prompt;

@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "grpst/lora.h"
+
 namespace grpst {
 
 namespace {
@@ -158,6 +160,7 @@ void Scheduler::add_to_batch(Sequence& s, int n, StepBatch& batch, int& budget, 
   sl.start_pos = c;
   sl.block_table = s.blocks.data();
   sl.num_blocks = int(s.blocks.size());
+  sl.lora = s.req.lora.get();
   batch.seqs.push_back(sl);
   batch.tokens.insert(batch.tokens.end(), s.tokens.begin() + c, s.tokens.begin() + c + n);
   if (s.req.prompt_logprobs) {
@@ -252,7 +255,7 @@ bool Scheduler::admit(std::unique_ptr<Sequence>& sp, std::vector<SeqEvent>& even
   std::vector<int32_t> blocks;
   std::vector<uint64_t> hashes;
   int matched = 0;
-  if (!wants_prompt_lp) matched = bm_.match_prefix(s.tokens.data(), size, (size - 1) / bs, blocks, hashes, s.req.cache_salt);
+  if (!wants_prompt_lp) matched = bm_.match_prefix(s.tokens.data(), size, (size - 1) / bs, blocks, hashes, lora_cache_root(s.req.cache_salt, s.req.lora.get()));
   if (ceil_div(size, bs) - matched > bm_.num_available()) {
     for (int32_t b : blocks) bm_.release(b);
     stop = true;  // first come, first served: later requests wait behind this one
@@ -369,7 +372,7 @@ void Scheduler::register_full_blocks(Sequence& s) {
   const int bs = bm_.block_size();
   while (int(s.block_hashes.size()) < s.num_computed / bs) {
     const size_t i = s.block_hashes.size();
-    const uint64_t parent = i ? s.block_hashes[i - 1] : s.req.cache_salt;
+    const uint64_t parent = i ? s.block_hashes[i - 1] : lora_cache_root(s.req.cache_salt, s.req.lora.get());
     s.block_hashes.push_back(bm_.register_full(s.blocks[i], parent, s.tokens.data() + i * bs));
   }
 }

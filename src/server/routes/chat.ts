@@ -20,9 +20,8 @@ import { streamUpdates } from './stream.js';
 export async function chatCompletions(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, chatRequestSchema);
   const s = rc.server;
-  s.checkModel(body.model);
   checkStreamOptions(body);
-  const engine = s.requireGenerator();
+  const { engine, name: modelName } = s.generatorFor(body.model);
   const thinking = chatThinking(body, s.options.enableThinking);
   const format = answerFormat(body);
   const n = body.n ?? 1;
@@ -85,7 +84,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   }));
   const beams = beamSearchAsked(body, n);
   if (beams) checkBeamJob(jobs[0], promptTop !== undefined, { budgetField: 'thinking_token_budget' });
-  const meta: ResponseMeta = { id: s.newId('chatcmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
+  const meta: ResponseMeta = { id: s.newId('chatcmpl'), created: unixNow(), model: modelName, system_fingerprint: s.fingerprint };
   const returnIds = body.return_token_ids === true;
   // vLLM's echo: each answer starts with the final assistant message it continues.
   const echoed = echoedMessage(body.echo, body.messages);

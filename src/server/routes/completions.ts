@@ -20,9 +20,8 @@ import { streamUpdates } from './stream.js';
 export async function completions(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, completionRequestSchema);
   const s = rc.server;
-  s.checkModel(body.model);
   checkStreamOptions(body);
-  const engine = s.requireGenerator();
+  const { engine, name: modelName } = s.generatorFor(body.model);
   if (body.suffix) throw badRequest('suffix (fill-in-the-middle) is not supported; leave it out.', 'suffix');
   if (body.prompt_embeds != null) throw unsupported('prompt_embeds', 'prompt_embeds is not supported: send the prompt as text or token ids.');
   const n = body.n ?? 1;
@@ -79,7 +78,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   });
   const beams = beamSearchAsked(body, n);
   if (beams) checkBeamJob(jobs[0], jobs.some((j) => j.submit.promptLogprobs), { budgetField: 'thinking_token_budget' });
-  const meta: ResponseMeta = { id: s.newId('cmpl'), created: unixNow(), model: s.options.modelId, system_fingerprint: s.fingerprint };
+  const meta: ResponseMeta = { id: s.newId('cmpl'), created: unixNow(), model: modelName, system_fingerprint: s.fingerprint };
   const view: CompletionView = {
     echo,
     logprobs,

@@ -13,21 +13,20 @@ import { parseBody } from './common.js';
 export async function embeddings(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, embeddingRequestSchema);
   const s = rc.server;
-  s.checkModel(body.model);
-  const engine = s.requireEngine();
+  const { engine, name: modelName } = s.engineFor(body.model);
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const dimensions = checkDimensions(body.dimensions, engine.info.hiddenSize);
   const inputs = inputsOf(body, rc).map((ids, i, all) => {
     const kept = truncatePrompt(ids, body.truncate_prompt_tokens, s.limits);
     return fitInput(kept, s.limits, all.length > 1 ? `input[${i}]` : 'input');
   });
-  const vectors = await embedInputs(rc, inputs, { dimensions, normalize: body.normalize ?? true }, priority);
+  const vectors = await embedInputs(rc, inputs, { dimensions, normalize: body.normalize ?? true }, priority, engine);
   const base64 = body.encoding_format === 'base64';
   const promptTokens = inputs.reduce((n, ids) => n + ids.length, 0);
   sendJson(rc.res, 200, {
     object: 'list',
     data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v })),
-    model: s.options.modelId,
+    model: modelName,
     usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
   });
 }

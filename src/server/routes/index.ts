@@ -13,6 +13,7 @@ import { rerank, score } from './rerank.js';
 import { createResponse, deleteResponse, getResponse, listInputItems } from './responses.js';
 import { health, metrics, model, models, ping, serverVersion } from './status.js';
 import { detokenize, tokenize } from './tokenize.js';
+import { loadLoraAdapter, unloadLoraAdapter } from './lora.js';
 
 /** Anthropic's routes answer in its envelope and name the request id as its SDKs read it. */
 const anthropic = { errorEnvelope: anthropicEnvelope, requestIdHeader: 'request-id' } as const;
@@ -52,6 +53,8 @@ export const routes: Route[] = [
   { method: 'POST', path: '/api/embeddings', guard: 'api', handler: ollamaLegacyEmbed, ...ollama },
   { method: 'GET', path: '/v1/models', guard: 'api', handler: models },
   { method: 'GET', path: '/v1/models/{model}', guard: 'api', handler: model },
+  { method: 'POST', path: '/v1/load_lora_adapter', guard: 'api', handler: loadLoraAdapter },
+  { method: 'POST', path: '/v1/unload_lora_adapter', guard: 'api', handler: unloadLoraAdapter },
   { method: 'POST', path: '/tokenize', guard: 'api', handler: tokenize },
   { method: 'POST', path: '/detokenize', guard: 'api', handler: detokenize },
   { method: 'GET', path: '/health', guard: 'health', handler: health },

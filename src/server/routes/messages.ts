@@ -35,8 +35,7 @@ function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<
 export async function createMessage(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, messagesRequestSchema);
   const s = rc.server;
-  s.checkModel(body.model);
-  const engine = s.requireGenerator();
+  const { engine, name: modelName } = s.generatorFor(body.model);
   const { prompt, plan, thinking } = renderPrompt(s, body);
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_tokens, promptTokens, s.limits, 'messages');
@@ -81,7 +80,7 @@ export async function createMessage(rc: RequestContext): Promise<void> {
     id,
     type: 'message',
     role: 'assistant',
-    model: s.options.modelId,
+    model: modelName,
     content: builder?.content ?? [],
     stop_reason: builder ? builder.stopReason : null,
     stop_sequence: builder ? builder.stopSequence : null,

@@ -26,7 +26,7 @@ interface Scoring {
 /** What both routes check and share: the model, the priority, the instruction and the truncation. */
 function scoring(rc: RequestContext, body: Pick<RerankRequest, 'model' | 'priority' | 'instruction' | 'truncate_prompt_tokens'>): Scoring {
   const s = rc.server;
-  s.checkModel(body.model);
+  s.checkBaseModel(body.model, 'Scoring and reranking');
   const engine = s.requireGenerator();
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const prompter = prompterFor(s.tokenizer);

@@ -23,9 +23,8 @@ import { thinkingKwarg } from './tokenize.js';
 export async function createResponse(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, responsesRequestSchema);
   const s = rc.server;
-  s.checkModel(body.model);
   refuseUnsupportedResponseFields(body);
-  const engine = s.requireGenerator();
+  const { engine, name: modelName } = s.generatorFor(body.model);
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const previous = body.previous_response_id != null ? s.responses.get(body.previous_response_id) : undefined;
   if (body.previous_response_id != null && !previous) throw previousNotFound(body.previous_response_id);
@@ -70,7 +69,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
     decoder: s.decoder(body.skip_special_tokens ?? s.options.skipSpecialTokens),
   };
   const store = body.store ?? true;
-  const base = responseBase(body, s.newId('resp'), s.options.modelId, sampling.temperature, sampling.topP, store);
+  const base = responseBase(body, s.newId('resp'), modelName, sampling.temperature, sampling.topP, store);
   const view = { logprobs, tok: s.tokenizer };
 
   const release = await admit(rc, priority);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sendJson, sendText } from '../http.js';
 import type { RequestContext } from '../router.js';
+import type { ServedAdapter } from '../lora-adapters.js';
 
 /** package.json sits three folders up from this file, in src/ and in dist/ alike. */
 const version = (() => {
@@ -71,15 +72,23 @@ function modelObject(rc: RequestContext, id: string): Record<string, unknown> {
   return m;
 }
 
+/** A LoRA adapter's entry, as vLLM lists one: its folder as root, the model it adapts as parent. */
+function adapterObject(rc: RequestContext, adapter: ServedAdapter): Record<string, unknown> {
+  return { ...modelObject(rc, adapter.name), created: adapter.created, root: adapter.loaded.path, parent: adapter.parent };
+}
+
 export async function models(rc: RequestContext): Promise<void> {
-  // Each served name is listed, as vLLM lists each of its --served-model-name; the first is the one answers report.
-  const names = rc.server.servedNames;
+  // Each served name is listed, as vLLM lists each of its --served-model-name; the first is the one
+  // answers report. The LoRA adapters follow, each under its own name.
+  const data = [...rc.server.servedNames.map((id) => modelObject(rc, id)), ...rc.server.loras.list().map((a) => adapterObject(rc, a))];
   // One list both SDKs page through: OpenAI's object/data, Anthropic's has_more/first_id/last_id.
-  sendJson(rc.res, 200, { object: 'list', data: names.map((id) => modelObject(rc, id)), has_more: false, first_id: names[0], last_id: names[names.length - 1] });
+  sendJson(rc.res, 200, { object: 'list', data, has_more: false, first_id: data[0]!.id, last_id: data[data.length - 1]!.id });
 }
 
 /** GET /v1/models/{model} (the SDKs' models.retrieve): the served model under the name asked for, or 404 naming it. */
 export async function model(rc: RequestContext): Promise<void> {
   rc.server.checkModel(rc.param);
-  sendJson(rc.res, 200, modelObject(rc, rc.server.servedName(rc.param ?? '') ?? rc.server.options.modelId));
+  const served = rc.server.servedName(rc.param ?? '');
+  const adapter = served === undefined && rc.param ? rc.server.loras.get(rc.param) : undefined;
+  sendJson(rc.res, 200, adapter ? adapterObject(rc, adapter) : modelObject(rc, served ?? rc.server.options.modelId));
 }

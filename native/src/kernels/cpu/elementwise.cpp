@@ -26,6 +26,13 @@ void rmsnorm(const float* x, const float* w, float* y, int n, float eps) {
   if (full < n) vstore_n(y + full, vmul(vload_n(w + full, n - full), vmul(vload_n(x + full, n - full), vr)), n - full);
 }
 
+void axpy_f32(float alpha, const float* x, float* y, int n) {
+  const VF va = vset1(alpha);
+  int i = 0;
+  for (; i + kWidth <= n; i += kWidth) vstore(y + i, vfma(va, vload(x + i), vload(y + i)));
+  if (i < n) vstore_n(y + i, vfma(va, vload_n(x + i, n - i), vload_n(y + i, n - i)), n - i);
+}
+
 void silu_mul(const float* gate, const float* up, float* out, int n) {
   // silu(g) = g / (1 + e^-g), as torch computes it.
   const int full = n / kWidth * kWidth;
