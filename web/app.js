@@ -2,7 +2,7 @@
 // streamed and rendered as markdown (raw HTML in model output is shown as text, never run), the
 // think block collapsed apart from the answer, Stop aborts the request. Settings and the API key
 // live in sessionStorage: they survive a reload of this tab and nothing else.
-import { ApiError, fetchModel, streamChat } from './chat-stream.js';
+import { ApiError, fetchModels, streamChat } from './chat-stream.js';
 import { createMarkdown, StreamingMarkdown } from './markdown-stream.js';
 import { ThinkSplitter } from './think-splitter.js';
 
@@ -16,6 +16,7 @@ const els = {
   stop: $('stop'),
   newChat: $('new-chat'),
   status: $('model-status'),
+  modelSelect: $('model-select'),
   thinking: $('thinking'),
   system: $('system-prompt'),
   temperature: $('temperature'),
@@ -224,7 +225,7 @@ async function send(text) {
     view.addContent(part.content);
   };
   try {
-    if (!model) model = await fetchModel(els.apiKey.value, controller.signal);
+    if (!model) model = await loadModels(controller.signal);
     for await (const chunk of streamChat(requestBody(), { apiKey: els.apiKey.value, signal: controller.signal })) {
       if (chunk.usage) usage = chunk.usage;
       const choice = chunk.choices && chunk.choices[0];
@@ -300,9 +301,28 @@ function setBusy(busy) {
   if (refocus) els.prompt.focus();
 }
 
+/**
+ * The model to send: the served one, or the LoRA adapter picked in the list, which is shown only
+ * where the server serves adapters. A pick survives a refresh while the server still lists it.
+ */
+async function loadModels(signal) {
+  const { model: base, adapters } = await fetchModels(els.apiKey.value, signal);
+  const picked = els.modelSelect.value;
+  const names = [base, ...adapters];
+  els.modelSelect.replaceChildren(...names.map((name, i) => new Option(i === 0 ? name : `${name} (LoRA)`, name)));
+  els.modelSelect.value = names.includes(picked) ? picked : base;
+  els.modelSelect.hidden = adapters.length === 0;
+  return els.modelSelect.value;
+}
+
+els.modelSelect.addEventListener('change', () => {
+  model = els.modelSelect.value;
+  els.status.textContent = `model ${model}`;
+});
+
 async function refreshModel() {
   try {
-    model = await fetchModel(els.apiKey.value);
+    model = await loadModels();
     els.status.textContent = `model ${model}`;
     els.status.dataset.state = 'ok';
   } catch (err) {

@@ -32,14 +32,17 @@ async function errorOf(res) {
   return new ApiError(res.status, message, code);
 }
 
-/** The served model id (GET /v1/models). */
-export async function fetchModel(apiKey, signal) {
+/**
+ * The served model's id and the LoRA adapters served beside it (GET /v1/models: the model comes
+ * first; an adapter names the model it adapts as its parent, the model's other names do not).
+ */
+export async function fetchModels(apiKey, signal) {
   const res = await fetch('/v1/models', { headers: headers(apiKey), signal });
   if (!res.ok) throw await errorOf(res);
   const body = await res.json();
-  const first = body.data && body.data[0];
-  if (!first) throw new ApiError(500, 'The server lists no model.', null);
-  return first.id;
+  const data = body.data || [];
+  if (!data[0]) throw new ApiError(500, 'The server lists no model.', null);
+  return { model: data[0].id, adapters: data.filter((m) => typeof m.parent === 'string').map((m) => m.id) };
 }
 
 /**

@@ -21,6 +21,12 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
       pastContext('--max_seq_len', s.max_seq_len, m),
       `pass --max_seq_len ${m.maxContext} or less, or build from a checkpoint configured for longer contexts (rope_scaling: YaRN)`,
     );
+  if (s.merge_lora !== undefined && s.backend === 'trtllm') {
+    throw badInput(
+      '--merge_lora is done by the native backend; TensorRT-LLM builds a checkpoint as it is',
+      "drop --backend trtllm, or merge the adapter first (PEFT: merge_and_unload(), then save_pretrained) and build that checkpoint",
+    );
+  }
   if (src.fp8 && s.backend === 'trtllm') {
     throw badInput(
       `${src.checkpoint.dir} is a block-scaled FP8 checkpoint, which grpst reads with its native backend only`,

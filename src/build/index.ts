@@ -87,7 +87,7 @@ export interface DryRun {
 
 /** What --dry-run prints: shell-quoted commands (trtllm) or the equivalent grpst call and its steps (native). */
 export function dryRunPlan(s: BuildSettings, given: ReadonlySet<string> = new Set()): DryRun {
-  const src = openSource(s.model_dir);
+  const src = openSource(s.model_dir, s.backend === 'native' ? s.merge_lora : undefined);
   checkBuildInputs(s, src);
   checkOutput(resolve(s.output_dir), s.force, s.model_dir); // the real build's refusal, not a plan that would fail
   if (s.backend === 'trtllm') {

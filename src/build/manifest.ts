@@ -79,6 +79,8 @@ export const manifestSchema = z.object({
     quantized: z.string().optional(),
     /** A base model without an LM head (Qwen3-Embedding's layout): the engine serves embeddings only. */
     embedding_only: z.boolean().optional(),
+    /** grpst build --merge_lora: the PEFT adapter merged into the weights (its files' hashes are in sha256, under its name). */
+    merged_lora: z.object({ name: z.string(), rank: z.number().int().positive(), targets: z.array(z.string()) }).optional(),
   }),
   /** The checkpoint's config.json, as read (quantization_config removed): the runtime parses it like a checkpoint's. */
   model_config: z.record(z.string(), z.unknown()),

@@ -49,6 +49,8 @@ export const buildSettingsSchema = z
     reference_dir: z.string().min(1),
     /** Tokens of held-out text the accuracy report scores. */
     eval_tokens: positiveInt,
+    /** A PEFT LoRA adapter folder merged into the weights before quantizing (the engine is the adapted model). */
+    merge_lora: z.string().min(1),
     /**
      * Where calibration and the accuracy report run the model: cuda (the GPU; an error without
      * one), cpu, or auto (the GPU where the runtime has the CUDA backend and one is visible).
@@ -107,6 +109,7 @@ export interface BuildSettings {
   eval_dataset?: string;
   reference_dir?: string;
   eval_tokens: number;
+  merge_lora?: string;
   device: 'auto' | 'cpu' | 'cuda';
   force: boolean;
 }

@@ -58,7 +58,7 @@ export function loadRecipe(file: string): Recipe {
 }
 
 /** Recipe keys that name files or folders that must exist. */
-const inputPathKeys = ['model_dir', 'reference_dir', 'calib_dataset', 'eval_dataset'] as const;
+const inputPathKeys = ['model_dir', 'reference_dir', 'calib_dataset', 'eval_dataset', 'merge_lora'] as const;
 
 /**
  * A relative input path the recipe gives (and no flag overrides) that is not there from the

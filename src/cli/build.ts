@@ -65,6 +65,7 @@ export function register(program: Command): void {
     .option('--python <path>', 'Python with tensorrt_llm installed; also TRTLLM_PYTHON (default python3)')
     .option('--trtllm_build <path>', 'trtllm-build executable; also TRTLLM_BUILD (default: beside that Python, then PATH)')
     .option('--keep_checkpoint', 'trtllm: keep the intermediate tllm_checkpoint folder')
+    .option('--merge_lora <dir>', 'a PEFT LoRA adapter folder merged into the weights before quantizing: the engine is the adapted model (native backend)')
     .option('--reference_dir <dir>', 'unquantized checkpoint for the accuracy report (default: --model_dir when unquantized)')
     .option('--eval_dataset <file>', 'held-out text for the accuracy report (default: the built-in set)')
     .option('--eval_tokens <n>', 'held-out tokens the accuracy report scores, at most what the held-out text holds (default 1024; the built-in text has 606)', positiveInt)

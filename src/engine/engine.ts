@@ -113,7 +113,7 @@ export class Engine implements GenerationEngine {
     if (!this.info.lora)
       throw badInput(
         `LoRA adapters are served by the CPU backend of one process; this engine runs on ${this.info.device}${this.info.device === 'cpu' ? ' with tensor parallelism' : ''}`,
-        'serve the adapter with device: cpu and tensor_parallel_size 1, or merge it into the checkpoint (PEFT: merge_and_unload()) and build that',
+        'serve the adapter with device: cpu and tensor_parallel_size 1, or build an engine with it merged: grpst build --merge_lora ADAPTER_DIR',
       );
     const data = readLoraAdapter(dir, this.loraShape, opts);
     let handle: NativeLora;

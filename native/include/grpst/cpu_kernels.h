@@ -62,8 +62,11 @@ struct CpuKernels {
   void (*silu_mul)(const float* gate, const float* up, float* out, int n);
   /** x += y. */
   void (*add)(float* x, const float* y, int n);
-  /** y += alpha * x (a LoRA update added to its projection's output). */
-  void (*axpy_f32)(float alpha, const float* x, float* y, int n);
+  /**
+   * y[j] += scale * sum_r t[r] * bt[r * ldb + j] for j < n, bt in bf16: LoRA's B (A x) for one row
+   * (t = A x, bt = B transposed), summed over r in order, then scaled and added to y.
+   */
+  void (*rank_update_bf16)(const float* t, int R, const uint16_t* bt, int64_t ldb, int n, float scale, float* y);
   void (*bf16_to_f32)(const uint16_t* src, float* dst, int n);
   void (*f32_to_bf16)(const float* src, uint16_t* dst, int n);
   /** max_i x[i] and sum_i exp(x[i] - max) over a logits row (for log-softmax). */

@@ -31,8 +31,16 @@ struct LoraDelta {
   float scale = 0.0f;    // lora_alpha / rank, or lora_alpha / sqrt(rank) with rsLoRA
   std::vector<float> a;  // [rank, in_features]
   std::vector<float> b;  // [out_features, rank]
-  std::vector<uint16_t> a16, b16;  // the same in bf16 (round to nearest even), what the runner reads
+  // What the runner reads, in bf16 (round to nearest even): A as given, and B transposed in
+  // blocks of kLoraCols outputs, [out / kLoraCols][rank][kLoraCols] (the last block zero-padded):
+  // B (A x) is then `rank` updates along the outputs, not `out` dot products of length `rank` (each
+  // ending in a horizontal sum, which a rank of 16 cannot pay for), and a block's B is one
+  // contiguous run, not `rank` strided ones (at rank 64, more streams than a prefetcher follows).
+  std::vector<uint16_t> a16, bt16;
 };
+
+/** Outputs per block of LoraDelta::bt16. */
+inline constexpr int kLoraCols = 64;
 
 /** The shapes an adapter is made for; a model runs it only if its own match. */
 struct LoraShape {
@@ -68,14 +76,14 @@ std::shared_ptr<const LoraAdapter> make_lora_adapter(const LoraShape& shape,
 
 /** Scratch floats lora_add needs for `n_rows` rows of a projection [in -> out] at rank `rank`. */
 inline size_t lora_scratch_floats(int n_rows, int rank, int in, int out) {
-  return size_t(n_rows) * (size_t(in) + size_t(rank) + size_t(out));
+  return size_t(n_rows) * (size_t(in) + size_t(rank));
 }
 
 /**
  * y[rows[i], :out] += d.scale * B (A x[rows[i], :in]) for each listed row, as PEFT computes an
  * unmerged LoRA layer: A x first (fp32 accumulation), then B, then the scale, added to the base
  * layer's output. x: row stride ldx; y: ldy; scratch: lora_scratch_floats() floats. k: the level
- * whose bf16 GEMM and axpy run it; small updates (a decode step's) run on the calling thread,
+ * whose bf16 GEMM and rank update run it; small updates (a decode step's) run on the calling thread,
  * where handing them to the pool would cost more than they do.
  */
 void lora_add(const LoraDelta& d, const float* x, int64_t ldx, float* y, int64_t ldy, const int32_t* rows, int n_rows,

@@ -283,12 +283,17 @@ double test_rows(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
     k.silu_mul(g.data(), u.data(), y.data(), n);
     ref.silu_mul(g.data(), u.data(), yr.data(), n);
     worst = std::max(worst, rel_err(y, yr));
-    // LoRA's update added to a projection's output.
-    y = u;
-    yr = u;
-    k.axpy_f32(0.37f, x.data(), y.data(), n);
-    ref.axpy_f32(0.37f, x.data(), yr.data(), n);
-    worst = std::max(worst, rel_err(y, yr));
+    // LoRA's B (A x) added to a projection's output: every rank count up to 24, Bt rows strided.
+    for (int R : {1, 3, 16, 24}) {
+      auto t = r.floats(R);
+      std::vector<uint16_t> bt(size_t(R) * (n + 5));
+      for (auto& b : bt) b = f32_to_bf16(r.floats(1)[0]);
+      y = u;
+      yr = u;
+      k.rank_update_bf16(t.data(), R, bt.data(), n + 5, n, 0.37f, y.data());
+      ref.rank_update_bf16(t.data(), R, bt.data(), n + 5, n, 0.37f, yr.data());
+      worst = std::max(worst, rel_err(y, yr));
+    }
   }
   return worst;
 }

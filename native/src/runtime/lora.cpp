@@ -55,13 +55,14 @@ std::shared_ptr<const LoraAdapter> make_lora_adapter(const LoraShape& shape,
   for (auto& layer : deltas) {
     for (LoraDelta& d : layer) {
       if (d.rank == 0) continue;
-      auto to_bf16 = [](std::vector<float>& src, std::vector<uint16_t>& dst) {
-        dst.resize(src.size());
-        for (size_t i = 0; i < src.size(); i++) dst[i] = f32_to_bf16(src[i]);
-        std::vector<float>().swap(src);
-      };
-      to_bf16(d.a, d.a16);
-      to_bf16(d.b, d.b16);
+      d.a16.resize(d.a.size());
+      for (size_t i = 0; i < d.a.size(); i++) d.a16[i] = f32_to_bf16(d.a[i]);
+      const size_t out = d.b.size() / size_t(d.rank), R = size_t(d.rank), C = kLoraCols;
+      d.bt16.assign((out + C - 1) / C * R * C, 0);
+      for (size_t n = 0; n < out; n++)
+        for (size_t r = 0; r < R; r++) d.bt16[n / C * R * C + r * C + n % C] = f32_to_bf16(d.b[n * R + r]);
+      std::vector<float>().swap(d.a);
+      std::vector<float>().swap(d.b);
     }
   }
   auto a = std::make_shared<LoraAdapter>();
@@ -76,10 +77,9 @@ void lora_add(const LoraDelta& d, const float* x, int64_t ldx, float* y, int64_t
   const int R = d.rank;
   float* xg = scratch;                          // [n_rows, in]: the rows of x, gathered
   float* t = xg + size_t(n_rows) * in;          // [n_rows, R]: A x
-  float* u = t + size_t(n_rows) * R;            // [n_rows, out]: B (A x)
   // Below this many multiply-adds a pass runs on this thread: a decode step's update is a few
   // microseconds of work, less than waking the pool costs (14 passes a layer).
-  constexpr int64_t kInline = int64_t(1) << 18;
+  constexpr int64_t kInline = int64_t(1) << 16;
   const bool inline_a = int64_t(n_rows) * R * in < kInline, inline_b = int64_t(n_rows) * R * out < kInline;
   for (int i = 0; i < n_rows; i++) std::copy_n(x + int64_t(rows[i]) * ldx, in, xg + size_t(i) * in);
   // A x: a bf16 GEMM [n_rows, in] x [R, in]^T, by blocks of rows (R is too few columns to split).
@@ -91,13 +91,13 @@ void lora_add(const LoraDelta& d, const float* x, int64_t ldx, float* y, int64_t
   };
   if (inline_a) for (int b = 0; b < row_blocks; b++) a_block(b, 0);
   else pool.parallel_for(row_blocks, [&](int b, int th) { a_block(b, th); });
-  // B (A x), by blocks of output columns, then scale * it added to y.
-  constexpr int kCols = 256;
-  const int chunks = (out + kCols - 1) / kCols;
+  // B (A x) = sum_r (A x)[r] * Bt[r, :], by blocks of kLoraCols outputs (a block's B stays in
+  // cache for every row of x); then scale * it added to y, as PEFT adds the whole update.
+  const int chunks = (out + kLoraCols - 1) / kLoraCols;
   auto b_chunk = [&](int c, int) {
-    const int n0 = c * kCols, n1 = std::min(out, n0 + kCols);
-    k.gemm_bf16(t, R, d.b16.data(), R, u, out, n_rows, n0, n1, R);
-    for (int i = 0; i < n_rows; i++) k.axpy_f32(d.scale, u + size_t(i) * out + n0, y + int64_t(rows[i]) * ldy + n0, n1 - n0);
+    const int n0 = c * kLoraCols, len = std::min(out, n0 + kLoraCols) - n0;
+    const uint16_t* block = d.bt16.data() + size_t(c) * R * kLoraCols;
+    for (int i = 0; i < n_rows; i++) k.rank_update_bf16(t + size_t(i) * R, R, block, kLoraCols, len, d.scale, y + int64_t(rows[i]) * ldy + n0);
   };
   if (inline_b) for (int c = 0; c < chunks; c++) b_chunk(c, 0);
   else pool.parallel_for(chunks, [&](int c, int th) { b_chunk(c, th); });

@@ -1,6 +1,7 @@
-// A block-scaled FP8 checkpoint has no float model on disk, yet calibration and the accuracy report
-// run the float model in the runtime, which maps a checkpoint's tensors where they lie. This writes
-// that model: the checkpoint dequantized into the build's dtype, as a plain safetensors checkpoint
+// A block-scaled FP8 checkpoint has no float model on disk, nor has a checkpoint with a LoRA adapter
+// merged (--merge_lora), yet calibration and the accuracy report run the float model in the runtime,
+// which maps a checkpoint's tensors where they lie. This writes that model: the checkpoint
+// dequantized (and merged) into the build's dtype, as a plain safetensors checkpoint
 // inside the staging folder (one file per layer, so only one layer is held at a time). The build
 // removes it before the engine is committed; it costs a second float copy of the model on disk
 // while the build runs (Qwen3-8B: 16 GB in bf16).
@@ -12,7 +13,7 @@ import { encodeFloats } from '../../quant/numeric.js';
 import type { Dtype } from '../options.js';
 import type { Reporter } from '../progress.js';
 import type { Staging } from '../staging.js';
-import { readBytes, readFloat, type SourceModel } from './source.js';
+import { copiedAsIs, readBytes, readFloat, type SourceModel } from './source.js';
 
 /** The folder inside the staging folder that holds it. */
 export const DEQUANTIZED_DIR = '.dequantized';
@@ -34,7 +35,7 @@ export async function writeDequantizedCheckpoint(src: SourceModel, dtype: Dtype,
   const tensor = (name: string): TensorToWrite => {
     const t = ck.tensors.get(name)!;
     // A float tensor already in the build's dtype is copied as it is; the rest is converted.
-    if (t.dtype === dt) return { name, dtype: dt, shape: t.shape, data: readBytes(t) };
+    if (copiedAsIs(src, name, dt)) return { name, dtype: dt, shape: t.shape, data: readBytes(t) };
     return { name, dtype: dt, shape: t.shape, data: encodeFloats(readFloat(src, name), dt) };
   };
   const weightMap: Record<string, string> = {};

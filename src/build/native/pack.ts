@@ -14,7 +14,7 @@ import { quantizeLayer, type CaptureStats, type GroupNote, type KvAmax, type Lay
 import { encodeFloats } from '../../quant/numeric.js';
 import { linearNames, type LinearName } from '../../quant/smoothing.js';
 import type { Matrix, PackedTensor, QuantizedLinear } from '../../quant/types.js';
-import { readAwqLinear, readBytes, readFloat, readMatrix, type SourceModel } from './source.js';
+import { copiedAsIs, readAwqLinear, readBytes, readFloat, readMatrix, type SourceModel } from './source.js';
 import { linearSplit } from '../shard.js';
 import { RankWriters, type RankFile } from './rank-writers.js';
 
@@ -79,7 +79,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
   // model's embeddings alone are 1.2 GB in bf16).
   const copied = (name: string, as = name): PackedTensor => {
     const t = src.checkpoint.tensors.get(name)!;
-    if (t.dtype === dt) return { name: as, dtype: dt, shape: t.shape, data: readBytes(t) };
+    if (copiedAsIs(src, name, dt)) return { name: as, dtype: dt, shape: t.shape, data: readBytes(t) };
     return float(as, readFloat(src, name), t.shape);
   };
   const copiedLinear = (prefix: string): QuantizedLinear => {

@@ -55,8 +55,10 @@ const AWQ_SAMPLE_ROWS = 256;
 
 async function sourceIdentity(src: SourceModel, signal: AbortSignal): Promise<Record<string, string>> {
   const files = [join(src.checkpoint.dir, 'config.json'), ...src.checkpoint.files];
-  const hashes = await sha256Files(files, { signal });
-  return Object.fromEntries(files.map((f, i) => [basename(f), hashes[i]]));
+  // A merged adapter's files are part of what the engine was made from, under its folder's name.
+  const adapterFiles = src.lora ? ['adapter_config.json', 'adapter_model.safetensors'].map((f) => join(src.lora!.path, f)) : [];
+  const hashes = await sha256Files([...files, ...adapterFiles], { signal });
+  return Object.fromEntries([...files.map((f) => basename(f)), ...adapterFiles.map((f) => `${src.lora!.name}/${basename(f)}`)].map((name, i) => [name, hashes[i]]));
 }
 
 type Calibration = ModelCalibration & { set: TextSet; samples: number; tokens: number; ranOn?: string };
@@ -81,7 +83,7 @@ function writeManifest(staging: Staging, manifest: EngineManifest): void {
 export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Promise<NativeBuildResult> {
   const { reporter } = ctx;
   reporter.phase('check', s.model_dir);
-  const src = openSource(s.model_dir);
+  const src = openSource(s.model_dir, s.merge_lora);
   checkBuildInputs(s, src);
   // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS, or --device cuda on a
   // runtime without the CUDA backend, is refused before any work.
@@ -97,7 +99,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   identityHashed.catch(() => undefined); // awaited below; a failed build stops it instead
   try {
     const fp8 = src.fp8 ? `, FP8 e4m3 in [${src.fp8.block}] blocks` : '';
-    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? `, AWQ int4 group ${src.awq.group}` : fp8}`);
+    const lora = src.lora ? `, LoRA ${src.lora.name} (rank ${src.lora.rank}, ${src.lora.targets.join(' ')}) merged` : '';
+    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? `, AWQ int4 group ${src.awq.group}` : fp8}${lora}`);
     for (const note of plan.notes) reporter.info(note);
 
     // The plan's steps in its order, the list --dry-run prints.
@@ -111,7 +114,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
         case 'check':
           break; // ran above: the plan is made from what it opened
         case 'dequantize':
-          reporter.phase('dequantize', `the FP8 checkpoint as ${s.dtype}, for calibration and the accuracy report`);
+          reporter.phase('dequantize', `the ${src.fp8 ? 'FP8 checkpoint' : 'checkpoint'}${src.lora ? ` with ${src.lora.name} merged` : ''} as ${s.dtype}, for calibration and the accuracy report`);
           floatDir = await writeDequantizedCheckpoint(src, s.dtype, staging, reporter, ctx.signal);
           reporter.done();
           break;
@@ -168,7 +171,7 @@ function required<T>(v: T | undefined): T {
 async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, calib: Calibration | undefined, staging: Staging, ctx: NativeBuildContext): Promise<PackResult> {
   const { reporter } = ctx;
   const { qformat, format } = plan;
-  const from = src.awq ? ', from the AWQ checkpoint' : src.fp8 ? ', from the FP8 checkpoint dequantized' : '';
+  const from = (src.awq ? ', from the AWQ checkpoint' : src.fp8 ? ', from the FP8 checkpoint dequantized' : '') + (src.lora ? `, ${src.lora.name} merged` : '');
   reporter.phase('quantize', qformat === 'full_prec' ? `copy weights as ${s.dtype}${from}` : `${qformat}${qformat === 'int4_awq' ? ` (block ${plan.awqBlockSize})` : ''}${from}${s.quantize_lm_head ? ', lm_head too' : ''}`);
   // AWQ's scale search (int4_awq from a float model) where --device puts it: most of the build's
   // arithmetic, on the GPU where one is usable; every format's whole-matrix passes in native code.
@@ -229,6 +232,7 @@ async function engineManifest(
       name: sourceName(src),
       sha256: identity,
       ...(src.awq ? { quantized: 'awq' } : src.fp8 ? { quantized: 'fp8' } : {}),
+      ...(src.lora ? { merged_lora: { name: src.lora.name, rank: src.lora.rank, targets: src.lora.targets } } : {}),
       ...(src.checkpoint.headless ? { embedding_only: true } : {}),
     },
     model_config: modelConfig,

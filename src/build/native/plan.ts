@@ -56,30 +56,37 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
   // An FP8 checkpoint's float copy is written only when something runs it: calibration, or the
   // report of a quantized format (or cache) that no --reference_dir replaces. A full_prec engine
   // with the model's own KV cache is the float model itself: nothing to calibrate or compare.
-  const dequantize = Boolean(src.fp8) && (wantKv || weightsCalibrated || (format !== undefined && !s.reference_dir));
-  const floatModel = src.awq ? undefined : src.fp8 ? (dequantize ? 'dequantized' : undefined) : 'checkpoint';
+  // A merged LoRA adapter is the same: the adapted float model exists only as the build writes it.
+  const noFloatOnDisk = Boolean(src.fp8) || Boolean(src.lora);
+  const dequantize = noFloatOnDisk && (wantKv || weightsCalibrated || (format !== undefined && !s.reference_dir));
+  const floatModel = src.awq ? undefined : noFloatOnDisk ? (dequantize ? 'dequantized' : undefined) : 'checkpoint';
   const calibrateFloat = floatModel !== undefined && (weightsCalibrated || wantKv);
   // A float model always yields the KV cache's statistics while calibrating; only an AWQ
   // checkpoint's cache is calibrated on the engine it becomes, once that engine is written.
   const calibrateEngine = wantKv && !calibrateFloat;
 
   const name = sourceName(src);
+  const merged = src.lora ? ` with ${src.lora.name} merged` : '';
   const reference = s.reference_dir
     ? { dir: s.reference_dir, name: basename(s.reference_dir) }
     : floatModel === 'checkpoint'
       ? { dir: src.checkpoint.dir, name }
       : floatModel === 'dequantized'
-        ? { name: `${name} (dequantized to ${s.dtype})` }
+        ? { name: `${name}${merged} (${src.fp8 ? 'dequantized' : 'written'} to ${s.dtype})` }
         : undefined;
   const noReport = reference
     ? undefined
     : src.fp8
-      ? 'the engine is the FP8 checkpoint dequantized, the float model itself; pass --reference_dir with the unquantized model to compare'
-      : 'the checkpoint came quantized; pass --reference_dir with the unquantized model to compare';
+      ? `the engine is the FP8 checkpoint dequantized${merged}, the float model itself; pass --reference_dir with the unquantized model to compare`
+      : src.lora
+        ? `the engine is the checkpoint${merged}, the float model itself`
+        : 'the checkpoint came quantized; pass --reference_dir with the unquantized model to compare';
 
   const calibText = `${s.calib_dataset ?? 'the built-in calibration text'} (up to ${s.calib_size} samples of ${s.calib_max_seq_length} tokens)`;
-  const kind = src.awq ? `AutoAWQ int4, group ${src.awq.group}` : src.fp8 ? `block-scaled FP8, [${src.fp8.block}] blocks` : 'unquantized';
-  const from = src.awq ? ' (the AWQ checkpoint converted as it is)' : src.fp8 ? ' (from the FP8 checkpoint dequantized)' : '';
+  const kind =
+    (src.awq ? `AutoAWQ int4, group ${src.awq.group}` : src.fp8 ? `block-scaled FP8, [${src.fp8.block}] blocks` : 'unquantized') +
+    (src.lora ? `; the LoRA adapter ${src.lora.name}, rank ${src.lora.rank} on ${src.lora.targets.join(' ')}` : '');
+  const from = src.awq ? ' (the AWQ checkpoint converted as it is)' : src.fp8 ? ` (from the FP8 checkpoint dequantized${merged})` : src.lora ? ` (${src.lora.name} merged: W + scale * B A)` : '';
   const weights = qformat === 'int4_awq' ? `int4_awq, block ${awqBlockSize}` : qformat;
   const head = s.quantize_lm_head ? `lm_head in ${qformat}` : `lm_head in ${s.dtype}`;
   // Where calibration and the report run, when the build was told (auto decides at run time).
@@ -87,8 +94,14 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
   const calibrated = [weightsCalibrated ? `${qformat} weights` : '', wantKv ? `the ${s.kv_cache_dtype} KV cache` : ''].filter(Boolean).join(' and ');
 
   const steps: PlanStep[] = [{ phase: 'check', text: `check the checkpoint (${kind}) and hash its files` }];
-  if (dequantize) steps.push({ phase: 'dequantize', text: `dequantize the FP8 checkpoint to a ${s.dtype} copy inside the staging folder, for calibration and the accuracy report` });
-  if (calibrateFloat) steps.push({ phase: 'calibrate', on: 'float', text: `calibrate on ${calibText}: ${calibrated}, running ${floatModel === 'dequantized' ? 'the dequantized copy' : 'the checkpoint'}${where}` });
+  if (dequantize)
+    steps.push({
+      phase: 'dequantize',
+      text: src.fp8
+        ? `dequantize the FP8 checkpoint${merged} to a ${s.dtype} copy inside the staging folder, for calibration and the accuracy report`
+        : `write the checkpoint${merged} as a ${s.dtype} copy inside the staging folder, for calibration and the accuracy report`,
+    });
+  if (calibrateFloat) steps.push({ phase: 'calibrate', on: 'float', text: `calibrate on ${calibText}: ${calibrated}, running ${floatModel === 'dequantized' ? `the ${src.fp8 ? 'dequantized' : 'merged'} copy` : 'the checkpoint'}${where}` });
   steps.push({ phase: 'quantize', text: `quantize and pack: ${weights}${from}, dtype ${s.dtype}, ${head}${s.tp_size > 1 ? `, ${s.tp_size} rank shards` : ''}` });
   steps.push({ phase: 'write', text: `write engine.json (kv cache ${s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype}) and the tokenizer files` });
   if (calibrateEngine) steps.push({ phase: 'calibrate', on: 'engine', text: `calibrate on ${calibText}: the ${s.kv_cache_dtype} KV cache, running the engine itself (an AWQ checkpoint has no float model)${where}` });

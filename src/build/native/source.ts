@@ -13,6 +13,7 @@ import { decodeFloats } from '../../quant/numeric.js';
 import { linearNames } from '../../quant/smoothing.js';
 import type { Matrix } from '../../quant/types.js';
 import { badInput } from '../../util/errors.js';
+import { mergeDelta, readMergedLora, type MergedLora } from './lora-merge.js';
 
 /** Files a tokenizer may need, copied into the engine when the checkpoint has them. */
 export const tokenizerFileNames = [
@@ -40,9 +41,27 @@ export interface SourceModel {
   tokenizerFiles: string[];
   /** bf16 bytes -> fp32 (default decodeFloats; a build gives the runtime's native twin). */
   decodeBf16?: (bytes: Uint8Array) => Float32Array;
+  /** --merge_lora: an adapter merged into the weights as they are read (readFloat). */
+  lora?: MergedLora;
 }
 
-export function openSource(dir: string): SourceModel {
+/** Whether a tensor's bytes can be copied as they are into `dtype` (not converted, dequantized or merged). */
+export function copiedAsIs(src: SourceModel, name: string, dtype: string): boolean {
+  return src.checkpoint.tensors.get(name)!.dtype === dtype && !src.lora?.deltas.has(name);
+}
+
+export function openSource(dir: string, mergeLora?: string): SourceModel {
+  const src = openCheckpointSource(dir);
+  if (mergeLora === undefined) return src;
+  if (src.awq)
+    throw badInput(
+      `--merge_lora: ${src.checkpoint.dir} is an AWQ checkpoint, whose int4 weights cannot take an adapter's update`,
+      'build from the unquantized checkpoint with --merge_lora (and --qformat int4_awq to quantize the merged model)',
+    );
+  return { ...src, lora: readMergedLora(mergeLora, src.checkpoint) };
+}
+
+function openCheckpointSource(dir: string): SourceModel {
   if (!existsSync(dir)) {
     throw badInput(`--model_dir ${dir} does not exist`, 'pass the folder of a Hugging Face Qwen3 checkpoint (config.json, *.safetensors, tokenizer.json)');
   }
@@ -126,12 +145,14 @@ function tensor(src: SourceModel, name: string): TensorInfo {
 /** A float tensor as fp32 values (bf16 / fp16 / fp32 in the checkpoint, or e4m3 with block scales, dequantized). */
 export function readFloat(src: SourceModel, name: string): Float32Array {
   const t = tensor(src, name);
+  const delta = src.lora?.deltas.get(name);
+  const merged = (values: Float32Array) => (delta ? mergeDelta(values, delta) : values);
   if (src.fp8?.quantized.has(name)) {
     const scale = tensor(src, scaleOf(name));
-    return dequantizeTensor(t, readBytes(t), scale, readBytes(scale), src.fp8.block);
+    return merged(dequantizeTensor(t, readBytes(t), scale, readBytes(scale), src.fp8.block));
   }
   if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') throw badInput(`${t.file}: tensor ${name} is ${t.dtype}, expected a float type`);
-  return t.dtype === 'BF16' && src.decodeBf16 ? src.decodeBf16(readBytes(t)) : decodeFloats(readBytes(t), t.dtype);
+  return merged(t.dtype === 'BF16' && src.decodeBf16 ? src.decodeBf16(readBytes(t)) : decodeFloats(readBytes(t), t.dtype));
 }
 
 export function readMatrix(src: SourceModel, name: string): Matrix {

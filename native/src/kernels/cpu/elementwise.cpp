@@ -1,5 +1,5 @@
-// Row-wise kernels: RMSNorm, SwiGLU's silu(gate) * up, residual add, bf16 <-> fp32, and the
-// max / sum-of-exp pass of a log-softmax over a logits row.
+// Row-wise kernels: RMSNorm, LoRA's rank update, SwiGLU's silu(gate) * up, residual add,
+// bf16 <-> fp32, and the max / sum-of-exp pass of a log-softmax over a logits row.
 #include <algorithm>
 #include <cmath>
 
@@ -26,11 +26,33 @@ void rmsnorm(const float* x, const float* w, float* y, int n, float eps) {
   if (full < n) vstore_n(y + full, vmul(vload_n(w + full, n - full), vmul(vload_n(x + full, n - full), vr)), n - full);
 }
 
-void axpy_f32(float alpha, const float* x, float* y, int n) {
-  const VF va = vset1(alpha);
-  int i = 0;
-  for (; i + kWidth <= n; i += kWidth) vstore(y + i, vfma(va, vload(x + i), vload(y + i)));
-  if (i < n) vstore_n(y + i, vfma(va, vload_n(x + i, n - i), vload_n(y + i, n - i)), n - i);
+void rank_update_bf16(const float* t, int R, const uint16_t* bt, int64_t ldb, int n, float scale, float* y) {
+  // Four vectors of outputs stay in registers through every rank: only Bt is loaded per FMA, and y
+  // is read and written once.
+  constexpr int kBlock = 4 * kWidth;
+  int j = 0;
+  for (; j + kBlock <= n; j += kBlock) {
+    VF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+    for (int r = 0; r < R; r++) {
+      const VF tr = vset1(t[r]);
+      const uint16_t* b = bt + int64_t(r) * ldb + j;
+      a0 = vfma(tr, vload_bf16(b), a0);
+      a1 = vfma(tr, vload_bf16(b + kWidth), a1);
+      a2 = vfma(tr, vload_bf16(b + 2 * kWidth), a2);
+      a3 = vfma(tr, vload_bf16(b + 3 * kWidth), a3);
+    }
+    const VF s = vset1(scale);
+    vstore(y + j, vfma(s, a0, vload(y + j)));
+    vstore(y + j + kWidth, vfma(s, a1, vload(y + j + kWidth)));
+    vstore(y + j + 2 * kWidth, vfma(s, a2, vload(y + j + 2 * kWidth)));
+    vstore(y + j + 3 * kWidth, vfma(s, a3, vload(y + j + 3 * kWidth)));
+  }
+  for (; j < n; j += kWidth) {
+    const int w = std::min(kWidth, n - j);
+    VF a = vzero();
+    for (int r = 0; r < R; r++) a = vfma(vset1(t[r]), vload_bf16_n(bt + int64_t(r) * ldb + j, w), a);
+    vstore_n(y + j, vfma(vset1(scale), a, vload_n(y + j, w)), w);
+  }
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int n) {

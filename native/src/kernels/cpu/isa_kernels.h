@@ -11,7 +11,7 @@
   void attention(const AttentionArgs& a);                                                                    \
   void silu_mul(const float* gate, const float* up, float* out, int n);                                      \
   void add(float* x, const float* y, int n);                                                                 \
-  void axpy_f32(float alpha, const float* x, float* y, int n);                                               \
+  void rank_update_bf16(const float* t, int R, const uint16_t* bt, int64_t ldb, int n, float scale, float* y); \
   void bf16_to_f32(const uint16_t* src, float* dst, int n);                                                  \
   void f32_to_bf16(const float* src, uint16_t* dst, int n);                                                  \
   void max_and_sum_exp(const float* x, int n, float* max_out, double* sum_out);                              \
