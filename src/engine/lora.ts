@@ -117,7 +117,11 @@ function readFloats(t: TensorInfo): Float32Array {
   const bytes = Buffer.alloc(t.nbytes);
   const fd = openSync(t.file, 'r');
   try {
-    readSync(fd, bytes, 0, t.nbytes, t.offset);
+    for (let done = 0; done < t.nbytes; ) {
+      const n = readSync(fd, bytes, done, t.nbytes - done, t.offset + done);
+      if (n === 0) throw badInput(`${t.file} ended inside tensor ${t.name}`, 'the adapter file is truncated; copy it again');
+      done += n;
+    }
   } finally {
     closeSync(fd);
   }

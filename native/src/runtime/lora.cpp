@@ -82,15 +82,17 @@ void lora_add(const LoraDelta& d, const float* x, int64_t ldx, float* y, int64_t
   constexpr int64_t kInline = int64_t(1) << 16;
   const bool inline_a = int64_t(n_rows) * R * in < kInline, inline_b = int64_t(n_rows) * R * out < kInline;
   for (int i = 0; i < n_rows; i++) std::copy_n(x + int64_t(rows[i]) * ldx, in, xg + size_t(i) * in);
-  // A x: a bf16 GEMM [n_rows, in] x [R, in]^T, by blocks of rows (R is too few columns to split).
-  constexpr int kRowBlock = 16;
-  const int row_blocks = (n_rows + kRowBlock - 1) / kRowBlock;
-  auto a_block = [&](int blk, int) {
-    const int m0 = blk * kRowBlock, m = std::min(n_rows, m0 + kRowBlock) - m0;
-    k.gemm_bf16(xg + size_t(m0) * in, in, d.a16.data(), in, t + size_t(m0) * R, R, m, 0, R, in);
+  // A x: a bf16 GEMM [n_rows, in] x [R, in]^T, by blocks of rows and of ranks (a decode step's
+  // one row still spreads over the threads: A is most of what the update reads).
+  constexpr int kRowBlock = 16, kRankBlock = 8;
+  const int row_blocks = (n_rows + kRowBlock - 1) / kRowBlock, rank_blocks = (R + kRankBlock - 1) / kRankBlock;
+  auto a_block = [&](int task, int) {
+    const int m0 = task / rank_blocks * kRowBlock, m = std::min(n_rows, m0 + kRowBlock) - m0;
+    const int r0 = task % rank_blocks * kRankBlock, r1 = std::min(R, r0 + kRankBlock);
+    k.gemm_bf16(xg + size_t(m0) * in, in, d.a16.data(), in, t + size_t(m0) * R, R, m, r0, r1, in);
   };
-  if (inline_a) for (int b = 0; b < row_blocks; b++) a_block(b, 0);
-  else pool.parallel_for(row_blocks, [&](int b, int th) { a_block(b, th); });
+  if (inline_a) for (int b = 0; b < row_blocks * rank_blocks; b++) a_block(b, 0);
+  else pool.parallel_for(row_blocks * rank_blocks, [&](int b, int th) { a_block(b, th); });
   // B (A x) = sum_r (A x)[r] * Bt[r, :], by blocks of kLoraCols outputs (a block's B stays in
   // cache for every row of x); then scale * it added to y, as PEFT adds the whole update.
   const int chunks = (out + kLoraCols - 1) / kLoraCols;
