@@ -16,6 +16,7 @@ interface ChatFlags {
   max_tokens?: number;
   thinking_budget?: number;
   temperature?: number;
+  model?: string;
 }
 
 export function register(program: Command): void {
@@ -23,6 +24,7 @@ export function register(program: Command): void {
     program.command('chat').description('chat with a running server in the terminal (streaming; thinking shown dimmed)'),
     'chat with the server at this address instead (e.g. http://127.0.0.1:9997: a foreground grpst serve, or a remote one)',
   )
+    .option('--model <name>', "the model to chat with, as the server lists it (GET /v1/models: its names and its LoRA adapters; default: the first)")
     .option('--system <text>', 'system prompt')
     .option('--enable_thinking [bool]', 'thinking on (bare, or true) or off (false) (default: the server conf)', booleanOrWord)
     .option('--max_tokens <n>', 'longest answer in tokens', positiveInt('--max_tokens'))
@@ -32,7 +34,7 @@ export function register(program: Command): void {
       const { name, enableThinking } = placeSwitchWord(given, flags.enable_thinking, command);
       // The session's modules load only when a chat starts, so the rest of the CLI starts fast.
       const [{ chatLoop }, { locate, locateUrl }] = await Promise.all([import('./chat-session.js'), import('./server-target.js')]);
-      const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
+      const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key, flags.model) : await locate(name, flags.api_key, flags.model);
       await chatLoop(target, { system: flags.system, enableThinking, maxTokens: flags.max_tokens, thinkingBudget: flags.thinking_budget, temperature: flags.temperature });
     });
 }

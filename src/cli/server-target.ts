@@ -22,18 +22,19 @@ export interface Target {
   maxInputLen?: number;
 }
 
-export async function locate(name: string, apiKeyFlag?: string): Promise<Target> {
+/** `model`: one the server lists (a LoRA adapter, another served name); default its first. */
+export async function locate(name: string, apiKeyFlag?: string, model?: string): Promise<Target> {
   const state = requireState(name, grpstHome());
   if (!pidAlive(state.pid, state.procStart)) {
     throw badInput(`the server ${name} is not running (pid ${state.pid} died)`, `start it again, or remove the entry with \`grpst ps --prune\``);
   }
   const baseUrl = `http://${probeHost(state.host)}:${state.httpPort}`;
   const apiKey = apiKeyFlag ?? (process.env[envVars.apiKey] || undefined) ?? deployedApiKey(state);
-  return { name, baseUrl, apiKey, ...(await servedModel(baseUrl, apiKey, name, `\`grpst logs ${name}\``)) };
+  return { name, baseUrl, apiKey, ...(await servedModel(baseUrl, apiKey, name, `\`grpst logs ${name}\``, model)) };
 }
 
 /** A server given by address (`--url`): a foreground `grpst serve`, or one on another machine. */
-export async function locateUrl(url: string, apiKeyFlag?: string): Promise<Target> {
+export async function locateUrl(url: string, apiKeyFlag?: string, model?: string): Promise<Target> {
   let parsed: URL;
   try {
     // "127.0.0.1:9997" or "localhost:9997/v1" as curl takes them: http is implied.
@@ -45,7 +46,7 @@ export async function locateUrl(url: string, apiKeyFlag?: string): Promise<Targe
   // The API's base with or without its /v1 is the same server.
   const baseUrl = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '').replace(/\/v1$/, '')}`;
   const apiKey = apiKeyFlag ?? (process.env[envVars.apiKey] || undefined);
-  return { name: baseUrl, baseUrl, apiKey, ...(await servedModel(baseUrl, apiKey, baseUrl, "the server's own log")) };
+  return { name: baseUrl, baseUrl, apiKey, ...(await servedModel(baseUrl, apiKey, baseUrl, "the server's own log", model)) };
 }
 
 /** The key the server was started with, read from its deployed confs as the server read them. */
@@ -63,7 +64,7 @@ export function authHeaders(apiKey?: string): Record<string, string> {
   return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
 }
 
-async function servedModel(baseUrl: string, apiKey: string | undefined, name: string, logHint: string): Promise<{ model: string; maxModelLen?: number; maxInputLen?: number }> {
+async function servedModel(baseUrl: string, apiKey: string | undefined, name: string, logHint: string, wanted?: string): Promise<{ model: string; maxModelLen?: number; maxInputLen?: number }> {
   // A server given by --url is none that `grpst ps` lists, and may be any web server at all.
   const byUrl = name === baseUrl;
   // undici's request, not fetch: fetch refuses the ports browsers block (6000, 6666, ...), and a
@@ -96,7 +97,9 @@ async function servedModel(baseUrl: string, apiKey: string | undefined, name: st
   }
   const first = body?.data?.[0];
   if (!first?.id) throw failed(`the server ${name} lists no model at ${baseUrl}/v1/models`, `see ${logHint}`);
+  const chosen = wanted === undefined ? first : body!.data!.find((m) => m.id === wanted);
+  if (!chosen) throw badInput(`--model ${wanted}: the server ${name} serves ${body!.data!.map((m) => m.id).join(', ')}`, 'pass one of those names (a LoRA adapter of the server is one of them)');
   const count = (v: unknown) => (typeof v === 'number' ? v : undefined);
-  return { model: first.id, maxModelLen: count(first.max_model_len), maxInputLen: count(first.max_input_len) };
+  return { model: chosen.id, maxModelLen: count(chosen.max_model_len), maxInputLen: count(chosen.max_input_len) };
 }
 

@@ -80,6 +80,18 @@ describe('grpst serve --model_dir', () => {
       expect(listed[1]!.root).toBe(path.join(cwd, 'adapters', 'sql'));
       const texts = await Promise.all(['qwen3', 'sql', 'style'].map(async (m) => (await client.completions.create({ model: m, prompt: 'hi', max_tokens: 6, temperature: 0 })).choices[0]!.text));
       expect(new Set(texts).size).toBe(3);
+      // grpst chat --model talks to an adapter; a name the server does not list is refused with the list.
+      const chat = (model: string) => {
+        const child = execa(process.execPath, [...cliArgv, 'chat', '--url', lora.url, '--model', model, '--max_tokens', '3'], { env: { ...cli.env, NO_COLOR: '1', GRPST_API_KEY: undefined }, reject: false, stdin: 'pipe', timeout: 60_000 });
+        child.stdin!.end('hello\n');
+        return child;
+      };
+      const sql = await chat('sql');
+      expect(sql.exitCode, String(sql.stderr)).toBe(0);
+      expect(String(sql.stdout)).toContain(`chatting with model sql at ${lora.url}; /help for commands`);
+      const none = await chat('gpt-4o');
+      expect(none.exitCode).toBe(2);
+      expect(String(none.stderr)).toContain(`--model gpt-4o: the server ${lora.url} serves qwen3, sql, style`);
     } finally {
       await lora.stop();
     }
