@@ -3,16 +3,19 @@
 // fp32, and the runtime adds scale * B (A x) to that projection's output for the requests that
 // name the adapter (vLLM's multi-LoRA serving). The base weights are never touched, so one engine
 // serves the base model and any number of adapters side by side.
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { ModelConfig } from '../model/config.js';
 import { readSafetensorsHeader, type TensorInfo } from '../model/safetensors.js';
+import { readTensorBytes } from '../model/tensor-data.js';
+import { decodeFloats } from '../quant/numeric.js';
 import { badInput, notFound } from '../util/errors.js';
 
 /** PEFT's module names of the projections the runtime adapts, in the native LoraTarget order. */
 export const loraTargets = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTargetName = (typeof loraTargets)[number];
+const mlpTargets = new Set<LoraTargetName>(['gate_proj', 'up_proj', 'down_proj']);
 
 /** The shapes an adapter must fit (the native LoraShape). */
 export interface LoraShape {
@@ -114,39 +117,9 @@ function readConfig(dir: string): PeftConfig {
 
 /** The float values of a BF16, F16 or F32 tensor. */
 function readFloats(t: TensorInfo): Float32Array {
-  const bytes = Buffer.alloc(t.nbytes);
-  const fd = openSync(t.file, 'r');
-  try {
-    for (let done = 0; done < t.nbytes; ) {
-      const n = readSync(fd, bytes, done, t.nbytes - done, t.offset + done);
-      if (n === 0) throw badInput(`${t.file} ended inside tensor ${t.name}`, 'the adapter file is truncated; copy it again');
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  if (t.dtype === 'F32') {
-    for (let i = 0; i < n; i++) out[i] = bytes.readFloatLE(i * 4);
-  } else if (t.dtype === 'BF16') {
-    const u32 = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) u32[i] = bytes.readUInt16LE(i * 2) << 16;
-  } else if (t.dtype === 'F16') {
-    for (let i = 0; i < n; i++) out[i] = halfToFloat(bytes.readUInt16LE(i * 2));
-  } else {
+  if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32')
     throw badInput(`${t.file}: ${t.name} is ${t.dtype}; LoRA weights must be BF16, F16 or F32`, 'save the adapter in a float dtype');
-  }
-  return out;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  return decodeFloats(readTensorBytes(t), t.dtype);
 }
 
 export interface ReadLoraOptions {
@@ -172,7 +145,7 @@ export function readLoraAdapter(dir: string, shape: LoraShape, opts: ReadLoraOpt
   for (const t of tensors) {
     const m = tensorKey.exec(t.name);
     const target = m ? loraTargets.indexOf(m[3] as LoraTargetName) : -1;
-    if (!m || target < 0)
+    if (!m || target < 0 || !t.name.includes(loraModuleName(Number(m[1]), loraTargets[target]!)))
       throw badInput(
         `${weightsFile}: tensor ${t.name} is not a LoRA weight of a Qwen3 projection (${loraTargets.join(', ')})`,
         `adapters of embeddings, the LM head or other modules are not served; ${mergeFix}`,
@@ -180,7 +153,7 @@ export function readLoraAdapter(dir: string, shape: LoraShape, opts: ReadLoraOpt
     const layer = Number(m[1]);
     if (layer >= shape.numLayers) throw badInput(`${weightsFile}: ${t.name} is for layer ${layer}, but the model has ${shape.numLayers} layers`, 'serve the adapter with the base model it was trained on');
     const key = `${layer}.${target}`;
-    const entry = pairs.get(key) ?? { layer, target, module: `model.layers.${layer}.${m[2]}.${m[3]}` };
+    const entry = pairs.get(key) ?? { layer, target, module: loraModuleName(layer, loraTargets[target]!) };
     entry[m[4] === 'A' ? 'a' : 'b'] = t;
     pairs.set(key, entry);
   }
@@ -215,7 +188,13 @@ export function readLoraAdapter(dir: string, shape: LoraShape, opts: ReadLoraOpt
   return { path, rank: maxRank, targets: loraTargets.filter((_, i) => adapted.has(i)), deltas };
 }
 
-function projectionDims(s: LoraShape, t: LoraTargetName): [number, number] {
+/** The checkpoint module a target of a layer is (model.layers.N.self_attn.q_proj, ...mlp.down_proj). */
+export function loraModuleName(layer: number, target: LoraTargetName): string {
+  return `model.layers.${layer}.${mlpTargets.has(target) ? 'mlp' : 'self_attn'}.${target}`;
+}
+
+/** [in_features, out_features] of a target's projection. */
+export function projectionDims(s: LoraShape, t: LoraTargetName): [number, number] {
   switch (t) {
     case 'q_proj': return [s.hidden, s.qDim];
     case 'k_proj':

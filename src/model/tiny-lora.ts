@@ -4,7 +4,7 @@
 // through transformers + peft, and check the digest it recorded.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { patternKey } from '../engine/lora.js';
+import { loraModuleName, loraTargets, patternKey, projectionDims, type LoraShape } from '../engine/lora.js';
 import { writeSafetensors } from './safetensors.js';
 import { tensorValues, weightsDigest, type InitRule, type TinySpec, type TinyTensor } from './tiny-checkpoint.js';
 
@@ -43,23 +43,18 @@ function patternValue(pattern: Record<string, number>, module: string, fallback:
 
 /** The linears the adapter targets, in the base model's layer order. */
 export function loraModules(spec: TinyLoraSpec, base: TinySpec): LoraModule[] {
-  const H = base.hidden_size;
-  const I = base.intermediate_size;
-  const q = base.num_attention_heads * base.head_dim;
-  const kv = base.num_key_value_heads * base.head_dim;
-  const linears: [string, number, number][] = [
-    ['self_attn.q_proj', H, q],
-    ['self_attn.k_proj', H, kv],
-    ['self_attn.v_proj', H, kv],
-    ['self_attn.o_proj', q, H],
-    ['mlp.gate_proj', H, I],
-    ['mlp.up_proj', H, I],
-    ['mlp.down_proj', I, H],
-  ];
+  const shape: LoraShape = {
+    numLayers: base.num_hidden_layers,
+    hidden: base.hidden_size,
+    intermediate: base.intermediate_size,
+    qDim: base.num_attention_heads * base.head_dim,
+    kvDim: base.num_key_value_heads * base.head_dim,
+  };
   const out: LoraModule[] = [];
   for (let i = 0; i < base.num_hidden_layers; i++) {
-    for (const [name, inFeatures, outFeatures] of linears) {
-      const module = `model.layers.${i}.${name}`;
+    for (const target of loraTargets) {
+      const module = loraModuleName(i, target);
+      const [inFeatures, outFeatures] = projectionDims(shape, target);
       if (!spec.target_modules.some((t) => module === t || module.endsWith(`.${t}`))) continue;
       const r = patternValue(spec.rank_pattern, module, spec.r);
       const alpha = patternValue(spec.alpha_pattern, module, spec.lora_alpha);

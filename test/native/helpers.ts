@@ -46,3 +46,16 @@ export async function waitFor(pred: () => boolean, timeoutMs = 10_000): Promise<
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/** Runs fn with GRPST_CPU_KERNELS set to `level` (undefined: unset), restoring it after. */
+export async function withLevel<T>(level: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env.GRPST_CPU_KERNELS;
+  if (level) process.env.GRPST_CPU_KERNELS = level;
+  else delete process.env.GRPST_CPU_KERNELS;
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env.GRPST_CPU_KERNELS;
+    else process.env.GRPST_CPU_KERNELS = saved;
+  }
+}

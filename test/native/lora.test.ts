@@ -8,7 +8,7 @@ import { loadEngine, probeAddon, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs } from '../helpers/fixtures.js';
 import { LORA_NAMES, loraAdapter, loraRefs, type LoraName } from '../helpers/lora-fixtures.js';
-import { clientView, firstNearTie, greedy, run } from './helpers.js';
+import { clientView, firstNearTie, greedy, run, withLevel } from './helpers.js';
 
 const TOL = 1e-3;
 const levels = probeAddon().cpuKernels;
@@ -23,17 +23,6 @@ async function open(opts: LoadOptions = {}): Promise<Engine> {
   return e;
 }
 const reference = (name: LoraName) => loraRefs().adapters.find((a) => a.name === name)!;
-
-async function withLevel<T>(level: string, fn: () => Promise<T>): Promise<T> {
-  const saved = process.env.GRPST_CPU_KERNELS;
-  process.env.GRPST_CPU_KERNELS = level;
-  try {
-    return await fn();
-  } finally {
-    if (saved === undefined) delete process.env.GRPST_CPU_KERNELS;
-    else process.env.GRPST_CPU_KERNELS = saved;
-  }
-}
 
 describe('LoRA adapters match transformers + peft', () => {
   it('the fixture is for tiny-b as the parity tests know it, and each adapter changes its greedy answer', () => {

@@ -6,23 +6,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, probeAddon, type Engine } from '../../src/engine/index.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
-import { firstNearTie, greedy, run } from './helpers.js';
+import { firstNearTie, greedy, run, withLevel } from './helpers.js';
 
 const names: CheckpointName[] = ['tiny-a', 'tiny-b', 'tiny-yarn'];
 const levels = probeAddon().cpuKernels;
 const TOL = 1e-3;
-
-async function withLevel<T>(level: string | undefined, fn: () => Promise<T>): Promise<T> {
-  const saved = process.env.GRPST_CPU_KERNELS;
-  if (level) process.env.GRPST_CPU_KERNELS = level;
-  else delete process.env.GRPST_CPU_KERNELS;
-  try {
-    return await fn();
-  } finally {
-    if (saved === undefined) delete process.env.GRPST_CPU_KERNELS;
-    else process.env.GRPST_CPU_KERNELS = saved;
-  }
-}
 
 interface PromptOutcome {
   promptLogprobs: number[];

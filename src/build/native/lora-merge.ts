@@ -3,7 +3,7 @@
 // merge_and_unload() does. The engine is then the adapted model in any format and on any backend
 // of the runtime (the GPU's included), with no adapter left to apply at run time.
 import { basename } from 'node:path';
-import { loraShapeOf, loraTargets, readLoraAdapter, type LoraDelta } from '../../engine/lora.js';
+import { loraModuleName, loraShapeOf, loraTargets, readLoraAdapter, type LoraDelta } from '../../engine/lora.js';
 import type { Checkpoint } from '../../model/checkpoint.js';
 
 export interface MergedLora {
@@ -16,15 +16,12 @@ export interface MergedLora {
   deltas: Map<string, LoraDelta>;
 }
 
-const moduleOf: Record<string, string> = { q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn', gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp' };
-
 /** Reads and checks the adapter for this checkpoint (shapes, PEFT's scales), keyed by the tensors it adapts. */
 export function readMergedLora(dir: string, checkpoint: Checkpoint): MergedLora {
   const adapter = readLoraAdapter(dir, loraShapeOf(checkpoint.model));
   const deltas = new Map<string, LoraDelta>();
   for (const d of adapter.deltas) {
-    const target = loraTargets[d.target]!;
-    deltas.set(`model.layers.${d.layer}.${moduleOf[target]}.${target}.weight`, d);
+    deltas.set(`${loraModuleName(d.layer, loraTargets[d.target]!)}.weight`, d);
   }
   return { name: basename(adapter.path), path: adapter.path, rank: adapter.rank, targets: adapter.targets, deltas };
 }

@@ -2,10 +2,11 @@
 // AutoAWQ one (int4 qweight / qzeros / scales per linear) or a block-scaled FP8 one (e4m3 weight and
 // weight_scale_inv per linear, read dequantized: fp8-source.ts). Tensor data is read on demand, one
 // tensor at a time, so a build never holds more than a layer in memory.
-import { closeSync, copyFileSync, existsSync, openSync, readSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { expectedShapes, openCheckpoint, type Checkpoint } from '../../model/checkpoint.js';
 import type { TensorInfo } from '../../model/safetensors.js';
+import { readTensorBytes } from '../../model/tensor-data.js';
 import { awqToInt4, type AwqTensors } from '../../quant/autoawq.js';
 import { checkFp8Tensors, dequantizeTensor, fp8BlockConfig, scaleOf, type Fp8BlockSource } from './fp8-source.js';
 import type { Int4Weights } from '../../quant/int4.js';
@@ -120,21 +121,8 @@ function checkAwqShapes(ck: Checkpoint, group: number): Set<string> {
   return quantized;
 }
 
-export function readBytes(t: TensorInfo): Uint8Array {
-  const buf = Buffer.allocUnsafe(t.nbytes);
-  const fd = openSync(t.file, 'r');
-  try {
-    let done = 0;
-    while (done < t.nbytes) {
-      const n = readSync(fd, buf, done, t.nbytes - done, t.offset + done);
-      if (n === 0) throw badInput(`${t.file} ended inside tensor ${t.name}`, 'the file is truncated; copy it again');
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-}
+/** A tensor's bytes as the checkpoint stores them. */
+export const readBytes = readTensorBytes;
 
 function tensor(src: SourceModel, name: string): TensorInfo {
   const t = src.checkpoint.tensors.get(name);
