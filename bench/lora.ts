@@ -1,11 +1,13 @@
 // npm run bench:lora — what serving LoRA adapters costs a decode step (SubmitRequest.lora;
-// native/src/runtime/lora.cpp): the same engine and prompts in the same run, every row on the base
-// model, every row on one adapter, and the rows split across several adapters, at batch 1 and 8.
+// native/src/runtime/lora.cpp on the CPU, kernels/cuda/lora.cu on the GPU): the same engine and
+// prompts in the same run, every row on the base model, every row on one adapter, and the rows
+// split across several adapters (every fifth on the base model), at each batch.
 // An adapter of rank r on all seven projections adds 2 r (in + out) multiply-adds per projection
 // and row: at rank 16 on this shape 2.9% of the base model's per-token products.
 //
-//   npm run bench:lora [-- --checkpoint DIR --ranks 8,16,64 --tokens 32 --batches 1,8]
-//   (default checkpoint: the Qwen3-0.6B-shaped random one of bench:cpu)
+//   npm run bench:lora [-- --checkpoint DIR --ranks 8,16,64 --tokens 32 --batches 1,8 --adapters 4 --device cpu]
+//   (default checkpoint: the Qwen3-0.6B-shaped random one of bench:cpu; on the GPU machine
+//   scripts/gpu/run.sh's stage lora runs it with --device cuda on the Qwen3-8B-shaped one)
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +25,8 @@ const { values: args } = parseArgs({
     ranks: { type: 'string', default: '8,16,64' },
     tokens: { type: 'string', default: '32' },
     batches: { type: 'string', default: '1,8' },
+    adapters: { type: 'string', default: '4' },
+    device: { type: 'string', default: 'cpu' },
   },
 });
 const tokens = Number(args.tokens);
@@ -39,10 +43,14 @@ const adapterDir = (rank: number, seed: number) => {
   return dir;
 };
 
-const engine = await loadEngine(checkpoint, { device: 'cpu', maxSeqLen: 2048, maxBatchSize: 16 });
+const batches = args.batches.split(',').map(Number);
+const maxBatch = Math.max(...batches);
+const adapterCount = Number(args.adapters);
+const device = args.device === 'cuda' ? 'cuda' : 'cpu';
+const engine = await loadEngine(checkpoint, { device, maxSeqLen: 2048, maxBatchSize: Math.max(16, maxBatch) });
 try {
   const greedy = { ...defaultSampling, temperature: 0 };
-  const prompts = Array.from({ length: 8 }, (_, i) => promptIds(64, 11 + i));
+  const prompts = Array.from({ length: maxBatch }, (_, i) => promptIds(64, 11 + i));
   /** ms per decode step of `batch` requests, the i-th with lora(i); prompts cached first so only decode is timed. */
   const stepMs = async (batch: number, lora: (i: number) => unknown): Promise<number> => {
     const reqs: SubmitRequest[] = prompts.slice(0, batch).map((p, i) => ({ tokens: p, sampling: greedy, maxTokens: tokens, ignoreEos: true, lora: lora(i) }));
@@ -53,18 +61,20 @@ try {
     return (performance.now() - t0) / (engine.stats().steps - steps0);
   };
   console.log(`LoRA adapters against the base model, ${tokens} tokens after 64-token prompts; ${checkpoint}`);
-  console.log(`${cpus()[0]?.model.trim()} x ${cpus().length} (${engine.info.kernels}, ${engine.info.threads} threads)`);
-  console.log('| batch | rank | base ms/step | one adapter | vs base | 4 adapters + base rows | vs base |');
+  console.log(device === 'cuda' ? `${engine.info.kernels}` : `${cpus()[0]?.model.trim()} x ${cpus().length} (${engine.info.kernels}, ${engine.info.threads} threads)`);
+  console.log(`| batch | rank | base ms/step | one adapter | vs base | ${adapterCount} adapters + base rows | vs base |`);
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
-  for (const batch of args.batches.split(',').map(Number)) {
+  const loaded = new Map<number, unknown[]>();
+  for (const batch of batches) {
     for (const rank of args.ranks.split(',').map(Number)) {
-      const handles = [1, 2, 3, 4].map((seed) => engine.loadLoraAdapter(adapterDir(rank, seed)).handle);
+      if (!loaded.has(rank)) loaded.set(rank, Array.from({ length: adapterCount }, (_, i) => engine.loadLoraAdapter(adapterDir(rank, i + 1)).handle));
+      const handles = loaded.get(rank)!;
       // In turns (base, adapter, mixed, twice) so drift on a shared machine hits each alike.
       const t = { base: [] as number[], one: [] as number[], mixed: [] as number[] };
       for (let turn = 0; turn < 2; turn++) {
         t.base.push(await stepMs(batch, () => undefined));
         t.one.push(await stepMs(batch, () => handles[0]));
-        t.mixed.push(await stepMs(batch, (i) => (i % 5 === 4 ? undefined : handles[i % 4])));
+        t.mixed.push(await stepMs(batch, (i) => (i % 5 === 4 ? undefined : handles[i % adapterCount])));
       }
       const best = (xs: number[]) => Math.min(...xs);
       const [b, o, m] = [best(t.base), best(t.one), best(t.mixed)];

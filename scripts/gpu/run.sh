@@ -40,6 +40,8 @@
 # promptlp  bench:prompt-logprobs: PL_BATCH (16) prompts of PL_PROMPT (1024) tokens, plain, with
 #           prompt logprobs read on the GPU (0 and 5 alternatives) and on the host (21), on that
 #           checkpoint: bench-prompt-logprobs.json
+# lora      bench:lora: decode steps with LoRA adapters (ranks LORA_RANKS, default 16,64) against the
+#           base model at batches LORA_BATCHES (1,8,64), on that checkpoint; its table in run.log
 # rows      the linear kernel parity tests, then the linear kernels at 1-8 decode rows against each
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
@@ -299,6 +301,15 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_PL:-300}" node .carry/js/bench-prompt-logprobs.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
         --batch "${PL_BATCH:-16}" --prompt "${PL_PROMPT:-1024}" --rounds "${PL_ROUNDS:-3}" --json "$OUT/bench-prompt-logprobs.json"
       rc=$?; SUMMARY+=("bench:prompt-logprobs: exit $rc")
+      ;;
+    lora)
+      node_setup || { SUMMARY+=("lora: node setup FAILED"); continue; }
+      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
+      random_ckpt lora "/tmp/$SP_SHAPE-random" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
+      stamp "bench:lora"
+      timeout "${T_LORA:-300}" node .carry/js/bench-lora.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
+        --ranks "${LORA_RANKS:-16,64}" --batches "${LORA_BATCHES:-1,8,64}" --adapters "${LORA_ADAPTERS:-4}" --tokens "${LORA_TOKENS:-32}"
+      rc=$?; SUMMARY+=("bench:lora: exit $rc")
       ;;
     rows)
       H=$(harness_bin) || { SUMMARY+=("rows: harness build FAILED"); continue; }

@@ -112,8 +112,8 @@ export class Engine implements GenerationEngine {
   loadLoraAdapter(dir: string, opts: ReadLoraOptions = {}): LoadedLora {
     if (!this.info.lora)
       throw badInput(
-        `LoRA adapters are served by the CPU backend of one process; this engine runs on ${this.info.device}${this.info.device === 'cpu' ? ' with tensor parallelism' : ''}`,
-        'serve the adapter with device: cpu and tensor_parallel_size 1, or build an engine with it merged: grpst build --merge_lora ADAPTER_DIR',
+        `LoRA adapters are served by one process (the CPU or one GPU); this engine runs on ${this.info.device} with tensor parallelism`,
+        'serve the adapter with tensor_parallel_size 1, or build an engine with it merged: grpst build --merge_lora ADAPTER_DIR',
       );
     const data = readLoraAdapter(dir, this.loraShape, opts);
     let handle: NativeLora;

@@ -194,7 +194,7 @@ export interface EngineInfo {
   schedulingPolicy: SchedulingPolicy;
   /** A base model without an LM head (Qwen3-Embedding's layout): it serves embeddings only. */
   embeddingOnly?: boolean;
-  /** Whether requests may carry LoRA adapters (the CPU backend without tensor parallelism). */
+  /** Whether requests may carry LoRA adapters (one process, on the CPU or one GPU: no tensor parallelism). */
   lora?: boolean;
   /** Speculative decoding as resolved (LoadOptions.speculative); absent when off. */
   speculative?: ResolvedSpeculation;

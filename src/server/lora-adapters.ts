@@ -63,7 +63,7 @@ export class LoraAdapters {
     if (this.reservedNames().includes(module.name))
       throw new ApiError(400, `'${module.name}' is the served model's own name; give the adapter another one.`, { param: 'lora_name', code: 'lora_adapter_exists' });
     if (!engine.loadLoraAdapter)
-      throw new ApiError(400, 'This engine does not serve LoRA adapters. Serve a native engine on the CPU backend.', { param: 'lora_path', code: 'lora_not_supported' });
+      throw new ApiError(400, 'This engine does not serve LoRA adapters. Serve a native engine with tensor_parallel_size 1.', { param: 'lora_path', code: 'lora_not_supported' });
     let loaded: LoadedLora;
     try {
       loaded = engine.loadLoraAdapter(module.path, { maxRank: this.maxRank });

@@ -15,6 +15,7 @@ import { deviceRuleChecks } from './device-rule-checks.js';
 import { speculativeChecks } from './speculative-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
+import { loraChecks } from './lora-checks.js';
 import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
 import { quantizedEngineChecks } from './quant-checks.js';
 import { thinkBudgetChecks } from './think-budget-checks.js';
@@ -53,6 +54,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['decodes speculatively like the plain GPU run, drafted rows beside GPU-sampled ones', () => speculativeChecks()],
   ['draws penalized rows on the GPU as the host sampler does, drafted rows included', () => penaltyChecks()],
   ['draws rows with bans, logit bias, min_tokens and grammar masks on the GPU as the host sampler does', () => deviceRuleChecks()],
+  ['runs LoRA adapters like transformers + peft and the CPU backend, mixed in one batch with the base model', () => loraChecks()],
 ];
 
 describe.skipIf(!hasGpu)('CUDA backend parity', () => {

@@ -245,6 +245,15 @@ Status Forward::sliced_dequant_gemm(const LinearIn& in, const Weight& w, const L
   return ok_status();
 }
 
+Status Forward::add_lora(const StepInput& in, int layer, const LoraSite& site, const bf16* x, const float* norm_w,
+                         bf16* y, int64_t ldy, const Exec& ex) {
+  if (norm_w) {
+    GRPST_TRY(rmsnorm(x, nullptr, nullptr, norm_w, xn_, in.num_tokens, site.in, dims_.eps, ex));
+    x = xn_;
+  }
+  return lora_add(in.lora, layer, site, x, y, ldy, in.num_tokens, ex);
+}
+
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
   // Quantized weights take the decode kernels up to their crossover (small_rows), then int4 /
   // int8_wo the tiled weight-only GEMM up to its rows (set_wo_tiled_max_rows), cuBLASLt beyond;
@@ -331,6 +340,10 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   if (in.num_logits > limits_.max_logits && in.logit_rows)
     return invalid("Forward::run", "more logits rows than max_logits");
   const ModelDims& d = dims_;
+  // Rows with LoRA adapters: each projection's update after it, gate_up stored before its SwiGLU
+  // (the update is added to the gate and up values), no persistent step.
+  const bool lora = in.lora.rows != nullptr;
+  if (lora && (tp_ || in.lora.t == nullptr)) return invalid("Forward::run", "LoRA needs one rank and its scratch");
   const float softmax_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
   const Rope rope{w_.inv_freq, w_.attention_scaling};
   const size_t qkv_n = static_cast<size_t>(d.heads + 2 * d.kv_heads) * d.head_dim;
@@ -370,7 +383,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   if (tp_) GRPST_TRY(tp_->embed(in.tokens, w_.embed, h_, T, d.hidden, ex));
   else GRPST_TRY(embedding(in.tokens, w_.embed, h_, T, d.hidden, d.vocab, ex));
   // One sequence's decode step of a bf16 model: every layer in one persistent launch.
-  last_persistent_ = persistent_on_ && persistent_.layers && !tp_ && T == 1 && R == 1 && in.prefill.num_seqs == 0 &&
+  last_persistent_ = persistent_on_ && persistent_.layers && !tp_ && !lora && T == 1 && R == 1 && in.prefill.num_seqs == 0 &&
                      in.max_context <= persistent_max_ctx_;
   if (last_persistent_) GRPST_TRY(run_persistent(in, ex));
   // Tensor parallel: ranks other than 0 store their o_proj / down_proj partial sums in place of
@@ -379,6 +392,11 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   // o_proj / down_proj load the residual before their wait on the previous kernel (not with tensor
   // parallelism, whose all-reduce writes it); GRPST_CUDA_RESIDUAL_SETTLED=0: in their epilogue.
   const bool residual_settled = !tp_ && env_int("GRPST_CUDA_RESIDUAL_SETTLED", 1) != 0;
+  const int q_n = d.heads * d.head_dim, kv_n = d.kv_heads * d.head_dim;
+  const LoraSite qkv_site{kLoraQ, 3, d.hidden, {q_n, kv_n, kv_n}, {0, q_n, q_n + kv_n}, 1};
+  const LoraSite o_site{kLoraO, 1, q_n, {d.hidden, 0, 0}, {0, 0, 0}, 1};
+  const LoraSite gate_up_site{kLoraGate, 2, d.hidden, {d.intermediate, d.intermediate, 0}, {0, 1, 0}, 2};
+  const LoraSite down_site{kLoraDown, 1, d.intermediate, {d.hidden, 0, 0}, {0, 0, 0}, 1};
   for (int l = last_persistent_ ? d.layers : 0; l < d.layers; ++l) {  // (the persistent launch ran them)
     const LayerWeights& lw = w_.layers[l];
     const KvLayer& kv = kv_.layers[l];
@@ -391,6 +409,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     LinearOut o;
     o.y = qkv_;
     GRPST_TRY(linear(a, lw.qkv, o, T, ex));
+    if (lora) GRPST_TRY(add_lora(in, l, qkv_site, h_, lw.input_norm, qkv_, static_cast<int64_t>(qkv_n), ex));
     if (taps_) GRPST_TRY(taps_->kv(l, qkv_, in.positions, lw.q_norm, lw.k_norm, d.eps, rope, T, ex));
     // Decode rows: norm + RoPE + KV write inside the attention kernel; the other rows here.
     const int first = fused || mma_qkv ? R : 0;
@@ -429,6 +448,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     // or the embedding), and before gate_up for down_proj below: two kernels back at least.
     o.residual_settled = residual_settled;
     GRPST_TRY(linear(a, lw.o, o, T, ex));
+    if (lora) GRPST_TRY(add_lora(in, l, o_site, attn_, nullptr, h_, d.hidden, ex));
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
 
     if (taps_) GRPST_TRY(taps_->linear_input(l, 2, h_, T, d.hidden, lw.post_norm, d.eps, ex));
@@ -437,10 +457,14 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     a.norm_w = lw.post_norm;
     a.eps = d.eps;
     a.act_scale = lw.gate_up_act_scale;
-    o.y = act_;
-    o.epi = Epilogue::swiglu;
+    o.y = lora ? tmp_ : act_;
+    o.epi = lora ? Epilogue::store : Epilogue::swiglu;
     o.residual_settled = false;
     GRPST_TRY(linear(a, lw.gate_up, o, T, ex));
+    if (lora) {
+      GRPST_TRY(add_lora(in, l, gate_up_site, h_, lw.post_norm, tmp_, 2 * static_cast<int64_t>(d.intermediate), ex));
+      GRPST_TRY(swiglu(tmp_, act_, T, d.intermediate, ex));
+    }
 
     if (taps_) GRPST_TRY(taps_->linear_input(l, 3, act_, T, d.intermediate, nullptr, 0.f, ex));
     a = LinearIn();
@@ -450,6 +474,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     o.epi = residual;
     o.residual_settled = residual_settled;
     GRPST_TRY(linear(a, lw.down, o, T, ex));
+    if (lora) GRPST_TRY(add_lora(in, l, down_site, act_, nullptr, h_, d.hidden, ex));
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
   }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../kernels/cuda/kernels.h"
+#include "../kernels/cuda/lora.h"
 
 namespace grpst::cuda {
 
@@ -66,6 +67,7 @@ struct StepInput {
   int num_logits = 0;                  // L
   const int32_t* logit_rows = nullptr; // [L] rows that need logits; null: all T rows, in order
   int max_context = 0;                 // host hint: longest context in the batch (split-K choice)
+  LoraStep lora;                       // rows with LoRA adapters (lora.rows null: none this step)
 };
 
 struct ForwardLimits {
@@ -313,6 +315,10 @@ class Forward {
   // An int8_wo / int4 weight larger than wtmp_ (a quantized LM head): dequantized and multiplied
   // in slices of rows that fit, each slice's GEMM writing its columns of y.
   Status sliced_dequant_gemm(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
+  // The step's LoRA updates of one projection call (in.lora): x is its input, normalised here
+  // first when norm_w is given (the linear fused that norm and never wrote it out).
+  Status add_lora(const StepInput& in, int layer, const LoraSite& site, const bf16* x, const float* norm_w, bf16* y,
+                  int64_t ldy, const Exec& ex);
   TensorParallelHooks* tp_ = nullptr;
   ForwardTaps* taps_ = nullptr;
 

@@ -15,6 +15,7 @@
 #include "runtime/cuda_calibration.h"
 #include "runtime/cuda_device_draws.h"
 #include "runtime/cuda_forward.h"
+#include "runtime/cuda_lora.h"
 #include "runtime/cuda_tp.h"
 #include "runtime/cuda_weights.h"
 
@@ -136,6 +137,7 @@ class CudaRunner final : public ModelRunner {
     if (stream_) cudaStreamSynchronize(stream_);
     for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g);
     graphs_.clear();
+    lora_.reset();
     forward_.reset();
     taps_.reset();
     tp_hooks_.reset();
@@ -161,6 +163,8 @@ class CudaRunner final : public ModelRunner {
   int threads() const override { return 1; }
   int64_t weight_bytes_per_step() const override { return weight_bytes_; }
   bool samples_on_device() const override { return true; }
+  // Adapters run on one GPU (a tensor-parallel rank would need them sharded like its weights).
+  bool supports_lora() const override { return !opts_.tp.on(); }
 
   void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, true, {}); }
   // The host reads the rows where they landed (pinned memory): copying 64 rows of a 152k
@@ -246,6 +250,8 @@ class CudaRunner final : public ModelRunner {
     for (size_t s = 0; s < batch.seqs.size(); ++s)
       if (batch.seqs[s].num_tokens != 1) order.push_back(int(s));
     std::vector<int> new_row(T, -1);
+    lora_rows_.assign(size_t(T), nullptr);
+    bool any_lora = false;
     int row = 0, max_ctx = 0, P = 0, max_q = 0;
     for (int si = 0; si < int(order.size()); ++si) {
       const SeqSlice& sl = batch.seqs[order[si]];
@@ -262,8 +268,14 @@ class CudaRunner final : public ModelRunner {
         max_q = std::max(max_q, sl.num_tokens);
         ++P;
       }
+      if (sl.lora) {
+        if (!supports_lora()) throw Error("CUDA backend: LoRA adapters are not served with tensor parallelism");
+        if (!(sl.lora->shape == LoraShape::of(cfg_))) throw Error("CUDA backend: a LoRA adapter made for another model's shape");
+        any_lora = true;
+      }
       for (int j = 0; j < sl.num_tokens; ++j, ++row) {
         const int pos = sl.start_pos + j;
+        lora_rows_[size_t(row)] = sl.lora;
         new_row[sl.first_row + j] = row;
         host_.tokens[row] = batch.tokens[sl.first_row + j];
         host_.positions[row] = pos;
@@ -293,11 +305,16 @@ class CudaRunner final : public ModelRunner {
         std::memset(host_.tables + size_t(r) * table_width_, 0, size_t(table_width_) * 4);
       }
       upload(bucket, 0, 0, bucket);
+      if (any_lora) {
+        lora_rows_.resize(size_t(bucket), nullptr);  // padding rows: the base model
+        prepare_lora();
+      }
       const int cb = context_bucket(max_ctx, opts_.max_seq_len);
-      run_graph(bucket, cb);
+      run_graph(bucket, cb, any_lora);
     } else {
       upload(T, L, P, int(order.size()));
-      cu::StepInput in = step_input(T, R, P, max_q, L, identity, max_ctx);
+      if (any_lora) prepare_lora();
+      cu::StepInput in = step_input(T, R, P, max_q, L, identity, max_ctx, any_lora);
       if (observed) {
         if (opts_.tp.on()) throw Error("CUDA backend: calibration runs on a single-rank model");
         if (!taps_) taps_ = std::make_unique<CalibrationTaps>(cfg_, max_tokens_);
@@ -379,8 +396,24 @@ class CudaRunner final : public ModelRunner {
     copy(dev_.tables, host_.tables, size_t(S) * table_width_);
   }
 
-  cu::StepInput step_input(int T, int R, int P, int max_q, int L, bool identity, int max_ctx) const {
+  // This step's adapters on the GPU; a scratch that moved invalidates the graphs that read it.
+  void prepare_lora() {
+    if (!lora_) lora_ = std::make_unique<CudaLoraAdapters>(max_tokens_);
+    if (!lora_->prepare(lora_rows_, stream_)) return;
+    check(cudaStreamSynchronize(stream_), "LoRA scratch");
+    for (auto it = graphs_.begin(); it != graphs_.end();) {
+      if (it->first & kLoraGraph) {
+        cudaGraphExecDestroy(it->second);
+        it = graphs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  cu::StepInput step_input(int T, int R, int P, int max_q, int L, bool identity, int max_ctx, bool lora) const {
     cu::StepInput in;
+    if (lora) in.lora = lora_->step();
     in.num_tokens = T;
     in.num_decode = R;
     in.tokens = dev_.tokens;
@@ -395,12 +428,14 @@ class CudaRunner final : public ModelRunner {
     return in;
   }
 
-  // Replays (capturing on first use) the decode graph of `bucket` rows at contexts up to `ctx`.
-  void run_graph(int bucket, int ctx) {
-    const int64_t key = int64_t(bucket) << 32 | ctx;
+  // Replays (capturing on first use) the decode graph of `bucket` rows at contexts up to `ctx`,
+  // with the LoRA updates when `lora` (a graph of their own: steps without adapters skip them).
+  static constexpr int64_t kLoraGraph = int64_t(1) << 62;
+  void run_graph(int bucket, int ctx, bool lora) {
+    const int64_t key = (int64_t(bucket) << 32 | ctx) | (lora ? kLoraGraph : 0);
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
-      const cu::StepInput in = step_input(bucket, bucket, 0, 0, bucket, true, ctx);
+      const cu::StepInput in = step_input(bucket, bucket, 0, 0, bucket, true, ctx, lora);
       const cu::Exec ex{stream_, true};
       // One eager step first: algorithm choices and kernel attributes are settled outside capture.
       check(forward_->run(in, logits_dev_, ex));
@@ -451,6 +486,8 @@ class CudaRunner final : public ModelRunner {
   std::vector<uint8_t> on_device_;               // [L] this step's rows drawn on the device
   std::vector<std::pair<int, int>> host_runs_;   // [first, last) runs of rows the host reads
   std::map<int64_t, cudaGraphExec_t> graphs_;
+  std::vector<const LoraAdapter*> lora_rows_;  // this step's adapter per token row (execution order)
+  std::unique_ptr<CudaLoraAdapters> lora_;     // made on the first step with an adapter
   std::unique_ptr<CalibrationTaps> taps_;  // made on the first observed step
 };
 

@@ -140,9 +140,9 @@ Engine::~Engine() { shutdown(); }
 void Engine::submit(Request req) {
   if (req.lora) {
     if (!runner_->supports_lora())
-      throw Error("LoRA adapters are served by the CPU backend of a single process (device: cpu, tensor_parallel_size 1); "
-                  "this engine runs on " + info_.device + (info_.device == "cpu" ? " with tensor parallelism" : "") +
-                  ": serve the adapter on the CPU, or build an engine with it merged (grpst build --merge_lora)");
+      throw Error("LoRA adapters are served by a single process (tensor_parallel_size 1, on the CPU or one GPU); "
+                  "this engine runs with tensor parallelism: serve the adapter with tensor_parallel_size 1, or build "
+                  "an engine with it merged (grpst build --merge_lora)");
     if (!(req.lora->shape == LoraShape::of(runner_->config())))
       throw Error("this LoRA adapter was made for a model of another shape (layers, hidden or intermediate size); "
                   "serve it with the base model it was trained on");

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     run("linear", test_linear);
     run("sampling", test_sampling);
     run("allreduce", test_allreduce);
+    run("lora", test_lora);
   } else if (cmd == "rows") {
     bench_ceilings();
     bench_stream_rows();

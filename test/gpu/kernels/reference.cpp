@@ -296,4 +296,26 @@ void linear(const V16& x, const VF* norm_w, float eps, const V16* act_scale, con
   }
 }
 
+void lora_add(const V16& x, int in, const std::vector<std::vector<const LoraProjHost*>>& proj, const int* out,
+              const int* offset, int stride, int ldy, V16& y) {
+  for (size_t m = 0; m < proj.size(); ++m)
+    for (size_t i = 0; i < proj[m].size(); ++i) {
+      const LoraProjHost* p = proj[m][i];
+      if (!p || p->rank == 0) continue;
+      std::vector<float> t(p->rank);
+      for (int r = 0; r < p->rank; ++r) {
+        double acc = 0;
+        for (int k = 0; k < in; ++k) acc += static_cast<double>(bf2f(x[m * in + k])) * bf2f(p->a[static_cast<size_t>(r) * in + k]);
+        t[r] = static_cast<float>(acc);
+      }
+      for (int j = 0; j < out[i]; ++j) {
+        double acc = 0;
+        for (int r = 0; r < p->rank; ++r) acc += static_cast<double>(t[r]) * bf2f(p->b[static_cast<size_t>(j) * p->rank + r]);
+        uint16_t& at = y[m * ldy + offset[i] + static_cast<size_t>(j) * stride];
+        at = f2bf(bf2f(at) + p->scale * static_cast<float>(acc));
+      }
+    }
+}
+
 }  // namespace ref
+

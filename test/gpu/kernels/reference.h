@@ -81,4 +81,16 @@ struct HostWeight {
 void linear(const V16& x, const VF* norm_w, float eps, const V16* act_scale, const HostWeight& w, Epilogue epi,
             bool f32_out, int M, VF& y);
 
+// One LoRA-adapted projection in natural layouts: A [rank, in], B [out, rank], both bf16.
+struct LoraProjHost {
+  int rank = 0;
+  float scale = 0.f;
+  V16 a, b;
+};
+// lora_add's twin (and the CPU runner's grpst::lora_add): for each row m and target i with a
+// projection (proj[m][i] not null), y[m, offset[i] + j * stride] = bf16(y + scale * sum_r t_r
+// B[j, r]) with t = A x_m rounded to fp32, as the kernel keeps it; sums in double. y is [M, ldy].
+void lora_add(const V16& x, int in, const std::vector<std::vector<const LoraProjHost*>>& proj, const int* out,
+              const int* offset, int stride, int ldy, V16& y);
+
 }  // namespace ref

@@ -9,6 +9,7 @@ void test_persistent();
 void test_linear();
 void test_sampling();
 void test_allreduce();
+void test_lora();
 void bench_ceilings();
 void bench_kernels();
 void bench_stream_rows();

@@ -58,6 +58,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/sampling.cu
       ${grpst_cuda_dir}/top_logprobs.cu
       ${grpst_cuda_dir}/allreduce_oneshot.cu
+      ${grpst_cuda_dir}/lora.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward.cu
     )
     set_target_properties(grpst_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
@@ -73,6 +74,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
     if(NOT GRPST_CUDA_HARNESS_ONLY)
       add_library(grpst_cuda_runner STATIC
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_runner.cu
+        ${GRPST_NATIVE_DIR}/src/runtime/cuda_lora.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_device_draws.cu
         ${GRPST_NATIVE_DIR}/src/runtime/cuda_calibration.cu
         ${GRPST_NATIVE_DIR}/src/runtime/awq_gpu.cu
@@ -106,6 +108,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         # the device sampler's CPU twin, which test_sampling.cu holds the kernel to
         ${GRPST_NATIVE_DIR}/src/runtime/device_sampler_twin.cpp
         ${grpst_harness_dir}/test_allreduce.cu
+        ${grpst_harness_dir}/test_lora.cu
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_rows.cu
         ${grpst_harness_dir}/bench_lt.cu
