@@ -8,7 +8,7 @@
 namespace grpst::cuda {
 namespace {
 
-constexpr int kShrinkThreads = 256;  // 8 warps, each one rank at a time
+constexpr int kShrinkThreads = 256;  // 8 warps, one rank each
 constexpr int kExpandThreads = 256;  // one output column per thread
 
 __device__ __forceinline__ const LoraProj* lora_proj(const LoraStep& s, int row, int layer, int target) {
@@ -18,31 +18,29 @@ __device__ __forceinline__ const LoraProj* lora_proj(const LoraStep& s, int row,
   return p->rank > 0 ? p : nullptr;
 }
 
-// grid (M, site.count): t[m, i, r] = sum_k x[m, k] A_i[r, k] in fp32, each warp a rank at a time.
+// grid (M, site.count, ceil(max_rank / 8)): t[m, i, r] = sum_k x[m, k] A_i[r, k] in fp32, one
+// rank per warp (ranks spread over blocks: a decode step's few rows still fill many SMs).
 __global__ void __launch_bounds__(kShrinkThreads) lora_shrink_kernel(LoraStep s, int layer, LoraSite site,
                                                                      const bf16* __restrict__ x) {
   griddep_wait();
   griddep_launch_dependents();
   const int row = blockIdx.x, i = blockIdx.y;
   const LoraProj* p = lora_proj(s, row, layer, site.first_target + i);
-  if (p == nullptr) return;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, r = blockIdx.z * (kShrinkThreads / 32) + (threadIdx.x >> 5);
+  if (p == nullptr || r >= p->rank) return;
   const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<size_t>(row) * site.in);
   float* t = s.t + (static_cast<size_t>(row) * 3 + i) * s.max_rank;
-  const int chunks = site.in / 8;
-  for (int r = warp; r < p->rank; r += kShrinkThreads / 32) {
-    const uint4* ar = reinterpret_cast<const uint4*>(p->a + static_cast<size_t>(r) * site.in);
-    float acc = 0.f;
-    for (int c = lane; c < chunks; c += 32) {
-      float xf[8], af[8];
-      unpack8(xr[c], xf);
-      unpack8(ar[c], af);
+  const uint4* ar = reinterpret_cast<const uint4*>(p->a + static_cast<size_t>(r) * site.in);
+  float acc = 0.f;
+  for (int c = lane; c < site.in / 8; c += 32) {
+    float xf[8], af[8];
+    unpack8(xr[c], xf);
+    unpack8(ar[c], af);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc = fmaf(xf[j], af[j], acc);
-    }
-    acc = warp_sum(acc);
-    if (lane == 0) t[r] = acc;
+    for (int j = 0; j < 8; ++j) acc = fmaf(xf[j], af[j], acc);
   }
+  acc = warp_sum(acc);
+  if (lane == 0) t[r] = acc;
 }
 
 // grid (M, ceil(max out / 256), site.count): one output column per thread, sum_r t[r] B[j, r] in
@@ -80,8 +78,9 @@ Status lora_add(const LoraStep& step, int layer, const LoraSite& site, const bf1
   if (reinterpret_cast<uintptr_t>(x) % 16 != 0) return invalid("lora_add", "x must be 16-byte aligned");
   int max_out = 0;
   for (int i = 0; i < site.count; ++i) max_out = site.out[i] > max_out ? site.out[i] : max_out;
-  GRPST_TRY(launch("lora_shrink", lora_shrink_kernel, dim3(M, site.count), dim3(kShrinkThreads), 0, ex, step, layer,
-                   site, x));
+  const int rank_blocks = (step.max_rank + kShrinkThreads / 32 - 1) / (kShrinkThreads / 32);
+  GRPST_TRY(launch("lora_shrink", lora_shrink_kernel, dim3(M, site.count, rank_blocks), dim3(kShrinkThreads), 0, ex, step,
+                   layer, site, x));
   const size_t smem = static_cast<size_t>(step.max_rank) * 4;
   GRPST_TRY(allow_smem("lora_expand", lora_expand_kernel, smem));
   return launch("lora_expand", lora_expand_kernel, dim3(M, (max_out + kExpandThreads - 1) / kExpandThreads, site.count),
