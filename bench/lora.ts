@@ -67,7 +67,7 @@ try {
   const loaded = new Map<number, unknown[]>();
   for (const batch of batches) {
     for (const rank of args.ranks.split(',').map(Number)) {
-      if (!loaded.has(rank)) loaded.set(rank, Array.from({ length: adapterCount }, (_, i) => engine.loadLoraAdapter(adapterDir(rank, i + 1)).handle));
+      if (!loaded.has(rank)) loaded.set(rank, await Promise.all(Array.from({ length: adapterCount }, async (_, i) => (await engine.loadLoraAdapter(adapterDir(rank, i + 1))).handle)));
       const handles = loaded.get(rank)!;
       // In turns (base, adapter, mixed, twice) so drift on a shared machine hits each alike.
       const t = { base: [] as number[], one: [] as number[], mixed: [] as number[] };

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { badInput, failed } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
-import { loraShapeOf, readLoraAdapter, type LoraShape, type ReadLoraOptions } from './lora.js';
+import { loraShapeOf, planLoraAdapter, readLoraRawDeltas, type LoraShape, type ReadLoraOptions } from './lora.js';
 import { RequestStream } from './request-stream.js';
 import {
   nativeFinishReasons,
@@ -109,20 +109,22 @@ export class Engine implements GenerationEngine {
     return this.addon.createAllowedTokensConstraint(Int32Array.from(ids));
   }
 
-  loadLoraAdapter(dir: string, opts: ReadLoraOptions = {}): LoadedLora {
+  async loadLoraAdapter(dir: string, opts: ReadLoraOptions = {}): Promise<LoadedLora> {
     if (!this.info.lora)
       throw badInput(
         `LoRA adapters are served by one process (the CPU or one GPU); this engine runs on ${this.info.device} with tensor parallelism`,
         'serve the adapter with tensor_parallel_size 1, or build an engine with it merged: grpst build --merge_lora ADAPTER_DIR',
       );
-    const data = readLoraAdapter(dir, this.loraShape, opts);
+    // Checked here; read, decoded and packed off the event loop (an 8B model's adapter is seconds of work).
+    const plan = planLoraAdapter(dir, this.loraShape, opts);
+    const raw = await readLoraRawDeltas(plan);
     let handle: NativeLora;
     try {
-      handle = this.addon.createLoraAdapter(this.loraShape, data.deltas);
+      handle = await this.addon.createLoraAdapterAsync(this.loraShape, raw);
     } catch (e) {
-      throw badInput(`cannot load the LoRA adapter ${data.path}: ${(e as Error).message}`, 'serve the adapter with the base model it was trained on');
+      throw badInput(`cannot load the LoRA adapter ${plan.path}: ${(e as Error).message}`, 'serve the adapter with the base model it was trained on');
     }
-    return { path: data.path, rank: data.rank, targets: data.targets, handle };
+    return { path: plan.path, rank: plan.rank, targets: plan.targets, handle };
   }
 
   submit(req: SubmitRequest): AsyncIterable<TokenEvent> {

@@ -4,6 +4,7 @@
 // name the adapter (vLLM's multi-LoRA serving). The base weights are never touched, so one engine
 // serves the base model and any number of adapters side by side.
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { ModelConfig } from '../model/config.js';
@@ -36,7 +37,7 @@ export function loraShapeOf(model: ModelConfig): LoraShape {
   };
 }
 
-/** One adapted projection, as createLoraAdapter takes it: a is [rank, in], b is [out, rank]. */
+/** One adapted projection in fp32 (the build's --merge_lora): a is [rank, in], b is [out, rank]. */
 export interface LoraDelta {
   layer: number;
   /** Index into loraTargets. */
@@ -115,20 +116,73 @@ function readConfig(dir: string): PeftConfig {
   return c;
 }
 
-/** The float values of a BF16, F16 or F32 tensor. */
-function readFloats(t: TensorInfo): Float32Array {
-  if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32')
-    throw badInput(`${t.file}: ${t.name} is ${t.dtype}; LoRA weights must be BF16, F16 or F32`, 'save the adapter in a float dtype');
-  return decodeFloats(readTensorBytes(t), t.dtype);
-}
+type FloatDtype = 'BF16' | 'F16' | 'F32';
 
 export interface ReadLoraOptions {
   /** vLLM's max_lora_rank: adapters of a higher rank are refused. */
   maxRank?: number;
 }
 
-/** Reads and checks a PEFT LoRA adapter folder for a model of `shape`. */
+/** An adapter folder checked against a model's shape, its tensors not read yet. */
+export interface LoraPlan {
+  path: string;
+  rank: number;
+  targets: LoraTargetName[];
+  deltas: { layer: number; target: number; rank: number; scale: number; a: TensorInfo & { dtype: FloatDtype }; b: TensorInfo & { dtype: FloatDtype } }[];
+}
+
+/** One delta as createLoraAdapterAsync takes it: the tensors' bytes as the file stores them. */
+export interface LoraRawDelta {
+  layer: number;
+  target: number;
+  rank: number;
+  scale: number;
+  a: Uint8Array;
+  aDtype: FloatDtype;
+  b: Uint8Array;
+  bDtype: FloatDtype;
+}
+
+function floatTensor(t: TensorInfo): TensorInfo & { dtype: FloatDtype } {
+  if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32')
+    throw badInput(`${t.file}: ${t.name} is ${t.dtype}; LoRA weights must be BF16, F16 or F32`, 'save the adapter in a float dtype');
+  return t as TensorInfo & { dtype: FloatDtype };
+}
+
+/** Reads and checks a PEFT LoRA adapter folder for a model of `shape`: its deltas in fp32. */
 export function readLoraAdapter(dir: string, shape: LoraShape, opts: ReadLoraOptions = {}): LoraAdapterData {
+  const plan = planLoraAdapter(dir, shape, opts);
+  const deltas = plan.deltas.map((d) => ({ ...d, a: decodeFloats(readTensorBytes(d.a), d.a.dtype), b: decodeFloats(readTensorBytes(d.b), d.b.dtype) }));
+  return { path: plan.path, rank: plan.rank, targets: plan.targets, deltas };
+}
+
+/** The plan's tensors read without blocking the event loop, as stored (the runtime decodes them). */
+export async function readLoraRawDeltas(plan: LoraPlan): Promise<LoraRawDelta[]> {
+  const files = new Map<string, FileHandle>();
+  try {
+    const bytesOf = async (t: TensorInfo): Promise<Uint8Array> => {
+      let fh = files.get(t.file);
+      if (!fh) files.set(t.file, (fh = await open(t.file, 'r')));
+      const buf = Buffer.allocUnsafeSlow(t.nbytes);
+      let done = 0;
+      while (done < t.nbytes) {
+        const { bytesRead } = await fh.read(buf, done, t.nbytes - done, t.offset + done);
+        if (bytesRead === 0) throw badInput(`${t.file} ended inside tensor ${t.name}`, 'the file is truncated; copy it again');
+        done += bytesRead;
+      }
+      return buf;
+    };
+    const out: LoraRawDelta[] = [];
+    for (const d of plan.deltas)
+      out.push({ layer: d.layer, target: d.target, rank: d.rank, scale: d.scale, a: await bytesOf(d.a), aDtype: d.a.dtype, b: await bytesOf(d.b), bDtype: d.b.dtype });
+    return out;
+  } finally {
+    for (const fh of files.values()) await fh.close();
+  }
+}
+
+/** Checks a PEFT LoRA adapter folder for a model of `shape` and lists its deltas' tensors. */
+export function planLoraAdapter(dir: string, shape: LoraShape, opts: ReadLoraOptions = {}): LoraPlan {
   const path = resolve(dir);
   if (!existsSync(path) || !statSync(path).isDirectory())
     throw notFound(`LoRA adapter folder ${path} does not exist`, 'give the folder a PEFT adapter was saved to (save_pretrained)');
@@ -158,7 +212,7 @@ export function readLoraAdapter(dir: string, shape: LoraShape, opts: ReadLoraOpt
     pairs.set(key, entry);
   }
   if (pairs.size === 0) throw badInput(`${weightsFile} holds no LoRA weights`, 'save the adapter again with PEFT');
-  const deltas: LoraDelta[] = [];
+  const deltas: LoraPlan['deltas'] = [];
   let maxRank = 0;
   const adapted = new Set<number>();
   for (const p of [...pairs.values()].sort((x, y) => x.layer - y.layer || x.target - y.target)) {
@@ -181,7 +235,7 @@ export function readLoraAdapter(dir: string, shape: LoraShape, opts: ReadLoraOpt
     const alpha = alphaKey !== undefined ? config.alpha_pattern![alphaKey]! : config.lora_alpha;
     // PEFT's scaling: alpha / r, or alpha / sqrt(r) with rank-stabilized LoRA.
     const scale = config.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank;
-    deltas.push({ layer: p.layer, target: p.target, rank, scale, a: readFloats(p.a), b: readFloats(p.b) });
+    deltas.push({ layer: p.layer, target: p.target, rank, scale, a: floatTensor(p.a), b: floatTensor(p.b) });
     maxRank = Math.max(maxRank, rank);
     adapted.add(p.target);
   }

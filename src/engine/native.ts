@@ -1,7 +1,7 @@
 // The typed mirror of the native addon (native/src/addon): every function, class and object
 // shape it exposes. Only src/engine talks to the addon, through these types.
 import type { ModelConfig } from '../model/config.js';
-import type { LoraDelta, LoraShape } from './lora.js';
+import type { LoraRawDelta, LoraShape } from './lora.js';
 import type { EngineInfo, EngineStats, LoadOptions, ResolvedSpeculation, SamplingParams, SubmitRequest } from './types.js';
 
 /** One tensor of the generic tensor table: a byte range of a mapped file. */
@@ -210,8 +210,11 @@ export interface NativeAddon {
   ): Promise<NativeEngine>;
   /** A constraint that allows only these token ids. */
   createAllowedTokensConstraint(ids: Int32Array): NativeConstraint;
-  /** An adapter from its deltas (src/engine/lora.ts); throws where a delta's sizes do not fit `shape`. */
-  createLoraAdapter(shape: LoraShape, deltas: LoraDelta[]): NativeLora;
+  /**
+   * An adapter from its deltas' stored bytes (src/engine/lora.ts), decoded and packed on a worker
+   * thread; rejects where a delta's sizes do not fit `shape`.
+   */
+  createLoraAdapterAsync(shape: LoraShape, deltas: LoraRawDelta[]): Promise<NativeLora>;
   /** NCCL's unique id (hex) for a new tensor-parallel group; throws when the build has no NCCL. */
   ncclUniqueId?(): string;
   /**

@@ -305,11 +305,12 @@ export interface GenerationEngine {
   /** A SubmitRequest.constraint under which only these ids can be sampled (vLLM's allowed_token_ids); absent where the engine has none. */
   allowedTokensConstraint?(ids: number[]): unknown;
   /**
-   * Reads a PEFT LoRA adapter folder for this model: `handle` goes in SubmitRequest.lora. Throws a
-   * GrpstError naming the problem (a missing or malformed folder, another model's shapes, an engine
-   * that cannot apply adapters). Absent where the engine has no adapters.
+   * Reads a PEFT LoRA adapter folder for this model (its tensors read and packed off the event
+   * loop): `handle` goes in SubmitRequest.lora. Rejects with a GrpstError naming the problem (a
+   * missing or malformed folder, another model's shapes, an engine that cannot apply adapters).
+   * Absent where the engine has no adapters.
    */
-  loadLoraAdapter?(dir: string, opts?: ReadLoraOptions): LoadedLora;
+  loadLoraAdapter?(dir: string, opts?: ReadLoraOptions): Promise<LoadedLora>;
   stats(): EngineStats;
   /** Cancels everything, stops the native loop and unmaps the weights. */
   close(): Promise<void>;

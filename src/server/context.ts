@@ -113,10 +113,10 @@ export class ServerContext {
   }
 
   /** Loads the conf's lora_modules for `engine`; throws a GrpstError naming the adapter and the fix. */
-  loadLoraModules(engine: GenerationEngine): void {
+  async loadLoraModules(engine: GenerationEngine): Promise<void> {
     for (const module of this.options.loraModules ?? []) {
       try {
-        this.loras.add(engine, module, this.options.modelId);
+        await this.loras.add(engine, module, this.options.modelId);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         throw badInput(`lora_modules: ${module.name} (${module.path}): ${e.message}`, 'fix or remove that entry of lora_modules');

@@ -64,7 +64,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   // engine closed again), so a server never runs without an adapter its conf names.
   const withAdapters = Promise.resolve(deps.engine).then(async (engine) => {
     try {
-      ctx.loadLoraModules(engine);
+      await ctx.loadLoraModules(engine);
     } catch (e) {
       await engine.close().catch(() => undefined);
       throw e;

@@ -31,6 +31,8 @@ export function engineWithLora(engine: GenerationEngine, handle: unknown): Gener
 
 export class LoraAdapters {
   private readonly byName = new Map<string, ServedAdapter>();
+  /** Names whose adapter is being read: taken until the load ends, so two loads never race for one. */
+  private readonly loading = new Set<string>();
 
   constructor(
     private readonly reservedNames: () => string[],
@@ -55,30 +57,31 @@ export class LoraAdapters {
 
   /**
    * Reads `module`'s folder for `engine` and serves it under its name. Throws ApiError 400 for a
-   * taken name and for an adapter the engine refuses (the reason and its fix in the message).
+   * taken name (unless `replace`: the adapter serving it keeps serving until this one has loaded,
+   * and stays if it fails) and for an adapter the engine refuses (the reason and its fix).
    */
-  add(engine: GenerationEngine, module: LoraModule, parent: string): ServedAdapter {
-    if (this.byName.has(module.name))
+  async add(engine: GenerationEngine, module: LoraModule, parent: string, opts: { replace?: boolean } = {}): Promise<ServedAdapter> {
+    if (this.loading.has(module.name))
+      throw new ApiError(400, `The lora adapter '${module.name}' is being loaded by another request. Wait for it, then unload or reload it.`, { param: 'lora_name', code: 'lora_adapter_exists' });
+    if (this.byName.has(module.name) && !opts.replace)
       throw new ApiError(400, `The lora adapter '${module.name}' has already been loaded. Unload it first, or give this one another name.`, { param: 'lora_name', code: 'lora_adapter_exists' });
     if (this.reservedNames().includes(module.name))
       throw new ApiError(400, `'${module.name}' is the served model's own name; give the adapter another one.`, { param: 'lora_name', code: 'lora_adapter_exists' });
     if (!engine.loadLoraAdapter)
       throw new ApiError(400, 'This engine does not serve LoRA adapters. Serve a native engine with tensor_parallel_size 1.', { param: 'lora_path', code: 'lora_not_supported' });
     let loaded: LoadedLora;
+    this.loading.add(module.name);
     try {
-      loaded = engine.loadLoraAdapter(module.path, { maxRank: this.maxRank });
+      loaded = await engine.loadLoraAdapter(module.path, { maxRank: this.maxRank });
     } catch (e) {
       if (!(e instanceof GrpstError)) throw e;
       throw new ApiError(400, `${e.message}${e.hint ? ` (fix: ${e.hint})` : ''}`, { param: 'lora_path', code: 'invalid_lora_adapter' });
+    } finally {
+      this.loading.delete(module.name);
     }
     const adapter: ServedAdapter = { name: module.name, parent: module.baseModelName ?? parent, loaded, created: Math.floor(Date.now() / 1000) };
     this.byName.set(module.name, adapter);
     return adapter;
-  }
-
-  /** Serves an adapter again as it was (a failed in-place reload). */
-  restore(adapter: ServedAdapter): void {
-    this.byName.set(adapter.name, adapter);
   }
 
   /** Stops serving `name`; false where no adapter has it. */

@@ -49,7 +49,7 @@ describe('--merge_lora', () => {
     expect(Object.keys(m.source.sha256)).toEqual(expect.arrayContaining(['tiny-b-lora-all/adapter_config.json', 'tiny-b-lora-all/adapter_model.safetensors']));
     const merged = await open(built.output_dir);
     const base = await open(checkpoint('tiny-b'));
-    const adapter = base.loadLoraAdapter(loraAdapter('tiny-b-lora-all')).handle;
+    const adapter = (await base.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).handle;
     const ref = loraRefs().adapters.find((a) => a.name === 'tiny-b-lora-all')!;
     for (const p of ref.prompts) {
       const req = { tokens: p.prompt_ids, sampling: greedy, maxTokens: 24, promptLogprobs: true, logprobs: 1 };

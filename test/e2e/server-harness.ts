@@ -50,6 +50,8 @@ export async function serve(
   const options: ServerOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 0, ...overrides };
   const logs: string[] = [];
   const server = await startServer({ engine: model.engine, tokenizer: model.tokenizer, template: model.template, log: (l) => logs.push(l), ...deps }, options);
+  // Ready once the conf's LoRA adapters have loaded too (a failed load: the test reads `ready` itself).
+  await server.ready.catch(() => undefined);
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: options.apiKey ?? 'unused', maxRetries: 0, timeout: 120_000 });
   return { server, url: server.url, client, options, logs };
 }

@@ -50,7 +50,7 @@ const prompt = 'The history of the printing press';
 /** What the engine itself gives for `prompt` (with an adapter folder, through a handle of its own). */
 async function direct(adapterDir?: string, maxTokens = 12): Promise<string> {
   const engine = model.engine as Engine;
-  const lora = adapterDir ? engine.loadLoraAdapter(adapterDir).handle : undefined;
+  const lora = adapterDir ? (await engine.loadLoraAdapter(adapterDir)).handle : undefined;
   const r = await run(engine, { tokens: model.tokenizer.encode(prompt), sampling: greedy, maxTokens, ignoreEos: true, lora });
   return model.tokenizer.decode(r.tokens);
 }
@@ -128,6 +128,21 @@ describe('loading and unloading at run time', () => {
     const twice = await post(`${srv.url}/v1/unload_lora_adapter`, { lora_name: 'late' });
     expect(twice.status).toBe(404);
     expect(twice.json.error.message).toBe("The lora adapter 'late' cannot be found.");
+  });
+
+  it('two loads of one name at once: one is served, the other refused; a failed in-place reload keeps the old adapter', async () => {
+    const [first, second] = await Promise.all([
+      post(`${srv.url}/v1/load_lora_adapter`, { lora_name: 'twin', lora_path: qv() }),
+      post(`${srv.url}/v1/load_lora_adapter`, { lora_name: 'twin', lora_path: all() }),
+    ]);
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(400);
+    // (refused while the first reads, or after it, as a taken name)
+    expect(second.json.error.message).toMatch(/'twin' (is being loaded by another request|has already been loaded)/);
+    const bad = await post(`${srv.url}/v1/load_lora_adapter`, { lora_name: 'twin', lora_path: model.dir, load_inplace: true });
+    expect(bad.status).toBe(400);
+    expect((await complete('twin')).choices[0]!.text).toBe(await direct(qv()));
+    expect((await post(`${srv.url}/v1/unload_lora_adapter`, { lora_name: 'twin' })).status).toBe(200);
   });
 
   it('a request running when its adapter is unloaded finishes with the adapter', async () => {

@@ -161,7 +161,7 @@ describe('tiny-b (6 heads, 2 KV heads, untied lm_head) at tp_size 2', () => {
     expect(sharded.info.kernels).toContain('tensor parallel 2 (in-process)');
     // LoRA adapters would need their matrices sharded as the weights are: refused, with the way out.
     expect(sharded.info.lora).toBe(false);
-    expect(() => sharded.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).toThrow(/LoRA adapters are served by one process \(the CPU or one GPU\); this engine runs on cpu with tensor parallelism/);
+    await expect(sharded.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).rejects.toThrow(/LoRA adapters are served by one process \(the CPU or one GPU\); this engine runs on cpu with tensor parallelism/);
     const run = async (e: Engine, req: SubmitRequest) => {
       const tokens: number[] = [];
       const logprobs: number[] = [];

@@ -48,7 +48,7 @@ export async function loraChecks(log: (line: string) => void = () => {}): Promis
     const handles = new Map<LoraName, { gpu: unknown; cpu: unknown; eager: unknown }>();
     for (const name of LORA_NAMES) {
       const path = loraAdapter(name);
-      handles.set(name, { gpu: gpu.loadLoraAdapter(path).handle, cpu: cpu.loadLoraAdapter(path).handle, eager: eager.loadLoraAdapter(path).handle });
+      handles.set(name, { gpu: (await gpu.loadLoraAdapter(path)).handle, cpu: (await cpu.loadLoraAdapter(path)).handle, eager: (await eager.loadLoraAdapter(path)).handle });
     }
     const request = (tokens: number[], lora: unknown, logprobs = true): SubmitRequest => ({
       tokens, sampling: greedy, maxTokens: 24, lora, ...(logprobs ? { logprobs: 2, promptLogprobs: true } : {}),
@@ -121,7 +121,7 @@ async function int4Checks(log: (line: string) => void): Promise<CheckOutcome[]> 
     engines.push(gpu);
     const cpu = await loadEngine(engineDir, { ...limits, device: 'cpu' });
     engines.push(cpu);
-    const [hg, hc] = [gpu.loadLoraAdapter(adapterDir).handle, cpu.loadLoraAdapter(adapterDir).handle];
+    const [hg, hc] = [(await gpu.loadLoraAdapter(adapterDir)).handle, (await cpu.loadLoraAdapter(adapterDir)).handle];
     const prompts = refs('tiny-a').prompts.map((p) => p.prompt_ids);
     const singles: Outcome[] = [];
     for (const [i, tokens] of prompts.entries()) {

@@ -3,11 +3,15 @@
 // every CPU kernel level; one step may mix rows of the base model and of several adapters, and
 // each request gets exactly what it gets alone; the prefix cache never hands one adapter's keys
 // and values to another (or to the base model); a draft model runs without the model's adapters.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, probeAddon, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, SubmitRequest } from '../../src/engine/types.js';
-import { checkpoint, refs } from '../helpers/fixtures.js';
-import { LORA_NAMES, loraAdapter, loraRefs, type LoraName } from '../helpers/lora-fixtures.js';
+import { writeTinyLoraAdapter } from '../../src/model/tiny-lora.js';
+import { checkpoint, refs, specFile } from '../helpers/fixtures.js';
+import { LORA_NAMES, loraAdapter, loraRefs, loraSpecFile, type LoraName } from '../helpers/lora-fixtures.js';
 import { clientView, firstNearTie, greedy, run, withLevel } from './helpers.js';
 
 const TOL = 1e-3;
@@ -37,7 +41,7 @@ describe('LoRA adapters match transformers + peft', () => {
     const engine = await withLevel(level, () => open());
     expect(engine.info.kernels).toBe(level);
     expect(engine.info.lora).toBe(true);
-    const adapter = engine.loadLoraAdapter(loraAdapter(name));
+    const adapter = await engine.loadLoraAdapter(loraAdapter(name));
     for (const p of reference(name).prompts) {
       const r = await run(engine, { tokens: p.prompt_ids, sampling: greedy, maxTokens: 24, promptLogprobs: true, logprobs: 5, lora: adapter.handle });
       const promptLp = r.first.promptLogprobs!.slice(1).map((e) => e!.logprob);
@@ -52,9 +56,9 @@ describe('LoRA adapters match transformers + peft', () => {
 
   it('reads the adapter as PEFT wrote it: rank, projections, rank_pattern', async () => {
     const engine = await open();
-    expect(engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).toMatchObject({ rank: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
+    expect(await engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).toMatchObject({ rank: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
     // rank_pattern gives down_proj rank 2 of the adapter's 4.
-    expect(engine.loadLoraAdapter(loraAdapter('tiny-b-lora-qv'))).toMatchObject({ rank: 4, targets: ['q_proj', 'v_proj', 'down_proj'] });
+    expect(await engine.loadLoraAdapter(loraAdapter('tiny-b-lora-qv'))).toMatchObject({ rank: 4, targets: ['q_proj', 'v_proj', 'down_proj'] });
   });
 });
 
@@ -63,8 +67,8 @@ describe('serving adapters side by side', () => {
 
   it('one step mixing the base model and two adapters gives every request what it gets alone', async () => {
     const engine = await open({ maxBatchSize: 8 });
-    const all = engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all')).handle;
-    const qv = engine.loadLoraAdapter(loraAdapter('tiny-b-lora-qv')).handle;
+    const all = (await engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).handle;
+    const qv = (await engine.loadLoraAdapter(loraAdapter('tiny-b-lora-qv'))).handle;
     const reqs: SubmitRequest[] = [];
     for (const which of ['chat', 'english', 'long'])
       for (const lora of [undefined, all, qv]) reqs.push({ tokens: prompt(which), sampling: greedy, maxTokens: 20, ignoreEos: true, logprobs: 2, lora });
@@ -82,8 +86,8 @@ describe('serving adapters side by side', () => {
 
   it('the prefix cache keeps the base model and each adapter apart', async () => {
     const engine = await open();
-    const all = engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all')).handle;
-    const again = engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all')).handle;
+    const all = (await engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).handle;
+    const again = (await engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).handle;
     const req: SubmitRequest = { tokens: prompt('long'), sampling: greedy, maxTokens: 8, ignoreEos: true, logprobs: 0 };
     const fresh = clientView(await run(engine, { ...req, lora: all }));
     const base = await run(engine, req);
@@ -102,8 +106,8 @@ describe('serving adapters side by side', () => {
     // tiny-a drafts for tiny-b: its shapes differ, so the model's adapter could not run on it.
     const drafted = await open({ speculative: { method: 'draft_model', numSpeculativeTokens: 3, model: checkpoint('tiny-a') } });
     for (const which of ['chat', 'english']) {
-      const req = (e: Engine): SubmitRequest => ({ tokens: prompt(which), sampling: greedy, maxTokens: 24, ignoreEos: true, logprobs: 1, lora: e.loadLoraAdapter(loraAdapter('tiny-b-lora-all')).handle });
-      expect(clientView(await run(drafted, req(drafted)))).toEqual(clientView(await run(plain, req(plain))));
+      const req = async (e: Engine): Promise<SubmitRequest> => ({ tokens: prompt(which), sampling: greedy, maxTokens: 24, ignoreEos: true, logprobs: 1, lora: (await e.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).handle });
+      expect(clientView(await run(drafted, await req(drafted)))).toEqual(clientView(await run(plain, await req(plain))));
     }
     expect(drafted.stats().specDecode!.draftTokens).toBeGreaterThan(0);
   });
@@ -111,6 +115,42 @@ describe('serving adapters side by side', () => {
   it('an adapter made for another model is refused when read, naming the shapes', async () => {
     const tinyA = await loadEngine(checkpoint('tiny-a'), { maxSeqLen: 256 });
     engines.push(tinyA);
-    expect(() => tinyA.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).toThrow(/lora_[AB]\.weight is for layer 2, but the model has 2 layers/);
+    await expect(tinyA.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).rejects.toThrow(/lora_[AB]\.weight is for layer 2, but the model has 2 layers/);
   });
 });
+
+describe('loading an adapter', () => {
+  it('reads, decodes and packs it off the event loop (a server keeps streaming meanwhile)', async () => {
+    const engine = await open();
+    // Rank 2048 on every projection of tiny-b: 5M values, a load long enough to see the loop run.
+    const dir = mkdtempSync(join(tmpdir(), 'grpst-big-lora-'));
+    try {
+      writeTinyLoraAdapter(join(dir, 'a'), {
+        ...loraSpecFile().adapters['tiny-b-lora-all'], seed: 77, r: 2048, lora_alpha: 2048,
+      }, specFile().checkpoints['tiny-b']);
+      let last = performance.now();
+      let maxGap = 0;
+      const timer = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+      }, 1);
+      const t0 = performance.now();
+      const loaded = await engine.loadLoraAdapter(join(dir, 'a'));
+      const took = performance.now() - t0;
+      clearInterval(timer);
+      expect(loaded.rank).toBe(2048);
+      // The load is long (the fixture's point); no stretch of it held the loop for half of it.
+      expect(took).toBeGreaterThan(40);
+      expect(maxGap, `longest stall ${maxGap.toFixed(1)} ms of a ${took.toFixed(0)} ms load`).toBeLessThan(took / 2);
+      // And it runs: the base model's first answer changes under it.
+      const p = refs('tiny-b').prompts[0]!;
+      const base = await run(engine, { tokens: p.prompt_ids, sampling: greedy, maxTokens: 4 });
+      const adapted = await run(engine, { tokens: p.prompt_ids, sampling: greedy, maxTokens: 4, lora: loaded.handle });
+      expect(adapted.tokens).not.toEqual(base.tokens);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+

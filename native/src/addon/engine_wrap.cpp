@@ -273,7 +273,7 @@ Napi::Value NativeEngine::Submit(const Napi::CallbackInfo& info) {
   if (params.Has("lora") && !params.Get("lora").IsUndefined() && !params.Get("lora").IsNull()) {
     Napi::Value l = params.Get("lora");
     if (!l.IsObject() || !l.As<Napi::Object>().InstanceOf(NativeLora::constructor.Value()))
-      throw Error("lora must be a handle created by the native addon's createLoraAdapter");
+      throw Error("lora must be a handle created by the native addon's createLoraAdapterAsync");
     r.lora = NativeLora::Unwrap(l.As<Napi::Object>())->adapter;
   }
   e.submit(std::move(r));

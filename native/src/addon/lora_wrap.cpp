@@ -1,6 +1,8 @@
 #include "addon/lora_wrap.h"
 
+#include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "addon/convert.h"
@@ -21,14 +23,6 @@ NativeLora::NativeLora(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
 
 namespace {
 
-std::vector<float> floats(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Error(std::string("LoRA delta: ") + key + " must be a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
-}
-
 int int_field(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Error(std::string("LoRA: ") + key + " must be a number");
@@ -37,46 +31,124 @@ int int_field(const Napi::Object& o, const char* key) {
   return int(d);
 }
 
+// One delta of createLoraAdapterAsync: its tensors' bytes as the adapter file stores them.
+struct RawDelta {
+  int layer = 0, target = 0, rank = 0;
+  float scale = 0.0f;
+  DType a_dtype = DType::F32, b_dtype = DType::F32;
+  std::vector<uint8_t> a, b;
+};
+
+std::vector<float> decode_floats(const std::vector<uint8_t>& bytes, DType dtype) {
+  const size_t n = bytes.size() / dtype_size(dtype);
+  std::vector<float> out(n);
+  if (dtype == DType::F32) {
+    std::memcpy(out.data(), bytes.data(), n * 4);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      uint16_t h;
+      std::memcpy(&h, bytes.data() + 2 * i, 2);
+      out[i] = dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+  }
+  return out;
+}
+
+RawDelta raw_delta(const Napi::Object& d, int num_layers) {
+  RawDelta r;
+  r.layer = int_field(d, "layer");
+  r.target = int_field(d, "target");
+  r.rank = int_field(d, "rank");
+  if (r.layer < 0 || r.layer >= num_layers) throw Error("LoRA: delta layer " + std::to_string(r.layer) + " out of range");
+  if (r.target < 0 || r.target >= kLoraTargets) throw Error("LoRA: delta target " + std::to_string(r.target) + " out of range");
+  if (r.rank <= 0) throw Error("LoRA: a delta's rank must be positive");
+  Napi::Value scale = d.Get("scale");
+  if (!scale.IsNumber()) throw Error("LoRA: scale must be a number");
+  r.scale = float(scale.As<Napi::Number>().DoubleValue());
+  for (auto [key, dkey, bytes, dtype] : {std::tuple{"a", "aDtype", &r.a, &r.a_dtype}, std::tuple{"b", "bDtype", &r.b, &r.b_dtype}}) {
+    Napi::Value v = d.Get(key), t = d.Get(dkey);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !t.IsString())
+      throw Error(std::string("LoRA delta: ") + key + " must be a Uint8Array with its dtype in " + dkey);
+    *dtype = parse_dtype(t.As<Napi::String>().Utf8Value());
+    if (*dtype != DType::BF16 && *dtype != DType::F16 && *dtype != DType::F32)
+      throw Error(std::string("LoRA delta: ") + key + " must be BF16, F16 or F32");
+    Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+    if (a.ByteLength() % dtype_size(*dtype) != 0) throw Error(std::string("LoRA delta: ") + key + "'s bytes are not whole values");
+    bytes->assign(a.Data(), a.Data() + a.ByteLength());
+  }
+  return r;
+}
+
+// Decodes and packs an adapter off the JS thread: a rank-64 adapter of an 8B model is hundreds of
+// MB, seconds of work that would otherwise stall every stream of a serving process.
+class LoraLoadWorker : public Napi::AsyncWorker {
+ public:
+  LoraLoadWorker(Napi::Env env, LoraShape shape, std::vector<RawDelta> raw)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), shape_(shape), raw_(std::move(raw)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      std::vector<std::array<LoraDelta, kLoraTargets>> deltas(size_t(shape_.num_layers));
+      for (RawDelta& r : raw_) {
+        LoraDelta& out = deltas[size_t(r.layer)][size_t(r.target)];
+        if (out.rank != 0)
+          throw Error("LoRA: layer " + std::to_string(r.layer) + " " + lora_target_name(LoraTarget(r.target)) + " given twice");
+        out.rank = r.rank;
+        out.scale = r.scale;
+        out.a = decode_floats(r.a, r.a_dtype);
+        out.b = decode_floats(r.b, r.b_dtype);
+        std::vector<uint8_t>().swap(r.a);
+        std::vector<uint8_t>().swap(r.b);
+      }
+      adapter_ = make_lora_adapter(shape_, std::move(deltas));
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Object obj = NativeLora::constructor.New({});
+    NativeLora::Unwrap(obj)->adapter = std::move(adapter_);
+    deferred_.Resolve(obj);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  LoraShape shape_;
+  std::vector<RawDelta> raw_;
+  std::shared_ptr<const LoraAdapter> adapter_;
+};
+
 /**
- * createLoraAdapter({numLayers, hidden, intermediate, qDim, kvDim}, [{layer, target, rank, scale,
- * a, b}, ...]) -> NativeLora. target: 0..6 in LoraTarget's order; a: [rank, in], b: [out, rank].
+ * createLoraAdapterAsync(shape, [{layer, target, rank, scale, a, aDtype, b, bDtype}, ...]) ->
+ * Promise<NativeLora>: a and b are the tensors' bytes (Uint8Array) as stored, in "BF16", "F16" or
+ * "F32"; copied here, decoded and packed on a worker thread.
  */
-Napi::Value CreateLoraAdapter(const Napi::CallbackInfo& info) {
+Napi::Value CreateLoraAdapterAsync(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsArray())
-    throw Error("createLoraAdapter(shape, deltas) needs a shape object and an array of deltas");
+    throw Error("createLoraAdapterAsync(shape, deltas) needs a shape object and an array of deltas");
   Napi::Object so = info[0].As<Napi::Object>();
   LoraShape shape{int_field(so, "numLayers"), int_field(so, "hidden"), int_field(so, "intermediate"), int_field(so, "qDim"),
                   int_field(so, "kvDim")};
   if (shape.num_layers <= 0 || shape.num_layers > 4096) throw Error("LoRA: numLayers out of range");
-  std::vector<std::array<LoraDelta, kLoraTargets>> deltas(size_t(shape.num_layers));
   Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<RawDelta> raw;
   for (uint32_t i = 0; i < list.Length(); i++) {
     if (!list.Get(i).IsObject()) throw Error("LoRA: every delta must be an object");
-    Napi::Object d = list.Get(i).As<Napi::Object>();
-    const int layer = int_field(d, "layer"), target = int_field(d, "target");
-    if (layer < 0 || layer >= shape.num_layers) throw Error("LoRA: delta layer " + std::to_string(layer) + " out of range");
-    if (target < 0 || target >= kLoraTargets) throw Error("LoRA: delta target " + std::to_string(target) + " out of range");
-    LoraDelta& out = deltas[size_t(layer)][size_t(target)];
-    if (out.rank != 0)
-      throw Error("LoRA: layer " + std::to_string(layer) + " " + lora_target_name(LoraTarget(target)) + " given twice");
-    out.rank = int_field(d, "rank");
-    if (out.rank <= 0) throw Error("LoRA: a delta's rank must be positive");
-    Napi::Value scale = d.Get("scale");
-    if (!scale.IsNumber()) throw Error("LoRA: scale must be a number");
-    out.scale = float(scale.As<Napi::Number>().DoubleValue());
-    out.a = floats(d, "a");
-    out.b = floats(d, "b");
+    raw.push_back(raw_delta(list.Get(i).As<Napi::Object>(), shape.num_layers));
   }
-  Napi::Object obj = NativeLora::constructor.New({});
-  NativeLora::Unwrap(obj)->adapter = make_lora_adapter(shape, std::move(deltas));
-  return obj;
+  auto* worker = new LoraLoadWorker(info.Env(), shape, std::move(raw));
+  Napi::Promise p = worker->promise();
+  worker->Queue();
+  return p;
 }
 
 }  // namespace
 
 void RegisterLora(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeLora", NativeLora::Init(env));
-  exports.Set("createLoraAdapter", Napi::Function::New(env, CreateLoraAdapter, "createLoraAdapter"));
+  exports.Set("createLoraAdapterAsync", Napi::Function::New(env, CreateLoraAdapterAsync, "createLoraAdapterAsync"));
 }
 
 }  // namespace grpst::addon

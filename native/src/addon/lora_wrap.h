@@ -1,5 +1,6 @@
-// LoRA adapters in the addon: createLoraAdapter() turns the deltas src/engine/lora.ts read from a
-// PEFT folder into a NativeLora handle, which SubmitRequest.lora takes (engine_wrap.cpp). The
+// LoRA adapters in the addon: createLoraAdapterAsync() turns the tensors src/engine/lora.ts read
+// from a PEFT folder (their stored bytes) into a NativeLora handle on a worker thread, which
+// SubmitRequest.lora takes (engine_wrap.cpp). The
 // handle shares the adapter with the requests that use it, so dropping it never cuts one short.
 #pragma once
 #include <napi.h>

@@ -34,18 +34,8 @@ export async function loadLoraAdapter(rc: RequestContext): Promise<void> {
   if (!isAbsolute(body.lora_path))
     throw new ApiError(400, `lora_path must be an absolute folder path (got '${body.lora_path}'): the server's working folder is not the client's.`, { param: 'lora_path', code: 'invalid_value' });
   // vLLM's load_inplace replaces an adapter of the same name; without it a taken name is an error.
-  if (body.load_inplace && s.loras.get(body.lora_name)) {
-    const previous = s.loras.get(body.lora_name)!;
-    s.loras.remove(body.lora_name);
-    try {
-      s.loras.add(engine, { name: body.lora_name, path: body.lora_path }, s.options.modelId);
-    } catch (e) {
-      s.loras.restore(previous);
-      throw e;
-    }
-  } else {
-    s.loras.add(engine, { name: body.lora_name, path: body.lora_path }, s.options.modelId);
-  }
+  // The adapter is read off the event loop: streams keep flowing while it loads.
+  await s.loras.add(engine, { name: body.lora_name, path: body.lora_path }, s.options.modelId, { replace: body.load_inplace === true });
   s.log(`LoRA adapter '${body.lora_name}' loaded from ${body.lora_path}`);
   sendText(rc.res, 200, `Success: LoRA adapter '${body.lora_name}' added successfully.`, 'text/plain; charset=utf-8');
 }
