@@ -84,6 +84,16 @@ describe('serving adapters side by side', () => {
     expect(alone[2]!.tokens).not.toEqual(alone[0]!.tokens);
   });
 
+  it('rows drawn as a GPU draws them (the device sampler twin) run the adapter too', async () => {
+    const plain = await open();
+    const twin = await open({ deviceSamplerTwin: true });
+    expect(twin.info.lora).toBe(true);
+    const req = async (e: Engine): Promise<SubmitRequest> => ({ tokens: prompt('chat'), sampling: greedy, maxTokens: 16, ignoreEos: true, lora: (await e.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).handle });
+    const [a, b] = [await run(plain, await req(plain)), await run(twin, await req(twin))];
+    expect(b.tokens).toEqual(a.tokens);
+    expect(a.tokens).not.toEqual((await run(plain, { tokens: prompt('chat'), sampling: greedy, maxTokens: 16, ignoreEos: true })).tokens);
+  });
+
   it('the prefix cache keeps the base model and each adapter apart', async () => {
     const engine = await open();
     const all = (await engine.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).handle;

@@ -122,6 +122,7 @@ class TwinSamplingRunner : public ModelRunner {
   void forward(const StepBatch& batch, float* logits) override { inner_->forward(batch, logits); }
   int64_t weight_bytes_per_step() const override { return inner_->weight_bytes_per_step(); }
   bool samples_on_device() const override { return true; }
+  bool supports_lora() const override { return inner_->supports_lora(); }
   const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws,
                                const std::function<void()>& before_draws) override {
     inner_->forward(batch, logits);
