@@ -16,13 +16,20 @@ import { checkpoint, refs, specFile } from '../helpers/fixtures.js';
 import { LORA_NAMES, loraAdapter, loraRefs, loraSpecFile, type LoraName } from '../helpers/lora-fixtures.js';
 import { buildForChecks, writeGpuShapedCheckpoint } from './quant-build.js';
 import {
-  checkRecorder, distance, equalPrefix, nearTie, run, showDistance, TOL_MAX_LOGPROB, TOL_MEAN_LOGPROB, within,
+  checkRecorder, distance, equalPrefix, nearTie, run, showDistance, within,
   type CheckOutcome, type Outcome,
 } from './parity-checks.js';
 
 const limits: LoadOptions = { maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 16 };
 const greedy = { ...defaultSampling, temperature: 0 };
-const bound = { max: TOL_MAX_LOGPROB, mean: TOL_MEAN_LOGPROB };
+// Against the fp32 references: the bf16 bound of the other GPU parity checks (TOL_MAX_LOGPROB /
+// TOL_MEAN_LOGPROB: the base model's worst measured 0.20 / 0.05), widened for an adapter: each
+// adapted projection rounds its output to bf16 twice (the base layer's, then with the update
+// added, as transformers' bf16 LoRA layer does), and tiny-b-lora-all, on all seven projections
+// with updates half the base weights' spread, measured max 0.32 / mean 0.070 on an H200 (the base
+// model 0.20 / 0.050 in the same run; tiny-b-lora-qv 0.21 / 0.053). A missing or misplaced update
+// moves logprobs by whole units (the adapters change every first greedy token).
+const bound = { max: 0.5, mean: 0.1 };
 // The int4_awq engine: GPU against CPU on the same engine and adapter (quant-checks.ts's bound).
 const INT4_BOUND = { max: 0.6, mean: 0.15 };
 

@@ -135,7 +135,8 @@ export function fp8Checkpoint(): string {
   return dir;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+// (run as a script: not when bundled into another, whose own URL is then the one started)
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href && /fp8-checkpoint\.[jt]s$/.test(import.meta.url)) {
   const out = process.argv[2];
   if (!out) {
     console.error('usage: npx tsx test/helpers/fp8-checkpoint.ts OUT_DIR');

@@ -63,7 +63,8 @@ export function loraAdapter(name: LoraName): string {
   return dir;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+// (run as a script: not when bundled into another, whose own URL is then the one started)
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href && /lora-fixtures\.[jt]s$/.test(import.meta.url)) {
   const out = process.argv[2];
   if (!out) {
     console.error('usage: npx tsx test/helpers/lora-fixtures.ts OUT_DIR');

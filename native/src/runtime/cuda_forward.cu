@@ -245,15 +245,6 @@ Status Forward::sliced_dequant_gemm(const LinearIn& in, const Weight& w, const L
   return ok_status();
 }
 
-Status Forward::add_lora(const StepInput& in, int layer, const LoraSite& site, const bf16* x, const float* norm_w,
-                         bf16* y, int64_t ldy, const Exec& ex) {
-  if (norm_w) {
-    GRPST_TRY(rmsnorm(x, nullptr, nullptr, norm_w, xn_, in.num_tokens, site.in, dims_.eps, ex));
-    x = xn_;
-  }
-  return lora_add(in.lora, layer, site, x, y, ldy, in.num_tokens, ex);
-}
-
 Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex) {
   // Quantized weights take the decode kernels up to their crossover (small_rows), then int4 /
   // int8_wo the tiled weight-only GEMM up to its rows (set_wo_tiled_max_rows), cuBLASLt beyond;
@@ -395,7 +386,6 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   const int q_n = d.heads * d.head_dim, kv_n = d.kv_heads * d.head_dim;
   const LoraSite qkv_site{kLoraQ, 3, d.hidden, {q_n, kv_n, kv_n}, {0, q_n, q_n + kv_n}, 1};
   const LoraSite o_site{kLoraO, 1, q_n, {d.hidden, 0, 0}, {0, 0, 0}, 1};
-  const LoraSite gate_up_site{kLoraGate, 2, d.hidden, {d.intermediate, d.intermediate, 0}, {0, 1, 0}, 2};
   const LoraSite down_site{kLoraDown, 1, d.intermediate, {d.hidden, 0, 0}, {0, 0, 0}, 1};
   for (int l = last_persistent_ ? d.layers : 0; l < d.layers; ++l) {  // (the persistent launch ran them)
     const LayerWeights& lw = w_.layers[l];
@@ -409,7 +399,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     LinearOut o;
     o.y = qkv_;
     GRPST_TRY(linear(a, lw.qkv, o, T, ex));
-    if (lora) GRPST_TRY(add_lora(in, l, qkv_site, h_, lw.input_norm, qkv_, static_cast<int64_t>(qkv_n), ex));
+    if (lora) GRPST_TRY(lora_add(in.lora, l, qkv_site, h_, lw.input_norm, d.eps, qkv_, static_cast<int64_t>(qkv_n), T, ex));
     if (taps_) GRPST_TRY(taps_->kv(l, qkv_, in.positions, lw.q_norm, lw.k_norm, d.eps, rope, T, ex));
     // Decode rows: norm + RoPE + KV write inside the attention kernel; the other rows here.
     const int first = fused || mma_qkv ? R : 0;
@@ -448,7 +438,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     // or the embedding), and before gate_up for down_proj below: two kernels back at least.
     o.residual_settled = residual_settled;
     GRPST_TRY(linear(a, lw.o, o, T, ex));
-    if (lora) GRPST_TRY(add_lora(in, l, o_site, attn_, nullptr, h_, d.hidden, ex));
+    if (lora) GRPST_TRY(lora_add(in.lora, l, o_site, attn_, nullptr, 0.f, h_, d.hidden, T, ex));
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
 
     if (taps_) GRPST_TRY(taps_->linear_input(l, 2, h_, T, d.hidden, lw.post_norm, d.eps, ex));
@@ -461,10 +451,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     o.epi = lora ? Epilogue::store : Epilogue::swiglu;
     o.residual_settled = false;
     GRPST_TRY(linear(a, lw.gate_up, o, T, ex));
-    if (lora) {
-      GRPST_TRY(add_lora(in, l, gate_up_site, h_, lw.post_norm, tmp_, 2 * static_cast<int64_t>(d.intermediate), ex));
-      GRPST_TRY(swiglu(tmp_, act_, T, d.intermediate, ex));
-    }
+    if (lora) GRPST_TRY(lora_add_swiglu(in.lora, l, h_, lw.post_norm, d.eps, d.hidden, tmp_, act_, d.intermediate, T, ex));
 
     if (taps_) GRPST_TRY(taps_->linear_input(l, 3, act_, T, d.intermediate, nullptr, 0.f, ex));
     a = LinearIn();
@@ -474,7 +461,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     o.epi = residual;
     o.residual_settled = residual_settled;
     GRPST_TRY(linear(a, lw.down, o, T, ex));
-    if (lora) GRPST_TRY(add_lora(in, l, down_site, act_, nullptr, h_, d.hidden, ex));
+    if (lora) GRPST_TRY(lora_add(in.lora, l, down_site, act_, nullptr, 0.f, h_, d.hidden, T, ex));
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
   }
 

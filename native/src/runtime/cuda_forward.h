@@ -315,10 +315,6 @@ class Forward {
   // An int8_wo / int4 weight larger than wtmp_ (a quantized LM head): dequantized and multiplied
   // in slices of rows that fit, each slice's GEMM writing its columns of y.
   Status sliced_dequant_gemm(const LinearIn& in, const Weight& w, const LinearOut& out, int M, const Exec& ex);
-  // The step's LoRA updates of one projection call (in.lora): x is its input, normalised here
-  // first when norm_w is given (the linear fused that norm and never wrote it out).
-  Status add_lora(const StepInput& in, int layer, const LoraSite& site, const bf16* x, const float* norm_w, bf16* y,
-                  int64_t ldy, const Exec& ex);
   TensorParallelHooks* tp_ = nullptr;
   ForwardTaps* taps_ = nullptr;
 

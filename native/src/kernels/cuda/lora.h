@@ -47,11 +47,21 @@ struct LoraSite {
   int stride = 1;
 };
 
-// y[m, offset + j * stride] = bf16(y + scale * sum_r (A x_m)[r] B[j, r]) for every row m with an
-// adapter adapting the site's targets at `layer`; A x is summed in fp32 (x is bf16 [M, in], the
-// projection's input as the base layer saw it, its RMSNorm applied), B (A x) in fp32, rounded
-// once when added. `in` must be a multiple of 8 and every A 16-byte aligned.
+// y[m, offset + j * stride] = bf16(y + scale * sum_r (A a(x_m))[r] B[j, r]) for every row m with an
+// adapter adapting the site's targets at `layer`. a(x) is the projection's input as the base layer
+// saw it: x itself, or with norm_w (x then the residual stream, [M, in]) its RMSNorm as rmsnorm()
+// rounds it. A a(x) and B (A a(x)) are summed in fp32, rounded once when added. `in` must be a
+// multiple of 8, x and every A 16-byte aligned.
 Status lora_add(const LoraStep& step, int layer, const LoraSite& site, const __nv_bfloat16* x /*[M, in]*/,
-                __nv_bfloat16* y /*[M, ldy]*/, int64_t ldy, int M, const Exec& ex);
+                const float* norm_w /*[in] or null*/, float eps, __nv_bfloat16* y /*[M, ldy]*/, int64_t ldy, int M,
+                const Exec& ex);
+
+// gate_up's update and its SwiGLU in one pass: gate_up is the projection's output as stored
+// ([M, 2I], gate and up interleaved, not activated); out[m, j] = bf16(bf16(silu(g)) * u) of the
+// updated (g, u) (each rounded to bf16 first, as lora_add would store them), for every row: rows
+// of the base model get the SwiGLU alone. x and norm_w as for lora_add (the MLP's input norm).
+Status lora_add_swiglu(const LoraStep& step, int layer, const __nv_bfloat16* x /*[M, in]*/, const float* norm_w,
+                       float eps, int in, const __nv_bfloat16* gate_up /*[M, 2I]*/, __nv_bfloat16* out /*[M, I]*/,
+                       int I, int M, const Exec& ex);
 
 }  // namespace grpst::cuda
