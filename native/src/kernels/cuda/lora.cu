@@ -50,7 +50,6 @@ __global__ void __launch_bounds__(kShrinkThreads) lora_shrink_kernel(LoraStep s,
   if (r >= p->rank) return;
   const uint4* ar = reinterpret_cast<const uint4*>(p->a + static_cast<size_t>(r) * site.in);
   float acc = 0.f;
-#pragma unroll 4
   for (int c = lane; c < chunks; c += 32) {
     float xf[8], af[8];
     unpack8(xr[c], xf);
@@ -69,23 +68,14 @@ __global__ void __launch_bounds__(kShrinkThreads) lora_shrink_kernel(LoraStep s,
 }
 
 // sum_r t[r] B[j, r] in fp32 for output j of a projection, t staged in shared memory. B's block of
-// 64 outputs holds j at [r][j % 64]: consecutive threads read consecutive entries. B comes from
-// DRAM (an adapter is larger than the L2): eight loads are issued before their sums, or each of
-// `rank` loads would wait out its own latency (measured: a rank-64 update then cost more than the
-// projection it adapts).
+// 64 outputs holds j at [r][j % 64]: consecutive threads read consecutive entries. (Each load
+// waits out its DRAM latency before the next: on an H200 this loop is what an update costs,
+// docs/benchmarks.md "LoRA adapters".)
 __device__ __forceinline__ float lora_column(const LoraProj& p, const float* t_s, int j) {
   const bf16* b = p.bt + static_cast<size_t>(j / kLoraBlockCols) * p.rank * kLoraBlockCols + j % kLoraBlockCols;
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  int r = 0;
-  for (; r + 8 <= p.rank; r += 8) {
-    float v[8];
-#pragma unroll
-    for (int k = 0; k < 8; ++k) v[k] = __bfloat162float(b[static_cast<size_t>(r + k) * kLoraBlockCols]);
-#pragma unroll
-    for (int k = 0; k < 8; ++k) acc[k & 3] = fmaf(t_s[r + k], v[k], acc[k & 3]);
-  }
-  for (; r < p.rank; ++r) acc[0] = fmaf(t_s[r], __bfloat162float(b[static_cast<size_t>(r) * kLoraBlockCols]), acc[0]);
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  float acc = 0.f;
+  for (int r = 0; r < p.rank; ++r) acc = fmaf(t_s[r], __bfloat162float(b[static_cast<size_t>(r) * kLoraBlockCols]), acc);
+  return acc;
 }
 
 // grid (M, ceil(max out / 256), site.count): y = bf16(y + scale * B (A x)), one output per thread.
