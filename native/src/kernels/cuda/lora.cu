@@ -2,8 +2,7 @@
 // projection's output per (row, block of 256 outputs, target) (the expand); for gate_up the
 // expand also applies the SwiGLU, over every row. Rows without an adapter, and targets an adapter
 // leaves out, return at once, so the launches have the same shape whatever the step's mix (a
-// CUDA graph captures them once). Two kernels per projection: each is a step boundary, the cost
-// a decode step pays.
+// CUDA graph captures them once). Two kernels per projection.
 #include "device_utils.cuh"
 #include "lora.h"
 
