@@ -14,7 +14,7 @@ import { wordBans, type WordBans } from './openai/token-rules.js';
 import { namesServedModel } from './ollama/model-name.js';
 import type { ServerOptions } from './options.js';
 import { ResponseStore } from './responses-store.js';
-import { engineWithLora, LoraAdapters } from './lora-adapters.js';
+import { LoraAdapters } from './lora-adapters.js';
 import { badInput } from '../util/errors.js';
 import type { RequestTemplates } from './openai/request-templates.js';
 
@@ -209,7 +209,7 @@ export class ServerContext {
     const engine = base();
     const adapter = model && !this.servedName(model) ? this.loras.get(model) : undefined;
     if (!adapter) return { engine, name: this.options.modelId };
-    return { engine: engineWithLora(engine, adapter.loaded.handle), name: adapter.name };
+    return { engine: this.loras.engineFor(engine, adapter), name: adapter.name };
   }
 
   get stopTokenIds(): number[] {

@@ -16,16 +16,65 @@ export interface ServedAdapter {
   created: number;
 }
 
-/** The engine as one adapter's requests see it: every submit carries the adapter. */
-export function engineWithLora(engine: GenerationEngine, handle: unknown): GenerationEngine {
+/** Requests of one adapter: waiting (submitted, no token yet) and running (generating). */
+export interface LoraActivity {
+  waiting: number;
+  running: number;
+}
+
+/**
+ * The engine as one adapter's requests see it: every submit carries the adapter, and `activity`
+ * counts the request as waiting until its first event, then running until its stream ends
+ * (vllm:lora_requests_info).
+ */
+export function engineWithLora(engine: GenerationEngine, handle: unknown, activity?: LoraActivity): GenerationEngine {
   return {
     get info() {
       return engine.info;
     },
-    submit: (req: SubmitRequest) => engine.submit({ ...req, lora: handle }),
+    submit: (req: SubmitRequest) => {
+      const events = engine.submit({ ...req, lora: handle });
+      return activity ? counted(events, activity) : events;
+    },
     allowedTokensConstraint: engine.allowedTokensConstraint ? (ids) => engine.allowedTokensConstraint!(ids) : undefined,
     stats: () => engine.stats(),
     close: () => engine.close(),
+  };
+}
+
+function counted<T>(events: AsyncIterable<T>, activity: LoraActivity): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const inner = events[Symbol.asyncIterator]();
+      let state: 'waiting' | 'running' | 'ended' = 'waiting';
+      activity.waiting++;
+      const end = () => {
+        if (state === 'waiting') activity.waiting--;
+        else if (state === 'running') activity.running--;
+        state = 'ended';
+      };
+      return {
+        async next() {
+          try {
+            const r = await inner.next();
+            if (r.done) end();
+            else if (state === 'waiting') {
+              activity.waiting--;
+              activity.running++;
+              state = 'running';
+            }
+            return r;
+          } catch (e) {
+            end();
+            throw e;
+          }
+        },
+        async return(value?: unknown) {
+          end();
+          return inner.return ? inner.return(value) : { done: true, value: value as T };
+        },
+      };
+    },
   };
 }
 
@@ -33,6 +82,8 @@ export class LoraAdapters {
   private readonly byName = new Map<string, ServedAdapter>();
   /** Names whose adapter is being read: taken until the load ends, so two loads never race for one. */
   private readonly loading = new Set<string>();
+  /** Each adapter name's requests in flight (kept after an unload while its requests finish). */
+  private readonly activity = new Map<string, LoraActivity>();
 
   constructor(
     private readonly reservedNames: () => string[],
@@ -82,6 +133,19 @@ export class LoraAdapters {
     const adapter: ServedAdapter = { name: module.name, parent: module.baseModelName ?? parent, loaded, created: Math.floor(Date.now() / 1000) };
     this.byName.set(module.name, adapter);
     return adapter;
+  }
+
+  /** The engine for one adapter's requests, counting them (see engineWithLora). */
+  engineFor(engine: GenerationEngine, adapter: ServedAdapter): GenerationEngine {
+    let a = this.activity.get(adapter.name);
+    if (!a) this.activity.set(adapter.name, (a = { waiting: 0, running: 0 }));
+    return engineWithLora(engine, adapter.loaded.handle, a);
+  }
+
+  /** Adapter names with requests waiting, and with requests running, in name order. */
+  inFlight(): { waiting: string[]; running: string[] } {
+    const names = [...this.activity.keys()].sort();
+    return { waiting: names.filter((n) => this.activity.get(n)!.waiting > 0), running: names.filter((n) => this.activity.get(n)!.running > 0) };
   }
 
   /** Stops serving `name`; false where no adapter has it. */

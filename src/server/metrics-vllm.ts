@@ -45,5 +45,15 @@ export function vllmSeries(m: ServerMetrics, live: LiveState): string[] {
     m.e2e.render('vllm:e2e_request_latency_seconds', 'Histogram of end-to-end request latency in seconds.', base),
     m.queueTime.render('vllm:request_queue_time_seconds', 'Histogram of time spent waiting in the queue in seconds.', base),
   );
+  // vLLM's LoRA series, where adapters are served: its labels name the adapters with requests
+  // waiting and running; its value is the time of the reading.
+  if (live.lora)
+    out.push(
+      `# HELP vllm:lora_requests_info Running stats on lora requests.\n# TYPE vllm:lora_requests_info gauge\nvllm:lora_requests_info${labelText({
+        max_lora: String(live.lora.maxLora),
+        waiting_lora_adapters: live.lora.waiting.join(','),
+        running_lora_adapters: live.lora.running.join(','),
+      })} ${Date.now() / 1000}`,
+    );
   return out;
 }

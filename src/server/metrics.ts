@@ -70,6 +70,8 @@ export interface LiveState {
   running: number;
   waiting: number;
   engine?: EngineStats;
+  /** Where LoRA adapters are served: the most one step can mix, and the names with requests in flight. */
+  lora?: { maxLora: number; waiting: string[]; running: string[] };
 }
 
 export class ServerMetrics {

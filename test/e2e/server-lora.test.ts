@@ -110,6 +110,28 @@ describe('adapters named in lora_modules', () => {
   });
 });
 
+describe("vLLM's LoRA metric", () => {
+  const series = async () => (await get(`${srv.url}/metrics`)).text.split('\n').find((l: string) => l.startsWith('vllm:lora_requests_info{'));
+  it('vllm:lora_requests_info names the adapters with requests running, and none when idle', async () => {
+    expect(await series()).toMatch(/^vllm:lora_requests_info\{max_lora="\d+",waiting_lora_adapters="",running_lora_adapters=""\} \d+(\.\d+)?$/);
+    // A long stream on 'sql': once its first chunk is in, the adapter is running.
+    const stream = await srv.client.completions.create({ model: 'sql', prompt, max_tokens: 400, temperature: 0, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming);
+    let during: string | undefined;
+    for await (const _ of stream) {
+      if (during === undefined) during = await series();
+    }
+    expect(during).toContain('running_lora_adapters="sql"');
+    expect(await series()).toContain('running_lora_adapters=""');
+    // A server without adapters has no such series (vLLM gives it only with LoRA on).
+    const plain = await serve(model, { modelId: 'tiny' });
+    try {
+      expect((await get(`${plain.url}/metrics`)).text).not.toContain('vllm:lora_requests_info');
+    } finally {
+      await plain.server.close();
+    }
+  });
+});
+
 describe('loading and unloading at run time', () => {
   it('serves a new adapter at once and stops serving it when unloaded, answering as vLLM does', async () => {
     const load = await post(`${srv.url}/v1/load_lora_adapter`, { lora_name: 'late', lora_path: qv() });

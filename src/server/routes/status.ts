@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { sendJson, sendText } from '../http.js';
 import type { RequestContext } from '../router.js';
 import type { ServedAdapter } from '../lora-adapters.js';
+import { runtimeLoraUpdating } from './lora.js';
 
 /** package.json sits three folders up from this file, in src/ and in dist/ alike. */
 const version = (() => {
@@ -44,6 +45,10 @@ export async function metrics(rc: RequestContext): Promise<void> {
     running: s.admission.running,
     waiting: s.admission.waiting,
     engine: s.engine?.stats(),
+    // (a step may mix as many adapters as it holds sequences: vLLM's max_loras)
+    lora: s.loras.size > 0 || runtimeLoraUpdating(s.options.allowRuntimeLoraUpdating)
+      ? { maxLora: s.engine?.info.maxBatchSize ?? 0, ...s.loras.inFlight() }
+      : undefined,
   });
   sendText(rc.res, 200, text, 'text/plain; version=0.0.4; charset=utf-8');
 }
