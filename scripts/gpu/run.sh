@@ -158,6 +158,16 @@ random_ckpt() {
   xz -dc .carry/tokenizer/tokenizer.json.xz > "$dir/tokenizer.json" 2>/dev/null
 }
 
+# The runtime benchmarks' common start: Node, then the SP_SHAPE random checkpoint (default
+# qwen3-8b; reused when a stage before made it) in SP_CKPT. Fails, with a summary line, when either
+# is missing.
+bench_ckpt() {
+  node_setup || { SUMMARY+=("$1: node setup FAILED"); return 1; }
+  SP_SHAPE=${SP_SHAPE:-qwen3-8b}
+  SP_CKPT=/tmp/$SP_SHAPE-random
+  random_ckpt "$1" "$SP_CKPT" "$SP_SHAPE" "${T_SP_CKPT:-300}"
+}
+
 # The parity checks through the real runtime (scripts/gpu/parity.ts), after node_setup.
 gpu_parity() {
   stamp "GPU parity through the runtime"
@@ -275,39 +285,30 @@ for stage in "${STAGES[@]}"; do
       rc=$?; SUMMARY+=("bench:gpu:engines: exit $rc")
       ;;
     spec)
-      node_setup || { SUMMARY+=("spec: node setup FAILED"); continue; }
-      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
-      SP_CKPT=/tmp/$SP_SHAPE-random
-      random_ckpt spec "$SP_CKPT" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
+      bench_ckpt spec || continue
       stamp "bench:spec"
       timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --checkpoint "$SP_CKPT" --device cuda --tokens "${SP_TOKENS:-128}" \
         --rounds "${SP_ROUNDS:-3}" --batch "${SP_BATCH:-1}" --json "$OUT/bench-speculative${SP_BATCH:+-b$SP_BATCH}.json"
       rc=$?; SUMMARY+=("bench:spec: exit $rc")
       ;;
     penalties)
-      node_setup || { SUMMARY+=("penalties: node setup FAILED"); continue; }
-      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
-      random_ckpt penalties "/tmp/$SP_SHAPE-random" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
+      bench_ckpt penalties || continue
       stamp "bench:penalties"
-      timeout "${T_PN:-300}" node .carry/js/bench-penalties.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
+      timeout "${T_PN:-300}" node .carry/js/bench-penalties.mjs --checkpoint "$SP_CKPT" --device cuda \
         --batch "${PN_BATCH:-64}" --tokens "${PN_TOKENS:-128}" --rounds "${PN_ROUNDS:-2}" --json "$OUT/bench-penalties-b${PN_BATCH:-64}.json"
       rc=$?; SUMMARY+=("bench:penalties: exit $rc")
       ;;
     promptlp)
-      node_setup || { SUMMARY+=("promptlp: node setup FAILED"); continue; }
-      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
-      random_ckpt promptlp "/tmp/$SP_SHAPE-random" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
+      bench_ckpt promptlp || continue
       stamp "bench:prompt-logprobs"
-      timeout "${T_PL:-300}" node .carry/js/bench-prompt-logprobs.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
+      timeout "${T_PL:-300}" node .carry/js/bench-prompt-logprobs.mjs --checkpoint "$SP_CKPT" --device cuda \
         --batch "${PL_BATCH:-16}" --prompt "${PL_PROMPT:-1024}" --rounds "${PL_ROUNDS:-3}" --json "$OUT/bench-prompt-logprobs.json"
       rc=$?; SUMMARY+=("bench:prompt-logprobs: exit $rc")
       ;;
     lora)
-      node_setup || { SUMMARY+=("lora: node setup FAILED"); continue; }
-      SP_SHAPE=${SP_SHAPE:-qwen3-8b}
-      random_ckpt lora "/tmp/$SP_SHAPE-random" "$SP_SHAPE" "${T_SP_CKPT:-300}" || continue
+      bench_ckpt lora || continue
       stamp "bench:lora"
-      timeout "${T_LORA:-300}" node .carry/js/bench-lora.mjs --checkpoint "/tmp/$SP_SHAPE-random" --device cuda \
+      timeout "${T_LORA:-300}" node .carry/js/bench-lora.mjs --checkpoint "$SP_CKPT" --device cuda \
         --ranks "${LORA_RANKS:-16,64}" --batches "${LORA_BATCHES:-1,8,64}" --adapters "${LORA_ADAPTERS:-4}" --tokens "${LORA_TOKENS:-32}"
       rc=$?; SUMMARY+=("bench:lora: exit $rc")
       ;;

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { ModelConfig } from '../model/config.js';
 import { readSafetensorsHeader, type TensorInfo } from '../model/safetensors.js';
-import { readTensorBytes } from '../model/tensor-data.js';
+import { readTensorBytes, readTensorBytesAsync } from '../model/tensor-data.js';
 import { decodeFloats } from '../quant/numeric.js';
 import { badInput, notFound } from '../util/errors.js';
 
@@ -163,14 +163,7 @@ export async function readLoraRawDeltas(plan: LoraPlan): Promise<LoraRawDelta[]>
     const bytesOf = async (t: TensorInfo): Promise<Uint8Array> => {
       let fh = files.get(t.file);
       if (!fh) files.set(t.file, (fh = await open(t.file, 'r')));
-      const buf = Buffer.allocUnsafeSlow(t.nbytes);
-      let done = 0;
-      while (done < t.nbytes) {
-        const { bytesRead } = await fh.read(buf, done, t.nbytes - done, t.offset + done);
-        if (bytesRead === 0) throw badInput(`${t.file} ended inside tensor ${t.name}`, 'the file is truncated; copy it again');
-        done += bytesRead;
-      }
-      return buf;
+      return readTensorBytesAsync(t, fh);
     };
     const out: LoraRawDelta[] = [];
     for (const d of plan.deltas)

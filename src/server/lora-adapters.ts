@@ -27,15 +27,12 @@ export interface LoraActivity {
  * counts the request as waiting until its first event, then running until its stream ends
  * (vllm:lora_requests_info).
  */
-export function engineWithLora(engine: GenerationEngine, handle: unknown, activity?: LoraActivity): GenerationEngine {
+function engineWithLora(engine: GenerationEngine, handle: unknown, activity: LoraActivity): GenerationEngine {
   return {
     get info() {
       return engine.info;
     },
-    submit: (req: SubmitRequest) => {
-      const events = engine.submit({ ...req, lora: handle });
-      return activity ? counted(events, activity) : events;
-    },
+    submit: (req: SubmitRequest) => counted(engine.submit({ ...req, lora: handle }), activity),
     allowedTokensConstraint: engine.allowedTokensConstraint ? (ids) => engine.allowedTokensConstraint!(ids) : undefined,
     stats: () => engine.stats(),
     close: () => engine.close(),

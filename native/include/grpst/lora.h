@@ -22,21 +22,21 @@ inline constexpr int kLoraTargets = 7;
 const char* lora_target_name(LoraTarget t);
 
 /**
- * One adapted projection: y += scale * B (A x). rank 0: not adapted. Given in fp32 (a, b);
- * make_lora_adapter keeps them in bf16 (a16, b16), as the model's own weights and as vLLM casts
- * adapters to the model's dtype: half the bytes a step reads, and the bf16 GEMM kernels run them.
+ * One adapted projection: y += scale * B (A x). rank 0: not adapted. Held in bf16 (round to
+ * nearest even), as the model's own weights and as vLLM casts adapters to the model's dtype: half
+ * the bytes a step reads, and the bf16 GEMM kernels run them.
  */
 struct LoraDelta {
   int rank = 0;
-  float scale = 0.0f;    // lora_alpha / rank, or lora_alpha / sqrt(rank) with rsLoRA
-  std::vector<float> a;  // [rank, in_features]
-  std::vector<float> b;  // [out_features, rank]
-  // What the runner reads, in bf16 (round to nearest even): A as given, and B transposed in
-  // blocks of kLoraCols outputs, [out / kLoraCols][rank][kLoraCols] (the last block zero-padded):
-  // B (A x) is then `rank` updates along the outputs, not `out` dot products of length `rank` (each
-  // ending in a horizontal sum, which a rank of 16 cannot pay for), and a block's B is one
-  // contiguous run, not `rank` strided ones (at rank 64, more streams than a prefetcher follows).
-  std::vector<uint16_t> a16, bt16;
+  float scale = 0.0f;         // lora_alpha / rank, or lora_alpha / sqrt(rank) with rsLoRA
+  std::vector<uint16_t> a16;  // [rank, in_features]: A as given
+  std::vector<uint16_t> b16;  // [out_features, rank]: B as given; make_lora_adapter moves it into bt16
+  // What the runner reads of B: transposed in blocks of kLoraCols outputs, [out / kLoraCols][rank]
+  // [kLoraCols] (the last block zero-padded): B (A x) is then `rank` updates along the outputs,
+  // not `out` dot products of length `rank` (each ending in a horizontal sum, which a rank of 16
+  // cannot pay for), and a block's B is one contiguous run, not `rank` strided ones (at rank 64,
+  // more streams than a prefetcher follows).
+  std::vector<uint16_t> bt16;
 };
 
 /** Outputs per block of LoraDelta::bt16. */

@@ -39,16 +39,23 @@ struct RawDelta {
   std::vector<uint8_t> a, b;
 };
 
-std::vector<float> decode_floats(const std::vector<uint8_t>& bytes, DType dtype) {
+// A tensor's stored values in bf16 (round to nearest even): BF16 as it is, F16 / F32 rounded.
+std::vector<uint16_t> to_bf16(const std::vector<uint8_t>& bytes, DType dtype) {
   const size_t n = bytes.size() / dtype_size(dtype);
-  std::vector<float> out(n);
-  if (dtype == DType::F32) {
-    std::memcpy(out.data(), bytes.data(), n * 4);
-  } else {
+  std::vector<uint16_t> out(n);
+  if (dtype == DType::BF16) {
+    std::memcpy(out.data(), bytes.data(), n * 2);
+  } else if (dtype == DType::F16) {
     for (size_t i = 0; i < n; i++) {
       uint16_t h;
       std::memcpy(&h, bytes.data() + 2 * i, 2);
-      out[i] = dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+      out[i] = f32_to_bf16(f16_to_f32(h));
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      float f;
+      std::memcpy(&f, bytes.data() + 4 * i, 4);
+      out[i] = f32_to_bf16(f);
     }
   }
   return out;
@@ -96,8 +103,8 @@ class LoraLoadWorker : public Napi::AsyncWorker {
           throw Error("LoRA: layer " + std::to_string(r.layer) + " " + lora_target_name(LoraTarget(r.target)) + " given twice");
         out.rank = r.rank;
         out.scale = r.scale;
-        out.a = decode_floats(r.a, r.a_dtype);
-        out.b = decode_floats(r.b, r.b_dtype);
+        out.a16 = to_bf16(r.a, r.a_dtype);
+        out.b16 = to_bf16(r.b, r.b_dtype);
         std::vector<uint8_t>().swap(r.a);
         std::vector<uint8_t>().swap(r.b);
       }

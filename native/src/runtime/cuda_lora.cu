@@ -37,25 +37,26 @@ bool CudaLoraAdapters::prepare(const std::vector<const LoraAdapter*>& rows, cuda
     check(cudaMalloc(reinterpret_cast<void**>(&dev_rows_), size_t(max_tokens_) * sizeof(void*)), "cudaMalloc LoRA rows");
   }
   ++step_;
-  // Mark this step's adapters first, so an upload below never evicts one of them.
+  // Mark this step's adapters first, so an upload below never evicts one of them. (Rows of one
+  // sequence, and often neighbours, share an adapter: each run of them is looked up once.)
+  const LoraAdapter* last = nullptr;
   for (const LoraAdapter* a : rows)
-    if (a)
+    if (a && a != last) {
+      last = a;
       for (Resident& r : resident_)
         if (r.key == a->cache_key) r.last_step = step_;
+    }
   int rank_needed = 0;
-  const LoraAdapter* last = nullptr;
-  const cu::LoraProj* last_table = nullptr;
+  last = nullptr;
+  const Resident* last_resident = nullptr;
   for (size_t m = 0; m < rows.size(); ++m) {
     const LoraAdapter* a = rows[m];
     if (a && a != last) {
       last = a;
-      last_table = resident_table(*a);
+      last_resident = &resident(*a);
+      rank_needed = std::max(rank_needed, last_resident->max_rank);
     }
-    host_rows_[m] = a ? last_table : nullptr;
-    if (a) {
-      for (const Resident& r : resident_)
-        if (r.key == a->cache_key) rank_needed = std::max(rank_needed, r.max_rank);
-    }
+    host_rows_[m] = a ? last_resident->table : nullptr;
   }
   bool moved = false;
   if (rank_needed > max_rank_) {
@@ -74,19 +75,16 @@ bool CudaLoraAdapters::prepare(const std::vector<const LoraAdapter*>& rows, cuda
   return moved;
 }
 
-const cu::LoraProj* CudaLoraAdapters::resident_table(const LoraAdapter& a) {
+const CudaLoraAdapters::Resident& CudaLoraAdapters::resident(const LoraAdapter& a) {
   for (Resident& r : resident_)
-    if (r.key == a.cache_key) {
-      r.last_step = step_;
-      return r.table;
-    }
+    if (r.key == a.cache_key) return r;
   if (int(resident_.size()) >= kMaxResidentLoras) evict_one();
   Resident r;
   r.key = a.cache_key;
   r.last_step = step_;
   upload(a, &r);
   resident_.push_back(r);
-  return r.table;
+  return resident_.back();
 }
 
 void CudaLoraAdapters::evict_one() {

@@ -44,7 +44,8 @@ class CudaLoraAdapters {
     int max_rank = 0;
     uint64_t last_step = 0;
   };
-  const cuda::LoraProj* resident_table(const LoraAdapter& a);
+  // The adapter's device copy, uploaded (and the least recently used evicted) if it has none.
+  const Resident& resident(const LoraAdapter& a);
   void upload(const LoraAdapter& a, Resident* r);
   void evict_one();
 

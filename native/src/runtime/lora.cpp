@@ -44,25 +44,22 @@ std::shared_ptr<const LoraAdapter> make_lora_adapter(const LoraShape& shape,
       const auto [in, out] = shape.dims(LoraTarget(t));
       const std::string where = "LoRA adapter: layer " + std::to_string(l) + " " + lora_target_name(LoraTarget(t));
       if (d.rank < 0) throw Error(where + ": negative rank");
-      if (d.a.size() != size_t(d.rank) * in)
-        throw Error(where + ": lora_A holds " + std::to_string(d.a.size()) + " values, expected rank " +
+      if (d.a16.size() != size_t(d.rank) * in)
+        throw Error(where + ": lora_A holds " + std::to_string(d.a16.size()) + " values, expected rank " +
                     std::to_string(d.rank) + " x " + std::to_string(in));
-      if (d.b.size() != size_t(out) * d.rank)
-        throw Error(where + ": lora_B holds " + std::to_string(d.b.size()) + " values, expected " + std::to_string(out) +
+      if (d.b16.size() != size_t(out) * d.rank)
+        throw Error(where + ": lora_B holds " + std::to_string(d.b16.size()) + " values, expected " + std::to_string(out) +
                     " x rank " + std::to_string(d.rank));
     }
   }
   for (auto& layer : deltas) {
     for (LoraDelta& d : layer) {
       if (d.rank == 0) continue;
-      d.a16.resize(d.a.size());
-      for (size_t i = 0; i < d.a.size(); i++) d.a16[i] = f32_to_bf16(d.a[i]);
-      const size_t out = d.b.size() / size_t(d.rank), R = size_t(d.rank), C = kLoraCols;
+      const size_t out = d.b16.size() / size_t(d.rank), R = size_t(d.rank), C = kLoraCols;
       d.bt16.assign((out + C - 1) / C * R * C, 0);
       for (size_t n = 0; n < out; n++)
-        for (size_t r = 0; r < R; r++) d.bt16[n / C * R * C + r * C + n % C] = f32_to_bf16(d.b[n * R + r]);
-      std::vector<float>().swap(d.a);
-      std::vector<float>().swap(d.b);
+        for (size_t r = 0; r < R; r++) d.bt16[n / C * R * C + r * C + n % C] = d.b16[n * R + r];
+      std::vector<uint16_t>().swap(d.b16);
     }
   }
   auto a = std::make_shared<LoraAdapter>();
