@@ -6,10 +6,9 @@
 //   npm run bench:cpu [-- --threads N --decode-tokens N --prompt-tokens N --rounds N --engine DIR --json]
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadAddon, loadEngine, type Engine } from '../src/engine/index.js';
-import { defaultSampling, type TokenEvent } from '../src/engine/types.js';
+import { loadAddon, loadEngine } from '../src/engine/index.js';
 import { randomQwen3_0_6b } from './make-random-checkpoint.js';
-import { promptIds } from './prompt-ids.js';
+import { decodeTokS, prefillTokS } from './engine-timing.js';
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2).filter((a) => a !== '--'),
@@ -26,52 +25,6 @@ const threads = Number(args.threads ?? availableParallelism());
 const decodeTokens = Number(args['decode-tokens']);
 const promptTokens = Number(args['prompt-tokens']);
 const rounds = Number(args.rounds);
-const greedy = { ...defaultSampling, temperature: 0 };
-
-interface Timed {
-  firstAt: number;
-  lastAt: number;
-  tokens: number;
-}
-
-async function timed(stream: AsyncIterable<TokenEvent>, t0: number): Promise<Timed> {
-  let firstAt = 0;
-  let lastAt = 0;
-  let tokens = 0;
-  for await (const ev of stream) {
-    const now = performance.now() - t0;
-    if (ev.error) throw new Error(ev.error);
-    if (ev.tokens.length && !firstAt) firstAt = now;
-    if (ev.tokens.length) lastAt = now;
-    tokens += ev.tokens.length;
-  }
-  return { firstAt, lastAt, tokens };
-}
-
-/** Prompt tok/s: `batch` prompts of `n` tokens submitted together, until every first token. */
-async function prefill(engine: Engine, batch: number, n: number, salt: number): Promise<number> {
-  const t0 = performance.now();
-  const runs = await Promise.all(
-    Array.from({ length: batch }, (_, i) => timed(engine.submit({ tokens: promptIds(n, salt + i), sampling: greedy, maxTokens: 1 }), t0)),
-  );
-  const end = Math.max(...runs.map((r) => r.firstAt));
-  return (batch * n) / (end / 1000);
-}
-
-/** Decode tok/s: `batch` sequences generating together, timed from the last first token to the end. */
-async function decode(engine: Engine, batch: number, salt: number): Promise<number> {
-  const t0 = performance.now();
-  const runs = await Promise.all(
-    Array.from({ length: batch }, (_, i) =>
-      timed(engine.submit({ tokens: promptIds(32, salt + i), sampling: greedy, maxTokens: decodeTokens, ignoreEos: true }), t0),
-    ),
-  );
-  // Tokens after the first of each sequence, over the span in which all sequences decode.
-  const start = Math.max(...runs.map((r) => r.firstAt));
-  const end = Math.max(...runs.map((r) => r.lastAt));
-  const tokens = runs.reduce((a, r) => a + r.tokens - 1, 0);
-  return tokens / ((end - start) / 1000);
-}
 
 async function main(): Promise<void> {
   const dir = args.engine ?? randomQwen3_0_6b();
@@ -91,7 +44,7 @@ async function main(): Promise<void> {
   });
   try {
     // Warm-up: pages every weight in and settles the thread pool.
-    await decode(engine, 1, 99);
+    await decodeTokS(engine, 1, decodeTokens, 99);
     // Each figure is the best of several rounds, as the bandwidth is the best of several passes:
     // on a machine shared with other work both then describe its quiet moments.
     const best = async (f: (round: number) => Promise<number>, n: number) => {
@@ -99,20 +52,20 @@ async function main(): Promise<void> {
       for (let r = 0; r < n; r++) all.push(await f(r));
       return { best: Math.max(...all), median: [...all].sort((a, b) => a - b)[Math.floor(all.length / 2)] };
     };
-    const pre1r = await best((r) => prefill(engine, 1, promptTokens, 1 + r * 100), Math.max(1, Math.ceil(rounds / 2)));
-    const pre8r = await best((r) => prefill(engine, 8, Math.max(16, promptTokens / 8), 10 + r * 100), Math.max(1, Math.ceil(rounds / 2)));
+    const pre1r = await best((r) => prefillTokS(engine, 1, promptTokens, 1 + r * 100), Math.max(1, Math.ceil(rounds / 2)));
+    const pre8r = await best((r) => prefillTokS(engine, 8, Math.max(16, promptTokens / 8), 10 + r * 100), Math.max(1, Math.ceil(rounds / 2)));
     // Batch-1 decode rounds alternate with bandwidth measurements, so each round also has a
     // roofline measured next to it (the machine's bandwidth drifts when it is shared).
     const pairedRatios: number[] = [];
     const pairedBandwidth: number[] = [];
     const dec1r = await best(async (r) => {
       const bw = addon.measureMemoryBandwidth(512 << 20, 3, threads);
-      const tokS = await decode(engine, 1, 20 + r * 100);
+      const tokS = await decodeTokS(engine, 1, decodeTokens, 20 + r * 100);
       pairedBandwidth.push(bw);
       pairedRatios.push((tokS * engine.nativeInfo.weightBytesPerStep) / bw);
       return tokS;
     }, rounds);
-    const dec8r = await best((r) => decode(engine, 8, 30 + r * 100), rounds);
+    const dec8r = await best((r) => decodeTokS(engine, 8, decodeTokens, 30 + r * 100), rounds);
     const [pre1, pre8, dec1, dec8] = [pre1r.best, pre8r.best, dec1r.best, dec8r.best];
     const after = bandwidth();
     const bw1 = Math.max(before.one, after.one);
