@@ -30,7 +30,7 @@ for (const [M, N, K] of [
 
 console.log('1-8 rows of x, GFLOP/s for N x K = 3072 x 1024 / 1024 x 3072 (decode batches and speculative steps: few-row tiles below 8 rows)');
 for (let M = 1; M <= 8; M++) {
-  const cells = ['bf16', 'int8_wo', 'fp8', 'int4_awq'].map((format) => {
+  const cells = ['bf16', 'int8_sq', 'int8_wo', 'fp8', 'int4_awq'].map((format) => {
     const rates = [
       [3072, 1024],
       [1024, 3072],

@@ -443,7 +443,7 @@ bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
     lw.w = w.data();
     lw.ldw = K;
     lw.scales = scales.data();
-    for (int M : {1, 5, 17, 40}) {
+    for (int M : {1, 2, 3, 5, 6, 7, 17, 40}) {  // (every tile height and tail of the VNNI tiles)
       const auto x = r.floats(size_t(M) * K, -3, 3);
       std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
       linear_forward(lw, x.data(), y.data(), M, k, pool);

@@ -438,22 +438,23 @@ inline void weight_row_sums(const int8_t* w, int64_t ldw, int N, int K, int32_t*
   }
 }
 
-// acc[4][4] of 4 activation rows by 4 weight rows, exact. vpdpbusd multiplies unsigned by signed
+// acc[R][4] of R (1-4) activation rows by 4 weight rows, exact. vpdpbusd multiplies unsigned by signed
 // bytes, so the activations go in as x + 128 (their sign bit flipped) and 128 * sum_k w[c, k]
 // (wsum) comes off at the end. Each 64-byte step loads 8 vectors for 16 products (dot_i8 loads 2
 // for one, plus three sign fix-ups). While it runs, the next 4 weight rows are requested line by
 // line: four interleaved rows from DRAM are a pattern Zen 4's prefetcher follows at a fraction of
 // one stream's rate.
+template <int R>
 inline void tile_i8_vnni(const int8_t* xq, int64_t ldx, const int8_t* w, int64_t ldw, const int32_t* wsum,
                          int32_t* acc, int64_t ldacc, int K) {
-  // (one loop, no lambda or escaping address: GCC keeps the 16 accumulators in registers only so)
-  __m512i s[16];
+  // (one loop, no lambda or escaping address: GCC keeps the accumulators in registers only so)
+  __m512i s[R * 4];
 #pragma GCC unroll 16
-  for (int i = 0; i < 16; i++) s[i] = _mm512_setzero_si512();
+  for (int i = 0; i < R * 4; i++) s[i] = _mm512_setzero_si512();
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   for (int k = 0; k < K; k += 64) {
     const __mmask64 mask = K - k >= 64 ? ~__mmask64(0) : (__mmask64(1) << (K - k)) - 1;
-    __m512i wv[4], xv[4];
+    __m512i wv[4], xv[R];
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
       wv[c] = _mm512_maskz_loadu_epi8(mask, w + c * ldw + k);
@@ -461,16 +462,16 @@ inline void tile_i8_vnni(const int8_t* xq, int64_t ldx, const int8_t* w, int64_t
     }
     // (past K both are zero; x's flipped zero is 128, times a zero weight)
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; r++) xv[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, xq + r * ldx + k), flip);
+    for (int r = 0; r < R; r++) xv[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, xq + r * ldx + k), flip);
 #pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) s[i] = _mm512_dpbusd_epi32(s[i], xv[i / 4], wv[i % 4]);
+    for (int i = 0; i < R * 4; i++) s[i] = _mm512_dpbusd_epi32(s[i], xv[i / 4], wv[i % 4]);
   }
-  __m512i done[16];  // (a copy: s itself never has its address taken)
+  __m512i done[16];  // (a copy: s itself never has its address taken; rows past R sum zeros)
 #pragma GCC unroll 16
-  for (int i = 0; i < 16; i++) done[i] = s[i];
+  for (int i = 0; i < 16; i++) done[i] = i < R * 4 ? s[i < R * 4 ? i : 0] : _mm512_setzero_si512();
   alignas(64) int32_t sums[16];
   _mm512_store_si512(sums, sum_lanes16(done));
-  for (int r = 0; r < 4; r++)
+  for (int r = 0; r < R; r++)
     for (int c = 0; c < 4; c++) acc[r * ldacc + c] = sums[r * 4 + c] - 128 * wsum[c];
 }
 }  // namespace
@@ -480,19 +481,28 @@ void gemm_i8i8(const int8_t* xq, int64_t ldxq, const int8_t* w, int64_t ldw, int
                int K) {
   int m = 0;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-  // Four rows or more (prefill, decode batches): 4 x 4 register tiles. npm run bench:gemm, one
-  // Zen 4 core, int8_sq GFLOP/s with dot_i8 per output -> tiles: 512 x 3072 x 1024 93 -> 283,
-  // 512 x 1024 x 3072 98 -> 300, 4 x 3072 x 1024 91 -> 126. The same int32 sums (int8SqExact).
-  if (M >= 4 && K <= kVnniMaxK) {
+  // Three rows or more (prefill, decode batches): register tiles of 4 rows (then 1-3) by 4
+  // weight rows. npm run bench:gemm, one Zen 4 core, int8_sq GFLOP/s with dot_i8 per output ->
+  // tiles: 512 x 3072 x 1024 93 -> 283, 512 x 1024 x 3072 98 -> 300, 3 / 4 / 7 x 3072 x 1024 90 /
+  // 91 / 115 -> 107 / 126-132 / 170. Two rows stay on dot_i8 (86-94 against the tile's 78-79:
+  // one weight row streamed at a time). The same int32 sums (the self-test's int8SqExact).
+  if (M >= 3 && K <= kVnniMaxK) {
     thread_local std::vector<int32_t> wsum;
     wsum.resize(size_t(N));
     weight_row_sums(w, ldw, N, K, wsum.data());
-    for (; m + 4 <= M; m += 4) {
+    for (; m < M; m += 4) {
+      const int rows = std::min(4, M - m);
       int n = 0;
-      for (; n + 4 <= N; n += 4)
-        tile_i8_vnni(xq + m * ldxq, ldxq, w + n * ldw, ldw, wsum.data() + n, acc + m * ldacc + n, ldacc, K);
+      for (; n + 4 <= N; n += 4) {
+        const int8_t* x = xq + m * ldxq;
+        int32_t* a = acc + m * ldacc + n;
+        if (rows == 4) tile_i8_vnni<4>(x, ldxq, w + n * ldw, ldw, wsum.data() + n, a, ldacc, K);
+        else if (rows == 3) tile_i8_vnni<3>(x, ldxq, w + n * ldw, ldw, wsum.data() + n, a, ldacc, K);
+        else if (rows == 2) tile_i8_vnni<2>(x, ldxq, w + n * ldw, ldw, wsum.data() + n, a, ldacc, K);
+        else tile_i8_vnni<1>(x, ldxq, w + n * ldw, ldw, wsum.data() + n, a, ldacc, K);
+      }
       for (; n < N; n++)
-        for (int r = m; r < m + 4; r++) acc[r * ldacc + n] = dot_i8(xq + r * ldxq, w + n * ldw, K);
+        for (int r = m; r < m + rows; r++) acc[r * ldacc + n] = dot_i8(xq + r * ldxq, w + n * ldw, K);
     }
   }
 #endif
