@@ -37,12 +37,15 @@ export async function prefillTokS(engine: Engine, batch: number, n: number, salt
   return (batch * n) / (end / 1000);
 }
 
-/** Decode tok/s: `batch` sequences of `tokens` new tokens after 32-token prompts, generating together. */
-export async function decodeTokS(engine: Engine, batch: number, tokens: number, salt: number): Promise<number> {
+/**
+ * Decode tok/s: `batch` sequences of `tokens` new tokens after `promptLen`-token prompts (32 unless
+ * given: a long one times the attention over it), generating together.
+ */
+export async function decodeTokS(engine: Engine, batch: number, tokens: number, salt: number, promptLen = 32): Promise<number> {
   const t0 = performance.now();
   const runs = await Promise.all(
     Array.from({ length: batch }, (_, i) =>
-      timed(engine.submit({ tokens: promptIds(32, salt + i), sampling: greedy, maxTokens: tokens, ignoreEos: true }), t0),
+      timed(engine.submit({ tokens: promptIds(promptLen, salt + i), sampling: greedy, maxTokens: tokens, ignoreEos: true }), t0),
     ),
   );
   // Tokens after the first of each sequence, over the span in which all sequences decode.

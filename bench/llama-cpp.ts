@@ -11,14 +11,15 @@
 //                                                 and tied head in Q8_0)
 // Both engines are loaded together and measured in alternating rounds (which goes first swaps
 // each round), so drift on a shared machine falls on both: prefill of one prompt, batch-1 decode
-// and batch-8 decode (8 sequences generating together), greedy, end of text ignored. Each side's
+// and batch-8 decode (8 sequences generating together), greedy, end of text ignored; with
+// --context N also batch-1 decode after an N-token prompt (the attention over a long cache). Each side's
 // batch-1 decode is also set against its own roofline: bytes of weights a step reads / the DRAM
 // read bandwidth measured here.
 //
 //   npm run bench:llama-cpp [-- --pairs bf16,int8_wo,int8_sq,int4_awq --rounds 5 --threads N
-//                              --decode-tokens 48 --prompt-tokens 512 --json]
+//                              --decode-tokens 48 --prompt-tokens 512 --context N --json]
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +41,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     'decode-tokens': { type: 'string', default: '48' },
     'prompt-tokens': { type: 'string', default: '512' },
+    context: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -47,15 +49,20 @@ const threads = Number(args.threads ?? availableParallelism());
 const rounds = Number(args.rounds);
 const decodeTokens = Number(args['decode-tokens']);
 const promptTokens = Number(args['prompt-tokens']);
+const contextTokens = Number(args.context);
+const longestPrompt = Math.max(promptTokens, contextTokens);
 const peerFormat: Record<string, PeerFormat> = { bf16: 'bf16', int8_wo: 'q8_0', int8_sq: 'q8_0', int4_awq: 'q4_0' };
 
 const work = join(root, '.cache', 'bench');
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
+/** Names made from the checkpoint carry its digest: a remade checkpoint never meets stale builds. */
+const tag = (checkpoint: string) => readFileSync(join(checkpoint, 'weights.sha256'), 'utf8').slice(0, 12);
+
 /** Our engine for a format: the checkpoint itself for bf16, else a build of it (made once). */
 function oursFor(format: string, checkpoint: string): string {
   if (format === 'bf16') return checkpoint;
-  const dir = join(work, `qwen3-0.6b-random-${format}`);
+  const dir = join(work, `qwen3-0.6b-random-${tag(checkpoint)}-${format}`);
   if (existsSync(join(dir, 'engine.json'))) return dir;
   log(`building ${dir} (grpst build --qformat ${format}) ...`);
   const r = spawnSync(process.execPath, [join(root, 'bin', 'grpst.js'), 'build', '--model_dir', checkpoint, '--output_dir', dir, '--qformat', format, '--eval_tokens', '16'], {
@@ -68,7 +75,7 @@ function oursFor(format: string, checkpoint: string): string {
 /** The GGUF file for a format (written once) and the bytes of its tensors. */
 function peerFor(format: PeerFormat, checkpoint: string): { file: string; bytes: number } {
   const dir = join(work, 'gguf');
-  const file = join(dir, `qwen3-0.6b-random-${format}.gguf`);
+  const file = join(dir, `qwen3-0.6b-random-${tag(checkpoint)}-${format}.gguf`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
     log(`writing ${file} ...`);
@@ -89,6 +96,8 @@ interface PairResult {
   prefill: Series;
   decode1: Series;
   decode8: Series;
+  /** Batch-1 decode after a --context-token prompt (empty without --context). */
+  decodeLong: Series;
 }
 
 async function measurePair(format: string, checkpoint: string): Promise<PairResult> {
@@ -100,13 +109,13 @@ async function measurePair(format: string, checkpoint: string): Promise<PairResu
     threads,
     maxBatchSize: 8,
     maxNumTokens: Math.max(512, promptTokens),
-    maxSeqLen: Math.max(2048, promptTokens + 16),
-    maxTokensInPagedKvCache: Math.max(16384, promptTokens + 256),
+    maxSeqLen: Math.max(2048, longestPrompt + decodeTokens + 16),
+    maxTokensInPagedKvCache: Math.max(16384, longestPrompt + decodeTokens + 256),
     enablePrefixCaching: false,
   });
   let peer: LlamaCppPeer | undefined;
   try {
-    peer = await openLlamaCpp(root, peerFile.file, { threads, maxBatch: 8, contextSize: promptTokens + decodeTokens + 64 });
+    peer = await openLlamaCpp(root, peerFile.file, { threads, maxBatch: 8, contextSize: longestPrompt + decodeTokens + 64 });
     // Warm-up: pages every weight in and settles both thread pools.
     await decodeTokS(ours, 1, 8, 99);
     await peer.decodeTokS(1, 8, 99);
@@ -114,18 +123,23 @@ async function measurePair(format: string, checkpoint: string): Promise<PairResu
     const result: PairResult = {
       format, peerFormat: pf, oursBytesPerToken: ours.nativeInfo.weightBytesPerStep, peerBytesPerToken: peerFile.bytes,
       greedyAgreement: agreement, prefill: { ours: [], peer: [] }, decode1: { ours: [], peer: [] }, decode8: { ours: [], peer: [] },
+      decodeLong: { ours: [], peer: [] },
     };
     for (let r = 0; r < rounds; r++) {
       const p = peer;
-      const sides: [keyof Series, () => Promise<number>, () => Promise<number>, () => Promise<number>][] = [
-        ['ours', () => prefillTokS(ours, 1, promptTokens, 1 + r), () => decodeTokS(ours, 1, decodeTokens, 20 + r), () => decodeTokS(ours, 8, decodeTokens, 30 + r * 10)],
-        ['peer', () => p.prefillTokS(promptTokens, 1 + r), () => p.decodeTokS(1, decodeTokens, 20 + r), () => p.decodeTokS(8, decodeTokens, 30 + r * 10)],
+      type Measure = () => Promise<number>;
+      const sides: [keyof Series, Measure, Measure, Measure, Measure][] = [
+        ['ours', () => prefillTokS(ours, 1, promptTokens, 1 + r), () => decodeTokS(ours, 1, decodeTokens, 20 + r), () => decodeTokS(ours, 8, decodeTokens, 30 + r * 10),
+          () => decodeTokS(ours, 1, decodeTokens, 90 + r, contextTokens)],
+        ['peer', () => p.prefillTokS(promptTokens, 1 + r), () => p.decodeTokS(1, decodeTokens, 20 + r), () => p.decodeTokS(8, decodeTokens, 30 + r * 10),
+          () => p.decodeTokS(1, decodeTokens, 90 + r, contextTokens)],
       ];
       if (r % 2) sides.reverse();
-      for (const [side, pre, d1, d8] of sides) {
+      for (const [side, pre, d1, d8, long] of sides) {
         result.prefill[side].push(await pre());
         result.decode1[side].push(await d1());
         result.decode8[side].push(await d8());
+        if (contextTokens > 0) result.decodeLong[side].push(await long());
       }
       log(`${format} round ${r + 1}/${rounds}: decode b1 ours ${result.decode1.ours.at(-1)!.toFixed(1)} / llama.cpp ${result.decode1.peer.at(-1)!.toFixed(1)} tok/s`);
     }
@@ -158,19 +172,21 @@ async function main(): Promise<void> {
   const bw = Math.max(before, bandwidth());
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, ${threads} threads`;
   if (args.json) {
-    console.log(JSON.stringify({ machine, nodeLlamaCpp: NODE_LLAMA_CPP_VERSION, bandwidthGBs: bw / 1e9, rounds, promptTokens, decodeTokens, results }, null, 2));
+    console.log(JSON.stringify({ machine, nodeLlamaCpp: NODE_LLAMA_CPP_VERSION, bandwidthGBs: bw / 1e9, rounds, promptTokens, decodeTokens, contextTokens, results }, null, 2));
     return;
   }
   const f = (x: number, d = 1) => x.toFixed(d);
   console.log(`machine   ${machine}; DRAM read ${f(bw / 1e9)} GB/s; llama.cpp via node-llama-cpp ${NODE_LLAMA_CPP_VERSION}`);
   console.log(`medians of ${rounds} alternating rounds (best in brackets); prompt ${promptTokens} tokens, ${decodeTokens} generated; ratio = ours / llama.cpp\n`);
-  console.log('| ours vs llama.cpp | GB read per token | greedy tokens agree | prefill tok/s | decode b1 tok/s (of roofline) | decode b8 tok/s |');
-  console.log('|---|---|---|---|---|---|');
+  const long = contextTokens > 0 ? ` decode b1 after ${contextTokens} tokens |` : '';
+  console.log(`| ours vs llama.cpp | GB read per token | greedy tokens agree | prefill tok/s | decode b1 tok/s (of roofline) | decode b8 tok/s |${long}`);
+  console.log(`|---|---|---|---|---|---|${long ? '---|' : ''}`);
   for (const r of results) {
     const cell = (s: Series) => `${f(median(s.ours))} [${f(Math.max(...s.ours))}] vs ${f(median(s.peer))} [${f(Math.max(...s.peer))}]: **${f(median(s.ours) / median(s.peer), 2)}x**`;
     const roof = (tokS: number, bytes: number) => `${f((100 * tokS * bytes) / bw, 0)}%`;
     const d1 = `${f(median(r.decode1.ours))} (${roof(median(r.decode1.ours), r.oursBytesPerToken)}) vs ${f(median(r.decode1.peer))} (${roof(median(r.decode1.peer), r.peerBytesPerToken)}): **${f(median(r.decode1.ours) / median(r.decode1.peer), 2)}x**`;
-    console.log(`| ${r.format} vs ${r.peerFormat.toUpperCase()} | ${f(r.oursBytesPerToken / 1e9, 3)} vs ${f(r.peerBytesPerToken / 1e9, 3)} | ${r.greedyAgreement.same}/${r.greedyAgreement.of} | ${cell(r.prefill)} | ${d1} | ${cell(r.decode8)} |`);
+    const longCell = long ? ` ${cell(r.decodeLong)} |` : '';
+    console.log(`| ${r.format} vs ${r.peerFormat.toUpperCase()} | ${f(r.oursBytesPerToken / 1e9, 3)} vs ${f(r.peerBytesPerToken / 1e9, 3)} | ${r.greedyAgreement.same}/${r.greedyAgreement.of} | ${cell(r.prefill)} | ${d1} | ${cell(r.decode8)} |${longCell}`);
   }
 }
 

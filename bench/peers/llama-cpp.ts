@@ -53,7 +53,7 @@ export async function loadNodeLlamaCpp(root: string): Promise<NodeLlamaCpp> {
 export interface LlamaCppPeer {
   systemInfo: string;
   prefillTokS(n: number, salt: number): Promise<number>;
-  decodeTokS(batch: number, tokens: number, salt: number): Promise<number>;
+  decodeTokS(batch: number, tokens: number, salt: number, promptLen?: number): Promise<number>;
   /** Greedy tokens after a prompt, for the same-weights check. */
   greedy(prompt: number[], n: number): Promise<number[]>;
   close(): Promise<void>;
@@ -93,10 +93,10 @@ export async function openLlamaCpp(root: string, gguf: string, o: { threads: num
       await sequences[0]!.evaluateWithoutGeneratingNewTokens(promptIds(n, salt));
       return n / ((performance.now() - t0) / 1000);
     },
-    async decodeTokS(batch, tokens, salt) {
+    async decodeTokS(batch, tokens, salt, promptLen = 32) {
       await clear();
       const t0 = performance.now();
-      const runs = await Promise.all(sequences.slice(0, batch).map((s, i) => generate(s, promptIds(32, salt + i), tokens, t0)));
+      const runs = await Promise.all(sequences.slice(0, batch).map((s, i) => generate(s, promptIds(promptLen, salt + i), tokens, t0)));
       const start = Math.max(...runs.map((r) => r.firstAt));
       const end = Math.max(...runs.map((r) => r.lastAt));
       return runs.reduce((a, r) => a + r.out.length - 1, 0) / ((end - start) / 1000);

@@ -442,8 +442,8 @@ inline void weight_row_sums(const int8_t* w, int64_t ldw, int N, int K, int32_t*
 // bytes, so the activations go in as x + 128 (their sign bit flipped) and 128 * sum_k w[c, k]
 // (wsum) comes off at the end. Each 64-byte step loads 8 vectors for 16 products (dot_i8 loads 2
 // for one, plus three sign fix-ups). While it runs, the next 4 weight rows are requested line by
-// line: four interleaved rows from DRAM are a pattern Zen 4's prefetcher follows at a fraction of
-// one stream's rate.
+// line (past the block's last rows too: a prefetch never faults): four interleaved rows from DRAM
+// are a pattern Zen 4's prefetcher follows at a fraction of one stream's rate.
 template <int R>
 inline void tile_i8_vnni(const int8_t* xq, int64_t ldx, const int8_t* w, int64_t ldw, const int32_t* wsum,
                          int32_t* acc, int64_t ldacc, int K) {
@@ -466,9 +466,11 @@ inline void tile_i8_vnni(const int8_t* xq, int64_t ldx, const int8_t* w, int64_t
 #pragma GCC unroll 16
     for (int i = 0; i < R * 4; i++) s[i] = _mm512_dpbusd_epi32(s[i], xv[i / 4], wv[i % 4]);
   }
-  __m512i done[16];  // (a copy: s itself never has its address taken; rows past R sum zeros)
+  // The reduction takes a copy (s itself never has its address taken), zeros past R rows; the
+  // clamped index only keeps the compiler's bounds check quiet for the lanes that take zeros.
+  __m512i done[16];
 #pragma GCC unroll 16
-  for (int i = 0; i < 16; i++) done[i] = i < R * 4 ? s[i < R * 4 ? i : 0] : _mm512_setzero_si512();
+  for (int i = 0; i < 16; i++) done[i] = i < R * 4 ? s[std::min(i, R * 4 - 1)] : _mm512_setzero_si512();
   alignas(64) int32_t sums[16];
   _mm512_store_si512(sums, sum_lanes16(done));
   for (int r = 0; r < R; r++)
