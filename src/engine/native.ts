@@ -174,6 +174,8 @@ export interface KernelSelfTestResult {
   quantDecodeRowsInvariant: boolean;
   activationQuantizersExact: boolean;
   int8SqExact: boolean;
+  /** fp8 linears against the scalar level: 1 when a single product differs, else the worst sum difference over the largest output (~1e-7). */
+  fp8VsScalar: number;
 }
 
 export interface NativeProbe {

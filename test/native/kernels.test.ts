@@ -38,6 +38,8 @@ describe('CPU kernels', () => {
     expect(r.activationQuantizersExact).toBe(true);
     // int8_sq's exact int32 products (AMX-INT8 tiles on the amx level): the scalar level's y, bit for bit
     expect(r.int8SqExact).toBe(true);
+    // fp8 (bf16 dot products on avx512 / amx): every e4m3 code's product exact, sums within order
+    expect(r.fp8VsScalar).toBeLessThan(1e-5);
   });
 
   it('refuse a level name they do not know', () => {

@@ -454,6 +454,62 @@ bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return same;
 }
 
+// fp8 linears against the scalar level. First every e4m3 code but NaN alone in its weight row
+// (one product per output, so every level must give the scalar level's bits: a code widened wrong
+// shows, subnormals included), at 1, 5 and 70 rows (each of a level's paths); then random codes
+// with K and N tails, where only the order of the fp32 sums differs: the worst |y - y_ref| over
+// the largest |y_ref| of the case, ~1e-7. Returns that, or 1 when a single product differs.
+double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
+  ThreadPool pool(2);
+  float scale = 0.01f;
+  auto linear = [&](const std::vector<uint8_t>& w, int N, int K) {
+    LinearWeight lw;
+    lw.fmt = WeightFormat::FP8;
+    lw.out_features = N;
+    lw.in_features = K;
+    lw.w = w.data();
+    lw.ldw = K;
+    lw.scales = &scale;
+    lw.input_scale = 0.05f;
+    return lw;
+  };
+  {
+    const int N = 256, K = 40;
+    std::vector<uint8_t> w(size_t(N) * K, 0);
+    for (int code = 0; code < N; code++) w[size_t(code) * K + code % K] = (code & 0x7f) == 0x7f ? 0 : uint8_t(code);
+    const LinearWeight lw = linear(w, N, K);
+    for (int M : {1, 5, 70}) {
+      const auto x = r.floats(size_t(M) * K, 0.5f, 4);
+      std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
+      linear_forward(lw, x.data(), y.data(), M, k, pool);
+      linear_forward(lw, x.data(), yr.data(), M, ref, pool);
+      if (std::memcmp(y.data(), yr.data(), y.size() * sizeof(float)) != 0) return 1;
+    }
+  }
+  double worst = 0;
+  for (const auto& [N, K] : {std::pair{37, 100}, std::pair{64, 256}, std::pair{9, 1000}}) {
+    std::vector<uint8_t> w(size_t(N) * K);
+    for (auto& b : w) {
+      b = uint8_t(r.gen() & 0xff);
+      if ((b & 0x7f) == 0x7f) b &= 0xfe;  // no NaN codes
+    }
+    const LinearWeight lw = linear(w, N, K);
+    for (int M : {1, 2, 5, 8, 9, 25, 70}) {
+      const auto x = r.floats(size_t(M) * K, -4, 4);
+      std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
+      linear_forward(lw, x.data(), y.data(), M, k, pool);
+      linear_forward(lw, x.data(), yr.data(), M, ref, pool);
+      double peak = 0, diff = 0;
+      for (size_t i = 0; i < y.size(); i++) {
+        peak = std::max(peak, std::abs(double(yr[i])));
+        diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
+      }
+      worst = std::max(worst, diff / peak);
+    }
+  }
+  return worst;
+}
+
 }  // namespace
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
@@ -484,6 +540,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("quantDecodeRowsInvariant", test_quant_decode_rows(k, r));
   o.Set("activationQuantizersExact", test_activation_quantizers(k, r));
   o.Set("int8SqExact", test_int8_sq_exact(k, ref, r));
+  o.Set("fp8VsScalar", test_fp8_vs_scalar(k, ref, r));
   return o;
 }
 

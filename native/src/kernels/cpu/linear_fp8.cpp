@@ -2,6 +2,8 @@
 // static (calibrated) input scale: y = (e4m3(x / input_scale) . w) * input_scale * weight_scale.
 // The CPU has no fp8 arithmetic: both operands are exact in fp32, so the products are the ones an
 // FP8 tensor core forms; only the accumulation order differs.
+#include <cstring>
+
 #include "grpst/linear.h"
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/cpu/quant_linear_common.h"
@@ -23,24 +25,46 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return w;
 }
 
-// The activations rounded to e4m3 (and divided by input_scale): fp32 [M, in].
+// The activations rounded to e4m3 (and divided by input_scale): fp32 [M, in]; where the level
+// multiplies in bf16, then as bf16 bits [M, in] (exact: e4m3 values) after them.
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                     std::vector<uint8_t>& buf) {
   const int K = w.in_features;
-  float* xr = reinterpret_cast<float*>(quant::scratch(buf, size_t(M) * K * sizeof(float)));
-  quant_kernels(k.level).round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
-  return xr;
+  const QuantKernels& q = quant_kernels(k.level);
+  const size_t floats = size_t(M) * K;
+  uint8_t* p = quant::scratch(buf, floats * sizeof(float) + (q.gemm_e4m3_bf16 ? floats * sizeof(uint16_t) : 0));
+  float* xr = reinterpret_cast<float*>(p);
+  q.round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
+  if (q.gemm_e4m3_bf16) {
+    uint16_t* xb = reinterpret_cast<uint16_t*>(p + floats * sizeof(float));
+    for (size_t i = 0; i < floats; i++) {
+      uint32_t bits;
+      std::memcpy(&bits, xr + i, 4);
+      xb[i] = uint16_t(bits >> 16);  // (e4m3 values fit bf16: the low half is zero)
+    }
+  }
+  return p;
 }
 
 void columns(const LinearWeight& w, const CpuKernels& k, const float*, int64_t, const void* prepared, float* y,
              int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
   const int K = w.in_features, nb = quant::block_rows(K);
-  thread_local std::vector<float> rows_buf;
-  float* rows = quant::scratch(rows_buf, size_t(nb) * K);
-  const float* xr = static_cast<const float*>(prepared);
   const float out_scale = w.input_scale * w.scales[0];
   const uint8_t* base = static_cast<const uint8_t*>(w.w);
+  const float* xr = static_cast<const float*>(prepared);
+  if (q.gemm_e4m3_bf16) {
+    const uint16_t* xb = reinterpret_cast<const uint16_t*>(xr + size_t(M) * K);
+    for (int n = n0; n < n1; n += nb) {
+      const int cnt = std::min(nb, n1 - n);
+      q.gemm_e4m3_bf16(xb, K, base + n * w.ldw, w.ldw, y + n, ldy, M, cnt, K);
+      for (int m = 0; m < M; m++)
+        for (int j = 0; j < cnt; j++) y[m * ldy + n + j] *= out_scale;
+    }
+    return;
+  }
+  thread_local std::vector<float> rows_buf;
+  float* rows = quant::scratch(rows_buf, size_t(nb) * K);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
     if (M <= kQuantGemvMaxRows) {  // decode: widened in registers, not through an fp32 block

@@ -1,5 +1,6 @@
 // Picks the quantized-format kernel table for a CPU level.
 #include "kernels/cpu/gemm_amx.h"
+#include "kernels/cpu/gemm_fp8_bf16.h"
 #include "kernels/cpu/quant_kernels.h"
 
 namespace grpst {
@@ -10,10 +11,15 @@ namespace {
   QuantKernels {                                                                                          \
     cpu::ns::decode_i8_rows, cpu::ns::decode_i4_rows, cpu::ns::decode_e4m3_rows, cpu::ns::gemm_f32w,     \
         cpu::ns::gemm_i8i8, cpu::ns::gemv_i8, cpu::ns::gemv_e4m3, cpu::ns::gemv_i4,                       \
-        cpu::ns::quantize_rows_int8, cpu::ns::round_rows_e4m3, nullptr, nullptr, nullptr                 \
+        cpu::ns::quantize_rows_int8, cpu::ns::round_rows_e4m3, nullptr, nullptr, nullptr, nullptr        \
   }
 
-const QuantKernels kAvx512 = GRPST_QUANT_TABLE(avx512);
+// AVX-512's own table, with fp8's bf16 dot products (the level needs AVX-512 BF16).
+const QuantKernels kAvx512 = [] {
+  QuantKernels q = GRPST_QUANT_TABLE(avx512);
+  q.gemm_e4m3_bf16 = cpu::avx512::gemm_e4m3_bf16;
+  return q;
+}();
 const QuantKernels kAvx2 = GRPST_QUANT_TABLE(avx2);
 const QuantKernels kScalar = GRPST_QUANT_TABLE(scalar);
 // AVX-512's, with int8_sq's products on AMX-INT8 tiles.

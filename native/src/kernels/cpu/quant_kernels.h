@@ -77,6 +77,12 @@ struct QuantKernels {
   void (*pack_i8)(const int8_t* xq, int64_t ldx, int M, int K, void* out);
   void (*gemm_i8i8_packed)(const void* packed, const int8_t* w, int64_t ldw, int32_t* acc, int64_t ldacc, int M, int N,
                            int K);
+  /**
+   * Optional (the avx512 and amx levels: AVX-512 BF16): fp8's products as bf16 dot products, x as
+   * bf16 bits of its rounded e4m3 values, every M and path the same bits (gemm_fp8_bf16.h).
+   */
+  void (*gemm_e4m3_bf16)(const uint16_t* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M,
+                         int N, int K);
 };
 
 /**
