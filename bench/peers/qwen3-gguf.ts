@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensorsHeader, type TensorInfo } from '../../src/model/safetensors.js';
 import { readTensorBytes } from '../../src/model/tensor-data.js';
+import { f32ToF16Bits } from '../../src/quant/numeric.js';
 import { GgmlType, tensorBytes, writeGguf, type GgmlTypeId, type GgufTensor, type GgufValue } from './gguf-writer.js';
 
 export type PeerFormat = 'bf16' | 'q8_0' | 'q4_0';
@@ -15,35 +16,6 @@ const TOKEN_NORMAL = 1;
 const TOKEN_CONTROL = 3;
 const TOKEN_USER_DEFINED = 4;
 const TOKEN_UNUSED = 5;
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE half from a float, rounded to nearest even (what ggml's GGML_FP32_TO_FP16 gives). */
-function toHalf(x: number): number {
-  f32[0] = x;
-  const bits = u32[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let v = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && v & 1)) v++;
-    return sign | v;
-  }
-  let v = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && v & 1)) v++;
-  return sign | v;
-}
 
 /** A bf16 tensor's values as floats. */
 function bf16ToFloats(bytes: Uint8Array): Float32Array {
@@ -64,7 +36,7 @@ export function quantizeQ8_0(x: Float32Array): Uint8Array {
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
     const d = Math.fround(amax / 127);
     const id = d ? Math.fround(1 / d) : 0;
-    view.setUint16(b * 34, toHalf(d), true);
+    view.setUint16(b * 34, f32ToF16Bits(d), true);
     for (let j = 0; j < 32; j++) {
       const v = Math.fround(x[b * 32 + j]! * id);
       // roundf: halves away from zero.
@@ -88,7 +60,7 @@ export function quantizeQ4_0(x: Float32Array): Uint8Array {
     }
     const d = Math.fround(max / -8);
     const id = d ? Math.fround(1 / d) : 0;
-    view.setUint16(b * 18, toHalf(d), true);
+    view.setUint16(b * 18, f32ToF16Bits(d), true);
     for (let j = 0; j < 16; j++) {
       const q0 = Math.min(15, Math.trunc(Math.fround(Math.fround(x[b * 32 + j]! * id) + 8.5)));
       const q1 = Math.min(15, Math.trunc(Math.fround(Math.fround(x[b * 32 + 16 + j]! * id) + 8.5)));
