@@ -15,6 +15,21 @@
 
 namespace grpst::addon {
 
+namespace {
+// A one-byte-weight linear over w [N, K] (int8_wo, int8_sq, fp8): what the checks vary.
+LinearWeight byte_linear(WeightFormat fmt, const void* w, int N, int K, const float* scales, float input_scale = 0.05f) {
+  LinearWeight lw;
+  lw.fmt = fmt;
+  lw.out_features = N;
+  lw.in_features = K;
+  lw.w = w;
+  lw.ldw = K;
+  lw.scales = scales;
+  lw.input_scale = input_scale;
+  return lw;
+}
+}  // namespace
+
 // int8_wo, fp8 and int4 linears: decode rows (1-64, weights widened in registers, row tiles of up
 // to 7) against the same rows among 70 (weights decoded into fp32 blocks), bit for bit. K = 100 has
 // a partial last vector (int4: groups of 20, not whole vectors: the fp32 blocks either way); int4
@@ -139,13 +154,7 @@ bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
     std::vector<int8_t> w(size_t(N) * K);
     for (auto& b : w) b = int8_t(int(r.gen() % 255) - 127);
     std::vector<float> scales = r.floats(size_t(N), 0.001f, 0.01f);
-    LinearWeight lw;
-    lw.fmt = WeightFormat::INT8_SQ;
-    lw.out_features = N;
-    lw.in_features = K;
-    lw.w = w.data();
-    lw.ldw = K;
-    lw.scales = scales.data();
+    const LinearWeight lw = byte_linear(WeightFormat::INT8_SQ, w.data(), N, K, scales.data(), 1.0f);
     for (int M : {1, 2, 3, 5, 6, 7, 17, 40}) {  // (every tile height and tail of the VNNI tiles)
       const auto x = r.floats(size_t(M) * K, -3, 3);
       std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
@@ -165,17 +174,7 @@ bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
 double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   ThreadPool pool(2);
   float scale = 0.01f;
-  auto linear = [&](const std::vector<uint8_t>& w, int N, int K) {
-    LinearWeight lw;
-    lw.fmt = WeightFormat::FP8;
-    lw.out_features = N;
-    lw.in_features = K;
-    lw.w = w.data();
-    lw.ldw = K;
-    lw.scales = &scale;
-    lw.input_scale = 0.05f;
-    return lw;
-  };
+  auto linear = [&](const std::vector<uint8_t>& w, int N, int K) { return byte_linear(WeightFormat::FP8, w.data(), N, K, &scale); };
   {
     const int N = 256, K = 40;
     std::vector<uint8_t> w(size_t(N) * K, 0);

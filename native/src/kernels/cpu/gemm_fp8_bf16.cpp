@@ -66,8 +66,9 @@ inline void tile(const uint16_t* x, int64_t ldx, const W* w, int64_t ldw, float*
 #pragma GCC unroll 4
     for (int c = 0; c < C; c++) {
       wv[c] = (__m512bh)weights32(w + c * ldw, k, mask);
-      // The next C weight rows, a line at a time (past the last rows too: a prefetch never faults).
-      _mm_prefetch(reinterpret_cast<const char*>(w + (C + c) * ldw + k), _MM_HINT_T0);
+      // The next C weight rows, a line at a time (past the last rows too: a prefetch never faults);
+      // one row at a time streams alone, the pattern the prefetcher follows best.
+      if constexpr (C > 1) _mm_prefetch(reinterpret_cast<const char*>(w + (C + c) * ldw + k), _MM_HINT_T0);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) xv[r] = (__m512bh)_mm512_maskz_loadu_epi16(mask, x + r * ldx + k);
@@ -83,28 +84,11 @@ inline void tile(const uint16_t* x, int64_t ldx, const W* w, int64_t ldw, float*
     for (int c = 0; c < C; c++) y[r * ldy + c] = sums[r * C + c];
 }
 
-template <int R, class W>
-inline void one_column(const uint16_t* x, int64_t ldx, const W* w, float* y, int64_t ldy, int K) {
-  // The tile's arithmetic for a single weight row: lanes along K, then the same tree.
-  __m512 s[R];
-  for (int r = 0; r < R; r++) s[r] = _mm512_setzero_ps();
-  for (int k = 0; k < K; k += 32) {
-    const __mmask32 mask = K - k >= 32 ? ~__mmask32(0) : (__mmask32(1) << (K - k)) - 1;
-    const __m512bh wv = (__m512bh)weights32(w, k, mask);
-    for (int r = 0; r < R; r++) s[r] = _mm512_dpbf16_ps(s[r], (__m512bh)_mm512_maskz_loadu_epi16(mask, x + r * ldx + k), wv);
-  }
-  __m512 done[16];
-  for (int i = 0; i < 16; i++) done[i] = i < R ? s[i < R ? i : 0] : _mm512_setzero_ps();
-  alignas(64) float sums[16];
-  _mm512_store_ps(sums, sum_lanes16(done));
-  for (int r = 0; r < R; r++) y[r * ldy] = sums[r];
-}
-
 template <int R, int C = 4, class W>
 void rows_by(const uint16_t* x, int64_t ldx, const W* w, int64_t ldw, float* y, int64_t ldy, int N, int K) {
   int n = 0;
   for (; n + C <= N; n += C) tile<R, C>(x, ldx, w + n * ldw, ldw, y + n, ldy, K);
-  for (; n < N; n++) one_column<R>(x, ldx, w + n * ldw, y + n, ldy, K);
+  for (; n < N; n++) tile<R, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, K);
 }
 
 template <class W>
@@ -142,7 +126,7 @@ void gemm_e4m3_bf16(const uint16_t* x, int64_t ldx, const uint8_t* w, int64_t ld
   // this: 4 rows 75-85 -> 92-95, 8 rows 76-87 -> 120-124). More: a block of weights widened once
   // into bf16 (at 9-16 rows that pass cost more than it saved: 64-89 against the groups' 100+).
   if (M == 1) {
-    for (int n = 0; n < N; n++) one_column<1>(x, ldx, w + n * ldw, y + n, ldy, K);
+    for (int n = 0; n < N; n++) tile<1, 1>(x, ldx, w + n * ldw, ldw, y + n, ldy, K);
     return;
   }
   if (M <= 24) {

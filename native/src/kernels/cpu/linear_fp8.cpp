@@ -53,23 +53,16 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float*, int64_t, 
   const float out_scale = w.input_scale * w.scales[0];
   const uint8_t* base = static_cast<const uint8_t*>(w.w);
   const float* xr = static_cast<const float*>(prepared);
-  if (q.gemm_e4m3_bf16) {
-    const uint16_t* xb = reinterpret_cast<const uint16_t*>(xr + size_t(M) * K);
-    for (int n = n0; n < n1; n += nb) {
-      const int cnt = std::min(nb, n1 - n);
-      q.gemm_e4m3_bf16(xb, K, base + n * w.ldw, w.ldw, y + n, ldy, M, cnt, K);
-      for (int m = 0; m < M; m++)
-        for (int j = 0; j < cnt; j++) y[m * ldy + n + j] *= out_scale;
-    }
-    return;
-  }
+  const uint16_t* xb = reinterpret_cast<const uint16_t*>(xr + size_t(M) * K);  // (where prepare made it)
   thread_local std::vector<float> rows_buf;
-  float* rows = quant::scratch(rows_buf, size_t(nb) * K);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
-    if (M <= kQuantGemvMaxRows) {  // decode: widened in registers, not through an fp32 block
+    if (q.gemm_e4m3_bf16) {  // bf16 dot products: every row count, one path
+      q.gemm_e4m3_bf16(xb, K, base + n * w.ldw, w.ldw, y + n, ldy, M, cnt, K);
+    } else if (M <= kQuantGemvMaxRows) {  // decode: widened in registers, not through an fp32 block
       q.gemv_e4m3(xr, K, base + n * w.ldw, w.ldw, y + n, ldy, M, cnt, K);
     } else {
+      float* rows = quant::scratch(rows_buf, size_t(nb) * K);
       q.decode_e4m3_rows(base + n * w.ldw, w.ldw, cnt, K, rows);
       q.gemm_f32w(xr, K, rows, K, y + n, ldy, M, cnt, K);
     }
