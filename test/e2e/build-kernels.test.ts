@@ -10,7 +10,8 @@ import { resolveSettings } from '../../src/build/options.js';
 import { MemoryReporter } from '../../src/build/progress.js';
 import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
 import { loadAddon } from '../../src/engine/addon.js';
-import { checkpoint } from '../helpers/fixtures.js';
+import { writeTinyCheckpoint } from '../../src/model/tiny-checkpoint.js';
+import { checkpoint, specFile, tokenizerDir } from '../helpers/fixtures.js';
 
 let work: string;
 beforeAll(() => {
@@ -36,10 +37,8 @@ async function logprobs(dir: string, level: string, tokens: Int32Array): Promise
 describe('quantized kernels at every CPU level', () => {
   const levels = (loadAddon() as unknown as { probe(): { cpuKernels: string[] } }).probe().cpuKernels;
 
-  it.each(['int8_wo', 'int4_awq', 'fp8', 'int8_sq'])('%s: the levels agree', async (qformat) => {
-    const out = join(work, qformat);
-    const s = resolveSettings({}, { model_dir: checkpoint('tiny-b'), output_dir: out, qformat: qformat as 'int8_wo', awq_block_size: 16, eval_tokens: 2 });
-    await runBuild(s, { reporter: new MemoryReporter(), version: 'test', bridge: loadRuntimeBridge });
+  // The first level's logprobs against every other level's on the engine in `out`.
+  async function expectLevelsAgree(out: string, qformat: string): Promise<void> {
     const tokens = Int32Array.from({ length: 40 }, (_, i) => 1000 + ((i * 7919) % 5000));
     const best = await logprobs(out, levels[0], tokens);
     for (const level of levels.slice(1)) {
@@ -66,5 +65,26 @@ describe('quantized kernels at every CPU level', () => {
         expect(worst, what).toBeLessThan(2e-3);
       }
     }
+  }
+
+  it.each(['int8_wo', 'int4_awq', 'fp8', 'int8_sq'])('%s: the levels agree', async (qformat) => {
+    const out = join(work, qformat);
+    const s = resolveSettings({}, { model_dir: checkpoint('tiny-b'), output_dir: out, qformat: qformat as 'int8_wo', awq_block_size: 16, eval_tokens: 2 });
+    await runBuild(s, { reporter: new MemoryReporter(), version: 'test', bridge: loadRuntimeBridge });
+    await expectLevelsAgree(out, qformat);
+  });
+
+  it('int4_awq in groups of 128 (the nibbles\' order on AVX-512): the levels agree', async () => {
+    // Every projection's input a multiple of 128 wide: hidden 128, intermediate 384, 2 x 64 heads.
+    const model = join(work, 'ckpt-128');
+    const spec = {
+      ...specFile().checkpoints['tiny-a'], seed: 7, hidden_size: 128, intermediate_size: 384,
+      num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64,
+    };
+    writeTinyCheckpoint(model, spec, specFile().vocab_size, specFile().init, { tokenizerDir });
+    const out = join(work, 'int4_awq-128');
+    const s = resolveSettings({}, { model_dir: model, output_dir: out, qformat: 'int4_awq', awq_block_size: 128, eval_tokens: 2 });
+    await runBuild(s, { reporter: new MemoryReporter(), version: 'test', bridge: loadRuntimeBridge });
+    await expectLevelsAgree(out, 'int4_awq');
   });
 });

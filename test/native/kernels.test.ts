@@ -40,6 +40,8 @@ describe('CPU kernels', () => {
     expect(r.int8SqExact).toBe(true);
     // fp8 (bf16 dot products on avx512 / amx): every e4m3 code's product exact, sums within order
     expect(r.fp8VsScalar).toBeLessThan(1e-5);
+    // int4 (the nibbles' order on avx512 / amx for groups of 128 and 256): sums within order
+    expect(r.int4VsScalar).toBeLessThan(1e-5);
   });
 
   it('refuse a level name they do not know', () => {

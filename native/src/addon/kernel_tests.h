@@ -29,5 +29,6 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r);
 bool test_activation_quantizers(const CpuKernels& k, Rand& r);
 bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
+double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 
 }  // namespace grpst::addon

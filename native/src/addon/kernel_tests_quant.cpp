@@ -33,7 +33,8 @@ LinearWeight byte_linear(WeightFormat fmt, const void* w, int N, int K, const fl
 // int8_wo, fp8 and int4 linears: decode rows (1-64, weights widened in registers, row tiles of up
 // to 7) against the same rows among 70 (weights decoded into fp32 blocks), bit for bit. K = 100 has
 // a partial last vector (int4: groups of 20, not whole vectors: the fp32 blocks either way); int4
-// also in groups of 16 and 64; K = 16,384 splits the 70 rows into chunks of x (gemm_f32w).
+// also in groups of 16 and 64, and of 128 and 256 (AVX-512: the nibbles' order, x permuted);
+// K = 16,384 splits the 70 rows into chunks of x (gemm_f32w).
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   ThreadPool pool(2);
   bool same = true;
@@ -44,7 +45,9 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   const Case cases[] = {{WeightFormat::INT8_WO, 37, 100, 0}, {WeightFormat::INT8_WO, 64, 256, 0},
                         {WeightFormat::FP8, 37, 100, 0},     {WeightFormat::FP8, 64, 256, 0},
                         {WeightFormat::INT4, 37, 100, 20},   {WeightFormat::INT4, 19, 128, 16},
-                        {WeightFormat::INT4, 64, 256, 64},   {WeightFormat::INT8_WO, 5, 16384, 0}};
+                        {WeightFormat::INT4, 64, 256, 64},   {WeightFormat::INT4, 37, 384, 128},
+                        {WeightFormat::INT4, 10, 512, 256},  {WeightFormat::INT4, 6, 16384, 128},
+                        {WeightFormat::INT8_WO, 5, 16384, 0}};
   for (const Case& c : cases) {
     const WeightFormat fmt = c.fmt;
     const int N = c.N, K = c.K, groups = c.group ? K / c.group : 1;
@@ -199,6 +202,49 @@ double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
     for (int M : {1, 2, 5, 8, 9, 25, 70}) {
       const auto x = r.floats(size_t(M) * K, -4, 4);
       std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
+      linear_forward(lw, x.data(), y.data(), M, k, pool);
+      linear_forward(lw, x.data(), yr.data(), M, ref, pool);
+      double peak = 0, diff = 0;
+      for (size_t i = 0; i < y.size(); i++) {
+        peak = std::max(peak, std::abs(double(yr[i])));
+        diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
+      }
+      worst = std::max(worst, diff / peak);
+    }
+  }
+  return worst;
+}
+
+// int4 linears against the scalar level (the natural order) with random nibbles, scales and zero
+// points: groups of 128 and 256 take the nibbles' order on AVX-512 (activations permuted to
+// match), groups of 20 and 64 the natural one; only the order of the fp32 sums may differ, so the
+// worst |y - y_ref| over the largest |y_ref| of a case is ~1e-7 (a weight read against the wrong
+// activation makes it order 1).
+double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
+  ThreadPool pool(2);
+  double worst = 0;
+  struct Case {
+    int N, K, group;
+  };
+  for (const Case& c : {Case{37, 384, 128}, Case{9, 1024, 256}, Case{21, 100, 20}, Case{16, 256, 64}}) {
+    const int groups = c.K / c.group;
+    std::vector<uint8_t> w(size_t(c.N) * c.K / 2), zeros(size_t(c.N) * groups);
+    for (auto& b : w) b = uint8_t(r.gen() & 0xff);
+    for (auto& z : zeros) z = uint8_t(r.gen() & 0x0f);
+    std::vector<float> scales(size_t(c.N) * groups);
+    for (auto& v : scales) v = r.uniform(0.001f, 0.01f);
+    LinearWeight lw;
+    lw.fmt = WeightFormat::INT4;
+    lw.out_features = c.N;
+    lw.in_features = c.K;
+    lw.w = w.data();
+    lw.ldw = c.K / 2;
+    lw.scales = scales.data();
+    lw.zeros = zeros.data();
+    lw.group_size = c.group;
+    for (int M : {1, 2, 5, 8, 9, 25, 70}) {
+      const auto x = r.floats(size_t(M) * c.K, -4, 4);
+      std::vector<float> y(size_t(M) * c.N), yr(size_t(M) * c.N);
       linear_forward(lw, x.data(), y.data(), M, k, pool);
       linear_forward(lw, x.data(), yr.data(), M, ref, pool);
       double peak = 0, diff = 0;

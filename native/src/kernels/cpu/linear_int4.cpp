@@ -1,6 +1,8 @@
 // int4 groups (int4_awq): nibbles [out, in / 2] (element 2j low, 2j + 1 high), fp32 scales and
 // uint8 zero points [out, in / group]; w = (q - zero) * scale. Used for AWQ engines built by
 // grpst and for AutoAWQ checkpoints converted to engines.
+#include <vector>
+
 #include "grpst/linear.h"
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/cpu/quant_linear_common.h"
@@ -27,22 +29,45 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return w;
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void*, float* y,
+// Whether the level multiplies this weight in its nibbles' order (groups of whole 128-weight units).
+bool nibble_order(const LinearWeight& w, const QuantKernels& q) {
+  return q.permute_i4_x != nullptr && w.group_size % 128 == 0;
+}
+
+// The activations permuted into the nibbles' order, once per call (nullptr: the natural order).
+const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
+                    std::vector<uint8_t>& buf) {
+  const QuantKernels& q = quant_kernels(k.level);
+  if (!nibble_order(w, q)) return nullptr;
+  const int K = w.in_features;
+  buf.resize(size_t(M) * K * sizeof(float));
+  float* xp = reinterpret_cast<float*>(buf.data());
+  q.permute_i4_x(x, ldx, M, K, xp);
+  return xp;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void* prepared, float* y,
              int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
   const int K = w.in_features, nb = quant::block_rows(K), groups = K / w.group_size;
+  // Every path of a weight in one order: a shared operand prepared for another projection is read
+  // only where this weight takes the nibbles' order too.
+  const bool nibbles = prepared != nullptr && nibble_order(w, q);
+  if (nibbles) x = static_cast<const float*>(prepared), ldx = K;
   thread_local std::vector<float> rows_buf;
   float* rows = quant::scratch(rows_buf, size_t(nb) * K);
   const uint8_t* base = static_cast<const uint8_t*>(w.w);
   const uint8_t* zeros = static_cast<const uint8_t*>(w.zeros);
+  const auto gemv = nibbles ? q.gemv_i4_nibbles : q.gemv_i4;
+  const auto decode = nibbles ? q.decode_i4_rows_nibbles : q.decode_i4_rows;
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
     // decode: widened in registers, not through an fp32 block (where the groups allow it)
-    if (M <= kQuantGemvMaxRows && q.gemv_i4(x, ldx, base + n * w.ldw, w.ldw, w.scales + int64_t(n) * groups,
-                                            zeros + int64_t(n) * groups, groups, w.group_size, y + n, ldy, M, cnt))
+    if (M <= kQuantGemvMaxRows && gemv(x, ldx, base + n * w.ldw, w.ldw, w.scales + int64_t(n) * groups,
+                                       zeros + int64_t(n) * groups, groups, w.group_size, y + n, ldy, M, cnt))
       continue;
-    q.decode_i4_rows(base + n * w.ldw, w.ldw, w.scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
-                     w.group_size, cnt, K, rows);
+    decode(base + n * w.ldw, w.ldw, w.scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups, w.group_size,
+           cnt, K, rows);
     q.gemm_f32w(x, ldx, rows, K, y + n, ldy, M, cnt, K);
   }
 }
@@ -54,6 +79,6 @@ int64_t bytes(const LinearWeight& w) {
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt4 = {"int4", load, columns, bytes, nullptr, false};
+extern const LinearFormatOps kLinearInt4 = {"int4", load, columns, bytes, prepare, true};
 
 }  // namespace grpst

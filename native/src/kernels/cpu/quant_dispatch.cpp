@@ -1,6 +1,7 @@
 // Picks the quantized-format kernel table for a CPU level.
 #include "kernels/cpu/gemm_amx.h"
 #include "kernels/cpu/gemm_fp8_bf16.h"
+#include "kernels/cpu/gemm_int4_nibbles.h"
 #include "kernels/cpu/quant_kernels.h"
 
 namespace grpst {
@@ -11,13 +12,18 @@ namespace {
   QuantKernels {                                                                                          \
     cpu::ns::decode_i8_rows, cpu::ns::decode_i4_rows, cpu::ns::decode_e4m3_rows, cpu::ns::gemm_f32w,     \
         cpu::ns::gemm_i8i8, cpu::ns::gemv_i8, cpu::ns::gemv_e4m3, cpu::ns::gemv_i4,                       \
-        cpu::ns::quantize_rows_int8, cpu::ns::round_rows_e4m3, nullptr, nullptr, nullptr, nullptr        \
+        cpu::ns::quantize_rows_int8, cpu::ns::round_rows_e4m3, nullptr, nullptr, nullptr, nullptr,       \
+        nullptr, nullptr, nullptr                                                                         \
   }
 
-// AVX-512's own table, with fp8's bf16 dot products (the level needs AVX-512 BF16).
+// AVX-512's own table, with fp8's bf16 dot products (the level needs AVX-512 BF16) and int4 in
+// its nibbles' order.
 const QuantKernels kAvx512 = [] {
   QuantKernels q = GRPST_QUANT_TABLE(avx512);
   q.gemm_e4m3_bf16 = cpu::avx512::gemm_e4m3_bf16;
+  q.permute_i4_x = cpu::avx512::permute_i4_x;
+  q.gemv_i4_nibbles = cpu::avx512::gemv_i4_nibbles;
+  q.decode_i4_rows_nibbles = cpu::avx512::decode_i4_rows_nibbles;
   return q;
 }();
 const QuantKernels kAvx2 = GRPST_QUANT_TABLE(avx2);

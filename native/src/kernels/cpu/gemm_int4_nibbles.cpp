@@ -1,0 +1,153 @@
+// int4 groups (int4_awq) on AVX-512 in the packed nibbles' order. A row's 128 weights of a unit are
+// 64 bytes, read as 16 dword lanes of 8 nibbles each: lane d's nibble n is weight 8d + n. Shifting
+// the lanes right by 4n puts weight 8d + n in lane d's low four bits, where `vpermps` reads its
+// index, so one shift and one lookup in the group's 16 values give 16 weights (the natural order,
+// decode_i4_rows' in gemm_quant.cpp, needs a byte unpack and a widening shuffle besides: three
+// shuffles per 16 weights, which bound its one-row GEMV on a Zen 4 core). The activations are
+// permuted to match once per call (permute_i4_x), so lane d accumulates the products of weights
+// 8d + n of each unit in n order; the decoded blocks of the prefill path (decode_i4_rows_nibbles
+// then gemm_f32w on the permuted x) add the same products in the same lanes in the same order, so
+// a row gives the same bits alone, in a few-row tile or in a prefill batch.
+#include "kernels/cpu/gemm_int4_nibbles.h"
+
+#if defined(__AVX512F__)
+#include "kernels/cpu/simd.h"
+
+namespace grpst::cpu::GRPST_ISA {
+
+namespace {
+
+constexpr int kUnit = 128;  // weights per 64-byte unit
+
+// The 16 values a group's weights can take, (q - zero) * scale for q = 0..15: the operations and
+// roundings of decode_i4_rows' scalar formula.
+inline VF group_values(float zero, float scale) {
+  const VF q = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return vmul(vsub(q, vset1(zero)), vset1(scale));
+}
+
+// Weights 8d + n (d = 0..15) of a unit read as `v`, as 16 fp32 values.
+template <int n>
+inline VF unit_weights(__m512i v, VF values) {
+  return _mm512_permutexvar_ps(n == 0 ? v : _mm512_srli_epi32(v, 4 * n), values);
+}
+
+// One step n of a unit: 16 weights of each of NR rows against MR rows of x.
+template <int n, int MR, int NR>
+inline void unit_step(const float* xp, int64_t ldx, int k, const __m512i (&v)[NR], const VF (&values)[NR],
+                      VF (&acc)[MR][NR]) {
+  VF xv[MR];
+  for (int i = 0; i < MR; i++) xv[i] = vload(xp + i * ldx + k + 16 * n);
+  for (int j = 0; j < NR; j++) {
+    const VF wv = unit_weights<n>(v[j], values[j]);
+    for (int i = 0; i < MR; i++) acc[i][j] = vfma(xv[i], wv, acc[i][j]);
+  }
+}
+
+// y[i, j] for MR rows of permuted x by NR weight rows (a plain function of arrays: GCC keeps
+// them in registers). Each pass asks for the weight rows two passes ahead, one cache line per
+// row per unit, as the natural-order GEMV does.
+template <int MR, int NR>
+inline void tile(const float* xp, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales, const uint8_t* zeros,
+                 int groups, int group, float* y, int64_t ldy) {
+  VF acc[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) acc[i][j] = vzero();
+  const uint8_t* ahead = w + int64_t(2) * NR * ldw;
+  for (int g = 0; g < groups; g++) {
+    VF values[NR];
+    for (int j = 0; j < NR; j++) values[j] = group_values(float(zeros[int64_t(j) * groups + g]), scales[int64_t(j) * groups + g]);
+    for (int k = g * group, end = k + group; k < end; k += kUnit) {
+      __m512i v[NR];
+      for (int j = 0; j < NR; j++) {
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + j * ldw + k / 2), _MM_HINT_T0);
+        v[j] = _mm512_loadu_si512(w + j * ldw + k / 2);
+      }
+      unit_step<0>(xp, ldx, k, v, values, acc);
+      unit_step<1>(xp, ldx, k, v, values, acc);
+      unit_step<2>(xp, ldx, k, v, values, acc);
+      unit_step<3>(xp, ldx, k, v, values, acc);
+      unit_step<4>(xp, ldx, k, v, values, acc);
+      unit_step<5>(xp, ldx, k, v, values, acc);
+      unit_step<6>(xp, ldx, k, v, values, acc);
+      unit_step<7>(xp, ldx, k, v, values, acc);
+    }
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) y[i * ldy + j] = vsum(acc[i][j]);
+}
+
+// NR weight rows against all M rows of x, in tiles of up to four rows.
+template <int NR>
+inline void weight_rows(const float* xp, int64_t ldx, const uint8_t* w, int64_t ldw, const float* scales,
+                        const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M) {
+  for (int m = 0; m < M; m += 4) {
+    const float* x = xp + int64_t(m) * ldx;
+    float* out = y + int64_t(m) * ldy;
+    switch (std::min(4, M - m)) {
+      case 1: tile<1, NR>(x, ldx, w, ldw, scales, zeros, groups, group, out, ldy); break;
+      case 2: tile<2, NR>(x, ldx, w, ldw, scales, zeros, groups, group, out, ldy); break;
+      case 3: tile<3, NR>(x, ldx, w, ldw, scales, zeros, groups, group, out, ldy); break;
+      default: tile<4, NR>(x, ldx, w, ldw, scales, zeros, groups, group, out, ldy); break;
+    }
+  }
+}
+
+// Weight rows NR at a time (at one row of x, NR chains of FMAs hide their latency), the rest one
+// at a time.
+template <int NR>
+void all_rows(const float* xp, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,
+              const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N) {
+  int n = 0;
+  for (; n + NR <= N; n += NR)
+    weight_rows<NR>(xp, ldx, packed + n * ldp, ldp, scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
+                    group, y + n, ldy, M);
+  for (; n < N; n++)
+    weight_rows<1>(xp, ldx, packed + n * ldp, ldp, scales + int64_t(n) * groups, zeros + int64_t(n) * groups, groups,
+                   group, y + n, ldy, M);
+}
+
+}  // namespace
+
+void permute_i4_x(const float* x, int64_t ldx, int M, int K, float* out) {
+  // lane d of output vector n reads element 8d + n of the unit
+  const __m512i stride8 = _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
+  for (int m = 0; m < M; m++)
+    for (int u = 0; u < K; u += kUnit)
+      for (int n = 0; n < 8; n++)
+        vstore(out + int64_t(m) * K + u + 16 * n, _mm512_i32gather_ps(stride8, x + int64_t(m) * ldx + u + n, 4));
+}
+
+bool gemv_i4_nibbles(const float* xp, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,
+                     const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N) {
+  if (group % kUnit != 0) return false;
+  // Four weight rows a pass at every M (two measured slower from 2 rows on and erratic from 4).
+  all_rows<4>(xp, ldx, packed, ldp, scales, zeros, groups, group, y, ldy, M, N);
+  return true;
+}
+
+void decode_i4_rows_nibbles(const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros, int groups,
+                            int group, int rows, int K, float* out) {
+  for (int r = 0; r < rows; r++) {
+    const uint8_t* src = packed + r * ldp;
+    float* dst = out + int64_t(r) * K;
+    for (int g = 0; g < groups; g++) {
+      const VF values = group_values(float(zeros[int64_t(r) * groups + g]), scales[int64_t(r) * groups + g]);
+      for (int k = g * group, end = k + group; k < end; k += kUnit) {
+        const __m512i v = _mm512_loadu_si512(src + k / 2);
+        vstore(dst + k + 0, unit_weights<0>(v, values));
+        vstore(dst + k + 16, unit_weights<1>(v, values));
+        vstore(dst + k + 32, unit_weights<2>(v, values));
+        vstore(dst + k + 48, unit_weights<3>(v, values));
+        vstore(dst + k + 64, unit_weights<4>(v, values));
+        vstore(dst + k + 80, unit_weights<5>(v, values));
+        vstore(dst + k + 96, unit_weights<6>(v, values));
+        vstore(dst + k + 112, unit_weights<7>(v, values));
+      }
+    }
+  }
+}
+
+}  // namespace grpst::cpu::GRPST_ISA
+
+#endif  // __AVX512F__
