@@ -1,6 +1,7 @@
 // int4 groups (int4_awq): nibbles [out, in / 2] (element 2j low, 2j + 1 high), fp32 scales and
 // uint8 zero points [out, in / group]; w = (q - zero) * scale. Used for AWQ engines built by
 // grpst and for AutoAWQ checkpoints converted to engines.
+#include <cstdint>
 #include <vector>
 
 #include "grpst/linear.h"
@@ -40,8 +41,10 @@ const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, 
   const QuantKernels& q = quant_kernels(k.level);
   if (!nibble_order(w, q)) return nullptr;
   const int K = w.in_features;
-  buf.resize(size_t(M) * K * sizeof(float));
-  float* xp = reinterpret_cast<float*>(buf.data());
+  // 64-byte aligned (as pack_bf16_operand's): no 64-byte vector load straddles two cache lines
+  const size_t bytes = size_t(M) * K * sizeof(float) + 64;
+  if (buf.size() < bytes) buf.resize(bytes);
+  float* xp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
   q.permute_i4_x(x, ldx, M, K, xp);
   return xp;
 }
