@@ -16,7 +16,7 @@
 // batch-1 decode is also set against its own roofline: bytes of weights a step reads / the DRAM
 // read bandwidth measured here.
 //
-//   npm run bench:llama-cpp [-- --pairs bf16,int8_wo,int8_sq,int4_awq --rounds 5 --threads N
+//   npm run bench:llama-cpp [-- --pairs bf16,int8_wo,int8_sq,int4_awq[,int4_awq:head,...] --rounds 5 --threads N
 //                              --decode-tokens 48 --prompt-tokens 512 --context N --json]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -51,7 +51,11 @@ const decodeTokens = Number(args['decode-tokens']);
 const promptTokens = Number(args['prompt-tokens']);
 const contextTokens = Number(args.context);
 const longestPrompt = Math.max(promptTokens, contextTokens);
-const peerFormat: Record<string, PeerFormat> = { bf16: 'bf16', int8_wo: 'q8_0', int8_sq: 'q8_0', int4_awq: 'q4_0' };
+// "<format>:head": our engine built with --quantize_lm_head, as llama.cpp's Q8_0 / Q4_0 files
+// quantize their (tied) output head too (Q4_0's in Q8_0).
+const peerFormat: Record<string, PeerFormat> = {
+  bf16: 'bf16', int8_wo: 'q8_0', int8_sq: 'q8_0', int4_awq: 'q4_0', 'int8_wo:head': 'q8_0', 'int8_sq:head': 'q8_0', 'int4_awq:head': 'q4_0',
+};
 
 const work = join(root, '.cache', 'bench');
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -62,13 +66,15 @@ const tag = (checkpoint: string) => readFileSync(join(checkpoint, 'weights.sha25
 /** Our engine for a format: the checkpoint itself for bf16, else a build of it (made once). */
 function oursFor(format: string, checkpoint: string): string {
   if (format === 'bf16') return checkpoint;
-  const dir = join(work, `qwen3-0.6b-random-${tag(checkpoint)}-${format}`);
+  const [qformat, head] = format.split(':');
+  const dir = join(work, `qwen3-0.6b-random-${tag(checkpoint)}-${qformat}${head ? '-head' : ''}`);
   if (existsSync(join(dir, 'engine.json'))) return dir;
-  log(`building ${dir} (grpst build --qformat ${format}) ...`);
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'grpst.js'), 'build', '--model_dir', checkpoint, '--output_dir', dir, '--qformat', format, '--eval_tokens', '16'], {
+  const flags = ['--qformat', qformat!, ...(head ? ['--quantize_lm_head'] : [])];
+  log(`building ${dir} (grpst build ${flags.join(' ')}) ...`);
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'grpst.js'), 'build', '--model_dir', checkpoint, '--output_dir', dir, ...flags, '--eval_tokens', '16'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  if (r.status !== 0) throw new Error(`grpst build --qformat ${format} exited with ${r.status}`);
+  if (r.status !== 0) throw new Error(`grpst build ${flags.join(' ')} exited with ${r.status}`);
   return dir;
 }
 

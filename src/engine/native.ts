@@ -176,6 +176,8 @@ export interface KernelSelfTestResult {
   int8SqExact: boolean;
   /** fp8 linears against the scalar level: 1 when a single product differs, else the worst sum difference over the largest output (~1e-7). */
   fp8VsScalar: number;
+  /** int4 linears against the scalar level (the nibbles' order on avx512 / amx for groups of 128): worst error over the peak (~1e-6). */
+  int4VsScalar: number;
 }
 
 export interface NativeProbe {
