@@ -46,9 +46,10 @@ struct LinearFormatOps {
   int64_t (*bytes)(const LinearWeight& w);
   /** Optional (nullptr: none): the format's activation operand (quantized or rounded rows of x),
    * made once per call into `buf` before the column tasks run. Every task reads all M rows, so
-   * making it inside `columns` would repeat it for each task. k: the level whose kernels make it. */
+   * making it inside `columns` would repeat it for each task. k: the level whose kernels make it;
+   * pool: the threads its rows may be split across (the call's). */
   const void* (*prepare)(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
-                         std::vector<uint8_t>& buf);
+                         std::vector<uint8_t>& buf, ThreadPool& pool);
   /** What `prepare` makes depends on x alone (not on the weight's own scales): projections of one
    * input in one call (q / k / v, gate / up) share it. */
   bool prepare_shared;

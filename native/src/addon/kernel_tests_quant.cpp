@@ -30,10 +30,11 @@ LinearWeight byte_linear(WeightFormat fmt, const void* w, int N, int K, const fl
 }
 }  // namespace
 
-// int8_wo, fp8 and int4 linears: decode rows (1-64, weights widened in registers, row tiles of up
-// to 7) against the same rows among 70 (weights decoded into fp32 blocks), bit for bit. K = 100 has
-// a partial last vector (int4: groups of 20, not whole vectors: the fp32 blocks either way); int4
-// also in groups of 16 and 64, and of 128 and 256 (AVX-512: the nibbles' order, x permuted);
+// int8_wo, fp8, int4 and int8_sq linears: decode rows (1-64, weights widened in registers, row
+// tiles of up to 7) against the same rows among 70 (weights decoded into fp32 blocks; the
+// activation operand made in one piece per thread: quant::rows_in_pieces), bit for bit. K = 100
+// has a partial last vector (int4: groups of 20, not whole vectors: the fp32 blocks either way);
+// int4 also in groups of 16 and 64, and of 128 and 256 (AVX-512: the nibbles' order, x permuted);
 // K = 16,384 splits the 70 rows into chunks of x (gemm_f32w).
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   ThreadPool pool(2);
@@ -47,7 +48,8 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
                         {WeightFormat::INT4, 37, 100, 20},   {WeightFormat::INT4, 19, 128, 16},
                         {WeightFormat::INT4, 64, 256, 64},   {WeightFormat::INT4, 37, 384, 128},
                         {WeightFormat::INT4, 10, 512, 256},  {WeightFormat::INT4, 6, 16384, 128},
-                        {WeightFormat::INT8_WO, 5, 16384, 0}};
+                        {WeightFormat::INT8_WO, 5, 16384, 0},  {WeightFormat::INT8_SQ, 37, 100, 0},
+                        {WeightFormat::INT8_SQ, 64, 256, 0}};
   for (const Case& c : cases) {
     const WeightFormat fmt = c.fmt;
     const int N = c.N, K = c.K, groups = c.group ? K / c.group : 1;
@@ -56,6 +58,7 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
     for (auto& b : w) {
       b = uint8_t(r.gen() & 0xff);
       if (fmt == WeightFormat::FP8 && (b & 0x7f) == 0x7f) b &= 0xfe;  // no NaN codes
+      if (fmt == WeightFormat::INT8_SQ && b == 0x80) b = 0x81;         // int8_sq weights are in [-127, 127]
     }
     std::vector<float> scales(size_t(N) * groups);
     for (auto& v : scales) v = r.uniform(0.001f, 0.01f);

@@ -75,7 +75,7 @@ void linear_forward_multi(const LinearWeight* const* ws, float* const* ys, int c
     int same = -1;  // an earlier projection of this call whose operand this one can read
     for (int j = 0; ops.prepare_shared && j < i && same < 0; j++)
       if (ws[j]->fmt == ws[i]->fmt && prepared[j]) same = j;
-    prepared[i] = same >= 0 ? prepared[same] : ops.prepare(*ws[i], k, x, in, M, bufs[i]);
+    prepared[i] = same >= 0 ? prepared[same] : ops.prepare(*ws[i], k, x, in, M, bufs[i], pool);
   }
   std::vector<ColumnTask> tasks = make_tasks(ws, count, M, pool.size());
   pool.parallel_for(int(tasks.size()), [&](int t, int) {

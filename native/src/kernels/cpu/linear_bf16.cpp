@@ -22,7 +22,7 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
 // Levels whose GEMM takes its activations packed (amx) pack them once per call, not once per
 // column range; the others read x as it is.
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
-                    std::vector<uint8_t>& buf) {
+                    std::vector<uint8_t>& buf, ThreadPool&) {
   return quant::pack_bf16_operand(k, x, ldx, M, w.in_features, buf);
 }
 

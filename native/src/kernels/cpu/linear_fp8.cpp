@@ -28,21 +28,22 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
 // The activations rounded to e4m3 (and divided by input_scale): fp32 [M, in]; where the level
 // multiplies in bf16, then as bf16 bits [M, in] (exact: e4m3 values) after them.
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
-                    std::vector<uint8_t>& buf) {
+                    std::vector<uint8_t>& buf, ThreadPool& pool) {
   const int K = w.in_features;
   const QuantKernels& q = quant_kernels(k.level);
   const size_t floats = size_t(M) * K;
   uint8_t* p = quant::scratch(buf, floats * sizeof(float) + (q.gemm_e4m3_bf16 ? floats * sizeof(uint16_t) : 0));
   float* xr = reinterpret_cast<float*>(p);
-  q.round_rows_e4m3(x, ldx, M, K, w.input_scale, xr);
-  if (q.gemm_e4m3_bf16) {
-    uint16_t* xb = reinterpret_cast<uint16_t*>(p + floats * sizeof(float));
-    for (size_t i = 0; i < floats; i++) {
+  uint16_t* xb = q.gemm_e4m3_bf16 ? reinterpret_cast<uint16_t*>(p + floats * sizeof(float)) : nullptr;
+  quant::rows_in_pieces(pool, M, [&](int m0, int m1) {
+    q.round_rows_e4m3(x + int64_t(m0) * ldx, ldx, m1 - m0, K, w.input_scale, xr + size_t(m0) * K);
+    if (!xb) return;
+    for (size_t i = size_t(m0) * K, end = size_t(m1) * K; i < end; i++) {
       uint32_t bits;
       std::memcpy(&bits, xr + i, 4);
       xb[i] = uint16_t(bits >> 16);  // (e4m3 values fit bf16: the low half is zero)
     }
-  }
+  });
   return p;
 }
 

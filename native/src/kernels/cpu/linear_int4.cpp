@@ -37,7 +37,7 @@ bool nibble_order(const LinearWeight& w, const QuantKernels& q) {
 
 // The activations permuted into the nibbles' order, once per call (nullptr: the natural order).
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
-                    std::vector<uint8_t>& buf) {
+                    std::vector<uint8_t>& buf, ThreadPool& pool) {
   const QuantKernels& q = quant_kernels(k.level);
   if (!nibble_order(w, q)) return nullptr;
   const int K = w.in_features;
@@ -45,7 +45,9 @@ const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, 
   const size_t bytes = size_t(M) * K * sizeof(float) + 64;
   if (buf.size() < bytes) buf.resize(bytes);
   float* xp = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
-  q.permute_i4_x(x, ldx, M, K, xp);
+  quant::rows_in_pieces(pool, M, [&](int m0, int m1) {
+    q.permute_i4_x(x + int64_t(m0) * ldx, ldx, m1 - m0, K, xp + int64_t(m0) * K);
+  });
   return xp;
 }
 

@@ -26,13 +26,16 @@ const void* packed_at(const void* prepared, int M, int K) {
 }
 
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
-                    std::vector<uint8_t>& buf) {
+                    std::vector<uint8_t>& buf, ThreadPool& pool) {
   const int K = w.in_features;
   const QuantKernels& q = quant_kernels(k.level);
   const size_t packed = q.pack_i8 ? q.pack_i8_bytes(M, K) + 64 : 0;
   uint8_t* p = quant::scratch(buf, packed_offset(M, K) + packed);
   int8_t* xq = reinterpret_cast<int8_t*>(p);
-  q.quantize_rows_int8(x, ldx, M, K, xq, reinterpret_cast<float*>(p + scales_offset(M, K)));
+  float* xs = reinterpret_cast<float*>(p + scales_offset(M, K));
+  quant::rows_in_pieces(pool, M, [&](int m0, int m1) {
+    q.quantize_rows_int8(x + int64_t(m0) * ldx, ldx, m1 - m0, K, xq + int64_t(m0) * K, xs + m0);
+  });
   if (q.pack_i8) q.pack_i8(xq, K, M, K, const_cast<void*>(packed_at(p, M, K)));
   return p;
 }
