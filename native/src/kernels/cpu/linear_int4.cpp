@@ -1,6 +1,8 @@
 // int4 groups (int4_awq): nibbles [out, in / 2] (element 2j low, 2j + 1 high), fp32 scales and
 // uint8 zero points [out, in / group]; w = (q - zero) * scale. Used for AWQ engines built by
-// grpst and for AutoAWQ checkpoints converted to engines.
+// grpst and for AutoAWQ checkpoints converted to engines. Where the level has them (AVX-512),
+// groups of whole 128-weight units are multiplied in the packed nibbles' order, x permuted to
+// match (gemm_int4_nibbles.h).
 #include <cstdint>
 #include <vector>
 
