@@ -28,6 +28,26 @@ LinearWeight byte_linear(WeightFormat fmt, const void* w, int N, int K, const fl
   lw.input_scale = input_scale;
   return lw;
 }
+
+// A linear on levels k and ref at 1-70 rows of random x (every path: one row, row tiles, blocks):
+// the worst |y - y_ref| over the largest |y_ref| of a row count.
+double worst_against(const LinearWeight& lw, const CpuKernels& k, const CpuKernels& ref, ThreadPool& pool, Rand& r) {
+  const int N = lw.out_features, K = lw.in_features;
+  double worst = 0;
+  for (int M : {1, 2, 5, 8, 9, 25, 70}) {
+    const auto x = r.floats(size_t(M) * K, -4, 4);
+    std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
+    linear_forward(lw, x.data(), y.data(), M, k, pool);
+    linear_forward(lw, x.data(), yr.data(), M, ref, pool);
+    double peak = 0, diff = 0;
+    for (size_t i = 0; i < y.size(); i++) {
+      peak = std::max(peak, std::abs(double(yr[i])));
+      diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
+    }
+    worst = std::max(worst, diff / peak);
+  }
+  return worst;
+}
 }  // namespace
 
 // int8_wo, fp8, int4 and int8_sq linears: decode rows (1-64, weights widened in registers, row
@@ -201,19 +221,7 @@ double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
       b = uint8_t(r.gen() & 0xff);
       if ((b & 0x7f) == 0x7f) b &= 0xfe;  // no NaN codes
     }
-    const LinearWeight lw = linear(w, N, K);
-    for (int M : {1, 2, 5, 8, 9, 25, 70}) {
-      const auto x = r.floats(size_t(M) * K, -4, 4);
-      std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
-      linear_forward(lw, x.data(), y.data(), M, k, pool);
-      linear_forward(lw, x.data(), yr.data(), M, ref, pool);
-      double peak = 0, diff = 0;
-      for (size_t i = 0; i < y.size(); i++) {
-        peak = std::max(peak, std::abs(double(yr[i])));
-        diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
-      }
-      worst = std::max(worst, diff / peak);
-    }
+    worst = std::max(worst, worst_against(linear(w, N, K), k, ref, pool, r));
   }
   return worst;
 }
@@ -245,18 +253,7 @@ double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) 
     lw.scales = scales.data();
     lw.zeros = zeros.data();
     lw.group_size = c.group;
-    for (int M : {1, 2, 5, 8, 9, 25, 70}) {
-      const auto x = r.floats(size_t(M) * c.K, -4, 4);
-      std::vector<float> y(size_t(M) * c.N), yr(size_t(M) * c.N);
-      linear_forward(lw, x.data(), y.data(), M, k, pool);
-      linear_forward(lw, x.data(), yr.data(), M, ref, pool);
-      double peak = 0, diff = 0;
-      for (size_t i = 0; i < y.size(); i++) {
-        peak = std::max(peak, std::abs(double(yr[i])));
-        diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
-      }
-      worst = std::max(worst, diff / peak);
-    }
+    worst = std::max(worst, worst_against(lw, k, ref, pool, r));
   }
   return worst;
 }
