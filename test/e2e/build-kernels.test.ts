@@ -74,16 +74,16 @@ describe('quantized kernels at every CPU level', () => {
     await expectLevelsAgree(out, qformat);
   });
 
-  it('int4_awq in groups of 128 (the nibbles\' order on AVX-512): the levels agree', async () => {
+  it.each([128, 64])('int4_awq in groups of %i (the nibbles\' order on AVX-512): the levels agree', async (group) => {
     // Every projection's input a multiple of 128 wide: hidden 128, intermediate 384, 2 x 64 heads.
-    const model = join(work, 'ckpt-128');
+    const model = join(work, `ckpt-${group}`);
     const spec = {
       ...specFile().checkpoints['tiny-a'], seed: 7, hidden_size: 128, intermediate_size: 384,
       num_attention_heads: 2, num_key_value_heads: 1, head_dim: 64,
     };
     writeTinyCheckpoint(model, spec, specFile().vocab_size, specFile().init, { tokenizerDir });
-    const out = join(work, 'int4_awq-128');
-    const s = resolveSettings({}, { model_dir: model, output_dir: out, qformat: 'int4_awq', awq_block_size: 128, eval_tokens: 2 });
+    const out = join(work, `int4_awq-${group}`);
+    const s = resolveSettings({}, { model_dir: model, output_dir: out, qformat: 'int4_awq', awq_block_size: group, eval_tokens: 2 });
     await runBuild(s, { reporter: new MemoryReporter(), version: 'test', bridge: loadRuntimeBridge });
     await expectLevelsAgree(out, 'int4_awq');
   });

@@ -54,7 +54,7 @@ double worst_against(const LinearWeight& lw, const CpuKernels& k, const CpuKerne
 // tiles of up to 7) against the same rows among 70 (weights decoded into fp32 blocks; the
 // activation operand made in one piece per thread: quant::rows_in_pieces), bit for bit. K = 100
 // has a partial last vector (int4: groups of 20, not whole vectors: the fp32 blocks either way);
-// int4 also in groups of 16 and 64, and of 128 and 256 (AVX-512: the nibbles' order, x permuted);
+// int4 also in groups of 16, and of 64, 128 and 256 (AVX-512: the nibbles' order, x permuted);
 // K = 16,384 splits the 70 rows into chunks of x (gemm_f32w).
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   ThreadPool pool(2);
@@ -227,8 +227,8 @@ double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
 }
 
 // int4 linears against the scalar level (the natural order) with random nibbles, scales and zero
-// points: groups of 128 and 256 take the nibbles' order on AVX-512 (activations permuted to
-// match), groups of 20 and 64 the natural one; only the order of the fp32 sums may differ, so the
+// points: groups of 64, 128 and 256 take the nibbles' order on AVX-512 (activations permuted to
+// match), groups of 20 the natural one; only the order of the fp32 sums may differ, so the
 // worst |y - y_ref| over the largest |y_ref| of a case is ~1e-7 (a weight read against the wrong
 // activation makes it order 1).
 double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {

@@ -84,11 +84,11 @@ struct QuantKernels {
   void (*gemm_e4m3_bf16)(const uint16_t* x, int64_t ldx, const uint8_t* w, int64_t ldw, float* y, int64_t ldy, int M,
                          int N, int K);
   /**
-   * Optional (the avx512 and amx levels): int4 groups of whole 128-weight units in the packed
-   * nibbles' order (gemm_int4_nibbles.h): x permuted once per call, then gemv_i4 / decode_i4_rows'
-   * counterparts on it; every M and path the same bits, not those of the natural order.
+   * Optional (the avx512 and amx levels): int4 groups of whole 128- or 64-weight units in the packed
+   * nibbles' order (gemm_int4_nibbles.h: i4_nibble_unit): x permuted once per call, then gemv_i4 /
+   * decode_i4_rows' counterparts on it; every M and path the same bits, not those of the natural order.
    */
-  void (*permute_i4_x)(const float* x, int64_t ldx, int M, int K, float* out);
+  void (*permute_i4_x)(const float* x, int64_t ldx, int M, int K, int unit, float* out);
   bool (*gemv_i4_nibbles)(const float* xp, int64_t ldx, const uint8_t* packed, int64_t ldp, const float* scales,
                           const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N);
   void (*decode_i4_rows_nibbles)(const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros,
