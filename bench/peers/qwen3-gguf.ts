@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensorsHeader, type TensorInfo } from '../../src/model/safetensors.js';
 import { readTensorBytes } from '../../src/model/tensor-data.js';
-import { f32ToF16Bits } from '../../src/quant/numeric.js';
+import { decodeFloats, f32ToF16Bits } from '../../src/quant/numeric.js';
 import { GgmlType, tensorBytes, writeGguf, type GgmlTypeId, type GgufTensor, type GgufValue } from './gguf-writer.js';
 
 export type PeerFormat = 'bf16' | 'q8_0' | 'q4_0';
@@ -16,15 +16,6 @@ const TOKEN_NORMAL = 1;
 const TOKEN_CONTROL = 3;
 const TOKEN_USER_DEFINED = 4;
 const TOKEN_UNUSED = 5;
-
-/** A bf16 tensor's values as floats. */
-function bf16ToFloats(bytes: Uint8Array): Float32Array {
-  const n = bytes.length / 2;
-  const out = new Float32Array(n);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < n; i++) bits[i] = (bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16;
-  return out;
-}
 
 /** ggml's quantize_row_q8_0_ref: per 32 values an f16 scale amax/127 and 32 rounded int8. */
 export function quantizeQ8_0(x: Float32Array): Uint8Array {
@@ -113,7 +104,7 @@ function tensorData(t: TensorInfo, type: GgmlTypeId): () => Uint8Array {
     if (t.dtype !== 'BF16') throw new Error(`${t.name} is ${t.dtype}; this writer takes bf16 checkpoints`);
     const raw = readTensorBytes(t);
     if (type === GgmlType.BF16) return raw;
-    const values = bf16ToFloats(raw);
+    const values = decodeFloats(raw, 'BF16');
     if (type === GgmlType.F32) return new Uint8Array(values.buffer);
     return type === GgmlType.Q8_0 ? quantizeQ8_0(values) : quantizeQ4_0(values);
   };
