@@ -55,7 +55,8 @@ double worst_against(const LinearWeight& lw, const CpuKernels& k, const CpuKerne
 // activation operand made in one piece per thread: quant::rows_in_pieces), bit for bit. K = 100
 // has a partial last vector (int4: groups of 20, not whole vectors: the fp32 blocks either way);
 // int4 also in groups of 16, and of 64, 128 and 256 (AVX-512: the nibbles' order, x permuted);
-// K = 16,384 splits the 70 rows into chunks of x (gemm_f32w).
+// K = 16,384 splits the 70 rows into chunks of x (gemm_f32w); fp8 at K = 4,128 widens its
+// weights in registers at 70 rows too (long rows: no block), with a 32-value tail.
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
   ThreadPool pool(2);
   bool same = true;
@@ -68,7 +69,8 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
                         {WeightFormat::INT4, 37, 100, 20},   {WeightFormat::INT4, 19, 128, 16},
                         {WeightFormat::INT4, 64, 256, 64},   {WeightFormat::INT4, 37, 384, 128},
                         {WeightFormat::INT4, 10, 512, 256},  {WeightFormat::INT4, 6, 16384, 128},
-                        {WeightFormat::INT8_WO, 5, 16384, 0},  {WeightFormat::INT8_SQ, 37, 100, 0},
+                        {WeightFormat::INT8_WO, 5, 16384, 0},  {WeightFormat::FP8, 9, 4128, 0},
+                        {WeightFormat::INT8_SQ, 37, 100, 0},
                         {WeightFormat::INT8_SQ, 64, 256, 0}};
   for (const Case& c : cases) {
     const WeightFormat fmt = c.fmt;
@@ -192,9 +194,10 @@ bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return same;
 }
 
-// fp8 linears against the scalar level. First every e4m3 code but NaN alone in its weight row
-// (one product per output, so every level must give the scalar level's bits: a code widened wrong
-// shows, subnormals included), at 1, 5 and 70 rows (each of a level's paths); then random codes
+// fp8 linears against the scalar level. First every e4m3 code but NaN alone in its weight row, at
+// a position that walks over whole chunks and the tail (one product per output, so every level
+// must give the scalar level's bits: a code widened wrong, or a weight paired with the wrong
+// activation, shows; subnormals included), at 1, 5 and 70 rows (each of a level's paths); then random codes
 // with K and N tails, where only the order of the fp32 sums differs: the worst |y - y_ref| over
 // the largest |y_ref| of the case, ~1e-7. Returns that, or 1 when a single product differs.
 double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
@@ -202,7 +205,7 @@ double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   float scale = 0.01f;
   auto linear = [&](const std::vector<uint8_t>& w, int N, int K) { return byte_linear(WeightFormat::FP8, w.data(), N, K, &scale); };
   {
-    const int N = 256, K = 40;
+    const int N = 256, K = 136;  // two whole 64-value chunks (widened by table lookups) and a tail
     std::vector<uint8_t> w(size_t(N) * K, 0);
     for (int code = 0; code < N; code++) w[size_t(code) * K + code % K] = (code & 0x7f) == 0x7f ? 0 : uint8_t(code);
     const LinearWeight lw = linear(w, N, K);

@@ -41,9 +41,12 @@ bool cpu_supports(CpuLevel level) {
     case CpuLevel::Amx:
       return cpu_supports(CpuLevel::Avx512) && cpu::amx::available();
     case CpuLevel::Avx512:
+      // Zen 4 and later, Sapphire Rapids and later: BF16 dot products (fp8), VNNI (int8_sq) and
+      // VBMI byte lookups (fp8's widening). Ice Lake (no BF16) and Cooper Lake (no VBMI) take avx2.
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni") &&
+             __builtin_cpu_supports("avx512vbmi") &&
              __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     case CpuLevel::Avx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");

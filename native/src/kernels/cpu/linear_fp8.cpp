@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "grpst/linear.h"
+#include "kernels/cpu/gemm_fp8_bf16.h"
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/cpu/quant_linear_common.h"
 
@@ -26,7 +27,8 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
 }
 
 // The activations rounded to e4m3 (and divided by input_scale): fp32 [M, in]; where the level
-// multiplies in bf16, then as bf16 bits [M, in] (exact: e4m3 values) after them.
+// multiplies in bf16, then as bf16 bits [M, in] (exact: e4m3 values) after them, in the order
+// gemm_e4m3_bf16 widens the weights in (e4m3_bf16_pair_order).
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                     std::vector<uint8_t>& buf, ThreadPool& pool) {
   const int K = w.in_features;
@@ -38,10 +40,15 @@ const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, 
   quant::rows_in_pieces(pool, M, [&](int m0, int m1) {
     q.round_rows_e4m3(x + int64_t(m0) * ldx, ldx, m1 - m0, K, w.input_scale, xr + size_t(m0) * K);
     if (!xb) return;
-    for (size_t i = size_t(m0) * K, end = size_t(m1) * K; i < end; i++) {
-      uint32_t bits;
-      std::memcpy(&bits, xr + i, 4);
-      xb[i] = uint16_t(bits >> 16);  // (e4m3 values fit bf16: the low half is zero)
+    thread_local std::vector<uint16_t> natural;
+    natural.resize(size_t(K));
+    for (int m = m0; m < m1; m++) {
+      for (int i = 0; i < K; i++) {
+        uint32_t bits;
+        std::memcpy(&bits, xr + size_t(m) * K + i, 4);
+        natural[size_t(i)] = uint16_t(bits >> 16);  // (e4m3 values fit bf16: the low half is zero)
+      }
+      cpu::e4m3_bf16_pair_order(natural.data(), xb + size_t(m) * K, K);
     }
   });
   return p;
