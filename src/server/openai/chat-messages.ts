@@ -27,13 +27,19 @@ function contentText(content: ChatMessageInput['content'], index: number): strin
   if (typeof content === 'string') return content;
   return content
     .map((part, j) => {
-      if (part.type !== 'text' || typeof part.text !== 'string')
+      // An assistant turn the model refused comes back from OpenAI clients as a refusal part;
+      // its words are the turn's text, as vLLM and /v1/responses read them.
+      const key = part.type === 'text' ? 'text' : part.type === 'refusal' ? 'refusal' : undefined;
+      if (key === undefined)
         throw badRequest(
           `Content part type '${part.type}' is not supported: this model reads text only. Send {"type": "text", "text": ...} parts or a string.`,
           `messages[${index}].content[${j}].type`,
           'unsupported_content',
         );
-      return part.text;
+      const value = part[key];
+      // A part without its string is malformed, not of an unsupported type.
+      if (typeof value !== 'string') throw badRequest(`Missing required parameter: 'messages[${index}].content[${j}].${key}'.`, `messages[${index}].content[${j}].${key}`, 'missing_required_parameter');
+      return value;
     })
     .join('\n');
 }

@@ -5,7 +5,7 @@ import { jsonObject, responseFormatSchema, samplingFields } from './schema-commo
 import { vllmChatFields, vllmFields } from './vllm-fields.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
-const contentPart = z.object({ type: z.string(), text: z.string().optional() });
+const contentPart = z.object({ type: z.string(), text: z.string().optional(), refusal: z.string().optional() });
 // The part count is checked after the union, so its error names the limit (a union's own error cannot).
 // An empty array is refused as OpenAI refuses it (min length 1): a turn with no parts is most
 // likely a client bug, and an assistant turn of tool calls alone sends null content instead.
