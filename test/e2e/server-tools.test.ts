@@ -126,6 +126,24 @@ describe('tool turns in the conversation', () => {
   });
 });
 
+describe('reasoning sent back with a tool call', () => {
+  it('under vLLM\'s name `reasoning` renders the think block as `reasoning_content` does', async () => {
+    const call = { id: 'call_1', type: 'function', function: { name: 'get_current_weather', arguments: '{"location": "Boston"}' } };
+    const turns = (assistant: Record<string, unknown>) => [
+      { role: 'user', content: 'What is the weather in Boston?' },
+      { role: 'assistant', content: null, tool_calls: [call], ...assistant },
+      { role: 'tool', tool_call_id: 'call_1', content: '{"temperature": 22}' },
+    ];
+    const thought = 'The user wants the weather; I will call the tool.';
+    const tokens = async (messages: unknown[]) => (await post(`${srv.url}/tokenize`, { messages })).json.tokens as number[];
+    const asContent = await tokens(turns({ reasoning_content: thought }));
+    expect(model.tokenizer.decode(asContent)).toContain(`<think>\n${thought}\n</think>`);
+    expect(await tokens(turns({ reasoning: thought }))).toEqual(asContent);
+    const r = await srv.client.chat.completions.create({ model: 'qwen3', messages: turns({ reasoning: thought }), max_tokens: 1 } as any);
+    expect(r.usage!.prompt_tokens).toBe(asContent.length);
+  });
+});
+
 describe('parallel_tool_calls false under tool_choice "auto"', () => {
   const recorded =
     'Let me look both up.\n' +

@@ -15,7 +15,10 @@ export function toTemplateMessages(messages: readonly ChatMessageInput[]): Templ
     if (m.role === 'assistant') {
       if (m.tool_calls && m.tool_calls.length > 0)
         out.tool_calls = m.tool_calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }));
-      if (typeof m.reasoning_content === 'string') out.reasoning_content = m.reasoning_content;
+      // The template renders it as the turn's think block (after the last user turn), whichever
+      // name the client read it under: vLLM's `reasoning` or DeepSeek's `reasoning_content`.
+      const reasoning = m.reasoning_content ?? m.reasoning;
+      if (typeof reasoning === 'string') out.reasoning_content = reasoning;
     }
     if (m.role === 'tool' && m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
     return out;

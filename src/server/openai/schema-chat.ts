@@ -34,6 +34,8 @@ const message = z.discriminatedUnion('role', [
     name: z.string().optional(),
     tool_calls: z.array(toolCall).max(MAX_TOOL_CALLS, tooMany(MAX_TOOL_CALLS, 'tool calls of one assistant message', 'send fewer calls per turn')).nullish(),
     reasoning_content: z.string().nullish(),
+    /** The same think block under the name vLLM now answers with (and so its clients send back). */
+    reasoning: z.string().nullish(),
   }),
   // tool_call_id may be left out (OpenAI demands it, vLLM does not): Qwen3's template pairs a
   // result with its call by order and never reads the id, so refusing would only break clients.
