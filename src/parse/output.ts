@@ -22,13 +22,15 @@ export interface OutputOptions {
   toolCalls: boolean;
   /** tool_choice required or named (`only`): a call cut off by max_tokens is still reported. */
   forcedToolCall?: { only?: string };
+  /** parallel_tool_calls false: the answer ends with its first call; nothing after it is returned. */
+  singleToolCall?: boolean;
 }
 
 export interface OutputDelta {
   content: string;
   reasoning: string;
   toolCalls: ParsedToolCall[];
-  /** A stop string matched: generation must end here. */
+  /** A stop string matched, or the only call allowed is complete: generation must end here. */
   stopped: boolean;
   /** The stop string that matched (Anthropic's stop_sequence reports it). */
   stopString?: string;
@@ -40,6 +42,7 @@ export class OutputParser {
   private readonly splitter?: ReasoningSplitter;
   private readonly tools?: ToolCallParser;
   private readonly separate: boolean;
+  private readonly singleToolCall: boolean;
   /** Reasoning mode drops the newlines between `</think>` and the answer. */
   private stripLeadingNewlines = false;
   private done = false;
@@ -50,6 +53,7 @@ export class OutputParser {
     if (opts.thinking) this.splitter = new ReasoningSplitter({ startInReasoning: opts.startInReasoning });
     if (opts.toolCalls) this.tools = new ToolCallParser(opts.forcedToolCall);
     this.separate = opts.separateReasoning;
+    this.singleToolCall = opts.singleToolCall ?? false;
   }
 
   get toolCallCount(): number {
@@ -67,6 +71,11 @@ export class OutputParser {
     if (this.done) return delta;
     const r = this.stops.push(text, tokens >= this.minTokens);
     this.route(r.text, delta);
+    if (this.done) {
+      // The one call allowed came in this text: what follows it is dropped, and generation ends.
+      delta.stopped = true;
+      return delta;
+    }
     if (r.stop !== undefined) {
       this.flush(delta);
       delta.stopped = true;
@@ -96,6 +105,7 @@ export class OutputParser {
   }
 
   private segment(kind: ReasoningSegment['kind'], text: string, delta: OutputDelta): void {
+    if (this.done) return;
     if (kind === 'content') return this.answer(text, delta);
     if (!this.separate) {
       delta.content += text;
@@ -121,8 +131,12 @@ export class OutputParser {
 
   private answerEvents(events: ReturnType<ToolCallParser['push']>, delta: OutputDelta): void {
     for (const ev of events) {
+      if (this.done) return;
       if (ev.kind === 'content') delta.content += ev.text;
-      else delta.toolCalls.push(ev.call);
+      else {
+        delta.toolCalls.push(ev.call);
+        if (this.singleToolCall) this.done = true;
+      }
     }
   }
 }

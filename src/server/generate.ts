@@ -114,8 +114,9 @@ export async function* runChoice(job: ChoiceJob, ctx: RunContext): AsyncGenerato
         update.reasoning = delta.reasoning;
         update.toolCalls = delta.toolCalls;
         if (delta.stopped) {
-          // A stop string ended it: the engine must stop spending steps on this sequence now.
-          own.abort('stop string');
+          // A stop string (or the one tool call allowed) ended it: the engine must stop spending
+          // steps on this sequence now.
+          own.abort(delta.stopString !== undefined ? 'stop string' : 'tool call');
           update.stopString = delta.stopString;
           yield finalUpdate(update, 'stop');
           return;

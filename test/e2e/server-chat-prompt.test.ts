@@ -72,6 +72,39 @@ describe('/tokenize renders as chat does', () => {
   });
 });
 
+describe('content parts', () => {
+  const refused = [{ role: 'user', content: 'hi' }];
+
+  it('an assistant refusal part is the turn\'s text, as a replayed OpenAI conversation sends it', async () => {
+    const asText = [...refused, { role: 'assistant', content: 'I cannot help with that.' }, { role: 'user', content: 'Why?' }];
+    const asRefusal = [...refused, { role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot help with that.' }] }, { role: 'user', content: 'Why?' }];
+    expect(await tokenized({ messages: asRefusal })).toEqual(await tokenized({ messages: asText }));
+    // The official client's typed shape, through chat itself.
+    const r = await srv.client.chat.completions.create({
+      model: 'qwen3',
+      max_tokens: 1,
+      messages: [
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot help with that.' }] },
+        { role: 'user', content: 'Why?' },
+      ],
+    });
+    expect(r.usage?.prompt_tokens).toBe((await tokenized({ messages: asText })).length);
+  });
+
+  it('a text or refusal part without its string is a 400 naming the missing field, not an unsupported type', async () => {
+    for (const [part, param] of [
+      [{ type: 'text' }, 'messages[0].content[0].text'],
+      [{ type: 'refusal' }, 'messages[0].content[0].refusal'],
+    ] as const) {
+      const r = await post(`${srv.url}/v1/chat/completions`, { messages: [{ role: 'user', content: [part] }], max_tokens: 1 });
+      expect(r.status).toBe(400);
+      expect(r.json.error).toMatchObject({ param, code: 'missing_required_parameter' });
+      expect(r.json.error.message).not.toContain('not supported');
+    }
+  });
+});
+
 describe('reasoning_effort', () => {
   it('"none" and "minimal" turn thinking off, "low" / "medium" / "high" on, as reasoning.effort does on /v1/responses', async () => {
     const off = await promptTokens({ messages: question, enable_thinking: false });

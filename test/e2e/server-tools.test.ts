@@ -2,12 +2,14 @@
 // prompt exactly as transformers' apply_chat_template renders them (recorded goldens), and the
 // tool_choice variants are accepted or refused as OpenAI defines them. Turning model output into
 // tool_calls is covered by the parser tests on recorded model outputs (test/unit/parse.test.ts),
-// since the random-weight fixtures never write a call themselves.
+// since the random-weight fixtures never write a call themselves; parallel_tool_calls replays a
+// recorded output of two calls in front of the real engine (scripted-engine.ts).
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixturesDir, readJson } from '../helpers/fixtures.js';
-import { loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+import { loadTiny, post, serve, sseFrames, type TestServer, type TinyModel } from './server-harness.js';
+import { ScriptedEngine } from './scripted-engine.js';
 
 interface TemplateCase {
   name: string;
@@ -121,5 +123,76 @@ describe('tool turns in the conversation', () => {
       const r = await srv.client.chat.completions.create({ model: 'qwen3', messages, max_tokens: 2, temperature: 0 } as any);
       expect(r.usage!.prompt_tokens).toBe(expected.json.count);
     }
+  });
+});
+
+describe('reasoning sent back with a tool call', () => {
+  it('under vLLM\'s name `reasoning` renders the think block as `reasoning_content` does', async () => {
+    const call = { id: 'call_1', type: 'function', function: { name: 'get_current_weather', arguments: '{"location": "Boston"}' } };
+    const turns = (assistant: Record<string, unknown>) => [
+      { role: 'user', content: 'What is the weather in Boston?' },
+      { role: 'assistant', content: null, tool_calls: [call], ...assistant },
+      { role: 'tool', tool_call_id: 'call_1', content: '{"temperature": 22}' },
+    ];
+    const thought = 'The user wants the weather; I will call the tool.';
+    const tokens = async (messages: unknown[]) => (await post(`${srv.url}/tokenize`, { messages })).json.tokens as number[];
+    const asContent = await tokens(turns({ reasoning_content: thought }));
+    expect(model.tokenizer.decode(asContent)).toContain(`<think>\n${thought}\n</think>`);
+    expect(await tokens(turns({ reasoning: thought }))).toEqual(asContent);
+    const r = await srv.client.chat.completions.create({ model: 'qwen3', messages: turns({ reasoning: thought }), max_tokens: 1 } as any);
+    expect(r.usage!.prompt_tokens).toBe(asContent.length);
+  });
+});
+
+describe('parallel_tool_calls false under tool_choice "auto"', () => {
+  const recorded =
+    'Let me look both up.\n' +
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n' +
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>';
+  const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+  const messages = [{ role: 'user' as const, content: 'Weather in Paris and Oslo?' }];
+  let scripted: TestServer;
+
+  beforeAll(async () => {
+    const engine = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Paris and Oslo', reply: recorded }]);
+    scripted = await serve({ engine, tokenizer: model.tokenizer, template: model.template });
+  });
+
+  afterAll(async () => {
+    await scripted?.server.close();
+  });
+
+  it('returns only the first call, streamed or not, and ends the answer there (as vLLM and OpenAI do); left out, both calls come back', async () => {
+    const base = { model: 'qwen3', messages, tools, max_tokens: 100 };
+    const both = await scripted.client.chat.completions.create(base);
+    expect(both.choices[0].message.tool_calls!.map((c) => (c.type === 'function' ? c.function.arguments : ''))).toEqual(['{"city":"Paris"}', '{"city":"Oslo"}']);
+
+    const one = await scripted.client.chat.completions.create({ ...base, parallel_tool_calls: false });
+    const choice = one.choices[0];
+    expect(choice.message.content).toBe('Let me look both up.');
+    expect(choice.message.tool_calls!.map((c) => (c.type === 'function' ? c.function.arguments : ''))).toEqual(['{"city":"Paris"}']);
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect((choice as any).stop_reason).toBeNull();
+    // Generation stopped after the first call instead of writing the second.
+    expect(one.usage!.completion_tokens).toBeLessThan(both.usage!.completion_tokens);
+
+    const streamed = await post(`${scripted.url}/v1/chat/completions`, { ...base, parallel_tool_calls: false, stream: true });
+    const frames = sseFrames(streamed.text).filter((f) => f !== '[DONE]');
+    const calls = frames.flatMap((f) => f.choices[0]?.delta?.tool_calls ?? []);
+    expect(calls.filter((d: any) => d.function?.name).map((d: any) => d.index)).toEqual([0]);
+    expect(calls.map((d: any) => d.function.arguments).join('')).toBe('{"city":"Paris"}');
+    expect(frames.at(-1).choices[0].finish_reason).toBe('tool_calls');
+  });
+
+  it('the Responses API returns one function_call item', async () => {
+    const r = await scripted.client.responses.create({
+      model: 'qwen3',
+      input: 'Weather in Paris and Oslo?',
+      tools: [{ type: 'function', name: 'get_weather', parameters: tools[0].function.parameters, strict: false }],
+      parallel_tool_calls: false,
+      max_output_tokens: 100,
+    });
+    expect(r.output.filter((item) => item.type === 'function_call').map((item) => (item.type === 'function_call' ? item.arguments : ''))).toEqual(['{"city":"Paris"}']);
+    expect(r.status).toBe('completed');
   });
 });

@@ -15,7 +15,10 @@ export function toTemplateMessages(messages: readonly ChatMessageInput[]): Templ
     if (m.role === 'assistant') {
       if (m.tool_calls && m.tool_calls.length > 0)
         out.tool_calls = m.tool_calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }));
-      if (typeof m.reasoning_content === 'string') out.reasoning_content = m.reasoning_content;
+      // The template renders it as the turn's think block (after the last user turn), whichever
+      // name the client read it under: vLLM's `reasoning` or DeepSeek's `reasoning_content`.
+      const reasoning = m.reasoning_content ?? m.reasoning;
+      if (typeof reasoning === 'string') out.reasoning_content = reasoning;
     }
     if (m.role === 'tool' && m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
     return out;
@@ -27,13 +30,19 @@ function contentText(content: ChatMessageInput['content'], index: number): strin
   if (typeof content === 'string') return content;
   return content
     .map((part, j) => {
-      if (part.type !== 'text' || typeof part.text !== 'string')
+      // An assistant turn the model refused comes back from OpenAI clients as a refusal part;
+      // its words are the turn's text, as vLLM and /v1/responses read them.
+      const key = part.type === 'text' ? 'text' : part.type === 'refusal' ? 'refusal' : undefined;
+      if (key === undefined)
         throw badRequest(
           `Content part type '${part.type}' is not supported: this model reads text only. Send {"type": "text", "text": ...} parts or a string.`,
           `messages[${index}].content[${j}].type`,
           'unsupported_content',
         );
-      return part.text;
+      const value = part[key];
+      // A part without its string is malformed, not of an unsupported type.
+      if (typeof value !== 'string') throw badRequest(`Missing required parameter: 'messages[${index}].content[${j}].${key}'.`, `messages[${index}].content[${j}].${key}`, 'missing_required_parameter');
+      return value;
     })
     .join('\n');
 }

@@ -36,6 +36,12 @@ export interface ToolPlan {
   constraint?: unknown;
   /** tool_choice required, or named (`only`): the answer is a call. */
   forced?: { only?: string };
+  /**
+   * parallel_tool_calls false: the answer ends at its first call. A forced choice's grammar
+   * already allows only one; under "auto" nothing constrains the model, so a later call is cut
+   * off instead of returned (as vLLM drops it).
+   */
+  singleToolCall?: boolean;
 }
 
 export function planTools(
@@ -84,7 +90,8 @@ export function planTools(
     constraint = compiler.forbidToolCalls();
   }
   const forced = list && (mode === 'required' || only !== undefined) ? { only } : undefined;
-  return { tools: list, parseCalls: list !== undefined && mode !== 'none', constraint, ...(forced ? { forced } : {}) };
+  const parseCalls = list !== undefined && mode !== 'none';
+  return { tools: list, parseCalls, constraint, ...(forced ? { forced } : {}), ...(parseCalls && parallelToolCalls === false ? { singleToolCall: true } : {}) };
 }
 
 function toolChoiceWithoutTools(mode: 'required' | { function: { name: string } }): ApiError {

@@ -5,7 +5,7 @@ import { jsonObject, responseFormatSchema, samplingFields } from './schema-commo
 import { vllmChatFields, vllmFields } from './vllm-fields.js';
 
 /** Content parts are checked after parsing so a non-text part gets a message naming its type. */
-const contentPart = z.object({ type: z.string(), text: z.string().optional() });
+const contentPart = z.object({ type: z.string(), text: z.string().optional(), refusal: z.string().optional() });
 // The part count is checked after the union, so its error names the limit (a union's own error cannot).
 // An empty array is refused as OpenAI refuses it (min length 1): a turn with no parts is most
 // likely a client bug, and an assistant turn of tool calls alone sends null content instead.
@@ -34,6 +34,8 @@ const message = z.discriminatedUnion('role', [
     name: z.string().optional(),
     tool_calls: z.array(toolCall).max(MAX_TOOL_CALLS, tooMany(MAX_TOOL_CALLS, 'tool calls of one assistant message', 'send fewer calls per turn')).nullish(),
     reasoning_content: z.string().nullish(),
+    /** The same think block under the name vLLM now answers with (and so its clients send back). */
+    reasoning: z.string().nullish(),
   }),
   // tool_call_id may be left out (OpenAI demands it, vLLM does not): Qwen3's template pairs a
   // result with its call by order and never reads the id, so refusing would only break clients.

@@ -79,6 +79,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       separateReasoning,
       toolCalls: plan.parseCalls,
       forcedToolCall: plan.forced,
+      singleToolCall: plan.singleToolCall,
     },
     decoder: s.decoder(skipSpecial),
   }));

@@ -61,6 +61,7 @@ export async function createMessage(rc: RequestContext): Promise<void> {
       separateReasoning: true,
       toolCalls: plan.parseCalls,
       forcedToolCall: plan.forced,
+      singleToolCall: plan.singleToolCall,
     },
     decoder: s.decoder(s.options.skipSpecialTokens),
   };

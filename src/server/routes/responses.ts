@@ -65,6 +65,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       separateReasoning: true,
       toolCalls: plan.parseCalls,
       forcedToolCall: plan.forced,
+      singleToolCall: plan.singleToolCall,
     },
     decoder: s.decoder(body.skip_special_tokens ?? s.options.skipSpecialTokens),
   };
