@@ -163,6 +163,7 @@ describe('chat completions', () => {
     const r = await parsed.client.chat.completions.create(greedy);
     expect(r.choices[0].message.content).toBe(plain.choices[0].message.content);
     expect((r.choices[0].message as any).reasoning_content).toBeNull();
+    expect((r.choices[0].message as any).reasoning).toBeNull();
     const off = await parsed.client.chat.completions.create({ ...greedy, enable_thinking: false } as any);
     expect((off.choices[0].message as any).reasoning_content).toBeNull();
     expect(off.choices[0].message.content!.length).toBeGreaterThan(0);
@@ -191,15 +192,20 @@ describe('chat completions', () => {
     expect(inline.choices[0].finish_reason).toBe('length');
     const sep = await parsed.client.chat.completions.create(prefill as any);
     expect((sep.choices[0].message as any).reasoning_content).toBe(text);
+    // vLLM's newer name for the same field, for the clients that read only it.
+    expect((sep.choices[0].message as any).reasoning).toBe(text);
     expect(sep.choices[0].message.content).toBeNull();
     const s = await parsed.client.chat.completions.create({ ...prefill, stream: true } as any);
     let reasoning = '';
+    let renamed = '';
     let content = '';
     for await (const c of s as any) {
       reasoning += c.choices[0]?.delta.reasoning_content ?? '';
+      renamed += c.choices[0]?.delta.reasoning ?? '';
       content += c.choices[0]?.delta.content ?? '';
     }
     expect(reasoning).toBe(text);
+    expect(renamed).toBe(text);
     expect(content).toBe('');
     const tok = await post(`${srv.url}/tokenize`, { messages: prefill.messages, add_generation_prompt: false, enable_thinking: true });
     // The continued prompt is the full render cut after the assistant's text (no <|im_end|> after it).

@@ -88,7 +88,12 @@ export class ChatChoiceAccumulator {
       // null when the turn is only calls or only reasoning, as OpenAI and vLLM answer.
       content: this.content.length > 0 || (this.toolCalls.length === 0 && this.reasoning.length === 0) ? this.content : null,
     };
-    if (this.view.reasoningField) message.reasoning_content = this.reasoning.length > 0 ? this.reasoning : null;
+    if (this.view.reasoningField) {
+      // Under both names: DeepSeek's `reasoning_content`, which most clients read, and `reasoning`,
+      // which vLLM answers with since it renamed the field (and its newer clients read).
+      message.reasoning_content = this.reasoning.length > 0 ? this.reasoning : null;
+      message.reasoning = message.reasoning_content;
+    }
     if (this.toolCalls.length > 0) message.tool_calls = this.toolCalls;
     const choice: Record<string, unknown> = {
       index: this.index,
@@ -173,7 +178,10 @@ export class ChatChunker {
     };
     const logprobs = this.view.logprobs !== undefined && u.logprobs.length > 0 ? { content: chatLogprobs(this.view.tok, u.logprobs, this.view.logprobs, this.view.tokenNaming) } : null;
     const delta: Record<string, unknown> = {};
-    if (u.reasoning.length > 0 && !this.view.omitReasoning) delta.reasoning_content = u.reasoning;
+    if (u.reasoning.length > 0 && !this.view.omitReasoning) {
+      delta.reasoning_content = u.reasoning;
+      delta.reasoning = u.reasoning;  // (both names, as in the message above)
+    }
     if (u.content.length > 0) delta.content = u.content;
     const hasText = Object.keys(delta).length > 0;
     if (hasText || (logprobs && u.toolCalls.length === 0)) out.push(this.chunk([this.withIds({ index: u.index, delta, logprobs, finish_reason: null }, takeIds())]));
