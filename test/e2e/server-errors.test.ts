@@ -58,6 +58,9 @@ describe('request errors', () => {
     expectEnvelope(await post(url, chat({ tool_choice: { type: 'function', function: { name: 'nope' } } })), 400, { param: 'tool_choice' });
     expectEnvelope(await post(url, chat({ top_logprobs: 2 })), 400, { param: 'top_logprobs' });
     expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: [1, 2, 999999999] }), 400, { param: 'prompt' });
+    // In a list of prompts the entry at fault is named.
+    expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: ['a', ''] }), 400, { param: 'prompt[1]' });
+    expectEnvelope(await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: [[1], [2, 999999999]] }), 400, { param: 'prompt[1]' });
     expectEnvelope(await post(`${srv.url}/detokenize`, { tokens: [999999999] }), 400, { param: 'tokens' });
     // stream_options needs stream, as OpenAI answers; null is no options at all.
     expectEnvelope(await post(url, chat({ stream_options: { include_usage: true } })), 400, { param: 'stream_options' });

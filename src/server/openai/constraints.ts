@@ -111,6 +111,6 @@ function compileOrRefuse(compiler: ConstraintCompiler, request: ConstraintReques
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
     const param = request.responseFormat ? (request.formatParam ?? 'response_format') : 'tools';
-    throw badRequest(`The ${param === 'tools' ? 'tool parameters' : 'schema'} are nested too deeply to compile (${err.message}); flatten them.`, param, 'invalid_value');
+    throw badRequest(`The ${param === 'tools' ? 'tool parameters are' : 'schema is'} nested too deeply to compile (${err.message}); flatten ${param === 'tools' ? 'them' : 'it'}.`, param, 'invalid_value');
   }
 }

@@ -146,17 +146,18 @@ function promptsOf(body: CompletionRequest, rc: RequestContext): CompletionPromp
       'prompt',
       'invalid_value',
     );
-  const fromText = (text: string): CompletionPrompt => {
+  // `param` names the list entry that is empty (prompt[1]), as the embeddings route does.
+  const fromText = (text: string, param = 'prompt'): CompletionPrompt => {
     const ids = tok.encode(text);
-    if (ids.length === 0) throw badRequest('The prompt is empty; send at least one token of text.', 'prompt');
+    if (ids.length === 0) throw badRequest(`${param === 'prompt' ? 'The prompt' : param} is empty; send at least one token of text.`, param);
     return { ids, text };
   };
-  const fromIds = (ids: number[]): CompletionPrompt => {
-    checkTokenIds(ids, tok.vocabSize, 'prompt');
+  const fromIds = (ids: number[], param = 'prompt'): CompletionPrompt => {
+    checkTokenIds(ids, tok.vocabSize, param);
     return { ids, text: tok.decode(ids) };
   };
   if (typeof p === 'string') return [fromText(p)];
-  if (p.length > 0 && typeof p[0] === 'string') return (p as string[]).map(fromText);
+  if (p.length > 0 && typeof p[0] === 'string') return (p as string[]).map((text, i) => fromText(text, `prompt[${i}]`));
   if (p.length > 0 && typeof p[0] === 'number') return [fromIds(p as number[])];
-  return (p as number[][]).map(fromIds);
+  return (p as number[][]).map((ids, i) => fromIds(ids, `prompt[${i}]`));
 }
