@@ -94,6 +94,21 @@ describe('POST /v1/messages', () => {
     expect(m.content.length).toBeLessThanOrEqual(1);
   });
 
+  it('an empty final assistant message is answered as a fresh turn; a user message without blocks is a 400 naming it', async () => {
+    const ask = [{ role: 'user' as const, content: 'Name a color.' }];
+    const plain = await anthropic.messages.create({ ...base, max_tokens: 4, messages: ask });
+    const plainPrompt = scripted.prompts.at(-1);
+    // Anthropic's "optional final assistant message" may be empty: there is nothing to continue.
+    for (const content of ['', []]) {
+      const m = await anthropic.messages.create({ ...base, max_tokens: 4, messages: [...ask, { role: 'assistant', content }] });
+      expect(scripted.prompts.at(-1)).toBe(plainPrompt);
+      expect(m.content).toEqual(plain.content);
+    }
+    const empty = { status: 400, error: { type: 'error', error: { type: 'invalid_request_error', message: expect.stringMatching(/^messages\[0\]\.content is empty/) } } };
+    await expect(anthropic.messages.create({ ...base, max_tokens: 4, messages: [{ role: 'user', content: [] }] })).rejects.toMatchObject(empty);
+    await expect(anthropic.messages.countTokens({ model: 'qwen3', messages: [{ role: 'user', content: [] }] })).rejects.toMatchObject(empty);
+  });
+
   it('recorded Qwen3 output: thinking, text and tool_use blocks in order, streamed alike; tool results go back as tool turns', async () => {
     const body = { model: 'qwen3', max_tokens: 400, thinking: { type: 'enabled' as const, budget_tokens: 1024 }, tools, messages: [{ role: 'user' as const, content: 'Weather in Paris and Oslo?' }] };
     const m = await anthropic.messages.create(body);

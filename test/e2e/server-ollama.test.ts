@@ -145,6 +145,15 @@ describe('POST /api/chat', () => {
     expect(prompt).toContain('<tool_response>\nsunny in Paris\n</tool_response>\n<tool_response>\nsnow in Oslo\n</tool_response>');
   });
 
+  it('an empty last assistant message is answered as a fresh turn, not continued', async () => {
+    const messages = [{ role: 'user', content: 'Name a color.' }];
+    const plain = await ollama.chat({ model: 'qwen3', messages, think: false, options: { ...greedy, num_predict: 4 } });
+    const plainPrompt = scripted.prompts.at(-1);
+    const r = await ollama.chat({ model: 'qwen3', messages: [...messages, { role: 'assistant', content: '' }], think: false, options: { ...greedy, num_predict: 4 } });
+    expect(scripted.prompts.at(-1)).toBe(plainPrompt);
+    expect(r.message.content).toBe(plain.message.content);
+  });
+
   it('think turns Qwen3\'s thinking on (true or a level) or off (false) in the prompt', async () => {
     const ask = async (think: boolean | 'high') => {
       await ollama.chat({ model: 'qwen3', messages: [{ role: 'user', content: 'Think?' }], think, options: { num_predict: 1 } });
