@@ -11,7 +11,7 @@ import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { loadTiny, post, type TinyModel } from './server-harness.js';
+import { get, loadTiny, post, type TinyModel } from './server-harness.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
 const key = 'sk-ollama-test';
@@ -287,8 +287,11 @@ describe('model routes', () => {
     expect(running[0]).toMatchObject({ name: 'qwen3:latest', size: weights(), size_vram: 0, context_length: 1024 });
     expect(Date.parse(String(running[0].expires_at))).toBeGreaterThan(Date.now() + 100 * 365 * 86_400_000);
 
+    // The Ollama release whose API is served, not grpst's own version (GET /version's): tools
+    // gate on it, and VS Code's Copilot Chat refuses anything under 0.6.4.
     const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
-    expect(await ollama.version()).toEqual({ version });
+    expect(await ollama.version()).toEqual({ version: '0.12.11' });
+    expect((await get(`${server.url}/version`, { authorization: `Bearer ${key}` })).json).toEqual({ version });
   });
 
   it('an unknown model is a 404 the client raises as its ResponseError, in Ollama\'s words', async () => {
