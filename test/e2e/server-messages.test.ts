@@ -154,6 +154,13 @@ describe('POST /v1/messages', () => {
     expect(typeof (uses[0].input as { city: unknown }).city).toBe('string');
     expect(m.stop_reason).toBe('tool_use');
   });
+
+  it('tool_choice tool forces any tool that tools accepts, a dotted name included', async () => {
+    const named = [{ ...tools[0], name: 'weather.get_v2' }];
+    const m = await anthropic.messages.create({ ...base, max_tokens: 120, tools: named, tool_choice: { type: 'tool', name: 'weather.get_v2' }, messages: [{ role: 'user', content: 'Weather?' }] });
+    expect(m.content.map((b) => (b.type === 'tool_use' ? b.name : b.type))).toEqual(['weather.get_v2']);
+    expect(m.stop_reason).toBe('tool_use');
+  });
 });
 
 /** The event names of a raw stream, in order (the SDK drops ping before a client sees it). */
