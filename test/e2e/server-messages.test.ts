@@ -214,6 +214,10 @@ describe('request fields the SDK sends', () => {
     const both = await post(`${server.url}/v1/messages`, { ...base, max_tokens: 10, tools, tool_choice: { type: 'any' }, output_config: { format: { type: 'json_schema', schema: { type: 'object' } } }, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
     expect(both.status).toBe(400);
     expect(both.json.error.message).toMatch(/^output_config\.format and a forced tool_choice/);
+    // A schema that cannot be enforced: Anthropic's API has no JSON mode to fall back on, so none is offered.
+    const unenforceable = await post(`${server.url}/v1/messages`, { ...base, max_tokens: 10, output_config: { format: { type: 'json_schema', schema: { type: 'object', properties: { a: { $ref: '#/nope' } } } } }, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+    expect(unenforceable.status).toBe(400);
+    expect(unenforceable.json.error.message).toMatch(/^output_config\.format cannot be enforced: .*Simplify the schema\.$/);
   });
 
   it('consecutive messages of one role are one turn, and a system message is a system turn, as the SDK types allow', async () => {

@@ -319,6 +319,10 @@ describe('errors in Ollama\'s envelope', () => {
     expect(wrongType.json).toEqual({ error: expect.stringContaining("'options.temperature'") });
     const badFormat = await post(`${server.url}/api/chat`, { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], format: 'yaml' }, headers);
     expect(badFormat.json).toEqual({ error: expect.stringMatching(/^invalid format 'yaml'/) });
+    // A schema that cannot be enforced: the fallback offered is Ollama's JSON mode, not OpenAI's spelling of it.
+    const badSchema = await post(`${server.url}/api/chat`, { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], format: { type: 'object', properties: { a: { $ref: '#/nope' } } } }, headers);
+    expect(badSchema.status).toBe(400);
+    expect(badSchema.json.error).toMatch(/^format cannot be enforced: .*Simplify the schema or send "format": "json"\.$/);
     const missing = await post(`${server.url}/api/chat`, { messages: [] }, headers);
     expect(missing.status).toBe(400);
     expect(missing.json.error).toContain("'model'");
