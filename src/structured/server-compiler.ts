@@ -28,6 +28,17 @@ export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
   return undefined;
 }
 
+/**
+ * The JSON mode to fall back on when a schema cannot be enforced, as the API the schema came in
+ * spells it: Ollama's is format "json", Anthropic's Messages API has none, OpenAI's and vLLM's
+ * is response_format json_object. Advice the client's API cannot take only leads to another 400.
+ */
+function jsonModeFallback(param: string): string | undefined {
+  if (param === 'format') return 'send "format": "json"';
+  if (param === 'output_config.format' || param === 'output_format') return undefined;
+  return 'use {"type": "json_object"}';
+}
+
 export class ServerConstraintCompiler implements ConstraintCompiler {
   readonly outputs: StructuredOutputs;
 
@@ -51,7 +62,8 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
         throw badRequest(`${param} cannot be enforced: ${err.reason}. Write it with the constructs docs/structured-outputs.md lists (no lookaround, backreferences or word boundaries).`, param, 'unsupported_schema');
       if (spec.kind === 'grammar')
         throw badRequest(`${param} cannot be enforced: ${err.reason}. Send a GBNF grammar as docs/structured-outputs.md describes it.`, param, 'unsupported_schema');
-      throw badRequest(`${param} cannot be enforced: ${err.message}. Simplify the schema or use {"type": "json_object"}.`, param, 'unsupported_schema');
+      const fallback = jsonModeFallback(param);
+      throw badRequest(`${param} cannot be enforced: ${err.message}. Simplify the schema${fallback ? ` or ${fallback}` : ''}.`, param, 'unsupported_schema');
     }
   }
 

@@ -94,6 +94,21 @@ describe('POST /v1/messages', () => {
     expect(m.content.length).toBeLessThanOrEqual(1);
   });
 
+  it('an empty final assistant message is answered as a fresh turn; a user message without blocks is a 400 naming it', async () => {
+    const ask = [{ role: 'user' as const, content: 'Name a color.' }];
+    const plain = await anthropic.messages.create({ ...base, max_tokens: 4, messages: ask });
+    const plainPrompt = scripted.prompts.at(-1);
+    // Anthropic's "optional final assistant message" may be empty: there is nothing to continue.
+    for (const content of ['', []]) {
+      const m = await anthropic.messages.create({ ...base, max_tokens: 4, messages: [...ask, { role: 'assistant', content }] });
+      expect(scripted.prompts.at(-1)).toBe(plainPrompt);
+      expect(m.content).toEqual(plain.content);
+    }
+    const empty = { status: 400, error: { type: 'error', error: { type: 'invalid_request_error', message: expect.stringMatching(/^messages\[0\]\.content is empty/) } } };
+    await expect(anthropic.messages.create({ ...base, max_tokens: 4, messages: [{ role: 'user', content: [] }] })).rejects.toMatchObject(empty);
+    await expect(anthropic.messages.countTokens({ model: 'qwen3', messages: [{ role: 'user', content: [] }] })).rejects.toMatchObject(empty);
+  });
+
   it('recorded Qwen3 output: thinking, text and tool_use blocks in order, streamed alike; tool results go back as tool turns', async () => {
     const body = { model: 'qwen3', max_tokens: 400, thinking: { type: 'enabled' as const, budget_tokens: 1024 }, tools, messages: [{ role: 'user' as const, content: 'Weather in Paris and Oslo?' }] };
     const m = await anthropic.messages.create(body);
@@ -137,6 +152,13 @@ describe('POST /v1/messages', () => {
     expect(uses).toHaveLength(1);
     expect(uses[0].name).toBe('get_weather');
     expect(typeof (uses[0].input as { city: unknown }).city).toBe('string');
+    expect(m.stop_reason).toBe('tool_use');
+  });
+
+  it('tool_choice tool forces any tool that tools accepts, a dotted name included', async () => {
+    const named = [{ ...tools[0], name: 'weather.get_v2' }];
+    const m = await anthropic.messages.create({ ...base, max_tokens: 120, tools: named, tool_choice: { type: 'tool', name: 'weather.get_v2' }, messages: [{ role: 'user', content: 'Weather?' }] });
+    expect(m.content.map((b) => (b.type === 'tool_use' ? b.name : b.type))).toEqual(['weather.get_v2']);
     expect(m.stop_reason).toBe('tool_use');
   });
 });
@@ -192,6 +214,10 @@ describe('request fields the SDK sends', () => {
     const both = await post(`${server.url}/v1/messages`, { ...base, max_tokens: 10, tools, tool_choice: { type: 'any' }, output_config: { format: { type: 'json_schema', schema: { type: 'object' } } }, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
     expect(both.status).toBe(400);
     expect(both.json.error.message).toMatch(/^output_config\.format and a forced tool_choice/);
+    // A schema that cannot be enforced: Anthropic's API has no JSON mode to fall back on, so none is offered.
+    const unenforceable = await post(`${server.url}/v1/messages`, { ...base, max_tokens: 10, output_config: { format: { type: 'json_schema', schema: { type: 'object', properties: { a: { $ref: '#/nope' } } } } }, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
+    expect(unenforceable.status).toBe(400);
+    expect(unenforceable.json.error.message).toMatch(/^output_config\.format cannot be enforced: .*Simplify the schema\.$/);
   });
 
   it('consecutive messages of one role are one turn, and a system message is a system turn, as the SDK types allow', async () => {

@@ -11,7 +11,7 @@ import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { loadTiny, post, type TinyModel } from './server-harness.js';
+import { get, loadTiny, post, type TinyModel } from './server-harness.js';
 import { ScriptedEngine } from './scripted-engine.js';
 
 const key = 'sk-ollama-test';
@@ -143,6 +143,15 @@ describe('POST /api/chat', () => {
     // them (its JSON.parse of the answer put the integer-like key first).
     expect(prompt).toContain('<tool_call>\n{"name": "get_weather", "arguments": {"2": "x", "city": "Paris"}}\n</tool_call>');
     expect(prompt).toContain('<tool_response>\nsunny in Paris\n</tool_response>\n<tool_response>\nsnow in Oslo\n</tool_response>');
+  });
+
+  it('an empty last assistant message is answered as a fresh turn, not continued', async () => {
+    const messages = [{ role: 'user', content: 'Name a color.' }];
+    const plain = await ollama.chat({ model: 'qwen3', messages, think: false, options: { ...greedy, num_predict: 4 } });
+    const plainPrompt = scripted.prompts.at(-1);
+    const r = await ollama.chat({ model: 'qwen3', messages: [...messages, { role: 'assistant', content: '' }], think: false, options: { ...greedy, num_predict: 4 } });
+    expect(scripted.prompts.at(-1)).toBe(plainPrompt);
+    expect(r.message.content).toBe(plain.message.content);
   });
 
   it('think turns Qwen3\'s thinking on (true or a level) or off (false) in the prompt', async () => {
@@ -278,8 +287,11 @@ describe('model routes', () => {
     expect(running[0]).toMatchObject({ name: 'qwen3:latest', size: weights(), size_vram: 0, context_length: 1024 });
     expect(Date.parse(String(running[0].expires_at))).toBeGreaterThan(Date.now() + 100 * 365 * 86_400_000);
 
+    // The Ollama release whose API is served, not grpst's own version (GET /version's): tools
+    // gate on it, and VS Code's Copilot Chat refuses anything under 0.6.4.
     const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
-    expect(await ollama.version()).toEqual({ version });
+    expect(await ollama.version()).toEqual({ version: '0.12.11' });
+    expect((await get(`${server.url}/version`, { authorization: `Bearer ${key}` })).json).toEqual({ version });
   });
 
   it('an unknown model is a 404 the client raises as its ResponseError, in Ollama\'s words', async () => {
@@ -307,6 +319,10 @@ describe('errors in Ollama\'s envelope', () => {
     expect(wrongType.json).toEqual({ error: expect.stringContaining("'options.temperature'") });
     const badFormat = await post(`${server.url}/api/chat`, { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], format: 'yaml' }, headers);
     expect(badFormat.json).toEqual({ error: expect.stringMatching(/^invalid format 'yaml'/) });
+    // A schema that cannot be enforced: the fallback offered is Ollama's JSON mode, not OpenAI's spelling of it.
+    const badSchema = await post(`${server.url}/api/chat`, { model: 'qwen3', messages: [{ role: 'user', content: 'hi' }], format: { type: 'object', properties: { a: { $ref: '#/nope' } } } }, headers);
+    expect(badSchema.status).toBe(400);
+    expect(badSchema.json.error).toMatch(/^format cannot be enforced: .*Simplify the schema or send "format": "json"\.$/);
     const missing = await post(`${server.url}/api/chat`, { messages: [] }, headers);
     expect(missing.status).toBe(400);
     expect(missing.json.error).toContain("'model'");

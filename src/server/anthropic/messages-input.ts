@@ -38,6 +38,9 @@ function combinedTurns(messages: MessagesRequest['messages']): { role: MessagesR
   const out: { role: MessagesRequest['messages'][number]['role']; content: string | Placed[] }[] = [];
   messages.forEach((m, i) => {
     const at = `messages[${i}].content`;
+    // Anthropic's rule: a user turn with no blocks leaves nothing to answer.
+    if (m.role !== 'assistant' && Array.isArray(m.content) && m.content.length === 0)
+      throw badRequest(`${at} is empty: all messages must have non-empty content except for the optional final assistant message.`, at);
     const blocks = (): Placed[] => (typeof m.content === 'string' ? [{ b: { type: 'text', text: m.content }, at }] : m.content.map((b, j) => ({ b, at: `${at}[${j}]` })));
     const prev = out[out.length - 1];
     if (prev?.role !== m.role) {

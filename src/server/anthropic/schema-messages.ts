@@ -17,7 +17,8 @@ export type AnthropicContent = z.infer<typeof content>;
 // "system" is the SDK's SystemMessageParam: a system turn among the others (text blocks only).
 const message = z.object({ role: z.enum(['user', 'assistant', 'system']), content });
 
-const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'a tool name is 1 to 128 letters, digits, _ or -');
+// The names tools accepts (chatTools): any tool it takes can be the one tool_choice forces.
+const functionName = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'a tool name is 1 to 64 letters, digits, _ . : or -');
 
 /** Client tools; a server tool (its `type` names a version, as web_search_20250305) is refused by name. */
 const tool = z

@@ -56,6 +56,20 @@ export function echoedMessage(echo: boolean | null | undefined, messages: readon
   return echo === true && last.role === 'assistant' ? contentText(last.content, messages.length - 1) : '';
 }
 
+/**
+ * The turns to render and whether the answer continues the last one, for the APIs whose last
+ * assistant message is a prefill (Anthropic's, Ollama's). One that ended in tool calls is answered
+ * instead. An empty one (no text, no thinking) has nothing to continue: Anthropic allows "the
+ * optional final assistant message" to be empty and Ollama answers it, so it is left out and the
+ * answer is a fresh assistant turn.
+ */
+export function prefillPlan(turns: TemplateMessage[]): { turns: TemplateMessage[]; prefill: boolean } {
+  const last = turns[turns.length - 1];
+  if (last?.role !== 'assistant' || last.tool_calls) return { turns, prefill: false };
+  if (last.content === '' && !last.reasoning_content) return { turns: turns.slice(0, -1), prefill: false };
+  return { turns, prefill: true };
+}
+
 /** Tools as the template lists them (the OpenAI shape; Qwen3's template prints each as JSON). */
 export function toTemplateTools(tools: readonly ToolInput[] | null | undefined): ToolInput[] | undefined {
   return tools && tools.length > 0 ? [...tools] : undefined;

@@ -8,7 +8,7 @@ import { countTokens, createMessage } from './messages.js';
 import { ollamaEnvelope } from '../ollama/errors.js';
 import { ollamaChat, ollamaGenerate } from './ollama.js';
 import { ollamaEmbed, ollamaLegacyEmbed } from './ollama-embed.js';
-import { ollamaCopy, ollamaCreate, ollamaDelete, ollamaPs, ollamaPull, ollamaPush, ollamaShow, ollamaTags } from './ollama-models.js';
+import { ollamaCopy, ollamaCreate, ollamaDelete, ollamaPs, ollamaPull, ollamaPush, ollamaShow, ollamaTags, ollamaVersion } from './ollama-models.js';
 import { rerank, score } from './rerank.js';
 import { createResponse, deleteResponse, getResponse, listInputItems } from './responses.js';
 import { health, metrics, model, models, ping, serverVersion } from './status.js';
@@ -43,7 +43,7 @@ export const routes: Route[] = [
   { method: 'GET', path: '/api/tags', guard: 'api', handler: ollamaTags, ...ollama },
   { method: 'POST', path: '/api/show', guard: 'api', handler: ollamaShow, ...ollama },
   { method: 'GET', path: '/api/ps', guard: 'api', handler: ollamaPs, ...ollama },
-  { method: 'GET', path: '/api/version', guard: 'api', handler: serverVersion, ...ollama },
+  { method: 'GET', path: '/api/version', guard: 'api', handler: ollamaVersion, ...ollama },
   { method: 'POST', path: '/api/pull', guard: 'api', handler: ollamaPull, ...ollama },
   { method: 'POST', path: '/api/push', guard: 'api', handler: ollamaPush, ...ollama },
   { method: 'POST', path: '/api/create', guard: 'api', handler: ollamaCreate, ...ollama },

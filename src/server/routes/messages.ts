@@ -9,6 +9,7 @@ import { countTokensSchema, messagesRequestSchema, type CountTokensRequest, type
 import { badRequest, toApiError } from '../errors.js';
 import { runChoice, type ChoiceJob } from '../generate.js';
 import { sendJson } from '../http.js';
+import { prefillPlan } from '../openai/chat-messages.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
 import { samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import type { RequestContext } from '../router.js';
@@ -20,14 +21,12 @@ import { admit, parseBody, requestScope } from './common.js';
 /** The prompt a request renders: shared by messages and count_tokens, so the two always agree. */
 function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<MessagesRequest, 'output_config' | 'output_format'>>) {
   if (body.messages.length === 0) throw badRequest('messages: at least one message is required.', 'messages');
-  const messages = templateMessages(body);
+  // A last assistant turn with text is prefill: the model continues it.
+  const { turns: messages, prefill } = prefillPlan(templateMessages(body));
   const thinking = thinkingOn(body.thinking, s.options.enableThinking);
   const { choice, parallel } = chatToolChoice(body.tool_choice);
   const formatField = body.output_format && !body.output_config?.format ? 'output_format' : 'output_config.format';
   const plan: ToolPlan = planTools(chatTools(body.tools), choice, outputFormat(body), thinking, s.constraints, parallel, formatField);
-  // A last assistant turn is prefill: the model continues it (unless it already ended in tool calls).
-  const last = messages[messages.length - 1];
-  const prefill = last.role === 'assistant' && !last.tool_calls;
   const prompt = s.render(messages, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
   return { prompt, plan, thinking };
 }

@@ -27,6 +27,17 @@ export async function ollamaPs(rc: RequestContext): Promise<void> {
   sendJson(rc.res, 200, { models: rc.server.engine ? [runningEntry(rc.server)] : [] });
 }
 
+/**
+ * The Ollama release whose API these routes follow: the first with every field they take
+ * (logprobs came in 0.12.11). Ollama's tools gate features on GET /api/version, and some refuse
+ * an older server outright (VS Code's Copilot Chat below 0.6.4), so grpst's own version, far
+ * under these, would read as an outdated Ollama. GET /version still gives grpst's.
+ */
+export const ollamaApiVersion = '0.12.11';
+
+export async function ollamaVersion(rc: RequestContext): Promise<void> {
+  sendJson(rc.res, 200, { version: ollamaApiVersion });
+}
 
 /** A route that answers only with why it is refused and what to do instead. */
 function refused(error: (served: string) => ApiError): Handler {

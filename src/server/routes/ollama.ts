@@ -5,7 +5,7 @@
 import { badRequest, toApiError } from '../errors.js';
 import { runChoice, type ChoiceJob, type ChoiceUpdate } from '../generate.js';
 import { sendJson } from '../http.js';
-import type { TemplateMessage } from '../openai/chat-messages.js';
+import { prefillPlan, type TemplateMessage } from '../openai/chat-messages.js';
 import { chatLogprobs, type ChatTokenLogprob } from '../openai/logprobs.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
 import { thinkBudget } from '../openai/sampling.js';
@@ -30,10 +30,8 @@ export async function ollamaChat(rc: RequestContext): Promise<void> {
   if (messages.length === 0) return loaded(rc, body.model, body.keep_alive, { message: { role: 'assistant', content: '' } });
   const thinking = thinkingOn(body.think, s.options.enableThinking);
   const plan = planTools(body.tools, undefined, answerFormat(body.format), thinking, s.constraints, undefined, 'format');
-  const turns = templateMessages(messages);
-  // A last assistant turn is continued (unless it already ended in tool calls), as Ollama does.
-  const last = turns[turns.length - 1];
-  const prefill = last.role === 'assistant' && !last.tool_calls;
+  // A last assistant turn with text is continued (unless it already ended in tool calls), as Ollama does.
+  const { turns, prefill } = prefillPlan(templateMessages(messages));
   const prompt = s.render(turns, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
   await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'messages', fields: (d) => ({ message: chatMessage(d) }), logprobs });
 }

@@ -15,7 +15,7 @@ const version = (() => {
   }
 })();
 
-/** GET /version (vLLM's) and GET /api/version (Ollama's): both {"version": "..."}. */
+/** GET /version (vLLM's): grpst's own version. */
 export async function serverVersion(rc: RequestContext): Promise<void> {
   sendJson(rc.res, 200, { version });
 }
