@@ -1,7 +1,8 @@
 // `grpst archive` when the archive cannot be written: a full disk (grpst build's test hook,
-// GRPST_TEST_DISK_LIMIT_BYTES) and a folder this user may not write. Each is said in words naming
-// the archive asked for, never the temporary file beside it, with a fix; exit 4 and 2 as grpst
-// build answers the same; and nothing is left in the folder.
+// GRPST_TEST_DISK_LIMIT_BYTES), a folder this user may not write, and a write interrupted by a
+// signal. Each is said in words naming the archive asked for, never the temporary file beside it,
+// with a fix; exit 4 and 2 as grpst build answers the same; and nothing is left in the folder.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,5 +55,62 @@ describe('grpst archive write failures', () => {
     expect(r.stderr).toContain('fix: pass -o with a path in a folder you can write');
     expect(r.stderr).not.toContain('.tmp-');
     expect(fs.readdirSync(out)).toEqual([]);
+  });
+});
+
+describe('grpst archive interrupted while writing', () => {
+  let big: string;
+
+  beforeAll(() => {
+    // Random bytes deflate slowly: the write lasts long enough to be interrupted in the middle.
+    big = path.join(work, 'big-project');
+    fs.mkdirSync(path.join(big, 'conf'), { recursive: true });
+    fs.copyFileSync(path.join(project, 'conf', 'inference.yml'), path.join(big, 'conf', 'inference.yml'));
+    fs.writeFileSync(path.join(big, 'data.bin'), randomBytes(48 * 1024 * 1024));
+  });
+
+  /** `grpst archive big -o out`, sent `sig` once its temporary file appears beside `out`. */
+  async function signalledArchive(out: string, sig: NodeJS.Signals) {
+    const child = execa(process.execPath, [...cliArgv, 'archive', big, '-o', out], { env: cli.env, cwd: work, reject: false, stdin: 'ignore', timeout: 120_000 });
+    const temp = `${out}.tmp-${child.pid}`;
+    let sent = false;
+    const poll = setInterval(() => {
+      if (!sent && fs.existsSync(temp)) {
+        sent = true;
+        child.kill(sig);
+      }
+    }, 5);
+    const r = await child.finally(() => clearInterval(poll));
+    return { sent, exitCode: r.exitCode, stderr: String(r.stderr), temp };
+  }
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('%s: exit %i, the partial archive removed and the earlier one untouched', async (sig, code) => {
+    const out = path.join(work, `interrupted-${sig}`);
+    fs.mkdirSync(out);
+    const mar = path.join(out, 'server.mar');
+    expect((await cli.run(['archive', project, '-o', mar])).code).toBe(0);
+    const before = fs.readFileSync(mar);
+    const r = await signalledArchive(mar, sig);
+    expect(r.sent, r.stderr).toBe(true);
+    expect(r.exitCode, r.stderr).toBe(code);
+    expect(r.stderr).toContain(`${sig}: archive interrupted; nothing was written (${mar} is unchanged)`);
+    expect(fs.readdirSync(out)).toEqual(['server.mar']);
+    expect(fs.readFileSync(mar).equals(before)).toBe(true);
+  });
+
+  it('SIGKILL leaves the partial archive, which the next archive to that path removes and names', async () => {
+    const out = path.join(work, 'killed');
+    fs.mkdirSync(out);
+    const mar = path.join(out, 'server.mar');
+    const killed = await signalledArchive(mar, 'SIGKILL');
+    expect(killed.sent).toBe(true);
+    expect(fs.readdirSync(out)).toEqual([path.basename(killed.temp)]);
+    const r = await cli.run(['archive', project, '-o', mar]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`note: removed ${killed.temp}, left by an interrupted grpst archive`);
+    expect(fs.readdirSync(out)).toEqual(['server.mar']);
   });
 });
