@@ -220,10 +220,15 @@ describe('grpst build: bad input and a full disk', () => {
     expect(fromRecipe.stderr).toMatch(/kv_cache_dtype must be one of auto, fp8, int8\n.*fix: /);
   });
 
+  // The sizes offered divide every input dimension (hidden 64, o_proj's 128, down_proj's 160):
+  // 64 divides the first but not down_proj's, so offering it would only move the error.
   it('an int4 block size that does not divide the input dimension', async () => {
     const r = await failing(['--model_dir', tinyA, '--qformat', 'int4_awq', '--awq_block_size', '128']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/awq_block_size 128 does not divide the input dimension 64 of q\/k\/v_proj and gate\/up_proj \(hidden_size\)\n.*fix: use an --awq_block_size that divides 64: 16, 32, 64/);
+    expect(r.stderr).toMatch(/awq_block_size 128 does not divide the input dimension 64 of q\/k\/v_proj and gate\/up_proj \(hidden_size\)\n.*fix: use an --awq_block_size that divides every input dimension \(64, 128, 160\): 16, 32$/);
+    const next = await failing(['--model_dir', tinyA, '--qformat', 'int4_awq', '--awq_block_size', '64']);
+    expect(next.code).toBe(2);
+    expect(next.stderr).toMatch(/awq_block_size 64 does not divide the input dimension 160 of down_proj \(intermediate_size\)\n.*fix: use an --awq_block_size that divides every input dimension \(64, 128, 160\): 16, 32$/);
   });
 
   /** An int8_sq build into `out`, sent `sig` once its accuracy report starts; its pid, whether the signal went out, and its output. */
