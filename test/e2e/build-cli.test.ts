@@ -254,14 +254,16 @@ describe('grpst build: bad input and a full disk', () => {
 
   // The signal comes in the accuracy report's phase, after the weights are written: the last
   // seconds of a build, and on a real model on CPU the longest after the packing.
+  // The --output_dir's parents did not exist either: the build made them, and removes them again.
   it.each(['SIGINT', 'SIGTERM'] as const)('%s during the accuracy report stops the build and leaves nothing behind', async (sig) => {
-    const out = join(work, `interrupted-${sig}`);
+    const made = join(work, `interrupted-${sig}`);
+    const out = join(made, 'engines', 'int8_sq');
     const { sent, exitCode, output } = await signalledBuild(out, sig);
     expect(sent, output).toBe(true);
     expect(exitCode, output).toBe(4);
     expect(output).toMatch(new RegExp(`build interrupted by ${sig}`));
     expect(output).not.toMatch(/engine written/);
-    expect(existsSync(out), 'nothing may be left at --output_dir').toBe(false);
+    expect(existsSync(made), 'nothing may be left at --output_dir, nor the folders made for it').toBe(false);
     expect(leftovers(work)).toEqual([]);
   });
 
