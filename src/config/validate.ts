@@ -58,6 +58,8 @@ function issueLines(schema: z.ZodType, file: YamlFile, data: unknown, issue: z.c
     case 'invalid_union':
     case 'invalid_format':
     case 'custom':
+      // A required key left out reads as missing, as invalid_type's do, never "undefined is not valid".
+      if (got === undefined) return [`${at}: missing; ${inWords(issue.message)}`];
       return [`${at}: ${show(got)} is not valid; ${inWords(issue.message)}`];
     default:
       return [`${at}: ${inWords(issue.message)}`];
