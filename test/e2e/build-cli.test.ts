@@ -126,6 +126,12 @@ describe('grpst build: bad input and a full disk', () => {
     expect(r.stderr).toMatch(/config\.json not found/);
   });
 
+  it('an engine folder given as --model_dir', async () => {
+    const r = await failing(['--model_dir', engine, '--qformat', 'fp8']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: --model_dir ${engine} is an engine folder (engine.json), not a Hugging Face checkpoint\n  fix: pass the checkpoint folder it was built from`);
+  });
+
   it('a config that is not Qwen3', async () => {
     const llama = variant('llama', (d) => {
       const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
