@@ -1,7 +1,8 @@
 // `grpst archive` when the archive cannot be written: a full disk (grpst build's test hook,
-// GRPST_TEST_DISK_LIMIT_BYTES), a folder this user may not write, and a write interrupted by a
-// signal. Each is said in words naming the archive asked for, never the temporary file beside it,
-// with a fix; exit 4 and 2 as grpst build answers the same; and nothing is left in the folder.
+// GRPST_TEST_DISK_LIMIT_BYTES), a folder this user may not write, a write interrupted by a signal,
+// and a project part this user may not read. Each is said in words naming what failed (the archive
+// asked for, never the temporary file beside it) with a fix; exit 4 and 2 as grpst build answers
+// the same; and nothing is left in the folder.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,6 +55,33 @@ describe('grpst archive write failures', () => {
     expect(r.stderr).toContain(`error: cannot write ${path.join(out, 'server.mar')}: ${out} is not writable by this user (EACCES); nothing was left behind`);
     expect(r.stderr).toContain('fix: pass -o with a path in a folder you can write');
     expect(r.stderr).not.toContain('.tmp-');
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+});
+
+describe('grpst archive of a project with parts this user may not read', () => {
+  // root reads anything: the command runs as nobody there.
+  const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+
+  it.each([
+    ['folder', 'secrets/', (p: string) => fs.chmodSync(path.join(p, 'secrets'), 0o000), 'chmod -R u+rX'],
+    ['file', 'secrets/key.pem', (p: string) => fs.chmodSync(path.join(p, 'secrets', 'key.pem'), 0o000), 'chmod u+r'],
+  ] as const)('a %s: exit 2 naming it with the fix, before anything is written', async (what, shown, lock, chmod) => {
+    const dir = path.join(work, `unreadable-${what}`);
+    fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
+    fs.cpSync(path.join(project, 'conf'), path.join(dir, 'conf'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'secrets', 'key.pem'), 'not for everyone\n');
+    fs.chmodSync(dir, 0o755);
+    lock(dir);
+    const out = path.join(work, `unreadable-${what}-out`);
+    fs.mkdirSync(out, { mode: 0o777 });
+    fs.chmodSync(out, 0o777);
+    const r = await execa(process.execPath, [...cliArgv, 'archive', dir, '-o', path.join(out, 'server.mar')], { env: cli.env, cwd: work, reject: false, stdin: 'ignore', ...asUser });
+    const real = path.join(dir, shown.replace(/\/$/, ''));
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(r.stderr).toContain(`error: cannot read ${shown} in the project (${real}, EACCES)`);
+    expect(r.stderr).toContain(`fix: make it readable (${chmod} ${real}), or move it out of the project folder`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(fs.readdirSync(out)).toEqual([]);
   });
 });
