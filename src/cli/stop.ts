@@ -20,12 +20,13 @@ export function register(program: Command): void {
       const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
       let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
       const draining = (s: { pid: number }) => {
-        progress.step(`stopping ${name} (pid ${s.pid}): draining in-flight requests`);
+        // Installed before the line is printed: a Ctrl-C that follows the line finds it in place.
         onSignal = (signal) => {
           progress.interrupted(`${signal}: stopped waiting; ${name} goes on draining (pid ${s.pid}) and exits when its requests are done: \`grpst ps\` shows it, \`grpst stop ${name}\` waits for it again`);
           process.exit(signal === 'SIGINT' ? 130 : 143);
         };
         for (const sig of signals) process.on(sig, onSignal);
+        progress.step(`stopping ${name} (pid ${s.pid}): draining in-flight requests`);
       };
       const result = await stopServer(name, grpstHome(), opts.timeout, draining).finally(() => {
         if (onSignal) for (const sig of signals) process.off(sig, onSignal);
