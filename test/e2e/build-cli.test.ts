@@ -1,6 +1,6 @@
 // `grpst build` and `grpst run` as a person or a CI job runs them: real processes, exit codes,
 // messages that name the problem and the fix, and nothing left behind when a build fails.
-import { closeSync, cpSync, existsSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,6 +124,23 @@ describe('grpst build: bad input and a full disk', () => {
     const r = await failing(['--model_dir', empty]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/config\.json not found/);
+  });
+
+  // A checkpoint downloaded by another user with mode 600: said as that, not as "config.json not
+  // found" or "tokenizer.json is not valid JSON". root reads anything, so the build runs as nobody.
+  it.each(['config.json', 'model.safetensors', 'tokenizer.json'])('%s this user may not read', async (file) => {
+    const dir = variant(`unreadable-${file}`, (d) => chmodSync(join(d, file), 0o600));
+    chmodSync(work, 0o755);
+    chmodSync(dir, 0o755);
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    if (!('uid' in asUser)) chmodSync(join(dir, file), 0o000);
+    const out = join(work, `unreadable-${file}-out`);
+    mkdirSync(out, { mode: 0o777 });
+    chmodSync(out, 0o777);
+    const r = await execa(process.execPath, [...cliArgv, 'build', '--model_dir', dir, '--output_dir', join(out, 'engine')], { env: cli.env, cwd: work, reject: false, stdin: 'ignore', ...asUser });
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(r.stderr).toContain(`error: cannot read ${join(dir, file)} (EACCES): this user may not\n  fix: make it readable (chmod a+r ${join(dir, file)}), or run as the user that owns it`);
+    expect(readdirSync(out)).toEqual([]);
   });
 
   it('an engine folder given as --model_dir', async () => {
