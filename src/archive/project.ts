@@ -64,8 +64,26 @@ export function planArchive(projectDir: string, opts: { includeEngine: boolean; 
 type OnFile = (real: string, name: string, stat: fs.Stats) => void;
 type OnDir = (real: string, name: string) => boolean;
 
+/**
+ * A project folder or file this user may not read, refused before anything is written: as bad
+ * input naming it and the fix, not a stack (a folder) or an exit 4 halfway through the write (a file).
+ */
+function unreadable(e: unknown, real: string, name: string, isDir: boolean): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'EACCES' && code !== 'EPERM') return e;
+  return badInput(
+    `cannot read ${name === '' ? 'the project folder' : `${name}${isDir ? '/' : ''} in the project`} (${real}, ${code})`,
+    `make it readable (chmod ${isDir ? '-R u+rX' : 'u+r'} ${real}), or move it out of the project folder`,
+  );
+}
+
 function walk(dir: string, prefix: string, onFile: OnFile, onDir: OnDir, notes: string[]): void {
-  const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+  } catch (e) {
+    throw unreadable(e, dir, prefix, true);
+  }
   for (const entry of entries) {
     const real = path.join(dir, entry.name);
     const name = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
@@ -79,6 +97,11 @@ function walk(dir: string, prefix: string, onFile: OnFile, onDir: OnDir, notes: 
       if (onDir(real, name)) walk(real, name, onFile, onDir, notes);
     } else if (entry.isFile()) {
       if (entry.name.endsWith('.mar')) continue;
+      try {
+        fs.accessSync(real, fs.constants.R_OK);
+      } catch (e) {
+        throw unreadable(e, real, name, false);
+      }
       onFile(real, name, fs.statSync(real));
     }
   }

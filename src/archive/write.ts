@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
+import { pidAlive } from '../daemon/processes.js';
 import { DiskLimit, diskFullError, isDiskFull } from '../util/disk-full.js';
 import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
@@ -46,7 +47,17 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
     plan.notes.push('no conf/inference*.yml in the project: `grpst start` will need --inference_conf with a file of its own');
   }
 
+  plan.notes.push(...removeAbandonedTemps(output));
   const temp = `${output}.tmp-${process.pid}`;
+  // Ctrl-C or SIGTERM mid-write: the default action would end the process with the partial
+  // archive (up to the engine's size) left beside -o. The earlier archive there is untouched.
+  const onSignal = (signal: NodeJS.Signals) => {
+    fs.rmSync(temp, { force: true });
+    process.stderr.write(`${signal}: archive interrupted; nothing was written${fs.existsSync(output) ? ` (${opts.output} is unchanged)` : ''}\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const sig of signals) process.on(sig, onSignal);
   try {
     const entries = await writeZip(plan.files, temp, plan.includesEngine);
     // (as tar and zip do, an existing archive is replaced; said, so a self-contained one is not lost unnoticed)
@@ -56,7 +67,32 @@ export async function writeArchive(opts: WriteArchiveOptions): Promise<WriteArch
   } catch (err) {
     fs.rmSync(temp, { force: true });
     throw explainWriteError(err, { output, temp, shown: opts.output });
+  } finally {
+    for (const sig of signals) process.off(sig, onSignal);
   }
+}
+
+/**
+ * Partial archives of this -o left by a grpst archive that was killed outright (SIGKILL, power
+ * loss): `<output>.tmp-<pid>` whose process is gone. Returns a note for each one removed.
+ */
+function removeAbandonedTemps(output: string): string[] {
+  const dir = path.dirname(output);
+  const prefix = `${path.basename(output)}.tmp-`;
+  const notes: string[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return notes; // a folder that cannot be listed is answered by the write itself
+  }
+  for (const entry of entries) {
+    const pid = entry.startsWith(prefix) ? Number(entry.slice(prefix.length)) : NaN;
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
+    fs.rmSync(path.join(dir, entry), { force: true });
+    notes.push(`removed ${path.join(dir, entry)}, left by an interrupted grpst archive`);
+  }
+  return notes;
 }
 
 /**

@@ -47,9 +47,10 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
     return;
   }
   if (s.qformat === 'int4_awq') {
-    checkGroup('q/k/v_proj and gate/up_proj (hidden_size)', m.hiddenSize, s.awq_block_size);
-    checkGroup('o_proj (num_attention_heads * head_dim)', m.numHeads * m.headDim, s.awq_block_size);
-    checkGroup('down_proj (intermediate_size)', m.intermediateSize, s.awq_block_size);
+    const dims = [m.hiddenSize, m.numHeads * m.headDim, m.intermediateSize];
+    checkGroup('q/k/v_proj and gate/up_proj (hidden_size)', m.hiddenSize, s.awq_block_size, dims);
+    checkGroup('o_proj (num_attention_heads * head_dim)', m.numHeads * m.headDim, s.awq_block_size, dims);
+    checkGroup('down_proj (intermediate_size)', m.intermediateSize, s.awq_block_size, dims);
     checkInt4Split(m, s.tp_size, s.awq_block_size);
     if (s.quantize_lm_head) checkGroup('lm_head (hidden_size)', m.hiddenSize, s.awq_block_size);
   }

@@ -1,11 +1,11 @@
 // The output folder of a build is written as a temporary sibling and renamed into place at the
 // end, so a failed, interrupted or out-of-space build leaves nothing behind at --output_dir.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pidAlive } from '../daemon/processes.js';
 import { DiskLimit, diskFullError, isDiskFull } from '../util/disk-full.js';
 import { badInput } from '../util/errors.js';
-import { makeFolders } from '../util/folders.js';
+import { makeFolders, nearestExisting } from '../util/folders.js';
 import { MANIFEST_FILE } from './manifest.js';
 
 export { diskLimitEnv } from '../util/disk-full.js';
@@ -57,10 +57,13 @@ export class Staging {
   private finished = false;
   /** Staging folders of interrupted earlier builds that begin() removed, for the build to report. */
   readonly removedStale: string[] = [];
+  /** The folders above --output_dir that begin() created, outermost first: a failed build removes them again. */
+  private readonly createdParents: string[];
 
-  private constructor(output: string, tmp: string) {
+  private constructor(output: string, tmp: string, createdParents: string[]) {
     this.output = output;
     this.tmp = tmp;
+    this.createdParents = createdParents;
   }
 
   /** Checks the output folder may be written, then creates the temporary one beside it. */
@@ -68,6 +71,8 @@ export class Staging {
     const output = resolve(outputDir);
     checkOutput(output, force, modelDir);
     const parent = dirname(output);
+    const createdParents: string[] = [];
+    for (let at = parent, top = nearestExisting(parent); at !== top; at = dirname(at)) createdParents.unshift(at);
     try {
       makeFolders(parent);
     } catch (e) {
@@ -83,7 +88,7 @@ export class Staging {
       rmSync(tmp, { recursive: true, force: true });
       throw badInput(`cannot write in ${parent}: ${(e as Error).message}`, 'pass an --output_dir on a writable disk');
     }
-    const staging = new Staging(output, tmp);
+    const staging = new Staging(output, tmp, createdParents);
     staging.removedStale.push(...removed);
     live.add(staging);
     installExitHook();
@@ -120,6 +125,14 @@ export class Staging {
     this.finished = true;
     live.delete(this);
     rmSync(this.tmp, { recursive: true, force: true });
+    // Innermost first, and only while empty: something another process put there meanwhile stays.
+    for (const dir of [...this.createdParents].reverse()) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        break;
+      }
+    }
   }
 }
 

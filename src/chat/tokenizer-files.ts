@@ -2,7 +2,7 @@
 // file and the fix.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { badInput } from '../util/errors.js';
+import { badInput, unreadableFile } from '../util/errors.js';
 import type { AddedTokenJson } from './added-tokens.js';
 import type { BpeModelJson } from './bpe.js';
 import type { PreTokenizerJson } from './pre-tokenizer.js';
@@ -44,8 +44,14 @@ function readJsonFile<T>(file: string, what: string): T {
   if (!existsSync(file)) {
     throw badInput(`${file} is missing`, `copy ${what} from the Hugging Face checkpoint into ${join(file, '..')}`);
   }
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw unreadableFile(e, file) ?? e;
+  }
+  try {
+    return JSON.parse(text) as T;
   } catch (e) {
     throw badInput(`${file} is not valid JSON: ${(e as Error).message}`, `copy ${what} again from the Hugging Face checkpoint`);
   }

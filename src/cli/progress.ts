@@ -6,6 +6,7 @@ import type { Progress } from '../daemon/start.js';
 export interface CliProgress extends Progress {
   succeed(text: string): void;
   fail(text: string): void;
+  interrupted(text: string): void;
 }
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr): CliProgress {

@@ -26,11 +26,27 @@ export function validateConf<S extends z.ZodType>(schema: S, file: YamlFile, wha
   }
   const result = schema.safeParse(data);
   if (result.success) return result.data;
+  refuseSwappedConf(file, what, data as Record<string, unknown>);
   const lines = result.error.issues.slice(0, 12).flatMap((issue) => issueLines(schema, file, data, issue));
   const more = result.error.issues.length > 12 ? `\n  ... and ${result.error.issues.length - 12} more` : '';
   const first = lines[0] ?? `${file.shown}: invalid ${what}`;
   const rest = lines.slice(1).map((l) => `\n  ${l}`).join('');
   throw badInput(`${first}${rest}${more}`, `edit ${file.shown} (the shipped conf/ files show every key with a comment)`);
+}
+
+/**
+ * `--inference_conf=conf/server.yml --server_conf=conf/inference.yml`: one conf of each kind, each
+ * given to the other flag. Said as that, instead of a line per key the other kind does not know.
+ */
+function refuseSwappedConf(file: YamlFile, what: string, data: Record<string, unknown>): void {
+  const isInference = 'models' in data;
+  const isServer = !isInference && ('interface' in data || 'max_concurrency' in data);
+  if (what === 'inference conf' && isServer) {
+    throw badInput(`${file.shown} is a server conf (interface:, no models:), given as the inference conf`, 'pass it as --server_conf, and an inference conf (models:) as --inference_conf');
+  }
+  if (what === 'server conf' && isInference) {
+    throw badInput(`${file.shown} is an inference conf (models:), given as the server conf`, 'pass it as --inference_conf, and a server conf (interface:) as --server_conf');
+  }
 }
 
 function issueLines(schema: z.ZodType, file: YamlFile, data: unknown, issue: z.core.$ZodIssue): string[] {
@@ -58,6 +74,8 @@ function issueLines(schema: z.ZodType, file: YamlFile, data: unknown, issue: z.c
     case 'invalid_union':
     case 'invalid_format':
     case 'custom':
+      // A required key left out reads as missing, as invalid_type's do, never "undefined is not valid".
+      if (got === undefined) return [`${at}: missing; ${inWords(issue.message)}`];
       return [`${at}: ${show(got)} is not valid; ${inWords(issue.message)}`];
     default:
       return [`${at}: ${inWords(issue.message)}`];

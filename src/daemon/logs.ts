@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { lifecyclePaths } from '../config/paths.js';
-import { notFound } from '../util/errors.js';
+import { badInput, notFound } from '../util/errors.js';
 import { logFileName, tailLines } from './log-file.js';
 import { pidAlive, sleep } from './processes.js';
 import { drainingSince, readState } from './state.js';
@@ -51,6 +51,14 @@ export async function showLogs(name: string, home: string, opts: LogsOptions): P
       `the log of ${name} (${file}) is gone: its folder was deleted or moved`,
       running ? `the server still runs (pid ${pid}); \`grpst stop ${name}\` and start it again for a new log` : `\`grpst stop ${name}\` clears its entry`,
     );
+  }
+  // The reads below skip a file they cannot open (a rotation's moment): one this user may never
+  // read would print nothing and exit 0.
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw badInput(`cannot read the log of ${name}, ${file} (${code})`, `run grpst logs as the user that started ${name}`);
   }
   let position = 0;
   if (opts.lines !== undefined) {

@@ -43,6 +43,20 @@ function makeUnderHome(dir: string, home: string, mode?: number): void {
   }
 }
 
+/**
+ * An error reading or writing GRPST_HOME/.run that this user may not (the servers of another
+ * user, a home on a read-only disk) as bad input naming the home and the fix, not a stack; any
+ * other error as it is.
+ */
+function refusedHome(e: unknown, file: string, home: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return e;
+  return badInput(
+    `cannot use ${file} (${code}): ${envVars.home} ${home} holds the servers of another user, or is read-only`,
+    `run grpst as the user that started them, or set ${envVars.home} to a folder you can write (default ~/.grps)`,
+  );
+}
+
 /** GRPST_HOME itself, created when missing. */
 export function ensureHome(home: string): void {
   makeUnderHome(home, home);
@@ -55,8 +69,12 @@ function makeRunDir(runDir: string): void {
 export function writeState(state: ServerState, home?: string): void {
   const p = lifecyclePaths(state.name, home);
   makeRunDir(p.runDir);
-  atomicWrite(p.state, `${JSON.stringify(state, null, 2)}\n`);
-  atomicWrite(p.pid, `${state.pid}\n`);
+  try {
+    atomicWrite(p.state, `${JSON.stringify(state, null, 2)}\n`);
+    atomicWrite(p.pid, `${state.pid}\n`);
+  } catch (e) {
+    throw refusedHome(e, p.state, p.home);
+  }
 }
 
 export function readState(name: string, home?: string): ServerState | undefined {
@@ -64,7 +82,9 @@ export function readState(name: string, home?: string): ServerState | undefined 
   let text: string;
   try {
     text = fs.readFileSync(p.state, 'utf8');
-  } catch {
+  } catch (e) {
+    const refused = refusedHome(e, p.state, p.home);
+    if (refused !== e) throw refused;
     return undefined;
   }
   const json = safeJson(text);
@@ -77,8 +97,13 @@ export function readState(name: string, home?: string): ServerState | undefined 
 export function listStates(home?: string): ServerState[] {
   const dir = runDirOf(home);
   if (!fs.existsSync(dir)) return [];
-  return fs
-    .readdirSync(dir)
+  let files: string[];
+  try {
+    files = fs.readdirSync(dir);
+  } catch (e) {
+    throw refusedHome(e, dir, path.dirname(dir));
+  }
+  return files
     .filter((f) => f.endsWith('.json') && !f.startsWith('.')) // dot files are grpst's own (names never start with a dot)
     .map((f) => readState(f.slice(0, -'.json'.length), home))
     .filter((s): s is ServerState => s !== undefined)
@@ -142,7 +167,7 @@ export function lockName(name: string, home?: string): () => void {
         }
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw refusedHome(err, p.lock, p.home);
       const holder = Number(fs.readFileSync(p.lock, 'utf8').trim());
       if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
         throw badInput(`another \`grpst start --name ${name}\` is running (pid ${holder})`, `wait for it to finish, or start under another --name`);

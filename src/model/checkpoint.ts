@@ -2,7 +2,7 @@
 // files. Reads headers only and checks every tensor the model needs is there with its shape.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { badInput } from '../util/errors.js';
+import { badInput, unreadableFile } from '../util/errors.js';
 import { readHfConfig, type HfConfig, type ModelConfig } from './config.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
 
@@ -28,6 +28,8 @@ export function checkpointFiles(dir: string): string[] {
     try {
       weightMap = JSON.parse(readFileSync(index, 'utf8')).weight_map;
     } catch (e) {
+      const refused = unreadableFile(e, index);
+      if (refused) throw refused;
       throw badInput(`${index} is not valid JSON: ${(e as Error).message}`, 'copy model.safetensors.index.json again from the checkpoint');
     }
     if (!weightMap || typeof weightMap !== 'object') throw badInput(`${index} has no weight_map`);

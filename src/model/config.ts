@@ -1,7 +1,7 @@
 // Qwen3's config.json, validated with zod and reduced to the numbers the runtime needs.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { badInput } from '../util/errors.js';
+import { badInput, unreadableFile } from '../util/errors.js';
 import { ropeTables } from './rope.js';
 
 const ropeScalingSchema = z
@@ -151,7 +151,9 @@ export function readHfConfig(file: string): { hf: HfConfig; model: ModelConfig }
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
+  } catch (e) {
+    const refused = unreadableFile(e, file);
+    if (refused) throw refused;
     throw badInput(`${file} not found`, 'a Hugging Face checkpoint folder holds config.json beside its safetensors files');
   }
   let raw: unknown;

@@ -1,7 +1,7 @@
 // safetensors headers, read and written without touching tensor data: the runtime maps the
 // data itself (mmap), so weights never pass through the JS heap.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { badInput } from '../util/errors.js';
+import { badInput, unreadableFile } from '../util/errors.js';
 
 export type SafetensorsDtype = 'BF16' | 'F16' | 'F32' | 'F64' | 'I8' | 'U8' | 'I16' | 'I32' | 'I64' | 'F8_E4M3' | 'BOOL';
 
@@ -28,7 +28,7 @@ export function readSafetensorsHeader(file: string): { tensors: TensorInfo[]; me
   try {
     fd = openSync(file, 'r');
   } catch (e) {
-    throw badInput(`cannot open ${file}: ${(e as Error).message}`);
+    throw unreadableFile(e, file) ?? badInput(`cannot open ${file}: ${(e as Error).message}`);
   }
   try {
     const size = fstatSync(fd).size;

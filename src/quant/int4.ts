@@ -18,14 +18,21 @@ export interface Int4Weights {
   group: number;
 }
 
-export function checkGroup(name: string, cols: number, group: number): void {
+/**
+ * Refuses a group that does not divide `cols`. `alsoChecked` are the model's other input
+ * dimensions checked with it: the sizes suggested divide them all, so the fix never fails on the
+ * next one.
+ */
+export function checkGroup(name: string, cols: number, group: number, alsoChecked: number[] = []): void {
   if (group <= 0 || cols % group !== 0 || group % 2 !== 0) {
-    const divisors = [16, 32, 64, 128, 256].filter((g) => cols % g === 0);
+    const dims = [...new Set([...alsoChecked, cols])];
+    const divisors = [16, 32, 64, 128, 256].filter((g) => dims.every((d) => d % g === 0));
+    const what = dims.length === 1 ? `${cols}` : `every input dimension (${dims.join(', ')})`;
     throw badInput(
       `awq_block_size ${group} does not divide the input dimension ${cols} of ${name}`,
       divisors.length
-        ? `use an --awq_block_size that divides ${cols}: ${divisors.join(', ')}`
-        : `this layer's input dimension ${cols} has no even block size among 16..256; build int8_wo or fp8 instead`,
+        ? `use an --awq_block_size that divides ${what}: ${divisors.join(', ')}`
+        : `${dims.length === 1 ? "this layer's input dimension" : 'the input dimensions'} ${dims.join(', ')} have no even block size among 16..256 in common; build int8_wo or fp8 instead`,
     );
   }
 }

@@ -43,6 +43,17 @@ export function failed(message: string, hint?: string, cause?: unknown): GrpstEr
   return new GrpstError(message, { hint, exitCode: ExitCode.failed, cause });
 }
 
+/**
+ * A file this user may not read (a checkpoint downloaded by another user, mode 600) as bad input
+ * naming it and the fix; undefined for any other error, which keeps its own message. Without it
+ * the read's failure reads as "not found" or "not valid JSON".
+ */
+export function unreadableFile(e: unknown, file: string): GrpstError | undefined {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'EACCES' && code !== 'EPERM') return undefined;
+  return badInput(`cannot read ${file} (${code}): this user may not`, `make it readable (chmod a+r ${file}), or run as the user that owns it`);
+}
+
 export function errorText(err: unknown): string {
   if (err instanceof GrpstError) return err.hint ? `${err.message}\n  fix: ${err.hint}` : err.message;
   if (err instanceof Error) return err.message;

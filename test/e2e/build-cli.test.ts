@@ -1,6 +1,6 @@
 // `grpst build` and `grpst run` as a person or a CI job runs them: real processes, exit codes,
 // messages that name the problem and the fix, and nothing left behind when a build fails.
-import { closeSync, cpSync, existsSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, readdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -126,6 +126,29 @@ describe('grpst build: bad input and a full disk', () => {
     expect(r.stderr).toMatch(/config\.json not found/);
   });
 
+  // A checkpoint downloaded by another user with mode 600: said as that, not as "config.json not
+  // found" or "tokenizer.json is not valid JSON". root reads anything, so the build runs as nobody.
+  it.each(['config.json', 'model.safetensors', 'tokenizer.json'])('%s this user may not read', async (file) => {
+    const dir = variant(`unreadable-${file}`, (d) => chmodSync(join(d, file), 0o600));
+    chmodSync(work, 0o755);
+    chmodSync(dir, 0o755);
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    if (!('uid' in asUser)) chmodSync(join(dir, file), 0o000);
+    const out = join(work, `unreadable-${file}-out`);
+    mkdirSync(out, { mode: 0o777 });
+    chmodSync(out, 0o777);
+    const r = await execa(process.execPath, [...cliArgv, 'build', '--model_dir', dir, '--output_dir', join(out, 'engine')], { env: cli.env, cwd: work, reject: false, stdin: 'ignore', ...asUser });
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(r.stderr).toContain(`error: cannot read ${join(dir, file)} (EACCES): this user may not\n  fix: make it readable (chmod a+r ${join(dir, file)}), or run as the user that owns it`);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  it('an engine folder given as --model_dir', async () => {
+    const r = await failing(['--model_dir', engine, '--qformat', 'fp8']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: --model_dir ${engine} is an engine folder (engine.json), not a Hugging Face checkpoint\n  fix: pass the checkpoint folder it was built from`);
+  });
+
   it('a config that is not Qwen3', async () => {
     const llama = variant('llama', (d) => {
       const c = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
@@ -220,10 +243,15 @@ describe('grpst build: bad input and a full disk', () => {
     expect(fromRecipe.stderr).toMatch(/kv_cache_dtype must be one of auto, fp8, int8\n.*fix: /);
   });
 
+  // The sizes offered divide every input dimension (hidden 64, o_proj's 128, down_proj's 160):
+  // 64 divides the first but not down_proj's, so offering it would only move the error.
   it('an int4 block size that does not divide the input dimension', async () => {
     const r = await failing(['--model_dir', tinyA, '--qformat', 'int4_awq', '--awq_block_size', '128']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/awq_block_size 128 does not divide the input dimension 64 of q\/k\/v_proj and gate\/up_proj \(hidden_size\)\n.*fix: use an --awq_block_size that divides 64: 16, 32, 64/);
+    expect(r.stderr).toMatch(/awq_block_size 128 does not divide the input dimension 64 of q\/k\/v_proj and gate\/up_proj \(hidden_size\)\n.*fix: use an --awq_block_size that divides every input dimension \(64, 128, 160\): 16, 32$/);
+    const next = await failing(['--model_dir', tinyA, '--qformat', 'int4_awq', '--awq_block_size', '64']);
+    expect(next.code).toBe(2);
+    expect(next.stderr).toMatch(/awq_block_size 64 does not divide the input dimension 160 of down_proj \(intermediate_size\)\n.*fix: use an --awq_block_size that divides every input dimension \(64, 128, 160\): 16, 32$/);
   });
 
   /** An int8_sq build into `out`, sent `sig` once its accuracy report starts; its pid, whether the signal went out, and its output. */
@@ -249,14 +277,16 @@ describe('grpst build: bad input and a full disk', () => {
 
   // The signal comes in the accuracy report's phase, after the weights are written: the last
   // seconds of a build, and on a real model on CPU the longest after the packing.
+  // The --output_dir's parents did not exist either: the build made them, and removes them again.
   it.each(['SIGINT', 'SIGTERM'] as const)('%s during the accuracy report stops the build and leaves nothing behind', async (sig) => {
-    const out = join(work, `interrupted-${sig}`);
+    const made = join(work, `interrupted-${sig}`);
+    const out = join(made, 'engines', 'int8_sq');
     const { sent, exitCode, output } = await signalledBuild(out, sig);
     expect(sent, output).toBe(true);
     expect(exitCode, output).toBe(4);
     expect(output).toMatch(new RegExp(`build interrupted by ${sig}`));
     expect(output).not.toMatch(/engine written/);
-    expect(existsSync(out), 'nothing may be left at --output_dir').toBe(false);
+    expect(existsSync(made), 'nothing may be left at --output_dir, nor the folders made for it').toBe(false);
     expect(leftovers(work)).toEqual([]);
   });
 

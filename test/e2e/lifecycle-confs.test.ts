@@ -3,8 +3,9 @@
 // the other is named with the flag that picks it, and the confs --include_engine rewrote are no
 // difference while the file here points at the model that was packed (another model is). Two
 // files here of one name are both deployed. An archive with several confs or none is answered
-// with its own files. For a stopped server, `grpst stop` says it is not running, not that it never
-// existed. And the environment's numbers are refused by name before anything is deployed.
+// with its own files, and the two confs swapped are said to be. For a stopped server, `grpst
+// stop` says it is not running, not that it never existed. And the environment's numbers are
+// refused by name before anything is deployed.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,6 +74,18 @@ describe('grpst start picks the conf', () => {
     expect(bare.stderr).toContain('has no conf/inference*.yml');
     expect(bare.stderr).toContain('fix: pass one of your own (--inference_conf=./my-inference.yml), or put conf/inference.yml in the project folder and archive it again');
     for (const name of ['several', 'none']) nothingDeployed(name);
+  });
+
+  it('the two confs swapped, or one given to both flags: said as that, with the flag each belongs to', async () => {
+    const mar = await archived('swapped', { 'inference.yml': tinyConf, 'server.yml': serverOn(port) });
+    const swapped = await cli.run(['start', mar, '--name', 'swapped', '--inference_conf', 'conf/server.yml', '--server_conf', 'conf/inference.yml'], { cwd: work });
+    expect(swapped.code).toBe(2);
+    expect(swapped.stderr).toContain('error: conf/server.yml is a server conf (interface:, no models:), given as the inference conf\n  fix: pass it as --server_conf, and an inference conf (models:) as --inference_conf');
+    expect(swapped.stderr).not.toContain('unknown key');
+    const twice = await cli.run(['start', mar, '--name', 'swapped', '--server_conf', 'conf/inference.yml'], { cwd: work });
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('error: conf/inference.yml is an inference conf (models:), given as the server conf\n  fix: pass it as --inference_conf, and a server conf (interface:) as --server_conf');
+    nothingDeployed('swapped');
   });
 
   it('./conf/x.yml deploys the file here, conf/x.yml the archive\'s; each run says which, and names the one not used', async () => {

@@ -1,7 +1,7 @@
 // A server's state under $GRPST_HOME/.run is what ps, stop, start and logs go by: a state file
 // that no longer parses must not hide a running daemon (found again from its process, stopped by
 // name), must never point a signal at an unrelated process, and a log deleted under a running
-// server is an error that says so, not silence.
+// server, or a home or log this user may not read, is an error that says so, not silence.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,7 +11,8 @@ import { lifecyclePaths } from '../../src/config/paths.js';
 import { verifyEngineFiles } from '../../src/daemon/engine-check.js';
 import { pidAlive, procStartTime } from '../../src/daemon/processes.js';
 import { portFileOf, writeState, type ServerState } from '../../src/daemon/state.js';
-import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { execa } from 'execa';
+import { cliArgv, makeCli, type Cli } from '../helpers/grpst-cli.js';
 
 let cli: Cli;
 const children: ChildProcess[] = [];
@@ -109,5 +110,50 @@ describe('grpst logs', () => {
     expect(res.stderr).toContain(`the log of nolog (${state.logFile}) is gone: its folder was deleted or moved`);
     expect(res.stderr).toContain(`the server still runs (pid ${child.pid})`);
     expect((await cli.run(['stop', 'nolog', '--timeout', '10'])).code).toBe(0);
+  });
+});
+
+describe('a GRPST_HOME of another user', () => {
+  // root reads anything: the commands run as nobody there, and the folders are closed to all.
+  const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const runAsUser = async (args: string[]) => {
+    const r = await execa(process.execPath, [...cliArgv, ...args], { env: cli.env, cwd: cli.home, reject: false, stdin: 'ignore', ...asUser });
+    return { code: r.exitCode, stderr: String(r.stderr) };
+  };
+
+  it('ps, stop, logs and start name the home and the fix (exit 2), and nothing is touched', async () => {
+    standInDaemon('owned');
+    const runDir = lifecyclePaths('owned', cli.home).runDir;
+    fs.chmodSync(cli.home, 0o755);
+    fs.chmodSync(runDir, 0o000);
+    try {
+      const fix = 'fix: run grpst as the user that started them, or set GRPST_HOME to a folder you can write';
+      for (const args of [['ps'], ['stop', 'owned'], ['logs', 'owned'], ['start', 'server.mar', '--name', 'mine']]) {
+        const r = await runAsUser(args);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+        expect(r.stderr).toMatch(new RegExp(`error: cannot use ${runDir}\\S* \\((EACCES|EPERM)\\): GRPST_HOME ${cli.home} holds the servers of another user, or is read-only`));
+        expect(r.stderr).toContain(fix);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+    } finally {
+      fs.chmodSync(runDir, 0o700);
+    }
+    expect(await psRow('owned')).toMatchObject({ status: 'starting' });
+    expect((await cli.run(['stop', 'owned', '--timeout', '10'])).code).toBe(0);
+  });
+
+  it("logs of a stopped server whose log this user may not read: exit 2, not an empty answer", async () => {
+    const log = path.join(lifecyclePaths('closed', cli.home).deploy, 'logs', 'grpst_server.log');
+    fs.mkdirSync(path.dirname(log), { recursive: true });
+    fs.writeFileSync(log, 'a line\n');
+    fs.chmodSync(cli.home, 0o755);
+    fs.chmodSync(lifecyclePaths('closed', cli.home).runDir, 0o755); // its state files may be read: it has none
+    fs.chmodSync(path.dirname(path.dirname(log)), 0o755);
+    fs.chmodSync(path.dirname(log), 0o755);
+    fs.chmodSync(log, 0o000);
+    const r = await runAsUser(['logs', 'closed']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`error: cannot read the log of closed, ${log} (EACCES)`);
+    expect(r.stderr).toContain('fix: run grpst logs as the user that started closed');
   });
 });

@@ -191,6 +191,40 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(fs.readdirSync(path.join(cli.home, '.run')).filter((f) => f.startsWith('slow.'))).toEqual([]);
   });
 
+  it('Ctrl-C on a stop that drains: it says the server goes on draining, and a second stop waits for it', async () => {
+    const port = await freePort('127.0.0.1');
+    await startProject(project('stop-interrupted', serverOn(port)), 'patient');
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
+    const ac = new AbortController();
+    // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
+    const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 40000, stream: true, ignore_eos: true }, { signal: ac.signal });
+    const chunks = stream[Symbol.asyncIterator]();
+    await chunks.next(); // generating: the drain waits for this answer
+    const stop = execa(process.execPath, [...cliArgv, 'stop', 'patient'], { env: cli.env, reject: false, stdin: 'ignore' });
+    let said = '';
+    stop.stderr?.on('data', (d: Buffer) => {
+      said += String(d);
+      if (said.includes('draining in-flight requests')) stop.kill('SIGINT');
+    });
+    const interrupted = await stop;
+    expect(interrupted.exitCode, said).toBe(130);
+    expect(said).toContain('SIGINT: stopped waiting; patient goes on draining');
+    expect(said).toContain('`grpst stop patient` waits for it again');
+    // The SIGTERM went out before the interrupt; on a busy machine the server may take a moment to act on it.
+    let status: string | undefined;
+    for (let i = 0; i < 100 && status !== 'draining'; i++) {
+      status = (JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string }[]).find((r) => r.name === 'patient')?.status;
+      expect(status).toMatch(/^(running|draining)$/);
+    }
+    expect(status).toBe('draining');
+    const again = cli.run(['stop', 'patient']);
+    await new Promise((r) => setTimeout(r, 500));
+    ac.abort(); // the client leaves: its request ends, so does the drain
+    const stopped = await again;
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stderr).toContain('patient stopped');
+  });
+
   it('stop --timeout shorter than a running answer: the server is killed, and its log says so', async () => {
     const port = await freePort('127.0.0.1');
     await startProject(project('kill', serverOn(port)), 'killed');

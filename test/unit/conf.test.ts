@@ -355,6 +355,13 @@ describe('conf errors', () => {
     expect(err.message).toMatch(/kv_cache_free_gpu_mem_fraction: 1\.5 is out of range/);
   });
 
+  it('a missing key whose schema takes several types is named missing, not "undefined is not valid"', () => {
+    const file = qwen3Conf((t) => t.replace(/ {4}version: 1\.0\.0\n/, ''));
+    const err = errorOf(() => loadDeployment({ inferenceConf: file, deployPath: tmp }));
+    expect(err.message).toContain('models[0].version: missing; expected a version, such as 1.0.0');
+    expect(err.message).not.toContain('undefined');
+  });
+
   it('a dag node naming an undeclared model suggests the declared one', () => {
     const file = qwen3Conf((t) => t.replace('model: trtllm_model-1.0.0', 'model: trtllm_model-1.0'));
     const err = errorOf(() => loadDeployment({ inferenceConf: file, deployPath: tmp }));

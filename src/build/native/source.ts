@@ -66,6 +66,11 @@ function openCheckpointSource(dir: string): SourceModel {
   if (!existsSync(dir)) {
     throw badInput(`--model_dir ${dir} does not exist`, 'pass the folder of a Hugging Face Qwen3 checkpoint (config.json, *.safetensors, tokenizer.json)');
   }
+  // An engine folder given for its checkpoint (to build it again in another format) would only be
+  // told that config.json is missing.
+  if (existsSync(join(dir, 'engine.json')) && !existsSync(join(dir, 'config.json'))) {
+    throw badInput(`--model_dir ${dir} is an engine folder (engine.json), not a Hugging Face checkpoint`, 'pass the checkpoint folder it was built from (config.json, *.safetensors, tokenizer.json): every format is built from the checkpoint');
+  }
   const probe = openCheckpoint(dir, { allowQuantized: true });
   const qc = probe.hf.quantization_config as Record<string, unknown> | undefined;
   const tokenizerFiles = tokenizerFileNames.filter((f) => existsSync(join(probe.dir, f)));
