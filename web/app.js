@@ -122,6 +122,9 @@ function addAssistantMessage() {
   meta.className = 'meta';
   wrap.append(think, answer, meta);
   wrap.dataset.state = 'streaming';
+  // The question was just sent from the end of the list: the placeholder of its answer is shown
+  // too, or the first render would find the list scrolled short of its end and not follow.
+  scrollToEnd();
   const markdown = new StreamingMarkdown(md, answer);
 
   let reasoning = '';
@@ -181,19 +184,25 @@ function addAssistantMessage() {
     get content() {
       return content;
     },
+    // The status line and the error come after the last render: a reader at the end is kept
+    // there, so they do not end up below the fold.
     finish(state, note, seconds) {
+      const follow = atBottom();
       render(true);
       wrap.dataset.state = state;
       summary.textContent = seconds === undefined ? 'Thought' : `Thought for ${seconds.toFixed(1)} s`;
       meta.textContent = note;
+      if (follow) scrollToEnd();
     },
     fail(message) {
+      const follow = atBottom();
       render(true);
       wrap.dataset.state = 'error';
       const err = document.createElement('div');
       err.className = 'error';
       err.textContent = message;
       wrap.append(err);
+      if (follow) scrollToEnd();
     },
   };
 }

@@ -142,6 +142,23 @@ describe('web chat page layout', () => {
     expect(await page.evaluate(() => document.querySelector('#messages')!.scrollTop)).toBe(0);
   });
 
+  it('once the list is full, each new answer, its status line and an error are scrolled into view', async () => {
+    await page.setViewportSize({ width: 1000, height: 500 });
+    await page.goto(server.url);
+    const hiddenBelow = () => page.evaluate(() => {
+      const m = document.querySelector('#messages')!;
+      // Scroll offsets can be fractional: half a pixel left below is the end.
+      return { overflowing: m.scrollHeight > m.clientHeight, below: Math.round(m.scrollHeight - m.scrollTop - m.clientHeight) };
+    });
+    for (let i = 0; i < 5; i++) await send(page, `Plain question ${i}`);
+    expect(await hiddenBelow()).toEqual({ overflowing: true, below: 0 });
+    await send(page, 'Empty thought, short answer');
+    expect(await hiddenBelow()).toEqual({ overflowing: true, below: 0 });
+    await page.fill('#max-tokens', '100000'); // refused by the server: the error is what must show
+    await send(page, 'Plain, refused', 'error');
+    expect(await hiddenBelow()).toEqual({ overflowing: true, below: 0 });
+  });
+
   it('an empty think block is not shown; a cut answer says whether max_tokens or the length limit cut it', async () => {
     await page.goto(server.url);
     await send(page, 'Empty thought');
