@@ -107,6 +107,22 @@ describe('web chat page usability', () => {
     expect(await lastAssistant(page).locator('.answer').textContent()).toBe('A plain answer.\n');
   });
 
+  it('max_tokens past what the context leaves is named as the fix, not a new chat; a message too long alone, to shorten', async () => {
+    await send(page, 'Plain first');
+    await page.fill('#max-tokens', '600'); // more than the whole 512-token context
+    await send(page, 'Plain follow-up', 'error');
+    const said = (await lastAssistant(page).locator('.error').textContent())!;
+    expect(said).toMatch(/max_tokens \(Settings\) asks for more than the \d+ tokens the context leaves for the answer: lower or clear it/);
+    expect(said).not.toContain('New chat');
+    // As advised: cleared, the same message goes through in the same conversation.
+    await page.fill('#max-tokens', '');
+    await page.press('#prompt', 'Enter');
+    await waitState(page, 'done');
+    await page.click('#new-chat');
+    await send(page, `Plain ${'many words '.repeat(300)}`, 'error');
+    expect(await lastAssistant(page).locator('.error').textContent()).toContain('shorten it to send it again');
+  });
+
   it('text selected in an answer stays selected while the rest streams in, which then follows', async () => {
     await page.fill('#prompt', 'Slow, please');
     await page.press('#prompt', 'Enter');
