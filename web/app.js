@@ -59,6 +59,14 @@ function numberOf(el) {
   return Number.isFinite(n) ? n : undefined;
 }
 
+/**
+ * A number setting holding text that is no number ("1e", "--1"): its value reads as empty, so
+ * the server default would be used while the field still shows what was typed.
+ */
+function unreadableSetting() {
+  return [els.thinkingBudget, els.temperature, els.topP, els.topK, els.maxTokens].find((el) => el.validity.badInput);
+}
+
 function requestBody() {
   const messages = [];
   const system = els.system.value.trim();
@@ -378,6 +386,13 @@ els.form.addEventListener('submit', (e) => {
   // Leading indentation is part of the message (pasted code); trailing blanks are not.
   const text = els.prompt.value.replace(/\s+$/, '');
   if (!text.trim() || inflight) return;
+  const unreadable = unreadableSetting();
+  if (unreadable) {
+    // The browser's own note ("Please enter a number") beside the field; the message waits.
+    unreadable.focus();
+    unreadable.reportValidity();
+    return;
+  }
   els.prompt.value = '';
   void send(text);
 });
