@@ -1,9 +1,10 @@
 // The web chat page as it looks and behaves around the answers, in a real browser (Debian's
 // Chromium via playwright-core): a phone-sized screen keeps the header, messages, composer and
-// settings usable; long words, URLs and wide tables stay inside their bubbles; table alignment
-// survives the content security policy; a reader scrolled up is not pulled down while an answer
-// streams; empty think blocks are not shown; a cut answer says what cut it; a failed turn gives the
-// message back to send again; a wrong API key is called refused. Replies come from ScriptedEngine.
+// settings usable, held sideways too; long words, URLs and wide tables stay inside their bubbles;
+// table alignment survives the content security policy; a reader scrolled up is not pulled down
+// while an answer streams, and once the list is full each new answer is scrolled into view; empty
+// think blocks are not shown; a cut answer says what cut it; a failed turn gives the message back
+// to send again; a wrong API key is called refused. Replies come from ScriptedEngine.
 import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -99,6 +100,21 @@ describe('web chat page layout', () => {
     expect(box.asideHeight).toBeGreaterThanOrEqual(box.asideWanted - 2); // not squeezed to a strip
     expect(box.asideHeight).toBeGreaterThan(150);
     expect(box.messagesHeight).toBeGreaterThan(100);
+    expect(errors).toEqual([]);
+  });
+
+  it('on a phone held sideways the settings sit beside the chat, leaving the messages more than a strip', async () => {
+    await page.setViewportSize({ width: 740, height: 360 });
+    await page.goto(server.url);
+    await send(page, 'Plain question');
+    const box = await page.evaluate(() => {
+      const rect = (sel: string) => document.querySelector(sel)!.getBoundingClientRect();
+      return { pageScroll: document.scrollingElement!.scrollHeight - innerHeight, messagesHeight: rect('#messages').height, composerBottom: rect('#composer').bottom, asideLeft: rect('aside').left, mainRight: rect('main').right, height: innerHeight };
+    });
+    expect(box.pageScroll).toBeLessThanOrEqual(1);
+    expect(box.messagesHeight).toBeGreaterThan(150); // below the chat, the settings left it 74 px
+    expect(box.composerBottom).toBeLessThanOrEqual(box.height);
+    expect(box.asideLeft).toBeGreaterThanOrEqual(box.mainRight - 1);
     expect(errors).toEqual([]);
   });
 
