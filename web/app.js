@@ -59,6 +59,14 @@ function numberOf(el) {
   return Number.isFinite(n) ? n : undefined;
 }
 
+/**
+ * A number setting holding text that is no number ("1e", "--1"): its value reads as empty, so
+ * the server default would be used while the field still shows what was typed.
+ */
+function unreadableSetting() {
+  return [els.thinkingBudget, els.temperature, els.topP, els.topK, els.maxTokens].find((el) => el.validity.badInput);
+}
+
 function requestBody() {
   const messages = [];
   const system = els.system.value.trim();
@@ -122,6 +130,9 @@ function addAssistantMessage() {
   meta.className = 'meta';
   wrap.append(think, answer, meta);
   wrap.dataset.state = 'streaming';
+  // The question was just sent from the end of the list: the placeholder of its answer is shown
+  // too, or the first render would find the list scrolled short of its end and not follow.
+  scrollToEnd();
   const markdown = new StreamingMarkdown(md, answer);
 
   let reasoning = '';
@@ -181,19 +192,25 @@ function addAssistantMessage() {
     get content() {
       return content;
     },
+    // The status line and the error come after the last render: a reader at the end is kept
+    // there, so they do not end up below the fold.
     finish(state, note, seconds) {
+      const follow = atBottom();
       render(true);
       wrap.dataset.state = state;
       summary.textContent = seconds === undefined ? 'Thought' : `Thought for ${seconds.toFixed(1)} s`;
       meta.textContent = note;
+      if (follow) scrollToEnd();
     },
     fail(message) {
+      const follow = atBottom();
       render(true);
       wrap.dataset.state = 'error';
       const err = document.createElement('div');
       err.className = 'error';
       err.textContent = message;
       wrap.append(err);
+      if (follow) scrollToEnd();
     },
   };
 }
@@ -213,6 +230,7 @@ async function send(text) {
   let thoughtSeconds;
   let usage = null;
   let finish = null;
+  let sent = null;
   const take = (part) => {
     if (part.contentWasReasoning) {
       // Text shown as the answer ended in `</think>`: it was reasoning (the prompt opened the
@@ -226,7 +244,8 @@ async function send(text) {
   };
   try {
     if (!model) model = await loadModels(controller.signal);
-    for await (const chunk of streamChat(requestBody(), { apiKey: els.apiKey.value, signal: controller.signal })) {
+    sent = requestBody();
+    for await (const chunk of streamChat(sent, { apiKey: els.apiKey.value, signal: controller.signal })) {
       if (chunk.usage) usage = chunk.usage;
       const choice = chunk.choices && chunk.choices[0];
       if (!choice) continue;
@@ -257,7 +276,7 @@ async function send(text) {
       asked.dataset.state = 'failed';
       asked.title = 'not part of the conversation: this turn failed';
       if (!els.prompt.value.trim()) els.prompt.value = text;
-      view.fail(`${failureText(err)} ${retryAdvice(err, conversation)}`);
+      view.fail(`${failureText(err)} ${retryAdvice(err, conversation, sent?.max_tokens)}`);
       if (err instanceof ApiError && err.status === 401) els.apiKey.focus();
       else void refreshModel();
     }
@@ -268,14 +287,33 @@ async function send(text) {
 }
 
 /**
- * What to do after a failed turn. A context-length error with earlier turns in the conversation
- * fails the same way on every retry: the history itself is what no longer fits.
+ * What to do after a failed turn. A context-length error fails the same way on every retry: a
+ * prompt that fits but leaves less room than max_tokens asks for needs a lower max_tokens (a new
+ * chat would not help); a prompt that does not fit needs earlier turns forgotten or a shorter
+ * message. maxTokens: the max_tokens the failed request sent, if any.
  */
-function retryAdvice(err, conversation) {
-  if (err instanceof ApiError && err.code === 'context_length_exceeded' && conversation.length > 0) {
-    return 'The conversation has grown past what the model can take: start a New chat (your message is back in the box) or send a shorter one.';
+function retryAdvice(err, conversation, maxTokens) {
+  if (err instanceof ApiError && err.code === 'context_length_exceeded') {
+    const room = roomAfterPrompt(err.message);
+    if (maxTokens !== undefined && room !== null && room > 0) {
+      return `max_tokens (Settings) asks for more than the ${room} tokens the context leaves for the answer: lower or clear it and send again (your message is back in the box).`;
+    }
+    if (conversation.length > 0) {
+      return 'The conversation has grown past what the model can take: start a New chat (your message is back in the box) or send a shorter one.';
+    }
+    return 'Your message is back in the box: shorten it to send it again.';
   }
   return 'Your message is back in the box to send again.';
+}
+
+/**
+ * The tokens the model's context leaves after the prompt, read from the server's
+ * context-length message ("maximum context length is L tokens ... (P in the prompt, ...");
+ * null where the message gives no such numbers.
+ */
+function roomAfterPrompt(message) {
+  const m = /maximum context length is (\d+) tokens.*\((\d+) in the prompt/.exec(message);
+  return m ? Number(m[1]) - Number(m[2]) : null;
 }
 
 /** An error in words: a server that cannot be reached is said to be that, not "Failed to fetch". */
@@ -348,6 +386,13 @@ els.form.addEventListener('submit', (e) => {
   // Leading indentation is part of the message (pasted code); trailing blanks are not.
   const text = els.prompt.value.replace(/\s+$/, '');
   if (!text.trim() || inflight) return;
+  const unreadable = unreadableSetting();
+  if (unreadable) {
+    // The browser's own note ("Please enter a number") beside the field; the message waits.
+    unreadable.focus();
+    unreadable.reportValidity();
+    return;
+  }
   els.prompt.value = '';
   void send(text);
 });

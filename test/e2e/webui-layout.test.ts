@@ -1,9 +1,10 @@
 // The web chat page as it looks and behaves around the answers, in a real browser (Debian's
 // Chromium via playwright-core): a phone-sized screen keeps the header, messages, composer and
-// settings usable; long words, URLs and wide tables stay inside their bubbles; table alignment
-// survives the content security policy; a reader scrolled up is not pulled down while an answer
-// streams; empty think blocks are not shown; a cut answer says what cut it; a failed turn gives the
-// message back to send again; a wrong API key is called refused. Replies come from ScriptedEngine.
+// settings usable, held sideways too; long words, URLs and wide tables stay inside their bubbles;
+// table alignment survives the content security policy; a reader scrolled up is not pulled down
+// while an answer streams, and once the list is full each new answer is scrolled into view; empty
+// think blocks are not shown; a cut answer says what cut it; a failed turn gives the message back
+// to send again; a wrong API key is called refused. Replies come from ScriptedEngine.
 import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -102,6 +103,21 @@ describe('web chat page layout', () => {
     expect(errors).toEqual([]);
   });
 
+  it('on a phone held sideways the settings sit beside the chat, leaving the messages more than a strip', async () => {
+    await page.setViewportSize({ width: 740, height: 360 });
+    await page.goto(server.url);
+    await send(page, 'Plain question');
+    const box = await page.evaluate(() => {
+      const rect = (sel: string) => document.querySelector(sel)!.getBoundingClientRect();
+      return { pageScroll: document.scrollingElement!.scrollHeight - innerHeight, messagesHeight: rect('#messages').height, composerBottom: rect('#composer').bottom, asideLeft: rect('aside').left, mainRight: rect('main').right, height: innerHeight };
+    });
+    expect(box.pageScroll).toBeLessThanOrEqual(1);
+    expect(box.messagesHeight).toBeGreaterThan(150); // below the chat, the settings left it 74 px
+    expect(box.composerBottom).toBeLessThanOrEqual(box.height);
+    expect(box.asideLeft).toBeGreaterThanOrEqual(box.mainRight - 1);
+    expect(errors).toEqual([]);
+  });
+
   it('long words, URLs and wide tables stay inside their bubbles; table alignment survives the CSP', async () => {
     await page.goto(server.url);
     await send(page, `Wide things ${'x'.repeat(200)}`);
@@ -140,6 +156,23 @@ describe('web chat page layout', () => {
     await page.evaluate(() => (document.querySelector('#messages')!.scrollTop = 0));
     await page.waitForFunction(() => document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === 'done', null, { timeout: 60_000 });
     expect(await page.evaluate(() => document.querySelector('#messages')!.scrollTop)).toBe(0);
+  });
+
+  it('once the list is full, each new answer, its status line and an error are scrolled into view', async () => {
+    await page.setViewportSize({ width: 1000, height: 500 });
+    await page.goto(server.url);
+    const hiddenBelow = () => page.evaluate(() => {
+      const m = document.querySelector('#messages')!;
+      // Scroll offsets can be fractional: half a pixel left below is the end.
+      return { overflowing: m.scrollHeight > m.clientHeight, below: Math.round(m.scrollHeight - m.scrollTop - m.clientHeight) };
+    });
+    for (let i = 0; i < 5; i++) await send(page, `Plain question ${i}`);
+    expect(await hiddenBelow()).toEqual({ overflowing: true, below: 0 });
+    await send(page, 'Empty thought, short answer');
+    expect(await hiddenBelow()).toEqual({ overflowing: true, below: 0 });
+    await page.fill('#max-tokens', '100000'); // refused by the server: the error is what must show
+    await send(page, 'Plain, refused', 'error');
+    expect(await hiddenBelow()).toEqual({ overflowing: true, below: 0 });
   });
 
   it('an empty think block is not shown; a cut answer says whether max_tokens or the length limit cut it', async () => {

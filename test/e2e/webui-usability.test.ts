@@ -1,7 +1,8 @@
 // The web chat page as a keyboard, mouse and screen-reader user meets it, in a real browser
 // (Debian's Chromium via playwright-core) against the real server with recorded replies
 // (ScriptedEngine): focus never falls to the page body when Send and Stop swap places; a
-// conversation that outgrew the context says to start a new chat rather than to resend; text
+// conversation that outgrew the context says to start a new chat rather than to resend, and one
+// refused for its max_tokens says to lower that; a setting that is no number holds the message; text
 // selected in an answer survives the rest of it streaming in; settings typed just before a
 // reload are kept; messages say who wrote them and the list is marked busy while an answer streams.
 import type { Page } from 'playwright-core';
@@ -11,7 +12,7 @@ import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { collectChatRequests, collectErrors, launchBrowser, type Browser } from './webui-browser.js';
 
 const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
@@ -105,6 +106,38 @@ describe('web chat page usability', () => {
     await page.press('#prompt', 'Enter');
     await waitState(page, 'done');
     expect(await lastAssistant(page).locator('.answer').textContent()).toBe('A plain answer.\n');
+  });
+
+  it('max_tokens past what the context leaves is named as the fix, not a new chat; a message too long alone, to shorten', async () => {
+    await send(page, 'Plain first');
+    await page.fill('#max-tokens', '600'); // more than the whole 512-token context
+    await send(page, 'Plain follow-up', 'error');
+    const said = (await lastAssistant(page).locator('.error').textContent())!;
+    expect(said).toMatch(/max_tokens \(Settings\) asks for more than the \d+ tokens the context leaves for the answer: lower or clear it/);
+    expect(said).not.toContain('New chat');
+    // As advised: cleared, the same message goes through in the same conversation.
+    await page.fill('#max-tokens', '');
+    await page.press('#prompt', 'Enter');
+    await waitState(page, 'done');
+    await page.click('#new-chat');
+    await send(page, `Plain ${'many words '.repeat(300)}`, 'error');
+    expect(await lastAssistant(page).locator('.error').textContent()).toContain('shorten it to send it again');
+  });
+
+  it('a sampling setting that is no number is pointed out, not silently replaced by the server default', async () => {
+    const chats = collectChatRequests(page);
+    await page.click('#temperature');
+    await page.keyboard.type('1e'); // the field shows it; its value reads as empty
+    await page.fill('#prompt', 'Plain, please');
+    await page.press('#prompt', 'Enter');
+    await page.waitForTimeout(300);
+    expect(chats).toEqual([]);
+    expect(await focused(page)).toBe('temperature');
+    expect(await page.inputValue('#prompt')).toBe('Plain, please');
+    await page.fill('#temperature', '0.3');
+    await page.press('#prompt', 'Enter');
+    await waitState(page, 'done');
+    expect(chats.map((c) => c.temperature)).toEqual([0.3]);
   });
 
   it('text selected in an answer stays selected while the rest streams in, which then follows', async () => {
