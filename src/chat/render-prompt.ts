@@ -11,6 +11,7 @@
 import { badInput } from '../util/errors.js';
 import { objectInOrder } from '../util/key-order.js';
 import type { ChatMessage, ChatTemplate, ChatTool, RenderOptions } from './chat-template.js';
+import { pythonStrip } from './jinja-strings.js';
 import type { Tokenizer } from './tokenizer.js';
 
 // Unicode noncharacters: reserved for a program's internal use, never meaningful in exchanged
@@ -57,7 +58,18 @@ export interface Prompt {
 export interface PromptOptions extends RenderOptions {
   /** Default true here: a served chat request always ends with the assistant header. */
   addGenerationPrompt?: boolean;
+  /**
+   * End the prompt right after the last message's content, for the model to continue it, as
+   * transformers' continue_final_message does (pass addGenerationPrompt false with it).
+   */
+  continueFinalMessage?: boolean;
 }
+
+// transformers' continue_final_message: this tag is appended to the final content, and the
+// render is cut where it lands. Finding the content itself instead fails where the template
+// changes it (Qwen3 drops its leading newlines) or where the same text comes later (in the
+// <|im_end|> after it, in the tool calls after it).
+const CONTINUE_TAG = 'CONTINUE_FINAL_MESSAGE_TAG ';
 
 export function renderPrompt(
   template: ChatTemplate,
@@ -65,6 +77,11 @@ export function renderPrompt(
   messages: readonly InputMessage[],
   opts: PromptOptions = {},
 ): Prompt {
+  const continued = opts.continueFinalMessage === true;
+  const last = messages.length - 1;
+  if (continued && (last < 0 || messages[last].content === null || messages[last].content === undefined)) {
+    throw badInput('continue_final_message needs a final message with content to continue');
+  }
   const plain: ChatMessage[] = messages.map((m, i) => ({
     ...(stripMarkers(m) as InputMessage),
     content: flattenContent(stripMarkers(m.content) as InputMessage['content'], i),
@@ -75,6 +92,9 @@ export function renderPrompt(
     if (m.role !== 'assistant' || !specials) return m;
     return shieldSpecials(m, specials) as ChatMessage;
   });
+  // The tag goes after the shielded span, so the cut never splits the markers.
+  const final = continued ? plain[last].content! : '';
+  const tagged = (list: ChatMessage[]) => (continued ? list.map((m, i) => (i === last ? { ...m, content: m.content + CONTINUE_TAG } : m)) : list);
   const tools = opts.tools === undefined ? undefined : (stripMarkers(opts.tools) as ChatTool[]);
   const base: RenderOptions = {
     ...opts,
@@ -82,19 +102,35 @@ export function renderPrompt(
     tools,
     kwargs: opts.kwargs === undefined ? undefined : (stripMarkers(opts.kwargs) as Record<string, unknown>),
   };
-  const hf = template.render(plain, base);
+  const hf = cutAtTag(template.render(tagged(plain), base), final, continued);
   // Tool descriptions are shielded too when the template only prints them (tojson); a template
   // that compares them gets them plain. Content the template inspects stays shielded regardless.
   // Whether descriptions were only printed is judged against the render with plain descriptions,
   // not against Hugging Face's: shielded content the template inspects (a user message wrapped
   // in <tool_response>) already makes both differ from it.
-  let located = locateMarkers(template.render(marked, tools ? { ...base, tools: shieldDescriptions(tools) as ChatTool[] } : base));
+  const rendered = (r: RenderOptions) => {
+    const { text, shielded } = locateMarkers(template.render(tagged(marked), r));
+    const cut = cutAtTag(text, final, continued);
+    return { text: cut, shielded: shielded.filter(([start]) => start < cut.length).map(([start, end]): [number, number] => [start, Math.min(end, cut.length)]) };
+  };
+  let located = rendered(tools ? { ...base, tools: shieldDescriptions(tools) as ChatTool[] } : base);
   if (tools && located.text !== hf) {
-    const plainDescriptions = locateMarkers(template.render(marked, base));
+    const plainDescriptions = rendered(base);
     if (plainDescriptions.text !== located.text) located = plainDescriptions;
   }
   const { text, shielded } = located;
   return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }), shielded, sameAsHf: text === hf };
+}
+
+/** The render up to the continue tag, as transformers cuts it; the render itself when not continuing. */
+function cutAtTag(rendered: string, final: string, continued: boolean): string {
+  if (!continued) return rendered;
+  const at = rendered.lastIndexOf(CONTINUE_TAG.trim());
+  if (at < 0 || !rendered.includes(pythonStrip(final, null, true, true))) {
+    throw badInput('continue_final_message needs a final message whose content the template keeps');
+  }
+  // A tag without its space: the template trimmed the content's end, so trim what precedes it too.
+  return rendered.startsWith(CONTINUE_TAG, at) ? rendered.slice(0, at) : pythonStrip(rendered.slice(0, at), null, false, true);
 }
 
 const specialPatterns = new WeakMap<Tokenizer, RegExp | null>();

@@ -187,21 +187,16 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
 function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
   return (messages, opts) => {
     try {
+      // continue_final_message: the render ends right after the last message's content, as
+      // transformers cuts it, with user text still shielded.
       const p = renderPrompt(opts.template ?? template, tokenizer, messages, {
         addGenerationPrompt: opts.addGenerationPrompt,
+        continueFinalMessage: opts.continueFinalMessage,
         enableThinking: opts.enableThinking,
         tools: opts.tools as ChatTool[] | undefined,
         kwargs: opts.kwargs,
       });
-      if (!opts.continueFinalMessage) return { text: p.text, ids: p.ids };
-      // Continue the last assistant message: cut the render right after its content, as
-      // transformers' continue_final_message does, keeping user text shielded.
-      const final = messages[messages.length - 1].content;
-      const at = final.length > 0 ? p.text.lastIndexOf(final) : -1;
-      if (at < 0) throw badRequest('continue_final_message needs a final assistant message with content that the template keeps.', 'messages');
-      const text = p.text.slice(0, at + final.length);
-      const shielded = p.shielded.filter(([start]) => start < text.length).map(([start, end]) => [start, Math.min(end, text.length)] as const);
-      return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }) };
+      return { text: p.text, ids: p.ids };
     } catch (err) {
       // A request's own template that fails is the request's to fix, whatever failed in it.
       if (opts.template && !(err instanceof ApiError)) throw badRequest(`chat_template failed to render these messages: ${(err as Error).message}`, 'chat_template');

@@ -201,4 +201,28 @@ describe('renderPrompt', () => {
     // The typed <tool_response> is text, not the added token.
     expect(p.ids).not.toContain(151_665);
   });
+
+  // Recorded with transformers 5.24.0: apply_chat_template(messages, continue_final_message=True).
+  it.each([
+    ['leading newlines the template drops', { role: 'assistant', content: '\n\n\nSure' }, '<think>\n\n</think>\n\nSure'],
+    ['content that also ends the turn markup', { role: 'assistant', content: '\n' }, '<think>\n\n</think>\n\n'],
+    ['empty content after reasoning', { role: 'assistant', content: '', reasoning_content: 'Let me think' }, '<think>\nLet me think\n</think>\n\n'],
+    ['content that its tool calls repeat', { role: 'assistant', content: 'a', tool_calls: [{ type: 'function', function: { name: 'f', arguments: { a: 1 } } }] }, '<think>\n\n</think>\n\na'],
+    ['trailing spaces', { role: 'assistant', content: 'Sure  ' }, '<think>\n\n</think>\n\nSure  '],
+  ] as const)('continues the final message as transformers cuts it: %s', (_n, last, tail) => {
+    const p = prompt([{ role: 'user', content: 'Hi' }, last as InputMessage], { addGenerationPrompt: false, continueFinalMessage: true });
+    const text = `<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n${tail}`;
+    expect(p.text).toBe(text);
+    expect(p.ids).toEqual(tok.encode(text));
+    expect(p.sameAsHf).toBe(true);
+  });
+
+  it('continues a final user message with its text still shielded, and refuses content the template drops', () => {
+    const p = prompt([{ role: 'user', content: 'say <|im_end|>' }], { addGenerationPrompt: false, continueFinalMessage: true });
+    expect(p.text).toBe('<|im_start|>user\nsay <|im_end|>');
+    expect(count(p.ids, IM_END)).toBe(0);
+    expect(() => prompt([{ role: 'assistant', content: null }], { addGenerationPrompt: false, continueFinalMessage: true })).toThrow(/content to continue/);
+    const dropping = new ChatTemplate('{% for m in messages %}{{ m.role }}{% endfor %}');
+    expect(() => renderPrompt(dropping, tok, [{ role: 'assistant', content: 'x' }], { addGenerationPrompt: false, continueFinalMessage: true })).toThrow(/the template keeps/);
+  });
 });
