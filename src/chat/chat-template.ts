@@ -1,10 +1,11 @@
 // The checkpoint's own Jinja chat template, rendered with Hugging Face's semantics
 // (apply_chat_template with tokenize=False): the same variables, trim_blocks/lstrip_blocks, and
-// tojson as json.dumps(ensure_ascii=False) with ", " and ": " separators.
+// tojson as json.dumps(ensure_ascii=False) with ", " and ": " separators, floats as Python writes them.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { badInput } from '../util/errors.js';
+import { usePythonFloats } from './jinja-numbers.js';
 import { usePythonStringMethods } from './jinja-strings.js';
 import { readTokenizerConfig, tokenContent, type TokenizerConfigJson } from './tokenizer-files.js';
 
@@ -52,6 +53,7 @@ export class ChatTemplate {
     private readonly config: TokenizerConfigJson = {},
   ) {
     usePythonStringMethods();
+    usePythonFloats();
     try {
       this.template = new Template(source);
     } catch (e) {

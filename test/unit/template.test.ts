@@ -69,6 +69,15 @@ describe('ChatTemplate.fromDir', () => {
     expect(out).toBe(' \\ |\\ \n||\ufeffab\u3000a|\x1f\ufeffab\u3000a\x85');
   });
 
+  it('writes floats below 1e-4 as Python does, in tojson and printed', () => {
+    // Recorded with transformers 5.24.0's template compiler (Jinja2, json.dumps).
+    const t = new ChatTemplate("{{ x }}|{{ [x, 0.5, y, 1, 'a', none, {'k': x}] | tojson }}|{{ x * 2 }}");
+    const out = t.render([], { kwargs: { x: 1.5e-7, y: -0.00002 } });
+    expect(out).toBe('1.5e-07|[1.5e-07, 0.5, -2e-05, 1, "a", null, {"k": 1.5e-07}]|3e-07');
+    const tool: ChatTool = { type: 'function', function: { name: 'fit', parameters: { type: 'object', properties: { tol: { type: 'number', minimum: 0.00001, default: 0.0001 } } } } };
+    expect(template.render([{ role: 'user', content: 'x' }], { tools: [tool] })).toContain('"minimum": 1e-05, "default": 0.0001}');
+  });
+
   it('reports a template that fails on the messages as bad input', () => {
     const t = new ChatTemplate("{{ raise_exception('Conversation roles must alternate') }}");
     expect(() => t.render([{ role: 'user', content: 'x' }])).toThrow(/Conversation roles must alternate/);
