@@ -1,9 +1,11 @@
 // The chat page: multi-turn conversation kept in memory only (a reload starts afresh), answers
 // streamed and rendered as markdown (raw HTML in model output is shown as text, never run), the
-// think block collapsed apart from the answer, Stop aborts the request. Settings and the API key
-// live in sessionStorage: they survive a reload of this tab and nothing else.
+// think block collapsed apart from the answer, Stop (or Escape) aborts the request; a finished
+// answer can be copied or regenerated, a sent message edited. Settings and the API key live in
+// sessionStorage: they survive a reload of this tab and nothing else.
 import { ApiError, fetchModels, streamChat } from './chat-stream.js';
 import { createMarkdown, StreamingMarkdown } from './markdown-stream.js';
+import { actionButton, actionRow, copyButton, handleCodeCopies, openEditor, setActionsBusy } from './message-actions.js';
 import { ThinkSplitter } from './think-splitter.js';
 
 const $ = (id) => document.getElementById(id);
@@ -67,6 +69,15 @@ function unreadableSetting() {
   return [els.thinkingBudget, els.temperature, els.topP, els.topK, els.maxTokens].find((el) => el.validity.badInput);
 }
 
+/** False, with the browser's note ("Please enter a number") beside the field, while a setting is unreadable. */
+function settingsReadable() {
+  const unreadable = unreadableSetting();
+  if (!unreadable) return true;
+  unreadable.focus();
+  unreadable.reportValidity();
+  return false;
+}
+
 function requestBody() {
   const messages = [];
   const system = els.system.value.trim();
@@ -103,14 +114,55 @@ function scrollToEnd() {
   els.messages.scrollTop = els.messages.scrollHeight;
 }
 
-function addUserMessage(text) {
+function addUserMessage(entry) {
   const wrap = addMessage('user');
   const body = document.createElement('div');
   body.className = 'text';
-  body.textContent = text;
-  wrap.append(body);
+  body.textContent = entry.content;
+  const edit = actionButton('Edit', 'Edit message', () => openEditor(wrap, entry.content, (text) => resend(wrap, entry, text), edit), { idleOnly: true });
+  wrap.append(body, actionRow(edit));
   scrollToEnd();
   return wrap;
+}
+
+/** Copy and Regenerate under a finished answer (the style sheet shows Regenerate on the last one only). */
+function addAnswerActions(view, question) {
+  const content = view.content;
+  const regenerate = actionButton('Regenerate', 'Regenerate answer', () => reanswer(view.element, question), { idleOnly: true, className: 'regenerate' });
+  // A stop before the first word leaves nothing to copy.
+  const buttons = content ? [copyButton('Copy answer', content), regenerate] : [regenerate];
+  view.element.append(actionRow(...buttons));
+}
+
+/** Removes el and every message after it. */
+function removeFrom(el) {
+  while (el.nextElementSibling) el.nextElementSibling.remove();
+  el.remove();
+}
+
+/**
+ * A sent message changed: it and everything after it leave the conversation, and the new text is
+ * sent in its place. False (the editor stays open) while an answer streams or a setting is unreadable.
+ */
+function resend(wrap, entry, text) {
+  const at = history.indexOf(entry);
+  if (inflight || at < 0 || !settingsReadable()) return false;
+  history.splice(at);
+  removeFrom(wrap);
+  els.prompt.focus();
+  void send(text);
+  return true;
+}
+
+/** The last answer again, for the conversation up to its question and the settings as they are now. */
+function reanswer(answerEl, question) {
+  const at = history.indexOf(question.entry);
+  if (inflight || at < 0 || !settingsReadable()) return;
+  history.splice(at + 1);
+  removeFrom(answerEl);
+  // The button pressed is gone: focus goes where Send would leave it.
+  els.prompt.focus();
+  void answer(history, question);
 }
 
 /** An assistant message: think block (hidden until there is reasoning), answer, and a status line. */
@@ -173,6 +225,7 @@ function addAssistantMessage() {
     }
   };
   return {
+    element: wrap,
     addReasoning(text) {
       if (!text) return;
       reasoning += text;
@@ -216,11 +269,19 @@ function addAssistantMessage() {
 }
 
 // ---- one turn ----
-async function send(text) {
-  // New chat may replace `history` while this turn streams: the turn finishes in its own conversation.
-  const conversation = history;
-  conversation.push({ role: 'user', content: text });
-  const asked = addUserMessage(text);
+function send(text) {
+  const entry = { role: 'user', content: text };
+  history.push(entry);
+  return answer(history, { entry, asked: addUserMessage(entry) });
+}
+
+/**
+ * Streams the answer to a conversation ending in question.entry (shown as question.asked).
+ * New chat may replace `history` while this turn streams: the turn finishes in its own conversation.
+ */
+async function answer(conversation, question) {
+  const { entry, asked } = question;
+  const text = entry.content;
   const view = addAssistantMessage();
   const controller = new AbortController();
   inflight = controller;
@@ -261,6 +322,7 @@ async function send(text) {
     const cut = finish === 'length' ? (numberOf(els.maxTokens) !== undefined ? 'cut at max_tokens' : "cut at the model's length limit") : '';
     view.finish('done', [tokens, cut].filter(Boolean).join(' · '), thoughtSeconds);
     conversation.push({ role: 'assistant', content: view.content });
+    addAnswerActions(view, question);
     if (els.status.dataset.state === 'error') void refreshModel(); // the server is back
   } catch (err) {
     take(splitter.finish());
@@ -269,11 +331,14 @@ async function send(text) {
       // question alone).
       view.finish('stopped', 'stopped', thoughtSeconds);
       if (view.content) conversation.push({ role: 'assistant', content: view.content });
+      addAnswerActions(view, question);
     } else {
       // A failed turn leaves the history as it was: the question is marked as not sent and put
       // back in the box (when that is empty), to be sent again as it is or changed.
       conversation.pop();
       asked.dataset.state = 'failed';
+      // Its text is back in the box: there is nothing left to edit.
+      asked.querySelector('.msg-actions')?.remove();
       asked.title = 'not part of the conversation: this turn failed';
       if (!els.prompt.value.trim()) els.prompt.value = text;
       view.fail(`${failureText(err)} ${retryAdvice(err, conversation, sent?.max_tokens)}`);
@@ -333,6 +398,7 @@ function setBusy(busy) {
   els.send.hidden = busy;
   els.stop.hidden = !busy;
   document.body.dataset.busy = String(busy);
+  setActionsBusy(els.messages, busy);
   // The end of the answer is re-rendered every frame while it streams: a busy live region is read
   // out once it settles, not again on every frame.
   els.messages.setAttribute('aria-busy', String(busy));
@@ -385,14 +451,7 @@ els.form.addEventListener('submit', (e) => {
   e.preventDefault();
   // Leading indentation is part of the message (pasted code); trailing blanks are not.
   const text = els.prompt.value.replace(/\s+$/, '');
-  if (!text.trim() || inflight) return;
-  const unreadable = unreadableSetting();
-  if (unreadable) {
-    // The browser's own note ("Please enter a number") beside the field; the message waits.
-    unreadable.focus();
-    unreadable.reportValidity();
-    return;
-  }
+  if (!text.trim() || inflight || !settingsReadable()) return;
   els.prompt.value = '';
   void send(text);
 });
@@ -403,6 +462,19 @@ els.prompt.addEventListener('keydown', (e) => {
   }
 });
 els.stop.addEventListener('click', () => inflight?.abort());
+// Escape stops an answer from anywhere on the page, before an editor or list sees it; with
+// nothing streaming it is left alone for the browser and the page's own uses (closing an editor).
+document.addEventListener(
+  'keydown',
+  (e) => {
+    if (e.key !== 'Escape' || e.isComposing || !inflight) return;
+    e.preventDefault();
+    e.stopPropagation();
+    inflight.abort();
+  },
+  { capture: true },
+);
+handleCodeCopies(els.messages);
 els.newChat.addEventListener('click', () => {
   inflight?.abort();
   history = [];

@@ -35,6 +35,18 @@ export function createMarkdown(markdownit) {
       return self.renderToken(tokens, i, options);
     };
   }
+  // A code block comes with a head naming its language and a Copy button (message-actions.js
+  // handles its clicks). Being part of the markup keeps a streamed answer the same HTML as one
+  // render of it, with no pass over kept nodes afterwards; the style sheet hides the button until
+  // the answer is finished.
+  for (const rule of ['fence', 'code_block']) {
+    const renderCode = md.renderer.rules[rule];
+    md.renderer.rules[rule] = (tokens, i, options, env, self) => {
+      const language = rule === 'fence' ? md.utils.unescapeAll(tokens[i].info).trim().split(/\s+/)[0] : '';
+      const head = `<div class="code-head"><span class="code-lang">${md.utils.escapeHtml(language)}</span><button type="button" class="copy-code" aria-label="Copy code">Copy</button></div>`;
+      return `<div class="code-block">${head}${renderCode(tokens, i, options, env, self)}</div>\n`;
+    };
+  }
   return md;
 }
 

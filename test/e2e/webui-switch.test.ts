@@ -55,7 +55,7 @@ describe('server.yml web_ui', () => {
       expect(page.status).toBe(200);
       expect(page.text).toContain('<title>grpst chat</title>');
       expect((await get(`${url}/ui`)).status).toBe(200);
-      for (const asset of ['/ui/app.js', '/ui/chat-stream.js', '/ui/think-splitter.js', '/ui/markdown-stream.js', '/ui/style.css', '/ui/markdown-it.min.js']) {
+      for (const asset of ['/ui/app.js', '/ui/chat-stream.js', '/ui/think-splitter.js', '/ui/markdown-stream.js', '/ui/message-actions.js', '/ui/style.css', '/ui/markdown-it.min.js']) {
         expect((await get(`${url}${asset}`)).status, asset).toBe(200);
       }
       expect((await get(`${url}/v1/models`)).json.data[0].id).toBe('qwen3');

@@ -89,7 +89,7 @@ describe('web chat page usability', () => {
     await page.keyboard.type('Plain follow-up');
     await page.keyboard.press('Enter');
     await waitState(page, 'done');
-    expect(await page.locator('.msg.user').last().textContent()).toBe('Plain follow-up');
+    expect(await page.locator('.msg.user .text').last().textContent()).toBe('Plain follow-up');
     expect(errors).toEqual([]);
   });
 
@@ -177,7 +177,7 @@ describe('web chat page usability', () => {
     expect(await page.getAttribute('#messages', 'aria-busy')).toBe('true');
     await waitState(page, 'done');
     expect(await page.getAttribute('#messages', 'aria-busy')).toBe('false');
-    expect(await page.getByRole('article', { name: 'You' }).textContent()).toBe('Slow, please');
+    expect(await page.getByRole('article', { name: 'You' }).locator('.text').textContent()).toBe('Slow, please');
     expect(await page.getByRole('article', { name: 'Answer' }).locator('.answer').textContent()).toContain('The end.');
   });
 });

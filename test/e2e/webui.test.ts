@@ -135,7 +135,7 @@ describe('web chat page', () => {
     expect(await page.evaluate(() => (window as any).__lengths.size)).toBeGreaterThanOrEqual(3);
     expect(await page.isVisible('#send')).toBe(true);
     expect(await page.isVisible('#stop')).toBe(false);
-    expect(await page.locator('.msg.user').textContent()).toBe('Hello there');
+    expect(await page.locator('.msg.user .text').textContent()).toBe('Hello there');
     expect((await lastAssistant(page).locator('.answer').textContent())!.length).toBeGreaterThan(0);
     expect(await lastAssistant(page).locator('.meta').textContent()).toMatch(/^96 tokens, [\d.]+ tokens\/s · cut at max_tokens$/);
     expect(chats).toHaveLength(1);

@@ -47,6 +47,7 @@ export function webUiRoutes(dir: string = webDir): Route[] {
     '/ui/chat-stream.js': asset(path.join(dir, 'chat-stream.js')),
     '/ui/think-splitter.js': asset(path.join(dir, 'think-splitter.js')),
     '/ui/markdown-stream.js': asset(path.join(dir, 'markdown-stream.js')),
+    '/ui/message-actions.js': asset(path.join(dir, 'message-actions.js')),
     '/ui/style.css': asset(path.join(dir, 'style.css')),
     '/ui/markdown-it.min.js': { body: fs.readFileSync(markdownItBrowserBuild()), type: contentTypes['.js'] },
   };
