@@ -320,6 +320,38 @@ describe('tool_choice', () => {
       expect(r.choices[0].message.content ?? '').not.toContain('<tool_call>');
     }
   });
+
+  it('forced together with a response format (the OpenAI Agents SDK sends both for an agent with tools and an output_type): the call wins, as in OpenAI and vLLM', async () => {
+    const person = { type: 'json_schema' as const, json_schema: { name: 'person', schema: schemas.person, strict: true } };
+    const r = await client.chat.completions.create({ model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice: 'required', response_format: person, max_tokens: 150, seed: 3 });
+    expect(r.choices[0].finish_reason).toBe('tool_calls');
+    const call = r.choices[0].message.tool_calls![0];
+    if (call.type !== 'function') throw new Error('not a function call');
+    expect(checks.get(call.function.name)!(JSON.parse(call.function.arguments))).toBe(true);
+    // The next turn, tool_choice back to auto, is held to the format.
+    const next = await client.chat.completions.create({
+      model: 'qwen3',
+      messages: [...ask('Postcode of Paris?'), { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', tool_call_id: call.id, content: '75001' }],
+      tools,
+      tool_choice: 'auto',
+      response_format: person,
+      max_tokens: 150,
+      seed: 3,
+    });
+    expect(ajv.validate(schemas.person, JSON.parse(next.choices[0].message.content!))).toBe(true);
+    // The Responses API spelling: text.format with a named function.
+    const res = await post(`${server.url}/v1/responses`, {
+      model: 'qwen3',
+      input: 'Postcode of Paris?',
+      tools: [{ type: 'function', ...postcodeTool.function }],
+      tool_choice: { type: 'function', name: 'get_postcode' },
+      text: { format: { type: 'json_schema', name: 'person', schema: schemas.person, strict: true } },
+      max_output_tokens: 150,
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.output.map((o: any) => o.type)).toEqual(['function_call']);
+    expect(checks.get('get_postcode')!(JSON.parse(res.json.output[0].arguments))).toBe(true);
+  });
 });
 
 describe('sharing the batch', () => {

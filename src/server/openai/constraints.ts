@@ -73,8 +73,11 @@ export function planTools(
     // A named function is called once (as vLLM and OpenAI do) unless parallel calls are asked for.
     if (parallelToolCalls === false || (only !== undefined && parallelToolCalls !== true)) request.toolCalls.parallel = false;
   }
-  if (request.responseFormat && request.toolCalls)
-    throw badRequest(`${formatParam} and a forced tool_choice cannot both apply to one answer; send one of them.`, formatParam);
+  // A forced tool_choice decides the turn: the answer is a call, with no message text for the
+  // format to shape. OpenAI's APIs and vLLM (whose tool schema replaces the format's) accept
+  // both, and clients send both wherever tools meet a typed final answer: the OpenAI Agents SDK
+  // with an output_type and tool_choice "required" sends the format on every turn.
+  if (request.toolCalls) delete request.responseFormat;
   let constraint: unknown;
   if (request.responseFormat || request.toolCalls) {
     if (compiler) constraint = compileOrRefuse(compiler, request);
