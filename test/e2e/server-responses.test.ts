@@ -219,6 +219,33 @@ describe('stored responses and refusals', () => {
   });
 
 
+  it('truncation auto drops the oldest turns until the conversation fits; the newest turn alone too long is still refused', async () => {
+    const limit = model.engine.info.maxSeqLen;
+    const long = (i: number) => `Turn ${i}: ${'the sea is wide and deep '.repeat(30)}`;
+    const input = Array.from({ length: 8 }, (_, i) => [
+      { role: 'user' as const, content: long(i) },
+      { role: 'assistant' as const, content: `Answer ${i}.` },
+    ]).flat();
+    input.push({ role: 'user', content: 'And the last question?' } as any);
+    const body = { ...greedy, instructions: 'Be brief.', input, max_output_tokens: 16 };
+    const disabled = await post(`${server.url}/v1/responses`, body);
+    expect(disabled.status).toBe(400);
+    const r = await client.responses.create({ ...body, truncation: 'auto' } as any);
+    expect(r.truncation).toBe('auto');
+    expect(r.usage!.input_tokens + 16).toBeLessThanOrEqual(limit);
+    // The most turns that fit, cut at a user turn, with the instructions kept: the same prompt as
+    // chat gives for that suffix, and one user turn more would not fit.
+    const prompt = async (from: number) => (await post(`${server.url}/tokenize`, { messages: [{ role: 'system', content: 'Be brief.' }, ...input.slice(from)] })).json.count;
+    let cut = -1;
+    for (let i = 0; i < input.length; i += 2) if ((await prompt(i)) === r.usage!.input_tokens) cut = i;
+    expect(cut).toBeGreaterThan(0);
+    expect((await prompt(cut - 2)) + 16).toBeGreaterThan(limit);
+    // The newest turn alone past the context: nothing can be dropped to fit it.
+    const huge = await post(`${server.url}/v1/responses`, { ...body, truncation: 'auto', input: [{ role: 'user', content: long(0).repeat(8) }] });
+    expect(huge.status).toBe(400);
+    expect(huge.json.error.code).toBe('context_length_exceeded');
+  });
+
   it('GET returns a stored response, DELETE removes it, store false keeps nothing', async () => {
     const r = await client.responses.create({ ...greedy, input: 'Keep me', max_output_tokens: 4 });
     expect((await client.responses.retrieve(r.id)).id).toBe(r.id);
@@ -250,9 +277,8 @@ describe('stored responses and refusals', () => {
       [{ input: 'x', tools: [fn('f')], tool_choice: { type: 'function' } }, 400, 'tool_choice.name', 'invalid_value'],
       [{ input: 'x', tools: [fn('f')], tool_choice: { type: 'allowed_tools', mode: 'sometimes', tools: [] } }, 400, 'tool_choice.mode', 'invalid_value'],
       // The planner's refusal names this endpoint's field, not chat's response_format.
-      [{ input: 'x', tools: [fn('f')], tool_choice: 'required', text: { format: { type: 'json_object' } } }, 400, 'text.format', 'invalid_value'],
+      [{ input: 'x', text: { format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: '^(a)\\1$' } } } }, 400, 'text.format', 'unsupported_schema'],
       [{ input: 'x', background: true }, 400, 'background', 'unsupported_parameter'],
-      [{ input: 'x', truncation: 'auto' }, 400, 'truncation', 'unsupported_parameter'],
       [{ input: 'x', include: ['file_search_call.results'] }, 400, 'include[0]', 'unsupported_parameter'],
       [{ input: [] }, 400, 'input', 'invalid_value'],
       [{ input: 'x', model: 'gpt-4o' }, 404, 'model', 'model_not_found'],

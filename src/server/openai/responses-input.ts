@@ -11,8 +11,6 @@ import type { AnswerFormat } from './vllm-fields.js';
 /** Refuses the fields whose meaning this server cannot honour, naming each and what to send. */
 export function refuseUnsupportedResponseFields(body: ResponsesRequest): void {
   if (body.background) throw unsupported('background', 'Background responses are not supported by this server; leave background out (or false) and wait for the answer, or stream it.');
-  if (body.truncation === 'auto')
-    throw unsupported('truncation', 'truncation "auto" is not supported by this server: it never drops input on its own. Send "disabled" (the default) and shorten the input when it is too long.');
   if (body.conversation !== undefined && body.conversation !== null)
     throw unsupported('conversation', 'Conversation objects are not supported by this server; chain turns with previous_response_id or send the whole input.');
   if (body.prompt !== undefined && body.prompt !== null) throw unsupported('prompt', 'Stored prompt templates are not supported by this server; send the input and instructions themselves.');

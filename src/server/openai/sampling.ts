@@ -94,6 +94,13 @@ export function tokenBudget(
   return requested;
 }
 
+/** Whether a prompt of promptTokens leaves room for the answer: what tokenBudget accepts. */
+export function leavesRoom(promptTokens: number, requested: number | null | undefined, limits: Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>): boolean {
+  const { maxSeqLen, maxInputLen } = limits;
+  if (promptTokens > maxInputLen && maxInputLen < maxSeqLen) return false;
+  return promptTokens + (requested ?? 1) <= maxSeqLen;
+}
+
 /** min_tokens (vLLM's): at most the budget, since the answer could not reach it otherwise. */
 export function minTokens(requested: number | null | undefined, maxTokens: number): number | undefined {
   if (!requested) return undefined;

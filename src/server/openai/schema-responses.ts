@@ -1,6 +1,6 @@
 // The /v1/responses request body (OpenAI's Responses API), as far as a text model can honour it.
 // Input items, function tools and text formats are checked here; fields that would need what this
-// server does not have (hosted tools, images, background runs, server-side truncation) are
+// server does not have (hosted tools, images, background runs, conversation objects) are
 // accepted by the schema and refused by name in responses-input.ts, so the error says what to send.
 import { z } from 'zod';
 import { MAX_CONTENT_PARTS, MAX_MESSAGES, MAX_TOOLS, tooMany, tooManyItems } from './limits.js';

@@ -11,7 +11,8 @@ import { planTools } from '../openai/constraints.js';
 import { inputItemsPage, inputItemsQuery, storedInputItems } from '../openai/responses-input-items.js';
 import { chatToolsAndChoice, inputMessages, refuseUnsupportedResponseFields, responseThinking, textAnswerFormat } from '../openai/responses-input.js';
 import { ResponseOutputBuilder, type EventSink, type OutputItem } from '../openai/responses-output.js';
-import { checkTokenIds, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
+import { fitHistory } from '../openai/responses-truncation.js';
+import { checkTokenIds, leavesRoom, logitBias, minTokens, samplingFor, stopStrings, stopTokens, thinkBudget, tokenBudget } from '../openai/sampling.js';
 import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-responses.js';
 import { requestPriority } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
@@ -31,11 +32,17 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const history = [...(previous?.conversation ?? []), ...inputMessages(body.input)];
   if (history.length === 0) throw badRequest('input is empty: send a string or at least one input item.', 'input');
   const inputItems = storedInputItems(body.input);
-  const messages: TemplateMessage[] = body.instructions ? [{ role: 'system', content: body.instructions }, ...history] : history;
   const thinking = responseThinking(body, thinkingKwarg(body.chat_template_kwargs), s.options.enableThinking);
   const { tools, choice } = chatToolsAndChoice(body.tools, body.tool_choice);
   const plan = planTools(tools, choice, textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls, 'text.format');
-  const prompt = s.render(messages, { addGenerationPrompt: true, enableThinking: thinking, tools: plan.tools, kwargs: extraKwargs(body.chat_template_kwargs) });
+  const render = (turns: readonly TemplateMessage[]) =>
+    s.render(body.instructions ? [{ role: 'system', content: body.instructions }, ...turns] : [...turns], {
+      addGenerationPrompt: true,
+      enableThinking: thinking,
+      tools: plan.tools,
+      kwargs: extraKwargs(body.chat_template_kwargs),
+    });
+  const prompt = body.truncation === 'auto' ? fitHistory(history, render, (p) => leavesRoom(p.ids.length, body.max_output_tokens, s.limits)).prompt : render(history);
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input', 'max_output_tokens', s.options.defaultMaxTokens);
   const logprobs = body.include?.includes('message.output_text.logprobs') ? (body.top_logprobs ?? 0) : undefined;
