@@ -1,11 +1,11 @@
 // The checkpoint's own Jinja chat template, rendered with Hugging Face's semantics
 // (apply_chat_template with tokenize=False): the same variables, trim_blocks/lstrip_blocks, and
-// tojson as json.dumps(ensure_ascii=False) with ", " and ": " separators, floats as Python writes them.
+// tojson as json.dumps(ensure_ascii=False) with ", " and ": " separators, numbers as Python writes them.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { badInput } from '../util/errors.js';
-import { usePythonFloats } from './jinja-numbers.js';
+import { usePythonFloats, withPythonNumbers } from './jinja-numbers.js';
 import { usePythonStringMethods } from './jinja-strings.js';
 import { readTokenizerConfig, tokenContent, type TokenizerConfigJson } from './tokenizer-files.js';
 
@@ -41,6 +41,8 @@ export interface RenderOptions {
   tools?: ChatTool[];
   /** Further template variables (chat_template_kwargs). */
   kwargs?: Record<string, unknown>;
+  /** The values hold PythonNumber markers (jinja-numbers.ts) for numbers written as the client wrote them. */
+  pythonNumbers?: boolean;
 }
 
 export class ChatTemplate {
@@ -100,7 +102,7 @@ export class ChatTemplate {
     if (opts.tools !== undefined) context.tools = opts.tools;
     if (opts.enableThinking !== undefined) context.enable_thinking = opts.enableThinking;
     try {
-      return this.template.render(context);
+      return opts.pythonNumbers ? withPythonNumbers(() => this.template.render(context)) : this.template.render(context);
     } catch (e) {
       throw badInput(`the chat template failed on these messages: ${(e as Error).message}`, 'check the roles and contents of the messages');
     }

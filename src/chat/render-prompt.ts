@@ -8,9 +8,13 @@
 // blocks as tokens, since the model wrote them so and the template splits on them; only the
 // special tokens they spell (<|im_end|>, <|im_start|>, <|endoftext|>: turn and document
 // boundaries) are wrapped one by one, so a forged assistant turn cannot end itself early.
+// Numbers JSON.parse changed in the request (1.0, 1e20, big integers) reach the template as
+// PythonNumber markers, so tojson writes them as transformers does (parse/json-numbers.ts).
+import { holdsWrittenNumbers, writtenNumber } from '../parse/json-numbers.js';
 import { badInput } from '../util/errors.js';
 import { objectInOrder } from '../util/key-order.js';
 import type { ChatMessage, ChatTemplate, ChatTool, RenderOptions } from './chat-template.js';
+import { PythonNumber, pythonNumber } from './jinja-numbers.js';
 import { pythonStrip } from './jinja-strings.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -82,9 +86,10 @@ export function renderPrompt(
   if (continued && (last < 0 || messages[last].content === null || messages[last].content === undefined)) {
     throw badInput('continue_final_message needs a final message with content to continue');
   }
+  const numbers = { found: false };
   const plain: ChatMessage[] = messages.map((m, i) => ({
-    ...(stripMarkers(m) as InputMessage),
-    content: flattenContent(stripMarkers(m.content) as InputMessage['content'], i),
+    ...(stripMarkers(m, numbers) as InputMessage),
+    content: flattenContent(stripMarkers(m.content, numbers) as InputMessage['content'], i),
   }));
   const specials = specialPattern(tokenizer);
   const marked = plain.map((m): ChatMessage => {
@@ -95,13 +100,9 @@ export function renderPrompt(
   // The tag goes after the shielded span, so the cut never splits the markers.
   const final = continued ? plain[last].content! : '';
   const tagged = (list: ChatMessage[]) => (continued ? list.map((m, i) => (i === last ? { ...m, content: m.content + CONTINUE_TAG } : m)) : list);
-  const tools = opts.tools === undefined ? undefined : (stripMarkers(opts.tools) as ChatTool[]);
-  const base: RenderOptions = {
-    ...opts,
-    addGenerationPrompt: opts.addGenerationPrompt ?? true,
-    tools,
-    kwargs: opts.kwargs === undefined ? undefined : (stripMarkers(opts.kwargs) as Record<string, unknown>),
-  };
+  const tools = opts.tools === undefined ? undefined : (stripMarkers(opts.tools, numbers) as ChatTool[]);
+  const kwargs = opts.kwargs === undefined ? undefined : (stripMarkers(opts.kwargs, numbers) as Record<string, unknown>);
+  const base: RenderOptions = { ...opts, addGenerationPrompt: opts.addGenerationPrompt ?? true, tools, kwargs, pythonNumbers: numbers.found };
   const hf = cutAtTag(template.render(tagged(plain), base), final, continued);
   // Tool descriptions are shielded too when the template only prints them (tojson); a template
   // that compares them gets them plain. Content the template inspects stays shielded regardless.
@@ -155,14 +156,14 @@ function specialPattern(tokenizer: Tokenizer): RegExp | null {
 function shieldSpecials(value: unknown, re: RegExp): unknown {
   if (typeof value === 'string') return value.replace(re, (t) => OPEN + t + CLOSE);
   if (Array.isArray(value)) return value.map((v) => shieldSpecials(v, re));
-  if (value !== null && typeof value === 'object') return objectInOrder(Object.entries(value).map(([k, v]) => [shieldSpecials(k, re) as string, shieldSpecials(v, re)]));
+  if (value !== null && typeof value === 'object' && !(value instanceof PythonNumber)) return objectInOrder(Object.entries(value).map(([k, v]) => [shieldSpecials(k, re) as string, shieldSpecials(v, re)]));
   return value;
 }
 
 /** Copy of the tools with every "description" string wrapped in the markers. */
 function shieldDescriptions(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(shieldDescriptions);
-  if (value !== null && typeof value === 'object')
+  if (value !== null && typeof value === 'object' && !(value instanceof PythonNumber))
     return objectInOrder(Object.entries(value).map(([k, v]) => [k, k === 'description' && typeof v === 'string' && v.length > 0 ? OPEN + v + CLOSE : shieldDescriptions(v)]));
   return value;
 }
@@ -181,12 +182,23 @@ function flattenContent(content: InputMessage['content'], index: number): string
     .join('\n');
 }
 
-/** Deep copy with the marker characters removed from every string. */
-function stripMarkers(value: unknown): unknown {
+/**
+ * Deep copy with the marker characters removed from every string, and each number JSON.parse
+ * changed from the request's text (still the value parsed from it) as a PythonNumber; sets
+ * `numbers.found` when there was one.
+ */
+function stripMarkers(value: unknown, numbers: { found: boolean }): unknown {
   if (typeof value === 'string') return value.replace(MARKERS, '');
-  if (Array.isArray(value)) return value.map(stripMarkers);
-  if (value !== null && typeof value === 'object') return objectInOrder(Object.entries(value).map(([k, v]) => [k.replace(MARKERS, ''), stripMarkers(v)]));
-  return value;
+  if (value === null || typeof value !== 'object' || value instanceof PythonNumber) return value;
+  const held = holdsWrittenNumbers(value);
+  const member = (key: string, v: unknown): unknown => {
+    const token = held && typeof v === 'number' ? writtenNumber(value, key) : undefined;
+    if (token === undefined || !Object.is(Number(token), v)) return stripMarkers(v, numbers);
+    numbers.found = true;
+    return pythonNumber(token, v as number);
+  };
+  if (Array.isArray(value)) return value.map((v, i) => member(String(i), v));
+  return objectInOrder(Object.entries(value).map(([k, v]) => [k.replace(MARKERS, ''), member(k, v)]));
 }
 
 /** Removes the markers; returns the text and the ranges they enclosed. An unclosed range runs to the end. */

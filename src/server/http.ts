@@ -1,5 +1,6 @@
 // Reading request bodies and writing JSON answers over node:http.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { withWrittenNumbers } from '../parse/json-numbers.js';
 import { withWrittenKeyOrder } from '../parse/ordered-json.js';
 import { ApiError, badRequest, bodyTooLarge } from './errors.js';
 
@@ -39,7 +40,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  * objects list their keys in the order the client wrote them, integer-like keys included, as
  * Python's json.loads keeps them for vLLM: a tool's parameters, a call's arguments and a schema's
  * properties reach the prompt and the grammar in that order. Only a body with a key of digits is
- * walked a second time for it (parse/ordered-json.ts).
+ * walked a second time for it (parse/ordered-json.ts). Numbers JSON.parse changes (1.0, 1e20,
+ * integers past 2^53) keep their text beside the value, for templates to print as Python does;
+ * only a body that can hold one is walked for it (parse/json-numbers.ts).
  */
 export async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const bytes = await readBody(req, limit);
@@ -59,7 +62,7 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<Rec
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw badRequest('The request body must be a JSON object.', null, 'invalid_json');
-  return withWrittenKeyOrder(text, value) as Record<string, unknown>;
+  return withWrittenNumbers(text, withWrittenKeyOrder(text, value)) as Record<string, unknown>;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

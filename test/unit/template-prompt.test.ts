@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ChatTemplate, type ChatMessage, type ChatTool } from '../../src/chat/chat-template.js';
 import { renderPrompt, type InputMessage } from '../../src/chat/render-prompt.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
+import { withWrittenNumbers } from '../../src/parse/json-numbers.js';
 import { fixturesDir, readJsonInWrittenOrder, refs, tokenizerDir } from '../helpers/fixtures.js';
 
 interface PromptCase {
@@ -224,5 +225,48 @@ describe('renderPrompt', () => {
     expect(() => prompt([{ role: 'assistant', content: null }], { addGenerationPrompt: false, continueFinalMessage: true })).toThrow(/content to continue/);
     const dropping = new ChatTemplate('{% for m in messages %}{{ m.role }}{% endfor %}');
     expect(() => renderPrompt(dropping, tok, [{ role: 'assistant', content: 'x' }], { addGenerationPrompt: false, continueFinalMessage: true })).toThrow(/the template keeps/);
+  });
+
+  it('writes the numbers of a request body as transformers does: 1.0, 1e+20, integers past 2^53', () => {
+    // A body as a client sends it, read as the server reads it (server/http.ts readJson).
+    const text = '{"messages": [{"role": "user", "content": "Scale it."}, {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "scale", "arguments": {"x": 2.0, "id": 12345678901234567}}}]}, {"role": "tool", "content": "done"}], "tools": [{"type": "function", "function": {"name": "scale", "parameters": {"type": "object", "properties": {"x": {"type": "number", "default": 1.0, "maximum": 1e20}, "id": {"type": "integer"}}}}}]}';
+    const body = withWrittenNumbers(text, JSON.parse(text)) as { messages: InputMessage[]; tools: ChatTool[] };
+    const p = prompt(body.messages, { tools: body.tools });
+    // transformers 5.25.0: apply_chat_template(json.loads(text)['messages'], tools=..., add_generation_prompt=True).
+    expect(p.text).toBe(
+      [
+        '<|im_start|>system',
+        '# Tools',
+        '',
+        'You may call one or more functions to assist with the user query.',
+        '',
+        'You are provided with function signatures within <tools></tools> XML tags:',
+        '<tools>',
+        '{"type": "function", "function": {"name": "scale", "parameters": {"type": "object", "properties": {"x": {"type": "number", "default": 1.0, "maximum": 1e+20}, "id": {"type": "integer"}}}}}',
+        '</tools>',
+        '',
+        'For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:',
+        '<tool_call>',
+        '{"name": <function-name>, "arguments": <args-json-object>}',
+        '</tool_call><|im_end|>',
+        '<|im_start|>user',
+        'Scale it.<|im_end|>',
+        '<|im_start|>assistant',
+        '<tool_call>',
+        '{"name": "scale", "arguments": {"x": 2.0, "id": 12345678901234567}}',
+        '</tool_call><|im_end|>',
+        '<|im_start|>user',
+        '<tool_response>',
+        'done',
+        '</tool_response><|im_end|>',
+        '<|im_start|>assistant',
+        '',
+      ].join('\n'),
+    );
+    expect(p.sameAsHf).toBe(true);
+    expect(p.ids).toEqual(tok.encode(p.text));
+    // Everything else reads the numbers JSON.parse gave.
+    expect(body.tools[0].function.parameters).toEqual({ type: 'object', properties: { x: { type: 'number', default: 1, maximum: 1e20 }, id: { type: 'integer' } } });
+    expect(body.messages[1].tool_calls![0].function.arguments).toEqual({ x: 2, id: Number('12345678901234567') });
   });
 });

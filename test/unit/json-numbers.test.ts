@@ -1,0 +1,85 @@
+// Numbers written as Python writes them: float repr, and the request's own number text kept
+// beside JSON.parse's value. Every expected string was printed by Python 3 (json.dumps, str) or
+// by transformers 5.25.0's template compiler (Jinja2).
+import { describe, expect, it } from 'vitest';
+import { ChatTemplate } from '../../src/chat/chat-template.js';
+import { pythonFloatRepr, pythonNumber } from '../../src/chat/jinja-numbers.js';
+import { holdsWrittenNumbers, mayHoldChangedNumber, numberChanged, withWrittenNumbers, writtenNumber } from '../../src/parse/json-numbers.js';
+import { withWrittenKeyOrder } from '../../src/parse/ordered-json.js';
+
+describe('pythonFloatRepr', () => {
+  it('writes repr(float) digit for digit', () => {
+    // python3 -c 'print(repr(float(t)))' for each t.
+    const cases: [number, string][] = [
+      [1, '1.0'],
+      [-0, '-0.0'],
+      [0, '0.0'],
+      [1e20, '1e+20'],
+      [1500, '1500.0'],
+      [1e16, '1e+16'],
+      [1.5e16, '1.5e+16'],
+      [9999999999999998, '9999999999999998.0'],
+      [1e15, '1000000000000000.0'],
+      [123456, '123456.0'],
+      [1e-5, '1e-05'],
+      [0.0001, '0.0001'],
+      [1.5e-7, '1.5e-07'],
+      [3e-10, '3e-10'],
+      [2.5, '2.5'],
+      [0.1, '0.1'],
+      [-12.75, '-12.75'],
+      [1e308, '1e+308'],
+      [1.7976931348623157e308, '1.7976931348623157e+308'],
+      [5e-324, '5e-324'],
+      [1e21, '1e+21'],
+      [1.2345678901234568e-300, '1.2345678901234568e-300'],
+      [Infinity, 'inf'],
+      [-Infinity, '-inf'],
+      [NaN, 'nan'],
+    ];
+    for (const [x, repr] of cases) expect(pythonFloatRepr(x), String(x)).toBe(repr);
+  });
+});
+
+describe('numbers JSON.parse changes', () => {
+  it('are the integral floats and the integers it cannot spell', () => {
+    const changed = ['1.0', '-0.0', '0e0', '1e20', '1E20', '1.5e3', '100.0', '12345678901234567', '-12345678901234567890', '1e16', '-3.25e2', '123456789012345678901234567890'];
+    const same = ['1', '-0', '2.5', '1e-5', '0.0001', '-3.25e-2', '100000000000000000000', '9007199254740991', '1e400', '12'];
+    for (const t of changed) expect(numberChanged(t, JSON.parse(t)), t).toBe(true);
+    for (const t of same) expect(numberChanged(t, JSON.parse(t)), t).toBe(false);
+  });
+
+  it('the scan finds bodies that can hold one and passes plain ones', () => {
+    for (const t of ['{"a": 1.0}', '{"a":[2,1e3]}', '{"a":\n -12345678901234567}', '{"a": 0.5}']) expect(mayHoldChangedNumber(t), t).toBe(true);
+    for (const t of ['{"a": 1, "b": [2, -3], "c": "x"}', '{"a": 123456789012345}', '{"v1.0": true}']) expect(mayHoldChangedNumber(t), t).toBe(false);
+  });
+
+  it('keeps the text of each against its container, and leaves the parsed values alone', () => {
+    const text =
+      '{"tools": [{"parameters": {"default": 1.0, "maximum": 1e20, "minimum": -0.0, "step": 0.5, "n": 3, "enum": [1.5e3, 2, 12345678901234567]}}],' +
+      ' "k\\u0031": {"x": 2.0}, "s": "a \\" : 1.0, \\\\", "dup": {"x": 1.0}, "dup": {"x": 1}, "1": {"y": 4.0}, "b": 5.0}';
+    const body = withWrittenNumbers(text, withWrittenKeyOrder(text, JSON.parse(text))) as any;
+    expect(body).toEqual(JSON.parse(text));
+    const params = body.tools[0].parameters;
+    expect(params.default).toBe(1);
+    expect([writtenNumber(params, 'default'), writtenNumber(params, 'maximum'), writtenNumber(params, 'minimum')]).toEqual(['1.0', '1e20', '-0.0']);
+    expect([writtenNumber(params, 'step'), writtenNumber(params, 'n')]).toEqual([undefined, undefined]);
+    expect([0, 1, 2].map((i) => writtenNumber(params.enum, String(i)))).toEqual(['1.5e3', undefined, '12345678901234567']);
+    expect(writtenNumber(body.k1, 'x')).toBe('2.0');
+    // A key written twice: JSON.parse keeps the later value, and so does the record.
+    expect(holdsWrittenNumbers(body.dup) && writtenNumber(body.dup, 'x')).toBeFalsy();
+    // Objects seen in written key order (an integer-like key) are the ones recorded.
+    expect(writtenNumber(body['1'], 'y')).toBe('4.0');
+    expect(writtenNumber(body, 'b')).toBe('5.0');
+    expect(holdsWrittenNumbers(body.tools)).toBe(false);
+  });
+});
+
+describe('the template bridge', () => {
+  it('prints markers, and floats the template computes, as Jinja2 does', () => {
+    // transformers' _compile_jinja_template(...).render(x=10**16, y=1.0, z=12345678901234567)
+    const t = new ChatTemplate('{{ x }}|{{ [4 / 2, x / 1, y, z, 0.5, w] | tojson }}|{{ x / 1 }}|{{ 4 / 2 }}|{{ y }}|{{ z }}|{{ w }}');
+    const kwargs = { x: 1e16, y: pythonNumber('1.0', 1), z: pythonNumber('12345678901234567', 12345678901234567), w: pythonNumber('-0.0', -0) };
+    expect(t.render([], { kwargs, pythonNumbers: true })).toBe('10000000000000000|[2.0, 1e+16, 1.0, 12345678901234567, 0.5, -0.0]|1e+16|2.0|1.0|12345678901234567|-0.0');
+  });
+});
