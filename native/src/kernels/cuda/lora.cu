@@ -69,8 +69,9 @@ __global__ void __launch_bounds__(kShrinkThreads) lora_shrink_kernel(LoraStep s,
 // sum_r t[r] B[j, r] in fp32 for output j of a projection, t staged in shared memory. B's block of
 // 64 outputs holds j at [r][j % 64]: consecutive threads read consecutive entries. The adapter
 // does not stay in the L2, so each load waits out DRAM's latency: eight are issued before the
-// first is used, into four sums (one dependent load per rank measured 1.69x the base step at
-// rank 16 on an H200, docs/benchmarks.md "LoRA adapters").
+// first is used, into four sums. Decode step with one adapter against the base step, rank 16 /
+// 64: one dependent load per rank 1.69x / 2.51x at batch 1, 1.82x / 3.26x at 64 (an H200); eight
+// in flight 1.38x / 1.57x and 1.47x / 1.93x (an H100; docs/benchmarks.md "LoRA adapters").
 __device__ __forceinline__ float lora_column(const LoraProj& p, const float* t_s, int j) {
   const bf16* b = p.bt + static_cast<size_t>(j / kLoraBlockCols) * p.rank * kLoraBlockCols + j % kLoraBlockCols;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
