@@ -4,6 +4,10 @@
 // the model would have produced it), and every other prompt goes to the real engine.
 import type { Tokenizer } from '../../src/chat/tokenizer.js';
 import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent } from '../../src/engine/types.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { defaultServerOptions } from '../../src/server/options.js';
+import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
+import { loadTiny, type TinyModel } from './server-harness.js';
 
 export interface ScriptRule {
   /** Applies when the latest user turn of the rendered prompt contains this text. */
@@ -75,4 +79,22 @@ export class ScriptedEngine implements GenerationEngine {
     }
     yield limit < ids.length ? { tokens: [], finishReason: 'length' } : { tokens: [], finishReason: 'stop', stopTokenId: imEnd };
   }
+}
+
+/**
+ * tiny-a behind a ScriptedEngine with no rules (every prompt reaches the real engine, and the
+ * wrapper records what it was sent), served with the structured-output compiler: for tests that
+ * read the prompts a route hands the engine. Close with closeRecordingServer.
+ */
+export async function startRecordingServer(): Promise<{ model: TinyModel; engine: ScriptedEngine; server: RunningServer }> {
+  const model = await loadTiny('tiny-a');
+  const engine = new ScriptedEngine(model.engine, model.tokenizer, []);
+  const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
+  const server = await startServer({ engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+  return { model, engine, server };
+}
+
+export async function closeRecordingServer(parts: { model?: TinyModel; server?: RunningServer }): Promise<void> {
+  await parts.server?.close();
+  await parts.model?.engine.close();
 }

@@ -4,27 +4,19 @@
 // object (and so any SDK) would itself move "1" before "b". The prompts are read where the engine
 // receives them (a scripted engine with no rules, in front of the real one, records each).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/server/index.js';
-import { defaultServerOptions } from '../../src/server/options.js';
-import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
-import { loadTiny, post, type TinyModel } from './server-harness.js';
-import { ScriptedEngine } from './scripted-engine.js';
+import type { RunningServer } from '../../src/server/index.js';
+import { post, type TinyModel } from './server-harness.js';
+import { closeRecordingServer, startRecordingServer, type ScriptedEngine } from './scripted-engine.js';
 
 let model: TinyModel;
 let server: RunningServer;
 let engine: ScriptedEngine;
 
 beforeAll(async () => {
-  model = await loadTiny('tiny-a');
-  engine = new ScriptedEngine(model.engine, model.tokenizer, []);
-  const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
-  server = await startServer({ engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+  ({ model, engine, server } = await startRecordingServer());
 });
 
-afterAll(async () => {
-  await server?.close();
-  await model?.engine.close();
-});
+afterAll(() => closeRecordingServer({ model, server }));
 
 /** Posts JSON text as written and returns the prompt the engine received for it. */
 async function promptOf(path: string, body: string): Promise<string> {
