@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { envVars, isInside } from '../config/paths.js';
 import { positiveEnvNumber } from '../util/env-values.js';
+import { isDiskFull } from '../util/disk-full.js';
 import { badInput } from '../util/errors.js';
 import { entryKind, unsafeEntryName } from './entry-name.js';
 import { manifestName, manifestSchema, type Manifest } from './manifest.js';
@@ -124,6 +125,8 @@ export async function extractArchive(marPath: string, dest: string, limits: Extr
       try {
         await pipeline(source, tap, fs.createWriteStream(target, { flags: 'wx', mode: want.mode }));
       } catch (err) {
+        // The disk filling up is not damage to the archive: the caller names the disk and the fix.
+        if (isDiskFull(err)) throw err;
         throw refuse(`entry ${JSON.stringify(name)} is damaged: ${(err as Error).message}`);
       }
       if (hash.digest('hex') !== want.sha256) throw refuse(`checksum mismatch for ${JSON.stringify(name)} (the file was changed or corrupted after archiving)`);

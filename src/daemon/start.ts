@@ -9,6 +9,7 @@ import { drainTimeoutS, isInside, lifecyclePaths, validateName } from '../config
 import { loadDeployment, type Deployment } from '../config/resolve.js';
 import { checkTokenIds } from '../config/token-ids.js';
 import { onOutputClosed } from '../util/closed-output.js';
+import { isDiskFull } from '../util/disk-full.js';
 import { badInput, failed } from '../util/errors.js';
 import { chooseConfs, describeConfs } from './conf-choice.js';
 import { requireDeviceBuilt } from './device-check.js';
@@ -20,7 +21,7 @@ import { requireListenable } from './ports.js';
 import { healthUrl, probeHealth } from './probe.js';
 import { groupMembers, pidAlive, procStartTime, signalGroup, sleep, waitGroupGone } from './processes.js';
 import { spawnDaemon } from './spawn.js';
-import { drainMarkerOf, drainingSince, ensureHome, grpstServerOn, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
+import { drainMarkerOf, drainingSince, ensureHome, grpstServerOn, homeDiskFull, lockName, portFileOf, readState, removeState, writeState, type ServerState } from './state.js';
 import { requireTrtllmServe } from './trtllm.js';
 import { checkTensorParallelHost, multicastOffEnv, tensorParallelSize } from './tp-launch.js';
 import { makeFolders, nearestExisting } from '../util/folders.js';
@@ -165,13 +166,22 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
       authHealth: Boolean(d.runtime.server.apiKey && d.runtime.server.authHealth),
       drainTimeoutS: drainLimitS,
     };
-    writeState(state, input.home);
+    try {
+      writeState(state, input.home);
+    } catch (err) {
+      // Without its state file the server would run unseen by ps and out of reach of stop.
+      await abandon(state, input.home);
+      throw err;
+    }
     spawned = state;
 
     input.progress.step(`waiting for ${input.name} to load the model (pid ${pid})`);
     await waitHealthy(state, portFile, d.runtime.server.apiKey, input.timeoutS * 1000, logOffset, input.home);
     const url = healthUrl(state.host, state.httpPort).replace(/\/health$/, '');
     return { state, url, modelId: d.runtime.server.modelId, authRequired: Boolean(d.runtime.server.apiKey) };
+  } catch (err) {
+    // Unpacking or writing the state on a full disk: the disk and the fix, not a bare ENOSPC.
+    throw isDiskFull(err) ? homeDiskFull(err, input.home) : err;
   } finally {
     for (const sig of signals) process.off(sig, onSignal);
     forgetClosedOutput();
@@ -268,6 +278,8 @@ async function waitHealthy(state: ServerState, portFile: string, apiKey: string 
   for (;;) {
     if (!pidAlive(state.pid, state.procStart)) {
       await abandon(state, home);
+      // A full disk takes the reason with it: the server's last words could not reach the log.
+      if (noSpaceLeft(state.logFile)) throw failed(`${state.name} exited while starting: the disk of ${path.dirname(state.logFile)} is full, so the server could write neither its log nor its port file`, `free space on that disk, then start again`);
       throw failed(`${state.name} exited while starting${formatTail(state.logFile, logOffset)}`, `fix what the log says, then start again (full log: ${state.logFile})`);
     }
     // The daemon writes the port file once it listens: until then a /health answer on that port
@@ -294,6 +306,14 @@ async function abandon(state: ServerState, home: string): Promise<void> {
   if (!(await waitGroupGone(state.pgid, 5000))) signalGroup(state.pgid, 'SIGKILL');
   await waitGroupGone(state.pgid, 5000);
   removeState(state.name, home);
+}
+
+function noSpaceLeft(file: string): boolean {
+  try {
+    return fs.statfsSync(path.dirname(file)).bavail === 0;
+  } catch {
+    return false;
+  }
 }
 
 function formatTail(logFile: string, offset: number): string {

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { envVars, lifecyclePaths, runDirOf, type LifecyclePaths } from '../config/paths.js';
-import { badInput } from '../util/errors.js';
+import { isDiskFull } from '../util/disk-full.js';
+import { badInput, failed, type GrpstError } from '../util/errors.js';
 import { makeFolders } from '../util/folders.js';
 import { pidAlive } from './processes.js';
 import { recoverState } from './state-recovery.js';
@@ -50,11 +51,18 @@ function makeUnderHome(dir: string, home: string, mode?: number): void {
  */
 function refusedHome(e: unknown, file: string, home: string): unknown {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (isDiskFull(e)) return homeDiskFull(e, home);
   if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return e;
   return badInput(
     `cannot use ${file} (${code}): ${envVars.home} ${home} holds the servers of another user, or is read-only`,
     `run grpst as the user that started them, or set ${envVars.home} to a folder you can write (default ~/.grps)`,
   );
+}
+
+/** A write under GRPST_HOME that found its disk full (exit 4), with where to make room. */
+export function homeDiskFull(e: unknown, home: string): GrpstError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return failed(`the disk of ${envVars.home} ${home} is full (${code})`, `free space on that disk, or set ${envVars.home} to a folder on a larger disk`, e);
 }
 
 /** GRPST_HOME itself, created when missing. */
@@ -167,7 +175,11 @@ export function lockName(name: string, home?: string): () => void {
         }
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw refusedHome(err, p.lock, p.home);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        // 'wx' created the file before the write failed (a full disk): an empty lock is no one's.
+        fs.rmSync(p.lock, { force: true });
+        throw refusedHome(err, p.lock, p.home);
+      }
       const holder = Number(fs.readFileSync(p.lock, 'utf8').trim());
       if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
         throw badInput(`another \`grpst start --name ${name}\` is running (pid ${holder})`, `wait for it to finish, or start under another --name`);
@@ -180,8 +192,14 @@ export function lockName(name: string, home?: string): () => void {
 
 export function atomicWrite(file: string, text: string): void {
   const temp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(temp, text, { mode: 0o600 });
-  fs.renameSync(temp, file);
+  try {
+    fs.writeFileSync(temp, text, { mode: 0o600 });
+    fs.renameSync(temp, file);
+  } catch (e) {
+    // A full disk fails the write after the file was created: no half-written temp is left.
+    fs.rmSync(temp, { force: true });
+    throw e;
+  }
 }
 
 function safeJson(text: string): unknown {
