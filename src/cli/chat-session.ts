@@ -104,6 +104,7 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     history.push({ role: 'user', content: raw.trimEnd() });
     current = new AbortController();
     turns++;
+    const resumeRedraws = holdPromptRedraws(terminal);
     try {
       const answer = await streamAnswer(target, { ...opts, enableThinking: thinking }, history, current.signal, out, dim);
       history.push({ role: 'assistant', content: answer });
@@ -118,6 +119,7 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
       } else out(`\nerror: ${turnError(err, target)}\n`);
     } finally {
       current = undefined;
+      resumeRedraws();
     }
     prompt();
   }
@@ -128,6 +130,19 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     process.stderr.write(`${failedTurns} of ${turns} ${turns === 1 ? 'turn' : 'turns'} failed\n`);
     process.exitCode = 1;
   }
+}
+
+/**
+ * readline redraws its prompt line on every terminal resize; during an answer that would erase
+ * the line being streamed and write `> ` into it. Its resize listeners are put back once the
+ * answer ends, and the next prompt is drawn at the new width anyway.
+ */
+function holdPromptRedraws(terminal: NodeJS.WriteStream | undefined): () => void {
+  const listeners = terminal?.listeners('resize') ?? [];
+  for (const l of listeners) terminal!.off('resize', l as () => void);
+  return () => {
+    for (const l of listeners) terminal!.on('resize', l as () => void);
+  };
 }
 
 /** A failed turn in words: a connection lost or refused is the server going away, said with how to check. */

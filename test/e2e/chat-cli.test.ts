@@ -195,6 +195,17 @@ describe('grpst chat shows thinking dimmed', () => {
 describe('grpst chat on a terminal', () => {
   const hasScript = execaSync('sh', ['-c', 'command -v script'], { reject: false }).exitCode === 0;
 
+  /** The processes under PID (`script`'s shell and the chat, on its pseudo-terminal), from ps's parent links. */
+  function descendants(pid: number): number[] {
+    const links = execaSync('ps', ['-e', '-o', 'pid=,ppid=']).stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+    const found: number[] = [];
+    for (let i = 0, parents = [pid]; i < 4 && parents.length > 0; i++) {
+      parents = links.filter(([, ppid]) => parents.includes(ppid)).map(([p]) => p);
+      found.push(...parents);
+    }
+    return found;
+  }
+
   /** `grpst chat ARGS` on a pseudo-terminal (util-linux `script`), its output collected. */
   function onTerminal(args: string[], redirect = '') {
     const command = [process.execPath, ...cliArgv, 'chat', ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ') + redirect;
@@ -233,6 +244,23 @@ describe('grpst chat on a terminal', () => {
     const piped = fs.readFileSync(file, 'utf8');
     expect(piped).not.toContain('\x1b');
     expect(piped).toMatch(/^chatting with chatty .*\n[^]*\n\(prompt \d+ tokens, answer 3 tokens, .*\)\n$/);
+  });
+
+  it.skipIf(!hasScript)('a terminal resize during an answer does not redraw the prompt into it', async () => {
+    const { child, seen } = onTerminal(['chatty', '--max_tokens', '3000']);
+    await waitFor(async () => seen.text.includes('> '), 30_000);
+    child.stdin!.write('Write a long story\n');
+    await waitFor(async () => seen.text.length > 400, 60_000);
+    // Resize the chat's pseudo-terminal as a terminal window does: the kernel sends it SIGWINCH.
+    const tty = execaSync('ps', ['-o', 'tty=', '-p', String(descendants(child.pid!).at(-1))]).stdout.trim();
+    for (const cols of [60, 100]) execaSync('stty', ['-F', `/dev/${tty}`, 'cols', String(cols), 'rows', '30']);
+    await new Promise((r) => setTimeout(r, 300));
+    child.stdin!.write('\x03');
+    await waitFor(async () => /^\(stopped/m.test(seen.text), 20_000);
+    child.stdin!.write('\x04');
+    expect((await child).exitCode, seen.text).toBe(0);
+    const answer = seen.text.slice(seen.text.indexOf('Write a long story'), seen.text.search(/^\(stopped/m));
+    expect(answer).not.toContain('\x1b[');
   });
 
   it.skipIf(!hasScript)('a pasted block of lines is one message, and Ctrl-D during an answer ends the chat once it is done', async () => {
