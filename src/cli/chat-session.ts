@@ -23,10 +23,12 @@ interface Message {
   content: string;
 }
 
+// Ollama's names work too (/bye, /clear, /set think|nothink, /?): its users type them by habit,
+// and an exit command taken for a message would send the rest of a piped script to the model.
 const help = `Type a message and press Enter (a pasted block is one message; """ begins and ends one of several lines). Commands:
-  /think on|off   thinking for the next answers (enable_thinking)
-  /reset          forget the conversation
-  /exit           leave (or Ctrl-D); Ctrl-C stops an answer`;
+  /think on|off   thinking for the next answers (enable_thinking; /set think|nothink too)
+  /reset          forget the conversation (/clear too)
+  /exit           leave (/bye, or Ctrl-D); Ctrl-C stops an answer, or clears a line being typed`;
 
 /** ANSI dim for thinking, only on a terminal that wants colour (NO_COLOR respected, FORCE_COLOR honoured). */
 function useColor(): boolean {
@@ -40,6 +42,10 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
   const dim = (s: string) => (color ? `\x1b[2m${s}\x1b[22m` : s);
   const out = (s: string) => process.stdout.write(s);
   const interactive = process.stdin.isTTY === true;
+  // The prompt and the echo of typed keys belong on the terminal: with stdout piped
+  // (`grpst chat | tee log`) they go to stderr's terminal, so the pipe gets no cursor codes and
+  // the keys typed still show.
+  const terminal = !interactive ? undefined : process.stdout.isTTY ? process.stdout : process.stderr.isTTY ? process.stderr : undefined;
   let thinking = opts.enableThinking;
   let history: Message[] = [];
   let turns = 0;
@@ -49,14 +55,19 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
 
   const who = target.name === target.baseUrl ? `model ${target.model} at ${target.baseUrl}` : `${target.name} (model ${target.model} at ${target.baseUrl})`;
   out(dim(`chatting with ${who}; /help for commands\n`));
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
+  const rl = readline.createInterface({ input: process.stdin, output: terminal, terminal: terminal !== undefined });
   let current: AbortController | undefined;
   // Ctrl-C: readline reports it on a terminal; with piped input it arrives as a signal.
   const onInterrupt = () => {
     if (current) current.abort();
     else rl.close();
   };
-  rl.on('SIGINT', onInterrupt);
+  // Ctrl-C on a half-typed line clears it (as Ollama and a shell do) rather than leaving the chat.
+  rl.on('SIGINT', () => {
+    if (current || rl.line === '') return onInterrupt();
+    rl.write(null, { ctrl: true, name: 'u' }); // deletes up to the cursor
+    rl.write(null, { ctrl: true, name: 'k' }); // and after it
+  });
   process.on('SIGINT', onInterrupt);
   const reader = new MessageReader(rl, interactive);
   const prompt = () => {
@@ -72,16 +83,19 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     }
     if (line.startsWith('/')) {
       const [cmd, arg] = line.split(/\s+/, 2);
-      if (cmd === '/exit' || cmd === '/quit') break;
-      if (cmd === '/reset') {
+      if (cmd === '/exit' || cmd === '/quit' || cmd === '/bye') break;
+      const think = cmd === '/think' ? arg : cmd === '/set' ? { think: 'on', nothink: 'off' }[arg ?? ''] : undefined;
+      if (cmd === '/reset' || cmd === '/clear') {
         history = [];
         contextHintShown = false;
         out(dim('conversation forgotten\n'));
-      } else if (cmd === '/think' && (arg === 'on' || arg === 'off')) {
-        thinking = arg === 'on';
-        out(dim(`thinking ${arg}\n`));
-      } else {
+      } else if (think === 'on' || think === 'off') {
+        thinking = think === 'on';
+        out(dim(`thinking ${think}\n`));
+      } else if (cmd === '/help' || cmd === '/?') {
         out(`${help}\n`);
+      } else {
+        out(`unknown command ${line}; /help lists them\n`);
       }
       prompt();
       continue;
@@ -90,6 +104,7 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     history.push({ role: 'user', content: raw.trimEnd() });
     current = new AbortController();
     turns++;
+    const resumeRedraws = holdPromptRedraws(terminal);
     try {
       const answer = await streamAnswer(target, { ...opts, enableThinking: thinking }, history, current.signal, out, dim);
       history.push({ role: 'assistant', content: answer });
@@ -104,6 +119,7 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
       } else out(`\nerror: ${turnError(err, target)}\n`);
     } finally {
       current = undefined;
+      resumeRedraws();
     }
     prompt();
   }
@@ -114,6 +130,19 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     process.stderr.write(`${failedTurns} of ${turns} ${turns === 1 ? 'turn' : 'turns'} failed\n`);
     process.exitCode = 1;
   }
+}
+
+/**
+ * readline redraws its prompt line on every terminal resize; during an answer that would erase
+ * the line being streamed and write `> ` into it. Its resize listeners are put back once the
+ * answer ends, and the next prompt is drawn at the new width anyway.
+ */
+function holdPromptRedraws(terminal: NodeJS.WriteStream | undefined): () => void {
+  const listeners = terminal?.listeners('resize') ?? [];
+  for (const l of listeners) terminal!.off('resize', l as () => void);
+  return () => {
+    for (const l of listeners) terminal!.on('resize', l as () => void);
+  };
 }
 
 /** A failed turn in words: a connection lost or refused is the server going away, said with how to check. */

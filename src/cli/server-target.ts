@@ -87,6 +87,10 @@ async function servedModel(baseUrl: string, apiKey: string | undefined, name: st
       : failed(`the server ${name} does not answer as grpst does: GET ${baseUrl}/v1/models answered ${what}`, `see ${logHint}`);
   if (status !== 200) {
     if (!answer.envelope) throw notAnApi(`${status} (${answer.text})`);
+    // An API that has no /v1/models under this path: the path in --url is wrong, not the server.
+    if (byUrl && status === 404) {
+      throw badInput(`no OpenAI-compatible API at ${baseUrl}: GET /v1/models answered 404 (not found)`, `give --url the server's address alone or with /v1, e.g. --url ${new URL(baseUrl).origin}`);
+    }
     throw failed(`GET ${baseUrl}/v1/models answered ${status}: ${answer.text}`, `see ${logHint}`);
   }
   let body: { data?: { id: string; max_model_len?: unknown; max_input_len?: unknown }[] } | null;

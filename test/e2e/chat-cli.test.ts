@@ -100,6 +100,20 @@ describe('grpst chat against a started server', () => {
     expect(r.exitCode).toBe(0);
   });
 
+  it("Ollama's /bye, /clear and /set nothink work; an unknown command is named, not sent", async () => {
+    const r = await chatWith(['chatty', '--max_tokens', '2'], '/set nothink\n/clear\n/nope now\n/bye\nnever sent\n');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('thinking off\nconversation forgotten\nunknown command /nope now; /help lists them');
+    expect(statsLines(r.stdout)).toHaveLength(0);
+  });
+
+  it('--url with a path the server has no API under is named with the address to give', async () => {
+    const r = await chatWith(['--url', `${base()}/v2`], '', { GRPST_API_KEY: apiKey });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: no OpenAI-compatible API at ${base()}/v2: GET /v1/models answered 404 (not found)`);
+    expect(r.stderr).toContain(`fix: give --url the server's address alone or with /v1, e.g. --url ${base()}`);
+  });
+
   it('a wrong key, an unknown name and a dead server are named with the fix', async () => {
     const wrongKey = await chatWith(['chatty'], 'Hello\n', { GRPST_API_KEY: 'not-the-right-key' });
     expect(wrongKey.code).toBe(2);
@@ -181,14 +195,73 @@ describe('grpst chat shows thinking dimmed', () => {
 describe('grpst chat on a terminal', () => {
   const hasScript = execaSync('sh', ['-c', 'command -v script'], { reject: false }).exitCode === 0;
 
+  /** The processes under PID (`script`'s shell and the chat, on its pseudo-terminal), from ps's parent links. */
+  function descendants(pid: number): number[] {
+    const links = execaSync('ps', ['-e', '-o', 'pid=,ppid=']).stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+    const found: number[] = [];
+    for (let i = 0, parents = [pid]; i < 4 && parents.length > 0; i++) {
+      parents = links.filter(([, ppid]) => parents.includes(ppid)).map(([p]) => p);
+      found.push(...parents);
+    }
+    return found;
+  }
+
   /** `grpst chat ARGS` on a pseudo-terminal (util-linux `script`), its output collected. */
-  function onTerminal(args: string[]) {
-    const command = [process.execPath, ...cliArgv, 'chat', ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  function onTerminal(args: string[], redirect = '') {
+    const command = [process.execPath, ...cliArgv, 'chat', ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ') + redirect;
     const child = execa('script', ['-qfec', command, '/dev/null'], { env: { ...cli.env, NO_COLOR: '1', GRPST_API_KEY: undefined }, cwd: cli.home, reject: false, stdin: 'pipe', timeout: 120_000 });
     const seen = { text: '' };
     child.stdout!.on('data', (b: Buffer) => (seen.text += b.toString()));
     return { child, seen };
   }
+
+  it.skipIf(!hasScript)('Ctrl-C on a half-typed line clears it and the chat goes on; Ctrl-C at an empty prompt leaves', async () => {
+    const { child, seen } = onTerminal(['chatty', '--max_tokens', '3']);
+    await waitFor(async () => seen.text.includes('> '), 30_000);
+    child.stdin!.write('half typed');
+    await waitFor(async () => seen.text.includes('half typed'), 10_000);
+    child.stdin!.write('\x03');
+    await new Promise((r) => setTimeout(r, 300));
+    child.stdin!.write('Hello\n');
+    await waitFor(async () => /prompt \d+ tokens/.test(seen.text), 60_000);
+    child.stdin!.write('\x03');
+    const r = await child;
+    expect(r.exitCode, seen.text).toBe(0);
+    const one = await post(`${base()}/tokenize`, { model: 'qwen3', messages: [{ role: 'user', content: 'Hello' }] }, { authorization: `Bearer ${apiKey}` });
+    expect(Number(/prompt (\d+) tokens/.exec(seen.text)![1])).toBe(one.json.count);
+  });
+
+  it.skipIf(!hasScript)('with stdout piped, the prompt and typed keys stay on the terminal and the pipe gets no cursor codes', async () => {
+    const file = path.join(work, 'piped.txt');
+    const { child, seen } = onTerminal(['chatty', '--max_tokens', '3'], ` > '${file}'`);
+    await waitFor(async () => seen.text.includes('> '), 30_000);
+    child.stdin!.write('Hello\n');
+    await waitFor(async () => fs.existsSync(file) && /prompt \d+ tokens/.test(fs.readFileSync(file, 'utf8')), 60_000);
+    child.stdin!.write('\x04');
+    const r = await child;
+    expect(r.exitCode, seen.text).toBe(0);
+    expect(seen.text).toMatch(/> (\x1b\[\d+G)?Hello/);
+    const piped = fs.readFileSync(file, 'utf8');
+    expect(piped).not.toContain('\x1b');
+    expect(piped).toMatch(/^chatting with chatty .*\n[^]*\n\(prompt \d+ tokens, answer 3 tokens, .*\)\n$/);
+  });
+
+  it.skipIf(!hasScript)('a terminal resize during an answer does not redraw the prompt into it', async () => {
+    const { child, seen } = onTerminal(['chatty', '--max_tokens', '3000']);
+    await waitFor(async () => seen.text.includes('> '), 30_000);
+    child.stdin!.write('Write a long story\n');
+    await waitFor(async () => seen.text.length > 400, 60_000);
+    // Resize the chat's pseudo-terminal as a terminal window does: the kernel sends it SIGWINCH.
+    const tty = execaSync('ps', ['-o', 'tty=', '-p', String(descendants(child.pid!).at(-1))]).stdout.trim();
+    for (const cols of [60, 100]) execaSync('stty', ['-F', `/dev/${tty}`, 'cols', String(cols), 'rows', '30']);
+    await new Promise((r) => setTimeout(r, 300));
+    child.stdin!.write('\x03');
+    await waitFor(async () => /^\(stopped/m.test(seen.text), 20_000);
+    child.stdin!.write('\x04');
+    expect((await child).exitCode, seen.text).toBe(0);
+    const answer = seen.text.slice(seen.text.indexOf('Write a long story'), seen.text.search(/^\(stopped/m));
+    expect(answer).not.toContain('\x1b[');
+  });
 
   it.skipIf(!hasScript)('a pasted block of lines is one message, and Ctrl-D during an answer ends the chat once it is done', async () => {
     const { child, seen } = onTerminal(['chatty', '--max_tokens', '300']);
