@@ -177,7 +177,8 @@ export function lockName(name: string, home?: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         // 'wx' created the file before the write failed (a full disk): an empty lock is no one's.
-        fs.rmSync(p.lock, { force: true });
+        // (Other failures made nothing, and a folder closed to this user refuses even the look.)
+        if (isDiskFull(err)) fs.rmSync(p.lock, { force: true });
         throw refusedHome(err, p.lock, p.home);
       }
       const holder = Number(fs.readFileSync(p.lock, 'utf8').trim());

@@ -217,12 +217,17 @@ describe('grpst lifecycle on the native runtime', () => {
       expect(status).toMatch(/^(running|draining)$/);
     }
     expect(status).toBe('draining');
-    const again = cli.run(['stop', 'patient']);
-    await new Promise((r) => setTimeout(r, 500));
-    ac.abort(); // the client leaves: its request ends, so does the drain
+    // The client leaves once the second stop is waiting on the drain (not after a fixed delay: on
+    // a busy machine the drain could end before that stop had even looked, and find no server).
+    const again = execa(process.execPath, [...cliArgv, 'stop', 'patient'], { env: cli.env, reject: false, stdin: 'ignore' });
+    let saidAgain = '';
+    again.stderr?.on('data', (d: Buffer) => {
+      saidAgain += String(d);
+      if (saidAgain.includes('draining in-flight requests')) ac.abort(); // its request ends, so does the drain
+    });
     const stopped = await again;
-    expect(stopped.code, stopped.stderr).toBe(0);
-    expect(stopped.stderr).toContain('patient stopped');
+    expect(stopped.exitCode, saidAgain).toBe(0);
+    expect(saidAgain).toContain('patient stopped');
   });
 
   it('stop --timeout shorter than a running answer: the server is killed, and its log says so', async () => {
