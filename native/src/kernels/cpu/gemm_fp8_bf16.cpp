@@ -10,7 +10,7 @@
 // bf16 values: six instructions for 64 weights, where shifting and rebiasing each 32 took about
 // nine and bound one row at 28 GFLOP/s a core. The unpacks leave the values in "pair order" (each
 // 128-bit lane's first eight bytes in the first vector, its last eight in the second), so the
-// activations are stored in that order once per call (e4m3_bf16_pair_order) instead of the
+// activations are stored in that order once per call (e4m3_bf16_pair_slot) instead of the
 // weights being shuffled back on every pass.
 //
 // Sums: every output's 16 lanes accumulate along K, the two halves of each 64-value chunk in turn,

@@ -28,7 +28,7 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
 
 // The activations rounded to e4m3 (and divided by input_scale): fp32 [M, in]; where the level
 // multiplies in bf16, then as bf16 bits [M, in] (exact: e4m3 values) after them, in the order
-// gemm_e4m3_bf16 widens the weights in (e4m3_bf16_pair_order).
+// gemm_e4m3_bf16 widens the weights in (e4m3_bf16_pair_slot).
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                     std::vector<uint8_t>& buf, ThreadPool& pool) {
   const int K = w.in_features;
@@ -40,16 +40,13 @@ const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, 
   quant::rows_in_pieces(pool, M, [&](int m0, int m1) {
     q.round_rows_e4m3(x + int64_t(m0) * ldx, ldx, m1 - m0, K, w.input_scale, xr + size_t(m0) * K);
     if (!xb) return;
-    thread_local std::vector<uint16_t> natural;
-    natural.resize(size_t(K));
-    for (int m = m0; m < m1; m++) {
+    for (int m = m0; m < m1; m++)
       for (int i = 0; i < K; i++) {
         uint32_t bits;
         std::memcpy(&bits, xr + size_t(m) * K + i, 4);
-        natural[size_t(i)] = uint16_t(bits >> 16);  // (e4m3 values fit bf16: the low half is zero)
+        // (e4m3 values fit bf16: the low half is zero)
+        xb[size_t(m) * K + cpu::e4m3_bf16_pair_slot(i, K)] = uint16_t(bits >> 16);
       }
-      cpu::e4m3_bf16_pair_order(natural.data(), xb + size_t(m) * K, K);
-    }
   });
   return p;
 }
