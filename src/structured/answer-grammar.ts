@@ -5,7 +5,7 @@
 //   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
 // separated by "\n", exactly as the chat template writes them back into later prompts.
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { alt, call, freeText, lit, literalChoice, rep, RuleSet, seq, special, star, type Expr, type Grammar } from './grammar.js';
+import { alt, call, freeText, lit, literalChoice, rep, RuleSet, seq, special, star, type Expr, type Grammar, type JsonOptions } from './grammar.js';
 import { GbnfError, parseGbnf, ruleName as gbnfRule } from './gbnf.js';
 import { anyJsonObject } from './json-grammar.js';
 import { larkToGbnf, looksLikeLark } from './lark.js';
@@ -20,7 +20,10 @@ export interface ToolSpec {
   parameters?: unknown;
 }
 
-export type AnswerSpec =
+/** What the answer must be, and (json) how its JSON is laid out. */
+export type AnswerSpec = AnswerKind & { json?: JsonOptions };
+
+type AnswerKind =
   | { kind: 'json_object' }
   | { kind: 'json_schema'; schema: unknown }
   /** Exactly one of these strings, as raw text (not a JSON string). */
@@ -61,7 +64,7 @@ export class ToolSchemaError extends SchemaError {
 }
 
 export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: SpecialTokens): Grammar {
-  const rules = new RuleSet();
+  const rules = new RuleSet(spec.json);
   // One budget of sub-schemas for the whole answer, every tool's parameters together.
   const budget = { parts: 0 };
   let answer: Expr;

@@ -243,7 +243,20 @@ export function isNothing(e: Expr): boolean {
 }
 
 /** Collects rules as a compiler creates them; names are unique keys chosen by the caller. */
+/**
+ * How the JSON of one answer is laid out (vLLM's structured_outputs options): compact writes no
+ * whitespace at all (disable_any_whitespace); closedObjects reads a schema object without
+ * "additionalProperties" as if it said false (disable_additional_properties).
+ */
+export interface JsonOptions {
+  compact?: boolean;
+  closedObjects?: boolean;
+}
+
 export class RuleSet {
+  /** @param json the layout every JSON value of this grammar takes */
+  constructor(readonly json: JsonOptions = {}) {}
+
   private readonly rules = new Map<string, Expr>();
   private readonly pending = new Set<string>();
   private readonly where = new Map<string, string>();

@@ -1,12 +1,22 @@
-// JSON's lexical pieces as grammar expressions, in the one layout every constrained answer uses:
+// JSON's lexical pieces as grammar expressions, in the layout every constrained answer uses:
 // compact JSON where ':' and ',' may be followed by one space (Python's json.dumps style, which
-// is how Qwen writes tool calls), and no other whitespace. Strings are valid UTF-8 and count
-// length in code points, as JSON Schema does; \u escapes never produce lone surrogates.
+// is how Qwen writes tool calls), and no other whitespace; or, where the request asks for it
+// (RuleSet.json.compact), no whitespace at all. Strings are valid UTF-8 and count length in code
+// points, as JSON Schema does; \u escapes never produce lone surrogates.
 import { alt, bytes, lit, opt, rep, repViaRule, seq, type Expr, type RuleSet } from './grammar.js';
 import { anyNumber } from './number-range.js';
 
-export const colon = seq(lit(':'), opt(lit(' ')));
-export const comma = seq(lit(','), opt(lit(' ')));
+/** The separators of one grammar's JSON. */
+export interface Separators {
+  colon: Expr;
+  comma: Expr;
+}
+const spaced: Separators = { colon: seq(lit(':'), opt(lit(' '))), comma: seq(lit(','), opt(lit(' '))) };
+const compact: Separators = { colon: lit(':'), comma: lit(',') };
+
+export function separators(rules: RuleSet): Separators {
+  return rules.json.compact ? compact : spaced;
+}
 
 const hex = bytes([0x30, 0x39], [0x41, 0x46], [0x61, 0x66]);
 /** Four hex digits outside D800-DFFF. */
@@ -51,14 +61,14 @@ export function jsonLiteral(value: unknown): Expr {
 }
 
 /** A JSON object whose keys and values come from `pair` (key, colon and value), min..max pairs. */
-export function jsonObjectOf(pair: Expr, min = 0, max = Infinity): Expr {
+export function jsonObjectOf(pair: Expr, comma: Expr, min = 0, max = Infinity): Expr {
   if (max === 0) return lit('{}');
   const body = seq(pair, rep(seq(comma, pair), Math.max(0, min - 1), max - 1));
   return seq(lit('{'), min > 0 ? body : opt(body), lit('}'));
 }
 
 /** A JSON array of min..max items. */
-export function jsonArrayOf(item: Expr, min = 0, max = Infinity): Expr {
+export function jsonArrayOf(item: Expr, comma: Expr, min = 0, max = Infinity): Expr {
   if (max === 0) return lit('[]');
   const body = seq(item, rep(seq(comma, item), Math.max(0, min - 1), max - 1));
   return seq(lit('['), min > 0 ? body : opt(body), lit(']'));
@@ -76,11 +86,13 @@ export function anyJson(rules: RuleSet, depth = 0): Expr {
     const scalars = [jsonString(), anyNumber(), lit('true'), lit('false'), lit('null')];
     if (depth >= ANY_JSON_DEPTH) return alt(...scalars, lit('{}'), lit('[]'));
     const inner = anyJson(rules, depth + 1);
-    return alt(...scalars, jsonObjectOf(seq(jsonString(), colon, inner)), jsonArrayOf(inner));
+    const { colon, comma } = separators(rules);
+    return alt(...scalars, jsonObjectOf(seq(jsonString(), colon, inner), comma), jsonArrayOf(inner, comma));
   });
 }
 
 /** Any JSON object (json_object mode). */
 export function anyJsonObject(rules: RuleSet): Expr {
-  return rules.define('any-object', () => jsonObjectOf(seq(jsonString(), colon, anyJson(rules, 1))));
+  const { colon, comma } = separators(rules);
+  return rules.define('any-object', () => jsonObjectOf(seq(jsonString(), colon, anyJson(rules, 1)), comma));
 }

@@ -4,7 +4,7 @@
 // with minItems/maxItems counted exactly. Repeated parts (items, map values) are rules, so a
 // nested schema is written once however often it may occur.
 import { alt, empty, lit, nothing, rep, seq, type Expr, type GraphEdge } from './grammar.js';
-import { colon, comma, jsonArrayOf, jsonLiteral, jsonObjectOf, jsonString } from './json-grammar.js';
+import { jsonArrayOf, jsonLiteral, jsonObjectOf, jsonString, separators } from './json-grammar.js';
 import type { RefDepth, SchemaCompiler } from './schema-compiler.js';
 import { contradictoryCounts, count, isObject, MAX_COUNT_BOUND, SchemaError, upperCount, type SchemaObject } from './schema-errors.js';
 
@@ -13,7 +13,9 @@ export function objectExpr(c: SchemaCompiler, schema: SchemaObject, path: string
   if (!isObject(props)) throw new SchemaError('"properties" must be an object', path);
   const required = schema.required ?? [];
   if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new SchemaError('"required" must be an array of property names', path);
-  const additional = schema.additionalProperties;
+  const { colon, comma } = separators(c.rules);
+  // disable_additional_properties: an object that does not say otherwise takes no other keys.
+  const additional = schema.additionalProperties ?? (c.rules.json.closedObjects ? false : undefined);
   if (additional !== undefined && typeof additional !== 'boolean' && !isObject(additional))
     throw new SchemaError('"additionalProperties" must be a boolean or a schema', path);
   const minProps = count(schema, 'minProperties', path, MAX_COUNT_BOUND);
@@ -33,7 +35,7 @@ export function objectExpr(c: SchemaCompiler, schema: SchemaObject, path: string
     const value = c.rule(additional ?? true, `${path}/additionalProperties`, refs);
     const min = minProps ?? 0;
     const max = maxProps;
-    return min > max ? nothing : jsonObjectOf(seq(jsonString(), colon, value), min, max);
+    return min > max ? nothing : jsonObjectOf(seq(jsonString(), colon, value), comma, min, max);
   }
 
   const requiredSet = new Set(required as string[]);
@@ -86,8 +88,9 @@ export function arrayExpr(c: SchemaCompiler, schema: SchemaObject, path: string,
     restPath = `${path}/items`;
   }
   if (min > max) return nothing;
+  const { comma } = separators(c.rules);
   const restItem = rest === false ? undefined : c.rule(rest, restPath, refs);
-  if (prefix.length === 0) return restItem ? jsonArrayOf(restItem, min, max) : min === 0 ? lit('[]') : nothing;
+  if (prefix.length === 0) return restItem ? jsonArrayOf(restItem, comma, min, max) : min === 0 ? lit('[]') : nothing;
 
   const p = prefix.map((s, i) => c.rule(s, `${path}/${schema.prefixItems ? 'prefixItems' : 'items'}/${i}`, refs));
   const written = (k: number): Expr => seq(...p.slice(0, k).flatMap((e, i) => (i === 0 ? [e] : [comma, e])));

@@ -10,6 +10,14 @@ import { StructuredOutputs, type StructuredOutputsOptions } from './structured-o
 
 /** What a constraint request asks the answer to be. */
 export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
+  const spec = answerKind(req);
+  // Only options that are on, so the default layout keeps one cache entry per schema.
+  const json = req.responseFormat?.json;
+  if (spec && json && (json.compact || json.closedObjects)) spec.json = { ...(json.compact && { compact: true }), ...(json.closedObjects && { closedObjects: true }) };
+  return spec;
+}
+
+function answerKind(req: ConstraintRequest): AnswerSpec | undefined {
   const rf = req.responseFormat;
   if (rf?.type === 'json_object') return { kind: 'json_object' };
   if (rf?.type === 'json_schema') return { kind: 'json_schema', schema: rf.json_schema.schema ?? true };

@@ -167,6 +167,52 @@ describe("vLLM's structured outputs", () => {
     expect(notJson.json.error.param).toBe('structured_outputs.structural_tag');
   });
 
+  it("structured_outputs' layout options: disable_any_whitespace writes no whitespace, disable_additional_properties closes free-form objects", async () => {
+    const nested = {
+      type: 'object',
+      properties: { tags: { type: 'array', items: { type: 'integer' }, minItems: 2, maxItems: 4 }, meta: { type: 'object' }, n: { type: 'integer' } },
+      required: ['tags', 'meta', 'n'],
+    };
+    // Whitespace outside the JSON strings (a string's own spaces are its content).
+    const layoutSpaces = (text: string) => text.replace(/"(?:[^"\\]|\\.)*"/g, '""').match(/\s/g)?.length ?? 0;
+    let spacedSeen = 0;
+    let keysSeen = 0;
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const plain = await post(`${server.url}/v1/completions`, complete({ structured_outputs: { json: nested }, seed, temperature: 2 }));
+      expect(plain.status, JSON.stringify(plain.json)).toBe(200);
+      spacedSeen += layoutSpaces(plain.json.choices[0].text);
+      keysSeen += Object.keys(JSON.parse(plain.json.choices[0].text).meta).length;
+      const fields = { structured_outputs: { json: nested, disable_any_whitespace: true, disable_additional_properties: true, disable_fallback: true } };
+      for (const r of [
+        await post(`${server.url}/v1/completions`, complete({ ...fields, seed, temperature: 2 })),
+        await post(`${server.url}/v1/chat/completions`, chat({ ...fields, seed, temperature: 2 })),
+      ]) {
+        expect(r.status, JSON.stringify(r.json)).toBe(200);
+        const text: string = r.json.choices[0].text ?? r.json.choices[0].message.content;
+        expect(layoutSpaces(text), text).toBe(0);
+        expect(JSON.parse(text).meta, text).toEqual({});
+      }
+    }
+    // The same seeds without the options: the separators' optional spaces and the free-form
+    // object's keys do occur, so the checks above saw the options at work.
+    expect(spacedSeen).toBeGreaterThan(0);
+    expect(keysSeen).toBeGreaterThan(0);
+  });
+
+  it("structured_outputs' whitespace_pattern, guided_whitespace_pattern and unknown keys: 400 naming them", async () => {
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ structured_outputs: { json: schema, whitespace_pattern: '[ ]*' } }, 'structured_outputs.whitespace_pattern', 'disable_any_whitespace'],
+      [{ guided_json: schema, guided_whitespace_pattern: '[ ]*' }, 'guided_whitespace_pattern', 'disable_any_whitespace'],
+      [{ structured_outputs: { json: schema, any_whitespace: false } }, 'structured_outputs', 'any_whitespace'],
+    ];
+    for (const [fields, param, named] of cases) {
+      const r = await post(`${server.url}/v1/chat/completions`, chat(fields));
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error.param).toBe(param);
+      expect(r.json.error.message).toContain(named);
+    }
+  });
+
   it('two constraints at once, or one that is not a schema: 400 naming the field', async () => {
     const both = await post(`${server.url}/v1/chat/completions`, chat({ guided_json: schema, response_format: { type: 'json_object' } }));
     expect(both.status).toBe(400);

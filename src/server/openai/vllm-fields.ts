@@ -13,6 +13,7 @@ import type { SchedulingPolicy } from '../../engine/types.js';
 import { withWrittenKeyOrder } from '../../parse/ordered-json.js';
 import { badRequest } from '../errors.js';
 import { MAX_BAD_WORDS, tooMany } from './limits.js';
+import type { JsonOptions } from '../../structured/grammar.js';
 import { jsonObject, structuralTagSchema, type ResponseFormat } from './schema-common.js';
 
 /** Choices of one guided_choice request; each becomes grammar, so the list is bounded. */
@@ -41,7 +42,17 @@ export const vllmFields = {
       grammar: z.string().min(1, 'send a GBNF grammar, or leave grammar out').nullish(),
       /** A structural tag as JSON text (vLLM's) or as an object: structuralTagFormat. */
       structural_tag: z.unknown().optional(),
+      /** JSON without any whitespace (by default one space may follow ':' and ','). */
+      disable_any_whitespace: z.boolean().nullish(),
+      /** Schema objects without "additionalProperties" take no undeclared keys (a free-form one is {}). */
+      disable_additional_properties: z.boolean().nullish(),
+      /** There is one backend and nothing to fall back from: accepted, no effect. */
+      disable_fallback: z.boolean().nullish(),
+      // Refused unless null (refuseUnsupported): any JSON here, so the refusal is what the client reads.
+      whitespace_pattern: z.unknown().optional(),
     })
+    // An unknown key is a 400 naming it, not a constraint silently left out.
+    .strict()
     .nullish(),
   min_tokens: z.number().int().min(0).nullish(),
   thinking_token_budget: z.number().int().min(0).nullish(),
@@ -116,8 +127,11 @@ export interface GrammarFormat {
   grammar: string;
 }
 
-/** What a request asks its answer to be: response_format, or a vLLM structured-output field. */
-export type AnswerFormat = ResponseFormat | ChoiceFormat | RegexFormat | GrammarFormat;
+/**
+ * What a request asks its answer to be: response_format, or a vLLM structured-output field; json:
+ * structured_outputs' layout options (disable_any_whitespace, disable_additional_properties).
+ */
+export type AnswerFormat = (ResponseFormat | ChoiceFormat | RegexFormat | GrammarFormat) & { json?: JsonOptions };
 
 interface Fields extends VllmFields {
   response_format?: ResponseFormat | null;
@@ -154,13 +168,21 @@ function askedFormats(body: Fields): [string, () => AnswerFormat][] {
   if (so?.grammar != null) asked.push(['structured_outputs.grammar', () => ({ type: 'grammar', grammar: so.grammar! })]);
   if (so?.json_object === true) asked.push(['structured_outputs.json_object', () => ({ type: 'json_object' })]);
   if (so?.structural_tag != null) asked.push(['structured_outputs.structural_tag', () => structuralTagFormat(so.structural_tag, 'structured_outputs.structural_tag')]);
+  if (so && (so.disable_any_whitespace || so.disable_additional_properties)) {
+    const json: JsonOptions = { ...(so.disable_any_whitespace && { compact: true }), ...(so.disable_additional_properties && { closedObjects: true }) };
+    for (const entry of asked) if (entry[0].startsWith('structured_outputs.')) {
+      const format = entry[1];
+      entry[1] = () => ({ ...format(), json });
+    }
+  }
   if (body.structural_tag != null) asked.push(['structural_tag', () => structuralTagFormat(body.structural_tag, 'structural_tag')]);
   return asked;
 }
 
 function refuseUnsupported(body: Fields): void {
   const refused: [string, boolean, string][] = [
-    ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out.'],
+    ['guided_whitespace_pattern', body.guided_whitespace_pattern != null, 'guided_whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out (structured_outputs.disable_any_whitespace: true writes no whitespace at all).'],
+    ['structured_outputs.whitespace_pattern', body.structured_outputs?.whitespace_pattern != null, 'structured_outputs.whitespace_pattern is not supported: JSON is written compact, with at most one space after ":" and ","; leave it out, or send disable_any_whitespace: true for no whitespace at all.'],
     ['logits_processors', body.logits_processors != null && !(Array.isArray(body.logits_processors) && body.logits_processors.length === 0), 'logits_processors are not supported: this server runs no code a request names; use logit_bias, allowed_token_ids or bad_words, or leave it out.'],
     ['kv_transfer_params', body.kv_transfer_params != null, 'kv_transfer_params is not supported: this server does not hand KV caches to other servers; leave it out.'],
   ];
