@@ -56,13 +56,13 @@ describe('grpst chat past the context', () => {
     const line = 'please tell me a long story about the sea and the ships';
     const turns = [line, line, line, line, '/reset', 'hi'];
     const r = await chat(['--url', server!.url, '--max_tokens', '4'], `${turns.join('\n')}\n`);
-    const refusals = r.stdout.match(/^error: .*$/gm) ?? [];
-    expect(refusals.length, r.stdout).toBeGreaterThanOrEqual(2);
+    const refusals = r.stderr.match(/^error: .*$/gm) ?? [];
+    expect(refusals.length, r.stderr).toBeGreaterThanOrEqual(2);
     expect(refusals[0]).toMatch(/\b48 tokens/);
-    expect(r.stdout.match(/\/reset starts over/g)).toHaveLength(1);
+    expect(r.stderr.match(/\/reset starts over/g)).toHaveLength(1);
     expect(refusals.slice(1)).toEqual(refusals.slice(1).map(() => "error: the conversation is still past the model's context (refused again)"));
     // The turn after /reset is answered.
-    const afterReset = r.stdout.slice(r.stdout.indexOf('conversation forgotten'));
+    const afterReset = r.stderr.slice(r.stderr.indexOf('conversation forgotten'));
     expect(afterReset).toMatch(/\(prompt \d+ tokens, answer 4 tokens/);
     expect(r.stderr).toContain(`${refusals.length} of 5 turns failed`);
   }, 120_000);
@@ -93,10 +93,10 @@ describe('a server that is not an OpenAI-compatible API', () => {
 
   it('one that lists models but has no chat or completions route: the failed turn and request are summed up too', async () => {
     const chatted = await chat(['--url', `${webUrl}/half`], 'hi\n');
-    expect(chatted.stdout).toContain(`error: the server answered 404: text/html, ${Buffer.byteLength(page)} bytes`);
+    expect(chatted.stderr).toContain(`error: the server answered 404: text/html, ${Buffer.byteLength(page)} bytes`);
     const bench = await cli.run(['bench', '--url', `${webUrl}/half`, '--requests', '1'], { cwd: work });
     expect(bench.code).toBe(4);
     expect(bench.stderr).toContain(`failed: HTTP 404: text/html, ${Buffer.byteLength(page)} bytes`);
-    for (const text of [chatted.stdout, bench.stderr]) expect(text).not.toMatch(/DOCTYPE|<html/i);
+    for (const text of [chatted.stdout, chatted.stderr, bench.stderr]) expect(text).not.toMatch(/DOCTYPE|<html/i);
   });
 });
