@@ -2,7 +2,7 @@
 // past the engine's max_input_len is told once that /reset starts over (and /reset does), a bench
 // prompt past max_input_len is refused before anything is sent, as one past max_model_len is;
 // and a web server that is no OpenAI-compatible API is summed up by status and content type,
-// its HTML page never printed.
+// its HTML page never printed; https:// given for a plain-HTTP server is named with the http:// address.
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -88,6 +88,17 @@ describe('a server that is not an OpenAI-compatible API', () => {
       expect(r.stderr).toContain(`error: no OpenAI-compatible API at ${webUrl}: GET /v1/models answered 404 (text/html, ${Buffer.byteLength(page)} bytes)`);
       expect(r.stderr).toContain('fix: check that --url names an OpenAI-compatible server');
       expect(r.stderr).not.toMatch(/DOCTYPE|<html/i);
+    }
+  });
+
+  it('https:// to a plain-HTTP server: named with the http:// address to use, not OpenSSL\'s words', async () => {
+    const https = webUrl.replace(/^http:/, 'https:');
+    for (const command of [['chat'], ['bench', '--requests', '1']]) {
+      const r = await cli.run([...command, '--url', https], { cwd: work });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`error: the server at ${https} speaks plain HTTP, not HTTPS`);
+      expect(r.stderr).toContain(`fix: use ${webUrl}`);
+      expect(r.stderr).not.toMatch(/ssl3_get_record|wrong version number/i);
     }
   });
 
