@@ -31,16 +31,52 @@ const help = `Type a message and press Enter (a pasted block is one message; """
   /exit           leave (/bye, or Ctrl-D); Ctrl-C stops an answer, or clears a line being typed`;
 
 /** ANSI dim for thinking, only on a terminal that wants colour (NO_COLOR respected, FORCE_COLOR honoured). */
-function useColor(): boolean {
+function useColor(stream: NodeJS.WriteStream): boolean {
   if (process.env.NO_COLOR) return false;
   if (process.env.FORCE_COLOR && process.env.FORCE_COLOR !== '0') return true;
-  return process.stdout.isTTY === true;
+  return stream.isTTY === true;
+}
+
+/**
+ * Where the chat writes: the answers on stdout, and everything around them (the banner, thinking,
+ * the stats, command replies, errors) beside them on a terminal, but on stderr when stdout is a
+ * pipe or a file, as `ollama run` does: `echo hi | grpst chat > answer.txt` keeps only the answer.
+ */
+interface ChatOutput {
+  answer: (s: string) => void;
+  note: (s: string) => void;
+  /** Ends the line each stream is in the middle of (an answer cut by an error, a think block). */
+  endLines: () => void;
+  dim: (s: string) => string;
+  /** Notes and answers share stdout (a terminal). */
+  shared: boolean;
+}
+
+function chatOutput(): ChatOutput {
+  const notes = process.stdout.isTTY ? process.stdout : process.stderr;
+  const color = useColor(notes);
+  const open = new Map<NodeJS.WriteStream, boolean>();
+  const write = (stream: NodeJS.WriteStream, s: string) => {
+    stream.write(s);
+    // A colour code alone neither opens nor ends a line.
+    const visible = s.replace(/\x1b\[[0-9;]*m/g, '');
+    if (visible !== '') open.set(stream, !visible.endsWith('\n'));
+  };
+  return {
+    answer: (s) => write(process.stdout, s),
+    note: (s) => write(notes, s),
+    endLines: () => {
+      for (const [stream, isOpen] of open) if (isOpen) write(stream, '\n');
+    },
+    dim: (s) => (color ? `\x1b[2m${s}\x1b[22m` : s),
+    shared: notes === process.stdout,
+  };
 }
 
 export async function chatLoop(target: Target, opts: ChatOptions): Promise<void> {
-  const color = useColor();
-  const dim = (s: string) => (color ? `\x1b[2m${s}\x1b[22m` : s);
-  const out = (s: string) => process.stdout.write(s);
+  const io = chatOutput();
+  const { dim } = io;
+  const out = io.note;
   const interactive = process.stdin.isTTY === true;
   // The prompt and the echo of typed keys belong on the terminal: with stdout piped
   // (`grpst chat | tee log`) they go to stderr's terminal, so the pipe gets no cursor codes and
@@ -106,7 +142,7 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
     turns++;
     const resumeRedraws = holdPromptRedraws(terminal);
     try {
-      const answer = await streamAnswer(target, { ...opts, enableThinking: thinking }, history, current.signal, out, dim);
+      const answer = await streamAnswer(target, { ...opts, enableThinking: thinking }, history, current.signal, io);
       history.push({ role: 'assistant', content: answer });
     } catch (err) {
       // The turn failed: forget the question so the next one is not sent after an unanswered one.
@@ -114,9 +150,13 @@ export async function chatLoop(target: Target, opts: ChatOptions): Promise<void>
       failedTurns++;
       if (err instanceof ServerRefusal && err.code === 'context_length_exceeded' && history.length > 0) {
         // Earlier turns make up the prompt: forgetting them is the way on, and saying so once is enough.
-        out(contextHintShown ? `\nerror: the conversation is still past the model's context (refused again)\n` : `\nerror: ${err.message}\n  fix: /reset starts over (the conversation so far no longer fits the model's context)\n`);
+        io.endLines();
+        out(contextHintShown ? `error: the conversation is still past the model's context (refused again)\n` : `error: ${err.message}\n  fix: /reset starts over (the conversation so far no longer fits the model's context)\n`);
         contextHintShown = true;
-      } else out(`\nerror: ${turnError(err, target)}\n`);
+      } else {
+        io.endLines();
+        out(`error: ${turnError(err, target)}\n`);
+      }
     } finally {
       current = undefined;
       resumeRedraws();
@@ -160,8 +200,7 @@ async function streamAnswer(
   opts: ChatOptions,
   history: Message[],
   signal: AbortSignal,
-  out: (s: string) => void,
-  dim: (s: string) => string,
+  { answer: say, note, endLines, dim, shared }: ChatOutput,
 ): Promise<string> {
   const messages = opts.system ? [{ role: 'system', content: opts.system }, ...history] : history;
   const body: Record<string, unknown> = { model: target.model, messages, stream: true, stream_options: { include_usage: true } };
@@ -182,23 +221,28 @@ async function streamAnswer(
   const reasoning = (raw: string) => {
     const text = inThink ? raw : raw.replace(/^\s+/, '');
     if (!text) return;
-    if (!inThink) out(`${dimOn}thinking: `);
+    if (!inThink) note(`${dimOn}thinking: `);
     inThink = true;
-    out(text);
+    note(text);
     lastShown = text;
   };
-  const endThink = (separator: string) => {
+  const endThink = () => {
     if (!inThink) return;
     inThink = false;
-    out(`${dimOff}${separator}`);
+    note(dimOff);
   };
   const content = (raw: string) => {
     // The blank lines between `</think>` and the answer are not part of it.
     const text = answer === '' ? raw.replace(/^\s+/, '') : raw;
     if (!text) return;
-    endThink(lastShown.endsWith('\n') ? '\n' : '\n\n');
+    if (inThink) {
+      endThink();
+      // On one terminal a blank line parts the thinking from the answer; on stderr it only ends.
+      if (shared) note(lastShown.endsWith('\n') ? '\n' : '\n\n');
+      else endLines();
+    }
     answer += text;
-    out(text);
+    say(text);
   };
   const take = (segments: ReturnType<ReasoningSplitter['push']>) => {
     for (const s of segments) {
@@ -219,17 +263,21 @@ async function streamAnswer(
     }
   } catch (err) {
     if (!signal.aborted) {
-      endThink(''); // the terminal must not stay dim after the error
+      endThink(); // the terminal must not stay dim after the error
       throw err;
     }
     stopped = true;
   }
   take(splitter.finish());
-  endThink('');
+  endThink();
   const seconds = (performance.now() - begin) / 1000;
   const cut = finish === 'length' ? (opts.maxTokens !== undefined ? 'cut at max_tokens' : "cut at the server's length limit") : '';
   const notes = [stopped ? 'stopped' : '', usage ? `prompt ${usage.prompt_tokens} tokens, answer ${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '', cut];
-  out(`\n${dim(`(${notes.filter(Boolean).join(', ')})`)}\n`);
+  // Every turn leaves one line-ended answer on stdout, an empty one too (a script reading the
+  // answers keeps count); the stats follow as a note.
+  if (!answer.endsWith('\n')) say('\n');
+  endLines();
+  note(`${dim(`(${notes.filter(Boolean).join(', ')})`)}\n`);
   return answer;
 }
 

@@ -73,6 +73,9 @@ async function servedModel(baseUrl: string, apiKey: string | undefined, name: st
   try {
     res = await request(`${baseUrl}/v1/models`, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
   } catch (err) {
+    if (baseUrl.startsWith('https:') && plainHttpAnswer(err)) {
+      throw badInput(`the server at ${baseUrl} speaks plain HTTP, not HTTPS (the TLS handshake got an HTTP answer)`, `use ${baseUrl.replace(/^https:/, 'http:')}`);
+    }
     throw badInput(`cannot reach the server ${byUrl ? 'at' : `${name} at`} ${baseUrl}: ${errorText(err)}`, byUrl ? 'check that it runs there and listens on that port' : `check it with \`grpst ps\` and \`grpst logs ${name}\``);
   }
   const status = res.statusCode;
@@ -107,3 +110,13 @@ async function servedModel(baseUrl: string, apiKey: string | undefined, name: st
   return { model: chosen.id, maxModelLen: count(chosen.max_model_len), maxInputLen: count(chosen.max_input_len) };
 }
 
+/**
+ * A TLS handshake sent to a plain-HTTP server: the server answers with "HTTP/1.1 400", which
+ * OpenSSL reads as a record of an unknown version (or, for some servers, one far too long).
+ * OpenSSL's own words ("ssl3_get_record:wrong version number") name neither cause nor fix.
+ */
+function plainHttpAnswer(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return true;
+  return /wrong version number|packet length too long/i.test(String((err as Error | undefined)?.message ?? ''));
+}

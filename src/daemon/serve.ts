@@ -11,7 +11,7 @@ import { drainTimeoutS } from '../config/paths.js';
 import type { GenerationEngine, LoadOptions } from '../engine/types.js';
 import { ExitCode } from '../util/errors.js';
 import { createLogger, rotateStale, scheduleDailyRotation, type Logger } from './log-file.js';
-import { atomicWrite, drainMarkerOf, grpstServerOn } from './state.js';
+import { atomicWrite, drainMarkerOf, grpstServerOn, removeOwnState } from './state.js';
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
 import { freePort, requireListenable, type ListenSettings } from './ports.js';
 import { requireDeviceBuilt } from './device-check.js';
@@ -47,7 +47,7 @@ export interface ServeInput {
 }
 
 export async function runServe(input: ServeInput, log: Logger = createLogger()): Promise<number> {
-  const listening = exitOnSignalUntilListening(log);
+  const listening = exitOnSignalUntilListening(log, input.portFile);
   // Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes
   // later anyway); a value the variable does not take is refused before anything listens.
   const drainMs = drainTimeoutS() * 1000;
@@ -110,7 +110,10 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
       if (draining) {
         if (signal === 'SIGINT') {
           log.warn('second interrupt: cancelling the requests in flight');
-          void server.close().then(() => resolve(130));
+          void server.close().then(() => {
+            stoppedOnRequest(input.portFile);
+            resolve(130);
+          });
         }
         return;
       }
@@ -127,6 +130,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
         .then(() => (loaded ? group?.stop() : group?.kill()))
         .then(() => {
           log.info('drained; exiting');
+          stoppedOnRequest(input.portFile);
           resolve(0);
         });
     };
@@ -189,7 +193,9 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger, listen
   // Forward SIGTERM (docker stop and `kill` reach only this process; a repeat is harmless to
   // uvicorn). SIGINT from a terminal already reaches the whole group: forwarding would turn it
   // into uvicorn's "second interrupt, exit now".
+  let stopping = false;
   const onTerm = () => {
+    stopping = true;
     markDraining(input.portFile);
     log.info('SIGTERM: trtllm-serve drains and exits');
     child.kill('SIGTERM');
@@ -207,6 +213,7 @@ async function serveTrtllm(d: Deployment, input: ServeInput, log: Logger, listen
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
       log.info(`trtllm-serve exited (${signal ?? `code ${code}`})`);
+      if (stopping && code === 0) stoppedOnRequest(input.portFile);
       resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGINT' ? 2 : 15));
     });
   });
@@ -239,14 +246,20 @@ function markDraining(portFile: string | undefined): void {
   }
 }
 
+/** Daemon mode: a server that stopped as asked takes its state with it (state.ts, removeOwnState). */
+function stoppedOnRequest(portFile: string | undefined): void {
+  if (portFile) removeOwnState(portFile);
+}
+
 /**
  * Until the server listens there is nothing to drain: a stop then exits cleanly (0) instead of
  * dying of the signal (143), which a service manager counts as a failure. Returns the call that
  * hands the signals over to the server's own drain.
  */
-function exitOnSignalUntilListening(log: Logger): () => void {
+function exitOnSignalUntilListening(log: Logger, portFile: string | undefined): () => void {
   const exit = (signal: NodeJS.Signals) => {
     log.info(`${signal} before the server listened: exiting`);
+    stoppedOnRequest(portFile);
     process.exit(0);
   };
   process.on('SIGTERM', exit);

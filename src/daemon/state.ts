@@ -135,6 +135,24 @@ export function removeState(name: string, home?: string): void {
   for (const file of [p.state, p.pid, portFileOf(p), drainMarkerOf(portFileOf(p))]) fs.rmSync(file, { force: true });
 }
 
+/**
+ * Called by a daemon that stopped on request (drained, or told to stop before it listened) as it
+ * exits: its state goes with it, so `ps` does not list a server that ended cleanly as dead, also
+ * when no `grpst stop` was left waiting to remove it (one interrupted by Ctrl-C, a plain `kill`).
+ * Only its own: the name may already belong to a later start. A daemon that crashed keeps its
+ * state: ps shows it dead, and `grpst logs` why.
+ */
+export function removeOwnState(portFile: string, pid: number = process.pid): void {
+  const base = portFile.replace(/\.port$/, '');
+  try {
+    // The pid file, written with the state, tells whose it is (also when the state file is garbled).
+    if (Number(fs.readFileSync(`${base}.pid`, 'utf8').trim()) !== pid) return;
+    for (const file of [`${base}.json`, `${base}.pid`, portFile, drainMarkerOf(portFile)]) fs.rmSync(file, { force: true });
+  } catch {
+    // No pid file (a foreground serve given --port_file) or none readable: nothing of ours to remove.
+  }
+}
+
 /** Where `serve` writes the port it bound (port 0 in server.yml picks a free one). */
 export function portFileOf(p: LifecyclePaths): string {
   return path.join(p.runDir, `${path.basename(p.state, '.json')}.port`);

@@ -2,7 +2,7 @@
 // past the engine's max_input_len is told once that /reset starts over (and /reset does), a bench
 // prompt past max_input_len is refused before anything is sent, as one past max_model_len is;
 // and a web server that is no OpenAI-compatible API is summed up by status and content type,
-// its HTML page never printed.
+// its HTML page never printed; https:// given for a plain-HTTP server is named with the http:// address.
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -56,13 +56,13 @@ describe('grpst chat past the context', () => {
     const line = 'please tell me a long story about the sea and the ships';
     const turns = [line, line, line, line, '/reset', 'hi'];
     const r = await chat(['--url', server!.url, '--max_tokens', '4'], `${turns.join('\n')}\n`);
-    const refusals = r.stdout.match(/^error: .*$/gm) ?? [];
-    expect(refusals.length, r.stdout).toBeGreaterThanOrEqual(2);
+    const refusals = r.stderr.match(/^error: .*$/gm) ?? [];
+    expect(refusals.length, r.stderr).toBeGreaterThanOrEqual(2);
     expect(refusals[0]).toMatch(/\b48 tokens/);
-    expect(r.stdout.match(/\/reset starts over/g)).toHaveLength(1);
+    expect(r.stderr.match(/\/reset starts over/g)).toHaveLength(1);
     expect(refusals.slice(1)).toEqual(refusals.slice(1).map(() => "error: the conversation is still past the model's context (refused again)"));
     // The turn after /reset is answered.
-    const afterReset = r.stdout.slice(r.stdout.indexOf('conversation forgotten'));
+    const afterReset = r.stderr.slice(r.stderr.indexOf('conversation forgotten'));
     expect(afterReset).toMatch(/\(prompt \d+ tokens, answer 4 tokens/);
     expect(r.stderr).toContain(`${refusals.length} of 5 turns failed`);
   }, 120_000);
@@ -91,12 +91,23 @@ describe('a server that is not an OpenAI-compatible API', () => {
     }
   });
 
+  it('https:// to a plain-HTTP server: named with the http:// address to use, not OpenSSL\'s words', async () => {
+    const https = webUrl.replace(/^http:/, 'https:');
+    for (const command of [['chat'], ['bench', '--requests', '1']]) {
+      const r = await cli.run([...command, '--url', https], { cwd: work });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`error: the server at ${https} speaks plain HTTP, not HTTPS`);
+      expect(r.stderr).toContain(`fix: use ${webUrl}`);
+      expect(r.stderr).not.toMatch(/ssl3_get_record|wrong version number/i);
+    }
+  });
+
   it('one that lists models but has no chat or completions route: the failed turn and request are summed up too', async () => {
     const chatted = await chat(['--url', `${webUrl}/half`], 'hi\n');
-    expect(chatted.stdout).toContain(`error: the server answered 404: text/html, ${Buffer.byteLength(page)} bytes`);
+    expect(chatted.stderr).toContain(`error: the server answered 404: text/html, ${Buffer.byteLength(page)} bytes`);
     const bench = await cli.run(['bench', '--url', `${webUrl}/half`, '--requests', '1'], { cwd: work });
     expect(bench.code).toBe(4);
     expect(bench.stderr).toContain(`failed: HTTP 404: text/html, ${Buffer.byteLength(page)} bytes`);
-    for (const text of [chatted.stdout, bench.stderr]) expect(text).not.toMatch(/DOCTYPE|<html/i);
+    for (const text of [chatted.stdout, chatted.stderr, bench.stderr]) expect(text).not.toMatch(/DOCTYPE|<html/i);
   });
 });

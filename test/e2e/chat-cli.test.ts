@@ -1,9 +1,10 @@
 // `grpst chat NAME` as a person uses it: a server started with `grpst start` (API key in its
 // server.yml) is found by name, questions go in on stdin, answers stream out; multi-turn history,
 // /think, Ctrl-C stopping an answer (the server frees the slot), and the errors for a wrong name,
-// a wrong key and a dead server. Thinking shown dimmed needs a think block, which the random
-// model never writes: that part talks to an in-process server replaying a recorded output, found
-// through a state file like any other server.
+// a wrong key and a dead server. With stdout piped, stdout holds only the answers: the banner,
+// thinking and stats go to stderr, as with `ollama run`. Thinking shown dimmed needs a think
+// block, which the random model never writes: that part talks to an in-process server replaying
+// a recorded output, found through a state file like any other server.
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -71,9 +72,9 @@ describe('grpst chat against a started server', () => {
   it('finds the server and its API key by name; multi-turn answers stream; /think and /exit', async () => {
     const r = await chatWith(['chatty', '--max_tokens', '6'], 'Hello\n/think off\nAnd a second question\n/exit\nnever sent\n');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`chatting with chatty (model qwen3 at ${base()}); /help for commands`);
-    expect(r.stdout).toContain('thinking off');
-    const stats = statsLines(r.stdout);
+    expect(r.stderr).toContain(`chatting with chatty (model qwen3 at ${base()}); /help for commands`);
+    expect(r.stderr).toContain('thinking off');
+    const stats = statsLines(r.stderr);
     expect(stats).toHaveLength(2);
     expect(stats.map((m) => Number(m[2]))).toEqual([6, 6]);
     expect(stats.every((m) => m[3] === ', cut at max_tokens')).toBe(true);
@@ -83,12 +84,24 @@ describe('grpst chat against a started server', () => {
     expect(Number(stats[1][1])).toBeGreaterThan(first.json.count + 6);
   });
 
+  it('piped in and out (`echo Hello | grpst chat chatty > out`): stdout holds only the answer', async () => {
+    const r = await chatWith(['chatty', '--max_tokens', '6', '--temperature', '0', '--enable_thinking', 'false'], 'Hello\n');
+    expect(r.code, r.stderr).toBe(0);
+    const direct = await post(`${base()}/v1/chat/completions`, { model: 'qwen3', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 6, temperature: 0, enable_thinking: false }, { authorization: `Bearer ${apiKey}` });
+    const answer = (direct.json as { choices: { message: { content: string } }[] }).choices[0].message.content;
+    // The chat drops the blank before an answer; execa drops the newline that ends stdout.
+    expect(r.stdout).toBe(answer.trimStart().replace(/\n$/, ''));
+    expect(r.stderr).toContain(`chatting with chatty (model qwen3 at ${base()}); /help for commands`);
+    expect(statsLines(r.stderr)).toHaveLength(1);
+  });
+
   it('Ctrl-C stops the answer (the server cancels it) and the chat goes on', async () => {
     const cancelled = async () => Number(/^grpst_request_finished_total\{reason="cancelled"\} (\d+)$/m.exec((await get(`${base()}/metrics`)).text)?.[1] ?? 0);
     const before = await cancelled();
     const child = chat(['chatty', '--max_tokens', '3000']);
     let out = '';
     child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
     child.stdin!.write('Write a long story\n');
     await waitFor(async () => out.length > 200, 60_000);
     child.kill('SIGINT');
@@ -103,8 +116,9 @@ describe('grpst chat against a started server', () => {
   it("Ollama's /bye, /clear and /set nothink work; an unknown command is named, not sent", async () => {
     const r = await chatWith(['chatty', '--max_tokens', '2'], '/set nothink\n/clear\n/nope now\n/bye\nnever sent\n');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('thinking off\nconversation forgotten\nunknown command /nope now; /help lists them');
-    expect(statsLines(r.stdout)).toHaveLength(0);
+    expect(r.stderr).toContain('thinking off\nconversation forgotten\nunknown command /nope now; /help lists them');
+    expect(r.stdout).toBe('');
+    expect(statsLines(r.stderr)).toHaveLength(0);
   });
 
   it('--url with a path the server has no API under is named with the address to give', async () => {
@@ -163,8 +177,10 @@ describe('grpst chat shows thinking dimmed', () => {
   it('dim think block, plain answer, and the turn goes back into the history', async () => {
     const r = await chatWith(['replay'], 'Think first\nThink first\n', { NO_COLOR: undefined, FORCE_COLOR: '1' });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('\x1b[2mthinking: Weighing the options.\n\x1b[22m\nThe answer is 42.\n');
-    const stats = [...r.stdout.matchAll(/prompt (\d+) tokens/g)].map((m) => Number(m[1]));
+    // Piped: the answers alone on stdout, the thinking (dimmed) and the stats on stderr.
+    expect(r.stdout).toBe('The answer is 42.\nThe answer is 42.');
+    expect(r.stderr).toContain('\x1b[2mthinking: Weighing the options.\n\x1b[22m\x1b[2m(prompt ');
+    const stats = [...r.stderr.matchAll(/prompt (\d+) tokens/g)].map((m) => Number(m[1]));
     expect(stats).toHaveLength(2);
     // The second prompt holds the first turn: the question and the answer.
     const withHistory = await post(`${server.url}/tokenize`, {
@@ -177,8 +193,9 @@ describe('grpst chat shows thinking dimmed', () => {
     expect(stats[1]).toBe(withHistory.json.count);
 
     const plain = await chatWith(['replay'], 'Think first\n');
-    expect(plain.stdout).not.toContain('\x1b[');
-    expect(plain.stdout).toContain('thinking: Weighing the options.\n\nThe answer is 42.\n');
+    expect(plain.stderr).not.toContain('\x1b[');
+    expect(plain.stderr).toContain('thinking: Weighing the options.\n(prompt ');
+    expect(plain.stdout).toBe('The answer is 42.');
     expect(scripted.requests.at(-1)!.thinkBudget).toBeUndefined();
   });
 
@@ -236,14 +253,17 @@ describe('grpst chat on a terminal', () => {
     const { child, seen } = onTerminal(['chatty', '--max_tokens', '3'], ` > '${file}'`);
     await waitFor(async () => seen.text.includes('> '), 30_000);
     child.stdin!.write('Hello\n');
-    await waitFor(async () => fs.existsSync(file) && /prompt \d+ tokens/.test(fs.readFileSync(file, 'utf8')), 60_000);
+    await waitFor(async () => /prompt \d+ tokens/.test(seen.text), 60_000);
     child.stdin!.write('\x04');
     const r = await child;
     expect(r.exitCode, seen.text).toBe(0);
     expect(seen.text).toMatch(/> (\x1b\[\d+G)?Hello/);
+    // The file gets the answer alone, as with `ollama run > file`; the banner and stats stay on the terminal.
     const piped = fs.readFileSync(file, 'utf8');
     expect(piped).not.toContain('\x1b');
-    expect(piped).toMatch(/^chatting with chatty .*\n[^]*\n\(prompt \d+ tokens, answer 3 tokens, .*\)\n$/);
+    expect(piped).not.toMatch(/chatting with|prompt \d+ tokens/);
+    expect(piped).toMatch(/\n$/);
+    expect(seen.text).toMatch(/chatting with chatty [^]*\(prompt \d+ tokens, answer 3 tokens, /);
   });
 
   it.skipIf(!hasScript)('a terminal resize during an answer does not redraw the prompt into it', async () => {
@@ -295,8 +315,8 @@ describe('grpst chat when the server goes away mid-answer', () => {
       // Piped input is a script: the unanswered turn shows in the exit status.
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain('1 of 1 turn failed');
-      expect(r.stdout).toContain('\x1b[2mthinking: half a thought\x1b[22m');
-      expect(r.stdout).toMatch(/error: the server gone went away \(.+\); `grpst ps` shows whether it runs, `grpst logs gone` why it stopped/);
+      expect(r.stderr).toContain('\x1b[2mthinking: half a thought\x1b[22m\nerror: the server gone went away');
+      expect(r.stderr).toMatch(/error: the server gone went away \(.+\); `grpst ps` shows whether it runs, `grpst logs gone` why it stopped/);
     } finally {
       server.close();
       fs.rmSync(path.join(cli.home, '.run', 'gone.json'), { force: true });

@@ -191,16 +191,20 @@ describe('grpst lifecycle on the native runtime', () => {
     expect(fs.readdirSync(path.join(cli.home, '.run')).filter((f) => f.startsWith('slow.'))).toEqual([]);
   });
 
-  it('Ctrl-C on a stop that drains: it says the server goes on draining, and a second stop waits for it', async () => {
+  /**
+   * Starts NAME with an answer streaming, runs `grpst stop NAME` and interrupts it (Ctrl-C) once it
+   * drains; returns when ps shows the server draining, with the abort that ends the answer.
+   */
+  async function interruptedStop(name: string): Promise<AbortController> {
     const port = await freePort('127.0.0.1');
-    await startProject(project('stop-interrupted', serverOn(port)), 'patient');
+    await startProject(project(`stop-interrupted-${name}`, serverOn(port)), name);
     const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
     const ac = new AbortController();
     // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
     const stream = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 40000, stream: true, ignore_eos: true }, { signal: ac.signal });
     const chunks = stream[Symbol.asyncIterator]();
     await chunks.next(); // generating: the drain waits for this answer
-    const stop = execa(process.execPath, [...cliArgv, 'stop', 'patient'], { env: cli.env, reject: false, stdin: 'ignore' });
+    const stop = execa(process.execPath, [...cliArgv, 'stop', name], { env: cli.env, reject: false, stdin: 'ignore' });
     let said = '';
     stop.stderr?.on('data', (d: Buffer) => {
       said += String(d);
@@ -208,15 +212,20 @@ describe('grpst lifecycle on the native runtime', () => {
     });
     const interrupted = await stop;
     expect(interrupted.exitCode, said).toBe(130);
-    expect(said).toContain('SIGINT: stopped waiting; patient goes on draining');
-    expect(said).toContain('`grpst stop patient` waits for it again');
+    expect(said).toContain(`SIGINT: stopped waiting; ${name} goes on draining`);
+    expect(said).toContain(`\`grpst stop ${name}\` waits for it again`);
     // The SIGTERM went out before the interrupt; on a busy machine the server may take a moment to act on it.
     let status: string | undefined;
     for (let i = 0; i < 100 && status !== 'draining'; i++) {
-      status = (JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string }[]).find((r) => r.name === 'patient')?.status;
+      status = (JSON.parse((await cli.run(['ps', '--json'])).stdout) as { name: string; status: string }[]).find((r) => r.name === name)?.status;
       expect(status).toMatch(/^(running|draining)$/);
     }
     expect(status).toBe('draining');
+    return ac;
+  }
+
+  it('Ctrl-C on a stop that drains: it says the server goes on draining, and a second stop waits for it', async () => {
+    const ac = await interruptedStop('patient');
     // The client leaves once the second stop is waiting on the drain (not after a fixed delay: on
     // a busy machine the drain could end before that stop had even looked, and find no server).
     const again = execa(process.execPath, [...cliArgv, 'stop', 'patient'], { env: cli.env, reject: false, stdin: 'ignore' });
@@ -228,6 +237,23 @@ describe('grpst lifecycle on the native runtime', () => {
     const stopped = await again;
     expect(stopped.exitCode, saidAgain).toBe(0);
     expect(saidAgain).toContain('patient stopped');
+  });
+
+  it('Ctrl-C on a stop, then the drain ends on its own: the server is gone from ps, not listed dead', async () => {
+    const ac = await interruptedStop('finisher');
+    const { pgid } = stateOf('finisher');
+    ac.abort(); // its request ends, so does the drain, with no stop waiting
+    for (let i = 0; i < 300 && groupMembers(pgid).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(groupMembers(pgid)).toEqual([]);
+    const log = fs.readFileSync(path.join(cli.home, 'finisher', 'logs', 'grpst_server.log'), 'utf8');
+    expect(log).toContain('drained; exiting');
+    // As `docker ps` after a container exited cleanly: not listed, and nothing left to prune.
+    const ps = await cli.run(['ps', '--json']);
+    expect((JSON.parse(ps.stdout) as { name: string }[]).map((r) => r.name)).not.toContain('finisher');
+    expect((await cli.run(['ps'])).stdout).not.toMatch(/\sfinisher\s/);
+    expect(fs.readdirSync(path.join(cli.home, '.run')).filter((f) => f.startsWith('finisher.'))).toEqual([]);
+    const stop = await cli.run(['stop', 'finisher']);
+    expect(stop.stderr).toContain('finisher is not running (it stopped at');
   });
 
   it('stop --timeout shorter than a running answer: the server is killed, and its log says so', async () => {

@@ -62,8 +62,8 @@ describe('grpst serve --model_dir', () => {
       child.stdin!.end('hello\n');
       const r = await child;
       expect(r.exitCode, String(r.stderr)).toBe(0);
-      expect(String(r.stdout)).toContain(`chatting with model tiny at ${url}; /help for commands`);
-      expect(String(r.stdout)).toMatch(/answer 3 tokens, [\d.]+ tokens\/s, cut at max_tokens\)/);
+      expect(String(r.stderr)).toContain(`chatting with model tiny at ${url}; /help for commands`);
+      expect(String(r.stderr)).toMatch(/answer 3 tokens, [\d.]+ tokens\/s, cut at max_tokens\)/);
     }
   });
 
@@ -88,7 +88,7 @@ describe('grpst serve --model_dir', () => {
       };
       const sql = await chat('sql');
       expect(sql.exitCode, String(sql.stderr)).toBe(0);
-      expect(String(sql.stdout)).toContain(`chatting with model sql at ${lora.url}; /help for commands`);
+      expect(String(sql.stderr)).toContain(`chatting with model sql at ${lora.url}; /help for commands`);
       const none = await chat('gpt-4o');
       expect(none.exitCode).toBe(2);
       expect(String(none.stderr)).toContain(`--model gpt-4o: the server ${lora.url} serves qwen3, sql, style`);

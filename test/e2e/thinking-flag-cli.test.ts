@@ -38,7 +38,7 @@ async function chatPromptTokens(args: string[]): Promise<number> {
   child.stdin!.end('hi\n');
   const r = await child;
   expect(r.exitCode, `${args.join(' ')}: ${String(r.stderr)}`).toBe(0);
-  return Number(/\(prompt (\d+) tokens/.exec(String(r.stdout))![1]);
+  return Number(/\(prompt (\d+) tokens/.exec(String(r.stderr))![1]);
 }
 
 describe('--enable_thinking', () => {
