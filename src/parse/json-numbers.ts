@@ -46,6 +46,26 @@ export function holdsWrittenNumbers(container: object): boolean {
 }
 
 /**
+ * Gives `copy`, a new object made from the members of `source` (validation, a member left out,
+ * one added), the number texts of `source` that it still holds under the same key, and returns
+ * it. The record is kept against the container, so a copy of it would otherwise print its own
+ * numbers as JSON.parse read them; members deeper down are the same objects and keep theirs.
+ */
+export function keepWrittenNumbers<T extends object>(source: object, copy: T): T {
+  const from = written.get(source);
+  if (!from || copy === source) return copy;
+  const was = source as Record<string, unknown>;
+  const now = copy as Record<string, unknown>;
+  for (const [key, token] of from) {
+    if (!Object.hasOwn(now, key) || !Object.is(now[key], was[key])) continue;
+    let map = written.get(copy);
+    if (!map) written.set(copy, (map = new Map()));
+    map.set(key, token);
+  }
+  return copy;
+}
+
+/**
  * Records the numbers of `text` that JSON.parse changed, against the containers of `parsed` (its
  * JSON.parse value, possibly seen in written key order: util/key-order.ts), and returns `parsed`.
  * A text that cannot hold one is not walked.

@@ -4,8 +4,19 @@
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../src/chat/chat-template.js';
 import { pythonFloatRepr, pythonNumber } from '../../src/chat/jinja-numbers.js';
-import { holdsWrittenNumbers, mayHoldChangedNumber, numberChanged, withWrittenNumbers, writtenNumber } from '../../src/parse/json-numbers.js';
+import { renderPrompt } from '../../src/chat/render-prompt.js';
+import { Tokenizer } from '../../src/chat/tokenizer.js';
+import { holdsWrittenNumbers, keepWrittenNumbers, mayHoldChangedNumber, numberChanged, withWrittenNumbers, writtenNumber } from '../../src/parse/json-numbers.js';
 import { withWrittenKeyOrder } from '../../src/parse/ordered-json.js';
+import { chatRenderOptions, extraKwargs } from '../../src/server/openai/chat-render.js';
+import { toTemplateMessages } from '../../src/server/openai/chat-messages.js';
+import { chatRequestSchema } from '../../src/server/openai/schema-chat.js';
+import { responsesRequestSchema } from '../../src/server/openai/schema-responses.js';
+import { tokenizeRequestSchema } from '../../src/server/openai/schema-tokenize.js';
+import { tokenizerDir } from '../helpers/fixtures.js';
+
+/** A body as the server reads it (server/http.ts readJson). */
+const read = (text: string) => withWrittenNumbers(text, withWrittenKeyOrder(text, JSON.parse(text))) as Record<string, unknown>;
 
 describe('pythonFloatRepr', () => {
   it('writes repr(float) digit for digit', () => {
@@ -58,7 +69,7 @@ describe('numbers JSON.parse changes', () => {
     const text =
       '{"tools": [{"parameters": {"default": 1.0, "maximum": 1e20, "minimum": -0.0, "step": 0.5, "n": 3, "enum": [1.5e3, 2, 12345678901234567]}}],' +
       ' "k\\u0031": {"x": 2.0}, "s": "a \\" : 1.0, \\\\", "dup": {"x": 1.0}, "dup": {"x": 1}, "1": {"y": 4.0}, "b": 5.0}';
-    const body = withWrittenNumbers(text, withWrittenKeyOrder(text, JSON.parse(text))) as any;
+    const body = read(text) as any;
     expect(body).toEqual(JSON.parse(text));
     const params = body.tools[0].parameters;
     expect(params.default).toBe(1);
@@ -81,5 +92,49 @@ describe('the template bridge', () => {
     const t = new ChatTemplate('{{ x }}|{{ [4 / 2, x / 1, y, z, 0.5, w] | tojson }}|{{ x / 1 }}|{{ 4 / 2 }}|{{ y }}|{{ z }}|{{ w }}');
     const kwargs = { x: 1e16, y: pythonNumber('1.0', 1), z: pythonNumber('12345678901234567', 12345678901234567), w: pythonNumber('-0.0', -0) };
     expect(t.render([], { kwargs, pythonNumbers: true })).toBe('10000000000000000|[2.0, 1e+16, 1.0, 12345678901234567, 0.5, -0.0]|1e+16|2.0|1.0|12345678901234567|-0.0');
+  });
+});
+
+describe('numbers placed directly in chat_template_kwargs and documents', () => {
+  // Printed by Jinja2 3.1 from json.loads of the same text, tojson as transformers' json.dumps.
+  const source =
+    '{{ foo }} {{ big }} {{ neg }} {{ e }} {{ half }} {{ deep | tojson }} {{ list | tojson }}{% if documents is defined %} {{ documents | tojson }} {{ documents[0].score }}{% endif %}';
+  const kwargs = '{"enable_thinking": false, "foo": 1.0, "big": 12345678901234567, "neg": -0.0, "e": 1e20, "half": 0.5, "deep": {"x": 2.0, "2": 3.0}, "list": [4.0, 1]}';
+  const documents = '[{"title": "sea", "score": 1.0, "1": 5.0}]';
+  const printed = '1.0 12345678901234567 -0.0 1e+20 0.5 {"x": 2.0, "2": 3.0} [4.0, 1]';
+  const withDocuments = `${printed} [{"title": "sea", "score": 1.0, "1": 5.0}] 1.0`;
+  const template = new ChatTemplate(source);
+  const tok = Tokenizer.fromDir(tokenizerDir);
+  const messages = '[{"role": "user", "content": "hi"}]';
+
+  it('reach the template with their text, through the chat and /tokenize schemas, with documents or without', () => {
+    for (const [extra, expected] of [
+      ['', printed],
+      [`, "documents": ${documents}`, withDocuments],
+    ]) {
+      for (const schema of [chatRequestSchema, tokenizeRequestSchema]) {
+        const body = schema.parse(read(`{"messages": ${messages}, "chat_template_kwargs": ${kwargs}${extra}}`)) as any;
+        const { kwargs: given } = chatRenderOptions(body, { thinking: false, template: source });
+        expect(renderPrompt(template, tok, toTemplateMessages(body.messages), { kwargs: given }).text, extra).toBe(expected);
+      }
+    }
+  });
+
+  it('reach the template with their text through the responses schema', () => {
+    const body = responsesRequestSchema.parse(read(`{"input": "hi", "chat_template_kwargs": ${kwargs}}`));
+    expect(renderPrompt(template, tok, [{ role: 'user', content: 'hi' }], { kwargs: extraKwargs(body.chat_template_kwargs) }).text).toBe(printed);
+  });
+
+  it('a copy keeps the text only of the members it holds unchanged', () => {
+    const source = read('{"a": 1.0, "b": 2.0, "c": 3.0, "d": {"e": 4.0}}') as any;
+    const copy = keepWrittenNumbers(source, { a: source.a, b: 7, d: source.d });
+    expect([writtenNumber(copy, 'a'), writtenNumber(copy, 'b'), writtenNumber(copy, 'c')]).toEqual(['1.0', undefined, undefined]);
+    expect(writtenNumber(copy.d, 'e')).toBe('4.0');
+    expect(holdsWrittenNumbers(keepWrittenNumbers(source, { b: 7 }))).toBe(false);
+  });
+
+  it('the kwargs keep the order the client wrote their keys in', () => {
+    const body = chatRequestSchema.parse(read(`{"messages": ${messages}, "chat_template_kwargs": {"z": 1.0, "2": 0, "enable_thinking": true, "a": 1}}`));
+    expect(Object.keys(extraKwargs(body.chat_template_kwargs)!)).toEqual(['z', '2', 'a']);
   });
 });
