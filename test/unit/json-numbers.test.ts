@@ -6,7 +6,7 @@ import { ChatTemplate } from '../../src/chat/chat-template.js';
 import { pythonFloatRepr, pythonNumber } from '../../src/chat/jinja-numbers.js';
 import { renderPrompt } from '../../src/chat/render-prompt.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
-import { holdsWrittenNumbers, keepWrittenNumbers, mayHoldChangedNumber, numberChanged, withWrittenNumbers, writtenNumber } from '../../src/parse/json-numbers.js';
+import { holdsWrittenNumbers, keepWrittenNumbers, mayHoldChangedNumber, numberChanged, withWrittenKeysAndNumbers, withWrittenNumbers, writtenNumber } from '../../src/parse/json-numbers.js';
 import { withWrittenKeyOrder } from '../../src/parse/ordered-json.js';
 import { chatRenderOptions, extraKwargs } from '../../src/server/openai/chat-render.js';
 import { toTemplateMessages } from '../../src/server/openai/chat-messages.js';
@@ -15,8 +15,10 @@ import { responsesRequestSchema } from '../../src/server/openai/schema-responses
 import { tokenizeRequestSchema } from '../../src/server/openai/schema-tokenize.js';
 import { tokenizerDir } from '../helpers/fixtures.js';
 
-/** A body as the server reads it (server/http.ts readJson). */
-const read = (text: string) => withWrittenNumbers(text, withWrittenKeyOrder(text, JSON.parse(text))) as Record<string, unknown>;
+/** A body as the server reads it (server/http.ts readJson): one walk for key order and numbers. */
+const read = (text: string) => withWrittenKeysAndNumbers(text, JSON.parse(text)) as Record<string, unknown>;
+/** The same with a walk for each. */
+const readTwice = (text: string) => withWrittenNumbers(text, withWrittenKeyOrder(text, JSON.parse(text))) as Record<string, unknown>;
 
 describe('pythonFloatRepr', () => {
   it('writes repr(float) digit for digit', () => {
@@ -65,12 +67,16 @@ describe('numbers JSON.parse changes', () => {
     for (const t of ['{"a": 1, "b": [2, -3], "c": "x"}', '{"a": 123456789012345}', '{"v1.0": true}']) expect(mayHoldChangedNumber(t), t).toBe(false);
   });
 
-  it('keeps the text of each against its container, and leaves the parsed values alone', () => {
+  it.each([
+    ['one walk', read],
+    ['a walk for each', readTwice],
+  ])('keeps the text of each against its container, and leaves the parsed values alone (%s)', (_name, reader) => {
     const text =
       '{"tools": [{"parameters": {"default": 1.0, "maximum": 1e20, "minimum": -0.0, "step": 0.5, "n": 3, "enum": [1.5e3, 2, 12345678901234567]}}],' +
       ' "k\\u0031": {"x": 2.0}, "s": "a \\" : 1.0, \\\\", "dup": {"x": 1.0}, "dup": {"x": 1}, "1": {"y": 4.0}, "b": 5.0}';
-    const body = read(text) as any;
+    const body = reader(text) as any;
     expect(body).toEqual(JSON.parse(text));
+    expect(Object.keys(body)).toEqual(['tools', 'k1', 's', 'dup', '1', 'b']);
     const params = body.tools[0].parameters;
     expect(params.default).toBe(1);
     expect([writtenNumber(params, 'default'), writtenNumber(params, 'maximum'), writtenNumber(params, 'minimum')]).toEqual(['1.0', '1e20', '-0.0']);
@@ -83,6 +89,21 @@ describe('numbers JSON.parse changes', () => {
     expect(writtenNumber(body['1'], 'y')).toBe('4.0');
     expect(writtenNumber(body, 'b')).toBe('5.0');
     expect(holdsWrittenNumbers(body.tools)).toBe(false);
+  });
+
+  it('a string of megabytes does not end the walk', () => {
+    const body = read(`{"s": "${'sea '.repeat(2_500_000)}\\"", "a": {"x": 1.0}}`) as any;
+    expect(writtenNumber(body.a, 'x')).toBe('1.0');
+  });
+
+  it('an object walked again keeps only the record of the later text', () => {
+    const value = JSON.parse('{"x": 1}');
+    withWrittenNumbers('{"x": 1.0}', value);
+    expect(writtenNumber(value, 'x')).toBe('1.0');
+    withWrittenNumbers('{"x": 1e0, "y": 0.5}', value);
+    expect(writtenNumber(value, 'x')).toBe('1e0');
+    withWrittenNumbers('{"x": 1, "z": 2.0}', value);
+    expect(holdsWrittenNumbers(value)).toBe(false);
   });
 });
 
