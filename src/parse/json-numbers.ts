@@ -15,11 +15,13 @@ import { inWrittenOrder, mayHoldIntegerKey, parseOrderedJson, type OrderedJson }
 const written = new WeakMap<object, Map<string, string>>();
 
 /**
- * A number token, right after `:`, `[` or `,`, that has a fraction or an exponent, or 16 digits
- * or more: the only ones JSON.parse may not give back as Python would write them. Inside a
- * string it only costs the walk.
+ * A number token, right after `:`, `[` or `,`, that JSON.parse may change (numberChanged): one
+ * with an exponent, a fraction of zeros only (1.0, -0.0), or 16 digits or more, fraction included.
+ * A fraction of fewer digits is not a whole number, and its double is not one either (it lies
+ * farther from one than the double's rounding reaches), so `"temperature": 0.7` is not walked
+ * for. Inside a string it only costs the walk.
  */
-const changedNumber = /[:,[][ \t\n\r]*-?(?:\d+[.eE]|\d{16})/;
+const changedNumber = /[:,[][ \t\n\r]*-?(?:\d+(?:\.\d+)?[eE]|\d+\.0+(?!\d)|(?:\d\.?){16})/;
 
 /** Whether the JSON text may hold a number that JSON.parse changes (see above). */
 export function mayHoldChangedNumber(text: string): boolean {

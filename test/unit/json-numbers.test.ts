@@ -1,6 +1,7 @@
 // Numbers written as Python writes them: float repr, and the request's own number text kept
 // beside JSON.parse's value. Every expected string was printed by Python 3 (json.dumps, str) or
 // by transformers 5.25.0's template compiler (Jinja2).
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../src/chat/chat-template.js';
 import { pythonFloatRepr, pythonNumber } from '../../src/chat/jinja-numbers.js';
@@ -63,8 +64,29 @@ describe('numbers JSON.parse changes', () => {
   });
 
   it('the scan finds bodies that can hold one and passes plain ones', () => {
-    for (const t of ['{"a": 1.0}', '{"a":[2,1e3]}', '{"a":\n -12345678901234567}', '{"a": 0.5}']) expect(mayHoldChangedNumber(t), t).toBe(true);
-    for (const t of ['{"a": 1, "b": [2, -3], "c": "x"}', '{"a": 123456789012345}', '{"v1.0": true}']) expect(mayHoldChangedNumber(t), t).toBe(false);
+    const walked = ['{"a": 1.0}', '{"temperature": 0.7, "x": 1.0}', '{"a": -0.0}', '{"a": [0.5, 100.000]}', '{"a":[2,1e3]}', '{"a": 2.5e-3}', '{"a":\n -12345678901234567}', '{"a": 0.99999999999999999}', '{"a": 99999999.999999999}'];
+    // Fractions that are not whole numbers: JSON.parse's double prints as the text does.
+    const passed = ['{"a": 1, "b": [2, -3], "c": "x"}', '{"a": 123456789012345}', '{"v1.0": true}', '{"a": 0.5}', '{"temperature": 0.7, "top_p": 0.95, "b": [1.05, -2.50]}', '{"a": 123456789.12345}'];
+    for (const t of walked) expect(mayHoldChangedNumber(t), t).toBe(true);
+    for (const t of passed) expect(mayHoldChangedNumber(t), t).toBe(false);
+    // A body with 1.0 beside such fractions is walked, and the 1.0 is recorded.
+    const body = read('{"temperature": 0.7, "kwargs": {"x": 1.0, "y": 0.5}}') as any;
+    expect([writtenNumber(body.kwargs, 'x'), writtenNumber(body.kwargs, 'y')]).toEqual(['1.0', undefined]);
+  });
+
+  it('the scan finds every number JSON.parse changes', () => {
+    const digits = (min: number, max: number) => fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: min, maxLength: max });
+    const token = fc
+      .tuple(fc.boolean(), digits(1, 20), fc.option(fc.oneof(digits(1, 20), fc.constantFrom('0', '00', '9999999999', '0000000000000001'))), fc.option(fc.tuple(fc.constantFrom('e', 'E-', 'e+'), digits(1, 3))))
+      .map(([minus, int, frac, exp]) => `${minus ? '-' : ''}${int.replace(/^0+(?=\d)/, '')}${frac === null ? '' : `.${frac}`}${exp === null ? '' : exp.join('')}`);
+    fc.assert(
+      fc.property(token, (t) => {
+        if (numberChanged(t, JSON.parse(t))) expect(mayHoldChangedNumber(`{"a": ${t}}`), t).toBe(true);
+      }),
+      { numRuns: 20_000, seed: 20_261_205 },
+    );
+    for (const t of ['1.0', '-0.0', '0e0', '1e20', '100.0', '12345678901234567', '0.99999999999999999', '9.9999999999999999', '99999999.999999999', '-0.' + '0'.repeat(400) + '1'])
+      expect(numberChanged(t, JSON.parse(t)) && mayHoldChangedNumber(`[${t}]`), t).toBe(true);
   });
 
   it.each([
