@@ -19,9 +19,9 @@ export type OrderedJson = { object: Map<string, OrderedJson> } | { array: Ordere
 const scalarPattern = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
 
 /**
- * Parses text that JSON.parse has already accepted (it is the validator; this only walks valid
- * JSON and throws on anything else). A key written twice keeps its first place and its last
- * value, as JSON.parse and Python's dict both do.
+ * Parses text that JSON.parse has already accepted (it is the validator: this walk throws on
+ * broken structure, but takes a string's contents, escapes included, as they come). A key written
+ * twice keeps its first place and its last value, as JSON.parse and Python's dict both do.
  */
 export function parseOrderedJson(text: string): OrderedJson {
   let at = 0;
