@@ -7,17 +7,21 @@
 // beside the parsed value, keyed by the object or array that holds it, for the template bridge to
 // write it back (chat/render-prompt.ts); every other reader keeps seeing the plain number.
 //
-// Only a body that can hold such a number (the scan below) is walked a second time.
+// Only a body that can hold such a number (the scan below) is walked a second time, by the walk
+// that also finds its key order (ordered-json.ts): a body that needs both is walked once.
+import { inWrittenOrder, mayHoldIntegerKey, parseOrderedJson, type OrderedJson } from './ordered-json.js';
 
 /** Container -> member key (an array index as a string) -> the number's JSON text. */
 const written = new WeakMap<object, Map<string, string>>();
 
 /**
- * A number token, right after `:`, `[` or `,`, that has a fraction or an exponent, or 16 digits
- * or more: the only ones JSON.parse may not give back as Python would write them. Inside a
- * string it only costs the walk.
+ * A number token, right after `:`, `[` or `,`, that JSON.parse may change (numberChanged): one
+ * with an exponent, a fraction of zeros only (1.0, -0.0), or 16 digits or more, fraction included.
+ * A fraction of fewer digits is not a whole number, and its double is not one either (it lies
+ * farther from one than the double's rounding reaches), so `"temperature": 0.7` is not walked
+ * for. Inside a string it only costs the walk.
  */
-const changedNumber = /[:,[][ \t\n\r]*-?(?:\d+[.eE]|\d{16})/;
+const changedNumber = /[:,[][ \t\n\r]*-?(?:\d+(?:\.\d+)?[eE]|\d+\.0+(?!\d)|(?:\d\.?){16})/;
 
 /** Whether the JSON text may hold a number that JSON.parse changes (see above). */
 export function mayHoldChangedNumber(text: string): boolean {
@@ -46,6 +50,26 @@ export function holdsWrittenNumbers(container: object): boolean {
 }
 
 /**
+ * Gives `copy`, a new object made from the members of `source` (validation, a member left out,
+ * one added), the number texts of `source` that it still holds under the same key, and returns
+ * it. The record is kept against the container, so a copy of it would otherwise print its own
+ * numbers as JSON.parse read them; members deeper down are the same objects and keep theirs.
+ */
+export function keepWrittenNumbers<T extends object>(source: object, copy: T): T {
+  const from = written.get(source);
+  if (!from || copy === source) return copy;
+  const was = source as Record<string, unknown>;
+  const now = copy as Record<string, unknown>;
+  for (const [key, token] of from) {
+    if (!Object.hasOwn(now, key) || !Object.is(now[key], was[key])) continue;
+    let map = written.get(copy);
+    if (!map) written.set(copy, (map = new Map()));
+    map.set(key, token);
+  }
+  return copy;
+}
+
+/**
  * Records the numbers of `text` that JSON.parse changed, against the containers of `parsed` (its
  * JSON.parse value, possibly seen in written key order: util/key-order.ts), and returns `parsed`.
  * A text that cannot hold one is not walked.
@@ -53,7 +77,7 @@ export function holdsWrittenNumbers(container: object): boolean {
 export function withWrittenNumbers<T>(text: string, parsed: T): T {
   if (!mayHoldChangedNumber(text)) return parsed;
   try {
-    walk(text, parsed);
+    recordNumbers(parsed, parseOrderedJson(text));
   } catch (err) {
     // Nesting deeper than this walk's stack (JSON.parse goes deeper): numbers as parsed, as before.
     if (!(err instanceof RangeError)) throw err;
@@ -61,77 +85,45 @@ export function withWrittenNumbers<T>(text: string, parsed: T): T {
   return parsed;
 }
 
-/** Walks text JSON.parse accepted (it is the validator), beside the value it gave. */
-function walk(text: string, parsed: unknown): void {
-  let at = 0;
-  const space = (): void => {
-    for (let c = text.charCodeAt(at); c === 32 || c === 10 || c === 13 || c === 9; c = text.charCodeAt(++at));
+/**
+ * A request body as the server reads it (server/http.ts): `parsed`, JSON.parse's value of
+ * `text`, in written key order (withWrittenKeyOrder) and with its changed numbers' text recorded
+ * (withWrittenNumbers), from one walk of the text, and none where neither can apply.
+ */
+export function withWrittenKeysAndNumbers(text: string, parsed: unknown): unknown {
+  const order = mayHoldIntegerKey(text);
+  const numbers = mayHoldChangedNumber(text);
+  if (!order && !numbers) return parsed;
+  let value = parsed;
+  try {
+    const tree = parseOrderedJson(text);
+    if (order) value = inWrittenOrder(parsed, tree);
+    if (numbers) recordNumbers(value, tree);
+  } catch (err) {
+    // Nesting deeper than these walks' stack (JSON.parse goes deeper): the value as far as it was
+    // read (objects already reordered stay so; they are the same objects).
+    if (!(err instanceof RangeError)) throw err;
+  }
+  return value;
+}
+
+/**
+ * Records against each container of `value` the text of its members that JSON.parse changed,
+ * from `tree`, the parse of the same text. A container's record is replaced whole, so one
+ * walked again keeps none of an earlier text's. The tree holds a key written twice once, with its
+ * later value, the one JSON.parse kept.
+ */
+function recordNumbers(value: unknown, tree: OrderedJson): void {
+  if ('scalar' in tree || value === null || typeof value !== 'object') return;
+  const container = value as Record<string, unknown>;
+  let map: Map<string, string> | undefined;
+  const member = (key: string, node: OrderedJson): void => {
+    const v = container[key];
+    if (!('scalar' in node)) recordNumbers(v, node);
+    else if (typeof v === 'number' && numberChanged(node.scalar, v)) (map ??= new Map()).set(key, node.scalar);
   };
-  /** Index after the string that opens at `at`. */
-  const stringEnd = (): number => {
-    let end = at;
-    for (;;) {
-      end = text.indexOf('"', end + 1);
-      if (end < 0) throw new Error('unterminated JSON string');
-      let slashes = 0;
-      while (text.charCodeAt(end - 1 - slashes) === 92) slashes++;
-      if (slashes % 2 === 0) return end + 1;
-    }
-  };
-  const record = (container: object | undefined, key: string, token: string | undefined, member: unknown): void => {
-    if (!container) return;
-    let map = written.get(container);
-    // A key written twice: the last value is the one parsed, so an earlier record goes.
-    if (token !== undefined && typeof member === 'number' && numberChanged(token, member)) {
-      if (!map) written.set(container, (map = new Map()));
-      map.set(key, token);
-    } else map?.delete(key);
-  };
-  /**
-   * Walks one value; returns its text when it is a number. `v` is what JSON.parse made of it, or
-   * something else for a key written twice (JSON.parse kept the later value): nothing is then
-   * recorded against it.
-   */
-  const value = (v: unknown): string | undefined => {
-    space();
-    const c = text[at];
-    if (c === '{') {
-      at++;
-      space();
-      if (text[at] === '}') return void at++;
-      const object = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-      for (;;) {
-        space();
-        const start = at;
-        at = stringEnd();
-        const raw = text.slice(start + 1, at - 1);
-        const key = raw.includes('\\') ? (JSON.parse(text.slice(start, at)) as string) : raw;
-        space();
-        at++; // ':'
-        const member = object?.[key];
-        record(object, key, value(member), member);
-        space();
-        if (text[at++] === '}') return undefined;
-      }
-    }
-    if (c === '[') {
-      at++;
-      space();
-      if (text[at] === ']') return void at++;
-      const array = Array.isArray(v) ? v : undefined;
-      for (let i = 0; ; i++) {
-        record(array, String(i), value(array?.[i]), array?.[i]);
-        space();
-        if (text[at++] === ']') return undefined;
-      }
-    }
-    if (c === '"') {
-      at = stringEnd();
-      return undefined;
-    }
-    const start = at;
-    while (at < text.length && !' \t\n\r,]}'.includes(text[at])) at++;
-    return c === '-' || (c >= '0' && c <= '9') ? text.slice(start, at) : undefined;
-  };
-  value(parsed);
+  if ('array' in tree) tree.array.forEach((node, i) => member(String(i), node));
+  else for (const [key, node] of tree.object) member(key, node);
+  if (map) written.set(container, map);
+  else written.delete(container);
 }

@@ -1,7 +1,6 @@
 // Reading request bodies and writing JSON answers over node:http.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { withWrittenNumbers } from '../parse/json-numbers.js';
-import { withWrittenKeyOrder } from '../parse/ordered-json.js';
+import { withWrittenKeysAndNumbers } from '../parse/json-numbers.js';
 import { ApiError, badRequest, bodyTooLarge } from './errors.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -39,10 +38,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  * The body parsed as a JSON object (400 for invalid UTF-8, invalid JSON, or not an object). Its
  * objects list their keys in the order the client wrote them, integer-like keys included, as
  * Python's json.loads keeps them for vLLM: a tool's parameters, a call's arguments and a schema's
- * properties reach the prompt and the grammar in that order. Only a body with a key of digits is
- * walked a second time for it (parse/ordered-json.ts). Numbers JSON.parse changes (1.0, 1e20,
- * integers past 2^53) keep their text beside the value, for templates to print as Python does;
- * only a body that can hold one is walked for it (parse/json-numbers.ts).
+ * properties reach the prompt and the grammar in that order (parse/ordered-json.ts). Numbers
+ * JSON.parse changes (1.0, 1e20, integers past 2^53) keep their text beside the value, for
+ * templates to print as Python does (parse/json-numbers.ts). Only a body with a key of digits or
+ * such a number is walked a second time, once for both.
  */
 export async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const bytes = await readBody(req, limit);
@@ -62,7 +61,7 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<Rec
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw badRequest('The request body must be a JSON object.', null, 'invalid_json');
-  return withWrittenNumbers(text, withWrittenKeyOrder(text, value)) as Record<string, unknown>;
+  return withWrittenKeysAndNumbers(text, value) as Record<string, unknown>;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -5,7 +5,7 @@
 import type { Tokenizer } from '../../src/chat/tokenizer.js';
 import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent } from '../../src/engine/types.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
-import { defaultServerOptions } from '../../src/server/options.js';
+import { defaultServerOptions, type ServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
 
@@ -86,11 +86,11 @@ export class ScriptedEngine implements GenerationEngine {
  * wrapper records what it was sent), served with the structured-output compiler: for tests that
  * read the prompts a route hands the engine. Close with closeRecordingServer.
  */
-export async function startRecordingServer(): Promise<{ model: TinyModel; engine: ScriptedEngine; server: RunningServer }> {
+export async function startRecordingServer(overrides: Partial<ServerOptions> = {}): Promise<{ model: TinyModel; engine: ScriptedEngine; server: RunningServer }> {
   const model = await loadTiny('tiny-a');
   const engine = new ScriptedEngine(model.engine, model.tokenizer, []);
   const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
-  const server = await startServer({ engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+  const server = await startServer({ engine, tokenizer: model.tokenizer, template: model.template, constraints }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, ...overrides });
   return { model, engine, server };
 }
 

@@ -1,6 +1,7 @@
 // Numbers in a request reach the prompt as transformers and vLLM (Python's json.loads and
 // json.dumps) write them: `1.0` stays "1.0", `1e20` is "1e+20", `-0.0` stays "-0.0", an integer
-// past 2^53 keeps its digits, on every route that renders the chat template. Bodies are sent as
+// past 2^53 keeps its digits, on every route that renders the chat template, wherever the body
+// holds the number (tools, call arguments, chat_template_kwargs, documents). Bodies are sent as
 // raw JSON text, since a JavaScript object (and so any SDK) holds only the double. The prompts are
 // read where the engine receives them (a scripted engine with no rules, in front of the real one).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,8 @@ let server: RunningServer;
 let engine: ScriptedEngine;
 
 beforeAll(async () => {
-  ({ model, engine, server } = await startRecordingServer());
+  // Trusted request templates: the one below prints the kwargs and documents it is given.
+  ({ model, engine, server } = await startRecordingServer({ trustRequestChatTemplate: true }));
 });
 
 afterAll(() => closeRecordingServer({ model, server }));
@@ -81,5 +83,17 @@ describe('the prompt writes numbers as Python does', () => {
     const call = r.json.choices[0].message.tool_calls[0].function;
     expect([1, 2.5]).toContain(JSON.parse(call.arguments).x);
     expect(engine.prompts.at(-1)).toContain('"enum": [1.0, 2.5]');
+  });
+
+  it('chat_template_kwargs and documents, numbers placed directly in them and deeper, on chat completions and /tokenize', async () => {
+    const template = JSON.stringify('{{ foo }} {{ big }} {{ neg }} {{ deep | tojson }} {{ documents | tojson }} {{ documents[0].score }}|{% for m in messages %}{{ m.content }}{% endfor %}');
+    const fields = `"chat_template": ${template}, "chat_template_kwargs": {"enable_thinking": false, "foo": 1.0, "big": 12345678901234567, "neg": -0.0, "deep": {"x": 2.0}}, "documents": [{"title": "sea", "score": 1.0}]`;
+    // Jinja2 with json.loads of the same text (tojson as transformers' json.dumps).
+    const printed = '1.0 12345678901234567 -0.0 {"x": 2.0} [{"title": "sea", "score": 1.0}] 1.0|Scale it.';
+    const chat = await promptOf('/v1/chat/completions', `{"model": "qwen3", "max_tokens": 1, "messages": [${user}], ${fields}}`);
+    expect(chat.text).toBe(printed);
+    const tok = await post(`${server.url}/tokenize`, `{"messages": [${user}], ${fields}}`);
+    expect(tok.status, tok.text).toBe(200);
+    expect(model.tokenizer.decode(tok.json.tokens)).toBe(printed);
   });
 });

@@ -54,6 +54,17 @@ describe('a body read with its written key order', () => {
     expect(Object.keys(proto.__proto__)).toEqual(['b', '0']);
   });
 
+  it('a string of megabytes does not end the walk', () => {
+    const text = `{"s": "${'sea '.repeat(2_500_000)}\\"", "2": {"b": 0, "1": 1}}`;
+    expect(Object.keys(read(text))).toEqual(['s', '2']);
+    expect(Object.keys(read(text)[2])).toEqual(['b', '1']);
+  });
+
+  it('the tree keeps each scalar as written', () => {
+    const tree = parseOrderedJson('{"a": [1.0, -0.0, 1e20, 12345678901234567, "x\\u00e9", true, null]}');
+    expect('object' in tree && tree.object.get('a')).toEqual({ array: ['1.0', '-0.0', '1e20', '12345678901234567', '"x\\u00e9"', 'true', 'null'].map((scalar) => ({ scalar })) });
+  });
+
   it('nesting deeper than the walk can go keeps the parsed value rather than failing', () => {
     const text = `{"a": ${'['.repeat(100_000)}{"1": 0}${']'.repeat(100_000)}, "2": 1}`;
     const parsed = JSON.parse(text);

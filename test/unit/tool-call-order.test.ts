@@ -49,6 +49,11 @@ describe('tool-call arguments keep the written key order', () => {
     expect(parseToolCallBody('{"name": "f", "arguments": "{\\"b\\": 1, \\"2\\": 0}"}')?.arguments).toBe('{"b": 1, "2": 0}');
   });
 
+  it('arguments holding a string of megabytes keep their order', () => {
+    const long = 'wave '.repeat(2_000_000);
+    expect(parseToolCallBody(`{"name": "f", "arguments": {"text": "${long}", "1": 0}}`)?.arguments).toBe(`{"text":"${long}","1":0}`);
+  });
+
   it('nesting too deep for the stack is given back as text, not a failed request', () => {
     const deep = '['.repeat(20000) + ']'.repeat(20000);
     const p = new ToolCallParser();

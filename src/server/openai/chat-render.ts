@@ -1,6 +1,8 @@
 // A chat request's messages -> the template's options. /v1/chat/completions and /tokenize both
 // build them here, so the count /tokenize gives is the prompt chat generates from, whatever the
 // flags (continue_final_message, add_generation_prompt, thinking, template kwargs).
+import { keepWrittenNumbers } from '../../parse/json-numbers.js';
+import { objectInOrder } from '../../util/key-order.js';
 import type { RenderOptions } from '../context.js';
 import { badRequest } from '../errors.js';
 import type { ChatMessageInput } from './schema-chat.js';
@@ -49,11 +51,19 @@ export function chatThinking(body: Pick<ChatRenderFields, 'enable_thinking' | 'c
   return byEffort;
 }
 
-/** chat_template_kwargs other than enable_thinking (which has its own path) go to the template as is. */
+/**
+ * chat_template_kwargs other than enable_thinking (which has its own path) go to the template as
+ * is: the copy keeps the client's key order and the text of the numbers it holds (1.0 stays 1.0).
+ */
 export function extraKwargs(kwargs: Record<string, unknown> | null | undefined): Record<string, unknown> | undefined {
   if (!kwargs) return undefined;
-  const { enable_thinking: _, ...rest } = kwargs;
+  const rest = withMembers(kwargs, Object.entries(kwargs).filter(([k]) => k !== 'enable_thinking'));
   return Object.keys(rest).length > 0 ? rest : undefined;
+}
+
+/** A copy of the client's object `source` with these members, in their order, its numbers' text kept. */
+function withMembers(source: Record<string, unknown>, entries: readonly (readonly [string, unknown])[]): Record<string, unknown> {
+  return keepWrittenNumbers(source, objectInOrder(entries));
 }
 
 /**
@@ -86,7 +96,7 @@ export function chatRenderOptions(
   if (body.documents != null) {
     if (!/\bdocuments\b/.test(template?.source ?? opts.template))
       throw unsupported('documents', "documents are not supported by this model's chat template, which never reads them; put their text in a message instead.");
-    kwargs = { ...kwargs, documents: body.documents };
+    kwargs = withMembers(kwargs ?? {}, [...Object.entries(kwargs ?? {}), ['documents', body.documents]]);
   }
   return {
     continueFinalMessage: continueFinal,

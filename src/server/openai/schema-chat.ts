@@ -85,7 +85,7 @@ export const chatRequestSchema = z.object({
   /** grps_trtllm's spelling. */
   enable_thinking: z.boolean().nullish(),
   /** vLLM's spelling: chat_template_kwargs.enable_thinking. */
-  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+  chat_template_kwargs: jsonObject().nullish(),
   /** Render the prompt without the assistant header (vLLM). */
   add_generation_prompt: z.boolean().nullish(),
   /** Continue the final assistant message instead of starting a new one (vLLM). */

@@ -7,10 +7,11 @@ import { MAX_LOGIT_BIAS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS, tooMany, tooManyI
 const finite = () => z.number().refine(Number.isFinite, 'expected a finite number');
 
 /**
- * Any JSON object (a JSON Schema, a call's arguments), refused with z.record's errors but passed
- * on as the client's own object: z.record returns a copy, a plain object again, which would list
- * integer-like keys first and lose the key order the body was read with (http.ts), the order the
- * prompt and the grammar follow.
+ * Any JSON object (a JSON Schema, a call's arguments, template kwargs), refused with z.record's
+ * errors but passed on as the client's own object: z.record returns a copy, a plain object again,
+ * which would list integer-like keys first and lose the key order the body was read with (http.ts),
+ * the order the prompt and the grammar follow, and the text of the numbers it holds (1.0, kept
+ * against the object itself: parse/json-numbers.ts).
  */
 export const jsonObject = () =>
   z.custom<Record<string, unknown>>().superRefine((value, ctx) => {

@@ -156,7 +156,7 @@ export const responsesRequestSchema = z.object({
   conversation: z.unknown().optional(),
   prompt: z.unknown().optional(),
   /** vLLM's: Qwen3's enable_thinking and any other template variables. */
-  chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+  chat_template_kwargs: jsonObject().nullish(),
   enable_thinking: z.boolean().nullish(),
 });
 export type ResponsesRequest = z.infer<typeof responsesRequestSchema>;
