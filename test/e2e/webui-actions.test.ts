@@ -7,13 +7,13 @@
 // the buttons are named, reachable by keyboard, off while an answer streams, and keep working
 // after an error, a Stop and a New chat.
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { collectChatRequests, collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
 
 const code = 'echo "a  b" && ls -la\n\n\tprintf \'%s\\n\' <done>';
 const codeAnswer = `Run this:\n\n\`\`\`bash\n${code}\n\`\`\`\n\nThat is **all**. ${'More words after the code. '.repeat(40)}`;
@@ -22,9 +22,7 @@ const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
 let server: RunningServer;
 let browser: Browser;
-let page: Page;
-let errors: string[];
-let chats: any[];
+const it = itWithPage(() => browser);
 
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
 const button = (p: Page, name: string) => p.getByRole('button', { name, exact: true });
@@ -84,23 +82,13 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-beforeEach(async () => {
-  page = await browser.context.newPage();
-  errors = collectErrors(page);
-  chats = collectChatRequests(page);
-});
-
-afterEach(async () => {
-  await page.close();
-});
-
 async function open(p: Page): Promise<void> {
   await p.goto(server.url);
   await expect.poll(() => p.textContent('#model-status'), polling).toBe('model qwen3');
 }
 
 describe('web chat page message actions', () => {
-  it('Copy on a code block copies the code alone, Copy on an answer its markdown without the think block; neither while it streams', async () => {
+  it('Copy on a code block copies the code alone, Copy on an answer its markdown without the think block; neither while it streams', async ({ page, errors }) => {
     await open(page);
     await page.fill('#prompt', 'Code please');
     await page.press('#prompt', 'Enter');
@@ -126,7 +114,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('without navigator.clipboard (plain http away from localhost) the hidden-textarea fallback copies', async () => {
+  it('without navigator.clipboard (plain http away from localhost) the hidden-textarea fallback copies', async ({ page, errors }) => {
     await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined }));
     await open(page);
     expect(await page.evaluate(() => navigator.clipboard)).toBeUndefined();
@@ -142,7 +130,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('Regenerate sends the conversation without the last answer, with the settings as they are now, and shows one answer', async () => {
+  it('Regenerate sends the conversation without the last answer, with the settings as they are now, and shows one answer', async ({ page, errors, chats }) => {
     await open(page);
     await send(page, 'Plain one');
     await send(page, 'Plain two');
@@ -166,7 +154,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('Edit puts the message in an editor under it; sending drops it and everything after, Escape leaves all as it was', async () => {
+  it('Edit puts the message in an editor under it; sending drops it and everything after, Escape leaves all as it was', async ({ page, errors, chats }) => {
     await open(page);
     await send(page, 'Plain one');
     await send(page, 'Plain two');
@@ -203,7 +191,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('Escape stops an answer as Stop does, keeping what is typed; with nothing streaming it is left alone', async () => {
+  it('Escape stops an answer as Stop does, keeping what is typed; with nothing streaming it is left alone', async ({ page, errors, chats }) => {
     await open(page);
     await page.fill('#prompt', 'Slow, please');
     await page.press('#prompt', 'Enter');
@@ -229,7 +217,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('the buttons are reachable by keyboard, off while an answer streams, and keep working after a Stop, an error and a New chat', async () => {
+  it('the buttons are reachable by keyboard, off while an answer streams, and keep working after a Stop, an error and a New chat', async ({ page, errors, chats }) => {
     await open(page);
     await send(page, 'Plain one');
     // Shift+Tab from the message box reaches the last answer's buttons.

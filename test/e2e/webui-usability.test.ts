@@ -6,20 +6,19 @@
 // selected in an answer survives the rest of it streaming in; settings typed just before a
 // reload are kept; messages say who wrote them and the list is marked busy while an answer streams.
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { collectChatRequests, collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
 
 const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
 let server: RunningServer;
 let browser: Browser;
-let page: Page;
-let errors: string[];
+const it = itWithPage(() => browser, { open: () => server.url });
 
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
 const focused = (p: Page) => p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
@@ -63,19 +62,8 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-beforeEach(async () => {
-  page = await browser.context.newPage();
-  errors = collectErrors(page);
-  await page.goto(server.url);
-  await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
-});
-
-afterEach(async () => {
-  await page.close();
-});
-
 describe('web chat page usability', () => {
-  it('focus stays in the message box when Send is clicked and when Stop is pressed from the keyboard', async () => {
+  it('focus stays in the message box when Send is clicked and when Stop is pressed from the keyboard', async ({ page, errors }) => {
     await page.fill('#prompt', 'Slow, please');
     await page.click('#send');
     await answerPast(page, 10);
@@ -93,7 +81,7 @@ describe('web chat page usability', () => {
     expect(errors).toEqual([]);
   });
 
-  it('a conversation grown past the context says to start a new chat, not to send the same again', async () => {
+  it('a conversation grown past the context says to start a new chat, not to send the same again', async ({ page }) => {
     await send(page, 'Endless, please');
     expect(await lastAssistant(page).locator('.meta').textContent()).toContain("cut at the model's length limit");
     await send(page, 'Plain follow-up', 'error');
@@ -108,7 +96,7 @@ describe('web chat page usability', () => {
     expect(await lastAssistant(page).locator('.answer').textContent()).toBe('A plain answer.\n');
   });
 
-  it('max_tokens past what the context leaves is named as the fix, not a new chat; a message too long alone, to shorten', async () => {
+  it('max_tokens past what the context leaves is named as the fix, not a new chat; a message too long alone, to shorten', async ({ page }) => {
     await send(page, 'Plain first');
     await page.fill('#max-tokens', '600'); // more than the whole 512-token context
     await send(page, 'Plain follow-up', 'error');
@@ -124,8 +112,7 @@ describe('web chat page usability', () => {
     expect(await lastAssistant(page).locator('.error').textContent()).toContain('shorten it to send it again');
   });
 
-  it('a sampling setting that is no number is pointed out, not silently replaced by the server default', async () => {
-    const chats = collectChatRequests(page);
+  it('a sampling setting that is no number is pointed out, not silently replaced by the server default', async ({ page, chats }) => {
     await page.click('#temperature');
     await page.keyboard.type('1e'); // the field shows it; its value reads as empty
     await page.fill('#prompt', 'Plain, please');
@@ -140,7 +127,7 @@ describe('web chat page usability', () => {
     expect(chats.map((c) => c.temperature)).toEqual([0.3]);
   });
 
-  it('text selected in an answer stays selected while the rest streams in, which then follows', async () => {
+  it('text selected in an answer stays selected while the rest streams in, which then follows', async ({ page, errors }) => {
     await page.fill('#prompt', 'Slow, please');
     await page.press('#prompt', 'Enter');
     await answerPast(page, 60);
@@ -162,7 +149,7 @@ describe('web chat page usability', () => {
     expect(errors).toEqual([]);
   });
 
-  it('a setting typed and followed at once by a reload is kept', async () => {
+  it('a setting typed and followed at once by a reload is kept', async ({ page }) => {
     await page.fill('#max-tokens', '77');
     await page.fill('#system-prompt', 'Be brief.');
     await page.reload();
@@ -170,7 +157,7 @@ describe('web chat page usability', () => {
     expect(await page.inputValue('#system-prompt')).toBe('Be brief.');
   });
 
-  it('messages say who wrote them; the list is marked busy while an answer streams', async () => {
+  it('messages say who wrote them; the list is marked busy while an answer streams', async ({ page }) => {
     await page.fill('#prompt', 'Slow, please');
     await page.press('#prompt', 'Enter');
     await answerPast(page, 10);
