@@ -188,7 +188,7 @@ describe('web chat page errors', () => {
     await send(page, '    indented question', 'error');
     expect(await page.locator('.msg.user').last().getAttribute('data-state')).toBe('failed');
     expect(await page.inputValue('#prompt')).toBe('    indented question');
-    expect(await page.locator('.msg.assistant .error').last().textContent()).toMatch(/could not be reached or went away .*Your message is back in the box/);
+    expect(await page.locator('.msg.assistant .error').last().textContent()).toMatch(/could not be reached or went away .*Retry sends it again; your message is also back in the box/);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('server not reachable');
   });
 

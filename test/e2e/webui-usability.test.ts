@@ -1,8 +1,8 @@
 // The web chat page as a keyboard, mouse and screen-reader user meets it, in a real browser
 // (Debian's Chromium via playwright-core) against the real server with recorded replies
 // (ScriptedEngine): focus never falls to the page body when Send and Stop swap places; a
-// conversation that outgrew the context says to start a new chat rather than to resend, and one
-// refused for its max_tokens says to lower that; a setting that is no number holds the message; text
+// conversation that outgrew the context says to start a new chat rather than to resend (no Retry),
+// and one refused for its max_tokens says to lower that and Retry; a setting that is no number holds the message; text
 // selected in an answer survives the rest of it streaming in; settings typed just before a
 // reload are kept; messages say who wrote them and the list is marked busy while an answer streams.
 import type { Page } from 'playwright-core';
@@ -21,6 +21,7 @@ let browser: Browser;
 const it = itWithPage(() => browser, { open: () => server.url });
 
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
+const retryButtons = (p: Page) => lastAssistant(p).getByRole('button', { name: 'Retry message' }).count();
 const focused = (p: Page) => p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
 
 async function waitState(p: Page, state: string): Promise<void> {
@@ -89,6 +90,8 @@ describe('web chat page usability', () => {
     expect(said).toContain('maximum context length');
     expect(said).toContain('start a New chat');
     expect(await page.inputValue('#prompt')).toBe('Plain follow-up');
+    // The same conversation would fail the same way again.
+    expect(await retryButtons(page)).toBe(0);
     // As advised: a new chat takes the same message.
     await page.click('#new-chat');
     await page.press('#prompt', 'Enter');
@@ -103,6 +106,7 @@ describe('web chat page usability', () => {
     const said = (await lastAssistant(page).locator('.error').textContent())!;
     expect(said).toMatch(/max_tokens \(Settings\) asks for more than the \d+ tokens the context leaves for the answer: lower or clear it/);
     expect(said).not.toContain('New chat');
+    expect(await retryButtons(page)).toBe(1);
     // As advised: cleared, the same message goes through in the same conversation.
     await page.fill('#max-tokens', '');
     await page.press('#prompt', 'Enter');
@@ -110,6 +114,7 @@ describe('web chat page usability', () => {
     await page.click('#new-chat');
     await send(page, `Plain ${'many words '.repeat(300)}`, 'error');
     expect(await lastAssistant(page).locator('.error').textContent()).toContain('shorten it to send it again');
+    expect(await retryButtons(page)).toBe(0);
   });
 
   it('a sampling setting that is no number is pointed out, not silently replaced by the server default', async ({ page, chats }) => {
