@@ -261,6 +261,10 @@ function addAssistantMessage() {
     get content() {
       return content;
     },
+    /** Whether there was reasoning to show. */
+    get reasoned() {
+      return reasoning.trim() !== '';
+    },
     // The status line and the error come after the last render: a reader at the end is kept
     // there, so they do not end up below the fold.
     finish(state, note, seconds) {
@@ -268,6 +272,8 @@ function addAssistantMessage() {
       render(true);
       wrap.dataset.state = state;
       summary.textContent = seconds === undefined ? 'Thought' : `Thought for ${seconds.toFixed(1)} s`;
+      // No answer came: the thinking is all there is to read.
+      if (!content && reasoning.trim()) think.open = true;
       meta.textContent = note;
       if (follow) scrollToEnd();
     },
@@ -337,9 +343,12 @@ async function answer(conversation, question) {
     take(splitter.finish());
     const seconds = (performance.now() - begin) / 1000;
     const tokens = usage ? `${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '';
-    const cut = finish === 'length' ? (numberOf(els.maxTokens) !== undefined ? 'cut at max_tokens' : "cut at the model's length limit") : '';
+    const cut = finish === 'length' ? cutNote(sent.max_tokens !== undefined, !view.content && view.reasoned) : '';
     view.finish('done', [tokens, cut].filter(Boolean).join(' · '), thoughtSeconds);
-    conversation.push({ role: 'assistant', content: view.content });
+    // An answer without text (cut while still thinking) stays out of the conversation, as a
+    // stopped one does: Qwen3's template drops the reasoning of every turn before the last
+    // question, reasoning_content included, so the model would read an empty assistant turn.
+    if (view.content) conversation.push({ role: 'assistant', content: view.content });
     addAnswerActions(view, question);
     if (els.status.dataset.state === 'error') void refreshModel(); // the server is back
   } catch (err) {
@@ -370,6 +379,18 @@ async function answer(conversation, question) {
     inflight = null;
     setBusy(false);
   }
+}
+
+/**
+ * What cut an answer (finish_reason "length"). One cut while still thinking, before any answer
+ * text, also says how to get an answer: more room, or a thinking budget, after which the model
+ * answers.
+ */
+function cutNote(byMaxTokens, thoughtOnly) {
+  const by = byMaxTokens ? 'cut at max_tokens' : "cut at the model's length limit";
+  if (!thoughtOnly) return by;
+  const fix = byMaxTokens ? 'raise max_tokens or set a Thinking budget (Settings), then Regenerate' : 'set a Thinking budget (Settings) and Regenerate, or start a New chat';
+  return `${by} while still thinking, before any answer: ${fix}`;
 }
 
 /**

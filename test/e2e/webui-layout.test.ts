@@ -3,8 +3,9 @@
 // settings usable, held sideways too; long words, URLs and wide tables stay inside their bubbles;
 // table alignment survives the content security policy; a reader scrolled up is not pulled down
 // while an answer streams, and once the list is full each new answer is scrolled into view; empty
-// think blocks are not shown; a cut answer says what cut it; a failed turn gives the message back
-// to send again; a wrong API key is called refused. Replies come from ScriptedEngine.
+// think blocks are not shown; a cut answer says what cut it, and one cut while still thinking is
+// not sent back as an empty answer; a failed turn gives the message back to send again; a wrong
+// API key is called refused. Replies come from ScriptedEngine.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -204,6 +205,31 @@ describe('web chat page errors', () => {
       ['user', 'Ponder this'],
       ['user', 'Plain follow-up'],
     ]);
+  });
+
+  it('cut at max_tokens while still thinking: the page says so and shows the thinking; no empty answer goes back to the server', async ({ page, chats, errors }) => {
+    await page.goto(server.url);
+    await page.fill('#max-tokens', '20');
+    await send(page, 'Ponder this');
+    const cut = await page.evaluate(() => {
+      const last = document.querySelector('.msg.assistant:last-child')!;
+      return {
+        meta: last.querySelector('.meta')!.textContent,
+        thinkOpen: (last.querySelector('details.think') as HTMLDetailsElement).open,
+        thought: last.querySelector('.think-text')!.textContent!.startsWith('pondering'),
+        answer: last.querySelector('.answer')!.textContent,
+        buttons: [...last.querySelectorAll('button')].map((b) => b.getAttribute('aria-label')),
+      };
+    });
+    expect(cut.meta).toContain('cut at max_tokens while still thinking, before any answer: raise max_tokens or set a Thinking budget');
+    expect(cut).toMatchObject({ thinkOpen: true, thought: true, answer: '', buttons: ['Regenerate answer'] });
+    await page.fill('#max-tokens', '');
+    await send(page, 'Plain follow-up');
+    expect(chats.at(-1).messages.map((m: { role: string; content: string }) => [m.role, m.content])).toEqual([
+      ['user', 'Ponder this'],
+      ['user', 'Plain follow-up'],
+    ]);
+    expect(errors).toEqual([]);
   });
 
   it('a wrong API key is called refused; none at all, needed', async ({ page }) => {
