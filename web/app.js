@@ -1,8 +1,8 @@
 // The chat page: multi-turn conversation kept in memory only (a reload starts afresh), answers
 // streamed and rendered as markdown (raw HTML in model output is shown as text, never run), the
 // think block collapsed apart from the answer, Stop (or Escape) aborts the request; a finished
-// answer can be copied or regenerated, a sent message edited. Settings and the API key live in
-// sessionStorage: they survive a reload of this tab and nothing else.
+// answer can be copied or regenerated, a sent message edited, a failed turn retried. Settings and
+// the API key live in sessionStorage: they survive a reload of this tab and nothing else.
 import { ApiError, fetchModels, streamChat } from './chat-stream.js';
 import { createMarkdown, StreamingMarkdown } from './markdown-stream.js';
 import { actionButton, actionRow, copyButton, handleCodeCopies, openEditor, setActionsBusy } from './message-actions.js';
@@ -165,6 +165,22 @@ function reanswer(answerEl, question) {
   void answer(history, question);
 }
 
+/**
+ * A failed turn sent again as it was, with the settings and API key as they are now (the fix for
+ * most failures is made there): the failed pair leaves the list and the question is asked anew.
+ * Offered on the last message only, like Regenerate; the copy of the question put back in the box
+ * leaves it too, unless it was changed there.
+ */
+function retry(failedEl, question, conversation) {
+  if (inflight || conversation !== history || failedEl !== els.messages.lastElementChild || !settingsReadable()) return;
+  const text = question.entry.content;
+  removeFrom(question.asked);
+  if (els.prompt.value === text) els.prompt.value = '';
+  // The button pressed is gone: focus goes where Send would leave it.
+  els.prompt.focus();
+  void send(text);
+}
+
 /** An assistant message: think block (hidden until there is reasoning), answer, and a status line. */
 function addAssistantMessage() {
   const wrap = addMessage('assistant');
@@ -245,6 +261,10 @@ function addAssistantMessage() {
     get content() {
       return content;
     },
+    /** Whether there was reasoning to show. */
+    get reasoned() {
+      return reasoning.trim() !== '';
+    },
     // The status line and the error come after the last render: a reader at the end is kept
     // there, so they do not end up below the fold.
     finish(state, note, seconds) {
@@ -252,10 +272,13 @@ function addAssistantMessage() {
       render(true);
       wrap.dataset.state = state;
       summary.textContent = seconds === undefined ? 'Thought' : `Thought for ${seconds.toFixed(1)} s`;
+      // No answer came: the thinking is all there is to read.
+      if (!content && reasoning.trim()) think.open = true;
       meta.textContent = note;
       if (follow) scrollToEnd();
     },
-    fail(message) {
+    /** actions: buttons shown under the error (Retry). */
+    fail(message, actions = []) {
       const follow = atBottom();
       render(true);
       wrap.dataset.state = 'error';
@@ -263,6 +286,7 @@ function addAssistantMessage() {
       err.className = 'error';
       err.textContent = message;
       wrap.append(err);
+      if (actions.length > 0) wrap.append(actionRow(...actions));
       if (follow) scrollToEnd();
     },
   };
@@ -319,9 +343,12 @@ async function answer(conversation, question) {
     take(splitter.finish());
     const seconds = (performance.now() - begin) / 1000;
     const tokens = usage ? `${usage.completion_tokens} tokens, ${(usage.completion_tokens / seconds).toFixed(1)} tokens/s` : '';
-    const cut = finish === 'length' ? (numberOf(els.maxTokens) !== undefined ? 'cut at max_tokens' : "cut at the model's length limit") : '';
+    const cut = finish === 'length' ? cutNote(sent.max_tokens !== undefined, !view.content && view.reasoned) : '';
     view.finish('done', [tokens, cut].filter(Boolean).join(' · '), thoughtSeconds);
-    conversation.push({ role: 'assistant', content: view.content });
+    // An answer without text (cut while still thinking) stays out of the conversation, as a
+    // stopped one does: Qwen3's template drops the reasoning of every turn before the last
+    // question, reasoning_content included, so the model would read an empty assistant turn.
+    if (view.content) conversation.push({ role: 'assistant', content: view.content });
     addAnswerActions(view, question);
     if (els.status.dataset.state === 'error') void refreshModel(); // the server is back
   } catch (err) {
@@ -333,15 +360,18 @@ async function answer(conversation, question) {
       if (view.content) conversation.push({ role: 'assistant', content: view.content });
       addAnswerActions(view, question);
     } else {
-      // A failed turn leaves the history as it was: the question is marked as not sent and put
-      // back in the box (when that is empty), to be sent again as it is or changed.
+      // A failed turn leaves the history as it was: the question is marked as not sent, Retry
+      // under the error sends it again as it is, and it is put back in the box (when that is
+      // empty) to be changed first.
       conversation.pop();
       asked.dataset.state = 'failed';
       // Its text is back in the box: there is nothing left to edit.
       asked.querySelector('.msg-actions')?.remove();
       asked.title = 'not part of the conversation: this turn failed';
       if (!els.prompt.value.trim()) els.prompt.value = text;
-      view.fail(`${failureText(err)} ${retryAdvice(err, conversation, sent?.max_tokens)}`);
+      const advice = retryAdvice(err, conversation, sent?.max_tokens);
+      const again = actionButton('Retry', 'Retry message', () => retry(view.element, question, conversation), { idleOnly: true, className: 'retry' });
+      view.fail(`${failureText(err)} ${advice.text}`, advice.retry ? [again] : []);
       if (err instanceof ApiError && err.status === 401) els.apiKey.focus();
       else void refreshModel();
     }
@@ -352,23 +382,36 @@ async function answer(conversation, question) {
 }
 
 /**
- * What to do after a failed turn. A context-length error fails the same way on every retry: a
- * prompt that fits but leaves less room than max_tokens asks for needs a lower max_tokens (a new
- * chat would not help); a prompt that does not fit needs earlier turns forgotten or a shorter
- * message. maxTokens: the max_tokens the failed request sent, if any.
+ * What cut an answer (finish_reason "length"). One cut while still thinking, before any answer
+ * text, also says how to get an answer: more room, or a thinking budget, after which the model
+ * answers.
+ */
+function cutNote(byMaxTokens, thoughtOnly) {
+  const by = byMaxTokens ? 'cut at max_tokens' : "cut at the model's length limit";
+  if (!thoughtOnly) return by;
+  const fix = byMaxTokens ? 'raise max_tokens or set a Thinking budget (Settings), then Regenerate' : 'set a Thinking budget (Settings) and Regenerate, or start a New chat';
+  return `${by} while still thinking, before any answer: ${fix}`;
+}
+
+/**
+ * What to do after a failed turn, and whether Retry (the same conversation again) can help. A
+ * context-length error fails the same way on every retry: a prompt that fits but leaves less room
+ * than max_tokens asks for needs a lower max_tokens (a new chat would not help); a prompt that
+ * does not fit needs earlier turns forgotten or a shorter message, so Retry is not offered.
+ * maxTokens: the max_tokens the failed request sent, if any.
  */
 function retryAdvice(err, conversation, maxTokens) {
   if (err instanceof ApiError && err.code === 'context_length_exceeded') {
     const room = roomAfterPrompt(err.message);
     if (maxTokens !== undefined && room !== null && room > 0) {
-      return `max_tokens (Settings) asks for more than the ${room} tokens the context leaves for the answer: lower or clear it and send again (your message is back in the box).`;
+      return { retry: true, text: `max_tokens (Settings) asks for more than the ${room} tokens the context leaves for the answer: lower or clear it and Retry (your message is also back in the box).` };
     }
     if (conversation.length > 0) {
-      return 'The conversation has grown past what the model can take: start a New chat (your message is back in the box) or send a shorter one.';
+      return { retry: false, text: 'The conversation has grown past what the model can take: start a New chat (your message is back in the box) or send a shorter one.' };
     }
-    return 'Your message is back in the box: shorten it to send it again.';
+    return { retry: false, text: 'Your message is back in the box: shorten it to send it again.' };
   }
-  return 'Your message is back in the box to send again.';
+  return { retry: true, text: 'Retry sends it again; your message is also back in the box, to change.' };
 }
 
 /**

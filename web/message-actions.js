@@ -1,6 +1,6 @@
-// The buttons on messages: Copy (a code block or a whole answer), Regenerate, Edit with its inline
-// editor. Which conversation they act on is app.js's business; this file only builds them, copies
-// text and keeps buttons that would change the conversation disabled while an answer streams.
+// The buttons on messages: Copy (a code block or a whole answer), Regenerate, Retry, Edit with its
+// inline editor. Which conversation they act on is app.js's business; this file only builds them,
+// copies text and keeps buttons that would change the conversation disabled while an answer streams.
 
 let busy = false;
 

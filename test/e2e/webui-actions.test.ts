@@ -3,17 +3,18 @@
 // code alone and Copy on an answer its markdown without the think block, through the clipboard
 // API or, where a page over plain http has none, the textarea fallback; Regenerate sends the
 // conversation without the last answer and shows one answer in its place; Edit sends the changed
-// message with everything after it dropped; Escape stops an answer and is left alone otherwise;
+// message with everything after it dropped; Retry sends a failed turn's conversation again, after
+// an error answer and after a dropped connection; Escape stops an answer and is left alone otherwise;
 // the buttons are named, reachable by keyboard, off while an answer streams, and keep working
 // after an error, a Stop and a New chat.
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { collectChatRequests, collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
 
 const code = 'echo "a  b" && ls -la\n\n\tprintf \'%s\\n\' <done>';
 const codeAnswer = `Run this:\n\n\`\`\`bash\n${code}\n\`\`\`\n\nThat is **all**. ${'More words after the code. '.repeat(40)}`;
@@ -22,9 +23,7 @@ const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
 let server: RunningServer;
 let browser: Browser;
-let page: Page;
-let errors: string[];
-let chats: any[];
+const it = itWithPage(() => browser);
 
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
 const button = (p: Page, name: string) => p.getByRole('button', { name, exact: true });
@@ -84,23 +83,13 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-beforeEach(async () => {
-  page = await browser.context.newPage();
-  errors = collectErrors(page);
-  chats = collectChatRequests(page);
-});
-
-afterEach(async () => {
-  await page.close();
-});
-
 async function open(p: Page): Promise<void> {
   await p.goto(server.url);
   await expect.poll(() => p.textContent('#model-status'), polling).toBe('model qwen3');
 }
 
 describe('web chat page message actions', () => {
-  it('Copy on a code block copies the code alone, Copy on an answer its markdown without the think block; neither while it streams', async () => {
+  it('Copy on a code block copies the code alone, Copy on an answer its markdown without the think block; neither while it streams', async ({ page, errors }) => {
     await open(page);
     await page.fill('#prompt', 'Code please');
     await page.press('#prompt', 'Enter');
@@ -126,7 +115,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('without navigator.clipboard (plain http away from localhost) the hidden-textarea fallback copies', async () => {
+  it('without navigator.clipboard (plain http away from localhost) the hidden-textarea fallback copies', async ({ page, errors }) => {
     await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined }));
     await open(page);
     expect(await page.evaluate(() => navigator.clipboard)).toBeUndefined();
@@ -142,7 +131,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('Regenerate sends the conversation without the last answer, with the settings as they are now, and shows one answer', async () => {
+  it('Regenerate sends the conversation without the last answer, with the settings as they are now, and shows one answer', async ({ page, errors, chats }) => {
     await open(page);
     await send(page, 'Plain one');
     await send(page, 'Plain two');
@@ -166,7 +155,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('Edit puts the message in an editor under it; sending drops it and everything after, Escape leaves all as it was', async () => {
+  it('Edit puts the message in an editor under it; sending drops it and everything after, Escape leaves all as it was', async ({ page, errors, chats }) => {
     await open(page);
     await send(page, 'Plain one');
     await send(page, 'Plain two');
@@ -203,7 +192,62 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('Escape stops an answer as Stop does, keeping what is typed; with nothing streaming it is left alone', async () => {
+  it('Retry on a failed turn sends the same conversation again with the settings as they are now, in place of the failed pair', async ({ page, errors, chats }) => {
+    await open(page);
+    await send(page, 'Plain one');
+    await page.fill('#max-tokens', '100000'); // refused by the server
+    await send(page, 'Plain two', 'error');
+    expect(await page.inputValue('#prompt')).toBe('Plain two');
+    await page.fill('#max-tokens', ''); // the fix the error names
+    await lastAssistant(page).getByRole('button', { name: 'Retry message' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.msg').length === 4 && document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === 'done', null, { timeout: 60_000 });
+    expect(chats).toHaveLength(3);
+    expect(chats[2].messages).toEqual([
+      { role: 'user', content: 'Plain one' },
+      { role: 'assistant', content: 'A plain answer.' },
+      { role: 'user', content: 'Plain two' },
+    ]);
+    expect(chats[2].messages).toEqual(chats[1].messages);
+    expect([chats[1].max_tokens, chats[2].max_tokens]).toEqual([100000, undefined]);
+    expect(await page.locator('.msg').evaluateAll((els) => els.map((e) => [e.getAttribute('aria-label'), e.getAttribute('data-state')]))).toEqual([
+      ['You', null],
+      ['Answer', 'done'],
+      ['You', null],
+      ['Answer', 'done'],
+    ]);
+    // The copy put back in the box was sent by Retry: it leaves the box.
+    expect(await page.inputValue('#prompt')).toBe('');
+    expect(await focusedName(page)).toBe('prompt');
+    // The retried turn is part of the conversation now.
+    await send(page, 'Plain three');
+    expect(chats[3].messages.map((m: any) => m.content)).toEqual(['Plain one', 'A plain answer.', 'Plain two', 'A plain answer.', 'Plain three']);
+    expect(errors.filter((e) => !e.includes('400'))).toEqual([]);
+  });
+
+  it('Retry after a dropped connection; a message changed in the box stays there; an older failed turn offers no Retry', async ({ page, errors, chats }) => {
+    await open(page);
+    // The connection is reset before any answer, as by a server that went away.
+    await page.route('**/v1/chat/completions', (route) => route.abort('connectionreset'), { times: 1 });
+    await send(page, 'Plain one', 'error');
+    expect(await lastAssistant(page).locator('.error').textContent()).toMatch(/could not be reached or went away .*Retry sends it again/);
+    await page.fill('#prompt', 'Plain one, changed');
+    await lastAssistant(page).getByRole('button', { name: 'Retry message' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.msg').length === 2 && document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === 'done', null, { timeout: 60_000 });
+    expect(chats.map((c) => c.messages)).toEqual([[{ role: 'user', content: 'Plain one' }], [{ role: 'user', content: 'Plain one' }]]);
+    expect(await page.inputValue('#prompt')).toBe('Plain one, changed');
+
+    // A failed turn followed by another message is no longer the end of the conversation.
+    await page.route('**/v1/chat/completions', (route) => route.abort('connectionreset'), { times: 1 });
+    await page.fill('#prompt', 'Plain two');
+    await page.press('#prompt', 'Enter');
+    await waitState(page, 'error');
+    await send(page, 'Plain three');
+    expect(await page.locator('.retry').evaluateAll((bs) => bs.map((b) => (b as HTMLElement).offsetParent !== null))).toEqual([false]);
+    expect(chats.at(-1).messages.map((m: any) => m.content)).toEqual(['Plain one', 'A plain answer.', 'Plain three']);
+    expect(errors.filter((e) => !e.includes('ERR_CONNECTION_RESET'))).toEqual([]);
+  });
+
+  it('Escape stops an answer as Stop does, keeping what is typed; with nothing streaming it is left alone', async ({ page, errors, chats }) => {
     await open(page);
     await page.fill('#prompt', 'Slow, please');
     await page.press('#prompt', 'Enter');
@@ -229,7 +273,7 @@ describe('web chat page message actions', () => {
     expect(errors).toEqual([]);
   });
 
-  it('the buttons are reachable by keyboard, off while an answer streams, and keep working after a Stop, an error and a New chat', async () => {
+  it('the buttons are reachable by keyboard, off while an answer streams, and keep working after a Stop, an error and a New chat', async ({ page, errors, chats }) => {
     await open(page);
     await send(page, 'Plain one');
     // Shift+Tab from the message box reaches the last answer's buttons.

@@ -1,9 +1,10 @@
 // Debian's Chromium driven by playwright-core for the web UI tests: headless, no downloads, a
-// fresh profile per launch, nothing reaching out to the network.
+// fresh profile per launch, nothing reaching out to the network; a fresh tab per test.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { it } from 'vitest';
 import { repoRoot } from '../helpers/fixtures.js';
 
 export const chromiumPath = '/usr/bin/chromium';
@@ -57,4 +58,42 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = path.join(artifactsDir, name);
   await page.screenshot({ path: file });
   return file;
+}
+
+export interface PageFixtures {
+  /** A fresh tab of the shared browser, closed after the test, a failed one too. */
+  page: Page;
+  /** Its page and console errors (collectErrors). */
+  errors: string[];
+  /** The chat request bodies it sent (collectChatRequests). */
+  chats: any[];
+}
+
+/**
+ * `it` with a tab per test: `it('...', async ({ page, errors, chats }) => ...)`. Errors and
+ * requests are collected from the tab's first moment, so a failed page load is seen too.
+ * browser: the file's browser, launched in its beforeAll. open: the address the tab loads before
+ * the test, which starts once the page has found the served model (left out: a blank tab, for
+ * tests that set it up before the first load).
+ */
+export function itWithPage(browser: () => Browser, { open }: { open?: () => string } = {}) {
+  return it.extend<PageFixtures & { tab: PageFixtures }>({
+    // vitest reads what a fixture needs from this pattern: nothing here.
+    tab: async ({}, use) => {
+      const page = await browser().context.newPage();
+      try {
+        const tab = { page, errors: collectErrors(page), chats: collectChatRequests(page) };
+        if (open) {
+          await page.goto(open());
+          await page.waitForSelector('#model-status[data-state="ok"]', { timeout: 30_000 });
+        }
+        await use(tab);
+      } finally {
+        await page.close();
+      }
+    },
+    page: async ({ tab }, use) => use(tab.page),
+    errors: async ({ tab }, use) => use(tab.errors),
+    chats: async ({ tab }, use) => use(tab.chats),
+  });
 }

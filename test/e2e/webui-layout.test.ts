@@ -3,16 +3,17 @@
 // settings usable, held sideways too; long words, URLs and wide tables stay inside their bubbles;
 // table alignment survives the content security policy; a reader scrolled up is not pulled down
 // while an answer streams, and once the list is full each new answer is scrolled into view; empty
-// think blocks are not shown; a cut answer says what cut it; a failed turn gives the message back
-// to send again; a wrong API key is called refused. Replies come from ScriptedEngine.
+// think blocks are not shown; a cut answer says what cut it, and one cut while still thinking is
+// not sent back as an empty answer; a failed turn gives the message back to send again; a wrong
+// API key is called refused. Replies come from ScriptedEngine.
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions, type ServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { collectChatRequests, collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
 
 const longUrl = `https://example.com/${'segment'.repeat(45)}`;
 const wideTable = ['| a | b | c | d | e | f | g | h | i | j | k | l |', '|:--|--:|:-:|---|---|---|---|---|---|---|---|---|', `| left | right | center | ${'wide cell '.repeat(4)} | e | f | g | h | i | j | k | l |`].join('\n');
@@ -23,8 +24,7 @@ let model: TinyModel;
 let server: RunningServer;
 let keyed: RunningServer;
 let browser: Browser;
-let page: Page;
-let errors: string[];
+const it = itWithPage(() => browser);
 
 async function start(overrides: Partial<ServerOptions>, scripted: ScriptedEngine): Promise<RunningServer> {
   const s = await startServer({ engine: scripted, tokenizer: model.tokenizer, template: model.template, extraRoutes: webUiRoutes() }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: true, ...overrides });
@@ -67,17 +67,8 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-beforeEach(async () => {
-  page = await browser.context.newPage();
-  errors = collectErrors(page);
-});
-
-afterEach(async () => {
-  await page.close();
-});
-
 describe('web chat page layout', () => {
-  it('on a phone-sized screen: header, messages, composer and settings all usable; the page itself does not scroll', async () => {
+  it('on a phone-sized screen: header, messages, composer and settings all usable; the page itself does not scroll', async ({ page, errors }) => {
     await page.setViewportSize({ width: 375, height: 667 });
     await page.goto(server.url);
     for (let i = 0; i < 3; i++) await send(page, `Plain question ${i}`);
@@ -103,7 +94,7 @@ describe('web chat page layout', () => {
     expect(errors).toEqual([]);
   });
 
-  it('on a phone held sideways the settings sit beside the chat, leaving the messages more than a strip', async () => {
+  it('on a phone held sideways the settings sit beside the chat, leaving the messages more than a strip', async ({ page, errors }) => {
     await page.setViewportSize({ width: 740, height: 360 });
     await page.goto(server.url);
     await send(page, 'Plain question');
@@ -118,7 +109,7 @@ describe('web chat page layout', () => {
     expect(errors).toEqual([]);
   });
 
-  it('long words, URLs and wide tables stay inside their bubbles; table alignment survives the CSP', async () => {
+  it('long words, URLs and wide tables stay inside their bubbles; table alignment survives the CSP', async ({ page, errors }) => {
     await page.goto(server.url);
     await send(page, `Wide things ${'x'.repeat(200)}`);
     const fit = await page.evaluate(() => {
@@ -136,7 +127,7 @@ describe('web chat page layout', () => {
     expect(errors).toEqual([]); // no "violates style-src" for the table cells
   });
 
-  it('a reader scrolled up stays where they are while the answer streams; one at the end follows it', async () => {
+  it('a reader scrolled up stays where they are while the answer streams; one at the end follows it', async ({ page }) => {
     await page.goto(server.url);
     await page.setViewportSize({ width: 1000, height: 500 });
     await send(page, 'Long answer one');
@@ -158,7 +149,7 @@ describe('web chat page layout', () => {
     expect(await page.evaluate(() => document.querySelector('#messages')!.scrollTop)).toBe(0);
   });
 
-  it('once the list is full, each new answer, its status line and an error are scrolled into view', async () => {
+  it('once the list is full, each new answer, its status line and an error are scrolled into view', async ({ page }) => {
     await page.setViewportSize({ width: 1000, height: 500 });
     await page.goto(server.url);
     const hiddenBelow = () => page.evaluate(() => {
@@ -175,7 +166,7 @@ describe('web chat page layout', () => {
     expect(await hiddenBelow()).toEqual({ overflowing: true, below: 0 });
   });
 
-  it('an empty think block is not shown; a cut answer says whether max_tokens or the length limit cut it', async () => {
+  it('an empty think block is not shown; a cut answer says whether max_tokens or the length limit cut it', async ({ page }) => {
     await page.goto(server.url);
     await send(page, 'Empty thought');
     expect(await page.locator('.msg.assistant .think').last().isHidden()).toBe(true);
@@ -190,7 +181,7 @@ describe('web chat page layout', () => {
 });
 
 describe('web chat page errors', () => {
-  it('a failed turn: the message is marked, put back in the box, and the header says the server is gone', async () => {
+  it('a failed turn: the message is marked, put back in the box, and the header says the server is gone', async ({ page }) => {
     const doomed = await start({}, new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Plain', reply: 'A plain answer.' }]));
     await page.goto(doomed.url);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
@@ -198,12 +189,11 @@ describe('web chat page errors', () => {
     await send(page, '    indented question', 'error');
     expect(await page.locator('.msg.user').last().getAttribute('data-state')).toBe('failed');
     expect(await page.inputValue('#prompt')).toBe('    indented question');
-    expect(await page.locator('.msg.assistant .error').last().textContent()).toMatch(/could not be reached or went away .*Your message is back in the box/);
+    expect(await page.locator('.msg.assistant .error').last().textContent()).toMatch(/could not be reached or went away .*Retry sends it again; your message is also back in the box/);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('server not reachable');
   });
 
-  it('stopped while still thinking: the question stays, no empty answer goes back to the server', async () => {
-    const chats = collectChatRequests(page);
+  it('stopped while still thinking: the question stays, no empty answer goes back to the server', async ({ page, chats }) => {
     await page.goto(server.url);
     await page.fill('#prompt', 'Ponder this');
     await page.press('#prompt', 'Enter');
@@ -217,7 +207,32 @@ describe('web chat page errors', () => {
     ]);
   });
 
-  it('a wrong API key is called refused; none at all, needed', async () => {
+  it('cut at max_tokens while still thinking: the page says so and shows the thinking; no empty answer goes back to the server', async ({ page, chats, errors }) => {
+    await page.goto(server.url);
+    await page.fill('#max-tokens', '20');
+    await send(page, 'Ponder this');
+    const cut = await page.evaluate(() => {
+      const last = document.querySelector('.msg.assistant:last-child')!;
+      return {
+        meta: last.querySelector('.meta')!.textContent,
+        thinkOpen: (last.querySelector('details.think') as HTMLDetailsElement).open,
+        thought: last.querySelector('.think-text')!.textContent!.startsWith('pondering'),
+        answer: last.querySelector('.answer')!.textContent,
+        buttons: [...last.querySelectorAll('button')].map((b) => b.getAttribute('aria-label')),
+      };
+    });
+    expect(cut.meta).toContain('cut at max_tokens while still thinking, before any answer: raise max_tokens or set a Thinking budget');
+    expect(cut).toMatchObject({ thinkOpen: true, thought: true, answer: '', buttons: ['Regenerate answer'] });
+    await page.fill('#max-tokens', '');
+    await send(page, 'Plain follow-up');
+    expect(chats.at(-1).messages.map((m: { role: string; content: string }) => [m.role, m.content])).toEqual([
+      ['user', 'Ponder this'],
+      ['user', 'Plain follow-up'],
+    ]);
+    expect(errors).toEqual([]);
+  });
+
+  it('a wrong API key is called refused; none at all, needed', async ({ page }) => {
     await page.goto(keyed.url);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('API key needed (Settings)');
     await page.fill('#api-key', 'not-the-key-at-all');

@@ -1,12 +1,13 @@
 // The web chat page on a server with LoRA adapters (lora_modules), in real Chromium: a list beside
 // the status offers the model and each adapter, the pick goes out as the request's "model" and
 // the answer is that adapter's; on a server without adapters there is no list at all.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { loraAdapter } from '../helpers/lora-fixtures.js';
-import { collectChatRequests, collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
 
 const polling = { timeout: 30_000, interval: 50 };
@@ -14,6 +15,7 @@ let model: TinyModel;
 let withAdapters: RunningServer;
 let plain: RunningServer;
 let browser: Browser;
+const it = itWithPage(() => browser);
 
 beforeAll(async () => {
   model = await loadTiny('tiny-b');
@@ -35,7 +37,7 @@ afterAll(async () => {
 });
 
 /** Sends one message at temperature 0 and returns the finished answer's text. */
-async function ask(page: import('playwright-core').Page, text: string): Promise<string> {
+async function ask(page: Page, text: string): Promise<string> {
   await page.fill('#temperature', '0');
   await page.fill('#max-tokens', '8');
   await page.fill('#prompt', text);
@@ -45,10 +47,7 @@ async function ask(page: import('playwright-core').Page, text: string): Promise<
 }
 
 describe('the model list on the chat page', () => {
-  it('offers the model and its adapters; the pick is sent as the model and answers as that adapter', async () => {
-    const page = await browser.context.newPage();
-    const errors = collectErrors(page);
-    const chats = collectChatRequests(page);
+  it('offers the model and its adapters; the pick is sent as the model and answers as that adapter', async ({ page, errors, chats }) => {
     await page.goto(withAdapters.url);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
     expect(await page.isVisible('#model-select')).toBe(true);
@@ -75,14 +74,11 @@ describe('the model list on the chat page', () => {
     expect(answer.model).toBe('sql');
     expect(answer.choices[0].message.content).toContain(adapted.trim());
     expect(errors).toEqual([]);
-    await page.close();
   });
 
-  it('shows no list where the server serves no adapter', async () => {
-    const page = await browser.context.newPage();
+  it('shows no list where the server serves no adapter', async ({ page }) => {
     await page.goto(plain.url);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
     expect(await page.isVisible('#model-select')).toBe(false);
-    await page.close();
   });
 });

@@ -6,7 +6,7 @@
 // think block before the answer and a lone `</think>`.
 import markdownit from 'markdown-it';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
@@ -15,7 +15,7 @@ import { createMarkdown } from '../../web/markdown-stream.js';
 import { trickyAnswers } from '../helpers/markdown-answers.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
 
 const firstParagraph = 'First paragraph, settled long before the answer ends.';
 const longAnswer = [
@@ -36,8 +36,7 @@ const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
 let server: RunningServer;
 let browser: Browser;
-let page: Page;
-let errors: string[];
+const it = itWithPage(() => browser, { open: () => server.url });
 
 const trickyPrompts = Object.keys(trickyAnswers).map((name, i) => ({ name, prompt: `Tricky case ${String.fromCharCode(65 + i)}.`, text: trickyAnswers[name] }));
 
@@ -66,17 +65,6 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-beforeEach(async () => {
-  page = await browser.context.newPage();
-  errors = collectErrors(page);
-  await page.goto(server.url);
-  await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
-});
-
-afterEach(async () => {
-  await page.close();
-});
-
 async function send(p: Page, text: string): Promise<void> {
   await p.fill('#prompt', text);
   await p.press('#prompt', 'Enter');
@@ -96,7 +84,7 @@ async function answerAndOneRender(p: Page, text: string): Promise<{ answer: stri
 }
 
 describe('web chat page: incremental markdown while an answer streams', () => {
-  it('a paragraph settled early is the same DOM node at the end, and text selected in it stays selected', async () => {
+  it('a paragraph settled early is the same DOM node at the end, and text selected in it stays selected', async ({ page, errors }) => {
     // Tags the first paragraph once another block follows it (it can no longer change then), and
     // selects its text, as a reader copying it would.
     await page.evaluate(() => {
@@ -126,7 +114,7 @@ describe('web chat page: incremental markdown while an answer streams', () => {
     expect(errors).toEqual([]);
   });
 
-  it('text selected in the growing end holds new text back until it is let go', async () => {
+  it('text selected in the growing end holds new text back until it is let go', async ({ page, errors }) => {
     await send(page, 'One long paragraph, please');
     const answerLength = async () => ((await page.locator('.msg.assistant .answer').textContent()) ?? '').length;
     await expect.poll(answerLength, polling).toBeGreaterThan(40);
@@ -150,7 +138,7 @@ describe('web chat page: incremental markdown while an answer streams', () => {
   });
 
   for (const c of trickyPrompts) {
-    it(`${c.name}: the streamed answer ends as one render of the whole text`, async () => {
+    it(`${c.name}: the streamed answer ends as one render of the whole text`, async ({ page, errors }) => {
       await send(page, c.prompt);
       await waitDone(page);
       const { answer, oneRender } = await answerAndOneRender(page, c.text);
@@ -159,7 +147,7 @@ describe('web chat page: incremental markdown while an answer streams', () => {
     });
   }
 
-  it('a think block then the answer: the answer alone, as one render', async () => {
+  it('a think block then the answer: the answer alone, as one render', async ({ page, errors }) => {
     await send(page, 'Think first');
     await waitDone(page);
     const { answer, oneRender } = await answerAndOneRender(page, thinkAnswer);
@@ -168,7 +156,7 @@ describe('web chat page: incremental markdown while an answer streams', () => {
     expect(errors).toEqual([]);
   });
 
-  it('a lone `</think>`: paragraphs settled while it looked like the answer go, the answer is one render', async () => {
+  it('a lone `</think>`: paragraphs settled while it looked like the answer go, the answer is one render', async ({ page, errors }) => {
     // Records whether the thought was on show as the answer, settled paragraphs and all.
     await page.evaluate(() => {
       new MutationObserver(() => {

@@ -1,27 +1,27 @@
 // The web chat page as a keyboard, mouse and screen-reader user meets it, in a real browser
 // (Debian's Chromium via playwright-core) against the real server with recorded replies
 // (ScriptedEngine): focus never falls to the page body when Send and Stop swap places; a
-// conversation that outgrew the context says to start a new chat rather than to resend, and one
-// refused for its max_tokens says to lower that; a setting that is no number holds the message; text
+// conversation that outgrew the context says to start a new chat rather than to resend (no Retry),
+// and one refused for its max_tokens says to lower that and Retry; a setting that is no number holds the message; text
 // selected in an answer survives the rest of it streaming in; settings typed just before a
 // reload are kept; messages say who wrote them and the list is marked busy while an answer streams.
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { collectChatRequests, collectErrors, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
 
 const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
 let server: RunningServer;
 let browser: Browser;
-let page: Page;
-let errors: string[];
+const it = itWithPage(() => browser, { open: () => server.url });
 
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
+const retryButtons = (p: Page) => lastAssistant(p).getByRole('button', { name: 'Retry message' }).count();
 const focused = (p: Page) => p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
 
 async function waitState(p: Page, state: string): Promise<void> {
@@ -63,19 +63,8 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-beforeEach(async () => {
-  page = await browser.context.newPage();
-  errors = collectErrors(page);
-  await page.goto(server.url);
-  await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
-});
-
-afterEach(async () => {
-  await page.close();
-});
-
 describe('web chat page usability', () => {
-  it('focus stays in the message box when Send is clicked and when Stop is pressed from the keyboard', async () => {
+  it('focus stays in the message box when Send is clicked and when Stop is pressed from the keyboard', async ({ page, errors }) => {
     await page.fill('#prompt', 'Slow, please');
     await page.click('#send');
     await answerPast(page, 10);
@@ -93,7 +82,7 @@ describe('web chat page usability', () => {
     expect(errors).toEqual([]);
   });
 
-  it('a conversation grown past the context says to start a new chat, not to send the same again', async () => {
+  it('a conversation grown past the context says to start a new chat, not to send the same again', async ({ page }) => {
     await send(page, 'Endless, please');
     expect(await lastAssistant(page).locator('.meta').textContent()).toContain("cut at the model's length limit");
     await send(page, 'Plain follow-up', 'error');
@@ -101,6 +90,8 @@ describe('web chat page usability', () => {
     expect(said).toContain('maximum context length');
     expect(said).toContain('start a New chat');
     expect(await page.inputValue('#prompt')).toBe('Plain follow-up');
+    // The same conversation would fail the same way again.
+    expect(await retryButtons(page)).toBe(0);
     // As advised: a new chat takes the same message.
     await page.click('#new-chat');
     await page.press('#prompt', 'Enter');
@@ -108,13 +99,14 @@ describe('web chat page usability', () => {
     expect(await lastAssistant(page).locator('.answer').textContent()).toBe('A plain answer.\n');
   });
 
-  it('max_tokens past what the context leaves is named as the fix, not a new chat; a message too long alone, to shorten', async () => {
+  it('max_tokens past what the context leaves is named as the fix, not a new chat; a message too long alone, to shorten', async ({ page }) => {
     await send(page, 'Plain first');
     await page.fill('#max-tokens', '600'); // more than the whole 512-token context
     await send(page, 'Plain follow-up', 'error');
     const said = (await lastAssistant(page).locator('.error').textContent())!;
     expect(said).toMatch(/max_tokens \(Settings\) asks for more than the \d+ tokens the context leaves for the answer: lower or clear it/);
     expect(said).not.toContain('New chat');
+    expect(await retryButtons(page)).toBe(1);
     // As advised: cleared, the same message goes through in the same conversation.
     await page.fill('#max-tokens', '');
     await page.press('#prompt', 'Enter');
@@ -122,10 +114,10 @@ describe('web chat page usability', () => {
     await page.click('#new-chat');
     await send(page, `Plain ${'many words '.repeat(300)}`, 'error');
     expect(await lastAssistant(page).locator('.error').textContent()).toContain('shorten it to send it again');
+    expect(await retryButtons(page)).toBe(0);
   });
 
-  it('a sampling setting that is no number is pointed out, not silently replaced by the server default', async () => {
-    const chats = collectChatRequests(page);
+  it('a sampling setting that is no number is pointed out, not silently replaced by the server default', async ({ page, chats }) => {
     await page.click('#temperature');
     await page.keyboard.type('1e'); // the field shows it; its value reads as empty
     await page.fill('#prompt', 'Plain, please');
@@ -140,7 +132,7 @@ describe('web chat page usability', () => {
     expect(chats.map((c) => c.temperature)).toEqual([0.3]);
   });
 
-  it('text selected in an answer stays selected while the rest streams in, which then follows', async () => {
+  it('text selected in an answer stays selected while the rest streams in, which then follows', async ({ page, errors }) => {
     await page.fill('#prompt', 'Slow, please');
     await page.press('#prompt', 'Enter');
     await answerPast(page, 60);
@@ -162,7 +154,7 @@ describe('web chat page usability', () => {
     expect(errors).toEqual([]);
   });
 
-  it('a setting typed and followed at once by a reload is kept', async () => {
+  it('a setting typed and followed at once by a reload is kept', async ({ page }) => {
     await page.fill('#max-tokens', '77');
     await page.fill('#system-prompt', 'Be brief.');
     await page.reload();
@@ -170,7 +162,7 @@ describe('web chat page usability', () => {
     expect(await page.inputValue('#system-prompt')).toBe('Be brief.');
   });
 
-  it('messages say who wrote them; the list is marked busy while an answer streams', async () => {
+  it('messages say who wrote them; the list is marked busy while an answer streams', async ({ page }) => {
     await page.fill('#prompt', 'Slow, please');
     await page.press('#prompt', 'Enter');
     await answerPast(page, 10);

@@ -4,13 +4,13 @@
 // the API key, and what a reload keeps. Think blocks and markdown come from recorded outputs
 // (ScriptedEngine): the random-weight model writes neither.
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions, type ServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { get, loadTiny, metric, waitFor, type TinyModel } from './server-harness.js';
-import { collectChatRequests, collectErrors, launchBrowser, screenshot, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, screenshot, type Browser } from './webui-browser.js';
 
 const thinkReply = [
   '<think>',
@@ -37,9 +37,7 @@ let scripted: ScriptedEngine;
 let open: RunningServer;
 let keyed: RunningServer;
 let browser: Browser;
-let page: Page;
-let errors: string[];
-let chats: any[];
+const it = itWithPage(() => browser);
 
 async function start(overrides: Partial<ServerOptions>): Promise<RunningServer> {
   const options: ServerOptions = { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: true, ...overrides };
@@ -84,18 +82,8 @@ afterAll(async () => {
   await model?.engine.close();
 });
 
-beforeEach(async () => {
-  page = await browser.context.newPage();
-  errors = collectErrors(page);
-  chats = collectChatRequests(page);
-});
-
-afterEach(async () => {
-  await page.close();
-});
-
 describe('web chat page', () => {
-  it('is served at / and /ui with a strict content security policy', async () => {
+  it('is served at / and /ui with a strict content security policy', async ({ page }) => {
     for (const p of ['/', '/ui']) {
       const r = await get(`${open.url}${p}`);
       expect(r.status).toBe(200);
@@ -111,7 +99,7 @@ describe('web chat page', () => {
     expect((await get(`${keyed.url}/v1/models`)).status).toBe(401);
   });
 
-  it('streams an answer from the model, with the sampling settings in the request', async () => {
+  it('streams an answer from the model, with the sampling settings in the request', async ({ page, errors, chats }) => {
     await page.goto(open.url);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('model qwen3');
     await page.fill('#max-tokens', '96');
@@ -144,7 +132,7 @@ describe('web chat page', () => {
     expect(errors).toEqual([]);
   });
 
-  it('shows the think block collapsed and apart from a markdown answer; HTML in the answer stays text', async () => {
+  it('shows the think block collapsed and apart from a markdown answer; HTML in the answer stays text', async ({ page, errors }) => {
     await page.goto(open.url);
     await sendMessage(page, 'Show me some formatting');
     const think = lastAssistant(page).locator('details.think');
@@ -168,7 +156,7 @@ describe('web chat page', () => {
     expect(errors).toEqual([]);
   });
 
-  it('the thinking toggle reaches the template; the history goes back without think blocks', async () => {
+  it('the thinking toggle reaches the template; the history goes back without think blocks', async ({ page, chats }) => {
     await page.goto(open.url);
     await sendMessage(page, 'Show me some formatting');
     await waitDone(page);
@@ -187,7 +175,7 @@ describe('web chat page', () => {
     expect(await page.locator('.msg').count()).toBe(4);
   });
 
-  it('Stop cancels the request: the answer stops growing and the server frees the slot', async () => {
+  it('Stop cancels the request: the answer stops growing and the server frees the slot', async ({ page, errors, chats }) => {
     const cancelledBefore = cancelledCount(await metrics(open));
     await page.goto(open.url);
     await page.fill('#max-tokens', '3000');
@@ -210,7 +198,7 @@ describe('web chat page', () => {
     expect(errors).toEqual([]);
   });
 
-  it('works with an API key kept for this tab only; a reload keeps the key but not the conversation', async () => {
+  it('works with an API key kept for this tab only; a reload keeps the key but not the conversation', async ({ page, errors, chats }) => {
     await page.goto(keyed.url);
     await expect.poll(() => page.textContent('#model-status'), polling).toBe('API key needed (Settings)');
     await sendMessage(page, 'Answer plainly');
@@ -250,7 +238,7 @@ describe('web chat page', () => {
     expect(errors.filter((e) => !e.includes('401'))).toEqual([]);
   });
 
-  it('New chat forgets the conversation, also in the middle of an answer', async () => {
+  it('New chat forgets the conversation, also in the middle of an answer', async ({ page, chats }) => {
     await page.goto(open.url);
     await sendMessage(page, 'Answer plainly');
     await waitDone(page);
