@@ -153,6 +153,10 @@ export const infererArgsSchema = z.strictObject({
   max_lora_rank: int(1).optional(),
   /** POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING). */
   allow_runtime_lora_updating: z.boolean().optional(),
+  /** Ollama's use_mmap (llama.cpp's --no-mmap when false): map the weights files, or read them into memory. */
+  use_mmap: z.boolean().optional(),
+  /** Ollama's use_mlock (llama.cpp's --mlock): lock the weights in RAM; a refused lock is a warning. */
+  use_mlock: z.boolean().optional(),
 });
 
 // grps device spellings: auto, cpu, cuda, gpu, cuda:N, gpu:N, original.

@@ -31,7 +31,7 @@ export interface RuntimeOptions {
 }
 
 // Keys that mean something to the native runtime only; ignored (with a note) under trtllm-serve.
-const nativeOnlyKeys = ['device', 'threads', 'sampling_threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy', 'speculative_config', 'lora_modules', 'max_lora_rank', 'allow_runtime_lora_updating'] as const;
+const nativeOnlyKeys = ['device', 'threads', 'sampling_threads', 'kv_block_size', 'kv_cache_bytes', 'kv_cache_dtype', 'generation_config', 'scheduling_policy', 'speculative_config', 'lora_modules', 'max_lora_rank', 'allow_runtime_lora_updating', 'use_mmap', 'use_mlock'] as const;
 // TensorRT-LLM keys that `grpst start` passes on to trtllm-serve for a TensorRT-LLM engine.
 export const keysPassedToTrtllm = new Set(['max_tokens_in_paged_kv_cache', 'kv_cache_host_memory_bytes', 'batch_scheduler_policy', 'enable_kv_cache_reuse', 'kv_cache_free_gpu_mem_fraction', 'enable_chunked_context']);
 
@@ -64,7 +64,9 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
               ? 'ignored: a TensorRT-LLM engine speculates as it was built (trtllm-build --speculative_decoding_mode)'
               : key === 'lora_modules' || key === 'max_lora_rank' || key === 'allow_runtime_lora_updating'
                 ? "ignored: a TensorRT-LLM engine takes LoRA adapters at build (trtllm-build --lora_plugin, --lora_dir)"
-                : 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU';
+                : key === 'use_mmap' || key === 'use_mlock'
+                  ? 'ignored: trtllm-serve reads a TensorRT-LLM engine itself (into GPU memory)'
+                  : 'ignored: trtllm-serve runs a TensorRT-LLM engine on the GPU';
       notes.push({ file: 'inference', keyPath: [...argsPath, key], text });
     }
     // trtllm-serve names its model by the path it was given; grpst passes no name on (older releases take none).
@@ -98,6 +100,8 @@ export function mapConfs(inference: InferenceConf, server: ServerConf, opts: { b
     enablePrefixCaching: args.enable_kv_cache_reuse,
     schedulingPolicy: args.scheduling_policy,
     speculative: args.speculative_config && speculationOf(args.speculative_config),
+    useMmap: args.use_mmap,
+    useMlock: args.use_mlock,
   });
 
   const { httpPort: confPort, rpcPort } = portsOf(server);

@@ -98,7 +98,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
   const constraints = new ServerConstraintCompiler(tokenizer);
   constraints.warm(); // while the engine loads on its worker thread
   const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutes() : [];
-  const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, modelDir: d.enginePath, log: (line, level) => (level === 'error' ? log.error(line) : log.info(line)) }, d.runtime.server);
+  const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, modelDir: d.enginePath, log: (line, level) => (level === 'error' ? log.error(line) : level === 'warn' ? log.warn(line) : log.info(line)) }, d.runtime.server);
   if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);
   const bound = d.runtime.server.host;
   // server.url is where a client on this machine connects; the log also says what was bound.

@@ -68,6 +68,7 @@ export class Engine implements GenerationEngine {
       lora: n.lora === true,
       ...(embeddingOnly ? { embeddingOnly } : {}),
       ...(n.speculative ? { speculative: { ...n.speculative } } : {}),
+      ...(n.weights ? { weights: { ...n.weights } } : {}),
     };
   }
 

@@ -73,6 +73,8 @@ export function nativeOptions(opts: LoadOptions, quantization = 'none', kv?: KvC
     kvCacheScales: kv?.kvCacheScales,
     enablePrefixCaching: opts.enablePrefixCaching,
     schedulingPolicy: opts.schedulingPolicy,
+    useMmap: opts.useMmap,
+    useMlock: opts.useMlock,
     ...speculativeOptions(opts.speculative),
     cpuKernels: cpuKernelsOverride(),
     quantization,

@@ -198,6 +198,22 @@ export interface EngineInfo {
   lora?: boolean;
   /** Speculative decoding as resolved (LoadOptions.speculative); absent when off. */
   speculative?: ResolvedSpeculation;
+  /** How the weights files are held (LoadOptions.useMmap / useMlock); absent where the engine has no files. */
+  weights?: WeightsInfo;
+}
+
+/** How the runtime holds the weights files, as loaded. */
+export interface WeightsInfo {
+  /** true: mapped (the pages stay the file's); false: read into memory of the process's own. */
+  mapped: boolean;
+  /** LoadOptions.useMlock was asked for. */
+  lockAsked: boolean;
+  /** Every weights file is locked in RAM. */
+  locked: boolean;
+  /** Bytes of the weights files. */
+  bytes: number;
+  /** Why a lock was refused, with the fix; absent when none was. */
+  lockWarning?: string;
 }
 
 export type SchedulingPolicy = 'fcfs' | 'priority';
@@ -283,6 +299,19 @@ export interface LoadOptions {
   schedulingPolicy?: SchedulingPolicy;
   /** Speculative decoding by prompt lookup (vLLM's speculative_config, method "ngram"); off when absent. */
   speculative?: SpeculativeOptions;
+  /**
+   * true (default): map the weights files, as llama.cpp does; pages load on demand and stay the
+   * files', so truncating or rewriting a file under a running engine kills it (SIGBUS) or changes
+   * its weights. false: read them into memory of the process's own (RAM the size of the files),
+   * after which the files may change or go without harm (llama.cpp's --no-mmap).
+   */
+  useMmap?: boolean;
+  /**
+   * Lock the weights in RAM (mlock), so memory pressure never pages them out (llama.cpp's
+   * --mlock). A lock the system refuses (RLIMIT_MEMLOCK, ulimit -l) is no error: the engine runs
+   * unlocked and EngineInfo.weights.lockWarning says why, with the fix.
+   */
+  useMlock?: boolean;
 }
 
 /** A loaded model that generates: the native runtime behind a typed facade. */

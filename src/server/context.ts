@@ -44,7 +44,7 @@ export interface ServedModel {
 }
 
 /** One log line; `error` for what an operator must see (a failed load, a 500), the rest `info`. */
-export type LogFn = (line: string, level?: 'info' | 'error') => void;
+export type LogFn = (line: string, level?: 'info' | 'warn' | 'error') => void;
 
 export type DecoderFactory = (skipSpecialTokens: boolean) => StreamDecoder;
 

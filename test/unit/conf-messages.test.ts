@@ -66,6 +66,15 @@ describe('no conf message is zod text', () => {
   }
 });
 
+describe('use_mmap and use_mlock take true or false', () => {
+  it('a string, a number or a list is named at its line, with the value and its type', () => {
+    expect(inference('      use_mmap: "no"\n')).toBe('c.yml:8:7: models[0].inferer_args.use_mmap: expected boolean, got "no" (a string)');
+    expect(inference('      use_mmap: 0\n')).toBe('c.yml:8:7: models[0].inferer_args.use_mmap: expected boolean, got 0 (a number)');
+    expect(inference('      use_mlock: yes\n')).toBe('c.yml:8:7: models[0].inferer_args.use_mlock: expected boolean, got "yes" (a string)');
+    expect(inference('      use_mlock: [true]\n')).toBe('c.yml:8:7: models[0].inferer_args.use_mlock: expected boolean, got [true] (a list)');
+  });
+});
+
 describe('values the runtime would refuse at load are refused with the conf line', () => {
   it('threads and kv_block_size past 1024, max_seq_len under 2', () => {
     expect(inference('      threads: 2000\n')).toBe('c.yml:8:7: models[0].inferer_args.threads: 2000 is out of range: must be at most 1024');

@@ -131,6 +131,8 @@ describe('mapConfs', () => {
             enable_kv_cache_reuse: false,
             scheduling_policy: 'priority',
             speculative_config: { method: 'ngram', num_speculative_tokens: 3, prompt_lookup_max: 5 },
+            use_mmap: false,
+            use_mlock: true,
             sampling: { temperature: 0.7, top_k: 20, top_p: 0.8, min_p: 0.05, repetition_penalty: 1.1, presence_penalty: 0.5, frequency_penalty: -0.5, seed: 7 },
             stop_words: ['END'],
             bad_words: ['bad'],
@@ -165,6 +167,8 @@ describe('mapConfs', () => {
       enablePrefixCaching: false,
       schedulingPolicy: 'priority',
       speculative: { method: 'ngram', numSpeculativeTokens: 3, promptLookupMax: 5 },
+      useMmap: false,
+      useMlock: true,
     });
     expect(out.server).toEqual({
       host: '127.0.0.1',
@@ -287,15 +291,16 @@ describe('mapConfs', () => {
 
   it('under trtllm-serve, native-only keys are the ignored ones and TensorRT-LLM keys pass', () => {
     const inference = inferenceConfSchema.parse({
-      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, sampling_threads: 2, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3', scheduling_policy: 'priority', speculative_config: { method: 'ngram', num_speculative_tokens: 2 } } }],
+      models: [{ name: 'm', version: '1', inferer_args: { llm_style: 'qwen3', tokenizer_path: 't', gpt_model_path: 'e', threads: 4, sampling_threads: 2, kv_cache_host_memory_bytes: 1024, gpt_model_type: 'V1', generation_config: 'none', served_model_name: 'qwen3', scheduling_policy: 'priority', speculative_config: { method: 'ngram', num_speculative_tokens: 2 }, use_mmap: false, use_mlock: true } }],
     });
     const notes = mapConfs(inference, {}, { backend: 'trtllm' }).notes;
-    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'sampling_threads', 'scheduling_policy', 'served_model_name', 'speculative_config', 'threads']);
+    expect(notes.map((n) => n.keyPath.at(-1)).sort()).toEqual(['generation_config', 'gpt_model_type', 'sampling_threads', 'scheduling_policy', 'served_model_name', 'speculative_config', 'threads', 'use_mlock', 'use_mmap']);
     const text = (key: string) => notes.find((n) => n.keyPath.at(-1) === key)!.text;
     expect(text('generation_config')).toContain('trtllm-serve chooses its sampling defaults itself');
     expect(text('served_model_name')).toContain('trtllm-serve lists the model under its engine path');
     expect(text('scheduling_policy')).toContain('trtllm-serve schedules requests itself');
     expect(text('speculative_config')).toContain('--speculative_decoding_mode');
+    expect(text('use_mmap')).toContain('trtllm-serve reads a TensorRT-LLM engine itself');
     // The native server applies both: no note.
     expect(mapConfs(inference, {}).notes.map((n) => n.keyPath.at(-1))).not.toContain('served_model_name');
   });

@@ -165,6 +165,23 @@ EngineOptions engine_options_from_js(const Napi::Object& o) {
   return e;
 }
 
+WeightsLoad weights_load_from_js(const Napi::Object& o) {
+  WeightsLoad w;
+  w.map = get_bool(o, "useMmap", true);
+  w.lock = get_bool(o, "useMlock", false);
+  return w;
+}
+
+Napi::Object weights_report_to_js(Napi::Env env, const WeightsReport& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mapped", r.mapped);
+  o.Set("lockAsked", r.lock_asked);
+  o.Set("locked", r.locked);
+  o.Set("bytes", double(r.bytes));
+  if (!r.lock_warning.empty()) o.Set("lockWarning", r.lock_warning);
+  return o;
+}
+
 Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const Napi::Object& p) {
   Request r;
   if (!id.IsNumber()) type_error("request id must be a number");

@@ -67,8 +67,9 @@ class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, ModelConfig cfg, std::vector<TensorDesc> table, EngineOptions eopts,
              CpuRunnerOptions ropts, std::shared_ptr<EventChannel> channel, Napi::Function on_events,
-             std::string device, TpLoad tp, DraftLoad draft)
+             std::string device, TpLoad tp, DraftLoad draft, WeightsLoad weights)
       : Napi::AsyncWorker(env),
+        weights_load_(weights),
         draft_(std::move(draft)),
         device_(std::move(device)),
         tp_(std::move(tp)),
@@ -86,11 +87,14 @@ class LoadWorker : public Napi::AsyncWorker {
   void keep_cancel_flag(Napi::Int32Array flag) {
     cancel_flag_ = Napi::Persistent(flag);
     ropts_.cancel = flag.Data();
+    weights_load_.cancel = flag.Data();
   }
 
   void Execute() override {
     try {
-      auto store = std::make_shared<TensorStore>(std::move(table_));
+      auto store = std::make_shared<TensorStore>(std::move(table_), weights_load_);
+      // An in-process tensor-parallel group serves from its ranks' stores, which report themselves.
+      if (tp_.rank_tables.empty()) weights_.add(store->weights_report());
       // KV bytes per token do not depend on the runner's buffers: size them from the config.
       // (A tensor-parallel rank holds its share of the KV heads.)
       const size_t kv_bpt = kv_cache_bytes_per_token(tp_rank0_config(cfg_, tp_), parse_kv_dtype(eopts_.kv_dtype));
@@ -98,7 +102,7 @@ class LoadWorker : public Napi::AsyncWorker {
       ropts_.max_tokens = ro.opts.max_num_tokens;
       ropts_.max_logit_rows = ro.max_logit_rows;
       ropts_.max_seq_len = ro.opts.max_seq_len;
-      auto runner = tp_.size > 0 ? make_tp_leader_runner(tp_, device_, cfg_, store, ropts_, eopts_, ro)
+      auto runner = tp_.size > 0 ? make_tp_leader_runner(tp_, device_, cfg_, store, ropts_, eopts_, ro, weights_load_, weights_)
                                  : make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro);
       if (eopts_.device_sampler_twin && !runner->samples_on_device()) runner = with_device_sampler_twin(std::move(runner));
       std::unique_ptr<ModelRunner> draft;
@@ -108,7 +112,9 @@ class LoadWorker : public Napi::AsyncWorker {
         CpuRunnerOptions dopts = ropts_;
         dopts.quantization = draft_.quantization;
         dopts.observer = nullptr;
-        draft = make_cpu_runner(draft_.cfg, std::make_shared<TensorStore>(std::move(draft_.table)), dopts);
+        auto draft_store = std::make_shared<TensorStore>(std::move(draft_.table), weights_load_);
+        weights_.add(draft_store->weights_report());
+        draft = make_cpu_runner(draft_.cfg, std::move(draft_store), dopts);
       }
       const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
       std::weak_ptr<EventChannel> weak = channel_;
@@ -136,7 +142,7 @@ class LoadWorker : public Napi::AsyncWorker {
 
   void OnOK() override {
     Napi::Object obj = NativeEngine::constructor.New({});
-    NativeEngine::Unwrap(obj)->attach(std::move(engine_), channel_, on_events_.Value());
+    NativeEngine::Unwrap(obj)->attach(std::move(engine_), channel_, on_events_.Value(), weights_);
     deferred_.Resolve(obj);
   }
 
@@ -150,6 +156,8 @@ class LoadWorker : public Napi::AsyncWorker {
   }
 
  private:
+  WeightsLoad weights_load_;
+  WeightsReport weights_;
   DraftLoad draft_;
   std::string device_;
   TpLoad tp_;
@@ -248,7 +256,8 @@ NativeEngine::~NativeEngine() {
 }
 
 void NativeEngine::attach(std::unique_ptr<Engine> engine, std::shared_ptr<EventChannel> channel,
-                          Napi::Function on_events) {
+                          Napi::Function on_events, WeightsReport weights) {
+  weights_ = std::move(weights);
   engine_ = std::move(engine);
   channel_ = std::move(channel);
   on_events_ = Napi::Persistent(on_events);
@@ -289,7 +298,11 @@ Napi::Value NativeEngine::Cancel(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeEngine::Stats(const Napi::CallbackInfo& info) { return stats_to_js(info.Env(), engine().stats()); }
 
-Napi::Value NativeEngine::Info(const Napi::CallbackInfo& info) { return info_to_js(info.Env(), engine().info()); }
+Napi::Value NativeEngine::Info(const Napi::CallbackInfo& info) {
+  Napi::Object o = info_to_js(info.Env(), engine().info());
+  o.Set("weights", weights_report_to_js(info.Env(), weights_));
+  return o;
+}
 
 Napi::Value NativeEngine::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -343,9 +356,10 @@ Napi::Value CreateEngine(const Napi::CallbackInfo& info) {
                      cancel.As<Napi::Int32Array>().ElementLength() < 1))
     throw Error("cancelFlag must be an Int32Array of at least one element");
   DraftLoad draft = draft_load_from_js(opts);
+  WeightsLoad weights = weights_load_from_js(opts);
   if (draft.on && eopts.speculative.num_tokens <= 0) throw Error("draftModel needs speculativeTokens (num_speculative_tokens) of 1 or more");
   auto* worker = new LoadWorker(env, std::move(cfg), std::move(table), eopts, ropts, channel, on_events, device, std::move(tp),
-                                std::move(draft));
+                                std::move(draft), weights);
   if (has_cancel) worker->keep_cancel_flag(cancel.As<Napi::Int32Array>());
   Napi::Promise p = worker->promise();
   worker->Queue();

@@ -10,6 +10,7 @@
 
 #include "grpst/engine.h"
 #include "grpst/request.h"
+#include "grpst/tensor_store.h"
 
 namespace grpst::addon {
 
@@ -31,7 +32,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   ~NativeEngine() override;
 
   /** Called by the load worker on the JS thread. */
-  void attach(std::unique_ptr<Engine> engine, std::shared_ptr<EventChannel> channel, Napi::Function on_events);
+  void attach(std::unique_ptr<Engine> engine, std::shared_ptr<EventChannel> channel, Napi::Function on_events,
+              WeightsReport weights);
 
  private:
   Napi::Value Submit(const Napi::CallbackInfo& info);
@@ -44,6 +46,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   std::unique_ptr<Engine> engine_;
   std::shared_ptr<EventChannel> channel_;
   Napi::FunctionReference on_events_;
+  WeightsReport weights_;  // how the weights were loaded (info().weights)
   bool closing_ = false;
 };
 

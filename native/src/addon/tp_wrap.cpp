@@ -31,8 +31,9 @@ CpuRunnerOptions runner_options_from_js(const Napi::Object& opts) {
 class WorkerJob : public Napi::AsyncWorker {
  public:
   WorkerJob(Napi::Env env, ModelConfig cfg, std::vector<TensorDesc> table, EngineOptions eopts, CpuRunnerOptions ropts,
-            std::string device, int rank, int size, std::string id)
+            std::string device, int rank, int size, std::string id, WeightsLoad weights)
       : Napi::AsyncWorker(env),
+        weights_(weights),
         deferred_(Napi::Promise::Deferred::New(env)),
         cfg_(std::move(cfg)),
         table_(std::move(table)),
@@ -49,7 +50,7 @@ class WorkerJob : public Napi::AsyncWorker {
       TensorParallel tp;
       tp.shard = tp_shard(cfg_, rank_, size_);
       // Shapes are checked before joining, so a bad shard fails here, not as a hang of rank 0.
-      auto store = std::make_shared<TensorStore>(std::move(table_));
+      auto store = std::make_shared<TensorStore>(std::move(table_), weights_);
       std::unique_ptr<Collective> comm = make_nccl_collective(id_, rank_, size_, rank_);
       tp.comm = comm.get();
       const ModelConfig local = shard_config(cfg_, tp.shard);
@@ -74,6 +75,7 @@ class WorkerJob : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
+  WeightsLoad weights_;
   Napi::Promise::Deferred deferred_;
   ModelConfig cfg_;
   std::vector<TensorDesc> table_;
@@ -96,7 +98,7 @@ Napi::Value RunTensorParallelWorker(const Napi::CallbackInfo& info) {
   check_device_name(device);
   auto* job = new WorkerJob(env, model_config_from_js(info[0].As<Napi::Object>()), tensor_table_from_js(info[1].As<Napi::Array>()),
                             engine_options_from_js(opts), runner_options_from_js(opts), device, rank, size,
-                            get_string(tp, "ncclId", ""));
+                            get_string(tp, "ncclId", ""), weights_load_from_js(opts));
   Napi::Promise p = job->promise();
   job->Queue();
   return p;
@@ -135,11 +137,15 @@ ModelConfig tp_rank0_config(const ModelConfig& full, const TpLoad& tp) {
 
 std::unique_ptr<ModelRunner> make_tp_leader_runner(TpLoad& tp, const std::string& device, const ModelConfig& cfg,
                                                    std::shared_ptr<TensorStore> store, const CpuRunnerOptions& ropts,
-                                                   const EngineOptions& eopts, ResolvedEngineOptions& ro) {
+                                                   const EngineOptions& eopts, ResolvedEngineOptions& ro,
+                                                   const WeightsLoad& weights, WeightsReport& report) {
   if (!tp.rank_tables.empty()) {
     if (device == "cuda") throw Error("a tensor-parallel engine with every rank in one process runs on the CPU");
     std::vector<std::shared_ptr<TensorStore>> stores;
-    for (auto& t : tp.rank_tables) stores.push_back(std::make_shared<TensorStore>(std::move(t)));
+    for (auto& t : tp.rank_tables) {
+      stores.push_back(std::make_shared<TensorStore>(std::move(t), weights));
+      report.add(stores.back()->weights_report());
+    }
     return make_in_process_tp(cfg, std::move(stores), ropts);
   }
   auto group = std::make_unique<NcclGroup>();

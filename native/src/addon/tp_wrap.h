@@ -24,10 +24,14 @@ TpLoad tp_load_from_js(const Napi::Object& options);
 /** The model as rank 0 of `tp` holds it (for sizing the KV cache). */
 ModelConfig tp_rank0_config(const ModelConfig& full, const TpLoad& tp);
 
-/** Rank 0's runner: joins the group (blocks until every rank has), loads its shard, wraps it as the leader. */
+/**
+ * Rank 0's runner: joins the group (blocks until every rank has), loads its shard, wraps it as the
+ * leader. Ranks held in this process load their stores as `weights` says and add their reports to `report`.
+ */
 std::unique_ptr<ModelRunner> make_tp_leader_runner(TpLoad& tp, const std::string& device, const ModelConfig& cfg,
                                                    std::shared_ptr<TensorStore> store, const CpuRunnerOptions& ropts,
-                                                   const EngineOptions& eopts, ResolvedEngineOptions& ro);
+                                                   const EngineOptions& eopts, ResolvedEngineOptions& ro,
+                                                   const WeightsLoad& weights, WeightsReport& report);
 
 void RegisterTensorParallel(Napi::Env env, Napi::Object exports);
 

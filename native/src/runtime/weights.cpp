@@ -1,10 +1,4 @@
-// TensorStore: maps checkpoint / engine files read-only and hands out tensors by name.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
+// TensorStore: maps (or reads) checkpoint / engine files read-only and hands out tensors by name.
 #include <cstdlib>
 #include <cstring>
 
@@ -26,46 +20,17 @@ int64_t TensorDesc::numel() const {
   return n;
 }
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw Error("cannot stat " + path + ": " + std::strerror(e));
-  }
-  size_ = size_t(st.st_size);
-  if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw Error("cannot map " + path + ": " + std::strerror(e));
-    }
-    data_ = static_cast<const uint8_t*>(p);
-    // Start reading the file in the background: the first forward pass then finds the weights
-    // in memory instead of faulting them in page by page.
-    ::madvise(p, size_, MADV_WILLNEED);
-  }
-  ::close(fd);
-}
-
-MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
-}
-
 AlignedBuffer::AlignedBuffer(size_t n) : bytes(n) {
   if (posix_memalign(&ptr, 64, n ? n : 64) != 0) throw Error("out of memory allocating " + std::to_string(n) + " bytes");
 }
 
 AlignedBuffer::~AlignedBuffer() { std::free(ptr); }
 
-TensorStore::TensorStore(std::vector<TensorDesc> table) {
+TensorStore::TensorStore(std::vector<TensorDesc> table, const WeightsLoad& how) {
   for (auto& d : table) {
     if (table_.count(d.name)) throw Error("tensor " + d.name + " is listed twice");
-    if (!files_.count(d.file)) files_[d.file] = std::make_unique<MappedFile>(d.file);
-    const MappedFile& f = *files_[d.file];
+    if (!files_.count(d.file)) files_[d.file] = std::make_unique<WeightsFile>(d.file, how);
+    const WeightsFile& f = *files_[d.file];
     const uint64_t expect = uint64_t(d.numel()) * dtype_size(d.dtype);
     if (expect != d.nbytes) {
       throw Error(d.file + ": tensor " + d.name + " holds " + std::to_string(d.nbytes) + " bytes but " +
@@ -78,6 +43,9 @@ TensorStore::TensorStore(std::vector<TensorDesc> table) {
     std::string name = d.name;
     table_.emplace(std::move(name), std::move(d));
   }
+  std::vector<const WeightsFile*> files;
+  for (auto& kv : files_) files.push_back(kv.second.get());
+  report_ = report_weights(files, how);
 }
 
 bool TensorStore::has(const std::string& name) const { return table_.count(name) != 0; }
