@@ -1,6 +1,7 @@
 // use_mmap and use_mlock with real servers on the tiny engine. A daemon started with use_mmap: false
 // holds its own copy of the weights: truncating, then overwriting, its engine's weights file leaves
-// it answering the same greedy tokens (mapped, the truncation kills it with SIGBUS). use_mlock
+// it answering the same greedy tokens; mapped, the truncation ends it (SIGBUS), with a line that
+// names the file and use_mmap: false. use_mlock
 // locks the weights where the system allows it and, where it does not (RLIMIT_MEMLOCK), logs a
 // warning naming the limit and `ulimit -l` and serves on. A value that is not a boolean is refused
 // with the conf line before anything listens.
@@ -124,6 +125,27 @@ const status = (pid: number) => fs.readFileSync(`/proc/${pid}/status`, 'utf8');
 /** CAP_IPC_LOCK (bit 14 of the effective set) lets a process lock past RLIMIT_MEMLOCK. */
 const canLockAnyAmount = () => (BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(status(process.pid))![1]}`) & (1n << 14n)) !== 0n;
 const onPath = (tool: string) => (process.env.PATH ?? '').split(path.delimiter).some((d) => fs.existsSync(path.join(d, tool)));
+
+describe('use_mmap: true (the default)', () => {
+  it('truncating the weights file under the server ends it, and its output names the file and use_mmap: false', async () => {
+    const copy = path.join(work, 'engine-mapped');
+    fs.cpSync(engine, copy, { recursive: true });
+    const conf = path.join(work, 'mapped.yml');
+    fs.writeFileSync(conf, tinyConf([], copy));
+    const server = await serveThrough([], conf);
+    const weights = path.join(copy, 'rank0.weights');
+    try {
+      expect(await greedyAnswers(server.url)).toHaveLength(2);
+      fs.truncateSync(weights, 0);
+      // The next forward pass reads pages that are gone: the process cannot answer.
+      await expect(greedyAnswers(server.url)).rejects.toThrow();
+    } finally {
+      await server.stop();
+    }
+    expect(server.output()).toContain(`grpst: fatal: ${weights} was truncated or replaced while the server had it mapped (SIGBUS reading its weights)`);
+    expect(server.output()).toContain('set use_mmap: false in the inference conf');
+  }, 120_000);
+});
 
 describe('use_mlock: true', () => {
   it('where the process may lock past its limit: the weights are locked, and the ready line says so', async (ctx) => {

@@ -11,6 +11,7 @@
 
 #include "grpst/model_runner.h"
 #include "grpst/tensor_store.h"
+#include "mapped_fault.h"
 
 namespace grpst {
 
@@ -43,6 +44,7 @@ WeightsFile::WeightsFile(const std::string& path, const WeightsLoad& how) : path
         // Start reading the file in the background: the first forward pass then finds the weights
         // in memory instead of faulting them in page by page.
         ::madvise(p, size_, MADV_WILLNEED);
+        watch_mapped_range(p, size_, path);
       } else {
         read_all(fd, how);
       }
@@ -92,7 +94,9 @@ void WeightsFile::read_all(int fd, const WeightsLoad& how) {
 }
 
 WeightsFile::~WeightsFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);  // also unlocks
+  if (!data_) return;
+  unwatch_mapped_range(data_);
+  ::munmap(const_cast<uint8_t*>(data_), size_);  // also unlocks
 }
 
 void WeightsReport::add(const WeightsReport& other) {
