@@ -8,12 +8,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tinyEngine } from '../../bench/soak-daemon.js';
 import { freePort } from '../../src/daemon/ports.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { cliArgv, drainGraceMs, makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { serveForeground } from '../helpers/foreground-server.js';
+import { makeCli, type Cli } from '../helpers/grpst-cli.js';
 
 let work: string;
 let cli: Cli;
@@ -96,30 +96,8 @@ describe('use_mmap: false', () => {
   }, 300_000);
 });
 
-/** `grpst serve --inference_conf FILE` in the foreground, run through `prefix` (a command that changes its limits); ready or it throws with the output. */
-async function serveThrough(prefix: string[], conf: string): Promise<{ url: string; pid: number; output: () => string; stop: () => Promise<void> }> {
-  const argv = [...prefix, process.execPath, ...cliArgv, 'serve', '--inference_conf', conf, '--host', '127.0.0.1', '--port', '0'];
-  const child = execa(argv[0], argv.slice(1), { env: { ...cli.env, GRPST_API_KEY: undefined }, cwd: work, reject: false, all: true, forceKillAfterDelay: drainGraceMs }) as ResultPromise<{ reject: false; all: true }>;
-  let output = '';
-  child.all!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!/ready \(/.test(output)) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill('SIGKILL');
-      throw new Error(`server did not get ready:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url: /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1],
-    pid: child.pid!,
-    output: () => output,
-    async stop() {
-      child.kill('SIGTERM');
-      await child;
-    },
-  };
-}
+/** `grpst serve --inference_conf FILE` in the foreground, run through `prefix` (a command that changes its limits). */
+const serveThrough = (prefix: string[], conf: string) => serveForeground(cli, ['--inference_conf', conf], work, prefix);
 
 const status = (pid: number) => fs.readFileSync(`/proc/${pid}/status`, 'utf8');
 /** CAP_IPC_LOCK (bit 14 of the effective set) lets a process lock past RLIMIT_MEMLOCK. */
@@ -154,7 +132,7 @@ describe('use_mlock: true', () => {
     fs.writeFileSync(conf, tinyConf(['use_mlock: true']));
     const server = await serveThrough([], conf);
     try {
-      const locked = Number(/^VmLck:\s+(\d+) kB$/m.exec(status(server.pid))![1]) * 1024;
+      const locked = Number(/^VmLck:\s+(\d+) kB$/m.exec(status(server.process.pid!))![1]) * 1024;
       expect(locked).toBeGreaterThanOrEqual(fs.statSync(path.join(engine, 'rank0.weights')).size);
       expect(await greedyAnswers(server.url)).toHaveLength(2);
     } finally {
@@ -172,7 +150,7 @@ describe('use_mlock: true', () => {
     fs.writeFileSync(conf, tinyConf(['use_mmap: false', 'use_mlock: true']));
     const server = await serveThrough([...drop, 'sh', '-c', 'ulimit -l 0 && exec "$@"', 'sh'], conf);
     try {
-      expect(status(server.pid)).toMatch(/^VmLck:\s+0 kB$/m);
+      expect(status(server.process.pid!)).toMatch(/^VmLck:\s+0 kB$/m);
       expect(await greedyAnswers(server.url)).toHaveLength(2);
     } finally {
       await server.stop();

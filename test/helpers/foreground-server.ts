@@ -12,9 +12,14 @@ export interface ForegroundServer {
   stop(): Promise<void>;
 }
 
-/** `grpst serve ARGS --host 127.0.0.1 --port 0` without an API key; ready within 60 s or it throws with the log. */
-export async function serveForeground(cli: Cli, args: string[], cwd: string): Promise<ForegroundServer> {
-  const child = execa(process.execPath, [...cliArgv, 'serve', ...args, '--host', '127.0.0.1', '--port', '0'], {
+/**
+ * `grpst serve ARGS --host 127.0.0.1 --port 0` without an API key, run through `prefix` where
+ * given (a command that changes its limits, e.g. `sh -c 'ulimit -l 0 && exec "$@"' sh`); ready
+ * within 60 s or it throws with the log.
+ */
+export async function serveForeground(cli: Cli, args: string[], cwd: string, prefix: string[] = []): Promise<ForegroundServer> {
+  const argv = [...prefix, process.execPath, ...cliArgv, 'serve', ...args, '--host', '127.0.0.1', '--port', '0'];
+  const child = execa(argv[0], argv.slice(1), {
     env: { ...cli.env, GRPST_API_KEY: undefined },
     cwd,
     reject: false,
