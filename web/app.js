@@ -282,6 +282,10 @@ function addAssistantMessage() {
       const follow = atBottom();
       render(true);
       wrap.dataset.state = 'error';
+      // An answer cut off mid-stream keeps what came: the thinking is no longer going on, and
+      // where no answer came it is all there is to read.
+      summary.textContent = 'Thought';
+      if (!content && reasoning.trim()) think.open = true;
       const err = document.createElement('div');
       err.className = 'error';
       err.textContent = message;

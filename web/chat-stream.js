@@ -1,6 +1,7 @@
 // Streams a chat completion from /v1/chat/completions with fetch: SSE frames parsed as they
 // arrive, OpenAI's error envelope turned into an Error that says what to do. Aborting the signal
-// closes the connection, which makes the server cancel the generation and free its slot.
+// closes the connection, which makes the server cancel the generation and free its slot. A
+// stream that ends before the server said it was finished is an error too (StreamCutError).
 
 export class ApiError extends Error {
   constructor(status, message, code) {
@@ -9,6 +10,12 @@ export class ApiError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * The answer stopped arriving before the server finished it: the connection was closed (a proxy's
+ * timeout, a server restart) or lost. What came so far is all there is of it.
+ */
+export class StreamCutError extends Error {}
 
 function headers(apiKey) {
   const h = { 'content-type': 'application/json' };
@@ -47,7 +54,10 @@ export async function fetchModels(apiKey, signal) {
 
 /**
  * Yields the parsed `data:` payloads of a streaming chat completion, in order, until [DONE].
- * An error frame sent after streaming began is thrown as an ApiError.
+ * An error frame sent after streaming began is thrown as an ApiError. A stream that ends without
+ * [DONE] and before any choice had its finish_reason was cut short: a clean close looks just like
+ * the end of the answer to fetch, so without this check a half answer would pass for a whole one.
+ * A finish_reason is taken as the end without [DONE], since nothing of the answer is missing then.
  */
 export async function* streamChat(body, { apiKey, signal }) {
   const res = await fetch('/v1/chat/completions', {
@@ -59,11 +69,23 @@ export async function* streamChat(body, { apiKey, signal }) {
   if (!res.ok) throw await errorOf(res);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
+  let finished = false;
   try {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buf += value;
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        // A stop is the reader's own doing; anything else lost the connection mid-answer.
+        if (signal?.aborted) throw err;
+        throw new StreamCutError(`The answer was cut off: the connection to the server was lost before it finished (${err instanceof Error ? err.message : err}); is it still running? (grpst ps)`);
+      }
+      if (chunk.done) {
+        // A last frame without its blank line still counts when it is the end marker.
+        if (finished || /^data:\s*\[DONE\]\s*$/.test(buf.trim())) return;
+        throw new StreamCutError('The answer was cut off: the connection closed before the server finished it.');
+      }
+      buf += chunk.value;
       let end;
       while ((end = buf.search(/\r?\n\r?\n/)) >= 0) {
         const frame = buf.slice(0, end);
@@ -77,6 +99,7 @@ export async function* streamChat(body, { apiKey, signal }) {
         if (data === '[DONE]') return;
         const payload = JSON.parse(data);
         if (payload.error) throw new ApiError(500, payload.error.message || 'The server reported an error.', payload.error.code || null);
+        if (payload.choices?.some((c) => c.finish_reason)) finished = true;
         yield payload;
       }
     }

@@ -4,8 +4,10 @@
 // when a `</think>` comes with no `<think>` before it: Qwen3 "Thinking" templates open the block
 // in the prompt, so the model writes only its end. Until that end arrives such text cannot be
 // told from an answer, so it is given as content and taken back (contentWasReasoning) once it
-// turns out to be reasoning; an output with no `</think>` stays all answer. A tag split across
-// chunks is held back until it is whole, so no fragment of a tag ever shows.
+// turns out to be reasoning; an output with no `</think>` stays all answer. grpst's own server
+// hands the prompt's `<think>` back at the head of such content, so this guess serves other
+// servers. A tag split across chunks is held back until it is whole, so no fragment of a tag
+// ever shows.
 const OPEN = '<think>';
 const CLOSE = '</think>';
 

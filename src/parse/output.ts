@@ -16,6 +16,11 @@ export interface OutputOptions {
   thinking: boolean;
   /** The prompt ends inside an open `<think>`. */
   startInReasoning?: boolean;
+  /**
+   * With startInReasoning, the tag as the generation prompt wrote it (`<think>\n`): inline, the
+   * content starts with it, so the block reads there as it would had the model opened it.
+   */
+  promptOpening?: string;
   /** true: the think block goes to `reasoning`; false: it stays inline in `content`, tags included. */
   separateReasoning: boolean;
   /** Turn `<tool_call>` blocks of the answer into calls. */
@@ -50,7 +55,7 @@ export class OutputParser {
   constructor(opts: OutputOptions) {
     this.stops = new StopStringMatcher(opts.stops, opts.includeStop ?? false);
     this.minTokens = opts.minTokens ?? 0;
-    if (opts.thinking) this.splitter = new ReasoningSplitter({ startInReasoning: opts.startInReasoning });
+    if (opts.thinking) this.splitter = new ReasoningSplitter({ startInReasoning: opts.startInReasoning, opening: opts.promptOpening });
     if (opts.toolCalls) this.tools = new ToolCallParser(opts.forcedToolCall);
     this.separate = opts.separateReasoning;
     this.singleToolCall = opts.singleToolCall ?? false;

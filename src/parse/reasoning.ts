@@ -1,7 +1,9 @@
 // Splits Qwen3 output into its think block and the answer, as text streams in. The block counts
 // only when the output opens with `<think>` (after optional whitespace) or the prompt already
 // opened it; anything else is answer, so an answer is never mistaken for reasoning. A block the
-// generation cut off (no `</think>`) stays reasoning: it is returned, not dropped.
+// generation cut off (no `</think>`) stays reasoning: it is returned, not dropped. A block the
+// prompt opened can have its opening tag given back as the 'open' segment, so that text which
+// keeps the tags inline holds the whole block, as it does where the model writes the tag itself.
 import { partialMarkerLength } from './held-suffix.js';
 
 export const thinkOpen = '<think>';
@@ -19,10 +21,16 @@ type State = 'start' | 'reasoning' | 'content';
 export class ReasoningSplitter {
   private state: State;
   private held = '';
+  /** The prompt's opening tag, still to be handed out as the first segment. */
+  private opening: string;
 
-  /** startInReasoning: the prompt ends inside an open `<think>` (templates that pre-open it). */
-  constructor(opts: { startInReasoning?: boolean } = {}) {
+  /**
+   * startInReasoning: the prompt ends inside an open `<think>` (templates that pre-open it);
+   * opening: the prompt's text from that tag on, handed out first as the 'open' segment.
+   */
+  constructor(opts: { startInReasoning?: boolean; opening?: string } = {}) {
     this.state = opts.startInReasoning ? 'reasoning' : 'start';
+    this.opening = opts.startInReasoning ? (opts.opening ?? '') : '';
   }
 
   get inReasoning(): boolean {
@@ -30,7 +38,7 @@ export class ReasoningSplitter {
   }
 
   push(text: string): ReasoningSegment[] {
-    const out: ReasoningSegment[] = [];
+    const out = this.takeOpening();
     let buf = this.held + text;
     this.held = '';
     if (this.state === 'start') {
@@ -66,12 +74,21 @@ export class ReasoningSplitter {
   }
 
   finish(): ReasoningSegment[] {
+    const out = this.takeOpening();
     const rest = this.held;
     this.held = '';
-    if (rest.length === 0) return [];
+    if (rest.length === 0) return out;
     // Only whitespace or a partial `<think>` arrived before the end: that is answer text.
-    if (this.state === 'start') return [{ kind: 'content', text: rest }];
-    return [{ kind: this.state === 'reasoning' ? 'reasoning' : 'content', text: rest }];
+    if (this.state === 'start') out.push({ kind: 'content', text: rest });
+    else out.push({ kind: this.state === 'reasoning' ? 'reasoning' : 'content', text: rest });
+    return out;
+  }
+
+  private takeOpening(): ReasoningSegment[] {
+    if (this.opening.length === 0) return [];
+    const out: ReasoningSegment[] = [{ kind: 'open', text: this.opening }];
+    this.opening = '';
+    return out;
   }
 }
 

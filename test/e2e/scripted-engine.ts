@@ -2,6 +2,7 @@
 // a think block, a tool call or markdown by themselves; with this in front of the real engine a
 // prompt whose latest user turn contains a rule's text gets the rule's reply (tokenized by the real tokenizer, as
 // the model would have produced it), and every other prompt goes to the real engine.
+import type { ChatTemplate } from '../../src/chat/chat-template.js';
 import type { Tokenizer } from '../../src/chat/tokenizer.js';
 import type { EngineInfo, EngineStats, GenerationEngine, SubmitRequest, TokenEvent } from '../../src/engine/types.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -97,4 +98,15 @@ export async function startRecordingServer(overrides: Partial<ServerOptions> = {
 export async function closeRecordingServer(parts: { model?: TinyModel; server?: RunningServer }): Promise<void> {
   await parts.server?.close();
   await parts.model?.engine.close();
+}
+
+/**
+ * The tiny checkpoints' Qwen3 template with the generation prompt of the Qwen3 *-Thinking-2507
+ * checkpoints: it opens the think block itself (`<|im_start|>assistant\n<think>\n`) whatever
+ * enable_thinking says, so the model writes only the block's end.
+ */
+export function openingThinkTemplate(template: ChatTemplate): ChatTemplate {
+  const tail = /\{%- if add_generation_prompt %\}[\s\S]*$/;
+  if (!tail.test(template.source)) throw new Error('the template has no add_generation_prompt block at its end');
+  return template.withSource(template.source.replace(tail, "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n<think>\\n' }}\n{%- endif %}\n"));
 }

@@ -4,13 +4,15 @@
 // API or, where a page over plain http has none, the textarea fallback; Regenerate sends the
 // conversation without the last answer and shows one answer in its place; Edit sends the changed
 // message with everything after it dropped; Retry sends a failed turn's conversation again, after
-// an error answer and after a dropped connection; Escape stops an answer and is left alone otherwise;
-// the buttons are named, reachable by keyboard, off while an answer streams, and keep working
-// after an error, a Stop and a New chat.
+// an error answer, after a dropped connection and after a stream closed before the server finished
+// (whose part stays shown); Escape stops an answer and is left alone otherwise; the buttons are
+// named, reachable by keyboard, off while an answer streams, and keep working after an error, a
+// Stop and a New chat.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
+import type { Route } from '../../src/server/router.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
@@ -29,6 +31,29 @@ const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
 const button = (p: Page, name: string) => p.getByRole('button', { name, exact: true });
 const answerText = (p: Page) => lastAssistant(p).locator('.answer').textContent();
 const focusedName = (p: Page) => p.evaluate(() => document.activeElement?.id || document.activeElement?.getAttribute('aria-label'));
+
+/** SSE chunks with these deltas; the last one carries finish (null: the stream never says it ended). */
+function sse(deltas: object[], finish: string | null = null): string {
+  return deltas
+    .map((delta, i) => {
+      const chunk = { id: 'chatcmpl-cut', object: 'chat.completion.chunk', created: 0, model: 'qwen3', choices: [{ index: 0, delta, finish_reason: i === deltas.length - 1 ? finish : null }] };
+      return `data: ${JSON.stringify(chunk)}\n\n`;
+    })
+    .join('');
+}
+
+/** Half an answer, then the connection is torn down: what a server that dies mid-answer leaves. */
+const connectionLostRoute: Route = {
+  method: 'POST',
+  path: '/test/connection-lost',
+  guard: 'open',
+  handler: async ({ res }) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(sse([{ content: 'Half of it' }]));
+    await new Promise((r) => setTimeout(r, 200));
+    res.socket?.destroy();
+  },
+};
 
 async function waitState(p: Page, state: string): Promise<void> {
   await p.waitForFunction((s) => document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === s, state, { timeout: 60_000 });
@@ -71,7 +96,7 @@ beforeAll(async () => {
     ],
     { delayMs: 15 },
   );
-  server = await startServer({ engine: scripted, tokenizer: model.tokenizer, template: model.template, extraRoutes: webUiRoutes() }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: true });
+  server = await startServer({ engine: scripted, tokenizer: model.tokenizer, template: model.template, extraRoutes: [...webUiRoutes(), connectionLostRoute] }, { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: true });
   await server.ready;
   browser = await launchBrowser();
   await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
@@ -245,6 +270,48 @@ describe('web chat page message actions', () => {
     expect(await page.locator('.retry').evaluateAll((bs) => bs.map((b) => (b as HTMLElement).offsetParent !== null))).toEqual([false]);
     expect(chats.at(-1).messages.map((m: any) => m.content)).toEqual(['Plain one', 'A plain answer.', 'Plain three']);
     expect(errors.filter((e) => !e.includes('ERR_CONNECTION_RESET'))).toEqual([]);
+  });
+
+  it('a stream closed before the server finished, cleanly or not: the part that came stays, the page says it was cut off, Retry asks again', async ({ page, errors, chats }) => {
+    await open(page);
+    // What a proxy that times out, or a server that restarts, leaves: a clean close mid-answer.
+    await page.route('**/v1/chat/completions', (route) => route.fulfill({ contentType: 'text/event-stream', body: sse([{ role: 'assistant', content: '' }, { content: 'The first half' }, { content: ' of an answer' }]) }), { times: 1 });
+    await send(page, 'Plain one', 'error');
+    expect(await answerText(page)).toBe('The first half of an answer\n');
+    expect(await lastAssistant(page).locator('.error').textContent()).toBe(
+      'The answer was cut off: the connection closed before the server finished it. Retry sends it again; your message is also back in the box, to change.',
+    );
+    expect(await lastAssistant(page).getByRole('button').evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label')))).toEqual(['Retry message']);
+    expect(await page.locator('.msg.user').last().getAttribute('data-state')).toBe('failed');
+    expect(await page.inputValue('#prompt')).toBe('Plain one');
+    await lastAssistant(page).getByRole('button', { name: 'Retry message' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.msg').length === 2 && document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === 'done', null, { timeout: 60_000 });
+    expect(await answerText(page)).toBe('A plain answer.\n');
+    expect(chats.map((c) => c.messages)).toEqual([[{ role: 'user', content: 'Plain one' }], [{ role: 'user', content: 'Plain one' }]]);
+
+    // The connection lost mid-answer says so too.
+    await page.route('**/v1/chat/completions', (route) => route.continue({ url: `${server.url}/test/connection-lost` }), { times: 1 });
+    await send(page, 'Plain lost', 'error');
+    expect(await answerText(page)).toBe('Half of it\n');
+    expect(await lastAssistant(page).locator('.error').textContent()).toMatch(/^The answer was cut off: the connection to the server was lost before it finished \(.+\); is it still running\? \(grpst ps\) Retry sends it again/);
+    await page.fill('#prompt', '');
+
+    // Cut while still thinking: the thinking is shown, and no longer said to be going on.
+    await page.route('**/v1/chat/completions', (route) => route.fulfill({ contentType: 'text/event-stream', body: sse([{ content: '<think>\nHalf a ' }, { content: 'thought' }]) }), { times: 1 });
+    await send(page, 'Plain two', 'error');
+    expect(await lastAssistant(page).locator('.error').textContent()).toMatch(/^The answer was cut off: the connection closed before the server finished it\./);
+    expect(await lastAssistant(page).evaluate((el) => ({ open: el.querySelector('details')!.open, summary: el.querySelector('summary')!.textContent, thought: el.querySelector('.think-text')!.textContent }))).toEqual({ open: true, summary: 'Thought', thought: 'Half a thought' });
+    await page.fill('#prompt', '');
+
+    // A finish_reason is the end of the answer, with [DONE] after it or not.
+    for (const done of ['data: [DONE]\n\n', '']) {
+      await page.route('**/v1/chat/completions', (route) => route.fulfill({ contentType: 'text/event-stream', body: sse([{ content: 'A whole answer.' }, {}], 'stop') + done }), { times: 1 });
+      await send(page, 'Plain three');
+      expect(await answerText(page)).toBe('A whole answer.\n');
+      expect(await lastAssistant(page).getByRole('button').evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label')))).toEqual(['Copy answer', 'Regenerate answer']);
+    }
+    expect(chats.at(-1).messages.map((m: any) => m.content)).toEqual(['Plain one', 'A plain answer.', 'Plain three', 'A whole answer.', 'Plain three']);
+    expect(errors.filter((e) => !e.includes('ERR_INCOMPLETE_CHUNKED_ENCODING'))).toEqual([]);
   });
 
   it('Escape stops an answer as Stop does, keeping what is typed; with nothing streaming it is left alone', async ({ page, errors, chats }) => {

@@ -61,6 +61,16 @@ describe('output parser on recorded outputs, split at every boundary', () => {
     expect(out).toEqual({ reasoning: 'reasons here\n', content: 'answer', calls: [], stopped: false });
   });
 
+  it("prompt that pre-opens the think block, inline: the content starts with the prompt's tag, cut or whole", () => {
+    const opened = { ...inline, startInReasoning: true, promptOpening: '<think>\n' };
+    const text = 'reasons here\n</think>\n\nanswer';
+    for (const pieces of splits(text)) expect(run(opened, pieces).content).toBe(`<think>\n${text}`);
+    expect(run(opened, ['reasons he']).content).toBe('<think>\nreasons he');
+    expect(run(opened, []).content).toBe('<think>\n');
+    // Separated, the tag goes where the other tags go: nowhere.
+    expect(run({ ...separated, startInReasoning: true, promptOpening: '<think>\n' }, [text])).toEqual({ reasoning: 'reasons here\n', content: 'answer', calls: [], stopped: false });
+  });
+
   it('no tool parsing: call blocks stay text', () => {
     const text = recorded[2].text;
     expect(run({ ...separated, toolCalls: false }, [text]).content).toBe(text);

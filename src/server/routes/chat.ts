@@ -12,6 +12,7 @@ import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logpro
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, requestPriority } from '../openai/vllm-fields.js';
 import { beamSearchAsked, checkBeamJob, runBeamSearches } from '../openai/beam-search.js';
+import type { OutputOptions } from '../../parse/output.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -29,7 +30,8 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const formatField = answerFormatField(body);
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, formatField);
-  const rendered = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template, requestTemplates: s.served.requestTemplates }));
+  const renderOptions = chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template, requestTemplates: s.served.requestTemplates });
+  const rendered = s.render(toTemplateMessages(body.messages), renderOptions);
   // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
   const prompt = { text: rendered.text, ids: truncatePrompt(rendered.ids, body.truncate_prompt_tokens, s.limits) };
   const promptTokens = prompt.ids.length;
@@ -74,8 +76,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       stops,
       includeStop: body.include_stop_str_in_output ?? false,
       minTokens: body.min_tokens ?? 0,
-      thinking,
-      startInReasoning: thinking && endsInsideThink(prompt.text),
+      ...thinkReading(thinking, prompt.text, renderOptions.continueFinalMessage === true),
       separateReasoning,
       toolCalls: plan.parseCalls,
       forcedToolCall: plan.forced,
@@ -174,4 +175,17 @@ export { extraKwargs } from '../openai/chat-render.js';
 export function endsInsideThink(prompt: string): boolean {
   const open = prompt.lastIndexOf('<think>');
   return open > prompt.lastIndexOf('</think>') && open > prompt.lastIndexOf('<|im_start|>');
+}
+
+/**
+ * How a choice's output is read for its think block. A prompt that leaves a block open makes the
+ * output reasoning up to `</think>` with thinking on or off: templates that open the block in the
+ * generation prompt (the Qwen3 *-Thinking-2507 checkpoints') do so whatever enable_thinking says,
+ * and the model thinks there all the same. The tag such a generation prompt wrote is handed back
+ * (promptOpening) for content that keeps the block inline; a continued assistant turn opened
+ * the block in the client's own text, which has the tag already.
+ */
+export function thinkReading(thinking: boolean, prompt: string, continued: boolean): Pick<OutputOptions, 'thinking' | 'startInReasoning' | 'promptOpening'> {
+  if (!endsInsideThink(prompt)) return { thinking, startInReasoning: false };
+  return { thinking: true, startInReasoning: true, promptOpening: continued ? undefined : prompt.slice(prompt.lastIndexOf('<think>')) };
 }

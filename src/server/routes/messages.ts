@@ -15,7 +15,7 @@ import { samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sa
 import type { RequestContext } from '../router.js';
 import type { ServerContext } from '../context.js';
 import { SseWriter } from '../sse.js';
-import { endsInsideThink } from './chat.js';
+import { thinkReading } from './chat.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 /** The prompt a request renders: shared by messages and count_tokens, so the two always agree. */
@@ -28,14 +28,14 @@ function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<
   const formatField = body.output_format && !body.output_config?.format ? 'output_format' : 'output_config.format';
   const plan: ToolPlan = planTools(chatTools(body.tools), choice, outputFormat(body), thinking, s.constraints, parallel, formatField);
   const prompt = s.render(messages, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
-  return { prompt, plan, thinking };
+  return { prompt, plan, thinking, prefill };
 }
 
 export async function createMessage(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, messagesRequestSchema);
   const s = rc.server;
   const { engine, name: modelName } = s.generatorFor(body.model);
-  const { prompt, plan, thinking } = renderPrompt(s, body);
+  const { prompt, plan, thinking, prefill } = renderPrompt(s, body);
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_tokens, promptTokens, s.limits, 'messages');
   const sampling = samplingFor(body, s.options);
@@ -54,9 +54,8 @@ export async function createMessage(rc: RequestContext): Promise<void> {
     },
     output: {
       stops: stopStrings({ stop: body.stop_sequences }, s.options),
-      thinking,
       // A prefilled answer is already past its think block unless it opened one and left it open.
-      startInReasoning: thinking && endsInsideThink(prompt.text),
+      ...thinkReading(thinking, prompt.text, prefill),
       separateReasoning: true,
       toolCalls: plan.parseCalls,
       forcedToolCall: plan.forced,

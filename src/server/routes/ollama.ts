@@ -15,8 +15,9 @@ import { checkOllamaModel } from '../ollama/models.js';
 import { NdjsonWriter } from '../ollama/ndjson.js';
 import { chatMessage, generateFields, TurnBuilder, type TurnDelta } from '../ollama/output.js';
 import { chatRequestSchema, generateRequestSchema, type OllamaOptions } from '../ollama/schema.js';
+import type { OutputOptions } from '../../parse/output.js';
 import type { RequestContext } from '../router.js';
-import { endsInsideThink } from './chat.js';
+import { endsInsideThink, thinkReading } from './chat.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 export async function ollamaChat(rc: RequestContext): Promise<void> {
@@ -33,7 +34,8 @@ export async function ollamaChat(rc: RequestContext): Promise<void> {
   // A last assistant turn with text is continued (unless it already ended in tool calls), as Ollama does.
   const { turns, prefill } = prefillPlan(templateMessages(messages));
   const prompt = s.render(turns, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
-  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'messages', fields: (d) => ({ message: chatMessage(d) }), logprobs });
+  const reading = thinkReading(thinking, prompt.text, prefill);
+  await runTurn(rc, { model: body.model, prompt, plan, reading, options: body.options, stream: body.stream ?? true, promptParam: 'messages', fields: (d) => ({ message: chatMessage(d) }), logprobs });
 }
 
 export async function ollamaGenerate(rc: RequestContext): Promise<void> {
@@ -60,7 +62,9 @@ export async function ollamaGenerate(rc: RequestContext): Promise<void> {
     turns.push({ role: 'user', content: text });
     prompt = s.render(turns, { addGenerationPrompt: true, enableThinking: thinking });
   }
-  await runTurn(rc, { model: body.model, prompt, plan, thinking, options: body.options, stream: body.stream ?? true, promptParam: 'prompt', fields: generateFields, logprobs });
+  // A raw prompt's think block is read apart only where think asks for it.
+  const reading = body.raw ? { thinking, startInReasoning: thinking && endsInsideThink(prompt.text) } : thinkReading(thinking, prompt.text, false);
+  await runTurn(rc, { model: body.model, prompt, plan, reading, options: body.options, stream: body.stream ?? true, promptParam: 'prompt', fields: generateFields, logprobs });
 }
 
 /**
@@ -77,7 +81,8 @@ interface Turn {
   model: string;
   prompt: { text: string; ids: number[] };
   plan: ToolPlan;
-  thinking: boolean;
+  /** How the output is read for its think block (thinkReading). */
+  reading: Pick<OutputOptions, 'thinking' | 'startInReasoning'>;
   options: OllamaOptions | null | undefined;
   stream: boolean;
   /** The request field the prompt came from, for errors that name it. */
@@ -107,8 +112,7 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
     },
     output: {
       stops: stops(t.options, s),
-      thinking: t.thinking,
-      startInReasoning: t.thinking && endsInsideThink(t.prompt.text),
+      ...t.reading,
       // Ollama always hands the think block back apart, in thinking.
       separateReasoning: true,
       toolCalls: t.plan.parseCalls,

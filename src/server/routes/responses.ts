@@ -17,7 +17,7 @@ import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-
 import { requestPriority } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
-import { endsInsideThink, extraKwargs } from './chat.js';
+import { extraKwargs, thinkReading } from './chat.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
 import { thinkingKwarg } from './tokenize.js';
 
@@ -66,8 +66,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
     output: {
       stops: stopStrings(body, s.options),
       minTokens: body.min_tokens ?? 0,
-      thinking,
-      startInReasoning: thinking && endsInsideThink(prompt.text),
+      ...thinkReading(thinking, prompt.text, false),
       // Reasoning has its own output item here, whatever the conf's reasoning parser says.
       separateReasoning: true,
       toolCalls: plan.parseCalls,
