@@ -44,12 +44,21 @@ export const tooManyConnections = (max: number) =>
 /** A 400; its code is invalid_value unless a more precise one applies, so clients always get one to switch on. */
 export const badRequest = (message: string, param: string | null = null, code = 'invalid_value') => new ApiError(400, message, { param, code });
 
+/**
+ * The sentence OpenAI's own context-overflow message carries. openai-python 3 puts only the
+ * message in an error's text, no longer the body with its code, so clients that tell an overflow
+ * from other 400s by text go by this (LangChain's ContextOverflowError, which its agents'
+ * summarization catches to shorten the conversation and retry); vLLM's "maximum context length"
+ * wording stays first for the clients that match that.
+ */
+const overflowSentence = 'Input tokens exceed the configured limit';
+
 /** budgetField: the request field that sets the answer's length (max_output_tokens on /v1/responses). */
 export function contextLengthExceeded(maxLen: number, promptTokens: number, maxTokens: number, param = 'messages', budgetField = 'max_tokens'): ApiError {
   return new ApiError(
     400,
     `This model's maximum context length is ${maxLen} tokens. However, you requested ${promptTokens + maxTokens} tokens ` +
-      `(${promptTokens} in the prompt, ${maxTokens} for the completion). Reduce the prompt or ${budgetField}.`,
+      `(${promptTokens} in the prompt, ${maxTokens} for the completion). ${overflowSentence} once the completion is counted. Reduce the prompt or ${budgetField}.`,
     { param, code: 'context_length_exceeded' },
   );
 }
@@ -59,7 +68,7 @@ export function inputTooLong(maxInputLen: number, promptTokens: number, param = 
   return new ApiError(
     400,
     `This model's maximum input length is ${maxInputLen} tokens (the engine's max_input_len). However, your prompt has ${promptTokens} tokens. ` +
-      'Reduce the prompt, or rebuild the engine with a larger --max_input_len.',
+      `${overflowSentence}. Reduce the prompt, or rebuild the engine with a larger --max_input_len.`,
     { param, code: 'context_length_exceeded' },
   );
 }

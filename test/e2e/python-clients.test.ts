@@ -1,7 +1,8 @@
 // The server against real Python clients, as most of its users reach it: the official `openai`
 // package (client/python/compat_openai.py), LlamaIndex's OpenAI-compatible LLM
-// (compat_llamaindex.py), the official `anthropic` package on the Messages API
-// (compat_anthropic.py) and the official `ollama` package on Ollama's API (compat_ollama.py), each in a virtual environment built from its pinned requirements file
+// (compat_llamaindex.py), LangChain's ChatOpenAI (compat_langchain.py), the official `anthropic`
+// package on the Messages API (compat_anthropic.py) and the official `ollama` package on Ollama's
+// API (compat_ollama.py), each in a virtual environment built from its pinned requirements file
 // (test/helpers/python-venv.ts; the first run installs from PyPI, later runs reuse it). The
 // scripts assert the protocol from the client's side and report a JSON summary; this file checks
 // that every check ran and passed, that the pinned client versions are the ones that ran, and
@@ -39,6 +40,7 @@ let server: RunningServer;
 const logs: string[] = [];
 let openaiVenv: PythonVenv;
 let llamaIndexVenv: PythonVenv;
+let langChainVenv: PythonVenv;
 let anthropicVenv: PythonVenv;
 let ollamaVenv: PythonVenv;
 
@@ -47,13 +49,14 @@ beforeAll(async () => {
   // clients are the project's compatibility promise.
   const python = await hostPython();
   // The environments at once: the installs mostly wait on downloads and unpacking.
-  [openaiVenv, llamaIndexVenv, anthropicVenv, ollamaVenv] = await Promise.all([
+  [openaiVenv, llamaIndexVenv, langChainVenv, anthropicVenv, ollamaVenv] = await Promise.all([
     pythonVenv(path.join(clientDir, 'requirements.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-llamaindex.txt'), python),
+    pythonVenv(path.join(clientDir, 'requirements-langchain.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-anthropic.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-ollama.txt'), python),
   ]);
-  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv], ['anthropic', anthropicVenv], ['ollama', ollamaVenv]] as const)
+  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv], ['langchain', langChainVenv], ['anthropic', anthropicVenv], ['ollama', ollamaVenv]] as const)
     console.log(`python-clients: ${name} environment ${v.installSeconds > 0 ? `installed in ${v.installSeconds.toFixed(1)} s` : 'from the cache'} (${path.relative(repoRoot, v.dir)})`);
 
   model = await loadTiny('tiny-a');
@@ -89,6 +92,11 @@ async function runScript(venv: PythonVenv, script: string, keyless?: RunningServ
       ...process.env,
       OPENAI_API_KEY: undefined,
       OPENAI_BASE_URL: undefined,
+      // LangChain's: a proxy, another shape for its messages' content, traces sent to LangSmith.
+      OPENAI_PROXY: undefined,
+      LC_OUTPUT_VERSION: undefined,
+      LANGSMITH_TRACING: undefined,
+      LANGCHAIN_TRACING_V2: undefined,
       GRPST_API_KEY: undefined,
       ANTHROPIC_API_KEY: undefined,
       ANTHROPIC_AUTH_TOKEN: undefined,
@@ -165,6 +173,31 @@ describe('Python clients', () => {
     expect(calls.length).toBeGreaterThanOrEqual(1);
     for (const c of calls) expect(typeof c.city).toBe('string');
     expect(checks.get('structured_predict')!.person).toMatchObject({ name: expect.any(String), age: expect.any(Number), hobbies: expect.any(Array) });
+  });
+
+  it("LangChain's ChatOpenAI: invoke, stream, batch, tools and their results, structured output by each method, logprobs, sampling, async, the Responses API, errors", async () => {
+    const before = logs.length;
+    const run = await runScript(langChainVenv, 'compat_langchain.py');
+    const checks = expectAllPassed(run, [
+      'setup', 'invoke', 'stream', 'batch', 'tool_calls', 'tool_round_trip', 'structured_json_schema', 'structured_function_calling',
+      'structured_json_mode', 'logprobs', 'sampling', 'async', 'responses_api', 'errors',
+    ]);
+    expect(run.summary.client_version).toBe(pinned('requirements-langchain.txt', 'langchain-openai'));
+    // LangChain's exception for each refusal: the openai one, also its own model error; the
+    // context overflows as ContextOverflowError, which its agents catch to shorten the conversation.
+    expect(checks.get('errors')!.types).toEqual([
+      'OpenAIInvalidRequestError', 'OpenAIInvalidRequestError', 'OpenAIContextOverflowError', 'OpenAIContextOverflowError', 'OpenAIModelNotFoundError', 'OpenAIAuthenticationError',
+    ]);
+    expect(checks.get('invoke')!.repeat_cache_read).toBeGreaterThan(0);
+    const mine = logs.slice(before);
+    // use_responses_api: a turn, its stream, a forced tool call and the turn after its result.
+    expect(answered(mine, 'POST /v1/chat/completions', 200)).toBeGreaterThanOrEqual(30);
+    expect(answered(mine, 'POST /v1/responses', 200)).toBe(4);
+    // The errors check: temperature 5 (whole and streamed) and two context overflows, an unknown
+    // model, a wrong key.
+    expect(answered(mine, 'POST /v1/chat/completions', 400)).toBe(4);
+    expect(answered(mine, 'POST /v1/chat/completions', 404)).toBe(1);
+    expect(answered(mine, 'POST /v1/chat/completions', 401)).toBe(1);
   });
 
   it('the official anthropic client on /v1/messages: create, system, streams, stop_sequences, count_tokens, tool use and results, thinking, errors, async', async () => {

@@ -126,6 +126,27 @@ describe('request errors', () => {
     expectEnvelope(long, 400, { code: 'context_length_exceeded', param: 'prompt' });
   });
 
+  it("every context overflow's message carries OpenAI's own sentence, which clients that see only the message go by", async () => {
+    // openai-python 3 puts only the message in an error's text, not the body with its code, and
+    // LangChain tells a context overflow (ContextOverflowError, which its agents catch to shorten
+    // the conversation and retry) from other 400s by that text.
+    const sentence = 'Input tokens exceed the configured limit';
+    const maxLen = model.engine.info.maxSeqLen;
+    const long = 'word '.repeat(maxLen);
+    const refusals = [
+      await post(`${srv.url}/v1/chat/completions`, chat({ messages: [{ role: 'user', content: long }], max_tokens: undefined })),
+      await post(`${srv.url}/v1/chat/completions`, chat({ max_tokens: maxLen })),
+      await post(`${srv.url}/v1/completions`, { model: 'qwen3', prompt: long, max_tokens: 1 }),
+      await post(`${srv.url}/v1/responses`, { model: 'qwen3', input: 'hi', max_output_tokens: maxLen }),
+    ];
+    for (const r of refusals) {
+      expect(r.json.error?.code, JSON.stringify(r.json)).toBe('context_length_exceeded');
+      expect(r.json.error.message).toContain(sentence);
+      // vLLM's wording stays, for the clients that match that.
+      expect(r.json.error.message).toContain(`maximum context length is ${maxLen} tokens`);
+    }
+  });
+
   it('unknown routes 404, wrong methods 405, big bodies 413', async () => {
     const unknown = await get(`${srv.url}/v1/nothing`);
     expectEnvelope(unknown, 404, { code: 'unknown_url' });

@@ -60,6 +60,8 @@ describe('request -> engine settings', () => {
     const err = status(() => tokenBudget(4, 17, engine, 'prompt'));
     expect(err).toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'prompt' });
     expect(err?.message).toMatch(/maximum input length is 16 tokens .*your prompt has 17 tokens.*--max_input_len/);
+    // OpenAI's sentence for an overflow, which clients that see only the message go by.
+    expect(err?.message).toContain('Input tokens exceed the configured limit');
   });
 });
 
