@@ -1,7 +1,8 @@
 // The whole answer as one grammar: a free-text think block (when thinking is on),
 // then a JSON value (response_format), one of a list of strings (vLLM's guided_choice), text that
 // a regular expression matches whole (vLLM's guided_regex), text of a GBNF grammar (vLLM's
-// guided_grammar), or one or more tool calls in Qwen3's format:
+// guided_grammar), or one or more tool calls in Qwen3's format (or either a JSON value or tool
+// calls, for tool_choice "auto" beside a JSON format):
 //   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
 // separated by "\n", exactly as the chat template writes them back into later prompts.
 import type { Tokenizer } from '../chat/tokenizer.js';
@@ -20,8 +21,11 @@ export interface ToolSpec {
   parameters?: unknown;
 }
 
-/** What the answer must be, and (json) how its JSON is laid out. */
-export type AnswerSpec = AnswerKind & { json?: JsonOptions };
+/**
+ * What the answer must be, and (json) how its JSON is laid out. `orToolCalls`: the answer may
+ * instead be calls of these tools (tool_choice "auto" beside a JSON format).
+ */
+export type AnswerSpec = AnswerKind & { json?: JsonOptions; orToolCalls?: { tools: ToolSpec[]; parallel?: boolean } };
 
 type AnswerKind =
   | { kind: 'json_object' }
@@ -75,6 +79,8 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   else if (spec.kind === 'grammar') answer = gbnfExpr(rules, spec.grammar);
   else if (spec.kind === 'structural_tag') answer = structuralTagExpr(rules, spec, budget);
   else answer = toolCalls(rules, spec.tools, tokens, spec.parallel ?? true, budget);
+  // As OpenAI's models do with tools and a format: call tools, or give the formatted answer.
+  if (spec.orToolCalls) answer = alt(answer, toolCalls(rules, spec.orToolCalls.tools, tokens, spec.orToolCalls.parallel ?? true, budget));
   if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
     // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;
     // the think block may be empty, and the matcher bounds its length (think_budget).

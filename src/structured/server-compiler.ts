@@ -14,8 +14,12 @@ export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
   // Only options that are on, so the default layout keeps one cache entry per schema.
   const json = req.responseFormat?.json;
   if (spec && json && (json.compact || json.closedObjects)) spec.json = { ...(json.compact && { compact: true }), ...(json.closedObjects && { closedObjects: true }) };
+  const calls = req.toolCalls;
+  if (spec && calls?.orFormat) spec.orToolCalls = { tools: toolSpecs(calls.tools), ...(calls.parallel === false && { parallel: false }) };
   return spec;
 }
+
+const toolSpecs = (tools: NonNullable<ConstraintRequest['toolCalls']>['tools']) => tools.map((t) => ({ name: t.function.name, parameters: t.function.parameters }));
 
 function answerKind(req: ConstraintRequest): AnswerSpec | undefined {
   const rf = req.responseFormat;
@@ -27,11 +31,7 @@ function answerKind(req: ConstraintRequest): AnswerSpec | undefined {
   if (rf?.type === 'structural_tag') return { kind: 'structural_tag', structures: rf.structures, triggers: rf.triggers };
   if (req.toolCalls) {
     const tools = req.toolCalls.tools.filter((t) => req.toolCalls!.only === undefined || t.function.name === req.toolCalls!.only);
-    return {
-      kind: 'tool_calls',
-      tools: tools.map((t) => ({ name: t.function.name, parameters: t.function.parameters })),
-      parallel: req.toolCalls.parallel ?? true,
-    };
+    return { kind: 'tool_calls', tools: toolSpecs(tools), parallel: req.toolCalls.parallel ?? true };
   }
   return undefined;
 }
@@ -57,6 +57,17 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
   compile(req: ConstraintRequest): unknown {
     const spec = answerSpec(req);
     if (!spec) return undefined;
+    // Under "auto" the calls' arguments were never enforced: a tool schema the compiler cannot
+    // take leaves the turn to the format alone rather than refusing the request (and a format it
+    // cannot take is refused below, as without tools).
+    if (spec.orToolCalls) {
+      try {
+        return this.outputs.compile(spec, req.thinking).grammar.constraint();
+      } catch (err) {
+        if (!(err instanceof SchemaError)) throw err;
+        delete spec.orToolCalls;
+      }
+    }
     try {
       // The engine fills in the request's max_tokens and stop tokens when the sequence starts.
       return this.outputs.compile(spec, req.thinking).grammar.constraint();

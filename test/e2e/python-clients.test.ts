@@ -1,8 +1,9 @@
 // The server against real Python clients, as most of its users reach it: the official `openai`
 // package (client/python/compat_openai.py), LlamaIndex's OpenAI-compatible LLM
 // (compat_llamaindex.py), LangChain's ChatOpenAI (compat_langchain.py), the official `anthropic`
-// package on the Messages API (compat_anthropic.py) and the official `ollama` package on Ollama's
-// API (compat_ollama.py), each in a virtual environment built from its pinned requirements file
+// package on the Messages API (compat_anthropic.py), the official `ollama` package on Ollama's
+// API (compat_ollama.py) and the OpenAI Agents SDK through both its models (compat_agents.py),
+// each in a virtual environment built from its pinned requirements file
 // (test/helpers/python-venv.ts; the first run installs from PyPI, later runs reuse it). The
 // scripts assert the protocol from the client's side and report a JSON summary; this file checks
 // that every check ran and passed, that the pinned client versions are the ones that ran, and
@@ -43,20 +44,22 @@ let llamaIndexVenv: PythonVenv;
 let langChainVenv: PythonVenv;
 let anthropicVenv: PythonVenv;
 let ollamaVenv: PythonVenv;
+let agentsVenv: PythonVenv;
 
 beforeAll(async () => {
   // python3 missing or too old fails the file with what is needed, never a silent skip: these
   // clients are the project's compatibility promise.
   const python = await hostPython();
   // The environments at once: the installs mostly wait on downloads and unpacking.
-  [openaiVenv, llamaIndexVenv, langChainVenv, anthropicVenv, ollamaVenv] = await Promise.all([
+  [openaiVenv, llamaIndexVenv, langChainVenv, anthropicVenv, ollamaVenv, agentsVenv] = await Promise.all([
     pythonVenv(path.join(clientDir, 'requirements.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-llamaindex.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-langchain.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-anthropic.txt'), python),
     pythonVenv(path.join(clientDir, 'requirements-ollama.txt'), python),
+    pythonVenv(path.join(clientDir, 'requirements-agents.txt'), python),
   ]);
-  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv], ['langchain', langChainVenv], ['anthropic', anthropicVenv], ['ollama', ollamaVenv]] as const)
+  for (const [name, v] of [['openai', openaiVenv], ['llama-index', llamaIndexVenv], ['langchain', langChainVenv], ['anthropic', anthropicVenv], ['ollama', ollamaVenv], ['openai-agents', agentsVenv]] as const)
     console.log(`python-clients: ${name} environment ${v.installSeconds > 0 ? `installed in ${v.installSeconds.toFixed(1)} s` : 'from the cache'} (${path.relative(repoRoot, v.dir)})`);
 
   model = await loadTiny('tiny-a');
@@ -97,6 +100,8 @@ async function runScript(venv: PythonVenv, script: string, keyless?: RunningServ
       LC_OUTPUT_VERSION: undefined,
       LANGSMITH_TRACING: undefined,
       LANGCHAIN_TRACING_V2: undefined,
+      // The Agents SDK's model for an agent without one (the errors check relies on its default).
+      OPENAI_DEFAULT_MODEL: undefined,
       GRPST_API_KEY: undefined,
       ANTHROPIC_API_KEY: undefined,
       ANTHROPIC_AUTH_TOKEN: undefined,
@@ -163,6 +168,37 @@ describe('Python clients', () => {
     expect(answered(mine, 'POST /v1/chat/completions', 404)).toBe(1);
     expect(answered(mine, 'GET /v1/models/no-such-model', 404)).toBe(1);
     expect(answered(mine, 'POST /v1/completions', 200)).toBe(3);
+  });
+
+  it('the OpenAI Agents SDK through OpenAIResponsesModel and OpenAIChatCompletionsModel: runs, settings, function tools, typed outputs (also after tools under "auto"), streams, cancel, handoffs, conversations, reasoning, errors', async () => {
+    const before = logs.length;
+    const run = await runScript(agentsVenv, 'compat_agents.py');
+    const checks = expectAllPassed(run, [
+      'setup', 'run', 'model_settings', 'function_tool', 'structured_output', 'tools_with_output_type', 'stream', 'cancel', 'handoff', 'conversation', 'reasoning', 'errors',
+    ]);
+    expect(run.summary.client_version).toBe(pinned('requirements-agents.txt', 'openai-agents'));
+    for (const api of ['responses', 'chat']) {
+      const called = checks.get('tools_with_output_type')![api] as { calls: Record<string, unknown>[] };
+      expect(called.calls.length, api).toBeGreaterThanOrEqual(1);
+      for (const c of called.calls) expect(c).toMatchObject({ city: expect.any(String), unit: expect.stringMatching(/^(celsius|fahrenheit)$/) });
+    }
+    expect(checks.get('errors')!.responses).toEqual(['model_not_found', 'model_not_found', 'context_length_exceeded', 'model_not_found', 'unsupported_parameter']);
+    expect(checks.get('errors')!.chat).toEqual(['model_not_found', 'model_not_found', 'context_length_exceeded']);
+
+    const mine = logs.slice(before);
+    // Each model class went to its own API: the request ids the SDK kept are the server's.
+    const ids = checks.get('run')!.request_ids as Record<string, string>;
+    for (const [api, route] of [['responses', 'POST /v1/responses'], ['chat', 'POST /v1/chat/completions']])
+      expect(mine.some((l) => l.startsWith(`access: ${route} 200 `) && l.endsWith(` ${ids[api]}`)), `no access line for ${api}'s ${ids[api]}`).toBe(true);
+    // The cancelled streams: the server saw each client leave (and stopped its generation).
+    for (const route of ['POST /v1/responses', 'POST /v1/chat/completions'])
+      expect(mine.filter((l) => l.startsWith(`access: ${route} 200 `) && l.endsWith(' (client left)')).length, route).toBe(1);
+    // The errors check: unknown models (run, streamed, and the SDK's default name on Responses), a
+    // max_tokens past the context on each, a hosted tool on Responses.
+    expect(answered(mine, 'POST /v1/responses', 404)).toBe(3);
+    expect(answered(mine, 'POST /v1/chat/completions', 404)).toBe(2);
+    expect(answered(mine, 'POST /v1/responses', 400)).toBe(2);
+    expect(answered(mine, 'POST /v1/chat/completions', 400)).toBe(1);
   });
 
   it('LlamaIndex OpenAILike (openai 2.x underneath): chat, streams, completions, tool call and result, structured_predict', async () => {

@@ -328,13 +328,15 @@ describe('tool_choice', () => {
     const call = r.choices[0].message.tool_calls![0];
     if (call.type !== 'function') throw new Error('not a function call');
     expect(checks.get(call.function.name)!(JSON.parse(call.function.arguments))).toBe(true);
-    // The next turn, tool_choice back to auto, is held to the format.
+    // The next turn, tool_choice back to auto, may call again or answer (the test below); kept
+    // from calling, its answer is held to the format.
     const next = await client.chat.completions.create({
       model: 'qwen3',
       messages: [...ask('Postcode of Paris?'), { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', tool_call_id: call.id, content: '75001' }],
       tools,
       tool_choice: 'auto',
       response_format: person,
+      logit_bias: { [model.tokenizer.tokenToId('<tool_call>')!]: -100 },
       max_tokens: 150,
       seed: 3,
     });
@@ -351,6 +353,44 @@ describe('tool_choice', () => {
     expect(res.status, res.text).toBe(200);
     expect(res.json.output.map((o: any) => o.type)).toEqual(['function_call']);
     expect(checks.get('get_postcode')!(JSON.parse(res.json.output[0].arguments))).toBe(true);
+  });
+
+  it("auto beside a response format (an Agents SDK agent with tools and an output_type): the turn is calls or the formatted answer, as OpenAI's models choose; guided_choice still holds the whole output", async () => {
+    const person = { type: 'json_schema' as const, json_schema: { name: 'person', schema: schemas.person, strict: true } };
+    // The random model is pushed each way with a logit_bias on <tool_call>: what a push can reach is the grammar's to say.
+    const callToken = model.tokenizer.tokenToId('<tool_call>')!;
+    const turn = (bias: number, more: Record<string, unknown> = { response_format: person }) =>
+      client.chat.completions.create({ model: 'qwen3', messages: ask('Postcode of Paris?'), tools, tool_choice: 'auto', max_tokens: 150, seed: 3, logit_bias: { [callToken]: bias }, ...more });
+    const called = (await turn(100)).choices[0];
+    expect(called.finish_reason, called.message.content ?? '').toBe('tool_calls');
+    for (const call of called.message.tool_calls!) {
+      if (call.type !== 'function') throw new Error('not a function call');
+      expect(checks.get(call.function.name)!(JSON.parse(call.function.arguments)), call.function.arguments).toBe(true);
+    }
+    const answered = (await turn(-100)).choices[0];
+    expect(answered.message.tool_calls ?? []).toEqual([]);
+    expect(ajv.validate(schemas.person, JSON.parse(answered.message.content!))).toBe(true);
+    // The Responses API spelling: text.format, tool_choice left out ("auto").
+    const res = await post(`${server.url}/v1/responses`, {
+      model: 'qwen3',
+      input: 'Postcode of Paris?',
+      tools: [{ type: 'function', ...postcodeTool.function }],
+      text: { format: { type: 'json_schema', name: 'person', schema: schemas.person, strict: true } },
+      logit_bias: { [callToken]: 100 },
+      max_output_tokens: 150,
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(new Set(res.json.output.map((o: any) => o.type))).toEqual(new Set(['function_call']));
+    // vLLM's guided_choice is the whole output, tools or not, as in vLLM.
+    const chosen = (await turn(100, { guided_choice: ['yes', 'no'] })).choices[0];
+    expect(chosen.message.tool_calls ?? []).toEqual([]);
+    expect(['yes', 'no']).toContain(chosen.message.content);
+    // Arguments under auto were never enforced: a tool schema the compiler cannot take leaves the
+    // turn to the format, where a forced choice would be refused.
+    const unenforceable = [{ type: 'function' as const, function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'string', pattern: '^(a)\\1$' } } } } }];
+    const formatOnly = (await turn(100, { tools: unenforceable, response_format: { type: 'json_object' } })).choices[0];
+    expect(formatOnly.message.tool_calls ?? []).toEqual([]);
+    expect(typeof JSON.parse(formatOnly.message.content!)).toBe('object');
   });
 });
 

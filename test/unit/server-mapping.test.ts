@@ -90,6 +90,19 @@ describe('tools and response_format', () => {
     expect(status(() => planTools(undefined, undefined, { type: 'json_object' }, false, undefined))).toMatchObject({ status: 400, param: 'response_format' });
     expect(planTools(undefined, undefined, { type: 'text' }, false, undefined).constraint).toBeUndefined();
   });
+
+  it('auto beside a JSON format: the compiler gets both, the turn may be calls or the format; a guided choice keeps the whole output', () => {
+    const seen: any[] = [];
+    const compiler = { compile: (r: unknown) => (seen.push(r), 'handle') };
+    const person = { type: 'json_schema' as const, json_schema: { name: 'p', schema: { type: 'object' } } };
+    expect(planTools(tools, undefined, person, false, compiler)).toMatchObject({ parseCalls: true, constraint: 'handle' });
+    expect(planTools(tools, 'auto', { type: 'json_object' }, false, compiler, false)).toMatchObject({ singleToolCall: true });
+    expect(seen[0]).toMatchObject({ responseFormat: person, toolCalls: { tools, orFormat: true } });
+    expect(seen[1]).toMatchObject({ responseFormat: { type: 'json_object' }, toolCalls: { orFormat: true, parallel: false } });
+    planTools(tools, 'auto', { type: 'choice', choices: ['yes', 'no'] }, false, compiler);
+    planTools(tools, 'none', person, false, compiler);
+    expect(seen.slice(2).map((r) => r.toolCalls)).toEqual([undefined, undefined]);
+  });
 });
 
 describe('admission', () => {

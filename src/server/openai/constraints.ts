@@ -11,9 +11,10 @@ export interface ConstraintRequest {
   responseFormat?: Exclude<AnswerFormat, { type: 'text' }>;
   /**
    * "required" or a named function: the turn must be tool calls to these tools; exactly one
-   * when `parallel` is false (parallel_tool_calls: false), one or more otherwise.
+   * when `parallel` is false (parallel_tool_calls: false), one or more otherwise. `orFormat`
+   * ("auto" beside a JSON format): the turn is those calls or the formatted answer.
    */
-  toolCalls?: { tools: ToolInput[]; only?: string; parallel?: boolean };
+  toolCalls?: { tools: ToolInput[]; only?: string; parallel?: boolean; orFormat?: boolean };
   /** Thinking is on: the constraint starts after `</think>`. */
   thinking: boolean;
   /** The request field the format came in, for errors that name it (response_format; text.format on /v1/responses). */
@@ -78,6 +79,12 @@ export function planTools(
   // both, and clients send both wherever tools meet a typed final answer: the OpenAI Agents SDK
   // with an output_type and tool_choice "required" sends the format on every turn.
   if (request.toolCalls) delete request.responseFormat;
+  // Under "auto" a JSON format shapes the answer, not the turn: OpenAI's models may still call
+  // tools and give the formatted answer after their results (the Agents SDK's tools with an
+  // output_type), so the grammar lets the turn be either. vLLM's guided choice, regex and
+  // grammar hold the whole output, as in vLLM.
+  else if (list && mode === 'auto' && (request.responseFormat?.type === 'json_schema' || request.responseFormat?.type === 'json_object'))
+    request.toolCalls = { tools: list, orFormat: true, ...(parallelToolCalls === false ? { parallel: false } : {}) };
   let constraint: unknown;
   if (request.responseFormat || request.toolCalls) {
     if (compiler) constraint = compileOrRefuse(compiler, request);
