@@ -125,6 +125,12 @@ def check_models() -> Dict[str, Any]:
     model = args.model or ids[0]
     expect(model in ids, f"model {model!r} is not among the served ones {ids}")
     state["model"] = model
+    # grpst's own fields of a model, which the SDK keeps as extras: the context, and the engine's
+    # prompt limit where that is tighter (the context overflow check sizes its prompts by them).
+    listed = next(m for m in page.data if m.id == model)
+    state["max_model_len"] = (listed.model_extra or {}).get("max_model_len")
+    state["max_input_len"] = (listed.model_extra or {}).get("max_input_len")
+    expect(isinstance(state["max_model_len"], int), f"no max_model_len in the model's fields {listed}")
     return {"models": ids, "model": model}
 
 
@@ -366,6 +372,36 @@ def check_errors() -> Dict[str, Any]:
     return {"types": [e.type for e in seen], "statuses": [e.status_code for e in seen], **facts}
 
 
+def check_context_overflow() -> Dict[str, Any]:
+    # Anthropic's own wording, which clients tell an overflow by: LangChain's ChatAnthropic raises
+    # its ContextOverflowError when "prompt is too long" is in the error's message, and agents
+    # compact the conversation on it, or parse the max_tokens form's numbers to retry.
+    model, context = state["model"], state["max_model_len"]
+    longest = min(context - 1, state["max_input_len"] or context)
+    long = [{"role": "user", "content": "word " * context}]
+    # count_tokens counts a prompt past the context, as Anthropic's does: a client sees by how much.
+    counted = client.messages.count_tokens(model=model, messages=long).input_tokens
+    expect(counted > longest, f"count_tokens counted {counted} tokens for {context} words")
+    too_long = f"prompt is too long: {counted} tokens > {longest} maximum"
+    err = expect_status_error(anthropic.BadRequestError, 400, "invalid_request_error",
+                              lambda: client.messages.create(model=model, max_tokens=4, messages=long))
+    expect_equal(err.api_message, too_long, "the overflow's message")
+    expect(too_long in err.message, f"the exception's message does not hold Anthropic's: {err.message!r}")
+
+    def stream_too_long() -> None:
+        with client.messages.stream(model=model, max_tokens=4, messages=long) as stream:
+            stream.until_done()
+
+    expect_equal(expect_status_error(anthropic.BadRequestError, 400, "invalid_request_error", stream_too_long).api_message,
+                 too_long, "the streamed overflow's message")
+    prompt = client.messages.count_tokens(model=model, messages=USER).input_tokens
+    no_room = expect_status_error(anthropic.BadRequestError, 400, "invalid_request_error",
+                                  lambda: client.messages.create(model=model, max_tokens=context, messages=USER))
+    expect_equal(no_room.api_message, f"input length and `max_tokens` exceed context limit: {prompt} + {context} > {context}, "
+                 "decrease input length or `max_tokens` and try again", "the message of a max_tokens past the context")
+    return {"prompt_tokens": counted, "maximum": longest, "messages": [err.api_message, no_room.api_message]}
+
+
 def skip_auth(check: str) -> str:
     """Without --api_key the server may take any key: the wrong-key part of a check is skipped, and said so."""
     why = "the 401 for a wrong key (no --api_key given; pass the server's key to check it)"
@@ -443,6 +479,7 @@ if __name__ == "__main__":
         ("tool_use", check_tool_use),
         ("thinking", check_thinking),
         ("errors", check_errors),
+        ("context_overflow", check_context_overflow),
         ("request_id", check_request_id),
         ("async_streams", check_async_streams),
     ]:

@@ -236,15 +236,22 @@ describe('Python clients', () => {
     expect(answered(mine, 'POST /v1/chat/completions', 401)).toBe(1);
   });
 
-  it('the official anthropic client on /v1/messages: create, system, streams, stop_sequences, count_tokens, tool use and results, thinking, errors, async', async () => {
+  it('the official anthropic client on /v1/messages: create, system, streams, stop_sequences, count_tokens, tool use and results, thinking, errors, context overflows, async', async () => {
     const before = logs.length;
     const run = await runScript(anthropicVenv, 'compat_anthropic.py');
     const checks = expectAllPassed(run, [
-      'models', 'create', 'system', 'stream', 'stop_sequences', 'count_tokens', 'tool_use', 'thinking', 'errors', 'request_id', 'async_streams',
+      'models', 'create', 'system', 'stream', 'stop_sequences', 'count_tokens', 'tool_use', 'thinking', 'errors', 'context_overflow', 'request_id', 'async_streams',
     ]);
     expect(run.summary.client_version).toBe(pinned('requirements-anthropic.txt', 'anthropic'));
     expect(checks.get('models')!.model).toBe('qwen3');
     expect(checks.get('errors')!.types).toEqual(['not_found_error', 'not_found_error', 'invalid_request_error', 'authentication_error']);
+    // Anthropic's wording of an overflow, whole: a BadRequestError that LangChain's ChatAnthropic
+    // turns into its ContextOverflowError by it.
+    const maxLen = model.engine.info.maxSeqLen;
+    expect(checks.get('context_overflow')!.messages).toEqual([
+      expect.stringMatching(new RegExp(`^prompt is too long: \\d+ tokens > ${maxLen - 1} maximum$`)),
+      expect.stringMatching(new RegExp(`^input length and \`max_tokens\` exceed context limit: \\d+ \\+ ${maxLen} > ${maxLen}, decrease input length or \`max_tokens\` and try again$`)),
+    ]);
     expect(checks.get('async_streams')!.in_flight_at_first_finish).toBeGreaterThanOrEqual(2);
     // This server reuses prompt prefixes: a repeated prompt, and a follow-up turn after its first
     // turn, come back with cache_read_input_tokens.
@@ -257,12 +264,13 @@ describe('Python clients', () => {
       expect(mine.some((l) => l.startsWith('access: POST /v1/messages 200 ') && l.endsWith(` ${id}`)), `no access line for ${id}`).toBe(true);
     // Every Anthropic call went to the Messages routes, none to chat.
     expect(answered(mine, 'POST /v1/messages', 200)).toBeGreaterThanOrEqual(20);
-    expect(answered(mine, 'POST /v1/messages/count_tokens', 200)).toBe(7);
+    expect(answered(mine, 'POST /v1/messages/count_tokens', 200)).toBe(9);
     expect(mine.filter((l) => l.startsWith('access: POST /v1/chat/completions ')).length).toBe(0);
     // The errors check: an unknown model (created and streamed), an image block, a wrong key; the
-    // request_id check: a wrong key once more.
+    // context_overflow check: a prompt past the context (created and streamed), a max_tokens past
+    // it; the request_id check: a wrong key once more.
     expect(answered(mine, 'POST /v1/messages', 404)).toBe(2);
-    expect(answered(mine, 'POST /v1/messages', 400)).toBe(1);
+    expect(answered(mine, 'POST /v1/messages', 400)).toBe(4);
     expect(answered(mine, 'POST /v1/messages', 401)).toBe(2);
   });
 
@@ -272,7 +280,7 @@ describe('Python clients', () => {
     try {
       const anthropicRun = await runScript(anthropicVenv, 'compat_anthropic.py', open);
       const checks = expectAllPassed(anthropicRun, [
-        'models', 'create', 'system', 'stream', 'stop_sequences', 'count_tokens', 'tool_use', 'thinking', 'errors', 'request_id', 'async_streams',
+        'models', 'create', 'system', 'stream', 'stop_sequences', 'count_tokens', 'tool_use', 'thinking', 'errors', 'context_overflow', 'request_id', 'async_streams',
       ]);
       expect(checks.get('errors')!.types).toEqual(['not_found_error', 'not_found_error', 'invalid_request_error']);
       for (const name of ['errors', 'request_id']) expect(checks.get(name)!.skipped, name).toContain('no --api_key given');

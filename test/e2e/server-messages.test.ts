@@ -281,6 +281,38 @@ describe('a client that leaves mid-stream', () => {
   });
 });
 
+describe('a context overflow, in Anthropic\'s words', () => {
+  // Clients tell an overflow from other 400s by Anthropic's own message alone: LangChain's
+  // ChatAnthropic raises ContextOverflowError on "prompt is too long", agents compact the
+  // conversation on it or parse the numbers to retry with a max_tokens that fits.
+  const envelope = (message: string) => ({ status: 400, error: { type: 'error', error: { type: 'invalid_request_error', message } } });
+
+  it('a prompt past the context: "prompt is too long" with its count and the longest prompt taken, created or streamed; count_tokens still counts it', async () => {
+    const maxSeqLen = model.engine.info.maxSeqLen;
+    const messages = [{ role: 'user' as const, content: 'word '.repeat(maxSeqLen) }];
+    // As Anthropic's count_tokens does: a prompt too long to answer is still counted, so a client can see by how much.
+    const { input_tokens: counted } = await anthropic.messages.countTokens({ model: 'qwen3', messages });
+    expect(counted).toBeGreaterThan(maxSeqLen);
+    // The longest prompt leaves room for one answer token.
+    const refusal = envelope(`prompt is too long: ${counted} tokens > ${maxSeqLen - 1} maximum`);
+    await expect(anthropic.messages.create({ ...base, max_tokens: 4, messages })).rejects.toMatchObject(refusal);
+    await expect(anthropic.messages.stream({ ...base, max_tokens: 4, messages }).finalMessage()).rejects.toMatchObject(refusal);
+    const raw = await post(`${server.url}/v1/messages`, { ...base, max_tokens: 4, stream: true, messages }, { 'x-api-key': key });
+    expect(raw.status).toBe(400);
+    expect(raw.json).toEqual(refusal.error);
+  });
+
+  it('a max_tokens the rest of the context cannot hold: the sum Anthropic words, with the three numbers', async () => {
+    const maxSeqLen = model.engine.info.maxSeqLen;
+    const messages = [{ role: 'user' as const, content: 'Tell me about the sea.' }];
+    const { input_tokens: counted } = await anthropic.messages.countTokens({ model: 'qwen3', messages });
+    const maxTokens = maxSeqLen - counted + 1;
+    await expect(anthropic.messages.create({ ...base, max_tokens: maxTokens, messages })).rejects.toMatchObject(
+      envelope(`input length and \`max_tokens\` exceed context limit: ${counted} + ${maxTokens} > ${maxSeqLen}, decrease input length or \`max_tokens\` and try again`),
+    );
+  });
+});
+
 describe('errors in Anthropic\'s envelope', () => {
   it('the SDK raises its own classes, with the message naming the field', async () => {
     await expect(anthropic.messages.create({ model: 'qwen3', max_tokens: 4, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'http://x/y.png' } }] }] })).rejects.toMatchObject({

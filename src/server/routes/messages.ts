@@ -4,14 +4,14 @@
 // A last assistant message is continued (Anthropic's prefill), as continue_final_message does.
 import { chatToolChoice, chatTools, outputFormat, templateMessages, thinkingOn } from '../anthropic/messages-input.js';
 import { MessageBuilder, messageId } from '../anthropic/messages-output.js';
-import { anthropicEnvelope } from '../anthropic/errors.js';
+import { anthropicEnvelope, messagesTokenBudget } from '../anthropic/errors.js';
 import { countTokensSchema, messagesRequestSchema, type CountTokensRequest, type MessagesRequest } from '../anthropic/schema-messages.js';
 import { badRequest, toApiError } from '../errors.js';
 import { runChoice, type ChoiceJob } from '../generate.js';
 import { sendJson } from '../http.js';
 import { prefillPlan } from '../openai/chat-messages.js';
 import { planTools, type ToolPlan } from '../openai/constraints.js';
-import { samplingFor, stopStrings, thinkBudget, tokenBudget } from '../openai/sampling.js';
+import { samplingFor, stopStrings, thinkBudget } from '../openai/sampling.js';
 import type { RequestContext } from '../router.js';
 import type { ServerContext } from '../context.js';
 import { SseWriter } from '../sse.js';
@@ -37,7 +37,7 @@ export async function createMessage(rc: RequestContext): Promise<void> {
   const { engine, name: modelName } = s.generatorFor(body.model);
   const { prompt, plan, thinking, prefill } = renderPrompt(s, body);
   const promptTokens = prompt.ids.length;
-  const maxTokens = tokenBudget(body.max_tokens, promptTokens, s.limits, 'messages');
+  const maxTokens = messagesTokenBudget(body.max_tokens, promptTokens, s.limits);
   const sampling = samplingFor(body, s.options);
   const job: ChoiceJob = {
     index: 0,
