@@ -7,8 +7,9 @@ response_metadata, tool_calls parsed from the arguments) and builds its own requ
 by name, parallel_tool_calls, max_completion_tokens, stream_options), so it reaches fields that
 the bare openai client leaves alone. Every check asserts structure and invariants, never what the
 model says, except where the server's constrained decoding guarantees the shape (forced tool
-calls, structured outputs). Exits 0 when every check passed, 1 at the first failure; stdout is one
-line of JSON (see compat_common.py).
+calls, structured outputs). One check drives ChatAnthropic (langchain-anthropic) on the server's
+Messages API instead, for how LangChain reads its context overflows. Exits 0 when every check
+passed, 1 at the first failure; stdout is one line of JSON (see compat_common.py).
 """
 
 import asyncio
@@ -16,7 +17,9 @@ import importlib.metadata
 import sys
 from typing import Annotated, Any, Dict, List, Literal
 
+import anthropic
 import openai
+from langchain_anthropic import ChatAnthropic
 from langchain_core.exceptions import ContextOverflowError, ModelAuthenticationError, ModelInvalidRequestError, ModelNotFoundError
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage, convert_to_openai_messages
 from langchain_core.tools import tool
@@ -391,6 +394,39 @@ def check_errors() -> Dict[str, Any]:
     return facts
 
 
+def check_chat_anthropic() -> Dict[str, Any]:
+    # ChatAnthropic pointed at the server's root, as at any Anthropic-compatible one. It raises its
+    # ContextOverflowError (also the anthropic BadRequestError) for a 400 whose message says
+    # "prompt is too long", as Anthropic's API words it; a max_tokens past the context is its
+    # invalid-request error instead, as it is against Anthropic's API.
+    def make(**overrides: Any) -> ChatAnthropic:
+        return ChatAnthropic(**{**dict(model=state["model"], base_url=args.root, api_key=args.api_key, max_tokens=MAX_TOKENS,
+                                       max_retries=0, timeout=120), **overrides})
+
+    ai = make().invoke(QUESTION)
+    expect(isinstance(ai, AIMessage) and ai.text != "", f"an answer without text: {ai!r}")
+    usage_ok(ai, MAX_TOKENS)
+    long = [HumanMessage("word " * state["max_model_len"])]
+    raised = []
+    for how, call in (("invoke", lambda: make().invoke(long)), ("stream", lambda: list(make().stream(long)))):
+        try:
+            call()
+            raise CheckFailed(f"a prompt past the context was answered ({how})")
+        except ContextOverflowError as err:
+            expect(isinstance(err, anthropic.BadRequestError), f"{type(err).__name__} ({how}) is not an anthropic.BadRequestError")
+            expect(str(err.api_message).startswith("prompt is too long: "), f"the overflow's message ({how}): {err.api_message!r}")
+            raised.append(type(err).__name__)
+    try:
+        make(max_tokens=state["max_model_len"]).invoke(QUESTION)
+        raise CheckFailed("a max_tokens past the context was answered")
+    except anthropic.BadRequestError as err:
+        expect(isinstance(err, ModelInvalidRequestError) and not isinstance(err, ContextOverflowError),
+               f"a max_tokens past the context raised {type(err).__name__}")
+        expect(str(err.api_message).startswith("input length and `max_tokens` exceed context limit: "), f"its message: {err.api_message!r}")
+        raised.append(type(err).__name__)
+    return {"version": importlib.metadata.version("langchain-anthropic"), "types": raised}
+
+
 if __name__ == "__main__":
     for name, fn in [
         ("setup", check_setup),
@@ -407,6 +443,7 @@ if __name__ == "__main__":
         ("async", check_async),
         ("responses_api", check_responses_api),
         ("errors", check_errors),
+        ("chat_anthropic", check_chat_anthropic),
     ]:
         runner.check(name, fn)
     runner.finish()

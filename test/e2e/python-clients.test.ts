@@ -1,6 +1,6 @@
 // The server against real Python clients, as most of its users reach it: the official `openai`
 // package (client/python/compat_openai.py), LlamaIndex's OpenAI-compatible LLM
-// (compat_llamaindex.py), LangChain's ChatOpenAI (compat_langchain.py), the official `anthropic`
+// (compat_llamaindex.py), LangChain's ChatOpenAI and ChatAnthropic (compat_langchain.py), the official `anthropic`
 // package on the Messages API (compat_anthropic.py), the official `ollama` package on Ollama's
 // API (compat_ollama.py) and the OpenAI Agents SDK through both its models (compat_agents.py),
 // each in a virtual environment built from its pinned requirements file
@@ -211,12 +211,12 @@ describe('Python clients', () => {
     expect(checks.get('structured_predict')!.person).toMatchObject({ name: expect.any(String), age: expect.any(Number), hobbies: expect.any(Array) });
   });
 
-  it("LangChain's ChatOpenAI: invoke, stream, batch, tools and their results, structured output by each method, logprobs, sampling, async, the Responses API, errors", async () => {
+  it("LangChain's ChatOpenAI: invoke, stream, batch, tools and their results, structured output by each method, logprobs, sampling, async, the Responses API, errors; ChatAnthropic's context overflows", async () => {
     const before = logs.length;
     const run = await runScript(langChainVenv, 'compat_langchain.py');
     const checks = expectAllPassed(run, [
       'setup', 'invoke', 'stream', 'batch', 'tool_calls', 'tool_round_trip', 'structured_json_schema', 'structured_function_calling',
-      'structured_json_mode', 'logprobs', 'sampling', 'async', 'responses_api', 'errors',
+      'structured_json_mode', 'logprobs', 'sampling', 'async', 'responses_api', 'errors', 'chat_anthropic',
     ]);
     expect(run.summary.client_version).toBe(pinned('requirements-langchain.txt', 'langchain-openai'));
     // LangChain's exception for each refusal: the openai one, also its own model error; the
@@ -224,6 +224,10 @@ describe('Python clients', () => {
     expect(checks.get('errors')!.types).toEqual([
       'OpenAIInvalidRequestError', 'OpenAIInvalidRequestError', 'OpenAIContextOverflowError', 'OpenAIContextOverflowError', 'OpenAIModelNotFoundError', 'OpenAIAuthenticationError',
     ]);
+    // ChatAnthropic on /v1/messages: a prompt past the context (invoked and streamed) is LangChain's
+    // ContextOverflowError by Anthropic's wording; a max_tokens past it is its invalid-request error.
+    expect(checks.get('chat_anthropic')!.version).toBe(pinned('requirements-langchain.txt', 'langchain-anthropic'));
+    expect(checks.get('chat_anthropic')!.types).toEqual(['AnthropicContextOverflowError', 'AnthropicContextOverflowError', 'AnthropicInvalidRequestError']);
     expect(checks.get('invoke')!.repeat_cache_read).toBeGreaterThan(0);
     const mine = logs.slice(before);
     // use_responses_api: a turn, its stream, a forced tool call and the turn after its result.
@@ -234,6 +238,8 @@ describe('Python clients', () => {
     expect(answered(mine, 'POST /v1/chat/completions', 400)).toBe(4);
     expect(answered(mine, 'POST /v1/chat/completions', 404)).toBe(1);
     expect(answered(mine, 'POST /v1/chat/completions', 401)).toBe(1);
+    expect(answered(mine, 'POST /v1/messages', 200)).toBe(1);
+    expect(answered(mine, 'POST /v1/messages', 400)).toBe(3);
   });
 
   it('the official anthropic client on /v1/messages: create, system, streams, stop_sequences, count_tokens, tool use and results, thinking, errors, context overflows, async', async () => {
