@@ -298,7 +298,13 @@ interface StreamChunk {
   error?: { message?: string };
 }
 
-/** The JSON payloads of an SSE response, until [DONE]; an error envelope or frame is thrown. */
+/**
+ * The JSON payloads of an SSE response, until [DONE]; an error envelope or frame is thrown. A
+ * stream that ends without [DONE] and before any choice had its finish_reason was cut short (a
+ * proxy's timeout, a server restart): a clean close reads just like the end of the answer, so
+ * without this a half answer would pass for a whole one. A finish_reason is taken as the end
+ * without [DONE], since nothing of the answer is missing then.
+ */
 async function* sseChunks(url: string, body: unknown, apiKey: string | undefined, signal: AbortSignal): AsyncGenerator<StreamChunk> {
   const res = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(apiKey) }, body: JSON.stringify(body), signal });
   if (res.statusCode !== 200) {
@@ -307,6 +313,7 @@ async function* sseChunks(url: string, body: unknown, apiKey: string | undefined
   }
   const decoder = new TextDecoder();
   let buf = '';
+  let finished = false;
   for await (const bytes of res.body) {
     buf += decoder.decode(bytes as Uint8Array, { stream: true });
     let end: number;
@@ -322,7 +329,11 @@ async function* sseChunks(url: string, body: unknown, apiKey: string | undefined
       if (data === '[DONE]') return;
       const chunk = JSON.parse(data) as StreamChunk;
       if (chunk.error) throw new GrpstError(`the server reported: ${chunk.error.message ?? 'an error'}`);
+      if (chunk.choices?.some((c) => c.finish_reason)) finished = true;
       yield chunk;
     }
   }
+  // A last frame without its blank line still counts when it is the end marker.
+  if (finished || /^data:\s*\[DONE\]$/.test(buf.trim())) return;
+  throw new GrpstError('the answer was cut off: the connection closed before the server finished it');
 }

@@ -1,8 +1,8 @@
-// The whole answer as one grammar: a free-text think block (when thinking is on),
-// then a JSON value (response_format), one of a list of strings (vLLM's guided_choice), text that
-// a regular expression matches whole (vLLM's guided_regex), text of a GBNF grammar (vLLM's
-// guided_grammar), or one or more tool calls in Qwen3's format (or either a JSON value or tool
-// calls, for tool_choice "auto" beside a JSON format):
+// The whole answer as one grammar: a free-text think block (when thinking is on, or the rest of
+// one the prompt opened), then a JSON value (response_format), one of a list of strings (vLLM's
+// guided_choice), text that a regular expression matches whole (vLLM's guided_regex), text of a
+// GBNF grammar (vLLM's guided_grammar), or one or more tool calls in Qwen3's format (or either a
+// JSON value or tool calls, for tool_choice "auto" beside a JSON format):
 //   <tool_call>\n{"name": "<one of the tools>", "arguments": <that tool's parameters>}\n</tool_call>
 // separated by "\n", exactly as the chat template writes them back into later prompts.
 import type { Tokenizer } from '../chat/tokenizer.js';
@@ -41,6 +41,13 @@ type AnswerKind =
   /** Free text whose triggers each open one of the structures (structural-tag.ts). */
   | ({ kind: 'structural_tag' } & StructuralTagSpec);
 
+/**
+ * How the answer begins: true, with a think block the model opens itself; 'open', inside a think
+ * block the prompt opened (templates whose generation prompt ends in `<think>\n`); false, with
+ * the answer proper.
+ */
+export type AnswerThinking = boolean | 'open';
+
 export interface SpecialTokens {
   thinkOpen?: number;
   thinkClose?: number;
@@ -67,7 +74,7 @@ export class ToolSchemaError extends SchemaError {
   }
 }
 
-export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: SpecialTokens): Grammar {
+export function answerGrammar(spec: AnswerSpec, thinking: AnswerThinking, tokens: SpecialTokens): Grammar {
   const rules = new RuleSet(spec.json);
   // One budget of sub-schemas for the whole answer, every tool's parameters together.
   const budget = { parts: 0 };
@@ -81,11 +88,12 @@ export function answerGrammar(spec: AnswerSpec, thinking: boolean, tokens: Speci
   else answer = toolCalls(rules, spec.tools, tokens, spec.parallel ?? true, budget);
   // As OpenAI's models do with tools and a format: call tools, or give the formatted answer.
   if (spec.orToolCalls) answer = alt(answer, toolCalls(rules, spec.orToolCalls.tools, tokens, spec.orToolCalls.parallel ?? true, budget));
-  if (thinking && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
+  if (thinking !== false && tokens.thinkOpen !== undefined && tokens.thinkClose !== undefined) {
     // With thinking on, Qwen3 answers "<think>\n...\n</think>\n\n" and then the answer proper;
-    // the think block may be empty, and the matcher bounds its length (think_budget).
-    const think = seq(special(tokens.thinkOpen), freeText, special(tokens.thinkClose), rep(lit('\n'), 0, 2));
-    answer = seq(think, answer);
+    // after a prompt that opened the block it writes only the rest, from the body on. The block
+    // may be empty, and the matcher bounds its length (think_budget).
+    const rest = seq(freeText, special(tokens.thinkClose), rep(lit('\n'), 0, 2));
+    answer = seq(thinking === 'open' ? rest : seq(special(tokens.thinkOpen), rest), answer);
   }
   return rules.grammar(answer);
 }

@@ -4,7 +4,7 @@
 // refused at once the next time.
 import { createHash } from 'node:crypto';
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { answerGrammar, specialTokens, ToolSchemaError, type AnswerSpec, type SpecialTokens } from './answer-grammar.js';
+import { answerGrammar, specialTokens, ToolSchemaError, type AnswerSpec, type AnswerThinking, type SpecialTokens } from './answer-grammar.js';
 import { buildAutomaton, GrammarTooLarge } from './automaton.js';
 import { bytes, RuleSet, special, star, alt, type Expr, type Grammar } from './grammar.js';
 import { nativeVocabulary, structuredAddon, type NativeGrammar, type NativeVocabulary } from './native.js';
@@ -43,7 +43,7 @@ export class StructuredOutputs {
   }
 
   /** The grammar of an answer; throws SchemaError for what it cannot enforce. */
-  compile(spec: AnswerSpec, thinking: boolean): CompiledAnswer {
+  compile(spec: AnswerSpec, thinking: AnswerThinking): CompiledAnswer {
     // A digest, so 64 cached schemas of up to a body's size each do not keep their text.
     const key = createHash('sha256').update(JSON.stringify([spec, thinking])).digest('base64');
     const hit = this.cache.get(key);

@@ -72,35 +72,44 @@ describe('tools and response_format', () => {
   ])!;
 
   it('auto and none: listed in the prompt; parsed only for auto', () => {
-    expect(planTools(tools, undefined, undefined, false, undefined)).toMatchObject({ parseCalls: true });
-    expect(planTools(tools, 'none', undefined, false, undefined)).toMatchObject({ parseCalls: false, tools });
-    expect(planTools(undefined, undefined, undefined, false, undefined)).toMatchObject({ parseCalls: false, tools: undefined });
+    expect(planTools(tools, undefined, undefined, undefined)).toMatchObject({ parseCalls: true });
+    expect(planTools(tools, 'none', undefined, undefined)).toMatchObject({ parseCalls: false, tools });
+    expect(planTools(undefined, undefined, undefined, undefined)).toMatchObject({ parseCalls: false, tools: undefined });
   });
 
   it('a named function must be among the tools; required needs tools', () => {
-    expect(status(() => planTools(tools, { type: 'function', function: { name: 'nope' } }, undefined, false, undefined))).toMatchObject({ status: 400, param: 'tool_choice' });
-    expect(status(() => planTools(undefined, 'required', undefined, false, undefined))).toMatchObject({ status: 400, param: 'tool_choice' });
+    expect(status(() => planTools(tools, { type: 'function', function: { name: 'nope' } }, undefined, undefined))).toMatchObject({ status: 400, param: 'tool_choice' });
+    expect(status(() => planTools(undefined, 'required', undefined, undefined))).toMatchObject({ status: 400, param: 'tool_choice' });
   });
 
   it('forced choices and JSON formats go to the compiler; without one, JSON formats are refused', () => {
     const seen: unknown[] = [];
     const compiler = { compile: (r: unknown) => (seen.push(r), 'handle') };
-    expect(planTools(tools, { type: 'function', function: { name: 'get_postcode' } }, undefined, true, compiler).constraint).toBe('handle');
-    expect(seen[0]).toMatchObject({ thinking: true, toolCalls: { only: 'get_postcode' } });
-    expect(status(() => planTools(undefined, undefined, { type: 'json_object' }, false, undefined))).toMatchObject({ status: 400, param: 'response_format' });
-    expect(planTools(undefined, undefined, { type: 'text' }, false, undefined).constraint).toBeUndefined();
+    const named = planTools(tools, { type: 'function', function: { name: 'get_postcode' } }, undefined, compiler);
+    // Compiled only when asked, with where the answer starts (the rendered prompt decides it).
+    expect(seen).toEqual([]);
+    expect(named.constrained).toBe(true);
+    expect(named.constrain('open')).toBe('handle');
+    expect(seen[0]).toMatchObject({ thinking: 'open', toolCalls: { only: 'get_postcode' } });
+    expect(status(() => planTools(undefined, undefined, { type: 'json_object' }, undefined))).toMatchObject({ status: 400, param: 'response_format' });
+    const text = planTools(undefined, undefined, { type: 'text' }, undefined);
+    expect([text.constrained, text.constrain(true)]).toEqual([false, undefined]);
   });
 
   it('auto beside a JSON format: the compiler gets both, the turn may be calls or the format; a guided choice keeps the whole output', () => {
     const seen: any[] = [];
     const compiler = { compile: (r: unknown) => (seen.push(r), 'handle') };
     const person = { type: 'json_schema' as const, json_schema: { name: 'p', schema: { type: 'object' } } };
-    expect(planTools(tools, undefined, person, false, compiler)).toMatchObject({ parseCalls: true, constraint: 'handle' });
-    expect(planTools(tools, 'auto', { type: 'json_object' }, false, compiler, false)).toMatchObject({ singleToolCall: true });
+    const both = planTools(tools, undefined, person, compiler);
+    expect(both).toMatchObject({ parseCalls: true, constrained: true });
+    expect(both.constrain(false)).toBe('handle');
+    const single = planTools(tools, 'auto', { type: 'json_object' }, compiler, false);
+    expect(single).toMatchObject({ singleToolCall: true });
+    single.constrain(false);
     expect(seen[0]).toMatchObject({ responseFormat: person, toolCalls: { tools, orFormat: true } });
     expect(seen[1]).toMatchObject({ responseFormat: { type: 'json_object' }, toolCalls: { orFormat: true, parallel: false } });
-    planTools(tools, 'auto', { type: 'choice', choices: ['yes', 'no'] }, false, compiler);
-    planTools(tools, 'none', person, false, compiler);
+    planTools(tools, 'auto', { type: 'choice', choices: ['yes', 'no'] }, compiler).constrain(false);
+    planTools(tools, 'none', person, compiler).constrain(false);
     expect(seen.slice(2).map((r) => r.toolCalls)).toEqual([undefined, undefined]);
   });
 });

@@ -117,6 +117,20 @@ describe('budgets', () => {
     for (const t of tokenizer.encode('\n\n{"ok": true}')) expect(m.accept(t)).toBe(true);
     expect(m.complete).toBe(true);
   });
+
+  it('after a prompt that opened the block, the grammar starts in its body: no <think>, </think> closes it on budget', () => {
+    const g = schemaGrammar({ type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] }, 'open');
+    const m = g.matcher({ eosTokenIds: [imEnd], thinkMaxTokens: 4 });
+    const first = new Set(m.allowed());
+    expect(first.has(think)).toBe(false);
+    expect(first.has(thinkEnd)).toBe(true);
+    expect(first.size).toBeGreaterThan(150_000);
+    for (const t of tokenizer.encode('Hello, "world" {').slice(0, 4)) expect(m.accept(t)).toBe(true);
+    expect([...m.allowed()]).toEqual([thinkEnd]);
+    expect(m.accept(thinkEnd)).toBe(true);
+    for (const t of tokenizer.encode('\n\n{"ok": true}')) expect(m.accept(t)).toBe(true);
+    expect(m.complete).toBe(true);
+  });
 });
 
 describe('tool calls', () => {

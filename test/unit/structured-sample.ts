@@ -5,7 +5,7 @@
 import ajvModule from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
-import type { AnswerSpec } from '../../src/structured/answer-grammar.js';
+import type { AnswerSpec, AnswerThinking } from '../../src/structured/answer-grammar.js';
 import type { NativeGrammar } from '../../src/structured/native.js';
 import { SchemaError } from '../../src/structured/schema-errors.js';
 import { StructuredOutputs } from '../../src/structured/structured-outputs.js';
@@ -17,7 +17,7 @@ export const tokenizer = Tokenizer.fromDir(tokenizerDir);
 export const outputs = new StructuredOutputs(tokenizer, { buildDeadlineMs: 60_000 });
 export const imEnd = tokenizer.tokenToId('<|im_end|>')!;
 
-export function schemaGrammar(schema: unknown, thinking = false): NativeGrammar {
+export function schemaGrammar(schema: unknown, thinking: AnswerThinking = false): NativeGrammar {
   return outputs.compile({ kind: 'json_schema', schema }, thinking).grammar;
 }
 

@@ -1,6 +1,7 @@
 // response_format and tool_choice: checked here against the request, then handed to the
 // structured-output compiler when one is plugged in. Without one, a request that needs its
 // output constrained gets a 400 instead of a silently unconstrained answer.
+import type { AnswerThinking } from '../../structured/answer-grammar.js';
 import { badRequest, type ApiError } from '../errors.js';
 import type { ToolChoice, ToolInput } from './schema-chat.js';
 import type { AnswerFormat } from './vllm-fields.js';
@@ -15,8 +16,8 @@ export interface ConstraintRequest {
    * ("auto" beside a JSON format): the turn is those calls or the formatted answer.
    */
   toolCalls?: { tools: ToolInput[]; only?: string; parallel?: boolean; orFormat?: boolean };
-  /** Thinking is on: the constraint starts after `</think>`. */
-  thinking: boolean;
+  /** How the answer begins: with a think block the model opens (true), inside one the prompt opened ('open'), or with the answer (false). */
+  thinking: AnswerThinking;
   /** The request field the format came in, for errors that name it (response_format; text.format on /v1/responses). */
   formatParam?: string;
 }
@@ -33,8 +34,15 @@ export interface ToolPlan {
   tools?: ToolInput[];
   /** Parse `<tool_call>` blocks out of the answer (false for tool_choice "none"). */
   parseCalls: boolean;
-  /** The engine constraint handle, when the output must follow one. */
-  constraint?: unknown;
+  /** The output must follow a constraint: constrain() compiles it. */
+  constrained: boolean;
+  /**
+   * The engine constraint handle (undefined when the output is free), for an answer that begins
+   * as `thinking` says. Compiled once the prompt is rendered: a template may open the think block
+   * in its generation prompt, and the grammar must then start inside it. Throws the 400 of a
+   * schema that cannot be enforced.
+   */
+  constrain(thinking: AnswerThinking): unknown;
   /** tool_choice required, or named (`only`): the answer is a call. */
   forced?: { only?: string };
   /**
@@ -49,7 +57,6 @@ export function planTools(
   tools: ToolInput[] | null | undefined,
   choice: ToolChoice | null | undefined,
   responseFormat: AnswerFormat | null | undefined,
-  thinking: boolean,
   compiler: ConstraintCompiler | undefined,
   parallelToolCalls?: boolean | null,
   /** The field the answer format came in: errors name it (each API spells it its own way). */
@@ -67,7 +74,7 @@ export function planTools(
     only = mode.function.name;
     if (!names.has(only)) throw badRequest(`tool_choice names the function '${only}', which is not in tools. Add it to tools or name one of: ${[...names].join(', ')}.`, 'tool_choice');
   }
-  const request: ConstraintRequest = { thinking, formatParam };
+  const request: Omit<ConstraintRequest, 'thinking'> = { formatParam };
   if (responseFormat && responseFormat.type !== 'text') request.responseFormat = responseFormat;
   if (list && (mode === 'required' || only !== undefined)) {
     request.toolCalls = { tools: list, only };
@@ -85,10 +92,13 @@ export function planTools(
   // grammar hold the whole output, as in vLLM.
   else if (list && mode === 'auto' && (request.responseFormat?.type === 'json_schema' || request.responseFormat?.type === 'json_object'))
     request.toolCalls = { tools: list, orFormat: true, ...(parallelToolCalls === false ? { parallel: false } : {}) };
-  let constraint: unknown;
+  let constrain: ToolPlan['constrain'] = () => undefined;
+  let constrained = false;
   if (request.responseFormat || request.toolCalls) {
-    if (compiler) constraint = compileOrRefuse(compiler, request);
-    else if (request.responseFormat)
+    if (compiler) {
+      constrain = (thinking) => compileOrRefuse(compiler, { ...request, thinking });
+      constrained = true;
+    } else if (request.responseFormat)
       throw badRequest(
         `${formatParam} ${request.responseFormat.type} is not supported by this server yet; send {"type": "text"} or leave it out.`,
         formatParam,
@@ -97,11 +107,19 @@ export function planTools(
     // A forced tool_choice without a compiler is accepted: the prompt lists the tools and the
     // answer's calls are parsed, but the model is not held to them.
   } else if (list && mode === 'none' && compiler?.forbidToolCalls) {
-    constraint = compiler.forbidToolCalls();
+    constrain = () => compiler.forbidToolCalls!();
+    constrained = true;
   }
   const forced = list && (mode === 'required' || only !== undefined) ? { only } : undefined;
   const parseCalls = list !== undefined && mode !== 'none';
-  return { tools: list, parseCalls, constraint, ...(forced ? { forced } : {}), ...(parseCalls && parallelToolCalls === false ? { singleToolCall: true } : {}) };
+  return {
+    tools: list,
+    parseCalls,
+    constrained,
+    constrain,
+    ...(forced ? { forced } : {}),
+    ...(parseCalls && parallelToolCalls === false ? { singleToolCall: true } : {}),
+  };
 }
 
 function toolChoiceWithoutTools(mode: 'required' | { function: { name: string } }): ApiError {

@@ -13,6 +13,7 @@ import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/
 import { answerFormat, answerFormatField, checkBestOf, requestPriority } from '../openai/vllm-fields.js';
 import { beamSearchAsked, checkBeamJob, runBeamSearches } from '../openai/beam-search.js';
 import type { OutputOptions } from '../../parse/output.js';
+import type { AnswerThinking } from '../../structured/answer-grammar.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
@@ -29,11 +30,13 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   checkBestOf(body.best_of, n);
   const formatField = answerFormatField(body);
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
-  const plan = planTools(body.tools, body.tool_choice, format, thinking, s.constraints, body.parallel_tool_calls, formatField);
+  const plan = planTools(body.tools, body.tool_choice, format, s.constraints, body.parallel_tool_calls, formatField);
   const renderOptions = chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template, requestTemplates: s.served.requestTemplates });
   const rendered = s.render(toTemplateMessages(body.messages), renderOptions);
   // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
   const prompt = { text: rendered.text, ids: truncatePrompt(rendered.ids, body.truncate_prompt_tokens, s.limits) };
+  // The output is read, and a constrained answer's grammar starts, where the prompt leaves off.
+  const reading = thinkReading(thinking, prompt.text, renderOptions.continueFinalMessage === true);
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_completion_tokens ?? body.max_tokens, promptTokens, s.limits, 'messages', 'max_tokens', s.options.defaultMaxTokens);
   if (body.top_logprobs != null && !body.logprobs) throw badRequest('top_logprobs needs "logprobs": true.', 'top_logprobs');
@@ -42,17 +45,17 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
   const bans = requestBans(body.bad_words, s.tokenizer, s.bans);
-  const grammarField = formatField ?? (plan.constraint !== undefined ? 'tool_choice' : undefined);
-  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, bans.badTokenIds) ?? plan.constraint;
+  const grammarField = formatField ?? (plan.constrained ? 'tool_choice' : undefined);
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, bans.badTokenIds) ?? plan.constrain(answerThinking(reading));
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const promptTop = promptLogprobsAsked(body.prompt_logprobs, body.stream);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;
   // A JSON answer must parse as it stands (the openai SDK's parse() does), and a guided choice
-  // must be one of the choices, so with thinking on the think block goes to reasoning_content
-  // even where the conf's reasoning parser is off.
+  // must be one of the choices, so a think block (thinking on, or opened by the prompt) goes to
+  // reasoning_content even where the conf's reasoning parser is off.
   const exactAnswer = format !== undefined && format.type !== 'text';
-  const separateReasoning = s.options.reasoningParser || (thinking && exactAnswer);
+  const separateReasoning = s.options.reasoningParser || (reading.thinking && exactAnswer);
   const jobs: ChoiceJob[] = Array.from({ length: n }, (_, index) => ({
     index,
     submit: {
@@ -76,7 +79,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
       stops,
       includeStop: body.include_stop_str_in_output ?? false,
       minTokens: body.min_tokens ?? 0,
-      ...thinkReading(thinking, prompt.text, renderOptions.continueFinalMessage === true),
+      ...reading,
       separateReasoning,
       toolCalls: plan.parseCalls,
       forcedToolCall: plan.forced,
@@ -188,4 +191,13 @@ export function endsInsideThink(prompt: string): boolean {
 export function thinkReading(thinking: boolean, prompt: string, continued: boolean): Pick<OutputOptions, 'thinking' | 'startInReasoning' | 'promptOpening'> {
   if (!endsInsideThink(prompt)) return { thinking, startInReasoning: false };
   return { thinking: true, startInReasoning: true, promptOpening: continued ? undefined : prompt.slice(prompt.lastIndexOf('<think>')) };
+}
+
+/**
+ * Where a constrained answer's grammar starts, by the rule the output is read by: inside the
+ * block a prompt left open (whatever enable_thinking says), else at a block of the model's own
+ * when thinking is on, else at the answer.
+ */
+export function answerThinking(reading: Pick<OutputOptions, 'thinking' | 'startInReasoning'>): AnswerThinking {
+  return reading.startInReasoning ? 'open' : reading.thinking;
 }

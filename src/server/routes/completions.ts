@@ -28,7 +28,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   checkBestOf(body.best_of, n);
   const formatField = answerFormatField(body);
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
-  const plan = planTools(undefined, undefined, answerFormat(body), false, s.constraints, undefined, formatField);
+  const plan = planTools(undefined, undefined, answerFormat(body), s.constraints, undefined, formatField);
   // vLLM's truncate_prompt_tokens keeps each prompt's last tokens; an echo repeats what was kept.
   const prompts = promptsOf(body, rc).map((p) => {
     const ids = truncatePrompt(p.ids, body.truncate_prompt_tokens, s.limits);
@@ -46,7 +46,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
   const bans = requestBans(body.bad_words, s.tokenizer, s.bans);
-  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, formatField, bans.badTokenIds) ?? plan.constraint;
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, formatField, bans.badTokenIds) ?? plan.constrain(false);
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;

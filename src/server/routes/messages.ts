@@ -15,7 +15,7 @@ import { samplingFor, stopStrings, thinkBudget } from '../openai/sampling.js';
 import type { RequestContext } from '../router.js';
 import type { ServerContext } from '../context.js';
 import { SseWriter } from '../sse.js';
-import { thinkReading } from './chat.js';
+import { answerThinking, thinkReading } from './chat.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 /** The prompt a request renders: shared by messages and count_tokens, so the two always agree. */
@@ -26,16 +26,20 @@ function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<
   const thinking = thinkingOn(body.thinking, s.options.enableThinking);
   const { choice, parallel } = chatToolChoice(body.tool_choice);
   const formatField = body.output_format && !body.output_config?.format ? 'output_format' : 'output_config.format';
-  const plan: ToolPlan = planTools(chatTools(body.tools), choice, outputFormat(body), thinking, s.constraints, parallel, formatField);
+  const plan: ToolPlan = planTools(chatTools(body.tools), choice, outputFormat(body), s.constraints, parallel, formatField);
   const prompt = s.render(messages, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
-  return { prompt, plan, thinking, prefill };
+  // A prefilled answer is already past its think block unless it opened one and left it open.
+  const reading = thinkReading(thinking, prompt.text, prefill);
+  // Compiled here, so that count_tokens refuses what messages would.
+  const constraint = plan.constrain(answerThinking(reading));
+  return { prompt, plan, reading, constraint };
 }
 
 export async function createMessage(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, messagesRequestSchema);
   const s = rc.server;
   const { engine, name: modelName } = s.generatorFor(body.model);
-  const { prompt, plan, thinking, prefill } = renderPrompt(s, body);
+  const { prompt, plan, reading, constraint } = renderPrompt(s, body);
   const promptTokens = prompt.ids.length;
   const maxTokens = messagesTokenBudget(body.max_tokens, promptTokens, s.limits);
   const sampling = samplingFor(body, s.options);
@@ -50,12 +54,11 @@ export async function createMessage(rc: RequestContext): Promise<void> {
       ...s.bans,
       // budget_tokens bounds the think block as Anthropic's does: the model answers after it.
       thinkBudget: thinkBudget(body.thinking?.type === 'enabled' ? body.thinking.budget_tokens : undefined, s.tokenizer, s.options, 'thinking.budget_tokens'),
-      constraint: plan.constraint,
+      constraint,
     },
     output: {
       stops: stopStrings({ stop: body.stop_sequences }, s.options),
-      // A prefilled answer is already past its think block unless it opened one and left it open.
-      ...thinkReading(thinking, prompt.text, prefill),
+      ...reading,
       separateReasoning: true,
       toolCalls: plan.parseCalls,
       forcedToolCall: plan.forced,

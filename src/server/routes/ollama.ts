@@ -17,7 +17,7 @@ import { chatMessage, generateFields, TurnBuilder, type TurnDelta } from '../oll
 import { chatRequestSchema, generateRequestSchema, type OllamaOptions } from '../ollama/schema.js';
 import type { OutputOptions } from '../../parse/output.js';
 import type { RequestContext } from '../router.js';
-import { endsInsideThink, thinkReading } from './chat.js';
+import { answerThinking, endsInsideThink, thinkReading } from './chat.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 export async function ollamaChat(rc: RequestContext): Promise<void> {
@@ -30,7 +30,7 @@ export async function ollamaChat(rc: RequestContext): Promise<void> {
   // No messages: Ollama's way to load a model. It is loaded while the server runs.
   if (messages.length === 0) return loaded(rc, body.model, body.keep_alive, { message: { role: 'assistant', content: '' } });
   const thinking = thinkingOn(body.think, s.options.enableThinking);
-  const plan = planTools(body.tools, undefined, answerFormat(body.format), thinking, s.constraints, undefined, 'format');
+  const plan = planTools(body.tools, undefined, answerFormat(body.format), s.constraints, undefined, 'format');
   // A last assistant turn with text is continued (unless it already ended in tool calls), as Ollama does.
   const { turns, prefill } = prefillPlan(templateMessages(messages));
   const prompt = s.render(turns, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
@@ -54,7 +54,7 @@ export async function ollamaGenerate(rc: RequestContext): Promise<void> {
   if (text === '') return loaded(rc, body.model, body.keep_alive, { response: '' });
   // Raw prompts skip the template, so thinking is whatever the prompt says; think only asks that a think block be read apart.
   const thinking = body.raw ? body.think != null && body.think !== false : thinkingOn(body.think, s.options.enableThinking);
-  const plan = planTools(undefined, undefined, answerFormat(body.format), thinking, s.constraints, undefined, 'format');
+  const plan = planTools(undefined, undefined, answerFormat(body.format), s.constraints, undefined, 'format');
   let prompt: { text: string; ids: number[] };
   if (body.raw) prompt = { text, ids: s.tokenizer.encode(text) };
   else {
@@ -108,7 +108,7 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
       logprobs: t.logprobs,
       ...s.bans,
       thinkBudget: thinkBudget(undefined, s.tokenizer, s.options),
-      constraint: t.plan.constraint,
+      constraint: t.plan.constrain(answerThinking(t.reading)),
     },
     output: {
       stops: stops(t.options, s),

@@ -17,7 +17,7 @@ import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-
 import { requestPriority } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
-import { extraKwargs, thinkReading } from './chat.js';
+import { answerThinking, extraKwargs, thinkReading } from './chat.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
 import { thinkingKwarg } from './tokenize.js';
 
@@ -34,7 +34,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
   const inputItems = storedInputItems(body.input);
   const thinking = responseThinking(body, thinkingKwarg(body.chat_template_kwargs), s.options.enableThinking);
   const { tools, choice } = chatToolsAndChoice(body.tools, body.tool_choice);
-  const plan = planTools(tools, choice, textAnswerFormat(body.text?.format), thinking, s.constraints, body.parallel_tool_calls, 'text.format');
+  const plan = planTools(tools, choice, textAnswerFormat(body.text?.format), s.constraints, body.parallel_tool_calls, 'text.format');
   const render = (turns: readonly TemplateMessage[]) =>
     s.render(body.instructions ? [{ role: 'system', content: body.instructions }, ...turns] : [...turns], {
       addGenerationPrompt: true,
@@ -43,6 +43,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       kwargs: extraKwargs(body.chat_template_kwargs),
     });
   const prompt = body.truncation === 'auto' ? fitHistory(history, render, (p) => leavesRoom(p.ids.length, body.max_output_tokens, s.limits)).prompt : render(history);
+  const reading = thinkReading(thinking, prompt.text, false);
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input', 'max_output_tokens', s.options.defaultMaxTokens);
   const logprobs = body.include?.includes('message.output_text.logprobs') ? (body.top_logprobs ?? 0) : undefined;
@@ -61,12 +62,12 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       logitBias: logitBias(body, s.tokenizer.vocabSize),
       thinkBudget: thinkBudget(body.thinking_token_budget, s.tokenizer, s.options),
       priority,
-      constraint: plan.constraint,
+      constraint: plan.constrain(answerThinking(reading)),
     },
     output: {
       stops: stopStrings(body, s.options),
       minTokens: body.min_tokens ?? 0,
-      ...thinkReading(thinking, prompt.text, false),
+      ...reading,
       // Reasoning has its own output item here, whatever the conf's reasoning parser says.
       separateReasoning: true,
       toolCalls: plan.parseCalls,
