@@ -60,6 +60,20 @@ def parse_args(description: str) -> argparse.Namespace:
     return args
 
 
+def served_model(base_url: str, api_key: str, wanted: Optional[str], state: Dict[str, Any]) -> Dict[str, Any]:
+    """The served model and its context from /v1/models, as a user looks them up before configuring
+    a client; kept in state["model"] / state["max_model_len"]. Through the openai package, which only
+    the OpenAI-based clients' environments hold."""
+    import openai
+
+    models = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0).models.list().data
+    expect(len(models) >= 1, "/v1/models listed no model")
+    model = next((m for m in models if m.id == wanted), None) if wanted else models[0]
+    expect(model is not None, f"model {wanted!r} is not served")
+    state.update(model=model.id, max_model_len=(model.model_extra or {}).get("max_model_len", 4096))
+    return {"model": model.id, "max_model_len": state["max_model_len"]}
+
+
 def post_json(url: str, body: Dict[str, Any], api_key: str) -> Dict[str, Any]:
     """A plain JSON POST with the standard library, for grpst's own /tokenize and /detokenize."""
     req = urllib.request.Request(

@@ -27,7 +27,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
-from compat_common import CheckFailed, Runner, expect, expect_equal, parse_args, rendered_prompt
+from compat_common import CheckFailed, expect, expect_equal, parse_args, rendered_prompt, Runner, served_model
 
 args = parse_args(__doc__.splitlines()[0])
 runner = Runner("langchain-openai", importlib.metadata.version("langchain-openai"), args.root)
@@ -93,13 +93,7 @@ def metadata_ok(message: AIMessage, finishes: tuple = ("stop", "length")) -> Non
 
 
 def check_setup() -> Dict[str, Any]:
-    # The served model and its context, as a user would look them up before configuring ChatOpenAI.
-    models = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0).models.list().data
-    expect(len(models) >= 1, "/v1/models listed no model")
-    model = next((m for m in models if m.id == args.model), None) if args.model else models[0]
-    expect(model is not None, f"model {args.model!r} is not served")
-    state.update(model=model.id, max_model_len=(model.model_extra or {}).get("max_model_len", 4096))
-    return {"model": model.id, "max_model_len": state["max_model_len"]}
+    return served_model(args.base_url, args.api_key, args.model, state)
 
 
 def check_invoke() -> Dict[str, Any]:

@@ -12,7 +12,6 @@ import asyncio
 import importlib.metadata
 from typing import Any, Dict, List, Literal
 
-import openai
 from llama_index.core.llms import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
@@ -20,7 +19,7 @@ from llama_index.llms.openai.utils import to_openai_message_dicts
 from llama_index.llms.openai_like import OpenAILike
 from pydantic import BaseModel, Field
 
-from compat_common import Runner, expect, expect_equal, parse_args, rendered_prompt
+from compat_common import expect, expect_equal, parse_args, rendered_prompt, Runner, served_model
 
 args = parse_args(__doc__.splitlines()[0])
 runner = Runner("llama-index-llms-openai-like", importlib.metadata.version("llama-index-llms-openai-like"), args.root)
@@ -55,13 +54,7 @@ class Person(BaseModel):
 
 
 def check_setup() -> Dict[str, Any]:
-    # The served model and its context, as a user would look them up before configuring the LLM.
-    models = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0).models.list().data
-    expect(len(models) >= 1, "/v1/models listed no model")
-    model = next((m for m in models if m.id == args.model), None) if args.model else models[0]
-    expect(model is not None, f"model {args.model!r} is not served")
-    state.update(model=model.id, max_model_len=(model.model_extra or {}).get("max_model_len", 4096))
-    return {"model": model.id, "max_model_len": state["max_model_len"]}
+    return served_model(args.base_url, args.api_key, args.model, state)
 
 
 def check_chat() -> Dict[str, Any]:
