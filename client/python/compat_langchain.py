@@ -27,7 +27,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
-from compat_common import CheckFailed, expect, expect_equal, parse_args, rendered_prompt, Runner, served_model
+from compat_common import CheckFailed, Runner, expect, expect_equal, parse_args, rendered_prompt, served_model
 
 args = parse_args(__doc__.splitlines()[0])
 runner = Runner("langchain-openai", importlib.metadata.version("langchain-openai"), args.root)

@@ -19,7 +19,7 @@ from llama_index.llms.openai.utils import to_openai_message_dicts
 from llama_index.llms.openai_like import OpenAILike
 from pydantic import BaseModel, Field
 
-from compat_common import expect, expect_equal, parse_args, rendered_prompt, Runner, served_model
+from compat_common import Runner, expect, expect_equal, parse_args, rendered_prompt, served_model
 
 args = parse_args(__doc__.splitlines()[0])
 runner = Runner("llama-index-llms-openai-like", importlib.metadata.version("llama-index-llms-openai-like"), args.root)
