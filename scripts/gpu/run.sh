@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, in the repository root, after scripts/gpu/pack.sh [--node] filled .carry/:
 #   bash scripts/gpu/run.sh STAGE...      stages (default: kernels baseline serve)
-# kernels   the CUDA kernel harness (SKIP_TESTS=1: the benchmarks alone): parity against the CPU twins, whole-model parity on the
+# kernels   the CUDA kernel harness (SKIP_TESTS=1: the benchmarks alone; KERNEL_TEST_GROUPS=linear,...: those
+#           test groups alone): parity against the CPU twins, whole-model parity on the
 #           tiny fixtures (one GPU, and two tensor-parallel ranks on it), kernel and whole-model
 #           benchmarks (Qwen3-8B shape, random weights; they time the new decode kernels and the
 #           previous ones). When the new kernels (streaming GEMV, staged / fused decode attention)
