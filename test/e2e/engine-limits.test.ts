@@ -86,7 +86,7 @@ describe("an engine's build limits", () => {
     expect(chat?.param).toBe('messages');
     expect(chat?.message).toMatch(/maximum input length is 16 tokens/);
     // /v1/models says both limits, so a client sizing its prompts can find the smaller one.
-    expect((await srv.client.models.list()).data[0]).toMatchObject({ max_model_len: 96, max_input_len: 16 });
+    expect((await srv.client.models.list()).data[0]).toMatchObject({ max_model_len: 96, max_input_len: 16, max_input_tokens: 16, max_tokens: 95 });
   });
 
   it('hold in `grpst run`: past max_input_len, past max_seq_len, and within both', async () => {

@@ -313,6 +313,25 @@ describe('a context overflow, in Anthropic\'s words', () => {
   });
 });
 
+describe('the Models API, as the SDK reads it', () => {
+  it('models.list and models.retrieve give ModelInfo with the limits /v1/messages enforces', async () => {
+    const { maxSeqLen, maxInputLen } = model.engine.info;
+    const expected = {
+      id: 'qwen3',
+      type: 'model',
+      display_name: 'qwen3',
+      created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      max_input_tokens: Math.min(maxInputLen, maxSeqLen - 1),
+      max_tokens: maxSeqLen - 1,
+    };
+    const page = await anthropic.models.list();
+    expect(page.data).toEqual([expect.objectContaining(expected)]);
+    expect(await anthropic.models.retrieve('qwen3')).toMatchObject(expected);
+    // The OpenAI SDK reads the same list, its own fields beside Anthropic's.
+    expect((await openai.models.list()).data[0]).toMatchObject({ id: 'qwen3', object: 'model', max_model_len: maxSeqLen, max_tokens: maxSeqLen - 1 });
+  });
+});
+
 describe('errors in Anthropic\'s envelope', () => {
   it('the SDK raises its own classes, with the message naming the field', async () => {
     await expect(anthropic.messages.create({ model: 'qwen3', max_tokens: 4, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'http://x/y.png' } }] }] })).rejects.toMatchObject({

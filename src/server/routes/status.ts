@@ -1,6 +1,7 @@
 // GET /health, /ping, /version, /metrics, /v1/models.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { promptTokenLimit } from '../embeddings.js';
 import { sendJson, sendText } from '../http.js';
 import type { RequestContext } from '../router.js';
 import type { ServedAdapter } from '../lora-adapters.js';
@@ -74,6 +75,11 @@ function modelObject(rc: RequestContext, id: string): Record<string, unknown> {
     // client sizing prompts by max_model_len alone (lm-evaluation-harness's max_length) must stay under it.
     if (info.maxInputLen < info.maxSeqLen) m.max_input_len = info.maxInputLen;
   }
+  // Anthropic's ModelInfo: the longest prompt taken and the largest max_tokens accepted, each the
+  // bound /v1/messages enforces (a prompt of one token leaves the rest of the context to answer).
+  // Null while no engine is loaded, as Anthropic's SDKs allow for a limit not known.
+  m.max_input_tokens = s.engine ? promptTokenLimit(s.limits) : null;
+  m.max_tokens = s.engine ? s.limits.maxSeqLen - 1 : null;
   return m;
 }
 
