@@ -30,8 +30,8 @@ export interface Route {
   path: string;
   guard: Guard;
   handler: Handler;
-  /** The error body this route's clients read; OpenAI's envelope when left out. */
-  errorEnvelope?: (err: ApiError) => unknown;
+  /** The error body this route's clients read, given the response's request id; OpenAI's envelope when left out. */
+  errorEnvelope?: (err: ApiError, requestId: string) => unknown;
   /** Anthropic's SDKs read the request id from `request-id` (OpenAI's from `x-request-id`). */
   requestIdHeader?: string;
 }
@@ -135,6 +135,8 @@ export class Router {
       const candidates = exact ?? matched?.routes;
       // Errors before a route is found answer in the envelope of the routes around the path.
       errorEnvelope = candidates ? candidates[0].errorEnvelope : this.envelopeBySegment.get(firstSegment(path));
+      // So is the request id, under the header those clients read it from.
+      if (candidates?.[0].requestIdHeader) res.setHeader(candidates[0].requestIdHeader, id);
       if (!candidates) throw routeNotFound(method, path, this.listed);
       const route = candidates.find((r) => r.method === method || (method === 'HEAD' && r.method === 'GET'));
       if (!route) throw methodNotAllowed(method, path, candidates.map((r) => r.method));
@@ -149,7 +151,8 @@ export class Router {
       const apiErr = toApiError(err);
       if (apiErr.status >= 500 && apiErr.code !== 'cancelled' && apiErr.code !== 'model_not_ready' && apiErr.code !== 'shutting_down')
         this.server.log(`${method} ${path}: ${apiErr.message}`, 'error');
-      if (!res.headersSent) sendError(res, apiErr, errorEnvelope);
+      const envelope = errorEnvelope;
+      if (!res.headersSent) sendError(res, apiErr, envelope && ((e) => envelope(e, id)));
       else if (!res.writableEnded) res.end();
     } finally {
       this.server.metrics.requests.inc({ route: label, status: this.outcome(res).status ?? 'disconnected' });

@@ -299,7 +299,7 @@ describe('a context overflow, in Anthropic\'s words', () => {
     await expect(anthropic.messages.stream({ ...base, max_tokens: 4, messages }).finalMessage()).rejects.toMatchObject(refusal);
     const raw = await post(`${server.url}/v1/messages`, { ...base, max_tokens: 4, stream: true, messages }, { 'x-api-key': key });
     expect(raw.status).toBe(400);
-    expect(raw.json).toEqual(refusal.error);
+    expect(raw.json).toEqual({ ...refusal.error, request_id: raw.headers['request-id'] });
   });
 
   it('a max_tokens the rest of the context cannot hold: the sum Anthropic words, with the three numbers', async () => {
@@ -346,6 +346,17 @@ describe('errors in Anthropic\'s envelope', () => {
     expect(raw.json.type).toBe('error');
     expect(raw.json.error.type).toBe('invalid_request_error');
     expect(raw.json.error.message).toContain('max_tokens');
+    // Each error body names its request's id beside the error, the one the request-id header gives.
+    const failed = await anthropic.messages.create({ model: 'qwen3', max_tokens: 0, messages: [{ role: 'user', content: 'hi' }] }).then(
+      () => undefined,
+      (e: unknown) => e as InstanceType<typeof Anthropic.APIError>,
+    );
+    expect(failed?.requestID).toMatch(/^req_/);
+    expect(failed?.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' }, request_id: failed?.requestID });
+    expect(raw.json.request_id).toBe(raw.headers['request-id']);
+    const wrongMethod = await get(`${server.url}/v1/messages`, { 'x-api-key': key });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.json).toMatchObject({ type: 'error', request_id: wrongMethod.headers['request-id'] });
     const server_tool = await post(`${server.url}/v1/messages`, { model: 'qwen3', max_tokens: 4, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key });
     expect(server_tool.status).toBe(400);
     expect(server_tool.json.error.message).toMatch(/^tools\[0\]\.type: Tools of type 'web_search_20250305' are server tools/);

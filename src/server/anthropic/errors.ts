@@ -18,10 +18,22 @@ export function anthropicErrorType(status: number): string {
   return typeByStatus[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
 }
 
-/** The envelope; the parameter path, when the error names one, leads the message (Anthropic has no field for it). */
-export function anthropicEnvelope(err: ApiError): { type: 'error'; error: { type: string; message: string } } {
+export type AnthropicErrorBody = {
+  type: 'error';
+  error: { type: string; message: string };
+  request_id?: string;
+};
+
+/**
+ * The envelope; the parameter path, when the error names one, leads the message (Anthropic has no
+ * field for it). An error answer carries the request id of its request-id header beside the error,
+ * as Anthropic's does, so a client that logs the body alone can still quote it.
+ */
+export function anthropicEnvelope(err: ApiError, requestId?: string): AnthropicErrorBody {
   const message = err.param && !err.message.includes(err.param) ? `${err.param}: ${err.message}` : err.message;
-  return { type: 'error', error: { type: anthropicErrorType(err.status), message } };
+  const body: AnthropicErrorBody = { type: 'error', error: { type: anthropicErrorType(err.status), message } };
+  if (requestId !== undefined) body.request_id = requestId;
+  return body;
 }
 
 // A context overflow on the Messages API is worded exactly as Anthropic's API words it: clients
