@@ -279,6 +279,10 @@ describe('stored responses and refusals', () => {
       // The planner's refusal names this endpoint's field, not chat's response_format.
       [{ input: 'x', text: { format: { type: 'json_schema', name: 'x', schema: { type: 'string', pattern: '^(a)\\1$' } } } }, 400, 'text.format', 'unsupported_schema'],
       [{ input: 'x', background: true }, 400, 'background', 'unsupported_parameter'],
+      [{ input: 'x', conversation: 'conv_1' }, 400, 'conversation', 'unsupported_parameter'],
+      // Compaction and moderation would change what the model reads or what comes back.
+      [{ input: 'x', context_management: [{ type: 'compaction', compact_threshold: 1000 }] }, 400, 'context_management', 'unsupported_parameter'],
+      [{ input: 'x', moderation: { model: 'omni-moderation-latest' } }, 400, 'moderation', 'unsupported_parameter'],
       [{ input: 'x', include: ['file_search_call.results'] }, 400, 'include[0]', 'unsupported_parameter'],
       [{ input: [] }, 400, 'input', 'invalid_value'],
       [{ input: 'x', model: 'gpt-4o' }, 404, 'model', 'model_not_found'],
@@ -310,12 +314,25 @@ describe('what the SDKs send', () => {
       parallel_tool_calls: false,
       metadata: { app: 'test' },
       ...({ max_tool_calls: 3 } as object),
+      prompt_cache_retention: '24h',
+      prompt_cache_options: { mode: 'implicit', ttl: '30m' },
+      // Asked for none: the same as leaving them out.
+      context_management: [],
+      moderation: null,
+      background: false,
+      conversation: null,
     });
     expect(r.reasoning?.effort).toBe('max');
     // Thinking on: the prompt "high" renders, not the one with the empty think block "none" adds.
     const high = await client.responses.create({ ...greedy, input: 'Hello', max_output_tokens: 1, reasoning: { effort: 'high' } });
     expect(r.usage!.input_tokens).toBe(high.usage!.input_tokens);
     expect([r.prompt_cache_key, r.safety_identifier, r.service_tier]).toEqual(['conv-1', 'user-1', 'default']);
+    expect([r.prompt_cache_retention, (r as { max_tool_calls?: number }).max_tool_calls]).toEqual(['24h', 3]);
+    // stream_options only shapes the stream's events (this server adds no obfuscation to leave out).
+    const events = await client.responses.create({ ...greedy, input: 'Hello', max_output_tokens: 2, stream: true, stream_options: { include_obfuscation: false } });
+    let done: string | undefined;
+    for await (const e of events) if (e.type === 'response.completed' || e.type === 'response.incomplete') done = e.response.status;
+    expect(done).toBe('incomplete');
     expect(r.metadata).toEqual({ app: 'test' });
     // completed_at is set on completed responses only.
     expect(r.status).toBe('incomplete');

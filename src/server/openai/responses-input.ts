@@ -14,6 +14,11 @@ export function refuseUnsupportedResponseFields(body: ResponsesRequest): void {
   if (body.conversation !== undefined && body.conversation !== null)
     throw unsupported('conversation', 'Conversation objects are not supported by this server; chain turns with previous_response_id or send the whole input.');
   if (body.prompt !== undefined && body.prompt !== null) throw unsupported('prompt', 'Stored prompt templates are not supported by this server; send the input and instructions themselves.');
+  // Compaction rewrites the conversation the model reads; an empty list asks for none.
+  if (body.context_management != null && !(Array.isArray(body.context_management) && body.context_management.length === 0))
+    throw unsupported('context_management', 'Context management (compaction) is not supported by this server; leave context_management out, and send truncation: "auto" to drop the oldest turns that do not fit.');
+  // Moderation may block the input or the answer: served without it, the answer would not be the one asked for.
+  if (body.moderation != null) throw unsupported('moderation', 'Moderation is not supported by this server; leave moderation out.');
   for (const [i, entry] of (body.include ?? []).entries())
     if (!includable.has(entry))
       throw unsupported(`include[${i}]`, `include "${entry}" is not supported by this server; it can include: ${[...includable].join(', ')}.`);

@@ -147,14 +147,28 @@ export const responsesRequestSchema = z.object({
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
   // Accepted and echoed back as OpenAI does; with one engine and its own prefix cache there is no
-  // tier to pick or cache bucket to choose.
+  // tier to pick or cache bucket to choose, and how long cached prefixes live is the engine's to decide.
   service_tier: z.string().nullish(),
   prompt_cache_key: z.string().nullish(),
+  prompt_cache_retention: z.string().nullish(),
+  prompt_cache_options: z.object({ mode: z.string().nullish(), ttl: z.string().nullish() }).nullish(),
   safety_identifier: z.string().nullish(),
+  /** Bounds calls to built-in tools, which this server runs none of (they are refused): no effect. */
+  max_tool_calls: z.number().int().min(0).nullish(),
+  // include_obfuscation: this server's stream events carry no obfuscation padding to leave out.
+  // Checked, then dropped, so the sampling code never reads it as chat's stream_options.
+  stream_options: z
+    .object({ include_obfuscation: z.boolean().nullish() })
+    .nullish()
+    .transform(() => undefined),
   truncation: z.enum(['auto', 'disabled']).nullish(),
   background: z.boolean().nullish(),
+  // Refused unless null (refuseUnsupportedResponseFields), so they take any JSON here: the
+  // refusal, not a type error, is what the client reads.
   conversation: z.unknown().optional(),
   prompt: z.unknown().optional(),
+  context_management: z.unknown().optional(),
+  moderation: z.unknown().optional(),
   /** vLLM's: Qwen3's enable_thinking and any other template variables. */
   chat_template_kwargs: jsonObject().nullish(),
   enable_thinking: z.boolean().nullish(),

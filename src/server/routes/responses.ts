@@ -162,6 +162,8 @@ function responseBase(body: ResponsesRequest, id: string, model: string, tempera
     background: false,
     service_tier: body.service_tier != null ? 'default' : undefined,
     prompt_cache_key: body.prompt_cache_key ?? null,
+    prompt_cache_retention: body.prompt_cache_retention ?? null,
+    max_tool_calls: body.max_tool_calls ?? null,
     safety_identifier: body.safety_identifier ?? null,
     user: body.user ?? undefined,
   };
