@@ -16,7 +16,7 @@ import type { Route } from '../../src/server/router.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser, sendAndWait, waitAnswerState } from './webui-browser.js';
 
 const code = 'echo "a  b" && ls -la\n\n\tprintf \'%s\\n\' <done>';
 const codeAnswer = `Run this:\n\n\`\`\`bash\n${code}\n\`\`\`\n\nThat is **all**. ${'More words after the code. '.repeat(40)}`;
@@ -54,16 +54,6 @@ const connectionLostRoute: Route = {
     res.socket?.destroy();
   },
 };
-
-async function waitState(p: Page, state: string): Promise<void> {
-  await p.waitForFunction((s) => document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === s, state, { timeout: 60_000 });
-}
-
-async function send(p: Page, text: string, state = 'done'): Promise<void> {
-  await p.fill('#prompt', text);
-  await p.press('#prompt', 'Enter');
-  await waitState(p, state);
-}
 
 /** The clipboard as another page of the browser reads it. */
 async function clipboard(): Promise<string> {
@@ -125,7 +115,7 @@ describe('web chat page message actions', () => {
       language: document.querySelector('.code-lang')!.textContent,
     }));
     expect(whileStreaming).toEqual({ state: 'streaming', shownButtons: 0, language: 'bash' });
-    await waitState(page, 'done');
+    await waitAnswerState(page, 'done');
 
     await setClipboard('before');
     await button(page, 'Copy code').click();
@@ -144,7 +134,7 @@ describe('web chat page message actions', () => {
     await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined }));
     await open(page);
     expect(await page.evaluate(() => navigator.clipboard)).toBeUndefined();
-    await send(page, 'Code please');
+    await sendAndWait(page, 'Code please');
     await setClipboard('before');
     await page.bringToFront();
     await button(page, 'Copy code').focus();
@@ -158,8 +148,8 @@ describe('web chat page message actions', () => {
 
   it('Regenerate sends the conversation without the last answer, with the settings as they are now, and shows one answer', async ({ page, errors, chats }) => {
     await open(page);
-    await send(page, 'Plain one');
-    await send(page, 'Plain two');
+    await sendAndWait(page, 'Plain one');
+    await sendAndWait(page, 'Plain two');
     // Offered on the last answer only.
     expect(await page.locator('.regenerate').evaluateAll((bs) => bs.map((b) => (b as HTMLElement).offsetParent !== null))).toEqual([false, true]);
     expect(await button(page, 'Regenerate answer').count()).toBe(1);
@@ -175,16 +165,16 @@ describe('web chat page message actions', () => {
     expect(await answerText(page)).toBe('A plain answer.\n');
     expect(await focusedName(page)).toBe('prompt');
     // The regenerated answer is the one the next turn sends back.
-    await send(page, 'Plain three');
+    await sendAndWait(page, 'Plain three');
     expect(chats[3].messages.map((m: any) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user']);
     expect(errors).toEqual([]);
   });
 
   it('Edit puts the message in an editor under it; sending drops it and everything after, Escape leaves all as it was', async ({ page, errors, chats }) => {
     await open(page);
-    await send(page, 'Plain one');
-    await send(page, 'Plain two');
-    await send(page, 'Plain three');
+    await sendAndWait(page, 'Plain one');
+    await sendAndWait(page, 'Plain two');
+    await sendAndWait(page, 'Plain three');
     await page.locator('.msg.user').nth(1).getByRole('button', { name: 'Edit message' }).click();
     const editor = page.getByRole('textbox', { name: 'Edit message' });
     expect(await editor.inputValue()).toBe('Plain two');
@@ -219,9 +209,9 @@ describe('web chat page message actions', () => {
 
   it('Retry on a failed turn sends the same conversation again with the settings as they are now, in place of the failed pair', async ({ page, errors, chats }) => {
     await open(page);
-    await send(page, 'Plain one');
+    await sendAndWait(page, 'Plain one');
     await page.fill('#max-tokens', '100000'); // refused by the server
-    await send(page, 'Plain two', 'error');
+    await sendAndWait(page, 'Plain two', 'error');
     expect(await page.inputValue('#prompt')).toBe('Plain two');
     await page.fill('#max-tokens', ''); // the fix the error names
     await lastAssistant(page).getByRole('button', { name: 'Retry message' }).click();
@@ -244,7 +234,7 @@ describe('web chat page message actions', () => {
     expect(await page.inputValue('#prompt')).toBe('');
     expect(await focusedName(page)).toBe('prompt');
     // The retried turn is part of the conversation now.
-    await send(page, 'Plain three');
+    await sendAndWait(page, 'Plain three');
     expect(chats[3].messages.map((m: any) => m.content)).toEqual(['Plain one', 'A plain answer.', 'Plain two', 'A plain answer.', 'Plain three']);
     expect(errors.filter((e) => !e.includes('400'))).toEqual([]);
   });
@@ -253,7 +243,7 @@ describe('web chat page message actions', () => {
     await open(page);
     // The connection is reset before any answer, as by a server that went away.
     await page.route('**/v1/chat/completions', (route) => route.abort('connectionreset'), { times: 1 });
-    await send(page, 'Plain one', 'error');
+    await sendAndWait(page, 'Plain one', 'error');
     expect(await lastAssistant(page).locator('.error').textContent()).toMatch(/could not be reached or went away .*Retry sends it again/);
     await page.fill('#prompt', 'Plain one, changed');
     await lastAssistant(page).getByRole('button', { name: 'Retry message' }).click();
@@ -265,8 +255,8 @@ describe('web chat page message actions', () => {
     await page.route('**/v1/chat/completions', (route) => route.abort('connectionreset'), { times: 1 });
     await page.fill('#prompt', 'Plain two');
     await page.press('#prompt', 'Enter');
-    await waitState(page, 'error');
-    await send(page, 'Plain three');
+    await waitAnswerState(page, 'error');
+    await sendAndWait(page, 'Plain three');
     expect(await page.locator('.retry').evaluateAll((bs) => bs.map((b) => (b as HTMLElement).offsetParent !== null))).toEqual([false]);
     expect(chats.at(-1).messages.map((m: any) => m.content)).toEqual(['Plain one', 'A plain answer.', 'Plain three']);
     expect(errors.filter((e) => !e.includes('ERR_CONNECTION_RESET'))).toEqual([]);
@@ -276,7 +266,7 @@ describe('web chat page message actions', () => {
     await open(page);
     // What a proxy that times out, or a server that restarts, leaves: a clean close mid-answer.
     await page.route('**/v1/chat/completions', (route) => route.fulfill({ contentType: 'text/event-stream', body: sse([{ role: 'assistant', content: '' }, { content: 'The first half' }, { content: ' of an answer' }]) }), { times: 1 });
-    await send(page, 'Plain one', 'error');
+    await sendAndWait(page, 'Plain one', 'error');
     expect(await answerText(page)).toBe('The first half of an answer\n');
     expect(await lastAssistant(page).locator('.error').textContent()).toBe(
       'The answer was cut off: the connection closed before the server finished it. Retry sends it again; your message is also back in the box, to change.',
@@ -291,14 +281,14 @@ describe('web chat page message actions', () => {
 
     // The connection lost mid-answer says so too.
     await page.route('**/v1/chat/completions', (route) => route.continue({ url: `${server.url}/test/connection-lost` }), { times: 1 });
-    await send(page, 'Plain lost', 'error');
+    await sendAndWait(page, 'Plain lost', 'error');
     expect(await answerText(page)).toBe('Half of it\n');
     expect(await lastAssistant(page).locator('.error').textContent()).toMatch(/^The answer was cut off: the connection to the server was lost before it finished \(.+\); is it still running\? \(grpst ps\) Retry sends it again/);
     await page.fill('#prompt', '');
 
     // Cut while still thinking: the thinking is shown, and no longer said to be going on.
     await page.route('**/v1/chat/completions', (route) => route.fulfill({ contentType: 'text/event-stream', body: sse([{ content: '<think>\nHalf a ' }, { content: 'thought' }]) }), { times: 1 });
-    await send(page, 'Plain two', 'error');
+    await sendAndWait(page, 'Plain two', 'error');
     expect(await lastAssistant(page).locator('.error').textContent()).toMatch(/^The answer was cut off: the connection closed before the server finished it\./);
     expect(await lastAssistant(page).evaluate((el) => ({ open: el.querySelector('details')!.open, summary: el.querySelector('summary')!.textContent, thought: el.querySelector('.think-text')!.textContent }))).toEqual({ open: true, summary: 'Thought', thought: 'Half a thought' });
     await page.fill('#prompt', '');
@@ -306,7 +296,7 @@ describe('web chat page message actions', () => {
     // A finish_reason is the end of the answer, with [DONE] after it or not.
     for (const done of ['data: [DONE]\n\n', '']) {
       await page.route('**/v1/chat/completions', (route) => route.fulfill({ contentType: 'text/event-stream', body: sse([{ content: 'A whole answer.' }, {}], 'stop') + done }), { times: 1 });
-      await send(page, 'Plain three');
+      await sendAndWait(page, 'Plain three');
       expect(await answerText(page)).toBe('A whole answer.\n');
       expect(await lastAssistant(page).getByRole('button').evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-label')))).toEqual(['Copy answer', 'Regenerate answer']);
     }
@@ -321,7 +311,7 @@ describe('web chat page message actions', () => {
     await expect.poll(async () => ((await answerText(page)) ?? '').length, polling).toBeGreaterThan(10);
     await page.keyboard.type('a draft');
     await page.keyboard.press('Escape');
-    await waitState(page, 'stopped');
+    await waitAnswerState(page, 'stopped');
     expect(await lastAssistant(page).locator('.meta').textContent()).toBe('stopped');
     const stoppedAt = await answerText(page);
     await page.waitForTimeout(300);
@@ -342,7 +332,7 @@ describe('web chat page message actions', () => {
 
   it('the buttons are reachable by keyboard, off while an answer streams, and keep working after a Stop, an error and a New chat', async ({ page, errors, chats }) => {
     await open(page);
-    await send(page, 'Plain one');
+    await sendAndWait(page, 'Plain one');
     // Shift+Tab from the message box reaches the last answer's buttons.
     await page.focus('#prompt');
     await page.keyboard.press('Shift+Tab');
@@ -360,12 +350,12 @@ describe('web chat page message actions', () => {
     }));
     expect(whileStreaming).toEqual({ edits: [true, true], regenerateShown: 0, streamingButtons: 0 });
     await page.click('#stop');
-    await waitState(page, 'stopped');
+    await waitAnswerState(page, 'stopped');
     expect(await page.locator('.msg.user button').evaluateAll((bs) => bs.map((b) => (b as HTMLButtonElement).disabled))).toEqual([false, false]);
     // A stopped answer can be regenerated: the conversation sent again ends with its question.
     await page.fill('#max-tokens', '100000'); // refused by the server: this time the turn fails
     await lastAssistant(page).getByRole('button', { name: 'Regenerate answer' }).click();
-    await waitState(page, 'error');
+    await waitAnswerState(page, 'error');
     expect(chats[2].messages).toEqual(chats[1].messages);
     // The failed message went back to the box: it has no Edit; the earlier one still does.
     expect(await page.locator('.msg.user').last().getAttribute('data-state')).toBe('failed');
@@ -379,7 +369,7 @@ describe('web chat page message actions', () => {
     expect(chats.at(-1).messages).toEqual([{ role: 'user', content: 'Plain edited' }]);
 
     await page.click('#new-chat');
-    await send(page, 'Plain after new chat');
+    await sendAndWait(page, 'Plain after new chat');
     await lastAssistant(page).getByRole('button', { name: 'Regenerate answer' }).click();
     await page.waitForFunction(() => document.querySelectorAll('.msg').length === 2 && document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === 'done', null, { timeout: 60_000 });
     expect(chats.at(-1).messages).toEqual([{ role: 'user', content: 'Plain after new chat' }]);

@@ -97,3 +97,15 @@ export function itWithPage(browser: () => Browser, { open }: { open?: () => stri
     chats: async ({ tab }, use) => use(tab.chats),
   });
 }
+
+/** Waits until the last answer's data-state is `state` (done, error, stopped, ...). */
+export async function waitAnswerState(p: Page, state: string): Promise<void> {
+  await p.waitForFunction((s) => document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === s, state, { timeout: 60_000 });
+}
+
+/** Types `text` into the message box, sends it with Enter, and waits for the last answer to reach `state`. */
+export async function sendAndWait(p: Page, text: string, state = 'done'): Promise<void> {
+  await p.fill('#prompt', text);
+  await p.press('#prompt', 'Enter');
+  await waitAnswerState(p, state);
+}

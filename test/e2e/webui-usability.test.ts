@@ -12,7 +12,7 @@ import { defaultServerOptions } from '../../src/server/options.js';
 import { webUiRoutes } from '../../src/server/webui/routes.js';
 import { ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, type TinyModel } from './server-harness.js';
-import { itWithPage, launchBrowser, type Browser } from './webui-browser.js';
+import { itWithPage, launchBrowser, type Browser, sendAndWait, waitAnswerState } from './webui-browser.js';
 
 const polling = { timeout: 30_000, interval: 50 };
 let model: TinyModel;
@@ -23,16 +23,6 @@ const it = itWithPage(() => browser, { open: () => server.url });
 const lastAssistant = (p: Page) => p.locator('.msg.assistant').last();
 const retryButtons = (p: Page) => lastAssistant(p).getByRole('button', { name: 'Retry message' }).count();
 const focused = (p: Page) => p.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
-
-async function waitState(p: Page, state: string): Promise<void> {
-  await p.waitForFunction((s) => document.querySelector('.msg.assistant:last-child')?.getAttribute('data-state') === s, state, { timeout: 60_000 });
-}
-
-async function send(p: Page, text: string, state = 'done'): Promise<void> {
-  await p.fill('#prompt', text);
-  await p.press('#prompt', 'Enter');
-  await waitState(p, state);
-}
 
 /** Waits until the streaming answer has at least `chars` characters. */
 async function answerPast(p: Page, chars: number): Promise<void> {
@@ -73,19 +63,19 @@ describe('web chat page usability', () => {
     await page.keyboard.press('Tab');
     expect(await focused(page)).toBe('stop');
     await page.keyboard.press('Enter');
-    await waitState(page, 'stopped');
+    await waitAnswerState(page, 'stopped');
     expect(await focused(page)).toBe('prompt');
     await page.keyboard.type('Plain follow-up');
     await page.keyboard.press('Enter');
-    await waitState(page, 'done');
+    await waitAnswerState(page, 'done');
     expect(await page.locator('.msg.user .text').last().textContent()).toBe('Plain follow-up');
     expect(errors).toEqual([]);
   });
 
   it('a conversation grown past the context says to start a new chat, not to send the same again', async ({ page }) => {
-    await send(page, 'Endless, please');
+    await sendAndWait(page, 'Endless, please');
     expect(await lastAssistant(page).locator('.meta').textContent()).toContain("cut at the model's length limit");
-    await send(page, 'Plain follow-up', 'error');
+    await sendAndWait(page, 'Plain follow-up', 'error');
     const said = await lastAssistant(page).locator('.error').textContent();
     expect(said).toContain('maximum context length');
     expect(said).toContain('start a New chat');
@@ -95,14 +85,14 @@ describe('web chat page usability', () => {
     // As advised: a new chat takes the same message.
     await page.click('#new-chat');
     await page.press('#prompt', 'Enter');
-    await waitState(page, 'done');
+    await waitAnswerState(page, 'done');
     expect(await lastAssistant(page).locator('.answer').textContent()).toBe('A plain answer.\n');
   });
 
   it('max_tokens past what the context leaves is named as the fix, not a new chat; a message too long alone, to shorten', async ({ page }) => {
-    await send(page, 'Plain first');
+    await sendAndWait(page, 'Plain first');
     await page.fill('#max-tokens', '600'); // more than the whole 512-token context
-    await send(page, 'Plain follow-up', 'error');
+    await sendAndWait(page, 'Plain follow-up', 'error');
     const said = (await lastAssistant(page).locator('.error').textContent())!;
     expect(said).toMatch(/max_tokens \(Settings\) asks for more than the \d+ tokens the context leaves for the answer: lower or clear it/);
     expect(said).not.toContain('New chat');
@@ -110,9 +100,9 @@ describe('web chat page usability', () => {
     // As advised: cleared, the same message goes through in the same conversation.
     await page.fill('#max-tokens', '');
     await page.press('#prompt', 'Enter');
-    await waitState(page, 'done');
+    await waitAnswerState(page, 'done');
     await page.click('#new-chat');
-    await send(page, `Plain ${'many words '.repeat(300)}`, 'error');
+    await sendAndWait(page, `Plain ${'many words '.repeat(300)}`, 'error');
     expect(await lastAssistant(page).locator('.error').textContent()).toContain('shorten it to send it again');
     expect(await retryButtons(page)).toBe(0);
   });
@@ -128,7 +118,7 @@ describe('web chat page usability', () => {
     expect(await page.inputValue('#prompt')).toBe('Plain, please');
     await page.fill('#temperature', '0.3');
     await page.press('#prompt', 'Enter');
-    await waitState(page, 'done');
+    await waitAnswerState(page, 'done');
     expect(chats.map((c) => c.temperature)).toEqual([0.3]);
   });
 
@@ -147,7 +137,7 @@ describe('web chat page usability', () => {
     expect(await lastAssistant(page).getAttribute('data-state')).toBe('streaming');
     expect(await page.evaluate(() => getSelection()!.toString())).toBe('First paragraph to copy.');
     await page.evaluate(() => getSelection()!.removeAllRanges());
-    await waitState(page, 'done');
+    await waitAnswerState(page, 'done');
     const text = (await lastAssistant(page).locator('.answer').textContent())!;
     expect(text.startsWith('First paragraph to copy.')).toBe(true);
     expect(text.trimEnd().endsWith('The end.')).toBe(true);
@@ -167,7 +157,7 @@ describe('web chat page usability', () => {
     await page.press('#prompt', 'Enter');
     await answerPast(page, 10);
     expect(await page.getAttribute('#messages', 'aria-busy')).toBe('true');
-    await waitState(page, 'done');
+    await waitAnswerState(page, 'done');
     expect(await page.getAttribute('#messages', 'aria-busy')).toBe('false');
     expect(await page.getByRole('article', { name: 'You' }).locator('.text').textContent()).toBe('Slow, please');
     expect(await page.getByRole('article', { name: 'Answer' }).locator('.answer').textContent()).toContain('The end.');
