@@ -5,6 +5,7 @@
 // `dimensions` (Matryoshka, as Qwen3-Embedding documents it) and L2-normalized unless asked not to.
 import type { GenerationEngine } from '../engine/types.js';
 import { ApiError, badRequest } from './errors.js';
+import { promptTokenLimit } from './openai/sampling.js';
 import { forEachPrompt, promptOnly } from './prompt-only.js';
 import type { RequestContext } from './router.js';
 
@@ -42,11 +43,6 @@ export async function embedInputs(rc: RequestContext, inputs: number[][], poolin
   // `on`: the engine as a LoRA adapter's requests see it (ServerContext.engineFor); else the served model.
   const engine: GenerationEngine = on ?? rc.server.requireEngine();
   return forEachPrompt(rc, inputs, async (tokens, signal) => pool(await promptOnly(engine, { tokens, embed: true, priority, signal }, (ev) => ev.embedding, 'Embedding'), pooling), priority);
-}
-
-/** The most tokens a prompt-only input may have: max_input_len, and one short of max_seq_len. */
-export function promptTokenLimit(limits: { maxSeqLen: number; maxInputLen: number }): number {
-  return Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
 }
 
 /** An input longer than the engine takes: a 400 naming the field, or (cutEnd, Ollama's truncate) its first tokens kept. */

@@ -5,7 +5,7 @@
 // Qwen3-Reranker checkpoints are trained for it. The runtime computes each prompt and samples
 // nothing (SubmitRequest.scoreIds).
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { promptTokenLimit } from './embeddings.js';
+import { promptTokenLimit } from './openai/sampling.js';
 import { ApiError, badRequest } from './errors.js';
 import { forEachPrompt, promptOnly } from './prompt-only.js';
 import type { RequestContext } from './router.js';

@@ -3,6 +3,7 @@
 // message; the error type follows from the status as Anthropic assigns it.
 import { ApiError } from '../errors.js';
 import type { ContextLimits } from '../context.js';
+import { promptTokenLimit } from '../openai/sampling.js';
 
 const typeByStatus: Record<number, string> = {
   400: 'invalid_request_error',
@@ -63,7 +64,7 @@ export function contextLimitExceeded(promptTokens: number, maxTokens: number, ma
  * at most the engine's max_input_len where that is the tighter limit.
  */
 export function messagesTokenBudget(maxTokens: number, promptTokens: number, limits: ContextLimits): number {
-  const maxPromptTokens = Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
+  const maxPromptTokens = promptTokenLimit(limits);
   if (promptTokens > maxPromptTokens) throw promptTooLong(promptTokens, maxPromptTokens);
   if (promptTokens + maxTokens > limits.maxSeqLen) throw contextLimitExceeded(promptTokens, maxTokens, limits.maxSeqLen);
   return maxTokens;

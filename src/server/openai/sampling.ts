@@ -94,11 +94,18 @@ export function tokenBudget(
   return requested;
 }
 
+/**
+ * The most tokens a prompt may have: max_input_len, and one short of max_seq_len (room for one
+ * answer token). The one rule behind tokenBudget's refusals, the Messages API's, prompt-only
+ * inputs' and what /v1/models reports.
+ */
+export function promptTokenLimit(limits: Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>): number {
+  return Math.min(limits.maxInputLen, limits.maxSeqLen - 1);
+}
+
 /** Whether a prompt of promptTokens leaves room for the answer: what tokenBudget accepts. */
 export function leavesRoom(promptTokens: number, requested: number | null | undefined, limits: Pick<EngineInfo, 'maxSeqLen' | 'maxInputLen'>): boolean {
-  const { maxSeqLen, maxInputLen } = limits;
-  if (promptTokens > maxInputLen && maxInputLen < maxSeqLen) return false;
-  return promptTokens + (requested ?? 1) <= maxSeqLen;
+  return promptTokens <= promptTokenLimit(limits) && promptTokens + (requested ?? 1) <= limits.maxSeqLen;
 }
 
 /** min_tokens (vLLM's): at most the budget, since the answer could not reach it otherwise. */

@@ -1,7 +1,7 @@
 // GET /health, /ping, /version, /metrics, /v1/models.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { promptTokenLimit } from '../embeddings.js';
+import { promptTokenLimit } from '../openai/sampling.js';
 import { sendJson, sendText } from '../http.js';
 import type { RequestContext } from '../router.js';
 import type { ServedAdapter } from '../lora-adapters.js';
