@@ -11,9 +11,9 @@ import { StructuredOutputs, type StructuredOutputsOptions } from './structured-o
 /** What a constraint request asks the answer to be. */
 export function answerSpec(req: ConstraintRequest): AnswerSpec | undefined {
   const spec = answerKind(req);
-  // Only options that are on, so the default layout keeps one cache entry per schema.
+  // Set only where an option is on (vllm-fields.ts), so the default layout keeps one cache entry per schema.
   const json = req.responseFormat?.json;
-  if (spec && json && (json.compact || json.closedObjects)) spec.json = { ...(json.compact && { compact: true }), ...(json.closedObjects && { closedObjects: true }) };
+  if (spec && json) spec.json = json;
   const calls = req.toolCalls;
   if (spec && calls?.orFormat) spec.orToolCalls = { tools: toolSpecs(calls.tools), ...(calls.parallel === false && { parallel: false }) };
   return spec;

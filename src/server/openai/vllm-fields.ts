@@ -162,19 +162,19 @@ function askedFormats(body: Fields): [string, () => AnswerFormat][] {
   if (body.guided_choice != null) asked.push(['guided_choice', () => ({ type: 'choice', choices: body.guided_choice! })]);
   if (body.guided_regex != null) asked.push(['guided_regex', () => ({ type: 'regex', pattern: body.guided_regex! })]);
   if (body.guided_grammar != null) asked.push(['guided_grammar', () => ({ type: 'grammar', grammar: body.guided_grammar! })]);
-  if (so?.json != null) asked.push(['structured_outputs.json', () => schemaFormat(so.json!, 'structured_outputs.json')]);
-  if (so?.choice != null) asked.push(['structured_outputs.choice', () => ({ type: 'choice', choices: so.choice! })]);
-  if (so?.regex != null) asked.push(['structured_outputs.regex', () => ({ type: 'regex', pattern: so.regex! })]);
-  if (so?.grammar != null) asked.push(['structured_outputs.grammar', () => ({ type: 'grammar', grammar: so.grammar! })]);
-  if (so?.json_object === true) asked.push(['structured_outputs.json_object', () => ({ type: 'json_object' })]);
-  if (so?.structural_tag != null) asked.push(['structured_outputs.structural_tag', () => structuralTagFormat(so.structural_tag, 'structured_outputs.structural_tag')]);
-  if (so && (so.disable_any_whitespace || so.disable_additional_properties)) {
-    const json: JsonOptions = { ...(so.disable_any_whitespace && { compact: true }), ...(so.disable_additional_properties && { closedObjects: true }) };
-    for (const entry of asked) if (entry[0].startsWith('structured_outputs.')) {
-      const format = entry[1];
-      entry[1] = () => ({ ...format(), json });
-    }
-  }
+  // structured_outputs' layout options hold for the format it asks for.
+  const json: JsonOptions | undefined =
+    so?.disable_any_whitespace || so?.disable_additional_properties
+      ? { ...(so.disable_any_whitespace && { compact: true }), ...(so.disable_additional_properties && { closedObjects: true }) }
+      : undefined;
+  const laidOut = (format: AnswerFormat): AnswerFormat => (json ? { ...format, json } : format);
+  if (so?.json != null) asked.push(['structured_outputs.json', () => laidOut(schemaFormat(so.json!, 'structured_outputs.json'))]);
+  if (so?.choice != null) asked.push(['structured_outputs.choice', () => laidOut({ type: 'choice', choices: so.choice! })]);
+  if (so?.regex != null) asked.push(['structured_outputs.regex', () => laidOut({ type: 'regex', pattern: so.regex! })]);
+  if (so?.grammar != null) asked.push(['structured_outputs.grammar', () => laidOut({ type: 'grammar', grammar: so.grammar! })]);
+  if (so?.json_object === true) asked.push(['structured_outputs.json_object', () => laidOut({ type: 'json_object' })]);
+  if (so?.structural_tag != null)
+    asked.push(['structured_outputs.structural_tag', () => laidOut(structuralTagFormat(so.structural_tag, 'structured_outputs.structural_tag'))]);
   if (body.structural_tag != null) asked.push(['structural_tag', () => structuralTagFormat(body.structural_tag, 'structural_tag')]);
   return asked;
 }
