@@ -131,8 +131,13 @@ export function grpstServerOn(port: number, home?: string): ServerState | undefi
 }
 
 export function removeState(name: string, home?: string): void {
-  const p = lifecyclePaths(name, home);
-  for (const file of [p.state, p.pid, portFileOf(p), drainMarkerOf(portFileOf(p))]) fs.rmSync(file, { force: true });
+  removeStateFiles(portFileOf(lifecyclePaths(name, home)));
+}
+
+/** A server's state (.json), pid, port and drain marker: one base name in the run folder, known from its port file. */
+function removeStateFiles(portFile: string): void {
+  const base = portFile.replace(/\.port$/, '');
+  for (const file of [`${base}.json`, `${base}.pid`, portFile, drainMarkerOf(portFile)]) fs.rmSync(file, { force: true });
 }
 
 /**
@@ -147,7 +152,7 @@ export function removeOwnState(portFile: string, pid: number = process.pid): voi
   try {
     // The pid file, written with the state, tells whose it is (also when the state file is garbled).
     if (Number(fs.readFileSync(`${base}.pid`, 'utf8').trim()) !== pid) return;
-    for (const file of [`${base}.json`, `${base}.pid`, portFile, drainMarkerOf(portFile)]) fs.rmSync(file, { force: true });
+    removeStateFiles(portFile);
   } catch {
     // No pid file (a foreground serve given --port_file) or none readable: nothing of ours to remove.
   }
