@@ -47,6 +47,8 @@ export class Engine implements GenerationEngine {
     private readonly loraShape: LoraShape,
     maxInputLen?: number,
     embeddingOnly?: boolean,
+    /** A Qwen3-MoE model: its MLPs are experts, which LoRA adapters of gate/up/down do not describe. */
+    private readonly moe = false,
   ) {
     this.native = native;
     this.nativeInfo = native.info();
@@ -101,7 +103,7 @@ export class Engine implements GenerationEngine {
     } finally {
       signal?.removeEventListener('abort', cancel);
     }
-    engine = new Engine(addon, native, loraShapeOf(model), options.maxInputLen, traits.embeddingOnly);
+    engine = new Engine(addon, native, loraShapeOf(model), options.maxInputLen, traits.embeddingOnly, model.moe !== undefined);
     return engine;
   }
 
@@ -111,6 +113,11 @@ export class Engine implements GenerationEngine {
   }
 
   async loadLoraAdapter(dir: string, opts: ReadLoraOptions = {}): Promise<LoadedLora> {
+    if (this.moe)
+      throw badInput(
+        'LoRA adapters are not served for Qwen3-MoE models: their MLPs are experts, which an adapter of gate/up/down projections does not describe',
+        'serve the adapter with the dense Qwen3 model it was trained on',
+      );
     if (!this.info.lora)
       throw badInput(
         `LoRA adapters are served by one process (the CPU or one GPU); this engine runs on ${this.info.device} with tensor parallelism`,

@@ -65,9 +65,21 @@ export function expectedShapes(m: ModelConfig): Map<string, number[]> {
     shapes.set(p + 'self_attn.q_norm.weight', [m.headDim]);
     shapes.set(p + 'self_attn.k_norm.weight', [m.headDim]);
     shapes.set(p + 'post_attention_layernorm.weight', [H]);
-    shapes.set(p + 'mlp.gate_proj.weight', [m.intermediateSize, H]);
-    shapes.set(p + 'mlp.up_proj.weight', [m.intermediateSize, H]);
-    shapes.set(p + 'mlp.down_proj.weight', [H, m.intermediateSize]);
+    if (m.moe?.sparseLayers[i]) {
+      // Qwen3-MoE: the router and each expert's SwiGLU projections (the Hub's per-expert names)
+      const { numExperts, intermediateSize: Im } = m.moe;
+      shapes.set(p + 'mlp.gate.weight', [numExperts, H]);
+      for (let e = 0; e < numExperts; e++) {
+        const x = `${p}mlp.experts.${e}.`;
+        shapes.set(x + 'gate_proj.weight', [Im, H]);
+        shapes.set(x + 'up_proj.weight', [Im, H]);
+        shapes.set(x + 'down_proj.weight', [H, Im]);
+      }
+    } else {
+      shapes.set(p + 'mlp.gate_proj.weight', [m.intermediateSize, H]);
+      shapes.set(p + 'mlp.up_proj.weight', [m.intermediateSize, H]);
+      shapes.set(p + 'mlp.down_proj.weight', [H, m.intermediateSize]);
+    }
   }
   shapes.set('model.norm.weight', [H]);
   if (!m.tieWordEmbeddings) shapes.set('lm_head.weight', [m.vocabSize, H]);
@@ -140,7 +152,7 @@ function baseModelTensors(tensors: Map<string, TensorInfo>): Map<string, TensorI
 function checkShapes(dir: string, model: ModelConfig, tensors: Map<string, TensorInfo>): void {
   for (const [name, shape] of expectedShapes(model)) {
     const t = tensors.get(name);
-    if (!t) throw badInput(`${dir}: tensor ${name} is missing`, 'the checkpoint is incomplete or not a Qwen3 dense model');
+    if (!t) throw badInput(`${dir}: tensor ${name} is missing`, 'the checkpoint is incomplete, or its config.json does not describe its tensors');
     if (t.shape.join(',') !== shape.join(',')) {
       throw badInput(`${t.file}: tensor ${name} has shape [${t.shape}] but config.json implies [${shape}]`);
     }

@@ -127,6 +127,13 @@ describe('serving adapters side by side', () => {
     engines.push(tinyA);
     await expect(tinyA.loadLoraAdapter(loraAdapter('tiny-b-lora-all'))).rejects.toThrow(/lora_[AB]\.weight is for layer 2, but the model has 2 layers/);
   });
+
+  it('a Qwen3-MoE model refuses adapters, saying why (its MLPs are experts)', async () => {
+    const moe = await loadEngine(checkpoint('tiny-moe'), { maxSeqLen: 256 });
+    engines.push(moe);
+    expect(moe.info.lora).toBe(false);
+    await expect(moe.loadLoraAdapter(loraAdapter('tiny-b-lora-qv'))).rejects.toThrow(/not served for Qwen3-MoE models/);
+  });
 });
 
 describe('loading an adapter', () => {

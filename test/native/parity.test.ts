@@ -86,6 +86,17 @@ describe.each(names)('%s matches transformers', (name) => {
   });
 });
 
+// Qwen3-MoE: the router, top-k experts and their weighted sum (tiny-moe: top 2 of 8 renormalised,
+// a dense layer between sparse ones; tiny-moe-b: top 3 of 6 not renormalised, every second layer
+// sparse, two shards, untied head). The linear kernels under the experts are the dense layers'
+// (checked at every level above), so the best level here.
+describe.each(['tiny-moe', 'tiny-moe-b'] as CheckpointName[])('%s (experts) matches transformers', (name) => {
+  it(`with the ${levels[0]} kernels`, async () => {
+    const engine = await open(checkpoint(name));
+    checkAgainstRefs(name, await runAll(engine, name));
+  });
+});
+
 describe('bf16 KV cache (the default)', () => {
   it('stays close to transformers and keeps the greedy tokens', async () => {
     const engine = await open(checkpoint('tiny-b'), 'auto');

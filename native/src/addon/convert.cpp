@@ -91,6 +91,21 @@ ModelConfig model_config_from_js(const Napi::Object& o) {
     if (!v.IsNumber()) type_error("ropeInvFreq must hold numbers");
     c.rope_inv_freq.push_back(float(v.As<Napi::Number>().DoubleValue()));
   }
+  if (present(o, "moe")) {
+    if (!o.Get("moe").IsObject()) type_error("moe must be an object");
+    Napi::Object m = o.Get("moe").As<Napi::Object>();
+    c.moe.num_experts = get_int(m, "numExperts", 0);
+    c.moe.experts_per_tok = get_int(m, "numExpertsPerTok", 0);
+    c.moe.intermediate_size = get_int(m, "intermediateSize", 0);
+    c.moe.norm_topk_prob = get_bool(m, "normTopkProb", false);
+    if (!present(m, "sparseLayers") || !m.Get("sparseLayers").IsArray()) type_error("moe.sparseLayers must be an array");
+    Napi::Array sl = m.Get("sparseLayers").As<Napi::Array>();
+    for (uint32_t i = 0; i < sl.Length(); i++) {
+      Napi::Value v = sl.Get(i);
+      if (!v.IsBoolean()) type_error("moe.sparseLayers must hold booleans");
+      c.moe.sparse_layers.push_back(v.As<Napi::Boolean>().Value() ? 1 : 0);
+    }
+  }
   c.validate();
   return c;
 }

@@ -17,6 +17,7 @@
 #include "grpst/model_runner.h"
 #include "grpst/tensor_store.h"
 #include "grpst/thread_pool.h"
+#include "model/moe_mlp.h"
 #include "model/qwen3_weights.h"
 
 namespace grpst {
@@ -95,6 +96,8 @@ class CpuRunner final : public ModelRunner {
         opts_(opts),
         k_(cpu_kernels(choose_cpu_level(opts.kernel_level))),
         pool_(opts.threads) {
+    if (cfg.moe.on() && opts.tp.on())
+      throw Error("tensor parallelism is not available for Qwen3-MoE engines yet; load the engine without tp_size");
     w_ = load_qwen3_weights(*store_, cfg_, weight_format_for_scheme(opts.quantization), opts.cancel);
     const size_t T = size_t(std::max(1, opts_.max_tokens));
     const size_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
@@ -113,6 +116,7 @@ class CpuRunner final : public ModelRunner {
           attention_scratch_floats(std::max(1, opts_.max_seq_len) + kAttnRows) * sizeof(float)));
     slots_.resize(T);
     positions_.resize(T);
+    moe_.reserve(cfg_, int(T));
   }
 
   const ModelConfig& config() const override { return full_; }
@@ -120,8 +124,9 @@ class CpuRunner final : public ModelRunner {
   std::string kernels() const override { return k_.name; }
   int threads() const override { return pool_.size(); }
   int64_t weight_bytes_per_step() const override { return w_.decode_bytes(cfg_); }
-  // A rank's shard would need the adapters' matrices sharded alike: whole models only.
-  bool supports_lora() const override { return !opts_.tp.on(); }
+  // A rank's shard would need the adapters' matrices sharded alike: whole models only. A MoE
+  // model's MLP is its experts, which adapters of gate/up/down do not describe.
+  bool supports_lora() const override { return !opts_.tp.on() && !cfg_.moe.on(); }
 
   size_t kv_bytes_per_token(KvDType dtype) const override {
     return size_t(cfg_.num_layers) * 2 * cfg_.kv_dim() * kv_dtype_size(dtype);
@@ -172,6 +177,7 @@ class CpuRunner final : public ModelRunner {
   // Per layer: keys [blocks, kv_heads, head_dim, block_size], values [blocks, kv_heads, block_size, head_dim].
   std::vector<std::unique_ptr<AlignedBuffer>> k_pool_, v_pool_;
   Activations x_, h_, q_, kx_, vx_, attn_, gate_, up_, final_, rope_;
+  MoeMlp moe_;  // sparse layers' experts (Qwen3-MoE)
   int final_rows_ = 0;  // rows of final_ the last forward wrote (its logit rows)
   std::vector<std::unique_ptr<AlignedBuffer>> scratch_;  // per thread: attention scores
   struct AttnItem {
@@ -386,6 +392,14 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     });
     prof_.mark(PhaseProfile::Norms);
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::MlpIn, h, T, H);
+    if (!L.experts.empty()) {
+      // h is both the experts' input and (through a copy into their grouped rows) free to reuse.
+      moe_.forward(L, h, h, T, k_, pool_);
+      prof_.mark(PhaseProfile::Down);
+      pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
+      prof_.mark(PhaseProfile::Norms);
+      continue;
+    }
     {
       const LinearWeight* ws[2] = {&L.gate, &L.up};
       float* ys[2] = {gate, up};

@@ -20,6 +20,12 @@ void ModelConfig::validate() const {
   need(vocab_size > 0, "vocab_size must be positive");
   need(int(rope_inv_freq.size()) == head_dim / 2, "ropeInvFreq must hold head_dim / 2 entries");
   need(rms_norm_eps > 0, "rms_norm_eps must be positive");
+  if (moe.on()) {
+    need(moe.experts_per_tok > 0 && moe.experts_per_tok <= moe.num_experts,
+         "num_experts_per_tok must be between 1 and num_experts");
+    need(moe.intermediate_size > 0, "moe_intermediate_size must be positive");
+    need(int(moe.sparse_layers.size()) == num_layers, "moe.sparseLayers must hold one entry per layer");
+  }
 }
 
 namespace {
@@ -61,10 +67,21 @@ Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, Weig
     l.k = ops.load(store, p + "self_attn.k_proj", cfg.kv_dim(), H);
     l.v = ops.load(store, p + "self_attn.v_proj", cfg.kv_dim(), H);
     l.o = ops.load(store, p + "self_attn.o_proj", H, cfg.q_dim());
-    l.gate = ops.load(store, p + "mlp.gate_proj", I, H);
-    l.up = ops.load(store, p + "mlp.up_proj", I, H);
-    l.down = ops.load(store, p + "mlp.down_proj", H, I);
-    w.layers.push_back(l);
+    if (cfg.sparse_layer(i)) {
+      // The router decides which experts run: it stays bf16 in every engine format.
+      l.router = linear_format_ops(WeightFormat::BF16).load(store, p + "mlp.gate", cfg.moe.num_experts, H);
+      const int Im = cfg.moe.intermediate_size;
+      for (int e = 0; e < cfg.moe.num_experts; e++) {
+        const std::string q = p + "mlp.experts." + std::to_string(e) + ".";
+        l.experts.push_back({ops.load(store, q + "gate_proj", Im, H), ops.load(store, q + "up_proj", Im, H),
+                             ops.load(store, q + "down_proj", H, Im)});
+      }
+    } else {
+      l.gate = ops.load(store, p + "mlp.gate_proj", I, H);
+      l.up = ops.load(store, p + "mlp.up_proj", I, H);
+      l.down = ops.load(store, p + "mlp.down_proj", H, I);
+    }
+    w.layers.push_back(std::move(l));
   }
   w.final_norm = store.f32("model.norm.weight", {H});
   if (lm_head_quantized(store)) {
@@ -89,7 +106,16 @@ int64_t Qwen3Weights::decode_bytes(const ModelConfig& cfg) const {
   int64_t n = 0;
   auto add = [&](const LinearWeight& lw) { n += linear_format_ops(lw.fmt).bytes(lw); };
   for (const auto& l : layers) {
-    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) add(*lw);
+    for (const LinearWeight* lw : {&l.q, &l.k, &l.v, &l.o}) add(*lw);
+    if (l.experts.empty()) {
+      for (const LinearWeight* lw : {&l.gate, &l.up, &l.down}) add(*lw);
+    } else {
+      // A token reads the router and its top k experts (all experts are the same size).
+      add(l.router);
+      const Qwen3Expert& e = l.experts.front();
+      for (int k = 0; k < cfg.moe.experts_per_tok; k++)
+        for (const LinearWeight* lw : {&e.gate, &e.up, &e.down}) add(*lw);
+    }
   }
   add(lm_head);
   n += int64_t(cfg.hidden_size) * 2;  // one embedding row

@@ -8,6 +8,12 @@
 
 namespace grpst {
 
+// One expert of a Qwen3-MoE sparse layer: a SwiGLU MLP of moe_intermediate_size.
+struct Qwen3Expert {
+  LinearWeight gate, up;  // [moe_intermediate, hidden]
+  LinearWeight down;      // [hidden, moe_intermediate]
+};
+
 struct Qwen3Layer {
   const float* input_norm = nullptr;  // [hidden]
   const float* post_norm = nullptr;   // [hidden]
@@ -15,8 +21,10 @@ struct Qwen3Layer {
   const float* k_norm = nullptr;      // [head_dim]
   LinearWeight q, k, v;               // [heads*head_dim, hidden], [kv_heads*head_dim, hidden] x2
   LinearWeight o;                     // [hidden, heads*head_dim]
-  LinearWeight gate, up;              // [intermediate, hidden]
-  LinearWeight down;                  // [hidden, intermediate]
+  LinearWeight gate, up;              // [intermediate, hidden] (dense layers)
+  LinearWeight down;                  // [hidden, intermediate] (dense layers)
+  LinearWeight router;                // [num_experts, hidden], bf16 (sparse layers)
+  std::vector<Qwen3Expert> experts;   // sparse layers only: empty for a dense MLP
 };
 
 struct Qwen3Weights {

@@ -39,6 +39,12 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
                                                     const EngineOptions& eo, ResolvedEngineOptions& ro,
                                                     const TensorParallel& tp) {
   check_device_name(device);
+  if (cfg.moe.on() && tp.on())
+    throw Error("tensor parallelism is not available for Qwen3-MoE engines yet; load the engine without tp_size");
+  // The CUDA kernels cover dense layers only: a MoE model runs on the CPU backend ("auto" takes it).
+  if (cfg.moe.on() && device == "cuda")
+    throw Error("device \"cuda\": Qwen3-MoE engines run on the CPU backend only in this version; set device to "
+                "\"cpu\" or \"auto\"");
   if (tp.on() && tp.comm->on_device() && (device == "cpu" || !built_with_cuda()))
     throw Error("a tensor-parallel engine across processes runs on GPUs: load it with device \"cuda\" or \"auto\" on a "
                 "build with the CUDA backend");
@@ -47,7 +53,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   const bool gpu = cuda_device_available(&why);
   if (device == "cuda" && !gpu) throw Error("device \"cuda\" is not available: " + why);
   if (tp.on() && tp.comm->on_device() && !gpu) throw Error("a tensor-parallel engine across processes needs GPUs: " + why);
-  if (gpu && device != "cpu" && !(tp.on() && !tp.comm->on_device())) {
+  if (gpu && device != "cpu" && !cfg.moe.on() && !(tp.on() && !tp.comm->on_device())) {
     CudaRunnerOptions o;
     o.tp = tp;
     o.device = tp.on() ? tp.shard.rank : 0;

@@ -94,13 +94,23 @@ function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Weights of a Qwen3 dense model from its config (embeddings, attention with q/k norms, MLP, norms). */
+/** GGUF's architecture name, which Ollama lists as the family: "qwen3moe" for a Qwen3-MoE model. */
+export function ggufArchitecture(m: ModelConfig | undefined): 'qwen3' | 'qwen3moe' {
+  return m?.moe ? 'qwen3moe' : 'qwen3';
+}
+
+/**
+ * Weights of a Qwen3 model from its config (embeddings, attention with q/k norms, MLP, norms); a
+ * MoE model counts every expert and the routers (Ollama's "30.5B" for Qwen3-30B-A3B).
+ */
 export function parameterCount(m: ModelConfig): number {
   const attention = 2 * m.hiddenSize * m.numHeads * m.headDim + 2 * m.hiddenSize * m.numKvHeads * m.headDim + 2 * m.headDim;
-  const mlp = 3 * m.hiddenSize * m.intermediateSize;
-  const layer = attention + mlp + 2 * m.hiddenSize;
+  const dense = 3 * m.hiddenSize * m.intermediateSize;
+  const sparse = m.moe ? m.moe.numExperts * (3 * m.hiddenSize * m.moe.intermediateSize + m.hiddenSize) : 0;
+  let layers = 0;
+  for (let i = 0; i < m.numLayers; i++) layers += attention + (m.moe?.sparseLayers[i] ? sparse : dense) + 2 * m.hiddenSize;
   const embeddings = m.vocabSize * m.hiddenSize * (m.tieWordEmbeddings ? 1 : 2);
-  return embeddings + m.numLayers * layer + m.hiddenSize;
+  return embeddings + layers + m.hiddenSize;
 }
 
 /** As Ollama writes a parameter count: "8.2B", "751.63M", "2.10K". */

@@ -3,7 +3,7 @@
 // capabilities, template and parameters.
 import type { ServerContext } from '../context.js';
 import { ollamaModelNotFound } from './errors.js';
-import { modelFacts, parameterCount, parameterSize, type ModelFacts } from './model-facts.js';
+import { ggufArchitecture, modelFacts, parameterCount, parameterSize, type ModelFacts } from './model-facts.js';
 import { ollamaName } from './model-name.js';
 
 const startedAt = new Date();
@@ -19,11 +19,12 @@ function facts(s: ServerContext): ModelFacts {
 
 function details(s: ServerContext) {
   const f = facts(s);
+  const family = ggufArchitecture(f.model);
   return {
     parent_model: '',
     format: f.format,
-    family: 'qwen3',
-    families: ['qwen3'],
+    family,
+    families: [family],
     parameter_size: f.model ? parameterSize(parameterCount(f.model)) : '',
     quantization_level: f.quantization,
   };
@@ -71,30 +72,36 @@ export function showBody(s: ServerContext) {
 /** model_info under GGUF's key names, which Ollama's clients read (context_length above all). */
 function modelInfo(s: ServerContext, f: ModelFacts): Record<string, unknown> {
   const m = f.model;
-  const info: Record<string, unknown> = { 'general.architecture': 'qwen3', 'general.basename': s.options.modelId };
+  const arch = ggufArchitecture(m);
+  const info: Record<string, unknown> = { 'general.architecture': arch, 'general.basename': s.options.modelId };
   if (m) {
     Object.assign(info, {
       'general.parameter_count': parameterCount(m),
-      'qwen3.block_count': m.numLayers,
-      'qwen3.context_length': contextLength(s, f),
-      'qwen3.embedding_length': m.hiddenSize,
-      'qwen3.feed_forward_length': m.intermediateSize,
-      'qwen3.attention.head_count': m.numHeads,
-      'qwen3.attention.head_count_kv': m.numKvHeads,
-      'qwen3.attention.key_length': m.headDim,
-      'qwen3.attention.value_length': m.headDim,
-      'qwen3.attention.layer_norm_rms_epsilon': m.rmsNormEps,
-      'qwen3.rope.freq_base': m.ropeTheta,
+      [`${arch}.block_count`]: m.numLayers,
+      [`${arch}.context_length`]: contextLength(s, f),
+      [`${arch}.embedding_length`]: m.hiddenSize,
+      [`${arch}.feed_forward_length`]: m.intermediateSize,
+      [`${arch}.attention.head_count`]: m.numHeads,
+      [`${arch}.attention.head_count_kv`]: m.numKvHeads,
+      [`${arch}.attention.key_length`]: m.headDim,
+      [`${arch}.attention.value_length`]: m.headDim,
+      [`${arch}.attention.layer_norm_rms_epsilon`]: m.rmsNormEps,
+      [`${arch}.rope.freq_base`]: m.ropeTheta,
     });
+    if (m.moe) {
+      info[`${arch}.expert_count`] = m.moe.numExperts;
+      info[`${arch}.expert_used_count`] = m.moe.numExpertsPerTok;
+      info[`${arch}.expert_feed_forward_length`] = m.moe.intermediateSize;
+    }
     if (m.ropeType === 'yarn') {
       const scaling = { ...(f.hf?.rope_parameters ?? {}), ...(f.hf?.rope_scaling ?? {}) };
-      info['qwen3.rope.scaling.type'] = 'yarn';
-      if (scaling.factor !== undefined) info['qwen3.rope.scaling.factor'] = scaling.factor;
-      if (scaling.original_max_position_embeddings !== undefined) info['qwen3.rope.scaling.original_context_length'] = scaling.original_max_position_embeddings;
+      info[`${arch}.rope.scaling.type`] = 'yarn';
+      if (scaling.factor !== undefined) info[`${arch}.rope.scaling.factor`] = scaling.factor;
+      if (scaling.original_max_position_embeddings !== undefined) info[`${arch}.rope.scaling.original_context_length`] = scaling.original_max_position_embeddings;
     }
   } else {
     const n = contextLength(s, f);
-    if (n !== undefined) info['qwen3.context_length'] = n;
+    if (n !== undefined) info[`${arch}.context_length`] = n;
   }
   const tok = s.tokenizer;
   info['tokenizer.ggml.model'] = 'gpt2';
