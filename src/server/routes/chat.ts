@@ -12,10 +12,9 @@ import { promptLogprobsAsked, vllmPromptLogprobs } from '../openai/prompt-logpro
 import { allowedTokensConstraint, requestBans, truncatePrompt } from '../openai/token-rules.js';
 import { answerFormat, answerFormatField, checkBestOf, requestPriority } from '../openai/vllm-fields.js';
 import { beamSearchAsked, checkBeamJob, runBeamSearches } from '../openai/beam-search.js';
-import type { OutputOptions } from '../../parse/output.js';
-import type { AnswerThinking } from '../../structured/answer-grammar.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
+import { answerThinking, thinkReading } from '../think-reading.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
 import { streamUpdates } from './stream.js';
 
@@ -173,31 +172,3 @@ export function usageOf(prompt: number, completion: number, cached?: number): Us
 
 // Re-exported for the routes that import it from here.
 export { extraKwargs } from '../openai/chat-render.js';
-
-/** The prompt opened a think block in the answer being written and did not close it. */
-export function endsInsideThink(prompt: string): boolean {
-  const open = prompt.lastIndexOf('<think>');
-  return open > prompt.lastIndexOf('</think>') && open > prompt.lastIndexOf('<|im_start|>');
-}
-
-/**
- * How a choice's output is read for its think block. A prompt that leaves a block open makes the
- * output reasoning up to `</think>` with thinking on or off: templates that open the block in the
- * generation prompt (the Qwen3 *-Thinking-2507 checkpoints') do so whatever enable_thinking says,
- * and the model thinks there all the same. The tag such a generation prompt wrote is handed back
- * (promptOpening) for content that keeps the block inline; a continued assistant turn opened
- * the block in the client's own text, which has the tag already.
- */
-export function thinkReading(thinking: boolean, prompt: string, continued: boolean): Pick<OutputOptions, 'thinking' | 'startInReasoning' | 'promptOpening'> {
-  if (!endsInsideThink(prompt)) return { thinking, startInReasoning: false };
-  return { thinking: true, startInReasoning: true, promptOpening: continued ? undefined : prompt.slice(prompt.lastIndexOf('<think>')) };
-}
-
-/**
- * Where a constrained answer's grammar starts, by the rule the output is read by: inside the
- * block a prompt left open (whatever enable_thinking says), else at a block of the model's own
- * when thinking is on, else at the answer.
- */
-export function answerThinking(reading: Pick<OutputOptions, 'thinking' | 'startInReasoning'>): AnswerThinking {
-  return reading.startInReasoning ? 'open' : reading.thinking;
-}

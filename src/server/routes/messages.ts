@@ -15,7 +15,7 @@ import { samplingFor, stopStrings, thinkBudget } from '../openai/sampling.js';
 import type { RequestContext } from '../router.js';
 import type { ServerContext } from '../context.js';
 import { SseWriter } from '../sse.js';
-import { answerThinking, thinkReading } from './chat.js';
+import { answerThinking, thinkReading } from '../think-reading.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 /** The prompt a request renders: shared by messages and count_tokens, so the two always agree. */

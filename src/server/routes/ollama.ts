@@ -17,7 +17,7 @@ import { chatMessage, generateFields, TurnBuilder, type TurnDelta } from '../oll
 import { chatRequestSchema, generateRequestSchema, type OllamaOptions } from '../ollama/schema.js';
 import type { OutputOptions } from '../../parse/output.js';
 import type { RequestContext } from '../router.js';
-import { answerThinking, endsInsideThink, thinkReading } from './chat.js';
+import { answerThinking, thinkReading } from '../think-reading.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 export async function ollamaChat(rc: RequestContext): Promise<void> {
@@ -62,8 +62,9 @@ export async function ollamaGenerate(rc: RequestContext): Promise<void> {
     turns.push({ role: 'user', content: text });
     prompt = s.render(turns, { addGenerationPrompt: true, enableThinking: thinking });
   }
-  // A raw prompt's think block is read apart only where think asks for it.
-  const reading = body.raw ? { thinking, startInReasoning: thinking && endsInsideThink(prompt.text) } : thinkReading(thinking, prompt.text, false);
+  // A raw prompt's think block is read apart only where think asks for it; its tags are the
+  // client's own text, as a continued turn's are.
+  const reading = body.raw && !thinking ? { thinking, startInReasoning: false } : thinkReading(thinking, prompt.text, body.raw === true);
   await runTurn(rc, { model: body.model, prompt, plan, reading, options: body.options, stream: body.stream ?? true, promptParam: 'prompt', fields: generateFields, logprobs });
 }
 

@@ -17,7 +17,8 @@ import { responsesRequestSchema, type ResponsesRequest } from '../openai/schema-
 import { requestPriority } from '../openai/vllm-fields.js';
 import type { RequestContext } from '../router.js';
 import { SseWriter } from '../sse.js';
-import { answerThinking, extraKwargs, thinkReading } from './chat.js';
+import { answerThinking, thinkReading } from '../think-reading.js';
+import { extraKwargs } from './chat.js';
 import { admit, parseBody, requestScope, unixNow } from './common.js';
 import { thinkingKwarg } from './tokenize.js';
 
