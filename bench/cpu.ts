@@ -1,13 +1,15 @@
 // npm run bench:cpu — the native runtime on this machine's CPU with a Qwen3-0.6B-shaped
 // checkpoint: measured DRAM read bandwidth, prefill and decode tok/s at batch 1 and 8, and the
 // batch-1 decode roofline (weight bytes read per token / bandwidth). --engine runs a built engine
-// instead (e.g. `grpst build --qformat int8_wo` of that checkpoint: its quantized kernels).
+// instead (e.g. `grpst build --qformat int8_wo` of that checkpoint: its quantized kernels);
+// --model qwen3-30b-a3b a Qwen3-MoE one (Qwen3-30B-A3B's shapes in 4 of its layers: its roofline
+// counts the router and the 8 experts a token reads, not all 128).
 //
-//   npm run bench:cpu [-- --threads N --decode-tokens N --prompt-tokens N --rounds N --engine DIR --json]
+//   npm run bench:cpu [-- --threads N --decode-tokens N --prompt-tokens N --rounds N --engine DIR --model qwen3-0.6b|qwen3-30b-a3b --json]
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadAddon, loadEngine } from '../src/engine/index.js';
-import { randomQwen3_0_6b } from './make-random-checkpoint.js';
+import { randomQwen3_0_6b, randomQwen3MoeSlice } from './make-random-checkpoint.js';
 import { decodeTokS, prefillTokS } from './engine-timing.js';
 
 const { values: args } = parseArgs({
@@ -18,6 +20,7 @@ const { values: args } = parseArgs({
     'prompt-tokens': { type: 'string', default: '512' },
     rounds: { type: 'string', default: '5' },
     engine: { type: 'string' },
+    model: { type: 'string', default: 'qwen3-0.6b' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -27,7 +30,10 @@ const promptTokens = Number(args['prompt-tokens']);
 const rounds = Number(args.rounds);
 
 async function main(): Promise<void> {
-  const dir = args.engine ?? randomQwen3_0_6b();
+  const models: Record<string, () => string> = { 'qwen3-0.6b': randomQwen3_0_6b, 'qwen3-30b-a3b': () => randomQwen3MoeSlice(4) };
+  const make = models[args.model!];
+  if (!make) throw new Error(`--model ${args.model}: choose ${Object.keys(models).join(' or ')}`);
+  const dir = args.engine ?? make();
   const addon = loadAddon();
   // Bandwidth is measured before and after the model runs and the best is kept: a conservative
   // roofline when other work shares the machine.
@@ -75,6 +81,7 @@ async function main(): Promise<void> {
     const roofline = bwAll / bytes;
     const result = {
       machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores`,
+      model: args.engine ?? args.model,
       kernels: engine.info.kernels,
       threads: engine.info.threads,
       kvCacheDtype: engine.info.kvCacheDtype,
@@ -98,6 +105,7 @@ async function main(): Promise<void> {
       return;
     }
     const f = (x: number, d = 1) => x.toFixed(d);
+    console.log(`model              ${result.model}`);
     console.log(`machine            ${result.machine}; kernels ${result.kernels}, ${result.threads} threads, KV ${result.kvCacheDtype}`);
     console.log(`DRAM read          ${f(result.bandwidthGBs)} GB/s (${threads} threads), ${f(result.bandwidth1ThreadGBs)} GB/s (1 thread)`);
     console.log(`weights per token  ${f(bytes / 1e9, 3)} GB  -> batch-1 decode roofline ${f(roofline)} tok/s`);

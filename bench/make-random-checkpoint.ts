@@ -44,6 +44,39 @@ export function randomQwen3_0_6b(): string {
 }
 
 /**
+ * Qwen3-30B-A3B's shapes (hidden 2048, 32 query heads x 128, 4 KV heads, 128 experts of 768 with
+ * 8 per token, untied head, vocabulary 151,936) in `layers` of its 48 layers: every step does
+ * what the real model does per layer, and the whole model would not fit this machine's disk and
+ * memory (61 GB). Four layers write 5.5 GB under .cache/bench on first use.
+ */
+export const qwen3_30bA3bSpec = (layers: number): TinySpec => ({
+  seed: 3030,
+  hidden_size: 2048,
+  intermediate_size: 6144,
+  num_hidden_layers: layers,
+  num_attention_heads: 32,
+  num_key_value_heads: 4,
+  head_dim: 128,
+  tie_word_embeddings: false,
+  rope_theta: 1000000,
+  rope_scaling: null,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 40960,
+  shards: 4,
+  moe: { num_experts: 128, num_experts_per_tok: 8, moe_intermediate_size: 768, norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [] },
+});
+
+export function randomQwen3MoeSlice(layers = 4): string {
+  const dir = join(root, '.cache', 'bench', `qwen3-30b-a3b-random-${layers}-layers`);
+  const stamp = join(dir, 'weights.sha256');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8').length === 64) return dir;
+  const f = specFile();
+  process.stderr.write(`writing a Qwen3-30B-A3B-shaped random checkpoint (${layers} of its 48 layers) to ${dir} ...\n`);
+  writeFileSync(stamp, writeTinyCheckpoint(dir, qwen3_30bA3bSpec(layers), f.vocab_size, f.init, { tokenizerDir }));
+  return dir;
+}
+
+/**
  * A pair for speculative decoding with a draft model whose every proposal is right (bench:spec
  * --method draft_model): the target is the Qwen3-0.6B-shaped checkpoint with the output
  * projections of layers 2-27 (o_proj, down_proj) zeroed, so those layers add exactly nothing to
