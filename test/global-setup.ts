@@ -16,7 +16,9 @@ export default function setup(): () => void {
   for (const name of ['tiny-a', 'tiny-b', 'tiny-yarn'] as CheckpointName[]) {
     for (const dtype of ['bfloat16', 'float16', 'float32'] as const) checkpoint(name, dtype);
   }
+  checkpoint('tiny-moe');
   awqCheckpoint('tiny-a', 32);
+  awqCheckpoint('tiny-moe', 16);
   outlierCheckpoint('tiny-b');
   fp8Checkpoint();
   for (const name of LORA_NAMES) loraAdapter(name);

@@ -5,6 +5,7 @@ import { checkGroup } from '../quant/int4.js';
 import { pastContext } from '../model/config.js';
 import { badInput } from '../util/errors.js';
 import { checkInt4Split, checkTpSize } from './shard.js';
+import { checkMoeBuild } from './moe-checks.js';
 import type { SourceModel } from './native/source.js';
 import type { BuildSettings } from './options.js';
 
@@ -15,6 +16,8 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
   checkDatasetFile('--calib_dataset', s.calib_dataset);
   checkDatasetFile('--eval_dataset', s.eval_dataset);
   const m = src.checkpoint.model;
+  // First: a MoE checkpoint's refusals name the experts, not a dimension a dense split would need.
+  checkMoeBuild(s, src);
   if (s.backend === 'native') checkTpSize(m, s.tp_size);
   if (s.max_seq_len > m.maxContext)
     throw badInput(

@@ -14,6 +14,7 @@ import { openSource } from './native/source.js';
 import { buildTrtllm, plannedTrtllmSteps, trtllmNotes } from './trtllm/backend.js';
 import { flagNames } from './options.js';
 import { planNativeBuild, type NativePlan } from './native/plan.js';
+import { describeExperts } from '../model/moe-tensors.js';
 
 export interface BuildSummary {
   ok: true;
@@ -91,7 +92,7 @@ export function dryRunPlan(s: BuildSettings, given: ReadonlySet<string> = new Se
   checkBuildInputs(s, src);
   checkOutput(resolve(s.output_dir), s.force, s.model_dir); // the real build's refusal, not a plan that would fail
   if (s.backend === 'trtllm') {
-    const planned = plannedTrtllmSteps(s, Boolean(src.awq));
+    const planned = plannedTrtllmSteps(s, Boolean(src.awq), Boolean(src.checkpoint.model.moe));
     const notes = trtllmNotes(s, given, src.awq?.group);
     return {
       lines: [
@@ -106,7 +107,7 @@ export function dryRunPlan(s: BuildSettings, given: ReadonlySet<string> = new Se
   const m = src.checkpoint.model;
   return {
     lines: [
-      `# native build of ${s.model_dir} (${m.numLayers} layers, hidden ${m.hiddenSize}) into ${s.output_dir}`,
+      `# native build of ${s.model_dir} (${m.numLayers} layers, hidden ${m.hiddenSize}${m.moe ? `; ${describeExperts(m)}` : ''}) into ${s.output_dir}`,
       shellLine(equivalentCommand(s, plan)),
       ...plan.notes.map((n) => `# ${n}`),
       ...plan.steps.map((st, i) => `# ${i + 1}. ${st.text}`),

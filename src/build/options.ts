@@ -53,7 +53,8 @@ export const buildSettingsSchema = z
     merge_lora: z.string().min(1),
     /**
      * Where calibration and the accuracy report run the model: cuda (the GPU; an error without
-     * one), cpu, or auto (the GPU where the runtime has the CUDA backend and one is visible).
+     * one), cpu, or auto (the GPU where the runtime has the CUDA backend and one is visible; the
+     * CPU for a Qwen3-MoE model, which the CUDA backend does not run).
      */
     device: z.enum(['auto', 'cpu', 'cuda']),
     force: z.boolean(),

@@ -156,7 +156,7 @@ describe('grpst build: bad input and a full disk', () => {
     });
     const r = await failing(['--model_dir', llama]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/model_type is "llama" \(LlamaForCausalLM\), not qwen3\n.*fix: grpst builds Qwen3 dense models/);
+    expect(r.stderr).toMatch(/model_type is "llama" \(LlamaForCausalLM\), not qwen3 or qwen3_moe\n.*fix: grpst builds Qwen3 models/);
   });
 
   it('a truncated safetensors file', async () => {

@@ -55,7 +55,8 @@ export function awqCheckpoint(name: CheckpointName, group: number): string {
   });
   for (const [tname, info] of src.checkpoint.tensors) {
     const prefix = tname.replace(/\.weight$/, '');
-    if (linearNames.some((l) => prefix.endsWith(l))) {
+    // Every projection, a Qwen3-MoE expert's included (AutoAWQ quantizes them; the router stays float).
+    if (linearNames.some((l) => prefix.endsWith(l)) || /\.mlp\.experts\.\d+\.(gate|up|down)_proj$/.test(prefix)) {
       const w = readMatrix(src, tname);
       const q = quantizeLikeAutoAwq(w.data, w.rows, w.cols, group, f16);
       tensors.push({ name: `${prefix}.qweight`, dtype: 'I32', shape: [w.cols, w.rows / 8], data: new Uint8Array(q.qweight.buffer) });

@@ -111,6 +111,40 @@ describe('grpst build --backend trtllm', () => {
     expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).quantization.qformat).toBe('int4_awq');
   });
 
+  it("passes a Qwen3-MoE checkpoint to convert_checkpoint.py as it is; split across ranks, the experts' split is spelled out", async () => {
+    const moe = checkpoint('tiny-moe');
+    const one = fresh();
+    const r1 = await cli.run(['build', '--model_dir', moe, '--output_dir', one.out, '--backend', 'trtllm'], { env: trtllmEnv(one.record) });
+    expect(r1.code, r1.stderr).toBe(0);
+    const [convert] = recorded(one.record);
+    expect(convert.argv).toEqual(['--model_dir', moe, '--output_dir', convert.argv[3], '--dtype', 'bfloat16', '--load_model_on_cpu']);
+    const two = fresh();
+    const r2 = await cli.run(['build', '--model_dir', moe, '--output_dir', two.out, '--backend', 'trtllm', '--tp_size', '2'], { env: trtllmEnv(two.record) });
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(recorded(two.record)[0].argv.slice(-6)).toEqual(['--tp_size', '2', '--moe_tp_size', '2', '--moe_ep_size', '1']);
+    // quantize.py has no expert flags: its own split (the same) applies.
+    const q = fresh();
+    const r3 = await cli.run(['build', '--model_dir', moe, '--output_dir', q.out, '--backend', 'trtllm', '--tp_size', '2', '--qformat', 'int8_wo'], { env: trtllmEnv(q.record) });
+    expect(r3.code, r3.stderr).toBe(0);
+    expect(recorded(q.record)[0].argv.filter((a) => a.startsWith('--moe'))).toEqual([]);
+  });
+
+  it('refuses, before anything runs, an AutoAWQ MoE checkpoint and a --tp_size that cuts experts unevenly', async () => {
+    const awq = fresh();
+    const r1 = await cli.run(['build', '--model_dir', awqCheckpoint('tiny-moe', 16), '--output_dir', awq.out, '--backend', 'trtllm'], { env: trtllmEnv(awq.record) });
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toMatch(/is a Qwen3-MoE checkpoint quantized by AutoAWQ; grpst passes AWQ checkpoints to TensorRT-LLM for dense Qwen3 models only\n.*fix: drop --backend trtllm/);
+    const uneven = fresh();
+    const r2 = await cli.run(['build', '--model_dir', checkpoint('tiny-moe'), '--output_dir', uneven.out, '--backend', 'trtllm', '--tp_size', '5'], { env: trtllmEnv(uneven.record) });
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/--tp_size 5 does not divide moe_intermediate_size 48: TensorRT-LLM splits every expert across the ranks/);
+    for (const c of [awq, uneven]) {
+      expect(recorded(c.record)).toEqual([]);
+      expect(existsSync(c.out)).toBe(false);
+    }
+    expect(leftovers(work)).toEqual([]);
+  });
+
   it('finds convert_checkpoint.py in the newer examples/models/core/qwen layout', async () => {
     const { out, record } = fresh();
     const tree = join(work, 'trtllm-new');

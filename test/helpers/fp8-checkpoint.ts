@@ -75,12 +75,15 @@ export function writeFp8Checkpoint(srcDir: string, outDir: string, block: BlockS
   let tensors: TensorToWrite[] = [];
   for (const [name, info] of src.checkpoint.tensors) {
     const prefix = name.replace(/\.weight$/, '');
-    if (!linearNames.some((l) => prefix.endsWith(l))) {
+    // Every projection, a Qwen3-MoE expert's included (as Qwen/Qwen3-30B-A3B-FP8 stores them); a router stays float.
+    const expert = /\.mlp\.experts\.\d+\.(gate|up|down)_proj$/.test(prefix);
+    if (!expert && !linearNames.some((l) => prefix.endsWith(l))) {
       tensors.push({ name, dtype: info.dtype, shape: info.shape, data: readBytes(info) });
       continue;
     }
     const w = readMatrix(src, name);
-    const salt = Number(/layers\.(\d+)\./.exec(name)?.[1] ?? 0) + linearNames.findIndex((l) => prefix.endsWith(l));
+    const kind = expert ? 7 + Number(/experts\.(\d+)\./.exec(name)![1]) : linearNames.findIndex((l) => prefix.endsWith(l));
+    const salt = Number(/layers\.(\d+)\./.exec(name)?.[1] ?? 0) + kind;
     for (let i = 0; i < w.rows; i++) {
       for (let j = 0; j < w.cols; j++) w.data[i * w.cols + j] *= blockFactor(Math.floor(i / block[0]), Math.floor(j / block[1]), salt);
     }

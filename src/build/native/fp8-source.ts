@@ -54,7 +54,7 @@ export function checkFp8Tensors(ck: Checkpoint, block: BlockSize): Set<string> {
   const fix = 'the FP8 checkpoint is incomplete or damaged: download it again';
   for (const [name, shape] of expectedShapes(ck.model)) {
     const t = ck.tensors.get(name);
-    if (!t) throw badInput(`${ck.dir}: tensor ${name} is missing`, 'the checkpoint is incomplete or not a Qwen3 dense model');
+    if (!t) throw badInput(`${ck.dir}: tensor ${name} is missing`, 'the checkpoint is incomplete, or its config.json does not describe its tensors');
     if (t.shape.join(',') !== shape.join(',')) throw badInput(`${t.file}: tensor ${name} has shape [${t.shape}] but config.json implies [${shape}]`);
     const scaleName = scaleOf(name);
     const scale = ck.tensors.get(scaleName);

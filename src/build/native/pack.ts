@@ -1,6 +1,7 @@
 // Writes the weights of every rank in engine order: embeddings, each layer (norms, then its seven
-// linears in the chosen format), the final norm, lm_head; with tp_size > 1 each tensor is cut into
-// one slice per rank as src/build/shard.ts says. Norms are stored as fp32: AWQ and SmoothQuant
+// linears in the chosen format; a Qwen3-MoE sparse layer's router and experts: pack-moe.ts), the
+// final norm, lm_head; with tp_size > 1 each tensor is cut into one slice per rank as
+// src/build/shard.ts says. Norms are stored as fp32: AWQ and SmoothQuant
 // fold factors into them, and rounding the folded values back to bf16 would add error for nothing.
 import type { ManifestRank } from '../manifest.js';
 import type { Dtype, QFormat } from '../options.js';
@@ -17,6 +18,8 @@ import type { Matrix, PackedTensor, QuantizedLinear } from '../../quant/types.js
 import { copiedAsIs, readAwqLinear, readBytes, readFloat, readMatrix, type SourceModel } from './source.js';
 import { linearSplit } from '../shard.js';
 import { RankWriters, type RankFile } from './rank-writers.js';
+import { packSparseLayer } from './pack-moe.js';
+import { isSparseLayer } from '../../model/moe-tensors.js';
 
 export interface PackOptions {
   dtype: Dtype;
@@ -97,6 +100,14 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
       signal?.throwIfAborted();
       reporter.progress(i / m.numLayers, `layer ${i + 1}/${m.numLayers}`);
       const p = `model.layers.${i}.`;
+      if (isSparseLayer(m, i)) {
+        // A Qwen3-MoE layer: its router and experts instead of one MLP (KV statistics as calibrated).
+        const calib = opts.calibration?.[i];
+        kvAmax.push(calib && { k: calib.kAmax, v: calib.vAmax });
+        packSparseLayer(src, i, { writer, f32, copied, copiedLinear, format, group: opts.awqBlockSize, kernels: opts.kernels });
+        if (format) notes.push([]); // nothing searched: the notes stay one entry per quantized layer
+        continue;
+      }
       const layer: LayerWeights = {
         inputNorm: readFloat(src, p + 'input_layernorm.weight'),
         postNorm: readFloat(src, p + 'post_attention_layernorm.weight'),

@@ -30,6 +30,8 @@ import { sha256Files } from '../../util/sha256-files.js';
 import { kvCacheScales } from './kv-scales.js';
 import { DEQUANTIZED_DIR, writeDequantizedCheckpoint } from './dequantized.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
+import { describeExperts, routerModule, sparseLayerIndices } from '../../model/moe-tensors.js';
+import { runDeviceFor } from '../moe-checks.js';
 
 export interface NativeBuildContext {
   reporter: Reporter;
@@ -85,6 +87,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   reporter.phase('check', s.model_dir);
   const src = openSource(s.model_dir, s.merge_lora);
   checkBuildInputs(s, src);
+  // The CUDA backend does not run Qwen3-MoE: auto runs a MoE model's calibration and report on the CPU.
+  s = { ...s, device: runDeviceFor(src.checkpoint.model, s.device) };
   // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS, or --device cuda on a
   // runtime without the CUDA backend, is refused before any work.
   cpuKernelsOverride();
@@ -100,7 +104,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   try {
     const fp8 = src.fp8 ? `, FP8 e4m3 in [${src.fp8.block}] blocks` : '';
     const lora = src.lora ? `, LoRA ${src.lora.name} (rank ${src.lora.rank}, ${src.lora.targets.join(' ')}) merged` : '';
-    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${src.awq ? `, AWQ int4 group ${src.awq.group}` : fp8}${lora}`);
+    const experts = src.checkpoint.model.moe ? `, ${describeExperts(src.checkpoint.model)}` : '';
+    reporter.done(`${sourceName(src)}: ${src.checkpoint.model.numLayers} layers, hidden ${src.checkpoint.model.hiddenSize}${experts}${src.awq ? `, AWQ int4 group ${src.awq.group}` : fp8}${lora}`);
     for (const note of plan.notes) reporter.info(note);
 
     // The plan's steps in its order, the list --dry-run prints.
@@ -241,7 +246,7 @@ async function engineManifest(
       qformat,
       ...(qformat === 'int4_awq' ? { awq_block_size: plan.awqBlockSize } : {}),
       ...(qformat === 'int8_sq' ? { smoothquant_alpha: s.smoothquant_alpha } : {}),
-      excluded: qformat === 'full_prec' || s.quantize_lm_head ? [] : ['lm_head'],
+      excluded: excludedLinears(src, qformat, s.quantize_lm_head),
       ...(calib ? { calibration: { dataset: calib.set.name, sha256: calib.set.sha256, samples: calib.samples, tokens: calib.tokens, ...(calib.ranOn ? { device: calib.ranOn } : {}) } } : {}),
     },
     kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },
@@ -251,6 +256,13 @@ async function engineManifest(
     tokenizer_files: tokenizerFiles,
     files: Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))),
   };
+}
+
+/** The linears a quantized engine keeps float: lm_head (unless --quantize_lm_head) and a MoE model's routers. */
+function excludedLinears(src: SourceModel, qformat: string, quantizeLmHead: boolean): string[] {
+  if (qformat === 'full_prec') return [];
+  const routers = sparseLayerIndices(src.checkpoint.model).map(routerModule);
+  return [...(quantizeLmHead ? [] : ['lm_head']), ...routers];
 }
 
 /** Records a quantized KV cache's scales in engine.json and says so (and what the report runs, when there is one). */

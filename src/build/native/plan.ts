@@ -8,6 +8,8 @@ import { needsCalibration, type LayerFormat } from '../../quant/layer.js';
 import type { BuildSettings, QFormat } from '../options.js';
 import { layerFormat } from './pack.js';
 import { sourceName, type SourceModel } from './source.js';
+import { describeExperts, sparseLayerIndices } from '../../model/moe-tensors.js';
+import { runDeviceFor } from '../moe-checks.js';
 
 /** Phase names, as the progress output and the --json summary's `steps` show them. */
 export type NativePhase = 'check' | 'dequantize' | 'calibrate' | 'quantize' | 'write' | 'verify';
@@ -85,12 +87,14 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
   const calibText = `${s.calib_dataset ?? 'the built-in calibration text'} (up to ${s.calib_size} samples of ${s.calib_max_seq_length} tokens)`;
   const kind =
     (src.awq ? `AutoAWQ int4, group ${src.awq.group}` : src.fp8 ? `block-scaled FP8, [${src.fp8.block}] blocks` : 'unquantized') +
+    (src.checkpoint.model.moe ? `; ${describeExperts(src.checkpoint.model)}` : '') +
     (src.lora ? `; the LoRA adapter ${src.lora.name}, rank ${src.lora.rank} on ${src.lora.targets.join(' ')}` : '');
   const from = src.awq ? ' (the AWQ checkpoint converted as it is)' : src.fp8 ? ` (from the FP8 checkpoint dequantized${merged})` : src.lora ? ` (${src.lora.name} merged: W + scale * B A)` : '';
   const weights = qformat === 'int4_awq' ? `int4_awq, block ${awqBlockSize}` : qformat;
   const head = s.quantize_lm_head ? `lm_head in ${qformat}` : `lm_head in ${s.dtype}`;
   // Where calibration and the report run, when the build was told (auto decides at run time).
-  const where = s.device === 'cuda' ? ', on the GPU' : s.device === 'cpu' ? ', on the CPU' : '';
+  const device = runDeviceFor(src.checkpoint.model, s.device);
+  const where = device === 'cuda' ? ', on the GPU' : device === 'cpu' ? ', on the CPU' : '';
   const calibrated = [weightsCalibrated ? `${qformat} weights` : '', wantKv ? `the ${s.kv_cache_dtype} KV cache` : ''].filter(Boolean).join(' and ');
 
   const steps: PlanStep[] = [{ phase: 'check', text: `check the checkpoint (${kind}) and hash its files` }];
@@ -102,7 +106,7 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
         : `write the checkpoint${merged} as a ${s.dtype} copy inside the staging folder, for calibration and the accuracy report`,
     });
   if (calibrateFloat) steps.push({ phase: 'calibrate', on: 'float', text: `calibrate on ${calibText}: ${calibrated}, running ${floatModel === 'dequantized' ? `the ${src.fp8 ? 'dequantized' : 'merged'} copy` : 'the checkpoint'}${where}` });
-  steps.push({ phase: 'quantize', text: `quantize and pack: ${weights}${from}, dtype ${s.dtype}, ${head}${s.tp_size > 1 ? `, ${s.tp_size} rank shards` : ''}` });
+  steps.push({ phase: 'quantize', text: `quantize and pack: ${weights}${from}, dtype ${s.dtype}${expertsText(src, weights, s.dtype)}, ${head}${s.tp_size > 1 ? `, ${s.tp_size} rank shards` : ''}` });
   steps.push({ phase: 'write', text: `write engine.json (kv cache ${s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype}) and the tokenizer files` });
   if (calibrateEngine) steps.push({ phase: 'calibrate', on: 'engine', text: `calibrate on ${calibText}: the ${s.kv_cache_dtype} KV cache, running the engine itself (an AWQ checkpoint has no float model)${where}` });
   if (reference) steps.push({ phase: 'verify', text: `verify: accuracy report against ${reference.name} on ${s.eval_dataset ?? 'the built-in held-out text'} (up to ${s.eval_tokens} tokens)${wantKv ? `, the engine running its ${s.kv_cache_dtype} KV cache` : ''}${where}` });
@@ -110,6 +114,15 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
   const notes = ignoredSettings(s, opts.given ?? new Set(), { qformat, awqGroup: src.awq?.group, calibrates: calibrateFloat || calibrateEngine, preQuantized: Boolean(src.awq) });
   const kvScalesFrom = wantKv ? (calibrateEngine ? 'engine' : 'float') : undefined;
   return { qformat, awqBlockSize, format, floatModel, kvScalesFrom, reference, noReport, steps, notes };
+}
+
+/** A Qwen3-MoE's experts and routers in the quantize step ("" for a dense model). */
+function expertsText(src: SourceModel, weights: string, dtype: string): string {
+  const m = src.checkpoint.model;
+  if (!m.moe) return '';
+  const layers = sparseLayerIndices(m).length;
+  const experts = src.awq ? "the experts' projections as the AWQ checkpoint stores them" : `the experts' projections in ${weights === 'full_prec' ? dtype : weights}`;
+  return `; ${m.moe.numExperts} experts in each of ${layers} sparse layers: ${experts}, the routers unquantized in ${dtype}`;
 }
 
 /**

@@ -109,8 +109,7 @@ function checkAwqShapes(ck: Checkpoint, group: number): Set<string> {
   };
   for (const [name, shape] of expectedShapes(ck.model)) {
     const prefix = name.replace(/\.weight$/, '');
-    const isLinear = linearNames.some((l) => prefix.endsWith(l));
-    if (isLinear && ck.tensors.has(`${prefix}.qweight`)) {
+    if (isProjection(prefix) && ck.tensors.has(`${prefix}.qweight`)) {
       const [out, inF] = shape;
       if (inF % group !== 0 || out % 8 !== 0) throw badInput(`${ck.dir}: ${prefix} [${out}, ${inF}] does not fit AWQ group ${group}`);
       need(`${prefix}.qweight`, 'I32', [inF, out / 8]);
@@ -120,10 +119,18 @@ function checkAwqShapes(ck: Checkpoint, group: number): Set<string> {
       continue;
     }
     const t = ck.tensors.get(name);
-    if (!t) throw badInput(`${ck.dir}: tensor ${name} is missing`, 'the checkpoint is incomplete or not a Qwen3 dense model');
+    if (!t) throw badInput(`${ck.dir}: tensor ${name} is missing`, 'the checkpoint is incomplete, or its config.json does not describe its tensors');
     if (t.shape.join(',') !== shape.join(',')) throw badInput(`${t.file}: tensor ${name} has shape [${t.shape}] but config.json implies [${shape}]`);
   }
   return quantized;
+}
+
+/**
+ * A decoder layer's projection (attention, dense MLP, or a Qwen3-MoE expert's), which AutoAWQ may
+ * store as int4; a MoE router (mlp.gate) is not one of them and stays float.
+ */
+function isProjection(prefix: string): boolean {
+  return linearNames.some((l) => prefix.endsWith(l)) || /\.mlp\.experts\.\d+\.(gate|up|down)_proj$/.test(prefix);
 }
 
 /** A tensor's bytes as the checkpoint stores them. */

@@ -31,9 +31,9 @@ export interface TrtllmBuildResult {
 }
 
 /** The commands a dry run prints: paths as they will be once the build is in place. */
-export function plannedTrtllmSteps(s: BuildSettings, preQuantized: boolean, env: NodeJS.ProcessEnv = process.env): TrtllmStep[] {
+export function plannedTrtllmSteps(s: BuildSettings, preQuantized: boolean, moe = false, env: NodeJS.ProcessEnv = process.env): TrtllmStep[] {
   const dirs: TrtllmDirs = { checkpoint: join(s.output_dir, CHECKPOINT_DIR), engine: s.output_dir, calib: join(s.output_dir, CALIB_DIR) };
-  return trtllmSteps(s, plannedTools(s, env), dirs, preQuantized);
+  return trtllmSteps(s, plannedTools(s, env), dirs, preQuantized, moe);
 }
 
 /** Settings a TensorRT-LLM build ignores: its scripts take an AWQ checkpoint's format and group as they are, and only quantize.py calibrates. */
@@ -60,7 +60,7 @@ export async function buildTrtllm(
   writeFileSync(log, `# grpst ${ctx.version}: TensorRT-LLM build of ${src.checkpoint.dir}\n`);
   reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);
   for (const note of trtllmNotes(s, ctx.given ?? new Set(), src.awq?.group)) reporter.info(note);
-  const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp, calib: staging.path(CALIB_DIR) }, preQuantized);
+  const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp, calib: staging.path(CALIB_DIR) }, preQuantized, Boolean(src.checkpoint.model.moe));
   try {
     // quantize.py is the only step that calibrates (commands.ts passes it --calib_dataset).
     if (s.calib_dataset && quantize) writeCalibDataset(s.calib_dataset, staging.path(CALIB_DIR));

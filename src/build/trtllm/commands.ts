@@ -31,8 +31,14 @@ export function needsQuantizeScript(s: BuildSettings, preQuantized: boolean): bo
   return s.qformat !== 'full_prec' || s.kv_cache_dtype !== 'auto';
 }
 
-export function trtllmSteps(s: BuildSettings, tools: TrtllmTools, dirs: TrtllmDirs, preQuantized: boolean): TrtllmStep[] {
+/**
+ * `moe`: a Qwen3-MoE checkpoint. convert_checkpoint.py then gets its expert split spelled out:
+ * every expert cut across the ranks like a dense MLP (--moe_tp_size tp_size, --moe_ep_size 1),
+ * which is also its default and the only split quantize.py (no such flags) makes.
+ */
+export function trtllmSteps(s: BuildSettings, tools: TrtllmTools, dirs: TrtllmDirs, preQuantized: boolean, moe = false): TrtllmStep[] {
   const tp = s.tp_size > 1 ? ['--tp_size', String(s.tp_size)] : [];
+  const experts = moe && s.tp_size > 1 ? ['--moe_tp_size', String(s.tp_size), '--moe_ep_size', '1'] : [];
   let first: TrtllmStep;
   if (needsQuantizeScript(s, preQuantized)) {
     const argv = [tools.python, tools.quantizeScript, '--model_dir', s.model_dir, '--dtype', s.dtype, '--qformat', s.qformat];
@@ -46,7 +52,7 @@ export function trtllmSteps(s: BuildSettings, tools: TrtllmTools, dirs: TrtllmDi
   } else {
     first = {
       name: 'convert',
-      argv: [tools.python, tools.convertScript, '--model_dir', s.model_dir, '--output_dir', dirs.checkpoint, '--dtype', s.dtype, '--load_model_on_cpu', ...tp],
+      argv: [tools.python, tools.convertScript, '--model_dir', s.model_dir, '--output_dir', dirs.checkpoint, '--dtype', s.dtype, '--load_model_on_cpu', ...tp, ...experts],
     };
   }
   const build: TrtllmStep = {

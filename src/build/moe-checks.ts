@@ -1,0 +1,86 @@
+// What a build of a Qwen3-MoE checkpoint cannot do yet, refused before any work (checks.ts runs
+// this first), each with the way that works. A native MoE engine is written in bf16 (full_prec) or
+// int8_wo, and from an AutoAWQ or block-scaled FP8 checkpoint; it runs on the CPU backend, in one
+// rank. The calibrated formats need statistics of each expert's own inputs (the tokens routed to
+// it), which calibration does not collect: fp8's static input scales, AWQ's and SmoothQuant's
+// per-channel factors would be guessed from tokens the expert never sees.
+import type { ModelConfig } from '../model/config.js';
+import { isSparseLayer } from '../model/moe-tensors.js';
+import { badInput } from '../util/errors.js';
+import type { SourceModel } from './native/source.js';
+import type { BuildSettings } from './options.js';
+
+/** The formats a native MoE build quantizes experts to (and full_prec, which does not). */
+export const moeQformats = ['full_prec', 'int8_wo'] as const;
+
+const allowed = (flag: string) => `use --qformat int8_wo (per-channel int8 weights, no calibration) or full_prec (bf16)${flag}`;
+
+export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
+  const m = src.checkpoint.model;
+  if (!m.moe) return;
+  const what = `${src.checkpoint.dir} is a Qwen3-MoE checkpoint`;
+  if (s.backend === 'trtllm') return checkTrtllmMoe(s, src, what);
+  if (s.tp_size > 1) {
+    throw badInput(`--tp_size ${s.tp_size}: tensor parallelism is not available for Qwen3-MoE engines yet (${what})`, 'build with --tp_size 1 (the default); the engine runs on the CPU backend');
+  }
+  // An AWQ checkpoint is converted as it is (its own int4 experts), whatever --qformat says.
+  if (!src.awq && !(moeQformats as readonly string[]).includes(s.qformat)) {
+    const why =
+      s.qformat === 'int4_awq'
+        ? "AWQ's scale search needs each expert's own input activations (the tokens routed to it)"
+        : s.qformat === 'fp8'
+          ? "fp8's static input scales need each expert's own input activations (the tokens routed to it)"
+          : "SmoothQuant's factors need each expert's own input activations (the tokens routed to it)";
+    throw badInput(`--qformat ${s.qformat}: ${what}; ${why}, which this build does not collect`, allowed(''));
+  }
+  if (s.device === 'cuda') {
+    throw badInput(
+      `--device cuda: ${what}, and the CUDA backend does not run Qwen3-MoE models yet; calibration and the accuracy report run the model`,
+      'pass --device cpu or auto (auto runs a MoE model on the CPU)',
+    );
+  }
+  checkLoraTargets(src);
+}
+
+/**
+ * An adapter merges into the tensors it names; a sparse layer has no mlp.gate_proj / up_proj /
+ * down_proj (its MLP is the experts), so an adapter of those would be dropped there unseen.
+ */
+function checkLoraTargets(src: SourceModel): void {
+  if (!src.lora) return;
+  const m = src.checkpoint.model;
+  for (const [tensor, d] of src.lora.deltas) {
+    if (!isSparseLayer(m, d.layer) || src.checkpoint.tensors.has(tensor)) continue;
+    throw badInput(
+      `--merge_lora: the adapter ${src.lora.name} adapts ${tensor.replace(/\.weight$/, '')}, which ${src.checkpoint.dir} does not have: layer ${d.layer} of this Qwen3-MoE model is ${m.moe!.numExperts} experts and a router, and adapters of experts are not merged`,
+      'merge an adapter of the attention projections (q_proj, k_proj, v_proj, o_proj) only, or merge the adapter with PEFT (merge_and_unload(), then save_pretrained) and build that checkpoint',
+    );
+  }
+}
+
+/**
+ * TensorRT-LLM converts Qwen3-MoE itself (qwen_type qwen3_moe); grpst refuses only what its
+ * commands cannot carry: an AutoAWQ MoE checkpoint (convert_checkpoint.py's AutoAWQ path is for
+ * dense projections), and a tensor-parallel split that leaves experts unevenly cut.
+ */
+function checkTrtllmMoe(s: BuildSettings, src: SourceModel, what: string): void {
+  const m = src.checkpoint.model;
+  if (src.awq) {
+    throw badInput(
+      `${what} quantized by AutoAWQ; grpst passes AWQ checkpoints to TensorRT-LLM for dense Qwen3 models only`,
+      'drop --backend trtllm (the native backend converts it as it is), or give TensorRT-LLM the unquantized checkpoint with --qformat int4_awq',
+    );
+  }
+  const expert = m.moe!.intermediateSize;
+  if (s.tp_size > 1 && expert % s.tp_size !== 0) {
+    throw badInput(
+      `--tp_size ${s.tp_size} does not divide moe_intermediate_size ${expert}: TensorRT-LLM splits every expert across the ranks (--moe_tp_size ${s.tp_size})`,
+      `pass a --tp_size that divides ${expert}`,
+    );
+  }
+}
+
+/** Where calibration and the accuracy report run a model: a MoE model on the CPU whenever the choice is grpst's. */
+export function runDeviceFor(model: ModelConfig, device: BuildSettings['device']): BuildSettings['device'] {
+  return model.moe && device === 'auto' ? 'cpu' : device;
+}
