@@ -281,6 +281,42 @@ describe('a client that leaves mid-stream', () => {
   });
 });
 
+describe('an engine failure after the stream opened', () => {
+  it("travels as Anthropic's error event, with the request id of the request-id header", async () => {
+    // The engine fails after its first tokens: the status line is sent, so the failure can only be an event.
+    const failing = new Proxy(model.engine, {
+      get(target, prop) {
+        if (prop !== 'submit') return Reflect.get(target, prop, target);
+        return (req: SubmitRequest) =>
+          (async function* () {
+            for await (const ev of target.submit(req)) {
+              yield { ...ev, finishReason: undefined };
+              break;
+            }
+            throw new Error('the engine stopped: out of memory');
+          })();
+      },
+    }) as GenerationEngine;
+    const own = await startServer({ engine: failing, tokenizer: model.tokenizer, template: model.template }, { ...defaultServerOptions, host: '127.0.0.1', port: 0 });
+    try {
+      const res = await fetch(`${own.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'qwen3', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'Hello' }] }),
+      });
+      expect(res.status).toBe(200);
+      const id = res.headers.get('request-id');
+      expect(id).toMatch(/\S/);
+      const text = await res.text();
+      const event = /event: error\ndata: (.*)\n/.exec(text);
+      expect(event, text).not.toBeNull();
+      expect(JSON.parse(event![1])).toMatchObject({ type: 'error', error: { type: 'api_error' }, request_id: id });
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('a context overflow, in Anthropic\'s words', () => {
   // Clients tell an overflow from other 400s by Anthropic's own message alone: LangChain's
   // ChatAnthropic raises ContextOverflowError on "prompt is too long", agents compact the

@@ -122,8 +122,10 @@ export async function createMessage(rc: RequestContext): Promise<void> {
         await builder.add(u);
       }
     } catch (err) {
-      // The status line is sent: the failure travels as Anthropic's error event.
-      await emit('error', anthropicEnvelope(toApiError(err)));
+      // The status line is sent: the failure travels as Anthropic's error event, with the id its
+      // request-id header gave (a client that logs the event alone can still quote it).
+      const id = rc.res.getHeader('request-id');
+      await emit('error', anthropicEnvelope(toApiError(err), typeof id === 'string' ? id : undefined));
       sse.close();
       return;
     }
