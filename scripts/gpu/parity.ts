@@ -10,7 +10,8 @@
 // test/gpu/speculative-checks.ts (drafted steps among GPU-sampled rows) and
 // test/gpu/penalty-checks.ts (penalties drawn on the GPU) and
 // test/gpu/device-rule-checks.ts (bans, biases and grammar masks drawn on the GPU) and
-// test/gpu/lora-checks.ts (LoRA adapters) without vitest (the
+// test/gpu/lora-checks.ts (LoRA adapters) and
+// test/gpu/moe-checks.ts (Qwen3-MoE's experts) without vitest (the
 // GPU machine has no dev dependencies): prints one line per check, exits 1 when any fails.
 //   node .carry/js/gpu-parity.mjs   (bundled by scripts/gpu/pack-node.sh)
 import { kvCacheChecks } from '../../test/gpu/kv-checks.js';
@@ -24,12 +25,13 @@ import { penaltyChecks } from '../../test/gpu/penalty-checks.js';
 import { deviceRuleChecks } from '../../test/gpu/device-rule-checks.js';
 import { gpuParityChecks } from '../../test/gpu/parity-checks.js';
 import { loraChecks } from '../../test/gpu/lora-checks.js';
+import { moeChecks } from '../../test/gpu/moe-checks.js';
 import { quantizedEngineChecks } from '../../test/gpu/quant-checks.js';
 import { thinkBudgetChecks } from '../../test/gpu/think-budget-checks.js';
 import { wideHeadChecks } from '../../test/gpu/wide-head-checks.js';
 
 const log = (l: string) => console.log(l);
-const results = [...(await gpuParityChecks(log)), ...(await kvCacheChecks(log)), ...(await wideHeadChecks(log)),
+const results = [...(await gpuParityChecks(log)), ...(await moeChecks(log)), ...(await kvCacheChecks(log)), ...(await wideHeadChecks(log)),
   ...(await quantizedEngineChecks(log)), ...(await loadCancelChecks(log)), ...(await thinkBudgetChecks(log)),
   ...(await badSequenceChecks(log)), ...(await embeddingChecks(log)), ...(await scoreChecks(log)), ...(await calibrationChecks(log)),
   ...(await speculativeChecks(log)), ...(await penaltyChecks(log)), ...(await deviceRuleChecks(log)),

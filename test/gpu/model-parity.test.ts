@@ -16,6 +16,7 @@ import { speculativeChecks } from './speculative-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
 import { loraChecks } from './lora-checks.js';
+import { moeChecks } from './moe-checks.js';
 import { gpuParityChecks, type CheckOutcome } from './parity-checks.js';
 import { quantizedEngineChecks } from './quant-checks.js';
 import { thinkBudgetChecks } from './think-budget-checks.js';
@@ -42,6 +43,7 @@ const hasGpu = await gpuAvailable();
 // Each suite returns one outcome per check; a test passes when none failed.
 const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['matches transformers and the CPU backend on the tiny fixtures', () => gpuParityChecks()],
+  ['runs Qwen3-MoE (bf16 experts) like transformers and the CPU backend; refuses quantized MoE engines', () => moeChecks()],
   ['runs fp8 and int8 KV caches like the CPU backend with the same scales', () => kvCacheChecks()],
   ['runs real head sizes (64, 128) and long contexts like the CPU backend', () => wideHeadChecks()],
   ['runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', () => quantizedEngineChecks()],

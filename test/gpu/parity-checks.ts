@@ -90,9 +90,13 @@ export function equalPrefix(a: number[], b: number[], n: number): boolean {
 
 const limits = { maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
 
-export async function gpuParityChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
+/** The dense fixtures by default; moe-checks.ts runs the same checks on the Qwen3-MoE ones. */
+export async function gpuParityChecks(
+  log: (line: string) => void = () => {},
+  names: CheckpointName[] = ['tiny-a', 'tiny-b', 'tiny-yarn'],
+): Promise<CheckOutcome[]> {
   const { out, add } = checkRecorder(log);
-  for (const name of ['tiny-a', 'tiny-b', 'tiny-yarn'] as CheckpointName[]) {
+  for (const name of names) {
     const dir = checkpoint(name);
     const gpu = await loadEngine(dir, { ...limits, device: 'cuda' });
     const cpu = await loadEngine(dir, { ...limits, device: 'cpu' });

@@ -38,6 +38,9 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
                        int num_sms, std::unique_ptr<Forward>* out) {
   if (static_cast<int>(weights.layers.size()) != dims.layers)
     return invalid("Forward", "the weights do not have one entry per layer");
+  for (const LayerWeights& l : weights.layers)
+    if (l.moe.on() && (dims.moe.experts < 1 || dims.moe.top_k < 1 || dims.moe.intermediate < 1))
+      return invalid("Forward", "a layer has experts but the dimensions give none");
   std::unique_ptr<Forward> f(new Forward());
   f->dims_ = dims;
   f->w_ = std::move(weights);
@@ -89,7 +92,9 @@ Status Forward::set_persistent_decode(bool on, int max_context) {
 
 Status Forward::prepare_persistent() {
   const ModelDims& d = dims_;
+  // (not for Qwen3-MoE: the persistent step streams dense MLPs only)
   if (!persistent_on_ || kv_.layers.empty() || quantized_ || w_.lm_head.format != WeightFormat::bf16 || persistent_.layers ||
+      d.moe.experts > 0 ||
       !decode_persistent_supported(d.hidden, d.intermediate, d.heads, d.kv_heads, kv_.geo))
     return ok_status();
   std::vector<PersistentLayer> host(d.layers);
@@ -197,7 +202,7 @@ Status Forward::allocate() {
     GRPST_TRY(alloc(static_cast<size_t>(split_.counter_count) * 4, reinterpret_cast<void**>(&split_.counters)));
     GRPST_CUDA_CHECK("Forward scratch", cudaMemset(split_.counters, 0, static_cast<size_t>(split_.counter_count) * 4));
   }
-  return ok_status();
+  return allocate_moe();
 }
 
 Status Forward::plain_input(const LinearIn& in, int M, int K, const Exec& ex, const bf16** x) {
@@ -335,6 +340,8 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
   // (the update is added to the gate and up values), no persistent step.
   const bool lora = in.lora.rows != nullptr;
   if (lora && (tp_ || in.lora.t == nullptr)) return invalid("Forward::run", "LoRA needs one rank and its scratch");
+  if (lora && d.moe.experts > 0) return invalid("Forward::run", "LoRA adapters do not describe a Qwen3-MoE model's experts");
+  if (tp_ && d.moe.experts > 0) return invalid("Forward::run", "Qwen3-MoE layers run on one rank");
   const float softmax_scale = 1.f / std::sqrt(static_cast<float>(d.head_dim));
   const Rope rope{w_.inv_freq, w_.attention_scaling};
   const size_t qkv_n = static_cast<size_t>(d.heads + 2 * d.kv_heads) * d.head_dim;
@@ -442,6 +449,10 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
     if (tp_) GRPST_TRY(tp_->reduce(h_, T, d.hidden, ex));
 
     if (taps_) GRPST_TRY(taps_->linear_input(l, 2, h_, T, d.hidden, lw.post_norm, d.eps, ex));
+    if (lw.moe.on()) {  // the experts in place of gate_up / down (no DownIn point, as on the CPU)
+      GRPST_TRY(moe_mlp(lw, T, ex));
+      continue;
+    }
     a = LinearIn();
     a.x = h_;
     a.norm_w = lw.post_norm;

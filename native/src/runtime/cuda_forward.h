@@ -1,7 +1,8 @@
 // Qwen3's forward pass on the GPU over device tensors: embedding, per layer (fused QKV with the
 // input RMSNorm, q/k norm + RoPE + KV write, paged attention for decode rows and prefill chunks,
 // O with the residual add, gate_up with the post-attention norm and SwiGLU, down with the
-// residual add), then the final norm and the LM head for the rows that need logits.
+// residual add; in Qwen3-MoE's sparse layers the routed experts instead, cuda_forward_moe.cu), then
+// the final norm and the LM head for the rows that need logits.
 // Small batches run weight-streaming kernels; large ones cuBLASLt. In models with quantized layers
 // decode rows take their q/k norm + RoPE + KV write inside the attention kernel. Nothing in run()
 // synchronizes with the host, so a decode step can be captured in a CUDA graph.
@@ -12,14 +13,32 @@
 
 #include "../kernels/cuda/kernels.h"
 #include "../kernels/cuda/lora.h"
+#include "../kernels/cuda/moe.h"
 
 namespace grpst::cuda {
 
 class TensorParallelHooks;  // runtime/cuda_tp.h
 
+// Qwen3-MoE's sparse layers (experts 0: a dense model).
+struct MoeDims {
+  int experts = 0, top_k = 0, intermediate = 0;  // intermediate: each expert's (moe_intermediate_size)
+  bool norm_topk = false;
+};
+
 struct ModelDims {
   int hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
   float eps = 1e-6f;
+  MoeDims moe;
+};
+
+// A sparse layer's router and experts, bf16, each expert's matrices stacked: expert e's gate_up
+// starts at gate_up + e * 2 Im * H (rows interleaved as the dense gate_up), its down at
+// down + e * H * Im. Null in dense layers.
+struct MoeWeights {
+  const bf16* router = nullptr;   // [E, H]
+  const bf16* gate_up = nullptr;  // [E, 2 Im, H]
+  const bf16* down = nullptr;     // [E, H, Im]
+  bool on() const { return router != nullptr; }
 };
 
 struct LayerWeights {
@@ -29,8 +48,9 @@ struct LayerWeights {
   const float* k_norm = nullptr;      // [hd] or null
   Weight qkv;                        // [(nh + 2 nkv) hd, H]: q rows, k rows, v rows
   Weight o;                          // [H, nh hd]
-  Weight gate_up;                    // [2I, H]: rows interleaved gate_0, up_0, gate_1, ...
-  Weight down;                       // [H, I]
+  Weight gate_up;                    // [2I, H]: rows interleaved gate_0, up_0, gate_1, ... (dense layers)
+  Weight down;                       // [H, I] (dense layers)
+  MoeWeights moe;                    // sparse layers: the experts in place of gate_up / down
   // Per-input-channel activation scales (AWQ pre-quant scale, SmoothQuant) or null.
   const bf16* qkv_act_scale = nullptr;
   const bf16* o_act_scale = nullptr;
@@ -305,6 +325,10 @@ class Forward {
   // The persistent decode step's layer table and scratch, once it is on and the KV cache is known.
   Status prepare_persistent();
   Status run_persistent(const StepInput& in, const Exec& ex);
+  // A sparse layer's MLP (cuda_forward_moe.cu): the post-attention norm of h_, routing, the
+  // experts, and their weighted sum added to h_; all on the device, so graph captures hold it.
+  Status allocate_moe();
+  Status moe_mlp(const LayerWeights& lw, int T, const Exec& ex);
   // The skinny kernel, with its prologue as a pass of its own when skinny_prologue_pass_.
   // x with the linear's RMSNorm / activation scale applied: in.x itself without either, else one
   // prologue pass into xn_ (for the kernels that take a plain x).
@@ -371,6 +395,19 @@ class Forward {
   bf16* wtmp_ = nullptr;      // [max N * max K] dequantized weight (int8_wo / int4 prefill)
   size_t acc_elems_ = 0;      // M x N that acc_ holds
   size_t wtmp_elems_ = 0;     // elements that wtmp_ holds (the largest layer weight)
+  // sparse layers (P = T * top_k (token, rank) pairs; grouped rows: the pairs ordered by expert)
+  struct MoeScratch {
+    bf16* xn = nullptr;            // [T, H] the post-attention norm of h_ (router's and experts' input)
+    float* logits = nullptr;       // [T, E] router logits
+    int32_t* choice = nullptr;     // [T, K] each token's experts, by falling probability
+    float* weight = nullptr;       // [T, K] their weights
+    int32_t* slot = nullptr;       // [T, K] grouped row of each (token, rank)
+    int32_t* row_token = nullptr;  // [P] token of each grouped row
+    MoeTile* tiles = nullptr;      // [moe_max_tiles(P, E)]
+    int32_t* tile_count = nullptr; // [1]
+    bf16* act = nullptr;           // [P, Im] SwiGLU outputs, grouped rows
+    bf16* out = nullptr;           // [P, H] expert outputs, grouped rows
+  } moe_;
 };
 
 }  // namespace grpst::cuda

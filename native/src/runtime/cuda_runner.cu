@@ -101,6 +101,12 @@ class CudaRunner final : public ModelRunner {
     d.head_dim = cfg_.head_dim;
     d.vocab = cfg_.vocab_size;
     d.eps = cfg_.rms_norm_eps;
+    if (cfg_.moe.on()) {
+      d.moe.experts = cfg_.moe.num_experts;
+      d.moe.top_k = cfg_.moe.experts_per_tok;
+      d.moe.intermediate = cfg_.moe.intermediate_size;
+      d.moe.norm_topk = cfg_.moe.norm_topk_prob;
+    }
     cu::ForwardLimits lim;
     max_tokens_ = std::max(o.max_tokens, batch_bucket_limit());
     lim.max_tokens = max_tokens_;
@@ -163,8 +169,9 @@ class CudaRunner final : public ModelRunner {
   int threads() const override { return 1; }
   int64_t weight_bytes_per_step() const override { return weight_bytes_; }
   bool samples_on_device() const override { return true; }
-  // Adapters run on one GPU (a tensor-parallel rank would need them sharded like its weights).
-  bool supports_lora() const override { return !opts_.tp.on(); }
+  // Adapters run on one GPU (a tensor-parallel rank would need them sharded like its weights), and
+  // not on a Qwen3-MoE model, whose MLPs are experts that adapters of gate/up/down do not describe.
+  bool supports_lora() const override { return !opts_.tp.on() && !cfg_.moe.on(); }
 
   void forward(const StepBatch& batch, float* logits) override { step(batch, logits, nullptr, true, {}); }
   // The host reads the rows where they landed (pinned memory): copying 64 rows of a 152k
@@ -269,7 +276,9 @@ class CudaRunner final : public ModelRunner {
         ++P;
       }
       if (sl.lora) {
-        if (!supports_lora()) throw Error("CUDA backend: LoRA adapters are not served with tensor parallelism");
+        if (!supports_lora())
+          throw Error(cfg_.moe.on() ? "CUDA backend: LoRA adapters are not served for Qwen3-MoE models"
+                                    : "CUDA backend: LoRA adapters are not served with tensor parallelism");
         if (!(sl.lora->shape == LoraShape::of(cfg_))) throw Error("CUDA backend: a LoRA adapter made for another model's shape");
         any_lora = true;
       }

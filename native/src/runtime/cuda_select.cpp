@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "grpst/common.h"
+#include "grpst/linear.h"
 #ifdef GRPST_WITH_CUDA
 #include "runtime/cuda_runner.h"
 #endif
@@ -41,10 +42,14 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   check_device_name(device);
   if (cfg.moe.on() && tp.on())
     throw Error("tensor parallelism is not available for Qwen3-MoE engines yet; load the engine without tp_size");
-  // The CUDA kernels cover dense layers only: a MoE model runs on the CPU backend ("auto" takes it).
-  if (cfg.moe.on() && device == "cuda")
-    throw Error("device \"cuda\": Qwen3-MoE engines run on the CPU backend only in this version; set device to "
-                "\"cpu\" or \"auto\"");
+  // The CUDA backend runs Qwen3-MoE's experts in bf16 only: a quantized MoE engine runs on the CPU
+  // backend ("auto" takes it there).
+  const std::string scheme = cpu.quantization.empty() ? "none" : cpu.quantization;
+  const bool cpu_only_moe = cfg.moe.on() && weight_format_for_scheme(scheme) != WeightFormat::BF16;
+  if (cpu_only_moe && device == "cuda")
+    throw Error("device \"cuda\": this Qwen3-MoE engine is quantized (" + scheme +
+                "); bf16 Qwen3-MoE engines run on CUDA, quantized ones on the CPU backend only: set device to \"cpu\" "
+                "or \"auto\", or build a bf16 engine");
   if (tp.on() && tp.comm->on_device() && (device == "cpu" || !built_with_cuda()))
     throw Error("a tensor-parallel engine across processes runs on GPUs: load it with device \"cuda\" or \"auto\" on a "
                 "build with the CUDA backend");
@@ -53,7 +58,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   const bool gpu = cuda_device_available(&why);
   if (device == "cuda" && !gpu) throw Error("device \"cuda\" is not available: " + why);
   if (tp.on() && tp.comm->on_device() && !gpu) throw Error("a tensor-parallel engine across processes needs GPUs: " + why);
-  if (gpu && device != "cpu" && !cfg.moe.on() && !(tp.on() && !tp.comm->on_device())) {
+  if (gpu && device != "cpu" && !cpu_only_moe && !(tp.on() && !tp.comm->on_device())) {
     CudaRunnerOptions o;
     o.tp = tp;
     o.device = tp.on() ? tp.shard.rank : 0;

@@ -177,6 +177,38 @@ struct Uploader {
     }
     return out;
   }
+
+  // A sparse layer's router and experts, bf16 only, each kind of matrix stacked over the experts
+  // (MoeWeights); a decode step reads the router and top_k experts per token.
+  cu::MoeWeights experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name) {
+    const int E = cfg.moe.num_experts, Im = cfg.moe.intermediate_size, H = cfg.hidden_size;
+    if (int(l.experts.size()) != E) throw Error("CUDA backend: " + name + "experts: the layer holds " +
+                                                std::to_string(l.experts.size()) + " of " + std::to_string(E));
+    for (const Qwen3Expert& ex : l.experts)
+      for (const LinearWeight* w : {&ex.gate, &ex.up, &ex.down})
+        if (w->fmt != WeightFormat::BF16)
+          throw Error("CUDA backend: " + name + "experts are " + cu::weight_format_name(to_cuda(w->fmt)) +
+                      ": Qwen3-MoE engines run on CUDA in bf16 only; quantized ones run on the CPU backend (device "
+                      "\"cpu\" or \"auto\")");
+    if (l.router.fmt != WeightFormat::BF16) throw Error("CUDA backend: " + name + "router is not bf16");
+    cu::MoeWeights m;
+    const size_t router_bytes = size_t(E) * H * 2, gate_up_bytes = size_t(2) * Im * H * 2, down_bytes = size_t(H) * Im * 2;
+    void* r = mem.get(router_bytes, "router");
+    copy_rows(r, {{l.router.w, src_pitch(l.router), E}}, size_t(H) * 2, false, "router");
+    uint8_t* gu = static_cast<uint8_t*>(mem.get(E * gate_up_bytes, "experts gate_up"));
+    uint8_t* dn = static_cast<uint8_t*>(mem.get(E * down_bytes, "experts down_proj"));
+    for (int e = 0; e < E; ++e) {
+      const Qwen3Expert& ex = l.experts[size_t(e)];
+      copy_rows(gu + e * gate_up_bytes, {{ex.gate.w, src_pitch(ex.gate), Im}, {ex.up.w, src_pitch(ex.up), Im}},
+                size_t(H) * 2, true, "experts gate_up");
+      copy_rows(dn + e * down_bytes, {{ex.down.w, src_pitch(ex.down), H}}, size_t(Im) * 2, false, "experts down_proj");
+    }
+    m.router = static_cast<const cu::bf16*>(r);
+    m.gate_up = reinterpret_cast<const cu::bf16*>(gu);
+    m.down = reinterpret_cast<const cu::bf16*>(dn);
+    bytes += int64_t(router_bytes) + int64_t(cfg.moe.experts_per_tok) * int64_t(gate_up_bytes + down_bytes);
+    return m;
+  }
 };
 
 }  // namespace
@@ -214,8 +246,12 @@ cu::ModelWeights upload_qwen3(const ModelConfig& cfg, const Qwen3Weights& hw, De
     lw.k_norm = up.vec(l.k_norm, D, "norm");
     lw.qkv = up.linear({&l.q, &l.k, &l.v}, false, p + "qkv");
     lw.o = up.linear({&l.o}, false, p + "o_proj");
-    lw.gate_up = up.linear({&l.gate, &l.up}, true, p + "gate_up");
-    lw.down = up.linear({&l.down}, false, p + "down_proj");
+    if (cfg.sparse_layer(i)) {
+      lw.moe = up.experts(cfg, l, p);
+    } else {
+      lw.gate_up = up.linear({&l.gate, &l.up}, true, p + "gate_up");
+      lw.down = up.linear({&l.down}, false, p + "down_proj");
+    }
     up.bytes += int64_t(4) * (2 * H + 2 * D);
     w.layers.push_back(lw);
   }

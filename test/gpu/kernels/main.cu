@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     run("sampling", test_sampling);
     run("allreduce", test_allreduce);
     run("lora", test_lora);
+    run("moe", test_moe);
   } else if (cmd == "rows") {
     bench_ceilings();
     bench_stream_rows();

@@ -10,6 +10,7 @@ void test_linear();
 void test_sampling();
 void test_allreduce();
 void test_lora();
+void test_moe();
 void bench_ceilings();
 void bench_kernels();
 void bench_stream_rows();

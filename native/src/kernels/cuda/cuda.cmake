@@ -59,7 +59,10 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/top_logprobs.cu
       ${grpst_cuda_dir}/allreduce_oneshot.cu
       ${grpst_cuda_dir}/lora.cu
+      ${grpst_cuda_dir}/moe_route.cu
+      ${grpst_cuda_dir}/moe_experts.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward.cu
+      ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward_moe.cu
     )
     set_target_properties(grpst_cuda PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_SEPARABLE_COMPILATION OFF)
     target_compile_options(grpst_cuda PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${GRPST_CUDA_GENCODE} -O3 -lineinfo -Xptxas=-warn-spills>)
@@ -109,6 +112,8 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${GRPST_NATIVE_DIR}/src/runtime/device_sampler_twin.cpp
         ${grpst_harness_dir}/test_allreduce.cu
         ${grpst_harness_dir}/test_lora.cu
+        ${grpst_harness_dir}/reference_moe.cpp
+        ${grpst_harness_dir}/test_moe.cu
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_rows.cu
         ${grpst_harness_dir}/bench_lt.cu

@@ -1,0 +1,71 @@
+// Qwen3-MoE's sparse MLP on the GPU (bf16 experts), as the CPU backend computes it
+// (native/src/model/moe_mlp.cpp) for each token x [H] (already RMS-normalised):
+//   p = softmax(W_router x)          [E] fp32
+//   the k largest p (ties: the lower expert), divided by their sum when norm_topk_prob
+//   y = sum over those experts, in expert order, of p_j * down_j(silu(gate_j x) * up_j x)
+// Four launches, none of which needs the host to know how the tokens were routed (so a decode
+// step stays capturable in a CUDA graph):
+//   moe_route    router logits, softmax and top k per token
+//   moe_group    the step's (token, rank) pairs grouped by expert into tiles of up to
+//                kMoeTileRows rows of one expert, listed on the device
+//   moe_experts  per tile: gate_up + SwiGLU, then down, each expert's weights read once per tile
+//   moe_combine  each token's expert outputs weighted and summed in expert order, added to the
+//                residual stream
+// The grids are sized from the step's token count (a bound on the tiles), and tiles past the
+// ones listed exit at once. CPU twins: ref::moe_* in test/gpu/kernels/reference_moe.cpp.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "cuda_status.h"
+
+namespace grpst::cuda {
+
+// Grouped rows of one expert per tile: the rows a tile's warps keep in registers while each
+// weight row streams past once.
+constexpr int kMoeTileRows = 8;
+// Limits of the routing kernel: each lane of a warp holds at most 32 experts' taken bits.
+constexpr int kMoeMaxExperts = 1024;
+constexpr int kMoeMaxTopK = 32;
+
+// A tile of grouped rows [row0, row0 + rows) that all chose `expert`.
+struct MoeTile {
+  int expert;
+  int row0;
+  int rows;
+  int pad;
+};
+
+// Tiles a step of `pairs` (token, rank) pairs over E experts can need at most: every expert's
+// last tile may be partial, and at most min(E, pairs) experts are chosen.
+inline int moe_max_tiles(int pairs, int E) { return (pairs + kMoeTileRows - 1) / kMoeTileRows + (pairs < E ? pairs : E); }
+
+// logits[t] = router . x[t] in fp32 (x and router bf16); then per token the softmax over the E
+// logits, the K largest probabilities falling (ties: the lower expert) as choice[t, j], and their
+// weights (divided by the K probabilities' sum when norm_topk).
+Status moe_route(const __nv_bfloat16* x /*[T,H]*/, const __nv_bfloat16* router /*[E,H]*/, int T, int H, int E, int K,
+                 bool norm_topk, float* logits /*[T,E]*/, int32_t* choice /*[T,K]*/, float* weight /*[T,K]*/,
+                 const Exec& ex);
+
+// Groups the P = T * K pairs by expert (pairs of one expert in pair order): slot[p] is the grouped
+// row of pair p, row_token[r] the token of grouped row r, and tiles[0, *tile_count) the tiles in
+// expert order. One warp: a step's pairs are few, and the order stays the same on every run.
+Status moe_group(const int32_t* choice /*[P]*/, int P, int K, int E, int32_t* slot /*[P]*/,
+                 int32_t* row_token /*[P]*/, MoeTile* tiles /*[moe_max_tiles(P, E)]*/, int32_t* tile_count /*[1]*/,
+                 const Exec& ex);
+
+// Every listed tile's rows through its expert: act[r] = SwiGLU(gate_up_e . x[row_token[r]]) with
+// the dense layers' rounding (gate_up rows interleaved gate_0, up_0, gate_1, ...), then
+// out[r] = bf16(down_e . act[r]). max_tiles: the grid's bound (moe_max_tiles of the step).
+Status moe_experts(const __nv_bfloat16* x /*[T,H]*/, const __nv_bfloat16* gate_up /*[E,2Im,H]*/,
+                   const __nv_bfloat16* down /*[E,H,Im]*/, const int32_t* row_token /*[P]*/,
+                   const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
+                   __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+
+// h[t] = bf16(h[t] + bf16(sum over the token's K experts in expert order of weight * out[slot]))
+// with the sum in fp32.
+Status moe_combine(const __nv_bfloat16* out /*[P,H]*/, const int32_t* choice /*[T,K]*/, const float* weight /*[T,K]*/,
+                   const int32_t* slot /*[T,K]*/, int T, int H, int K, __nv_bfloat16* h /*[T,H]*/, const Exec& ex);
+
+}  // namespace grpst::cuda

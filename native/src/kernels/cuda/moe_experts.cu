@@ -1,0 +1,150 @@
+// Qwen3-MoE's experts on the GPU, tile by tile (moe_group lists the tiles on the device): each
+// warp streams two rows of one expert's weight once and multiplies them with all of the tile's
+// rows (up to kMoeTileRows), which sit in registers as partial sums. At one decode token this reads
+// exactly the chosen experts' weights once; a larger step reads each chosen expert's weights once
+// per tile of its rows. Then moe_combine adds each token's weighted expert outputs to the residual
+// stream in expert order.
+#include <algorithm>
+
+#include "device_utils.cuh"
+#include "linear_common.cuh"
+#include "mma_utils.cuh"
+#include "moe.h"
+
+namespace grpst::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kRowsPerWarp = 2;  // weight rows; for gate_up one (gate, up) pair: one SwiGLU output
+
+// One tile's rows times weight rows [2 w, 2 w + 2) of its expert (w = the warp's index in the
+// grid's y), the sums of each lane's strided 16-byte chunks reduced across the warp.
+//  kGateUp: x rows are tokens (row_token), the weight [E, N = 2 Im, K = H] has gate / up rows
+//           interleaved, y [P, N / 2] gets bf16(bf16(silu(g)) * u) as the dense SwiGLU epilogue;
+//  else:    x rows are the grouped rows themselves (act), the weight is down [E, N = H, K = Im],
+//           y [P, N] gets the two outputs rounded to bf16.
+// A row's result does not depend on the tile's other rows: the same bits in every batch.
+template <bool kGateUp>
+__global__ void __launch_bounds__(kWarps * 32)
+    moe_expert_rows_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w_all,
+                           const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
+                           const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
+  griddep_wait();
+  griddep_launch_dependents();
+  if (static_cast<int>(blockIdx.x) >= *tile_count) return;  // the grid's bound exceeds this step's tiles
+  const MoeTile tile = tiles[blockIdx.x];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int n0 = (blockIdx.y * kWarps + warp) * kRowsPerWarp;
+  if (n0 >= N) return;
+  const bf16* w = w_all + (static_cast<size_t>(tile.expert) * N + n0) * K;
+  const uint4* w0 = reinterpret_cast<const uint4*>(w);
+  const uint4* w1 = reinterpret_cast<const uint4*>(w + K);
+  const uint4* xr[kMoeTileRows];
+#pragma unroll
+  for (int m = 0; m < kMoeTileRows; ++m) {
+    const int r = tile.row0 + (m < tile.rows ? m : 0);
+    const int src = kGateUp ? row_token[r] : r;
+    xr[m] = reinterpret_cast<const uint4*>(x + static_cast<size_t>(src) * K);
+  }
+  float acc0[kMoeTileRows], acc1[kMoeTileRows];
+#pragma unroll
+  for (int m = 0; m < kMoeTileRows; ++m) acc0[m] = acc1[m] = 0.f;
+  const int n8 = K / 8;
+#pragma unroll 2
+  for (int j = lane; j < n8; j += 32) {
+    float a[8], b[8];
+    unpack8(ldg_stream(w0 + j), a);
+    unpack8(ldg_stream(w1 + j), b);
+#pragma unroll
+    for (int m = 0; m < kMoeTileRows; ++m) {
+      if (m >= tile.rows) break;
+      float xf[8];
+      unpack8(xr[m][j], xf);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        acc0[m] = fmaf(a[e], xf[e], acc0[m]);
+        acc1[m] = fmaf(b[e], xf[e], acc1[m]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kMoeTileRows; ++m) {
+    if (m >= tile.rows) break;
+    const float g = warp_sum(acc0[m]), u = warp_sum(acc1[m]);
+    if (lane != m) continue;
+    const size_t row = static_cast<size_t>(tile.row0 + m);
+    if constexpr (kGateUp) {
+      y[row * (N / 2) + n0 / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(g)) * round_bf16(u));
+    } else {
+      y[row * N + n0] = __float2bfloat16_rn(g);
+      y[row * N + n0 + 1] = __float2bfloat16_rn(u);
+    }
+  }
+}
+
+// One block per token: thread 0 orders the token's K experts (distinct) by expert, then each
+// thread adds 8 columns' weighted outputs in that order in fp32 and the sum to the residual.
+__global__ void __launch_bounds__(128)
+    moe_combine_kernel(const bf16* __restrict__ out /*[P,H]*/, const int32_t* __restrict__ choice,
+                       const float* __restrict__ weight, const int32_t* __restrict__ slot, int H, int K,
+                       bf16* __restrict__ h /*[T,H]*/) {
+  __shared__ int32_t s_expert[kMoeMaxTopK], s_slot[kMoeMaxTopK];
+  __shared__ float s_weight[kMoeMaxTopK];
+  griddep_wait();
+  griddep_launch_dependents();
+  const size_t t = blockIdx.x;
+  if (threadIdx.x == 0) {
+    for (int j = 0; j < K; ++j) {  // insertion sort by expert
+      const int32_t e = choice[t * K + j], s = slot[t * K + j];
+      const float wt = weight[t * K + j];
+      int i = j;
+      for (; i > 0 && s_expert[i - 1] > e; --i) {
+        s_expert[i] = s_expert[i - 1];
+        s_slot[i] = s_slot[i - 1];
+        s_weight[i] = s_weight[i - 1];
+      }
+      s_expert[i] = e;
+      s_slot[i] = s;
+      s_weight[i] = wt;
+    }
+  }
+  __syncthreads();
+  uint4* hr = reinterpret_cast<uint4*>(h + t * H);
+  for (int c = threadIdx.x; c < H / 8; c += blockDim.x) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < K; ++j) {
+      float o[8];
+      unpack8(reinterpret_cast<const uint4*>(out + static_cast<size_t>(s_slot[j]) * H)[c], o);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[e] = fmaf(s_weight[j], o[e], acc[e]);
+    }
+    float f[8];
+    unpack8(hr[c], f);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = f[e] + round_bf16(acc[e]);
+    hr[c] = pack8(f);
+  }
+}
+
+}  // namespace
+
+Status moe_experts(const bf16* x, const bf16* gate_up, const bf16* down, const int32_t* row_token,
+                   const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
+                   const Exec& ex) {
+  if (H % 8 != 0 || Im % 8 != 0) return invalid("moe_experts", "hidden and expert sizes must be multiples of 8");
+  if (max_tiles <= 0) return ok_status();
+  const int rows_per_block = kWarps * kRowsPerWarp;
+  GRPST_TRY(launch("moe_experts gate_up", moe_expert_rows_kernel<true>, dim3(max_tiles, ceil_div(2 * Im, rows_per_block)),
+                   dim3(kWarps * 32), 0, ex, x, gate_up, row_token, tiles, tile_count, 2 * Im, H, act));
+  return launch("moe_experts down", moe_expert_rows_kernel<false>, dim3(max_tiles, ceil_div(H, rows_per_block)),
+                dim3(kWarps * 32), 0, ex, static_cast<const bf16*>(act), down, row_token, tiles, tile_count, H, Im, out);
+}
+
+Status moe_combine(const bf16* out, const int32_t* choice, const float* weight, const int32_t* slot, int T, int H,
+                   int K, bf16* h, const Exec& ex) {
+  if (H % 8 != 0) return invalid("moe_combine", "hidden size must be a multiple of 8");
+  if (K < 1 || K > kMoeMaxTopK) return invalid("moe_combine", "top k must be between 1 and 32");
+  return launch("moe_combine", moe_combine_kernel, dim3(T), dim3(128), 0, ex, out, choice, weight, slot, H, K, h);
+}
+
+}  // namespace grpst::cuda

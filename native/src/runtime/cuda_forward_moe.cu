@@ -1,0 +1,61 @@
+// Qwen3-MoE's sparse layers in the CUDA forward: after attention, the post-attention norm of the
+// residual stream is routed (router logits, softmax, top k) and run through the chosen experts,
+// whose weighted outputs are added to the stream in expert order, as the CPU backend does
+// (native/src/model/moe_mlp.cpp). The kernels (kernels/cuda/moe.h) group the step's tokens by
+// expert on the device and are launched over a bound on the tiles taken from the token count
+// alone, so no step reads anything back and decode steps are captured in graphs like dense ones.
+#include "cuda_forward.h"
+
+namespace grpst::cuda {
+
+Status Forward::allocate_moe() {
+  const MoeDims& m = dims_.moe;
+  if (m.experts == 0) return ok_status();
+  const size_t T = limits_.max_tokens, E = m.experts, P = T * m.top_k, H = dims_.hidden, Im = m.intermediate;
+  const size_t tiles = moe_max_tiles(static_cast<int>(P), static_cast<int>(E));
+  // One allocation, each array at a 256-byte boundary.
+  const size_t sizes[] = {T * H * 2, T * E * 4, P * 4, P * 4, P * 4, P * 4, tiles * sizeof(MoeTile), 4, P * Im * 2, P * H * 2};
+  size_t total = 0;
+  for (size_t b : sizes) total += (b + 255) / 256 * 256;
+  void* base = nullptr;
+  GRPST_CUDA_CHECK("Forward MoE scratch", cudaMalloc(&base, total));
+  allocations_.push_back(base);
+  scratch_bytes_ += total;
+  char* p = static_cast<char*>(base);
+  void* at[10];
+  for (int i = 0; i < 10; ++i) {
+    at[i] = p;
+    p += (sizes[i] + 255) / 256 * 256;
+  }
+  moe_.xn = static_cast<bf16*>(at[0]);
+  moe_.logits = static_cast<float*>(at[1]);
+  moe_.choice = static_cast<int32_t*>(at[2]);
+  moe_.weight = static_cast<float*>(at[3]);
+  moe_.slot = static_cast<int32_t*>(at[4]);
+  moe_.row_token = static_cast<int32_t*>(at[5]);
+  moe_.tiles = static_cast<MoeTile*>(at[6]);
+  moe_.tile_count = static_cast<int32_t*>(at[7]);
+  moe_.act = static_cast<bf16*>(at[8]);
+  moe_.out = static_cast<bf16*>(at[9]);
+  return ok_status();
+}
+
+Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
+  const MoeDims& m = dims_.moe;
+  const int H = dims_.hidden, E = m.experts, K = m.top_k, P = T * K;
+  if (!moe_.xn) return invalid("Forward::moe_mlp", "no MoE scratch (the dimensions give no experts)");
+  // The router and every expert read the same normalised rows: materialised once, with the
+  // rounding the dense gate_up's fused prologue applies.
+  LinearIn in;
+  in.x = h_;
+  in.norm_w = lw.post_norm;
+  in.eps = dims_.eps;
+  GRPST_TRY(linear_prologue(in, moe_.xn, T, H, ex));
+  GRPST_TRY(moe_route(moe_.xn, lw.moe.router, T, H, E, K, m.norm_topk, moe_.logits, moe_.choice, moe_.weight, ex));
+  GRPST_TRY(moe_group(moe_.choice, P, K, E, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count, ex));
+  GRPST_TRY(moe_experts(moe_.xn, lw.moe.gate_up, lw.moe.down, moe_.row_token, moe_.tiles, moe_.tile_count,
+                        moe_max_tiles(P, E), H, m.intermediate, moe_.act, moe_.out, ex));
+  return moe_combine(moe_.out, moe_.choice, moe_.weight, moe_.slot, T, H, K, h_, ex);
+}
+
+}  // namespace grpst::cuda

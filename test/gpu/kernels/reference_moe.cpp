@@ -1,0 +1,111 @@
+#include "reference_moe.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../../../native/src/kernels/cuda/moe.h"
+
+namespace ref {
+
+using harness::bf2f;
+using harness::f2bf;
+using harness::rbf;
+
+void moe_router_logits(const V16& x, const V16& router, int T, int H, int E, VF& logits) {
+  logits.assign(static_cast<size_t>(T) * E, 0.f);
+  for (int t = 0; t < T; ++t)
+    for (int e = 0; e < E; ++e) {
+      double acc = 0;
+      for (int k = 0; k < H; ++k)
+        acc += double(bf2f(x[static_cast<size_t>(t) * H + k])) * bf2f(router[static_cast<size_t>(e) * H + k]);
+      logits[static_cast<size_t>(t) * E + e] = static_cast<float>(acc);
+    }
+}
+
+void moe_route_from_logits(const VF& logits, int T, int E, int K, bool norm_topk, VI& choice, VF& weight) {
+  choice.assign(static_cast<size_t>(T) * K, 0);
+  weight.assign(static_cast<size_t>(T) * K, 0.f);
+  std::vector<float> p(E);
+  std::vector<int32_t> order(E);
+  for (int t = 0; t < T; ++t) {
+    std::copy_n(logits.begin() + static_cast<ptrdiff_t>(t) * E, E, p.begin());
+    const float mx = *std::max_element(p.begin(), p.end());
+    float sum = 0.f;
+    for (int e = 0; e < E; ++e) sum += (p[e] = std::exp(p[e] - mx));
+    for (int e = 0; e < E; ++e) p[e] /= sum;
+    for (int e = 0; e < E; ++e) order[e] = e;
+    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                      [&p](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    float kept = 0.f;
+    for (int j = 0; j < K; ++j) kept += p[order[j]];
+    for (int j = 0; j < K; ++j) {
+      choice[static_cast<size_t>(t) * K + j] = order[j];
+      weight[static_cast<size_t>(t) * K + j] = norm_topk ? p[order[j]] / kept : p[order[j]];
+    }
+  }
+}
+
+void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, VI& tiles) {
+  std::vector<int32_t> start(static_cast<size_t>(E) + 1, 0);
+  for (int p = 0; p < P; ++p) start[static_cast<size_t>(choice[p]) + 1]++;
+  tiles.clear();
+  for (int e = 0; e < E; ++e) {
+    const int c = start[static_cast<size_t>(e) + 1];
+    for (int r = 0; r < c; r += grpst::cuda::kMoeTileRows)
+      tiles.insert(tiles.end(), {e, start[e] + r, std::min(grpst::cuda::kMoeTileRows, c - r)});
+    start[static_cast<size_t>(e) + 1] += start[e];
+  }
+  slot.assign(P, 0);
+  row_token.assign(P, 0);
+  for (int p = 0; p < P; ++p) {
+    const int r = start[choice[p]]++;
+    slot[p] = r;
+    row_token[r] = p / K;
+  }
+}
+
+static float silu_bf16(float g) { return rbf(g / (1.f + std::exp(-g))); }
+
+void moe_experts(const V16& x, const V16& gate_up, const V16& down, const VI& row_token, const VI& row_expert, int P,
+                 int H, int Im, VF& act, VF& out, const VF* act_in) {
+  act.assign(static_cast<size_t>(P) * Im, 0.f);
+  out.assign(static_cast<size_t>(P) * H, 0.f);
+  for (int r = 0; r < P; ++r) {
+    const size_t e = static_cast<size_t>(row_expert[r]);
+    const uint16_t* xr = &x[static_cast<size_t>(row_token[r]) * H];
+    for (int j = 0; j < Im; ++j) {
+      const uint16_t* g = &gate_up[(e * 2 * Im + 2 * j) * H];
+      const uint16_t* u = g + H;
+      double ga = 0, ua = 0;
+      for (int k = 0; k < H; ++k) {
+        ga += double(bf2f(g[k])) * bf2f(xr[k]);
+        ua += double(bf2f(u[k])) * bf2f(xr[k]);
+      }
+      act[static_cast<size_t>(r) * Im + j] = rbf(silu_bf16(rbf(float(ga))) * rbf(float(ua)));
+    }
+    const float* ar = act_in ? &(*act_in)[static_cast<size_t>(r) * Im] : &act[static_cast<size_t>(r) * Im];
+    for (int n = 0; n < H; ++n) {
+      const uint16_t* d = &down[(e * H + n) * Im];
+      double acc = 0;
+      for (int k = 0; k < Im; ++k) acc += double(bf2f(d[k])) * ar[k];
+      out[static_cast<size_t>(r) * H + n] = rbf(float(acc));
+    }
+  }
+}
+
+void moe_combine(const V16& out, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K, V16& h) {
+  std::vector<int> order(K);
+  for (int t = 0; t < T; ++t) {
+    const size_t b = static_cast<size_t>(t) * K;
+    for (int j = 0; j < K; ++j) order[j] = j;
+    std::sort(order.begin(), order.end(), [&](int a, int c) { return choice[b + a] < choice[b + c]; });
+    for (int i = 0; i < H; ++i) {
+      float acc = 0.f;
+      for (int j : order) acc = std::fma(weight[b + j], bf2f(out[static_cast<size_t>(slot[b + j]) * H + i]), acc);
+      uint16_t& hv = h[static_cast<size_t>(t) * H + i];
+      hv = f2bf(bf2f(hv) + rbf(acc));
+    }
+  }
+}
+
+}  // namespace ref

@@ -1,0 +1,33 @@
+// CPU twins of the Qwen3-MoE kernels (native/src/kernels/cuda/moe.h): routing as the CPU backend
+// takes it (native/src/model/moe_mlp.cpp), the grouping the kernels list, and the experts and the
+// combine with the kernels' rounding points; dot products in double.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "reference.h"
+
+namespace ref {
+
+using VI = std::vector<int32_t>;
+
+// logits[t, e] = router[e] . x[t], in double rounded to fp32.
+void moe_router_logits(const V16& x /*[T,H]*/, const V16& router /*[E,H]*/, int T, int H, int E, VF& logits);
+// From fp32 logits: softmax, the K largest (ties: the lower expert), weights renormalised when
+// norm_topk: MoeMlp::route's arithmetic.
+void moe_route_from_logits(const VF& logits /*[T,E]*/, int T, int E, int K, bool norm_topk, VI& choice, VF& weight);
+// Pairs grouped by expert in pair order: slot [P], row_token [P], and the tiles (expert, row0,
+// rows) of at most kMoeTileRows rows in expert order, flattened as 3 ints each.
+void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, VI& tiles);
+// act[r] = SwiGLU(gate_up_e . x[row_token[r]]), out[r] = bf16(down_e . act[r]) for the grouped rows
+// r, e their expert; act and out are bf16 values as floats. act_in, when not null, is the
+// down projection's input instead of this twin's own act (to check the down kernel alone).
+void moe_experts(const V16& x /*[T,H]*/, const V16& gate_up /*[E,2Im,H]*/, const V16& down /*[E,H,Im]*/,
+                 const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act, VF& out,
+                 const VF* act_in = nullptr);
+// h[t] = bf16(h[t] + bf16(sum in expert order of weight * out[slot])), the sum in fp32 with fma
+// as the kernel adds.
+void moe_combine(const V16& out /*[P,H]*/, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K,
+                 V16& h);
+
+}  // namespace ref

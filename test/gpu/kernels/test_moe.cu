@@ -1,0 +1,139 @@
+// Parity: the Qwen3-MoE kernels (routing, grouping, experts, combine) against their CPU twins, each
+// stage fed the device's output of the stage before it (so a stage is checked on its own), at the
+// tiny fixtures' shapes, Qwen3-30B-A3B's (128 experts, top 8) and steps of one decode token to
+// prefill-sized ones where experts take several tiles.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "../../../native/src/kernels/cuda/moe.h"
+#include "harness.h"
+#include "reference_moe.h"
+#include "tests.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+namespace {
+
+struct MoeShape {
+  int T, H, Im, E, K;
+  bool norm_topk;
+  // Most tokens choosing expert 0 (tiles of several rows, an expert past kMoeTileRows rows), and
+  // two experts with the same router row (equal probabilities: the lower expert first).
+  bool skewed;
+};
+
+std::string shape_name(const MoeShape& s) {
+  return "moe T=" + std::to_string(s.T) + " H=" + std::to_string(s.H) + " Im=" + std::to_string(s.Im) +
+         " E=" + std::to_string(s.E) + " K=" + std::to_string(s.K) + (s.norm_topk ? " norm" : "") +
+         (s.skewed ? " skewed" : "");
+}
+
+void test_moe_layer(const MoeShape& s) {
+  const std::string name = shape_name(s);
+  Rng r(91 + s.T * 7 + s.H + s.E * 3 + s.K);
+  const int T = s.T, H = s.H, Im = s.Im, E = s.E, K = s.K, P = T * K;
+  // Skewed: every token shares a component (offset 0.5) that expert 0's router row is aligned
+  // with, lifting its logit by about three of the logits' standard deviations.
+  auto x = rand_bf16(r, static_cast<size_t>(T) * H, 1.f, s.skewed ? 0.5f : 0.f);
+  auto router = rand_bf16(r, static_cast<size_t>(E) * H, 0.1f);
+  if (s.skewed) {
+    const float lift = 3.f * 0.1f * std::sqrt(0.6f * float(H)) / (0.5f * float(H));
+    for (int k = 0; k < H; ++k) {
+      router[k] = f2bf(bf2f(router[k]) + lift);
+      router[static_cast<size_t>(E - 1) * H + k] = router[static_cast<size_t>(1) * H + k];  // experts 1 and E-1 tie
+    }
+  }
+  auto gate_up = rand_bf16(r, static_cast<size_t>(E) * 2 * Im * H, 1.f / std::sqrt(float(H)));
+  auto down = rand_bf16(r, static_cast<size_t>(E) * H * Im, 1.f / std::sqrt(float(Im)));
+  auto h = rand_bf16(r, static_cast<size_t>(T) * H, 2.f);
+  const int max_tiles = cu::moe_max_tiles(P, E);
+
+  Dev<uint16_t> dx(x), drouter(router), dgu(gate_up), ddown(down), dh(h);
+  Dev<float> dlogits(static_cast<size_t>(T) * E), dweight(static_cast<size_t>(P));
+  Dev<int32_t> dchoice(static_cast<size_t>(P)), dslot(static_cast<size_t>(P)), drow_token(static_cast<size_t>(P)),
+      dcount(1);
+  Dev<cu::MoeTile> dtiles(static_cast<size_t>(max_tiles));
+  Dev<uint16_t> dact(static_cast<size_t>(P) * Im), dout(static_cast<size_t>(P) * H);
+  dlogits.poison();
+  dweight.poison();
+  dact.poison();
+  dout.poison();
+  const cu::Exec ex{};
+  bool ok = Checks::get().status(name + " route", cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K,
+                                                                 s.norm_topk, dlogits.p, dchoice.p, dweight.p, ex));
+  ok = ok && Checks::get().status(name + " group", cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p,
+                                                                 dcount.p, ex));
+  ok = ok && Checks::get().status(name + " experts",
+                                  cu::moe_experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(),
+                                                  drow_token.p, dtiles.p, dcount.p, max_tiles, H, Im,
+                                                  dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex));
+  ok = ok && Checks::get().status(name + " combine", cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p,
+                                                                     T, H, K, dh.as<cu::bf16>(), ex));
+  if (!ok) return;
+
+  // Routing: the logits within fp32 summation error; the choices and weights exactly as the CPU
+  // backend takes them from the device's own logits.
+  ref::VF logits;
+  ref::moe_router_logits(x, router, T, H, E, logits);
+  const ref::VF got_logits = dlogits.download();
+  Checks::get().compare(name + " router logits", got_logits, logits, 1e-5);
+  ref::VI choice;
+  ref::VF weight;
+  ref::moe_route_from_logits(got_logits, T, E, K, s.norm_topk, choice, weight);
+  const ref::VI got_choice = dchoice.download();
+  Checks::get().expect(name + " top-k choices", got_choice == choice);
+  Checks::get().compare(name + " weights", dweight.download(), weight, 1e-6);
+
+  // Grouping, from the device's choices: the same rows and tiles in the same order.
+  ref::VI slot, row_token, tiles;
+  ref::moe_group(got_choice, P, K, E, slot, row_token, tiles);
+  const std::vector<cu::MoeTile> got_tiles = dtiles.download();
+  const int count = dcount.download()[0];
+  bool same_tiles = count == static_cast<int>(tiles.size() / 3) && count <= max_tiles;
+  for (int i = 0; same_tiles && i < count; ++i)
+    same_tiles = got_tiles[i].expert == tiles[3 * i] && got_tiles[i].row0 == tiles[3 * i + 1] &&
+                 got_tiles[i].rows == tiles[3 * i + 2];
+  Checks::get().expect(name + " grouping", dslot.download() == slot && drow_token.download() == row_token && same_tiles,
+                       std::to_string(count) + " tiles, bound " + std::to_string(max_tiles));
+
+  // Experts: gate_up + SwiGLU, and down from the device's own activations.
+  ref::VI row_expert(P);
+  for (int p = 0; p < P; ++p) row_expert[slot[p]] = got_choice[p];
+  const ref::VF got_act = bf16_to_f32(dact.download());
+  ref::VF act, out;
+  ref::moe_experts(x, gate_up, down, row_token, row_expert, P, H, Im, act, out, &got_act);
+  Checks::get().compare(name + " gate_up + SwiGLU", got_act, act, 4e-3);
+  const std::vector<uint16_t> got_out = dout.download();
+  Checks::get().compare(name + " down", bf16_to_f32(got_out), out, 4e-3);
+
+  // Combine, from the device's expert outputs: bit for bit.
+  ref::V16 want_h = h;
+  ref::moe_combine(got_out, got_choice, dweight.download(), slot, T, H, K, want_h);
+  Checks::get().compare(name + " combine + residual", bf16_to_f32(dh.download()), bf16_to_f32(want_h), 0.0);
+}
+
+}  // namespace
+
+void test_moe() {
+  // tiny-moe (8 experts, top 2, renormalised), tiny-moe-b (6 experts, top 3, not renormalised)
+  test_moe_layer({1, 64, 48, 8, 2, true, false});
+  test_moe_layer({23, 64, 48, 8, 2, true, true});
+  test_moe_layer({1, 96, 32, 6, 3, false, false});
+  test_moe_layer({40, 96, 32, 6, 3, false, true});
+  // Qwen3-30B-A3B's layer: one decode token, a decode batch, a prefill chunk
+  test_moe_layer({1, 2048, 768, 128, 8, true, false});
+  test_moe_layer({5, 2048, 768, 128, 8, true, true});
+  test_moe_layer({64, 2048, 768, 128, 8, true, true});
+  // more pairs than one warp's round (the grouping's 32 at a time) and than one tile per expert
+  test_moe_layer({300, 256, 64, 16, 4, true, true});
+  // invalid shapes are refused with a Status, never a launch
+  Checks::get().expect("moe_route refuses top k > experts",
+                       !cu::moe_route(nullptr, nullptr, 1, 64, 4, 5, true, nullptr, nullptr, nullptr, {}).ok());
+  Checks::get().expect("moe_experts refuses H % 8 != 0",
+                       !cu::moe_experts(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 60, 32, nullptr,
+                                        nullptr, {}).ok());
+}
+
+}  // namespace harness
