@@ -1,10 +1,9 @@
 // What a build of a Qwen3-MoE checkpoint cannot do yet, refused before any work (checks.ts runs
 // this first), each with the way that works. A native MoE engine is written in bf16 (full_prec) or
-// int8_wo, and from an AutoAWQ or block-scaled FP8 checkpoint; it runs on the CPU backend, in one
-// rank. The calibrated formats need statistics of each expert's own inputs (the tokens routed to
+// int8_wo, and from an AutoAWQ or block-scaled FP8 checkpoint; it runs in one rank, on the CPU
+// backend, or on CUDA when its experts stay bf16. The calibrated formats need statistics of each expert's own inputs (the tokens routed to
 // it), which calibration does not collect: fp8's static input scales, AWQ's and SmoothQuant's
 // per-channel factors would be guessed from tokens the expert never sees.
-import type { ModelConfig } from '../model/config.js';
 import { isSparseLayer } from '../model/moe-tensors.js';
 import { badInput } from '../util/errors.js';
 import type { SourceModel } from './native/source.js';
@@ -33,10 +32,10 @@ export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
           : "SmoothQuant's factors need each expert's own input activations (the tokens routed to it)";
     throw badInput(`--qformat ${s.qformat}: ${what}; ${why}, which this build does not collect`, allowed(''));
   }
-  if (s.device === 'cuda') {
+  if (s.device === 'cuda' && !bf16Engine(s, src)) {
     throw badInput(
-      `--device cuda: ${what}, and the CUDA backend does not run Qwen3-MoE models yet; calibration and the accuracy report run the model`,
-      'pass --device cpu or auto (auto runs a MoE model on the CPU)',
+      `--device cuda: ${what} built as ${src.awq ? 'int4_awq (its AutoAWQ weights)' : s.qformat}, and the CUDA backend runs bf16 Qwen3-MoE engines only; the accuracy report runs the engine`,
+      'pass --device cpu or auto (auto runs a quantized MoE build on the CPU), or build --qformat full_prec',
     );
   }
   checkLoraTargets(src);
@@ -80,7 +79,15 @@ function checkTrtllmMoe(s: BuildSettings, src: SourceModel, what: string): void 
   }
 }
 
-/** Where calibration and the accuracy report run a model: a MoE model on the CPU whenever the choice is grpst's. */
-export function runDeviceFor(model: ModelConfig, device: BuildSettings['device']): BuildSettings['device'] {
-  return model.moe && device === 'auto' ? 'cpu' : device;
+/** A MoE build whose engine keeps its experts in bf16 (full_prec, not an AutoAWQ checkpoint's int4): the CUDA backend runs it. */
+function bf16Engine(s: BuildSettings, src: SourceModel): boolean {
+  return s.qformat === 'full_prec' && !src.awq;
+}
+
+/**
+ * Where calibration and the accuracy report run a model: a quantized MoE build on the CPU whenever
+ * the choice is grpst's (the CUDA backend runs bf16 MoE engines only).
+ */
+export function runDeviceFor(s: BuildSettings, src: SourceModel): BuildSettings['device'] {
+  return src.checkpoint.model.moe && s.device === 'auto' && !bf16Engine(s, src) ? 'cpu' : s.device;
 }

@@ -197,8 +197,8 @@ describe('what a MoE build refuses before any work', () => {
     await refused(['--tp_size', '2'], /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/, /fix: build with --tp_size 1/);
   });
 
-  it('--device cuda: the CUDA backend does not run MoE models', async () => {
-    await refused(['--device', 'cuda'], /--device cuda: .*the CUDA backend does not run Qwen3-MoE models yet/, /fix: pass --device cpu or auto/);
+  it('--device cuda with int8_wo: the CUDA backend runs bf16 MoE engines only', async () => {
+    await refused(['--device', 'cuda', '--qformat', 'int8_wo'], /--device cuda: .* built as int8_wo, and the CUDA backend runs bf16 Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
   });
 
   it("--merge_lora with an adapter of a sparse layer's MLP, which the checkpoint does not have", async () => {

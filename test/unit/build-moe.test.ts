@@ -65,7 +65,7 @@ describe('checkMoeBuild', () => {
     [{ qformat: 'fp8' }, /--qformat fp8: .*fp8's static input scales/],
     [{ qformat: 'int8_sq' }, /--qformat int8_sq: .*SmoothQuant's factors/],
     [{ tp_size: 2 }, /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/],
-    [{ device: 'cuda' }, /--device cuda: .*the CUDA backend does not run Qwen3-MoE models yet/],
+    [{ device: 'cuda', qformat: 'int8_wo' }, /--device cuda: .* built as int8_wo, and the CUDA backend runs bf16 Qwen3-MoE engines only/],
   ] as [BuildSettingsInput, RegExp][])('refuses %j', (flags, message) => {
     expect(() => checkMoeBuild(settings(flags), src())).toThrow(message);
   });
@@ -77,11 +77,16 @@ describe('checkMoeBuild', () => {
     }
   });
 
-  it('runs a MoE model on the CPU when the device is for grpst to choose', () => {
-    expect(runDeviceFor(moeConfig, 'auto')).toBe('cpu');
-    expect(runDeviceFor(moeConfig, 'cpu')).toBe('cpu');
-    const { moe: _, ...dense } = moeConfig;
-    expect(runDeviceFor(dense, 'auto')).toBe('auto');
+  it('runs a quantized MoE build on the CPU when the device is for grpst to choose; a bf16 one where the runtime finds a GPU', () => {
+    expect(runDeviceFor(settings({ qformat: 'int8_wo', device: 'auto' }), src())).toBe('cpu');
+    expect(runDeviceFor(settings({ qformat: 'int8_wo', device: 'cpu' }), src())).toBe('cpu');
+    expect(runDeviceFor(settings({ qformat: 'full_prec', device: 'auto' }), src())).toBe('auto');
+    const dense = openSource(checkpoint('tiny-a'));
+    expect(runDeviceFor(resolveSettings({}, { model_dir: checkpoint('tiny-a'), output_dir: '/nonexistent/e', qformat: 'int8_wo' }), dense)).toBe('auto');
+  });
+
+  it('lets a bf16 MoE build run on the GPU (the CUDA backend runs bf16 experts)', () => {
+    expect(() => checkMoeBuild(settings({ qformat: 'full_prec', device: 'cuda' }), src())).not.toThrow();
   });
 });
 

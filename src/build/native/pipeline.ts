@@ -87,8 +87,8 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   reporter.phase('check', s.model_dir);
   const src = openSource(s.model_dir, s.merge_lora);
   checkBuildInputs(s, src);
-  // The CUDA backend does not run Qwen3-MoE: auto runs a MoE model's calibration and report on the CPU.
-  s = { ...s, device: runDeviceFor(src.checkpoint.model, s.device) };
+  // The CUDA backend runs bf16 Qwen3-MoE only: auto runs a quantized MoE build's calibration and report on the CPU.
+  s = { ...s, device: runDeviceFor(s, src) };
   // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS, or --device cuda on a
   // runtime without the CUDA backend, is refused before any work.
   cpuKernelsOverride();

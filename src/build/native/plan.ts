@@ -93,7 +93,7 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
   const weights = qformat === 'int4_awq' ? `int4_awq, block ${awqBlockSize}` : qformat;
   const head = s.quantize_lm_head ? `lm_head in ${qformat}` : `lm_head in ${s.dtype}`;
   // Where calibration and the report run, when the build was told (auto decides at run time).
-  const device = runDeviceFor(src.checkpoint.model, s.device);
+  const device = runDeviceFor(s, src);
   const where = device === 'cuda' ? ', on the GPU' : device === 'cpu' ? ', on the CPU' : '';
   const calibrated = [weightsCalibrated ? `${qformat} weights` : '', wantKv ? `the ${s.kv_cache_dtype} KV cache` : ''].filter(Boolean).join(' and ');
 
