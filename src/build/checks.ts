@@ -50,10 +50,13 @@ export function checkBuildInputs(s: BuildSettings, src: SourceModel): void {
     return;
   }
   if (s.qformat === 'int4_awq') {
-    const dims = [m.hiddenSize, m.numHeads * m.headDim, m.intermediateSize];
+    // A Qwen3-MoE model's experts read moe_intermediate_size; its dense MLP exists only in dense layers.
+    const dense = !m.moe || m.moe.sparseLayers.some((sparse) => !sparse);
+    const dims = [m.hiddenSize, m.numHeads * m.headDim, ...(dense ? [m.intermediateSize] : []), ...(m.moe ? [m.moe.intermediateSize] : [])];
     checkGroup('q/k/v_proj and gate/up_proj (hidden_size)', m.hiddenSize, s.awq_block_size, dims);
     checkGroup('o_proj (num_attention_heads * head_dim)', m.numHeads * m.headDim, s.awq_block_size, dims);
-    checkGroup('down_proj (intermediate_size)', m.intermediateSize, s.awq_block_size, dims);
+    if (dense) checkGroup('down_proj (intermediate_size)', m.intermediateSize, s.awq_block_size, dims);
+    if (m.moe) checkGroup("the experts' down_proj (moe_intermediate_size)", m.moe.intermediateSize, s.awq_block_size, dims);
     checkInt4Split(m, s.tp_size, s.awq_block_size);
     if (s.quantize_lm_head) checkGroup('lm_head (hidden_size)', m.hiddenSize, s.awq_block_size);
   }

@@ -1,18 +1,12 @@
 // What a build of a Qwen3-MoE checkpoint cannot do yet, refused before any work (checks.ts runs
-// this first), each with the way that works. A native MoE engine is written in bf16 (full_prec) or
-// int8_wo, and from an AutoAWQ or block-scaled FP8 checkpoint; it runs in one rank, on the CPU
-// backend, or on CUDA when its experts stay bf16. The calibrated formats need statistics of each expert's own inputs (the tokens routed to
-// it), which calibration does not collect: fp8's static input scales, AWQ's and SmoothQuant's
-// per-channel factors would be guessed from tokens the expert never sees.
+// this first), each with the way that works. A native MoE engine is written in any --qformat (the
+// calibrated ones from each expert's own inputs: src/quant/expert-stats.ts), and from an AutoAWQ or
+// block-scaled FP8 checkpoint; it runs in one rank, on the CPU backend, or on CUDA when its experts
+// stay bf16.
 import { isSparseLayer } from '../model/moe-tensors.js';
 import { badInput } from '../util/errors.js';
 import type { SourceModel } from './native/source.js';
 import type { BuildSettings } from './options.js';
-
-/** The formats a native MoE build quantizes experts to (and full_prec, which does not). */
-export const moeQformats = ['full_prec', 'int8_wo'] as const;
-
-const allowed = (flag: string) => `use --qformat int8_wo (per-channel int8 weights, no calibration) or full_prec (bf16)${flag}`;
 
 export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
   const m = src.checkpoint.model;
@@ -21,16 +15,6 @@ export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
   if (s.backend === 'trtllm') return checkTrtllmMoe(s, src, what);
   if (s.tp_size > 1) {
     throw badInput(`--tp_size ${s.tp_size}: tensor parallelism is not available for Qwen3-MoE engines yet (${what})`, 'build with --tp_size 1 (the default); the engine runs on the CPU backend');
-  }
-  // An AWQ checkpoint is converted as it is (its own int4 experts), whatever --qformat says.
-  if (!src.awq && !(moeQformats as readonly string[]).includes(s.qformat)) {
-    const why =
-      s.qformat === 'int4_awq'
-        ? "AWQ's scale search needs each expert's own input activations (the tokens routed to it)"
-        : s.qformat === 'fp8'
-          ? "fp8's static input scales need each expert's own input activations (the tokens routed to it)"
-          : "SmoothQuant's factors need each expert's own input activations (the tokens routed to it)";
-    throw badInput(`--qformat ${s.qformat}: ${what}; ${why}, which this build does not collect`, allowed(''));
   }
   if (s.device === 'cuda' && !bf16Engine(s, src)) {
     throw badInput(

@@ -36,8 +36,22 @@ export interface CaptureStats {
   samples: Matrix;
 }
 
+/**
+ * One expert of a Qwen3-MoE sparse layer, over the calibration tokens the router sent to it: what
+ * its gate/up_proj read (the layer's MLP input rows of those tokens) and what its down_proj reads.
+ */
+export interface ExpertCalibration {
+  /** Calibration tokens routed to it (0: none reached it; its statistics are all zero). */
+  tokens: number;
+  gateUp: CaptureStats;
+  down: CaptureStats;
+}
+
 export interface LayerCalibration {
+  /** A sparse layer's mlp_in is every token's MLP input (what its router reads); its down_in is empty. */
   captures: Record<CapturePoint, CaptureStats>;
+  /** A sparse layer's experts, in order. */
+  experts?: ExpertCalibration[];
   /** max |k| and |v| as the KV cache of the calibrated model stores them (k after k_norm and rope). */
   kAmax: number;
   vAmax: number;
@@ -68,6 +82,11 @@ export interface LayerQuantOptions {
   awqLoss?: AwqObjective;
   /** The whole-matrix passes; default: the TypeScript references (the runtime's native twins give the same bytes). */
   kernels?: QuantKernels;
+  /**
+   * The groups to quantize (default: all four); the layer's weights hold their linears only. A
+   * sparse layer passes the attention groups: its experts are quantized one by one (moe-experts.ts).
+   */
+  groups?: LinearGroup[];
 }
 
 export interface GroupNote {
@@ -158,9 +177,10 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
   let kvAmax: KvAmax | undefined = calib ? { k: calib.kAmax, v: calib.vAmax } : undefined;
   // Factors are searched on the original weights of every group first, then applied: folding into
   // v_proj / up_proj rows must not change what the qkv / gate-up searches saw (AutoAWQ's order).
+  const groups = opts.groups ?? linearGroups;
   if (opts.format === 'int4_awq' || opts.format === 'int8_sq') {
     const factors: Float32Array[] = [];
-    for (const group of linearGroups) {
+    for (const group of groups) {
       const stats = calib!.captures[group.input];
       const weights = group.linears.map((n) => layer.linears[n]);
       const tie = group.fold.kind === 'rows' && group.fold.gqa ? gqaClasses(opts.attention) : undefined;
@@ -168,13 +188,13 @@ export function quantizeLayer(index: number, layer: LayerWeights, calib: LayerCa
       notes.push({ input: group.input, ...found });
       factors.push(scales);
     }
-    linearGroups.forEach((g, i) => applyFactors(layer, g, factors[i], opts.attention, k));
-    const vFold = linearGroups.findIndex((g) => g.fold.kind === 'rows' && g.fold.linear === 'self_attn.v_proj');
+    groups.forEach((g, i) => applyFactors(layer, g, factors[i], opts.attention, k));
+    const vFold = groups.findIndex((g) => g.fold.kind === 'rows' && g.fold.linear === 'self_attn.v_proj');
     kvAmax = { k: calib!.kAmax, v: foldedVAmax(calib!.vAbsMax, factors[vFold], opts.attention) };
   }
 
   const linears = new Map<LinearName, QuantizedLinear>();
-  for (const group of linearGroups) {
+  for (const group of groups) {
     // TensorRT-LLM fuses q/k/v and gate/up: fp8 gives them one weight scale, the largest.
     const sharedWeightAmax = opts.format === 'fp8' ? Math.max(...group.linears.map((n) => k.absMax(layer.linears[n].data))) : 0;
     const inputAmax = opts.format === 'fp8' ? k.absMax(calib!.captures[group.input].absMax) : 0;

@@ -2,6 +2,7 @@
 // build describes the experts, which settings it refuses (and that a dense checkpoint is never
 // refused by them), where calibration runs, and the expert flags TensorRT-LLM's converter gets.
 import { describe, expect, it } from 'vitest';
+import { checkBuildInputs } from '../../src/build/checks.js';
 import { checkMoeBuild, runDeviceFor } from '../../src/build/moe-checks.js';
 import { planNativeBuild } from '../../src/build/native/plan.js';
 import { openSource } from '../../src/build/native/source.js';
@@ -55,15 +56,12 @@ function settings(flags: BuildSettingsInput, model = 'tiny-moe' as const) {
 describe('checkMoeBuild', () => {
   const src = () => openSource(checkpoint('tiny-moe'));
 
-  it('lets bf16 and int8_wo through, with a quantized KV cache, on the CPU or auto', () => {
-    for (const qformat of ['full_prec', 'int8_wo'] as const)
+  it('lets every format through (the calibrated ones from per-expert statistics), with a quantized KV cache, on the CPU or auto', () => {
+    for (const qformat of ['full_prec', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq'] as const)
       for (const device of ['auto', 'cpu'] as const) expect(() => checkMoeBuild(settings({ qformat, device, kv_cache_dtype: 'int8' }), src())).not.toThrow();
   });
 
   it.each([
-    [{ qformat: 'int4_awq' }, /--qformat int4_awq: .* AWQ's scale search needs each expert's own input activations/],
-    [{ qformat: 'fp8' }, /--qformat fp8: .*fp8's static input scales/],
-    [{ qformat: 'int8_sq' }, /--qformat int8_sq: .*SmoothQuant's factors/],
     [{ tp_size: 2 }, /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/],
     [{ device: 'cuda', qformat: 'int8_wo' }, /--device cuda: .* built as int8_wo, and the CUDA backend runs bf16 Qwen3-MoE engines only/],
   ] as [BuildSettingsInput, RegExp][])('refuses %j', (flags, message) => {
@@ -100,6 +98,21 @@ describe('the plan of a MoE build', () => {
     expect(plan.steps[2].text).toContain("8 experts in each of 2 sparse layers: the experts' projections in int8_wo, the routers unquantized in bfloat16");
     const bf16 = planNativeBuild(settings({}), openSource(s.model_dir));
     expect(bf16.steps[1].text).toContain("the experts' projections in bfloat16");
+  });
+
+  it('calibrates the weights of int4_awq, fp8 and int8_sq, each expert on the tokens routed to it', () => {
+    for (const [qformat, weights] of [['int4_awq', 'int4_awq, block 16'], ['fp8', 'fp8'], ['int8_sq', 'int8_sq']] as const) {
+      const s = settings({ qformat, awq_block_size: 16 });
+      const plan = planNativeBuild(s, openSource(s.model_dir));
+      expect(plan.steps.map((st) => st.phase)).toEqual(['check', 'calibrate', 'quantize', 'write', 'verify']);
+      expect(plan.steps[1].text).toMatch(new RegExp(`: ${qformat} weights, running the checkpoint, on the CPU$`));
+      expect(plan.steps[2].text).toContain(`the experts' projections in ${weights}, each expert calibrated on the tokens routed to it, the routers unquantized in bfloat16`);
+    }
+  });
+
+  it("refuses an --awq_block_size that does not divide the experts' moe_intermediate_size (48)", () => {
+    const s = settings({ qformat: 'int4_awq', awq_block_size: 32 });
+    expect(() => checkBuildInputs(s, openSource(s.model_dir))).toThrow(/awq_block_size 32 does not divide the input dimension 48 of the experts' down_proj \(moe_intermediate_size\)/);
   });
 });
 

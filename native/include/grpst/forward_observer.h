@@ -22,6 +22,18 @@ class ForwardObserver {
   virtual ~ForwardObserver() = default;
   /** x: [rows, cols], row-major. Called on the runner's thread, between parallel sections. */
   virtual void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) = 0;
+  /**
+   * One expert's inputs in a sparse (Qwen3-MoE) layer, the rows of the step's tokens the router sent
+   * to it: point MlpIn is what its gate/up_proj read (the layer's MLP input rows, before any
+   * per-expert pre_quant_scale), DownIn what its down_proj reads (silu(gate) * up). x: [rows, cols];
+   * token[i]: the step row (0..T-1) that row i came from, so a sampler keeps the same tokens as the
+   * dense capture points. Only experts with at least one row are reported. The CPU runner's form;
+   * the default ignores them (an observer with no use for per-expert statistics).
+   */
+  virtual void expert_input(int layer, int expert, CapturePoint point, const float* x, const int32_t* token, int rows,
+                            int cols) {
+    (void)layer, (void)expert, (void)point, (void)x, (void)token, (void)rows, (void)cols;
+  }
   /** k after q/k-norm and rotary embedding, v as projected: [rows, kv_dim] each, as the cache stores them. */
   virtual void kv(int layer, const float* k, const float* v, int rows, int kv_dim) = 0;
 

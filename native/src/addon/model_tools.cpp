@@ -1,7 +1,8 @@
 // createModelTool(config, tensors, options) -> NativeModelTool: a model without a scheduler, for
 // `grpst build`. logprobs(tokens) returns the log-softmax of the logits after every position (the
 // accuracy report compares full distributions); calibrate(sequences, sampleRows) runs text
-// through the model and returns, per layer, statistics of each linear group's input and of the
+// through the model and returns, per layer, statistics of each linear group's input, of each
+// expert's inputs in a Qwen3-MoE sparse layer (calibration_observer.h) and of the
 // cached K/V, and the same statistics of lm_head's input (AWQ, SmoothQuant and fp8 scales). Work runs on a worker thread, one call at a time.
 // options.device "cuda" / "auto" runs it on the GPU (the CUDA runner reduces the statistics there),
 // "cpu" (the default) on the CPU runner.
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "addon/calibration_observer.h"
 #include "addon/convert.h"
 #include "grpst/cpu_kernels.h"
 #include "grpst/forward_observer.h"
@@ -29,141 +31,6 @@ namespace {
 constexpr int kChunk = 128;      // tokens per forward call on the CPU
 constexpr int kGpuChunk = 512;   // and on the GPU, where a step of 128 rows leaves it mostly idle
 constexpr int kBlockSize = 16;   // KV block size of the tool's private cache
-
-struct Capture {
-  int cols = 0;
-  std::vector<float> abs_max;
-  std::vector<double> abs_sum;
-  std::vector<float> samples;  // [kept, cols]
-  int kept = 0;
-};
-
-struct LayerStats {
-  Capture cap[4];
-  float k_amax = 0, v_amax = 0;
-  // [kv_dim]: max |v| per channel. A build that folds o_proj's factors into v_proj rows (AWQ,
-  // SmoothQuant) divides each channel by its own factor, so the engine's cache amax follows from these.
-  std::vector<float> v_abs_max;
-};
-
-/** Accumulates statistics over every token; keeps every `stride`-th token row as a sample. */
-class CalibrationObserver final : public ForwardObserver {
- public:
-  CalibrationObserver(int layers, int64_t stride, int max_samples, int64_t first_token)
-      : layers_(layers), stride_(stride), max_samples_(max_samples), base_(first_token) {}
-
-  void begin_chunk(int64_t first_token) { first_ = first_token; }
-  int64_t tokens() const { return tokens_; }
-  void count(int rows) { tokens_ += rows; }
-  std::vector<LayerStats>& layers() { return layers_; }
-  const Capture& head() const { return head_; }
-
-  void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) override {
-    Capture& c = capture(layer, point, cols);
-    for (int r = 0; r < rows; r++) {
-      const float* row = x + int64_t(r) * cols;
-      for (int i = 0; i < cols; i++) {
-        const float a = std::fabs(row[i]);
-        c.abs_max[i] = std::max(c.abs_max[i], a);
-        c.abs_sum[i] += a;
-      }
-      if (sampled(r) && c.kept < max_samples_) {
-        c.samples.insert(c.samples.end(), row, row + cols);
-        c.kept++;
-      }
-    }
-  }
-
-  // The GPU runner's form: the rows to keep are decided per step, the statistics arrive as totals.
-  std::vector<int> sample_rows(int rows) override {
-    std::vector<int> out;
-    for (int r = 0; r < rows && promised_ < max_samples_; r++)
-      if (sampled(r)) {
-        out.push_back(r);
-        promised_++;
-      }
-    return out;
-  }
-
-  void linear_input_totals(int layer, CapturePoint point, const ColumnTotals& t) override {
-    Capture& c = capture(layer, point, t.cols);
-    for (int i = 0; i < t.cols; i++) {
-      c.abs_max[i] = std::max(c.abs_max[i], t.abs_max[i]);
-      c.abs_sum[i] += t.abs_sum[i];
-    }
-    c.samples.insert(c.samples.end(), t.samples, t.samples + size_t(t.sample_rows) * t.cols);
-    c.kept += t.sample_rows;
-  }
-
-  void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) override {
-    LayerStats& s = kv_stats(layer, kv_dim);
-    s.k_amax = std::max(s.k_amax, k_amax);
-    for (int i = 0; i < kv_dim; i++) {
-      s.v_abs_max[i] = std::max(s.v_abs_max[i], v_abs_max[i]);
-      s.v_amax = std::max(s.v_amax, s.v_abs_max[i]);
-    }
-  }
-
-  void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
-    LayerStats& s = kv_stats(layer, kv_dim);
-    for (int r = 0; r < rows; r++) {
-      const float* kr = k + int64_t(r) * kv_dim;
-      const float* vr = v + int64_t(r) * kv_dim;
-      for (int i = 0; i < kv_dim; i++) {
-        s.k_amax = std::max(s.k_amax, std::fabs(kr[i]));
-        s.v_abs_max[i] = std::max(s.v_abs_max[i], std::fabs(vr[i]));
-        s.v_amax = std::max(s.v_amax, s.v_abs_max[i]);
-      }
-    }
-  }
-
- private:
-  /** Row r of the current chunk is a sample when its index in the whole text is a multiple of the stride. */
-  bool sampled(int r) const { return (base_ + first_ + r) % stride_ == 0; }
-  Capture& capture(int layer, CapturePoint point, int cols) {
-    Capture& c = point == CapturePoint::HeadIn ? head_ : layers_[layer].cap[int(point)];
-    if (c.cols == 0) {
-      c.cols = cols;
-      c.abs_max.assign(cols, 0.0f);
-      c.abs_sum.assign(cols, 0.0);
-    }
-    return c;
-  }
-  LayerStats& kv_stats(int layer, int kv_dim) {
-    LayerStats& s = layers_[layer];
-    if (s.v_abs_max.empty()) s.v_abs_max.assign(kv_dim, 0.0f);
-    return s;
-  }
-
-  std::vector<LayerStats> layers_;
-  Capture head_;  // lm_head's input (CapturePoint::HeadIn)
-  int64_t stride_;
-  int max_samples_;
-  int64_t base_;
-  int64_t first_ = 0;
-  int64_t tokens_ = 0;
-  int promised_ = 0;  // rows sample_rows() has handed out (the GPU runner's form)
-};
-
-/** Forwards to whichever observer the current operation set (none outside calibration). */
-class ProxyObserver final : public ForwardObserver {
- public:
-  ForwardObserver* target = nullptr;
-  void linear_input(int layer, CapturePoint point, const float* x, int rows, int cols) override {
-    if (target) target->linear_input(layer, point, x, rows, cols);
-  }
-  void kv(int layer, const float* k, const float* v, int rows, int kv_dim) override {
-    if (target) target->kv(layer, k, v, rows, kv_dim);
-  }
-  bool active() const override { return target != nullptr; }
-  std::vector<int> sample_rows(int rows) override { return target ? target->sample_rows(rows) : std::vector<int>(); }
-  void linear_input_totals(int layer, CapturePoint point, const ColumnTotals& t) override {
-    if (target) target->linear_input_totals(layer, point, t);
-  }
-  void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) override {
-    if (target) target->kv_totals(layer, k_amax, v_abs_max, kv_dim);
-  }
-};
 
 struct Tool {
   ModelConfig cfg;
@@ -382,10 +249,11 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
         }
         t->proxy.target = nullptr;
       },
-      [obs](Napi::Env e) -> Napi::Value {
+      [obs, t](Napi::Env e) -> Napi::Value {
         static const char* names[4] = {"attn_in", "o_in", "mlp_in", "down_in"};
-        const double n = double(std::max<int64_t>(1, obs->tokens()));
-        auto capture_js = [&](const Capture& c) {
+        // A layer input's mean is over every token; an expert's over the rows routed to it.
+        auto capture_js = [&](const Capture& c, int64_t rows) {
+          const double n = double(std::max<int64_t>(1, rows));
           Napi::Object co = Napi::Object::New(e);
           Napi::Float32Array mx = Napi::Float32Array::New(e, c.cols), mean = Napi::Float32Array::New(e, c.cols);
           for (int i = 0; i < c.cols; i++) {
@@ -399,13 +267,34 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
           co.Set("samples", smp);
           co.Set("sampleRows", c.kept);
           co.Set("cols", c.cols);
+          co.Set("rows", double(rows));
           return co;
         };
+        // Every expert of a sparse layer, in order; one no token reached has rows 0 and zero statistics.
+        const ModelConfig& cfg = t->cfg;
+        auto experts_js = [&](int layer, const LayerStats& s) {
+          const int E = cfg.sparse_layer(layer) ? cfg.moe.num_experts : 0;
+          Napi::Array list = Napi::Array::New(e, size_t(E));
+          for (int x = 0; x < E; x++) {
+            ExpertStats none;
+            const ExpertStats& ex = size_t(x) < s.experts.size() ? s.experts[size_t(x)] : none;
+            Capture in = ex.cap[0], down = ex.cap[1];
+            if (in.cols == 0) in.reset(cfg.hidden_size);
+            if (down.cols == 0) down.reset(cfg.moe.intermediate_size);
+            Napi::Object o = Napi::Object::New(e);
+            o.Set("mlp_in", capture_js(in, in.rows));
+            o.Set("down_in", capture_js(down, down.rows));
+            list[uint32_t(x)] = o;
+          }
+          return list;
+        };
+        const int64_t tokens = obs->tokens();
         Napi::Array layers = Napi::Array::New(e, obs->layers().size());
         for (size_t l = 0; l < obs->layers().size(); l++) {
           const LayerStats& s = obs->layers()[l];
           Napi::Object o = Napi::Object::New(e);
-          for (int p = 0; p < 4; p++) o.Set(names[p], capture_js(s.cap[p]));
+          for (int p = 0; p < 4; p++) o.Set(names[p], capture_js(s.cap[p], tokens));
+          o.Set("experts", experts_js(int(l), s));
           o.Set("kAmax", s.k_amax);
           o.Set("vAmax", s.v_amax);
           Napi::Float32Array vmax = Napi::Float32Array::New(e, s.v_abs_max.size());
@@ -416,7 +305,7 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
         Napi::Object result = Napi::Object::New(e);
         result.Set("tokens", double(obs->tokens()));
         result.Set("layers", layers);
-        result.Set("head", capture_js(obs->head()));
+        result.Set("head", capture_js(obs->head(), tokens));
         return result;
       });
   job->Queue();

@@ -394,7 +394,7 @@ void CpuRunner::forward(const StepBatch& b, float* logits) {
     if (opts_.observer) opts_.observer->linear_input(l, CapturePoint::MlpIn, h, T, H);
     if (!L.experts.empty()) {
       // h is both the experts' input and (through a copy into their grouped rows) free to reuse.
-      moe_.forward(L, h, h, T, k_, pool_);
+      moe_.forward(L, h, h, T, k_, pool_, opts_.observer, l);
       prof_.mark(PhaseProfile::Down);
       pool_.parallel_for(T, [&](int r, int) { k_.add(x + size_t(r) * H, h + size_t(r) * H, H); });
       prof_.mark(PhaseProfile::Norms);

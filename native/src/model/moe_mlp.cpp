@@ -59,7 +59,8 @@ void MoeMlp::route(int T) {
     }
 }
 
-void MoeMlp::forward(const Qwen3Layer& L, const float* x, float* y, int T, const CpuKernels& k, ThreadPool& pool) {
+void MoeMlp::forward(const Qwen3Layer& L, const float* x, float* y, int T, const CpuKernels& k, ThreadPool& pool,
+                     ForwardObserver* observer, int layer) {
   if (L.experts.empty() || T <= 0) return;
   linear_forward(L.router, x, logits_.data(), T, k, pool);
   route(T);
@@ -72,13 +73,26 @@ void MoeMlp::forward(const Qwen3Layer& L, const float* x, float* y, int T, const
     const int r0 = start_[size_t(e)], n = start_[size_t(e) + 1] - r0;
     if (n == 0) continue;  // no token chose it: its weights are not read this step
     const Qwen3Expert& ex = L.experts[size_t(e)];
+    float* xe = xs + size_t(r0) * H_;
+    const int32_t* tokens = token_.data() + r0;
+    if (observer) observer->expert_input(layer, e, CapturePoint::MlpIn, xe, tokens, n, H_);
+    // AWQ / SmoothQuant factors of this expert alone: the layer's norm is shared by every expert
+    // (and the router), so they cannot fold into it; the rows are this expert's own copies.
+    if (ex.pre_quant_scale) {
+      const float* s = ex.pre_quant_scale;
+      pool.parallel_for(n, [&](int i, int) {
+        float* row = xe + size_t(i) * H_;
+        for (int c = 0; c < H_; c++) row[c] *= s[c];
+      });
+    }
     const LinearWeight* ws[2] = {&ex.gate, &ex.up};
     float* outs[2] = {g + size_t(r0) * Im_, u + size_t(r0) * Im_};
-    linear_forward_multi(ws, outs, 2, xs + size_t(r0) * H_, n, k, pool);
+    linear_forward_multi(ws, outs, 2, xe, n, k, pool);
     pool.parallel_for(n, [&](int i, int) {
       float* gi = g + size_t(r0 + i) * Im_;
       k.silu_mul(gi, u + size_t(r0 + i) * Im_, gi, Im_);
     });
+    if (observer) observer->expert_input(layer, e, CapturePoint::DownIn, g + size_t(r0) * Im_, tokens, n, Im_);
     linear_forward(ex.down, g + size_t(r0) * Im_, ys + size_t(r0) * H_, n, k, pool);
   }
   // Each token's outputs added in expert order, as transformers' index_add over the experts does.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "grpst/cpu_kernels.h"
+#include "grpst/forward_observer.h"
 #include "grpst/model_config.h"
 #include "grpst/tensor_store.h"
 #include "grpst/thread_pool.h"
@@ -23,8 +24,12 @@ class MoeMlp {
  public:
   /** Scratch for steps of up to max_tokens tokens (nothing when the model has no experts). */
   void reserve(const ModelConfig& cfg, int max_tokens);
-  /** y[T, H] = the expert mixture of x[T, H] through layer L's router and experts. */
-  void forward(const Qwen3Layer& L, const float* x, float* y, int T, const CpuKernels& k, ThreadPool& pool);
+  /**
+   * y[T, H] = the expert mixture of x[T, H] through layer L's router and experts. With an observer
+   * (calibration), each expert's input rows and down_proj input are reported as layer `layer`'s.
+   */
+  void forward(const Qwen3Layer& L, const float* x, float* y, int T, const CpuKernels& k, ThreadPool& pool,
+               ForwardObserver* observer = nullptr, int layer = 0);
 
  private:
   /** choice_ / weight_ from logits_ for T tokens; start_ / slot_: the tokens grouped by expert. */

@@ -73,8 +73,11 @@ Qwen3Weights load_qwen3_weights(TensorStore& store, const ModelConfig& cfg, Weig
       const int Im = cfg.moe.intermediate_size;
       for (int e = 0; e < cfg.moe.num_experts; e++) {
         const std::string q = p + "mlp.experts." + std::to_string(e) + ".";
-        l.experts.push_back({ops.load(store, q + "gate_proj", Im, H), ops.load(store, q + "up_proj", Im, H),
-                             ops.load(store, q + "down_proj", H, Im)});
+        Qwen3Expert ex{ops.load(store, q + "gate_proj", Im, H), ops.load(store, q + "up_proj", Im, H),
+                       ops.load(store, q + "down_proj", H, Im)};
+        // Written by int4_awq and int8_sq builds for an expert whose factors are not all 1.
+        if (store.has(q + "pre_quant_scale")) ex.pre_quant_scale = store.f32(q + "pre_quant_scale", {H});
+        l.experts.push_back(ex);
       }
     } else {
       l.gate = ops.load(store, p + "mlp.gate_proj", I, H);

@@ -12,6 +12,9 @@ namespace grpst {
 struct Qwen3Expert {
   LinearWeight gate, up;  // [moe_intermediate, hidden]
   LinearWeight down;      // [hidden, moe_intermediate]
+  // [hidden] or null: multiplies this expert's input rows before gate/up_proj (1 / its AWQ or
+  // SmoothQuant factors, which the layer's shared norm cannot carry).
+  const float* pre_quant_scale = nullptr;
 };
 
 struct Qwen3Layer {

@@ -8,23 +8,13 @@ import { resolveKvCache, type KvCacheChoice } from '../../engine/kv-cache.js';
 import type { NativeTensorEntry } from '../../engine/native.js';
 import type { ModelConfig } from '../../model/config.js';
 import { openCheckpoint } from '../../model/checkpoint.js';
-import type { CapturePoint } from '../../quant/smoothing.js';
-import type { CaptureStats, ModelCalibration } from '../../quant/layer.js';
+import type { ModelCalibration } from '../../quant/layer.js';
+import { finish, merge, type Merged, type RawCapture, type RawLayer } from './calibration-merge.js';
 import { objectiveOf, type AwqLossFn, type AwqObjective } from '../../quant/awq.js';
 import type { CalibrationRequest, RunDevice, RuntimeBridge, Scorer } from './runtime-bridge.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
 import { missingTool } from '../../util/errors.js';
 import { nativeQuantKernels, type NativeQuantPasses } from './native-quant-kernels.js';
-
-interface RawCapture {
-  absMax: Float32Array;
-  absMean: Float32Array;
-  samples: Float32Array;
-  sampleRows: number;
-  cols: number;
-}
-
-type RawLayer = Record<CapturePoint, RawCapture> & { kAmax: number; vAmax: number; vAbsMax: Float32Array };
 
 interface NativeModelTool {
   /** "cpu" or "cuda", and the kernels: the CPU's SIMD level or the GPU's name. */
@@ -118,71 +108,6 @@ function* batches(sequences: Int32Array[]): Generator<Int32Array[]> {
     }
   }
   if (batch.length) yield batch;
-}
-
-interface MergedCapture {
-  cols: number;
-  absMax: Float32Array;
-  /** Sum of |x| per channel (the native side reports means; weighted back by token counts). */
-  absSum: Float64Array;
-  rows: Float32Array[];
-}
-
-interface Merged {
-  tokens: number;
-  layers: (Record<CapturePoint, MergedCapture> & { kAmax: number; vAmax: number; vAbsMax: Float32Array })[];
-  head: MergedCapture;
-}
-
-const points: CapturePoint[] = ['attn_in', 'o_in', 'mlp_in', 'down_in'];
-
-const emptyCapture = (cols: number): MergedCapture => ({ cols, absMax: new Float32Array(cols), absSum: new Float64Array(cols), rows: [] });
-
-function mergeCapture(c: MergedCapture, raw: RawCapture, tokens: number): void {
-  for (let k = 0; k < c.cols; k++) {
-    c.absMax[k] = Math.max(c.absMax[k], raw.absMax[k]);
-    c.absSum[k] += raw.absMean[k] * tokens;
-  }
-  for (let r = 0; r < raw.sampleRows; r++) c.rows.push(raw.samples.subarray(r * c.cols, (r + 1) * c.cols));
-}
-
-function merge(into: Merged | undefined, layers: RawLayer[], head: RawCapture, tokens: number): Merged {
-  const m: Merged = into ?? {
-    tokens: 0,
-    layers: layers.map((l) => ({
-      kAmax: 0,
-      vAmax: 0,
-      vAbsMax: new Float32Array(l.vAbsMax.length),
-      ...(Object.fromEntries(points.map((p) => [p, emptyCapture(l[p].cols)])) as unknown as Record<CapturePoint, MergedCapture>),
-    })),
-    head: emptyCapture(head.cols),
-  };
-  layers.forEach((l, i) => {
-    const dst = m.layers[i];
-    dst.kAmax = Math.max(dst.kAmax, l.kAmax);
-    dst.vAmax = Math.max(dst.vAmax, l.vAmax);
-    for (let c = 0; c < dst.vAbsMax.length; c++) dst.vAbsMax[c] = Math.max(dst.vAbsMax[c], l.vAbsMax[c]);
-    for (const p of points) mergeCapture(dst[p], l[p], tokens);
-  });
-  mergeCapture(m.head, head, tokens);
-  m.tokens += tokens;
-  return m;
-}
-
-function finish(m: Merged): ModelCalibration {
-  const n = Math.max(1, m.tokens);
-  const capture = (c: MergedCapture): CaptureStats => {
-    const data = new Float32Array(c.rows.length * c.cols);
-    c.rows.forEach((row, r) => data.set(row, r * c.cols));
-    return { absMax: c.absMax, absMean: Float32Array.from(c.absSum, (v) => v / n), samples: { data, rows: c.rows.length, cols: c.cols } };
-  };
-  const layers = m.layers.map((l) => ({
-    captures: { attn_in: capture(l.attn_in), o_in: capture(l.o_in), mlp_in: capture(l.mlp_in), down_in: capture(l.down_in) },
-    kAmax: l.kAmax,
-    vAmax: l.vAmax,
-    vAbsMax: l.vAbsMax,
-  }));
-  return { layers, head: capture(m.head) };
 }
 
 const ranOn = (tool: NativeModelTool): string => (tool.device === 'cpu' ? `CPU (${tool.kernels})` : tool.kernels);

@@ -1,5 +1,6 @@
 // Writes the weights of every rank in engine order: embeddings, each layer (norms, then its seven
-// linears in the chosen format; a Qwen3-MoE sparse layer's router and experts: pack-moe.ts), the
+// linears in the chosen format; a Qwen3-MoE sparse layer's router and experts, each expert from
+// its own statistics: pack-moe.ts), the
 // final norm, lm_head; with tp_size > 1 each tensor is cut into one slice per rank as
 // src/build/shard.ts says. Norms are stored as fp32: AWQ and SmoothQuant
 // fold factors into them, and rounding the folded values back to bf16 would add error for nothing.
@@ -55,6 +56,13 @@ export interface PackResult {
    * channels); absent without calibration statistics (an AWQ checkpoint: calibrate the engine).
    */
   kvAmax?: KvAmax[];
+  /** A Qwen3-MoE model's experts without calibration rows of their own (see src/quant/expert-stats.ts), by layer. */
+  fallbackExperts: FallbackExperts[];
+}
+
+export interface FallbackExperts {
+  layer: number;
+  experts: number[];
 }
 
 const engineDtype = { bfloat16: 'BF16', float16: 'F16', float32: 'F32' } as const;
@@ -70,6 +78,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
   const writer = new RankWriters(staging, opts.tp ?? 1);
   const notes: GroupNote[][] = [];
   const kvAmax: (KvAmax | undefined)[] = [];
+  const fallbackExperts: FallbackExperts[] = [];
   const dt = engineDtype[opts.dtype];
   const float = (name: string, values: Float32Array, shape: number[]): PackedTensor => ({ name, dtype: dt, shape, data: encodeFloats(values, dt) });
   const f32 = (name: string, values: Float32Array): PackedTensor => ({ name, dtype: 'F32', shape: [values.length], data: encodeFloats(values, 'F32') });
@@ -101,11 +110,23 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
       reporter.progress(i / m.numLayers, `layer ${i + 1}/${m.numLayers}`);
       const p = `model.layers.${i}.`;
       if (isSparseLayer(m, i)) {
-        // A Qwen3-MoE layer: its router and experts instead of one MLP (KV statistics as calibrated).
-        const calib = opts.calibration?.[i];
-        kvAmax.push(calib && { k: calib.kAmax, v: calib.vAmax });
-        packSparseLayer(src, i, { writer, f32, copied, copiedLinear, format, group: opts.awqBlockSize, kernels: opts.kernels });
-        if (format) notes.push([]); // nothing searched: the notes stay one entry per quantized layer
+        // A Qwen3-MoE layer: its router and experts instead of one MLP, each expert from its own statistics.
+        const r = packSparseLayer(src, i, {
+          writer,
+          f32,
+          copied,
+          copiedLinear,
+          format,
+          group: opts.awqBlockSize,
+          alpha: opts.smoothquantAlpha,
+          attention: { numHeads: m.numHeads, numKvHeads: m.numKvHeads, headDim: m.headDim },
+          calibration: opts.calibration?.[i],
+          awqLoss: opts.awqLoss,
+          kernels: opts.kernels,
+        });
+        kvAmax.push(r.kvAmax);
+        if (r.fallbackExperts.length) fallbackExperts.push({ layer: i, experts: r.fallbackExperts });
+        if (format) notes.push([]); // the notes stay one entry per quantized layer
         continue;
       }
       const layer: LayerWeights = {
@@ -170,6 +191,7 @@ export async function packWeights(src: SourceModel, opts: PackOptions, staging: 
       files,
       bytes: files.reduce((a, f) => a + f.bytes, 0),
       notes,
+      fallbackExperts,
       ...(complete ? { kvAmax: kvAmax as KvAmax[] } : {}),
     };
   } catch (e) {

@@ -19,7 +19,7 @@ import type { Reporter } from '../progress.js';
 import { explainWriteError, Staging } from '../staging.js';
 import { accuracyReport, formatAccuracy, NonFiniteLogits } from './accuracy.js';
 import { explainNonFiniteLogits } from './non-finite.js';
-import { packWeights, type PackResult } from './pack.js';
+import { packWeights, type FallbackExperts, type PackResult } from './pack.js';
 import { planNativeBuild, type NativePlan } from './plan.js';
 import type { RuntimeBridge } from './runtime-bridge.js';
 import { requireDeviceBuilt } from '../../daemon/device-check.js';
@@ -209,6 +209,8 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
     throw explainWriteError(e, staging.output);
   }
   reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB${search ? `; AWQ scale search on ${search.ranOn}` : ''}`);
+  const unrouted = describeFallbackExperts(packed.fallbackExperts, format === 'int4_awq');
+  if (unrouted) reporter.info(unrouted);
   return packed;
 }
 
@@ -309,4 +311,16 @@ async function measureAccuracy(
   } finally {
     await reference.close();
   }
+}
+
+/**
+ * Says which experts had no calibration rows of their own and what they were calibrated on instead
+ * (src/quant/expert-stats.ts); undefined when every expert had its own.
+ */
+function describeFallbackExperts(list: FallbackExperts[], awq: boolean): string | undefined {
+  if (!list.length) return undefined;
+  const count = list.reduce((a, l) => a + l.experts.length, 0);
+  const where = list.map((l) => `layer ${l.layer}: ${l.experts.join(', ')}`).join('; ');
+  const none = awq ? 'no calibration token, or none of the sampled ones,' : 'no calibration token';
+  return `${count} expert${count === 1 ? '' : 's'} reached by ${none} (${where}): calibrated as if every token were routed to ${count === 1 ? 'it' : 'them'} (gate/up_proj on the layer's MLP input, down_proj on ${count === 1 ? 'its' : 'their'} own SwiGLU of it)`;
 }

@@ -106,7 +106,7 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
         : `write the checkpoint${merged} as a ${s.dtype} copy inside the staging folder, for calibration and the accuracy report`,
     });
   if (calibrateFloat) steps.push({ phase: 'calibrate', on: 'float', text: `calibrate on ${calibText}: ${calibrated}, running ${floatModel === 'dequantized' ? `the ${src.fp8 ? 'dequantized' : 'merged'} copy` : 'the checkpoint'}${where}` });
-  steps.push({ phase: 'quantize', text: `quantize and pack: ${weights}${from}, dtype ${s.dtype}${expertsText(src, weights, s.dtype)}, ${head}${s.tp_size > 1 ? `, ${s.tp_size} rank shards` : ''}` });
+  steps.push({ phase: 'quantize', text: `quantize and pack: ${weights}${from}, dtype ${s.dtype}${expertsText(src, qformat, weights, s.dtype)}, ${head}${s.tp_size > 1 ? `, ${s.tp_size} rank shards` : ''}` });
   steps.push({ phase: 'write', text: `write engine.json (kv cache ${s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype}) and the tokenizer files` });
   if (calibrateEngine) steps.push({ phase: 'calibrate', on: 'engine', text: `calibrate on ${calibText}: the ${s.kv_cache_dtype} KV cache, running the engine itself (an AWQ checkpoint has no float model)${where}` });
   if (reference) steps.push({ phase: 'verify', text: `verify: accuracy report against ${reference.name} on ${s.eval_dataset ?? 'the built-in held-out text'} (up to ${s.eval_tokens} tokens)${wantKv ? `, the engine running its ${s.kv_cache_dtype} KV cache` : ''}${where}` });
@@ -117,11 +117,12 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
 }
 
 /** A Qwen3-MoE's experts and routers in the quantize step ("" for a dense model). */
-function expertsText(src: SourceModel, weights: string, dtype: string): string {
+function expertsText(src: SourceModel, qformat: QFormat, weights: string, dtype: string): string {
   const m = src.checkpoint.model;
   if (!m.moe) return '';
   const layers = sparseLayerIndices(m).length;
-  const experts = src.awq ? "the experts' projections as the AWQ checkpoint stores them" : `the experts' projections in ${weights === 'full_prec' ? dtype : weights}`;
+  const calibrated = qformat !== 'full_prec' && needsCalibration(qformat) ? ', each expert calibrated on the tokens routed to it' : '';
+  const experts = src.awq ? "the experts' projections as the AWQ checkpoint stores them" : `the experts' projections in ${weights === 'full_prec' ? dtype : weights}${calibrated}`;
   return `; ${m.moe.numExperts} experts in each of ${layers} sparse layers: ${experts}, the routers unquantized in ${dtype}`;
 }
 
