@@ -34,6 +34,26 @@ int64_t gpu_free_memory_bytes(int device) {
 #endif
 }
 
+#ifdef GRPST_WITH_CUDA
+namespace {
+/** The one rule for the CUDA runner: a visible GPU, a device other than "cpu", and no in-process group. */
+bool picks_cuda(const std::string& device, bool in_process_group, bool gpu_visible) {
+  return gpu_visible && device != "cpu" && !in_process_group;
+}
+}  // namespace
+#endif
+
+bool builds_cuda_runner(const std::string& device, bool in_process_group) {
+#ifdef GRPST_WITH_CUDA
+  std::string why;  // (the GPU is asked only where the rest allows CUDA)
+  return device != "cpu" && !in_process_group && picks_cuda(device, in_process_group, cuda_device_available(&why));
+#else
+  (void)device;
+  (void)in_process_group;
+  return false;
+#endif
+}
+
 std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
                                                     std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
                                                     const EngineOptions& eo, ResolvedEngineOptions& ro,
@@ -47,7 +67,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   const bool gpu = cuda_device_available(&why);
   if (device == "cuda" && !gpu) throw Error("device \"cuda\" is not available: " + why);
   if (tp.on() && tp.comm->on_device() && !gpu) throw Error("a tensor-parallel engine across processes needs GPUs: " + why);
-  if (gpu && device != "cpu" && !(tp.on() && !tp.comm->on_device())) {
+  if (picks_cuda(device, tp.on() && !tp.comm->on_device(), gpu)) {
     CudaRunnerOptions o;
     o.tp = tp;
     o.device = tp.on() ? tp.shard.rank : 0;
@@ -59,7 +79,10 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
     o.quantization = cpu.quantization;
     o.cancel = cpu.cancel;
     o.observer = cpu.observer;  // calibration (a build's model tool); null when serving
-    auto runner = make_cuda_runner(cfg, std::move(store), o);
+    auto runner = make_cuda_runner(cfg, *store, o);
+    // The weights are on the GPU: the host copy goes now (callers hand the store over), instead
+    // of holding the files' size in RAM, or their mapping, for the server's whole life.
+    store.reset();
     if (eo.max_tokens_in_kv <= 0 && eo.kv_cache_bytes <= 0) {
       const double frac = eo.kv_free_mem_fraction > 0 ? eo.kv_free_mem_fraction : 0.9;
       if (frac > 1) throw Error("kv_cache_free_gpu_mem_fraction must be at most 1");
