@@ -2,6 +2,7 @@
 // (fp8 / int8 caches), test/gpu/wide-head-checks.ts (head_dim 64 / 128) and
 // test/gpu/quant-checks.ts (int8_wo / int4_awq / fp8 / int8_sq engines) and
 // test/gpu/load-cancel-checks.ts (a cancelled load frees its GPU memory) and
+// test/gpu/host-copy-checks.ts (no host copy of the weights once they are on the GPU) and
 // test/gpu/think-budget-checks.ts (a forced step among GPU-sampled rows) and
 // test/gpu/bad-sequence-checks.ts (sequence bans among GPU-sampled rows) and
 // test/gpu/embedding-checks.ts (embedding requests: the head's input rows) and
@@ -16,6 +17,7 @@
 //   node .carry/js/gpu-parity.mjs   (bundled by scripts/gpu/pack-node.sh)
 import { kvCacheChecks } from '../../test/gpu/kv-checks.js';
 import { loadCancelChecks } from '../../test/gpu/load-cancel-checks.js';
+import { hostCopyChecks } from '../../test/gpu/host-copy-checks.js';
 import { badSequenceChecks } from '../../test/gpu/bad-sequence-checks.js';
 import { calibrationChecks } from '../../test/gpu/calibration-checks.js';
 import { embeddingChecks } from '../../test/gpu/embedding-checks.js';
@@ -32,8 +34,8 @@ import { wideHeadChecks } from '../../test/gpu/wide-head-checks.js';
 
 const log = (l: string) => console.log(l);
 const results = [...(await gpuParityChecks(log)), ...(await moeChecks(log)), ...(await kvCacheChecks(log)), ...(await wideHeadChecks(log)),
-  ...(await quantizedEngineChecks(log)), ...(await loadCancelChecks(log)), ...(await thinkBudgetChecks(log)),
-  ...(await badSequenceChecks(log)), ...(await embeddingChecks(log)), ...(await scoreChecks(log)), ...(await calibrationChecks(log)),
+  ...(await quantizedEngineChecks(log)), ...(await loadCancelChecks(log)), ...(await hostCopyChecks(log)),
+  ...(await thinkBudgetChecks(log)), ...(await badSequenceChecks(log)), ...(await embeddingChecks(log)), ...(await scoreChecks(log)), ...(await calibrationChecks(log)),
   ...(await speculativeChecks(log)), ...(await penaltyChecks(log)), ...(await deviceRuleChecks(log)),
   ...(await loraChecks(log))];
 const failed = results.filter((r) => !r.pass);

@@ -214,6 +214,12 @@ export interface WeightsInfo {
   bytes: number;
   /** Why a lock was refused, with the fix; absent when none was. */
   lockWarning?: string;
+  /**
+   * The weights were uploaded to the GPU and the host copy (mapping or memory read) released after
+   * the load: the files may change or go, and mapped / locked describe nothing held. Such a copy is
+   * never locked (it does not outlive the load; GPU memory is never paged out).
+   */
+  hostCopyReleased: boolean;
 }
 
 export type SchedulingPolicy = 'fcfs' | 'priority';
@@ -303,13 +309,15 @@ export interface LoadOptions {
    * true (default): map the weights files, as llama.cpp does; pages load on demand and stay the
    * files', so truncating or rewriting a file under a running engine kills it (SIGBUS) or changes
    * its weights. false: read them into memory of the process's own (RAM the size of the files),
-   * after which the files may change or go without harm (llama.cpp's --no-mmap).
+   * after which the files may change or go without harm (llama.cpp's --no-mmap). On a GPU either
+   * way lasts only for the load: the weights are uploaded, then the host copy is released.
    */
   useMmap?: boolean;
   /**
    * Lock the weights in RAM (mlock), so memory pressure never pages them out (llama.cpp's
    * --mlock). A lock the system refuses (RLIMIT_MEMLOCK, ulimit -l) is no error: the engine runs
-   * unlocked and EngineInfo.weights.lockWarning says why, with the fix.
+   * unlocked and EngineInfo.weights.lockWarning says why, with the fix. Nothing to lock on a GPU,
+   * whose engine keeps no host copy (EngineInfo.weights.hostCopyReleased).
    */
   useMlock?: boolean;
 }

@@ -91,23 +91,31 @@ export interface TensorToWrite {
   data: Uint8Array;
 }
 
-/** Writes tensors in the order given, data 8-byte aligned, header padded with spaces (as the reference writer does). */
-export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: 'pt' }): void {
+/**
+ * The bytes before the data of tensors laid out in the order given: the header's length, then the
+ * header, padded with spaces so the data starts 8-byte aligned (as the reference writer does).
+ */
+export function safetensorsHeader(tensors: { name: string; dtype: SafetensorsDtype; shape: number[]; nbytes: number }[], metadata: Record<string, string> = { format: 'pt' }): Buffer {
   const header: Record<string, unknown> = {};
   let offset = 0;
   for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.nbytes] };
+    offset += t.nbytes;
   }
   header.__metadata__ = metadata;
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return Buffer.concat([len, Buffer.from(json, 'utf8')]);
+}
+
+/** Writes tensors in the order given (safetensorsHeader, then their data). */
+export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: 'pt' }): void {
+  const header = safetensorsHeader(tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, nbytes: t.data.byteLength })), metadata);
   const fd = openSync(file, 'w');
   try {
-    writeSync(fd, len);
-    writeSync(fd, Buffer.from(json, 'utf8'));
+    writeAll(fd, header);
     for (const t of tensors) writeAll(fd, t.data);
   } finally {
     closeSync(fd);

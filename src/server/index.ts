@@ -6,7 +6,7 @@ import { IncrementalDecoder, tokenMask } from '../chat/incremental-decoder.js';
 import { renderPrompt } from '../chat/render-prompt.js';
 import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { LoadCancelled, type GenerationEngine, type WeightsInfo } from '../engine/types.js';
+import { LoadCancelled, type GenerationEngine } from '../engine/types.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { ClientErrors } from './client-errors.js';
 import { ServerContext, type LogFn, type RenderFn } from './context.js';
@@ -17,6 +17,7 @@ import { RequestTemplates } from './openai/request-templates.js';
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, type ServerOptions } from './options.js';
 import { pathOf, probePaths, Router, type Route } from './router.js';
 import { routes } from './routes/index.js';
+import { weightsReadyText } from './weights-ready-text.js';
 
 export type { ServerOptions } from './options.js';
 export { defaultServerOptions } from './options.js';
@@ -76,7 +77,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       ctx.setEngine(engine);
       const weights = engine.info.weights;
       if (weights?.lockWarning) log(weights.lockWarning, 'warn');
-      log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${ctx.limits.maxSeqLen}${weights ? `, ${weightsText(weights)}` : ''})`);
+      log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${ctx.limits.maxSeqLen}${weights ? `, ${weightsReadyText(weights)}` : ''})`);
       if (ctx.limits.maxSeqLen < engine.info.maxSeqLen)
         log(
           `the KV cache holds ${ctx.limits.maxSeqLen} tokens, fewer than the engine's max_seq_len ${engine.info.maxSeqLen}: requests are limited to ${ctx.limits.maxSeqLen} tokens; raise max_tokens_in_paged_kv_cache, kv_cache_bytes or kv_cache_free_gpu_mem_fraction in the inference conf to serve longer ones`,
@@ -184,13 +185,6 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       return shutdown(0);
     },
   };
-}
-
-/** The ready line's account of the weights: whether the files may change under the server, and whether they are locked. */
-function weightsText(w: WeightsInfo): string {
-  const held = w.mapped ? 'weights mapped' : 'weights read into memory';
-  if (!w.lockAsked) return held;
-  return w.locked ? `${held} and locked` : `${held}, not locked`;
 }
 
 function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {

@@ -14,6 +14,7 @@ import { penaltyChecks } from './penalty-checks.js';
 import { deviceRuleChecks } from './device-rule-checks.js';
 import { speculativeChecks } from './speculative-checks.js';
 import { kvCacheChecks } from './kv-checks.js';
+import { hostCopyChecks } from './host-copy-checks.js';
 import { loadCancelChecks } from './load-cancel-checks.js';
 import { loraChecks } from './lora-checks.js';
 import { moeChecks } from './moe-checks.js';
@@ -48,6 +49,7 @@ const suites: [string, () => Promise<CheckOutcome[]>][] = [
   ['runs real head sizes (64, 128) and long contexts like the CPU backend', () => wideHeadChecks()],
   ['runs int8_wo, int4_awq, fp8 and int8_sq engines like the CPU backend, alone and in a batch of 24', () => quantizedEngineChecks()],
   ['frees what a cancelled load took', () => loadCancelChecks()],
+  ['keeps no host copy of the weights once they are on the GPU', () => hostCopyChecks()],
   ['forces the think block closed at its budget among GPU-sampled rows', () => thinkBudgetChecks()],
   ['bans token sequences among GPU-sampled rows', () => badSequenceChecks()],
   ['returns the final norm rows of embedding requests like the CPU backend', () => embeddingChecks()],

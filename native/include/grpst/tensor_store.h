@@ -43,6 +43,9 @@ struct WeightsReport {
   bool locked = false;                // every file locked
   uint64_t bytes = 0;                 // bytes of the files
   std::string lock_warning;           // why a lock was refused, with the fix; empty when none was
+  // Uploaded to the GPU and released on the host (runtime/weights_on_gpu.h): the files may change
+  // or go, and mapped / locked describe nothing held. Merged, true only when every part was.
+  bool host_copy_released = false;
   void add(const WeightsReport& other);
 };
 

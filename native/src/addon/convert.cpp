@@ -194,6 +194,7 @@ Napi::Object weights_report_to_js(Napi::Env env, const WeightsReport& r) {
   o.Set("locked", r.locked);
   o.Set("bytes", double(r.bytes));
   if (!r.lock_warning.empty()) o.Set("lockWarning", r.lock_warning);
+  o.Set("hostCopyReleased", r.host_copy_released);
   return o;
 }
 

@@ -19,7 +19,7 @@ EngineOptions engine_options_from_js(const Napi::Object& o);
 std::vector<float> kv_scales_from_js(const Napi::Object& o);
 /** options.useMmap / options.useMlock (default: mapped, not locked); the cancel flag is the caller's. */
 WeightsLoad weights_load_from_js(const Napi::Object& o);
-/** NativeEngineInfo.weights: {mapped, locked, bytes, lockWarning?}. */
+/** NativeEngineInfo.weights: {mapped, lockAsked, locked, bytes, lockWarning?, hostCopyReleased}. */
 Napi::Object weights_report_to_js(Napi::Env env, const WeightsReport& r);
 /** `constraint` is resolved by the caller (it is an addon object). */
 Request request_from_js(const Napi::Value& id, const Napi::Value& tokens, const Napi::Object& params);

@@ -10,6 +10,7 @@
 #include "grpst/device_sampler_twin.h"
 #include "grpst/tensor_store.h"
 #include "runtime/cuda_select.h"
+#include "runtime/weights_on_gpu.h"
 
 namespace grpst::addon {
 
@@ -92,9 +93,11 @@ class LoadWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      auto store = std::make_shared<TensorStore>(std::move(table_), weights_load_);
-      // An in-process tensor-parallel group serves from its ranks' stores, which report themselves.
-      if (tp_.rank_tables.empty()) weights_.add(store->weights_report());
+      // On the GPU the host copy is read for the upload alone, then released (runtime/weights_on_gpu.h).
+      const bool in_process_group = !tp_.rank_tables.empty();
+      const bool upload = builds_cuda_runner(device_, in_process_group, cfg_, ropts_.quantization);
+      auto store = std::make_shared<TensorStore>(std::move(table_), upload ? for_gpu_upload(weights_load_) : weights_load_);
+      const WeightsReport loaded = store->weights_report();
       // KV bytes per token do not depend on the runner's buffers: size them from the config.
       // (A tensor-parallel rank holds its share of the KV heads.)
       const size_t kv_bpt = kv_cache_bytes_per_token(tp_rank0_config(cfg_, tp_), parse_kv_dtype(eopts_.kv_dtype));
@@ -102,8 +105,11 @@ class LoadWorker : public Napi::AsyncWorker {
       ropts_.max_tokens = ro.opts.max_num_tokens;
       ropts_.max_logit_rows = ro.max_logit_rows;
       ropts_.max_seq_len = ro.opts.max_seq_len;
-      auto runner = tp_.size > 0 ? make_tp_leader_runner(tp_, device_, cfg_, store, ropts_, eopts_, ro, weights_load_, weights_)
-                                 : make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro);
+      // Handed over: on the GPU the store goes as soon as the weights are uploaded (make_runner_for_device).
+      auto runner = tp_.size > 0 ? make_tp_leader_runner(tp_, device_, cfg_, std::move(store), ropts_, eopts_, ro, weights_load_, weights_)
+                                 : make_runner_for_device(device_, cfg_, std::move(store), ropts_, eopts_, ro);
+      // An in-process tensor-parallel group serves from its ranks' stores, which report themselves.
+      if (!in_process_group) weights_.add(runner->device() == "cuda" ? released_after_upload(loaded, weights_load_) : loaded);
       if (eopts_.device_sampler_twin && !runner->samples_on_device()) runner = with_device_sampler_twin(std::move(runner));
       std::unique_ptr<ModelRunner> draft;
       if (draft_.on) {

@@ -34,9 +34,8 @@ constexpr int kBlockSize = 16;   // KV block size of the tool's private cache
 
 struct Tool {
   ModelConfig cfg;
-  std::shared_ptr<TensorStore> store;
-  // A tensor-parallel engine: one store per rank, run as an in-process group on the CPU.
-  std::vector<std::shared_ptr<TensorStore>> rank_stores;
+  // A tensor-parallel engine's ranks (one store each) run as an in-process group on the CPU.
+  int ranks = 1;
   CpuRunnerOptions ropts;
   int max_seq_len = 0;
   // The cache the scores are measured with: fp32 (calibration, checkpoints) or the engine's fp8 /
@@ -51,10 +50,16 @@ struct Tool {
   std::string device = "cpu";
   int chunk = kChunk;
 
-  void load() {
+  /**
+   * Builds the runner from the stores, one per rank. They are handed over, not kept: logprobs and
+   * calibration read only the runner, so on the GPU the host copy goes once it is uploaded (a
+   * CPU runner keeps its own reference).
+   */
+  void load(std::vector<std::shared_ptr<TensorStore>> stores) {
     const int blocks = (max_seq_len + kBlockSize - 1) / kBlockSize;
-    if (rank_stores.size() > 1) {
-      runner = make_in_process_tp(cfg, rank_stores, ropts);
+    ranks = int(stores.size());
+    if (ranks > 1) {
+      runner = make_in_process_tp(cfg, std::move(stores), ropts);
     } else {
       // The engine's own device choice (make_runner_for_device): "auto" falls back to the CPU, a
       // "cuda" that cannot be had throws. The pool is fixed (one sequence), not sized from memory.
@@ -68,7 +73,7 @@ struct Tool {
       ro.opts.max_batch_size = 1;
       ro.max_logit_rows = kGpuChunk;
       ro.kv.block_size = kBlockSize;
-      runner = make_runner_for_device(device, cfg, store, o, eo, ro);
+      runner = make_runner_for_device(device, cfg, std::move(stores[0]), o, eo, ro);
     }
     const bool gpu = runner->device() == "cuda";
     chunk = gpu ? kGpuChunk : kChunk;
@@ -220,7 +225,7 @@ Napi::Value NativeModelTool::Calibrate(const Napi::CallbackInfo& info) {
     sequences->emplace_back(a.Data(), a.Data() + a.ElementLength());
     total += int64_t(a.ElementLength());
   }
-  if (t->rank_stores.size() > 1)
+  if (t->ranks > 1)
     throw Napi::Error::New(env, "calibration runs on a single-rank model; calibrate the checkpoint (or a --tp_size 1 engine) instead");
   const int sample_rows = std::max(0, info[1].As<Napi::Number>().Int32Value());
   // A caller that splits its text into several calls passes the sampling stride and the index of
@@ -351,10 +356,10 @@ Napi::Value CreateModelTool(const Napi::CallbackInfo& info) {
   auto* job = new Job(
       env,
       [t, tables]() {
-        for (auto& table : *tables) t->rank_stores.push_back(std::make_shared<TensorStore>(std::move(table)));
-        t->store = t->rank_stores[0];
+        std::vector<std::shared_ptr<TensorStore>> stores;
+        for (auto& table : *tables) stores.push_back(std::make_shared<TensorStore>(std::move(table)));
         // Load the weights here, so format and shape errors surface at creation.
-        t->load();
+        t->load(std::move(stores));
       },
       [t](Napi::Env e) -> Napi::Value {
         Napi::Object obj = NativeModelTool::constructor.New({});

@@ -7,6 +7,7 @@
 #include "runtime/collective_nccl.h"
 #include "runtime/cuda_select.h"
 #include "runtime/tp_runner.h"
+#include "runtime/weights_on_gpu.h"
 
 namespace grpst::addon {
 
@@ -50,7 +51,10 @@ class WorkerJob : public Napi::AsyncWorker {
       TensorParallel tp;
       tp.shard = tp_shard(cfg_, rank_, size_);
       // Shapes are checked before joining, so a bad shard fails here, not as a hang of rank 0.
-      auto store = std::make_shared<TensorStore>(std::move(table_), weights_);
+      // A rank in a process of its own runs on its GPU: the host copy is for the upload alone, never
+      // locked (runtime/weights_on_gpu.h), so the rank has no refused lock for rank 0's log.
+      const WeightsLoad how = builds_cuda_runner(device_, false, cfg_, ropts_.quantization) ? for_gpu_upload(weights_) : weights_;
+      auto store = std::make_shared<TensorStore>(std::move(table_), how);
       std::unique_ptr<Collective> comm = make_nccl_collective(id_, rank_, size_, rank_);
       tp.comm = comm.get();
       const ModelConfig local = shard_config(cfg_, tp.shard);
@@ -60,7 +64,8 @@ class WorkerJob : public Napi::AsyncWorker {
       ropts_.max_seq_len = ro.opts.max_seq_len;
       std::unique_ptr<ModelRunner> runner;
       try {
-        runner = make_runner_for_device(device_, cfg_, store, ropts_, eopts_, ro, tp);
+        // Handed over, so the host copy goes once the shard is on the GPU instead of living as long as the rank.
+        runner = make_runner_for_device(device_, cfg_, std::move(store), ropts_, eopts_, ro, tp);
       } catch (...) {
         comm->abort();
         throw;

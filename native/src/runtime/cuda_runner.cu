@@ -61,11 +61,12 @@ struct StepArrays {
 
 class CudaRunner final : public ModelRunner {
  public:
-  CudaRunner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store, const CudaRunnerOptions& o)
-      : full_(cfg), cfg_(o.tp.on() ? shard_config(cfg, o.tp.shard) : cfg), store_(std::move(store)), opts_(o) {
+  // `store` is only read during construction (the upload): no reference to it is kept.
+  CudaRunner(const ModelConfig& cfg, TensorStore& store, const CudaRunnerOptions& o)
+      : full_(cfg), cfg_(o.tp.on() ? shard_config(cfg, o.tp.shard) : cfg), opts_(o) {
     // A load that fails part way (out of memory, cancelled) frees what it took: no destructor runs.
     try {
-      init(cfg, o);
+      init(cfg, store, o);
     } catch (...) {
       release();
       throw;
@@ -75,7 +76,7 @@ class CudaRunner final : public ModelRunner {
   ~CudaRunner() override { release(); }
 
  private:
-  void init(const ModelConfig& cfg, const CudaRunnerOptions& o) {
+  void init(const ModelConfig& cfg, TensorStore& store, const CudaRunnerOptions& o) {
     check(cudaSetDevice(o.device), "cudaSetDevice");
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, o.device), "cudaGetDeviceProperties");
@@ -89,8 +90,12 @@ class CudaRunner final : public ModelRunner {
     check(cu::lt_create(&lt_, size_t(64) << 20));
 
     const WeightFormat fmt = weight_format_for_scheme(o.quantization.empty() ? "none" : o.quantization);
-    Qwen3Weights hw = load_qwen3_weights(*store_, cfg_, fmt, o.cancel);
-    weights_ = upload_qwen3(cfg_, hw, mem_, &weight_bytes_, o.cancel);
+    {
+      // Views into the store, gone with this scope: from here on the runner reads device memory
+      // alone, and its caller releases the host copy (make_runner_for_device).
+      Qwen3Weights hw = load_qwen3_weights(store, cfg_, fmt, o.cancel);
+      weights_ = upload_qwen3(cfg_, hw, mem_, &weight_bytes_, o.cancel);
+    }
 
     cu::ModelDims d;
     d.hidden = cfg_.hidden_size;
@@ -468,7 +473,6 @@ class CudaRunner final : public ModelRunner {
   ModelConfig full_;  // the whole model: the vocabulary of the logits
   ModelConfig cfg_;   // what this runner's weights hold: full_, or its tensor-parallel shard
   std::unique_ptr<cu::TensorParallelHooks> tp_hooks_;
-  std::shared_ptr<TensorStore> store_;
   CudaRunnerOptions opts_;
   std::string kernels_;
   int num_sms_ = 132;
@@ -520,9 +524,8 @@ int64_t cuda_free_memory_bytes(int device) {
   return int64_t(free_b);
 }
 
-std::unique_ptr<ModelRunner> make_cuda_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
-                                              const CudaRunnerOptions& opts) {
-  return std::make_unique<CudaRunner>(cfg, std::move(store), opts);
+std::unique_ptr<ModelRunner> make_cuda_runner(const ModelConfig& cfg, TensorStore& store, const CudaRunnerOptions& opts) {
+  return std::make_unique<CudaRunner>(cfg, store, opts);
 }
 
 }  // namespace grpst

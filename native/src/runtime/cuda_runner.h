@@ -35,7 +35,10 @@ bool cuda_device_available(std::string* why);
 /** Free device memory now, in bytes (after the runner's allocations: what the KV pool may use). */
 int64_t cuda_free_memory_bytes(int device);
 
-std::unique_ptr<ModelRunner> make_cuda_runner(const ModelConfig& cfg, std::shared_ptr<TensorStore> store,
-                                              const CudaRunnerOptions& opts);
+/**
+ * Uploads the weights `store` holds and keeps no reference to it: once this returns, the host copy
+ * (a mapping, or memory the files were read into) is the caller's to release.
+ */
+std::unique_ptr<ModelRunner> make_cuda_runner(const ModelConfig& cfg, TensorStore& store, const CudaRunnerOptions& opts);
 
 }  // namespace grpst

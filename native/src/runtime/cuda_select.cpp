@@ -35,6 +35,36 @@ int64_t gpu_free_memory_bytes(int device) {
 #endif
 }
 
+#ifdef GRPST_WITH_CUDA
+namespace {
+/** The one rule for the CUDA runner: a visible GPU, a device other than "cpu", and no in-process group. */
+bool picks_cuda(const std::string& device, bool in_process_group, bool gpu_visible) {
+  return gpu_visible && device != "cpu" && !in_process_group;
+}
+}  // namespace
+#endif
+
+/** A quantized Qwen3-MoE model: the CUDA backend runs MoE experts in bf16 only, so it runs on the CPU. */
+static bool cpu_only_moe_model(const ModelConfig& cfg, const std::string& quantization) {
+  const std::string scheme = quantization.empty() ? "none" : quantization;
+  return cfg.moe.on() && weight_format_for_scheme(scheme) != WeightFormat::BF16;
+}
+
+bool builds_cuda_runner(const std::string& device, bool in_process_group, const ModelConfig& cfg,
+                        const std::string& quantization) {
+#ifdef GRPST_WITH_CUDA
+  if (device == "cpu" || in_process_group || cpu_only_moe_model(cfg, quantization)) return false;
+  std::string why;  // (the GPU is asked only where the rest allows CUDA)
+  return picks_cuda(device, in_process_group, cuda_device_available(&why));
+#else
+  (void)device;
+  (void)in_process_group;
+  (void)cfg;
+  (void)quantization;
+  return false;
+#endif
+}
+
 std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
                                                     std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
                                                     const EngineOptions& eo, ResolvedEngineOptions& ro,
@@ -45,7 +75,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   // The CUDA backend runs Qwen3-MoE's experts in bf16 only: a quantized MoE engine runs on the CPU
   // backend ("auto" takes it there).
   const std::string scheme = cpu.quantization.empty() ? "none" : cpu.quantization;
-  const bool cpu_only_moe = cfg.moe.on() && weight_format_for_scheme(scheme) != WeightFormat::BF16;
+  const bool cpu_only_moe = cpu_only_moe_model(cfg, cpu.quantization);
   if (cpu_only_moe && device == "cuda")
     throw Error("device \"cuda\": this Qwen3-MoE engine is quantized (" + scheme +
                 "); bf16 Qwen3-MoE engines run on CUDA, quantized ones on the CPU backend only: set device to \"cpu\" "
@@ -58,7 +88,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   const bool gpu = cuda_device_available(&why);
   if (device == "cuda" && !gpu) throw Error("device \"cuda\" is not available: " + why);
   if (tp.on() && tp.comm->on_device() && !gpu) throw Error("a tensor-parallel engine across processes needs GPUs: " + why);
-  if (gpu && device != "cpu" && !cpu_only_moe && !(tp.on() && !tp.comm->on_device())) {
+  if (!cpu_only_moe && picks_cuda(device, tp.on() && !tp.comm->on_device(), gpu)) {
     CudaRunnerOptions o;
     o.tp = tp;
     o.device = tp.on() ? tp.shard.rank : 0;
@@ -70,7 +100,10 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
     o.quantization = cpu.quantization;
     o.cancel = cpu.cancel;
     o.observer = cpu.observer;  // calibration (a build's model tool); null when serving
-    auto runner = make_cuda_runner(cfg, std::move(store), o);
+    auto runner = make_cuda_runner(cfg, *store, o);
+    // The weights are on the GPU: the host copy goes now (callers hand the store over), instead
+    // of holding the files' size in RAM, or their mapping, for the server's whole life.
+    store.reset();
     if (eo.max_tokens_in_kv <= 0 && eo.kv_cache_bytes <= 0) {
       const double frac = eo.kv_free_mem_fraction > 0 ? eo.kv_free_mem_fraction : 0.9;
       if (frac > 1) throw Error("kv_cache_free_gpu_mem_fraction must be at most 1");

@@ -19,8 +19,19 @@ bool built_with_cuda();
 int64_t gpu_free_memory_bytes(int device);
 
 /**
+ * Whether make_runner_for_device builds a CUDA runner for `device` (`in_process_group`: a
+ * tensor-parallel group whose ranks all run in this process, which runs on the CPU; a quantized
+ * Qwen3-MoE model runs on the CPU too). Asked before the weights are loaded, to load them for an
+ * upload (runtime/weights_on_gpu.h).
+ */
+bool builds_cuda_runner(const std::string& device, bool in_process_group, const ModelConfig& cfg,
+                        const std::string& quantization);
+
+/**
  * The runner for `device`; may change ro.kv.num_blocks (CUDA: sized from free GPU memory). With
- * `tp` on (a device group), the runner is that rank's shard on GPU `tp.shard.rank`.
+ * `tp` on (a device group), the runner is that rank's shard on GPU `tp.shard.rank`. A CUDA runner
+ * keeps no reference to `store` (a CPU runner computes from it): hand it over (std::move) so the
+ * host copy of the weights is released once they are on the GPU.
  */
 std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, const ModelConfig& cfg,
                                                     std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,

@@ -102,9 +102,15 @@ WeightsFile::~WeightsFile() {
 void WeightsReport::add(const WeightsReport& other) {
   if (other.bytes == 0 && other.lock_warning.empty()) return;
   const bool first = bytes == 0 && lock_warning.empty();
-  mapped = first ? other.mapped : mapped && other.mapped;
+  // mapped and locked describe the weights still held (a draft model's beside a released main
+  // model's): a released part changes them only where it is all there is.
+  const bool held_before = !first && !host_copy_released;
+  if (!other.host_copy_released || first) {
+    mapped = held_before ? mapped && other.mapped : other.mapped;
+    locked = held_before ? locked && other.locked : other.locked;
+  }
+  host_copy_released = first ? other.host_copy_released : host_copy_released && other.host_copy_released;
   lock_asked = lock_asked || other.lock_asked;
-  locked = first ? other.locked : locked && other.locked;
   bytes += other.bytes;
   if (lock_warning.empty()) lock_warning = other.lock_warning;
 }
