@@ -247,10 +247,40 @@ def prompts_for(tok):
     ]
 
 
+def router_margins(torch, model, run):
+    """Runs run() with hooks on every sparse layer's router; per position, the smallest gap (over
+    those layers) between the k-th and the (k+1)-th largest router probability: where it is tiny,
+    a backend rounding its activations otherwise may route the token to another expert."""
+    k = model.config.num_experts_per_tok
+    gaps, hooks = [], []
+
+    def hook(module, args):
+        h = args[0].reshape(-1, args[0].shape[-1]).float()
+        p = torch.softmax(h @ module.weight.float().t(), dim=-1)
+        top = torch.topk(p, k + 1, dim=-1).values
+        gaps.append(top[:, k - 1] - top[:, k])
+
+    for layer in model.model.layers:
+        gate = getattr(layer.mlp, "gate", None)
+        if gate is not None and getattr(gate, "weight", None) is not None and gate.weight.dim() == 2:
+            hooks.append(gate.register_forward_pre_hook(hook))
+    try:
+        out = run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return out, [float(v) for v in torch.stack(gaps).min(dim=0).values]
+
+
 def reference_for_prompt(torch, model, ids):
     with torch.no_grad():
         x = torch.tensor([ids])
-        logits = model(x, use_cache=False).logits[0].float()
+        margins_by_position = None
+        if getattr(model.config, "num_experts_per_tok", None):
+            out, margins_by_position = router_margins(torch, model, lambda: model(x, use_cache=False))
+        else:
+            out = model(x, use_cache=False)
+        logits = out.logits[0].float()
         lp = torch.log_softmax(logits, dim=-1)
         prompt_lp = [float(lp[i, ids[i + 1]]) for i in range(len(ids) - 1)]
         top5 = torch.topk(lp[-1], 5)
@@ -265,12 +295,15 @@ def reference_for_prompt(torch, model, ids):
             greedy_lp.append(float(top2.values[0]))
             margins.append(float(top2.values[0] - top2.values[1]))
             seq.append(t)
-    return {
+    ref = {
         "prompt_ids": ids,
         "prompt_logprobs": prompt_lp,
         "last_top5": {"ids": [int(i) for i in top5.indices], "logprobs": [float(v) for v in top5.values]},
         "greedy": {"ids": greedy, "logprobs": greedy_lp, "margins": margins},
     }
+    if margins_by_position is not None:
+        ref["router_margins"] = margins_by_position
+    return ref
 
 
 def write_refs(args, torch, AutoModelForCausalLM, tok, name, spec, vocab, init):

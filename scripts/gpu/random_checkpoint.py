@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import save_file
-from transformers import Qwen3Config
+from transformers import Qwen3Config, Qwen3MoeConfig
 
 SHAPES = {
     "qwen3-32b": dict(hidden_size=5120, intermediate_size=25600, num_hidden_layers=64, num_attention_heads=64,
@@ -35,6 +35,13 @@ SHAPES = {
     "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
                      num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
                      rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False),
+    # Qwen3-30B-A3B's shapes (128 experts of 768, 8 per token) in 24 of its 48 layers: the whole
+    # model's 61 GB would not fit the GPU machine's disk beside everything else.
+    "qwen3-30b-a3b-24l": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=24, num_attention_heads=32,
+                              num_key_value_heads=4, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
+                              rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                              num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768, norm_topk_prob=True,
+                              decoder_sparse_step=1, mlp_only_layers=[]),
 }
 SHARD_BYTES = 4 * 10**9
 
@@ -48,8 +55,15 @@ def tensor_shapes(c):
         out += [(p + "self_attn.q_proj.weight", (q, h)), (p + "self_attn.k_proj.weight", (kv, h)),
                 (p + "self_attn.v_proj.weight", (kv, h)), (p + "self_attn.o_proj.weight", (h, q)),
                 (p + "self_attn.q_norm.weight", (c["head_dim"],)), (p + "self_attn.k_norm.weight", (c["head_dim"],)),
-                (p + "mlp.gate_proj.weight", (i, h)), (p + "mlp.up_proj.weight", (i, h)), (p + "mlp.down_proj.weight", (h, i)),
                 (p + "input_layernorm.weight", (h,)), (p + "post_attention_layernorm.weight", (h,))]
+        if c.get("num_experts"):
+            e, im = c["num_experts"], c["moe_intermediate_size"]
+            out.append((p + "mlp.gate.weight", (e, h)))
+            for x in range(e):
+                out += [(f"{p}mlp.experts.{x}.gate_proj.weight", (im, h)), (f"{p}mlp.experts.{x}.up_proj.weight", (im, h)),
+                        (f"{p}mlp.experts.{x}.down_proj.weight", (h, im))]
+        else:
+            out += [(p + "mlp.gate_proj.weight", (i, h)), (p + "mlp.up_proj.weight", (i, h)), (p + "mlp.down_proj.weight", (h, i))]
     out += [("model.norm.weight", (h,)), ("lm_head.weight", (c["vocab_size"], h))]
     return out
 
@@ -188,7 +202,8 @@ def main():
         print(f"{args.out}: already written", flush=True)
         return
     os.makedirs(args.out, exist_ok=True)
-    Qwen3Config(**cfg, torch_dtype="bfloat16").to_json_file(os.path.join(args.out, "config.json"))
+    config_class = Qwen3MoeConfig if cfg.get("num_experts") else Qwen3Config
+    config_class(**cfg, torch_dtype="bfloat16").to_json_file(os.path.join(args.out, "config.json"))
     t0 = time.perf_counter()
     weight_map = {}
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -41,8 +41,9 @@ export function stopTokenIds(tokenizer: Tokenizer, dirs: string[]): number[] {
       const p = join(dir, file);
       if (!existsSync(p)) continue;
       try {
-        const eos = (JSON.parse(readFileSync(p, 'utf8')) as { eos_token_id?: number | number[] }).eos_token_id;
-        for (const id of Array.isArray(eos) ? eos : eos === undefined ? [] : [eos]) ids.add(id);
+        // null (a config made by transformers without one) or anything not an id adds nothing.
+        const eos = (JSON.parse(readFileSync(p, 'utf8')) as { eos_token_id?: unknown }).eos_token_id;
+        for (const id of Array.isArray(eos) ? eos : [eos]) if (Number.isInteger(id) && (id as number) >= 0) ids.add(id as number);
       } catch {
         /* unreadable optional file: the tokenizer's eos still applies */
       }

@@ -70,6 +70,38 @@ export function distance(a: number[], b: number[], n = Math.min(a.length, b.leng
   return { max, mean: sum / n, n };
 }
 export const within = (d: Distance, b: Bound): boolean => d.max <= b.max && d.mean <= b.mean;
+
+/**
+ * Qwen3-MoE references record per position the smallest gap, over the sparse layers, between the
+ * k-th and (k+1)-th router probability (scripts/make_fixtures.py). Under this gap a backend whose
+ * activations are bf16 may send the token to another expert, which moves that position's logits
+ * by far more than rounding (on the H100, tiny-moe's 300-token prompt: max 1.02 with such
+ * positions, 0.17 without; the fp32 CPU backend matches every position within 1e-3). The tiny
+ * fixtures' random routers are close to uniform, so near-ties are common there (up to a quarter
+ * of the positions); at most a third may be left out of the max.
+ */
+export const ROUTER_NEAR_TIE = 0.01;
+export const MAX_ROUTER_NEAR_TIE_SHARE = 1 / 3;
+
+/** Positions (indices of prompt_logprobs) whose reference routing was a near-tie. */
+export function routerNearTies(p: { router_margins?: number[] }): Set<number> {
+  const out = new Set<number>();
+  (p.router_margins ?? []).forEach((gap, i) => {
+    if (gap < ROUTER_NEAR_TIE) out.add(i);
+  });
+  return out;
+}
+
+function withoutPositions(a: number[], b: number[], skip: Set<number>): [number[], number[]] {
+  const ka: number[] = [];
+  const kb: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (skip.has(i)) continue;
+    ka.push(a[i]);
+    kb.push(b[i]);
+  }
+  return [ka, kb];
+}
 export const showDistance = (d: Distance, b: Bound): string =>
   `max ${d.max.toFixed(4)} (tol ${b.max}), mean ${d.mean.toFixed(4)} (tol ${b.mean})`;
 
@@ -119,9 +151,20 @@ export async function gpuParityChecks(
       for (const [i, p] of refs(name).prompts.entries()) {
         const g = onGpu[i];
         const tag = `${name}/${p.name}`;
-        const lp = distance(g.promptLogprobs, p.prompt_logprobs, g.promptLogprobs.length);
         const bound = { max: TOL_MAX_LOGPROB, mean: TOL_MEAN_LOGPROB };
-        add(`${tag} prompt logprobs vs transformers`, lp.n > 0 && within(lp, bound), showDistance(lp, bound));
+        const nearTies = routerNearTies(p);
+        if (nearTies.size === 0) {
+          const lp = distance(g.promptLogprobs, p.prompt_logprobs, g.promptLogprobs.length);
+          add(`${tag} prompt logprobs vs transformers`, lp.n > 0 && within(lp, bound), showDistance(lp, bound));
+        } else {
+          // The mean keeps every position; the max leaves out the few where the reference's routers
+          // were within ROUTER_NEAR_TIE of another expert choice (bf16 activations may route them otherwise).
+          const all = distance(g.promptLogprobs, p.prompt_logprobs, g.promptLogprobs.length);
+          const kept = distance(...withoutPositions(g.promptLogprobs, p.prompt_logprobs, nearTies));
+          const few = nearTies.size <= MAX_ROUTER_NEAR_TIE_SHARE * all.n;
+          add(`${tag} prompt logprobs vs transformers`, all.n > 0 && few && kept.max <= bound.max && all.mean <= bound.mean,
+            `max ${kept.max.toFixed(4)} (tol ${bound.max}) over ${kept.n} positions, ${nearTies.size} at a router near-tie left out (at most ${Math.round(MAX_ROUTER_NEAR_TIE_SHARE * 100)}%; max with them ${all.max.toFixed(4)}), mean ${all.mean.toFixed(4)} (tol ${bound.mean}) over all ${all.n}`);
+        }
         const nRef = nearTie(p.greedy.margins);
         add(`${tag} greedy tokens vs transformers`, equalPrefix(g.tokens, p.greedy.ids, nRef), `${nRef} tokens before a near-tie`);
         const c = await run(cpu, reqs[i]);

@@ -25,6 +25,8 @@ export interface PromptRef {
   prompt_logprobs: number[];
   last_top5: { ids: number[]; logprobs: number[] };
   greedy: { ids: number[]; logprobs: number[]; margins: number[] };
+  /** Qwen3-MoE only: per prompt position, the smallest gap over the sparse layers between the k-th and (k+1)-th router probability. */
+  router_margins?: number[];
 }
 
 export interface CheckpointRefs {
