@@ -16,6 +16,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kRowsPerWarp = 2;  // weight rows; for gate_up one (gate, up) pair: one SwiGLU output
+constexpr int kBatch = 8;        // 16-byte chunks of each row a lane loads at once
 
 // One tile's rows times weight rows [2 w, 2 w + 2) of its expert (w = the warp's index in the
 // grid's y), the sums of each lane's strided 16-byte chunks reduced across the warp.
@@ -50,20 +51,34 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int m = 0; m < kMoeTileRows; ++m) acc0[m] = acc1[m] = 0.f;
   const int n8 = K / 8;
-#pragma unroll 2
-  for (int j = lane; j < n8; j += 32) {
-    float a[8], b[8];
-    unpack8(ldg_stream(w0 + j), a);
-    unpack8(ldg_stream(w1 + j), b);
+  // kBatch chunks of both rows are loaded before any is used: a warp keeps 2 x kBatch x 512 bytes
+  // in flight (at Qwen3-30B-A3B's gate_up, K = 2,048, its whole share in one batch), where loading
+  // chunk by chunk left the short rows latency-bound. The per-lane order of the sums is unchanged.
+  for (int j0 = lane; j0 < n8; j0 += 32 * kBatch) {
+    uint4 wa[kBatch], wb[kBatch];
 #pragma unroll
-    for (int m = 0; m < kMoeTileRows; ++m) {
-      if (m >= tile.rows) break;
-      float xf[8];
-      unpack8(xr[m][j], xf);
+    for (int u = 0; u < kBatch; ++u) {
+      const int j = j0 + 32 * u;
+      wa[u] = j < n8 ? ldg_stream(w0 + j) : make_uint4(0, 0, 0, 0);
+      wb[u] = j < n8 ? ldg_stream(w1 + j) : make_uint4(0, 0, 0, 0);
+    }
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        acc0[m] = fmaf(a[e], xf[e], acc0[m]);
-        acc1[m] = fmaf(b[e], xf[e], acc1[m]);
+    for (int u = 0; u < kBatch; ++u) {
+      const int j = j0 + 32 * u;
+      if (j >= n8) break;
+      float a[8], b[8];
+      unpack8(wa[u], a);
+      unpack8(wb[u], b);
+#pragma unroll
+      for (int m = 0; m < kMoeTileRows; ++m) {
+        if (m >= tile.rows) break;
+        float xf[8];
+        unpack8(xr[m][j], xf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          acc0[m] = fmaf(a[e], xf[e], acc0[m]);
+          acc1[m] = fmaf(b[e], xf[e], acc1[m]);
+        }
       }
     }
   }

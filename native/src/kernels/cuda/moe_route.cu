@@ -8,40 +8,66 @@
 namespace grpst::cuda {
 namespace {
 
-constexpr int kRouteWarps = 4;
+constexpr int kLogitWarps = 4;  // router rows per block of moe_router_logits_kernel
+constexpr int kLogitChunks = 8;  // 16-byte chunks of its row a lane loads before the wait (H <= 2,048 whole)
 
-// One block per token: each warp the logits of every kRouteWarps-th expert, then warp 0 the
-// softmax and the top k as the CPU backend takes them (probabilities falling, the lower expert
-// first among equal ones), and the weights.
-__global__ void __launch_bounds__(kRouteWarps * 32)
-    moe_route_kernel(const bf16* __restrict__ x /*[T,H]*/, const bf16* __restrict__ router /*[E,H]*/, int H, int E,
-                     int K, bool norm_topk, float* __restrict__ logits /*[T,E]*/, int32_t* __restrict__ choice /*[T,K]*/,
-                     float* __restrict__ weight /*[T,K]*/) {
+// logits[t, e] = router[e] . x[t]: block (b, t) takes experts [b kLogitWarps, +kLogitWarps), one
+// per warp, so the router's [E, H] is read by E / kLogitWarps blocks at once (one block per
+// token took 30-40 us a layer at Qwen3-30B-A3B's 128 x 2,048, latency-bound on one SM). The
+// router does not depend on the previous kernel: each lane's first chunks load before the wait.
+// Each lane sums its strided chunks, then the warp: the order of the one-block version.
+__global__ void __launch_bounds__(kLogitWarps * 32)
+    moe_router_logits_kernel(const bf16* __restrict__ x /*[T,H]*/, const bf16* __restrict__ router /*[E,H]*/, int H,
+                             int E, float* __restrict__ logits /*[T,E]*/) {
+  const int t = blockIdx.y, lane = threadIdx.x & 31;
+  const int e = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
+  const int n8 = H / 8;
+  const uint4* wr = reinterpret_cast<const uint4*>(router + static_cast<size_t>(e < E ? e : 0) * H);
+  uint4 w[kLogitChunks];
+#pragma unroll
+  for (int i = 0; i < kLogitChunks; ++i) {
+    const int j = lane + 32 * i;
+    w[i] = j < n8 ? __ldg(wr + j) : make_uint4(0, 0, 0, 0);
+  }
+  griddep_wait();
+  griddep_launch_dependents();
+  if (e >= E) return;
+  const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<size_t>(t) * H);
+  float acc = 0.f;
+#pragma unroll
+  for (int i = 0; i < kLogitChunks; ++i) {
+    const int j = lane + 32 * i;
+    if (j >= n8) break;
+    float xf[8], wf[8];
+    unpack8(xr[j], xf);
+    unpack8(w[i], wf);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) acc = fmaf(wf[k], xf[k], acc);
+  }
+  for (int j = lane + 32 * kLogitChunks; j < n8; j += 32) {  // rows longer than the chunks loaded early
+    float xf[8], wf[8];
+    unpack8(xr[j], xf);
+    unpack8(__ldg(wr + j), wf);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) acc = fmaf(wf[k], xf[k], acc);
+  }
+  acc = warp_sum(acc);
+  if (lane == 0) logits[static_cast<size_t>(t) * E + e] = acc;
+}
+
+// One block per token, after moe_router_logits_kernel: warp 0 the softmax over its logits and the
+// top k as the CPU backend takes them (probabilities falling, the lower expert first among equal
+// ones), and the weights.
+__global__ void __launch_bounds__(32)
+    moe_route_kernel(const float* __restrict__ logits /*[T,E]*/, int E, int K, bool norm_topk,
+                     int32_t* __restrict__ choice /*[T,K]*/, float* __restrict__ weight /*[T,K]*/) {
   extern __shared__ float prob[];  // [E]: logits, then probabilities
   __shared__ float picked[kMoeMaxTopK];
   griddep_wait();
   griddep_launch_dependents();
-  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const uint4* xr = reinterpret_cast<const uint4*>(x + static_cast<size_t>(t) * H);
-  const int n8 = H / 8;
-  for (int e = warp; e < E; e += kRouteWarps) {
-    const uint4* wr = reinterpret_cast<const uint4*>(router + static_cast<size_t>(e) * H);
-    float acc = 0.f;
-    for (int j = lane; j < n8; j += 32) {
-      float xf[8], wf[8];
-      unpack8(xr[j], xf);
-      unpack8(__ldg(wr + j), wf);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc = fmaf(wf[i], xf[i], acc);
-    }
-    acc = warp_sum(acc);
-    if (lane == 0) {
-      prob[e] = acc;
-      logits[static_cast<size_t>(t) * E + e] = acc;
-    }
-  }
-  __syncthreads();
-  if (warp != 0) return;
+  const int t = blockIdx.x, lane = threadIdx.x;
+  for (int e = lane; e < E; e += 32) prob[e] = logits[static_cast<size_t>(t) * E + e];
+  __syncwarp();
 
   // softmax in fp32 (transformers: softmax(router_logits, dtype=float))
   float mx = -INFINITY;
@@ -133,8 +159,11 @@ Status moe_route(const bf16* x, const bf16* router, int T, int H, int E, int K, 
   if (H % 8 != 0) return invalid("moe_route", "hidden size must be a multiple of 8");
   if (E < 1 || E > kMoeMaxExperts) return invalid("moe_route", "between 1 and 1024 experts");
   if (K < 1 || K > E || K > kMoeMaxTopK) return invalid("moe_route", "top k must be between 1 and min(experts, 32)");
-  return launch("moe_route", moe_route_kernel, dim3(T), dim3(kRouteWarps * 32), static_cast<size_t>(E) * 4, ex, x,
-                router, H, E, K, norm_topk, logits, choice, weight);
+  if (T <= 0) return ok_status();
+  GRPST_TRY(launch("moe_router_logits", moe_router_logits_kernel, dim3(ceil_div(E, kLogitWarps), T),
+                   dim3(kLogitWarps * 32), 0, ex, x, router, H, E, logits));
+  return launch("moe_route", moe_route_kernel, dim3(T), dim3(32), static_cast<size_t>(E) * 4, ex,
+                static_cast<const float*>(logits), E, K, norm_topk, choice, weight);
 }
 
 Status moe_group(const int32_t* choice, int P, int K, int E, int32_t* slot, int32_t* row_token, MoeTile* tiles,
