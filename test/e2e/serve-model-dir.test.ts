@@ -182,15 +182,24 @@ describe('grpst serve / chat command-line mistakes', () => {
   }, 90_000);
 
   it('a checkpoint of another model is refused before listening, its config.json named', async () => {
+    const llama = path.join(work, 'Llama');
+    fs.mkdirSync(llama, { recursive: true });
+    for (const f of ['tokenizer.json', 'model.safetensors']) fs.symlinkSync(path.join(modelDir, f), path.join(llama, f));
+    const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(llama, 'config.json'), JSON.stringify({ ...config, model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
+    const r = await cli.run(['serve', '--model_dir', llama, '--port', '0'], { cwd: work });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--model_dir: ${path.join(llama, 'config.json')}: model_type is "llama" (LlamaForCausalLM), not qwen3 or qwen3_moe`);
+    expect(r.stdout + r.stderr).not.toContain('listening on');
+    // A Qwen3-MoE config over a dense model's tensors: its experts' fields are missing, and said so.
     const moe = path.join(work, 'Qwen3-MoE');
     fs.mkdirSync(moe, { recursive: true });
     for (const f of ['tokenizer.json', 'model.safetensors']) fs.symlinkSync(path.join(modelDir, f), path.join(moe, f));
-    const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'config.json'), 'utf8'));
     fs.writeFileSync(path.join(moe, 'config.json'), JSON.stringify({ ...config, model_type: 'qwen3_moe', architectures: ['Qwen3MoeForCausalLM'] }));
-    const r = await cli.run(['serve', '--model_dir', moe, '--port', '0'], { cwd: work });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`--model_dir: ${path.join(moe, 'config.json')}: model_type is "qwen3_moe" (Qwen3MoeForCausalLM), not qwen3`);
-    expect(r.stdout + r.stderr).not.toContain('listening on');
+    const m = await cli.run(['serve', '--model_dir', moe, '--port', '0'], { cwd: work });
+    expect(m.code).toBe(2);
+    expect(m.stderr).toContain(`${path.join(moe, 'config.json')}: num_experts is missing from a qwen3_moe config`);
+    expect(m.stdout + m.stderr).not.toContain('listening on');
   });
 
   it('a cut-off config.json and a port in use are named with fixes that fit --model_dir', async () => {
