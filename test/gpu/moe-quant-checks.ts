@@ -10,7 +10,7 @@ import type { Engine } from '../../src/engine/engine.js';
 import { loadEngine } from '../../src/engine/load.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs } from '../helpers/fixtures.js';
-import { checkRecorder, distance, equalPrefix, MAX_ROUTER_NEAR_TIE_SHARE, nearTie, routerNearTies, run, showDistance, within, withoutPositions, type CheckOutcome } from './parity-checks.js';
+import { checkRecorder, equalPrefix, nearTie, run, showDistance, within, type CheckOutcome } from './parity-checks.js';
 import { buildForChecks } from './quant-build.js';
 import { BOUND, compare, NEAR_TIE } from './quant-checks.js';
 
@@ -41,13 +41,7 @@ export async function moeInt8Checks(log: (line: string) => void = () => {}): Pro
       const g = await run(gpu, req);
       const h = await run(cpu, req);
       const d = compare(g, h);
-      // As against transformers (parity-checks.ts): positions whose reference routing is a near-tie
-      // may go to another expert with the GPU's bf16 activations; they stay in the mean, not the max.
-      const ties = routerNearTies(p);
-      const kept = distance(...withoutPositions(g.promptLogprobs, h.promptLogprobs, ties));
-      const pass = d.prompt.n > 0 && ties.size <= MAX_ROUTER_NEAR_TIE_SHARE * d.prompt.n && kept.max <= b.max && d.prompt.mean <= b.mean;
-      add(`${tag} ${p.name} prompt logprobs vs the CPU backend`, pass,
-        `${d.prompt.n} positions, ${showDistance(d.prompt, b)}; max ${kept.max.toFixed(4)} without the ${ties.size} at a router near-tie`);
+      add(`${tag} ${p.name} prompt logprobs vs the CPU backend`, d.prompt.n > 0 && within(d.prompt, b), `${d.prompt.n} positions, ${showDistance(d.prompt, b)}`);
       const n = Math.min(nearTie(g.margins, NEAR_TIE.int8_wo), nearTie(h.margins, NEAR_TIE.int8_wo));
       add(`${tag} ${p.name} greedy tokens vs the CPU backend`, g.tokens.length === STEPS && equalPrefix(g.tokens, h.tokens, n), `${n} tokens before a near-tie`);
     }
