@@ -53,19 +53,8 @@ Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
   GRPST_TRY(linear_prologue(in, moe_.xn, T, H, ex));
   GRPST_TRY(moe_route(moe_.xn, lw.moe.router, T, H, E, K, m.norm_topk, moe_.logits, moe_.choice, moe_.weight, ex));
   GRPST_TRY(moe_group(moe_.choice, P, K, E, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count, ex));
-  const MoeWeights& w = lw.moe;
-  const int max_tiles = moe_max_tiles(P, E);
-  if (w.format == WeightFormat::int8_wo) {
-    GRPST_TRY(moe_experts_int8(moe_.xn, static_cast<const int8_t*>(w.gate_up), w.gate_up_scale,
-                               static_cast<const int8_t*>(w.down), w.down_scale, moe_.row_token, moe_.tiles,
-                               moe_.tile_count, max_tiles, H, m.intermediate, moe_.act, moe_.out, ex));
-  } else if (w.format == WeightFormat::bf16) {
-    GRPST_TRY(moe_experts(moe_.xn, static_cast<const bf16*>(w.gate_up), static_cast<const bf16*>(w.down),
-                          moe_.row_token, moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate, moe_.act,
-                          moe_.out, ex));
-  } else {
-    return invalid("Forward::moe_mlp", "Qwen3-MoE experts run in bf16 or int8_wo only");
-  }
+  GRPST_TRY(moe_experts(moe_.xn, lw.moe.gate_up, lw.moe.down, moe_.row_token, moe_.tiles, moe_.tile_count,
+                        moe_max_tiles(P, E), H, m.intermediate, moe_.act, moe_.out, ex));
   return moe_combine(moe_.out, moe_.choice, moe_.weight, moe_.slot, T, H, K, h_, ex);
 }
 
