@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { badInput, unreadableFile } from '../util/errors.js';
+import { expertModules, expertShape, isSparseLayer, routerModule } from './moe-tensors.js';
 import { readHfConfig, type HfConfig, type ModelConfig } from './config.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
 
@@ -65,16 +66,10 @@ export function expectedShapes(m: ModelConfig): Map<string, number[]> {
     shapes.set(p + 'self_attn.q_norm.weight', [m.headDim]);
     shapes.set(p + 'self_attn.k_norm.weight', [m.headDim]);
     shapes.set(p + 'post_attention_layernorm.weight', [H]);
-    if (m.moe?.sparseLayers[i]) {
+    if (isSparseLayer(m, i)) {
       // Qwen3-MoE: the router and each expert's SwiGLU projections (the Hub's per-expert names)
-      const { numExperts, intermediateSize: Im } = m.moe;
-      shapes.set(p + 'mlp.gate.weight', [numExperts, H]);
-      for (let e = 0; e < numExperts; e++) {
-        const x = `${p}mlp.experts.${e}.`;
-        shapes.set(x + 'gate_proj.weight', [Im, H]);
-        shapes.set(x + 'up_proj.weight', [Im, H]);
-        shapes.set(x + 'down_proj.weight', [H, Im]);
-      }
+      shapes.set(`${routerModule(i)}.weight`, [m.moe!.numExperts, H]);
+      for (const { module, projection } of expertModules(m, i)) shapes.set(`${module}.weight`, expertShape(m, projection));
     } else {
       shapes.set(p + 'mlp.gate_proj.weight', [m.intermediateSize, H]);
       shapes.set(p + 'mlp.up_proj.weight', [m.intermediateSize, H]);

@@ -21,6 +21,8 @@ void MoeMlp::reserve(const ModelConfig& cfg, int max_tokens) {
   slot_.resize(rows);
   token_.resize(rows);
   start_.resize(size_t(E_) + 1);
+  next_.resize(size_t(E_));
+  order_.resize(size_t(E_));
   xs_ = std::make_unique<AlignedBuffer>(rows * H_ * sizeof(float));
   ys_ = std::make_unique<AlignedBuffer>(rows * H_ * sizeof(float));
   gate_ = std::make_unique<AlignedBuffer>(rows * Im_ * sizeof(float));
@@ -28,7 +30,7 @@ void MoeMlp::reserve(const ModelConfig& cfg, int max_tokens) {
 }
 
 void MoeMlp::route(int T) {
-  std::vector<int32_t> order(E_);
+  std::vector<int32_t>& order = order_;
   std::fill(start_.begin(), start_.end(), 0);
   for (int t = 0; t < T; t++) {
     float* p = logits_.data() + size_t(t) * E_;
@@ -50,10 +52,10 @@ void MoeMlp::route(int T) {
     }
   }
   for (int e = 0; e < E_; e++) start_[size_t(e) + 1] += start_[size_t(e)];
-  std::vector<int32_t> fill(start_.begin(), start_.end() - 1);
+  std::copy(start_.begin(), start_.end() - 1, next_.begin());
   for (int t = 0; t < T; t++)
     for (int j = 0; j < K_; j++) {
-      const int32_t row = fill[size_t(choice_[size_t(t) * K_ + j])]++;
+      const int32_t row = next_[size_t(choice_[size_t(t) * K_ + j])]++;
       slot_[size_t(t) * K_ + j] = row;
       token_[size_t(row)] = t;
     }
@@ -95,17 +97,21 @@ void MoeMlp::forward(const Qwen3Layer& L, const float* x, float* y, int T, const
     if (observer) observer->expert_input(layer, e, CapturePoint::DownIn, g + size_t(r0) * Im_, tokens, n, Im_);
     linear_forward(ex.down, g + size_t(r0) * Im_, ys + size_t(r0) * H_, n, k, pool);
   }
-  // Each token's outputs added in expert order, as transformers' index_add over the experts does.
+  // Each token's outputs added in expert order, as transformers' index_add over the experts does:
+  // its K experts are distinct, so each pass takes the smallest expert above the last one.
   pool.parallel_for(T, [&](int t, int) {
     float* yt = y + size_t(t) * H_;
+    const int32_t* ch = choice_.data() + size_t(t) * K_;
     std::fill_n(yt, H_, 0.f);
-    for (int e = 0; e < E_; e++)
-      for (int j = 0; j < K_; j++) {
-        if (choice_[size_t(t) * K_ + j] != e) continue;
-        const float w = weight_[size_t(t) * K_ + j];
-        const float* src = ys + size_t(slot_[size_t(t) * K_ + j]) * H_;
-        for (int i = 0; i < H_; i++) yt[i] += w * src[i];
-      }
+    for (int m = 0, last = -1; m < K_; m++) {
+      int j = -1;
+      for (int c = 0; c < K_; c++)
+        if (ch[c] > last && (j < 0 || ch[c] < ch[j])) j = c;
+      last = ch[j];
+      const float w = weight_[size_t(t) * K_ + j];
+      const float* src = ys + size_t(slot_[size_t(t) * K_ + j]) * H_;
+      for (int i = 0; i < H_; i++) yt[i] += w * src[i];
+    }
   });
 }
 

@@ -44,6 +44,8 @@ class MoeMlp {
   std::vector<int32_t> start_;   // [E + 1] first grouped row of each expert
   std::vector<int32_t> slot_;    // [T, K] grouped row holding (token, rank)
   std::vector<int32_t> token_;   // [T * K] token of each grouped row
+  std::vector<int32_t> next_;    // [E] route()'s next free grouped row of each expert
+  std::vector<int32_t> order_;   // [E] route()'s experts of one token, ordered by probability
   std::unique_ptr<AlignedBuffer> xs_, gate_, up_, ys_;  // grouped rows: [T*K, H], [T*K, Im] x2, [T*K, H]
 };
 
