@@ -110,3 +110,16 @@ export function openingThinkTemplate(template: ChatTemplate): ChatTemplate {
   if (!tail.test(template.source)) throw new Error('the template has no add_generation_prompt block at its end');
   return template.withSource(template.source.replace(tail, "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n<think>\\n' }}\n{%- endif %}\n"));
 }
+
+/**
+ * The same model served twice on free ports: without the reasoning parser (a think block stays
+ * inline in the content) and with it (reasoning_content): the two readings the think-open tests compare.
+ */
+export async function inlineAndParsedServers(
+  deps: Parameters<typeof startServer>[0],
+  options: ServerOptions,
+): Promise<{ inline: RunningServer; parsed: RunningServer }> {
+  const inline = await startServer(deps, options);
+  const parsed = await startServer(deps, { ...options, reasoningParser: true });
+  return { inline, parsed };
+}

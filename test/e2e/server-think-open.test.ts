@@ -5,9 +5,9 @@
 // content holds the whole block from the prompt's tag on, as a Qwen3 model that opens it itself
 // writes it; /v1/messages, /v1/responses and /api/chat hand the block back apart alike.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/server/index.js';
+import type { RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
-import { openingThinkTemplate, ScriptedEngine } from './scripted-engine.js';
+import { inlineAndParsedServers, openingThinkTemplate, ScriptedEngine } from './scripted-engine.js';
 import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
 
 const reply = 'The user asks for a thought.\n</think>\n\nThe answer.';
@@ -23,8 +23,7 @@ beforeAll(async () => {
   scripted = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Think it over', reply }]);
   const deps = { engine: scripted, tokenizer: model.tokenizer, template: openingThinkTemplate(model.template) };
   const options = { ...defaultServerOptions, host: '127.0.0.1', port: 0, enableThinking: true };
-  inline = await startServer(deps, options);
-  parsed = await startServer(deps, { ...options, reasoningParser: true });
+  ({ inline, parsed } = await inlineAndParsedServers(deps, options));
 });
 
 afterAll(async () => {

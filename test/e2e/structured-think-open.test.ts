@@ -8,10 +8,10 @@
 // first.
 import ajvModule from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/server/index.js';
+import type { RunningServer } from '../../src/server/index.js';
 import { defaultServerOptions } from '../../src/server/options.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
-import { openingThinkTemplate } from './scripted-engine.js';
+import { inlineAndParsedServers, openingThinkTemplate } from './scripted-engine.js';
 import { loadTiny, post, sseFrames, type TinyModel } from './server-harness.js';
 
 const ajv = new ajvModule.default({ strict: false });
@@ -39,8 +39,7 @@ beforeAll(async () => {
   const constraints = new ServerConstraintCompiler(model.tokenizer, { buildDeadlineMs: 60_000 });
   const deps = { engine: model.engine, tokenizer: model.tokenizer, template: openingThinkTemplate(model.template), constraints };
   const options = { ...defaultServerOptions, host: '127.0.0.1', port: 0 };
-  inline = await startServer(deps, options);
-  parsed = await startServer(deps, { ...options, reasoningParser: true });
+  ({ inline, parsed } = await inlineAndParsedServers(deps, options));
 });
 
 afterAll(async () => {
