@@ -108,7 +108,9 @@ describe('web chat page message actions', () => {
     await open(page);
     await page.fill('#prompt', 'Code please');
     await page.press('#prompt', 'Enter');
-    await page.waitForFunction(() => document.querySelector('.msg.assistant:last-child[data-state="streaming"] .code-block pre'), null, { timeout: 60_000 });
+    // Waits for code text inside the block: before the fence's line ends (say at "```ba") the
+    // block already shows, with the language not yet known.
+    await page.waitForFunction(() => document.querySelector('.msg.assistant:last-child[data-state="streaming"] .code-block pre')?.textContent?.includes('echo'), null, { timeout: 60_000 });
     const whileStreaming = await page.evaluate(() => ({
       state: document.querySelector('.msg.assistant:last-child')!.getAttribute('data-state'),
       shownButtons: [...document.querySelectorAll('.msg.assistant button')].filter((b) => (b as HTMLElement).offsetParent !== null).length,
