@@ -12,6 +12,7 @@ import { checkBuildInputs } from './checks.js';
 import type { RuntimeBridge } from './native/runtime-bridge.js';
 import { openSource } from './native/source.js';
 import { buildTrtllm, plannedTrtllmSteps, trtllmNotes } from './trtllm/backend.js';
+import { routingPlanNote } from './trtllm/moe-routing.js';
 import { flagNames } from './options.js';
 import { planNativeBuild, type NativePlan } from './native/plan.js';
 import { describeExperts } from '../model/moe-tensors.js';
@@ -93,7 +94,8 @@ export function dryRunPlan(s: BuildSettings, given: ReadonlySet<string> = new Se
   checkOutput(resolve(s.output_dir), s.force, s.model_dir); // the real build's refusal, not a plan that would fail
   if (s.backend === 'trtllm') {
     const planned = plannedTrtllmSteps(s, Boolean(src.awq), Boolean(src.checkpoint.model.moe));
-    const notes = trtllmNotes(s, given, src.awq?.group);
+    const moe = src.checkpoint.model.moe;
+    const notes = [...trtllmNotes(s, given, src.awq?.group), ...(moe ? [routingPlanNote(moe.normTopkProb)] : [])];
     return {
       lines: [
         `# TensorRT-LLM build of ${s.model_dir}; grpst runs these in a staging folder beside ${s.output_dir} and renames it at the end`,

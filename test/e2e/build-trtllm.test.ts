@@ -129,6 +129,45 @@ describe('grpst build --backend trtllm', () => {
     expect(recorded(q.record)[0].argv.filter((a) => a.startsWith('--moe'))).toEqual([]);
   });
 
+  it("gives trtllm-build the source's expert routing: RENORMALIZE for norm_topk_prob true, NONE for false; another mode is refused and leaves nothing", async () => {
+    const engineMode = (out: string) => JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).pretrained_config.moe.normalization_mode;
+    const renorm = fresh();
+    const r1 = await cli.run(['build', '--model_dir', checkpoint('tiny-moe'), '--output_dir', renorm.out, '--backend', 'trtllm'], { env: trtllmEnv(renorm.record) });
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(engineMode(renorm.out)).toBe(1);
+    const note = 'set moe.normalization_mode NONE -> RENORMALIZE in the TensorRT-LLM checkpoint: the source\'s norm_topk_prob is true';
+    expect(r1.stdout + r1.stderr).toContain(note);
+    expect(readFileSync(join(renorm.out, 'build.log'), 'utf8')).toContain(note);
+    // The quantize.py path writes its checkpoint to the same place and gets the same fix.
+    const quantized = fresh();
+    const r2 = await cli.run(['build', '--model_dir', checkpoint('tiny-moe'), '--output_dir', quantized.out, '--backend', 'trtllm', '--qformat', 'fp8'], { env: trtllmEnv(quantized.record) });
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(engineMode(quantized.out)).toBe(1);
+    // tiny-moe-b does not renormalise: the converter's NONE is right and nothing is said.
+    const plain = fresh();
+    const r3 = await cli.run(['build', '--model_dir', checkpoint('tiny-moe-b'), '--output_dir', plain.out, '--backend', 'trtllm'], { env: trtllmEnv(plain.record) });
+    expect(r3.code, r3.stderr).toBe(0);
+    expect(engineMode(plain.out)).toBe(0);
+    expect(r3.stdout + r3.stderr).not.toContain('normalization_mode');
+    // A renormalising converter output for tiny-moe-b is turned back to NONE.
+    const back = fresh();
+    const r4 = await cli.run(['build', '--model_dir', checkpoint('tiny-moe-b'), '--output_dir', back.out, '--backend', 'trtllm'], { env: { ...trtllmEnv(back.record), GRPST_STANDIN_MOE_MODE: '1' } });
+    expect(r4.code, r4.stderr).toBe(0);
+    expect(engineMode(back.out)).toBe(0);
+    // A routing grpst does not know (3: DEVICE_LIMITED) stops the build before trtllm-build.
+    const other = fresh();
+    const r5 = await cli.run(['build', '--model_dir', checkpoint('tiny-moe'), '--output_dir', other.out, '--backend', 'trtllm'], { env: { ...trtllmEnv(other.record), GRPST_STANDIN_MOE_MODE: '3' } });
+    expect(r5.code).toBe(2);
+    expect(r5.stderr).toMatch(/routes experts with moe.normalization_mode 3, not the softmax top-k routing of Qwen3-MoE\n.*fix: /);
+    expect(recorded(other.record).map((c) => c.tool)).toEqual(['convert_checkpoint.py']);
+    expect(existsSync(other.out)).toBe(false);
+    expect(leftovers(work)).toEqual([]);
+    // The dry run says what the build will set.
+    const dry = await cli.run(['build', '--model_dir', checkpoint('tiny-moe'), '--output_dir', fresh().out, '--backend', 'trtllm', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain("# before trtllm-build, grpst sets moe.normalization_mode in the TensorRT-LLM checkpoint's config.json to RENORMALIZE (norm_topk_prob true)");
+  });
+
   it('refuses, before anything runs, an AutoAWQ MoE checkpoint and a --tp_size that cuts experts unevenly', async () => {
     const awq = fresh();
     const r1 = await cli.run(['build', '--model_dir', awqCheckpoint('tiny-moe', 16), '--output_dir', awq.out, '--backend', 'trtllm'], { env: trtllmEnv(awq.record) });

@@ -1,6 +1,7 @@
 // --backend trtllm: the seed's TensorRT-LLM commands, run in a staging folder beside the output.
 // The intermediate TensorRT-LLM checkpoint goes to <staging>/tllm_checkpoint, the engine to the
-// staging folder itself; build.log collects every line the tools print.
+// staging folder itself; build.log collects every line the tools print. For a Qwen3-MoE checkpoint the
+// TensorRT-LLM checkpoint's expert routing is set to the source's before trtllm-build (moe-routing.ts).
 import { copyFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -16,6 +17,7 @@ import { needsQuantizeScript, trtllmSteps, type TrtllmDirs, type TrtllmStep } fr
 import { ignoredSettings } from '../native/plan.js';
 import { locateTools, plannedTools } from './locate.js';
 import { runStep } from './run-step.js';
+import { applyMoeRouting } from './moe-routing.js';
 
 export const LOG_FILE = 'build.log';
 export const CHECKPOINT_DIR = 'tllm_checkpoint';
@@ -60,11 +62,16 @@ export async function buildTrtllm(
   writeFileSync(log, `# grpst ${ctx.version}: TensorRT-LLM build of ${src.checkpoint.dir}\n`);
   reporter.done(`TensorRT-LLM at ${tools.trtllmDir}`);
   for (const note of trtllmNotes(s, ctx.given ?? new Set(), src.awq?.group)) reporter.info(note);
-  const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp, calib: staging.path(CALIB_DIR) }, preQuantized, Boolean(src.checkpoint.model.moe));
+  const moe = src.checkpoint.model.moe;
+  const steps = trtllmSteps(s, tools, { checkpoint: staging.path(CHECKPOINT_DIR), engine: staging.tmp, calib: staging.path(CALIB_DIR) }, preQuantized, Boolean(moe));
   try {
     // quantize.py is the only step that calibrates (commands.ts passes it --calib_dataset).
     if (s.calib_dataset && quantize) writeCalibDataset(s.calib_dataset, staging.path(CALIB_DIR));
     for (const step of steps) {
+      if (step.name === 'engine' && moe) {
+        const note = applyMoeRouting(staging.path(CHECKPOINT_DIR), moe.normTopkProb, log);
+        if (note) reporter.info(note);
+      }
       reporter.phase(step.name, basename(step.argv[1] ?? step.argv[0]));
       await runStep(step, { log, reporter, signal: ctx.signal, env: { ...env } });
       reporter.done();
