@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { badInput } from '../util/errors.js';
 import { parseSettings, type BuildSettingsInput } from './options.js';
+import { looksLikeRepoId } from '../hub/hub-env.js';
 
 /** Keys that document a recipe and are not settings. */
 const descriptiveKeys = ['name', 'description'] as const;
@@ -69,6 +70,8 @@ export function checkRecipePaths(file: string, recipe: BuildSettingsInput, flags
   for (const key of inputPathKeys) {
     const p = recipe[key];
     if (typeof p !== 'string' || flags[key] !== undefined || isAbsolute(p) || existsSync(p)) continue;
+    // A checkpoint named by its Hugging Face id (Qwen/Qwen3-8B) is found in the hub cache or pulled.
+    if ((key === 'model_dir' || key === 'reference_dir') && looksLikeRepoId(p)) continue;
     throw badInput(
       `recipe ${file}: ${key} ${p} does not exist from the current folder (${resolve(p)}); relative paths in a recipe resolve against the folder grpst runs in`,
       `run grpst from the folder the recipe's paths start at (usually the project's root), write ${key} as an absolute path, or pass --${key}`,

@@ -10,6 +10,7 @@ import type { FinishReason } from '../engine/types.js';
 import { shellQuote } from '../util/shell.js';
 import { badInput } from '../util/errors.js';
 import { booleanOrWord, switchValue, type NotABoolean } from './options.js';
+import { hubModelFolder } from './hub-model.js';
 
 function number(min: number, max = Infinity) {
   return (value: string): number => {
@@ -118,7 +119,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt)
     .action(async (opts: RunOptions) => {
       const enableThinking = switchValue('--enable_thinking', opts.enable_thinking) === true;
-      const engineDir = resolve(opts.engine_dir);
+      const engineDir = resolve(await hubModelFolder(opts.engine_dir, '--engine_dir'));
       checkEngineDir(engineDir);
       // An empty message (an unset shell variable in --input_text "$PROMPT") would still generate.
       if (opts.input_text.trim() === '') throw badInput('--input_text is empty', 'pass the message to answer, e.g. --input_text "你好，你是谁？"');

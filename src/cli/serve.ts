@@ -7,6 +7,7 @@ import { envVars } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
 import { positiveInt } from './options.js';
+import { hubModelFolder } from './hub-model.js';
 
 interface ServeOptions {
   inference_conf?: string;
@@ -52,10 +53,11 @@ export function register(program: Command): void {
       checkConfChoice(opts);
       checkApiKey(opts.api_key);
       await checkSpeculativeConfig(opts.speculative_config);
+      const modelDir = opts.model_dir === undefined ? undefined : await hubModelFolder(opts.model_dir, '--model_dir');
       const { runServe } = await import('../daemon/serve.js');
       const code = await runServe({
         inferenceConf: opts.inference_conf,
-        modelDir: opts.model_dir,
+        modelDir,
         servedModelName: opts.served_model_name,
         device: opts.device,
         listen: { host: opts.host, port: opts.port },
@@ -162,3 +164,4 @@ function maxModelLen(value: string): number {
 function checkApiKey(key: string | undefined): void {
   if (key !== undefined && key.length < 8) throw badInput('--api_key is shorter than 8 characters', `use a longer, random key (or set ${envVars.apiKey}, which keeps it out of the process list)`);
 }
+

@@ -15,6 +15,7 @@ import { linearNames } from '../../quant/smoothing.js';
 import type { Matrix } from '../../quant/types.js';
 import { badInput } from '../../util/errors.js';
 import { mergeDelta, readMergedLora, type MergedLora } from './lora-merge.js';
+import { repoIdOfSnapshot } from '../../hub/hub-cache.js';
 
 /** Files a tokenizer may need, copied into the engine when the checkpoint has them. */
 export const tokenizerFileNames = [
@@ -184,6 +185,7 @@ export function copyTokenizerFiles(src: SourceModel, dest: (name: string) => str
   return src.tokenizerFiles;
 }
 
+/** The checkpoint's folder name, or its Hub id when it is a snapshot in the Hugging Face cache. */
 export function sourceName(src: SourceModel): string {
-  return basename(src.checkpoint.dir);
+  return repoIdOfSnapshot(src.checkpoint.dir) ?? basename(src.checkpoint.dir);
 }

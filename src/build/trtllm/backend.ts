@@ -10,7 +10,7 @@ import { ENGINE_FORMAT, ENGINE_FORMAT_VERSION } from '../manifest.js';
 import type { BuildSettings } from '../options.js';
 import type { Reporter } from '../progress.js';
 import { Staging } from '../staging.js';
-import { openSource } from '../native/source.js';
+import { openSource, sourceName } from '../native/source.js';
 import { checkBuildInputs } from '../checks.js';
 import { loadTextSet } from '../native/text-data.js';
 import { needsQuantizeScript, trtllmSteps, type TrtllmDirs, type TrtllmStep } from './commands.js';
@@ -85,7 +85,7 @@ export async function buildTrtllm(
       format_version: ENGINE_FORMAT_VERSION,
       backend: 'trtllm',
       created_by: `grpst ${ctx.version}`,
-      source: { name: basename(src.checkpoint.dir), ...(preQuantized ? { quantized: 'awq' } : {}) },
+      source: { name: sourceName(src), ...(preQuantized ? { quantized: 'awq' } : {}) },
       dtype: s.dtype,
       quantization: { qformat: preQuantized ? 'int4_awq' : s.qformat, ...(s.qformat === 'int4_awq' && !preQuantized ? { awq_block_size: s.awq_block_size } : {}) },
       kv_cache: { dtype: s.kv_cache_dtype === 'auto' ? s.dtype : s.kv_cache_dtype },

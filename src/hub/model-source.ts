@@ -1,0 +1,63 @@
+// `--model_dir Qwen/Qwen3-8B` as vLLM takes `vllm serve Qwen/Qwen3-8B`: a folder that exists is
+// used as it is; otherwise text shaped like a Hub id names a model, found in the Hugging Face cache
+// or pulled into it first. Anything else is left for the caller's own "no such folder" error.
+import { existsSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
+import type { Reporter } from '../build/progress.js';
+import { ExitCode, GrpstError } from '../util/errors.js';
+import { findCachedSnapshot } from './hub-cache.js';
+import { hubEnv, looksLikeRepoId, type HubEnv } from './hub-env.js';
+import { pullModel } from './pull.js';
+
+export interface ModelSourceOptions {
+  /** The flag it came from, for messages (--model_dir, --engine_dir). */
+  flag: string;
+  userAgent: string;
+  /** Progress of a download; none: the resolution must not download (a dry run). */
+  reporter?: Reporter;
+  hub?: HubEnv;
+  signal?: AbortSignal;
+}
+
+/** True when `value` would be looked up on the Hub rather than read as a folder. */
+export function namesHubModel(value: string): boolean {
+  return !existsSync(value) && looksLikeRepoId(value) && !value.startsWith(`.${sep}`);
+}
+
+/** The folder `value` means: itself, or the cached (or freshly pulled) snapshot of a Hub model id. */
+export async function resolveModelSource(value: string, opts: ModelSourceOptions): Promise<string> {
+  if (!namesHubModel(value)) return value;
+  const hub = opts.hub ?? hubEnv();
+  const cached = findCachedSnapshot(hub.cacheDir, value, 'main');
+  if (cached) {
+    opts.reporter?.info(`${opts.flag} ${value}: the Hugging Face cache's copy, ${cached}`);
+    return cached;
+  }
+  if (!opts.reporter) {
+    throw new GrpstError(`${opts.flag} ${value} is neither a folder nor a model in the Hugging Face cache (${hub.cacheDir})`, {
+      hint: `download it first: grpst pull ${value}`,
+    });
+  }
+  if (hub.offline) {
+    throw new GrpstError(`${opts.flag} ${value} is neither a folder nor a model in the Hugging Face cache (${hub.cacheDir}), and HF_HUB_OFFLINE is set`, {
+      hint: `unset HF_HUB_OFFLINE to download it, or pass the checkpoint's folder`,
+    });
+  }
+  opts.reporter.info(`${opts.flag} ${value}: no such folder; downloading it from ${hub.endpoint} (grpst pull ${value})`);
+  try {
+    const pulled = await pullModel(value, { reporter: opts.reporter, userAgent: opts.userAgent, hub, signal: opts.signal });
+    return pulled.dir;
+  } catch (e) {
+    // A mistyped relative path looks like an id too: when the Hub has no such model (or cannot be
+    // asked), the message names both readings.
+    if (e instanceof GrpstError && (e.message.startsWith('no model ') || e.message.startsWith('could not reach '))) {
+      opts.reporter.fail();
+      throw new GrpstError(`${opts.flag} ${value} is neither a folder here (${resolve(value)}) nor a model found on the Hugging Face Hub: ${e.message}`, {
+        exitCode: ExitCode.badInput,
+        hint: `as a folder, check the path (relative paths start at ${process.cwd()}); as a model id, ${e.hint ?? 'check the name'}`,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
