@@ -146,7 +146,12 @@ export async function downloadRange(c: HubClient, repoId: string, url: string, f
   if (restart) onBytes(-have);
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
-      onBytes(chunk.length);
+      // onBytes may refuse the bytes (a full disk): that ends the pipeline, not the process.
+      try {
+        onBytes(chunk.length);
+      } catch (e) {
+        return done(e as Error);
+      }
       done(null, chunk);
     },
   });

@@ -2,14 +2,15 @@
 // (size; sha256 for LFS files, whose ETag is their sha256) before it is renamed into blobs/ and
 // linked into the snapshot. A dropped connection resumes where it stopped (Range), an interrupted
 // pull resumes from its .incomplete files, and what is already cached is not fetched again.
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
 import type { Reporter } from '../build/progress.js';
-import { ExitCode, GrpstError } from '../util/errors.js';
+import { DiskLimit, isDiskFull } from '../util/disk-full.js';
+import { ExitCode, failed, GrpstError } from '../util/errors.js';
 import { sha256File } from '../util/sha256-files.js';
 import { selectFiles, type FileFilter } from './file-patterns.js';
 import { blobPath, cachedCommit, linkIntoSnapshot, repoFolder, snapshotComplete, snapshotPath, writeRef } from './hub-cache.js';
 import { checkRepoId, hubEnv, type HubEnv } from './hub-env.js';
-import { downloadRange, fetchFileMeta, fetchRevision, type HubClient } from './hub-http.js';
+import { downloadRange, fetchFileMeta, fetchRevision, type FileMeta, type HubClient } from './hub-http.js';
 
 export interface PullOptions extends FileFilter {
   revision?: string;
@@ -19,6 +20,8 @@ export interface PullOptions extends FileFilter {
   signal?: AbortSignal;
   /** Attempts per file when the connection drops mid-way (default 5). */
   attempts?: number;
+  /** Files downloaded at once (default 4). */
+  parallel?: number;
 }
 
 export interface PulledFile {
@@ -58,7 +61,10 @@ export async function pullModel(repoIdText: string, opts: PullOptions): Promise<
       hint: 'unset HF_HUB_OFFLINE to download it, or pass a checkpoint folder as --model_dir',
     });
   }
-  const client: HubClient = { hub, userAgent: opts.userAgent, signal: opts.signal };
+  // The first file that fails stops the others' downloads (their partial files stay, resumable).
+  const stopAll = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stopAll.signal]) : stopAll.signal;
+  const client: HubClient = { hub, userAgent: opts.userAgent, signal };
   reporter.phase('resolve', `${repoId} at ${revision} on ${hub.endpoint}`);
   const listing = await fetchRevision(client, repoId, revision);
   const wanted = selectFiles(listing.files, opts);
@@ -69,50 +75,120 @@ export async function pullModel(repoIdText: string, opts: PullOptions): Promise<
     });
   }
   if (wanted.length === 0) throw new GrpstError(`no file of ${repoId} matches --include / --exclude`, { hint: `its files: ${listing.files.join(', ')}` });
-  const metas = [];
+  const metas: (FileMeta & { path: string })[] = [];
   for (const path of wanted) metas.push({ path, ...(await fetchFileMeta(client, repoId, listing.commit, path)) });
   const total = metas.reduce((s, m) => s + m.size, 0);
   reporter.done(`${metas.length} files, ${gb(total)}, commit ${listing.commit.slice(0, 12)}`);
 
   mkdirSync(`${folder}/blobs`, { recursive: true });
+  checkSpace(folder, metas);
   reporter.phase('download', `${repoId} into ${folder}`);
-  let done = 0;
-  let fetchedBytes = 0;
-  const files: PulledFile[] = [];
-  for (const [i, m] of metas.entries()) {
-    const blob = blobPath(folder, m.etag);
-    const cached = existsSync(blob) && statSync(blob).size === m.size;
-    if (!cached) {
-      const part = `${blob}.incomplete`;
-      let attempt = 0;
-      for (;;) {
-        const before = existsSync(part) ? statSync(part).size : 0;
-        let mine = before;
-        try {
-          await downloadRange(client, repoId, m.url, part, (n) => {
-            mine += n;
-            fetchedBytes += n;
-            reporter.progress(total > 0 ? (done + mine) / total : undefined, `${i + 1}/${metas.length} ${m.path}  ${gb(done + mine)} of ${gb(total)}`);
-          });
-          break;
-        } catch (e) {
-          // A network error mid-file is retried from where it stopped; the Hub's refusals are not.
-          const retryable = !(e instanceof GrpstError) || e.message.startsWith('could not reach');
-          if (opts.signal?.aborted || !retryable || ++attempt >= (opts.attempts ?? 5)) throw e;
-          reporter.info(`${m.path}: connection lost at ${gb(existsSync(part) ? statSync(part).size : 0)}, resuming (attempt ${attempt + 1})`);
-          await new Promise((r) => setTimeout(r, Math.min(8000, 500 * 2 ** attempt)));
-        }
+  const progress = { have: 0, fetched: 0, total, disk: new DiskLimit() };
+  const files: PulledFile[] = new Array(metas.length);
+  let next = 0;
+  let firstError: unknown;
+  // A few files at once: one CDN stream rarely fills a fast link (huggingface_hub runs 8).
+  const lane = async () => {
+    while (next < metas.length && !signal.aborted) {
+      const i = next++;
+      const m = metas[i];
+      try {
+        const fetched = await fetchBlob(client, repoId, folder, m, { reporter, progress, attempts: opts.attempts ?? 5, label: `${i + 1}/${metas.length} ${m.path}` });
+        linkIntoSnapshot(folder, listing.commit, m.path, m.etag);
+        files[i] = { path: m.path, size: m.size, fetched };
+      } catch (e) {
+        firstError ??= e;
+        stopAll.abort();
+        return;
       }
-      await verifyBlob(part, m.path, m.size, m.etag);
-      renameSync(part, blob);
     }
-    linkIntoSnapshot(folder, listing.commit, m.path, m.etag);
-    files.push({ path: m.path, size: m.size, fetched: !cached });
-    done += m.size;
+  };
+  // Every lane has stopped before the pull returns or throws: nothing writes behind its back.
+  await Promise.all(Array.from({ length: Math.min(opts.parallel ?? 4, metas.length) }, lane));
+  if (firstError !== undefined) {
+    // A full disk: every partial file of this pull goes, to give the space back.
+    if (diskFullErrors.has(firstError as Error)) for (const m of metas) rmSync(`${blobPath(folder, m.etag)}.incomplete`, { force: true });
+    throw firstError;
   }
   writeRef(folder, revision, listing.commit);
-  reporter.done(`${gb(fetchedBytes)} fetched, ${files.filter((f) => !f.fetched).length} files already cached`);
-  return { repoId, revision, commit: listing.commit, dir: snapshotPath(folder, listing.commit), files, bytesFetched: fetchedBytes };
+  reporter.done(`${gb(progress.fetched)} fetched, ${files.filter((f) => !f.fetched).length} files already cached`);
+  return { repoId, revision, commit: listing.commit, dir: snapshotPath(folder, listing.commit), files, bytesFetched: progress.fetched };
+}
+
+interface Progress {
+  /** Bytes of the pull on disk (cached, complete or partial). */
+  have: number;
+  fetched: number;
+  total: number;
+  /** Counts what the pull writes (GRPST_TEST_DISK_LIMIT_BYTES makes the disk fill up). */
+  disk: DiskLimit;
+}
+
+/** The errors of a full disk, told apart from the network's (not retried; partial files removed). */
+const diskFullErrors = new WeakSet<Error>();
+
+/**
+ * One file into blobs/<etag> (false: it was there already). Network errors mid-file are retried from
+ * where they stopped; the Hub's refusals are not, nor is a full disk (its partial file is removed).
+ */
+async function fetchBlob(
+  client: HubClient,
+  repoId: string,
+  folder: string,
+  m: FileMeta & { path: string },
+  run: { reporter: Reporter; progress: Progress; attempts: number; label: string },
+): Promise<boolean> {
+  const { reporter, progress } = run;
+  const blob = blobPath(folder, m.etag);
+  if (existsSync(blob) && statSync(blob).size === m.size) {
+    progress.have += m.size;
+    return false;
+  }
+  const part = `${blob}.incomplete`;
+  let counted = 0;
+  for (let attempt = 1; ; attempt++) {
+    const already = existsSync(part) ? statSync(part).size : 0;
+    progress.have += already - counted;
+    counted = already;
+    try {
+      await downloadRange(client, repoId, m.url, part, (n) => {
+        if (n > 0) progress.disk.add(n);
+        counted += n;
+        progress.have += n;
+        progress.fetched += n;
+        reporter.progress(progress.total > 0 ? progress.have / progress.total : undefined, `${run.label}  ${gb(progress.have)} of ${gb(progress.total)}`);
+      });
+      break;
+    } catch (e) {
+      if (isDiskFull(e)) {
+        const full = failed(`the disk is full while downloading ${m.path} into ${folder} (${(e as NodeJS.ErrnoException).code}); the partial files were removed, the files complete so far stay cached`, 'free space on that disk, or set HF_HUB_CACHE (or HF_HOME) to a folder on a larger disk', e);
+        diskFullErrors.add(full);
+        throw full;
+      }
+      const retryable = !(e instanceof GrpstError) || e.message.startsWith('could not reach');
+      if (client.signal?.aborted || !retryable || attempt >= run.attempts) throw e;
+      reporter.info(`${m.path}: connection lost at ${gb(existsSync(part) ? statSync(part).size : 0)}, resuming (attempt ${attempt + 1})`);
+      await new Promise((r) => setTimeout(r, Math.min(8000, 500 * 2 ** attempt)));
+    }
+  }
+  await verifyBlob(part, m.path, m.size, m.etag);
+  renameSync(part, blob);
+  return true;
+}
+
+/** Refuses a pull whose missing bytes do not fit on the cache's disk, before anything is fetched. */
+function checkSpace(folder: string, metas: readonly (FileMeta & { path: string })[]): void {
+  let needed = 0;
+  for (const m of metas) {
+    const blob = blobPath(folder, m.etag);
+    if (existsSync(blob) && statSync(blob).size === m.size) continue;
+    needed += m.size - (existsSync(`${blob}.incomplete`) ? statSync(`${blob}.incomplete`).size : 0);
+  }
+  const fs = statfsSync(folder);
+  const free = fs.bavail * fs.bsize;
+  if (needed > free) {
+    throw failed(`the download needs ${gb(needed)} more in ${folder}, and its disk has ${gb(free)} free; nothing was fetched`, 'free space on that disk, or set HF_HUB_CACHE (or HF_HOME) to a folder on a larger disk');
+  }
 }
 
 /** A file that is not what the Hub said is deleted (the next pull starts it afresh) and reported. */

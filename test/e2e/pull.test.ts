@@ -140,6 +140,28 @@ describe('grpst pull', () => {
     expect(good.code, good.stderr).toBe(0);
   });
 
+  it('refuses a download larger than the free space before fetching, and stops cleanly when the disk fills', async () => {
+    const env = freshEnv();
+    hub.knobs.claimSize = { 'model.safetensors': 2 ** 50 };
+    const before = hub.seen.length;
+    try {
+      const r = await cli.run(['pull', 'test-org/tiny-a'], { env });
+      expect(r.code).toBe(4);
+      expect(r.stderr).toMatch(/the download needs [\d.]+ GB more in .*models--test-org--tiny-a, and its disk has [\d.]+ [GM]B free; nothing was fetched\n.*fix: free space on that disk, or set HF_HUB_CACHE/);
+      expect(hub.seen.slice(before).filter((s) => s.origin === 'cdn' || s.method === 'GET' && !s.url.startsWith('/api/'))).toEqual([]);
+    } finally {
+      hub.knobs.claimSize = undefined;
+    }
+    const full = await cli.run(['pull', 'test-org/tiny-a'], { env: { ...env, GRPST_TEST_DISK_LIMIT_BYTES: '4096' } });
+    expect(full.code, full.stderr).toBe(4);
+    expect(full.stderr).toMatch(/the disk is full while downloading \S+ into .* \(ENOSPC\); the partial files were removed, the files complete so far stay cached/);
+    const blobs = readdirSync(join(repoDir(env, 'test-org/tiny-a'), 'blobs'));
+    expect(blobs.filter((f) => f.endsWith('.incomplete'))).toEqual([]);
+    expect(existsSync(join(repoDir(env, 'test-org/tiny-a'), 'refs', 'main'))).toBe(false);
+    const after = await cli.run(['pull', 'test-org/tiny-a'], { env });
+    expect(after.code, after.stderr).toBe(0);
+  });
+
   it("says what is wrong: a missing model, a revision it lacks, a gated model without a token, no safetensors, no network, not an id", async () => {
     const env = freshEnv();
     const missing = await cli.run(['pull', 'test-org/nope'], { env });

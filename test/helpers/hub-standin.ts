@@ -25,6 +25,8 @@ export interface StandinKnobs {
   dropOnce?: { path: string; afterBytes: number };
   /** Serve these bytes instead of a file's real ones (a corrupted CDN answer). */
   corrupt?: Record<string, Buffer>;
+  /** Announce this size for a file in its resolve answer (X-Linked-Size). */
+  claimSize?: Record<string, number>;
 }
 
 export interface SeenRequest {
@@ -127,7 +129,7 @@ export async function startHubStandin(repos: Record<string, StandinRepo>): Promi
     if (!bytes) return fail(res, 404, 'EntryNotFound', `${path} does not exist on "${rev}"`);
     const common = { 'x-repo-commit': repo.commit, 'accept-ranges': 'bytes' };
     if (isLfs(path)) {
-      res.writeHead(302, { ...common, location: `${cdn}/blobs/${sha256(bytes)}?expires=1`, 'x-linked-etag': `"${sha256(bytes)}"`, 'x-linked-size': String(bytes.length), etag: `"${gitBlobId(bytes)}"` });
+      res.writeHead(302, { ...common, location: `${cdn}/blobs/${sha256(bytes)}?expires=1`, 'x-linked-etag': `"${sha256(bytes)}"`, 'x-linked-size': String(knobs.claimSize?.[path] ?? bytes.length), etag: `"${gitBlobId(bytes)}"` });
       return res.end();
     }
     res.writeHead(200, { ...common, etag: `"${gitBlobId(bytes)}"`, 'content-length': bytes.length, 'content-type': 'application/octet-stream' });
