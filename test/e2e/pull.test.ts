@@ -3,7 +3,7 @@
 // pull-hf-client.test.ts) serving a real tiny checkpoint. Checked: the hub cache's layout, nothing
 // fetched twice, a dropped connection resumed with Range, a damaged file refused and not kept, the
 // Hub's refusals in words, the token sent to the Hub but not to the CDN, offline mode.
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -243,5 +243,12 @@ describe('a Hugging Face id where a folder is asked for', () => {
     expect(r.stdout).toContain("--model_dir test-org/tiny-a: the Hugging Face cache's copy");
     expect(hub.seen.length).toBe(before);
     expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).source.name).toBe('test-org/tiny-a');
+    // A recipe may name the model by its id too.
+    const recipe = join(work, 'hub-recipe.yml');
+    writeFileSync(recipe, `model_dir: test-org/tiny-a\noutput_dir: ${join(work, 'recipe-engine')}\nqformat: int8_wo\n`);
+    const dry = await cli.run(['build', recipe, '--dry-run'], { env: { ...env, HF_HUB_OFFLINE: '1' } });
+    expect(dry.code, dry.stderr).toBe(0);
+    const commit = readFileSync(join(repoDir(env, 'test-org/tiny-a'), 'refs', 'main'), 'utf8');
+    expect(dry.stdout).toContain(`# native build of ${join(repoDir(env, 'test-org/tiny-a'), 'snapshots', commit)} `);
   });
 });
