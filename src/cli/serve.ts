@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .description('run the server in the foreground (a conf, or --model_dir alone); SIGTERM drains in-flight requests, then exits 0')
     .option('--inference_conf <file>', 'inference conf')
     .option('--model_dir <dir>', 'serve this engine folder (or Hugging Face checkpoint) with default settings, instead of --inference_conf')
-    .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3)', modelName)
+    .option('--served_model_name <name>', 'with --model_dir: the model id clients send (default: qwen3; the Hub id when --model_dir is one)', modelName)
     .option('--max_model_len <n>', "with --model_dir: the longest prompt plus answer, in tokens, at most the folder's (default: the engine's max_seq_len, or the checkpoint's positions)", maxModelLen)
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
     .option('--speculative_config <json>', 'with --model_dir: speculative decoding, as vLLM\'s --speculative-config: by prompt lookup, e.g. \'{"method": "ngram", "num_speculative_tokens": 4}\', or by a draft model, e.g. \'{"model": "qwen3-0.6b", "num_speculative_tokens": 4}\'', speculativeConfig)
@@ -54,11 +54,13 @@ export function register(program: Command): void {
       checkApiKey(opts.api_key);
       await checkSpeculativeConfig(opts.speculative_config);
       const modelDir = opts.model_dir === undefined ? undefined : await hubModelFolder(opts.model_dir, '--model_dir');
+      // Served from a Hub id, the model answers to that id unless told otherwise, as in vLLM.
+      const servedModelName = opts.served_model_name ?? (modelDir !== opts.model_dir ? opts.model_dir : undefined);
       const { runServe } = await import('../daemon/serve.js');
       const code = await runServe({
         inferenceConf: opts.inference_conf,
         modelDir,
-        servedModelName: opts.served_model_name,
+        servedModelName,
         device: opts.device,
         listen: { host: opts.host, port: opts.port },
         serverConf: opts.server_conf,

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
+import { serveForeground } from '../helpers/foreground-server.js';
 import { makeCli, type Cli } from '../helpers/grpst-cli.js';
 import { repoFromFiles, startHubStandin, type HubStandin } from '../helpers/hub-standin.js';
 
@@ -219,6 +220,20 @@ describe('a Hugging Face id where a folder is asked for', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('--engine_dir test-org/tiny-a: no such folder; downloading it from');
     expect(existsSync(join(repoDir(env, 'test-org/tiny-a'), 'refs', 'main'))).toBe(true);
+  });
+
+  it('grpst serve --model_dir serves a Hub id under that id, as vLLM does', async () => {
+    const env = freshEnv();
+    const served = makeCli({ env });
+    const server = await serveForeground(served, ['--model_dir', 'test-org/tiny-a'], work);
+    try {
+      const models = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] };
+      expect(models.data.map((m) => m.id)).toEqual(['test-org/tiny-a']);
+      expect(server.output()).toContain('--model_dir test-org/tiny-a: no such folder; downloading it from');
+    } finally {
+      await server.stop();
+      rmSync(served.home, { recursive: true, force: true });
+    }
   });
 
   it('a mistyped folder that reads as an id gets an error naming both readings', async () => {
