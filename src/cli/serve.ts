@@ -69,7 +69,7 @@ export function register(program: Command): void {
         portFile: opts.port_file,
         tpSize: opts.mpi_np,
         maxModelLen: opts.max_model_len,
-        speculativeConfig: draftPathFromHere(opts.speculative_config),
+        speculativeConfig: await draftModelFolder(opts.speculative_config),
         loraModules: opts.lora_modules,
         apiKey: opts.api_key,
       });
@@ -148,10 +148,14 @@ async function checkSpeculativeConfig(config: Record<string, unknown> | undefine
   );
 }
 
-/** A draft model's path on the command line is read from the current folder (the generated conf's own folder is elsewhere). */
-function draftPathFromHere(config: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+/**
+ * A draft model's path on the command line is read from the current folder (the generated conf's
+ * own folder is elsewhere); a Hub id there (vLLM's `"model": "Qwen/Qwen3-0.6B"`) is the cached
+ * snapshot, pulled first when needed.
+ */
+async function draftModelFolder(config: Record<string, unknown> | undefined): Promise<Record<string, unknown> | undefined> {
   if (config === undefined || typeof config.model !== 'string') return config;
-  return { ...config, model: path.resolve(config.model) };
+  return { ...config, model: path.resolve(await hubModelFolder(config.model, '--speculative_config model')) };
 }
 
 // --max_seq_len's floor: a sequence holds the prompt and at least one new token.

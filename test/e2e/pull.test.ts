@@ -222,14 +222,24 @@ describe('a Hugging Face id where a folder is asked for', () => {
     expect(existsSync(join(repoDir(env, 'test-org/tiny-a'), 'refs', 'main'))).toBe(true);
   });
 
-  it('grpst serve --model_dir serves a Hub id under that id, as vLLM does', async () => {
+  it('grpst serve --model_dir serves a Hub id under that id, as vLLM does, and takes a draft model by its id', async () => {
     const env = freshEnv();
     const served = makeCli({ env });
-    const server = await serveForeground(served, ['--model_dir', 'test-org/tiny-a'], work);
+    const server = await serveForeground(served, ['--model_dir', 'test-org/tiny-a', '--speculative_config', '{"model": "test-org/tiny-a", "num_speculative_tokens": 2}'], work);
     try {
       const models = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] };
       expect(models.data.map((m) => m.id)).toEqual(['test-org/tiny-a']);
       expect(server.output()).toContain('--model_dir test-org/tiny-a: no such folder; downloading it from');
+      // The draft (the model drafting for itself here) came from the cache the first pull filled.
+      expect(server.output()).toContain("--speculative_config model test-org/tiny-a: the Hugging Face cache's copy");
+      const answer = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'test-org/tiny-a', messages: [{ role: 'user', content: 'hi' }], max_tokens: 6 }),
+      });
+      expect(answer.status).toBe(200);
+      const drafts = /^grpst_spec_decode_draft_tokens_total (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text());
+      expect(Number(drafts?.[1])).toBeGreaterThan(0);
     } finally {
       await server.stop();
       rmSync(served.home, { recursive: true, force: true });
