@@ -1,8 +1,9 @@
 // `grpst pull owner/name`: a Hugging Face checkpoint into the hub cache, file by file, each checked
-// (size; sha256 for LFS files, whose ETag is their sha256) before it is renamed into blobs/ and
-// linked into the snapshot. A dropped connection resumes where it stopped (Range), an interrupted
+// (its size, and its ETag: the sha256 of an LFS file, the git blob id of the others) before it is
+// renamed into blobs/ and linked into the snapshot. A dropped connection resumes where it stopped (Range), an interrupted
 // pull resumes from its .incomplete files, and what is already cached is not fetched again.
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
 import type { Reporter } from '../build/progress.js';
 import { DiskLimit, isDiskFull } from '../util/disk-full.js';
 import { ExitCode, failed, GrpstError } from '../util/errors.js';
@@ -42,6 +43,7 @@ export interface PullResult {
 }
 
 const sha256Etag = /^[0-9a-f]{64}$/;
+const gitBlobEtag = /^[0-9a-f]{40}$/;
 
 function gb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
@@ -152,10 +154,11 @@ async function fetchBlob(
     counted = already;
     try {
       await downloadRange(client, repoId, m.url, part, (n) => {
+        // n < 0: the server ignored the range and the file starts over.
         if (n > 0) progress.disk.add(n);
+        if (n > 0) progress.fetched += n;
         counted += n;
         progress.have += n;
-        progress.fetched += n;
         reporter.progress(progress.total > 0 ? progress.have / progress.total : undefined, `${run.label}  ${gb(progress.have)} of ${gb(progress.total)}`);
       });
       break;
@@ -198,6 +201,10 @@ async function verifyBlob(part: string, path: string, size: number, etag: string
   if (!problem && sha256Etag.test(etag)) {
     const hex = await sha256File(part);
     if (hex !== etag) problem = `sha256 ${hex.slice(0, 16)}..., not ${etag.slice(0, 16)}...`;
+  } else if (!problem && gitBlobEtag.test(etag) && size <= 64 * 2 ** 20) {
+    // A file kept in git (not LFS) is named by its git blob id: sha1 of "blob <size>\0" + bytes.
+    const id = createHash('sha1').update(`blob ${size}\0`).update(readFileSync(part)).digest('hex');
+    if (id !== etag) problem = `git blob id ${id.slice(0, 16)}..., not ${etag.slice(0, 16)}...`;
   }
   if (problem) {
     rmSync(part, { force: true });

@@ -137,6 +137,15 @@ describe('grpst pull', () => {
     } finally {
       hub.knobs.corrupt = undefined;
     }
+    // A file kept in git is checked against its git blob id.
+    hub.knobs.corrupt = { 'config.json': Buffer.from(tinyFiles['config.json'].toString().replace('"', "'")) };
+    try {
+      const bad = await cli.run(['pull', 'test-org/tiny-a', '--include', 'config.json'], { env: freshEnv() });
+      expect(bad.code).toBe(4);
+      expect(bad.stderr).toMatch(/config\.json arrived damaged \(git blob id [0-9a-f]{16}\.\.\., not [0-9a-f]{16}\.\.\.\)/);
+    } finally {
+      hub.knobs.corrupt = undefined;
+    }
     const good = await cli.run(['pull', 'test-org/tiny-a'], { env: env2 });
     expect(good.code, good.stderr).toBe(0);
   });

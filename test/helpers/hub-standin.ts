@@ -133,7 +133,7 @@ export async function startHubStandin(repos: Record<string, StandinRepo>): Promi
       return res.end();
     }
     res.writeHead(200, { ...common, etag: `"${gitBlobId(bytes)}"`, 'content-length': bytes.length, 'content-type': 'application/octet-stream' });
-    res.end(req.method === 'HEAD' ? undefined : bytes);
+    res.end(req.method === 'HEAD' ? undefined : (knobs.corrupt?.[path] ?? bytes));
   });
   const endpoint = await listen(hubServer);
   return {
