@@ -2,8 +2,8 @@
 // moe.normalization_mode NONE for every Qwen MoE checkpoint, whatever its norm_topk_prob. Qwen3-MoE
 // releases (30B-A3B, 235B-A22B, Coder-30B-A3B) set norm_topk_prob true: their chosen experts'
 // weights are renormalised to sum 1, which TensorRT-LLM calls RENORMALIZE. An engine built from the
-// checkpoint as converted would weight every expert's output by its softmax share alone (about
-// 1/num_experts_per_tok smaller) and answer differently from transformers. So between the checkpoint
+// checkpoint as converted would weight every expert's output by its softmax share over all experts
+// alone (the chosen shares sum to less than 1) and answer differently from transformers. So between the checkpoint
 // step and trtllm-build, the TensorRT-LLM checkpoint's config.json gets the mode the source asks for.
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
