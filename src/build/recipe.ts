@@ -70,8 +70,8 @@ export function checkRecipePaths(file: string, recipe: BuildSettingsInput, flags
   for (const key of inputPathKeys) {
     const p = recipe[key];
     if (typeof p !== 'string' || flags[key] !== undefined || isAbsolute(p) || existsSync(p)) continue;
-    // A checkpoint named by its Hugging Face id (Qwen/Qwen3-8B) is found in the hub cache or pulled.
-    if ((key === 'model_dir' || key === 'reference_dir') && looksLikeRepoId(p)) continue;
+    // A checkpoint or adapter named by its Hugging Face id (Qwen/Qwen3-8B) is found in the hub cache or pulled.
+    if ((key === 'model_dir' || key === 'reference_dir' || key === 'merge_lora') && looksLikeRepoId(p)) continue;
     throw badInput(
       `recipe ${file}: ${key} ${p} does not exist from the current folder (${resolve(p)}); relative paths in a recipe resolve against the folder grpst runs in`,
       `run grpst from the folder the recipe's paths start at (usually the project's root), write ${key} as an absolute path, or pass --${key}`,

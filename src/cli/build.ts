@@ -91,11 +91,11 @@ export function register(program: Command): void {
         // A format's own knob given with another format does nothing: the build says so, once it
         // has read the checkpoint (an AWQ one imposes its own format and group).
         const given = new Set(Object.entries({ ...recipe, ...flags }).filter(([, v]) => v !== undefined).map(([k]) => k));
-        // A Hugging Face id as --model_dir / --reference_dir: the cached snapshot, pulled first if
+        // A Hugging Face id as --model_dir / --reference_dir / --merge_lora: the cached snapshot, pulled first if
         // needed (a dry run downloads nothing: it needs the model cached).
         const reporter = createReporter({ stream: json ? process.stderr : process.stdout });
         const { namesHubModel, resolveModelSource } = await import('../hub/model-source.js');
-        for (const key of ['model_dir', 'reference_dir'] as const) {
+        for (const key of ['model_dir', 'reference_dir', 'merge_lora'] as const) {
           const value = settings[key];
           if (value === undefined || !namesHubModel(value)) continue;
           settings[key] = await resolveModelSource(value, { flag: `--${key}`, userAgent: `grpst/${grpstVersion()}`, reporter: opts.dryRun ? undefined : reporter });

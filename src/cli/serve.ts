@@ -1,12 +1,14 @@
 // `grpst serve --inference_conf ... [--server_conf ...]`: the server in the foreground (containers,
 // systemd). `grpst start` runs the same command as its daemon, with the hidden daemon options.
 // `grpst serve --model_dir DIR` serves a folder with every setting at its default, no conf needed.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { envVars } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
 import { positiveInt } from './options.js';
+import { looksLikeRepoId } from '../hub/hub-env.js';
 import { hubModelFolder } from './hub-model.js';
 
 interface ServeOptions {
@@ -70,7 +72,7 @@ export function register(program: Command): void {
         tpSize: opts.mpi_np,
         maxModelLen: opts.max_model_len,
         speculativeConfig: await draftModelFolder(opts.speculative_config),
-        loraModules: opts.lora_modules,
+        loraModules: opts.lora_modules && (await Promise.all(opts.lora_modules.map(adapterFolder))),
         apiKey: opts.api_key,
       });
       process.exit(code);
@@ -119,7 +121,9 @@ function loraModule(value: string, previous: string[] | undefined): string[] {
   const eq = value.indexOf('=');
   if (eq <= 0 || eq === value.length - 1 || /\s/.test(value.slice(0, eq)))
     throw new InvalidArgumentError(`--lora_modules takes name=path entries (the name requests send as "model", the adapter's folder), got ${JSON.stringify(value)}`);
-  return [...(previous ?? []), `${value.slice(0, eq)}=${path.resolve(value.slice(eq + 1))}`];
+  // A Hub id (vLLM's --lora-modules sql=someone/qwen3-sql-lora) stays as it is: the action finds it in the cache or pulls it.
+  const where = value.slice(eq + 1);
+  return [...(previous ?? []), `${value.slice(0, eq)}=${looksLikeRepoId(where) && !existsSync(where) ? where : path.resolve(where)}`];
 }
 
 /** --speculative_config: a JSON object (its fields are checked in the action: checkSpeculativeConfig). */
@@ -171,3 +175,9 @@ function checkApiKey(key: string | undefined): void {
   if (key !== undefined && key.length < 8) throw badInput('--api_key is shorter than 8 characters', `use a longer, random key (or set ${envVars.apiKey}, which keeps it out of the process list)`);
 }
 
+/** name=path of --lora_modules with a Hub id in place of the path: the cached (or pulled) snapshot. */
+async function adapterFolder(entry: string): Promise<string> {
+  const eq = entry.indexOf('=');
+  const where = entry.slice(eq + 1);
+  return `${entry.slice(0, eq)}=${path.resolve(await hubModelFolder(where, `--lora_modules ${entry.slice(0, eq)}`))}`;
+}

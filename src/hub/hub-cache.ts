@@ -52,10 +52,12 @@ export function linkIntoSnapshot(folder: string, commit: string, path: string, e
 
 /**
  * True when a snapshot holds what a build needs: config.json, and every weight shard its index
- * names (or, without an index, a *.safetensors file). A snapshot an interrupted download left
- * (huggingface_hub writes refs/ before the files) fails this and is pulled again.
+ * names (or, without an index, a *.safetensors file); for a PEFT LoRA adapter, adapter_config.json
+ * and adapter_model.safetensors. A snapshot an interrupted download left (huggingface_hub writes
+ * refs/ before the files) fails this and is pulled again.
  */
 export function snapshotComplete(dir: string): boolean {
+  if (existsSync(join(dir, 'adapter_config.json'))) return existsSync(join(dir, 'adapter_model.safetensors'));
   if (!existsSync(join(dir, 'config.json'))) return false;
   const index = join(dir, 'model.safetensors.index.json');
   if (existsSync(index)) {

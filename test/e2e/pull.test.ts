@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
+import { loraAdapter } from '../helpers/lora-fixtures.js';
 import { serveForeground } from '../helpers/foreground-server.js';
 import { makeCli, type Cli } from '../helpers/grpst-cli.js';
 import { repoFromFiles, startHubStandin, type HubStandin } from '../helpers/hub-standin.js';
@@ -50,6 +51,8 @@ beforeAll(async () => {
   hub = await startHubStandin({
     'test-org/tiny-a': repoFromFiles({ ...tinyFiles, 'pytorch_model.bin': Buffer.from('not read by grpst'), 'docs/notes.txt': Buffer.from('nested\n') }, 'tiny-a'),
     'test-org/gated': repoFromFiles(tinyFiles, 'gated', 'hf_secret_token'),
+    'test-org/tiny-b': repoFromFiles(folderFiles(checkpoint('tiny-b')), 'tiny-b'),
+    'test-org/qv-lora': repoFromFiles(folderFiles(loraAdapter('tiny-b-lora-qv')), 'qv-lora'),
     'test-org/gguf-only': repoFromFiles({ 'config.json': tinyFiles['config.json'], 'model-q4.gguf': Buffer.from('gguf') }, 'gguf'),
   });
   cli = makeCli();
@@ -249,6 +252,29 @@ describe('a Hugging Face id where a folder is asked for', () => {
       expect(answer.status).toBe(200);
       const drafts = /^grpst_spec_decode_draft_tokens_total (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text());
       expect(Number(drafts?.[1])).toBeGreaterThan(0);
+    } finally {
+      await server.stop();
+      rmSync(served.home, { recursive: true, force: true });
+    }
+  });
+
+  it('a LoRA adapter by its Hub id: merged by a build, served beside the model', async () => {
+    const env = freshEnv();
+    const out = join(work, `lora-engine-${n}`);
+    const built = await cli.run(['build', '--model_dir', 'test-org/tiny-b', '--merge_lora', 'test-org/qv-lora', '--output_dir', out], { env });
+    expect(built.code, built.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'engine.json'), 'utf8')).source).toMatchObject({ name: 'test-org/tiny-b', merged_lora: { name: 'test-org/qv-lora' } });
+    const served = makeCli({ env });
+    const server = await serveForeground(served, ['--model_dir', 'test-org/tiny-b', '--lora_modules', 'qv=test-org/qv-lora'], work);
+    try {
+      const models = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] };
+      expect(models.data.map((m) => m.id).sort()).toEqual(['qv', 'test-org/tiny-b']);
+      const answer = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'qv', prompt: 'Hello', max_tokens: 3 }),
+      });
+      expect(answer.status).toBe(200);
     } finally {
       await server.stop();
       rmSync(served.home, { recursive: true, force: true });

@@ -5,6 +5,7 @@
 import { basename } from 'node:path';
 import { loraModuleName, loraShapeOf, loraTargets, readLoraAdapter, type LoraDelta } from '../../engine/lora.js';
 import type { Checkpoint } from '../../model/checkpoint.js';
+import { repoIdOfSnapshot } from '../../hub/hub-cache.js';
 
 export interface MergedLora {
   /** The adapter folder's name (its path is not recorded: engines move between machines). */
@@ -23,7 +24,7 @@ export function readMergedLora(dir: string, checkpoint: Checkpoint): MergedLora 
   for (const d of adapter.deltas) {
     deltas.set(`${loraModuleName(d.layer, loraTargets[d.target]!)}.weight`, d);
   }
-  return { name: basename(adapter.path), path: adapter.path, rank: adapter.rank, targets: adapter.targets, deltas };
+  return { name: repoIdOfSnapshot(adapter.path) ?? basename(adapter.path), path: adapter.path, rank: adapter.rank, targets: adapter.targets, deltas };
 }
 
 /** w [out, in] += d.scale * B [out, r] x A [r, in], in place. */
