@@ -7,6 +7,7 @@
 import { createWriteStream, statSync } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { EnvHttpProxyAgent, fetch, type RequestInit, type Response } from 'undici';
 import { ExitCode, GrpstError } from '../util/errors.js';
 import type { HubEnv } from './hub-env.js';
 
@@ -41,10 +42,15 @@ export function resolveUrl(hub: HubEnv, repoId: string, revision: string, path: 
   return `${hub.endpoint}/${repoId}/resolve/${encodeURIComponent(revision)}/${encodePath(path)}`;
 }
 
+// HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured as huggingface_hub (httpx) honours them; Node's
+// own fetch ignores them, which would leave a machine behind a proxy without downloads.
+let dispatcher: EnvHttpProxyAgent | undefined;
+
 /** fetch, with a network failure said as one: which host, what went wrong, what to do. */
 async function hubFetch(c: HubClient, url: string, init: RequestInit): Promise<Response> {
+  dispatcher ??= new EnvHttpProxyAgent();
   try {
-    return await fetch(url, { ...init, signal: c.signal });
+    return await fetch(url, { ...init, signal: c.signal, dispatcher });
   } catch (e) {
     if (c.signal?.aborted) throw e;
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;

@@ -14,6 +14,8 @@ import { repoFromFiles, startHubStandin, type HubStandin } from '../helpers/hub-
 import { hostPython, pythonVenv, type PythonVenv } from '../helpers/python-venv.js';
 
 const clientDir = join(repoRoot, 'client', 'python');
+// A proxy the machine sets for the outside world must not carry the calls to the local stand-in.
+const noProxy = { NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' };
 let hub: HubStandin;
 let cli: Cli;
 let venv: PythonVenv;
@@ -39,11 +41,11 @@ afterAll(async () => {
 describe('grpst pull beside huggingface_hub', () => {
   it('the same cache either way, each read by the other with the network off', async () => {
     const grpstHome = join(work, 'grpst-hf-home');
-    const pulled = await cli.run(['pull', 'test-org/tiny-a'], { env: { HF_ENDPOINT: hub.endpoint, HF_HOME: grpstHome, HF_TOKEN: '' } });
+    const pulled = await cli.run(['pull', 'test-org/tiny-a'], { env: { HF_ENDPOINT: hub.endpoint, HF_HOME: grpstHome, HF_TOKEN: '', ...noProxy } });
     expect(pulled.code, pulled.stderr).toBe(0);
     const hfCache = join(work, 'hf-cache');
     const py = await execa(venv.python, [join(clientDir, 'compat_hub.py'), 'test-org/tiny-a', hfCache, join(grpstHome, 'hub')], {
-      env: { HF_ENDPOINT: hub.endpoint, HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_OFFLINE: '', HF_TOKEN: '', HF_HOME: join(work, 'py-hf-home') },
+      env: { HF_ENDPOINT: hub.endpoint, HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_OFFLINE: '', HF_TOKEN: '', HF_HOME: join(work, 'py-hf-home'), ...noProxy },
       reject: false,
       timeout: 120_000,
     });

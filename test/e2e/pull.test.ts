@@ -7,6 +7,7 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
@@ -31,7 +32,8 @@ function folderFiles(dir: string): Record<string, Buffer> {
 
 /** A fresh HF_HOME and the environment pointing at the stand-in. */
 function freshEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv & { HF_HOME: string } {
-  return { HF_ENDPOINT: hub.endpoint, HF_HOME: join(work, `hf-home-${++n}`), HF_TOKEN: '', HF_HUB_OFFLINE: '', ...extra };
+  // A proxy the machine sets for the outside world must not carry the calls to the local stand-in.
+  return { HF_ENDPOINT: hub.endpoint, HF_HOME: join(work, `hf-home-${++n}`), HF_TOKEN: '', HF_HUB_OFFLINE: '', NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost', ...extra };
 }
 
 /** A port nothing listens on (taken, then released). */
@@ -210,6 +212,40 @@ describe('grpst pull', () => {
     const cdn = seen.filter((s) => s.origin === 'cdn');
     expect(cdn.length).toBeGreaterThan(0);
     expect(cdn.every((s) => s.authorization === undefined)).toBe(true);
+  });
+
+  it('goes through HTTPS_PROXY / HTTP_PROXY when one is set, to the Hub and to the CDN', async () => {
+    const tunnels: string[] = [];
+    const sockets = new Set<net.Socket>();
+    // A tunnelling proxy (CONNECT), as corporate proxies are and as Node's proxy agent speaks.
+    const proxy = http.createServer((_req, res) => res.writeHead(405).end());
+    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+      tunnels.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = net.connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      for (const sock of [client, upstream]) {
+        sockets.add(sock);
+        sock.on('error', () => undefined);
+        sock.on('close', () => sockets.delete(sock));
+      }
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+      const r = await cli.run(['pull', 'test-org/tiny-a'], { env: freshEnv({ HTTP_PROXY: proxyUrl, NO_PROXY: '', no_proxy: '' }), timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(tunnels).toContain(new URL(hub.endpoint).host);
+      expect(tunnels).toContain(new URL(hub.cdn).host);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('HF_HUB_OFFLINE uses the cache alone: a cached model resolves with no request, a missing one is refused', async () => {
