@@ -2,7 +2,7 @@
 // (its size, and its ETag: the sha256 of an LFS file, the git blob id of the others) before it is
 // renamed into blobs/ and linked into the snapshot. A dropped connection resumes where it stopped (Range), an interrupted
 // pull resumes from its .incomplete files, and what is already cached is not fetched again.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
 import type { Reporter } from '../build/progress.js';
 import { DiskLimit, isDiskFull } from '../util/disk-full.js';
@@ -156,15 +156,29 @@ async function fetchBlob(
   }
   const part = `${blob}.incomplete`;
   let counted = 0;
+  // The sha256 is taken as the bytes arrive when the whole file passes through here (a fresh
+  // download, resumed or not); a file begun by an earlier pull is hashed once it is complete.
+  let hash: Hash | undefined = existsSync(part) || !sha256Etag.test(m.etag) ? undefined : createHash('sha256');
+  let hashed = 0;
   for (let attempt = 1; ; attempt++) {
     const already = existsSync(part) ? statSync(part).size : 0;
     progress.have += already - counted;
     counted = already;
+    // A chunk hashed but not written before the connection dropped: the stream's hash is no good.
+    if (hash && hashed !== already) hash = undefined;
     try {
-      await downloadRange(client, repoId, m.url, part, (n) => {
+      await downloadRange(client, repoId, m.url, part, (n, chunk) => {
         // n < 0: the server ignored the range and the file starts over.
-        if (n > 0) progress.disk.add(n);
-        if (n > 0) progress.fetched += n;
+        if (n < 0 && sha256Etag.test(m.etag)) {
+          hash = createHash('sha256');
+          hashed = 0;
+        }
+        if (chunk) {
+          progress.disk.add(n);
+          progress.fetched += n;
+          hash?.update(chunk);
+          hashed += n;
+        }
         counted += n;
         progress.have += n;
         reporter.progress(progress.total > 0 ? progress.have / progress.total : undefined, `${run.label}  ${gb(progress.have)} of ${gb(progress.total)}`);
@@ -182,7 +196,7 @@ async function fetchBlob(
       await new Promise((r) => setTimeout(r, Math.min(8000, 500 * 2 ** attempt)));
     }
   }
-  await verifyBlob(part, m.path, m.size, m.etag);
+  await verifyBlob(part, m.path, m.size, m.etag, hash && hashed === m.size ? hash.digest('hex') : undefined);
   renameSync(part, blob);
   return true;
 }
@@ -203,11 +217,11 @@ function checkSpace(folder: string, metas: readonly (FileMeta & { path: string }
 }
 
 /** A file that is not what the Hub said is deleted (the next pull starts it afresh) and reported. */
-async function verifyBlob(part: string, path: string, size: number, etag: string): Promise<void> {
+async function verifyBlob(part: string, path: string, size: number, etag: string, streamedSha256?: string): Promise<void> {
   const got = statSync(part).size;
   let problem = got === size ? undefined : `${got} bytes, not ${size}`;
   if (!problem && sha256Etag.test(etag)) {
-    const hex = await sha256File(part);
+    const hex = streamedSha256 ?? (await sha256File(part));
     if (hex !== etag) problem = `sha256 ${hex.slice(0, 16)}..., not ${etag.slice(0, 16)}...`;
   } else if (!problem && gitBlobEtag.test(etag) && size <= 64 * 2 ** 20) {
     // A file kept in git (not LFS) is named by its git blob id: sha1 of "blob <size>\0" + bytes.
