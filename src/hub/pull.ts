@@ -139,7 +139,8 @@ const diskFullErrors = new WeakSet<Error>();
 
 /**
  * One file into blobs/<etag> (false: it was there already). Network errors mid-file are retried from
- * where they stopped; the Hub's refusals are not, nor is a full disk (its partial file is removed).
+ * where they stopped; the Hub's refusals are not, nor is a full disk (the pull then removes its
+ * partial files).
  */
 async function fetchBlob(
   client: HubClient,
