@@ -22,6 +22,7 @@ interface ServeOptions {
   deploy_path?: string;
   log_file?: string;
   port_file?: string;
+  exit_with_parent?: boolean;
   mpi_np: number;
   max_model_len?: number;
   speculative_config?: Record<string, unknown>;
@@ -48,6 +49,7 @@ export function register(program: Command): void {
     .option('--mpi_np <n>', 'processes, one per GPU', positiveInt('--mpi_np'), 1)
     .addOption(new Option('--log_file <file>', 'daemon: the log stdout appends to (rotated daily)').hideHelp())
     .addOption(new Option('--port_file <file>', 'daemon: where to write the bound port').hideHelp())
+    .addOption(new Option('--exit_with_parent', 'grpst chat --model_dir: stop when the process that started this server is gone').hideHelp())
     // `grpst serve DIR`, as `vllm serve DIR`: answered with the flag to use, not commander's "too many arguments".
     .allowExcessArguments()
     .action(async (opts: ServeOptions, command: Command) => {
@@ -69,6 +71,7 @@ export function register(program: Command): void {
         deployPath: opts.deploy_path,
         logFile: opts.log_file,
         portFile: opts.port_file,
+        exitWithParent: opts.exit_with_parent === true,
         tpSize: opts.mpi_np,
         maxModelLen: opts.max_model_len,
         speculativeConfig: await draftModelFolder(opts.speculative_config),

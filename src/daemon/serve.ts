@@ -44,10 +44,13 @@ export interface ServeInput {
   loraModules?: string[];
   /** --api_key: wins over GRPST_API_KEY and the server conf's key. */
   apiKey?: string;
+  /** A server for one `grpst chat --model_dir` session: it stops when the process that started it is gone. */
+  exitWithParent?: boolean;
 }
 
 export async function runServe(input: ServeInput, log: Logger = createLogger()): Promise<number> {
   const listening = exitOnSignalUntilListening(log, input.portFile);
+  if (input.exitWithParent) watchParent(log);
   // Seconds a drain may take before the remaining requests are cancelled (stop's SIGKILL comes
   // later anyway); a value the variable does not take is refused before anything listens.
   const drainMs = drainTimeoutS() * 1000;
@@ -247,6 +250,22 @@ function markDraining(portFile: string | undefined): void {
 }
 
 /** Daemon mode: a server that stopped as asked takes its state with it (state.ts, removeOwnState). */
+/**
+ * Stops this server (as SIGTERM does) once the process that started it is gone, killed ones
+ * included: the parent pid changes when the parent dies (the orphan is adopted), which a pid
+ * reused by another process cannot fake.
+ */
+function watchParent(log: Logger): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    log.info(`the process that started this server (pid ${parent}) is gone: stopping`);
+    process.kill(process.pid, 'SIGTERM');
+  }, 500);
+  timer.unref();
+}
+
 function stoppedOnRequest(portFile: string | undefined): void {
   if (portFile) removeOwnState(portFile);
 }

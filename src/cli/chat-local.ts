@@ -1,0 +1,76 @@
+// `grpst chat --model_dir DIR|OWNER/NAME`: Ollama's `ollama run MODEL` in one command. The model is
+// served for the session by a `grpst serve` child on a free loopback port (its own process group,
+// so a Ctrl-C that stops an answer does not reach it; --exit_with_parent, so it also ends when this
+// process is killed), the chat talks to it as to any server, and stops it at the end.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cliEntry } from '../daemon/spawn.js';
+import { ExitCode, GrpstError, type ExitCodeValue } from '../util/errors.js';
+
+export interface LocalServer {
+  url: string;
+  pid: number;
+  /** SIGTERM, then the child's exit (SIGKILL after 30 s); removes its temporary folder. */
+  stop(): Promise<void>;
+}
+
+const exitCodes = new Set<number>(Object.values(ExitCode));
+
+function tail(file: string, lines = 12): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+function exited(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode ?? 1);
+    child.once('exit', (code) => resolve(code ?? 1));
+  });
+}
+
+export async function startLocalServer(modelDir: string, onLoading: (text: string) => void): Promise<LocalServer> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-chat-session-'));
+  const portFile = path.join(tmp, 'port');
+  const logFile = path.join(tmp, 'serve.log');
+  const fd = fs.openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    // execArgv carries a loader (tsx) this process runs under, so the child runs the same code.
+    child = spawn(process.execPath, [...process.execArgv, cliEntry(), 'serve', '--model_dir', modelDir, '--host', '127.0.0.1', '--port', '0', '--port_file', portFile, '--exit_with_parent'], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
+  const done = exited(child);
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await done;
+      clearTimeout(killer);
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  onLoading(`loading ${modelDir}`);
+  for (;;) {
+    const port = fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, 'utf8').trim()) : NaN;
+    if (Number.isInteger(port) && port > 0) return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop };
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // The server's own refusal (a folder that is no model, a bad flag) is the chat's error.
+      const code = child.exitCode ?? 1;
+      const said = tail(logFile);
+      await stop();
+      const message = /^error: (.*)$/m.exec(said)?.[1] ?? `the server for ${modelDir} exited with ${code} before it listened`;
+      const hint = /^ {2}fix: (.*)$/m.exec(said)?.[1];
+      throw new GrpstError(message, { exitCode: (exitCodes.has(code) ? code : ExitCode.failed) as ExitCodeValue, hint: hint ?? (said ? `its log ended:\n${said}` : undefined) });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
