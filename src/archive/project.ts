@@ -8,6 +8,7 @@ import { isMap, isSeq, parseDocument } from 'yaml';
 import { engineBackendOf } from '../config/engine-folder.js';
 import { isInside } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
+import { namesHubModelFrom } from '../hub/conf-paths.js';
 
 /** One file of the archive: read from disk, or generated (a rewritten conf). */
 export interface PlannedFile {
@@ -160,6 +161,11 @@ function noteEnginesLeavingProject(root: string, plan: ArchivePlan): void {
   }
 }
 
+/** A Hugging Face id in a conf is no folder to pack: the machine that starts the archive pulls it. */
+function hubNote(confName: string, label: string, id: string): string {
+  return `conf/${confName}: ${label} ${id} names a Hugging Face model: not packed; grpst start pulls it (or takes it from the Hugging Face cache) where the archive runs`;
+}
+
 // The inference conf keys (under inferer_args) that name an engine or model folder: the model's
 // engine, and the draft model of speculative decoding.
 const modelFolderKeys = [['gpt_model_path'], ['speculative_config', 'model']];
@@ -197,6 +203,10 @@ function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFil
       const written = doc.getIn([...argsPath, ...key]);
       if (typeof written !== 'string') continue;
       const label = key.join('.');
+      if (namesHubModelFrom(root, written)) {
+        plan.notes.push(hubNote(confName, label, written));
+        continue;
+      }
       const real = path.resolve(root, written);
       if (!engineBackendOf(real)) {
         // A relative path resolves inside the unpacked archive, so it can only fail there; an
@@ -222,6 +232,10 @@ function copyOutsideEngines(root: string, plan: ArchivePlan, add: (f: PlannedFil
     }
     // LoRA adapters: small folders of their own (adapter_config.json and the weights), packed whole.
     for (const { label, written, rewrite } of loraFolders(doc)) {
+      if (namesHubModelFrom(root, written)) {
+        plan.notes.push(hubNote(confName, label, written));
+        continue;
+      }
       const real = path.resolve(root, written);
       if (!fs.existsSync(path.join(real, 'adapter_config.json'))) {
         if (!path.isAbsolute(written))

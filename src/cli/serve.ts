@@ -9,7 +9,7 @@ import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
 import { positiveInt } from './options.js';
 import { looksLikeRepoId } from '../hub/hub-env.js';
-import { hubModelFolder } from './hub-model.js';
+import { hubModelFolder, pullHubModelsOf } from './hub-model.js';
 
 interface ServeOptions {
   inference_conf?: string;
@@ -58,6 +58,8 @@ export function register(program: Command): void {
       checkApiKey(opts.api_key);
       await checkSpeculativeConfig(opts.speculative_config);
       const modelDir = opts.model_dir === undefined ? undefined : await hubModelFolder(opts.model_dir, '--model_dir');
+      // Hugging Face ids in a conf are pulled here; the daemon grpst start launched finds them cached.
+      if (opts.inference_conf !== undefined && process.env.GRPST_DAEMON !== '1') await pullHubModelsOf(opts.inference_conf, opts.deploy_path);
       // Served from a Hub id, the model answers to that id unless told otherwise, as in vLLM.
       const servedModelName = opts.served_model_name ?? (modelDir !== opts.model_dir ? opts.model_dir : undefined);
       const { runServe } = await import('../daemon/serve.js');

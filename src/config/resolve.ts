@@ -12,6 +12,8 @@ import { defaultPort, envVars, isInside, resolveConfPath } from './paths.js';
 import { serverConfSchema, type ServerConf } from './server-schema.js';
 import { suggest, validateConf } from './validate.js';
 import { parseYamlText, readYamlFile, type YamlFile } from './yaml-file.js';
+import { hubModelPath } from '../hub/conf-paths.js';
+import { looksLikeRepoId } from '../hub/hub-env.js';
 
 /** A remark about a conf key, located later by the caller (file:line). */
 export interface ConfNote {
@@ -254,9 +256,15 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
   const args = inference.models[0].inferer_args;
   const argsWhere = (key: string) => `${infFile.where(['models', 0, 'inferer_args', key])}: ${key}`;
 
-  const enginePath = resolveConfPath(base, args.gpt_model_path, argsWhere('gpt_model_path'));
+  // A value that is no path from the deploy folder but a Hugging Face id names the cached model
+  // (grpst start and serve pulled it first: conf-models.ts).
+  const modelPath = (written: string, where: string) => {
+    const resolved = resolveConfPath(base, written, where);
+    return !fs.existsSync(checkPath(resolved)) && !path.isAbsolute(written) && looksLikeRepoId(written) ? hubModelPath(written, where, env) : resolved;
+  };
+  const enginePath = modelPath(args.gpt_model_path, argsWhere('gpt_model_path'));
   const backend = withShownPaths(() => requireEngineFolder(checkPath(enginePath), argsWhere('gpt_model_path')), input.checkRoot, base);
-  const tokenizerWritten = resolveConfPath(base, args.tokenizer_path, argsWhere('tokenizer_path'));
+  const tokenizerWritten = modelPath(args.tokenizer_path, argsWhere('tokenizer_path'));
   const tokenizerChecked = withShownPaths(() => requireTokenizerDir(checkPath(tokenizerWritten), argsWhere('tokenizer_path')), input.checkRoot, base);
   const tokenizerPath = input.checkRoot ? shownFrom(tokenizerChecked) : tokenizerChecked;
 
@@ -271,13 +279,13 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
   const spec = runtime.load.speculative;
   if (spec?.method === 'draft_model' && backend === 'native') {
     const where = `${argsWhere('speculative_config')}.model`;
-    spec.model = resolveConfPath(base, spec.model, where);
+    spec.model = modelPath(spec.model, where);
     if (!fs.existsSync(checkPath(spec.model)))
       throw badInput(`${where}: the draft model ${spec.model} does not exist`, 'point it at a Qwen3 checkpoint folder or a grpst engine folder of a smaller model of the same family');
   }
   (runtime.server.loraModules ?? []).forEach((m, i) => {
     const where = `${infFile.where(['models', 0, 'inferer_args', 'lora_modules', i])}: lora_modules[${i}] (${m.name})`;
-    m.path = resolveConfPath(base, m.path, where);
+    m.path = modelPath(m.path, where);
     if (!fs.existsSync(checkPath(m.path)))
       throw badInput(`${where}: the LoRA adapter folder ${m.path} does not exist`, 'point it at a folder holding a PEFT adapter (adapter_config.json and adapter_model.safetensors)');
   });

@@ -7,6 +7,7 @@ import { defaultLimits, extractArchive } from '../archive/extract.js';
 import { manifestName } from '../archive/manifest.js';
 import { drainTimeoutS, isInside, lifecyclePaths, validateName } from '../config/paths.js';
 import { loadDeployment, type Deployment } from '../config/resolve.js';
+import type { Reporter } from '../build/progress.js';
 import { checkTokenIds } from '../config/token-ids.js';
 import { onOutputClosed } from '../util/closed-output.js';
 import { isDiskFull } from '../util/disk-full.js';
@@ -98,6 +99,9 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     fs.writeFileSync(path.join(staging, manifestName), JSON.stringify(manifest, null, 1));
 
     const confs = chooseConfs(input, staging, cwd, (text) => input.progress.warn(text));
+    // Hugging Face ids the conf names are pulled here, in the foreground, not by the daemon.
+    const { pullConfModels } = await import('../hub/conf-models.js');
+    await pullConfModels(confs.inference.staged, staging, reporterOver(input.progress), 'grpst');
     input.progress.step(`validating the confs (${describeConfs(confs)})`);
     const d = loadDeployment({
       inferenceConf: confs.inference.staged,
@@ -327,4 +331,9 @@ function readText(file: string): string {
   } catch {
     return '';
   }
+}
+
+/** A pull's phases and notes as start's own progress lines (one spinner, no second one beside it). */
+function reporterOver(p: Progress): Reporter {
+  return { phase: (name, detail) => p.step(`${name}${detail ? `: ${detail}` : ''}`), progress: () => undefined, info: (line) => p.step(line), done: () => undefined, fail: () => undefined };
 }

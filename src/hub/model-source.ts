@@ -26,7 +26,11 @@ export function namesHubModel(value: string): boolean {
 
 /** The folder `value` means: itself, or the cached (or freshly pulled) snapshot of a Hub model id. */
 export async function resolveModelSource(value: string, opts: ModelSourceOptions): Promise<string> {
-  if (!namesHubModel(value)) return value;
+  return namesHubModel(value) ? cachedOrPulled(value, opts) : value;
+}
+
+/** The cached snapshot of a Hub model id, pulled first when it is not there (never with no reporter). */
+export async function cachedOrPulled(value: string, opts: ModelSourceOptions): Promise<string> {
   const hub = opts.hub ?? hubEnv();
   const cached = findCachedSnapshot(hub.cacheDir, value, 'main');
   if (cached) {
