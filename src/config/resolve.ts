@@ -257,10 +257,11 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
   const argsWhere = (key: string) => `${infFile.where(['models', 0, 'inferer_args', key])}: ${key}`;
 
   // A value that is no path from the deploy folder but a Hugging Face id names the cached model
-  // (grpst start and serve pulled it first: conf-models.ts).
+  // (grpst start and serve pulled it first: conf-models.ts); not cached, the path's own error follows.
   const modelPath = (written: string, where: string) => {
     const resolved = resolveConfPath(base, written, where);
-    return !fs.existsSync(checkPath(resolved)) && !path.isAbsolute(written) && looksLikeRepoId(written) ? hubModelPath(written, where, env) : resolved;
+    const cached = !fs.existsSync(checkPath(resolved)) && !path.isAbsolute(written) && looksLikeRepoId(written) ? hubModelPath(written, env) : undefined;
+    return cached ?? resolved;
   };
   const enginePath = modelPath(args.gpt_model_path, argsWhere('gpt_model_path'));
   const backend = withShownPaths(() => requireEngineFolder(checkPath(enginePath), argsWhere('gpt_model_path')), input.checkRoot, base);

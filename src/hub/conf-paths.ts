@@ -3,7 +3,6 @@
 // reads confs for every command that starts a server, and a daemon never downloads.
 import fs from 'node:fs';
 import path from 'node:path';
-import { badInput } from '../util/errors.js';
 import { findCachedSnapshot } from './hub-cache.js';
 import { hubEnv, looksLikeRepoId } from './hub-env.js';
 
@@ -12,10 +11,11 @@ export function namesHubModelFrom(base: string, written: string): boolean {
   return !path.isAbsolute(written) && looksLikeRepoId(written) && !fs.existsSync(path.resolve(base, written));
 }
 
-/** The cached snapshot a conf's Hub id names, or the error that says how to get it. */
-export function hubModelPath(id: string, where: string, env: NodeJS.ProcessEnv = process.env): string {
-  const hub = hubEnv(env);
-  const dir = findCachedSnapshot(hub.cacheDir, id, 'main');
-  if (dir) return dir;
-  throw badInput(`${where}: ${id} names a Hugging Face model that is not in the cache ${hub.cacheDir}`, `grpst start and grpst serve pull it before the server starts; or run grpst pull ${id} as the user the server runs as`);
+/**
+ * The cached snapshot a conf's Hub id names; undefined when it is not cached, and the caller's own
+ * "does not exist" error follows (grpst start and serve pull ids before this is asked, so what is
+ * missing here is as likely a mistyped relative path).
+ */
+export function hubModelPath(id: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return findCachedSnapshot(hubEnv(env).cacheDir, id, 'main');
 }
