@@ -249,7 +249,6 @@ function markDraining(portFile: string | undefined): void {
   }
 }
 
-/** Daemon mode: a server that stopped as asked takes its state with it (state.ts, removeOwnState). */
 /**
  * Stops this server (as SIGTERM does) once the process that started it is gone, killed ones
  * included: the parent pid changes when the parent dies (the orphan is adopted), which a pid
@@ -266,6 +265,7 @@ function watchParent(log: Logger): void {
   timer.unref();
 }
 
+/** Daemon mode: a server that stopped as asked takes its state with it (state.ts, removeOwnState). */
 function stoppedOnRequest(portFile: string | undefined): void {
   if (portFile) removeOwnState(portFile);
 }
