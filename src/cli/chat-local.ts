@@ -44,6 +44,8 @@ export async function startLocalServer(modelDir: string, onLoading: (text: strin
     child = spawn(process.execPath, [...process.execArgv, cliEntry(), 'serve', '--model_dir', modelDir, '--host', '127.0.0.1', '--port', '0', '--port_file', portFile, '--exit_with_parent'], {
       detached: true,
       stdio: ['ignore', fd, fd],
+      // A server only this session talks to, on loopback: no key (an empty one is unset).
+      env: { ...process.env, GRPST_API_KEY: '' },
     });
   } finally {
     fs.closeSync(fd);

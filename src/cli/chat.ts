@@ -1,8 +1,9 @@
 // `grpst chat [NAME]`: an interactive, streaming chat with a running server, for quick checks
 // over ssh; `grpst chat --model_dir DIR|OWNER/NAME` serves the model for the session itself
-// (chat-local.ts), as `ollama run` does. The server is found through the lifecycle state (name -> host and port), or is the
-// one at --url; its API key comes from --api_key, GRPST_API_KEY or the deployed server conf. Thinking is shown dimmed and
-// kept out of the history; Ctrl-C stops an answer, Ctrl-C at the prompt (or Ctrl-D) leaves.
+// (chat-local.ts), as `ollama run` does. The server is found through the lifecycle state (name ->
+// host and port), or is the one at --url; its API key comes from --api_key, GRPST_API_KEY or the
+// deployed server conf. Thinking is shown dimmed and kept out of the history; Ctrl-C stops an
+// answer, Ctrl-C at the prompt (or Ctrl-D) leaves.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import path from 'node:path';
