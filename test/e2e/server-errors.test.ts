@@ -6,6 +6,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GenerationEngine } from '../../src/engine/types.js';
 import { repoRoot } from '../helpers/fixtures.js';
+import { ScriptedEngine } from './scripted-engine.js';
 import { get, loadTiny, metric, post, serve, type TestServer, type TinyModel } from './server-harness.js';
 
 let model: TinyModel;
@@ -171,9 +172,12 @@ describe('request errors', () => {
   });
 
   it('queue full: 429 once max_concurrency run and max_queue wait', async () => {
-    const busy = await serve(model, { maxConcurrency: 1, maxQueue: 1 });
+    // The running request is a scripted slow answer (20 s at most, aborted at the end): a real
+    // 400-token one could finish on a fast moment of a loaded machine before the queue is probed.
+    const slow = new ScriptedEngine(model.engine, model.tokenizer, [{ whenPromptHas: 'Hold the slot', reply: 'word '.repeat(1000) }], { delayMs: 20 });
+    const busy = await serve({ ...model, engine: slow }, { maxConcurrency: 1, maxQueue: 1 });
     const ac = new AbortController();
-    const long = { ...chat({ max_tokens: 400, ignore_eos: true }), stream: true };
+    const long = { ...chat({ max_tokens: 1000, ignore_eos: true, messages: [{ role: 'user', content: 'Hold the slot' }] }), stream: true };
     const open = async () => {
       const res = await request(`${busy.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(long), headers: { 'content-type': 'application/json' }, signal: ac.signal });
       res.body.on('error', () => undefined);
