@@ -67,8 +67,9 @@ describe('priority', () => {
           expect(r.status, JSON.stringify(r.json)).toBe(200);
           order.push(name);
         });
-      // The first holds the only turn; each of the others is queued before the next is sent.
-      const all = [send('first', undefined, 200)];
+      // The first holds the only turn (900 tokens: long enough to outlast the four sends on a
+      // loaded machine); each of the others is queued before the next is sent.
+      const all = [send('first', undefined, 900)];
       await waitFor(async () => (await running()) === 1);
       const queued: [string, number | undefined][] = [['b', undefined], ['c', 5], ['d', -3], ['e', -3]];
       for (const [i, [name, priority]] of queued.entries()) {
