@@ -14,11 +14,13 @@ import { register as registerRun } from './run.js';
 import { register as registerLogs } from './logs.js';
 import { register as registerPs } from './ps.js';
 import { register as registerPull } from './pull.js';
+import { register as registerList } from './list.js';
+import { register as registerRm } from './rm.js';
 import { register as registerServe } from './serve.js';
 import { register as registerStart } from './start.js';
 import { register as registerStop } from './stop.js';
 
-const commands: ((program: Command) => void)[] = [registerPull, registerBuild, registerRun, registerArchive, registerStart, registerPs, registerStop, registerLogs, registerServe, registerChat, registerBench];
+const commands: ((program: Command) => void)[] = [registerPull, registerList, registerRm, registerBuild, registerRun, registerArchive, registerStart, registerPs, registerStop, registerLogs, registerServe, registerChat, registerBench];
 
 export function buildProgram(): Command {
   const program = new Command('grpst')
