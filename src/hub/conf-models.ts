@@ -34,7 +34,11 @@ export function confHubIds(confFile: string, base: string): string[] {
   return [...new Set(modelValues(conf).filter((v) => namesHubModelFrom(base, v)))];
 }
 
-/** Pulls (or finds cached) every Hub model the conf names, before the server is started. */
-export async function pullConfModels(confFile: string, base: string, reporter: Reporter, userAgent: string): Promise<void> {
-  for (const id of confHubIds(confFile, base)) await cachedOrPulled(id, { flag: path.basename(confFile), userAgent, reporter });
+/**
+ * Pulls (or finds cached) every Hub model the conf names, before the server is started. `base` is
+ * where the conf's relative paths are looked for now; `shownBase` the folder messages name (grpst
+ * start looks in its staging copy of what becomes the deploy folder).
+ */
+export async function pullConfModels(confFile: string, base: string, reporter: Reporter, userAgent: string, shownBase = base): Promise<void> {
+  for (const id of confHubIds(confFile, base)) await cachedOrPulled(id, { flag: path.basename(confFile), userAgent, reporter, base: shownBase });
 }

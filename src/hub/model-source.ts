@@ -17,6 +17,8 @@ export interface ModelSourceOptions {
   reporter?: Reporter;
   hub?: HubEnv;
   signal?: AbortSignal;
+  /** Where a relative path would have been read from (a conf's deploy folder; default: here). */
+  base?: string;
 }
 
 /** True when `value` would be looked up on the Hub rather than read as a folder. */
@@ -56,9 +58,10 @@ export async function cachedOrPulled(value: string, opts: ModelSourceOptions): P
     // asked), the message names both readings.
     if (e instanceof GrpstError && (e.message.startsWith('no model ') || e.message.startsWith('could not reach '))) {
       opts.reporter.fail();
-      throw new GrpstError(`${opts.flag} ${value} is neither a folder here (${resolve(value)}) nor a model found on the Hugging Face Hub: ${e.message}`, {
+      const base = opts.base ?? process.cwd();
+      throw new GrpstError(`${opts.flag} ${value} is neither a folder (${resolve(base, value)}) nor a model found on the Hugging Face Hub: ${e.message}`, {
         exitCode: ExitCode.badInput,
-        hint: `as a folder, check the path (relative paths start at ${process.cwd()}); as a model id, ${e.hint ?? 'check the name'}`,
+        hint: `as a folder, check the path (relative paths start at ${base}); as a model id, ${e.hint ?? 'check the name'}`,
         cause: e,
       });
     }

@@ -321,7 +321,7 @@ describe('a Hugging Face id where a folder is asked for', () => {
     const env = freshEnv();
     const r = await cli.run(['build', '--model_dir', 'modles/qwen3', '--output_dir', join(work, 'never-built')], { env });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--model_dir modles\/qwen3 is neither a folder here \(.*modles\/qwen3\) nor a model found on the Hugging Face Hub: no model modles\/qwen3 on/);
+    expect(r.stderr).toMatch(/--model_dir modles\/qwen3 is neither a folder \(.*modles\/qwen3\) nor a model found on the Hugging Face Hub: no model modles\/qwen3 on/);
     expect(r.stderr).toMatch(/fix: as a folder, check the path \(relative paths start at .*\); as a model id, check the name/);
     expect(existsSync(join(work, 'never-built'))).toBe(false);
   });
