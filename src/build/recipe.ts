@@ -6,7 +6,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { badInput } from '../util/errors.js';
 import { parseSettings, type BuildSettingsInput } from './options.js';
-import { looksLikeRepoId } from '../hub/hub-env.js';
+import { parseModelRef } from '../hub/hub-env.js';
 
 /** Keys that document a recipe and are not settings. */
 const descriptiveKeys = ['name', 'description'] as const;
@@ -71,7 +71,7 @@ export function checkRecipePaths(file: string, recipe: BuildSettingsInput, flags
     const p = recipe[key];
     if (typeof p !== 'string' || flags[key] !== undefined || isAbsolute(p) || existsSync(p)) continue;
     // A checkpoint or adapter named by its Hugging Face id (Qwen/Qwen3-8B) is found in the hub cache or pulled.
-    if ((key === 'model_dir' || key === 'reference_dir' || key === 'merge_lora') && looksLikeRepoId(p)) continue;
+    if ((key === 'model_dir' || key === 'reference_dir' || key === 'merge_lora') && parseModelRef(p)) continue;
     throw badInput(
       `recipe ${file}: ${key} ${p} does not exist from the current folder (${resolve(p)}); relative paths in a recipe resolve against the folder grpst runs in`,
       `run grpst from the folder the recipe's paths start at (usually the project's root), write ${key} as an absolute path, or pass --${key}`,

@@ -8,7 +8,7 @@ import { envVars } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
 import { positiveInt } from './options.js';
-import { looksLikeRepoId } from '../hub/hub-env.js';
+import { parseModelRef } from '../hub/hub-env.js';
 import { hubModelFolder, pullHubModelsOf } from './hub-model.js';
 
 interface ServeOptions {
@@ -61,7 +61,7 @@ export function register(program: Command): void {
       // Hugging Face ids in a conf are pulled here; the daemon grpst start launched finds them cached.
       if (opts.inference_conf !== undefined && process.env.GRPST_DAEMON !== '1') await pullHubModelsOf(opts.inference_conf, opts.deploy_path);
       // Served from a Hub id, the model answers to that id unless told otherwise, as in vLLM.
-      const servedModelName = opts.served_model_name ?? (modelDir !== opts.model_dir ? opts.model_dir : undefined);
+      const servedModelName = opts.served_model_name ?? (modelDir !== opts.model_dir ? parseModelRef(opts.model_dir!)?.id : undefined);
       const { runServe } = await import('../daemon/serve.js');
       const code = await runServe({
         inferenceConf: opts.inference_conf,
@@ -128,7 +128,7 @@ function loraModule(value: string, previous: string[] | undefined): string[] {
     throw new InvalidArgumentError(`--lora_modules takes name=path entries (the name requests send as "model", the adapter's folder), got ${JSON.stringify(value)}`);
   // A Hub id (vLLM's --lora-modules sql=someone/qwen3-sql-lora) stays as it is: the action finds it in the cache or pulls it.
   const where = value.slice(eq + 1);
-  return [...(previous ?? []), `${value.slice(0, eq)}=${looksLikeRepoId(where) && !existsSync(where) ? where : path.resolve(where)}`];
+  return [...(previous ?? []), `${value.slice(0, eq)}=${parseModelRef(where) && !existsSync(where) ? where : path.resolve(where)}`];
 }
 
 /** --speculative_config: a JSON object (its fields are checked in the action: checkSpeculativeConfig). */

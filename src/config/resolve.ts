@@ -13,7 +13,7 @@ import { serverConfSchema, type ServerConf } from './server-schema.js';
 import { suggest, validateConf } from './validate.js';
 import { parseYamlText, readYamlFile, type YamlFile } from './yaml-file.js';
 import { hubModelPath } from '../hub/conf-paths.js';
-import { looksLikeRepoId } from '../hub/hub-env.js';
+import { parseModelRef } from '../hub/hub-env.js';
 
 /** A remark about a conf key, located later by the caller (file:line). */
 export interface ConfNote {
@@ -260,7 +260,7 @@ export function loadDeployment(input: LoadDeploymentInput): Deployment {
   // (grpst start and serve pulled it first: conf-models.ts); not cached, the path's own error follows.
   const modelPath = (written: string, where: string) => {
     const resolved = resolveConfPath(base, written, where);
-    const cached = !fs.existsSync(checkPath(resolved)) && !path.isAbsolute(written) && looksLikeRepoId(written) ? hubModelPath(written, env) : undefined;
+    const cached = !fs.existsSync(checkPath(resolved)) && !path.isAbsolute(written) && parseModelRef(written) !== undefined ? hubModelPath(written, env) : undefined;
     return cached ?? resolved;
   };
   const enginePath = modelPath(args.gpt_model_path, argsWhere('gpt_model_path'));

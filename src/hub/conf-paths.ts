@@ -4,11 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { findCachedSnapshot } from './hub-cache.js';
-import { hubEnv, looksLikeRepoId } from './hub-env.js';
+import { hubEnv, parseModelRef } from './hub-env.js';
 
 /** True when `written` (a conf value) names a Hub model: shaped like an id and no such path from `base`. */
 export function namesHubModelFrom(base: string, written: string): boolean {
-  return !path.isAbsolute(written) && looksLikeRepoId(written) && !fs.existsSync(path.resolve(base, written));
+  return !path.isAbsolute(written) && parseModelRef(written) !== undefined && !fs.existsSync(path.resolve(base, written));
 }
 
 /**
@@ -16,6 +16,7 @@ export function namesHubModelFrom(base: string, written: string): boolean {
  * "does not exist" error follows (grpst start and serve pull ids before this is asked, so what is
  * missing here is as likely a mistyped relative path).
  */
-export function hubModelPath(id: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return findCachedSnapshot(hubEnv(env).cacheDir, id, 'main');
+export function hubModelPath(ref: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const parsed = parseModelRef(ref);
+  return parsed && findCachedSnapshot(hubEnv(env).cacheDir, parsed.id, parsed.revision);
 }

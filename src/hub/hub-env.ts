@@ -46,6 +46,24 @@ export function looksLikeRepoId(text: string): boolean {
   return repoIdPattern.test(text) && !text.includes('--') && !text.includes('..') && !/\.git$/.test(text);
 }
 
+export interface ModelRef {
+  id: string;
+  /** A branch, tag or commit (`Qwen/Qwen3-8B@a1b2c3...`); main when none is given. */
+  revision: string;
+}
+
+/**
+ * `owner/name` or `owner/name@revision` (a branch, tag or commit: a build pinned to one commit is
+ * reproducible), as a model is named wherever grpst takes a folder; undefined for anything else.
+ */
+export function parseModelRef(text: string): ModelRef | undefined {
+  const at = text.indexOf('@');
+  const id = at < 0 ? text : text.slice(0, at);
+  const revision = at < 0 ? 'main' : text.slice(at + 1);
+  if (!looksLikeRepoId(id) || !/^[\w.][\w./-]{0,127}$/.test(revision) || revision.includes('..')) return undefined;
+  return { id, revision };
+}
+
 export function checkRepoId(text: string): string {
   if (!looksLikeRepoId(text)) {
     throw badInput(`"${text}" is not a Hugging Face model id`, 'name it as owner/name, e.g. Qwen/Qwen3-8B');

@@ -6,7 +6,7 @@ import { resolve, sep } from 'node:path';
 import type { Reporter } from '../build/progress.js';
 import { ExitCode, GrpstError } from '../util/errors.js';
 import { findCachedSnapshot } from './hub-cache.js';
-import { hubEnv, looksLikeRepoId, type HubEnv } from './hub-env.js';
+import { hubEnv, parseModelRef, type HubEnv } from './hub-env.js';
 import { pullModel } from './pull.js';
 
 export interface ModelSourceOptions {
@@ -23,7 +23,7 @@ export interface ModelSourceOptions {
 
 /** True when `value` would be looked up on the Hub rather than read as a folder. */
 export function namesHubModel(value: string): boolean {
-  return !existsSync(value) && looksLikeRepoId(value) && !value.startsWith(`.${sep}`);
+  return !existsSync(value) && parseModelRef(value) !== undefined && !value.startsWith(`.${sep}`);
 }
 
 /** The folder `value` means: itself, or the cached (or freshly pulled) snapshot of a Hub model id. */
@@ -34,14 +34,15 @@ export async function resolveModelSource(value: string, opts: ModelSourceOptions
 /** The cached snapshot of a Hub model id, pulled first when it is not there (never with no reporter). */
 export async function cachedOrPulled(value: string, opts: ModelSourceOptions): Promise<string> {
   const hub = opts.hub ?? hubEnv();
-  const cached = findCachedSnapshot(hub.cacheDir, value, 'main');
+  const { id, revision } = parseModelRef(value) ?? { id: value, revision: 'main' };
+  const cached = findCachedSnapshot(hub.cacheDir, id, revision);
   if (cached) {
     opts.reporter?.info(`${opts.flag} ${value}: the Hugging Face cache's copy, ${cached}`);
     return cached;
   }
   if (!opts.reporter) {
     throw new GrpstError(`${opts.flag} ${value} is neither a folder nor a model in the Hugging Face cache (${hub.cacheDir})`, {
-      hint: `download it first: grpst pull ${value}`,
+      hint: `download it first: grpst pull ${id}${revision === 'main' ? '' : ` --revision ${revision}`}`,
     });
   }
   if (hub.offline) {
@@ -51,7 +52,7 @@ export async function cachedOrPulled(value: string, opts: ModelSourceOptions): P
   }
   opts.reporter.info(`${opts.flag} ${value}: no such folder; downloading it from ${hub.endpoint} (grpst pull ${value})`);
   try {
-    const pulled = await pullModel(value, { reporter: opts.reporter, userAgent: opts.userAgent, hub, signal: opts.signal });
+    const pulled = await pullModel(id, { revision, reporter: opts.reporter, userAgent: opts.userAgent, hub, signal: opts.signal });
     return pulled.dir;
   } catch (e) {
     // A mistyped relative path looks like an id too: when the Hub has no such model (or cannot be

@@ -317,6 +317,26 @@ describe('a Hugging Face id where a folder is asked for', () => {
     }
   });
 
+  it('owner/name@revision pins a commit (or names a branch) wherever an id is taken', async () => {
+    const env = freshEnv();
+    const first = await cli.run(['pull', 'test-org/tiny-a'], { env: freshEnv() });
+    const commit = /snapshots\/([0-9a-f]{40})$/.exec(first.stdout.trim())![1];
+    const pinned = await cli.run(['run', '--engine_dir', `test-org/tiny-a@${commit}`, '--input_text', 'Hello', '--max_output_len', '2'], { env });
+    expect(pinned.code, pinned.stderr).toBe(0);
+    // A commit moves nothing: no refs/ entry, the snapshot of that commit.
+    expect(existsSync(join(repoDir(env, 'test-org/tiny-a'), 'snapshots', commit))).toBe(true);
+    expect(existsSync(join(repoDir(env, 'test-org/tiny-a'), 'refs', 'main'))).toBe(false);
+    const missing = await cli.run(['run', '--engine_dir', 'test-org/tiny-a@v9', '--input_text', 'Hello'], { env });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/test-org\/tiny-a has no revision "v9"/);
+    const both = await cli.run(['pull', 'test-org/tiny-a@main', '--revision', commit], { env });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/test-org\/tiny-a@main names revision main and --revision says [0-9a-f]{40}\n.*fix: give the revision once/);
+    const viaPull = await cli.run(['pull', `test-org/tiny-a@${commit}`, '--json'], { env });
+    expect(viaPull.code, viaPull.stderr).toBe(0);
+    expect(JSON.parse(viaPull.stdout)).toMatchObject({ model: 'test-org/tiny-a', revision: commit, commit, bytes_fetched: 0 });
+  });
+
   it('a mistyped folder that reads as an id gets an error naming both readings', async () => {
     const env = freshEnv();
     const r = await cli.run(['build', '--model_dir', 'modles/qwen3', '--output_dir', join(work, 'never-built')], { env });

@@ -6,12 +6,19 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fnmatchRegExp, selectFiles } from '../../src/hub/file-patterns.js';
 import { repoFolder, repoIdOfSnapshot, snapshotComplete } from '../../src/hub/hub-cache.js';
-import { hubEnv, looksLikeRepoId } from '../../src/hub/hub-env.js';
+import { hubEnv, looksLikeRepoId, parseModelRef } from '../../src/hub/hub-env.js';
 
 describe('Hub ids', () => {
   it('takes owner/name and nothing that is plainly a path', () => {
     for (const id of ['Qwen/Qwen3-8B', 'Qwen/Qwen3-30B-A3B-Instruct-2507', 'unsloth/Qwen3-8B-GGUF', 'a/b.c_d']) expect(looksLikeRepoId(id), id).toBe(true);
     for (const p of ['/tmp/Qwen3-8B', './models/x', '../x/y', 'a/b/c', 'Qwen3-8B', 'a--b/c', 'a/b..c', '-a/b', 'a/b.git', 'a/ b']) expect(looksLikeRepoId(p), p).toBe(false);
+  });
+
+  it('takes owner/name@revision, main when none is given', () => {
+    expect(parseModelRef('Qwen/Qwen3-8B')).toEqual({ id: 'Qwen/Qwen3-8B', revision: 'main' });
+    expect(parseModelRef(`Qwen/Qwen3-8B@${'a'.repeat(40)}`)).toEqual({ id: 'Qwen/Qwen3-8B', revision: 'a'.repeat(40) });
+    expect(parseModelRef('Qwen/Qwen3-8B@refs/pr/1')).toEqual({ id: 'Qwen/Qwen3-8B', revision: 'refs/pr/1' });
+    for (const bad of ['Qwen/Qwen3-8B@', 'Qwen/Qwen3-8B@../x', 'Qwen/Qwen3-8B@a b', '/abs/path@main', 'a/b/c@main']) expect(parseModelRef(bad), bad).toBeUndefined();
   });
 
   it('names cache folders and reads snapshot folders back as huggingface_hub does', () => {
