@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { tailLines } from '../daemon/log-file.js';
 import { cliEntry } from '../daemon/spawn.js';
 import { ExitCode, GrpstError, type ExitCodeValue } from '../util/errors.js';
 
@@ -17,14 +18,6 @@ export interface LocalServer {
 }
 
 const exitCodes = new Set<number>(Object.values(ExitCode));
-
-function tail(file: string, lines = 12): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
 
 function exited(child: ChildProcess): Promise<number> {
   return new Promise((resolve) => {
@@ -67,7 +60,7 @@ export async function startLocalServer(modelDir: string, onLoading: (text: strin
     if (child.exitCode !== null || child.signalCode !== null) {
       // The server's own refusal (a folder that is no model, a bad flag) is the chat's error.
       const code = child.exitCode ?? 1;
-      const said = tail(logFile);
+      const said = tailLines(logFile, 12).join('\n');
       await stop();
       const message = /^error: (.*)$/m.exec(said)?.[1] ?? `the server for ${modelDir} exited with ${code} before it listened`;
       const hint = /^ {2}fix: (.*)$/m.exec(said)?.[1];
