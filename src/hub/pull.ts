@@ -6,6 +6,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
 import type { Reporter } from '../build/progress.js';
 import { DiskLimit, isDiskFull } from '../util/disk-full.js';
+import { eachLimited } from '../util/each-limited.js';
 import { ExitCode, failed, GrpstError } from '../util/errors.js';
 import { sha256File } from '../util/sha256-files.js';
 import { selectFiles, type FileFilter } from './file-patterns.js';
@@ -79,14 +80,9 @@ export async function pullModel(repoIdText: string, opts: PullOptions): Promise<
   if (wanted.length === 0) throw new GrpstError(`no file of ${repoId} matches --include / --exclude`, { hint: `its files: ${listing.files.join(', ')}` });
   // Eight metadata requests at once: a 235B checkpoint has over a hundred files.
   const metas: (FileMeta & { path: string })[] = new Array(wanted.length);
-  let asked = 0;
-  const ask = async () => {
-    while (asked < wanted.length) {
-      const i = asked++;
-      metas[i] = { path: wanted[i], ...(await fetchFileMeta(client, repoId, listing.commit, wanted[i])) };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, wanted.length) }, ask));
+  await eachLimited(wanted.length, 8, async (i) => {
+    metas[i] = { path: wanted[i], ...(await fetchFileMeta(client, repoId, listing.commit, wanted[i])) };
+  });
   const total = metas.reduce((s, m) => s + m.size, 0);
   reporter.done(`${metas.length} files, ${gb(total)}, commit ${listing.commit.slice(0, 12)}`);
 
@@ -95,30 +91,25 @@ export async function pullModel(repoIdText: string, opts: PullOptions): Promise<
   reporter.phase('download', `${repoId} into ${folder}`);
   const progress = { have: 0, fetched: 0, total, disk: new DiskLimit() };
   const files: PulledFile[] = new Array(metas.length);
-  let next = 0;
-  let firstError: unknown;
-  // A few files at once: one CDN stream rarely fills a fast link (huggingface_hub runs 8).
-  const lane = async () => {
-    while (next < metas.length && !signal.aborted) {
-      const i = next++;
-      const m = metas[i];
-      try {
+  // A few files at once: one CDN stream rarely fills a fast link (huggingface_hub runs 8). The
+  // first failure stops the others' downloads, and every lane has stopped before the pull returns
+  // or throws: nothing writes behind its back.
+  try {
+    await eachLimited(
+      metas.length,
+      opts.parallel ?? 4,
+      async (i) => {
+        const m = metas[i];
         const fetched = await fetchBlob(client, repoId, folder, m, { reporter, progress, attempts: opts.attempts ?? 5, label: `${i + 1}/${metas.length} ${m.path}` });
         linkIntoSnapshot(folder, listing.commit, m.path, m.etag);
         files[i] = { path: m.path, size: m.size, fetched };
-      } catch (e) {
-        firstError ??= e;
-        stopAll.abort();
-        return;
-      }
-    }
-  };
-  // Every lane has stopped before the pull returns or throws: nothing writes behind its back.
-  await Promise.all(Array.from({ length: Math.min(opts.parallel ?? 4, metas.length) }, lane));
-  if (firstError !== undefined) {
+      },
+      () => stopAll.abort(),
+    );
+  } catch (e) {
     // A full disk: every partial file of this pull goes, to give the space back.
-    if (diskFullErrors.has(firstError as Error)) for (const m of metas) rmSync(`${blobPath(folder, m.etag)}.incomplete`, { force: true });
-    throw firstError;
+    if (diskFullErrors.has(e as Error)) for (const m of metas) rmSync(`${blobPath(folder, m.etag)}.incomplete`, { force: true });
+    throw e;
   }
   writeRef(folder, revision, listing.commit);
   reporter.done(`${gb(progress.fetched)} fetched, ${files.filter((f) => !f.fetched).length} files already cached`);

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { eachLimited } from './each-limited.js';
 
 /** Files smaller than this are hashed on the calling thread (a worker costs a few ms to start). */
 const WORKER_MIN_BYTES = 64 * 2 ** 20;
@@ -69,13 +70,8 @@ export async function sha256Files(
     if (statSync(f).size < WORKER_MIN_BYTES) out[i] = createHash('sha256').update(readFileSync(f)).digest('hex');
     else large.push(i);
   });
-  let next = 0;
-  const lane = async () => {
-    while (next < large.length) {
-      const i = large[next++];
-      out[i] = await hashOnWorker(files[i], opts.signal);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, large.length) }, lane));
+  await eachLimited(large.length, parallel, async (k) => {
+    out[large[k]] = await hashOnWorker(files[large[k]], opts.signal);
+  });
   return out;
 }
