@@ -4,10 +4,10 @@
 //        Content-Length; a 302 to the CDN for large files, a relative 307 when the repo was renamed
 //   GET  the same URL (redirects followed; a Range header resumes a partial file)
 // and the Hub's error headers (X-Error-Code, X-Error-Message) turned into errors that say what to do.
-import { createWriteStream, statSync } from 'node:fs';
+import { createWriteStream, openSync, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EnvHttpProxyAgent, fetch, request, type Dispatcher, type RequestInit, type Response } from 'undici';
+import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { ExitCode, GrpstError } from '../util/errors.js';
 import type { HubEnv } from './hub-env.js';
 
@@ -46,11 +46,14 @@ export function resolveUrl(hub: HubEnv, repoId: string, revision: string, path: 
 // own fetch ignores them, which would leave a machine behind a proxy without downloads.
 let dispatcher: EnvHttpProxyAgent | undefined;
 
-/** fetch, with a network failure said as one: which host, what went wrong, what to do. */
-async function hubFetch(c: HubClient, url: string, init: RequestInit): Promise<Response> {
+/**
+ * One request through undici's `request` (Node streams, no redirect followed), with a network
+ * failure said as one: which host, what went wrong, what to do.
+ */
+async function hubRequest(c: HubClient, url: string, opts: { method?: 'GET' | 'HEAD'; headers: Record<string, string> }): Promise<Dispatcher.ResponseData> {
   dispatcher ??= new EnvHttpProxyAgent();
   try {
-    return await fetch(url, { ...init, signal: c.signal, dispatcher });
+    return await request(url, { method: opts.method ?? 'GET', headers: opts.headers, dispatcher, signal: c.signal });
   } catch (e) {
     if (c.signal?.aborted) throw e;
     throw unreachable(url, e);
@@ -67,16 +70,19 @@ function unreachable(url: string, e: unknown): GrpstError {
   });
 }
 
-/** The Hub's answer to a failed request, in words with a fix. */
-/** What hubError reads of an answer: fetch's Response and undici's request both give it. */
-export interface HubAnswer {
-  status: number;
-  headers: { get(name: string): string | null };
+function header(res: Dispatcher.ResponseData, name: string): string | null {
+  const v = res.headers[name];
+  return v === undefined ? null : Array.isArray(v) ? v[0] : v;
 }
 
-export function hubError(res: HubAnswer, repoId: string, what: string, hub: HubEnv): GrpstError {
-  const code = res.headers.get('x-error-code');
-  const message = res.headers.get('x-error-message');
+const ok = (res: Dispatcher.ResponseData) => res.statusCode >= 200 && res.statusCode < 300;
+const isRedirect = (res: Dispatcher.ResponseData) => res.statusCode >= 300 && res.statusCode < 400;
+
+/** The Hub's answer to a failed request, in words with a fix. */
+export function hubError(res: Dispatcher.ResponseData, repoId: string, what: string, hub: HubEnv): GrpstError {
+  const status = res.statusCode;
+  const code = header(res, 'x-error-code');
+  const message = header(res, 'x-error-message');
   const tokenFix = hub.token ? 'check that HF_TOKEN (or the stored login) may read it' : 'set HF_TOKEN to a token that may read it (huggingface.co/settings/tokens)';
   if (code === 'GatedRepo') {
     return new GrpstError(`${repoId} is gated: its files are served once its conditions are accepted${message ? ` (${message})` : ''}`, {
@@ -90,26 +96,29 @@ export function hubError(res: HubAnswer, repoId: string, what: string, hub: HubE
   if (code === 'EntryNotFound') {
     return new GrpstError(`${repoId} has no ${what}`, { exitCode: ExitCode.failed, hint: 'the repository changed during the download: pull it again' });
   }
-  if (code === 'RepoNotFound' || res.status === 401 || res.status === 404) {
-    return new GrpstError(`no model ${repoId} on ${hub.endpoint}, or it is private (HTTP ${res.status})`, {
+  if (code === 'RepoNotFound' || status === 401 || status === 404) {
+    return new GrpstError(`no model ${repoId} on ${hub.endpoint}, or it is private (HTTP ${status})`, {
       exitCode: ExitCode.badInput,
       hint: `check the name (owner/name, as on ${hub.endpoint}); for a private model ${tokenFix}`,
     });
   }
-  if (res.status === 403) {
+  if (status === 403) {
     return new GrpstError(`${hub.endpoint} refused ${what} of ${repoId} (HTTP 403${message ? `: ${message}` : ''})`, { exitCode: ExitCode.badInput, hint: tokenFix });
   }
-  return new GrpstError(`${hub.endpoint} answered HTTP ${res.status} for ${what} of ${repoId}${message ? `: ${message}` : ''}`, {
+  return new GrpstError(`${hub.endpoint} answered HTTP ${status} for ${what} of ${repoId}${message ? `: ${message}` : ''}`, {
     exitCode: ExitCode.failed,
-    hint: res.status >= 500 ? 'the Hub is having trouble: try again in a while' : 'try again; if it persists, download the checkpoint elsewhere and pass its folder',
+    hint: status >= 500 ? 'the Hub is having trouble: try again in a while' : 'try again; if it persists, download the checkpoint elsewhere and pass its folder',
   });
 }
 
 export async function fetchRevision(c: HubClient, repoId: string, revision: string): Promise<RepoRevision> {
   const url = `${c.hub.endpoint}/api/models/${repoId}/revision/${encodeURIComponent(revision)}`;
-  const res = await hubFetch(c, url, { headers: headers(c) });
-  if (!res.ok) throw hubError(res, repoId, `revision "${revision}"`, c.hub);
-  const body = (await res.json()) as { sha?: unknown; siblings?: { rfilename?: unknown }[] };
+  const res = await hubRequest(c, url, { headers: headers(c) });
+  if (!ok(res)) {
+    await res.body.dump();
+    throw hubError(res, repoId, `revision "${revision}"`, c.hub);
+  }
+  const body = (await res.body.json().catch(() => ({}))) as { sha?: unknown; siblings?: { rfilename?: unknown }[] };
   if (typeof body.sha !== 'string' || !Array.isArray(body.siblings)) {
     throw new GrpstError(`${url} answered without a commit and file list`, { exitCode: ExitCode.failed, hint: 'is HF_ENDPOINT a Hugging Face Hub (or a mirror of one)?' });
   }
@@ -125,17 +134,18 @@ export function normalizeEtag(etag: string | null): string | undefined {
 export async function fetchFileMeta(c: HubClient, repoId: string, commit: string, path: string): Promise<FileMeta> {
   let url = resolveUrl(c.hub, repoId, commit, path);
   for (let hops = 0; ; hops++) {
-    const res = await hubFetch(c, url, { method: 'HEAD', redirect: 'manual', headers: headers(c, { 'accept-encoding': 'identity' }) });
-    const location = res.headers.get('location');
+    const res = await hubRequest(c, url, { method: 'HEAD', headers: headers(c, { 'accept-encoding': 'identity' }) });
+    await res.body.dump();
+    const location = header(res, 'location');
     // A relative redirect is the Hub's own (a renamed repository): follow it. An absolute one is
     // the CDN: the metadata is on this answer.
-    if (res.status >= 300 && res.status < 400 && location?.startsWith('/') && hops < 5) {
+    if (isRedirect(res) && location?.startsWith('/') && hops < 5) {
       url = new URL(location, url).toString();
       continue;
     }
-    if (!res.ok && !(res.status >= 300 && res.status < 400)) throw hubError(res, repoId, path, c.hub);
-    const etag = normalizeEtag(res.headers.get('x-linked-etag') ?? res.headers.get('etag'));
-    const sizeText = res.headers.get('x-linked-size') ?? (res.ok ? res.headers.get('content-length') : null);
+    if (!ok(res) && !isRedirect(res)) throw hubError(res, repoId, path, c.hub);
+    const etag = normalizeEtag(header(res, 'x-linked-etag') ?? header(res, 'etag'));
+    const sizeText = header(res, 'x-linked-size') ?? (ok(res) ? header(res, 'content-length') : null);
     const size = sizeText === null ? NaN : Number(sizeText);
     if (!etag || !Number.isSafeInteger(size)) {
       throw new GrpstError(`${url} answered without the file's ETag and size`, { exitCode: ExitCode.failed, hint: 'is HF_ENDPOINT a Hugging Face Hub (or a mirror of one)?' });
@@ -158,9 +168,9 @@ export async function downloadRange(c: HubClient, repoId: string, url: string, f
   }
   const res = await hubGet(c, url, have > 0 ? { range: `bytes=${have}-` } : {});
   if (res.statusCode === 416) return res.body.dump(); // the range starts at the end: nothing left to fetch
-  if (res.statusCode < 200 || res.statusCode >= 300) {
+  if (!ok(res)) {
     await res.body.dump();
-    throw hubError({ status: res.statusCode, headers: { get: (name) => headerValue(res.headers[name]) } }, repoId, new URL(url).pathname, c.hub);
+    throw hubError(res, repoId, new URL(url).pathname, c.hub);
   }
   const restart = have > 0 && res.statusCode !== 206;
   if (restart) onBytes(-have);
@@ -175,32 +185,28 @@ export async function downloadRange(c: HubClient, repoId: string, url: string, f
       done(null, chunk);
     },
   });
-  await pipeline(res.body, counter, createWriteStream(file, { flags: restart ? 'w' : 'a', highWaterMark: 1 << 20 }), { signal: c.signal });
-}
-
-function headerValue(v: string | string[] | undefined): string | null {
-  return v === undefined ? null : Array.isArray(v) ? v[0] : v;
+  // The file is opened here, synchronously: a stream that opened it later (asynchronously) could
+  // create it after the pull, stopped by another file's failure, had removed its partial files.
+  if (c.signal?.aborted) {
+    await res.body.dump().catch(() => undefined);
+    throw c.signal.reason;
+  }
+  const fd = openSync(file, restart ? 'w' : 'a');
+  await pipeline(res.body, counter, createWriteStream(file, { fd, highWaterMark: 1 << 20 }), { signal: c.signal });
 }
 
 /**
- * A GET of file bytes with undici's request (a Node stream, without fetch's web-stream layer:
- * npm run bench:pull went from 163-169 to 189 MiB/s with it), following redirects itself: the
- * token goes only to the Hub's own origin, never to the CDN a file is redirected to.
+ * A GET of file bytes, following redirects itself: the token goes only to the Hub's own origin,
+ * never to the CDN a file is redirected to. (Through `request`, not fetch's web streams: npm run
+ * bench:pull went from 163-169 to 189 MiB/s with it.)
  */
 async function hubGet(c: HubClient, url: string, extra: Record<string, string>): Promise<Dispatcher.ResponseData> {
-  dispatcher ??= new EnvHttpProxyAgent();
   const hubOrigin = new URL(c.hub.endpoint).origin;
   for (let hops = 0; ; hops++) {
     const own = new URL(url).origin === hubOrigin;
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, { dispatcher, signal: c.signal, headers: own ? headers(c, extra) : { 'user-agent': c.userAgent, ...extra } });
-    } catch (e) {
-      if (c.signal?.aborted) throw e;
-      throw unreachable(url, e);
-    }
-    const location = headerValue(res.headers.location);
-    if (res.statusCode >= 300 && res.statusCode < 400 && location && hops < 10) {
+    const res = await hubRequest(c, url, { headers: own ? headers(c, extra) : { 'user-agent': c.userAgent, ...extra } });
+    const location = header(res, 'location');
+    if (isRedirect(res) && location && hops < 10) {
       await res.body.dump();
       url = new URL(location, url).toString();
       continue;
