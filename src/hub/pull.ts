@@ -89,7 +89,7 @@ export async function pullModel(repoIdText: string, opts: PullOptions): Promise<
   mkdirSync(`${folder}/blobs`, { recursive: true });
   checkSpace(folder, metas);
   reporter.phase('download', `${repoId} into ${folder}`);
-  const progress = { have: 0, fetched: 0, total, disk: new DiskLimit() };
+  const progress = { have: 0, fetched: 0, total, disk: new DiskLimit(), shownAt: 0 };
   const files: PulledFile[] = new Array(metas.length);
   // A few files at once: one CDN stream rarely fills a fast link (huggingface_hub runs 8). The
   // first failure stops the others' downloads, and every lane has stopped before the pull returns
@@ -123,6 +123,8 @@ interface Progress {
   total: number;
   /** Counts what the pull writes (GRPST_TEST_DISK_LIMIT_BYTES makes the disk fill up). */
   disk: DiskLimit;
+  /** When the progress line was last redrawn (ms). */
+  shownAt: number;
 }
 
 /** The errors of a full disk, told apart from the network's (not retried; partial files removed). */
@@ -173,6 +175,10 @@ async function fetchBlob(
         }
         counted += n;
         progress.have += n;
+        // A chunk is 16-64 KiB: the progress line is redrawn ten times a second, not per chunk.
+        const now = Date.now();
+        if (now - progress.shownAt < 100) return;
+        progress.shownAt = now;
         reporter.progress(progress.total > 0 ? progress.have / progress.total : undefined, `${run.label}  ${gb(progress.have)} of ${gb(progress.total)}`);
       });
       break;
