@@ -1,13 +1,13 @@
 // `grpst serve --inference_conf ... [--server_conf ...]`: the server in the foreground (containers,
 // systemd). `grpst start` runs the same command as its daemon, with the hidden daemon options.
 // `grpst serve --model_dir DIR` serves a folder with every setting at its default, no conf needed.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { envVars } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
 import { positiveInt } from './options.js';
+import { namesHubModelFrom } from '../hub/conf-paths.js';
 import { parseModelRef } from '../hub/hub-env.js';
 import { hubModelFolder, pullHubModelsOf } from './hub-model.js';
 
@@ -128,7 +128,7 @@ function loraModule(value: string, previous: string[] | undefined): string[] {
     throw new InvalidArgumentError(`--lora_modules takes name=path entries (the name requests send as "model", the adapter's folder), got ${JSON.stringify(value)}`);
   // A Hub id (vLLM's --lora-modules sql=someone/qwen3-sql-lora) stays as it is: the action finds it in the cache or pulls it.
   const where = value.slice(eq + 1);
-  return [...(previous ?? []), `${value.slice(0, eq)}=${parseModelRef(where) && !existsSync(where) ? where : path.resolve(where)}`];
+  return [...(previous ?? []), `${value.slice(0, eq)}=${namesHubModelFrom(process.cwd(), where) ? where : path.resolve(where)}`];
 }
 
 /** --speculative_config: a JSON object (its fields are checked in the action: checkSpeculativeConfig). */

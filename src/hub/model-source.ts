@@ -1,11 +1,11 @@
 // `--model_dir Qwen/Qwen3-8B` as vLLM takes `vllm serve Qwen/Qwen3-8B`: a folder that exists is
 // used as it is; otherwise text shaped like a Hub id names a model, found in the Hugging Face cache
 // or pulled into it first. Anything else is left for the caller's own "no such folder" error.
-import { existsSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 import type { Reporter } from '../build/progress.js';
 import { ExitCode, GrpstError } from '../util/errors.js';
 import { findCachedSnapshot } from './hub-cache.js';
+import { namesHubModelFrom } from './conf-paths.js';
 import { hubEnv, parseModelRef, type HubEnv } from './hub-env.js';
 import { pullModel } from './pull.js';
 
@@ -23,7 +23,7 @@ export interface ModelSourceOptions {
 
 /** True when `value` would be looked up on the Hub rather than read as a folder. */
 export function namesHubModel(value: string): boolean {
-  return !existsSync(value) && parseModelRef(value) !== undefined && !value.startsWith(`.${sep}`);
+  return namesHubModelFrom(process.cwd(), value);
 }
 
 /** The folder `value` means: itself, or the cached (or freshly pulled) snapshot of a Hub model id. */
