@@ -12,8 +12,6 @@ export async function hubModelFolder(value: string, flag: string): Promise<strin
 
 /** The Hub models an inference conf names (paths resolve from --deploy_path, else here), pulled when missing. */
 export async function pullHubModelsOf(confFile: string, deployPath: string | undefined): Promise<void> {
-  const [{ confHubIds, pullConfModels }, { createReporter }, { grpstVersion }] = await Promise.all([import('../hub/conf-models.js'), import('../build/progress.js'), import('./build.js')]);
-  const base = path.resolve(deployPath ?? process.cwd());
-  if (confHubIds(confFile, base).length === 0) return;
-  await pullConfModels(confFile, base, createReporter({ stream: process.stderr }), `grpst/${grpstVersion()}`);
+  const [{ pullConfModels }, { createReporter }, { grpstVersion }] = await Promise.all([import('../hub/conf-models.js'), import('../build/progress.js'), import('./build.js')]);
+  await pullConfModels(confFile, path.resolve(deployPath ?? process.cwd()), () => createReporter({ stream: process.stderr }), `grpst/${grpstVersion()}`);
 }

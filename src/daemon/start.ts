@@ -101,7 +101,7 @@ export async function startServerDaemon(input: StartInput): Promise<StartResult>
     const confs = chooseConfs(input, staging, cwd, (text) => input.progress.warn(text));
     // Hugging Face ids the conf names are pulled here, in the foreground, not by the daemon.
     const { pullConfModels } = await import('../hub/conf-models.js');
-    await pullConfModels(confs.inference.staged, staging, reporterOver(input.progress), 'grpst', paths.deploy);
+    await pullConfModels(confs.inference.staged, staging, () => reporterOver(input.progress), 'grpst', paths.deploy);
     input.progress.step(`validating the confs (${describeConfs(confs)})`);
     const d = loadDeployment({
       inferenceConf: confs.inference.staged,

@@ -39,6 +39,9 @@ export function confHubIds(confFile: string, base: string): string[] {
  * where the conf's relative paths are looked for now; `shownBase` the folder messages name (grpst
  * start looks in its staging copy of what becomes the deploy folder).
  */
-export async function pullConfModels(confFile: string, base: string, reporter: Reporter, userAgent: string, shownBase = base): Promise<void> {
-  for (const id of confHubIds(confFile, base)) await cachedOrPulled(id, { flag: path.basename(confFile), userAgent, reporter, base: shownBase });
+export async function pullConfModels(confFile: string, base: string, reporter: () => Reporter, userAgent: string, shownBase = base): Promise<void> {
+  const ids = confHubIds(confFile, base);
+  // The reporter (a spinner on a terminal) is made only when there is something to fetch.
+  const shown = ids.length > 0 ? reporter() : undefined;
+  for (const id of ids) await cachedOrPulled(id, { flag: path.basename(confFile), userAgent, reporter: shown, base: shownBase });
 }

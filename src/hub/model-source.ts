@@ -7,7 +7,6 @@ import { ExitCode, GrpstError } from '../util/errors.js';
 import { findCachedSnapshot } from './hub-cache.js';
 import { namesHubModelFrom } from './conf-paths.js';
 import { hubEnv, parseModelRef, type HubEnv } from './hub-env.js';
-import { pullModel } from './pull.js';
 
 export interface ModelSourceOptions {
   /** The flag it came from, for messages (--model_dir, --engine_dir). */
@@ -52,6 +51,8 @@ export async function cachedOrPulled(value: string, opts: ModelSourceOptions): P
   }
   opts.reporter.info(`${opts.flag} ${value}: no such folder; downloading it from ${hub.endpoint} (grpst pull ${value})`);
   try {
+    // The HTTP client loads only when something is downloaded (start and serve ask on every run).
+    const { pullModel } = await import('./pull.js');
     const pulled = await pullModel(id, { revision, reporter: opts.reporter, userAgent: opts.userAgent, hub, signal: opts.signal });
     return pulled.dir;
   } catch (e) {
