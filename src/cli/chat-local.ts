@@ -26,8 +26,45 @@ function exited(child: ChildProcess): Promise<number> {
   });
 }
 
+const SESSION_PREFIX = 'grpst-chat-session-';
+const OWNERS = 'owners.json';  // {chat, server}: the pids a session folder belongs to
+
+function alive(pid: unknown): boolean {
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';  // someone else's process: alive
+  }
+}
+
+/**
+ * Removes the session folders of chats that were killed outright (SIGKILL leaves no chance to
+ * clean up): those whose chat and server processes are both gone. A folder without its owners
+ * file (another chat starting right now) is left alone.
+ */
+export function sweepStaleSessions(tmpdir = os.tmpdir()): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmpdir).filter((n) => n.startsWith(SESSION_PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = path.join(tmpdir, name);
+    try {
+      const owners = JSON.parse(fs.readFileSync(path.join(dir, OWNERS), 'utf8')) as { chat?: unknown; server?: unknown };
+      if (!alive(owners.chat) && !alive(owners.server)) fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // no owners file yet, or not ours to read: leave it
+    }
+  }
+}
+
 export async function startLocalServer(modelDir: string, onLoading: (text: string) => void): Promise<LocalServer> {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-chat-session-'));
+  sweepStaleSessions();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), SESSION_PREFIX));
   const portFile = path.join(tmp, 'port');
   const logFile = path.join(tmp, 'serve.log');
   const fd = fs.openSync(logFile, 'a');
@@ -43,6 +80,7 @@ export async function startLocalServer(modelDir: string, onLoading: (text: strin
   } finally {
     fs.closeSync(fd);
   }
+  fs.writeFileSync(path.join(tmp, OWNERS), JSON.stringify({ chat: process.pid, server: child.pid }));
   const done = exited(child);
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -68,7 +68,8 @@ describe('grpst chat --model_dir', () => {
     expect(sessionFolders()).toEqual(before);
   });
 
-  it('a chat killed outright still takes its server down', async () => {
+  it('a chat killed outright still takes its server down, and the next chat removes its folder', async () => {
+    const before = sessionFolders();
     const child = chat(['--model_dir', tinyA]);
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -79,6 +80,13 @@ describe('grpst chat --model_dir', () => {
     child.kill('SIGKILL');
     await child;
     expect(await gone(serverPid, 15_000)).toBe(true);
+    const left = sessionFolders().filter((f) => !before.includes(f));
+    expect(left).toHaveLength(1);  // killed outright: nothing could remove it
+    const next = chat(['--model_dir', tinyA, '--max_tokens', '2']);
+    next.stdin!.end('Hi\n');
+    const r = await next;
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(sessionFolders()).not.toContain(left[0]);
   });
 
   it("says the server's refusal, refuses --model_dir with a server name or --url, and pulls a Hub id first", async () => {
