@@ -26,7 +26,7 @@ interface ChatFlags {
 
 export function register(program: Command): void {
   serverTargetOptions(
-    program.command('chat').description('chat with a running server in the terminal (streaming; thinking shown dimmed)'),
+    program.command('chat').description('chat in the terminal with a running server, or with --model_dir DIR|OWNER/NAME served for the session (streaming; thinking shown dimmed)'),
     'chat with the server at this address instead (e.g. http://127.0.0.1:9997: a foreground grpst serve, or a remote one)',
   )
     .option('--model_dir <dir>', 'chat with this model, served here for the session: an engine or checkpoint folder, or a Hugging Face id (pulled when not cached), as `ollama run MODEL`')
