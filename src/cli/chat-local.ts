@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tailLines } from '../daemon/log-file.js';
+import { pidAlive, procStartTime } from '../daemon/processes.js';
 import { cliEntry } from '../daemon/spawn.js';
 import { ExitCode, GrpstError, type ExitCodeValue } from '../util/errors.js';
 
@@ -27,24 +28,22 @@ function exited(child: ChildProcess): Promise<number> {
 }
 
 const SESSION_PREFIX = 'grpst-chat-session-';
-const OWNERS = 'owners.json';  // {chat, server}: the pids a session folder belongs to
+const OWNERS = 'owners.json';  // the chat's and the server's pid and /proc start time
 
-function alive(pid: unknown): boolean {
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';  // someone else's process: alive
-  }
+interface Owner {
+  pid: number;
+  start?: string;
 }
+const ownerOf = (pid: number): Owner => ({ pid, start: procStartTime(pid) });
+// (daemon/processes.ts's rule: zombies are dead, a reused pid is told apart by its start time)
+const ownerAlive = (o: Owner | undefined) => typeof o?.pid === 'number' && o.pid > 0 && pidAlive(o.pid, o.start);
 
 /**
  * Removes the session folders of chats that were killed outright (SIGKILL leaves no chance to
  * clean up): those whose chat and server processes are both gone. A folder without its owners
  * file (another chat starting right now) is left alone.
  */
-export function sweepStaleSessions(tmpdir = os.tmpdir()): void {
+function sweepStaleSessions(tmpdir = os.tmpdir()): void {
   let names: string[];
   try {
     names = fs.readdirSync(tmpdir).filter((n) => n.startsWith(SESSION_PREFIX));
@@ -54,8 +53,8 @@ export function sweepStaleSessions(tmpdir = os.tmpdir()): void {
   for (const name of names) {
     const dir = path.join(tmpdir, name);
     try {
-      const owners = JSON.parse(fs.readFileSync(path.join(dir, OWNERS), 'utf8')) as { chat?: unknown; server?: unknown };
-      if (!alive(owners.chat) && !alive(owners.server)) fs.rmSync(dir, { recursive: true, force: true });
+      const owners = JSON.parse(fs.readFileSync(path.join(dir, OWNERS), 'utf8')) as { chat?: Owner; server?: Owner };
+      if (!ownerAlive(owners.chat) && !ownerAlive(owners.server)) fs.rmSync(dir, { recursive: true, force: true });
     } catch {
       // no owners file yet, or not ours to read: leave it
     }
@@ -80,7 +79,7 @@ export async function startLocalServer(modelDir: string, onLoading: (text: strin
   } finally {
     fs.closeSync(fd);
   }
-  fs.writeFileSync(path.join(tmp, OWNERS), JSON.stringify({ chat: process.pid, server: child.pid }));
+  fs.writeFileSync(path.join(tmp, OWNERS), JSON.stringify({ chat: ownerOf(process.pid), server: child.pid ? ownerOf(child.pid) : undefined }));
   const done = exited(child);
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
