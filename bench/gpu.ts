@@ -21,7 +21,7 @@ import { Tokenizer } from '../src/chat/tokenizer.js';
 import { loadEngine } from '../src/engine/index.js';
 import { startServer } from '../src/server/index.js';
 import { defaultServerOptions } from '../src/server/options.js';
-import { runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
+import { engineLoopLine, runLoad, singleRequest, summarize, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -150,7 +150,8 @@ if (args.checkpoint) {
     add('serving', `64 concurrent, 1024 in / 512 out, ${n} requests`, `${serving.outputTokensPerSecond.toFixed(0)} output tok/s`,
       '>= 70% of roofline, >= 3x transformers b64',
       `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context 1280) -> ${((100 * serving.outputTokensPerSecond) / roofServe).toFixed(1)}%; ` +
-        `TTFT p50/p99 ${serving.ttftMs[0].toFixed(0)}/${serving.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${serving.itlMs[0].toFixed(1)}/${serving.itlMs[2].toFixed(1)} ms; failed ${serving.failed}`);
+        `TTFT p50/p99 ${serving.ttftMs[0].toFixed(0)}/${serving.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${serving.itlMs[0].toFixed(1)}/${serving.itlMs[2].toFixed(1)} ms; failed ${serving.failed}` +
+        (engineLoopLine(serving) ? `; ${engineLoopLine(serving)}` : ''));
   } catch (err) {
     add('serving', 'HTTP server', 'failed', '', err instanceof Error ? err.message : String(err));
   } finally {

@@ -30,21 +30,57 @@ export interface LoadResult {
   spec: Omit<LoadSpec, 'prompt'> & { promptTokens: number };
   wallSeconds: number;
   timings: RequestTiming[];
+  /** What a grpst server's engine loop did during the run (its /metrics counters); absent for other servers. */
+  engineLoop?: EngineLoopTimes;
+}
+
+/** The engine loop's counters (grpst_engine_*_total): steps, their wall time, and the part in forward passes. */
+export interface EngineLoopTimes {
+  steps: number;
+  stepSeconds: number;
+  forwardSeconds: number;
+}
+
+const engineLoopSeries = {
+  steps: 'grpst_engine_steps_total',
+  stepSeconds: 'grpst_engine_step_seconds_total',
+  forwardSeconds: 'grpst_engine_forward_seconds_total',
+} as const;
+
+/** The engine loop's counters now, from /metrics; undefined where the server does not have them. */
+async function readEngineLoop(spec: LoadSpec, agent: Agent): Promise<EngineLoopTimes | undefined> {
+  try {
+    const res = await request(`${spec.url}/metrics`, { dispatcher: agent, headers: spec.apiKey ? { authorization: `Bearer ${spec.apiKey}` } : {} });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) return undefined;
+    const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const times = { steps: read(engineLoopSeries.steps), stepSeconds: read(engineLoopSeries.stepSeconds), forwardSeconds: read(engineLoopSeries.forwardSeconds) };
+    return Object.values(times).every(Number.isFinite) ? times : undefined;
+  } catch {
+    return undefined; // a benchmark of a server without /metrics goes on without these figures
+  }
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const agent = new Agent({ connections: spec.concurrency * 2, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
   const timings: RequestTiming[] = [];
   let next = 0;
+  const loopBefore = await readEngineLoop(spec, agent);
   const start = performance.now();
   const worker = async () => {
     for (let i = next++; i < spec.requests; i = next++) timings.push(await oneRequest(spec, agent, i));
   };
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
   const wallSeconds = (performance.now() - start) / 1000;
+  const loopAfter = loopBefore && (await readEngineLoop(spec, agent));
   await agent.close();
   const { prompt, ...rest } = spec;
-  return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings };
+  const engineLoop = loopBefore && loopAfter ? {
+    steps: loopAfter.steps - loopBefore.steps,
+    stepSeconds: loopAfter.stepSeconds - loopBefore.stepSeconds,
+    forwardSeconds: loopAfter.forwardSeconds - loopBefore.forwardSeconds,
+  } : undefined;
+  return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings, ...(engineLoop ? { engineLoop } : {}) };
 }
 
 async function oneRequest(spec: LoadSpec, agent: Agent, i: number): Promise<RequestTiming> {
@@ -144,6 +180,8 @@ export interface LoadSummary {
   ttftMs: [number, number, number];
   tpotMs: [number, number, number];
   itlMs: [number, number, number];
+  /** A grpst server's engine loop over the run: steps, mean step and the host work in it (ms), the share of the run's wall time it was stepping. */
+  engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number };
 }
 
 export function summarize(r: LoadResult): LoadSummary {
@@ -160,7 +198,24 @@ export function summarize(r: LoadResult): LoadSummary {
     // Time per output token after the first, per request.
     tpotMs: pct(ok.filter((t) => t.outputTokens > 1).map((t) => (t.e2e - t.ttft) / (t.outputTokens - 1))),
     itlMs: pct(ok.flatMap((t) => t.itl)),
+    ...(r.engineLoop && r.engineLoop.steps > 0 ? { engineLoop: loopSummary(r.engineLoop, r.wallSeconds) } : {}),
   };
+}
+
+function loopSummary(loop: EngineLoopTimes, wallSeconds: number): NonNullable<LoadSummary['engineLoop']> {
+  return {
+    steps: loop.steps,
+    stepMs: (1000 * loop.stepSeconds) / loop.steps,
+    hostMsPerStep: (1000 * (loop.stepSeconds - loop.forwardSeconds)) / loop.steps,
+    busyShare: loop.stepSeconds / wallSeconds,
+  };
+}
+
+/** One line on a grpst server's engine loop during a run: where a GPU's idle time between forward passes shows. */
+export function engineLoopLine(s: LoadSummary): string | undefined {
+  const l = s.engineLoop;
+  if (!l) return undefined;
+  return `engine loop: ${l.steps} steps, ${l.stepMs.toFixed(2)} ms a step of which ${l.hostMsPerStep.toFixed(3)} ms host work (${((100 * l.hostMsPerStep) / l.stepMs).toFixed(1)}%), stepping ${(100 * l.busyShare).toFixed(0)}% of the run`;
 }
 
 /** The table `grpst bench` and bench:serve print, one row per concurrency (markdown, to paste into docs). */

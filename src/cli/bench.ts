@@ -66,6 +66,8 @@ export function register(program: Command): void {
         runs.push({ ...summary, firstFailure });
         if (!flags.json) {
           console.log(load.summaryRow(summary));
+          const loop = load.engineLoopLine(summary);
+          if (loop) console.log(`  ${loop}`);
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }

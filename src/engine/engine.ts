@@ -209,6 +209,8 @@ export class Engine implements GenerationEngine {
       promptTokensTotal: s.promptTokensTotal,
       generatedTokensTotal: s.generatedTokensTotal,
       steps: s.steps,
+      stepSeconds: s.stepSeconds,
+      forwardSeconds: s.forwardSeconds,
       ...(this.info.speculative ? { specDecode: { drafts: s.specDrafts, draftTokens: s.specDraftTokens, acceptedTokens: s.specAcceptedTokens } } : {}),
       kvCacheDtype: this.nativeInfo.kvCacheDtype,
     };

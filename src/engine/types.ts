@@ -166,6 +166,9 @@ export interface EngineStats {
   promptTokensTotal: number;
   generatedTokensTotal: number;
   steps: number;
+  /** Wall time of those steps, and the part of it inside the model runner (forward pass); the rest is host work between forward passes (scheduling, sampling on the host, events). */
+  stepSeconds: number;
+  forwardSeconds: number;
   /** With speculative decoding on: steps of a sequence that carried drafts, the drafts checked, and those the model's own sampling agreed with. */
   specDecode?: { drafts: number; draftTokens: number; acceptedTokens: number };
   /** Element type of the KV cache blocks: bfloat16, float32, fp8 (e4m3) or int8 (as EngineInfo.kvCacheDtype). */

@@ -43,7 +43,7 @@ describe('grpst bench', () => {
     const before = await counters();
     const r = await cli.run(['bench', '--url', url, '--concurrency', '1,3', '--requests', '6', '--prompt_tokens', '20', '--output_tokens', '7', '--json'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { model: string; promptTokens: number; outputTokens: number; runs: { concurrency: number; requests: number; failed: number; outputTokensPerSecond: number; ttftMs: number[]; itlMs: number[] }[] };
+    const report = JSON.parse(r.stdout) as { model: string; promptTokens: number; outputTokens: number; runs: { concurrency: number; requests: number; failed: number; outputTokensPerSecond: number; ttftMs: number[]; itlMs: number[]; engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number } }[] };
     expect(report).toMatchObject({ model: 'tiny', promptTokens: 20, outputTokens: 7 });
     expect(report.runs.map((run) => [run.concurrency, run.requests, run.failed])).toEqual([
       [1, 6, 0],
@@ -54,6 +54,13 @@ describe('grpst bench', () => {
       expect(run.ttftMs[0]).toBeLessThanOrEqual(run.ttftMs[1]);
       expect(run.ttftMs[1]).toBeLessThanOrEqual(run.ttftMs[2]);
       expect(run.itlMs.every(Number.isFinite)).toBe(true);
+      // The server's engine loop over the run, from its /metrics: at least one step per output token
+      // of the longest request, each step longer than the host work in it, stepping within the run.
+      expect(run.engineLoop!.steps).toBeGreaterThanOrEqual(7);
+      expect(run.engineLoop!.hostMsPerStep).toBeGreaterThan(0);
+      expect(run.engineLoop!.stepMs).toBeGreaterThan(run.engineLoop!.hostMsPerStep);
+      expect(run.engineLoop!.busyShare).toBeGreaterThan(0);
+      expect(run.engineLoop!.busyShare).toBeLessThanOrEqual(1);
     }
     // 12 measured requests and the warm-up one (4 tokens), every prompt exactly 20 tokens.
     const after = await counters();
@@ -69,6 +76,7 @@ describe('grpst bench', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`${url}, model tiny: prompts of 8 tokens, 3 output tokens each`);
     expect(r.stdout).toMatch(/^\| 2 \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \|/m);
+    expect(r.stdout).toMatch(/^  engine loop: \d+ steps, [\d.]+ ms a step of which [\d.]+ ms host work \([\d.]+%\), stepping \d+% of the run$/m);
   });
 
   it('failed requests are counted in their run and make the exit code 4', async () => {
@@ -76,6 +84,7 @@ describe('grpst bench', () => {
     let calls = 0;
     const stub = http.createServer((req, res) => {
       if (req.url === '/v1/models') return void res.end(JSON.stringify({ data: [{ id: 'stub', max_model_len: 1000 }] }));
+      if (req.url === '/metrics') return void res.writeHead(404).end(); // a server without grpst's engine counters
       let body = '';
       req.on('data', (c: Buffer) => (body += c));
       req.on('end', () => {
@@ -94,6 +103,7 @@ describe('grpst bench', () => {
       expect(r.stdout).toMatch(/^\| 1 \| 4 \(2 failed\) \|/m);
       expect(r.stdout).toMatch(/first failure: HTTP 500: boom$/m); // the envelope's message, not the JSON around it
       expect(r.stderr).toContain('2 request(s) failed');
+      expect(r.stdout).not.toContain('engine loop:');
     } finally {
       await new Promise((resolve) => stub.close(resolve));
     }

@@ -53,4 +53,21 @@ describe('vLLM-named metrics', () => {
     expect(types.get('vllm:num_requests_waiting')).toBe('gauge');
     expect(types.get('vllm:request_success_total')).toBe('counter');
   });
+
+  it('time the engine loop: its steps, and the part inside the forward pass', async () => {
+    const read = async () => parse((await get(`${file.srv().url}/metrics`)).text);
+    const before = await read();
+    const wallStart = performance.now();
+    const messages = [{ role: 'user', content: 'Count to twenty.' }];
+    const answer = await post(`${file.srv().url}/v1/chat/completions`, { model: 'qwen3-test', messages, max_tokens: 12, temperature: 0 });
+    const wallSeconds = (performance.now() - wallStart) / 1000;
+    expect(answer.json.usage.completion_tokens).toBe(12);
+    const after = await read();
+    const grew = (name: string) => after.samples.get(name)! - before.samples.get(name)!;
+    for (const name of ['grpst_engine_step_seconds_total', 'grpst_engine_forward_seconds_total']) expect(after.types.get(name)).toBe('counter');
+    expect(grew('grpst_engine_steps_total')).toBeGreaterThanOrEqual(12);
+    expect(grew('grpst_engine_forward_seconds_total')).toBeGreaterThan(0);
+    expect(grew('grpst_engine_step_seconds_total')).toBeGreaterThan(grew('grpst_engine_forward_seconds_total'));
+    expect(grew('grpst_engine_step_seconds_total')).toBeLessThan(wallSeconds);
+  });
 });

@@ -74,11 +74,20 @@ describe('batched equals unbatched', () => {
     const engine = await open('tiny-a', { maxBatchSize: 32 });
     const reqs: SubmitRequest[] = manyPrompts(32).map((tokens) => ({ tokens, sampling: greedy, maxTokens: 16, logprobs: 1 }));
     const alone = await serial(engine, reqs);
-    const stepsBefore = engine.stats().steps;
+    const before = engine.stats();
+    const wallStart = performance.now();
     const together = await Promise.all(reqs.map((r) => run(engine, r)));
+    const wallSeconds = (performance.now() - wallStart) / 1000;
     expect(together.map(comparable)).toEqual(alone.map(comparable));
     // They really ran together: far fewer steps than 32 requests x 16 tokens.
-    expect(engine.stats().steps - stepsBefore).toBeLessThan(64);
+    const after = engine.stats();
+    expect(after.steps - before.steps).toBeLessThan(64);
+    // The loop's step time covers its forward passes and fits in the wall time the requests took.
+    const stepSeconds = after.stepSeconds - before.stepSeconds;
+    const forwardSeconds = after.forwardSeconds - before.forwardSeconds;
+    expect(forwardSeconds).toBeGreaterThan(0);
+    expect(stepSeconds).toBeGreaterThan(forwardSeconds);
+    expect(stepSeconds).toBeLessThanOrEqual(wallSeconds);
   });
 
   it('chunked prefill (small maxNumTokens) gives the same outputs', async () => {

@@ -414,6 +414,8 @@ Napi::Object stats_to_js(Napi::Env env, const EngineStats& s) {
   o.Set("specAcceptedTokens", double(s.spec_accepted_tokens));
   o.Set("deviceDrawnTokens", double(s.device_drawn_tokens));
   o.Set("devicePromptRows", double(s.device_prompt_rows));
+  o.Set("stepSeconds", s.step_seconds);
+  o.Set("forwardSeconds", s.forward_seconds);
   return o;
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
@@ -206,9 +207,16 @@ void Engine::publish_stats() {
   s.device_prompt_rows = c.device_prompt_rows;
   std::lock_guard<std::mutex> lock(mutex_);
   s.steps = stats_.steps;
+  s.step_seconds = stats_.step_seconds;
+  s.forward_seconds = stats_.forward_seconds;
   s.waiting += int(incoming_.size());
   stats_ = s;
 }
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+}  // namespace
 
 void Engine::loop() {
   const int vocab = runner_->config().vocab_size;
@@ -230,6 +238,8 @@ void Engine::loop() {
       cancels.swap(cancels_);
       stop = stop_;
     }
+    const Clock::time_point step_start = Clock::now();
+    bool stepped = false;
     std::vector<SeqEvent> events;
     try {
       for (auto& s : incoming) scheduler_.add(std::move(s));
@@ -245,6 +255,8 @@ void Engine::loop() {
       }
       if (scheduler_.has_work() && !stalled) {
         if (scheduler_.schedule(batch, events)) {
+          stepped = true;
+          Clock::time_point forward_start = Clock::now(), forward_end = forward_start;
           try {
             const bool on_device = runner_->samples_on_device();
             const float* rows = static_cast<const float*>(logits.ptr);
@@ -262,12 +274,15 @@ void Engine::loop() {
               hidden.resize(batch.hidden_rows.size() * size_t(H));
               runner_->final_hidden(batch.hidden_rows, hidden.data());
             }
+            forward_end = Clock::now();
             scheduler_.complete(rows, events, on_device ? &draws : nullptr, batch.hidden_rows.empty() ? nullptr : hidden.data(), H);
           } catch (const std::exception& e) {
+            if (forward_end == forward_start) forward_end = Clock::now();  // the runner threw
             scheduler_.fail_step(std::string("forward pass failed: ") + e.what(), events);
           }
           std::lock_guard<std::mutex> lock(mutex_);
           stats_.steps++;
+          stats_.forward_seconds += seconds_between(forward_start, forward_end);
         } else {
           stalled = true;
         }
@@ -277,6 +292,11 @@ void Engine::loop() {
     }
     publish_stats();
     if (!events.empty()) sink_(std::move(events));
+    if (stepped) {
+      // After the sink: handing the events on is host work between two forward passes too.
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.step_seconds += seconds_between(step_start, Clock::now());
+    }
   }
 }
 
