@@ -1,6 +1,7 @@
 // `grpst archive [DIR] [-o FILE] [--include_engine]`: a project folder -> server.mar.
 import path from 'node:path';
 import type { Command } from 'commander';
+import { formatBytes } from '../util/format-bytes.js';
 
 export function register(program: Command): void {
   program
@@ -16,15 +17,4 @@ export function register(program: Command): void {
       const shown = path.relative(process.cwd(), result.output) || result.output;
       process.stdout.write(`${shown}: ${result.files} ${result.files === 1 ? 'file' : 'files'}, ${formatBytes(result.bytes)}, sha256 manifest\n`);
     });
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }

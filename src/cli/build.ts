@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backends, dtypes, kvCacheDtypes, qformats } from '../build/choices.js';
 import { errorText, GrpstError, ExitCode } from '../util/errors.js';
+import { formatBytes } from '../util/format-bytes.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -119,7 +120,7 @@ export function register(program: Command): void {
             throw abort.signal.aborted ? abort.signal.reason : e;
           });
           if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-          else process.stdout.write(`engine written to ${summary.output_dir} (${(summary.bytes / 2 ** 20).toFixed(1)} MiB, ${summary.seconds.toFixed(1)} s)\n`);
+          else process.stdout.write(`engine written to ${summary.output_dir} (${formatBytes(summary.bytes)}, ${summary.seconds.toFixed(1)} s)\n`);
         } finally {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);

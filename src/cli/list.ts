@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .description('list the models in the Hugging Face cache (what grpst pull fetched, shared with transformers and vLLM)')
     .option('--json', 'print the list as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const [{ hubEnv }, { listCachedModels, usability }, { formatBytes }] = await Promise.all([import('../hub/hub-env.js'), import('../hub/cache-list.js'), import('./archive.js')]);
+      const [{ hubEnv }, { listCachedModels, usability }, { formatBytes }] = await Promise.all([import('../hub/hub-env.js'), import('../hub/cache-list.js'), import('../util/format-bytes.js')]);
       const { cacheDir } = hubEnv();
       const models = listCachedModels(cacheDir);
       if (opts.json) {

@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .description('remove models from the Hugging Face cache (every revision); engines built from them stay')
     .argument('<models...>', 'model ids, owner/name, as grpst list shows them')
     .action(async (ids: string[]) => {
-      const [{ hubEnv, checkRepoId }, { repoFolder }, { formatBytes }, { listCachedModels }] = await Promise.all([import('../hub/hub-env.js'), import('../hub/hub-cache.js'), import('./archive.js'), import('../hub/cache-list.js')]);
+      const [{ hubEnv, checkRepoId }, { repoFolder }, { formatBytes }, { listCachedModels }] = await Promise.all([import('../hub/hub-env.js'), import('../hub/hub-cache.js'), import('../util/format-bytes.js'), import('../hub/cache-list.js')]);
       const { cacheDir } = hubEnv();
       // Every id is checked before anything is removed: a typo in the third leaves the first two.
       const cached = new Map(listCachedModels(cacheDir).map((m) => [m.id, m]));

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, stat
 import type { Reporter } from '../build/progress.js';
 import { DiskLimit, isDiskFull } from '../util/disk-full.js';
 import { eachLimited } from '../util/each-limited.js';
+import { formatBytes } from '../util/format-bytes.js';
 import { ExitCode, failed, GrpstError } from '../util/errors.js';
 import { sha256File } from '../util/sha256-files.js';
 import { selectFiles, type FileFilter } from './file-patterns.js';
@@ -46,10 +47,6 @@ export interface PullResult {
 const sha256Etag = /^[0-9a-f]{64}$/;
 const gitBlobEtag = /^[0-9a-f]{40}$/;
 
-function gb(bytes: number): string {
-  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
-}
-
 export async function pullModel(repoIdText: string, opts: PullOptions): Promise<PullResult> {
   const repoId = checkRepoId(repoIdText);
   const hub = opts.hub ?? hubEnv();
@@ -84,7 +81,7 @@ export async function pullModel(repoIdText: string, opts: PullOptions): Promise<
     metas[i] = { path: wanted[i], ...(await fetchFileMeta(client, repoId, listing.commit, wanted[i])) };
   });
   const total = metas.reduce((s, m) => s + m.size, 0);
-  reporter.done(`${metas.length} files, ${gb(total)}, commit ${listing.commit.slice(0, 12)}`);
+  reporter.done(`${metas.length} files, ${formatBytes(total)}, commit ${listing.commit.slice(0, 12)}`);
 
   mkdirSync(`${folder}/blobs`, { recursive: true });
   checkSpace(folder, metas);
@@ -112,7 +109,7 @@ export async function pullModel(repoIdText: string, opts: PullOptions): Promise<
     throw e;
   }
   writeRef(folder, revision, listing.commit);
-  reporter.done(`${gb(progress.fetched)} fetched, ${files.filter((f) => !f.fetched).length} files already cached`);
+  reporter.done(`${formatBytes(progress.fetched)} fetched, ${files.filter((f) => !f.fetched).length} files already cached`);
   return { repoId, revision, commit: listing.commit, dir: snapshotPath(folder, listing.commit), files, bytesFetched: progress.fetched };
 }
 
@@ -179,7 +176,7 @@ async function fetchBlob(
         const now = Date.now();
         if (now - progress.shownAt < 100) return;
         progress.shownAt = now;
-        reporter.progress(progress.total > 0 ? progress.have / progress.total : undefined, `${run.label}  ${gb(progress.have)} of ${gb(progress.total)}`);
+        reporter.progress(progress.total > 0 ? progress.have / progress.total : undefined, `${run.label}  ${formatBytes(progress.have)} of ${formatBytes(progress.total)}`);
       });
       break;
     } catch (e) {
@@ -190,7 +187,7 @@ async function fetchBlob(
       }
       const retryable = !(e instanceof GrpstError) || e.message.startsWith('could not reach');
       if (client.signal?.aborted || !retryable || attempt >= run.attempts) throw e;
-      reporter.info(`${m.path}: connection lost at ${gb(existsSync(part) ? statSync(part).size : 0)}, resuming (attempt ${attempt + 1})`);
+      reporter.info(`${m.path}: connection lost at ${formatBytes(existsSync(part) ? statSync(part).size : 0)}, resuming (attempt ${attempt + 1})`);
       await new Promise((r) => setTimeout(r, Math.min(8000, 500 * 2 ** attempt)));
     }
   }
@@ -210,7 +207,7 @@ function checkSpace(folder: string, metas: readonly (FileMeta & { path: string }
   const fs = statfsSync(folder);
   const free = fs.bavail * fs.bsize;
   if (needed > free) {
-    throw failed(`the download needs ${gb(needed)} more in ${folder}, and its disk has ${gb(free)} free; nothing was fetched`, 'free space on that disk, or set HF_HUB_CACHE (or HF_HOME) to a folder on a larger disk');
+    throw failed(`the download needs ${formatBytes(needed)} more in ${folder}, and its disk has ${formatBytes(free)} free; nothing was fetched`, 'free space on that disk, or set HF_HUB_CACHE (or HF_HOME) to a folder on a larger disk');
   }
 }
 

@@ -162,7 +162,7 @@ describe('grpst pull', () => {
     try {
       const r = await cli.run(['pull', 'test-org/tiny-a'], { env });
       expect(r.code).toBe(4);
-      expect(r.stderr).toMatch(/the download needs [\d.]+ GB more in .*models--test-org--tiny-a, and its disk has [\d.]+ [GM]B free; nothing was fetched\n.*fix: free space on that disk, or set HF_HUB_CACHE/);
+      expect(r.stderr).toMatch(/the download needs [\d.]+ [KMGT]iB more in .*models--test-org--tiny-a, and its disk has [\d.]+ [KMGT]iB free; nothing was fetched\n.*fix: free space on that disk, or set HF_HUB_CACHE/);
       expect(hub.seen.slice(before).filter((s) => s.origin === 'cdn' || s.method === 'GET' && !s.url.startsWith('/api/'))).toEqual([]);
     } finally {
       hub.knobs.claimSize = undefined;

@@ -27,6 +27,7 @@ import { copyTokenizerFiles, openSource, sourceName, type SourceModel } from './
 import { checkBuildInputs } from '../checks.js';
 import { calibrationSequences, heldoutTokens, loadTextSet, type TextSet } from './text-data.js';
 import { sha256Files } from '../../util/sha256-files.js';
+import { formatBytes } from '../../util/format-bytes.js';
 import { kvCacheScales } from './kv-scales.js';
 import { DEQUANTIZED_DIR, writeDequantizedCheckpoint } from './dequantized.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
@@ -208,7 +209,7 @@ async function quantize(s: BuildSettings, src: SourceModel, plan: NativePlan, ca
   } catch (e) {
     throw explainWriteError(e, staging.output);
   }
-  reporter.done(`${(packed.bytes / 2 ** 20).toFixed(1)} MiB${search ? `; AWQ scale search on ${search.ranOn}` : ''}`);
+  reporter.done(`${formatBytes(packed.bytes)}${search ? `; AWQ scale search on ${search.ranOn}` : ''}`);
   const unrouted = describeFallbackExperts(packed.fallbackExperts, format === 'int4_awq');
   if (unrouted) reporter.info(unrouted);
   return packed;
