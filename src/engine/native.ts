@@ -171,6 +171,8 @@ export interface KernelSelfTestResult {
   kvQuantRounding: number;
   rowKernels: number;
   maxSumExp: number;
+  /** Rows where greedy's argmax differs from its definition (ties, NaN, -inf, tails). */
+  argmaxMismatches: number;
   quantDecodeRowsInvariant: boolean;
   activationQuantizersExact: boolean;
   int8SqExact: boolean;

@@ -82,12 +82,15 @@ describe('batched equals unbatched', () => {
     // They really ran together: far fewer steps than 32 requests x 16 tokens.
     const after = engine.stats();
     expect(after.steps - before.steps).toBeLessThan(64);
-    // The loop's step time covers its forward passes and fits in the wall time the requests took.
+    // The loop's step time covers its forward passes and fits in the wall time the requests took
+    // (give or take a step: a step's time is counted after its events are handed on, so a reading
+    // can miss the last one or include the one before).
+    const steps = after.steps - before.steps;
     const stepSeconds = after.stepSeconds - before.stepSeconds;
     const forwardSeconds = after.forwardSeconds - before.forwardSeconds;
     expect(forwardSeconds).toBeGreaterThan(0);
     expect(stepSeconds).toBeGreaterThan(forwardSeconds);
-    expect(stepSeconds).toBeLessThanOrEqual(wallSeconds);
+    expect(stepSeconds).toBeLessThanOrEqual(wallSeconds + (2 * stepSeconds) / steps);
   });
 
   it('chunked prefill (small maxNumTokens) gives the same outputs', async () => {

@@ -32,6 +32,7 @@ describe('CPU kernels', () => {
     expect(r.attentionRowInvariant).toBe(true);
     expect(r.rowKernels).toBeLessThan(1e-5);
     expect(r.maxSumExp).toBeLessThan(1e-6);
+    expect(r.argmaxMismatches).toBe(0);
     // int8_wo / fp8 decode rows (weights widened in registers) give the bits of the batched path
     expect(r.quantDecodeRowsInvariant).toBe(true);
     // fp8's e4m3 rounding and int8_sq's per-token int8 of the activations: the scalar definition's bits

@@ -6,7 +6,7 @@
 // request through the prefix cache.
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadAddon, loadEngine, type Engine } from '../../src/engine/index.js';
-import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
+import type { LoadOptions, SamplingParams, SubmitRequest, TokenEvent } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import { clientView, greedy, run } from './helpers.js';
 
@@ -161,18 +161,20 @@ describe('speculative decoding (ngram)', () => {
     const tight = await open('tiny-a', { maxBatchSize: 2, maxNumTokens: 2, speculative: { method: 'ngram', numSpeculativeTokens: 4, promptLookupMin: 1 } });
     const chat = prompt('tiny-a', 'chat');
     const x = (await run(tight, { tokens: chat, sampling: greedy, maxTokens: 1 })).tokens[0];
-    const req: SubmitRequest = { tokens: [x, x, x], sampling: greedy, maxTokens: 30, ignoreEos: true };
-    let second = 0;
-    let secondWhenFirstEnded = -1;
-    const first = (async () => {
-      for await (const ev of tight.submit(req)) if (ev.finishReason) secondWhenFirstEnded = second;
-    })();
-    const other = (async () => {
-      for await (const ev of tight.submit(req)) second += ev.tokens.length;
-    })();
-    await Promise.all([first, other]);
-    expect(second).toBe(30);
-    expect(secondWhenFirstEnded).toBeGreaterThan(20);
+    const long: SubmitRequest = { tokens: [x, x, x], sampling: greedy, maxTokens: 60, ignoreEos: true };
+    // The first request decodes alone, a draft token beside its decode row in every step, before
+    // the second arrives; the second's prompt must then take the room the drafts had, and its 5
+    // tokens end long before the first's 60. Held back by the drafts, it would wait for the first
+    // to end. (The order the two end in, not step counts read from JS, which lag the engine by as
+    // many steps as the event channel coalesced.)
+    const ended: string[] = [];
+    const firstEvents = tight.submit(long)[Symbol.asyncIterator]();
+    const firstTokens = ((await firstEvents.next()).value as TokenEvent).tokens;
+    const second = run(tight, { ...long, maxTokens: 5 }).then((r) => (ended.push('second'), r));
+    for (let ev = await firstEvents.next(); !ev.done; ev = await firstEvents.next()) firstTokens.push(...ev.value.tokens);
+    ended.push('first');
+    expect([firstTokens.length, (await second).tokens.length]).toEqual([60, 5]);
+    expect(ended).toEqual(['second', 'first']);
   });
 
   it('a drafting sequence preempted when KV blocks run out is recomputed and ends as without drafts', async () => {

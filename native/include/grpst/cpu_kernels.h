@@ -71,6 +71,8 @@ struct CpuKernels {
   void (*f32_to_bf16)(const float* src, uint16_t* dst, int n);
   /** max_i x[i] and sum_i exp(x[i] - max) over a logits row (for log-softmax). */
   void (*max_and_sum_exp)(const float* x, int n, float* max_out, double* sum_out);
+  /** The lowest index of the largest entry of a logits row, NaN and -inf never chosen; -1 when none is left (greedy). */
+  int (*argmax)(const float* x, int n);
   /** Reads `bytes` (multiple of 256, 64-byte aligned) and returns a value that depends on them. */
   float (*stream_read)(const void* p, size_t bytes);
   /**

@@ -91,7 +91,7 @@ class Engine {
    * `draft`: with speculative decoding by a draft model (opts.speculative.num_tokens > 0), its
    * runner (DraftModel); null for prompt lookup or none.
    */
-  Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, MaxSumExpFn max_sum_exp,
+  Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, SamplerMath math,
          const std::string& quantization, EventSink sink, std::unique_ptr<ModelRunner> draft = nullptr);
   ~Engine();
 

@@ -16,7 +16,7 @@ namespace grpst {
 class HostSamplers {
  public:
   /** threads counts the engine loop's own; 1: no pool, everything on the loop. */
-  HostSamplers(MaxSumExpFn max_sum_exp, int threads);
+  HostSamplers(SamplerMath math, int threads);
   int size() const { return int(samplers_.size()); }
   /** The loop's own sampler (thread 0), for work done one row at a time. */
   Sampler& primary() { return samplers_[0]; }

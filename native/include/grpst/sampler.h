@@ -44,10 +44,15 @@ struct SampleResult {
 
 /** The fast math the sampler needs over a vocabulary row (the CPU kernels provide it). */
 using MaxSumExpFn = void (*)(const float* x, int n, float* max_out, double* sum_out);
+using ArgmaxFn = int (*)(const float* x, int n);
+struct SamplerMath {
+  MaxSumExpFn max_sum_exp;  // log-softmax's max and sum of exponentials
+  ArgmaxFn argmax;          // greedy: the lowest index of the largest entry, -1 when none is left
+};
 
 class Sampler {
  public:
-  explicit Sampler(MaxSumExpFn max_sum_exp) : max_sum_exp_(max_sum_exp) {}
+  explicit Sampler(SamplerMath math) : math_(math) {}
 
   void init_state(const Request& req, SamplerState& st) const;
   /** Samples the next token; returns token -1 if the masks leave nothing to sample. */
@@ -82,8 +87,11 @@ class Sampler {
   double log_sum_exp(const float* logits, int vocab) const;
   void apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const;
   int32_t draw(float* l, int vocab, const SamplingParams& p, Rng& rng);
+  /** A copy of the row with the request's bans, biases, grammar mask and penalties, then draw. */
+  int32_t draw_edited(const float* logits, int vocab, const Request& req, SamplerState& st, TokenConstraint* c,
+                      bool ban_stops, const int32_t* generated, int num_generated);
 
-  MaxSumExpFn max_sum_exp_;
+  SamplerMath math_;
   std::vector<float> work_;
   std::vector<int32_t> idx_;
   std::vector<uint32_t> mask_;

@@ -124,7 +124,7 @@ class LoadWorker : public Napi::AsyncWorker {
       }
       const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
       std::weak_ptr<EventChannel> weak = channel_;
-      engine_ = std::make_unique<Engine>(std::move(runner), ro, k.max_and_sum_exp, ropts_.quantization,
+      engine_ = std::make_unique<Engine>(std::move(runner), ro, SamplerMath{k.max_and_sum_exp, k.argmax}, ropts_.quantization,
                                          [weak](std::vector<SeqEvent>&& events) {
                                            auto ch = weak.lock();
                                            if (!ch) return;

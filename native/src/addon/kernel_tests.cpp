@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -299,6 +300,41 @@ double test_softmax_sums(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return worst;
 }
 
+// Greedy's argmax against its definition (the lowest index of the largest entry, NaN and -inf
+// never chosen, -1 when nothing is left): ties, NaN before the largest value, the largest value
+// in the tail past the last full vector, banned rows. Mismatches counted.
+int test_argmax(const CpuKernels& k, Rand& r) {
+  auto definition = [](const std::vector<float>& x) {
+    int best = -1;
+    for (int i = 0; i < int(x.size()); i++)
+      if (!std::isnan(x[i]) && x[i] != -INFINITY && (best < 0 || x[i] > x[size_t(best)])) best = i;
+    return best;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  int mismatches = 0;
+  auto check = [&](const std::vector<float>& x) { mismatches += k.argmax(x.data(), int(x.size())) != definition(x); };
+  for (int n : {1, 5, 16, 17, 31, 151936}) {
+    auto x = r.floats(size_t(n), -30, 30);
+    check(x);
+    x[size_t(n - 1)] = 40;  // the largest in the tail (or the only entry)
+    check(x);
+    x[size_t(n / 2)] = 40;  // a tie: the lower index wins
+    check(x);
+    x[0] = nan;  // NaN never wins, wherever it stands
+    check(x);
+    x[size_t(n / 2)] = -INFINITY;
+    x[size_t(n - 1)] = -INFINITY;
+    check(x);
+    std::fill(x.begin(), x.end(), -INFINITY);
+    check(x);
+    x[size_t(n - 1)] = nan;
+    check(x);  // nothing left: -1
+    x[0] = -1e30f;
+    check(x);
+  }
+  return mismatches;
+}
+
 }  // namespace
 
 Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
@@ -326,6 +362,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("kvQuantRounding", test_kv_rounding());
   o.Set("rowKernels", test_rows(k, ref, r));
   o.Set("maxSumExp", test_softmax_sums(k, ref, r));
+  o.Set("argmaxMismatches", test_argmax(k, r));
   o.Set("quantDecodeRowsInvariant", test_quant_decode_rows(k, r));
   o.Set("activationQuantizersExact", test_activation_quantizers(k, r));
   o.Set("int8SqExact", test_int8_sq_exact(k, ref, r));

@@ -96,13 +96,13 @@ std::unique_ptr<DraftModel> make_draft(std::unique_ptr<ModelRunner> draft, const
 }
 }  // namespace
 
-Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, MaxSumExpFn max_sum_exp,
+Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions& ro, SamplerMath math,
                const std::string& quantization, EventSink sink, std::unique_ptr<ModelRunner> draft)
     : runner_(std::move(runner)),
       ro_(ro),
       draft_(make_draft(std::move(draft), *runner_, ro)),
       blocks_(ro.kv.num_blocks, ro.kv.block_size, ro.opts.prefix_caching),
-      samplers_(max_sum_exp, sampling_threads(ro.opts, *runner_)),
+      samplers_(math, sampling_threads(ro.opts, *runner_)),
       scheduler_(SchedulerConfig{ro.opts.max_batch_size, ro.opts.max_num_tokens, ro.max_logit_rows,
                                  ro.opts.max_seq_len, runner_->config().vocab_size, runner_->samples_on_device(),
                                  ro.opts.priority_scheduling, ro.opts.speculative, draft_.get()},

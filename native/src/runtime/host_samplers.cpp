@@ -4,9 +4,9 @@
 
 namespace grpst {
 
-HostSamplers::HostSamplers(MaxSumExpFn max_sum_exp, int threads) {
+HostSamplers::HostSamplers(SamplerMath math, int threads) {
   threads = std::max(1, threads);
-  samplers_.assign(size_t(threads), Sampler(max_sum_exp));
+  samplers_.assign(size_t(threads), Sampler(math));
   if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
 }
 

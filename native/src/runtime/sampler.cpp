@@ -71,7 +71,7 @@ void Sampler::init_state(const Request& req, SamplerState& st) const {
 double Sampler::log_sum_exp(const float* logits, int vocab) const {
   float mx;
   double sum;
-  max_sum_exp_(logits, vocab, &mx, &sum);
+  math_.max_sum_exp(logits, vocab, &mx, &sum);
   return double(mx) + std::log(sum);
 }
 
@@ -119,12 +119,7 @@ void Sampler::apply_penalties(float* l, int vocab, const Request& req, const Sam
 }
 
 int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
-  if (p.temperature <= 0.0f) {
-    int32_t best = -1;
-    for (int i = 0; i < vocab; i++)
-      if (l[i] != kNegInf && (best < 0 || l[i] > l[best])) best = i;
-    return best;
-  }
+  if (p.temperature <= 0.0f) return math_.argmax(l, vocab);
   // Candidates: every token still possible, then cut by top_k, top_p and min_p.
   idx_.clear();
   float mx = kNegInf;
@@ -189,6 +184,24 @@ int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
 
 SampleResult Sampler::sample(const float* logits, int vocab, const Request& req, SamplerState& st,
                              TokenConstraint* c, bool ban_stops, const int32_t* generated, int num_generated) {
+  SampleResult r;
+  const SamplingParams& p = req.sampling;
+  const bool edits_row = !req.bad_token_ids.empty() || !req.bad_sequences.empty() ||
+                         (ban_stops && !req.stop_token_ids.empty()) || !req.logit_bias.empty() || c ||
+                         p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+  if (p.temperature <= 0.0f && !edits_row) {
+    // Plain greedy reads the row where it is: no copy of a vocabulary's worth of floats per token.
+    r.token = math_.argmax(logits, vocab);
+  } else {
+    r.token = draw_edited(logits, vocab, req, st, c, ban_stops, generated, num_generated);
+  }
+  if (r.token >= 0 && req.logprobs >= 0)
+    logprobs(logits, vocab, r.token, req.logprobs, &r.logprob, req.logprobs > 0 ? &r.top : nullptr);
+  return r;
+}
+
+int32_t Sampler::draw_edited(const float* logits, int vocab, const Request& req, SamplerState& st, TokenConstraint* c,
+                             bool ban_stops, const int32_t* generated, int num_generated) {
   work_.assign(logits, logits + vocab);
   float* l = work_.data();
   for (int32_t t : req.bad_token_ids)
@@ -205,11 +218,7 @@ SampleResult Sampler::sample(const float* logits, int vocab, const Request& req,
     grammar::mask_logits(mask_.data(), l, vocab);
   }
   apply_penalties(l, vocab, req, st);
-  SampleResult r;
-  r.token = draw(l, vocab, req.sampling, st.rng);
-  if (r.token >= 0 && req.logprobs >= 0)
-    logprobs(logits, vocab, r.token, req.logprobs, &r.logprob, req.logprobs > 0 ? &r.top : nullptr);
-  return r;
+  return draw(l, vocab, req.sampling, st.rng);
 }
 
 }  // namespace grpst

@@ -13,7 +13,7 @@ namespace {
 #define GRPST_KERNEL_TABLE(ns, lvl, label)                                                         \
   CpuKernels {                                                                                       \
     lvl, label, cpu::ns::gemm_bf16, cpu::ns::rmsnorm, cpu::ns::attention, cpu::ns::silu_mul, cpu::ns::add, \
-        cpu::ns::rank_update_bf16, cpu::ns::bf16_to_f32, cpu::ns::f32_to_bf16, cpu::ns::max_and_sum_exp, cpu::ns::stream_read,        \
+        cpu::ns::rank_update_bf16, cpu::ns::bf16_to_f32, cpu::ns::f32_to_bf16, cpu::ns::max_and_sum_exp, cpu::ns::argmax, cpu::ns::stream_read,        \
         nullptr, nullptr, nullptr                                                                           \
   }
 

@@ -113,4 +113,24 @@ void max_and_sum_exp(const float* x, int n, float* max_out, double* sum_out) {
   *sum_out = sum;
 }
 
+int argmax(const float* x, int n) {
+  // Pass 1, the largest value: vmax(v, m) keeps m where v is NaN (both the SIMD max and the
+  // scalar one return their second operand then), so NaN never wins a lane.
+  const int full = n / kWidth * kWidth;
+  VF m = vset1(-INFINITY);
+  for (int i = 0; i < full; i += kWidth) m = vmax(vload(x + i), m);
+  float mx = vhmax(m);
+  for (int i = full; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  if (!(mx > -INFINITY)) return -1;  // every entry -inf (banned) or NaN
+  // Pass 2, its first position: a lane-equality mask per vector, the lowest set bit.
+  const VF vmx = vset1(mx);
+  for (int i = 0; i < full; i += kWidth) {
+    const unsigned eq = veq_mask(vload(x + i), vmx);
+    if (eq) return i + __builtin_ctz(eq);
+  }
+  for (int i = full; i < n; i++)
+    if (x[i] == mx) return i;
+  return -1;
+}
+
 }  // namespace grpst::cpu::GRPST_ISA

@@ -15,6 +15,7 @@
   void bf16_to_f32(const uint16_t* src, float* dst, int n);                                                  \
   void f32_to_bf16(const float* src, uint16_t* dst, int n);                                                  \
   void max_and_sum_exp(const float* x, int n, float* max_out, double* sum_out);                              \
+  int argmax(const float* x, int n);                                                                         \
   float stream_read(const void* p, size_t bytes);                                                            \
   }
 

@@ -77,6 +77,8 @@ inline void vsum4(VF a, VF b, VF c, VF d, float* out) {
   _mm_storeu_ps(out, _mm512_castps512_ps128(_mm512_permutexvar_ps(pick, t)));
 }
 inline float vhmax(VF v) { return _mm512_reduce_max_ps(v); }
+/** Bit i set where lane i of a equals lane i of b (NaN equals nothing). */
+inline unsigned veq_mask(VF a, VF b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 /** 16 bf16 values widened to fp32 (exact: bf16 is the top half of an fp32). */
 inline VF vload_bf16(const uint16_t* p) {
   __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -164,6 +166,7 @@ inline float vhmax(VF v) {
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+inline unsigned veq_mask(VF a, VF b) { return unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
 inline VF vload_bf16(const uint16_t* p) {
   __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -228,6 +231,7 @@ inline void vsum4(VF a, VF b, VF c, VF d, float* out) {
   out[3] = d;
 }
 inline float vhmax(VF v) { return v; }
+inline unsigned veq_mask(VF a, VF b) { return a == b ? 1u : 0u; }
 inline VF vload_bf16(const uint16_t* p) {
   uint32_t bits = uint32_t(*p) << 16;
   float f;
