@@ -95,6 +95,30 @@ describe('truncation', () => {
     }
   });
 
+  it('top_k draws its k best in proportion to their tempered probabilities', async () => {
+    // 1,200 first tokens of one prompt, one seed each, top_k 3 at temperature 0.5: each of the 3
+    // best must come up as often as exp(logprob / 0.5) renormalised over the 3 says (4 sigma),
+    // and nothing else ever (the candidates and their probabilities, as the sampler finds them
+    // without an exp per vocabulary entry).
+    const T = 0.5;
+    const top = (await run(engine, { tokens: prompt, sampling: greedy, maxTokens: 1, logprobs: 3 })).events[0].topLogprobs![0];
+    const weights = top.map((t) => Math.exp(t.logprob / T));
+    const total = weights.reduce((a, b) => a + b, 0);
+    const N = 1200;
+    const counts = new Map<number, number>();
+    for (let at = 0; at < N; at += 100) {
+      const firsts = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => run(engine, { tokens: prompt, sampling: sampled({ temperature: T, topK: 3, seed: 1000 + at + i }), maxTokens: 1 })),
+      );
+      for (const r of firsts) counts.set(r.tokens[0], (counts.get(r.tokens[0]) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual(top.map((t) => t.token).sort());
+    top.forEach((t, i) => {
+      const p = weights[i] / total;
+      expect(Math.abs(counts.get(t.token)! / N - p), `token ${t.token}`).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / N));
+    });
+  });
+
   it('top_p keeps the smallest set reaching p', async () => {
     for (const seed of [1, 2, 3]) {
       for (const st of await steps(sampled({ topP: 0.5, seed }))) {

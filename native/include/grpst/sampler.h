@@ -87,6 +87,12 @@ class Sampler {
   double log_sum_exp(const float* logits, int vocab) const;
   void apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const;
   int32_t draw(float* l, int vocab, const SamplingParams& p, Rng& rng);
+  /**
+   * top_k without an exp per vocabulary entry: idx_[0, k) = the k best candidates, best first, with
+   * their probabilities in `l` (as the full path gives them). `l`: temperature-scaled logits, more
+   * than k of them above -inf, none NaN; `mx` their largest. False where it cannot promise that.
+   */
+  bool top_k_candidates(float* l, int vocab, size_t k, float mx);
   /** A copy of the row with the request's bans, biases, grammar mask and penalties, then draw. */
   int32_t draw_edited(const float* logits, int vocab, const Request& req, SamplerState& st, TokenConstraint* c,
                       bool ban_stops, const int32_t* generated, int num_generated);
@@ -94,6 +100,7 @@ class Sampler {
   SamplerMath math_;
   std::vector<float> work_;
   std::vector<int32_t> idx_;
+  std::vector<float> heap_;
   std::vector<uint32_t> mask_;
 };
 

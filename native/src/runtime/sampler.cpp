@@ -4,6 +4,10 @@
 
 #include "grammar/matcher.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -23,6 +27,20 @@ uint64_t splitmix64(uint64_t& x) {
 inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+/** Whether any of x[0, 16) is above t (NaN is not). SSE2 where there is SSE2 (every x86-64). */
+inline bool any_above(const float* x, float t) {
+#if defined(__SSE2__)
+  const __m128 v = _mm_set1_ps(t);
+  const __m128 a = _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x), v), _mm_cmpgt_ps(_mm_loadu_ps(x + 4), v));
+  const __m128 b = _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + 8), v), _mm_cmpgt_ps(_mm_loadu_ps(x + 12), v));
+  return _mm_movemask_ps(_mm_or_ps(a, b)) != 0;
+#else
+  int n = 0;
+  for (int j = 0; j < 16; j++) n += x[j] > t;
+  return n > 0;
+#endif
+}
 
 /** Orders candidates best first: higher value, then lower token id (deterministic ties). */
 struct BetterFirst {
@@ -120,25 +138,39 @@ void Sampler::apply_penalties(float* l, int vocab, const Request& req, const Sam
 
 int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
   if (p.temperature <= 0.0f) return math_.argmax(l, vocab);
-  // Candidates: every token still possible, then cut by top_k, top_p and min_p.
-  idx_.clear();
-  float mx = kNegInf;
+  // Every token still possible (banned ones stay -inf, as -inf / T is), scaled by the temperature;
+  // branch-free so that the compiler vectorizes it. The largest, NaN never taken: argmax's.
+  size_t possible = 0;
+  int nans = 0;
   for (int i = 0; i < vocab; i++) {
-    if (l[i] == kNegInf) continue;
     l[i] /= p.temperature;
-    idx_.push_back(i);
-    mx = std::max(mx, l[i]);
+    possible += l[i] != kNegInf;
+    nans += l[i] != l[i];
   }
-  if (idx_.empty()) return -1;
-  for (int32_t t : idx_) l[t] = std::exp(l[t] - mx);  // unnormalised probabilities, the best is 1
+  const bool nan = nans > 0;
+  const int best = math_.argmax(l, vocab);
+  if (best < 0) return -1;  // nothing but -inf and NaN: the full path below would draw a NaN
+  const float mx = l[best];
+  // Candidates, then cut by top_k, top_p and min_p. `l` becomes unnormalised probabilities (the
+  // best is 1) at every candidate.
   BetterFirst cmp{l};
-  size_t n = idx_.size();
+  size_t n;
   bool sorted = false;
-  if (p.top_k > 0 && size_t(p.top_k) < n) {
-    std::nth_element(idx_.begin(), idx_.begin() + p.top_k, idx_.end(), cmp);
+  if (p.top_k > 0 && size_t(p.top_k) < possible && !nan && top_k_candidates(l, vocab, size_t(p.top_k), mx)) {
     n = size_t(p.top_k);
-    std::sort(idx_.begin(), idx_.begin() + n, cmp);
     sorted = true;
+  } else {
+    idx_.clear();
+    for (int i = 0; i < vocab; i++)
+      if (l[i] != kNegInf) idx_.push_back(i);
+    for (int32_t t : idx_) l[t] = std::exp(l[t] - mx);
+    n = idx_.size();
+    if (p.top_k > 0 && size_t(p.top_k) < n) {
+      std::nth_element(idx_.begin(), idx_.begin() + p.top_k, idx_.end(), cmp);
+      n = size_t(p.top_k);
+      std::sort(idx_.begin(), idx_.begin() + n, cmp);
+      sorted = true;
+    }
   }
   if (p.top_p < 1.0f) {
     double total = 0;
@@ -180,6 +212,49 @@ int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
     if (u < cum) return idx_[i];
   }
   return idx_[n - 1];
+}
+
+bool Sampler::top_k_candidates(float* l, int vocab, size_t k, float mx) {
+  // The k-th largest scaled logit y_k: a min-heap of the best k seen, where most of a vocabulary
+  // fails the one compare against its top.
+  heap_.clear();
+  for (int i = 0; i < vocab; i++) {
+    // Once the heap is full, a block of 16 with nothing above its top is passed over in one test
+    // (vectorized): most of a vocabulary is.
+    if (heap_.size() == k && (i & 15) == 0 && i + 16 <= vocab && !any_above(l + i, heap_.front())) {
+      i += 15;
+      continue;
+    }
+    const float y = l[i];
+    if (heap_.size() < k) {
+      if (y == kNegInf) continue;
+      heap_.push_back(y);
+      std::push_heap(heap_.begin(), heap_.end(), std::greater<float>());
+    } else if (y > heap_.front()) {
+      std::pop_heap(heap_.begin(), heap_.end(), std::greater<float>());
+      heap_.back() = y;
+      std::push_heap(heap_.begin(), heap_.end(), std::greater<float>());
+    }
+  }
+  const float yk = heap_.front();
+  // Probabilities exp(y - mx) tie where y differs by less than expf's rounding (~1e-7 relative);
+  // a token below y_k by more than the margin has a probability strictly under the k-th's, so it
+  // cannot be among the k best (ties go to the lower id). Where the k-th probability is not a
+  // normal float (y_k - mx < -80), ties are wide: the full path decides.
+  if (yk - mx < -80.0f) return false;
+  const float margin = 1e-5f * std::max({1.0f, std::fabs(yk), std::fabs(mx)});
+  idx_.clear();
+  const float floor = yk - margin, below_floor = std::nextafter(floor, kNegInf);
+  for (int i = 0; i < vocab; i += 16) {
+    if (i + 16 <= vocab && !any_above(l + i, below_floor)) continue;
+    for (int j = i; j < std::min(vocab, i + 16); j++)
+      if (l[j] >= floor) idx_.push_back(j);
+  }
+  for (int32_t t : idx_) l[t] = std::exp(l[t] - mx);
+  BetterFirst cmp{l};
+  if (idx_.size() > k) std::nth_element(idx_.begin(), idx_.begin() + ptrdiff_t(k), idx_.end(), cmp);
+  std::sort(idx_.begin(), idx_.begin() + ptrdiff_t(k), cmp);
+  return true;
 }
 
 SampleResult Sampler::sample(const float* logits, int vocab, const Request& req, SamplerState& st,
