@@ -4,7 +4,9 @@
 // (sparse edits drawn there too), constrained by an allowed-token grammar (its mask drawn there
 // too), and with 21 top logprobs, more than the device lists, which keeps the rows on the host
 // sampler: on an engine with one sampling thread and on one with the default threads
-// (LoadOptions.samplingThreads). Decode tok/s of each and its ratio to plain.
+// (LoadOptions.samplingThreads); and plain sampling with Qwen3's generation_config values
+// (temperature 0.7, top_k 20, top_p 0.8). Decode tok/s of each, its ratio to plain, and the host
+// work between two forward passes per step (the engine's step time less its forward time).
 //
 //   npm run bench:penalties [-- --checkpoint DIR --device cpu|cuda|auto --batch 8 --tokens 128 --rounds 3 --json FILE]
 //   (default checkpoint: the Qwen3-0.6B-shaped random one of bench:cpu)
@@ -47,6 +49,7 @@ const workloads: { name: string; sampling: SamplingParams; extra?: (e: Engine) =
   { name: 'allowed-token grammar', sampling: greedy, extra: grammar },
   { name: 'penalties + top 21 logprobs (host, 1 thread)', sampling: penalized, extra: () => host, oneThread: true },
   { name: 'penalties + top 21 logprobs (host, default threads)', sampling: penalized, extra: () => host },
+  { name: 'sampled: temperature 0.7, top_k 20, top_p 0.8', sampling: { ...defaultSampling, temperature: 0.7, topK: 20, topP: 0.8, seed: 7 } },
 ];
 const prompts = Array.from({ length: batch }, (_, i) => promptIds(256, 7 + 10 * i));
 
@@ -60,7 +63,7 @@ const options: LoadOptions = {
 const engine = await loadEngine(checkpoint, options);
 const oneThread = await loadEngine(checkpoint, { ...options, samplingThreads: 1 });
 const machine = `${engine.info.device === 'cuda' ? engine.info.kernels : `${cpus()[0]?.model.trim()} x ${cpus().length} (${engine.info.kernels}, ${engine.info.threads} threads)`}; ${engine.info.samplingThreads} sampling threads by default`;
-const rows: { workload: string; tokS: number; vsPlain: number; msPerStep: number; onDevice: number }[] = [];
+const rows: { workload: string; tokS: number; vsPlain: number; msPerStep: number; hostMsPerStep: number; onDevice: number }[] = [];
 try {
   for (const w of workloads) {
     const on = w.oneThread ? oneThread : engine;
@@ -76,7 +79,9 @@ try {
     const tokS = decodeRate(best!);
     // The share of the timed rounds' tokens the runner drew on its device (0 on a CPU).
     const onDevice = (on.runtimeStats().deviceDrawnTokens - drawnBefore) / Math.max(1, on.runtimeStats().generatedTokensTotal - generatedBefore);
-    rows.push({ workload: w.name, tokS, vsPlain: tokS / (rows[0]?.tokS ?? tokS), msPerStep: best!.decodeMs / Math.max(1, best!.steps), onDevice });
+    const b = best!;
+    const hostMsPerStep = (1000 * (b.after.stepSeconds - b.before.stepSeconds - (b.after.forwardSeconds - b.before.forwardSeconds))) / Math.max(1, b.after.steps - b.before.steps);
+    rows.push({ workload: w.name, tokS, vsPlain: tokS / (rows[0]?.tokS ?? tokS), msPerStep: b.decodeMs / Math.max(1, b.steps), hostMsPerStep, onDevice });
   }
 } finally {
   await engine.close();
@@ -85,8 +90,8 @@ try {
 
 console.log(`penalties at batch ${batch}, ${newTokens} new tokens a request, 256-token prompts; best of ${rounds} rounds`);
 console.log(`checkpoint ${checkpoint}; ${machine}`);
-console.log('| workload | decode tok/s | vs plain | ms / step | drawn on the device |');
-console.log('| --- | --- | --- | --- | --- |');
+console.log('| workload | decode tok/s | vs plain | ms / step | host ms / step | drawn on the device |');
+console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of rows)
-  console.log(`| ${r.workload} | ${r.tokS.toFixed(1)} | ${r.vsPlain.toFixed(2)}x | ${r.msPerStep.toFixed(2)} | ${(100 * r.onDevice).toFixed(0)}% |`);
+  console.log(`| ${r.workload} | ${r.tokS.toFixed(1)} | ${r.vsPlain.toFixed(2)}x | ${r.msPerStep.toFixed(2)} | ${r.hostMsPerStep.toFixed(3)} | ${(100 * r.onDevice).toFixed(0)}% |`);
 if (args.json) writeFileSync(args.json, JSON.stringify({ machine, checkpoint, batch, newTokens, rounds, rows }, null, 2) + '\n');
