@@ -12,6 +12,9 @@ export interface ModelDirChoices {
   device?: 'cpu' | 'cuda' | 'auto';
   /** --max_model_len: the conf's max_seq_len. */
   maxSeqLen?: number;
+  /** --max_num_seqs, --max_num_batched_tokens: the conf's max_batch_size, max_num_tokens. */
+  maxBatchSize?: number;
+  maxNumTokens?: number;
   /** --speculative_config: the conf's speculative_config, as parsed. */
   speculativeConfig?: Record<string, unknown>;
   /** --lora_modules: the conf's lora_modules ("name=path", paths absolute). */
@@ -43,6 +46,8 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
   if (choices.servedModelName !== undefined) infererArgs.served_model_name = choices.servedModelName;
   if (choices.device !== undefined) infererArgs.device = choices.device;
   if (choices.maxSeqLen !== undefined) infererArgs.max_seq_len = choices.maxSeqLen;
+  if (choices.maxBatchSize !== undefined) infererArgs.max_batch_size = choices.maxBatchSize;
+  if (choices.maxNumTokens !== undefined) infererArgs.max_num_tokens = choices.maxNumTokens;
   if (choices.speculativeConfig !== undefined) infererArgs.speculative_config = choices.speculativeConfig;
   if (choices.loraModules !== undefined) infererArgs.lora_modules = choices.loraModules;
   return stringify({ models: [{ name: path.basename(abs) || 'model', version: '1.0.0', inferer_args: infererArgs }] });

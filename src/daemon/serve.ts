@@ -15,7 +15,7 @@ import { atomicWrite, drainMarkerOf, grpstServerOn, removeOwnState } from './sta
 import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './trtllm.js';
 import { freePort, requireListenable, type ListenSettings } from './ports.js';
 import { requireDeviceBuilt } from './device-check.js';
-import { checkMaxModelLen } from './max-model-len.js';
+import { checkModelDirLimits } from './model-dir-limits.js';
 import { checkEngineLoads } from './load-check.js';
 import { checkTensorParallelHost, launchTensorParallelWorkers, tensorParallelSize, type TensorParallelGroup } from './tp-launch.js';
 
@@ -38,6 +38,9 @@ export interface ServeInput {
   tpSize?: number;
   /** --max_model_len (with modelDir): the served context, at most the folder's. */
   maxModelLen?: number;
+  /** --max_num_seqs / --max_num_batched_tokens (with modelDir): the conf's max_batch_size / max_num_tokens. */
+  maxNumSeqs?: number;
+  maxNumBatchedTokens?: number;
   /** --speculative_config (with modelDir): the conf's speculative_config. */
   speculativeConfig?: Record<string, unknown>;
   /** --lora_modules (with modelDir): name=path entries, paths absolute. */
@@ -58,8 +61,17 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
   // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
   if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
   const inferenceConf = input.inferenceConf ?? `--model_dir ${input.modelDir}`;
-  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, { servedModelName: input.servedModelName, device: input.device, maxSeqLen: input.maxModelLen, speculativeConfig: input.speculativeConfig, loraModules: input.loraModules }) : undefined;
-  if (input.modelDir !== undefined && input.maxModelLen !== undefined) await checkMaxModelLen(input.modelDir, input.maxModelLen);
+  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, {
+          servedModelName: input.servedModelName,
+          device: input.device,
+          maxSeqLen: input.maxModelLen,
+          maxBatchSize: input.maxNumSeqs,
+          maxNumTokens: input.maxNumBatchedTokens,
+          speculativeConfig: input.speculativeConfig,
+          loraModules: input.loraModules,
+        })
+      : undefined;
+  if (input.modelDir !== undefined) await checkModelDirLimits(input.modelDir, input);
   log.info(`grpst serve (pid ${process.pid}): ${inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
   const d = loadDeployment({ inferenceConf, inferenceText, serverConf: input.serverConf, deployPath, listen: input.listen, apiKey: input.apiKey });
   for (const warning of d.warnings) log.warn(warning);

@@ -89,6 +89,21 @@ describe("an engine's build limits", () => {
     expect((await srv.client.models.list()).data[0]).toMatchObject({ max_model_len: 96, max_input_len: 16, max_input_tokens: 16, max_tokens: 95 });
   });
 
+  it('hold for `grpst serve --model_dir` and its vLLM sizing flags, each named as typed, before anything listens', async () => {
+    const cases: [string[], string, string][] = [
+      [['--max_num_seqs', '17'], "--max_num_seqs 17 is above the engine's build limit of 16 sequences (max_batch_size in", 'pass --max_num_seqs 16 or less, or rebuild the engine with a larger --max_batch_size'],
+      [['--max_num_batched_tokens', '33'], "--max_num_batched_tokens 33 is above the engine's build limit of 32 tokens (max_num_tokens in", 'pass --max_num_batched_tokens 32 or less, or rebuild the engine with a larger --max_num_tokens'],
+      [['--max_model_len', '97'], "--max_model_len 97 is above the engine's build limit of 96 tokens (max_seq_len in", 'pass --max_model_len 96 or less, or rebuild the engine with a larger --max_seq_len'],
+    ];
+    for (const [flags, problem, fix] of cases) {
+      const r = await cli.run(['serve', '--model_dir', engineDir, '--port', '0', ...flags]);
+      expect(r.code, flags.join(' ')).toBe(2);
+      expect(r.stderr).toContain(problem);
+      expect(r.stderr).toContain(`fix: ${fix}`);
+      expect(r.stdout).not.toContain('listening on');
+    }
+  });
+
   it('hold in `grpst run`: past max_input_len, past max_seq_len, and within both', async () => {
     const long = await cli.run(['run', '--engine_dir', engineDir, '--input_text', words(40), '--max_output_len', '4']);
     expect(long.code).toBe(2);

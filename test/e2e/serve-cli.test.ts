@@ -50,6 +50,34 @@ describe('grpst serve --model_dir with --max_model_len and --api_key', () => {
     expect(server.output()).not.toContain(key);
   }, 90_000);
 
+  it('--max_num_seqs and --max_num_batched_tokens size the engine: no more sequences decode at once', async () => {
+    const server = await serveForeground(cli, ['--model_dir', modelDir, '--max_num_seqs', '2', '--max_num_batched_tokens', '48'], work);
+    try {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      // Six requests at once: two decode, the rest wait their turn (the engine's own gauges).
+      let mostRunning = 0;
+      let mostWaiting = 0;
+      const answers = Promise.all(
+        Array.from({ length: 6 }, (_, i) => client.completions.create({ model: 'qwen3', prompt: `count ${i}`, max_tokens: 40, temperature: 0, ignore_eos: true } as never)),
+      );
+      let done = false;
+      void answers.finally(() => (done = true));
+      while (!done) {
+        const text = await (await fetch(`${server.url}/metrics`)).text();
+        const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+        mostRunning = Math.max(mostRunning, gauge('grpst_engine_sequences_running'));
+        mostWaiting = Math.max(mostWaiting, gauge('grpst_engine_sequences_waiting'));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect((await answers).map((a) => a.usage!.completion_tokens)).toEqual([40, 40, 40, 40, 40, 40]);
+      expect(mostRunning).toBe(2);
+      expect(mostWaiting).toBeGreaterThan(0);
+    } finally {
+      await server.stop();
+    }
+    expect(server.output()).toMatch(/max_batch_size 2, max_num_tokens 48/);
+  }, 90_000);
+
   it('refuses a --max_model_len past the checkpoint, and a short --api_key without repeating it', async () => {
     const long = await cli.run(['serve', '--model_dir', modelDir, '--max_model_len', '1000000', '--port', '0'], { cwd: work });
     expect(long.code).toBe(2);
@@ -65,6 +93,13 @@ describe('grpst serve --model_dir with --max_model_len and --api_key', () => {
     expect(withConf.stderr).toContain('--max_model_len goes with --model_dir');
     // The conf's own key for it, which the conf check accepts.
     expect(withConf.stderr).toContain('set max_seq_len under models[0].inferer_args in x.yml');
+    const seqsWithConf = await cli.run(['serve', '--inference_conf', 'x.yml', '--max_num_seqs', '4'], { cwd: work });
+    expect(seqsWithConf.code).toBe(2);
+    expect(seqsWithConf.stderr).toContain('--max_num_seqs goes with --model_dir');
+    expect(seqsWithConf.stderr).toContain('set max_batch_size under models[0].inferer_args in x.yml');
+    const zero = await cli.run(['serve', '--model_dir', modelDir, '--max_num_batched_tokens', '0'], { cwd: work });
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('--max_num_batched_tokens takes a whole number of at least 1, got "0"');
   });
 });
 
