@@ -25,7 +25,7 @@ import { scoreChecks } from '../../test/gpu/score-checks.js';
 import { speculativeChecks } from '../../test/gpu/speculative-checks.js';
 import { penaltyChecks } from '../../test/gpu/penalty-checks.js';
 import { deviceRuleChecks } from '../../test/gpu/device-rule-checks.js';
-import { gpuParityChecks } from '../../test/gpu/parity-checks.js';
+import { gpuParityChecks, type CheckOutcome } from '../../test/gpu/parity-checks.js';
 import { loraChecks } from '../../test/gpu/lora-checks.js';
 import { moeChecks } from '../../test/gpu/moe-checks.js';
 import { quantizedEngineChecks } from '../../test/gpu/quant-checks.js';
@@ -33,11 +33,23 @@ import { thinkBudgetChecks } from '../../test/gpu/think-budget-checks.js';
 import { wideHeadChecks } from '../../test/gpu/wide-head-checks.js';
 
 const log = (l: string) => console.log(l);
-const results = [...(await gpuParityChecks(log)), ...(await moeChecks(log)), ...(await kvCacheChecks(log)), ...(await wideHeadChecks(log)),
-  ...(await quantizedEngineChecks(log)), ...(await loadCancelChecks(log)), ...(await hostCopyChecks(log)),
-  ...(await thinkBudgetChecks(log)), ...(await badSequenceChecks(log)), ...(await embeddingChecks(log)), ...(await scoreChecks(log)), ...(await calibrationChecks(log)),
-  ...(await speculativeChecks(log)), ...(await penaltyChecks(log)), ...(await deviceRuleChecks(log)),
-  ...(await loraChecks(log))];
+// GPU_PARITY_ONLY=moe,kv,...: those groups alone (a shorter device call for one change).
+const groups: Record<string, (log: (l: string) => void) => Promise<CheckOutcome[]>> = {
+  dense: (l) => gpuParityChecks(l), moe: moeChecks, kv: kvCacheChecks, wideHead: wideHeadChecks, quantized: quantizedEngineChecks,
+  loadCancel: loadCancelChecks, hostCopy: hostCopyChecks, thinkBudget: thinkBudgetChecks, badSequence: badSequenceChecks,
+  embedding: embeddingChecks, score: scoreChecks, calibration: calibrationChecks, speculative: speculativeChecks,
+  penalty: penaltyChecks, deviceRule: (l) => deviceRuleChecks(l), lora: loraChecks,
+};
+const only = process.env.GPU_PARITY_ONLY?.split(',').filter(Boolean);
+const unknown = (only ?? []).filter((g) => !(g in groups));
+if (unknown.length) {
+  console.error(`GPU_PARITY_ONLY: no group ${unknown.join(', ')} (groups: ${Object.keys(groups).join(', ')})`);
+  process.exit(2);
+}
+const results: CheckOutcome[] = [];
+for (const [name, run] of Object.entries(groups)) {
+  if (!only || only.includes(name)) results.push(...(await run(log)));
+}
 const failed = results.filter((r) => !r.pass);
 console.log(`${results.length} GPU parity checks, ${failed.length} failed`);
 process.exit(failed.length ? 1 : 0);

@@ -12,7 +12,11 @@
 # serve     the addon with the CUDA backend: GPU parity checks through the runtime (not with SKIP_TESTS=1; bf16, fp8 and
 #           int8 KV caches; a one-rank NCCL group), then bench:gpu (the HTTP server on the saved
 #           checkpoint, and the one summary table)
-# parity    the GPU parity checks through the runtime alone (the first part of serve)
+# parity    the GPU parity checks through the runtime alone (the first part of serve;
+#           GPU_PARITY_ONLY=moe,kv,...: those groups of scripts/gpu/parity.ts alone)
+# moe       Qwen3-MoE: the MoE kernel parity tests, one Qwen3-30B-A3B sparse layer at 1-8,192 tokens
+#           through both expert paths (the harness's `moe`: moe.json), and the MoE checks through
+#           the runtime (GPU_PARITY_ONLY=moe)
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
 #           checked against tp1, with the one-shot all-reduce and through NCCL alone
@@ -240,6 +244,33 @@ for stage in "${STAGES[@]}"; do
     parity)
       node_setup || { SUMMARY+=("parity: node setup FAILED"); continue; }
       gpu_parity
+      ;;
+    moe)
+      H=$(harness_bin) || { SUMMARY+=("moe: harness build FAILED"); continue; }
+      stamp "MoE kernel parity tests"
+      timeout "${T_TESTS:-240}" "$H" test moe --json "$OUT/kernel-tests.json" >> "$HLOG" 2>&1
+      rc=$?; grep -E "FAIL" "$HLOG" | head -40; SUMMARY+=("moe kernel tests: exit $rc, $(grep -E '^[0-9]+ checks' "$HLOG" | tail -1)")
+      stamp "one Qwen3-30B-A3B sparse layer, both expert paths"
+      timeout "${T_MOE_BENCH:-240}" "$H" moe --json "$OUT/moe.json" >> "$HLOG" 2>&1
+      rc=$?; grep -E "moe|30B" "$HLOG" | tail -30; SUMMARY+=("moe bench: exit $rc")
+      node_setup || { SUMMARY+=("moe: node setup FAILED"); continue; }
+      export GPU_PARITY_ONLY=${GPU_PARITY_ONLY:-moe}
+      gpu_parity
+      unset GPU_PARITY_ONLY
+      # MOE_E2E=1: `grpst run` on a Qwen3-30B-A3B-shaped half model (24 of 48 layers, random
+      # weights) with prompts of MOE_WORDS words, the tile kernel for every step against the default
+      # (the wide tiles from 32 tokens): first-token time and decode speed of each.
+      if [ "${MOE_E2E:-0}" = 1 ] && random_ckpt "moe e2e" /tmp/moe30 qwen3-30b-a3b-24l "${T_MOE_CKPT:-240}"; then
+        for words in ${MOE_WORDS:-20 400 1600}; do
+          text=$(python3 -c "import random; r=random.Random($words); w=open('data/calibration.txt').read().split(); print(' '.join(r.choice(w) for _ in range($words)))")
+          for v in 0 32; do
+            stamp "grpst run, a prompt of $words words, GRPST_CUDA_MOE_WIDE_MIN_TOKENS=$v"
+            GRPST_CUDA_MOE_WIDE_MIN_TOKENS=$v timeout "${T_MOE_RUN:-90}" node .carry/js/grpst.mjs run --engine_dir /tmp/moe30 \
+              --input_text "$text" --max_output_len 64 > /tmp/moe-run.log 2>&1
+            echo "exit $?: $(grep -E 'prompt|prefill|decode' /tmp/moe-run.log | tr '\n' ' ')"
+          done
+        done
+      fi
       ;;
     tp-multi)
       node_setup || { SUMMARY+=("tp-multi: node setup FAILED"); continue; }

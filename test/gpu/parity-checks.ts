@@ -92,7 +92,7 @@ export function routerNearTies(p: { router_margins?: number[] }): Set<number> {
   return out;
 }
 
-function withoutPositions(a: number[], b: number[], skip: Set<number>): [number[], number[]] {
+export function withoutPositions(a: number[], b: number[], skip: Set<number>): [number[], number[]] {
   const ka: number[] = [];
   const kb: number[] = [];
   for (let i = 0; i < Math.min(a.length, b.length); i++) {

@@ -58,6 +58,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->mma_qkv_max_rows_ = env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", default_mma_qkv_max_rows(f->w_.layers[0].qkv.format));
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
   f->mma_split_keys_ = env_int("GRPST_CUDA_MMA_SPLIT_KEYS", f->mma_split_keys_);
+  f->moe_wide_min_tokens_ = env_int("GRPST_CUDA_MOE_WIDE_MIN_TOKENS", f->moe_wide_min_tokens_);
   f->mma_few_splits_below_ = env_int("GRPST_CUDA_MMA_FEW_SPLITS_BELOW", f->mma_few_splits_below_);
   f->staged_max_splits_ = env_int("GRPST_CUDA_STAGED_MAX_SPLITS", f->staged_max_splits_);
   f->skinny_prologue_pass_ = env_int("GRPST_CUDA_SKINNY_PROLOGUE_PASS", kDefaultSkinnyProloguePass ? 1 : 0) == 1;

@@ -357,6 +357,9 @@ class Forward {
   int mma_one_block_max_ctx_ = kMmaOneBlockPerSmMaxContext;
   int mma_min_splits_ = kMmaMinSplits;
   int mma_split_keys_ = kDefaultMmaSplitKeys;
+  // Steps of at least this many tokens run a sparse layer's experts on the tensor cores
+  // (moe_experts_wide); 0: never (GRPST_CUDA_MOE_WIDE_MIN_TOKENS).
+  int moe_wide_min_tokens_ = kMoeWideMinTokens;
   int mma_few_splits_ = kMmaFewSplits;
   int mma_few_splits_below_ = kDefaultMmaFewSplitsBelow;
   int staged_max_splits_ = kDefaultStagedMaxSplits;
@@ -403,7 +406,7 @@ class Forward {
     float* weight = nullptr;       // [T, K] their weights
     int32_t* slot = nullptr;       // [T, K] grouped row of each (token, rank)
     int32_t* row_token = nullptr;  // [P] token of each grouped row
-    MoeTile* tiles = nullptr;      // [moe_max_tiles(P, E)]
+    MoeTile* tiles = nullptr;      // [moe_max_tiles(P, E)] (of kMoeTileRows rows: the larger bound)
     int32_t* tile_count = nullptr; // [1]
     bf16* act = nullptr;           // [P, Im] SwiGLU outputs, grouped rows
     bf16* out = nullptr;           // [P, H] expert outputs, grouped rows

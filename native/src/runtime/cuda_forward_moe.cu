@@ -4,6 +4,7 @@
 // (native/src/model/moe_mlp.cpp). The kernels (kernels/cuda/moe.h) group the step's tokens by
 // expert on the device and are launched over a bound on the tiles taken from the token count
 // alone, so no step reads anything back and decode steps are captured in graphs like dense ones.
+// Steps of many tokens (prefill) take the tensor-core expert tiles (moe_experts_wide).
 #include "cuda_forward.h"
 
 namespace grpst::cuda {
@@ -52,9 +53,14 @@ Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
   in.eps = dims_.eps;
   GRPST_TRY(linear_prologue(in, moe_.xn, T, H, ex));
   GRPST_TRY(moe_route(moe_.xn, lw.moe.router, T, H, E, K, m.norm_topk, moe_.logits, moe_.choice, moe_.weight, ex));
-  GRPST_TRY(moe_group(moe_.choice, P, K, E, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count, ex));
-  GRPST_TRY(moe_experts(moe_.xn, lw.moe.gate_up, lw.moe.down, moe_.row_token, moe_.tiles, moe_.tile_count,
-                        moe_max_tiles(P, E), H, m.intermediate, moe_.act, moe_.out, ex));
+  // Prefill-sized steps: tiles of up to kMoeWideRows rows on the tensor cores, each expert's
+  // weights read once per 64 of its rows; decode steps: the tile kernel (a few rows per expert).
+  const bool wide = moe_wide_min_tokens_ > 0 && T >= moe_wide_min_tokens_;
+  const int tile_rows = wide ? kMoeWideRows : kMoeTileRows;
+  GRPST_TRY(moe_group(moe_.choice, P, K, E, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count, ex, tile_rows));
+  const auto experts = wide ? moe_experts_wide : moe_experts;
+  GRPST_TRY(experts(moe_.xn, lw.moe.gate_up, lw.moe.down, moe_.row_token, moe_.tiles, moe_.tile_count,
+                    moe_max_tiles(P, E, tile_rows), H, m.intermediate, moe_.act, moe_.out, ex));
   return moe_combine(moe_.out, moe_.choice, moe_.weight, moe_.slot, T, H, K, h_, ex);
 }
 

@@ -5,6 +5,7 @@
 //   grpst_gpu_harness rows                  ceilings, the linear kernels at 1-8 decode rows
 //   grpst_gpu_harness lt                    ceilings, every cuBLASLt candidate for the projections
 //   grpst_gpu_harness profile               one launch of each key kernel (for ncu)
+//   grpst_gpu_harness moe                   a Qwen3-30B-A3B sparse layer at 1-8,192 tokens, both expert paths
 //   --json FILE                             writes {"device", "checks", "bench"}
 // Exit status: 0 when every check passed, 1 otherwise.
 #include <cstdio>
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
   } else if (cmd == "lt") {
     bench_ceilings();
     bench_lt();
+    Bench::get().print();
+  } else if (cmd == "moe") {
+    bench_moe();
     Bench::get().print();
   } else if (cmd == "profile") {
     profile_kernels();

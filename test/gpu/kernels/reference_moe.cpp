@@ -45,14 +45,13 @@ void moe_route_from_logits(const VF& logits, int T, int E, int K, bool norm_topk
   }
 }
 
-void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, VI& tiles) {
+void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, VI& tiles, int tile_rows) {
   std::vector<int32_t> start(static_cast<size_t>(E) + 1, 0);
   for (int p = 0; p < P; ++p) start[static_cast<size_t>(choice[p]) + 1]++;
   tiles.clear();
   for (int e = 0; e < E; ++e) {
     const int c = start[static_cast<size_t>(e) + 1];
-    for (int r = 0; r < c; r += grpst::cuda::kMoeTileRows)
-      tiles.insert(tiles.end(), {e, start[e] + r, std::min(grpst::cuda::kMoeTileRows, c - r)});
+    for (int r = 0; r < c; r += tile_rows) tiles.insert(tiles.end(), {e, start[e] + r, std::min(tile_rows, c - r)});
     start[static_cast<size_t>(e) + 1] += start[e];
   }
   slot.assign(P, 0);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../../../native/src/kernels/cuda/moe.h"
 #include "reference.h"
 
 namespace ref {
@@ -17,8 +18,9 @@ void moe_router_logits(const V16& x /*[T,H]*/, const V16& router /*[E,H]*/, int 
 // norm_topk: MoeMlp::route's arithmetic.
 void moe_route_from_logits(const VF& logits /*[T,E]*/, int T, int E, int K, bool norm_topk, VI& choice, VF& weight);
 // Pairs grouped by expert in pair order: slot [P], row_token [P], and the tiles (expert, row0,
-// rows) of at most kMoeTileRows rows in expert order, flattened as 3 ints each.
-void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, VI& tiles);
+// rows) of at most tile_rows rows in expert order, flattened as 3 ints each.
+void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, VI& tiles,
+               int tile_rows = grpst::cuda::kMoeTileRows);
 // act[r] = SwiGLU(gate_up_e . x[row_token[r]]), out[r] = bf16(down_e . act[r]) for the grouped rows
 // r, e their expert; act and out are bf16 values as floats. act_in, when not null, is the
 // down projection's input instead of this twin's own act (to check the down kernel alone).

@@ -30,8 +30,11 @@ std::string shape_name(const MoeShape& s) {
          (s.skewed ? " skewed" : "");
 }
 
-void test_moe_layer(const MoeShape& s) {
-  const std::string name = shape_name(s);
+// wide: the grouping into kMoeWideRows-row tiles and the tensor-core experts (moe_experts_wide,
+// the forward's path for steps of many tokens) in place of kMoeTileRows and moe_experts.
+void test_moe_layer(const MoeShape& s, bool wide = false) {
+  const std::string name = shape_name(s) + (wide ? " wide" : "");
+  const int tile_rows = wide ? cu::kMoeWideRows : cu::kMoeTileRows;
   Rng r(91 + s.T * 7 + s.H + s.E * 3 + s.K);
   const int T = s.T, H = s.H, Im = s.Im, E = s.E, K = s.K, P = T * K;
   // Skewed: every token shares a component (offset 0.5) that expert 0's router row is aligned
@@ -48,7 +51,7 @@ void test_moe_layer(const MoeShape& s) {
   auto gate_up = rand_bf16(r, static_cast<size_t>(E) * 2 * Im * H, 1.f / std::sqrt(float(H)));
   auto down = rand_bf16(r, static_cast<size_t>(E) * H * Im, 1.f / std::sqrt(float(Im)));
   auto h = rand_bf16(r, static_cast<size_t>(T) * H, 2.f);
-  const int max_tiles = cu::moe_max_tiles(P, E);
+  const int max_tiles = cu::moe_max_tiles(P, E, tile_rows);
 
   Dev<uint16_t> dx(x), drouter(router), dgu(gate_up), ddown(down), dh(h);
   Dev<float> dlogits(static_cast<size_t>(T) * E), dweight(static_cast<size_t>(P));
@@ -64,11 +67,12 @@ void test_moe_layer(const MoeShape& s) {
   bool ok = Checks::get().status(name + " route", cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K,
                                                                  s.norm_topk, dlogits.p, dchoice.p, dweight.p, ex));
   ok = ok && Checks::get().status(name + " group", cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p,
-                                                                 dcount.p, ex));
+                                                                 dcount.p, ex, tile_rows));
+  const auto experts = wide ? cu::moe_experts_wide : cu::moe_experts;
   ok = ok && Checks::get().status(name + " experts",
-                                  cu::moe_experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(),
-                                                  drow_token.p, dtiles.p, dcount.p, max_tiles, H, Im,
-                                                  dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex));
+                                  experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(), drow_token.p,
+                                          dtiles.p, dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(),
+                                          dout.as<cu::bf16>(), ex));
   ok = ok && Checks::get().status(name + " combine", cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p,
                                                                      T, H, K, dh.as<cu::bf16>(), ex));
   if (!ok) return;
@@ -88,7 +92,7 @@ void test_moe_layer(const MoeShape& s) {
 
   // Grouping, from the device's choices: the same rows and tiles in the same order.
   ref::VI slot, row_token, tiles;
-  ref::moe_group(got_choice, P, K, E, slot, row_token, tiles);
+  ref::moe_group(got_choice, P, K, E, slot, row_token, tiles, tile_rows);
   const std::vector<cu::MoeTile> got_tiles = dtiles.download();
   const int count = dcount.download()[0];
   bool same_tiles = count == static_cast<int>(tiles.size() / 3) && count <= max_tiles;
@@ -128,9 +132,23 @@ void test_moe() {
   test_moe_layer({64, 2048, 768, 128, 8, true, true});
   // more pairs than one warp's round (the grouping's 32 at a time) and than one tile per expert
   test_moe_layer({300, 256, 64, 16, 4, true, true});
+  // The tensor-core tiles (steps of many tokens): the same shapes, an expert past kMoeWideRows
+  // rows, K and N not multiples of the block's 64 (the tiny fixtures' H 96, Im 48 / 32), a
+  // 30B-A3B prefill chunk.
+  test_moe_layer({23, 64, 48, 8, 2, true, true}, true);
+  test_moe_layer({40, 96, 32, 6, 3, false, true}, true);
+  test_moe_layer({64, 2048, 768, 128, 8, true, true}, true);
+  test_moe_layer({300, 256, 64, 16, 4, true, true}, true);
+  test_moe_layer({128, 2048, 768, 128, 8, true, false}, true);
+  test_moe_layer({1, 2048, 768, 128, 8, true, false}, true);
   // invalid shapes are refused with a Status, never a launch
   Checks::get().expect("moe_route refuses top k > experts",
                        !cu::moe_route(nullptr, nullptr, 1, 64, 4, 5, true, nullptr, nullptr, nullptr, {}).ok());
+  Checks::get().expect("moe_experts_wide refuses H % 8 != 0",
+                       !cu::moe_experts_wide(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 60, 32, nullptr,
+                                             nullptr, {}).ok());
+  Checks::get().expect("moe_group refuses tiles of another size",
+                       !cu::moe_group(nullptr, 8, 2, 8, nullptr, nullptr, nullptr, nullptr, {}, 16).ok());
   Checks::get().expect("moe_experts refuses H % 8 != 0",
                        !cu::moe_experts(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 60, 32, nullptr,
                                         nullptr, {}).ok());

@@ -61,6 +61,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/lora.cu
       ${grpst_cuda_dir}/moe_route.cu
       ${grpst_cuda_dir}/moe_experts.cu
+      ${grpst_cuda_dir}/moe_experts_mma.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward_moe.cu
     )
@@ -102,6 +103,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/weights.cu
         ${grpst_harness_dir}/device_fill.cu
         ${grpst_harness_dir}/test_elementwise.cu
+        ${grpst_harness_dir}/bench_moe.cu
         ${grpst_harness_dir}/paged_setup.cu
         ${grpst_harness_dir}/test_attention.cu
         ${grpst_harness_dir}/test_persistent.cu

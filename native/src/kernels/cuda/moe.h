@@ -3,7 +3,7 @@
 //   p = softmax(W_router x)          [E] fp32
 //   the k largest p (ties: the lower expert), divided by their sum when norm_topk_prob
 //   y = sum over those experts, in expert order, of p_j * down_j(silu(gate_j x) * up_j x)
-// Four launches, none of which needs the host to know how the tokens were routed (so a decode
+// Four launches (steps of many tokens take moe_experts_wide's tensor-core tiles), none of which needs the host to know how the tokens were routed (so a decode
 // step stays capturable in a CUDA graph):
 //   moe_route    router logits, softmax and top k per token
 //   moe_group    the step's (token, rank) pairs grouped by expert into tiles of up to
@@ -25,6 +25,11 @@ namespace grpst::cuda {
 // Grouped rows of one expert per tile: the rows a tile's warps keep in registers while each
 // weight row streams past once.
 constexpr int kMoeTileRows = 8;
+// Grouped rows per tile of moe_experts_wide (tensor cores), for steps of many tokens.
+constexpr int kMoeWideRows = 64;
+// Tokens in a step from which the forward takes the wide tiles (GRPST_CUDA_MOE_WIDE_MIN_TOKENS
+// overrides it; 0 never). Below it decode batches keep the tile kernel.
+constexpr int kMoeWideMinTokens = 32;
 // Limits of the routing kernel: each lane of a warp holds at most 32 experts' taken bits.
 constexpr int kMoeMaxExperts = 1024;
 constexpr int kMoeMaxTopK = 32;
@@ -37,9 +42,11 @@ struct MoeTile {
   int pad;
 };
 
-// Tiles a step of `pairs` (token, rank) pairs over E experts can need at most: every expert's
-// last tile may be partial, and at most min(E, pairs) experts are chosen.
-inline int moe_max_tiles(int pairs, int E) { return (pairs + kMoeTileRows - 1) / kMoeTileRows + (pairs < E ? pairs : E); }
+// Tiles of up to tile_rows rows a step of `pairs` (token, rank) pairs over E experts can need at
+// most: every expert's last tile may be partial, and at most min(E, pairs) experts are chosen.
+inline int moe_max_tiles(int pairs, int E, int tile_rows = kMoeTileRows) {
+  return (pairs + tile_rows - 1) / tile_rows + (pairs < E ? pairs : E);
+}
 
 // logits[t] = router . x[t] in fp32 (x and router bf16); then per token the softmax over the E
 // logits, the K largest probabilities falling (ties: the lower expert) as choice[t, j], and their
@@ -49,11 +56,12 @@ Status moe_route(const __nv_bfloat16* x /*[T,H]*/, const __nv_bfloat16* router /
                  const Exec& ex);
 
 // Groups the P = T * K pairs by expert (pairs of one expert in pair order): slot[p] is the grouped
-// row of pair p, row_token[r] the token of grouped row r, and tiles[0, *tile_count) the tiles in
-// expert order. One warp: a step's pairs are few, and the order stays the same on every run.
+// row of pair p, row_token[r] the token of grouped row r, and tiles[0, *tile_count) the tiles of
+// up to tile_rows rows (kMoeTileRows, or kMoeWideRows for moe_experts_wide) in expert order. One
+// warp: a step's pairs are few, and the order stays the same on every run.
 Status moe_group(const int32_t* choice /*[P]*/, int P, int K, int E, int32_t* slot /*[P]*/,
-                 int32_t* row_token /*[P]*/, MoeTile* tiles /*[moe_max_tiles(P, E)]*/, int32_t* tile_count /*[1]*/,
-                 const Exec& ex);
+                 int32_t* row_token /*[P]*/, MoeTile* tiles /*[moe_max_tiles(P, E, tile_rows)]*/,
+                 int32_t* tile_count /*[1]*/, const Exec& ex, int tile_rows = kMoeTileRows);
 
 // Every listed tile's rows through its expert: act[r] = SwiGLU(gate_up_e . x[row_token[r]]) with
 // the dense layers' rounding (gate_up rows interleaved gate_0, up_0, gate_1, ...), then
@@ -62,6 +70,13 @@ Status moe_experts(const __nv_bfloat16* x /*[T,H]*/, const __nv_bfloat16* gate_u
                    const __nv_bfloat16* down /*[E,H,Im]*/, const int32_t* row_token /*[P]*/,
                    const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
                    __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+
+// moe_experts on the tensor cores for tiles of up to kMoeWideRows rows (moe_group with that
+// tile_rows): the same results within fp32 summation order (moe_experts_mma.cu).
+Status moe_experts_wide(const __nv_bfloat16* x /*[T,H]*/, const __nv_bfloat16* gate_up /*[E,2Im,H]*/,
+                        const __nv_bfloat16* down /*[E,H,Im]*/, const int32_t* row_token /*[P]*/,
+                        const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
+                        __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
 
 // h[t] = bf16(h[t] + bf16(sum over the token's K experts in expert order of weight * out[slot]))
 // with the sum in fp32.

@@ -117,7 +117,8 @@ __global__ void __launch_bounds__(32)
 // consecutive rows by lane (match_any), so the order is the same on every run.
 __global__ void __launch_bounds__(32)
     moe_group_kernel(const int32_t* __restrict__ choice /*[P]*/, int P, int K, int E, int32_t* __restrict__ slot,
-                     int32_t* __restrict__ row_token, MoeTile* __restrict__ tiles, int32_t* __restrict__ tile_count) {
+                     int32_t* __restrict__ row_token, MoeTile* __restrict__ tiles, int32_t* __restrict__ tile_count,
+                     int tile_rows) {
   extern __shared__ int32_t next_row[];  // [E]: counts, then each expert's next free grouped row
   griddep_wait();
   griddep_launch_dependents();
@@ -131,7 +132,7 @@ __global__ void __launch_bounds__(32)
     for (int e = 0; e < E; ++e) {
       const int c = next_row[e];
       next_row[e] = row;
-      for (int r = 0; r < c; r += kMoeTileRows) tiles[n++] = MoeTile{e, row + r, min(kMoeTileRows, c - r), 0};
+      for (int r = 0; r < c; r += tile_rows) tiles[n++] = MoeTile{e, row + r, min(tile_rows, c - r), 0};
       row += c;
     }
     *tile_count = n;
@@ -167,12 +168,14 @@ Status moe_route(const bf16* x, const bf16* router, int T, int H, int E, int K, 
 }
 
 Status moe_group(const int32_t* choice, int P, int K, int E, int32_t* slot, int32_t* row_token, MoeTile* tiles,
-                 int32_t* tile_count, const Exec& ex) {
+                 int32_t* tile_count, const Exec& ex, int tile_rows) {
   if (E < 1 || E > kMoeMaxExperts) return invalid("moe_group", "between 1 and 1024 experts");
+  if (tile_rows != kMoeTileRows && tile_rows != kMoeWideRows)
+    return invalid("moe_group", "tiles of kMoeTileRows or kMoeWideRows rows");
   if (K < 1 || P % K != 0) return invalid("moe_group", "the pairs must be whole tokens of K");
   if (P <= 0) return ok_status();
   return launch("moe_group", moe_group_kernel, dim3(1), dim3(32), static_cast<size_t>(E) * 4, ex, choice, P, K, E,
-                slot, row_token, tiles, tile_count);
+                slot, row_token, tiles, tile_count, tile_rows);
 }
 
 }  // namespace grpst::cuda

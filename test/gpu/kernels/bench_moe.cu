@@ -1,0 +1,60 @@
+// `grpst_gpu_harness moe`: one Qwen3-30B-A3B sparse layer (hidden 2,048, 128 experts of 768, top
+// 8; random weights, near-uniform routing) at steps of 1 to 8,192 tokens, through the tile kernel
+// (moe_experts, kMoeTileRows rows per tile) and the tensor-core tiles (moe_experts_wide), each
+// timed as the forward runs it: routing, grouping, experts and combine. Rows: microseconds per
+// layer and the experts' TFLOP/s (2 x 3 x Im x H per (token, expert) pair).
+#include <string>
+
+#include "../../../native/src/kernels/cuda/moe.h"
+#include "device_fill.h"
+#include "harness.h"
+#include "tests.h"
+
+namespace harness {
+namespace cu = grpst::cuda;
+
+void bench_moe() {
+  const int H = 2048, Im = 768, E = 128, K = 8;
+  const int max_T = 8192, max_P = max_T * K;
+  Dev<uint16_t> dx(size_t(max_T) * H), drouter(size_t(E) * H), dgu(size_t(E) * 2 * Im * H), ddown(size_t(E) * H * Im),
+      dh(size_t(max_T) * H);
+  fill_bf16(dx.as<cu::bf16>(), dx.n, 1.f, 0.f, 1);
+  fill_bf16(drouter.as<cu::bf16>(), drouter.n, 0.1f, 0.f, 2);
+  fill_bf16(dgu.as<cu::bf16>(), dgu.n, 0.02f, 0.f, 3);
+  fill_bf16(ddown.as<cu::bf16>(), ddown.n, 0.03f, 0.f, 4);
+  fill_bf16(dh.as<cu::bf16>(), dh.n, 1.f, 0.f, 5);
+  Dev<float> dlogits(size_t(max_T) * E), dweight(max_P);
+  Dev<int32_t> dchoice(max_P), dslot(max_P), drow_token(max_P), dcount(1);
+  Dev<cu::MoeTile> dtiles(cu::moe_max_tiles(max_P, E));
+  Dev<uint16_t> dact(size_t(max_P) * Im), dout(size_t(max_P) * H);
+  cudaStream_t stream;
+  cudaStreamCreate(&stream);
+  const cu::Exec ex{stream, true};
+  for (int T : {1, 8, 16, 32, 64, 128, 512, 2048, 8192}) {
+    const int P = T * K;
+    double us[2] = {0, 0};
+    for (int wide = 0; wide < 2; ++wide) {
+      const int rows = wide ? cu::kMoeWideRows : cu::kMoeTileRows;
+      const auto experts = wide ? cu::moe_experts_wide : cu::moe_experts;
+      const auto layer = [&] {
+        return cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K, true, dlogits.p, dchoice.p,
+                             dweight.p, ex).ok() &&
+               cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p, dcount.p, ex, rows).ok() &&
+               experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(), drow_token.p, dtiles.p, dcount.p,
+                       cu::moe_max_tiles(P, E, rows), H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex).ok() &&
+               cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p, T, H, K, dh.as<cu::bf16>(), ex).ok();
+      };
+      const int reps = T >= 2048 && !wide ? 3 : 20;
+      const double ms = time_ms(layer, 2, reps, stream);
+      us[wide] = ms * 1e3;
+      const double tflops = 2.0 * P * 3.0 * Im * H / (ms * 1e-3) / 1e12;
+      const std::string name = "30B-A3B sparse layer T=" + std::to_string(T) + (wide ? " wide (tensor cores)" : " tiles");
+      Bench::get().add("moe", name, us[wide], "us", std::to_string(tflops).substr(0, 6) + " TFLOP/s in the experts' products");
+    }
+    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " tiles / wide", us[0] / us[1], "x");
+  }
+  Checks::get().expect("moe bench device state", cudaStreamSynchronize(stream) == cudaSuccess);
+  cudaStreamDestroy(stream);
+}
+
+}  // namespace harness
