@@ -17,7 +17,7 @@ import { defaultSampling, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import {
   checkRecorder, distance, equalPrefix, gpuParityChecks, nearTie, routerNearTies, run, TOL_MAX_LOGPROB, TOL_MEAN_LOGPROB,
-  withoutPositions, type CheckOutcome,
+  withEnv, withoutPositions, type CheckOutcome,
 } from './parity-checks.js';
 
 const MOE: CheckpointName[] = ['tiny-moe', 'tiny-moe-b'];
@@ -91,15 +91,3 @@ export async function moeChecks(log: (line: string) => void = () => {}): Promise
   return out;
 }
 
-/** fn() with process.env[key] set to value (undefined: unset), restored after. */
-async function withEnv<T>(key: string, value: string | undefined, fn: () => Promise<T>): Promise<T> {
-  const prev = process.env[key];
-  if (value === undefined) delete process.env[key];
-  else process.env[key] = value;
-  try {
-    return await fn();
-  } finally {
-    if (prev === undefined) delete process.env[key];
-    else process.env[key] = prev;
-  }
-}

@@ -197,3 +197,16 @@ export async function gpuParityChecks(
   }
   return out;
 }
+
+/** f() with process.env[name] set to value (undefined: unset), restored after; the native code reads it at load. */
+export async function withEnv<T>(name: string, value: string | undefined, f: () => Promise<T>): Promise<T> {
+  const prev = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  try {
+    return await f();
+  } finally {
+    if (prev === undefined) delete process.env[name];
+    else process.env[name] = prev;
+  }
+}

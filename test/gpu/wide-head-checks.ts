@@ -13,7 +13,7 @@ import { loadEngine, type Engine } from '../../src/engine/index.js';
 import { defaultSampling, type SubmitRequest, type TokenEvent } from '../../src/engine/types.js';
 import { writeTinyCheckpoint, type TinySpec } from '../../src/model/tiny-checkpoint.js';
 import { cacheDir, specFile, tokenizerDir } from '../helpers/fixtures.js';
-import { checkRecorder, distance as diff, equalPrefix, nearTie, showDistance, within as withinBound, type CheckOutcome, type Distance } from './parity-checks.js';
+import { checkRecorder, distance as diff, equalPrefix, nearTie, showDistance, within as withinBound, withEnv, type CheckOutcome, type Distance } from './parity-checks.js';
 
 // Bounds for these wider random models (hidden 256; the fixtures' 0.25 / 0.06 hold at hidden 64):
 // their logits are larger, so the GPU's bf16 rounding points (activations, P for the tensor
@@ -92,17 +92,6 @@ const BOUND = { max: TOL_MAX_LOGPROB, mean: TOL_MEAN_LOGPROB };
 const fmt = (d: Distance) => showDistance(d, BOUND);
 const within = (d: Distance) => withinBound(d, BOUND);
 
-async function withEnv<T>(name: string, value: string | undefined, f: () => Promise<T>): Promise<T> {
-  const prev = process.env[name];
-  if (value === undefined) delete process.env[name];
-  else process.env[name] = value;
-  try {
-    return await f();
-  } finally {
-    if (prev === undefined) delete process.env[name];
-    else process.env[name] = prev;
-  }
-}
 
 export async function wideHeadChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
   const { out, add } = checkRecorder(log);
