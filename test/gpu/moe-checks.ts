@@ -38,9 +38,9 @@ export async function moeChecks(log: (line: string) => void = () => {}): Promise
   }
 
   // The expert path by step size (GRPST_CUDA_MOE_WIDE_MIN_TOKENS, read when an engine loads): the
-  // default (wide tiles from kMoeWideMinTokens = 32 tokens), the tile kernel for every step (0),
+  // default (wide tiles from kMoeWideMinTokens = 64 tokens), the tile kernel for every step (0),
   // the wide tiles for every step (1). The prompts' prefill takes the wide tiles by default where
-  // they are 32 tokens or more; logprobs compared as the transformers check compares them.
+  // they are 64 tokens or more; logprobs compared as the transformers check compares them.
   for (const name of MOE) {
     const engines = [];
     try {
@@ -48,7 +48,7 @@ export async function moeChecks(log: (line: string) => void = () => {}): Promise
         loadEngine(checkpoint(name), { ...limits, device: 'cuda' })));
       const [byDefault, tiles, wide] = engines;
       const prompts = refs(name).prompts;
-      add(`${name} a prompt reaches the wide tiles (32 tokens or more)`, prompts.some((p) => p.prompt_ids.length >= 32),
+      add(`${name} a prompt reaches the wide tiles (64 tokens or more)`, prompts.some((p) => p.prompt_ids.length >= 64),
         `prompt lengths ${prompts.map((p) => p.prompt_ids.length).join(', ')}`);
       for (const p of prompts) {
         const req: SubmitRequest = { tokens: p.prompt_ids, sampling: { ...defaultSampling, temperature: 0 }, maxTokens: 16,

@@ -28,8 +28,11 @@ constexpr int kMoeTileRows = 8;
 // Grouped rows per tile of moe_experts_wide (tensor cores), for steps of many tokens.
 constexpr int kMoeWideRows = 64;
 // Tokens in a step from which the forward takes the wide tiles (GRPST_CUDA_MOE_WIDE_MIN_TOKENS
-// overrides it; 0 never). Below it decode batches keep the tile kernel.
-constexpr int kMoeWideMinTokens = 32;
+// overrides it; 0 never). Below it decode batches keep the tile kernel: on the H100, one
+// Qwen3-30B-A3B sparse layer took the wide tiles 0.87-0.96x the tile kernel's speed at 1-32
+// tokens and 1.24x at 64, 2.2x at 128, 11x at 2,048 (`grpst_gpu_harness moe`,
+// docs/benchmarks-moe.md).
+constexpr int kMoeWideMinTokens = 64;
 // Limits of the routing kernel: each lane of a warp holds at most 32 experts' taken bits.
 constexpr int kMoeMaxExperts = 1024;
 constexpr int kMoeMaxTopK = 32;
