@@ -27,6 +27,7 @@ interface ServeOptions {
   max_model_len?: number;
   max_num_seqs?: number;
   max_num_batched_tokens?: number;
+  kv_cache_dtype?: 'auto' | 'bfloat16' | 'float32' | 'fp8' | 'int8';
   speculative_config?: Record<string, unknown>;
   lora_modules?: string[];
   api_key?: string;
@@ -42,6 +43,9 @@ export function register(program: Command): void {
     .option('--max_model_len <n>', "with --model_dir: the longest prompt plus answer, in tokens, at most the folder's (default: the engine's max_seq_len, or the checkpoint's positions)", maxModelLen)
     .option('--max_num_seqs <n>', "with --model_dir: the most sequences decoding together, as vLLM's --max-num-seqs (default: the engine's max_batch_size, or 16)", positiveInt('--max_num_seqs'))
     .option('--max_num_batched_tokens <n>', "with --model_dir: the most tokens one step computes (decode rows and prompt chunks), as vLLM's --max-num-batched-tokens (default: the engine's max_num_tokens, or 512)", positiveInt('--max_num_batched_tokens'))
+    .addOption(
+      new Option('--kv_cache_dtype <dtype>', "with --model_dir: the KV cache's element type, as vLLM's --kv-cache-dtype (default: auto, the engine's or the model's)").choices(['auto', 'bfloat16', 'float32', 'fp8', 'int8']),
+    )
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
     .option('--speculative_config <json>', 'with --model_dir: speculative decoding, as vLLM\'s --speculative-config: by prompt lookup, e.g. \'{"method": "ngram", "num_speculative_tokens": 4}\', or by a draft model, e.g. \'{"model": "qwen3-0.6b", "num_speculative_tokens": 4}\'', speculativeConfig)
     .option('--lora_modules <name=path...>', "with --model_dir: PEFT LoRA adapters served beside the model, each under its own model name, as vLLM's --lora-modules (e.g. sql-lora=./adapters/sql)", loraModule)
@@ -82,6 +86,7 @@ export function register(program: Command): void {
         maxModelLen: opts.max_model_len,
         maxNumSeqs: opts.max_num_seqs,
         maxNumBatchedTokens: opts.max_num_batched_tokens,
+        kvCacheDtype: opts.kv_cache_dtype,
         speculativeConfig: await draftModelFolder(opts.speculative_config),
         loraModules: opts.lora_modules && (await Promise.all(opts.lora_modules.map(adapterFolder))),
         apiKey: opts.api_key,
@@ -99,7 +104,7 @@ function checkConfChoice(opts: ServeOptions): void {
     throw badInput('grpst serve needs --inference_conf FILE or --model_dir DIR', 'e.g. grpst serve --model_dir /tmp/Qwen3-8B/engine');
   }
   // Each flag's key in the conf (--max_model_len is vLLM's name for the conf's max_seq_len).
-  for (const [flag, value, key] of [['--served_model_name', opts.served_model_name, 'served_model_name'], ['--device', opts.device, 'device'], ['--max_model_len', opts.max_model_len, 'max_seq_len'], ['--max_num_seqs', opts.max_num_seqs, 'max_batch_size'], ['--max_num_batched_tokens', opts.max_num_batched_tokens, 'max_num_tokens'], ['--speculative_config', opts.speculative_config, 'speculative_config'], ['--lora_modules', opts.lora_modules, 'lora_modules']] as const) {
+  for (const [flag, value, key] of [['--served_model_name', opts.served_model_name, 'served_model_name'], ['--device', opts.device, 'device'], ['--max_model_len', opts.max_model_len, 'max_seq_len'], ['--max_num_seqs', opts.max_num_seqs, 'max_batch_size'], ['--max_num_batched_tokens', opts.max_num_batched_tokens, 'max_num_tokens'], ['--kv_cache_dtype', opts.kv_cache_dtype, 'kv_cache_dtype'], ['--speculative_config', opts.speculative_config, 'speculative_config'], ['--lora_modules', opts.lora_modules, 'lora_modules']] as const) {
     if (value !== undefined && opts.inference_conf) {
       throw badInput(`${flag} goes with --model_dir`, `set ${key} under models[0].inferer_args in ${opts.inference_conf}`);
     }

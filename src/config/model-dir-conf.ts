@@ -15,6 +15,8 @@ export interface ModelDirChoices {
   /** --max_num_seqs, --max_num_batched_tokens: the conf's max_batch_size, max_num_tokens. */
   maxBatchSize?: number;
   maxNumTokens?: number;
+  /** --kv_cache_dtype: the conf's kv_cache_dtype. */
+  kvCacheDtype?: string;
   /** --speculative_config: the conf's speculative_config, as parsed. */
   speculativeConfig?: Record<string, unknown>;
   /** --lora_modules: the conf's lora_modules ("name=path", paths absolute). */
@@ -48,6 +50,7 @@ export function modelDirConf(dir: string, choices: ModelDirChoices = {}): string
   if (choices.maxSeqLen !== undefined) infererArgs.max_seq_len = choices.maxSeqLen;
   if (choices.maxBatchSize !== undefined) infererArgs.max_batch_size = choices.maxBatchSize;
   if (choices.maxNumTokens !== undefined) infererArgs.max_num_tokens = choices.maxNumTokens;
+  if (choices.kvCacheDtype !== undefined) infererArgs.kv_cache_dtype = choices.kvCacheDtype;
   if (choices.speculativeConfig !== undefined) infererArgs.speculative_config = choices.speculativeConfig;
   if (choices.loraModules !== undefined) infererArgs.lora_modules = choices.loraModules;
   return stringify({ models: [{ name: path.basename(abs) || 'model', version: '1.0.0', inferer_args: infererArgs }] });

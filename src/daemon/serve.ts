@@ -41,6 +41,8 @@ export interface ServeInput {
   /** --max_num_seqs / --max_num_batched_tokens (with modelDir): the conf's max_batch_size / max_num_tokens. */
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
+  /** --kv_cache_dtype (with modelDir): the conf's kv_cache_dtype. */
+  kvCacheDtype?: 'auto' | 'bfloat16' | 'float32' | 'fp8' | 'int8';
   /** --speculative_config (with modelDir): the conf's speculative_config. */
   speculativeConfig?: Record<string, unknown>;
   /** --lora_modules (with modelDir): name=path entries, paths absolute. */
@@ -67,11 +69,13 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
           maxSeqLen: input.maxModelLen,
           maxBatchSize: input.maxNumSeqs,
           maxNumTokens: input.maxNumBatchedTokens,
+          kvCacheDtype: input.kvCacheDtype,
           speculativeConfig: input.speculativeConfig,
           loraModules: input.loraModules,
         })
       : undefined;
-  if (input.modelDir !== undefined) await checkModelDirLimits(input.modelDir, input);
+  const sizing = input.maxModelLen ?? input.maxNumSeqs ?? input.maxNumBatchedTokens;
+  if (input.modelDir !== undefined && sizing !== undefined) await checkModelDirLimits(input.modelDir, input);
   log.info(`grpst serve (pid ${process.pid}): ${inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
   const d = loadDeployment({ inferenceConf, inferenceText, serverConf: input.serverConf, deployPath, listen: input.listen, apiKey: input.apiKey });
   for (const warning of d.warnings) log.warn(warning);

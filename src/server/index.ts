@@ -77,7 +77,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       ctx.setEngine(engine);
       const weights = engine.info.weights;
       if (weights?.lockWarning) log(weights.lockWarning, 'warn');
-      log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${ctx.limits.maxSeqLen}, max_batch_size ${engine.info.maxBatchSize}, max_num_tokens ${engine.info.maxNumTokens}${weights ? `, ${weightsReadyText(weights)}` : ''})`);
+      log(`model ${options.modelId} ready (${engine.info.device}, ${engine.info.kernels}, max_seq_len ${ctx.limits.maxSeqLen}, max_batch_size ${engine.info.maxBatchSize}, max_num_tokens ${engine.info.maxNumTokens}, kv_cache_dtype ${engine.info.kvCacheDtype}${weights ? `, ${weightsReadyText(weights)}` : ''})`);
       if (ctx.limits.maxSeqLen < engine.info.maxSeqLen)
         log(
           `the KV cache holds ${ctx.limits.maxSeqLen} tokens, fewer than the engine's max_seq_len ${engine.info.maxSeqLen}: requests are limited to ${ctx.limits.maxSeqLen} tokens; raise max_tokens_in_paged_kv_cache, kv_cache_bytes or kv_cache_free_gpu_mem_fraction in the inference conf to serve longer ones`,

@@ -50,8 +50,8 @@ describe('grpst serve --model_dir with --max_model_len and --api_key', () => {
     expect(server.output()).not.toContain(key);
   }, 90_000);
 
-  it('--max_num_seqs and --max_num_batched_tokens size the engine: no more sequences decode at once', async () => {
-    const server = await serveForeground(cli, ['--model_dir', modelDir, '--max_num_seqs', '2', '--max_num_batched_tokens', '48'], work);
+  it('--max_num_seqs, --max_num_batched_tokens and --kv_cache_dtype size the engine: no more sequences decode at once', async () => {
+    const server = await serveForeground(cli, ['--model_dir', modelDir, '--max_num_seqs', '2', '--max_num_batched_tokens', '48', '--kv_cache_dtype', 'fp8'], work);
     try {
       const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
       // Six requests at once: two decode, the rest wait their turn (the engine's own gauges).
@@ -75,7 +75,7 @@ describe('grpst serve --model_dir with --max_model_len and --api_key', () => {
     } finally {
       await server.stop();
     }
-    expect(server.output()).toMatch(/max_batch_size 2, max_num_tokens 48/);
+    expect(server.output()).toMatch(/max_batch_size 2, max_num_tokens 48, kv_cache_dtype fp8/);
   }, 90_000);
 
   it('refuses a --max_model_len past the checkpoint, and a short --api_key without repeating it', async () => {

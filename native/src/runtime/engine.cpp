@@ -240,6 +240,7 @@ void Engine::loop() {
     }
     const Clock::time_point step_start = Clock::now();
     bool stepped = false;
+    double forward_seconds = 0;
     std::vector<SeqEvent> events;
     try {
       for (auto& s : incoming) scheduler_.add(std::move(s));
@@ -282,7 +283,7 @@ void Engine::loop() {
           }
           std::lock_guard<std::mutex> lock(mutex_);
           stats_.steps++;
-          stats_.forward_seconds += seconds_between(forward_start, forward_end);
+          forward_seconds = seconds_between(forward_start, forward_end);
         } else {
           stalled = true;
         }
@@ -293,9 +294,11 @@ void Engine::loop() {
     publish_stats();
     if (!events.empty()) sink_(std::move(events));
     if (stepped) {
-      // After the sink: handing the events on is host work between two forward passes too.
+      // After the sink: handing the events on is host work between two forward passes too. Both
+      // counters move together, so a reading never has a step's forward time without its step.
       std::lock_guard<std::mutex> lock(mutex_);
       stats_.step_seconds += seconds_between(step_start, Clock::now());
+      stats_.forward_seconds += forward_seconds;
     }
   }
 }
