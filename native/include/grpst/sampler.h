@@ -93,6 +93,12 @@ class Sampler {
    * than k of them above -inf, none NaN; `mx` their largest. False where it cannot promise that.
    */
   bool top_k_candidates(float* l, int vocab, size_t k, float mx);
+  /** The k-th largest of l's entries above -inf (more than k of them, none NaN). */
+  float kth_largest(const float* l, int vocab, size_t k);
+  /** idx_ = the ids of the entries >= floor, ascending. */
+  void collect_at_least(const float* l, int vocab, float floor);
+  /** idx_[0, head) = the head best entries of l (more than head above -inf, none NaN), best first; idx_ holds only candidates. */
+  void best_first_head(const float* l, int vocab, size_t head);
   /** A copy of the row with the request's bans, biases, grammar mask and penalties, then draw. */
   int32_t draw_edited(const float* logits, int vocab, const Request& req, SamplerState& st, TokenConstraint* c,
                       bool ban_stops, const int32_t* generated, int num_generated);

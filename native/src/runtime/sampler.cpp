@@ -183,9 +183,14 @@ int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
     double total = 0;
     for (size_t i = 0; i < n; i++) total += l[idx_[i]];
     const double target = double(p.top_p) * total;
-    // Most nucleus cuts fall within the best few hundred tokens: sort those first.
+    // Most nucleus cuts fall within the best few hundred tokens: sort those first. Without NaN,
+    // found as top_k finds its candidates (idx_ then holds them, not every token: the rare wide
+    // nucleus below lists every token again).
     size_t head = sorted ? n : std::min<size_t>(n, 1024);
-    if (!sorted) {
+    const bool head_only = !sorted && !nan && head < n;
+    if (head_only) {
+      best_first_head(l, vocab, head);
+    } else if (!sorted) {
       std::nth_element(idx_.begin(), idx_.begin() + head, idx_.begin() + n, cmp);
       std::sort(idx_.begin(), idx_.begin() + head, cmp);
     }
@@ -193,6 +198,11 @@ int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
     size_t keep = 0;
     while (keep < head && cum < target) cum += l[idx_[keep++]];
     if (cum < target && head < n) {  // rare: the nucleus is wider than the head
+      if (head_only) {
+        idx_.clear();
+        for (int i = 0; i < vocab; i++)
+          if (l[i] != kNegInf) idx_.push_back(i);
+      }
       std::sort(idx_.begin(), idx_.begin() + n, cmp);
       cum = 0;
       keep = 0;
@@ -221,13 +231,11 @@ int32_t Sampler::draw(float* l, int vocab, const SamplingParams& p, Rng& rng) {
   return idx_[n - 1];
 }
 
-bool Sampler::top_k_candidates(float* l, int vocab, size_t k, float mx) {
-  // The k-th largest scaled logit y_k: a min-heap of the best k seen, where most of a vocabulary
-  // fails the one compare against its top.
+float Sampler::kth_largest(const float* l, int vocab, size_t k) {
+  // A min-heap of the best k seen, where most of a vocabulary fails the one compare against its
+  // top: once the heap is full, a block of 16 with nothing above it is passed over in one test.
   heap_.clear();
   for (int i = 0; i < vocab; i++) {
-    // Once the heap is full, a block of 16 with nothing above its top is passed over in one test
-    // (vectorized): most of a vocabulary is.
     if (heap_.size() == k && (i & 15) == 0 && i + 16 <= vocab && !any_above(l + i, heap_.front())) {
       i += 15;
       continue;
@@ -243,20 +251,38 @@ bool Sampler::top_k_candidates(float* l, int vocab, size_t k, float mx) {
       std::push_heap(heap_.begin(), heap_.end(), std::greater<float>());
     }
   }
-  const float yk = heap_.front();
+  return heap_.front();
+}
+
+void Sampler::collect_at_least(const float* l, int vocab, float floor) {
+  idx_.clear();
+  const float below_floor = std::nextafter(floor, kNegInf);
+  for (int i = 0; i < vocab; i += 16) {
+    if (i + 16 <= vocab && !any_above(l + i, below_floor)) continue;
+    for (int j = i; j < std::min(vocab, i + 16); j++)
+      if (l[j] >= floor) idx_.push_back(j);
+  }
+}
+
+void Sampler::best_first_head(const float* l, int vocab, size_t head) {
+  // Every entry at least the head-th largest value holds the head best (ties in value go to the
+  // lower id, and there are at least `head` entries that large).
+  collect_at_least(l, vocab, kth_largest(l, vocab, head));
+  BetterFirst cmp{l};
+  if (idx_.size() > head) std::nth_element(idx_.begin(), idx_.begin() + ptrdiff_t(head), idx_.end(), cmp);
+  std::sort(idx_.begin(), idx_.begin() + ptrdiff_t(head), cmp);
+}
+
+bool Sampler::top_k_candidates(float* l, int vocab, size_t k, float mx) {
+  // The k-th largest scaled logit y_k.
+  const float yk = kth_largest(l, vocab, k);
   // Probabilities exp(y - mx) tie where y differs by less than expf's rounding (~1e-7 relative);
   // a token below y_k by more than the margin has a probability strictly under the k-th's, so it
   // cannot be among the k best (ties go to the lower id). Where the k-th probability is not a
   // normal float (y_k - mx < -80), ties are wide: the full path decides.
   if (yk - mx < -80.0f) return false;
   const float margin = 1e-5f * std::max({1.0f, std::fabs(yk), std::fabs(mx)});
-  idx_.clear();
-  const float floor = yk - margin, below_floor = std::nextafter(floor, kNegInf);
-  for (int i = 0; i < vocab; i += 16) {
-    if (i + 16 <= vocab && !any_above(l + i, below_floor)) continue;
-    for (int j = i; j < std::min(vocab, i + 16); j++)
-      if (l[j] >= floor) idx_.push_back(j);
-  }
+  collect_at_least(l, vocab, yk - margin);
   for (int32_t t : idx_) l[t] = std::exp(l[t] - mx);
   BetterFirst cmp{l};
   if (idx_.size() > k) std::nth_element(idx_.begin(), idx_.begin() + ptrdiff_t(k), idx_.end(), cmp);
