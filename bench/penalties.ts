@@ -5,7 +5,7 @@
 // too), and with 21 top logprobs, more than the device lists, which keeps the rows on the host
 // sampler: on an engine with one sampling thread and on one with the default threads
 // (LoadOptions.samplingThreads); and plain sampling with Qwen3's generation_config values
-// (temperature 0.7, top_k 20, top_p 0.8). Decode tok/s of each, its ratio to plain, and the host
+// (temperature 0.7, top_k 20, top_p 0.8), and the same without top_k. Decode tok/s of each, its ratio to plain, and the host
 // work between two forward passes per step (the engine's step time less its forward time).
 //
 //   npm run bench:penalties [-- --checkpoint DIR --device cpu|cuda|auto --batch 8 --tokens 128 --rounds 3 --json FILE]
@@ -50,6 +50,7 @@ const workloads: { name: string; sampling: SamplingParams; extra?: (e: Engine) =
   { name: 'penalties + top 21 logprobs (host, 1 thread)', sampling: penalized, extra: () => host, oneThread: true },
   { name: 'penalties + top 21 logprobs (host, default threads)', sampling: penalized, extra: () => host },
   { name: 'sampled: temperature 0.7, top_k 20, top_p 0.8', sampling: { ...defaultSampling, temperature: 0.7, topK: 20, topP: 0.8, seed: 7 } },
+  { name: 'sampled: temperature 0.7, top_p 0.8 (no top_k)', sampling: { ...defaultSampling, temperature: 0.7, topP: 0.8, seed: 7 } },
 ];
 const prompts = Array.from({ length: batch }, (_, i) => promptIds(256, 7 + 10 * i));
 

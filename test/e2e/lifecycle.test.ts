@@ -123,7 +123,9 @@ describe('grpst lifecycle on the native runtime', () => {
       const stream = await client.chat.completions.create({
         model: 'qwen3',
         messages: [{ role: 'user', content: `Count to ${i}` }],
-        max_tokens: 300,
+        // Long enough to outlast `grpst stop`'s start on a loaded machine: 8 rows of the tiny
+        // model step in about 2 ms, so 300 tokens could end before the SIGTERM arrived.
+        max_tokens: 2000,
         stream: true,
         stream_options: { include_usage: true },
         // @ts-expect-error vLLM/grpst extension: keep generating past end-of-text.
@@ -146,7 +148,7 @@ describe('grpst lifecycle on the native runtime', () => {
     while (firstChunks < 8) await new Promise((r) => setTimeout(r, 20));
     const stopped = await cli.run(['stop', 'drainer', '--timeout', '120']);
     const results = await Promise.all(streams);
-    expect(results).toEqual(Array.from({ length: 8 }, () => ({ finish: 'length', tokens: 300 })));
+    expect(results).toEqual(Array.from({ length: 8 }, () => ({ finish: 'length', tokens: 2000 })));
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(stopped.stderr).toContain('drainer stopped');
     const log = fs.readFileSync(path.join(cli.home, 'drainer', 'logs', 'grpst_server.log'), 'utf8');
