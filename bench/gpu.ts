@@ -145,13 +145,14 @@ if (args.checkpoint) {
     const bad = load.timings.find((t) => !t.ok);
     if (bad) console.error(`a served request failed: ${bad.error}`);
     serving = summarize(load);
+    const loopLine = engineLoopLine(serving);
     const kvStep = 64 * (1024 + 256) * info.kvBytesPerToken;
     const roofServe = (64 * copyGbs * 1e9) / (info.weightBytesPerStep + kvStep);
     add('serving', `64 concurrent, 1024 in / 512 out, ${n} requests`, `${serving.outputTokensPerSecond.toFixed(0)} output tok/s`,
       '>= 70% of roofline, >= 3x transformers b64',
       `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context 1280) -> ${((100 * serving.outputTokensPerSecond) / roofServe).toFixed(1)}%; ` +
         `TTFT p50/p99 ${serving.ttftMs[0].toFixed(0)}/${serving.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${serving.itlMs[0].toFixed(1)}/${serving.itlMs[2].toFixed(1)} ms; failed ${serving.failed}` +
-        (engineLoopLine(serving) ? `; ${engineLoopLine(serving)}` : ''));
+        (loopLine ? `; ${loopLine}` : ''));
   } catch (err) {
     add('serving', 'HTTP server', 'failed', '', err instanceof Error ? err.message : String(err));
   } finally {

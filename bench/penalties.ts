@@ -5,8 +5,9 @@
 // too), and with 21 top logprobs, more than the device lists, which keeps the rows on the host
 // sampler: on an engine with one sampling thread and on one with the default threads
 // (LoadOptions.samplingThreads); and plain sampling with Qwen3's generation_config values
-// (temperature 0.7, top_k 20, top_p 0.8), and the same without top_k. Decode tok/s of each, its ratio to plain, and the host
-// work between two forward passes per step (the engine's step time less its forward time).
+// (temperature 0.7, top_k 20, top_p 0.8), and the same without top_k. Decode tok/s of each, its
+// ratio to plain, and the host work between two forward passes per step (the engine's step time
+// less its forward time).
 //
 //   npm run bench:penalties [-- --checkpoint DIR --device cpu|cuda|auto --batch 8 --tokens 128 --rounds 3 --json FILE]
 //   (default checkpoint: the Qwen3-0.6B-shaped random one of bench:cpu)
@@ -15,6 +16,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadEngine, type Engine } from '../src/engine/index.js';
 import { defaultSampling, type LoadOptions, type SamplingParams, type SubmitRequest } from '../src/engine/types.js';
+import { engineLoopBetween, hostMsPerStep } from '../src/bench/load.js';
 import { decodeRate, runBatch, type BatchRun } from './batch-run.js';
 import { promptIds } from './prompt-ids.js';
 
@@ -81,8 +83,7 @@ try {
     // The share of the timed rounds' tokens the runner drew on its device (0 on a CPU).
     const onDevice = (on.runtimeStats().deviceDrawnTokens - drawnBefore) / Math.max(1, on.runtimeStats().generatedTokensTotal - generatedBefore);
     const b = best!;
-    const hostMsPerStep = (1000 * (b.after.stepSeconds - b.before.stepSeconds - (b.after.forwardSeconds - b.before.forwardSeconds))) / Math.max(1, b.after.steps - b.before.steps);
-    rows.push({ workload: w.name, tokS, vsPlain: tokS / (rows[0]?.tokS ?? tokS), msPerStep: b.decodeMs / Math.max(1, b.steps), hostMsPerStep, onDevice });
+    rows.push({ workload: w.name, tokS, vsPlain: tokS / (rows[0]?.tokS ?? tokS), msPerStep: b.decodeMs / Math.max(1, b.steps), hostMsPerStep: hostMsPerStep(engineLoopBetween(b.before, b.after)), onDevice });
   }
 } finally {
   await engine.close();

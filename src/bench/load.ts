@@ -47,6 +47,16 @@ const engineLoopSeries = {
   forwardSeconds: 'grpst_engine_forward_seconds_total',
 } as const;
 
+/** What the engine loop did between two readings of its counters (/metrics, or EngineStats in process). */
+export function engineLoopBetween(before: EngineLoopTimes, after: EngineLoopTimes): EngineLoopTimes {
+  return { steps: after.steps - before.steps, stepSeconds: after.stepSeconds - before.stepSeconds, forwardSeconds: after.forwardSeconds - before.forwardSeconds };
+}
+
+/** Milliseconds a step spent outside the forward pass: host work between two forward passes. */
+export function hostMsPerStep(loop: EngineLoopTimes): number {
+  return (1000 * (loop.stepSeconds - loop.forwardSeconds)) / Math.max(1, loop.steps);
+}
+
 /** The engine loop's counters now, from /metrics; undefined where the server does not have them. */
 async function readEngineLoop(spec: LoadSpec, agent: Agent): Promise<EngineLoopTimes | undefined> {
   try {
@@ -75,11 +85,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const loopAfter = loopBefore && (await readEngineLoop(spec, agent));
   await agent.close();
   const { prompt, ...rest } = spec;
-  const engineLoop = loopBefore && loopAfter ? {
-    steps: loopAfter.steps - loopBefore.steps,
-    stepSeconds: loopAfter.stepSeconds - loopBefore.stepSeconds,
-    forwardSeconds: loopAfter.forwardSeconds - loopBefore.forwardSeconds,
-  } : undefined;
+  const engineLoop = loopBefore && loopAfter ? engineLoopBetween(loopBefore, loopAfter) : undefined;
   return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings, ...(engineLoop ? { engineLoop } : {}) };
 }
 
@@ -206,7 +212,7 @@ function loopSummary(loop: EngineLoopTimes, wallSeconds: number): NonNullable<Lo
   return {
     steps: loop.steps,
     stepMs: (1000 * loop.stepSeconds) / loop.steps,
-    hostMsPerStep: (1000 * (loop.stepSeconds - loop.forwardSeconds)) / loop.steps,
+    hostMsPerStep: hostMsPerStep(loop),
     busyShare: loop.stepSeconds / wallSeconds,
   };
 }

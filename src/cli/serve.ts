@@ -3,6 +3,7 @@
 // `grpst serve --model_dir DIR` serves a folder with every setting at its default, no conf needed.
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { servedKvCacheDtypes, type ServedKvCacheDtype } from '../build/choices.js';
 import { envVars } from '../config/paths.js';
 import { badInput } from '../util/errors.js';
 import { shellQuote } from '../util/shell.js';
@@ -27,7 +28,7 @@ interface ServeOptions {
   max_model_len?: number;
   max_num_seqs?: number;
   max_num_batched_tokens?: number;
-  kv_cache_dtype?: 'auto' | 'bfloat16' | 'float32' | 'fp8' | 'int8';
+  kv_cache_dtype?: ServedKvCacheDtype;
   speculative_config?: Record<string, unknown>;
   lora_modules?: string[];
   api_key?: string;
@@ -44,7 +45,7 @@ export function register(program: Command): void {
     .option('--max_num_seqs <n>', "with --model_dir: the most sequences decoding together, as vLLM's --max-num-seqs (default: the engine's max_batch_size, or 16)", positiveInt('--max_num_seqs'))
     .option('--max_num_batched_tokens <n>', "with --model_dir: the most tokens one step computes (decode rows and prompt chunks), as vLLM's --max-num-batched-tokens (default: the engine's max_num_tokens, or 512)", positiveInt('--max_num_batched_tokens'))
     .addOption(
-      new Option('--kv_cache_dtype <dtype>', "with --model_dir: the KV cache's element type, as vLLM's --kv-cache-dtype (default: auto, the engine's or the model's)").choices(['auto', 'bfloat16', 'float32', 'fp8', 'int8']),
+      new Option('--kv_cache_dtype <dtype>', "with --model_dir: the KV cache's element type, as vLLM's --kv-cache-dtype (default: auto, the engine's or the model's)").choices(servedKvCacheDtypes),
     )
     .addOption(new Option('--device <device>', 'with --model_dir: where the model runs (default: auto)').choices(['cpu', 'cuda', 'auto']))
     .option('--speculative_config <json>', 'with --model_dir: speculative decoding, as vLLM\'s --speculative-config: by prompt lookup, e.g. \'{"method": "ngram", "num_speculative_tokens": 4}\', or by a draft model, e.g. \'{"model": "qwen3-0.6b", "num_speculative_tokens": 4}\'', speculativeConfig)

@@ -2,6 +2,7 @@
 // grps_trtllm user's conf validates unchanged apart from paths. Keys that only TensorRT-LLM's
 // executor understands are accepted and reported as ignored; anything else unknown is an error.
 import { z } from 'zod';
+import { servedKvCacheDtypes } from '../build/choices.js';
 
 const int = (min = 0) => z.number().int().min(min);
 const fraction = z.number().gt(0).max(1);
@@ -142,7 +143,7 @@ export const infererArgsSchema = z.strictObject({
   max_seq_len: int(2).optional(),
   kv_block_size: int(1).max(1024).optional(),
   kv_cache_bytes: int(1).optional(),
-  kv_cache_dtype: z.enum(['auto', 'bfloat16', 'float32', 'fp8', 'int8']).optional(),
+  kv_cache_dtype: z.enum(servedKvCacheDtypes).optional(),
   /** vLLM's --scheduling-policy: fcfs (arrival order), or priority (a request's priority field, then arrival). */
   scheduling_policy: z.enum(['fcfs', 'priority']).optional(),
   /** vLLM's speculative_config, method ngram (prompt lookup) or draft_model: drafts checked in one step; outputs unchanged. */

@@ -6,6 +6,7 @@
 // becomes.
 import fs from 'node:fs';
 import path from 'node:path';
+import { limitExcesses, type LimitKey } from '../engine/build-limits.js';
 import { badInput } from '../util/errors.js';
 
 export interface ModelDirLimits {
@@ -14,26 +15,25 @@ export interface ModelDirLimits {
   maxNumBatchedTokens?: number;
 }
 
-/** Each flag, the engine.json limit it may not pass, and the grpst build flag that raises that limit. */
-const engineLimits = [
-  ['maxModelLen', '--max_model_len', 'max_seq_len', 'tokens'],
-  ['maxNumSeqs', '--max_num_seqs', 'max_batch_size', 'sequences'],
-  ['maxNumBatchedTokens', '--max_num_batched_tokens', 'max_num_tokens', 'tokens'],
-] as const;
+/** The flag that sets each engine.json limit here, and what the limit counts. */
+const flagOf: Record<LimitKey, [flag: string, unit: string]> = {
+  max_seq_len: ['--max_model_len', 'tokens'],
+  max_batch_size: ['--max_num_seqs', 'sequences'],
+  max_num_tokens: ['--max_num_batched_tokens', 'tokens'],
+};
 
 export async function checkModelDirLimits(dir: string, asked: ModelDirLimits): Promise<void> {
   const abs = path.resolve(dir);
   if (fs.existsSync(path.join(abs, 'engine.json'))) {
     const { readManifest } = await import('../build/manifest.js');
-    const limits = readManifest(abs).limits;
-    for (const [field, flag, key, unit] of engineLimits) {
-      const value = asked[field];
-      if (value !== undefined && value > limits[key]) {
-        throw badInput(
-          `${flag} ${value} is above the engine's build limit of ${limits[key]} ${unit} (${key} in ${path.join(abs, 'engine.json')})`,
-          `pass ${flag} ${limits[key]} or less, or rebuild the engine with a larger --${key} (grpst build)`,
-        );
-      }
+    // The load's own rule (engine/build-limits.ts), worded with the flag the user typed.
+    const [excess] = limitExcesses(readManifest(abs).limits, { maxSeqLen: asked.maxModelLen, maxBatchSize: asked.maxNumSeqs, maxNumTokens: asked.maxNumBatchedTokens });
+    if (excess) {
+      const [flag, unit] = flagOf[excess.key];
+      throw badInput(
+        `${flag} ${excess.asked} is above the engine's build limit of ${excess.built} ${unit} (${excess.key} in ${path.join(abs, 'engine.json')})`,
+        `pass ${flag} ${excess.built} or less, or rebuild the engine with a larger --${excess.key} (grpst build)`,
+      );
     }
     return;
   }

@@ -16,6 +16,7 @@ import { requireTrtllmServe, trtllmServeArgs, writeTrtllmExtraOptions } from './
 import { freePort, requireListenable, type ListenSettings } from './ports.js';
 import { requireDeviceBuilt } from './device-check.js';
 import { checkModelDirLimits } from './model-dir-limits.js';
+import type { ServedKvCacheDtype } from '../build/choices.js';
 import { checkEngineLoads } from './load-check.js';
 import { checkTensorParallelHost, launchTensorParallelWorkers, tensorParallelSize, type TensorParallelGroup } from './tp-launch.js';
 
@@ -42,7 +43,7 @@ export interface ServeInput {
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
   /** --kv_cache_dtype (with modelDir): the conf's kv_cache_dtype. */
-  kvCacheDtype?: 'auto' | 'bfloat16' | 'float32' | 'fp8' | 'int8';
+  kvCacheDtype?: ServedKvCacheDtype;
   /** --speculative_config (with modelDir): the conf's speculative_config. */
   speculativeConfig?: Record<string, unknown>;
   /** --lora_modules (with modelDir): name=path entries, paths absolute. */
@@ -63,7 +64,10 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
   // Before this run's first line: the conf's log_backup_count is applied once the conf is read.
   if (input.logFile) rotateStale(input.logFile, Number.MAX_SAFE_INTEGER);
   const inferenceConf = input.inferenceConf ?? `--model_dir ${input.modelDir}`;
-  const inferenceText = input.modelDir !== undefined ? modelDirConf(input.modelDir, {
+  const inferenceText =
+    input.modelDir === undefined
+      ? undefined
+      : modelDirConf(input.modelDir, {
           servedModelName: input.servedModelName,
           device: input.device,
           maxSeqLen: input.maxModelLen,
@@ -72,8 +76,7 @@ export async function runServe(input: ServeInput, log: Logger = createLogger()):
           kvCacheDtype: input.kvCacheDtype,
           speculativeConfig: input.speculativeConfig,
           loraModules: input.loraModules,
-        })
-      : undefined;
+        });
   const sizing = input.maxModelLen ?? input.maxNumSeqs ?? input.maxNumBatchedTokens;
   if (input.modelDir !== undefined && sizing !== undefined) await checkModelDirLimits(input.modelDir, input);
   log.info(`grpst serve (pid ${process.pid}): ${inferenceConf}${input.serverConf ? ` + ${input.serverConf}` : ''}`);
