@@ -58,6 +58,9 @@
 #           BENCH_PROMPTS), or with SOURCE_APP=profile in the profile stage's launches, and the source lines where
 #           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
 #           per-line / per-instruction table as ncu-source.csv.xz
+# boundary  what a kernel boundary costs: a chain of 64 small kernels in a CUDA graph in stream
+#           order, under PDL (griddepcontrol.wait) and handed on by a counter the blocks bump
+#           (test/gpu/boundary/kernel_boundary.cu, built here with nvcc): boundary.txt
 # timeline  the kernels of replayed decode steps (b1 at 512 keys, b64 at 1,536; BENCH_FORMATS) with
 #           the GPU's own timestamps, through CUPTI (the injection library pack.sh builds), and where
 #           each step's time goes per kernel role (scripts/gpu/timeline_summary.py): timeline.txt,
@@ -415,6 +418,13 @@ for stage in "${STAGES[@]}"; do
       { grep -E "^\s*\[decode\]" /tmp/timeline-bench.log; python3 scripts/gpu/timeline_summary.py /tmp/timeline.csv "${labels[@]}"; } > "$OUT/timeline.txt" 2>&1
       xz -T0 -c /tmp/timeline.csv > "$OUT/timeline.csv.xz"
       cat "$OUT/timeline.txt"
+      ;;
+    boundary)
+      stamp "kernel boundary: a chain of links under stream order, PDL's wait and a flag handoff"
+      "$NVCC" -O3 -arch=sm_90a -o /tmp/grpst-bin/kernel_boundary test/gpu/boundary/kernel_boundary.cu > /tmp/kb-build.log 2>&1 ||
+        { tail -20 /tmp/kb-build.log; SUMMARY+=("boundary: build FAILED"); continue; }
+      timeout "${T_BOUNDARY:-240}" /tmp/grpst-bin/kernel_boundary > "$OUT/boundary.txt" 2>&1
+      rc=$?; SUMMARY+=("boundary: exit $rc"); cat "$OUT/boundary.txt"
       ;;
     *) echo "unknown stage $stage" ;;
   esac
