@@ -421,8 +421,8 @@ for stage in "${STAGES[@]}"; do
       cat "$OUT/timeline.txt"
       ;;
     script)
-      # SCRIPT=NAME: node .carry/js/NAME.mjs after the node setup (a bundle pack-node.sh did not
-      # make: `npx esbuild FILE.ts --bundle --platform=node --format=esm` with its banner, into .carry/js)
+      # SCRIPT=NAME: node .carry/js/NAME.mjs after the node setup (moe-flips, from pack-node.sh; or a
+      # bundle made as pack-node.sh makes them: esbuild with its banner, into .carry/js, xz optional)
       node_setup || { SUMMARY+=("script: node setup FAILED"); continue; }
       stamp "node .carry/js/${SCRIPT:?SCRIPT names the bundle}.mjs"
       timeout "${T_SCRIPT:-400}" node ".carry/js/$SCRIPT.mjs" > "$OUT/script.log" 2>&1
