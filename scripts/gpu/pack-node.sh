@@ -2,7 +2,7 @@
 # Part of scripts/gpu/pack.sh --node: what the served benchmark and the GPU parity checks need on
 # the GPU machine, which has no Node and no network:
 #   node.xz                  this machine's node binary (links only libc and libstdc++)
-#   js/*.mjs.xz              bench/gpu.ts, bench/gpu-tp.ts, bench/gpu-engines.ts, bench/speculative.ts, bench/penalties.ts, bench/prompt-logprobs.ts, bench/lora.ts, scripts/gpu/parity.ts, tp-parity.ts,
+#   js/*.mjs.xz              bench/gpu.ts, bench/gpu-tp.ts, bench/gpu-engines.ts, bench/speculative.ts, bench/penalties.ts, bench/prompt-logprobs.ts, bench/lora.ts, scripts/gpu/parity.ts, tp-parity.ts, moe-flips.ts,
 #                            tp-multi.ts and the grpst CLI (grpst.mjs) bundled with their npm
 #                            dependencies by esbuild (no node_modules there), and the
 #                            tensor-parallel worker (src/daemon/tp-worker.ts), which tp-multi and
@@ -24,7 +24,7 @@ xz -9 -c "$TOK/tokenizer.json" > "$CARRY/tokenizer/tokenizer.json.xz"
 cp "$TOK/tokenizer_config.json" "$CARRY/tokenizer/"
 banner="import { createRequire as __grpstRequire } from 'node:module'; const require = __grpstRequire(import.meta.url);"
 for pair in "bench/gpu.ts:bench-gpu.mjs" "bench/gpu-tp.ts:bench-gpu-tp.mjs" "bench/gpu-engines.ts:bench-gpu-engines.mjs" "bench/speculative.ts:bench-speculative.mjs" "bench/penalties.ts:bench-penalties.mjs" "bench/prompt-logprobs.ts:bench-prompt-logprobs.mjs" "bench/lora.ts:bench-lora.mjs" "src/cli/main.ts:grpst.mjs" \
-  "scripts/gpu/parity.ts:gpu-parity.mjs" "scripts/gpu/tp-parity.ts:tp-parity.mjs" \
+  "scripts/gpu/parity.ts:gpu-parity.mjs" "scripts/gpu/tp-parity.ts:tp-parity.mjs" "scripts/gpu/moe-flips.ts:moe-flips.mjs" \
   "scripts/gpu/tp-multi.ts:tp-multi.mjs" "src/daemon/tp-worker.ts:tp-worker.mjs"; do
   npx esbuild "${pair%%:*}" --bundle --platform=node --format=esm --target=node20 --log-level=warning \
     --banner:js="$banner" --outfile="$CARRY/js/${pair##*:}"

@@ -58,6 +58,7 @@
 #           BENCH_PROMPTS), or with SOURCE_APP=profile in the profile stage's launches, and the source lines where
 #           its warps stall most (scripts/gpu/ncu_source_top.py) into ncu.txt, the whole
 #           per-line / per-instruction table as ncu-source.csv.xz
+# script    SCRIPT=NAME: a bundled node script of .carry/js (see the stage), its output in script.log
 # boundary  what a kernel boundary costs: a chain of 64 small kernels in a CUDA graph in stream
 #           order, under PDL (griddepcontrol.wait) and handed on by a counter the blocks bump
 #           (test/gpu/boundary/kernel_boundary.cu, built here with nvcc): boundary.txt
@@ -418,6 +419,14 @@ for stage in "${STAGES[@]}"; do
       { grep -E "^\s*\[decode\]" /tmp/timeline-bench.log; python3 scripts/gpu/timeline_summary.py /tmp/timeline.csv "${labels[@]}"; } > "$OUT/timeline.txt" 2>&1
       xz -T0 -c /tmp/timeline.csv > "$OUT/timeline.csv.xz"
       cat "$OUT/timeline.txt"
+      ;;
+    script)
+      # SCRIPT=NAME: node .carry/js/NAME.mjs after the node setup (moe-flips, from pack-node.sh; or a
+      # bundle made as pack-node.sh makes them: esbuild with its banner, into .carry/js, xz optional)
+      node_setup || { SUMMARY+=("script: node setup FAILED"); continue; }
+      stamp "node .carry/js/${SCRIPT:?SCRIPT names the bundle}.mjs"
+      timeout "${T_SCRIPT:-400}" node ".carry/js/$SCRIPT.mjs" > "$OUT/script.log" 2>&1
+      rc=$?; SUMMARY+=("script $SCRIPT: exit $rc"); tail -60 "$OUT/script.log"
       ;;
     boundary)
       stamp "kernel boundary: a chain of links under stream order, PDL's wait and a flag handoff"

@@ -2,7 +2,7 @@
 // this first), each with the way that works. A native MoE engine is written in any --qformat (the
 // calibrated ones from each expert's own inputs: src/quant/expert-stats.ts), and from an AutoAWQ or
 // block-scaled FP8 checkpoint; it runs in one rank, on the CPU backend, or on CUDA when its experts
-// stay bf16.
+// are bf16 or int8_wo.
 import { isSparseLayer } from '../model/moe-tensors.js';
 import { badInput } from '../util/errors.js';
 import type { SourceModel } from './native/source.js';
@@ -16,10 +16,10 @@ export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
   if (s.tp_size > 1) {
     throw badInput(`--tp_size ${s.tp_size}: tensor parallelism is not available for Qwen3-MoE engines yet (${what})`, 'build with --tp_size 1 (the default); the engine runs on the CPU backend');
   }
-  if (s.device === 'cuda' && !bf16Engine(s, src)) {
+  if (s.device === 'cuda' && !cudaEngine(s, src)) {
     throw badInput(
-      `--device cuda: ${what} built as ${src.awq ? 'int4_awq (its AutoAWQ weights)' : s.qformat}, and the CUDA backend runs bf16 Qwen3-MoE engines only; the accuracy report runs the engine`,
-      'pass --device cpu or auto (auto runs a quantized MoE build on the CPU), or build --qformat full_prec',
+      `--device cuda: ${what} built as ${src.awq ? 'int4_awq (its AutoAWQ weights)' : s.qformat}, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only; the accuracy report runs the engine`,
+      'pass --device cpu or auto (auto runs such a MoE build on the CPU), or build --qformat full_prec or int8_wo',
     );
   }
   checkLoraTargets(src);
@@ -63,15 +63,18 @@ function checkTrtllmMoe(s: BuildSettings, src: SourceModel, what: string): void 
   }
 }
 
-/** A MoE build whose engine keeps its experts in bf16 (full_prec, not an AutoAWQ checkpoint's int4): the CUDA backend runs it. */
-function bf16Engine(s: BuildSettings, src: SourceModel): boolean {
-  return s.qformat === 'full_prec' && !src.awq;
+/**
+ * A MoE build whose engine's experts are bf16 (full_prec) or int8_wo, not an AutoAWQ checkpoint's
+ * int4: the CUDA backend runs it.
+ */
+function cudaEngine(s: BuildSettings, src: SourceModel): boolean {
+  return (s.qformat === 'full_prec' || s.qformat === 'int8_wo') && !src.awq;
 }
 
 /**
- * Where calibration and the accuracy report run a model: a quantized MoE build on the CPU whenever
- * the choice is grpst's (the CUDA backend runs bf16 MoE engines only).
+ * Where calibration and the accuracy report run a model: a MoE build in another format than bf16 or
+ * int8_wo on the CPU whenever the choice is grpst's (the CUDA backend runs those two only).
  */
 export function runDeviceFor(s: BuildSettings, src: SourceModel): BuildSettings['device'] {
-  return src.checkpoint.model.moe && s.device === 'auto' && !bf16Engine(s, src) ? 'cpu' : s.device;
+  return src.checkpoint.model.moe && s.device === 'auto' && !cudaEngine(s, src) ? 'cpu' : s.device;
 }

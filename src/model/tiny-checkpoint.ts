@@ -51,6 +51,8 @@ export interface TinyInit {
   lm_head: InitRule;
   norm: InitRule;
   linear: InitRule;
+  /** Qwen3-MoE routers (mlp.gate); absent: `linear`'s. Larger bounds route more decisively. */
+  router?: InitRule;
 }
 
 type Kind = keyof TinyInit;
@@ -105,7 +107,7 @@ export function tensorSpecs(spec: TinySpec, vocab: number): [string, number[], K
     );
     if (isSparseLayer(spec, i)) {
       const { num_experts: E, moe_intermediate_size: Im } = spec.moe!;
-      out.push([p + 'mlp.gate.weight', [E, H], 'linear']);
+      out.push([p + 'mlp.gate.weight', [E, H], 'router']);
       for (let e = 0; e < E; e++) {
         const q = `${p}mlp.experts.${e}.`;
         out.push([q + 'gate_proj.weight', [Im, H], 'linear'], [q + 'up_proj.weight', [Im, H], 'linear'], [q + 'down_proj.weight', [H, Im], 'linear']);
@@ -127,7 +129,7 @@ export interface TinyTensor {
 
 export function makeTensors(spec: TinySpec, vocab: number, init: TinyInit): TinyTensor[] {
   return tensorSpecs(spec, vocab).map(([name, shape, kind]) => {
-    const rule = init[kind];
+    const rule = init[kind] ?? init.linear;
     const count = shape.reduce((a, b) => a * b, 1);
     const bound = rule.bound_times_sqrt_fan_in !== undefined ? rule.bound_times_sqrt_fan_in / Math.sqrt(shape[1]) : rule.bound!;
     return { name, shape, bf16: tensorValues(spec.seed, name, count, bound, rule.offset) };

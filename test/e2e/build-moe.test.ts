@@ -161,7 +161,7 @@ describe('a native build of a Qwen3-MoE checkpoint', () => {
   });
 
   it('--dry-run names the experts, the routers and where the model runs', async () => {
-    const r = await cli.run(['build', '--model_dir', tinyMoe, '--output_dir', join(work, 'never'), '--qformat', 'int8_wo', '--kv_cache_dtype', 'fp8', '--dry-run']);
+    const r = await cli.run(['build', '--model_dir', tinyMoe, '--output_dir', join(work, 'never'), '--qformat', 'int8_wo', '--kv_cache_dtype', 'fp8', '--device', 'cpu', '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('(3 layers, hidden 64; Qwen3-MoE, 8 experts (top 2) of size 48 in 2 of 3 layers)');
     expect(r.stdout).toMatch(/# 2\. calibrate on .*: the fp8 KV cache, running the checkpoint, on the CPU/);
@@ -197,8 +197,8 @@ describe('what a MoE build refuses before any work', () => {
     await refused(['--tp_size', '2'], /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/, /fix: build with --tp_size 1/);
   });
 
-  it('--device cuda with int8_wo: the CUDA backend runs bf16 MoE engines only', async () => {
-    await refused(['--device', 'cuda', '--qformat', 'int8_wo'], /--device cuda: .* built as int8_wo, and the CUDA backend runs bf16 Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
+  it('--device cuda with int8_sq: the CUDA backend runs bf16 and int8_wo MoE engines only', async () => {
+    await refused(['--device', 'cuda', '--qformat', 'int8_sq'], /--device cuda: .* built as int8_sq, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
   });
 
   it("--merge_lora with an adapter of a sparse layer's MLP, which the checkpoint does not have", async () => {

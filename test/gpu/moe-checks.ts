@@ -1,12 +1,13 @@
-// Qwen3-MoE on the CUDA backend (bf16 experts), through the real runtime: the tiny MoE fixtures
+// Qwen3-MoE on the CUDA backend (bf16 experts; int8_wo ones: moe-quant-checks.ts), through the real runtime: the tiny MoE fixtures
 // (tiny-moe: top 2 of 8 experts renormalised, a dense layer between sparse ones; tiny-moe-b: top
 // 3 of 6 not renormalised, every second layer sparse, untied head) take the dense fixtures'
 // checks (parity-checks.ts: prompt logprobs against transformers within the bf16 tolerance, greedy
 // tokens equal to transformers' and the CPU backend's until a near-tie, CUDA graphs on = off,
 // GPU-drawn = host-drawn, batched = one by one); device "auto" takes the GPU for them; the
 // tensor-core expert tiles that steps of many tokens take (moe_experts_wide) give the prompts the
-// tile kernel's logprobs and, taken for every step, its greedy tokens; and a quantized MoE engine
-// on device "cuda" is refused, naming its format and where it runs.
+// tile kernel's logprobs and, taken for every step, its greedy tokens; int8_wo engines match the
+// CPU backend (moe-quant-checks.ts); and an int4_awq, fp8 or int8_sq MoE engine on device "cuda"
+// is refused, naming its format and where it runs.
 // Shared by model-parity.test.ts and scripts/gpu/parity.ts.
 import { loadAddon } from '../../src/engine/addon.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -15,6 +16,7 @@ import { checkpointTensorTable } from '../../src/engine/tensor-table.js';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
 import { defaultSampling, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
+import { moeInt8Checks } from './moe-quant-checks.js';
 import {
   checkRecorder, distance, equalPrefix, gpuParityChecks, nearTie, routerNearTies, run, TOL_MAX_LOGPROB, TOL_MEAN_LOGPROB,
   withEnv, withoutPositions, type CheckOutcome,
@@ -75,7 +77,7 @@ export async function moeChecks(log: (line: string) => void = () => {}): Promise
   // before any weight is read, so the bf16 checkpoint's tensors stand in for the engine's.
   const dir = checkpoint('tiny-moe');
   const ckpt = openCheckpoint(dir);
-  for (const scheme of ['int8_wo', 'int4_awq', 'fp8', 'int8_sq']) {
+  for (const scheme of ['int4_awq', 'fp8', 'int8_sq']) {
     let message = '';
     try {
       const e = await Engine.create(loadAddon(), ckpt.model, checkpointTensorTable(ckpt),
@@ -84,10 +86,11 @@ export async function moeChecks(log: (line: string) => void = () => {}): Promise
     } catch (err) {
       message = err instanceof Error ? err.message : String(err);
     }
-    const pass = message.includes(`quantized (${scheme})`) && message.includes('bf16 Qwen3-MoE engines run on CUDA') &&
+    const pass = message.includes(`quantized (${scheme})`) && message.includes('bf16 and int8_wo Qwen3-MoE engines run on CUDA') &&
       message.includes('CPU backend');
     add(`a ${scheme} Qwen3-MoE engine on device "cuda" is refused by name`, pass, message || 'loaded');
   }
+  out.push(...(await moeInt8Checks(log)));
   return out;
 }
 

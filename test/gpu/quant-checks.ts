@@ -31,20 +31,20 @@ import { checkRecorder, distance, equalPrefix, nearTie, run, showDistance, withi
 // against the CPU and 1.08 / 0.34 against cuBLASLt's prefill: e4m3 activations (3 mantissa bits)
 // turn any difference in rounding or summation order into code steps on these models. A wrong
 // scale, group or layout moves logprobs by whole units.
-const BOUND: Record<Exclude<QFormat, 'full_prec'>, { max: number; mean: number }> = {
+export const BOUND: Record<Exclude<QFormat, 'full_prec'>, { max: number; mean: number }> = {
   int8_wo: { max: 0.6, mean: 0.15 },
   int4_awq: { max: 0.6, mean: 0.15 },
   fp8: { max: 3, mean: 0.6 },
   int8_sq: { max: 1.5, mean: 0.3 },
 };
-const NEAR_TIE = { int8_wo: 0.25, int4_awq: 0.25, fp8: 0.5, int8_sq: 0.5 } as const;
+export const NEAR_TIE = { int8_wo: 0.25, int4_awq: 0.25, fp8: 0.5, int8_sq: 0.5 } as const;
 const BATCH = 24;
 
 const limits: LoadOptions = { maxSeqLen: 1024, maxTokensInPagedKvCache: 16384, maxBatchSize: 32 };
 const greedy = { ...defaultSampling, temperature: 0 };
 
 /** Prompt logprobs, and the top token's logprob at the decode steps both sides generated alike. */
-function compare(a: Outcome, b: Outcome): { prompt: Distance; decode: Distance } {
+export function compare(a: Outcome, b: Outcome): { prompt: Distance; decode: Distance } {
   let same = 0;
   while (same < a.tokens.length && same < b.tokens.length && a.tokens[same] === b.tokens[same]) same++;
   return { prompt: distance(a.promptLogprobs, b.promptLogprobs, a.promptLogprobs.length), decode: distance(a.chosen, b.chosen, same) };

@@ -63,7 +63,9 @@ describe('checkMoeBuild', () => {
 
   it.each([
     [{ tp_size: 2 }, /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/],
-    [{ device: 'cuda', qformat: 'int8_wo' }, /--device cuda: .* built as int8_wo, and the CUDA backend runs bf16 Qwen3-MoE engines only/],
+    [{ device: 'cuda', qformat: 'int8_sq' }, /--device cuda: .* built as int8_sq, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only/],
+    [{ device: 'cuda', qformat: 'int4_awq' }, /--device cuda: .* built as int4_awq, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only/],
+    [{ device: 'cuda', qformat: 'fp8' }, /--device cuda: .* built as fp8, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only/],
   ] as [BuildSettingsInput, RegExp][])('refuses %j', (flags, message) => {
     expect(() => checkMoeBuild(settings(flags), src())).toThrow(message);
   });
@@ -75,22 +77,24 @@ describe('checkMoeBuild', () => {
     }
   });
 
-  it('runs a quantized MoE build on the CPU when the device is for grpst to choose; a bf16 one where the runtime finds a GPU', () => {
-    expect(runDeviceFor(settings({ qformat: 'int8_wo', device: 'auto' }), src())).toBe('cpu');
+  it('runs an int4_awq / fp8 / int8_sq MoE build on the CPU when the device is for grpst to choose; a bf16 or int8_wo one where the runtime finds a GPU', () => {
+    for (const qformat of ['int4_awq', 'fp8', 'int8_sq'] as const) expect(runDeviceFor(settings({ qformat, device: 'auto' }), src())).toBe('cpu');
+    expect(runDeviceFor(settings({ qformat: 'int8_wo', device: 'auto' }), src())).toBe('auto');
     expect(runDeviceFor(settings({ qformat: 'int8_wo', device: 'cpu' }), src())).toBe('cpu');
     expect(runDeviceFor(settings({ qformat: 'full_prec', device: 'auto' }), src())).toBe('auto');
     const dense = openSource(checkpoint('tiny-a'));
     expect(runDeviceFor(resolveSettings({}, { model_dir: checkpoint('tiny-a'), output_dir: '/nonexistent/e', qformat: 'int8_wo' }), dense)).toBe('auto');
   });
 
-  it('lets a bf16 MoE build run on the GPU (the CUDA backend runs bf16 experts)', () => {
+  it('lets a bf16 or int8_wo MoE build run on the GPU (the CUDA backend runs bf16 and int8_wo experts)', () => {
     expect(() => checkMoeBuild(settings({ qformat: 'full_prec', device: 'cuda' }), src())).not.toThrow();
+    expect(() => checkMoeBuild(settings({ qformat: 'int8_wo', device: 'cuda' }), src())).not.toThrow();
   });
 });
 
 describe('the plan of a MoE build', () => {
-  it('calibrates only a quantized KV cache, on the CPU, and says what becomes of the experts and routers', () => {
-    const s = settings({ qformat: 'int8_wo', kv_cache_dtype: 'fp8' });
+  it('calibrates only a quantized KV cache, and says what becomes of the experts and routers', () => {
+    const s = settings({ qformat: 'int8_wo', kv_cache_dtype: 'fp8', device: 'cpu' });
     const plan = planNativeBuild(s, openSource(s.model_dir));
     expect(plan.steps.map((st) => st.phase)).toEqual(['check', 'calibrate', 'quantize', 'write', 'verify']);
     expect(plan.steps[0].text).toContain('(unquantized; Qwen3-MoE, 8 experts (top 2) of size 48 in 2 of 3 layers)');

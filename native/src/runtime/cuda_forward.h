@@ -31,13 +31,17 @@ struct ModelDims {
   MoeDims moe;
 };
 
-// A sparse layer's router and experts, bf16, each expert's matrices stacked: expert e's gate_up
-// starts at gate_up + e * 2 Im * H (rows interleaved as the dense gate_up), its down at
-// down + e * H * Im. Null in dense layers.
+// A sparse layer's router (bf16) and experts (bf16 or int8_wo), each expert's matrices stacked:
+// expert e's gate_up starts at element e * 2 Im * H of gate_up (rows interleaved as the dense
+// gate_up), its down at element e * H * Im of down; int8_wo adds one fp32 scale per weight row,
+// stacked and interleaved the same way. Null in dense layers.
 struct MoeWeights {
-  const bf16* router = nullptr;   // [E, H]
-  const bf16* gate_up = nullptr;  // [E, 2 Im, H]
-  const bf16* down = nullptr;     // [E, H, Im]
+  WeightFormat format = WeightFormat::bf16;  // the experts': bf16 or int8_wo
+  const bf16* router = nullptr;              // [E, H]
+  const void* gate_up = nullptr;             // [E, 2 Im, H] of `format`
+  const void* down = nullptr;                // [E, H, Im] of `format`
+  const float* gate_up_scale = nullptr;      // [E, 2 Im] int8_wo
+  const float* down_scale = nullptr;         // [E, H] int8_wo
   bool on() const { return router != nullptr; }
 };
 

@@ -53,14 +53,25 @@ Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
   in.eps = dims_.eps;
   GRPST_TRY(linear_prologue(in, moe_.xn, T, H, ex));
   GRPST_TRY(moe_route(moe_.xn, lw.moe.router, T, H, E, K, m.norm_topk, moe_.logits, moe_.choice, moe_.weight, ex));
-  // Prefill-sized steps: tiles of up to kMoeWideRows rows on the tensor cores, each expert's
-  // weights read once per 64 of its rows; decode steps: the tile kernel (a few rows per expert).
-  const bool wide = moe_wide_min_tokens_ > 0 && T >= moe_wide_min_tokens_;
+  // Prefill-sized steps of bf16 experts: tiles of up to kMoeWideRows rows on the tensor cores, each
+  // expert's weights read once per 64 of its rows; decode steps and int8_wo experts: the tile
+  // kernel (a few rows per expert; int8 rows dequantized in registers).
+  const MoeWeights& w = lw.moe;
+  const bool wide = w.format == WeightFormat::bf16 && moe_wide_min_tokens_ > 0 && T >= moe_wide_min_tokens_;
   const int tile_rows = wide ? kMoeWideRows : kMoeTileRows;
   GRPST_TRY(moe_group(moe_.choice, P, K, E, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count, ex, tile_rows));
-  const auto experts = wide ? moe_experts_wide : moe_experts;
-  GRPST_TRY(experts(moe_.xn, lw.moe.gate_up, lw.moe.down, moe_.row_token, moe_.tiles, moe_.tile_count,
-                    moe_max_tiles(P, E, tile_rows), H, m.intermediate, moe_.act, moe_.out, ex));
+  const int max_tiles = moe_max_tiles(P, E, tile_rows);
+  if (w.format == WeightFormat::int8_wo) {
+    GRPST_TRY(moe_experts_int8(moe_.xn, static_cast<const int8_t*>(w.gate_up), w.gate_up_scale,
+                               static_cast<const int8_t*>(w.down), w.down_scale, moe_.row_token, moe_.tiles,
+                               moe_.tile_count, max_tiles, H, m.intermediate, moe_.act, moe_.out, ex));
+  } else if (w.format == WeightFormat::bf16) {
+    const auto experts = wide ? moe_experts_wide : moe_experts;
+    GRPST_TRY(experts(moe_.xn, static_cast<const bf16*>(w.gate_up), static_cast<const bf16*>(w.down), moe_.row_token,
+                      moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate, moe_.act, moe_.out, ex));
+  } else {
+    return invalid("Forward::moe_mlp", "Qwen3-MoE experts run in bf16 or int8_wo only");
+  }
   return moe_combine(moe_.out, moe_.choice, moe_.weight, moe_.slot, T, H, K, h_, ex);
 }
 

@@ -178,35 +178,55 @@ struct Uploader {
     return out;
   }
 
-  // A sparse layer's router and experts, bf16 only, each kind of matrix stacked over the experts
-  // (MoeWeights); a decode step reads the router and top_k experts per token.
+  // A sparse layer's router (bf16) and experts (bf16 or int8_wo, the same format throughout),
+  // each kind of matrix stacked over the experts in its natural row order (MoeWeights): the tile
+  // kernel streams rows, not the dense kernels' mma-fragment layout. A decode step reads the router
+  // and top_k experts per token.
   cu::MoeWeights experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name) {
     const int E = cfg.moe.num_experts, Im = cfg.moe.intermediate_size, H = cfg.hidden_size;
     if (int(l.experts.size()) != E) throw Error("CUDA backend: " + name + "experts: the layer holds " +
                                                 std::to_string(l.experts.size()) + " of " + std::to_string(E));
+    const WeightFormat fmt = E > 0 ? l.experts[0].gate.fmt : WeightFormat::BF16;
     for (const Qwen3Expert& ex : l.experts)
       for (const LinearWeight* w : {&ex.gate, &ex.up, &ex.down})
-        if (w->fmt != WeightFormat::BF16)
+        if ((w->fmt != WeightFormat::BF16 && w->fmt != WeightFormat::INT8_WO) || w->fmt != fmt)
           throw Error("CUDA backend: " + name + "experts are " + cu::weight_format_name(to_cuda(w->fmt)) +
-                      ": Qwen3-MoE engines run on CUDA in bf16 only; quantized ones run on the CPU backend (device "
-                      "\"cpu\" or \"auto\")");
+                      (w->fmt != fmt ? std::string(" and ") + cu::weight_format_name(to_cuda(fmt)) : std::string()) +
+                      ": bf16 and int8_wo Qwen3-MoE engines run on CUDA; other quantized ones run on the CPU backend "
+                      "(device \"cpu\" or \"auto\")");
     if (l.router.fmt != WeightFormat::BF16) throw Error("CUDA backend: " + name + "router is not bf16");
+    const bool int8 = fmt == WeightFormat::INT8_WO;
+    const size_t elem = int8 ? 1 : 2;  // bytes of one weight
     cu::MoeWeights m;
-    const size_t router_bytes = size_t(E) * H * 2, gate_up_bytes = size_t(2) * Im * H * 2, down_bytes = size_t(H) * Im * 2;
+    m.format = to_cuda(fmt);
+    const size_t router_bytes = size_t(E) * H * 2, gate_up_bytes = size_t(2) * Im * H * elem,
+                 down_bytes = size_t(H) * Im * elem;
     void* r = mem.get(router_bytes, "router");
     copy_rows(r, {{l.router.w, src_pitch(l.router), E}}, size_t(H) * 2, false, "router");
     uint8_t* gu = static_cast<uint8_t*>(mem.get(E * gate_up_bytes, "experts gate_up"));
     uint8_t* dn = static_cast<uint8_t*>(mem.get(E * down_bytes, "experts down_proj"));
+    // int8_wo: one fp32 scale per row, [E, 2 Im] interleaved like gate_up's rows and [E, H].
+    float* gus = int8 ? static_cast<float*>(mem.get(size_t(E) * 2 * Im * 4, "experts gate_up scales")) : nullptr;
+    float* dns = int8 ? static_cast<float*>(mem.get(size_t(E) * H * 4, "experts down_proj scales")) : nullptr;
     for (int e = 0; e < E; ++e) {
       const Qwen3Expert& ex = l.experts[size_t(e)];
       copy_rows(gu + e * gate_up_bytes, {{ex.gate.w, src_pitch(ex.gate), Im}, {ex.up.w, src_pitch(ex.up), Im}},
-                size_t(H) * 2, true, "experts gate_up");
-      copy_rows(dn + e * down_bytes, {{ex.down.w, src_pitch(ex.down), H}}, size_t(Im) * 2, false, "experts down_proj");
+                size_t(H) * elem, true, "experts gate_up");
+      copy_rows(dn + e * down_bytes, {{ex.down.w, src_pitch(ex.down), H}}, size_t(Im) * elem, false, "experts down_proj");
+      if (int8) {
+        copy_rows(gus + size_t(e) * 2 * Im, {{ex.gate.scales, 4, Im}, {ex.up.scales, 4, Im}}, 4, true,
+                  "experts gate_up scales");
+        copy_rows(dns + size_t(e) * H, {{ex.down.scales, 4, H}}, 4, false, "experts down_proj scales");
+      }
     }
     m.router = static_cast<const cu::bf16*>(r);
-    m.gate_up = reinterpret_cast<const cu::bf16*>(gu);
-    m.down = reinterpret_cast<const cu::bf16*>(dn);
-    bytes += int64_t(router_bytes) + int64_t(cfg.moe.experts_per_tok) * int64_t(gate_up_bytes + down_bytes);
+    m.gate_up = gu;
+    m.down = dn;
+    m.gate_up_scale = gus;
+    m.down_scale = dns;
+    const size_t scale_bytes = int8 ? size_t(2 * Im + H) * 4 : 0;  // per expert
+    bytes += int64_t(router_bytes) +
+             int64_t(cfg.moe.experts_per_tok) * int64_t(gate_up_bytes + down_bytes + scale_bytes);
     return m;
   }
 };

@@ -1,8 +1,10 @@
 // `grpst_gpu_harness moe`: one Qwen3-30B-A3B sparse layer (hidden 2,048, 128 experts of 768, top
 // 8; random weights, near-uniform routing) at steps of 1 to 8,192 tokens, through the tile kernel
 // (moe_experts, kMoeTileRows rows per tile) and the tensor-core tiles (moe_experts_wide), each
-// timed as the forward runs it: routing, grouping, experts and combine. Rows: microseconds per
-// layer and the experts' TFLOP/s (2 x 3 x Im x H per (token, expert) pair).
+// timed as the forward runs it: routing, grouping, experts and combine; and up to 512 tokens the
+// tile kernel on int8_wo experts (moe_experts_int8: half the weight bytes, a scale per row), the
+// path of an int8_wo engine at every step. Rows: microseconds per layer and the experts' TFLOP/s
+// (2 x 3 x Im x H per (token, expert) pair).
 #include <string>
 
 #include "../../../native/src/kernels/cuda/moe.h"
@@ -23,6 +25,12 @@ void bench_moe() {
   fill_bf16(dgu.as<cu::bf16>(), dgu.n, 0.02f, 0.f, 3);
   fill_bf16(ddown.as<cu::bf16>(), ddown.n, 0.03f, 0.f, 4);
   fill_bf16(dh.as<cu::bf16>(), dh.n, 1.f, 0.f, 5);
+  Dev<int8_t> dgu_q(size_t(E) * 2 * Im * H), ddown_q(size_t(E) * H * Im);
+  Dev<float> dgu_s(size_t(E) * 2 * Im), ddown_s(size_t(E) * H);
+  fill_bytes(dgu_q.p, dgu_q.n, 6);
+  fill_bytes(ddown_q.p, ddown_q.n, 7);
+  fill_f32(dgu_s.p, dgu_s.n, 0.02f / 127.f, 0.02f / 127.f, 8);
+  fill_f32(ddown_s.p, ddown_s.n, 0.03f / 127.f, 0.03f / 127.f, 9);
   Dev<float> dlogits(size_t(max_T) * E), dweight(max_P);
   Dev<int32_t> dchoice(max_P), dslot(max_P), drow_token(max_P), dcount(1);
   Dev<cu::MoeTile> dtiles(cu::moe_max_tiles(max_P, E));
@@ -52,6 +60,20 @@ void bench_moe() {
       Bench::get().add("moe", name, us[wide], "us", std::to_string(tflops).substr(0, 6) + " TFLOP/s in the experts' products");
     }
     Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " tiles / wide", us[0] / us[1], "x");
+    if (T > 512) continue;
+    const auto int8_layer = [&] {
+      return cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K, true, dlogits.p, dchoice.p, dweight.p,
+                           ex).ok() &&
+             cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p, dcount.p, ex).ok() &&
+             cu::moe_experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p, dtiles.p,
+                                  dcount.p, cu::moe_max_tiles(P, E), H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex)
+                 .ok() &&
+             cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p, T, H, K, dh.as<cu::bf16>(), ex).ok();
+    };
+    const double ms8 = time_ms(int8_layer, 2, 20, stream);
+    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " int8_wo tiles", ms8 * 1e3, "us",
+                     std::to_string(2.0 * P * 3.0 * Im * H / (ms8 * 1e-3) / 1e12).substr(0, 6) + " TFLOP/s in the experts' products");
+    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " bf16 tiles / int8_wo tiles", us[0] / (ms8 * 1e3), "x");
   }
   Checks::get().expect("moe bench device state", cudaStreamSynchronize(stream) == cudaSuccess);
   cudaStreamDestroy(stream);

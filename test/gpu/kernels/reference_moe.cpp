@@ -92,6 +92,36 @@ void moe_experts(const V16& x, const V16& gate_up, const V16& down, const VI& ro
   }
 }
 
+void moe_experts_int8(const V16& x, const std::vector<int8_t>& gate_up, const VF& gate_up_scale,
+                      const std::vector<int8_t>& down, const VF& down_scale, const VI& row_token, const VI& row_expert,
+                      int P, int H, int Im, VF& act, VF& out, const VF* act_in) {
+  act.assign(static_cast<size_t>(P) * Im, 0.f);
+  out.assign(static_cast<size_t>(P) * H, 0.f);
+  for (int r = 0; r < P; ++r) {
+    const size_t e = static_cast<size_t>(row_expert[r]);
+    const uint16_t* xr = &x[static_cast<size_t>(row_token[r]) * H];
+    for (int j = 0; j < Im; ++j) {
+      const size_t gi = e * 2 * Im + 2 * j;  // gate row; its up row follows
+      const int8_t* g = &gate_up[gi * H];
+      const int8_t* u = g + H;
+      double ga = 0, ua = 0;
+      for (int k = 0; k < H; ++k) {
+        ga += double(g[k]) * bf2f(xr[k]);
+        ua += double(u[k]) * bf2f(xr[k]);
+      }
+      const float gs = float(ga) * gate_up_scale[gi], us = float(ua) * gate_up_scale[gi + 1];
+      act[static_cast<size_t>(r) * Im + j] = rbf(silu_bf16(rbf(gs)) * rbf(us));
+    }
+    const float* ar = act_in ? &(*act_in)[static_cast<size_t>(r) * Im] : &act[static_cast<size_t>(r) * Im];
+    for (int n = 0; n < H; ++n) {
+      const int8_t* d = &down[(e * H + n) * Im];
+      double acc = 0;
+      for (int k = 0; k < Im; ++k) acc += double(d[k]) * ar[k];
+      out[static_cast<size_t>(r) * H + n] = rbf(float(acc) * down_scale[e * H + n]);
+    }
+  }
+}
+
 void moe_combine(const V16& out, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K, V16& h) {
   std::vector<int> order(K);
   for (int t = 0; t < T; ++t) {

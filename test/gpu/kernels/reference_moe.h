@@ -27,6 +27,13 @@ void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, V
 void moe_experts(const V16& x /*[T,H]*/, const V16& gate_up /*[E,2Im,H]*/, const V16& down /*[E,H,Im]*/,
                  const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act, VF& out,
                  const VF* act_in = nullptr);
+// The same with int8_wo experts: int8 weights laid out as above, one fp32 scale per weight row
+// (gate_up_scale [E, 2Im] interleaved like its rows, down_scale [E, H]), each row's sum multiplied
+// by its scale before the rounding.
+void moe_experts_int8(const V16& x /*[T,H]*/, const std::vector<int8_t>& gate_up /*[E,2Im,H]*/,
+                      const VF& gate_up_scale /*[E,2Im]*/, const std::vector<int8_t>& down /*[E,H,Im]*/,
+                      const VF& down_scale /*[E,H]*/, const VI& row_token, const VI& row_expert, int P, int H, int Im,
+                      VF& act, VF& out, const VF* act_in = nullptr);
 // h[t] = bf16(h[t] + bf16(sum in expert order of weight * out[slot])), the sum in fp32 with fma
 // as the kernel adds.
 void moe_combine(const V16& out /*[P,H]*/, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K,

@@ -1,7 +1,7 @@
 // Parity: the Qwen3-MoE kernels (routing, grouping, experts, combine) against their CPU twins, each
 // stage fed the device's output of the stage before it (so a stage is checked on its own), at the
 // tiny fixtures' shapes, Qwen3-30B-A3B's (128 experts, top 8) and steps of one decode token to
-// prefill-sized ones where experts take several tiles.
+// prefill-sized ones where experts take several tiles; bf16 experts and int8_wo ones.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -22,12 +22,14 @@ struct MoeShape {
   // Most tokens choosing expert 0 (tiles of several rows, an expert past kMoeTileRows rows), and
   // two experts with the same router row (equal probabilities: the lower expert first).
   bool skewed;
+  // int8_wo experts (int8 weights, one fp32 scale per row) in place of bf16 ones.
+  bool int8 = false;
 };
 
 std::string shape_name(const MoeShape& s) {
   return "moe T=" + std::to_string(s.T) + " H=" + std::to_string(s.H) + " Im=" + std::to_string(s.Im) +
          " E=" + std::to_string(s.E) + " K=" + std::to_string(s.K) + (s.norm_topk ? " norm" : "") +
-         (s.skewed ? " skewed" : "");
+         (s.skewed ? " skewed" : "") + (s.int8 ? " int8_wo" : "");
 }
 
 // wide: the grouping into kMoeWideRows-row tiles and the tensor-core experts (moe_experts_wide,
@@ -51,9 +53,31 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   auto gate_up = rand_bf16(r, static_cast<size_t>(E) * 2 * Im * H, 1.f / std::sqrt(float(H)));
   auto down = rand_bf16(r, static_cast<size_t>(E) * H * Im, 1.f / std::sqrt(float(Im)));
   auto h = rand_bf16(r, static_cast<size_t>(T) * H, 2.f);
+  // int8_wo experts: weights over the whole int8 range, scales giving the bf16 weights' spread
+  // (each row's its own, so a scale applied to the wrong row shows).
+  auto rand_i8 = [&r](size_t n) {
+    std::vector<int8_t> q(n);
+    for (auto& v : q) v = static_cast<int8_t>(r.below(255) - 127);
+    return q;
+  };
+  auto rand_scales = [&r](size_t n, float a) {
+    ref::VF sc(n);
+    for (auto& v : sc) v = a / 127.f * (0.5f + r.uniform());
+    return sc;
+  };
+  std::vector<int8_t> gate_up_q, down_q;
+  ref::VF gate_up_s, down_s;
+  if (s.int8) {
+    gate_up_q = rand_i8(static_cast<size_t>(E) * 2 * Im * H);
+    down_q = rand_i8(static_cast<size_t>(E) * H * Im);
+    gate_up_s = rand_scales(static_cast<size_t>(E) * 2 * Im, 1.f / std::sqrt(float(H)));
+    down_s = rand_scales(static_cast<size_t>(E) * H, 1.f / std::sqrt(float(Im)));
+  }
   const int max_tiles = cu::moe_max_tiles(P, E, tile_rows);
 
   Dev<uint16_t> dx(x), drouter(router), dgu(gate_up), ddown(down), dh(h);
+  Dev<int8_t> dgu_q(gate_up_q), ddown_q(down_q);
+  Dev<float> dgu_s(gate_up_s), ddown_s(down_s);
   Dev<float> dlogits(static_cast<size_t>(T) * E), dweight(static_cast<size_t>(P));
   Dev<int32_t> dchoice(static_cast<size_t>(P)), dslot(static_cast<size_t>(P)), drow_token(static_cast<size_t>(P)),
       dcount(1);
@@ -69,10 +93,13 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   ok = ok && Checks::get().status(name + " group", cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p,
                                                                  dcount.p, ex, tile_rows));
   const auto experts = wide ? cu::moe_experts_wide : cu::moe_experts;
-  ok = ok && Checks::get().status(name + " experts",
-                                  experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(), drow_token.p,
-                                          dtiles.p, dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(),
-                                          dout.as<cu::bf16>(), ex));
+  ok = ok && Checks::get().status(
+                  name + " experts",
+                  s.int8 ? cu::moe_experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p,
+                                                dtiles.p, dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(),
+                                                dout.as<cu::bf16>(), ex)
+                         : experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(), drow_token.p, dtiles.p,
+                                   dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex));
   ok = ok && Checks::get().status(name + " combine", cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p,
                                                                      T, H, K, dh.as<cu::bf16>(), ex));
   if (!ok) return;
@@ -107,7 +134,10 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   for (int p = 0; p < P; ++p) row_expert[slot[p]] = got_choice[p];
   const ref::VF got_act = bf16_to_f32(dact.download());
   ref::VF act, out;
-  ref::moe_experts(x, gate_up, down, row_token, row_expert, P, H, Im, act, out, &got_act);
+  if (s.int8)
+    ref::moe_experts_int8(x, gate_up_q, gate_up_s, down_q, down_s, row_token, row_expert, P, H, Im, act, out, &got_act);
+  else
+    ref::moe_experts(x, gate_up, down, row_token, row_expert, P, H, Im, act, out, &got_act);
   Checks::get().compare(name + " gate_up + SwiGLU", got_act, act, 4e-3);
   const std::vector<uint16_t> got_out = dout.download();
   Checks::get().compare(name + " down", bf16_to_f32(got_out), out, 4e-3);
@@ -141,6 +171,14 @@ void test_moe() {
   test_moe_layer({300, 256, 64, 16, 4, true, true}, true);
   test_moe_layer({128, 2048, 768, 128, 8, true, false}, true);
   test_moe_layer({1, 2048, 768, 128, 8, true, false}, true);
+  // int8_wo experts (the tile kernel at every step size): tiny-moe's, tiny-moe-b's, Qwen3-30B-A3B's
+  // at 1, 64 and 300 tokens
+  test_moe_layer({1, 64, 48, 8, 2, true, false, true});
+  test_moe_layer({23, 64, 48, 8, 2, true, true, true});
+  test_moe_layer({40, 96, 32, 6, 3, false, true, true});
+  test_moe_layer({1, 2048, 768, 128, 8, true, false, true});
+  test_moe_layer({64, 2048, 768, 128, 8, true, true, true});
+  test_moe_layer({300, 2048, 768, 128, 8, true, true, true});
   // invalid shapes are refused with a Status, never a launch
   Checks::get().expect("moe_route refuses top k > experts",
                        !cu::moe_route(nullptr, nullptr, 1, 64, 4, 5, true, nullptr, nullptr, nullptr, {}).ok());
@@ -152,6 +190,13 @@ void test_moe() {
   Checks::get().expect("moe_experts refuses H % 8 != 0",
                        !cu::moe_experts(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 60, 32, nullptr,
                                         nullptr, {}).ok());
+  const float scale = 1.f;  // (not read: the call is refused before any launch)
+  Checks::get().expect("moe_experts_int8 refuses H % 8 != 0",
+                       !cu::moe_experts_int8(nullptr, nullptr, &scale, nullptr, &scale, nullptr, nullptr, nullptr, 1,
+                                             60, 32, nullptr, nullptr, {}).ok());
+  Checks::get().expect("moe_experts_int8 refuses missing scales",
+                       !cu::moe_experts_int8(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1,
+                                             64, 32, nullptr, nullptr, {}).ok());
 }
 
 }  // namespace harness

@@ -1,4 +1,4 @@
-// Qwen3-MoE's sparse MLP on the GPU (bf16 experts), as the CPU backend computes it
+// Qwen3-MoE's sparse MLP on the GPU (bf16 or int8_wo experts), as the CPU backend computes it
 // (native/src/model/moe_mlp.cpp) for each token x [H] (already RMS-normalised):
 //   p = softmax(W_router x)          [E] fp32
 //   the k largest p (ties: the lower expert), divided by their sum when norm_topk_prob
@@ -73,6 +73,15 @@ Status moe_experts(const __nv_bfloat16* x /*[T,H]*/, const __nv_bfloat16* gate_u
                    const __nv_bfloat16* down /*[E,H,Im]*/, const int32_t* row_token /*[P]*/,
                    const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
                    __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+// The same with int8_wo experts: int8 weights stacked and interleaved as above, one fp32 scale per
+// weight row (gate_up_scale interleaved like its rows); each row's fp32 sum of int8 weight times
+// activation is multiplied by its scale before the rounding: act[r] = bf16(silu_bf16(bf16(g sg))
+// * bf16(u su)), out[r] = bf16(down sum * s).
+Status moe_experts_int8(const __nv_bfloat16* x /*[T,H]*/, const int8_t* gate_up /*[E,2Im,H]*/,
+                        const float* gate_up_scale /*[E,2Im]*/, const int8_t* down /*[E,H,Im]*/,
+                        const float* down_scale /*[E,H]*/, const int32_t* row_token /*[P]*/, const MoeTile* tiles,
+                        const int32_t* tile_count, int max_tiles, int H, int Im, __nv_bfloat16* act /*[P,Im]*/,
+                        __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
 
 // moe_experts on the tensor cores for tiles of up to kMoeWideRows rows (moe_group with that
 // tile_rows): the same results within fp32 summation order (moe_experts_mma.cu).

@@ -1,9 +1,9 @@
-// Qwen3-MoE's experts on the GPU, tile by tile (moe_group lists the tiles on the device): each
-// warp streams two rows of one expert's weight once and multiplies them with all of the tile's
-// rows (up to kMoeTileRows), which sit in registers as partial sums. At one decode token this reads
-// exactly the chosen experts' weights once; a larger step reads each chosen expert's weights once
-// per tile of its rows. Then moe_combine adds each token's weighted expert outputs to the residual
-// stream in expert order.
+// Qwen3-MoE's experts on the GPU (bf16 or int8_wo weights), tile by tile (moe_group lists the
+// tiles on the device): each warp streams two rows of one expert's weight once and multiplies them
+// with all of the tile's rows (up to kMoeTileRows), which sit in registers as partial sums. At one
+// decode token this reads exactly the chosen experts' weights once; a larger step reads each chosen
+// expert's weights once per tile of its rows. Then moe_combine adds each token's weighted expert
+// outputs to the residual stream in expert order.
 #include <algorithm>
 
 #include "device_utils.cuh"
@@ -16,20 +16,50 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kRowsPerWarp = 2;  // weight rows; for gate_up one (gate, up) pair: one SwiGLU output
-constexpr int kBatch = 8;        // 16-byte chunks of each row a lane loads at once
+constexpr int kBatch = 8;        // chunks of 8 weights of each row a lane loads at once
+
+// How the tile kernel reads a weight row: 8 elements per chunk, one chunk per lane at a time.
+//  bf16:    16-byte chunks of 8 bf16, no scale;
+//  int8_wo: 8-byte chunks of 8 int8 (exact in fp32), one fp32 scale per row (output channel)
+//           applied to the row's warp sum, as the dense int8_wo epilogue applies it.
+struct Bf16Rows {
+  using Elem = bf16;
+  using Chunk = uint4;
+  static constexpr bool kScaled = false;
+  __device__ static Chunk load(const Elem* row, int j) { return ldg_stream(reinterpret_cast<const uint4*>(row) + j); }
+  __device__ static Chunk zero() { return make_uint4(0, 0, 0, 0); }
+  __device__ static void unpack(const Chunk& c, float* f) { unpack8(c, f); }
+};
+struct Int8Rows {
+  using Elem = int8_t;
+  using Chunk = uint2;
+  static constexpr bool kScaled = true;
+  __device__ static Chunk load(const Elem* row, int j) { return ldg_stream8(reinterpret_cast<const uint2*>(row) + j); }
+  __device__ static Chunk zero() { return make_uint2(0, 0); }
+  __device__ static void unpack(const Chunk& c, float* f) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      f[e] = static_cast<float>(static_cast<int8_t>(c.x >> (8 * e)));
+      f[4 + e] = static_cast<float>(static_cast<int8_t>(c.y >> (8 * e)));
+    }
+  }
+};
 
 // One tile's rows times weight rows [2 w, 2 w + 2) of its expert (w = the warp's index in the
-// grid's y), the sums of each lane's strided 16-byte chunks reduced across the warp.
+// grid's y), the sums of each lane's strided chunks of 8 weights reduced across the warp.
 //  kGateUp: x rows are tokens (row_token), the weight [E, N = 2 Im, K = H] has gate / up rows
 //           interleaved, y [P, N / 2] gets bf16(bf16(silu(g)) * u) as the dense SwiGLU epilogue;
 //  else:    x rows are the grouped rows themselves (act), the weight is down [E, N = H, K = Im],
 //           y [P, N] gets the two outputs rounded to bf16.
+// F (Bf16Rows, Int8Rows) is the weights' format; scale_all [E, N] its per-row scales (int8_wo),
+// each multiplying its row's sum before the rounding above.
 // A row's result does not depend on the tile's other rows: the same bits in every batch.
-template <bool kGateUp>
+template <bool kGateUp, class F>
 __global__ void __launch_bounds__(kWarps * 32)
-    moe_expert_rows_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w_all,
-                           const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
-                           const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
+    moe_expert_rows_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all,
+                           const float* __restrict__ scale_all, const int32_t* __restrict__ row_token,
+                           const MoeTile* __restrict__ tiles, const int32_t* __restrict__ tile_count, int N, int K,
+                           bf16* __restrict__ y) {
   griddep_wait();
   griddep_launch_dependents();
   if (static_cast<int>(blockIdx.x) >= *tile_count) return;  // the grid's bound exceeds this step's tiles
@@ -37,9 +67,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n0 = (blockIdx.y * kWarps + warp) * kRowsPerWarp;
   if (n0 >= N) return;
-  const bf16* w = w_all + (static_cast<size_t>(tile.expert) * N + n0) * K;
-  const uint4* w0 = reinterpret_cast<const uint4*>(w);
-  const uint4* w1 = reinterpret_cast<const uint4*>(w + K);
+  const typename F::Elem* w0 = w_all + (static_cast<size_t>(tile.expert) * N + n0) * K;
+  const typename F::Elem* w1 = w0 + K;
+  float s0 = 1.f, s1 = 1.f;
+  if constexpr (F::kScaled) {
+    s0 = scale_all[static_cast<size_t>(tile.expert) * N + n0];
+    s1 = scale_all[static_cast<size_t>(tile.expert) * N + n0 + 1];
+  }
   const uint4* xr[kMoeTileRows];
 #pragma unroll
   for (int m = 0; m < kMoeTileRows; ++m) {
@@ -52,23 +86,24 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int m = 0; m < kMoeTileRows; ++m) acc0[m] = acc1[m] = 0.f;
   const int n8 = K / 8;
   // kBatch chunks of both rows are loaded before any is used: a warp keeps 2 x kBatch x 512 bytes
-  // in flight (at Qwen3-30B-A3B's gate_up, K = 2,048, its whole share in one batch), where loading
-  // chunk by chunk left the short rows latency-bound. The per-lane order of the sums is unchanged.
+  // of bf16 (256 of int8) in flight (at Qwen3-30B-A3B's gate_up, K = 2,048, its whole share in one
+  // batch), where loading chunk by chunk left the short rows latency-bound. The per-lane order of
+  // the sums is unchanged.
   for (int j0 = lane; j0 < n8; j0 += 32 * kBatch) {
-    uint4 wa[kBatch], wb[kBatch];
+    typename F::Chunk wa[kBatch], wb[kBatch];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int j = j0 + 32 * u;
-      wa[u] = j < n8 ? ldg_stream(w0 + j) : make_uint4(0, 0, 0, 0);
-      wb[u] = j < n8 ? ldg_stream(w1 + j) : make_uint4(0, 0, 0, 0);
+      wa[u] = j < n8 ? F::load(w0, j) : F::zero();
+      wb[u] = j < n8 ? F::load(w1, j) : F::zero();
     }
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int j = j0 + 32 * u;
       if (j >= n8) break;
       float a[8], b[8];
-      unpack8(wa[u], a);
-      unpack8(wb[u], b);
+      F::unpack(wa[u], a);
+      F::unpack(wb[u], b);
 #pragma unroll
       for (int m = 0; m < kMoeTileRows; ++m) {
         if (m >= tile.rows) break;
@@ -85,8 +120,12 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int m = 0; m < kMoeTileRows; ++m) {
     if (m >= tile.rows) break;
-    const float g = warp_sum(acc0[m]), u = warp_sum(acc1[m]);
+    float g = warp_sum(acc0[m]), u = warp_sum(acc1[m]);
     if (lane != m) continue;
+    if constexpr (F::kScaled) {
+      g *= s0;
+      u *= s1;
+    }
     const size_t row = static_cast<size_t>(tile.row0 + m);
     if constexpr (kGateUp) {
       y[row * (N / 2) + n0 / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(g)) * round_bf16(u));
@@ -95,6 +134,26 @@ __global__ void __launch_bounds__(kWarps * 32)
       y[row * N + n0 + 1] = __float2bfloat16_rn(u);
     }
   }
+}
+
+// Both projections of the listed tiles in format F: gate_up + SwiGLU into act, then down into out.
+template <class F>
+Status launch_experts(const bf16* x, const typename F::Elem* gate_up, const float* gate_up_scale,
+                      const typename F::Elem* down, const float* down_scale, const int32_t* row_token,
+                      const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act,
+                      bf16* out, const Exec& ex) {
+  if (H % 8 != 0 || Im % 8 != 0) return invalid("moe_experts", "hidden and expert sizes must be multiples of 8");
+  if (max_tiles <= 0) return ok_status();
+  if constexpr (F::kScaled) {
+    if (!gate_up_scale || !down_scale) return invalid("moe_experts_int8", "int8_wo experts need their per-row scales");
+  }
+  const int rows_per_block = kWarps * kRowsPerWarp;
+  GRPST_TRY(launch("moe_experts gate_up", moe_expert_rows_kernel<true, F>,
+                   dim3(max_tiles, ceil_div(2 * Im, rows_per_block)), dim3(kWarps * 32), 0, ex, x, gate_up,
+                   gate_up_scale, row_token, tiles, tile_count, 2 * Im, H, act));
+  return launch("moe_experts down", moe_expert_rows_kernel<false, F>, dim3(max_tiles, ceil_div(H, rows_per_block)),
+                dim3(kWarps * 32), 0, ex, static_cast<const bf16*>(act), down, down_scale, row_token, tiles,
+                tile_count, H, Im, out);
 }
 
 // One block per token: thread 0 orders the token's K experts (distinct) by expert, then each
@@ -146,13 +205,16 @@ __global__ void __launch_bounds__(128)
 Status moe_experts(const bf16* x, const bf16* gate_up, const bf16* down, const int32_t* row_token,
                    const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                    const Exec& ex) {
-  if (H % 8 != 0 || Im % 8 != 0) return invalid("moe_experts", "hidden and expert sizes must be multiples of 8");
-  if (max_tiles <= 0) return ok_status();
-  const int rows_per_block = kWarps * kRowsPerWarp;
-  GRPST_TRY(launch("moe_experts gate_up", moe_expert_rows_kernel<true>, dim3(max_tiles, ceil_div(2 * Im, rows_per_block)),
-                   dim3(kWarps * 32), 0, ex, x, gate_up, row_token, tiles, tile_count, 2 * Im, H, act));
-  return launch("moe_experts down", moe_expert_rows_kernel<false>, dim3(max_tiles, ceil_div(H, rows_per_block)),
-                dim3(kWarps * 32), 0, ex, static_cast<const bf16*>(act), down, row_token, tiles, tile_count, H, Im, out);
+  return launch_experts<Bf16Rows>(x, gate_up, nullptr, down, nullptr, row_token, tiles, tile_count, max_tiles, H, Im,
+                                  act, out, ex);
+}
+
+Status moe_experts_int8(const bf16* x, const int8_t* gate_up, const float* gate_up_scale, const int8_t* down,
+                        const float* down_scale, const int32_t* row_token, const MoeTile* tiles,
+                        const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
+                        const Exec& ex) {
+  return launch_experts<Int8Rows>(x, gate_up, gate_up_scale, down, down_scale, row_token, tiles, tile_count, max_tiles,
+                                  H, Im, act, out, ex);
 }
 
 Status moe_combine(const bf16* out, const int32_t* choice, const float* weight, const int32_t* slot, int T, int H,
