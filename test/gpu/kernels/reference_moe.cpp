@@ -65,36 +65,11 @@ void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, V
 
 static float silu_bf16(float g) { return rbf(g / (1.f + std::exp(-g))); }
 
-void moe_experts(const V16& x, const V16& gate_up, const V16& down, const VI& row_token, const VI& row_expert, int P,
-                 int H, int Im, VF& act, VF& out, const VF* act_in) {
-  act.assign(static_cast<size_t>(P) * Im, 0.f);
-  out.assign(static_cast<size_t>(P) * H, 0.f);
-  for (int r = 0; r < P; ++r) {
-    const size_t e = static_cast<size_t>(row_expert[r]);
-    const uint16_t* xr = &x[static_cast<size_t>(row_token[r]) * H];
-    for (int j = 0; j < Im; ++j) {
-      const uint16_t* g = &gate_up[(e * 2 * Im + 2 * j) * H];
-      const uint16_t* u = g + H;
-      double ga = 0, ua = 0;
-      for (int k = 0; k < H; ++k) {
-        ga += double(bf2f(g[k])) * bf2f(xr[k]);
-        ua += double(bf2f(u[k])) * bf2f(xr[k]);
-      }
-      act[static_cast<size_t>(r) * Im + j] = rbf(silu_bf16(rbf(float(ga))) * rbf(float(ua)));
-    }
-    const float* ar = act_in ? &(*act_in)[static_cast<size_t>(r) * Im] : &act[static_cast<size_t>(r) * Im];
-    for (int n = 0; n < H; ++n) {
-      const uint16_t* d = &down[(e * H + n) * Im];
-      double acc = 0;
-      for (int k = 0; k < Im; ++k) acc += double(bf2f(d[k])) * ar[k];
-      out[static_cast<size_t>(r) * H + n] = rbf(float(acc));
-    }
-  }
-}
-
-void moe_experts_int8(const V16& x, const std::vector<int8_t>& gate_up, const VF& gate_up_scale,
-                      const std::vector<int8_t>& down, const VF& down_scale, const VI& row_token, const VI& row_expert,
-                      int P, int H, int Im, VF& act, VF& out, const VF* act_in) {
+// The experts of either weight format: wgu(i) / wdn(i) the gate_up / down weight at element i as a
+// float, sgu(row) / sdn(row) the row's scale (1 for bf16: the same bits as no scale).
+template <class GateUp, class GateUpScale, class Down, class DownScale>
+static void experts_twin(const V16& x, GateUp wgu, GateUpScale sgu, Down wdn, DownScale sdn, const VI& row_token,
+                         const VI& row_expert, int P, int H, int Im, VF& act, VF& out, const VF* act_in) {
   act.assign(static_cast<size_t>(P) * Im, 0.f);
   out.assign(static_cast<size_t>(P) * H, 0.f);
   for (int r = 0; r < P; ++r) {
@@ -102,24 +77,36 @@ void moe_experts_int8(const V16& x, const std::vector<int8_t>& gate_up, const VF
     const uint16_t* xr = &x[static_cast<size_t>(row_token[r]) * H];
     for (int j = 0; j < Im; ++j) {
       const size_t gi = e * 2 * Im + 2 * j;  // gate row; its up row follows
-      const int8_t* g = &gate_up[gi * H];
-      const int8_t* u = g + H;
       double ga = 0, ua = 0;
       for (int k = 0; k < H; ++k) {
-        ga += double(g[k]) * bf2f(xr[k]);
-        ua += double(u[k]) * bf2f(xr[k]);
+        ga += double(wgu(gi * H + k)) * bf2f(xr[k]);
+        ua += double(wgu((gi + 1) * H + k)) * bf2f(xr[k]);
       }
-      const float gs = float(ga) * gate_up_scale[gi], us = float(ua) * gate_up_scale[gi + 1];
-      act[static_cast<size_t>(r) * Im + j] = rbf(silu_bf16(rbf(gs)) * rbf(us));
+      act[static_cast<size_t>(r) * Im + j] = rbf(silu_bf16(rbf(float(ga) * sgu(gi))) * rbf(float(ua) * sgu(gi + 1)));
     }
     const float* ar = act_in ? &(*act_in)[static_cast<size_t>(r) * Im] : &act[static_cast<size_t>(r) * Im];
     for (int n = 0; n < H; ++n) {
-      const int8_t* d = &down[(e * H + n) * Im];
+      const size_t row = e * H + n;
       double acc = 0;
-      for (int k = 0; k < Im; ++k) acc += double(d[k]) * ar[k];
-      out[static_cast<size_t>(r) * H + n] = rbf(float(acc) * down_scale[e * H + n]);
+      for (int k = 0; k < Im; ++k) acc += double(wdn(row * Im + k)) * ar[k];
+      out[static_cast<size_t>(r) * H + n] = rbf(float(acc) * sdn(row));
     }
   }
+}
+
+void moe_experts(const V16& x, const V16& gate_up, const V16& down, const VI& row_token, const VI& row_expert, int P,
+                 int H, int Im, VF& act, VF& out, const VF* act_in) {
+  const auto one = [](size_t) { return 1.f; };
+  experts_twin(x, [&](size_t i) { return bf2f(gate_up[i]); }, one, [&](size_t i) { return bf2f(down[i]); }, one,
+               row_token, row_expert, P, H, Im, act, out, act_in);
+}
+
+void moe_experts_int8(const V16& x, const std::vector<int8_t>& gate_up, const VF& gate_up_scale,
+                      const std::vector<int8_t>& down, const VF& down_scale, const VI& row_token, const VI& row_expert,
+                      int P, int H, int Im, VF& act, VF& out, const VF* act_in) {
+  experts_twin(x, [&](size_t i) { return float(gate_up[i]); }, [&](size_t row) { return gate_up_scale[row]; },
+               [&](size_t i) { return float(down[i]); }, [&](size_t row) { return down_scale[row]; }, row_token,
+               row_expert, P, H, Im, act, out, act_in);
 }
 
 void moe_combine(const V16& out, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K, V16& h) {
