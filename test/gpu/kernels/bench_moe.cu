@@ -1,9 +1,9 @@
 // `grpst_gpu_harness moe`: one Qwen3-30B-A3B sparse layer (hidden 2,048, 128 experts of 768, top
 // 8; random weights, near-uniform routing) at steps of 1 to 8,192 tokens, through the tile kernel
 // (moe_experts, kMoeTileRows rows per tile) and the tensor-core tiles (moe_experts_wide), each
-// timed as the forward runs it: routing, grouping, experts and combine; and up to 512 tokens the
-// tile kernel on int8_wo experts (moe_experts_int8: half the weight bytes, a scale per row), the
-// path of an int8_wo engine at every step. Rows: microseconds per layer and the experts' TFLOP/s
+// timed as the forward runs it: routing, grouping, experts and combine; and int8_wo experts (half
+// the weight bytes, a scale per row) through both (moe_experts_int8 up to 512 tokens,
+// moe_experts_wide_int8). Rows: microseconds per layer and the experts' TFLOP/s
 // (2 x 3 x Im x H per (token, expert) pair).
 #include <string>
 
@@ -60,20 +60,30 @@ void bench_moe() {
       Bench::get().add("moe", name, us[wide], "us", std::to_string(tflops).substr(0, 6) + " TFLOP/s in the experts' products");
     }
     Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " tiles / wide", us[0] / us[1], "x");
-    if (T > 512) continue;
-    const auto int8_layer = [&] {
-      return cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K, true, dlogits.p, dchoice.p, dweight.p,
-                           ex).ok() &&
-             cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p, dcount.p, ex).ok() &&
-             cu::moe_experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p, dtiles.p,
-                                  dcount.p, cu::moe_max_tiles(P, E), H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex)
-                 .ok() &&
-             cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p, T, H, K, dh.as<cu::bf16>(), ex).ok();
-    };
-    const double ms8 = time_ms(int8_layer, 2, 20, stream);
-    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " int8_wo tiles", ms8 * 1e3, "us",
-                     std::to_string(2.0 * P * 3.0 * Im * H / (ms8 * 1e-3) / 1e12).substr(0, 6) + " TFLOP/s in the experts' products");
-    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " bf16 tiles / int8_wo tiles", us[0] / (ms8 * 1e3), "x");
+    double us8[2] = {0, 0};
+    for (int wide = 0; wide < 2; ++wide) {
+      if (!wide && T > 512) continue;
+      const int rows = wide ? cu::kMoeWideRows : cu::kMoeTileRows;
+      const auto experts = wide ? cu::moe_experts_wide_int8 : cu::moe_experts_int8;
+      const auto int8_layer = [&] {
+        return cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K, true, dlogits.p, dchoice.p,
+                             dweight.p, ex).ok() &&
+               cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p, dcount.p, ex, rows).ok() &&
+               experts(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p, dtiles.p, dcount.p,
+                       cu::moe_max_tiles(P, E, rows), H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex).ok() &&
+               cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p, T, H, K, dh.as<cu::bf16>(), ex).ok();
+      };
+      const double ms8 = time_ms(int8_layer, 2, 20, stream);
+      us8[wide] = ms8 * 1e3;
+      Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + (wide ? " int8_wo wide" : " int8_wo tiles"),
+                       us8[wide], "us",
+                       std::to_string(2.0 * P * 3.0 * Im * H / (ms8 * 1e-3) / 1e12).substr(0, 6) + " TFLOP/s in the experts' products");
+    }
+    if (T <= 512) {
+      Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " bf16 tiles / int8_wo tiles", us[0] / us8[0], "x");
+      Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " int8_wo tiles / wide", us8[0] / us8[1], "x");
+    }
+    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " bf16 wide / int8_wo wide", us[1] / us8[1], "x");
   }
   Checks::get().expect("moe bench device state", cudaStreamSynchronize(stream) == cudaSuccess);
   cudaStreamDestroy(stream);

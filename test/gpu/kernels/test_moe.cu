@@ -93,11 +93,12 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   ok = ok && Checks::get().status(name + " group", cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p,
                                                                  dcount.p, ex, tile_rows));
   const auto experts = wide ? cu::moe_experts_wide : cu::moe_experts;
+  const auto experts_int8 = wide ? cu::moe_experts_wide_int8 : cu::moe_experts_int8;
   ok = ok && Checks::get().status(
                   name + " experts",
-                  s.int8 ? cu::moe_experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p,
-                                                dtiles.p, dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(),
-                                                dout.as<cu::bf16>(), ex)
+                  s.int8 ? experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p,
+                                        dtiles.p, dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(),
+                                        ex)
                          : experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(), drow_token.p, dtiles.p,
                                    dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex));
   ok = ok && Checks::get().status(name + " combine", cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p,
@@ -171,15 +172,24 @@ void test_moe() {
   test_moe_layer({300, 256, 64, 16, 4, true, true}, true);
   test_moe_layer({128, 2048, 768, 128, 8, true, false}, true);
   test_moe_layer({1, 2048, 768, 128, 8, true, false}, true);
-  // int8_wo experts (the tile kernel at every step size): tiny-moe's, tiny-moe-b's, Qwen3-30B-A3B's
-  // at 1, 64 and 300 tokens
+  // int8_wo experts, the tile kernel: tiny-moe's, tiny-moe-b's, Qwen3-30B-A3B's at 1, 64 and 300
+  // tokens; and the wide tiles (int8 widened in shared memory): the tiny shapes (Im 48 / 32: K past
+  // the last 64-column step), an expert past kMoeWideRows rows, a 30B-A3B prefill chunk
   test_moe_layer({1, 64, 48, 8, 2, true, false, true});
   test_moe_layer({23, 64, 48, 8, 2, true, true, true});
   test_moe_layer({40, 96, 32, 6, 3, false, true, true});
   test_moe_layer({1, 2048, 768, 128, 8, true, false, true});
   test_moe_layer({64, 2048, 768, 128, 8, true, true, true});
   test_moe_layer({300, 2048, 768, 128, 8, true, true, true});
+  test_moe_layer({23, 64, 48, 8, 2, true, true, true}, true);
+  test_moe_layer({40, 96, 32, 6, 3, false, true, true}, true);
+  test_moe_layer({300, 256, 64, 16, 4, true, true, true}, true);
+  test_moe_layer({128, 2048, 768, 128, 8, true, false, true}, true);
+  test_moe_layer({1, 2048, 768, 128, 8, true, false, true}, true);
   // invalid shapes are refused with a Status, never a launch
+  Checks::get().expect("moe_experts_wide_int8 refuses H % 16 != 0",
+                       !cu::moe_experts_wide_int8(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                                  1, 72, 48, nullptr, nullptr, {}).ok());
   Checks::get().expect("moe_route refuses top k > experts",
                        !cu::moe_route(nullptr, nullptr, 1, 64, 4, 5, true, nullptr, nullptr, nullptr, {}).ok());
   Checks::get().expect("moe_experts_wide refuses H % 8 != 0",

@@ -89,6 +89,13 @@ Status moe_experts_wide(const __nv_bfloat16* x /*[T,H]*/, const __nv_bfloat16* g
                         const __nv_bfloat16* down /*[E,H,Im]*/, const int32_t* row_token /*[P]*/,
                         const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
                         __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+// moe_experts_int8 on the tensor cores (the same tiles): each stage's int8 weight rows widened to
+// bf16 in shared memory, the row scales applied to the fp32 sums as there; H and Im multiples of 16.
+Status moe_experts_wide_int8(const __nv_bfloat16* x /*[T,H]*/, const int8_t* gate_up /*[E,2Im,H]*/,
+                             const float* gate_up_scale /*[E,2Im]*/, const int8_t* down /*[E,H,Im]*/,
+                             const float* down_scale /*[E,H]*/, const int32_t* row_token /*[P]*/,
+                             const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
+                             __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
 
 // h[t] = bf16(h[t] + bf16(sum over the token's K experts in expert order of weight * out[slot]))
 // with the sum in fp32.

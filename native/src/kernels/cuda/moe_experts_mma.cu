@@ -11,6 +11,9 @@
 // takes rows 32 (w & 1) .. +32 and weight rows 32 (w >> 1) .. +32: 2 x 4 m16n8k16 tiles per k16.
 // Each output's sum runs over K in one fixed order whatever the tile's other rows are, so a row
 // gets the same bits alone and in a batch (not the tile kernel's bits: another summation order).
+// int8_wo experts (WideInt8): the stage holds W's int8 rows (64 bytes each, unpadded), which the
+// block widens to the bf16 tile the mma reads (exact: |q| <= 127) after the stage lands; the
+// row's scale multiplies its fp32 sum in the epilogue, before the rounding, as in the tile kernel.
 #include "device_utils.cuh"
 #include "mma_utils.cuh"
 #include "linear_common.cuh"
@@ -25,52 +28,123 @@ constexpr int kBK = 64;            // K per stage
 constexpr int kPitch = kBK + 8;    // bf16 per staged row (the 16-byte pad spreads ldmatrix's rows over the banks)
 constexpr int kStages = 3;
 constexpr int kThreads = 128;
-constexpr int kStageElems = (kBM + kBN) * kPitch;  // X then W
-constexpr size_t kSmemBytes = static_cast<size_t>(kStages) * kStageElems * 2;
 static_assert(kBM == 64, "the warp layout covers 64 rows");
+
+// The weight formats: how a stage holds W's rows and where the mma reads them as bf16.
+//  WideBf16: W [64 x 64] bf16 in the stage, padded as X, read in place;
+//  WideInt8: W [64 x 64] int8 in the stage (4 chunks of 16 bytes a row), widened by the block into
+//            one bf16 tile (padded as X) before each k step's products; scales per weight row.
+struct WideBf16 {
+  using Elem = bf16;
+  static constexpr bool kScaled = false;
+  static constexpr int kChunkElems = 8;                    // weights per 16-byte chunk
+  static constexpr int kWBytes = kBN * kPitch * 2;         // W's part of a stage
+  static constexpr int kWideBytes = 0;                     // the widened tile (none)
+};
+struct WideInt8 {
+  using Elem = int8_t;
+  static constexpr bool kScaled = true;
+  static constexpr int kChunkElems = 16;
+  static constexpr int kWBytes = kBN * kBK;
+  static constexpr int kWideBytes = kBN * kPitch * 2;
+};
+template <class F>
+__host__ __device__ constexpr int stage_bytes() {
+  return kBM * kPitch * 2 + F::kWBytes;  // X then W
+}
+template <class F>
+constexpr size_t smem_bytes() {
+  return static_cast<size_t>(kStages) * stage_bytes<F>() + F::kWideBytes;
+}
 
 // kGateUp: x rows are tokens (row_token), the weight [E, N = 2 Im, K = H] has gate / up rows
 //          interleaved, y [P, N / 2] gets bf16(silu(bf16(g)) * bf16(u)) (the dense SwiGLU epilogue);
 // else:    x rows are the grouped rows (act), the weight is down [E, N = H, K = Im], y [P, N] bf16.
-template <bool kGateUp>
+// F: WideBf16 or WideInt8; scale_all [E, N] the int8 rows' scales (null for bf16).
+template <bool kGateUp, class F>
 __global__ void __launch_bounds__(kThreads)
-    moe_expert_mma_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w_all,
-                          const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
-                          const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
-  extern __shared__ __align__(16) bf16 smem[];
+    moe_expert_mma_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all,
+                          const float* __restrict__ scale_all, const int32_t* __restrict__ row_token,
+                          const MoeTile* __restrict__ tiles, const int32_t* __restrict__ tile_count, int N, int K,
+                          bf16* __restrict__ y) {
+  extern __shared__ __align__(16) uint8_t smem[];
   griddep_wait();
   griddep_launch_dependents();
   if (static_cast<int>(blockIdx.x) >= *tile_count) return;  // the grid's bound exceeds this step's tiles
   const MoeTile tile = tiles[blockIdx.x];
   const int n0 = blockIdx.y * kBN;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-  const bf16* w = w_all + static_cast<size_t>(tile.expert) * N * K;
+  using E = typename F::Elem;
+  const E* w = w_all + static_cast<size_t>(tile.expert) * N * K;
+  constexpr int kWChunks = kBK / F::kChunkElems;       // 16-byte chunks of a W row per stage
+  constexpr int kWRowsPerPass = kThreads / kWChunks;   // W rows one pass of the block copies
+  constexpr int kWPasses = kBN / kWRowsPerPass;
 
-  // Each thread copies the 16-byte chunk (tid & 7) of rows (tid >> 3) + 16 i of X and of W.
-  const int chunk = tid & 7;
+  // Each thread copies the 16-byte chunk (tid & 7) of rows (tid >> 3) + 16 i of X, and the chunk
+  // (tid % kWChunks) of W's rows tid / kWChunks + kWRowsPerPass i.
+  const int chunk = tid & 7, wchunk = tid % kWChunks, wrow = tid / kWChunks;
   const bf16* xsrc[4];
-  const bf16* wsrc[4];
-  bool xok[4], wok[4];
+  const E* wsrc[kWPasses];
+  bool xok[4], wok[kWPasses];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int r = (tid >> 3) + 16 * i;
     xok[i] = r < tile.rows;
     const int gr = tile.row0 + (xok[i] ? r : 0);
     xsrc[i] = x + static_cast<size_t>(kGateUp ? row_token[gr] : gr) * K + chunk * 8;
+  }
+#pragma unroll
+  for (int i = 0; i < kWPasses; ++i) {
+    const int r = wrow + kWRowsPerPass * i;
     wok[i] = n0 + r < N;
-    wsrc[i] = w + static_cast<size_t>(wok[i] ? n0 + r : 0) * K + chunk * 8;
+    wsrc[i] = w + static_cast<size_t>(wok[i] ? n0 + r : 0) * K + wchunk * F::kChunkElems;
   }
   const int nk = (K + kBK - 1) / kBK;
+  const auto stage_x = [&](int kt) { return reinterpret_cast<bf16*>(smem + (kt % kStages) * stage_bytes<F>()); };
   const auto load_stage = [&](int kt) {
-    bf16* sx = smem + (kt % kStages) * kStageElems;
-    bf16* sw = sx + kBM * kPitch;
+    bf16* sx = stage_x(kt);
+    uint8_t* sw = reinterpret_cast<uint8_t*>(sx + kBM * kPitch);
     const int k = kt * kBK;
-    const bool kin = k + chunk * 8 < K;  // K is a multiple of 8: a chunk is whole or outside
+    const bool kin = k + chunk * 8 < K;  // K is a multiple of 8 (bf16) / 16 (int8): a chunk is whole or outside
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int r = (tid >> 3) + 16 * i;
       cp_async16(sx + r * kPitch + chunk * 8, kin && xok[i] ? xsrc[i] + k : x, kin && xok[i]);
-      cp_async16(sw + r * kPitch + chunk * 8, kin && wok[i] ? wsrc[i] + k : w_all, kin && wok[i]);
+    }
+    const bool win = k + wchunk * F::kChunkElems < K;
+#pragma unroll
+    for (int i = 0; i < kWPasses; ++i) {
+      const int r = wrow + kWRowsPerPass * i;
+      // bf16: rows padded to kPitch elements; int8: 64 bytes a row
+      uint8_t* dst = sw + (F::kScaled ? r * kBK + wchunk * 16 : (r * kPitch + wchunk * 8) * 2);
+      cp_async16(dst, win && wok[i] ? static_cast<const void*>(wsrc[i] + k) : static_cast<const void*>(w_all),
+                 win && wok[i]);
+    }
+  };
+  // int8: stage kt's W widened into the bf16 tile the products read (every thread 32 weights of one
+  // row half); bf16: the stage itself.
+  bf16* const wide = reinterpret_cast<bf16*>(smem + kStages * stage_bytes<F>());
+  const auto b_tile = [&](int kt) -> const bf16* {
+    const bf16* sw = stage_x(kt) + kBM * kPitch;
+    if constexpr (!F::kScaled) {
+      return sw;
+    } else {
+      const int r = tid >> 1, half = tid & 1;
+      const uint4* src = reinterpret_cast<const uint4*>(reinterpret_cast<const uint8_t*>(sw) + r * kBK + half * 32);
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const uint4 q = src[c];
+        const uint32_t words[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          float f[8];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) f[e] = static_cast<float>(static_cast<int8_t>(words[2 * h + e / 4] >> (8 * (e % 4))));
+          *reinterpret_cast<uint4*>(wide + r * kPitch + half * 32 + c * 16 + h * 8) = pack8(f);
+        }
+      }
+      __syncthreads();  // the tile is whole before any warp reads it
+      return wide;
     }
   };
 
@@ -94,11 +168,12 @@ __global__ void __launch_bounds__(kThreads)
   const int b_row = (lane & 7) + ((lane >> 4) << 3), b_col = ((lane >> 3) & 1) * 8;
   for (int kt = 0; kt < nk; ++kt) {
     cp_async_wait<kStages - 2>();
-    __syncthreads();  // stage kt landed for every thread; stage kt - 1 is free to refill
+    // stage kt landed for every thread; stage kt - 1 (and int8's widened tile) is free to refill
+    __syncthreads();
     if (kt + kStages - 1 < nk) load_stage(kt + kStages - 1);
     cp_async_commit();
-    const bf16* sx = smem + (kt % kStages) * kStageElems;
-    const bf16* sw = sx + kBM * kPitch;
+    const bf16* sx = stage_x(kt);
+    const bf16* sw = b_tile(kt);
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       uint32_t af[2][4], bfr[2][4];
@@ -124,7 +199,12 @@ __global__ void __launch_bounds__(kThreads)
       for (int h = 0; h < 2; ++h) {
         const int r = wm + 16 * mi + g + 8 * h, n = n0 + wn + 8 * ni + 2 * t;
         if (r >= tile.rows || n >= N) continue;
-        const float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        if constexpr (F::kScaled) {
+          const float* sc = scale_all + static_cast<size_t>(tile.expert) * N + n;
+          v0 *= sc[0];
+          v1 *= sc[1];
+        }
         const size_t row = static_cast<size_t>(tile.row0 + r);
         if constexpr (kGateUp) {
           y[row * (N / 2) + n / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(v0)) * round_bf16(v1));
@@ -134,20 +214,40 @@ __global__ void __launch_bounds__(kThreads)
       }
 }
 
+// Both projections of the listed tiles in format F: gate_up + SwiGLU into act, then down into out.
+template <class F>
+Status launch_wide(const char* op, const bf16* x, const typename F::Elem* gate_up, const float* gate_up_scale,
+                   const typename F::Elem* down, const float* down_scale, const int32_t* row_token,
+                   const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
+                   const Exec& ex) {
+  if (H % F::kChunkElems != 0 || Im % F::kChunkElems != 0)
+    return invalid(op, F::kScaled ? "hidden and expert sizes must be multiples of 16" : "hidden and expert sizes must be multiples of 8");
+  if (F::kScaled && (!gate_up_scale || !down_scale)) return invalid(op, "int8_wo experts need their per-row scales");
+  if (max_tiles <= 0) return ok_status();
+  constexpr size_t smem = smem_bytes<F>();
+  GRPST_TRY(allow_smem(op, moe_expert_mma_kernel<true, F>, smem));
+  GRPST_TRY(allow_smem(op, moe_expert_mma_kernel<false, F>, smem));
+  GRPST_TRY(launch(op, moe_expert_mma_kernel<true, F>, dim3(max_tiles, ceil_div(2 * Im, kBN)), dim3(kThreads), smem, ex,
+                   x, gate_up, gate_up_scale, row_token, tiles, tile_count, 2 * Im, H, act));
+  return launch(op, moe_expert_mma_kernel<false, F>, dim3(max_tiles, ceil_div(H, kBN)), dim3(kThreads), smem, ex,
+                static_cast<const bf16*>(act), down, down_scale, row_token, tiles, tile_count, H, Im, out);
+}
+
 }  // namespace
 
 Status moe_experts_wide(const bf16* x, const bf16* gate_up, const bf16* down, const int32_t* row_token,
                         const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act,
                         bf16* out, const Exec& ex) {
-  if (H % 8 != 0 || Im % 8 != 0) return invalid("moe_experts_wide", "hidden and expert sizes must be multiples of 8");
-  if (max_tiles <= 0) return ok_status();
-  GRPST_TRY(allow_smem("moe_experts_wide", moe_expert_mma_kernel<true>, kSmemBytes));
-  GRPST_TRY(allow_smem("moe_experts_wide", moe_expert_mma_kernel<false>, kSmemBytes));
-  GRPST_TRY(launch("moe_experts_wide gate_up", moe_expert_mma_kernel<true>, dim3(max_tiles, ceil_div(2 * Im, kBN)),
-                   dim3(kThreads), kSmemBytes, ex, x, gate_up, row_token, tiles, tile_count, 2 * Im, H, act));
-  return launch("moe_experts_wide down", moe_expert_mma_kernel<false>, dim3(max_tiles, ceil_div(H, kBN)),
-                dim3(kThreads), kSmemBytes, ex, static_cast<const bf16*>(act), down, row_token, tiles, tile_count, H,
-                Im, out);
+  return launch_wide<WideBf16>("moe_experts_wide", x, gate_up, nullptr, down, nullptr, row_token, tiles, tile_count,
+                               max_tiles, H, Im, act, out, ex);
+}
+
+Status moe_experts_wide_int8(const bf16* x, const int8_t* gate_up, const float* gate_up_scale, const int8_t* down,
+                             const float* down_scale, const int32_t* row_token, const MoeTile* tiles,
+                             const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
+                             const Exec& ex) {
+  return launch_wide<WideInt8>("moe_experts_wide_int8", x, gate_up, gate_up_scale, down, down_scale, row_token, tiles,
+                               tile_count, max_tiles, H, Im, act, out, ex);
 }
 
 }  // namespace grpst::cuda
