@@ -38,52 +38,49 @@ void bench_moe() {
   cudaStream_t stream;
   cudaStreamCreate(&stream);
   const cu::Exec ex{stream, true};
-  for (int T : {1, 8, 16, 32, 64, 128, 512, 2048, 8192}) {
+  // One sparse layer of T tokens as the forward runs it (route, group, experts, combine), timed;
+  // experts(P, rows) launches the experts of the grouped tiles of `rows` rows. Returns microseconds
+  // and adds the row `name`.
+  const auto time_layer = [&](int T, int rows, const std::string& name, int reps, auto experts) {
     const int P = T * K;
-    double us[2] = {0, 0};
+    const auto layer = [&] {
+      return cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K, true, dlogits.p, dchoice.p, dweight.p,
+                           ex).ok() &&
+             cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p, dcount.p, ex, rows).ok() &&
+             experts(P, rows).ok() &&
+             cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p, T, H, K, dh.as<cu::bf16>(), ex).ok();
+    };
+    const double ms = time_ms(layer, 2, reps, stream);
+    const double tflops = 2.0 * P * 3.0 * Im * H / (ms * 1e-3) / 1e12;
+    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " " + name, ms * 1e3, "us",
+                     std::to_string(tflops).substr(0, 6) + " TFLOP/s in the experts' products");
+    return ms * 1e3;
+  };
+  for (int T : {1, 8, 16, 32, 64, 128, 512, 2048, 8192}) {
+    const std::string at = "30B-A3B sparse layer T=" + std::to_string(T);
+    double us[2] = {0, 0}, us8[2] = {0, 0};
     for (int wide = 0; wide < 2; ++wide) {
       const int rows = wide ? cu::kMoeWideRows : cu::kMoeTileRows;
-      const auto experts = wide ? cu::moe_experts_wide : cu::moe_experts;
-      const auto layer = [&] {
-        return cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K, true, dlogits.p, dchoice.p,
-                             dweight.p, ex).ok() &&
-               cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p, dcount.p, ex, rows).ok() &&
-               experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(), drow_token.p, dtiles.p, dcount.p,
-                       cu::moe_max_tiles(P, E, rows), H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex).ok() &&
-               cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p, T, H, K, dh.as<cu::bf16>(), ex).ok();
-      };
-      const int reps = T >= 2048 && !wide ? 3 : 20;
-      const double ms = time_ms(layer, 2, reps, stream);
-      us[wide] = ms * 1e3;
-      const double tflops = 2.0 * P * 3.0 * Im * H / (ms * 1e-3) / 1e12;
-      const std::string name = "30B-A3B sparse layer T=" + std::to_string(T) + (wide ? " wide (tensor cores)" : " tiles");
-      Bench::get().add("moe", name, us[wide], "us", std::to_string(tflops).substr(0, 6) + " TFLOP/s in the experts' products");
+      const auto bf16_experts = wide ? cu::moe_experts_wide : cu::moe_experts;
+      us[wide] = time_layer(T, rows, wide ? "wide (tensor cores)" : "tiles", T >= 2048 && !wide ? 3 : 20,
+                            [&](int P, int r) {
+                              return bf16_experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(),
+                                                  drow_token.p, dtiles.p, dcount.p, cu::moe_max_tiles(P, E, r), H, Im,
+                                                  dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
+                            });
+      if (!wide && T > 512) continue;  // the int8 tile kernel's prefill rows: the bf16 ones say enough
+      const auto int8_experts = wide ? cu::moe_experts_wide_int8 : cu::moe_experts_int8;
+      us8[wide] = time_layer(T, rows, wide ? "int8_wo wide" : "int8_wo tiles", 20, [&](int P, int r) {
+        return int8_experts(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p, dtiles.p,
+                            dcount.p, cu::moe_max_tiles(P, E, r), H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
+      });
     }
-    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " tiles / wide", us[0] / us[1], "x");
-    double us8[2] = {0, 0};
-    for (int wide = 0; wide < 2; ++wide) {
-      if (!wide && T > 512) continue;
-      const int rows = wide ? cu::kMoeWideRows : cu::kMoeTileRows;
-      const auto experts = wide ? cu::moe_experts_wide_int8 : cu::moe_experts_int8;
-      const auto int8_layer = [&] {
-        return cu::moe_route(dx.as<cu::bf16>(), drouter.as<cu::bf16>(), T, H, E, K, true, dlogits.p, dchoice.p,
-                             dweight.p, ex).ok() &&
-               cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p, dcount.p, ex, rows).ok() &&
-               experts(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p, dtiles.p, dcount.p,
-                       cu::moe_max_tiles(P, E, rows), H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex).ok() &&
-               cu::moe_combine(dout.as<cu::bf16>(), dchoice.p, dweight.p, dslot.p, T, H, K, dh.as<cu::bf16>(), ex).ok();
-      };
-      const double ms8 = time_ms(int8_layer, 2, 20, stream);
-      us8[wide] = ms8 * 1e3;
-      Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + (wide ? " int8_wo wide" : " int8_wo tiles"),
-                       us8[wide], "us",
-                       std::to_string(2.0 * P * 3.0 * Im * H / (ms8 * 1e-3) / 1e12).substr(0, 6) + " TFLOP/s in the experts' products");
-    }
+    Bench::get().add("moe", at + " tiles / wide", us[0] / us[1], "x");
     if (T <= 512) {
-      Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " bf16 tiles / int8_wo tiles", us[0] / us8[0], "x");
-      Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " int8_wo tiles / wide", us8[0] / us8[1], "x");
+      Bench::get().add("moe", at + " bf16 tiles / int8_wo tiles", us[0] / us8[0], "x");
+      Bench::get().add("moe", at + " int8_wo tiles / wide", us8[0] / us8[1], "x");
     }
-    Bench::get().add("moe", "30B-A3B sparse layer T=" + std::to_string(T) + " bf16 wide / int8_wo wide", us[1] / us8[1], "x");
+    Bench::get().add("moe", at + " bf16 wide / int8_wo wide", us[1] / us8[1], "x");
   }
   Checks::get().expect("moe bench device state", cudaStreamSynchronize(stream) == cudaSuccess);
   cudaStreamDestroy(stream);
