@@ -38,11 +38,10 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
                        int num_sms, std::unique_ptr<Forward>* out) {
   if (static_cast<int>(weights.layers.size()) != dims.layers)
     return invalid("Forward", "the weights do not have one entry per layer");
-  for (const LayerWeights& l : weights.layers)
-    if (l.moe.on() && (dims.moe.experts < 1 || dims.moe.top_k < 1 || dims.moe.intermediate < 1))
-      return invalid("Forward", "a layer has experts but the dimensions give none");
   for (const LayerWeights& l : weights.layers) {
     if (!l.moe.on()) continue;
+    if (dims.moe.experts < 1 || dims.moe.top_k < 1 || dims.moe.intermediate < 1)
+      return invalid("Forward", "a layer has experts but the dimensions give none");
     if (l.moe.format != WeightFormat::bf16 && l.moe.format != WeightFormat::int8_wo)
       return invalid("Forward", "Qwen3-MoE experts run in bf16 or int8_wo only");
     if (l.moe.format == WeightFormat::int8_wo && (!l.moe.gate_up_scale || !l.moe.down_scale))

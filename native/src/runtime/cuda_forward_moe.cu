@@ -57,8 +57,7 @@ Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
   // weights read once per 64 of its rows (int8_wo ones widened to bf16 in shared memory, where H
   // and Im are multiples of 16); decode steps: the tile kernel (a few rows per expert).
   const MoeWeights& w = lw.moe;
-  const bool int8 = w.format == WeightFormat::int8_wo;
-  if (!int8 && w.format != WeightFormat::bf16) return invalid("Forward::moe_mlp", "Qwen3-MoE experts run in bf16 or int8_wo only");
+  const bool int8 = w.format == WeightFormat::int8_wo;  // else bf16 (Forward::create admits no other)
   const bool wide_fits = !int8 || (H % 16 == 0 && m.intermediate % 16 == 0);
   const bool wide = wide_fits && moe_wide_min_tokens_ > 0 && T >= moe_wide_min_tokens_;
   const int tile_rows = wide ? kMoeWideRows : kMoeTileRows;
