@@ -10,8 +10,16 @@ export function register(program: Command): void {
     .argument('<name>', 'server name (see grpst ps)')
     .option('--timeout <seconds>', `how long the drain may take before the server is killed (default: the server's own drain limit, ${envVars.drainTimeout} where it was started or 600 s, plus 30 s)`, positiveSeconds('--timeout'))
     .action(async (name: string, opts: { timeout?: number }) => {
-      const [{ stopServer }, { createProgress }] = await Promise.all([import('../daemon/stop.js'), import('./progress.js')]);
+      const [{ stopServer, stoppedAt }, { createProgress }] = await Promise.all([import('../daemon/stop.js'), import('./progress.js')]);
       const progress = createProgress();
+      // Already stopped (its deploy folder and log remain): the goal is reached, so exit 0, as
+      // `docker stop` and `systemctl stop` do; cleanup steps of a pipeline can run it unconditionally.
+      // A name never started here stays an error (a typo should not pass silently).
+      const at = stoppedAt(name, grpstHome());
+      if (at) {
+        progress.succeed(`${name} is not running (it stopped at ${at}; \`grpst logs ${name}\` shows why); nothing to stop`);
+        return;
+      }
       // The server cancels what is still running at its drain limit and exits; the kill is for a
       // server that does not (hung), so by default stop waits for that limit itself.
       // Ctrl-C while it drains ends only the waiting: the server, in its own process group, goes

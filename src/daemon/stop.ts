@@ -27,6 +27,14 @@ export function defaultStopTimeoutS(state: ServerState, env: NodeJS.ProcessEnv =
   return (state.drainTimeoutS ?? drainTimeoutS(env)) + 30;
 }
 
+/** For a server that is not running but was started here (its deploy folder and log remain): when its log was last written. */
+export function stoppedAt(name: string, home: string): string | undefined {
+  lifecyclePaths(name, home);
+  if (readState(name, home)) return undefined;
+  const log = stoppedLogOf(name, home);
+  return log ? lastWritten(log) : undefined;
+}
+
 export function requireState(name: string, home: string): ServerState {
   lifecyclePaths(name, home);
   const state = readState(name, home);
@@ -34,9 +42,9 @@ export function requireState(name: string, home: string): ServerState {
     const known = listStates(home).map((s) => s.name);
     const others = known.length > 0 ? `running servers: ${known.join(', ')} (see \`grpst ps\`)` : undefined;
     // Stopped, its deploy folder and log still there (docker's "is not running", not "no such container").
-    const log = stoppedLogOf(name, home);
-    if (log) {
-      throw notFound(`${name} is not running (it stopped at ${lastWritten(log)}; \`grpst logs ${name}\` shows why)`, others ?? `\`grpst start SERVER.mar --name ${name}\` starts it again`);
+    const at = stoppedAt(name, home);
+    if (at) {
+      throw notFound(`${name} is not running (it stopped at ${at}; \`grpst logs ${name}\` shows why)`, others ?? `\`grpst start SERVER.mar --name ${name}\` starts it again`);
     }
     throw notFound(`no server named ${name}`, others ?? 'no server is running; start one with `grpst start ./server.mar --inference_conf=...`');
   }
