@@ -16,7 +16,10 @@
 #           GPU_PARITY_ONLY=moe,kv,...: those groups of scripts/gpu/parity.ts alone)
 # moe       Qwen3-MoE: the MoE kernel parity tests, one Qwen3-30B-A3B sparse layer at 1-8,192 tokens
 #           through both expert paths (the harness's `moe`: moe.json), and the MoE checks through
-#           the runtime (GPU_PARITY_ONLY=moe)
+#           the runtime (GPU_PARITY_ONLY=moe); MOE_E2E=1: then moe-e2e's runs
+# moe-e2e  `grpst run` on a Qwen3-30B-A3B-shaped half model (random weights) as it is (bf16) and
+#           as an int8_wo engine built from it (MOE_E2E_FORMATS), the tile kernel against the
+#           default, prompts of 20-1,600 words: build time, first-token time, decode speed
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
 #           checked against tp1, with the one-shot all-reduce and through NCCL alone
@@ -167,6 +170,38 @@ random_ckpt() {
   xz -dc .carry/tokenizer/tokenizer.json.xz > "$dir/tokenizer.json" 2>/dev/null
 }
 
+# `grpst run` on a Qwen3-30B-A3B-shaped half model (24 of 48 layers, random weights; the moe and
+# moe-e2e stages) per format of MOE_E2E_FORMATS (default "bf16 int8_wo": the checkpoint itself,
+# then an int8_wo engine built from it with `grpst build`), prompts of MOE_WORDS words, the tile
+# kernel for every step (GRPST_CUDA_MOE_WIDE_MIN_TOKENS=0) against the default (the wide tiles from
+# 64 tokens): the build's time, first-token time and decode speed of each. After node_setup.
+moe_e2e() {
+  random_ckpt "moe e2e" /tmp/moe30 qwen3-30b-a3b-24l "${T_MOE_CKPT:-240}" || return 1
+  for fmt in ${MOE_E2E_FORMATS:-bf16 int8_wo}; do
+    local dir=/tmp/moe30
+    if [ "$fmt" != bf16 ]; then
+      dir=/tmp/moe30-$fmt
+      stamp "grpst build --qformat $fmt of the half model"
+      timeout "${T_MOE_BUILD:-420}" node .carry/js/grpst.mjs build --model_dir /tmp/moe30 --output_dir "$dir" --force \
+        --qformat "$fmt" --device cuda --eval_dataset data/heldout.txt > "$OUT/moe-build-$fmt.log" 2>&1
+      local rc=$?; grep -E "done in|written|error" "$OUT/moe-build-$fmt.log" | head -10
+      SUMMARY+=("moe e2e build $fmt: exit $rc")
+      [ "$rc" = 0 ] || continue
+    fi
+    for words in ${MOE_WORDS:-20 400 1600}; do
+      text=$(python3 -c "import random; r=random.Random($words); w=open('data/calibration.txt').read().split(); print(' '.join(r.choice(w) for _ in range($words)))")
+      for v in 0 64; do
+        stamp "grpst run $fmt, a prompt of $words words, GRPST_CUDA_MOE_WIDE_MIN_TOKENS=$v"
+        GRPST_CUDA_MOE_WIDE_MIN_TOKENS=$v timeout "${T_MOE_RUN:-90}" node .carry/js/grpst.mjs run --engine_dir "$dir" \
+          --input_text "$text" --max_output_len 64 > /tmp/moe-run.log 2>&1
+        echo "exit $?: $(grep -E '^engine:|prompt|prefill|decode' /tmp/moe-run.log | tr '\n' ' ')"
+      done
+    done
+    [ "$fmt" != bf16 ] && rm -rf "$dir"
+  done
+  return 0
+}
+
 # The runtime benchmarks' common start: Node, then the SP_SHAPE random checkpoint (default
 # qwen3-8b; reused when a stage before made it) in SP_CKPT. Fails, with a summary line, when either
 # is missing.
@@ -261,20 +296,12 @@ for stage in "${STAGES[@]}"; do
       export GPU_PARITY_ONLY=${GPU_PARITY_ONLY:-moe}
       gpu_parity
       unset GPU_PARITY_ONLY
-      # MOE_E2E=1: `grpst run` on a Qwen3-30B-A3B-shaped half model (24 of 48 layers, random
-      # weights) with prompts of MOE_WORDS words, the tile kernel for every step against the default
-      # (the wide tiles from 32 tokens): first-token time and decode speed of each.
-      if [ "${MOE_E2E:-0}" = 1 ] && random_ckpt "moe e2e" /tmp/moe30 qwen3-30b-a3b-24l "${T_MOE_CKPT:-240}"; then
-        for words in ${MOE_WORDS:-20 400 1600}; do
-          text=$(python3 -c "import random; r=random.Random($words); w=open('data/calibration.txt').read().split(); print(' '.join(r.choice(w) for _ in range($words)))")
-          for v in 0 32; do
-            stamp "grpst run, a prompt of $words words, GRPST_CUDA_MOE_WIDE_MIN_TOKENS=$v"
-            GRPST_CUDA_MOE_WIDE_MIN_TOKENS=$v timeout "${T_MOE_RUN:-90}" node .carry/js/grpst.mjs run --engine_dir /tmp/moe30 \
-              --input_text "$text" --max_output_len 64 > /tmp/moe-run.log 2>&1
-            echo "exit $?: $(grep -E 'prompt|prefill|decode' /tmp/moe-run.log | tr '\n' ' ')"
-          done
-        done
-      fi
+      # MOE_E2E=1: the moe-e2e stage's runs after the checks.
+      [ "${MOE_E2E:-0}" = 1 ] && moe_e2e
+      ;;
+    moe-e2e)
+      node_setup || { SUMMARY+=("moe-e2e: node setup FAILED"); continue; }
+      moe_e2e
       ;;
     tp-multi)
       node_setup || { SUMMARY+=("tp-multi: node setup FAILED"); continue; }
