@@ -197,8 +197,8 @@ describe('what a MoE build refuses before any work', () => {
     await refused(['--tp_size', '2'], /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/, /fix: build with --tp_size 1/);
   });
 
-  it('--device cuda with int8_sq: the CUDA backend runs bf16 and int8_wo MoE engines only', async () => {
-    await refused(['--device', 'cuda', '--qformat', 'int8_sq'], /--device cuda: .* built as int8_sq, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
+  it('--device cuda with int8_sq: the CUDA backend runs bf16, int8_wo and int4_awq MoE engines only', async () => {
+    await refused(['--device', 'cuda', '--qformat', 'int8_sq'], /--device cuda: .* built as int8_sq, and the CUDA backend runs bf16, int8_wo and int4_awq Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
   });
 
   it("--merge_lora with an adapter of a sparse layer's MLP, which the checkpoint does not have", async () => {
