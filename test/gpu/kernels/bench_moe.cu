@@ -4,9 +4,9 @@
 // timed as the forward runs it: routing, grouping, experts and combine; and int8_wo experts (half
 // the weight bytes, a scale per row) through both (moe_experts_int8 up to 512 tokens,
 // moe_experts_wide_int8); and int4_awq experts (a quarter of the bytes, groups of 128 with their
-// scales and zeros, an input scale per expert) through the tile kernel up to 512 tokens
-// (moe_experts_int4, the forward's path for them at every step). Rows: microseconds per layer and
-// the experts' TFLOP/s (2 x 3 x Im x H per (token, expert) pair).
+// scales and zeros, an input scale per expert) through both (moe_experts_int4 up to 512 tokens,
+// moe_experts_wide_int4). Rows: microseconds per layer and the experts' TFLOP/s (2 x 3 x Im x H
+// per (token, expert) pair).
 #include <string>
 
 #include "../../../native/src/kernels/cuda/moe.h"
@@ -105,11 +105,16 @@ void bench_moe() {
                                     H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
       });
       Bench::get().add("moe", at + " bf16 tiles / int4_awq tiles", us[0] / us4, "x");
-      Bench::get().add("moe", at + " bf16 on its path / int4_awq tiles", (T >= cu::kMoeWideMinTokens ? us[1] : us[0]) / us4, "x");
+
       Bench::get().add("moe", at + " bf16 tiles / int8_wo tiles", us[0] / us8[0], "x");
       Bench::get().add("moe", at + " int8_wo tiles / wide", us8[0] / us8[1], "x");
     }
     Bench::get().add("moe", at + " bf16 wide / int8_wo wide", us[1] / us8[1], "x");
+    const double us4w = time_layer(T, cu::kMoeWideRows, "int4_awq wide", 20, [&](int P, int r) {
+      return cu::moe_experts_wide_int4(dx.as<cu::bf16>(), w4, drow_token.p, dtiles.p, dcount.p, cu::moe_max_tiles(P, E, r),
+                                       H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
+    });
+    Bench::get().add("moe", at + " bf16 wide / int4_awq wide", us[1] / us4w, "x");
   }
   Checks::get().expect("moe bench device state", cudaStreamSynchronize(stream) == cudaSuccess);
   cudaStreamDestroy(stream);

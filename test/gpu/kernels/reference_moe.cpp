@@ -125,12 +125,21 @@ static float int4_weight(const Int4Matrix& m, int K, size_t i) {
 
 void moe_experts_int4(const V16& x, const Int4Matrix& gate_up, const VF* pre_quant_scale, const Int4Matrix& down,
                       const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act, VF& out,
-                      const VF* act_in) {
+                      const VF* act_in, bool wide) {
   const auto one = [](size_t) { return 1.f; };
-  experts_twin(x, [&](size_t i) { return int4_weight(gate_up, H, i); }, one,
-               [&](size_t i) { return int4_weight(down, Im, i); }, one,
-               [&](size_t e, int k) { return pre_quant_scale ? (*pre_quant_scale)[e * H + k] : 1.f; }, row_token,
-               row_expert, P, H, Im, act, out, act_in);
+  const auto xscale = [&](size_t e, int k) { return pre_quant_scale ? (*pre_quant_scale)[e * H + k] : 1.f; };
+  if (!wide) {
+    experts_twin(x, [&](size_t i) { return int4_weight(gate_up, H, i); }, one,
+                 [&](size_t i) { return int4_weight(down, Im, i); }, one, xscale, row_token, row_expert, P, H, Im, act,
+                 out, act_in);
+    return;
+  }
+  // the wide tiles: each weight rounded once to bf16, gate_up's with the input scale of its column
+  // (row i / H of [E, 2Im, H] belongs to expert i / (2 Im H))
+  experts_twin(
+      x, [&](size_t i) { return rbf(int4_weight(gate_up, H, i) * xscale(i / (size_t(2) * Im * H), int(i % H))); }, one,
+      [&](size_t i) { return rbf(int4_weight(down, Im, i)); }, one, [](size_t, int) { return 1.f; }, row_token,
+      row_expert, P, H, Im, act, out, act_in);
 }
 
 void moe_combine(const V16& out, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K, V16& h) {

@@ -135,8 +135,9 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   const auto experts_int8 = wide ? cu::moe_experts_wide_int8 : cu::moe_experts_int8;
   ok = ok && Checks::get().status(
                   name + " experts",
-                  s.int4_group ? cu::moe_experts_int4(dx.as<cu::bf16>(), w4, drow_token.p, dtiles.p, dcount.p, max_tiles,
-                                                      H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex)
+                  s.int4_group ? (wide ? cu::moe_experts_wide_int4 : cu::moe_experts_int4)(
+                                     dx.as<cu::bf16>(), w4, drow_token.p, dtiles.p, dcount.p, max_tiles, H, Im,
+                                     dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex)
                   : s.int8 ? experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p,
                                         dtiles.p, dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(),
                                         ex)
@@ -178,7 +179,7 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   ref::VF act, out;
   if (s.int4_group)
     ref::moe_experts_int4(x, gate_up_4, s.input_scales ? &input_scales : nullptr, down_4, row_token, row_expert, P, H,
-                          Im, act, out, &got_act);
+                          Im, act, out, &got_act, wide);
   else if (s.int8)
     ref::moe_experts_int8(x, gate_up_q, gate_up_s, down_q, down_s, row_token, row_expert, P, H, Im, act, out, &got_act);
   else
@@ -241,6 +242,14 @@ void test_moe() {
   test_moe_layer({64, 2048, 768, 128, 8, true, true, false, 128, true});
   test_moe_layer({300, 2048, 768, 128, 8, true, true, false, 128, true});
   test_moe_layer({40, 256, 64, 16, 4, true, true, false, 8, true});
+  // and through the wide tiles (nibbles widened with their groups' scales and zeros and the input
+  // scales): the tiny shapes (Im 48 / 32: K past the last 64-column step; groups of 16 / 32 / 8), an
+  // expert past kMoeWideRows rows, Qwen3-30B-A3B's at 1 and 128 tokens in groups of 128
+  test_moe_layer({23, 64, 48, 8, 2, true, true, false, 16, true}, true);
+  test_moe_layer({40, 96, 32, 6, 3, false, true, false, 32, true}, true);
+  test_moe_layer({300, 256, 64, 16, 4, true, true, false, 8, false}, true);
+  test_moe_layer({128, 2048, 768, 128, 8, true, false, false, 128, true}, true);
+  test_moe_layer({1, 2048, 768, 128, 8, true, false, false, 128, true}, true);
   // invalid shapes are refused with a Status, never a launch
   Checks::get().expect("moe_experts_wide_int8 refuses H % 16 != 0",
                        !cu::moe_experts_wide_int8(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
@@ -269,6 +278,10 @@ void test_moe() {
   bad4.gate_up_group = bad4.down_group = 32;
   Checks::get().expect("moe_experts_int4 refuses groups that do not divide the row",
                        !cu::moe_experts_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 48, nullptr, nullptr, {}).ok());
+  Checks::get().expect("moe_experts_wide_int4 refuses groups that do not divide the row",
+                       !cu::moe_experts_wide_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 48, nullptr, nullptr, {}).ok());
+  Checks::get().expect("moe_experts_wide_int4 refuses Im % 16 != 0",
+                       !cu::moe_experts_wide_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 40, nullptr, nullptr, {}).ok());
   bad4.down_zero = nullptr;
   Checks::get().expect("moe_experts_int4 refuses missing zeros",
                        !cu::moe_experts_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 64, nullptr, nullptr, {}).ok());

@@ -99,12 +99,20 @@ struct MoeInt4Experts {
   const uint8_t* down_zero = nullptr;       // [E, H, Im/down_group]
   int down_group = 0;
 };
-// moe_experts with int4_awq experts on the tile kernel (every step size): x [T, H] scaled by the
+// moe_experts with int4_awq experts on the tile kernel (decode steps): x [T, H] scaled by the
 // expert's pre_quant_scale in fp32, each row's fp32 sum of decoded weight times x, then the same
 // roundings as the other formats. Groups: multiples of 8 dividing the row.
 Status moe_experts_int4(const __nv_bfloat16* x /*[T,H]*/, const MoeInt4Experts& w, const int32_t* row_token /*[P]*/,
                         const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
                         __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+
+// moe_experts_int4 on the tensor cores (the wide tiles): each stage's nibble rows widened in shared
+// memory to bf16((q - zero) * scale * input scale), one rounding of each weight (the tile kernel
+// keeps them in fp32 and scales x instead); H and Im multiples of 16.
+Status moe_experts_wide_int4(const __nv_bfloat16* x /*[T,H]*/, const MoeInt4Experts& w,
+                             const int32_t* row_token /*[P]*/, const MoeTile* tiles, const int32_t* tile_count,
+                             int max_tiles, int H, int Im, __nv_bfloat16* act /*[P,Im]*/,
+                             __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
 
 // moe_experts on the tensor cores for tiles of up to kMoeWideRows rows (moe_group with that
 // tile_rows): the same results within fp32 summation order (moe_experts_mma.cu).
