@@ -114,32 +114,38 @@ void moe_experts_int8(const V16& x, const std::vector<int8_t>& gate_up, const VF
                [](size_t, int) { return 1.f; }, row_token, row_expert, P, H, Im, act, out, act_in);
 }
 
-// An int4 weight of rows of K nibbles (element 2j the low nibble of byte j) at flat element i, with
-// its group's fp32 scale and uint8 zero: (q - zero) * scale in fp32, as the CPU backend decodes it.
-static float int4_weight(const Int4Matrix& m, int K, size_t i) {
-  const size_t row = i / K, k = i % K, groups = static_cast<size_t>(K / m.group), g = row * groups + k / m.group;
-  const uint8_t byte = m.q[row * (K / 2) + k / 2];
-  const int q = (k & 1) ? byte >> 4 : byte & 15;
-  return (float(q) - float(m.zero[g])) * m.scale[g];
+// int4 rows of K nibbles (element 2j the low nibble of byte j) decoded with their groups' fp32
+// scales and uint8 zeros: (q - zero) * scale in fp32, as the CPU backend decodes them; times
+// col_scale(row, k) and rounded to bf16 when `wide` (the tensor-core tiles' one rounding).
+template <class ColScale>
+static VF decode_int4(const Int4Matrix& m, size_t rows, int K, bool wide, ColScale col_scale) {
+  VF w(rows * K);
+  const int groups = K / m.group;
+  for (size_t r = 0; r < rows; ++r)
+    for (int g = 0; g < groups; ++g) {
+      const float sc = m.scale[r * groups + g], zr = float(m.zero[r * groups + g]);
+      for (int k = g * m.group; k < (g + 1) * m.group; ++k) {
+        const uint8_t byte = m.q[r * (K / 2) + k / 2];
+        float v = (float((k & 1) ? byte >> 4 : byte & 15) - zr) * sc;
+        if (wide) v = rbf(v * col_scale(r, k));
+        w[r * K + k] = v;
+      }
+    }
+  return w;
 }
 
 void moe_experts_int4(const V16& x, const Int4Matrix& gate_up, const VF* pre_quant_scale, const Int4Matrix& down,
                       const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act, VF& out,
                       const VF* act_in, bool wide) {
-  const auto one = [](size_t) { return 1.f; };
+  const size_t E = gate_up.q.size() * 2 / (size_t(2) * Im * H);
   const auto xscale = [&](size_t e, int k) { return pre_quant_scale ? (*pre_quant_scale)[e * H + k] : 1.f; };
-  if (!wide) {
-    experts_twin(x, [&](size_t i) { return int4_weight(gate_up, H, i); }, one,
-                 [&](size_t i) { return int4_weight(down, Im, i); }, one, xscale, row_token, row_expert, P, H, Im, act,
-                 out, act_in);
-    return;
-  }
-  // the wide tiles: each weight rounded once to bf16, gate_up's with the input scale of its column
-  // (row i / H of [E, 2Im, H] belongs to expert i / (2 Im H))
-  experts_twin(
-      x, [&](size_t i) { return rbf(int4_weight(gate_up, H, i) * xscale(i / (size_t(2) * Im * H), int(i % H))); }, one,
-      [&](size_t i) { return rbf(int4_weight(down, Im, i)); }, one, [](size_t, int) { return 1.f; }, row_token,
-      row_expert, P, H, Im, act, out, act_in);
+  // gate_up row r belongs to expert r / (2 Im); the wide tiles fold its input scale into the weights
+  const VF gu = decode_int4(gate_up, E * 2 * Im, H, wide, [&](size_t r, int k) { return xscale(r / (2 * Im), k); });
+  const VF dn = decode_int4(down, E * H, Im, wide, [](size_t, int) { return 1.f; });
+  const auto one = [](size_t) { return 1.f; };
+  experts_twin(x, [&](size_t i) { return gu[i]; }, one, [&](size_t i) { return dn[i]; }, one,
+               [&](size_t e, int k) { return wide ? 1.f : xscale(e, k); }, row_token, row_expert, P, H, Im, act, out,
+               act_in);
 }
 
 void moe_combine(const V16& out, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K, V16& h) {

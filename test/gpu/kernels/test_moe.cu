@@ -231,16 +231,15 @@ void test_moe() {
   test_moe_layer({300, 256, 64, 16, 4, true, true, true}, true);
   test_moe_layer({128, 2048, 768, 128, 8, true, false, true}, true);
   test_moe_layer({1, 2048, 768, 128, 8, true, false, true}, true);
-  // int4_awq experts (the tile kernel at every step): tiny-moe's groups of 16 with and without input
-  // scales, tiny-moe-b's of 32 (Im 32: one group per down row), Qwen3-30B-A3B's of 128 at 1, 64 and
-  // 300 tokens (an expert past kMoeTileRows rows), and groups of 8
+  // int4_awq experts through the tile kernel (decode steps): tiny-moe's groups of 16 with and without
+  // input scales, tiny-moe-b's of 32 (Im 32: one group per down row), Qwen3-30B-A3B's of 128 at 1 and
+  // 64 tokens (an expert past kMoeTileRows rows), and groups of 8
   test_moe_layer({1, 64, 48, 8, 2, true, false, false, 16, true});
   test_moe_layer({23, 64, 48, 8, 2, true, true, false, 16, true});
   test_moe_layer({23, 64, 48, 8, 2, true, true, false, 16, false});
   test_moe_layer({40, 96, 32, 6, 3, false, true, false, 32, true});
   test_moe_layer({1, 2048, 768, 128, 8, true, false, false, 128, true});
   test_moe_layer({64, 2048, 768, 128, 8, true, true, false, 128, true});
-  test_moe_layer({300, 2048, 768, 128, 8, true, true, false, 128, true});
   test_moe_layer({40, 256, 64, 16, 4, true, true, false, 8, true});
   // and through the wide tiles (nibbles widened with their groups' scales and zeros and the input
   // scales): the tiny shapes (Im 48 / 32: K past the last 64-column step; groups of 16 / 32 / 8), an

@@ -33,13 +33,10 @@ struct RowQuant {
 //  int4:    4-byte chunks of 8 nibbles (element 2j the low nibble of byte j), each weight
 //           (q - zero) * scale of its group in fp32, as the CPU backend decodes it (a chunk lies in
 //           one group: the group is a multiple of 8).
-// kMinBlocks: the blocks per SM the registers must allow (4: at most 128 a thread; int4's 3 leave
-// room for its prefetched group scales and zeros, which spilled at 128).
 struct Bf16Rows {
   using Elem = bf16;
   using Chunk = uint4;
   static constexpr bool kScaled = false, kGroups = false;
-  static constexpr int kMinBlocks = 4;
   __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * K; }
   __device__ static Chunk load(const Elem* row, int j) { return ldg_stream(reinterpret_cast<const uint4*>(row) + j); }
   __device__ static Chunk zero() { return make_uint4(0, 0, 0, 0); }
@@ -49,7 +46,6 @@ struct Int8Rows {
   using Elem = int8_t;
   using Chunk = uint2;
   static constexpr bool kScaled = true, kGroups = false;
-  static constexpr int kMinBlocks = 4;
   __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * K; }
   __device__ static Chunk load(const Elem* row, int j) { return ldg_stream8(reinterpret_cast<const uint2*>(row) + j); }
   __device__ static Chunk zero() { return make_uint2(0, 0); }
@@ -65,7 +61,6 @@ struct Int4Rows {
   using Elem = uint8_t;
   using Chunk = uint32_t;
   static constexpr bool kScaled = false, kGroups = true;
-  static constexpr int kMinBlocks = 3;
   __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * (K / 2); }
   __device__ static Chunk load(const Elem* row, int j) { return ldg_stream32(reinterpret_cast<const uint32_t*>(row) + j); }
   __device__ static Chunk zero() { return 0u; }
@@ -87,7 +82,7 @@ struct Int4Rows {
 // scales its copy of the rows).
 // A row's result does not depend on the tile's other rows: the same bits in every batch.
 template <bool kGateUp, class F>
-__global__ void __launch_bounds__(kWarps * 32, F::kMinBlocks)
+__global__ void __launch_bounds__(kWarps * 32)
     moe_expert_rows_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all, RowQuant q,
                            const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
                            const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
@@ -128,21 +123,11 @@ __global__ void __launch_bounds__(kWarps * 32, F::kMinBlocks)
   // the sums is unchanged.
   for (int j0 = lane; j0 < n8; j0 += 32 * kBatch) {
     typename F::Chunk wa[kBatch], wb[kBatch];
-    // int4: each chunk's group scales and zeros, loaded with the chunks (not after them: a dependent
-    // load per chunk between the products)
-    float sa[F::kGroups ? kBatch : 1], sb[F::kGroups ? kBatch : 1], za[F::kGroups ? kBatch : 1], zb[F::kGroups ? kBatch : 1];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int j = j0 + 32 * u;
       wa[u] = j < n8 ? F::load(w0, j) : F::zero();
       wb[u] = j < n8 ? F::load(w1, j) : F::zero();
-      if constexpr (F::kGroups) {
-        const int g = j < n8 ? 8 * j / q.group : 0;
-        sa[u] = gs0[g];
-        za[u] = static_cast<float>(gz0[g]);
-        sb[u] = gs0[ngroups + g];
-        zb[u] = static_cast<float>(gz0[ngroups + g]);
-      }
     }
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
@@ -150,8 +135,9 @@ __global__ void __launch_bounds__(kWarps * 32, F::kMinBlocks)
       if (j >= n8) break;
       float a[8], b[8];
       if constexpr (F::kGroups) {
-        F::unpack(wa[u], a, sa[u], za[u]);
-        F::unpack(wb[u], b, sb[u], zb[u]);
+        const int g = 8 * j / q.group;
+        F::unpack(wa[u], a, gs0[g], static_cast<float>(gz0[g]));
+        F::unpack(wb[u], b, gs0[ngroups + g], static_cast<float>(gz0[ngroups + g]));
       } else {
         F::unpack(wa[u], a, 1.f, 0.f);
         F::unpack(wb[u], b, 1.f, 0.f);
