@@ -70,10 +70,6 @@ function checkTrtllmMoe(s: BuildSettings, src: SourceModel, what: string): void 
 }
 
 /**
- * A MoE build whose engine's experts are bf16 (full_prec) or int8_wo, not an AutoAWQ checkpoint's
- * int4: the CUDA backend runs it.
- */
-/**
  * Whether a MoE build's calibration and accuracy report can run on the CUDA backend: it runs bf16,
  * int8_wo and int4_awq MoE engines, but captures no expert's inputs, so an int4_awq build that
  * calibrates (not an AutoAWQ checkpoint's own weights) and fp8 / int8_sq ones run on the CPU.

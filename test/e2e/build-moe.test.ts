@@ -17,6 +17,8 @@ import { firstNearTie, greedy, run } from '../native/helpers.js';
 import { awqCheckpoint, leftovers } from './build-helpers.js';
 import { writeFp8Checkpoint } from '../helpers/fp8-checkpoint.js';
 import { openSource, readFloat } from '../../src/build/native/source.js';
+import { checkMoeBuild, runDeviceFor } from '../../src/build/moe-checks.js';
+import { resolveSettings } from '../../src/build/options.js';
 import { encodeFloats } from '../../src/quant/numeric.js';
 
 /** test/native/parity.test.ts's tolerance on logprobs against transformers (float32 KV cache). */
@@ -142,6 +144,14 @@ describe('a native build of a Qwen3-MoE checkpoint', () => {
     } finally {
       await engine.close();
     }
+    // Nothing is calibrated per expert and the CUDA backend runs int4_awq MoE engines: its report may
+    // run on the GPU (auto stays auto, cuda is not refused), unlike a calibrated int4_awq build.
+    const src = openSource(awq);
+    const settings = (device: 'auto' | 'cuda', model_dir: string) => resolveSettings({}, { model_dir, output_dir: out, device });
+    expect(runDeviceFor(settings('auto', awq), src)).toBe('auto');
+    expect(() => checkMoeBuild(settings('cuda', awq), src)).not.toThrow();
+    const calibrated = openSource(tinyMoe);
+    expect(runDeviceFor(resolveSettings({}, { model_dir: tinyMoe, output_dir: out, device: 'auto', qformat: 'int4_awq' }), calibrated)).toBe('cpu');
   });
 
   it('a block-scaled FP8 MoE checkpoint: experts dequantized, then written in bf16 like any float weight', async () => {

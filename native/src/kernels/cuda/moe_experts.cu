@@ -10,6 +10,7 @@
 #include "linear_common.cuh"
 #include "mma_utils.cuh"
 #include "moe.h"
+#include "moe_quant.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -17,14 +18,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kRowsPerWarp = 2;  // weight rows; for gate_up one (gate, up) pair: one SwiGLU output
 constexpr int kBatch = 8;        // chunks of 8 weights of each row a lane loads at once
-
-// A launch's quantization parameters beside the weights (null / 0 where the format has none).
-struct RowQuant {
-  const float* scale = nullptr;    // int8_wo: [E, N] one per row; int4: [E, N, K / group] one per group
-  const uint8_t* zero = nullptr;   // int4: [E, N, K / group]
-  const float* x_scale = nullptr;  // int4 gate_up: [E, K], the expert's AWQ input scale (null: none)
-  int group = 0;                   // int4: weights per group along K, a multiple of 8
-};
 
 // How the tile kernel reads a weight row: 8 elements per chunk, one chunk per lane at a time.
 //  bf16:    16-byte chunks of 8 bf16, no scale;
@@ -83,7 +76,7 @@ struct Int4Rows {
 // A row's result does not depend on the tile's other rows: the same bits in every batch.
 template <bool kGateUp, class F>
 __global__ void __launch_bounds__(kWarps * 32)
-    moe_expert_rows_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all, RowQuant q,
+    moe_expert_rows_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all, ExpertQuant q,
                            const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
                            const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
   griddep_wait();
@@ -185,22 +178,15 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // Both projections of the listed tiles in format F: gate_up + SwiGLU into act, then down into out.
 template <class F>
-Status launch_experts(const char* name, const bf16* x, const typename F::Elem* gate_up, const RowQuant& gate_up_q,
-                      const typename F::Elem* down, const RowQuant& down_q, const int32_t* row_token,
+Status launch_experts(const char* name, const bf16* x, const typename F::Elem* gate_up, const ExpertQuant& gate_up_q,
+                      const typename F::Elem* down, const ExpertQuant& down_q, const int32_t* row_token,
                       const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act,
                       bf16* out, const Exec& ex) {
   if (H % 8 != 0 || Im % 8 != 0) return invalid(name, "hidden and expert sizes must be multiples of 8");
   if constexpr (F::kScaled) {
     if (!gate_up_q.scale || !down_q.scale) return invalid(name, "int8_wo experts need their per-row scales");
   }
-  if constexpr (F::kGroups) {
-    if (!gate_up_q.scale || !gate_up_q.zero || !down_q.scale || !down_q.zero)
-      return invalid(name, "int4 experts need their group scales and zeros");
-    for (const auto& [q, K] : {std::pair<const RowQuant&, int>{gate_up_q, H}, {down_q, Im}})
-      if (q.group < 8 || q.group % 8 != 0 || K % q.group != 0)
-        return invalid(name, "int4 groups must be a multiple of 8 that divides the row (" + std::to_string(q.group) +
-                                 " for " + std::to_string(K) + ")");
-  }
+  if constexpr (F::kGroups) GRPST_TRY(check_int4_quant(name, gate_up_q, down_q, H, Im));
   if (max_tiles <= 0) return ok_status();
   const int rows_per_block = kWarps * kRowsPerWarp;
   GRPST_TRY(launch("moe_experts gate_up", moe_expert_rows_kernel<true, F>,
@@ -268,9 +254,7 @@ Status moe_experts_int8(const bf16* x, const int8_t* gate_up, const float* gate_
                         const float* down_scale, const int32_t* row_token, const MoeTile* tiles,
                         const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                         const Exec& ex) {
-  RowQuant gq, dq;
-  gq.scale = gate_up_scale;
-  dq.scale = down_scale;
+  const auto [gq, dq] = int8_quant(gate_up_scale, down_scale);
   return launch_experts<Int8Rows>("moe_experts_int8", x, gate_up, gq, down, dq, row_token, tiles, tile_count,
                                   max_tiles, H, Im, act, out, ex);
 }
@@ -278,14 +262,7 @@ Status moe_experts_int8(const bf16* x, const int8_t* gate_up, const float* gate_
 Status moe_experts_int4(const bf16* x, const MoeInt4Experts& w, const int32_t* row_token, const MoeTile* tiles,
                         const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                         const Exec& ex) {
-  RowQuant gq, dq;
-  gq.scale = w.gate_up_scale;
-  gq.zero = w.gate_up_zero;
-  gq.x_scale = w.pre_quant_scale;
-  gq.group = w.gate_up_group;
-  dq.scale = w.down_scale;
-  dq.zero = w.down_zero;
-  dq.group = w.down_group;
+  const auto [gq, dq] = int4_quant(w);
   return launch_experts<Int4Rows>("moe_experts_int4", x, w.gate_up, gq, w.down, dq, row_token, tiles, tile_count,
                                   max_tiles, H, Im, act, out, ex);
 }

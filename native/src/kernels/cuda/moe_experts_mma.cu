@@ -22,6 +22,7 @@
 #include "mma_utils.cuh"
 #include "linear_common.cuh"
 #include "moe.h"
+#include "moe_quant.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -61,13 +62,6 @@ struct WideInt4 {
   static constexpr int kWBytes = kBN * kBK / 2;
   static constexpr int kWideBytes = kBN * kPitch * 2;
 };
-// A launch's quantization parameters beside the weights (null / 0 where the format has none).
-struct WideQuant {
-  const float* scale = nullptr;    // int8_wo: [E, N] per row; int4: [E, N, K / group] per group
-  const uint8_t* zero = nullptr;   // int4: [E, N, K / group]
-  const float* x_scale = nullptr;  // int4 gate_up: [E, K] the expert's AWQ input scale (null: none)
-  int group = 0;                   // int4: weights per group along K, a multiple of 8
-};
 template <class F>
 __host__ __device__ constexpr int stage_bytes() {
   return kBM * kPitch * 2 + F::kWBytes;  // X then W
@@ -80,10 +74,10 @@ constexpr size_t smem_bytes() {
 // kGateUp: x rows are tokens (row_token), the weight [E, N = 2 Im, K = H] has gate / up rows
 //          interleaved, y [P, N / 2] gets bf16(silu(bf16(g)) * bf16(u)) (the dense SwiGLU epilogue);
 // else:    x rows are the grouped rows (act), the weight is down [E, N = H, K = Im], y [P, N] bf16.
-// F: WideBf16, WideInt8 or WideInt4; q its scales (WideQuant).
+// F: WideBf16, WideInt8 or WideInt4; q its scales (ExpertQuant).
 template <bool kGateUp, class F>
 __global__ void __launch_bounds__(kThreads)
-    moe_expert_mma_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all, WideQuant q,
+    moe_expert_mma_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all, ExpertQuant q,
                           const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
                           const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -266,19 +260,13 @@ __global__ void __launch_bounds__(kThreads)
 
 // Both projections of the listed tiles in format F: gate_up + SwiGLU into act, then down into out.
 template <class F>
-Status launch_wide(const char* op, const bf16* x, const typename F::Elem* gate_up, const WideQuant& gq,
-                   const typename F::Elem* down, const WideQuant& dq, const int32_t* row_token, const MoeTile* tiles,
+Status launch_wide(const char* op, const bf16* x, const typename F::Elem* gate_up, const ExpertQuant& gq,
+                   const typename F::Elem* down, const ExpertQuant& dq, const int32_t* row_token, const MoeTile* tiles,
                    const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out, const Exec& ex) {
   if (H % F::kChunkElems != 0 || Im % F::kChunkElems != 0)
     return invalid(op, F::kChunkElems == 16 ? "hidden and expert sizes must be multiples of 16" : "hidden and expert sizes must be multiples of 8");
   if (F::kScaled && (!gq.scale || !dq.scale)) return invalid(op, "int8_wo experts need their per-row scales");
-  if constexpr (F::kInt4) {
-    if (!gq.scale || !gq.zero || !dq.scale || !dq.zero) return invalid(op, "int4 experts need their group scales and zeros");
-    for (const auto& [wq, K] : {std::pair<const WideQuant&, int>{gq, H}, {dq, Im}})
-      if (wq.group < 8 || wq.group % 8 != 0 || K % wq.group != 0)
-        return invalid(op, "int4 groups must be a multiple of 8 that divides the row (" + std::to_string(wq.group) +
-                               " for " + std::to_string(K) + ")");
-  }
+  if constexpr (F::kInt4) GRPST_TRY(check_int4_quant(op, gq, dq, H, Im));
   if (max_tiles <= 0) return ok_status();
   constexpr size_t smem = smem_bytes<F>();
   GRPST_TRY(allow_smem(op, moe_expert_mma_kernel<true, F>, smem));
@@ -302,9 +290,7 @@ Status moe_experts_wide_int8(const bf16* x, const int8_t* gate_up, const float* 
                              const float* down_scale, const int32_t* row_token, const MoeTile* tiles,
                              const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                              const Exec& ex) {
-  WideQuant gq, dq;
-  gq.scale = gate_up_scale;
-  dq.scale = down_scale;
+  const auto [gq, dq] = int8_quant(gate_up_scale, down_scale);
   return launch_wide<WideInt8>("moe_experts_wide_int8", x, gate_up, gq, down, dq, row_token, tiles, tile_count,
                                max_tiles, H, Im, act, out, ex);
 }
@@ -312,14 +298,7 @@ Status moe_experts_wide_int8(const bf16* x, const int8_t* gate_up, const float* 
 Status moe_experts_wide_int4(const bf16* x, const MoeInt4Experts& w, const int32_t* row_token, const MoeTile* tiles,
                              const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                              const Exec& ex) {
-  WideQuant gq, dq;
-  gq.scale = w.gate_up_scale;
-  gq.zero = w.gate_up_zero;
-  gq.x_scale = w.pre_quant_scale;
-  gq.group = w.gate_up_group;
-  dq.scale = w.down_scale;
-  dq.zero = w.down_zero;
-  dq.group = w.down_group;
+  const auto [gq, dq] = int4_quant(w);
   return launch_wide<WideInt4>("moe_experts_wide_int4", x, w.gate_up, gq, w.down, dq, row_token, tiles, tile_count,
                                max_tiles, H, Im, act, out, ex);
 }
