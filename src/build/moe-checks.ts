@@ -2,7 +2,7 @@
 // this first), each with the way that works. A native MoE engine is written in any --qformat (the
 // calibrated ones from each expert's own inputs: src/quant/expert-stats.ts), and from an AutoAWQ or
 // block-scaled FP8 checkpoint; it runs in one rank, on the CPU backend, or on CUDA when its experts
-// are bf16 or int8_wo.
+// are bf16, int8_wo or int4_awq.
 import { isSparseLayer } from '../model/moe-tensors.js';
 import { badInput } from '../util/errors.js';
 import type { SourceModel } from './native/source.js';
@@ -16,10 +16,16 @@ export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
   if (s.tp_size > 1) {
     throw badInput(`--tp_size ${s.tp_size}: tensor parallelism is not available for Qwen3-MoE engines yet (${what})`, 'build with --tp_size 1 (the default); the engine runs on the CPU backend');
   }
-  if (s.device === 'cuda' && !cudaEngine(s, src)) {
+  if (s.device === 'cuda' && !runsOnCuda(s, src)) {
+    if (s.qformat === 'int4_awq') {
+      throw badInput(
+        `--device cuda: ${what} built as int4_awq, whose calibration captures each expert's own inputs, which only the CPU backend does (the engine it writes runs on CUDA)`,
+        'pass --device cpu or auto (auto calibrates it on the CPU)',
+      );
+    }
     throw badInput(
-      `--device cuda: ${what} built as ${src.awq ? 'int4_awq (its AutoAWQ weights)' : s.qformat}, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only; the accuracy report runs the engine`,
-      'pass --device cpu or auto (auto runs such a MoE build on the CPU), or build --qformat full_prec or int8_wo',
+      `--device cuda: ${what} built as ${s.qformat}, and the CUDA backend runs bf16, int8_wo and int4_awq Qwen3-MoE engines only; the accuracy report runs the engine`,
+      'pass --device cpu or auto (auto runs such a MoE build on the CPU), or build --qformat full_prec, int8_wo or int4_awq',
     );
   }
   checkLoraTargets(src);
@@ -64,17 +70,18 @@ function checkTrtllmMoe(s: BuildSettings, src: SourceModel, what: string): void 
 }
 
 /**
- * A MoE build whose engine's experts are bf16 (full_prec) or int8_wo, not an AutoAWQ checkpoint's
- * int4: the CUDA backend runs it.
+ * Whether a MoE build's calibration and accuracy report can run on the CUDA backend: it runs bf16,
+ * int8_wo and int4_awq MoE engines, but captures no expert's inputs, so an int4_awq build that
+ * calibrates (not an AutoAWQ checkpoint's own weights) and fp8 / int8_sq ones run on the CPU.
  */
-function cudaEngine(s: BuildSettings, src: SourceModel): boolean {
-  return (s.qformat === 'full_prec' || s.qformat === 'int8_wo') && !src.awq;
+function runsOnCuda(s: BuildSettings, src: SourceModel): boolean {
+  return src.awq !== undefined || s.qformat === 'full_prec' || s.qformat === 'int8_wo';
 }
 
 /**
- * Where calibration and the accuracy report run a model: a MoE build in another format than bf16 or
- * int8_wo on the CPU whenever the choice is grpst's (the CUDA backend runs those two only).
+ * Where calibration and the accuracy report run a model: a MoE build that runsOnCuda refuses on the
+ * CPU whenever the choice is grpst's.
  */
 export function runDeviceFor(s: BuildSettings, src: SourceModel): BuildSettings['device'] {
-  return src.checkpoint.model.moe && s.device === 'auto' && !cudaEngine(s, src) ? 'cpu' : s.device;
+  return src.checkpoint.model.moe && s.device === 'auto' && !runsOnCuda(s, src) ? 'cpu' : s.device;
 }

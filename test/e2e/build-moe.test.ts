@@ -17,6 +17,8 @@ import { firstNearTie, greedy, run } from '../native/helpers.js';
 import { awqCheckpoint, leftovers } from './build-helpers.js';
 import { writeFp8Checkpoint } from '../helpers/fp8-checkpoint.js';
 import { openSource, readFloat } from '../../src/build/native/source.js';
+import { checkMoeBuild, runDeviceFor } from '../../src/build/moe-checks.js';
+import { resolveSettings } from '../../src/build/options.js';
 import { encodeFloats } from '../../src/quant/numeric.js';
 
 /** test/native/parity.test.ts's tolerance on logprobs against transformers (float32 KV cache). */
@@ -142,6 +144,14 @@ describe('a native build of a Qwen3-MoE checkpoint', () => {
     } finally {
       await engine.close();
     }
+    // Nothing is calibrated per expert and the CUDA backend runs int4_awq MoE engines: its report may
+    // run on the GPU (auto stays auto, cuda is not refused), unlike a calibrated int4_awq build.
+    const src = openSource(awq);
+    const settings = (device: 'auto' | 'cuda', model_dir: string) => resolveSettings({}, { model_dir, output_dir: out, device });
+    expect(runDeviceFor(settings('auto', awq), src)).toBe('auto');
+    expect(() => checkMoeBuild(settings('cuda', awq), src)).not.toThrow();
+    const calibrated = openSource(tinyMoe);
+    expect(runDeviceFor(resolveSettings({}, { model_dir: tinyMoe, output_dir: out, device: 'auto', qformat: 'int4_awq' }), calibrated)).toBe('cpu');
   });
 
   it('a block-scaled FP8 MoE checkpoint: experts dequantized, then written in bf16 like any float weight', async () => {
@@ -197,8 +207,8 @@ describe('what a MoE build refuses before any work', () => {
     await refused(['--tp_size', '2'], /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/, /fix: build with --tp_size 1/);
   });
 
-  it('--device cuda with int8_sq: the CUDA backend runs bf16 and int8_wo MoE engines only', async () => {
-    await refused(['--device', 'cuda', '--qformat', 'int8_sq'], /--device cuda: .* built as int8_sq, and the CUDA backend runs bf16 and int8_wo Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
+  it('--device cuda with int8_sq: the CUDA backend runs bf16, int8_wo and int4_awq MoE engines only', async () => {
+    await refused(['--device', 'cuda', '--qformat', 'int8_sq'], /--device cuda: .* built as int8_sq, and the CUDA backend runs bf16, int8_wo and int4_awq Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
   });
 
   it("--merge_lora with an adapter of a sparse layer's MLP, which the checkpoint does not have", async () => {

@@ -1,6 +1,8 @@
-// An int8_wo Qwen3-MoE engine on the CUDA backend against the CPU backend on the same engine:
-// prompt logprobs within the dense int8_wo engines' bounds (quant-checks.ts), greedy tokens equal
-// until a near-tie; device "auto" takes the GPU for it. Run by moe-checks.ts.
+// int8_wo and int4_awq Qwen3-MoE engines on the CUDA backend against the CPU backend on the same
+// engine: prompt logprobs within the dense engines' bounds of the format (quant-checks.ts), greedy
+// tokens equal until a near-tie; device "auto" takes the GPU for them. Run by moe-checks.ts. The
+// int4_awq engine is calibrated on the CPU (AWQ's search per expert), so its experts carry their
+// input scales (pre_quant_scale), which the GPU's int4 tile kernel applies.
 //
 // The checkpoint is tiny-moe's shape with routers 16x sharper than the fixtures' (writeTinyCheckpoint's
 // `router` init): the fixtures' random routers are near uniform, so the GPU's bf16 roundings send
@@ -11,9 +13,9 @@
 // int8_wo engine 0.50-9.02 / 0.067-0.117 (9.02 at one position, seed 4004 at 16x: where the dense int8
 // projections take the dequantized cuBLASLt path; 1.95 when they take the tiled kernel); the short
 // prompts 0.09-0.41 / 0.03-0.06 for both. So the long prompt is held to its mean, within the
-// int8_wo bound and within 0.05 of the bf16 engine's on the same checkpoint (its CUDA MoE path
+// format's bound and within 0.05 of the bf16 engine's on the same checkpoint (its CUDA MoE path
 // checked against transformers by moe-checks.ts), and the short prompts to the full bounds; the
-// kernel itself is checked against its int8 twin (test_moe.cu).
+// kernels themselves are checked against their int8 / int4 twins (test_moe.cu).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +33,7 @@ const greedy = { ...defaultSampling, temperature: 0 };
 const STEPS = 24;
 /** Prompts longer than this are held to their mean (see above). */
 const LONG_PROMPT = 64;
-/** How far the int8_wo engine's mean may exceed the bf16 engine's on a long prompt. */
+/** How far the quantized engine's mean may exceed the bf16 engine's on a long prompt. */
 const LONG_MEAN_OVER_BF16 = 0.05;
 /** The routers' init bound against the linear layers' (see above). */
 export const ROUTER_SHARPNESS = 16;
@@ -43,19 +45,20 @@ export function writeSharpRouterMoe(dir: string): void {
   writeTinyCheckpoint(dir, specFile().checkpoints['tiny-moe'], specFile().vocab_size, { ...init, router }, { tokenizerDir });
 }
 
-export async function moeInt8Checks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
+export async function moeQuantChecks(qformat: 'int8_wo' | 'int4_awq', log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
   const { out, add } = checkRecorder(log);
-  const work = mkdtempSync(join(tmpdir(), 'grpst-moe-int8-'));
-  const tag = `tiny-moe (routers x${ROUTER_SHARPNESS}) int8_wo`;
+  const work = mkdtempSync(join(tmpdir(), `grpst-moe-${qformat}-`));
+  const tag = `tiny-moe (routers x${ROUTER_SHARPNESS}) ${qformat}`;
   const opened: Engine[] = [];
   try {
     const model = join(work, 'checkpoint');
     writeSharpRouterMoe(model);
     const dir = join(work, 'engine');
     const bf16Dir = join(work, 'engine-bf16');
-    // Calibration-free formats; the report and the engine's bytes do not depend on the build's device.
-    for (const [qformat, output_dir] of [['int8_wo', dir], ['full_prec', bf16Dir]] as const)
-      await buildForChecks({ model_dir: model, output_dir, qformat, eval_tokens: 64, max_batch_size: 8, device: 'cpu' }, 'moe-int8-checks');
+    // On the CPU: int4_awq's calibration captures each expert's inputs there alone. Its groups of
+    // 16: the largest that divides every input dimension of tiny-moe (64, 128, 160, 48).
+    for (const [q, output_dir] of [[qformat, dir], ['full_prec', bf16Dir]] as const)
+      await buildForChecks({ model_dir: model, output_dir, qformat: q, awq_block_size: 16, eval_tokens: 64, max_batch_size: 8, device: 'cpu' }, `moe-${qformat}-checks`);
     const gpu = await loadEngine(dir, { ...limits, device: 'cuda' });
     opened.push(gpu);
     const cpu = await loadEngine(dir, { ...limits, device: 'cpu' });
@@ -68,7 +71,7 @@ export async function moeInt8Checks(log: (line: string) => void = () => {}): Pro
     opened.push(bf16Gpu);
     const bf16Cpu = await loadEngine(bf16Dir, { ...limits, device: 'cpu' });
     opened.push(bf16Cpu);
-    const b = BOUND.int8_wo;
+    const b = BOUND[qformat];
     for (const p of refs('tiny-moe').prompts) {
       const req: SubmitRequest = { tokens: p.prompt_ids, sampling: greedy, maxTokens: STEPS, logprobs: 2, promptLogprobs: true, ignoreEos: true };
       const g = await run(gpu, req);
@@ -79,7 +82,7 @@ export async function moeInt8Checks(log: (line: string) => void = () => {}): Pro
       const pass = d.prompt.n > 0 && d.prompt.mean <= b.mean && (long ? d.prompt.mean <= ref.mean + LONG_MEAN_OVER_BF16 : d.prompt.max <= b.max);
       add(`${tag} ${p.name} prompt logprobs vs the CPU backend`, pass,
         `${d.prompt.n} positions, ${showDistance(d.prompt, b)}${long ? ' (the max not held: isolated expert flips)' : ''}; the bf16 engine: max ${ref.max.toFixed(4)}, mean ${ref.mean.toFixed(4)}`);
-      const n = Math.min(nearTie(g.margins, NEAR_TIE.int8_wo), nearTie(h.margins, NEAR_TIE.int8_wo));
+      const n = Math.min(nearTie(g.margins, NEAR_TIE[qformat]), nearTie(h.margins, NEAR_TIE[qformat]));
       add(`${tag} ${p.name} greedy tokens vs the CPU backend`, g.tokens.length === STEPS && equalPrefix(g.tokens, h.tokens, n), `${n} tokens before a near-tie`);
     }
   } catch (err) {

@@ -42,10 +42,15 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
     if (!l.moe.on()) continue;
     if (dims.moe.experts < 1 || dims.moe.top_k < 1 || dims.moe.intermediate < 1)
       return invalid("Forward", "a layer has experts but the dimensions give none");
-    if (l.moe.format != WeightFormat::bf16 && l.moe.format != WeightFormat::int8_wo)
-      return invalid("Forward", "Qwen3-MoE experts run in bf16 or int8_wo only");
+    if (l.moe.format != WeightFormat::bf16 && l.moe.format != WeightFormat::int8_wo &&
+        l.moe.format != WeightFormat::int4_awq)
+      return invalid("Forward", "Qwen3-MoE experts run in bf16, int8_wo or int4_awq only");
     if (l.moe.format == WeightFormat::int8_wo && (!l.moe.gate_up_scale || !l.moe.down_scale))
       return invalid("Forward", "int8_wo experts need their per-channel scales");
+    const MoeInt4Experts& q = l.moe.int4;
+    if (l.moe.format == WeightFormat::int4_awq &&
+        (!q.gate_up || !q.down || !q.gate_up_scale || !q.gate_up_zero || !q.down_scale || !q.down_zero))
+      return invalid("Forward", "int4_awq experts need their group scales and zeros");
   }
   std::unique_ptr<Forward> f(new Forward());
   f->dims_ = dims;

@@ -54,16 +54,22 @@ Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
   GRPST_TRY(linear_prologue(in, moe_.xn, T, H, ex));
   GRPST_TRY(moe_route(moe_.xn, lw.moe.router, T, H, E, K, m.norm_topk, moe_.logits, moe_.choice, moe_.weight, ex));
   // Prefill-sized steps: tiles of up to kMoeWideRows rows on the tensor cores, each expert's
-  // weights read once per 64 of its rows (int8_wo ones widened to bf16 in shared memory, where H
-  // and Im are multiples of 16); decode steps: the tile kernel (a few rows per expert).
+  // weights read once per 64 of its rows (int8_wo and int4_awq ones widened to bf16 in shared
+  // memory, where H and Im are multiples of 16); decode steps: the tile kernel (a few rows per
+  // expert).
   const MoeWeights& w = lw.moe;
-  const bool int8 = w.format == WeightFormat::int8_wo;  // else bf16 (Forward::create admits no other)
-  const bool wide_fits = !int8 || (H % 16 == 0 && m.intermediate % 16 == 0);
+  // else bf16 (Forward::create admits no other)
+  const bool int8 = w.format == WeightFormat::int8_wo, int4 = w.format == WeightFormat::int4_awq;
+  const bool wide_fits = !(int8 || int4) || (H % 16 == 0 && m.intermediate % 16 == 0);
   const bool wide = wide_fits && moe_wide_min_tokens_ > 0 && T >= moe_wide_min_tokens_;
   const int tile_rows = wide ? kMoeWideRows : kMoeTileRows;
   GRPST_TRY(moe_group(moe_.choice, P, K, E, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count, ex, tile_rows));
   const int max_tiles = moe_max_tiles(P, E, tile_rows);
-  if (int8) {
+  if (int4) {
+    const auto experts = wide ? moe_experts_wide_int4 : moe_experts_int4;
+    GRPST_TRY(experts(moe_.xn, w.int4, moe_.row_token, moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate,
+                      moe_.act, moe_.out, ex));
+  } else if (int8) {
     const auto experts = wide ? moe_experts_wide_int8 : moe_experts_int8;
     GRPST_TRY(experts(moe_.xn, static_cast<const int8_t*>(w.gate_up), w.gate_up_scale, static_cast<const int8_t*>(w.down),
                       w.down_scale, moe_.row_token, moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate, moe_.act,

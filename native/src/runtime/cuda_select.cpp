@@ -44,12 +44,12 @@ bool picks_cuda(const std::string& device, bool in_process_group, bool gpu_visib
 }  // namespace
 #endif
 
-/** A Qwen3-MoE model quantized other than int8_wo: the CUDA backend runs MoE experts in bf16 and
- *  int8_wo only, so it runs on the CPU. */
+/** A Qwen3-MoE model quantized other than int8_wo or int4: the CUDA backend runs MoE experts in
+ *  bf16, int8_wo and int4_awq only, so it runs on the CPU. */
 static bool cpu_only_moe_model(const ModelConfig& cfg, const std::string& quantization) {
   const std::string scheme = quantization.empty() ? "none" : quantization;
   const WeightFormat f = weight_format_for_scheme(scheme);
-  return cfg.moe.on() && f != WeightFormat::BF16 && f != WeightFormat::INT8_WO;
+  return cfg.moe.on() && f != WeightFormat::BF16 && f != WeightFormat::INT8_WO && f != WeightFormat::INT4;
 }
 
 bool builds_cuda_runner(const std::string& device, bool in_process_group, const ModelConfig& cfg,
@@ -74,14 +74,14 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   check_device_name(device);
   if (cfg.moe.on() && tp.on())
     throw Error("tensor parallelism is not available for Qwen3-MoE engines yet; load the engine without tp_size");
-  // The CUDA backend runs Qwen3-MoE's experts in bf16 and int8_wo only: a MoE engine in another
+  // The CUDA backend runs Qwen3-MoE's experts in bf16, int8_wo and int4_awq only: a MoE engine in another
   // format runs on the CPU backend ("auto" takes it there).
   const std::string scheme = cpu.quantization.empty() ? "none" : cpu.quantization;
   const bool cpu_only_moe = cpu_only_moe_model(cfg, cpu.quantization);
   if (cpu_only_moe && device == "cuda")
     throw Error("device \"cuda\": this Qwen3-MoE engine is quantized (" + scheme +
-                "); bf16 and int8_wo Qwen3-MoE engines run on CUDA, other quantized ones on the CPU backend only: "
-                "set device to \"cpu\" or \"auto\", or build a bf16 or int8_wo engine");
+                "); bf16, int8_wo and int4_awq Qwen3-MoE engines run on CUDA, other quantized ones on the CPU "
+                "backend only: set device to \"cpu\" or \"auto\", or build a bf16, int8_wo or int4_awq engine");
   if (tp.on() && tp.comm->on_device() && (device == "cpu" || !built_with_cuda()))
     throw Error("a tensor-parallel engine across processes runs on GPUs: load it with device \"cuda\" or \"auto\" on a "
                 "build with the CUDA backend");

@@ -178,7 +178,57 @@ struct Uploader {
     return out;
   }
 
-  // A sparse layer's router (bf16) and experts (bf16 or int8_wo, the same format throughout),
+  // int4_awq experts as the CPU backend holds them (nibble rows, fp32 group scales, uint8 zeros),
+  // stacked over the experts with gate / up rows interleaved; each expert's AWQ input scale (ones
+  // for one without, where another has it). Returns the bytes one expert's three matrices read.
+  size_t int4_experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name, cu::MoeInt4Experts& m) {
+    const int E = cfg.moe.num_experts, Im = cfg.moe.intermediate_size, H = cfg.hidden_size;
+    const int gg = l.experts[0].gate.group_size, dg = l.experts[0].down.group_size;
+    bool any_pqs = false;
+    for (const Qwen3Expert& ex : l.experts) {
+      if (ex.gate.group_size != gg || ex.up.group_size != gg || ex.down.group_size != dg || gg <= 0 || dg <= 0)
+        throw Error("CUDA backend: " + name + "experts: int4 group sizes differ between experts or projections");
+      any_pqs = any_pqs || ex.pre_quant_scale != nullptr;
+    }
+    const size_t gu_row = size_t(H) / 2, dn_row = size_t(Im) / 2, gu_groups = size_t(H / gg), dn_groups = size_t(Im / dg);
+    uint8_t* gu = static_cast<uint8_t*>(mem.get(size_t(E) * 2 * Im * gu_row, "experts gate_up"));
+    uint8_t* dn = static_cast<uint8_t*>(mem.get(size_t(E) * H * dn_row, "experts down_proj"));
+    float* gus = static_cast<float*>(mem.get(size_t(E) * 2 * Im * gu_groups * 4, "experts gate_up scales"));
+    uint8_t* guz = static_cast<uint8_t*>(mem.get(size_t(E) * 2 * Im * gu_groups, "experts gate_up zeros"));
+    float* dns = static_cast<float*>(mem.get(size_t(E) * H * dn_groups * 4, "experts down_proj scales"));
+    uint8_t* dnz = static_cast<uint8_t*>(mem.get(size_t(E) * H * dn_groups, "experts down_proj zeros"));
+    float* pqs = any_pqs ? static_cast<float*>(mem.get(size_t(E) * H * 4, "experts input scales")) : nullptr;
+    const std::vector<float> ones(size_t(H), 1.f);
+    for (int e = 0; e < E; ++e) {
+      const Qwen3Expert& ex = l.experts[size_t(e)];
+      const size_t gr = size_t(e) * 2 * Im, dr = size_t(e) * H;  // the expert's first rows
+      copy_rows(gu + gr * gu_row, {{ex.gate.w, src_pitch(ex.gate), Im}, {ex.up.w, src_pitch(ex.up), Im}}, gu_row, true,
+                "experts gate_up");
+      copy_rows(gus + gr * gu_groups, {{ex.gate.scales, gu_groups * 4, Im}, {ex.up.scales, gu_groups * 4, Im}},
+                gu_groups * 4, true, "experts gate_up scales");
+      copy_rows(guz + gr * gu_groups, {{ex.gate.zeros, gu_groups, Im}, {ex.up.zeros, gu_groups, Im}}, gu_groups, true,
+                "experts gate_up zeros");
+      copy_rows(dn + dr * dn_row, {{ex.down.w, src_pitch(ex.down), H}}, dn_row, false, "experts down_proj");
+      copy_rows(dns + dr * dn_groups, {{ex.down.scales, dn_groups * 4, H}}, dn_groups * 4, false, "experts down_proj scales");
+      copy_rows(dnz + dr * dn_groups, {{ex.down.zeros, dn_groups, H}}, dn_groups, false, "experts down_proj zeros");
+      if (pqs)
+        check(cudaMemcpy(pqs + size_t(e) * H, ex.pre_quant_scale ? ex.pre_quant_scale : ones.data(), size_t(H) * 4,
+                         cudaMemcpyHostToDevice),
+              "experts input scales");
+    }
+    m.gate_up = gu;
+    m.gate_up_scale = gus;
+    m.gate_up_zero = guz;
+    m.pre_quant_scale = pqs;
+    m.gate_up_group = gg;
+    m.down = dn;
+    m.down_scale = dns;
+    m.down_zero = dnz;
+    m.down_group = dg;
+    return size_t(2) * Im * (gu_row + gu_groups * 5) + size_t(H) * (dn_row + dn_groups * 5) + (pqs ? size_t(H) * 4 : 0);
+  }
+
+  // A sparse layer's router (bf16) and experts (bf16, int8_wo or int4_awq, the same format throughout),
   // each kind of matrix stacked over the experts in its natural row order (MoeWeights): the tile
   // kernel streams rows, not the dense kernels' mma-fragment layout. A decode step reads the router
   // and top_k experts per token.
@@ -189,12 +239,24 @@ struct Uploader {
     const WeightFormat fmt = E > 0 ? l.experts[0].gate.fmt : WeightFormat::BF16;
     for (const Qwen3Expert& ex : l.experts)
       for (const LinearWeight* w : {&ex.gate, &ex.up, &ex.down})
-        if ((w->fmt != WeightFormat::BF16 && w->fmt != WeightFormat::INT8_WO) || w->fmt != fmt)
+        if ((w->fmt != WeightFormat::BF16 && w->fmt != WeightFormat::INT8_WO && w->fmt != WeightFormat::INT4) ||
+            w->fmt != fmt)
           throw Error("CUDA backend: " + name + "experts are " + cu::weight_format_name(to_cuda(w->fmt)) +
                       (w->fmt != fmt ? std::string(" and ") + cu::weight_format_name(to_cuda(fmt)) : std::string()) +
-                      ": bf16 and int8_wo Qwen3-MoE engines run on CUDA; other quantized ones run on the CPU backend "
-                      "(device \"cpu\" or \"auto\")");
+                      ": bf16, int8_wo and int4_awq Qwen3-MoE engines run on CUDA; other quantized ones run on the CPU "
+                      "backend (device \"cpu\" or \"auto\")");
     if (l.router.fmt != WeightFormat::BF16) throw Error("CUDA backend: " + name + "router is not bf16");
+    if (fmt == WeightFormat::INT4) {
+      cu::MoeWeights m;
+      m.format = to_cuda(fmt);
+      const size_t router_bytes = size_t(E) * H * 2;
+      void* r = mem.get(router_bytes, "router");
+      copy_rows(r, {{l.router.w, src_pitch(l.router), E}}, size_t(H) * 2, false, "router");
+      m.router = static_cast<const cu::bf16*>(r);
+      const size_t expert_bytes = int4_experts(cfg, l, name, m.int4);
+      bytes += int64_t(router_bytes) + int64_t(cfg.moe.experts_per_tok) * int64_t(expert_bytes);
+      return m;
+    }
     const bool int8 = fmt == WeightFormat::INT8_WO;
     const size_t elem = int8 ? 1 : 2;  // bytes of one weight
     cu::MoeWeights m;

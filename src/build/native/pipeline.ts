@@ -88,7 +88,7 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   reporter.phase('check', s.model_dir);
   const src = openSource(s.model_dir, s.merge_lora);
   checkBuildInputs(s, src);
-  // The CUDA backend runs bf16 and int8_wo Qwen3-MoE only: auto runs another MoE build's calibration and report on the CPU.
+  // A MoE build the CUDA backend cannot calibrate or run (moe-checks.ts runsOnCuda): auto runs its calibration and report on the CPU.
   s = { ...s, device: runDeviceFor(s, src) };
   // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS, or --device cuda on a
   // runtime without the CUDA backend, is refused before any work.

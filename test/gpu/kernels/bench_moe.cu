@@ -3,8 +3,10 @@
 // (moe_experts, kMoeTileRows rows per tile) and the tensor-core tiles (moe_experts_wide), each
 // timed as the forward runs it: routing, grouping, experts and combine; and int8_wo experts (half
 // the weight bytes, a scale per row) through both (moe_experts_int8 up to 512 tokens,
-// moe_experts_wide_int8). Rows: microseconds per layer and the experts' TFLOP/s
-// (2 x 3 x Im x H per (token, expert) pair).
+// moe_experts_wide_int8); and int4_awq experts (a quarter of the bytes, groups of 128 with their
+// scales and zeros, an input scale per expert) through both (moe_experts_int4 up to 512 tokens,
+// moe_experts_wide_int4). Rows: microseconds per layer and the experts' TFLOP/s (2 x 3 x Im x H
+// per (token, expert) pair).
 #include <string>
 
 #include "../../../native/src/kernels/cuda/moe.h"
@@ -31,6 +33,27 @@ void bench_moe() {
   fill_bytes(ddown_q.p, ddown_q.n, 7);
   fill_f32(dgu_s.p, dgu_s.n, 0.02f / 127.f, 0.02f / 127.f, 8);
   fill_f32(ddown_s.p, ddown_s.n, 0.03f / 127.f, 0.03f / 127.f, 9);
+  const int G = 128;  // int4 group
+  Dev<uint8_t> dgu_4(size_t(E) * 2 * Im * H / 2), ddown_4(size_t(E) * H * Im / 2), dgu_4z(size_t(E) * 2 * Im * H / G),
+      ddown_4z(size_t(E) * H * Im / G);
+  Dev<float> dgu_4s(dgu_4z.n), ddown_4s(ddown_4z.n), dpqs(size_t(E) * H);
+  fill_bytes(dgu_4.p, dgu_4.n, 10);
+  fill_bytes(ddown_4.p, ddown_4.n, 11);
+  fill_bytes(dgu_4z.p, dgu_4z.n, 12);
+  fill_bytes(ddown_4z.p, ddown_4z.n, 13);
+  fill_f32(dgu_4s.p, dgu_4s.n, 0.02f / 7.5f, 0.02f / 7.5f, 14);
+  fill_f32(ddown_4s.p, ddown_4s.n, 0.03f / 7.5f, 0.03f / 7.5f, 15);
+  fill_f32(dpqs.p, dpqs.n, 0.5f, 1.f, 16);
+  cu::MoeInt4Experts w4;
+  w4.gate_up = dgu_4.p;
+  w4.gate_up_scale = dgu_4s.p;
+  w4.gate_up_zero = dgu_4z.p;
+  w4.pre_quant_scale = dpqs.p;
+  w4.gate_up_group = G;
+  w4.down = ddown_4.p;
+  w4.down_scale = ddown_4s.p;
+  w4.down_zero = ddown_4z.p;
+  w4.down_group = G;
   Dev<float> dlogits(size_t(max_T) * E), dweight(max_P);
   Dev<int32_t> dchoice(max_P), dslot(max_P), drow_token(max_P), dcount(1);
   Dev<cu::MoeTile> dtiles(cu::moe_max_tiles(max_P, E));
@@ -77,10 +100,21 @@ void bench_moe() {
     }
     Bench::get().add("moe", at + " tiles / wide", us[0] / us[1], "x");
     if (T <= 512) {
+      const double us4 = time_layer(T, cu::kMoeTileRows, "int4_awq tiles", 20, [&](int P, int r) {
+        return cu::moe_experts_int4(dx.as<cu::bf16>(), w4, drow_token.p, dtiles.p, dcount.p, cu::moe_max_tiles(P, E, r),
+                                    H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
+      });
+      Bench::get().add("moe", at + " bf16 tiles / int4_awq tiles", us[0] / us4, "x");
+
       Bench::get().add("moe", at + " bf16 tiles / int8_wo tiles", us[0] / us8[0], "x");
       Bench::get().add("moe", at + " int8_wo tiles / wide", us8[0] / us8[1], "x");
     }
     Bench::get().add("moe", at + " bf16 wide / int8_wo wide", us[1] / us8[1], "x");
+    const double us4w = time_layer(T, cu::kMoeWideRows, "int4_awq wide", 20, [&](int P, int r) {
+      return cu::moe_experts_wide_int4(dx.as<cu::bf16>(), w4, drow_token.p, dtiles.p, dcount.p, cu::moe_max_tiles(P, E, r),
+                                       H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
+    });
+    Bench::get().add("moe", at + " bf16 wide / int4_awq wide", us[1] / us4w, "x");
   }
   Checks::get().expect("moe bench device state", cudaStreamSynchronize(stream) == cudaSuccess);
   cudaStreamDestroy(stream);

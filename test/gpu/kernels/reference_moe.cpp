@@ -65,11 +65,14 @@ void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, V
 
 static float silu_bf16(float g) { return rbf(g / (1.f + std::exp(-g))); }
 
-// The experts of either weight format: wgu(i) / wdn(i) the gate_up / down weight at element i as a
-// float, sgu(row) / sdn(row) the row's scale (1 for bf16: the same bits as no scale).
-template <class GateUp, class GateUpScale, class Down, class DownScale>
-static void experts_twin(const V16& x, GateUp wgu, GateUpScale sgu, Down wdn, DownScale sdn, const VI& row_token,
-                         const VI& row_expert, int P, int H, int Im, VF& act, VF& out, const VF* act_in) {
+// The experts of any weight format: wgu(i) / wdn(i) the gate_up / down weight at element i as a
+// float, sgu(row) / sdn(row) the row's scale (1 for bf16 and int4: the same bits as no scale),
+// xs(e, k) expert e's scale of gate_up's input column k (1 but for int4 with input scales),
+// applied to x in fp32.
+template <class GateUp, class GateUpScale, class Down, class DownScale, class XScale>
+static void experts_twin(const V16& x, GateUp wgu, GateUpScale sgu, Down wdn, DownScale sdn, XScale xs,
+                         const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act, VF& out,
+                         const VF* act_in) {
   act.assign(static_cast<size_t>(P) * Im, 0.f);
   out.assign(static_cast<size_t>(P) * H, 0.f);
   for (int r = 0; r < P; ++r) {
@@ -79,8 +82,9 @@ static void experts_twin(const V16& x, GateUp wgu, GateUpScale sgu, Down wdn, Do
       const size_t gi = e * 2 * Im + 2 * j;  // gate row; its up row follows
       double ga = 0, ua = 0;
       for (int k = 0; k < H; ++k) {
-        ga += double(wgu(gi * H + k)) * bf2f(xr[k]);
-        ua += double(wgu((gi + 1) * H + k)) * bf2f(xr[k]);
+        const float xk = bf2f(xr[k]) * xs(e, k);
+        ga += double(wgu(gi * H + k)) * xk;
+        ua += double(wgu((gi + 1) * H + k)) * xk;
       }
       act[static_cast<size_t>(r) * Im + j] = rbf(silu_bf16(rbf(float(ga) * sgu(gi))) * rbf(float(ua) * sgu(gi + 1)));
     }
@@ -97,16 +101,51 @@ static void experts_twin(const V16& x, GateUp wgu, GateUpScale sgu, Down wdn, Do
 void moe_experts(const V16& x, const V16& gate_up, const V16& down, const VI& row_token, const VI& row_expert, int P,
                  int H, int Im, VF& act, VF& out, const VF* act_in) {
   const auto one = [](size_t) { return 1.f; };
+  const auto no_xs = [](size_t, int) { return 1.f; };
   experts_twin(x, [&](size_t i) { return bf2f(gate_up[i]); }, one, [&](size_t i) { return bf2f(down[i]); }, one,
-               row_token, row_expert, P, H, Im, act, out, act_in);
+               no_xs, row_token, row_expert, P, H, Im, act, out, act_in);
 }
 
 void moe_experts_int8(const V16& x, const std::vector<int8_t>& gate_up, const VF& gate_up_scale,
                       const std::vector<int8_t>& down, const VF& down_scale, const VI& row_token, const VI& row_expert,
                       int P, int H, int Im, VF& act, VF& out, const VF* act_in) {
   experts_twin(x, [&](size_t i) { return float(gate_up[i]); }, [&](size_t row) { return gate_up_scale[row]; },
-               [&](size_t i) { return float(down[i]); }, [&](size_t row) { return down_scale[row]; }, row_token,
-               row_expert, P, H, Im, act, out, act_in);
+               [&](size_t i) { return float(down[i]); }, [&](size_t row) { return down_scale[row]; },
+               [](size_t, int) { return 1.f; }, row_token, row_expert, P, H, Im, act, out, act_in);
+}
+
+// int4 rows of K nibbles (element 2j the low nibble of byte j) decoded with their groups' fp32
+// scales and uint8 zeros: (q - zero) * scale in fp32, as the CPU backend decodes them; times
+// col_scale(row, k) and rounded to bf16 when `wide` (the tensor-core tiles' one rounding).
+template <class ColScale>
+static VF decode_int4(const Int4Matrix& m, size_t rows, int K, bool wide, ColScale col_scale) {
+  VF w(rows * K);
+  const int groups = K / m.group;
+  for (size_t r = 0; r < rows; ++r)
+    for (int g = 0; g < groups; ++g) {
+      const float sc = m.scale[r * groups + g], zr = float(m.zero[r * groups + g]);
+      for (int k = g * m.group; k < (g + 1) * m.group; ++k) {
+        const uint8_t byte = m.q[r * (K / 2) + k / 2];
+        float v = (float((k & 1) ? byte >> 4 : byte & 15) - zr) * sc;
+        if (wide) v = rbf(v * col_scale(r, k));
+        w[r * K + k] = v;
+      }
+    }
+  return w;
+}
+
+void moe_experts_int4(const V16& x, const Int4Matrix& gate_up, const VF* pre_quant_scale, const Int4Matrix& down,
+                      const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act, VF& out,
+                      const VF* act_in, bool wide) {
+  const size_t E = gate_up.q.size() * 2 / (size_t(2) * Im * H);
+  const auto xscale = [&](size_t e, int k) { return pre_quant_scale ? (*pre_quant_scale)[e * H + k] : 1.f; };
+  // gate_up row r belongs to expert r / (2 Im); the wide tiles fold its input scale into the weights
+  const VF gu = decode_int4(gate_up, E * 2 * Im, H, wide, [&](size_t r, int k) { return xscale(r / (2 * Im), k); });
+  const VF dn = decode_int4(down, E * H, Im, wide, [](size_t, int) { return 1.f; });
+  const auto one = [](size_t) { return 1.f; };
+  experts_twin(x, [&](size_t i) { return gu[i]; }, one, [&](size_t i) { return dn[i]; }, one,
+               [&](size_t e, int k) { return wide ? 1.f : xscale(e, k); }, row_token, row_expert, P, H, Im, act, out,
+               act_in);
 }
 
 void moe_combine(const V16& out, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K, V16& h) {

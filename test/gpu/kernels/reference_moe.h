@@ -34,6 +34,20 @@ void moe_experts_int8(const V16& x /*[T,H]*/, const std::vector<int8_t>& gate_up
                       const VF& gate_up_scale /*[E,2Im]*/, const std::vector<int8_t>& down /*[E,H,Im]*/,
                       const VF& down_scale /*[E,H]*/, const VI& row_token, const VI& row_expert, int P, int H, int Im,
                       VF& act, VF& out, const VF* act_in = nullptr);
+// int4 weights as the engine stores them: nibbles [rows, K/2] (element 2j the low nibble of byte j),
+// per group of `group` weights along a row an fp32 scale and a uint8 zero [rows, K/group].
+struct Int4Matrix {
+  std::vector<uint8_t> q, zero;
+  VF scale;
+  int group = 0;
+};
+// The same with int4_awq experts (gate_up [E,2Im,H] interleaved as above, down [E,H,Im]), each weight
+// (q - zero) * scale; gate_up's input scaled per expert by pre_quant_scale [E,H] in fp32 (null: none).
+// wide: as the tensor-core tiles take them, each weight rounded to bf16 once, gate_up's multiplied
+// by its column's input scale before that rounding (x itself unscaled).
+void moe_experts_int4(const V16& x /*[T,H]*/, const Int4Matrix& gate_up, const VF* pre_quant_scale,
+                      const Int4Matrix& down, const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act,
+                      VF& out, const VF* act_in = nullptr, bool wide = false);
 // h[t] = bf16(h[t] + bf16(sum in expert order of weight * out[slot])), the sum in fp32 with fma
 // as the kernel adds.
 void moe_combine(const V16& out /*[P,H]*/, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K,

@@ -1,7 +1,7 @@
 // Parity: the Qwen3-MoE kernels (routing, grouping, experts, combine) against their CPU twins, each
 // stage fed the device's output of the stage before it (so a stage is checked on its own), at the
 // tiny fixtures' shapes, Qwen3-30B-A3B's (128 experts, top 8) and steps of one decode token to
-// prefill-sized ones where experts take several tiles; bf16 experts and int8_wo ones.
+// prefill-sized ones where experts take several tiles; bf16 experts, int8_wo and int4_awq ones.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -24,12 +24,16 @@ struct MoeShape {
   bool skewed;
   // int8_wo experts (int8 weights, one fp32 scale per row) in place of bf16 ones.
   bool int8 = false;
+  // int4_awq experts in groups of this many weights (0: not int4), with per-expert input scales.
+  int int4_group = 0;
+  bool input_scales = false;
 };
 
 std::string shape_name(const MoeShape& s) {
   return "moe T=" + std::to_string(s.T) + " H=" + std::to_string(s.H) + " Im=" + std::to_string(s.Im) +
          " E=" + std::to_string(s.E) + " K=" + std::to_string(s.K) + (s.norm_topk ? " norm" : "") +
-         (s.skewed ? " skewed" : "") + (s.int8 ? " int8_wo" : "");
+         (s.skewed ? " skewed" : "") + (s.int8 ? " int8_wo" : "") +
+         (s.int4_group ? " int4_awq g" + std::to_string(s.int4_group) + (s.input_scales ? " input scales" : "") : "");
 }
 
 // wide: the grouping into kMoeWideRows-row tiles and the tensor-core experts (moe_experts_wide,
@@ -73,11 +77,46 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
     gate_up_s = rand_scales(static_cast<size_t>(E) * 2 * Im, 1.f / std::sqrt(float(H)));
     down_s = rand_scales(static_cast<size_t>(E) * H, 1.f / std::sqrt(float(Im)));
   }
+  // int4_awq experts: every nibble and zero point, group scales giving the bf16 weights' spread (each
+  // group its own, so a scale or zero of the wrong group shows), input scales around 1.
+  auto rand_int4 = [&r](size_t rows, int K, int group, float a) {
+    ref::Int4Matrix m;
+    m.group = group;
+    m.q.resize(rows * K / 2);
+    for (auto& v : m.q) v = static_cast<uint8_t>(r.below(256));
+    m.zero.resize(rows * K / group);
+    for (auto& v : m.zero) v = static_cast<uint8_t>(r.below(16));
+    m.scale.resize(rows * K / group);
+    for (auto& v : m.scale) v = a / 7.5f * (0.5f + r.uniform());
+    return m;
+  };
+  ref::Int4Matrix gate_up_4, down_4;
+  ref::VF input_scales;
+  if (s.int4_group) {
+    gate_up_4 = rand_int4(static_cast<size_t>(E) * 2 * Im, H, s.int4_group, 1.f / std::sqrt(float(H)));
+    down_4 = rand_int4(static_cast<size_t>(E) * H, Im, s.int4_group, 1.f / std::sqrt(float(Im)));
+    if (s.input_scales) {
+      input_scales.resize(static_cast<size_t>(E) * H);
+      for (auto& v : input_scales) v = 0.5f + 1.5f * r.uniform();
+    }
+  }
   const int max_tiles = cu::moe_max_tiles(P, E, tile_rows);
 
   Dev<uint16_t> dx(x), drouter(router), dgu(gate_up), ddown(down), dh(h);
   Dev<int8_t> dgu_q(gate_up_q), ddown_q(down_q);
   Dev<float> dgu_s(gate_up_s), ddown_s(down_s);
+  Dev<uint8_t> dgu_4(gate_up_4.q), dgu_4z(gate_up_4.zero), ddown_4(down_4.q), ddown_4z(down_4.zero);
+  Dev<float> dgu_4s(gate_up_4.scale), ddown_4s(down_4.scale), dinput_scales(input_scales);
+  cu::MoeInt4Experts w4;
+  w4.gate_up = dgu_4.p;
+  w4.gate_up_scale = dgu_4s.p;
+  w4.gate_up_zero = dgu_4z.p;
+  w4.pre_quant_scale = s.input_scales ? dinput_scales.p : nullptr;
+  w4.gate_up_group = s.int4_group;
+  w4.down = ddown_4.p;
+  w4.down_scale = ddown_4s.p;
+  w4.down_zero = ddown_4z.p;
+  w4.down_group = s.int4_group;
   Dev<float> dlogits(static_cast<size_t>(T) * E), dweight(static_cast<size_t>(P));
   Dev<int32_t> dchoice(static_cast<size_t>(P)), dslot(static_cast<size_t>(P)), drow_token(static_cast<size_t>(P)),
       dcount(1);
@@ -96,7 +135,10 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   const auto experts_int8 = wide ? cu::moe_experts_wide_int8 : cu::moe_experts_int8;
   ok = ok && Checks::get().status(
                   name + " experts",
-                  s.int8 ? experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p,
+                  s.int4_group ? (wide ? cu::moe_experts_wide_int4 : cu::moe_experts_int4)(
+                                     dx.as<cu::bf16>(), w4, drow_token.p, dtiles.p, dcount.p, max_tiles, H, Im,
+                                     dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex)
+                  : s.int8 ? experts_int8(dx.as<cu::bf16>(), dgu_q.p, dgu_s.p, ddown_q.p, ddown_s.p, drow_token.p,
                                         dtiles.p, dcount.p, max_tiles, H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(),
                                         ex)
                          : experts(dx.as<cu::bf16>(), dgu.as<cu::bf16>(), ddown.as<cu::bf16>(), drow_token.p, dtiles.p,
@@ -135,7 +177,10 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   for (int p = 0; p < P; ++p) row_expert[slot[p]] = got_choice[p];
   const ref::VF got_act = bf16_to_f32(dact.download());
   ref::VF act, out;
-  if (s.int8)
+  if (s.int4_group)
+    ref::moe_experts_int4(x, gate_up_4, s.input_scales ? &input_scales : nullptr, down_4, row_token, row_expert, P, H,
+                          Im, act, out, &got_act, wide);
+  else if (s.int8)
     ref::moe_experts_int8(x, gate_up_q, gate_up_s, down_q, down_s, row_token, row_expert, P, H, Im, act, out, &got_act);
   else
     ref::moe_experts(x, gate_up, down, row_token, row_expert, P, H, Im, act, out, &got_act);
@@ -186,6 +231,24 @@ void test_moe() {
   test_moe_layer({300, 256, 64, 16, 4, true, true, true}, true);
   test_moe_layer({128, 2048, 768, 128, 8, true, false, true}, true);
   test_moe_layer({1, 2048, 768, 128, 8, true, false, true}, true);
+  // int4_awq experts through the tile kernel (decode steps): tiny-moe's groups of 16 with and without
+  // input scales, tiny-moe-b's of 32 (Im 32: one group per down row), Qwen3-30B-A3B's of 128 at 1 and
+  // 64 tokens (an expert past kMoeTileRows rows), and groups of 8
+  test_moe_layer({1, 64, 48, 8, 2, true, false, false, 16, true});
+  test_moe_layer({23, 64, 48, 8, 2, true, true, false, 16, true});
+  test_moe_layer({23, 64, 48, 8, 2, true, true, false, 16, false});
+  test_moe_layer({40, 96, 32, 6, 3, false, true, false, 32, true});
+  test_moe_layer({1, 2048, 768, 128, 8, true, false, false, 128, true});
+  test_moe_layer({64, 2048, 768, 128, 8, true, true, false, 128, true});
+  test_moe_layer({40, 256, 64, 16, 4, true, true, false, 8, true});
+  // and through the wide tiles (nibbles widened with their groups' scales and zeros and the input
+  // scales): the tiny shapes (Im 48 / 32: K past the last 64-column step; groups of 16 / 32 / 8), an
+  // expert past kMoeWideRows rows, Qwen3-30B-A3B's at 1 and 128 tokens in groups of 128
+  test_moe_layer({23, 64, 48, 8, 2, true, true, false, 16, true}, true);
+  test_moe_layer({40, 96, 32, 6, 3, false, true, false, 32, true}, true);
+  test_moe_layer({300, 256, 64, 16, 4, true, true, false, 8, false}, true);
+  test_moe_layer({128, 2048, 768, 128, 8, true, false, false, 128, true}, true);
+  test_moe_layer({1, 2048, 768, 128, 8, true, false, false, 128, true}, true);
   // invalid shapes are refused with a Status, never a launch
   Checks::get().expect("moe_experts_wide_int8 refuses H % 16 != 0",
                        !cu::moe_experts_wide_int8(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
@@ -204,6 +267,23 @@ void test_moe() {
   Checks::get().expect("moe_experts_int8 refuses H % 8 != 0",
                        !cu::moe_experts_int8(nullptr, nullptr, &scale, nullptr, &scale, nullptr, nullptr, nullptr, 1,
                                              60, 32, nullptr, nullptr, {}).ok());
+  cu::MoeInt4Experts bad4;  // (pointers not read: the calls are refused before any launch)
+  const uint8_t byte = 0;
+  bad4.gate_up = bad4.down = bad4.gate_up_zero = bad4.down_zero = &byte;
+  bad4.gate_up_scale = bad4.down_scale = &scale;
+  bad4.gate_up_group = bad4.down_group = 12;
+  Checks::get().expect("moe_experts_int4 refuses groups that are not a multiple of 8",
+                       !cu::moe_experts_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 48, 48, nullptr, nullptr, {}).ok());
+  bad4.gate_up_group = bad4.down_group = 32;
+  Checks::get().expect("moe_experts_int4 refuses groups that do not divide the row",
+                       !cu::moe_experts_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 48, nullptr, nullptr, {}).ok());
+  Checks::get().expect("moe_experts_wide_int4 refuses groups that do not divide the row",
+                       !cu::moe_experts_wide_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 48, nullptr, nullptr, {}).ok());
+  Checks::get().expect("moe_experts_wide_int4 refuses Im % 16 != 0",
+                       !cu::moe_experts_wide_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 40, nullptr, nullptr, {}).ok());
+  bad4.down_zero = nullptr;
+  Checks::get().expect("moe_experts_int4 refuses missing zeros",
+                       !cu::moe_experts_int4(nullptr, bad4, nullptr, nullptr, nullptr, 1, 64, 64, nullptr, nullptr, {}).ok());
   Checks::get().expect("moe_experts_int8 refuses missing scales",
                        !cu::moe_experts_int8(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1,
                                              64, 32, nullptr, nullptr, {}).ok());

@@ -53,6 +53,11 @@ __device__ __forceinline__ void int8_words_to_bf16_frag(uint32_t w0, uint32_t w1
   a[3] = pack_bf16x2(i8_byte_to_f32(x1, 2), i8_byte_to_f32(x1, 3));
 }
 
+// 8 bytes, through L1; pred false writes zeros and reads nothing.
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem, bool pred) {
+  const int bytes = pred ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(bytes));
+}
 // 4 bytes, through L1 (cp.async copies of under 16 bytes must use .ca).
 __device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(smem)), "l"(gmem));

@@ -1,4 +1,4 @@
-// Qwen3-MoE's sparse MLP on the GPU (bf16 or int8_wo experts), as the CPU backend computes it
+// Qwen3-MoE's sparse MLP on the GPU (bf16, int8_wo or int4_awq experts), as the CPU backend computes it
 // (native/src/model/moe_mlp.cpp) for each token x [H] (already RMS-normalised):
 //   p = softmax(W_router x)          [E] fp32
 //   the k largest p (ties: the lower expert), divided by their sum when norm_topk_prob
@@ -82,6 +82,37 @@ Status moe_experts_int8(const __nv_bfloat16* x /*[T,H]*/, const int8_t* gate_up 
                         const float* down_scale /*[E,H]*/, const int32_t* row_token /*[P]*/, const MoeTile* tiles,
                         const int32_t* tile_count, int max_tiles, int H, int Im, __nv_bfloat16* act /*[P,Im]*/,
                         __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+
+// int4_awq experts as the engine stores them, stacked over the experts (gate_up's rows interleaved
+// gate_0, up_0, gate_1, ... as above, with their group scales and zeros): nibbles [E, 2Im, H/2] and
+// [E, H, Im/2] (element 2j the low nibble of byte j); per group of `group` weights along a row an
+// fp32 scale and a uint8 zero, w = (q - zero) * scale; pre_quant_scale [E, H], AWQ's per-expert
+// scale of gate_up's input (the experts share the norm it would fold into; null: none).
+struct MoeInt4Experts {
+  const uint8_t* gate_up = nullptr;         // [E, 2Im, H/2]
+  const float* gate_up_scale = nullptr;     // [E, 2Im, H/gate_up_group]
+  const uint8_t* gate_up_zero = nullptr;    // [E, 2Im, H/gate_up_group]
+  const float* pre_quant_scale = nullptr;   // [E, H] or null
+  int gate_up_group = 0;
+  const uint8_t* down = nullptr;            // [E, H, Im/2]
+  const float* down_scale = nullptr;        // [E, H, Im/down_group]
+  const uint8_t* down_zero = nullptr;       // [E, H, Im/down_group]
+  int down_group = 0;
+};
+// moe_experts with int4_awq experts on the tile kernel (decode steps): x [T, H] scaled by the
+// expert's pre_quant_scale in fp32, each row's fp32 sum of decoded weight times x, then the same
+// roundings as the other formats. Groups: multiples of 8 dividing the row.
+Status moe_experts_int4(const __nv_bfloat16* x /*[T,H]*/, const MoeInt4Experts& w, const int32_t* row_token /*[P]*/,
+                        const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im,
+                        __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+
+// moe_experts_int4 on the tensor cores (the wide tiles): each stage's nibble rows widened in shared
+// memory to bf16((q - zero) * scale * input scale), one rounding of each weight (the tile kernel
+// keeps them in fp32 and scales x instead); H and Im multiples of 16.
+Status moe_experts_wide_int4(const __nv_bfloat16* x /*[T,H]*/, const MoeInt4Experts& w,
+                             const int32_t* row_token /*[P]*/, const MoeTile* tiles, const int32_t* tile_count,
+                             int max_tiles, int H, int Im, __nv_bfloat16* act /*[P,Im]*/,
+                             __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
 
 // moe_experts on the tensor cores for tiles of up to kMoeWideRows rows (moe_group with that
 // tile_rows): the same results within fp32 summation order (moe_experts_mma.cu).

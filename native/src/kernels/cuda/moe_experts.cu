@@ -1,15 +1,16 @@
-// Qwen3-MoE's experts on the GPU (bf16 or int8_wo weights), tile by tile (moe_group lists the
-// tiles on the device): each warp streams two rows of one expert's weight once and multiplies them
-// with all of the tile's rows (up to kMoeTileRows), which sit in registers as partial sums. At one
-// decode token this reads exactly the chosen experts' weights once; a larger step reads each chosen
-// expert's weights once per tile of its rows. Then moe_combine adds each token's weighted expert
-// outputs to the residual stream in expert order.
+// Qwen3-MoE's experts on the GPU (bf16, int8_wo or int4_awq weights), tile by tile (moe_group
+// lists the tiles on the device): each warp streams two rows of one expert's weight once and
+// multiplies them with all of the tile's rows (up to kMoeTileRows), which sit in registers as
+// partial sums. At one decode token this reads exactly the chosen experts' weights once; a larger
+// step reads each chosen expert's weights once per tile of its rows. Then moe_combine adds each
+// token's weighted expert outputs to the residual stream in expert order.
 #include <algorithm>
 
 #include "device_utils.cuh"
 #include "linear_common.cuh"
 #include "mma_utils.cuh"
 #include "moe.h"
+#include "moe_quant.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -21,27 +22,44 @@ constexpr int kBatch = 8;        // chunks of 8 weights of each row a lane loads
 // How the tile kernel reads a weight row: 8 elements per chunk, one chunk per lane at a time.
 //  bf16:    16-byte chunks of 8 bf16, no scale;
 //  int8_wo: 8-byte chunks of 8 int8 (exact in fp32), one fp32 scale per row (output channel)
-//           applied to the row's warp sum, as the dense int8_wo epilogue applies it.
+//           applied to the row's warp sum, as the dense int8_wo epilogue applies it;
+//  int4:    4-byte chunks of 8 nibbles (element 2j the low nibble of byte j), each weight
+//           (q - zero) * scale of its group in fp32, as the CPU backend decodes it (a chunk lies in
+//           one group: the group is a multiple of 8).
 struct Bf16Rows {
   using Elem = bf16;
   using Chunk = uint4;
-  static constexpr bool kScaled = false;
+  static constexpr bool kScaled = false, kGroups = false;
+  __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * K; }
   __device__ static Chunk load(const Elem* row, int j) { return ldg_stream(reinterpret_cast<const uint4*>(row) + j); }
   __device__ static Chunk zero() { return make_uint4(0, 0, 0, 0); }
-  __device__ static void unpack(const Chunk& c, float* f) { unpack8(c, f); }
+  __device__ static void unpack(const Chunk& c, float* f, float, float) { unpack8(c, f); }
 };
 struct Int8Rows {
   using Elem = int8_t;
   using Chunk = uint2;
-  static constexpr bool kScaled = true;
+  static constexpr bool kScaled = true, kGroups = false;
+  __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * K; }
   __device__ static Chunk load(const Elem* row, int j) { return ldg_stream8(reinterpret_cast<const uint2*>(row) + j); }
   __device__ static Chunk zero() { return make_uint2(0, 0); }
-  __device__ static void unpack(const Chunk& c, float* f) {
+  __device__ static void unpack(const Chunk& c, float* f, float, float) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       f[e] = static_cast<float>(static_cast<int8_t>(c.x >> (8 * e)));
       f[4 + e] = static_cast<float>(static_cast<int8_t>(c.y >> (8 * e)));
     }
+  }
+};
+struct Int4Rows {
+  using Elem = uint8_t;
+  using Chunk = uint32_t;
+  static constexpr bool kScaled = false, kGroups = true;
+  __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * (K / 2); }
+  __device__ static Chunk load(const Elem* row, int j) { return ldg_stream32(reinterpret_cast<const uint32_t*>(row) + j); }
+  __device__ static Chunk zero() { return 0u; }
+  __device__ static void unpack(const Chunk& c, float* f, float scale, float zero) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) f[e] = __fmul_rn(static_cast<float>((c >> (4 * e)) & 15u) - zero, scale);
   }
 };
 
@@ -51,15 +69,16 @@ struct Int8Rows {
 //           interleaved, y [P, N / 2] gets bf16(bf16(silu(g)) * u) as the dense SwiGLU epilogue;
 //  else:    x rows are the grouped rows themselves (act), the weight is down [E, N = H, K = Im],
 //           y [P, N] gets the two outputs rounded to bf16.
-// F (Bf16Rows, Int8Rows) is the weights' format; scale_all [E, N] its per-row scales (int8_wo),
-// each multiplying its row's sum before the rounding above.
+// F (Bf16Rows, Int8Rows, Int4Rows) is the weights' format; q its scales: int8_wo's per row, each
+// multiplying its row's sum before the rounding above; int4's per group, with zeros, applied to
+// each weight, and for gate_up the expert's input scale applied to x (in fp32, as the CPU backend
+// scales its copy of the rows).
 // A row's result does not depend on the tile's other rows: the same bits in every batch.
 template <bool kGateUp, class F>
 __global__ void __launch_bounds__(kWarps * 32)
-    moe_expert_rows_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all,
-                           const float* __restrict__ scale_all, const int32_t* __restrict__ row_token,
-                           const MoeTile* __restrict__ tiles, const int32_t* __restrict__ tile_count, int N, int K,
-                           bf16* __restrict__ y) {
+    moe_expert_rows_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all, ExpertQuant q,
+                           const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
+                           const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
   griddep_wait();
   griddep_launch_dependents();
   if (static_cast<int>(blockIdx.x) >= *tile_count) return;  // the grid's bound exceeds this step's tiles
@@ -67,13 +86,19 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n0 = (blockIdx.y * kWarps + warp) * kRowsPerWarp;
   if (n0 >= N) return;
-  const typename F::Elem* w0 = w_all + (static_cast<size_t>(tile.expert) * N + n0) * K;
-  const typename F::Elem* w1 = w0 + K;
+  const size_t r0 = static_cast<size_t>(tile.expert) * N + n0;  // the warp's first weight row
+  const typename F::Elem* w0 = F::row(w_all, r0, K);
+  const typename F::Elem* w1 = F::row(w_all, r0 + 1, K);
   float s0 = 1.f, s1 = 1.f;
   if constexpr (F::kScaled) {
-    s0 = scale_all[static_cast<size_t>(tile.expert) * N + n0];
-    s1 = scale_all[static_cast<size_t>(tile.expert) * N + n0 + 1];
+    s0 = q.scale[r0];
+    s1 = q.scale[r0 + 1];
   }
+  // int4: the two rows' group scales and zeros [K / group], and the expert's input scale [K]
+  const int ngroups = F::kGroups ? K / q.group : 0;
+  const float* gs0 = F::kGroups ? q.scale + r0 * ngroups : nullptr;
+  const uint8_t* gz0 = F::kGroups ? q.zero + r0 * ngroups : nullptr;
+  const float4* xs = F::kGroups && kGateUp && q.x_scale ? reinterpret_cast<const float4*>(q.x_scale + static_cast<size_t>(tile.expert) * K) : nullptr;
   const uint4* xr[kMoeTileRows];
 #pragma unroll
   for (int m = 0; m < kMoeTileRows; ++m) {
@@ -102,13 +127,28 @@ __global__ void __launch_bounds__(kWarps * 32)
       const int j = j0 + 32 * u;
       if (j >= n8) break;
       float a[8], b[8];
-      F::unpack(wa[u], a);
-      F::unpack(wb[u], b);
+      if constexpr (F::kGroups) {
+        const int g = 8 * j / q.group;
+        F::unpack(wa[u], a, gs0[g], static_cast<float>(gz0[g]));
+        F::unpack(wb[u], b, gs0[ngroups + g], static_cast<float>(gz0[ngroups + g]));
+      } else {
+        F::unpack(wa[u], a, 1.f, 0.f);
+        F::unpack(wb[u], b, 1.f, 0.f);
+      }
+      float xsc[8];
+      if (xs) {
+        const float4 lo = xs[2 * j], hi = xs[2 * j + 1];
+        xsc[0] = lo.x, xsc[1] = lo.y, xsc[2] = lo.z, xsc[3] = lo.w, xsc[4] = hi.x, xsc[5] = hi.y, xsc[6] = hi.z, xsc[7] = hi.w;
+      }
 #pragma unroll
       for (int m = 0; m < kMoeTileRows; ++m) {
         if (m >= tile.rows) break;
         float xf[8];
         unpack8(xr[m][j], xf);
+        if (xs) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) xf[e] = __fmul_rn(xf[e], xsc[e]);
+        }
 #pragma unroll
         for (int e = 0; e < 8; ++e) {
           acc0[m] = fmaf(a[e], xf[e], acc0[m]);
@@ -138,22 +178,23 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // Both projections of the listed tiles in format F: gate_up + SwiGLU into act, then down into out.
 template <class F>
-Status launch_experts(const bf16* x, const typename F::Elem* gate_up, const float* gate_up_scale,
-                      const typename F::Elem* down, const float* down_scale, const int32_t* row_token,
+Status launch_experts(const char* name, const bf16* x, const typename F::Elem* gate_up, const ExpertQuant& gate_up_q,
+                      const typename F::Elem* down, const ExpertQuant& down_q, const int32_t* row_token,
                       const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act,
                       bf16* out, const Exec& ex) {
-  if (H % 8 != 0 || Im % 8 != 0) return invalid("moe_experts", "hidden and expert sizes must be multiples of 8");
-  if (max_tiles <= 0) return ok_status();
+  if (H % 8 != 0 || Im % 8 != 0) return invalid(name, "hidden and expert sizes must be multiples of 8");
   if constexpr (F::kScaled) {
-    if (!gate_up_scale || !down_scale) return invalid("moe_experts_int8", "int8_wo experts need their per-row scales");
+    if (!gate_up_q.scale || !down_q.scale) return invalid(name, "int8_wo experts need their per-row scales");
   }
+  if constexpr (F::kGroups) GRPST_TRY(check_int4_quant(name, gate_up_q, down_q, H, Im));
+  if (max_tiles <= 0) return ok_status();
   const int rows_per_block = kWarps * kRowsPerWarp;
   GRPST_TRY(launch("moe_experts gate_up", moe_expert_rows_kernel<true, F>,
-                   dim3(max_tiles, ceil_div(2 * Im, rows_per_block)), dim3(kWarps * 32), 0, ex, x, gate_up,
-                   gate_up_scale, row_token, tiles, tile_count, 2 * Im, H, act));
+                   dim3(max_tiles, ceil_div(2 * Im, rows_per_block)), dim3(kWarps * 32), 0, ex, x, gate_up, gate_up_q,
+                   row_token, tiles, tile_count, 2 * Im, H, act));
   return launch("moe_experts down", moe_expert_rows_kernel<false, F>, dim3(max_tiles, ceil_div(H, rows_per_block)),
-                dim3(kWarps * 32), 0, ex, static_cast<const bf16*>(act), down, down_scale, row_token, tiles,
-                tile_count, H, Im, out);
+                dim3(kWarps * 32), 0, ex, static_cast<const bf16*>(act), down, down_q, row_token, tiles, tile_count,
+                H, Im, out);
 }
 
 // One block per token: thread 0 orders the token's K experts (distinct) by expert, then each
@@ -205,16 +246,25 @@ __global__ void __launch_bounds__(128)
 Status moe_experts(const bf16* x, const bf16* gate_up, const bf16* down, const int32_t* row_token,
                    const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                    const Exec& ex) {
-  return launch_experts<Bf16Rows>(x, gate_up, nullptr, down, nullptr, row_token, tiles, tile_count, max_tiles, H, Im,
-                                  act, out, ex);
+  return launch_experts<Bf16Rows>("moe_experts", x, gate_up, {}, down, {}, row_token, tiles, tile_count, max_tiles, H,
+                                  Im, act, out, ex);
 }
 
 Status moe_experts_int8(const bf16* x, const int8_t* gate_up, const float* gate_up_scale, const int8_t* down,
                         const float* down_scale, const int32_t* row_token, const MoeTile* tiles,
                         const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                         const Exec& ex) {
-  return launch_experts<Int8Rows>(x, gate_up, gate_up_scale, down, down_scale, row_token, tiles, tile_count, max_tiles,
-                                  H, Im, act, out, ex);
+  const auto [gq, dq] = int8_quant(gate_up_scale, down_scale);
+  return launch_experts<Int8Rows>("moe_experts_int8", x, gate_up, gq, down, dq, row_token, tiles, tile_count,
+                                  max_tiles, H, Im, act, out, ex);
+}
+
+Status moe_experts_int4(const bf16* x, const MoeInt4Experts& w, const int32_t* row_token, const MoeTile* tiles,
+                        const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
+                        const Exec& ex) {
+  const auto [gq, dq] = int4_quant(w);
+  return launch_experts<Int4Rows>("moe_experts_int4", x, w.gate_up, gq, w.down, dq, row_token, tiles, tile_count,
+                                  max_tiles, H, Im, act, out, ex);
 }
 
 Status moe_combine(const bf16* out, const int32_t* choice, const float* weight, const int32_t* slot, int T, int H,

@@ -14,10 +14,15 @@
 // int8_wo experts (WideInt8): the stage holds W's int8 rows (64 bytes each, unpadded), which the
 // block widens to the bf16 tile the mma reads (exact: |q| <= 127) after the stage lands; the
 // row's scale multiplies its fp32 sum in the epilogue, before the rounding, as in the tile kernel.
+// int4_awq experts (WideInt4): the stage holds W's nibble rows (32 bytes each), widened to the bf16
+// tile as bf16((q - zero) * scale * input scale) (the group's scale and zero, gate_up's expert
+// input scale folded into its weights' columns): one rounding of each weight, where the tile
+// kernel and the CPU backend keep the decoded weights in fp32 and scale x.
 #include "device_utils.cuh"
 #include "mma_utils.cuh"
 #include "linear_common.cuh"
 #include "moe.h"
+#include "moe_quant.cuh"
 
 namespace grpst::cuda {
 namespace {
@@ -33,19 +38,28 @@ static_assert(kBM == 64, "the warp layout covers 64 rows");
 // The weight formats: how a stage holds W's rows and where the mma reads them as bf16.
 //  WideBf16: W [64 x 64] bf16 in the stage, padded as X, read in place;
 //  WideInt8: W [64 x 64] int8 in the stage (4 chunks of 16 bytes a row), widened by the block into
-//            one bf16 tile (padded as X) before each k step's products; scales per weight row.
+//            one bf16 tile (padded as X) before each k step's products; scales per weight row;
+//  WideInt4: W [64 x 64] nibbles in the stage (4 chunks of 8 bytes a row), widened likewise with
+//            the groups' scales and zeros.
 struct WideBf16 {
   using Elem = bf16;
-  static constexpr bool kScaled = false;
-  static constexpr int kChunkElems = 8;                    // weights per 16-byte chunk
+  static constexpr bool kScaled = false, kInt4 = false;
+  static constexpr int kChunkElems = 8;                    // weights per copied chunk (16 bytes)
   static constexpr int kWBytes = kBN * kPitch * 2;         // W's part of a stage
   static constexpr int kWideBytes = 0;                     // the widened tile (none)
 };
 struct WideInt8 {
   using Elem = int8_t;
-  static constexpr bool kScaled = true;
+  static constexpr bool kScaled = true, kInt4 = false;
   static constexpr int kChunkElems = 16;
   static constexpr int kWBytes = kBN * kBK;
+  static constexpr int kWideBytes = kBN * kPitch * 2;
+};
+struct WideInt4 {
+  using Elem = uint8_t;
+  static constexpr bool kScaled = false, kInt4 = true;
+  static constexpr int kChunkElems = 16;  // 8 bytes
+  static constexpr int kWBytes = kBN * kBK / 2;
   static constexpr int kWideBytes = kBN * kPitch * 2;
 };
 template <class F>
@@ -60,13 +74,12 @@ constexpr size_t smem_bytes() {
 // kGateUp: x rows are tokens (row_token), the weight [E, N = 2 Im, K = H] has gate / up rows
 //          interleaved, y [P, N / 2] gets bf16(silu(bf16(g)) * bf16(u)) (the dense SwiGLU epilogue);
 // else:    x rows are the grouped rows (act), the weight is down [E, N = H, K = Im], y [P, N] bf16.
-// F: WideBf16 or WideInt8; scale_all [E, N] the int8 rows' scales (null for bf16).
+// F: WideBf16, WideInt8 or WideInt4; q its scales (ExpertQuant).
 template <bool kGateUp, class F>
 __global__ void __launch_bounds__(kThreads)
-    moe_expert_mma_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all,
-                          const float* __restrict__ scale_all, const int32_t* __restrict__ row_token,
-                          const MoeTile* __restrict__ tiles, const int32_t* __restrict__ tile_count, int N, int K,
-                          bf16* __restrict__ y) {
+    moe_expert_mma_kernel(const bf16* __restrict__ x, const typename F::Elem* __restrict__ w_all, ExpertQuant q,
+                          const int32_t* __restrict__ row_token, const MoeTile* __restrict__ tiles,
+                          const int32_t* __restrict__ tile_count, int N, int K, bf16* __restrict__ y) {
   extern __shared__ __align__(16) uint8_t smem[];
   griddep_wait();
   griddep_launch_dependents();
@@ -75,7 +88,9 @@ __global__ void __launch_bounds__(kThreads)
   const int n0 = blockIdx.y * kBN;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   using E = typename F::Elem;
-  const E* w = w_all + static_cast<size_t>(tile.expert) * N * K;
+  // a weight row's storage: K elements, or K / 2 bytes of nibbles
+  const size_t row_len = F::kInt4 ? static_cast<size_t>(K) / 2 : static_cast<size_t>(K);
+  const E* w = w_all + static_cast<size_t>(tile.expert) * N * row_len;
   constexpr int kWChunks = kBK / F::kChunkElems;       // 16-byte chunks of a W row per stage
   constexpr int kWRowsPerPass = kThreads / kWChunks;   // W rows one pass of the block copies
   constexpr int kWPasses = kBN / kWRowsPerPass;
@@ -97,7 +112,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = 0; i < kWPasses; ++i) {
     const int r = wrow + kWRowsPerPass * i;
     wok[i] = n0 + r < N;
-    wsrc[i] = w + static_cast<size_t>(wok[i] ? n0 + r : 0) * K + wchunk * F::kChunkElems;
+    wsrc[i] = w + static_cast<size_t>(wok[i] ? n0 + r : 0) * row_len + wchunk * F::kChunkElems / (F::kInt4 ? 2 : 1);
   }
   const int nk = (K + kBK - 1) / kBK;
   const auto stage_x = [&](int kt) { return reinterpret_cast<bf16*>(smem + (kt % kStages) * stage_bytes<F>()); };
@@ -115,10 +130,14 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < kWPasses; ++i) {
       const int r = wrow + kWRowsPerPass * i;
-      // bf16: rows padded to kPitch elements; int8: 64 bytes a row
-      uint8_t* dst = sw + (F::kScaled ? r * kBK + wchunk * 16 : (r * kPitch + wchunk * 8) * 2);
-      cp_async16(dst, win && wok[i] ? static_cast<const void*>(wsrc[i] + k) : static_cast<const void*>(w_all),
-                 win && wok[i]);
+      // bf16: rows padded to kPitch elements; int8: 64 bytes a row; int4: 32 bytes a row
+      const bool on = win && wok[i];
+      if constexpr (F::kInt4) {
+        cp_async8(sw + r * (kBK / 2) + wchunk * 8, on ? static_cast<const void*>(wsrc[i] + k / 2) : static_cast<const void*>(w_all), on);
+      } else {
+        uint8_t* dst = sw + (F::kScaled ? r * kBK + wchunk * 16 : (r * kPitch + wchunk * 8) * 2);
+        cp_async16(dst, on ? static_cast<const void*>(wsrc[i] + k) : static_cast<const void*>(w_all), on);
+      }
     }
   };
   // int8: stage kt's W widened into the bf16 tile the products read (every thread 32 weights of one
@@ -126,7 +145,32 @@ __global__ void __launch_bounds__(kThreads)
   bf16* const wide = reinterpret_cast<bf16*>(smem + kStages * stage_bytes<F>());
   const auto b_tile = [&](int kt) -> const bf16* {
     const bf16* sw = stage_x(kt) + kBM * kPitch;
-    if constexpr (!F::kScaled) {
+    if constexpr (F::kInt4) {
+      // every thread 32 weights of one row half: 16 bytes of the stage, 8 weights a group piece
+      const int r = tid >> 1, half = tid & 1, n = n0 + r, ngroups = K / q.group;
+      const uint4 v = *reinterpret_cast<const uint4*>(reinterpret_cast<const uint8_t*>(sw) + r * (kBK / 2) + half * 16);
+      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+      const size_t gbase = (static_cast<size_t>(tile.expert) * N + (n < N ? n : 0)) * ngroups;
+      const float* xs = kGateUp && q.x_scale ? q.x_scale + static_cast<size_t>(tile.expert) * K : nullptr;
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        const int col = kt * kBK + half * 32 + 8 * p;
+        float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (n < N && col < K) {
+          const int g = col / q.group;
+          const float sc = q.scale[gbase + g], zr = static_cast<float>(q.zero[gbase + g]);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) f[e] = __fmul_rn(static_cast<float>((words[p] >> (4 * e)) & 15u) - zr, sc);
+          if (xs) {
+#pragma unroll
+            for (int e = 0; e < 8; ++e) f[e] = __fmul_rn(f[e], xs[col + e]);
+          }
+        }
+        *reinterpret_cast<uint4*>(wide + r * kPitch + half * 32 + 8 * p) = pack8(f);
+      }
+      __syncthreads();  // the tile is whole before any warp reads it
+      return wide;
+    } else if constexpr (!F::kScaled) {
       return sw;
     } else {
       const int r = tid >> 1, half = tid & 1;
@@ -201,7 +245,7 @@ __global__ void __launch_bounds__(kThreads)
         if (r >= tile.rows || n >= N) continue;
         float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
         if constexpr (F::kScaled) {
-          const float* sc = scale_all + static_cast<size_t>(tile.expert) * N + n;
+          const float* sc = q.scale + static_cast<size_t>(tile.expert) * N + n;
           v0 *= sc[0];
           v1 *= sc[1];
         }
@@ -216,21 +260,21 @@ __global__ void __launch_bounds__(kThreads)
 
 // Both projections of the listed tiles in format F: gate_up + SwiGLU into act, then down into out.
 template <class F>
-Status launch_wide(const char* op, const bf16* x, const typename F::Elem* gate_up, const float* gate_up_scale,
-                   const typename F::Elem* down, const float* down_scale, const int32_t* row_token,
-                   const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
-                   const Exec& ex) {
+Status launch_wide(const char* op, const bf16* x, const typename F::Elem* gate_up, const ExpertQuant& gq,
+                   const typename F::Elem* down, const ExpertQuant& dq, const int32_t* row_token, const MoeTile* tiles,
+                   const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out, const Exec& ex) {
   if (H % F::kChunkElems != 0 || Im % F::kChunkElems != 0)
-    return invalid(op, F::kScaled ? "hidden and expert sizes must be multiples of 16" : "hidden and expert sizes must be multiples of 8");
-  if (F::kScaled && (!gate_up_scale || !down_scale)) return invalid(op, "int8_wo experts need their per-row scales");
+    return invalid(op, F::kChunkElems == 16 ? "hidden and expert sizes must be multiples of 16" : "hidden and expert sizes must be multiples of 8");
+  if (F::kScaled && (!gq.scale || !dq.scale)) return invalid(op, "int8_wo experts need their per-row scales");
+  if constexpr (F::kInt4) GRPST_TRY(check_int4_quant(op, gq, dq, H, Im));
   if (max_tiles <= 0) return ok_status();
   constexpr size_t smem = smem_bytes<F>();
   GRPST_TRY(allow_smem(op, moe_expert_mma_kernel<true, F>, smem));
   GRPST_TRY(allow_smem(op, moe_expert_mma_kernel<false, F>, smem));
   GRPST_TRY(launch(op, moe_expert_mma_kernel<true, F>, dim3(max_tiles, ceil_div(2 * Im, kBN)), dim3(kThreads), smem, ex,
-                   x, gate_up, gate_up_scale, row_token, tiles, tile_count, 2 * Im, H, act));
+                   x, gate_up, gq, row_token, tiles, tile_count, 2 * Im, H, act));
   return launch(op, moe_expert_mma_kernel<false, F>, dim3(max_tiles, ceil_div(H, kBN)), dim3(kThreads), smem, ex,
-                static_cast<const bf16*>(act), down, down_scale, row_token, tiles, tile_count, H, Im, out);
+                static_cast<const bf16*>(act), down, dq, row_token, tiles, tile_count, H, Im, out);
 }
 
 }  // namespace
@@ -238,16 +282,25 @@ Status launch_wide(const char* op, const bf16* x, const typename F::Elem* gate_u
 Status moe_experts_wide(const bf16* x, const bf16* gate_up, const bf16* down, const int32_t* row_token,
                         const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act,
                         bf16* out, const Exec& ex) {
-  return launch_wide<WideBf16>("moe_experts_wide", x, gate_up, nullptr, down, nullptr, row_token, tiles, tile_count,
-                               max_tiles, H, Im, act, out, ex);
+  return launch_wide<WideBf16>("moe_experts_wide", x, gate_up, {}, down, {}, row_token, tiles, tile_count, max_tiles, H,
+                               Im, act, out, ex);
 }
 
 Status moe_experts_wide_int8(const bf16* x, const int8_t* gate_up, const float* gate_up_scale, const int8_t* down,
                              const float* down_scale, const int32_t* row_token, const MoeTile* tiles,
                              const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
                              const Exec& ex) {
-  return launch_wide<WideInt8>("moe_experts_wide_int8", x, gate_up, gate_up_scale, down, down_scale, row_token, tiles,
-                               tile_count, max_tiles, H, Im, act, out, ex);
+  const auto [gq, dq] = int8_quant(gate_up_scale, down_scale);
+  return launch_wide<WideInt8>("moe_experts_wide_int8", x, gate_up, gq, down, dq, row_token, tiles, tile_count,
+                               max_tiles, H, Im, act, out, ex);
+}
+
+Status moe_experts_wide_int4(const bf16* x, const MoeInt4Experts& w, const int32_t* row_token, const MoeTile* tiles,
+                             const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act, bf16* out,
+                             const Exec& ex) {
+  const auto [gq, dq] = int4_quant(w);
+  return launch_wide<WideInt4>("moe_experts_wide_int4", x, w.gate_up, gq, w.down, dq, row_token, tiles, tile_count,
+                               max_tiles, H, Im, act, out, ex);
 }
 
 }  // namespace grpst::cuda
