@@ -1,8 +1,7 @@
 // What a build of a Qwen3-MoE checkpoint cannot do yet, refused before any work (checks.ts runs
 // this first), each with the way that works. A native MoE engine is written in any --qformat (the
 // calibrated ones from each expert's own inputs: src/quant/expert-stats.ts), and from an AutoAWQ or
-// block-scaled FP8 checkpoint; it runs in one rank, on the CPU backend, or on CUDA when its experts
-// are bf16, int8_wo or int4_awq.
+// block-scaled FP8 checkpoint; it runs in one rank, on the CPU backend or on CUDA, in every format.
 import { isSparseLayer } from '../model/moe-tensors.js';
 import { badInput } from '../util/errors.js';
 import type { SourceModel } from './native/source.js';
@@ -17,15 +16,9 @@ export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
     throw badInput(`--tp_size ${s.tp_size}: tensor parallelism is not available for Qwen3-MoE engines yet (${what})`, 'build with --tp_size 1 (the default); the engine runs on the CPU backend');
   }
   if (s.device === 'cuda' && !runsOnCuda(s, src)) {
-    if (s.qformat === 'int4_awq') {
-      throw badInput(
-        `--device cuda: ${what} built as int4_awq, whose calibration captures each expert's own inputs, which only the CPU backend does (the engine it writes runs on CUDA)`,
-        'pass --device cpu or auto (auto calibrates it on the CPU)',
-      );
-    }
     throw badInput(
-      `--device cuda: ${what} built as ${s.qformat}, and the CUDA backend runs bf16, int8_wo and int4_awq Qwen3-MoE engines only; the accuracy report runs the engine`,
-      'pass --device cpu or auto (auto runs such a MoE build on the CPU), or build --qformat full_prec, int8_wo or int4_awq',
+      `--device cuda: ${what} built as ${s.qformat}, whose calibration captures each expert's own inputs, which only the CPU backend does (the engine it writes runs on CUDA)`,
+      'pass --device cpu or auto (auto calibrates it on the CPU)',
     );
   }
   checkLoraTargets(src);
@@ -70,9 +63,9 @@ function checkTrtllmMoe(s: BuildSettings, src: SourceModel, what: string): void 
 }
 
 /**
- * Whether a MoE build's calibration and accuracy report can run on the CUDA backend: it runs bf16,
- * int8_wo and int4_awq MoE engines, but captures no expert's inputs, so an int4_awq build that
- * calibrates (not an AutoAWQ checkpoint's own weights) and fp8 / int8_sq ones run on the CPU.
+ * Whether a MoE build's calibration and accuracy report can run on the CUDA backend: it runs MoE
+ * engines of every format, but captures no expert's inputs, so a build that calibrates its experts
+ * (int4_awq but from an AutoAWQ checkpoint's own weights, fp8, int8_sq) runs on the CPU.
  */
 function runsOnCuda(s: BuildSettings, src: SourceModel): boolean {
   return src.awq !== undefined || s.qformat === 'full_prec' || s.qformat === 'int8_wo';

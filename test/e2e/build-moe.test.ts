@@ -207,8 +207,8 @@ describe('what a MoE build refuses before any work', () => {
     await refused(['--tp_size', '2'], /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/, /fix: build with --tp_size 1/);
   });
 
-  it('--device cuda with int8_sq: the CUDA backend runs bf16, int8_wo and int4_awq MoE engines only', async () => {
-    await refused(['--device', 'cuda', '--qformat', 'int8_sq'], /--device cuda: .* built as int8_sq, and the CUDA backend runs bf16, int8_wo and int4_awq Qwen3-MoE engines only/, /fix: pass --device cpu or auto/);
+  it("--device cuda with int8_sq: its calibration captures each expert's inputs, which the CPU backend alone does", async () => {
+    await refused(['--device', 'cuda', '--qformat', 'int8_sq'], /--device cuda: .* built as int8_sq, whose calibration captures each expert's own inputs, which only the CPU backend does \(the engine it writes runs on CUDA\)/, /fix: pass --device cpu or auto/);
   });
 
   it("--merge_lora with an adapter of a sparse layer's MLP, which the checkpoint does not have", async () => {

@@ -1,19 +1,14 @@
-// Qwen3-MoE on the CUDA backend (bf16 experts; int8_wo ones: moe-quant-checks.ts), through the real runtime: the tiny MoE fixtures
+// Qwen3-MoE on the CUDA backend (bf16 experts; quantized ones: moe-quant-checks.ts), through the real runtime: the tiny MoE fixtures
 // (tiny-moe: top 2 of 8 experts renormalised, a dense layer between sparse ones; tiny-moe-b: top
 // 3 of 6 not renormalised, every second layer sparse, untied head) take the dense fixtures'
 // checks (parity-checks.ts: prompt logprobs against transformers within the bf16 tolerance, greedy
 // tokens equal to transformers' and the CPU backend's until a near-tie, CUDA graphs on = off,
 // GPU-drawn = host-drawn, batched = one by one); device "auto" takes the GPU for them; the
 // tensor-core expert tiles that steps of many tokens take (moe_experts_wide) give the prompts the
-// tile kernel's logprobs and, taken for every step, its greedy tokens; int8_wo engines match the
-// CPU backend (moe-quant-checks.ts); and an int4_awq, fp8 or int8_sq MoE engine on device "cuda"
-// is refused, naming its format and where it runs.
+// tile kernel's logprobs and, taken for every step, its greedy tokens; int8_wo, int4_awq, fp8 and
+// int8_sq engines match the CPU backend (moe-quant-checks.ts).
 // Shared by model-parity.test.ts and scripts/gpu/parity.ts.
-import { loadAddon } from '../../src/engine/addon.js';
-import { Engine } from '../../src/engine/engine.js';
-import { loadEngine, nativeOptions } from '../../src/engine/load.js';
-import { checkpointTensorTable } from '../../src/engine/tensor-table.js';
-import { openCheckpoint } from '../../src/model/checkpoint.js';
+import { loadEngine } from '../../src/engine/load.js';
 import { defaultSampling, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import { moeQuantChecks } from './moe-quant-checks.js';
@@ -73,24 +68,7 @@ export async function moeChecks(log: (line: string) => void = () => {}): Promise
     }
   }
 
-  // An engine folder's quantization reaches the runner's choice as it does here: the refusal comes
-  // before any weight is read, so the bf16 checkpoint's tensors stand in for the engine's.
-  const dir = checkpoint('tiny-moe');
-  const ckpt = openCheckpoint(dir);
-  for (const scheme of ['fp8', 'int8_sq']) {
-    let message = '';
-    try {
-      const e = await Engine.create(loadAddon(), ckpt.model, checkpointTensorTable(ckpt),
-        nativeOptions({ ...limits, device: 'cuda' }, scheme), dir);
-      await e.close();
-    } catch (err) {
-      message = err instanceof Error ? err.message : String(err);
-    }
-    const pass = message.includes(`quantized (${scheme})`) && message.includes('bf16, int8_wo and int4_awq Qwen3-MoE engines run on CUDA') &&
-      message.includes('CPU backend');
-    add(`a ${scheme} Qwen3-MoE engine on device "cuda" is refused by name`, pass, message || 'loaded');
-  }
-  for (const qformat of ['int8_wo', 'int4_awq'] as const) out.push(...(await moeQuantChecks(qformat, log)));
+  for (const qformat of ['int8_wo', 'int4_awq', 'fp8', 'int8_sq'] as const) out.push(...(await moeQuantChecks(qformat, log)));
   return out;
 }
 

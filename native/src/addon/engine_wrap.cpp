@@ -95,7 +95,7 @@ class LoadWorker : public Napi::AsyncWorker {
     try {
       // On the GPU the host copy is read for the upload alone, then released (runtime/weights_on_gpu.h).
       const bool in_process_group = !tp_.rank_tables.empty();
-      const bool upload = builds_cuda_runner(device_, in_process_group, cfg_, ropts_.quantization);
+      const bool upload = builds_cuda_runner(device_, in_process_group);
       auto store = std::make_shared<TensorStore>(std::move(table_), upload ? for_gpu_upload(weights_load_) : weights_load_);
       const WeightsReport loaded = store->weights_report();
       // KV bytes per token do not depend on the runner's buffers: size them from the config.

@@ -53,7 +53,7 @@ class WorkerJob : public Napi::AsyncWorker {
       // Shapes are checked before joining, so a bad shard fails here, not as a hang of rank 0.
       // A rank in a process of its own runs on its GPU: the host copy is for the upload alone, never
       // locked (runtime/weights_on_gpu.h), so the rank has no refused lock for rank 0's log.
-      const WeightsLoad how = builds_cuda_runner(device_, false, cfg_, ropts_.quantization) ? for_gpu_upload(weights_) : weights_;
+      const WeightsLoad how = builds_cuda_runner(device_, false) ? for_gpu_upload(weights_) : weights_;
       auto store = std::make_shared<TensorStore>(std::move(table_), how);
       std::unique_ptr<Collective> comm = make_nccl_collective(id_, rank_, size_, rank_);
       tp.comm = comm.get();

@@ -42,9 +42,14 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
     if (!l.moe.on()) continue;
     if (dims.moe.experts < 1 || dims.moe.top_k < 1 || dims.moe.intermediate < 1)
       return invalid("Forward", "a layer has experts but the dimensions give none");
+    const bool w8a8 = l.moe.format == WeightFormat::fp8 || l.moe.format == WeightFormat::int8_sq;
     if (l.moe.format != WeightFormat::bf16 && l.moe.format != WeightFormat::int8_wo &&
-        l.moe.format != WeightFormat::int4_awq)
-      return invalid("Forward", "Qwen3-MoE experts run in bf16, int8_wo or int4_awq only");
+        l.moe.format != WeightFormat::int4_awq && !w8a8)
+      return invalid("Forward", "Qwen3-MoE experts run in bf16, int8_wo, int4_awq, fp8 or int8_sq only");
+    const MoeW8A8Experts& q8 = l.moe.w8a8;
+    if (w8a8 && (!q8.gate_up || !q8.down || !q8.gate_up_scale || !q8.down_scale || q8.fp8 != (l.moe.format == WeightFormat::fp8) ||
+                 (q8.fp8 && (!q8.gate_up_input_scale || !q8.down_input_scale))))
+      return invalid("Forward", "fp8 / int8_sq experts need their row scales (fp8: and input scales)");
     if (l.moe.format == WeightFormat::int8_wo && (!l.moe.gate_up_scale || !l.moe.down_scale))
       return invalid("Forward", "int8_wo experts need their per-channel scales");
     const MoeInt4Experts& q = l.moe.int4;

@@ -31,19 +31,20 @@ struct ModelDims {
   MoeDims moe;
 };
 
-// A sparse layer's router (bf16) and experts (bf16, int8_wo or int4_awq), each expert's matrices
-// stacked: expert e's gate_up starts at element e * 2 Im * H of gate_up (rows interleaved as the
-// dense gate_up), its down at element e * H * Im of down; int8_wo adds one fp32 scale per weight
-// row, stacked and interleaved the same way; int4_awq's are in `int4` (MoeInt4Experts). Null in
-// dense layers.
+// A sparse layer's router (bf16) and experts (bf16, int8_wo, int4_awq, fp8 or int8_sq), each
+// expert's matrices stacked: expert e's gate_up starts at element e * 2 Im * H of gate_up (rows
+// interleaved as the dense gate_up), its down at element e * H * Im of down; int8_wo adds one fp32
+// scale per weight row, stacked and interleaved the same way; int4_awq's are in `int4`
+// (MoeInt4Experts), fp8's and int8_sq's in `w8a8` (MoeW8A8Experts). Null in dense layers.
 struct MoeWeights {
-  WeightFormat format = WeightFormat::bf16;  // the experts': bf16, int8_wo or int4_awq
+  WeightFormat format = WeightFormat::bf16;  // the experts': bf16, int8_wo, int4_awq, fp8 or int8_sq
   const bf16* router = nullptr;              // [E, H]
   const void* gate_up = nullptr;             // [E, 2 Im, H] of `format` (bf16, int8_wo)
   const void* down = nullptr;                // [E, H, Im] of `format` (bf16, int8_wo)
   const float* gate_up_scale = nullptr;      // [E, 2 Im] int8_wo
   const float* down_scale = nullptr;         // [E, H] int8_wo
   MoeInt4Experts int4;                       // int4_awq (kernels/cuda/moe.h)
+  MoeW8A8Experts w8a8;                       // fp8, int8_sq (kernels/cuda/moe.h)
   bool on() const { return router != nullptr; }
 };
 
@@ -416,6 +417,8 @@ class Forward {
     int32_t* tile_count = nullptr; // [1]
     bf16* act = nullptr;           // [P, Im] SwiGLU outputs, grouped rows
     bf16* out = nullptr;           // [P, H] expert outputs, grouped rows
+    bf16* xq = nullptr;            // [P, max(H, Im)] fp8 / int8_sq experts' quantized inputs (else null)
+    float* xs = nullptr;           // [P] int8_sq's row scales of them
   } moe_;
 };
 

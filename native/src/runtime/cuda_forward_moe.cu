@@ -5,6 +5,8 @@
 // expert on the device and are launched over a bound on the tiles taken from the token count
 // alone, so no step reads anything back and decode steps are captured in graphs like dense ones.
 // Steps of many tokens (prefill) take the tensor-core expert tiles (moe_experts_wide).
+#include <algorithm>
+
 #include "cuda_forward.h"
 
 namespace grpst::cuda {
@@ -14,8 +16,14 @@ Status Forward::allocate_moe() {
   if (m.experts == 0) return ok_status();
   const size_t T = limits_.max_tokens, E = m.experts, P = T * m.top_k, H = dims_.hidden, Im = m.intermediate;
   const size_t tiles = moe_max_tiles(static_cast<int>(P), static_cast<int>(E));
+  // fp8 / int8_sq experts quantize each projection's input rows first (moe_experts_w8a8).
+  bool w8a8 = false;
+  for (const LayerWeights& l : w_.layers)
+    w8a8 = w8a8 || (l.moe.on() && (l.moe.format == WeightFormat::fp8 || l.moe.format == WeightFormat::int8_sq));
+  const size_t xq_bytes = w8a8 ? P * std::max(H, Im) * 2 : 0, xs_bytes = w8a8 ? P * 4 : 0;
   // One allocation, each array at a 256-byte boundary.
-  const size_t sizes[] = {T * H * 2, T * E * 4, P * 4, P * 4, P * 4, P * 4, tiles * sizeof(MoeTile), 4, P * Im * 2, P * H * 2};
+  const size_t sizes[] = {T * H * 2, T * E * 4, P * 4, P * 4, P * 4, P * 4, tiles * sizeof(MoeTile), 4, P * Im * 2, P * H * 2,
+                          xq_bytes, xs_bytes};
   size_t total = 0;
   for (size_t b : sizes) total += (b + 255) / 256 * 256;
   void* base = nullptr;
@@ -23,8 +31,9 @@ Status Forward::allocate_moe() {
   allocations_.push_back(base);
   scratch_bytes_ += total;
   char* p = static_cast<char*>(base);
-  void* at[10];
-  for (int i = 0; i < 10; ++i) {
+  constexpr int kArrays = sizeof(sizes) / sizeof(sizes[0]);
+  void* at[kArrays];
+  for (int i = 0; i < kArrays; ++i) {
     at[i] = p;
     p += (sizes[i] + 255) / 256 * 256;
   }
@@ -38,6 +47,8 @@ Status Forward::allocate_moe() {
   moe_.tile_count = static_cast<int32_t*>(at[7]);
   moe_.act = static_cast<bf16*>(at[8]);
   moe_.out = static_cast<bf16*>(at[9]);
+  moe_.xq = w8a8 ? static_cast<bf16*>(at[10]) : nullptr;
+  moe_.xs = w8a8 ? static_cast<float*>(at[11]) : nullptr;
   return ok_status();
 }
 
@@ -54,18 +65,22 @@ Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
   GRPST_TRY(linear_prologue(in, moe_.xn, T, H, ex));
   GRPST_TRY(moe_route(moe_.xn, lw.moe.router, T, H, E, K, m.norm_topk, moe_.logits, moe_.choice, moe_.weight, ex));
   // Prefill-sized steps: tiles of up to kMoeWideRows rows on the tensor cores, each expert's
-  // weights read once per 64 of its rows (int8_wo and int4_awq ones widened to bf16 in shared
-  // memory, where H and Im are multiples of 16); decode steps: the tile kernel (a few rows per
-  // expert).
+  // weights read once per 64 of its rows (quantized ones widened to bf16 in shared memory, where H
+  // and Im are multiples of 16); decode steps: the tile kernel (a few rows per expert).
   const MoeWeights& w = lw.moe;
   // else bf16 (Forward::create admits no other)
   const bool int8 = w.format == WeightFormat::int8_wo, int4 = w.format == WeightFormat::int4_awq;
-  const bool wide_fits = !(int8 || int4) || (H % 16 == 0 && m.intermediate % 16 == 0);
+  const bool w8a8 = w.format == WeightFormat::fp8 || w.format == WeightFormat::int8_sq;
+  const bool wide_fits = w.format == WeightFormat::bf16 || (H % 16 == 0 && m.intermediate % 16 == 0);
   const bool wide = wide_fits && moe_wide_min_tokens_ > 0 && T >= moe_wide_min_tokens_;
   const int tile_rows = wide ? kMoeWideRows : kMoeTileRows;
   GRPST_TRY(moe_group(moe_.choice, P, K, E, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count, ex, tile_rows));
   const int max_tiles = moe_max_tiles(P, E, tile_rows);
-  if (int4) {
+  if (w8a8) {
+    if (!moe_.xq) return invalid("Forward::moe_mlp", "no scratch for 8-bit experts' inputs");
+    GRPST_TRY(moe_experts_w8a8(moe_.xn, w.w8a8, moe_.choice, moe_.slot, moe_.tiles, moe_.tile_count, max_tiles, T, K, H,
+                               m.intermediate, wide, moe_.xq, moe_.xs, moe_.act, moe_.out, ex));
+  } else if (int4) {
     const auto experts = wide ? moe_experts_wide_int4 : moe_experts_int4;
     GRPST_TRY(experts(moe_.xn, w.int4, moe_.row_token, moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate,
                       moe_.act, moe_.out, ex));

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "grpst/common.h"
-#include "grpst/linear.h"
 #ifdef GRPST_WITH_CUDA
 #include "runtime/cuda_runner.h"
 #endif
@@ -44,25 +43,14 @@ bool picks_cuda(const std::string& device, bool in_process_group, bool gpu_visib
 }  // namespace
 #endif
 
-/** A Qwen3-MoE model quantized other than int8_wo or int4: the CUDA backend runs MoE experts in
- *  bf16, int8_wo and int4_awq only, so it runs on the CPU. */
-static bool cpu_only_moe_model(const ModelConfig& cfg, const std::string& quantization) {
-  const std::string scheme = quantization.empty() ? "none" : quantization;
-  const WeightFormat f = weight_format_for_scheme(scheme);
-  return cfg.moe.on() && f != WeightFormat::BF16 && f != WeightFormat::INT8_WO && f != WeightFormat::INT4;
-}
-
-bool builds_cuda_runner(const std::string& device, bool in_process_group, const ModelConfig& cfg,
-                        const std::string& quantization) {
+bool builds_cuda_runner(const std::string& device, bool in_process_group) {
 #ifdef GRPST_WITH_CUDA
-  if (device == "cpu" || in_process_group || cpu_only_moe_model(cfg, quantization)) return false;
+  if (device == "cpu" || in_process_group) return false;
   std::string why;  // (the GPU is asked only where the rest allows CUDA)
   return picks_cuda(device, in_process_group, cuda_device_available(&why));
 #else
   (void)device;
   (void)in_process_group;
-  (void)cfg;
-  (void)quantization;
   return false;
 #endif
 }
@@ -74,14 +62,6 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   check_device_name(device);
   if (cfg.moe.on() && tp.on())
     throw Error("tensor parallelism is not available for Qwen3-MoE engines yet; load the engine without tp_size");
-  // The CUDA backend runs Qwen3-MoE's experts in bf16, int8_wo and int4_awq only: a MoE engine in another
-  // format runs on the CPU backend ("auto" takes it there).
-  const std::string scheme = cpu.quantization.empty() ? "none" : cpu.quantization;
-  const bool cpu_only_moe = cpu_only_moe_model(cfg, cpu.quantization);
-  if (cpu_only_moe && device == "cuda")
-    throw Error("device \"cuda\": this Qwen3-MoE engine is quantized (" + scheme +
-                "); bf16, int8_wo and int4_awq Qwen3-MoE engines run on CUDA, other quantized ones on the CPU "
-                "backend only: set device to \"cpu\" or \"auto\", or build a bf16, int8_wo or int4_awq engine");
   if (tp.on() && tp.comm->on_device() && (device == "cpu" || !built_with_cuda()))
     throw Error("a tensor-parallel engine across processes runs on GPUs: load it with device \"cuda\" or \"auto\" on a "
                 "build with the CUDA backend");
@@ -90,7 +70,7 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
   const bool gpu = cuda_device_available(&why);
   if (device == "cuda" && !gpu) throw Error("device \"cuda\" is not available: " + why);
   if (tp.on() && tp.comm->on_device() && !gpu) throw Error("a tensor-parallel engine across processes needs GPUs: " + why);
-  if (!cpu_only_moe && picks_cuda(device, tp.on() && !tp.comm->on_device(), gpu)) {
+  if (picks_cuda(device, tp.on() && !tp.comm->on_device(), gpu)) {
     CudaRunnerOptions o;
     o.tp = tp;
     o.device = tp.on() ? tp.shard.rank : 0;

@@ -20,12 +20,10 @@ int64_t gpu_free_memory_bytes(int device);
 
 /**
  * Whether make_runner_for_device builds a CUDA runner for `device` (`in_process_group`: a
- * tensor-parallel group whose ranks all run in this process, which runs on the CPU; a quantized
- * Qwen3-MoE model runs on the CPU too). Asked before the weights are loaded, to load them for an
- * upload (runtime/weights_on_gpu.h).
+ * tensor-parallel group whose ranks all run in this process, which runs on the CPU). Asked before
+ * the weights are loaded, to load them for an upload (runtime/weights_on_gpu.h).
  */
-bool builds_cuda_runner(const std::string& device, bool in_process_group, const ModelConfig& cfg,
-                        const std::string& quantization);
+bool builds_cuda_runner(const std::string& device, bool in_process_group);
 
 /**
  * The runner for `device`; may change ro.kv.num_blocks (CUDA: sized from free GPU memory). With

@@ -228,7 +228,58 @@ struct Uploader {
     return size_t(2) * Im * (gu_row + gu_groups * 5) + size_t(H) * (dn_row + dn_groups * 5) + (pqs ? size_t(H) * 4 : 0);
   }
 
-  // A sparse layer's router (bf16) and experts (bf16, int8_wo or int4_awq, the same format throughout),
+  // fp8 / int8_sq experts (one byte a weight) stacked with gate / up rows interleaved, and each row's
+  // scale: fp8's input_scale * weight_scale (the product the CPU backend multiplies a sum by),
+  // int8_sq's channel scale; fp8's static input scales per expert (gate's and up's must be one: the
+  // fused gate_up quantizes its input once), int8_sq's SmoothQuant factors (ones for an expert
+  // without, where another has them). Returns the bytes one expert's matrices and scales read.
+  size_t w8a8_experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name, cu::MoeW8A8Experts& m) {
+    const size_t E = size_t(cfg.moe.num_experts), Im = size_t(cfg.moe.intermediate_size), H = size_t(cfg.hidden_size);
+    const bool fp8 = l.experts[0].gate.fmt == WeightFormat::FP8;
+    std::vector<float> gus(E * 2 * Im), dns(E * H), gis(fp8 ? E : 0), dis(fp8 ? E : 0);
+    bool any_pqs = false;
+    for (size_t e = 0; e < E; ++e) {
+      const Qwen3Expert& ex = l.experts[e];
+      any_pqs = any_pqs || ex.pre_quant_scale != nullptr;
+      if (fp8 && ex.gate.input_scale != ex.up.input_scale)
+        throw Error("CUDA backend: " + name + "experts." + std::to_string(e) +
+                    ": gate_proj and up_proj have different fp8 input scales; the CUDA backend quantizes their shared "
+                    "input once (grpst build writes one): run this engine on the CPU backend (device \"cpu\")");
+      for (size_t j = 0; j < Im; ++j) {
+        gus[e * 2 * Im + 2 * j] = fp8 ? ex.gate.input_scale * ex.gate.scales[0] : ex.gate.scales[j];
+        gus[e * 2 * Im + 2 * j + 1] = fp8 ? ex.up.input_scale * ex.up.scales[0] : ex.up.scales[j];
+      }
+      for (size_t n = 0; n < H; ++n) dns[e * H + n] = fp8 ? ex.down.input_scale * ex.down.scales[0] : ex.down.scales[n];
+      if (fp8) {
+        gis[e] = ex.gate.input_scale;
+        dis[e] = ex.down.input_scale;
+      }
+    }
+    uint8_t* gu = static_cast<uint8_t*>(mem.get(E * 2 * Im * H, "experts gate_up"));
+    uint8_t* dn = static_cast<uint8_t*>(mem.get(E * H * Im, "experts down_proj"));
+    float* pqs = !fp8 && any_pqs ? static_cast<float*>(mem.get(E * H * 4, "experts input scales")) : nullptr;
+    const std::vector<float> ones(H, 1.f);
+    for (size_t e = 0; e < E; ++e) {
+      const Qwen3Expert& ex = l.experts[e];
+      copy_rows(gu + e * 2 * Im * H, {{ex.gate.w, src_pitch(ex.gate), int(Im)}, {ex.up.w, src_pitch(ex.up), int(Im)}}, H,
+                true, "experts gate_up");
+      copy_rows(dn + e * H * Im, {{ex.down.w, src_pitch(ex.down), int(H)}}, Im, false, "experts down_proj");
+      if (pqs)
+        check(cudaMemcpy(pqs + e * H, ex.pre_quant_scale ? ex.pre_quant_scale : ones.data(), H * 4, cudaMemcpyHostToDevice),
+              "experts input scales");
+    }
+    m.fp8 = fp8;
+    m.gate_up = gu;
+    m.down = dn;
+    m.gate_up_scale = vec(gus.data(), gus.size(), "experts gate_up scales");
+    m.down_scale = vec(dns.data(), dns.size(), "experts down_proj scales");
+    m.gate_up_input_scale = fp8 ? vec(gis.data(), E, "experts gate_up input scales") : nullptr;
+    m.down_input_scale = fp8 ? vec(dis.data(), E, "experts down_proj input scales") : nullptr;
+    m.pre_quant_scale = pqs;
+    return 3 * Im * H + (2 * Im + H) * 4 + (pqs ? H * 4 : 0);
+  }
+
+  // A sparse layer's router (bf16) and experts (bf16, int8_wo, int4_awq, fp8 or int8_sq, the same format throughout),
   // each kind of matrix stacked over the experts in its natural row order (MoeWeights): the tile
   // kernel streams rows, not the dense kernels' mma-fragment layout. A decode step reads the router
   // and top_k experts per token.
@@ -239,21 +290,23 @@ struct Uploader {
     const WeightFormat fmt = E > 0 ? l.experts[0].gate.fmt : WeightFormat::BF16;
     for (const Qwen3Expert& ex : l.experts)
       for (const LinearWeight* w : {&ex.gate, &ex.up, &ex.down})
-        if ((w->fmt != WeightFormat::BF16 && w->fmt != WeightFormat::INT8_WO && w->fmt != WeightFormat::INT4) ||
+        if ((w->fmt != WeightFormat::BF16 && w->fmt != WeightFormat::INT8_WO && w->fmt != WeightFormat::INT4 &&
+             w->fmt != WeightFormat::FP8 && w->fmt != WeightFormat::INT8_SQ) ||
             w->fmt != fmt)
           throw Error("CUDA backend: " + name + "experts are " + cu::weight_format_name(to_cuda(w->fmt)) +
                       (w->fmt != fmt ? std::string(" and ") + cu::weight_format_name(to_cuda(fmt)) : std::string()) +
-                      ": bf16, int8_wo and int4_awq Qwen3-MoE engines run on CUDA; other quantized ones run on the CPU "
-                      "backend (device \"cpu\" or \"auto\")");
+                      ": the CUDA backend runs Qwen3-MoE experts of one format, bf16, int8_wo, int4_awq, fp8 or "
+                      "int8_sq; run this engine on the CPU backend (device \"cpu\")");
     if (l.router.fmt != WeightFormat::BF16) throw Error("CUDA backend: " + name + "router is not bf16");
-    if (fmt == WeightFormat::INT4) {
+    if (fmt == WeightFormat::INT4 || fmt == WeightFormat::FP8 || fmt == WeightFormat::INT8_SQ) {
       cu::MoeWeights m;
       m.format = to_cuda(fmt);
       const size_t router_bytes = size_t(E) * H * 2;
       void* r = mem.get(router_bytes, "router");
       copy_rows(r, {{l.router.w, src_pitch(l.router), E}}, size_t(H) * 2, false, "router");
       m.router = static_cast<const cu::bf16*>(r);
-      const size_t expert_bytes = int4_experts(cfg, l, name, m.int4);
+      const size_t expert_bytes =
+          fmt == WeightFormat::INT4 ? int4_experts(cfg, l, name, m.int4) : w8a8_experts(cfg, l, name, m.w8a8);
       bytes += int64_t(router_bytes) + int64_t(cfg.moe.experts_per_tok) * int64_t(expert_bytes);
       return m;
     }

@@ -5,7 +5,8 @@
 // the weight bytes, a scale per row) through both (moe_experts_int8 up to 512 tokens,
 // moe_experts_wide_int8); and int4_awq experts (a quarter of the bytes, groups of 128 with their
 // scales and zeros, an input scale per expert) through both (moe_experts_int4 up to 512 tokens,
-// moe_experts_wide_int4). Rows: microseconds per layer and the experts' TFLOP/s (2 x 3 x Im x H
+// moe_experts_wide_int4); and fp8 / int8_sq experts (moe_experts_w8a8, the int8_wo weights' bytes
+// with their inputs quantized per grouped row) through both. Rows: microseconds per layer and the experts' TFLOP/s (2 x 3 x Im x H
 // per (token, expert) pair).
 #include <string>
 
@@ -54,6 +55,22 @@ void bench_moe() {
   w4.down_scale = ddown_4s.p;
   w4.down_zero = ddown_4z.p;
   w4.down_group = G;
+  // fp8 / int8_sq experts: the int8_wo ones' bytes as e4m3 or int8 (random e4m3 bytes include NaN
+  // codes: timing only), the same row scales, per-expert input scales (fp8), factors (int8_sq).
+  Dev<float> dis(E);
+  fill_f32(dis.p, dis.n, 0.01f, 0.01f, 17);
+  Dev<uint16_t> dxq(size_t(max_P) * H);
+  Dev<float> dxs(max_P);
+  cu::MoeW8A8Experts w_fp8, w_sq;
+  for (cu::MoeW8A8Experts* w : {&w_fp8, &w_sq}) {
+    w->gate_up = reinterpret_cast<const uint8_t*>(dgu_q.p);
+    w->down = reinterpret_cast<const uint8_t*>(ddown_q.p);
+    w->gate_up_scale = dgu_s.p;
+    w->down_scale = ddown_s.p;
+  }
+  w_fp8.fp8 = true;
+  w_fp8.gate_up_input_scale = w_fp8.down_input_scale = dis.p;
+  w_sq.pre_quant_scale = dpqs.p;
   Dev<float> dlogits(size_t(max_T) * E), dweight(max_P);
   Dev<int32_t> dchoice(max_P), dslot(max_P), drow_token(max_P), dcount(1);
   Dev<cu::MoeTile> dtiles(cu::moe_max_tiles(max_P, E));
@@ -115,6 +132,18 @@ void bench_moe() {
                                        H, Im, dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
     });
     Bench::get().add("moe", at + " bf16 wide / int4_awq wide", us[1] / us4w, "x");
+    // fp8 / int8_sq: each projection's input quantized per grouped row, then the 8-bit weights
+    for (const bool fp8 : {true, false})
+      for (int wide = T > 512 ? 1 : 0; wide < 2; ++wide) {
+        const std::string fmt = fp8 ? "fp8" : "int8_sq";
+        const int rows = wide ? cu::kMoeWideRows : cu::kMoeTileRows;
+        const double u = time_layer(T, rows, fmt + (wide ? " wide" : " tiles"), 20, [&](int P, int r) {
+          return cu::moe_experts_w8a8(dx.as<cu::bf16>(), fp8 ? w_fp8 : w_sq, dchoice.p, dslot.p, dtiles.p, dcount.p,
+                                      cu::moe_max_tiles(P, E, r), T, K, H, Im, wide, dxq.as<cu::bf16>(), dxs.p,
+                                      dact.as<cu::bf16>(), dout.as<cu::bf16>(), ex);
+        });
+        Bench::get().add("moe", at + " int8_wo " + (wide ? "wide" : "tiles") + " / " + fmt, us8[wide] / u, "x");
+      }
   }
   Checks::get().expect("moe bench device state", cudaStreamSynchronize(stream) == cudaSuccess);
   cudaStreamDestroy(stream);

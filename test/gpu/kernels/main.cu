@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     run("allreduce", test_allreduce);
     run("lora", test_lora);
     run("moe", test_moe);
+    run("moe", test_moe_w8a8);
   } else if (cmd == "rows") {
     bench_ceilings();
     bench_stream_rows();

@@ -148,6 +148,57 @@ void moe_experts_int4(const V16& x, const Int4Matrix& gate_up, const VF* pre_qua
                act_in);
 }
 
+// One input row quantized as moe_w8a8.cu does (values times `factors` first when not null) into q;
+// returns the row's scale (int8_sq: amax / 127; fp8: 1, its scale being in the weight rows').
+static float quantize_row(const float* v, int L, bool fp8, float input_scale, const float* factors, VF& q) {
+  q.resize(L);
+  for (int k = 0; k < L; ++k) q[k] = factors ? v[k] * factors[k] : v[k];
+  if (fp8) {
+    for (auto& e : q) e = harness::e4m32f(harness::f2e4m3(e / input_scale));
+    return 1.f;
+  }
+  float amax = 0.f;
+  for (float e : q) amax = std::max(amax, std::fabs(e));
+  const float div = amax > 0.f ? amax / 127.f : 1.f;
+  for (auto& e : q) e = harness::f2i8(e / div);
+  return amax / 127.f;
+}
+
+void moe_experts_w8a8(const V16& x, const W8A8Experts& w, const VI& row_token, const VI& row_expert, int P, int H,
+                      int Im, VF& act, VF& out, const VF* act_in) {
+  const auto weight = [&](const std::vector<uint8_t>& m, size_t i) {
+    return w.fp8 ? harness::e4m32f(m[i]) : float(static_cast<int8_t>(m[i]));
+  };
+  act.assign(static_cast<size_t>(P) * Im, 0.f);
+  out.assign(static_cast<size_t>(P) * H, 0.f);
+  VF xr(H), q;
+  for (int r = 0; r < P; ++r) {
+    const size_t e = static_cast<size_t>(row_expert[r]);
+    for (int k = 0; k < H; ++k) xr[k] = bf2f(x[static_cast<size_t>(row_token[r]) * H + k]);
+    const float* factors = !w.fp8 && !w.pre_quant_scale.empty() ? &w.pre_quant_scale[e * H] : nullptr;
+    float xs = quantize_row(xr.data(), H, w.fp8, w.fp8 ? w.gate_up_input_scale[e] : 1.f, factors, q);
+    for (int j = 0; j < Im; ++j) {
+      const size_t gi = e * 2 * Im + 2 * j;  // gate row; its up row follows
+      double ga = 0, ua = 0;
+      for (int k = 0; k < H; ++k) {
+        ga += double(weight(w.gate_up, gi * H + k)) * q[k];
+        ua += double(weight(w.gate_up, (gi + 1) * H + k)) * q[k];
+      }
+      const float sg = w.fp8 ? w.gate_up_scale[gi] : xs * w.gate_up_scale[gi];
+      const float su = w.fp8 ? w.gate_up_scale[gi + 1] : xs * w.gate_up_scale[gi + 1];
+      act[static_cast<size_t>(r) * Im + j] = rbf(silu_bf16(rbf(float(ga) * sg)) * rbf(float(ua) * su));
+    }
+    const float* ar = act_in ? &(*act_in)[static_cast<size_t>(r) * Im] : &act[static_cast<size_t>(r) * Im];
+    xs = quantize_row(ar, Im, w.fp8, w.fp8 ? w.down_input_scale[e] : 1.f, nullptr, q);
+    for (int n = 0; n < H; ++n) {
+      const size_t row = e * H + n;
+      double acc = 0;
+      for (int k = 0; k < Im; ++k) acc += double(weight(w.down, row * Im + k)) * q[k];
+      out[static_cast<size_t>(r) * H + n] = rbf(float(acc) * (w.fp8 ? w.down_scale[row] : xs * w.down_scale[row]));
+    }
+  }
+}
+
 void moe_combine(const V16& out, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K, V16& h) {
   std::vector<int> order(K);
   for (int t = 0; t < T; ++t) {

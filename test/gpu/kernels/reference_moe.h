@@ -48,6 +48,21 @@ struct Int4Matrix {
 void moe_experts_int4(const V16& x /*[T,H]*/, const Int4Matrix& gate_up, const VF* pre_quant_scale,
                       const Int4Matrix& down, const VI& row_token, const VI& row_expert, int P, int H, int Im, VF& act,
                       VF& out, const VF* act_in = nullptr, bool wide = false);
+// fp8 / int8_sq experts as moe_experts_w8a8 takes them (weights [E,2Im,H] interleaved and [E,H,Im] as
+// e4m3 or int8 bytes, a scale per weight row).
+struct W8A8Experts {
+  bool fp8 = false;
+  std::vector<uint8_t> gate_up, down;
+  VF gate_up_scale, down_scale;                 // [E,2Im], [E,H]: fp8 input_scale * weight_scale
+  VF gate_up_input_scale, down_input_scale;     // fp8 [E]
+  VF pre_quant_scale;                           // int8_sq [E,H], or empty
+};
+// Each grouped row's input quantized as the dense fp8 / int8_sq twins quantize (fp8: e4m3(v / input
+// scale); int8_sq: v times the expert's factors in fp32, then v / (amax / 127) rounded and clamped,
+// the row's scale amax / 127), the products exact and summed in double, each sum times (int8_sq:
+// the row's scale *) its weight row's scale, then the roundings of the other formats. act_in as above.
+void moe_experts_w8a8(const V16& x /*[T,H]*/, const W8A8Experts& w, const VI& row_token, const VI& row_expert, int P,
+                      int H, int Im, VF& act, VF& out, const VF* act_in = nullptr);
 // h[t] = bf16(h[t] + bf16(sum in expert order of weight * out[slot])), the sum in fp32 with fma
 // as the kernel adds.
 void moe_combine(const V16& out /*[P,H]*/, const VI& choice, const VF& weight, const VI& slot, int T, int H, int K,

@@ -1,7 +1,8 @@
 // Parity: the Qwen3-MoE kernels (routing, grouping, experts, combine) against their CPU twins, each
 // stage fed the device's output of the stage before it (so a stage is checked on its own), at the
 // tiny fixtures' shapes, Qwen3-30B-A3B's (128 experts, top 8) and steps of one decode token to
-// prefill-sized ones where experts take several tiles; bf16 experts, int8_wo and int4_awq ones.
+// prefill-sized ones where experts take several tiles; bf16 experts, int8_wo and int4_awq ones
+// (fp8 / int8_sq ones: test_moe_w8a8.cu).
 #include <algorithm>
 #include <cmath>
 #include <string>

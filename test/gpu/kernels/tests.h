@@ -11,6 +11,7 @@ void test_sampling();
 void test_allreduce();
 void test_lora();
 void test_moe();
+void test_moe_w8a8();  // fp8 / int8_sq experts (test_moe_w8a8.cu)
 void bench_ceilings();
 void bench_kernels();
 void bench_stream_rows();

@@ -62,6 +62,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/moe_route.cu
       ${grpst_cuda_dir}/moe_experts.cu
       ${grpst_cuda_dir}/moe_experts_mma.cu
+      ${grpst_cuda_dir}/moe_w8a8.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward.cu
       ${GRPST_NATIVE_DIR}/src/runtime/cuda_forward_moe.cu
     )
@@ -116,6 +117,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/test_lora.cu
         ${grpst_harness_dir}/reference_moe.cpp
         ${grpst_harness_dir}/test_moe.cu
+        ${grpst_harness_dir}/test_moe_w8a8.cu
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_rows.cu
         ${grpst_harness_dir}/bench_lt.cu

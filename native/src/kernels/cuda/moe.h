@@ -1,4 +1,4 @@
-// Qwen3-MoE's sparse MLP on the GPU (bf16, int8_wo or int4_awq experts), as the CPU backend computes it
+// Qwen3-MoE's sparse MLP on the GPU (bf16, int8_wo, int4_awq, fp8 or int8_sq experts), as the CPU backend computes it
 // (native/src/model/moe_mlp.cpp) for each token x [H] (already RMS-normalised):
 //   p = softmax(W_router x)          [E] fp32
 //   the k largest p (ties: the lower expert), divided by their sum when norm_topk_prob
@@ -113,6 +113,29 @@ Status moe_experts_wide_int4(const __nv_bfloat16* x /*[T,H]*/, const MoeInt4Expe
                              const int32_t* row_token /*[P]*/, const MoeTile* tiles, const int32_t* tile_count,
                              int max_tiles, int H, int Im, __nv_bfloat16* act /*[P,Im]*/,
                              __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
+
+// fp8 / int8_sq experts (both operands 8-bit), stacked and interleaved as above; null where the
+// format has none.
+struct MoeW8A8Experts {
+  bool fp8 = false;                             // e4m3 weights, static input scales; else int8_sq
+  const uint8_t* gate_up = nullptr;             // [E, 2Im, H] e4m3 or int8
+  const float* gate_up_scale = nullptr;         // [E, 2Im] fp8: input_scale * weight_scale; int8_sq: the row's
+  const uint8_t* down = nullptr;                // [E, H, Im]
+  const float* down_scale = nullptr;            // [E, H] likewise
+  const float* gate_up_input_scale = nullptr;   // fp8: [E] gate/up's shared static input scale
+  const float* down_input_scale = nullptr;      // fp8: [E]
+  const float* pre_quant_scale = nullptr;       // int8_sq: [E, H] SmoothQuant's factors of gate_up's input, or null
+};
+// The listed tiles through 8-bit experts (moe_w8a8.cu): each projection's input rows quantized per
+// grouped row first (fp8: e4m3(v / input scale); int8_sq: by the row's amax / 127 after the
+// factors) into xq [P, max(H, Im)] as exact bf16 values (xs [P]: int8_sq's row scales), then the
+// tile kernel or, `wide`, the tensor-core tiles (H and Im multiples of 16; moe_group's tiles of
+// that size) with each row's fp32 sum times (int8_sq: x row scale *) its weight row's scale and the
+// roundings above. choice / slot as moe_route / moe_group wrote them.
+Status moe_experts_w8a8(const __nv_bfloat16* x /*[T,H]*/, const MoeW8A8Experts& w, const int32_t* choice /*[P]*/,
+                        const int32_t* slot /*[P]*/, const MoeTile* tiles, const int32_t* tile_count, int max_tiles,
+                        int T, int K, int H, int Im, bool wide, __nv_bfloat16* xq, float* xs,
+                        __nv_bfloat16* act /*[P,Im]*/, __nv_bfloat16* out /*[P,H]*/, const Exec& ex);
 
 // moe_experts on the tensor cores for tiles of up to kMoeWideRows rows (moe_group with that
 // tile_rows): the same results within fp32 summation order (moe_experts_mma.cu).

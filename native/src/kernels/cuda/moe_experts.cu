@@ -1,4 +1,4 @@
-// Qwen3-MoE's experts on the GPU (bf16, int8_wo or int4_awq weights), tile by tile (moe_group
+// Qwen3-MoE's experts on the GPU (bf16, int8_wo, int4_awq, fp8 or int8_sq weights), tile by tile (moe_group
 // lists the tiles on the device): each warp streams two rows of one expert's weight once and
 // multiplies them with all of the tile's rows (up to kMoeTileRows), which sit in registers as
 // partial sums. At one decode token this reads exactly the chosen experts' weights once; a larger
@@ -23,6 +23,7 @@ constexpr int kBatch = 8;        // chunks of 8 weights of each row a lane loads
 //  bf16:    16-byte chunks of 8 bf16, no scale;
 //  int8_wo: 8-byte chunks of 8 int8 (exact in fp32), one fp32 scale per row (output channel)
 //           applied to the row's warp sum, as the dense int8_wo epilogue applies it;
+//  fp8:     8-byte chunks of 8 e4m3, a scale per row as int8_wo (moe_experts_w8a8: x quantized);
 //  int4:    4-byte chunks of 8 nibbles (element 2j the low nibble of byte j), each weight
 //           (q - zero) * scale of its group in fp32, as the CPU backend decodes it (a chunk lies in
 //           one group: the group is a multiple of 8).
@@ -50,6 +51,21 @@ struct Int8Rows {
     }
   }
 };
+struct Fp8Rows {  // fp8: 8-byte chunks of 8 e4m3 (exact in fp32), the row's scale as int8_wo's
+  using Elem = uint8_t;
+  using Chunk = uint2;
+  static constexpr bool kScaled = true, kGroups = false;
+  __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * K; }
+  __device__ static Chunk load(const Elem* row, int j) { return ldg_stream8(reinterpret_cast<const uint2*>(row) + j); }
+  __device__ static Chunk zero() { return make_uint2(0, 0); }
+  __device__ static void unpack(const Chunk& c, float* f, float, float) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      f[e] = e4m3_to_f32(static_cast<uint8_t>(c.x >> (8 * e)));
+      f[4 + e] = e4m3_to_f32(static_cast<uint8_t>(c.y >> (8 * e)));
+    }
+  }
+};
 struct Int4Rows {
   using Elem = uint8_t;
   using Chunk = uint32_t;
@@ -65,12 +81,13 @@ struct Int4Rows {
 
 // One tile's rows times weight rows [2 w, 2 w + 2) of its expert (w = the warp's index in the
 // grid's y), the sums of each lane's strided chunks of 8 weights reduced across the warp.
-//  kGateUp: x rows are tokens (row_token), the weight [E, N = 2 Im, K = H] has gate / up rows
+//  kGateUp: x rows are tokens (row_token; grouped rows where q.x_grouped), the weight [E, N = 2 Im, K = H] has gate / up rows
 //           interleaved, y [P, N / 2] gets bf16(bf16(silu(g)) * u) as the dense SwiGLU epilogue;
 //  else:    x rows are the grouped rows themselves (act), the weight is down [E, N = H, K = Im],
 //           y [P, N] gets the two outputs rounded to bf16.
-// F (Bf16Rows, Int8Rows, Int4Rows) is the weights' format; q its scales: int8_wo's per row, each
-// multiplying its row's sum before the rounding above; int4's per group, with zeros, applied to
+// F (Bf16Rows, Int8Rows, Fp8Rows, Int4Rows) is the weights' format; q its scales: int8_wo's, fp8's and
+// int8_sq's per row, each multiplying its row's sum before the rounding above (int8_sq's with the x
+// row's own scale); int4's per group, with zeros, applied to
 // each weight, and for gate_up the expert's input scale applied to x (in fp32, as the CPU backend
 // scales its copy of the rows).
 // A row's result does not depend on the tile's other rows: the same bits in every batch.
@@ -103,7 +120,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int m = 0; m < kMoeTileRows; ++m) {
     const int r = tile.row0 + (m < tile.rows ? m : 0);
-    const int src = kGateUp ? row_token[r] : r;
+    const int src = kGateUp && !(F::kScaled && q.x_grouped) ? row_token[r] : r;
     xr[m] = reinterpret_cast<const uint4*>(x + static_cast<size_t>(src) * K);
   }
   float acc0[kMoeTileRows], acc1[kMoeTileRows];
@@ -162,11 +179,17 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (m >= tile.rows) break;
     float g = warp_sum(acc0[m]), u = warp_sum(acc1[m]);
     if (lane != m) continue;
-    if constexpr (F::kScaled) {
-      g *= s0;
-      u *= s1;
-    }
     const size_t row = static_cast<size_t>(tile.row0 + m);
+    if constexpr (F::kScaled) {
+      if (q.x_row_scale) {  // int8_sq: (x's scale * the weight row's) * sum, as the CPU backend
+        const float xs_row = q.x_row_scale[row];
+        g *= xs_row * s0;
+        u *= xs_row * s1;
+      } else {
+        g *= s0;
+        u *= s1;
+      }
+    }
     if constexpr (kGateUp) {
       y[row * (N / 2) + n0 / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(g)) * round_bf16(u));
     } else {
@@ -265,6 +288,23 @@ Status moe_experts_int4(const bf16* x, const MoeInt4Experts& w, const int32_t* r
   const auto [gq, dq] = int4_quant(w);
   return launch_experts<Int4Rows>("moe_experts_int4", x, w.gate_up, gq, w.down, dq, row_token, tiles, tile_count,
                                   max_tiles, H, Im, act, out, ex);
+}
+
+Status moe_expert_rows_w8a8(bool gate_up, bool fp8, const bf16* xq, const uint8_t* w, const ExpertQuant& q,
+                            const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int N, int K, bf16* y,
+                            const Exec& ex) {
+  if (N % 2 != 0 || K % 8 != 0) return invalid("moe_experts_w8a8", "hidden and expert sizes must be multiples of 8");
+  if (!q.scale || !q.x_grouped) return invalid("moe_experts_w8a8", "8-bit experts need their row scales and quantized rows");
+  if (max_tiles <= 0) return ok_status();
+  const dim3 grid(max_tiles, ceil_div(N, kWarps * kRowsPerWarp)), block(kWarps * 32);
+  const int32_t* no_tokens = nullptr;  // (x_grouped: rows are read by grouped row)
+  const char* name = gate_up ? "moe_experts_w8a8 gate_up" : "moe_experts_w8a8 down";
+  if (fp8)
+    return gate_up ? launch(name, moe_expert_rows_kernel<true, Fp8Rows>, grid, block, 0, ex, xq, w, q, no_tokens, tiles, tile_count, N, K, y)
+                   : launch(name, moe_expert_rows_kernel<false, Fp8Rows>, grid, block, 0, ex, xq, w, q, no_tokens, tiles, tile_count, N, K, y);
+  const int8_t* w8 = reinterpret_cast<const int8_t*>(w);
+  return gate_up ? launch(name, moe_expert_rows_kernel<true, Int8Rows>, grid, block, 0, ex, xq, w8, q, no_tokens, tiles, tile_count, N, K, y)
+                 : launch(name, moe_expert_rows_kernel<false, Int8Rows>, grid, block, 0, ex, xq, w8, q, no_tokens, tiles, tile_count, N, K, y);
 }
 
 Status moe_combine(const bf16* out, const int32_t* choice, const float* weight, const int32_t* slot, int T, int H,

@@ -14,6 +14,9 @@
 // int8_wo experts (WideInt8): the stage holds W's int8 rows (64 bytes each, unpadded), which the
 // block widens to the bf16 tile the mma reads (exact: |q| <= 127) after the stage lands; the
 // row's scale multiplies its fp32 sum in the epilogue, before the rounding, as in the tile kernel.
+// fp8 / int8_sq experts (moe_experts_w8a8): WideFp8's e4m3 rows widened the same way (exact), and
+// WideInt8's; x holds their rows already quantized (grouped, gate_up's too), and int8_sq's row
+// scales join the weight row's in the epilogue.
 // int4_awq experts (WideInt4): the stage holds W's nibble rows (32 bytes each), widened to the bf16
 // tile as bf16((q - zero) * scale * input scale) (the group's scale and zero, gate_up's expert
 // input scale folded into its weights' columns): one rounding of each weight, where the tile
@@ -50,10 +53,14 @@ struct WideBf16 {
 };
 struct WideInt8 {
   using Elem = int8_t;
-  static constexpr bool kScaled = true, kInt4 = false;
+  static constexpr bool kScaled = true, kInt4 = false, kFp8 = false;
   static constexpr int kChunkElems = 16;
   static constexpr int kWBytes = kBN * kBK;
   static constexpr int kWideBytes = kBN * kPitch * 2;
+};
+struct WideFp8 : WideInt8 {  // e4m3 bytes in place of int8 ones (exact in bf16 too)
+  using Elem = uint8_t;
+  static constexpr bool kFp8 = true;
 };
 struct WideInt4 {
   using Elem = uint8_t;
@@ -106,7 +113,7 @@ __global__ void __launch_bounds__(kThreads)
     const int r = (tid >> 3) + 16 * i;
     xok[i] = r < tile.rows;
     const int gr = tile.row0 + (xok[i] ? r : 0);
-    xsrc[i] = x + static_cast<size_t>(kGateUp ? row_token[gr] : gr) * K + chunk * 8;
+    xsrc[i] = x + static_cast<size_t>(kGateUp && !(F::kScaled && q.x_grouped) ? row_token[gr] : gr) * K + chunk * 8;
   }
 #pragma unroll
   for (int i = 0; i < kWPasses; ++i) {
@@ -183,7 +190,10 @@ __global__ void __launch_bounds__(kThreads)
         for (int h = 0; h < 2; ++h) {
           float f[8];
 #pragma unroll
-          for (int e = 0; e < 8; ++e) f[e] = static_cast<float>(static_cast<int8_t>(words[2 * h + e / 4] >> (8 * (e % 4))));
+          for (int e = 0; e < 8; ++e) {
+            const uint32_t byte = (words[2 * h + e / 4] >> (8 * (e % 4))) & 0xffu;
+            f[e] = F::kFp8 ? e4m3_to_f32(static_cast<uint8_t>(byte)) : static_cast<float>(static_cast<int8_t>(byte));
+          }
           *reinterpret_cast<uint4*>(wide + r * kPitch + half * 32 + c * 16 + h * 8) = pack8(f);
         }
       }
@@ -244,12 +254,13 @@ __global__ void __launch_bounds__(kThreads)
         const int r = wm + 16 * mi + g + 8 * h, n = n0 + wn + 8 * ni + 2 * t;
         if (r >= tile.rows || n >= N) continue;
         float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        const size_t row = static_cast<size_t>(tile.row0 + r);
         if constexpr (F::kScaled) {
           const float* sc = q.scale + static_cast<size_t>(tile.expert) * N + n;
-          v0 *= sc[0];
-          v1 *= sc[1];
+          const float xs_row = q.x_row_scale ? q.x_row_scale[row] : 1.f;  // int8_sq: (x's * the row's) * sum
+          v0 *= q.x_row_scale ? xs_row * sc[0] : sc[0];
+          v1 *= q.x_row_scale ? xs_row * sc[1] : sc[1];
         }
-        const size_t row = static_cast<size_t>(tile.row0 + r);
         if constexpr (kGateUp) {
           y[row * (N / 2) + n / 2] = __float2bfloat16_rn(silu_bf16(round_bf16(v0)) * round_bf16(v1));
         } else {
@@ -278,6 +289,25 @@ Status launch_wide(const char* op, const bf16* x, const typename F::Elem* gate_u
 }
 
 }  // namespace
+
+Status moe_expert_wide_w8a8(bool gate_up, bool fp8, const bf16* xq, const uint8_t* w, const ExpertQuant& q,
+                            const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int N, int K, bf16* y,
+                            const Exec& ex) {
+  const char* op = gate_up ? "moe_experts_w8a8 wide gate_up" : "moe_experts_w8a8 wide down";
+  if (N % 16 != 0 || K % 16 != 0) return invalid(op, "hidden and expert sizes must be multiples of 16");
+  if (!q.scale || !q.x_grouped) return invalid(op, "8-bit experts need their row scales and quantized rows");
+  if (max_tiles <= 0) return ok_status();
+  const int32_t* no_tokens = nullptr;  // (x_grouped: rows are read by grouped row)
+  const auto run = [&](auto kernel, const auto* wt) {
+    constexpr size_t smem = smem_bytes<WideInt8>();  // WideFp8's too
+    GRPST_TRY(allow_smem(op, kernel, smem));
+    return launch(op, kernel, dim3(max_tiles, ceil_div(N, kBN)), dim3(kThreads), smem, ex, xq, wt, q, no_tokens, tiles,
+                  tile_count, N, K, y);
+  };
+  const int8_t* w8 = reinterpret_cast<const int8_t*>(w);
+  if (fp8) return gate_up ? run(moe_expert_mma_kernel<true, WideFp8>, w) : run(moe_expert_mma_kernel<false, WideFp8>, w);
+  return gate_up ? run(moe_expert_mma_kernel<true, WideInt8>, w8) : run(moe_expert_mma_kernel<false, WideInt8>, w8);
+}
 
 Status moe_experts_wide(const bf16* x, const bf16* gate_up, const bf16* down, const int32_t* row_token,
                         const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int H, int Im, bf16* act,
