@@ -31,7 +31,7 @@ const TOP1_TOL = 0.03;
 const KL_REL_TOL = 0.25;
 const KL_ABS_TOL = 0.01;
 
-function relL2(a: Float32Array, b: Float32Array): number {
+export function relL2(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;
   let num = 0;
   let den = 0;
@@ -44,7 +44,7 @@ function relL2(a: Float32Array, b: Float32Array): number {
 
 const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
-function compareCapture(name: string, gpu: CaptureStats, cpu: CaptureStats, add: (n: string, p: boolean, d: string) => void): void {
+export function compareCapture(name: string, gpu: CaptureStats, cpu: CaptureStats, add: (n: string, p: boolean, d: string) => void): void {
   const mx = relL2(gpu.absMax, cpu.absMax);
   const mean = relL2(gpu.absMean, cpu.absMean);
   add(`${name} per-channel max and mean |x|`, mx <= STAT_TOL && mean <= STAT_TOL,
