@@ -23,8 +23,13 @@ import { buildForChecks } from './quant-build.js';
 
 /** Routed rows that may sit with another expert on the GPU than on the CPU. */
 const MOVED_ROWS = 0.03;
-/** An expert's per-channel max and mean |x|, relative L2 over its channels (experts of MIN_ROWS rows or more). */
-const EXPERT_STAT_TOL = 0.08;
+/**
+ * An expert's per-channel max and mean |x|, relative L2 over its channels (experts of MIN_ROWS rows
+ * or more). A channel's max is one row's: a row moved to another expert moves it (H100: 0.068 and
+ * 0.078 worst over tiny-moe's two sparse layers, with 7 and 9 of 5,192 rows moved); a row or
+ * expert mixed up moves it by tens of percent.
+ */
+const EXPERT_STAT_TOL = 0.12;
 const MIN_ROWS = 32;
 /** Accuracy reports of the same format calibrated on either device. */
 const TOP1_TOL = 0.05;
