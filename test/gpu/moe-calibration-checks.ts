@@ -9,14 +9,14 @@
 // another expert (the checkpoint's routers are 16x sharper than the fixtures' to make that rare,
 // moe-quant-checks.ts), moving a few rows between experts. So the counts are held to a share of the
 // routed rows and an expert's statistics to a bound looser than a layer input's.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadRuntimeBridge } from '../../src/build/native/runtime-loader.js';
 import { calibrationSequences, loadTextSet } from '../../src/build/native/text-data.js';
 import { Tokenizer } from '../../src/chat/tokenizer.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { compareCapture, relL2 } from './calibration-checks.js';
+import { compareCapture, compareDeviceBuilds, relL2 } from './calibration-checks.js';
 import { writeSharpRouterMoe } from './moe-quant-checks.js';
 import { checkRecorder, type CheckOutcome } from './parity-checks.js';
 import { buildForChecks } from './quant-build.js';
@@ -88,26 +88,10 @@ export async function moeCalibrationChecks(log: (line: string) => void = () => {
     }
 
     for (const qformat of ['int4_awq', 'fp8', 'int8_sq'] as const) {
-      const tag = `MoE build ${qformat} calibrated on the GPU`;
-      try {
-        const settings = { model_dir: model, qformat, calib_size: 32, awq_block_size: 16, eval_tokens: 256, max_batch_size: 8 };
-        const onGpu = await buildForChecks({ ...settings, output_dir: join(work, `${qformat}-gpu`), device: 'cuda' }, 'moe-calibration-checks');
-        const onCpu = await buildForChecks({ ...settings, output_dir: join(work, `${qformat}-cpu`), device: 'cpu' }, 'moe-calibration-checks');
-        const manifest = JSON.parse(readFileSync(join(work, `${qformat}-gpu`, 'engine.json'), 'utf8')) as { quantization?: { calibration?: { device?: string } } };
-        const where = manifest.quantization?.calibration?.device ?? '';
-        add(`${tag}: the manifest names the GPU`, where.includes('cuda'), where || 'no calibration device recorded');
-        const g = onGpu.accuracy;
-        const c = onCpu.accuracy;
-        if (!g || !c) {
-          add(`${tag}: accuracy reports`, false, 'a build wrote no accuracy report');
-          continue;
-        }
-        const klOk = Math.abs(g.mean_kl - c.mean_kl) <= Math.max(KL_ABS_TOL, KL_REL_TOL * c.mean_kl);
-        add(`${tag}: accuracy as calibrated on the CPU`, Math.abs(g.top1_agreement - c.top1_agreement) <= TOP1_TOL && klOk,
-          `top-1 ${(100 * g.top1_agreement).toFixed(2)}% vs ${(100 * c.top1_agreement).toFixed(2)}%, mean KL ${g.mean_kl.toExponential(3)} vs ${c.mean_kl.toExponential(3)} over ${g.tokens} predictions; builds ${onGpu.seconds.toFixed(1)} s / ${onCpu.seconds.toFixed(1)} s`);
-      } catch (err) {
-        add(`${tag} ran`, false, err instanceof Error ? err.message : String(err));
-      }
+      const settings = { model_dir: model, qformat, calib_size: 32, awq_block_size: 16, eval_tokens: 256, max_batch_size: 8 };
+      await compareDeviceBuilds(`MoE build ${qformat} calibrated on the GPU`,
+        (device) => buildForChecks({ ...settings, output_dir: join(work, `${qformat}-${device}`), device }, 'moe-calibration-checks'),
+        join(work, `${qformat}-cuda`), { top1: TOP1_TOL, klRel: KL_REL_TOL, klAbs: KL_ABS_TOL }, add);
     }
   } catch (err) {
     add('MoE calibration on the GPU ran', false, err instanceof Error ? err.message : String(err));
