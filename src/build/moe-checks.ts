@@ -1,7 +1,9 @@
 // What a build of a Qwen3-MoE checkpoint cannot do yet, refused before any work (checks.ts runs
 // this first), each with the way that works. A native MoE engine is written in any --qformat (the
 // calibrated ones from each expert's own inputs: src/quant/expert-stats.ts), and from an AutoAWQ or
-// block-scaled FP8 checkpoint; it runs in one rank, on the CPU backend or on CUDA, in every format.
+// block-scaled FP8 checkpoint; it runs in one rank, on the CPU backend or on CUDA, in every format,
+// and calibrates on either (the CUDA forward hands each expert's inputs to the calibration as the
+// CPU forward does).
 import { isSparseLayer } from '../model/moe-tensors.js';
 import { badInput } from '../util/errors.js';
 import type { SourceModel } from './native/source.js';
@@ -14,12 +16,6 @@ export function checkMoeBuild(s: BuildSettings, src: SourceModel): void {
   if (s.backend === 'trtllm') return checkTrtllmMoe(s, src, what);
   if (s.tp_size > 1) {
     throw badInput(`--tp_size ${s.tp_size}: tensor parallelism is not available for Qwen3-MoE engines yet (${what})`, 'build with --tp_size 1 (the default); the engine runs on the CPU backend');
-  }
-  if (s.device === 'cuda' && !runsOnCuda(s, src)) {
-    throw badInput(
-      `--device cuda: ${what} built as ${s.qformat}, whose calibration captures each expert's own inputs, which only the CPU backend does (the engine it writes runs on CUDA)`,
-      'pass --device cpu or auto (auto calibrates it on the CPU)',
-    );
   }
   checkLoraTargets(src);
 }
@@ -60,21 +56,4 @@ function checkTrtllmMoe(s: BuildSettings, src: SourceModel, what: string): void 
       `pass a --tp_size that divides ${expert}`,
     );
   }
-}
-
-/**
- * Whether a MoE build's calibration and accuracy report can run on the CUDA backend: it runs MoE
- * engines of every format, but captures no expert's inputs, so a build that calibrates its experts
- * (int4_awq but from an AutoAWQ checkpoint's own weights, fp8, int8_sq) runs on the CPU.
- */
-function runsOnCuda(s: BuildSettings, src: SourceModel): boolean {
-  return src.awq !== undefined || s.qformat === 'full_prec' || s.qformat === 'int8_wo';
-}
-
-/**
- * Where calibration and the accuracy report run a model: a MoE build that runsOnCuda refuses on the
- * CPU whenever the choice is grpst's.
- */
-export function runDeviceFor(s: BuildSettings, src: SourceModel): BuildSettings['device'] {
-  return src.checkpoint.model.moe && s.device === 'auto' && !runsOnCuda(s, src) ? 'cpu' : s.device;
 }

@@ -31,7 +31,7 @@ const TOP1_TOL = 0.03;
 const KL_REL_TOL = 0.25;
 const KL_ABS_TOL = 0.01;
 
-function relL2(a: Float32Array, b: Float32Array): number {
+export function relL2(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;
   let num = 0;
   let den = 0;
@@ -44,7 +44,7 @@ function relL2(a: Float32Array, b: Float32Array): number {
 
 const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
-function compareCapture(name: string, gpu: CaptureStats, cpu: CaptureStats, add: (n: string, p: boolean, d: string) => void): void {
+export function compareCapture(name: string, gpu: CaptureStats, cpu: CaptureStats, add: (n: string, p: boolean, d: string) => void): void {
   const mx = relL2(gpu.absMax, cpu.absMax);
   const mean = relL2(gpu.absMean, cpu.absMean);
   add(`${name} per-channel max and mean |x|`, mx <= STAT_TOL && mean <= STAT_TOL,
@@ -68,6 +68,38 @@ function compareCalibrations(gpu: ModelCalibration, cpu: ModelCalibration, add: 
       `k ${g.kAmax.toFixed(4)} vs ${c.kAmax.toFixed(4)}, v ${g.vAmax.toFixed(4)} vs ${c.vAmax.toFixed(4)}, v per channel ${vc.toExponential(2)} (tol ${STAT_TOL})`);
   }
   compareCapture('calibration head input', gpu.head, cpu.head, add);
+}
+
+export interface AccuracyTolerance {
+  top1: number;
+  klRel: number;
+  klAbs: number;
+}
+
+/**
+ * One format built calibrated on the GPU and on the CPU (`build`; the GPU build's engine folder
+ * `gpuDir`): its manifest names the GPU, and the two accuracy reports against the float model agree.
+ */
+export async function compareDeviceBuilds(tag: string, build: (device: 'cpu' | 'cuda') => Promise<BuildSummary>, gpuDir: string,
+  tol: AccuracyTolerance, add: (n: string, p: boolean, d: string) => void): Promise<void> {
+  try {
+    const onGpu = await build('cuda');
+    const onCpu = await build('cpu');
+    const manifest = JSON.parse(readFileSync(join(gpuDir, 'engine.json'), 'utf8')) as { quantization?: { calibration?: { device?: string } } };
+    const where = manifest.quantization?.calibration?.device ?? '';
+    add(`${tag}: the manifest names the GPU`, where.includes('cuda'), where || 'no calibration device recorded');
+    const g = onGpu.accuracy;
+    const c = onCpu.accuracy;
+    if (!g || !c) {
+      add(`${tag}: accuracy reports`, false, 'a build wrote no accuracy report');
+      return;
+    }
+    const klOk = Math.abs(g.mean_kl - c.mean_kl) <= Math.max(tol.klAbs, tol.klRel * c.mean_kl);
+    add(`${tag}: accuracy as calibrated on the CPU`, Math.abs(g.top1_agreement - c.top1_agreement) <= tol.top1 && klOk,
+      `top-1 ${(100 * g.top1_agreement).toFixed(2)}% vs ${(100 * c.top1_agreement).toFixed(2)}%, mean KL ${g.mean_kl.toExponential(3)} vs ${c.mean_kl.toExponential(3)} over ${g.tokens} predictions; builds ${onGpu.seconds.toFixed(1)} s / ${onCpu.seconds.toFixed(1)} s`);
+  } catch (err) {
+    add(`${tag} ran`, false, err instanceof Error ? err.message : String(err));
+  }
 }
 
 function build(model: string, qformat: Exclude<QFormat, 'full_prec'>, out: string, device: 'cpu' | 'cuda'): Promise<BuildSummary> {
@@ -116,24 +148,8 @@ export async function calibrationChecks(log: (line: string) => void = () => {}):
 
     for (const qformat of ['int4_awq', 'int8_sq', 'fp8'] as const) {
       const tag = `calibration build ${qformat}${qformat === 'fp8' ? ' (fp8 KV cache)' : ''}`;
-      try {
-        const onGpu = await build(model, qformat, join(work, `${qformat}-gpu`), 'cuda');
-        const onCpu = await build(model, qformat, join(work, `${qformat}-cpu`), 'cpu');
-        const manifest = JSON.parse(readFileSync(join(work, `${qformat}-gpu`, 'engine.json'), 'utf8')) as { quantization?: { calibration?: { device?: string } } };
-        const where = manifest.quantization?.calibration?.device ?? '';
-        add(`${tag}: the manifest names the GPU`, where.includes('cuda'), where || 'no calibration device recorded');
-        const g = onGpu.accuracy;
-        const c = onCpu.accuracy;
-        if (!g || !c) {
-          add(`${tag}: accuracy reports`, false, 'a build wrote no accuracy report');
-          continue;
-        }
-        const klOk = Math.abs(g.mean_kl - c.mean_kl) <= Math.max(KL_ABS_TOL, KL_REL_TOL * c.mean_kl);
-        add(`${tag}: accuracy as calibrated on the CPU`, Math.abs(g.top1_agreement - c.top1_agreement) <= TOP1_TOL && klOk,
-          `top-1 ${(100 * g.top1_agreement).toFixed(2)}% vs ${(100 * c.top1_agreement).toFixed(2)}%, mean KL ${g.mean_kl.toExponential(3)} vs ${c.mean_kl.toExponential(3)} over ${g.tokens} predictions; builds ${onGpu.seconds.toFixed(1)} s / ${onCpu.seconds.toFixed(1)} s`);
-      } catch (err) {
-        add(`${tag} ran`, false, err instanceof Error ? err.message : String(err));
-      }
+      await compareDeviceBuilds(tag, (device) => build(model, qformat, join(work, `${qformat}-${device}`), device),
+        join(work, `${qformat}-cuda`), { top1: TOP1_TOL, klRel: KL_REL_TOL, klAbs: KL_ABS_TOL }, add);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

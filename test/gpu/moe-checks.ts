@@ -6,11 +6,13 @@
 // GPU-drawn = host-drawn, batched = one by one); device "auto" takes the GPU for them; the
 // tensor-core expert tiles that steps of many tokens take (moe_experts_wide) give the prompts the
 // tile kernel's logprobs and, taken for every step, its greedy tokens; int8_wo, int4_awq, fp8 and
-// int8_sq engines match the CPU backend (moe-quant-checks.ts).
+// int8_sq engines match the CPU backend (moe-quant-checks.ts); and calibration on the GPU matches
+// the CPU's, experts included (moe-calibration-checks.ts).
 // Shared by model-parity.test.ts and scripts/gpu/parity.ts.
 import { loadEngine } from '../../src/engine/load.js';
 import { defaultSampling, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
+import { moeCalibrationChecks } from './moe-calibration-checks.js';
 import { moeQuantChecks } from './moe-quant-checks.js';
 import {
   checkRecorder, distance, equalPrefix, gpuParityChecks, nearTie, routerNearTies, run, TOL_MAX_LOGPROB, TOL_MEAN_LOGPROB,
@@ -69,6 +71,7 @@ export async function moeChecks(log: (line: string) => void = () => {}): Promise
   }
 
   for (const qformat of ['int8_wo', 'int4_awq', 'fp8', 'int8_sq'] as const) out.push(...(await moeQuantChecks(qformat, log)));
+  out.push(...(await moeCalibrationChecks(log)));
   return out;
 }
 

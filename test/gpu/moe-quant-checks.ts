@@ -1,8 +1,8 @@
 // int8_wo, int4_awq, fp8 and int8_sq Qwen3-MoE engines on the CUDA backend against the CPU backend
 // on the same engine: prompt logprobs within the dense engines' bounds of the format
 // (quant-checks.ts), greedy tokens equal until a near-tie; device "auto" takes the GPU for them.
-// Run by moe-checks.ts. The calibrated engines are built on the CPU (their calibration captures each
-// expert's inputs there alone): int4_awq's experts carry their AWQ input scales and int8_sq's their
+// Run by moe-checks.ts. The engines are built on the CPU (moe-calibration-checks.ts builds them on
+// the GPU and compares): int4_awq's experts carry their AWQ input scales and int8_sq's their
 // SmoothQuant factors (pre_quant_scale), which the GPU applies to each expert's copy of its input;
 // fp8's carry static input scales from each expert's own amax.
 //
@@ -64,8 +64,7 @@ export async function moeQuantChecks(qformat: 'int8_wo' | 'int4_awq' | 'fp8' | '
     writeSharpRouterMoe(model);
     const dir = join(work, 'engine');
     const bf16Dir = join(work, 'engine-bf16');
-    // On the CPU: the calibrated formats' capture each expert's inputs there alone. int4's groups of
-    // 16: the largest that divides every input dimension of tiny-moe (64, 128, 160, 48).
+    // int4's groups of 16: the largest that divides every input dimension of tiny-moe (64, 128, 160, 48).
     for (const [q, output_dir] of [[qformat, dir], ['full_prec', bf16Dir]] as const)
       await buildForChecks({ model_dir: model, output_dir, qformat: q, awq_block_size: 16, eval_tokens: 64, max_batch_size: 8, device: 'cpu' }, `moe-${qformat}-checks`);
     const gpu = await loadEngine(dir, { ...limits, device: 'cuda' });

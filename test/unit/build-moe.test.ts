@@ -3,7 +3,7 @@
 // refused by them), where calibration runs, and the expert flags TensorRT-LLM's converter gets.
 import { describe, expect, it } from 'vitest';
 import { checkBuildInputs } from '../../src/build/checks.js';
-import { checkMoeBuild, runDeviceFor } from '../../src/build/moe-checks.js';
+import { checkMoeBuild } from '../../src/build/moe-checks.js';
 import { planNativeBuild } from '../../src/build/native/plan.js';
 import { openSource } from '../../src/build/native/source.js';
 import { resolveSettings, type BuildSettingsInput } from '../../src/build/options.js';
@@ -56,16 +56,13 @@ function settings(flags: BuildSettingsInput, model = 'tiny-moe' as const) {
 describe('checkMoeBuild', () => {
   const src = () => openSource(checkpoint('tiny-moe'));
 
-  it('lets every format through (the calibrated ones from per-expert statistics), with a quantized KV cache, on the CPU or auto', () => {
+  it('lets every format through (the calibrated ones from per-expert statistics), with a quantized KV cache, on any device', () => {
     for (const qformat of ['full_prec', 'int8_wo', 'int4_awq', 'fp8', 'int8_sq'] as const)
-      for (const device of ['auto', 'cpu'] as const) expect(() => checkMoeBuild(settings({ qformat, device, kv_cache_dtype: 'int8' }), src())).not.toThrow();
+      for (const device of ['auto', 'cpu', 'cuda'] as const) expect(() => checkMoeBuild(settings({ qformat, device, kv_cache_dtype: 'int8' }), src())).not.toThrow();
   });
 
   it.each([
     [{ tp_size: 2 }, /--tp_size 2: tensor parallelism is not available for Qwen3-MoE engines yet/],
-    [{ device: 'cuda', qformat: 'int8_sq' }, /--device cuda: .* built as int8_sq, whose calibration captures each expert's own inputs, which only the CPU backend does \(the engine it writes runs on CUDA\)/],
-    [{ device: 'cuda', qformat: 'int4_awq' }, /--device cuda: .* built as int4_awq, whose calibration captures each expert's own inputs, which only the CPU backend does \(the engine it writes runs on CUDA\)/],
-    [{ device: 'cuda', qformat: 'fp8' }, /--device cuda: .* built as fp8, whose calibration captures each expert's own inputs, which only the CPU backend does \(the engine it writes runs on CUDA\)/],
   ] as [BuildSettingsInput, RegExp][])('refuses %j', (flags, message) => {
     expect(() => checkMoeBuild(settings(flags), src())).toThrow(message);
   });
@@ -75,20 +72,6 @@ describe('checkMoeBuild', () => {
     for (const flags of [{ qformat: 'fp8' }, { tp_size: 2 }, { device: 'cuda' }] as BuildSettingsInput[]) {
       expect(() => checkMoeBuild(resolveSettings({}, { model_dir: checkpoint('tiny-a'), output_dir: '/nonexistent/e', ...flags }), dense)).not.toThrow();
     }
-  });
-
-  it('runs an int4_awq / fp8 / int8_sq MoE build on the CPU when the device is for grpst to choose; a bf16 or int8_wo one where the runtime finds a GPU', () => {
-    for (const qformat of ['int4_awq', 'fp8', 'int8_sq'] as const) expect(runDeviceFor(settings({ qformat, device: 'auto' }), src())).toBe('cpu');
-    expect(runDeviceFor(settings({ qformat: 'int8_wo', device: 'auto' }), src())).toBe('auto');
-    expect(runDeviceFor(settings({ qformat: 'int8_wo', device: 'cpu' }), src())).toBe('cpu');
-    expect(runDeviceFor(settings({ qformat: 'full_prec', device: 'auto' }), src())).toBe('auto');
-    const dense = openSource(checkpoint('tiny-a'));
-    expect(runDeviceFor(resolveSettings({}, { model_dir: checkpoint('tiny-a'), output_dir: '/nonexistent/e', qformat: 'int8_wo' }), dense)).toBe('auto');
-  });
-
-  it('lets a bf16 or int8_wo MoE build run on the GPU (no calibration of the experts; the CUDA backend runs experts of every format)', () => {
-    expect(() => checkMoeBuild(settings({ qformat: 'full_prec', device: 'cuda' }), src())).not.toThrow();
-    expect(() => checkMoeBuild(settings({ qformat: 'int8_wo', device: 'cuda' }), src())).not.toThrow();
   });
 });
 
@@ -109,7 +92,8 @@ describe('the plan of a MoE build', () => {
       const s = settings({ qformat, awq_block_size: 16 });
       const plan = planNativeBuild(s, openSource(s.model_dir));
       expect(plan.steps.map((st) => st.phase)).toEqual(['check', 'calibrate', 'quantize', 'write', 'verify']);
-      expect(plan.steps[1].text).toMatch(new RegExp(`: ${qformat} weights, running the checkpoint, on the CPU$`));
+      // (device auto: where the runtime finds a GPU, the CUDA forward calibrates the experts too)
+      expect(plan.steps[1].text).toMatch(new RegExp(`: ${qformat} weights, running the checkpoint$`));
       expect(plan.steps[2].text).toContain(`the experts' projections in ${weights}, each expert calibrated on the tokens routed to it, the routers unquantized in bfloat16`);
     }
   });

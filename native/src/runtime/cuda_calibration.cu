@@ -104,6 +104,49 @@ cu::Status CalibrationTaps::kv(int layer, const cu::bf16* qkv, const int32_t* po
   return cu::column_abs_stats(v_rows_, T, KV, KV, l.v_max, nullptr, ex);
 }
 
+cu::Status CalibrationTaps::expert_inputs(int layer, const cu::bf16* xn, const cu::bf16* act, const int32_t* choice,
+                                          const int32_t* slot, int T, int K, int H, int Im, const cu::Exec& ex) {
+  if (!expert_obs_) return cu::ok_status();
+  const size_t P = size_t(T) * size_t(K);
+  std::vector<int32_t> ch(P), sl(P);
+  std::vector<uint16_t> x(size_t(T) * H), a(P * size_t(Im));
+  GRPST_CUDA_CHECK("calibration expert choices", cudaMemcpyAsync(ch.data(), choice, P * 4, cudaMemcpyDeviceToHost, ex.stream));
+  GRPST_CUDA_CHECK("calibration expert slots", cudaMemcpyAsync(sl.data(), slot, P * 4, cudaMemcpyDeviceToHost, ex.stream));
+  GRPST_CUDA_CHECK("calibration expert inputs", cudaMemcpyAsync(x.data(), xn, x.size() * 2, cudaMemcpyDeviceToHost, ex.stream));
+  GRPST_CUDA_CHECK("calibration expert activations",
+                   cudaMemcpyAsync(a.data(), act, a.size() * 2, cudaMemcpyDeviceToHost, ex.stream));
+  GRPST_CUDA_CHECK("calibration expert inputs", cudaStreamSynchronize(ex.stream));
+  // Grouped row r (the pairs ordered by expert, then by pair) holds pair pair_of[r]: token p / K,
+  // expert choice[p]. Each expert's rows are consecutive.
+  std::vector<int32_t> pair_of(P);
+  for (size_t p = 0; p < P; ++p) {
+    if (sl[p] < 0 || size_t(sl[p]) >= P) return cu::invalid("calibration", "an expert slot outside the step");
+    pair_of[size_t(sl[p])] = int32_t(p);
+  }
+  std::vector<float> rows_x, rows_a;
+  std::vector<int32_t> tokens;
+  for (size_t r0 = 0; r0 < P;) {
+    const int32_t e = ch[size_t(pair_of[r0])];
+    size_t r1 = r0;
+    while (r1 < P && ch[size_t(pair_of[r1])] == e) ++r1;
+    const size_t n = r1 - r0;
+    rows_x.resize(n * size_t(H));
+    rows_a.resize(n * size_t(Im));
+    tokens.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const int t = pair_of[r0 + i] / K;
+      tokens[i] = size_t(t) < row_origin_.size() ? row_origin_[size_t(t)] : t;
+      for (int c = 0; c < H; ++c) rows_x[i * size_t(H) + size_t(c)] = bf16_bits_to_float(x[size_t(t) * H + size_t(c)]);
+      for (int c = 0; c < Im; ++c)
+        rows_a[i * size_t(Im) + size_t(c)] = bf16_bits_to_float(a[(r0 + i) * size_t(Im) + size_t(c)]);
+    }
+    expert_obs_->expert_input(layer, e, CapturePoint::MlpIn, rows_x.data(), tokens.data(), int(n), H);
+    expert_obs_->expert_input(layer, e, CapturePoint::DownIn, rows_a.data(), tokens.data(), int(n), Im);
+    r0 = r1;
+  }
+  return cu::ok_status();
+}
+
 void CalibrationTaps::flush(ForwardObserver& obs, cudaStream_t stream) {
   check(cudaStreamSynchronize(stream), "calibration pass");
   std::vector<float> mx, samples;

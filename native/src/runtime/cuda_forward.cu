@@ -467,7 +467,7 @@ Status Forward::run(const StepInput& in, float* logits, const Exec& ex) {
 
     if (taps_) GRPST_TRY(taps_->linear_input(l, 2, h_, T, d.hidden, lw.post_norm, d.eps, ex));
     if (lw.moe.on()) {  // the experts in place of gate_up / down (no DownIn point, as on the CPU)
-      GRPST_TRY(moe_mlp(lw, T, ex));
+      GRPST_TRY(moe_mlp(l, lw, T, ex));
       continue;
     }
     a = LinearIn();

@@ -216,6 +216,14 @@ class ForwardTaps {
   // The layer's QKV output [T, (nh + 2 nkv) hd]: k as the cache stores it (q/k norm, RoPE), v as projected.
   virtual Status kv(int layer, const bf16* qkv, const int32_t* positions /*[T]*/, const float* q_norm_w,
                     const float* k_norm_w, float eps, const Rope& rope, int T, const Exec& ex) = 0;
+  // A sparse layer's experts' inputs: xn [T, H] the rows every expert's gate/up read, act [P, Im]
+  // the SwiGLU outputs their down reads (grouped rows), choice / slot [P] as moe_route / moe_group
+  // wrote them (P = T * top_k). The default ignores them.
+  virtual Status expert_inputs(int layer, const bf16* xn, const bf16* act, const int32_t* choice, const int32_t* slot,
+                               int T, int K, int H, int Im, const Exec& ex) {
+    (void)layer, (void)xn, (void)act, (void)choice, (void)slot, (void)T, (void)K, (void)H, (void)Im, (void)ex;
+    return ok_status();
+  }
 };
 
 class Forward {
@@ -335,7 +343,7 @@ class Forward {
   // A sparse layer's MLP (cuda_forward_moe.cu): the post-attention norm of h_, routing, the
   // experts, and their weighted sum added to h_; all on the device, so graph captures hold it.
   Status allocate_moe();
-  Status moe_mlp(const LayerWeights& lw, int T, const Exec& ex);
+  Status moe_mlp(int layer, const LayerWeights& lw, int T, const Exec& ex);
   // The skinny kernel, with its prologue as a pass of its own when skinny_prologue_pass_.
   // x with the linear's RMSNorm / activation scale applied: in.x itself without either, else one
   // prologue pass into xn_ (for the kernels that take a plain x).

@@ -52,7 +52,7 @@ Status Forward::allocate_moe() {
   return ok_status();
 }
 
-Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
+Status Forward::moe_mlp(int layer, const LayerWeights& lw, int T, const Exec& ex) {
   const MoeDims& m = dims_.moe;
   const int H = dims_.hidden, E = m.experts, K = m.top_k, P = T * K;
   if (!moe_.xn) return invalid("Forward::moe_mlp", "no MoE scratch (the dimensions give no experts)");
@@ -94,6 +94,7 @@ Status Forward::moe_mlp(const LayerWeights& lw, int T, const Exec& ex) {
     GRPST_TRY(experts(moe_.xn, static_cast<const bf16*>(w.gate_up), static_cast<const bf16*>(w.down), moe_.row_token,
                       moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate, moe_.act, moe_.out, ex));
   }
+  if (taps_) GRPST_TRY(taps_->expert_inputs(layer, moe_.xn, moe_.act, moe_.choice, moe_.slot, T, K, H, m.intermediate, ex));
   return moe_combine(moe_.out, moe_.choice, moe_.weight, moe_.slot, T, H, K, h_, ex);
 }
 

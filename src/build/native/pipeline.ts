@@ -32,7 +32,6 @@ import { kvCacheScales } from './kv-scales.js';
 import { DEQUANTIZED_DIR, writeDequantizedCheckpoint } from './dequantized.js';
 import { cpuKernelsOverride } from '../../engine/load.js';
 import { describeExperts, routerModule, sparseLayerIndices } from '../../model/moe-tensors.js';
-import { runDeviceFor } from '../moe-checks.js';
 
 export interface NativeBuildContext {
   reporter: Reporter;
@@ -88,8 +87,6 @@ export async function buildNative(s: BuildSettings, ctx: NativeBuildContext): Pr
   reporter.phase('check', s.model_dir);
   const src = openSource(s.model_dir, s.merge_lora);
   checkBuildInputs(s, src);
-  // A MoE build the CUDA backend cannot calibrate or run (moe-checks.ts runsOnCuda): auto runs its calibration and report on the CPU.
-  s = { ...s, device: runDeviceFor(s, src) };
   // Calibration and the report run the runtime: a bad GRPST_CPU_KERNELS, or --device cuda on a
   // runtime without the CUDA backend, is refused before any work.
   cpuKernelsOverride();

@@ -9,7 +9,6 @@ import type { BuildSettings, QFormat } from '../options.js';
 import { layerFormat } from './pack.js';
 import { sourceName, type SourceModel } from './source.js';
 import { describeExperts, sparseLayerIndices } from '../../model/moe-tensors.js';
-import { runDeviceFor } from '../moe-checks.js';
 
 /** Phase names, as the progress output and the --json summary's `steps` show them. */
 export type NativePhase = 'check' | 'dequantize' | 'calibrate' | 'quantize' | 'write' | 'verify';
@@ -93,7 +92,7 @@ export function planNativeBuild(s: BuildSettings, src: SourceModel, opts: PlanOp
   const weights = qformat === 'int4_awq' ? `int4_awq, block ${awqBlockSize}` : qformat;
   const head = s.quantize_lm_head ? `lm_head in ${qformat}` : `lm_head in ${s.dtype}`;
   // Where calibration and the report run, when the build was told (auto decides at run time).
-  const device = runDeviceFor(s, src);
+  const device = s.device;
   const where = device === 'cuda' ? ', on the GPU' : device === 'cpu' ? ', on the CPU' : '';
   const calibrated = [weightsCalibrated ? `${qformat} weights` : '', wantKv ? `the ${s.kv_cache_dtype} KV cache` : ''].filter(Boolean).join(' and ');
 
