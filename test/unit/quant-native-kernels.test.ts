@@ -65,7 +65,9 @@ describe('native quantization passes, one at a time', () => {
     const edge = [0, -0, 448, 449, 464, 1e9, -1e9, 2 ** -9, 2 ** -10, 3 * 2 ** -10, 1.0625, 1.1875, -1.0625, 240, 248, 232, NaN, Infinity, -Infinity];
     const values = new Float32Array(200_000);
     const r = random(3);
-    for (let i = 0; i < values.length; i++) values[i] = i < edge.length * 2 ? edge[i % edge.length] * (i < edge.length ? 1 : scale) : r() * 400;
+    // (the second half spread over every binade from 2^-14 to 2^10: subnormals, normals, saturation)
+    for (let i = 0; i < values.length; i++)
+      values[i] = i < edge.length * 2 ? edge[i % edge.length] * (i < edge.length ? 1 : scale) : i < 100_000 ? r() * 400 : (r() - 0.5) * 2 ** (Math.floor(r() * 25) - 14);
     // Every code and every midpoint between two neighbours (a tie), both signs.
     const codes = Array.from({ length: 127 }, (_, k) => e4m3ToF32(k));
     const exact = codes.flatMap((v, k) => (k < 126 ? [v, (v + codes[k + 1]) / 2] : [v]));
