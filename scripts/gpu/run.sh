@@ -173,7 +173,7 @@ random_ckpt() {
 # `grpst run` on a Qwen3-30B-A3B-shaped half model (24 of 48 layers, random weights; the moe and
 # moe-e2e stages) per format of MOE_E2E_FORMATS (default "bf16 int8_wo": the checkpoint itself,
 # then an int8_wo engine built from it with `grpst build`; fp8 / int8_sq also build, calibrated
-# on the CPU), prompts of MOE_WORDS words, the tile
+# as MOE_CALIB_DEVICE says), prompts of MOE_WORDS words, the tile
 # kernel for every step (GRPST_CUDA_MOE_WIDE_MIN_TOKENS=0) against the default (the wide tiles from
 # 64 tokens): the build's time, first-token time and decode speed of each. After node_setup.
 moe_e2e() {
@@ -183,10 +183,10 @@ moe_e2e() {
     if [ "$fmt" != bf16 ]; then
       dir=/tmp/moe30-$fmt
       stamp "grpst build --qformat $fmt of the half model"
-      # fp8 / int8_sq calibrate each expert's inputs on the CPU (device auto takes them there; a
-      # short calibration, MOE_CALIB_SIZE passages of 256 tokens); the engine then runs on the GPU
+      # fp8 / int8_sq calibrate each expert's inputs (on the GPU, MOE_CALIB_DEVICE=cpu on the CPU;
+      # the shipped passages, at most MOE_CALIB_SIZE of 256 tokens)
       local where=(--device cuda)
-      case $fmt in fp8|int8_sq) where=(--device auto --calib_dataset data/calibration.txt --calib_size "${MOE_CALIB_SIZE:-16}" --calib_max_seq_length 256 --eval_tokens 256) ;; esac
+      case $fmt in fp8|int8_sq) where=(--device "${MOE_CALIB_DEVICE:-cuda}" --calib_dataset data/calibration.txt --calib_size "${MOE_CALIB_SIZE:-64}" --calib_max_seq_length 256 --eval_tokens 256) ;; esac
       timeout "${T_MOE_BUILD:-420}" node .carry/js/grpst.mjs build --model_dir /tmp/moe30 --output_dir "$dir" --force \
         --qformat "$fmt" "${where[@]}" --eval_dataset data/heldout.txt > "$OUT/moe-build-$fmt.log" 2>&1
       local rc=$?; grep -E "done in|written|error" "$OUT/moe-build-$fmt.log" | head -10
