@@ -30,35 +30,45 @@ export function hasOwnStats(layer: LayerCalibration, expert: number, needsSample
   return !needsSamples || e.gateUp.samples.rows > 0;
 }
 
-export function expertStats(layer: LayerCalibration, expert: number, w: ExpertWeights, needsSamples: boolean): ExpertStats {
+export function expertStats(layer: LayerCalibration, expert: number, w: ExpertWeights, needsSamples: boolean,
+  dots: (x: Matrix, w: Matrix) => Float64Array = rowDots): ExpertStats {
   if (hasOwnStats(layer, expert, needsSamples)) {
     const e = layer.experts![expert];
     return { gateUp: e.gateUp, down: e.down, fallback: false };
   }
   const mlpIn = layer.captures.mlp_in;
-  return { gateUp: mlpIn, down: swigluStats(mlpIn.samples, w.gate, w.up), fallback: true };
+  return { gateUp: mlpIn, down: swigluStats(mlpIn.samples, w.gate, w.up, dots), fallback: true };
 }
 
 const silu = (v: number): number => v / (1 + Math.exp(-v));
 
-/** Statistics of silu(x gate^T) * (x up^T) over the rows of x: an expert's down_proj input for those tokens. */
-export function swigluStats(x: Matrix, gate: Matrix, up: Matrix): CaptureStats {
-  const I = gate.rows;
+/** [x.rows, w.rows]: each row of x dotted with each row of w, in double, summed along the columns in order. */
+export function rowDots(x: Matrix, w: Matrix): Float64Array {
   const H = x.cols;
-  const out = new Float32Array(x.rows * I);
+  const out = new Float64Array(x.rows * w.rows);
   for (let t = 0; t < x.rows; t++) {
     const xt = x.data.subarray(t * H, (t + 1) * H);
-    for (let o = 0; o < I; o++) {
-      let g = 0;
-      let u = 0;
+    for (let o = 0; o < w.rows; o++) {
+      let acc = 0;
       const base = o * H;
-      for (let c = 0; c < H; c++) {
-        g += xt[c] * gate.data[base + c];
-        u += xt[c] * up.data[base + c];
-      }
-      out[t * I + o] = silu(g) * u;
+      for (let c = 0; c < H; c++) acc += xt[c] * w.data[base + c];
+      out[t * w.rows + o] = acc;
     }
   }
+  return out;
+}
+
+/**
+ * Statistics of silu(x gate^T) * (x up^T) over the rows of x: an expert's down_proj input for those
+ * tokens. `dots`: rowDots or its native twin (the same values; at Qwen3-30B-A3B's size the products
+ * take seconds per expert in JavaScript).
+ */
+export function swigluStats(x: Matrix, gate: Matrix, up: Matrix, dots: (x: Matrix, w: Matrix) => Float64Array = rowDots): CaptureStats {
+  const I = gate.rows;
+  const g = dots(x, gate);
+  const u = dots(x, up);
+  const out = new Float32Array(x.rows * I);
+  for (let i = 0; i < out.length; i++) out[i] = silu(g[i]) * u[i];
   const absMax = new Float32Array(I);
   const sum = new Float64Array(I);
   for (let t = 0; t < x.rows; t++)

@@ -10,6 +10,7 @@ import { columnAbsMaxInto, type ColumnMaxInto } from './int8-sq.js';
 import { quantizeRowsInt8, type Int8RowQuantizer } from './int8-wo.js';
 import { decodeFloats } from './numeric.js';
 import { divideRows, scaleColumns } from './smoothing.js';
+import { rowDots } from './expert-stats.js';
 import type { Matrix } from './types.js';
 
 export interface QuantKernels {
@@ -31,6 +32,8 @@ export interface QuantKernels {
   scaleColumns: (w: Matrix, s: Float32Array) => void;
   /** Row rowOf[c] (default c) of w divided by s[c], in place: the factor's inverse folded into the linear before. */
   divideRows: (w: Matrix, s: Float32Array, rowOf?: Int32Array) => void;
+  /** [x.rows, w.rows] dot products in double: an unrouted MoE expert's fallback statistics. */
+  rowDots: (x: Matrix, w: Matrix) => Float64Array;
 }
 
 export const referenceKernels: QuantKernels = {
@@ -43,4 +46,5 @@ export const referenceKernels: QuantKernels = {
   columnAbsMaxInto,
   scaleColumns,
   divideRows,
+  rowDots,
 };

@@ -9,6 +9,7 @@ import { referenceKernels, type QuantKernels } from '../../src/quant/kernels.js'
 import { quantizeLayer, type CaptureStats, type LayerCalibration, type LayerFormat, type LayerWeights } from '../../src/quant/layer.js';
 import { gqaClasses, linearNames, type LinearName } from '../../src/quant/smoothing.js';
 import { e4m3ToF32 } from '../../src/quant/numeric.js';
+import { swigluStats } from '../../src/quant/expert-stats.js';
 import type { Matrix } from '../../src/quant/types.js';
 
 let native: QuantKernels;
@@ -74,6 +75,20 @@ describe('native quantization passes, one at a time', () => {
     values.set(exact, 1000);
     values.set(exact.map((v) => -v), 2000);
     for (const s of [1, scale]) expect(Buffer.from(native.e4m3(values, s)).equals(Buffer.from(referenceKernels.e4m3(values, s)))).toBe(true);
+  });
+
+  it("rowDots: the same doubles, so an unrouted MoE expert's fallback statistics are the same floats", () => {
+    const x = matrix(37, 300, 21);
+    const gate = matrix(70, 300, 22);
+    const up = matrix(70, 300, 23);
+    x.data[5] = Number.NaN;
+    expect(bits(native.rowDots(x, gate))).toEqual(bits(referenceKernels.rowDots(x, gate)));
+    const a = swigluStats(x, gate, up, native.rowDots);
+    const b = swigluStats(x, gate, up);
+    expect(bits(a.samples.data)).toEqual(bits(b.samples.data));
+    expect(bits(a.absMax)).toEqual(bits(b.absMax));
+    expect(bits(a.absMean)).toEqual(bits(b.absMean));
+    expect(() => native.rowDots(x, matrix(4, 299, 1))).toThrow(/as many columns/);
   });
 
   it('absMax skips NaN; column maxima keep it', () => {

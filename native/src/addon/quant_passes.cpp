@@ -7,6 +7,7 @@
 //   quantizeInt8Rows  src/quant/int8-wo.ts quantizeRowsInt8
 //   quantizeE4m3      src/quant/fp8.ts quantizeE4m3 (the quotient kept in double, as JS does)
 //   decodeBf16        src/quant/numeric.ts decodeFloats(bytes, 'BF16')
+//   rowDots           src/quant/expert-stats.ts rowDots (an unrouted MoE expert's SwiGLU statistics)
 // An 8B model passes ~190M weights a layer through several of them; in JavaScript they were most
 // of a GPU build's time. Rows (or column blocks) run on the pool's threads; every result is
 // independent of the thread count (maxima are exact, each column's sum keeps its row order).
@@ -224,6 +225,26 @@ Napi::Value QuantizeE4m3(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// src/quant/expert-stats.ts rowDots: out[r, o] = sum over c in order of x[r, c] * w[o, c] in double,
+// as JavaScript sums (each product of two floats exact in a double, so fused or not the same).
+Napi::Value RowDots(const Napi::CallbackInfo& info) {
+  const MatrixArg x = matrix_arg(info, 0, "rowDots");
+  const MatrixArg w = matrix_arg(info, 3, "rowDots");
+  if (x.cols != w.cols) throw Napi::RangeError::New(info.Env(), "rowDots: x and w must have as many columns");
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), size_t(x.rows) * size_t(w.rows));
+  double* op = out.Data();
+  quant_pool().parallel_for(w.rows, [&](int o, int) {
+    const float* wr = w.data + size_t(o) * w.cols;
+    for (int r = 0; r < x.rows; r++) {
+      const float* xr = x.data + size_t(r) * x.cols;
+      double acc = 0;
+      for (int c = 0; c < x.cols; c++) acc += double(xr[c]) * double(wr[c]);
+      op[size_t(r) * w.rows + size_t(o)] = acc;
+    }
+  });
+  return out;
+}
+
 Napi::Value DecodeBf16(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(info.Env(), "decodeBf16: bytes must be a Uint8Array");
@@ -255,6 +276,7 @@ void RegisterQuantPasses(Napi::Env env, Napi::Object exports) {
   exports.Set("quantizeInt8Rows", Napi::Function::New(env, QuantizeInt8Rows, "quantizeInt8Rows"));
   exports.Set("quantizeE4m3", Napi::Function::New(env, QuantizeE4m3, "quantizeE4m3"));
   exports.Set("decodeBf16", Napi::Function::New(env, DecodeBf16, "decodeBf16"));
+  exports.Set("rowDots", Napi::Function::New(env, RowDots, "rowDots"));
 }
 
 }  // namespace grpst::addon

@@ -13,9 +13,10 @@ export interface NativeQuantPasses {
   columnAbsMaxInto(w: Float32Array, rows: number, cols: number, into: Float32Array): void;
   scaleColumns(w: Float32Array, rows: number, cols: number, s: Float32Array): void;
   divideRows(w: Float32Array, rows: number, cols: number, s: Float32Array, rowOf: Int32Array | null): void;
+  rowDots(x: Float32Array, rows: number, cols: number, w: Float32Array, wRows: number, wCols: number): Float64Array;
 }
 
-const passNames: (keyof NativeQuantPasses)[] = ['decodeBf16', 'quantizeInt4', 'quantizeInt8Rows', 'quantizeE4m3', 'absMax', 'awqWeightMeanInto', 'columnAbsMaxInto', 'scaleColumns', 'divideRows'];
+const passNames: (keyof NativeQuantPasses)[] = ['decodeBf16', 'quantizeInt4', 'quantizeInt8Rows', 'quantizeE4m3', 'absMax', 'awqWeightMeanInto', 'columnAbsMaxInto', 'scaleColumns', 'divideRows', 'rowDots'];
 
 /** The native kernels, or undefined for an addon built before them (the TypeScript ones then run). */
 export function nativeQuantKernels(addon: Partial<NativeQuantPasses>): QuantKernels | undefined {
@@ -34,5 +35,6 @@ export function nativeQuantKernels(addon: Partial<NativeQuantPasses>): QuantKern
     columnAbsMaxInto: (w, into) => n.columnAbsMaxInto(w.data, w.rows, w.cols, into),
     scaleColumns: (w, s) => n.scaleColumns(w.data, w.rows, w.cols, s),
     divideRows: (w, s, rowOf) => n.divideRows(w.data, w.rows, w.cols, s, rowOf ?? null),
+    rowDots: (x, w) => n.rowDots(x.data, x.rows, x.cols, w.data, w.rows, w.cols),
   };
 }

@@ -99,7 +99,7 @@ export function packSparseLayer(src: SourceModel, layer: number, t: SparseLayerT
       up: readMatrix(src, `${prefix}.up_proj.weight`),
       down: readMatrix(src, `${prefix}.down_proj.weight`),
     };
-    const stats = needsCalibration(format) ? expertStats(calib!, e, w, format === 'int4_awq') : undefined;
+    const stats = needsCalibration(format) ? expertStats(calib!, e, w, format === 'int4_awq', t.kernels?.rowDots) : undefined;
     if (stats?.fallback) fallbackExperts.push(e);
     const q = quantizeExpert(prefix, w, stats, opts);
     t.writer.linear(`${prefix}.gate_proj`, q.gate, 'rows');
