@@ -53,8 +53,7 @@ export const buildSettingsSchema = z
     merge_lora: z.string().min(1),
     /**
      * Where calibration and the accuracy report run the model: cuda (the GPU; an error without
-     * one), cpu, or auto (the GPU where the runtime has the CUDA backend and one is visible; the
-     * CPU for a Qwen3-MoE model, which the CUDA backend does not run).
+     * one), cpu, or auto (the GPU where the runtime has the CUDA backend and one is visible).
      */
     device: z.enum(['auto', 'cpu', 'cuda']),
     force: z.boolean(),
@@ -147,7 +146,10 @@ export function parseSettings(raw: unknown, where: string): BuildSettingsInput {
 /** Recipe values, then flags, then defaults; checks what only the whole set can tell. */
 export function resolveSettings(recipe: BuildSettingsInput, flags: BuildSettingsInput): BuildSettings {
   const defined = (o: BuildSettingsInput) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  const merged = { ...buildDefaults, ...defined(recipe), ...defined(flags) } as Partial<BuildSettings>;
+  // The CLI and the recipe loader check their own values first (with suggestions); a program
+  // calling this directly gets the same schema's verdict, not a failure deep in the build.
+  const given = parseSettings({ ...defined(recipe), ...defined(flags) }, 'build settings');
+  const merged = { ...buildDefaults, ...given } as Partial<BuildSettings>;
   if (!merged.model_dir) throw badInput('no --model_dir given', 'pass --model_dir DIR (a Hugging Face Qwen3 checkpoint) or put model_dir in the recipe');
   if (!merged.output_dir) throw badInput('no --output_dir given', 'pass --output_dir DIR (where the engine is written) or put output_dir in the recipe');
   const s = merged as BuildSettings;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseSettings, resolveSettings } from '../../src/build/options.js';
+import { parseSettings, resolveSettings, type BuildSettingsInput } from '../../src/build/options.js';
 import { loadRecipe } from '../../src/build/recipe.js';
 import { shellLine, shellQuote } from '../../src/util/shell.js';
 import { calibrationSequences, loadTextSet } from '../../src/build/native/text-data.js';
@@ -43,6 +43,13 @@ describe('build settings', () => {
     expect(thrown(() => loadRecipe(recipe('d.yml', 'awq_block_size: -4\n'))).message).toMatch(/awq_block_size/);
     expect(thrown(() => loadRecipe(recipe('e.yml', 'model_dir: [unclosed\n'))).message).toMatch(/not valid YAML \(line/);
     expect(thrown(() => loadRecipe(join(dir, 'missing.yml'))).message).toMatch(/does not exist/);
+  });
+
+  it('refuses a value outside the schema from a program calling it directly, naming the key', () => {
+    const bad = { model_dir: '/m', output_dir: '/o', qformat: 'bf16' } as unknown as BuildSettingsInput;
+    expect(() => resolveSettings({}, bad)).toThrow(/build settings: qformat must be one of full_prec, /);
+    expect(() => resolveSettings({ calib_size: -1 } as BuildSettingsInput, { model_dir: '/m', output_dir: '/o' })).toThrow(/build settings: calib_size/);
+    expect(() => resolveSettings({}, { model_dir: '/m', output_dir: '/o', colour: 'red' } as unknown as BuildSettingsInput)).toThrow(/build settings: unknown key "colour"/);
   });
 
   it('requires model_dir and output_dir and checks the limits together', () => {
