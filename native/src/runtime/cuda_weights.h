@@ -2,8 +2,9 @@
 // table) to the GPU once: q/k/v fused into one matrix, gate/up interleaved row by row (one
 // GEMM yields both, SwiGLU fuses into its epilogue), int8_wo and int4_awq repacked into the
 // tensor-core fragment order of linear_skinny.cu, norms kept in fp32. Qwen3-MoE's sparse layers:
-// the router (bf16) and the experts (bf16, or int8_wo in natural row order with a scale per row),
-// each expert's gate/up interleaved the same way and the experts stacked (cuda::MoeWeights).
+// the router (bf16) and the experts in natural row order (bf16; int8_wo, fp8 and int8_sq with a
+// scale per row; int4_awq with its groups' scales and zeros), each expert's gate/up interleaved the
+// same way and the experts stacked (cuda::MoeWeights).
 #pragma once
 #include <cstddef>
 #include <cstdint>
