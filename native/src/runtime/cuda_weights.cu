@@ -178,18 +178,31 @@ struct Uploader {
     return out;
   }
 
+  // Each expert's input scales [E, H] (AWQ's / SmoothQuant's factors of gate_up's input, which the
+  // experts' shared norm cannot absorb), ones for an expert without where another has them; null
+  // where no expert has any.
+  float* expert_input_scales(const Qwen3Layer& l, size_t H) {
+    bool any = false;
+    for (const Qwen3Expert& ex : l.experts) any = any || ex.pre_quant_scale != nullptr;
+    if (!any) return nullptr;
+    float* d = static_cast<float*>(mem.get(l.experts.size() * H * 4, "experts input scales"));
+    const std::vector<float> ones(H, 1.f);
+    for (size_t e = 0; e < l.experts.size(); ++e) {
+      const float* s = l.experts[e].pre_quant_scale;
+      check(cudaMemcpy(d + e * H, s ? s : ones.data(), H * 4, cudaMemcpyHostToDevice), "experts input scales");
+    }
+    return d;
+  }
+
   // int4_awq experts as the CPU backend holds them (nibble rows, fp32 group scales, uint8 zeros),
-  // stacked over the experts with gate / up rows interleaved; each expert's AWQ input scale (ones
-  // for one without, where another has it). Returns the bytes one expert's three matrices read.
+  // stacked over the experts with gate / up rows interleaved, and their input scales. Returns the
+  // bytes one expert's three matrices read.
   size_t int4_experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name, cu::MoeInt4Experts& m) {
     const int E = cfg.moe.num_experts, Im = cfg.moe.intermediate_size, H = cfg.hidden_size;
     const int gg = l.experts[0].gate.group_size, dg = l.experts[0].down.group_size;
-    bool any_pqs = false;
-    for (const Qwen3Expert& ex : l.experts) {
+    for (const Qwen3Expert& ex : l.experts)
       if (ex.gate.group_size != gg || ex.up.group_size != gg || ex.down.group_size != dg || gg <= 0 || dg <= 0)
         throw Error("CUDA backend: " + name + "experts: int4 group sizes differ between experts or projections");
-      any_pqs = any_pqs || ex.pre_quant_scale != nullptr;
-    }
     const size_t gu_row = size_t(H) / 2, dn_row = size_t(Im) / 2, gu_groups = size_t(H / gg), dn_groups = size_t(Im / dg);
     uint8_t* gu = static_cast<uint8_t*>(mem.get(size_t(E) * 2 * Im * gu_row, "experts gate_up"));
     uint8_t* dn = static_cast<uint8_t*>(mem.get(size_t(E) * H * dn_row, "experts down_proj"));
@@ -197,8 +210,6 @@ struct Uploader {
     uint8_t* guz = static_cast<uint8_t*>(mem.get(size_t(E) * 2 * Im * gu_groups, "experts gate_up zeros"));
     float* dns = static_cast<float*>(mem.get(size_t(E) * H * dn_groups * 4, "experts down_proj scales"));
     uint8_t* dnz = static_cast<uint8_t*>(mem.get(size_t(E) * H * dn_groups, "experts down_proj zeros"));
-    float* pqs = any_pqs ? static_cast<float*>(mem.get(size_t(E) * H * 4, "experts input scales")) : nullptr;
-    const std::vector<float> ones(size_t(H), 1.f);
     for (int e = 0; e < E; ++e) {
       const Qwen3Expert& ex = l.experts[size_t(e)];
       const size_t gr = size_t(e) * 2 * Im, dr = size_t(e) * H;  // the expert's first rows
@@ -211,137 +222,106 @@ struct Uploader {
       copy_rows(dn + dr * dn_row, {{ex.down.w, src_pitch(ex.down), H}}, dn_row, false, "experts down_proj");
       copy_rows(dns + dr * dn_groups, {{ex.down.scales, dn_groups * 4, H}}, dn_groups * 4, false, "experts down_proj scales");
       copy_rows(dnz + dr * dn_groups, {{ex.down.zeros, dn_groups, H}}, dn_groups, false, "experts down_proj zeros");
-      if (pqs)
-        check(cudaMemcpy(pqs + size_t(e) * H, ex.pre_quant_scale ? ex.pre_quant_scale : ones.data(), size_t(H) * 4,
-                         cudaMemcpyHostToDevice),
-              "experts input scales");
     }
     m.gate_up = gu;
     m.gate_up_scale = gus;
     m.gate_up_zero = guz;
-    m.pre_quant_scale = pqs;
+    m.pre_quant_scale = expert_input_scales(l, size_t(H));
     m.gate_up_group = gg;
     m.down = dn;
     m.down_scale = dns;
     m.down_zero = dnz;
     m.down_group = dg;
-    return size_t(2) * Im * (gu_row + gu_groups * 5) + size_t(H) * (dn_row + dn_groups * 5) + (pqs ? size_t(H) * 4 : 0);
+    return size_t(2) * Im * (gu_row + gu_groups * 5) + size_t(H) * (dn_row + dn_groups * 5) +
+           (m.pre_quant_scale ? size_t(H) * 4 : 0);
   }
 
-  // fp8 / int8_sq experts (one byte a weight) stacked with gate / up rows interleaved, and each row's
-  // scale: fp8's input_scale * weight_scale (the product the CPU backend multiplies a sum by),
-  // int8_sq's channel scale; fp8's static input scales per expert (gate's and up's must be one: the
-  // fused gate_up quantizes its input once), int8_sq's SmoothQuant factors (ones for an expert
-  // without, where another has them). Returns the bytes one expert's matrices and scales read.
-  size_t w8a8_experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name, cu::MoeW8A8Experts& m) {
+  // bf16, int8_wo, fp8 or int8_sq experts in their natural rows (bf16: 2 bytes a weight, else 1),
+  // stacked with gate / up rows interleaved; the 8-bit formats with one fp32 scale per row
+  // ([E, 2 Im] interleaved the same way, [E, H]): int8_wo's and int8_sq's channel scales, fp8's
+  // input_scale * weight_scale (the product the CPU backend multiplies a row's sum by). fp8 and
+  // int8_sq fill m.w8a8 too: fp8's static input scales per expert (gate's and up's must be one: the
+  // fused gate_up quantizes its input once), int8_sq's SmoothQuant factors. Returns the bytes one
+  // expert's matrices and scales read.
+  size_t row_experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name, WeightFormat fmt,
+                     cu::MoeWeights& m) {
     const size_t E = size_t(cfg.moe.num_experts), Im = size_t(cfg.moe.intermediate_size), H = size_t(cfg.hidden_size);
-    const bool fp8 = l.experts[0].gate.fmt == WeightFormat::FP8;
-    std::vector<float> gus(E * 2 * Im), dns(E * H), gis(fp8 ? E : 0), dis(fp8 ? E : 0);
-    bool any_pqs = false;
+    const bool scaled = fmt != WeightFormat::BF16, fp8 = fmt == WeightFormat::FP8;
+    const size_t elem = scaled ? 1 : 2;  // bytes of one weight
+    const size_t gate_up_bytes = 2 * Im * H * elem, down_bytes = H * Im * elem;
+    uint8_t* gu = static_cast<uint8_t*>(mem.get(E * gate_up_bytes, "experts gate_up"));
+    uint8_t* dn = static_cast<uint8_t*>(mem.get(E * down_bytes, "experts down_proj"));
+    std::vector<float> gus(scaled ? E * 2 * Im : 0), dns(scaled ? E * H : 0), gis(fp8 ? E : 0), dis(fp8 ? E : 0);
+    const auto row_scale = [fp8](const LinearWeight& w, size_t row) {
+      return fp8 ? w.input_scale * w.scales[0] : w.scales[row];
+    };
     for (size_t e = 0; e < E; ++e) {
       const Qwen3Expert& ex = l.experts[e];
-      any_pqs = any_pqs || ex.pre_quant_scale != nullptr;
+      copy_rows(gu + e * gate_up_bytes, {{ex.gate.w, src_pitch(ex.gate), int(Im)}, {ex.up.w, src_pitch(ex.up), int(Im)}},
+                H * elem, true, "experts gate_up");
+      copy_rows(dn + e * down_bytes, {{ex.down.w, src_pitch(ex.down), int(H)}}, Im * elem, false, "experts down_proj");
+      if (!scaled) continue;
       if (fp8 && ex.gate.input_scale != ex.up.input_scale)
         throw Error("CUDA backend: " + name + "experts." + std::to_string(e) +
                     ": gate_proj and up_proj have different fp8 input scales; the CUDA backend quantizes their shared "
                     "input once (grpst build writes one): run this engine on the CPU backend (device \"cpu\")");
       for (size_t j = 0; j < Im; ++j) {
-        gus[e * 2 * Im + 2 * j] = fp8 ? ex.gate.input_scale * ex.gate.scales[0] : ex.gate.scales[j];
-        gus[e * 2 * Im + 2 * j + 1] = fp8 ? ex.up.input_scale * ex.up.scales[0] : ex.up.scales[j];
+        gus[e * 2 * Im + 2 * j] = row_scale(ex.gate, j);
+        gus[e * 2 * Im + 2 * j + 1] = row_scale(ex.up, j);
       }
-      for (size_t n = 0; n < H; ++n) dns[e * H + n] = fp8 ? ex.down.input_scale * ex.down.scales[0] : ex.down.scales[n];
+      for (size_t n = 0; n < H; ++n) dns[e * H + n] = row_scale(ex.down, n);
       if (fp8) {
         gis[e] = ex.gate.input_scale;
         dis[e] = ex.down.input_scale;
       }
     }
-    uint8_t* gu = static_cast<uint8_t*>(mem.get(E * 2 * Im * H, "experts gate_up"));
-    uint8_t* dn = static_cast<uint8_t*>(mem.get(E * H * Im, "experts down_proj"));
-    float* pqs = !fp8 && any_pqs ? static_cast<float*>(mem.get(E * H * 4, "experts input scales")) : nullptr;
-    const std::vector<float> ones(H, 1.f);
-    for (size_t e = 0; e < E; ++e) {
-      const Qwen3Expert& ex = l.experts[e];
-      copy_rows(gu + e * 2 * Im * H, {{ex.gate.w, src_pitch(ex.gate), int(Im)}, {ex.up.w, src_pitch(ex.up), int(Im)}}, H,
-                true, "experts gate_up");
-      copy_rows(dn + e * H * Im, {{ex.down.w, src_pitch(ex.down), int(H)}}, Im, false, "experts down_proj");
-      if (pqs)
-        check(cudaMemcpy(pqs + e * H, ex.pre_quant_scale ? ex.pre_quant_scale : ones.data(), H * 4, cudaMemcpyHostToDevice),
-              "experts input scales");
-    }
-    m.fp8 = fp8;
     m.gate_up = gu;
     m.down = dn;
-    m.gate_up_scale = vec(gus.data(), gus.size(), "experts gate_up scales");
-    m.down_scale = vec(dns.data(), dns.size(), "experts down_proj scales");
-    m.gate_up_input_scale = fp8 ? vec(gis.data(), E, "experts gate_up input scales") : nullptr;
-    m.down_input_scale = fp8 ? vec(dis.data(), E, "experts down_proj input scales") : nullptr;
-    m.pre_quant_scale = pqs;
-    return 3 * Im * H + (2 * Im + H) * 4 + (pqs ? H * 4 : 0);
+    if (scaled) {
+      m.gate_up_scale = vec(gus.data(), gus.size(), "experts gate_up scales");
+      m.down_scale = vec(dns.data(), dns.size(), "experts down_proj scales");
+    }
+    size_t pqs_bytes = 0;
+    if (fmt == WeightFormat::FP8 || fmt == WeightFormat::INT8_SQ) {
+      cu::MoeW8A8Experts& w = m.w8a8;
+      w.fp8 = fp8;
+      w.gate_up = gu;
+      w.down = dn;
+      w.gate_up_scale = m.gate_up_scale;
+      w.down_scale = m.down_scale;
+      w.gate_up_input_scale = fp8 ? vec(gis.data(), E, "experts gate_up input scales") : nullptr;
+      w.down_input_scale = fp8 ? vec(dis.data(), E, "experts down_proj input scales") : nullptr;
+      w.pre_quant_scale = fp8 ? nullptr : expert_input_scales(l, H);
+      pqs_bytes = w.pre_quant_scale ? H * 4 : 0;
+    }
+    return gate_up_bytes + down_bytes + (scaled ? (2 * Im + H) * 4 : 0) + pqs_bytes;
   }
 
-  // A sparse layer's router (bf16) and experts (bf16, int8_wo, int4_awq, fp8 or int8_sq, the same format throughout),
-  // each kind of matrix stacked over the experts in its natural row order (MoeWeights): the tile
-  // kernel streams rows, not the dense kernels' mma-fragment layout. A decode step reads the router
-  // and top_k experts per token.
+  // A sparse layer's router (bf16) and experts (bf16, int8_wo, int4_awq, fp8 or int8_sq, the same
+  // format throughout), each kind of matrix stacked over the experts in its natural row order
+  // (MoeWeights): the expert kernels stream rows, not the dense kernels' mma-fragment layout. A
+  // decode step reads the router and top_k experts per token.
   cu::MoeWeights experts(const ModelConfig& cfg, const Qwen3Layer& l, const std::string& name) {
-    const int E = cfg.moe.num_experts, Im = cfg.moe.intermediate_size, H = cfg.hidden_size;
+    const int E = cfg.moe.num_experts, H = cfg.hidden_size;
     if (int(l.experts.size()) != E) throw Error("CUDA backend: " + name + "experts: the layer holds " +
                                                 std::to_string(l.experts.size()) + " of " + std::to_string(E));
     const WeightFormat fmt = E > 0 ? l.experts[0].gate.fmt : WeightFormat::BF16;
     for (const Qwen3Expert& ex : l.experts)
       for (const LinearWeight* w : {&ex.gate, &ex.up, &ex.down})
-        if ((w->fmt != WeightFormat::BF16 && w->fmt != WeightFormat::INT8_WO && w->fmt != WeightFormat::INT4 &&
-             w->fmt != WeightFormat::FP8 && w->fmt != WeightFormat::INT8_SQ) ||
-            w->fmt != fmt)
-          throw Error("CUDA backend: " + name + "experts are " + cu::weight_format_name(to_cuda(w->fmt)) +
-                      (w->fmt != fmt ? std::string(" and ") + cu::weight_format_name(to_cuda(fmt)) : std::string()) +
-                      ": the CUDA backend runs Qwen3-MoE experts of one format, bf16, int8_wo, int4_awq, fp8 or "
-                      "int8_sq; run this engine on the CPU backend (device \"cpu\")");
+        if (w->fmt != fmt)
+          throw Error("CUDA backend: " + name + "experts are " + cu::weight_format_name(to_cuda(w->fmt)) + " and " +
+                      cu::weight_format_name(to_cuda(fmt)) +
+                      ": the CUDA backend runs Qwen3-MoE experts of one format; run this engine on the CPU backend "
+                      "(device \"cpu\")");
     if (l.router.fmt != WeightFormat::BF16) throw Error("CUDA backend: " + name + "router is not bf16");
-    if (fmt == WeightFormat::INT4 || fmt == WeightFormat::FP8 || fmt == WeightFormat::INT8_SQ) {
-      cu::MoeWeights m;
-      m.format = to_cuda(fmt);
-      const size_t router_bytes = size_t(E) * H * 2;
-      void* r = mem.get(router_bytes, "router");
-      copy_rows(r, {{l.router.w, src_pitch(l.router), E}}, size_t(H) * 2, false, "router");
-      m.router = static_cast<const cu::bf16*>(r);
-      const size_t expert_bytes =
-          fmt == WeightFormat::INT4 ? int4_experts(cfg, l, name, m.int4) : w8a8_experts(cfg, l, name, m.w8a8);
-      bytes += int64_t(router_bytes) + int64_t(cfg.moe.experts_per_tok) * int64_t(expert_bytes);
-      return m;
-    }
-    const bool int8 = fmt == WeightFormat::INT8_WO;
-    const size_t elem = int8 ? 1 : 2;  // bytes of one weight
     cu::MoeWeights m;
     m.format = to_cuda(fmt);
-    const size_t router_bytes = size_t(E) * H * 2, gate_up_bytes = size_t(2) * Im * H * elem,
-                 down_bytes = size_t(H) * Im * elem;
+    const size_t router_bytes = size_t(E) * H * 2;
     void* r = mem.get(router_bytes, "router");
     copy_rows(r, {{l.router.w, src_pitch(l.router), E}}, size_t(H) * 2, false, "router");
-    uint8_t* gu = static_cast<uint8_t*>(mem.get(E * gate_up_bytes, "experts gate_up"));
-    uint8_t* dn = static_cast<uint8_t*>(mem.get(E * down_bytes, "experts down_proj"));
-    // int8_wo: one fp32 scale per row, [E, 2 Im] interleaved like gate_up's rows and [E, H].
-    float* gus = int8 ? static_cast<float*>(mem.get(size_t(E) * 2 * Im * 4, "experts gate_up scales")) : nullptr;
-    float* dns = int8 ? static_cast<float*>(mem.get(size_t(E) * H * 4, "experts down_proj scales")) : nullptr;
-    for (int e = 0; e < E; ++e) {
-      const Qwen3Expert& ex = l.experts[size_t(e)];
-      copy_rows(gu + e * gate_up_bytes, {{ex.gate.w, src_pitch(ex.gate), Im}, {ex.up.w, src_pitch(ex.up), Im}},
-                size_t(H) * elem, true, "experts gate_up");
-      copy_rows(dn + e * down_bytes, {{ex.down.w, src_pitch(ex.down), H}}, size_t(Im) * elem, false, "experts down_proj");
-      if (int8) {
-        copy_rows(gus + size_t(e) * 2 * Im, {{ex.gate.scales, 4, Im}, {ex.up.scales, 4, Im}}, 4, true,
-                  "experts gate_up scales");
-        copy_rows(dns + size_t(e) * H, {{ex.down.scales, 4, H}}, 4, false, "experts down_proj scales");
-      }
-    }
     m.router = static_cast<const cu::bf16*>(r);
-    m.gate_up = gu;
-    m.down = dn;
-    m.gate_up_scale = gus;
-    m.down_scale = dns;
-    const size_t scale_bytes = int8 ? size_t(2 * Im + H) * 4 : 0;  // per expert
-    bytes += int64_t(router_bytes) +
-             int64_t(cfg.moe.experts_per_tok) * int64_t(gate_up_bytes + down_bytes + scale_bytes);
+    const size_t expert_bytes = fmt == WeightFormat::INT4 ? int4_experts(cfg, l, name, m.int4) : row_experts(cfg, l, name, fmt, m);
+    bytes += int64_t(router_bytes) + int64_t(cfg.moe.experts_per_tok) * int64_t(expert_bytes);
     return m;
   }
 };

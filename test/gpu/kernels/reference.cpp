@@ -249,21 +249,28 @@ float HostWeight::weight(int n, int k) const {
   return 0;
 }
 
+float quantize_act_row(float* v, int K, bool fp8, float x_scale) {
+  if (fp8) {
+    for (int k = 0; k < K; ++k) v[k] = harness::e4m32f(harness::f2e4m3(v[k] / x_scale));
+    return x_scale;
+  }
+  float amax = 0;
+  for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(v[k]));
+  const float div = amax > 0 ? amax / 127.f : 1.f;
+  for (int k = 0; k < K; ++k) v[k] = harness::f2i8(v[k] / div);
+  return amax / 127.f;
+}
+
 void linear(const V16& x, const VF* norm_w, float eps, const V16* act_scale, const HostWeight& w, Epilogue epi,
             bool f32_out, int M, VF& y) {
   const int N = w.N, K = w.K;
   VF a = linear_act(x, norm_w, eps, act_scale, M, K);
   std::vector<float> row_scale(M, 1.f);
-  if (w.format == WeightFormat::fp8) {
-    for (auto& v : a) v = harness::e4m32f(harness::f2e4m3(v / w.x_scale));
-    std::fill(row_scale.begin(), row_scale.end(), w.x_scale * w.w_scale);
-  } else if (w.format == WeightFormat::int8_sq) {
+  if (w.format == WeightFormat::fp8 || w.format == WeightFormat::int8_sq) {
+    const bool fp8 = w.format == WeightFormat::fp8;
     for (int m = 0; m < M; ++m) {
-      float amax = 0;
-      for (int k = 0; k < K; ++k) amax = std::max(amax, std::fabs(a[static_cast<size_t>(m) * K + k]));
-      const float div = amax > 0 ? amax / 127.f : 1.f;
-      for (int k = 0; k < K; ++k) a[static_cast<size_t>(m) * K + k] = harness::f2i8(a[static_cast<size_t>(m) * K + k] / div);
-      row_scale[m] = amax / 127.f;
+      const float s = quantize_act_row(&a[static_cast<size_t>(m) * K], K, fp8, w.x_scale);
+      row_scale[m] = fp8 ? w.x_scale * w.w_scale : s;
     }
   }
   // Dequantized weights once (the inner loop would otherwise dominate the test time).

@@ -57,6 +57,11 @@ void attention_row(const uint16_t* q /*[nh*hd]*/, int nh, int ctx, const int32_t
 // Activation prologue as the kernels apply it: bf16-rounded floats [M,K].
 VF linear_act(const V16& x, const VF* norm_w, float eps, const V16* act_scale, int M, int K);
 
+// One row of K activations quantized in place as the fp8 / int8_sq kernels quantize theirs (the
+// values the tensor cores multiply): fp8 e4m3(v / x_scale), returning x_scale; int8_sq by the row's
+// amax / 127, rounded and clamped to +-127, returning amax / 127.
+float quantize_act_row(float* v, int K, bool fp8, float x_scale);
+
 // A quantized weight as the reference sees it (natural layouts).
 struct HostWeight {
   WeightFormat format = WeightFormat::bf16;

@@ -148,20 +148,14 @@ void moe_experts_int4(const V16& x, const Int4Matrix& gate_up, const VF* pre_qua
                act_in);
 }
 
-// One input row quantized as moe_w8a8.cu does (values times `factors` first when not null) into q;
-// returns the row's scale (int8_sq: amax / 127; fp8: 1, its scale being in the weight rows').
+// One input row quantized as moe_w8a8.cu does (values times `factors` first when not null, then as
+// the dense twins quantize) into q; returns the row's scale (int8_sq: amax / 127; fp8: 1, its scale
+// being in the weight rows').
 static float quantize_row(const float* v, int L, bool fp8, float input_scale, const float* factors, VF& q) {
   q.resize(L);
   for (int k = 0; k < L; ++k) q[k] = factors ? v[k] * factors[k] : v[k];
-  if (fp8) {
-    for (auto& e : q) e = harness::e4m32f(harness::f2e4m3(e / input_scale));
-    return 1.f;
-  }
-  float amax = 0.f;
-  for (float e : q) amax = std::max(amax, std::fabs(e));
-  const float div = amax > 0.f ? amax / 127.f : 1.f;
-  for (auto& e : q) e = harness::f2i8(e / div);
-  return amax / 127.f;
+  const float s = quantize_act_row(q.data(), L, fp8, input_scale);
+  return fp8 ? 1.f : s;
 }
 
 void moe_experts_w8a8(const V16& x, const W8A8Experts& w, const VI& row_token, const VI& row_expert, int P, int H,

@@ -5,6 +5,7 @@
 // step reads each chosen expert's weights once per tile of its rows. Then moe_combine adds each
 // token's weighted expert outputs to the residual stream in expert order.
 #include <algorithm>
+#include <type_traits>
 
 #include "device_utils.cuh"
 #include "linear_common.cuh"
@@ -36,36 +37,29 @@ struct Bf16Rows {
   __device__ static Chunk zero() { return make_uint4(0, 0, 0, 0); }
   __device__ static void unpack(const Chunk& c, float* f, float, float) { unpack8(c, f); }
 };
-struct Int8Rows {
-  using Elem = int8_t;
+// int8 (int8_wo, int8_sq) or e4m3 (fp8) weights E: one byte each, exact in fp32.
+template <class E>
+struct ByteRows {
+  using Elem = E;
   using Chunk = uint2;
   static constexpr bool kScaled = true, kGroups = false;
   __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * K; }
   __device__ static Chunk load(const Elem* row, int j) { return ldg_stream8(reinterpret_cast<const uint2*>(row) + j); }
   __device__ static Chunk zero() { return make_uint2(0, 0); }
+  __device__ static float value(uint32_t byte) {
+    if constexpr (std::is_same_v<E, int8_t>) return static_cast<float>(static_cast<int8_t>(byte));
+    else return e4m3_to_f32(static_cast<uint8_t>(byte));
+  }
   __device__ static void unpack(const Chunk& c, float* f, float, float) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      f[e] = static_cast<float>(static_cast<int8_t>(c.x >> (8 * e)));
-      f[4 + e] = static_cast<float>(static_cast<int8_t>(c.y >> (8 * e)));
+      f[e] = value(c.x >> (8 * e));
+      f[4 + e] = value(c.y >> (8 * e));
     }
   }
 };
-struct Fp8Rows {  // fp8: 8-byte chunks of 8 e4m3 (exact in fp32), the row's scale as int8_wo's
-  using Elem = uint8_t;
-  using Chunk = uint2;
-  static constexpr bool kScaled = true, kGroups = false;
-  __device__ static const Elem* row(const Elem* w, size_t r, int K) { return w + r * K; }
-  __device__ static Chunk load(const Elem* row, int j) { return ldg_stream8(reinterpret_cast<const uint2*>(row) + j); }
-  __device__ static Chunk zero() { return make_uint2(0, 0); }
-  __device__ static void unpack(const Chunk& c, float* f, float, float) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      f[e] = e4m3_to_f32(static_cast<uint8_t>(c.x >> (8 * e)));
-      f[4 + e] = e4m3_to_f32(static_cast<uint8_t>(c.y >> (8 * e)));
-    }
-  }
-};
+using Int8Rows = ByteRows<int8_t>;
+using Fp8Rows = ByteRows<uint8_t>;  // e4m3 bytes, the row's scale as int8_wo's
 struct Int4Rows {
   using Elem = uint8_t;
   using Chunk = uint32_t;
@@ -296,15 +290,15 @@ Status moe_expert_rows_w8a8(bool gate_up, bool fp8, const bf16* xq, const uint8_
   if (N % 2 != 0 || K % 8 != 0) return invalid("moe_experts_w8a8", "hidden and expert sizes must be multiples of 8");
   if (!q.scale || !q.x_grouped) return invalid("moe_experts_w8a8", "8-bit experts need their row scales and quantized rows");
   if (max_tiles <= 0) return ok_status();
-  const dim3 grid(max_tiles, ceil_div(N, kWarps * kRowsPerWarp)), block(kWarps * 32);
   const int32_t* no_tokens = nullptr;  // (x_grouped: rows are read by grouped row)
   const char* name = gate_up ? "moe_experts_w8a8 gate_up" : "moe_experts_w8a8 down";
-  if (fp8)
-    return gate_up ? launch(name, moe_expert_rows_kernel<true, Fp8Rows>, grid, block, 0, ex, xq, w, q, no_tokens, tiles, tile_count, N, K, y)
-                   : launch(name, moe_expert_rows_kernel<false, Fp8Rows>, grid, block, 0, ex, xq, w, q, no_tokens, tiles, tile_count, N, K, y);
+  const auto run = [&](auto kernel, const auto* wt) {
+    return launch(name, kernel, dim3(max_tiles, ceil_div(N, kWarps * kRowsPerWarp)), dim3(kWarps * 32), 0, ex, xq, wt,
+                  q, no_tokens, tiles, tile_count, N, K, y);
+  };
   const int8_t* w8 = reinterpret_cast<const int8_t*>(w);
-  return gate_up ? launch(name, moe_expert_rows_kernel<true, Int8Rows>, grid, block, 0, ex, xq, w8, q, no_tokens, tiles, tile_count, N, K, y)
-                 : launch(name, moe_expert_rows_kernel<false, Int8Rows>, grid, block, 0, ex, xq, w8, q, no_tokens, tiles, tile_count, N, K, y);
+  if (fp8) return gate_up ? run(moe_expert_rows_kernel<true, Fp8Rows>, w) : run(moe_expert_rows_kernel<false, Fp8Rows>, w);
+  return gate_up ? run(moe_expert_rows_kernel<true, Int8Rows>, w8) : run(moe_expert_rows_kernel<false, Int8Rows>, w8);
 }
 
 Status moe_combine(const bf16* out, const int32_t* choice, const float* weight, const int32_t* slot, int T, int H,
