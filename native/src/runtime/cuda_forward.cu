@@ -70,6 +70,8 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   f->stream_bf16_ = stream_bf16 == 1;
   if (stream_bf16 == 0 || stream_bf16 == 2) f->bf16_stream_max_rows_ = stream_bf16 == 2 ? 1 : 0;
   f->bf16_stream_max_rows_ = env_int("GRPST_CUDA_STREAM_BF16_MAX_ROWS", f->bf16_stream_max_rows_);
+  f->bf16_ws_min_rows_ = env_int("GRPST_CUDA_BF16_WS_MIN_ROWS", f->bf16_ws_min_rows_);
+  f->bf16_ws_max_rows_ = std::min(env_int("GRPST_CUDA_BF16_WS_MAX_ROWS", f->bf16_ws_max_rows_), kBf16WsMaxRows);
   f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
   f->mma_qkv_max_rows_ = env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", default_mma_qkv_max_rows(f->w_.layers[0].qkv.format));
   f->gemv_max_rows_ = env_int("GRPST_CUDA_GEMV_MAX_ROWS", f->gemv_max_rows_);
@@ -208,11 +210,15 @@ Status Forward::allocate() {
     acc_elems_ = std::max(T * max_n, w_.lm_head.format == WeightFormat::int8_sq ? L * w_.lm_head.N : size_t(0));
     GRPST_TRY(alloc(acc_elems_ * 4, reinterpret_cast<void**>(&acc_)));
   }
-  if (has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq)) {
+  const bool weight_only = has_format(w_, WeightFormat::int8_wo) || has_format(w_, WeightFormat::int4_awq);
+  if (weight_only) {
     GRPST_TRY(alloc(max_weight * 2, reinterpret_cast<void**>(&wtmp_)));
     wtmp_elems_ = max_weight;
-    // linear_wo_tiled: partial sums for 4 K slices of the widest layer at 64 tokens (more slices for
-    // narrower ones), and a zeroed counter per column of blocks of the widest weight (LM head too).
+  }
+  if (weight_only || (bf16_ws_min_rows_ > 0 && has_format(w_, WeightFormat::bf16))) {
+    // linear_wo_tiled / linear_bf16_ws: partial sums for 4 K slices of the widest layer at 64
+    // tokens (more slices for narrower ones), and a zeroed counter per column of blocks of the
+    // widest weight (LM head too).
     split_.partial_floats = static_cast<size_t>(kWoTiledMaxRows) * ((max_n + 255) / 256 * 256) * 4;
     GRPST_TRY(alloc(split_.partial_floats * 4, reinterpret_cast<void**>(&split_.partial)));
     split_.counter_count = wo_tiled_counters(static_cast<int>(std::max<size_t>(max_n, w_.lm_head.N)));
@@ -289,6 +295,15 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
     if (is_bf16)
       return gemv_bf16(in, static_cast<const bf16*>(w.data), out, M, w.N, w.K, ex);
     return skinny(in, w, out, M, ex);
+  }
+  // bf16 at bf16_ws_min_rows_-bf16_ws_max_rows_ rows: the warp-specialized wgmma GEMM, whose
+  // epilogue takes the SwiGLU and the residual add.
+  if (is_bf16 && bf16_ws_min_rows_ > 0 && M >= bf16_ws_min_rows_ && M <= std::min(bf16_ws_max_rows_, kBf16WsMaxRows) &&
+      split_.counters &&
+      linear_bf16_ws_supported(w)) {
+    const bf16* x;
+    GRPST_TRY(plain_input(in, M, w.K, ex, &x));
+    return linear_bf16_ws(x, w, out, M, split_, num_sms_, ex);
   }
   if (M > limits_.max_tokens) return invalid("linear", "more rows than the scratch buffers hold");
   // int8_wo layers at 33-64 rows are faster dequantized for cuBLASLt; a weight larger than that

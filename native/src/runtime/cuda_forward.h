@@ -114,6 +114,14 @@ constexpr int kDefaultGemvMaxRows = 1;
 // b5 4.946 / 4.873, b6 5.111 / 4.952, b7 5.415 / 4.962, b8 5.128 / 5.033 (4.993 with 16 rows'
 // algorithm, which cuBLASLt GEMMs of fewer rows take: gemm_lt.cu).
 constexpr int kDefaultBf16StreamMaxRows = 4;
+// bf16 weights at kDefaultBf16WsMinRows-kDefaultBf16WsMaxRows rows through the warp-specialized
+// wgmma GEMM (linear_bf16_ws.cu) where it runs, cuBLASLt beyond (GRPST_CUDA_BF16_WS_MIN_ROWS /
+// _MAX_ROWS; min 0: never, as GRPST_CUDA_BF16_WS=0). Decode steps on an H100 in turns against
+// cuBLASLt (docs/benchmarks-gpu.md, "bf16 decode batches on wgmma"), ms at 512 keys: b8 6.784 ->
+// 6.420, b16 7.041 -> 6.720; b32 7.423 -> 7.695 and b64 8.346 -> 10.201 slower (its K slices' sums,
+// 64 KB a block, added by one block per tile), so cuBLASLt keeps 17-64 rows.
+constexpr int kDefaultBf16WsMinRows = 5;
+constexpr int kDefaultBf16WsMaxRows = 16;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two
 // beyond (the other decode kernels: two). One sequence on an H200: 4,096 keys in 16 splits gave a
 // 3% faster step than in 33, 32,768 keys in 33 splits a 3% faster one than in 17.
@@ -263,6 +271,12 @@ class Forward {
   // row; GRPST_CUDA_STREAM_BF16_MAX_ROWS sets the rows.
   void set_stream_bf16(bool on) { stream_bf16_ = on; }
   void set_bf16_stream_max_rows(int rows) { bf16_stream_max_rows_ = rows; }
+  // bf16 weights at `min_rows`-`max_rows` rows through linear_bf16_ws (min 0: cuBLASLt; set
+  // before the first step: the scratch is allocated at creation for a positive min).
+  void set_bf16_ws_rows(int min_rows, int max_rows) {
+    bf16_ws_min_rows_ = min_rows;
+    bf16_ws_max_rows_ = max_rows;
+  }
   // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,
   // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
   void set_mma_decode(bool on) { mma_decode_ = on; }
@@ -366,6 +380,8 @@ class Forward {
   bool fused_decode_ = true;
   bool stream_bf16_ = false;
   int bf16_stream_max_rows_ = kDefaultBf16StreamMaxRows;
+  int bf16_ws_min_rows_ = kDefaultBf16WsMinRows;
+  int bf16_ws_max_rows_ = kDefaultBf16WsMaxRows;
   bool mma_decode_ = true;
   int mma_qkv_max_rows_ = kDefaultMmaQkvMaxRows;
   int gemv_max_rows_ = kDefaultGemvMaxRows;
@@ -388,7 +404,7 @@ class Forward {
   int wo_tiled_max_rows_ = kDefaultWoTiledMaxRows;
   int wo_tiled_int8_max_rows_ = kDefaultWoTiledInt8MaxRows;
   int int4_tiled_fallback_min_rows_ = kDefaultInt4TiledFallbackMinRows;
-  SplitScratch split_;  // linear_wo_tiled's partial sums and counters
+  SplitScratch split_;  // linear_wo_tiled's and linear_bf16_ws's partial sums and counters
   int fused_decode_max_rows_ = kDefaultFusedDecodeMaxRows;
   bool quantized_ = false;  // any layer weight not bf16: the streaming decode path
   bool persistent_on_ = kDefaultPersistentDecode;

@@ -308,6 +308,36 @@ void bench_kernels() {
           std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw", ms * 1e3, 100.0 * gbs / g_copy_gbs);
           Bench::get().add("linear", std::string(sh.name) + " cuBLASLt bf16 M=" + std::to_string(M), gbs, "GB/s", note);
         }
+      // The warp-specialized wgmma GEMM that takes bf16 decode batches from 5 rows (linear_bf16_ws.cu):
+      // each kernel (GRPST_CUDA_BF16_WS_KERNEL) at its rows, its K slices as planned and, at 64
+      // tokens by tokens, forced (GRPST_CUDA_BF16_WS_SPLITS)
+      if (f == cu::WeightFormat::bf16 && cu::linear_bf16_ws_supported(ws[0].w))
+        for (int kernel : {0, 1, 2})
+          for (int M : {8, 16, 32, 64})
+            for (const char* splits : {"", "1", "2", "4", "8"}) {
+              if (kernel > 0 && M < 32) continue;
+              if (splits[0] && (kernel == 0 || M != 64)) continue;
+              setenv("GRPST_CUDA_BF16_WS_KERNEL", std::to_string(kernel).c_str(), 1);
+              if (splits[0]) setenv("GRPST_CUDA_BF16_WS_SPLITS", splits, 1);
+              else unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
+              cu::LinearOut out;
+              out.y = y.p;
+              int sms = 132;
+              cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+              const double ms = graph_ms([&](int i) {
+                return cu::linear_bf16_ws(x.as<cu::bf16>(), ws[i % copies].w, out, M, split, sms, cu::Exec{s, true}).ok();
+              }, 4 * copies, s);
+              const double gbs = wb / (ms * 1e-3) / 1e9;
+              const cu::Bf16WsPlan p = cu::linear_bf16_ws_plan(ws[0].w, M, split, sms);
+              char note[200];
+              std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw, kernel %d, %d K slices%s", ms * 1e3,
+                            100.0 * gbs / g_copy_gbs, p.kernel, p.splits, p.stream_k ? ", stream-K" : "");
+              Bench::get().add("linear", std::string(sh.name) + " bf16_ws M=" + std::to_string(M) + " kernel " +
+                                             std::to_string(kernel) + (splits[0] ? std::string(" splits ") + splits : ""),
+                               gbs, "GB/s", note);
+            }
+      unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
+      unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
     }
   }
 

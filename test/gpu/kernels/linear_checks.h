@@ -121,8 +121,34 @@ inline size_t out_bytes(const Case& c) {
   return static_cast<size_t>(c.M) * (c.epi == cu::Epilogue::swiglu ? c.N / 2 : c.N) * (c.f32_out ? 4 : 2);
 }
 
+// Whether this GPU is of compute capability 9.0 (H100 / H200), where sm_90a kernels run.
+inline bool hopper_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  return major == 9 && minor == 0;
+}
+
+// x as the tiled GEMMs take it: the case's prologue (RMSNorm, activation scales) applied into xn
+// where it has one.
+inline cu::Status tiled_input(const cu::LinearIn& in, const Case& c, Dev<uint16_t>& xn, const cu::bf16** x) {
+  *x = in.x;
+  if (!in.norm_w && !in.act_scale) return cu::ok_status();
+  *x = xn.as<cu::bf16>();
+  return cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
+}
+// Every split / tile counter back at zero after a launch (the next one counts from there).
+inline bool counters_at_zero(const DevSplitScratch& scratch) {
+  for (int v : scratch.counters.download())
+    if (v != 0) return false;
+  return true;
+}
+
 // The streaming GEMV's tests (test_linear_stream.cu).
 void test_linear_stream();
+// The bf16 warp-specialized GEMM's tests (test_linear_bf16_ws.cu).
+void test_bf16_ws();
 
 }  // namespace linear_checks
 }  // namespace harness

@@ -64,15 +64,6 @@ void test_skinny() {
     }
 }
 
-// Whether this GPU is of compute capability 9.0 (H100 / H200), where sm_90a kernels run.
-bool hopper_sm90() {
-  int dev = 0, major = 0, minor = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-  return major == 9 && minor == 0;
-}
-
 // The tiled weight-only GEMM (int8_wo, int4 groups of 16-128, with and without zeros) at 8-64
 // tokens, its prologue as the forward runs it, every epilogue, N off its 64-row blocks, K off 64,
 // the shape it chooses and each block shape with and without a K split
@@ -80,20 +71,6 @@ bool hopper_sm90() {
 // steps overlapped (int4 at 17-32 rows) and not, pipelined by steps and by half steps,
 // warp-specialized (from 2 rows), as the defaults choose, and on the mma.sync one; the split
 // counters back at zero after every launch.
-// x as the tiled GEMM takes it: the case's prologue (RMSNorm, activation scales) applied into xn
-// where it has one.
-cu::Status tiled_input(const cu::LinearIn& in, const Case& c, Dev<uint16_t>& xn, const cu::bf16** x) {
-  *x = in.x;
-  if (!in.norm_w && !in.act_scale) return cu::ok_status();
-  *x = xn.as<cu::bf16>();
-  return cu::linear_prologue(in, xn.as<cu::bf16>(), c.M, c.K, {});
-}
-// Every split / tile counter back at zero after a launch (the next one counts from there).
-bool counters_at_zero(const DevSplitScratch& scratch) {
-  for (int v : scratch.counters.download())
-    if (v != 0) return false;
-  return true;
-}
 
 // The fewest rows the warp-specialized kernel takes by default (linear_wo_tiled.cu's plan_for).
 constexpr int kWsFromRows = 2;
@@ -377,6 +354,7 @@ void test_linear() {
   test_skinny();
   test_wo_tiled();
   test_wo_ws_stream_k();
+  test_bf16_ws();
   test_linear_stream();
   cu::LtContext* lt = nullptr;
   if (Checks::get().status("lt_create", cu::lt_create(&lt, 32u << 20))) {

@@ -45,6 +45,17 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
   }
 }
 
+// A ring's barriers, by thread 0 (the caller syncs the block after): `full[s]` completed by the
+// producer's one arrival with the stage's bytes, `empty[s]` by each of `consumers` arrivals.
+template <int R>
+__device__ __forceinline__ void mbar_init_ring(uint64_t (&full)[R], uint64_t (&empty)[R], uint32_t consumers) {
+  if (threadIdx.x != 0) return;
+  for (int s = 0; s < R; ++s) {
+    mbar_init(&full[s], 1);
+    mbar_init(&empty[s], consumers);
+  }
+  mbar_fence_init();
+}
 // An L2 policy for data read once (the streamed weights): evicted first, so the KV cache and the
 // activations the step reuses stay in the L2.
 __device__ __forceinline__ uint64_t l2_evict_first_policy() {

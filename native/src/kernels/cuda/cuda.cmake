@@ -50,6 +50,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
       ${grpst_cuda_dir}/gemv_bf16.cu
       ${grpst_cuda_dir}/linear_skinny.cu
       ${grpst_cuda_dir}/linear_wo_tiled.cu
+      ${grpst_cuda_dir}/linear_bf16_ws.cu
       ${grpst_cuda_dir}/linear_stream.cu
       ${grpst_cuda_dir}/decode_persistent.cu
       ${grpst_cuda_dir}/gemm_lt.cu
@@ -110,6 +111,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/test_persistent.cu
         ${grpst_harness_dir}/test_linear.cu
         ${grpst_harness_dir}/test_linear_stream.cu
+        ${grpst_harness_dir}/test_linear_bf16_ws.cu
         ${grpst_harness_dir}/test_sampling.cu
         # the device sampler's CPU twin, which test_sampling.cu holds the kernel to
         ${GRPST_NATIVE_DIR}/src/runtime/device_sampler_twin.cpp

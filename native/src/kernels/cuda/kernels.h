@@ -296,6 +296,22 @@ int linear_wo_tiled_splits(const Weight& w, int M, const SplitScratch& sc, int n
                            bool* wgmma = nullptr, bool* overlap = nullptr, int* pipe = nullptr, int* stream_k = nullptr);
 constexpr int kWoTiledMaxRows = 64;
 
+// bf16 GEMM for batched decode (up to 64 tokens) on Hopper (sm_90a code, compute capability 9.0):
+// 256 weight rows per block streamed by the tensor memory accelerator and multiplied by wgmma from
+// shared memory (linear_bf16_ws.cu), x[M,K] without a prologue, K slices or stream-K through `sc`
+// as linear_wo_tiled; epilogues as for linear_skinny. Supported: bf16, K % 8 == 0, the weights
+// 16-byte aligned, on such a GPU, unless GRPST_CUDA_BF16_WS=0.
+struct Bf16WsPlan {
+  int kernel = 0;    // 0: wgmma by weight rows (256-row blocks); by tokens: 1 (128-row blocks), 2 (256)
+  int splits = 1;    // K slices (blocks per tile of rows)
+  int stream_k = 0;  // blocks under stream-K (kernel 0 only), or 0
+};
+constexpr int kBf16WsMaxRows = 64;
+bool linear_bf16_ws_supported(const Weight& w);
+Bf16WsPlan linear_bf16_ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms);
+Status linear_bf16_ws(const bf16* x, const Weight& w, const LinearOut& out, int M, const SplitScratch& sc,
+                      int num_sms, const Exec& ex);
+
 // Weight-streaming tensor-core GEMV for decode (M <= kStreamMaxRows tokens) in every format,
 // with the same prologue and epilogue; the fastest path at small batch where it applies
 // (linear_stream_supported: bf16 K % 8, fp8 / int8_sq K % 16, int4 groups of 64, 128 or 256,

@@ -317,17 +317,7 @@ Residency residency_wgmma(int pipe) {
 bool wgmma_here() {
 #ifdef GRPST_HAVE_SM90A
   if (env_int("GRPST_CUDA_WO_WGMMA", 1) == 0) return false;
-  // Asked of the runtime once per process, as resident_per_sm does: a machine's GPUs are of one kind.
-  static const bool sm90 = [] {
-    int dev = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
-      cudaGetLastError();
-      return false;
-    }
-    return major == 9 && minor == 0;
-  }();
-  return sm90;
+  return gpu_runs_sm90a();
 #else
   return false;
 #endif

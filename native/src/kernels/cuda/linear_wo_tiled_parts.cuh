@@ -273,12 +273,14 @@ struct BlockWork {
 // layout per 8 tokens j) into shared memory (the ring, free by now) as red[row][token]; with a K
 // split the block's slot of the scratch, and the last block of the column adds the slots in slice
 // order (the result does not depend on timing); then the epilogue. is_last: a __shared__ flag.
+template <class Dec, class S>
+__device__ __forceinline__ void finish_sums(float* red, const Weight& W, const LinearOut& out, int M, int splits,
+                                            float* partial, int* counters, bool& is_last);
 template <class Dec, class S, int TW, int J>
 __device__ __forceinline__ void finish_block(uint8_t* smem, const float (&acc)[TW][J][4], const Weight& W,
                                              const LinearOut& out, int M, int splits, float* partial, int* counters,
                                              bool& is_last) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
-  const int N = W.N, split = blockIdx.y;
   float* red = reinterpret_cast<float*>(smem);
   if (S::kThreads == S::kMmaWarps * 32 || warp < S::kMmaWarps) {  // (not a producer warp: linear_wo_ws.cuh)
     const int t4 = lane & 3;
@@ -292,6 +294,15 @@ __device__ __forceinline__ void finish_block(uint8_t* smem, const float (&acc)[T
       }
     }
   }
+  finish_sums<Dec, S>(red, W, out, M, splits, partial, counters, is_last);
+}
+
+// The rest of a block's end, once every thread's sums lie in red[row][token] (kRedStride floats a
+// row): the K slices added (see finish_block) and the epilogue. Every thread of the block calls it.
+template <class Dec, class S>
+__device__ __forceinline__ void finish_sums(float* red, const Weight& W, const LinearOut& out, int M, int splits,
+                                            float* partial, int* counters, bool& is_last) {
+  const int N = W.N, split = blockIdx.y;
   __syncthreads();
   if (splits > 1) {
     // The block's sums as they lie ([kRows][kXRows], float4 at a time) into its slice's slot;

@@ -96,24 +96,10 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
   // The block's work: one K slice of one tile (blockIdx.y of `splits`), or under stream-K
   // (linear_wo_ws_streamk.cuh) the tail of one tile and the head of the next.
   WsPiece piece[2];
-  if constexpr (StreamK) {
-    ws_stream_k_pieces(T, nkb, piece);
-  } else {
-    const int kb0 = static_cast<int>(static_cast<long long>(nkb) * blockIdx.y / splits);
-    piece[0] = WsPiece{static_cast<int>(blockIdx.x), kb0,
-                       static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0,
-                       static_cast<int>(blockIdx.y), splits};
-    piece[1] = WsPiece{};
-  }
+  ws_block_pieces<StreamK>(T, nkb, splits, piece);
   const int total = piece[0].steps + piece[1].steps;  // stages the ring passes: counted on across pieces
   const int G = Dec::kScaled ? W.group_size : 64;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < R; ++s) {
-      mbar_init(&full[s], 1);              // the producer's arrival with the stage's bytes
-      mbar_init(&empty[s], S::kMmaWarps);  // each consumer warp done with the stage
-    }
-    mbar_fence_init();
-  }
+  mbar_init_ring(full, empty, S::kMmaWarps);  // (each consumer warp frees a stage)
   __syncthreads();
   float acc[TW][J][4];
   zero_sums(acc);
@@ -212,6 +198,22 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
   griddep_launch_dependents();
   if constexpr (!StreamK) wg_end<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
 #endif
+}
+
+// Whether this GPU is of compute capability 9.0, the only one that runs the sm_90a machine code
+// (others JIT-compile the compute_90 PTX, in which these kernels are empty); asked of the runtime
+// once per process (a machine's GPUs are of one kind).
+bool gpu_runs_sm90a() {
+  static const bool sm90 = [] {
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return major == 9 && minor == 0;
+  }();
+  return sm90;
 }
 
 // The driver's tensor-map encoder, reached through the runtime once per process (no -lcuda).

@@ -48,6 +48,21 @@ __device__ __forceinline__ void ws_stream_k_pieces(int T, int nkb, WsPiece (&p)[
   }
 }
 
+// This block's work: under stream-K its pieces (above); else one K slice (blockIdx.y of `splits`)
+// of one tile (blockIdx.x), the second piece empty.
+template <bool StreamK>
+__device__ __forceinline__ void ws_block_pieces(int T, int nkb, int splits, WsPiece (&p)[2]) {
+  if constexpr (StreamK) {
+    ws_stream_k_pieces(T, nkb, p);
+  } else {
+    const int kb0 = static_cast<int>(static_cast<long long>(nkb) * blockIdx.y / splits);
+    p[0] = WsPiece{static_cast<int>(blockIdx.x), kb0,
+                   static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0,
+                   static_cast<int>(blockIdx.y), splits};
+    p[1] = WsPiece{};
+  }
+}
+
 // Stores a consumer warp's sums (its 16-row tile of the block's 256 rows; element e of acc[0][j]
 // is row g (+ 8 for e >= 2), token 8 j + 2 t4 + (e & 1)) through the epilogue. SwiGLU pairs
 // rows 2p and 2p + 1 (gate, up), which lie in lanes 4 apart.
