@@ -71,6 +71,7 @@ Status Forward::create(const ModelDims& dims, ModelWeights weights, const Forwar
   if (stream_bf16 == 0 || stream_bf16 == 2) f->bf16_stream_max_rows_ = stream_bf16 == 2 ? 1 : 0;
   f->bf16_stream_max_rows_ = env_int("GRPST_CUDA_STREAM_BF16_MAX_ROWS", f->bf16_stream_max_rows_);
   f->bf16_ws_min_rows_ = env_int("GRPST_CUDA_BF16_WS_MIN_ROWS", f->bf16_ws_min_rows_);
+  // (at most the kernel's 64 rows)
   f->bf16_ws_max_rows_ = std::min(env_int("GRPST_CUDA_BF16_WS_MAX_ROWS", f->bf16_ws_max_rows_), kBf16WsMaxRows);
   f->mma_decode_ = env_int("GRPST_CUDA_MMA_DECODE", 1) != 0;
   f->mma_qkv_max_rows_ = env_int("GRPST_CUDA_MMA_QKV_MAX_ROWS", default_mma_qkv_max_rows(f->w_.layers[0].qkv.format));
@@ -298,8 +299,7 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   }
   // bf16 at bf16_ws_min_rows_-bf16_ws_max_rows_ rows: the warp-specialized wgmma GEMM, whose
   // epilogue takes the SwiGLU and the residual add.
-  if (is_bf16 && bf16_ws_min_rows_ > 0 && M >= bf16_ws_min_rows_ && M <= std::min(bf16_ws_max_rows_, kBf16WsMaxRows) &&
-      split_.counters &&
+  if (is_bf16 && bf16_ws_min_rows_ > 0 && M >= bf16_ws_min_rows_ && M <= bf16_ws_max_rows_ && split_.counters &&
       linear_bf16_ws_supported(w)) {
     const bf16* x;
     GRPST_TRY(plain_input(in, M, w.K, ex, &x));

@@ -271,12 +271,6 @@ class Forward {
   // row; GRPST_CUDA_STREAM_BF16_MAX_ROWS sets the rows.
   void set_stream_bf16(bool on) { stream_bf16_ = on; }
   void set_bf16_stream_max_rows(int rows) { bf16_stream_max_rows_ = rows; }
-  // bf16 weights at `min_rows`-`max_rows` rows through linear_bf16_ws (min 0: cuBLASLt; set
-  // before the first step: the scratch is allocated at creation for a positive min).
-  void set_bf16_ws_rows(int min_rows, int max_rows) {
-    bf16_ws_min_rows_ = min_rows;
-    bf16_ws_max_rows_ = max_rows;
-  }
   // Decode attention on tensor cores for bf16 caches (attention_decode_mma; on by default,
   // GRPST_CUDA_MMA_DECODE=0 keeps the register-streaming kernel).
   void set_mma_decode(bool on) { mma_decode_ = on; }
