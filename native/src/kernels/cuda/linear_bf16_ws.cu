@@ -149,13 +149,9 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
       };
       for (int c = 0; c < R && c < total; ++c) weights(c);
       griddep_wait();
-      for (int c = 0; c < total; ++c) {
-        if (c >= R) {
-          mbar_wait(&empty[c % R], ((c / R) - 1) & 1);
-          weights(c);
-        }
+      ring_produce(total, empty, weights, [&](int c) {
         tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, step_kb(c) * 64, 0, &full[c % R]);
-      }
+      });
     }
   } else {
     // ---- the consumer warpgroups ----
@@ -253,13 +249,9 @@ __global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::
       };
       for (int c = 0; c < R && c < steps; ++c) weights(c);
       griddep_wait();
-      for (int c = 0; c < steps; ++c) {
-        if (c >= R) {
-          mbar_wait(&empty[c % R], ((c / R) - 1) & 1);
-          weights(c);
-        }
+      ring_produce(steps, empty, weights, [&](int c) {
         tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, (kb0 + c) * 64, 0, &full[c % R]);
-      }
+      });
     }
   } else {
     griddep_wait();

@@ -127,13 +127,9 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
       // The first stages' weights before the wait (they do not depend on the previous kernel), x after.
       for (int c = 0; c < R && c < total; ++c) weights(c);
       griddep_wait();
-      for (int c = 0; c < total; ++c) {
-        if (c >= R) {
-          mbar_wait(&empty[c % R], ((c / R) - 1) & 1);
-          weights(c);
-        }
+      ring_produce(total, empty, weights, [&](int c) {
         tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, step_kb(c) * 64, 0, &full[c % R]);
-      }
+      });
     }
   } else {
     // ---- the consumer warpgroups ----
