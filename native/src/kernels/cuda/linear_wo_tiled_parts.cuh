@@ -356,19 +356,19 @@ __device__ __forceinline__ void finish_sums(float* red, const Weight& W, const L
     if (spread && threadIdx.x == 0 && atomicAdd(count, 1u) == 2u * splits - 1u) atomicExch(count, 0u);
   }
   const int n0 = blockIdx.x * S::kRows;
-  r1 = min(r1, N - n0);
+  r1 = min(r1, N - n0);  // (the loops divide by the block's constant rows: no division by r1 - r0)
   if (out.epi == Epilogue::swiglu) {
-    const int pairs = (r1 - r0 + 1) / 2;
-    for (int i = threadIdx.x; i < M * pairs; i += S::kThreads) {
-      const int m = i / pairs, r = r0 + 2 * (i % pairs), n = n0 + r;
-      if (r >= r1) continue;
-      linear_store_swiglu(out, N, m, n / 2, Dec::scale(red[r * S::kRedStride + m], W, n),
-                          Dec::scale(red[(r + 1) * S::kRedStride + m], W, n + 1));
+    constexpr int kPairs = S::kRows / 2;
+    for (int i = threadIdx.x; i < M * kPairs; i += S::kThreads) {
+      const int m = i / kPairs, p = i % kPairs, n = n0 + 2 * p;
+      if (2 * p < r0 || 2 * p >= r1) continue;
+      linear_store_swiglu(out, N, m, n / 2, Dec::scale(red[2 * p * S::kRedStride + m], W, n),
+                          Dec::scale(red[(2 * p + 1) * S::kRedStride + m], W, n + 1));
     }
   } else {
-    const int rows = r1 - r0;
-    for (int i = threadIdx.x; i < M * rows; i += S::kThreads) {
-      const int m = i / rows, r = r0 + i % rows;
+    for (int i = threadIdx.x; i < M * S::kRows; i += S::kThreads) {
+      const int m = i / S::kRows, r = i % S::kRows;
+      if (r < r0 || r >= r1) continue;
       linear_store(out, N, m, n0 + r, Dec::scale(red[r * S::kRedStride + m], W, n0 + r));
     }
   }
