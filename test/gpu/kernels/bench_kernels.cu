@@ -314,9 +314,12 @@ void bench_kernels() {
       if (f == cu::WeightFormat::bf16 && cu::linear_bf16_ws_supported(ws[0].w))
         for (int kernel : {0, 1, 2})
           for (int M : {8, 16, 32, 64})
-            for (const char* splits : {"", "1", "2", "4", "8"}) {
+            for (const char* splits : {"", "s", "1", "2", "4", "8"}) {  // "s": planned slices, spread
               if (kernel > 0 && M < 32) continue;
-              if (splits[0] && (kernel == 0 || M != 64)) continue;
+              if (splits[0] && splits[0] != 's' && (kernel == 0 || M != 64)) continue;
+              if (splits[0] == 's' && M < 32) continue;
+              setenv("GRPST_CUDA_BF16_WS_SPREAD", splits[0] == 's' ? "1" : "0", 1);
+              if (splits[0] == 's') splits = "";
               setenv("GRPST_CUDA_BF16_WS_KERNEL", std::to_string(kernel).c_str(), 1);
               if (splits[0]) setenv("GRPST_CUDA_BF16_WS_SPLITS", splits, 1);
               else unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
@@ -330,14 +333,17 @@ void bench_kernels() {
               const double gbs = wb / (ms * 1e-3) / 1e9;
               const cu::Bf16WsPlan p = cu::linear_bf16_ws_plan(ws[0].w, M, split, sms);
               char note[200];
-              std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw, kernel %d, %d K slices%s", ms * 1e3,
-                            100.0 * gbs / g_copy_gbs, p.kernel, p.splits, p.stream_k ? ", stream-K" : "");
+              std::snprintf(note, sizeof note, "%.1f us, %.1f%% of copy bw, kernel %d, %d K slices%s%s", ms * 1e3,
+                            100.0 * gbs / g_copy_gbs, p.kernel, p.splits, p.stream_k ? ", stream-K" : "",
+                            p.spread ? ", spread" : "");
               Bench::get().add("linear", std::string(sh.name) + " bf16_ws M=" + std::to_string(M) + " kernel " +
-                                             std::to_string(kernel) + (splits[0] ? std::string(" splits ") + splits : ""),
+                                             std::to_string(kernel) + (splits[0] ? std::string(" splits ") + splits : "") +
+                                             (p.spread ? " spread" : ""),
                                gbs, "GB/s", note);
             }
       unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
       unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
+      unsetenv("GRPST_CUDA_BF16_WS_SPREAD");
     }
   }
 

@@ -2,9 +2,10 @@
 // CPU twin, at 2-64 tokens, each of its kernels (by weight rows with x blocks of 16, 32 and 64
 // rows; by tokens in 128- and 256-row blocks), every epilogue, the prologue as
 // the forward runs it (a pass before), N off its 256-row blocks and K off 64; by the default plan,
-// by forced K slices and under stream-K; the same bits from a second launch where sums from
-// several blocks are added (in slice / piece order, whichever arrives last), the counters back at
-// zero; and its refusals.
+// by forced K slices (their sums added by the last block of a tile, and by every block its share
+// of the rows: the same bits) and under stream-K; the same bits from a second launch where sums
+// from several blocks are added (in slice / piece order, whichever arrives last), the counters
+// back at zero; and its refusals.
 #include "linear_checks.h"
 #include "tests.h"
 
@@ -82,7 +83,21 @@ void test_cases(int sms) {
         const cu::bf16* x = nullptr;
         if (const cu::Status st = tiled_input(in, c, xn, &x); !st.ok()) return st;
         const auto run = [&] { return cu::linear_bf16_ws(x, dw.w, out, c.M, sc, sms, {}); };
-        return p.splits > 1 || p.stream_k > 0 ? twice_same_bits(name, c, out, run) : run();
+        if (p.splits > 1 && p.stream_k == 0) {
+          // The slices' sums added by every block of the tile: the same bits as by the last block
+          // (the same order of additions), and twice the same.
+          setenv("GRPST_CUDA_BF16_WS_SPREAD", "1", 1);
+          const cu::Bf16WsPlan ps = cu::linear_bf16_ws_plan(dw.w, c.M, sc, sms);
+          const int rows = ps.kernel == 1 ? 128 : 256, per_sm = ps.kernel == 1 ? 2 : 1;
+          Checks::get().expect(name + ": spread where the grid is one wave",
+                               ps.spread == (((c.N + rows - 1) / rows) * ps.splits <= per_sm * sms));
+          cu::Status st = same_bits_as_old(name + " spread", out_bytes(c), out,
+                                           {{"the last block adding every slot", {{"GRPST_CUDA_BF16_WS_SPREAD", "0"}}}}, run);
+          if (st.ok()) st = twice_same_bits(name + " spread", c, out, run);
+          unsetenv("GRPST_CUDA_BF16_WS_SPREAD");
+          return st;
+        }
+        return p.stream_k > 0 ? twice_same_bits(name, c, out, run) : run();
       });
       Checks::get().expect(name + ": counters back at zero", counters_at_zero(scratch));
     }

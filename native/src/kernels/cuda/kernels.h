@@ -305,6 +305,7 @@ struct Bf16WsPlan {
   int kernel = 0;    // 0: wgmma by weight rows (256-row blocks); by tokens: 1 (128-row blocks), 2 (256)
   int splits = 1;    // K slices (blocks per tile of rows)
   int stream_k = 0;  // blocks under stream-K (kernel 0 only), or 0
+  bool spread = false;  // the K slices' sums added by every block of a tile, each its rows
 };
 constexpr int kBf16WsMaxRows = 64;
 bool linear_bf16_ws_supported(const Weight& w);

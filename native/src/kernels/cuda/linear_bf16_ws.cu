@@ -113,7 +113,7 @@ __device__ __forceinline__ void wgmma_ss(float* d, uint64_t a, uint64_t b) {
 
 template <int J, bool StreamK>
 __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
-    linear_bf16_ws_kernel(Weight W, LinearOut out, int M, int splits, float* partial, int* counters,
+    linear_bf16_ws_kernel(Weight W, LinearOut out, int M, int splits, bool spread, float* partial, int* counters,
                           const __grid_constant__ Bf16WsMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = Bf16WsShape<J>;
@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
     }
   }
   griddep_launch_dependents();
-  if constexpr (!StreamK) wg_end<WsBf16, S, 1, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+  if constexpr (!StreamK) wg_end<WsBf16, S, 1, J>(smem, acc, W, out, M, splits, partial, counters, is_last, spread);
 #endif
 }
 
@@ -221,7 +221,7 @@ struct Bf16WstShape {
 
 template <int WG>
 __global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::kBlocksPerSm)
-    linear_bf16_wst_kernel(Weight W, LinearOut out, int M, int splits, float* partial, int* counters,
+    linear_bf16_wst_kernel(Weight W, LinearOut out, int M, int splits, bool spread, float* partial, int* counters,
                            const __grid_constant__ Bf16WsMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = Bf16WstShape<WG>;
@@ -288,7 +288,7 @@ __global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::
       r[S::kRedStride + 8] = acc[4 * j + 3];
     }
   }
-  finish_sums<WsBf16, S>(red, W, out, M, splits, partial, counters, is_last);
+  finish_sums<WsBf16, S>(red, W, out, M, splits, partial, counters, is_last, spread);
 #endif
 }
 
@@ -342,6 +342,9 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
     p.splits = usable ? static_cast<int>(std::min<size_t>(p.splits, sc.partial_floats / per_split)) : 1;
     p.splits = std::max(1, p.splits);
   }
+  // The slices' sums added by every block of a tile (GRPST_CUDA_BF16_WS_SPREAD=1) where the grid
+  // is one wave (the tile's blocks wait for each other).
+  p.spread = p.splits > 1 && T * p.splits <= per_sm * num_sms && env_int("GRPST_CUDA_BF16_WS_SPREAD", 0) == 1;
   const int mode = env_int("GRPST_CUDA_BF16_WS_STREAMK", 1);
   const long long U = static_cast<long long>(T) * nkb;
   const int B = static_cast<int>(std::min<long long>(num_sms, U / 8));
@@ -354,7 +357,10 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   int most = 1;  // the most pieces of one tile
   for (long long t = 0; t < T; ++t)
     most = std::max(most, ws_block_of((t + 1) * nkb - 1, U, B) - ws_block_of(t * nkb, U, B) + 1);
-  if (static_cast<size_t>(most) * T * 256 * xr <= sc.partial_floats) p.stream_k = B;
+  if (static_cast<size_t>(most) * T * 256 * xr <= sc.partial_floats) {
+    p.stream_k = B;
+    p.spread = false;  // (the pieces are finished in registers)
+  }
   return p;
 }
 
@@ -367,7 +373,7 @@ Status launch_tokens(const bf16* x, const Weight& w, const LinearOut& out, int M
   const auto kernel = linear_bf16_wst_kernel<WG>;
   GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
   return launch("linear_bf16_ws", kernel, dim3(ceil_div(w.N, S::kRows), p.splits), dim3(S::kThreads), S::kSmem, ex, w,
-                out, M, p.splits, sc.partial, sc.counters, maps);
+                out, M, p.splits, p.spread, sc.partial, sc.counters, maps);
 }
 
 template <int J>
@@ -378,8 +384,8 @@ Status launch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M, 
   GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows, S::kRows, &maps));
   const auto run = [&](auto kernel, dim3 grid) -> Status {
     GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
-    return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, sc.partial,
-                  sc.counters, maps);
+    return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, p.spread,
+                  sc.partial, sc.counters, maps);
   };
   if (p.stream_k > 0) return run(linear_bf16_ws_kernel<J, true>, dim3(p.stream_k));
   return run(linear_bf16_ws_kernel<J, false>, dim3(ceil_div(w.N, S::kRows), p.splits));

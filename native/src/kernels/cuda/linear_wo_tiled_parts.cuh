@@ -3,6 +3,7 @@
 // and the end of a block: its sums through shared memory, the K slices added in slice order by
 // the last block of each column, and the epilogue.
 #pragma once
+#include "bulk_ring.cuh"
 #include "device_utils.cuh"
 #include "kernels.h"
 #include "linear_common.cuh"
@@ -275,11 +276,11 @@ struct BlockWork {
 // order (the result does not depend on timing); then the epilogue. is_last: a __shared__ flag.
 template <class Dec, class S>
 __device__ __forceinline__ void finish_sums(float* red, const Weight& W, const LinearOut& out, int M, int splits,
-                                            float* partial, int* counters, bool& is_last);
+                                            float* partial, int* counters, bool& is_last, bool spread = false);
 template <class Dec, class S, int TW, int J>
 __device__ __forceinline__ void finish_block(uint8_t* smem, const float (&acc)[TW][J][4], const Weight& W,
                                              const LinearOut& out, int M, int splits, float* partial, int* counters,
-                                             bool& is_last) {
+                                             bool& is_last, bool spread = false) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   float* red = reinterpret_cast<float*>(smem);
   if (S::kThreads == S::kMmaWarps * 32 || warp < S::kMmaWarps) {  // (not a producer warp: linear_wo_ws.cuh)
@@ -294,37 +295,48 @@ __device__ __forceinline__ void finish_block(uint8_t* smem, const float (&acc)[T
       }
     }
   }
-  finish_sums<Dec, S>(red, W, out, M, splits, partial, counters, is_last);
+  finish_sums<Dec, S>(red, W, out, M, splits, partial, counters, is_last, spread);
 }
 
 // The rest of a block's end, once every thread's sums lie in red[row][token] (kRedStride floats a
 // row): the K slices added (see finish_block) and the epilogue. Every thread of the block calls it.
+// spread: every block of the tile adds the slots of its share of the rows (an even count: SwiGLU's
+// pairs) once all slots are written, instead of the last block adding all of them; the same order
+// of additions, so the same bits. Asks that the tile's blocks be co-resident (one wave: the plan's).
 template <class Dec, class S>
 __device__ __forceinline__ void finish_sums(float* red, const Weight& W, const LinearOut& out, int M, int splits,
-                                            float* partial, int* counters, bool& is_last) {
+                                            float* partial, int* counters, bool& is_last, bool spread) {
   const int N = W.N, split = blockIdx.y;
+  int r0 = 0, r1 = S::kRows;  // the rows this block stores
   __syncthreads();
   if (splits > 1) {
     // The block's sums as they lie ([kRows][kXRows], float4 at a time) into its slice's slot;
-    // the last block of the column adds the slots in slice order back into red.
-    constexpr int kQuads = S::kRows * S::kXRows / 4, kRowQuads = S::kXRows / 4;
+    // the last block of the column (or each block, its share) adds the slots in slice order back
+    // into red.
+    constexpr int kRowQuads = S::kXRows / 4;
     const size_t slot = static_cast<size_t>(S::kRows) * S::kXRows;
     float4* mine = reinterpret_cast<float4*>(partial + (static_cast<size_t>(split) * gridDim.x + blockIdx.x) * slot);
-    for (int i = threadIdx.x; i < kQuads; i += S::kThreads)
+    for (int i = threadIdx.x; i < S::kRows * kRowQuads; i += S::kThreads)
       mine[i] = *reinterpret_cast<const float4*>(red + (i / kRowQuads) * S::kRedStride + (i % kRowQuads) * 4);
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) {
+    unsigned* count = reinterpret_cast<unsigned*>(counters + blockIdx.x);
+    if (spread) {
+      const int share = (ceil_div(S::kRows, splits) + 1) & ~1;
+      r0 = min(S::kRows, split * share);
+      r1 = min(S::kRows, r0 + share);
+      if (threadIdx.x == 0) grid_barrier_thread(count, 0, static_cast<unsigned>(splits));  // every slot written
+    } else if (threadIdx.x == 0) {
       const int arrived = atomicAdd(counters + blockIdx.x, 1);
       is_last = arrived == splits - 1;
       if (is_last) counters[blockIdx.x] = 0;  // ready for the next launch
     }
     __syncthreads();
-    if (!is_last) return;
+    if (!spread && !is_last) return;
     __threadfence();
     const size_t stride = static_cast<size_t>(gridDim.x) * slot / 4;  // float4s between slices
     const float4* col = reinterpret_cast<const float4*>(partial + static_cast<size_t>(blockIdx.x) * slot);
-    for (int i = threadIdx.x; i < kQuads; i += S::kThreads) {
+    for (int i = r0 * kRowQuads + threadIdx.x; i < r1 * kRowQuads; i += S::kThreads) {
       float4 part[kMaxSplits];
 #pragma unroll
       for (int s = 0; s < kMaxSplits; ++s)
@@ -340,21 +352,23 @@ __device__ __forceinline__ void finish_sums(float* red, const Weight& W, const L
       *reinterpret_cast<float4*>(red + (i / kRowQuads) * S::kRedStride + (i % kRowQuads) * 4) = v;
     }
     __syncthreads();
+    // Spread: the tile's counter back at zero once every block has read it (its second arrival).
+    if (spread && threadIdx.x == 0 && atomicAdd(count, 1u) == 2u * splits - 1u) atomicExch(count, 0u);
   }
   const int n0 = blockIdx.x * S::kRows;
-  const int rows = min(S::kRows, N - n0);
+  r1 = min(r1, N - n0);  // (the loops divide by the block's constant rows: no division by r1 - r0)
   if (out.epi == Epilogue::swiglu) {
     constexpr int kPairs = S::kRows / 2;
     for (int i = threadIdx.x; i < M * kPairs; i += S::kThreads) {
       const int m = i / kPairs, p = i % kPairs, n = n0 + 2 * p;
-      if (2 * p >= rows) continue;
+      if (2 * p < r0 || 2 * p >= r1) continue;
       linear_store_swiglu(out, N, m, n / 2, Dec::scale(red[2 * p * S::kRedStride + m], W, n),
                           Dec::scale(red[(2 * p + 1) * S::kRedStride + m], W, n + 1));
     }
   } else {
     for (int i = threadIdx.x; i < M * S::kRows; i += S::kThreads) {
       const int m = i / S::kRows, r = i % S::kRows;
-      if (r >= rows) continue;
+      if (r < r0 || r >= r1) continue;
       linear_store(out, N, m, n0 + r, Dec::scale(red[r * S::kRedStride + m], W, n0 + r));
     }
   }

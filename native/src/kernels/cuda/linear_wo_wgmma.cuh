@@ -123,9 +123,10 @@ __device__ __forceinline__ uint8_t* wg_smem(uint8_t* raw) {
 }
 template <class Dec, class S, int TW, int J>
 __device__ __forceinline__ void wg_end(uint8_t* smem, const float (&acc)[TW][J][4], const Weight& W, const LinearOut& out,
-                                       int M, int splits, float* partial, int* counters, bool& is_last) {
+                                       int M, int splits, float* partial, int* counters, bool& is_last,
+                                       bool spread = false) {
   __syncthreads();  // the ring is free: it becomes the reduction buffer
-  finish_block<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last);
+  finish_block<Dec, S, TW, J>(smem, acc, W, out, M, splits, partial, counters, is_last, spread);
 }
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Decodes pieces P0 .. P0 + NP - 1 (16 columns each) of the step's weights into a, with the scales
