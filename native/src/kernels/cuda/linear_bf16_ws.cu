@@ -343,7 +343,8 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
     p.splits = std::max(1, p.splits);
   }
   // The slices' sums added by every block of a tile (GRPST_CUDA_BF16_WS_SPREAD=1) where the grid
-  // is one wave (the tile's blocks wait for each other).
+  // is one wave (the tile's blocks wait for each other). Off by default: on the H100 it took 2-3 us
+  // off a 64-row launch, which stays far behind cuBLASLt's (docs/benchmarks-gpu.md).
   p.spread = p.splits > 1 && T * p.splits <= per_sm * num_sms && env_int("GRPST_CUDA_BF16_WS_SPREAD", 0) == 1;
   const int mode = env_int("GRPST_CUDA_BF16_WS_STREAMK", 1);
   const long long U = static_cast<long long>(T) * nkb;
