@@ -117,9 +117,9 @@ constexpr int kDefaultBf16StreamMaxRows = 4;
 // bf16 weights at kDefaultBf16WsMinRows-kDefaultBf16WsMaxRows rows through the warp-specialized
 // wgmma GEMM (linear_bf16_ws.cu) where it runs, cuBLASLt beyond (GRPST_CUDA_BF16_WS_MIN_ROWS /
 // _MAX_ROWS; min 0: never, as GRPST_CUDA_BF16_WS=0). Decode steps on an H100 in turns against
-// cuBLASLt (docs/benchmarks-gpu.md, "bf16 decode batches on wgmma"), ms at 512 keys: b8 6.784 ->
-// 6.420, b16 7.041 -> 6.720; b32 7.423 -> 7.695 and b64 8.346 -> 10.201 slower (its K slices' sums,
-// 64 KB a block, added by one block per tile), so cuBLASLt keeps 17-64 rows.
+// cuBLASLt (docs/benchmarks-gpu.md, "bf16 decode batches on wgmma"), ms at 512 keys, with the K
+// slices' sums spread over each tile's blocks: b8 6.788 -> 6.403, b16 7.028 -> 6.660; b24 7.150 /
+// 7.160 and b32 7.414 / 7.395 even, b40 7.777 -> 8.663 slower, so cuBLASLt keeps 17-64 rows.
 constexpr int kDefaultBf16WsMinRows = 5;
 constexpr int kDefaultBf16WsMaxRows = 16;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two

@@ -15,9 +15,13 @@
 //    once the wgmma that read it are done (`empty`, one arrival per warp): one group in flight;
 //  - K slices (or stream-K) and the epilogue (store / fp32 / residual add / SwiGLU over
 //    interleaved gate and up rows) are linear_wo_tiled's (finish_block, ws_finish_piece): the
-//    accumulators lie as the weight-only kernels' do (warp w: rows 16w..16w+15 of the block).
-// At 32-64 tokens it is slower than cuBLASLt (its narrow projections' K slices: see plan()); a
-// second kernel with the operands' roles swapped (linear_bf16_wst_kernel) runs where asked.
+//    accumulators lie as the weight-only kernels' do (warp w: rows 16w..16w+15 of the block);
+//    where the grid is one wave, every block of a tile adds the slices' sums of its share of the
+//    rows (finish_sums' spread: the same bits as the last block adding them all, 0.6-1.2% off
+//    the 8-16-row decode steps on an H100).
+// At 24-32 tokens it runs even with cuBLASLt, from 40 slower (its narrow projections' main loop:
+// see plan()); a second kernel with the operands' roles swapped (linear_bf16_wst_kernel) runs
+// where asked.
 #include <algorithm>
 #include <cstdlib>
 
@@ -319,8 +323,9 @@ int x_block_rows(int M) { return M <= 16 ? 16 : M <= 32 ? 32 : 64; }
 // Which kernel: by weight rows (0), unless GRPST_CUDA_BF16_WS_KERNEL asks for one by tokens in
 // 128-row (1) or 256-row (2) blocks. Decode steps on an H100 in turns, ms at 512 keys: 1 against 0
 // b16 7.440 / 6.729, b32 8.138 / 7.695 (slower), b48 9.193 / 9.653, b64 9.751 / 10.201 (faster,
-// and 2 slower than 1 at each), all slower than cuBLASLt from 32 rows: the narrow projections'
-// K slices, not the reads of shared memory, bound them there (docs/benchmarks-gpu.md).
+// and 2 slower than 1 at each), all slower than cuBLASLt from 40 rows (even at 24-32 with the
+// slices' sums spread): the narrow projections' blocks at 64 rows, qkv at 62% of the copy
+// bandwidth with the sums spread and 60% with one slice and no sums (docs/benchmarks-gpu.md).
 // K slices: as many as keep the blocks in one wave (each slice at least 8 steps), within the
 // scratch; GRPST_CUDA_BF16_WS_SPLITS forces them. Stream-K, by weight rows only
 // (GRPST_CUDA_BF16_WS_STREAMK: 0 never, 1 where its blocks take under 90% of the steps the slices'
@@ -342,10 +347,10 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
     p.splits = usable ? static_cast<int>(std::min<size_t>(p.splits, sc.partial_floats / per_split)) : 1;
     p.splits = std::max(1, p.splits);
   }
-  // The slices' sums added by every block of a tile (GRPST_CUDA_BF16_WS_SPREAD=1) where the grid
-  // is one wave (the tile's blocks wait for each other). Off by default: on the H100 it took 2-3 us
-  // off a 64-row launch, which stays far behind cuBLASLt's (docs/benchmarks-gpu.md).
-  p.spread = p.splits > 1 && T * p.splits <= per_sm * num_sms && env_int("GRPST_CUDA_BF16_WS_SPREAD", 0) == 1;
+  // The slices' sums added by every block of a tile where the grid is one wave (the tile's blocks
+  // wait for each other), instead of by the last block: decode steps in turns on an H100, b8 6.407
+  // -> 6.371 ms, b16 6.738 -> 6.657, b32 7.685 -> 7.391. GRPST_CUDA_BF16_WS_SPREAD=0: the last block.
+  p.spread = p.splits > 1 && T * p.splits <= per_sm * num_sms && env_int("GRPST_CUDA_BF16_WS_SPREAD", 1) != 0;
   const int mode = env_int("GRPST_CUDA_BF16_WS_STREAMK", 1);
   const long long U = static_cast<long long>(T) * nkb;
   const int B = static_cast<int>(std::min<long long>(num_sms, U / 8));
