@@ -120,6 +120,29 @@ void test_bf16_ws() {
                        cu::linear_bf16_ws_supported(to_device(random_host_weight(cu::WeightFormat::bf16, 64, 64, r)).w));
   test_cases(132);
   test_cases(8);  // few SMs: K slices and stream-K cut every tile
+  {
+    // A plan made for more SMs than this GPU has (spread: 32 tiles x 8 slices, 256 blocks in
+    // "one wave" of 1,000): the launch must not make a tile's blocks wait for each other when they
+    // cannot all be resident (the last block adds the sums instead). A hang here is the failure.
+    setenv("GRPST_CUDA_BF16_WS_SPLITS", "8", 1);
+    setenv("GRPST_CUDA_BF16_WS_STREAMK", "0", 1);
+    const Case c{16, 8192, 4096, false, false, cu::Epilogue::residual_add, false};
+    const DevSplitScratch big(size_t(8192) * 16 * 8, 8192);
+    auto hw = random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r);
+    auto dw = to_device(hw);
+    const cu::Bf16WsPlan p = cu::linear_bf16_ws_plan(dw.w, c.M, big.get(), 1000);
+    const std::string name = describe("bf16_ws", cu::WeightFormat::bf16, c) + " planned for 1000 SMs";
+    Checks::get().expect(name + ": the plan spreads 8 slices", p.spread && p.splits == 8 && p.stream_k == 0);
+    Dev<uint16_t> xn(size_t(c.M) * c.K);
+    check_linear(name, hw, c, 5e-3, [&](const cu::LinearIn& in, const cu::LinearOut& out) {
+      const cu::bf16* x = nullptr;
+      if (const cu::Status st = tiled_input(in, c, xn, &x); !st.ok()) return st;
+      return cu::linear_bf16_ws(x, dw.w, out, c.M, big.get(), 1000, {});
+    });
+    Checks::get().expect(name + ": counters back at zero", counters_at_zero(big));
+    unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
+    unsetenv("GRPST_CUDA_BF16_WS_STREAMK");
+  }
   // Refusals: more than 64 rows, K not a multiple of 8, another format; switched off.
   const DevSplitScratch scratch(size_t(64) * 256 * 8, 256);
   Dev<uint16_t> x(size_t(65) * 480), y(size_t(65) * 256);

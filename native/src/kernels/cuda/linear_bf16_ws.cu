@@ -370,6 +370,21 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   return p;
 }
 
+// Whether a grid of `blocks` fits on this GPU at once: the spread sums' barrier waits for every
+// block of a tile, so they must all be resident. The plan assumes the kernel's blocks per SM on
+// the SMs the caller names; this asks the device (its own SM count, the occupancy that the
+// shared memory asked for leaves), and the launch adds the sums by the last block otherwise.
+template <class Kernel>
+bool fits_one_wave(Kernel kernel, int threads, size_t smem, long long blocks) {
+  int dev = 0, sms = 0, per_sm = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess) {
+    cudaGetLastError();  // (a failed query is not the launch's error)
+    return false;
+  }
+  return blocks <= static_cast<long long>(per_sm) * sms;
+}
+
 template <int WG>
 Status launch_tokens(const bf16* x, const Weight& w, const LinearOut& out, int M, const Bf16WsPlan& p,
                      const SplitScratch& sc, const Exec& ex) {
@@ -378,8 +393,10 @@ Status launch_tokens(const bf16* x, const Weight& w, const LinearOut& out, int M
   GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows, S::kRows, &maps));
   const auto kernel = linear_bf16_wst_kernel<WG>;
   GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
-  return launch("linear_bf16_ws", kernel, dim3(ceil_div(w.N, S::kRows), p.splits), dim3(S::kThreads), S::kSmem, ex, w,
-                out, M, p.splits, p.spread, sc.partial, sc.counters, maps);
+  const dim3 grid(ceil_div(w.N, S::kRows), p.splits);
+  const bool spread = p.spread && fits_one_wave(kernel, S::kThreads, S::kSmem, static_cast<long long>(grid.x) * grid.y);
+  return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, spread,
+                sc.partial, sc.counters, maps);
 }
 
 template <int J>
@@ -390,7 +407,9 @@ Status launch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M, 
   GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows, S::kRows, &maps));
   const auto run = [&](auto kernel, dim3 grid) -> Status {
     GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
-    return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, p.spread,
+    const bool spread =
+        p.spread && fits_one_wave(kernel, S::kThreads, S::kSmem, static_cast<long long>(grid.x) * grid.y);
+    return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, spread,
                   sc.partial, sc.counters, maps);
   };
   if (p.stream_k > 0) return run(linear_bf16_ws_kernel<J, true>, dim3(p.stream_k));
