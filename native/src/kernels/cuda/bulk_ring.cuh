@@ -56,13 +56,17 @@ __device__ __forceinline__ void mbar_init_ring(uint64_t (&full)[R], uint64_t (&e
   }
   mbar_fence_init();
 }
-// A producer's pass over stages [0, total) of a ring of R, after it issued the first R stages'
-// weights (before its wait on the previous kernel: they do not depend on it): each later stage's
-// weights once every consumer freed its slot (`empty`, phase of the slot's previous use), then
-// each stage's activations. weights(c) / activations(c) arm and issue stage c's copies.
+// A producer's whole pass over stages [0, total) of a ring of R: the first R stages' weights
+// before its wait on the previous kernel (they do not depend on it), then each later stage's
+// weights once every consumer freed its slot (`empty`, phase of the slot's previous use), and
+// each stage's activations after the wait. weights(c) / activations(c) arm and issue stage c's
+// copies.
 template <int R, class Weights, class Activations>
 __device__ __forceinline__ void ring_produce(int total, uint64_t (&empty)[R], Weights&& weights,
                                              Activations&& activations) {
+#pragma unroll 1  // (rolled, as the kernels had it when they wrote this loop themselves)
+  for (int c = 0; c < R && c < total; ++c) weights(c);
+  griddep_wait();
   for (int c = 0; c < total; ++c) {
     if (c >= R) {
       mbar_wait(&empty[c % R], ((c / R) - 1) & 1);

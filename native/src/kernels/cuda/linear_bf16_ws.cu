@@ -143,18 +143,13 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
     // ---- the producer warp (its lane 0) ----
     if (lane == 0) {
       const uint64_t policy = l2_evict_first_policy();
-      const auto step_kb = [&](int c) {
-        return c < piece[0].steps ? piece[0].kb0 + c : piece[1].kb0 + c - piece[0].steps;
-      };
       const auto weights = [&](int c) {  // rows past N and columns past K arrive as zeros
-        const int row0 = (c < piece[0].steps ? piece[0].tile : piece[1].tile) * S::kRows;
         mbar_arrive_expect_tx(&full[c % R], S::kStageBytes);
-        tma_2d_hint(smem + (c % R) * S::kStageBytes, maps.w, step_kb(c) * 64, row0, &full[c % R], policy);
+        tma_2d_hint(smem + (c % R) * S::kStageBytes, maps.w, ws_stage_kb(piece, c) * 64,
+                    ws_stage_tile(piece, c) * S::kRows, &full[c % R], policy);
       };
-      for (int c = 0; c < R && c < total; ++c) weights(c);
-      griddep_wait();
       ring_produce(total, empty, weights, [&](int c) {
-        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, step_kb(c) * 64, 0, &full[c % R]);
+        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, ws_stage_kb(piece, c) * 64, 0, &full[c % R]);
       });
     }
   } else {
@@ -251,8 +246,6 @@ __global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::
         mbar_arrive_expect_tx(&full[c % R], S::kStageBytes);
         tma_2d_hint(smem + (c % R) * S::kStageBytes, maps.w, (kb0 + c) * 64, blockIdx.x * S::kRows, &full[c % R], policy);
       };
-      for (int c = 0; c < R && c < steps; ++c) weights(c);
-      griddep_wait();
       ring_produce(steps, empty, weights, [&](int c) {
         tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, (kb0 + c) * 64, 0, &full[c % R]);
       });
@@ -373,16 +366,21 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
 // Whether a grid of `blocks` fits on this GPU at once: the spread sums' barrier waits for every
 // block of a tile, so they must all be resident. The plan assumes the kernel's blocks per SM on
 // the SMs the caller names; this asks the device (its own SM count, the occupancy that the
-// shared memory asked for leaves), and the launch adds the sums by the last block otherwise.
-template <class Kernel>
-bool fits_one_wave(Kernel kernel, int threads, size_t smem, long long blocks) {
-  int dev = 0, sms = 0, per_sm = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess) {
-    cudaGetLastError();  // (a failed query is not the launch's error)
-    return false;
-  }
-  return blocks <= static_cast<long long>(per_sm) * sms;
+// shared memory leaves), and the launch has the last block add the sums otherwise. Asked once per
+// kernel (Shape: its launcher's; the process's GPU, as gpu_runs_sm90a), not on every launch.
+template <class Shape, class Kernel>
+bool fits_one_wave(Kernel kernel, long long blocks) {
+  static const long long resident = [kernel] {
+    int dev = 0, sms = 0, per_sm = 0;
+    if (!allow_smem("linear_bf16_ws", kernel, Shape::kSmem).ok() || cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, Shape::kThreads, Shape::kSmem) != cudaSuccess) {
+      cudaGetLastError();  // (a failed query is not a launch's error: the sums by the last block)
+      return 0LL;
+    }
+    return static_cast<long long>(per_sm) * sms;
+  }();
+  return blocks <= resident;
 }
 
 template <int WG>
@@ -394,7 +392,7 @@ Status launch_tokens(const bf16* x, const Weight& w, const LinearOut& out, int M
   const auto kernel = linear_bf16_wst_kernel<WG>;
   GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
   const dim3 grid(ceil_div(w.N, S::kRows), p.splits);
-  const bool spread = p.spread && fits_one_wave(kernel, S::kThreads, S::kSmem, static_cast<long long>(grid.x) * grid.y);
+  const bool spread = p.spread && fits_one_wave<S>(kernel, static_cast<long long>(grid.x) * grid.y);
   return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, spread,
                 sc.partial, sc.counters, maps);
 }
@@ -405,15 +403,15 @@ Status launch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M, 
   using S = Bf16WsShape<J>;
   Bf16WsMaps maps;
   GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows, S::kRows, &maps));
-  const auto run = [&](auto kernel, dim3 grid) -> Status {
+  const auto run = [&](auto kernel, dim3 grid, bool spread) -> Status {
     GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
-    const bool spread =
-        p.spread && fits_one_wave(kernel, S::kThreads, S::kSmem, static_cast<long long>(grid.x) * grid.y);
     return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, spread,
                   sc.partial, sc.counters, maps);
   };
-  if (p.stream_k > 0) return run(linear_bf16_ws_kernel<J, true>, dim3(p.stream_k));
-  return run(linear_bf16_ws_kernel<J, false>, dim3(ceil_div(w.N, S::kRows), p.splits));
+  if (p.stream_k > 0) return run(linear_bf16_ws_kernel<J, true>, dim3(p.stream_k), false);
+  const dim3 grid(ceil_div(w.N, S::kRows), p.splits);
+  const auto kernel = linear_bf16_ws_kernel<J, false>;
+  return run(kernel, grid, p.spread && fits_one_wave<S>(kernel, static_cast<long long>(grid.x) * grid.y));
 }
 
 }  // namespace

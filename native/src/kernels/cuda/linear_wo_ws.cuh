@@ -110,12 +110,9 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
       const uint64_t policy = l2_evict_first_policy();
       const bool zeros = Dec::kScaled && W.group_zero != nullptr;
       const uint32_t bytes = S::kWBytes + S::kXRows * 128 + (Dec::kScaled ? S::kTiles * 32 * (zeros ? 2 : 1) : 0);
-      const auto step_kb = [&](int c) {  // stage c's 64-column step of K
-        return c < piece[0].steps ? piece[0].kb0 + c : piece[1].kb0 + c - piece[0].steps;
-      };
       const auto weights = [&](int c) {  // stage c's weights (and scales): every box whole, zeros outside
         uint8_t* st = smem + (c % R) * S::kStageBytes;
-        const int kb = step_kb(c), tile0 = (c < piece[0].steps ? piece[0].tile : piece[1].tile) * S::kTiles;
+        const int kb = ws_stage_kb(piece, c), tile0 = ws_stage_tile(piece, c) * S::kTiles;
         mbar_arrive_expect_tx(&full[c % R], bytes);
         tma_3d(st, maps.w, 0, kb * (S::kTileBytes / 256), tile0, &full[c % R], policy);
         if constexpr (Dec::kScaled) {
@@ -124,11 +121,9 @@ __global__ void __launch_bounds__(WsShape<Dec, J>::kThreads, 1)
           if (zeros) tma_3d(st + S::kWBytes + S::kTiles * 32, maps.z, 0, group, tile0, &full[c % R], policy);
         }
       };
-      // The first stages' weights before the wait (they do not depend on the previous kernel), x after.
-      for (int c = 0; c < R && c < total; ++c) weights(c);
-      griddep_wait();
+      // (the first stages' weights before the wait on the previous kernel, x after: ring_produce)
       ring_produce(total, empty, weights, [&](int c) {
-        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, step_kb(c) * 64, 0, &full[c % R]);
+        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, ws_stage_kb(piece, c) * 64, 0, &full[c % R]);
       });
     }
   } else {

@@ -20,6 +20,14 @@ namespace {
 struct WsPiece {
   int tile = 0, kb0 = 0, steps = 0, index = 0, count = 1;
 };
+// Stage c of a block's two pieces (the first piece's steps, then the second's): its tile and its
+// 64-column step of K.
+__device__ __forceinline__ int ws_stage_tile(const WsPiece (&piece)[2], int c) {
+  return c < piece[0].steps ? piece[0].tile : piece[1].tile;
+}
+__device__ __forceinline__ int ws_stage_kb(const WsPiece (&piece)[2], int c) {
+  return c < piece[0].steps ? piece[0].kb0 + c : piece[1].kb0 + c - piece[0].steps;
+}
 
 // The block that holds global step u of U over B blocks (the largest b with b U / B <= u); the
 // host's plan sizes the scratch with it too.
