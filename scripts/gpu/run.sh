@@ -54,6 +54,8 @@
 #           other (the harness's `rows`: rows.json; GRPST_BENCH_KERNEL_FORMATS limits the formats)
 # lt        every algorithm cuBLASLt proposes for the projections (bf16 at 16-8,192 rows, fp8 /
 #           int8 at 64), timed against its first choice (the harness's `lt`: lt.json)
+# wsprobe   the bf16 wgmma GEMM of decode batches part by part at 64 rows (no wgmma, no activation
+#           copies, neither) against cuBLASLt (the harness's `wsprobe`: wsprobe.json)
 # profile   Nsight Compute on one launch of each key kernel (NCU_KERNELS: a regex of kernel names
 #           to profile instead; NCU_EXTRA: more ncu options, e.g. --metrics)
 # source    Nsight Compute's full set on the first launch of NCU_KERNELS (default decode_persistent;
@@ -402,6 +404,13 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_BENCH:-200}" "$H" rows --json "$OUT/rows.json" > /tmp/rows.log 2>&1
       rc=$?; cat /tmp/rows.log >> "$HLOG"; SUMMARY+=("rows: exit $rc")
       grep -E "^\s*\[rows\]" /tmp/rows.log
+      ;;
+    wsprobe)
+      H=$(harness_bin) || { SUMMARY+=("wsprobe: harness build FAILED"); continue; }
+      stamp "the bf16 wgmma GEMM at 64 rows, part by part"
+      timeout "${T_BENCH:-200}" "$H" wsprobe --json "$OUT/wsprobe.json" > /tmp/wsprobe.log 2>&1
+      rc=$?; cat /tmp/wsprobe.log >> "$HLOG"; SUMMARY+=("wsprobe: exit $rc")
+      grep -E "^\s*\[(wsprobe|narrow|ceiling)\]" /tmp/wsprobe.log | head -120
       ;;
     lt)
       H=$(harness_bin) || { SUMMARY+=("lt: harness build FAILED"); continue; }

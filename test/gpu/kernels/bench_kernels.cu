@@ -312,7 +312,7 @@ void bench_kernels() {
       // each kernel (GRPST_CUDA_BF16_WS_KERNEL) at its rows, its K slices as planned and, at 64
       // tokens by tokens, forced (GRPST_CUDA_BF16_WS_SPLITS)
       if (f == cu::WeightFormat::bf16 && cu::linear_bf16_ws_supported(ws[0].w))
-        for (int kernel : {0, 1, 2})
+        for (int kernel : {0, 1, 2, 3})
           for (int M : {8, 16, 32, 64})
             for (const char* splits : {"", "s", "1", "2", "4", "8"}) {  // "s": planned slices, spread
               if (kernel > 0 && M < 32) continue;

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     else args.push_back(a);
   }
   if (args.empty()) {
-    std::fprintf(stderr, "usage: grpst_gpu_harness test | parity DIR | bench [FORMATS] [PROMPTS] [--json FILE]\n");
+    std::fprintf(stderr, "usage: grpst_gpu_harness test | parity DIR | bench [FORMATS] [PROMPTS] | rows | lt | wsprobe | moe | profile [--json FILE]\n");
     return 2;
   }
   cudaDeviceProp prop{};
@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   } else if (cmd == "rows") {
     bench_ceilings();
     bench_stream_rows();
+  } else if (cmd == "wsprobe") {
+    bench_ceilings();
+    bench_ws_probe();
+    Bench::get().print();
   } else if (cmd == "lt") {
     bench_ceilings();
     bench_lt();

@@ -3,7 +3,7 @@
 // the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up, int4 and fp8 down_proj and
 // o_proj),
 // the tiled weight-only GEMM at 64 tokens, decode attention at 64 x 1536 tokens, and prefill
-// attention over 8k tokens.
+// attention over 8k tokens, and the bf16 wgmma GEMM against cuBLASLt on qkv at 64 rows.
 #include "device_fill.h"
 #include "harness.h"
 #include "tests.h"
@@ -52,6 +52,28 @@ void profile_kernels() {
       cu::LinearOut o64;
       o64.y = y64.p;
       Checks::get().status("profile wo_tiled", cu::linear_wo_tiled(x64.as<cu::bf16>(), d.w, o64, 64, sc, sms, ex));
+    }
+  }
+  {
+    // The bf16 wgmma GEMM of decode batches (linear_bf16_ws.cu) on qkv at 8 and 64 rows, where it
+    // reads the weights at 78% and 57% of the copy bandwidth, and cuBLASLt's kernel at 64 (81%).
+    Dev<uint16_t> x64(size_t(64) * 4096), y64(size_t(64) * 6144);
+    fill_bf16(x64.as<cu::bf16>(), x64.n, 1.f, 0.f, 15);
+    const DevSplitScratch scratch(size_t(64) * 24576 * 8, 151936);
+    int sms = 132;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    const DevWeight d = random_device_weight(cu::WeightFormat::bf16, 6144, 4096, 16);
+    cu::LinearOut o64;
+    o64.y = y64.p;
+    if (cu::linear_bf16_ws_supported(d.w))
+      for (int M : {8, 64})
+        Checks::get().status("profile bf16_ws", cu::linear_bf16_ws(x64.as<cu::bf16>(), d.w, o64, M, scratch.get(), sms, ex));
+    cu::LtContext* lt = nullptr;
+    if (Checks::get().status("profile lt_create", cu::lt_create(&lt, 64u << 20))) {
+      Checks::get().status("profile cuBLASLt bf16", cu::gemm_bf16(lt, x64.as<cu::bf16>(), static_cast<const cu::bf16*>(d.w.data),
+                                                                 y64.p, false, false, 64, 6144, 4096, ex));
+      cudaDeviceSynchronize();
+      cu::lt_destroy(lt);
     }
   }
   {

@@ -1,6 +1,7 @@
 // Parity: the bf16 warp-specialized wgmma GEMM of batched decode (linear_bf16_ws.cu) against the
 // CPU twin, at 2-64 tokens, each of its kernels (by weight rows with x blocks of 16, 32 and 64
-// rows; by tokens in 128- and 256-row blocks), every epilogue, the prologue as
+// rows; by tokens in 128- and 256-row blocks, and the narrow one of 32, 48 or 64 rows as the
+// SMs given ask), every epilogue, the prologue as
 // the forward runs it (a pass before), N off its 256-row blocks and K off 64; by the default plan,
 // by forced K slices (their sums added by the last block of a tile, and by every block its share
 // of the rows: the same bits) and under stream-K; the same bits from a second launch where sums
@@ -47,9 +48,9 @@ void test_cases(int sms) {
   };
   const DevSplitScratch scratch(size_t(64) * 2048 * 8, 2048);
   const cu::SplitScratch sc = scratch.get();
-  // kernel '-': the default (by weight rows), or that one (0-2); mode '-': the default plan; a number: that many K slices; 's': stream-K
+  // kernel '-': the default (by weight rows), or that one (0-3); mode '-': the default plan; a number: that many K slices; 's': stream-K
   // wherever it can run (by weight rows only)
-  for (const char* kernel : {"-", "0", "1", "2"})
+  for (const char* kernel : {"-", "0", "1", "2", "3"})
   for (const char* mode : {"-", "1", "3", "8", "s"})
     for (const Case& c : cases) {
       if (kernel[0] == '-') unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
@@ -63,10 +64,11 @@ void test_cases(int sms) {
       auto hw = random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r);
       auto dw = to_device(hw);
       const cu::Bf16WsPlan p = cu::linear_bf16_ws_plan(dw.w, c.M, sc, sms);
-      const char* kernel_names[] = {"by weight rows", "by tokens, 128 rows", "by tokens, 256 rows"};
+      const char* kernel_names[] = {"by weight rows", "by tokens, 128 rows", "by tokens, 256 rows", "by tokens, narrow"};
       const std::string name = describe("bf16_ws", cu::WeightFormat::bf16, c) + " on " + std::to_string(sms) +
                                " SMs, " + (mode[0] == '-' ? "auto" : mode[0] == 's' ? "stream-K asked" : mode) + " (" +
-                               kernel_names[p.kernel] + ", " + std::to_string(p.splits) + " slices" +
+                               kernel_names[p.kernel] + ", " + std::to_string(p.rows) + "-row blocks, " +
+                               std::to_string(p.splits) + " slices" +
                                (p.stream_k ? ", stream-K over " + std::to_string(p.stream_k) + " blocks" : "") + ")";
       // What the plan must be where it is forced: the slices asked (at most one per 8 steps of K
       // and 8 in all, within the scratch), or stream-K with more blocks than 256-row tiles.
@@ -88,7 +90,7 @@ void test_cases(int sms) {
           // (the same order of additions), and twice the same.
           setenv("GRPST_CUDA_BF16_WS_SPREAD", "1", 1);
           const cu::Bf16WsPlan ps = cu::linear_bf16_ws_plan(dw.w, c.M, sc, sms);
-          const int rows = ps.kernel == 1 ? 128 : 256, per_sm = ps.kernel == 1 ? 2 : 1;
+          const int rows = ps.rows, per_sm = ps.kernel == 1 ? 2 : 1;
           Checks::get().expect(name + ": spread where the grid is one wave",
                                ps.spread == (((c.N + rows - 1) / rows) * ps.splits <= per_sm * sms));
           // same_bits_as_old leaves its last launch's output; residual_add reads the output, so

@@ -16,6 +16,7 @@ void bench_ceilings();
 void bench_kernels();
 void bench_stream_rows();
 void bench_lt();
+void bench_ws_probe();  // the bf16 wgmma GEMM at 64 rows, part by part (bench_ws_probe.cu)
 void bench_moe();  // one Qwen3-30B-A3B sparse layer, tile kernel against tensor-core tiles
 void bench_model(const std::string& formats, const std::string& prefill_lengths);
 int model_parity(const std::string& fixtures_dir);

@@ -123,6 +123,7 @@ if(NOT GRPST_CUDA STREQUAL "OFF")
         ${grpst_harness_dir}/bench_kernels.cu
         ${grpst_harness_dir}/bench_rows.cu
         ${grpst_harness_dir}/bench_lt.cu
+        ${grpst_harness_dir}/bench_ws_probe.cu
         ${grpst_harness_dir}/bench_model.cu
         ${grpst_harness_dir}/bench_persistent.cu
         ${grpst_harness_dir}/bench_steps.cu

@@ -302,7 +302,9 @@ constexpr int kWoTiledMaxRows = 64;
 // as linear_wo_tiled; epilogues as for linear_skinny. Supported: bf16, K % 8 == 0, the weights
 // 16-byte aligned, on such a GPU, unless GRPST_CUDA_BF16_WS=0.
 struct Bf16WsPlan {
-  int kernel = 0;    // 0: wgmma by weight rows (256-row blocks); by tokens: 1 (128-row blocks), 2 (256)
+  int kernel = 0;    // 0: wgmma by weight rows (256-row blocks); by tokens: 1 (128-row blocks), 2 (256),
+                     // 3 (one warpgroup of 32-64 rows, the whole of K where that fills the GPU)
+  int rows = 256;    // weight rows a block
   int splits = 1;    // K slices (blocks per tile of rows)
   int stream_k = 0;  // blocks under stream-K (kernel 0 only), or 0
   bool spread = false;  // the K slices' sums added by every block of a tile, each its rows

@@ -107,6 +107,22 @@ __device__ __forceinline__ void wgmma_ss_n128(float* d, uint64_t a, uint64_t b) 
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(a), "l"(b));
 }
+__device__ __forceinline__ void wgmma_ss_n48(float* d, uint64_t a, uint64_t b) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
+      : "l"(a), "l"(b));
+}
+// m64nNk16 with A x's 64-row block and B a warpgroup's N weight rows (the kernel by tokens).
+template <int N>
+__device__ __forceinline__ void wgmma_tokens(float* d, uint64_t a, uint64_t b) {
+  if constexpr (N == 32) wgmma_ss_n32(d, a, b);
+  else if constexpr (N == 48) wgmma_ss_n48(d, a, b);
+  else if constexpr (N == 64) wgmma_ss_n64(d, a, b);
+  else wgmma_ss_n128(d, a, b);
+}
 template <int J>
 __device__ __forceinline__ void wgmma_ss(float* d, uint64_t a, uint64_t b) {
   if constexpr (J == 2) wgmma_ss_n16(d, a, b);
@@ -115,7 +131,9 @@ __device__ __forceinline__ void wgmma_ss(float* d, uint64_t a, uint64_t b) {
 }
 #endif
 
-template <int J, bool StreamK>
+// Probe (measurement only, GRPST_CUDA_BF16_WS_PROBE at 64 rows; wrong sums): bit 0 leaves the
+// wgmma out (the stream and the end alone), bit 1 the activations' copies (the weights alone).
+template <int J, bool StreamK, int Probe = 0>
 __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
     linear_bf16_ws_kernel(Weight W, LinearOut out, int M, int splits, bool spread, float* partial, int* counters,
                           const __grid_constant__ Bf16WsMaps maps) {
@@ -144,12 +162,13 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
     if (lane == 0) {
       const uint64_t policy = l2_evict_first_policy();
       const auto weights = [&](int c) {  // rows past N and columns past K arrive as zeros
-        mbar_arrive_expect_tx(&full[c % R], S::kStageBytes);
+        mbar_arrive_expect_tx(&full[c % R], (Probe & 2) ? S::kWBytes : S::kStageBytes);
         tma_2d_hint(smem + (c % R) * S::kStageBytes, maps.w, ws_stage_kb(piece, c) * 64,
                     ws_stage_tile(piece, c) * S::kRows, &full[c % R], policy);
       };
       ring_produce(total, empty, weights, [&](int c) {
-        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, ws_stage_kb(piece, c) * 64, 0, &full[c % R]);
+        if constexpr ((Probe & 2) == 0)
+          tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, ws_stage_kb(piece, c) * 64, 0, &full[c % R]);
       });
     }
   } else {
@@ -171,12 +190,14 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
         const int c = c0 + s;
         mbar_wait(&full[c % R], (c / R) & 1);
         const uint32_t st = base + (c % R) * S::kStageBytes;
-        wgmma_fence();
+        if constexpr ((Probe & 1) == 0) {
+          wgmma_fence();
 #pragma unroll
-        for (int k = 0; k < 4; ++k)
-          wgmma_ss<J>(&acc[0][0][0], wgmma_desc_sw128(st + a_off + k * 32), wgmma_desc_sw128(st + S::kXOff + k * 32));
-        wgmma_commit();
-        wgmma_wait_one();  // the previous step's products are done with its stage
+          for (int k = 0; k < 4; ++k)
+            wgmma_ss<J>(&acc[0][0][0], wgmma_desc_sw128(st + a_off + k * 32), wgmma_desc_sw128(st + S::kXOff + k * 32));
+          wgmma_commit();
+          wgmma_wait_one();  // the previous step's products are done with its stage
+        }
         if (s > 0) release(c - 1);
       }
       wgmma_wait_all_pinned(acc);
@@ -195,21 +216,25 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
 }
 
 // The roles swapped, for 17-64 tokens: each consumer warpgroup multiplies x's 64-row block (A, rows
-// past M zeros) with its 128 weight rows (B) by m64n128k16, so a stage's shared memory is read once
+// past M zeros) with its NW weight rows (B) by m64nNWk16, so a stage's shared memory is read once
 // per warpgroup (as A and B), where the kernel above has each of its 16 warps read all of x's
 // block (B) for its 16 rows, 2.5x the stage at 64 tokens (measured: its 64-token GEMMs read the
-// weights at 45-83% of the copy bandwidth against 69-94% at 8). WG warpgroups of 128 rows: one
-// (96 KB of ring, two blocks per SM, one block's end under the other's stream) or two.
-template <int WG>
+// weights at 45-83% of the copy bandwidth against 69-94% at 8). WG warpgroups of NW rows, a ring
+// of R stages, PerSm blocks per SM: 128-row warpgroups (kernels 1 and 2: 96 KB of ring and two
+// blocks per SM, or two warpgroups), or one narrow warpgroup of 32-64 rows over the whole of K
+// with a deep ring (kernel 3), as cuBLASLt's 64-token kernels take the narrow projections: as
+// many blocks as SMs without K slices, so no slices' sums (qkv: 128 blocks of 48 rows).
+template <int NW, int WG, int R, int PerSm>
 struct Bf16WstShape {
   static constexpr int kMmaWarps = 4 * WG;
   static constexpr int kThreads = kMmaWarps * 32 + 32;  // + the producer warp
-  static constexpr int kRows = 128 * WG, kXRows = 64;
+  static constexpr int kWgRows = NW;
+  static constexpr int kRows = NW * WG, kXRows = 64;
   static constexpr int kWBytes = kRows * 128;
   static constexpr int kXOff = kWBytes;
   static constexpr int kStageBytes = kXOff + kXRows * 128;
-  static constexpr int kRing = WG == 1 ? 4 : 5;
-  static constexpr int kBlocksPerSm = WG == 1 ? 2 : 1;
+  static constexpr int kRing = R;
+  static constexpr int kBlocksPerSm = PerSm;
   static constexpr int kRedStride = kXRows + 4;
   static constexpr int kRedBytes = kRows * kRedStride * 4;
   static constexpr int kUsed = kRing * kStageBytes > kRedBytes ? kRing * kStageBytes : kRedBytes;
@@ -218,12 +243,18 @@ struct Bf16WstShape {
   static_assert(kSmem * kBlocksPerSm <= 227 * 1024, "the blocks' shared memory");
 };
 
-template <int WG>
-__global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::kBlocksPerSm)
+// The kernels by tokens: 128-row warpgroups, one (two blocks per SM) or two; one narrow warpgroup.
+using Bf16WstTokens128 = Bf16WstShape<128, 1, 4, 2>;
+using Bf16WstTokens256 = Bf16WstShape<128, 2, 5, 1>;
+template <int NW>
+using Bf16WstNarrow = Bf16WstShape<NW, 1, (227 * 1024 - 1024) / ((NW + 64) * 128), 1>;
+
+template <class S>
+__global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
     linear_bf16_wst_kernel(Weight W, LinearOut out, int M, int splits, bool spread, float* partial, int* counters,
                            const __grid_constant__ Bf16WsMaps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using S = Bf16WstShape<WG>;
+  constexpr int NW = S::kWgRows;
   constexpr int R = S::kRing;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   __shared__ bool is_last;
@@ -235,9 +266,9 @@ __global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::
   const int steps = static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0;
   mbar_init_ring(full, empty, S::kMmaWarps);  // (each consumer warp frees a stage)
   __syncthreads();
-  float acc[64];  // [16 column groups j][4]: tokens 16w + g (+ 8), weight rows 8j + 2 t4 (+ 1)
+  float acc[NW / 2];  // [NW / 8 column groups j][4]: tokens 16w + g (+ 8), weight rows 8j + 2 t4 (+ 1)
 #pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+  for (int i = 0; i < NW / 2; ++i) acc[i] = 0.f;
 
   if (warp == S::kMmaWarps) {
     if (lane == 0) {
@@ -253,14 +284,14 @@ __global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::
   } else {
     griddep_wait();
     const uint32_t base = smem_addr(smem);
-    const uint32_t b_off = static_cast<uint32_t>(warp >> 2) * 128 * 128;  // the warpgroup's 128 rows
+    const uint32_t b_off = static_cast<uint32_t>(warp >> 2) * NW * 128;  // the warpgroup's NW rows
     for (int c = 0; c < steps; ++c) {
       mbar_wait(&full[c % R], (c / R) & 1);
       const uint32_t st = base + (c % R) * S::kStageBytes;
       wgmma_fence();
 #pragma unroll
       for (int k = 0; k < 4; ++k)
-        wgmma_ss_n128(acc, wgmma_desc_sw128(st + S::kXOff + k * 32), wgmma_desc_sw128(st + b_off + k * 32));
+        wgmma_tokens<NW>(acc, wgmma_desc_sw128(st + S::kXOff + k * 32), wgmma_desc_sw128(st + b_off + k * 32));
       wgmma_commit();
       wgmma_wait_one();
       if (c > 0) {
@@ -275,9 +306,9 @@ __global__ void __launch_bounds__(Bf16WstShape<WG>::kThreads, Bf16WstShape<WG>::
   __syncthreads();
   float* red = reinterpret_cast<float*>(smem);
   if (warp < S::kMmaWarps) {
-    const int g = lane >> 2, t4 = lane & 3, m = (warp & 3) * 16 + g, n0 = (warp >> 2) * 128 + 2 * t4;
+    const int g = lane >> 2, t4 = lane & 3, m = (warp & 3) * 16 + g, n0 = (warp >> 2) * NW + 2 * t4;
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+    for (int j = 0; j < NW / 8; ++j) {
       float* r = red + (n0 + 8 * j) * S::kRedStride + m;
       r[0] = acc[4 * j];
       r[S::kRedStride] = acc[4 * j + 1];
@@ -297,6 +328,7 @@ Status bf16_ws_maps(const bf16* x, int M, const Weight& W, int x_rows, int w_row
   const cuuint32_t x_box[2] = {64, static_cast<cuuint32_t>(x_rows)}, w_box[2] = {64, static_cast<cuuint32_t>(w_rows)};
   GRPST_TRY(encode_map(&maps->x, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, x, x_dims, strides, x_box,
                        CU_TENSOR_MAP_SWIZZLE_128B, "x"));
+
   return encode_map(&maps->w, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, W.data, w_dims, strides, w_box,
                     CU_TENSOR_MAP_SWIZZLE_128B, "the weights");
 }
@@ -324,11 +356,21 @@ int x_block_rows(int M) { return M <= 16 ? 16 : M <= 32 ? 32 : 64; }
 // (GRPST_CUDA_BF16_WS_STREAMK: 0 never, 1 where its blocks take under 90% of the steps the slices'
 // blocks take, 2 wherever it can run) when the tiles are fewer than the SMs and the scratch holds
 // every cut tile's pieces.
+// The narrow kernel's weight rows a block: the most of 64, 48 and 32 that still gives 90% of the
+// SMs a block (qkv 48: 128 blocks; o_proj and down_proj 32: 128), else 32 with K slices.
+int narrow_rows(int N, int num_sms) {
+  for (int rows : {64, 48})
+    if (10LL * ceil_div(N, rows) >= 9LL * num_sms) return rows;
+  return 32;
+}
+
 Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   Bf16WsPlan p;
   const int forced_kernel = env_int("GRPST_CUDA_BF16_WS_KERNEL", -1);
-  p.kernel = forced_kernel >= 1 && forced_kernel <= 2 ? forced_kernel : 0;
-  const int rows = p.kernel == 1 ? 128 : 256, per_sm = p.kernel == 1 ? 2 : 1;
+  p.kernel = forced_kernel >= 1 && forced_kernel <= 3 ? forced_kernel : 0;
+  p.rows = p.kernel == 1 ? 128 : 256;
+  if (p.kernel == 3) p.rows = narrow_rows(w.N, num_sms);
+  const int rows = p.rows, per_sm = p.kernel == 1 ? 2 : 1;
   const int xr = p.kernel == 0 ? x_block_rows(M) : 64;
   const int nkb = (w.K + 63) / 64, T = ceil_div(w.N, rows);
   const int forced = env_int("GRPST_CUDA_BF16_WS_SPLITS", 0);
@@ -383,13 +425,12 @@ bool fits_one_wave(Kernel kernel, long long blocks) {
   return blocks <= resident;
 }
 
-template <int WG>
+template <class S>
 Status launch_tokens(const bf16* x, const Weight& w, const LinearOut& out, int M, const Bf16WsPlan& p,
                      const SplitScratch& sc, const Exec& ex) {
-  using S = Bf16WstShape<WG>;
   Bf16WsMaps maps;
   GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows, S::kRows, &maps));
-  const auto kernel = linear_bf16_wst_kernel<WG>;
+  const auto kernel = linear_bf16_wst_kernel<S>;
   GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
   const dim3 grid(ceil_div(w.N, S::kRows), p.splits);
   const bool spread = p.spread && fits_one_wave<S>(kernel, static_cast<long long>(grid.x) * grid.y);
@@ -411,7 +452,14 @@ Status launch_rows(const bf16* x, const Weight& w, const LinearOut& out, int M, 
   if (p.stream_k > 0) return run(linear_bf16_ws_kernel<J, true>, dim3(p.stream_k), false);
   const dim3 grid(ceil_div(w.N, S::kRows), p.splits);
   const auto kernel = linear_bf16_ws_kernel<J, false>;
-  return run(kernel, grid, p.spread && fits_one_wave<S>(kernel, static_cast<long long>(grid.x) * grid.y));
+  const bool spread = p.spread && fits_one_wave<S>(kernel, static_cast<long long>(grid.x) * grid.y);
+  if constexpr (J == 8) {
+    const int probe = env_int("GRPST_CUDA_BF16_WS_PROBE", 0);
+    if (probe == 1) return run(linear_bf16_ws_kernel<J, false, 1>, grid, spread);
+    if (probe == 2) return run(linear_bf16_ws_kernel<J, false, 2>, grid, spread);
+    if (probe == 3) return run(linear_bf16_ws_kernel<J, false, 3>, grid, spread);
+  }
+  return run(kernel, grid, spread);
 }
 
 }  // namespace
@@ -435,8 +483,13 @@ Status linear_bf16_ws(const bf16* x, const Weight& w, const LinearOut& out, int 
   if (out.epi == Epilogue::swiglu && w.N % 2 != 0) return invalid("linear_bf16_ws", "SwiGLU needs an even N");
   if ((reinterpret_cast<uintptr_t>(x) & 15) != 0) return invalid("linear_bf16_ws", "x must be 16-byte aligned");
   const Bf16WsPlan p = plan(w, M, sc, num_sms);
-  if (p.kernel == 1) return launch_tokens<1>(x, w, out, M, p, sc, ex);
-  if (p.kernel == 2) return launch_tokens<2>(x, w, out, M, p, sc, ex);
+  if (p.kernel == 1) return launch_tokens<Bf16WstTokens128>(x, w, out, M, p, sc, ex);
+  if (p.kernel == 2) return launch_tokens<Bf16WstTokens256>(x, w, out, M, p, sc, ex);
+  if (p.kernel == 3) {
+    if (p.rows == 32) return launch_tokens<Bf16WstNarrow<32>>(x, w, out, M, p, sc, ex);
+    if (p.rows == 48) return launch_tokens<Bf16WstNarrow<48>>(x, w, out, M, p, sc, ex);
+    return launch_tokens<Bf16WstNarrow<64>>(x, w, out, M, p, sc, ex);
+  }
   if (M <= 16) return launch_rows<2>(x, w, out, M, p, sc, ex);
   if (M <= 32) return launch_rows<4>(x, w, out, M, p, sc, ex);
   return launch_rows<8>(x, w, out, M, p, sc, ex);
