@@ -298,9 +298,13 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
     return skinny(in, w, out, M, ex);
   }
   // bf16 at bf16_ws_min_rows_-bf16_ws_max_rows_ rows: the warp-specialized wgmma GEMM, whose
-  // epilogue takes the SwiGLU and the residual add.
-  if (is_bf16 && bf16_ws_min_rows_ > 0 && M >= bf16_ws_min_rows_ && M <= bf16_ws_max_rows_ && split_.counters &&
-      linear_bf16_ws_supported(w)) {
+  // epilogue takes the SwiGLU and the residual add; beyond, up to its 64 rows, the projections its
+  // plan gives the narrow kernel (qkv, with GRPST_CUDA_BF16_WS_NARROW=1), which streams them faster
+  // than cuBLASLt there too.
+  const bool ws_rows = M >= bf16_ws_min_rows_ && M <= bf16_ws_max_rows_;
+  const bool ws_narrow = M > bf16_ws_max_rows_ && M <= kBf16WsMaxRows;
+  if (is_bf16 && bf16_ws_min_rows_ > 0 && (ws_rows || ws_narrow) && split_.counters && linear_bf16_ws_supported(w) &&
+      (ws_rows || linear_bf16_ws_plan(w, M, split_, num_sms_).kernel == 3)) {
     const bf16* x;
     GRPST_TRY(plain_input(in, M, w.K, ex, &x));
     return linear_bf16_ws(x, w, out, M, split_, num_sms_, ex);

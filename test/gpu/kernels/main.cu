@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     run("attention", test_attention);
     run("persistent", test_persistent);
     run("linear", test_linear);
+    run("bf16_ws", test_linear_bf16_ws);  // (a subset of linear)
     run("sampling", test_sampling);
     run("allreduce", test_allreduce);
     run("lora", test_lora);

@@ -46,7 +46,7 @@ void test_cases(int sms) {
       {2, 1536, 2048, false, false, cu::Epilogue::residual_add, false},
       {64, 2048, 1024, false, false, cu::Epilogue::swiglu, false},
   };
-  const DevSplitScratch scratch(size_t(64) * 2048 * 8, 2048);
+  const DevSplitScratch scratch(size_t(64) * 2048 * 8, 2 * 2048);  // (counters for 32-row blocks)
   const cu::SplitScratch sc = scratch.get();
   // kernel '-': the default (by weight rows), or that one (0-3); mode '-': the default plan; a number: that many K slices; 's': stream-K
   // wherever it can run (by weight rows only)
@@ -55,8 +55,8 @@ void test_cases(int sms) {
     for (const Case& c : cases) {
       if (kernel[0] == '-') unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
       else setenv("GRPST_CUDA_BF16_WS_KERNEL", kernel, 1);
-      const int want_kernel = kernel[0] == '-' ? 0 : kernel[0] - '0';
-      if (mode[0] == 's' && want_kernel != 0) continue;
+      const int want_kernel = kernel[0] == '-' ? -1 : kernel[0] - '0';  // (-1: by weight rows or narrow)
+      if (mode[0] == 's' && want_kernel > 0) continue;
       if (mode[0] == '-') unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
       else if (mode[0] != 's') setenv("GRPST_CUDA_BF16_WS_SPLITS", mode, 1);
       setenv("GRPST_CUDA_BF16_WS_STREAMK", mode[0] == 's' ? "2" : mode[0] == '-' ? "1" : "0", 1);
@@ -72,11 +72,12 @@ void test_cases(int sms) {
                                (p.stream_k ? ", stream-K over " + std::to_string(p.stream_k) + " blocks" : "") + ")";
       // What the plan must be where it is forced: the slices asked (at most one per 8 steps of K
       // and 8 in all, within the scratch), or stream-K with more blocks than 256-row tiles.
-      Checks::get().expect(name + ": the kernel asked for", p.kernel == want_kernel);
+      Checks::get().expect(name + ": the kernel asked for",
+                           want_kernel >= 0 ? p.kernel == want_kernel : p.kernel == 0 || p.kernel == 3);
       const int nkb = (c.K + 63) / 64, tiles = (c.N + 255) / 256;
       if (mode[0] >= '1' && mode[0] <= '9')
         Checks::get().expect(name + ": the slices asked", p.stream_k == 0 && p.splits == std::min(mode[0] - '0', nkb));
-      if (mode[0] == 's') {
+      if (mode[0] == 's' && p.kernel == 0) {  // (the narrow kernel, taken unasked, has no stream-K)
         const int blocks = std::min(sms, tiles * nkb / 8);
         Checks::get().expect(name + ": stream-K where it can run", p.stream_k == (blocks > tiles ? blocks : 0));
       }
@@ -113,6 +114,30 @@ void test_cases(int sms) {
   unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
 }
 
+// Which kernel the plan takes unasked with GRPST_CUDA_BF16_WS_NARROW=1: the narrow one where
+// 48-64-row blocks make one wave (qkv of the 8B shape on 132 SMs: 128 blocks of 48 rows), not for
+// o_proj / gate_up shapes; with it 0 (the default), never.
+void test_narrow_choice() {
+  const DevSplitScratch scratch(size_t(64) * 2048 * 8, 2 * 2048);
+  const struct { int N, K, sms, kernel, rows; } cases[] = {
+      {6144, 256, 132, 3, 48}, {4096, 256, 132, 0, 256}, {24576, 256, 132, 0, 256}, {1000, 256, 8, 0, 256}, {384, 256, 8, 3, 48}};
+  Rng r(77);
+  for (const auto& c : cases)
+    for (int M : {8, 64})
+      for (const char* narrow : {"1", "0", ""}) {
+        if (narrow[0]) setenv("GRPST_CUDA_BF16_WS_NARROW", narrow, 1);
+        else unsetenv("GRPST_CUDA_BF16_WS_NARROW");
+        const auto dw = to_device(random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r));
+        const cu::Bf16WsPlan p = cu::linear_bf16_ws_plan(dw.w, M, scratch.get(), c.sms);
+        const bool on = narrow[0] == '1';
+        Checks::get().expect("bf16_ws plan N=" + std::to_string(c.N) + " M=" + std::to_string(M) + " on " +
+                                 std::to_string(c.sms) + " SMs, narrow " + (on ? "allowed" : narrow[0] ? "off" : "by default") + ": kernel " +
+                                 std::to_string(p.kernel) + ", " + std::to_string(p.rows) + "-row blocks",
+                             on ? p.kernel == c.kernel && p.rows == c.rows : p.kernel == 0);
+      }
+  unsetenv("GRPST_CUDA_BF16_WS_NARROW");
+}
+
 }  // namespace
 
 void test_bf16_ws() {
@@ -122,6 +147,7 @@ void test_bf16_ws() {
                        cu::linear_bf16_ws_supported(to_device(random_host_weight(cu::WeightFormat::bf16, 64, 64, r)).w));
   test_cases(132);
   test_cases(8);  // few SMs: K slices and stream-K cut every tile
+  test_narrow_choice();
   {
     // A plan made for more SMs than this GPU has (spread: 32 tiles x 8 slices, 256 blocks in
     // "one wave" of 1,000): the launch must not make a tile's blocks wait for each other when they
@@ -164,4 +190,7 @@ void test_bf16_ws() {
 }
 
 }  // namespace linear_checks
+
+void test_linear_bf16_ws() { linear_checks::test_bf16_ws(); }
+
 }  // namespace harness

@@ -7,6 +7,7 @@ void test_elementwise();
 void test_attention();
 void test_persistent();
 void test_linear();
+void test_linear_bf16_ws();  // the bf16 wgmma GEMM's checks alone (also part of test_linear)
 void test_sampling();
 void test_allreduce();
 void test_lora();

@@ -364,10 +364,24 @@ int narrow_rows(int N, int num_sms) {
   return 32;
 }
 
+// The narrow kernel unasked where its blocks are 48-64 rows in one wave (qkv at the 8B shape: 128
+// blocks of 48 rows) when GRPST_CUDA_BF16_WS_NARROW=1: off by default until decode steps measure
+// it (each projection alone has; the forward's routing of such projections at 17-64 rows to it,
+// cuda_forward.cu, has not run on a GPU yet). qkv alone on an H100, % of the copy
+// bandwidth, narrow / by weight rows / cuBLASLt: 16 rows 80.9 / 72.9 / 78.6, 32 rows 81.9 / 68.6
+// / 77.2, 64 rows 82.2 / 61.5 / 80.9. Its 32-row blocks lose (o_proj, down_proj: x's 8 KB a stage
+// against 4 KB of weights; 61-71% against cuBLASLt's 76-79%), and so do its waves of 64-row
+// blocks on gate_up at 16-32 rows (88% against 93% by weight rows under stream-K).
+bool narrow_by_default(int N, int num_sms) {
+  const int rows = narrow_rows(N, num_sms);
+  return rows >= 48 && ceil_div(N, rows) <= num_sms && env_int("GRPST_CUDA_BF16_WS_NARROW", 0) != 0;
+}
+
 Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   Bf16WsPlan p;
   const int forced_kernel = env_int("GRPST_CUDA_BF16_WS_KERNEL", -1);
-  p.kernel = forced_kernel >= 1 && forced_kernel <= 3 ? forced_kernel : 0;
+  if (forced_kernel >= 0 && forced_kernel <= 3) p.kernel = forced_kernel;
+  else p.kernel = narrow_by_default(w.N, num_sms) ? 3 : 0;
   p.rows = p.kernel == 1 ? 128 : 256;
   if (p.kernel == 3) p.rows = narrow_rows(w.N, num_sms);
   const int rows = p.rows, per_sm = p.kernel == 1 ? 2 : 1;
