@@ -3,7 +3,8 @@
 // the streaming GEMV (bf16 o_proj and gate_up, int4 and fp8 gate_up, int4 and fp8 down_proj and
 // o_proj),
 // the tiled weight-only GEMM at 64 tokens, decode attention at 64 x 1536 tokens, and prefill
-// attention over 8k tokens, and the bf16 wgmma GEMM against cuBLASLt on qkv at 64 rows.
+// attention over 8k tokens, and the bf16 wgmma GEMM against cuBLASLt on qkv at 64 rows (cuBLASLt
+// also on o_proj and down_proj there).
 #include "device_fill.h"
 #include "harness.h"
 #include "tests.h"
@@ -68,10 +69,19 @@ void profile_kernels() {
     if (cu::linear_bf16_ws_supported(d.w))
       for (int M : {8, 64})
         Checks::get().status("profile bf16_ws", cu::linear_bf16_ws(x64.as<cu::bf16>(), d.w, o64, M, scratch.get(), sms, ex));
+    // cuBLASLt at 64 rows on qkv, then on the 4,096-row projections (o_proj, down_proj), where
+    // the narrow kernel's 32-row blocks lose to it (docs/benchmarks-gpu.md).
     cu::LtContext* lt = nullptr;
     if (Checks::get().status("profile lt_create", cu::lt_create(&lt, 64u << 20))) {
       Checks::get().status("profile cuBLASLt bf16", cu::gemm_bf16(lt, x64.as<cu::bf16>(), static_cast<const cu::bf16*>(d.w.data),
                                                                  y64.p, false, false, 64, 6144, 4096, ex));
+      Dev<uint16_t> x12(size_t(64) * 12288);
+      fill_bf16(x12.as<cu::bf16>(), x12.n, 1.f, 0.f, 17);
+      for (int K : {4096, 12288}) {
+        const DevWeight n4 = random_device_weight(cu::WeightFormat::bf16, 4096, K, 18);
+        Checks::get().status("profile cuBLASLt bf16", cu::gemm_bf16(lt, x12.as<cu::bf16>(), static_cast<const cu::bf16*>(n4.w.data),
+                                                                   y64.p, false, false, 64, 4096, K, ex));
+      }
       cudaDeviceSynchronize();
       cu::lt_destroy(lt);
     }
