@@ -304,7 +304,7 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   const bool ws_rows = M >= bf16_ws_min_rows_ && M <= bf16_ws_max_rows_;
   const bool ws_narrow = M > bf16_ws_max_rows_ && M <= kBf16WsMaxRows;
   if (is_bf16 && bf16_ws_min_rows_ > 0 && (ws_rows || ws_narrow) && split_.counters && linear_bf16_ws_supported(w) &&
-      (ws_rows || linear_bf16_ws_plan(w, M, split_, num_sms_).kernel == 3)) {
+      (ws_rows || linear_bf16_ws_narrow(w, num_sms_))) {
     const bf16* x;
     GRPST_TRY(plain_input(in, M, w.K, ex, &x));
     return linear_bf16_ws(x, w, out, M, split_, num_sms_, ex);

@@ -313,6 +313,9 @@ struct Bf16WsPlan {
 constexpr int kBf16WsMaxRows = 64;
 bool linear_bf16_ws_supported(const Weight& w);
 Bf16WsPlan linear_bf16_ws_plan(const Weight& w, int M, const SplitScratch& sc, int num_sms);
+// Whether its plan takes the narrow kernel (3) for w: the forward's question at 17-64 rows,
+// without the rest of the plan.
+bool linear_bf16_ws_narrow(const Weight& w, int num_sms);
 Status linear_bf16_ws(const bf16* x, const Weight& w, const LinearOut& out, int M, const SplitScratch& sc,
                       int num_sms, const Exec& ex);
 
