@@ -162,12 +162,20 @@ if (args.checkpoint) {
 
 // ---- 3. the transformers baseline ------------------------------------------------------------
 if (args['baseline-json'] && existsSync(args['baseline-json'])) {
-  const b = JSON.parse(readFileSync(args['baseline-json'], 'utf8')) as { runs: { batch: number; output_tok_s: number }[]; transformers: string; attention: string };
+  type Run = { batch: number; prompt_tokens?: number; new_tokens?: number; output_tok_s: number };
+  const b = JSON.parse(readFileSync(args['baseline-json'], 'utf8')) as { runs: Run[]; transformers: string; attention: string };
+  const shapeOf = (r: Run) => `${r.prompt_tokens ?? 128} prompt / ${r.new_tokens ?? 128} new tokens`;
   for (const r of b.runs)
     add('baseline', `transformers ${b.transformers} generate, batch ${r.batch}`, `${r.output_tok_s.toFixed(1)} tok/s`, '',
-      `${b.attention} attention, bf16, 128 prompt / 128 new tokens`);
-  const b64 = b.runs.find((r) => r.batch === 64)?.output_tok_s;
+      `${b.attention} attention, bf16, ${shapeOf(r)}`);
+  // The target compares with batch 64 at the issue's 128 / 128 tokens; the served workload's own
+  // shape (1,024 / 512, where each step reads far more KV cache) is the like-for-like rate.
+  const b64 = b.runs.find((r) => r.batch === 64 && (r.prompt_tokens ?? 128) === 128)?.output_tok_s;
+  const served = b.runs.find((r) => r.batch === 64 && r.prompt_tokens === 1024 && r.new_tokens === 512)?.output_tok_s;
   if (b64 && serving) add('serving', 'against transformers batch 64', `${(serving.outputTokensPerSecond / b64).toFixed(2)}x`, '>= 3x');
+  if (served && serving)
+    add('serving', 'against transformers batch 64, 1024 in / 512 out', `${(serving.outputTokensPerSecond / served).toFixed(2)}x`, '',
+      'the served workload on both sides');
 }
 
 const table = ['| section | measure | value | target | note |', '| --- | --- | --- | --- | --- |',

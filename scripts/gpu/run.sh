@@ -264,7 +264,7 @@ for stage in "${STAGES[@]}"; do
       ;;
     baseline)
       stamp "transformers baseline (and the checkpoint at $CKPT)"
-      timeout "${T_BASELINE:-170}" python3 scripts/gpu/transformers_baseline.py "$OUT/transformers.json" --save-dir "$CKPT"
+      timeout "${T_BASELINE:-300}" python3 scripts/gpu/transformers_baseline.py "$OUT/transformers.json" --save-dir "$CKPT"
       rc=$?; SUMMARY+=("transformers: exit $rc")
       cp .carry/tokenizer/tokenizer_config.json "$CKPT/" 2>/dev/null; xz -dc .carry/tokenizer/tokenizer.json.xz > "$CKPT/tokenizer.json" 2>/dev/null
       ;;
