@@ -48,13 +48,16 @@ void test_cases(int sms) {
   };
   const DevSplitScratch scratch(size_t(64) * 2048 * 8, 2 * 2048);  // (counters for 32-row blocks)
   const cu::SplitScratch sc = scratch.get();
-  // kernel '-': the default (by weight rows), or that one (0-3); mode '-': the default plan; a number: that many K slices; 's': stream-K
-  // wherever it can run (by weight rows only)
-  for (const char* kernel : {"-", "0", "1", "2", "3"})
+  // kernel '-': the default (by weight rows), or that one (0-3); "3m2" / "3m4": the narrow one with
+  // x shared by clusters of 2 / 4 blocks; mode '-': the default plan; a number: that many K slices;
+  // 's': stream-K wherever it can run (by weight rows only)
+  for (const char* kernel : {"-", "0", "1", "2", "3", "3m2", "3m4"})
   for (const char* mode : {"-", "1", "3", "8", "s"})
     for (const Case& c : cases) {
       if (kernel[0] == '-') unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
-      else setenv("GRPST_CUDA_BF16_WS_KERNEL", kernel, 1);
+      else setenv("GRPST_CUDA_BF16_WS_KERNEL", std::string(kernel, 1).c_str(), 1);
+      const int want_cluster = kernel[1] == 'm' ? kernel[2] - '0' : 1;
+      setenv("GRPST_CUDA_BF16_WS_MULTICAST", std::to_string(want_cluster).c_str(), 1);
       const int want_kernel = kernel[0] == '-' ? -1 : kernel[0] - '0';  // (-1: by weight rows or narrow)
       if (mode[0] == 's' && want_kernel > 0) continue;
       if (mode[0] == '-') unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
@@ -69,11 +72,17 @@ void test_cases(int sms) {
                                " SMs, " + (mode[0] == '-' ? "auto" : mode[0] == 's' ? "stream-K asked" : mode) + " (" +
                                kernel_names[p.kernel] + ", " + std::to_string(p.rows) + "-row blocks, " +
                                std::to_string(p.splits) + " slices" +
-                               (p.stream_k ? ", stream-K over " + std::to_string(p.stream_k) + " blocks" : "") + ")";
+                               (p.stream_k ? ", stream-K over " + std::to_string(p.stream_k) + " blocks" : "") +
+                               (p.cluster > 1 ? ", x shared by " + std::to_string(p.cluster) + " blocks" : "") + ")";
       // What the plan must be where it is forced: the slices asked (at most one per 8 steps of K
       // and 8 in all, within the scratch), or stream-K with more blocks than 256-row tiles.
       Checks::get().expect(name + ": the kernel asked for",
                            want_kernel >= 0 ? p.kernel == want_kernel : p.kernel == 0 || p.kernel == 3);
+      // x shared where asked and the row blocks divide into the clusters (not their sums spread)
+      const int row_blocks = (c.N + p.rows - 1) / p.rows;
+      Checks::get().expect(name + ": the clusters asked where they fit",
+                           p.cluster == (p.kernel == 3 && row_blocks % want_cluster == 0 ? want_cluster : 1) &&
+                               (p.cluster == 1 || !p.spread));
       const int nkb = (c.K + 63) / 64, tiles = (c.N + 255) / 256;
       if (mode[0] >= '1' && mode[0] <= '9')
         Checks::get().expect(name + ": the slices asked", p.stream_k == 0 && p.splits == std::min(mode[0] - '0', nkb));
@@ -112,28 +121,34 @@ void test_cases(int sms) {
   unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
   unsetenv("GRPST_CUDA_BF16_WS_STREAMK");
   unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
+  unsetenv("GRPST_CUDA_BF16_WS_MULTICAST");
 }
 
 // Which kernel the plan takes unasked with GRPST_CUDA_BF16_WS_NARROW=1: the narrow one where
 // 48-64-row blocks make one wave (qkv of the 8B shape on 132 SMs: 128 blocks of 48 rows), not for
-// o_proj / gate_up shapes; with it 0 (the default), never.
+// o_proj / gate_up shapes; with it 2, 32-row blocks in one wave too (o_proj, not gate_up); with it
+// 3 everywhere; with it 0 (the default), never.
 void test_narrow_choice() {
   const DevSplitScratch scratch(size_t(64) * 2048 * 8, 2 * 2048);
-  const struct { int N, K, sms, kernel, rows; } cases[] = {
-      {6144, 256, 132, 3, 48}, {4096, 256, 132, 0, 256}, {24576, 256, 132, 0, 256}, {1000, 256, 8, 0, 256}, {384, 256, 8, 3, 48}};
+  // the kernel and its rows with the switch at 1, then at 2; at 3 always the narrow one, rows3
+  const struct { int N, K, sms, kernel, rows, kernel2, rows2, rows3; } cases[] = {
+      {6144, 256, 132, 3, 48, 3, 48, 48}, {4096, 256, 132, 0, 256, 3, 32, 32}, {24576, 256, 132, 0, 256, 0, 256, 64},
+      {1000, 256, 8, 0, 256, 0, 256, 64},  {384, 256, 8, 3, 48, 3, 48, 48}};
   Rng r(77);
   for (const auto& c : cases)
     for (int M : {8, 64})
-      for (const char* narrow : {"1", "0", ""}) {
+      for (const char* narrow : {"1", "2", "3", "0", ""}) {
         if (narrow[0]) setenv("GRPST_CUDA_BF16_WS_NARROW", narrow, 1);
         else unsetenv("GRPST_CUDA_BF16_WS_NARROW");
         const auto dw = to_device(random_host_weight(cu::WeightFormat::bf16, c.N, c.K, r));
         const cu::Bf16WsPlan p = cu::linear_bf16_ws_plan(dw.w, M, scratch.get(), c.sms);
-        const bool on = narrow[0] == '1';
+        const int mode = narrow[0] ? narrow[0] - '0' : 0;
+        const int want = mode == 1 ? c.kernel : mode == 2 ? c.kernel2 : mode == 3 ? 3 : 0;
+        const int want_rows = mode == 1 ? c.rows : mode == 2 ? c.rows2 : mode == 3 ? c.rows3 : 256;
         Checks::get().expect("bf16_ws plan N=" + std::to_string(c.N) + " M=" + std::to_string(M) + " on " +
-                                 std::to_string(c.sms) + " SMs, narrow " + (on ? "allowed" : narrow[0] ? "off" : "by default") + ": kernel " +
+                                 std::to_string(c.sms) + " SMs, narrow " + (narrow[0] ? narrow : "by default") + ": kernel " +
                                  std::to_string(p.kernel) + ", " + std::to_string(p.rows) + "-row blocks",
-                             on ? p.kernel == c.kernel && p.rows == c.rows : p.kernel == 0);
+                             p.kernel == want && p.rows == want_rows);
       }
   unsetenv("GRPST_CUDA_BF16_WS_NARROW");
 }

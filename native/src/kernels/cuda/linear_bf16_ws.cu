@@ -22,6 +22,8 @@
 // At 24-32 tokens it runs even with cuBLASLt, from 40 slower (its narrow projections' main loop:
 // see plan()); a second kernel with the operands' roles swapped (linear_bf16_wst_kernel) runs
 // where asked.
+#include <cooperative_groups.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -67,6 +69,25 @@ __device__ __forceinline__ void tma_2d_hint(void* dst, const CUtensorMap& map, i
       "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, "
       "%3}], [%4], %5;" ::"r"(smem_addr(dst)),
       "l"(reinterpret_cast<uint64_t>(&map)), "r"(c0), "r"(c1), "r"(smem_addr(bar)), "l"(policy)
+      : "memory");
+}
+
+// The same box into the same shared-memory offset of every block of the cluster in `mask`, each
+// block's barrier at `bar`'s offset counting its bytes (the narrow kernel's shared x).
+__device__ __forceinline__ void tma_2d_multicast(void* dst, const CUtensorMap& map, int c0, int c1, uint64_t* bar,
+                                                 uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, "
+      "{%2, %3}], [%4], %5;" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(&map)), "r"(c0), "r"(c1), "r"(smem_addr(bar)), "h"(mask)
+      : "memory");
+}
+// One arrival on the barrier at `bar`'s offset in block `rank` of the cluster.
+__device__ __forceinline__ void mbar_arrive_in_block(uint64_t* bar, uint32_t rank) {
+  asm volatile(
+      "{\n .reg .b32 remote;\n mapa.shared::cluster.u32 remote, %0, %1;\n"
+      " mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}" ::"r"(smem_addr(bar)),
+      "r"(rank)
       : "memory");
 }
 
@@ -224,6 +245,13 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
 // blocks per SM, or two warpgroups), or one narrow warpgroup of 32-64 rows over the whole of K
 // with a deep ring (kernel 3), as cuBLASLt's 64-token kernels take the narrow projections: as
 // many blocks as SMs without K slices, so no slices' sums (qkv: 128 blocks of 48 rows).
+// CL > 1 (kernel 3): CL neighbouring blocks of rows form a thread-block cluster and share x's
+// copies: each block's producer loads 64 / CL of x's rows of a stage, multicast into every block's
+// stage (the same offset; each block's `full` counts the whole stage), and a stage's slot is
+// refilled once the consumers of all CL blocks have freed it (each consumer warp arrives on every
+// block's `empty`). That reads x from the L2 once per cluster rather than once per block: at 64
+// tokens its 8 KB a stage outweigh 32 rows' 4 KB of weights, and the blocks' L2 reads, not the
+// weights' DRAM reads, were what bounded the kernel on the 4,096-row projections.
 template <int NW, int WG, int R, int PerSm>
 struct Bf16WstShape {
   static constexpr int kMmaWarps = 4 * WG;
@@ -249,7 +277,7 @@ using Bf16WstTokens256 = Bf16WstShape<128, 2, 5, 1>;
 template <int NW>
 using Bf16WstNarrow = Bf16WstShape<NW, 1, (227 * 1024 - 1024) / ((NW + 64) * 128), 1>;
 
-template <class S>
+template <class S, int CL = 1>
 __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
     linear_bf16_wst_kernel(Weight W, LinearOut out, int M, int splits, bool spread, float* partial, int* counters,
                            const __grid_constant__ Bf16WsMaps maps) {
@@ -264,8 +292,10 @@ __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
   const int nkb = (W.K + 63) / 64;
   const int kb0 = static_cast<int>(static_cast<long long>(nkb) * blockIdx.y / splits);
   const int steps = static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0;
-  mbar_init_ring(full, empty, S::kMmaWarps);  // (each consumer warp frees a stage)
-  __syncthreads();
+  mbar_init_ring(full, empty, S::kMmaWarps * CL);  // (each consumer warp of the CL blocks frees a stage)
+  // (every block's barriers ready before any block's copies complete on them)
+  if constexpr (CL > 1) cooperative_groups::this_cluster().sync();
+  else __syncthreads();
   float acc[NW / 2];  // [NW / 8 column groups j][4]: tokens 16w + g (+ 8), weight rows 8j + 2 t4 (+ 1)
 #pragma unroll
   for (int i = 0; i < NW / 2; ++i) acc[i] = 0.f;
@@ -278,7 +308,14 @@ __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
         tma_2d_hint(smem + (c % R) * S::kStageBytes, maps.w, (kb0 + c) * 64, blockIdx.x * S::kRows, &full[c % R], policy);
       };
       ring_produce(steps, empty, weights, [&](int c) {
-        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, (kb0 + c) * 64, 0, &full[c % R]);
+        uint8_t* xs = smem + (c % R) * S::kStageBytes + S::kXOff;
+        if constexpr (CL == 1) {
+          tma_2d(xs, maps.x, (kb0 + c) * 64, 0, &full[c % R]);
+        } else {
+          constexpr int kPart = S::kXRows / CL;  // x rows each block copies for all
+          const int rank = static_cast<int>(blockIdx.x) % CL;
+          tma_2d_multicast(xs + rank * kPart * 128, maps.x, (kb0 + c) * 64, rank * kPart, &full[c % R], (1u << CL) - 1);
+        }
       });
     }
   } else {
@@ -296,14 +333,24 @@ __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
       wgmma_wait_one();
       if (c > 0) {
         __syncwarp();
-        if (lane == 0) mbar_arrive(&empty[(c - 1) % R]);
+        if (lane == 0) {
+          if constexpr (CL == 1) {
+            mbar_arrive(&empty[(c - 1) % R]);
+          } else {
+#pragma unroll
+            for (int q = 0; q < CL; ++q) mbar_arrive_in_block(&empty[(c - 1) % R], q);
+          }
+        }
       }
     }
     wgmma_wait_all_pinned(acc);
   }
   griddep_launch_dependents();
   // Every copy has landed (each stage was waited for): the ring becomes red[weight row][token].
-  __syncthreads();
+  // With a cluster, also every other block's arrivals on this one's barriers are done (a block
+  // must not end while they may come).
+  if constexpr (CL > 1) cooperative_groups::this_cluster().sync();
+  else __syncthreads();
   float* red = reinterpret_cast<float*>(smem);
   if (warp < S::kMmaWarps) {
     const int g = lane >> 2, t4 = lane & 3, m = (warp & 3) * 16 + g, n0 = (warp >> 2) * NW + 2 * t4;
@@ -364,16 +411,21 @@ int narrow_rows(int N, int num_sms) {
 }
 
 // The narrow kernel unasked where its blocks are 48-64 rows in one wave (qkv at the 8B shape: 128
-// blocks of 48 rows) when GRPST_CUDA_BF16_WS_NARROW=1: off by default until decode steps measure
-// it (each projection alone has; the forward's routing of such projections at 17-64 rows to it,
-// cuda_forward.cu, has not run on a GPU yet). qkv alone on an H100, % of the copy
+// blocks of 48 rows) when GRPST_CUDA_BF16_WS_NARROW=1, off by default: with the forward routing
+// such projections at 17-64 rows to it (cuda_forward.cu), decode steps on an H100 in turns ran
+// within their noise of cuBLASLt (b16 6.478 / 6.498 ms, b32 7.262 / 7.142, b64 8.055 / 8.054,
+// docs/benchmarks-gpu.md). qkv alone on an H100, % of the copy
 // bandwidth, narrow / by weight rows / cuBLASLt: 16 rows 80.9 / 72.9 / 78.6, 32 rows 81.9 / 68.6
 // / 77.2, 64 rows 82.2 / 61.5 / 80.9. Its 32-row blocks lose (o_proj, down_proj: x's 8 KB a stage
 // against 4 KB of weights; 61-71% against cuBLASLt's 76-79%), and so do its waves of 64-row
 // blocks on gate_up at 16-32 rows (88% against 93% by weight rows under stream-K).
+// GRPST_CUDA_BF16_WS_NARROW=2: wherever its blocks make one wave, 32-row ones too (o_proj,
+// down_proj), for use with x shared in clusters (GRPST_CUDA_BF16_WS_MULTICAST); 3: every bf16
+// projection, in as many waves as it takes (gate_up, whose SwiGLU its epilogue then takes).
 bool narrow_by_default(int N, int num_sms) {
+  const int mode = env_int("GRPST_CUDA_BF16_WS_NARROW", 0);
   const int rows = narrow_rows(N, num_sms);
-  return rows >= 48 && ceil_div(N, rows) <= num_sms && env_int("GRPST_CUDA_BF16_WS_NARROW", 0) != 0;
+  return mode == 3 || (mode != 0 && ceil_div(N, rows) <= num_sms && (rows >= 48 || mode == 2));
 }
 
 // Whether the plan takes the narrow kernel (asked for, or unasked as above).
@@ -391,6 +443,10 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const int rows = p.rows, per_sm = p.kernel == 1 ? 2 : 1;
   const int xr = p.kernel == 0 ? x_block_rows(M) : 64;
   const int nkb = (w.K + 63) / 64, T = ceil_div(w.N, rows);
+  // x shared by clusters of 2 or 4 blocks (GRPST_CUDA_BF16_WS_MULTICAST) where the tiles divide
+  // into them.
+  const int cluster = env_int("GRPST_CUDA_BF16_WS_MULTICAST", 1);
+  if (p.kernel == 3 && (cluster == 2 || cluster == 4) && T % cluster == 0) p.cluster = cluster;
   const int forced = env_int("GRPST_CUDA_BF16_WS_SPLITS", 0);
   const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));
   p.splits = forced > 0 ? std::min({forced, nkb, kMaxSplits}) : std::clamp(per_sm * num_sms / T, 1, max_splits);
@@ -403,7 +459,9 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // The slices' sums added by every block of a tile where the grid is one wave (the tile's blocks
   // wait for each other), instead of by the last block: decode steps in turns on an H100, b8 6.407
   // -> 6.371 ms, b16 6.738 -> 6.657, b32 7.685 -> 7.391. GRPST_CUDA_BF16_WS_SPREAD=0: the last block.
-  p.spread = p.splits > 1 && T * p.splits <= per_sm * num_sms && env_int("GRPST_CUDA_BF16_WS_SPREAD", 1) != 0;
+  // (Not with clusters: the one-wave residency below counts blocks, not clusters.)
+  p.spread = p.splits > 1 && p.cluster == 1 && T * p.splits <= per_sm * num_sms &&
+             env_int("GRPST_CUDA_BF16_WS_SPREAD", 1) != 0;
   const int mode = env_int("GRPST_CUDA_BF16_WS_STREAMK", 1);
   const long long U = static_cast<long long>(T) * nkb;
   const int B = static_cast<int>(std::min<long long>(num_sms, U / 8));
@@ -443,17 +501,27 @@ bool fits_one_wave(Kernel kernel, long long blocks) {
   return blocks <= resident;
 }
 
-template <class S>
+template <class S, int CL = 1>
 Status launch_tokens(const bf16* x, const Weight& w, const LinearOut& out, int M, const Bf16WsPlan& p,
                      const SplitScratch& sc, const Exec& ex) {
   Bf16WsMaps maps;
-  GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows, S::kRows, &maps));
-  const auto kernel = linear_bf16_wst_kernel<S>;
+  GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows / CL, S::kRows, &maps));
+  const auto kernel = linear_bf16_wst_kernel<S, CL>;
   GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
   const dim3 grid(ceil_div(w.N, S::kRows), p.splits);
   const bool spread = p.spread && fits_one_wave<S>(kernel, static_cast<long long>(grid.x) * grid.y);
-  return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, spread,
-                sc.partial, sc.counters, maps);
+  return launch_clusters("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, dim3(CL, 1, 1), w, out, M,
+                         p.splits, spread, sc.partial, sc.counters, maps);
+}
+
+// The narrow kernel of NW rows, its x shared by p.cluster blocks.
+template <int NW>
+Status launch_narrow(const bf16* x, const Weight& w, const LinearOut& out, int M, const Bf16WsPlan& p,
+                     const SplitScratch& sc, const Exec& ex) {
+  using S = Bf16WstNarrow<NW>;
+  if (p.cluster == 4) return launch_tokens<S, 4>(x, w, out, M, p, sc, ex);
+  if (p.cluster == 2) return launch_tokens<S, 2>(x, w, out, M, p, sc, ex);
+  return launch_tokens<S>(x, w, out, M, p, sc, ex);
 }
 
 template <int J>
@@ -506,9 +574,9 @@ Status linear_bf16_ws(const bf16* x, const Weight& w, const LinearOut& out, int 
   if (p.kernel == 1) return launch_tokens<Bf16WstTokens128>(x, w, out, M, p, sc, ex);
   if (p.kernel == 2) return launch_tokens<Bf16WstTokens256>(x, w, out, M, p, sc, ex);
   if (p.kernel == 3) {
-    if (p.rows == 32) return launch_tokens<Bf16WstNarrow<32>>(x, w, out, M, p, sc, ex);
-    if (p.rows == 48) return launch_tokens<Bf16WstNarrow<48>>(x, w, out, M, p, sc, ex);
-    return launch_tokens<Bf16WstNarrow<64>>(x, w, out, M, p, sc, ex);
+    if (p.rows == 32) return launch_narrow<32>(x, w, out, M, p, sc, ex);
+    if (p.rows == 48) return launch_narrow<48>(x, w, out, M, p, sc, ex);
+    return launch_narrow<64>(x, w, out, M, p, sc, ex);
   }
   if (M <= 16) return launch_rows<2>(x, w, out, M, p, sc, ex);
   if (M <= 32) return launch_rows<4>(x, w, out, M, p, sc, ex);
