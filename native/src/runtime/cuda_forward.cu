@@ -299,8 +299,7 @@ Status Forward::linear(const LinearIn& in, const Weight& w, const LinearOut& out
   }
   // bf16 at bf16_ws_min_rows_-bf16_ws_max_rows_ rows: the warp-specialized wgmma GEMM, whose
   // epilogue takes the SwiGLU and the residual add; beyond, up to its 64 rows, the projections its
-  // plan gives the narrow kernel (qkv, with GRPST_CUDA_BF16_WS_NARROW=1), which streams them faster
-  // than cuBLASLt there too.
+  // plan gives the narrow kernel (none unless GRPST_CUDA_BF16_WS_NARROW is set: qkv with 1).
   const bool ws_rows = M >= bf16_ws_min_rows_ && M <= bf16_ws_max_rows_;
   const bool ws_narrow = M > bf16_ws_max_rows_ && M <= kBf16WsMaxRows;
   if (is_bf16 && bf16_ws_min_rows_ > 0 && (ws_rows || ws_narrow) && split_.counters && linear_bf16_ws_supported(w) &&

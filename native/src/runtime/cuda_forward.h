@@ -120,9 +120,9 @@ constexpr int kDefaultBf16StreamMaxRows = 4;
 // cuBLASLt (docs/benchmarks-gpu.md, "bf16 decode batches on wgmma"), ms at 512 keys, with the K
 // slices' sums spread over each tile's blocks: b8 6.788 -> 6.403, b16 7.028 -> 6.660; b24 7.150 /
 // 7.160 and b32 7.414 / 7.395 even, b40 7.777 -> 8.663 slower, so cuBLASLt keeps 17-64 rows,
-// except, with GRPST_CUDA_BF16_WS_NARROW=1, the projections that the GEMM's plan gives its narrow
-// kernel (qkv at the 8B shape: 80-82% of the copy bandwidth at 16-64 rows against cuBLASLt's
-// 76-81%), which it then takes at any of 5-64 (not yet measured in decode steps).
+// except, with GRPST_CUDA_BF16_WS_NARROW set, the projections that the GEMM's plan gives its
+// narrow kernel (qkv at the 8B shape: 80-82% of the copy bandwidth at 16-64 rows against
+// cuBLASLt's 76-81%), which it then takes at any of 5-64 (decode steps with it: even, so off).
 constexpr int kDefaultBf16WsMinRows = 5;
 constexpr int kDefaultBf16WsMaxRows = 16;
 // Contexts up to which the tensor-core decode attention's split-K aims at one block per SM, two

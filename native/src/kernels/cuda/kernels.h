@@ -304,7 +304,8 @@ constexpr int kWoTiledMaxRows = 64;
 struct Bf16WsPlan {
   int kernel = 0;    // 0: wgmma by weight rows (256-row blocks); by tokens: 1 (128-row blocks), 2 (256),
                      // 3 (one warpgroup of 32-64 rows, the whole of K where that fills the GPU;
-                     // unasked where 48-64-row blocks make one wave with GRPST_CUDA_BF16_WS_NARROW=1)
+                     // unasked where 48-64-row blocks make one wave with GRPST_CUDA_BF16_WS_NARROW=1;
+                     // 2, 3: more projections, linear_bf16_ws.cu)
   int rows = 256;    // weight rows a block
   int splits = 1;    // K slices (blocks per tile of rows)
   int stream_k = 0;  // blocks under stream-K (kernel 0 only), or 0

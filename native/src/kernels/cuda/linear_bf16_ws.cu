@@ -399,7 +399,7 @@ bool bf16_ws_here() {
 int x_block_rows(int M) { return M <= 16 ? 16 : M <= 32 ? 32 : 64; }
 
 // Which kernel: by weight rows (0), unless GRPST_CUDA_BF16_WS_KERNEL asks for one by tokens in
-// 128-row (1), 256-row (2) or narrow (3) blocks, or narrow_takes (below) gives it the narrow one. Decode steps on an H100 in turns, ms at 512 keys: 1 against 0
+// 128-row (1), 256-row (2) or narrow (3) blocks, or narrow_by_default (below) gives it the narrow one. Decode steps on an H100 in turns, ms at 512 keys: 1 against 0
 // b16 7.440 / 6.729, b32 8.138 / 7.695 (slower), b48 9.193 / 9.653, b64 9.751 / 10.201 (faster,
 // and 2 slower than 1 at each), all slower than cuBLASLt from 40 rows (even at 24-32 with the
 // slices' sums spread): the narrow projections' blocks at 64 rows, qkv at 62% of the copy
@@ -435,16 +435,17 @@ bool narrow_by_default(int N, int num_sms) {
   return mode == 3 || (mode != 0 && ceil_div(N, rows) <= num_sms && (rows >= 48 || mode == 2));
 }
 
-// Whether the plan takes the narrow kernel (asked for, or unasked as above).
-bool narrow_takes(const Weight& w, int num_sms) {
+// The plan's kernel for w: the one GRPST_CUDA_BF16_WS_KERNEL asks for (0-3), else the narrow one
+// where narrow_by_default takes it, else by weight rows.
+int kernel_for(const Weight& w, int num_sms) {
   const int forced = env_int("GRPST_CUDA_BF16_WS_KERNEL", -1);
-  return forced >= 0 && forced <= 3 ? forced == 3 : narrow_by_default(w.N, num_sms);
+  if (forced >= 0 && forced <= 3) return forced;
+  return narrow_by_default(w.N, num_sms) ? 3 : 0;
 }
 
 Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   Bf16WsPlan p;
-  const int forced_kernel = env_int("GRPST_CUDA_BF16_WS_KERNEL", -1);
-  p.kernel = forced_kernel >= 1 && forced_kernel <= 2 ? forced_kernel : narrow_takes(w, num_sms) ? 3 : 0;
+  p.kernel = kernel_for(w, num_sms);
   p.rows = p.kernel == 1 ? 128 : 256;
   if (p.kernel == 3) p.rows = narrow_rows(w.N, num_sms);
   const int rows = p.rows, per_sm = p.kernel == 1 ? 2 : 1;
@@ -566,7 +567,7 @@ Bf16WsPlan linear_bf16_ws_plan(const Weight& w, int M, const SplitScratch& sc, i
   return plan(w, M, sc, num_sms);
 }
 
-bool linear_bf16_ws_narrow(const Weight& w, int num_sms) { return narrow_takes(w, num_sms); }
+bool linear_bf16_ws_narrow(const Weight& w, int num_sms) { return kernel_for(w, num_sms) == 3; }
 
 Status linear_bf16_ws(const bf16* x, const Weight& w, const LinearOut& out, int M, const SplitScratch& sc,
                       int num_sms, const Exec& ex) {
