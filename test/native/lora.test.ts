@@ -137,13 +137,16 @@ describe('serving adapters side by side', () => {
 });
 
 describe('loading an adapter', () => {
-  it('reads, decodes and packs it off the event loop (a server keeps streaming meanwhile)', async () => {
+  // Retried: a stall of the loop is also the scheduler's doing on a busy machine, and the check is
+  // tight (copying the bytes on the JS thread stalled it for a fifth of the load). A stall that is
+  // the load's own comes back on every try.
+  it('reads, decodes and packs it off the event loop (a server keeps streaming meanwhile)', { retry: 2 }, async () => {
     const engine = await open();
-    // Rank 2048 on every projection of tiny-b: 5M values, a load long enough to see the loop run.
+    // Rank 8192 on every projection of tiny-b: 20M values, a load long enough to see the loop run.
     const dir = mkdtempSync(join(tmpdir(), 'grpst-big-lora-'));
     try {
       writeTinyLoraAdapter(join(dir, 'a'), {
-        ...loraSpecFile().adapters['tiny-b-lora-all'], seed: 77, r: 2048, lora_alpha: 2048,
+        ...loraSpecFile().adapters['tiny-b-lora-all'], seed: 77, r: 8192, lora_alpha: 8192,
       }, specFile().checkpoints['tiny-b']);
       let last = performance.now();
       let maxGap = 0;
@@ -156,10 +159,11 @@ describe('loading an adapter', () => {
       const loaded = await engine.loadLoraAdapter(join(dir, 'a'));
       const took = performance.now() - t0;
       clearInterval(timer);
-      expect(loaded.rank).toBe(2048);
-      // The load is long (the fixture's point); no stretch of it held the loop for half of it.
-      expect(took).toBeGreaterThan(40);
-      expect(maxGap, `longest stall ${maxGap.toFixed(1)} ms of a ${took.toFixed(0)} ms load`).toBeLessThan(took / 2);
+      expect(loaded.rank).toBe(8192);
+      // The load is long (the fixture's point: ~120 ms on 2 cores); no stretch of it held the loop
+      // for a sixth of it (at most ~6% here; 21% when the addon copied the bytes on this thread).
+      expect(took).toBeGreaterThan(60);
+      expect(maxGap, `longest stall ${maxGap.toFixed(1)} ms of a ${took.toFixed(0)} ms load`).toBeLessThan(took / 6);
       // And it runs: the base model's first answer changes under it.
       const p = refs('tiny-b').prompts[0]!;
       const base = await run(engine, { tokens: p.prompt_ids, sampling: greedy, maxTokens: 4 });

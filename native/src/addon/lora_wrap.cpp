@@ -31,30 +31,40 @@ int int_field(const Napi::Object& o, const char* key) {
   return int(d);
 }
 
+// A Uint8Array's bytes, read by the worker thread where they lie: copying them here would be the
+// JS thread's work again (hundreds of MB for an 8B model's adapter). The reference keeps the array
+// alive until the worker is done; it is made and dropped on the JS thread (in the worker's
+// destructor, after OnOK / OnError).
+struct HeldBytes {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  Napi::Reference<Napi::Uint8Array> ref;
+};
+
 // One delta of createLoraAdapterAsync: its tensors' bytes as the adapter file stores them.
 struct RawDelta {
   int layer = 0, target = 0, rank = 0;
   float scale = 0.0f;
   DType a_dtype = DType::F32, b_dtype = DType::F32;
-  std::vector<uint8_t> a, b;
+  HeldBytes a, b;
 };
 
 // A tensor's stored values in bf16 (round to nearest even): BF16 as it is, F16 / F32 rounded.
-std::vector<uint16_t> to_bf16(const std::vector<uint8_t>& bytes, DType dtype) {
-  const size_t n = bytes.size() / dtype_size(dtype);
+std::vector<uint16_t> to_bf16(const HeldBytes& bytes, DType dtype) {
+  const size_t n = bytes.size / dtype_size(dtype);
   std::vector<uint16_t> out(n);
   if (dtype == DType::BF16) {
-    std::memcpy(out.data(), bytes.data(), n * 2);
+    std::memcpy(out.data(), bytes.data, n * 2);
   } else if (dtype == DType::F16) {
     for (size_t i = 0; i < n; i++) {
       uint16_t h;
-      std::memcpy(&h, bytes.data() + 2 * i, 2);
+      std::memcpy(&h, bytes.data + 2 * i, 2);
       out[i] = f32_to_bf16(f16_to_f32(h));
     }
   } else {
     for (size_t i = 0; i < n; i++) {
       float f;
-      std::memcpy(&f, bytes.data() + 4 * i, 4);
+      std::memcpy(&f, bytes.data + 4 * i, 4);
       out[i] = f32_to_bf16(f);
     }
   }
@@ -81,7 +91,9 @@ RawDelta raw_delta(const Napi::Object& d, int num_layers) {
       throw Error(std::string("LoRA delta: ") + key + " must be BF16, F16 or F32");
     Napi::Uint8Array a = v.As<Napi::Uint8Array>();
     if (a.ByteLength() % dtype_size(*dtype) != 0) throw Error(std::string("LoRA delta: ") + key + "'s bytes are not whole values");
-    bytes->assign(a.Data(), a.Data() + a.ByteLength());
+    bytes->data = a.Data();
+    bytes->size = a.ByteLength();
+    bytes->ref = Napi::Persistent(a);
   }
   return r;
 }
@@ -105,8 +117,6 @@ class LoraLoadWorker : public Napi::AsyncWorker {
         out.scale = r.scale;
         out.a16 = to_bf16(r.a, r.a_dtype);
         out.b16 = to_bf16(r.b, r.b_dtype);
-        std::vector<uint8_t>().swap(r.a);
-        std::vector<uint8_t>().swap(r.b);
       }
       adapter_ = make_lora_adapter(shape_, std::move(deltas));
     } catch (const std::exception& e) {
@@ -130,7 +140,8 @@ class LoraLoadWorker : public Napi::AsyncWorker {
 /**
  * createLoraAdapterAsync(shape, [{layer, target, rank, scale, a, aDtype, b, bDtype}, ...]) ->
  * Promise<NativeLora>: a and b are the tensors' bytes (Uint8Array) as stored, in "BF16", "F16" or
- * "F32"; copied here, decoded and packed on a worker thread.
+ * "F32"; read where they lie, decoded and packed on a worker thread, so the caller must neither
+ * write nor transfer them until the promise settles.
  */
 Napi::Value CreateLoraAdapterAsync(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsArray())
