@@ -7,6 +7,7 @@
 import { Agent, request } from 'undici';
 import { percentile } from '../src/bench/load.js';
 import { rssMiB } from './soak-daemon.js';
+import { overloadBurst, overloadProblems, type OverloadReport } from './soak-overload.js';
 
 export interface SoakOptions {
   url: string;
@@ -37,7 +38,8 @@ export interface SoakReport {
   rssMiB: { before: number; mid: number; peak: number; after: number };
   kvBlocks: { before: number; peak: number; after: number; total: number };
   sequencesAfter: number;
-  overload: { sent: number; ok: number; rejected429: number; other: number; seconds: number };
+  overload: OverloadReport;
+  /** After the overload: idle, its KV blocks back, /health 200 and the same answer as before the load. */
   healthyAfter: boolean;
 }
 
@@ -213,36 +215,24 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
   const rssAfter = rssMiB(o.pid);
   log(`after: rss ${rssAfter.toFixed(1)} MiB, kv blocks ${after.kv}, sequences ${after.seqs}`);
 
-  // Past max_concurrency + max_queue at once: the excess is turned away with 429, nothing hangs.
-  const burst = o.maxConcurrency + o.maxQueue + 100;
-  // One connection per request, so the client queues none of them itself.
-  const burstAgent = new Agent({ connections: burst, headersTimeout: 300_000, bodyTimeout: 300_000 });
-  const b0 = performance.now();
-  const outcomes = await Promise.all(
-    Array.from({ length: burst }, async (_, i) => {
-      try {
-        const res = await request(`${o.url}/v1/chat/completions`, { method: 'POST', dispatcher: burstAgent, headers, body: body({ prompt: i % prompts.length, maxTokens: 32, stream: false }) });
-        await res.body.text();
-        return res.statusCode;
-      } catch {
-        return -1;
-      }
-    }),
-  );
-  const overload = {
-    sent: burst,
-    ok: outcomes.filter((s) => s === 200).length,
-    rejected429: outcomes.filter((s) => s === 429).length,
-    other: outcomes.filter((s) => s !== 200 && s !== 429).length,
-    seconds: Number(((performance.now() - b0) / 1000).toFixed(1)),
-  };
-  await burstAgent.close();
+  // Past max_concurrency + max_queue: the excess is turned away with 429, nothing hangs.
+  const overload = await overloadBurst({
+    url: o.url,
+    headers,
+    body: (i, maxTokens, stream) => body({ prompt: i % prompts.length, maxTokens, stream }),
+    maxConcurrency: o.maxConcurrency,
+    maxQueue: o.maxQueue,
+    gauges: metrics,
+  });
   log(`overload: ${JSON.stringify(overload)}`);
-  await idle();
+  // The held streams were dropped mid-answer: their slots, sequences and KV blocks come back too.
+  const settled = await idle();
   const health = await request(`${o.url}/health`, { dispatcher: agent, headers });
   await health.body.text();
   const check = await send({ prompt: 0, maxTokens: 8, stream: true });
-  const healthyAfter = health.statusCode === 200 && check.ok && check.answer.content === refs.get('0/8')!.content;
+  const healthyAfter =
+    settled.running === 0 && settled.waiting === 0 && settled.seqs === 0 && settled.kv <= before.kv &&
+    health.statusCode === 200 && check.ok && check.answer.content === refs.get('0/8')!.content;
   await agent.close();
 
   const ms = (x: number) => Math.round(x);
@@ -276,10 +266,15 @@ export function formatReport(r: SoakReport): string {
     `  stream TTFT ms  p50 ${r.streamTtftMs.p50}  p99 ${r.streamTtftMs.p99}`,
     `  RSS MiB         before ${r.rssMiB.before}  peak ${r.rssMiB.peak}  after ${r.rssMiB.after}`,
     `  KV blocks       before ${r.kvBlocks.before}  peak ${r.kvBlocks.peak}  after ${r.kvBlocks.after} (of ${r.kvBlocks.total}); sequences after ${r.sequencesAfter}`,
-    `  overload burst  ${r.overload.sent} at once: ${r.overload.ok} answered, ${r.overload.rejected429} got 429, ${r.overload.other} other, all settled in ${r.overload.seconds} s`,
+    `  overload        ${overloadLine(r.overload)}`,
     `  healthy after   ${r.healthyAfter}`,
     ...r.samples.map((s) => `  sample failure: ${s}`),
   ].join('\n');
+}
+
+function overloadLine(v: OverloadReport): string {
+  const held = v.held ? `${v.held.running} generating + ${v.held.waiting} queued held` : 'the queue never filled';
+  return `${held}, then ${v.sent} more at once: ${v.rejected429} got 429, ${v.ok} answered, ${v.other} other, in ${v.seconds} s`;
 }
 
 /** Why the soak failed, or an empty list. `rssSlackMiB`: growth allowed between baseline and after. */
@@ -300,8 +295,7 @@ export function soakProblems(r: SoakReport, rssSlackMiB = rssSlackDefaultMiB): s
   if (r.kvBlocks.after > r.kvBlocks.before) problems.push(`KV blocks in use did not return to baseline (${r.kvBlocks.before} -> ${r.kvBlocks.after})`);
   if (r.sequencesAfter !== 0) problems.push(`${r.sequencesAfter} sequences still running`);
   if (r.rssMiB.after > r.rssMiB.before + rssSlackMiB) problems.push(`resident memory grew from ${r.rssMiB.before} to ${r.rssMiB.after} MiB`);
-  if (r.overload.rejected429 === 0) problems.push('the overload burst got no 429');
-  if (r.overload.other > 0) problems.push(`${r.overload.other} burst requests got neither an answer nor a 429`);
-  if (!r.healthyAfter) problems.push('the server was not healthy after the soak');
+  problems.push(...overloadProblems(r.overload));
+  if (!r.healthyAfter) problems.push('the server was not healthy after the soak (idle with its KV blocks back, /health 200, the same answer as before)');
   return problems;
 }
