@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { lifecyclePaths } from '../../src/config/paths.js';
 import { verifyEngineFiles } from '../../src/daemon/engine-check.js';
 import { pidAlive, procStartTime } from '../../src/daemon/processes.js';
@@ -102,7 +102,8 @@ describe('an unreadable state file', () => {
 describe('grpst logs', () => {
   it('a log deleted under a running server is an error naming the file and the fix', async () => {
     const { child, state } = standInDaemon('nolog');
-    await new Promise((r) => setTimeout(r, 300));
+    // Its first line (polled: node's start can take longer than a fixed wait on a loaded machine).
+    await vi.waitFor(() => expect(fs.readFileSync(state.logFile, 'utf8')).toContain('serving'), { timeout: 10_000, interval: 20 });
     expect((await cli.run(['logs', 'nolog'])).stdout).toContain('serving');
     fs.rmSync(state.deployPath, { recursive: true, force: true });
     const res = await cli.run(['logs', 'nolog']);

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { APIError, NotFoundError } from 'openai';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GenerationEngine } from '../../src/engine/types.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { ScriptedEngine } from './scripted-engine.js';
-import { get, loadTiny, metric, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+import { get, loadTiny, metric, post, serve, waitFor, type TestServer, type TinyModel } from './server-harness.js';
 
 let model: TinyModel;
 let srv: TestServer;
@@ -186,8 +186,8 @@ describe('request errors', () => {
     const first = await open();
     expect(first.statusCode).toBe(200);
     const second = open();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(metric((await get(`${busy.url}/metrics`)).text, 'grpst_requests_waiting')).toBe(1);
+    // Queued once the server has read it (polled: a fixed wait can be too short on a loaded machine).
+    await waitFor(async () => metric((await get(`${busy.url}/metrics`)).text, 'grpst_requests_waiting') === 1);
     const third = await post(`${busy.url}/v1/chat/completions`, chat());
     expectEnvelope(third, 429, { code: 'queue_full' });
     expect(third.headers['retry-after']).toBeDefined();
@@ -257,8 +257,8 @@ describe('API key', () => {
     // The access log: one line per request, refused ones too, with its x-request-id; no probes.
     const traced = await post(`${locked.url}/v1/chat/completions`, chat(), { authorization: 'Bearer wrong-key-123', 'x-request-id': 'trace-me-42' });
     expect(traced.status).toBe(401);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(locked.logs).toContainEqual(expect.stringMatching(/^access: POST \/v1\/chat\/completions 401 \d+ ms trace-me-42$/));
+    // Logged when the server has finished the response, which may be after the client has it.
+    await vi.waitFor(() => expect(locked.logs).toContainEqual(expect.stringMatching(/^access: POST \/v1\/chat\/completions 401 \d+ ms trace-me-42$/)), { timeout: 5_000, interval: 10 });
     expect(locked.logs).toContainEqual(expect.stringMatching(/^access: GET \/v1\/models 200 \d+ ms req_[0-9a-f]{24}$/));
     expect(locked.logs.filter((l) => /^access: GET \/(health|metrics) /.test(l))).toEqual([]);
     await locked.server.close();

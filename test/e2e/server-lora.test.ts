@@ -10,7 +10,7 @@ import { mapConfs } from '../../src/config/resolve.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { loraAdapter } from '../helpers/lora-fixtures.js';
 import { greedy, run } from '../native/helpers.js';
-import { get, loadTiny, post, serve, sseFrames, type TestServer, type TinyModel } from './server-harness.js';
+import { get, loadTiny, metric, post, serve, sseFrames, waitFor, type TestServer, type TinyModel } from './server-harness.js';
 
 let model: TinyModel;
 let srv: TestServer;
@@ -169,8 +169,10 @@ describe('loading and unloading at run time', () => {
 
   it('a request running when its adapter is unloaded finishes with the adapter', async () => {
     await post(`${srv.url}/v1/load_lora_adapter`, { lora_name: 'brief', lora_path: all() });
-    const running = complete('brief', 200);
-    await new Promise((r) => setTimeout(r, 50));
+    let settled = false;
+    const running = complete('brief', 200).finally(() => (settled = true));
+    // Unloaded once it generates (polled: a fixed wait can be too short on a loaded machine).
+    await waitFor(async () => settled || metric((await get(`${srv.url}/metrics`)).text, 'grpst_engine_sequences_running') >= 1);
     expect((await post(`${srv.url}/v1/unload_lora_adapter`, { lora_name: 'brief' })).status).toBe(200);
     expect((await running).choices[0]!.text).toBe(await direct(all(), 200));
   });
