@@ -6,6 +6,7 @@
 // connections.) The held streams are dropped afterwards, which the soak's return to baseline then
 // covers too.
 import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 
 export interface OverloadOptions {
@@ -42,8 +43,6 @@ const fillDeadlineMs = 60_000;
 // An excess request that was let in (a held stream ended first) waits behind the held streams
 // until they are dropped; this long is waited for the rest before dropping them.
 const excessWaitMs = 15_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function overloadBurst(o: OverloadOptions): Promise<OverloadReport> {
   const holdCount = o.maxConcurrency + o.maxQueue;
@@ -83,7 +82,8 @@ export async function overloadBurst(o: OverloadOptions): Promise<OverloadReport>
         }
       }),
     );
-    await Promise.race([excess, sleep(excessWaitMs)]);
+    // (unreferenced: a timer left pending once the excess is answered must not hold the process)
+    await Promise.race([excess, sleep(excessWaitMs, undefined, { ref: false })]);
     holding.abort();
     const statuses = await excess;
     await Promise.all(holders);
