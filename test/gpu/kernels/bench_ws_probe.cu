@@ -63,8 +63,7 @@ void bench_ws_probe() {
       }, 4 * copies, s);
       const cu::Bf16WsPlan p = cu::linear_bf16_ws_plan(ws[0].w, M, split, sms);
       *plan = std::to_string(p.rows) + "-row blocks, " + std::to_string(p.splits) + " slices" +
-              (p.stream_k ? ", stream-K" : "") + (p.spread ? ", spread" : "") +
-              (p.cluster > 1 ? ", x shared by " + std::to_string(p.cluster) : "");
+              (p.stream_k ? ", stream-K" : "") + (p.spread ? ", spread" : "");
       return ms;
     };
     std::string plan;
@@ -83,20 +82,16 @@ void bench_ws_probe() {
       }
     unsetenv("GRPST_CUDA_BF16_WS_PROBE");
     unsetenv("GRPST_CUDA_BF16_WS_SPREAD");
-    // The narrow kernel by tokens (3) against the kernel by weight rows (0) as planned and cuBLASLt;
-    // the narrow one also with x shared by clusters of 2 and 4 blocks (multicast).
+    // The narrow kernel by tokens (3) against the kernel by weight rows (0) as planned and cuBLASLt.
     setenv("GRPST_CUDA_BF16_WS_STREAMK", "1", 1);
     for (int M : {16, 32, 48, 64}) {
       row("narrow", "cuBLASLt M=" + std::to_string(M), lt_ms(M));
-      for (int variant : {0, 3, 32, 34}) {
-        const int kernel = variant < 10 ? variant : 3;
+      for (int kernel : {0, 3}) {
         setenv("GRPST_CUDA_BF16_WS_KERNEL", std::to_string(kernel).c_str(), 1);
-        setenv("GRPST_CUDA_BF16_WS_MULTICAST", std::to_string(variant < 10 ? 1 : variant % 10).c_str(), 1);
         const double ms = ws_ms(M, &plan);
         row("narrow", "bf16_ws M=" + std::to_string(M) + " kernel " + std::to_string(kernel) + " (" + plan + ")", ms);
       }
     }
-    unsetenv("GRPST_CUDA_BF16_WS_MULTICAST");
   }
   unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
   unsetenv("GRPST_CUDA_BF16_WS_PROBE");

@@ -48,16 +48,13 @@ void test_cases(int sms) {
   };
   const DevSplitScratch scratch(size_t(64) * 2048 * 8, 2 * 2048);  // (counters for 32-row blocks)
   const cu::SplitScratch sc = scratch.get();
-  // kernel '-': the default (by weight rows), or that one (0-3); "3m2" / "3m4": the narrow one with
-  // x shared by clusters of 2 / 4 blocks; mode '-': the default plan; a number: that many K slices;
-  // 's': stream-K wherever it can run (by weight rows only)
-  for (const char* kernel : {"-", "0", "1", "2", "3", "3m2", "3m4"})
+  // kernel '-': the default (by weight rows), or that one (0-3); mode '-': the default plan; a
+  // number: that many K slices; 's': stream-K wherever it can run (by weight rows only)
+  for (const char* kernel : {"-", "0", "1", "2", "3"})
   for (const char* mode : {"-", "1", "3", "8", "s"})
     for (const Case& c : cases) {
       if (kernel[0] == '-') unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
-      else setenv("GRPST_CUDA_BF16_WS_KERNEL", std::string(kernel, 1).c_str(), 1);
-      const int want_cluster = kernel[1] == 'm' ? kernel[2] - '0' : 1;
-      setenv("GRPST_CUDA_BF16_WS_MULTICAST", std::to_string(want_cluster).c_str(), 1);
+      else setenv("GRPST_CUDA_BF16_WS_KERNEL", kernel, 1);
       const int want_kernel = kernel[0] == '-' ? -1 : kernel[0] - '0';  // (-1: by weight rows or narrow)
       if (mode[0] == 's' && want_kernel > 0) continue;
       if (mode[0] == '-') unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
@@ -72,17 +69,11 @@ void test_cases(int sms) {
                                " SMs, " + (mode[0] == '-' ? "auto" : mode[0] == 's' ? "stream-K asked" : mode) + " (" +
                                kernel_names[p.kernel] + ", " + std::to_string(p.rows) + "-row blocks, " +
                                std::to_string(p.splits) + " slices" +
-                               (p.stream_k ? ", stream-K over " + std::to_string(p.stream_k) + " blocks" : "") +
-                               (p.cluster > 1 ? ", x shared by " + std::to_string(p.cluster) + " blocks" : "") + ")";
+                               (p.stream_k ? ", stream-K over " + std::to_string(p.stream_k) + " blocks" : "") + ")";
       // What the plan must be where it is forced: the slices asked (at most one per 8 steps of K
       // and 8 in all, within the scratch), or stream-K with more blocks than 256-row tiles.
       Checks::get().expect(name + ": the kernel asked for",
                            want_kernel >= 0 ? p.kernel == want_kernel : p.kernel == 0 || p.kernel == 3);
-      // x shared where asked and the row blocks divide into the clusters (not their sums spread)
-      const int row_blocks = (c.N + p.rows - 1) / p.rows;
-      Checks::get().expect(name + ": the clusters asked where they fit",
-                           p.cluster == (p.kernel == 3 && row_blocks % want_cluster == 0 ? want_cluster : 1) &&
-                               (p.cluster == 1 || !p.spread));
       const int nkb = (c.K + 63) / 64, tiles = (c.N + 255) / 256;
       if (mode[0] >= '1' && mode[0] <= '9')
         Checks::get().expect(name + ": the slices asked", p.stream_k == 0 && p.splits == std::min(mode[0] - '0', nkb));
@@ -121,7 +112,6 @@ void test_cases(int sms) {
   unsetenv("GRPST_CUDA_BF16_WS_SPLITS");
   unsetenv("GRPST_CUDA_BF16_WS_STREAMK");
   unsetenv("GRPST_CUDA_BF16_WS_KERNEL");
-  unsetenv("GRPST_CUDA_BF16_WS_MULTICAST");
 }
 
 // Which kernel the plan takes unasked with GRPST_CUDA_BF16_WS_NARROW=1: the narrow one where

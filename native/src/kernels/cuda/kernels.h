@@ -310,7 +310,6 @@ struct Bf16WsPlan {
   int splits = 1;    // K slices (blocks per tile of rows)
   int stream_k = 0;  // blocks under stream-K (kernel 0 only), or 0
   bool spread = false;  // the K slices' sums added by every block of a tile, each its rows
-  int cluster = 1;   // kernel 3: blocks of a thread-block cluster that share x's copies (multicast)
 };
 constexpr int kBf16WsMaxRows = 64;
 bool linear_bf16_ws_supported(const Weight& w);

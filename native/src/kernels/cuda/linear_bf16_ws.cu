@@ -70,33 +70,6 @@ __device__ __forceinline__ void tma_2d_hint(void* dst, const CUtensorMap& map, i
       : "memory");
 }
 
-// The same box into the same shared-memory offset of every block of the cluster in `mask`, each
-// block's barrier at `bar`'s offset counting its bytes (the narrow kernel's shared x).
-__device__ __forceinline__ void tma_2d_multicast(void* dst, const CUtensorMap& map, int c0, int c1, uint64_t* bar,
-                                                 uint16_t mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, "
-      "{%2, %3}], [%4], %5;" ::"r"(smem_addr(dst)),
-      "l"(reinterpret_cast<uint64_t>(&map)), "r"(c0), "r"(c1), "r"(smem_addr(bar)), "h"(mask)
-      : "memory");
-}
-// Every block of the cluster here before any goes on, without ordering memory (the barriers'
-// initialization is published by mbar_init_ring's fence): a release there cost a GPU-wide fence.
-__device__ __forceinline__ void cluster_sync_relaxed() {
-  asm volatile("barrier.cluster.arrive.relaxed.aligned;\nbarrier.cluster.wait.aligned;" ::: "memory");
-}
-// One arrival on the barrier at `bar`'s offset in block `rank` of the cluster. With the default
-// semantics (release at the block's scope: what it orders is this block's reads of its own stage,
-// done by then): release at the cluster's scope made every stage 1.2 us slower per other block
-// (a fence wider than the arrival needs, measured on an H100).
-__device__ __forceinline__ void mbar_arrive_in_block(uint64_t* bar, uint32_t rank) {
-  asm volatile(
-      "{\n .reg .b32 remote;\n mapa.shared::cluster.u32 remote, %0, %1;\n"
-      " mbarrier.arrive.shared::cluster.b64 _, [remote];\n}" ::"r"(smem_addr(bar)),
-      "r"(rank)
-      : "memory");
-}
-
 // d[N/2] += A (64 x 16, shared memory) . B (16 x N, shared memory), m64nNk16 bf16, fp32 sums.
 __device__ __forceinline__ void wgmma_ss_n16(float* d, uint64_t a, uint64_t b) {
   asm volatile(
@@ -251,13 +224,6 @@ __global__ void __launch_bounds__(Bf16WsShape<J>::kThreads, 1)
 // blocks per SM, or two warpgroups), or one narrow warpgroup of 32-64 rows over the whole of K
 // with a deep ring (kernel 3), as cuBLASLt's 64-token kernels take the narrow projections: as
 // many blocks as SMs without K slices, so no slices' sums (qkv: 128 blocks of 48 rows).
-// CL > 1 (kernel 3): CL neighbouring blocks of rows form a thread-block cluster and share x's
-// copies: each block's producer loads 64 / CL of x's rows of a stage, multicast into every block's
-// stage (the same offset; each block's `full` counts the whole stage), and a stage's slot is
-// refilled once the consumers of all CL blocks have freed it (each consumer warp arrives on every
-// block's `empty`). That reads x from the L2 once per cluster rather than once per block: at 64
-// tokens its 8 KB a stage outweigh 32 rows' 4 KB of weights, and the blocks' L2 reads, not the
-// weights' DRAM reads, were what bounded the kernel on the 4,096-row projections.
 template <int NW, int WG, int R, int PerSm>
 struct Bf16WstShape {
   static constexpr int kMmaWarps = 4 * WG;
@@ -283,7 +249,7 @@ using Bf16WstTokens256 = Bf16WstShape<128, 2, 5, 1>;
 template <int NW>
 using Bf16WstNarrow = Bf16WstShape<NW, 1, (227 * 1024 - 1024) / ((NW + 64) * 128), 1>;
 
-template <class S, int CL = 1>
+template <class S>
 __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
     linear_bf16_wst_kernel(Weight W, LinearOut out, int M, int splits, bool spread, float* partial, int* counters,
                            const __grid_constant__ Bf16WsMaps maps) {
@@ -298,10 +264,8 @@ __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
   const int nkb = (W.K + 63) / 64;
   const int kb0 = static_cast<int>(static_cast<long long>(nkb) * blockIdx.y / splits);
   const int steps = static_cast<int>(static_cast<long long>(nkb) * (blockIdx.y + 1) / splits) - kb0;
-  mbar_init_ring(full, empty, S::kMmaWarps * CL);  // (each consumer warp of the CL blocks frees a stage)
-  // (every block's barriers ready before any block's copies complete on them)
-  if constexpr (CL > 1) cluster_sync_relaxed();
-  else __syncthreads();
+  mbar_init_ring(full, empty, S::kMmaWarps);  // (each consumer warp frees a stage)
+  __syncthreads();
   float acc[NW / 2];  // [NW / 8 column groups j][4]: tokens 16w + g (+ 8), weight rows 8j + 2 t4 (+ 1)
 #pragma unroll
   for (int i = 0; i < NW / 2; ++i) acc[i] = 0.f;
@@ -314,14 +278,7 @@ __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
         tma_2d_hint(smem + (c % R) * S::kStageBytes, maps.w, (kb0 + c) * 64, blockIdx.x * S::kRows, &full[c % R], policy);
       };
       ring_produce(steps, empty, weights, [&](int c) {
-        uint8_t* xs = smem + (c % R) * S::kStageBytes + S::kXOff;
-        if constexpr (CL == 1) {
-          tma_2d(xs, maps.x, (kb0 + c) * 64, 0, &full[c % R]);
-        } else {
-          constexpr int kPart = S::kXRows / CL;  // x rows each block copies for all
-          const int rank = static_cast<int>(blockIdx.x) % CL;
-          tma_2d_multicast(xs + rank * kPart * 128, maps.x, (kb0 + c) * 64, rank * kPart, &full[c % R], (1u << CL) - 1);
-        }
+        tma_2d(smem + (c % R) * S::kStageBytes + S::kXOff, maps.x, (kb0 + c) * 64, 0, &full[c % R]);
       });
     }
   } else {
@@ -337,26 +294,15 @@ __global__ void __launch_bounds__(S::kThreads, S::kBlocksPerSm)
         wgmma_tokens<NW>(acc, wgmma_desc_sw128(st + S::kXOff + k * 32), wgmma_desc_sw128(st + b_off + k * 32));
       wgmma_commit();
       wgmma_wait_one();
-      // With a cluster, stages from steps - R on are not freed: nothing refills them, and so no
-      // block's arrivals on another's barriers come after that block's producer's last wait
-      // (before its consumers' last stage), and a block may end without waiting for the others.
-      if (c > 0 && (CL == 1 || c - 1 + R < steps)) {
+      if (c > 0) {
         __syncwarp();
-        if (lane == 0) {
-          if constexpr (CL == 1) {
-            mbar_arrive(&empty[(c - 1) % R]);
-          } else {
-#pragma unroll
-            for (int q = 0; q < CL; ++q) mbar_arrive_in_block(&empty[(c - 1) % R], q);
-          }
-        }
+        if (lane == 0) mbar_arrive(&empty[(c - 1) % R]);
       }
     }
     wgmma_wait_all_pinned(acc);
   }
   griddep_launch_dependents();
-  // Every copy has landed (each stage was waited for, the other blocks' shares of x too): the
-  // ring becomes red[weight row][token].
+  // Every copy has landed (each stage was waited for): the ring becomes red[weight row][token].
   __syncthreads();
   float* red = reinterpret_cast<float*>(smem);
   if (warp < S::kMmaWarps) {
@@ -427,8 +373,12 @@ int narrow_rows(int N, int num_sms) {
 // against 4 KB of weights; 61-71% against cuBLASLt's 76-79%), and so do its waves of 64-row
 // blocks on gate_up at 16-32 rows (88% against 93% by weight rows under stream-K).
 // GRPST_CUDA_BF16_WS_NARROW=2: wherever its blocks make one wave, 32-row ones too (o_proj,
-// down_proj), for use with x shared in clusters (GRPST_CUDA_BF16_WS_MULTICAST); 3: every bf16
-// projection, in as many waves as it takes (gate_up, whose SwiGLU its epilogue then takes).
+// down_proj); 3: every bf16 projection, in as many waves as it takes (gate_up, whose SwiGLU its
+// epilogue then takes). Both slower in decode steps on an H100 (b64 at 512 keys 8.053 ms with
+// cuBLASLt, 8.632 at 2, 8.514 at 3, x shared by pairs of blocks). x shared by thread-block
+// clusters of 2 or 4 blocks (TMA multicast, each copying its share of x's rows for all) did not
+// pay: by 2 even with unshared x at 48-64 tokens and slower at 16-32, by 4 slower everywhere
+// (bench/results/gpu-h100/bf16-multicast-h100.txt), so it went.
 bool narrow_by_default(int N, int num_sms) {
   const int mode = env_int("GRPST_CUDA_BF16_WS_NARROW", 0);
   const int rows = narrow_rows(N, num_sms);
@@ -451,10 +401,6 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   const int rows = p.rows, per_sm = p.kernel == 1 ? 2 : 1;
   const int xr = p.kernel == 0 ? x_block_rows(M) : 64;
   const int nkb = (w.K + 63) / 64, T = ceil_div(w.N, rows);
-  // x shared by clusters of 2 or 4 blocks (GRPST_CUDA_BF16_WS_MULTICAST) where the tiles divide
-  // into them.
-  const int cluster = env_int("GRPST_CUDA_BF16_WS_MULTICAST", 1);
-  if (p.kernel == 3 && (cluster == 2 || cluster == 4) && T % cluster == 0) p.cluster = cluster;
   const int forced = env_int("GRPST_CUDA_BF16_WS_SPLITS", 0);
   const int max_splits = std::max(1, std::min(kMaxSplits, nkb / 8));
   p.splits = forced > 0 ? std::min({forced, nkb, kMaxSplits}) : std::clamp(per_sm * num_sms / T, 1, max_splits);
@@ -467,9 +413,7 @@ Bf16WsPlan plan(const Weight& w, int M, const SplitScratch& sc, int num_sms) {
   // The slices' sums added by every block of a tile where the grid is one wave (the tile's blocks
   // wait for each other), instead of by the last block: decode steps in turns on an H100, b8 6.407
   // -> 6.371 ms, b16 6.738 -> 6.657, b32 7.685 -> 7.391. GRPST_CUDA_BF16_WS_SPREAD=0: the last block.
-  // (Not with clusters: the one-wave residency below counts blocks, not clusters.)
-  p.spread = p.splits > 1 && p.cluster == 1 && T * p.splits <= per_sm * num_sms &&
-             env_int("GRPST_CUDA_BF16_WS_SPREAD", 1) != 0;
+  p.spread = p.splits > 1 && T * p.splits <= per_sm * num_sms && env_int("GRPST_CUDA_BF16_WS_SPREAD", 1) != 0;
   const int mode = env_int("GRPST_CUDA_BF16_WS_STREAMK", 1);
   const long long U = static_cast<long long>(T) * nkb;
   const int B = static_cast<int>(std::min<long long>(num_sms, U / 8));
@@ -509,27 +453,17 @@ bool fits_one_wave(Kernel kernel, long long blocks) {
   return blocks <= resident;
 }
 
-template <class S, int CL = 1>
+template <class S>
 Status launch_tokens(const bf16* x, const Weight& w, const LinearOut& out, int M, const Bf16WsPlan& p,
                      const SplitScratch& sc, const Exec& ex) {
   Bf16WsMaps maps;
-  GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows / CL, S::kRows, &maps));
-  const auto kernel = linear_bf16_wst_kernel<S, CL>;
+  GRPST_TRY(bf16_ws_maps(x, M, w, S::kXRows, S::kRows, &maps));
+  const auto kernel = linear_bf16_wst_kernel<S>;
   GRPST_TRY(allow_smem("linear_bf16_ws", kernel, S::kSmem));
   const dim3 grid(ceil_div(w.N, S::kRows), p.splits);
   const bool spread = p.spread && fits_one_wave<S>(kernel, static_cast<long long>(grid.x) * grid.y);
-  return launch_clusters("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, dim3(CL, 1, 1), w, out, M,
-                         p.splits, spread, sc.partial, sc.counters, maps);
-}
-
-// The narrow kernel of NW rows, its x shared by p.cluster blocks.
-template <int NW>
-Status launch_narrow(const bf16* x, const Weight& w, const LinearOut& out, int M, const Bf16WsPlan& p,
-                     const SplitScratch& sc, const Exec& ex) {
-  using S = Bf16WstNarrow<NW>;
-  if (p.cluster == 4) return launch_tokens<S, 4>(x, w, out, M, p, sc, ex);
-  if (p.cluster == 2) return launch_tokens<S, 2>(x, w, out, M, p, sc, ex);
-  return launch_tokens<S>(x, w, out, M, p, sc, ex);
+  return launch("linear_bf16_ws", kernel, grid, dim3(S::kThreads), S::kSmem, ex, w, out, M, p.splits, spread,
+                sc.partial, sc.counters, maps);
 }
 
 template <int J>
@@ -582,9 +516,9 @@ Status linear_bf16_ws(const bf16* x, const Weight& w, const LinearOut& out, int 
   if (p.kernel == 1) return launch_tokens<Bf16WstTokens128>(x, w, out, M, p, sc, ex);
   if (p.kernel == 2) return launch_tokens<Bf16WstTokens256>(x, w, out, M, p, sc, ex);
   if (p.kernel == 3) {
-    if (p.rows == 32) return launch_narrow<32>(x, w, out, M, p, sc, ex);
-    if (p.rows == 48) return launch_narrow<48>(x, w, out, M, p, sc, ex);
-    return launch_narrow<64>(x, w, out, M, p, sc, ex);
+    if (p.rows == 32) return launch_tokens<Bf16WstNarrow<32>>(x, w, out, M, p, sc, ex);
+    if (p.rows == 48) return launch_tokens<Bf16WstNarrow<48>>(x, w, out, M, p, sc, ex);
+    return launch_tokens<Bf16WstNarrow<64>>(x, w, out, M, p, sc, ex);
   }
   if (M <= 16) return launch_rows<2>(x, w, out, M, p, sc, ex);
   if (M <= 32) return launch_rows<4>(x, w, out, M, p, sc, ex);
