@@ -170,6 +170,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       }
       server.closeAllConnections();
       await stopped;
+      await deps.constraints?.close?.();
       ctx.state = 'closed';
     })());
 

@@ -54,7 +54,8 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
     this.outputs = new StructuredOutputs(tokenizer, options);
   }
 
-  compile(req: ConstraintRequest): unknown {
+  /** On the compiler thread (StructuredOutputs.compileOffThread): the event loop streams on meanwhile. */
+  async compile(req: ConstraintRequest): Promise<unknown> {
     const spec = answerSpec(req);
     if (!spec) return undefined;
     // Under "auto" the calls' arguments were never enforced: a tool schema the compiler cannot
@@ -62,7 +63,7 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
     // cannot take is refused below, as without tools).
     if (spec.orToolCalls) {
       try {
-        return this.outputs.compile(spec, req.thinking).grammar.constraint();
+        return (await this.outputs.compileOffThread(spec, req.thinking)).grammar.constraint();
       } catch (err) {
         if (!(err instanceof SchemaError)) throw err;
         delete spec.orToolCalls;
@@ -70,7 +71,7 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
     }
     try {
       // The engine fills in the request's max_tokens and stop tokens when the sequence starts.
-      return this.outputs.compile(spec, req.thinking).grammar.constraint();
+      return (await this.outputs.compileOffThread(spec, req.thinking)).grammar.constraint();
     } catch (err) {
       if (!(err instanceof SchemaError)) throw err;
       if (err instanceof ToolSchemaError) {
@@ -89,6 +90,11 @@ export class ServerConstraintCompiler implements ConstraintCompiler {
   /** Builds what every constrained request needs (the vocabulary trie) ahead of the first one. */
   warm(): void {
     this.outputs.warm();
+  }
+
+  /** Ends the compiler thread (the server's close). */
+  close(): Promise<void> {
+    return this.outputs.close();
   }
 
   /** tool_choice "none": the answer may be any text but never a tool call. */

@@ -1,14 +1,17 @@
 // Compiled grammars for one tokenizer, cached by what they enforce: the same schema (or tool
 // list) compiles once, and its matcher, with every token mask it has computed, is shared by all
 // later requests that use it. Failed compilations are cached too, so a refused schema is
-// refused at once the next time.
+// refused at once the next time. The server compiles on a thread of its own (compileOffThread),
+// so a large schema does not hold up the tokens of requests already streaming.
 import { createHash } from 'node:crypto';
 import type { Tokenizer } from '../chat/tokenizer.js';
-import { answerGrammar, specialTokens, ToolSchemaError, type AnswerSpec, type AnswerThinking, type SpecialTokens } from './answer-grammar.js';
-import { buildAutomaton, GrammarTooLarge } from './automaton.js';
+import { answerGrammar, specialTokens, type AnswerSpec, type AnswerThinking, type SpecialTokens } from './answer-grammar.js';
+import { buildAutomaton } from './automaton.js';
+import { refusalOf } from './compile-failure.js';
+import { CompileThread, compileWorkerFile } from './compile-thread.js';
 import { bytes, RuleSet, special, star, alt, type Expr, type Grammar } from './grammar.js';
 import { nativeVocabulary, structuredAddon, type NativeGrammar, type NativeVocabulary } from './native.js';
-import { SchemaError } from './schema-errors.js';
+import type { SchemaError } from './schema-errors.js';
 
 export interface StructuredOutputsOptions {
   /** Compiled grammars kept (least recently used dropped first). */
@@ -32,6 +35,9 @@ export class StructuredOutputs {
   private readonly tokens: SpecialTokens;
   private vocab?: NativeVocabulary;
   private noToolCalls?: NativeGrammar;
+  private thread?: CompileThread | null;
+  /** Compilations on the thread not yet back, by key: requests with the same new schema share one. */
+  private readonly inFlight = new Map<string, Promise<CompiledAnswer>>();
 
   constructor(
     readonly tokenizer: Tokenizer,
@@ -44,15 +50,9 @@ export class StructuredOutputs {
 
   /** The grammar of an answer; throws SchemaError for what it cannot enforce. */
   compile(spec: AnswerSpec, thinking: AnswerThinking): CompiledAnswer {
-    // A digest, so 64 cached schemas of up to a body's size each do not keep their text.
-    const key = createHash('sha256').update(JSON.stringify([spec, thinking])).digest('base64');
-    const hit = this.cache.get(key);
-    if (hit !== undefined) {
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      if (hit instanceof SchemaError) throw hit;
-      return { grammar: hit, nodes: hit.stats().nodes, compileMs: 0 };
-    }
+    const key = cacheKey(JSON.stringify([spec, thinking]));
+    const hit = this.cached(key);
+    if (hit) return hit;
     const t0 = performance.now();
     let grammar: NativeGrammar;
     let rules: Grammar | undefined;
@@ -60,14 +60,55 @@ export class StructuredOutputs {
       rules = answerGrammar(spec, thinking, this.tokens);
       grammar = this.build(rules);
     } catch (err) {
-      const refused = asSchemaError(err, rules, spec);
-      // A deadline depends on how busy the machine is: the same schema may build next time.
-      const timedOut = err instanceof GrammarTooLarge && err.timedOut;
-      if (refused && !timedOut) this.remember(key, refused);
-      throw refused ?? err;
+      const refused = refusalOf(err, rules, spec);
+      if (refused?.cacheable) this.remember(key, refused.error);
+      throw refused?.error ?? err;
     }
     this.remember(key, grammar);
     return { grammar, nodes: grammar.stats().nodes, compileMs: performance.now() - t0 };
+  }
+
+  /**
+   * compile(), with the rules and automaton built on the compiler thread (compile-thread.ts), so
+   * the calling thread's event loop stays free; on the calling thread where the thread's file is
+   * missing. Rejects as compile() throws.
+   */
+  async compileOffThread(spec: AnswerSpec, thinking: AnswerThinking): Promise<CompiledAnswer> {
+    const specJson = JSON.stringify([spec, thinking]);
+    const key = cacheKey(specJson);
+    const hit = this.cached(key);
+    if (hit) return hit;
+    this.thread ??= (() => {
+      const file = compileWorkerFile();
+      return file ? new CompileThread(file) : null;
+    })();
+    if (!this.thread) return this.compile(spec, thinking);
+    const running = this.inFlight.get(key);
+    if (running) return running;
+    const thread = this.thread;
+    const job = (async (): Promise<CompiledAnswer> => {
+      const t0 = performance.now();
+      const r = await thread.compile(specJson, this.tokens, this.buildDeadlineMs);
+      if ('error' in r) {
+        if (r.refusal?.cacheable) this.remember(key, r.refusal.error);
+        throw r.error;
+      }
+      const grammar = this.matcherOf(r.data);
+      this.remember(key, grammar);
+      return { grammar, nodes: grammar.stats().nodes, compileMs: performance.now() - t0 };
+    })();
+    this.inFlight.set(key, job);
+    try {
+      return await job;
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  /** Ends the compiler thread, if one started. */
+  async close(): Promise<void> {
+    await this.thread?.close();
+    this.thread = undefined;
   }
 
   /** Free text in which the model cannot open a tool call (tool_choice "none"). */
@@ -91,9 +132,22 @@ export class StructuredOutputs {
   }
 
   private build(g: Grammar): NativeGrammar {
-    const automaton = buildAutomaton(g, { deadlineMs: this.buildDeadlineMs });
+    return this.matcherOf(buildAutomaton(g, { deadlineMs: this.buildDeadlineMs }).data);
+  }
+
+  private matcherOf(automaton: Int32Array): NativeGrammar {
     this.vocab ??= nativeVocabulary(this.tokenizer);
-    return structuredAddon().compileGrammar(this.vocab, automaton.data);
+    return structuredAddon().compileGrammar(this.vocab, automaton);
+  }
+
+  /** A cached grammar (now the most recently used), or the cached refusal thrown. */
+  private cached(key: string): CompiledAnswer | undefined {
+    const hit = this.cache.get(key);
+    if (hit === undefined) return undefined;
+    this.cache.delete(key);
+    this.cache.set(key, hit);
+    if (hit instanceof Error) throw hit;
+    return { grammar: hit, nodes: hit.stats().nodes, compileMs: 0 };
   }
 
   private remember(key: string, value: NativeGrammar | SchemaError): void {
@@ -102,17 +156,7 @@ export class StructuredOutputs {
   }
 }
 
-/** Refusals a client can fix (schema features, size, unsatisfiable schemas) as SchemaErrors. */
-function asSchemaError(err: unknown, rules: Grammar | undefined, spec: AnswerSpec): SchemaError | undefined {
-  if (err instanceof SchemaError) return err;
-  if (err instanceof GrammarTooLarge) {
-    const where = (err.rule !== undefined && rules?.where?.get(err.rule)) || '#';
-    const refused = new SchemaError(`this part of the schema is too large to enforce: ${err.reason}`, where);
-    // Rules of tool parameters are named t<index>:...; say which tool.
-    const tool = spec.kind === 'tool_calls' ? /^t(\d+):/.exec(err.rule ?? '') : null;
-    return tool && spec.kind === 'tool_calls' ? new ToolSchemaError(spec.tools[Number(tool[1])].name, refused) : refused;
-  }
-  if (err instanceof Error && err.message === 'no output satisfies the grammar')
-    return new SchemaError('no JSON value satisfies the schema within the supported limits (e.g. recursion deeper than 6 levels is required)', '#');
-  return undefined;
+/** A digest of JSON of [spec, thinking], so 64 cached schemas of up to a body's size each do not keep their text. */
+function cacheKey(specJson: string): string {
+  return createHash('sha256').update(specJson).digest('base64');
 }

@@ -12,6 +12,7 @@ import type { LoadOptions, SubmitRequest } from '../../src/engine/types.js';
 import { writeTinyLoraAdapter } from '../../src/model/tiny-lora.js';
 import { checkpoint, refs, specFile } from '../helpers/fixtures.js';
 import { LORA_NAMES, loraAdapter, loraRefs, loraSpecFile, type LoraName } from '../helpers/lora-fixtures.js';
+import { longestStall } from '../helpers/loop-stall.js';
 import { clientView, firstNearTie, greedy, run, withLevel } from './helpers.js';
 
 const TOL = 1e-3;
@@ -148,17 +149,7 @@ describe('loading an adapter', () => {
       writeTinyLoraAdapter(join(dir, 'a'), {
         ...loraSpecFile().adapters['tiny-b-lora-all'], seed: 77, r: 8192, lora_alpha: 8192,
       }, specFile().checkpoints['tiny-b']);
-      let last = performance.now();
-      let maxGap = 0;
-      const timer = setInterval(() => {
-        const now = performance.now();
-        maxGap = Math.max(maxGap, now - last);
-        last = now;
-      }, 1);
-      const t0 = performance.now();
-      const loaded = await engine.loadLoraAdapter(join(dir, 'a'));
-      const took = performance.now() - t0;
-      clearInterval(timer);
+      const { result: loaded, took, maxGap } = await longestStall(() => engine.loadLoraAdapter(join(dir, 'a')));
       expect(loaded.rank).toBe(8192);
       // The load is long (the fixture's point: ~120 ms on 2 cores); no stretch of it held the loop
       // for a sixth of it (at most ~6% here; 21% when the addon copied the bytes on this thread).

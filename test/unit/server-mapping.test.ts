@@ -82,34 +82,34 @@ describe('tools and response_format', () => {
     expect(status(() => planTools(undefined, 'required', undefined, undefined))).toMatchObject({ status: 400, param: 'tool_choice' });
   });
 
-  it('forced choices and JSON formats go to the compiler; without one, JSON formats are refused', () => {
+  it('forced choices and JSON formats go to the compiler; without one, JSON formats are refused', async () => {
     const seen: unknown[] = [];
     const compiler = { compile: (r: unknown) => (seen.push(r), 'handle') };
     const named = planTools(tools, { type: 'function', function: { name: 'get_postcode' } }, undefined, compiler);
     // Compiled only when asked, with where the answer starts (the rendered prompt decides it).
     expect(seen).toEqual([]);
     expect(named.constrained).toBe(true);
-    expect(named.constrain('open')).toBe('handle');
+    expect(await named.constrain('open')).toBe('handle');
     expect(seen[0]).toMatchObject({ thinking: 'open', toolCalls: { only: 'get_postcode' } });
     expect(status(() => planTools(undefined, undefined, { type: 'json_object' }, undefined))).toMatchObject({ status: 400, param: 'response_format' });
     const text = planTools(undefined, undefined, { type: 'text' }, undefined);
-    expect([text.constrained, text.constrain(true)]).toEqual([false, undefined]);
+    expect([text.constrained, await text.constrain(true)]).toEqual([false, undefined]);
   });
 
-  it('auto beside a JSON format: the compiler gets both, the turn may be calls or the format; a guided choice keeps the whole output', () => {
+  it('auto beside a JSON format: the compiler gets both, the turn may be calls or the format; a guided choice keeps the whole output', async () => {
     const seen: any[] = [];
     const compiler = { compile: (r: unknown) => (seen.push(r), 'handle') };
     const person = { type: 'json_schema' as const, json_schema: { name: 'p', schema: { type: 'object' } } };
     const both = planTools(tools, undefined, person, compiler);
     expect(both).toMatchObject({ parseCalls: true, constrained: true });
-    expect(both.constrain(false)).toBe('handle');
+    expect(await both.constrain(false)).toBe('handle');
     const single = planTools(tools, 'auto', { type: 'json_object' }, compiler, false);
     expect(single).toMatchObject({ singleToolCall: true });
-    single.constrain(false);
+    await single.constrain(false);
     expect(seen[0]).toMatchObject({ responseFormat: person, toolCalls: { tools, orFormat: true } });
     expect(seen[1]).toMatchObject({ responseFormat: { type: 'json_object' }, toolCalls: { orFormat: true, parallel: false } });
-    planTools(tools, 'auto', { type: 'choice', choices: ['yes', 'no'] }, compiler).constrain(false);
-    planTools(tools, 'none', person, compiler).constrain(false);
+    await planTools(tools, 'auto', { type: 'choice', choices: ['yes', 'no'] }, compiler).constrain(false);
+    await planTools(tools, 'none', person, compiler).constrain(false);
     expect(seen.slice(2).map((r) => r.toolCalls)).toEqual([undefined, undefined]);
   });
 });

@@ -23,10 +23,12 @@ export interface ConstraintRequest {
 }
 
 export interface ConstraintCompiler {
-  /** Throws ApiError 400 naming an unsupported schema feature. */
+  /** The handle, or a promise of it; throws (or rejects with) ApiError 400 naming an unsupported schema feature. */
   compile(req: ConstraintRequest): unknown;
   /** tool_choice "none" with tools listed: a constraint under which no tool call can be opened. */
   forbidToolCalls?(): unknown;
+  /** Ends what the compiler runs beside the server (its thread); a later compile starts it again. */
+  close?(): Promise<void>;
 }
 
 export interface ToolPlan {
@@ -39,10 +41,10 @@ export interface ToolPlan {
   /**
    * The engine constraint handle (undefined when the output is free), for an answer that begins
    * as `thinking` says. Compiled once the prompt is rendered: a template may open the think block
-   * in its generation prompt, and the grammar must then start inside it. Throws the 400 of a
-   * schema that cannot be enforced.
+   * in its generation prompt, and the grammar must then start inside it. Rejects with the 400 of
+   * a schema that cannot be enforced.
    */
-  constrain(thinking: AnswerThinking): unknown;
+  constrain(thinking: AnswerThinking): Promise<unknown>;
   /** tool_choice required, or named (`only`): the answer is a call. */
   forced?: { only?: string };
   /**
@@ -92,7 +94,7 @@ export function planTools(
   // grammar hold the whole output, as in vLLM.
   else if (list && mode === 'auto' && (request.responseFormat?.type === 'json_schema' || request.responseFormat?.type === 'json_object'))
     request.toolCalls = { tools: list, orFormat: true, ...(parallelToolCalls === false ? { parallel: false } : {}) };
-  let constrain: ToolPlan['constrain'] = () => undefined;
+  let constrain: ToolPlan['constrain'] = async () => undefined;
   let constrained = false;
   if (request.responseFormat || request.toolCalls) {
     if (compiler) {
@@ -107,7 +109,7 @@ export function planTools(
     // A forced tool_choice without a compiler is accepted: the prompt lists the tools and the
     // answer's calls are parsed, but the model is not held to them.
   } else if (list && mode === 'none' && compiler?.forbidToolCalls) {
-    constrain = () => compiler.forbidToolCalls!();
+    constrain = async () => compiler.forbidToolCalls!();
     constrained = true;
   }
   const forced = list && (mode === 'required' || only !== undefined) ? { only } : undefined;
@@ -133,9 +135,9 @@ function toolChoiceWithoutTools(mode: 'required' | { function: { name: string } 
 
 // A schema nested deeper than the compiler's recursion can go is the client's to flatten, not
 // a server fault: a 400 naming the field instead of a 500.
-function compileOrRefuse(compiler: ConstraintCompiler, request: ConstraintRequest): unknown {
+async function compileOrRefuse(compiler: ConstraintCompiler, request: ConstraintRequest): Promise<unknown> {
   try {
-    return compiler.compile(request);
+    return await compiler.compile(request);
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
     const param = request.responseFormat ? (request.formatParam ?? 'response_format') : 'tools';

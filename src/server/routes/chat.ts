@@ -45,7 +45,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const bias = logitBias(body, s.tokenizer.vocabSize);
   const bans = requestBans(body.bad_words, s.tokenizer, s.bans);
   const grammarField = formatField ?? (plan.constrained ? 'tool_choice' : undefined);
-  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, bans.badTokenIds) ?? plan.constrain(answerThinking(reading));
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, grammarField, bans.badTokenIds) ?? (await plan.constrain(answerThinking(reading)));
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const promptTop = promptLogprobsAsked(body.prompt_logprobs, body.stream);
   const stops = stopStrings(body, s.options);

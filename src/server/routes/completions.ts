@@ -46,7 +46,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   checkTokenIds(body.stop_token_ids ?? [], s.tokenizer.vocabSize, 'stop_token_ids');
   const bias = logitBias(body, s.tokenizer.vocabSize);
   const bans = requestBans(body.bad_words, s.tokenizer, s.bans);
-  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, formatField, bans.badTokenIds) ?? plan.constrain(false);
+  const constraint = allowedTokensConstraint(body.allowed_token_ids, engine, s.tokenizer.vocabSize, formatField, bans.badTokenIds) ?? (await plan.constrain(false));
   const budget = thinkBudget(body.thinking_token_budget, s.tokenizer, s.options);
   const stops = stopStrings(body, s.options);
   const skipSpecial = body.skip_special_tokens ?? s.options.skipSpecialTokens;

@@ -19,7 +19,7 @@ import { answerThinking, thinkReading } from '../think-reading.js';
 import { admit, parseBody, requestScope } from './common.js';
 
 /** The prompt a request renders: shared by messages and count_tokens, so the two always agree. */
-function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<MessagesRequest, 'output_config' | 'output_format'>>) {
+async function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<MessagesRequest, 'output_config' | 'output_format'>>) {
   if (body.messages.length === 0) throw badRequest('messages: at least one message is required.', 'messages');
   // A last assistant turn with text is prefill: the model continues it.
   const { turns: messages, prefill } = prefillPlan(templateMessages(body));
@@ -31,7 +31,7 @@ function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial<Pick<
   // A prefilled answer is already past its think block unless it opened one and left it open.
   const reading = thinkReading(thinking, prompt.text, prefill);
   // Compiled here, so that count_tokens refuses what messages would.
-  const constraint = plan.constrain(answerThinking(reading));
+  const constraint = await plan.constrain(answerThinking(reading));
   return { prompt, plan, reading, constraint };
 }
 
@@ -39,7 +39,7 @@ export async function createMessage(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, messagesRequestSchema);
   const s = rc.server;
   const { engine, name: modelName } = s.generatorFor(body.model);
-  const { prompt, plan, reading, constraint } = renderPrompt(s, body);
+  const { prompt, plan, reading, constraint } = await renderPrompt(s, body);
   const promptTokens = prompt.ids.length;
   const maxTokens = messagesTokenBudget(body.max_tokens, promptTokens, s.limits);
   const sampling = samplingFor(body, s.options);
@@ -143,5 +143,5 @@ export async function createMessage(rc: RequestContext): Promise<void> {
 export async function countTokens(rc: RequestContext): Promise<void> {
   const body = await parseBody(rc, countTokensSchema);
   rc.server.checkModel(body.model);
-  sendJson(rc.res, 200, { input_tokens: renderPrompt(rc.server, body).prompt.ids.length });
+  sendJson(rc.res, 200, { input_tokens: (await renderPrompt(rc.server, body)).prompt.ids.length });
 }

@@ -109,7 +109,7 @@ async function runTurn(rc: RequestContext, t: Turn): Promise<void> {
       logprobs: t.logprobs,
       ...s.bans,
       thinkBudget: thinkBudget(undefined, s.tokenizer, s.options),
-      constraint: t.plan.constrain(answerThinking(t.reading)),
+      constraint: await t.plan.constrain(answerThinking(t.reading)),
     },
     output: {
       stops: stops(t.options, s),

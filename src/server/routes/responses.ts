@@ -63,7 +63,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       logitBias: logitBias(body, s.tokenizer.vocabSize),
       thinkBudget: thinkBudget(body.thinking_token_budget, s.tokenizer, s.options),
       priority,
-      constraint: plan.constrain(answerThinking(reading)),
+      constraint: await plan.constrain(answerThinking(reading)),
     },
     output: {
       stops: stopStrings(body, s.options),
