@@ -4,6 +4,7 @@
 // a large tool list compiles (the tokens of requests already streaming go out meanwhile).
 import type { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
+import { withWrittenKeyOrder } from '../../src/parse/ordered-json.js';
 import { ToolSchemaError, type AnswerSpec } from '../../src/structured/answer-grammar.js';
 import { compileWorkerFile } from '../../src/structured/compile-thread.js';
 import { SchemaError } from '../../src/structured/schema-errors.js';
@@ -77,6 +78,15 @@ describe('schemas compiled on the compiler thread', () => {
     for (const [text, expected] of cases) {
       expect(onThread.grammar.match(bytes(text)), text).toBe(expected);
       expect(here.grammar.match(bytes(text)), text).toBe(expected);
+    }
+  });
+
+  it("keeps the client's key order: properties are written in the order the schema lists them", async () => {
+    const text = '{"type": "object", "properties": {"b": {"type": "string"}, "1": {"type": "integer"}, "a": {"type": "boolean"}}, "required": ["b", "1", "a"]}';
+    const spec: AnswerSpec = { kind: 'json_schema', schema: withWrittenKeyOrder(text, JSON.parse(text)) as object };
+    for (const { grammar } of [await compiler().compileOffThread(spec, false), compiler().compile(spec, false)]) {
+      expect(grammar.match(bytes('{"b": "x", "1": 2, "a": true}'))).toBe('complete');
+      expect(grammar.match(bytes('{"1": 2, "b": "x", "a": true}'))).toBe('rejected');
     }
   });
 
