@@ -2,7 +2,7 @@
 // grammar rules -> automaton, the part of a compilation that takes time (a few ms for a small
 // schema, 50-120 ms for 100 tools, up to the build deadline for the largest), so that the server's
 // event loop goes on streaming other requests' tokens meanwhile. The automaton's Int32Array goes
-// back without a copy; the native matcher is made from it on the server's thread (about 1 ms).
+// back without a copy; the native matcher is made from it on the server's thread (a few ms).
 import { parentPort } from 'node:worker_threads';
 import { withWrittenKeyOrder } from '../parse/ordered-json.js';
 import { answerGrammar, type AnswerSpec, type AnswerThinking, type SpecialTokens } from './answer-grammar.js';
