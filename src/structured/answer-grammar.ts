@@ -66,11 +66,15 @@ export function specialTokens(tokenizer: Tokenizer): SpecialTokens {
 
 /** A SchemaError from one tool's parameters, so the 400 can say which tool. */
 export class ToolSchemaError extends SchemaError {
+  /** The refusal inside the tool's parameters, without the tool's name. */
+  readonly toolReason: string;
+
   constructor(
     readonly tool: string,
     cause: SchemaError,
   ) {
     super(`tool "${tool}": ${cause.reason}`, cause.path);
+    this.toolReason = cause.reason;
   }
 }
 

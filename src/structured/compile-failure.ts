@@ -40,8 +40,7 @@ export function toFailure(err: unknown, rules: Grammar | undefined, spec: Answer
   const refused = refusalOf(err, rules, spec);
   if (refused) {
     const { error, cacheable } = refused;
-    // A ToolSchemaError's reason carries its tool's prefix; the cause's reason goes across.
-    if (error instanceof ToolSchemaError) return { kind: 'refused', reason: error.reason.slice(`tool "${error.tool}": `.length), path: error.path, tool: error.tool, cacheable };
+    if (error instanceof ToolSchemaError) return { kind: 'refused', reason: error.toolReason, path: error.path, tool: error.tool, cacheable };
     return { kind: 'refused', reason: error.reason, path: error.path, cacheable };
   }
   if (err instanceof RangeError) return { kind: 'too_deep', message: err.message };

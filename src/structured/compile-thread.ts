@@ -14,10 +14,6 @@ import type { CompileJob, CompileReply } from './compile-worker.js';
 /** What the compiler thread gives back: the automaton, or the error the compilation threw. */
 export type ThreadResult = { data: Int32Array } | { error: Error; refusal?: Refusal };
 
-interface Pending {
-  resolve: (r: ThreadResult) => void;
-}
-
 /**
  * The worker's file: next to this module once compiled (dist/structured). Run from the sources
  * (the test runner loads src/*.ts), the compiled one in dist/, which `npm test` builds first;
@@ -33,7 +29,8 @@ export function compileWorkerFile(): string | undefined {
 
 export class CompileThread {
   private worker?: Worker;
-  private readonly pending = new Map<number, Pending>();
+  /** Each waiting job's resolve, by id. */
+  private readonly pending = new Map<number, (r: ThreadResult) => void>();
   private nextId = 1;
 
   constructor(private readonly file: string) {}
@@ -51,7 +48,7 @@ export class CompileThread {
         // (a worker that cannot start: its error is the answer)
         return resolve({ error: err instanceof Error ? err : new Error(String(err)) });
       }
-      this.pending.set(id, { resolve });
+      this.pending.set(id, resolve);
       worker.ref();
     });
   }
@@ -71,12 +68,12 @@ export class CompileThread {
     const w = new Worker(this.file, { resourceLimits: { stackSizeMb: 2, maxOldGenerationSizeMb: 2048 } });
     w.unref();
     w.on('message', (reply: CompileReply) => {
-      const p = this.pending.get(reply.id);
-      if (!p) return;
+      const resolve = this.pending.get(reply.id);
+      if (!resolve) return;
       this.pending.delete(reply.id);
       // Referenced only while a job is waiting, so an idle worker lets the process exit.
       if (this.pending.size === 0) w.unref();
-      p.resolve('data' in reply ? { data: reply.data } : fromFailure(reply.failure));
+      resolve('data' in reply ? { data: reply.data } : fromFailure(reply.failure));
     });
     const gone = (why: string) => {
       if (this.worker !== w) return;
@@ -92,6 +89,6 @@ export class CompileThread {
   private failAll(error: Error): void {
     const waiting = [...this.pending.values()];
     this.pending.clear();
-    for (const p of waiting) p.resolve({ error });
+    for (const resolve of waiting) resolve({ error });
   }
 }
