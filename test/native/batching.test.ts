@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, type Engine } from '../../src/engine/index.js';
 import type { SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs } from '../helpers/fixtures.js';
-import { greedy, run, type RunResult } from './helpers.js';
+import { greedy, run, untilPreempted, type RunResult } from './helpers.js';
 
 const engines: Engine[] = [];
 afterAll(async () => {
@@ -111,12 +111,13 @@ describe('batched equals unbatched', () => {
   it('preemption in a small KV pool recomputes without changing outputs', async () => {
     const roomy = await open('tiny-a');
     // 12 blocks of 16 tokens: 8 sequences growing to ~60 tokens cannot all stay resident.
-    const tight = await open('tiny-a', { maxTokensInPagedKvCache: 12 * 16, maxBatchSize: 8 });
     const reqs: SubmitRequest[] = manyPrompts(8).map((tokens) => ({ tokens, sampling: greedy, maxTokens: 40, ignoreEos: true }));
     const expected = await serial(roomy, reqs);
-    const got = await Promise.all(reqs.map((r) => run(tight, r)));
+    const { engine: tight, result: got } = await untilPreempted(
+      () => open('tiny-a', { maxTokensInPagedKvCache: 12 * 16, maxBatchSize: 8 }),
+      (tight) => Promise.all(reqs.map((r) => run(tight, r))),
+    );
     expect(got.map(comparable)).toEqual(expected.map(comparable));
-    expect(tight.runtimeStats().preemptions).toBeGreaterThan(0);
     expect(tight.stats().kvBlocksUsed).toBe(0);
   });
 

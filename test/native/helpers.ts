@@ -59,3 +59,25 @@ export async function withLevel<T>(level: string | undefined, fn: () => Promise<
     else process.env.GRPST_CPU_KERNELS = saved;
   }
 }
+
+/**
+ * Opens an engine with `open` and runs `go` on it until a run preempted a sequence, up to `tries`
+ * fresh engines; gives that engine and what `go` gave. Requests submitted together preempt each
+ * other only if the engine's thread holds them together: on a loaded machine the submitting
+ * thread can be descheduled between two submissions while the engine's thread runs the first
+ * alone, and a tiny model's request can end before the second ever needs its blocks. An attempt
+ * that preempted nothing tests nothing, so it is set aside rather than asserted on.
+ */
+export async function untilPreempted<E extends { runtimeStats(): { preemptions: number }; close(): Promise<void> }, T>(
+  open: () => Promise<E>,
+  go: (engine: E) => Promise<T>,
+  tries = 5,
+): Promise<{ engine: E; result: T }> {
+  for (let i = 0; i < tries; i++) {
+    const engine = await open();
+    const result = await go(engine);
+    if (engine.runtimeStats().preemptions > 0) return { engine, result };
+    await engine.close();
+  }
+  throw new Error(`no preemption in ${tries} runs: the KV pool is not too small for the requests together`);
+}

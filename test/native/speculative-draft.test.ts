@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
-import { clientView, greedy, run } from './helpers.js';
+import { clientView, greedy, run, untilPreempted } from './helpers.js';
 
 const engines: Engine[] = [];
 afterAll(async () => {
@@ -98,13 +98,14 @@ describe('speculative decoding (draft model)', () => {
     // as refused proposals.
     const tight: LoadOptions = { maxBatchSize: 2, maxTokensInPagedKvCache: 6 * 16 };
     const off = await open('tiny-b', tight);
-    const on = await open('tiny-b', { ...tight, ...drafted('tiny-b', 4) });
     const long = prompt('tiny-b', 'long');
     const reqs: SubmitRequest[] = [0, 30].map((at) => ({ tokens: long.slice(at, at + 10), sampling: greedy, maxTokens: 50, ignoreEos: true }));
     const plain = await Promise.all(reqs.map((r) => run(off, r)));
-    const together = await Promise.all(reqs.map((r) => run(on, r)));
+    const { engine: on, result: together } = await untilPreempted(
+      () => open('tiny-b', { ...tight, ...drafted('tiny-b', 4) }),
+      (on) => Promise.all(reqs.map((r) => run(on, r))),
+    );
     expect(together.map(output)).toEqual(plain.map(output));
-    expect(on.runtimeStats().preemptions).toBeGreaterThan(0);
     const s = on.stats().specDecode!;
     expect(s.acceptedTokens).toBe(s.draftTokens);
     // With room to keep it, a finished sequence's blocks serve a later prompt that extends it:
