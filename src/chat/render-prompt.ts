@@ -81,6 +81,21 @@ export function renderPrompt(
   messages: readonly InputMessage[],
   opts: PromptOptions = {},
 ): Prompt {
+  const p = renderPromptText(template, tokenizer, messages, opts);
+  return { ...p, ids: tokenizer.encode(p.text, { noSpecialIn: p.shielded }) };
+}
+
+/**
+ * renderPrompt without the tokenizing: the text, and the ranges in it to encode with added tokens
+ * not recognized (tokenizer.encode(text, { noSpecialIn: shielded }) gives the ids). The server
+ * encodes long prompts on a thread of their own.
+ */
+export function renderPromptText(
+  template: ChatTemplate,
+  tokenizer: Tokenizer,
+  messages: readonly InputMessage[],
+  opts: PromptOptions = {},
+): Omit<Prompt, 'ids'> {
   const continued = opts.continueFinalMessage === true;
   const last = messages.length - 1;
   if (continued && (last < 0 || messages[last].content === null || messages[last].content === undefined)) {
@@ -120,7 +135,7 @@ export function renderPrompt(
     if (plainDescriptions.text !== located.text) located = plainDescriptions;
   }
   const { text, shielded } = located;
-  return { text, ids: tokenizer.encode(text, { noSpecialIn: shielded }), shielded, sameAsHf: text === hf };
+  return { text, shielded, sameAsHf: text === hf };
 }
 
 /** The render up to the continue tag, as transformers cuts it; the render itself when not continuing. */

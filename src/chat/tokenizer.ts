@@ -55,7 +55,8 @@ export class Tokenizer {
   private readonly table: TokenTable;
   private readonly postProcess: PostProcess;
 
-  constructor(json: TokenizerJson, config: TokenizerConfigJson = {}) {
+  /** `dir`: the folder read (fromDir), where a worker thread can read the same tokenizer again. */
+  constructor(json: TokenizerJson, config: TokenizerConfigJson = {}, readonly dir?: string) {
     const vocab = new Map<string, number>();
     // Object.keys + indexed loop: several times faster than Object.entries or for-in over a
     // 151k-key dictionary object, which matters for start-up time.
@@ -105,7 +106,7 @@ export class Tokenizer {
 
   /** Reads tokenizer.json (and tokenizer_config.json when present) from a checkpoint or engine folder. */
   static fromDir(dir: string): Tokenizer {
-    return new Tokenizer(readTokenizerJson(dir), readTokenizerConfig(dir));
+    return new Tokenizer(readTokenizerJson(dir), readTokenizerConfig(dir), dir);
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {

@@ -2,6 +2,7 @@
 // metrics, admission, and the set of requests in flight (for drain and close).
 import { randomUUID } from 'node:crypto';
 import type { ChatTemplate } from '../chat/chat-template.js';
+import type { LongTextTokenizer } from '../chat/tokenize-thread.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
 import type { EngineInfo, GenerationEngine } from '../engine/types.js';
 import { Admission } from './admission.js';
@@ -30,8 +31,8 @@ export interface RenderOptions {
   template?: ChatTemplate;
 }
 
-/** The checkpoint's chat template applied and tokenized (user-typed special tokens stay text). */
-export type RenderFn = (messages: TemplateMessage[], opts: RenderOptions) => { text: string; ids: number[] };
+/** The checkpoint's chat template applied and tokenized (user-typed special tokens stay text; a long prompt tokenized off the event loop). */
+export type RenderFn = (messages: TemplateMessage[], opts: RenderOptions) => Promise<{ text: string; ids: number[] }>;
 
 /** What the server knows of its model beyond the engine, for routes that describe it (Ollama's /api/show). */
 export interface ServedModel {
@@ -92,6 +93,8 @@ export class ServerContext {
   constructor(
     readonly options: ServerOptions,
     readonly tokenizer: Tokenizer,
+    /** The tokenizer for request texts: long ones are encoded on a thread of their own. */
+    readonly texts: LongTextTokenizer,
     readonly render: RenderFn,
     readonly decoder: DecoderFactory,
     readonly log: LogFn,

@@ -3,9 +3,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { IncrementalDecoder, tokenMask } from '../chat/incremental-decoder.js';
-import { renderPrompt } from '../chat/render-prompt.js';
-import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
+import { renderPromptText } from '../chat/render-prompt.js';
 import type { Tokenizer } from '../chat/tokenizer.js';
+import { LongTextTokenizer } from '../chat/tokenize-thread.js';
+import type { ChatTemplate, ChatTool } from '../chat/chat-template.js';
 import { LoadCancelled, type GenerationEngine } from '../engine/types.js';
 import { badInput, GrpstError } from '../util/errors.js';
 import { ClientErrors } from './client-errors.js';
@@ -52,11 +53,12 @@ export interface RunningServer {
 
 export async function startServer(deps: ServerDeps, options: ServerOptions): Promise<RunningServer> {
   const log = deps.log ?? (() => undefined);
-  const render = makeRender(deps.template, deps.tokenizer);
+  const texts = new LongTextTokenizer(deps.tokenizer);
+  const render = makeRender(deps.template, texts);
   // The conf's skip_special_tokens list (grps_trtllm's form) names the ids skipping leaves out.
   const skipMask = options.skipTokenIds ? tokenMask(deps.tokenizer.vocabSize, options.skipTokenIds) : undefined;
   const decoder = (skipSpecialTokens: boolean) => new IncrementalDecoder(deps.tokenizer, { skipSpecialTokens, skipMask });
-  const ctx = new ServerContext(options, deps.tokenizer, render, decoder, log, deps.constraints, {
+  const ctx = new ServerContext(options, deps.tokenizer, texts, render, decoder, log, deps.constraints, {
     template: deps.template.source,
     dir: deps.modelDir,
     requestTemplates: options.trustRequestChatTemplate ? new RequestTemplates(deps.template) : undefined,
@@ -171,6 +173,7 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
       server.closeAllConnections();
       await stopped;
       await deps.constraints?.close?.();
+      await texts.close();
       ctx.state = 'closed';
     })());
 
@@ -188,19 +191,19 @@ export async function startServer(deps: ServerDeps, options: ServerOptions): Pro
   };
 }
 
-function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
-  return (messages, opts) => {
+function makeRender(template: ChatTemplate, texts: LongTextTokenizer): RenderFn {
+  return async (messages, opts) => {
+    let p: ReturnType<typeof renderPromptText>;
     try {
       // continue_final_message: the render ends right after the last message's content, as
       // transformers cuts it, with user text still shielded.
-      const p = renderPrompt(opts.template ?? template, tokenizer, messages, {
+      p = renderPromptText(opts.template ?? template, texts.tokenizer, messages, {
         addGenerationPrompt: opts.addGenerationPrompt,
         continueFinalMessage: opts.continueFinalMessage,
         enableThinking: opts.enableThinking,
         tools: opts.tools as ChatTool[] | undefined,
         kwargs: opts.kwargs,
       });
-      return { text: p.text, ids: p.ids };
     } catch (err) {
       // A request's own template that fails is the request's to fix, whatever failed in it.
       if (opts.template && !(err instanceof ApiError)) throw badRequest(`chat_template failed to render these messages: ${(err as Error).message}`, 'chat_template');
@@ -209,6 +212,7 @@ function makeRender(template: ChatTemplate, tokenizer: Tokenizer): RenderFn {
       if (err instanceof RangeError) throw badRequest(`The messages or tools are too deeply nested to render (${err.message}); flatten them.`, 'messages', 'invalid_value');
       throw err;
     }
+    return { text: p.text, ids: await texts.encode(p.text, { noSpecialIn: p.shielded }) };
   };
 }
 

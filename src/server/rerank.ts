@@ -4,7 +4,7 @@
 // last position: sigmoid(logprob(yes) - logprob(no)). Any Qwen3 causal LM can score this way;
 // Qwen3-Reranker checkpoints are trained for it. The runtime computes each prompt and samples
 // nothing (SubmitRequest.scoreIds).
-import type { Tokenizer } from '../chat/tokenizer.js';
+import type { EncodeOptions, Tokenizer } from '../chat/tokenizer.js';
 import { promptTokenLimit } from './openai/sampling.js';
 import { ApiError, badRequest } from './errors.js';
 import { forEachPrompt, promptOnly } from './prompt-only.js';
@@ -24,6 +24,13 @@ const SUFFIX = '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n';
 /** A text that already holds the chat format (vLLM's Qwen3-Reranker examples format on the client). */
 const preformatted = (query: string) => query.startsWith('<|im_start|>');
 
+/** One pair's text to tokenize with `opts`; `framed`: the model card's prefix and suffix go around its ids. */
+export interface PairText {
+  text: string;
+  opts: EncodeOptions;
+  framed: boolean;
+}
+
 export interface PairLimits {
   maxSeqLen: number;
   maxInputLen: number;
@@ -35,7 +42,7 @@ export class RerankPrompter {
   /** [yes, no]: the answer tokens whose logprobs give the score. */
   readonly answerIds: [number, number];
 
-  constructor(private readonly tok: Tokenizer) {
+  constructor(tok: Tokenizer) {
     this.prefix = tok.encode(PREFIX);
     this.suffix = tok.encode(SUFFIX);
     const single = (word: string): number => {
@@ -47,25 +54,24 @@ export class RerankPrompter {
   }
 
   /**
-   * The prompt of one pair. The query and document are text: special tokens in them are not
-   * recognized. A query that starts with <|im_start|> is taken as formatted by the client: the
-   * pair is then the query followed by the document, as vLLM concatenates them.
+   * The text of one pair to tokenize, and how. The query and document are text: special tokens
+   * in them are not recognized. A query that starts with <|im_start|> is taken as formatted by
+   * the client: the pair is then the query followed by the document, as vLLM concatenates them,
+   * and nothing goes around it.
+   */
+  pairText(query: string, document: string, instruction: string): PairText {
+    if (preformatted(query)) return { text: query + document, opts: {}, framed: false };
+    return { text: `<Instruct>: ${instruction}\n<Query>: ${query}\n<Document>: ${document}`, opts: { allowSpecial: false }, framed: true };
+  }
+
+  /**
+   * The prompt of one pair from its text's ids (pairText, tokenized).
    * `keep` (truncate_prompt_tokens, resolved): cut the document's end so the prompt has at most that many tokens.
    */
-  prompt(query: string, document: string, instruction: string, limits: PairLimits, param: string, keep?: number): number[] {
-    let head: number[];
-    let body: number[];
-    let tail: number[];
-    if (preformatted(query)) {
-      head = [];
-      body = this.tok.encode(query + document);
-      tail = [];
-    } else {
-      const text = `<Instruct>: ${instruction}\n<Query>: ${query}\n<Document>: ${document}`;
-      head = this.prefix;
-      body = this.tok.encode(text, { allowSpecial: false });
-      tail = this.suffix;
-    }
+  prompt(pair: PairText, ids: number[], limits: PairLimits, param: string, keep?: number): number[] {
+    const head = pair.framed ? this.prefix : [];
+    const tail = pair.framed ? this.suffix : [];
+    let body = ids;
     const max = promptTokenLimit(limits);
     const cap = keep === undefined ? max : Math.min(max, keep);
     const total = head.length + body.length + tail.length;

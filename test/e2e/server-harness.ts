@@ -131,3 +131,46 @@ export async function waitFor(cond: () => Promise<boolean>, timeoutMs = 10_000):
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** A stream that is under way: when each chunk arrived, whether it ended, and how to cut it off. */
+export interface LongStream {
+  arrivals: number[];
+  ended(): boolean;
+  /** Cuts the stream off and waits for its reader to stop. */
+  cut(): Promise<void>;
+}
+
+/**
+ * Starts a chat stream of three choices of 900 tokens (about 5 s of chunks on the 2-core machine,
+ * far longer than a request measured beside it even on a loaded machine) and resolves once 20
+ * chunks have arrived: the chunks' arrival times show how long the server's event loop was held.
+ */
+export async function longStream(url: string): Promise<LongStream> {
+  const ac = new AbortController();
+  const res = await request(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 900, n: 3, ignore_eos: true, stream: true }),
+    signal: ac.signal,
+  });
+  if (res.statusCode !== 200) throw new Error(`the stream was answered ${res.statusCode}: ${await res.body.text()}`);
+  const arrivals: number[] = [];
+  let ended = false;
+  const reading = (async () => {
+    try {
+      for await (const _ of res.body) arrivals.push(performance.now());
+      ended = true;
+    } catch {
+      // (cut off)
+    }
+  })();
+  while (arrivals.length < 20 && !ended) await new Promise((r) => setTimeout(r, 5));
+  return {
+    arrivals,
+    ended: () => ended,
+    cut: async () => {
+      ac.abort();
+      await reading;
+    },
+  };
+}

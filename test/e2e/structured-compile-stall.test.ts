@@ -2,11 +2,11 @@
 // compiles it on its compiler thread (src/structured/compile-thread.ts). The real server, the
 // real runtime on a tiny checkpoint, one long stream read chunk by chunk while a second request
 // brings a schema that takes a few hundred ms to compile.
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnswerSpec } from '../../src/structured/answer-grammar.js';
 import { ServerConstraintCompiler } from '../../src/structured/server-compiler.js';
-import { loadTiny, post, serve, type TestServer, type TinyModel } from './server-harness.js';
+import { longestPause } from '../helpers/loop-stall.js';
+import { loadTiny, longStream, post, serve, type TestServer, type TinyModel } from './server-harness.js';
 
 let model: TinyModel;
 let srv: TestServer;
@@ -54,28 +54,7 @@ describe('a large new schema while another answer streams', () => {
     const here = performance.now() - t0;
     expect(here).toBeGreaterThan(80);
 
-    // Three choices of 900 tokens: about 5 s of chunks here, far longer than the schema request
-    // even on a loaded machine; cut off once that is answered.
-    const ac = new AbortController();
-    const res = await request(`${srv.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'qwen3', messages: [{ role: 'user', content: 'Go on.' }], max_tokens: 900, n: 3, ignore_eos: true, stream: true }),
-      signal: ac.signal,
-    });
-    expect(res.statusCode).toBe(200);
-    const arrivals: number[] = [];
-    let ended = false;
-    const reading = (async () => {
-      try {
-        for await (const _ of res.body) arrivals.push(performance.now());
-        ended = true;
-      } catch {
-        // (the cut below)
-      }
-    })();
-    while (arrivals.length < 20 && !ended) await new Promise((r) => setTimeout(r, 5));
-
+    const stream = await longStream(srv.url);
     const asked = performance.now();
     const answer = await post(`${srv.url}/v1/chat/completions`, {
       model: 'qwen3',
@@ -85,14 +64,11 @@ describe('a large new schema while another answer streams', () => {
     });
     const answered = performance.now();
     expect(answer.status, answer.text).toBe(200);
-    expect(ended, 'the stream outlasts the schema request').toBe(false);
-    ac.abort();
-    await reading;
+    expect(stream.ended(), 'the stream outlasts the schema request').toBe(false);
+    await stream.cut();
 
     // The longest pause between the stream's chunks while the schema request was out.
-    let maxGap = 0;
-    for (let i = 1; i < arrivals.length; i++)
-      if (arrivals[i] > asked && arrivals[i - 1] < answered) maxGap = Math.max(maxGap, arrivals[i] - Math.max(arrivals[i - 1], asked));
+    const maxGap = longestPause(stream.arrivals, asked, answered);
     const took = answered - asked;
     expect(maxGap, `longest pause ${maxGap.toFixed(1)} ms while a ${took.toFixed(0)} ms schema request was out (${here.toFixed(0)} ms to compile on the event loop)`).toBeLessThan(here / 3);
   });

@@ -18,3 +18,21 @@ export async function longestStall<T>(work: () => Promise<T>): Promise<{ result:
     clearInterval(timer);
   }
 }
+
+/**
+ * The longest stretch of [from, to] in which no chunk arrived (`arrivals` ascending, the times a
+ * stream's reader got its chunks): how long other streams went without a word while a request
+ * was out. The stretches at both ends count: a stall that ends only with the request's answer
+ * leaves no chunk after it.
+ */
+export function longestPause(arrivals: readonly number[], from: number, to: number): number {
+  let last = from;
+  let longest = 0;
+  for (const at of arrivals) {
+    if (at <= from) continue;
+    if (at >= to) break;
+    longest = Math.max(longest, at - last);
+    last = at;
+  }
+  return Math.max(longest, to - last);
+}

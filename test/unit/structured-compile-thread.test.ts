@@ -136,7 +136,7 @@ describe('schemas compiled on the compiler thread', () => {
     expect((await c.compileOffThread(toolList(2, 'reopened'), false)).nodes).toBeGreaterThan(0);
     // The worker ended from outside (as an out-of-memory end would): the job it held fails, not hangs.
     const cut = c.compileOffThread(toolList(40, 'cut'), false).then(() => undefined, (err: Error) => err);
-    await (c as unknown as { thread: { worker: Worker } }).thread.worker.terminate();
+    await (c as unknown as { thread: { thread: { worker: Worker } } }).thread.thread.worker.terminate();
     expect((await cut)?.message).toMatch(/the grammar compiler's thread stopped \(exit code 1\); send the request again/);
     expect((await c.compileOffThread(toolList(40, 'cut'), false)).nodes).toBeGreaterThan(0);
   });

@@ -17,8 +17,8 @@ export interface Fitted<P> {
  * prompt of a history (the instructions are the caller's to add); `fits` says whether a prompt
  * leaves room for the answer.
  */
-export function fitHistory<P>(history: readonly TemplateMessage[], render: (h: readonly TemplateMessage[]) => P, fits: (p: P) => boolean): Fitted<P> {
-  const whole = render(history);
+export async function fitHistory<P>(history: readonly TemplateMessage[], render: (h: readonly TemplateMessage[]) => Promise<P>, fits: (p: P) => boolean): Promise<Fitted<P>> {
+  const whole = await render(history);
   if (fits(whole)) return { prompt: whole, dropped: 0 };
   const starts = history.flatMap((m, i) => (m.role === 'user' && i > 0 ? [i] : []));
   // Fewest dropped that fits: the prompt shrinks as the cut moves on, so search the cut points.
@@ -27,7 +27,7 @@ export function fitHistory<P>(history: readonly TemplateMessage[], render: (h: r
   let best: Fitted<P> | undefined;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    const prompt = render(history.slice(starts[mid]));
+    const prompt = await render(history.slice(starts[mid]));
     if (fits(prompt)) {
       best = { prompt, dropped: starts[mid] };
       hi = mid - 1;
@@ -36,5 +36,5 @@ export function fitHistory<P>(history: readonly TemplateMessage[], render: (h: r
     }
   }
   // Nothing fits: the newest user turn on, which the caller's budget check refuses by its size.
-  return best ?? { prompt: starts.length > 0 ? render(history.slice(starts[starts.length - 1])) : whole, dropped: starts.at(-1) ?? 0 };
+  return best ?? { prompt: starts.length > 0 ? await render(history.slice(starts[starts.length - 1])) : whole, dropped: starts.at(-1) ?? 0 };
 }

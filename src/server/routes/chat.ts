@@ -31,7 +31,7 @@ export async function chatCompletions(rc: RequestContext): Promise<void> {
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const plan = planTools(body.tools, body.tool_choice, format, s.constraints, body.parallel_tool_calls, formatField);
   const renderOptions = chatRenderOptions(body, { thinking, tools: plan.tools, template: s.served.template, requestTemplates: s.served.requestTemplates });
-  const rendered = s.render(toTemplateMessages(body.messages), renderOptions);
+  const rendered = await s.render(toTemplateMessages(body.messages), renderOptions);
   // vLLM's truncate_prompt_tokens cuts the rendered prompt, template tokens included.
   const prompt = { text: rendered.text, ids: truncatePrompt(rendered.ids, body.truncate_prompt_tokens, s.limits) };
   // The output is read, and a constrained answer's grammar starts, where the prompt leaves off.

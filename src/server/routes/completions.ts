@@ -30,7 +30,7 @@ export async function completions(rc: RequestContext): Promise<void> {
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const plan = planTools(undefined, undefined, answerFormat(body), s.constraints, undefined, formatField);
   // vLLM's truncate_prompt_tokens keeps each prompt's last tokens; an echo repeats what was kept.
-  const prompts = promptsOf(body, rc).map((p) => {
+  const prompts = (await promptsOf(body, rc)).map((p) => {
     const ids = truncatePrompt(p.ids, body.truncate_prompt_tokens, s.limits);
     return ids === p.ids ? p : { ids, text: s.tokenizer.decode(ids) };
   });
@@ -135,7 +135,8 @@ export async function completions(rc: RequestContext): Promise<void> {
   }
 }
 
-function promptsOf(body: CompletionRequest, rc: RequestContext): CompletionPrompt[] {
+/** Each prompt's ids and text; long texts are tokenized off the event loop. */
+async function promptsOf(body: CompletionRequest, rc: RequestContext): Promise<CompletionPrompt[]> {
   const tok = rc.server.tokenizer;
   const p = body.prompt;
   const count = typeof p === 'string' || typeof p[0] === 'number' ? 1 : p.length;
@@ -147,8 +148,7 @@ function promptsOf(body: CompletionRequest, rc: RequestContext): CompletionPromp
       'invalid_value',
     );
   // `param` names the list entry that is empty (prompt[1]), as the embeddings route does.
-  const fromText = (text: string, param = 'prompt'): CompletionPrompt => {
-    const ids = tok.encode(text);
+  const fromText = (text: string, ids: number[], param = 'prompt'): CompletionPrompt => {
     if (ids.length === 0) throw badRequest(`${param === 'prompt' ? 'The prompt' : param} is empty; send at least one token of text.`, param);
     return { ids, text };
   };
@@ -156,8 +156,12 @@ function promptsOf(body: CompletionRequest, rc: RequestContext): CompletionPromp
     checkTokenIds(ids, tok.vocabSize, param);
     return { ids, text: tok.decode(ids) };
   };
-  if (typeof p === 'string') return [fromText(p)];
-  if (p.length > 0 && typeof p[0] === 'string') return (p as string[]).map((text, i) => fromText(text, `prompt[${i}]`));
+  if (typeof p === 'string') return [fromText(p, await rc.server.texts.encode(p))];
+  if (p.length > 0 && typeof p[0] === 'string') {
+    const texts = p as string[];
+    const ids = await rc.server.texts.encodeAll(texts);
+    return texts.map((text, i) => fromText(text, ids[i], `prompt[${i}]`));
+  }
   if (p.length > 0 && typeof p[0] === 'number') return [fromIds(p as number[])];
   return (p as number[][]).map((ids, i) => fromIds(ids, `prompt[${i}]`));
 }

@@ -16,7 +16,7 @@ export async function embeddings(rc: RequestContext): Promise<void> {
   const { engine, name: modelName } = s.engineFor(body.model);
   const priority = requestPriority(body.priority, engine.info.schedulingPolicy);
   const dimensions = checkDimensions(body.dimensions, engine.info.hiddenSize);
-  const inputs = inputsOf(body, rc).map((ids, i, all) => {
+  const inputs = (await inputsOf(body, rc)).map((ids, i, all) => {
     const kept = truncatePrompt(ids, body.truncate_prompt_tokens, s.limits);
     return fitInput(kept, s.limits, all.length > 1 ? `input[${i}]` : 'input');
   });
@@ -31,12 +31,15 @@ export async function embeddings(rc: RequestContext): Promise<void> {
   });
 }
 
-/** Token ids of each input: text through the tokenizer (with its post-processor's tokens, as HF adds them), ids checked. */
-function inputsOf(body: EmbeddingRequest, rc: RequestContext): number[][] {
+/**
+ * Token ids of each input: text through the tokenizer (with its post-processor's tokens, as HF
+ * adds them; long texts off the event loop), ids checked.
+ */
+async function inputsOf(body: EmbeddingRequest, rc: RequestContext): Promise<number[][]> {
   const tok = rc.server.tokenizer;
   const addSpecial = body.add_special_tokens ?? true;
-  const fromText = (text: string, param: string): number[] => {
-    const ids = addSpecial ? tok.encodeWithSpecialTokens(text) : tok.encode(text);
+  const encode = (texts: string[]) => (addSpecial ? rc.server.texts.encodeAllWithSpecialTokens(texts) : rc.server.texts.encodeAll(texts));
+  const fromText = (ids: number[], param: string): number[] => {
     if (ids.length === 0) throw badRequest(`${param} is empty; send at least one character of text.`, param);
     return ids;
   };
@@ -45,8 +48,8 @@ function inputsOf(body: EmbeddingRequest, rc: RequestContext): number[][] {
     return ids;
   };
   const p = body.input;
-  if (typeof p === 'string') return [fromText(p, 'input')];
-  if (typeof p[0] === 'string') return (p as string[]).map((t, i) => fromText(t, `input[${i}]`));
+  if (typeof p === 'string') return [fromText((await encode([p]))[0], 'input')];
+  if (typeof p[0] === 'string') return (await encode(p as string[])).map((ids, i) => fromText(ids, `input[${i}]`));
   if (typeof p[0] === 'number') return [fromIds(p as number[], 'input')];
   return (p as number[][]).map((ids, i) => fromIds(ids, `input[${i}]`));
 }

@@ -27,7 +27,7 @@ async function renderPrompt(s: ServerContext, body: CountTokensRequest & Partial
   const { choice, parallel } = chatToolChoice(body.tool_choice);
   const formatField = body.output_format && !body.output_config?.format ? 'output_format' : 'output_config.format';
   const plan: ToolPlan = planTools(chatTools(body.tools), choice, outputFormat(body), s.constraints, parallel, formatField);
-  const prompt = s.render(messages, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
+  const prompt = await s.render(messages, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
   // A prefilled answer is already past its think block unless it opened one and left it open.
   const reading = thinkReading(thinking, prompt.text, prefill);
   // Compiled here, so that count_tokens refuses what messages would.

@@ -18,9 +18,8 @@ export async function ollamaEmbed(rc: RequestContext): Promise<void> {
   const dimensions = checkDimensions(body.dimensions, engine.info.hiddenSize);
   const texts = body.input == null ? [] : typeof body.input === 'string' ? (body.input === '' ? [] : [body.input]) : body.input;
   if (texts.length > MAX_EMBEDDING_INPUTS) throw badRequest(`${texts.length} inputs in one request; at most ${MAX_EMBEDDING_INPUTS} are accepted. Split them over several requests.`, 'input');
-  const inputs = texts.map((text, i) => {
+  const inputs = (await s.texts.encodeAllWithSpecialTokens(texts)).map((ids, i) => {
     const param = typeof body.input === 'string' ? 'input' : `input[${i}]`;
-    const ids = s.tokenizer.encodeWithSpecialTokens(text);
     if (ids.length === 0) throw badRequest(`${param} is empty; send at least one character of text.`, param);
     // Ollama cuts an input past the context unless truncate is false, which makes it an error.
     return fitInput(ids, s.limits, param, body.truncate ?? true);
@@ -42,7 +41,8 @@ export async function ollamaLegacyEmbed(rc: RequestContext): Promise<void> {
   s.requireEngine();
   const text = body.prompt ?? '';
   if (text === '') return sendJson(rc.res, 200, { embedding: [] });
-  const ids = fitInput(s.tokenizer.encodeWithSpecialTokens(text), s.limits, 'prompt', true);
+  const [encoded] = await s.texts.encodeAllWithSpecialTokens([text]);
+  const ids = fitInput(encoded, s.limits, 'prompt', true);
   const [vector] = await embedInputs(rc, [ids], { normalize: false });
   sendJson(rc.res, 200, { embedding: vector });
 }

@@ -33,7 +33,7 @@ export async function ollamaChat(rc: RequestContext): Promise<void> {
   const plan = planTools(body.tools, undefined, answerFormat(body.format), s.constraints, undefined, 'format');
   // A last assistant turn with text is continued (unless it already ended in tool calls), as Ollama does.
   const { turns, prefill } = prefillPlan(templateMessages(messages));
-  const prompt = s.render(turns, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
+  const prompt = await s.render(turns, { addGenerationPrompt: !prefill, continueFinalMessage: prefill, enableThinking: thinking, tools: plan.tools });
   const reading = thinkReading(thinking, prompt.text, prefill);
   await runTurn(rc, { model: body.model, prompt, plan, reading, options: body.options, stream: body.stream ?? true, promptParam: 'messages', fields: (d) => ({ message: chatMessage(d) }), logprobs });
 }
@@ -56,11 +56,11 @@ export async function ollamaGenerate(rc: RequestContext): Promise<void> {
   const thinking = body.raw ? body.think != null && body.think !== false : thinkingOn(body.think, s.options.enableThinking);
   const plan = planTools(undefined, undefined, answerFormat(body.format), s.constraints, undefined, 'format');
   let prompt: { text: string; ids: number[] };
-  if (body.raw) prompt = { text, ids: s.tokenizer.encode(text) };
+  if (body.raw) prompt = { text, ids: await s.texts.encode(text) };
   else {
     const turns: TemplateMessage[] = body.system ? [{ role: 'system', content: body.system }] : [];
     turns.push({ role: 'user', content: text });
-    prompt = s.render(turns, { addGenerationPrompt: true, enableThinking: thinking });
+    prompt = await s.render(turns, { addGenerationPrompt: true, enableThinking: thinking });
   }
   // A raw prompt's think block is read apart only where think asks for it; its tags are the
   // client's own text, as a continued turn's are.

@@ -18,8 +18,8 @@ function prompterFor(tok: Tokenizer): RerankPrompter {
 }
 
 interface Scoring {
-  /** The prompt of one pair; `param` names the document in a 400. */
-  prompt(query: string, document: string, param: string): number[];
+  /** The prompts of the pairs ([query, document]); `param(i)` names pair i's document in a 400. Long texts are tokenized off the event loop. */
+  prompts(pairs: Array<[string, string]>, param: (i: number) => string): Promise<number[][]>;
   scores(prompts: number[][]): Promise<number[]>;
 }
 
@@ -33,7 +33,14 @@ function scoring(rc: RequestContext, body: Pick<RerankRequest, 'model' | 'priori
   const keep = truncationLength(body.truncate_prompt_tokens, s.limits);
   const instruction = body.instruction ?? DEFAULT_RERANK_INSTRUCTION;
   return {
-    prompt: (query, document, param) => prompter.prompt(query, document, instruction, s.limits, param, keep),
+    prompts: async (pairs, param) => {
+      const texts = pairs.map(([query, document]) => prompter.pairText(query, document, instruction));
+      const ids = await s.texts.encodeAll(
+        texts.map((t) => t.text),
+        texts.map((t) => t.opts),
+      );
+      return texts.map((t, i) => prompter.prompt(t, ids[i], s.limits, param(i), keep));
+    },
     scores: (prompts) => relevanceScores(rc, prompts, prompter.answerIds, priority),
   };
 }
@@ -43,7 +50,10 @@ export async function rerank(rc: RequestContext): Promise<void> {
   const s = rc.server;
   const run = scoring(rc, body);
   const texts = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
-  const prompts = texts.map((doc, i) => run.prompt(body.query, doc, `documents[${i}]`));
+  const prompts = await run.prompts(
+    texts.map((doc) => [body.query, doc]),
+    (i) => `documents[${i}]`,
+  );
   const scores = await run.scores(prompts);
   // Best first; equal scores keep the documents' order.
   const order = scores.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score || a.index - b.index);
@@ -66,7 +76,10 @@ export async function score(rc: RequestContext): Promise<void> {
   // One query against every document, or the lists paired in order (vLLM's rule).
   if (queries.length !== 1 && queries.length !== documents.length)
     throw badRequest(`text_1 has ${queries.length} texts and text_2 ${documents.length}: send one text_1 for all of text_2, or as many as text_2 has.`, 'text_1');
-  const prompts = documents.map((doc, i) => run.prompt(queries.length === 1 ? queries[0] : queries[i], doc, `text_2[${i}]`));
+  const prompts = await run.prompts(
+    documents.map((doc, i) => [queries.length === 1 ? queries[0] : queries[i], doc]),
+    (i) => `text_2[${i}]`,
+  );
   const scores = await run.scores(prompts);
   const tokens = prompts.reduce((n, p) => n + p.length, 0);
   sendJson(rc.res, 200, {

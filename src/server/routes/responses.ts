@@ -43,7 +43,7 @@ export async function createResponse(rc: RequestContext): Promise<void> {
       tools: plan.tools,
       kwargs: extraKwargs(body.chat_template_kwargs),
     });
-  const prompt = body.truncation === 'auto' ? fitHistory(history, render, (p) => leavesRoom(p.ids.length, body.max_output_tokens, s.limits)).prompt : render(history);
+  const prompt = body.truncation === 'auto' ? (await fitHistory(history, render, (p) => leavesRoom(p.ids.length, body.max_output_tokens, s.limits))).prompt : await render(history);
   const reading = thinkReading(thinking, prompt.text, false);
   const promptTokens = prompt.ids.length;
   const maxTokens = tokenBudget(body.max_output_tokens, promptTokens, s.limits, 'input', 'max_output_tokens', s.options.defaultMaxTokens);

@@ -17,10 +17,10 @@ export async function tokenize(rc: RequestContext): Promise<void> {
   if ('messages' in body) {
     // Rendered as chat renders it (chat-render.ts), so the count is chat's prompt_tokens.
     const thinking = chatThinking(body, s.options.enableThinking);
-    ids = s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: toTemplateTools(body.tools), template: s.served.template, requestTemplates: s.served.requestTemplates })).ids;
+    ids = (await s.render(toTemplateMessages(body.messages), chatRenderOptions(body, { thinking, tools: toTemplateTools(body.tools), template: s.served.template, requestTemplates: s.served.requestTemplates }))).ids;
   } else {
     // Qwen3 adds no BOS/EOS, so add_special_tokens changes nothing; special tokens in the text are recognized.
-    ids = s.tokenizer.encode(body.prompt);
+    ids = await s.texts.encode(body.prompt);
   }
   const out: Record<string, unknown> = { count: ids.length, max_model_len: s.engine ? s.limits.maxSeqLen : null, tokens: ids };
   if (body.return_token_strs) out.token_strs = ids.map((id) => tokenText(s.tokenizer, id));
