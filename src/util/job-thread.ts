@@ -6,7 +6,7 @@
 // fresh one.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker, type ResourceLimits, type Transferable } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 
 /**
  * A worker module's file: next to the calling module once compiled (dist/<folder>). Run from the
@@ -45,13 +45,13 @@ export class JobThread<Job extends Numbered, Reply extends Numbered> {
   constructor(private readonly opts: JobThreadOptions) {}
 
   /** Sends `job` (given its id); rejects when the worker cannot start or stops before it answers. */
-  run(job: (id: number) => Job, transfer: readonly Transferable[] = []): Promise<Reply> {
+  run(job: (id: number) => Job): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       let worker: Worker;
       try {
         worker = this.started();
-        worker.postMessage(job(id), transfer);
+        worker.postMessage(job(id));
       } catch (err) {
         return reject(err instanceof Error ? err : new Error(String(err)));
       }
