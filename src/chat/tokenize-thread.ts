@@ -16,16 +16,28 @@ export function tokenizeWorkerFile(): string | undefined {
   return workerFile(import.meta.url, 'chat', 'tokenize-worker.js');
 }
 
+export interface LongTextOptions {
+  /** The worker module (default: tokenizeWorkerFile()). */
+  file?: string;
+  /** Where encoding moves to the thread (default OFF_LOOP_CHARS; tests lower it). */
+  offLoopChars?: number;
+  /** Told once why the thread could not serve, the first time it could not. */
+  log?: (line: string) => void;
+}
+
 export class LongTextTokenizer {
   private readonly thread?: JobThread<TokenizeJob, TokenizeReply>;
+  private readonly offLoopChars: number;
+  /** Whether the thread's first failure was told (or the tokenizer closed: its jobs' failures are no news). */
+  private told = false;
 
   constructor(
     readonly tokenizer: Tokenizer,
-    file = tokenizeWorkerFile(),
-    /** Where encoding moves to the thread (tests lower it). */
-    private readonly offLoopChars = OFF_LOOP_CHARS,
+    private readonly opts: LongTextOptions = {},
   ) {
-    if (file && tokenizer.dir) this.thread = new JobThread({ file, name: "the tokenizer's thread", workerData: { dir: tokenizer.dir } });
+    const file = 'file' in opts ? opts.file : tokenizeWorkerFile();
+    this.offLoopChars = opts.offLoopChars ?? OFF_LOOP_CHARS;
+    if (file && tokenizer.source) this.thread = new JobThread({ file, name: "the tokenizer's thread", workerData: tokenizer.source });
   }
 
   /** tokenizer.encode(text, opts), off the event loop for a long text. */
@@ -48,16 +60,21 @@ export class LongTextTokenizer {
     let reply: TokenizeReply;
     try {
       reply = await this.thread.run((id) => ({ id, texts, opts, withSpecialTokens }));
-    } catch {
+    } catch (err) {
+      reply = { id: 0, error: (err as Error).message };
+    }
+    if ('error' in reply) {
+      if (!this.told) this.opts.log?.(`the tokenizer's thread could not take a long text, which was tokenized on the event loop instead (said once): ${reply.error}`);
+      this.told = true;
       return here();
     }
-    if ('error' in reply) return here();
     const { ids, ends } = reply;
     return Array.from(ends, (end, i) => toArray(ids, i === 0 ? 0 : ends[i - 1], end));
   }
 
   /** Ends the thread; texts still out are encoded here. */
   close(): Promise<void> {
+    this.told = true;
     return this.thread?.close() ?? Promise.resolve();
   }
 }

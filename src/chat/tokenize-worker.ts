@@ -1,7 +1,9 @@
 // The tokenizer's thread body (tokenize-thread.ts starts it): long texts -> token ids, with the
-// same tokenizer the server holds, read again from its folder on the first job (about 0.5 s).
-// The ids go back in one Int32Array, without a copy.
+// same tokenizer the server holds, read again from its folder on the first job (about 0.5 s),
+// unless its tokenizer.json changed since the server read it (then every job fails and the
+// server tokenizes on its own thread). The ids go back in one Int32Array, without a copy.
 import { parentPort, workerData } from 'node:worker_threads';
+import type { TokenizerSource } from './tokenizer-files.js';
 import { Tokenizer, type EncodeOptions } from './tokenizer.js';
 
 export interface TokenizeJob {
@@ -17,12 +19,19 @@ export interface TokenizeJob {
 export type TokenizeReply = { id: number; ids: Int32Array; ends: Int32Array } | { id: number; error: string };
 
 const port = parentPort;
-const dir = (workerData as { dir: string }).dir;
+const source = workerData as TokenizerSource;
 let tokenizer: Tokenizer | undefined;
+
+function sameTokenizer(): Tokenizer {
+  if (tokenizer) return tokenizer;
+  const read = Tokenizer.fromDir(source.dir);
+  if (read.source?.stamp !== source.stamp) throw new Error(`${source.dir}/tokenizer.json changed after the server read it`);
+  return (tokenizer = read);
+}
+
 port?.on('message', (job: TokenizeJob) => {
   try {
-    tokenizer ??= Tokenizer.fromDir(dir);
-    const tok = tokenizer;
+    const tok = sameTokenizer();
     const lists = job.texts.map((t, i) => (job.withSpecialTokens ? tok.encodeWithSpecialTokens(t) : tok.encode(t, Array.isArray(job.opts) ? job.opts[i] : job.opts)));
     const ends = new Int32Array(lists.length);
     let total = 0;

@@ -1,6 +1,6 @@
 // Reading a checkpoint's tokenizer.json and tokenizer_config.json, with errors that name the
 // file and the fix.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { badInput, unreadableFile } from '../util/errors.js';
 import type { AddedTokenJson } from './added-tokens.js';
@@ -67,6 +67,17 @@ export function readTokenizerJson(dir: string): TokenizerJson {
     throw badInput(`${file}: model type ${json.model.type} is not a BPE model with vocab and merges`, 'use a Qwen2/Qwen3 checkpoint (byte-level BPE)');
   }
   return json;
+}
+
+/** Where a tokenizer was read from, and tokenizer.json's size and time as it was then: what encoding depends on. */
+export interface TokenizerSource {
+  dir: string;
+  stamp: string;
+}
+
+export function tokenizerStamp(dir: string): string {
+  const st = statSync(join(dir, 'tokenizer.json'));
+  return `${st.size}:${st.mtimeMs}`;
 }
 
 /** tokenizer_config.json, or an empty config when the folder has none. */

@@ -11,7 +11,9 @@ import {
   readTokenizerConfig,
   readTokenizerJson,
   tokenContent,
+  tokenizerStamp,
   type TokenizerConfigJson,
+  type TokenizerSource,
   type TokenizerJson,
 } from './tokenizer-files.js';
 
@@ -55,8 +57,8 @@ export class Tokenizer {
   private readonly table: TokenTable;
   private readonly postProcess: PostProcess;
 
-  /** `dir`: the folder read (fromDir), where a worker thread can read the same tokenizer again. */
-  constructor(json: TokenizerJson, config: TokenizerConfigJson = {}, readonly dir?: string) {
+  /** `source`: the folder read (fromDir), where a worker thread can read the same tokenizer again. */
+  constructor(json: TokenizerJson, config: TokenizerConfigJson = {}, readonly source?: TokenizerSource) {
     const vocab = new Map<string, number>();
     // Object.keys + indexed loop: several times faster than Object.entries or for-in over a
     // 151k-key dictionary object, which matters for start-up time.
@@ -106,7 +108,8 @@ export class Tokenizer {
 
   /** Reads tokenizer.json (and tokenizer_config.json when present) from a checkpoint or engine folder. */
   static fromDir(dir: string): Tokenizer {
-    return new Tokenizer(readTokenizerJson(dir), readTokenizerConfig(dir), dir);
+    const json = readTokenizerJson(dir);
+    return new Tokenizer(json, readTokenizerConfig(dir), { dir, stamp: tokenizerStamp(dir) });
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {

@@ -53,7 +53,7 @@ export interface RunningServer {
 
 export async function startServer(deps: ServerDeps, options: ServerOptions): Promise<RunningServer> {
   const log = deps.log ?? (() => undefined);
-  const texts = new LongTextTokenizer(deps.tokenizer);
+  const texts = new LongTextTokenizer(deps.tokenizer, { log: (line) => log(line, 'warn') });
   const render = makeRender(deps.template, texts);
   // The conf's skip_special_tokens list (grps_trtllm's form) names the ids skipping leaves out.
   const skipMask = options.skipTokenIds ? tokenMask(deps.tokenizer.vocabSize, options.skipTokenIds) : undefined;

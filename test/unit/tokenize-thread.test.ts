@@ -2,6 +2,9 @@
 // ids must be exactly what the tokenizer gives on this thread (added tokens, shielded ranges,
 // plain text, the post-processor's tokens), the event loop must keep running meanwhile, and a
 // thread that cannot serve must cost nothing but the time: the text is then encoded here.
+import { cpSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LongTextTokenizer, OFF_LOOP_CHARS, tokenizeWorkerFile } from '../../src/chat/tokenize-thread.js';
@@ -13,8 +16,8 @@ import { longestStall } from '../helpers/loop-stall.js';
 const tok = Tokenizer.fromDir(tokenizerDir);
 const opened: LongTextTokenizer[] = [];
 /** offLoopChars 0: every text goes to the thread. */
-const texts = (offLoopChars = 0, t: Tokenizer = tok) => {
-  const l = new LongTextTokenizer(t, tokenizeWorkerFile(), offLoopChars);
+const texts = (offLoopChars = 0, t: Tokenizer = tok, log?: (line: string) => void) => {
+  const l = new LongTextTokenizer(t, { offLoopChars, log });
   opened.push(l);
   return l;
 };
@@ -56,7 +59,7 @@ describe('long texts tokenized on a thread of their own', () => {
     expect(threadOf(l).worker).toBeUndefined();
   });
 
-  it('encodes here where the thread cannot serve: a tokenizer not read from a folder, a thread that stopped', async () => {
+  it('encodes here where the thread cannot serve: a tokenizer not read from a folder, a thread that stopped, a tokenizer.json changed since', async () => {
     const inMemory = new Tokenizer(readTokenizerJson(tokenizerDir), readTokenizerConfig(tokenizerDir));
     const noFolder = texts(0, inMemory);
     expect(await noFolder.encode(sample)).toEqual(tok.encode(sample));
@@ -71,6 +74,19 @@ describe('long texts tokenized on a thread of their own', () => {
     // The next text starts a fresh thread.
     expect(await l.encode(sample)).toEqual(tok.encode(sample));
     expect(threadOf(l).worker).toBeDefined();
+
+    // The thread reads the folder again: a tokenizer.json changed since the server read its own
+    // (here only its time) is not taken for the same one; the server's tokenizer encodes, and says so once.
+    const copy = mkdtempSync(join(tmpdir(), 'tokenizer-'));
+    cpSync(tokenizerDir, copy, { recursive: true });
+    const held = Tokenizer.fromDir(copy);
+    const said: string[] = [];
+    const stale = texts(0, held, (line) => said.push(line));
+    utimesSync(join(copy, 'tokenizer.json'), new Date(), new Date(Date.now() + 60_000));
+    expect(await stale.encode(sample)).toEqual(tok.encode(sample));
+    expect(await stale.encode('again')).toEqual(tok.encode('again'));
+    expect(said).toEqual([expect.stringMatching(/tokenized on the event loop instead \(said once\): .*tokenizer\.json changed after the server read it/)]);
+    rmSync(copy, { recursive: true, force: true });
   });
 
   // Retried: a stall of the loop is also the scheduler's doing on a busy machine. A stall that is
