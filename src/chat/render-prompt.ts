@@ -81,21 +81,34 @@ export function renderPrompt(
   messages: readonly InputMessage[],
   opts: PromptOptions = {},
 ): Prompt {
-  const p = renderPromptText(template, tokenizer, messages, opts);
-  return { ...p, ids: tokenizer.encode(p.text, { noSpecialIn: p.shielded }) };
+  const { text, shielded, hf } = renderParts(template, tokenizer, messages, opts, true);
+  return { text, shielded, ids: tokenizer.encode(text, { noSpecialIn: shielded }), sameAsHf: text === hf };
 }
 
 /**
- * renderPrompt without the tokenizing: the text, and the ranges in it to encode with added tokens
- * not recognized (tokenizer.encode(text, { noSpecialIn: shielded }) gives the ids). The server
- * encodes long prompts on a thread of their own.
+ * renderPrompt without the tokenizing and without Hugging Face's render beside it (sameAsHf),
+ * which would render the template once more: the text, and the ranges in it to encode with added
+ * tokens not recognized (tokenizer.encode(text, { noSpecialIn: shielded }) gives the ids). The
+ * server's form: it encodes long prompts on a thread of their own.
  */
 export function renderPromptText(
   template: ChatTemplate,
   tokenizer: Tokenizer,
   messages: readonly InputMessage[],
   opts: PromptOptions = {},
-): Omit<Prompt, 'ids'> {
+): Pick<Prompt, 'text' | 'shielded'> {
+  const { text, shielded } = renderParts(template, tokenizer, messages, opts, false);
+  return { text, shielded };
+}
+
+/** The shielded render (and, with `withHf`, Hugging Face's plain one: `hf`). */
+function renderParts(
+  template: ChatTemplate,
+  tokenizer: Tokenizer,
+  messages: readonly InputMessage[],
+  opts: PromptOptions,
+  withHf: boolean,
+): Pick<Prompt, 'text' | 'shielded'> & { hf?: string } {
   const continued = opts.continueFinalMessage === true;
   const last = messages.length - 1;
   if (continued && (last < 0 || messages[last].content === null || messages[last].content === undefined)) {
@@ -118,7 +131,6 @@ export function renderPromptText(
   const tools = opts.tools === undefined ? undefined : (stripMarkers(opts.tools, numbers) as ChatTool[]);
   const kwargs = opts.kwargs === undefined ? undefined : (stripMarkers(opts.kwargs, numbers) as Record<string, unknown>);
   const base: RenderOptions = { ...opts, addGenerationPrompt: opts.addGenerationPrompt ?? true, tools, kwargs, pythonNumbers: numbers.found };
-  const hf = cutAtTag(template.render(tagged(plain), base), final, continued);
   // Tool descriptions are shielded too when the template only prints them (tojson); a template
   // that compares them gets them plain. Content the template inspects stays shielded regardless.
   // Whether descriptions were only printed is judged against the render with plain descriptions,
@@ -130,12 +142,12 @@ export function renderPromptText(
     return { text: cut, shielded: shielded.filter(([start]) => start < cut.length).map(([start, end]): [number, number] => [start, Math.min(end, cut.length)]) };
   };
   let located = rendered(tools ? { ...base, tools: shieldDescriptions(tools) as ChatTool[] } : base);
-  if (tools && located.text !== hf) {
+  if (tools) {
     const plainDescriptions = rendered(base);
     if (plainDescriptions.text !== located.text) located = plainDescriptions;
   }
-  const { text, shielded } = located;
-  return { text, shielded, sameAsHf: text === hf };
+  const hf = withHf ? cutAtTag(template.render(tagged(plain), base), final, continued) : undefined;
+  return { ...located, hf };
 }
 
 /** The render up to the continue tag, as transformers cuts it; the render itself when not continuing. */
