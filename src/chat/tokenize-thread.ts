@@ -33,10 +33,10 @@ export class LongTextTokenizer {
 
   constructor(
     readonly tokenizer: Tokenizer,
-    private readonly opts: LongTextOptions = {},
+    private readonly options: LongTextOptions = {},
   ) {
-    const file = 'file' in opts ? opts.file : tokenizeWorkerFile();
-    this.offLoopChars = opts.offLoopChars ?? OFF_LOOP_CHARS;
+    const file = 'file' in options ? options.file : tokenizeWorkerFile();
+    this.offLoopChars = options.offLoopChars ?? OFF_LOOP_CHARS;
     if (file && tokenizer.source) this.thread = new JobThread({ file, name: "the tokenizer's thread", workerData: tokenizer.source });
   }
 
@@ -57,14 +57,9 @@ export class LongTextTokenizer {
     let chars = 0;
     for (const t of texts) chars += t.length;
     if (!this.thread || chars < this.offLoopChars) return here();
-    let reply: TokenizeReply;
-    try {
-      reply = await this.thread.run((id) => ({ id, texts, opts, withSpecialTokens }));
-    } catch (err) {
-      reply = { id: 0, error: (err as Error).message };
-    }
+    const reply = await this.thread.run((id) => ({ id, texts, opts, withSpecialTokens })).catch((err: Error) => ({ error: err.message }));
     if ('error' in reply) {
-      if (!this.told) this.opts.log?.(`the tokenizer's thread could not take a long text, which was tokenized on the event loop instead (said once): ${reply.error}`);
+      if (!this.told) this.options.log?.(`the tokenizer's thread could not take a long text, which was tokenized on the event loop instead (said once): ${reply.error}`);
       this.told = true;
       return here();
     }
