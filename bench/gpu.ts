@@ -4,11 +4,14 @@
 //   decode b1       per weight format, against its roofline           (harness: the CUDA forward in a CUDA graph)
 //                   bf16 through the real server as well
 //   prefill         1k / 8k / 32k prompts: tok/s, TTFT, TFLOP/s        (harness and the real server)
-//   serving         64 concurrent requests, 1,024 prompt / 512 output tokens, through the HTTP server
+//   serving         64 concurrent requests, 1,024 prompt / 512 output tokens, through the HTTP server:
+//                   one wave of 64 (--requests), then sustained (--sustained-requests, 0 to skip)
+//                   at each step token budget of --sustained-budgets, a fresh server for each
 //   baseline        transformers generate, batch 1 and 64, same shape and GPU
 //
 //   npm run bench:gpu -- --checkpoint DIR [--harness BIN | --harness-json FILE]
-//                        [--baseline-json FILE] [--out DIR]
+//                        [--baseline-json FILE] [--out DIR] [--requests N]
+//                        [--sustained-requests N] [--sustained-budgets LIST]
 // The checkpoint is made by scripts/gpu/transformers_baseline.py --save-dir (see scripts/gpu/run.sh).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,13 +35,26 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench-gpu-out' },
     'serve-child': { type: 'string' },
     requests: { type: 'string', default: '64' },
+    'sustained-requests': { type: 'string', default: '256' },
+    'sustained-budgets': { type: 'string', default: '8192,512,256' },
+    'max-num-tokens': { type: 'string', default: '8192' },
+    // --smoke --device cpu: the served rows' flow on a tiny checkpoint anywhere, with short prompts
+    // and answers (its figures mean nothing; test/e2e/bench-gpu-served.test.ts)
+    device: { type: 'string', default: 'cuda' },
+    smoke: { type: 'boolean', default: false },
+    'copy-gbs': { type: 'string' },
   },
 });
+/** The step token budget (max_num_tokens) of the server behind every row but the sustained ones. */
+const kServeBudget = 8192;
+// The served workload: the issue's 1,024 prompt / 512 output tokens, and prompts of 1k-32k alone.
+const servedIn = args.smoke ? 64 : 1024, servedOut = args.smoke ? 32 : 512;
+const prefillLengths = args.smoke ? [64, 256, 1024] : [1024, 8192, 32768];
 
 // ---- server child: loads the checkpoint on the GPU and serves it -------------------------------
 if (args['serve-child']) {
   const dir = args['serve-child'];
-  const engine = await loadEngine(dir, { device: 'cuda', maxBatchSize: 64, maxSeqLen: 34816, maxNumTokens: 8192 });
+  const engine = await loadEngine(dir, { device: args.device === 'cpu' ? 'cpu' : 'cuda', maxBatchSize: 64, maxSeqLen: 34816, maxNumTokens: Number(args['max-num-tokens']) });
   const server = await startServer(
     { engine, tokenizer: Tokenizer.fromDir(dir), template: ChatTemplate.fromDir(dir), log: (l) => process.stderr.write(`${l}\n`) },
     { ...defaultServerOptions, host: '127.0.0.1', port: 0, maxConcurrency: 128, maxQueue: 1024 },
@@ -78,7 +94,7 @@ if (args['harness-json']) {
   else console.error(`the harness exited with ${r.status}`);
 }
 const h = (group: string, name: string) => harness.find((x) => x.group === group && x.name === name);
-const copyGbs = h('ceiling', 'device copy bandwidth (read+write)')?.value ?? NaN;
+const copyGbs = h('ceiling', 'device copy bandwidth (read+write)')?.value ?? Number(args['copy-gbs'] ?? NaN);
 add('ceilings', 'device-to-device copy bandwidth', `${copyGbs.toFixed(0)} GB/s`, '', '4 GiB cudaMemcpyAsync, bytes read + written');
 const gemm = h('ceiling', 'bf16 GEMM 8192^3 (cuBLASLt)');
 if (gemm) add('ceilings', 'bf16 GEMM 8192^3', `${gemm.value.toFixed(0)} TFLOP/s`, '', 'cuBLASLt, random data');
@@ -114,49 +130,100 @@ let serving: LoadSummary | undefined;
 // The prefill block shape the harness measured faster (GRPST_CUDA_PREFILL_WARPS, 8 by default).
 const shape = h('attention', 'prefill block shape used below');
 if (shape && !process.env.GRPST_CUDA_PREFILL_WARPS) process.env.GRPST_CUDA_PREFILL_WARPS = String(shape.value);
-if (args.checkpoint) {
+type ServedInfo = { weightBytesPerStep: number; kvBytesPerToken: number; kernels: string; maxNumTokens: number };
+/** A server child on the checkpoint with this step token budget; resolves once it is ready. */
+async function startChild(checkpoint: string, maxNumTokens: number): Promise<{ url: string; info: ServedInfo; stop: () => Promise<void> }> {
   const self = fileURLToPath(import.meta.url);
-  const child = spawn(process.execPath, [...process.execArgv, self, '--serve-child', resolve(args.checkpoint)], {
+  const child = spawn(process.execPath, [...process.execArgv, self, '--serve-child', checkpoint, '--max-num-tokens', String(maxNumTokens), '--device', args.device], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  // Each child holds the GPU's KV cache: the next one starts only after this one has exited.
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
   try {
     const first = await new Promise<string>((res, rej) => {
       createInterface({ input: child.stdout! }).once('line', res);
       child.once('exit', (code) => rej(new Error(`the server exited with ${code} before it was ready`)));
     });
-    const { url, info } = JSON.parse(first) as { url: string; info: { weightBytesPerStep: number; kvBytesPerToken: number; kernels: string } };
-    console.log(`server ready at ${url} on ${info.kernels}`);
+    const { url, info } = JSON.parse(first) as { url: string; info: ServedInfo };
+    console.log(`server ready at ${url} on ${info.kernels}, max_num_tokens ${info.maxNumTokens}`);
+    await singleRequest(url, 64, 8, 0); // warm-up: graphs, cuBLASLt algorithms
+    return { url, info, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+const serveLine = (s: LoadSummary) =>
+  `TTFT p50/p99 ${s.ttftMs[0].toFixed(0)}/${s.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${s.itlMs[0].toFixed(1)}/${s.itlMs[2].toFixed(1)} ms; failed ${s.failed}`;
+
+if (args.checkpoint) {
+  const checkpoint = resolve(args.checkpoint);
+  const budgets = args['sustained-budgets'].split(',').filter(Boolean).map(Number);
+  const sustainedRequests = Number(args['sustained-requests']);
+  let server: Awaited<ReturnType<typeof startChild>> | undefined;
+  let serverBudget = kServeBudget;
+  try {
+    server = await startChild(checkpoint, kServeBudget);
+    const { url, info } = server;
     const one = (len: number, out: number, salt: number) => singleRequest(url, len, out, salt);
-    await one(64, 8, 0); // warm-up: graphs, cuBLASLt algorithms
     const d = summarize(await one(128, 256, 1));
     const tpot = d.tpotMs[0];
     const roof = (copyGbs * 1e9) / (info.weightBytesPerStep + 200 * info.kvBytesPerToken);
     add('decode b1', 'bf16 through the HTTP server', `${(1000 / tpot).toFixed(1)} tok/s`, '>= 90% of roofline',
       `TPOT ${tpot.toFixed(2)} ms; roofline ${roof.toFixed(0)} tok/s (${(info.weightBytesPerStep / 1e9).toFixed(2)} GB/token) -> ${((100 * 1000) / tpot / roof).toFixed(1)}%`);
-    for (const [k, T] of [1024, 8192, 32768].entries()) {
+    for (const [k, T] of prefillLengths.entries()) {
       await one(T, 1, 100 + k); // first request of this length (graph of its chunking, allocator)
       const s = summarize(await one(T, 1, 200 + k));
       add('prefill', `bf16 ${T} tokens (HTTP server)`, `TTFT ${s.ttftMs[0].toFixed(0)} ms`, T === 32768 ? 'TTFT <= 2.5 s' : '',
         `${((T * 1000) / s.ttftMs[0]).toFixed(0)} tok/s incl. HTTP, tokenization-free token prompt`);
     }
     const n = Number(args.requests);
-    const load = await runLoad({ url, model: 'qwen3', concurrency: 64, requests: n, prompt: tokenPrompt(1024, 3), outputTokens: 512 });
+    const load = await runLoad({ url, model: 'qwen3', concurrency: 64, requests: n, prompt: tokenPrompt(servedIn, 3), outputTokens: servedOut });
     const bad = load.timings.find((t) => !t.ok);
     if (bad) console.error(`a served request failed: ${bad.error}`);
     serving = summarize(load);
     const loopLine = engineLoopLine(serving);
-    const kvStep = 64 * (1024 + 256) * info.kvBytesPerToken;
+    const meanContext = servedIn + servedOut / 2;
+    const kvStep = 64 * meanContext * info.kvBytesPerToken;
     const roofServe = (64 * copyGbs * 1e9) / (info.weightBytesPerStep + kvStep);
-    add('serving', `64 concurrent, 1024 in / 512 out, ${n} requests`, `${serving.outputTokensPerSecond.toFixed(0)} output tok/s`,
+    const ofRoof = (tokS: number) => `${((100 * tokS) / roofServe).toFixed(1)}%`;
+    add('serving', `64 concurrent, ${servedIn} in / ${servedOut} out, ${n} requests`, `${serving.outputTokensPerSecond.toFixed(0)} output tok/s`,
       '>= 70% of roofline, >= 3x transformers b64',
-      `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context 1280) -> ${((100 * serving.outputTokensPerSecond) / roofServe).toFixed(1)}%; ` +
-        `TTFT p50/p99 ${serving.ttftMs[0].toFixed(0)}/${serving.ttftMs[2].toFixed(0)} ms; ITL p50/p99 ${serving.itlMs[0].toFixed(1)}/${serving.itlMs[2].toFixed(1)} ms; failed ${serving.failed}` +
+      `roofline ${roofServe.toFixed(0)} tok/s (weights + KV at mean context ${meanContext}) -> ${ofRoof(serving.outputTokensPerSecond)}; ${serveLine(serving)}` +
         (loopLine ? `; ${loopLine}` : ''));
+    // Sustained: more requests than clients, so each one ended is replaced by a new one and prompts
+    // arrive spread out, their prefill sharing steps with the others' decode; measured over the
+    // window where all 64 clients are busy (LoadSummary.steady), per step token budget.
+    for (const [k, budget] of (sustainedRequests > n ? budgets : []).entries()) {
+      try {
+        if (!server || budget !== serverBudget) {
+          await server?.stop();
+          server = undefined;
+          server = await startChild(checkpoint, budget);
+          serverBudget = budget;
+        }
+        const run = await runLoad({ url: server!.url, model: 'qwen3', concurrency: 64, requests: sustainedRequests, prompt: tokenPrompt(servedIn, 10 + k), outputTokens: servedOut });
+        const s = summarize(run);
+        const w = s.steady;
+        add('serving', `64 concurrent, sustained: ${sustainedRequests} requests, max_num_tokens ${server!.info.maxNumTokens}`,
+          w ? `${w.outputTokensPerSecond.toFixed(0)} output tok/s` : 'no steady window', '>= 70% of roofline',
+          `${w ? `${ofRoof(w.outputTokensPerSecond)} of the roofline from ${w.fromS.toFixed(1)} to ${w.toS.toFixed(1)} s; ` : ''}` +
+            `whole run ${s.outputTokensPerSecond.toFixed(0)} tok/s (${ofRoof(s.outputTokensPerSecond)}); ${serveLine(s)}` +
+            (engineLoopLine(s) ? `; ${engineLoopLine(s)}` : ''));
+      } catch (err) {
+        add('serving', `sustained, max_num_tokens ${budget}`, 'failed', '', err instanceof Error ? err.message : String(err));
+      }
+    }
   } catch (err) {
     add('serving', 'HTTP server', 'failed', '', err instanceof Error ? err.message : String(err));
   } finally {
-    child.kill('SIGTERM');
+    await server?.stop();
   }
 }
 

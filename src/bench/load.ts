@@ -18,6 +18,8 @@ export interface LoadSpec {
 export interface RequestTiming {
   ok: boolean;
   error?: string;
+  /** Seconds from the run's start to sending this request. */
+  sent: number;
   /** Seconds from sending to the first generated text. */
   ttft: number;
   /** Seconds between consecutive chunks that carried text. */
@@ -78,7 +80,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const loopBefore = await readEngineLoop(spec, agent);
   const start = performance.now();
   const worker = async () => {
-    for (let i = next++; i < spec.requests; i = next++) timings.push(await oneRequest(spec, agent, i));
+    for (let i = next++; i < spec.requests; i = next++) timings.push(await oneRequest(spec, agent, i, start));
   };
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
   const wallSeconds = (performance.now() - start) / 1000;
@@ -89,7 +91,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings, ...(engineLoop ? { engineLoop } : {}) };
 }
 
-async function oneRequest(spec: LoadSpec, agent: Agent, i: number): Promise<RequestTiming> {
+async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: number): Promise<RequestTiming> {
   const body = {
     model: spec.model,
     prompt: spec.prompt(i),
@@ -100,7 +102,7 @@ async function oneRequest(spec: LoadSpec, agent: Agent, i: number): Promise<Requ
     stream_options: { include_usage: true },
   };
   const t0 = performance.now();
-  const timing: RequestTiming = { ok: false, ttft: 0, itl: [], e2e: 0, outputTokens: 0 };
+  const timing: RequestTiming = { ok: false, sent: (t0 - runStart) / 1000, ttft: 0, itl: [], e2e: 0, outputTokens: 0 };
   try {
     const res = await request(`${spec.url}/v1/completions`, {
       method: 'POST',
@@ -186,6 +188,13 @@ export interface LoadSummary {
   ttftMs: [number, number, number];
   tpotMs: [number, number, number];
   itlMs: [number, number, number];
+  /**
+   * The output rate between the first request's end and the last request's start (seconds from the
+   * run's start), where every client has a request in flight: the sustained rate, without the
+   * first wave's prompts arriving together or the last wave's drain. Absent when no request ended
+   * before the last one was sent (a single wave).
+   */
+  steady?: { fromS: number; toS: number; outputTokensPerSecond: number };
   /** A grpst server's engine loop over the run: steps, mean step and the host work in it (ms), the share of the run's wall time it was stepping. */
   engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number };
 }
@@ -204,8 +213,37 @@ export function summarize(r: LoadResult): LoadSummary {
     // Time per output token after the first, per request.
     tpotMs: pct(ok.filter((t) => t.outputTokens > 1).map((t) => (t.e2e - t.ttft) / (t.outputTokens - 1))),
     itlMs: pct(ok.flatMap((t) => t.itl)),
+    ...steadyPart(r.timings),
     ...(r.engineLoop && r.engineLoop.steps > 0 ? { engineLoop: loopSummary(r.engineLoop, r.wallSeconds) } : {}),
   };
+}
+
+/**
+ * The sustained output rate (LoadSummary.steady). A request's text chunks arrive at sent + ttft,
+ * then after each inter-chunk gap; each chunk counts as that request's output tokens over its
+ * chunks (a server may send two tokens in one chunk), and those that arrive inside the window are
+ * summed. Only complete requests count; a run with failures has no steady rate.
+ */
+export function steadyRate(timings: RequestTiming[]): LoadSummary['steady'] {
+  if (timings.length === 0 || timings.some((t) => !t.ok)) return undefined;
+  const fromS = Math.min(...timings.map((t) => t.sent + t.e2e));
+  const toS = Math.max(...timings.map((t) => t.sent));
+  if (!(toS > fromS)) return undefined;
+  let tokens = 0;
+  for (const t of timings) {
+    const perChunk = t.outputTokens / (t.itl.length + 1);
+    let at = t.sent + t.ttft;
+    for (let j = 0; j <= t.itl.length; j++) {
+      if (j > 0) at += t.itl[j - 1];
+      if (at >= fromS && at < toS) tokens += perChunk;
+    }
+  }
+  return { fromS, toS, outputTokensPerSecond: tokens / (toS - fromS) };
+}
+
+function steadyPart(timings: RequestTiming[]): Pick<LoadSummary, 'steady'> {
+  const steady = steadyRate(timings);
+  return steady ? { steady } : {};
 }
 
 function loopSummary(loop: EngineLoopTimes, wallSeconds: number): NonNullable<LoadSummary['engineLoop']> {
@@ -222,6 +260,13 @@ export function engineLoopLine(s: LoadSummary): string | undefined {
   const l = s.engineLoop;
   if (!l) return undefined;
   return `engine loop: ${l.steps} steps, ${l.stepMs.toFixed(2)} ms a step of which ${l.hostMsPerStep.toFixed(3)} ms host work (${((100 * l.hostMsPerStep) / l.stepMs).toFixed(1)}%), stepping ${(100 * l.busyShare).toFixed(0)}% of the run`;
+}
+
+/** One line on the sustained rate (LoadSummary.steady), where the run had one. */
+export function steadyLine(s: LoadSummary): string | undefined {
+  const w = s.steady;
+  if (!w) return undefined;
+  return `sustained: ${w.outputTokensPerSecond.toFixed(1)} output tok/s from ${w.fromS.toFixed(2)} s (the first request's end) to ${w.toS.toFixed(2)} s (the last one's start)`;
 }
 
 /** The table `grpst bench` and bench:serve print, one row per concurrency (markdown, to paste into docs). */

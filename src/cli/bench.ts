@@ -2,7 +2,9 @@
 // reports them: at each concurrency, that many clients stream /v1/completions back to back (each
 // request a distinct prompt of exactly --prompt_tokens token ids, so the prefix cache cannot
 // help, and ignore_eos, so each generates exactly --output_tokens), and the table gives req/s,
-// output tok/s and TTFT / TPOT / ITL percentiles. Exit 4 when any request failed.
+// output tok/s and TTFT / TPOT / ITL percentiles, and where a run has more requests than clients,
+// the sustained rate (every client busy: neither the first wave's arrival nor the last one's
+// drain). Exit 4 when any request failed.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { badInput, failed } from '../util/errors.js';
@@ -68,6 +70,8 @@ export function register(program: Command): void {
           console.log(load.summaryRow(summary));
           const loop = load.engineLoopLine(summary);
           if (loop) console.log(`  ${loop}`);
+          const steady = load.steadyLine(summary);
+          if (steady) console.log(`  ${steady}`);
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }

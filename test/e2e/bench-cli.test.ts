@@ -43,7 +43,7 @@ describe('grpst bench', () => {
     const before = await counters();
     const r = await cli.run(['bench', '--url', url, '--concurrency', '1,3', '--requests', '6', '--prompt_tokens', '20', '--output_tokens', '7', '--json'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { model: string; promptTokens: number; outputTokens: number; runs: { concurrency: number; requests: number; failed: number; outputTokensPerSecond: number; ttftMs: number[]; itlMs: number[]; engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number } }[] };
+    const report = JSON.parse(r.stdout) as { model: string; promptTokens: number; outputTokens: number; runs: { concurrency: number; requests: number; failed: number; outputTokensPerSecond: number; ttftMs: number[]; itlMs: number[]; steady?: { fromS: number; toS: number; outputTokensPerSecond: number }; engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number } }[] };
     expect(report).toMatchObject({ model: 'tiny', promptTokens: 20, outputTokens: 7 });
     expect(report.runs.map((run) => [run.concurrency, run.requests, run.failed])).toEqual([
       [1, 6, 0],
@@ -54,6 +54,10 @@ describe('grpst bench', () => {
       expect(run.ttftMs[0]).toBeLessThanOrEqual(run.ttftMs[1]);
       expect(run.ttftMs[1]).toBeLessThanOrEqual(run.ttftMs[2]);
       expect(run.itlMs.every(Number.isFinite)).toBe(true);
+      // More requests than clients: a window where every client is busy, after the first request
+      // ended and before the last one was sent, with tokens streamed in it.
+      expect(run.steady!.fromS).toBeLessThan(run.steady!.toS);
+      expect(run.steady!.outputTokensPerSecond).toBeGreaterThan(0);
       // The server's engine loop over the run, from its /metrics: at least one step per output token
       // of the longest request, each step longer than the host work in it, stepping within the run.
       expect(run.engineLoop!.steps).toBeGreaterThanOrEqual(7);
@@ -77,6 +81,8 @@ describe('grpst bench', () => {
     expect(r.stdout).toContain(`${url}, model tiny: prompts of 8 tokens, 3 output tokens each`);
     expect(r.stdout).toMatch(/^\| 2 \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \|/m);
     expect(r.stdout).toMatch(/^  engine loop: \d+ steps, [\d.]+ ms a step of which [\d.]+ ms host work \([\d.]+%\), stepping \d+% of the run$/m);
+    // two requests for two clients: one wave, no sustained rate to give
+    expect(r.stdout).not.toContain('sustained:');
   });
 
   it('failed requests are counted in their run and make the exit code 4', async () => {
