@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { engineLoopLine, runLoad, summarize, summaryHeader, summaryRow, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
+import { engineLoopLine, runLoad, steadyLine, summarize, summaryHeader, summaryRow, tokenPrompt, type LoadSummary } from '../src/bench/load.js';
 import { randomQwen3_0_6b } from './make-random-checkpoint.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
@@ -78,6 +78,8 @@ try {
     console.log(summaryRow(s));
     const loop = engineLoopLine(s);
     if (loop) console.log(`  ${loop}`);
+    const steady = steadyLine(s);
+    if (steady) console.log(`  ${steady}`);
     const firstError = result.timings.find((t) => !t.ok)?.error;
     if (firstError) console.log(`  first failure: ${firstError}`);
   }

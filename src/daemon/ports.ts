@@ -25,6 +25,10 @@ export async function freePort(host: string): Promise<number> {
   });
 }
 
+/** How often, and how far apart, a taken port that no grpst server holds is tried again (requireListenable). */
+const kBusyRetries = 3;
+const kBusyRetryMs = 100;
+
 /** Where the host and the port are set, for a fix to name: a conf key or a command-line flag. */
 export interface ListenSettings {
   host: string;
@@ -38,7 +42,14 @@ export interface ListenSettings {
  */
 export async function requireListenable(host: string, port: number, change: ListenSettings, ownerOf: (port: number) => { name: string; pid: number } | undefined = () => undefined): Promise<void> {
   // Port 0 too: the host must name an address of this machine.
-  const result = await tryBind(host, port);
+  let result = await tryBind(host, port);
+  // A port held by no grpst server is tried again a few times before it is called taken: another
+  // start's (or serve's) own check holds it for a moment, and refusing then would name "another
+  // program" for a port that is free, or about to be a grpst server's (named on a later try).
+  for (let retry = 0; result === 'EADDRINUSE' && !ownerOf(port) && retry < kBusyRetries; retry++) {
+    await new Promise((resolve) => setTimeout(resolve, kBusyRetryMs));
+    result = await tryBind(host, port);
+  }
   if (result === 'free') return;
   if (result === 'EADDRINUSE') {
     const owner = ownerOf(port);
