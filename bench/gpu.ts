@@ -211,11 +211,12 @@ if (args.checkpoint) {
         const run = await runLoad({ url: server!.url, model: 'qwen3', concurrency: 64, requests: sustainedRequests, prompt: tokenPrompt(servedIn, 10 + k), outputTokens: servedOut });
         const s = summarize(run);
         const w = s.steady;
+        const loop = engineLoopLine(s);
         add('serving', `64 concurrent, sustained: ${sustainedRequests} requests, max_num_tokens ${server!.info.maxNumTokens}`,
           w ? `${w.outputTokensPerSecond.toFixed(0)} output tok/s` : 'no steady window', '>= 70% of roofline',
           `${w ? `${ofRoof(w.outputTokensPerSecond)} of the roofline from ${w.fromS.toFixed(1)} to ${w.toS.toFixed(1)} s; ` : ''}` +
             `whole run ${s.outputTokensPerSecond.toFixed(0)} tok/s (${ofRoof(s.outputTokensPerSecond)}); ${serveLine(s)}` +
-            (engineLoopLine(s) ? `; ${engineLoopLine(s)}` : ''));
+            (loop ? `; ${loop}` : ''));
       } catch (err) {
         add('serving', `sustained, max_num_tokens ${budget}`, 'failed', '', err instanceof Error ? err.message : String(err));
       }
