@@ -1,6 +1,7 @@
 // Load generator for an OpenAI-compatible server: `concurrency` clients each stream requests
-// back to back until `requests` are done, timing every chunk as it arrives (undici, no SDK).
-// Behind `grpst bench` and the benchmark scripts under bench/.
+// back to back until `requests` are done (or, with `requestRate`, requests arrive as a Poisson
+// process and `concurrency` caps those in flight), timing every chunk as it arrives (undici, no
+// SDK). Behind `grpst bench` and the benchmark scripts under bench/.
 import { Agent, request } from 'undici';
 import { summarizeAnswer } from '../util/http-answer.js';
 
@@ -13,11 +14,20 @@ export interface LoadSpec {
   prompt: (i: number) => number[];
   outputTokens: number;
   apiKey?: string;
+  /**
+   * Requests per second, arriving as a Poisson process (exponential gaps drawn from a fixed seed,
+   * the first at once), each sent when it has arrived and fewer than `concurrency` are in flight:
+   * vLLM bench serve's --request-rate with --max-concurrency. Absent: closed loop, `concurrency`
+   * clients sending back to back.
+   */
+  requestRate?: number;
 }
 
 export interface RequestTiming {
   ok: boolean;
   error?: string;
+  /** The request's index in the run (its prompt's, and with a request rate its arrival's). */
+  index: number;
   /** Seconds from the run's start to sending this request. */
   sent: number;
   /** Seconds from sending to the first generated text. */
@@ -79,10 +89,26 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   let next = 0;
   const loopBefore = await readEngineLoop(spec, agent);
   const start = performance.now();
-  const worker = async () => {
-    for (let i = next++; i < spec.requests; i = next++) timings.push(await oneRequest(spec, agent, i, start));
-  };
-  await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  if (spec.requestRate !== undefined) {
+    const slots = new Slots(spec.concurrency);
+    const arrive = arrivalTimes(spec.requests, spec.requestRate);
+    await Promise.all(
+      arrive.map(async (at, i) => {
+        await sleep(start + 1000 * at - performance.now());
+        await slots.take();
+        try {
+          timings.push(await oneRequest(spec, agent, i, start));
+        } finally {
+          slots.give();
+        }
+      }),
+    );
+  } else {
+    const worker = async () => {
+      for (let i = next++; i < spec.requests; i = next++) timings.push(await oneRequest(spec, agent, i, start));
+    };
+    await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  }
   const wallSeconds = (performance.now() - start) / 1000;
   const loopAfter = loopBefore && (await readEngineLoop(spec, agent));
   await agent.close();
@@ -90,6 +116,52 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const engineLoop = loopBefore && loopAfter ? engineLoopBetween(loopBefore, loopAfter) : undefined;
   return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings, ...(engineLoop ? { engineLoop } : {}) };
 }
+
+/**
+ * Seconds from the run's start at which each of `n` requests arrives at `rate` per second: the
+ * first at 0, then exponential gaps of mean 1 / rate, drawn from a fixed seed so that runs repeat.
+ */
+export function arrivalTimes(n: number, rate: number, seed = 0x5eed): number[] {
+  let state = seed >>> 0;
+  // mulberry32: small, fast and good enough for gaps
+  const uniform = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const times: number[] = [];
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    if (i > 0) at += -Math.log(1 - uniform()) / rate;
+    times.push(at);
+  }
+  return times;
+}
+
+/** A counting semaphore: at most `size` holders; the waiting are let in in arrival order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(size: number) {
+    this.free = size;
+  }
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: number): Promise<RequestTiming> {
   const body = {
@@ -102,7 +174,7 @@ async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: num
     stream_options: { include_usage: true },
   };
   const t0 = performance.now();
-  const timing: RequestTiming = { ok: false, sent: (t0 - runStart) / 1000, ttft: 0, itl: [], e2e: 0, outputTokens: 0 };
+  const timing: RequestTiming = { ok: false, index: i, sent: (t0 - runStart) / 1000, ttft: 0, itl: [], e2e: 0, outputTokens: 0 };
   try {
     const res = await request(`${spec.url}/v1/completions`, {
       method: 'POST',

@@ -75,6 +75,21 @@ describe('grpst bench', () => {
     });
   });
 
+  it('--request_rate: requests arrive at that rate, at most --concurrency in flight, and the server answers each', async () => {
+    const before = await counters();
+    const r = await cli.run(['bench', '--url', url, '--request_rate', '40', '--concurrency', '2', '--requests', '5', '--prompt_tokens', '12', '--output_tokens', '6', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { requestRate?: number; runs: { concurrency: number; requests: number; failed: number }[] };
+    expect(report.requestRate).toBe(40);
+    expect(report.runs.map((run) => [run.concurrency, run.requests, run.failed])).toEqual([[2, 5, 0]]);
+    const after = await counters();
+    expect(after.requests - before.requests).toBe(6); // the warm-up and the five
+    expect(after.generated - before.generated).toBe(4 + 5 * 6);
+    const text = await cli.run(['bench', '--url', url, '--request_rate', '40', '--concurrency', '2', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '3'], { cwd: work });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('3 output tokens each, arriving at 40 a second (Poisson), the concurrency the most in flight');
+  });
+
   it('prints a markdown table by default', async () => {
     const r = await cli.run(['bench', '--url', url.replace('http://', ''), '--concurrency', '2', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '3'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
@@ -119,6 +134,7 @@ describe('grpst bench', () => {
     const cases: [string[], RegExp][] = [
       [['--prompt_tokens', '40000', '--output_tokens', '2000'], /= 42000 tokens per request, past the model's max_model_len 40960\n.*fix: lower --prompt_tokens or --output_tokens/],
       [['--concurrency', '1,0'], /--concurrency takes whole numbers from 1 to 4096 separated by commas, got "1,0"/],
+      [['--request_rate', '0'], /--request_rate takes requests a second \(a number above 0\), got "0"/],
       [['--output_tokens', 'many'], /--output_tokens takes a whole number of at least 1, got "many"/],
     ];
     for (const [args, message] of cases) {

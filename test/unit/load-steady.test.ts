@@ -5,7 +5,7 @@ import { steadyRate, summarize, type LoadResult, type RequestTiming } from '../.
 
 /** A complete request: sent at `sent`, its chunks `gaps` apart after its first at `ttft`. */
 function request(sent: number, ttft: number, gaps: number[], outputTokens: number, e2e: number): RequestTiming {
-  return { ok: true, sent, ttft, itl: gaps, e2e, outputTokens };
+  return { ok: true, index: 0, sent, ttft, itl: gaps, e2e, outputTokens };
 }
 
 describe('steadyRate', () => {
