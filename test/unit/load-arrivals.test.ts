@@ -25,7 +25,8 @@ describe('arrivalTimes', () => {
 });
 
 describe('runLoad with a request rate', () => {
-  // A server that streams its tokens 5 ms apart and counts the requests it holds at once.
+  // A server that streams its tokens 20 ms apart (long enough for a capped pair to overlap on a
+  // loaded machine) and counts the requests it holds at once.
   let inFlight = 0;
   let most = 0;
   let url = '';
@@ -39,7 +40,7 @@ describe('runLoad with a request rate', () => {
       const n = (JSON.parse(body) as { max_tokens: number }).max_tokens;
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       for (let i = 0; i < n; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await new Promise((resolve) => setTimeout(resolve, 20));
         res.write(`data: ${JSON.stringify({ choices: [{ text: 'x' }] })}\n\n`);
       }
       inFlight--;
