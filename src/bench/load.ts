@@ -86,7 +86,6 @@ async function readEngineLoop(spec: LoadSpec, agent: Agent): Promise<EngineLoopT
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const agent = new Agent({ connections: spec.concurrency * 2, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
   const timings: RequestTiming[] = [];
-  let next = 0;
   const loopBefore = await readEngineLoop(spec, agent);
   const start = performance.now();
   if (spec.requestRate !== undefined) {
@@ -104,6 +103,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       }),
     );
   } else {
+    let next = 0;
     const worker = async () => {
       for (let i = next++; i < spec.requests; i = next++) timings.push(await oneRequest(spec, agent, i, start));
     };
@@ -298,8 +298,13 @@ export function summarize(r: LoadResult): LoadSummary {
  */
 export function steadyRate(timings: RequestTiming[]): LoadSummary['steady'] {
   if (timings.length === 0 || timings.some((t) => !t.ok)) return undefined;
-  const fromS = Math.min(...timings.map((t) => t.sent + t.e2e));
-  const toS = Math.max(...timings.map((t) => t.sent));
+  // loops, not Math.min(...): a spread of a long run's timings would overflow the stack
+  let fromS = Infinity;
+  let toS = -Infinity;
+  for (const t of timings) {
+    fromS = Math.min(fromS, t.sent + t.e2e);
+    toS = Math.max(toS, t.sent);
+  }
   if (!(toS > fromS)) return undefined;
   let tokens = 0;
   for (const t of timings) {

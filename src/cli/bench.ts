@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { badInput, failed } from '../util/errors.js';
-import { positiveInt, serverTargetOptions } from './options.js';
+import { positiveInt, positiveNumber, serverTargetOptions } from './options.js';
 
 interface BenchFlags {
   url?: string;
@@ -29,7 +29,7 @@ export function register(program: Command): void {
   )
     .option('--concurrency <list>', 'clients at once, one run per value (comma-separated; default: 1,8)', concurrencyList)
     .option('--requests <n>', 'requests per run (default: 4 per client, at least 8)', positiveInt('--requests'))
-    .option('--request_rate <r>', 'requests arrive at this many a second (Poisson, as vllm bench serve --request-rate); --concurrency then caps those in flight (default: each client sends its next request when its last one ends)', positiveRate)
+    .option('--request_rate <r>', 'requests arrive at this many a second (Poisson, as vllm bench serve --request-rate); --concurrency then caps those in flight (default: each client sends its next request when its last one ends)', positiveNumber('--request_rate', 'requests a second'))
     .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)
     .option('--output_tokens <n>', 'tokens each request generates', positiveInt('--output_tokens'), 64)
     .option('--json', 'print the results as JSON', false)
@@ -83,12 +83,6 @@ export function register(program: Command): void {
       const failedRequests = runs.reduce((n, r) => n + r.failed, 0);
       if (failedRequests > 0) throw failed(`${failedRequests} request(s) failed`, 'see the first failure of each run above, and the server log');
     });
-}
-
-function positiveRate(value: string): number {
-  const n = Number(value);
-  if (!/^\s*[\d.]+\s*$/.test(value) || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`--request_rate takes requests a second (a number above 0), got "${value}"`);
-  return n;
 }
 
 function concurrencyList(value: string): number[] {

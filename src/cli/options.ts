@@ -21,12 +21,17 @@ export function wholeNumber(flag: string) {
   };
 }
 
-export function positiveSeconds(flag: string) {
+/** A number above 0 of `what` (seconds, requests a second): the refusal names the flag and the unit. */
+export function positiveNumber(flag: string, what: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes seconds (a number above 0), got "${value}"`);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes ${what} (a number above 0), got "${value}"`);
     return n;
   };
+}
+
+export function positiveSeconds(flag: string) {
+  return positiveNumber(flag, 'seconds');
 }
 
 /** The options of the commands that talk to a running server (chat, bench): which one, and its key. */
