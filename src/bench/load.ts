@@ -1,9 +1,10 @@
 // Load generator for an OpenAI-compatible server: `concurrency` clients each stream requests
-// back to back until `requests` are done (or, with `requestRate`, requests arrive as a Poisson
-// process and `concurrency` caps those in flight), timing every chunk as it arrives (undici, no
-// SDK). Behind `grpst bench` and the benchmark scripts under bench/.
+// back to back until `requests` are done (or, with `requestRate`, requests arrive as a Poisson or
+// gamma process, arrivals.ts, and `concurrency` caps those in flight), timing every chunk as it
+// arrives (undici, no SDK). Behind `grpst bench` and the benchmark scripts under bench/.
 import { Agent, request } from 'undici';
 import { summarizeAnswer } from '../util/http-answer.js';
+import { arrivalTimes } from './arrivals.js';
 
 export interface LoadSpec {
   url: string;
@@ -21,6 +22,11 @@ export interface LoadSpec {
    * clients sending back to back.
    */
   requestRate?: number;
+  /**
+   * With `requestRate`: the shape of the gamma distribution the gaps between arrivals come from
+   * (vLLM bench serve's --burstiness; default 1, Poisson). Below 1 burstier, above 1 more even.
+   */
+  burstiness?: number;
 }
 
 export interface RequestTiming {
@@ -90,7 +96,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const start = performance.now();
   if (spec.requestRate !== undefined) {
     const slots = new Slots(spec.concurrency);
-    const arrive = arrivalTimes(spec.requests, spec.requestRate);
+    const arrive = arrivalTimes(spec.requests, spec.requestRate, spec.burstiness);
     await Promise.all(
       arrive.map(async (at, i) => {
         await sleep(start + 1000 * at - performance.now());
@@ -115,29 +121,6 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const { prompt, ...rest } = spec;
   const engineLoop = loopBefore && loopAfter ? engineLoopBetween(loopBefore, loopAfter) : undefined;
   return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings, ...(engineLoop ? { engineLoop } : {}) };
-}
-
-/**
- * Seconds from the run's start at which each of `n` requests arrives at `rate` per second: the
- * first at 0, then exponential gaps of mean 1 / rate, drawn from a fixed seed so that runs repeat.
- */
-export function arrivalTimes(n: number, rate: number, seed = 0x5eed): number[] {
-  let state = seed >>> 0;
-  // mulberry32: small, fast and good enough for gaps
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const times: number[] = [];
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    if (i > 0) at += -Math.log(1 - uniform()) / rate;
-    times.push(at);
-  }
-  return times;
 }
 
 /** A counting semaphore: at most `size` holders; the waiting are let in in arrival order. */

@@ -4,8 +4,8 @@
 // help, and ignore_eos, so each generates exactly --output_tokens), and the table gives req/s,
 // output tok/s and TTFT / TPOT / ITL percentiles, and where a run has more requests than clients,
 // the sustained rate (every client busy: neither the first wave's arrival nor the last one's
-// drain). --request_rate sends requests as they arrive (Poisson) instead, at most --concurrency in
-// flight. Exit 4 when any request failed.
+// drain). --request_rate sends requests as they arrive (Poisson, or gamma gaps with --burstiness)
+// instead, at most --concurrency in flight. Exit 4 when any request failed.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { badInput, failed } from '../util/errors.js';
@@ -17,6 +17,7 @@ interface BenchFlags {
   concurrency?: number[];
   requests?: number;
   request_rate?: number;
+  burstiness?: number;
   prompt_tokens: number;
   output_tokens: number;
   json: boolean;
@@ -30,10 +31,13 @@ export function register(program: Command): void {
     .option('--concurrency <list>', 'clients at once, one run per value (comma-separated; default: 1,8)', concurrencyList)
     .option('--requests <n>', 'requests per run (default: 4 per client, at least 8)', positiveInt('--requests'))
     .option('--request_rate <r>', 'requests arrive at this many a second (Poisson, as vllm bench serve --request-rate); --concurrency then caps those in flight (default: each client sends its next request when its last one ends)', positiveNumber('--request_rate', 'requests a second'))
+    .option('--burstiness <b>', 'with --request_rate: how the arrivals bunch (the shape of the gamma distribution of the gaps between them, as vllm bench serve --burstiness): 1 Poisson, below 1 burstier, above 1 more even (default: 1)', positiveNumber('--burstiness', 'a gamma shape'))
     .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)
     .option('--output_tokens <n>', 'tokens each request generates', positiveInt('--output_tokens'), 64)
     .option('--json', 'print the results as JSON', false)
     .action(async (name: string, flags: BenchFlags) => {
+      if (flags.burstiness !== undefined && flags.request_rate === undefined)
+        throw badInput('--burstiness shapes the arrivals of --request_rate, and no --request_rate was given', 'add --request_rate R (requests a second), or leave out --burstiness');
       // Loaded when a bench starts, so the rest of the CLI starts fast.
       const [{ locate, locateUrl }, load] = await Promise.all([import('./server-target.js'), import('../bench/load.js')]);
       const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
@@ -49,14 +53,15 @@ export function register(program: Command): void {
           `--prompt_tokens ${flags.prompt_tokens} + --output_tokens ${flags.output_tokens} = ${perRequest} tokens per request, past the model's max_model_len ${target.maxModelLen}`,
           `lower --prompt_tokens or --output_tokens to at most ${target.maxModelLen} together`,
         );
-      const spec = { url: target.baseUrl, model: target.model, apiKey: target.apiKey, outputTokens: flags.output_tokens, requestRate: flags.request_rate };
+      const spec = { url: target.baseUrl, model: target.model, apiKey: target.apiKey, outputTokens: flags.output_tokens, requestRate: flags.request_rate, burstiness: flags.burstiness };
       const prompt = load.tokenPrompt(flags.prompt_tokens);
       // One short request first: the server pages its weights in and warms its allocator.
       const warm = await load.runLoad({ ...spec, requestRate: undefined, concurrency: 1, requests: 1, prompt: load.tokenPrompt(flags.prompt_tokens, 1), outputTokens: 4 });
       const warmError = warm.timings.find((t) => !t.ok)?.error;
       if (warmError) throw failed(`the first request to ${target.baseUrl} failed: ${warmError}`, 'check the server with a single request (grpst chat) and its log');
       if (!flags.json) {
-        const arrivals = flags.request_rate === undefined ? '' : `, arriving at ${flags.request_rate} a second (Poisson), the concurrency the most in flight`;
+        const process = flags.burstiness === undefined || flags.burstiness === 1 ? 'Poisson' : `gamma gaps, burstiness ${flags.burstiness}`;
+        const arrivals = flags.request_rate === undefined ? '' : `, arriving at ${flags.request_rate} a second (${process}), the concurrency the most in flight`;
         console.log(`${target.baseUrl}, model ${target.model}: prompts of ${flags.prompt_tokens} tokens, ${flags.output_tokens} output tokens each${arrivals}\n`);
         console.log(load.summaryHeader);
       }
@@ -79,7 +84,7 @@ export function register(program: Command): void {
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }
-      if (flags.json) console.log(JSON.stringify({ url: target.baseUrl, model: target.model, promptTokens: flags.prompt_tokens, outputTokens: flags.output_tokens, ...(flags.request_rate === undefined ? {} : { requestRate: flags.request_rate }), runs }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ url: target.baseUrl, model: target.model, promptTokens: flags.prompt_tokens, outputTokens: flags.output_tokens, ...(flags.request_rate === undefined ? {} : { requestRate: flags.request_rate, burstiness: flags.burstiness ?? 1 }), runs }, null, 2));
       const failedRequests = runs.reduce((n, r) => n + r.failed, 0);
       if (failedRequests > 0) throw failed(`${failedRequests} request(s) failed`, 'see the first failure of each run above, and the server log');
     });

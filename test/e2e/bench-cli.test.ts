@@ -90,6 +90,21 @@ describe('grpst bench', () => {
     expect(text.stdout).toContain('3 output tokens each, arriving at 40 a second (Poisson), the concurrency the most in flight');
   });
 
+  it('--burstiness: gamma arrivals at --request_rate, recorded in the report; the server answers each', async () => {
+    const before = await counters();
+    const r = await cli.run(['bench', '--url', url, '--request_rate', '40', '--burstiness', '0.5', '--concurrency', '2', '--requests', '4', '--prompt_tokens', '10', '--output_tokens', '5', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { requestRate?: number; burstiness?: number; runs: { requests: number; failed: number }[] };
+    expect([report.requestRate, report.burstiness]).toEqual([40, 0.5]);
+    expect(report.runs.map((run) => [run.requests, run.failed])).toEqual([[4, 0]]);
+    const after = await counters();
+    expect(after.requests - before.requests).toBe(5); // the warm-up and the four
+    expect(after.generated - before.generated).toBe(4 + 4 * 5);
+    const text = await cli.run(['bench', '--url', url, '--request_rate', '40', '--burstiness', '3', '--concurrency', '1', '--requests', '1', '--prompt_tokens', '8', '--output_tokens', '2'], { cwd: work });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('arriving at 40 a second (gamma gaps, burstiness 3), the concurrency the most in flight');
+  });
+
   it('prints a markdown table by default', async () => {
     const r = await cli.run(['bench', '--url', url.replace('http://', ''), '--concurrency', '2', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '3'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
@@ -135,6 +150,8 @@ describe('grpst bench', () => {
       [['--prompt_tokens', '40000', '--output_tokens', '2000'], /= 42000 tokens per request, past the model's max_model_len 40960\n.*fix: lower --prompt_tokens or --output_tokens/],
       [['--concurrency', '1,0'], /--concurrency takes whole numbers from 1 to 4096 separated by commas, got "1,0"/],
       [['--request_rate', '0'], /--request_rate takes requests a second \(a number above 0\), got "0"/],
+      [['--burstiness', '2'], /--burstiness shapes the arrivals of --request_rate, and no --request_rate was given\n.*fix: add --request_rate R/],
+      [['--request_rate', '5', '--burstiness', '-1'], /--burstiness takes a gamma shape \(a number above 0\), got "-1"/],
       [['--output_tokens', 'many'], /--output_tokens takes a whole number of at least 1, got "many"/],
     ];
     for (const [args, message] of cases) {

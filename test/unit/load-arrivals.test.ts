@@ -1,10 +1,11 @@
-// Requests sent at a rate (src/bench/load.ts: arrivalTimes, runLoad with requestRate): Poisson
-// arrivals that repeat from run to run, each request sent no earlier than it arrived, and never
+// Requests sent at a rate (src/bench/arrivals.ts: arrivalTimes; src/bench/load.ts: runLoad with
+// requestRate): Poisson or gamma arrivals that repeat from run to run, each request sent no earlier than it arrived, and never
 // more in flight than the concurrency allows.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arrivalTimes, runLoad, tokenPrompt } from '../../src/bench/load.js';
+import { arrivalTimes } from '../../src/bench/arrivals.js';
+import { runLoad, tokenPrompt } from '../../src/bench/load.js';
 
 describe('arrivalTimes', () => {
   it('starts at 0, only grows, repeats, and its gaps average 1 / rate', () => {
@@ -21,6 +22,34 @@ describe('arrivalTimes', () => {
     expect(Math.abs(longer - Math.exp(-1))).toBeLessThan(0.02);
     // the same draws at another rate: every time scaled
     arrivalTimes(100, 10).forEach((t, i) => expect(t).toBeCloseTo(times[i] / 2, 12));
+  });
+
+  it('burstiness: gamma gaps of mean 1 / rate whose spread is 1 / sqrt(burstiness) of it', () => {
+    const stats = (b: number) => {
+      const times = arrivalTimes(40_000, 4, b);
+      const gaps = times.slice(1).map((t, i) => t - times[i]);
+      const mean = gaps.reduce((a, g) => a + g, 0) / gaps.length;
+      const sd = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / gaps.length);
+      // bunching: the share of gaps under a tenth of the mean
+      const short = gaps.filter((g) => g < 0.025).length / gaps.length;
+      // bursty gaps can be below a double's resolution at the run's time: arrivals at the same instant
+      return { times, mean, cv: sd / mean, short, ordered: gaps.every((g) => g >= 0) };
+    };
+    for (const b of [0.25, 0.5, 1, 2, 4]) {
+      const s = stats(b);
+      expect(s.times[0], `burstiness ${b}`).toBe(0);
+      expect(s.ordered, `burstiness ${b}`).toBe(true);
+      expect(Math.abs(s.mean - 0.25) / 0.25, `burstiness ${b}: mean gap ${s.mean}`).toBeLessThan(0.03);
+      expect(Math.abs(s.cv - 1 / Math.sqrt(b)) * Math.sqrt(b), `burstiness ${b}: cv ${s.cv}`).toBeLessThan(0.05);
+      expect(arrivalTimes(200, 4, b), `burstiness ${b} repeats`).toEqual(s.times.slice(0, 200));
+    }
+    // burstiness 1 is the Poisson schedule itself
+    expect(arrivalTimes(500, 4, 1)).toEqual(arrivalTimes(500, 4));
+    // bursty arrivals bunch: far more near-simultaneous pairs than at 1, far fewer at 4
+    // (a tenth of the mean gap: 1 - e^-0.1 = 9.5% of exponential gaps)
+    expect(stats(0.25).short).toBeGreaterThan(0.4);
+    expect(Math.abs(stats(1).short - (1 - Math.exp(-0.1)))).toBeLessThan(0.01);
+    expect(stats(4).short).toBeLessThan(0.001);
   });
 });
 
