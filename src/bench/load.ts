@@ -5,6 +5,7 @@
 import { Agent, request } from 'undici';
 import { summarizeAnswer } from '../util/http-answer.js';
 import { arrivalTimes } from './arrivals.js';
+import { goodput, type Goodput, type Slos } from './goodput.js';
 
 export interface LoadSpec {
   url: string;
@@ -252,9 +253,11 @@ export interface LoadSummary {
   steady?: { fromS: number; toS: number; outputTokensPerSecond: number };
   /** A grpst server's engine loop over the run: steps, mean step and the host work in it (ms), the share of the run's wall time it was stepping. */
   engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number };
+  /** With objectives given (goodput.ts): the requests a second that met them all. */
+  goodput?: Goodput;
 }
 
-export function summarize(r: LoadResult): LoadSummary {
+export function summarize(r: LoadResult, slos?: Slos): LoadSummary {
   const ok = r.timings.filter((t) => t.ok);
   const pct = (xs: number[]): [number, number, number] => [50, 90, 99].map((p) => percentile(xs, p) * 1000) as [number, number, number];
   const tokens = ok.reduce((s, t) => s + t.outputTokens, 0);
@@ -270,6 +273,7 @@ export function summarize(r: LoadResult): LoadSummary {
     itlMs: pct(ok.flatMap((t) => t.itl)),
     ...steadyPart(r.timings),
     ...(r.engineLoop && r.engineLoop.steps > 0 ? { engineLoop: loopSummary(r.engineLoop, r.wallSeconds) } : {}),
+    ...(slos ? { goodput: goodput(r.timings, r.wallSeconds, slos) } : {}),
   };
 }
 

@@ -5,10 +5,12 @@
 // output tok/s and TTFT / TPOT / ITL percentiles, and where a run has more requests than clients,
 // the sustained rate (every client busy: neither the first wave's arrival nor the last one's
 // drain). --request_rate sends requests as they arrive (Poisson, or gamma gaps with --burstiness)
-// instead, at most --concurrency in flight. Exit 4 when any request failed.
+// instead, at most --concurrency in flight; --goodput adds the requests a second that met given
+// latency objectives. Exit 4 when any request failed.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { badInput, failed } from '../util/errors.js';
+import { goodputLine, parseSlos, type Slos } from '../bench/goodput.js';
 import { positiveInt, positiveNumber, serverTargetOptions } from './options.js';
 
 interface BenchFlags {
@@ -18,6 +20,7 @@ interface BenchFlags {
   requests?: number;
   request_rate?: number;
   burstiness?: number;
+  goodput?: Slos;
   prompt_tokens: number;
   output_tokens: number;
   json: boolean;
@@ -32,6 +35,7 @@ export function register(program: Command): void {
     .option('--requests <n>', 'requests per run (default: 4 per client, at least 8)', positiveInt('--requests'))
     .option('--request_rate <r>', 'requests arrive at this many a second (Poisson, as vllm bench serve --request-rate); --concurrency then caps those in flight (default: each client sends its next request when its last one ends)', positiveNumber('--request_rate', 'requests a second'))
     .option('--burstiness <b>', 'with --request_rate: how the arrivals bunch (the shape of the gamma distribution of the gaps between them, as vllm bench serve --burstiness): 1 Poisson, below 1 burstier, above 1 more even (default: 1)', positiveNumber('--burstiness', 'a gamma shape'))
+    .option('--goodput <slos>', 'also report the requests a second that met these objectives, in ms: KEY:MS pairs (ttft, tpot, e2el) separated by commas or spaces, as vllm bench serve --goodput (e.g. ttft:500,tpot:50)', parseSlos)
     .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)
     .option('--output_tokens <n>', 'tokens each request generates', positiveInt('--output_tokens'), 64)
     .option('--json', 'print the results as JSON', false)
@@ -72,7 +76,7 @@ export function register(program: Command): void {
         const base = offset;
         offset += requests;
         const result = await load.runLoad({ ...spec, concurrency, requests, prompt: (i) => prompt(base + i) });
-        const summary = load.summarize(result);
+        const summary = load.summarize(result, flags.goodput);
         const firstFailure = result.timings.find((t) => !t.ok)?.error;
         runs.push({ ...summary, firstFailure });
         if (!flags.json) {
@@ -81,6 +85,7 @@ export function register(program: Command): void {
           if (loop) console.log(`  ${loop}`);
           const steady = load.steadyLine(summary);
           if (steady) console.log(`  ${steady}`);
+          if (summary.goodput) console.log(`  ${goodputLine(summary.goodput, summary.requests)}`);
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }

@@ -105,6 +105,18 @@ describe('grpst bench', () => {
     expect(text.stdout).toContain('arriving at 40 a second (gamma gaps, burstiness 3), the concurrency the most in flight');
   });
 
+  it('--goodput: the requests a second within the objectives, none when no request can meet them', async () => {
+    const r = await cli.run(['bench', '--url', url, '--goodput', 'ttft:60000,tpot:60000,e2el:60000', '--concurrency', '2', '--requests', '3', '--prompt_tokens', '8', '--output_tokens', '4', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    const run = (JSON.parse(r.stdout) as { runs: { requests: number; requestsPerSecond: number; goodput?: { good: number; requestsPerSecond: number; slos: object } }[] }).runs[0];
+    expect(run.goodput?.slos).toEqual({ ttft: 60000, tpot: 60000, e2el: 60000 });
+    expect(run.goodput?.good).toBe(3);
+    expect(run.goodput?.requestsPerSecond).toBeCloseTo(run.requestsPerSecond, 9);
+    const none = await cli.run(['bench', '--url', url, '--goodput', 'e2el:0.001', '--concurrency', '1', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '2'], { cwd: work });
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stdout).toMatch(/^  goodput: 0\.000 req\/s \(0 of 2 requests within e2el <= 0\.001 ms\)$/m);
+  });
+
   it('prints a markdown table by default', async () => {
     const r = await cli.run(['bench', '--url', url.replace('http://', ''), '--concurrency', '2', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '3'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
@@ -113,6 +125,7 @@ describe('grpst bench', () => {
     expect(r.stdout).toMatch(/^  engine loop: \d+ steps, [\d.]+ ms a step of which [\d.]+ ms host work \([\d.]+%\), stepping \d+% of the run$/m);
     // two requests for two clients: one wave, no sustained rate to give
     expect(r.stdout).not.toContain('sustained:');
+    expect(r.stdout).not.toContain('goodput:'); // only where objectives are given
   });
 
   it('failed requests are counted in their run and make the exit code 4', async () => {
@@ -150,6 +163,7 @@ describe('grpst bench', () => {
       [['--prompt_tokens', '40000', '--output_tokens', '2000'], /= 42000 tokens per request, past the model's max_model_len 40960\n.*fix: lower --prompt_tokens or --output_tokens/],
       [['--concurrency', '1,0'], /--concurrency takes whole numbers from 1 to 4096 separated by commas, got "1,0"/],
       [['--request_rate', '0'], /--request_rate takes requests a second \(a number above 0\), got "0"/],
+      [['--goodput', 'itl:20'], /--goodput takes KEY:MS pairs with KEY one of ttft, tpot, e2el \(e\.g\. ttft:500,tpot:50\), got "itl:20"/],
       [['--burstiness', '2'], /--burstiness shapes the arrivals of --request_rate, and no --request_rate was given\n.*fix: add --request_rate R/],
       [['--request_rate', '5', '--burstiness', '-1'], /--burstiness takes a gamma shape \(a number above 0\), got "-1"/],
       [['--output_tokens', 'many'], /--output_tokens takes a whole number of at least 1, got "many"/],
