@@ -15,6 +15,8 @@ export interface LoadSpec {
   /** Token ids of each prompt (exact lengths, no template). */
   prompt: (i: number) => number[];
   outputTokens: number;
+  /** Tokens request i generates where they differ by request (--random_range_ratio); else outputTokens. */
+  outputTokensOf?: (i: number) => number;
   apiKey?: string;
   /**
    * Requests per second, arriving as a Poisson process (exponential gaps drawn from a fixed seed,
@@ -148,10 +150,11 @@ class Slots {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: number): Promise<RequestTiming> {
+  const want = spec.outputTokensOf?.(i) ?? spec.outputTokens;
   const body = {
     model: spec.model,
     prompt: spec.prompt(i),
-    max_tokens: spec.outputTokens,
+    max_tokens: want,
     temperature: 0,
     ignore_eos: true,
     stream: true,
@@ -197,8 +200,8 @@ async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: num
       }
     }
     timing.e2e = (performance.now() - t0) / 1000;
-    timing.ok = done && timing.outputTokens === spec.outputTokens;
-    if (!timing.ok) timing.error = done ? `got ${timing.outputTokens} of ${spec.outputTokens} tokens` : 'the stream ended without [DONE]';
+    timing.ok = done && timing.outputTokens === want;
+    if (!timing.ok) timing.error = done ? `got ${timing.outputTokens} of ${want} tokens` : 'the stream ended without [DONE]';
   } catch (err) {
     timing.error = err instanceof Error ? err.message : String(err);
   }
@@ -217,6 +220,32 @@ export function tokenPrompt(length: number, salt = 0): (i: number) => number[] {
       return 1000 + (x % 90000);
     });
   };
+}
+
+/**
+ * Lengths that vary by request as vllm bench serve's --random-range-ratio draws them: request i's
+ * is a whole number in [base * (1 - ratio), base * (1 + ratio)] (at least 1), uniform and fixed by
+ * i and `salt`, so every run of the same arguments asks the same.
+ */
+export function rangedLength(base: number, ratio: number, salt = 0): (i: number) => number {
+  const [lo, hi] = lengthBounds(base, ratio);
+  return (i: number) => {
+    let x = Math.imul((i + 1) ^ Math.imul(salt + 1, 0x9e3779b9), 0x85ebca6b) >>> 0;
+    x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0;
+    x = (x ^ (x >>> 16)) >>> 0;
+    return lo + Math.floor((x / 4294967296) * (hi - lo + 1));
+  };
+}
+
+/** The shortest and longest lengths rangedLength(base, ratio) draws. */
+export function lengthBounds(base: number, ratio: number): [number, number] {
+  const lo = Math.max(1, Math.floor(base * (1 - ratio)));
+  return [lo, Math.max(lo, Math.floor(base * (1 + ratio)))];
+}
+
+/** tokenPrompt with request i's own length (`lengthOf(i)`). */
+export function rangedTokenPrompt(lengthOf: (i: number) => number, salt = 0): (i: number) => number[] {
+  return (i: number) => tokenPrompt(lengthOf(i), salt)(i);
 }
 
 /** One request of `promptTokens` / `outputTokens` alone; throws if it failed. */

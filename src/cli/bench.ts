@@ -6,7 +6,8 @@
 // the sustained rate (every client busy: neither the first wave's arrival nor the last one's
 // drain). --request_rate sends requests as they arrive (Poisson, or gamma gaps with --burstiness)
 // instead, at most --concurrency in flight; --goodput adds the requests a second that met given
-// latency objectives. Exit 4 when any request failed.
+// latency objectives; --random_range_ratio varies the lengths by request. Exit 4 when any request
+// failed.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { badInput, failed } from '../util/errors.js';
@@ -21,6 +22,7 @@ interface BenchFlags {
   request_rate?: number;
   burstiness?: number;
   goodput?: Slos;
+  random_range_ratio?: number;
   prompt_tokens: number;
   output_tokens: number;
   json: boolean;
@@ -38,6 +40,7 @@ export function register(program: Command): void {
     .option('--goodput <slos>', 'also report the requests a second that met these objectives, in ms: KEY:MS pairs (ttft, tpot, e2el) separated by commas or spaces, as vllm bench serve --goodput (e.g. ttft:500,tpot:50)', parseSlos)
     .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)
     .option('--output_tokens <n>', 'tokens each request generates', positiveInt('--output_tokens'), 64)
+    .option('--random_range_ratio <r>', 'vary each request\'s prompt and output lengths: uniform in [N * (1 - r), N * (1 + r)] of --prompt_tokens and --output_tokens, fixed per request, as vllm bench serve --random-range-ratio (0 to below 1; default 0: every request the same)', rangeRatio)
     .option('--json', 'print the results as JSON', false)
     .action(async (name: string, flags: BenchFlags) => {
       if (flags.burstiness !== undefined && flags.request_rate === undefined)
@@ -45,20 +48,27 @@ export function register(program: Command): void {
       // Loaded when a bench starts, so the rest of the CLI starts fast.
       const [{ locate, locateUrl }, load] = await Promise.all([import('./server-target.js'), import('../bench/load.js')]);
       const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
+      const ratio = flags.random_range_ratio ?? 0;
+      const [promptLo, promptHi] = load.lengthBounds(flags.prompt_tokens, ratio);
+      const [outputLo, outputHi] = load.lengthBounds(flags.output_tokens, ratio);
+      // With --random_range_ratio the longest request must fit, and the refusals say so.
+      const asked = (flag: string, base: number, hi: number) => (ratio > 0 ? `${flag} ${base} with --random_range_ratio ${ratio} (up to ${hi})` : `${flag} ${base}`);
+      const orRatio = ratio > 0 ? ' or --random_range_ratio' : '';
       // Both limits /v1/models lists are checked before anything is sent: an engine takes prompts only up to its max_input_len.
-      if (target.maxInputLen !== undefined && flags.prompt_tokens > target.maxInputLen)
+      if (target.maxInputLen !== undefined && promptHi > target.maxInputLen)
         throw badInput(
-          `--prompt_tokens ${flags.prompt_tokens} is past the model's max_input_len ${target.maxInputLen} (the longest prompt it takes)`,
-          `lower --prompt_tokens to at most ${target.maxInputLen}`,
+          `${asked('--prompt_tokens', flags.prompt_tokens, promptHi)} is past the model's max_input_len ${target.maxInputLen} (the longest prompt it takes)`,
+          `lower --prompt_tokens${orRatio} to at most ${target.maxInputLen}${ratio > 0 ? ' tokens a prompt' : ''}`,
         );
-      const perRequest = flags.prompt_tokens + flags.output_tokens;
+      const perRequest = promptHi + outputHi;
       if (target.maxModelLen !== undefined && perRequest > target.maxModelLen)
         throw badInput(
-          `--prompt_tokens ${flags.prompt_tokens} + --output_tokens ${flags.output_tokens} = ${perRequest} tokens per request, past the model's max_model_len ${target.maxModelLen}`,
-          `lower --prompt_tokens or --output_tokens to at most ${target.maxModelLen} together`,
+          `${asked('--prompt_tokens', flags.prompt_tokens, promptHi)} + ${asked('--output_tokens', flags.output_tokens, outputHi)} = ${perRequest} tokens per request, past the model's max_model_len ${target.maxModelLen}`,
+          `lower --prompt_tokens or --output_tokens${orRatio} to at most ${target.maxModelLen} together`,
         );
       const spec = { url: target.baseUrl, model: target.model, apiKey: target.apiKey, outputTokens: flags.output_tokens, requestRate: flags.request_rate, burstiness: flags.burstiness };
-      const prompt = load.tokenPrompt(flags.prompt_tokens);
+      const prompt = ratio > 0 ? load.rangedTokenPrompt(load.rangedLength(flags.prompt_tokens, ratio, 1)) : load.tokenPrompt(flags.prompt_tokens);
+      const outputOf = ratio > 0 ? load.rangedLength(flags.output_tokens, ratio, 2) : undefined;
       // One short request first: the server pages its weights in and warms its allocator.
       const warm = await load.runLoad({ ...spec, requestRate: undefined, concurrency: 1, requests: 1, prompt: load.tokenPrompt(flags.prompt_tokens, 1), outputTokens: 4 });
       const warmError = warm.timings.find((t) => !t.ok)?.error;
@@ -66,7 +76,8 @@ export function register(program: Command): void {
       if (!flags.json) {
         const process = flags.burstiness === undefined || flags.burstiness === 1 ? 'Poisson' : `gamma gaps, burstiness ${flags.burstiness}`;
         const arrivals = flags.request_rate === undefined ? '' : `, arriving at ${flags.request_rate} a second (${process}), the concurrency the most in flight`;
-        console.log(`${target.baseUrl}, model ${target.model}: prompts of ${flags.prompt_tokens} tokens, ${flags.output_tokens} output tokens each${arrivals}\n`);
+        const lengths = ratio > 0 ? `prompts of ${promptLo}-${promptHi} tokens, ${outputLo}-${outputHi} output tokens (uniform per request)` : `prompts of ${flags.prompt_tokens} tokens, ${flags.output_tokens} output tokens each`;
+        console.log(`${target.baseUrl}, model ${target.model}: ${lengths}${arrivals}\n`);
         console.log(load.summaryHeader);
       }
       const runs = [];
@@ -75,7 +86,7 @@ export function register(program: Command): void {
         const requests = flags.requests ?? Math.max(8, 4 * concurrency);
         const base = offset;
         offset += requests;
-        const result = await load.runLoad({ ...spec, concurrency, requests, prompt: (i) => prompt(base + i) });
+        const result = await load.runLoad({ ...spec, concurrency, requests, prompt: (i) => prompt(base + i), ...(outputOf ? { outputTokensOf: (i: number) => outputOf(base + i) } : {}) });
         const summary = load.summarize(result, flags.goodput);
         const firstFailure = result.timings.find((t) => !t.ok)?.error;
         runs.push({ ...summary, firstFailure });
@@ -89,7 +100,7 @@ export function register(program: Command): void {
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }
-      if (flags.json) console.log(JSON.stringify({ url: target.baseUrl, model: target.model, promptTokens: flags.prompt_tokens, outputTokens: flags.output_tokens, ...(flags.request_rate === undefined ? {} : { requestRate: flags.request_rate, burstiness: flags.burstiness ?? 1 }), runs }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ url: target.baseUrl, model: target.model, promptTokens: flags.prompt_tokens, outputTokens: flags.output_tokens, ...(flags.request_rate === undefined ? {} : { requestRate: flags.request_rate, burstiness: flags.burstiness ?? 1 }), ...(ratio > 0 ? { randomRangeRatio: ratio } : {}), runs }, null, 2));
       const failedRequests = runs.reduce((n, r) => n + r.failed, 0);
       if (failedRequests > 0) throw failed(`${failedRequests} request(s) failed`, 'see the first failure of each run above, and the server log');
     });
@@ -100,4 +111,10 @@ function concurrencyList(value: string): number[] {
   if (list.some((v) => !/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 4096))
     throw new InvalidArgumentError(`--concurrency takes whole numbers from 1 to 4096 separated by commas, got "${value}"`);
   return list.map(Number);
+}
+
+function rangeRatio(value: string): number {
+  const r = Number(value);
+  if (value.trim() === '' || !Number.isFinite(r) || r < 0 || r >= 1) throw new InvalidArgumentError(`--random_range_ratio takes a number from 0 to below 1, got "${value}"`);
+  return r;
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpoint } from '../helpers/fixtures.js';
 import { serveForeground, type ForegroundServer } from '../helpers/foreground-server.js';
 import { makeCli, type Cli } from '../helpers/grpst-cli.js';
+import { rangedLength } from '../../src/bench/load.js';
 
 let work: string;
 let cli: Cli;
@@ -117,6 +118,28 @@ describe('grpst bench', () => {
     expect(none.stdout).toMatch(/^  goodput: 0\.000 req\/s \(0 of 2 requests within e2el <= 0\.001 ms\)$/m);
   });
 
+  it('--random_range_ratio: each request its own prompt and output length, as the server counted them', async () => {
+    const before = await counters();
+    const r = await cli.run(['bench', '--url', url, '--concurrency', '2', '--requests', '6', '--prompt_tokens', '20', '--output_tokens', '8', '--random_range_ratio', '0.5', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { randomRangeRatio?: number; runs: { requests: number; failed: number }[] };
+    expect(report.randomRangeRatio).toBe(0.5);
+    expect(report.runs.map((run) => [run.requests, run.failed])).toEqual([[6, 0]]);
+    const prompts = [0, 1, 2, 3, 4, 5].map(rangedLength(20, 0.5, 1));
+    const outputs = [0, 1, 2, 3, 4, 5].map(rangedLength(8, 0.5, 2));
+    expect(new Set(prompts).size).toBeGreaterThan(1);
+    expect(new Set(outputs).size).toBeGreaterThan(1);
+    const after = await counters();
+    // the warm-up (20 prompt tokens, 4 generated) and the six, each of its own lengths
+    expect({ prompt: after.prompt - before.prompt, generated: after.generated - before.generated }).toEqual({
+      prompt: 20 + prompts.reduce((a, b) => a + b, 0),
+      generated: 4 + outputs.reduce((a, b) => a + b, 0),
+    });
+    const text = await cli.run(['bench', '--url', url, '--concurrency', '1', '--requests', '1', '--prompt_tokens', '20', '--output_tokens', '8', '--random_range_ratio', '0.5'], { cwd: work });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('prompts of 10-30 tokens, 4-12 output tokens (uniform per request)');
+  });
+
   it('prints a markdown table by default', async () => {
     const r = await cli.run(['bench', '--url', url.replace('http://', ''), '--concurrency', '2', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '3'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
@@ -164,6 +187,7 @@ describe('grpst bench', () => {
       [['--concurrency', '1,0'], /--concurrency takes whole numbers from 1 to 4096 separated by commas, got "1,0"/],
       [['--request_rate', '0'], /--request_rate takes requests a second \(a number above 0\), got "0"/],
       [['--goodput', 'itl:20'], /--goodput takes KEY:MS pairs with KEY one of ttft, tpot, e2el \(e\.g\. ttft:500,tpot:50\), got "itl:20"/],
+      [['--random_range_ratio', '1'], /--random_range_ratio takes a number from 0 to below 1, got "1"/],
       [['--burstiness', '2'], /--burstiness shapes the arrivals of --request_rate, and no --request_rate was given\n.*fix: add --request_rate R/],
       [['--request_rate', '5', '--burstiness', '-1'], /--burstiness takes a gamma shape \(a number above 0\), got "-1"/],
       [['--output_tokens', 'many'], /--output_tokens takes a whole number of at least 1, got "many"/],

@@ -75,6 +75,11 @@ describe('grpst bench at the limits /v1/models lists', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain("--prompt_tokens 60 is past the model's max_input_len 48 (the longest prompt it takes)");
     expect(r.stderr).toContain('fix: lower --prompt_tokens to at most 48');
+    // within the limit on average, past it at the longest --random_range_ratio draws
+    const ranged = await cli.run(['bench', '--url', server!.url, '--prompt_tokens', '40', '--output_tokens', '4', '--random_range_ratio', '0.5'], { cwd: work });
+    expect(ranged.code, ranged.stderr).toBe(2);
+    expect(ranged.stderr).toContain("--prompt_tokens 40 with --random_range_ratio 0.5 (up to 60) is past the model's max_input_len 48 (the longest prompt it takes)");
+    expect(ranged.stderr).toContain('fix: lower --prompt_tokens or --random_range_ratio to at most 48 tokens a prompt');
     const count = (text: string) => /^grpst_requests_total\{route="\/v1\/completions",status="400"\} (\d+)$/m.exec(text)?.[1] ?? '0';
     expect(count(await (await fetch(`${server!.url}/metrics`)).text())).toBe(count(before));
   });
