@@ -4,6 +4,7 @@
 // the arrivals bunch into bursts with quiet stretches between them, above 1 they are more evenly
 // spaced (the gaps' coefficient of variation is 1 / sqrt(burstiness)). A fixed seed makes every
 // run of the same arguments send the same schedule.
+import { mulberry32 } from '../util/seeded-random.js';
 
 /**
  * Seconds from the run's start at which each of `n` requests arrives at `rate` per second on
@@ -21,18 +22,6 @@ export function arrivalTimes(n: number, rate: number, burstiness = 1, seed = 0x5
     times.push(at);
   }
   return times;
-}
-
-/** mulberry32: small, fast and good enough for arrival gaps; uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -6,8 +6,8 @@
 // the sustained rate (every client busy: neither the first wave's arrival nor the last one's
 // drain). --request_rate sends requests as they arrive (Poisson, or gamma gaps with --burstiness)
 // instead, at most --concurrency in flight; --goodput adds the requests a second that met given
-// latency objectives; --random_range_ratio varies the lengths by request. Exit 4 when any request
-// failed.
+// latency objectives; --random_range_ratio varies the lengths by request, --dataset takes them from
+// a ShareGPT conversation file (src/bench/workload.ts). Exit 4 when any request failed.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { badInput, failed } from '../util/errors.js';
@@ -23,6 +23,7 @@ interface BenchFlags {
   burstiness?: number;
   goodput?: Slos;
   random_range_ratio?: number;
+  dataset?: string;
   prompt_tokens: number;
   output_tokens: number;
   json: boolean;
@@ -41,52 +42,48 @@ export function register(program: Command): void {
     .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)
     .option('--output_tokens <n>', 'tokens each request generates', positiveInt('--output_tokens'), 64)
     .option('--random_range_ratio <r>', 'vary each request\'s prompt and output lengths: uniform in [N * (1 - r), N * (1 + r)] of --prompt_tokens and --output_tokens, fixed per request, as vllm bench serve --random-range-ratio (0 to below 1; default 0: every request the same)', rangeRatio)
+    .option('--dataset <file>', 'prompts from a ShareGPT-format conversation file instead, as vllm bench serve --dataset-name sharegpt: each conversation\'s first turn the prompt, its answer\'s length the output (fixed by --output_tokens where given); tokens counted by the server\'s /tokenize')
     .option('--json', 'print the results as JSON', false)
-    .action(async (name: string, flags: BenchFlags) => {
+    .action(async (name: string, flags: BenchFlags, command: Command) => {
       if (flags.burstiness !== undefined && flags.request_rate === undefined)
         throw badInput('--burstiness shapes the arrivals of --request_rate, and no --request_rate was given', 'add --request_rate R (requests a second), or leave out --burstiness');
+      // The dataset's prompts set their own lengths; a fixed --output_tokens still overrides theirs.
+      const given = (option: string) => command.getOptionValueSource(option) === 'cli';
+      if (flags.dataset !== undefined && given('prompt_tokens')) throw badInput('--dataset prompts come with their own lengths, and --prompt_tokens was given too', 'leave out --prompt_tokens (--output_tokens with --dataset fixes every output length)');
+      if (flags.dataset !== undefined && flags.random_range_ratio !== undefined) throw badInput('--random_range_ratio varies the lengths of --prompt_tokens prompts, and --dataset prompts come with their own', 'leave out one of them');
       // Loaded when a bench starts, so the rest of the CLI starts fast.
-      const [{ locate, locateUrl }, load] = await Promise.all([import('./server-target.js'), import('../bench/load.js')]);
+      const [{ locate, locateUrl }, load, workload] = await Promise.all([import('./server-target.js'), import('../bench/load.js'), import('../bench/workload.js')]);
       const target = flags.url !== undefined ? await locateUrl(flags.url, flags.api_key) : await locate(name, flags.api_key);
-      const ratio = flags.random_range_ratio ?? 0;
-      const [promptLo, promptHi] = load.lengthBounds(flags.prompt_tokens, ratio);
-      const [outputLo, outputHi] = load.lengthBounds(flags.output_tokens, ratio);
-      // With --random_range_ratio the longest request must fit, and the refusals say so.
-      const asked = (flag: string, base: number, hi: number) => (ratio > 0 ? `${flag} ${base} with --random_range_ratio ${ratio} (up to ${hi})` : `${flag} ${base}`);
-      const orRatio = ratio > 0 ? ' or --random_range_ratio' : '';
-      // Both limits /v1/models lists are checked before anything is sent: an engine takes prompts only up to its max_input_len.
-      if (target.maxInputLen !== undefined && promptHi > target.maxInputLen)
-        throw badInput(
-          `${asked('--prompt_tokens', flags.prompt_tokens, promptHi)} is past the model's max_input_len ${target.maxInputLen} (the longest prompt it takes)`,
-          `lower --prompt_tokens${orRatio} to at most ${target.maxInputLen}${ratio > 0 ? ' tokens a prompt' : ''}`,
-        );
-      const perRequest = promptHi + outputHi;
-      if (target.maxModelLen !== undefined && perRequest > target.maxModelLen)
-        throw badInput(
-          `${asked('--prompt_tokens', flags.prompt_tokens, promptHi)} + ${asked('--output_tokens', flags.output_tokens, outputHi)} = ${perRequest} tokens per request, past the model's max_model_len ${target.maxModelLen}`,
-          `lower --prompt_tokens or --output_tokens${orRatio} to at most ${target.maxModelLen} together`,
-        );
-      const spec = { url: target.baseUrl, model: target.model, apiKey: target.apiKey, outputTokens: flags.output_tokens, requestRate: flags.request_rate, burstiness: flags.burstiness };
-      const prompt = ratio > 0 ? load.rangedTokenPrompt(load.rangedLength(flags.prompt_tokens, ratio, 1)) : load.tokenPrompt(flags.prompt_tokens);
-      const outputOf = ratio > 0 ? load.rangedLength(flags.output_tokens, ratio, 2) : undefined;
+      const limits = { maxInputLen: target.maxInputLen, maxModelLen: target.maxModelLen };
+      const concurrencies = flags.concurrency ?? [1, 8];
+      const requestsAt = (concurrency: number) => flags.requests ?? Math.max(8, 4 * concurrency);
+      const work = flags.dataset
+        ? await workload.datasetWorkload(flags.dataset, {
+            needed: concurrencies.reduce((n, c) => n + requestsAt(c), 0),
+            fixedOutput: given('output_tokens') ? flags.output_tokens : undefined,
+            limits,
+            tokenize: workload.serverTokenizer(target.baseUrl, target.model, target.apiKey),
+          })
+        : workload.syntheticWorkload(flags.prompt_tokens, flags.output_tokens, flags.random_range_ratio ?? 0, limits);
+      const spec = { url: target.baseUrl, model: target.model, apiKey: target.apiKey, outputTokens: work.outputTokens, requestRate: flags.request_rate, burstiness: flags.burstiness };
       // One short request first: the server pages its weights in and warms its allocator.
-      const warm = await load.runLoad({ ...spec, requestRate: undefined, concurrency: 1, requests: 1, prompt: load.tokenPrompt(flags.prompt_tokens, 1), outputTokens: 4 });
+      const warm = await load.runLoad({ ...spec, requestRate: undefined, concurrency: 1, requests: 1, prompt: load.tokenPrompt(work.warmPromptTokens, 1), outputTokens: 4 });
       const warmError = warm.timings.find((t) => !t.ok)?.error;
       if (warmError) throw failed(`the first request to ${target.baseUrl} failed: ${warmError}`, 'check the server with a single request (grpst chat) and its log');
       if (!flags.json) {
         const process = flags.burstiness === undefined || flags.burstiness === 1 ? 'Poisson' : `gamma gaps, burstiness ${flags.burstiness}`;
         const arrivals = flags.request_rate === undefined ? '' : `, arriving at ${flags.request_rate} a second (${process}), the concurrency the most in flight`;
-        const lengths = ratio > 0 ? `prompts of ${promptLo}-${promptHi} tokens, ${outputLo}-${outputHi} output tokens (uniform per request)` : `prompts of ${flags.prompt_tokens} tokens, ${flags.output_tokens} output tokens each`;
-        console.log(`${target.baseUrl}, model ${target.model}: ${lengths}${arrivals}\n`);
+        console.log(`${target.baseUrl}, model ${target.model}: ${work.describe}${arrivals}\n`);
         console.log(load.summaryHeader);
       }
       const runs = [];
       let offset = 0;
-      for (const concurrency of flags.concurrency ?? [1, 8]) {
-        const requests = flags.requests ?? Math.max(8, 4 * concurrency);
+      for (const concurrency of concurrencies) {
+        const requests = requestsAt(concurrency);
         const base = offset;
         offset += requests;
-        const result = await load.runLoad({ ...spec, concurrency, requests, prompt: (i) => prompt(base + i), ...(outputOf ? { outputTokensOf: (i: number) => outputOf(base + i) } : {}) });
+        const outputOf = work.outputOf;
+        const result = await load.runLoad({ ...spec, concurrency, requests, prompt: (i) => work.prompt(base + i), ...(outputOf ? { outputTokensOf: (i: number) => outputOf(base + i) } : {}) });
         const summary = load.summarize(result, flags.goodput);
         const firstFailure = result.timings.find((t) => !t.ok)?.error;
         runs.push({ ...summary, firstFailure });
@@ -100,7 +97,7 @@ export function register(program: Command): void {
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }
-      if (flags.json) console.log(JSON.stringify({ url: target.baseUrl, model: target.model, promptTokens: flags.prompt_tokens, outputTokens: flags.output_tokens, ...(flags.request_rate === undefined ? {} : { requestRate: flags.request_rate, burstiness: flags.burstiness ?? 1 }), ...(ratio > 0 ? { randomRangeRatio: ratio } : {}), runs }, null, 2));
+      if (flags.json) console.log(JSON.stringify({ url: target.baseUrl, model: target.model, ...work.report, ...(flags.request_rate === undefined ? {} : { requestRate: flags.request_rate, burstiness: flags.burstiness ?? 1 }), runs }, null, 2));
       const failedRequests = runs.reduce((n, r) => n + r.failed, 0);
       if (failedRequests > 0) throw failed(`${failedRequests} request(s) failed`, 'see the first failure of each run above, and the server log');
     });

@@ -140,6 +140,55 @@ describe('grpst bench', () => {
     expect(text.stdout).toContain('prompts of 10-30 tokens, 4-12 output tokens (uniform per request)');
   });
 
+  it('--dataset: ShareGPT conversations as the prompts and answer lengths, counted by the server as sent', async () => {
+    const usable = [
+      ['Explain how a hash map handles collisions, with an example in plain words.', 'A hash map stores each key in a bucket chosen by its hash; when two keys land in the same bucket it keeps both, in a short list or by probing the next free slot.'],
+      ['Write a haiku about a quiet harbour at dawn.', 'Grey water, still boats / a gull folds the morning light / ropes creak, then silence'],
+      ['What is the capital of Australia, and why was it chosen?', 'Canberra: it was built as a compromise between Sydney and Melbourne, which both wanted to be the capital.'],
+      ['Give three tips for writing clear commit messages.', 'Say what changed and why in the first line, keep it short, and explain anything surprising in the body.'],
+    ];
+    const conversations = [
+      ...usable.map(([q, a]) => ({ conversations: [{ from: 'human', value: q }, { from: 'gpt', value: a }] })),
+      { conversations: [{ from: 'human', value: 'Hi' }, { from: 'gpt', value: 'Hello! How can I help you today?' }] }, // a prompt under 4 tokens
+      { conversations: [{ from: 'human', value: 'A question left unanswered.' }] }, // one turn
+    ];
+    const file = path.join(work, 'sharegpt.json');
+    fs.writeFileSync(file, JSON.stringify(conversations));
+    const count = async (text: string) => ((await (await fetch(`${url}/tokenize`, { method: 'POST', body: JSON.stringify({ model: 'tiny', prompt: text }) })).json()) as { count: number }).count;
+    const prompts = await Promise.all(usable.map(([q]) => count(q)));
+    const answers = await Promise.all(usable.map(([, a]) => count(a)));
+    const warm = Math.min(...prompts); // the warm-up's prompt: as long as the shortest, 4 tokens out
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+    const before = await counters();
+    const r = await cli.run(['bench', '--url', url, '--dataset', file, '--concurrency', '2', '--requests', '4', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { dataset?: { conversations: number; requests: number; promptTokensMean: number }; runs: { requests: number; failed: number }[] };
+    expect(report.dataset).toMatchObject({ conversations: 5, requests: 4 });
+    expect(report.dataset!.promptTokensMean).toBeCloseTo(sum(prompts) / 4, 9);
+    expect(report.runs.map((run) => [run.requests, run.failed])).toEqual([[4, 0]]);
+    const after = await counters();
+    expect({ prompt: after.prompt - before.prompt, generated: after.generated - before.generated }).toEqual({ prompt: warm + sum(prompts), generated: 4 + sum(answers) });
+
+    // --output_tokens fixes every answer's length; the header says where the prompts came from
+    const fixedBefore = await counters();
+    const fixed = await cli.run(['bench', '--url', url, '--dataset', file, '--output_tokens', '3', '--concurrency', '1', '--requests', '4'], { cwd: work });
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.stdout).toContain(`4 prompts from ${file} (5 of its 5 conversations tokenized;`);
+    expect(fixed.stdout).toContain('output tokens 3 each)');
+    expect((await counters()).generated - fixedBefore.generated).toBe(4 + 4 * 3);
+
+    // more requests than conversations that fit: refused before any is sent
+    const few = await cli.run(['bench', '--url', url, '--dataset', file, '--concurrency', '1', '--requests', '5'], { cwd: work });
+    expect(few.code).toBe(2);
+    expect(few.stderr).toContain(`--dataset ${file} has 4 conversations that fit (of 5 with two turns;`);
+    expect(few.stderr).toContain('and the runs send 5 requests');
+    expect(few.stderr).toContain('fix: lower --requests or --concurrency, or pass a larger file');
+    const mixed = await cli.run(['bench', '--url', url, '--dataset', file, '--prompt_tokens', '8'], { cwd: work });
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toContain('--dataset prompts come with their own lengths, and --prompt_tokens was given too');
+  });
+
   it('prints a markdown table by default', async () => {
     const r = await cli.run(['bench', '--url', url.replace('http://', ''), '--concurrency', '2', '--requests', '2', '--prompt_tokens', '8', '--output_tokens', '3'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
