@@ -10,6 +10,7 @@ import type { NativeGrammar } from '../../src/structured/native.js';
 import { SchemaError } from '../../src/structured/schema-errors.js';
 import { StructuredOutputs } from '../../src/structured/structured-outputs.js';
 import { tokenizerDir } from '../helpers/fixtures.js';
+import { mulberry32 } from '../../src/util/seeded-random.js';
 
 export const tokenizer = Tokenizer.fromDir(tokenizerDir);
 // These tests check what grammars accept, not how fast they build: the server's 500 ms build
@@ -38,16 +39,7 @@ export function match(g: NativeGrammar, text: string): string {
 }
 
 /** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export interface Sample {
   text: string;
