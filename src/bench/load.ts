@@ -15,7 +15,7 @@ export interface LoadSpec {
   /** Token ids of each prompt (exact lengths, no template). */
   prompt: (i: number) => number[];
   outputTokens: number;
-  /** Tokens request i generates where they differ by request (--random_range_ratio); else outputTokens. */
+  /** Tokens request i generates where they differ by request (--random_range_ratio, --dataset); else outputTokens. */
   outputTokensOf?: (i: number) => number;
   apiKey?: string;
   /**

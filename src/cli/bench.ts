@@ -71,8 +71,8 @@ export function register(program: Command): void {
       const warmError = warm.timings.find((t) => !t.ok)?.error;
       if (warmError) throw failed(`the first request to ${target.baseUrl} failed: ${warmError}`, 'check the server with a single request (grpst chat) and its log');
       if (!flags.json) {
-        const process = flags.burstiness === undefined || flags.burstiness === 1 ? 'Poisson' : `gamma gaps, burstiness ${flags.burstiness}`;
-        const arrivals = flags.request_rate === undefined ? '' : `, arriving at ${flags.request_rate} a second (${process}), the concurrency the most in flight`;
+        const arrivalProcess = flags.burstiness === undefined || flags.burstiness === 1 ? 'Poisson' : `gamma gaps, burstiness ${flags.burstiness}`;
+        const arrivals = flags.request_rate === undefined ? '' : `, arriving at ${flags.request_rate} a second (${arrivalProcess}), the concurrency the most in flight`;
         console.log(`${target.baseUrl}, model ${target.model}: ${work.describe}${arrivals}\n`);
         console.log(load.summaryHeader);
       }
