@@ -310,7 +310,8 @@ export function summarize(r: LoadResult, slos?: Slos): LoadSummary {
  * The sustained output rate (LoadSummary.steady). A request's text chunks arrive at sent + ttft,
  * then after each inter-chunk gap; each chunk counts as that request's output tokens over its
  * chunks (a server may send two tokens in one chunk), and those that arrive inside the window are
- * summed. Only complete requests count; a run with failures has no steady rate.
+ * summed. Only complete requests count; a run with failures has no steady rate, nor one whose
+ * window no chunk arrived in.
  */
 export function steadyRate(timings: RequestTiming[]): LoadSummary['steady'] {
   if (timings.length === 0 || timings.some((t) => !t.ok)) return undefined;
@@ -331,6 +332,9 @@ export function steadyRate(timings: RequestTiming[]): LoadSummary['steady'] {
       if (at >= fromS && at < toS) tokens += perChunk;
     }
   }
+  // A window no chunk arrived in (a rate-driven run whose last request came just after the first
+  // ended) says nothing about a sustained rate.
+  if (tokens === 0) return undefined;
   return { fromS, toS, outputTokensPerSecond: tokens / (toS - fromS) };
 }
 

@@ -27,6 +27,15 @@ describe('steadyRate', () => {
     expect(steadyRate([])).toBeUndefined();
   });
 
+  it('has none where no chunk arrived in the window (a rate-driven pair: the second sent after the first ended)', () => {
+    const first = request(0, 1, [1], 2, 3); // chunks at 1 and 2, ends at 3
+    const second = request(3.5, 0.2, [], 1, 0.3); // sent at 3.5: the window is [3, 3.5)
+    expect(steadyRate([first, second])).toBeUndefined();
+    // a third request's chunk inside the window gives one: 2 tokens in 0.5 s
+    const third = request(0, 3.2, [], 2, 3.3);
+    expect(steadyRate([first, second, third])).toEqual({ fromS: 3, toS: 3.5, outputTokensPerSecond: 4 });
+  });
+
   it('is part of the run summary where there is one', () => {
     const run = (timings: RequestTiming[]): LoadResult => ({
       spec: { url: 'http://x', model: 'm', concurrency: 2, requests: timings.length, outputTokens: 1, promptTokens: 1 },
