@@ -11,7 +11,8 @@
 # baseline  transformers generate at batch 1 and 64 on that shape; also saves the checkpoint
 # serve     the addon with the CUDA backend: GPU parity checks through the runtime (not with SKIP_TESTS=1; bf16, fp8 and
 #           int8 KV caches; a one-rank NCCL group), then bench:gpu (the HTTP server on the saved
-#           checkpoint, and the one summary table)
+#           checkpoint, and the one summary table; BENCH_GPU_ARGS: more of its flags, e.g.
+#           "--sustained-requests 0" for the one-wave rows alone)
 # parity    the GPU parity checks through the runtime alone (the first part of serve;
 #           GPU_PARITY_ONLY=moe,kv,...: those groups of scripts/gpu/parity.ts alone)
 # moe       Qwen3-MoE: the MoE kernel parity tests, one Qwen3-30B-A3B sparse layer at 1-8,192 tokens
@@ -284,7 +285,7 @@ for stage in "${STAGES[@]}"; do
       HARNESS_JSON=$OUT/bench.json
       [ -f "$HARNESS_JSON" ] || { HARNESS_JSON=/tmp/grpst-bench-last.json; stamp "harness rows from an earlier call: $HARNESS_JSON"; }
       timeout "${T_SERVE:-240}" node .carry/js/bench-gpu.mjs --checkpoint "$CKPT" --harness-json "$HARNESS_JSON" \
-        --baseline-json "$OUT/transformers.json" --out /tmp/bench-gpu --requests "${SERVE_REQUESTS:-64}"
+        --baseline-json "$OUT/transformers.json" --out /tmp/bench-gpu --requests "${SERVE_REQUESTS:-64}" ${BENCH_GPU_ARGS:-}
       rc=$?; cp /tmp/bench-gpu/bench-gpu.json "$OUT/" 2>/dev/null; SUMMARY+=("bench:gpu: exit $rc")
       ;;
     parity)
