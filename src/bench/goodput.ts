@@ -2,7 +2,6 @@
 // service-level objective given (time to first token, time per output token after the first, end
 // to end latency, each in milliseconds), so a run's throughput can be read together with the
 // latency its users would accept. A failed request meets none.
-import { InvalidArgumentError } from 'commander';
 import type { RequestTiming } from './load.js';
 
 export const sloKeys = ['ttft', 'tpot', 'e2el'] as const;
@@ -15,24 +14,6 @@ export interface Goodput {
   /** Requests that met every objective. */
   good: number;
   requestsPerSecond: number;
-}
-
-/** `ttft:500,tpot:50` or `ttft:500 tpot:50` (vLLM's form) into objectives; a clear refusal otherwise. */
-export function parseSlos(value: string): Slos {
-  const slos: Slos = {};
-  const pairs = value.split(/[\s,]+/).filter((p) => p !== '');
-  const usage = `KEY:MS pairs with KEY one of ${sloKeys.join(', ')} (e.g. ttft:500,tpot:50)`;
-  if (pairs.length === 0) throw new InvalidArgumentError(`--goodput takes ${usage}, got "${value}"`);
-  for (const pair of pairs) {
-    const m = /^([a-z0-9]+):(.+)$/.exec(pair);
-    const key = m?.[1] as SloKey | undefined;
-    const ms = Number(m?.[2]);
-    if (!m || !sloKeys.includes(key!)) throw new InvalidArgumentError(`--goodput takes ${usage}, got "${pair}"`);
-    if (!Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError(`--goodput's ${key} takes milliseconds above 0, got "${m[2]}"`);
-    if (slos[key!] !== undefined) throw new InvalidArgumentError(`--goodput names ${key} twice`);
-    slos[key!] = ms;
-  }
-  return slos;
 }
 
 /** Whether one request met every objective: vLLM's measures (tpot 0 for a single-token answer). */

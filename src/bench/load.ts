@@ -2,6 +2,7 @@
 // back to back until `requests` are done (or, with `requestRate`, requests arrive as a Poisson or
 // gamma process, arrivals.ts, and `concurrency` caps those in flight), timing every chunk as it
 // arrives (undici, no SDK). Behind `grpst bench` and the benchmark scripts under bench/.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { summarizeAnswer } from '../util/http-answer.js';
 import { arrivalTimes } from './arrivals.js';
@@ -146,8 +147,6 @@ class Slots {
     else this.free++;
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: number): Promise<RequestTiming> {
   const want = spec.outputTokensOf?.(i) ?? spec.outputTokens;

@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { badInput, failed } from '../util/errors.js';
-import { goodputLine, parseSlos, type Slos } from '../bench/goodput.js';
+import { goodputLine, sloKeys, type SloKey, type Slos } from '../bench/goodput.js';
 import { positiveInt, positiveNumber, serverTargetOptions } from './options.js';
 
 interface BenchFlags {
@@ -114,4 +114,22 @@ function rangeRatio(value: string): number {
   const r = Number(value);
   if (value.trim() === '' || !Number.isFinite(r) || r < 0 || r >= 1) throw new InvalidArgumentError(`--random_range_ratio takes a number from 0 to below 1, got "${value}"`);
   return r;
+}
+
+/** `ttft:500,tpot:50` or `ttft:500 tpot:50` (vLLM's form) into objectives; a clear refusal otherwise. */
+export function parseSlos(value: string): Slos {
+  const slos: Slos = {};
+  const pairs = value.split(/[\s,]+/).filter((p) => p !== '');
+  const usage = `KEY:MS pairs with KEY one of ${sloKeys.join(', ')} (e.g. ttft:500,tpot:50)`;
+  if (pairs.length === 0) throw new InvalidArgumentError(`--goodput takes ${usage}, got "${value}"`);
+  for (const pair of pairs) {
+    const m = /^([a-z0-9]+):(.+)$/.exec(pair);
+    const key = m?.[1] as SloKey | undefined;
+    const ms = Number(m?.[2]);
+    if (!m || !sloKeys.includes(key!)) throw new InvalidArgumentError(`--goodput takes ${usage}, got "${pair}"`);
+    if (!Number.isFinite(ms) || ms <= 0) throw new InvalidArgumentError(`--goodput's ${key} takes milliseconds above 0, got "${m[2]}"`);
+    if (slos[key!] !== undefined) throw new InvalidArgumentError(`--goodput names ${key} twice`);
+    slos[key!] = ms;
+  }
+  return slos;
 }

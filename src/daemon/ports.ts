@@ -2,6 +2,7 @@
 // a daemon that dies on EADDRINUSE.
 import net from 'node:net';
 import { badInput } from '../util/errors.js';
+import { sleep } from './processes.js';
 
 /** Resolves 'free' or the errno of the failed bind (EADDRINUSE, EACCES, EADDRNOTAVAIL...). */
 export function tryBind(host: string, port: number): Promise<'free' | string> {
@@ -47,7 +48,7 @@ export async function requireListenable(host: string, port: number, change: List
   // start's (or serve's) own check holds it for a moment, and refusing then would name "another
   // program" for a port that is free, or about to be a grpst server's (named on a later try).
   for (let retry = 0; result === 'EADDRINUSE' && !ownerOf(port) && retry < kBusyRetries; retry++) {
-    await new Promise((resolve) => setTimeout(resolve, kBusyRetryMs));
+    await sleep(kBusyRetryMs);
     result = await tryBind(host, port);
   }
   if (result === 'free') return;

@@ -1,7 +1,9 @@
-// Goodput (src/bench/goodput.ts): vLLM's --goodput objectives parsed or refused by name, and a
-// request counted only when it met every objective given, with vLLM's measures.
+// Goodput (src/bench/goodput.ts; the flag's parser in src/cli/bench.ts): vLLM's --goodput
+// objectives parsed or refused by name, and a request counted only when it met every objective
+// given, with vLLM's measures.
 import { describe, expect, it } from 'vitest';
-import { goodput, goodputLine, meetsSlos, parseSlos } from '../../src/bench/goodput.js';
+import { goodput, goodputLine, meetsSlos } from '../../src/bench/goodput.js';
+import { parseSlos } from '../../src/cli/bench.js';
 import type { RequestTiming } from '../../src/bench/load.js';
 
 const timing = (ttft: number, e2e: number, outputTokens: number, ok = true): RequestTiming => ({ ok, index: 0, sent: 0, ttft, itl: [], e2e, outputTokens });
