@@ -89,10 +89,12 @@ async function once(engine: Engine, prompts: number[][], sampling: SamplingParam
 
 if (args.method !== 'ngram' && args.method !== 'draft_model') throw new Error(`--method takes ngram or draft_model, not ${args.method}`);
 const byDraft = args.method === 'draft_model';
-// Imported only when used: run as a script, that module writes its checkpoint.
-const made = await import('./make-random-checkpoint.js');
-const pair = byDraft && !(args.checkpoint && args.draft) ? made.speculativePair() : undefined;
-const checkpoint = args.checkpoint ?? pair?.target ?? made.randomQwen3_0_6b();
+// Imported only when a checkpoint must be made: run as a script (or bundled into one, where its
+// own URL is the script's), that module writes the 0.6B-shaped checkpoint.
+const given = args.checkpoint !== undefined && (!byDraft || args.draft !== undefined);
+const made = given ? undefined : await import('./make-random-checkpoint.js');
+const pair = byDraft && !given ? made!.speculativePair() : undefined;
+const checkpoint = args.checkpoint ?? pair?.target ?? made!.randomQwen3_0_6b();
 const base: LoadOptions = { device: args.device as LoadOptions['device'], maxBatchSize: Math.max(4, batch), maxSeqLen: 4096, maxTokensInPagedKvCache: 16384 * batch };
 const plain = await loadEngine(checkpoint, base);
 const speculative: LoadOptions['speculative'] = byDraft

@@ -7,6 +7,13 @@ sums (one token's and 64 tokens' hidden state, bf16), of the all-gather of a 64-
 logits, and the transport NCCL chose.
 
     python3 scripts/gpu/random_checkpoint.py OUT_DIR [--shape qwen3-32b] [--ceilings FILE.json]
+        [--layers N] [--silent-from N]
+
+A speculative-decoding pair (bench:spec --method draft_model on the GPU): --silent-from 2 writes the
+target with o_proj and down_proj zero from layer 2 on (those layers add nothing to the residual,
+so it computes what its first two layers do, reading every byte a real model would), --layers 2
+its draft: every tensor is drawn from its own name's seed, so both hold the same first layers,
+embedding, norm and head.
 
 Speed depends only on the shapes, so random weights (normal, std 0.02; norms 1) measure what the
 real checkpoint would. Shards of about 4 GB are written by several threads at once; a folder that
@@ -15,7 +22,9 @@ already holds a complete checkpoint of the shape is left as it is.
 import argparse
 import json
 import os
+import re
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -81,13 +90,22 @@ def shards(shapes):
     return groups + ([cur] if cur else [])
 
 
-def write_shard(out_dir, index, count, group, seed):
-    gen = torch.Generator(device="cuda").manual_seed(seed + index)
+def silent(name, silent_from):
+    """Whether `name` is an o_proj / down_proj of a layer at or past silent_from (written zero)."""
+    m = re.match(r"model\.layers\.(\d+)\.(self_attn\.o_proj|mlp\.down_proj)\.weight$", name)
+    return silent_from is not None and m is not None and int(m.group(1)) >= silent_from
+
+
+def write_shard(out_dir, index, count, group, seed, silent_from=None):
     tensors = {}
     for name, shape in group:
         if name.endswith("norm.weight"):
             t = torch.ones(shape, dtype=torch.bfloat16, device="cuda")
+        elif silent(name, silent_from):
+            t = torch.zeros(shape, dtype=torch.bfloat16, device="cuda")
         else:
+            # The tensor's own seed: the same name gets the same values in any shape of model.
+            gen = torch.Generator(device="cuda").manual_seed(seed * 1000003 + zlib.crc32(name.encode()))
             t = torch.empty(shape, dtype=torch.bfloat16, device="cuda").normal_(0.0, 0.02, generator=gen)
         tensors[name] = t.cpu()
     file = f"model-{index + 1:05d}-of-{count:05d}.safetensors"
@@ -186,6 +204,8 @@ def main():
     ap.add_argument("--shape", default="qwen3-32b", choices=sorted(SHAPES))
     ap.add_argument("--ceilings")
     ap.add_argument("--seed", type=int, default=32)
+    ap.add_argument("--layers", type=int, help="this many layers of the shape (a draft model)")
+    ap.add_argument("--silent-from", type=int, help="o_proj and down_proj zero from this layer on (a draft's target)")
     args = ap.parse_args()
     if args.ceilings:
         gpus = [{"index": d, "name": torch.cuda.get_device_name(d), "copy_gbs": copy_bandwidth(d)} for d in range(torch.cuda.device_count())]
@@ -195,7 +215,7 @@ def main():
         with open(args.ceilings, "w") as f:
             json.dump(ceilings, f, indent=1)
         print(json.dumps(ceilings), flush=True)
-    cfg = SHAPES[args.shape]
+    cfg = dict(SHAPES[args.shape], **({"num_hidden_layers": args.layers} if args.layers else {}))
     groups = shards(tensor_shapes(cfg))
     done = os.path.join(args.out, "model.safetensors.index.json")
     if os.path.exists(done):
@@ -207,7 +227,7 @@ def main():
     t0 = time.perf_counter()
     weight_map = {}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        jobs = [pool.submit(write_shard, args.out, i, len(groups), g, args.seed) for i, g in enumerate(groups)]
+        jobs = [pool.submit(write_shard, args.out, i, len(groups), g, args.seed, args.silent_from) for i, g in enumerate(groups)]
         for j in jobs:
             file, names = j.result()
             weight_map.update(names)

@@ -43,6 +43,11 @@
 # spec      bench:spec: speculative decoding by prompt lookup against plain decoding, batch 1
 #           (SP_BATCH), on a Qwen3-8B-shaped random checkpoint (SP_SHAPE; the engines stage's
 #           folder, reused when there): bench-speculative.json (-bN.json with SP_BATCH=N)
+# spec-draft bench:spec --method draft_model: a draft model on the GPU against plain decoding, batch
+#           SP_BATCH (1), on an SD_SHAPE (qwen3-8b) pair made by random_checkpoint.py: the target with
+#           layers 2 on adding nothing (--silent-from 2; it reads every byte the real model would) and
+#           its first two layers as the draft (--layers 2), so the machinery's figures at full
+#           acceptance (fresh: at none): bench-speculative-draft.json (-bN.json with SP_BATCH=N)
 # penalties bench:penalties: batch PN_BATCH (default 64) greedy, penalized and with top logprobs
 #           (drawn on the GPU), and rows kept on the host sampler (1 thread and the default) on
 #           that checkpoint: bench-penalties-bN.json
@@ -374,6 +379,17 @@ for stage in "${STAGES[@]}"; do
       timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --checkpoint "$SP_CKPT" --device cuda --tokens "${SP_TOKENS:-128}" \
         --rounds "${SP_ROUNDS:-3}" --batch "${SP_BATCH:-1}" --json "$OUT/bench-speculative${SP_BATCH:+-b$SP_BATCH}.json"
       rc=$?; SUMMARY+=("bench:spec: exit $rc")
+      ;;
+    spec-draft)
+      node_setup || { SUMMARY+=("spec-draft: node setup FAILED"); continue; }
+      SD_SHAPE=${SD_SHAPE:-qwen3-8b}
+      random_ckpt "spec-draft target" "/tmp/$SD_SHAPE-silent2" "$SD_SHAPE" "${T_SP_CKPT:-300}" --silent-from 2 || continue
+      random_ckpt "spec-draft draft" "/tmp/$SD_SHAPE-layers2" "$SD_SHAPE" "${T_SP_CKPT:-300}" --layers 2 || continue
+      stamp "bench:spec --method draft_model"
+      timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --method draft_model --checkpoint "/tmp/$SD_SHAPE-silent2" \
+        --draft "/tmp/$SD_SHAPE-layers2" --device cuda --tokens "${SP_TOKENS:-128}" --rounds "${SP_ROUNDS:-3}" \
+        --batch "${SP_BATCH:-1}" --k "${SP_K:-4}" --json "$OUT/bench-speculative-draft${SP_BATCH:+-b$SP_BATCH}.json"
+      rc=$?; SUMMARY+=("bench:spec draft_model: exit $rc")
       ;;
     penalties)
       bench_ckpt penalties || continue

@@ -262,7 +262,18 @@ export interface DraftModelSpeculation {
 /** Speculative decoding as the runtime resolved it (EngineInfo.speculative). */
 export type ResolvedSpeculation =
   | Required<NgramSpeculation>
-  | { method: 'draft_model'; numSpeculativeTokens: number; /** Bytes of the draft's KV cache. */ draftKvBytes: number; /** Weight bytes one draft step reads. */ draftWeightBytesPerStep: number };
+  | {
+      method: 'draft_model';
+      numSpeculativeTokens: number;
+      /** Bytes of the draft's KV cache. */
+      draftKvBytes: number;
+      /** Weight bytes one draft step reads. */
+      draftWeightBytesPerStep: number;
+      /** Where the draft runs: the model's device. */
+      draftDevice: 'cpu' | 'cuda';
+      /** Whether its greedy proposals are drawn there (a GPU, or the GPU sampler's CPU twin): no logits go to the host. */
+      draftSamplesOnDevice: boolean;
+    };
 
 /** What `loadEngine` takes besides the path; every field has a default fitted to the device. */
 export interface LoadOptions {

@@ -8,7 +8,7 @@
 import { loadEngine, type Engine } from '../../src/engine/index.js';
 import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
-import { checkRecorder, equalPrefix, nearTie, run, type CheckOutcome } from './parity-checks.js';
+import { checkRecorder, equalPrefix, nearTie, run, type CheckOutcome, type Outcome } from './parity-checks.js';
 
 export async function speculativeChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
   const { out, add } = checkRecorder(log);
@@ -58,6 +58,78 @@ export async function speculativeChecks(log: (line: string) => void = () => {}):
       await plain?.close();
       await drafted?.close();
     }
+  }
+  out.push(...(await draftModelChecks(log)));
+  return out;
+}
+
+/**
+ * Speculative decoding with a draft model on the CUDA backend: the draft runs on the GPU too (its
+ * mirror of every model step, its greedy proposals drawn there), tiny-b drafting for itself (every
+ * proposal right but where its one-row graph and the model's many-row check part at a near-tie)
+ * and tiny-a drafting for tiny-b (mostly wrong); the output is the plain GPU run's either way, and
+ * a pool sized from free GPU memory leaves the draft's mirror its share.
+ */
+async function draftModelChecks(log: (line: string) => void): Promise<CheckOutcome[]> {
+  const { out, add } = checkRecorder(log);
+  const opts: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
+  const draftOf = (draft: CheckpointName): LoadOptions['speculative'] => ({ method: 'draft_model', numSpeculativeTokens: 4, model: checkpoint(draft) });
+  const req = (tokens: number[], logprobs?: number): SubmitRequest => ({
+    tokens,
+    sampling: { ...defaultSampling, temperature: 0 },
+    maxTokens: 40,
+    ignoreEos: true,
+    logprobs,
+  });
+  const engines: Engine[] = [];
+  const open = async (o: LoadOptions) => {
+    const e = await loadEngine(checkpoint('tiny-b'), o);
+    engines.push(e);
+    return e;
+  };
+  try {
+    const plain = await open(opts);
+    const prompts = refs('tiny-b').prompts.map((p) => p.prompt_ids);
+    const references: Outcome[] = [];
+    for (const tokens of prompts) references.push(await run(plain, req(tokens, 2)));
+    const ties = references.map((r) => nearTie(r.margins));
+    for (const draft of ['tiny-b', 'tiny-a'] as CheckpointName[]) {
+      const drafted = await open({ ...opts, speculative: draftOf(draft) });
+      const info = drafted.nativeInfo.speculative;
+      add(`draft ${draft}: the draft runs on the GPU and draws its proposals there`, info?.method === 'draft_model' && info.draftDevice === 'cuda' && info.draftSamplesOnDevice, JSON.stringify(info));
+      const before = drafted.stats().specDecode!;
+      let agreeing = 0;
+      for (const [i, tokens] of prompts.entries()) {
+        const spec = await run(drafted, req(tokens));
+        if (equalPrefix(spec.tokens, references[i].tokens, ties[i]) && spec.tokens.length === 40) agreeing++;
+      }
+      const after = drafted.stats().specDecode!;
+      const proposed = after.draftTokens - before.draftTokens;
+      const taken = after.acceptedTokens - before.acceptedTokens;
+      add(`draft ${draft}: greedy tokens = plain GPU run`, agreeing === prompts.length, `${agreeing} / ${prompts.length} prompts; drafts ${taken} / ${proposed} taken`);
+      if (draft === 'tiny-b') add('a self-draft\'s proposals are taken', proposed > 0 && taken >= 0.9 * proposed, `${taken} / ${proposed}`);
+      else add('another model\'s proposals are mostly turned down', proposed > 0 && taken < proposed / 2, `${taken} / ${proposed}`);
+      const together = await Promise.all(prompts.map((tokens) => run(drafted, req(tokens))));
+      const same = together.every((r, i) => equalPrefix(r.tokens, references[i].tokens, ties[i]));
+      add(`draft ${draft}: requests in a batch = plain GPU run`, same, `${prompts.length} concurrent requests`);
+    }
+    // Pools sized from free GPU memory: with the draft, per token the model's bytes and the
+    // draft's mirror of them. The fraction is small enough (~4 MB of an 80 GB card) that neither
+    // pool reaches the cap of every sequence at full length (8 x 1,024 tokens: 4.7 MB for tiny-b).
+    const fraction: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxBatchSize: 8, kvCacheFreeMemFraction: 0.00005 };
+    const sized = await open(fraction);
+    const sizedDrafted = await open({ ...fraction, speculative: draftOf('tiny-a') });
+    const a = sized.nativeInfo, b = sizedDrafted.nativeInfo;
+    const draftBpt = (b.speculative as { draftKvBytes: number }).draftKvBytes / (b.kvBlocks * b.kvBlockSize);
+    const expected = a.kvBlocks * a.kvBytesPerToken / (a.kvBytesPerToken + draftBpt);
+    const capped = a.kvBlocks * a.kvBlockSize >= 8 * 1024;
+    add('a pool sized from free GPU memory leaves the draft its share', !capped && Math.abs(b.kvBlocks - expected) <= 0.05 * expected,
+      `${b.kvBlocks} blocks with the draft, ${a.kvBlocks} without${capped ? ' (capped: lower the fraction)' : ''} (${a.kvBytesPerToken} + ~${draftBpt.toFixed(0)} bytes a token: ${expected.toFixed(0)} expected)`);
+    add('a drafted engine sized from free memory serves', (await run(sizedDrafted, req(prompts[0]))).tokens.length === 40, '');
+  } catch (err) {
+    add('speculative decoding with a draft model ran', false, err instanceof Error ? err.message : String(err));
+  } finally {
+    for (const e of engines) await e.close();
   }
   return out;
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, type Engine } from '../../src/engine/index.js';
-import type { LoadOptions, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
+import type { LoadOptions, ResolvedSpeculation, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import { clientView, greedy, run, untilPreempted } from './helpers.js';
 
@@ -45,7 +45,9 @@ describe('speculative decoding (draft model)', () => {
   it('reports the method and the draft cache it took', async () => {
     const on = await open('tiny-b', drafted('tiny-a', 3));
     expect(on.info.speculative).toMatchObject({ method: 'draft_model', numSpeculativeTokens: 3 });
-    const spec = on.nativeInfo.speculative as { draftKvBytes: number; draftWeightBytesPerStep: number };
+    const spec = on.nativeInfo.speculative as Extract<ResolvedSpeculation, { method: 'draft_model' }>;
+    // On the model's device; the CPU runner's proposals are read from host logits.
+    expect(spec).toMatchObject({ draftDevice: 'cpu', draftSamplesOnDevice: false });
     // tiny-a's cache: 2 layers x 2 KV heads x 32 dims x (k, v) x bf16 = 512 bytes a token, for at
     // least the model's pool of tokens (plus scratch blocks for the proposals).
     expect(spec.draftKvBytes).toBeGreaterThanOrEqual(on.nativeInfo.kvBlocks * on.nativeInfo.kvBlockSize * 512);
@@ -145,6 +147,16 @@ describe('speculative decoding (draft model)', () => {
     const s = twin.stats().specDecode!;
     expect(s.draftTokens).toBeGreaterThan(0);
     expect(s.acceptedTokens).toBeGreaterThan(0);
+    // The draft's own greedy proposals are drawn as a GPU draws them (no logits to the host): a
+    // self-draft's are then all taken, as from host logits.
+    expect(twin.nativeInfo.speculative).toMatchObject({ draftSamplesOnDevice: true });
+    expect(host.nativeInfo.speculative).toMatchObject({ draftSamplesOnDevice: false });
+    const before = twin.stats().specDecode!;
+    const alone = await run(twin, reqs[0]);
+    expect(alone.tokens).toEqual(a[0].tokens);
+    const after = twin.stats().specDecode!;
+    expect(after.draftTokens - before.draftTokens).toBeGreaterThanOrEqual(20);
+    expect(after.acceptedTokens - before.acceptedTokens).toBe(after.draftTokens - before.draftTokens);
   });
 
   it('refuses a draft it cannot use, naming it and the fix', async () => {

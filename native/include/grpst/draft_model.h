@@ -32,6 +32,14 @@ class DraftModel {
   DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& model, const KvCacheSpec& kv, int max_batch,
              int max_drafts, int max_seq_len);
 
+  /** The draft's KV dtype for a model whose pool is `model`'s: the model's quantized-cache scales are the model's own. */
+  static KvDType kv_dtype_for(KvDType model) { return model == KvDType::F32 ? KvDType::F32 : KvDType::BF16; }
+  /** Blocks past the shared ids the draft's pool holds: a proposal of `max_drafts` positions from
+   * any offset reaches at most ceil(max_drafts / block_size) + 1 blocks the sequence may not hold. */
+  static int scratch_blocks(int max_batch, int max_drafts, int block_size) {
+    return max_batch * ((max_drafts + block_size - 1) / block_size + 1);
+  }
+
   /** One sequence's proposal: `count` tokens after `token` at position `pos`, into out[0, count). */
   struct Job {
     const int32_t* blocks = nullptr;  // the sequence's block table (positions below pos are computed)
@@ -56,6 +64,7 @@ class DraftModel {
   int64_t kv_bytes_ = 0;
   StepBatch batch_;
   StepBatch mirror_;  // a model step with its adapters left out (mirror())
+  DeviceDrawResults draws_;  // a runner that samples on its device: the proposals' greedy draws
   std::vector<std::vector<int32_t>> tables_;  // [job]: its block table for the proposal steps
   std::vector<int> rows_;                     // [job]: its row in the current proposal step, -1: done
   std::vector<float> logits_;                 // [max_batch, vocab]

@@ -66,6 +66,8 @@ struct EngineInfo {
   std::string speculative_method;  // "ngram" or "draft_model" (with speculative.num_tokens > 0)
   int64_t draft_kv_bytes = 0;      // the draft model's KV pool
   int64_t draft_weight_bytes_per_step = 0;
+  std::string draft_device;               // where the draft runs: the model's device
+  bool draft_samples_on_device = false;   // its greedy proposals drawn there (no logits to the host)
   bool lora = false;  // requests may carry LoRA adapters (ModelRunner::supports_lora)
 };
 

@@ -114,13 +114,18 @@ class LoadWorker : public Napi::AsyncWorker {
       std::unique_ptr<ModelRunner> draft;
       if (draft_.on) {
         if (tp_.size > 0) throw Error("speculative decoding with a draft model is not served for tensor-parallel engines; use method ngram");
-        // The draft runs the model's steps (its mirror) and a batch of one-token proposals.
+        // The draft runs the model's steps (its mirror) and a batch of one-token proposals, on the
+        // model's device.
         CpuRunnerOptions dopts = ropts_;
         dopts.quantization = draft_.quantization;
-        dopts.observer = nullptr;
-        auto draft_store = std::make_shared<TensorStore>(std::move(draft_.table), weights_load_);
-        weights_.add(draft_store->weights_report());
-        draft = make_cpu_runner(draft_.cfg, std::move(draft_store), dopts);
+        const bool draft_upload = runner->device() == "cuda";
+        auto draft_store = std::make_shared<TensorStore>(std::move(draft_.table),
+                                                         draft_upload ? for_gpu_upload(weights_load_) : weights_load_);
+        const WeightsReport draft_loaded = draft_store->weights_report();
+        draft = make_draft_runner(*runner, draft_.cfg, std::move(draft_store), dopts, eopts_, ro);
+        weights_.add(draft_upload ? released_after_upload(draft_loaded, weights_load_) : draft_loaded);
+        // The GPU's way on the CPU (tests): the draft's greedy proposals drawn by the sampler's twin too.
+        if (eopts_.device_sampler_twin && !draft->samples_on_device()) draft = with_device_sampler_twin(std::move(draft));
       }
       const CpuKernels& k = cpu_kernels(choose_cpu_level(ropts_.kernel_level));
       std::weak_ptr<EventChannel> weak = channel_;

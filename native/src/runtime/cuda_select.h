@@ -36,4 +36,13 @@ std::unique_ptr<ModelRunner> make_runner_for_device(const std::string& device, c
                                                     const EngineOptions& eo, ResolvedEngineOptions& ro,
                                                     const TensorParallel& tp = {});
 
+/**
+ * The runner of a speculative-decoding draft model for `model`'s engine: on the model's device
+ * (a CUDA model gets a CUDA draft, which re-sizes ro.kv.num_blocks so that the model's pool and
+ * the draft's mirror of it share the GPU's free memory), else on the CPU. Hand `store` over.
+ */
+std::unique_ptr<ModelRunner> make_draft_runner(const ModelRunner& model, const ModelConfig& cfg,
+                                               std::shared_ptr<TensorStore> store, const CpuRunnerOptions& cpu,
+                                               const EngineOptions& eo, ResolvedEngineOptions& ro);
+
 }  // namespace grpst

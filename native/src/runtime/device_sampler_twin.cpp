@@ -125,16 +125,24 @@ class TwinSamplingRunner : public ModelRunner {
   bool supports_lora() const override { return inner_->supports_lora(); }
   const float* forward_sampled(const StepBatch& batch, float* logits, DeviceDrawResults& draws,
                                const std::function<void()>& before_draws) override {
-    inner_->forward(batch, logits);
+    // A caller that wants the draws alone (a draft model's proposals) passes no buffer; the twin
+    // draws from host rows, so it fills one of its own.
+    float* rows = logits;
+    if (!rows) {
+      own_rows_.resize(batch.logit_rows.size() * size_t(inner_->config().vocab_size));
+      rows = own_rows_.data();
+    }
+    inner_->forward(batch, rows);
     if (before_draws) before_draws();
-    draw_device_samples_on_host(batch, logits, inner_->config().vocab_size, draws);
-    return logits;
+    draw_device_samples_on_host(batch, rows, inner_->config().vocab_size, draws);
+    return rows;
   }
   void final_hidden(const std::vector<int32_t>& rows, float* out) override { inner_->final_hidden(rows, out); }
   void flush_observer() override { inner_->flush_observer(); }
 
  private:
   std::unique_ptr<ModelRunner> inner_;
+  std::vector<float> own_rows_;  // forward_sampled without a logits buffer
 };
 
 }  // namespace

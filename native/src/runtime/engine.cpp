@@ -88,9 +88,10 @@ std::unique_ptr<DraftModel> make_draft(std::unique_ptr<ModelRunner> draft, const
                                        const ResolvedEngineOptions& ro) {
   if (!draft) return nullptr;
   if (ro.opts.speculative.num_tokens <= 0) throw Error("a draft model was given without num_speculative_tokens");
-  if (runner.device() != "cpu" || draft->device() != "cpu")
-    throw Error("speculative decoding with a draft model runs on the CPU backend; on a GPU use speculative_config "
-                "method ngram, or load with device cpu");
+  // Each step runs on both, one after the other: a CPU draft beside a GPU model would hold the GPU idle.
+  if (runner.device() != draft->device())
+    throw Error("the draft model runs on " + draft->device() + " but the model on " + runner.device() +
+                "; load both on one device");
   return std::make_unique<DraftModel>(std::move(draft), runner.config(), ro.kv, ro.opts.max_batch_size,
                                       ro.opts.speculative.num_tokens, ro.opts.max_seq_len);
 }
@@ -125,6 +126,8 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   if (draft_) {
     info_.draft_kv_bytes = draft_->kv_bytes();
     info_.draft_weight_bytes_per_step = draft_->runner().weight_bytes_per_step();
+    info_.draft_device = draft_->runner().device();
+    info_.draft_samples_on_device = draft_->runner().samples_on_device();
   }
   info_.vocab_size = runner_->config().vocab_size;
   info_.hidden_size = runner_->config().hidden_size;
