@@ -6,6 +6,7 @@
 // /tokenize (grpst's and vLLM's), so they are the model's own.
 import fs from 'node:fs';
 import { badInput } from '../util/errors.js';
+import { JsonArrayElements, JsonListError } from '../util/json-array-elements.js';
 import { mulberry32 } from '../util/seeded-random.js';
 
 export interface Conversation {
@@ -20,34 +21,40 @@ export interface DatasetRequest {
 }
 
 const shapeHint = 'pass a ShareGPT-format file: a JSON list of {"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", "value": "..."}, ...]}';
-// V8's longest string is about 512 MiB; a file past this is refused rather than failing in the read.
-const maxFileBytes = 500 * 1024 * 1024;
+const chunkBytes = 16 * 1024 * 1024;
 
-/** The first two turns of every conversation in `file` that has them (others are passed over). */
-export function readShareGpt(file: string): { conversations: Conversation[]; entries: number } {
-  let size: number;
+/**
+ * The first two turns of every conversation in `file` that has them (others are passed over),
+ * read a chunk at a time: a file of any size (vLLM's ShareGPT_V3_unfiltered_cleaned_split.json is
+ * 673 MB) holds only what is kept in memory. `chunk`: bytes per read (tests).
+ */
+export function readShareGpt(file: string, chunk = chunkBytes): { conversations: Conversation[]; entries: number } {
+  let fd: number;
   try {
-    size = fs.statSync(file).size;
+    fd = fs.openSync(file, 'r');
   } catch {
     throw badInput(`--dataset ${file} does not exist or cannot be read`, shapeHint);
   }
-  if (size > maxFileBytes) throw badInput(`--dataset ${file} is ${Math.round(size / 2 ** 20)} MiB, past the ${maxFileBytes / 2 ** 20} MiB read here`, 'keep a part of its conversations in a smaller file');
-  let data: unknown;
-  try {
-    data = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw badInput(`--dataset ${file} is not valid JSON (${(err as Error).message})`, shapeHint);
-  }
-  if (!Array.isArray(data)) throw badInput(`--dataset ${file} holds no list of conversations`, shapeHint);
   const conversations: Conversation[] = [];
-  for (const entry of data) {
+  const list = new JsonArrayElements((entry) => {
     const turns = (entry as { conversations?: unknown; conversation?: unknown } | null)?.conversations ?? (entry as { conversation?: unknown } | null)?.conversation;
-    if (!Array.isArray(turns) || turns.length < 2) continue;
+    if (!Array.isArray(turns) || turns.length < 2) return;
     const [first, second] = turns as { value?: unknown }[];
-    if (typeof first?.value !== 'string' || typeof second?.value !== 'string') continue;
+    if (typeof first?.value !== 'string' || typeof second?.value !== 'string') return;
     conversations.push({ prompt: first.value, completion: second.value });
+  });
+  let entries: number;
+  try {
+    const buffer = Buffer.alloc(chunk);
+    for (let n; (n = fs.readSync(fd, buffer, 0, chunk, null)) > 0; ) list.push(buffer.subarray(0, n));
+    entries = list.end();
+  } catch (err) {
+    if (!(err instanceof JsonListError)) throw badInput(`--dataset ${file} cannot be read (${(err as Error).message})`, shapeHint);
+    throw badInput(err.notAList ? `--dataset ${file} holds no list of conversations` : `--dataset ${file} is not valid JSON (${err.message})`, shapeHint);
+  } finally {
+    fs.closeSync(fd);
   }
-  return { conversations, entries: data.length };
+  return { conversations, entries };
 }
 
 export interface SampleOptions {

@@ -29,7 +29,10 @@ describe('readShareGpt', () => {
       null,
       'text',
     ]));
-    expect(readShareGpt(p)).toEqual({ conversations: [{ prompt: 'q1', completion: 'a1' }, { prompt: 'q3', completion: 'a3' }], entries: 6 });
+    const expected = { conversations: [{ prompt: 'q1', completion: 'a1' }, { prompt: 'q3', completion: 'a3' }], entries: 6 };
+    expect(readShareGpt(p)).toEqual(expected);
+    // Read a few bytes at a time (as a file past V8's longest string is, 16 MiB a read): the same.
+    expect(readShareGpt(p, 5)).toEqual(expected);
   });
 
   it('refuses a missing file, bad JSON and a file that is no list, naming the file and the format', () => {
