@@ -46,6 +46,9 @@ export interface RequestTiming {
   itl: number[];
   e2e: number;
   outputTokens: number;
+  /** The prompt's tokens and those the server read from its prefix cache, where its usage says (prompt_tokens_details). */
+  promptTokens?: number;
+  cachedPromptTokens?: number;
 }
 
 export interface LoadResult {
@@ -148,6 +151,12 @@ class Slots {
   }
 }
 
+interface StreamUsage {
+  prompt_tokens?: number;
+  completion_tokens: number;
+  prompt_tokens_details?: { cached_tokens?: number } | null;
+}
+
 async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: number): Promise<RequestTiming> {
   const want = spec.outputTokensOf?.(i) ?? spec.outputTokens;
   const body = {
@@ -188,9 +197,13 @@ async function oneRequest(spec: LoadSpec, agent: Agent, i: number, runStart: num
           done = true;
           continue;
         }
-        const msg = JSON.parse(data) as { choices: { text: string }[]; usage?: { completion_tokens: number } | null; error?: { message: string } };
+        const msg = JSON.parse(data) as { choices: { text: string }[]; usage?: StreamUsage | null; error?: { message: string } };
         if (msg.error) throw new Error(msg.error.message);
-        if (msg.usage) timing.outputTokens = msg.usage.completion_tokens;
+        if (msg.usage) {
+          timing.outputTokens = msg.usage.completion_tokens;
+          timing.promptTokens = msg.usage.prompt_tokens;
+          timing.cachedPromptTokens = msg.usage.prompt_tokens_details?.cached_tokens;
+        }
         if (msg.choices.some((c) => c.text.length > 0)) {
           if (last === 0) timing.ttft = (now - t0) / 1000;
           else timing.itl.push((now - last) / 1000);
@@ -283,6 +296,8 @@ export interface LoadSummary {
   engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number };
   /** With objectives given (goodput.ts): the requests a second that met them all. */
   goodput?: Goodput;
+  /** The prompt tokens of the completed requests and those read from the server's prefix cache, where it reports them. */
+  promptCache?: { promptTokens: number; cachedTokens: number };
 }
 
 export function summarize(r: LoadResult, slos?: Slos): LoadSummary {
@@ -302,7 +317,23 @@ export function summarize(r: LoadResult, slos?: Slos): LoadSummary {
     ...steadyPart(r.timings),
     ...(r.engineLoop && r.engineLoop.steps > 0 ? { engineLoop: loopSummary(r.engineLoop, r.wallSeconds) } : {}),
     ...(slos ? { goodput: goodput(r.timings, r.wallSeconds, slos) } : {}),
+    ...promptCachePart(ok),
   };
+}
+
+function promptCachePart(ok: RequestTiming[]): Pick<LoadSummary, 'promptCache'> {
+  const reported = ok.filter((t) => t.promptTokens !== undefined && t.cachedPromptTokens !== undefined);
+  if (reported.length === 0) return {};
+  const promptTokens = reported.reduce((n, t) => n + t.promptTokens!, 0);
+  const cachedTokens = reported.reduce((n, t) => n + t.cachedPromptTokens!, 0);
+  return { promptCache: { promptTokens, cachedTokens } };
+}
+
+/** One line on the prompt tokens the server's prefix cache served, where it served any. */
+export function promptCacheLine(s: LoadSummary): string | undefined {
+  const c = s.promptCache;
+  if (!c || c.cachedTokens === 0) return undefined;
+  return `prefix cache: ${c.cachedTokens.toLocaleString('en-US')} of ${c.promptTokens.toLocaleString('en-US')} prompt tokens (${((100 * c.cachedTokens) / c.promptTokens).toFixed(1)}%) read from the cache`;
 }
 
 /**

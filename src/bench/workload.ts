@@ -27,40 +27,54 @@ export interface Workload {
   report: Record<string, unknown>;
 }
 
-/** --prompt_tokens / --output_tokens, each request's lengths drawn around them with a ratio above 0. */
-export function syntheticWorkload(promptTokens: number, outputTokens: number, ratio: number, limits: ModelLimits): Workload {
-  const [promptLo, promptHi] = lengthBounds(promptTokens, ratio);
+/**
+ * --prompt_tokens / --output_tokens, each request's lengths drawn around them with a ratio above 0;
+ * with `prefixTokens`, every prompt starts with the same that many tokens (vllm bench serve's
+ * --random-prefix-len), which a server's prefix cache can serve after the first.
+ */
+export function syntheticWorkload(promptTokens: number, outputTokens: number, ratio: number, limits: ModelLimits, prefixTokens = 0): Workload {
+  const [ownLo, ownHi] = lengthBounds(promptTokens, ratio);
+  const promptHi = ownHi + prefixTokens;
   const [outputLo, outputHi] = lengthBounds(outputTokens, ratio);
   // With --random_range_ratio the longest request must fit, and the refusals say so.
   const asked = (flag: string, base: number, hi: number) => (ratio > 0 ? `${flag} ${base} with --random_range_ratio ${ratio} (up to ${hi})` : `${flag} ${base}`);
+  const promptAsked = `${prefixTokens > 0 ? `--prefix_tokens ${prefixTokens} + ` : ''}${asked('--prompt_tokens', promptTokens, ownHi)}`;
   const orRatio = ratio > 0 ? ' or --random_range_ratio' : '';
   // Both limits /v1/models lists: an engine takes prompts only up to its max_input_len.
   if (limits.maxInputLen !== undefined && promptHi > limits.maxInputLen)
     throw badInput(
-      `${asked('--prompt_tokens', promptTokens, promptHi)} is past the model's max_input_len ${limits.maxInputLen} (the longest prompt it takes)`,
-      `lower --prompt_tokens${orRatio} to at most ${limits.maxInputLen}${ratio > 0 ? ' tokens a prompt' : ''}`,
+      `${promptAsked} is past the model's max_input_len ${limits.maxInputLen} (the longest prompt it takes)`,
+      prefixTokens > 0
+        ? `lower --prefix_tokens or --prompt_tokens${orRatio} to at most ${limits.maxInputLen} tokens a prompt together`
+        : `lower --prompt_tokens${orRatio} to at most ${limits.maxInputLen}${ratio > 0 ? ' tokens a prompt' : ''}`,
     );
   const perRequest = promptHi + outputHi;
   if (limits.maxModelLen !== undefined && perRequest > limits.maxModelLen)
     throw badInput(
-      `${asked('--prompt_tokens', promptTokens, promptHi)} + ${asked('--output_tokens', outputTokens, outputHi)} = ${perRequest} tokens per request, past the model's max_model_len ${limits.maxModelLen}`,
-      `lower --prompt_tokens or --output_tokens${orRatio} to at most ${limits.maxModelLen} together`,
+      `${promptAsked} + ${asked('--output_tokens', outputTokens, outputHi)} = ${perRequest} tokens per request, past the model's max_model_len ${limits.maxModelLen}`,
+      `lower ${prefixTokens > 0 ? '--prefix_tokens, ' : ''}--prompt_tokens or --output_tokens${orRatio} to at most ${limits.maxModelLen} together`,
     );
+  const own = ratio === 0 ? tokenPrompt(promptTokens) : rangedTokenPrompt(rangedLength(promptTokens, ratio, 1));
+  // The shared prefix: one more family of tokens (salt 3), the same for every request.
+  const prefix = prefixTokens > 0 ? tokenPrompt(prefixTokens, 3)(0) : [];
+  const prompt = prefixTokens > 0 ? (i: number) => [...prefix, ...own(i)] : own;
+  const shared = prefixTokens > 0 ? `a shared ${prefixTokens}-token prefix + ` : '';
+  const prefixReport = prefixTokens > 0 ? { prefixTokens } : {};
   if (ratio === 0)
     return {
-      prompt: tokenPrompt(promptTokens),
+      prompt,
       outputTokens,
       warmPromptTokens: promptTokens,
-      describe: `prompts of ${promptTokens} tokens, ${outputTokens} output tokens each`,
-      report: { promptTokens, outputTokens },
+      describe: `prompts of ${shared}${promptTokens} tokens, ${outputTokens} output tokens each`,
+      report: { promptTokens, outputTokens, ...prefixReport },
     };
   return {
-    prompt: rangedTokenPrompt(rangedLength(promptTokens, ratio, 1)),
+    prompt,
     outputTokens,
     outputOf: rangedLength(outputTokens, ratio, 2),
     warmPromptTokens: promptTokens,
-    describe: `prompts of ${promptLo}-${promptHi} tokens, ${outputLo}-${outputHi} output tokens (uniform per request)`,
-    report: { promptTokens, outputTokens, randomRangeRatio: ratio },
+    describe: `prompts of ${shared}${ownLo}-${ownHi} tokens, ${outputLo}-${outputHi} output tokens (uniform per request)`,
+    report: { promptTokens, outputTokens, randomRangeRatio: ratio, ...prefixReport },
   };
 }
 

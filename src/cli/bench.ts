@@ -23,6 +23,7 @@ interface BenchFlags {
   burstiness?: number;
   goodput?: Slos;
   random_range_ratio?: number;
+  prefix_tokens?: number;
   dataset?: string;
   prompt_tokens: number;
   output_tokens: number;
@@ -42,6 +43,7 @@ export function register(program: Command): void {
     .option('--prompt_tokens <n>', 'prompt length in tokens', positiveInt('--prompt_tokens'), 128)
     .option('--output_tokens <n>', 'tokens each request generates', positiveInt('--output_tokens'), 64)
     .option('--random_range_ratio <r>', 'vary each request\'s prompt and output lengths: uniform in [N * (1 - r), N * (1 + r)] of --prompt_tokens and --output_tokens, fixed per request, as vllm bench serve --random-range-ratio (0 to below 1; default 0: every request the same)', rangeRatio)
+    .option('--prefix_tokens <n>', 'start every prompt with the same N tokens, before its own --prompt_tokens, as vllm bench serve --random-prefix-len: a server with a prefix cache computes them once (the run prints the share of prompt tokens read from its cache)', positiveInt('--prefix_tokens'))
     .option('--dataset <file>', 'prompts from a ShareGPT-format conversation file instead, as vllm bench serve --dataset-name sharegpt: each conversation\'s first turn the prompt, its answer\'s length the output (fixed by --output_tokens where given); tokens counted by the server\'s /tokenize')
     .option('--json', 'print the results as JSON', false)
     .action(async (name: string, flags: BenchFlags, command: Command) => {
@@ -50,6 +52,7 @@ export function register(program: Command): void {
       // The dataset's prompts set their own lengths; a fixed --output_tokens still overrides theirs.
       const given = (option: string) => command.getOptionValueSource(option) === 'cli';
       if (flags.dataset !== undefined && given('prompt_tokens')) throw badInput('--dataset prompts come with their own lengths, and --prompt_tokens was given too', 'leave out --prompt_tokens (--output_tokens with --dataset fixes every output length)');
+      if (flags.dataset !== undefined && flags.prefix_tokens !== undefined) throw badInput('--prefix_tokens starts every --prompt_tokens prompt with the same tokens, and --dataset prompts come whole', 'leave out one of them');
       if (flags.dataset !== undefined && flags.random_range_ratio !== undefined) throw badInput('--random_range_ratio varies the lengths of --prompt_tokens prompts, and --dataset prompts come with their own', 'leave out one of them');
       // Loaded when a bench starts, so the rest of the CLI starts fast.
       const [{ locate, locateUrl }, load, workload] = await Promise.all([import('./server-target.js'), import('../bench/load.js'), import('../bench/workload.js')]);
@@ -64,7 +67,7 @@ export function register(program: Command): void {
             limits,
             tokenize: workload.serverTokenizer(target.baseUrl, target.model, target.apiKey),
           })
-        : workload.syntheticWorkload(flags.prompt_tokens, flags.output_tokens, flags.random_range_ratio ?? 0, limits);
+        : workload.syntheticWorkload(flags.prompt_tokens, flags.output_tokens, flags.random_range_ratio ?? 0, limits, flags.prefix_tokens);
       const spec = { url: target.baseUrl, model: target.model, apiKey: target.apiKey, outputTokens: work.outputTokens, requestRate: flags.request_rate, burstiness: flags.burstiness };
       // One short request first: the server pages its weights in and warms its allocator.
       const warm = await load.runLoad({ ...spec, requestRate: undefined, concurrency: 1, requests: 1, prompt: load.tokenPrompt(work.warmPromptTokens, 1), outputTokens: 4 });
@@ -94,6 +97,8 @@ export function register(program: Command): void {
           const steady = load.steadyLine(summary);
           if (steady) console.log(`  ${steady}`);
           if (summary.goodput) console.log(`  ${goodputLine(summary.goodput, summary.requests)}`);
+          const cache = load.promptCacheLine(summary);
+          if (cache) console.log(`  ${cache}`);
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }

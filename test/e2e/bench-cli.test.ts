@@ -140,6 +140,28 @@ describe('grpst bench', () => {
     expect(text.stdout).toContain('prompts of 10-30 tokens, 4-12 output tokens (uniform per request)');
   });
 
+  it('--prefix_tokens: every prompt starts with the same tokens, which the prefix cache serves after the first', async () => {
+    const before = await counters();
+    const r = await cli.run(['bench', '--url', url, '--concurrency', '1', '--requests', '4', '--prefix_tokens', '40', '--prompt_tokens', '8', '--output_tokens', '4', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { prefixTokens?: number; promptTokens: number; runs: { requests: number; failed: number; promptCache?: { promptTokens: number; cachedTokens: number } }[] };
+    expect(report).toMatchObject({ prefixTokens: 40, promptTokens: 8 });
+    const run = report.runs[0];
+    expect([run.requests, run.failed]).toEqual([4, 0]);
+    // Each prompt is the 40 shared tokens and 8 of its own, as the server counted them (and the
+    // warm-up's 8); after the first, the prefix's whole KV blocks come from the cache, never more
+    // than the prefix.
+    const after = await counters();
+    expect(after.prompt - before.prompt).toBe(8 + 4 * 48);
+    expect(run.promptCache!.promptTokens).toBe(4 * 48);
+    expect(run.promptCache!.cachedTokens).toBeGreaterThanOrEqual(3 * 32);
+    expect(run.promptCache!.cachedTokens).toBeLessThanOrEqual(4 * 40);
+    const text = await cli.run(['bench', '--url', url, '--concurrency', '1', '--requests', '2', '--prefix_tokens', '40', '--prompt_tokens', '8', '--output_tokens', '4'], { cwd: work });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('prompts of a shared 40-token prefix + 8 tokens, 4 output tokens each');
+    expect(text.stdout).toMatch(/prefix cache: \d+ of 96 prompt tokens \(\d+\.\d%\) read from the cache/);
+  });
+
   it('--dataset: ShareGPT conversations as the prompts and answer lengths, counted by the server as sent', async () => {
     const usable = [
       ['Explain how a hash map handles collisions, with an example in plain words.', 'A hash map stores each key in a bucket chosen by its hash; when two keys land in the same bucket it keeps both, in a short list or by probing the next free slot.'],
@@ -187,6 +209,9 @@ describe('grpst bench', () => {
     const mixed = await cli.run(['bench', '--url', url, '--dataset', file, '--prompt_tokens', '8'], { cwd: work });
     expect(mixed.code).toBe(2);
     expect(mixed.stderr).toContain('--dataset prompts come with their own lengths, and --prompt_tokens was given too');
+    const prefixed = await cli.run(['bench', '--url', url, '--dataset', file, '--prefix_tokens', '8'], { cwd: work });
+    expect(prefixed.code).toBe(2);
+    expect(prefixed.stderr).toContain('--prefix_tokens starts every --prompt_tokens prompt with the same tokens, and --dataset prompts come whole');
   });
 
   it('prints a markdown table by default', async () => {
@@ -240,6 +265,8 @@ describe('grpst bench', () => {
       [['--burstiness', '2'], /--burstiness shapes the arrivals of --request_rate, and no --request_rate was given\n.*fix: add --request_rate R/],
       [['--request_rate', '5', '--burstiness', '-1'], /--burstiness takes a gamma shape \(a number above 0\), got "-1"/],
       [['--output_tokens', 'many'], /--output_tokens takes a whole number of at least 1, got "many"/],
+      [['--prefix_tokens', '40000', '--prompt_tokens', '1000'], /--prefix_tokens 40000 \+ --prompt_tokens 1000 (is past the model's max_input_len|\+ --output_tokens 64 = 41064 tokens per request)/],
+      [['--prefix_tokens', '0'], /--prefix_tokens takes a whole number of at least 1, got "0"/],
     ];
     for (const [args, message] of cases) {
       const r = await cli.run(['bench', '--url', url, ...args], { cwd: work });
