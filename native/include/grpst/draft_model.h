@@ -67,7 +67,7 @@ class DraftModel {
   DeviceDrawResults draws_;  // a runner that samples on its device: the proposals' greedy draws
   std::vector<std::vector<int32_t>> tables_;  // [job]: its block table for the proposal steps
   std::vector<int> rows_;                     // [job]: its row in the current proposal step, -1: done
-  std::vector<float> logits_;                 // [max_batch, vocab]
+  std::vector<float> logits_;                 // [max_batch, vocab]: a runner that draws on the host only
 };
 
 }  // namespace grpst
