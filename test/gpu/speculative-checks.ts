@@ -10,22 +10,24 @@ import { defaultSampling, type LoadOptions, type SubmitRequest } from '../../src
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
 import { checkRecorder, equalPrefix, nearTie, run, type CheckOutcome, type Outcome } from './parity-checks.js';
 
+const opts: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
+/** A greedy request of 40 tokens (`logprobs`: the margins nearTie reads). */
+const req = (tokens: number[], logprobs?: number): SubmitRequest => ({
+  tokens,
+  sampling: { ...defaultSampling, temperature: 0 },
+  maxTokens: 40,
+  ignoreEos: true,
+  logprobs,
+});
+
 export async function speculativeChecks(log: (line: string) => void = () => {}): Promise<CheckOutcome[]> {
   const { out, add } = checkRecorder(log);
   for (const name of ['tiny-a', 'tiny-b'] as CheckpointName[]) {
-    const opts: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
     let plain: Engine | undefined;
     let drafted: Engine | undefined;
     try {
       plain = await loadEngine(checkpoint(name), opts);
       drafted = await loadEngine(checkpoint(name), { ...opts, speculative: { method: 'ngram', numSpeculativeTokens: 4 } });
-      const req = (tokens: number[], logprobs?: number): SubmitRequest => ({
-        tokens,
-        sampling: { ...defaultSampling, temperature: 0 },
-        maxTokens: 40,
-        ignoreEos: true,
-        logprobs,
-      });
       // The reference prompts, and one that repeats its own start (drafts of what followed it).
       const base = refs(name).prompts.map((p) => p.prompt_ids);
       const prompts = [...base, [...base[0], ...base[1].slice(0, 12), ...base[0].slice(0, 6)]];
@@ -72,15 +74,7 @@ export async function speculativeChecks(log: (line: string) => void = () => {}):
  */
 async function draftModelChecks(log: (line: string) => void): Promise<CheckOutcome[]> {
   const { out, add } = checkRecorder(log);
-  const opts: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxTokensInPagedKvCache: 8192, maxBatchSize: 8 };
   const draftOf = (draft: CheckpointName): LoadOptions['speculative'] => ({ method: 'draft_model', numSpeculativeTokens: 4, model: checkpoint(draft) });
-  const req = (tokens: number[], logprobs?: number): SubmitRequest => ({
-    tokens,
-    sampling: { ...defaultSampling, temperature: 0 },
-    maxTokens: 40,
-    ignoreEos: true,
-    logprobs,
-  });
   const engines: Engine[] = [];
   const open = async (o: LoadOptions) => {
     const e = await loadEngine(checkpoint('tiny-b'), o);
