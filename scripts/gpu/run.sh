@@ -47,7 +47,10 @@
 #           SP_BATCH (1), on an SD_SHAPE (qwen3-8b) pair made by random_checkpoint.py: the target with
 #           layers 2 on adding nothing (--silent-from 2; it reads every byte the real model would) and
 #           its first two layers as the draft (--layers 2), so the machinery's figures at full
-#           acceptance (fresh: at none): bench-speculative-draft.json (-bN.json with SP_BATCH=N)
+#           acceptance (fresh: at none): bench-speculative-draft.json (-bN.json with SP_BATCH=N); then
+#           (SD_SERVE=0: not) `grpst serve --model_dir` of the target without and with that draft
+#           (its KV pool sized from free GPU memory) and `grpst bench` of each through the HTTP API
+#           at concurrency 1 and 8: serve-spec-draft.txt
 # penalties bench:penalties: batch PN_BATCH (default 64) greedy, penalized and with top logprobs
 #           (drawn on the GPU), and rows kept on the host sampler (1 thread and the default) on
 #           that checkpoint: bench-penalties-bN.json
@@ -225,6 +228,38 @@ bench_ckpt() {
   random_ckpt "$1" "$SP_CKPT" "$SP_SHAPE" "${T_SP_CKPT:-300}"
 }
 
+# `grpst serve --model_dir TARGET` plain, then with DRAFT as its speculative_config, each measured
+# by `grpst bench` through the HTTP API (greedy, random token prompts): serve-spec-draft.txt.
+served_spec_draft() {
+  local target=$1 draft=$2 port=8391 log=$OUT/serve-spec-draft.txt
+  pkill -f "grpst.mjs serve" 2>/dev/null  # a server a previous call's timeout left
+  for variant in plain draft; do
+    local extra=()
+    [ "$variant" = draft ] && extra=(--speculative_config "{\"model\": \"$draft\", \"num_speculative_tokens\": ${SP_K:-4}}")
+    stamp "grpst serve ($variant) and grpst bench"
+    node .carry/js/grpst.mjs serve --model_dir "$target" --port $port "${extra[@]}" > "/tmp/serve-spec-$variant.log" 2>&1 &
+    local pid=$! up=0
+    for _ in $(seq 1 180); do
+      node -e "fetch('http://127.0.0.1:$port/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" && { up=1; break; }
+      kill -0 $pid 2>/dev/null || break
+      sleep 1
+    done
+    echo "== $variant" >> "$log"
+    if [ "$up" = 1 ]; then
+      local metrics="fetch('http://127.0.0.1:$port/metrics').then((r) => r.text()).then((t) => console.log(t.split('\n').filter((l) => /^grpst_kv_blocks_total|^grpst_spec/.test(l)).join('\n')))"
+      node -e "$metrics" >> "$log" 2>&1
+      timeout "${T_SD_BENCH:-120}" node .carry/js/grpst.mjs bench --url "http://127.0.0.1:$port" --concurrency 1,8 --requests 8 \
+        --prompt_tokens 64 --output_tokens "${SP_TOKENS:-128}" >> "$log" 2>&1
+      SUMMARY+=("served $variant: exit $?")
+      node -e "$metrics" >> "$log" 2>&1
+    else
+      tail -20 "/tmp/serve-spec-$variant.log" >> "$log"; SUMMARY+=("served $variant: did not come up")
+    fi
+    kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+  done
+  cat "$log"
+}
+
 # The parity checks through the real runtime (scripts/gpu/parity.ts), after node_setup.
 gpu_parity() {
   stamp "GPU parity through the runtime"
@@ -390,6 +425,7 @@ for stage in "${STAGES[@]}"; do
         --draft "/tmp/$SD_SHAPE-layers2" --device cuda --tokens "${SP_TOKENS:-128}" --rounds "${SP_ROUNDS:-3}" \
         --batch "${SP_BATCH:-1}" --k "${SP_K:-4}" --json "$OUT/bench-speculative-draft${SP_BATCH:+-b$SP_BATCH}.json"
       rc=$?; SUMMARY+=("bench:spec draft_model: exit $rc")
+      [ "${SD_SERVE:-1}" = 1 ] && served_spec_draft "/tmp/$SD_SHAPE-silent2" "/tmp/$SD_SHAPE-layers2"
       ;;
     penalties)
       bench_ckpt penalties || continue
