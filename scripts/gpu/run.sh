@@ -50,7 +50,7 @@
 #           acceptance (fresh: at none): bench-speculative-draft.json (-bN.json with SP_BATCH=N); then
 #           (SD_SERVE=0: not) `grpst serve --model_dir` of the target without and with that draft
 #           (its KV pool sized from free GPU memory) and `grpst bench` of each through the HTTP API
-#           at concurrency 1 and 8: serve-spec-draft.txt
+#           at concurrency 1 and 8: serve-spec-draft.txt (SD_SPEC=0: that alone, no bench:spec)
 # penalties bench:penalties: batch PN_BATCH (default 64) greedy, penalized and with top logprobs
 #           (drawn on the GPU), and rows kept on the host sampler (1 thread and the default) on
 #           that checkpoint: bench-penalties-bN.json
@@ -420,11 +420,13 @@ for stage in "${STAGES[@]}"; do
       SD_SHAPE=${SD_SHAPE:-qwen3-8b}
       random_ckpt "spec-draft target" "/tmp/$SD_SHAPE-silent2" "$SD_SHAPE" "${T_SP_CKPT:-300}" --silent-from 2 || continue
       random_ckpt "spec-draft draft" "/tmp/$SD_SHAPE-layers2" "$SD_SHAPE" "${T_SP_CKPT:-300}" --layers 2 || continue
-      stamp "bench:spec --method draft_model"
-      timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --method draft_model --checkpoint "/tmp/$SD_SHAPE-silent2" \
-        --draft "/tmp/$SD_SHAPE-layers2" --device cuda --tokens "${SP_TOKENS:-128}" --rounds "${SP_ROUNDS:-3}" \
-        --batch "${SP_BATCH:-1}" --k "${SP_K:-4}" --json "$OUT/bench-speculative-draft${SP_BATCH:+-b$SP_BATCH}.json"
-      rc=$?; SUMMARY+=("bench:spec draft_model: exit $rc")
+      if [ "${SD_SPEC:-1}" = 1 ]; then
+        stamp "bench:spec --method draft_model"
+        timeout "${T_SP:-300}" node .carry/js/bench-speculative.mjs --method draft_model --checkpoint "/tmp/$SD_SHAPE-silent2" \
+          --draft "/tmp/$SD_SHAPE-layers2" --device cuda --tokens "${SP_TOKENS:-128}" --rounds "${SP_ROUNDS:-3}" \
+          --batch "${SP_BATCH:-1}" --k "${SP_K:-4}" --json "$OUT/bench-speculative-draft${SP_BATCH:+-b$SP_BATCH}.json"
+        rc=$?; SUMMARY+=("bench:spec draft_model: exit $rc")
+      fi
       [ "${SD_SERVE:-1}" = 1 ] && served_spec_draft "/tmp/$SD_SHAPE-silent2" "/tmp/$SD_SHAPE-layers2"
       ;;
     penalties)

@@ -119,7 +119,7 @@ async function serveNative(d: Deployment, input: ServeInput, log: Logger, listen
   engine.then(() => (loaded = true), () => undefined);
   const constraints = new ServerConstraintCompiler(tokenizer);
   constraints.warm(); // while the engine loads on its worker thread
-  const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutes() : [];
+  const extraRoutes = d.runtime.server.webUi ? (await import('../server/webui/routes.js')).webUiRoutesIfPresent((line) => log.warn(line)) : [];
   const server = await startServer({ engine, tokenizer, template, constraints, extraRoutes, modelDir: d.enginePath, log: (line, level) => (level === 'error' ? log.error(line) : level === 'warn' ? log.warn(line) : log.info(line)) }, d.runtime.server);
   if (input.portFile) atomicWrite(input.portFile, `${server.port}\n`);
   const bound = d.runtime.server.host;

@@ -39,6 +39,20 @@ function markdownItBrowserBuild(): string {
   return createRequire(import.meta.url).resolve('markdown-it/browser');
 }
 
+/**
+ * webUiRoutes, or none where its files cannot be read (a CLI bundled into one file has no web/
+ * beside it, nor markdown-it's browser build): the API serves on without the page, and `warn`
+ * says why and how to leave the page off on purpose.
+ */
+export function webUiRoutesIfPresent(warn: (line: string) => void, dir: string = webDir): Route[] {
+  try {
+    return webUiRoutes(dir);
+  } catch (err) {
+    warn(`the web chat page is off, its files cannot be read (${(err as Error).message}); the API serves without it (web_ui: false in the server conf leaves it off without this warning)`);
+    return [];
+  }
+}
+
 /** Routes of the chat page: GET / and /ui (the page) and /ui/<asset>. Throws if a file is missing. */
 export function webUiRoutes(dir: string = webDir): Route[] {
   const page = asset(path.join(dir, 'index.html'));
