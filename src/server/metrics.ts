@@ -120,7 +120,7 @@ export class ServerMetrics {
         counter('grpst_engine_generated_tokens_total', 'Tokens the engine generated.', s.generatedTokensTotal),
         counter('grpst_engine_steps_total', 'Forward steps of the engine loop.', s.steps),
         counter('grpst_engine_step_seconds_total', 'Wall time of the engine loop\'s steps: input taken to events handed on.', s.stepSeconds),
-        counter('grpst_engine_forward_seconds_total', 'The part of the steps\' wall time inside the model runner; the rest is host work between forward passes.', s.forwardSeconds),
+        counter('grpst_engine_forward_seconds_total', 'The part of the steps\' wall time inside the model runners (a draft model\'s too); the rest is host work between forward passes.', s.forwardSeconds),
       );
       if (s.specDecode)
         parts.push(

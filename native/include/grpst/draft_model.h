@@ -51,6 +51,12 @@ class DraftModel {
   };
   /** Greedy proposals for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
   void propose(const std::vector<Job>& jobs);
+  /** Seconds propose() ran since the last call (the engine counts them as forward time). */
+  double take_propose_seconds() {
+    const double s = propose_seconds_;
+    propose_seconds_ = 0;
+    return s;
+  }
   /** Runs the model's step `batch` through the draft, writing its KV (no logits). */
   void mirror(const StepBatch& batch);
 
@@ -62,6 +68,7 @@ class DraftModel {
   std::unique_ptr<ModelRunner> runner_;
   int vocab_ = 0, block_size_ = 0, shared_blocks_ = 0, scratch_per_job_ = 0, max_batch_ = 0, max_drafts_ = 0;
   int64_t kv_bytes_ = 0;
+  double propose_seconds_ = 0;
   StepBatch batch_;
   StepBatch mirror_;  // a model step with its adapters left out (mirror())
   DeviceDrawResults draws_;  // a runner that samples on its device: the proposals' greedy draws

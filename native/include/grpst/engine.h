@@ -80,7 +80,8 @@ struct EngineStats {
   uint64_t device_drawn_tokens = 0;  // drawn by the runner on its device, not by the host sampler
   uint64_t device_prompt_rows = 0;   // prompt logprob rows the runner read on its device
   // Wall time of the loop's steps, from taking the step's input to handing its events on, and the
-  // part of it inside the runner (forward pass, final-norm rows, draft mirror). The rest is host
+  // part of it inside the runners (forward pass, final-norm rows, a draft model's mirror and
+  // proposals, which the schedule runs). The rest is host
   // work between two forward passes (scheduling, stop checks, events), time a GPU sits idle.
   double step_seconds = 0, forward_seconds = 0;
 };

@@ -1,6 +1,7 @@
 #include "grpst/draft_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 
 namespace grpst {
@@ -36,6 +37,12 @@ DraftModel::DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& m
 
 void DraftModel::propose(const std::vector<Job>& jobs) {
   if (int(jobs.size()) > max_batch_) throw Error("draft model: more proposals than its batch");
+  const auto start = std::chrono::steady_clock::now();
+  struct Timed {  // counted however propose() ends
+    const std::chrono::steady_clock::time_point& start;
+    double& total;
+    ~Timed() { total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+  } timed{start, propose_seconds_};
   int rounds = 0;
   for (size_t j = 0; j < jobs.size(); j++) {
     const Job& job = jobs[j];

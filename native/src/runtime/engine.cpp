@@ -260,6 +260,8 @@ void Engine::loop() {
       if (scheduler_.has_work() && !stalled) {
         if (scheduler_.schedule(batch, events)) {
           stepped = true;
+          // A draft model's proposals ran inside schedule(): forward passes of its runner, not host work.
+          const double drafting = draft_ ? draft_->take_propose_seconds() : 0;
           Clock::time_point forward_start = Clock::now(), forward_end = forward_start;
           try {
             const bool on_device = runner_->samples_on_device();
@@ -286,7 +288,7 @@ void Engine::loop() {
           }
           std::lock_guard<std::mutex> lock(mutex_);
           stats_.steps++;
-          forward_seconds = seconds_between(forward_start, forward_end);
+          forward_seconds = seconds_between(forward_start, forward_end) + drafting;
         } else {
           stalled = true;
         }
