@@ -7,6 +7,7 @@ import { Agent, request } from 'undici';
 import { summarizeAnswer } from '../util/http-answer.js';
 import { arrivalTimes } from './arrivals.js';
 import { goodput, type Goodput, type Slos } from './goodput.js';
+import { countersBetween, hostMsPerStep, readServerCounters, type EngineLoopTimes, type SpecDecodeCounts } from './server-counters.js';
 
 export interface LoadSpec {
   url: string;
@@ -57,49 +58,16 @@ export interface LoadResult {
   timings: RequestTiming[];
   /** What a grpst server's engine loop did during the run (its /metrics counters); absent for other servers. */
   engineLoop?: EngineLoopTimes;
+  /** A grpst server's speculative decoding during the run (its /metrics counters), where it drafts. */
+  specDecode?: SpecDecodeCounts;
 }
 
-/** The engine loop's counters (grpst_engine_*_total): steps, their wall time, and the part in forward passes. */
-export interface EngineLoopTimes {
-  steps: number;
-  stepSeconds: number;
-  forwardSeconds: number;
-}
-
-const engineLoopSeries = {
-  steps: 'grpst_engine_steps_total',
-  stepSeconds: 'grpst_engine_step_seconds_total',
-  forwardSeconds: 'grpst_engine_forward_seconds_total',
-} as const;
-
-/** What the engine loop did between two readings of its counters (/metrics, or EngineStats in process). */
-export function engineLoopBetween(before: EngineLoopTimes, after: EngineLoopTimes): EngineLoopTimes {
-  return { steps: after.steps - before.steps, stepSeconds: after.stepSeconds - before.stepSeconds, forwardSeconds: after.forwardSeconds - before.forwardSeconds };
-}
-
-/** Milliseconds a step spent outside the forward pass: host work between two forward passes. */
-export function hostMsPerStep(loop: EngineLoopTimes): number {
-  return (1000 * (loop.stepSeconds - loop.forwardSeconds)) / Math.max(1, loop.steps);
-}
-
-/** The engine loop's counters now, from /metrics; undefined where the server does not have them. */
-async function readEngineLoop(spec: LoadSpec, agent: Agent): Promise<EngineLoopTimes | undefined> {
-  try {
-    const res = await request(`${spec.url}/metrics`, { dispatcher: agent, headers: spec.apiKey ? { authorization: `Bearer ${spec.apiKey}` } : {} });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) return undefined;
-    const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
-    const times = { steps: read(engineLoopSeries.steps), stepSeconds: read(engineLoopSeries.stepSeconds), forwardSeconds: read(engineLoopSeries.forwardSeconds) };
-    return Object.values(times).every(Number.isFinite) ? times : undefined;
-  } catch {
-    return undefined; // a benchmark of a server without /metrics goes on without these figures
-  }
-}
+export { engineLoopBetween, hostMsPerStep, type EngineLoopTimes, type SpecDecodeCounts } from './server-counters.js';
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const agent = new Agent({ connections: spec.concurrency * 2, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
   const timings: RequestTiming[] = [];
-  const loopBefore = await readEngineLoop(spec, agent);
+  const countersBefore = await readServerCounters(spec.url, agent, spec.apiKey);
   const start = performance.now();
   if (spec.requestRate !== undefined) {
     const slots = new Slots(spec.concurrency);
@@ -123,11 +91,16 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     await Promise.all(Array.from({ length: spec.concurrency }, worker));
   }
   const wallSeconds = (performance.now() - start) / 1000;
-  const loopAfter = loopBefore && (await readEngineLoop(spec, agent));
+  const moved = countersBetween(countersBefore, countersBefore.loop || countersBefore.spec ? await readServerCounters(spec.url, agent, spec.apiKey) : {});
   await agent.close();
   const { prompt, ...rest } = spec;
-  const engineLoop = loopBefore && loopAfter ? engineLoopBetween(loopBefore, loopAfter) : undefined;
-  return { spec: { ...rest, promptTokens: prompt(0).length }, wallSeconds, timings, ...(engineLoop ? { engineLoop } : {}) };
+  return {
+    spec: { ...rest, promptTokens: prompt(0).length },
+    wallSeconds,
+    timings,
+    ...(moved.loop ? { engineLoop: moved.loop } : {}),
+    ...(moved.spec ? { specDecode: moved.spec } : {}),
+  };
 }
 
 /** A counting semaphore: at most `size` holders; the waiting are let in in arrival order. */
@@ -298,6 +271,8 @@ export interface LoadSummary {
   goodput?: Goodput;
   /** The prompt tokens of the completed requests and those read from the server's prefix cache, where it reports them. */
   promptCache?: { promptTokens: number; cachedTokens: number };
+  /** Speculative decoding during the run, where the server drafted any tokens. */
+  specDecode?: SpecDecodeCounts;
 }
 
 export function summarize(r: LoadResult, slos?: Slos): LoadSummary {
@@ -318,7 +293,16 @@ export function summarize(r: LoadResult, slos?: Slos): LoadSummary {
     ...(r.engineLoop && r.engineLoop.steps > 0 ? { engineLoop: loopSummary(r.engineLoop, r.wallSeconds) } : {}),
     ...(slos ? { goodput: goodput(r.timings, r.wallSeconds, slos) } : {}),
     ...promptCachePart(ok),
+    ...(r.specDecode && r.specDecode.draftTokens > 0 ? { specDecode: r.specDecode } : {}),
   };
+}
+
+/** One line on speculative decoding during the run: the share of draft tokens the model took. */
+export function specDecodeLine(s: LoadSummary): string | undefined {
+  const d = s.specDecode;
+  if (!d) return undefined;
+  const n = (x: number) => x.toLocaleString('en-US');
+  return `speculative decoding: ${n(d.acceptedTokens)} of ${n(d.draftTokens)} draft tokens taken (${((100 * d.acceptedTokens) / d.draftTokens).toFixed(1)}%) in ${n(d.drafts)} drafted steps, ${(d.acceptedTokens / Math.max(1, d.drafts) + 1).toFixed(2)} tokens a drafted step`;
 }
 
 function promptCachePart(ok: RequestTiming[]): Pick<LoadSummary, 'promptCache'> {

@@ -99,6 +99,8 @@ export function register(program: Command): void {
           if (summary.goodput) console.log(`  ${goodputLine(summary.goodput, summary.requests)}`);
           const cache = load.promptCacheLine(summary);
           if (cache) console.log(`  ${cache}`);
+          const drafting = load.specDecodeLine(summary);
+          if (drafting) console.log(`  ${drafting}`);
           if (firstFailure) console.log(`  first failure: ${firstFailure}`);
         }
       }

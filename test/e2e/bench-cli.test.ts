@@ -66,6 +66,8 @@ describe('grpst bench', () => {
       expect(run.engineLoop!.stepMs).toBeGreaterThan(run.engineLoop!.hostMsPerStep);
       expect(run.engineLoop!.busyShare).toBeGreaterThan(0);
       expect(run.engineLoop!.busyShare).toBeLessThanOrEqual(1);
+      // a server that does not draft: no speculative figures
+      expect((run as { specDecode?: unknown }).specDecode).toBeUndefined();
     }
     // 12 measured requests and the warm-up one (4 tokens), every prompt exactly 20 tokens.
     const after = await counters();
@@ -252,6 +254,34 @@ describe('grpst bench', () => {
       expect(r.stdout).not.toContain('engine loop:');
     } finally {
       await new Promise((resolve) => stub.close(resolve));
+    }
+  });
+
+  it('a server that drafts (prompt lookup): each run reports the draft tokens its model took, as its /metrics counted', async () => {
+    const drafting = await serveForeground(cli, ['--model_dir', checkpoint('tiny-a'), '--served_model_name', 'tiny', '--speculative_config', '{"method": "ngram", "num_speculative_tokens": 4}'], work);
+    try {
+      const spec = async () => {
+        const text = await (await fetch(`${drafting.url}/metrics`)).text();
+        const get = (name: string) => Number(new RegExp(`^grpst_spec_decode_${name}_total (\\S+)$`, 'm').exec(text)?.[1]);
+        return { drafts: get('drafts'), draftTokens: get('draft_tokens'), acceptedTokens: get('accepted_tokens') };
+      };
+      const before = await spec();
+      const r = await cli.run(['bench', '--url', drafting.url, '--concurrency', '1', '--requests', '3', '--prompt_tokens', '16', '--output_tokens', '40', '--json'], { cwd: work });
+      expect(r.code, r.stderr).toBe(0);
+      const after = await spec();
+      const run = (JSON.parse(r.stdout) as { runs: { specDecode?: { drafts: number; draftTokens: number; acceptedTokens: number } }[] }).runs[0];
+      // tiny-a repeats itself, so prompt lookup drafts and most drafts are right; the run's figures
+      // are the server's counters over the run (the warm-up request before it may draft too)
+      expect(run.specDecode!.draftTokens).toBeGreaterThan(0);
+      expect(run.specDecode!.acceptedTokens).toBeGreaterThan(0);
+      expect(run.specDecode!.acceptedTokens).toBeLessThanOrEqual(run.specDecode!.draftTokens);
+      expect(run.specDecode!.draftTokens).toBeLessThanOrEqual(after.draftTokens - before.draftTokens);
+      expect(run.specDecode!.drafts).toBeLessThanOrEqual(after.drafts - before.drafts);
+      const text = await cli.run(['bench', '--url', drafting.url, '--concurrency', '1', '--requests', '2', '--prompt_tokens', '16', '--output_tokens', '40'], { cwd: work });
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(/speculative decoding: [\d,]+ of [\d,]+ draft tokens taken \(\d+\.\d%\) in [\d,]+ drafted steps, \d\.\d\d tokens a drafted step/);
+    } finally {
+      await drafting.stop();
     }
   });
 
