@@ -101,7 +101,18 @@ async function draftModelChecks(log: (line: string) => void): Promise<CheckOutco
       const proposed = after.draftTokens - before.draftTokens;
       const taken = after.acceptedTokens - before.acceptedTokens;
       add(`draft ${draft}: greedy tokens = plain GPU run`, agreeing === prompts.length, `${agreeing} / ${prompts.length} prompts; drafts ${taken} / ${proposed} taken`);
-      if (draft === 'tiny-b') add('a self-draft\'s proposals are taken', proposed > 0 && taken >= 0.9 * proposed, `${taken} / ${proposed}`);
+      if (draft === 'tiny-b') {
+        add('a self-draft\'s proposals are taken', proposed > 0 && taken >= 0.9 * proposed, `${taken} / ${proposed}`);
+        // Under penalties the draft draws as the model will (its penalties over the output and its
+        // own earlier proposals, on the GPU): still taken.
+        for (const penalty of [{ presencePenalty: -100 }, { presencePenalty: 1.5, frequencyPenalty: 0.5, repetitionPenalty: 1.3 }]) {
+          const b = drafted.stats().specDecode!;
+          await run(drafted, { ...req(prompts[0]), sampling: { ...defaultSampling, temperature: 0, ...penalty } });
+          const a = drafted.stats().specDecode!;
+          const p = a.draftTokens - b.draftTokens, t = a.acceptedTokens - b.acceptedTokens;
+          add(`a self-draft's proposals under ${JSON.stringify(penalty)} are taken`, p > 0 && t >= 0.9 * p, `${t} / ${p}`);
+        }
+      }
       else add('another model\'s proposals are mostly turned down', proposed > 0 && taken < proposed / 2, `${taken} / ${proposed}`);
       const together = await Promise.all(prompts.map((tokens) => run(drafted, req(tokens))));
       const same = together.every((r, i) => equalPrefix(r.tokens, references[i].tokens, ties[i]));

@@ -159,6 +159,28 @@ describe('speculative decoding (draft model)', () => {
     expect(after.acceptedTokens - before.acceptedTokens).toBe(after.draftTokens - before.draftTokens);
   });
 
+  it("the draft's proposals follow the request's penalties, so a self-draft's are still all taken", async () => {
+    // Under a presence penalty of -100 the model repeats what it said; under +1.5 / frequency
+    // 0.5 / repetition 1.3 it avoids it. A draft proposing without them is turned down wherever
+    // they change the model's choice; following them (over the output so far and its own earlier
+    // proposals), a self-draft agrees every time: on the host's logits and drawn as a GPU draws
+    // (the GPU sampler's CPU twin).
+    const off = await open('tiny-b');
+    const host = await open('tiny-b', drafted('tiny-b', 4));
+    const twin = await open('tiny-b', { ...drafted('tiny-b', 4), deviceSamplerTwin: true });
+    const penalties: Partial<SamplingParams>[] = [{ presencePenalty: -100 }, { presencePenalty: 1.5, frequencyPenalty: 0.5, repetitionPenalty: 1.3 }];
+    for (const penalty of penalties) {
+      const req: SubmitRequest = { tokens: prompt('tiny-b', 'chat'), sampling: { ...greedy, ...penalty }, maxTokens: 41, ignoreEos: true };
+      const plain = await run(off, req);
+      for (const on of [host, twin]) {
+        const r = await both(off, on, req);
+        expect(output(r.on)).toEqual(output(plain));
+        expect(r.draftTokens, JSON.stringify(penalty)).toBeGreaterThanOrEqual(20);
+        expect(r.accepted, JSON.stringify(penalty)).toBe(r.draftTokens);
+      }
+    }
+  });
+
   it("the draft's proposals count as forward time, not host work between forward passes", async () => {
     // A self-draft's four one-row proposal passes a step are about two thirds of the step's wall
     // time (measured 0.67 of it when they counted as host work); the engine loop's host share

@@ -17,6 +17,7 @@
 
 #include "grpst/common.h"
 #include "grpst/model_runner.h"
+#include "grpst/sampler.h"
 
 namespace grpst {
 
@@ -48,8 +49,12 @@ class DraftModel {
     int32_t token = 0;
     int count = 0;        // 1 .. max_drafts
     int32_t* out = nullptr;
+    // The request's repetition / presence / frequency penalties, which the proposals follow as the
+    // model's own draws will, over its history and the proposals before each (null: none).
+    const SamplingParams* penalties = nullptr;
+    const SamplerState* history = nullptr;
   };
-  /** Greedy proposals for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
+  /** Greedy proposals (under each job's penalties) for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
   void propose(const std::vector<Job>& jobs);
   /** Seconds propose() ran since the last call (the engine counts them as forward time). */
   double take_propose_seconds() {
@@ -65,6 +70,11 @@ class DraftModel {
   int64_t kv_bytes() const { return kv_bytes_; }
 
  private:
+  /** Job j's greedy draw on the runner's device, with its penalties over counts_[j]. */
+  DeviceSample greedy_sample(const Job& job, size_t j);
+  /** Proposal r of job j; a penalized job's counts take it in. */
+  void propose_token(const Job& job, size_t j, int r, int32_t token);
+
   std::unique_ptr<ModelRunner> runner_;
   int vocab_ = 0, block_size_ = 0, shared_blocks_ = 0, scratch_per_job_ = 0, max_batch_ = 0, max_drafts_ = 0;
   int64_t kv_bytes_ = 0;
@@ -75,6 +85,7 @@ class DraftModel {
   std::vector<std::vector<int32_t>> tables_;  // [job]: its block table for the proposal steps
   std::vector<int> rows_;                     // [job]: its row in the current proposal step, -1: done
   std::vector<float> logits_;                 // [max_batch, vocab]: a runner that draws on the host only
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> counts_;  // [job]: its output counts and proposals so far (penalized jobs)
 };
 
 }  // namespace grpst

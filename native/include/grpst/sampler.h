@@ -75,6 +75,13 @@ class Sampler {
     for (int i = 0; i < vocab; i++) n += logits[i] >= x ? 1 : 0;
     return n > 1 ? n : 1;  // a NaN row counts nothing: the token is still ranked
   }
+  /**
+   * The request's repetition, presence and frequency penalties on a logits row: the repetition
+   * penalty over `prompt_sorted` (distinct prompt tokens) and the output, the other two over
+   * `counts` (output tokens, times generated). A draft model's proposals follow them too.
+   */
+  static void apply_penalties(float* l, const SamplingParams& p, const std::vector<int32_t>& prompt_sorted,
+                              const std::vector<std::pair<int32_t, int32_t>>& counts);
   /** Records a token the sequence emitted (penalty counts). */
   static void observe(SamplerState& st, int32_t token) {
     const auto [at, added] = st.output_index.try_emplace(token, int32_t(st.output_counts.size()));
@@ -85,7 +92,6 @@ class Sampler {
  private:
   /** log(sum(exp(row))), the log-softmax's normalizer. */
   double log_sum_exp(const float* logits, int vocab) const;
-  void apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const;
   int32_t draw(float* l, int vocab, const SamplingParams& p, Rng& rng);
   /**
    * top_k without an exp per vocabulary entry: idx_[0, k) = the k best candidates, best first, with

@@ -31,6 +31,7 @@ DraftModel::DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& m
   kv_bytes_ = int64_t(own.num_blocks) * own.block_size * int64_t(runner_->kv_bytes_per_token(own.dtype));
   tables_.resize(size_t(max_batch));
   rows_.resize(size_t(max_batch));
+  counts_.resize(size_t(max_batch));
   // A runner that samples on its device draws the greedy proposals there: no logits come back.
   if (!runner_->samples_on_device()) logits_.resize(size_t(max_batch) * vocab_);
 }
@@ -53,6 +54,7 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     std::vector<int32_t>& t = tables_[j];
     t.assign(job.blocks, job.blocks + std::min(job.num_blocks, needed));
     for (int s = 0; int(t.size()) < needed; s++) t.push_back(shared_blocks_ + int32_t(j) * scratch_per_job_ + s);
+    if (job.penalties) counts_[j] = job.history->output_counts;
   }
   // Round r computes position pos + r (the job's token, then its own proposals) and proposes pos + r + 1.
   for (int r = 0; r < rounds; r++) {
@@ -60,6 +62,8 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     batch_.seqs.clear();
     batch_.logit_rows.clear();
     batch_.device_samples.clear();
+    batch_.penalty_prompt_tokens.clear();
+    batch_.penalty_output_counts.clear();
     for (size_t j = 0; j < jobs.size(); j++) {
       const Job& job = jobs[j];
       rows_[j] = -1;
@@ -78,25 +82,53 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     // The draft's likeliest token (the first of equals): a guess only, so the request's own
     // sampling rules are left to the model's check.
     if (runner_->samples_on_device()) {
-      for (size_t i = 0; i < batch_.logit_rows.size(); i++) {
-        DeviceSample greedy;
-        greedy.logit_row = int(i);
-        greedy.temperature = 0.f;
-        batch_.device_samples.push_back(greedy);
-      }
+      for (size_t j = 0; j < jobs.size(); j++)
+        if (rows_[j] >= 0) batch_.device_samples.push_back(greedy_sample(jobs[j], j));
       runner_->forward_sampled(batch_, nullptr, draws_, nullptr);
       for (size_t j = 0; j < jobs.size(); j++)
         // -1 (every logit NaN): any token; the model's check turns it down.
-        if (rows_[j] >= 0) jobs[j].out[r] = std::max(0, draws_.tokens[size_t(rows_[j])]);
+        if (rows_[j] >= 0) propose_token(jobs[j], j, r, std::max(0, draws_.tokens[size_t(rows_[j])]));
       continue;
     }
     runner_->forward(batch_, logits_.data());
     for (size_t j = 0; j < jobs.size(); j++) {
       if (rows_[j] < 0) continue;
-      const float* row = logits_.data() + size_t(rows_[j]) * vocab_;
-      jobs[j].out[r] = int32_t(std::max_element(row, row + vocab_) - row);
+      float* row = logits_.data() + size_t(rows_[j]) * vocab_;
+      if (jobs[j].penalties) Sampler::apply_penalties(row, *jobs[j].penalties, jobs[j].history->prompt_tokens_sorted, counts_[j]);
+      propose_token(jobs[j], j, r, int32_t(std::max_element(row, row + vocab_) - row));
     }
   }
+}
+
+DeviceSample DraftModel::greedy_sample(const Job& job, size_t j) {
+  DeviceSample d;
+  d.logit_row = rows_[j];
+  d.temperature = 0.f;
+  if (!job.penalties) return d;
+  d.repetition_penalty = job.penalties->repetition_penalty;
+  d.presence_penalty = job.penalties->presence_penalty;
+  d.frequency_penalty = job.penalties->frequency_penalty;
+  const std::vector<int32_t>& prompt = job.history->prompt_tokens_sorted;
+  d.prompt_begin = int(batch_.penalty_prompt_tokens.size());
+  d.prompt_count = int(prompt.size());
+  batch_.penalty_prompt_tokens.insert(batch_.penalty_prompt_tokens.end(), prompt.begin(), prompt.end());
+  d.output_begin = int(batch_.penalty_output_counts.size() / 2);
+  d.output_count = int(counts_[j].size());
+  for (const auto& [token, count] : counts_[j]) {
+    batch_.penalty_output_counts.push_back(token);
+    batch_.penalty_output_counts.push_back(count);
+  }
+  return d;
+}
+
+void DraftModel::propose_token(const Job& job, size_t j, int r, int32_t token) {
+  job.out[r] = token;
+  if (!job.penalties) return;
+  // The next proposal's history holds this one, as the model's check will have drawn it.
+  auto& counts = counts_[j];
+  auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& kv) { return kv.first == token; });
+  if (it == counts.end()) counts.emplace_back(token, 1);
+  else it->second++;
 }
 
 void DraftModel::mirror(const StepBatch& batch) {

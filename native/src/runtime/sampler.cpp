@@ -128,18 +128,16 @@ std::vector<float> Sampler::logprobs_of(const float* logits, int vocab, const st
   return out;
 }
 
-void Sampler::apply_penalties(float* l, int vocab, const Request& req, const SamplerState& st) const {
-  const SamplingParams& p = req.sampling;
+void Sampler::apply_penalties(float* l, const SamplingParams& p, const std::vector<int32_t>& prompt_sorted,
+                              const std::vector<std::pair<int32_t, int32_t>>& counts) {
   if (p.repetition_penalty != 1.0f) {
     auto penalise = [&](int32_t t) { l[t] = l[t] > 0 ? l[t] / p.repetition_penalty : l[t] * p.repetition_penalty; };
-    for (int32_t t : st.prompt_tokens_sorted) penalise(t);
-    for (auto& kv : st.output_counts)
-      if (!std::binary_search(st.prompt_tokens_sorted.begin(), st.prompt_tokens_sorted.end(), kv.first))
-        penalise(kv.first);
+    for (int32_t t : prompt_sorted) penalise(t);
+    for (auto& kv : counts)
+      if (!std::binary_search(prompt_sorted.begin(), prompt_sorted.end(), kv.first)) penalise(kv.first);
   }
   if (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
-    for (auto& kv : st.output_counts)
-      l[kv.first] -= p.frequency_penalty * float(kv.second) + p.presence_penalty;
+    for (auto& kv : counts) l[kv.first] -= p.frequency_penalty * float(kv.second) + p.presence_penalty;
   }
 }
 
@@ -325,7 +323,7 @@ int32_t Sampler::draw_edited(const float* logits, int vocab, const Request& req,
     c->fill_allowed(mask_.data(), vocab);
     grammar::mask_logits(mask_.data(), l, vocab);
   }
-  apply_penalties(l, vocab, req, st);
+  apply_penalties(l, req.sampling, st.prompt_tokens_sorted, st.output_counts);
   return draw(l, vocab, req.sampling, st.rng);
 }
 

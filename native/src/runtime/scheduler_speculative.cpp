@@ -42,6 +42,11 @@ void Scheduler::propose_with_draft_model(int tokens, int rows) {
     job.token = s.tokens.back();
     job.count = k;
     job.out = s.model_draft.data();
+    const SamplingParams& sp = s.req.sampling;
+    if (sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f) {
+      job.penalties = &sp;
+      job.history = &s.sampler;
+    }
     draft_jobs_.push_back(job);
   }
   if (!draft_jobs_.empty()) cfg_.draft_model->propose(draft_jobs_);
