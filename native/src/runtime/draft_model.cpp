@@ -79,8 +79,8 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
       batch_.tokens.push_back(r == 0 ? job.token : job.out[r - 1]);
       batch_.logit_rows.push_back(sl.first_row);
     }
-    // The draft's likeliest token (the first of equals): a guess only, so the request's own
-    // sampling rules are left to the model's check.
+    // The draft's likeliest token (the first of equals) under the request's penalties: a guess
+    // only, so the request's other sampling rules are left to the model's check.
     if (runner_->samples_on_device()) {
       for (size_t j = 0; j < jobs.size(); j++)
         if (rows_[j] >= 0) batch_.device_samples.push_back(greedy_sample(jobs[j], j));
