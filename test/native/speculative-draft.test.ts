@@ -181,6 +181,29 @@ describe('speculative decoding (draft model)', () => {
     }
   });
 
+  it("the draft's proposals follow the request's logit bias and bad tokens, so a self-draft's are still all taken", async () => {
+    // The tokens the model says most to this prompt banned (-100 and bad_words) and another pushed
+    // up: the model's draws go elsewhere, and a draft that ignored the edits would propose them.
+    const off = await open('tiny-b');
+    const host = await open('tiny-b', drafted('tiny-b', 4));
+    const twin = await open('tiny-b', { ...drafted('tiny-b', 4), deviceSamplerTwin: true });
+    const base: SubmitRequest = { tokens: prompt('tiny-b', 'chat'), sampling: greedy, maxTokens: 41, ignoreEos: true };
+    const said = (await run(off, base)).tokens;
+    const counts = new Map<number, number>();
+    for (const t of said) counts.set(t, (counts.get(t) ?? 0) + 1);
+    const [first, second, third] = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([t]) => t);
+    const req: SubmitRequest = { ...base, logitBias: [[first, -100], [third, 3]], badTokenIds: [second] };
+    const plain = await run(off, req);
+    expect(plain.tokens).not.toContain(first);
+    expect(plain.tokens).not.toContain(second);
+    for (const on of [host, twin]) {
+      const r = await both(off, on, req);
+      expect(output(r.on)).toEqual(output(plain));
+      expect(r.draftTokens).toBeGreaterThanOrEqual(20);
+      expect(r.accepted).toBe(r.draftTokens);
+    }
+  });
+
   it("the draft's proposals count as forward time, not host work between forward passes", async () => {
     // A self-draft's four one-row proposal passes a step are about two thirds of the step's wall
     // time (measured 0.67 of it when they counted as host work); the engine loop's host share

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "grpst/common.h"
+#include "grpst/device_sample_rules.h"
 #include "grpst/model_runner.h"
 #include "grpst/sampler.h"
 
@@ -53,6 +54,9 @@ class DraftModel {
     // model's own draws will, over its history and the proposals before each (null: none).
     const SamplingParams* penalties = nullptr;
     const SamplerState* history = nullptr;
+    // Its bad tokens (-inf) and logit bias by token, applied before the penalties as the model's
+    // sampler does (null: none).
+    const std::vector<LogitEdit>* edits = nullptr;
   };
   /** Greedy proposals (under each job's penalties) for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
   void propose(const std::vector<Job>& jobs);

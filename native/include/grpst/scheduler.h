@@ -149,6 +149,8 @@ class Scheduler {
   int push_device_samples(Sequence& s, int drafts, int generated, StepBatch& batch);
   /** Row `generated`'s bans (bad words, stops held back by min_tokens) and biases, by token, into batch.logit_edits. */
   void push_logit_edits(Sequence& s, int generated, StepBatch& batch, DeviceSample& d);
+  /** The request's bad tokens (-inf) and logit bias, merged by token once per sequence (Sequence::fixed_edits). */
+  const std::vector<LogitEdit>& fixed_edits(Sequence& s);
   /** Why no token could be drawn for `s` (every one banned or masked out). */
   std::string no_token_failure(const Sequence& s) const;
   /** A token drawn on the host for a sequence's step, or why none could be. */

@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <string>
 
 namespace grpst {
+
+namespace {
+constexpr float kInf = std::numeric_limits<float>::infinity();
+}  // namespace
 
 DraftModel::DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& model, const KvCacheSpec& kv,
                        int max_batch, int max_drafts, int max_seq_len)
@@ -64,6 +69,7 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     batch_.device_samples.clear();
     batch_.penalty_prompt_tokens.clear();
     batch_.penalty_output_counts.clear();
+    batch_.logit_edits.clear();
     for (size_t j = 0; j < jobs.size(); j++) {
       const Job& job = jobs[j];
       rows_[j] = -1;
@@ -94,6 +100,8 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     for (size_t j = 0; j < jobs.size(); j++) {
       if (rows_[j] < 0) continue;
       float* row = logits_.data() + size_t(rows_[j]) * vocab_;
+      if (jobs[j].edits)
+        for (const LogitEdit& e : *jobs[j].edits) row[e.token] = e.delta == -kInf ? -kInf : row[e.token] + e.delta;
       if (jobs[j].penalties) Sampler::apply_penalties(row, *jobs[j].penalties, jobs[j].history->prompt_tokens_sorted, counts_[j]);
       propose_token(jobs[j], j, r, int32_t(std::max_element(row, row + vocab_) - row));
     }
@@ -104,6 +112,11 @@ DeviceSample DraftModel::greedy_sample(const Job& job, size_t j) {
   DeviceSample d;
   d.logit_row = rows_[j];
   d.temperature = 0.f;
+  if (job.edits) {
+    d.edit_begin = int(batch_.logit_edits.size());
+    d.edit_count = int(job.edits->size());
+    batch_.logit_edits.insert(batch_.logit_edits.end(), job.edits->begin(), job.edits->end());
+  }
   if (!job.penalties) return d;
   d.repetition_penalty = job.penalties->repetition_penalty;
   d.presence_penalty = job.penalties->presence_penalty;

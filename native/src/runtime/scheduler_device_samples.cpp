@@ -93,6 +93,21 @@ void append_merged(std::vector<LogitEdit>& edits, std::vector<LogitEdit>& out) {
 // tokens are banned; biases add to the rest (a banned token stays -inf). The bad tokens and the
 // bias never change, so they are sorted once per request (Sequence::fixed_edits); a row adds
 // the bans that depend on its generated tokens, when there are any.
+const std::vector<LogitEdit>& Scheduler::fixed_edits(Sequence& s) {
+  if (!s.fixed_edits_ready) {
+    const Request& r = s.req;
+    const float ban = -std::numeric_limits<float>::infinity();
+    edits_scratch_.clear();
+    for (int32_t t : r.bad_token_ids)
+      if (t >= 0 && t < cfg_.vocab_size) edits_scratch_.push_back(LogitEdit{t, ban});
+    for (const auto& [t, bias] : r.logit_bias)
+      if (t >= 0 && t < cfg_.vocab_size) edits_scratch_.push_back(LogitEdit{t, bias});
+    append_merged(edits_scratch_, s.fixed_edits);
+    s.fixed_edits_ready = true;
+  }
+  return s.fixed_edits;
+}
+
 void Scheduler::push_logit_edits(Sequence& s, int generated, StepBatch& batch, DeviceSample& d) {
   const Request& r = s.req;
   const float ban = -std::numeric_limits<float>::infinity();
@@ -100,13 +115,7 @@ void Scheduler::push_logit_edits(Sequence& s, int generated, StepBatch& batch, D
   auto add = [&](int32_t t, float delta) {
     if (t >= 0 && t < vocab) edits_scratch_.push_back(LogitEdit{t, delta});
   };
-  if (!s.fixed_edits_ready) {
-    edits_scratch_.clear();
-    for (int32_t t : r.bad_token_ids) add(t, ban);
-    for (const auto& [t, bias] : r.logit_bias) add(t, bias);
-    append_merged(edits_scratch_, s.fixed_edits);
-    s.fixed_edits_ready = true;
-  }
+  fixed_edits(s);
   edits_scratch_.clear();
   // Row `generated` follows the request's first `generated` output tokens (a drafted row's drafts included).
   if (!r.bad_sequences.empty())
