@@ -74,7 +74,7 @@ class DraftModel {
   int64_t kv_bytes() const { return kv_bytes_; }
 
  private:
-  /** Job j's greedy draw on the runner's device, with its penalties over counts_[j]. */
+  /** Job j's greedy draw on the runner's device: its edits and prompt at fixed_at_[j], its output counts_[j] appended. */
   DeviceSample greedy_sample(const Job& job, size_t j);
   /** Proposal r of job j; a penalized job's counts take it in. */
   void propose_token(const Job& job, size_t j, int r, int32_t token);
@@ -90,6 +90,7 @@ class DraftModel {
   std::vector<int> rows_;                     // [job]: its row in the current proposal step, -1: done
   std::vector<float> logits_;                 // [max_batch, vocab]: a runner that draws on the host only
   std::vector<std::vector<std::pair<int32_t, int32_t>>> counts_;  // [job]: its output counts and proposals so far (penalized jobs)
+  std::vector<std::pair<int, int>> fixed_at_;  // [job]: where its edits and prompt tokens start in batch_'s lists (device draws)
 };
 
 }  // namespace grpst

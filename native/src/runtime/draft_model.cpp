@@ -37,6 +37,7 @@ DraftModel::DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& m
   tables_.resize(size_t(max_batch));
   rows_.resize(size_t(max_batch));
   counts_.resize(size_t(max_batch));
+  fixed_at_.resize(size_t(max_batch));
   // A runner that samples on its device draws the greedy proposals there: no logits come back.
   if (!runner_->samples_on_device()) logits_.resize(size_t(max_batch) * vocab_);
 }
@@ -61,15 +62,26 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     for (int s = 0; int(t.size()) < needed; s++) t.push_back(shared_blocks_ + int32_t(j) * scratch_per_job_ + s);
     if (job.penalties) counts_[j] = job.history->output_counts;
   }
+  // A device draw's bans, biases and prompt tokens are the same every round: listed once, each job's
+  // rows pointing at its part (only the output counts grow with the proposals, round by round).
+  const bool on_device = runner_->samples_on_device();
+  batch_.logit_edits.clear();
+  batch_.penalty_prompt_tokens.clear();
+  for (size_t j = 0; on_device && j < jobs.size(); j++) {
+    fixed_at_[j] = {int(batch_.logit_edits.size()), int(batch_.penalty_prompt_tokens.size())};
+    if (jobs[j].edits) batch_.logit_edits.insert(batch_.logit_edits.end(), jobs[j].edits->begin(), jobs[j].edits->end());
+    if (jobs[j].penalties) {
+      const std::vector<int32_t>& prompt = jobs[j].history->prompt_tokens_sorted;
+      batch_.penalty_prompt_tokens.insert(batch_.penalty_prompt_tokens.end(), prompt.begin(), prompt.end());
+    }
+  }
   // Round r computes position pos + r (the job's token, then its own proposals) and proposes pos + r + 1.
   for (int r = 0; r < rounds; r++) {
     batch_.tokens.clear();
     batch_.seqs.clear();
     batch_.logit_rows.clear();
     batch_.device_samples.clear();
-    batch_.penalty_prompt_tokens.clear();
     batch_.penalty_output_counts.clear();
-    batch_.logit_edits.clear();
     for (size_t j = 0; j < jobs.size(); j++) {
       const Job& job = jobs[j];
       rows_[j] = -1;
@@ -87,7 +99,7 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     }
     // The draft's likeliest token (the first of equals) under the request's penalties: a guess
     // only, so the request's other sampling rules are left to the model's check.
-    if (runner_->samples_on_device()) {
+    if (on_device) {
       for (size_t j = 0; j < jobs.size(); j++)
         if (rows_[j] >= 0) batch_.device_samples.push_back(greedy_sample(jobs[j], j));
       runner_->forward_sampled(batch_, nullptr, draws_, nullptr);
@@ -113,18 +125,15 @@ DeviceSample DraftModel::greedy_sample(const Job& job, size_t j) {
   d.logit_row = rows_[j];
   d.temperature = 0.f;
   if (job.edits) {
-    d.edit_begin = int(batch_.logit_edits.size());
+    d.edit_begin = fixed_at_[j].first;
     d.edit_count = int(job.edits->size());
-    batch_.logit_edits.insert(batch_.logit_edits.end(), job.edits->begin(), job.edits->end());
   }
   if (!job.penalties) return d;
   d.repetition_penalty = job.penalties->repetition_penalty;
   d.presence_penalty = job.penalties->presence_penalty;
   d.frequency_penalty = job.penalties->frequency_penalty;
-  const std::vector<int32_t>& prompt = job.history->prompt_tokens_sorted;
-  d.prompt_begin = int(batch_.penalty_prompt_tokens.size());
-  d.prompt_count = int(prompt.size());
-  batch_.penalty_prompt_tokens.insert(batch_.penalty_prompt_tokens.end(), prompt.begin(), prompt.end());
+  d.prompt_begin = fixed_at_[j].second;
+  d.prompt_count = int(job.history->prompt_tokens_sorted.size());
   d.output_begin = int(batch_.penalty_output_counts.size() / 2);
   d.output_count = int(counts_[j].size());
   for (const auto& [token, count] : counts_[j]) {
