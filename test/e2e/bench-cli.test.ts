@@ -29,9 +29,14 @@ afterAll(async () => {
   fs.rmSync(cli.home, { recursive: true, force: true });
 });
 
+/** A reader of the server's /metrics now: one series' value (0 where it is missing). */
+async function metrics(at = url): Promise<(series: string) => number> {
+  const text = await (await fetch(`${at}/metrics`)).text();
+  return (series) => Number(new RegExp(`^${series.replace(/[{}"/]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+}
+
 async function counters(): Promise<Record<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const get = (series: string) => Number(new RegExp(`^${series.replace(/[{}"/]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  const get = await metrics();
   return {
     requests: get('grpst_requests_total{route="/v1/completions",status="200"}'),
     prompt: get('grpst_prompt_tokens_total'),
@@ -261,9 +266,8 @@ describe('grpst bench', () => {
     const drafting = await serveForeground(cli, ['--model_dir', checkpoint('tiny-a'), '--served_model_name', 'tiny', '--speculative_config', '{"method": "ngram", "num_speculative_tokens": 4}'], work);
     try {
       const spec = async () => {
-        const text = await (await fetch(`${drafting.url}/metrics`)).text();
-        const get = (name: string) => Number(new RegExp(`^grpst_spec_decode_${name}_total (\\S+)$`, 'm').exec(text)?.[1]);
-        return { drafts: get('drafts'), draftTokens: get('draft_tokens'), acceptedTokens: get('accepted_tokens') };
+        const get = await metrics(drafting.url);
+        return { drafts: get('grpst_spec_decode_drafts_total'), draftTokens: get('grpst_spec_decode_draft_tokens_total'), acceptedTokens: get('grpst_spec_decode_accepted_tokens_total') };
       };
       const before = await spec();
       const r = await cli.run(['bench', '--url', drafting.url, '--concurrency', '1', '--requests', '3', '--prompt_tokens', '16', '--output_tokens', '40', '--json'], { cwd: work });
