@@ -195,9 +195,11 @@ moe_e2e() {
       dir=/tmp/moe30-$fmt
       stamp "grpst build --qformat $fmt of the half model"
       # fp8 / int8_sq calibrate each expert's inputs (on the GPU, MOE_CALIB_DEVICE=cpu on the CPU;
-      # the shipped passages, at most MOE_CALIB_SIZE of 256 tokens)
-      local where=(--device cuda)
-      case $fmt in fp8|int8_sq) where=(--device "${MOE_CALIB_DEVICE:-cuda}" --calib_dataset data/calibration.txt --calib_size "${MOE_CALIB_SIZE:-64}" --calib_max_seq_length 256 --eval_tokens 256) ;; esac
+      # the shipped passages, at most MOE_CALIB_SIZE of 256 tokens; MOE_CALIB_512=1: TensorRT-LLM's
+      # default 512 passages of 512 tokens, calib_text's)
+      local where=(--device cuda) text=data/calibration.txt size=${MOE_CALIB_SIZE:-64} len=256
+      [ "${MOE_CALIB_512:-0}" = 1 ] && { calib_text; text=/tmp/calib-512.txt size=512 len=512; }
+      case $fmt in fp8|int8_sq) where=(--device "${MOE_CALIB_DEVICE:-cuda}" --calib_dataset "$text" --calib_size "$size" --calib_max_seq_length "$len" --eval_tokens 256) ;; esac
       timeout "${T_MOE_BUILD:-420}" node .carry/js/grpst.mjs build --model_dir /tmp/moe30 --output_dir "$dir" --force \
         --qformat "$fmt" "${where[@]}" --eval_dataset data/heldout.txt > "$OUT/moe-build-$fmt.log" 2>&1
       local rc=$?; grep -E "done in|written|error" "$OUT/moe-build-$fmt.log" | head -10

@@ -53,6 +53,23 @@ class ForwardObserver {
   virtual void linear_input_totals(int layer, CapturePoint point, const ColumnTotals& t) = 0;
   /** max |k| over every cached k value, and max |v| per channel [kv_dim], since the last flush. */
   virtual void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) = 0;
+  /**
+   * Step rows (0..rows-1) whose experts' inputs are kept as samples: every sampled token's, in step
+   * order, before any limit on one expert's samples (expert_input_totals applies it). Asked once per
+   * step of a sparse model; the default keeps none.
+   */
+  virtual std::vector<int> expert_sample_rows(int rows) {
+    (void)rows;
+    return {};
+  }
+  /**
+   * One expert's input totals since the last flush (point MlpIn or DownIn, as expert_input): `rows`
+   * routed rows, per-column max and sum of |x| over them, and the sampled tokens' rows among them in
+   * step order. Only experts with at least one row are reported; the default ignores them.
+   */
+  virtual void expert_input_totals(int layer, int expert, CapturePoint point, int64_t rows, const ColumnTotals& t) {
+    (void)layer, (void)expert, (void)point, (void)rows, (void)t;
+  }
 };
 
 }  // namespace grpst

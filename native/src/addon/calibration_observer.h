@@ -81,10 +81,7 @@ class CalibrationObserver final : public ForwardObserver {
   void expert_input(int layer, int expert, CapturePoint point, const float* x, const int32_t* token, int rows,
                     int cols) override {
     if (point != CapturePoint::MlpIn && point != CapturePoint::DownIn) return;
-    std::vector<ExpertStats>& experts = layers_[size_t(layer)].experts;
-    if (experts.size() <= size_t(expert)) experts.resize(size_t(expert) + 1);
-    Capture& c = experts[size_t(expert)].cap[point == CapturePoint::MlpIn ? 0 : 1];
-    if (c.cols == 0) c.reset(cols);
+    Capture& c = expert_capture(layer, expert, point, cols);
     for (int r = 0; r < rows; r++) {
       const float* row = x + int64_t(r) * cols;
       c.add_row(row);
@@ -111,6 +108,28 @@ class CalibrationObserver final : public ForwardObserver {
     }
     c.samples.insert(c.samples.end(), t.samples, t.samples + size_t(t.sample_rows) * t.cols);
     c.kept += t.sample_rows;
+  }
+
+  std::vector<int> expert_sample_rows(int rows) override {
+    std::vector<int> out;
+    for (int r = 0; r < rows; r++)
+      if (sampled(r)) out.push_back(r);
+    return out;
+  }
+
+  // The samples arrive in the order expert_input would have kept them, so the first max_samples_
+  // are the same rows.
+  void expert_input_totals(int layer, int expert, CapturePoint point, int64_t rows, const ColumnTotals& t) override {
+    if (point != CapturePoint::MlpIn && point != CapturePoint::DownIn) return;
+    Capture& c = expert_capture(layer, expert, point, t.cols);
+    for (int i = 0; i < t.cols; i++) {
+      c.abs_max[size_t(i)] = std::max(c.abs_max[size_t(i)], t.abs_max[i]);
+      c.abs_sum[size_t(i)] += t.abs_sum[i];
+    }
+    c.rows += rows;
+    const int keep = std::min(t.sample_rows, std::max(0, max_samples_ - c.kept));
+    c.samples.insert(c.samples.end(), t.samples, t.samples + size_t(keep) * size_t(t.cols));
+    c.kept += keep;
   }
 
   void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) override {
@@ -140,6 +159,13 @@ class CalibrationObserver final : public ForwardObserver {
   bool sampled(int r) const { return (base_ + first_ + r) % stride_ == 0; }
   Capture& capture(int layer, CapturePoint point, int cols) {
     Capture& c = point == CapturePoint::HeadIn ? head_ : layers_[size_t(layer)].cap[int(point)];
+    if (c.cols == 0) c.reset(cols);
+    return c;
+  }
+  Capture& expert_capture(int layer, int expert, CapturePoint point, int cols) {
+    std::vector<ExpertStats>& experts = layers_[size_t(layer)].experts;
+    if (experts.size() <= size_t(expert)) experts.resize(size_t(expert) + 1);
+    Capture& c = experts[size_t(expert)].cap[point == CapturePoint::MlpIn ? 0 : 1];
     if (c.cols == 0) c.reset(cols);
     return c;
   }
@@ -180,6 +206,12 @@ class ProxyObserver final : public ForwardObserver {
   }
   void kv_totals(int layer, float k_amax, const float* v_abs_max, int kv_dim) override {
     if (target) target->kv_totals(layer, k_amax, v_abs_max, kv_dim);
+  }
+  std::vector<int> expert_sample_rows(int rows) override {
+    return target ? target->expert_sample_rows(rows) : std::vector<int>();
+  }
+  void expert_input_totals(int layer, int expert, CapturePoint point, int64_t rows, const ColumnTotals& t) override {
+    if (target) target->expert_input_totals(layer, expert, point, rows, t);
   }
 };
 

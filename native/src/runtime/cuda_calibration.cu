@@ -104,47 +104,104 @@ cu::Status CalibrationTaps::kv(int layer, const cu::bf16* qkv, const int32_t* po
   return cu::column_abs_stats(v_rows_, T, KV, KV, l.v_max, nullptr, ex);
 }
 
-cu::Status CalibrationTaps::expert_inputs(int layer, const cu::bf16* xn, const cu::bf16* act, const int32_t* choice,
-                                          const int32_t* slot, int T, int K, int H, int Im, const cu::Exec& ex) {
-  if (!expert_obs_) return cu::ok_status();
-  const size_t P = size_t(T) * size_t(K);
-  std::vector<int32_t> ch(P), sl(P);
-  std::vector<uint16_t> x(size_t(T) * H), a(P * size_t(Im));
-  GRPST_CUDA_CHECK("calibration expert choices", cudaMemcpyAsync(ch.data(), choice, P * 4, cudaMemcpyDeviceToHost, ex.stream));
-  GRPST_CUDA_CHECK("calibration expert slots", cudaMemcpyAsync(sl.data(), slot, P * 4, cudaMemcpyDeviceToHost, ex.stream));
-  GRPST_CUDA_CHECK("calibration expert inputs", cudaMemcpyAsync(x.data(), xn, x.size() * 2, cudaMemcpyDeviceToHost, ex.stream));
-  GRPST_CUDA_CHECK("calibration expert activations",
-                   cudaMemcpyAsync(a.data(), act, a.size() * 2, cudaMemcpyDeviceToHost, ex.stream));
-  GRPST_CUDA_CHECK("calibration expert inputs", cudaStreamSynchronize(ex.stream));
-  // Grouped row r (the pairs ordered by expert, then by pair) holds pair pair_of[r]: token p / K,
-  // expert choice[p]. Each expert's rows are consecutive.
-  std::vector<int32_t> pair_of(P);
-  for (size_t p = 0; p < P; ++p) {
-    if (sl[p] < 0 || size_t(sl[p]) >= P) return cu::invalid("calibration", "an expert slot outside the step");
-    pair_of[size_t(sl[p])] = int32_t(p);
+CalibrationTaps::ExpertLayerTaps& CalibrationTaps::expert_layer(int layer, int experts, int H, int Im) {
+  if (expert_layers_.empty()) expert_layers_.resize(size_t(cfg_.num_layers));
+  ExpertLayerTaps& l = expert_layers_[size_t(layer)];
+  if (l.experts == experts && l.cols[0] == H && l.cols[1] == Im) return l;
+  if (l.experts != 0) throw Error("CUDA calibration: a sparse layer's expert shape changed between steps");
+  const int cols[2] = {H, Im};
+  for (int p = 0; p < 2; ++p) {
+    l.cols[p] = cols[p];
+    l.abs_max[p] = static_cast<float*>(totals(size_t(experts) * size_t(cols[p]) * 4, "calibration expert maxima"));
+    l.abs_sum[p] = static_cast<double*>(totals(size_t(experts) * size_t(cols[p]) * 8, "calibration expert sums"));
+    l.samples[p].resize(size_t(experts));
   }
-  std::vector<float> rows_x, rows_a;
-  std::vector<int32_t> tokens;
-  for (size_t r0 = 0; r0 < P;) {
-    const int32_t e = ch[size_t(pair_of[r0])];
-    size_t r1 = r0;
-    while (r1 < P && ch[size_t(pair_of[r1])] == e) ++r1;
-    const size_t n = r1 - r0;
-    rows_x.resize(n * size_t(H));
-    rows_a.resize(n * size_t(Im));
-    tokens.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      const int t = pair_of[r0 + i] / K;
-      tokens[i] = size_t(t) < row_origin_.size() ? row_origin_[size_t(t)] : t;
-      for (int c = 0; c < H; ++c) rows_x[i * size_t(H) + size_t(c)] = bf16_bits_to_float(x[size_t(t) * H + size_t(c)]);
-      for (int c = 0; c < Im; ++c)
-        rows_a[i * size_t(Im) + size_t(c)] = bf16_bits_to_float(a[(r0 + i) * size_t(Im) + size_t(c)]);
+  l.rows = static_cast<unsigned long long*>(totals(size_t(experts) * 8, "calibration expert rows"));
+  // zero() cleared the totals allocated before these: start them at zero too
+  for (int p = 0; p < 2; ++p) {
+    check(cudaMemset(l.abs_max[p], 0, size_t(experts) * size_t(cols[p]) * 4), "zero expert maxima");
+    check(cudaMemset(l.abs_sum[p], 0, size_t(experts) * size_t(cols[p]) * 8), "zero expert sums");
+  }
+  check(cudaMemset(l.rows, 0, size_t(experts) * 8), "zero expert rows");
+  l.experts = experts;
+  return l;
+}
+
+cu::Status CalibrationTaps::expert_inputs(int layer, const cu::ExpertTapInputs& in, const cu::Exec& ex) {
+  if (!experts_on_) return cu::ok_status();
+  ExpertLayerTaps* l = nullptr;
+  try {
+    l = &expert_layer(layer, in.E, in.H, in.Im);
+  } catch (const std::exception& e) {
+    return cu::invalid("calibration", e.what());
+  }
+  GRPST_TRY(cu::expert_column_abs_stats(in.xn, in.row_token, in.tiles, in.tile_count, in.max_tiles, in.H, l->abs_max[0],
+                                        l->abs_sum[0], l->rows, ex));
+  GRPST_TRY(cu::expert_column_abs_stats(in.act, nullptr, in.tiles, in.tile_count, in.max_tiles, in.Im, l->abs_max[1],
+                                        l->abs_sum[1], nullptr, ex));
+  return keep_expert_rows(*l, in, ex);
+}
+
+// The sampled tokens' rows, per expert in token order (the order in which the CPU runner hands an
+// expert its rows). Their choices and grouped rows come back first: a wait on the step so far.
+cu::Status CalibrationTaps::keep_expert_rows(ExpertLayerTaps& l, const cu::ExpertTapInputs& in, const cu::Exec& ex) {
+  if (expert_sample_rows_.empty()) return cu::ok_status();
+  const size_t P = size_t(in.T) * size_t(in.K);
+  std::vector<int32_t> ch(P), sl(P);
+  GRPST_CUDA_CHECK("calibration expert choices", cudaMemcpyAsync(ch.data(), in.choice, P * 4, cudaMemcpyDeviceToHost, ex.stream));
+  GRPST_CUDA_CHECK("calibration expert slots", cudaMemcpyAsync(sl.data(), in.slot, P * 4, cudaMemcpyDeviceToHost, ex.stream));
+  GRPST_CUDA_CHECK("calibration expert choices", cudaStreamSynchronize(ex.stream));
+  // Pageable copies return once the row is on the host (keep_rows): the scratch may be reused after.
+  auto append_row = [&](std::vector<uint16_t>& to, const cu::bf16* from, int cols) {
+    const size_t at = to.size();
+    to.resize(at + size_t(cols));
+    return cudaMemcpyAsync(to.data() + at, from, size_t(cols) * 2, cudaMemcpyDeviceToHost, ex.stream);
+  };
+  for (int t : expert_sample_rows_) {
+    if (t < 0 || t >= in.T) continue;
+    for (int j = 0; j < in.K; ++j) {
+      const size_t p = size_t(t) * size_t(in.K) + size_t(j);
+      const int e = ch[p], r = sl[p];
+      if (e < 0 || e >= l.experts || r < 0 || size_t(r) >= P)
+        return cu::invalid("calibration", "an expert choice or grouped row outside the step");
+      GRPST_CUDA_CHECK("calibration expert sample",
+                       append_row(l.samples[0][size_t(e)], in.xn + size_t(t) * size_t(in.H), in.H));
+      GRPST_CUDA_CHECK("calibration expert sample",
+                       append_row(l.samples[1][size_t(e)], in.act + size_t(r) * size_t(in.Im), in.Im));
     }
-    expert_obs_->expert_input(layer, e, CapturePoint::MlpIn, rows_x.data(), tokens.data(), int(n), H);
-    expert_obs_->expert_input(layer, e, CapturePoint::DownIn, rows_a.data(), tokens.data(), int(n), Im);
-    r0 = r1;
   }
   return cu::ok_status();
+}
+
+void CalibrationTaps::report_experts(ForwardObserver& obs) {
+  std::vector<float> mx, samples;
+  std::vector<double> sum;
+  std::vector<unsigned long long> rows;
+  for (size_t layer = 0; layer < expert_layers_.size(); ++layer) {
+    ExpertLayerTaps& l = expert_layers_[layer];
+    if (l.experts == 0) continue;
+    rows.resize(size_t(l.experts));
+    check(cudaMemcpy(rows.data(), l.rows, rows.size() * 8, cudaMemcpyDeviceToHost), "copy expert rows");
+    for (int p = 0; p < 2; ++p) {
+      const size_t cols = size_t(l.cols[p]);
+      mx.resize(size_t(l.experts) * cols);
+      sum.resize(mx.size());
+      check(cudaMemcpy(mx.data(), l.abs_max[p], mx.size() * 4, cudaMemcpyDeviceToHost), "copy expert maxima");
+      check(cudaMemcpy(sum.data(), l.abs_sum[p], sum.size() * 8, cudaMemcpyDeviceToHost), "copy expert sums");
+      const CapturePoint point = p == 0 ? CapturePoint::MlpIn : CapturePoint::DownIn;
+      for (int e = 0; e < l.experts; ++e) {
+        std::vector<uint16_t>& kept = l.samples[p][size_t(e)];
+        if (rows[size_t(e)] > 0) {
+          samples.resize(kept.size());
+          for (size_t i = 0; i < kept.size(); ++i) samples[i] = bf16_bits_to_float(kept[i]);
+          const ForwardObserver::ColumnTotals t{int(cols), mx.data() + size_t(e) * cols, sum.data() + size_t(e) * cols,
+                                                samples.data(), int(kept.size() / cols)};
+          obs.expert_input_totals(int(layer), e, point, int64_t(rows[size_t(e)]), t);
+        }
+        kept.clear();
+      }
+    }
+  }
 }
 
 void CalibrationTaps::flush(ForwardObserver& obs, cudaStream_t stream) {
@@ -172,6 +229,7 @@ void CalibrationTaps::flush(ForwardObserver& obs, cudaStream_t stream) {
     obs.kv_totals(l, *std::max_element(kmax.begin(), kmax.end()), vmax.data(), KV);
   }
   report(cfg_.num_layers, CapturePoint::HeadIn, head_);
+  report_experts(obs);
   zero();
 }
 

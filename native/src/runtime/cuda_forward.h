@@ -215,6 +215,22 @@ constexpr int kDefaultFusedDecodeMaxRows = 0;
 constexpr bool kDefaultPersistentDecode = false;
 constexpr int kDefaultPersistentMaxContext = 8192;
 
+// A sparse layer's step as its experts saw it (P = T * top_k pairs): xn [T, H] the rows every
+// expert's gate/up read (grouped row r reads xn[row_token[r]]), act [P, Im] the SwiGLU outputs their
+// down reads (grouped rows), choice / slot [P] as moe_route / moe_group wrote them, and the tiles
+// tiles[0, *tile_count) of grouped rows, at most max_tiles.
+struct ExpertTapInputs {
+  const bf16* xn;
+  const bf16* act;
+  const int32_t* choice;
+  const int32_t* slot;
+  const int32_t* row_token;
+  const MoeTile* tiles;
+  const int32_t* tile_count;
+  int max_tiles;
+  int T, K, E, H, Im;
+};
+
 // Calibration taps (runtime/cuda_calibration.h): a forward pass shows them each linear group's
 // input, the rows it caches and the head's input, as device pointers ordered on ex.stream. Point
 // numbers are grpst::CapturePoint's (AttnIn 0, OIn 1, MlpIn 2, DownIn 3, HeadIn 4 at layer = layers).
@@ -227,12 +243,9 @@ class ForwardTaps {
   // The layer's QKV output [T, (nh + 2 nkv) hd]: k as the cache stores it (q/k norm, RoPE), v as projected.
   virtual Status kv(int layer, const bf16* qkv, const int32_t* positions /*[T]*/, const float* q_norm_w,
                     const float* k_norm_w, float eps, const Rope& rope, int T, const Exec& ex) = 0;
-  // A sparse layer's experts' inputs: xn [T, H] the rows every expert's gate/up read, act [P, Im]
-  // the SwiGLU outputs their down reads (grouped rows), choice / slot [P] as moe_route / moe_group
-  // wrote them (P = T * top_k). The default ignores them.
-  virtual Status expert_inputs(int layer, const bf16* xn, const bf16* act, const int32_t* choice, const int32_t* slot,
-                               int T, int K, int H, int Im, const Exec& ex) {
-    (void)layer, (void)xn, (void)act, (void)choice, (void)slot, (void)T, (void)K, (void)H, (void)Im, (void)ex;
+  // A sparse layer's experts' inputs, once its experts have run (ExpertTapInputs). The default ignores them.
+  virtual Status expert_inputs(int layer, const ExpertTapInputs& in, const Exec& ex) {
+    (void)layer, (void)in, (void)ex;
     return ok_status();
   }
 };

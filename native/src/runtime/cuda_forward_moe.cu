@@ -94,7 +94,12 @@ Status Forward::moe_mlp(int layer, const LayerWeights& lw, int T, const Exec& ex
     GRPST_TRY(experts(moe_.xn, static_cast<const bf16*>(w.gate_up), static_cast<const bf16*>(w.down), moe_.row_token,
                       moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate, moe_.act, moe_.out, ex));
   }
-  if (taps_) GRPST_TRY(taps_->expert_inputs(layer, moe_.xn, moe_.act, moe_.choice, moe_.slot, T, K, H, m.intermediate, ex));
+  if (taps_) {
+    const ExpertTapInputs seen{moe_.xn,    moe_.act,        moe_.choice, moe_.slot, moe_.row_token, moe_.tiles,
+                               moe_.tile_count, max_tiles, T,           K,         E,              H,
+                               m.intermediate};
+    GRPST_TRY(taps_->expert_inputs(layer, seen, ex));
+  }
   return moe_combine(moe_.out, moe_.choice, moe_.weight, moe_.slot, T, H, K, h_, ex);
 }
 

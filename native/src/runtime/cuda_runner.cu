@@ -336,10 +336,11 @@ class CudaRunner final : public ModelRunner {
         for (int r : opts_.observer->sample_rows(T))
           if (r >= 0 && r < T) kept.push_back(new_row[size_t(r)]);
         taps_->set_sample_rows(std::move(kept));
-        std::vector<int> origin(size_t(T), -1);  // executed row -> the step row the observer numbers
-        for (int r = 0; r < T; ++r)
-          if (new_row[size_t(r)] >= 0 && new_row[size_t(r)] < T) origin[size_t(new_row[size_t(r)])] = r;
-        taps_->set_expert_observer(cfg_.moe.on() ? opts_.observer : nullptr, std::move(origin));
+        std::vector<int> expert_kept;  // in the observer's order, as the CPU runner hands an expert its rows
+        if (cfg_.moe.on())
+          for (int r : opts_.observer->expert_sample_rows(T))
+            if (r >= 0 && r < T) expert_kept.push_back(new_row[size_t(r)]);
+        taps_->set_expert_samples(cfg_.moe.on(), std::move(expert_kept));
         forward_->set_taps(taps_.get());
       }
       const cu::Status st = forward_->run(in, logits_dev_, ex);

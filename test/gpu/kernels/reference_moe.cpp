@@ -63,6 +63,23 @@ void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, V
   }
 }
 
+void moe_expert_column_abs_stats(const V16& x, const VI& row_of, const VI& tiles, int cols, VF& abs_max,
+                                 std::vector<double>& abs_sum, std::vector<uint64_t>& rows_seen) {
+  for (size_t t = 0; t + 2 < tiles.size(); t += 3) {
+    const int e = tiles[t], row0 = tiles[t + 1], rows = tiles[t + 2];
+    rows_seen[static_cast<size_t>(e)] += static_cast<uint64_t>(rows);
+    for (int r = row0; r < row0 + rows; ++r) {
+      const size_t src = static_cast<size_t>(row_of.empty() ? r : row_of[static_cast<size_t>(r)]);
+      for (int c = 0; c < cols; ++c) {
+        const float a = std::fabs(bf2f(x[src * cols + c]));
+        const size_t at = static_cast<size_t>(e) * cols + c;
+        abs_max[at] = std::max(abs_max[at], a);
+        abs_sum[at] += a;
+      }
+    }
+  }
+}
+
 static float silu_bf16(float g) { return rbf(g / (1.f + std::exp(-g))); }
 
 // The experts of any weight format: wgu(i) / wdn(i) the gate_up / down weight at element i as a

@@ -21,6 +21,11 @@ void moe_route_from_logits(const VF& logits /*[T,E]*/, int T, int E, int K, bool
 // rows) of at most tile_rows rows in expert order, flattened as 3 ints each.
 void moe_group(const VI& choice, int P, int K, int E, VI& slot, VI& row_token, VI& tiles,
                int tile_rows = grpst::cuda::kMoeTileRows);
+// Each expert's calibration totals over the grouped rows of the tiles (3 ints each, as moe_group
+// lists them): abs_max / abs_sum [E, cols] of |x[row_of[r]]| (row_of empty: x's row r), rows_seen [E]
+// the rows each expert took.
+void moe_expert_column_abs_stats(const V16& x, const VI& row_of, const VI& tiles, int cols, VF& abs_max,
+                                 std::vector<double>& abs_sum, std::vector<uint64_t>& rows_seen);
 // act[r] = SwiGLU(gate_up_e . x[row_token[r]]), out[r] = bf16(down_e . act[r]) for the grouped rows
 // r, e their expert; act and out are bf16 values as floats. act_in, when not null, is the
 // down projection's input instead of this twin's own act (to check the down kernel alone).

@@ -195,6 +195,62 @@ void test_moe_layer(const MoeShape& s, bool wide = false) {
   Checks::get().compare(name + " combine + residual", bf16_to_f32(dh.download()), bf16_to_f32(want_h), 0.0);
 }
 
+// Calibration's per-expert statistics from the device's grouping (both tile sizes): the gate/up
+// input through row_token (token rows), the down input by grouped row, into totals already holding
+// values (as calibration accumulates step after step), with a bound of tiles past the listed ones.
+void test_expert_stats(int T, int H, int Im, int E, int K, int tile_rows) {
+  const std::string name = "expert stats T=" + std::to_string(T) + " H=" + std::to_string(H) + " Im=" + std::to_string(Im) +
+                           " E=" + std::to_string(E) + " K=" + std::to_string(K) + " tiles of " + std::to_string(tile_rows);
+  Rng r(17 + T + H + E + tile_rows);
+  const int P = T * K;
+  ref::VI choice(static_cast<size_t>(P));
+  std::vector<int> pool(static_cast<size_t>(E));
+  for (int t = 0; t < T; ++t) {  // K distinct experts a token, expert 0 the first of most (tiles past one)
+    for (int e = 0; e < E; ++e) pool[static_cast<size_t>(e)] = e;
+    for (int j = 0; j < K; ++j) {
+      const int pick = j == 0 && r.uniform() < 0.7f ? 0 : j + r.below(E - j);
+      std::swap(pool[static_cast<size_t>(j)], pool[static_cast<size_t>(pick)]);
+      choice[static_cast<size_t>(t) * K + j] = pool[static_cast<size_t>(j)];
+    }
+  }
+  auto x = rand_bf16(r, static_cast<size_t>(T) * H, 2.f), act = rand_bf16(r, static_cast<size_t>(P) * Im, 0.5f);
+  const int max_tiles = cu::moe_max_tiles(P, E, tile_rows);
+  Dev<int32_t> dchoice(choice), dslot(static_cast<size_t>(P)), drow_token(static_cast<size_t>(P)), dcount(1);
+  Dev<cu::MoeTile> dtiles(static_cast<size_t>(max_tiles));
+  Dev<uint16_t> dx(x), dact(act);
+  ref::VF max_x(static_cast<size_t>(E) * H), max_a(static_cast<size_t>(E) * Im);
+  std::vector<double> sum_x(max_x.size()), sum_a(max_a.size());
+  std::vector<uint64_t> seen(static_cast<size_t>(E));
+  for (size_t i = 0; i < max_x.size(); ++i) max_x[i] = i % 11 == 0 ? 7.f : 0.f, sum_x[i] = 0.5 * double(i % 5);
+  for (size_t i = 0; i < max_a.size(); ++i) max_a[i] = i % 13 == 0 ? 3.f : 0.f, sum_a[i] = 0.25 * double(i % 3);
+  for (int e = 0; e < E; ++e) seen[static_cast<size_t>(e)] = static_cast<uint64_t>(e % 2);
+  Dev<float> dmax_x(max_x), dmax_a(max_a);
+  Dev<double> dsum_x(sum_x), dsum_a(sum_a);
+  Dev<unsigned long long> dseen(std::vector<unsigned long long>(seen.begin(), seen.end()));
+  const cu::Exec ex{};
+  bool ok = Checks::get().status(name + " group", cu::moe_group(dchoice.p, P, K, E, dslot.p, drow_token.p, dtiles.p,
+                                                                 dcount.p, ex, tile_rows));
+  ok = ok && Checks::get().status(name + " gate/up input", cu::expert_column_abs_stats(
+                                      dx.as<cu::bf16>(), drow_token.p, dtiles.p, dcount.p, max_tiles, H, dmax_x.p,
+                                      dsum_x.p, dseen.p, ex));
+  ok = ok && Checks::get().status(name + " down input", cu::expert_column_abs_stats(dact.as<cu::bf16>(), nullptr,
+                                                                                     dtiles.p, dcount.p, max_tiles, Im,
+                                                                                     dmax_a.p, dsum_a.p, nullptr, ex));
+  if (!ok) return;
+  ref::VI slot, row_token, tiles;
+  ref::moe_group(choice, P, K, E, slot, row_token, tiles, tile_rows);
+  std::vector<uint64_t> no_count(static_cast<size_t>(E));
+  ref::moe_expert_column_abs_stats(x, row_token, tiles, H, max_x, sum_x, seen);
+  ref::moe_expert_column_abs_stats(act, {}, tiles, Im, max_a, sum_a, no_count);
+  const auto as_f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  Checks::get().compare(name + " gate/up max", dmax_x.download(), max_x, 0.0);
+  Checks::get().compare(name + " gate/up sum", as_f(dsum_x.download()), as_f(sum_x), 1e-6);
+  Checks::get().compare(name + " down max", dmax_a.download(), max_a, 0.0);
+  Checks::get().compare(name + " down sum", as_f(dsum_a.download()), as_f(sum_a), 1e-6);
+  const std::vector<unsigned long long> got_seen = dseen.download();
+  Checks::get().expect(name + " rows per expert", std::equal(got_seen.begin(), got_seen.end(), seen.begin()));
+}
+
 }  // namespace
 
 void test_moe() {
@@ -250,6 +306,11 @@ void test_moe() {
   test_moe_layer({300, 256, 64, 16, 4, true, true, false, 8, false}, true);
   test_moe_layer({128, 2048, 768, 128, 8, true, false, false, 128, true}, true);
   test_moe_layer({1, 2048, 768, 128, 8, true, false, false, 128, true}, true);
+  // calibration's per-expert statistics: tiny-moe's shape, Qwen3-30B-A3B's decode tiles and a prefill chunk
+  test_expert_stats(23, 64, 48, 8, 2, cu::kMoeTileRows);
+  test_expert_stats(300, 2048, 768, 128, 8, cu::kMoeTileRows);
+  test_expert_stats(300, 2048, 768, 128, 8, cu::kMoeWideRows);
+  test_expert_stats(40, 96, 32, 6, 3, cu::kMoeWideRows);
   // invalid shapes are refused with a Status, never a launch
   Checks::get().expect("moe_experts_wide_int8 refuses H % 16 != 0",
                        !cu::moe_experts_wide_int8(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,

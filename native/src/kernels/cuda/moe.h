@@ -66,6 +66,16 @@ Status moe_group(const int32_t* choice /*[P]*/, int P, int K, int E, int32_t* sl
                  int32_t* row_token /*[P]*/, MoeTile* tiles /*[moe_max_tiles(P, E, tile_rows)]*/,
                  int32_t* tile_count /*[1]*/, const Exec& ex, int tile_rows = kMoeTileRows);
 
+// Calibration statistics of each expert's inputs (column_abs_stats per expert, kernels.h): for every
+// listed tile, abs_max[e, c] = max(abs_max[e, c], max |x[row_of[r], c]|) and abs_sum[e, c] += sum
+// |x[row_of[r], c]| over its rows r (row_of null: x's grouped row r itself, as act is laid out), e the
+// tile's expert, and rows_seen[e] (when not null) += its rows. Rows summed in fp32 per tile, the tiles'
+// sums in fp64 in an order that varies; accumulates into what the buffers hold.
+Status expert_column_abs_stats(const __nv_bfloat16* x /*[T or P, cols]*/, const int32_t* row_of /*[P] or null*/,
+                               const MoeTile* tiles, const int32_t* tile_count, int max_tiles, int cols,
+                               float* abs_max /*[E, cols]*/, double* abs_sum /*[E, cols]*/,
+                               unsigned long long* rows_seen /*[E] or null*/, const Exec& ex);
+
 // Every listed tile's rows through its expert: act[r] = SwiGLU(gate_up_e . x[row_token[r]]) with
 // the dense layers' rounding (gate_up rows interleaved gate_0, up_0, gate_1, ...), then
 // out[r] = bf16(down_e . act[r]). max_tiles: the grid's bound (moe_max_tiles of the step).
