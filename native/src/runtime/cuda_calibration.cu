@@ -59,8 +59,11 @@ CalibrationTaps::Point CalibrationTaps::make_point(int cols) {
   return p;
 }
 
+// The steps run on a non-blocking stream, which does not wait on the default stream's memsets: they
+// are waited for here (at construction and after each flush, not per step).
 void CalibrationTaps::zero() {
   for (size_t i = 0; i < zero_ranges_.size(); ++i) check(cudaMemset(zero_ranges_[i], 0, zero_bytes_[i]), "zero totals");
+  check(cudaDeviceSynchronize(), "zero totals");
 }
 
 // The sampled rows leave through a pageable copy, which returns once the row is on the host: the
@@ -104,7 +107,8 @@ cu::Status CalibrationTaps::kv(int layer, const cu::bf16* qkv, const int32_t* po
   return cu::column_abs_stats(v_rows_, T, KV, KV, l.v_max, nullptr, ex);
 }
 
-CalibrationTaps::ExpertLayerTaps& CalibrationTaps::expert_layer(int layer, int experts, int H, int Im) {
+CalibrationTaps::ExpertLayerTaps& CalibrationTaps::expert_layer(int layer, int experts, int H, int Im,
+                                                               cudaStream_t stream) {
   if (expert_layers_.empty()) expert_layers_.resize(size_t(cfg_.num_layers));
   ExpertLayerTaps& l = expert_layers_[size_t(layer)];
   if (l.experts == experts && l.cols[0] == H && l.cols[1] == Im) return l;
@@ -117,12 +121,13 @@ CalibrationTaps::ExpertLayerTaps& CalibrationTaps::expert_layer(int layer, int e
     l.samples[p].resize(size_t(experts));
   }
   l.rows = static_cast<unsigned long long*>(totals(size_t(experts) * 8, "calibration expert rows"));
-  // zero() cleared the totals allocated before these: start them at zero too
+  // zero() cleared the totals allocated before these: start them at zero too, on the step's stream
+  // (the statistics kernel follows at once, and that stream need not wait on the default one)
   for (int p = 0; p < 2; ++p) {
-    check(cudaMemset(l.abs_max[p], 0, size_t(experts) * size_t(cols[p]) * 4), "zero expert maxima");
-    check(cudaMemset(l.abs_sum[p], 0, size_t(experts) * size_t(cols[p]) * 8), "zero expert sums");
+    check(cudaMemsetAsync(l.abs_max[p], 0, size_t(experts) * size_t(cols[p]) * 4, stream), "zero expert maxima");
+    check(cudaMemsetAsync(l.abs_sum[p], 0, size_t(experts) * size_t(cols[p]) * 8, stream), "zero expert sums");
   }
-  check(cudaMemset(l.rows, 0, size_t(experts) * 8), "zero expert rows");
+  check(cudaMemsetAsync(l.rows, 0, size_t(experts) * 8, stream), "zero expert rows");
   l.experts = experts;
   return l;
 }
@@ -131,7 +136,7 @@ cu::Status CalibrationTaps::expert_inputs(int layer, const cu::ExpertTapInputs& 
   if (!experts_on_) return cu::ok_status();
   ExpertLayerTaps* l = nullptr;
   try {
-    l = &expert_layer(layer, in.E, in.H, in.Im);
+    l = &expert_layer(layer, in.E, in.H, in.Im, ex.stream);
   } catch (const std::exception& e) {
     return cu::invalid("calibration", e.what());
   }

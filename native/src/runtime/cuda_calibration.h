@@ -69,7 +69,7 @@ class CalibrationTaps final : public cuda::ForwardTaps {
     std::vector<std::vector<uint16_t>> samples[2];  // per expert [kept, cols] bf16 bits, host
   };
   void* totals(size_t bytes, const char* what);
-  ExpertLayerTaps& expert_layer(int layer, int experts, int H, int Im);
+  ExpertLayerTaps& expert_layer(int layer, int experts, int H, int Im, cudaStream_t stream);
   cuda::Status keep_expert_rows(ExpertLayerTaps& l, const cuda::ExpertTapInputs& in, const cuda::Exec& ex);
   void report_experts(ForwardObserver& obs);
   Point make_point(int cols);
