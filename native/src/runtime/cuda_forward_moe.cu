@@ -95,9 +95,8 @@ Status Forward::moe_mlp(int layer, const LayerWeights& lw, int T, const Exec& ex
                       moe_.tiles, moe_.tile_count, max_tiles, H, m.intermediate, moe_.act, moe_.out, ex));
   }
   if (taps_) {
-    const ExpertTapInputs seen{moe_.xn,    moe_.act,        moe_.choice, moe_.slot, moe_.row_token, moe_.tiles,
-                               moe_.tile_count, max_tiles, T,           K,         E,              H,
-                               m.intermediate};
+    const ExpertTapInputs seen{moe_.xn, moe_.act, moe_.choice, moe_.slot, moe_.row_token, moe_.tiles, moe_.tile_count,
+                               max_tiles, T, K, E, H, m.intermediate};
     GRPST_TRY(taps_->expert_inputs(layer, seen, ex));
   }
   return moe_combine(moe_.out, moe_.choice, moe_.weight, moe_.slot, T, H, K, h_, ex);
