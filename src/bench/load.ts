@@ -58,6 +58,8 @@ export interface LoadResult {
   timings: RequestTiming[];
   /** What a grpst server's engine loop did during the run (its /metrics counters); absent for other servers. */
   engineLoop?: EngineLoopTimes;
+  /** Seconds from just before the first /metrics reading to just after the second: every counted step's window. */
+  countersSeconds?: number;
   /** A grpst server's speculative decoding during the run (its /metrics counters), where it drafts. */
   specDecode?: SpecDecodeCounts;
 }
@@ -67,6 +69,7 @@ export { engineLoopBetween, hostMsPerStep, type EngineLoopTimes, type SpecDecode
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const agent = new Agent({ connections: spec.concurrency * 2, keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
   const timings: RequestTiming[] = [];
+  const countersFrom = performance.now();
   const countersBefore = await readServerCounters(spec.url, agent, spec.apiKey);
   const start = performance.now();
   if (spec.requestRate !== undefined) {
@@ -92,13 +95,14 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   }
   const wallSeconds = (performance.now() - start) / 1000;
   const moved = countersBetween(countersBefore, countersBefore.loop || countersBefore.spec ? await readServerCounters(spec.url, agent, spec.apiKey) : {});
+  const countersSeconds = (performance.now() - countersFrom) / 1000;
   await agent.close();
   const { prompt, ...rest } = spec;
   return {
     spec: { ...rest, promptTokens: prompt(0).length },
     wallSeconds,
     timings,
-    ...(moved.loop ? { engineLoop: moved.loop } : {}),
+    ...(moved.loop ? { engineLoop: moved.loop, countersSeconds } : {}),
     ...(moved.spec ? { specDecode: moved.spec } : {}),
   };
 }
@@ -265,7 +269,7 @@ export interface LoadSummary {
    * before the last one was sent (a single wave).
    */
   steady?: { fromS: number; toS: number; outputTokensPerSecond: number };
-  /** A grpst server's engine loop over the run: steps, mean step and the host work in it (ms), the share of the run's wall time it was stepping. */
+  /** A grpst server's engine loop over the run: steps, mean step and the host work in it (ms), the share of the time between its two /metrics readings it was stepping. */
   engineLoop?: { steps: number; stepMs: number; hostMsPerStep: number; busyShare: number };
   /** With objectives given (goodput.ts): the requests a second that met them all. */
   goodput?: Goodput;
@@ -290,7 +294,7 @@ export function summarize(r: LoadResult, slos?: Slos): LoadSummary {
     tpotMs: pct(ok.filter((t) => t.outputTokens > 1).map((t) => (t.e2e - t.ttft) / (t.outputTokens - 1))),
     itlMs: pct(ok.flatMap((t) => t.itl)),
     ...steadyPart(r.timings),
-    ...(r.engineLoop && r.engineLoop.steps > 0 ? { engineLoop: loopSummary(r.engineLoop, r.wallSeconds) } : {}),
+    ...(r.engineLoop && r.engineLoop.steps > 0 ? { engineLoop: loopSummary(r.engineLoop, r.countersSeconds ?? r.wallSeconds) } : {}),
     ...(slos ? { goodput: goodput(r.timings, r.wallSeconds, slos) } : {}),
     ...promptCachePart(ok),
     ...(r.specDecode && r.specDecode.draftTokens > 0 ? { specDecode: r.specDecode } : {}),
@@ -357,12 +361,15 @@ function steadyPart(timings: RequestTiming[]): Pick<LoadSummary, 'steady'> {
   return steady ? { steady } : {};
 }
 
-function loopSummary(loop: EngineLoopTimes, wallSeconds: number): NonNullable<LoadSummary['engineLoop']> {
+// The share is of the window the counters were read across, not the run's wall, which ends with
+// its last answer, before that step's bookkeeping ends and the second reading (against the wall it
+// once read 1.003). Only a step under way at the first reading can still count past the window.
+function loopSummary(loop: EngineLoopTimes, windowSeconds: number): NonNullable<LoadSummary['engineLoop']> {
   return {
     steps: loop.steps,
     stepMs: (1000 * loop.stepSeconds) / loop.steps,
     hostMsPerStep: hostMsPerStep(loop),
-    busyShare: loop.stepSeconds / wallSeconds,
+    busyShare: loop.stepSeconds / windowSeconds,
   };
 }
 
