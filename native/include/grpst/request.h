@@ -22,6 +22,8 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;   // over output tokens
   bool has_seed = false;
   uint64_t seed = 0;
+  /** Whether any of the three penalties changes a logit. */
+  bool penalized() const { return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f; }
 };
 
 /**

@@ -15,11 +15,13 @@ namespace {
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw Error(std::string("CUDA calibration: ") + what + ": " + cudaGetErrorString(e));
 }
-float bf16_bits_to_float(uint16_t b) {
-  const uint32_t bits = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+// Kept rows (bf16 bits) as the observer takes them.
+void widen_rows(const std::vector<uint16_t>& bits, std::vector<float>& out) {
+  out.resize(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) {
+    const uint32_t b = uint32_t(bits[i]) << 16;
+    std::memcpy(&out[i], &b, 4);
+  }
 }
 }  // namespace
 
@@ -197,8 +199,7 @@ void CalibrationTaps::report_experts(ForwardObserver& obs) {
       for (int e = 0; e < l.experts; ++e) {
         std::vector<uint16_t>& kept = l.samples[p][size_t(e)];
         if (rows[size_t(e)] > 0) {
-          samples.resize(kept.size());
-          for (size_t i = 0; i < kept.size(); ++i) samples[i] = bf16_bits_to_float(kept[i]);
+          widen_rows(kept, samples);
           const ForwardObserver::ColumnTotals t{int(cols), mx.data() + size_t(e) * cols, sum.data() + size_t(e) * cols,
                                                 samples.data(), int(kept.size() / cols)};
           obs.expert_input_totals(int(layer), e, point, int64_t(rows[size_t(e)]), t);
@@ -218,8 +219,7 @@ void CalibrationTaps::flush(ForwardObserver& obs, cudaStream_t stream) {
     sum.resize(size_t(p.cols));
     check(cudaMemcpy(mx.data(), p.abs_max, mx.size() * 4, cudaMemcpyDeviceToHost), "copy maxima");
     check(cudaMemcpy(sum.data(), p.abs_sum, sum.size() * 8, cudaMemcpyDeviceToHost), "copy sums");
-    samples.resize(p.samples.size());
-    for (size_t i = 0; i < p.samples.size(); ++i) samples[i] = bf16_bits_to_float(p.samples[i]);
+    widen_rows(p.samples, samples);
     ForwardObserver::ColumnTotals t{p.cols, mx.data(), sum.data(), samples.data(), int(p.samples.size() / size_t(p.cols))};
     obs.linear_input_totals(layer, point, t);
     p.samples.clear();

@@ -293,8 +293,7 @@ SampleResult Sampler::sample(const float* logits, int vocab, const Request& req,
   SampleResult r;
   const SamplingParams& p = req.sampling;
   const bool edits_row = !req.bad_token_ids.empty() || !req.bad_sequences.empty() ||
-                         (ban_stops && !req.stop_token_ids.empty()) || !req.logit_bias.empty() || c ||
-                         p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+                         (ban_stops && !req.stop_token_ids.empty()) || !req.logit_bias.empty() || c || p.penalized();
   if (p.temperature <= 0.0f && !edits_row) {
     // Plain greedy reads the row where it is: no copy of a vocabulary's worth of floats per token.
     r.token = math_.argmax(logits, vocab);

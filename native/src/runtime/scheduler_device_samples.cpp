@@ -15,7 +15,7 @@ namespace grpst {
 
 int Scheduler::push_device_samples(Sequence& s, int drafts, int generated, StepBatch& batch) {
   const SamplingParams& sp = s.req.sampling;
-  const bool penalized = sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f;
+  const bool penalized = sp.penalized();
   const int prompt_begin = int(batch.penalty_prompt_tokens.size());
   int prompt_count = 0;
   if (penalized) {

@@ -43,9 +43,8 @@ void Scheduler::propose_with_draft_model(int tokens, int rows) {
     job.count = k;
     job.out = s.model_draft.data();
     if (!s.req.logit_bias.empty() || !s.req.bad_token_ids.empty()) job.edits = &fixed_edits(s);
-    const SamplingParams& sp = s.req.sampling;
-    if (sp.repetition_penalty != 1.0f || sp.presence_penalty != 0.0f || sp.frequency_penalty != 0.0f) {
-      job.penalties = &sp;
+    if (s.req.sampling.penalized()) {
+      job.penalties = &s.req.sampling;
       job.history = &s.sampler;
     }
     draft_jobs_.push_back(job);
