@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -218,7 +219,13 @@ def main():
     cfg = dict(SHAPES[args.shape], **({"num_hidden_layers": args.layers} if args.layers else {}))
     groups = shards(tensor_shapes(cfg))
     done = os.path.join(args.out, "model.safetensors.index.json")
+    # What made the folder, kept in the index: a second call reuses it only when it asks for the same.
+    recipe = {"shape": args.shape, "seed": args.seed, "layers": args.layers, "silent_from": args.silent_from}
     if os.path.exists(done):
+        with open(done) as f:
+            made = json.load(f).get("metadata", {}).get("recipe")
+        if made is not None and made != recipe:
+            sys.exit(f"{args.out} holds a checkpoint made with {made}, not {recipe}: remove the folder or name another")
         print(f"{args.out}: already written", flush=True)
         return
     os.makedirs(args.out, exist_ok=True)
@@ -235,7 +242,7 @@ def main():
     total = sum(2 * torch.Size(s).numel() for _, s in tensor_shapes(cfg))
     # The index last: its presence says the checkpoint is complete.
     with open(done, "w") as f:
-        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=1)
+        json.dump({"metadata": {"total_size": total, "recipe": recipe}, "weight_map": weight_map}, f, indent=1)
     print(f"{args.shape}: {total / 1e9:.1f} GB in {len(groups)} files, {time.perf_counter() - t0:.0f} s", flush=True)
 
 
