@@ -21,6 +21,7 @@
 # moe-e2e  `grpst run` on a Qwen3-30B-A3B-shaped half model (random weights) as it is (bf16) and
 #           as an int8_wo engine built from it (MOE_E2E_FORMATS), the tile kernel against the
 #           default, prompts of 20-1,600 words: build time, first-token time, decode speed
+#           (other stages' random checkpoints in /tmp removed first where the disk lacks the room)
 # tp-multi  tensor parallelism across this machine's GPUs (2, and 4 where there are 4): engines
 #           built with --tp_size 1 / N, rank 0 here and one worker process per other GPU over NCCL,
 #           checked against tp1, with the one-shot all-reduce and through NCCL alone
@@ -181,6 +182,23 @@ random_ckpt() {
   xz -dc .carry/tokenizer/tokenizer.json.xz > "$dir/tokenizer.json" 2>/dev/null
 }
 
+# Frees room on /tmp for NEED_GB more: removes the random checkpoints other stages left there
+# (folders random_checkpoint.py finished: /tmp/*/model.safetensors.index.json), oldest first, never
+# those named after NEED_GB, until that much is free. A later stage that wants one makes it again.
+make_room() {
+  local need=$1 free dir
+  shift
+  for dir in $(ls -dtr /tmp/*/ 2>/dev/null); do
+    free=$(df -B1G --output=avail /tmp | tail -1 | tr -d ' ')
+    [ "${free:-0}" -ge "$need" ] && return 0
+    dir=${dir%/}
+    [ -f "$dir/model.safetensors.index.json" ] || continue
+    case " $* " in *" $dir "*) continue ;; esac
+    stamp "disk: ${free} GB free on /tmp, ${need} GB wanted: removing $dir ($(du -sh "$dir" | cut -f1))"
+    rm -rf "$dir"
+  done
+}
+
 # `grpst run` on a Qwen3-30B-A3B-shaped half model (24 of 48 layers, random weights; the moe and
 # moe-e2e stages) per format of MOE_E2E_FORMATS (default "bf16 int8_wo": the checkpoint itself,
 # then an int8_wo engine built from it with `grpst build`; fp8 / int8_sq also build, calibrated
@@ -188,11 +206,14 @@ random_ckpt() {
 # kernel for every step (GRPST_CUDA_MOE_WIDE_MIN_TOKENS=0) against the default (the wide tiles from
 # 64 tokens): the build's time, first-token time and decode speed of each. After node_setup.
 moe_e2e() {
+  [ -f /tmp/moe30/model.safetensors.index.json ] || make_room 50 /tmp/moe30
   random_ckpt "moe e2e" /tmp/moe30 qwen3-30b-a3b-24l "${T_MOE_CKPT:-240}" || return 1
   for fmt in ${MOE_E2E_FORMATS:-bf16 int8_wo}; do
     local dir=/tmp/moe30
     if [ "$fmt" != bf16 ]; then
       dir=/tmp/moe30-$fmt
+      # an engine of the half model: about half its 31 GB (int8_wo, fp8, int8_sq)
+      make_room 20 /tmp/moe30
       stamp "grpst build --qformat $fmt of the half model"
       # fp8 / int8_sq calibrate each expert's inputs (on the GPU, MOE_CALIB_DEVICE=cpu on the CPU;
       # the shipped passages, at most MOE_CALIB_SIZE of 256 tokens; MOE_CALIB_512=1: TensorRT-LLM's
