@@ -3,7 +3,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "grpst/common.h"
 
@@ -18,10 +17,7 @@ void check(cudaError_t e, const char* what) {
 // Kept rows (bf16 bits) as the observer takes them.
 void widen_rows(const std::vector<uint16_t>& bits, std::vector<float>& out) {
   out.resize(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) {
-    const uint32_t b = uint32_t(bits[i]) << 16;
-    std::memcpy(&out[i], &b, 4);
-  }
+  std::transform(bits.begin(), bits.end(), out.begin(), bf16_to_f32);
 }
 }  // namespace
 
