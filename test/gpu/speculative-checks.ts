@@ -112,6 +112,28 @@ async function draftModelChecks(log: (line: string) => void): Promise<CheckOutco
           const p = a.draftTokens - b.draftTokens, t = a.acceptedTokens - b.acceptedTokens;
           add(`a self-draft's proposals under ${JSON.stringify(penalty)} are taken`, p > 0 && t >= 0.9 * p, `${t} / ${p}`);
         }
+        // The rules that move with the output (min_tokens' held-back stop, a bad sequence's end
+        // after the rest of it, a spent thinking budget's close, a constraint), each changing the
+        // greedy path here: the draft follows them on the GPU too, so its proposals are still taken.
+        const said = references[0].tokens;
+        const stop = said[5];
+        const pair = said.slice(10, 12);
+        const OPEN = 151667, CLOSE = 151668;
+        const rules: [string, SubmitRequest][] = [
+          ['min_tokens', { ...req(prompts[0]), ignoreEos: false, stopTokenIds: [stop], minTokens: 40 }],
+          ['a bad sequence', { ...req(prompts[0]), badSequences: [pair] }],
+          ['a thinking budget', { ...req([...prompts[0], OPEN]), thinkBudget: { maxTokens: 9, openToken: OPEN, closeToken: CLOSE } }],
+          // A constraint's state is copied into the draft and walked through its proposals, the
+          // allowed tokens a mask of the draft's draw on the GPU.
+          ['a constraint', { ...req(prompts[0]), constraint: drafted.allowedTokensConstraint([...new Set(prompts[1])].slice(0, 6)) }],
+        ];
+        for (const [rule, r] of rules) {
+          const b = drafted.stats().specDecode!;
+          const tokens = (await run(drafted, r)).tokens;
+          const a = drafted.stats().specDecode!;
+          const p = a.draftTokens - b.draftTokens, t = a.acceptedTokens - b.acceptedTokens;
+          add(`a self-draft's proposals under ${rule} are taken`, tokens.length === 40 && p > 0 && t >= 0.9 * p, `${t} / ${p}`);
+        }
       }
       else add('another model\'s proposals are mostly turned down', proposed > 0 && taken < proposed / 2, `${taken} / ${proposed}`);
       const together = await Promise.all(prompts.map((tokens) => run(drafted, req(tokens))));
@@ -119,9 +141,10 @@ async function draftModelChecks(log: (line: string) => void): Promise<CheckOutco
       add(`draft ${draft}: requests in a batch = plain GPU run`, same, `${prompts.length} concurrent requests`);
     }
     // Pools sized from free GPU memory: with the draft, per token the model's bytes and the
-    // draft's mirror of them. The fraction is small enough (~4 MB of an 80 GB card) that neither
-    // pool reaches the cap of every sequence at full length (8 x 1,024 tokens: 4.7 MB for tiny-b).
-    const fraction: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxBatchSize: 8, kvCacheFreeMemFraction: 0.00005 };
+    // draft's mirror of them. The fraction is small enough (~1.6 MB of an 80 GB card, ~2.8 MB of
+    // a 141 GB one) that neither pool reaches the cap of every sequence at full length (8 x 1,024
+    // tokens: 4.7 MB for tiny-b; 0.00005 reached it on an H200).
+    const fraction: LoadOptions = { device: 'cuda', maxSeqLen: 1024, maxBatchSize: 8, kvCacheFreeMemFraction: 0.00002 };
     const sized = await open(fraction);
     const sizedDrafted = await open({ ...fraction, speculative: draftOf('tiny-a') });
     const a = sized.nativeInfo, b = sizedDrafted.nativeInfo;

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, type Engine } from '../../src/engine/index.js';
 import type { LoadOptions, ResolvedSpeculation, SamplingParams, SubmitRequest } from '../../src/engine/types.js';
 import { checkpoint, refs, type CheckpointName } from '../helpers/fixtures.js';
+import { schemaGrammar, tokenizer } from '../unit/structured-sample.js';
 import { clientView, greedy, run, untilPreempted } from './helpers.js';
 
 const engines: Engine[] = [];
@@ -201,6 +202,53 @@ describe('speculative decoding (draft model)', () => {
       expect(output(r.on)).toEqual(output(plain));
       expect(r.draftTokens).toBeGreaterThanOrEqual(20);
       expect(r.accepted).toBe(r.draftTokens);
+    }
+  });
+
+  it("the draft's proposals follow min_tokens' held-back stops, bad sequences, the thinking budget and a grammar, so a self-draft's are still all taken", async () => {
+    // Each rule moves with the output: a stop token banned until min_tokens are out, a bad
+    // sequence's end banned right after the rest of it (in the output or the proposals before),
+    // the think block closed once its budget is spent, a JSON schema's grammar (the draft walks a
+    // copy of the sequence's state through its proposals). Each changes the model's greedy path
+    // here, so a draft that ignored it would propose the model's unruled choice and be turned down.
+    const OPEN = 151667;
+    const CLOSE = 151668;
+    const off = await open('tiny-b');
+    const host = await open('tiny-b', drafted('tiny-b', 4));
+    const twin = await open('tiny-b', { ...drafted('tiny-b', 4), deviceSamplerTwin: true });
+    const base: SubmitRequest = { tokens: prompt('tiny-b', 'chat'), sampling: greedy, maxTokens: 41, ignoreEos: true };
+    const said = (await run(off, base)).tokens;
+    const mostSaid = (keys: string[]) => {
+      const counts = new Map<string, number>();
+      for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
+      return [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
+    };
+    const stop = Number(mostSaid(said.map(String)));
+    const pair = mostSaid(said.slice(1).map((t, i) => `${said[i]},${t}`)).split(',').map(Number);
+    const triple = said.slice(20, 23);
+    const inThink = { ...base, tokens: [...base.tokens, OPEN] };
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 8 }, count: { type: 'integer' } }, required: ['name', 'count'] };
+    const cases: [string, SubmitRequest, (tokens: number[]) => void][] = [
+      ['min_tokens', { ...base, ignoreEos: false, stopTokenIds: [stop], minTokens: 41 }, (t) => expect(t).not.toContain(stop)],
+      ['bad sequences', { ...base, badSequences: [pair, triple] }, (t) => expect(t.join()).not.toContain(pair.join())],
+      ['thinking budget', { ...inThink, thinkBudget: { maxTokens: 9, openToken: OPEN, closeToken: CLOSE } }, (t) => expect(t[9]).toBe(CLOSE)],
+      ['grammar', { ...base, constraint: schemaGrammar(schema).constraint() }, (t) => expect(JSON.parse(tokenizer.decode(t).replace(/<\|im_end\|>/g, ''))).toHaveProperty('count')],
+    ];
+    for (const [rule, req, holds] of cases) {
+      const plain = await run(off, req);
+      holds(plain.tokens);
+      // The rule changed the model's path: without it the output would differ.
+      const { badSequences: _b, minTokens: _m, thinkBudget: _t, constraint: _c, ...unruled } = req;
+      expect(plain.tokens, rule).not.toEqual((await run(off, { ...unruled, ignoreEos: true })).tokens);
+      for (const on of [host, twin]) {
+        const r = await both(off, on, req);
+        expect(output(r.on), rule).toEqual(output(plain));
+        // One prefill step, then steps of 1 + 4 tokens; where the answer ends before max_tokens
+        // (the grammar's, once complete), the last step's proposals past its end go unused.
+        const unused = plain.tokens.length < 41 ? 4 : 0;
+        expect(r.draftTokens, rule).toBeGreaterThanOrEqual(unused ? 20 : 32);
+        expect(r.accepted, rule).toBeGreaterThanOrEqual(r.draftTokens - unused);
+      }
     }
   });
 

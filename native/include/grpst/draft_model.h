@@ -18,7 +18,9 @@
 #include "grpst/common.h"
 #include "grpst/device_sample_rules.h"
 #include "grpst/model_runner.h"
+#include "grpst/request.h"
 #include "grpst/sampler.h"
+#include "grpst/think_budget.h"
 
 namespace grpst {
 
@@ -57,8 +59,18 @@ class DraftModel {
     // Its bad tokens (-inf) and logit bias by token, applied before the penalties as the model's
     // sampler does (null: none).
     const std::vector<LogitEdit>* edits = nullptr;
+    // The rules that move with the output, followed over the output and the proposals before each
+    // as the model's sampler follows them row by row (null: none): the request's stop tokens while
+    // min_tokens holds them back, its bad sequences' ends, and its thinking budget's forced close.
+    const Request* request = nullptr;
+    const int32_t* generated = nullptr;  // [num_generated]: the output so far, `token` its last
+    int num_generated = 0;
+    ThinkState think;                    // the budget's state after `token`
+    // Its grammar's state after `token`: the proposals follow a copy of it (null: none, or one
+    // that cannot be copied).
+    const TokenConstraint* constraint = nullptr;
   };
-  /** Greedy proposals (under each job's penalties) for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
+  /** Greedy proposals (under each job's rules) for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
   void propose(const std::vector<Job>& jobs);
   /** Seconds propose() ran since the last call (the engine counts them as forward time). */
   double take_propose_seconds() {
@@ -74,10 +86,16 @@ class DraftModel {
   int64_t kv_bytes() const { return kv_bytes_; }
 
  private:
-  /** Job j's greedy draw on the runner's device: its edits and prompt at fixed_at_[j], its output counts_[j] appended. */
-  DeviceSample greedy_sample(const Job& job, size_t j);
-  /** Proposal r of job j; a penalized job's counts take it in. */
-  void propose_token(const Job& job, size_t j, int r, int32_t token);
+  /** Job j's greedy draw on the runner's device for round r: its edits and prompt at fixed_at_[j]
+   * (or, under round bans, its edits merged with them after the fixed lists), its output counts_[j] appended. */
+  DeviceSample greedy_sample(const Job& job, size_t j, int r);
+  /** Sets mask_ to the tokens job j's grammar copy allows next; false: no copy (or it failed, and is dropped). */
+  bool fill_allowed(size_t j);
+  /** Fills bans_ with the tokens round r of job j may not propose beyond its fixed edits. */
+  void round_bans(const Job& job, size_t j, int r);
+  /** Proposal r of job j (`drawn` unless its thinking budget forces the close); its counts,
+   * recent output and thinking state take it in. */
+  void propose_token(const Job& job, size_t j, int r, int32_t drawn);
 
   std::unique_ptr<ModelRunner> runner_;
   int vocab_ = 0, block_size_ = 0, shared_blocks_ = 0, scratch_per_job_ = 0, max_batch_ = 0, max_drafts_ = 0;
@@ -91,6 +109,13 @@ class DraftModel {
   std::vector<float> logits_;                 // [max_batch, vocab]: a runner that draws on the host only
   std::vector<std::vector<std::pair<int32_t, int32_t>>> counts_;  // [job]: its output counts and proposals so far (penalized jobs)
   std::vector<std::pair<int, int>> fixed_at_;  // [job]: where its edits and prompt tokens start in batch_'s lists (device draws)
+  size_t fixed_edits_end_ = 0;                 // batch_.logit_edits past the jobs' fixed edits: rounds' merged lists follow
+  std::vector<std::vector<int32_t>> recent_;   // [job]: its output's last tokens and its proposals (bad sequences)
+  std::vector<ThinkState> think_;              // [job]: its thinking state after its proposals so far
+  std::vector<std::unique_ptr<TokenConstraint>> follow_;  // [job]: its grammar's copy, walked through its proposals
+  std::vector<uint32_t> mask_;                 // a host row's allowed tokens, ceil(vocab / 32) words
+  std::vector<int32_t> bans_;                  // round_bans()'s tokens
+  std::vector<LogitEdit> merge_scratch_;       // a round's bans with a job's fixed edits, before merging
 };
 
 }  // namespace grpst

@@ -37,6 +37,9 @@ class TokenConstraint {
   virtual void fill_allowed(uint32_t* allowed, int vocab) = 0;
   /** Advances the state past the sampled token (always one that fill_allowed allowed). */
   virtual void accept(int32_t token) = 0;
+  /** A copy of the state that walks on alone (a draft model's proposals follow it without moving
+   * the original); null where the state cannot be copied, and the proposals go unconstrained. */
+  virtual std::unique_ptr<TokenConstraint> clone() const { return nullptr; }
 };
 
 class ConstraintFactory {

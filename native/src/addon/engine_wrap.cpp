@@ -228,6 +228,7 @@ class AllowedTokens final : public ConstraintFactory {
           if (t >= 0 && t < vocab) allowed[t >> 5] |= 1u << (t & 31);
       }
       void accept(int32_t) override {}
+      std::unique_ptr<TokenConstraint> clone() const override { return std::make_unique<State>(*this); }
     };
     auto s = std::make_unique<State>();
     s->ids = &ids_;

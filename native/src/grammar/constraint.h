@@ -49,6 +49,8 @@ class GrammarConstraint final : public TokenConstraint {
   GrammarConstraint(std::shared_ptr<Matcher> matcher, const ConstraintOptions& options);
   void fill_allowed(uint32_t* allowed, int vocab) override;
   void accept(int32_t token) override;
+  /** The same state over the same shared matcher. */
+  std::unique_ptr<TokenConstraint> clone() const override { return std::make_unique<GrammarConstraint>(*this); }
 
   /** Not yet failed: every accepted token was allowed. */
   bool alive() const { return state_ >= 0 || ended_; }

@@ -5,6 +5,10 @@
 #include <limits>
 #include <string>
 
+#include "grammar/matcher.h"
+#include "grpst/bad_sequences.h"
+#include "grpst/logit_edits.h"
+
 namespace grpst {
 
 namespace {
@@ -38,6 +42,9 @@ DraftModel::DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& m
   rows_.resize(size_t(max_batch));
   counts_.resize(size_t(max_batch));
   fixed_at_.resize(size_t(max_batch));
+  recent_.resize(size_t(max_batch));
+  think_.resize(size_t(max_batch));
+  follow_.resize(size_t(max_batch));
   // A runner that samples on its device draws the greedy proposals there: no logits come back.
   if (!runner_->samples_on_device()) logits_.resize(size_t(max_batch) * vocab_);
 }
@@ -61,6 +68,16 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     t.assign(job.blocks, job.blocks + std::min(job.num_blocks, needed));
     for (int s = 0; int(t.size()) < needed; s++) t.push_back(shared_blocks_ + int32_t(j) * scratch_per_job_ + s);
     if (job.penalties) counts_[j] = job.history->output_counts;
+    think_[j] = job.think;
+    follow_[j] = job.constraint ? job.constraint->clone() : nullptr;
+    recent_[j].clear();
+    if (job.request && !job.request->bad_sequences.empty()) {
+      // A bad sequence looks back at most its length less one: that much of the output is enough.
+      size_t longest = 0;
+      for (const auto& seq : job.request->bad_sequences) longest = std::max(longest, seq.size());
+      const int keep = std::min(job.num_generated, int(longest) - 1);
+      recent_[j].assign(job.generated + job.num_generated - keep, job.generated + job.num_generated);
+    }
   }
   // A device draw's bans, biases and prompt tokens are the same every round: listed once, each job's
   // rows pointing at its part (only the output counts grow with the proposals, round by round).
@@ -75,6 +92,7 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
       batch_.penalty_prompt_tokens.insert(batch_.penalty_prompt_tokens.end(), prompt.begin(), prompt.end());
     }
   }
+  fixed_edits_end_ = batch_.logit_edits.size();
   // Round r computes position pos + r (the job's token, then its own proposals) and proposes pos + r + 1.
   for (int r = 0; r < rounds; r++) {
     batch_.tokens.clear();
@@ -82,6 +100,8 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     batch_.logit_rows.clear();
     batch_.device_samples.clear();
     batch_.penalty_output_counts.clear();
+    batch_.logit_edits.resize(fixed_edits_end_);  // the last round's merged lists
+    batch_.masks.clear();
     for (size_t j = 0; j < jobs.size(); j++) {
       const Job& job = jobs[j];
       rows_[j] = -1;
@@ -97,11 +117,12 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
       batch_.tokens.push_back(r == 0 ? job.token : job.out[r - 1]);
       batch_.logit_rows.push_back(sl.first_row);
     }
-    // The draft's likeliest token (the first of equals) under the request's penalties: a guess
-    // only, so the request's other sampling rules are left to the model's check.
+    // The draft's likeliest token (the first of equals) under the request's bans, biases,
+    // penalties, thinking budget and grammar: a guess only, so its temperature and top-k / top-p /
+    // min-p are left to the model's check.
     if (on_device) {
       for (size_t j = 0; j < jobs.size(); j++)
-        if (rows_[j] >= 0) batch_.device_samples.push_back(greedy_sample(jobs[j], j));
+        if (rows_[j] >= 0) batch_.device_samples.push_back(greedy_sample(jobs[j], j, r));
       runner_->forward_sampled(batch_, nullptr, draws_, nullptr);
       for (size_t j = 0; j < jobs.size(); j++)
         // -1 (every logit NaN): any token; the model's check turns it down.
@@ -114,19 +135,35 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
       float* row = logits_.data() + size_t(rows_[j]) * vocab_;
       if (jobs[j].edits)
         for (const LogitEdit& e : *jobs[j].edits) row[e.token] = e.delta == -kInf ? -kInf : row[e.token] + e.delta;
+      round_bans(jobs[j], j, r);
+      for (int32_t t : bans_) row[t] = -kInf;
+      if (fill_allowed(j)) grammar::mask_logits(mask_.data(), row, vocab_);
       if (jobs[j].penalties) Sampler::apply_penalties(row, *jobs[j].penalties, jobs[j].history->prompt_tokens_sorted, counts_[j]);
       propose_token(jobs[j], j, r, int32_t(std::max_element(row, row + vocab_) - row));
     }
   }
 }
 
-DeviceSample DraftModel::greedy_sample(const Job& job, size_t j) {
+DeviceSample DraftModel::greedy_sample(const Job& job, size_t j, int r) {
   DeviceSample d;
   d.logit_row = rows_[j];
   d.temperature = 0.f;
-  if (job.edits) {
+  round_bans(job, j, r);
+  if (!bans_.empty()) {
+    // This round's bans with the fixed edits, merged as one row's list after the fixed lists.
+    merge_scratch_.clear();
+    for (int32_t t : bans_) merge_scratch_.push_back(LogitEdit{t, -kInf});
+    if (job.edits) merge_scratch_.insert(merge_scratch_.end(), job.edits->begin(), job.edits->end());
+    d.edit_begin = int(batch_.logit_edits.size());
+    append_merged(merge_scratch_, batch_.logit_edits);
+    d.edit_count = int(batch_.logit_edits.size()) - d.edit_begin;
+  } else if (job.edits) {
     d.edit_begin = fixed_at_[j].first;
     d.edit_count = int(job.edits->size());
+  }
+  if (fill_allowed(j)) {
+    d.mask = int(batch_.masks.size() / mask_.size());
+    batch_.masks.insert(batch_.masks.end(), mask_.begin(), mask_.end());
   }
   if (!job.penalties) return d;
   d.repetition_penalty = job.penalties->repetition_penalty;
@@ -143,8 +180,47 @@ DeviceSample DraftModel::greedy_sample(const Job& job, size_t j) {
   return d;
 }
 
-void DraftModel::propose_token(const Job& job, size_t j, int r, int32_t token) {
+bool DraftModel::fill_allowed(size_t j) {
+  if (!follow_[j]) return false;
+  try {
+    mask_.assign(size_t(vocab_ + 31) / 32, 0u);
+    follow_[j]->fill_allowed(mask_.data(), vocab_);
+    return true;
+  } catch (const std::exception&) {
+    follow_[j].reset();  // as in propose_token: the model's check meets the failure itself
+    return false;
+  }
+}
+
+void DraftModel::round_bans(const Job& job, size_t j, int r) {
+  bans_.clear();
+  const Request* q = job.request;
+  if (!q) return;
+  // Proposal r is the model's row r of the step: drawn after num_generated + r output tokens.
+  if (!q->ignore_eos && job.num_generated + r < q->min_tokens)
+    for (int32_t t : q->stop_token_ids)
+      if (t >= 0 && t < vocab_) bans_.push_back(t);
+  if (!q->bad_sequences.empty())
+    for_each_banned_end(q->bad_sequences, recent_[j].data(), int(recent_[j].size()), [&](int32_t t) {
+      if (t >= 0 && t < vocab_) bans_.push_back(t);
+    });
+}
+
+void DraftModel::propose_token(const Job& job, size_t j, int r, int32_t drawn) {
+  // A spent thinking budget closes the block whatever the logits say (scheduler.cpp's sample_next).
+  const int32_t token = job.request && think_forced(*job.request, think_[j]) ? job.request->think_close : drawn;
   job.out[r] = token;
+  if (job.request) {
+    think_advance(*job.request, think_[j], token);
+    if (!job.request->bad_sequences.empty()) recent_[j].push_back(token);
+  }
+  if (follow_[j]) {
+    try {
+      follow_[j]->accept(token);
+    } catch (const std::exception&) {
+      follow_[j].reset();  // the model's own constraint reports its failure; the guesses go on unconstrained
+    }
+  }
   if (!job.penalties) return;
   // The next proposal's history holds this one, as the model's check will have drawn it.
   auto& counts = counts_[j];

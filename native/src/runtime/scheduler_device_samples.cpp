@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "grpst/bad_sequences.h"
+#include "grpst/logit_edits.h"
 #include "grpst/scheduler.h"
 
 namespace grpst {
@@ -71,23 +72,6 @@ int Scheduler::push_device_samples(Sequence& s, int drafts, int generated, StepB
   }
   return mask;
 }
-
-namespace {
-// `edits` sorted by token into `out`, one entry a token: a ban (-inf) wins, biases add up.
-void append_merged(std::vector<LogitEdit>& edits, std::vector<LogitEdit>& out) {
-  const float ban = -std::numeric_limits<float>::infinity();
-  std::stable_sort(edits.begin(), edits.end(), [](const LogitEdit& a, const LogitEdit& b) { return a.token < b.token; });
-  const size_t begin = out.size();
-  for (const LogitEdit& e : edits) {
-    if (out.size() > begin && out.back().token == e.token) {
-      float& delta = out.back().delta;
-      delta = delta == ban || e.delta == ban ? ban : delta + e.delta;
-    } else {
-      out.push_back(e);
-    }
-  }
-}
-}  // namespace
 
 // The host sampler's order, as edits: bad tokens, bad sequences' ends and (under min_tokens) stop
 // tokens are banned; biases add to the rest (a banned token stays -inf). The bad tokens and the

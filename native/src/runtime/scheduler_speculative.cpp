@@ -47,6 +47,16 @@ void Scheduler::propose_with_draft_model(int tokens, int rows) {
       job.penalties = &s.req.sampling;
       job.history = &s.sampler;
     }
+    const Request& q = s.req;
+    // The rules that move with the output: stops held back by min_tokens, bad sequences, a thinking budget.
+    const bool holds_stops = !q.ignore_eos && !q.stop_token_ids.empty() && s.num_generated() < q.min_tokens;
+    if (holds_stops || !q.bad_sequences.empty() || q.think_max_tokens >= 0) {
+      job.request = &q;
+      job.generated = s.tokens.data() + s.num_prompt;
+      job.num_generated = s.num_generated();
+      job.think = s.think;
+    }
+    if (s.constraint) job.constraint = s.constraint.get();
     draft_jobs_.push_back(job);
   }
   if (!draft_jobs_.empty()) cfg_.draft_model->propose(draft_jobs_);
