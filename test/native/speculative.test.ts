@@ -110,6 +110,32 @@ describe('speculative decoding (ngram)', () => {
     expect(output(cached)).toEqual(output(await run(off, longer)));
   });
 
+  it('drafts the request\'s rules refuse are cut before the check: a bad token, a held-back stop, a bad sequence, a constraint', async () => {
+    // The echo prompt of the test above drafts 5, 6, 7, 8 after the output's first X's, which the
+    // model turns down. Where a rule forbids 5 there, prompt lookup's draft is cut before it (the
+    // check would refuse that row and compute the rows after it for nothing): every draft left is
+    // one of the output's own X's, and taken.
+    const off = await open('tiny-a', { enablePrefixCaching: false });
+    const on = await open('tiny-a', { ...ngram(4), enablePrefixCaching: false });
+    const chat = prompt('tiny-a', 'chat');
+    const x = (await run(off, { tokens: chat, sampling: greedy, maxTokens: 1 })).tokens[0];
+    const echo: SubmitRequest = { tokens: [...chat, x, x, x, 5, 6, 7, 8, ...chat], sampling: greedy, maxTokens: 48, ignoreEos: true };
+    const unruled = await both(off, on, echo);
+    expect(unruled.draftTokens).toBeGreaterThan(unruled.accepted);
+    const rules: [string, SubmitRequest][] = [
+      ['a bad token', { ...echo, badTokenIds: [5] }],
+      ['a stop held back by min_tokens', { ...echo, ignoreEos: false, stopTokenIds: [5], minTokens: 48 }],
+      ['a bad sequence', { ...echo, badSequences: [[x, 5]] }],
+      ['a constraint', { ...echo, constraint: on.allowedTokensConstraint([x, 6, 7, 8]) }],
+    ];
+    for (const [rule, req] of rules) {
+      const r = await both(off, on, req);
+      expect(output(r.on), rule).toEqual(output(unruled.off));
+      expect(r.accepted, rule).toBeGreaterThan(0);
+      expect(r.accepted, rule).toBe(r.draftTokens);
+    }
+  });
+
   it('seeded sampling, penalties, min_tokens, stop tokens and max_tokens end exactly as without drafts', async () => {
     const off = await open('tiny-a');
     const on = await open('tiny-a', ngram(4));

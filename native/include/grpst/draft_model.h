@@ -18,6 +18,7 @@
 #include "grpst/common.h"
 #include "grpst/device_sample_rules.h"
 #include "grpst/model_runner.h"
+#include "grpst/output_walk.h"
 #include "grpst/request.h"
 #include "grpst/sampler.h"
 #include "grpst/think_budget.h"
@@ -59,15 +60,14 @@ class DraftModel {
     // Its bad tokens (-inf) and logit bias by token, applied before the penalties as the model's
     // sampler does (null: none).
     const std::vector<LogitEdit>* edits = nullptr;
-    // The rules that move with the output, followed over the output and the proposals before each
-    // as the model's sampler follows them row by row (null: none): the request's stop tokens while
-    // min_tokens holds them back, its bad sequences' ends, and its thinking budget's forced close.
+    // The rules that move with the output (output_walk.h), followed over the output and the
+    // proposals before each as the model's sampler follows them row by row (null: none): the
+    // stop tokens min_tokens holds back, the bad sequences' ends, the thinking budget's forced
+    // close and the grammar, whose state after `token` the proposals walk a copy of.
     const Request* request = nullptr;
     const int32_t* generated = nullptr;  // [num_generated]: the output so far, `token` its last
     int num_generated = 0;
     ThinkState think;                    // the budget's state after `token`
-    // Its grammar's state after `token`: the proposals follow a copy of it (null: none, or one
-    // that cannot be copied).
     const TokenConstraint* constraint = nullptr;
   };
   /** Greedy proposals (under each job's rules) for up to max_batch jobs: `count` one-token steps of the draft, all jobs batched. */
@@ -86,15 +86,11 @@ class DraftModel {
   int64_t kv_bytes() const { return kv_bytes_; }
 
  private:
-  /** Job j's greedy draw on the runner's device for round r: its edits and prompt at fixed_at_[j]
-   * (or, under round bans, its edits merged with them after the fixed lists), its output counts_[j] appended. */
-  DeviceSample greedy_sample(const Job& job, size_t j, int r);
-  /** Sets mask_ to the tokens job j's grammar copy allows next; false: no copy (or it failed, and is dropped). */
-  bool fill_allowed(size_t j);
-  /** Fills bans_ with the tokens round r of job j may not propose beyond its fixed edits. */
-  void round_bans(const Job& job, size_t j, int r);
-  /** Proposal r of job j (`drawn` unless its thinking budget forces the close); its counts,
-   * recent output and thinking state take it in. */
+  /** Job j's greedy draw on the runner's device: its edits and prompt at fixed_at_[j] (or, under
+   * the round's moving bans, its edits merged with them after the fixed lists), its grammar's
+   * mask, its output counts_[j] appended. */
+  DeviceSample greedy_sample(const Job& job, size_t j);
+  /** Proposal r of job j (`drawn` unless its thinking budget forces the close); its counts and walk take it in. */
   void propose_token(const Job& job, size_t j, int r, int32_t drawn);
 
   std::unique_ptr<ModelRunner> runner_;
@@ -110,11 +106,9 @@ class DraftModel {
   std::vector<std::vector<std::pair<int32_t, int32_t>>> counts_;  // [job]: its output counts and proposals so far (penalized jobs)
   std::vector<std::pair<int, int>> fixed_at_;  // [job]: where its edits and prompt tokens start in batch_'s lists (device draws)
   size_t fixed_edits_end_ = 0;                 // batch_.logit_edits past the jobs' fixed edits: rounds' merged lists follow
-  std::vector<std::vector<int32_t>> recent_;   // [job]: its output's last tokens and its proposals (bad sequences)
-  std::vector<ThinkState> think_;              // [job]: its thinking state after its proposals so far
-  std::vector<std::unique_ptr<TokenConstraint>> follow_;  // [job]: its grammar's copy, walked through its proposals
-  std::vector<uint32_t> mask_;                 // a host row's allowed tokens, ceil(vocab / 32) words
-  std::vector<int32_t> bans_;                  // round_bans()'s tokens
+  std::vector<OutputWalk> walks_;              // [job]: its rules, walked through its proposals
+  std::vector<uint32_t> mask_;                 // a row's grammar mask, ceil(vocab / 32) words
+  std::vector<int32_t> bans_;                  // a row's moving bans
   std::vector<LogitEdit> merge_scratch_;       // a round's bans with a job's fixed edits, before merging
 };
 

@@ -139,6 +139,8 @@ class Scheduler {
    * leaves for drafts, handed out in the decodes' order as draft() will take them.
    */
   void propose_with_draft_model(int tokens, int rows);
+  /** Prompt lookup's `k` drafts of `s` cut before the first its rules refuse (output_walk.h): how many are left. */
+  int cut_at_rules(Sequence& s, const int32_t* drafts, int k);
   /** Whether the runner may draw this step's token(s) of `s` (the `generated`-th onwards) on its device. */
   bool device_eligible(const Sequence& s, int drafts, int generated) const;
   /**
@@ -193,6 +195,7 @@ class Scheduler {
   std::vector<Scheduled> scheduled_;
   std::vector<DraftModel::Job> draft_jobs_;  // propose_with_draft_model()'s proposals
   std::vector<int32_t> draft_scratch_;  // draft()'s proposal, then complete_drafted()'s copy of the drafts
+  OutputWalk rules_walk_;               // cut_at_rules()'s walk
   std::vector<HostDraw> host_draws_;  // [scheduled_] prepare_host_rows()'s draws
   std::vector<std::pair<int, int>> host_tasks_;  // (scheduled index, prompt logprob row or -1 for the draw)
   std::vector<std::pair<int32_t, int32_t>> history_scratch_;  // push_device_samples()'s (token, count) list

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "grammar/matcher.h"
-#include "grpst/bad_sequences.h"
 #include "grpst/logit_edits.h"
 
 namespace grpst {
@@ -42,9 +41,7 @@ DraftModel::DraftModel(std::unique_ptr<ModelRunner> runner, const ModelConfig& m
   rows_.resize(size_t(max_batch));
   counts_.resize(size_t(max_batch));
   fixed_at_.resize(size_t(max_batch));
-  recent_.resize(size_t(max_batch));
-  think_.resize(size_t(max_batch));
-  follow_.resize(size_t(max_batch));
+  walks_.resize(size_t(max_batch));
   // A runner that samples on its device draws the greedy proposals there: no logits come back.
   if (!runner_->samples_on_device()) logits_.resize(size_t(max_batch) * vocab_);
 }
@@ -68,16 +65,8 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     t.assign(job.blocks, job.blocks + std::min(job.num_blocks, needed));
     for (int s = 0; int(t.size()) < needed; s++) t.push_back(shared_blocks_ + int32_t(j) * scratch_per_job_ + s);
     if (job.penalties) counts_[j] = job.history->output_counts;
-    think_[j] = job.think;
-    follow_[j] = job.constraint ? job.constraint->clone() : nullptr;
-    recent_[j].clear();
-    if (job.request && !job.request->bad_sequences.empty()) {
-      // A bad sequence looks back at most its length less one: that much of the output is enough.
-      size_t longest = 0;
-      for (const auto& seq : job.request->bad_sequences) longest = std::max(longest, seq.size());
-      const int keep = std::min(job.num_generated, int(longest) - 1);
-      recent_[j].assign(job.generated + job.num_generated - keep, job.generated + job.num_generated);
-    }
+    if (job.request) walks_[j].start(*job.request, job.generated, job.num_generated, job.think, job.constraint);
+    else walks_[j] = OutputWalk();
   }
   // A device draw's bans, biases and prompt tokens are the same every round: listed once, each job's
   // rows pointing at its part (only the output counts grow with the proposals, round by round).
@@ -122,7 +111,7 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     // min-p are left to the model's check.
     if (on_device) {
       for (size_t j = 0; j < jobs.size(); j++)
-        if (rows_[j] >= 0) batch_.device_samples.push_back(greedy_sample(jobs[j], j, r));
+        if (rows_[j] >= 0) batch_.device_samples.push_back(greedy_sample(jobs[j], j));
       runner_->forward_sampled(batch_, nullptr, draws_, nullptr);
       for (size_t j = 0; j < jobs.size(); j++)
         // -1 (every logit NaN): any token; the model's check turns it down.
@@ -135,20 +124,22 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
       float* row = logits_.data() + size_t(rows_[j]) * vocab_;
       if (jobs[j].edits)
         for (const LogitEdit& e : *jobs[j].edits) row[e.token] = e.delta == -kInf ? -kInf : row[e.token] + e.delta;
-      round_bans(jobs[j], j, r);
+      bans_.clear();
+      walks_[j].moving_bans(bans_, vocab_);
       for (int32_t t : bans_) row[t] = -kInf;
-      if (fill_allowed(j)) grammar::mask_logits(mask_.data(), row, vocab_);
+      if (walks_[j].fill_allowed(mask_, vocab_)) grammar::mask_logits(mask_.data(), row, vocab_);
       if (jobs[j].penalties) Sampler::apply_penalties(row, *jobs[j].penalties, jobs[j].history->prompt_tokens_sorted, counts_[j]);
       propose_token(jobs[j], j, r, int32_t(std::max_element(row, row + vocab_) - row));
     }
   }
 }
 
-DeviceSample DraftModel::greedy_sample(const Job& job, size_t j, int r) {
+DeviceSample DraftModel::greedy_sample(const Job& job, size_t j) {
   DeviceSample d;
   d.logit_row = rows_[j];
   d.temperature = 0.f;
-  round_bans(job, j, r);
+  bans_.clear();
+  walks_[j].moving_bans(bans_, vocab_);
   if (!bans_.empty()) {
     // This round's bans with the fixed edits, merged as one row's list after the fixed lists.
     merge_scratch_.clear();
@@ -161,7 +152,7 @@ DeviceSample DraftModel::greedy_sample(const Job& job, size_t j, int r) {
     d.edit_begin = fixed_at_[j].first;
     d.edit_count = int(job.edits->size());
   }
-  if (fill_allowed(j)) {
+  if (walks_[j].fill_allowed(mask_, vocab_)) {
     d.mask = int(batch_.masks.size() / mask_.size());
     batch_.masks.insert(batch_.masks.end(), mask_.begin(), mask_.end());
   }
@@ -180,47 +171,11 @@ DeviceSample DraftModel::greedy_sample(const Job& job, size_t j, int r) {
   return d;
 }
 
-bool DraftModel::fill_allowed(size_t j) {
-  if (!follow_[j]) return false;
-  try {
-    mask_.assign(size_t(vocab_ + 31) / 32, 0u);
-    follow_[j]->fill_allowed(mask_.data(), vocab_);
-    return true;
-  } catch (const std::exception&) {
-    follow_[j].reset();  // as in propose_token: the model's check meets the failure itself
-    return false;
-  }
-}
-
-void DraftModel::round_bans(const Job& job, size_t j, int r) {
-  bans_.clear();
-  const Request* q = job.request;
-  if (!q) return;
-  // Proposal r is the model's row r of the step: drawn after num_generated + r output tokens.
-  if (!q->ignore_eos && job.num_generated + r < q->min_tokens)
-    for (int32_t t : q->stop_token_ids)
-      if (t >= 0 && t < vocab_) bans_.push_back(t);
-  if (!q->bad_sequences.empty())
-    for_each_banned_end(q->bad_sequences, recent_[j].data(), int(recent_[j].size()), [&](int32_t t) {
-      if (t >= 0 && t < vocab_) bans_.push_back(t);
-    });
-}
-
 void DraftModel::propose_token(const Job& job, size_t j, int r, int32_t drawn) {
-  // A spent thinking budget closes the block whatever the logits say (scheduler.cpp's sample_next).
-  const int32_t token = job.request && think_forced(*job.request, think_[j]) ? job.request->think_close : drawn;
+  const int32_t forced = walks_[j].forced();
+  const int32_t token = forced >= 0 ? forced : drawn;
   job.out[r] = token;
-  if (job.request) {
-    think_advance(*job.request, think_[j], token);
-    if (!job.request->bad_sequences.empty()) recent_[j].push_back(token);
-  }
-  if (follow_[j]) {
-    try {
-      follow_[j]->accept(token);
-    } catch (const std::exception&) {
-      follow_[j].reset();  // the model's own constraint reports its failure; the guesses go on unconstrained
-    }
-  }
+  walks_[j].advance(token);
   if (!job.penalties) return;
   // The next proposal's history holds this one, as the model's check will have drawn it.
   auto& counts = counts_[j];

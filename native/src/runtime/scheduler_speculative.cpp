@@ -1,5 +1,6 @@
 // Speculative decoding in the scheduler: a decoding sequence carries draft tokens (prompt lookup,
-// ngram_draft.h, or a draft model's proposal, draft_model.h) into its step, the step computes every one of them, and complete_drafted samples
+// ngram_draft.h, cut where the request's rules refuse it, or a draft model's proposal under them,
+// draft_model.h; the rules' walk is output_walk.h) into its step, the step computes every one of them, and complete_drafted samples
 // the model's own token row by row with the request's full sampling rules, keeping going while
 // the token drawn is the draft that the next row was computed with. Each emitted token is drawn
 // exactly as a one-token step would draw it (same seeded stream position, same penalties,
@@ -22,7 +23,24 @@ int draft_limit(const Sequence& s, const SchedulerConfig& cfg, int budget, int l
   return std::min({cfg.speculative.num_tokens, s.req.max_tokens - s.num_generated() - 1,
                    cfg.max_seq_len - int(s.tokens.size()) - 1, budget - 1, logit_budget - 1});
 }
+
+// Whether any of the request's rules can refuse a token (output_walk.h); most requests have none.
+bool has_rules(const Sequence& s) {
+  const Request& q = s.req;
+  return s.constraint || !q.bad_token_ids.empty() || !q.bad_sequences.empty() || q.think_max_tokens >= 0 ||
+         (!q.ignore_eos && !q.stop_token_ids.empty() && s.num_generated() < q.min_tokens);
+}
 }  // namespace
+
+int Scheduler::cut_at_rules(Sequence& s, const int32_t* drafts, int k) {
+  // Draft i is row i's token: drawn after the output so far (the pending token included) and drafts [0, i).
+  rules_walk_.start(s.req, s.tokens.data() + s.num_prompt, s.num_generated(), s.think, s.constraint.get());
+  for (int i = 0; i < k; i++) {
+    if (!rules_walk_.allows(drafts[i], cfg_.vocab_size)) return i;
+    rules_walk_.advance(drafts[i]);
+  }
+  return k;
+}
 
 void Scheduler::propose_with_draft_model(int tokens, int rows) {
   draft_jobs_.clear();
@@ -47,16 +65,13 @@ void Scheduler::propose_with_draft_model(int tokens, int rows) {
       job.penalties = &s.req.sampling;
       job.history = &s.sampler;
     }
-    const Request& q = s.req;
-    // The rules that move with the output: stops held back by min_tokens, bad sequences, a thinking budget.
-    const bool holds_stops = !q.ignore_eos && !q.stop_token_ids.empty() && s.num_generated() < q.min_tokens;
-    if (holds_stops || !q.bad_sequences.empty() || q.think_max_tokens >= 0) {
-      job.request = &q;
+    if (has_rules(s)) {
+      job.request = &s.req;
       job.generated = s.tokens.data() + s.num_prompt;
       job.num_generated = s.num_generated();
       job.think = s.think;
+      job.constraint = s.constraint.get();
     }
-    if (s.constraint) job.constraint = s.constraint.get();
     draft_jobs_.push_back(job);
   }
   if (!draft_jobs_.empty()) cfg_.draft_model->propose(draft_jobs_);
@@ -71,6 +86,7 @@ int Scheduler::draft(Sequence& s, int budget, int logit_budget) {
     std::copy_n(s.model_draft.begin(), k, draft_scratch_.begin());
   } else {
     k = propose_ngram_draft(s.tokens.data(), int(s.tokens.size()), cfg_.speculative, k, draft_scratch_.data(), s.ngram_index);
+    if (k > 0 && has_rules(s)) k = cut_at_rules(s, draft_scratch_.data(), k);
   }
   // Drafts use free blocks only: a guess never preempts another sequence.
   const int c = s.num_computed;

@@ -1,0 +1,51 @@
+// What a request's rules let each next position of a sequence's output be, walked ahead of the
+// model's own draws: the bad tokens, the stop tokens min_tokens holds back, each bad sequence's
+// end after the rest of it, the thinking budget's forced close and the grammar (a copy of the
+// sequence's state, so the original does not move). Speculative decoding guesses tokens for the
+// model to check: a draft model's proposals follow the walk, and prompt lookup's drafts are cut
+// where it refuses them (the check would turn that row down, and compute the rows after it for
+// nothing). Temperature, top-k / top-p / min-p and logit bias are not rules here: they shape a
+// draw, not what may be drawn.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "grpst/request.h"
+#include "grpst/think_budget.h"
+
+namespace grpst {
+
+class OutputWalk {
+ public:
+  /**
+   * Starts after the `num_generated` output tokens at `generated` (the pending one included),
+   * with the thinking state and `constraint` (null: none) as they stand after them.
+   */
+  void start(const Request& request, const int32_t* generated, int num_generated, const ThinkState& think,
+             const TokenConstraint* constraint);
+
+  /** The token the next position must be (a spent thinking budget's close), or -1. */
+  int32_t forced() const;
+  /** Appends the tokens in [0, vocab) the next position may not be that move with the output
+   * (held-back stops, bad sequences' ends); the request's bad tokens are not among them. */
+  void moving_bans(std::vector<int32_t>& bans, int vocab) const;
+  /** Sets `words` (ceil(vocab / 32), zeroed here) to the grammar's allowed tokens; false: no
+   * grammar to follow (none, one that cannot be copied, or one whose copy failed and was dropped). */
+  bool fill_allowed(std::vector<uint32_t>& words, int vocab);
+  /** Whether the next position may be `token` under every rule (the bad tokens included). */
+  bool allows(int32_t token, int vocab);
+  /** Moves past `token` as the next position. */
+  void advance(int32_t token);
+
+ private:
+  const Request* request_ = nullptr;
+  int generated_ = 0;
+  std::vector<int32_t> recent_;  // the output's last tokens a bad sequence can reach back to, then the walk's
+  ThinkState think_;
+  std::unique_ptr<TokenConstraint> grammar_;
+  std::vector<uint32_t> words_;  // allows()'s grammar mask
+  std::vector<int32_t> bans_;    // allows()'s moving bans
+};
+
+}  // namespace grpst
