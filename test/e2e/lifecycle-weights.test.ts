@@ -148,7 +148,9 @@ describe('use_mlock: true', () => {
     if (drop.length > 0 && !onPath('setpriv')) ctx.skip();
     const conf = path.join(work, 'mlock-refused.yml');
     fs.writeFileSync(conf, tinyConf(['use_mmap: false', 'use_mlock: true']));
-    const server = await serveThrough([...drop, 'sh', '-c', 'ulimit -l 0 && exec "$@"', 'sh'], conf);
+    // Its stderr (WARN) joins its stdout (INFO) in one pipe, so the two keep the order they were
+    // written in (read from two pipes, either may arrive first).
+    const server = await serveThrough([...drop, 'sh', '-c', 'ulimit -l 0 && exec "$@" 2>&1', 'sh'], conf);
     try {
       expect(status(server.process.pid!)).toMatch(/^VmLck:\s+0 kB$/m);
       expect(await greedyAnswers(server.url)).toHaveLength(2);
