@@ -32,6 +32,13 @@ const prompt = (name: CheckpointName, which: string) => refs(name).prompts.find(
 
 const output = clientView;
 
+/** The distinct keys, the most frequent first (equals in the order first seen). */
+function byCount<T>(keys: T[]): T[] {
+  const counts = new Map<T, number>();
+  for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k]) => k);
+}
+
 /** Runs `req` on both engines; the drafted engine's steps and draft counters spent on it. */
 async function both(off: Engine, on: Engine, req: SubmitRequest) {
   const before = on.stats();
@@ -190,9 +197,7 @@ describe('speculative decoding (draft model)', () => {
     const twin = await open('tiny-b', { ...drafted('tiny-b', 4), deviceSamplerTwin: true });
     const base: SubmitRequest = { tokens: prompt('tiny-b', 'chat'), sampling: greedy, maxTokens: 41, ignoreEos: true };
     const said = (await run(off, base)).tokens;
-    const counts = new Map<number, number>();
-    for (const t of said) counts.set(t, (counts.get(t) ?? 0) + 1);
-    const [first, second, third] = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([t]) => t);
+    const [first, second, third] = byCount(said);
     const req: SubmitRequest = { ...base, logitBias: [[first, -100], [third, 3]], badTokenIds: [second] };
     const plain = await run(off, req);
     expect(plain.tokens).not.toContain(first);
@@ -218,13 +223,8 @@ describe('speculative decoding (draft model)', () => {
     const twin = await open('tiny-b', { ...drafted('tiny-b', 4), deviceSamplerTwin: true });
     const base: SubmitRequest = { tokens: prompt('tiny-b', 'chat'), sampling: greedy, maxTokens: 41, ignoreEos: true };
     const said = (await run(off, base)).tokens;
-    const mostSaid = (keys: string[]) => {
-      const counts = new Map<string, number>();
-      for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
-      return [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
-    };
-    const stop = Number(mostSaid(said.map(String)));
-    const pair = mostSaid(said.slice(1).map((t, i) => `${said[i]},${t}`)).split(',').map(Number);
+    const stop = byCount(said)[0];
+    const pair = byCount(said.slice(1).map((t, i) => `${said[i]},${t}`))[0].split(',').map(Number);
     const triple = said.slice(20, 23);
     const inThink = { ...base, tokens: [...base.tokens, OPEN] };
     const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 8 }, count: { type: 'integer' } }, required: ['name', 'count'] };

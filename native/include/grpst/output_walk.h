@@ -11,10 +11,32 @@
 #include <memory>
 #include <vector>
 
+#include "grpst/bad_sequences.h"
 #include "grpst/request.h"
 #include "grpst/think_budget.h"
 
 namespace grpst {
+
+/** vLLM's min_tokens: the stop tokens stay out of reach while fewer than min_tokens are out
+ * (`generated`; ignore_eos already keeps going past them). */
+inline bool holds_back_stops(const Request& q, int generated) { return !q.ignore_eos && generated < q.min_tokens; }
+
+/**
+ * Calls `ban(t)` with each token in [0, vocab) the next output position may not be that moves
+ * with the output: the stop tokens while holds_back_stops(), and each bad sequence's last token
+ * after the rest of it. `generated`: tokens out so far; `tail` [tail_len]: the output's last
+ * tokens (all of them, or as many as the longest bad sequence reaches back). The request's bad
+ * tokens and logit bias never move, and are not among them.
+ */
+template <typename Ban>
+void for_each_moving_ban(const Request& q, int generated, const int32_t* tail, int tail_len, int vocab, Ban&& ban) {
+  auto in_vocab = [&](int32_t t) {
+    if (t >= 0 && t < vocab) ban(t);
+  };
+  if (!q.bad_sequences.empty()) for_each_banned_end(q.bad_sequences, tail, tail_len, in_vocab);
+  if (holds_back_stops(q, generated))
+    for (int32_t t : q.stop_token_ids) in_vocab(t);
+}
 
 class OutputWalk {
  public:
@@ -37,6 +59,11 @@ class OutputWalk {
   bool allows(int32_t token, int vocab);
   /** Moves past `token` as the next position. */
   void advance(int32_t token);
+  /** Follows no request (every token allowed, nothing forced), keeping its buffers. */
+  void clear() {
+    request_ = nullptr;
+    grammar_.reset();
+  }
 
  private:
   const Request* request_ = nullptr;

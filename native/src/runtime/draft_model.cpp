@@ -66,7 +66,7 @@ void DraftModel::propose(const std::vector<Job>& jobs) {
     for (int s = 0; int(t.size()) < needed; s++) t.push_back(shared_blocks_ + int32_t(j) * scratch_per_job_ + s);
     if (job.penalties) counts_[j] = job.history->output_counts;
     if (job.request) walks_[j].start(*job.request, job.generated, job.num_generated, job.think, job.constraint);
-    else walks_[j] = OutputWalk();
+    else walks_[j].clear();
   }
   // A device draw's bans, biases and prompt tokens are the same every round: listed once, each job's
   // rows pointing at its part (only the output counts grow with the proposals, round by round).

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <exception>
 
-#include "grpst/bad_sequences.h"
-
 namespace grpst {
 
 void OutputWalk::start(const Request& request, const int32_t* generated, int num_generated, const ThinkState& think,
@@ -29,15 +27,8 @@ int32_t OutputWalk::forced() const {
 }
 
 void OutputWalk::moving_bans(std::vector<int32_t>& bans, int vocab) const {
-  if (!request_) return;
-  const Request& q = *request_;
-  if (!q.ignore_eos && generated_ < q.min_tokens)
-    for (int32_t t : q.stop_token_ids)
-      if (t >= 0 && t < vocab) bans.push_back(t);
-  if (!q.bad_sequences.empty())
-    for_each_banned_end(q.bad_sequences, recent_.data(), int(recent_.size()), [&](int32_t t) {
-      if (t >= 0 && t < vocab) bans.push_back(t);
-    });
+  if (request_)
+    for_each_moving_ban(*request_, generated_, recent_.data(), int(recent_.size()), vocab, [&](int32_t t) { bans.push_back(t); });
 }
 
 bool OutputWalk::fill_allowed(std::vector<uint32_t>& words, int vocab) {

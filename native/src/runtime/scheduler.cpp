@@ -12,11 +12,8 @@ namespace grpst {
 
 namespace {
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
-// vLLM's min_tokens: the stop tokens stay out of reach until that many tokens are out (ignore_eos
-// already keeps going past them).
-// `generated`: tokens out so far (a drafted step's schedule counts its drafts out).
-bool bans_stops(const Sequence& s, int generated) { return !s.req.ignore_eos && generated < s.req.min_tokens; }
-bool bans_stops(const Sequence& s) { return bans_stops(s, s.num_generated()); }
+// min_tokens' held-back stops (output_walk.h) for the sequence's next token.
+bool bans_stops(const Sequence& s) { return holds_back_stops(s.req, s.num_generated()); }
 }  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& cfg, BlockManager& blocks, HostSamplers& samplers)

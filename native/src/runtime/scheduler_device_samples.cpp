@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <limits>
 
-#include "grpst/bad_sequences.h"
 #include "grpst/logit_edits.h"
 #include "grpst/scheduler.h"
 
@@ -96,16 +95,11 @@ void Scheduler::push_logit_edits(Sequence& s, int generated, StepBatch& batch, D
   const Request& r = s.req;
   const float ban = -std::numeric_limits<float>::infinity();
   const int vocab = cfg_.vocab_size;
-  auto add = [&](int32_t t, float delta) {
-    if (t >= 0 && t < vocab) edits_scratch_.push_back(LogitEdit{t, delta});
-  };
   fixed_edits(s);
   edits_scratch_.clear();
   // Row `generated` follows the request's first `generated` output tokens (a drafted row's drafts included).
-  if (!r.bad_sequences.empty())
-    for_each_banned_end(r.bad_sequences, s.tokens.data() + s.num_prompt, generated, [&](int32_t t) { add(t, ban); });
-  if (!r.ignore_eos && generated < r.min_tokens)  // bans_stops(s, generated)
-    for (int32_t t : r.stop_token_ids) add(t, ban);
+  for_each_moving_ban(r, generated, s.tokens.data() + s.num_prompt, generated, vocab,
+                      [&](int32_t t) { edits_scratch_.push_back(LogitEdit{t, ban}); });
   d.edit_begin = int(batch.logit_edits.size());
   if (edits_scratch_.empty()) {
     batch.logit_edits.insert(batch.logit_edits.end(), s.fixed_edits.begin(), s.fixed_edits.end());

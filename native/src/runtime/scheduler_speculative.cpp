@@ -28,7 +28,7 @@ int draft_limit(const Sequence& s, const SchedulerConfig& cfg, int budget, int l
 bool has_rules(const Sequence& s) {
   const Request& q = s.req;
   return s.constraint || !q.bad_token_ids.empty() || !q.bad_sequences.empty() || q.think_max_tokens >= 0 ||
-         (!q.ignore_eos && !q.stop_token_ids.empty() && s.num_generated() < q.min_tokens);
+         (!q.stop_token_ids.empty() && holds_back_stops(q, s.num_generated()));
 }
 }  // namespace
 
