@@ -23,25 +23,88 @@ export interface DatasetRequest {
 const shapeHint = 'pass a ShareGPT-format file: a JSON list of {"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", "value": "..."}, ...]}';
 const chunkBytes = 16 * 1024 * 1024;
 
+/** Conversations by index: an array of them, or a file's read back one at a time (ShareGptFile). */
+export interface Conversations {
+  readonly length: number;
+  at(k: number): Conversation | undefined;
+}
+
+/** The first two turns of one list entry, or null where it has no two string turns. */
+function firstTwoTurns(entry: unknown): Conversation | null {
+  const turns = (entry as { conversations?: unknown; conversation?: unknown } | null)?.conversations ?? (entry as { conversation?: unknown } | null)?.conversation;
+  if (!Array.isArray(turns) || turns.length < 2) return null;
+  const [first, second] = turns as { value?: unknown }[];
+  if (typeof first?.value !== 'string' || typeof second?.value !== 'string') return null;
+  return { prompt: first.value, completion: second.value };
+}
+
 /**
- * The first two turns of every conversation in `file` that has them (others are passed over),
- * read a chunk at a time: a file of any size (vLLM's ShareGPT_V3_unfiltered_cleaned_split.json is
- * 673 MB) holds only what is kept in memory. `chunk`: bytes per read (tests).
+ * A ShareGPT file's conversations, by position: the scan keeps where each one's entry lies (16 bytes
+ * a conversation), and at(k) reads that entry again, so a run that tokenizes a few hundred of a
+ * 1 GB file's conversations holds those, not every prompt and answer in the file.
  */
-export function readShareGpt(file: string, chunk = chunkBytes): { conversations: Conversation[]; entries: number } {
+export class ShareGptFile implements Conversations {
+  constructor(
+    readonly file: string,
+    /** [start, end) byte offsets of each kept entry, two numbers a conversation. */
+    private readonly spans: Float64Array,
+  ) {}
+
+  get length(): number {
+    return this.spans.length / 2;
+  }
+
+  at(k: number): Conversation | undefined {
+    if (!Number.isInteger(k) || k < 0 || k >= this.length) return undefined;
+    const start = this.spans[2 * k], size = this.spans[2 * k + 1] - start;
+    const bytes = Buffer.alloc(size);
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(this.file, 'r');
+      for (let got = 0, n; got < size; got += n) {
+        n = fs.readSync(fd, bytes, got, size - got, start + got);
+        if (n === 0) break;
+      }
+    } catch (err) {
+      throw badInput(`--dataset ${this.file} cannot be read again (${(err as Error).message})`, 'leave the file in place while the benchmark runs');
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+    let conversation: Conversation | null = null;
+    try {
+      conversation = firstTwoTurns(JSON.parse(bytes.toString('utf8')));
+    } catch {
+      // a changed file: named below
+    }
+    if (!conversation) throw badInput(`--dataset ${this.file} changed while the benchmark read it (conversation ${k + 1} is no longer where it was)`, 'leave the file as it is while the benchmark runs');
+    return conversation;
+  }
+}
+
+/**
+ * Every entry of `file` with two turns, as positions (ShareGptFile); the rest are passed over. Read
+ * a chunk at a time: a file of any size (vLLM's ShareGPT_V3_unfiltered_cleaned_split.json is 673
+ * MB) costs the memory of its largest entry while it is read. `chunk`: bytes per read (tests).
+ */
+export function readShareGpt(file: string, chunk = chunkBytes): { conversations: ShareGptFile; entries: number } {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch {
     throw badInput(`--dataset ${file} does not exist or cannot be read`, shapeHint);
   }
-  const conversations: Conversation[] = [];
-  const list = new JsonArrayElements((entry) => {
-    const turns = (entry as { conversations?: unknown; conversation?: unknown } | null)?.conversations ?? (entry as { conversation?: unknown } | null)?.conversation;
-    if (!Array.isArray(turns) || turns.length < 2) return;
-    const [first, second] = turns as { value?: unknown }[];
-    if (typeof first?.value !== 'string' || typeof second?.value !== 'string') return;
-    conversations.push({ prompt: first.value, completion: second.value });
+  let spans = new Float64Array(1024);
+  let kept = 0;
+  const list = new JsonArrayElements((entry, span) => {
+    if (!firstTwoTurns(entry)) return;
+    if (2 * kept + 2 > spans.length) {
+      const wider = new Float64Array(spans.length * 2);
+      wider.set(spans);
+      spans = wider;
+    }
+    spans[2 * kept] = span.start;
+    spans[2 * kept + 1] = span.end;
+    kept++;
   });
   let entries: number;
   try {
@@ -54,7 +117,7 @@ export function readShareGpt(file: string, chunk = chunkBytes): { conversations:
   } finally {
     fs.closeSync(fd);
   }
-  return { conversations, entries };
+  return { conversations: new ShareGptFile(file, spans.slice(0, 2 * kept)), entries };
 }
 
 export interface SampleOptions {
@@ -78,7 +141,7 @@ const maxTotalTokens = 2048;
  * Up to `needed` requests from the conversations in a seeded shuffle, each one that fits the
  * bounds; `looked` says how many conversations were tokenized to find them.
  */
-export async function sampleShareGpt(conversations: Conversation[], opts: SampleOptions): Promise<{ requests: DatasetRequest[]; looked: number }> {
+export async function sampleShareGpt(conversations: Conversations, opts: SampleOptions): Promise<{ requests: DatasetRequest[]; looked: number }> {
   const order = shuffled(conversations.length, opts.seed ?? 0);
   const requests: DatasetRequest[] = [];
   let looked = 0;
@@ -89,7 +152,7 @@ export async function sampleShareGpt(conversations: Conversation[], opts: Sample
     looked += part.length;
     const drawn = await Promise.all(
       part.map(async (k) => {
-        const c = conversations[k];
+        const c = conversations.at(k)!;
         const ids = await opts.tokenize(c.prompt);
         const outputTokens = opts.fixedOutput ?? (await opts.tokenize(c.completion)).length;
         return { ids, outputTokens };

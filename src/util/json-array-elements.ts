@@ -24,7 +24,17 @@ function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
-/** Feed chunks with push(), then end(); `onElement` gets each element of the list, parsed, in order. */
+/** Where one element's text lies in the whole input: bytes [start, end), spaces around it included. */
+export interface ElementSpan {
+  start: number;
+  end: number;
+}
+
+/**
+ * Feed chunks with push(), then end(); `onElement` gets each element of the list, parsed, in order,
+ * with where its text lies, so a caller can keep positions and read an element again later instead
+ * of keeping its value.
+ */
 export class JsonArrayElements {
   private phase: 'before' | 'inside' | 'after' = 'before';
   private depth = 0;  // nesting inside the current element
@@ -32,9 +42,10 @@ export class JsonArrayElements {
   private escaped = false;  // the byte after a backslash is next (possibly in the next chunk)
   private pieces: Buffer[] = [];  // the current element's bytes from earlier chunks
   private elements = 0;
-  private offset = 0;  // bytes seen before the current chunk (for messages)
+  private offset = 0;  // bytes seen before the current chunk
+  private elementStart = 0;  // where the current element's bytes begin in the whole input
 
-  constructor(private readonly onElement: (value: unknown) => void) {}
+  constructor(private readonly onElement: (value: unknown, span: ElementSpan) => void) {}
 
   push(chunk: Buffer): void {
     const len = chunk.length;
@@ -69,6 +80,7 @@ export class JsonArrayElements {
         if (b === 0x5b) {
           this.phase = 'inside';
           start = i + 1;
+          this.elementStart = this.offset + start;
         } else if (!isSpace(b)) {
           // '{', a string, a number or a literal: JSON, but not a list.
           const jsonStart = b === 0x7b || b === QUOTE || b === 0x2d || (b >= 0x30 && b <= 0x39) || b === 0x74 || b === 0x66 || b === 0x6e;
@@ -87,6 +99,7 @@ export class JsonArrayElements {
         this.finishElement(chunk.subarray(start, i), b === 0x5d, this.offset + i);
         if (b === 0x5d) this.phase = 'after';
         start = i + 1;
+        this.elementStart = this.offset + start;
       }
       i++;
     }
@@ -116,7 +129,7 @@ export class JsonArrayElements {
       throw new JsonListError(`element ${this.elements + 1} (ending at byte ${at}): ${(err as Error).message}`);
     }
     this.elements++;
-    this.onElement(value);
+    this.onElement(value, { start: this.elementStart, end: at });
   }
 }
 

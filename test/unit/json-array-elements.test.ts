@@ -2,12 +2,15 @@
 // cut (inside a string, an escape, a multi-byte character, between an element and its comma), the
 // elements are JSON.parse's of the whole text, and a text that is no list, or no JSON, is refused.
 import { describe, expect, it } from 'vitest';
-import { JsonArrayElements, JsonListError } from '../../src/util/json-array-elements.js';
+import { JsonArrayElements, JsonListError, type ElementSpan } from '../../src/util/json-array-elements.js';
 
-function readInChunks(text: string | Buffer, size: number): { elements: unknown[]; count: number } {
+function readInChunks(text: string | Buffer, size: number, spans: ElementSpan[] = []): { elements: unknown[]; count: number } {
   const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   const elements: unknown[] = [];
-  const list = new JsonArrayElements((v) => elements.push(v));
+  const list = new JsonArrayElements((v, span) => {
+    elements.push(v);
+    spans.push(span);
+  });
   // One reused buffer, as a file reader fills it: a kept piece must be a copy.
   const buffer = Buffer.alloc(size);
   for (let at = 0; at < bytes.length; at += size) {
@@ -31,6 +34,22 @@ describe('JsonArrayElements', () => {
       expect(elements, `chunks of ${size}`).toEqual(whole);
       expect(count).toBe(whole.length);
     }
+  });
+
+  it("says where each element's bytes lie, so it can be read again from them alone", () => {
+    const bytes = Buffer.from(tricky, 'utf8');
+    const whole = JSON.parse(tricky) as unknown[];
+    for (const size of [1, 3, 7, 64, 1 << 16]) {
+      const spans: ElementSpan[] = [];
+      readInChunks(bytes, size, spans);
+      expect(spans.length).toBe(whole.length);
+      // each span re-parsed on its own gives that element (multi-byte characters counted as bytes)
+      expect(spans.map((s) => JSON.parse(bytes.subarray(s.start, s.end).toString('utf8'))), `chunks of ${size}`).toEqual(whole);
+    }
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[{"a": 1}, 2]')]);
+    const spans: ElementSpan[] = [];
+    readInChunks(bom, 5, spans);
+    expect(spans).toEqual([{ start: 4, end: 12 }, { start: 13, end: 15 }]);
   });
 
   it('reads an empty list, and a UTF-8 byte order mark before the list', () => {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readShareGpt, sampleShareGpt, type Conversation } from '../../src/bench/sharegpt.js';
+import { readShareGpt, sampleShareGpt, type Conversation, type Conversations } from '../../src/bench/sharegpt.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpst-sharegpt-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -14,6 +14,11 @@ const file = (name: string, text: string) => {
   fs.writeFileSync(p, text);
   return p;
 };
+
+const listed = ({ conversations, entries }: { conversations: Conversations; entries: number }) => ({
+  conversations: Array.from({ length: conversations.length }, (_, k) => conversations.at(k)),
+  entries,
+});
 
 // one "token" a word: lengths are easy to set
 const words = (n: number, w = 'w') => Array.from({ length: n }, (_, i) => `${w}${i}`).join(' ');
@@ -30,9 +35,28 @@ describe('readShareGpt', () => {
       'text',
     ]));
     const expected = { conversations: [{ prompt: 'q1', completion: 'a1' }, { prompt: 'q3', completion: 'a3' }], entries: 6 };
-    expect(readShareGpt(p)).toEqual(expected);
+    expect(listed(readShareGpt(p))).toEqual(expected);
     // Read a few bytes at a time (as a file past V8's longest string is, 16 MiB a read): the same.
-    expect(readShareGpt(p, 5)).toEqual(expected);
+    expect(listed(readShareGpt(p, 5))).toEqual(expected);
+  });
+
+  it("keeps where each conversation lies, not its text, and reads it from the file when it is drawn", () => {
+    const text = JSON.stringify([
+      { conversations: [{ from: 'human', value: 'é 漢字 first' }, { from: 'gpt', value: 'one' }] },
+      { conversations: [{ from: 'human', value: 'second' }, { from: 'gpt', value: 'two' }] },
+    ]);
+    const p = file('positions.json', text);
+    const { conversations } = readShareGpt(p, 7);
+    expect(conversations.at(2)).toBeUndefined();
+    // The same bytes changed after the scan: the text drawn is the file's now, so none was kept.
+    fs.writeFileSync(p, text.replace('second', 'SECOND'));
+    expect(conversations.at(1)).toEqual({ prompt: 'SECOND', completion: 'two' });
+    expect(conversations.at(0)).toEqual({ prompt: 'é 漢字 first', completion: 'one' });
+    // A file cut or moved meanwhile is named, with what to do.
+    fs.writeFileSync(p, text.slice(0, 40));
+    expect(() => conversations.at(1)).toThrow(/positions\.json changed while the benchmark read it \(conversation 2/);
+    fs.rmSync(p);
+    expect(() => conversations.at(0)).toThrow(/positions\.json cannot be read again/);
   });
 
   it('refuses a missing file, bad JSON and a file that is no list, naming the file and the format', () => {
