@@ -176,6 +176,8 @@ export interface KernelSelfTestResult {
   quantDecodeRowsInvariant: boolean;
   activationQuantizersExact: boolean;
   int8SqExact: boolean;
+  /** int8_wo linears against the scalar level's fp32 sums (on amx: x split into three int8 parts): worst error over the peak (~1e-6). */
+  int8WoVsScalar: number;
   /** fp8 linears against the scalar level: 1 when a single product differs, else the worst sum difference over the largest output (~1e-7). */
   fp8VsScalar: number;
   /** int4 linears against the scalar level (the nibbles' order on avx512 / amx for groups of 128): worst error over the peak (~1e-6). */

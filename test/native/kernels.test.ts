@@ -39,6 +39,8 @@ describe('CPU kernels', () => {
     expect(r.activationQuantizersExact).toBe(true);
     // int8_sq's exact int32 products (AMX-INT8 tiles on the amx level): the scalar level's y, bit for bit
     expect(r.int8SqExact).toBe(true);
+    // int8_wo (on amx: x's three int8 parts multiplied exactly in int32): within fp32's precision
+    expect(r.int8WoVsScalar).toBeLessThan(1e-5);
     // fp8 (bf16 dot products on avx512 / amx): every e4m3 code's product exact, sums within order
     expect(r.fp8VsScalar).toBeLessThan(1e-5);
     // int4 (the nibbles' order on avx512 / amx for groups of 128 and 256): sums within order

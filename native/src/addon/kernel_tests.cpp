@@ -366,6 +366,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("quantDecodeRowsInvariant", test_quant_decode_rows(k, r));
   o.Set("activationQuantizersExact", test_activation_quantizers(k, r));
   o.Set("int8SqExact", test_int8_sq_exact(k, ref, r));
+  o.Set("int8WoVsScalar", test_int8wo_vs_scalar(k, ref, r));
   o.Set("fp8VsScalar", test_fp8_vs_scalar(k, ref, r));
   o.Set("int4VsScalar", test_int4_vs_scalar(k, ref, r));
   return o;

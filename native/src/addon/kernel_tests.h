@@ -28,6 +28,7 @@ struct Rand {
 bool test_quant_decode_rows(const CpuKernels& k, Rand& r);
 bool test_activation_quantizers(const CpuKernels& k, Rand& r);
 bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r);
+double test_int8wo_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 

@@ -194,6 +194,54 @@ bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return same;
 }
 
+// int8_wo linears against the scalar level (fp32 products). The amx level multiplies x's three
+// int8 parts exactly in int32 (linear_int8_wo.cpp), which leaves about 2^-24 of a row's largest
+// value of x, so its y differs from fp32 sums by their own order's size. First every weight code
+// (-127..127: grpst's int8 weights) alone in its row at a position that walks over whole 64-column
+// chunks and the tail, at 1, 17 and 70 rows (one product per output: a code read wrong, or paired
+// with the wrong activation, is off by 1/127 of the peak or more); then random codes with K and N
+// tails, and rows whose values span six orders of magnitude (an outlier beside small values). The
+// worst |y - y_ref| over the largest |y_ref| of a case, ~1e-7.
+double test_int8wo_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
+  ThreadPool pool(2);
+  double worst = 0;
+  auto measure = [&](const LinearWeight& lw, int M, bool outliers) {
+    const int N = lw.out_features, K = lw.in_features;
+    auto x = r.floats(size_t(M) * K, -4, 4);
+    if (outliers)
+      for (int m = 0; m < M; m++) {
+        x[size_t(m) * K + size_t(m) % K] = 2000.f;  // one large value a row
+        for (int j = 1; j < K; j += 3) x[size_t(m) * K + j] *= 1e-3f;
+      }
+    std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
+    linear_forward(lw, x.data(), y.data(), M, k, pool);
+    linear_forward(lw, x.data(), yr.data(), M, ref, pool);
+    double peak = 0, diff = 0;
+    for (size_t i = 0; i < y.size(); i++) {
+      peak = std::max(peak, std::abs(double(yr[i])));
+      diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
+    }
+    worst = std::max(worst, peak > 0 ? diff / peak : diff);
+  };
+  {
+    const int N = 255, K = 136;  // two whole 64-column chunks and a tail of 8
+    std::vector<int8_t> w(size_t(N) * K, 0);
+    std::vector<float> scales(N, 0.01f);
+    for (int code = 0; code < N; code++) w[size_t(code) * K + code % K] = int8_t(code - 127);
+    for (int M : {1, 17, 70}) measure(byte_linear(WeightFormat::INT8_WO, w.data(), N, K, scales.data()), M, false);
+  }
+  for (const auto& [N, K] : {std::pair{37, 100}, std::pair{64, 256}, std::pair{9, 1000}, std::pair{40, 2048}}) {
+    std::vector<int8_t> w(size_t(N) * K);
+    for (auto& b : w) b = int8_t(int(r.gen() % 255) - 127);
+    std::vector<float> scales(N);
+    for (auto& v : scales) v = r.uniform(0.001f, 0.01f);
+    const LinearWeight lw = byte_linear(WeightFormat::INT8_WO, w.data(), N, K, scales.data());
+    for (int M : {1, 2, 5, 8, 9, 25, 70}) measure(lw, M, false);
+    for (int M : {1, 9, 70}) measure(lw, M, true);
+  }
+  return worst;
+}
+
 // fp8 linears against the scalar level. First every e4m3 code but NaN alone in its weight row, at
 // a position that walks over whole chunks and the tail (one product per output, so every level
 // must give the scalar level's bits: a code widened wrong, or a weight paired with the wrong

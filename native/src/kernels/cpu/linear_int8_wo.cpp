@@ -1,5 +1,16 @@
 // int8_wo: int8 weights [out, in] with one fp32 scale per output channel; fp32 activations.
 // y[m, n] = scale[n] * sum_k x[m, k] * q[n, k].
+//
+// Levels with int8 products on AMX tiles (amx) multiply in int8 too, without rounding x the way
+// int8_sq does: each row of x is written as three int8 parts with scales of their own, x ~ s0 a0
+// + s1 a1 + s2 a2 (a0 = x quantized per row, a1 the remainder quantized, a2 the next remainder),
+// which leaves at most amax(x) / (2 * 127 * 254^2) of x, about 2^-24 of the row's largest value:
+// fp32's own precision. Each part's products are exact int32 sums (int8_sq's kernels: the same
+// sums on tiles or VNNI registers, in any order), so a row's y depends on neither the rows beside
+// it nor the path, and a prompt's rows ride the tiles at int8's rate (3 parts: a third of it).
+#include <cstdint>
+#include <vector>
+
 #include "grpst/linear.h"
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/cpu/quant_linear_common.h"
@@ -8,17 +19,80 @@ namespace grpst {
 
 namespace {
 
+constexpr int kParts = 3;
+
 LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in) {
   return quant::per_channel_int8(store, prefix, WeightFormat::INT8_WO, out, in);
 }
 
-void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void*, float* y,
+// The split activations: int8 [kParts * M, K] (part p of row m is row p * M + m), then (at a
+// 64-byte boundary) fp32 scales [kParts * M], then them packed for the tiles at the next 64-byte
+// address.
+size_t scales_offset(int M, int K) { return (size_t(kParts) * M * K + 63) / 64 * 64; }
+size_t packed_offset(int M, int K) { return scales_offset(M, K) + (size_t(kParts) * M * sizeof(float) + 63) / 64 * 64; }
+const void* packed_at(const void* prepared, int M, int K) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(prepared) + packed_offset(M, K);
+  return reinterpret_cast<const void*>((p + 63) & ~uintptr_t(63));
+}
+
+// x's rows [m0, m1) as kParts int8 parts: each part quantizes what the parts before left.
+void split_rows(const QuantKernels& q, const float* x, int64_t ldx, int M, int K, int m0, int m1, int8_t* xq,
+                float* xs) {
+  thread_local std::vector<float> rest_buf;
+  float* rest = quant::scratch(rest_buf, size_t(m1 - m0) * K);
+  for (int m = m0; m < m1; m++)
+    for (int k = 0; k < K; k++) rest[int64_t(m - m0) * K + k] = x[int64_t(m) * ldx + k];
+  for (int p = 0; p < kParts; p++) {
+    int8_t* a = xq + (int64_t(p) * M + m0) * K;
+    float* s = xs + int64_t(p) * M + m0;
+    q.quantize_rows_int8(rest, K, m1 - m0, K, a, s);
+    if (p + 1 == kParts) break;
+    for (int m = 0; m < m1 - m0; m++)
+      for (int k = 0; k < K; k++) rest[int64_t(m) * K + k] -= s[m] * float(a[int64_t(m) * K + k]);
+  }
+}
+
+const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
+                    std::vector<uint8_t>& buf, ThreadPool& pool) {
+  const QuantKernels& q = quant_kernels(k.level);
+  // fp32 products elsewhere (columns' second path): AVX-512's VNNI tiles with three parts were
+  // measured slower than its fp32 FMAs (prefill 0.95x, batch 8 0.83x)
+  if (!q.gemm_i8i8_packed) return nullptr;  // fp32 products (columns' second path)
+  const int K = w.in_features;
+  uint8_t* p = quant::scratch(buf, packed_offset(M, K) + q.pack_i8_bytes(kParts * M, K) + 64);
+  int8_t* xq = reinterpret_cast<int8_t*>(p);
+  float* xs = reinterpret_cast<float*>(p + scales_offset(M, K));
+  quant::rows_in_pieces(pool, M, [&](int m0, int m1) { split_rows(q, x, ldx, M, K, m0, m1, xq, xs); });
+  q.pack_i8(xq, K, kParts * M, K, const_cast<void*>(packed_at(p, M, K)));
+  return p;
+}
+
+void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, const void* prepared, float* y,
              int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
-  const int K = w.in_features, nb = quant::block_rows(K);
+  const int K = w.in_features;
+  const int8_t* base = static_cast<const int8_t*>(w.w);
+  if (prepared) {
+    const int nb = 64;
+    thread_local std::vector<int32_t> acc_buf;
+    int32_t* acc = quant::scratch(acc_buf, size_t(kParts) * M * nb);
+    const float* xs = reinterpret_cast<const float*>(static_cast<const uint8_t*>(prepared) + scales_offset(M, K));
+    for (int n = n0; n < n1; n += nb) {
+      const int cnt = std::min(nb, n1 - n);
+      q.gemm_i8i8_packed(packed_at(prepared, M, K), base + n * w.ldw, w.ldw, acc, nb, kParts * M, cnt, K);
+      for (int m = 0; m < M; m++)
+        for (int j = 0; j < cnt; j++) {
+          // the parts largest first, in double: one rounding to fp32
+          double v = 0;
+          for (int p = 0; p < kParts; p++) v += double(xs[p * M + m]) * double(acc[(int64_t(p) * M + m) * nb + j]);
+          y[m * ldy + n + j] = float(v) * w.scales[n + j];
+        }
+    }
+    return;
+  }
+  const int nb = quant::block_rows(K);
   thread_local std::vector<float> rows_buf;
   float* rows = quant::scratch(rows_buf, size_t(nb) * K);
-  const int8_t* base = static_cast<const int8_t*>(w.w);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
     if (M <= kQuantGemvMaxRows) {  // decode: widened in registers, not through an fp32 block
@@ -36,6 +110,6 @@ int64_t bytes(const LinearWeight& w) { return int64_t(w.out_features) * w.in_fea
 
 }  // namespace
 
-extern const LinearFormatOps kLinearInt8Wo = {"int8_wo", load, columns, bytes, nullptr, false};
+extern const LinearFormatOps kLinearInt8Wo = {"int8_wo", load, columns, bytes, prepare, true};
 
 }  // namespace grpst

@@ -28,7 +28,7 @@ const QuantKernels kAvx512 = [] {
 }();
 const QuantKernels kAvx2 = GRPST_QUANT_TABLE(avx2);
 const QuantKernels kScalar = GRPST_QUANT_TABLE(scalar);
-// AVX-512's, with int8_sq's products on AMX-INT8 tiles.
+// AVX-512's, with int8_sq's (and int8_wo's split activations') products on AMX-INT8 tiles.
 const QuantKernels kAmx = [] {
   QuantKernels q = kAvx512;
   q.pack_i8_bytes = cpu::amx::packed_i8_bytes;
@@ -41,7 +41,7 @@ const QuantKernels kAmx = [] {
 
 const QuantKernels& quant_kernels(CpuLevel level) {
   switch (level) {
-    case CpuLevel::Amx:  // (the weight-only formats keep AVX-512's fp32 kernels)
+    case CpuLevel::Amx:  // (int8_wo's products ride the int8 tiles too: linear_int8_wo.cpp)
       return cpu::amx::available_int8() ? kAmx : kAvx512;
     case CpuLevel::Avx512:
       return kAvx512;
