@@ -8,6 +8,7 @@
 // fp32's own precision. Each part's products are exact int32 sums (int8_sq's kernels: the same
 // sums on tiles or VNNI registers, in any order), so a row's y depends on neither the rows beside
 // it nor the path, and a prompt's rows ride the tiles at int8's rate (3 parts: a third of it).
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -35,20 +36,21 @@ const void* packed_at(const void* prepared, int M, int K) {
   return reinterpret_cast<const void*>((p + 63) & ~uintptr_t(63));
 }
 
-// x's rows [m0, m1) as kParts int8 parts: each part quantizes what the parts before left.
+// x's rows [m0, m1) as kParts int8 parts: each part quantizes what the parts before left. A row
+// at a time, so the remainder takes K floats of scratch.
 void split_rows(const QuantKernels& q, const float* x, int64_t ldx, int M, int K, int m0, int m1, int8_t* xq,
                 float* xs) {
   thread_local std::vector<float> rest_buf;
-  float* rest = quant::scratch(rest_buf, size_t(m1 - m0) * K);
-  for (int m = m0; m < m1; m++)
-    for (int k = 0; k < K; k++) rest[int64_t(m - m0) * K + k] = x[int64_t(m) * ldx + k];
-  for (int p = 0; p < kParts; p++) {
-    int8_t* a = xq + (int64_t(p) * M + m0) * K;
-    float* s = xs + int64_t(p) * M + m0;
-    q.quantize_rows_int8(rest, K, m1 - m0, K, a, s);
-    if (p + 1 == kParts) break;
-    for (int m = 0; m < m1 - m0; m++)
-      for (int k = 0; k < K; k++) rest[int64_t(m) * K + k] -= s[m] * float(a[int64_t(m) * K + k]);
+  float* rest = quant::scratch(rest_buf, size_t(K));
+  for (int m = m0; m < m1; m++) {
+    std::copy_n(x + int64_t(m) * ldx, K, rest);
+    for (int p = 0; p < kParts; p++) {
+      int8_t* a = xq + (int64_t(p) * M + m) * K;
+      float* s = xs + int64_t(p) * M + m;
+      q.quantize_rows_int8(rest, K, 1, K, a, s);
+      if (p + 1 < kParts)
+        for (int k = 0; k < K; k++) rest[k] -= *s * float(a[k]);
+    }
   }
 }
 
