@@ -29,23 +29,27 @@ LinearWeight byte_linear(WeightFormat fmt, const void* w, int N, int K, const fl
   return lw;
 }
 
-// A linear on levels k and ref at 1-70 rows of random x (every path: one row, row tiles, blocks):
-// the worst |y - y_ref| over the largest |y_ref| of a row count.
-double worst_against(const LinearWeight& lw, const CpuKernels& k, const CpuKernels& ref, ThreadPool& pool, Rand& r) {
-  const int N = lw.out_features, K = lw.in_features;
-  double worst = 0;
-  for (int M : {1, 2, 5, 8, 9, 25, 70}) {
-    const auto x = r.floats(size_t(M) * K, -4, 4);
-    std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
-    linear_forward(lw, x.data(), y.data(), M, k, pool);
-    linear_forward(lw, x.data(), yr.data(), M, ref, pool);
-    double peak = 0, diff = 0;
-    for (size_t i = 0; i < y.size(); i++) {
-      peak = std::max(peak, std::abs(double(yr[i])));
-      diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
-    }
-    worst = std::max(worst, diff / peak);
+// A linear on levels k and ref over x [M, in]: the worst |y - y_ref| over the largest |y_ref|.
+double worst_on(const LinearWeight& lw, const CpuKernels& k, const CpuKernels& ref, ThreadPool& pool,
+                const std::vector<float>& x, int M) {
+  const int N = lw.out_features;
+  std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
+  linear_forward(lw, x.data(), y.data(), M, k, pool);
+  linear_forward(lw, x.data(), yr.data(), M, ref, pool);
+  double peak = 0, diff = 0;
+  for (size_t i = 0; i < y.size(); i++) {
+    peak = std::max(peak, std::abs(double(yr[i])));
+    diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
   }
+  return peak > 0 ? diff / peak : diff;
+}
+
+// A linear on levels k and ref at 1-70 rows of random x (every path: one row, row tiles, blocks):
+// the worst of worst_on over the row counts.
+double worst_against(const LinearWeight& lw, const CpuKernels& k, const CpuKernels& ref, ThreadPool& pool, Rand& r) {
+  double worst = 0;
+  for (int M : {1, 2, 5, 8, 9, 25, 70})
+    worst = std::max(worst, worst_on(lw, k, ref, pool, r.floats(size_t(M) * lw.in_features, -4, 4), M));
   return worst;
 }
 }  // namespace
@@ -206,22 +210,14 @@ double test_int8wo_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r
   ThreadPool pool(2);
   double worst = 0;
   auto measure = [&](const LinearWeight& lw, int M, bool outliers) {
-    const int N = lw.out_features, K = lw.in_features;
+    const int K = lw.in_features;
     auto x = r.floats(size_t(M) * K, -4, 4);
     if (outliers)
       for (int m = 0; m < M; m++) {
         x[size_t(m) * K + size_t(m) % K] = 2000.f;  // one large value a row
         for (int j = 1; j < K; j += 3) x[size_t(m) * K + j] *= 1e-3f;
       }
-    std::vector<float> y(size_t(M) * N), yr(size_t(M) * N);
-    linear_forward(lw, x.data(), y.data(), M, k, pool);
-    linear_forward(lw, x.data(), yr.data(), M, ref, pool);
-    double peak = 0, diff = 0;
-    for (size_t i = 0; i < y.size(); i++) {
-      peak = std::max(peak, std::abs(double(yr[i])));
-      diff = std::max(diff, std::abs(double(y[i]) - double(yr[i])));
-    }
-    worst = std::max(worst, peak > 0 ? diff / peak : diff);
+    worst = std::max(worst, worst_on(lw, k, ref, pool, x, M));
   };
   {
     const int N = 255, K = 136;  // two whole 64-column chunks and a tail of 8
