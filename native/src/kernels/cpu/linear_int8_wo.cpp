@@ -5,9 +5,9 @@
 // int8_sq does: each row of x is written as three int8 parts with scales of their own, x ~ s0 a0
 // + s1 a1 + s2 a2 (a0 = x quantized per row, a1 the remainder quantized, a2 the next remainder),
 // which leaves at most amax(x) / (2 * 127 * 254^2) of x, about 2^-24 of the row's largest value:
-// fp32's own precision. Each part's products are exact int32 sums (int8_sq's kernels: the same
-// sums on tiles or VNNI registers, in any order), so a row's y depends on neither the rows beside
-// it nor the path, and a prompt's rows ride the tiles at int8's rate (3 parts: a third of it).
+// fp32's own precision. Each part's products are exact int32 sums (int8_sq's AMX-INT8 tiles), so
+// a row's y depends on neither the rows beside it nor the tile that made it, and a prompt's rows
+// ride the tiles at int8's rate (3 parts: a third of it). Other levels keep fp32 products.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -59,7 +59,7 @@ const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, 
   const QuantKernels& q = quant_kernels(k.level);
   // fp32 products elsewhere (columns' second path): AVX-512's VNNI tiles with three parts were
   // measured slower than its fp32 FMAs (prefill 0.95x, batch 8 0.83x)
-  if (!q.gemm_i8i8_packed) return nullptr;  // fp32 products (columns' second path)
+  if (!q.gemm_i8i8_packed) return nullptr;
   const int K = w.in_features;
   uint8_t* p = quant::scratch(buf, packed_offset(M, K) + q.pack_i8_bytes(kParts * M, K) + 64);
   int8_t* xq = reinterpret_cast<int8_t*>(p);
