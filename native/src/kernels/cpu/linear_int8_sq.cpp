@@ -15,28 +15,23 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return quant::per_channel_int8(store, prefix, WeightFormat::INT8_SQ, out, in);
 }
 
-// The activations quantized per token: int8 [M, in], then (at a 64-byte boundary) fp32 scales [M],
-// then, for levels that multiply packed activations (amx), them packed at the next 64-byte
-// address.
-size_t scales_offset(int M, int K) { return (size_t(M) * K + 63) / 64 * 64; }
-size_t packed_offset(int M, int K) { return scales_offset(M, K) + (size_t(M) * sizeof(float) + 63) / 64 * 64; }
-const void* packed_at(const void* prepared, int M, int K) {
-  const uintptr_t p = reinterpret_cast<uintptr_t>(prepared) + packed_offset(M, K);
-  return reinterpret_cast<const void*>((p + 63) & ~uintptr_t(63));
-}
+// The activations quantized per token: quant_linear_common.h's int8 operand of M rows.
+using quant::i8_packed_at;
+using quant::i8_packed_offset;
+using quant::i8_scales_offset;
 
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                     std::vector<uint8_t>& buf, ThreadPool& pool) {
   const int K = w.in_features;
   const QuantKernels& q = quant_kernels(k.level);
   const size_t packed = q.pack_i8 ? q.pack_i8_bytes(M, K) + 64 : 0;
-  uint8_t* p = quant::scratch(buf, packed_offset(M, K) + packed);
+  uint8_t* p = quant::scratch(buf, i8_packed_offset(M, K) + packed);
   int8_t* xq = reinterpret_cast<int8_t*>(p);
-  float* xs = reinterpret_cast<float*>(p + scales_offset(M, K));
+  float* xs = reinterpret_cast<float*>(p + i8_scales_offset(M, K));
   quant::rows_in_pieces(pool, M, [&](int m0, int m1) {
     q.quantize_rows_int8(x + int64_t(m0) * ldx, ldx, m1 - m0, K, xq + int64_t(m0) * K, xs + m0);
   });
-  if (q.pack_i8) q.pack_i8(xq, K, M, K, const_cast<void*>(packed_at(p, M, K)));
+  if (q.pack_i8) q.pack_i8(xq, K, M, K, const_cast<void*>(i8_packed_at(p, M, K)));
   return p;
 }
 
@@ -47,11 +42,11 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float*, int64_t, 
   thread_local std::vector<int32_t> acc_buf;
   int32_t* acc = quant::scratch(acc_buf, size_t(M) * nb);
   const int8_t* xq = static_cast<const int8_t*>(prepared);
-  const float* xs = reinterpret_cast<const float*>(static_cast<const uint8_t*>(prepared) + scales_offset(M, K));
+  const float* xs = reinterpret_cast<const float*>(static_cast<const uint8_t*>(prepared) + i8_scales_offset(M, K));
   const int8_t* base = static_cast<const int8_t*>(w.w);
   for (int n = n0; n < n1; n += nb) {
     const int cnt = std::min(nb, n1 - n);
-    if (q.gemm_i8i8_packed) q.gemm_i8i8_packed(packed_at(prepared, M, K), base + n * w.ldw, w.ldw, acc, nb, M, cnt, K);
+    if (q.gemm_i8i8_packed) q.gemm_i8i8_packed(i8_packed_at(prepared, M, K), base + n * w.ldw, w.ldw, acc, nb, M, cnt, K);
     else q.gemm_i8i8(xq, K, base + n * w.ldw, w.ldw, acc, nb, M, cnt, K);
     for (int m = 0; m < M; m++)
       for (int j = 0; j < cnt; j++) y[m * ldy + n + j] = xs[m] * w.scales[n + j] * float(acc[m * nb + j]);

@@ -26,15 +26,11 @@ LinearWeight load(TensorStore& store, const std::string& prefix, int out, int in
   return quant::per_channel_int8(store, prefix, WeightFormat::INT8_WO, out, in);
 }
 
-// The split activations: int8 [kParts * M, K] (part p of row m is row p * M + m), then (at a
-// 64-byte boundary) fp32 scales [kParts * M], then them packed for the tiles at the next 64-byte
-// address.
-size_t scales_offset(int M, int K) { return (size_t(kParts) * M * K + 63) / 64 * 64; }
-size_t packed_offset(int M, int K) { return scales_offset(M, K) + (size_t(kParts) * M * sizeof(float) + 63) / 64 * 64; }
-const void* packed_at(const void* prepared, int M, int K) {
-  const uintptr_t p = reinterpret_cast<uintptr_t>(prepared) + packed_offset(M, K);
-  return reinterpret_cast<const void*>((p + 63) & ~uintptr_t(63));
-}
+// The split activations: quant_linear_common.h's int8 operand of kParts * M rows, part p of row
+// m being row p * M + m.
+using quant::i8_packed_at;
+using quant::i8_packed_offset;
+using quant::i8_scales_offset;
 
 // x's rows [m0, m1) as kParts int8 parts: each part quantizes what the parts before left. A row
 // at a time, so the remainder takes K floats of scratch.
@@ -61,11 +57,11 @@ const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, 
   // measured slower than its fp32 FMAs (prefill 0.95x, batch 8 0.83x)
   if (!q.gemm_i8i8_packed) return nullptr;
   const int K = w.in_features;
-  uint8_t* p = quant::scratch(buf, packed_offset(M, K) + q.pack_i8_bytes(kParts * M, K) + 64);
+  uint8_t* p = quant::scratch(buf, i8_packed_offset(kParts * M, K) + q.pack_i8_bytes(kParts * M, K) + 64);
   int8_t* xq = reinterpret_cast<int8_t*>(p);
-  float* xs = reinterpret_cast<float*>(p + scales_offset(M, K));
+  float* xs = reinterpret_cast<float*>(p + i8_scales_offset(kParts * M, K));
   quant::rows_in_pieces(pool, M, [&](int m0, int m1) { split_rows(q, x, ldx, M, K, m0, m1, xq, xs); });
-  q.pack_i8(xq, K, kParts * M, K, const_cast<void*>(packed_at(p, M, K)));
+  q.pack_i8(xq, K, kParts * M, K, const_cast<void*>(i8_packed_at(p, kParts * M, K)));
   return p;
 }
 
@@ -78,10 +74,10 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t
     const int nb = 64;
     thread_local std::vector<int32_t> acc_buf;
     int32_t* acc = quant::scratch(acc_buf, size_t(kParts) * M * nb);
-    const float* xs = reinterpret_cast<const float*>(static_cast<const uint8_t*>(prepared) + scales_offset(M, K));
+    const float* xs = reinterpret_cast<const float*>(static_cast<const uint8_t*>(prepared) + i8_scales_offset(kParts * M, K));
     for (int n = n0; n < n1; n += nb) {
       const int cnt = std::min(nb, n1 - n);
-      q.gemm_i8i8_packed(packed_at(prepared, M, K), base + n * w.ldw, w.ldw, acc, nb, kParts * M, cnt, K);
+      q.gemm_i8i8_packed(i8_packed_at(prepared, kParts * M, K), base + n * w.ldw, w.ldw, acc, nb, kParts * M, cnt, K);
       for (int m = 0; m < M; m++)
         for (int j = 0; j < cnt; j++) {
           // the parts largest first, in double: one rounding to fp32

@@ -72,6 +72,20 @@ void rows_in_pieces(ThreadPool& pool, int M, F&& f) {
   });
 }
 
+/**
+ * The int8 activation operand of int8_sq and int8_wo's split: int8 [rows, K], then (at a 64-byte
+ * boundary) fp32 scales [rows], then, for levels that multiply packed activations (amx), them
+ * packed at the next 64-byte address. Offsets from the operand's start.
+ */
+inline size_t i8_scales_offset(int rows, int K) { return (size_t(rows) * K + 63) / 64 * 64; }
+inline size_t i8_packed_offset(int rows, int K) {
+  return i8_scales_offset(rows, K) + (size_t(rows) * sizeof(float) + 63) / 64 * 64;
+}
+inline const void* i8_packed_at(const void* operand, int rows, int K) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(operand) + i8_packed_offset(rows, K);
+  return reinterpret_cast<const void*>((p + 63) & ~uintptr_t(63));
+}
+
 /** Per-thread scratch that grows to the largest request and stays. */
 template <typename T>
 T* scratch(std::vector<T>& v, size_t n) {
