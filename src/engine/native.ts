@@ -130,6 +130,9 @@ export interface NativeEngineInfo extends Omit<EngineInfo, 'speculative'> {
   /** Weight bytes one decode step reads (the roofline's numerator). */
   weightBytesPerStep: number;
   kvBytesPerToken: number;
+  /** The GPU's free bytes (less a draft's scratch) the KV pool was sized from; absent where the
+   * conf fixed the pool or it is not on a GPU. */
+  kvSizedFromFreeBytes?: number;
 }
 
 export interface NativeEngine {
@@ -182,6 +185,7 @@ export interface KernelSelfTestResult {
   fp8VsScalar: number;
   /** int4 linears against the scalar level (the nibbles' order on avx512 / amx for groups of 128): worst error over the peak (~1e-6). */
   int4VsScalar: number;
+  int4SharedOperands: boolean;
 }
 
 export interface NativeProbe {

@@ -43,8 +43,11 @@ describe('CPU kernels', () => {
     expect(r.int8WoVsScalar).toBeLessThan(1e-5);
     // fp8 (bf16 dot products on avx512 / amx): every e4m3 code's product exact, sums within order
     expect(r.fp8VsScalar).toBeLessThan(1e-5);
-    // int4 (the nibbles' order on avx512 / amx for groups of 128 and 256): sums within order
+    // int4 (the nibbles' order on avx512; on amx x's three int8 parts, exact int32 sums per group):
+    // within fp32's precision
     expect(r.int4VsScalar).toBeLessThan(1e-5);
+    // projections of one x with different int4 operands in one call: each weight's own bits
+    expect(r.int4SharedOperands).toBe(true);
   });
 
   it('refuse a level name they do not know', () => {

@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseSettings, resolveSettings, type BuildSettingsInput } from '../../src/build/options.js';
 import { loadRecipe } from '../../src/build/recipe.js';
 import { shellLine, shellQuote } from '../../src/util/shell.js';
-import { calibrationSequences, loadTextSet } from '../../src/build/native/text-data.js';
+import { calibrationSequences, findDataDir, loadTextSet } from '../../src/build/native/text-data.js';
 import { GrpstError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'grpst-build-settings-'));
@@ -94,6 +94,15 @@ describe('calibration text', () => {
     const seqs = calibrationSequences(set, (t) => Array.from(t, (c) => c.charCodeAt(0)), 5, 40);
     expect(seqs).toHaveLength(5);
     expect(seqs.every((s) => s.length === 40)).toBe(true);
+  });
+  it('finds the shipped set from a bundled CLI two levels down as from dist/ three levels down', () => {
+    const root = join(dir, 'tree');
+    mkdirSync(join(root, 'data'), { recursive: true });
+    mkdirSync(join(root, '.carry', 'js'), { recursive: true });
+    mkdirSync(join(root, 'dist', 'build', 'native'), { recursive: true });
+    writeFileSync(join(root, 'data', 'calibration.txt'), 'one\n\ntwo\n');
+    expect(findDataDir(join(root, '.carry', 'js'))).toBe(join(root, 'data'));
+    expect(findDataDir(join(root, 'dist', 'build', 'native'))).toBe(join(root, 'data'));
   });
   it('reads jsonl with text fields and names the line of a bad one', () => {
     const ok = join(dir, 'ok.jsonl');

@@ -51,6 +51,9 @@ struct ResolvedEngineOptions {
   EngineOptions opts;
   int max_logit_rows = 256;
   KvCacheSpec kv;
+  // The GPU's free bytes (less what was set aside) that kv.num_blocks was sized from; 0 where the
+  // conf fixed the pool or it is not on a GPU.
+  int64_t kv_sized_from_bytes = 0;
 };
 ResolvedEngineOptions resolve_engine_options(const EngineOptions& opts, const ModelConfig& cfg,
                                              size_t kv_bytes_per_token);
@@ -62,6 +65,7 @@ struct EngineInfo {
   int kv_blocks = 0, kv_block_size = 0;
   int64_t weight_bytes_per_step = 0;
   int64_t kv_bytes_per_token = 0;
+  int64_t kv_sized_from_bytes = 0;  // ResolvedEngineOptions::kv_sized_from_bytes
   NgramDraftConfig speculative;
   std::string speculative_method;  // "ngram" or "draft_model" (with speculative.num_tokens > 0)
   int64_t draft_kv_bytes = 0;      // the draft model's KV pool

@@ -438,6 +438,7 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
   o.Set("kvBlockSize", i.kv_block_size);
   o.Set("weightBytesPerStep", double(i.weight_bytes_per_step));
   o.Set("kvBytesPerToken", double(i.kv_bytes_per_token));
+  if (i.kv_sized_from_bytes > 0) o.Set("kvSizedFromFreeBytes", double(i.kv_sized_from_bytes));
   if (i.speculative.num_tokens > 0) {
     Napi::Object spec = Napi::Object::New(env);
     spec.Set("method", i.speculative_method);

@@ -369,6 +369,7 @@ Napi::Value KernelSelfTest(const Napi::CallbackInfo& info) {
   o.Set("int8WoVsScalar", test_int8wo_vs_scalar(k, ref, r));
   o.Set("fp8VsScalar", test_fp8_vs_scalar(k, ref, r));
   o.Set("int4VsScalar", test_int4_vs_scalar(k, ref, r));
+  o.Set("int4SharedOperands", test_int4_shared_operands(k, r));
   return o;
 }
 

@@ -31,5 +31,6 @@ bool test_int8_sq_exact(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 double test_int8wo_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
 double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r);
+bool test_int4_shared_operands(const CpuKernels& k, Rand& r);
 
 }  // namespace grpst::addon

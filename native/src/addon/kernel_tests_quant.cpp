@@ -104,7 +104,7 @@ bool test_quant_decode_rows(const CpuKernels& k, Rand& r) {
     auto x = r.floats(size_t(all) * K, -4, 4);
     std::vector<float> y(size_t(all) * N);
     linear_forward(lw, x.data(), y.data(), all, k, pool);
-    for (int M : {1, 3, 5, 7, 9, 14, 64}) {
+    for (int M : {1, 2, 3, 4, 5, 6, 7, 9, 14, 64}) {
       std::vector<float> part(size_t(M) * N);
       linear_forward(lw, x.data() + size_t(all - M) * K, part.data(), M, k, pool);
       if (!std::equal(part.begin(), part.end(), y.begin() + size_t(all - M) * N)) same = false;
@@ -273,11 +273,40 @@ double test_fp8_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   return worst;
 }
 
+namespace {
+// An int4 linear over N x K random nibbles, scales and zero points (kept in `store`).
+struct Int4Weights {
+  std::vector<uint8_t> w, zeros;
+  std::vector<float> scales;
+};
+LinearWeight int4_linear(Int4Weights& store, int N, int K, int group, Rand& r) {
+  const int groups = K / group;
+  store.w.resize(size_t(N) * K / 2);
+  store.zeros.resize(size_t(N) * groups);
+  store.scales.resize(size_t(N) * groups);
+  for (auto& b : store.w) b = uint8_t(r.gen() & 0xff);
+  for (auto& z : store.zeros) z = uint8_t(r.gen() & 0x0f);
+  for (auto& v : store.scales) v = r.uniform(0.001f, 0.01f);
+  LinearWeight lw;
+  lw.fmt = WeightFormat::INT4;
+  lw.out_features = N;
+  lw.in_features = K;
+  lw.w = store.w.data();
+  lw.ldw = K / 2;
+  lw.scales = store.scales.data();
+  lw.zeros = store.zeros.data();
+  lw.group_size = group;
+  return lw;
+}
+}  // namespace
+
 // int4 linears against the scalar level (the natural order) with random nibbles, scales and zero
 // points: groups of 64, 128 and 256 take the nibbles' order on AVX-512 (activations permuted to
-// match), groups of 20 the natural one; only the order of the fp32 sums may differ, so the
-// worst |y - y_ref| over the largest |y_ref| of a case is ~1e-7 (a weight read against the wrong
-// activation makes it order 1).
+// match) and x's three int8 parts on amx (exact int32 sums per group: about 2^-24 of a row's
+// largest value left), groups of 20 the natural order; sums differ only in their order and that
+// remainder, so the worst |y - y_ref| over the largest |y_ref| of a case is ~1e-6 (a weight read
+// against the wrong activation makes it order 1). Rows with an outlier beside values a thousand
+// times smaller too (the parts' remainder is relative to the row's largest value).
 double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) {
   ThreadPool pool(2);
   double worst = 0;
@@ -285,24 +314,44 @@ double test_int4_vs_scalar(const CpuKernels& k, const CpuKernels& ref, Rand& r) 
     int N, K, group;
   };
   for (const Case& c : {Case{37, 384, 128}, Case{9, 1024, 256}, Case{21, 100, 20}, Case{16, 256, 64}}) {
-    const int groups = c.K / c.group;
-    std::vector<uint8_t> w(size_t(c.N) * c.K / 2), zeros(size_t(c.N) * groups);
-    for (auto& b : w) b = uint8_t(r.gen() & 0xff);
-    for (auto& z : zeros) z = uint8_t(r.gen() & 0x0f);
-    std::vector<float> scales(size_t(c.N) * groups);
-    for (auto& v : scales) v = r.uniform(0.001f, 0.01f);
-    LinearWeight lw;
-    lw.fmt = WeightFormat::INT4;
-    lw.out_features = c.N;
-    lw.in_features = c.K;
-    lw.w = w.data();
-    lw.ldw = c.K / 2;
-    lw.scales = scales.data();
-    lw.zeros = zeros.data();
-    lw.group_size = c.group;
+    Int4Weights store;
+    const LinearWeight lw = int4_linear(store, c.N, c.K, c.group, r);
     worst = std::max(worst, worst_against(lw, k, ref, pool, r));
+    for (int M : {1, 5, 70}) {
+      auto x = r.floats(size_t(M) * c.K, -4, 4);
+      for (int m = 0; m < M; m++) {
+        x[size_t(m) * c.K + size_t(7 * m) % c.K] = 2000.f;
+        for (int j = 1; j < c.K; j += 3) x[size_t(m) * c.K + j] *= 1e-3f;
+      }
+      worst = std::max(worst, worst_on(lw, k, ref, pool, x, M));
+    }
   }
   return worst;
+}
+
+// int4 projections of one x in one call (linear_forward_multi shares the first prepared operand)
+// against each alone, bit for bit, at 1, 5 and 70 rows, in both orders: groups of 64 and 128 (on
+// amx both read the same int8 parts; on AVX-512 their nibble units differ, so the second weight
+// permutes x itself) and groups of 32 beside 128 (the natural order: no operand of its own).
+bool test_int4_shared_operands(const CpuKernels& k, Rand& r) {
+  ThreadPool pool(2);
+  const int K = 512;
+  bool same = true;
+  for (const auto& [g0, g1] : {std::pair{128, 32}, std::pair{32, 128}, std::pair{64, 128}, std::pair{128, 64}}) {
+    Int4Weights s0, s1;
+    const LinearWeight w0 = int4_linear(s0, 40, K, g0, r), w1 = int4_linear(s1, 24, K, g1, r);
+    for (int M : {1, 5, 70}) {
+      const auto x = r.floats(size_t(M) * K, -4, 4);
+      std::vector<float> a0(size_t(M) * 40), a1(size_t(M) * 24), b0(a0.size()), b1(a1.size());
+      linear_forward(w0, x.data(), a0.data(), M, k, pool);
+      linear_forward(w1, x.data(), a1.data(), M, k, pool);
+      const LinearWeight* ws[] = {&w0, &w1};
+      float* ys[] = {b0.data(), b1.data()};
+      linear_forward_multi(ws, ys, 2, x.data(), M, k, pool);
+      if (a0 != b0 || a1 != b1) same = false;
+    }
+  }
+  return same;
 }
 
 }  // namespace grpst::addon

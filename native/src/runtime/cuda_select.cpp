@@ -66,7 +66,8 @@ void size_kv_from_free_gpu_memory(int device, int64_t bytes_per_token, int64_t r
   if (eo.max_tokens_in_kv > 0 || eo.kv_cache_bytes > 0) return;
   const double frac = eo.kv_free_mem_fraction > 0 ? eo.kv_free_mem_fraction : 0.9;
   if (frac > 1) throw Error("kv_cache_free_gpu_mem_fraction must be at most 1");
-  int64_t tokens = int64_t(double(cuda_free_memory_bytes(device) - reserved) * frac) / bytes_per_token;
+  ro.kv_sized_from_bytes = cuda_free_memory_bytes(device) - reserved;
+  int64_t tokens = int64_t(double(ro.kv_sized_from_bytes) * frac) / bytes_per_token;
   tokens = std::min<int64_t>(tokens, int64_t(ro.opts.max_batch_size) * ro.opts.max_seq_len);
   const int64_t blocks = tokens / ro.kv.block_size;
   if (blocks < 1)

@@ -135,6 +135,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   info_.kv_block_size = ro_.kv.block_size;
   info_.weight_bytes_per_step = runner_->weight_bytes_per_step();
   info_.kv_bytes_per_token = int64_t(runner_->kv_bytes_per_token(ro_.kv.dtype));
+  info_.kv_sized_from_bytes = ro_.kv_sized_from_bytes;
   publish_stats();
   thread_ = std::thread([this] { loop(); });
 }

@@ -1,13 +1,25 @@
 // Calibration and held-out text: the sets shipped in data/, or the user's file (.txt: passages
 // separated by blank lines; .jsonl: one JSON string or {"text": ...} object per line).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { badInput } from '../../util/errors.js';
 
-/** data/ at the repository root, from src/build/native or dist/build/native alike. */
-export const shippedDataDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data');
+/**
+ * data/ at the repository root: the nearest folder above this module that holds the shipped
+ * calibration text (src/build/native and dist/build/native are three levels down, a bundled CLI
+ * such as the GPU machine's .carry/js/grpst.mjs two).
+ */
+export const shippedDataDir = findDataDir(dirname(fileURLToPath(import.meta.url)));
+
+export function findDataDir(from: string): string {
+  for (let dir = from, up = 0; up < 6; up++, dir = dirname(dir)) {
+    if (existsSync(join(dir, 'data', 'calibration.txt'))) return join(dir, 'data');
+    if (dirname(dir) === dir) break;
+  }
+  return join(from, '..', '..', '..', 'data');
+}
 
 export interface TextSet {
   /** "builtin" for the shipped sets, else the file's name. */

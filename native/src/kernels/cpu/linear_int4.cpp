@@ -2,7 +2,9 @@
 // uint8 zero points [out, in / group]; w = (q - zero) * scale. Used for AWQ engines built by
 // grpst and for AutoAWQ checkpoints converted to engines. Where the level has them (AVX-512),
 // groups of whole 128- or 64-weight units are multiplied in the packed nibbles' order, x permuted
-// to match (gemm_int4_nibbles.h).
+// to match (gemm_int4_nibbles.h). Where the level has AMX-INT8 tiles (amx), groups of whole
+// 64-weight chunks are widened to int8 and multiplied with x's three int8 parts instead, exact
+// int32 sums per group (gemm_amx_int4.cpp), at every row count.
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -39,12 +41,64 @@ int nibble_unit(const LinearWeight& w, const QuantKernels& q) {
   return q.permute_i4_x != nullptr ? cpu::i4_nibble_unit(w.group_size) : 0;
 }
 
-// The activations permuted into the nibbles' order, once per call (nullptr: the natural order):
-// a 64-byte header holding the unit, then x' (64-byte aligned, so no vector load straddles two
-// cache lines).
+// The prepared operand's header value for x's int8 parts (on_tiles), not a nibble unit.
+constexpr int kTilesOperand = -1;
+constexpr int kParts = 3;
+
+bool on_tiles(const LinearWeight& w, const QuantKernels& q) {
+  return q.gemm_i4_tiles != nullptr && q.i4_tiles_fit(w.group_size);
+}
+
+// x's rows as gemm_i4's operand at `op` (64-byte aligned; tiles_operand_bytes): int8 parts
+// [i4_part_rows(M), K] (row i4_part_row(M, m, p)) in the chunk order (each 64 columns' even ones,
+// then their odd ones), at a 64-byte boundary their scales, then them packed for the tiles (past
+// i4_register_rows rows of x): quant_linear_common.h's int8 operand layout. Rows split across `pool` where it has several
+// threads (nullptr: this one).
+size_t tiles_operand_bytes(const QuantKernels& q, int M, int K) {
+  const int rows = q.i4_part_rows(M);
+  return quant::i8_packed_offset(rows, K) + q.pack_i8_bytes(rows, K) + 64;
+}
+void make_tiles_operand(const QuantKernels& q, const float* x, int64_t ldx, int M, int K, uint8_t* op, ThreadPool* pool) {
+  const int rows = q.i4_part_rows(M);
+  int8_t* parts = reinterpret_cast<int8_t*>(op);
+  float* scales = reinterpret_cast<float*>(op + quant::i8_scales_offset(rows, K));
+  // rows no part of x takes: zero parts, scale 0 (so every row is written before packing)
+  std::memset(parts, 0, size_t(rows) * K);
+  std::fill_n(scales, rows, 0.0f);
+  auto split = [&](int m0, int m1) {
+    thread_local std::vector<float> rest_buf;
+    float* rest = quant::scratch(rest_buf, size_t(K));
+    for (int m = m0; m < m1; m++) {
+      const float* xr = x + int64_t(m) * ldx;
+      for (int c = 0; c < K; c += 64)
+        for (int j = 0; j < 32; j++) {
+          rest[c + j] = xr[c + 2 * j];
+          rest[c + 32 + j] = xr[c + 2 * j + 1];
+        }
+      const int row0 = q.i4_part_row(M, m, 0), step = q.i4_part_row(M, m, 1) - row0;
+      quant::split_int8_parts(q, rest, K, kParts, parts + int64_t(row0) * K, int64_t(step) * K, scales + row0, step);
+    }
+  };
+  if (pool)
+    quant::rows_in_pieces(*pool, M, split);
+  else
+    split(0, M);
+  if (M > q.i4_register_rows) q.pack_i8(parts, K, rows, K, const_cast<void*>(quant::i8_packed_at(op, rows, K)));
+}
+
+// The activations permuted into the nibbles' order, or as int8 parts for the tiles (on_tiles),
+// once per call (nullptr: the natural order): a 64-byte header holding the unit (kTilesOperand
+// for the parts), then the operand (64-byte aligned, so no vector load straddles two cache lines).
 const void* prepare(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t ldx, int M,
                     std::vector<uint8_t>& buf, ThreadPool& pool) {
   const QuantKernels& q = quant_kernels(k.level);
+  if (on_tiles(w, q)) {
+    uint8_t* head = quant::scratch(buf, 64 + tiles_operand_bytes(q, M, w.in_features) + 64);
+    head = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(head) + 63) & ~uintptr_t(63));
+    std::memcpy(head, &kTilesOperand, sizeof kTilesOperand);
+    make_tiles_operand(q, x, ldx, M, w.in_features, head + 64, &pool);
+    return head;
+  }
   const int unit = nibble_unit(w, q);
   if (unit == 0) return nullptr;
   const int K = w.in_features;
@@ -63,14 +117,25 @@ void columns(const LinearWeight& w, const CpuKernels& k, const float* x, int64_t
              int64_t ldy, int M, int n0, int n1) {
   const QuantKernels& q = quant_kernels(k.level);
   const int K = w.in_features, nb = quant::block_rows(K), groups = K / w.group_size;
+  int prepared_unit = 0;
+  if (prepared) std::memcpy(&prepared_unit, prepared, sizeof prepared_unit);
+  if (on_tiles(w, q)) {
+    // prepare made it, for this weight or an earlier projection of x: on a level with the tiles
+    // every group that has a nibble unit (a multiple of 64) takes them, so an operand shared in
+    // one call is always the parts
+    const uint8_t* op = static_cast<const uint8_t*>(prepared) + 64;
+    const int rows = q.i4_part_rows(M);
+    q.gemm_i4_tiles(reinterpret_cast<const int8_t*>(op), reinterpret_cast<const float*>(op + quant::i8_scales_offset(rows, K)),
+                    quant::i8_packed_at(op, rows, K), M, static_cast<const uint8_t*>(w.w), w.ldw, w.scales,
+                    static_cast<const uint8_t*>(w.zeros), groups, w.group_size, y, ldy, n0, n1, K);
+    return;
+  }
   // Every path of a weight in one order, whatever else shares the call: an operand prepared in
   // another unit (projections of one input with different group sizes) is not this weight's, so
   // the task permutes x itself.
   const int unit = nibble_unit(w, q);
   const bool nibbles = unit != 0;
   if (nibbles) {
-    int prepared_unit = 0;
-    if (prepared) std::memcpy(&prepared_unit, prepared, sizeof prepared_unit);
     if (prepared_unit == unit) {
       x = reinterpret_cast<const float*>(static_cast<const uint8_t*>(prepared) + 64);
     } else {

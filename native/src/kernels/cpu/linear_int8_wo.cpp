@@ -32,21 +32,15 @@ using quant::i8_packed_at;
 using quant::i8_packed_offset;
 using quant::i8_scales_offset;
 
-// x's rows [m0, m1) as kParts int8 parts: each part quantizes what the parts before left. A row
-// at a time, so the remainder takes K floats of scratch.
+// x's rows [m0, m1) as kParts int8 parts (quant::split_int8_parts), a row at a time, so the
+// remainder takes K floats of scratch.
 void split_rows(const QuantKernels& q, const float* x, int64_t ldx, int M, int K, int m0, int m1, int8_t* xq,
                 float* xs) {
   thread_local std::vector<float> rest_buf;
   float* rest = quant::scratch(rest_buf, size_t(K));
   for (int m = m0; m < m1; m++) {
     std::copy_n(x + int64_t(m) * ldx, K, rest);
-    for (int p = 0; p < kParts; p++) {
-      int8_t* a = xq + (int64_t(p) * M + m) * K;
-      float* s = xs + int64_t(p) * M + m;
-      q.quantize_rows_int8(rest, K, 1, K, a, s);
-      if (p + 1 < kParts)
-        for (int k = 0; k < K; k++) rest[k] -= *s * float(a[k]);
-    }
+    quant::split_int8_parts(q, rest, K, kParts, xq + int64_t(m) * K, int64_t(M) * K, xs + m, M);
   }
 }
 

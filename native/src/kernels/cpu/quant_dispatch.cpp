@@ -13,7 +13,7 @@ namespace {
     cpu::ns::decode_i8_rows, cpu::ns::decode_i4_rows, cpu::ns::decode_e4m3_rows, cpu::ns::gemm_f32w,     \
         cpu::ns::gemm_i8i8, cpu::ns::gemv_i8, cpu::ns::gemv_e4m3, cpu::ns::gemv_i4,                       \
         cpu::ns::quantize_rows_int8, cpu::ns::round_rows_e4m3, nullptr, nullptr, nullptr, nullptr,       \
-        nullptr, nullptr, nullptr                                                                         \
+        nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr, nullptr                                  \
   }
 
 // AVX-512's own table, with fp8's bf16 dot products (the level needs AVX-512 BF16) and int4 in
@@ -28,12 +28,18 @@ const QuantKernels kAvx512 = [] {
 }();
 const QuantKernels kAvx2 = GRPST_QUANT_TABLE(avx2);
 const QuantKernels kScalar = GRPST_QUANT_TABLE(scalar);
-// AVX-512's, with int8_sq's (and int8_wo's split activations') products on AMX-INT8 tiles.
+// AVX-512's, with int8_sq's products on AMX-INT8 tiles, and int8_wo's and int4's against x's
+// int8 parts there.
 const QuantKernels kAmx = [] {
   QuantKernels q = kAvx512;
   q.pack_i8_bytes = cpu::amx::packed_i8_bytes;
   q.pack_i8 = cpu::amx::pack_i8;
   q.gemm_i8i8_packed = cpu::amx::gemm_i8_packed;
+  q.i4_tiles_fit = cpu::amx::i4_group_fits;
+  q.i4_register_rows = cpu::amx::kI4VnniRows;
+  q.i4_part_rows = cpu::amx::i4_part_rows;
+  q.i4_part_row = cpu::amx::i4_part_row;
+  q.gemm_i4_tiles = cpu::amx::gemm_i4;
   return q;
 }();
 

@@ -93,6 +93,18 @@ struct QuantKernels {
                           const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int M, int N);
   void (*decode_i4_rows_nibbles)(const uint8_t* packed, int64_t ldp, const float* scales, const uint8_t* zeros,
                                  int groups, int group, int rows, int K, float* out);
+  /**
+   * Optional (amx with AMX-INT8): int4 groups that i4_tiles_fit widened to int8 and multiplied
+   * with x's three int8 parts on tiles (gemm_amx.h: gemm_i4; the parts' rows: i4_part_row), every
+   * M the same bits, not those of the fp32 paths.
+   */
+  bool (*i4_tiles_fit)(int group);
+  int i4_register_rows;  // rows of x up to which gemm_i4_tiles reads the parts unpacked (no pack_i8)
+  int (*i4_part_rows)(int M);
+  int (*i4_part_row)(int M, int m, int part);
+  void (*gemm_i4_tiles)(const int8_t* parts, const float* part_scales, const void* packed, int M,
+                        const uint8_t* nibbles, int64_t ldp, const float* scales, const uint8_t* zeros, int groups,
+                        int group, float* y, int64_t ldy, int n0, int n1, int K);
 };
 
 /**

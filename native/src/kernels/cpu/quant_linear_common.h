@@ -9,6 +9,7 @@
 #include "grpst/common.h"
 #include "grpst/linear.h"
 #include "grpst/tensor_store.h"
+#include "kernels/cpu/quant_kernels.h"
 
 namespace grpst::quant {
 
@@ -84,6 +85,24 @@ inline size_t i8_packed_offset(int rows, int K) {
 inline const void* i8_packed_at(const void* operand, int rows, int K) {
   const uintptr_t p = reinterpret_cast<uintptr_t>(operand) + i8_packed_offset(rows, K);
   return reinterpret_cast<const void*>((p + 63) & ~uintptr_t(63));
+}
+
+/**
+ * One row of x (K floats in `rest`, overwritten) as `parts` int8 parts with scales of their own,
+ * x ~ s0 a0 + s1 a1 + ...: each part quantizes per row what the parts before it left, so three
+ * leave at most amax(x) / (2 * 127 * 254^2), about 2^-24 of the row's largest value (int8_wo's
+ * and int4's activations on the amx level). Part p goes to a + p * a_stride, its scale to
+ * s[p * s_stride].
+ */
+inline void split_int8_parts(const QuantKernels& q, float* rest, int K, int parts, int8_t* a, int64_t a_stride,
+                             float* s, int64_t s_stride) {
+  for (int p = 0; p < parts; p++) {
+    int8_t* ap = a + p * a_stride;
+    float* sp = s + p * s_stride;
+    q.quantize_rows_int8(rest, K, 1, K, ap, sp);
+    if (p + 1 < parts)
+      for (int k = 0; k < K; k++) rest[k] -= *sp * float(ap[k]);
+  }
 }
 
 /** Per-thread scratch that grows to the largest request and stays. */
