@@ -2,8 +2,8 @@
 // by a 32 x 16 one into 16 x 16 fp32 sums, 8,192 products an instruction against an AVX-512 FMA's
 // 16; TDPBSSD does 16 x 64 by 64 x 16 int8 into int32). The "amx" CPU level (dispatch.cpp,
 // quant_dispatch.cpp) takes them for every bf16 linear and for int8_sq's and int8_wo's int8
-// products (int8_wo's activations split into three int8 parts: linear_int8_wo.cpp); its other
-// kernels are AVX-512's.
+// products (int8_wo's activations split into three int8 parts: linear_int8_wo.cpp), and int4
+// groups take them widened to int8 (gemm_amx_int4.cpp); its other kernels are AVX-512's.
 //
 // The activations stay exact: each fp32 value is split into three bf16 parts, x = x1 + x2 + x3
 // exactly (x1 = bf16(x), x2 = bf16(x - x1), x3 = x - x1 - x2, which has at most 8 significant

@@ -9,8 +9,9 @@
 // (u8 in the chunk order: its 32 low nibbles, then its 32 high ones, as x's parts lie) is read as
 // 16-byte quarters of the 16 rows, four rows to a vector, and 4 x 4 transposes in the 128-bit
 // lanes give vectors whose lane r holds four weights of row r: one VPDPBUSD per dword of a part
-// multiplies all 16 rows by that dword of x broadcast. (A whole 16 x 16 transpose of widened rows
-// needed 32 vectors live and spilled.)
+// multiplies all 16 rows by that dword of x broadcast (a whole 16 x 16 transpose of widened rows
+// needed 32 vectors live and spilled). One row of x skips those transposes: it multiplies the
+// four-row vectors as they are and adds each lane's four sums once a group.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -49,6 +50,13 @@ void block_rows(const int8_t* const* part_rows, const float* part_scales, const 
     __m512i d[M][kParts];
     for (auto& dm : d)
       for (auto& dp : dm) dp = _mm512_setzero_si512();
+    // one row of x: the four-row vectors multiplied as they are, against x's quarter in every
+    // 128-bit lane, each lane's four dword sums added at the group's end (one row has the
+    // registers for the 4 x 3 sums; the transposes per chunk cost more than that per group)
+    __m512i quads[M == 1 ? 4 : 1][kParts];
+    if constexpr (M == 1)
+      for (auto& qa : quads)
+        for (auto& qp : qa) qp = _mm512_setzero_si512();
     for (int c = 0; c < cpg; c++) {
       const int kc = g * cpg + c;
       // A chunk's 32 bytes a row, in two 16-byte quarters h: the low nibbles of quarter h are the
@@ -66,12 +74,20 @@ void block_rows(const int8_t* const* part_rows, const float* part_scales, const 
         for (int half = 0; half < 2; half++) {  // low nibbles, then high ones
           __m512i u[4];
           for (int a = 0; a < 4; a++) u[a] = _mm512_and_si512(half ? _mm512_srli_epi16(q[a], 4) : q[a], low);
+          const int dword0 = 8 * half + 4 * h;
+          if constexpr (M == 1) {
+            for (int p = 0; p < kParts; p++) {
+              const __m512i xq = _mm512_broadcast_i32x4(
+                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(part_rows[p] + kc * kChunk + 4 * dword0)));
+              for (int a = 0; a < 4; a++) quads[a][p] = _mm512_dpbusd_epi32(quads[a][p], u[a], xq);
+            }
+            continue;
+          }
           // a 4 x 4 transpose in each 128-bit lane: w[c] lane r = dword c of the quarter, row r
           const __m512i t0 = _mm512_unpacklo_epi32(u[0], u[1]), t1 = _mm512_unpackhi_epi32(u[0], u[1]);
           const __m512i t2 = _mm512_unpacklo_epi32(u[2], u[3]), t3 = _mm512_unpackhi_epi32(u[2], u[3]);
           const __m512i w[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
                                 _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
-          const int dword0 = 8 * half + 4 * h;
           for (int j = 0; j < 4; j++)
             for (int m = 0; m < M; m++)
               for (int p = 0; p < kParts; p++) {
@@ -86,6 +102,15 @@ void block_rows(const int8_t* const* part_rows, const float* part_scales, const 
       const char* ahead = reinterpret_cast<const char*>(nibbles) + kRows * ldp + size_t(kc) * kRows * (kChunk / 2);
       for (int line = 0; line < kRows * (kChunk / 2); line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
     }
+    if constexpr (M == 1)
+      for (int p = 0; p < kParts; p++) {
+        // quads[a][p], 128-bit lane L: four partial sums of row a + 4L -> lane 4L + a their total
+        const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(quads[0][p], quads[1][p]),
+                                            _mm512_unpackhi_epi32(quads[0][p], quads[1][p]));
+        const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(quads[2][p], quads[3][p]),
+                                            _mm512_unpackhi_epi32(quads[2][p], quads[3][p]));
+        d[0][p] = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+      }
     // the zero points: sum a (q - zero) = sum a q - zero * sum a
     const __m512i z = _mm512_load_si512(block_zeros + g * kRows);
     const __m512 gs = _mm512_load_ps(block_scales + g * kRows);
