@@ -99,7 +99,6 @@ void block_scales(const float* scales, int groups, int rows, float* out) {
       out[(size_t(r / kTileRows) * groups + g) * kTileRows + r % kTileRows] = r < rows ? scales[int64_t(r) * groups + g] : 0.0f;
 }
 
-
 // The weight rows a narrow pass widens while the one before it multiplies.
 struct NextPass {
   const uint8_t* nibbles;
@@ -156,8 +155,8 @@ void narrow_rows(const void* packed, const float* part_scales, const int8_t* wid
       transpose16(col);
       for (int m = 0; m < M; m++)
         acc[b][m] = int4_add_group(col[3 * m], col[3 * m + 1], col[3 * m + 2], _mm512_set1_ps(part_scales[3 * m]),
-                              _mm512_set1_ps(part_scales[3 * m + 1]), _mm512_set1_ps(part_scales[3 * m + 2]), gs,
-                              acc[b][m]);
+                                   _mm512_set1_ps(part_scales[3 * m + 1]), _mm512_set1_ps(part_scales[3 * m + 2]), gs,
+                                   acc[b][m]);
     }
   }
   for (int b = 0; b < blocks; b++) {
@@ -195,7 +194,7 @@ void token_block(const void* packed, int mb, int MB3, int KC, const float* part_
     const float* gs = bscales + g * kTileRows;
     for (int r = 0; r < kTileRows; r++)
       acc[r] = int4_add_group(_mm512_load_si512(d[0] + r * kTileRows), _mm512_load_si512(d[1] + r * kTileRows),
-                         _mm512_load_si512(d[2] + r * kTileRows), s0, s1, s2, _mm512_set1_ps(gs[r]), acc[r]);
+                              _mm512_load_si512(d[2] + r * kTileRows), s0, s1, s2, _mm512_set1_ps(gs[r]), acc[r]);
   }
   // acc[row] over tokens -> y[token][row]
   __m512i t[kTileRows];
@@ -257,7 +256,8 @@ void gemm_i4(const int8_t* parts, const float* part_scales, const void* packed, 
   }
   for (int pass = n0; pass < n1; pass += pass_rows) {
     const int rows = std::min(pass_rows, n1 - pass), blocks = (rows + kTileRows - 1) / kTileRows;
-    widen(nibbles + int64_t(pass) * ldp, ldp, zeros + int64_t(pass) * groups, groups, group, rows, KC, 0, rows, wide);
+    widen(nibbles + int64_t(pass) * ldp, ldp, zeros + int64_t(pass) * groups, groups, group, rows, KC, 0,
+          blocks * kTileRows, wide);
     block_scales(scales + int64_t(pass) * groups, groups, rows, scales_buf.data());
     for (int mb = 0; mb < MB; mb++) {
       const int tokens = std::min(kTileRows, M - mb * kTileRows);

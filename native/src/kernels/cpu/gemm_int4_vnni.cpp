@@ -119,8 +119,8 @@ void block_rows(const int8_t* const* part_rows, const float* part_scales, const 
       for (int p = 0; p < kParts; p++)
         dz[p] = _mm512_sub_epi32(d[m][p], _mm512_mullo_epi32(z, _mm512_set1_epi32(part_sums[(m * kParts + p) * groups + g])));
       acc[m] = int4_add_group(dz[0], dz[1], dz[2], _mm512_set1_ps(part_scales[m * kParts]),
-                         _mm512_set1_ps(part_scales[m * kParts + 1]), _mm512_set1_ps(part_scales[m * kParts + 2]), gs,
-                         acc[m]);
+                              _mm512_set1_ps(part_scales[m * kParts + 1]), _mm512_set1_ps(part_scales[m * kParts + 2]),
+                              gs, acc[m]);
     }
   }
   for (int m = 0; m < M; m++) _mm512_mask_storeu_ps(y + int64_t(m) * ldy, row_mask, acc[m]);
@@ -158,14 +158,6 @@ void gemm_i4_rows(const int8_t* parts, const float* part_scales, int M, const ui
   int32_t* bz = reinterpret_cast<int32_t*>((reinterpret_cast<uintptr_t>(zeros_buf.data()) + 63) & ~uintptr_t(63));
   for (int n = n0; n < n1; n += kRows) {
     const int count = std::min(kRows, n1 - n);
-    // the next block's scales and zero points (16 x groups each, contiguous), ahead of its transpose
-    // below: they stream from memory too, behind the weights' prefetches
-    {
-      const char* s_next = reinterpret_cast<const char*>(scales + int64_t(n + kRows) * groups);
-      const char* z_next = reinterpret_cast<const char*>(zeros + int64_t(n + kRows) * groups);
-      for (int b = 0; b < kRows * groups * 4; b += 64) _mm_prefetch(s_next + b, _MM_HINT_T0);
-      for (int b = 0; b < kRows * groups; b += 64) _mm_prefetch(z_next + b, _MM_HINT_T0);
-    }
     for (int g = 0; g < groups; g++)
       for (int r = 0; r < kRows; r++) {
         bs[g * kRows + r] = r < count ? scales[int64_t(n + r) * groups + g] : 0.0f;

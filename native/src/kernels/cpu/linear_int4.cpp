@@ -52,8 +52,8 @@ bool on_tiles(const LinearWeight& w, const QuantKernels& q) {
 // x's rows as gemm_i4's operand at `op` (64-byte aligned; tiles_operand_bytes): int8 parts
 // [i4_part_rows(M), K] (row i4_part_row(M, m, p)) in the chunk order (each 64 columns' even ones,
 // then their odd ones), at a 64-byte boundary their scales, then them packed for the tiles (past
-// i4_register_rows rows of x): quant_linear_common.h's int8 operand layout. Rows split across `pool` where it has several
-// threads (nullptr: this one).
+// i4_register_rows rows of x): quant_linear_common.h's int8 operand layout. Rows split across
+// `pool` where it has several threads (nullptr: this one).
 size_t tiles_operand_bytes(const QuantKernels& q, int M, int K) {
   const int rows = q.i4_part_rows(M);
   return quant::i8_packed_offset(rows, K) + q.pack_i8_bytes(rows, K) + 64;
@@ -62,9 +62,17 @@ void make_tiles_operand(const QuantKernels& q, const float* x, int64_t ldx, int 
   const int rows = q.i4_part_rows(M);
   int8_t* parts = reinterpret_cast<int8_t*>(op);
   float* scales = reinterpret_cast<float*>(op + quant::i8_scales_offset(rows, K));
-  // rows no part of x takes: zero parts, scale 0 (so every row is written before packing)
-  std::memset(parts, 0, size_t(rows) * K);
-  std::fill_n(scales, rows, 0.0f);
+  // rows no part of x takes (a token block's tail): zero parts, scale 0, so that every row is
+  // written before packing
+  thread_local std::vector<char> taken;
+  taken.assign(size_t(rows), 0);
+  for (int m = 0; m < M; m++)
+    for (int p = 0; p < kParts; p++) taken[size_t(q.i4_part_row(M, m, p))] = 1;
+  for (int r = 0; r < rows; r++)
+    if (!taken[size_t(r)]) {
+      std::memset(parts + int64_t(r) * K, 0, size_t(K));
+      scales[r] = 0;
+    }
   auto split = [&](int m0, int m1) {
     thread_local std::vector<float> rest_buf;
     float* rest = quant::scratch(rest_buf, size_t(K));
