@@ -48,8 +48,9 @@ void gemm_i4(const int8_t* parts, const float* part_scales, const void* packed, 
              int64_t ldp, const float* scales, const uint8_t* zeros, int groups, int group, float* y, int64_t ldy,
              int n0, int n1, int K);
 
-/** Rows of x up to which gemm_i4 multiplies in registers (gemm_i4_rows) rather than on tiles. */
-constexpr int kI4VnniRows = 4;
+/** Rows of x up to which gemm_i4 multiplies in registers (gemm_i4_rows) rather than on tiles (at
+ * 3 and 4 rows the tiles' narrow pass measured 1.0-1.15x the registers', at 2 even). */
+constexpr int kI4VnniRows = 2;
 /** gemm_i4's y for 1 to kI4VnniRows rows of x with AVX-512 VNNI (gemm_int4_vnni.cpp): the same
  * bits, from the unpacked parts alone. */
 void gemm_i4_rows(const int8_t* parts, const float* part_scales, int M, const uint8_t* nibbles, int64_t ldp,

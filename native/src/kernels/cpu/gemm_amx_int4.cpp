@@ -11,13 +11,14 @@
 // chunk][16 rows][64 bytes] (a chunk's 32 bytes of nibbles give its 32 low nibbles, then its 32
 // high ones: the "chunk order" in which x's parts are laid out); the parts are B, packed by
 // pack_i8 as [16-token block][part] tiles (token_block: C is 16 weight rows x 16 tokens, a tile
-// per part), or, for 5 rows of x, as one block's columns (narrow_rows: C is 16 weight rows x the
-// rows' parts). Sums are emptied into fp32 after each group. One to four rows of x are multiplied
+// per part), or, for 3-5 rows of x, as one block's columns (narrow_rows: C is 16 weight rows x the
+// rows' parts). Sums are emptied into fp32 after each group. One or two rows of x are multiplied
 // in registers instead (gemm_int4_vnni.cpp), to the same bits.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/amx_tiles.h"
@@ -33,7 +34,7 @@ using namespace tiles;
 constexpr int kChunk = 64;  // int8 columns of a tile row
 constexpr int kParts = 3;
 // Rows of x up to which the parts are one packed block's columns: 3 x 5 of its 16 (narrow_rows
-// takes 5; fewer go to gemm_i4_rows).
+// takes 3-5; fewer go to gemm_i4_rows).
 constexpr int kNarrowRows = 5;
 constexpr int kNarrowBlocks = 3;  // weight-row blocks narrow_rows multiplies at once (tiles 3-5)
 // How far ahead along the rows widen() fetches nibbles (measured with narrow_rows at one row of x:
@@ -247,9 +248,17 @@ void gemm_i4(const int8_t* parts, const float* part_scales, const void* packed, 
       const NextPass next{nibbles + int64_t(pass + rows) * ldp, zeros + int64_t(pass + rows) * groups, next_rows,
                           wide + (i ^ 1) * pass_bytes};
       const int blocks = (rows + kTileRows - 1) / kTileRows;
-      static_assert(kNarrowRows == kI4VnniRows + 1, "narrow_rows is instantiated for the one row count past the registers'");
-      narrow_rows<kNarrowRows>(packed, part_scales, cur, block_bytes, cur_scales, groups, group, KC, ldp, y, ldy, pass,
-                               rows, blocks, next);
+      static_assert(kI4VnniRows == 2 && kNarrowRows == 5, "narrow_rows is instantiated for 3 to 5 rows of x");
+      const auto narrow_pass = [&](auto rows_of_x) {
+        narrow_rows<decltype(rows_of_x)::value>(packed, part_scales, cur, block_bytes, cur_scales, groups, group, KC,
+                                                ldp, y, ldy, pass, rows, blocks, next);
+      };
+      if (M == 3)
+        narrow_pass(std::integral_constant<int, 3>());
+      else if (M == 4)
+        narrow_pass(std::integral_constant<int, 4>());
+      else
+        narrow_pass(std::integral_constant<int, 5>());
     }
     _tile_release();
     return;

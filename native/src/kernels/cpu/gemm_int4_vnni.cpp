@@ -1,7 +1,7 @@
 // int4 groups (int4_awq) against a few rows of x's int8 parts in registers, with AVX-512 VNNI
 // (VPDPBUSD: four u8 x s8 products summed into each int32 lane): the amx level's kernel for one
-// to kI4VnniRows rows of x, where widening weights into tiles costs more than the tile products
-// save. Its sums are gemm_amx_int4.cpp's, exactly: each group's d_p = sum_k a_p[k] (q[k] - zero)
+// and two rows of x (kI4VnniRows), where widening weights into tiles costs more than the tile
+// products save. Its sums are gemm_amx_int4.cpp's, exactly: each group's d_p = sum_k a_p[k] (q[k] - zero)
 // as an int32 (here sum a_p q - zero * sum a_p), then the same fp32 steps in the same order
 // (int4_group_sum.h), so a row of x gives the same bits on either path.
 //
@@ -131,6 +131,7 @@ void block_rows(const int8_t* const* part_rows, const float* part_scales, const 
 void gemm_i4_rows(const int8_t* parts, const float* part_scales, int M, const uint8_t* nibbles, int64_t ldp,
                   const float* scales, const uint8_t* zeros, int groups, int group, float* y, int64_t ldy, int n0,
                   int n1, int K) {
+  static_assert(kI4VnniRows == 2, "block_rows is instantiated for one and two rows of x");
   if (M <= 0 || M > kI4VnniRows || n1 <= n0) return;
   // part p of x's row m, its scale, and its sum over each group (for the zero points)
   const int8_t* rows[kI4VnniRows * kParts];
@@ -164,12 +165,10 @@ void gemm_i4_rows(const int8_t* parts, const float* part_scales, int M, const ui
         bz[g * kRows + r] = r < count ? zeros[int64_t(n + r) * groups + g] : 0;
       }
     const uint8_t* w = nibbles + int64_t(n) * ldp;
-    switch (M) {
-      case 1: block_rows<1>(rows, ps, sums_buf.data(), w, ldp, bs, bz, groups, group, count, y + n, ldy); break;
-      case 2: block_rows<2>(rows, ps, sums_buf.data(), w, ldp, bs, bz, groups, group, count, y + n, ldy); break;
-      case 3: block_rows<3>(rows, ps, sums_buf.data(), w, ldp, bs, bz, groups, group, count, y + n, ldy); break;
-      default: block_rows<4>(rows, ps, sums_buf.data(), w, ldp, bs, bz, groups, group, count, y + n, ldy); break;
-    }
+    if (M == 1)
+      block_rows<1>(rows, ps, sums_buf.data(), w, ldp, bs, bz, groups, group, count, y + n, ldy);
+    else
+      block_rows<2>(rows, ps, sums_buf.data(), w, ldp, bs, bz, groups, group, count, y + n, ldy);
   }
 }
 
