@@ -267,6 +267,8 @@ export type ResolvedSpeculation =
       numSpeculativeTokens: number;
       /** Bytes of the draft's KV cache. */
       draftKvBytes: number;
+      /** Bytes its cache mirrors one token of the model's in (its pool also holds scratch blocks). */
+      draftKvBytesPerToken: number;
       /** Weight bytes one draft step reads. */
       draftWeightBytesPerStep: number;
       /** Where the draft runs: the model's device. */

@@ -58,6 +58,7 @@ describe('speculative decoding (draft model)', () => {
     expect(spec).toMatchObject({ draftDevice: 'cpu', draftSamplesOnDevice: false });
     // tiny-a's cache: 2 layers x 2 KV heads x 32 dims x (k, v) x bf16 = 512 bytes a token, for at
     // least the model's pool of tokens (plus scratch blocks for the proposals).
+    expect(spec.draftKvBytesPerToken).toBe(512);
     expect(spec.draftKvBytes).toBeGreaterThanOrEqual(on.nativeInfo.kvBlocks * on.nativeInfo.kvBlockSize * 512);
     expect(spec.draftWeightBytesPerStep).toBeGreaterThan(0);
     expect(on.stats().specDecode).toEqual({ drafts: 0, draftTokens: 0, acceptedTokens: 0 });

@@ -69,6 +69,7 @@ struct EngineInfo {
   NgramDraftConfig speculative;
   std::string speculative_method;  // "ngram" or "draft_model" (with speculative.num_tokens > 0)
   int64_t draft_kv_bytes = 0;      // the draft model's KV pool
+  int64_t draft_kv_bytes_per_token = 0;  // its mirror of one token (the pool also holds scratch blocks)
   int64_t draft_weight_bytes_per_step = 0;
   std::string draft_device;               // where the draft runs: the model's device
   bool draft_samples_on_device = false;   // its greedy proposals drawn there (no logits to the host)

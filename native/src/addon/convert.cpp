@@ -448,6 +448,7 @@ Napi::Object info_to_js(Napi::Env env, const EngineInfo& i) {
       spec.Set("promptLookupMax", i.speculative.max_n);
     } else {
       spec.Set("draftKvBytes", double(i.draft_kv_bytes));
+      spec.Set("draftKvBytesPerToken", double(i.draft_kv_bytes_per_token));
       spec.Set("draftWeightBytesPerStep", double(i.draft_weight_bytes_per_step));
       spec.Set("draftDevice", i.draft_device);
       spec.Set("draftSamplesOnDevice", i.draft_samples_on_device);

@@ -125,6 +125,7 @@ Engine::Engine(std::unique_ptr<ModelRunner> runner, const ResolvedEngineOptions&
   if (ro_.opts.speculative.num_tokens > 0) info_.speculative_method = draft_ ? "draft_model" : "ngram";
   if (draft_) {
     info_.draft_kv_bytes = draft_->kv_bytes();
+    info_.draft_kv_bytes_per_token = int64_t(draft_->runner().kv_bytes_per_token(DraftModel::kv_dtype_for(ro_.kv.dtype)));
     info_.draft_weight_bytes_per_step = draft_->runner().weight_bytes_per_step();
     info_.draft_device = draft_->runner().device();
     info_.draft_samples_on_device = draft_->runner().samples_on_device();
