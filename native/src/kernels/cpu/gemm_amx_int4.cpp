@@ -90,16 +90,6 @@ void widen(const uint8_t* nibbles, int64_t ldp, const uint8_t* zeros, int groups
   }
 }
 
-// scales [rows, groups] of a pass's rows as [16-row block][groups][16], the last block's rows past
-// `rows` zero: a group's scales as one vector (lanes over weight rows: narrow_rows) or one
-// broadcast each (lanes over tokens: token_block).
-void block_scales(const float* scales, int groups, int rows, float* out) {
-  const int padded = (rows + kTileRows - 1) / kTileRows * kTileRows;
-  for (int r = 0; r < padded; r++)
-    for (int g = 0; g < groups; g++)
-      out[(size_t(r / kTileRows) * groups + g) * kTileRows + r % kTileRows] = r < rows ? scales[int64_t(r) * groups + g] : 0.0f;
-}
-
 // The weight rows a narrow pass widens while the one before it multiplies.
 struct NextPass {
   const uint8_t* nibbles;
@@ -244,7 +234,7 @@ void gemm_i4(const int8_t* parts, const float* part_scales, const void* packed, 
       const int rows = std::min(pass_rows, n1 - pass), next_rows = std::max(0, std::min(pass_rows, n1 - pass - pass_rows));
       int8_t* cur = wide + i * pass_bytes;
       float* cur_scales = scales_buf.data() + i * pass_scales;
-      block_scales(scales + int64_t(pass) * groups, groups, rows, cur_scales);
+      rows_by_group(scales + int64_t(pass) * groups, groups, rows, cur_scales);
       const NextPass next{nibbles + int64_t(pass + rows) * ldp, zeros + int64_t(pass + rows) * groups, next_rows,
                           wide + (i ^ 1) * pass_bytes};
       const int blocks = (rows + kTileRows - 1) / kTileRows;
@@ -267,7 +257,7 @@ void gemm_i4(const int8_t* parts, const float* part_scales, const void* packed, 
     const int rows = std::min(pass_rows, n1 - pass), blocks = (rows + kTileRows - 1) / kTileRows;
     widen(nibbles + int64_t(pass) * ldp, ldp, zeros + int64_t(pass) * groups, groups, group, rows, KC, 0,
           blocks * kTileRows, wide);
-    block_scales(scales + int64_t(pass) * groups, groups, rows, scales_buf.data());
+    rows_by_group(scales + int64_t(pass) * groups, groups, rows, scales_buf.data());
     for (int mb = 0; mb < MB; mb++) {
       const int tokens = std::min(kTileRows, M - mb * kTileRows);
       for (int b = 0; b < blocks; b++)

@@ -159,11 +159,8 @@ void gemm_i4_rows(const int8_t* parts, const float* part_scales, int M, const ui
   int32_t* bz = reinterpret_cast<int32_t*>((reinterpret_cast<uintptr_t>(zeros_buf.data()) + 63) & ~uintptr_t(63));
   for (int n = n0; n < n1; n += kRows) {
     const int count = std::min(kRows, n1 - n);
-    for (int g = 0; g < groups; g++)
-      for (int r = 0; r < kRows; r++) {
-        bs[g * kRows + r] = r < count ? scales[int64_t(n + r) * groups + g] : 0.0f;
-        bz[g * kRows + r] = r < count ? zeros[int64_t(n + r) * groups + g] : 0;
-      }
+    rows_by_group(scales + int64_t(n) * groups, groups, count, bs);
+    rows_by_group(zeros + int64_t(n) * groups, groups, count, bz);
     const uint8_t* w = nibbles + int64_t(n) * ldp;
     if (M == 1)
       block_rows<1>(rows, ps, sums_buf.data(), w, ldp, bs, bz, groups, group, count, y + n, ldy);
